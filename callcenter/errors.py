@@ -1,0 +1,135 @@
+"""The one exception tree of callcenter.
+
+Everything the package raises on purpose derives from :class:`CallCenterError`::
+
+    CallCenterError
+    ├── ConfigError                 a config file is invalid (carries file:line issues)
+    ├── ProtocolError               bytes from a peer that no codec can decode
+    │   ├── AMIProtocolError
+    │   ├── AGIProtocolError
+    │   └── ESLProtocolError
+    ├── PBXError                    talking to the PBX went wrong
+    │   ├── AuthenticationError     wrong AMI secret / ESL password (exit status 2)
+    │   ├── PBXConnectionError      the PBX link is down or was lost mid-request
+    │   ├── PBXTimeoutError         the PBX did not answer within the deadline
+    │   ├── ActionFailed            the PBX answered `Response: Error` / `-ERR ...`
+    │   └── CallError               a per-call command failed
+    │       ├── CallHungUp          the caller hung up; every pending command fails with it
+    │       └── CommandFailed       the command ran and failed (510/511/520, result=-1 ...)
+    ├── EngineError
+    │   ├── IllegalTransition       a state machine was asked for a move its table forbids
+    │   ├── UnknownAgent
+    │   ├── UnknownQueue
+    │   └── DestinationNotAllowed   a transfer/dial target that the config does not allow
+    └── RecordError                 a record could not be stored
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CallCenterError(Exception):
+    """Root of every error callcenter raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a config file, printable as ``file:line: field: message``."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(CallCenterError):
+    """The configuration is invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+class ProtocolError(CallCenterError):
+    """A peer sent bytes that cannot be decoded."""
+
+
+class AMIProtocolError(ProtocolError):
+    """Malformed AMI traffic."""
+
+
+class AGIProtocolError(ProtocolError):
+    """Malformed AGI traffic (environment block or result line)."""
+
+
+class ESLProtocolError(ProtocolError):
+    """Malformed FreeSWITCH Event Socket traffic."""
+
+
+class PBXError(CallCenterError):
+    """Talking to the PBX went wrong."""
+
+
+class AuthenticationError(PBXError):
+    """The PBX refused our credentials."""
+
+
+class PBXConnectionError(PBXError):
+    """The connection to the PBX is down, or was lost while a request was pending."""
+
+
+class PBXTimeoutError(PBXError):
+    """The PBX did not answer within the deadline."""
+
+
+class ActionFailed(PBXError):
+    """The PBX answered a request with an error; ``response`` holds what it said."""
+
+    def __init__(self, message: str, response: object | None = None) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+class CallError(PBXError):
+    """A command on one call failed."""
+
+
+class CallHungUp(CallError):
+    """The call was hung up; raised by every command pending or issued afterwards."""
+
+
+class CommandFailed(CallError):
+    """A call command ran and failed (AGI 510/511/520, result=-1, -ERR ...)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class EngineError(CallCenterError):
+    """The call-centre engine was asked for something it cannot do."""
+
+
+class IllegalTransition(EngineError):
+    """A state machine was asked for a transition its table does not allow."""
+
+
+class UnknownAgent(EngineError):
+    """No agent with that id is configured."""
+
+
+class UnknownQueue(EngineError):
+    """No queue with that name is configured."""
+
+
+class DestinationNotAllowed(EngineError):
+    """A transfer or dial target is not on the configured allow-list."""
+
+
+class RecordError(CallCenterError):
+    """A record could not be stored."""

@@ -1,0 +1,1 @@
+"""PBX drivers and the one interface the engine sees (:mod:`callcenter.pbx.interface`)."""

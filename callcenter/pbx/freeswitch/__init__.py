@@ -1,0 +1,1 @@
+"""pbx/freeswitch."""

@@ -1,0 +1,299 @@
+"""The PBX interface: the only thing the engine knows about a PBX.
+
+Drivers (``callcenter.pbx.asterisk``, ``callcenter.pbx.freeswitch``) turn their wire protocols
+into this surface. Two objects matter:
+
+* :class:`PBX` - one connection to one PBX: starts and stops, hands every call the dialplan
+  gives us to a :data:`CallHandler`, and runs PBX-wide commands (hang up any channel,
+  originate, list channels). It publishes normalized :data:`PBXEvent` values to listeners.
+* :class:`Call` - one caller's channel under our control (an AGI session on Asterisk, a parked
+  or socket-controlled channel on FreeSWITCH). Every command is awaitable, has a timeout, and
+  raises :class:`~callcenter.errors.CallHungUp` once the caller has hung up: a hang-up fails
+  every pending command of the call at once.
+
+Nothing here mentions AMI, AGI or ESL.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+
+class HangupCause(enum.IntEnum):
+    """Q.850 cause codes, named as Asterisk and FreeSWITCH name them."""
+
+    UNSPECIFIED = 0
+    UNALLOCATED_NUMBER = 1
+    NO_ROUTE_DESTINATION = 3
+    NORMAL_CLEARING = 16
+    USER_BUSY = 17
+    NO_USER_RESPONSE = 18
+    NO_ANSWER = 19
+    SUBSCRIBER_ABSENT = 20
+    CALL_REJECTED = 21
+    NUMBER_CHANGED = 22
+    DESTINATION_OUT_OF_ORDER = 27
+    INVALID_NUMBER_FORMAT = 28
+    NORMAL_UNSPECIFIED = 31
+    NORMAL_CIRCUIT_CONGESTION = 34
+    NETWORK_OUT_OF_ORDER = 38
+    NORMAL_TEMPORARY_FAILURE = 41
+    SWITCH_CONGESTION = 42
+    REQUESTED_CHAN_UNAVAIL = 44
+    BEARERCAPABILITY_NOTAVAIL = 58
+    INCOMPATIBLE_DESTINATION = 88
+    RECOVERY_ON_TIMER_EXPIRE = 102
+    INTERWORKING = 127
+    ORIGINATOR_CANCEL = 487
+    LOSE_RACE = 502
+    MANAGER_REQUEST = 503
+
+    @classmethod
+    def from_code(cls, code: int | str | None) -> HangupCause:
+        """The cause for a numeric code (str or int); unknown codes give ``UNSPECIFIED``."""
+        try:
+            return cls(int(code)) if code not in (None, "") else cls.UNSPECIFIED
+        except ValueError:
+            return cls.UNSPECIFIED
+
+    @classmethod
+    def from_name(cls, name: str) -> HangupCause:
+        """The cause for a Q.850 name such as ``NORMAL_CLEARING``; unknown: ``UNSPECIFIED``."""
+        return cls.__members__.get(name.strip().upper(), cls.UNSPECIFIED)
+
+
+class DialStatus(enum.StrEnum):
+    """How ringing a device ended (the values of Asterisk's ``DIALSTATUS``)."""
+
+    ANSWER = "ANSWER"
+    NOANSWER = "NOANSWER"
+    BUSY = "BUSY"
+    CHANUNAVAIL = "CHANUNAVAIL"
+    CONGESTION = "CONGESTION"
+    CANCEL = "CANCEL"
+
+
+Transport = Literal["fastagi", "asyncagi", "esl-inbound", "esl-outbound", "demo"]
+HungUpBy = Literal["caller", "peer", "system"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What the PBX told us about a call when it handed it over."""
+
+    call_id: str
+    """The PBX's unique id of the caller's channel (Asterisk Uniqueid, FreeSWITCH Unique-ID)."""
+    channel: str
+    """The channel name, e.g. ``PJSIP/sipp-00000001`` or ``sofia/lab/1000@127.0.0.1``."""
+    caller_num: str
+    caller_name: str
+    dialed: str
+    """The number the caller dialed (DNID / destination number)."""
+    context: str
+    route: str
+    """Which hook handed the call over: ``inbound``, ``agent-login``... (the AGI script path)."""
+    transport: Transport
+    linked_id: str = ""
+    accountcode: str = ""
+    language: str = "en"
+    args: tuple[str, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)
+    """Query parameters of the hook, e.g. ``inbound?queue=sales`` gives ``{"queue": "sales"}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    """The outcome of :meth:`Call.dial`, returned when ringing failed or the bridge ended."""
+
+    status: DialStatus
+    peer_channel: str | None = None
+    talk_seconds: float = 0.0
+    hung_up_by: HungUpBy | None = None
+    """Who ended an answered bridge: the caller, the peer, or us (``system``, see unbridge)."""
+    cause: HangupCause = HangupCause.UNSPECIFIED
+
+
+class Call(Protocol):
+    """One caller's channel under our control. All commands raise ``CallHungUp`` after hangup."""
+
+    @property
+    def info(self) -> CallInfo: ...
+
+    @property
+    def hung_up(self) -> bool:
+        """True once the caller's channel has hung up."""
+        ...
+
+    @property
+    def hangup_cause(self) -> HangupCause:
+        """The caller channel's hangup cause once known (``UNSPECIFIED`` before)."""
+        ...
+
+    async def wait_hangup(self) -> None:
+        """Return when the caller hangs up (immediately if already hung up)."""
+        ...
+
+    async def answer(self) -> None:
+        """Answer the channel (a no-op when already answered)."""
+        ...
+
+    async def play(self, prompts: Sequence[str], *, interrupt_digits: str = "") -> str:
+        """Play prompts in order; a digit in ``interrupt_digits`` stops playback (barge-in).
+
+        Returns the digit that interrupted, or ``""`` when every prompt played out.
+        """
+        ...
+
+    async def read_digits(
+        self,
+        prompt: str | None,
+        *,
+        max_digits: int,
+        timeout: float,
+        terminator: str = "#",
+    ) -> str:
+        """Play ``prompt`` (interruptible by any digit) and collect up to ``max_digits`` digits.
+
+        Stops at ``max_digits``, at ``terminator`` (not included), or when ``timeout`` seconds
+        pass without a digit. Returns the digits (``""`` on timeout with none).
+        """
+        ...
+
+    async def start_hold_music(self, music_class: str = "default") -> None:
+        """Start music on hold; it plays until stopped or until the next dial/play."""
+        ...
+
+    async def stop_hold_music(self) -> None: ...
+
+    async def dial(
+        self,
+        device: str,
+        *,
+        timeout: float,
+        hold_music: bool = True,
+        caller_id: str | None = None,
+        on_answer: Callable[[str], None] | None = None,
+    ) -> DialResult:
+        """Ring ``device`` (``PJSIP/1001``) for ``timeout`` s and bridge the caller to it.
+
+        The caller hears music on hold (``hold_music``) or ringing meanwhile. ``on_answer`` is
+        called with the peer channel as soon as the device answers. Returns when ringing failed
+        or, after an answer, when the bridge ended; the caller stays under our control if the
+        peer hung up or :meth:`unbridge` was used. Raises ``CallHungUp`` only if the caller hung
+        up before the device answered; a caller hanging up mid-bridge returns a result with
+        ``hung_up_by="caller"``.
+        """
+        ...
+
+    async def unbridge(self) -> None:
+        """Hang up the bridged peer leg; :meth:`dial` then returns ``hung_up_by="system"``."""
+        ...
+
+    async def redirect(self, context: str, exten: str, priority: int = 1) -> None:
+        """Send the caller to a dialplan location; the call leaves our control."""
+        ...
+
+    async def get_variable(self, name: str) -> str | None: ...
+
+    async def set_variable(self, name: str, value: str) -> None: ...
+
+    async def hangup(self, cause: HangupCause = HangupCause.NORMAL_CLEARING) -> None:
+        """Hang up the caller; idempotent and never raises ``CallHungUp``."""
+        ...
+
+
+CallHandler = Callable[[Call], Awaitable[None]]
+"""The engine's entry point: called once per call, in its own task, for the call's lifetime."""
+
+
+@dataclass(frozen=True, slots=True)
+class PBXConnected:
+    pbx: str
+
+
+@dataclass(frozen=True, slots=True)
+class PBXDisconnected:
+    pbx: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHungUp:
+    channel: str
+    call_id: str
+    cause: HangupCause
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStateChanged:
+    device: str
+    state: str
+    """``NOT_INUSE``, ``INUSE``, ``RINGING``, ``UNAVAILABLE``... (Asterisk device states)."""
+
+
+PBXEvent = PBXConnected | PBXDisconnected | ChannelHungUp | DeviceStateChanged
+PBXListener = Callable[[PBXEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSnapshot:
+    """One live channel as the PBX reports it (for resynchronisation)."""
+
+    channel: str
+    call_id: str
+    linked_id: str
+    state: str
+    caller_num: str
+    context: str
+    exten: str
+    application: str
+    bridged_to: str | None = None
+
+
+@runtime_checkable
+class PBX(Protocol):
+    """One PBX the daemon serves."""
+
+    name: str
+
+    async def start(self, handler: CallHandler) -> None:
+        """Connect (and listen for AGI/socket hooks); raises ``AuthenticationError`` on a bad
+        secret and ``PBXConnectionError`` if the first connection fails."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop accepting calls, close connections; calls in progress are not hung up."""
+        ...
+
+    def subscribe(self, listener: PBXListener) -> None:
+        """Register a listener for normalized PBX events (called from the event loop)."""
+        ...
+
+    async def hangup_channel(
+        self, channel: str, cause: HangupCause = HangupCause.NORMAL_CLEARING
+    ) -> None:
+        """Hang up any channel by name."""
+        ...
+
+    async def originate(
+        self,
+        device: str,
+        *,
+        context: str,
+        exten: str,
+        caller_id: str = "",
+        timeout: float = 30.0,
+        variables: Mapping[str, str] | None = None,
+    ) -> None:
+        """Ring ``device`` and, when it answers, send it to ``context,exten,1``.
+
+        Never resent after a reconnect (not idempotent).
+        """
+        ...
+
+    async def channels(self) -> list[ChannelSnapshot]:
+        """Every live channel, from the PBX's own state."""
+        ...
