@@ -1,0 +1,222 @@
+"""The ``callcenter`` command.
+
+    callcenter run [CONFIG]                 run the daemon against the configured PBX
+    callcenter check CONFIG                 validate a config file (file:line: field: message)
+    callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
+    callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | transfer
+    callcenter status                       agents, queues and calls of the running daemon
+    callcenter reload                       re-read the config of the running daemon
+    callcenter report [CONFIG]              the latest CDRs
+
+Exit status: 0 fine, 1 invalid config or a refused request, 2 the PBX refused our
+credentials, 3 the PBX or the daemon could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from callcenter.errors import AuthenticationError, ConfigError, PBXConnectionError
+
+EXIT_OK = 0
+EXIT_CONFIG = 1
+EXIT_AUTH = 2
+EXIT_UNREACHABLE = 3
+DEFAULT_CONFIG = "config/callcenter.yaml"
+DEFAULT_API = "http://127.0.0.1:8470"
+
+
+def _default_config() -> str:
+    return os.environ.get("CALLCENTER_CONFIG", DEFAULT_CONFIG)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callcenter", description="Call-centre engine for a PBX")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("config", nargs="?", default=None, help="config file (CALLCENTER_CONFIG)")
+
+    check = sub.add_parser("check", help="validate a config file")
+    check.add_argument("config", help="config file to check")
+
+    demo = sub.add_parser("demo", help="run the demo PBX and the daemon with scripted calls")
+    demo.add_argument("--config", default=None, help="config file (default: the example)")
+    demo.add_argument("--pbx", choices=["asterisk"], default="asterisk")
+    demo.add_argument("--agi", choices=["fastagi", "asyncagi"], default="fastagi")
+    demo.add_argument("--speed", type=float, default=1.0, help="prompt length factor")
+
+    for name in ("status", "reload"):
+        p = sub.add_parser(name, help=f"{name} of the running daemon")
+        p.add_argument("--api", default=os.environ.get("CALLCENTER_API", DEFAULT_API))
+
+    agent = sub.add_parser("agent", help="log an agent in/out, pause, transfer")
+    agent.add_argument("action", choices=["login", "logout", "pause", "unpause", "transfer"])
+    agent.add_argument("agent", help="agent id, e.g. 1001")
+    agent.add_argument("--reason", default="break", help="pause reason (see pause_reasons)")
+    agent.add_argument("--to", default="supervisor", help="transfer target")
+    agent.add_argument("--api", default=os.environ.get("CALLCENTER_API", DEFAULT_API))
+
+    report = sub.add_parser("report", help="print the latest call detail records")
+    report.add_argument("config", nargs="?", default=None)
+    report.add_argument("--last", type=int, default=20)
+    report.add_argument("--json", action="store_true", help="one JSON object per line")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: str = args.command
+    if command == "check":
+        return cmd_check(args.config)
+    if command == "run":
+        return cmd_run(args.config or _default_config())
+    if command == "demo":
+        from callcenter.demo import run_demo
+
+        return run_demo(config_path=args.config, agi=args.agi, speed=args.speed)
+    if command == "report":
+        return cmd_report(args.config or _default_config(), args.last, as_json=args.json)
+    if command == "status":
+        return _api_call(args.api, "GET", "/status", None)
+    if command == "reload":
+        return _api_call(args.api, "POST", "/reload", {})
+    if command == "agent":
+        body: dict[str, Any] = {}
+        if args.action == "pause":
+            body["reason"] = args.reason
+        if args.action == "transfer":
+            body["to"] = args.to
+        return _api_call(args.api, "POST", f"/agents/{args.agent}/{args.action}", body)
+    return EXIT_CONFIG
+
+
+def cmd_check(path: str) -> int:
+    from callcenter.config import check_config
+
+    issues = check_config(path)
+    for issue in issues:
+        print(issue, file=sys.stderr)
+    if issues:
+        print(f"{path}: {len(issues)} problem(s)", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{path}: OK")
+    return EXIT_OK
+
+
+def cmd_run(path: str) -> int:
+    from callcenter.config import load_config
+    from callcenter.daemon import Daemon
+    from callcenter.log import configure_logging
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as exc:
+        print(f"{path}: cannot read config: {exc.strerror}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(config.logging.level, config.logging.format)
+
+    async def go() -> None:
+        daemon = Daemon(config, config_path=path)
+        await daemon.start()
+        await daemon.run_until_signalled()
+
+    try:
+        asyncio.run(go())
+    except AuthenticationError as exc:
+        print(f"callcenter: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except PBXConnectionError as exc:
+        print(f"callcenter: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+def cmd_report(path: str, last: int, *, as_json: bool) -> int:
+    from callcenter.config import load_config
+    from callcenter.daemon import resolve
+    from callcenter.records.store import SqliteCdrStore
+
+    try:
+        config = load_config(path, environ={**os.environ, "CALLCENTER_AMI_SECRET": "unused"})
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    db = resolve(config, config.records.cdr_path)
+    if not db.exists():
+        print(f"no records yet: {db} does not exist", file=sys.stderr)
+        return EXIT_OK
+    store = SqliteCdrStore(db)
+    try:
+        rows = store.fetch_cdrs()[-last:]
+    finally:
+        store.close()
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return EXIT_OK
+    print(format_cdr_table(rows))
+    return EXIT_OK
+
+
+def format_cdr_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A terminal table of CDR rows (the columns a supervisor reads first)."""
+    cols = [
+        ("start", 19), ("src", 12), ("dst", 6), ("disposition", 11), ("queue", 8),
+        ("agent", 6), ("wait_seconds", 6), ("billsec", 7), ("transfer_path", 12),
+        ("hung_up_by", 10), ("ivr_path", 40),
+    ]
+    head = " ".join(name[:w].ljust(w) for name, w in cols)
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        cells = []
+        for name, w in cols:
+            value = row.get(name)
+            if isinstance(value, float):
+                text = f"{value:.1f}"
+            else:
+                text = "" if value is None else str(value)
+            cells.append(text[:w].ljust(w))
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+def _api_call(base: str, method: str, path: str, body: dict[str, Any] | None) -> int:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        base.rstrip("/") + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            print(json.dumps(json.loads(response.read()), indent=2))
+            return EXIT_OK
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except (ValueError, AttributeError):
+            message = exc.reason
+        print(f"callcenter: {message}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"callcenter: cannot reach the daemon at {base}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

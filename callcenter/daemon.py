@@ -1,0 +1,167 @@
+"""The composition root: builds the daemon from a config file and runs it until a signal.
+
+    config file ──> Daemon ──> PBX driver ──(calls)──> Switchboard ──> Router (agents, queues)
+                      │                                    │
+                      ├──> ControlAPI (CLI)                └──(events)──> EventBus ──> records
+
+Signals: SIGTERM/SIGINT stop (calls already bridged on the PBX stay up: the PBX owns them),
+SIGHUP reloads the config file (a bad file is refused and the running config stays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+import structlog
+
+from callcenter.acd.agent import Agent
+from callcenter.acd.router import Router
+from callcenter.config import CallCenterConfig, load_config
+from callcenter.errors import ConfigError
+from callcenter.events import EventBus
+from callcenter.live.api import ControlAPI
+from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
+from callcenter.pbx.interface import PBX, Call
+from callcenter.records.cdr import CdrRecorder
+from callcenter.records.store import SqliteCdrStore
+from callcenter.switchboard import Switchboard
+
+log = structlog.get_logger(__name__)
+
+
+def asterisk_settings(config: CallCenterConfig) -> AsteriskSettings:
+    """The Asterisk driver's settings from the config's ``pbx`` section."""
+    ami = config.pbx.ami
+    agi = config.pbx.agi
+    return AsteriskSettings(
+        ami_host=ami.host,
+        ami_port=ami.port,
+        ami_username=ami.username,
+        ami_secret=ami.secret.get_secret_value(),
+        ami_events=ami.events,
+        connect_timeout=ami.connect_timeout,
+        action_timeout=ami.action_timeout,
+        keepalive_interval=ami.keepalive_interval,
+        reconnect_min=ami.reconnect_min,
+        reconnect_max=ami.reconnect_max,
+        agi_transport=agi.transport,
+        agi_host=agi.listen_host,
+        agi_port=agi.listen_port,
+        command_timeout=agi.command_timeout,
+    )
+
+
+def resolve(config: CallCenterConfig, path: str) -> Path:
+    """A path from the config, relative to the config file's folder."""
+    p = Path(path)
+    if p.is_absolute() or config.source is None:
+        return p
+    return Path(config.source).resolve().parent / p
+
+
+class Daemon:
+    """Everything the ``run`` command runs, startable and stoppable from tests."""
+
+    def __init__(
+        self,
+        config: CallCenterConfig,
+        *,
+        config_path: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        pbx: PBX | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path if config_path is not None else config.source
+        self.environ = environ
+        self.bus = EventBus()
+        self.store = SqliteCdrStore(resolve(config, config.records.cdr_path))
+        self.recorder = CdrRecorder(self.store)
+        self.bus.subscribe(self.recorder.on_event)
+        agents = [
+            Agent(id=agent_id, name=a.name, device=a.device) for agent_id, a in config.agents.items()
+        ]
+        self.router = Router(
+            agents,
+            {name: list(q.agents) for name, q in config.queues.items()},
+            wrapup={name: q.wrapup for name, q in config.queues.items()},
+            bus=self.bus,
+        )
+        self.switchboard = Switchboard(config, self.router, self.bus)
+        self.pbx: PBX = pbx if pbx is not None else AsteriskDriver(asterisk_settings(config))
+        self.api = ControlAPI(
+            self.switchboard, config.api.host, config.api.port, reload=self.reload
+        )
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        """Connect to the PBX and start serving; raises AuthenticationError on a bad secret."""
+        await self.recorder.start()
+        for agent_id, agent in self.config.agents.items():
+            if agent.logged_in:
+                self.router.login(agent_id, via="config")
+        await self.pbx.start(self._handle_call)
+        await self.api.start()
+        log.info(
+            "daemon_started",
+            pbx=self.pbx.name,
+            agents=len(self.config.agents),
+            queues=len(self.config.queues),
+            api_port=self.api.port,
+        )
+
+    async def _handle_call(self, call: Call) -> None:
+        try:
+            await self.switchboard.handle_call(call)
+        finally:
+            # The record must be durable before the call's task ends.
+            try:
+                await self.recorder.wait_written(call.info.call_id)
+            except Exception as exc:
+                log.error("cdr_not_durable", call_id=call.info.call_id, error=str(exc))
+
+    async def reload(self) -> None:
+        """Re-read the config file; new calls use it. Raises ConfigError and keeps the old."""
+        if self.config_path is None:
+            raise ConfigError([])
+        new = load_config(self.config_path, environ=self.environ)
+        self.switchboard.apply_config(new)
+        self.config = new
+        log.info("config_reloaded", path=str(self.config_path))
+
+    async def stop(self) -> None:
+        """Stop taking calls and flush records."""
+        await self.api.stop()
+        await self.pbx.stop()
+        await self.recorder.close()
+        self._stopped.set()
+        log.info("daemon_stopped")
+
+    async def run_until_signalled(self) -> None:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def on_hup() -> None:
+            async def do_reload() -> None:
+                try:
+                    await self.reload()
+                except ConfigError as exc:
+                    log.error("config_reload_refused", issues=[str(i) for i in exc.issues])
+
+            loop.create_task(do_reload())
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+            await self.stop()

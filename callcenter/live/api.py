@@ -1,0 +1,190 @@
+"""The control API: a small HTTP/1.1 JSON server on 127.0.0.1 the CLI and tools talk to.
+
+Routes (all JSON)::
+
+    GET  /health                          {"status": "ok"}
+    GET  /status                          agents, queues, active calls
+    POST /agents/{id}/login               {}
+    POST /agents/{id}/logout              {}
+    POST /agents/{id}/pause               {"reason": "lunch"}
+    POST /agents/{id}/unpause             {}
+    POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
+    POST /reload                          re-read the config file (as SIGHUP does)
+
+Errors come back as ``{"error": "..."}`` with status 400 (bad request), 404 (unknown agent or
+route) or 409 (not possible in the agent's current state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from callcenter.errors import (
+    CallCenterError,
+    ConfigError,
+    DestinationNotAllowed,
+    EngineError,
+    UnknownAgent,
+)
+from callcenter.switchboard import Switchboard
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY = 64 * 1024
+Reloader = Callable[[], Awaitable[None]]
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+           409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error"}
+
+
+class ControlAPI:
+    """Serves the control routes for one switchboard."""
+
+    def __init__(
+        self,
+        switchboard: Switchboard,
+        host: str = "127.0.0.1",
+        port: int = 8470,
+        reload: Reloader | None = None,
+    ) -> None:
+        self.switchboard = switchboard
+        self.host = host
+        self.port = port
+        self._reload = reload
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("api_listening", host=self.host, port=self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        status, payload = 500, {"error": "internal error"}
+        try:
+            method, path, body = await asyncio.wait_for(_read_request(reader), 10.0)
+            status, payload = 200, await self.dispatch(method, path, body)
+        except HTTPError as exc:
+            status, payload = exc.status, {"error": str(exc)}
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        except Exception:
+            log.exception("api_request_failed")
+        data = json.dumps(payload).encode()
+        head = (
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        with contextlib.suppress(ConnectionError):
+            writer.write(head + data)
+            await writer.drain()
+        writer.close()
+
+    async def dispatch(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Run one request; raises HTTPError for anything the caller got wrong."""
+        parts = [p for p in path.split("?", 1)[0].split("/") if p]
+        board = self.switchboard
+        router = board.router
+        if method == "GET" and parts == ["health"]:
+            return {"status": "ok"}
+        if method == "GET" and parts == ["status"]:
+            snapshot = router.snapshot()
+            snapshot["calls"] = [
+                {"call_id": cid, "queue": a.queue, "agent": a.agent, "path": a.path}
+                for cid, a in board.active.items()
+            ]
+            return snapshot
+        if method == "POST" and parts == ["reload"]:
+            if self._reload is None:
+                raise HTTPError(409, "reload is not available")
+            try:
+                await self._reload()
+            except ConfigError as exc:
+                raise HTTPError(400, str(exc)) from None
+            return {"reloaded": True}
+        if len(parts) == 3 and parts[0] == "agents":
+            if method != "POST":
+                raise HTTPError(405, f"use POST for /agents/{parts[1]}/{parts[2]}")
+            return await self._agent_action(parts[1], parts[2], body)
+        raise HTTPError(404, f"no route {method} {path}")
+
+    async def _agent_action(self, agent_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        router = self.switchboard.router
+        try:
+            if action == "login":
+                router.login(agent_id, via="api")
+            elif action == "logout":
+                router.logout(agent_id, via="api")
+            elif action == "pause":
+                reason = str(body.get("reason", "break"))
+                allowed = self.switchboard.config.pause_reasons
+                if reason not in allowed:
+                    raise HTTPError(400, f"unknown pause reason {reason!r}; use one of {allowed}")
+                router.pause(agent_id, reason, via="api")
+            elif action == "unpause":
+                router.unpause(agent_id, via="api")
+            elif action == "transfer":
+                target = await self.switchboard.transfer(agent_id, str(body.get("to", "supervisor")))
+                return {"agent": agent_id, "transferred_to": target}
+            else:
+                raise HTTPError(404, f"unknown agent action {action!r}")
+        except UnknownAgent as exc:
+            raise HTTPError(404, str(exc) or f"unknown agent {agent_id}") from None
+        except (DestinationNotAllowed, EngineError) as exc:
+            raise HTTPError(409, str(exc)) from None
+        except CallCenterError as exc:
+            raise HTTPError(409, str(exc)) from None
+        agent = router.agents[agent_id]
+        return {"agent": agent_id, "state": str(agent.state), "pause_reason": agent.pause_reason}
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, Any]]:
+    request_line = (await reader.readline()).decode("latin-1").strip()
+    try:
+        method, path, _version = request_line.split(" ", 2)
+    except ValueError:
+        raise HTTPError(400, "malformed request line") from None
+    length = 0
+    while True:
+        line = (await reader.readline()).decode("latin-1")
+        if line in ("\r\n", "\n", ""):
+            break
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            try:
+                length = int(value.strip())
+            except ValueError:
+                raise HTTPError(400, "bad Content-Length") from None
+    if length > MAX_BODY:
+        raise HTTPError(413, "body too large")
+    body: dict[str, Any] = {}
+    if length:
+        raw = await reader.readexactly(length)
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError:
+            raise HTTPError(400, "body is not JSON") from None
+        if not isinstance(parsed, dict):
+            raise HTTPError(400, "body must be a JSON object")
+        body = parsed
+    return method.upper(), path, body
