@@ -1,0 +1,234 @@
+"""``callcenter demo``: the demo PBX and the daemon together, a handful of scripted calls.
+
+It shows what a call centre does, live in the terminal, using the example config
+(``config/callcenter.yaml``): a caller choosing sales, a caller whose first agent does not pick
+up, a transfer to the supervisor, a caller who gives up in the queue, a caller who hangs up
+during the greeting, and an agent logging in with the ``*71`` feature code. Then it prints the
+CDRs and where they are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TextIO
+
+from callcenter.cli import format_cdr_table
+from callcenter.config import CallCenterConfig, load_config
+from callcenter.daemon import Daemon, resolve
+from callcenter.demopbx import AgentPhone, DemoAsterisk
+from callcenter.errors import ConfigError
+from callcenter.events import (
+    AgentConnected,
+    AgentLoggedIn,
+    AgentRingFailed,
+    AgentRinging,
+    CallEnded,
+    CallStarted,
+    CallTransferred,
+    EngineEvent,
+    IvrStep,
+    QueueAbandoned,
+    QueueJoined,
+)
+from callcenter.log import configure_logging
+from callcenter.testing import DEMO_SECRET
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "callcenter.yaml"
+
+
+class LiveView:
+    """Prints engine events as one readable line each."""
+
+    def __init__(self, out: TextIO, started: float) -> None:
+        self.out = out
+        self.started = started
+
+    def __call__(self, event: EngineEvent) -> None:
+        line = self.describe(event)
+        if line:
+            print(f"{event.mono - self.started:6.2f}s  {line}", file=self.out, flush=True)
+
+    @staticmethod
+    def describe(event: EngineEvent) -> str | None:
+        match event:
+            case CallStarted():
+                return f"call {event.call_id}: {event.caller_num} dialed {event.dialed}"
+            case IvrStep(node=node, digits=digits):
+                pressed = f" (pressed {digits})" if digits else ""
+                return f"call {event.call_id}: IVR {event.flow}:{node}{pressed}"
+            case QueueJoined():
+                return f"call {event.call_id}: waits in queue {event.queue} at {event.position}"
+            case AgentRinging():
+                return f"call {event.call_id}: ringing agent {event.agent} ({event.device})"
+            case AgentRingFailed():
+                return f"call {event.call_id}: agent {event.agent} did not answer: {event.status}"
+            case AgentConnected():
+                return (
+                    f"call {event.call_id}: talking to agent {event.agent}"
+                    f" after {event.wait_seconds:.1f}s in queue"
+                )
+            case CallTransferred():
+                return f"call {event.call_id}: {event.by} transferred the caller to {event.to}"
+            case QueueAbandoned():
+                return f"call {event.call_id}: caller gave up after {event.wait_seconds:.1f}s"
+            case CallEnded():
+                return f"call {event.call_id}: ended, hung up by {event.hung_up_by}"
+            case AgentLoggedIn():
+                return f"agent {event.agent} logged in ({event.via})"
+        return None
+
+
+def _for_demo(config: CallCenterConfig, ami_port: int, agi: str) -> CallCenterConfig:
+    pbx = config.pbx
+    return config.model_copy(
+        update={
+            "pbx": pbx.model_copy(
+                update={
+                    "ami": pbx.ami.model_copy(
+                        update={"port": ami_port, "host": "127.0.0.1", "reconnect_min": 0.1}
+                    ),
+                    "agi": pbx.agi.model_copy(update={"transport": agi, "listen_port": 0}),
+                }
+            ),
+            "api": config.api.model_copy(update={"port": 0}),
+        }
+    )
+
+
+async def _script(daemon: Daemon, pbx: DemoAsterisk, speed: float, out: TextIO) -> None:
+    agents = daemon.config.agents
+    devices = {agent_id: a.device for agent_id, a in agents.items()}
+    ids = list(devices)
+    for n, agent_id in enumerate(ids):
+        # The first agent answers promptly, the second a little later, any third never.
+        answer_after = None if n >= 2 else 0.6 * speed * (n + 1)
+        pbx.add_phone(devices[agent_id], AgentPhone(answer_after=answer_after))
+    for sup in daemon.config.supervisors.values():
+        pbx.add_phone(sup.device, AgentPhone(answer_after=0.5 * speed))
+
+    async def talk_then_hang_up(choice: str, talk: float, number: str) -> None:
+        caller = await pbx.call("800", caller_num=number, caller_name="Demo Caller")
+        await caller.wait_for_prompt("welcome-menu", timeout=30)
+        await caller.press(choice)
+        await caller.wait_bridged(timeout=60)
+        await asyncio.sleep(talk * speed)
+        await caller.hangup()
+
+    async def transfer_to_supervisor(number: str) -> None:
+        caller = await pbx.call("800", caller_num=number, caller_name="Transfer Me")
+        await caller.wait_for_prompt("welcome-menu", timeout=30)
+        await caller.press("2")
+        device = await caller.wait_bridged(timeout=60)
+        await asyncio.sleep(1.0 * speed)
+        agent_id = next(a for a, d in devices.items() if d == device)
+        await daemon.switchboard.transfer(agent_id, "supervisor")
+        await caller.wait_bridged(timeout=60, device=_supervisor_device(daemon))
+        await asyncio.sleep(1.0 * speed)
+        await caller.hangup()
+
+    async def give_up(number: str) -> None:
+        caller = await pbx.call("800", caller_num=number, caller_name="Impatient")
+        await caller.wait_for_prompt("welcome-menu", timeout=30)
+        await caller.press("1")
+        await caller.wait_moh(timeout=30)
+        await asyncio.sleep(1.5 * speed)
+        await caller.hangup()
+
+    async def hang_up_in_greeting(number: str) -> None:
+        caller = await pbx.call("800", caller_num=number, caller_name="Wrong Number")
+        await caller.wait_for_prompt("welcome-menu", timeout=30)
+        await caller.hangup()
+
+    print("-- scripted calls start", file=out, flush=True)
+    await talk_then_hang_up("1", 2.0, "5550101")
+    await hang_up_in_greeting("5550102")
+    await transfer_to_supervisor("5550103")
+    await asyncio.gather(talk_then_hang_up("2", 2.0, "5550104"), give_up("5550105"))
+    if len(ids) >= 3:
+        third = ids[2]
+        agent_phone = await pbx.call("*71", caller_num=third, caller_name=agents[third].name)
+        pin = agents[third].pin
+        if pin:
+            await agent_phone.wait_for_prompt("agent-pass", timeout=30)
+            await agent_phone.press(pin + "#")
+        await agent_phone.wait_ended(timeout=30)
+    await asyncio.sleep(0.2)
+
+
+def _supervisor_device(daemon: Daemon) -> str:
+    for queue in daemon.config.queues.values():
+        if queue.supervisor:
+            return daemon.config.supervisors[queue.supervisor].device
+    raise ConfigError([])
+
+
+def run_demo(
+    config_path: str | None = None,
+    *,
+    agi: str = "fastagi",
+    speed: float = 1.0,
+    out: TextIO | None = None,
+) -> int:
+    """Run the demo; returns the process exit status."""
+    stream = out if out is not None else sys.stdout
+    path = Path(config_path) if config_path else EXAMPLE
+    configure_logging("warning", "console", stream=sys.stderr)
+    try:
+        config = load_config(path, environ={"CALLCENTER_AMI_SECRET": DEMO_SECRET})
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    cdr_path = resolve(config, config.records.cdr_path)
+    try:
+        cdr_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        cdr_path = Path(tempfile.mkdtemp(prefix="callcenter-demo-")) / "cdr.sqlite3"
+
+    async def go() -> list[dict[str, object]]:
+        pbx = DemoAsterisk(
+            agi_mode="fastagi" if agi == "fastagi" else "async",
+            ami_secret=DEMO_SECRET,
+            prompt_seconds=0.8 * speed,
+        )
+        await pbx.start()
+        try:
+            running = _for_demo(config, pbx.ami_port, agi)
+            running = running.model_copy(
+                update={"records": running.records.model_copy(update={"cdr_path": str(cdr_path)})}
+            )
+            daemon = Daemon(running, config_path=path)
+            daemon.bus.subscribe(LiveView(stream, time.monotonic()))
+            await daemon.start()
+            try:
+                pbx.set_agi_url(f"agi://127.0.0.1:{daemon.agi_port}")
+                print(
+                    f"demo PBX: AMI on 127.0.0.1:{pbx.ami_port}, daemon {agi} on "
+                    f"127.0.0.1:{daemon.agi_port}, control API on 127.0.0.1:{daemon.api.port}",
+                    file=stream,
+                    flush=True,
+                )
+                await _script(daemon, pbx, speed, stream)
+                deadline = time.monotonic() + 10
+                while daemon.switchboard.active and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+            finally:
+                await daemon.stop()
+        finally:
+            await pbx.stop()
+        from callcenter.records.store import SqliteCdrStore
+
+        store = SqliteCdrStore(cdr_path)
+        try:
+            return store.fetch_cdrs()
+        finally:
+            store.close()
+
+    rows = asyncio.run(go())
+    print("", file=stream)
+    print(format_cdr_table(rows[-10:]), file=stream)
+    print(f"\n{len(rows)} CDR rows in {cdr_path}", file=stream)
+    return 0

@@ -1,0 +1,165 @@
+"""Test and demo helpers shipped with the package: a demo PBX and the daemon, wired together.
+
+    async with running_center(tmp_path, agi="fastagi") as center:
+        center.pbx.add_phone("PJSIP/1002", AgentPhone(answer_after=0.05))
+        caller = await center.pbx.call("800", caller_num="5551234")
+        await caller.wait_for_prompt("welcome-menu")
+        await caller.press("2")
+        ...
+        row = await center.cdr(caller.uniqueid)
+
+Everything talks over real TCP on 127.0.0.1 with ephemeral ports: the daemon's Asterisk
+driver cannot tell the demo PBX from a real Asterisk for what it uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from callcenter.config import load_config
+from callcenter.daemon import Daemon
+from callcenter.demopbx import DemoAsterisk
+
+DEMO_SECRET = "demo-secret"
+
+BASE_CONFIG: dict[str, Any] = {
+    "pbx": {
+        "type": "asterisk",
+        "ami": {
+            "host": "127.0.0.1",
+            "port": 5038,
+            "username": "callcenter",
+            "keepalive_interval": 2.0,
+            "action_timeout": 2.0,
+            "reconnect_min": 0.05,
+            "reconnect_max": 0.5,
+        },
+        "agi": {"transport": "fastagi", "listen_host": "127.0.0.1", "listen_port": 0},
+    },
+    "api": {"host": "127.0.0.1", "port": 0},
+    "logging": {"level": "warning", "format": "console"},
+    "records": {"cdr_path": "var/cdr.sqlite3"},
+    "routes": {"800": {"flow": "main"}, "default": {"flow": "main"}},
+    "flows": {
+        "main": {
+            "start": "welcome",
+            "nodes": {
+                "welcome": {
+                    "kind": "menu",
+                    "prompt": "welcome-menu",
+                    "choices": {"1": "sales", "2": "support", "9": "goodbye"},
+                    "timeout": 1.0,
+                    "retries": 2,
+                    "default": "support",
+                },
+                "sales": {"kind": "queue", "queue": "sales"},
+                "support": {"kind": "queue", "queue": "support"},
+                "goodbye": {"kind": "hangup", "prompt": "goodbye"},
+            },
+        }
+    },
+    "queues": {
+        "sales": {"agents": ["1001"], "ring_timeout": 1, "max_wait": 30},
+        "support": {
+            "agents": ["1001", "1002"],
+            "ring_timeout": 1,
+            "max_wait": 30,
+            "supervisor": "2000",
+        },
+    },
+    "agents": {
+        "1001": {"name": "Alice", "device": "PJSIP/1001", "logged_in": True},
+        "1002": {"name": "Bob", "device": "PJSIP/1002", "logged_in": True},
+        "1003": {"name": "Carol", "device": "PJSIP/1003", "pin": "4321"},
+    },
+    "supervisors": {"2000": {"name": "Sam", "device": "PJSIP/2000"}},
+}
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into a copy of ``base`` (mappings merge, anything else replaces)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass
+class Center:
+    """A running demo PBX + daemon pair."""
+
+    pbx: DemoAsterisk
+    daemon: Daemon
+    config_path: Path
+
+    async def cdr(self, uniqueid: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The CDR row of a call, waiting until it is written."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = [
+                r
+                for r in await asyncio.to_thread(self.daemon.store.fetch_cdrs)
+                if r["uniqueid"] == uniqueid
+            ]
+            if rows:
+                return rows[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no CDR for {uniqueid} after {timeout}s")
+            await asyncio.sleep(0.02)
+
+    async def idle(self, timeout: float = 5.0) -> None:
+        """Wait until the daemon handles no call."""
+        deadline = time.monotonic() + timeout
+        while self.daemon.switchboard.active:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"calls still active: {list(self.daemon.switchboard.active)}")
+            await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def running_center(
+    workdir: Path,
+    *,
+    agi: Literal["fastagi", "asyncagi"] = "fastagi",
+    config: Mapping[str, Any] | None = None,
+    prompt_seconds: float = 0.05,
+    secret: str = DEMO_SECRET,
+) -> AsyncIterator[Center]:
+    """Start a demo Asterisk and a daemon configured for it; stop both on exit."""
+    pbx = DemoAsterisk(
+        agi_mode="fastagi" if agi == "fastagi" else "async",
+        ami_secret=DEMO_SECRET,
+        prompt_seconds=prompt_seconds,
+        login_failure_delay=0.05,
+    )
+    await pbx.start()
+    try:
+        settings = merge(BASE_CONFIG, config or {})
+        settings = merge(
+            settings, {"pbx": {"ami": {"port": pbx.ami_port}, "agi": {"transport": agi}}}
+        )
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = workdir / "callcenter.yaml"
+        path.write_text(yaml.safe_dump(settings, sort_keys=False))
+        loaded = load_config(path, environ={"CALLCENTER_AMI_SECRET": secret})
+        daemon = Daemon(loaded, config_path=path, environ={"CALLCENTER_AMI_SECRET": secret})
+        await daemon.start()
+        try:
+            pbx.set_agi_url(f"agi://127.0.0.1:{daemon.agi_port}")
+            yield Center(pbx=pbx, daemon=daemon, config_path=path)
+        finally:
+            await daemon.stop()
+    finally:
+        await pbx.stop()

@@ -1,0 +1,150 @@
+"""Whole calls through the demo PBX over real TCP: what a caller, an agent and a supervisor
+would see, and the CDR a manager reads afterwards. Every scenario runs on both Asterisk AGI
+transports (FastAGI, the default, and AsyncAGI over AMI)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from callcenter.demopbx import AgentPhone
+from callcenter.testing import running_center
+
+TRANSPORTS = ["fastagi", "asyncagi"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def agi(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def test_caller_presses_2_first_agent_silent_second_answers_cdr_has_queue_agent_wait(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        alice = center.pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=None))
+        bob = center.pbx.add_phone("PJSIP/1002", AgentPhone(answer_after=0.05))
+        caller = await center.pbx.call("800", caller_num="5551234", caller_name="Jane Doe")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("2")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1002"
+        await asyncio.sleep(0.3)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert alice.rings == 1 and alice.answered == 0
+    assert bob.answered == 1
+    assert row["queue"] == "support"
+    assert row["agent"] == "1002"
+    assert row["src"] == "5551234"
+    assert row["dst"] == "800"
+    assert row["disposition"] == "ANSWERED"
+    assert row["hung_up_by"] == "caller"
+    assert row["abandoned"] in (0, False)
+    assert 1.0 <= row["wait_seconds"] < 3.0, "waited for alice's 1 s ring timeout, then bob"
+    assert 0.2 <= row["talk_seconds"] < 2.0
+    assert row["billsec"] >= 0 and row["duration"] >= row["billsec"]
+    assert "main:welcome" in row["ivr_path"] and "main:support" in row["ivr_path"]
+    assert row["channel"] == caller.channel
+    assert row["dstchannel"].startswith("PJSIP/1002")
+
+
+async def test_caller_hangs_up_while_waiting_gives_an_abandoned_record(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        center.pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=None))
+        center.pbx.add_phone("PJSIP/1002", AgentPhone(answer_after=None))
+        caller = await center.pbx.call("800", caller_num="5550001")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        await caller.wait_moh(timeout=5)
+        await asyncio.sleep(0.3)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+        agents = center.daemon.router.agents
+        assert agents["1001"].state == "available", "the ringing agent is released"
+
+    assert row["queue"] == "sales"
+    assert row["abandoned"] in (1, True)
+    assert row["agent"] in (None, "")
+    assert row["hung_up_by"] == "caller"
+    assert row["wait_seconds"] >= 0.2
+
+
+async def test_caller_hangs_up_mid_prompt_leaves_no_stuck_call(tmp_path: Path, agi: str) -> None:
+    async with running_center(tmp_path, agi=agi, prompt_seconds=2.0) as center:  # type: ignore[arg-type]
+        caller = await center.pbx.call("800", caller_num="5550002")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle(timeout=3)
+        await caller.wait_ended(timeout=3)
+
+    assert row["hung_up_by"] == "caller"
+    assert row["queue"] in (None, "")
+    assert row["ivr_path"] == "main:welcome"
+
+
+async def test_agent_transfers_caller_to_supervisor_and_cdr_shows_the_transfer(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        center.pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05))
+        center.pbx.add_phone("PJSIP/1002", AgentPhone(answer_after=0.05))
+        sam = center.pbx.add_phone("PJSIP/2000", AgentPhone(answer_after=0.05))
+        caller = await center.pbx.call("800", caller_num="5550003")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("2")
+        first = await caller.wait_bridged(timeout=5)
+        agent_id = first.removeprefix("PJSIP/")
+        await asyncio.sleep(0.1)
+        target = await center.daemon.switchboard.transfer(agent_id, "supervisor")
+        assert target == "2000"
+        assert await caller.wait_bridged(timeout=5, device="PJSIP/2000") == "PJSIP/2000"
+        await asyncio.sleep(0.2)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+        assert center.daemon.router.agents[agent_id].state == "available"
+
+    assert sam.answered == 1
+    assert row["transfers"] == 1
+    assert row["transfer_path"].endswith("2000")
+    assert row["agent"] == agent_id
+    assert row["hung_up_by"] == "caller"
+
+
+async def test_ami_connection_cut_daemon_reconnects_and_handles_next_call(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        center.pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05))
+        await center.pbx.drop_ami_connections()
+        await asyncio.sleep(0.3)
+        caller = await center.pbx.call("800", caller_num="5550004")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+
+    assert row["agent"] == "1001"
+
+
+async def test_menu_timeouts_run_out_and_the_default_route_queues_the_caller(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path) as center:
+        center.pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05))
+        caller = await center.pbx.call("800", caller_num="5550005")
+        assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+
+    assert "please-try-again" in caller.heard
+    assert row["queue"] == "support"
