@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", nargs="?", default=None, help="config file (CALLCENTER_CONFIG)")
 
     check = sub.add_parser("check", help="validate a config file")
-    check.add_argument("config", help="config file to check")
+    check.add_argument("config", nargs="?", default=None, help="config file to check")
+    check.add_argument(
+        "--explain", action="store_true", help="print every config field with its meaning"
+    )
 
     demo = sub.add_parser("demo", help="run the demo PBX and the daemon with scripted calls")
     demo.add_argument("--config", default=None, help="config file (default: the example)")
@@ -76,7 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command: str = args.command
     if command == "check":
-        return cmd_check(args.config)
+        if args.explain:
+            from callcenter.config import describe_fields
+
+            print(describe_fields())
+            return EXIT_OK
+        return cmd_check(args.config or _default_config())
     if command == "run":
         return cmd_run(args.config or _default_config())
     if command == "demo":
@@ -175,9 +183,17 @@ def cmd_report(path: str, last: int, *, as_json: bool) -> int:
 def format_cdr_table(rows: Sequence[dict[str, Any]]) -> str:
     """A terminal table of CDR rows (the columns a supervisor reads first)."""
     cols = [
-        ("start", 19), ("src", 12), ("dst", 6), ("disposition", 11), ("queue", 8),
-        ("agent", 6), ("wait_seconds", 6), ("billsec", 7), ("transfer_path", 12),
-        ("hung_up_by", 10), ("ivr_path", 40),
+        ("start", 19),
+        ("src", 12),
+        ("dst", 6),
+        ("disposition", 11),
+        ("queue", 8),
+        ("agent", 6),
+        ("wait_seconds", 6),
+        ("billsec", 7),
+        ("transfer_path", 12),
+        ("hung_up_by", 10),
+        ("ivr_path", 40),
     ]
     head = " ".join(name[:w].ljust(w) for name, w in cols)
     lines = [head, "-" * len(head)]

@@ -28,6 +28,7 @@ from callcenter.live.api import ControlAPI
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
 from callcenter.pbx.interface import PBX, Call
 from callcenter.records.cdr import CdrRecorder
+from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import SqliteCdrStore
 from callcenter.switchboard import Switchboard
 
@@ -82,8 +83,11 @@ class Daemon:
         self.store = SqliteCdrStore(resolve(config, config.records.cdr_path))
         self.recorder = CdrRecorder(self.store)
         self.bus.subscribe(self.recorder.on_event)
+        self.shifts = ShiftRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(self.shifts.on_event)
         agents = [
-            Agent(id=agent_id, name=a.name, device=a.device) for agent_id, a in config.agents.items()
+            Agent(id=agent_id, name=a.name, device=a.device)
+            for agent_id, a in config.agents.items()
         ]
         self.router = Router(
             agents,
@@ -97,6 +101,13 @@ class Daemon:
             self.switchboard, config.api.host, config.api.port, reload=self.reload
         )
         self._stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def agi_port(self) -> int:
+        """The TCP port the FastAGI server listens on (useful when configured as 0)."""
+        port = getattr(self.pbx, "agi_port", None)
+        return int(port) if port is not None else self.config.pbx.agi.listen_port
 
     async def start(self) -> None:
         """Connect to the PBX and start serving; raises AuthenticationError on a bad secret."""
@@ -153,7 +164,9 @@ class Daemon:
                 except ConfigError as exc:
                     log.error("config_reload_refused", issues=[str(i) for i in exc.issues])
 
-            loop.create_task(do_reload())
+            task = loop.create_task(do_reload())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)

@@ -10,6 +10,7 @@ CDRs and where they are stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -212,9 +213,8 @@ def run_demo(
                     flush=True,
                 )
                 await _script(daemon, pbx, speed, stream)
-                deadline = time.monotonic() + 10
-                while daemon.switchboard.active and time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(daemon.switchboard.wait_idle(), 10)
             finally:
                 await daemon.stop()
         finally:

@@ -20,11 +20,12 @@ import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
 from callcenter.acd.agent import Agent
+from callcenter.acd.queue import QueueEntry
 from callcenter.acd.router import Router
 from callcenter.config.models import CallCenterConfig, FlowConfig, QueueConfig
 from callcenter.errors import (
@@ -91,6 +92,10 @@ class Switchboard:
         self.bus = bus
         self.active: dict[str, ActiveCall] = {}
         self._by_agent: dict[str, str] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        router.on_offer_revoked = self._offer_revoked
 
     def apply_config(self, config: CallCenterConfig) -> None:
         """Use ``config`` for calls that arrive from now on; calls in progress keep theirs."""
@@ -106,6 +111,7 @@ class Switchboard:
         clog = log.bind(call_id=info.call_id, channel=info.channel, route=info.route)
         active = ActiveCall(call=call, started=started)
         self.active[info.call_id] = active
+        self._idle.clear()
         self.bus.publish(
             CallStarted(
                 call_id=info.call_id,
@@ -135,8 +141,9 @@ class Switchboard:
             raise
         finally:
             self.active.pop(info.call_id, None)
-            if active.agent is not None:
-                self._by_agent.pop(active.agent, None)
+            if not self.active:
+                self._idle.set()
+            self._release_leftovers(active, info.call_id)
             if not call.hung_up:
                 with contextlib.suppress(PBXError):
                     await call.hangup()
@@ -152,6 +159,22 @@ class Switchboard:
                 )
             )
             clog.info("call_ended", hung_up_by=hung_up_by, cause=cause.name)
+
+    async def wait_idle(self) -> None:
+        """Return once no call is being handled."""
+        await self._idle.wait()
+
+    def _release_leftovers(self, active: ActiveCall, call_id: str) -> None:
+        """After a call ends however it ended, no agent stays reserved or on it."""
+        if active.agent is not None and self._by_agent.get(active.agent) == call_id:
+            del self._by_agent[active.agent]
+        pending = active.pending_transfer
+        if pending is not None and pending in self.router.agents:
+            with contextlib.suppress(EngineError):
+                self.router.release(pending)
+        for agent in self.router.agents.values():
+            if agent.call_id == call_id and str(agent.state) == "on_call":
+                self.router.call_finished(agent.id, active.queue)
 
     # ------------------------------------------------------------------ inbound calls
 
@@ -172,7 +195,9 @@ class Switchboard:
 
         def on_step(node: str, digits: str) -> None:
             active.path.append(f"{route.flow}:{node}")
-            self.bus.publish(IvrStep(call_id=info.call_id, flow=route.flow, node=node, digits=digits))
+            self.bus.publish(
+                IvrStep(call_id=info.call_id, flow=route.flow, node=node, digits=digits)
+            )
 
         outcome = await run_flow(call, flow, on_step=on_step)
         if isinstance(outcome, Hangup):
@@ -216,7 +241,9 @@ class Switchboard:
                 if remaining <= 0:
                     raise TimeoutError
                 agent = await self._unless_hangup(call, self.router.next_agent(entry), remaining)
-                result = await self._offer(call, active, entry, agent, qcfg, joined)
+                result = await self._offer(
+                    call, active, entry=entry, agent=agent, qcfg=qcfg, joined=joined
+                )
                 if result is None:
                     await call.start_hold_music(qcfg.hold_music)
                 else:
@@ -255,7 +282,8 @@ class Switchboard:
         self,
         call: Call,
         active: ActiveCall,
-        entry: object,
+        *,
+        entry: QueueEntry,
         agent: Agent,
         qcfg: QueueConfig,
         joined: float,
@@ -265,7 +293,9 @@ class Switchboard:
         queue_name = active.queue or ""
         ring_start = time.monotonic()
         self.bus.publish(
-            AgentRinging(call_id=info.call_id, queue=queue_name, agent=agent.id, device=agent.device)
+            AgentRinging(
+                call_id=info.call_id, queue=queue_name, agent=agent.id, device=agent.device
+            )
         )
         log.info("agent_ringing", call_id=info.call_id, agent=agent.id, device=agent.device)
         answered: list[str] = []
@@ -275,7 +305,7 @@ class Switchboard:
                 return
             answered.append(peer_channel)
             now = time.monotonic()
-            self.router.connected(entry, agent)  # type: ignore[arg-type]
+            self.router.connected(entry, agent)
             active.agent = agent.id
             self._by_agent[agent.id] = info.call_id
             self.bus.publish(
@@ -302,7 +332,7 @@ class Switchboard:
             on_answer(result.peer_channel or "")
             active.path.append(f"agent:{agent.id}")
             return result
-        self.router.ring_failed(entry, agent)  # type: ignore[arg-type]
+        self.router.ring_failed(entry, agent)
         self.bus.publish(
             AgentRingFailed(
                 call_id=info.call_id,
@@ -342,22 +372,55 @@ class Switchboard:
             self.bus.publish(CallTransferred(call_id=info.call_id, by=by, to=target, kind="blind"))
             log.info("call_transferred", call_id=info.call_id, by=by, to=target)
             device = self._transfer_device(target)
+            is_agent = target in self.router.agents
             active.agent = target
             self._by_agent[target] = info.call_id
             connected: list[str] = []
 
-            def on_answer(peer: str, _c: list[str] = connected) -> None:
+            def on_answer(peer: str, _c: list[str] = connected, _t: str = target) -> None:
+                if not _c and _t in self.router.agents:
+                    self.router.connect_direct(_t)
                 _c.append(peer)
 
-            result = await call.dial(
-                device, timeout=self._ring_timeout(queue_name), hold_music=True, on_answer=on_answer
-            )
+            try:
+                result = await call.dial(
+                    device,
+                    timeout=self._ring_timeout(queue_name),
+                    hold_music=True,
+                    on_answer=on_answer,
+                )
+            except CallHungUp:
+                if is_agent and not connected:
+                    self.router.release(target)
+                raise
+            if result.status is DialStatus.ANSWER and not connected:
+                on_answer(result.peer_channel or "")
             talker = target
-            if result.status is not DialStatus.ANSWER and not connected:
+            if not connected:
                 self._by_agent.pop(target, None)
+                if is_agent:
+                    self.router.release(target)
                 log.info("transfer_failed", call_id=info.call_id, to=target, status=result.status)
                 await call.play(["transfer-failed"])
                 return "system"
+
+    def _offer_revoked(self, entry: QueueEntry | None, agent: Agent) -> None:
+        """The agent being rung logged out: stop ringing their phone now."""
+        call_id = entry.call_id if entry is not None else agent.call_id
+        active = self.active.get(call_id or "")
+        if active is None:
+            return
+        log.info("offer_revoked", call_id=call_id, agent=agent.id)
+        task = asyncio.get_running_loop().create_task(self._quietly(active.call.unbridge()))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _quietly(aw: Awaitable[None]) -> None:
+        try:
+            await aw
+        except PBXError as exc:
+            log.info("background_command_failed", error=str(exc))
 
     # ------------------------------------------------------------------ transfers
 
@@ -390,9 +453,22 @@ class Switchboard:
                 raise DestinationNotAllowed(f"queue {active.queue!r} has no supervisor configured")
             target = qcfg.supervisor
         self._transfer_device(target)
+        if target == agent_id:
+            raise DestinationNotAllowed(f"agent {agent_id} cannot transfer a call to themself")
+        if active.pending_transfer is not None:
+            raise EngineError(f"a transfer of call {call_id} is already under way")
+        if target in self.router.agents:
+            # Reserve now, so no queue call takes the target between our check and the dial.
+            self.router.reserve(target, call_id=call_id)
         active.pending_transfer = target
         active.transferred_by = agent_id
-        await active.call.unbridge()
+        try:
+            await active.call.unbridge()
+        except PBXError:
+            active.pending_transfer = None
+            if target in self.router.agents:
+                self.router.release(target)
+            raise
         return target
 
     # ------------------------------------------------------------------ feature codes
@@ -403,6 +479,7 @@ class Switchboard:
         if not agent_id:
             agent_id = self._agent_for_channel(info.channel, config) or ""
         await call.answer()
+        self.bus.publish(CallAnswered(call_id=info.call_id))
         if agent_id not in config.agents:
             log.warning("feature_code_unknown_agent", channel=info.channel, action=action)
             await call.play(["invalid"])
@@ -445,18 +522,17 @@ class Switchboard:
     async def _unless_hangup(self, call: Call, aw: Awaitable[T], timeout: float) -> T:
         """Await ``aw`` unless the caller hangs up first (CallerGone) or time runs out."""
         task: asyncio.Future[T] = asyncio.ensure_future(aw)
-        gone = asyncio.ensure_future(call.wait_hangup())
+        gone: asyncio.Future[None] = asyncio.ensure_future(call.wait_hangup())
+        both: set[asyncio.Future[Any]] = {task, gone}
         try:
-            done, _ = await asyncio.wait(
-                {task, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait(both, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
                 return task.result()
             if gone in done:
                 raise CallerGone
             raise TimeoutError
         finally:
-            for fut in (task, gone):
+            for fut in both:
                 if not fut.done():
                     fut.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):

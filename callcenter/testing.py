@@ -121,11 +121,16 @@ class Center:
 
     async def idle(self, timeout: float = 5.0) -> None:
         """Wait until the daemon handles no call."""
-        deadline = time.monotonic() + timeout
-        while self.daemon.switchboard.active:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"calls still active: {list(self.daemon.switchboard.active)}")
-            await asyncio.sleep(0.02)
+        try:
+            await asyncio.wait_for(self.daemon.switchboard.wait_idle(), timeout)
+        except TimeoutError:
+            active = list(self.daemon.switchboard.active)
+            raise TimeoutError(f"calls still active after {timeout}s: {active}") from None
+
+
+def _write_config(path: Path, settings: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(dict(settings), sort_keys=False))
 
 
 @asynccontextmanager
@@ -150,9 +155,8 @@ async def running_center(
         settings = merge(
             settings, {"pbx": {"ami": {"port": pbx.ami_port}, "agi": {"transport": agi}}}
         )
-        workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / "callcenter.yaml"
-        path.write_text(yaml.safe_dump(settings, sort_keys=False))
+        await asyncio.to_thread(_write_config, path, settings)
         loaded = load_config(path, environ={"CALLCENTER_AMI_SECRET": secret})
         daemon = Daemon(loaded, config_path=path, environ={"CALLCENTER_AMI_SECRET": secret})
         await daemon.start()

@@ -1,1 +1,84 @@
-"""config."""
+"""The configuration: one YAML file, validated whole, with ``file:line: field: message`` errors.
+
+Use :func:`load_config` (raises :class:`~callcenter.errors.ConfigError` listing every problem)
+or :func:`check_config` (returns the problems). Models are frozen pydantic models whose field
+descriptions are the reference documentation (:func:`describe_fields`).
+"""
+
+from callcenter.config.loader import (
+    LineLoader,
+    ScalarSource,
+    SourceMap,
+    check_config,
+    load_config,
+    load_config_text,
+)
+from callcenter.config.models import (
+    AgentConfig,
+    AGIConfig,
+    AMIConfig,
+    APIConfig,
+    CallCenterConfig,
+    Device,
+    Digits,
+    DtmfKey,
+    ESLConfig,
+    Extension,
+    FlowConfig,
+    HangupNode,
+    LoggingConfig,
+    MenuNode,
+    Name,
+    Node,
+    PBXConfig,
+    PlayNode,
+    Prompt,
+    QueueConfig,
+    QueueNode,
+    RecordsConfig,
+    RouteConfig,
+    SupervisorConfig,
+    TimeOfDay,
+    describe_fields,
+    reference_problems,
+)
+from callcenter.config.settings import DEFAULT_CONFIG_PATH, Settings, read_settings
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "AGIConfig",
+    "AMIConfig",
+    "APIConfig",
+    "AgentConfig",
+    "CallCenterConfig",
+    "Device",
+    "Digits",
+    "DtmfKey",
+    "ESLConfig",
+    "Extension",
+    "FlowConfig",
+    "HangupNode",
+    "LineLoader",
+    "LoggingConfig",
+    "MenuNode",
+    "Name",
+    "Node",
+    "PBXConfig",
+    "PlayNode",
+    "Prompt",
+    "QueueConfig",
+    "QueueNode",
+    "RecordsConfig",
+    "RouteConfig",
+    "ScalarSource",
+    "Settings",
+    "SourceMap",
+    "SupervisorConfig",
+    "TimeOfDay",
+    "check_config",
+    "describe_fields",
+    "load_config",
+    "load_config_text",
+    "read_settings",
+    "reference_problems",
+]

@@ -71,9 +71,7 @@ __all__ = [
 # --------------------------------------------------------------------------- string types
 
 
-def _matcher(
-    pattern: str, error_type: str, message: str
-) -> typing.Callable[[str], str]:
+def _matcher(pattern: str, error_type: str, message: str) -> typing.Callable[[str], str]:
     regex = re.compile(pattern)
 
     def check(value: str) -> str:
@@ -84,18 +82,20 @@ def _matcher(
     return check
 
 
-TimeOfDay = Annotated[
-    str,
-    Strict(),
-    AfterValidator(
-        _matcher(
-            r"(?:[01]\d|2[0-3]):[0-5]\d|24:00",
-            "time_of_day",
-            'must be a time of day "HH:MM" from "00:00" to "24:00" (end of day), such as "09:00"',
-        )
-    ),
-]
-"""A time of day written ``"HH:MM"`` (24-hour clock); ``"24:00"`` means the end of the day."""
+_TIME_CHECK = _matcher(
+    r"(?:[01]?\d|2[0-3]):[0-5]\d|24:00",
+    "time_of_day",
+    'must be a time of day "HH:MM" from "00:00" to "24:00" (end of day), such as "09:00"',
+)
+
+
+def _time_of_day(value: str) -> str:
+    return _TIME_CHECK(value).zfill(5)  # "9:30" -> "09:30"
+
+
+TimeOfDay = Annotated[str, Strict(), AfterValidator(_time_of_day)]
+"""A time of day ``"HH:MM"`` (24-hour clock, ``"9:30"`` becomes ``"09:30"``); ``"24:00"`` is
+the end of the day. Ops must quote it: YAML reads a bare 9:30 as the number 570."""
 
 Digits = Annotated[
     str, Strict(), AfterValidator(_matcher(r"[0-9]+", "digits", "must be digits 0-9 only"))
@@ -126,7 +126,7 @@ Device = Annotated[
         )
     ),
 ]
-"""A PBX device/endpoint ``TECH/resource``: ``PJSIP/1001`` (Asterisk), ``user/1001`` (FreeSWITCH)."""
+"""A PBX endpoint ``TECH/resource``: ``PJSIP/1001`` (Asterisk), ``user/1001`` (FreeSWITCH)."""
 
 DtmfKey = Annotated[
     str,
@@ -155,7 +155,7 @@ Prompt = Annotated[
         _matcher(
             r"\S+",
             "prompt",
-            "must be a sound file name without spaces or extension, such as \"welcome\"",
+            'must be a sound file name without spaces or extension, such as "welcome"',
         )
     ),
 ]
@@ -182,10 +182,11 @@ _SecondsOrZero = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 # The AMI event classes Asterisk knows (manager.c); "on"/"off"/"all" are its shortcuts.
 AMI_EVENT_CLASSES = frozenset(
-    (
-        "system call log verbose command agent user config dtmf reporting cdr dialplan "
-        "originate agi cc aoc test security message all on off"
-    ).split()
+    {
+        *("system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf"),
+        *("reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security"),
+        *("message", "all", "on", "off"),
+    }
 )
 
 
@@ -228,9 +229,7 @@ class AMIConfig(_Model):
         default="127.0.0.1",
         description="Host of the Asterisk Manager Interface (env CALLCENTER_AMI_HOST).",
     )
-    port: _Port = Field(
-        default=5038, description="TCP port of the AMI (env CALLCENTER_AMI_PORT)."
-    )
+    port: _Port = Field(default=5038, description="TCP port of the AMI (env CALLCENTER_AMI_PORT).")
     username: _Text = Field(
         default="callcenter",
         description="AMI user from Asterisk's manager.conf (env CALLCENTER_AMI_USERNAME).",
@@ -506,16 +505,16 @@ class AgentConfig(_Model):
     pin: Digits | None = Field(
         default=None, description="Login PIN for the feature codes, digits only (quote it)."
     )
-    logged_in: bool = Field(
-        default=False, description="Logged in at start-up (handy for demos)."
-    )
+    logged_in: bool = Field(default=False, description="Logged in at start-up (handy for demos).")
 
 
 class SupervisorConfig(_Model):
     """A person who watches queues and helps agents."""
 
     name: _Text = Field(description="Display name.")
-    device: Device = Field(description='The phone used to listen, whisper or barge, e.g. "PJSIP/2000".')
+    device: Device = Field(
+        description='The phone used to listen, whisper or barge, e.g. "PJSIP/2000".'
+    )
 
 
 class CallCenterConfig(_Model):
@@ -535,9 +534,7 @@ class CallCenterConfig(_Model):
         default_factory=dict,
         description='Dialled number (quoted, such as "800") or "default" -> the flow to run.',
     )
-    flows: dict[Name, FlowConfig] = Field(
-        default_factory=dict, description="IVR flows by name."
-    )
+    flows: dict[Name, FlowConfig] = Field(default_factory=dict, description="IVR flows by name.")
     queues: dict[Name, QueueConfig] = Field(default_factory=dict, description="Queues by name.")
     agents: dict[Name, AgentConfig] = Field(
         default_factory=dict, description='Agents by id (quoted, such as "1001").'
@@ -638,7 +635,9 @@ def _node_targets(node: Mapping[Any, Any]) -> list[tuple[tuple[object, ...], obj
     return []
 
 
-def _flow_problems(name: object, flow: Mapping[Any, Any], queues: Mapping[Any, Any] | None) -> list[Problem]:
+def _flow_problems(
+    name: object, flow: Mapping[Any, Any], queues: Mapping[Any, Any] | None
+) -> list[Problem]:
     out: list[Problem] = []
     base: tuple[object, ...] = ("flows", name)
     nodes = _section(flow, "nodes")
@@ -663,9 +662,13 @@ def _flow_problems(name: object, flow: Mapping[Any, Any], queues: Mapping[Any, A
                 where = f"flows.{name}.nodes"
                 out.append(Problem((*here, *sub), _unknown("node", target, nodes, where)))
         queue = node.get("queue")
-        if node.get("kind") == "queue" and isinstance(queue, str) and queues is not None:
-            if queue not in {str(k) for k in queues}:
-                out.append(Problem((*here, "queue"), _unknown("queue", queue, queues, "queues")))
+        if (
+            node.get("kind") == "queue"
+            and isinstance(queue, str)
+            and queues is not None
+            and queue not in {str(k) for k in queues}
+        ):
+            out.append(Problem((*here, "queue"), _unknown("queue", queue, queues, "queues")))
     if isinstance(start, str) and start in ids:
         seen = {start}
         todo = deque([start])
@@ -699,10 +702,14 @@ def reference_problems(data: Mapping[Any, Any]) -> list[Problem]:
     supervisors = _section(data, "supervisors")
     routes = _section(data, "routes") or {}
 
+    flow_names = {str(k) for k in flows or {}}
+    agent_ids = {str(k) for k in agents or {}}
+    supervisor_ids = {str(k) for k in supervisors or {}}
+
     if flows is not None:
         for key, route in routes.items():
             flow = route.get("flow") if isinstance(route, Mapping) else None
-            if isinstance(flow, str) and flow not in {str(k) for k in flows}:
+            if isinstance(flow, str) and flow not in flow_names:
                 out.append(Problem(("routes", key, "flow"), _unknown("flow", flow, flows, "flows")))
         for name, flow_data in flows.items():
             if isinstance(flow_data, Mapping):
@@ -713,25 +720,34 @@ def reference_problems(data: Mapping[Any, Any]) -> list[Problem]:
             continue
         members = queue.get("agents")
         if isinstance(members, list) and agents is not None:
-            known = {str(k) for k in agents}
             seen: set[str] = set()
             for i, agent in enumerate(members):
                 if not isinstance(agent, str):
                     continue
                 if agent in seen:
-                    out.append(Problem(("queues", qname, "agents", i), f'agent "{agent}" is listed twice'))
-                elif agent not in known:
-                    out.append(Problem(("queues", qname, "agents", i), _unknown("agent", agent, agents, "agents")))
+                    out.append(
+                        Problem(("queues", qname, "agents", i), f'agent "{agent}" is listed twice')
+                    )
+                elif agent not in agent_ids:
+                    out.append(
+                        Problem(
+                            ("queues", qname, "agents", i),
+                            _unknown("agent", agent, agents, "agents"),
+                        )
+                    )
                 seen.add(agent)
         supervisor = queue.get("supervisor")
-        if isinstance(supervisor, str) and supervisors is not None:
-            if supervisor not in {str(k) for k in supervisors}:
-                out.append(
-                    Problem(
-                        ("queues", qname, "supervisor"),
-                        _unknown("supervisor", supervisor, supervisors, "supervisors"),
-                    )
+        if (
+            isinstance(supervisor, str)
+            and supervisors is not None
+            and supervisor not in supervisor_ids
+        ):
+            out.append(
+                Problem(
+                    ("queues", qname, "supervisor"),
+                    _unknown("supervisor", supervisor, supervisors, "supervisors"),
                 )
+            )
 
     owners: dict[str, object] = {}
     for agent_id, agent in (agents or {}).items():
@@ -775,7 +791,7 @@ def reference_problems(data: Mapping[Any, Any]) -> list[Problem]:
 # --------------------------------------------------------------------------- documentation
 
 
-def _unwrap(tp: Any) -> Any:
+def unwrap_type(tp: Any) -> Any:
     """The type inside ``Annotated[...]`` and ``X | None``."""
     while True:
         if get_origin(tp) is Annotated:
@@ -790,7 +806,7 @@ def _unwrap(tp: Any) -> Any:
 
 
 def _type_name(tp: Any) -> str:
-    inner = _unwrap(tp)
+    inner = unwrap_type(tp)
     origin = get_origin(inner)
     if origin is Literal:
         return " | ".join(str(a) for a in get_args(inner))
@@ -798,6 +814,13 @@ def _type_name(tp: Any) -> str:
         return f"list of {_type_name(get_args(inner)[0])}"
     if origin is dict:
         return f"mapping of {_type_name(get_args(inner)[1])}"
+    if origin in (Union, types.UnionType):
+        kinds = [
+            str(get_args(m.model_fields["kind"].annotation)[0])
+            for m in get_args(inner)
+            if isinstance(m, type) and issubclass(m, BaseModel) and "kind" in m.model_fields
+        ]
+        return f"node, kind: {' | '.join(kinds)}"
     if isinstance(inner, type):
         return {"str": "string", "float": "seconds/number", "SecretStr": "secret"}.get(
             inner.__name__, inner.__name__
@@ -815,9 +838,9 @@ def _describe(model: type[BaseModel], prefix: str, lines: list[str]) -> None:
             default = f" = {value!r}" if not isinstance(value, BaseModel) else ""
         lines.append(f"{path}  ({_type_name(tp)}{default})")
         lines.append(f"    {info.description or ''}")
-        inner = _unwrap(tp)
+        inner = unwrap_type(tp)
         if get_origin(inner) is dict:
-            inner = _unwrap(get_args(inner)[1])
+            inner = unwrap_type(get_args(inner)[1])
             path += ".<name>"
         if get_origin(inner) in (Union, types.UnionType):
             for member in get_args(inner):

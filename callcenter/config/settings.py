@@ -31,7 +31,14 @@ from callcenter.errors import ConfigError, ConfigIssue
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["DEFAULT_CONFIG_PATH", "ENV_PREFIX", "Settings", "read_settings"]
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "ENVIRONMENT",
+    "ENV_PREFIX",
+    "Settings",
+    "read_settings",
+    "settings_and_issues",
+]
 
 ENV_PREFIX = "CALLCENTER_"
 DEFAULT_CONFIG_PATH = Path("config/callcenter.yaml")
@@ -97,45 +104,68 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _parse_secrets(path: Path, text: str) -> tuple[dict[str, tuple[str, int]], list[ConfigIssue]]:
-    """Field -> (value, line) from an env-style or YAML secrets file."""
+_Found = dict[str, tuple[str, int]]
+"""Settings field -> (value as written, line) from a secrets file."""
+
+
+def _parse_env_style(
+    path: Path, numbered: list[tuple[int, str]]
+) -> tuple[_Found, list[ConfigIssue]]:
+    found: _Found = {}
     issues: list[ConfigIssue] = []
-    found: dict[str, tuple[str, int]] = {}
-    lines = text.splitlines()
-    significant = [
-        (n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")
+    for number, text in numbered:
+        match = _ENV_LINE.fullmatch(text)
+        if match is None:
+            issues.append(ConfigIssue(str(path), number, "", "expected a KEY=value line"))
+        else:
+            found[_field_for(match.group(1))] = (_unquote(match.group(2)), number)
+    return found, issues
+
+
+def _parse_yaml_style(path: Path, text: str) -> tuple[_Found, list[ConfigIssue]]:
+    found: _Found = {}
+    issues: list[ConfigIssue] = []
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        return {}, [
+            ConfigIssue(str(path), where, "", f"neither KEY=value lines nor YAML: {problem}")
+        ]
+    if not isinstance(root, yaml.MappingNode):
+        where = root.start_mark.line + 1 if root is not None else None
+        return {}, [ConfigIssue(str(path), where, "", "expected KEY=value or KEY: value lines")]
+    for key_node, value_node in root.value:
+        number = key_node.start_mark.line + 1
+        if not (isinstance(key_node, yaml.ScalarNode) and isinstance(value_node, yaml.ScalarNode)):
+            issues.append(ConfigIssue(str(path), number, "", "expected KEY: value"))
+            continue
+        # The text as written: a secret 0123 stays "0123", never the octal number 83.
+        found[_field_for(key_node.value)] = (value_node.value, number)
+    return found, issues
+
+
+def _parse_secrets(path: Path, text: str) -> tuple[_Found, list[ConfigIssue]]:
+    """Field -> (value, line) from an env-style or YAML secrets file, and its problems."""
+    numbered = [
+        (number, line)
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.lstrip().startswith("#")
     ]
-    if any(_ENV_LINE.fullmatch(line) for _, line in significant):
-        for n, line in significant:
-            match = _ENV_LINE.fullmatch(line)
-            if match is None:
-                issues.append(ConfigIssue(str(path), n, "", "expected a KEY=value line"))
-            else:
-                found[_field_for(match.group(1))] = (_unquote(match.group(2)), n)
-    elif significant:
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            problem = getattr(exc, "problem", None) or str(exc)
-            return {}, [ConfigIssue(str(path), line, "", f"not KEY=value lines nor YAML: {problem}")]
-        if not isinstance(root, yaml.MappingNode):
-            line = root.start_mark.line + 1 if root is not None else None
-            return {}, [ConfigIssue(str(path), line, "", "expected KEY=value lines or KEY: value")]
-        for key_node, value_node in root.value:
-            line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode) or not isinstance(value_node, yaml.ScalarNode):
-                issues.append(ConfigIssue(str(path), line, "", "expected KEY: value"))
-                continue
-            # The text as written: a secret "0123" stays "0123", never the octal number 83.
-            found[_field_for(key_node.value)] = (value_node.value, line)
-    known = [f for f in Settings.model_fields if f not in ("secrets_file",)]
-    for name, (_, line) in list(found.items()):
+    if any(_ENV_LINE.fullmatch(line) for _, line in numbered):
+        found, issues = _parse_env_style(path, numbered)
+    elif numbered:
+        found, issues = _parse_yaml_style(path, text)
+    else:
+        found, issues = {}, []
+    known = [f for f in Settings.model_fields if f != "secrets_file"]
+    for name, (_, number) in list(found.items()):
         if name not in known:
             del found[name]
             hint = did_you_mean_env(name, known)
-            issues.append(ConfigIssue(str(path), line, _env_var(name), f"unknown key{hint}"))
+            issues.append(ConfigIssue(str(path), number, _env_var(name), f"unknown key{hint}"))
     return found, issues
 
 
@@ -145,26 +175,29 @@ def did_you_mean_env(name: str, known: list[str]) -> str:
     return f"; did you mean {_env_var(close[0])}?" if close else ""
 
 
-def _read_secrets_file(path: Path) -> tuple[dict[str, tuple[str, int]], list[ConfigIssue]]:
+def _read_secrets_file(path: Path) -> tuple[_Found, list[ConfigIssue]]:
     try:
         text = path.read_text(encoding="utf-8")
         mode = path.stat().st_mode
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return {}, [
-            ConfigIssue(ENVIRONMENT, None, "CALLCENTER_SECRETS_FILE", f"cannot read {path}: {reason}")
+            ConfigIssue(
+                ENVIRONMENT, None, "CALLCENTER_SECRETS_FILE", f"cannot read {path}: {reason}"
+            )
         ]
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         log.warning("secrets_file_readable_by_others", path=str(path), mode=oct(mode & 0o777))
     return _parse_secrets(path, text)
 
 
-def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from ``environ`` (default ``os.environ``) and the secrets file it names.
+def settings_and_issues(
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Settings, list[ConfigIssue]]:
+    """Like :func:`read_settings`, but returns the problems beside the settings.
 
-    Only ``environ`` is read (not the process environment) when it is given, which keeps tests
-    hermetic. Empty variables count as unset. Raises :class:`ConfigError` listing every bad
-    variable or secrets-file line.
+    Invalid values are left out (as if unset) so the valid ones still apply: a mistyped port
+    does not also hide the secret.
     """
     env = os.environ if environ is None else environ
     issues: list[ConfigIssue] = []
@@ -176,23 +209,37 @@ def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
     secrets_path = from_env.get("secrets_file")
     if secrets_path is not None:
         found, issues = _read_secrets_file(Path(secrets_path).expanduser())
-        for name, (value, line) in found.items():
+        for name, (value, number) in found.items():
             values[name] = value
-            origin[name] = (str(Path(secrets_path)), line, _env_var(name))
+            origin[name] = (str(Path(secrets_path)), number, _env_var(name))
     for name, value in from_env.items():
         values[name] = value
         origin[name] = (ENVIRONMENT, None, _env_var(name))
     # Every field is passed explicitly, so BaseSettings never falls back to os.environ.
-    defaults = {f: info.get_default(call_default_factory=True) for f, info in Settings.model_fields.items()}
-    try:
-        settings = Settings(**{**defaults, **values})
-    except ValidationError as exc:
-        for error in exc.errors():
-            name = str(error["loc"][0]) if error["loc"] else ""
-            file, line, var = origin.get(name, (ENVIRONMENT, None, _env_var(name)))
-            message = error["msg"].replace("Input should be", "must be")
-            issues.append(ConfigIssue(file, line, var, message))
-        raise ConfigError(issues) from None
+    defaults = {
+        f: info.get_default(call_default_factory=True) for f, info in Settings.model_fields.items()
+    }
+    while True:
+        try:
+            return Settings(**{**defaults, **values}), issues
+        except ValidationError as exc:
+            for error in exc.errors():
+                name = str(error["loc"][0]) if error["loc"] else ""
+                file, line, var = origin.get(name, (ENVIRONMENT, None, _env_var(name)))
+                message = error["msg"].replace("Input should be", "must be")
+                issues.append(ConfigIssue(file, line, var, message))
+                if values.pop(name, None) is None:
+                    return Settings(**defaults), issues
+
+
+def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``environ`` (default ``os.environ``) and the secrets file it names.
+
+    Only ``environ`` is read (not the process environment) when it is given, which keeps tests
+    hermetic. Empty variables count as unset; the environment wins over the secrets file.
+    Raises :class:`ConfigError` listing every bad variable or secrets-file line.
+    """
+    settings, issues = settings_and_issues(environ)
     if issues:
         raise ConfigError(issues)
     return settings

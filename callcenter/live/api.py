@@ -46,8 +46,15 @@ class HTTPError(Exception):
         self.status = status
 
 
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+}
 
 
 class ControlAPI:
@@ -128,7 +135,9 @@ class ControlAPI:
             return await self._agent_action(parts[1], parts[2], body)
         raise HTTPError(404, f"no route {method} {path}")
 
-    async def _agent_action(self, agent_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _agent_action(
+        self, agent_id: str, action: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         router = self.switchboard.router
         try:
             if action == "login":
@@ -144,7 +153,9 @@ class ControlAPI:
             elif action == "unpause":
                 router.unpause(agent_id, via="api")
             elif action == "transfer":
-                target = await self.switchboard.transfer(agent_id, str(body.get("to", "supervisor")))
+                target = await self.switchboard.transfer(
+                    agent_id, str(body.get("to", "supervisor"))
+                )
                 return {"agent": agent_id, "transferred_to": target}
             else:
                 raise HTTPError(404, f"unknown agent action {action!r}")

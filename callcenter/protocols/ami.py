@@ -180,9 +180,7 @@ def encode_message(pairs: Iterable[tuple[str, str]] | Mapping[str, str]) -> byte
     text = "".join([f"{key}: {value}\r\n" for key, value in items])
     # One CR and one LF per line, nowhere else: cheaper than testing every value.
     if text.count("\n") != len(items) or text.count("\r") != len(items):
-        bad = next(
-            (k, v) for k, v in items if "\r" in k or "\n" in k or "\r" in v or "\n" in v
-        )
+        bad = next((k, v) for k, v in items if "\r" in k or "\n" in k or "\r" in v or "\n" in v)
         raise AMIProtocolError(f"CR/LF inside AMI header {bad[0]!r}: {bad[1]!r}")
     return _to_utf8(text + "\r\n")
 
@@ -224,7 +222,7 @@ def decode_agi_field(value: str) -> str:
 
 
 def encode_agi_field(text: str) -> str:
-    """Encode text the way Asterisk encodes AsyncAGI fields (inverse of :func:`decode_agi_field`)."""
+    """Encode text as Asterisk encodes AsyncAGI fields (inverse of :func:`decode_agi_field`)."""
     try:
         return quote(text, safe=_AGI_FIELD_SAFE, encoding="utf-8", errors="strict")
     except UnicodeEncodeError as exc:
@@ -371,8 +369,8 @@ class AMIParser:
                 headers.append((key, value))
             elif ":" in line:
                 # "Key:value" without the space: Asterisk reads it as a header too.
-                key, _, value = line.partition(":")
-                headers.append((key, value.lstrip(" \t")))
+                name, _, rest = line.partition(":")
+                headers.append((name, rest.lstrip(" \t")))
             elif line:
                 extra.append(line)
         if extra:

@@ -236,13 +236,13 @@ class AMIConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._supervisor)
 
-    async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait until a logged-in link is up; ``PBXTimeoutError`` after ``timeout``."""
+    async def wait_connected(self, within: float | None = None) -> None:
+        """Wait until a logged-in link is up; ``PBXTimeoutError`` after ``within`` seconds."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 await self._connected.wait()
         except TimeoutError:
-            raise PBXTimeoutError(f"AMI at {self.where} not connected within {timeout}s") from None
+            raise PBXTimeoutError(f"AMI at {self.where} not connected within {within}s") from None
 
     async def close(self) -> None:
         """Log off (best effort), close the link and stop reconnecting."""
@@ -251,7 +251,7 @@ class AMIConnection:
         if link is not None and self.connected:
             with contextlib.suppress(Exception):
                 await self._request(
-                    link, "Logoff", (), timeout=min(self.action_timeout, 1.0), is_list=False
+                    link, "Logoff", (), limit=min(self.action_timeout, 1.0), is_list=False
                 )
         if link is not None:
             self._drop(link, "closed by us")
@@ -324,11 +324,11 @@ class AMIConnection:
         self,
         action: str,
         fields: Fields,
-        timeout: float | None,
+        limit: float | None,
         retry_on_reconnect: bool | None,
         is_list: bool,
     ) -> tuple[AMIMessage, list[AMIMessage]]:
-        budget = self.action_timeout if timeout is None else timeout
+        budget = self.action_timeout if limit is None else limit
         retry = self._may_retry(action, retry_on_reconnect)
         fields = list(fields.items() if isinstance(fields, Mapping) else fields)
         loop = asyncio.get_running_loop()
@@ -337,12 +337,14 @@ class AMIConnection:
             link = self._link if self.connected else None
             if link is None:
                 if not retry or self._closing:
-                    raise PBXConnectionError(f"AMI link to {self.where} is down ({action} not sent)")
+                    raise PBXConnectionError(
+                        f"AMI link to {self.where} is down ({action} not sent)"
+                    )
                 await self.wait_connected(max(0.0, deadline - loop.time()))
                 continue
             try:
                 return await self._request(
-                    link, action, fields, timeout=max(0.0, deadline - loop.time()), is_list=is_list
+                    link, action, fields, limit=max(0.0, deadline - loop.time()), is_list=is_list
                 )
             except _LinkLost as exc:
                 if not retry or self._closing:
@@ -357,7 +359,7 @@ class AMIConnection:
         action: str,
         fields: Iterable[tuple[str, str]],
         *,
-        timeout: float,
+        limit: float,
         is_list: bool,
     ) -> tuple[AMIMessage, list[AMIMessage]]:
         action_id = f"{self._prefix}-{next(self._ids)}"
@@ -370,11 +372,15 @@ class AMIConnection:
             if link.lost.is_set():
                 raise _LinkLost(link.reason)
             link.writer.write(data)
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(limit):
+                try:
+                    await link.writer.drain()
+                except OSError as exc:
+                    self._drop(link, _reason(exc))
                 return await future
         except TimeoutError:
             raise PBXTimeoutError(
-                f"AMI {action} got no response from {self.where} within {timeout:.1f}s"
+                f"AMI {action} got no response from {self.where} within {limit:.1f}s"
             ) from None
         finally:
             self._pending.pop(action_id, None)
@@ -393,9 +399,7 @@ class AMIConnection:
                 reader, writer = await asyncio.open_connection(self.host, self.port)
         except (OSError, TimeoutError) as exc:
             self._log.warning("ami_connect_failed", reason=_reason(exc))
-            raise PBXConnectionError(
-                f"cannot reach AMI at {self.where}: {_reason(exc)}"
-            ) from None
+            raise PBXConnectionError(f"cannot reach AMI at {self.where}: {_reason(exc)}") from None
         sock = writer.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -408,6 +412,8 @@ class AMIConnection:
         except BaseException:
             self._drop(link, "login did not complete")
             raise
+        if not link.lost.is_set():
+            self._connected.set()
         return link
 
     async def _login(self, link: _Link) -> None:
@@ -420,17 +426,20 @@ class AMIConnection:
         try:
             if self.use_md5:
                 challenge, _ = await self._request(
-                    link, "Challenge", [("AuthType", "MD5")], timeout=self.action_timeout,
+                    link,
+                    "Challenge",
+                    [("AuthType", "MD5")],
+                    limit=self.action_timeout,
                     is_list=False,
                 )
                 nonce = challenge.get("Challenge", "") or ""
-                key = hashlib.md5((nonce + self._secret).encode("utf-8")).hexdigest()  # noqa: S324
+                key = hashlib.md5((nonce + self._secret).encode("utf-8")).hexdigest()
                 fields += [("AuthType", "MD5"), ("Key", key)]
             else:
                 fields.append(("Secret", self._secret))
             fields.append(("Events", self.events or "off"))
             response, _ = await self._request(
-                link, "Login", fields, timeout=self.action_timeout, is_list=False
+                link, "Login", fields, limit=self.action_timeout, is_list=False
             )
         except _LinkLost as exc:
             raise PBXConnectionError(
@@ -504,7 +513,7 @@ class AMIConnection:
             if link.lost.is_set():
                 return
             try:
-                await self._request(link, "Ping", (), timeout=self.action_timeout, is_list=False)
+                await self._request(link, "Ping", (), limit=self.action_timeout, is_list=False)
             except PBXTimeoutError:
                 self._log.warning("ami_keepalive_timeout", timeout=self.action_timeout)
                 self._drop(link, f"no Pong within {self.action_timeout}s")
@@ -513,9 +522,7 @@ class AMIConnection:
                 return
 
     async def _supervise(self, link: _Link) -> None:
-        attempt = 0
         while not self._closing:
-            self._connected.set()
             self._spawn(self._run_connected_callbacks())
             keepalive = asyncio.create_task(self._keepalive(link), name="ami-keepalive")
             try:
@@ -536,7 +543,7 @@ class AMIConnection:
             attempt = 0
             while not self._closing:
                 delay = min(self.reconnect_max, self.reconnect_min * (2**attempt))
-                delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not crypto
+                delay = random.uniform(delay / 2, delay)
                 attempt += 1
                 self._log.info("ami_reconnecting", delay=round(delay, 3), attempt=attempt)
                 await asyncio.sleep(delay)

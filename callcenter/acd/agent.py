@@ -1,0 +1,105 @@
+"""Agents as a state machine: one enum, one transition table, one mutable object per agent.
+
+::
+
+    LOGGED_OUT --login--> AVAILABLE --offer--> RINGING --answer--> ON_CALL --call ends--> WRAP_UP
+                          ^   |  ^               |                                        |
+                          |   |  +--ring failed--+                                        |
+                          |   |  +--------------- wrap-up over ---------------------------+
+                          |   +--pause--> PAUSED
+                          +----unpause------+
+
+Logging out never strands an agent: from AVAILABLE, PAUSED or WRAP_UP it is immediate; while
+RINGING the offer is revoked and the agent leaves at once; while ON_CALL the router marks
+``logout_pending`` and applies it when the call ends (the table's ON_CALL -> LOGGED_OUT edge).
+A pause asked for while RINGING or ON_CALL is likewise kept in ``pending_pause`` and applied
+when the ring or the call ends (RINGING/ON_CALL -> PAUSED).
+
+The :class:`~callcenter.acd.router.Router` owns every move; :meth:`Agent.move` only enforces
+the table and stamps the time.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from callcenter.errors import IllegalTransition
+
+
+class AgentState(enum.StrEnum):
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+_S = AgentState
+
+TRANSITIONS: Mapping[AgentState, frozenset[AgentState]] = MappingProxyType(
+    {
+        # Login lands in AVAILABLE; PAUSED is for a login that starts on a break.
+        _S.LOGGED_OUT: frozenset({_S.AVAILABLE, _S.PAUSED}),
+        _S.AVAILABLE: frozenset({_S.RINGING, _S.PAUSED, _S.LOGGED_OUT}),
+        # RINGING -> PAUSED applies a pause requested while the phone rang, once the ring fails;
+        # RINGING -> LOGGED_OUT is a logout that revokes the offer.
+        _S.RINGING: frozenset({_S.ON_CALL, _S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
+        # ON_CALL -> PAUSED / LOGGED_OUT apply a pending pause / logout when the call ends.
+        _S.ON_CALL: frozenset({_S.WRAP_UP, _S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
+        _S.WRAP_UP: frozenset({_S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
+        _S.PAUSED: frozenset({_S.AVAILABLE, _S.LOGGED_OUT}),
+    }
+)
+"""Every legal move of an agent; anything else raises IllegalTransition."""
+
+
+@dataclass(eq=False)
+class Agent:
+    """One configured agent (or supervisor). Mutable; the router is its only writer.
+
+    Times are ``time.monotonic()`` values (or the router's injected clock).
+    """
+
+    id: str
+    name: str = ""
+    device: str = ""
+    state: AgentState = AgentState.LOGGED_OUT
+    state_since: float = field(default_factory=time.monotonic)
+    idle_since: float = 0.0
+    """When the agent last became AVAILABLE (login, unpause) or finished a call: the
+    longest-idle key. A failed ring or a released reservation leaves it unchanged."""
+    pause_reason: str | None = None
+    logged_in_at: float | None = None
+    calls_taken: int = 0
+    missed_offers: int = 0
+    logout_pending: bool = False
+    """A logout was asked for while ON_CALL; it happens when the call ends."""
+    pending_pause: str | None = None
+    """The reason of a pause asked for while RINGING or ON_CALL; applied when that ends."""
+    call_id: str | None = None
+    """The call the agent is being offered or is talking to (None for a direct reservation)."""
+    idle_token: int = field(default=0, repr=False)
+    """Bumped whenever the agent enters or leaves AVAILABLE; idle heaps use it to spot stale
+    entries (lazy deletion)."""
+
+    def move(self, new: AgentState, *, now: float | None = None) -> AgentState:
+        """Go to ``new`` if the table allows it; returns the previous state.
+
+        Raises IllegalTransition (leaving the agent untouched) otherwise.
+        """
+        old = self.state
+        if new not in TRANSITIONS[old]:
+            raise IllegalTransition(f"agent {self.id}: cannot go from {old} to {new}")
+        self.state = new
+        self.state_since = time.monotonic() if now is None else now
+        return old
+
+    def time_in_state(self, now: float | None = None) -> float:
+        """Seconds spent in the current state."""
+        current = time.monotonic() if now is None else now
+        return max(0.0, current - self.state_since)

@@ -1,0 +1,588 @@
+"""Dialplan applications of the demo PBX and the media primitives they share with AGI.
+
+Each application is ``async def app(pbx, channel, data) -> int`` with Asterisk's return
+convention: ``0`` continue the dialplan, ``-1`` hang up (``Dial`` returns ``-1`` after an
+answered call ends, ``0`` after NOANSWER/BUSY/CHANUNAVAIL). Inside AGI ``EXEC`` the return
+value is the ``result=`` the AGI client sees (``-2`` for an unknown application).
+
+Time is simulated only as far as it matters: a prompt "plays" for its configured duration
+and can be cut short by an escape digit, a hang-up, a redirect or (FastAGI) the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from callcenter.demopbx.channels import (
+    AGENTS_CONTEXT,
+    DTMF_DIGITS,
+    Channel,
+    ChannelState,
+    Wake,
+)
+
+if TYPE_CHECKING:
+    from callcenter.demopbx.asterisk import DemoAsterisk
+    from callcenter.demopbx.phones import AgentPhone
+
+log = structlog.get_logger(__name__)
+
+#: Samples per second of the ``endpos`` Asterisk reports (8 kHz).
+SAMPLE_RATE = 8000
+
+Application = Callable[["DemoAsterisk", Channel, str], Awaitable[int]]
+
+
+class MediaEnd(enum.Enum):
+    """Why a prompt or a digit wait ended."""
+
+    DONE = "done"  # played to the end / timed out
+    DIGIT = "digit"  # an accepted digit arrived
+    HANGUP = "hangup"  # hang-up or redirect
+    ABORT = "abort"  # the AGI client interrupted (FastAGI)
+    MISSING = "missing"  # no such prompt
+
+
+@dataclass(frozen=True, slots=True)
+class MediaResult:
+    """Outcome of :func:`play` / :func:`wait_digit`."""
+
+    end: MediaEnd
+    digit: str | None = None
+    endpos: int = 0
+
+
+async def _next_item(queue: asyncio.Queue[str | Wake], deadline: float | None) -> str | Wake | None:
+    """The next digit/wake item, or None once ``deadline`` (loop time) passes."""
+    if deadline is None:
+        return await queue.get()
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining <= 0 and queue.empty():
+        return None
+    try:
+        return await asyncio.wait_for(queue.get(), max(remaining, 0))
+    except TimeoutError:
+        return None
+
+
+def _classify(item: str | Wake, channel: Channel) -> MediaEnd | None:
+    if item is Wake.ABORT:
+        return MediaEnd.ABORT
+    if item is Wake.INTERRUPT:
+        return MediaEnd.HANGUP if channel.check_hangup() else None
+    return None
+
+
+async def play(
+    pbx: DemoAsterisk, channel: Channel, prompt: str, escape: str = "", *, offset: int = 0
+) -> MediaResult:
+    """Play ``prompt``; a digit in ``escape`` stops it (``MediaEnd.DIGIT``).
+
+    ``endpos`` is the sample position reached, like Asterisk's STREAM FILE result.
+    """
+    duration = pbx.prompt_duration(prompt)
+    if duration is None:
+        log.warning("demopbx_prompt_missing", channel=channel.name, prompt=prompt)
+        return MediaResult(MediaEnd.MISSING)
+    if channel.check_hangup():
+        return MediaResult(MediaEnd.HANGUP, endpos=offset)
+    channel.heard.append(prompt)
+    channel.notify()
+    log.debug("demopbx_prompt", channel=channel.name, prompt=prompt, seconds=duration)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    deadline = start + duration
+
+    def position() -> int:
+        return offset + int(min(loop.time() - start, duration) * SAMPLE_RATE)
+
+    with channel.listen() as queue:
+        while True:
+            item = await _next_item(queue, deadline)
+            if item is None:
+                return MediaResult(MediaEnd.DONE, endpos=offset + int(duration * SAMPLE_RATE))
+            stop = _classify(item, channel)
+            if stop is not None:
+                return MediaResult(stop, endpos=position())
+            if isinstance(item, str) and item in escape:
+                return MediaResult(MediaEnd.DIGIT, digit=item, endpos=position())
+
+
+async def wait_digit(
+    channel: Channel, limit: float | None, accept: str = DTMF_DIGITS
+) -> MediaResult:
+    """Wait up to ``limit`` s (None: forever) for a digit in ``accept``."""
+    if channel.check_hangup():
+        return MediaResult(MediaEnd.HANGUP)
+    loop = asyncio.get_running_loop()
+    deadline = None if limit is None else loop.time() + limit
+    with channel.listen() as queue:
+        while True:
+            item = await _next_item(queue, deadline)
+            if item is None:
+                return MediaResult(MediaEnd.DONE)
+            stop = _classify(item, channel)
+            if stop is not None:
+                return MediaResult(stop)
+            if isinstance(item, str) and item in accept:
+                return MediaResult(MediaEnd.DIGIT, digit=item)
+
+
+async def read_digits(
+    channel: Channel,
+    *,
+    first_timeout: float | None,
+    next_timeout: float | None,
+    max_digits: int,
+    collected: str = "",
+    terminators: str = "#",
+) -> tuple[str, MediaEnd]:
+    """Collect digits like ``ast_readstring``: up to ``max_digits``, a terminator ends early.
+
+    Returns the digits and ``DIGIT`` (complete: max reached or terminator), ``DONE``
+    (timed out), ``HANGUP`` or ``ABORT``.
+    """
+    digits = collected
+    while len(digits) < max_digits:
+        timeout = first_timeout if not digits else next_timeout
+        result = await wait_digit(channel, timeout)
+        if result.end is not MediaEnd.DIGIT or result.digit is None:
+            return digits, result.end
+        if result.digit in terminators:
+            return digits, MediaEnd.DIGIT
+        digits += result.digit
+    return digits, MediaEnd.DIGIT
+
+
+async def wait_any_interrupt(channels: Sequence[Channel], limit: float | None) -> None:
+    """Return when one of ``channels`` is hung up/redirected, or after ``limit`` s."""
+    if any(c.check_hangup() for c in channels):
+        return
+    waiters = [asyncio.ensure_future(c.wait_interrupt()) for c in channels]
+    try:
+        await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def number_prompts(number: int) -> list[str]:
+    """The ``digits/...`` prompts Asterisk's English SAY NUMBER plays for ``number``."""
+    if number < 0:
+        return ["digits/minus", *number_prompts(-number)]
+    if number == 0:
+        return ["digits/0"]
+    prompts: list[str] = []
+    for size, word in ((1_000_000, "million"), (1000, "thousand"), (100, "hundred")):
+        if number >= size:
+            prompts += [*number_prompts(number // size), f"digits/{word}"]
+            number %= size
+    if number >= 20:
+        prompts.append(f"digits/{number - number % 10}")
+        number %= 10
+    if number:
+        prompts.append(f"digits/{number}")
+    return prompts
+
+
+# --------------------------------------------------------------------------- simple apps
+
+
+async def app_answer(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``Answer()``: Newstate Up (no-op when already up)."""
+    if channel.check_hangup():
+        return -1
+    pbx.answer(channel)
+    return 0
+
+
+async def app_hangup(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``Hangup([cause])``."""
+    cause = int(data) if data.strip().isdigit() else 16
+    channel.request_hangup(cause, event="SoftHangupRequest", event_cause=cause)
+    return -1
+
+
+async def app_noop(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``NoOp(...)``, ``Verbose(...)``, ``Log(...)``: nothing."""
+    return 0
+
+
+async def app_set(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``Set(name=value)``."""
+    name, _, value = data.partition("=")
+    if name:
+        channel.set_var(name.strip(), value)
+    return 0
+
+
+async def app_wait(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``Wait(seconds)``: -1 if the channel hangs up meanwhile."""
+    try:
+        seconds = float(data or 0)
+    except ValueError:
+        seconds = 0.0
+    await wait_any_interrupt([channel], seconds)
+    return -1 if channel.check_hangup() else 0
+
+
+async def app_playback(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``Playback(p1&p2[,options])``; sets PLAYBACKSTATUS."""
+    prompts = data.partition(",")[0]
+    status = "SUCCESS"
+    for prompt in filter(None, prompts.split("&")):
+        result = await play(pbx, channel, prompt)
+        if result.end is MediaEnd.HANGUP:
+            return -1
+        if result.end is MediaEnd.MISSING:
+            status = "FAILED"
+    channel.set_var("PLAYBACKSTATUS", status)
+    return 0
+
+
+async def app_start_moh(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``StartMusicOnHold([class])``: music until StopMusicOnHold or hang-up."""
+    pbx.start_moh(channel, data.partition(",")[0] or "default")
+    return 0
+
+
+async def app_stop_moh(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``StopMusicOnHold()``."""
+    pbx.stop_moh(channel)
+    return 0
+
+
+async def app_moh(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``MusicOnHold([class[,duration]])``: blocks for ``duration`` s or until hang-up."""
+    moh_class, _, duration = data.partition(",")
+    pbx.start_moh(channel, moh_class or "default")
+    try:
+        seconds = float(duration) if duration.strip() else None
+    except ValueError:
+        seconds = None
+    await wait_any_interrupt([channel], seconds)
+    pbx.stop_moh(channel)
+    return -1 if channel.check_hangup() else 0
+
+
+async def app_echo(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``Echo()``: holds the channel until it hangs up."""
+    await wait_any_interrupt([channel], None)
+    return -1
+
+
+# --------------------------------------------------------------------------- Dial
+
+
+@dataclass(eq=False)
+class _Leg:
+    device: str
+    resource: str
+    phone: AgentPhone
+    channel: Channel
+    answer_at: float | None
+
+
+def _parse_dial(data: str) -> tuple[list[str], float | None, str]:
+    parts = data.split(",")
+    targets = [t.strip() for t in parts[0].split("&") if t.strip()]
+    timeout: float | None = None
+    if len(parts) > 1 and parts[1].strip():
+        try:
+            timeout = float(parts[1])
+        except ValueError:
+            timeout = None
+    options = parts[2] if len(parts) > 2 else ""
+    return targets, timeout, options
+
+
+def _dial_event(
+    caller: Channel | None, leg: Channel, extra: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Dial event headers: the caller's snapshot (none for Originate), the Dest* snapshot."""
+    headers = caller.snapshot() if caller is not None else []
+    return [*headers, *leg.snapshot("Dest"), *extra]
+
+
+async def ring_device(
+    pbx: DemoAsterisk,
+    caller: Channel | None,
+    targets: Sequence[str],
+    ring_for: float | None,
+    *,
+    moh: bool = False,
+    callerid: tuple[str, str] | None = None,
+    uniqueid: str | None = None,
+    variables: Sequence[tuple[str, str]] = (),
+) -> tuple[str, _Leg | None]:
+    """Ring ``targets`` for up to ``ring_for`` s on behalf of ``caller`` (None: Originate).
+
+    Returns ``(DIALSTATUS, answered leg or None)``. Legs that did not
+    answer are hung up and destroyed here; the answered leg is left UP for the caller.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    legs: list[_Leg] = []
+    statuses: list[str] = []
+    for target in targets:
+        tech, _, resource = target.partition("/")
+        device = f"{tech}/{resource}"
+        phone = pbx.phones.get(device) if tech.upper() == "PJSIP" else None
+        if phone is None:
+            log.info("demopbx_dial_unavailable", target=target)
+            statuses.append("CHANUNAVAIL")
+            continue
+        num, name = callerid if callerid is not None else (phone.number, phone.name or "")
+        leg_chan = pbx.new_channel(
+            device,
+            caller_num=num,
+            caller_name=name,
+            context=AGENTS_CONTEXT,
+            exten="s",
+            state=ChannelState.DOWN,
+            linkedid=caller.linkedid if caller is not None else None,
+            uniqueid=uniqueid,
+        )
+        uniqueid = None
+        for var_name, var_value in variables:
+            leg_chan.set_var(var_name, var_value)
+        leg_chan.application, leg_chan.application_data = "AppDial", "(Outgoing Line)"
+        if caller is not None:
+            leg_chan.exten = caller.exten
+            leg_chan.emit(
+                "Newexten",
+                "dialplan",
+                [
+                    ("Extension", leg_chan.exten),
+                    ("Application", "AppDial"),
+                    ("AppData", "(Outgoing Line)"),
+                ],
+            )
+            leg_chan.set_connected(caller.caller_num, caller.caller_name)
+        else:
+            leg_chan.set_connected(num, name)
+        pbx.emit(
+            "DialBegin",
+            "call",
+            _dial_event(caller, leg_chan, [("DialString", resource)]),
+        )
+        if caller is not None:
+            caller.set_connected(phone.number, phone.name or "")
+        decision = phone.ring(pbx, leg_chan)
+        if decision.reject:
+            leg_chan.set_state(ChannelState.BUSY)
+            pbx.emit(
+                "DialEnd",
+                "call",
+                _dial_event(caller, leg_chan, [("DialStatus", "BUSY")]),
+            )
+            leg_chan.request_hangup(17)
+            pbx.destroy_channel(leg_chan)
+            statuses.append("BUSY")
+            continue
+        leg_chan.set_state(ChannelState.RINGING)
+        pbx.refresh_device_state(device)
+        pbx.emit(
+            "DialState",
+            "call",
+            _dial_event(caller, leg_chan, [("DialStatus", "RINGING")]),
+        )
+        answer_at = None if decision.answer_after is None else started + decision.answer_after
+        legs.append(_Leg(device, resource, phone, leg_chan, answer_at))
+
+    if not legs:
+        status = "BUSY" if "BUSY" in statuses else "CHANUNAVAIL"
+        return status, None
+
+    if moh and caller is not None:
+        pbx.start_moh(caller, "default")
+    deadline = None if ring_for is None else started + ring_for
+    answered: _Leg | None = None
+    status = "NOANSWER"
+    ringing = list(legs)
+    while ringing:
+        due = [leg.answer_at for leg in ringing if leg.answer_at is not None]
+        if deadline is not None:
+            due.append(deadline)
+        until = min(due) if due else None
+        watched = [c for c in (caller,) if c is not None] + [leg.channel for leg in ringing]
+        await wait_any_interrupt(watched, None if until is None else max(until - loop.time(), 0))
+        now = loop.time()
+        if caller is not None and caller.check_hangup():
+            status = "CANCEL"
+            break
+        for leg in [lg for lg in ringing if lg.channel.check_hangup()]:
+            # The agent declined the ringing call.
+            ringing.remove(leg)
+            pbx.emit(
+                "DialEnd",
+                "call",
+                _dial_event(caller, leg.channel, [("DialStatus", "BUSY")]),
+            )
+            pbx.destroy_channel(leg.channel)
+            status = "BUSY"
+        ready = [lg for lg in ringing if lg.answer_at is not None and lg.answer_at <= now]
+        if ready:
+            answered = ready[0]
+            ringing.remove(answered)
+            status = "ANSWER"
+            break
+        if deadline is not None and now >= deadline:
+            status = "NOANSWER"
+            break
+    if moh and caller is not None:
+        pbx.stop_moh(caller)
+    # Everything still ringing stops ringing now.
+    for leg in ringing:
+        end_status = "CANCEL" if status in ("CANCEL", "ANSWER") else status
+        pbx.emit(
+            "DialEnd",
+            "call",
+            _dial_event(caller, leg.channel, [("DialStatus", end_status)]),
+        )
+        leg.channel.request_hangup(26 if status == "ANSWER" else 16)
+        pbx.destroy_channel(leg.channel)
+    if answered is not None:
+        leg_chan = answered.channel
+        leg_chan.set_state(ChannelState.UP)
+        answered.phone.answered_call(pbx, leg_chan)
+        pbx.refresh_device_state(answered.device)
+        if caller is not None:
+            leg_chan.exten = ""
+        pbx.emit("DialEnd", "call", _dial_event(caller, leg_chan, [("DialStatus", "ANSWER")]))
+    return status, answered
+
+
+async def app_dial(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``Dial(PJSIP/1001[&PJSIP/1002],timeout,options)``.
+
+    Options: ``m`` music on hold while ringing, ``g`` return 0 (not -1) after the
+    answered call ends. Sets DIALSTATUS, DIALEDTIME, ANSWEREDTIME, DIALEDPEERNAME,
+    DIALEDPEERNUMBER and (from the peer) HANGUPCAUSE.
+    """
+    targets, timeout, options = _parse_dial(data)
+    if channel.check_hangup():
+        return -1
+    started = time.monotonic()
+    if not targets:
+        channel.set_var("DIALSTATUS", "CHANUNAVAIL")
+        return 0
+    status, answered = await ring_device(pbx, channel, targets, timeout, moh="m" in options)
+    if answered is None:
+        channel.set_var("DIALEDTIME", str(int(time.monotonic() - started)))
+        channel.set_var("DIALSTATUS", status)
+        return -1 if status == "CANCEL" and channel.hangup_requested else 0
+    peer = answered.channel
+    answered_at = time.monotonic()
+    result = await bridge_call(pbx, channel, peer, continue_after="g" in options)
+    ended = time.monotonic()
+    channel.set_var("DIALEDPEERNAME", peer.name)
+    channel.set_var("DIALEDPEERNUMBER", answered.resource)
+    channel.set_var("ANSWEREDTIME", str(int(ended - answered_at)))
+    channel.set_var("ANSWEREDTIME_MS", str(int((ended - answered_at) * 1000)))
+    channel.set_var("DIALEDTIME", str(int(ended - started)))
+    channel.set_var("DIALEDTIME_MS", str(int((ended - started) * 1000)))
+    channel.set_var("DIALSTATUS", "ANSWER")
+    return result
+
+
+async def bridge_call(
+    pbx: DemoAsterisk, caller: Channel, peer: Channel, *, continue_after: bool
+) -> int:
+    """Bridge ``caller`` with its answered ``peer`` until one side leaves; returns Dial's result.
+
+    The peer is hung up and destroyed here unless it was redirected elsewhere.
+    """
+    bridge = pbx.create_bridge()
+    peer.emit(
+        "Newexten",
+        "dialplan",
+        [("Extension", peer.exten), ("Application", "AppDial"), ("AppData", "(Outgoing Line)")],
+    )
+    pbx.bridge_enter(bridge, peer)
+    pbx.bridge_enter(bridge, caller)
+    await wait_any_interrupt([caller, peer], None)
+    caller_left = caller.check_hangup()
+    if caller_left:
+        pbx.bridge_leave(bridge, caller)
+        pbx.bridge_leave(bridge, peer)
+    else:
+        pbx.bridge_leave(bridge, peer)
+        pbx.bridge_leave(bridge, caller)
+    pbx.destroy_bridge(bridge)
+    if peer.goto_pending and not peer.hangup_requested:
+        # The agent leg was redirected: it leaves the call and runs the dialplan on its own.
+        pbx.start_dialplan(peer)
+    else:
+        peer.request_hangup(16, event="SoftHangupRequest", event_cause=16)
+        pbx.destroy_channel(peer)
+    if caller_left:
+        return -1 if caller.hangup_requested else 0
+    caller.hangup_cause = 16
+    return 0 if continue_after else -1
+
+
+async def app_chanspy(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``ChanSpy(PJSIP/1001[,options])``: listen (``w`` whisper, ``B`` barge) to a channel.
+
+    Like Asterisk 22 (traces 09-11): a ``Redirect`` of the spy ends it at once without
+    ChanSpyStop; an AMI/AGI soft hangup of the spy is acknowledged but the spy stays until
+    the spied call ends (then ChanSpyStop and Hangup); a BYE from the spy's phone ends it.
+    """
+    prefix = data.partition(",")[0].strip()
+    spyee = next(
+        (
+            c
+            for c in pbx.channels.values()
+            if c is not channel and not c.ended and prefix in (c.name, c.device)
+        ),
+        None,
+    )
+    if spyee is None:
+        log.info("demopbx_chanspy_no_target", channel=channel.name, target=prefix)
+        await wait_any_interrupt([channel], None)
+        return -1
+    pbx.emit("ChanSpyStart", "call", [*channel.snapshot("Spyer"), *spyee.snapshot("Spyee")])
+    while True:
+        watched = [spyee] if channel.soft_hangup else [channel, spyee]
+        await wait_any_interrupt(watched, None)
+        if channel.goto_pending:
+            return 0
+        if spyee.check_hangup() or (channel.hangup_requested and not channel.soft_hangup):
+            break
+    pbx.emit("ChanSpyStop", "call", [*channel.snapshot("Spyer"), *spyee.snapshot("Spyee")])
+    return -1
+
+
+APPLICATIONS: dict[str, Application] = {
+    "answer": app_answer,
+    "hangup": app_hangup,
+    "noop": app_noop,
+    "verbose": app_noop,
+    "log": app_noop,
+    "progress": app_noop,
+    "ringing": app_noop,
+    "set": app_set,
+    "wait": app_wait,
+    "playback": app_playback,
+    "background": app_playback,
+    "startmusiconhold": app_start_moh,
+    "stopmusiconhold": app_stop_moh,
+    "musiconhold": app_moh,
+    "echo": app_echo,
+    "dial": app_dial,
+    "chanspy": app_chanspy,
+}
+
+
+def find_application(name: str) -> Application | None:
+    """The application called ``name`` (any case), or None."""
+    return APPLICATIONS.get(name.lower())

@@ -1,0 +1,910 @@
+"""The Asterisk driver: :class:`AsteriskDriver` implements :class:`callcenter.pbx.interface.PBX`.
+
+* AMI (:class:`~callcenter.pbx.asterisk.ami.AMIConnection`) carries PBX-wide actions
+  (Hangup, Originate, Redirect, CoreShowChannels) and the events the driver tracks channels
+  with (Newchannel, Newstate, Hangup, DialBegin/DialEnd, BridgeEnter/BridgeLeave,
+  DeviceStateChange). After every (re)login the channel table is rebuilt from
+  ``CoreShowChannels``: a call whose channel vanished while the link was down is marked hung
+  up.
+* Calls arrive over AGI: FastAGI (``AGI(agi://host:4573/inbound?queue=sales)``, the default)
+  or AsyncAGI (``AGI(agi:async,inbound?queue=sales)``; there the first AGI argument names the
+  route). Each call runs ``handler(call)`` in its own task; when the handler returns, the
+  AGI session is closed and the dialplan continues at the next priority.
+* :class:`AsteriskCall` implements :class:`~callcenter.pbx.interface.Call` with AGI
+  commands; once the caller hung up every command raises ``CallHungUp`` (except
+  :meth:`~AsteriskCall.hangup` and :meth:`~AsteriskCall.get_variable`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import parse_qsl
+
+import structlog
+
+from callcenter.errors import (
+    ActionFailed,
+    CallError,
+    CallHungUp,
+    CommandFailed,
+    PBXConnectionError,
+)
+from callcenter.pbx.asterisk.agi import (
+    AGISession,
+    AsyncAGIRouter,
+    AsyncAGISession,
+    FastAGIServer,
+    FastAGISession,
+)
+from callcenter.pbx.asterisk.ami import AMIConnection
+from callcenter.pbx.interface import (
+    CallHandler,
+    CallInfo,
+    ChannelHungUp,
+    ChannelSnapshot,
+    DeviceStateChanged,
+    DialResult,
+    DialStatus,
+    HangupCause,
+    HungUpBy,
+    PBXConnected,
+    PBXDisconnected,
+    PBXEvent,
+    PBXListener,
+    Transport,
+)
+from callcenter.protocols.agi import AGIResult, format_command
+from callcenter.protocols.ami import AMIMessage
+
+log = structlog.get_logger(__name__)
+
+AGITransport = Literal["fastagi", "asyncagi"]
+
+#: Extra seconds on top of the expected duration of a long command before it times out.
+LONG_COMMAND_MARGIN = 5.0
+#: Seconds to wait for the channel's Hangup event when an AsyncAGI session ended mid-dial.
+HANGUP_SETTLE = 0.5
+#: Dial devices: technology/resource, ``&`` for several; nothing that could add Dial
+#: arguments or options (``,``, ``|``, ``(``, quotes, spaces).
+_ONE_DEVICE = r"[A-Za-z][A-Za-z0-9_-]*/[A-Za-z0-9_.@:+#*=/-]+"
+_DEVICE = re.compile(rf"{_ONE_DEVICE}(?:&{_ONE_DEVICE})*")
+#: Caller ID for Dial's ``o(...)`` option: ``Name <number>`` without quotes or parentheses.
+_CALLER_ID = re.compile(r"[A-Za-z0-9+*#. _<>@-]{1,80}")
+_MOH_CLASS = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_DIGITS = "0123456789*#"
+
+
+@dataclass(frozen=True, slots=True)
+class AsteriskSettings:
+    """Everything the Asterisk driver needs; the daemon builds it from the config file."""
+
+    name: str = "asterisk"
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = "callcenter"
+    ami_secret: str = field(default="", repr=False)
+    ami_events: str = "call,agi,dtmf"
+    """Event classes asked for at login. ``call`` and ``agi`` are needed; ``dialplan``
+    (Newexten) helps notice an AsyncAGI channel leaving AGI but costs many VarSet events."""
+    ami_use_md5: bool = False
+    connect_timeout: float = 5.0
+    action_timeout: float = 5.0
+    keepalive_interval: float = 10.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    agi_transport: AGITransport = "fastagi"
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    """FastAGI listen port (0 picks a free one; see :attr:`AsteriskDriver.agi_port`)."""
+    command_timeout: float = 10.0
+    """Deadline of quick AGI commands (answer, variables, hangup)."""
+    prompt_timeout: float = 600.0
+    """Longest a single prompt may play before the command counts as stuck."""
+    max_bridge_seconds: float = 4 * 3600.0
+    """Longest an answered dial may stay bridged before the command counts as stuck."""
+
+
+@dataclass(slots=True)
+class _Channel:
+    """One live channel as AMI events describe it."""
+
+    name: str
+    uniqueid: str
+    linkedid: str = ""
+    state: str = ""
+    caller_num: str = ""
+    context: str = ""
+    exten: str = ""
+    application: str = ""
+    bridge: str = ""
+
+
+@dataclass(slots=True)
+class _Dial:
+    """What we learn about one ``Call.dial`` while it runs."""
+
+    on_answer: Callable[[str], None] | None
+    peer: str | None = None
+    answered_at: float | None = None
+    answered_notified: bool = False
+    ami_status: str = ""
+    peer_cause: HangupCause | None = None
+    unbridged: bool = False
+
+
+class AsteriskDriver:
+    """One Asterisk PBX (implements :class:`callcenter.pbx.interface.PBX`)."""
+
+    def __init__(self, settings: AsteriskSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.ami = AMIConnection(
+            settings.ami_host,
+            settings.ami_port,
+            settings.ami_username,
+            settings.ami_secret,
+            events=settings.ami_events,
+            connect_timeout=settings.connect_timeout,
+            action_timeout=settings.action_timeout,
+            keepalive_interval=settings.keepalive_interval,
+            reconnect_min=settings.reconnect_min,
+            reconnect_max=settings.reconnect_max,
+            use_md5=settings.ami_use_md5,
+        )
+        self._handler: CallHandler | None = None
+        self._listeners: list[PBXListener] = []
+        self._channels: dict[str, _Channel] = {}
+        self._by_uniqueid: dict[str, _Channel] = {}
+        self._bridges: dict[str, set[str]] = {}
+        self._calls: dict[str, AsteriskCall] = {}
+        #: Peer channel name -> the call whose dial rang it (so a Hangup finds it in O(1)).
+        self._dial_peers: dict[str, AsteriskCall] = {}
+        self._fastagi: FastAGIServer | None = None
+        self._router: AsyncAGIRouter | None = None
+        self._started = False
+        self._log = log.bind(pbx=self.name)
+        for event, method in (
+            ("Newchannel", self._ev_newchannel),
+            ("Newstate", self._ev_newstate),
+            ("Newexten", self._ev_newexten),
+            ("Rename", self._ev_rename),
+            ("Hangup", self._ev_hangup),
+            ("DialBegin", self._ev_dial_begin),
+            ("DialEnd", self._ev_dial_end),
+            ("BridgeEnter", self._ev_bridge_enter),
+            ("BridgeLeave", self._ev_bridge_leave),
+            ("DeviceStateChange", self._ev_device_state),
+        ):
+            self.ami.add_event_handler(event, method)
+        self.ami.on_connected(self._resync)
+        self.ami.on_disconnected(self._on_ami_lost)
+
+    # -- PBX ------------------------------------------------------------------------------
+
+    @property
+    def agi_port(self) -> int:
+        """The bound FastAGI port (the configured one until started)."""
+        return self._fastagi.port if self._fastagi is not None else self.settings.agi_port
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    async def start(self, handler: CallHandler) -> None:
+        """Log in to AMI (``AuthenticationError``/``PBXConnectionError`` propagate) and start
+        taking calls over the configured AGI transport."""
+        if self._started:
+            raise PBXConnectionError(f"driver {self.name} already started")
+        self._handler = handler
+        if self.settings.agi_transport == "asyncagi":
+            self._router = AsyncAGIRouter(self.ami, self._serve_async)
+            self._router.attach()
+        await self.ami.connect()
+        self._started = True
+        if self.settings.agi_transport == "fastagi":
+            self._fastagi = FastAGIServer(
+                self.settings.agi_host, self.settings.agi_port, self._serve_fast
+            )
+            try:
+                await self._fastagi.start()
+            except BaseException:
+                await self.ami.close()
+                self._started = False
+                raise
+        self._log.info("pbx_started", transport=self.settings.agi_transport, agi_port=self.agi_port)
+
+    async def stop(self) -> None:
+        """Stop taking calls and close the connections (calls are not hung up: their AGI
+        sessions end and the dialplan continues)."""
+        if self._fastagi is not None:
+            await self._fastagi.stop()
+        if self._router is not None:
+            await self._router.stop()
+        await self.ami.close()
+        self._started = False
+        self._log.info("pbx_stopped")
+
+    def subscribe(self, listener: PBXListener) -> None:
+        self._listeners.append(listener)
+
+    async def hangup_channel(
+        self, channel: str, cause: HangupCause = HangupCause.NORMAL_CLEARING
+    ) -> None:
+        """AMI ``Hangup``; a channel that is already gone counts as done."""
+        try:
+            await self.ami.send_action(
+                "Hangup",
+                [("Channel", channel), ("Cause", str(int(cause)))],
+                retry_on_reconnect=False,
+            )
+        except ActionFailed as exc:
+            if not _no_such_channel(exc):
+                raise
+            self._log.debug("hangup_channel_already_gone", channel=channel)
+
+    async def originate(
+        self,
+        device: str,
+        *,
+        context: str,
+        exten: str,
+        caller_id: str = "",
+        timeout: float = 30.0,
+        variables: Mapping[str, str] | None = None,
+    ) -> None:
+        """AMI ``Originate`` with ``Async: true``: returns once queued (never resent)."""
+        _check_device(device)
+        fields: list[tuple[str, str]] = [
+            ("Channel", device),
+            ("Context", context),
+            ("Exten", exten),
+            ("Priority", "1"),
+            ("Timeout", str(max(1, int(timeout * 1000)))),
+            ("Async", "true"),
+        ]
+        if caller_id:
+            fields.append(("CallerID", caller_id))
+        for key, value in (variables or {}).items():
+            fields.append(("Variable", f"{key}={value}"))
+        await self.ami.send_action("Originate", fields, retry_on_reconnect=False)
+
+    async def channels(self) -> list[ChannelSnapshot]:
+        """Every live channel, from ``CoreShowChannels``."""
+        _, items = await self.ami.send_list_action("CoreShowChannels")
+        members: dict[str, list[str]] = {}
+        for item in items:
+            bridge = item.get("BridgeId") or ""
+            if bridge:
+                members.setdefault(bridge, []).append(item.get("Channel") or "")
+        snapshots = []
+        for item in items:
+            name = item.get("Channel") or ""
+            bridge = item.get("BridgeId") or ""
+            others = [c for c in members.get(bridge, ()) if c != name] if bridge else []
+            snapshots.append(
+                ChannelSnapshot(
+                    channel=name,
+                    call_id=item.get("Uniqueid") or "",
+                    linked_id=item.get("Linkedid") or "",
+                    state=item.get("ChannelStateDesc") or "",
+                    caller_num=item.get("CallerIDNum") or "",
+                    context=item.get("Context") or "",
+                    exten=item.get("Exten") or "",
+                    application=item.get("Application") or "",
+                    bridged_to=others[0] if others else None,
+                )
+            )
+        return snapshots
+
+    # -- calls ------------------------------------------------------------------------------
+
+    async def _serve_fast(self, session: FastAGISession) -> None:
+        await self._serve(session, "fastagi", "")
+
+    async def _serve_async(self, session: AsyncAGISession) -> None:
+        await self._serve(session, "asyncagi", session.linkedid)
+
+    async def _serve(self, session: AGISession, transport: Transport, linkedid: str) -> None:
+        info = self._call_info(session, transport, linkedid)
+        call = AsteriskCall(self, session, info)
+        previous = self._calls.get(info.call_id)
+        if previous is not None:
+            previous._release("a new AGI session took the channel")
+        self._calls[info.call_id] = call
+        bound = self._log.bind(call_id=info.call_id, channel=info.channel, route=info.route)
+        bound.info("call_arrived", caller=info.caller_num, dialed=info.dialed)
+        handler = self._handler
+        try:
+            if handler is not None:
+                await handler(call)
+        except CallHungUp:
+            bound.info("call_handler_ended_by_hangup")
+        except Exception:
+            bound.exception("call_handler_failed")
+        finally:
+            if self._calls.get(info.call_id) is call:
+                del self._calls[info.call_id]
+            bound.info("call_released", hung_up=call.hung_up)
+
+    def _call_info(self, session: AGISession, transport: Transport, linkedid: str) -> CallInfo:
+        env = session.env
+        route, params, args = env.script_path, dict(env.script_params), env.args
+        if not env.network_script and args:
+            # AGI(agi:async,inbound?queue=sales,...): the first argument names the hook.
+            route, _, query = args[0].partition("?")
+            params = dict(parse_qsl(query, keep_blank_values=True))
+            args = args[1:]
+        dnid = env.dnid
+        dialed = env.extension if dnid in ("", "unknown") else dnid
+        tracked = self._by_uniqueid.get(env.uniqueid)
+        if not linkedid:
+            linkedid = tracked.linkedid if tracked is not None and tracked.linkedid else ""
+        return CallInfo(
+            call_id=env.uniqueid,
+            channel=env.channel,
+            caller_num=env.callerid,
+            caller_name=env.calleridname,
+            dialed=dialed,
+            context=env.context,
+            route=route,
+            transport=transport,
+            linked_id=linkedid or env.uniqueid,
+            accountcode=env.accountcode,
+            language=env.language or "en",
+            args=tuple(args),
+            params=params,
+        )
+
+    # -- AMI events ---------------------------------------------------------------------------
+
+    def _publish(self, event: PBXEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                self._log.exception("pbx_listener_failed", event_type=type(event).__name__)
+
+    def _track(self, msg: AMIMessage) -> _Channel | None:
+        name = msg.get("Channel") or ""
+        uniqueid = msg.get("Uniqueid") or ""
+        if not name or not uniqueid:
+            return None
+        channel = self._by_uniqueid.get(uniqueid)
+        if channel is None:
+            channel = _Channel(name=name, uniqueid=uniqueid)
+            self._channels[name] = channel
+            self._by_uniqueid[uniqueid] = channel
+        channel.linkedid = msg.get("Linkedid") or channel.linkedid
+        channel.state = msg.get("ChannelStateDesc") or channel.state
+        channel.caller_num = msg.get("CallerIDNum") or channel.caller_num
+        channel.context = msg.get("Context") or channel.context
+        channel.exten = msg.get("Exten") or channel.exten
+        return channel
+
+    def _ev_newchannel(self, msg: AMIMessage) -> None:
+        self._track(msg)
+
+    def _ev_newstate(self, msg: AMIMessage) -> None:
+        self._track(msg)
+
+    def _ev_newexten(self, msg: AMIMessage) -> None:
+        channel = self._track(msg)
+        if channel is not None:
+            channel.application = msg.get("Application") or channel.application
+
+    def _ev_rename(self, msg: AMIMessage) -> None:
+        old, new = msg.get("Channel") or "", msg.get("Newname") or ""
+        channel = self._channels.pop(old, None)
+        if channel is not None and new:
+            channel.name = new
+            self._channels[new] = channel
+
+    def _forget_channel(self, name: str, uniqueid: str) -> None:
+        channel = self._by_uniqueid.pop(uniqueid, None)
+        if channel is not None and self._channels.get(channel.name) is channel:
+            del self._channels[channel.name]
+        elif self._channels.get(name) is not None and self._channels[name].uniqueid == uniqueid:
+            del self._channels[name]
+        if channel is not None and channel.bridge:
+            self._leave_bridge(channel.bridge, channel.name)
+
+    def _ev_hangup(self, msg: AMIMessage) -> None:
+        name = msg.get("Channel") or ""
+        uniqueid = msg.get("Uniqueid") or ""
+        cause = HangupCause.from_code(msg.get("Cause"))
+        self._forget_channel(name, uniqueid)
+        call = self._calls.get(uniqueid)
+        if call is not None:
+            call._on_hangup(cause)
+        dialing = self._dial_peers.pop(name, None)
+        if dialing is not None:
+            dialing._on_channel_gone(name, cause)
+        self._publish(ChannelHungUp(channel=name, call_id=uniqueid, cause=cause))
+
+    def _ev_dial_begin(self, msg: AMIMessage) -> None:
+        call = self._calls.get(msg.get("Uniqueid") or "")
+        if call is not None:
+            call._on_dial_begin(msg.get("DestChannel") or "")
+
+    def _ev_dial_end(self, msg: AMIMessage) -> None:
+        call = self._calls.get(msg.get("Uniqueid") or "")
+        if call is not None:
+            call._on_dial_end(msg.get("DestChannel") or "", msg.get("DialStatus") or "")
+
+    def _ev_bridge_enter(self, msg: AMIMessage) -> None:
+        channel = self._track(msg)
+        bridge = msg.get("BridgeUniqueid") or ""
+        if channel is None or not bridge:
+            return
+        channel.bridge = bridge
+        members = self._bridges.setdefault(bridge, set())
+        members.add(channel.name)
+        for member in members:
+            tracked = self._channels.get(member)
+            call = self._calls.get(tracked.uniqueid) if tracked is not None else None
+            if call is not None:
+                others = [m for m in members if m != member]
+                if others:
+                    call._on_bridged(others[0])
+
+    def _ev_bridge_leave(self, msg: AMIMessage) -> None:
+        channel = self._track(msg)
+        bridge = msg.get("BridgeUniqueid") or ""
+        if channel is not None and bridge:
+            channel.bridge = ""
+            self._leave_bridge(bridge, channel.name)
+
+    def _leave_bridge(self, bridge: str, name: str) -> None:
+        members = self._bridges.get(bridge)
+        if members is not None:
+            members.discard(name)
+            if not members:
+                del self._bridges[bridge]
+
+    def _ev_device_state(self, msg: AMIMessage) -> None:
+        device = msg.get("Device") or ""
+        if device:
+            self._publish(DeviceStateChanged(device=device, state=msg.get("State") or ""))
+
+    def _on_ami_lost(self, reason: str) -> None:
+        self._publish(PBXDisconnected(pbx=self.name, reason=reason))
+
+    async def _resync(self) -> None:
+        """After every login: rebuild the channel table from the PBX's own state."""
+        self._publish(PBXConnected(pbx=self.name))
+        known = dict(self._by_uniqueid)
+        calls = dict(self._calls)
+        try:
+            snapshots = await self.channels()
+        except Exception as exc:
+            self._log.warning("resync_failed", error=str(exc))
+            return
+        alive = {snap.call_id for snap in snapshots}
+        for snap in snapshots:
+            channel = self._by_uniqueid.get(snap.call_id)
+            if channel is None:
+                channel = _Channel(name=snap.channel, uniqueid=snap.call_id)
+                self._by_uniqueid[snap.call_id] = channel
+                self._channels[snap.channel] = channel
+            channel.linkedid = snap.linked_id
+            channel.state = snap.state
+            channel.caller_num = snap.caller_num
+            channel.context = snap.context
+            channel.exten = snap.exten
+            channel.application = snap.application
+        # Only what we knew before asking can have vanished: anything newer may simply have
+        # been created after the PBX built its answer.
+        for uniqueid, channel in known.items():
+            if uniqueid in alive or self._by_uniqueid.get(uniqueid) is not channel:
+                continue
+            self._forget_channel(channel.name, uniqueid)
+            self._publish(
+                ChannelHungUp(channel=channel.name, call_id=uniqueid, cause=HangupCause.UNSPECIFIED)
+            )
+        for uniqueid, call in calls.items():
+            if uniqueid not in alive and not call.hung_up:
+                self._log.info("call_vanished_while_disconnected", call_id=uniqueid)
+                call._on_hangup(HangupCause.UNSPECIFIED)
+                if uniqueid not in known:
+                    self._publish(
+                        ChannelHungUp(
+                            channel=call.info.channel,
+                            call_id=uniqueid,
+                            cause=HangupCause.UNSPECIFIED,
+                        )
+                    )
+        self._log.info("resynced", channels=len(snapshots), calls=len(self._calls))
+
+
+class AsteriskCall:
+    """One caller under AGI control (implements :class:`callcenter.pbx.interface.Call`)."""
+
+    def __init__(self, driver: AsteriskDriver, session: AGISession, info: CallInfo) -> None:
+        self._driver = driver
+        self._session = session
+        self._info = info
+        self._settings = driver.settings
+        self._ami_hangup = asyncio.Event()
+        self._cause = HangupCause.UNSPECIFIED
+        self._local_hangup = False
+        self._released = ""
+        self._dial: _Dial | None = None
+        self._moh = False
+        self._log = log.bind(call_id=info.call_id, channel=info.channel)
+
+    # -- facts ------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> CallInfo:
+        return self._info
+
+    @property
+    def session(self) -> AGISession:
+        """The AGI session behind this call."""
+        return self._session
+
+    @property
+    def hung_up(self) -> bool:
+        if self._ami_hangup.is_set() or self._local_hangup:
+            return True
+        return self._session.hung_up and not self._released
+
+    @property
+    def hangup_cause(self) -> HangupCause:
+        return self._cause
+
+    @property
+    def linked_id(self) -> str:
+        """The Linkedid of the caller's channel as AMI reports it (else the call id)."""
+        tracked = self._driver._by_uniqueid.get(self._info.call_id)
+        return (
+            tracked.linkedid if tracked is not None and tracked.linkedid else (self._info.linked_id)
+        )
+
+    @property
+    def state(self) -> str:
+        """The caller channel's state from AMI (``Up``, ``Ring``...; ``""`` if unknown)."""
+        tracked = self._driver._by_uniqueid.get(self._info.call_id)
+        return tracked.state if tracked is not None else ""
+
+    async def wait_hangup(self) -> None:
+        while not self.hung_up:
+            waiters = [
+                asyncio.ensure_future(self._ami_hangup.wait()),
+                asyncio.ensure_future(self._session.wait_hangup()),
+            ]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            if self._released and not self._ami_hangup.is_set():
+                # Redirected away: the channel's hangup reaches us only through AMI.
+                await self._ami_hangup.wait()
+
+    # -- commands ---------------------------------------------------------------------------
+
+    async def _command(
+        self, verb: str, *args: str, limit: float | None = None, allow_dead: bool = False
+    ) -> AGIResult:
+        if self._released:
+            raise CallHungUp(f"{self._info.channel} left our control ({self._released})")
+        if self.hung_up and not allow_dead:
+            raise CallHungUp(f"{self._info.channel} has hung up")
+        line = format_command(verb, *args)
+        result = await self._session.command(
+            line, timeout=self._settings.command_timeout if limit is None else limit
+        )
+        if not result.ok:
+            raise CommandFailed(f"AGI {line[:80]!r} failed: {result.message}", result.code)
+        return result
+
+    def _caller_gone(self, why: str) -> CallHungUp:
+        self._local_hangup = True
+        return CallHungUp(f"{self._info.channel}: {why}")
+
+    async def answer(self) -> None:
+        result = await self._command("ANSWER")
+        if result.int_result == -1:
+            if self.hung_up:
+                raise CallHungUp(f"{self._info.channel} hung up before the answer")
+            raise CommandFailed("ANSWER failed", result.code)
+
+    async def play(self, prompts: Sequence[str], *, interrupt_digits: str = "") -> str:
+        for prompt in prompts:
+            self._moh = False
+            result = await self._command(
+                "STREAM FILE", prompt, interrupt_digits, limit=self._long(0.0)
+            )
+            code = result.int_result
+            if code is None or code == 0:
+                continue
+            if code > 0:
+                return chr(code)
+            if result.data.get("endpos") == "0" and not self.hung_up:
+                # result=-1 endpos=0 is a missing sound file: a config problem, not a
+                # reason to drop the caller.
+                self._log.warning("prompt_missing", prompt=prompt)
+                continue
+            raise self._caller_gone(f"hung up during {prompt}")
+        return ""
+
+    async def read_digits(
+        self,
+        prompt: str | None,
+        *,
+        max_digits: int,
+        timeout: float,
+        terminator: str = "#",
+    ) -> str:
+        if max_digits <= 0:
+            return ""
+        wait_ms = str(max(1, int(timeout * 1000)))
+        if prompt is not None and terminator == "#":
+            # GET DATA always stops at '#', so it only serves that terminator.
+            self._moh = False
+            result = await self._command(
+                "GET DATA",
+                prompt,
+                wait_ms,
+                str(max_digits),
+                limit=self._long(timeout * (max_digits + 1)),
+            )
+            if result.result == "-1":
+                raise self._caller_gone("hung up while entering digits")
+            return result.result
+        digits = ""
+        if prompt is not None:
+            first = await self.play([prompt], interrupt_digits=_DIGITS)
+            if first == terminator:
+                return ""
+            digits = first
+        while len(digits) < max_digits:
+            result = await self._command(
+                "WAIT FOR DIGIT", wait_ms, limit=timeout + LONG_COMMAND_MARGIN
+            )
+            code = result.int_result
+            if code is None or code == 0:
+                break
+            if code < 0:
+                raise self._caller_gone("hung up while entering digits")
+            digit = chr(code)
+            if digit == terminator:
+                break
+            digits += digit
+        return digits
+
+    async def start_hold_music(self, music_class: str = "default") -> None:
+        if not _MOH_CLASS.fullmatch(music_class):
+            raise CommandFailed(f"invalid music class {music_class!r}")
+        await self._exec("StartMusicOnHold", music_class)
+        self._moh = True
+
+    async def stop_hold_music(self) -> None:
+        await self._exec("StopMusicOnHold", "")
+        self._moh = False
+
+    async def _exec(self, app: str, data: str, *, limit: float | None = None) -> AGIResult:
+        result = await self._command("EXEC", app, data, limit=limit)
+        if result.int_result == -2:
+            raise CommandFailed(f"Asterisk has no application {app}", result.code)
+        return result
+
+    async def dial(
+        self,
+        device: str,
+        *,
+        timeout: float,
+        hold_music: bool = True,
+        caller_id: str | None = None,
+        on_answer: Callable[[str], None] | None = None,
+    ) -> DialResult:
+        _check_device(device)
+        options = "m" if hold_music else ""
+        if caller_id:
+            if not _CALLER_ID.fullmatch(caller_id):
+                raise CommandFailed(f"invalid caller id {caller_id!r}")
+            options += f"o({caller_id})"
+        ring = max(1, math.ceil(timeout))
+        data = f"{device},{ring}" + (f",{options}" if options else "")
+        state = _Dial(on_answer)
+        self._dial = state
+        self._moh = False
+        try:
+            return await self._dial_and_wait(device, data, ring, state)
+        finally:
+            self._dial = None
+            peers = self._driver._dial_peers
+            if state.peer is not None and peers.get(state.peer) is self:
+                del peers[state.peer]
+
+    async def _dial_and_wait(self, device: str, data: str, ring: int, state: _Dial) -> DialResult:
+        exec_error: CallHungUp | None = None
+        try:
+            await self._exec(
+                "Dial", data, limit=self._long(ring + self._settings.max_bridge_seconds)
+            )
+        except CallHungUp as exc:
+            exec_error = exc
+        ended = time.monotonic()
+        # Dial returns -1 after a normal answered call too: the variables tell what happened.
+        status_text = await self._dead_ok_variable("DIALSTATUS")
+        answered_time = await self._dead_ok_variable("ANSWEREDTIME")
+        peer_and_cause = await self._dead_ok_variable("${DIALEDPEERNAME} ${HANGUPCAUSE}", full=True)
+        peer_name, _, cause_text = (peer_and_cause or "").rpartition(" ")
+        if self._session.ended and not self.hung_up:
+            # AsyncAGI: AsyncAGIEnd can come a moment before the channel's Hangup event.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HANGUP_SETTLE):
+                    await self.wait_hangup()
+            if not self.hung_up:
+                self._release("the AGI session ended during the dial")
+        try:
+            status = DialStatus((status_text or state.ami_status).upper())
+        except ValueError:
+            status = DialStatus.ANSWER if state.answered_at is not None else DialStatus.CANCEL
+        peer = state.peer or peer_name or None
+        if status != DialStatus.ANSWER:
+            if status == DialStatus.CANCEL or self.hung_up or exec_error is not None:
+                raise exec_error or self._caller_gone(f"hung up while {device} rang")
+            self._log.info("dial_failed", device=device, status=status.value)
+            return DialResult(status, peer_channel=peer, cause=HangupCause.from_code(cause_text))
+        self._notify_answer(state, peer or device)
+        talk = 0.0
+        if state.answered_at is not None:
+            talk = max(0.0, ended - state.answered_at)
+        elif answered_time and answered_time.isdigit():
+            talk = float(answered_time)  # no AMI events: Asterisk's whole seconds
+        if state.unbridged:
+            by: HungUpBy = "system"
+        elif self.hung_up:
+            by = "caller"
+        else:
+            by = "peer"
+        cause = state.peer_cause or HangupCause.from_code(cause_text)
+        self._log.info("dial_ended", device=device, peer=peer, talk=round(talk, 3), by=by)
+        return DialResult(
+            DialStatus.ANSWER, peer_channel=peer, talk_seconds=talk, hung_up_by=by, cause=cause
+        )
+
+    async def _dead_ok_variable(self, name: str, *, full: bool = False) -> str | None:
+        verb = "GET FULL VARIABLE" if full else "GET VARIABLE"
+        try:
+            result = await self._command(verb, name, allow_dead=True)
+        except CallHungUp:
+            return None
+        return result.value if result.result == "1" else None
+
+    def _notify_answer(self, state: _Dial, peer: str) -> None:
+        if state.answered_notified:
+            return
+        state.answered_notified = True
+        if state.on_answer is not None:
+            try:
+                state.on_answer(peer)
+            except Exception:
+                self._log.exception("on_answer_failed", peer=peer)
+
+    async def unbridge(self) -> None:
+        state = self._dial
+        if state is None or state.peer is None:
+            self._log.info("unbridge_without_peer")
+            return
+        state.unbridged = True
+        await self._driver.hangup_channel(state.peer)
+
+    async def redirect(self, context: str, exten: str, priority: int = 1) -> None:
+        if self.hung_up:
+            raise CallHungUp(f"{self._info.channel} has hung up")
+        try:
+            await self._driver.ami.send_action(
+                "Redirect",
+                [
+                    ("Channel", self._info.channel),
+                    ("Context", context),
+                    ("Exten", exten),
+                    ("Priority", str(priority)),
+                ],
+                retry_on_reconnect=False,
+            )
+        except ActionFailed as exc:
+            if _no_such_channel(exc):
+                raise self._caller_gone("gone before the redirect") from None
+            raise
+        self._release(f"redirected to {context},{exten},{priority}")
+
+    async def get_variable(self, name: str) -> str | None:
+        try:
+            result = await self._command("GET VARIABLE", name, allow_dead=True)
+        except CallHungUp:
+            return None
+        return result.value if result.result == "1" else None
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._command("SET VARIABLE", name, value)
+
+    async def hangup(self, cause: HangupCause = HangupCause.NORMAL_CLEARING) -> None:
+        if self.hung_up or self._released or self._session.ended:
+            return
+        try:
+            if cause == HangupCause.NORMAL_CLEARING:
+                await self._command("HANGUP")
+            else:
+                await self._command("EXEC", "Hangup", str(int(cause)))
+        except CallError as exc:
+            self._log.debug("hangup_ignored_error", error=str(exc))
+        self._local_hangup = True
+        if self._cause == HangupCause.UNSPECIFIED:
+            self._cause = cause
+
+    # -- driver callbacks -------------------------------------------------------------------
+
+    def _long(self, expected: float) -> float:
+        return self._settings.prompt_timeout + expected + LONG_COMMAND_MARGIN
+
+    def _release(self, why: str) -> None:
+        self._released = why
+        self._log.info("call_left_control", why=why)
+
+    def _on_hangup(self, cause: HangupCause) -> None:
+        if cause != HangupCause.UNSPECIFIED or self._cause == HangupCause.UNSPECIFIED:
+            self._cause = cause
+        self._ami_hangup.set()
+        session = self._session
+        if isinstance(session, AsyncAGISession):
+            session.end("channel hung up", hung_up=True)
+
+    def _set_peer(self, state: _Dial, peer: str) -> None:
+        peers = self._driver._dial_peers
+        if state.peer is not None and peers.get(state.peer) is self:
+            del peers[state.peer]
+        state.peer = peer
+        peers[peer] = self
+
+    def _on_channel_gone(self, name: str, cause: HangupCause) -> None:
+        state = self._dial
+        if state is not None and state.peer == name:
+            state.peer_cause = cause
+
+    def _on_dial_begin(self, dest: str) -> None:
+        state = self._dial
+        if state is not None and dest and state.peer is None:
+            self._set_peer(state, dest)
+
+    def _on_dial_end(self, dest: str, status: str) -> None:
+        state = self._dial
+        if state is None:
+            return
+        state.ami_status = status
+        if status.upper() == "ANSWER" and dest:
+            self._set_peer(state, dest)
+            if state.answered_at is None:
+                state.answered_at = time.monotonic()
+            self._notify_answer(state, dest)
+
+    def _on_bridged(self, peer: str) -> None:
+        state = self._dial
+        if state is None or not peer:
+            return
+        if state.peer is None:
+            self._set_peer(state, peer)
+        if state.answered_at is None:
+            state.answered_at = time.monotonic()
+        self._notify_answer(state, state.peer or peer)
+
+
+def _check_device(device: str) -> None:
+    if not _DEVICE.fullmatch(device):
+        raise CommandFailed(f"refusing to dial {device!r}: not a TECH/resource device string")
+
+
+def _no_such_channel(exc: ActionFailed) -> bool:
+    message = str(exc).lower()
+    return "no such channel" in message or "does not exist" in message

@@ -1,0 +1,447 @@
+"""Call detail records: a pure fold over a call's engine events, one row per call.
+
+``fold(draft, event)`` applies one :mod:`callcenter.events` call event to a
+:class:`CdrDraft` (a dispatch table maps event type to handler); ``finish(draft)`` turns the
+draft into the immutable :class:`CdrRecord`. Neither touches I/O or clocks, so any event
+order gives a record (events from a resynchronised PBX may arrive out of order).
+
+Field names follow Asterisk's CDR where they overlap (``src``, ``dst``, ``dcontext``,
+``clid``, ``channel``, ``dstchannel``, ``lastapp``, ``start``, ``answer``, ``end``,
+``duration``, ``billsec``, ``disposition``, ``uniqueid``, ``linkedid``, ``accountcode``), and
+behave like Asterisk's: a call answered by the IVR is ANSWERED even if no agent took it;
+``duration`` and ``billsec`` are whole seconds rounded half up, measured with the monotonic
+``mono`` of the events; ``start``/``answer``/``end`` are the events' UTC wall-clock times.
+
+Call-centre fields:
+
+* ``ivr_path``: IVR nodes as ``flow:node``, with the digits pressed between them,
+  e.g. ``main:welcome>2>main:support_q``.
+* ``queue`` and ``wait_seconds``: the last queue joined and the total seconds spent waiting
+  in queues (join to connect, abandon or exit).
+* ``agent``: the **first** agent who answered. Later parties reached by transfer are in
+  ``transfer_path``, which starts with the transferring agent: ``1002>2000`` means 1002
+  transferred the caller to 2000; ``transfers`` counts the transfers.
+* ``talk_seconds``: talk time over every leg (agent and transfer targets).
+* ``abandoned``: the caller hung up while waiting in a queue.
+* ``hung_up_by`` (``caller``/``agent``/``system``), ``hangup_cause`` (Q.850 code) and
+  ``hangup_cause_name``.
+
+``lastapp`` names the last stage the call reached in Asterisk's words: ``AGI`` (handed
+over), ``Answer``, ``BackGround`` (IVR), ``Queue``, ``Dial`` (agent or transfer target).
+
+:class:`CdrRecorder` is the event-bus listener that keeps one draft per live call and, on
+CallEnded, hands the record to a :class:`~callcenter.records.writer.RecordWriter`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+
+from callcenter.events import (
+    AgentConnected,
+    AgentRinging,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    CallTransferred,
+    EngineEvent,
+    IvrStep,
+    QueueAbandoned,
+    QueueExited,
+    QueueJoined,
+    TalkEnded,
+)
+from callcenter.records.writer import RecordWriter
+
+log = structlog.get_logger(__name__)
+
+
+class Disposition:
+    """Asterisk's CDR disposition values."""
+
+    ANSWERED = "ANSWERED"
+    NO_ANSWER = "NO ANSWER"
+    BUSY = "BUSY"
+    FAILED = "FAILED"
+
+
+_BUSY_CAUSES = frozenset({17})
+# Q.850 causes for which Asterisk's CDR says FAILED (no route, congestion, out of order...).
+_FAILED_CAUSES = frozenset({1, 3, 22, 27, 28, 34, 38, 41, 42, 44, 58, 88, 102, 127})
+
+
+@dataclass(frozen=True, slots=True)
+class CdrRecord:
+    """One finished call. Datetimes are UTC; ``to_row`` gives ISO 8601 strings."""
+
+    accountcode: str
+    src: str
+    dst: str
+    dcontext: str
+    clid: str
+    channel: str
+    dstchannel: str
+    lastapp: str
+    start: datetime
+    answer: datetime | None
+    end: datetime
+    duration: int
+    billsec: int
+    disposition: str
+    uniqueid: str
+    linkedid: str
+    ivr_path: str
+    queue: str
+    wait_seconds: float
+    agent: str
+    talk_seconds: float
+    transfers: int
+    transfer_path: str
+    abandoned: bool
+    hung_up_by: str
+    hangup_cause: int
+    hangup_cause_name: str
+
+    def to_row(self) -> dict[str, Any]:
+        """The record as JSON-able values (datetimes as ISO 8601 with milliseconds)."""
+        row: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat(timespec="milliseconds")
+            row[f.name] = value
+        return row
+
+
+CDR_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CdrRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class CdrDraft:
+    """What is known so far about one call (immutable: each event gives a new draft)."""
+
+    uniqueid: str
+    start: datetime
+    start_mono: float
+    last_at: datetime
+    """The latest event's time: the end when CallEnded never came."""
+    last_mono: float
+    linkedid: str = ""
+    accountcode: str = ""
+    src: str = ""
+    src_name: str = ""
+    dst: str = ""
+    dcontext: str = ""
+    channel: str = ""
+    dstchannel: str = ""
+    lastapp: str = ""
+    answer: datetime | None = None
+    answer_mono: float | None = None
+    end: datetime | None = None
+    end_mono: float | None = None
+    ivr: tuple[str, ...] = ()
+    queue: str = ""
+    joined_mono: float | None = None
+    """Set while the caller waits in a queue."""
+    wait_seconds: float = 0.0
+    agent: str = ""
+    talking_since: float | None = None
+    """Set while the caller talks to an agent whose TalkEnded has not come yet."""
+    talk_seconds: float = 0.0
+    transfer_path: tuple[str, ...] = ()
+    transfers: int = 0
+    abandoned: bool = False
+    hung_up_by: str = ""
+    hangup_cause: int = 0
+    hangup_cause_name: str = ""
+
+
+_Handler = Callable[[CdrDraft, Any], CdrDraft]
+
+_replace = dataclasses.replace
+
+
+def _answered(d: CdrDraft, event: CallEvent) -> CdrDraft:
+    if d.answer is not None:
+        return d
+    return _replace(d, answer=event.at, answer_mono=event.mono)
+
+
+def _stop_waiting(d: CdrDraft, event: CallEvent, reported: float) -> CdrDraft:
+    """Add the wait since QueueJoined (or the engine's figure when the join was not seen)."""
+    waited = event.mono - d.joined_mono if d.joined_mono is not None else reported
+    return _replace(d, wait_seconds=d.wait_seconds + max(0.0, waited), joined_mono=None)
+
+
+def _on_started(d: CdrDraft, e: CallStarted) -> CdrDraft:
+    return _replace(
+        d,
+        start=e.at,
+        start_mono=e.mono,
+        linkedid=e.linked_id or e.call_id,
+        accountcode=e.accountcode,
+        src=e.caller_num,
+        src_name=e.caller_name,
+        dst=e.dialed,
+        dcontext=e.context,
+        channel=e.channel,
+        lastapp=d.lastapp or "AGI",
+    )
+
+
+def _on_answered(d: CdrDraft, e: CallAnswered) -> CdrDraft:
+    d = _answered(d, e)
+    return _replace(d, lastapp="Answer") if d.lastapp in ("", "AGI") else d
+
+
+def _on_ivr_step(d: CdrDraft, e: IvrStep) -> CdrDraft:
+    step = (e.digits, f"{e.flow}:{e.node}") if e.digits else (f"{e.flow}:{e.node}",)
+    return _replace(d, ivr=d.ivr + step, lastapp="BackGround")
+
+
+def _on_queue_joined(d: CdrDraft, e: QueueJoined) -> CdrDraft:
+    return _replace(d, queue=e.queue, joined_mono=e.mono, lastapp="Queue")
+
+
+def _on_agent_ringing(d: CdrDraft, e: AgentRinging) -> CdrDraft:
+    return _replace(d, queue=e.queue or d.queue)
+
+
+def _on_agent_connected(d: CdrDraft, e: AgentConnected) -> CdrDraft:
+    d = _answered(d, e)
+    if d.joined_mono is not None or d.wait_seconds == 0.0:
+        d = _stop_waiting(d, e, e.wait_seconds)
+    return _replace(
+        d,
+        queue=e.queue or d.queue,
+        agent=d.agent or e.agent,
+        dstchannel=e.peer_channel or d.dstchannel,
+        talking_since=e.mono,
+        lastapp="Dial",
+    )
+
+
+def _on_abandoned(d: CdrDraft, e: QueueAbandoned) -> CdrDraft:
+    d = _stop_waiting(d, e, e.wait_seconds)
+    return _replace(d, queue=e.queue or d.queue, abandoned=True)
+
+
+def _on_exited(d: CdrDraft, e: QueueExited) -> CdrDraft:
+    d = _stop_waiting(d, e, e.wait_seconds)
+    return _replace(d, queue=e.queue or d.queue)
+
+
+def _on_transferred(d: CdrDraft, e: CallTransferred) -> CdrDraft:
+    path = (*d.transfer_path, e.to) if d.transfer_path else (e.by, e.to)
+    return _replace(d, transfers=d.transfers + 1, transfer_path=path, lastapp="Dial")
+
+
+def _on_talk_ended(d: CdrDraft, e: TalkEnded) -> CdrDraft:
+    return _replace(
+        d,
+        talk_seconds=d.talk_seconds + max(0.0, e.talk_seconds),
+        talking_since=None,
+        agent=d.agent or e.agent,
+    )
+
+
+def _on_ended(d: CdrDraft, e: CallEnded) -> CdrDraft:
+    if d.joined_mono is not None:
+        d = _stop_waiting(d, e, 0.0)
+    if d.talking_since is not None:
+        d = _replace(
+            d,
+            talk_seconds=d.talk_seconds + max(0.0, e.mono - d.talking_since),
+            talking_since=None,
+        )
+    return _replace(
+        d,
+        end=e.at,
+        end_mono=e.mono,
+        hung_up_by=e.hung_up_by,
+        hangup_cause=e.cause,
+        hangup_cause_name=e.cause_name,
+    )
+
+
+HANDLERS: Mapping[type[CallEvent], _Handler] = {
+    CallStarted: _on_started,
+    CallAnswered: _on_answered,
+    IvrStep: _on_ivr_step,
+    QueueJoined: _on_queue_joined,
+    AgentRinging: _on_agent_ringing,
+    AgentConnected: _on_agent_connected,
+    QueueAbandoned: _on_abandoned,
+    QueueExited: _on_exited,
+    CallTransferred: _on_transferred,
+    TalkEnded: _on_talk_ended,
+    CallEnded: _on_ended,
+}
+"""Event type -> how it changes the draft. Call events not listed leave it unchanged."""
+
+
+def fold(state: CdrDraft | None, event: CallEvent) -> CdrDraft:
+    """The draft after ``event``. Pure. ``state`` None starts a draft from any event."""
+    draft = state
+    if draft is None:
+        draft = CdrDraft(
+            uniqueid=event.call_id,
+            start=event.at,
+            start_mono=event.mono,
+            last_at=event.at,
+            last_mono=event.mono,
+            linkedid=event.call_id,
+        )
+    handler = HANDLERS.get(type(event))
+    if handler is not None:
+        draft = handler(draft, event)
+    if event.mono >= draft.last_mono:
+        draft = _replace(draft, last_at=event.at, last_mono=event.mono)
+    return draft
+
+
+def _seconds(value: float) -> int:
+    """Whole seconds rounded half up, as Asterisk rounds CDR durations."""
+    return math.floor(max(0.0, value) + 0.5)
+
+
+def _clid(name: str, num: str) -> str:
+    # Asterisk's ast_callerid_merge: '"Name" <num>', or whichever part exists.
+    name = name.replace('"', "").strip()
+    if name and num:
+        return f'"{name}" <{num}>'
+    return name or num
+
+
+def _disposition(d: CdrDraft) -> str:
+    if d.answer is not None:
+        return Disposition.ANSWERED
+    if d.hangup_cause in _BUSY_CAUSES:
+        return Disposition.BUSY
+    if d.hangup_cause in _FAILED_CAUSES:
+        return Disposition.FAILED
+    return Disposition.NO_ANSWER
+
+
+def finish(draft: CdrDraft) -> CdrRecord:
+    """The record of a finished call (a call whose CallEnded never came ends at its last
+    event)."""
+    end = draft.end if draft.end is not None else draft.last_at
+    end_mono = draft.end_mono if draft.end_mono is not None else draft.last_mono
+    billsec = _seconds(end_mono - draft.answer_mono) if draft.answer_mono is not None else 0
+    return CdrRecord(
+        accountcode=draft.accountcode,
+        src=draft.src,
+        dst=draft.dst,
+        dcontext=draft.dcontext,
+        clid=_clid(draft.src_name, draft.src),
+        channel=draft.channel,
+        dstchannel=draft.dstchannel,
+        lastapp=draft.lastapp,
+        start=draft.start,
+        answer=draft.answer,
+        end=end,
+        duration=_seconds(end_mono - draft.start_mono),
+        billsec=billsec,
+        disposition=_disposition(draft),
+        uniqueid=draft.uniqueid,
+        linkedid=draft.linkedid or draft.uniqueid,
+        ivr_path=">".join(draft.ivr),
+        queue=draft.queue,
+        wait_seconds=round(draft.wait_seconds, 3),
+        agent=draft.agent,
+        talk_seconds=round(draft.talk_seconds, 3),
+        transfers=draft.transfers,
+        transfer_path=">".join(draft.transfer_path),
+        abandoned=draft.abandoned,
+        hung_up_by=draft.hung_up_by,
+        hangup_cause=draft.hangup_cause,
+        hangup_cause_name=draft.hangup_cause_name,
+    )
+
+
+class CdrStore(Protocol):
+    """Where CDRs go (blocking calls, run in the writer's thread)."""
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def write_cdr(self, record: CdrRecord) -> bool: ...
+
+    def has_cdr(self, uniqueid: str) -> bool: ...
+
+
+def cdr_key(call_id: str) -> str:
+    """The writer key of a call's CDR."""
+    return f"cdr:{call_id}"
+
+
+class CdrRecorder:
+    """Event-bus listener turning each call's events into one durable CDR.
+
+    Subscribe :meth:`on_event`; ``await start()`` before calls arrive and ``await close()`` on
+    shutdown (it writes what is pending). ``writer`` may be shared with other recorders
+    (:class:`~callcenter.records.shifts.ShiftRecorder`); by default the recorder owns one.
+    """
+
+    def __init__(self, store: CdrStore, *, writer: RecordWriter | None = None) -> None:
+        self.store = store
+        self.writer = writer if writer is not None else RecordWriter(store)
+        self._drafts: dict[str, CdrDraft] = {}
+
+    @property
+    def calls_in_progress(self) -> int:
+        return len(self._drafts)
+
+    def draft(self, call_id: str) -> CdrDraft | None:
+        """The draft of a call still in progress."""
+        return self._drafts.get(call_id)
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Fold a call event; on CallEnded queue the finished record for writing."""
+        if not isinstance(event, CallEvent):
+            return
+        draft = fold(self._drafts.get(event.call_id), event)
+        if not isinstance(event, CallEnded):
+            self._drafts[event.call_id] = draft
+            return
+        self._drafts.pop(event.call_id, None)
+        record = finish(draft)
+        self.writer.submit(
+            cdr_key(record.uniqueid), functools.partial(self.store.write_cdr, record)
+        )
+        log.debug("cdr_finished", call_id=record.uniqueid, disposition=record.disposition)
+
+    async def start(self) -> None:
+        """Open the store and start writing (RecordError if the store cannot be opened)."""
+        await self.writer.start()
+
+    async def close(self, flush_timeout: float = 10.0) -> None:
+        """Write every pending record, then close the store (RecordError if some could
+        not be written within ``flush_timeout`` seconds)."""
+        if self._drafts:
+            log.info("cdr_calls_still_open_at_close", count=len(self._drafts))
+        await self.writer.close(flush_timeout)
+
+    async def wait_written(self, call_id: str, timeout: float = 5.0) -> None:
+        """Return once the CDR of ``call_id`` is durable; RecordError after ``timeout``."""
+        key = cdr_key(call_id)
+        # A call this process has not seen (written before a restart, or long ago): ask the store.
+        unseen = not self.writer.knows(key) and call_id not in self._drafts
+        if (
+            unseen
+            and self.writer.started
+            and await self.writer.run(functools.partial(self.store.has_cdr, call_id))
+        ):
+            return
+        await self.writer.wait_written(key, timeout)

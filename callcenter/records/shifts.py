@@ -1,0 +1,135 @@
+"""Agent shifts and pauses as records: one row per login..logout, one per pause.
+
+:class:`ShiftRecorder` listens to AgentLoggedIn/AgentLoggedOut/AgentPaused/AgentUnpaused and
+writes :class:`AgentSession` and :class:`AgentPause` rows through the same
+:class:`~callcenter.records.writer.RecordWriter` as the CDRs. A pause still open at logout
+ends at the logout; a new AgentPaused while paused (a reason change) ends the previous pause.
+Durations come from the events' monotonic clock.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+
+from callcenter.events import (
+    AgentEvent,
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentPaused,
+    AgentUnpaused,
+    EngineEvent,
+)
+from callcenter.records.writer import RecordWriter
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSession:
+    """One shift. Datetimes are UTC."""
+
+    agent: str
+    login: datetime
+    logout: datetime
+    duration_seconds: float
+    via_login: str
+    via_logout: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPause:
+    """One pause (break, lunch...). Datetimes are UTC."""
+
+    agent: str
+    reason: str
+    start: datetime
+    end: datetime
+    duration_seconds: float
+    via_pause: str
+    via_unpause: str
+
+
+class ShiftStore(Protocol):
+    """Where shift rows go (blocking calls, run in the writer's thread)."""
+
+    def write_agent_session(self, session: AgentSession) -> bool: ...
+
+    def write_agent_pause(self, pause: AgentPause) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    at: datetime
+    mono: float
+    via: str
+    reason: str = ""
+
+
+class ShiftRecorder:
+    """Event-bus listener writing agent sessions and pauses.
+
+    ``writer`` is usually the CDR recorder's (``ShiftRecorder(store, recorder.writer)``);
+    starting and closing it is its owner's job.
+    """
+
+    def __init__(self, store: ShiftStore, writer: RecordWriter) -> None:
+        self.store = store
+        self.writer = writer
+        self._sessions: dict[str, _Opened] = {}
+        self._pauses: dict[str, _Opened] = {}
+
+    def on_event(self, event: EngineEvent) -> None:
+        if not isinstance(event, AgentEvent):
+            return
+        if isinstance(event, AgentLoggedIn):
+            self._end_pause(event, via=event.via)
+            self._sessions[event.agent] = _Opened(event.at, event.mono, event.via)
+        elif isinstance(event, AgentLoggedOut):
+            self._end_pause(event, via=event.via)
+            self._end_session(event)
+        elif isinstance(event, AgentPaused):
+            self._end_pause(event, via=event.via)
+            self._pauses[event.agent] = _Opened(event.at, event.mono, event.via, event.reason)
+        elif isinstance(event, AgentUnpaused):
+            self._end_pause(event, via=event.via)
+
+    def _end_session(self, event: AgentLoggedOut) -> None:
+        opened = self._sessions.pop(event.agent, None)
+        if opened is not None:
+            login, duration, via_login = opened.at, event.mono - opened.mono, opened.via
+        else:
+            # Logged in before this process started: trust the router's shift length.
+            duration = event.shift_seconds
+            login, via_login = event.at - timedelta(seconds=duration), ""
+        session = AgentSession(
+            agent=event.agent,
+            login=login,
+            logout=event.at,
+            duration_seconds=round(max(0.0, duration), 3),
+            via_login=via_login,
+            via_logout=event.via,
+        )
+        key = f"session:{event.agent}:{login.isoformat()}"
+        self.writer.submit(key, functools.partial(self.store.write_agent_session, session))
+        log.debug("agent_session_recorded", agent=event.agent, seconds=session.duration_seconds)
+
+    def _end_pause(self, event: AgentEvent, *, via: str) -> None:
+        opened = self._pauses.pop(event.agent, None)
+        if opened is None:
+            return
+        pause = AgentPause(
+            agent=event.agent,
+            reason=opened.reason,
+            start=opened.at,
+            end=event.at,
+            duration_seconds=round(max(0.0, event.mono - opened.mono), 3),
+            via_pause=opened.via,
+            via_unpause=via,
+        )
+        key = f"pause:{event.agent}:{opened.at.isoformat()}"
+        self.writer.submit(key, functools.partial(self.store.write_agent_pause, pause))

@@ -1,0 +1,265 @@
+"""The SQLite record store: CDRs, agent sessions and pauses in one database file.
+
+The folder, the file and the schema are created on first use. The database runs in WAL
+mode with ``synchronous=FULL``: a row is on disk when its write returns. Writes are
+idempotent: a CDR is keyed by ``uniqueid``, a session by (agent, login), a pause by
+(agent, start), and ``INSERT OR IGNORE`` keeps the first row written.
+
+Every method is blocking. In the daemon they run in the record writer's thread
+(:class:`~callcenter.records.writer.RecordWriter`), never on the event loop; a lock makes
+the store safe to share between threads. Reads from a CLI process can use it directly.
+SQLite and OS errors surface as :class:`~callcenter.errors.RecordError`.
+
+Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
+
+* ``cdr``: one column per :class:`~callcenter.records.cdr.CdrRecord` field;
+* ``agent_sessions``: agent, login, logout, duration_seconds, via_login, via_logout;
+* ``agent_pauses``: agent, reason, start, end, duration_seconds, via_pause, via_unpause.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from callcenter.errors import RecordError
+from callcenter.records.cdr import CdrRecord
+from callcenter.records.shifts import AgentPause, AgentSession
+
+log = structlog.get_logger(__name__)
+
+SCHEMA_VERSION = 1
+
+CDR_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("accountcode", "TEXT NOT NULL DEFAULT ''"),
+    ("src", "TEXT NOT NULL DEFAULT ''"),
+    ("dst", "TEXT NOT NULL DEFAULT ''"),
+    ("dcontext", "TEXT NOT NULL DEFAULT ''"),
+    ("clid", "TEXT NOT NULL DEFAULT ''"),
+    ("channel", "TEXT NOT NULL DEFAULT ''"),
+    ("dstchannel", "TEXT NOT NULL DEFAULT ''"),
+    ("lastapp", "TEXT NOT NULL DEFAULT ''"),
+    ("start", "TEXT NOT NULL"),
+    ("answer", "TEXT"),
+    ("end", "TEXT NOT NULL"),
+    ("duration", "INTEGER NOT NULL"),
+    ("billsec", "INTEGER NOT NULL"),
+    ("disposition", "TEXT NOT NULL"),
+    ("uniqueid", "TEXT PRIMARY KEY"),
+    ("linkedid", "TEXT NOT NULL DEFAULT ''"),
+    ("ivr_path", "TEXT NOT NULL DEFAULT ''"),
+    ("queue", "TEXT NOT NULL DEFAULT ''"),
+    ("wait_seconds", "REAL NOT NULL DEFAULT 0"),
+    ("agent", "TEXT NOT NULL DEFAULT ''"),
+    ("talk_seconds", "REAL NOT NULL DEFAULT 0"),
+    ("transfers", "INTEGER NOT NULL DEFAULT 0"),
+    ("transfer_path", "TEXT NOT NULL DEFAULT ''"),
+    ("abandoned", "INTEGER NOT NULL DEFAULT 0"),
+    ("hung_up_by", "TEXT NOT NULL DEFAULT ''"),
+    ("hangup_cause", "INTEGER NOT NULL DEFAULT 0"),
+    ("hangup_cause_name", "TEXT NOT NULL DEFAULT ''"),
+)
+"""The ``cdr`` table: every CdrRecord field, in the record's order."""
+
+SESSION_COLUMNS = ("agent", "login", "logout", "duration_seconds", "via_login", "via_logout")
+PAUSE_COLUMNS = (
+    "agent",
+    "reason",
+    "start",
+    "end",
+    "duration_seconds",
+    "via_pause",
+    "via_unpause",
+)
+
+
+def _quoted(names: Sequence[str]) -> str:
+    # "end" is an SQL keyword; quote every identifier.
+    return ", ".join(f'"{n}"' for n in names)
+
+
+_CDR_NAMES = tuple(name for name, _ in CDR_COLUMNS)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS cdr ({", ".join(f'"{n}" {t}' for n, t in CDR_COLUMNS)});
+CREATE INDEX IF NOT EXISTS cdr_start ON cdr ("start");
+CREATE INDEX IF NOT EXISTS cdr_queue ON cdr ("queue", "start");
+CREATE TABLE IF NOT EXISTS agent_sessions (
+    "agent" TEXT NOT NULL,
+    "login" TEXT NOT NULL,
+    "logout" TEXT NOT NULL,
+    "duration_seconds" REAL NOT NULL,
+    "via_login" TEXT NOT NULL DEFAULT '',
+    "via_logout" TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY ("agent", "login")
+);
+CREATE TABLE IF NOT EXISTS agent_pauses (
+    "agent" TEXT NOT NULL,
+    "reason" TEXT NOT NULL,
+    "start" TEXT NOT NULL,
+    "end" TEXT NOT NULL,
+    "duration_seconds" REAL NOT NULL,
+    "via_pause" TEXT NOT NULL DEFAULT '',
+    "via_unpause" TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY ("agent", "start")
+);
+"""
+
+_INSERT_CDR = (
+    f"INSERT OR IGNORE INTO cdr ({_quoted(_CDR_NAMES)}) "
+    f"VALUES ({', '.join('?' for _ in _CDR_NAMES)})"
+)
+_INSERT_SESSION = (
+    f"INSERT OR IGNORE INTO agent_sessions ({_quoted(SESSION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})"
+)
+_INSERT_PAUSE = (
+    f"INSERT OR IGNORE INTO agent_pauses ({_quoted(PAUSE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in PAUSE_COLUMNS)})"
+)
+
+
+def _iso(value: Any) -> str:
+    # Microseconds: (agent, login) and (agent, start) are primary keys, and two pauses can
+    # start within one millisecond (a reason change right after a pause).
+    return str(value.isoformat(timespec="microseconds"))
+
+
+class SqliteCdrStore:
+    """CDRs, agent sessions and pauses in one SQLite file (blocking; see module doc)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SqliteCdrStore({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def open(self) -> None:
+        """Create the folder, file and schema if needed. Idempotent."""
+        with self._lock:
+            self._connection()
+
+    def close(self) -> None:
+        """Close the file (a later call reopens it)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        in_memory = str(self.path) == ":memory:"
+        try:
+            if not in_memory:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise RecordError(f"cannot open record database {self.path}: {exc}") from exc
+        try:
+            if not in_memory:
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            with conn:
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise RecordError(f"cannot set up record database {self.path}: {exc}") from exc
+        log.info("record_store_opened", path=str(self.path))
+        self._conn = conn
+        return conn
+
+    # ------------------------------------------------------------------ writes
+
+    def _execute(self, sql: str, params: Sequence[object]) -> int:
+        """Run one write in its own transaction; returns the rows changed.
+
+        Raises sqlite3 errors as they come (``_write`` turns them into RecordError).
+        """
+        with self._lock:
+            conn = self._connection()
+            with conn:
+                return conn.execute(sql, params).rowcount
+
+    def _write(self, what: str, sql: str, params: Sequence[object]) -> bool:
+        try:
+            return self._execute(sql, params) == 1
+        except sqlite3.Error as exc:
+            raise RecordError(f"cannot store {what} in {self.path}: {exc}") from exc
+
+    def write_cdr(self, record: CdrRecord) -> bool:
+        """Store a CDR; False when a row with that uniqueid already exists (kept as is)."""
+        row = record.to_row()
+        params = [int(v) if isinstance(v, bool) else v for v in (row[n] for n in _CDR_NAMES)]
+        return self._write(f"CDR {record.uniqueid}", _INSERT_CDR, params)
+
+    def write_agent_session(self, session: AgentSession) -> bool:
+        """Store one login..logout; False when already stored."""
+        params = (
+            session.agent,
+            _iso(session.login),
+            _iso(session.logout),
+            session.duration_seconds,
+            session.via_login,
+            session.via_logout,
+        )
+        return self._write(f"session of agent {session.agent}", _INSERT_SESSION, params)
+
+    def write_agent_pause(self, pause: AgentPause) -> bool:
+        """Store one pause; False when already stored."""
+        params = (
+            pause.agent,
+            pause.reason,
+            _iso(pause.start),
+            _iso(pause.end),
+            pause.duration_seconds,
+            pause.via_pause,
+            pause.via_unpause,
+        )
+        return self._write(f"pause of agent {pause.agent}", _INSERT_PAUSE, params)
+
+    # ------------------------------------------------------------------ reads
+
+    def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        try:
+            with self._lock:
+                conn = self._connection()
+                cursor = conn.execute(sql, params)
+                cursor.row_factory = sqlite3.Row
+                return list(cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise RecordError(f"cannot read {self.path}: {exc}") from exc
+
+    def has_cdr(self, uniqueid: str) -> bool:
+        return bool(self._fetch("SELECT 1 FROM cdr WHERE uniqueid = ?", (uniqueid,)))
+
+    def fetch_cdrs(self) -> list[dict[str, Any]]:
+        """Every CDR, oldest first, keyed by CdrRecord field name (``abandoned`` as bool)."""
+        rows = self._fetch(f'SELECT {_quoted(_CDR_NAMES)} FROM cdr ORDER BY "start", uniqueid')
+        result = []
+        for row in rows:
+            record = dict(row)
+            record["abandoned"] = bool(record["abandoned"])
+            result.append(record)
+        return result
+
+    def fetch_agent_sessions(self) -> list[dict[str, Any]]:
+        """Every agent session, oldest login first."""
+        sql = f'SELECT {_quoted(SESSION_COLUMNS)} FROM agent_sessions ORDER BY "login", agent'
+        return [dict(row) for row in self._fetch(sql)]
+
+    def fetch_agent_pauses(self) -> list[dict[str, Any]]:
+        """Every agent pause, oldest first."""
+        sql = f'SELECT {_quoted(PAUSE_COLUMNS)} FROM agent_pauses ORDER BY "start", agent'
+        return [dict(row) for row in self._fetch(sql)]

@@ -1,0 +1,534 @@
+"""AsteriskDriver over AsyncAGI and AMI, against a fake AMI server replaying real traces."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from asterisk_replay import (
+    TRACES,
+    AMIScript,
+    ReplayAMIServer,
+    conn_records,
+    load,
+    script_of,
+    wait_until,
+)
+
+from callcenter.demopbx import AgentPhone, DemoAsterisk
+from callcenter.errors import ActionFailed, AuthenticationError, CallHungUp, CommandFailed
+from callcenter.pbx.asterisk.driver import AsteriskCall, AsteriskDriver, AsteriskSettings
+from callcenter.pbx.interface import (
+    PBX,
+    Call,
+    ChannelHungUp,
+    DeviceStateChanged,
+    DialResult,
+    DialStatus,
+    HangupCause,
+    PBXConnected,
+    PBXDisconnected,
+    PBXEvent,
+)
+
+Handler = Callable[[AsteriskCall], Awaitable[None]]
+
+
+class Run:
+    """One driver run: the calls it handled, what they raised, the events it published."""
+
+    def __init__(self) -> None:
+        self.calls: list[AsteriskCall] = []
+        self.errors: list[BaseException] = []
+        self.events: list[PBXEvent] = []
+        self.done = asyncio.Event()
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    ami: ReplayAMIServer | int, handler: Handler, **settings: Any
+) -> AsyncIterator[tuple[AsteriskDriver, Run]]:
+    """A started driver (AsyncAGI unless told) logged in to ``ami`` (a server or a port)."""
+    run = Run()
+    options: dict[str, Any] = {
+        "ami_port": ami if isinstance(ami, int) else ami.port,
+        "ami_username": "pbxlab",
+        "ami_secret": "x",
+        "agi_transport": "asyncagi",
+        "reconnect_min": 0.02,
+        "reconnect_max": 0.05,
+    }
+    options.update(settings)
+    driver = AsteriskDriver(AsteriskSettings(**options))
+    driver.subscribe(run.events.append)
+
+    async def serve(call: Call) -> None:
+        assert isinstance(call, AsteriskCall)
+        run.calls.append(call)
+        try:
+            await handler(call)
+        except BaseException as exc:
+            run.errors.append(exc)
+            raise
+        finally:
+            run.done.set()
+
+    async with asyncio.timeout(5):
+        await driver.start(serve)
+    try:
+        yield driver, run
+    finally:
+        async with asyncio.timeout(5):
+            await driver.stop()
+
+
+def commands(server: ReplayAMIServer, peer: int = 0) -> list[str]:
+    return [m.get("Command") or "" for m in server.peers[peer].received if m.name == "AGI"]
+
+
+async def test_driver_is_a_pbx() -> None:
+    assert isinstance(AsteriskDriver(AsteriskSettings()), PBX)
+    assert "hunter2" not in repr(AsteriskSettings(ami_secret="hunter2"))
+
+
+async def test_start_with_a_wrong_secret_raises_authentication_error() -> None:
+    async def handler(call: AsteriskCall) -> None:
+        return None
+
+    async with ReplayAMIServer.from_trace("13_g_errors.jsonl", conn=17) as server:
+        driver = AsteriskDriver(
+            AsteriskSettings(ami_port=server.port, ami_username="pbxlab", ami_secret="wrong")
+        )
+        with pytest.raises(AuthenticationError, match="pbxlab"):
+            async with asyncio.timeout(5):
+                await driver.start(handler)
+        await driver.stop()
+
+
+async def test_ivr_call_over_asyncagi_answers_reads_digits_and_hangs_up() -> None:
+    seen: dict[str, object] = {}
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        seen["num"] = await call.get_variable("CALLERID(num)")
+        await call.set_variable("IVR_STEP", "menu")
+        seen["beep"] = await call.play(["beep"])
+        seen["digits"] = await call.read_digits("agent-pass", max_digits=3, timeout=6)
+        await call.play(["auth-thankyou"])
+        await call.hangup()
+
+    async with (
+        ReplayAMIServer.from_trace("02_b_ivr_dtmf_rfc2833.jsonl") as server,
+        running(server, handler) as (_, run),
+    ):
+        async with asyncio.timeout(5):
+            await run.done.wait()
+            await wait_until(lambda: run.of(ChannelHungUp))
+    assert run.errors == []
+    assert seen == {"num": "sipp", "beep": "", "digits": "123"}
+    info = run.calls[0].info
+    assert (info.call_id, info.channel, info.transport) == (
+        "1795337924.1",
+        "PJSIP/sipp-00000001",
+        "asyncagi",
+    )
+    assert (info.caller_num, info.caller_name, info.dialed, info.linked_id) == (
+        "sipp",
+        "Caller 1",
+        "101",
+        "1795337924.1",
+    )
+    assert commands(server) == [
+        "ANSWER",
+        "GET VARIABLE CALLERID(num)",
+        "SET VARIABLE IVR_STEP menu",
+        'STREAM FILE beep ""',
+        "GET DATA agent-pass 6000 3",
+        'STREAM FILE auth-thankyou ""',
+        "HANGUP",
+    ]
+    assert [m for m in server.unmatched if m.name == "AGI"] == []
+    assert run.calls[0].hung_up
+    assert DeviceStateChanged("PJSIP/sipp", "INUSE") in run.events
+    assert PBXConnected("asterisk") in run.events
+
+
+async def test_asterisk_dropping_the_queued_command_at_hangup_fails_it_at_once() -> None:
+    outcome: dict[str, object] = {}
+
+    async def handler(call: AsteriskCall) -> None:
+        session = call.session
+        first = asyncio.create_task(session.command('STREAM FILE demo-congrats ""', timeout=5))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(session.command('STREAM FILE beep ""', timeout=5))
+        outcome["first"] = await first
+        with pytest.raises(CallHungUp, match="AsyncAGIEnd"):
+            await second
+        outcome["get"] = await call.get_variable("CALLERID(num)")
+        with pytest.raises(CallHungUp):
+            await call.play(["beep"])
+        async with asyncio.timeout(1):
+            await call.wait_hangup()
+        await call.hangup()  # does nothing, raises nothing
+
+    async with (
+        ReplayAMIServer.from_trace("14_h_hangup_mid_agi.jsonl") as server,
+        running(server, handler) as (_, run),
+    ):
+        async with asyncio.timeout(5):
+            await run.done.wait()
+    assert run.errors == []
+    first = outcome["first"]
+    assert first.result == "-1" and first.data == {"endpos": "19360"}  # type: ignore[attr-defined]
+    assert outcome["get"] is None
+    call = run.calls[0]
+    assert call.hung_up and call.hangup_cause == HangupCause.UNSPECIFIED  # "Cause: 0"
+    assert ChannelHungUp("PJSIP/sipp-0000001d", "1795338270.33", HangupCause.UNSPECIFIED) in (
+        run.events
+    )
+    assert commands(server) == ['STREAM FILE demo-congrats ""', 'STREAM FILE beep ""']
+
+
+async def test_dial_answered_by_agent_who_hangs_up_reports_peer_and_talk_time() -> None:
+    answered: list[tuple[str, bool]] = []
+    results: list[DialResult] = []
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.play(["pls-hold-while-try"])
+        results.append(
+            await call.dial(
+                "PJSIP/agent3",
+                timeout=20,
+                hold_music=False,
+                on_answer=lambda peer: answered.append((peer, bool(results))),
+            )
+        )
+        await call.play(["auth-thankyou"])
+        await call.hangup()
+
+    server = ReplayAMIServer.from_trace("04_c_agi_dial_agent.jsonl", time_scale=0.01)
+    async with server, running(server, handler) as (_, run):
+        async with asyncio.timeout(5):
+            await run.done.wait()
+    assert run.errors == []
+    assert answered == [("PJSIP/agent3-00000004", False)]  # from DialEnd, before dial returned
+    result = results[0]
+    assert result.status == DialStatus.ANSWER
+    assert result.peer_channel == "PJSIP/agent3-00000004"
+    assert result.hung_up_by == "peer"
+    assert result.cause == HangupCause.NORMAL_CLEARING
+    assert 0.05 < result.talk_seconds < 1.0  # 8 s recorded, replayed at 1/100
+    assert commands(server)[:3] == [
+        'STREAM FILE pls-hold-while-try ""',
+        "EXEC Dial PJSIP/agent3,20",
+        "GET VARIABLE DIALSTATUS",
+    ]
+    assert ChannelHungUp("PJSIP/agent3-00000004", "1795337949.4", HangupCause.NORMAL_CLEARING) in (
+        run.events
+    )
+
+
+async def test_caller_hanging_up_mid_bridge_returns_answer_hung_up_by_caller() -> None:
+    results: list[DialResult] = []
+    answered: list[str] = []
+
+    async def handler(call: AsteriskCall) -> None:
+        results.append(
+            await call.dial("PJSIP/agent2", timeout=30, hold_music=False, on_answer=answered.append)
+        )
+        assert call.hung_up
+        with pytest.raises(CallHungUp):
+            await call.answer()
+
+    server = ReplayAMIServer.from_trace("15_h2_hangup_during_exec_dial.jsonl", time_scale=0.05)
+    async with server, running(server, handler) as (_, run):
+        async with asyncio.timeout(5):
+            await run.done.wait()
+            await wait_until(lambda: len(run.of(ChannelHungUp)) >= 2)
+    assert run.errors == []
+    result = results[0]
+    assert (result.status, result.hung_up_by, result.peer_channel) == (
+        DialStatus.ANSWER,
+        "caller",
+        "PJSIP/agent2-0000001f",
+    )
+    assert result.talk_seconds > 0.05  # 1.9 s recorded, replayed at 1/20
+    assert answered == ["PJSIP/agent2-0000001f"]
+    assert run.calls[0].hangup_cause == HangupCause.NORMAL_CLEARING
+    # the session ended with the caller: nothing more is sent
+    assert commands(server) == ["EXEC Dial PJSIP/agent2,30"]
+
+
+async def test_bridge_action_takes_the_caller_out_of_agi_without_asyncagiend() -> None:
+    pending_failed: list[BaseException] = []
+    beeped = asyncio.Event()
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.play(["beep"])
+        beeped.set()
+        try:
+            await call.session.command("WAIT FOR DIGIT 60000", timeout=5)
+        except CallHungUp as exc:
+            pending_failed.append(exc)
+
+    server = ReplayAMIServer.from_trace(
+        "05_c2_originate_bridge.jsonl", synthesize_agi_results=False
+    )
+    async with server, running(server, handler) as (driver, run):
+        async with asyncio.timeout(5):
+            await beeped.wait()
+            await driver.originate(
+                "PJSIP/agent1",
+                context="lab",
+                exten="wait",
+                caller_id='"Queue Call" <106>',
+                timeout=20,
+                variables={"ORIG_FOR": "PJSIP/sipp-00000007", "__INHERIT": "1"},
+            )
+            await driver.ami.send_action(
+                "Bridge",
+                [("Channel1", "PJSIP/sipp-00000007"), ("Channel2", "PJSIP/agent1-00000008")],
+                retry_on_reconnect=False,
+            )
+            await run.done.wait()
+            await driver.hangup_channel("PJSIP/agent1-00000008")
+            await wait_until(lambda: len(run.of(ChannelHungUp)) >= 2)
+    assert len(pending_failed) == 1 and "bridged outside AGI" in str(pending_failed[0])
+    originate = next(m for m in server.peers[0].received if m.name == "Originate")
+    assert originate.get("Async") == "true" and originate.get("Timeout") == "20000"
+    assert originate.get_all("Variable") == ["ORIG_FOR=PJSIP/sipp-00000007", "__INHERIT=1"]
+    assert "ASYNCAGI BREAK" not in commands(server)  # the session had already ended
+    hangup = next(m for m in server.peers[0].received if m.name == "Hangup")
+    assert hangup.get("Cause") == "16"
+
+
+async def test_handler_returning_sends_asyncagi_break_so_the_dialplan_continues() -> None:
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+
+    async with (
+        ReplayAMIServer.from_trace("02_b_ivr_dtmf_rfc2833.jsonl") as server,
+        running(server, handler) as (_, run),
+    ):
+        async with asyncio.timeout(5):
+            await run.done.wait()
+            await wait_until(lambda: "ASYNCAGI BREAK" in commands(server))
+    assert commands(server) == ["ANSWER", "ASYNCAGI BREAK"]
+
+
+async def test_first_agi_argument_names_the_route_for_asyncagi() -> None:
+    records = conn_records(load(TRACES / "02_b_ivr_dtmf_rfc2833.jsonl"))
+    for rec in records:
+        if rec["data"].startswith("Event: AsyncAGIStart"):
+            rec["data"] = rec["data"].replace(
+                "%0A%0A\r\n",
+                "%0Aagi_arg_1%3A%20inbound%3Fqueue%3Dsales%0Aagi_arg_2%3A%20x%0A%0A\r\n",
+            )
+    infos = []
+
+    async def handler(call: AsteriskCall) -> None:
+        infos.append(call.info)
+
+    async with (
+        ReplayAMIServer(AMIScript.from_records(records)) as server,
+        running(server, handler) as (_, run),
+    ):
+        async with asyncio.timeout(5):
+            await run.done.wait()
+    assert (infos[0].route, dict(infos[0].params), infos[0].args) == (
+        "inbound",
+        {"queue": "sales"},
+        ("x",),
+    )
+
+
+async def test_reconnect_resyncs_and_a_call_that_vanished_meanwhile_is_hung_up() -> None:
+    first = AMIScript.from_records(conn_records(load(TRACES / "02_b_ivr_dtmf_rfc2833.jsonl")))
+    later = AMIScript.from_records(conn_records(load(TRACES / "01_a_basic.jsonl")))
+    answered = asyncio.Event()
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        answered.set()
+        await call.wait_hangup()
+
+    async with (
+        ReplayAMIServer(first, reconnect_script=later) as server,
+        running(server, handler) as (_, run),
+    ):
+        async with asyncio.timeout(5):
+            await answered.wait()
+            server.drop_all()  # Asterisk restarted: the call is gone when we are back
+            await run.done.wait()
+    call = run.calls[0]
+    assert call.hung_up and call.hangup_cause == HangupCause.UNSPECIFIED
+    kinds = [type(e) for e in run.events if not isinstance(e, DeviceStateChanged)]
+    assert kinds[:2] == [PBXConnected, PBXDisconnected]
+    assert PBXConnected in kinds[2:]
+    assert ChannelHungUp("PJSIP/sipp-00000001", "1795337924.1", HangupCause.UNSPECIFIED) in (
+        run.events
+    )
+    assert [m.name for m in server.peers[1].received][:2] == ["Login", "CoreShowChannels"]
+
+
+async def test_channels_come_from_coreshowchannels() -> None:
+    script = script_of(
+        (conn_records(load(TRACES / "01_a_basic.jsonl")), "Login", 0),
+        (load(TRACES / "16_i_load.jsonl.gz"), "CoreShowChannels", 0),  # for the resync
+        (load(TRACES / "16_i_load.jsonl.gz"), "CoreShowChannels", 0),
+    )
+
+    async def handler(call: AsteriskCall) -> None:
+        return None
+
+    async with (
+        ReplayAMIServer(script) as server,
+        running(server, handler, agi_transport="fastagi", agi_port=0) as (driver, _),
+    ):
+        async with asyncio.timeout(5):
+            # the resync's CoreShowChannels goes first
+            await wait_until(lambda: len(server.peers[0].received) >= 2)
+            snapshots = await driver.channels()  # answered by the recorded list
+    assert len(snapshots) == 19
+    first = snapshots[0]
+    assert (first.channel, first.call_id, first.state, first.application) == (
+        "PJSIP/sipp-00000032",
+        "1795338335.54",
+        "Up",
+        "Answer",
+    )
+    assert first.bridged_to is None
+
+
+async def test_hangup_of_a_missing_channel_is_quiet_but_other_errors_raise() -> None:
+    async def handler(call: AsteriskCall) -> None:
+        return None
+
+    server = ReplayAMIServer.from_trace("13_g_errors.jsonl", conn=18)
+    async with server, running(server, handler, agi_transport="fastagi", agi_port=0) as (d, _):
+        async with asyncio.timeout(5):
+            await d.hangup_channel("PJSIP/nonexistent-00000000")
+            with pytest.raises(ActionFailed, match="requires 'Context'"):
+                await d.originate("PJSIP/agent1", context="lab", exten="1")
+    with pytest.raises(CommandFailed, match="refusing to dial"):
+        await d.originate("PJSIP/1001,10,G(x)", context="lab", exten="1")
+
+
+# -- one whole call through the demo PBX (real AMI + FastAGI/AsyncAGI over TCP) ----------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def demo_driver(
+    transport: str, handler: Handler
+) -> AsyncIterator[tuple[DemoAsterisk, AsteriskDriver, Run]]:
+    port = free_port()
+    pbx = DemoAsterisk(
+        agi_url=f"agi://127.0.0.1:{port}",
+        agi_mode="fastagi" if transport == "fastagi" else "async",
+        ami_secret="demo-secret",
+        prompt_seconds=0.05,
+    )
+    async with (
+        pbx,
+        running(
+            pbx.ami_port,
+            handler,
+            ami_username="callcenter",
+            ami_secret="demo-secret",
+            agi_transport=transport,
+            agi_port=port,
+        ) as (driver, run),
+    ):
+        yield pbx, driver, run
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "asyncagi"])
+async def test_demo_call_answer_menu_dial_two_agents_then_goodbye(transport: str) -> None:
+    seen: dict[str, Any] = {}
+    answered: list[str] = []
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        seen["barge"] = await call.play(["welcome"], interrupt_digits="12")
+        seen["choice"] = await call.read_digits("enter-choice", max_digits=1, timeout=2)
+        seen["silent"] = await call.dial("PJSIP/1001", timeout=0.3)
+        seen["talked"] = await call.dial("PJSIP/1002", timeout=5, on_answer=answered.append)
+        await call.play(["goodbye"])
+        await call.hangup()
+
+    async with demo_driver(transport, handler) as (pbx, _, run):
+        pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=None))
+        pbx.add_phone("PJSIP/1002", AgentPhone(answer_after=0.05, hangup_after=0.2))
+        async with asyncio.timeout(10):
+            caller = await pbx.call("800", caller_num="5551234", caller_name="Jane Doe")
+            await caller.wait_for_prompt("enter-choice")
+            await caller.press("2")
+            await caller.wait_ended()
+            await run.done.wait()
+    assert run.errors == []
+    assert seen["barge"] == "" and seen["choice"] == "2"
+    assert seen["silent"].status == DialStatus.NOANSWER
+    talked = seen["talked"]
+    assert talked.status == DialStatus.ANSWER and talked.hung_up_by == "peer"
+    assert talked.peer_channel is not None and talked.peer_channel.startswith("PJSIP/1002-")
+    assert answered == [talked.peer_channel]
+    assert 0.1 < talked.talk_seconds < 2.0
+    assert caller.heard[-1] == "goodbye"
+    info = run.calls[0].info
+    assert (info.route, info.caller_num, info.caller_name, info.dialed) == (
+        "inbound",
+        "5551234",
+        "Jane Doe",
+        "800",
+    )
+    assert info.transport == transport
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "asyncagi"])
+async def test_demo_call_unbridged_by_us_then_caller_hangs_up(transport: str) -> None:
+    seen: dict[str, Any] = {}
+    back = asyncio.Event()
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+
+        def unbridge_soon(peer: str) -> None:
+            async def later() -> None:
+                await asyncio.sleep(0.1)
+                await call.unbridge()
+
+            seen["task"] = asyncio.ensure_future(later())
+
+        seen["result"] = await call.dial("PJSIP/1001", timeout=5, on_answer=unbridge_soon)
+        back.set()
+        await call.wait_hangup()
+        with pytest.raises(CallHungUp):
+            await call.play(["beep"])
+
+    async with demo_driver(transport, handler) as (pbx, _, run):
+        agent = pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05))
+        async with asyncio.timeout(10):
+            caller = await pbx.call("800", caller_num="5551234")
+            await back.wait()  # the dial returned: the caller is ours again
+            assert caller.state == "up"
+            await caller.hangup()
+            await caller.wait_ended()
+            await run.done.wait()
+    assert run.errors == []
+    assert seen["result"].status == DialStatus.ANSWER
+    assert seen["result"].hung_up_by == "system"
+    assert agent.answered == 1
+    assert run.calls[0].hung_up

@@ -1,0 +1,512 @@
+"""CDRs: what the record says for calls a supervisor recognises, and that it reaches disk."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callcenter.acd.agent import Agent
+from callcenter.acd.router import Router
+from callcenter.errors import RecordError
+from callcenter.events import (
+    AgentConnected,
+    AgentRingFailed,
+    AgentRinging,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    CallTransferred,
+    EventBus,
+    IvrStep,
+    QueueAbandoned,
+    QueueExited,
+    QueueJoined,
+    TalkEnded,
+)
+from callcenter.records.cdr import CDR_FIELDS, CdrRecord, CdrRecorder, finish, fold
+from callcenter.records.shifts import ShiftRecorder
+from callcenter.records.store import CDR_COLUMNS, SqliteCdrStore
+
+T0 = datetime(2024, 5, 6, 9, 0, 0, tzinfo=UTC)
+MONO0 = 5000.0
+
+
+def at(t: float) -> dict[str, Any]:
+    """Event times ``t`` seconds into the call (wall clock and monotonic agree)."""
+    return {"at": T0 + timedelta(seconds=t), "mono": MONO0 + t}
+
+
+def started(t: float = 0.0, call_id: str = "1715000000.42") -> CallStarted:
+    return CallStarted(
+        call_id=call_id,
+        channel="PJSIP/sipp-00000001",
+        caller_num="0612345678",
+        caller_name="Alice Martin",
+        dialed="800",
+        context="from-external",
+        linked_id="1715000000.40",
+        accountcode="acme",
+        **at(t),
+    )
+
+
+def ended(
+    t: float, by: str = "caller", cause: int = 16, call_id: str = "1715000000.42"
+) -> CallEnded:
+    names = {16: "NORMAL_CLEARING", 17: "USER_BUSY", 34: "NORMAL_CIRCUIT_CONGESTION"}
+    return CallEnded(
+        call_id=call_id, hung_up_by=by, cause=cause, cause_name=names.get(cause, "?"), **at(t)
+    )
+
+
+CID = "1715000000.42"
+
+
+def run(events: list[CallEvent]) -> CdrRecord:
+    draft = None
+    for event in events:
+        draft = fold(draft, event)
+    assert draft is not None
+    return finish(draft)
+
+
+def answered_by_agent_events() -> list[CallEvent]:
+    return [
+        started(0.0),
+        CallAnswered(call_id=CID, **at(0.2)),
+        IvrStep(call_id=CID, flow="main", node="welcome", **at(0.3)),
+        IvrStep(call_id=CID, flow="main", node="support_q", digits="2", **at(5.0)),
+        QueueJoined(call_id=CID, queue="support", position=1, **at(5.1)),
+        AgentRinging(call_id=CID, queue="support", agent="1002", device="PJSIP/1002", **at(6.0)),
+        AgentRingFailed(
+            call_id=CID, queue="support", agent="1002", status="NOANSWER", ring_seconds=8, **at(14)
+        ),
+        AgentRinging(call_id=CID, queue="support", agent="1001", device="PJSIP/1001", **at(14.5)),
+        AgentConnected(
+            call_id=CID,
+            queue="support",
+            agent="1001",
+            peer_channel="PJSIP/1001-00000003",
+            wait_seconds=15.0,
+            ring_seconds=5.6,
+            **at(20.1),
+        ),
+        TalkEnded(call_id=CID, agent="1001", talk_seconds=60.0, hung_up_by="agent", **at(80.1)),
+        ended(80.6, by="agent"),
+    ]
+
+
+# ---------------------------------------------------------------------- folds
+
+
+def test_call_answered_by_an_agent() -> None:
+    cdr = run(answered_by_agent_events())
+    assert cdr.uniqueid == CID
+    assert cdr.linkedid == "1715000000.40"
+    assert cdr.accountcode == "acme"
+    assert cdr.src == "0612345678"
+    assert cdr.clid == '"Alice Martin" <0612345678>'
+    assert (cdr.dst, cdr.dcontext) == ("800", "from-external")
+    assert cdr.channel == "PJSIP/sipp-00000001"
+    assert cdr.dstchannel == "PJSIP/1001-00000003"
+    assert cdr.lastapp == "Dial"
+    assert cdr.start == T0
+    assert cdr.answer == T0 + timedelta(seconds=0.2)
+    assert cdr.end == T0 + timedelta(seconds=80.6)
+    assert cdr.duration == 81, "80.6 s rounds half up, as Asterisk does"
+    assert cdr.billsec == 80, "from the IVR's answer: 80.4 s"
+    assert cdr.disposition == "ANSWERED"
+    assert cdr.ivr_path == "main:welcome>2>main:support_q"
+    assert cdr.queue == "support"
+    assert cdr.wait_seconds == 15.0
+    assert cdr.agent == "1001"
+    assert cdr.talk_seconds == 60.0
+    assert (cdr.transfers, cdr.transfer_path) == (0, "")
+    assert not cdr.abandoned
+    assert (cdr.hung_up_by, cdr.hangup_cause, cdr.hangup_cause_name) == (
+        "agent",
+        16,
+        "NORMAL_CLEARING",
+    )
+
+
+def test_caller_abandons_in_queue() -> None:
+    cdr = run(
+        [
+            started(0.0),
+            CallAnswered(call_id=CID, **at(0.1)),
+            QueueJoined(call_id=CID, queue="sales", position=3, **at(1.0)),
+            AgentRinging(call_id=CID, queue="sales", agent="1001", device="PJSIP/1001", **at(2)),
+            AgentRingFailed(
+                call_id=CID, queue="sales", agent="1001", status="CANCEL", ring_seconds=1, **at(3)
+            ),
+            QueueAbandoned(call_id=CID, queue="sales", position=2, wait_seconds=12.5, **at(13.5)),
+            ended(13.5),
+        ]
+    )
+    assert cdr.abandoned
+    assert cdr.queue == "sales"
+    assert cdr.wait_seconds == 12.5
+    assert cdr.agent == ""
+    assert cdr.talk_seconds == 0.0
+    assert cdr.disposition == "ANSWERED", "the IVR answered, so Asterisk says ANSWERED"
+    assert cdr.billsec == 13
+    assert cdr.hung_up_by == "caller"
+    assert cdr.dstchannel == ""
+
+
+def test_queue_timeout_is_not_an_abandon() -> None:
+    cdr = run(
+        [
+            started(0.0),
+            CallAnswered(call_id=CID, **at(0.1)),
+            QueueJoined(call_id=CID, queue="sales", position=1, **at(1.0)),
+            QueueExited(call_id=CID, queue="sales", reason="timeout", wait_seconds=300, **at(301)),
+            ended(305, by="system"),
+        ]
+    )
+    assert not cdr.abandoned
+    assert cdr.wait_seconds == 300.0
+    assert cdr.hung_up_by == "system"
+
+
+def test_call_transferred_to_a_supervisor() -> None:
+    cdr = run(
+        [
+            started(0.0),
+            CallAnswered(call_id=CID, **at(0.0)),
+            QueueJoined(call_id=CID, queue="support", position=1, **at(1.0)),
+            AgentConnected(
+                call_id=CID,
+                queue="support",
+                agent="1002",
+                peer_channel="PJSIP/1002-00000004",
+                wait_seconds=4,
+                ring_seconds=2,
+                **at(5.0),
+            ),
+            CallTransferred(call_id=CID, by="1002", to="2000", **at(35.0)),
+            TalkEnded(call_id=CID, agent="1002", talk_seconds=30.0, hung_up_by="system", **at(35)),
+            TalkEnded(call_id=CID, agent="2000", talk_seconds=45.0, hung_up_by="caller", **at(85)),
+            ended(85.0),
+        ]
+    )
+    assert cdr.transfers == 1
+    assert cdr.transfer_path == "1002>2000"
+    assert cdr.agent == "1002", "agent is the first agent who answered"
+    assert cdr.talk_seconds == 75.0
+    assert cdr.wait_seconds == 4.0
+    assert cdr.duration == cdr.billsec == 85
+
+
+def test_second_transfer_extends_the_path() -> None:
+    cdr = run(
+        [
+            started(0.0),
+            CallTransferred(call_id=CID, by="1002", to="2000", **at(10)),
+            CallTransferred(call_id=CID, by="2000", to="3000", kind="attended", **at(20)),
+            ended(30.0),
+        ]
+    )
+    assert (cdr.transfers, cdr.transfer_path) == (2, "1002>2000>3000")
+
+
+def test_caller_hangs_up_in_the_ivr() -> None:
+    cdr = run(
+        [
+            started(0.0),
+            CallAnswered(call_id=CID, **at(0.5)),
+            IvrStep(call_id=CID, flow="main", node="welcome", **at(0.6)),
+            ended(7.4),
+        ]
+    )
+    assert cdr.ivr_path == "main:welcome"
+    assert cdr.queue == ""
+    assert cdr.wait_seconds == 0.0
+    assert cdr.lastapp == "BackGround"
+    assert (cdr.duration, cdr.billsec) == (7, 7)
+    assert cdr.hung_up_by == "caller"
+
+
+@pytest.mark.parametrize(
+    ("cause", "disposition"), [(16, "NO ANSWER"), (17, "BUSY"), (34, "FAILED")]
+)
+def test_unanswered_call_disposition_follows_the_hangup_cause(cause: int, disposition: str) -> None:
+    cdr = run([started(0.0), ended(3.0, cause=cause)])
+    assert cdr.disposition == disposition
+    assert cdr.answer is None
+    assert cdr.billsec == 0
+    assert cdr.duration == 3
+
+
+def test_clid_without_a_name_is_just_the_number() -> None:
+    event = dataclasses.replace(started(0.0), caller_name="")
+    assert run([event, ended(1.0)]).clid == "0612345678"
+
+
+def test_fold_is_pure_and_starts_from_any_event() -> None:
+    first = fold(None, QueueJoined(call_id="x", queue="sales", position=1, **at(2.0)))
+    assert first.start == T0 + timedelta(seconds=2)
+    second = fold(first, CallAnswered(call_id="x", **at(3.0)))
+    assert first.answer is None, "earlier drafts never change"
+    assert second.answer is not None
+    cdr = finish(second)  # no CallEnded: the call ends at its last event
+    assert cdr.end == T0 + timedelta(seconds=3)
+    assert cdr.duration == 1
+
+
+def test_record_row_uses_iso_8601_utc() -> None:
+    row = run(answered_by_agent_events()).to_row()
+    assert row["start"] == "2024-05-06T09:00:00.000+00:00"
+    assert row["answer"] == "2024-05-06T09:00:00.200+00:00"
+    assert set(row) == set(CDR_FIELDS)
+
+
+MIDDLE_EVENTS: list[CallEvent] = [
+    *answered_by_agent_events()[1:-1],
+    QueueAbandoned(call_id=CID, queue="support", position=1, wait_seconds=3, **at(9)),
+    QueueExited(call_id=CID, queue="support", reason="timeout", wait_seconds=3, **at(9.5)),
+    CallTransferred(call_id=CID, by="1001", to="2000", **at(40)),
+    TalkEnded(call_id=CID, agent="2000", talk_seconds=5.0, hung_up_by="caller", **at(45)),
+    CallAnswered(call_id=CID, **at(0.1)),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    middle=st.lists(st.sampled_from(MIDDLE_EVENTS), max_size=14).flatmap(st.permutations),
+    end_at=st.floats(0, 200),
+)
+def test_any_event_order_between_start_and_end_gives_a_sane_record(
+    middle: list[CallEvent], end_at: float
+) -> None:
+    cdr = run([started(0.0), *middle, ended(end_at)])
+    assert cdr.uniqueid == CID
+    assert cdr.duration >= 0
+    assert 0 <= cdr.billsec <= cdr.duration
+    assert cdr.disposition in {"ANSWERED", "NO ANSWER", "BUSY", "FAILED"}
+    assert (cdr.answer is not None) == (cdr.disposition == "ANSWERED")
+    assert cdr.wait_seconds >= 0
+    assert cdr.talk_seconds >= 0
+    assert cdr.transfers == sum(isinstance(e, CallTransferred) for e in middle)
+    assert cdr.end == T0 + timedelta(seconds=end_at)
+
+
+# ---------------------------------------------------------------------- the SQLite store
+
+
+def test_cdr_table_has_a_column_for_every_record_field() -> None:
+    assert tuple(name for name, _ in CDR_COLUMNS) == CDR_FIELDS
+
+
+async def test_store_file_is_created_on_first_run_under_a_new_folder(tmp_path: Path) -> None:
+    db = tmp_path / "var" / "lib" / "callcenter" / "cdr.sqlite3"
+    recorder = CdrRecorder(SqliteCdrStore(db))
+    await asyncio.wait_for(recorder.start(), 5)
+    try:
+        assert db.exists()
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"cdr", "agent_sessions", "agent_pauses"} <= tables
+    finally:
+        await asyncio.wait_for(recorder.close(), 5)
+
+
+def test_writing_the_same_call_twice_keeps_one_row(tmp_path: Path) -> None:
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    record = run(answered_by_agent_events())
+    try:
+        assert store.write_cdr(record) is True
+        assert store.write_cdr(dataclasses.replace(record, agent="9999")) is False
+        rows = store.fetch_cdrs()
+    finally:
+        store.close()
+    assert len(rows) == 1
+    assert rows[0]["agent"] == "1001", "the first write wins"
+    assert rows[0]["abandoned"] is False
+    assert rows[0]["end"] == "2024-05-06T09:01:20.600+00:00"
+    assert rows[0]["billsec"] == 80
+
+
+def test_unusable_path_is_a_clear_record_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    store = SqliteCdrStore(blocker / "cdr.sqlite3")
+    with pytest.raises(RecordError, match="cannot open record database"):
+        store.open()
+
+
+# ---------------------------------------------------------------------- the recorder
+
+
+def publish(bus: EventBus, events: list[CallEvent]) -> None:
+    for event in events:
+        bus.publish(event)
+
+
+async def test_recorder_writes_the_call_when_it_ends(tmp_path: Path) -> None:
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    recorder = CdrRecorder(store)
+    bus = EventBus()
+    bus.subscribe(recorder.on_event)
+    await asyncio.wait_for(recorder.start(), 5)
+    try:
+        events = answered_by_agent_events()
+        publish(bus, events[:-1])
+        assert recorder.calls_in_progress == 1
+        with pytest.raises(RecordError, match="not written within"):
+            await recorder.wait_written(CID, timeout=0.05)
+        publish(bus, events[-1:])
+        await recorder.wait_written(CID, timeout=5)
+        assert recorder.calls_in_progress == 0
+        rows = await asyncio.wait_for(asyncio.to_thread(store.fetch_cdrs), 5)
+        assert [(r["uniqueid"], r["agent"], r["disposition"]) for r in rows] == [
+            (CID, "1001", "ANSWERED")
+        ]
+    finally:
+        await asyncio.wait_for(recorder.close(), 5)
+
+
+async def test_writes_run_off_the_event_loop_thread(tmp_path: Path) -> None:
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    threads: list[int] = []
+    real_execute = store._execute
+
+    def spy(sql: str, params: Any) -> int:
+        threads.append(threading.get_ident())
+        return real_execute(sql, params)
+
+    store._execute = spy  # type: ignore[method-assign]
+    recorder = CdrRecorder(store)
+    await asyncio.wait_for(recorder.start(), 5)
+    try:
+        recorder.on_event(started(0.0))
+        recorder.on_event(ended(1.0))
+        await recorder.wait_written(CID, timeout=5)
+    finally:
+        await asyncio.wait_for(recorder.close(), 5)
+    assert threads and threading.get_ident() not in threads
+
+
+async def test_disk_full_once_is_retried_and_the_record_survives(tmp_path: Path) -> None:
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    real_execute = store._execute
+    failures = [sqlite3.OperationalError("database or disk is full")]
+
+    def flaky(sql: str, params: Any) -> int:
+        if failures:
+            raise failures.pop()
+        return real_execute(sql, params)
+
+    store._execute = flaky  # type: ignore[method-assign]
+    recorder = CdrRecorder(store)
+    recorder.writer._retry_initial = 0.01
+    await asyncio.wait_for(recorder.start(), 5)
+    try:
+        recorder.on_event(started(0.0))
+        recorder.on_event(ended(2.0))
+        await recorder.wait_written(CID, timeout=5)
+        assert failures == []
+        assert [r["uniqueid"] for r in store.fetch_cdrs()] == [CID]
+    finally:
+        await asyncio.wait_for(recorder.close(), 5)
+
+
+async def test_close_flushes_pending_records(tmp_path: Path) -> None:
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    recorder = CdrRecorder(store)
+    await asyncio.wait_for(recorder.start(), 5)
+    for n in range(20):
+        recorder.on_event(started(0.0, call_id=f"call-{n}"))
+        recorder.on_event(ended(1.0, call_id=f"call-{n}"))
+    await asyncio.wait_for(recorder.close(), 5)
+    assert len(SqliteCdrStore(tmp_path / "cdr.sqlite3").fetch_cdrs()) == 20
+
+
+async def test_close_names_the_records_a_broken_disk_kept_unwritten(tmp_path: Path) -> None:
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+
+    def broken(sql: str, params: Any) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    recorder = CdrRecorder(store)
+    recorder.writer._retry_initial = 0.01
+    await asyncio.wait_for(recorder.start(), 5)
+    store._execute = broken  # type: ignore[method-assign]
+    recorder.on_event(started(0.0))
+    recorder.on_event(ended(1.0))
+    with pytest.raises(RecordError, match="disk I/O error"):
+        await recorder.wait_written(CID, timeout=0.1)
+    assert recorder.writer.pending == [f"cdr:{CID}"], "kept in memory for retry"
+    with pytest.raises(RecordError, match=rf"1 record\(s\) could not be written \(cdr:{CID}\)"):
+        await asyncio.wait_for(recorder.close(flush_timeout=0.1), 5)
+
+
+async def test_wait_written_finds_a_call_stored_before_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "cdr.sqlite3"
+    first = SqliteCdrStore(db)
+    first.write_cdr(run([started(0.0), ended(1.0)]))
+    first.close()
+    recorder = CdrRecorder(SqliteCdrStore(db))
+    await asyncio.wait_for(recorder.start(), 5)
+    try:
+        await recorder.wait_written(CID, timeout=1)
+    finally:
+        await asyncio.wait_for(recorder.close(), 5)
+
+
+# ---------------------------------------------------------------------- agent shifts
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_shifts_and_pauses_are_recorded(tmp_path: Path) -> None:
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    recorder = CdrRecorder(store)
+    shifts = ShiftRecorder(store, recorder.writer)
+    bus = EventBus()
+    bus.subscribe(recorder.on_event)
+    bus.subscribe(shifts.on_event)
+    clock = Clock()
+    router = Router(
+        [Agent(id="1001", device="PJSIP/1001")], {"sales": ["1001"]}, bus=bus, clock=clock
+    )
+    await asyncio.wait_for(recorder.start(), 5)
+    try:
+        router.login("1001", via="feature-code")
+        clock.now += 3600
+        router.pause("1001", "lunch", via="api")
+        clock.now += 1800
+        router.unpause("1001", via="api")
+        clock.now += 60
+        router.pause("1001", "break", via="api")
+        clock.now += 600
+        router.logout("1001", via="api")  # ends the break too
+    finally:
+        await asyncio.wait_for(recorder.close(), 5)
+    (session,) = store.fetch_agent_sessions()
+    assert session["agent"] == "1001"
+    assert session["duration_seconds"] == 3600 + 1800 + 60 + 600
+    assert (session["via_login"], session["via_logout"]) == ("feature-code", "api")
+    pauses = store.fetch_agent_pauses()
+    assert [(p["reason"], p["duration_seconds"]) for p in pauses] == [
+        ("lunch", 1800),
+        ("break", 600),
+    ]
