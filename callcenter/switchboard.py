@@ -76,6 +76,8 @@ class ActiveCall:
     """Who the caller is talking to now (agent or supervisor id)."""
     pending_transfer: str | None = None
     transferred_by: str | None = None
+    bridge_cause: HangupCause = HangupCause.UNSPECIFIED
+    """How the last bridge ended (Asterisk reports 0 for channels that only ran AGI)."""
     path: list[str] = field(default_factory=list)
 
 
@@ -148,6 +150,8 @@ class Switchboard:
                 with contextlib.suppress(PBXError):
                     await call.hangup()
             cause = call.hangup_cause
+            if cause is HangupCause.UNSPECIFIED:
+                cause = active.bridge_cause
             if cause is HangupCause.UNSPECIFIED and hung_up_by != "caller":
                 cause = HangupCause.NORMAL_CLEARING
             self.bus.publish(
@@ -353,6 +357,8 @@ class Switchboard:
         talker = agent.id
         while True:
             hung_up_by = _who(result)
+            if result.cause is not HangupCause.UNSPECIFIED:
+                active.bridge_cause = result.cause
             self.bus.publish(
                 TalkEnded(
                     call_id=info.call_id,

@@ -43,6 +43,7 @@ async def test_caller_presses_2_first_agent_silent_second_answers_cdr_has_queue_
     assert row["dst"] == "800"
     assert row["disposition"] == "ANSWERED"
     assert row["hung_up_by"] == "caller"
+    assert row["hangup_cause"] == 16 and row["hangup_cause_name"] == "NORMAL_CLEARING"
     assert row["abandoned"] in (0, False)
     assert 1.0 <= row["wait_seconds"] < 3.0, "waited for alice's 1 s ring timeout, then bob"
     assert 0.2 <= row["talk_seconds"] < 2.0

@@ -599,7 +599,6 @@ class _FastAGIConnection:
         self._arrived = asyncio.Event()
         #: Reads so far (EOF counts): a running command is aborted only by later input.
         self._reads = 0
-        self._notified = False
 
     def _send(self, data: bytes) -> None:
         if not self.writer.is_closing():
@@ -634,6 +633,7 @@ class _FastAGIConnection:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def run(self, env: bytes) -> None:
         self._send(env)
@@ -671,11 +671,13 @@ class _FastAGIConnection:
                     await asyncio.wait({command, arrived}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     arrived.cancel()
+                    await asyncio.gather(arrived, return_exceptions=True)
                 if self._reads != reads_before and not aborted:
                     aborted = True
                     self.session.abort()
         except asyncio.CancelledError:
             command.cancel()
+            await asyncio.gather(command, return_exceptions=True)
             raise
         return command.result()
 
@@ -735,6 +737,7 @@ async def run_async_agi(pbx: DemoAsterisk, channel: Channel, args: list[str]) ->
             finally:
                 interrupted.cancel()
                 getter.cancel()
+                await asyncio.gather(interrupted, getter, return_exceptions=True)
             if channel.check_hangup() or not getter.done() or getter.cancelled():
                 break
             line, command_id = getter.result()

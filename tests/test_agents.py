@@ -1,0 +1,121 @@
+"""Agents over a shift: feature codes from their own phone (with a PIN), the CLI against the
+running daemon, pauses that keep calls away, and the shift recorded when they log out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.cli import main as cli_main
+from callcenter.demopbx import AgentPhone
+from callcenter.testing import Center, running_center
+
+
+def _api(center: Center, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{center.daemon.api.port}{path}",
+        data=json.dumps(body or {}).encode() if method == "POST" else None,
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+async def _until(predicate: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "asyncagi"])
+async def test_agent_dials_star71_enters_pin_and_is_logged_in(tmp_path: Path, agi: str) -> None:
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        carol = center.daemon.router.agents["1003"]
+        assert carol.state == "logged_out"
+        phone = await center.pbx.call("*71", caller_num="1003", caller_name="Carol")
+        await phone.wait_for_prompt("agent-pass", timeout=5)
+        await phone.press("4321")
+        await phone.wait_ended(timeout=5)
+        assert carol.state == "available"
+        assert "agent-loginok" in phone.heard
+
+
+async def test_wrong_pin_is_refused_and_the_agent_stays_logged_out(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        phone = await center.pbx.call("*71", caller_num="1003", caller_name="Carol")
+        await phone.wait_for_prompt("agent-pass", timeout=5)
+        await phone.press("1111")
+        await phone.wait_ended(timeout=5)
+        assert center.daemon.router.agents["1003"].state == "logged_out"
+        assert "auth-incorrect" in phone.heard
+
+
+async def test_paused_agent_is_not_rung_and_unpaused_agent_takes_the_call(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        alice = center.pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05))
+        result = await asyncio.to_thread(
+            _api, center, "POST", "/agents/1001/pause", {"reason": "lunch"}
+        )
+        assert result == {"agent": "1001", "state": "paused", "pause_reason": "lunch"}
+        caller = await center.pbx.call("800", caller_num="5550100")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        await caller.wait_moh(timeout=5)
+        await asyncio.sleep(0.3)
+        assert alice.rings == 0, "a paused agent is never offered a call"
+        await asyncio.to_thread(_api, center, "POST", "/agents/1001/unpause")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        assert row["agent"] == "1001"
+        assert row["wait_seconds"] >= 0.3
+
+
+async def test_unknown_pause_reason_and_unknown_agent_get_clear_errors(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        with pytest.raises(urllib.error.HTTPError) as bad_reason:
+            await asyncio.to_thread(_api, center, "POST", "/agents/1001/pause", {"reason": "nap"})
+        assert bad_reason.value.code == 400
+        assert "nap" in json.loads(bad_reason.value.read())["error"]
+        with pytest.raises(urllib.error.HTTPError) as unknown:
+            await asyncio.to_thread(_api, center, "POST", "/agents/9999/login")
+        assert unknown.value.code == 404
+
+
+async def test_cli_logs_agent_in_and_out_and_the_shift_is_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path) as center:
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        assert await asyncio.to_thread(cli_main, ["agent", "login", "1003", "--api", api]) == 0
+        assert center.daemon.router.agents["1003"].state == "available"
+        await asyncio.sleep(0.2)
+        assert await asyncio.to_thread(cli_main, ["agent", "logout", "1003", "--api", api]) == 0
+        assert center.daemon.router.agents["1003"].state == "logged_out"
+        capsys.readouterr()
+        assert await asyncio.to_thread(cli_main, ["status", "--api", api]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert {a["id"]: a["state"] for a in status["agents"]}["1003"] == "logged_out"
+        store = center.daemon.store
+        await _until(lambda: any(s["agent"] == "1003" for s in store.fetch_agent_sessions()))
+        shift = next(s for s in store.fetch_agent_sessions() if s["agent"] == "1003")
+        assert shift["via_login"] == "api" and shift["via_logout"] == "api"
+        assert 0.2 <= shift["duration_seconds"] < 5
+        assert shift["login"] < shift["logout"]
+
+
+async def test_cli_transfer_with_no_call_says_why(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        code = await asyncio.to_thread(cli_main, ["agent", "transfer", "1001", "--api", api])
+        assert code == 1
+
+
+def test_cli_against_a_daemon_that_is_not_running_exits_3() -> None:
+    assert cli_main(["status", "--api", "http://127.0.0.1:9"]) == 3
