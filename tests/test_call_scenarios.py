@@ -5,9 +5,11 @@ transports (FastAGI, the default, and AsyncAGI over AMI)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
+import structlog
 
 from callcenter.demopbx import AgentPhone
 from callcenter.testing import running_center
@@ -77,14 +79,25 @@ async def test_caller_hangs_up_while_waiting_gives_an_abandoned_record(
     assert row["wait_seconds"] >= 0.2
 
 
-async def test_caller_hangs_up_mid_prompt_leaves_no_stuck_call(tmp_path: Path, agi: str) -> None:
-    async with running_center(tmp_path, agi=agi, prompt_seconds=2.0) as center:  # type: ignore[arg-type]
-        caller = await center.pbx.call("800", caller_num="5550002")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.hangup()
-        row = await center.cdr(caller.uniqueid)
-        await center.idle(timeout=3)
-        await caller.wait_ended(timeout=3)
+async def test_caller_hangs_up_mid_prompt_leaves_no_stuck_call_and_logs_no_error(
+    tmp_path: Path, agi: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with running_center(tmp_path, agi=agi, prompt_seconds=2.0) as center:  # type: ignore[arg-type]
+            caller = await center.pbx.call("800", caller_num="5550002")
+            await caller.wait_for_prompt("welcome-menu", timeout=5)
+            await caller.hangup()
+            row = await center.cdr(caller.uniqueid)
+            await center.idle(timeout=3)
+            await caller.wait_ended(timeout=3)
+            tasks = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+            assert not [t for t in tasks if "handle_call" in repr(t.get_coro())]
+
+    daemon_logs = [e for e in logs if not str(e.get("event", "")).startswith("demopbx")]
+    assert not [e for e in daemon_logs if e["log_level"] in ("error", "critical")]
+    assert not [e for e in daemon_logs if e.get("exc_info")]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(e["event"] == "call_ended" and e["hung_up_by"] == "caller" for e in logs)
 
     assert row["hung_up_by"] == "caller"
     assert row["queue"] in (None, "")
@@ -149,3 +162,27 @@ async def test_menu_timeouts_run_out_and_the_default_route_queues_the_caller(
 
     assert "please-try-again" in caller.heard
     assert row["queue"] == "support"
+
+
+async def test_frozen_ami_is_noticed_by_keepalive_and_the_daemon_reconnects(
+    tmp_path: Path,
+) -> None:
+    config = {"pbx": {"ami": {"keepalive_interval": 0.2, "action_timeout": 0.3}}}
+    async with running_center(tmp_path, config=config) as center:
+        lost: list[object] = []
+        center.daemon.pbx.subscribe(lambda event: lost.append(event))
+        center.pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05))
+        center.pbx.freeze_ami(True)
+        async with asyncio.timeout(5):
+            while not any(type(e).__name__ == "PBXDisconnected" for e in lost):
+                await asyncio.sleep(0.05)
+        center.pbx.freeze_ami(False)
+        async with asyncio.timeout(5):
+            while not any(type(e).__name__ == "PBXConnected" for e in lost):
+                await asyncio.sleep(0.05)
+        caller = await center.pbx.call("800", caller_num="5550006")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        await caller.hangup()
+        assert (await center.cdr(caller.uniqueid))["agent"] == "1001"
