@@ -2,6 +2,7 @@
 
     callcenter run [CONFIG]                 run the daemon against the configured PBX
     callcenter check CONFIG                 validate a config file (file:line: field: message)
+    callcenter simulate CONFIG --flow F ...  dry-run one call through a flow (demo PBX)
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | transfer
     callcenter status                       agents, queues and calls of the running daemon
@@ -53,9 +54,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the demo PBX and the daemon with scripted calls")
     demo.add_argument("--config", default=None, help="config file (default: the example)")
-    demo.add_argument("--pbx", choices=["asterisk"], default="asterisk")
+    demo.add_argument("--pbx", choices=["asterisk", "freeswitch"], default="asterisk")
     demo.add_argument("--agi", choices=["fastagi", "asyncagi"], default="fastagi")
     demo.add_argument("--speed", type=float, default=1.0, help="prompt length factor")
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="dry-run one call through an IVR flow against the demo PBX",
+        description=(
+            "Runs one call through a flow against the built-in demo PBX and prints the nodes "
+            "visited, prompts heard, keys consumed, variables set and where the call ends. "
+            "Nothing of the real installation is touched."
+        ),
+    )
+    simulate.add_argument("config", nargs="?", default=None, help="config file")
+    simulate.add_argument("--flow", default=None, help="flow to run (default: the route's)")
+    simulate.add_argument("--caller", default="5550100", help="caller number")
+    simulate.add_argument("--caller-name", default="", help="caller name")
+    simulate.add_argument("--dialed", default="s", help="dialled number")
+    simulate.add_argument(
+        "--press",
+        default="",
+        help='keys, one comma-separated group per input: "2,1234#" (empty group: no key)',
+    )
+    simulate.add_argument(
+        "--at",
+        default=None,
+        help='"now" for schedules, ISO 8601: "2026-12-25T10:00" (no offset: each '
+        "schedule's own time zone)",
+    )
+    simulate.add_argument(
+        "--no-http", action="store_true", help="lookup nodes take their fallback without HTTP"
+    )
 
     for name in ("status", "reload"):
         p = sub.add_parser(name, help=f"{name} of the running daemon")
@@ -90,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "demo":
         from callcenter.demo import run_demo
 
-        return run_demo(config_path=args.config, agi=args.agi, speed=args.speed)
+        return run_demo(config_path=args.config, pbx=args.pbx, agi=args.agi, speed=args.speed)
+    if command == "simulate":
+        return cmd_simulate(args)
     if command == "report":
         return cmd_report(args.config or _default_config(), args.last, as_json=args.json)
     if command == "status":
@@ -118,6 +150,61 @@ def cmd_check(path: str) -> int:
         return EXIT_CONFIG
     print(f"{path}: OK")
     return EXIT_OK
+
+
+def _offline_environ() -> dict[str, str]:
+    """The environment with placeholder PBX secrets, for commands that never log in."""
+    environ = dict(os.environ)
+    environ.setdefault("CALLCENTER_AMI_SECRET", "unused")
+    environ.setdefault("CALLCENTER_ESL_PASSWORD", "unused")
+    return environ
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``callcenter simulate``: exit 0 when the call ran to its end, 1 on a bad request."""
+    from datetime import datetime
+
+    from callcenter.config import load_config
+    from callcenter.ivr.simulate import parse_presses, simulate
+    from callcenter.log import configure_logging
+
+    configure_logging("error", "console")
+    path = args.config or _default_config()
+    try:
+        config = load_config(path, environ=_offline_environ())
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        presses = parse_presses(args.press)
+        at = datetime.fromisoformat(args.at) if args.at else None
+    except ValueError as exc:
+        print(f"callcenter simulate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    flow = args.flow
+    if flow is None:
+        route = config.routes.get(args.dialed) or config.routes.get("default")
+        if route is None:
+            print(f"callcenter simulate: no route for {args.dialed}; give --flow", file=sys.stderr)
+            return EXIT_CONFIG
+        flow = route.flow
+    if flow not in config.flows:
+        known = ", ".join(config.flows) or "none"
+        print(f"callcenter simulate: no flow {flow!r} (flows: {known})", file=sys.stderr)
+        return EXIT_CONFIG
+    result = asyncio.run(
+        simulate(
+            config,
+            flow=flow,
+            caller_num=args.caller,
+            caller_name=args.caller_name,
+            dialed=args.dialed,
+            presses=presses,
+            at=at,
+            http=not args.no_http,
+        )
+    )
+    return EXIT_OK if result.finished else EXIT_UNREACHABLE
 
 
 def cmd_run(path: str) -> int:

@@ -26,6 +26,7 @@ from callcenter.errors import ConfigError
 from callcenter.events import EventBus
 from callcenter.live.api import ControlAPI
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
+from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSettings
 from callcenter.pbx.interface import PBX, Call
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.shifts import ShiftRecorder
@@ -55,6 +56,25 @@ def asterisk_settings(config: CallCenterConfig) -> AsteriskSettings:
         agi_port=agi.listen_port,
         command_timeout=agi.command_timeout,
     )
+
+
+def freeswitch_settings(config: CallCenterConfig) -> FreeSwitchSettings:
+    """The FreeSWITCH driver's settings from the config's ``pbx.esl`` section."""
+    esl = config.pbx.esl
+    return FreeSwitchSettings(
+        esl_host=esl.host,
+        esl_port=esl.port,
+        esl_password=esl.password.get_secret_value() if esl.password is not None else "",
+        outbound_listen_host=esl.outbound_listen_host,
+        outbound_listen_port=esl.outbound_listen_port,
+    )
+
+
+def build_pbx(config: CallCenterConfig) -> PBX:
+    """The driver ``pbx.type`` names, configured from the config."""
+    if config.pbx.type == "freeswitch":
+        return FreeSwitchDriver(freeswitch_settings(config))
+    return AsteriskDriver(asterisk_settings(config))
 
 
 def resolve(config: CallCenterConfig, path: str) -> Path:
@@ -96,7 +116,8 @@ class Daemon:
             bus=self.bus,
         )
         self.switchboard = Switchboard(config, self.router, self.bus)
-        self.pbx: PBX = pbx if pbx is not None else AsteriskDriver(asterisk_settings(config))
+        self.pbx: PBX = pbx if pbx is not None else build_pbx(config)
+        self.switchboard.attach_pbx(self.pbx)
         self.api = ControlAPI(
             self.switchboard, config.api.host, config.api.port, reload=self.reload
         )
@@ -108,6 +129,12 @@ class Daemon:
         """The TCP port the FastAGI server listens on (useful when configured as 0)."""
         port = getattr(self.pbx, "agi_port", None)
         return int(port) if port is not None else self.config.pbx.agi.listen_port
+
+    @property
+    def outbound_socket_port(self) -> int | None:
+        """The port FreeSWITCH's ``socket`` application connects to (None: not listening)."""
+        port = getattr(self.pbx, "outbound_port", None)
+        return int(port) if port is not None else None
 
     async def start(self) -> None:
         """Connect to the PBX and start serving; raises AuthenticationError on a bad secret."""
@@ -136,17 +163,34 @@ class Daemon:
                 log.error("cdr_not_durable", call_id=call.info.call_id, error=str(exc))
 
     async def reload(self) -> None:
-        """Re-read the config file; new calls use it. Raises ConfigError and keeps the old."""
+        """Re-read the config file: calls that arrive from now on use it.
+
+        Calls already inside an IVR flow finish on the flow (and config) they started with.
+        A file with any problem raises ConfigError (every issue as file:line) and the
+        running config stays as it was.
+        """
         if self.config_path is None:
             raise ConfigError([])
-        new = load_config(self.config_path, environ=self.environ)
+        new = await asyncio.to_thread(load_config, self.config_path, environ=self.environ)
+        old = self.config
         self.switchboard.apply_config(new)
         self.config = new
-        log.info("config_reloaded", path=str(self.config_path))
+        changed = sorted(
+            name
+            for name in set(old.flows) | set(new.flows)
+            if old.flows.get(name) != new.flows.get(name)
+        )
+        log.info(
+            "config_reloaded",
+            path=str(self.config_path),
+            flows_changed=changed,
+            calls_keeping_old_config=len(self.switchboard.active),
+        )
 
     async def stop(self) -> None:
         """Stop taking calls and flush records."""
         await self.api.stop()
+        await self.switchboard.close()
         await self.pbx.stop()
         await self.recorder.close()
         self._stopped.set()

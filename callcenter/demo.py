@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+import yaml
+
 from callcenter.cli import format_cdr_table
-from callcenter.config import CallCenterConfig, load_config
+from callcenter.config import load_config
 from callcenter.daemon import Daemon, resolve
-from callcenter.demopbx import AgentPhone, DemoAsterisk
 from callcenter.errors import ConfigError
 from callcenter.events import (
     AgentConnected,
@@ -36,7 +37,8 @@ from callcenter.events import (
     QueueJoined,
 )
 from callcenter.log import configure_logging
-from callcenter.testing import DEMO_SECRET
+from callcenter.records.store import SqliteCdrStore
+from callcenter.testing import DEMO_SECRET, Center, Transport, running_center
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "callcenter.yaml"
 
@@ -83,33 +85,17 @@ class LiveView:
         return None
 
 
-def _for_demo(config: CallCenterConfig, ami_port: int, agi: str) -> CallCenterConfig:
-    pbx = config.pbx
-    return config.model_copy(
-        update={
-            "pbx": pbx.model_copy(
-                update={
-                    "ami": pbx.ami.model_copy(
-                        update={"port": ami_port, "host": "127.0.0.1", "reconnect_min": 0.1}
-                    ),
-                    "agi": pbx.agi.model_copy(update={"transport": agi, "listen_port": 0}),
-                }
-            ),
-            "api": config.api.model_copy(update={"port": 0}),
-        }
-    )
-
-
-async def _script(daemon: Daemon, pbx: DemoAsterisk, speed: float, out: TextIO) -> None:
+async def _script(center: Center, speed: float, out: TextIO) -> None:
+    daemon, pbx = center.daemon, center.pbx
     agents = daemon.config.agents
     devices = {agent_id: a.device for agent_id, a in agents.items()}
     ids = list(devices)
     for n, agent_id in enumerate(ids):
         # The first agent answers promptly, the second a little later, any third never.
         answer_after = None if n >= 2 else 0.6 * speed * (n + 1)
-        pbx.add_phone(devices[agent_id], AgentPhone(answer_after=answer_after))
+        center.add_phone(devices[agent_id], answer_after=answer_after)
     for sup in daemon.config.supervisors.values():
-        pbx.add_phone(sup.device, AgentPhone(answer_after=0.5 * speed))
+        center.add_phone(sup.device, answer_after=0.5 * speed)
 
     async def talk_then_hang_up(choice: str, talk: float, number: str) -> None:
         caller = await pbx.call("800", caller_num=number, caller_name="Demo Caller")
@@ -170,11 +156,13 @@ def _supervisor_device(daemon: Daemon) -> str:
 def run_demo(
     config_path: str | None = None,
     *,
+    pbx: str = "asterisk",
     agi: str = "fastagi",
     speed: float = 1.0,
     out: TextIO | None = None,
 ) -> int:
-    """Run the demo; returns the process exit status."""
+    """Run the demo on a demo Asterisk (``agi``: fastagi/asyncagi) or a demo FreeSWITCH
+    (``pbx="freeswitch"``, park mode); returns the process exit status."""
     stream = out if out is not None else sys.stdout
     path = Path(config_path) if config_path else EXAMPLE
     configure_logging("warning", "console", stream=sys.stderr)
@@ -183,44 +171,49 @@ def run_demo(
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"{path}: cannot read config: {exc.strerror}", file=sys.stderr)
+        return 1
     cdr_path = resolve(config, config.records.cdr_path)
     try:
         cdr_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError:
         cdr_path = Path(tempfile.mkdtemp(prefix="callcenter-demo-")) / "cdr.sqlite3"
+    base = yaml.safe_load(path.read_text(encoding="utf-8"))
+    transport: Transport = (
+        "esl-inbound" if pbx == "freeswitch" else ("asyncagi" if agi == "asyncagi" else "fastagi")
+    )
+    overrides = {
+        "records": {"cdr_path": str(cdr_path)},
+        "ivr": {"voicemail_folder": str(cdr_path.parent / "voicemail")},
+        "pbx": {"ami": {"reconnect_min": 0.1}},
+    }
 
     async def go() -> list[dict[str, object]]:
-        pbx = DemoAsterisk(
-            agi_mode="fastagi" if agi == "fastagi" else "async",
-            ami_secret=DEMO_SECRET,
-            prompt_seconds=0.8 * speed,
-        )
-        await pbx.start()
-        try:
-            running = _for_demo(config, pbx.ami_port, agi)
-            running = running.model_copy(
-                update={"records": running.records.model_copy(update={"cdr_path": str(cdr_path)})}
-            )
-            daemon = Daemon(running, config_path=path)
-            daemon.bus.subscribe(LiveView(stream, time.monotonic()))
-            await daemon.start()
-            try:
-                pbx.set_agi_url(f"agi://127.0.0.1:{daemon.agi_port}")
+        with tempfile.TemporaryDirectory(prefix="callcenter-demo-") as workdir:
+            async with running_center(
+                Path(workdir),
+                transport=transport,
+                base=base,
+                config=overrides,
+                prompt_seconds=0.8 * speed,
+            ) as center:
+                daemon = center.daemon
+                daemon.bus.subscribe(LiveView(stream, time.monotonic()))
+                where = (
+                    f"ESL on 127.0.0.1:{center.pbx.esl_port}"
+                    if pbx == "freeswitch"
+                    else f"AMI on 127.0.0.1:{center.pbx.ami_port}, daemon {agi} on "
+                    f"127.0.0.1:{daemon.agi_port}"
+                )
                 print(
-                    f"demo PBX: AMI on 127.0.0.1:{pbx.ami_port}, daemon {agi} on "
-                    f"127.0.0.1:{daemon.agi_port}, control API on 127.0.0.1:{daemon.api.port}",
+                    f"demo {pbx}: {where}, control API on 127.0.0.1:{daemon.api.port}",
                     file=stream,
                     flush=True,
                 )
-                await _script(daemon, pbx, speed, stream)
+                await _script(center, speed, stream)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(daemon.switchboard.wait_idle(), 10)
-            finally:
-                await daemon.stop()
-        finally:
-            await pbx.stop()
-        from callcenter.records.store import SqliteCdrStore
-
         store = SqliteCdrStore(cdr_path)
         try:
             return store.fetch_cdrs()

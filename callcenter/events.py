@@ -61,6 +61,34 @@ class IvrStep(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class IvrVariableSet(CallEvent):
+    """An IVR node set a call variable (``value`` is ``***`` for private input such as PINs)."""
+
+    flow: str
+    node: str
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoicemailLeft(CallEvent):
+    """The caller left a voicemail message in ``box``; ``path`` is the file the PBX wrote."""
+
+    box: str
+    path: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackRequested(CallEvent):
+    """The caller asked to be called back on ``number`` by ``queue`` (for the outbound side)."""
+
+    number: str
+    queue: str
+    caller_num: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueJoined(CallEvent):
     queue: str
     position: int
@@ -199,3 +227,70 @@ class EventBus:
                 listener(event)
             except Exception:
                 log.exception("event_listener_failed", event_type=type(event).__name__)
+
+
+# --------------------------------------------------------------------------- queues (ACD)
+# Events about a caller who may have hung up already (waiting for a callback) are not
+# CallEvents: records fold CallEvents per live call, and that call may be over.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueEscalated(EngineEvent):
+    """The caller ``call_id`` (or the callback request it left) reached its queue's next
+    escalation stage: more agents may take it."""
+
+    call_id: str
+    queue: str
+    stage: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueAnnounced(CallEvent):
+    """The caller was told its position and/or estimated wait (None: not said)."""
+
+    queue: str
+    position: int | None
+    wait_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallbackRequested(CallEvent):
+    """The caller hung up keeping their place; ``number`` is called back on their turn."""
+
+    queue: str
+    number: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallbackAttempt(EngineEvent):
+    """An agent is reserved and ``number`` is being called back for the caller of
+    ``origin_call_id`` (that call has ended)."""
+
+    origin_call_id: str
+    queue: str
+    number: str
+    agent: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallbackFailed(EngineEvent):
+    """A callback attempt got no answer (``final``: no attempt left, the request is dropped)."""
+
+    origin_call_id: str
+    queue: str
+    number: str
+    attempt: int
+    reason: str
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallbackAnswered(CallEvent):
+    """The called-back caller answered: call ``call_id`` takes over the place
+    ``original_call_id`` kept in ``queue``."""
+
+    queue: str
+    number: str
+    original_call_id: str

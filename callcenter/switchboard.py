@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import re
+import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
 
 from callcenter.acd.agent import Agent
-from callcenter.acd.queue import QueueEntry
-from callcenter.acd.router import Router
-from callcenter.config.models import CallCenterConfig, FlowConfig, QueueConfig
+from callcenter.acd.queue import EntryStatus, QueueEntry
+from callcenter.acd.router import RingOutcome, Router
+from callcenter.acd.rules import agent_rules, queue_rules
+from callcenter.config.models import CallCenterConfig, QueueConfig, QueueExit
 from callcenter.errors import (
     CallHungUp,
     DestinationNotAllowed,
@@ -40,18 +45,43 @@ from callcenter.events import (
     AgentRingFailed,
     AgentRinging,
     CallAnswered,
+    CallbackRequested,
     CallEnded,
     CallStarted,
     CallTransferred,
     EventBus,
     IvrStep,
+    IvrVariableSet,
     QueueAbandoned,
+    QueueAnnounced,
+    QueueCallbackAnswered,
+    QueueCallbackAttempt,
+    QueueCallbackFailed,
+    QueueCallbackRequested,
     QueueExited,
     QueueJoined,
     TalkEnded,
+    VoicemailLeft,
 )
-from callcenter.ivr.runner import Hangup, ToQueue, run_flow
-from callcenter.pbx.interface import Call, DialResult, DialStatus, HangupCause
+from callcenter.ivr.lookup import Fetcher, fetch_json
+from callcenter.ivr.runner import Clock, FlowRunner, Hangup, Transferred, utc_now
+from callcenter.ivr.trace import (
+    CallbackTaken,
+    IvrEvent,
+    NodeEntered,
+    VariableSet,
+    VoicemailRecorded,
+)
+from callcenter.ivr.values import matches_any
+from callcenter.pbx.interface import (
+    PBX,
+    Call,
+    DeviceStateChanged,
+    DialResult,
+    DialStatus,
+    HangupCause,
+    PBXEvent,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -79,10 +109,76 @@ class ActiveCall:
     bridge_cause: HangupCause = HangupCause.UNSPECIFIED
     """How the last bridge ended (Asterisk reports 0 for channels that only ran AGI)."""
     path: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    """IVR variables set so far (lookup answers for the agent's screen pop; PINs as ***)."""
+    skills: tuple[str, ...] = ()
+    """Skills the IVR's queue node asked for (for skills-based routing)."""
+    queue_hops: int = 0
+    """Queues joined so far (exit rules may send a caller from queue to queue)."""
 
 
 class CallerGone(Exception):
     """Internal: the caller hung up while we waited for something else."""
+
+
+MAX_QUEUE_HOPS = 5
+"""Queues one call may pass through (exits sending callers from queue to queue)."""
+
+EXIT_KEY_POLL = 1.0
+"""Seconds one digit read lasts while a queue's exit keys are armed."""
+
+CALLBACK_VARIABLE = "CALLCENTER_CALLBACK"
+"""Channel variable an originated callback carries; the dialplan hands it back to us as
+``inbound?callback=${CALLCENTER_CALLBACK}``."""
+
+CALLBACK_ANSWER_MARGIN = 5.0
+"""Seconds after the callback ring timeout we still wait for the answered call to reach us."""
+
+IN_USE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
+"""Device states (Asterisk's words) that make an agent's device count as in use."""
+
+_CALLBACK_NUMBER = re.compile(r"\+?[0-9]{3,20}")
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """When a waiting caller hears what next."""
+
+    next_announce: float
+    next_periodic: float
+    periodic_index: int = 0
+    told: int | None = None
+    """The position last announced (announcements only follow an improvement)."""
+
+    @classmethod
+    def start(cls, qcfg: QueueConfig, now: float) -> _Waiting:
+        announces = qcfg.announce_position or qcfg.announce_holdtime
+        return cls(
+            next_announce=now + qcfg.announce_frequency if announces else math.inf,
+            next_periodic=now + qcfg.periodic_announce_frequency
+            if qcfg.periodic_announce
+            else math.inf,
+        )
+
+
+class _LeaveQueue(Exception):
+    """Internal: a queue rule sends the caller elsewhere (``dest`` None: hang up)."""
+
+    def __init__(self, reason: str, dest: QueueExit | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.dest = dest
+
+
+@dataclass(slots=True)
+class _PendingCallback:
+    """A callback being placed: the kept entry and what the answered call needs."""
+
+    entry: QueueEntry
+    number: str
+    joined: float
+    config: CallCenterConfig
+    answered: asyncio.Future[None]
 
 
 class Switchboard:
@@ -98,10 +194,53 @@ class Switchboard:
         self._idle = asyncio.Event()
         self._idle.set()
         router.on_offer_revoked = self._offer_revoked
+        self.pbx: PBX | None = None
+        """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
+        self._callbacks: dict[str, _PendingCallback] = {}
+        self._configure_router(config)
+        self.clock: Clock = utc_now
+        """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
+        self.lookup_fetch: Fetcher = fetch_json
+        """How IVR lookup nodes reach their HTTP service."""
+        self.ivr_listeners: list[Callable[[str, IvrEvent], None]] = []
+        """Called with (call id, step) for every IVR step (``callcenter simulate``)."""
 
     def apply_config(self, config: CallCenterConfig) -> None:
-        """Use ``config`` for calls that arrive from now on; calls in progress keep theirs."""
+        """Use ``config`` for calls that arrive from now on; calls in progress keep theirs.
+
+        Routing rules (strategies, skills, penalties ...) apply to waiting callers at once.
+        """
         self.config = config
+        self._configure_router(config)
+
+    def _configure_router(self, config: CallCenterConfig) -> None:
+        try:
+            self.router.configure(
+                queue_rules(config),
+                agent_rules(config),
+                longest_waiting_first=config.acd.longest_waiting_first,
+            )
+        except EngineError as exc:
+            log.error("router_config_refused", error=str(exc))
+
+    def attach_pbx(self, pbx: PBX) -> None:
+        """Use ``pbx`` for PBX-wide commands (callbacks are originated through it) and follow
+        its device states (an agent whose phone is in use is not offered queue calls unless
+        the queue has ``ring_in_use``)."""
+        self.pbx = pbx
+        pbx.subscribe(self._on_pbx_event)
+
+    def _on_pbx_event(self, event: PBXEvent) -> None:
+        if isinstance(event, DeviceStateChanged):
+            self.router.device_state(event.device, in_use=event.state.upper() in IN_USE_STATES)
+
+    async def close(self) -> None:
+        """Stop background work: callbacks not placed yet are dropped (their requests leave
+        the queues)."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------ entry point
 
@@ -132,6 +271,10 @@ class Switchboard:
         try:
             if info.route in ("agent-login", "agent-logout", "agent-pause", "agent-unpause"):
                 await self._feature_code(call, info.route.removeprefix("agent-"), config)
+            elif info.params.get("callback"):
+                hung_up_by = await self._callback_answered(
+                    call, active, config, info.params["callback"]
+                )
             else:
                 hung_up_by = await self._inbound(call, active, config)
         except CallHungUp:
@@ -183,7 +326,11 @@ class Switchboard:
     # ------------------------------------------------------------------ inbound calls
 
     async def _inbound(self, call: Call, active: ActiveCall, config: CallCenterConfig) -> str:
-        """The inbound path; returns who ended the call."""
+        """The inbound path; returns who ended the call.
+
+        The call keeps ``config`` (the config when it arrived) for its whole IVR walk,
+        subflows included: a reload only changes calls that arrive afterwards.
+        """
         info = call.info
         route = config.routes.get(info.dialed) or config.routes.get("default")
         queue_param = info.params.get("queue")
@@ -195,19 +342,65 @@ class Switchboard:
             log.warning("no_route_for_dialed_number", dialed=info.dialed, call_id=info.call_id)
             await call.play(["ss-noservice"])
             return "system"
-        flow: FlowConfig = config.flows[route.flow]
 
-        def on_step(node: str, digits: str) -> None:
-            active.path.append(f"{route.flow}:{node}")
+        def on_event(event: IvrEvent) -> None:
+            self._ivr_event(info.call_id, active, event)
+
+        runner = FlowRunner(
+            call, config, on_event=on_event, clock=self.clock, fetch=self.lookup_fetch
+        )
+        outcome = await runner.run(route.flow)
+        if isinstance(outcome, Transferred):
+            active.path.append(f"transfer:{outcome.number}")
             self.bus.publish(
-                IvrStep(call_id=info.call_id, flow=route.flow, node=node, digits=digits)
+                CallTransferred(call_id=info.call_id, by="ivr", to=outcome.number, kind="blind")
             )
-
-        outcome = await run_flow(call, flow, on_step=on_step)
+            return "system"
         if isinstance(outcome, Hangup):
             return "system"
-        assert isinstance(outcome, ToQueue)
+        active.skills = outcome.skills
         return await self._queue(call, active, config, outcome.queue, outcome.priority)
+
+    def _ivr_event(self, call_id: str, active: ActiveCall, event: IvrEvent) -> None:
+        """Record one IVR step on the call and publish what records need."""
+        if isinstance(event, NodeEntered):
+            if event.digits:
+                active.path.append(event.digits)
+            active.path.append(f"{event.flow}:{event.node}")
+            self.bus.publish(
+                IvrStep(call_id=call_id, flow=event.flow, node=event.node, digits=event.digits)
+            )
+        elif isinstance(event, VariableSet):
+            active.variables[event.name] = event.value
+            self.bus.publish(
+                IvrVariableSet(
+                    call_id=call_id,
+                    flow=event.flow,
+                    node=event.node,
+                    name=event.name,
+                    value=event.value,
+                )
+            )
+        elif isinstance(event, VoicemailRecorded):
+            self.bus.publish(
+                VoicemailLeft(
+                    call_id=call_id, box=event.box, path=event.path, seconds=event.seconds
+                )
+            )
+        elif isinstance(event, CallbackTaken):
+            self.bus.publish(
+                CallbackRequested(
+                    call_id=call_id,
+                    number=event.number,
+                    queue=event.queue,
+                    caller_num=active.call.info.caller_num,
+                )
+            )
+        for listener in self.ivr_listeners:
+            try:
+                listener(call_id, event)
+            except Exception:
+                log.exception("ivr_listener_failed", call_id=call_id)
 
     async def _queue(
         self,
@@ -216,56 +409,152 @@ class Switchboard:
         config: CallCenterConfig,
         queue_name: str,
         priority: int,
+        *,
+        skills: Sequence[str] | None = None,
     ) -> str:
-        """Wait in ``queue_name`` until an agent answers; returns who ended the call."""
+        """Wait in ``queue_name`` until an agent answers or a queue rule sends the caller
+        elsewhere; returns who ended the call.
+
+        ``skills``: what an agent needs to take the caller (default: ``active.skills``, set
+        by the IVR); the queue's own skills are added by the router. A full queue
+        (``max_length``) or one nobody could serve (``join_empty: false``) refuses the
+        caller at once: ``on_full`` / ``on_empty``.
+        """
         info = call.info
         qcfg: QueueConfig = config.queues[queue_name]
-        entry = self.router.enqueue(queue_name, info.call_id, priority=priority)
+        needed = tuple(skills) if skills is not None else active.skills
         active.queue = queue_name
-        joined = time.monotonic()
-        self.bus.publish(
-            QueueJoined(
-                call_id=info.call_id,
-                queue=queue_name,
-                position=self.router.position(entry),
-                priority=priority,
-            )
-        )
+        active.queue_hops += 1
         qlog = log.bind(call_id=info.call_id, queue=queue_name)
-        qlog.info("queue_joined", position=self.router.position(entry))
-        connected_to: Agent | None = None
-        result: DialResult | None = None
-        try:
-            if qcfg.announce:
-                await call.play([qcfg.announce])
-            await call.start_hold_music(qcfg.hold_music)
-            deadline = joined + qcfg.max_wait
-            while connected_to is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                agent = await self._unless_hangup(call, self.router.next_agent(entry), remaining)
-                result = await self._offer(
-                    call, active, entry=entry, agent=agent, qcfg=qcfg, joined=joined
-                )
-                if result is None:
-                    await call.start_hold_music(qcfg.hold_music)
-                else:
-                    connected_to = agent
-        except TimeoutError:
-            self.router.leave(entry)
-            waited = time.monotonic() - joined
-            self.bus.publish(
-                QueueExited(
-                    call_id=info.call_id, queue=queue_name, reason="timeout", wait_seconds=waited
-                )
-            )
-            qlog.info("queue_timeout", waited=round(waited, 3))
-            await call.stop_hold_music()
+        if active.queue_hops > MAX_QUEUE_HOPS:
+            # Exits that send callers from queue to queue could bounce forever.
+            qlog.warning("queue_hops_exhausted", hops=active.queue_hops)
             await call.play([qcfg.timeout_prompt])
             return "system"
+        refused: tuple[str, QueueExit] | None = None
+        if qcfg.max_length and self.router.waiting(queue_name) >= qcfg.max_length:
+            refused = ("full", qcfg.on_full)
+        elif not qcfg.join_empty and not self.router.has_agents_for(queue_name, needed):
+            refused = ("joinempty", qcfg.on_empty)
+        if refused is not None:
+            reason, dest = refused
+            self.bus.publish(
+                QueueExited(call_id=info.call_id, queue=queue_name, reason=reason, wait_seconds=0)
+            )
+            qlog.info("queue_refused", reason=reason, to=dest.to)
+            if dest.to == "callback" and self._callback_allowed(config, info.caller_num):
+                entry = self.router.enqueue(
+                    queue_name, info.call_id, priority=priority, skills=needed
+                )
+                return await self._keep_place(call, config, entry, time.monotonic(), dest)
+            return await self._go(call, active, config, qcfg, dest, priority=priority)
+        entry = self.router.enqueue(queue_name, info.call_id, priority=priority, skills=needed)
+        joined = time.monotonic()
+        position = self.router.position(entry)
+        self.bus.publish(
+            QueueJoined(
+                call_id=info.call_id, queue=queue_name, position=position, priority=priority
+            )
+        )
+        qlog.info("queue_joined", position=position, skills=sorted(entry.skills))
+        return await self._wait_in_queue(
+            call, active, config, entry, joined=joined, deadline=joined + qcfg.max_wait, greet=True
+        )
+
+    async def _wait_in_queue(
+        self,
+        call: Call,
+        active: ActiveCall,
+        config: CallCenterConfig,
+        entry: QueueEntry,
+        *,
+        joined: float,
+        deadline: float,
+        greet: bool,
+    ) -> str:
+        """The caller waits with music on hold: agents are rung as the router reserves them,
+        announcements play between offers, exit keys and exit rules are watched."""
+        info = call.info
+        queue_name = entry.queue
+        qcfg = config.queues[queue_name]
+        qlog = log.bind(call_id=info.call_id, queue=queue_name)
+        waiting = _Waiting.start(qcfg, time.monotonic())
+        hunt: asyncio.Future[list[Agent]] | None = None
+        connected: tuple[Agent, DialResult] | None = None
+        try:
+            # Hunting starts at once: an agent may be reserved while the greeting plays.
+            hunt = asyncio.ensure_future(self.router.next_agents(entry))
+            if greet and qcfg.announce:
+                await call.play([qcfg.announce])
+            if greet and not hunt.done():
+                await self._announce(call, entry, qcfg, waiting, force=True)
+            await call.start_hold_music(qcfg.hold_music)
+            while connected is None:
+                now = time.monotonic()
+                if now >= deadline:
+                    raise _LeaveQueue("timeout", qcfg.on_timeout)
+                if qcfg.leave_when_empty and self.router.is_empty_for(entry):
+                    raise _LeaveQueue("leaveempty", qcfg.on_empty)
+                if hunt is None:
+                    hunt = asyncio.ensure_future(self.router.next_agents(entry))
+                wake = min(deadline, waiting.next_announce, waiting.next_periodic)
+                digit = await self._wait_a_little(call, hunt, wake - now, bool(qcfg.exit_keys))
+                dest = qcfg.exit_keys.get(digit) if digit else None
+                if dest is not None:
+                    if dest.to != "callback" or self._callback_allowed(config, info.caller_num):
+                        raise _LeaveQueue("exitkey", dest)
+                    qlog.info("callback_refused", number=info.caller_num)
+                    await call.play([qcfg.callback_refused_prompt])
+                    await call.start_hold_music(qcfg.hold_music)
+                if hunt.done():
+                    agents = hunt.result()
+                    hunt = None
+                    if not agents:
+                        raise _LeaveQueue("leaveempty", qcfg.on_empty)
+                    connected = await self._offer(
+                        call, active, entry=entry, agents=agents, qcfg=qcfg, joined=joined
+                    )
+                    if connected is None:
+                        await call.start_hold_music(qcfg.hold_music)
+                    continue
+                if time.monotonic() >= min(waiting.next_announce, waiting.next_periodic):
+                    await self._announce(call, entry, qcfg, waiting)
+                    await call.start_hold_music(qcfg.hold_music)
+        except _LeaveQueue as leaving:
+            await self._drop_hunt(entry, hunt)
+            hunt = None
+            waited = time.monotonic() - joined
+            dest = leaving.dest
+            if (
+                dest is not None
+                and dest.to == "callback"
+                and self._callback_allowed(config, info.caller_num)
+            ):
+                self.bus.publish(
+                    QueueExited(
+                        call_id=info.call_id,
+                        queue=queue_name,
+                        reason="callback",
+                        wait_seconds=waited,
+                    )
+                )
+                return await self._keep_place(call, config, entry, joined, dest)
+            self.router.leave(entry)
+            self.bus.publish(
+                QueueExited(
+                    call_id=info.call_id,
+                    queue=queue_name,
+                    reason=leaving.reason,
+                    wait_seconds=waited,
+                )
+            )
+            qlog.info("queue_left", reason=leaving.reason, waited=round(waited, 3))
+            await call.stop_hold_music()
+            return await self._go(call, active, config, qcfg, dest, priority=entry.priority)
         except (CallHungUp, CallerGone):
-            if connected_to is None:
+            await self._drop_hunt(entry, hunt)
+            hunt = None
+            if connected is None:
                 position = self.router.position(entry)
                 self.router.leave(entry)
                 waited = time.monotonic() - joined
@@ -279,8 +568,372 @@ class Switchboard:
                 )
                 qlog.info("queue_abandoned", waited=round(waited, 3))
             raise CallHungUp("caller hung up in queue") from None
-        assert result is not None
-        return await self._talk(call, active, queue_name, connected_to, result)
+        except BaseException:
+            # Cancelled (daemon stopping) or a PBX failure: nobody stays reserved or queued.
+            await self._drop_hunt(entry, hunt)
+            hunt = None
+            self.router.leave(entry)
+            raise
+        finally:
+            await self._drop_hunt(entry, hunt)
+        agent, result = connected
+        return await self._talk(call, active, queue_name, agent, result)
+
+    async def _wait_a_little(
+        self, call: Call, hunt: asyncio.Future[list[Agent]], seconds: float, keys: bool
+    ) -> str:
+        """Wait up to ``seconds`` for agents, the caller hanging up (CallerGone) or, when
+        ``keys`` (exit keys are set), a key: the key pressed, or ``""``.
+
+        With exit keys the wait is a digit read of at most EXIT_KEY_POLL seconds: a PBX
+        command cannot be interrupted, so a reservation made meanwhile waits for its end.
+        """
+        if seconds <= 0 or hunt.done():
+            return ""
+        if keys:
+            digits = await call.read_digits(
+                None, max_digits=1, timeout=min(seconds, EXIT_KEY_POLL), terminator=""
+            )
+            return digits[:1]
+        gone: asyncio.Future[None] = asyncio.ensure_future(call.wait_hangup())
+        both: set[asyncio.Future[Any]] = {hunt, gone}
+        try:
+            done, _ = await asyncio.wait(both, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not gone.done():
+                gone.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await gone
+        if gone in done:
+            raise CallerGone
+        return ""
+
+    async def _drop_hunt(self, entry: QueueEntry, hunt: asyncio.Future[list[Agent]] | None) -> None:
+        """Stop asking the router for agents; agents reserved meanwhile are released."""
+        if hunt is None:
+            return
+        if not hunt.done():
+            hunt.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await hunt
+        elif entry.status is EntryStatus.OFFERED:
+            for agent in list(entry.agents):
+                self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
+
+    async def _announce(
+        self,
+        call: Call,
+        entry: QueueEntry,
+        qcfg: QueueConfig,
+        waiting: _Waiting,
+        *,
+        force: bool = False,
+    ) -> None:
+        """Periodic announcements, then position / estimated wait when their time came and
+        the position improved since the last one told (within announce_position_limit)."""
+        now = time.monotonic()
+        if qcfg.periodic_announce and now >= waiting.next_periodic and not force:
+            prompts = qcfg.periodic_announce
+            await call.play([prompts[waiting.periodic_index % len(prompts)]])
+            waiting.periodic_index += 1
+            waiting.next_periodic = now + qcfg.periodic_announce_frequency
+        if not (force or now >= waiting.next_announce):
+            return
+        waiting.next_announce = now + qcfg.announce_frequency
+        if not (qcfg.announce_position or qcfg.announce_holdtime):
+            return
+        position = self.router.position(entry)
+        if not position or (waiting.told is not None and position >= waiting.told):
+            return
+        limit = qcfg.announce_position_limit
+        said_position: int | None = None
+        if qcfg.announce_position and (not limit or position <= limit):
+            if position == 1:
+                await call.play(["queue-youarenext"])
+            else:
+                await call.play(["queue-thereare"])
+                await call.say("number", str(position))
+                await call.play(["queue-callswaiting"])
+            said_position = position
+        wait = self.router.estimated_wait(entry) if qcfg.announce_holdtime else None
+        if wait is not None:
+            minutes = math.ceil(wait / 60)
+            await call.play(["queue-holdtime"])
+            if minutes <= 1:
+                await call.play(["queue-less-than"])
+                await call.say("number", "1")
+                await call.play(["queue-minute"])
+            else:
+                await call.say("number", str(minutes))
+                await call.play(["queue-minutes"])
+        waiting.told = position
+        if said_position is not None or wait is not None:
+            self.bus.publish(
+                QueueAnnounced(
+                    call_id=call.info.call_id,
+                    queue=entry.queue,
+                    position=said_position,
+                    wait_seconds=wait,
+                )
+            )
+
+    async def _go(
+        self,
+        call: Call,
+        active: ActiveCall,
+        config: CallCenterConfig,
+        qcfg: QueueConfig,
+        dest: QueueExit | None,
+        *,
+        priority: int,
+    ) -> str:
+        """Send a caller who left a queue unanswered where ``dest`` says; who ended the call.
+
+        ``None`` (no on_timeout): the timeout prompt, then hang up.
+        """
+        if dest is None:
+            await call.play([qcfg.timeout_prompt])
+            return "system"
+        if dest.prompt:
+            await call.play([dest.prompt])
+        if dest.to == "queue" and dest.queue is not None:
+            return await self._queue(call, active, config, dest.queue, priority)
+        if dest.to == "voicemail" and dest.box is not None:
+            return await self._queue_voicemail(call, active, config, dest.box)
+        if dest.to == "flow" and dest.flow is not None:
+            return await self._queue_flow(call, active, config, dest.flow)
+        return "system"
+
+    async def _queue_voicemail(
+        self, call: Call, active: ActiveCall, config: CallCenterConfig, box: str
+    ) -> str:
+        """Record a message into ``ivr.voicemail_folder/<box>`` (the IVR's voicemail)."""
+        info = call.info
+        folder = config.resolve_path(config.ivr.voicemail_folder) / box
+        try:
+            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            # The PBX may run elsewhere and own the folder; it reports a failed write itself.
+            log.info("voicemail_folder_not_created", folder=str(folder), error=str(exc))
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", info.call_id)
+        result = await call.record(str(folder / f"{stamp}-{safe_id}"), max_seconds=120)
+        active.path.append(f"voicemail:{box}")
+        if result.ended == "error":
+            log.error("voicemail_not_recorded", call_id=info.call_id, path=result.path)
+            return "system"
+        self.bus.publish(
+            VoicemailLeft(call_id=info.call_id, box=box, path=result.path, seconds=result.seconds)
+        )
+        return "caller" if result.ended == "hangup" else "system"
+
+    async def _queue_flow(
+        self, call: Call, active: ActiveCall, config: CallCenterConfig, flow: str
+    ) -> str:
+        """Walk an IVR flow after a queue exit (it may queue the caller again)."""
+        info = call.info
+
+        def on_event(event: IvrEvent) -> None:
+            self._ivr_event(info.call_id, active, event)
+
+        runner = FlowRunner(
+            call, config, on_event=on_event, clock=self.clock, fetch=self.lookup_fetch
+        )
+        outcome = await runner.run(flow)
+        if isinstance(outcome, Transferred):
+            active.path.append(f"transfer:{outcome.number}")
+            self.bus.publish(
+                CallTransferred(call_id=info.call_id, by="ivr", to=outcome.number, kind="blind")
+            )
+            return "system"
+        if isinstance(outcome, Hangup):
+            return "system"
+        active.skills = outcome.skills
+        return await self._queue(call, active, config, outcome.queue, outcome.priority)
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _callback_allowed(self, config: CallCenterConfig, number: str) -> bool:
+        """May ``number`` be called back (callbacks set up, number on the allow-list)?"""
+        acd = config.acd
+        return (
+            self.pbx is not None
+            and acd.callback_dial is not None
+            and _CALLBACK_NUMBER.fullmatch(number) is not None
+            and matches_any(acd.callback_allow, number)
+        )
+
+    async def _keep_place(
+        self,
+        call: Call,
+        config: CallCenterConfig,
+        entry: QueueEntry,
+        joined: float,
+        dest: QueueExit,
+    ) -> str:
+        """The caller hangs up and keeps their place: a background task calls them back
+        when an agent is reserved for them. Returns who ended the call (us)."""
+        info = call.info
+        qcfg = config.queues[entry.queue]
+        number = info.caller_num
+        entry.callback = number
+        position = self.router.position(entry)
+        self.bus.publish(
+            QueueCallbackRequested(
+                call_id=info.call_id, queue=entry.queue, number=number, position=position
+            )
+        )
+        log.info("callback_requested", call_id=info.call_id, queue=entry.queue, position=position)
+        task = asyncio.get_running_loop().create_task(
+            self._callback_worker(entry, number, joined, config)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        await call.stop_hold_music()
+        await call.play([dest.prompt or qcfg.callback_prompt])
+        return "system"
+
+    async def _callback_worker(
+        self, entry: QueueEntry, number: str, joined: float, config: CallCenterConfig
+    ) -> None:
+        """Wait for the caller's turn, then call them back; retry on no answer."""
+        qcfg = config.queues[entry.queue]
+        origin = entry.call_id
+        clog = log.bind(call_id=origin, queue=entry.queue)
+        try:
+            for attempt in range(1, qcfg.callback_attempts + 1):
+                agents = await self.router.next_agents(entry)
+                reason = "no-agents"
+                if agents:
+                    reason = await self._place_callback(
+                        entry, agents, number=number, joined=joined, config=config, attempt=attempt
+                    )
+                    if not reason:
+                        return
+                    for agent in list(entry.agents):
+                        self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
+                final = attempt == qcfg.callback_attempts
+                self.bus.publish(
+                    QueueCallbackFailed(
+                        origin_call_id=origin,
+                        queue=entry.queue,
+                        number=number,
+                        attempt=attempt,
+                        reason=reason,
+                        final=final,
+                    )
+                )
+                clog.info("callback_failed", attempt=attempt, reason=reason, final=final)
+                if not final:
+                    await asyncio.sleep(qcfg.callback_retry_delay)
+            self.router.leave(entry)
+        except asyncio.CancelledError:
+            if entry.call_id == origin:
+                self.router.leave(entry)
+            raise
+        except EngineError as exc:
+            clog.info("callback_abandoned", error=str(exc))
+
+    async def _place_callback(
+        self,
+        entry: QueueEntry,
+        agents: list[Agent],
+        *,
+        number: str,
+        joined: float,
+        config: CallCenterConfig,
+        attempt: int,
+    ) -> str:
+        """Originate the callback with ``agents`` reserved; ``""`` once the caller answered
+        and their call took over the place, else why not."""
+        acd = config.acd
+        qcfg = config.queues[entry.queue]
+        if self.pbx is None or acd.callback_dial is None:
+            return "no-pbx"
+        token = secrets.token_hex(12)
+        pending = _PendingCallback(
+            entry, number, joined, config, asyncio.get_running_loop().create_future()
+        )
+        self._callbacks[token] = pending
+        self.bus.publish(
+            QueueCallbackAttempt(
+                origin_call_id=entry.call_id,
+                queue=entry.queue,
+                number=number,
+                agent=agents[0].id,
+                attempt=attempt,
+            )
+        )
+        try:
+            await self.pbx.originate(
+                acd.callback_dial.replace("${number}", number),
+                context=acd.callback_context,
+                exten=acd.callback_exten,
+                caller_id=acd.callback_caller_id,
+                timeout=qcfg.callback_ring_timeout,
+                variables={CALLBACK_VARIABLE: token},
+            )
+            await asyncio.wait_for(
+                asyncio.shield(pending.answered),
+                qcfg.callback_ring_timeout + CALLBACK_ANSWER_MARGIN,
+            )
+        except TimeoutError:
+            return "no-answer"
+        except PBXError as exc:
+            log.warning("callback_originate_failed", call_id=entry.call_id, error=str(exc))
+            return "originate-failed"
+        finally:
+            self._callbacks.pop(token, None)
+        return ""
+
+    async def _callback_answered(
+        self, call: Call, active: ActiveCall, config: CallCenterConfig, token: str
+    ) -> str:
+        """A called-back caller answered (the dialplan handed us the originated call with
+        ``callback=<token>``): they take their kept place and get the reserved agent."""
+        info = call.info
+        pending = self._callbacks.get(token)
+        if pending is None or pending.answered.done():
+            log.warning("callback_unknown_or_late", call_id=info.call_id)
+            return "system"
+        entry = pending.entry
+        original = entry.call_id
+        self.router.rebind(entry, info.call_id)
+        pending.answered.set_result(None)
+        await call.answer()
+        self.bus.publish(CallAnswered(call_id=info.call_id))
+        queue_name = entry.queue
+        qcfg = pending.config.queues[queue_name]
+        active.queue = queue_name
+        active.queue_hops += 1
+        self.bus.publish(
+            QueueCallbackAnswered(
+                call_id=info.call_id,
+                queue=queue_name,
+                number=pending.number,
+                original_call_id=original,
+            )
+        )
+        self.bus.publish(
+            QueueJoined(
+                call_id=info.call_id,
+                queue=queue_name,
+                position=self.router.position(entry),
+                priority=entry.priority,
+            )
+        )
+        log.info("callback_answered", call_id=info.call_id, origin=original, queue=queue_name)
+        return await self._wait_in_queue(
+            call,
+            active,
+            pending.config,
+            entry,
+            joined=pending.joined,
+            deadline=time.monotonic() + qcfg.max_wait,
+            greet=False,
+        )
+
+    # ------------------------------------------------------------------ agents
 
     async def _offer(
         self,
@@ -288,26 +941,26 @@ class Switchboard:
         active: ActiveCall,
         *,
         entry: QueueEntry,
-        agent: Agent,
+        agents: list[Agent],
         qcfg: QueueConfig,
         joined: float,
-    ) -> DialResult | None:
-        """Ring one reserved agent; returns how the bridge ended if they answered."""
+    ) -> tuple[Agent, DialResult] | None:
+        """Ring the reserved ``agents`` (all at once; ring-progressively adds one every
+        ``progressive_interval``); the agent who answered and how the bridge ended, or
+        None when nobody took the call."""
         info = call.info
-        queue_name = active.queue or ""
+        queue_name = entry.queue
         ring_start = time.monotonic()
-        self.bus.publish(
-            AgentRinging(
-                call_id=info.call_id, queue=queue_name, agent=agent.id, device=agent.device
-            )
-        )
-        log.info("agent_ringing", call_id=info.call_id, agent=agent.id, device=agent.device)
-        answered: list[str] = []
+        progressive = qcfg.strategy == "ring-progressively"
+        answered: list[Agent] = []
+        ringing = list(agents)
+        told: set[str] = set()
 
         def on_answer(peer_channel: str) -> None:
             if answered:
                 return
-            answered.append(peer_channel)
+            agent = _agent_for_peer(peer_channel, ringing)
+            answered.append(agent)
             now = time.monotonic()
             self.router.connected(entry, agent)
             active.agent = agent.id
@@ -324,29 +977,66 @@ class Switchboard:
             )
             log.info("agent_connected", call_id=info.call_id, agent=agent.id)
 
-        try:
-            result = await call.dial(
-                agent.device, timeout=qcfg.ring_timeout, hold_music=True, on_answer=on_answer
+        while True:
+            for agent in ringing:
+                if agent.id not in told:
+                    told.add(agent.id)
+                    self.bus.publish(
+                        AgentRinging(
+                            call_id=info.call_id,
+                            queue=queue_name,
+                            agent=agent.id,
+                            device=agent.device,
+                        )
+                    )
+                    log.info(
+                        "agent_ringing", call_id=info.call_id, agent=agent.id, device=agent.device
+                    )
+            remaining = qcfg.ring_timeout - (time.monotonic() - ring_start)
+            timeout = min(qcfg.progressive_interval, remaining) if progressive else remaining
+            try:
+                result = await call.dial(
+                    "&".join(agent.device for agent in ringing),
+                    timeout=max(1.0, timeout),
+                    hold_music=True,
+                    on_answer=on_answer,
+                )
+            except CallHungUp:
+                if not answered:
+                    raise
+                result = DialResult(status=DialStatus.ANSWER, hung_up_by="caller")
+            if result.status is DialStatus.ANSWER or answered:
+                on_answer(result.peer_channel or "")
+                agent = answered[0]
+                active.path.append(f"agent:{agent.id}")
+                return agent, result
+            more_time = qcfg.ring_timeout - (time.monotonic() - ring_start) >= 1.0
+            if (
+                progressive
+                and more_time
+                and result.status is DialStatus.NOANSWER
+                and entry.status is EntryStatus.OFFERED
+                and entry.agents
+            ):
+                progressive = self.router.offer_more(entry) is not None
+                ringing = list(entry.agents)
+                continue
+            break
+        outcome = _ring_outcome(result)
+        for agent in list(entry.agents):
+            self.router.ring_failed(entry, agent, outcome)
+            self.bus.publish(
+                AgentRingFailed(
+                    call_id=info.call_id,
+                    queue=queue_name,
+                    agent=agent.id,
+                    status=str(result.status),
+                    ring_seconds=time.monotonic() - ring_start,
+                )
             )
-        except CallHungUp:
-            if not answered:
-                raise
-            result = DialResult(status=DialStatus.ANSWER, hung_up_by="caller")
-        if result.status is DialStatus.ANSWER or answered:
-            on_answer(result.peer_channel or "")
-            active.path.append(f"agent:{agent.id}")
-            return result
-        self.router.ring_failed(entry, agent)
-        self.bus.publish(
-            AgentRingFailed(
-                call_id=info.call_id,
-                queue=queue_name,
-                agent=agent.id,
-                status=str(result.status),
-                ring_seconds=time.monotonic() - ring_start,
+            log.info(
+                "agent_ring_failed", call_id=info.call_id, agent=agent.id, status=result.status
             )
-        )
-        log.info("agent_ring_failed", call_id=info.call_id, agent=agent.id, status=result.status)
         return None
 
     async def _talk(
@@ -368,7 +1058,7 @@ class Switchboard:
                 )
             )
             if talker in self.router.agents:
-                self.router.call_finished(talker, queue_name)
+                self.router.call_finished(talker, queue_name, talk_seconds=result.talk_seconds)
             self._by_agent.pop(talker, None)
             target = active.pending_transfer
             if result.hung_up_by != "system" or target is None:
@@ -517,11 +1207,17 @@ class Switchboard:
 
     @staticmethod
     def _agent_for_channel(channel: str, config: CallCenterConfig) -> str | None:
+        """The agent whose device placed ``channel``: ``PJSIP/1001-00000005`` on Asterisk,
+        ``sofia/internal/1001@host`` on FreeSWITCH (matched by the endpoint's user part)."""
         device = channel.rsplit("-", 1)[0] if "-" in channel else channel
+        user = device.split("/")[-1].split("@")[0]
+        by_user: str | None = None
         for agent_id, agent in config.agents.items():
             if agent.device == device:
                 return agent_id
-        return None
+            if agent.device.split("/")[-1] == user:
+                by_user = agent_id
+        return by_user
 
     # ------------------------------------------------------------------ helpers
 
@@ -551,3 +1247,33 @@ def _who(result: DialResult) -> str:
     if result.hung_up_by == "system":
         return "system"
     return "agent"
+
+
+def _agent_for_peer(peer_channel: str, agents: Sequence[Agent]) -> Agent:
+    """Which of the rung ``agents`` answered, from the peer channel's name
+    (``PJSIP/1001-0000000a``, ``sofia/internal/1001@host``)."""
+    if len(agents) == 1 or not peer_channel:
+        return agents[0]
+    for agent in agents:
+        if peer_channel == agent.device or peer_channel.startswith(agent.device + "-"):
+            return agent
+    name = peer_channel.rpartition("/")[2].partition("@")[0]
+    for agent in agents:
+        resource = agent.device.partition("/")[2].partition("@")[0]
+        if resource and (name == resource or name.rpartition("-")[0] == resource):
+            return agent
+    log.warning("answering_agent_not_recognised", peer=peer_channel)
+    return agents[0]
+
+
+def _ring_outcome(result: DialResult) -> RingOutcome:
+    """Why a dial failed, in the router's words (delays and auto-pause follow from it)."""
+    if result.status is DialStatus.NOANSWER:
+        return RingOutcome.NO_ANSWER
+    if result.status is DialStatus.BUSY:
+        if result.cause is HangupCause.CALL_REJECTED:
+            return RingOutcome.REJECTED
+        return RingOutcome.BUSY
+    if result.status in (DialStatus.CHANUNAVAIL, DialStatus.CONGESTION):
+        return RingOutcome.BUSY
+    return RingOutcome.CANCELLED

@@ -27,9 +27,12 @@ import yaml
 
 from callcenter.config import load_config
 from callcenter.daemon import Daemon
-from callcenter.demopbx import DemoAsterisk
+from callcenter.demopbx import AgentPhone, DemoAsterisk
+from callcenter.demopbx.freeswitch import DemoFreeSwitch
+from callcenter.demopbx.fs_phones import AgentPhone as FreeSwitchAgentPhone
 
 DEMO_SECRET = "demo-secret"
+DEMO_ESL_PASSWORD = "ClueCon-demo"
 
 BASE_CONFIG: dict[str, Any] = {
     "pbx": {
@@ -100,9 +103,37 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
 class Center:
     """A running demo PBX + daemon pair."""
 
-    pbx: DemoAsterisk
+    pbx: Any
+    """The demo PBX: a :class:`DemoAsterisk` or a :class:`DemoFreeSwitch` (same phone API)."""
     daemon: Daemon
     config_path: Path
+
+    async def drop_pbx_connections(self) -> None:
+        """Cut every event/control connection the daemon holds to the PBX (AMI or ESL)."""
+        if isinstance(self.pbx, DemoFreeSwitch):
+            await self.pbx.drop_esl_connections()
+        else:
+            await self.pbx.drop_ami_connections()
+
+    def add_phone(
+        self,
+        device: str,
+        *,
+        answer_after: float | None = 0.1,
+        reject: bool = False,
+        hangup_after: float | None = None,
+    ) -> Any:
+        """Register a scripted agent phone of the right kind for this PBX; returns it."""
+        if isinstance(self.pbx, DemoFreeSwitch):
+            return self.pbx.add_phone(
+                device,
+                FreeSwitchAgentPhone(
+                    answer_after=answer_after, reject=reject, hangup_after=hangup_after
+                ),
+            )
+        return self.pbx.add_phone(
+            device, AgentPhone(answer_after=answer_after, reject=reject, hangup_after=hangup_after)
+        )
 
     async def cdr(self, uniqueid: str, timeout: float = 5.0) -> dict[str, Any]:
         """The CDR row of a call, waiting until it is written."""
@@ -133,35 +164,121 @@ def _write_config(path: Path, settings: Mapping[str, Any]) -> None:
     path.write_text(yaml.safe_dump(dict(settings), sort_keys=False))
 
 
+Transport = Literal["fastagi", "asyncagi", "esl-inbound", "esl-outbound"]
+"""How calls reach the daemon: Asterisk FastAGI/AsyncAGI, FreeSWITCH park/socket."""
+
+TRANSPORTS: tuple[Transport, ...] = ("fastagi", "asyncagi", "esl-inbound", "esl-outbound")
+
+
 @asynccontextmanager
 async def running_center(
     workdir: Path,
     *,
-    agi: Literal["fastagi", "asyncagi"] = "fastagi",
+    agi: Transport = "fastagi",
+    transport: Transport | None = None,
     config: Mapping[str, Any] | None = None,
     prompt_seconds: float = 0.05,
     secret: str = DEMO_SECRET,
+    base: Mapping[str, Any] = BASE_CONFIG,
 ) -> AsyncIterator[Center]:
-    """Start a demo Asterisk and a daemon configured for it; stop both on exit."""
+    """Start a demo PBX and a daemon configured for it; stop both on exit.
+
+    The daemon's config is ``base`` (the test config by default) with ``config`` merged in,
+    and the PBX addresses and ephemeral ports filled in.
+
+    ``transport`` (or its older name ``agi``) picks the PBX: ``fastagi``/``asyncagi`` start a
+    demo Asterisk, ``esl-inbound``/``esl-outbound`` a demo FreeSWITCH (park / socket).
+    """
+    mode = transport or agi
+    if mode.startswith("esl-"):
+        async with _freeswitch_center(
+            workdir,
+            mode=mode,
+            config=merge(base, config or {}),
+            prompt_seconds=prompt_seconds,
+            secret=secret,
+        ) as center:
+            yield center
+        return
     pbx = DemoAsterisk(
-        agi_mode="fastagi" if agi == "fastagi" else "async",
+        agi_mode="fastagi" if mode == "fastagi" else "async",
         ami_secret=DEMO_SECRET,
         prompt_seconds=prompt_seconds,
         login_failure_delay=0.05,
     )
     await pbx.start()
     try:
-        settings = merge(BASE_CONFIG, config or {})
+        settings = merge(base, config or {})
         settings = merge(
-            settings, {"pbx": {"ami": {"port": pbx.ami_port}, "agi": {"transport": agi}}}
+            settings,
+            {
+                "pbx": {
+                    "ami": {"host": "127.0.0.1", "port": pbx.ami_port},
+                    "agi": {"transport": mode, "listen_host": "127.0.0.1", "listen_port": 0},
+                },
+                "api": {"host": "127.0.0.1", "port": 0},
+            },
         )
         path = workdir / "callcenter.yaml"
         await asyncio.to_thread(_write_config, path, settings)
-        loaded = load_config(path, environ={"CALLCENTER_AMI_SECRET": secret})
-        daemon = Daemon(loaded, config_path=path, environ={"CALLCENTER_AMI_SECRET": secret})
+        environ = {"CALLCENTER_AMI_SECRET": secret}
+        loaded = load_config(path, environ=environ)
+        daemon = Daemon(loaded, config_path=path, environ=environ)
         await daemon.start()
         try:
             pbx.set_agi_url(f"agi://127.0.0.1:{daemon.agi_port}")
+            yield Center(pbx=pbx, daemon=daemon, config_path=path)
+        finally:
+            await daemon.stop()
+    finally:
+        await pbx.stop()
+
+
+@asynccontextmanager
+async def _freeswitch_center(
+    workdir: Path,
+    *,
+    mode: str,
+    config: Mapping[str, Any],
+    prompt_seconds: float,
+    secret: str,
+) -> AsyncIterator[Center]:
+    pbx = DemoFreeSwitch(
+        password=DEMO_ESL_PASSWORD,
+        prompt_seconds=prompt_seconds,
+        mode="outbound" if mode == "esl-outbound" else "inbound",
+        heartbeat_interval=1.0,
+    )
+    await pbx.start()
+    try:
+        settings = merge(
+            config,
+            {
+                "api": {"host": "127.0.0.1", "port": 0},
+                "pbx": {
+                    "type": "freeswitch",
+                    "esl": {
+                        "host": "127.0.0.1",
+                        "port": pbx.esl_port,
+                        "outbound_listen_host": "127.0.0.1",
+                        "outbound_listen_port": 0,
+                    },
+                },
+            },
+        )
+        settings["pbx"].pop("agi", None)
+        path = workdir / "callcenter.yaml"
+        await asyncio.to_thread(_write_config, path, settings)
+        environ = {
+            "CALLCENTER_ESL_PASSWORD": secret if secret != DEMO_SECRET else DEMO_ESL_PASSWORD
+        }
+        loaded = load_config(path, environ=environ)
+        daemon = Daemon(loaded, config_path=path, environ=environ)
+        await daemon.start()
+        try:
+            port = daemon.outbound_socket_port
+            if port is not None:
+                pbx.set_socket_address("127.0.0.1", port)
             yield Center(pbx=pbx, daemon=daemon, config_path=path)
         finally:
             await daemon.stop()

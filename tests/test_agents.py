@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from callcenter.cli import main as cli_main
-from callcenter.demopbx import AgentPhone
-from callcenter.testing import Center, running_center
+from callcenter.testing import TRANSPORTS, Center, running_center
 
 
 def _api(center: Center, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -33,7 +32,7 @@ async def _until(predicate: Any, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
-@pytest.mark.parametrize("agi", ["fastagi", "asyncagi"])
+@pytest.mark.parametrize("agi", TRANSPORTS)
 async def test_agent_dials_star71_enters_pin_and_is_logged_in(tmp_path: Path, agi: str) -> None:
     async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
         carol = center.daemon.router.agents["1003"]
@@ -58,7 +57,7 @@ async def test_wrong_pin_is_refused_and_the_agent_stays_logged_out(tmp_path: Pat
 
 async def test_paused_agent_is_not_rung_and_unpaused_agent_takes_the_call(tmp_path: Path) -> None:
     async with running_center(tmp_path) as center:
-        alice = center.pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05))
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
         result = await asyncio.to_thread(
             _api, center, "POST", "/agents/1001/pause", {"reason": "lunch"}
         )

@@ -573,6 +573,10 @@ def test_describe_fields_documents_every_field() -> None:
     text = describe_fields()
     assert "queues.<name>.ring_timeout  (seconds/number = 15)" in text
     assert "flows.<name>.nodes.<name>.<menu>.default" in text
-    assert "flows.<name>.nodes  (mapping of node, kind: play | menu | queue | hangup)" in text
+    assert (
+        "flows.<name>.nodes  (mapping of node, kind: play | menu | collect | branch | schedule"
+        " | language | set | lookup | queue | transfer | voicemail | callback | subflow | goto"
+        " | return | hangup)"
+    ) in text
     assert "Seconds an agent rings before the next agent is tried." in text
     assert textwrap.dedent(text) == text

@@ -15,6 +15,11 @@ RINGING the offer is revoked and the agent leaves at once; while ON_CALL the rou
 A pause asked for while RINGING or ON_CALL is likewise kept in ``pending_pause`` and applied
 when the ring or the call ends (RINGING/ON_CALL -> PAUSED).
 
+An AVAILABLE agent is offered calls only when it is also *ready*: not inside a no-answer,
+busy or reject delay (``delayed``) and, for queues that do not ring agents in use, with a
+device that is not busy (``device_busy``, from the PBX's device states). Readiness is not a
+state of the table: the agent is still AVAILABLE (and shown so), only not offered.
+
 The :class:`~callcenter.acd.router.Router` owns every move; :meth:`Agent.move` only enforces
 the table and stamps the time.
 """
@@ -84,8 +89,22 @@ class Agent:
     call_id: str | None = None
     """The call the agent is being offered or is talking to (None for a direct reservation)."""
     idle_token: int = field(default=0, repr=False)
-    """Bumped whenever the agent enters or leaves AVAILABLE; idle heaps use it to spot stale
-    entries (lazy deletion)."""
+    """Bumped whenever the agent enters or leaves AVAILABLE or its readiness changes; idle
+    pools use it to spot stale entries (lazy deletion)."""
+    skills: dict[str, int] = field(default_factory=dict)
+    """Skill name -> level (1-10, higher is more proficient)."""
+    wrapup: float | None = None
+    """Seconds of after-call work for this agent; None: the queue's ``wrapup``."""
+    autopause: int | None = None
+    """Pause after this many unanswered offers in a row (0: never); None: the queue's."""
+    talk_seconds: float = 0.0
+    """Talk time of every call since start-up (least-talk-time routing)."""
+    no_answer_streak: int = 0
+    """Offers in a row the agent let ring out (reset by an answer)."""
+    device_busy: bool = False
+    """The PBX says the agent's device is in use (ringing, talking) outside our offers."""
+    delayed: bool = False
+    """AVAILABLE but inside a no-answer, busy or reject delay: not offered until it ends."""
 
     def move(self, new: AgentState, *, now: float | None = None) -> AgentState:
         """Go to ``new`` if the table allows it; returns the previous state.

@@ -1,13 +1,18 @@
-"""A call queue as data: who waits (in order), which members are idle (longest idle first).
+"""A call queue as data: who waits (in order), which members are idle (in strategy order).
 
-Both orders are binary heaps with lazy deletion, so a queue with 10,000 callers and 5,000
-members costs O(log n) per arrival, offer or agent release, never a scan:
+Both sides are indexed, so a queue with 10,000 callers and 5,000 members costs O(log n) per
+arrival, offer or agent release, never a scan:
 
-* callers hunting for an agent: keyed ``(-priority, joined, seq)``; an entry that stops
-  hunting is left in the heap and skipped when it reaches the top (its ``status`` or heap
-  version no longer match);
-* idle members: keyed ``(idle_since, push order)``; an agent that stops being AVAILABLE bumps
-  its ``idle_token``, which makes every heap item it left behind stale.
+* callers hunting for an agent sit in one heap per *class*, a class being the skills they
+  need and their escalation stage, keyed ``(-priority, joined, seq)``. An entry that stops
+  hunting or moves to another class stays in its old heap and is skipped when it reaches the
+  top (its ``status`` or heap version no longer match);
+* idle members sit in one :class:`~callcenter.acd.strategies.IdleIndex` per class: the
+  agents that class may be offered, ordered by penalty then the queue's strategy. Which
+  members fit which class is worked out once, when the class first appears; an agent that
+  becomes ready is pushed into the indexes of its classes (a handful per queue).
+* positions (for announcements, events) come from one Fenwick tree of arrivals per
+  priority level: O(log n + priority levels) instead of counting.
 
 Heaps are rebuilt when stale items outnumber live ones, which keeps memory bounded.
 """
@@ -17,13 +22,29 @@ from __future__ import annotations
 import asyncio
 import enum
 import heapq
-import itertools
-from collections.abc import Mapping, Sequence
+import random
+from collections import deque
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from callcenter.acd.agent import Agent, AgentState
+from callcenter.acd.rules import QueueRules
+from callcenter.acd.strategies import (
+    MULTI_RING,
+    SAMPLED,
+    Fenwick,
+    IdleIndex,
+    Member,
+    RoundRobin,
+    Strategy,
+    parse_strategy,
+    strategy_key,
+)
 from callcenter.errors import EngineError, IllegalTransition
+
+HANDLE_TIME_SAMPLES = 20
+"""Recent calls whose handle time (talk + wrap-up) feeds the estimated wait time."""
 
 
 class EntryStatus(enum.StrEnum):
@@ -32,13 +53,13 @@ class EntryStatus(enum.StrEnum):
     WAITING = "waiting"
     """In the queue; nobody is currently asking the router for an agent for it."""
     HUNTING = "hunting"
-    """``Router.next_agent`` is waiting for an agent for it."""
+    """``Router.next_agents`` is waiting for an agent for it."""
     OFFERED = "offered"
-    """An agent is reserved (RINGING) for it."""
+    """One or more agents are reserved (RINGING) for it."""
     CONNECTED = "connected"
     """An agent answered: the caller left the queue (terminal)."""
     LEFT = "left"
-    """The caller hung up or timed out (terminal)."""
+    """The caller hung up, timed out or went elsewhere (terminal)."""
 
 
 _E = EntryStatus
@@ -67,17 +88,31 @@ class QueueEntry:
     """Monotonic time the caller joined."""
     seq: int
     """Arrival order, the last tie-break."""
+    skills: frozenset[str] = frozenset()
+    """Skills an agent needs to take the caller (the queue's and the IVR's)."""
+    stage: int = 0
+    """Index of the escalation stage reached (see :class:`~callcenter.acd.rules.Stage`)."""
     tried: set[str] = field(default_factory=set)
     """Agents offered this call who did not take it in the current round."""
-    offer: asyncio.Future[Agent] | None = None
-    """Set while ``Router.next_agent`` is waiting for an agent for this caller."""
+    offer: asyncio.Future[list[Agent]] | None = None
+    """Set while ``Router.next_agents`` is waiting for an agent for this caller."""
     status: EntryStatus = EntryStatus.WAITING
-    agent: Agent | None = None
-    """The agent reserved for (or connected to) this caller."""
+    agents: list[Agent] = field(default_factory=list)
+    """The agents reserved for (RINGING) this caller, or the one it is connected to."""
     revoked: bool = False
     """True when the reserved agent logged out while ringing: the engine should abort that
-    dial and ask ``next_agent`` again (reset by the next ``next_agent``)."""
+    dial and ask ``next_agents`` again (reset by the next ``next_agents``)."""
+    callback: str | None = None
+    """The number to call back: the caller hung up and keeps their place."""
     heap_version: int = field(default=0, repr=False)
+    rank: int = field(default=-1, repr=False)
+    klass: HuntClass | None = field(default=None, repr=False)
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    @property
+    def agent(self) -> Agent | None:
+        """The first reserved (or the connected) agent, or None."""
+        return self.agents[0] if self.agents else None
 
     @property
     def key(self) -> tuple[int, float, int]:
@@ -94,23 +129,207 @@ class QueueEntry:
 
 
 _HuntItem = tuple[int, float, int, int, QueueEntry]  # (-priority, joined, seq, version, entry)
-_IdleItem = tuple[float, int, int, Agent]  # (idle_since, push order, idle_token, agent)
+
+
+class HuntClass:
+    """Callers of one queue who need the same skills and reached the same stage, and the
+    idle agents they may be offered."""
+
+    __slots__ = ("_heap", "final", "idle", "members", "present", "skills", "stage")
+
+    def __init__(
+        self, skills: frozenset[str], stage: int, members: list[Member], sampled: bool, size: int
+    ) -> None:
+        self.skills = skills
+        self.stage = stage
+        self.members = members
+        """Members that may take these callers (penalty and levels allowed at this stage)."""
+        self.present = 0
+        """Of those, how many are logged in and not paused."""
+        self.final: HuntClass = self
+        """The class of the same skills at the last stage (who could ever take them)."""
+        self.idle = IdleIndex(size, sampled)
+        self.idle.eligible = len(members)
+        self._heap: list[_HuntItem] = []
+
+    def push(self, entry: QueueEntry) -> None:
+        entry.heap_version += 1
+        entry.klass = self
+        heapq.heappush(
+            self._heap, (-entry.priority, entry.joined, entry.seq, entry.heap_version, entry)
+        )
+
+    def head(self) -> QueueEntry | None:
+        heap = self._heap
+        while heap and not self._live(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][4] if heap else None
+
+    def hunting(self) -> list[QueueEntry]:
+        """Every hunting entry of the class (O(n); leave-when-empty, rebuilds)."""
+        return [item[4] for item in self._heap if self._live(item)]
+
+    def compact(self, live_entries: int) -> None:
+        if len(self._heap) > 2 * live_entries + 16:
+            self._heap = [item for item in self._heap if self._live(item)]
+            heapq.heapify(self._heap)
+
+    def _live(self, item: _HuntItem) -> bool:
+        entry = item[4]
+        return (
+            entry.status is EntryStatus.HUNTING
+            and entry.heap_version == item[3]
+            and entry.klass is self
+        )
+
+
+class _Ranks:
+    """Positions of callers: by priority (higher first), then by arrival, in O(log n)."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._levels: dict[int, Fenwick] = {}
+        self._counts: dict[int, int] = {}
+
+    def clear(self) -> None:
+        self._next = 0
+        self._levels.clear()
+        self._counts.clear()
+
+    def add(self, entry: QueueEntry) -> None:
+        entry.rank = self._next
+        self._next += 1
+        tree = self._levels.get(entry.priority)
+        if tree is None or entry.rank >= tree.size:
+            tree = self._grow(entry.priority, tree)
+        tree.set(entry.rank, 1)
+        self._counts[entry.priority] = self._counts.get(entry.priority, 0) + 1
+
+    def remove(self, entry: QueueEntry) -> None:
+        tree = self._levels.get(entry.priority)
+        if tree is not None and 0 <= entry.rank < tree.size and tree.value(entry.rank):
+            tree.set(entry.rank, 0)
+            self._counts[entry.priority] -= 1
+
+    def position(self, entry: QueueEntry) -> int:
+        ahead = sum(n for p, n in self._counts.items() if p > entry.priority)
+        tree = self._levels[entry.priority]
+        return ahead + tree.prefix(entry.rank)
+
+    def needs_compaction(self, live: int) -> bool:
+        return self._next > 4 * live + 4096
+
+    def rebuild(self, entries: Sequence[QueueEntry]) -> None:
+        """Renumber ``entries`` (every caller still in the queue) from 0."""
+        self.clear()
+        for entry in sorted(entries, key=lambda e: e.rank):
+            self.add(entry)
+
+    def _grow(self, priority: int, tree: Fenwick | None) -> Fenwick:
+        size = max(64, self._next * 2)
+        values = [tree.value(i) for i in range(tree.size)] if tree is not None else []
+        grown = Fenwick.from_values(values + [0] * (size - len(values)))
+        self._levels[priority] = grown
+        return grown
 
 
 class CallQueue:
     """Callers waiting in one queue and the idle members that could take them.
 
-    ``strategy`` is recorded for reports; routing is longest-idle-agent.
+    Built empty (longest-idle-agent, every member penalty 0, no skills); the router calls
+    :meth:`build` with the queue's :class:`~callcenter.acd.rules.QueueRules`.
     """
 
     def __init__(self, name: str, members: Sequence[str], strategy: str = "longest-idle") -> None:
         self.name = name
         self.members: tuple[str, ...] = tuple(dict.fromkeys(members))
-        self.strategy = strategy
+        self.rules = QueueRules(members=self.members, strategy=parse_strategy(strategy))
+        self.strategy: Strategy = self.rules.strategy
+        self.rr = RoundRobin()
+        self.present = 0
+        """Members logged in and not paused."""
+        self.handle_times: deque[float] = deque(maxlen=HANDLE_TIME_SAMPLES)
+        """Handle times (talk + wrap-up) of the queue's most recent calls, in seconds."""
+        self.by_agent: dict[str, Member] = {}
+        self._classes: dict[tuple[frozenset[str], int], HuntClass] = {}
+        self._agent_classes: dict[str, list[HuntClass]] = {}
         self._entries: dict[str, QueueEntry] = {}
-        self._hunting: list[_HuntItem] = []
-        self._idle: list[_IdleItem] = []
-        self._push_order = itertools.count()
+        self._ranks = _Ranks()
+
+    # ------------------------------------------------------------------ configuration
+
+    def build(self, rules: QueueRules, agents: Mapping[str, Agent]) -> None:
+        """(Re)build members and forget the classes; hunting callers must be pushed again by
+        the caller (the router). Idle members are found again as classes are created."""
+        old = self.by_agent
+        self.rules = rules
+        self.members = tuple(dict.fromkeys(rules.members))
+        self.strategy = parse_strategy(str(rules.strategy))
+        self.by_agent = {}
+        for order, agent_id in enumerate(self.members):
+            previous = old.get(agent_id)
+            self.by_agent[agent_id] = Member(
+                agent=agents[agent_id],
+                order=order,
+                penalty=rules.penalties.get(agent_id, 0),
+                weight=max(1, round(rules.weights.get(agent_id, 1.0) * 1000)),
+                calls=previous.calls if previous is not None else 0,
+                last_call=previous.last_call if previous is not None else float("-inf"),
+            )
+        self._classes = {}
+        self._agent_classes = {agent_id: [] for agent_id in self.members}
+        self.present = sum(1 for m in self.by_agent.values() if _present(m.agent))
+
+    def ready(self, agent: Agent) -> bool:
+        """May ``agent`` be offered this queue's callers right now?"""
+        return (
+            agent.state is AgentState.AVAILABLE
+            and not agent.delayed
+            and (self.rules.ring_in_use or not agent.device_busy)
+        )
+
+    def klass(self, skills: frozenset[str], stage: int) -> HuntClass:
+        """The class of callers needing ``skills`` at ``stage`` (created on first use: O(n)
+        over the members, once)."""
+        stages = self.rules.stages
+        stage = min(stage, len(stages) - 1)
+        found = self._classes.get((skills, stage))
+        if found is not None:
+            return found
+        step = stages[stage]
+        members = [
+            m
+            for m in self.by_agent.values()
+            if (step.max_penalty is None or m.penalty <= step.max_penalty)
+            and all(m.agent.skills.get(skill, 0) >= step.min_level for skill in skills)
+        ]
+        created = HuntClass(
+            skills, stage, members, self.strategy in SAMPLED, len(self.members)
+        )
+        self._classes[(skills, stage)] = created
+        for member in members:
+            self._agent_classes[member.agent.id].append(created)
+            if _present(member.agent):
+                created.present += 1
+            if self.ready(member.agent):
+                created.idle.push(member, strategy_key(self.strategy, member, self.rr))
+        if stage < len(stages) - 1:
+            created.final = self.klass(skills, len(stages) - 1)
+        return created
+
+    def classes(self) -> list[HuntClass]:
+        return list(self._classes.values())
+
+    def presence(self, agent: Agent, step: int) -> list[HuntClass]:
+        """``agent`` came (+1) or went (-1): logged in and unpaused or not. Returns the
+        classes left with nobody present."""
+        self.present += step
+        emptied = []
+        for klass in self._agent_classes.get(agent.id, ()):
+            klass.present += step
+            if not klass.present:
+                emptied.append(klass)
+        return emptied
 
     # ------------------------------------------------------------------ callers
 
@@ -129,100 +348,114 @@ class CallQueue:
         if entry.call_id in self._entries:
             raise EngineError(f"call {entry.call_id} is already waiting in queue {self.name}")
         self._entries[entry.call_id] = entry
+        self._ranks.add(entry)
 
     def remove(self, entry: QueueEntry) -> None:
         """Forget a caller that connected or left (its heap item goes stale by status)."""
         if self._entries.get(entry.call_id) is entry:
             del self._entries[entry.call_id]
+            self._ranks.remove(entry)
+            if self._ranks.needs_compaction(len(self._entries)):
+                self._ranks.rebuild(list(self._entries.values()))
+
+    def rekey(self, entry: QueueEntry, call_id: str) -> None:
+        """The caller is now on another call (a callback): keep its place under a new id."""
+        if self._entries.get(entry.call_id) is entry:
+            del self._entries[entry.call_id]
+        if call_id in self._entries:
+            raise EngineError(f"call {call_id} is already waiting in queue {self.name}")
+        entry.call_id = call_id
+        self._entries[call_id] = entry
 
     def position(self, call_id: str) -> int:
-        """1-based place of the caller in queue order; 0 when it is not in the queue.
-
-        O(n): meant for announcements and status, not per-event routing.
-        """
+        """1-based place of the caller in queue order; 0 when it is not in the queue."""
         entry = self._entries.get(call_id)
         if entry is None:
             return 0
-        key = entry.key
-        return 1 + sum(1 for other in self._entries.values() if other.key < key)
+        return self._ranks.position(entry)
 
     def oldest_joined(self) -> float | None:
         """When the longest-waiting caller joined (O(n); for status)."""
         return min((e.joined for e in self._entries.values()), default=None)
 
-    def push_hunting(self, entry: QueueEntry) -> None:
-        """Put a HUNTING entry in line for the next idle member."""
-        entry.heap_version += 1
-        heapq.heappush(
-            self._hunting, (-entry.priority, entry.joined, entry.seq, entry.heap_version, entry)
-        )
-        if len(self._hunting) > 2 * len(self._entries) + 16:
-            self._hunting = [item for item in self._hunting if self._hunt_live(item)]
-            heapq.heapify(self._hunting)
+    def push_hunting(self, entry: QueueEntry) -> HuntClass:
+        """Put a HUNTING entry in line for an idle member of its class."""
+        klass = self.klass(entry.skills, entry.stage)
+        klass.push(entry)
+        klass.compact(len(self._entries))
+        return klass
 
     def head(self) -> QueueEntry | None:
-        """The hunting caller next in line for an agent, or None."""
-        heap = self._hunting
-        while heap and not self._hunt_live(heap[0]):
-            heapq.heappop(heap)
-        return heap[0][4] if heap else None
+        """The hunting caller first in queue order, whatever its class, or None."""
+        best: QueueEntry | None = None
+        for klass in self._classes.values():
+            head = klass.head()
+            if head is not None and (best is None or head.key < best.key):
+                best = head
+        return best
 
-    @staticmethod
-    def _hunt_live(item: _HuntItem) -> bool:
-        entry = item[4]
-        return entry.status is EntryStatus.HUNTING and entry.heap_version == item[3]
+    def head_for(self, member: Member) -> QueueEntry | None:
+        """The best hunting caller ``member`` may take (O(its classes x log n))."""
+        best: QueueEntry | None = None
+        for klass in self._agent_classes.get(member.agent.id, ()):
+            head = klass.head()
+            if head is not None and (best is None or head.key < best.key):
+                best = head
+        return best
 
     # ------------------------------------------------------------------ idle members
 
     def push_idle(self, agent: Agent) -> None:
-        """Record that ``agent`` (a member, now AVAILABLE) is idle since ``agent.idle_since``."""
-        heapq.heappush(
-            self._idle, (agent.idle_since, next(self._push_order), agent.idle_token, agent)
-        )
-        if len(self._idle) > 2 * len(self.members) + 16:
-            self._idle = [item for item in self._idle if self._idle_live(item)]
-            heapq.heapify(self._idle)
-
-    @staticmethod
-    def _idle_live(item: _IdleItem) -> bool:
-        agent = item[3]
-        return agent.state is AgentState.AVAILABLE and agent.idle_token == item[2]
+        """``agent`` (a member, ready) may be offered callers of its classes from now."""
+        member = self.by_agent[agent.id]
+        key = strategy_key(self.strategy, member, self.rr)
+        for klass in self._agent_classes.get(agent.id, ()):
+            klass.idle.push(member, key)
 
     def has_idle(self) -> bool:
-        heap = self._idle
-        while heap and not self._idle_live(heap[0]):
-            heapq.heappop(heap)
-        return bool(heap)
+        """Is any member ready (O(n); for tests and status)?"""
+        return any(self.ready(m.agent) for m in self.by_agent.values())
 
-    def take_idle_for(self, entry: QueueEntry) -> Agent | None:
-        """Pop the longest-idle member ``entry`` has not tried yet.
+    def pick(self, klass: HuntClass, tried: Collection[str], rng: random.Random) -> list[Agent]:
+        """The agent(s) the strategy offers a caller of ``klass`` next, not in ``tried``
+        (empty when none is idle). Nothing is reserved."""
+        if self.strategy in MULTI_RING:
+            return klass.idle.lowest(tried)
+        best = klass.idle.best(tried, rng)
+        return [best[1]] if best is not None else []
 
-        When the caller has tried every idle member, a new round starts: ``entry.tried`` is
-        cleared and the longest-idle member is taken. Cost O((k + 1) log n) for k tried members.
-        The caller must take the returned agent out of AVAILABLE.
-        """
-        heap = self._idle
-        skipped: list[_IdleItem] = []
-        chosen: Agent | None = None
-        while heap:
-            item = heapq.heappop(heap)
-            if not self._idle_live(item):
-                continue
-            if item[3].id in entry.tried:
-                skipped.append(item)
-                continue
-            chosen = item[3]
-            break
-        if chosen is None and skipped:
-            entry.tried.clear()
-            chosen = skipped.pop(0)[3]
-        for item in skipped:
-            heapq.heappush(heap, item)
-        return chosen
+    def offered(self, agent: Agent) -> None:
+        """``agent`` was reserved for a caller: round-robin memory moves past it."""
+        if self.strategy in (Strategy.RR_MEMORY, Strategy.RR_ORDERED):
+            member = self.by_agent.get(agent.id)
+            if member is not None:
+                self.rr.offered(self.rr.key(member.order))
 
     def idle_members(self) -> list[str]:
-        """Ids of idle members, longest idle first (O(n log n); for status)."""
-        live = sorted(
-            (item for item in self._idle if self._idle_live(item)), key=lambda i: (i[0], i[1])
-        )
-        return [item[3].id for item in live]
+        """Ids of ready members in the order they would be offered (O(n log n); status)."""
+        ready = [m for m in self.by_agent.values() if self.ready(m.agent)]
+        ready.sort(key=lambda m: (m.penalty, strategy_key(self.strategy, m, self.rr)))
+        return [m.agent.id for m in ready]
+
+    def has_agents_for(self, skills: frozenset[str]) -> bool:
+        """Is a member who could ever take a caller needing ``skills`` logged in and not
+        paused? O(1) once the class exists."""
+        return self.klass(skills, len(self.rules.stages) - 1).present > 0
+
+    def estimated_wait(self, call_id: str) -> float | None:
+        """Seconds the caller may still wait: ``ceil(position / staffed) * AHT``.
+
+        AHT is the mean handle time (talk + wrap-up) of the queue's last
+        ``HANDLE_TIME_SAMPLES`` calls; staffed is the members logged in and not paused. None
+        before the queue has handled a call (nothing to estimate from) or without staff.
+        """
+        position = self.position(call_id)
+        if not position or not self.handle_times or not self.present:
+            return None
+        aht = sum(self.handle_times) / len(self.handle_times)
+        rounds = -(-position // self.present)
+        return rounds * aht
+
+
+def _present(agent: Agent) -> bool:
+    return agent.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED)

@@ -1,40 +1,50 @@
-"""The router: matches waiting callers with idle agents, longest-idle agent first.
+"""The router: matches waiting callers with idle agents, by each queue's strategy and rules.
 
-It is plain data plus one asyncio hook (:meth:`Router.next_agent`, a future per hunting
-caller) and one timer per agent in wrap-up. Matching runs only when something changes, and
-only where it changed:
+It is plain data plus one asyncio hook (:meth:`Router.next_agents`, a future per hunting
+caller) and timers (wrap-up, no-answer/busy/reject delays, escalation stages). Matching runs
+only when something changes, and only where it changed:
 
-* a caller starts hunting (``next_agent``): its queue is served;
-* an agent becomes AVAILABLE (login, unpause, wrap-up over, failed ring, released offer):
-  the queues it serves are served, the one whose head-of-line caller is best
-  ``(priority, joined)`` first.
+* a caller starts hunting (``next_agents``) or reaches its next escalation stage: its class
+  (queue, skills, stage) is served;
+* an agent becomes ready (login, unpause, wrap-up or delay over, failed ring, released offer,
+  device no longer in use): it takes the best hunting caller it may serve across its queues:
+  the queue with the highest ``weight`` first, then priority and arrival (or, with
+  ``longest_waiting_first``, simply the caller waiting longest).
 
-Serving a queue gives its head-of-line hunting caller the longest-idle AVAILABLE member the
-caller has not tried yet; a caller that has tried every idle member starts a new round (its
-``tried`` set is cleared). After every public call the router keeps this invariant: no queue
-has both a hunting caller and an idle member.
+Serving a class gives its head-of-line caller what the queue's strategy picks among the
+eligible idle agents (lowest penalty first, see :mod:`callcenter.acd.strategies`), skipping
+agents the caller already tried in this round; a caller that has tried every idle agent
+starts a new round. After every public call the router keeps this invariant: no hunting
+caller has an idle, ready agent it may be offered.
 
-A reserved agent is RINGING and out of every idle heap; the engine dials it and reports back
-with :meth:`Router.connected` or :meth:`Router.ring_failed`, or the caller goes with
-:meth:`Router.leave`. Agent events (AgentLoggedIn/Out, AgentPaused/Unpaused and an
-AgentStateChanged for every move) go to the bus; call events are the engine's to publish.
+Reserved agents are RINGING and out of every idle pool; the engine dials them and reports
+back with :meth:`Router.connected` or :meth:`Router.ring_failed` (with a :class:`RingOutcome`:
+delays and auto-pause follow from it), or the caller goes with :meth:`Router.leave`. Agent
+events (AgentLoggedIn/Out, AgentPaused/Unpaused and an AgentStateChanged for every move) and
+QueueEscalated go to the bus; other call events are the engine's to publish.
 
-Not thread-safe: use it from the event loop's thread. Wrap-up timers need a running loop.
+Not thread-safe: use it from the event loop's thread. Timers need a running loop (without
+one, wrap-up and delays are skipped and stages only move with :meth:`Router.escalate`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
 import itertools
+import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 import structlog
 
 from callcenter.acd.agent import Agent, AgentState
-from callcenter.acd.queue import CallQueue, EntryStatus, QueueEntry
+from callcenter.acd.queue import CallQueue, EntryStatus, HuntClass, QueueEntry
+from callcenter.acd.rules import AgentRules, QueueRules
+from callcenter.acd.strategies import MULTI_RING
 from callcenter.errors import EngineError, IllegalTransition, UnknownAgent, UnknownQueue
 from callcenter.events import (
     AgentLoggedIn,
@@ -44,6 +54,7 @@ from callcenter.events import (
     AgentUnpaused,
     EngineEvent,
     EventBus,
+    QueueEscalated,
 )
 
 log = structlog.get_logger(__name__)
@@ -52,25 +63,46 @@ OfferRevoked = Callable[[QueueEntry | None, Agent], None]
 """``(entry, agent)``: the agent being rung for ``entry`` (None: a direct reservation) logged
 out; the engine should stop ringing it."""
 
+AUTOPAUSE_REASON = "no-answer"
+"""The pause reason of an agent paused for letting offers ring out."""
+
 _S = AgentState
+_ABSENT = frozenset({_S.LOGGED_OUT, _S.PAUSED})
+
+
+class RingOutcome(enum.StrEnum):
+    """How an offer to one agent ended without a conversation."""
+
+    NO_ANSWER = "no-answer"
+    """It rang out: counts as missed (auto-pause), then the queue's no_answer_delay."""
+    BUSY = "busy"
+    """The device was busy, unavailable or congested: the queue's busy_delay."""
+    REJECTED = "rejected"
+    """The agent declined the call: the queue's reject_delay."""
+    CANCELLED = "cancelled"
+    """Not the agent's doing (another agent answered, the callback failed): nothing."""
 
 
 class Router:
     """Agents, queues and who gets which caller.
 
-    ``queues`` maps a queue name to its member agent ids; ``wrapup`` maps a queue name to the
-    seconds of after-call work its agents get (missing: none). ``clock`` is the monotonic
-    clock used for every timestamp (inject a fake one in tests).
+    ``queues`` maps a queue name to its member agent ids (config order); ``rules`` gives a
+    queue's routing rules (members there are ignored in favour of ``queues``); ``wrapup``
+    (seconds per queue) overrides the rules' wrap-up. ``clock`` is the monotonic clock of
+    every timestamp (inject a fake one in tests); ``rng`` draws for the random strategies.
     """
 
     def __init__(
         self,
         agents: Iterable[Agent],
-        queues: Mapping[str, list[str]],
+        queues: Mapping[str, Sequence[str]],
         *,
         wrapup: Mapping[str, float] | None = None,
         bus: EventBus | None = None,
         clock: Callable[[], float] = time.monotonic,
+        rules: Mapping[str, QueueRules] | None = None,
+        rng: random.Random | None = None,
+        longest_waiting_first: bool = False,
     ) -> None:
         self._agents: dict[str, Agent] = {}
         for agent in agents:
@@ -78,24 +110,15 @@ class Router:
                 raise EngineError(f"agent {agent.id} is configured twice")
             self._agents[agent.id] = agent
         self.agents: Mapping[str, Agent] = MappingProxyType(self._agents)
-        self._queues: dict[str, CallQueue] = {}
-        member_of: dict[str, list[CallQueue]] = {agent_id: [] for agent_id in self._agents}
-        for name, members in queues.items():
-            for member in members:
-                if member not in self._agents:
-                    raise UnknownAgent(f"queue {name}: member {member} is not a configured agent")
-            queue = CallQueue(name, members)
-            self._queues[name] = queue
-            for member in queue.members:
-                member_of[member].append(queue)
-        self.queues: Mapping[str, CallQueue] = MappingProxyType(self._queues)
-        self._member_of: dict[str, tuple[CallQueue, ...]] = {
-            agent_id: tuple(qs) for agent_id, qs in member_of.items()
-        }
-        self._wrapup = dict(wrapup or {})
         self._bus = bus
         self._clock = clock
+        self.rng = rng or random.Random()
+        self.longest_waiting_first = longest_waiting_first
         self._seq = itertools.count()
+        self._queues: dict[str, CallQueue] = {}
+        self.queues: Mapping[str, CallQueue] = MappingProxyType(self._queues)
+        self._member_of: dict[str, tuple[CallQueue, ...]] = {}
+        self._by_device: dict[str, list[Agent]] = {}
         self._offers: dict[str, QueueEntry] = {}  # agent id -> caller it is ringing for
         self._direct: set[str] = set()  # agents reserved for a dial outside queues
         self._wrapup_timers: dict[str, asyncio.TimerHandle] = {}
@@ -103,10 +126,90 @@ class Router:
         self._pause_via: dict[str, str] = {}
         self.on_offer_revoked: OfferRevoked | None = None
         """Called when a RINGING agent logs out after the engine received the offer."""
+        given = dict(rules or {})
+        merged: dict[str, QueueRules] = {}
+        for name, members in queues.items():
+            base = given.get(name, QueueRules())
+            changes: dict[str, Any] = {"members": tuple(members)}
+            if wrapup is not None and name in wrapup:
+                changes["wrapup"] = float(wrapup[name])
+            merged[name] = dataclasses.replace(base, **changes)
+        self._rules: dict[str, QueueRules] = {}
+        self._install(merged)
+
+    # ------------------------------------------------------------------ configuration
+
+    def configure(
+        self,
+        queues: Mapping[str, QueueRules],
+        agents: Mapping[str, AgentRules] | None = None,
+        *,
+        longest_waiting_first: bool | None = None,
+    ) -> None:
+        """Apply new routing rules (start-up and config reload) without losing anyone.
+
+        Agents new to the router are created logged out; queues missing from ``queues``
+        keep their rules (a queue is never removed while the daemon runs). Waiting callers
+        keep their places; idle agents and hunting callers are matched again at once.
+        Raises UnknownAgent (changing nothing) when a queue lists an agent nobody defines.
+        """
+        profiles = dict(agents or {})
+        for name, rules in queues.items():
+            for member in rules.members:
+                if member not in self._agents and member not in profiles:
+                    raise UnknownAgent(f"queue {name}: member {member} is not a configured agent")
+        for agent_id, profile in profiles.items():
+            agent = self._agents.get(agent_id)
+            if agent is None:
+                agent = self._agents[agent_id] = Agent(id=agent_id, device=profile.device or "")
+            if profile.device:
+                agent.device = profile.device
+            agent.skills = dict(profile.skills)
+            agent.wrapup = profile.wrapup
+            agent.autopause = profile.autopause
+        if longest_waiting_first is not None:
+            self.longest_waiting_first = longest_waiting_first
+        merged = dict(self._rules)
+        merged.update(queues)
+        self._install(merged)
+        log.info("router_configured", queues=len(merged), agents=len(self._agents))
+
+    def _install(self, rules: Mapping[str, QueueRules]) -> None:
+        for name, queue_rules in rules.items():
+            for member in queue_rules.members:
+                if member not in self._agents:
+                    raise UnknownAgent(f"queue {name}: member {member} is not a configured agent")
+        self._rules = dict(rules)
+        for name, queue_rules in rules.items():
+            queue = self._queues.get(name)
+            if queue is None:
+                queue = self._queues[name] = CallQueue(name, queue_rules.members)
+            queue.build(queue_rules, self._agents)
+        member_of: dict[str, list[CallQueue]] = {agent_id: [] for agent_id in self._agents}
+        for queue in self._queues.values():
+            for member in queue.members:
+                member_of[member].append(queue)
+        self._member_of = {
+            agent_id: tuple(sorted(qs, key=lambda q: -q.rules.weight))
+            for agent_id, qs in member_of.items()
+        }
+        self._by_device = {}
         for agent in self._agents.values():
-            if agent.state is _S.AVAILABLE:
+            self._by_device.setdefault(agent.device, []).append(agent)
+            if agent.state is _S.AVAILABLE and not agent.delayed:
+                agent.idle_token += 1
                 for queue in self._member_of[agent.id]:
-                    queue.push_idle(agent)
+                    if self._ready_for(agent, queue):
+                        queue.push_idle(agent)
+        for queue in self._queues.values():
+            for entry in queue.entries():
+                if entry.status is EntryStatus.HUNTING:
+                    queue.push_hunting(entry)
+        for queue in self._queues.values():
+            for klass in queue.classes():
+                self._serve_class(queue, klass)
+            if queue.rules.leave_when_empty:
+                self._wake_if_empty(queue)
 
     # ------------------------------------------------------------------ lookups
 
@@ -131,8 +234,30 @@ class Router:
         return len(self._queue(queue))
 
     def available_agents(self, queue: str) -> list[str]:
-        """Idle members of ``queue``, longest idle first."""
+        """Idle, ready members of ``queue`` in the order they would be offered."""
         return self._queue(queue).idle_members()
+
+    def staffed(self, queue: str) -> int:
+        """Members of ``queue`` logged in and not paused."""
+        return self._queue(queue).present
+
+    def has_agents_for(self, queue: str, skills: Collection[str] = ()) -> bool:
+        """Could anyone logged in and unpaused ever take a caller of ``queue`` needing
+        ``skills`` (the queue's own skills are added)? O(pools)."""
+        q = self._queue(queue)
+        return q.has_agents_for(frozenset(skills) | q.rules.skills)
+
+    def is_empty_for(self, entry: QueueEntry) -> bool:
+        """No member who could take this caller is logged in and unpaused."""
+        return not self._queue(entry.queue).has_agents_for(entry.skills)
+
+    def estimated_wait(self, entry: QueueEntry) -> float | None:
+        """Estimated seconds until the caller is offered an agent (see
+        :meth:`CallQueue.estimated_wait`), or None when there is nothing to go on."""
+        return self._queue(entry.queue).estimated_wait(entry.call_id)
+
+    def rules(self, queue: str) -> QueueRules:
+        return self._queue(queue).rules
 
     # ------------------------------------------------------------------ agent sessions
 
@@ -143,6 +268,7 @@ class Router:
             raise IllegalTransition(f"agent {agent_id} is already logged in ({agent.state})")
         now = self._clock()
         agent.logged_in_at = now
+        agent.no_answer_streak = 0
         self._publish(AgentLoggedIn(agent=agent_id, device=agent.device, via=via, mono=now))
         log.info("agent_logged_in", agent=agent_id, via=via)
         self._make_available(agent, now, idle_since=now)
@@ -151,8 +277,9 @@ class Router:
         """End the agent's shift.
 
         ON_CALL: ``logout_pending`` is set and the logout happens when the call ends.
-        RINGING: the offer is revoked (the caller goes back to waiting, ``entry.revoked`` is
-        set and :attr:`on_offer_revoked` is called) and the agent logs out now.
+        RINGING: the offer is revoked and the agent logs out now. When it was the caller's
+        only reserved agent the caller goes back to waiting, ``entry.revoked`` is set and
+        :attr:`on_offer_revoked` is called.
         """
         agent = self._agent(agent_id)
         if agent.state is _S.LOGGED_OUT:
@@ -204,6 +331,7 @@ class Router:
         if agent.state is _S.PAUSED:
             now = self._clock()
             agent.pause_reason = None
+            agent.no_answer_streak = 0
             self._publish(AgentUnpaused(agent=agent_id, via=via, mono=now))
             log.info("agent_unpaused", agent=agent_id, via=via)
             self._make_available(agent, now, idle_since=now)
@@ -221,10 +349,31 @@ class Router:
             raise IllegalTransition(f"agent {agent_id} is not in wrap-up ({agent.state})")
         self._make_available(agent, self._clock())
 
+    def device_state(self, device: str, *, in_use: bool) -> None:
+        """The PBX says ``device`` is (not) in use. Agents on it are not offered calls of
+        queues without ``ring_in_use`` while it is."""
+        for agent in self._by_device.get(device, ()):
+            if agent.device_busy == in_use:
+                continue
+            agent.device_busy = in_use
+            if agent.state is not _S.AVAILABLE or agent.delayed:
+                continue
+            agent.idle_token += 1
+            for queue in self._member_of[agent.id]:
+                if self._ready_for(agent, queue):
+                    queue.push_idle(agent)
+            if not in_use:
+                self._serve_agent(agent)
+
     # ------------------------------------------------------------------ callers
 
-    def enqueue(self, queue: str, call_id: str, *, priority: int = 0) -> QueueEntry:
-        """Put a caller in ``queue``; it is offered agents once ``next_agent`` is awaited."""
+    def enqueue(
+        self, queue: str, call_id: str, *, priority: int = 0, skills: Collection[str] = ()
+    ) -> QueueEntry:
+        """Put a caller in ``queue``; it is offered agents once ``next_agents`` is awaited.
+
+        ``skills``: what the IVR asked for (the queue's own skills are added).
+        """
         q = self._queue(queue)
         entry = QueueEntry(
             call_id=call_id,
@@ -232,81 +381,152 @@ class Router:
             priority=priority,
             joined=self._clock(),
             seq=next(self._seq),
+            skills=frozenset(skills) | q.rules.skills,
         )
         q.add(entry)
+        self._schedule_escalation(q, entry)
         return entry
 
-    async def next_agent(self, entry: QueueEntry) -> Agent:
-        """Wait until an agent is reserved (RINGING) for this caller and return it.
+    async def next_agents(self, entry: QueueEntry) -> list[Agent]:
+        """Wait until agents are reserved (RINGING) for this caller and return them (one,
+        or several for ringall); ``[]`` when the queue has ``leave_when_empty`` and nobody
+        who could take the caller is logged in and unpaused any more.
 
-        Cancelling the waiting task leaves no reservation behind: an agent reserved in the
-        meantime goes back to AVAILABLE. Raises EngineError if the caller left the queue
+        Cancelling the waiting task leaves no reservation behind: agents reserved in the
+        meantime go back to AVAILABLE. Raises EngineError if the caller left the queue
         (``leave``) while waiting.
         """
         queue = self._queue(entry.queue)
         while True:
             if entry.status in (EntryStatus.CONNECTED, EntryStatus.LEFT):
                 raise EngineError(f"call {entry.call_id} is no longer waiting in {entry.queue}")
-            if entry.status is EntryStatus.OFFERED and entry.agent is not None:
-                return entry.agent
+            if entry.status is EntryStatus.OFFERED and entry.agents:
+                return list(entry.agents)
             if entry.offer is not None:
                 raise EngineError(f"call {entry.call_id} is already waiting for an agent")
-            future: asyncio.Future[Agent] = asyncio.get_running_loop().create_future()
+            if queue.rules.leave_when_empty and not queue.has_agents_for(entry.skills):
+                return []
+            future: asyncio.Future[list[Agent]] = asyncio.get_running_loop().create_future()
             entry.offer = future
             entry.revoked = False
             entry.move(EntryStatus.HUNTING)
-            queue.push_hunting(entry)
-            self._serve(queue)
+            self._serve_class(queue, queue.push_hunting(entry))
             try:
-                agent = await future
+                agents = await future
             except asyncio.CancelledError:
                 self._stop_hunting(entry)
                 raise
             finally:
                 entry.offer = None
-            if entry.status is EntryStatus.OFFERED and entry.agent is agent:
-                return agent
+            if not agents:
+                return []
+            if entry.status is EntryStatus.OFFERED and entry.agents:
+                return list(entry.agents)
             # The reservation was undone before this task resumed (the agent logged out):
             # hunt again.
 
-    def ring_failed(self, entry: QueueEntry, agent: Agent) -> None:
-        """The reserved agent did not answer: it goes back to AVAILABLE (still the longest
-        idle), the caller will not be offered it again this round. A no-op when the offer
-        was already undone (caller left, agent logged out)."""
-        if self._offers.get(agent.id) is not entry or entry.agent is not agent:
+    async def next_agent(self, entry: QueueEntry) -> Agent:
+        """Like :meth:`next_agents`, for one agent (the first reserved). Raises
+        EngineError when the queue emptied (leave-when-empty)."""
+        agents = await self.next_agents(entry)
+        if not agents:
+            raise EngineError(f"queue {entry.queue} has no agent for call {entry.call_id}")
+        return agents[0]
+
+    def hunt_nowait(self, entry: QueueEntry) -> list[Agent]:
+        """Start hunting without waiting: the agents reserved now, or ``[]`` (the caller
+        then stays HUNTING; a later reservation shows in ``entry.status``/``agents``)."""
+        if entry.status is EntryStatus.WAITING:
+            queue = self._queue(entry.queue)
+            entry.move(EntryStatus.HUNTING)
+            self._serve_class(queue, queue.push_hunting(entry))
+        return list(entry.agents) if entry.status is EntryStatus.OFFERED else []
+
+    def offer_more(self, entry: QueueEntry) -> Agent | None:
+        """Reserve one more idle agent for a caller already being offered some (for
+        ring-progressively); None when nobody else is free."""
+        if entry.status is not EntryStatus.OFFERED:
+            return None
+        queue = self._queue(entry.queue)
+        klass = queue.klass(entry.skills, entry.stage)
+        picked = queue.pick(klass, entry.tried, self.rng)
+        if not picked:
+            return None
+        agent = picked[0]
+        self._reserve_one(queue, entry, agent)
+        return agent
+
+    def ring_failed(
+        self, entry: QueueEntry, agent: Agent, outcome: RingOutcome = RingOutcome.NO_ANSWER
+    ) -> None:
+        """The reserved agent did not take the call: back to AVAILABLE (after the queue's
+        delay for ``outcome``), or paused with reason ``no-answer`` once it let
+        ``autopause`` offers in a row ring out. The caller is not offered it again this
+        round. A no-op when the offer was already undone (caller left, agent logged out)."""
+        if self._offers.get(agent.id) is not entry or agent not in entry.agents:
             log.debug("ring_failed_after_offer_ended", call_id=entry.call_id, agent=agent.id)
             return
         now = self._clock()
-        entry.tried.add(agent.id)
-        agent.missed_offers += 1
-        entry.agent = None
-        entry.move(EntryStatus.WAITING)
-        self._release(agent, now)
+        queue = self._queue(entry.queue)
+        rules = queue.rules
+        entry.agents.remove(agent)
+        if outcome is not RingOutcome.CANCELLED:
+            entry.tried.add(agent.id)
+        if not entry.agents:
+            entry.move(EntryStatus.WAITING)
+        delay = 0.0
+        auto_pause = False
+        if outcome is RingOutcome.NO_ANSWER:
+            agent.missed_offers += 1
+            agent.no_answer_streak += 1
+            limit = agent.autopause if agent.autopause is not None else rules.autopause
+            auto_pause = bool(limit) and agent.no_answer_streak >= limit
+            delay = rules.no_answer_delay
+        elif outcome is RingOutcome.BUSY:
+            delay = rules.busy_delay
+        elif outcome is RingOutcome.REJECTED:
+            delay = rules.reject_delay
+        self._release(agent, now, delay=delay, auto_pause=auto_pause)
 
     def connected(self, entry: QueueEntry, agent: Agent) -> None:
-        """The agent answered: ON_CALL, and the caller leaves the queue."""
+        """The agent answered: ON_CALL, and the caller leaves the queue; any other agent
+        ringing for it (ringall) is released."""
         queue = self._queue(entry.queue)
+        now = self._clock()
         if self._offers.get(agent.id) is entry and agent.state is _S.RINGING:
             del self._offers[agent.id]
+            others = [a for a in entry.agents if a is not agent]
+            entry.agents = [agent]
             entry.move(EntryStatus.CONNECTED)
-            queue.remove(entry)
-            self._set_state(agent, _S.ON_CALL, self._clock())
+            self._forget(queue, entry)
+            self._set_state(agent, _S.ON_CALL, now)
             agent.calls_taken += 1
+            agent.no_answer_streak = 0
             agent.call_id = entry.call_id
+            member = queue.by_agent.get(agent.id)
+            if member is not None:
+                member.calls += 1
+            for other in others:
+                if self._offers.get(other.id) is entry:
+                    self._release(other, now)
             return
         # The offer was revoked (the agent logged out while ringing) and it answered anyway:
         # the caller really is talking, so it leaves the queue; the agent stays logged out.
-        other = entry.agent if entry.status is EntryStatus.OFFERED else None
+        others = list(entry.agents) if entry.status is EntryStatus.OFFERED else []
         entry.move(EntryStatus.CONNECTED)
-        entry.agent = agent
-        queue.remove(entry)
-        if other is not None and other is not agent and self._offers.get(other.id) is entry:
-            self._release(other, self._clock())
+        entry.agents = [agent]
+        self._forget(queue, entry)
+        for other in others:
+            if other is not agent and self._offers.get(other.id) is entry:
+                self._release(other, now)
         log.warning("agent_answered_revoked_offer", call_id=entry.call_id, agent=agent.id)
 
-    def call_finished(self, agent_id: str, queue: str | None = None) -> None:
+    def call_finished(
+        self, agent_id: str, queue: str | None = None, *, talk_seconds: float = 0.0
+    ) -> None:
         """The agent's call ended: pending logout or pause applies, else WRAP_UP for the
-        queue's wrap-up seconds (a timer makes it AVAILABLE), else AVAILABLE now.
+        agent's (or else the queue's) wrap-up seconds (a timer makes it AVAILABLE), else
+        AVAILABLE now. ``talk_seconds`` feeds least-talk-time and the queue's handle times.
 
         Idle from now. A no-op (logged) for an agent that is not ON_CALL.
         """
@@ -317,13 +537,22 @@ class Router:
         now = self._clock()
         agent.call_id = None
         agent.idle_since = now
+        agent.talk_seconds += max(0.0, talk_seconds)
+        q = self._queues.get(queue) if queue else None
+        seconds = (
+            agent.wrapup if agent.wrapup is not None else (q.rules.wrapup if q is not None else 0.0)
+        )
+        if q is not None:
+            member = q.by_agent.get(agent_id)
+            if member is not None:
+                member.last_call = now
+            q.handle_times.append(max(0.0, talk_seconds) + seconds)
         if agent.logout_pending:
             self._apply_logout(agent, self._logout_via.pop(agent_id, "cli"), now)
             return
         if agent.pending_pause is not None:
             self._apply_pause(agent, agent.pending_pause, self._pause_via.pop(agent_id, "cli"), now)
             return
-        seconds = self._wrapup.get(queue, 0.0) if queue else 0.0
         if seconds > 0:
             try:
                 loop = asyncio.get_running_loop()
@@ -338,19 +567,47 @@ class Router:
         self._make_available(agent, now)
 
     def leave(self, entry: QueueEntry) -> None:
-        """The caller is gone (hung up, timed out): out of the queue, its reserved agent (if
-        any) released. Idempotent; a no-op after ``connected``."""
+        """The caller is gone (hung up, timed out, went elsewhere): out of the queue, its
+        reserved agents (if any) released. Idempotent; a no-op after ``connected``."""
         if entry.status in (EntryStatus.CONNECTED, EntryStatus.LEFT):
             return
         queue = self._queue(entry.queue)
-        agent = entry.agent if entry.status is EntryStatus.OFFERED else None
-        entry.agent = None
+        agents = list(entry.agents) if entry.status is EntryStatus.OFFERED else []
+        entry.agents = []
         entry.move(EntryStatus.LEFT)
-        queue.remove(entry)
+        self._forget(queue, entry)
         if entry.offer is not None and not entry.offer.done():
             entry.offer.set_exception(EngineError(f"call {entry.call_id} left queue {entry.queue}"))
-        if agent is not None and self._offers.get(agent.id) is entry:
-            self._release(agent, self._clock())
+        now = self._clock()
+        for agent in agents:
+            if self._offers.get(agent.id) is entry:
+                self._release(agent, now)
+
+    def escalate(self, entry: QueueEntry) -> bool:
+        """Move the caller to its queue's next escalation stage now (its timer does this
+        when the stage's ``after`` seconds are reached). False when there is none."""
+        if entry.status in (EntryStatus.CONNECTED, EntryStatus.LEFT):
+            return False
+        queue = self._queue(entry.queue)
+        if entry.stage >= len(queue.rules.stages) - 1:
+            return False
+        entry.stage += 1
+        self._publish(
+            QueueEscalated(
+                call_id=entry.call_id, queue=entry.queue, stage=entry.stage, mono=self._clock()
+            )
+        )
+        log.info("caller_escalated", call_id=entry.call_id, queue=entry.queue, stage=entry.stage)
+        if entry.status is EntryStatus.HUNTING:
+            self._serve_class(queue, queue.push_hunting(entry))
+        self._schedule_escalation(queue, entry)
+        return True
+
+    def rebind(self, entry: QueueEntry, call_id: str) -> None:
+        """The caller is now on call ``call_id`` (answered callback): same place, new id."""
+        self._queue(entry.queue).rekey(entry, call_id)
+        for agent in entry.agents:
+            agent.call_id = call_id
 
     # ------------------------------------------------------------------ direct dials
 
@@ -399,7 +656,10 @@ class Router:
                 "call_id": a.call_id,
                 "calls_taken": a.calls_taken,
                 "missed_offers": a.missed_offers,
-                "queues": [q.name for q in self._member_of[a.id]],
+                "talk_seconds": round(a.talk_seconds, 1),
+                "skills": dict(a.skills),
+                "ready": a.state is _S.AVAILABLE and not a.delayed and not a.device_busy,
+                "queues": [q.name for q in self._member_of.get(a.id, ())],
             }
             for a in self._agents.values()
         ]
@@ -409,10 +669,12 @@ class Router:
             queues.append(
                 {
                     "name": q.name,
-                    "strategy": q.strategy,
+                    "strategy": str(q.strategy),
+                    "weight": q.rules.weight,
                     "members": list(q.members),
                     "waiting": len(q),
                     "available": len(q.idle_members()),
+                    "staffed": q.present,
                     "longest_wait": round(now - oldest, 1) if oldest is not None else 0.0,
                 }
             )
@@ -424,86 +686,205 @@ class Router:
         if self._bus is not None:
             self._bus.publish(event)
 
+    @staticmethod
+    def _ready_for(agent: Agent, queue: CallQueue) -> bool:
+        return queue.rules.ring_in_use or not agent.device_busy
+
     def _set_state(self, agent: Agent, new: AgentState, now: float) -> AgentState:
         old = agent.move(new, now=now)
         if _S.AVAILABLE in (old, new):
             agent.idle_token += 1
+        if old is _S.AVAILABLE:
+            agent.delayed = False
         if old is _S.WRAP_UP:
             handle = self._wrapup_timers.pop(agent.id, None)
             if handle is not None:
                 handle.cancel()
+        was_present, is_present = old not in _ABSENT, new not in _ABSENT
+        if was_present != is_present:
+            step = 1 if is_present else -1
+            emptied: list[CallQueue] = []
+            for queue in self._member_of.get(agent.id, ()):
+                member = queue.by_agent.get(agent.id)
+                if member is None or member.pool is None:
+                    continue
+                member.pool.present += step
+                queue.present += step
+                if not is_present and not member.pool.present and queue.rules.leave_when_empty:
+                    emptied.append(queue)
+            for queue in emptied:
+                self._wake_if_empty(queue)
         self._publish(AgentStateChanged(agent=agent.id, old=old.value, new=new.value, mono=now))
         return old
 
-    def _make_available(self, agent: Agent, now: float, *, idle_since: float | None = None) -> None:
+    def _make_available(
+        self,
+        agent: Agent,
+        now: float,
+        *,
+        idle_since: float | None = None,
+        delay: float = 0.0,
+    ) -> None:
         if idle_since is not None:
             agent.idle_since = idle_since
         self._set_state(agent, _S.AVAILABLE, now)
-        queues = self._member_of[agent.id]
-        for queue in queues:
-            queue.push_idle(agent)
-        # The agent is the only new idle member; give it to the best head-of-line caller
-        # among its queues first.
-        heads = []
-        for order, queue in enumerate(queues):
-            head = queue.head()
-            if head is not None:
-                heads.append((head.key, order, queue))
-        heads.sort(key=lambda h: (h[0], h[1]))
-        for _key, _order, queue in heads:
-            self._serve(queue)
-
-    def _serve(self, queue: CallQueue) -> None:
-        while (entry := queue.head()) is not None:
-            agent = queue.take_idle_for(entry)
-            if agent is None:
+        if delay > 0:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                log.warning("ring_delay_skipped_no_event_loop", agent=agent.id)
+            else:
+                agent.delayed = True
+                loop.call_later(delay, self._delay_over, agent.id, agent.idle_token)
                 return
-            self._reserve_for(entry, agent)
+        self._make_ready(agent)
 
-    def _reserve_for(self, entry: QueueEntry, agent: Agent) -> None:
+    def _make_ready(self, agent: Agent) -> None:
+        agent.delayed = False
+        agent.idle_token += 1
+        for queue in self._member_of[agent.id]:
+            if self._ready_for(agent, queue):
+                queue.push_idle(agent)
+        self._serve_agent(agent)
+
+    def _delay_over(self, agent_id: str, token: int) -> None:
+        agent = self._agents[agent_id]
+        if agent.state is _S.AVAILABLE and agent.delayed and agent.idle_token == token:
+            self._make_ready(agent)
+
+    def _serve_agent(self, agent: Agent) -> None:
+        """``agent`` just became ready: give it the best hunting caller it may take."""
+        best: tuple[tuple[float, ...], QueueEntry, CallQueue] | None = None
+        for queue in self._member_of[agent.id]:
+            if not self._ready_for(agent, queue):
+                continue
+            head = queue.head_for(queue.by_agent[agent.id])
+            if head is None:
+                continue
+            if self.longest_waiting_first:
+                rank: tuple[float, ...] = (head.joined, head.seq)
+            else:
+                rank = (-queue.rules.weight, *head.key)
+            if best is None or rank < best[0]:
+                best = (rank, head, queue)
+        if best is None:
+            return
+        _rank, entry, queue = best
+        entry.tried.discard(agent.id)  # the only idle agent for it: a new round if tried
+        self._reserve_for(queue, entry, [agent])
+
+    def _serve_class(self, queue: CallQueue, klass: HuntClass) -> None:
+        while (entry := klass.head()) is not None:
+            agents = queue.pick(klass, entry.tried, self.rng)
+            if not agents and entry.tried:
+                agents = queue.pick(klass, (), self.rng)
+                if agents:
+                    entry.tried.clear()
+            if not agents:
+                return
+            self._reserve_for(queue, entry, agents)
+
+    def _reserve_for(self, queue: CallQueue, entry: QueueEntry, agents: list[Agent]) -> None:
+        entry.move(EntryStatus.OFFERED)
+        if queue.strategy not in MULTI_RING:
+            agents = agents[:1]
+        for agent in agents:
+            self._reserve_one(queue, entry, agent)
+        if entry.offer is not None and not entry.offer.done():
+            entry.offer.set_result(list(entry.agents))
+        log.debug(
+            "agents_reserved",
+            call_id=entry.call_id,
+            queue=entry.queue,
+            agents=[a.id for a in entry.agents],
+        )
+
+    def _reserve_one(self, queue: CallQueue, entry: QueueEntry, agent: Agent) -> None:
+        queue.offered(agent)
         self._set_state(agent, _S.RINGING, self._clock())
         agent.call_id = entry.call_id
         self._offers[agent.id] = entry
-        entry.move(EntryStatus.OFFERED)
-        entry.agent = agent
-        if entry.offer is not None and not entry.offer.done():
-            entry.offer.set_result(agent)
-        log.debug("agent_reserved", call_id=entry.call_id, queue=entry.queue, agent=agent.id)
+        entry.agents.append(agent)
 
     def _stop_hunting(self, entry: QueueEntry) -> None:
-        """``next_agent`` was cancelled: undo any reservation it got."""
+        """``next_agents`` was cancelled: undo any reservation it got."""
         if entry.status is EntryStatus.HUNTING:
             entry.move(EntryStatus.WAITING)
-        elif entry.status is EntryStatus.OFFERED and entry.agent is not None:
-            agent = entry.agent
-            entry.agent = None
+        elif entry.status is EntryStatus.OFFERED and entry.agents:
+            agents = list(entry.agents)
+            entry.agents = []
             entry.move(EntryStatus.WAITING)
-            if self._offers.get(agent.id) is entry:
-                self._release(agent, self._clock())
+            now = self._clock()
+            for agent in agents:
+                if self._offers.get(agent.id) is entry:
+                    self._release(agent, now)
 
-    def _release(self, agent: Agent, now: float) -> None:
-        """An offer ended without a conversation: back to AVAILABLE, idle time unchanged."""
+    def _wake_if_empty(self, queue: CallQueue) -> None:
+        """Hunting callers nobody present could take any more get ``[]`` (leave-when-empty)."""
+        for klass in queue.classes():
+            if any(pool.present for pool in klass.final):
+                continue
+            for entry in klass.hunting():
+                entry.move(EntryStatus.WAITING)
+                if entry.offer is not None and not entry.offer.done():
+                    entry.offer.set_result([])
+
+    def _forget(self, queue: CallQueue, entry: QueueEntry) -> None:
+        queue.remove(entry)
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+
+    def _schedule_escalation(self, queue: CallQueue, entry: QueueEntry) -> None:
+        stages = queue.rules.stages
+        nxt = entry.stage + 1
+        if nxt >= len(stages):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        delay = max(0.0, stages[nxt].after - (self._clock() - entry.joined))
+        entry.timer = loop.call_later(delay, self._escalation_due, entry, nxt)
+
+    def _escalation_due(self, entry: QueueEntry, stage: int) -> None:
+        entry.timer = None
+        if entry.stage == stage - 1:
+            self.escalate(entry)
+
+    def _release(
+        self, agent: Agent, now: float, *, delay: float = 0.0, auto_pause: bool = False
+    ) -> None:
+        """An offer ended without a conversation: back to AVAILABLE, idle time unchanged
+        (after ``delay``), or paused."""
         self._offers.pop(agent.id, None)
         self._direct.discard(agent.id)
         agent.call_id = None
         if agent.pending_pause is not None:
             self._apply_pause(agent, agent.pending_pause, self._pause_via.pop(agent.id, "cli"), now)
+        elif auto_pause:
+            agent.no_answer_streak = 0
+            log.info("agent_auto_paused", agent=agent.id, missed=agent.missed_offers)
+            self._apply_pause(agent, AUTOPAUSE_REASON, "auto", now)
         else:
-            self._make_available(agent, now)
+            self._make_available(agent, now, delay=delay)
 
     def _revoke(self, agent: Agent) -> tuple[QueueEntry | None, bool]:
         """Undo a RINGING agent's reservation; returns the caller and whether the engine
-        already holds the offer (and so must be told)."""
+        must be told (it holds the offer and no other agent rings for the caller)."""
         entry = self._offers.pop(agent.id, None)
         direct = agent.id in self._direct
         self._direct.discard(agent.id)
         agent.call_id = None
         if entry is None:
             return None, direct
-        entry.agent = None
+        if agent in entry.agents:
+            entry.agents.remove(agent)
+        log.info("offer_revoked", call_id=entry.call_id, agent=agent.id)
+        if entry.agents:
+            return entry, False
         entry.revoked = True
         entry.move(EntryStatus.WAITING)
-        log.info("offer_revoked", call_id=entry.call_id, agent=agent.id)
         return entry, entry.offer is None
 
     def _apply_pause(self, agent: Agent, reason: str, via: str, now: float) -> None:

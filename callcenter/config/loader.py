@@ -527,7 +527,9 @@ def _fill_from_settings(
             node.setdefault(path[-1], value)
 
 
-def _validate(text: str, filename: str, environ: Mapping[str, str] | None) -> CallCenterConfig:
+def _validate(
+    text: str, filename: str, environ: Mapping[str, str] | None, base_dir: Path | None = None
+) -> CallCenterConfig:
     issues: list[ConfigIssue] = []
     loader = LineLoader(text, filename)
     try:
@@ -570,7 +572,7 @@ def _validate(text: str, filename: str, environ: Mapping[str, str] | None) -> Ca
             if issue is not None:
                 issues.append(issue)
                 reported.add(_locate(tuple(error["loc"]), data).path)
-    for problem in reference_problems(data):
+    for problem in reference_problems(data, base_dir=base_dir):
         issues.append(
             ConfigIssue(
                 filename, smap.line_of(problem.path), _dotted(problem.path, data), problem.message
@@ -597,7 +599,8 @@ def load_config_text(
 
     ``source`` (when given) is recorded as the config's file for resolving relative paths.
     """
-    config = _validate(text, filename, environ)
+    base_dir = Path(source).resolve().parent if source is not None else None
+    config = _validate(text, filename, environ, base_dir)
     return config.with_source(source)
 
 

@@ -13,6 +13,7 @@ when other parts of the file are invalid, and point at file lines.
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import re
 import types
@@ -26,6 +27,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -35,35 +37,81 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from callcenter.ivr.calendar import (
+    country_problem,
+    day_spec_problem,
+    normalise_date,
+    range_problem,
+    timezone_names,
+    timezone_problem,
+)
+from callcenter.ivr.values import (
+    NUMBER_PATTERN,
+    VARIABLE_NAME,
+    matches_any,
+    number_pattern_problem,
+    template_problem,
+)
+
 __all__ = [
+    "INPUT_EDGES",
     "AGIConfig",
     "AMIConfig",
     "APIConfig",
+    "AcdConfig",
     "AgentConfig",
+    "BranchCase",
+    "BranchNode",
     "CallCenterConfig",
+    "CallbackNode",
+    "CollectNode",
+    "ConfirmConfig",
+    "DaySpec",
     "Device",
     "Digits",
     "DtmfKey",
     "ESLConfig",
+    "EscalationStep",
     "Extension",
     "FlowConfig",
+    "GotoNode",
     "HangupNode",
+    "HolidayCalendar",
+    "HolidayDate",
+    "IvrConfig",
+    "LanguageNode",
     "LoggingConfig",
+    "LookupNode",
     "MenuNode",
     "Name",
     "Node",
+    "NumberPattern",
     "PBXConfig",
     "PlayNode",
     "Problem",
     "Prompt",
     "QueueConfig",
+    "QueueExit",
     "QueueNode",
     "RecordsConfig",
+    "ReturnNode",
     "RouteConfig",
+    "SayItem",
+    "ScheduleNode",
+    "SetNode",
+    "StrategyName",
+    "SubflowNode",
     "SupervisorConfig",
+    "Template",
     "TimeOfDay",
+    "TimeRange",
+    "TimeZone",
+    "TransferNode",
+    "VarName",
+    "VoicemailNode",
     "describe_fields",
     "did_you_mean",
+    "node_edges",
     "reference_problems",
 ]
 
@@ -393,11 +441,200 @@ class RouteConfig(_Model):
     flow: _Ref = Field(description="Name of the IVR flow (under `flows`) the call walks.")
 
 
+# --------------------------------------------------------------------------- IVR flows
+# A flow is a graph of nodes; every node names the node(s) that run after it. The kinds and
+# their fields are below; the whole-graph rules (no unknown ids, no unreachable nodes, no
+# loop without caller input, every input node has a way out, prompt files exist, transfers
+# only to allowed numbers) are in callcenter.ivr.check.
+
+
+def _check_template(value: str) -> str:
+    problem = template_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("template", "{problem}", {"problem": problem})
+    return value
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise PydanticCustomError(
+            "regex", "is not a valid regular expression: {error}", {"error": str(exc)}
+        ) from None
+    return value
+
+
+def _check_number_pattern(value: str) -> str:
+    if not re.fullmatch(NUMBER_PATTERN, value):
+        raise PydanticCustomError(
+            "number_pattern",
+            'must be a number such as "5551234" or "+4930123456", or an Asterisk pattern '
+            'starting with _ such as "_49X.", not "{value}"',
+            {"value": value},
+        )
+    problem = number_pattern_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("number_pattern", "{problem}", {"problem": problem})
+    return value
+
+
+def _checker(check: typing.Callable[[str], str | None], kind: str) -> typing.Callable[[str], str]:
+    def run(value: str) -> str:
+        problem = check(value)
+        if problem is not None:
+            raise PydanticCustomError(kind, "{problem}", {"problem": problem})
+        return value
+
+    return run
+
+
+def _check_timezone(value: str) -> str:
+    if timezone_problem(value) is not None:
+        raise PydanticCustomError(
+            "timezone",
+            'unknown time zone "{value}"{hint}: use an IANA name such as "Europe/Berlin"',
+            {"value": value, "hint": did_you_mean(value, timezone_names())},
+        )
+    return value
+
+
+def _holiday_date(value: object) -> object:
+    normalised = normalise_date(value)
+    if normalised is None:
+        raise PydanticCustomError(
+            "holiday_date",
+            'must be a date "YYYY-MM-DD" (that day) or "MM-DD" (that day every year)',
+        )
+    return normalised
+
+
+VarName = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            VARIABLE_NAME,
+            "variable_name",
+            "must be a variable name: letters, digits and '_', not starting with a digit",
+        )
+    ),
+]
+"""The name of a call variable, such as ``account`` or ``customer_name``."""
+
+Template = Annotated[str, Strict(), AfterValidator(_check_template)]
+"""Text with ``${variable}`` references, such as ``"${caller_num}"``."""
+
+NumberPattern = Annotated[str, Strict(), AfterValidator(_check_number_pattern)]
+"""An exact number (``"5551234"``) or an Asterisk pattern (``"_49X."``)."""
+
+TimeRange = Annotated[str, Strict(), AfterValidator(_checker(range_problem, "time_range"))]
+"""``"HH:MM-HH:MM"`` local time, end after start (``"24:00"`` is the end of the day)."""
+
+DaySpec = Annotated[str, Strict(), AfterValidator(_checker(day_spec_problem, "day_spec"))]
+"""Weekdays: ``mon``, ``mon-fri``, ``sat,sun`` or ``daily``."""
+
+TimeZone = Annotated[str, Strict(), AfterValidator(_check_timezone)]
+"""An IANA time zone such as ``Europe/Berlin``."""
+
+HolidayDate = Annotated[str, BeforeValidator(_holiday_date)]
+"""``"YYYY-MM-DD"`` (one day) or ``"MM-DD"`` (every year); an unquoted YAML date works too."""
+
+_Regex = Annotated[str, Strict(), AfterValidator(_check_regex)]
+_Language = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            r"[a-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})?",
+            "language",
+            'must be a language code such as "en", "fr" or "pt_BR"',
+        )
+    ),
+]
+_Url = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            r"https?://[^\s/?#]+(?:[/?#]\S*)?",
+            "url",
+            'must be an http:// or https:// URL such as "http://crm.local/api/caller?n=${caller_num}"',
+        )
+    ),
+    AfterValidator(_check_template),
+]
+_JsonPath = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            r"[^.\s]+(?:\.[^.\s]+)*",
+            "json_path",
+            'must be a dotted path into the JSON answer, such as "customer.name" or "tickets.0.id"',
+        )
+    ),
+]
+_Retries = Annotated[int, Field(ge=1, le=20)]
+_Priority = Annotated[int, Field(ge=-1000, le=1000)]
+
+
+class SayItem(_Model):
+    """A prompt item: a sound file, or a value the PBX says in the caller's language."""
+
+    file: Prompt | None = Field(default=None, description="A sound file (no extension).")
+    say: Literal["digits", "number", "date", "time"] | None = Field(
+        default=None,
+        description=(
+            "Say `value` as digits (1 2 3 4), a number (one thousand two hundred...), a date "
+            '("YYYY-MM-DD") or a time ("HH:MM").'
+        ),
+    )
+    value: Template | None = Field(
+        default=None, description='What is said, usually a variable: "${account}".'
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"file": data}
+        if isinstance(data, Mapping):
+            return data
+        raise PydanticCustomError(
+            "prompt_item",
+            'must be a sound file name, or a mapping such as {say: digits, value: "${account}"}',
+        )
+
+    @model_validator(mode="after")
+    def _one_thing(self) -> SayItem:
+        if (self.file is None) == (self.say is None):
+            raise PydanticCustomError(
+                "prompt_item", "give either a sound file or `say:` with a `value:`, not both"
+            )
+        if (self.say is None) != (self.value is None):
+            raise PydanticCustomError("prompt_item", "`say:` and `value:` go together")
+        return self
+
+
 class PlayNode(_Model):
     """Play prompts, then go on."""
 
     kind: Literal["play"] = Field(description="Play prompts one after the other.")
-    prompts: list[Prompt] = Field(min_length=1, description="Sound files played in order.")
+    prompts: list[SayItem] = Field(
+        min_length=1,
+        description=(
+            'Played in order: sound files ("welcome") and things the PBX says '
+            '({say: digits, value: "${account}"}).'
+        ),
+    )
+    barge_in: bool = Field(
+        default=False,
+        description=(
+            "A key pressed during the prompts stops them and counts as the first key of the "
+            "next menu or collect node. Off: the prompts always play to the end."
+        ),
+    )
     next: _Ref = Field(description="Id of the node that runs after the last prompt.")
 
 
@@ -405,7 +642,9 @@ class MenuNode(_Model):
     """Play a prompt and branch on the key the caller presses."""
 
     kind: Literal["menu"] = Field(description="Ask the caller to press a key.")
-    prompt: Prompt = Field(description="Sound file played to ask for a key.")
+    prompt: Prompt = Field(
+        description="Sound file played to ask for a key (a key pressed during it counts)."
+    )
     choices: dict[DtmfKey, _Ref] = Field(
         min_length=1,
         description='Key pressed -> node id, such as "1": sales. Quote the keys: "1", not 1.',
@@ -413,14 +652,39 @@ class MenuNode(_Model):
     timeout: _Seconds = Field(
         default=5, description="Seconds to wait for a key once the prompt has ended."
     )
-    retries: int = Field(
-        default=3, ge=1, description="Attempts (prompt + wait) before `default` runs."
+    retries: _Retries = Field(
+        default=3,
+        description=(
+            "Attempts allowed for each kind of failure (no key, a wrong key) before `default` "
+            "runs, unless timeout_retries / invalid_retries say otherwise."
+        ),
+    )
+    timeout_retries: _Retries | None = Field(
+        default=None, description="Times the caller may press nothing (default: `retries`)."
+    )
+    invalid_retries: _Retries | None = Field(
+        default=None, description="Times the caller may press a wrong key (default: `retries`)."
     )
     invalid_prompt: Prompt = Field(
         default="invalid", description="Played when the caller presses a key with no choice."
     )
     timeout_prompt: Prompt = Field(
         default="please-try-again", description="Played when no key came within `timeout`."
+    )
+    repeat_key: DtmfKey | None = Field(
+        default="*",
+        description=(
+            "Key that plays the menu again without counting as a failure (ignored when it is "
+            "also a choice; null: none)."
+        ),
+    )
+    on_timeout: _Ref | None = Field(
+        default=None,
+        description="Node run when the no-key attempts run out (default: `default`).",
+    )
+    on_invalid: _Ref | None = Field(
+        default=None,
+        description="Node run when the wrong-key attempts run out (default: `default`).",
     )
     default: _Ref = Field(
         description=(
@@ -430,14 +694,387 @@ class MenuNode(_Model):
     )
 
 
+class ConfirmConfig(_Model):
+    """Read the entered digits back and ask the caller to confirm them."""
+
+    prompt: Prompt = Field(
+        default="you-entered", description='Played before the read-back ("You entered").'
+    )
+    say: Literal["digits", "number"] = Field(
+        default="digits", description="Read back as single digits or as a number."
+    )
+    question: Prompt = Field(
+        default="if-correct-press-1-otherwise-2",
+        description='Asks for the answer ("press 1 if this is correct, 2 to enter it again").',
+    )
+    yes: DtmfKey = Field(default="1", description="Key that confirms.")
+    no: DtmfKey = Field(default="2", description="Key that asks to enter the digits again.")
+    timeout: _Seconds = Field(default=5, description="Seconds to wait for the answer.")
+
+
+class CollectNode(_Model):
+    """Collect digits (an account number, a PIN...) into a variable."""
+
+    kind: Literal["collect"] = Field(description="Collect digits into a variable.")
+    prompt: Prompt = Field(description="Sound file asking for the digits (keys cut it short).")
+    variable: VarName = Field(description="Variable that receives the digits.")
+    min_digits: int = Field(default=1, ge=1, le=64, description="Fewest digits accepted.")
+    max_digits: int = Field(
+        default=20, ge=1, le=64, description="Most digits read; reaching it ends the input."
+    )
+    terminator: DtmfKey | None = Field(
+        default="#", description="Key that ends the input early (not part of the value)."
+    )
+    timeout: _Seconds = Field(
+        default=5, description="Seconds to wait for the first key once the prompt has ended."
+    )
+    inter_digit_timeout: _Seconds | None = Field(
+        default=None,
+        description="Seconds to wait for each further key (default: `timeout`).",
+    )
+    pattern: _Regex | None = Field(
+        default=None,
+        description='Regular expression the whole input must match, such as "4[0-9]{5}".',
+    )
+    retries: _Retries = Field(
+        default=3, description="Attempts for each kind of failure (nothing entered, invalid)."
+    )
+    timeout_retries: _Retries | None = Field(
+        default=None, description="Times the caller may enter nothing (default: `retries`)."
+    )
+    invalid_retries: _Retries | None = Field(
+        default=None, description="Times the input may be invalid (default: `retries`)."
+    )
+    invalid_prompt: Prompt = Field(
+        default="invalid", description="Played when the input is too short, long or malformed."
+    )
+    timeout_prompt: Prompt = Field(
+        default="please-try-again", description="Played when nothing was entered."
+    )
+    confirm: ConfirmConfig | None = Field(
+        default=None, description="Read the input back and ask for confirmation."
+    )
+    private: bool = Field(
+        default=False,
+        description="A secret (PIN): kept out of logs, the IVR path and the CDR (shown as ***).",
+    )
+    next: _Ref = Field(description="Node run once valid digits are stored.")
+    default: _Ref = Field(description="Node run when the attempts run out.")
+
+    @model_validator(mode="after")
+    def _lengths(self) -> CollectNode:
+        if self.min_digits > self.max_digits:
+            raise PydanticCustomError(
+                "digit_range",
+                "min_digits ({min}) must not be more than max_digits ({max})",
+                {"min": self.min_digits, "max": self.max_digits},
+            )
+        return self
+
+
+class BranchCase(_Model):
+    """One case of a branch node: all its conditions must hold."""
+
+    goto: _Ref = Field(description="Node run when every condition of this case holds.")
+    variable: VarName | None = Field(
+        default=None, description="Variable tested by equals / one_of / matches / present."
+    )
+    equals: Template | None = Field(default=None, description="The variable is exactly this.")
+    one_of: list[Template] | None = Field(
+        default=None, description="The variable is one of these values."
+    )
+    matches: _Regex | None = Field(
+        default=None, description="The whole variable matches this regular expression."
+    )
+    present: bool | None = Field(
+        default=None, description="true: the variable is set and not empty; false: it is not."
+    )
+    caller: list[NumberPattern] | None = Field(
+        default=None,
+        description='Caller number is one of these numbers or patterns ("_49X.").',
+    )
+    caller_list: Name | None = Field(
+        default=None, description="Caller number is on this list (under ivr.number_lists)."
+    )
+    dialed: list[NumberPattern] | None = Field(
+        default=None, description="The dialled number is one of these numbers or patterns."
+    )
+    days: list[DaySpec] | None = Field(
+        default=None, description="Today (in `timezone`) is one of these days (mon-fri...)."
+    )
+    hours: list[TimeRange] | None = Field(
+        default=None, description='The time of day is in one of these ranges ("09:00-12:00").'
+    )
+    dates: list[HolidayDate] | None = Field(
+        default=None, description='Today is one of these dates ("2026-12-24", or "12-24").'
+    )
+    timezone: TimeZone | None = Field(
+        default=None, description="Time zone of days/hours/dates (default: ivr.timezone)."
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> BranchCase:
+        tests = [self.equals, self.one_of, self.matches, self.present]
+        if self.variable is None and any(t is not None for t in tests):
+            raise PydanticCustomError(
+                "branch_case", "equals, one_of, matches and present need `variable:`"
+            )
+        if self.variable is not None and all(t is None for t in tests):
+            raise PydanticCustomError(
+                "branch_case",
+                "`variable:` needs a test: equals, one_of, matches or present",
+            )
+        conditions = [self.variable, self.caller, self.caller_list, self.dialed]
+        conditions += [self.days, self.hours, self.dates]
+        if all(c is None for c in conditions):
+            raise PydanticCustomError(
+                "branch_case",
+                "a case needs a condition: variable, caller, caller_list, dialed, days, hours "
+                "or dates",
+            )
+        return self
+
+
+class BranchNode(_Model):
+    """Choose the next node by variables, caller ID, dialled number or time."""
+
+    kind: Literal["branch"] = Field(description="Take the first case whose conditions hold.")
+    cases: list[BranchCase] = Field(min_length=1, description="Tried in order.")
+    default: _Ref = Field(description="Node run when no case holds.")
+
+
+class HolidayCalendar(_Model):
+    """Public holidays of a country (and region), plus dates ops add."""
+
+    country: str | None = Field(
+        default=None,
+        description='ISO country code for public holidays from the holidays package ("DE").',
+    )
+    subdivision: str | None = Field(
+        default=None, description='State or region code within the country ("BE", "CA").'
+    )
+    dates: list[HolidayDate] = Field(
+        default_factory=list,
+        description='Extra closed days: "2026-12-24" (once) or "12-31" (every year).',
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> HolidayCalendar:
+        if self.country is None:
+            if self.subdivision is not None:
+                raise PydanticCustomError("holidays", "`subdivision:` needs `country:`")
+            return self
+        problem = country_problem(self.country, self.subdivision)
+        if problem is not None:
+            raise PydanticCustomError("holidays", "{problem}", {"problem": problem})
+        return self
+
+
+class ScheduleNode(_Model):
+    """Business hours: go on to `open`, `closed` or `holiday`."""
+
+    kind: Literal["schedule"] = Field(description="Branch on business hours and holidays.")
+    timezone: TimeZone | None = Field(
+        default=None, description="Time zone of the hours (default: ivr.timezone)."
+    )
+    hours: dict[DaySpec, list[TimeRange]] = Field(
+        min_length=1,
+        description=(
+            'Opening hours by day: mon-fri: ["08:00-12:00", "13:00-18:00"]. Days not listed '
+            "are closed; a day in two specs gets both."
+        ),
+    )
+    holidays: HolidayCalendar | None = Field(
+        default=None, description="Days closed all day (public holidays and added dates)."
+    )
+    open: _Ref = Field(description="Node run within the opening hours.")
+    closed: _Ref = Field(description="Node run outside them.")
+    holiday: _Ref | None = Field(
+        default=None, description="Node run on a holiday (default: `closed`)."
+    )
+
+
+class LanguageNode(_Model):
+    """Set the prompt language for the rest of the call."""
+
+    kind: Literal["language"] = Field(description="Switch the caller's prompt language.")
+    language: _Language = Field(description='Language code of the prompts from now on ("fr").')
+    next: _Ref = Field(description="Node run next.")
+
+
+class SetNode(_Model):
+    """Set call variables."""
+
+    kind: Literal["set"] = Field(description="Set variables.")
+    variables: dict[VarName, Template] = Field(
+        min_length=1, description='Variable -> value, such as vip: "1" or who: "${caller_num}".'
+    )
+    next: _Ref = Field(description="Node run next.")
+
+
+class LookupNode(_Model):
+    """Ask an HTTP service (a CRM) about the call and store its answer in variables."""
+
+    kind: Literal["lookup"] = Field(description="HTTP data dip; its JSON answer fills variables.")
+    url: _Url = Field(description='URL asked, with variables: "http://crm/api?n=${caller_num}".')
+    method: Literal["GET", "POST"] = Field(
+        default="GET", description="GET, or POST with `body` as JSON."
+    )
+    body: dict[str, Template] | None = Field(
+        default=None, description="JSON object POSTed (values may use variables)."
+    )
+    headers: dict[str, Template] = Field(
+        default_factory=dict, description="Extra request headers (values may use variables)."
+    )
+    timeout: _Seconds = Field(
+        default=2, description="Seconds for the whole request; then `fallback` runs."
+    )
+    fields: dict[VarName, _JsonPath] = Field(
+        min_length=1,
+        description=(
+            'Variable -> dotted path in the JSON answer: customer_name: "customer.name". '
+            "A path the answer lacks sets the variable to an empty string."
+        ),
+    )
+    next: _Ref = Field(description="Node run after a 2xx JSON answer.")
+    fallback: _Ref = Field(
+        description="Node run on a timeout, a connection error, a non-2xx status or bad JSON."
+    )
+
+
 class QueueNode(_Model):
     """Put the caller in a queue to wait for an agent."""
 
     kind: Literal["queue"] = Field(description="Wait in a queue for an agent.")
     queue: _Ref = Field(description="Name of the queue (under `queues`).")
-    priority: int = Field(
+    priority: _Priority = Field(
         default=0, description="Callers with a higher priority are served before others."
     )
+    priority_from: VarName | None = Field(
+        default=None,
+        description="Variable holding the priority (an integer); when unset, `priority`.",
+    )
+    skills: list[Template] = Field(
+        default_factory=list,
+        description=(
+            'Skills the agent needs, such as ["billing", "${language}"]; a value with commas '
+            "gives several skills, an empty value none."
+        ),
+    )
+
+
+class TransferNode(_Model):
+    """Send the caller to another number (only numbers ivr.transfer_allow lists)."""
+
+    kind: Literal["transfer"] = Field(description="Blind-transfer the caller to a number.")
+    to: Template = Field(description='Number, or a variable holding one: "2100", "${owner}".')
+    prompt: Prompt | None = Field(default=None, description="Played before the transfer.")
+    fallback: _Ref | None = Field(
+        default=None,
+        description=(
+            "Node run when the number is not allowed or the transfer fails. Required when "
+            "`to` uses a variable (it is only known while the call runs)."
+        ),
+    )
+
+
+class VoicemailNode(_Model):
+    """Record a message into the voicemail folder; it is listed in the call's CDR."""
+
+    kind: Literal["voicemail"] = Field(description="Record a voicemail message.")
+    box: Name = Field(description="Mailbox: the sub-folder of ivr.voicemail_folder.")
+    prompt: Prompt | None = Field(
+        default=None, description='Played before the beep ("leave your message after the tone").'
+    )
+    beep: bool = Field(default=True, description="Play a beep before recording.")
+    max_seconds: _Seconds = Field(default=120, description="Longest message, in seconds.")
+    silence_seconds: _Seconds | None = Field(
+        default=5, description="Stop after this many seconds of silence (null: never)."
+    )
+    end_key: DtmfKey | None = Field(default="#", description="Key that ends the message.")
+    format: Literal["wav", "gsm", "wav49", "ulaw", "alaw", "sln"] = Field(
+        default="wav", description="Sound format the PBX writes."
+    )
+    next: _Ref | None = Field(
+        default=None, description="Node run after the message (default: hang up)."
+    )
+    fallback: _Ref | None = Field(
+        default=None, description="Node run when nothing could be recorded (default: hang up)."
+    )
+
+
+class CallbackNode(_Model):
+    """Offer a call back: the caller confirms their number or keys another one."""
+
+    kind: Literal["callback"] = Field(description="Take a callback request.")
+    queue: _Ref = Field(description="Queue (under `queues`) whose agents call back.")
+    prompt: Prompt = Field(
+        default="we-will-call-you-back-at",
+        description="Played before the caller's number is read back.",
+    )
+    confirm_prompt: Prompt = Field(
+        default="press-1-to-confirm-2-for-another-number",
+        description="Asks to confirm the number read back.",
+    )
+    enter_prompt: Prompt = Field(
+        default="enter-callback-number", description="Asks for the number to be called back."
+    )
+    confirm_key: DtmfKey = Field(default="1", description="Key that confirms the number.")
+    other_key: DtmfKey = Field(default="2", description="Key that asks to key another number.")
+    min_digits: int = Field(default=3, ge=1, le=32, description="Shortest number accepted.")
+    max_digits: int = Field(default=16, ge=1, le=32, description="Longest number accepted.")
+    timeout: _Seconds = Field(default=6, description="Seconds to wait for a key.")
+    retries: _Retries = Field(default=3, description="Attempts before `default` runs.")
+    invalid_prompt: Prompt = Field(
+        default="invalid", description="Played after a wrong key or a number too short."
+    )
+    variable: VarName = Field(
+        default="callback_number", description="Variable that receives the number."
+    )
+    next: _Ref = Field(description="Node run once the request is stored.")
+    default: _Ref = Field(description="Node run when no number was confirmed.")
+
+    @model_validator(mode="after")
+    def _lengths(self) -> CallbackNode:
+        if self.min_digits > self.max_digits:
+            raise PydanticCustomError(
+                "digit_range",
+                "min_digits ({min}) must not be more than max_digits ({max})",
+                {"min": self.min_digits, "max": self.max_digits},
+            )
+        if self.confirm_key == self.other_key:
+            raise PydanticCustomError("keys", "confirm_key and other_key must differ")
+        return self
+
+
+class SubflowNode(_Model):
+    """Run another flow; its `return` nodes come back here and `next` runs."""
+
+    kind: Literal["subflow"] = Field(description="Run another flow, then come back.")
+    flow: _Ref = Field(description="Name of the flow (under `flows`) to run.")
+    next: _Ref = Field(description="Node run when the subflow reaches a `return` node.")
+
+
+class GotoNode(_Model):
+    """Continue at a node of this or another flow (no coming back)."""
+
+    kind: Literal["goto"] = Field(description="Jump to a node, possibly in another flow.")
+    flow: _Ref | None = Field(default=None, description="Flow to continue in (default: this one).")
+    node: _Ref | None = Field(
+        default=None, description="Node to continue at (default: the flow's start node)."
+    )
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> GotoNode:
+        if self.flow is None and self.node is None:
+            raise PydanticCustomError("goto", "say where to go: `flow:`, `node:` or both")
+        return self
+
+
+class ReturnNode(_Model):
+    """Go back to the subflow node that ran this flow."""
+
+    kind: Literal["return"] = Field(description="End this subflow; the caller's `next` runs.")
 
 
 class HangupNode(_Model):
@@ -449,7 +1086,25 @@ class HangupNode(_Model):
     )
 
 
-Node = Annotated[PlayNode | MenuNode | QueueNode | HangupNode, Field(discriminator="kind")]
+Node = Annotated[
+    PlayNode
+    | MenuNode
+    | CollectNode
+    | BranchNode
+    | ScheduleNode
+    | LanguageNode
+    | SetNode
+    | LookupNode
+    | QueueNode
+    | TransferNode
+    | VoicemailNode
+    | CallbackNode
+    | SubflowNode
+    | GotoNode
+    | ReturnNode
+    | HangupNode,
+    Field(discriminator="kind"),
+]
 """One step of an IVR flow, chosen by its ``kind``."""
 
 
@@ -462,38 +1117,349 @@ class FlowConfig(_Model):
     )
 
 
+class IvrConfig(_Model):
+    """Settings every IVR flow shares."""
+
+    prompt_folder: _Text | None = Field(
+        default=None,
+        description=(
+            "Folder of the PBX's sound files (/var/lib/asterisk/sounds). When set, `check` "
+            "makes sure every prompt exists there as <lang>/<prompt>.<ext> or "
+            "<prompt>.<ext>, for each language a call can be in. Relative to the config file."
+        ),
+    )
+    default_language: _Language = Field(
+        default="en", description="Language of calls before a `language` node changes it."
+    )
+    timezone: TimeZone = Field(
+        default="UTC", description="Time zone of schedules and time branches that name none."
+    )
+    voicemail_folder: _Text = Field(
+        default="var/voicemail",
+        description=(
+            "Folder voicemail messages are recorded into, one sub-folder per box; the PBX "
+            "writes there. Relative to the config file."
+        ),
+    )
+    transfer_context: _Text = Field(
+        default="callcenter-transfer",
+        description="Dialplan context a transfer node sends the caller to (context,number,1).",
+    )
+    transfer_allow: list[NumberPattern] = Field(
+        default_factory=list,
+        description=(
+            'Numbers a transfer node may send callers to: "2100", "+4930123456" or patterns '
+            '("_21XX"). Anything else is refused by `check` and, for numbers from variables, '
+            "while the call runs."
+        ),
+    )
+    number_lists: dict[Name, list[NumberPattern]] = Field(
+        default_factory=dict,
+        description="Named lists of numbers/patterns for branch cases (`caller_list: vip`).",
+    )
+    max_steps_without_input: int = Field(
+        default=50,
+        ge=5,
+        le=1000,
+        description=(
+            "Nodes a call may run without the caller pressing a key before it is ended "
+            "(a guard; `check` already refuses loops that wait for nobody)."
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- queues and agents
+
+StrategyName = Literal[
+    "ringall",
+    "longest-idle-agent",
+    "leastrecent",
+    "rrmemory",
+    "rrordered",
+    "fewest-calls",
+    "least-talk-time",
+    "linear",
+    "top-down",
+    "random",
+    "weighted-random",
+    "ring-progressively",
+]
+"""Routing strategies (see :mod:`callcenter.acd.strategies`)."""
+
+
+def _strategy_alias(value: object) -> object:
+    """app_queue / mod_callcenter spellings (fewestcalls, round-robin ...) -> our names."""
+    from callcenter.acd.strategies import ALIASES
+
+    return str(ALIASES[value]) if isinstance(value, str) and value in ALIASES else value
+
+
+def _check_dial_template(value: str) -> str:
+    sample = value.replace("${number}", "5551234")
+    if "${number}" not in value or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*/\S+", sample):
+        raise PydanticCustomError(
+            "dial_template",
+            'must be a device with {placeholder} where the number goes, such as "{example}", '
+            'not "{value}"',
+            {"value": value, "placeholder": "${number}", "example": "PJSIP/${number}@trunk"},
+        )
+    return value
+
+
+_DialTemplate = Annotated[str, Strict(), AfterValidator(_check_dial_template)]
+_Level = Annotated[int, Field(ge=1, le=10)]
+_Penalty = Annotated[int, Field(ge=0, le=100)]
+_Count = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class EscalationStep(_Model):
+    """From ``after`` seconds of waiting on, who may take a caller (steps only widen)."""
+
+    after: _SecondsOrZero = Field(
+        description="Seconds of waiting from which this step applies (the first step: 0)."
+    )
+    max_penalty: _Penalty | None = Field(
+        default=None, description="Highest member penalty allowed (null: any penalty)."
+    )
+    min_level: _Level = Field(
+        default=1,
+        description="Lowest level needed in each skill the caller needs (1: anyone with it).",
+    )
+
+
+class QueueExit(_Model):
+    """Where a caller goes when leaving a queue unanswered (a plain word such as
+    ``callback`` or ``hangup`` is short for ``{to: ...}``)."""
+
+    to: Literal["hangup", "queue", "voicemail", "callback", "flow"] = Field(
+        description=(
+            "hangup; queue (another queue, `queue:`); voicemail (a message into `box:`); "
+            "callback (the caller hangs up keeping their place and is called back); "
+            "flow (an IVR flow, `flow:`)."
+        )
+    )
+    prompt: Prompt | None = Field(default=None, description="Played first, if any.")
+    queue: _Ref | None = Field(default=None, description="The queue, for `to: queue`.")
+    box: Name | None = Field(default=None, description="The mailbox, for `to: voicemail`.")
+    flow: _Ref | None = Field(default=None, description="The flow, for `to: flow`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_word(cls, data: Any) -> Any:
+        return {"to": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _fields_match(self) -> QueueExit:
+        needs = {"queue": "queue", "voicemail": "box", "flow": "flow"}
+        for kind, name in needs.items():
+            given = getattr(self, name) is not None
+            if self.to == kind and not given:
+                raise PydanticCustomError(
+                    "queue_exit", "`to: {kind}` needs `{name}:`", {"kind": kind, "name": name}
+                )
+            if self.to != kind and given:
+                raise PydanticCustomError(
+                    "queue_exit",
+                    "`{name}:` only goes with `to: {kind}`",
+                    {"kind": kind, "name": name},
+                )
+        return self
+
+
+def _widening(steps: list[EscalationStep]) -> list[EscalationStep]:
+    """Escalation steps start at 0, come later and later, and only ever widen the pool."""
+    for i, (before, step) in enumerate(itertools.pairwise([None, *steps])):
+        if before is None:
+            if step is not None and step.after != 0:
+                raise PydanticCustomError("escalation", "the first step must have after: 0")
+            continue
+        assert step is not None
+        narrower = (
+            step.after <= before.after
+            or (before.max_penalty is None and step.max_penalty is not None)
+            or (
+                step.max_penalty is not None
+                and before.max_penalty is not None
+                and step.max_penalty < before.max_penalty
+            )
+            or step.min_level > before.min_level
+        )
+        if narrower:
+            raise PydanticCustomError(
+                "escalation",
+                "step {i} must come later than the one before and only widen it "
+                "(max_penalty up or null, min_level down)",
+                {"i": i},
+            )
+    return steps
+
+
+def _default_exit(prompt: str) -> typing.Callable[[], QueueExit]:
+    return lambda: QueueExit(to="hangup", prompt=prompt)
+
+
 class QueueConfig(_Model):
     """A queue of callers served by a set of agents."""
 
-    strategy: Literal["longest-idle-agent"] = Field(
+    strategy: Annotated[StrategyName, BeforeValidator(_strategy_alias)] = Field(
         default="longest-idle-agent",
-        description="How the next agent is chosen: longest-idle-agent rings the agent idle "
-        "for the longest time.",
+        description=(
+            "How the next agent is chosen: ringall, longest-idle-agent, leastrecent, "
+            "rrmemory/rrordered (round robin with memory), fewest-calls, least-talk-time, "
+            "linear/top-down, random, weighted-random, ring-progressively. app_queue and "
+            "mod_callcenter spellings (fewestcalls, round-robin, ring-all, wrandom, "
+            "agent-with-least-talk-time ...) work too."
+        ),
     )
     agents: list[_Ref] = Field(
-        default_factory=list, description="Ids of the agents (under `agents`) who serve it."
+        default_factory=list,
+        description="Ids of the agents (under `agents`) who serve it; the order is the "
+        "tie-break of every strategy (and the order of linear/top-down).",
+    )
+    penalties: dict[_Ref, _Penalty] = Field(
+        default_factory=dict,
+        description='Member penalty (tier), such as {"1003": 1}: a lower penalty is always '
+        "offered first; missing: 0.",
+    )
+    member_weights: dict[_Ref, Annotated[float, Field(gt=0, le=1000)]] = Field(
+        default_factory=dict,
+        description='Member weights for weighted-random, such as {"1001": 3}; missing: 1.',
+    )
+    weight: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Agents in several queues serve the queue with the highest weight first.",
+    )
+    skills: list[Name] = Field(
+        default_factory=list,
+        description="Skills every caller of this queue needs (the IVR can add more).",
+    )
+    escalation: Annotated[list[EscalationStep], AfterValidator(_widening)] = Field(
+        default_factory=list,
+        description=(
+            "Who may take a caller as the wait grows, such as [{after: 0, max_penalty: 0, "
+            "min_level: 5}, {after: 30, max_penalty: 1}, {after: 90}]. Empty: anyone with "
+            "the skills at once."
+        ),
     )
     ring_timeout: _Seconds = Field(
         default=15, description="Seconds an agent rings before the next agent is tried."
     )
+    progressive_interval: _Seconds = Field(
+        default=5,
+        description="ring-progressively: seconds before one more agent joins those ringing.",
+    )
     wrapup: _SecondsOrZero = Field(
         default=0, description="Seconds of after-call work before an agent gets the next call."
+    )
+    no_answer_delay: _SecondsOrZero = Field(
+        default=0, description="Seconds an agent who let an offer ring out is not offered calls."
+    )
+    busy_delay: _SecondsOrZero = Field(
+        default=0, description="Seconds an agent whose phone was busy is not offered calls."
+    )
+    reject_delay: _SecondsOrZero = Field(
+        default=0, description="Seconds an agent who declined an offer is not offered calls."
+    )
+    autopause: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Pause an agent (reason no-answer) after this many offers in a row rang "
+        "out (0: never).",
+    )
+    ring_in_use: bool = Field(
+        default=False,
+        description="Offer calls to agents whose phone the PBX reports in use.",
     )
     hold_music: _Text = Field(
         default="default", description="Music-on-hold class callers hear while waiting."
     )
+    announce: Prompt | None = Field(
+        default=None, description="Sound file played to a caller on joining the queue."
+    )
+    periodic_announce: list[Prompt] = Field(
+        default_factory=list,
+        description="Sound files played in turn every periodic_announce_frequency seconds.",
+    )
+    periodic_announce_frequency: _Seconds = Field(
+        default=60, description="Seconds between periodic announcements."
+    )
+    announce_position: bool = Field(
+        default=False, description="Tell callers their position in the queue."
+    )
+    announce_holdtime: bool = Field(
+        default=False,
+        description="Tell callers their estimated wait: ceil(position / agents logged in and "
+        "not paused) x the mean handle time (talk + wrap-up) of the queue's last 20 calls.",
+    )
+    announce_frequency: _Seconds = Field(
+        default=30,
+        description="Seconds between position/wait announcements; a position is announced "
+        "only when it improved since the last one.",
+    )
+    announce_position_limit: int = Field(
+        default=0,
+        ge=0,
+        description="Announce positions up to this one only (0: any position).",
+    )
     max_wait: _Seconds = Field(
         default=600,
-        description="Seconds a caller may wait; then timeout_prompt is played and the call ends.",
+        description="Seconds a caller may wait; then on_timeout (default: timeout_prompt and "
+        "hang up).",
     )
     timeout_prompt: Prompt = Field(
         default="queue-timeout", description="Sound file played when max_wait is reached."
     )
+    on_timeout: QueueExit | None = Field(
+        default=None, description="Where callers go after max_wait (null: timeout_prompt, hang up)."
+    )
+    max_length: _Count = Field(
+        default=0, description="Most callers waiting at once (0: no limit); more go on_full."
+    )
+    on_full: QueueExit = Field(
+        default_factory=_default_exit("queue-full"),
+        description="Where callers go when the queue is full.",
+    )
+    join_empty: bool = Field(
+        default=True,
+        description="Callers may join while no agent who could take them is logged in and "
+        "unpaused; false: they go on_empty at once.",
+    )
+    leave_when_empty: bool = Field(
+        default=False,
+        description="Waiting callers go on_empty when the last agent who could take them "
+        "logs out or pauses.",
+    )
+    on_empty: QueueExit = Field(
+        default_factory=_default_exit("queue-unavailable"),
+        description="Where callers go when the queue has nobody to take them.",
+    )
+    exit_keys: dict[DtmfKey, QueueExit] = Field(
+        default_factory=dict,
+        description='Keys a waiting caller may press to leave, such as {"1": {to: voicemail, '
+        'box: sales}, "2": callback} (heard between offers, not while an agent rings).',
+    )
+    callback_prompt: Prompt = Field(
+        default="queue-callback-confirmed",
+        description="Played before hanging up when a callback keeps the caller's place.",
+    )
+    callback_refused_prompt: Prompt = Field(
+        default="queue-callback-unavailable",
+        description="Played when the caller's number may not be called back; they keep waiting.",
+    )
+    callback_attempts: int = Field(
+        default=3, ge=1, le=10, description="Times a callback is tried before giving up."
+    )
+    callback_retry_delay: _Seconds = Field(
+        default=60, description="Seconds between two callback attempts."
+    )
+    callback_ring_timeout: _Seconds = Field(
+        default=30, description="Seconds the caller's phone rings on a callback."
+    )
     supervisor: _Ref | None = Field(
         default=None, description="Id of the supervisor (under `supervisors`) of this queue."
-    )
-    announce: Prompt | None = Field(
-        default=None, description="Sound file played to a caller on joining the queue."
     )
 
 
@@ -501,11 +1467,71 @@ class AgentConfig(_Model):
     """A person who answers calls."""
 
     name: _Text = Field(description="Display name, such as Alice.")
-    device: Device = Field(description='The phone that rings, such as "PJSIP/1001".')
+    device: Device = Field(
+        description='The phone that rings, such as "PJSIP/1001"; a remote agent on an outside '
+        'number is "external/<number>" (dialled through acd.remote_dial, allowed by '
+        "acd.remote_allow)."
+    )
     pin: Digits | None = Field(
         default=None, description="Login PIN for the feature codes, digits only (quote it)."
     )
     logged_in: bool = Field(default=False, description="Logged in at start-up (handy for demos).")
+    skills: dict[Name, _Level] = Field(
+        default_factory=dict,
+        description="Skill -> level 1-10 (higher: more proficient), such as {billing: 7}.",
+    )
+    wrapup: _SecondsOrZero | None = Field(
+        default=None, description="After-call work seconds for this agent (null: the queue's)."
+    )
+    autopause: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Unanswered offers in a row before an automatic pause (null: the queue's).",
+    )
+
+
+class AcdConfig(_Model):
+    """Settings every queue shares."""
+
+    longest_waiting_first: bool = Field(
+        default=False,
+        description="An agent in several queues takes the caller waiting longest across "
+        "them, whatever the queues' weights and the callers' priorities.",
+    )
+    skills: list[Name] = Field(
+        default_factory=list,
+        description="The skill names in use; when given, `check` refuses any other (typos).",
+    )
+    remote_dial: _DialTemplate | None = Field(
+        default=None,
+        description='How remote agents ("external/<number>") are dialled, such as '
+        '"PJSIP/${number}@trunk".',
+    )
+    remote_allow: list[NumberPattern] = Field(
+        default_factory=list,
+        description='Numbers remote agents may have (patterns such as "_0049X.").',
+    )
+    callback_dial: _DialTemplate | None = Field(
+        default=None,
+        description='How callers are called back, such as "PJSIP/${number}@trunk" (unset: '
+        "no queue callbacks).",
+    )
+    callback_allow: list[NumberPattern] = Field(
+        default_factory=list,
+        description="Caller numbers that may be called back; others keep waiting.",
+    )
+    callback_context: _Text = Field(
+        default="callcenter",
+        description="Dialplan context an answered callback goes to (it must hand the call "
+        "to the daemon with callback=${CALLCENTER_CALLBACK}).",
+    )
+    callback_exten: _Text = Field(
+        default="callback", description="Extension in callback_context for answered callbacks."
+    )
+    callback_caller_id: str = Field(
+        default="", description="Caller ID shown to called-back callers (empty: the PBX's)."
+    )
 
 
 class SupervisorConfig(_Model):
@@ -535,7 +1561,13 @@ class CallCenterConfig(_Model):
         description='Dialled number (quoted, such as "800") or "default" -> the flow to run.',
     )
     flows: dict[Name, FlowConfig] = Field(default_factory=dict, description="IVR flows by name.")
+    ivr: IvrConfig = Field(
+        default_factory=IvrConfig, description="Settings shared by the IVR flows."
+    )
     queues: dict[Name, QueueConfig] = Field(default_factory=dict, description="Queues by name.")
+    acd: AcdConfig = Field(
+        default_factory=AcdConfig, description="Settings every queue shares (routing, callbacks)."
+    )
     agents: dict[Name, AgentConfig] = Field(
         default_factory=dict, description='Agents by id (quoted, such as "1001").'
     )
@@ -620,23 +1652,63 @@ def _unknown(what: str, name: str, known: Mapping[Any, Any], section: str) -> st
     return f'no {what} named "{name}" (defined under {section}: {shown})'
 
 
-def _node_targets(node: Mapping[Any, Any]) -> list[tuple[tuple[object, ...], object]]:
-    """(path inside the node, referenced node id) for every edge leaving ``node``."""
+_EDGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "play": ("next",),
+    "menu": ("choices", "on_timeout", "on_invalid", "default"),
+    "collect": ("next", "default"),
+    "branch": ("cases", "default"),
+    "schedule": ("open", "closed", "holiday"),
+    "language": ("next",),
+    "set": ("next",),
+    "lookup": ("next", "fallback"),
+    "transfer": ("fallback",),
+    "voicemail": ("next", "fallback"),
+    "callback": ("next", "default"),
+    "subflow": ("next",),
+}
+
+INPUT_EDGES: Mapping[str, frozenset[str]] = {
+    "menu": frozenset({"choices", "on_invalid"}),
+    "collect": frozenset({"next"}),
+    "callback": frozenset({"next"}),
+}
+"""Per node kind, the edges taken only after the caller pressed keys (the first element of
+the edge's path). A loop made only of other edges would run without the caller."""
+
+
+def node_edges(node: Mapping[Any, Any]) -> list[tuple[tuple[object, ...], object]]:
+    """(path inside the node, referenced node id) for every edge to a node of the same flow.
+
+    Works on plain data (``model_dump()`` or parsed YAML). A ``goto`` without ``flow`` is an
+    edge too; other flows (``subflow``, ``goto`` with ``flow``) are not edges of this flow.
+    """
     kind = node.get("kind")
-    if kind == "play":
-        return [(("next",), node.get("next"))]
-    if kind == "menu":
-        edges: list[tuple[tuple[object, ...], object]] = []
-        choices = node.get("choices")
-        if isinstance(choices, Mapping):
-            edges += [(("choices", k), v) for k, v in choices.items()]
-        edges.append((("default",), node.get("default")))
-        return edges
-    return []
+    if kind == "goto":
+        if node.get("flow") is None and node.get("node") is not None:
+            return [(("node",), node.get("node"))]
+        return []
+    edges: list[tuple[tuple[object, ...], object]] = []
+    for name in _EDGE_FIELDS.get(str(kind), ()):
+        value = node.get(name)
+        if name == "choices" and isinstance(value, Mapping):
+            edges += [((name, k), v) for k, v in value.items()]
+        elif name == "cases" and isinstance(value, list):
+            edges += [
+                ((name, i, "goto"), case.get("goto"))
+                for i, case in enumerate(value)
+                if isinstance(case, Mapping)
+            ]
+        elif value is not None:
+            edges.append(((name,), value))
+    return edges
 
 
 def _flow_problems(
-    name: object, flow: Mapping[Any, Any], queues: Mapping[Any, Any] | None
+    name: object,
+    flow: Mapping[Any, Any],
+    queues: Mapping[Any, Any] | None,
+    flows: Mapping[Any, Any],
+    number_lists: Mapping[Any, Any] | None,
 ) -> list[Problem]:
     out: list[Problem] = []
     base: tuple[object, ...] = ("flows", name)
@@ -653,7 +1725,7 @@ def _flow_problems(
             continue
         here = (*base, "nodes", node_id)
         edges[str(node_id)] = []
-        for sub, target in _node_targets(node):
+        for sub, target in node_edges(node):
             if not isinstance(target, str):
                 continue
             if target in ids:
@@ -661,14 +1733,7 @@ def _flow_problems(
             else:
                 where = f"flows.{name}.nodes"
                 out.append(Problem((*here, *sub), _unknown("node", target, nodes, where)))
-        queue = node.get("queue")
-        if (
-            node.get("kind") == "queue"
-            and isinstance(queue, str)
-            and queues is not None
-            and queue not in {str(k) for k in queues}
-        ):
-            out.append(Problem((*here, "queue"), _unknown("queue", queue, queues, "queues")))
+        out += _node_reference_problems(here, node, queues, flows, number_lists)
     if isinstance(start, str) and start in ids:
         seen = {start}
         todo = deque([start])
@@ -689,11 +1754,187 @@ def _flow_problems(
     return out
 
 
-def reference_problems(data: Mapping[Any, Any]) -> list[Problem]:
+def _node_reference_problems(
+    here: tuple[object, ...],
+    node: Mapping[Any, Any],
+    queues: Mapping[Any, Any] | None,
+    flows: Mapping[Any, Any],
+    number_lists: Mapping[Any, Any] | None,
+) -> list[Problem]:
+    """A node's references to queues, flows (and their nodes) and number lists."""
+    out: list[Problem] = []
+    kind = node.get("kind")
+    queue = node.get("queue")
+    if (
+        kind in ("queue", "callback")
+        and isinstance(queue, str)
+        and queues is not None
+        and queue not in {str(k) for k in queues}
+    ):
+        out.append(Problem((*here, "queue"), _unknown("queue", queue, queues, "queues")))
+    target_flow = node.get("flow")
+    if kind in ("subflow", "goto") and isinstance(target_flow, str):
+        if target_flow not in {str(k) for k in flows}:
+            out.append(Problem((*here, "flow"), _unknown("flow", target_flow, flows, "flows")))
+        elif kind == "goto" and isinstance(node.get("node"), str):
+            other = flows.get(target_flow)
+            other_nodes = _section(other, "nodes") if isinstance(other, Mapping) else None
+            target = node["node"]
+            if other_nodes is not None and target not in {str(k) for k in other_nodes}:
+                where = f"flows.{target_flow}.nodes"
+                out.append(Problem((*here, "node"), _unknown("node", target, other_nodes, where)))
+    cases = node.get("cases") if kind == "branch" else None
+    for i, case in enumerate(cases if isinstance(cases, list) else []):
+        listed = case.get("caller_list") if isinstance(case, Mapping) else None
+        if (
+            isinstance(listed, str)
+            and number_lists is not None
+            and listed not in {str(k) for k in number_lists}
+        ):
+            out.append(
+                Problem(
+                    (*here, "cases", i, "caller_list"),
+                    _unknown("number list", listed, number_lists, "ivr.number_lists"),
+                )
+            )
+    return out
+
+
+def _exits(queue: Mapping[Any, Any]) -> list[tuple[tuple[object, ...], Mapping[Any, Any]]]:
+    """(path inside the queue, exit) for every exit destination a queue names."""
+    found: list[tuple[tuple[object, ...], Mapping[Any, Any]]] = []
+    places: list[tuple[tuple[object, ...], object]] = [
+        ((name,), queue.get(name)) for name in ("on_timeout", "on_full", "on_empty")
+    ]
+    keys = queue.get("exit_keys")
+    if isinstance(keys, Mapping):
+        places += [(("exit_keys", key), value) for key, value in keys.items()]
+    for path, value in places:
+        if isinstance(value, str):
+            found.append((path, {"to": value}))
+        elif isinstance(value, Mapping):
+            found.append((path, value))
+    return found
+
+
+def _declared_skills(acd: Mapping[Any, Any] | None) -> set[str] | None:
+    skills = acd.get("skills") if acd is not None else None
+    if isinstance(skills, list) and skills:
+        return {str(s) for s in skills}
+    return None
+
+
+def _queue_problems(
+    qname: object,
+    queue: Mapping[Any, Any],
+    queues: Mapping[Any, Any],
+    flows: Mapping[Any, Any],
+    acd: Mapping[Any, Any] | None,
+) -> list[Problem]:
+    """A queue's member settings, exit destinations and skills."""
+    out: list[Problem] = []
+    here: tuple[object, ...] = ("queues", qname)
+    members = queue.get("agents")
+    listed = {m for m in members if isinstance(m, str)} if isinstance(members, list) else set()
+    for field_name in ("penalties", "member_weights"):
+        values = queue.get(field_name)
+        if not isinstance(values, Mapping):
+            continue
+        for agent in values:
+            if isinstance(agent, str) and agent not in listed:
+                out.append(
+                    Problem(
+                        (*here, field_name, agent),
+                        f'"{agent}" is not a member of this queue: add it to `agents` first',
+                    )
+                )
+    callbacks = acd is not None and isinstance(acd.get("callback_dial"), str)
+    for sub, exit_ in _exits(queue):
+        to = exit_.get("to")
+        target = exit_.get("queue")
+        if to == "queue" and isinstance(target, str):
+            if target not in {str(k) for k in queues}:
+                out.append(
+                    Problem((*here, *sub, "queue"), _unknown("queue", target, queues, "queues"))
+                )
+            elif target == str(qname):
+                out.append(Problem((*here, *sub, "queue"), "a queue cannot send callers to itself"))
+        flow = exit_.get("flow")
+        if to == "flow" and isinstance(flow, str) and flow not in {str(k) for k in flows}:
+            out.append(Problem((*here, *sub, "flow"), _unknown("flow", flow, flows, "flows")))
+        if to == "callback" and not callbacks:
+            out.append(
+                Problem(
+                    (*here, *sub, "to"),
+                    "callbacks need acd.callback_dial (how callers are called back) and "
+                    "acd.callback_allow (which numbers may be)",
+                )
+            )
+    declared = _declared_skills(acd)
+    skills = queue.get("skills")
+    if declared is not None and isinstance(skills, list):
+        for i, skill in enumerate(skills):
+            if isinstance(skill, str) and skill not in declared:
+                out.append(
+                    Problem(
+                        (*here, "skills", i),
+                        f'unknown skill "{skill}"{did_you_mean(skill, declared)} '
+                        "(acd.skills lists them)",
+                    )
+                )
+    return out
+
+
+def _agent_problems(agents: Mapping[Any, Any], acd: Mapping[Any, Any] | None) -> list[Problem]:
+    """Agents' skills (against acd.skills) and remote devices (against acd.remote_allow)."""
+    out: list[Problem] = []
+    declared = _declared_skills(acd)
+    remote_dial = acd.get("remote_dial") if acd is not None else None
+    allow = acd.get("remote_allow") if acd is not None else None
+    patterns = [p for p in allow if isinstance(p, str)] if isinstance(allow, list) else []
+    for agent_id, agent in agents.items():
+        if not isinstance(agent, Mapping):
+            continue
+        skills = agent.get("skills")
+        if declared is not None and isinstance(skills, Mapping):
+            for skill in skills:
+                if isinstance(skill, str) and skill not in declared:
+                    out.append(
+                        Problem(
+                            ("agents", agent_id, "skills", skill),
+                            f'unknown skill "{skill}"{did_you_mean(skill, declared)} '
+                            "(acd.skills lists them)",
+                        )
+                    )
+        device = agent.get("device")
+        if not isinstance(device, str) or not device.startswith("external/"):
+            continue
+        number = device.removeprefix("external/")
+        where = ("agents", agent_id, "device")
+        if not isinstance(remote_dial, str):
+            out.append(
+                Problem(
+                    where, "a remote agent needs acd.remote_dial (how outside numbers are dialled)"
+                )
+            )
+        elif not re.fullmatch(r"\+?[0-9]+", number) or not matches_any(patterns, number):
+            out.append(
+                Problem(
+                    where,
+                    f'"{number}" is not a number acd.remote_allow lists; remote agents may only '
+                    "be on allowed numbers",
+                )
+            )
+    return out
+
+
+def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None) -> list[Problem]:
     """Every reference between sections that points nowhere, and other whole-file rules.
 
     Works on plain data (the parsed YAML or ``model_dump()``) and skips parts that are not
-    shaped right: those are reported by the models themselves.
+    shaped right: those are reported by the models themselves. The IVR graph rules
+    (:mod:`callcenter.ivr.check`) run on the flows that validate; prompt files are looked for
+    only when ``base_dir`` (the config file's folder) is given.
     """
     out: list[Problem] = []
     flows = _section(data, "flows")
@@ -711,9 +1952,15 @@ def reference_problems(data: Mapping[Any, Any]) -> list[Problem]:
             flow = route.get("flow") if isinstance(route, Mapping) else None
             if isinstance(flow, str) and flow not in flow_names:
                 out.append(Problem(("routes", key, "flow"), _unknown("flow", flow, flows, "flows")))
+        ivr = _section(data, "ivr")
+        number_lists = _section(ivr, "number_lists") if ivr is not None else None
         for name, flow_data in flows.items():
             if isinstance(flow_data, Mapping):
-                out += _flow_problems(name, flow_data, queues)
+                out += _flow_problems(name, flow_data, queues, flows, number_lists)
+
+        from callcenter.ivr.check import graph_problems
+
+        out += [Problem(path, message) for path, message in graph_problems(data, base_dir)]
 
     for qname, queue in (queues or {}).items():
         if not isinstance(queue, Mapping):
@@ -748,6 +1995,9 @@ def reference_problems(data: Mapping[Any, Any]) -> list[Problem]:
                     _unknown("supervisor", supervisor, supervisors, "supervisors"),
                 )
             )
+        out += _queue_problems(qname, queue, queues or {}, flows or {}, _section(data, "acd"))
+
+    out += _agent_problems(agents or {}, _section(data, "acd"))
 
     owners: dict[str, object] = {}
     for agent_id, agent in (agents or {}).items():

@@ -14,8 +14,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+import wave
+import zoneinfo
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -94,6 +98,7 @@ async def play(
     if channel.check_hangup():
         return MediaResult(MediaEnd.HANGUP, endpos=offset)
     channel.heard.append(prompt)
+    channel.heard_in.append((channel.language, prompt))
     channel.notify()
     log.debug("demopbx_prompt", channel=channel.name, prompt=prompt, seconds=duration)
     loop = asyncio.get_running_loop()
@@ -191,6 +196,120 @@ def number_prompts(number: int) -> list[str]:
     if number:
         prompts.append(f"digits/{number}")
     return prompts
+
+
+def datetime_prompts(epoch: int, fmt: str, zone: str = "UTC") -> list[str]:
+    """The prompts Asterisk's English SAY DATETIME plays for ``epoch`` in ``fmt``.
+
+    Handles the format letters callcenter uses: ``A``/``a`` weekday, ``B``/``b`` month,
+    ``d``/``e`` day of month, ``Y`` year, ``H`` hour (24 h), ``I``/``l`` hour (12 h), ``M``
+    minute, ``p`` AM/PM, and ``'sound'`` literals.
+    """
+    try:
+        moment = datetime.fromtimestamp(epoch, zoneinfo.ZoneInfo(zone or "UTC"))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OverflowError):
+        moment = datetime.fromtimestamp(epoch, UTC)
+    prompts: list[str] = []
+    i = 0
+    while i < len(fmt):
+        c = fmt[i]
+        if c == "'":
+            end = fmt.find("'", i + 1)
+            end = len(fmt) if end < 0 else end
+            prompts.append(fmt[i + 1 : end])
+            i = end + 1
+            continue
+        if c in "Aa":
+            prompts.append(f"digits/day-{moment.isoweekday() % 7}")
+        elif c in "Bb":
+            prompts.append(f"digits/mon-{moment.month - 1}")
+        elif c in "de":
+            prompts.append(f"digits/h-{moment.day}")
+        elif c == "Y":
+            prompts += number_prompts(moment.year)
+        elif c == "H":
+            prompts += number_prompts(moment.hour)
+        elif c in "Il":
+            prompts += number_prompts(moment.hour % 12 or 12)
+        elif c == "M":
+            if moment.minute:
+                if moment.minute < 10:
+                    prompts.append("digits/oh")
+                prompts += number_prompts(moment.minute)
+        elif c == "p":
+            prompts.append("digits/p-m" if moment.hour >= 12 else "digits/a-m")
+        i += 1
+    return prompts
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """Outcome of :func:`record`: why it ended, the samples kept, the digit pressed."""
+
+    end: MediaEnd
+    reason: str  # RECORD FILE's word: timeout, dtmf, hangup
+    endpos: int
+    digit: str | None = None
+
+
+async def record(
+    channel: Channel,
+    path: Path,
+    *,
+    escape: str,
+    limit: float | None,
+    silence: float | None,
+) -> Recording:
+    """Record ``channel`` into the WAV file ``path`` like RECORD FILE.
+
+    The caller is silent unless :meth:`~callcenter.demopbx.phones.Caller.speak` says
+    otherwise; ``silence`` seconds without speech end the recording (the silence is cut
+    down to one second, as Asterisk does). The file holds silence of the recorded length.
+    """
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    def ended(
+        end: MediaEnd, reason: str, digit: str | None = None, *, trim: float = 0.0
+    ) -> Recording:
+        elapsed = max(0.0, loop.time() - start - trim)
+        samples = int(elapsed * SAMPLE_RATE)
+        _write_silence(path, samples)
+        return Recording(end, reason, samples, digit)
+
+    if channel.check_hangup():
+        return Recording(MediaEnd.HANGUP, "hangup", 0)
+    with channel.listen() as queue:
+        while True:
+            now = loop.time()
+            if limit is not None and now >= start + limit:
+                return ended(MediaEnd.DONE, "timeout")
+            quiet_since = max(start, channel.talking_until)
+            if silence is not None and now >= quiet_since + silence:
+                return ended(MediaEnd.DONE, "timeout", trim=max(0.0, silence - 1.0))
+            due = [start + limit] if limit is not None else []
+            if silence is not None:
+                due.append(quiet_since + silence)
+            # Poll: speech (Caller.speak) can move the silence deadline at any time.
+            step = min([0.05, *(d - now for d in due)])
+            item = await _next_item(queue, now + step)
+            if item is None:
+                continue
+            stop = _classify(item, channel)
+            if stop is MediaEnd.HANGUP:
+                return ended(MediaEnd.HANGUP, "hangup")
+            if stop is MediaEnd.ABORT:
+                return Recording(MediaEnd.ABORT, "", 0)
+            if isinstance(item, str) and item in escape:
+                return ended(MediaEnd.DIGIT, "dtmf", item)
+
+
+def _write_silence(path: Path, samples: int) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(b"\x00\x00" * samples)
 
 
 # --------------------------------------------------------------------------- simple apps

@@ -169,6 +169,10 @@ class Channel:
         self.created = time.monotonic()
         self.bridge: Bridge | None = None
         self.heard: list[str] = []
+        #: (language, prompt) of every prompt started, in order (``heard`` with languages).
+        self.heard_in: list[tuple[str, str]] = []
+        #: Loop time until which the caller speaks (silence detection of RECORD FILE).
+        self.talking_until = 0.0
         self.bridge_history: list[str] = []
         self.moh_class: str | None = None
         self.moh_starts = 0
@@ -236,7 +240,10 @@ class Channel:
         return True
 
     def set_var(self, name: str, value: str) -> None:
-        """Set a channel variable and emit ``VarSet``."""
+        """Set a channel variable and emit ``VarSet``; ``CHANNEL(language)`` sets the language."""
+        if name.upper() == "CHANNEL(LANGUAGE)":
+            self.language = value
+            return
         self.variables[name] = value
         self.emit("VarSet", "dialplan", [("Variable", name), ("Value", value)])
 
@@ -547,7 +554,9 @@ class DemoDialplan:
         FastAGI: ``AGI(<agi_url>/<script>)``. AsyncAGI: ``AGI(agi:async,<script>)`` (the
         script name arrives as ``agi_arg_1``). Each route answers first and hangs up when
         the AGI returns. ``transfer,<ext>`` dials ``PJSIP/<ext>`` for 30 s, and so does any
-        unknown destination of a ``Redirect``.
+        unknown destination of a ``Redirect``. ``callcenter,callback`` hands an answered
+        queue callback (an Originate carrying ``CALLCENTER_CALLBACK``) back to the daemon as
+        ``inbound?callback=<token>``.
         """
         base = agi_url.rstrip("/")
 
@@ -563,7 +572,15 @@ class DemoDialplan:
             routes,
             contexts={
                 "transfer": {"_X.": dial_exten, "inbound": [agi("inbound"), Hangup()]},
-                "callcenter": {"inbound": [Answer(), agi("inbound"), Hangup()]},
+                "callcenter": {
+                    "inbound": [Answer(), agi("inbound"), Hangup()],
+                    # An answered queue callback (Originate with CALLCENTER_CALLBACK set).
+                    "callback": [
+                        Answer(),
+                        agi("inbound?callback=${CALLCENTER_CALLBACK}"),
+                        Hangup(),
+                    ],
+                },
             },
             fallback=dial_exten,
         )

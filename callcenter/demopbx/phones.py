@@ -186,6 +186,21 @@ class Caller:
         return self._chan.heard
 
     @property
+    def heard_in(self) -> list[tuple[str, str]]:
+        """(language, prompt) of every prompt started, in order."""
+        return self._chan.heard_in
+
+    @property
+    def language(self) -> str:
+        """The channel's language (``CHANNEL(language)``)."""
+        return self._chan.language
+
+    def speak(self, seconds: float) -> None:
+        """The caller talks for ``seconds`` from now (a recording does not stop for silence)."""
+        loop_time = asyncio.get_running_loop().time()
+        self._chan.talking_until = max(self._chan.talking_until, loop_time + seconds)
+
+    @property
     def variables(self) -> dict[str, str]:
         """The channel variables (AGISTATUS, DIALSTATUS ...)."""
         return self._chan.variables

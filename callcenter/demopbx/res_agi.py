@@ -25,6 +25,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -33,9 +34,11 @@ import structlog
 from callcenter.demopbx.apps import (
     MediaEnd,
     MediaResult,
+    datetime_prompts,
     number_prompts,
     play,
     read_digits,
+    record,
     wait_digit,
 )
 from callcenter.demopbx.channels import DTMF_DIGITS, Channel
@@ -362,6 +365,48 @@ class AGISession:
             return _USAGE
         return await self._say(number_prompts(int(args[2])), args[3])
 
+    async def cmd_say_datetime(self, args: list[str]) -> Reply:
+        if not 4 <= len(args) <= 6:
+            return _USAGE
+        fmt = args[4] if len(args) > 4 and args[4] else "ABdY 'digits/at' IMp"
+        zone = args[5] if len(args) > 5 else "UTC"
+        return await self._say(datetime_prompts(int(args[2]), fmt, zone), args[3])
+
+    async def cmd_record_file(self, args: list[str]) -> Reply:
+        # RECORD FILE <file> <format> <escape> <timeout ms> [offset] [BEEP] [s=<silence>]
+        if len(args) < 6:
+            return _USAGE
+        limit = _ms(args[5])
+        extra = args[6:9]
+        silence: float | None = None
+        for word in extra:
+            if word.startswith("s="):
+                silence = float(int(word[2:])) if word[2:].isdigit() and int(word[2:]) else None
+        beep = (len(extra) > 0 and not extra[0].lstrip("-").isdigit() and "=" not in extra[0]) or (
+            len(extra) > 1 and "=" not in extra[1]
+        )
+        if beep:
+            result = await self._play("beep", args[4])
+            if result.end is MediaEnd.ABORT:
+                return Reply(None)
+            if result.end in (MediaEnd.HANGUP, MediaEnd.DIGIT):
+                code = -1 if result.digit is None else ord(result.digit)
+                return Reply(_ok(code, value="randomerror", endpos="0"))
+        target = Path(f"{args[2]}.{args[3]}")
+        if not target.parent.is_dir():
+            return Reply(_ok(-1, value="writefile"), RESULT_FAILURE)
+        if self._aborted:
+            return Reply(None)
+        recording = await record(self.channel, target, escape=args[4], limit=limit, silence=silence)
+        endpos = str(recording.endpos)
+        if recording.end is MediaEnd.ABORT:
+            return Reply(None)
+        if recording.end is MediaEnd.HANGUP:
+            return Reply(_ok(-1, value="hangup", endpos=endpos), RESULT_FAILURE)
+        if recording.end is MediaEnd.DIGIT and recording.digit is not None:
+            return Reply(_ok(ord(recording.digit), value="dtmf", endpos=endpos))
+        return Reply(_ok(0, value="timeout", endpos=endpos))
+
     async def cmd_set_callerid(self, args: list[str]) -> Reply:
         if len(args) != 3:
             return _USAGE
@@ -485,6 +530,13 @@ _COMMANDS: tuple[_Command, ...] = (
     _Command(("SAY", "ALPHA"), AGISession.cmd_say_alpha, False, "Says a given character string."),
     _Command(("SAY", "DIGITS"), AGISession.cmd_say_digits, False, "Says a given digit string."),
     _Command(("SAY", "NUMBER"), AGISession.cmd_say_number, False, "Says a given number."),
+    _Command(
+        ("SAY", "DATETIME"),
+        AGISession.cmd_say_datetime,
+        False,
+        "Says a given time as specified by the format given.",
+    ),
+    _Command(("RECORD", "FILE"), AGISession.cmd_record_file, False, "Records to a given file."),
     _Command(
         ("SET", "CALLERID"),
         AGISession.cmd_set_callerid,

@@ -1,29 +1,94 @@
 """One call walking an IVR flow: plays prompts, reads digits, follows the graph.
 
-The runner never leaves a caller in silence: every menu has a retry limit and a default route,
-and a step budget ends a flow that would loop forever without the caller pressing anything.
+:class:`FlowRunner` runs the node kinds of :mod:`callcenter.config.models` on a
+:class:`~callcenter.pbx.interface.Call` until the flow hands the caller to a queue, transfers
+them, or ends the call (:data:`FlowExit`). Every step is reported to ``on_event``
+(:mod:`callcenter.ivr.trace`).
+
+What a caller can count on:
+
+* **Never silence, never a dead line.** Menus, collects and callback offers have a prompt and
+  a counter for no input and for invalid input, and a default route once the retries run
+  out. A call that runs ``ivr.max_steps_without_input`` nodes without the caller pressing a
+  key is ended (``check`` already refuses such loops).
+* **Barge-in.** A key pressed during an interruptible prompt (``play`` with ``barge_in``, a
+  menu or collect prompt, a retry prompt) is kept and counts as the first key of the next
+  input; a barge-in play is skipped while such a key is waiting.
+* **The flow it started with.** The runner works on the config snapshot it was given, so a
+  reload never changes a call already inside a flow (subflows and gotos included).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
 
 import structlog
 
 from callcenter.config.models import (
-    FlowConfig,
+    BranchCase,
+    BranchNode,
+    CallbackNode,
+    CallCenterConfig,
+    CollectNode,
+    GotoNode,
     HangupNode,
+    LanguageNode,
+    LookupNode,
     MenuNode,
+    Node,
     PlayNode,
     QueueNode,
+    ReturnNode,
+    ScheduleNode,
+    SetNode,
+    SubflowNode,
+    TransferNode,
+    VoicemailNode,
 )
+from callcenter.errors import CallHungUp, CommandFailed, PBXError
+from callcenter.ivr.calendar import (
+    date_listed,
+    in_ranges,
+    local_time,
+    parse_days,
+    public_holiday,
+)
+from callcenter.ivr.lookup import Fetcher, LookupFailed, LookupRequest, extract, fetch_json
+from callcenter.ivr.trace import (
+    CallbackTaken,
+    Decision,
+    DigitsTaken,
+    InputWanted,
+    IvrListener,
+    NodeEntered,
+    VariableSet,
+    VoicemailRecorded,
+)
+from callcenter.ivr.values import matches_any, render
 from callcenter.pbx.interface import Call
 
 log = structlog.get_logger(__name__)
 
-MAX_STEPS = 200
-"""Nodes a call may visit in one flow before it is ended (guards against configured loops)."""
+MAX_STEPS = 1000
+"""Nodes one call may visit in all (a last guard; input keeps resetting the other one)."""
+MAX_REPEATS = 5
+"""Times a caller may replay one menu with its repeat key before it counts as invalid."""
+KEYS = "0123456789*#"
+_NUMBER = re.compile(r"\+?[0-9*#]+")
+_MASK = "***"
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The default clock of the runner."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,65 +97,667 @@ class ToQueue:
 
     queue: str
     priority: int
+    skills: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Transferred:
+    """The flow transferred the caller to ``number`` (the call left our control)."""
+
+    number: str
+    context: str
 
 
 @dataclass(frozen=True, slots=True)
 class Hangup:
-    """The flow ended the call."""
+    """The flow ended the call (``reason``: flow, voicemail, loop, transfer-failed...)."""
 
     reason: str
 
 
-FlowExit = ToQueue | Hangup
-StepListener = Callable[[str, str], None]
-"""Called with (node id, digits pressed to get there) for every node visited."""
+FlowExit = ToQueue | Transferred | Hangup
 
 
-async def run_flow(call: Call, flow: FlowConfig, *, on_step: StepListener) -> FlowExit:
-    """Walk ``flow`` from its start node until it reaches a queue or a hang-up.
+@dataclass(frozen=True, slots=True)
+class _Go:
+    """Continue at ``node`` (in ``flow``, default: the current one)."""
 
-    Raises ``CallHungUp`` when the caller hangs up on the way.
+    node: str
+    digits: str = ""
+    consumed: bool = False
+    flow: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """Run ``flow`` as a subflow; come back to ``back`` of the current flow."""
+
+    flow: str
+    back: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Return:
+    pass
+
+
+_Step = _Go | _Call | _Return | ToQueue | Transferred | Hangup
+
+
+def _ignore(_event: object) -> None:
+    return None
+
+
+class FlowRunner:
+    """Walks one call through the flows of ``config`` (a snapshot the call keeps).
+
+    ``clock`` gives "now" for schedules and time branches (``callcenter simulate --at``);
+    ``fetch`` runs lookups (default: real HTTP); ``voicemail_root`` overrides the resolved
+    ``ivr.voicemail_folder``.
     """
-    node_id = flow.start
-    digits = ""
-    for _ in range(MAX_STEPS):
-        on_step(node_id, digits)
-        node = flow.nodes[node_id]
-        digits = ""
-        if isinstance(node, PlayNode):
-            await call.play(node.prompts)
-            node_id = node.next
-        elif isinstance(node, MenuNode):
-            node_id, digits = await _run_menu(call, node_id, node)
-        elif isinstance(node, QueueNode):
-            return ToQueue(node.queue, node.priority)
-        elif isinstance(node, HangupNode):
-            if node.prompt:
-                await call.play([node.prompt])
-            return Hangup("flow")
-    log.warning("ivr_step_budget_exhausted", node=node_id, budget=MAX_STEPS)
-    return Hangup("loop")
 
-
-async def _run_menu(call: Call, node_id: str, node: MenuNode) -> tuple[str, str]:
-    """Play the menu until a valid choice or the retries run out; returns (next node, digit)."""
-    attempt_prompt: str | None = node.prompt
-    for attempt in range(1, node.retries + 1):
-        digit = await call.read_digits(
-            attempt_prompt, max_digits=1, timeout=node.timeout, terminator="#"
+    def __init__(
+        self,
+        call: Call,
+        config: CallCenterConfig,
+        *,
+        on_event: IvrListener = _ignore,
+        clock: Clock = utc_now,
+        fetch: Fetcher = fetch_json,
+        voicemail_root: Path | None = None,
+    ) -> None:
+        self.call = call
+        self.config = config
+        self.ivr = config.ivr
+        self.on_event = on_event
+        self.clock = clock
+        self.fetch = fetch
+        self.voicemail_root = (
+            voicemail_root
+            if voicemail_root is not None
+            else config.resolve_path(self.ivr.voicemail_folder)
         )
-        if digit in node.choices:
-            return node.choices[digit], digit
-        if digit == "":
-            log.info("ivr_menu_timeout", node=node_id, attempt=attempt)
-            retry_prompt = node.timeout_prompt
+        info = call.info
+        self.language = info.language or self.ivr.default_language
+        self.variables: dict[str, str] = {
+            "caller_num": info.caller_num,
+            "caller_name": info.caller_name,
+            "dialed": info.dialed,
+            "call_id": info.call_id,
+            "language": self.language,
+        }
+        self.private: set[str] = set()
+        self.pending = ""
+        """A key pressed during an interruptible prompt, not consumed yet."""
+        self._stack: list[tuple[str, str]] = []
+        self._flow = ""
+        self._node = ""
+        self._log = log.bind(call_id=info.call_id)
+
+    # ------------------------------------------------------------------ the walk
+
+    async def run(self, flow_name: str) -> FlowExit:
+        """Walk ``flow_name`` from its start until the call leaves the IVR.
+
+        Raises ``CallHungUp`` when the caller hangs up on the way.
+        """
+        flows = self.config.flows
+        self._flow, self._node = flow_name, flows[flow_name].start
+        digits = ""
+        quiet = 0
+        for _ in range(MAX_STEPS):
+            node = flows[self._flow].nodes[self._node]
+            self.on_event(NodeEntered(self._flow, self._node, node.kind, digits))
+            step = await self._run_node(node)
+            digits = ""
+            if isinstance(step, ToQueue | Transferred | Hangup):
+                return step
+            if isinstance(step, _Go):
+                if step.consumed:
+                    quiet = 0
+                self._flow = step.flow or self._flow
+                self._node, digits = step.node, step.digits
+            elif isinstance(step, _Call):
+                self._stack.append((self._flow, step.back))
+                self._flow, self._node = step.flow, flows[step.flow].start
+            elif self._stack:
+                self._flow, self._node = self._stack.pop()
+            else:
+                self._log.warning("ivr_return_outside_subflow", flow=self._flow, node=self._node)
+                return Hangup("return")
+            quiet += 1
+            if quiet > self.ivr.max_steps_without_input:
+                break
+        self._log.warning("ivr_step_budget_exhausted", flow=self._flow, node=self._node)
+        self._decide("the flow ran too long without the caller pressing a key: hang up")
+        return Hangup("loop")
+
+    async def _run_node(self, node: Node) -> _Step:
+        if isinstance(node, PlayNode):
+            return await self._play(node)
+        if isinstance(node, MenuNode):
+            return await self._menu(node)
+        if isinstance(node, CollectNode):
+            return await self._collect(node)
+        if isinstance(node, BranchNode):
+            return self._branch(node)
+        if isinstance(node, ScheduleNode):
+            return self._schedule(node)
+        if isinstance(node, LanguageNode):
+            await self.call.set_language(node.language)
+            self.language = node.language
+            self._set("language", node.language)
+            return _Go(node.next)
+        if isinstance(node, SetNode):
+            for name, template in node.variables.items():
+                self._set(name, render(template, self.variables))
+            return _Go(node.next)
+        if isinstance(node, LookupNode):
+            return await self._lookup(node)
+        if isinstance(node, QueueNode):
+            return self._queue(node)
+        if isinstance(node, TransferNode):
+            return await self._transfer(node)
+        if isinstance(node, VoicemailNode):
+            return await self._voicemail(node)
+        if isinstance(node, CallbackNode):
+            return await self._callback(node)
+        if isinstance(node, SubflowNode):
+            return _Call(node.flow, node.next)
+        if isinstance(node, GotoNode):
+            flow = node.flow or self._flow
+            return _Go(node.node or self.config.flows[flow].start, flow=flow)
+        if isinstance(node, ReturnNode):
+            return _Return()
+        assert isinstance(node, HangupNode)
+        if node.prompt:
+            await self.call.play([node.prompt])
+        return Hangup("flow")
+
+    # ------------------------------------------------------------------ reporting
+
+    def _decide(self, text: str) -> None:
+        self.on_event(Decision(self._flow, self._node, text))
+
+    def _took(self, digits: str, verdict: str, *, private: bool = False) -> None:
+        shown = _MASK if private and digits else digits
+        self.on_event(DigitsTaken(self._flow, self._node, shown, verdict))
+
+    def _want(self, what: str) -> None:
+        self.on_event(InputWanted(self._flow, self._node, what))
+
+    def _set(self, name: str, value: str, *, private: bool = False) -> None:
+        self.variables[name] = value
+        if private:
+            self.private.add(name)
         else:
-            log.info("ivr_menu_invalid", node=node_id, attempt=attempt, digit=digit)
-            retry_prompt = node.invalid_prompt
-        if attempt < node.retries:
-            pressed = await call.play([retry_prompt], interrupt_digits="0123456789*#")
-            if pressed in node.choices:
-                return node.choices[pressed], pressed
-            attempt_prompt = node.prompt
-    log.info("ivr_menu_default", node=node_id, default=node.default)
-    return node.default, ""
+            self.private.discard(name)
+        shown = _MASK if private else value
+        self.on_event(VariableSet(self._flow, self._node, name, shown, private))
+
+    # ------------------------------------------------------------------ media
+
+    async def _play(self, node: PlayNode) -> _Step:
+        if node.barge_in and self.pending:
+            self._decide(f'skipped: the caller already pressed "{self.pending}"')
+            return _Go(node.next)
+        keys = KEYS if node.barge_in else ""
+        for item in node.prompts:
+            if item.file is not None:
+                pressed = await self.call.play([item.file], interrupt_digits=keys)
+            else:
+                assert item.say is not None and item.value is not None
+                pressed = await self._say(item.say, render(item.value, self.variables), keys)
+            if pressed:
+                self.pending = pressed
+                self._decide(f'barge-in: "{pressed}" is kept for the next input')
+                break
+        return _Go(node.next)
+
+    async def _say(self, kind: str, value: str, keys: str) -> str:
+        try:
+            if kind == "digits":
+                return await self.call.say("digits", value, interrupt_digits=keys)
+            if kind == "number":
+                return await self.call.say("number", value, interrupt_digits=keys)
+            if kind == "date":
+                return await self.call.say("date", value, interrupt_digits=keys)
+            return await self.call.say("time", value, interrupt_digits=keys)
+        except CommandFailed as exc:
+            # A value that cannot be said (an empty CRM field...) is skipped, not fatal.
+            self._log.warning("ivr_say_failed", kind=kind, error=str(exc))
+            self._decide(f"could not say {value!r} as {kind}: skipped")
+            return ""
+
+    def _take_pending(self) -> str:
+        pressed, self.pending = self.pending, ""
+        return pressed
+
+    async def _retry_prompt(self, prompt: str) -> None:
+        """Play a failure prompt; a key pressed during it is the next input (barge-in)."""
+        pressed = await self.call.play([prompt], interrupt_digits=KEYS)
+        if pressed:
+            self.pending = pressed
+
+    # ------------------------------------------------------------------ menu
+
+    async def _menu(self, node: MenuNode) -> _Step:
+        max_timeouts = node.timeout_retries or node.retries
+        max_invalid = node.invalid_retries or node.retries
+        timeouts = invalids = repeats = 0
+        terminator = "" if "#" in node.choices else "#"
+        while True:
+            digit = self._take_pending()
+            if not digit:
+                self._want("menu")
+                digit = await self.call.read_digits(
+                    node.prompt, max_digits=1, timeout=node.timeout, terminator=terminator
+                )
+            digit = digit[:1]
+            if digit in node.choices:
+                self._took(digit, "choice")
+                return _Go(node.choices[digit], digits=digit, consumed=True)
+            if digit and digit == node.repeat_key and repeats < MAX_REPEATS:
+                repeats += 1
+                self._took(digit, "repeat")
+                continue
+            if digit:
+                invalids += 1
+                self._took(digit, "invalid")
+                if invalids >= max_invalid:
+                    target = node.on_invalid or node.default
+                    self._decide(f"{invalids} wrong key(s): go to {target}")
+                    return _Go(target, consumed=True)
+                await self._retry_prompt(node.invalid_prompt)
+            else:
+                timeouts += 1
+                self._took("", "timeout")
+                if timeouts >= max_timeouts:
+                    target = node.on_timeout or node.default
+                    self._decide(f"no key {timeouts} time(s): go to {target}")
+                    return _Go(target)
+                await self._retry_prompt(node.timeout_prompt)
+
+    # ------------------------------------------------------------------ collect
+
+    async def _collect(self, node: CollectNode) -> _Step:
+        max_timeouts = node.timeout_retries or node.retries
+        max_invalid = node.invalid_retries or node.retries
+        timeouts = invalids = 0
+        while True:
+            value = await self._read_collect(node)
+            problem = _collect_problem(node, value)
+            if problem is None and node.confirm is not None:
+                answer = await self._confirm(node, value)
+                if answer == "timeout":
+                    problem = ""
+                elif answer == "no":
+                    problem = "the caller asked to enter it again"
+            if problem is None:
+                self._took(value, "valid", private=node.private)
+                self._set(node.variable, value, private=node.private)
+                shown = _MASK if node.private else value
+                return _Go(node.next, digits=shown, consumed=True)
+            if problem == "":
+                timeouts += 1
+                self._took("", "timeout")
+                if timeouts >= max_timeouts:
+                    self._decide(f"nothing entered {timeouts} time(s): go to {node.default}")
+                    return _Go(node.default)
+                await self._retry_prompt(node.timeout_prompt)
+                continue
+            invalids += 1
+            self._took(value, "invalid", private=node.private)
+            self._decide(problem)
+            if invalids >= max_invalid:
+                self._decide(f"{invalids} invalid input(s): go to {node.default}")
+                return _Go(node.default, consumed=True)
+            if problem != "the caller asked to enter it again":
+                await self._retry_prompt(node.invalid_prompt)
+
+    async def _read_collect(self, node: CollectNode) -> str:
+        terminator = node.terminator or ""
+        inter = node.inter_digit_timeout or node.timeout
+        digits = self._take_pending()
+        if digits:
+            if digits == terminator:
+                return ""
+            if len(digits) < node.max_digits:
+                digits += await self.call.read_digits(
+                    None,
+                    max_digits=node.max_digits - len(digits),
+                    timeout=inter,
+                    terminator=terminator,
+                )
+            return _strip(digits, terminator)
+        self._want("collect")
+        if inter == node.timeout or node.max_digits == 1:
+            digits = await self.call.read_digits(
+                node.prompt, max_digits=node.max_digits, timeout=node.timeout, terminator=terminator
+            )
+            return _strip(digits, terminator)
+        # Different first-key and inter-key timeouts: two reads. (On Asterisk a key pressed in
+        # the sub-millisecond gap between the two AGI commands could be missed.)
+        first = _strip(
+            await self.call.read_digits(
+                node.prompt, max_digits=1, timeout=node.timeout, terminator=terminator
+            ),
+            terminator,
+        )
+        if not first:
+            return ""
+        rest = await self.call.read_digits(
+            None, max_digits=node.max_digits - 1, timeout=inter, terminator=terminator
+        )
+        return first + _strip(rest, terminator)
+
+    async def _confirm(self, node: CollectNode, value: str) -> str:
+        """Read ``value`` back; ``yes``, ``no`` or ``timeout``."""
+        confirm = node.confirm
+        assert confirm is not None
+        keys = confirm.yes + confirm.no
+        self._want("confirm")
+        pressed = await self.call.play([confirm.prompt], interrupt_digits=keys)
+        if not pressed:
+            pressed = await self._say(confirm.say, value, keys)
+        if not pressed:
+            pressed = await self.call.read_digits(
+                confirm.question, max_digits=1, timeout=confirm.timeout, terminator=""
+            )
+        if pressed[:1] == confirm.yes:
+            self._took(pressed[:1], "confirmed")
+            return "yes"
+        if pressed:
+            self._took(pressed[:1], "rejected")
+            return "no"
+        return "timeout"
+
+    # ------------------------------------------------------------------ decisions
+
+    def _branch(self, node: BranchNode) -> _Step:
+        for i, case in enumerate(node.cases, 1):
+            reason = self._case_holds(case)
+            if reason is not None:
+                self._decide(f"case {i} holds ({reason}): go to {case.goto}")
+                return _Go(case.goto)
+        self._decide(f"no case holds: go to {node.default}")
+        return _Go(node.default)
+
+    def _case_holds(self, case: BranchCase) -> str | None:
+        """Why every condition of ``case`` holds, or None when one does not."""
+        reasons: list[str] = []
+        if case.variable is not None:
+            value = self.variables.get(case.variable, "")
+            if case.equals is not None and value != render(case.equals, self.variables):
+                return None
+            if case.one_of is not None and value not in {
+                render(v, self.variables) for v in case.one_of
+            }:
+                return None
+            if case.matches is not None and re.fullmatch(case.matches, value) is None:
+                return None
+            if case.present is not None and bool(value) != case.present:
+                return None
+            shown = _MASK if case.variable in self.private else value
+            reasons.append(f"{case.variable}={shown!r}")
+        caller = self.variables["caller_num"]
+        if case.caller is not None:
+            if not matches_any(case.caller, caller):
+                return None
+            reasons.append(f"caller {caller}")
+        if case.caller_list is not None:
+            if not matches_any(self.ivr.number_lists.get(case.caller_list, []), caller):
+                return None
+            reasons.append(f"caller {caller} on list {case.caller_list}")
+        if case.dialed is not None:
+            if not matches_any(case.dialed, self.variables["dialed"]):
+                return None
+            reasons.append(f"dialled {self.variables['dialed']}")
+        if case.days is not None or case.hours is not None or case.dates is not None:
+            zone = case.timezone or self.ivr.timezone
+            now = local_time(self.clock(), zone)
+            if case.days is not None and not any(
+                now.weekday() in (parse_days(spec) or ()) for spec in case.days
+            ):
+                return None
+            if case.hours is not None and not in_ranges(case.hours, now.time()):
+                return None
+            if case.dates is not None and not date_listed(case.dates, now.date()):
+                return None
+            reasons.append(f"{now:%a %Y-%m-%d %H:%M} {zone}")
+        return ", ".join(reasons)
+
+    def _schedule(self, node: ScheduleNode) -> _Step:
+        zone = node.timezone or self.ivr.timezone
+        now = local_time(self.clock(), zone)
+        when = f"{now:%a %Y-%m-%d %H:%M} {zone}"
+        holiday: str | None = None
+        calendar = node.holidays
+        if calendar is not None:
+            if date_listed(calendar.dates, now.date()):
+                holiday = "a closed day listed in the config"
+            elif calendar.country is not None:
+                holiday = public_holiday(calendar.country, calendar.subdivision, now.date())
+        if holiday is not None:
+            target = node.holiday or node.closed
+            self._decide(f"holiday ({holiday}) on {when}: go to {target}")
+            return _Go(target)
+        for spec, ranges in node.hours.items():
+            if now.weekday() in (parse_days(spec) or ()) and in_ranges(ranges, now.time()):
+                self._decide(f"open ({spec} {', '.join(ranges)}) on {when}: go to {node.open}")
+                return _Go(node.open)
+        self._decide(f"closed on {when}: go to {node.closed}")
+        return _Go(node.closed)
+
+    # ------------------------------------------------------------------ data dip
+
+    async def _lookup(self, node: LookupNode) -> _Step:
+        values = self.variables
+        request = LookupRequest(
+            method=node.method,
+            url=render_url(node.url, values),
+            timeout=node.timeout,
+            headers={k: render(v, values) for k, v in node.headers.items()},
+            body=(
+                {k: render(v, values) for k, v in node.body.items()}
+                if node.body is not None
+                else None
+            ),
+        )
+        try:
+            answer = await self.fetch(request)
+        except LookupFailed as exc:
+            self._log.warning(
+                "ivr_lookup_failed", url=_without_query(request.url), error=exc.reason
+            )
+            self._decide(f"lookup failed ({exc.reason}): go to {node.fallback}")
+            return _Go(node.fallback)
+        for name, path in node.fields.items():
+            self._set(name, extract(answer, path))
+        self._decide(f"lookup answered: go to {node.next}")
+        return _Go(node.next)
+
+    # ------------------------------------------------------------------ leaving the IVR
+
+    def _queue(self, node: QueueNode) -> _Step:
+        priority = node.priority
+        if node.priority_from is not None:
+            text = self.variables.get(node.priority_from, "").strip()
+            try:
+                priority = max(-1000, min(1000, int(text)))
+            except ValueError:
+                if text:
+                    self._decide(
+                        f"{node.priority_from}={text!r} is not a number: priority {priority}"
+                    )
+        skills: list[str] = []
+        for template in node.skills:
+            for skill in render(template, self.variables).split(","):
+                if skill.strip() and skill.strip() not in skills:
+                    skills.append(skill.strip())
+        return ToQueue(node.queue, priority, tuple(skills))
+
+    async def _transfer(self, node: TransferNode) -> _Step:
+        number = render(node.to, self.variables).strip()
+        allowed = _NUMBER.fullmatch(number) is not None and matches_any(
+            self.ivr.transfer_allow, number
+        )
+        if not allowed:
+            self._log.warning("ivr_transfer_refused", number=number, node=self._node)
+            self._decide(f'transfer to "{number}" refused: not in ivr.transfer_allow')
+            return self._transfer_fallback(node, "transfer-refused")
+        if node.prompt:
+            await self.call.play([node.prompt])
+        context = self.ivr.transfer_context
+        try:
+            await self.call.redirect(context, number, 1)
+        except CallHungUp:
+            raise
+        except PBXError as exc:
+            self._log.warning("ivr_transfer_failed", number=number, error=str(exc))
+            self._decide(f"transfer to {number} failed ({exc})")
+            return self._transfer_fallback(node, "transfer-failed")
+        self._decide(f"transferred to {number} ({context},{number},1)")
+        return Transferred(number, context)
+
+    def _transfer_fallback(self, node: TransferNode, reason: str) -> _Step:
+        if node.fallback is not None:
+            return _Go(node.fallback)
+        return Hangup(reason)
+
+    async def _voicemail(self, node: VoicemailNode) -> _Step:
+        folder = self.voicemail_root / node.box
+        try:
+            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            # The PBX may run elsewhere and own the folder; it reports a failed write itself.
+            self._log.info("voicemail_folder_not_created", folder=str(folder), error=str(exc))
+        stamp = self.clock().astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+        safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", self.variables["call_id"])
+        path = folder / f"{stamp}-{safe_id}"
+        if node.prompt:
+            await self.call.play([node.prompt])
+        self._want("voicemail")
+        result = await self.call.record(
+            str(path),
+            max_seconds=node.max_seconds,
+            beep=node.beep,
+            silence_seconds=node.silence_seconds or 0.0,
+            end_digits=node.end_key or "",
+            file_format=node.format,
+        )
+        if result.ended == "error":
+            self._log.error("voicemail_not_recorded", path=result.path)
+            self._decide("nothing could be recorded")
+            return _Go(node.fallback) if node.fallback is not None else Hangup("voicemail-failed")
+        self.on_event(
+            VoicemailRecorded(
+                self._flow, self._node, node.box, result.path, result.seconds, result.ended
+            )
+        )
+        if result.ended == "hangup":
+            raise CallHungUp("the caller hung up after leaving a message")
+        if node.next is not None:
+            return _Go(node.next, consumed=True)
+        return Hangup("voicemail")
+
+    async def _callback(self, node: CallbackNode) -> _Step:
+        caller = self.variables["caller_num"].lstrip("+")
+        number = caller if _callback_number_ok(node, caller) else ""
+        keys = node.confirm_key + node.other_key
+        attempts = 0
+        while attempts < node.retries:
+            if not number:
+                self._want("callback-number")
+                entered = _strip(
+                    await self.call.read_digits(
+                        node.enter_prompt,
+                        max_digits=node.max_digits,
+                        timeout=node.timeout,
+                        terminator="#",
+                    ),
+                    "#",
+                )
+                if _callback_number_ok(node, entered):
+                    self._took(entered, "valid")
+                    number = entered
+                    continue
+                attempts += 1
+                self._took(entered, "invalid" if entered else "timeout")
+                if entered and attempts < node.retries:
+                    await self.call.play([node.invalid_prompt])
+                continue
+            self._want("callback-confirm")
+            pressed = self._take_pending()
+            if not pressed:
+                pressed = await self.call.play([node.prompt], interrupt_digits=keys)
+            if not pressed:
+                pressed = await self._say("digits", number, keys)
+            if not pressed:
+                pressed = await self.call.read_digits(
+                    node.confirm_prompt, max_digits=1, timeout=node.timeout, terminator=""
+                )
+            pressed = pressed[:1]
+            if pressed == node.confirm_key:
+                self._took(pressed, "confirmed")
+                self._set(node.variable, number)
+                self.on_event(CallbackTaken(self._flow, self._node, number, node.queue))
+                return _Go(node.next, digits=pressed, consumed=True)
+            attempts += 1
+            if pressed == node.other_key:
+                self._took(pressed, "rejected")
+                number = ""
+                continue
+            self._took(pressed, "invalid" if pressed else "timeout")
+            if pressed and attempts < node.retries:
+                await self.call.play([node.invalid_prompt])
+        self._decide(f"no number confirmed: go to {node.default}")
+        return _Go(node.default)
+
+
+def _strip(digits: str, terminator: str) -> str:
+    """The digits without a terminator some PBXs return (GET DATA answers ``#`` for '#')."""
+    return digits.replace(terminator, "") if terminator else digits
+
+
+def _collect_problem(node: CollectNode, value: str) -> str | None:
+    """Why ``value`` is not acceptable (``""`` for nothing entered), or None."""
+    if value == "":
+        return ""
+    if any(c not in "0123456789*" for c in value):
+        return f"{len(value)} key(s) with a key that is not a digit"
+    if len(value) < node.min_digits:
+        return f"too short: {len(value)} digit(s), at least {node.min_digits}"
+    if len(value) > node.max_digits:
+        return f"too long: {len(value)} digit(s), at most {node.max_digits}"
+    if node.pattern is not None and re.fullmatch(node.pattern, value) is None:
+        return "does not match the expected pattern"
+    return None
+
+
+def _callback_number_ok(node: CallbackNode, number: str) -> bool:
+    return number.isdigit() and node.min_digits <= len(number) <= node.max_digits
+
+
+def render_url(template: str, variables: Mapping[str, str]) -> str:
+    """``template`` with each ``${name}`` replaced by its URL-encoded value."""
+    return render(template, {k: quote(v, safe="") for k, v in variables.items()})
+
+
+def _without_query(url: str) -> str:
+    # Query strings carry caller numbers and tokens: keep them out of the logs.
+    return url.split("?", 1)[0]
+
+
+async def run_flow(
+    call: Call,
+    config: CallCenterConfig,
+    flow: str,
+    *,
+    on_event: IvrListener = _ignore,
+    clock: Clock = utc_now,
+    fetch: Fetcher = fetch_json,
+) -> FlowExit:
+    """Walk ``flow`` of ``config`` on ``call`` (see :class:`FlowRunner`)."""
+    runner = FlowRunner(call, config, on_event=on_event, clock=clock, fetch=fetch)
+    return await runner.run(flow)

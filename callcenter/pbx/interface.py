@@ -116,6 +116,27 @@ class DialResult:
     cause: HangupCause = HangupCause.UNSPECIFIED
 
 
+SayKind = Literal["digits", "number", "date", "time"]
+"""What :meth:`Call.say` says: ``"1234"`` digit by digit, a number, a date
+(``YYYY-MM-DD``) or a time of day (``HH:MM``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """The outcome of :meth:`Call.record`.
+
+    ``ended``: ``dtmf`` (the caller pressed an end key: ``digit``), ``timeout`` (the maximum
+    length or the silence limit was reached), ``hangup`` (the caller hung up: the message is
+    kept, the call is over) or ``error`` (the PBX could not write the file: nothing kept).
+    ``seconds`` is the recorded length; ``path`` the file written, with its extension.
+    """
+
+    path: str
+    seconds: float
+    ended: Literal["dtmf", "timeout", "hangup", "error"]
+    digit: str = ""
+
+
 class Call(Protocol):
     """One caller's channel under our control. All commands raise ``CallHungUp`` after hangup."""
 
@@ -160,6 +181,37 @@ class Call(Protocol):
         Stops at ``max_digits``, at ``terminator`` (not included), or when ``timeout`` seconds
         pass without a digit. Returns the digits (``""`` on timeout with none).
         """
+        ...
+
+    async def say(self, kind: SayKind, value: str, *, interrupt_digits: str = "") -> str:
+        """Say ``value`` in the caller's language (see :data:`SayKind`).
+
+        Returns the digit in ``interrupt_digits`` that stopped it, or ``""``. Raises
+        ``CommandFailed`` for a value that is not of its kind (``"12a"`` as a number).
+        """
+        ...
+
+    async def record(
+        self,
+        path: str,
+        *,
+        max_seconds: float,
+        beep: bool = True,
+        silence_seconds: float = 5.0,
+        end_digits: str = "#",
+        file_format: str = "wav",
+    ) -> RecordResult:
+        """Record the caller into ``path`` (no extension; the PBX adds ``file_format``).
+
+        Ends at ``max_seconds``, after ``silence_seconds`` of silence (0: never), or on a key
+        in ``end_digits``. A caller hanging up ends the recording without raising: the result
+        says ``ended="hangup"`` and the call counts as hung up. The PBX writes the file, so
+        ``path`` is a path on the PBX machine.
+        """
+        ...
+
+    async def set_language(self, language: str) -> None:
+        """Play prompts and say things in ``language`` (``"fr"``) from now on."""
         ...
 
     async def start_hold_music(self, music_class: str = "default") -> None:

@@ -25,9 +25,13 @@ Call-centre fields:
 * ``abandoned``: the caller hung up while waiting in a queue.
 * ``hung_up_by`` (``caller``/``agent``/``system``), ``hangup_cause`` (Q.850 code) and
   ``hangup_cause_name``.
+* ``ivr_variables``: the variables the IVR set (a JSON object; private input such as PINs
+  as ``***``), e.g. ``{"language": "fr", "account": "1234"}``.
+* ``voicemail``: the file of the message the caller left (empty when none).
 
 ``lastapp`` names the last stage the call reached in Asterisk's words: ``AGI`` (handed
-over), ``Answer``, ``BackGround`` (IVR), ``Queue``, ``Dial`` (agent or transfer target).
+over), ``Answer``, ``BackGround`` (IVR), ``Record`` (voicemail), ``Queue``, ``Dial`` (agent
+or transfer target).
 
 :class:`CdrRecorder` is the event-bus listener that keeps one draft per live call and, on
 CallEnded, hands the record to a :class:`~callcenter.records.writer.RecordWriter`.
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,16 +54,19 @@ from callcenter.events import (
     AgentConnected,
     AgentRinging,
     CallAnswered,
+    CallbackRequested,
     CallEnded,
     CallEvent,
     CallStarted,
     CallTransferred,
     EngineEvent,
     IvrStep,
+    IvrVariableSet,
     QueueAbandoned,
     QueueExited,
     QueueJoined,
     TalkEnded,
+    VoicemailLeft,
 )
 from callcenter.records.writer import RecordWriter
 
@@ -110,6 +118,8 @@ class CdrRecord:
     hung_up_by: str
     hangup_cause: int
     hangup_cause_name: str
+    ivr_variables: str = "{}"
+    voicemail: str = ""
 
     def to_row(self) -> dict[str, Any]:
         """The record as JSON-able values (datetimes as ISO 8601 with milliseconds)."""
@@ -163,6 +173,9 @@ class CdrDraft:
     hung_up_by: str = ""
     hangup_cause: int = 0
     hangup_cause_name: str = ""
+    ivr_variables: tuple[tuple[str, str], ...] = ()
+    """Variables the IVR set, in the order first set (a later value replaces the earlier)."""
+    voicemail: str = ""
 
 
 _Handler = Callable[[CdrDraft, Any], CdrDraft]
@@ -206,6 +219,16 @@ def _on_answered(d: CdrDraft, e: CallAnswered) -> CdrDraft:
 def _on_ivr_step(d: CdrDraft, e: IvrStep) -> CdrDraft:
     step = (e.digits, f"{e.flow}:{e.node}") if e.digits else (f"{e.flow}:{e.node}",)
     return _replace(d, ivr=d.ivr + step, lastapp="BackGround")
+
+
+def _on_ivr_variable(d: CdrDraft, e: IvrVariableSet) -> CdrDraft:
+    values = dict(d.ivr_variables)
+    values[e.name] = e.value
+    return _replace(d, ivr_variables=tuple(values.items()))
+
+
+def _on_voicemail(d: CdrDraft, e: VoicemailLeft) -> CdrDraft:
+    return _replace(d, voicemail=e.path, lastapp="Record")
 
 
 def _on_queue_joined(d: CdrDraft, e: QueueJoined) -> CdrDraft:
@@ -277,6 +300,8 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     CallStarted: _on_started,
     CallAnswered: _on_answered,
     IvrStep: _on_ivr_step,
+    IvrVariableSet: _on_ivr_variable,
+    VoicemailLeft: _on_voicemail,
     QueueJoined: _on_queue_joined,
     AgentRinging: _on_agent_ringing,
     AgentConnected: _on_agent_connected,
@@ -366,7 +391,20 @@ def finish(draft: CdrDraft) -> CdrRecord:
         hung_up_by=draft.hung_up_by,
         hangup_cause=draft.hangup_cause,
         hangup_cause_name=draft.hangup_cause_name,
+        ivr_variables=json.dumps(dict(draft.ivr_variables), ensure_ascii=False),
+        voicemail=draft.voicemail,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRecord:
+    """A caller's request to be called back, for the outbound side (``requested`` in UTC)."""
+
+    call_id: str
+    number: str
+    queue: str
+    caller_num: str
+    requested: datetime
 
 
 class CdrStore(Protocol):
@@ -379,6 +417,8 @@ class CdrStore(Protocol):
     def write_cdr(self, record: CdrRecord) -> bool: ...
 
     def has_cdr(self, uniqueid: str) -> bool: ...
+
+    def write_callback(self, request: CallbackRecord) -> bool: ...
 
 
 def cdr_key(call_id: str) -> str:
@@ -408,9 +448,25 @@ class CdrRecorder:
         return self._drafts.get(call_id)
 
     def on_event(self, event: EngineEvent) -> None:
-        """Fold a call event; on CallEnded queue the finished record for writing."""
+        """Fold a call event; on CallEnded queue the finished record for writing.
+
+        A :class:`~callcenter.events.CallbackRequested` is written at once (not with the CDR),
+        so the outbound side sees it while the caller is still on the line.
+        """
         if not isinstance(event, CallEvent):
             return
+        if isinstance(event, CallbackRequested):
+            request = CallbackRecord(
+                call_id=event.call_id,
+                number=event.number,
+                queue=event.queue,
+                caller_num=event.caller_num,
+                requested=event.at,
+            )
+            self.writer.submit(
+                f"callback:{event.call_id}:{event.number}",
+                functools.partial(self.store.write_callback, request),
+            )
         draft = fold(self._drafts.get(event.call_id), event)
         if not isinstance(event, CallEnded):
             self._drafts[event.call_id] = draft

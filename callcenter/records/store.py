@@ -14,7 +14,11 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 
 * ``cdr``: one column per :class:`~callcenter.records.cdr.CdrRecord` field;
 * ``agent_sessions``: agent, login, logout, duration_seconds, via_login, via_logout;
-* ``agent_pauses``: agent, reason, start, end, duration_seconds, via_pause, via_unpause.
+* ``agent_pauses``: agent, reason, start, end, duration_seconds, via_pause, via_unpause;
+* ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
+  written; the outbound side updates it).
+
+A database made by an older version gets the columns added since (``ALTER TABLE``).
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ from typing import Any
 import structlog
 
 from callcenter.errors import RecordError
-from callcenter.records.cdr import CdrRecord
+from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.shifts import AgentPause, AgentSession
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 CDR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("accountcode", "TEXT NOT NULL DEFAULT ''"),
@@ -64,6 +68,8 @@ CDR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("hung_up_by", "TEXT NOT NULL DEFAULT ''"),
     ("hangup_cause", "INTEGER NOT NULL DEFAULT 0"),
     ("hangup_cause_name", "TEXT NOT NULL DEFAULT ''"),
+    ("ivr_variables", "TEXT NOT NULL DEFAULT '{}'"),
+    ("voicemail", "TEXT NOT NULL DEFAULT ''"),
 )
 """The ``cdr`` table: every CdrRecord field, in the record's order."""
 
@@ -109,7 +115,19 @@ CREATE TABLE IF NOT EXISTS agent_pauses (
     "via_unpause" TEXT NOT NULL DEFAULT '',
     PRIMARY KEY ("agent", "start")
 );
+CREATE TABLE IF NOT EXISTS callbacks (
+    "call_id" TEXT NOT NULL,
+    "number" TEXT NOT NULL,
+    "queue" TEXT NOT NULL,
+    "caller_num" TEXT NOT NULL DEFAULT '',
+    "requested" TEXT NOT NULL,
+    "status" TEXT NOT NULL DEFAULT 'pending',
+    PRIMARY KEY ("call_id", "number")
+);
+CREATE INDEX IF NOT EXISTS callbacks_status ON callbacks ("status", "requested");
 """
+
+CALLBACK_COLUMNS = ("call_id", "number", "queue", "caller_num", "requested", "status")
 
 _INSERT_CDR = (
     f"INSERT OR IGNORE INTO cdr ({_quoted(_CDR_NAMES)}) "
@@ -122,6 +140,12 @@ _INSERT_SESSION = (
 _INSERT_PAUSE = (
     f"INSERT OR IGNORE INTO agent_pauses ({_quoted(PAUSE_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in PAUSE_COLUMNS)})"
+)
+
+
+_INSERT_CALLBACK = (
+    f"INSERT OR IGNORE INTO callbacks ({_quoted(CALLBACK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in CALLBACK_COLUMNS)})"
 )
 
 
@@ -172,6 +196,7 @@ class SqliteCdrStore:
             conn.execute("PRAGMA synchronous=FULL")
             with conn:
                 conn.executescript(_SCHEMA)
+                _add_missing_cdr_columns(conn)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             conn.close()
@@ -229,6 +254,18 @@ class SqliteCdrStore:
         )
         return self._write(f"pause of agent {pause.agent}", _INSERT_PAUSE, params)
 
+    def write_callback(self, request: CallbackRecord) -> bool:
+        """Store a callback request (status ``pending``); False when already stored."""
+        params = (
+            request.call_id,
+            request.number,
+            request.queue,
+            request.caller_num,
+            _iso(request.requested),
+            "pending",
+        )
+        return self._write(f"callback request of {request.call_id}", _INSERT_CALLBACK, params)
+
     # ------------------------------------------------------------------ reads
 
     def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
@@ -259,7 +296,20 @@ class SqliteCdrStore:
         sql = f'SELECT {_quoted(SESSION_COLUMNS)} FROM agent_sessions ORDER BY "login", agent'
         return [dict(row) for row in self._fetch(sql)]
 
+    def fetch_callbacks(self) -> list[dict[str, Any]]:
+        """Every callback request, oldest first."""
+        sql = f'SELECT {_quoted(CALLBACK_COLUMNS)} FROM callbacks ORDER BY "requested", call_id'
+        return [dict(row) for row in self._fetch(sql)]
+
     def fetch_agent_pauses(self) -> list[dict[str, Any]]:
         """Every agent pause, oldest first."""
         sql = f'SELECT {_quoted(PAUSE_COLUMNS)} FROM agent_pauses ORDER BY "start", agent'
         return [dict(row) for row in self._fetch(sql)]
+
+
+def _add_missing_cdr_columns(conn: sqlite3.Connection) -> None:
+    """Add the CDR columns a database from an older version lacks (they all have defaults)."""
+    present = {row[1] for row in conn.execute('PRAGMA table_info("cdr")')}
+    for name, column_type in CDR_COLUMNS:
+        if name not in present:
+            conn.execute(f'ALTER TABLE cdr ADD COLUMN "{name}" {column_type}')

@@ -174,6 +174,8 @@ class AMIConnection:
         self._link: _Link | None = None
         self._link_serial = 0
         self._pending: dict[str, _Pending] = {}
+        #: List actions waiting for their events: only then can an event carry our ActionID.
+        self._open_lists = 0
         self._listeners: list[EventListener] = []
         self._handlers: dict[str, list[EventListener]] = {}
         self._on_connected: list[ConnectedCallback] = []
@@ -368,6 +370,8 @@ class AMIConnection:
             asyncio.get_running_loop().create_future()
         )
         self._pending[action_id] = _Pending(future, is_list)
+        if is_list:
+            self._open_lists += 1
         try:
             if link.lost.is_set():
                 raise _LinkLost(link.reason)
@@ -384,6 +388,8 @@ class AMIConnection:
             ) from None
         finally:
             self._pending.pop(action_id, None)
+            if is_list:
+                self._open_lists -= 1
 
     def _fail_pending(self, exc: BaseException) -> None:
         for pending in list(self._pending.values()):
@@ -572,8 +578,15 @@ class AMIConnection:
 
     def _dispatch(self, msg: AMIMessage) -> None:
         kind = msg.kind
-        action_id = msg.action_id
-        pending = self._pending.get(action_id) if action_id is not None else None
+        # Most traffic is plain events: looking their ActionID up would build each one's
+        # header index for nothing (benchmarks/ami_ingest.py), so only do it while a list
+        # action can be collecting them.
+        if kind == "event" and not self._open_lists:
+            action_id = None
+            pending = None
+        else:
+            action_id = msg.action_id
+            pending = self._pending.get(action_id) if action_id is not None else None
         if kind == "response":
             if pending is None or pending.future.done():
                 self._log.debug("ami_unmatched_response", action_id=action_id, name=msg.name)

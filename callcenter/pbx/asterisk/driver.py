@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Literal
 from urllib.parse import parse_qsl
 
@@ -58,6 +59,8 @@ from callcenter.pbx.interface import (
     PBXDisconnected,
     PBXEvent,
     PBXListener,
+    RecordResult,
+    SayKind,
     Transport,
 )
 from callcenter.protocols.agi import AGIResult, format_command
@@ -79,6 +82,12 @@ _DEVICE = re.compile(rf"{_ONE_DEVICE}(?:&{_ONE_DEVICE})*")
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#. _<>@-]{1,80}")
 _MOH_CLASS = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _DIGITS = "0123456789*#"
+_SAY_DIGITS = re.compile(r"[0-9*#]{1,64}")
+_SAY_NUMBER = re.compile(r"-?[0-9]{1,15}")
+_RECORD_FORMAT = re.compile(r"[a-z0-9]{2,8}")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})?")
+#: Samples per second of the ``endpos`` of STREAM FILE / RECORD FILE (8 kHz formats).
+SAMPLE_RATE = 8000
 
 
 @dataclass(frozen=True, slots=True)
@@ -681,6 +690,69 @@ class AsteriskCall:
             digits += digit
         return digits
 
+    async def say(self, kind: SayKind, value: str, *, interrupt_digits: str = "") -> str:
+        if value == "":
+            return ""
+        if kind == "digits":
+            if not _SAY_DIGITS.fullmatch(value):
+                raise CommandFailed(f"cannot say {value!r} as digits")
+            verb, args = "SAY DIGITS", [value, interrupt_digits]
+        elif kind == "number":
+            if not _SAY_NUMBER.fullmatch(value):
+                raise CommandFailed(f"cannot say {value!r} as a number")
+            verb, args = "SAY NUMBER", [value, interrupt_digits]
+        else:
+            epoch, fmt = _say_datetime(kind, value)
+            verb, args = "SAY DATETIME", [str(epoch), interrupt_digits, fmt, "UTC"]
+        self._moh = False
+        result = await self._command(verb, *args, limit=self._long(0.0))
+        code = result.int_result
+        if code is None or code == 0:
+            return ""
+        if code > 0:
+            return chr(code)
+        raise self._caller_gone(f"hung up during {verb}")
+
+    async def record(
+        self,
+        path: str,
+        *,
+        max_seconds: float,
+        beep: bool = True,
+        silence_seconds: float = 5.0,
+        end_digits: str = "#",
+        file_format: str = "wav",
+    ) -> RecordResult:
+        if not _RECORD_FORMAT.fullmatch(file_format) or not path or any(c.isspace() for c in path):
+            raise CommandFailed(f"cannot record into {path!r} as {file_format!r}")
+        # RECORD FILE <file> <format> <escape digits> <timeout ms> [BEEP] [s=<silence s>]
+        args = [path, file_format, end_digits, str(max(1, int(max_seconds * 1000)))]
+        if beep:
+            args.append("BEEP")
+        if silence_seconds > 0:
+            args.append(f"s={max(1, math.ceil(silence_seconds))}")
+        self._moh = False
+        result = await self._command("RECORD FILE", *args, limit=self._long(max_seconds))
+        reason = (result.value or "").lower()
+        endpos = result.data.get("endpos", "0")
+        seconds = int(endpos) / SAMPLE_RATE if endpos.isdigit() else 0.0
+        full = f"{path}.{file_format}"
+        code = result.int_result
+        if reason == "dtmf" and code is not None and code > 0:
+            return RecordResult(full, seconds, "dtmf", chr(code))
+        if reason == "hangup" or (code == -1 and self.hung_up):
+            self._local_hangup = True
+            return RecordResult(full, seconds, "hangup")
+        if reason == "timeout":
+            return RecordResult(full, seconds, "timeout")
+        self._log.warning("record_failed", path=full, reason=reason, result=result.result)
+        return RecordResult(full, 0.0, "error")
+
+    async def set_language(self, language: str) -> None:
+        if not _LANGUAGE.fullmatch(language):
+            raise CommandFailed(f"invalid language {language!r}")
+        await self._command("SET VARIABLE", "CHANNEL(language)", language)
+
     async def start_hold_music(self, music_class: str = "default") -> None:
         if not _MOH_CLASS.fullmatch(music_class):
             raise CommandFailed(f"invalid music class {music_class!r}")
@@ -908,3 +980,21 @@ def _check_device(device: str) -> None:
 def _no_such_channel(exc: ActionFailed) -> bool:
     message = str(exc).lower()
     return "no such channel" in message or "does not exist" in message
+
+
+def _say_datetime(kind: SayKind, value: str) -> tuple[int, str]:
+    """(seconds since the epoch, SAY DATETIME format) for a ``date`` or ``time`` value.
+
+    The moment is built in UTC and said with the UTC zone, so the wall-clock value the
+    caller hears is exactly ``value``.
+    """
+    try:
+        if kind == "date":
+            day = date.fromisoformat(value.strip())
+            moment = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+            return int(moment.timestamp()), "ABdY"
+        hours, _, minutes = value.strip().partition(":")
+        clock = datetime(1970, 1, 2, int(hours), int(minutes or 0), tzinfo=UTC)
+    except ValueError:
+        raise CommandFailed(f"cannot say {value!r} as a {kind}") from None
+    return int(clock.timestamp()), "IMp"

@@ -1,0 +1,539 @@
+"""Call throughput: whole calls IVR -> queue -> agent through the daemon, at rising rates.
+
+    .venv/bin/python benchmarks/call_throughput.py [--quick] [--rates 50,100,200,300] [--profile]
+
+The demo Asterisk runs in a SEPARATE PROCESS (``pbx_side.py demo``) and offers R new calls/s
+for ``--seconds`` per stage; the daemon (``callcenter.daemon.Daemon``: driver, switchboard,
+router, CDR recorder with its SQLite writer thread) runs in this process, built as
+``callcenter run`` builds it, logging at ``warning``. Each call: the menu prompt plays
+(``--prompt-seconds``), the caller presses 1, the call joins the ``sales`` queue with music on
+hold, an agent phone answers after ``--answer-after`` s and hangs up after ``--talk`` s, the
+daemon reads DIALSTATUS etc. and hangs up, and the CDR is written (8 AGI commands and ~45 AMI
+events per call). There are enough agents (400) that no caller waits for a free one: with
+fewer, a short hiccup at 300 calls/s holds agents longer, the pool runs dry and calls pile up.
+
+Per stage and transport:
+
+* launched/s: calls the PBX process started; completed/s: CallEnded events in the daemon
+  during the stage's launch window (the first second skipped as ramp-up);
+* daemon p50/p99: the daemon's own time from a PBX event coming off the socket (result line,
+  AsyncAGIExec, environment) to the next AGI command written (``probes.py``);
+* CPU ms/call: this process's CPU time (user + system, all threads) over the stage and its
+  drain / calls ended; "other threads" is the part not on the event loop's thread (the CDR
+  writer's SQLite work);
+* setup p50/p99: PBX side, from the call's start to the caller being bridged;
+* PBX CPU %: the demo PBX process's CPU over the stage (100 = one core).
+
+An extra stage repeats the first rate with structlog at ``info`` (JSON to a counting sink)
+to show what per-call info logging costs. Memory: ``--hold`` calls are held bridged at once
+and the RSS growth and the Python heap (tracemalloc) per active call are measured.
+``--profile`` samples the daemon's stacks during the top stage (``stack_sampler.py``).
+What-ifs that are not the shipped defaults: ``--ami-events call`` (the config's
+``pbx.ami.events``) and ``--loop uvloop`` (needs uvloop importable and ``python -O``: the
+FastAGI server asserts the transport is an ``asyncio.Transport``, which uvloop's is not).
+
+The machine has 2 cores and the demo PBX, which does about as much work per call as the
+daemon, runs on the other one: at the top rates both processes compete for the 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import math
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import structlog
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pbx_side import PBXProcess
+from probes import AGIProbe
+from report import Table, machine, ms, percentile, rss_bytes
+from stack_sampler import StackSampler
+
+from callcenter.config import load_config
+from callcenter.daemon import Daemon
+from callcenter.events import AgentConnected, CallEnded, EngineEvent
+from callcenter.log import configure_logging
+from callcenter.testing import BASE_CONFIG, DEMO_SECRET
+
+TARGET_RATE = 300
+TARGET_P99 = 0.005
+TARGET_CPU = 0.001
+
+
+def bench_config(
+    ami_port: int, transport: str, agents: list[str], cdr_path: str, ami_events: str | None
+) -> dict[str, Any]:
+    """A daemon config: 800 -> menu (1 -> sales) -> queue ``sales`` served by ``agents``."""
+    ami = {**BASE_CONFIG["pbx"]["ami"], "port": ami_port, "keepalive_interval": 10.0}
+    if ami_events is not None:
+        ami["events"] = ami_events
+    return {
+        "pbx": {
+            "type": "asterisk",
+            "ami": ami,
+            "agi": {"transport": transport, "listen_host": "127.0.0.1", "listen_port": 0},
+        },
+        "api": {"host": "127.0.0.1", "port": 0},
+        "logging": {"level": "warning", "format": "json"},
+        "records": {"cdr_path": cdr_path},
+        "routes": {"800": {"flow": "main"}, "default": {"flow": "main"}},
+        "flows": {
+            "main": {
+                "start": "welcome",
+                "nodes": {
+                    "welcome": {
+                        "kind": "menu",
+                        "prompt": "welcome-menu",
+                        "choices": {"1": "sales"},
+                        "timeout": 2.0,
+                        "retries": 1,
+                        "default": "sales",
+                    },
+                    "sales": {"kind": "queue", "queue": "sales"},
+                },
+            }
+        },
+        "queues": {"sales": {"agents": agents, "ring_timeout": 5, "max_wait": 30}},
+        "agents": {
+            agent: {"name": f"Agent {agent}", "device": f"PJSIP/{agent}", "logged_in": True}
+            for agent in agents
+        },
+    }
+
+
+class LineCounter:
+    """A write-only text stream that counts lines (the log sink of the ``info`` stage)."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+
+    def write(self, text: str) -> int:
+        self.lines += text.count("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def info_line_cost(lines: int = 5000) -> float:
+    """Seconds one typical per-call info line costs with the production JSON renderer."""
+    sink = LineCounter()
+    configure_logging("info", "json", stream=sink)  # type: ignore[arg-type]
+    try:
+        log = structlog.get_logger("callcenter.switchboard").bind(
+            call_id="1795337924.1234", channel="PJSIP/5550100-0000abcd", route="inbound"
+        )
+        start = time.process_time()
+        for n in range(lines):
+            log.info("queue_joined", queue="sales", position=n)
+        return (time.process_time() - start) / lines
+    finally:
+        configure_logging("warning", "json")
+
+
+def thread_cpu() -> tuple[float, float]:
+    """CPU seconds of (the event loop's thread, every other thread) of this process."""
+    main_id = threading.main_thread().native_id
+    main = other = 0.0
+    for thread in psutil.Process().threads():
+        if thread.id == main_id:
+            main += thread.user_time + thread.system_time
+        else:
+            other += thread.user_time + thread.system_time
+    return main, other
+
+
+@dataclass
+class Stage:
+    rate: float
+    label: str
+    start: float = 0.0
+    launched_at: float = 0.0
+    end: float = 0.0
+    cpu: float = 0.0
+    other_cpu: float = 0.0
+    log_lines: int = 0
+    pbx: dict[str, Any] = field(default_factory=dict)
+    gaps: list[float] = field(default_factory=list)
+    by_trigger: dict[str, list[float]] = field(default_factory=dict)
+    completed_per_s: float = 0.0
+    ended: int = 0
+    peak_active: int = 0
+
+
+@dataclass
+class Memory:
+    held: int = 0
+    rss_per_call: float = float("nan")
+    heap_per_call: float = float("nan")
+
+
+@dataclass
+class Watch:
+    """What this process sees while the PBX process ramps."""
+
+    ended: list[float] = field(default_factory=list)
+    active: list[tuple[float, int]] = field(default_factory=list)
+
+    def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, CallEnded):
+            self.ended.append(time.perf_counter())
+
+
+async def sample_active(daemon: Daemon, watch: Watch, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        watch.active.append((time.perf_counter(), len(daemon.switchboard.active)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.1)
+
+
+def on_call(daemon: Daemon) -> int:
+    return sum(1 for a in daemon.router.agents.values() if str(a.state) == "on_call")
+
+
+async def hold(
+    daemon: Daemon, pbx: PBXProcess, agents: list[str], count: int, seconds: float, heap: bool
+) -> tuple[int, float]:
+    """Hold ``count`` calls bridged at once; (calls held, bytes per call: heap or RSS)."""
+    await pbx.request(
+        {
+            "cmd": "phones",
+            "devices": [f"PJSIP/{a}" for a in agents],
+            "answer_after": 0.01,
+            "hangup_after": seconds,
+        }
+    )
+    gc.collect()
+    base = rss_bytes()
+    if heap:
+        tracemalloc.start()
+    try:
+        pbx.send(
+            {
+                "cmd": "concurrent",
+                "calls": count,
+                "concurrency": count,
+                "script": "ivr",
+                "call_timeout": seconds + 30,
+            }
+        )
+        all_connected = asyncio.Event()
+        connected = [0]
+
+        def on_event(event: EngineEvent) -> None:
+            if isinstance(event, AgentConnected):
+                connected[0] += 1
+                if connected[0] >= count:
+                    all_connected.set()
+
+        daemon.bus.subscribe(on_event)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_connected.wait(), seconds)
+        finally:
+            daemon.bus.unsubscribe(on_event)
+        held = on_call(daemon)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] if heap else rss_bytes() - base
+    finally:
+        if heap:
+            tracemalloc.stop()
+    await pbx.receive(timeout=seconds + 60)
+    return held, grown / max(1, held)
+
+
+async def run_transport(
+    transport: str, stages: list[tuple[float, str]], args: argparse.Namespace, probe: AGIProbe
+) -> tuple[list[Stage], Memory, str]:
+    """Run the ramp and the memory hold for one transport."""
+    agents = [str(7000 + i) for i in range(args.agents)]
+    pbx = PBXProcess(
+        "demo",
+        "--agi",
+        "fastagi" if transport == "fastagi" else "async",
+        "--prompt-seconds",
+        str(args.prompt_seconds),
+    )
+    await pbx.start()
+    profile = StackSampler() if args.profile else None
+    profile_stage = args.profile_stage
+    result = [Stage(rate, label) for rate, label in stages]
+    memory = Memory()
+    watch = Watch()
+    sink = LineCounter()
+    with tempfile.TemporaryDirectory(prefix="cc-bench-") as tmp:
+        path = Path(tmp) / "callcenter.yaml"
+        settings = bench_config(
+            pbx.ready["ami_port"], transport, agents, "cdr.sqlite3", args.ami_events
+        )
+        path.write_text(yaml.safe_dump(settings, sort_keys=False))
+        environ = {"CALLCENTER_AMI_SECRET": DEMO_SECRET}
+        daemon = Daemon(load_config(path, environ=environ), config_path=path, environ=environ)
+        await daemon.start()
+        daemon.bus.subscribe(watch.on_event)
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample_active(daemon, watch, stop))
+        try:
+            if transport == "fastagi":
+                await pbx.request({"cmd": "agi_url", "url": f"agi://127.0.0.1:{daemon.agi_port}"})
+            phones = {
+                "cmd": "phones",
+                "devices": [f"PJSIP/{a}" for a in agents],
+                "answer_after": args.answer_after,
+                "hangup_after": args.talk,
+            }
+            await pbx.request(phones)
+            # Warm up (imports, caches, the first SQLite writes) before measuring.
+            warm = {"cmd": "concurrent", "calls": 10 if args.quick else 20, "concurrency": 5}
+            await pbx.request({**warm, "script": "ivr"})
+            await asyncio.sleep(0.3)
+            # Memory first, while the heap has no slack left by the ramp's peaks.
+            if args.hold and not args.quick:
+                memory.held, memory.rss_per_call = await hold(
+                    daemon, pbx, agents, args.hold, args.hold_seconds, heap=False
+                )
+            if args.hold:
+                memory.held, memory.heap_per_call = await hold(
+                    daemon, pbx, agents, args.hold, args.hold_seconds, heap=True
+                )
+                await pbx.request(phones)
+            probe.clear()
+            pbx.send(
+                {
+                    "cmd": "ramp",
+                    "stages": [[rate, args.seconds] for rate, _ in stages],
+                    "script": "ivr",
+                    "drain": args.drain,
+                    "call_timeout": 10,
+                }
+            )
+            while True:
+                message = await pbx.receive(timeout=args.seconds + args.drain + 60)
+                event = message.get("event")
+                if event == "ramp_done":
+                    break
+                index = message["stage"]
+                stage = result[index]
+                now = time.perf_counter()
+                if event == "stage_start":
+                    if stage.label == "info":
+                        configure_logging("info", "json", stream=sink)  # type: ignore[arg-type]
+                    if profile is not None and index == profile_stage:
+                        profile.start()
+                    stage.start = now
+                    stage.cpu, stage.other_cpu = time.process_time(), thread_cpu()[1]
+                elif event == "stage_launched":
+                    stage.launched_at = now
+                elif event == "stage_end":
+                    stage.end = now
+                    stage.cpu = time.process_time() - stage.cpu
+                    stage.other_cpu = thread_cpu()[1] - stage.other_cpu
+                    stage.pbx = message
+                    if profile is not None and index == profile_stage:
+                        profile.stop()
+                    if stage.label == "info":
+                        configure_logging("warning", "json")
+                        stage.log_lines = sink.lines
+        finally:
+            stop.set()
+            await sampler
+            await daemon.stop()
+            await pbx.stop()
+    for stage in result:
+        for sample in probe.gaps:
+            if stage.start <= sample.at < stage.end:
+                stage.gaps.append(sample.seconds)
+                stage.by_trigger.setdefault(sample.label, []).append(sample.seconds)
+        first, last = stage.start + 1.0, stage.launched_at
+        done = [t for t in watch.ended if first <= t < last]
+        stage.completed_per_s = len(done) / max(1e-9, last - first)
+        stage.ended = sum(1 for t in watch.ended if stage.start <= t <= stage.end)
+        during = [n for t, n in watch.active if stage.start <= t <= stage.end]
+        stage.peak_active = max(during, default=0)
+    return result, memory, profile.report(args.top) if profile is not None else ""
+
+
+def add_rows(table: Table, stages: list[Stage], args: argparse.Namespace, line_cost: float) -> None:
+    for stage in stages:
+        info = stage.pbx
+        ended = max(1, stage.ended)
+        launched = info["launched"] / max(info["launch_seconds"], args.seconds)
+        label = stage.label
+        if stage.log_lines:
+            lines = stage.log_lines / ended
+            label += f" ({lines:.1f} lines/call x {line_cost * 1e6:.0f} us)"
+        table.add(
+            f"{stage.rate:g}",
+            label,
+            f"{launched:.0f}",
+            f"{stage.completed_per_s:.0f}",
+            info["ok"],
+            info["failed"],
+            stage.peak_active,
+            ms(percentile(stage.gaps, 50)),
+            ms(percentile(stage.gaps, 99)),
+            f"{stage.cpu / ended * 1000:.2f}",
+            f"{stage.other_cpu / ended * 1000:.2f}",
+            ms(info["setup_p50"] or float("nan"), 1),
+            ms(info["setup_p99"] or float("nan"), 1),
+            f"{info['cpu'] / info['seconds'] * 100:.0f}",
+        )
+
+
+async def main(args: argparse.Namespace) -> None:
+    line_cost = info_line_cost()
+    probe = AGIProbe()
+    probe.install()
+    rates = [float(r) for r in args.rates.split(",")]
+    stages = [(rate, "warning") for rate in rates]
+    if args.info_row:
+        stages.append((rates[0], "info"))
+    print(f"# Call throughput ({machine()})")
+    variant = [f"AMI events {args.ami_events!r}" if args.ami_events else "", args.loop]
+    if any(v for v in variant if v != "asyncio"):
+        print(f"VARIANT: {', '.join(v for v in variant if v)}")
+    print(
+        f"stages of {args.seconds:g} s at {', '.join(f'{r:g}' for r in rates)} calls/s; "
+        f"{args.agents} agents answering after {args.answer_after:g} s, talking {args.talk:g} s; "
+        f"prompts {args.prompt_seconds:g} s. Demo PBX in its own process; 2 cores shared."
+    )
+    memory_table = Table(
+        "Memory per active call (calls held bridged at once)",
+        ["transport", "calls held", "RSS growth KB/call", "Python heap KB/call (tracemalloc)"],
+    )
+    for transport in args.transports.split(","):
+        result, memory, profile_text = await run_transport(transport, stages, args, probe)
+        name = "FastAGI" if transport == "fastagi" else "AsyncAGI"
+        table = Table(
+            f"{name}: calls through IVR -> queue -> agent",
+            [
+                "offered/s",
+                "log level",
+                "launched/s",
+                "completed/s",
+                "ok",
+                "failed",
+                "peak active",
+                "daemon p50 ms",
+                "daemon p99 ms",
+                "CPU ms/call",
+                "of which other threads",
+                "setup p50 ms",
+                "setup p99 ms",
+                "PBX CPU %",
+            ],
+        )
+        add_rows(table, result, args, line_cost)
+        table.notes = list(NOTES)
+        top = max((s for s in result if s.label == "warning"), key=lambda s: s.rate)
+        worst = sorted(top.by_trigger.items(), key=lambda kv: -percentile(kv[1], 99))[:4]
+        table.notes.append(
+            f"daemon p99 by trigger at {top.rate:g}/s: "
+            + ", ".join(f"{k} {ms(percentile(v, 99))} ms (n={len(v)})" for k, v in worst)
+            + f"; {len(top.by_trigger)} kinds, {len(top.gaps) / max(1, top.ended):.1f} "
+            "commands per call."
+        )
+        for stage in result:
+            if stage.log_lines:
+                base = next(s for s in result if s.label == "warning" and s.rate == stage.rate)
+                lines = stage.log_lines / max(1, stage.ended)
+                table.notes.append(
+                    f"info logging: {lines:.1f} lines per call at {line_cost * 1e6:.0f} us CPU "
+                    f"each (JSON renderer, measured apart) = {lines * line_cost * 1e3:.2f} ms per "
+                    f"call; the info stage measured {stage.cpu / max(1, stage.ended) * 1e3:.2f} "
+                    f"vs {base.cpu / max(1, base.ended) * 1e3:.2f} ms at warning (stages vary "
+                    "by ~10% run to run)."
+                )
+        table.print()
+        if args.hold:
+            memory_table.add(
+                name,
+                memory.held,
+                "-" if math.isnan(memory.rss_per_call) else f"{memory.rss_per_call / 1024:.1f}",
+                f"{memory.heap_per_call / 1024:.1f}",
+            )
+        if profile_text:
+            rate = stages[args.profile_stage][0]
+            print(f"\n### Where the daemon's CPU goes ({name}, {rate:g} calls/s)\n")
+            print("```")
+            print(profile_text)
+            print("```")
+    if args.hold:
+        memory_table.notes = [
+            "RSS growth: RSS with the calls held minus RSS just before (after gc); the Python "
+            "heap: bytes allocated since the calls started and still live (tracemalloc, a "
+            "separate round).",
+        ]
+        memory_table.print()
+
+
+NOTES = [
+    f"targets: {TARGET_RATE} calls/s, daemon p99 < {TARGET_P99 * 1000:g} ms, "
+    f"<= {TARGET_CPU * 1000:g} ms CPU per call.",
+    "daemon p50/p99: PBX event read off the socket -> next AGI command written, measured "
+    "inside the daemon process (no PBX time in it).",
+    "CPU ms/call: the daemon process's CPU (all threads) over the stage and its drain / calls "
+    "ended; 'other threads' = the CDR writer thread (SQLite, synchronous=FULL) and the like.",
+    "PBX CPU %: the demo PBX process (100 = one core). Near 100 the PBX, not the daemon, caps "
+    "the rate: the two processes share the machine's 2 cores.",
+]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (under ~20 s)")
+    parser.add_argument("--rates", default=None, help="calls/s per stage, e.g. 50,100,200,300")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per stage")
+    parser.add_argument("--drain", type=float, default=3.0, help="max wait for a stage's calls")
+    parser.add_argument("--transports", default="fastagi,asyncagi")
+    parser.add_argument("--agents", type=int, default=400)
+    parser.add_argument("--answer-after", type=float, default=0.01)
+    parser.add_argument("--talk", type=float, default=0.1)
+    parser.add_argument("--prompt-seconds", type=float, default=0.01)
+    parser.add_argument("--no-info-row", dest="info_row", action="store_false")
+    parser.add_argument("--ami-events", default=None, help="what-if: the config's ami.events")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--hold", type=int, default=None, help="calls held for the memory row")
+    parser.add_argument("--hold-seconds", type=float, default=None)
+    parser.add_argument("--profile", action="store_true", help="sample the daemon's stacks")
+    parser.add_argument("--profile-stage", type=int, default=None, help="stage to profile (0..)")
+    parser.add_argument("--top", type=int, default=20, help="profile lines to print")
+    args = parser.parse_args()
+    if args.rates is None:
+        args.rates = "100,300" if args.quick else "50,100,200,300"
+    if args.seconds is None:
+        args.seconds = 2.0 if args.quick else 8.0
+    if args.hold is None:
+        args.hold = 50 if args.quick else min(200, args.agents)
+    if args.profile_stage is None:
+        args.profile_stage = len(args.rates.split(",")) - 1
+    if args.hold_seconds is None:
+        args.hold_seconds = 1.0 if args.quick else 3.0
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.loop == "uvloop":
+        import uvloop  # a what-if only: not a dependency of the project
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(arguments))

@@ -1,0 +1,379 @@
+"""The ``api`` / ``bgapi`` commands of the demo FreeSWITCH (mod_commands, the part callcenter
+uses). Each returns the api/response body exactly as FreeSWITCH 1.10 words it: ``+OK\\n``,
+``-ERR No such channel!\\n``, ``uuid_getvar`` without a final newline, ``show channels`` CSV
+with its ``N total.`` line, ``{"row_count": 0}\\n`` ... (``shared/traces/freeswitch``).
+
+Supported: ``status``, ``version``, ``uptime``, ``show channels|calls [as json|count]``,
+``originate``, ``uuid_kill``, ``uuid_bridge``, ``uuid_transfer``, ``uuid_getvar``,
+``uuid_setvar``, ``uuid_exists``, ``uuid_break``, ``uuid_answer``, ``uuid_recv_dtmf``,
+``uuid_dump``, ``hupall``, ``global_getvar``, ``global_setvar``, ``log``, ``echo``.
+Anything else answers ``-ERR <cmd> Command not found!``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import structlog
+
+from callcenter.demopbx.fs_apps import execute, link, originate_legs
+from callcenter.demopbx.fs_channels import (
+    FREESWITCH_VERSION_LINE,
+    BridgeTo,
+    ChannelState,
+    FSChannel,
+    Transfer,
+    cause_name,
+    channel_row,
+    uptime_words,
+)
+from callcenter.demopbx.fs_esl import json_rows, plain_dump
+
+if TYPE_CHECKING:
+    from callcenter.demopbx.freeswitch import DemoFreeSwitch
+
+log = structlog.get_logger(__name__)
+
+ApiHandler = Callable[["DemoFreeSwitch", str], Awaitable[str]]
+
+NO_SUCH_CHANNEL = "-ERR No such channel!\n"
+
+
+async def api_status(pbx: DemoFreeSwitch, args: str) -> str:
+    """``status``."""
+    count = len(pbx.channels)
+    return (
+        f"UP {uptime_words(pbx.uptime)}\n"
+        "FreeSWITCH (Version 1.10.12-release git a88d069 2024-08-02 21:02:27Z 64bit) is ready\n"
+        f"{pbx.sessions_since_startup} session(s) since startup\n"
+        f"{count} session(s) - peak {pbx.peak_sessions}, last 5min {pbx.peak_sessions} \n"
+        "0 session(s) per Sec out of max 200, peak 0, last 5min 0 \n"
+        "1000 session(s) max\n"
+        "min idle cpu 0.00/98.47\n"
+        "Current Stack Size/Max 240K/8192K\n"
+    )
+
+
+async def api_version(pbx: DemoFreeSwitch, args: str) -> str:
+    """``version``."""
+    return FREESWITCH_VERSION_LINE + "\n"
+
+
+async def api_uptime(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uptime`` (seconds)."""
+    return f"{int(pbx.uptime)}\n"
+
+
+def _csv(rows: list[dict[str, str]], columns: list[str]) -> str:
+    lines = [",".join(columns)]
+    lines += [",".join(row.get(column, "") for column in columns) for row in rows]
+    return "\n".join(lines) + f"\n\n{len(rows)} total.\n"
+
+
+def _live(pbx: DemoFreeSwitch) -> list[FSChannel]:
+    return [c for c in pbx.channels.values() if not c.destroyed]
+
+
+async def api_show(pbx: DemoFreeSwitch, args: str) -> str:
+    """``show channels|calls [as json|count]``: every live channel (calls: a-legs only)."""
+    words = args.lower().split()
+    what = words[0] if words else ""
+    if what not in ("channels", "calls"):
+        return "-USAGE: show channels|calls [as json|count]\n"
+    chans = _live(pbx)
+    if what == "calls":
+        chans = [c for c in chans if c.call_uuid == c.uuid]
+    if "count" in words[1:]:
+        return f"\n{len(chans)} total.\n"
+    rows = [channel_row(c, pbx.hub.hostname) for c in chans]
+    if words[1:3] == ["as", "json"]:
+        return json_rows(rows)
+    if not rows:
+        return "\n0 total.\n"
+    return _csv(rows, list(rows[0]))
+
+
+def _channel(pbx: DemoFreeSwitch, uuid: str) -> FSChannel | None:
+    chan = pbx.channels.get(uuid)
+    return chan if chan is not None and not chan.destroyed else None
+
+
+async def api_uuid_kill(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_kill <uuid> [cause]``."""
+    words = args.split()
+    chan = _channel(pbx, words[0]) if words else None
+    if chan is None:
+        return NO_SUCH_CHANNEL
+    cause = (cause_name(words[1]) if len(words) > 1 else None) or "NORMAL_CLEARING"
+    chan.hangup(cause)
+    return "+OK\n"
+
+
+async def api_hupall(pbx: DemoFreeSwitch, args: str) -> str:
+    """``hupall [cause]``."""
+    cause = cause_name(args.split(maxsplit=1)[0]) if args.split() else None
+    cause = cause or "MANAGER_REQUEST"
+    for chan in _live(pbx):
+        chan.hangup(cause)
+    return f"+OK hangup all channels with cause {cause}\n"
+
+
+async def api_uuid_exists(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_exists <uuid>``: ``true`` / ``false`` (no newline)."""
+    return "true" if _channel(pbx, args.strip()) is not None else "false"
+
+
+async def api_uuid_getvar(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_getvar <uuid> <var>``: the value, no newline; ``_undef_`` when unset."""
+    words = args.split()
+    if len(words) < 2:
+        return "-USAGE: <uuid> <var>\n"
+    chan = _channel(pbx, words[0])
+    if chan is None:
+        return NO_SUCH_CHANNEL
+    value = chan.variables.get(words[1])
+    return value if value is not None else "_undef_"
+
+
+async def api_uuid_setvar(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_setvar <uuid> <var> [value]`` (no value: unset)."""
+    words = args.split(None, 2)
+    if len(words) < 2:
+        return "-USAGE: <uuid> <var> [value]\n"
+    chan = _channel(pbx, words[0])
+    if chan is None:
+        return NO_SUCH_CHANNEL
+    chan.set_var(words[1], words[2] if len(words) > 2 else None)
+    return "+OK\n"
+
+
+async def api_uuid_break(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_break <uuid> [all]``: stop the playback that runs (``all``: drop queued apps)."""
+    words = args.split()
+    chan = _channel(pbx, words[0]) if words else None
+    if chan is None:
+        return NO_SUCH_CHANNEL
+    chan.request_break(flush=len(words) > 1 and words[1].lower() == "all")
+    return "+OK\n"
+
+
+async def api_uuid_answer(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_answer <uuid>``."""
+    chan = _channel(pbx, args.strip())
+    if chan is None:
+        return NO_SUCH_CHANNEL
+    chan.mark_answered()
+    return "+OK\n"
+
+
+async def api_uuid_recv_dtmf(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_recv_dtmf <uuid> <digits>``: as if the phone pressed them."""
+    words = args.split()
+    chan = _channel(pbx, words[0]) if words else None
+    if chan is None or len(words) < 2:
+        return NO_SUCH_CHANNEL
+    for digit in words[1]:
+        chan.deliver_digit(digit)
+    return f"+OK {chan.uuid} received DTMF {words[1]}.\n"
+
+
+async def api_uuid_dump(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_dump <uuid> [json]``: the channel as a CHANNEL_DATA event."""
+    words = args.split()
+    chan = _channel(pbx, words[0]) if words else None
+    if chan is None:
+        return NO_SUCH_CHANNEL
+    site = ("mod_commands.c", "uuid_dump_function", "6468")
+    event = chan.build("CHANNEL_DATA", site=site)
+    if len(words) > 1 and words[1].lower() == "json":
+        return json.dumps(dict(event.headers), ensure_ascii=False)
+    return plain_dump(event.headers)
+
+
+async def api_uuid_bridge(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_bridge <uuid> <other uuid>``: both leave what they run and are bridged; when
+    one leg goes, the other hangs up unless ``park_after_bridge`` is true (trace c)."""
+    words = args.split()
+    if len(words) < 2:
+        return "-USAGE: <uuid> <other_uuid>\n"
+    a, b = _channel(pbx, words[0]), _channel(pbx, words[1])
+    if a is None or b is None or a is b or a.hungup or b.hungup:
+        return "-ERR Invalid uuid\n"
+    bridge = link(a, b, "uuid_bridge")
+    a.request_redirect(BridgeTo(b, bridge))
+    b.request_redirect(BridgeTo(a, bridge))
+    return f"+OK {b.uuid}\n"
+
+
+async def api_uuid_transfer(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_transfer <uuid> [-bleg|-both] <destination> [dialplan] [context]``."""
+    words = args.split()
+    chan = _channel(pbx, words[0]) if words else None
+    if chan is None:
+        return NO_SUCH_CHANNEL
+    words = words[1:]
+    which = "a"
+    if words and words[0] in ("-bleg", "-both"):
+        which = words.pop(0)[1:]
+    if not words:
+        return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+    transfer = Transfer(
+        words[0], words[1] if len(words) > 1 else "XML", words[2] if len(words) > 2 else "default"
+    )
+    targets = []
+    if which in ("a", "both"):
+        targets.append(chan)
+    if which in ("bleg", "both") and chan.bridge is not None:
+        targets.append(chan.bridge.b if chan.bridge.a is chan else chan.bridge.a)
+    for target in targets:
+        target.request_redirect(transfer)
+    return "+OK\n"
+
+
+def _split_originate(args: str) -> list[str]:
+    """Words of an originate command: spaces inside ``{}``, ``[]``, ``()`` or quotes
+    do not split."""
+    words: list[str] = []
+    current: list[str] = []
+    depth = 0
+    quote = ""
+    for char in args:
+        if quote:
+            if char == quote:
+                quote = ""
+            else:
+                current.append(char)
+            continue
+        if char in "'\"" and depth == 0:
+            quote = char
+            continue
+        if char in "{[(":
+            depth += 1
+        elif char in "}])":
+            depth = max(depth - 1, 0)
+        if char == " " and depth == 0:
+            if current:
+                words.append("".join(current))
+                current = []
+            continue
+        current.append(char)
+    if current:
+        words.append("".join(current))
+    return words
+
+
+async def api_originate(pbx: DemoFreeSwitch, args: str) -> str:
+    """``originate <dial string> <exten>|&<app>(<args>) [dialplan] [context] [cid_name]
+    [cid_num] [timeout]``: ``+OK <uuid>`` once answered, else ``-ERR <CAUSE>``.
+
+    The timeout comes from ``originate_timeout`` / ``leg_timeout`` / ``call_timeout`` in the
+    dial string, else the ``timeout`` word, else 60 s; then the leg hangs up ``NO_ANSWER``.
+    """
+    words = _split_originate(args)
+    if len(words) < 2:
+        return (
+            "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] "
+            "[<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
+        )
+    dialstring, where = words[0], words[1]
+    context = words[3] if len(words) > 3 else "default"
+    cid_name = words[4] if len(words) > 4 else "FreeSWITCH"
+    cid_num = words[5] if len(words) > 5 else "0000000000"
+    try:
+        timeout = float(words[6]) if len(words) > 6 else 60.0
+    except ValueError:
+        timeout = 60.0
+    leg, cause = await originate_legs(
+        pbx, None, dialstring, timeout=timeout, caller_id=(cid_num, cid_name)
+    )
+    if leg is None:
+        return f"-ERR {cause}\n"
+    if where.startswith("&"):
+        app, _, rest = where[1:].partition("(")
+        app_arg = rest[:-1] if rest.endswith(")") else rest
+        if not rest and " " in app:
+            app, _, app_arg = app.partition(" ")
+        app_name = app.strip()
+
+        async def run_app() -> None:
+            leg.set_state(ChannelState.CS_EXECUTE)
+            await execute(pbx, leg, app_name, app_arg)
+
+        leg.pending_program = run_app
+    else:
+        destination = where
+
+        async def run_exten() -> None:
+            leg.hit_dialplan = True
+            leg.set_transfer(destination, context)
+            await pbx.route(leg, destination, context)
+
+        leg.pending_program = run_exten
+    leg.notify()
+    return f"+OK {leg.uuid}\n"
+
+
+async def api_global_getvar(pbx: DemoFreeSwitch, args: str) -> str:
+    """``global_getvar <name>``."""
+    return pbx.global_vars.get(args.strip(), "")
+
+
+async def api_global_setvar(pbx: DemoFreeSwitch, args: str) -> str:
+    """``global_setvar <name>=<value>``."""
+    name, _, value = args.partition("=")
+    pbx.global_vars[name.strip()] = value.strip()
+    return "+OK\n"
+
+
+async def api_log(pbx: DemoFreeSwitch, args: str) -> str:
+    """``log <level> <text>``."""
+    level, _, text = args.partition(" ")
+    log.info("demofs_api_log", level=level, text=text)
+    return "+OK\n"
+
+
+async def api_echo(pbx: DemoFreeSwitch, args: str) -> str:
+    """``echo <text>``."""
+    return args
+
+
+API_COMMANDS: dict[str, ApiHandler] = {
+    "echo": api_echo,
+    "global_getvar": api_global_getvar,
+    "global_setvar": api_global_setvar,
+    "hupall": api_hupall,
+    "log": api_log,
+    "originate": api_originate,
+    "show": api_show,
+    "status": api_status,
+    "uptime": api_uptime,
+    "uuid_answer": api_uuid_answer,
+    "uuid_break": api_uuid_break,
+    "uuid_bridge": api_uuid_bridge,
+    "uuid_dump": api_uuid_dump,
+    "uuid_exists": api_uuid_exists,
+    "uuid_getvar": api_uuid_getvar,
+    "uuid_kill": api_uuid_kill,
+    "uuid_recv_dtmf": api_uuid_recv_dtmf,
+    "uuid_setvar": api_uuid_setvar,
+    "uuid_transfer": api_uuid_transfer,
+    "version": api_version,
+}
+
+
+async def run_api(pbx: DemoFreeSwitch, command: str, args: str) -> str:
+    """Run one api command; fires the API event first, as ``switch_api_execute`` does."""
+    specific = [("API-Command", command)]
+    if args:
+        specific.append(("API-Command-Argument", args))
+    pbx.hub.fire("API", specific)
+    handler = API_COMMANDS.get(command.lower())
+    if handler is None:
+        return f"-ERR {command} Command not found!\n"
+    started = time.monotonic()
+    result = await handler(pbx, args)
+    log.debug("demofs_api", command=command, seconds=round(time.monotonic() - started, 3))
+    return result

@@ -1,0 +1,780 @@
+"""Dialplan applications of the demo FreeSWITCH, and ringing/bridging of agent phones.
+
+Each application is ``async def app(pbx, channel, arg) -> None`` and reports its result the
+way FreeSWITCH does: in the ``current_application_response`` variable, which becomes the
+``Application-Response`` of CHANNEL_EXECUTE_COMPLETE (``_none_`` when unset).
+:func:`execute` wraps one run in CHANNEL_EXECUTE / CHANNEL_EXECUTE_COMPLETE; :func:`park_loop`
+is ``park`` (and the ``socket`` application's wait): it runs the applications queued with
+``sendmsg`` until the channel hangs up or is redirected.
+
+Behaviour copied from FreeSWITCH 1.10 (see ``shared/traces/freeswitch``):
+
+* ``playback`` stops early on a digit in ``playback_terminators`` (default ``*``; other digits
+  are eaten), answers ``FILE PLAYED``; when the caller hangs up mid-file PLAYBACK_STOP still
+  says ``Playback-Status: done`` and the response is ``PLAYBACK ERROR`` (trace h).
+* ``play_and_get_digits`` / ``read`` set the variable, ``read_result`` and
+  ``read_terminator_used``; their response is ``_none_`` (trace b).
+* ``bridge`` rings the dial string's phones (``call_timeout``, default 60 s). If ringing fails
+  the caller is hung up with the failure cause (``NO_ANSWER``, ``USER_BUSY`` ...) unless
+  ``continue_on_fail`` is true or lists that cause; ``originate_disposition``, ``DIALSTATUS``
+  and ``originate_failed_cause`` tell what happened. After the bridge the caller carries on
+  (next application / park loop) unless ``hangup_after_bridge`` is true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import structlog
+
+from callcenter.demopbx.fs_channels import (
+    ChannelState,
+    FSBridge,
+    FSChannel,
+    Transfer,
+    cause_name,
+    now_us,
+    prompt_name,
+    wait_change,
+    wait_events,
+)
+
+if TYPE_CHECKING:
+    from callcenter.demopbx.freeswitch import DemoFreeSwitch
+    from callcenter.demopbx.fs_phones import AgentPhone
+
+log = structlog.get_logger(__name__)
+
+Application = Callable[["DemoFreeSwitch", FSChannel, str], Awaitable[None]]
+
+#: DIALSTATUS FreeSWITCH sets for a failed originate, by cause.
+_DIALSTATUS = {
+    "SUCCESS": "SUCCESS",
+    "USER_BUSY": "BUSY",
+    "CALL_REJECTED": "BUSY",
+    "NO_ANSWER": "NOANSWER",
+    "NO_USER_RESPONSE": "NOANSWER",
+    "ORIGINATOR_CANCEL": "CANCEL",
+    "NORMAL_CIRCUIT_CONGESTION": "CONGESTION",
+    "SWITCH_CONGESTION": "CONGESTION",
+}
+
+MEDIA_SCHEMES = ("local_stream://", "silence_stream://", "tone_stream://")
+
+
+# --------------------------------------------------------------------------- running apps
+
+
+async def execute(
+    pbx: DemoFreeSwitch,
+    chan: FSChannel,
+    app: str,
+    arg: str,
+    *,
+    app_uuid: str | None = None,
+    loops: int = 1,
+) -> None:
+    """Run ``app`` on ``chan`` between CHANNEL_EXECUTE and CHANNEL_EXECUTE_COMPLETE
+    (``Application-UUID`` = ``app_uuid``, the sendmsg ``Event-UUID``, or a new one).
+
+    An unknown application hangs the channel up with ``DESTINATION_OUT_OF_ORDER`` and fires
+    nothing, as FreeSWITCH does ("Invalid Application").
+    """
+    func = APPLICATIONS.get(app.lower())
+    if func is None:
+        log.warning("demofs_invalid_application", channel=chan.name, app=app)
+        chan.hangup("DESTINATION_OUT_OF_ORDER")
+        return
+    app_uuid = app_uuid or str(uuidlib.uuid4())
+    for _ in range(max(loops, 1)):
+        if chan.hungup:
+            return
+        data = chan.expand(arg)
+        chan.set_var("current_application", app)
+        chan.set_var("current_application_data", data)
+        chan.set_var("current_application_response", None)
+        described = [("Application", app), *([("Application-Data", data)] if data else [])]
+        chan.fire("CHANNEL_EXECUTE", post=[*described, ("Application-UUID", app_uuid)])
+        await func(pbx, chan, data)
+        response = chan.var("current_application_response") or "_none_"
+        chan.fire(
+            "CHANNEL_EXECUTE_COMPLETE",
+            post=[*described, ("Application-Response", response), ("Application-UUID", app_uuid)],
+        )
+
+
+async def run_queued(pbx: DemoFreeSwitch, chan: FSChannel) -> None:
+    """Run the applications queued with ``sendmsg`` until none is left or the channel stops."""
+    while chan.inbox and not chan.stopped:
+        item = chan.inbox.popleft()
+        await execute(pbx, chan, item.app, item.arg, app_uuid=item.event_uuid, loops=item.loops)
+
+
+async def park_loop(
+    pbx: DemoFreeSwitch, chan: FSChannel, *, stop: Callable[[], bool] | None = None
+) -> None:
+    """``park``: CHANNEL_PARK, then run queued applications until the channel hangs up, is
+    redirected or ``stop()`` holds; CHANNEL_UNPARK at the end."""
+    if chan.parked:
+        return
+    chan.parked = True
+    chan.fire("CHANNEL_PARK")
+
+    def wake() -> bool:
+        return chan.stopped or bool(chan.inbox) or (stop is not None and stop())
+
+    try:
+        while True:
+            await chan.wait_until(wake, None)
+            if chan.stopped or (stop is not None and stop()):
+                break
+            await run_queued(pbx, chan)
+    finally:
+        chan.parked = False
+    chan.fire("CHANNEL_UNPARK")
+
+
+# --------------------------------------------------------------------------- media
+
+
+@dataclass(frozen=True, slots=True)
+class PlayOutcome:
+    """How a playback ended: ``done`` (played out), ``break`` (digit, uuid_break, redirect),
+    ``hangup`` (the caller hung up mid-file) or ``missing`` (no such file)."""
+
+    status: Literal["done", "break", "hangup", "missing"]
+    terminator: str = ""
+
+
+def _files(target: str) -> list[str]:
+    if target.startswith("file_string://"):
+        return [part for part in target[len("file_string://") :].split("!") if part]
+    return [target]
+
+
+async def play(
+    pbx: DemoFreeSwitch,
+    chan: FSChannel,
+    target: str,
+    *,
+    terminators: str = "",
+    any_digit_breaks: bool = False,
+) -> PlayOutcome:
+    """Play ``target`` (a file, ``file_string://a!b``, ``silence_stream://ms``,
+    ``tone_stream://...`` or ``local_stream://moh``, which plays until interrupted) with
+    PLAYBACK_START / PLAYBACK_STOP around it.
+
+    A digit in ``terminators`` stops it (and is eaten); with ``any_digit_breaks`` any digit
+    stops it and stays queued for the reader; other digits are eaten, as ``playback`` does.
+    """
+    files = _files(target)
+    if not files or any(pbx.prompt_duration(f) is None for f in files):
+        log.info("demofs_file_not_found", channel=chan.name, file=target)
+        return PlayOutcome("missing")
+    scheme = target.split("://", 1)[0] if "://" in target else ""
+    kind = [("Playback-File-Type", scheme)] if scheme else []
+    chan.fire("PLAYBACK_START", post=[*kind, ("Playback-File-Path", target)])
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    start_break = chan.break_count
+    status: Literal["done", "break", "hangup"] = "done"
+    terminator = ""
+    with chan.listening():
+        for file in files:
+            if file.startswith("local_stream://"):
+                chan.moh_starts += 1
+                chan.notify()
+            elif not file.startswith(MEDIA_SCHEMES):
+                chan.heard.append(prompt_name(file))
+                chan.heard_files.append(file)
+                chan.notify()
+            duration = pbx.prompt_duration(file)
+            deadline = (
+                None if duration is None or duration == float("inf") else (loop.time() + duration)
+            )
+            while True:
+
+                def wake() -> bool:
+                    return chan.stopped or chan.break_count != start_break or chan.has_digit
+
+                remaining = None if deadline is None else deadline - loop.time()
+                woke = await chan.wait_until(wake, remaining)
+                if chan.hungup:
+                    status = "hangup"
+                    break
+                if chan.redirect is not None or chan.break_count != start_break:
+                    status = "break"
+                    break
+                if chan.has_digit:
+                    if any_digit_breaks:
+                        status = "break"
+                        break
+                    digit = chan.take_digit() or ""
+                    if digit and digit in terminators:
+                        status, terminator = "break", digit
+                        break
+                    continue
+                if not woke:
+                    break  # this file played out
+            if status != "done":
+                break
+    elapsed = loop.time() - started
+    chan.set_var("playback_last_offset_pos", str(int(elapsed * 8000)))
+    chan.set_var("playback_seconds", str(int(elapsed)))
+    chan.set_var("playback_ms", str(int(elapsed * 1000)))
+    chan.set_var("playback_samples", str(int(elapsed * 8000)))
+    if terminator:
+        chan.set_var("playback_terminator_used", terminator)
+    # FreeSWITCH says "done" even when the caller hung up mid-file (trace h).
+    stop_status = "break" if status == "break" else "done"
+    chan.fire(
+        "PLAYBACK_STOP",
+        post=[*kind, ("Playback-File-Path", target), ("Playback-Status", stop_status)],
+    )
+    return PlayOutcome(status, terminator)
+
+
+def _playback_response(outcome: PlayOutcome) -> str:
+    if outcome.status == "missing":
+        return "FILE NOT FOUND"
+    return "PLAYBACK ERROR" if outcome.status == "hangup" else "FILE PLAYED"
+
+
+def _terminators(chan: FSChannel) -> str:
+    value = chan.var("playback_terminators", "*")
+    return "" if value.lower() == "none" else value
+
+
+async def collect_digits(
+    chan: FSChannel, max_digits: int, terminators: str, first_timeout: float, next_timeout: float
+) -> tuple[str, str]:
+    """Read up to ``max_digits`` digits (call inside ``chan.listening()``): stops at a
+    terminator (returned second, not part of the digits) or when a timeout passes."""
+    digits = ""
+    limit = first_timeout
+    while len(digits) < max_digits:
+        got = await chan.wait_until(lambda: chan.stopped or chan.has_digit, max(limit, 0.0))
+        if chan.stopped or not got:
+            break
+        digit = chan.take_digit() or ""
+        if digit and digit in terminators:
+            return digits, digit
+        digits += digit
+        limit = next_timeout
+    return digits, ""
+
+
+def _int(text: str, default: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def _valid(digits: str, regexp: str) -> bool:
+    if not regexp:
+        return True
+    try:
+        return re.search(regexp, digits) is not None
+    except re.error:
+        return False
+
+
+# --------------------------------------------------------------------------- applications
+
+
+async def app_answer(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``answer``: CHANNEL_ANSWER (no-op once answered)."""
+    chan.mark_answered()
+
+
+async def app_ring_ready(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``ring_ready``: tell the caller it rings (CHANNEL_PROGRESS)."""
+    chan.mark_ring_ready()
+
+
+async def app_hangup(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``hangup [cause]``."""
+    chan.hangup(cause_name(arg) or "NORMAL_CLEARING")
+
+
+async def app_set(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``set name=value`` (an empty value unsets)."""
+    name, _, value = arg.partition("=")
+    if name.strip():
+        chan.set_var(name.strip(), value)
+
+
+async def app_export(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``export [nolocal:]name=value``: also given to legs bridged later."""
+    name, _, value = arg.partition("=")
+    name = name.strip()
+    nolocal = name.startswith("nolocal:")
+    name = name.removeprefix("nolocal:")
+    if not name:
+        return
+    if not nolocal:
+        chan.set_var(name, value)
+    exported = [v for v in chan.var("export_vars").split(",") if v]
+    if name not in exported:
+        exported.append(name)
+    chan.set_var("export_vars", ",".join(exported))
+    if nolocal:
+        chan.set_var(f"nolocal:{name}", value)
+
+
+async def app_unset(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``unset name``."""
+    chan.set_var(arg.strip(), None)
+
+
+async def app_log(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``log [LEVEL] text``."""
+    level, _, text = arg.partition(" ")
+    log.info("demofs_dialplan_log", channel=chan.name, level=level, text=text)
+
+
+async def app_sleep(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``sleep <ms>``: wait (a hang-up, redirect or uuid_break ends it early)."""
+    start_break = chan.break_count
+    await chan.wait_until(
+        lambda: chan.stopped or chan.break_count != start_break, _int(arg, 0) / 1000
+    )
+
+
+async def app_park(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``park``: wait for ESL to tell the channel what to do (CHANNEL_PARK)."""
+    await park_loop(pbx, chan)
+
+
+async def app_transfer(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``transfer <destination> [dialplan] [context]``."""
+    parts = arg.split()
+    if not parts:
+        return
+    dialplan = parts[1] if len(parts) > 1 else "XML"
+    context = parts[2] if len(parts) > 2 else chan.context
+    chan.request_redirect(Transfer(parts[0], dialplan, context))
+
+
+async def app_playback(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``playback <file>``: FILE PLAYED / PLAYBACK ERROR / FILE NOT FOUND."""
+    outcome = await play(pbx, chan, arg.strip(), terminators=_terminators(chan))
+    chan.set_var("current_application_response", _playback_response(outcome))
+
+
+async def app_endless_playback(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``endless_playback <file>``: play it again and again until interrupted."""
+    while not chan.stopped:
+        outcome = await play(pbx, chan, arg.strip(), terminators=_terminators(chan))
+        if outcome.status != "done":
+            chan.set_var("current_application_response", _playback_response(outcome))
+            return
+    chan.set_var("current_application_response", "FILE PLAYED")
+
+
+async def app_play_and_get_digits(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``play_and_get_digits <min> <max> <tries> <timeout ms> <terminators> <file>
+    <invalid file> [<var> [<regexp> [<digit timeout ms> [<transfer on failure>]]]]``."""
+    parts = arg.split()
+    if len(parts) < 7:
+        log.warning("demofs_pagd_usage", channel=chan.name, arg=arg)
+        return
+    min_digits, max_digits = _int(parts[0], 1), _int(parts[1], 1)
+    tries, timeout_ms = max(_int(parts[2], 1), 1), _int(parts[3], 5000)
+    terminators = "" if parts[4].lower() == "none" else parts[4]
+    file, invalid = parts[5], parts[6]
+    var = parts[7] if len(parts) > 7 else ""
+    regexp = parts[8] if len(parts) > 8 else ""
+    digit_timeout_ms = _int(parts[9], timeout_ms) if len(parts) > 9 else timeout_ms
+    on_failure = parts[10:] if len(parts) > 10 else []
+    digits = ""
+    for attempt in range(tries):
+        with chan.listening():
+            await play(pbx, chan, file, any_digit_breaks=True)
+            if chan.stopped:
+                return
+            digits, terminator = await collect_digits(
+                chan, max_digits, terminators, timeout_ms / 1000, digit_timeout_ms / 1000
+            )
+        if chan.stopped:
+            return
+        if terminator:
+            chan.set_var("read_terminator_used", terminator)
+        if len(digits) >= min_digits and _valid(digits, regexp):
+            chan.set_var("read_result", "success")
+            if var:
+                chan.set_var(var, digits)
+            return
+        if attempt + 1 < tries and invalid and not invalid.startswith("silence_stream://"):
+            await play(pbx, chan, invalid, any_digit_breaks=True)
+    chan.set_var("read_result", "failure" if digits else "timeout")
+    if var:
+        chan.set_var(var, None)
+    if on_failure:
+        target = on_failure[0]
+        dialplan = on_failure[1] if len(on_failure) > 1 else "XML"
+        context = on_failure[2] if len(on_failure) > 2 else chan.context
+        chan.request_redirect(Transfer(target, dialplan, context))
+
+
+async def app_read(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``read <min> <max> <file> <var> <timeout ms> <terminators>``."""
+    parts = arg.split()
+    if len(parts) < 4:
+        log.warning("demofs_read_usage", channel=chan.name, arg=arg)
+        return
+    min_digits, max_digits = _int(parts[0], 0), _int(parts[1], 1)
+    file, var = parts[2], parts[3]
+    timeout_ms = _int(parts[4], 5000) if len(parts) > 4 else 5000
+    terminators = parts[5] if len(parts) > 5 else "#"
+    with chan.listening():
+        await play(pbx, chan, file, any_digit_breaks=True)
+        if chan.stopped:
+            return
+        digits, terminator = await collect_digits(
+            chan, max_digits, terminators, timeout_ms / 1000, timeout_ms / 1000
+        )
+    if chan.stopped:
+        return
+    if terminator:
+        chan.set_var("read_terminator_used", terminator)
+    chan.set_var(var, digits)
+    if len(digits) >= min_digits:
+        chan.set_var("read_result", "success")
+    else:
+        chan.set_var("read_result", "timeout" if not digits else "failure")
+
+
+async def app_bridge(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``bridge <dial string>``: ring, bridge, wait for the bridge to end (module doc)."""
+    timeout = float(_int(chan.var("call_timeout", "60"), 60))
+    leg, cause = await originate_legs(pbx, chan, arg, timeout=timeout)
+    if leg is None:
+        chan.set_var("originate_disposition", cause)
+        chan.set_var("originate_failed_cause", cause)
+        chan.set_var("DIALSTATUS", _DIALSTATUS.get(cause, "CHANUNAVAIL"))
+        log.info("demofs_bridge_failed", channel=chan.name, cause=cause)
+        if not chan.stopped and not _continue_on_fail(chan, cause):
+            chan.hangup(cause)
+        return
+    chan.set_var("originate_disposition", "SUCCESS")
+    chan.set_var("DIALSTATUS", "SUCCESS")
+    chan.mark_answered()
+    bridge = link(chan, leg, "bridge")
+    leg.set_state(ChannelState.CS_EXCHANGE_MEDIA)
+    activate(bridge)
+    await wait_change(
+        [chan, leg],
+        lambda: chan.stopped or leg.stopped or bridge.ended,
+        None,
+    )
+    if chan.stopped and not leg.hungup and leg.redirect is None:
+        # The caller left (hang-up or transfer): the agent leg has nothing else to do.
+        leg.hangup("NORMAL_CLEARING")
+    unlink(bridge)
+    peer_cause = leg.hangup_cause or "NORMAL_CLEARING"
+    chan.set_var("bridge_hangup_cause", peer_cause)
+    chan.set_var("last_bridge_hangup_cause", peer_cause)
+    if not chan.stopped and chan.var_true("hangup_after_bridge"):
+        chan.hangup("NORMAL_CLEARING")
+
+
+def _continue_on_fail(chan: FSChannel, cause: str) -> bool:
+    value = chan.var("continue_on_fail").strip()
+    if not value:
+        return False
+    if chan.var_true("continue_on_fail"):
+        return True
+    wanted = {cause_name(item) for item in value.split(",")}
+    return cause in wanted
+
+
+async def app_socket(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``socket <host:port> [async] [full]``: hand the call to an outbound-socket server
+    and wait (parked) while it controls the call. If the connection fails the dialplan
+    goes on; when the server closes the socket the call hangs up unless it sent ``resume``."""
+    parts = arg.split()
+    address = parts[0] if parts else ""
+    session = await pbx.open_outbound_socket(chan, address, " ".join(parts[1:]))
+    if session is None:
+        return
+    await park_loop(pbx, chan, stop=lambda: session.closed)
+    if session.closed and not chan.stopped and not session.resume:
+        chan.hangup("NORMAL_CLEARING")
+
+
+APPLICATIONS: dict[str, Application] = {
+    "answer": app_answer,
+    "bridge": app_bridge,
+    "endless_playback": app_endless_playback,
+    "export": app_export,
+    "hangup": app_hangup,
+    "log": app_log,
+    "park": app_park,
+    "play_and_get_digits": app_play_and_get_digits,
+    "playback": app_playback,
+    "read": app_read,
+    "ring_ready": app_ring_ready,
+    "set": app_set,
+    "sleep": app_sleep,
+    "socket": app_socket,
+    "transfer": app_transfer,
+    "unset": app_unset,
+}
+
+
+# --------------------------------------------------------------------------- dial strings
+
+
+@dataclass(frozen=True, slots=True)
+class DialTarget:
+    """One endpoint of a dial string with its ``[per-leg]`` variables."""
+
+    endpoint: str
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside ``{}``/``[]``/``()``."""
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
+    for char in text:
+        if char in "{[(":
+            depth += 1
+        elif char in "}])":
+            depth = max(depth - 1, 0)
+        if char == sep and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _parse_vars(body: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in _split_top(body, ","):
+        name, eq, value = item.partition("=")
+        if eq and name.strip():
+            out[name.strip()] = value.strip().strip("'")
+    return out
+
+
+def _take_block(text: str, opener: str, closer: str) -> tuple[str, str] | None:
+    if not text.startswith(opener):
+        return None
+    end = text.find(closer)
+    if end < 0:
+        return None
+    return text[1:end], text[end + 1 :]
+
+
+def parse_dialstring(text: str) -> tuple[dict[str, str], list[list[DialTarget]]]:
+    """``{a=1}user/1001,[b=2]user/1002|user/1003`` -> global variables and groups:
+    ``,`` rings a group's endpoints at once, ``|`` tries the next group if one fails."""
+    text = text.strip()
+    globals_: dict[str, str] = {}
+    block = _take_block(text, "{", "}")
+    if block is not None:
+        globals_ = _parse_vars(block[0])
+        text = block[1]
+    groups: list[list[DialTarget]] = []
+    for group_text in _split_top(text, "|"):
+        group: list[DialTarget] = []
+        for raw in _split_top(group_text, ","):
+            endpoint = raw.strip()
+            leg_vars: dict[str, str] = {}
+            while True:
+                found = _take_block(endpoint, "[", "]") or _take_block(endpoint, "{", "}")
+                if found is None:
+                    break
+                leg_vars.update(_parse_vars(found[0]))
+                endpoint = found[1].strip()
+            if endpoint:
+                group.append(DialTarget(endpoint, leg_vars))
+        if group:
+            groups.append(group)
+    return globals_, groups
+
+
+# --------------------------------------------------------------------------- ringing
+
+
+@dataclass(eq=False)
+class _Ringing:
+    leg: FSChannel
+    phone: AgentPhone
+    answer_at: float | None
+    deadline: float
+
+
+def _leg_timeout(variables: Mapping[str, str], default: float) -> float:
+    for name in ("leg_timeout", "originate_timeout", "call_timeout"):
+        value = variables.get(name)
+        if value:
+            try:
+                return float(value)
+            except ValueError:
+                continue
+    return default
+
+
+async def originate_legs(
+    pbx: DemoFreeSwitch,
+    a_leg: FSChannel | None,
+    dialstring: str,
+    *,
+    timeout: float,
+    caller_id: tuple[str, str] | None = None,
+) -> tuple[FSChannel | None, str]:
+    """Ring the dial string's phones for ``a_leg`` (None: an ``originate``).
+
+    Returns ``(answered leg, "SUCCESS")`` or ``(None, cause)``. Legs that lost are hung up
+    (``LOSE_RACE``; ``ORIGINATOR_CANCEL`` when the caller left; ``NO_ANSWER`` at timeout;
+    a rejecting phone gives ``USER_BUSY``). The answered leg is answered, not bridged.
+    """
+    global_vars, groups = parse_dialstring(dialstring)
+    if not groups:
+        return None, "DESTINATION_OUT_OF_ORDER"
+    cause = "NO_ROUTE_DESTINATION"
+    for group in groups:
+        if a_leg is not None and a_leg.stopped:
+            return None, "ORIGINATOR_CANCEL"
+        leg, cause = await _ring_group(
+            pbx, a_leg, group, global_vars=global_vars, timeout=timeout, caller_id=caller_id
+        )
+        if leg is not None:
+            return leg, "SUCCESS"
+    return None, cause
+
+
+async def _ring_group(
+    pbx: DemoFreeSwitch,
+    a_leg: FSChannel | None,
+    group: Sequence[DialTarget],
+    *,
+    global_vars: Mapping[str, str],
+    timeout: float,
+    caller_id: tuple[str, str] | None,
+) -> tuple[FSChannel | None, str]:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    causes: list[str] = []
+    ringing: list[_Ringing] = []
+    for target in group:
+        variables = {**global_vars, **target.variables}
+        found = pbx.find_phone(target.endpoint)
+        if found is None:
+            causes.append(pbx.unreachable(target.endpoint, a_leg, variables))
+            continue
+        device, phone = found
+        leg = pbx.new_outbound_leg(
+            device, phone, a_leg=a_leg, variables=variables, caller_id=caller_id
+        )
+        decision = phone.ring(leg)
+        if decision.reject:
+            leg.hangup("USER_BUSY")
+            causes.append("USER_BUSY")
+            continue
+        leg.mark_ring_ready()
+        answer_at = None if decision.answer_after is None else started + decision.answer_after
+        deadline = started + _leg_timeout(variables, timeout)
+        ringing.append(_Ringing(leg, phone, answer_at, deadline))
+    if not ringing:
+        return None, causes[-1] if causes else "NO_ROUTE_DESTINATION"
+    if a_leg is not None and a_leg.answered:
+        ringback = a_leg.var("transfer_ringback") or a_leg.var("ringback")
+        if ringback.startswith("local_stream://"):
+            a_leg.moh_starts += 1
+            a_leg.notify()
+    answered: _Ringing | None = None
+    cancelled = False
+    while ringing:
+        watched = [r.leg for r in ringing] + ([a_leg] if a_leg is not None else [])
+        events = [c.changed for c in watched]
+        now = loop.time()
+        if a_leg is not None and a_leg.stopped:
+            cancelled = True
+            break
+        for ring in [r for r in ringing if r.leg.hungup]:
+            # The phone declined while ringing.
+            ringing.remove(ring)
+            causes.append(ring.leg.hangup_cause or "USER_BUSY")
+        ready = [r for r in ringing if r.answer_at is not None and r.answer_at <= now]
+        if ready:
+            answered = ready[0]
+            ringing.remove(answered)
+            break
+        for ring in [r for r in ringing if r.deadline <= now]:
+            ringing.remove(ring)
+            ring.leg.hangup("NO_ANSWER")
+            causes.append("NO_ANSWER")
+        if not ringing:
+            break
+        due = [r.deadline for r in ringing] + [r.answer_at for r in ringing if r.answer_at]
+        await wait_events(events, max(min(due) - now, 0.0))
+    for ring in ringing:
+        ring.leg.hangup("LOSE_RACE" if answered is not None else "ORIGINATOR_CANCEL")
+    if answered is not None:
+        leg = answered.leg
+        leg.mark_answered()
+        answered.phone.answered_call(leg)
+        return leg, "SUCCESS"
+    if cancelled:
+        return None, "ORIGINATOR_CANCEL"
+    return None, causes[-1] if causes else "NO_ANSWER"
+
+
+# --------------------------------------------------------------------------- bridges
+
+
+def link(a: FSChannel, b: FSChannel, kind: Literal["bridge", "uuid_bridge"]) -> FSBridge:
+    """Make ``a`` and ``b`` each other's Other-Leg (their events carry ``Other-Leg-*`` from
+    now on); :func:`activate` then bridges them."""
+    a.other, b.other = b, a
+    a.other_type, b.other_type = "originatee", "originator"
+    a.set_var("signal_bond", b.uuid)
+    b.set_var("signal_bond", a.uuid)
+    return FSBridge(a, b, kind)
+
+
+def activate(bridge: FSBridge) -> None:
+    """Media flows: CHANNEL_BRIDGE (fired by the a-leg, once per bridge)."""
+    a, b = bridge.a, bridge.b
+    stamp = now_us()
+    for me, peer in ((a, b), (b, a)):
+        me.bridge = bridge
+        me.t_bridged = stamp
+        me.set_var("bridge_channel", peer.name)
+        me.set_var("bridge_uuid", peer.uuid)
+        me.set_var("last_bridge_to", peer.uuid)
+        me.bridge_history.append(peer.device)
+    a.fire("CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
+    a.notify()
+    b.notify()
+
+
+def unlink(bridge: FSBridge) -> None:
+    """The bridge ends: CHANNEL_UNBRIDGE (fired by the a-leg); idempotent."""
+    if bridge.ended:
+        return
+    bridge.ended = True
+    a, b = bridge.a, bridge.b
+    was_active = a.bridge is bridge
+    for chan in (a, b):
+        if chan.bridge is bridge:
+            chan.bridge = None
+    if was_active:
+        a.fire(
+            "CHANNEL_UNBRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)]
+        )
+    a.notify()
+    b.notify()

@@ -1,0 +1,861 @@
+"""FreeSWITCH Event Socket connections around the sans-I/O codec (:mod:`callcenter.protocols.esl`).
+
+Two ways in, one set of commands:
+
+* :class:`ESLConnection` (inbound mode): we connect to FreeSWITCH's ``mod_event_socket``
+  (port 8021), wait for ``auth/request``, send ``auth <password>`` and subscribe to a narrow
+  list of plain events (:data:`DEFAULT_EVENTS`). A refused password raises
+  :class:`~callcenter.errors.AuthenticationError` (naming the host, never the password); an
+  unreachable switch raises :class:`~callcenter.errors.PBXConnectionError`. After that a
+  background task keeps the link up: if nothing at all arrives for ``heartbeat_timeout``
+  seconds (FreeSWITCH sends HEARTBEAT every 20 s by default) it asks ``api status``, and a
+  missing answer drops the link. A lost link is re-opened with exponential backoff plus
+  jitter, authenticated and subscribed again; ``on_connected`` callbacks run after every
+  (re)connection (the driver resynchronises there), ``on_disconnected`` ones when it drops.
+* :class:`ESLOutboundServer` (outbound mode): FreeSWITCH connects to us from the dialplan
+  (``<action application="socket" data="127.0.0.1:8084 async full"/>``). Each connection
+  becomes an :class:`ESLOutboundSession`: we send ``connect`` (the reply is the channel's
+  data), ``myevents`` and ``linger``, then hand the session to the handler, which controls
+  the channel on that socket.
+
+Both are :class:`ESLClient` objects: :meth:`~ESLClient.api` (``api/response`` body),
+:meth:`~ESLClient.bgapi` (our own ``Job-UUID``; the result comes in the BACKGROUND_JOB event
+with that id), :meth:`~ESLClient.sendmsg` (``call-command: execute`` with our ``Event-UUID``,
+which FreeSWITCH copies into ``Application-UUID`` of the CHANNEL_EXECUTE_COMPLETE event).
+FreeSWITCH answers the commands of one socket strictly in order, so replies are matched to a
+FIFO of waiting commands. Nothing is ever sent twice: a command pending when the link drops
+fails with ``PBXConnectionError`` (an ``originate`` must never ring a phone twice).
+
+Events are delivered to listeners synchronously from the reader task; listeners must not block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final
+
+import structlog
+
+from callcenter.errors import (
+    ActionFailed,
+    AuthenticationError,
+    CallHungUp,
+    CommandFailed,
+    ESLProtocolError,
+    PBXConnectionError,
+    PBXTimeoutError,
+)
+from callcenter.protocols.esl import (
+    ESLEvent,
+    ESLMessage,
+    ESLParser,
+    HeadersLike,
+    encode_command,
+    encode_sendmsg,
+)
+
+log = structlog.get_logger(__name__)
+
+__all__ = [
+    "DEFAULT_EVENTS",
+    "ESLClient",
+    "ESLConnection",
+    "ESLOutboundServer",
+    "ESLOutboundSession",
+    "EventListener",
+]
+
+EventListener = Callable[[ESLEvent], None]
+ConnectedCallback = Callable[[], Awaitable[None]]
+DisconnectedCallback = Callable[[str], None]
+OutboundHandler = Callable[["ESLOutboundSession"], Awaitable[None]]
+
+DEFAULT_EVENTS: Final = (
+    "CHANNEL_PARK",
+    "CHANNEL_ANSWER",
+    "CHANNEL_ORIGINATE",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "DTMF",
+    "PLAYBACK_STOP",
+    "BACKGROUND_JOB",
+    "HEARTBEAT",
+)
+"""What the driver subscribes to: the events it acts on and nothing else. CHANNEL_STATE,
+CALLSTATE, CODEC and CALL_UPDATE, about half of FreeSWITCH's event volume under load (trace i:
+55 events per bridged call with ``ALL``), are left out."""
+
+#: Events kept for an outbound session before the handler attaches its listener.
+_MAX_BUFFERED_EVENTS: Final = 10_000
+_READ_SIZE: Final = 65536
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _set_nodelay(writer: asyncio.StreamWriter) -> None:
+    # Commands are small and latency-bound (a prompt waits on each reply): no Nagle delay.
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as retrieved (nobody else may look at it)."""
+    if not future.cancelled():
+        future.exception()
+
+
+class _Link:
+    """One TCP connection speaking ESL: a reader task, a FIFO of commands awaiting replies."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        where: str,
+        on_event: Callable[[ESLEvent], None],
+        on_notice: Callable[[ESLMessage], None],
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.where = where
+        self._on_event = on_event
+        self._on_notice = on_notice
+        self._parser = ESLParser()
+        self._fifo: collections.deque[asyncio.Future[ESLMessage]] = collections.deque()
+        loop = asyncio.get_running_loop()
+        self.auth_request: asyncio.Future[None] = loop.create_future()
+        self.lost = asyncio.Event()
+        self.reason = ""
+        self.last_rx = loop.time()
+        self._drain_lock = asyncio.Lock()
+        self.task = asyncio.create_task(self._read_loop(), name=f"esl-reader-{where}")
+
+    async def request(self, data: bytes, what: str, limit: float) -> ESLMessage:
+        """Send one command; return its ``command/reply`` or ``api/response``."""
+        if self.lost.is_set():
+            raise PBXConnectionError(f"ESL link to {self.where} is down ({what} not sent)")
+        future: asyncio.Future[ESLMessage] = asyncio.get_running_loop().create_future()
+        # Appending and writing with no await in between keeps the FIFO in wire order. A
+        # command that times out stays queued: its late reply must still be consumed.
+        self._fifo.append(future)
+        self.writer.write(data)
+        try:
+            async with asyncio.timeout(limit):
+                async with self._drain_lock:
+                    try:
+                        await self.writer.drain()
+                    except OSError as exc:
+                        self.drop(_reason(exc))
+                return await future
+        except TimeoutError:
+            raise PBXTimeoutError(
+                f"FreeSWITCH at {self.where} did not answer {what!r} within {limit:.1f}s"
+            ) from None
+
+    def drop(self, reason: str) -> None:
+        """Close the socket (once) and fail every command waiting for a reply."""
+        if self.lost.is_set():
+            return
+        self.reason = reason
+        self.lost.set()
+        self.writer.close()
+        error = PBXConnectionError(f"ESL link to {self.where} lost: {reason}")
+        while self._fifo:
+            future = self._fifo.popleft()
+            if not future.done():
+                future.set_exception(error)
+                future.add_done_callback(_consume)
+        if not self.auth_request.done():
+            self.auth_request.set_exception(error)
+            self.auth_request.add_done_callback(_consume)
+
+    async def close(self) -> None:
+        self.drop("closed by us")
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+    async def _read_loop(self) -> None:
+        reason = "connection closed by FreeSWITCH"
+        loop = asyncio.get_running_loop()
+        try:
+            while not self.lost.is_set():
+                data = await self.reader.read(_READ_SIZE)
+                if not data:
+                    break
+                self.last_rx = loop.time()
+                for msg in self._parser.feed(data):
+                    self._dispatch(msg)
+        except (OSError, ESLProtocolError) as exc:
+            reason = _reason(exc)
+        finally:
+            self.drop(reason)
+
+    def _dispatch(self, msg: ESLMessage) -> None:
+        content_type = msg.content_type
+        if content_type in ("command/reply", "api/response"):
+            if not self._fifo:
+                log.warning("esl_unexpected_reply", where=self.where, reply=msg.reply_text)
+                return
+            future = self._fifo.popleft()
+            # A command that timed out still owns its (late) reply.
+            if not future.done():
+                future.set_result(msg)
+        elif msg.is_event:
+            try:
+                event = msg.event
+            except ESLProtocolError as exc:
+                log.warning("esl_bad_event", where=self.where, error=str(exc))
+                return
+            if event is not None:
+                self._on_event(event)
+        elif content_type == "auth/request":
+            if not self.auth_request.done():
+                self.auth_request.set_result(None)
+        elif content_type == "text/disconnect-notice":
+            self._on_notice(msg)
+        elif content_type != "log/data":
+            log.debug("esl_ignored_message", where=self.where, content_type=content_type)
+
+
+class ESLClient:
+    """Commands over one ESL socket (the base of :class:`ESLConnection` and
+    :class:`ESLOutboundSession`). ``timeout=None`` means ``command_timeout``."""
+
+    def __init__(self, where: str, command_timeout: float) -> None:
+        self.where = where
+        self.command_timeout = command_timeout
+        self._link: _Link | None = None
+        self._jobs: dict[str, asyncio.Future[str]] = {}
+        self._listeners: list[EventListener] = []
+
+    @property
+    def connected(self) -> bool:
+        """True while the socket is up (and, inbound, authenticated)."""
+        link = self._link
+        return link is not None and not link.lost.is_set()
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener(event)`` for every event received (from the reader task)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        self._listeners.remove(listener)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _usable_link(self, what: str) -> _Link:
+        link = self._link
+        if link is None or link.lost.is_set():
+            raise PBXConnectionError(f"ESL link to {self.where} is down ({what} not sent)")
+        return link
+
+    async def _request(self, data: bytes, what: str, timeout: float | None) -> ESLMessage:
+        link = self._usable_link(what)
+        return await link.request(data, what, self.command_timeout if timeout is None else timeout)
+
+    async def command(
+        self, line: str, headers: HeadersLike = (), *, timeout: float | None = None
+    ) -> str:
+        """Send a plain command (``event ...``, ``filter ...``, ``linger``) and return its
+        ``Reply-Text`` (``+OK ...`` or ``-ERR ...``, not checked)."""
+        msg = await self._request(encode_command(line, headers), line.partition(" ")[0], timeout)
+        return msg.reply_text or ""
+
+    async def api(self, cmd: str, *, timeout: float | None = None, check: bool = True) -> str:
+        """``api <cmd>``: the ``api/response`` body (trailing newline kept as sent).
+
+        ``check`` turns a ``-ERR ...`` answer into ``ActionFailed`` (the text is on
+        ``.response``). Raises ``PBXTimeoutError``/``PBXConnectionError``.
+        """
+        what = "api " + cmd.partition(" ")[0]
+        msg = await self._request(encode_command(f"api {cmd}"), what, timeout)
+        text = msg.body_text if msg.content_type == "api/response" else (msg.reply_text or "")
+        if check and text.startswith("-"):
+            raise ActionFailed(f"FreeSWITCH {what} failed: {text.strip()}", text)
+        return text
+
+    async def start_bgapi(self, cmd: str, *, timeout: float | None = None) -> asyncio.Future[str]:
+        """``bgapi <cmd>`` with our own Job-UUID; returns once FreeSWITCH accepted the job.
+
+        The returned future gets the job's result (the BACKGROUND_JOB body; ``-ERR ...`` is
+        returned, not raised) or ``PBXConnectionError`` if the link drops first.
+        """
+        job = str(uuid.uuid4())
+        what = "bgapi " + cmd.partition(" ")[0]
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_consume)
+        self._jobs[job] = future
+        try:
+            msg = await self._request(
+                encode_command(f"bgapi {cmd}", {"Job-UUID": job}), what, timeout
+            )
+        except BaseException:
+            self._jobs.pop(job, None)
+            future.cancel()
+            raise
+        reply = msg.reply_text or ""
+        if not reply.startswith("+OK"):
+            self._jobs.pop(job, None)
+            future.cancel()
+            raise ActionFailed(f"FreeSWITCH refused {what}: {reply}", reply)
+        given = msg.get("Job-UUID")
+        if given and given != job:
+            # Older switches ignore a client Job-UUID: follow theirs.
+            self._jobs[given] = self._jobs.pop(job)
+        return future
+
+    async def bgapi(self, cmd: str, *, timeout: float | None = None, check: bool = True) -> str:
+        """``bgapi <cmd>`` and wait for its result (``timeout`` covers both steps).
+
+        ``check`` turns a ``-ERR ...`` result into ``ActionFailed``.
+        """
+        limit = self.command_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        future = await self.start_bgapi(cmd, timeout=limit)
+        try:
+            async with asyncio.timeout_at(deadline):
+                text = await asyncio.shield(future)
+        except TimeoutError:
+            raise PBXTimeoutError(
+                f"FreeSWITCH at {self.where} gave no result for bgapi "
+                f"{cmd.partition(' ')[0]!r} within {limit:.1f}s"
+            ) from None
+        if check and text.startswith("-"):
+            raise ActionFailed(f"FreeSWITCH bgapi {cmd.partition(' ')[0]} failed: {text}", text)
+        return text
+
+    async def send_message(
+        self,
+        target: str | None,
+        headers: HeadersLike,
+        body: str | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> str:
+        """``sendmsg [<uuid>]`` with raw headers (and body); returns the Reply-Text.
+
+        ``-ERR invalid session id`` raises ``CallHungUp``; any other ``-ERR`` raises
+        ``CommandFailed``.
+        """
+        msg = await self._request(encode_sendmsg(target, headers, body), "sendmsg", timeout)
+        reply = msg.reply_text or ""
+        if reply.startswith("-ERR"):
+            if "invalid session id" in reply:
+                raise CallHungUp(f"channel {target or '(socket)'} is gone: {reply}")
+            raise CommandFailed(f"FreeSWITCH refused sendmsg: {reply}")
+        return reply
+
+    async def sendmsg(
+        self,
+        target: str | None,
+        app: str,
+        arg: str = "",
+        *,
+        event_uuid: str | None = None,
+        event_lock: bool = True,
+        timeout: float | None = None,
+    ) -> str:
+        """Run dialplan application ``app`` on channel ``target`` (None: the outbound
+        socket's own channel). ``event_uuid`` comes back as ``Application-UUID`` on the
+        CHANNEL_EXECUTE_COMPLETE event. Returns once queued (``+OK``)."""
+        headers: list[tuple[str, str]] = [
+            ("call-command", "execute"),
+            ("execute-app-name", app),
+        ]
+        if event_lock:
+            headers.append(("event-lock", "true"))
+        if event_uuid:
+            headers.append(("Event-UUID", event_uuid))
+        body: str | None = None
+        if arg:
+            if len(arg) > 1024:
+                # Long arguments (big dial strings) travel as a body, as trace b's playback.
+                headers.append(("content-type", "text/plain"))
+                body = arg
+            else:
+                headers.append(("execute-app-arg", arg))
+        return await self.send_message(target, headers, body, timeout=timeout)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _handle_event(self, event: ESLEvent) -> None:
+        if event.name == "BACKGROUND_JOB":
+            job = event.job_uuid
+            future = self._jobs.pop(job, None) if job else None
+            if future is not None and not future.done():
+                future.set_result(event.body or "")
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("esl_listener_failed", where=self.where, esl_event=event.name)
+
+    def _fail_jobs(self, reason: str) -> None:
+        error = PBXConnectionError(f"ESL link to {self.where} lost before the job result: {reason}")
+        for future in self._jobs.values():
+            if not future.done():
+                future.set_exception(error)
+        self._jobs.clear()
+
+
+class ESLConnection(ESLClient):
+    """A self-healing inbound event-socket connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        password: str,
+        *,
+        events: Iterable[str] = DEFAULT_EVENTS,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 5.0,
+        heartbeat_timeout: float = 45.0,
+        reconnect_min: float = 0.5,
+        reconnect_max: float = 30.0,
+    ) -> None:
+        super().__init__(f"{host}:{port}", command_timeout)
+        self.host = host
+        self.port = port
+        self._password = password
+        self.events = tuple(events)
+        self.connect_timeout = connect_timeout
+        self.heartbeat_timeout = heartbeat_timeout
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = max(reconnect_max, reconnect_min)
+        self._on_connected: list[ConnectedCallback] = []
+        self._on_disconnected: list[DisconnectedCallback] = []
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        #: How many times a link was lost and opened again (for tests and metrics).
+        self.reconnects = 0
+        self._log = log.bind(esl=self.where)
+
+    def __repr__(self) -> str:
+        # Never the password.
+        return f"<ESLConnection {self.where} connected={self.connected}>"
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set() and super().connected
+
+    def on_connected(self, callback: ConnectedCallback) -> None:
+        """Run ``await callback()`` after every successful login (the first one included)."""
+        self._on_connected.append(callback)
+
+    def on_disconnected(self, callback: DisconnectedCallback) -> None:
+        """Call ``callback(reason)`` whenever an authenticated link is lost."""
+        self._on_disconnected.append(callback)
+
+    async def connect(self) -> None:
+        """Open the first connection, authenticate, subscribe, start the keep-alive task.
+
+        Raises ``AuthenticationError`` for a refused password, ``PBXConnectionError`` when
+        FreeSWITCH cannot be reached or does not speak ESL, ``ActionFailed`` when it refuses
+        the event subscription.
+        """
+        if self._supervisor is not None:
+            return
+        self._closing = False
+        link = await self._open()
+        self._supervisor = asyncio.create_task(self._supervise(link), name="esl-supervisor")
+
+    async def wait_connected(self, within: float | None = None) -> None:
+        """Wait until an authenticated link is up; ``PBXTimeoutError`` after ``within`` s."""
+        try:
+            async with asyncio.timeout(within):
+                await self._ready.wait()
+        except TimeoutError:
+            raise PBXTimeoutError(f"ESL at {self.where} not connected within {within}s") from None
+
+    async def close(self) -> None:
+        """Say ``exit`` (best effort), close the link and stop reconnecting."""
+        self._closing = True
+        link = self._link
+        if link is not None and self.connected:
+            with contextlib.suppress(Exception):
+                await link.request(encode_command("exit"), "exit", min(self.command_timeout, 1.0))
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._supervisor
+            self._supervisor = None
+        if link is not None:
+            await link.close()
+        for task in list(self._side_tasks):
+            task.cancel()
+        for task in list(self._side_tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._ready.clear()
+        self._fail_jobs("connection closed")
+
+    def drop(self, reason: str = "dropped by us") -> None:
+        """Drop the current link as if it had failed (it reconnects unless closing)."""
+        if self._link is not None:
+            self._link.drop(reason)
+
+    # -- connection lifecycle --------------------------------------------------------------
+
+    async def _open(self) -> _Link:
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+        except (OSError, TimeoutError) as exc:
+            self._log.warning("esl_connect_failed", reason=_reason(exc))
+            raise PBXConnectionError(
+                f"cannot reach FreeSWITCH event socket at {self.where}: {_reason(exc)}"
+            ) from None
+        _set_nodelay(writer)
+        link = _Link(
+            reader,
+            writer,
+            where=self.where,
+            on_event=self._handle_event,
+            on_notice=self._handle_notice,
+        )
+        try:
+            await self._login(link)
+        except BaseException:
+            await link.close()
+            raise
+        self._link = link
+        self._ready.set()
+        self._log.info("esl_connected", events=len(self.events))
+        return link
+
+    async def _login(self, link: _Link) -> None:
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await link.auth_request
+        except TimeoutError:
+            raise PBXConnectionError(
+                f"{self.where} sent no auth/request: not a FreeSWITCH inbound event socket"
+            ) from None
+        limit = self.command_timeout
+        try:
+            reply = await link.request(encode_command(f"auth {self._password}"), "auth", limit)
+        except PBXTimeoutError:
+            raise PBXConnectionError(f"FreeSWITCH at {self.where} did not answer auth") from None
+        text = reply.reply_text or ""
+        if not text.startswith("+OK"):
+            self._log.error("esl_auth_refused", reply=text)
+            raise AuthenticationError(
+                f"FreeSWITCH event socket at {self.where} refused the password "
+                f"({text or 'no reply'})"
+            )
+        subscribe = "event plain " + " ".join(self.events)
+        reply = await link.request(encode_command(subscribe), "event", limit)
+        text = reply.reply_text or ""
+        if not text.startswith("+OK"):
+            raise ActionFailed(f"FreeSWITCH at {self.where} refused {subscribe!r}: {text}", text)
+
+    def _handle_notice(self, msg: ESLMessage) -> None:
+        self._log.info("esl_disconnect_notice", disposition=msg.get("Content-Disposition", ""))
+
+    async def _watchdog(self, link: _Link) -> None:
+        loop = asyncio.get_running_loop()
+        while not link.lost.is_set():
+            wait = link.last_rx + self.heartbeat_timeout - loop.time()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await link.lost.wait()
+                continue
+            self._log.info("esl_idle_probe", idle=round(loop.time() - link.last_rx, 3))
+            try:
+                await link.request(encode_command("api status"), "api status", self.command_timeout)
+            except PBXTimeoutError:
+                self._log.warning("esl_heartbeat_lost", timeout=self.command_timeout)
+                link.drop(
+                    f"nothing received for {self.heartbeat_timeout}s and no answer to api status"
+                )
+                return
+            except PBXConnectionError:
+                return
+
+    async def _supervise(self, link: _Link) -> None:
+        while not self._closing:
+            self._spawn(self._run_connected_callbacks())
+            watchdog = asyncio.create_task(self._watchdog(link), name="esl-watchdog")
+            try:
+                await link.lost.wait()
+            finally:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+            self._ready.clear()
+            self._fail_jobs(link.reason)
+            if self._closing:
+                return
+            self._log.warning("esl_connection_lost", reason=link.reason)
+            for callback in list(self._on_disconnected):
+                try:
+                    callback(link.reason)
+                except Exception:
+                    self._log.exception("esl_disconnected_callback_failed")
+            attempt = 0
+            while not self._closing:
+                delay = min(self.reconnect_max, self.reconnect_min * (2**attempt))
+                delay = random.uniform(delay / 2, delay)
+                attempt += 1
+                self._log.info("esl_reconnecting", delay=round(delay, 3), attempt=attempt)
+                await asyncio.sleep(delay)
+                try:
+                    link = await self._open()
+                except (PBXConnectionError, AuthenticationError, ActionFailed) as exc:
+                    self._log.warning("esl_reconnect_failed", reason=str(exc))
+                    continue
+                self.reconnects += 1
+                break
+
+    async def _run_connected_callbacks(self) -> None:
+        for callback in list(self._on_connected):
+            try:
+                await callback()
+            except Exception:
+                self._log.exception("esl_connected_callback_failed")
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coro
+
+        task = asyncio.create_task(run())
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+
+class ESLOutboundSession(ESLClient):
+    """One channel FreeSWITCH handed us over an outbound socket (``socket ... async full``).
+
+    :attr:`channel_data` is the CHANNEL_DATA event from the ``connect`` reply (Unique-ID,
+    Channel-Name, Caller-*, every ``variable_*``). Events for the channel (``myevents``) go to
+    the listener set with :meth:`set_listener`; those that arrive before it are buffered.
+    """
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, command_timeout: float
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "peer"
+        super().__init__(where, command_timeout)
+        self._link = _Link(
+            reader,
+            writer,
+            where=where,
+            on_event=self._session_event,
+            on_notice=self._handle_notice,
+        )
+        self.channel_data = ESLEvent.from_pairs(())
+        self._buffer: list[ESLEvent] | None = []
+        self._closed_callbacks: list[Callable[[str], None]] = []
+        #: The Content-Disposition of the last disconnect notice (``linger``, ``disconnect``).
+        self.notice = ""
+        self._noticed = asyncio.Event()
+        self._log = log.bind(esl_outbound=where)
+        self._link.task.add_done_callback(self._on_link_done)
+
+    @property
+    def uuid(self) -> str:
+        """The controlled channel's Unique-ID."""
+        return self.channel_data.unique_id or ""
+
+    @property
+    def ended(self) -> bool:
+        """True once the socket has closed."""
+        return self._link is None or self._link.lost.is_set()
+
+    def set_listener(self, listener: EventListener) -> None:
+        """Deliver this session's events to ``listener``, the buffered ones first."""
+        buffered, self._buffer = self._buffer or [], None
+        self._listeners.append(listener)
+        for event in buffered:
+            self._handle_event(event)
+
+    def on_closed(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(reason)`` when the socket closes (at once if it already has)."""
+        link = self._link
+        if link is None or (link.lost.is_set() and link.task.done()):
+            callback(link.reason if link is not None else "closed")
+        else:
+            self._closed_callbacks.append(callback)
+
+    async def wait_disconnect_notice(self) -> None:
+        """Return once FreeSWITCH said the channel is done (a ``linger`` or ``disconnect``
+        notice, sent after the hangup events) or the socket closed."""
+        link = self._link
+        if link is None:
+            return
+        waiters = [
+            asyncio.ensure_future(self._noticed.wait()),
+            asyncio.ensure_future(link.lost.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def handshake(self, *, linger: int | None, timeout: float) -> None:
+        """``connect`` (read the channel data), ``myevents``, ``linger [N]``."""
+        msg = await self._request(encode_command("connect"), "connect", timeout)
+        event = msg.event if msg.is_connect_reply else None
+        if event is None or not event.unique_id:
+            raise PBXConnectionError(f"{self.where} did not answer connect with channel data")
+        self.channel_data = event
+        reply = await self.command("myevents", timeout=timeout)
+        if not reply.startswith("+OK"):
+            raise PBXConnectionError(f"{self.where} refused myevents: {reply}")
+        if linger is not None:
+            # Linger keeps the socket open after hangup so the hangup events still reach us.
+            reply = await self.command(f"linger {linger}" if linger else "linger", timeout=timeout)
+            if not reply.startswith("+OK"):
+                self._log.warning("esl_linger_refused", reply=reply)
+
+    async def close(self) -> None:
+        """Say ``exit`` if the channel is still up (the dialplan continues after ``socket``),
+        then close the socket."""
+        link = self._link
+        if link is None:
+            return
+        try:
+            if not link.lost.is_set() and self.notice == "":
+                with contextlib.suppress(Exception):
+                    await link.request(
+                        encode_command("exit"), "exit", min(self.command_timeout, 1.0)
+                    )
+        finally:
+            await link.close()
+            self._fail_jobs("session closed")
+
+    def _session_event(self, event: ESLEvent) -> None:
+        buffer = self._buffer
+        if buffer is not None:
+            if event.name == "BACKGROUND_JOB":
+                self._handle_event(event)
+            elif len(buffer) < _MAX_BUFFERED_EVENTS:
+                buffer.append(event)
+            return
+        self._handle_event(event)
+
+    def _handle_notice(self, msg: ESLMessage) -> None:
+        self.notice = msg.get("Content-Disposition", "disconnect")
+        self._noticed.set()
+        self._log.debug("esl_outbound_notice", disposition=self.notice)
+
+    def _on_link_done(self, _task: asyncio.Task[None]) -> None:
+        link = self._link
+        reason = link.reason if link is not None else "closed"
+        self._fail_jobs(reason)
+        for callback in self._closed_callbacks:
+            try:
+                callback(reason)
+            except Exception:
+                self._log.exception("esl_outbound_closed_callback_failed")
+        self._closed_callbacks.clear()
+
+
+class ESLOutboundServer:
+    """Listens for FreeSWITCH's outbound sockets; runs ``handler(session)`` per connection.
+
+    When the handler returns, the session is closed (``exit``): a channel that is still up
+    continues its dialplan after the ``socket`` application.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        handler: OutboundHandler,
+        *,
+        command_timeout: float = 5.0,
+        connect_timeout: float = 5.0,
+        linger: int | None = 10,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self._handler = handler
+        self.command_timeout = command_timeout
+        self.connect_timeout = connect_timeout
+        self.linger = linger
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one until started)."""
+        if self._server is not None and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
+        return self._port
+
+    async def start(self) -> None:
+        """Bind and listen; raises ``PBXConnectionError`` if the address is unusable."""
+        try:
+            self._server = await asyncio.start_server(self._accept, self.host, self._port)
+        except OSError as exc:
+            raise PBXConnectionError(
+                f"cannot listen for FreeSWITCH outbound sockets on {self.host}:{self._port}: "
+                f"{_reason(exc)}"
+            ) from None
+        log.info("esl_outbound_listening", host=self.host, port=self.port)
+
+    async def stop(self) -> None:
+        """Stop listening and close every session (their channels continue their dialplan)."""
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The session runs in its own task so that stop() can cancel it: asyncio (3.11) logs
+        # an error when a connection callback task itself ends cancelled.
+        task = asyncio.create_task(self._run_session(reader, writer), name="esl-outbound")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _run_session(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        _set_nodelay(writer)
+        session = ESLOutboundSession(reader, writer, self.command_timeout)
+        try:
+            try:
+                await session.handshake(linger=self.linger, timeout=self.connect_timeout)
+            except (PBXConnectionError, PBXTimeoutError) as exc:
+                log.warning("esl_outbound_handshake_failed", peer=session.where, reason=str(exc))
+                return
+            try:
+                await self._handler(session)
+            except Exception:
+                log.exception("esl_outbound_handler_failed", uuid=session.uuid)
+        finally:
+            await session.close()

@@ -1,0 +1,1372 @@
+"""The FreeSWITCH driver: :class:`FreeSwitchDriver` implements the PBX interface.
+
+How calls reach us (two dialplan hooks, both may be used at once):
+
+* **park** (transport ``esl-inbound``)::
+
+      <action application="set" data="callcenter_route=inbound?queue=sales"/>
+      <action application="park"/>
+
+  The CHANNEL_PARK event on the inbound event socket hands the channel over, once.
+  Commands run on it with ``sendmsg <uuid>``. When the engine's handler returns and the
+  caller is still up and still ours, the driver hangs the caller up (a parked channel has no
+  dialplan to go back to). A ``park_timeout`` in the dialplan is a good safety net.
+  After a (re)connection, channels found sitting in ``park`` that nobody handles are
+  adopted (``adopt_parked``): callers parked while the daemon was down are not forgotten.
+* **socket** (transport ``esl-outbound``)::
+
+      <action application="set" data="callcenter_route=inbound?queue=sales"/>
+      <action application="socket" data="127.0.0.1:8084 async full"/>
+
+  FreeSWITCH connects to :attr:`FreeSwitchDriver.outbound_port`; the channel is controlled
+  on that socket. When the handler returns the socket is closed and the dialplan continues
+  after ``socket``. (The socket application parks the channel: that CHANNEL_PARK, seen on
+  the inbound socket, is not a second hand-over.)
+
+The route variable (``callcenter_route`` by default) plays the part of the AGI script path:
+``route?a=1&b=2`` gives ``CallInfo.route == "route"`` and ``CallInfo.params``.
+
+How commands map (:class:`FreeSwitchCall`):
+
+* answer / playback / play_and_get_digits / bridge run as ``sendmsg execute`` with our
+  ``Event-UUID``; completion is the CHANNEL_EXECUTE_COMPLETE carrying it as
+  ``Application-UUID``. PLAYBACK_STOP says ``done`` even when the caller hung up (trace h):
+  only CHANNEL_HANGUP and ``Application-Response`` are trusted.
+* ``play(interrupt_digits=...)`` sets ``playback_terminators`` first; the digit that broke the
+  prompt comes from ``playback_terminator_used`` (or the DTMF events seen meanwhile).
+* ``read_digits`` is ``play_and_get_digits 1 <max> 1 <ms> <term> <prompt> silence <var>
+  [0-9*#]+ <ms>``; the digits are ``variable_<digits_variable>`` of its EXECUTE_COMPLETE.
+* ``say`` is the ``say`` application (``say <lang> number pronounced 42``; digits
+  ``number iterated``; dates and times ``current_date``/``current_time`` of a UTC epoch with
+  ``timezone=UTC``); ``record`` is a beep (``playback``) then ``record <path>.<fmt> <max s>
+  <threshold> <silence s>`` with ``playback_terminators`` as the end keys; ``set_language``
+  sets ``default_language`` and the language ``say`` speaks.
+* music on hold is ``endless_playback local_stream://<class>`` (``default`` means
+  ``settings.hold_music``), stopped with ``uuid_break <uuid> all``.
+* ``dial`` runs the ``bridge`` application on the caller after ``set hangup_after_bridge=false``
+  and ``continue_on_fail=true`` (the caller stays parked and ours afterwards), ``ringback`` =
+  the hold music (or a ring tone) and ``{originate_timeout=N,ignore_early_media=true}``.
+  Each leg gets our own ``origination_uuid``, so the peer's events are recognised; its
+  CHANNEL_ANSWER calls ``on_answer``, the bridge's EXECUTE_COMPLETE ends the dial.
+  A failed dial's status comes from ``originate_disposition``: NO_ANSWER, ORIGINATOR_CANCEL
+  (and other timeouts) give NOANSWER, USER_BUSY and CALL_REJECTED give BUSY, the congestion
+  causes give CONGESTION, anything else CHANUNAVAIL.
+* devices: FreeSWITCH dial strings (``user/1001``, ``sofia/internal/1001@host``,
+  ``loopback/...``) are used as they are; Asterisk-style ``PJSIP/<x>`` and ``SIP/<x>`` become
+  ``user/<x>`` (a directory user of the default domain), so one agent config serves both
+  PBXs. ``&`` separates several devices, rung at once.
+* unbridge = ``uuid_kill`` of the peer; redirect = ``uuid_transfer <uuid> <exten> XML
+  <context>`` (FreeSWITCH has no priorities: ``priority`` is ignored); variables =
+  ``uuid_getvar``/``uuid_setvar``; hangup = ``uuid_kill <uuid> <CAUSE_NAME>``.
+
+The caller's CHANNEL_HANGUP fails every pending command of the call at once with
+``CallHungUp``. When the inbound link drops, pending commands of parked calls fail with
+``PBXConnectionError`` (their completion events may be lost), except a running dial: after
+the reconnection ``show channels`` tells whether its legs still exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+import structlog
+
+from callcenter.errors import (
+    ActionFailed,
+    CallHungUp,
+    CommandFailed,
+    ESLProtocolError,
+    PBXConnectionError,
+    PBXError,
+    PBXTimeoutError,
+)
+from callcenter.pbx.freeswitch.connection import (
+    DEFAULT_EVENTS,
+    ESLClient,
+    ESLConnection,
+    ESLOutboundServer,
+    ESLOutboundSession,
+)
+from callcenter.pbx.interface import (
+    CallHandler,
+    CallInfo,
+    ChannelHungUp,
+    ChannelSnapshot,
+    DialResult,
+    DialStatus,
+    HangupCause,
+    HungUpBy,
+    PBXConnected,
+    PBXDisconnected,
+    PBXEvent,
+    PBXListener,
+    RecordResult,
+    SayKind,
+    Transport,
+)
+from callcenter.protocols.esl import ESLEvent
+
+log = structlog.get_logger(__name__)
+
+#: Extra seconds on top of the expected duration of a long command before it times out.
+LONG_COMMAND_MARGIN: Final = 5.0
+#: One dial target: technology/resource; nothing that could add legs, variables or options.
+_ONE_DEVICE = r"[A-Za-z][A-Za-z0-9_-]*/[A-Za-z0-9_.@:+#*=/-]+"
+_DEVICE: Final = re.compile(rf"{_ONE_DEVICE}(?:&{_ONE_DEVICE})*")
+_ASTERISK_TECH: Final = ("PJSIP/", "SIP/")
+_CALLER_ID: Final = re.compile(r"[A-Za-z0-9+*#. _<>@-]{1,80}")
+_NAME_AND_NUMBER: Final = re.compile(r"\s*(?P<name>[^<]*?)\s*<(?P<number>[^<>]*)>\s*")
+_MOH_CLASS: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_/-]{0,79}")
+_VAR_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_TOKEN: Final = re.compile(r"[A-Za-z0-9_+*#.@-]{1,128}")
+_UUID: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_DIGITS: Final = "0123456789*#ABCD"
+_SAY_DIGITS: Final = re.compile(r"[0-9*#]{1,64}")
+_SAY_NUMBER: Final = re.compile(r"-?[0-9]{1,15}")
+_RECORD_FORMAT: Final = re.compile(r"[a-z0-9]{2,8}")
+_LANGUAGE: Final = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})?")
+#: The beep before a recording (FreeSWITCH's own voicemail beep tone).
+_BEEP: Final = "tone_stream://%(500,0,640)"
+#: Energy under which a frame counts as silence for ``record`` (FreeSWITCH's usual 200).
+_SILENCE_THRESHOLD: Final = 200
+#: How long a recording's completion may lag the caller's hang-up (it carries the length).
+_RECORD_SETTLE: Final = 2.0
+_DIGITS_REGEX: Final = "[0-9*#]+"
+#: What the caller hears while an agent rings when there is no hold music (US ring cadence).
+_RING_TONE: Final = "%(2000,4000,440,480)"
+_SILENCE: Final = "silence_stream://250"
+_MAX_DTMF_KEPT: Final = 64
+_MAX_HUNG_UP_REMEMBERED: Final = 4096
+
+_NOANSWER_CAUSES: Final = frozenset(
+    {"NO_ANSWER", "ORIGINATOR_CANCEL", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT", "PROGRESS_TIMEOUT"}
+)
+_BUSY_CAUSES: Final = frozenset({"USER_BUSY", "CALL_REJECTED"})
+_CONGESTION_CAUSES: Final = frozenset({"NORMAL_CIRCUIT_CONGESTION", "SWITCH_CONGESTION"})
+
+
+def dial_status_for(cause: str) -> DialStatus:
+    """The Asterisk-style dial status for a FreeSWITCH cause name (``originate_disposition``)."""
+    name = cause.strip().upper()
+    if name in ("SUCCESS", "ANSWER"):
+        return DialStatus.ANSWER
+    if name in _NOANSWER_CAUSES:
+        return DialStatus.NOANSWER
+    if name in _BUSY_CAUSES:
+        return DialStatus.BUSY
+    if name in _CONGESTION_CAUSES:
+        return DialStatus.CONGESTION
+    return DialStatus.CHANUNAVAIL
+
+
+def fs_dial_targets(device: str) -> list[str]:
+    """The FreeSWITCH dial strings for an engine device, one per ``&``-separated part.
+
+    ``PJSIP/1001`` and ``SIP/1001`` become ``user/1001``; FreeSWITCH strings stay as they are.
+    Raises ``CommandFailed`` for anything that is not ``tech/resource`` (no ``,``, ``|``,
+    ``{``, ``[``, quotes or spaces that could smuggle in extra legs or variables).
+    """
+    if not _DEVICE.fullmatch(device):
+        raise CommandFailed(f"refusing to dial {device!r}: not a tech/resource device string")
+    targets = []
+    for part in device.split("&"):
+        tech = next((t for t in _ASTERISK_TECH if part.upper().startswith(t)), None)
+        targets.append(part if tech is None else "user/" + part[len(tech) :])
+    return targets
+
+
+def _quote_var(value: str) -> str:
+    return f"'{value}'" if " " in value else value
+
+
+def _caller_id_vars(caller_id: str | None) -> list[str]:
+    if not caller_id:
+        return []
+    if not _CALLER_ID.fullmatch(caller_id):
+        raise CommandFailed(f"invalid caller id {caller_id!r}")
+    match = _NAME_AND_NUMBER.fullmatch(caller_id)
+    if match is None:
+        return [f"origination_caller_id_number={caller_id.strip()}"]
+    out = []
+    if match["number"]:
+        out.append(f"origination_caller_id_number={match['number'].strip()}")
+    if match["name"]:
+        out.append(f"origination_caller_id_name={_quote_var(match['name'])}")
+    return out
+
+
+def _check_digits(digits: str) -> None:
+    if any(d not in _DIGITS for d in digits):
+        raise CommandFailed(f"invalid DTMF digits {digits!r}")
+
+
+def _say_datetime(kind: SayKind, value: str) -> tuple[int, str]:
+    """(seconds since the epoch, say type) for a ``date`` (``YYYY-MM-DD``) or ``time``
+    (``HH:MM``) value, built in UTC."""
+    try:
+        if kind == "date":
+            day = date.fromisoformat(value.strip())
+            moment = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+            return int(moment.timestamp()), "current_date"
+        hours, _, minutes = value.strip().partition(":")
+        clock = datetime(1970, 1, 2, int(hours), int(minutes or 0), tzinfo=UTC)
+    except ValueError:
+        raise CommandFailed(f"cannot say {value!r} as a {kind}") from None
+    return int(clock.timestamp()), "current_time"
+
+
+def _check_line(what: str, text: str) -> None:
+    if not text or "\n" in text or "\r" in text or "\x00" in text:
+        raise CommandFailed(f"invalid {what} {text!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FreeSwitchSettings:
+    """Everything the FreeSWITCH driver needs; the daemon builds it from ``config.pbx.esl``."""
+
+    name: str = "freeswitch"
+    esl_host: str = "127.0.0.1"
+    esl_port: int = 8021
+    esl_password: str = field(default="", repr=False)
+    events: tuple[str, ...] = DEFAULT_EVENTS
+    """Plain events subscribed on the inbound socket (the driver needs all the defaults)."""
+    connect_timeout: float = 5.0
+    command_timeout: float = 10.0
+    """Deadline of replies and of quick applications (answer, set, uuid_* api calls)."""
+    heartbeat_timeout: float = 45.0
+    """Silence on the inbound socket after which ``api status`` probes it (FreeSWITCH sends a
+    HEARTBEAT every 20 s by default)."""
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    outbound_listen_host: str = "127.0.0.1"
+    outbound_listen_port: int | None = 8084
+    """Port for the ``socket`` application (0: any free port, see
+    :attr:`FreeSwitchDriver.outbound_port`; None: no outbound-socket server)."""
+    outbound_linger: int = 10
+    """Seconds FreeSWITCH keeps an outbound socket open after hangup (so the hangup events
+    still arrive)."""
+    route_variable: str = "callcenter_route"
+    default_route: str = "inbound"
+    digits_variable: str = "callcenter_digits"
+    """Channel variable ``play_and_get_digits`` stores the digits in."""
+    hold_music: str = "local_stream://moh"
+    """What music class ``default`` plays; other classes play ``local_stream://<class>``."""
+    adopt_parked: bool = True
+    prompt_timeout: float = 600.0
+    """Longest a single prompt may play before the command counts as stuck."""
+    max_bridge_seconds: float = 4 * 3600.0
+    """Longest an answered dial may stay bridged before the command counts as stuck."""
+
+
+class FreeSwitchDriver:
+    """One FreeSWITCH (implements :class:`callcenter.pbx.interface.PBX`)."""
+
+    def __init__(self, settings: FreeSwitchSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.esl = ESLConnection(
+            settings.esl_host,
+            settings.esl_port,
+            settings.esl_password,
+            events=settings.events,
+            connect_timeout=settings.connect_timeout,
+            command_timeout=settings.command_timeout,
+            heartbeat_timeout=settings.heartbeat_timeout,
+            reconnect_min=settings.reconnect_min,
+            reconnect_max=settings.reconnect_max,
+        )
+        self.esl.add_listener(self._on_inbound_event)
+        self.esl.on_connected(self._resync)
+        self.esl.on_disconnected(self._on_esl_lost)
+        self._handler: CallHandler | None = None
+        self._listeners: list[PBXListener] = []
+        self._calls: dict[str, FreeSwitchCall] = {}
+        #: Leg uuid of a dial -> the call whose dial rang it.
+        self._peers: dict[str, FreeSwitchCall] = {}
+        self._hung_up_seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbound: ESLOutboundServer | None = None
+        self._started = False
+        self._stopping = False
+        self._log = log.bind(pbx=self.name)
+
+    # -- PBX ------------------------------------------------------------------------------
+
+    @property
+    def outbound_port(self) -> int | None:
+        """The bound outbound-socket port (the configured one until started)."""
+        if self._outbound is not None:
+            return self._outbound.port
+        return self.settings.outbound_listen_port
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    async def start(self, handler: CallHandler) -> None:
+        """Connect and authenticate (``AuthenticationError``/``PBXConnectionError``
+        propagate), then listen for outbound sockets if configured."""
+        if self._started:
+            raise PBXConnectionError(f"driver {self.name} already started")
+        self._handler = handler
+        self._stopping = False
+        await self.esl.connect()
+        self._started = True
+        port = self.settings.outbound_listen_port
+        if port is not None:
+            self._outbound = ESLOutboundServer(
+                self.settings.outbound_listen_host,
+                port,
+                self._serve_outbound,
+                command_timeout=self.settings.command_timeout,
+                connect_timeout=self.settings.connect_timeout,
+                linger=self.settings.outbound_linger,
+            )
+            try:
+                await self._outbound.start()
+            except BaseException:
+                self._outbound = None
+                await self.esl.close()
+                self._started = False
+                raise
+        self._log.info("pbx_started", esl=self.esl.where, outbound_port=self.outbound_port)
+
+    async def stop(self) -> None:
+        """Stop taking calls and close the sockets. Calls are not hung up: parked callers
+        stay parked (and are adopted after a restart), socket calls continue their
+        dialplan."""
+        self._stopping = True
+        if self._outbound is not None:
+            await self._outbound.stop()
+            self._outbound = None
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.esl.close()
+        self._started = False
+        self._log.info("pbx_stopped")
+
+    def subscribe(self, listener: PBXListener) -> None:
+        self._listeners.append(listener)
+
+    async def hangup_channel(
+        self, channel: str, cause: HangupCause = HangupCause.NORMAL_CLEARING
+    ) -> None:
+        """``uuid_kill``; ``channel`` is a Unique-ID or a channel name. A channel that is
+        already gone counts as done."""
+        target: str | None = channel if _UUID.fullmatch(channel) else await self._uuid_of(channel)
+        if target is None:
+            self._log.debug("hangup_channel_already_gone", channel=channel)
+            return
+        text = await self.esl.api(f"uuid_kill {target} {cause.name}", check=False)
+        if text.startswith("-ERR"):
+            if "no such channel" in text.lower():
+                self._log.debug("hangup_channel_already_gone", channel=channel)
+                return
+            raise ActionFailed(f"uuid_kill {channel} failed: {text.strip()}", text)
+
+    async def originate(
+        self,
+        device: str,
+        *,
+        context: str,
+        exten: str,
+        caller_id: str = "",
+        timeout: float = 30.0,
+        variables: Mapping[str, str] | None = None,
+    ) -> None:
+        """``bgapi originate {...}<device> <exten> XML <context>``: returns once FreeSWITCH
+        accepted the job (never resent); the job's outcome is logged."""
+        targets = fs_dial_targets(device)
+        for what, token in (("context", context), ("extension", exten)):
+            if not _TOKEN.fullmatch(token):
+                raise CommandFailed(f"invalid {what} {token!r}")
+        values = [f"originate_timeout={max(1, math.ceil(timeout))}", *_caller_id_vars(caller_id)]
+        for key, value in (variables or {}).items():
+            if not _VAR_NAME.fullmatch(key) or any(c in value for c in ",{}[]'\"\n\r\x00"):
+                raise CommandFailed(f"invalid originate variable {key!r}={value!r}")
+            values.append(f"{key}={_quote_var(value)}")
+        dial_string = "{" + ",".join(values) + "}" + ",".join(targets)
+        job = await self.esl.start_bgapi(f"originate {dial_string} {exten} XML {context}")
+        bound = self._log.bind(device=device, context=context, exten=exten)
+        bound.info("originate_queued")
+
+        def report(future: asyncio.Future[str]) -> None:
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is not None:
+                bound.warning("originate_result_lost", error=str(error))
+            elif future.result().startswith("+OK"):
+                bound.info("originate_answered")
+            else:
+                bound.info("originate_failed", result=future.result().strip())
+
+        job.add_done_callback(report)
+
+    async def channels(self) -> list[ChannelSnapshot]:
+        """Every live channel, from ``show channels as json`` (bridges from ``show calls``)."""
+        text = await self.esl.api("show channels as json")
+        rows = _json_rows(text)
+        bridged: dict[str, str] = {}
+        with contextlib.suppress(PBXError, ESLProtocolError):
+            for row in _json_rows(await self.esl.api("show calls as json")):
+                a, b = row.get("uuid", ""), row.get("b_uuid", "")
+                if a and b:
+                    bridged[a] = row.get("b_name", "")
+                    bridged[b] = row.get("name", "")
+        return [
+            ChannelSnapshot(
+                channel=row.get("name", ""),
+                call_id=row.get("uuid", ""),
+                linked_id=row.get("call_uuid") or row.get("uuid", ""),
+                state=row.get("callstate", ""),
+                caller_num=row.get("cid_num", ""),
+                context=row.get("context", ""),
+                exten=row.get("dest", ""),
+                application=row.get("application", ""),
+                bridged_to=bridged.get(row.get("uuid", "")) or None,
+            )
+            for row in rows
+        ]
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _call_info(self, event: ESLEvent, transport: Transport) -> CallInfo:
+        raw_route = event.variable(self.settings.route_variable) or self.settings.default_route
+        route, _, query = raw_route.partition("?")
+        uid = event.unique_id or ""
+        return CallInfo(
+            call_id=uid,
+            channel=event.get("Channel-Name", ""),
+            caller_num=event.get("Caller-Caller-ID-Number", ""),
+            caller_name=event.get("Caller-Caller-ID-Name", ""),
+            dialed=event.get("Caller-Destination-Number", ""),
+            context=event.get("Caller-Context", ""),
+            route=route or self.settings.default_route,
+            transport=transport,
+            linked_id=event.get("Channel-Call-UUID") or uid,
+            accountcode=event.variable("accountcode", ""),
+            language=event.variable("default_language") or event.variable("language") or "en",
+            params=dict(parse_qsl(query, keep_blank_values=True)),
+        )
+
+    def _take_over(self, event: ESLEvent, transport: Transport, esl: ESLClient) -> FreeSwitchCall:
+        info = self._call_info(event, transport)
+        call = FreeSwitchCall(
+            self,
+            esl,
+            info,
+            target=info.call_id if transport == "esl-inbound" else None,
+            answered=event.get("Answer-State") == "answered",
+        )
+        previous = self._calls.get(info.call_id)
+        if previous is not None:
+            previous._release("handed over again")
+        self._calls[info.call_id] = call
+        return call
+
+    def _on_park(self, event: ESLEvent) -> None:
+        uid = event.unique_id
+        if not uid or uid in self._peers:
+            return
+        if event.variable("current_application") == "socket":
+            # The socket application parks the channel while an outbound socket controls
+            # it: that call arrives (or arrived) over its own socket.
+            return
+        current = self._calls.get(uid)
+        if current is not None and not current.released:
+            # Parked again while still ours (e.g. after someone's uuid_bridge ended with
+            # park_after_bridge): the running handler keeps it.
+            return
+        call = self._take_over(event, "esl-inbound", self.esl)
+        task = asyncio.create_task(self._serve(call), name=f"fs-call-{uid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_outbound(self, session: ESLOutboundSession) -> None:
+        call = self._take_over(session.channel_data, "esl-outbound", session)
+        session.set_listener(call._on_event)
+        session.on_closed(call._on_socket_closed)
+        await self._serve(call)
+        if call.hung_up and not session.ended:
+            # Saying exit now would cut off the hangup events (and the CDR facts in them);
+            # with linger, FreeSWITCH sends them and then a notice.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.command_timeout):
+                    await session.wait_disconnect_notice()
+
+    async def _serve(self, call: FreeSwitchCall) -> None:
+        info = call.info
+        bound = self._log.bind(call_id=info.call_id, channel=info.channel, route=info.route)
+        bound.info("call_arrived", caller=info.caller_num, dialed=info.dialed, via=info.transport)
+        handler = self._handler
+        try:
+            if handler is not None:
+                await handler(call)
+        except CallHungUp:
+            bound.info("call_handler_ended_by_hangup")
+        except Exception:
+            bound.exception("call_handler_failed")
+        finally:
+            if (
+                info.transport == "esl-inbound"
+                and not self._stopping
+                and not call.hung_up
+                and not call.released
+            ):
+                # A parked channel has no dialplan to return to: never leave a caller in
+                # silent park.
+                bound.info("call_hung_up_after_handler")
+                with contextlib.suppress(Exception):
+                    await call.hangup()
+            if self._calls.get(info.call_id) is call:
+                del self._calls[info.call_id]
+            call._forget()
+            bound.info("call_released", hung_up=call.hung_up)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _publish(self, event: PBXEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                self._log.exception("pbx_listener_failed", event_type=type(event).__name__)
+
+    def _channel_gone(self, uid: str, channel: str, cause: HangupCause) -> None:
+        """Publish ChannelHungUp once per channel (socket and inbound may both report it)."""
+        seen = self._hung_up_seen
+        if not uid or uid in seen:
+            return
+        seen[uid] = None
+        if len(seen) > _MAX_HUNG_UP_REMEMBERED:
+            seen.popitem(last=False)
+        self._publish(ChannelHungUp(channel=channel, call_id=uid, cause=cause))
+
+    def _on_inbound_event(self, event: ESLEvent) -> None:
+        name = event.name
+        if name in ("HEARTBEAT", "BACKGROUND_JOB"):
+            return
+        uid = event.unique_id or ""
+        if name == "CHANNEL_HANGUP_COMPLETE":
+            self._channel_gone(
+                uid,
+                event.get("Channel-Name", ""),
+                HangupCause.from_name(event.get("Hangup-Cause", "")),
+            )
+        call = self._calls.get(uid)
+        if name == "CHANNEL_PARK" and (call is None or call.released):
+            self._on_park(event)
+            return
+        if call is not None:
+            if call.events_from_inbound:
+                call._on_event(event)
+            return
+        dialing = self._peers.get(uid)
+        if dialing is None:
+            other = event.get("Other-Leg-Unique-ID")
+            candidate = self._calls.get(other) if other else None
+            if candidate is not None and candidate._adopt_peer(uid):
+                dialing = candidate
+                self._peers[uid] = candidate
+        if dialing is not None:
+            dialing._on_peer_event(event)
+
+    def _on_esl_lost(self, reason: str) -> None:
+        self._publish(PBXDisconnected(pbx=self.name, reason=reason))
+        for call in list(self._calls.values()):
+            if call.events_from_inbound:
+                call._link_lost(reason)
+
+    async def _resync(self) -> None:
+        """After every (re)connection: check our calls against FreeSWITCH's own state."""
+        self._publish(PBXConnected(pbx=self.name))
+        known = [c for c in self._calls.values() if c.events_from_inbound]
+        try:
+            snapshots = await self.channels()
+        except (PBXError, ESLProtocolError) as exc:
+            self._log.warning("resync_failed", error=str(exc))
+            return
+        alive = {snap.call_id: snap for snap in snapshots}
+        for call in known:
+            if call.hung_up or call.released:
+                continue
+            snap = alive.get(call.info.call_id)
+            if snap is None:
+                self._log.info("call_vanished_while_disconnected", call_id=call.info.call_id)
+                call._on_hangup("")
+                self._channel_gone(call.info.call_id, call.info.channel, HangupCause.UNSPECIFIED)
+            else:
+                await call._resync(snap, alive)
+        adopted = 0
+        if self.settings.adopt_parked and not self._stopping:
+            for snap in snapshots:
+                if snap.application == "park" and snap.call_id not in self._calls:
+                    adopted += await self._adopt(snap)
+        self._log.info("resynced", channels=len(snapshots), calls=len(self._calls), adopted=adopted)
+
+    async def _adopt(self, snap: ChannelSnapshot) -> int:
+        uid = snap.call_id
+        if uid in self._peers:
+            return 0
+        try:
+            text = await self.esl.api(f"uuid_dump {uid} json")
+            data = json.loads(text)
+        except (PBXError, ValueError) as exc:
+            self._log.info("adopt_skipped", call_id=uid, reason=str(exc))
+            return 0
+        if not isinstance(data, dict) or uid in self._calls:
+            return 0
+        event = ESLEvent.from_pairs((str(k), str(v)) for k, v in data.items())
+        self._log.info("adopting_parked_channel", call_id=uid, channel=snap.channel)
+        self._on_park(event)
+        return 1
+
+    async def _uuid_of(self, channel: str) -> str | None:
+        for call in self._calls.values():
+            if call.info.channel == channel:
+                return call.info.call_id
+        for snap in await self.channels():
+            if snap.channel == channel:
+                return snap.call_id
+        return None
+
+
+def _json_rows(text: str) -> list[dict[str, str]]:
+    """The rows of a ``show ... as json`` answer (``{"row_count": 0}`` has none)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ESLProtocolError(f"garbled 'show ... as json' answer: {exc}") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        return []
+    return [
+        {str(k): "" if v is None else str(v) for k, v in row.items()}
+        for row in rows
+        if isinstance(row, dict)
+    ]
+
+
+@dataclass(slots=True)
+class _Dial:
+    """What we learn about one ``Call.dial`` while it runs."""
+
+    on_answer: Callable[[str], None] | None
+    legs: set[str]
+    app_uuid: str = ""
+    peer_uuid: str | None = None
+    answered_at: float | None = None
+    notified: bool = False
+    peer_cause: str = ""
+    fail_cause: str = ""
+    unbridged: bool = False
+    names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def peer_channel(self) -> str | None:
+        if self.peer_uuid is None:
+            return None
+        return self.names.get(self.peer_uuid) or self.peer_uuid
+
+
+class FreeSwitchCall:
+    """One caller under our control (implements :class:`callcenter.pbx.interface.Call`)."""
+
+    def __init__(
+        self,
+        driver: FreeSwitchDriver,
+        esl: ESLClient,
+        info: CallInfo,
+        *,
+        target: str | None,
+        answered: bool,
+    ) -> None:
+        self._driver = driver
+        self._settings = driver.settings
+        self._esl = esl
+        self._info = info
+        self._uuid = info.call_id
+        # sendmsg target: the uuid on the inbound socket, None on the call's own socket.
+        self._target = target
+        #: False while the call has its own outbound socket (which carries its events).
+        self.events_from_inbound = target is not None
+        self._answered = answered
+        self._hangup = asyncio.Event()
+        self._cause = HangupCause.UNSPECIFIED
+        self._released = ""
+        self._apps: dict[str, asyncio.Future[ESLEvent]] = {}
+        self._dial: _Dial | None = None
+        self._moh_app: str | None = None
+        self._moh_class = "default"
+        self._playback_status = ""
+        self._language = info.language or "en"
+        self._dtmf: collections.deque[str] = collections.deque(maxlen=_MAX_DTMF_KEPT)
+        #: Channel variables we set with ``set`` (so each is sent only when it changes).
+        self._vars: dict[str, str] = {}
+        #: Applications whose completion is still awaited after the caller hung up.
+        self._outlive_hangup: set[str] = set()
+        self._language = info.language or "en"
+        self._log = log.bind(call_id=info.call_id, channel=info.channel)
+
+    # -- facts ------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> CallInfo:
+        return self._info
+
+    @property
+    def uuid(self) -> str:
+        """The caller channel's Unique-ID."""
+        return self._uuid
+
+    @property
+    def hung_up(self) -> bool:
+        return self._hangup.is_set()
+
+    @property
+    def hangup_cause(self) -> HangupCause:
+        return self._cause
+
+    @property
+    def answered(self) -> bool:
+        return self._answered
+
+    @property
+    def released(self) -> bool:
+        """True once the call left our control (redirected, transferred, socket closed)."""
+        return bool(self._released)
+
+    async def wait_hangup(self) -> None:
+        await self._hangup.wait()
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self._released:
+            raise CallHungUp(f"{self._info.channel} left our control ({self._released})")
+        if self._hangup.is_set():
+            raise CallHungUp(f"{self._info.channel} has hung up")
+
+    def _long(self, expected: float) -> float:
+        return self._settings.prompt_timeout + expected + LONG_COMMAND_MARGIN
+
+    async def _send_app(
+        self, app: str, arg: str = "", *, track: bool
+    ) -> tuple[str, asyncio.Future[ESLEvent] | None]:
+        """Queue ``app`` on the channel; with ``track`` its completion can be awaited."""
+        self._check()
+        event_uuid = str(uuid.uuid4())
+        future: asyncio.Future[ESLEvent] | None = None
+        if track:
+            future = asyncio.get_running_loop().create_future()
+            future.add_done_callback(_retrieved)
+            self._apps[event_uuid] = future
+        try:
+            await self._esl.sendmsg(
+                self._target,
+                app,
+                arg,
+                event_uuid=event_uuid,
+                timeout=self._settings.command_timeout,
+            )
+        except CallHungUp:
+            self._apps.pop(event_uuid, None)
+            self._on_hangup("")
+            raise
+        except BaseException:
+            self._apps.pop(event_uuid, None)
+            raise
+        return event_uuid, future
+
+    async def _await_app(
+        self, event_uuid: str, future: asyncio.Future[ESLEvent], limit: float, app: str
+    ) -> ESLEvent:
+        try:
+            async with asyncio.timeout(limit):
+                return await future
+        except TimeoutError:
+            raise PBXTimeoutError(
+                f"{app} on {self._info.channel} did not complete within {limit:.1f}s"
+            ) from None
+        finally:
+            self._apps.pop(event_uuid, None)
+
+    async def _run_app(self, app: str, arg: str, limit: float) -> ESLEvent:
+        event_uuid, future = await self._send_app(app, arg, track=True)
+        assert future is not None
+        return await self._await_app(event_uuid, future, limit, app)
+
+    async def _api(self, cmd: str) -> str:
+        return await self._esl.api(cmd, timeout=self._settings.command_timeout, check=False)
+
+    async def _ensure_vars(self, values: Mapping[str, str]) -> None:
+        """``set name=value`` for each value that differs from what we set last. Queued
+        behind nothing and ahead of the next application: no need to await completion."""
+        for name, value in values.items():
+            if self._vars.get(name) != value:
+                await self._send_app("set", f"{name}={value}", track=False)
+                self._vars[name] = value
+
+    async def answer(self) -> None:
+        self._check()
+        if self._answered:
+            return
+        await self._stop_moh()
+        await self._run_app("answer", "", self._settings.command_timeout)
+        self._answered = True
+
+    async def play(self, prompts: Sequence[str], *, interrupt_digits: str = "") -> str:
+        self._check()
+        _check_digits(interrupt_digits)
+        for prompt in prompts:
+            _check_line("prompt", prompt)
+        await self._stop_moh()
+        if not prompts:
+            return ""
+        await self._ensure_vars({"playback_terminators": interrupt_digits or "none"})
+        for prompt in prompts:
+            digit = await self._interruptible("playback", prompt, interrupt_digits, prompt)
+            if digit:
+                return digit
+        return ""
+
+    async def _interruptible(self, app: str, arg: str, interrupt_digits: str, what: str) -> str:
+        """Run a playing application; the digit that broke it (``""``: it played out)."""
+        self._playback_status = ""
+        self._dtmf.clear()
+        done = await self._run_app(app, arg, self._long(0.0))
+        response = done.get("Application-Response", "")
+        if response == "FILE NOT FOUND":
+            # A missing sound file is a config problem, not a reason to drop the caller.
+            self._log.warning("prompt_missing", prompt=what)
+            return ""
+        if response not in ("FILE PLAYED", "", "_none_"):
+            if self.hung_up or done.get("Answer-State") == "hangup":
+                raise CallHungUp(f"{self._info.channel} hung up during {what}")
+            self._log.warning("prompt_failed", prompt=what, response=response)
+            return ""
+        if not interrupt_digits or self._playback_status != "break":
+            return ""
+        digit = done.variable("playback_terminator_used", "")
+        if not digit or digit not in interrupt_digits:
+            digit = next((d for d in self._dtmf if d in interrupt_digits), "")
+        return digit
+
+    async def say(self, kind: SayKind, value: str, *, interrupt_digits: str = "") -> str:
+        self._check()
+        _check_digits(interrupt_digits)
+        if value == "":
+            return ""
+        variables = {"playback_terminators": interrupt_digits or "none"}
+        if kind == "digits":
+            if not _SAY_DIGITS.fullmatch(value):
+                raise CommandFailed(f"cannot say {value!r} as digits")
+            what = f"number iterated {value}"
+        elif kind == "number":
+            if not _SAY_NUMBER.fullmatch(value):
+                raise CommandFailed(f"cannot say {value!r} as a number")
+            what = f"number pronounced {value}"
+        else:
+            epoch, say_type = _say_datetime(kind, value)
+            what = f"{say_type} pronounced {epoch}"
+            # The epoch is built in UTC: said in UTC the caller hears exactly ``value``.
+            variables["timezone"] = "UTC"
+        await self._stop_moh()
+        await self._ensure_vars(variables)
+        module = re.split("[_-]", self._language)[0].lower()
+        return await self._interruptible("say", f"{module} {what}", interrupt_digits, what)
+
+    async def set_language(self, language: str) -> None:
+        if not _LANGUAGE.fullmatch(language):
+            raise CommandFailed(f"invalid language {language!r}")
+        await self.set_variable("default_language", language)
+        self._language = language
+
+    async def record(
+        self,
+        path: str,
+        *,
+        max_seconds: float,
+        beep: bool = True,
+        silence_seconds: float = 5.0,
+        end_digits: str = "#",
+        file_format: str = "wav",
+    ) -> RecordResult:
+        if not _RECORD_FORMAT.fullmatch(file_format) or not path or any(c.isspace() for c in path):
+            raise CommandFailed(f"cannot record into {path!r} as {file_format!r}")
+        _check_digits(end_digits)
+        self._check()
+        await self._stop_moh()
+        full = f"{path}.{file_format}"
+        if beep:
+            await self._ensure_vars({"playback_terminators": "none"})
+            await self._run_app("playback", _BEEP, self._long(0.0))
+        await self._ensure_vars({"playback_terminators": end_digits or "none"})
+        arg = f"{full} {max(1, math.ceil(max_seconds))}"
+        if silence_seconds > 0:
+            arg += f" {_SILENCE_THRESHOLD} {max(1, math.ceil(silence_seconds))}"
+        self._dtmf.clear()
+        started = time.monotonic()
+        event_uuid, future = await self._send_app("record", arg, track=True)
+        assert future is not None
+        # The completion, which carries the recorded length, comes just after a hang-up.
+        self._outlive_hangup.add(event_uuid)
+        done: ESLEvent | None
+        try:
+            done = await self._await_app(event_uuid, future, self._long(max_seconds), "record")
+        except CallHungUp:
+            done = None
+        finally:
+            self._outlive_hangup.discard(event_uuid)
+        return self._record_result(full, done, end_digits, time.monotonic() - started)
+
+    def _record_result(
+        self, full: str, done: ESLEvent | None, end_digits: str, elapsed: float
+    ) -> RecordResult:
+        # Without FreeSWITCH's record_ms (the completion got lost) the wall time has to do.
+        seconds = elapsed
+        if done is not None:
+            millis = done.variable("record_ms", "")
+            if millis.isdigit():
+                seconds = int(millis) / 1000
+            else:
+                with contextlib.suppress(ValueError):
+                    seconds = float(done.variable("record_seconds", "0") or 0)
+        if self.hung_up:
+            return RecordResult(full, seconds, "hangup")
+        response = done.get("Application-Response", "") if done is not None else ""
+        if done is None or any(w in response.lower() for w in ("fail", "error", "-err")):
+            self._log.warning("record_failed", path=full, response=response)
+            return RecordResult(full, 0.0, "error")
+        digit = done.variable("playback_terminator_used", "")
+        pressed = [d for d in self._dtmf if d in end_digits]
+        if pressed:
+            return RecordResult(full, seconds, "dtmf", digit if digit in pressed else pressed[0])
+        return RecordResult(full, seconds, "timeout")
+
+    async def read_digits(
+        self,
+        prompt: str | None,
+        *,
+        max_digits: int,
+        timeout: float,
+        terminator: str = "#",
+    ) -> str:
+        self._check()
+        if max_digits <= 0:
+            return ""
+        if terminator and (len(terminator) != 1 or terminator not in _DIGITS):
+            raise CommandFailed(f"invalid terminator {terminator!r}")
+        if prompt is not None:
+            _check_line("prompt", prompt)
+            if " " in prompt:
+                raise CommandFailed(
+                    f"play_and_get_digits cannot take a prompt with spaces: {prompt!r}"
+                )
+        await self._stop_moh()
+        wait_ms = max(1, int(timeout * 1000))
+        var = self._settings.digits_variable
+        arg = (
+            f"1 {max_digits} 1 {wait_ms} {terminator or 'none'} {prompt or _SILENCE} {_SILENCE} "
+            f"{var} {_DIGITS_REGEX} {wait_ms}"
+        )
+        done = await self._run_app(
+            "play_and_get_digits", arg, self._long(timeout * (max_digits + 1))
+        )
+        if self.hung_up:
+            raise CallHungUp(f"{self._info.channel} hung up while entering digits")
+        return done.variable(var, "")
+
+    def _moh_source(self, music_class: str) -> str:
+        if music_class == "default":
+            return self._settings.hold_music
+        return f"local_stream://{music_class}"
+
+    async def start_hold_music(self, music_class: str = "default") -> None:
+        if not _MOH_CLASS.fullmatch(music_class):
+            raise CommandFailed(f"invalid music class {music_class!r}")
+        self._check()
+        await self._stop_moh()
+        # A terminator left by a prompt would let a key press stop the music.
+        await self._ensure_vars({"playback_terminators": "none"})
+        event_uuid, _ = await self._send_app(
+            "endless_playback", self._moh_source(music_class), track=True
+        )
+        self._moh_app = event_uuid
+        self._moh_class = music_class
+
+    async def stop_hold_music(self) -> None:
+        self._check()
+        await self._stop_moh()
+
+    async def _stop_moh(self) -> None:
+        event_uuid = self._moh_app
+        if event_uuid is None:
+            return
+        self._moh_app = None
+        future = self._apps.get(event_uuid)
+        text = await self._api(f"uuid_break {self._uuid} all")
+        if text.startswith("-ERR") and "no such channel" in text.lower():
+            self._on_hangup("")
+            raise CallHungUp(f"{self._info.channel} is gone")
+        if future is not None and not future.done():
+            try:
+                await self._await_app(
+                    event_uuid, future, self._settings.command_timeout, "endless_playback"
+                )
+            except PBXTimeoutError:
+                self._log.warning("hold_music_did_not_stop")
+        self._apps.pop(event_uuid, None)
+
+    async def dial(
+        self,
+        device: str,
+        *,
+        timeout: float,
+        hold_music: bool = True,
+        caller_id: str | None = None,
+        on_answer: Callable[[str], None] | None = None,
+    ) -> DialResult:
+        targets = fs_dial_targets(device)
+        leg_vars = _caller_id_vars(caller_id)
+        self._check()
+        await self._stop_moh()
+        ring = max(1, math.ceil(timeout))
+        legs = [str(uuid.uuid4()) for _ in targets]
+        values = [f"originate_timeout={ring}", "ignore_early_media=true", *leg_vars]
+        dial_string = (
+            "{"
+            + ",".join(values)
+            + "}"
+            + ",".join(f"[origination_uuid={leg}]{t}" for leg, t in zip(legs, targets, strict=True))
+        )
+        ringback = self._moh_source(self._moh_class) if hold_music else _RING_TONE
+        state = _Dial(on_answer, set(legs))
+        peers = self._driver._peers
+        self._dial = state
+        for leg in legs:
+            peers[leg] = self
+        try:
+            await self._ensure_vars(
+                {
+                    "hangup_after_bridge": "false",
+                    "continue_on_fail": "true",
+                    "instant_ringback": "true",
+                    "ringback": ringback,
+                }
+            )
+            event_uuid, future = await self._send_app("bridge", dial_string, track=True)
+            assert future is not None
+            state.app_uuid = event_uuid
+            limit = ring + self._settings.max_bridge_seconds + LONG_COMMAND_MARGIN
+            complete: ESLEvent | None
+            try:
+                complete = await self._await_app(event_uuid, future, limit, "bridge")
+            except CallHungUp:
+                if state.answered_at is None:
+                    raise
+                complete = None
+            return self._dial_result(device, state, complete)
+        finally:
+            self._dial = None
+            for leg in state.legs | ({state.peer_uuid} if state.peer_uuid else set()):
+                if peers.get(leg) is self:
+                    del peers[leg]
+
+    def _dial_result(self, device: str, state: _Dial, complete: ESLEvent | None) -> DialResult:
+        ended = time.monotonic()
+        disposition = complete.variable("originate_disposition", "") if complete else ""
+        if state.answered_at is None and dial_status_for(disposition) == DialStatus.ANSWER:
+            # Answered while our events were lost (a reconnection): no talk time known.
+            state.answered_at = ended
+            state.peer_uuid = state.peer_uuid or (
+                complete.variable("bridge_uuid") if complete else None
+            )
+        if state.answered_at is None:
+            if self.hung_up:
+                raise CallHungUp(f"{self._info.channel} hung up while {device} rang")
+            cause = disposition or state.fail_cause
+            status = dial_status_for(cause)
+            self._log.info("dial_failed", device=device, status=status.value, cause=cause)
+            return DialResult(
+                status,
+                peer_channel=state.peer_channel,
+                cause=HangupCause.from_name(cause) if cause else HangupCause.UNSPECIFIED,
+            )
+        self._notify_answer(state)
+        talk = max(0.0, ended - state.answered_at)
+        by: HungUpBy
+        if state.unbridged:
+            by = "system"
+        elif self.hung_up:
+            by = "caller"
+        else:
+            by = "peer"
+        cause = state.peer_cause
+        if not cause and complete is not None:
+            cause = complete.variable("bridge_hangup_cause") or complete.variable(
+                "last_bridge_hangup_cause", ""
+            )
+        self._log.info(
+            "dial_ended", device=device, peer=state.peer_channel, talk=round(talk, 3), by=by
+        )
+        return DialResult(
+            DialStatus.ANSWER,
+            peer_channel=state.peer_channel,
+            talk_seconds=talk,
+            hung_up_by=by,
+            cause=HangupCause.from_name(cause) if cause else HangupCause.UNSPECIFIED,
+        )
+
+    def _notify_answer(self, state: _Dial) -> None:
+        if state.notified:
+            return
+        state.notified = True
+        if state.on_answer is not None:
+            peer = state.peer_channel or ""
+            try:
+                state.on_answer(peer)
+            except Exception:
+                self._log.exception("on_answer_failed", peer=peer)
+
+    async def unbridge(self) -> None:
+        state = self._dial
+        if state is None or state.peer_uuid is None or state.answered_at is None:
+            self._log.info("unbridge_without_peer")
+            return
+        state.unbridged = True
+        text = await self._api(f"uuid_kill {state.peer_uuid} NORMAL_CLEARING")
+        if text.startswith("-ERR") and "no such channel" not in text.lower():
+            raise CommandFailed(f"uuid_kill of the peer failed: {text.strip()}")
+
+    async def redirect(self, context: str, exten: str, priority: int = 1) -> None:
+        """``uuid_transfer`` to ``exten`` in ``context`` (XML dialplan; ``priority`` has no
+        FreeSWITCH meaning and is ignored)."""
+        for what, token in (("context", context), ("extension", exten)):
+            if not _TOKEN.fullmatch(token):
+                raise CommandFailed(f"invalid {what} {token!r}")
+        self._check()
+        text = await self._api(f"uuid_transfer {self._uuid} {exten} XML {context}")
+        if text.startswith("-ERR"):
+            if "no such channel" in text.lower():
+                self._on_hangup("")
+                raise CallHungUp(f"{self._info.channel} was gone before the redirect")
+            raise CommandFailed(f"uuid_transfer failed: {text.strip()}")
+        self._moh_app = None
+        self._release(f"redirected to {context},{exten}")
+
+    async def get_variable(self, name: str) -> str | None:
+        if not _VAR_NAME.fullmatch(name):
+            raise CommandFailed(f"invalid variable name {name!r}")
+        text = await self._api(f"uuid_getvar {self._uuid} {name}")
+        if text == "_undef_" or text.startswith(("-ERR ", "-USAGE")):
+            return None
+        return text
+
+    async def set_variable(self, name: str, value: str) -> None:
+        if not _VAR_NAME.fullmatch(name):
+            raise CommandFailed(f"invalid variable name {name!r}")
+        if any(c in value for c in "\r\n\x00"):
+            raise CommandFailed(f"variable {name} value must be one line")
+        self._check()
+        text = await self._api(f"uuid_setvar {self._uuid} {name} {value}")
+        if text.startswith("-ERR"):
+            if "no such channel" in text.lower():
+                self._on_hangup("")
+                raise CallHungUp(f"{self._info.channel} has hung up")
+            raise CommandFailed(f"uuid_setvar {name} failed: {text.strip()}")
+
+    async def hangup(self, cause: HangupCause = HangupCause.NORMAL_CLEARING) -> None:
+        if self._hangup.is_set() or self._released:
+            return
+        try:
+            text = await self._api(f"uuid_kill {self._uuid} {cause.name}")
+        except PBXError as exc:
+            self._log.warning("hangup_failed", error=str(exc))
+            return
+        if text.startswith("-ERR") and "no such channel" not in text.lower():
+            self._log.warning("hangup_refused", reply=text.strip())
+            return
+        self._on_hangup(cause.name)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _on_event(self, event: ESLEvent) -> None:
+        """An event about the caller's own channel."""
+        name = event.name
+        if name == "CHANNEL_EXECUTE_COMPLETE":
+            future = self._apps.pop(event.get("Application-UUID", ""), None)
+            if future is not None:
+                if not future.done():
+                    future.set_result(event)
+            elif (
+                event.get("Application") == "park"
+                and self.events_from_inbound
+                and not self._hangup.is_set()
+                and event.get("Answer-State") != "hangup"
+            ):
+                # The park that held the caller ended while the caller is up: something
+                # outside (uuid_transfer, uuid_bridge) took the channel.
+                self._release("park ended")
+        elif name == "DTMF":
+            self._dtmf.append(event.get("DTMF-Digit", ""))
+        elif name == "PLAYBACK_STOP":
+            self._playback_status = event.get("Playback-Status", "")
+        elif name == "CHANNEL_ANSWER":
+            self._answered = True
+        elif name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+            self._on_hangup(event.get("Hangup-Cause", ""))
+            if name == "CHANNEL_HANGUP_COMPLETE":
+                self._driver._channel_gone(self._uuid, self._info.channel, self._cause)
+        elif name == "CHANNEL_BRIDGE":
+            other = event.get("Other-Leg-Unique-ID")
+            state = self._dial
+            if state is not None and other:
+                state.names.setdefault(other, event.get("Other-Leg-Channel-Name", ""))
+                self._driver._peers.setdefault(other, self)
+                self._peer_answered(state, other)
+
+    def _adopt_peer(self, uid: str) -> bool:
+        """A channel names us as its other leg: take it as a leg of the running dial."""
+        state = self._dial
+        if state is None or uid == self._uuid:
+            return False
+        state.legs.add(uid)
+        return True
+
+    def _on_peer_event(self, event: ESLEvent) -> None:
+        """An event about a leg our dial created."""
+        state = self._dial
+        uid = event.unique_id
+        if state is None or not uid:
+            return
+        channel = event.get("Channel-Name")
+        if channel:
+            state.names[uid] = channel
+        name = event.name
+        if name == "CHANNEL_ANSWER":
+            self._peer_answered(state, uid)
+        elif name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+            cause = event.get("Hangup-Cause", "")
+            if uid == state.peer_uuid and state.answered_at is not None:
+                state.peer_cause = state.peer_cause or cause
+            elif state.answered_at is None and cause:
+                state.fail_cause = cause
+
+    def _peer_answered(self, state: _Dial, uid: str) -> None:
+        if state.answered_at is not None:
+            return
+        state.peer_uuid = uid
+        state.answered_at = time.monotonic()
+        self._notify_answer(state)
+
+    def _fail_apps(self, error: Exception, *, keep: Collection[str] = ()) -> None:
+        for event_uuid, future in list(self._apps.items()):
+            if event_uuid in keep:
+                continue
+            self._apps.pop(event_uuid, None)
+            if not future.done():
+                future.set_exception(error)
+
+    def _on_hangup(self, cause: str) -> None:
+        if not self._hangup.is_set():
+            if cause:
+                self._cause = HangupCause.from_name(cause)
+            self._hangup.set()
+            self._moh_app = None
+            self._log.info("caller_hung_up", cause=cause or "unknown")
+        elif cause and self._cause == HangupCause.UNSPECIFIED:
+            self._cause = HangupCause.from_name(cause)
+        if self._apps:
+            error = CallHungUp(f"{self._info.channel} hung up ({cause or 'unknown'})")
+            self._fail_apps(error, keep=self._outlive_hangup)
+            loop = asyncio.get_running_loop()
+            for event_uuid in self._outlive_hangup:
+                future = self._apps.get(event_uuid)
+                if future is not None:
+                    loop.call_later(_RECORD_SETTLE, _fail_if_pending, future, error)
+
+    def _release(self, why: str) -> None:
+        if self._released:
+            return
+        self._released = why
+        self._moh_app = None
+        self._log.info("call_left_control", why=why)
+        self._fail_apps(CallHungUp(f"{self._info.channel} left our control ({why})"))
+
+    def _on_socket_closed(self, reason: str) -> None:
+        # Without its socket the call is out of reach; the inbound socket still tells us
+        # when it hangs up.
+        self.events_from_inbound = True
+        if not self._hangup.is_set():
+            self._release(f"outbound socket closed: {reason}")
+
+    def _link_lost(self, reason: str) -> None:
+        state = self._dial
+        keep = {state.app_uuid} if state is not None else set()
+        self._fail_apps(
+            PBXConnectionError(f"event socket lost while {self._info.channel} ran: {reason}"),
+            keep=keep,
+        )
+        self._moh_app = None
+
+    async def _resync(self, snap: ChannelSnapshot, alive: Mapping[str, ChannelSnapshot]) -> None:
+        """The caller survived a reconnection: settle a dial whose events may be lost."""
+        state = self._dial
+        if state is None or not state.app_uuid:
+            return
+        future = self._apps.get(state.app_uuid)
+        if future is None or future.done():
+            return
+        if state.answered_at is None:
+            for leg in state.legs:
+                leg_snap = alive.get(leg)
+                if leg_snap is not None and leg_snap.state == "ACTIVE":
+                    state.names.setdefault(leg, leg_snap.channel)
+                    self._peer_answered(state, leg)
+                    break
+        if state.answered_at is not None:
+            if state.peer_uuid not in alive:
+                future.set_result(_synthetic_complete())
+        elif snap.application != "bridge":
+            disposition = await self.get_variable("originate_disposition") or ""
+            if not future.done():
+                future.set_result(_synthetic_complete(originate_disposition=disposition))
+
+    def _forget(self) -> None:
+        """The handler is done: drop what still waits."""
+        if self._apps:
+            self._fail_apps(CallHungUp(f"{self._info.channel}: the call's handler ended"))
+
+
+def _synthetic_complete(**variables: str) -> ESLEvent:
+    pairs = [("Event-Name", "CHANNEL_EXECUTE_COMPLETE")]
+    pairs += [(f"variable_{k}", v) for k, v in variables.items()]
+    return ESLEvent.from_pairs(pairs)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    # Futures of applications nobody awaits any more (hold music, failed by a hangup).
+    if not future.cancelled():
+        future.exception()
+
+
+def _fail_if_pending(future: asyncio.Future[ESLEvent], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -1,0 +1,617 @@
+"""Queues through the demo PBX over real TCP: the exact order phones ring for every strategy,
+skills escalation, wrap-up, auto-pause, overflow and exit paths, exit keys, callbacks that
+keep the caller's place, agents in two queues, and agents logging out while their phone
+rings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter import switchboard
+from callcenter.acd.agent import AgentState
+from callcenter.demopbx import AgentPhone, Caller
+from callcenter.events import (
+    AgentConnected,
+    AgentPaused,
+    AgentRinging,
+    EngineEvent,
+    QueueAnnounced,
+    QueueCallbackAnswered,
+    QueueCallbackFailed,
+    QueueCallbackRequested,
+    QueueEscalated,
+    QueueExited,
+    VoicemailLeft,
+)
+from callcenter.testing import Center, running_center
+
+S = AgentState
+AGENTS = ("1001", "1002", "1003")
+
+
+def setup(
+    queue: Mapping[str, Any],
+    *,
+    node: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Config: 800 goes straight into queue ``acd`` (agents 1001-1003, logged out)."""
+    agents = {
+        agent_id: {"name": f"Agent {agent_id}", "device": f"PJSIP/{agent_id}", "logged_in": False}
+        for agent_id in AGENTS
+    }
+    config: dict[str, Any] = {
+        "routes": {"800": {"flow": "direct"}},
+        "flows": {
+            "direct": {
+                "start": "route",
+                "nodes": {
+                    # Agent 1001 calling in is a personal call that keeps their phone busy.
+                    "route": {
+                        "kind": "branch",
+                        "cases": [{"caller": ["1001"], "goto": "personal"}],
+                        "default": "q",
+                    },
+                    "personal": {
+                        "kind": "menu",
+                        "prompt": "hold-on",
+                        "choices": {"1": "done"},
+                        "timeout": 10,
+                        "retries": 1,
+                        "default": "done",
+                    },
+                    "done": {"kind": "hangup"},
+                    "q": {"kind": "queue", "queue": "acd", **(node or {})},
+                },
+            },
+            "bye": {"start": "bye", "nodes": {"bye": {"kind": "hangup", "prompt": "goodbye"}}},
+        },
+        "queues": {"acd": {"agents": list(AGENTS), "ring_timeout": 1, "max_wait": 20, **queue}},
+        "agents": agents,
+    }
+    for key, value in (extra or {}).items():
+        if isinstance(value, Mapping) and isinstance(config.get(key), Mapping):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+class Scene:
+    """A running centre plus the engine events and phones of one scenario."""
+
+    def __init__(self, center: Center) -> None:
+        self.center = center
+        self.events: list[EngineEvent] = []
+        center.daemon.bus.subscribe(self.events.append)
+        self.router = center.daemon.router
+        self.phones: dict[str, AgentPhone] = {}
+
+    def phone(self, agent_id: str, **kwargs: Any) -> AgentPhone:
+        self.phones[agent_id] = self.center.pbx.add_phone(f"PJSIP/{agent_id}", AgentPhone(**kwargs))
+        return self.phones[agent_id]
+
+    def login(self, *agent_ids: str) -> None:
+        for agent_id in agent_ids:
+            self.router.login(agent_id, via="test")
+
+    def rang(self, call_id: str | None = None) -> list[str]:
+        return [
+            e.agent
+            for e in self.events
+            if isinstance(e, AgentRinging) and (call_id is None or e.call_id == call_id)
+        ]
+
+    def answered(self) -> list[str]:
+        return [e.agent for e in self.events if isinstance(e, AgentConnected)]
+
+    def of(self, kind: type[EngineEvent]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def call(self, number: str = "5550100") -> Caller:
+        return await self.center.pbx.call("800", caller_num=number)
+
+    async def settle(self) -> None:
+        """Wait until no call runs (its record folded), phones are idle and the daemon saw
+        their devices free."""
+        await self.center.idle(timeout=10)
+        for phone in self.phones.values():
+            await phone.wait_idle(timeout=5)
+        recorder = self.center.daemon.recorder
+        async with asyncio.timeout(5):
+            while recorder.calls_in_progress or any(
+                a.device_busy for a in self.router.agents.values()
+            ):
+                await asyncio.sleep(0.01)
+
+    async def answered_call(self, number: str = "5550100") -> Caller:
+        """A caller who is answered; the agent hangs up (``hangup_after``)."""
+        caller = await self.call(number)
+        await caller.wait_bridged(timeout=5)
+        await caller.wait_ended(timeout=5)
+        await self.settle()
+        return caller
+
+    async def wait_for(self, kind: type[EngineEvent], count: int = 1, timeout: float = 5) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.of(kind)) < count:
+                await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def scene(tmp_path: Path, config: Mapping[str, Any]) -> AsyncIterator[Scene]:
+    async with running_center(tmp_path, config=config) as center:
+        yield Scene(center)
+
+
+def talkers(**phones: Any) -> dict[str, dict[str, Any]]:
+    return phones
+
+
+# ---------------------------------------------------------------------- every strategy
+
+
+QUICK = {"answer_after": 0.05, "hangup_after": 0.05}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "login_order", "expected"),
+    [
+        ("longest-idle-agent", ["1003", "1002", "1001"], ["1003", "1002", "1001", "1003"]),
+        ("leastrecent", ["1003", "1002", "1001"], ["1001", "1002", "1003", "1001"]),
+        ("rrmemory", ["1003", "1002", "1001"], ["1001", "1002", "1003", "1001"]),
+        ("rrordered", ["1002", "1001", "1003"], ["1001", "1002", "1003", "1001"]),
+        ("linear", ["1003", "1002", "1001"], ["1001", "1001", "1001", "1001"]),
+        ("top-down", ["1003", "1002", "1001"], ["1001", "1001", "1001", "1001"]),
+    ],
+)
+async def test_each_strategy_rings_agents_in_its_exact_order(
+    tmp_path: Path, strategy: str, login_order: list[str], expected: list[str]
+) -> None:
+    async with scene(tmp_path, setup({"strategy": strategy})) as s:
+        for agent_id in AGENTS:
+            s.phone(agent_id, **QUICK)
+        s.login(*login_order)
+        for n in range(len(expected)):
+            await s.answered_call(f"555010{n}")
+    assert s.rang() == expected
+    assert s.answered() == expected
+
+
+async def test_fewest_calls_sends_calls_to_the_agents_who_took_fewest(tmp_path: Path) -> None:
+    async with scene(tmp_path, setup({"strategy": "fewestcalls"})) as s:
+        for agent_id in AGENTS:
+            s.phone(agent_id, **QUICK)
+        s.login("1001")
+        await s.answered_call()
+        await s.answered_call()
+        s.login("1003", "1002")
+        for _ in range(4):
+            await s.answered_call()
+    assert s.answered() == ["1001", "1001", "1002", "1003", "1002", "1003"]
+
+
+async def test_least_talk_time_sends_calls_to_who_talked_least(tmp_path: Path) -> None:
+    async with scene(tmp_path, setup({"strategy": "least-talk-time"})) as s:
+        s.phone("1001", answer_after=0.05, hangup_after=0.6)
+        s.phone("1002", answer_after=0.05, hangup_after=0.05)
+        s.phone("1003", answer_after=0.05, hangup_after=0.3)
+        s.login(*AGENTS)
+        for _ in range(4):
+            await s.answered_call()
+    assert s.answered() == ["1001", "1002", "1003", "1002"]
+
+
+async def test_ringall_rings_everyone_at_once_and_the_first_to_answer_wins(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, setup({"strategy": "ringall", "ring_timeout": 5})) as s:
+        s.phone("1001", answer_after=None)
+        s.phone("1002", answer_after=0.4)
+        s.phone("1003", answer_after=0.1, hangup_after=0.1)
+        s.login(*AGENTS)
+        caller = await s.call()
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1003"
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+        row = await s.center.cdr(caller.uniqueid)
+        states = {a: s.router.agents[a].state for a in AGENTS}
+        missed = [s.router.agents[a].missed_offers for a in AGENTS]
+    assert sorted(s.rang()) == ["1001", "1002", "1003"]
+    assert [s.phones[a].rings for a in AGENTS] == [1, 1, 1]
+    assert row["agent"] == "1003"
+    assert states == dict.fromkeys(AGENTS, S.AVAILABLE)
+    assert missed == [0, 0, 0], "losing the race is not a missed call"
+
+
+async def test_ring_progressively_keeps_the_first_ringing_and_adds_the_next(
+    tmp_path: Path,
+) -> None:
+    queue = {"strategy": "ring-progressively", "progressive_interval": 1, "ring_timeout": 4}
+    async with scene(tmp_path, setup(queue)) as s:
+        s.phone("1001", answer_after=None)
+        s.phone("1002", answer_after=0.2, hangup_after=0.1)
+        s.phone("1003", answer_after=None)
+        s.login(*AGENTS)
+        caller = await s.call()
+        assert await caller.wait_bridged(timeout=6) == "PJSIP/1002"
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+    assert s.rang() == ["1001", "1002"]
+    assert (s.phones["1001"].rings, s.phones["1002"].rings, s.phones["1003"].rings) == (2, 1, 0)
+
+
+async def test_linear_moves_on_at_once_when_the_top_agent_rejects(tmp_path: Path) -> None:
+    async with scene(tmp_path, setup({"strategy": "linear"})) as s:
+        s.phone("1001", reject=True)
+        s.phone("1002", **QUICK)
+        s.phone("1003", **QUICK)
+        s.login(*AGENTS)
+        first = await s.answered_call()
+        second = await s.answered_call()
+    assert s.rang(first.uniqueid) == ["1001", "1002"]
+    assert s.rang(second.uniqueid) == ["1001", "1002"]
+
+
+async def test_random_rings_each_agent_once_per_round(tmp_path: Path) -> None:
+    async with scene(tmp_path, setup({"strategy": "random"})) as s:
+        s.phone("1001", reject=True)
+        s.phone("1002", reject=True)
+        s.phone("1003", **QUICK)
+        s.login(*AGENTS)
+        caller = await s.answered_call()
+    rang = s.rang(caller.uniqueid)
+    assert rang[-1] == "1003" and len(rang) == len(set(rang)) <= 3
+
+
+async def test_weighted_random_follows_the_member_weights(tmp_path: Path) -> None:
+    queue = {
+        "strategy": "weighted-random",
+        "member_weights": {"1001": 0.001, "1002": 1000, "1003": 0.001},
+    }
+    async with scene(tmp_path, setup(queue)) as s:
+        for agent_id in AGENTS:
+            s.phone(agent_id, **QUICK)
+        s.login(*AGENTS)
+        for _ in range(3):
+            await s.answered_call()
+    assert s.answered() == ["1002", "1002", "1002"]
+
+
+# ---------------------------------------------------------------------- skills, tiers
+
+
+async def test_skills_escalation_brings_in_weaker_agents_as_the_wait_grows(
+    tmp_path: Path,
+) -> None:
+    queue = {
+        "strategy": "linear",
+        "penalties": {"1003": 1},
+        "escalation": [
+            {"after": 0, "max_penalty": 0, "min_level": 7},
+            {"after": 0.6, "max_penalty": 0, "min_level": 1},
+        ],
+    }
+    config = setup(queue, node={"skills": ["fr"]})
+    config["agents"]["1001"]["skills"] = {"de": 9}
+    config["agents"]["1002"]["skills"] = {"fr": 3}
+    config["agents"]["1003"]["skills"] = {"fr": 9}
+    async with scene(tmp_path, config) as s:
+        for agent_id in AGENTS:
+            s.phone(agent_id, **QUICK)
+        s.login(*AGENTS)
+        started = time.monotonic()
+        caller = await s.call()
+        await caller.wait_bridged(timeout=5)
+        waited = time.monotonic() - started
+        await caller.wait_ended(timeout=5)
+        escalations = [e.stage for e in s.of(QueueEscalated)]
+    assert s.rang() == ["1002"], "the level-9 agent has penalty 1, the de agent lacks fr"
+    assert waited >= 0.6
+    assert escalations == [1]
+
+
+# ---------------------------------------------------------------------- agents
+
+
+async def test_wrap_up_holds_the_next_call_and_an_agent_can_have_their_own(
+    tmp_path: Path,
+) -> None:
+    config = setup({"strategy": "linear", "wrapup": 0.8})
+    config["agents"]["1002"]["wrapup"] = 0
+    async with scene(tmp_path, config) as s:
+        s.phone("1001", **QUICK)
+        s.phone("1002", **QUICK)
+        s.login("1001", "1002")
+        await s.answered_call()
+        assert s.router.agents["1001"].state is S.WRAP_UP
+        await s.answered_call()  # 1001 is wrapping up: 1002, who has no wrap-up
+        assert s.router.agents["1002"].state is S.AVAILABLE
+        await asyncio.sleep(0.9)
+        await s.answered_call()
+    assert s.answered() == ["1001", "1002", "1001"]
+
+
+async def test_an_agent_is_paused_after_n_offers_ring_out(tmp_path: Path) -> None:
+    async with scene(tmp_path, setup({"strategy": "linear", "autopause": 2})) as s:
+        s.phone("1001", answer_after=None)
+        s.phone("1002", reject=True)
+        s.login("1001", "1002")
+        caller = await s.call()
+        await s.wait_for(AgentPaused, timeout=6)
+        rang = s.rang(caller.uniqueid)
+        await caller.hangup()
+        await s.settle()
+        a = s.router.agents["1001"]
+        state, reason = a.state, a.pause_reason
+    assert rang[:3] == ["1001", "1002", "1001"]
+    assert state is S.PAUSED and reason == "no-answer"
+    (paused,) = s.of(AgentPaused)
+    assert (paused.agent, paused.via) == ("1001", "auto")
+
+
+async def test_agent_on_a_personal_call_is_not_rung(tmp_path: Path) -> None:
+    async with scene(tmp_path, setup({"strategy": "linear"})) as s:
+        s.phone("1001", **QUICK)
+        s.phone("1002", **QUICK)
+        s.login("1001", "1002")
+        personal = await s.call("1001")  # Alice's own call: her phone is in use
+        async with asyncio.timeout(5):
+            while not s.router.agents["1001"].device_busy:
+                await asyncio.sleep(0.01)
+        caller = await s.call()
+        await caller.wait_bridged(timeout=5)
+        await personal.hangup()
+        await caller.wait_ended(timeout=5)
+    assert s.rang(caller.uniqueid) == ["1002"]
+
+
+async def test_logout_while_ringing_stops_the_phone_and_the_next_agent_rings(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, setup({"strategy": "linear", "ring_timeout": 10})) as s:
+        alice = s.phone("1001", answer_after=None)
+        s.phone("1002", **QUICK)
+        s.login("1001", "1002")
+        caller = await s.call()
+        await alice.wait_rings(1, timeout=5)
+        await asyncio.sleep(0.2)  # the daemon learns the ringing channel from AMI
+        started = time.monotonic()
+        s.router.logout("1001", via="test")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1002"
+        took = time.monotonic() - started
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+        state = s.router.agents["1001"].state
+    assert took < 2, "the ring was cut, not left to time out"
+    assert state is S.LOGGED_OUT
+    assert s.rang() == ["1001", "1002"]
+
+
+async def test_agent_in_two_queues_takes_the_heavier_queues_caller_first(
+    tmp_path: Path,
+) -> None:
+    config = setup(
+        {"weight": 0},
+        extra={"queues": {"vip": {"agents": ["1001"], "weight": 10, "ring_timeout": 1}}},
+    )
+    config["flows"]["direct"]["nodes"]["route"]["cases"].append(
+        {"caller": ["5550002"], "goto": "vip"}
+    )
+    config["flows"]["direct"]["nodes"]["vip"] = {"kind": "queue", "queue": "vip"}
+    async with scene(tmp_path, config) as s:
+        s.phone("1001", answer_after=0.05, hangup_after=0.2)
+        early = await s.call("5550001")
+        await early.wait_moh(timeout=5)
+        late = await s.call("5550002")
+        await late.wait_moh(timeout=5)
+        s.login("1001")
+        await late.wait_bridged(timeout=5)
+        await early.wait_bridged(timeout=5)
+        await early.wait_ended(timeout=5)
+    assert [e.call_id for e in s.of(AgentConnected)] == [late.uniqueid, early.uniqueid]
+
+
+# ---------------------------------------------------------------------- callers leaving
+
+
+async def test_max_wait_overflows_to_another_queue(tmp_path: Path) -> None:
+    config = setup(
+        {"max_wait": 0.5, "on_timeout": {"to": "queue", "queue": "overflow"}},
+        extra={"queues": {"overflow": {"agents": ["1003"], "ring_timeout": 1}}},
+    )
+    async with scene(tmp_path, config) as s:
+        s.phone("1003", **QUICK)
+        s.login("1003")
+        s.router.pause("1003", "break")
+        caller = await s.call()
+        await caller.wait_moh(timeout=5)
+        await s.wait_for(QueueExited, timeout=5)
+        s.router.unpause("1003")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1003"
+        row = await s.center.cdr(caller.uniqueid)
+    (exited,) = s.of(QueueExited)
+    assert (exited.queue, exited.reason) == ("acd", "timeout")
+    assert row["queue"] == "overflow" and row["agent"] == "1003"
+
+
+async def test_a_full_queue_sends_callers_to_voicemail(tmp_path: Path) -> None:
+    config = setup(
+        {"max_length": 1, "on_full": {"to": "voicemail", "box": "acd", "prompt": "queue-full"}},
+        extra={"ivr": {"voicemail_folder": str(tmp_path / "vm")}},
+    )
+    async with scene(tmp_path, config) as s:
+        first = await s.call("5550001")
+        await first.wait_moh(timeout=5)
+        second = await s.call("5550002")
+        await second.wait_for_prompt("queue-full", timeout=5)
+        await asyncio.sleep(0.2)
+        await second.press("#")
+        row = await s.center.cdr(second.uniqueid)
+        await first.hangup()
+    (exited,) = s.of(QueueExited)
+    assert exited.reason == "full" and exited.call_id == second.uniqueid
+    (left,) = s.of(VoicemailLeft)
+    assert Path(left.path).parent == tmp_path / "vm" / "acd"
+    assert row["voicemail"] == left.path
+
+
+async def test_join_empty_refused_goes_to_a_flow(tmp_path: Path) -> None:
+    config = setup({"join_empty": False, "on_empty": {"to": "flow", "flow": "bye"}})
+    async with scene(tmp_path, config) as s:
+        caller = await s.call()
+        await caller.wait_for_prompt("goodbye", timeout=5)
+        await caller.wait_ended(timeout=5)
+        row = await s.center.cdr(caller.uniqueid)
+    assert [e.reason for e in s.of(QueueExited)] == ["joinempty"]
+    assert "bye:bye" in row["ivr_path"]
+
+
+async def test_leave_when_empty_sends_waiting_callers_on_when_the_last_agent_pauses(
+    tmp_path: Path,
+) -> None:
+    config = setup({"leave_when_empty": True, "wrapup": 30, "strategy": "linear"})
+    async with scene(tmp_path, config) as s:
+        s.phone("1001", **QUICK)
+        s.login("1001")
+        await s.answered_call("5550001")
+        assert s.router.agents["1001"].state is S.WRAP_UP
+        caller = await s.call("5550002")
+        await caller.wait_moh(timeout=5)
+        s.router.pause("1001", "lunch")
+        await caller.wait_for_prompt("queue-unavailable", timeout=5)
+        await caller.wait_ended(timeout=5)
+    assert [e.reason for e in s.of(QueueExited)] == ["leaveempty"]
+
+
+async def test_exit_key_takes_the_caller_to_voicemail(tmp_path: Path) -> None:
+    config = setup(
+        {"exit_keys": {"5": {"to": "voicemail", "box": "sales", "prompt": "leave-a-message"}}},
+        extra={"ivr": {"voicemail_folder": str(tmp_path / "vm")}},
+    )
+    async with scene(tmp_path, config) as s:
+        caller = await s.call()
+        await caller.wait_moh(timeout=5)
+        await asyncio.sleep(0.2)
+        await caller.press("5")
+        await caller.wait_for_prompt("leave-a-message", timeout=5)
+        await asyncio.sleep(0.2)
+        await caller.press("#")
+        await caller.wait_ended(timeout=5)
+    assert [e.reason for e in s.of(QueueExited)] == ["exitkey"]
+    assert len(s.of(VoicemailLeft)) == 1
+
+
+async def test_position_is_announced_at_join_and_again_only_when_it_improves(
+    tmp_path: Path,
+) -> None:
+    queue = {"announce_position": True, "announce_frequency": 0.3}
+    async with scene(tmp_path, setup(queue)) as s:
+        first = await s.call("5550001")
+        await first.wait_moh(timeout=5)
+        second = await s.call("5550002")
+        await second.wait_for_prompt("queue-callswaiting", timeout=5)
+        await asyncio.sleep(0.5)
+        announced = len(s.of(QueueAnnounced))
+        await first.hangup()
+        await second.wait_for_prompt("queue-youarenext", timeout=5)
+        await s.wait_for(QueueAnnounced, 3)
+        await second.hangup()
+        await s.settle()
+    assert announced == 2, "no repeat while the position stays the same"
+    assert "digits/2" in second.heard
+    assert [e.position for e in s.of(QueueAnnounced) if e.call_id == second.uniqueid] == [2, 1]
+
+
+# ---------------------------------------------------------------------- callbacks
+
+
+CALLBACKS = {"acd": {"callback_dial": "PJSIP/${number}", "callback_allow": ["_555XXXX"]}}
+
+
+async def test_callback_keeps_the_callers_place_and_connects_them_to_the_agent(
+    tmp_path: Path,
+) -> None:
+    config = setup({"exit_keys": {"2": "callback"}, "strategy": "linear"}, extra=CALLBACKS)
+    async with scene(tmp_path, config) as s:
+        home = s.center.pbx.add_phone("PJSIP/5551234", AgentPhone(answer_after=0.05))
+        alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
+        s.login("1001")
+        s.router.pause("1001", "break")
+        caller = await s.call("5551234")
+        await caller.wait_moh(timeout=5)
+        await asyncio.sleep(0.1)
+        await caller.press("2")
+        await caller.wait_for_prompt("queue-callback-confirmed", timeout=5)
+        await caller.wait_ended(timeout=5)
+        later = await s.call("5550002")  # joins after: must not take the kept place
+        await later.wait_moh(timeout=5)
+        s.router.unpause("1001")
+        await home.wait_answered(timeout=5)
+        await alice.wait_answered(timeout=5)
+        await s.wait_for(QueueCallbackAnswered)
+        await alice.wait_idle(timeout=5)
+        await later.wait_bridged(timeout=5)
+        (answered,) = s.of(QueueCallbackAnswered)
+        row = await s.center.cdr(answered.call_id)
+        await later.hangup()
+    (requested,) = s.of(QueueCallbackRequested)
+    assert (requested.number, requested.position) == ("5551234", 1)
+    assert answered.original_call_id == caller.uniqueid
+    assert s.answered()[0] == "1001"
+    assert s.of(AgentConnected)[0].call_id == answered.call_id
+    assert row["queue"] == "acd" and row["agent"] == "1001"
+    assert row["channel"].startswith("PJSIP/5551234")
+
+
+async def test_an_unanswered_callback_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(switchboard, "CALLBACK_ANSWER_MARGIN", 0.2)
+    queue = {
+        "exit_keys": {"2": "callback"},
+        "callback_ring_timeout": 1,
+        "callback_retry_delay": 0.1,
+        "callback_attempts": 2,
+    }
+    async with scene(tmp_path, setup(queue, extra=CALLBACKS)) as s:
+        home = s.center.pbx.add_phone("PJSIP/5551234", AgentPhone(answer_after=None))
+        s.phone("1001", answer_after=0.05, hangup_after=0.1)
+        caller = await s.call("5551234")
+        await caller.wait_moh(timeout=5)
+        await asyncio.sleep(0.1)
+        await caller.press("2")
+        await caller.wait_ended(timeout=5)
+        s.login("1001")
+        await home.wait_rings(1, timeout=5)
+        home.answer_after = 0.05
+        await s.wait_for(QueueCallbackAnswered, timeout=6)
+        await s.settle()
+        state = s.router.agents["1001"].state
+    (failed,) = s.of(QueueCallbackFailed)
+    assert (failed.attempt, failed.reason, failed.final) == (1, "no-answer", False)
+    assert home.rings == 2 and home.answered == 1
+    assert s.answered() == ["1001"]
+    assert state is S.AVAILABLE
+
+
+async def test_callback_refused_for_a_number_not_allowed(tmp_path: Path) -> None:
+    config = setup({"exit_keys": {"2": "callback"}}, extra=CALLBACKS)
+    async with scene(tmp_path, config) as s:
+        caller = await s.call("0900123456")
+        await caller.wait_moh(timeout=5)
+        await asyncio.sleep(0.1)
+        await caller.press("2")
+        await caller.wait_for_prompt("queue-callback-unavailable", timeout=5)
+        await asyncio.sleep(0.2)
+        assert caller.state != "ended", "the caller keeps waiting"
+        await caller.hangup()
+        await s.settle()
+    assert s.of(QueueCallbackRequested) == []

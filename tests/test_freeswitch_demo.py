@@ -1,0 +1,216 @@
+"""FreeSwitchDriver driving calls through the demo FreeSWITCH (real ESL over TCP)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from callcenter.demopbx.freeswitch import DemoFreeSwitch
+from callcenter.demopbx.fs_phones import AgentPhone
+from callcenter.errors import AuthenticationError, CallHungUp
+from callcenter.pbx.freeswitch import FreeSwitchCall, FreeSwitchDriver, FreeSwitchSettings
+from callcenter.pbx.interface import Call, ChannelHungUp, DialResult, DialStatus, PBXEvent
+
+PASSWORD = "demo-secret"
+Handler = Callable[[FreeSwitchCall], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def center(
+    handler: Handler, *, mode: str = "inbound", **settings: Any
+) -> AsyncIterator[tuple[DemoFreeSwitch, FreeSwitchDriver, list[PBXEvent], asyncio.Event]]:
+    """A demo FreeSWITCH and a started driver; the event is set when a handler returns."""
+    pbx = DemoFreeSwitch(password=PASSWORD, prompt_seconds=0.02, mode=mode)  # type: ignore[arg-type]
+    events: list[PBXEvent] = []
+    finished = asyncio.Event()
+
+    async def serve(call: Call) -> None:
+        assert isinstance(call, FreeSwitchCall)
+        try:
+            await handler(call)
+        finally:
+            finished.set()
+
+    async with asyncio.timeout(10):
+        await pbx.start()
+        options: dict[str, Any] = {
+            "esl_port": pbx.esl_port,
+            "esl_password": PASSWORD,
+            "outbound_listen_port": 0 if mode == "outbound" else None,
+            "command_timeout": 3.0,
+        }
+        options.update(settings)
+        driver = FreeSwitchDriver(FreeSwitchSettings(**options))
+        driver.subscribe(events.append)
+        await driver.start(serve)
+        if mode == "outbound":
+            assert driver.outbound_port
+            pbx.set_socket_address("127.0.0.1", driver.outbound_port)
+    try:
+        yield pbx, driver, events, finished
+    finally:
+        async with asyncio.timeout(10):
+            await driver.stop()
+            await pbx.stop()
+
+
+async def test_caller_picks_an_option_is_bridged_to_an_agent_who_hangs_up_then_hears_goodbye() -> (
+    None
+):
+    seen: dict[str, Any] = {}
+
+    async def handler(call: FreeSwitchCall) -> None:
+        seen["route"] = (call.info.route, call.info.caller_num, call.info.caller_name)
+        await call.answer()
+        seen["digits"] = await call.read_digits("/sounds/menu.wav", max_digits=1, timeout=3)
+        answered: list[str] = []
+        seen["dial"] = await call.dial("PJSIP/1001", timeout=5, on_answer=answered.append)
+        seen["answered"] = answered
+        await call.play(["/sounds/goodbye.wav"])
+        await call.hangup()
+
+    async with center(handler) as (pbx, _, events, finished):
+        agent = pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05, hangup_after=0.2))
+        caller = await pbx.call("800", caller_num="5551234", caller_name="Alice")
+        await caller.wait_for_prompt("menu")
+        await caller.press("2")
+        await caller.wait_moh()  # the ringback while the agent rings is the hold music
+        assert await caller.wait_bridged() == "PJSIP/1001"
+        await caller.wait_for_prompt("goodbye")
+        async with asyncio.timeout(5):
+            await finished.wait()
+            await caller.wait_ended()
+        assert agent.answered == 1
+    assert seen["route"] == ("inbound", "5551234", "Alice")
+    assert seen["digits"] == "2"
+    result: DialResult = seen["dial"]
+    assert (result.status, result.hung_up_by) == (DialStatus.ANSWER, "peer")
+    assert 0.1 < result.talk_seconds < 2
+    assert seen["answered"] == [result.peer_channel]
+    assert caller.hangup_cause_name == "NORMAL_CLEARING"
+    assert caller.uniqueid in [e.call_id for e in events if isinstance(e, ChannelHungUp)]
+
+
+async def test_busy_agent_then_caller_gives_up_while_the_next_one_rings() -> None:
+    seen: dict[str, Any] = {}
+
+    async def handler(call: FreeSwitchCall) -> None:
+        await call.answer()
+        seen["busy"] = await call.dial("PJSIP/1001", timeout=5)
+        try:
+            await call.dial("PJSIP/1002", timeout=5)
+        except CallHungUp:
+            seen["gave_up"] = True
+
+    async with center(handler) as (pbx, _, _, finished):
+        pbx.add_phone("PJSIP/1001", AgentPhone(reject=True))
+        slow = pbx.add_phone("PJSIP/1002", AgentPhone(answer_after=None))
+        caller = await pbx.call("800", caller_num="5551234")
+        await slow.wait_rings()
+        await caller.hangup()
+        async with asyncio.timeout(5):
+            await finished.wait()
+    assert seen["busy"].status == DialStatus.BUSY
+    assert seen.get("gave_up") is True
+
+
+async def test_outbound_socket_call_through_the_demo() -> None:
+    seen: dict[str, Any] = {}
+    handed: list[str] = []
+
+    async def handler(call: FreeSwitchCall) -> None:
+        handed.append(call.info.transport)
+        seen["transport"] = call.info.transport
+        await call.answer()
+        await call.play(["/sounds/welcome.wav"])
+        await call.hangup()
+
+    async with center(handler, mode="outbound") as (pbx, _, events, finished):
+        caller = await pbx.call("800", caller_num="5551234")
+        await caller.wait_for_prompt("welcome")
+        async with asyncio.timeout(5):
+            await finished.wait()
+            await caller.wait_ended()
+    # The socket application parks the channel too: the inbound socket sees that
+    # CHANNEL_PARK, but the call is the outbound socket's, handed over once.
+    assert handed == ["esl-outbound"]
+    assert [e.call_id for e in events if isinstance(e, ChannelHungUp)] == [caller.uniqueid]
+
+
+async def test_hold_music_plays_until_the_next_prompt() -> None:
+    music_on = asyncio.Event()
+    heard: list[str] = []
+
+    async def handler(call: FreeSwitchCall) -> None:
+        await call.answer()
+        await call.start_hold_music()
+        await music_on.wait()
+        heard.append(await call.play(["/sounds/position-1.wav"]))
+        await call.hangup()
+
+    async with center(handler) as (pbx, _, _, finished):
+        caller = await pbx.call("800", caller_num="5551234")
+        await caller.wait_moh()
+        music_on.set()
+        await caller.wait_for_prompt("position-1")
+        async with asyncio.timeout(5):
+            await finished.wait()
+    assert heard == [""]
+
+
+async def test_wrong_password_is_refused_by_the_demo() -> None:
+    pbx = DemoFreeSwitch(password=PASSWORD)
+    async with asyncio.timeout(10):
+        await pbx.start()
+        try:
+            driver = FreeSwitchDriver(
+                FreeSwitchSettings(
+                    esl_port=pbx.esl_port, esl_password="not-it", outbound_listen_port=None
+                )
+            )
+
+            async def handler(call: Call) -> None:
+                return None
+
+            with pytest.raises(AuthenticationError, match="refused the password"):
+                await driver.start(handler)
+            await driver.stop()
+        finally:
+            await pbx.stop()
+
+
+async def test_caller_parked_before_the_daemon_connected_is_adopted() -> None:
+    pbx = DemoFreeSwitch(password=PASSWORD, prompt_seconds=0.02)
+    adopted: list[tuple[str, str]] = []
+    finished = asyncio.Event()
+
+    async def handler(call: Call) -> None:
+        adopted.append((call.info.call_id, call.info.route))
+        await call.answer()
+        await call.play(["/sounds/sorry-for-the-wait.wav"])
+        await call.hangup()
+        finished.set()
+
+    async with asyncio.timeout(10):
+        await pbx.start()
+        try:
+            caller = await pbx.call("800", caller_num="5551234")
+            await asyncio.sleep(0.05)  # parked, nobody listening yet
+            driver = FreeSwitchDriver(
+                FreeSwitchSettings(
+                    esl_port=pbx.esl_port, esl_password=PASSWORD, outbound_listen_port=None
+                )
+            )
+            await driver.start(handler)
+            try:
+                await caller.wait_for_prompt("sorry-for-the-wait")
+                await finished.wait()
+            finally:
+                await driver.stop()
+        finally:
+            await pbx.stop()
+    assert adopted == [(caller.uniqueid, "inbound")]
