@@ -1,8 +1,10 @@
 """The PBX side of the benchmarks, run as its own process so it does not share the daemon's core.
 
     python benchmarks/pbx_side.py demo --agi fastagi --prompt-seconds 0.01
+    python benchmarks/pbx_side.py demo --pbx freeswitch --mode inbound --prompt-seconds 0.01
     python benchmarks/pbx_side.py bare
     python benchmarks/pbx_side.py replay --trace PATH --repeat 5
+    python benchmarks/pbx_side.py eslreplay --trace PATH --repeat 3
 
 The benchmark scripts start it with :class:`PBXProcess` and talk JSON lines: the child prints
 ``{"ready": ROLE, "ami_port": N, ...}`` first, then reads one command per stdin line and
@@ -12,13 +14,25 @@ Roles:
 
 * ``demo``: the demo Asterisk (:mod:`callcenter.demopbx`, real AMI server + FastAGI client or
   AsyncAGI over AMI) placing calls: ``concurrent`` keeps N calls up until T are done;
-  ``ramp`` offers R new calls/s per stage, the caller pressing 1 in the IVR menu.
+  ``ramp`` offers R new calls/s per stage, the caller pressing 1 in the IVR menu. With
+  ``--pbx freeswitch`` the demo FreeSWITCH (:class:`~callcenter.demopbx.freeswitch.
+  DemoFreeSwitch`, real ESL server; ``--mode inbound`` parks the calls, ``outbound`` runs
+  the ``socket`` application) does the same; it prints ``esl_port`` instead of ``ami_port``
+  and takes ``socket_address`` (where the daemon's outbound-socket server listens).
 * ``bare``: the floor. A minimal asyncio stand-in for Asterisk with no parsing beyond
   splitting lines/blocks: an AMI server (Login, Ping, CoreShowChannels, AGI) that runs
   AsyncAGI sessions, or a FastAGI client; every AGI command is answered at once.
 * ``replay``: the ``in`` side of a recorded AMI trace (banner, login response, every event,
   ``repeat`` times) written at full speed with blocking sockets, then an ``Event: BenchEnd``
   sentinel. The blast starts when the client sends ``Action: Ping``.
+* ``eslreplay``: the ``in`` side of a recorded ESL trace (``i_load.full.jsonl.xz``): the
+  recorded ``auth/request`` and command replies for the client's ``auth`` and ``event plain
+  ...``, then every event the client subscribed to (all of them for ``ALL``) and the
+  recorded ``api/response`` answers to the recorder's polling, ``repeat`` times, written at
+  full speed with blocking sockets. The client first sends the polls (``api show calls
+  count``, :data:`ESL_POLLS_PER_PASS` per pass: their answers sit in the stream where they were
+  recorded), then ``api bench go``; the blast follows, and the answer to the go command
+  (``+OK bench done ...``) comes last, after every event.
 """
 
 from __future__ import annotations
@@ -28,6 +42,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import lzma
 import math
 import queue
 import socket
@@ -35,15 +50,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from callcenter.demopbx import AgentPhone, DemoAsterisk
-from callcenter.errors import CallHungUp
+from callcenter.demopbx.freeswitch import DemoFreeSwitch
+from callcenter.demopbx.fs_phones import AgentPhone as FSAgentPhone
+from callcenter.errors import CallHungUp, ESLProtocolError
 from callcenter.log import configure_logging
 from callcenter.protocols.agi import AGIEnvironment
 from callcenter.protocols.ami import encode_agi_field
-from callcenter.testing import DEMO_SECRET
+from callcenter.protocols.esl import (
+    ESLCommandParser,
+    encode_api_response,
+    encode_disconnect_notice,
+    encode_reply,
+)
+from callcenter.testing import DEMO_ESL_PASSWORD, DEMO_SECRET
 
 HERE = Path(__file__).resolve().parent
 SENTINEL = b"Event: BenchEnd\r\nPrivilege: user,all\r\n\r\n"
@@ -140,7 +164,7 @@ class _Calls:
         self.setup: list[float] = []
 
 
-async def _one_call(pbx: DemoAsterisk, n: int, script: str, stats: _Calls, limit: float) -> None:
+async def _one_call(pbx: Any, n: int, script: str, stats: _Calls, limit: float) -> None:
     started = time.monotonic()
     caller = None
     try:
@@ -159,7 +183,7 @@ async def _one_call(pbx: DemoAsterisk, n: int, script: str, stats: _Calls, limit
                 await caller.hangup()
 
 
-async def _concurrent(pbx: DemoAsterisk, cmd: dict[str, Any]) -> dict[str, Any]:
+async def _concurrent(pbx: Any, cmd: dict[str, Any]) -> dict[str, Any]:
     total, concurrency = int(cmd["calls"]), int(cmd["concurrency"])
     script, limit = cmd.get("script", "plain"), float(cmd.get("call_timeout", 30))
     stats = _Calls()
@@ -180,7 +204,7 @@ async def _concurrent(pbx: DemoAsterisk, cmd: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _ramp(pbx: DemoAsterisk, cmd: dict[str, Any]) -> None:
+async def _ramp(pbx: Any, cmd: dict[str, Any]) -> None:
     script, limit = cmd.get("script", "ivr"), float(cmd.get("call_timeout", 10))
     drain = float(cmd.get("drain", 5))
     loop = asyncio.get_running_loop()
@@ -230,14 +254,26 @@ async def _ramp(pbx: DemoAsterisk, cmd: dict[str, Any]) -> None:
 
 
 async def demo_role(args: argparse.Namespace) -> None:
-    pbx = DemoAsterisk(
-        agi_mode=args.agi,
-        ami_secret=DEMO_SECRET,
-        prompt_seconds=args.prompt_seconds,
-        login_failure_delay=0.05,
-    )
-    await pbx.start()
-    say({"ready": "demo", "ami_port": pbx.ami_port})
+    pbx: Any
+    if args.pbx == "freeswitch":
+        pbx = DemoFreeSwitch(
+            password=DEMO_ESL_PASSWORD,
+            prompt_seconds=args.prompt_seconds,
+            mode=args.mode,
+            heartbeat_interval=20.0,
+        )
+        await pbx.start()
+        say({"ready": "demo", "pbx": "freeswitch", "esl_port": pbx.esl_port})
+    else:
+        pbx = DemoAsterisk(
+            agi_mode=args.agi,
+            ami_secret=DEMO_SECRET,
+            prompt_seconds=args.prompt_seconds,
+            login_failure_delay=0.05,
+        )
+        await pbx.start()
+        say({"ready": "demo", "pbx": "asterisk", "ami_port": pbx.ami_port})
+    phone_class: Any = FSAgentPhone if args.pbx == "freeswitch" else AgentPhone
     try:
         async for cmd in _commands():
             kind = cmd["cmd"]
@@ -246,9 +282,12 @@ async def demo_role(args: argparse.Namespace) -> None:
             if kind == "agi_url":
                 pbx.set_agi_url(cmd["url"])
                 say({"ok": kind})
+            elif kind == "socket_address":
+                pbx.set_socket_address(cmd["host"], int(cmd["port"]))
+                say({"ok": kind})
             elif kind == "phones":
                 for device in cmd["devices"]:
-                    phone = AgentPhone(
+                    phone = phone_class(
                         answer_after=cmd.get("answer_after", 0.0),
                         hangup_after=cmd.get("hangup_after"),
                     )
@@ -639,19 +678,192 @@ async def replay_role(args: argparse.Namespace) -> None:
     listener.close()
 
 
+# ---------------------------------------------------------------------------------------------
+# eslreplay: a recorded FreeSWITCH ESL "in" stream at full speed
+
+#: The answers to the recorder's ``api show calls count`` polling in one pass of ``i_load``.
+ESL_POLLS_PER_PASS = 20
+ESL_POLL = "show calls count"
+ESL_GO = "bench go"
+ESL_DONE = b"+OK bench done\n"
+
+
+@dataclass(frozen=True)
+class ESLTrace:
+    """The ``in`` side of the first connection of an ESL trace, cut into messages."""
+
+    auth_request: bytes
+    auth_reply: bytes
+    event_reply: bytes
+    items: list[tuple[float, str, bytes]]
+    """(t, event name or ``""`` for an api/response, exact bytes) of everything after the
+    handshake, in wire order (the final disconnect notice left out)."""
+
+    def blast(self, names: frozenset[str] | None) -> list[tuple[float, str, bytes]]:
+        """The items a client subscribed to ``names`` (None: ``ALL``) receives."""
+        return [i for i in self.items if not i[1] or names is None or i[1] in names]
+
+
+def _event_name(data: bytes) -> str:
+    """``Event-Name`` of a plain event message (the first line of its outer body)."""
+    start = data.find(b"\n\nEvent-Name: ")
+    if start < 0:
+        return "?"
+    start += len(b"\n\nEvent-Name: ")
+    return data[start : data.find(b"\n", start)].decode()
+
+
+def load_esl_trace(path: Path) -> ESLTrace:
+    opener: Callable[..., Any] = lzma.open if path.suffix == ".xz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        records = [json.loads(line) for line in fh if line.strip()]
+    conn = records[0]["conn"]
+    records = [r for r in records if r["conn"] == conn and r["dir"] == "in"]
+    head = [r["data"].encode() for r in records[:3]]
+    if not (head[0].startswith(b"Content-Type: auth/request") and b"+OK" in head[1]):
+        raise ValueError(f"{path}: does not start with auth/request and the auth reply")
+    items: list[tuple[float, str, bytes]] = []
+    for record in records[3:]:
+        data = record["data"].encode()
+        if b"Content-Type: text/event-plain" in data.partition(b"\n\n")[0]:
+            items.append((float(record["t"]), _event_name(data), data))
+        elif data.startswith(b"Content-Type: api/response"):
+            items.append((float(record["t"]), "", data))
+    return ESLTrace(head[0], head[1], head[2], items)
+
+
+def _esl_replay_connection(sock: socket.socket, trace: ESLTrace, repeat: int) -> None:
+    """One client: answer the handshake from the recording, then blast on ``api bench go``."""
+    replies: queue.Queue[bytes | None] = queue.Queue()
+    go: queue.Queue[tuple[frozenset[str] | None, int]] = queue.Queue()
+    state: dict[str, Any] = {"names": None, "polls": 0}
+
+    def reader() -> None:
+        parser = ESLCommandParser()
+        try:
+            while data := sock.recv(65536):
+                for command in parser.feed(data):
+                    name, arg = command.name, command.args
+                    if name == "auth":
+                        replies.put(trace.auth_reply)
+                    elif name == "event":
+                        words = arg.split()[1:]
+                        state["names"] = None if "ALL" in words else frozenset(words)
+                        replies.put(trace.event_reply)
+                    elif name == "api" and arg == ESL_POLL:
+                        state["polls"] += 1  # answered by the recorded replies in the blast
+                    elif name == "api" and arg == ESL_GO:
+                        go.put((state["names"], state["polls"]))
+                        state["polls"] = 0
+                    elif name == "api" and arg.startswith("show ") and arg.endswith(" as json"):
+                        replies.put(encode_api_response('{"row_count":0}\n'))
+                    elif name == "api":
+                        replies.put(encode_api_response("+OK\n"))
+                    elif name == "exit":
+                        replies.put(encode_reply("+OK bye") + encode_disconnect_notice())
+                        break
+                    else:
+                        replies.put(encode_reply("+OK"))
+        except (OSError, ESLProtocolError):
+            pass
+        replies.put(None)
+        go.put((None, -1))
+
+    def flush() -> bool:
+        while True:
+            try:
+                item = replies.get_nowait()
+            except queue.Empty:
+                return True
+            if item is None:
+                return False
+            sock.sendall(item)
+
+    blobs: dict[frozenset[str] | None, tuple[bytes, int, int]] = {}
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        sock.sendall(trace.auth_request)
+        while True:
+            try:
+                names, polls = go.get(timeout=0.02)
+            except queue.Empty:
+                if not flush():
+                    return
+                continue
+            if polls < 0 or not flush():
+                return
+            if names not in blobs:
+                items = trace.blast(names)
+                blob = b"".join(data for _, _, data in items)
+                blobs[names] = (blob, sum(1 for i in items if i[1]), len(items))
+            blob, events, messages = blobs[names]
+            answers = (messages - events) * repeat
+            if polls != answers:
+                sys.stderr.write(f"eslreplay: {polls} polls for {answers} recorded answers\n")
+            view = memoryview(blob)
+            for _ in range(repeat):
+                for start in range(0, len(view), 65536):
+                    sock.sendall(view[start : start + 65536])
+            sock.sendall(
+                encode_api_response(
+                    ESL_DONE.rstrip(b"\n")
+                    + b" events=%d bytes=%d\n" % (events * repeat, len(blob) * repeat)
+                )
+            )
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+async def eslreplay_role(args: argparse.Namespace) -> None:
+    trace = load_esl_trace(Path(args.trace))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def accept() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(
+                target=_esl_replay_connection, args=(sock, trace, args.repeat), daemon=True
+            ).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    say({"ready": "eslreplay", "esl_port": port, "polls_per_pass": ESL_POLLS_PER_PASS})
+    async for cmd in _commands():
+        if cmd["cmd"] == "quit":
+            break
+    listener.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="role", required=True)
     demo = sub.add_parser("demo")
+    demo.add_argument("--pbx", choices=["asterisk", "freeswitch"], default="asterisk")
     demo.add_argument("--agi", choices=["fastagi", "async"], default="fastagi")
+    demo.add_argument("--mode", choices=["inbound", "outbound"], default="inbound")
     demo.add_argument("--prompt-seconds", type=float, default=0.01)
     sub.add_parser("bare")
     replay = sub.add_parser("replay")
     replay.add_argument("--trace", required=True)
     replay.add_argument("--repeat", type=int, default=1)
+    eslreplay = sub.add_parser("eslreplay")
+    eslreplay.add_argument("--trace", required=True)
+    eslreplay.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     configure_logging("warning", "json")
-    role = {"demo": demo_role, "bare": bare_role, "replay": replay_role}[args.role]
+    roles = {
+        "demo": demo_role,
+        "bare": bare_role,
+        "replay": replay_role,
+        "eslreplay": eslreplay_role,
+    }
+    role = roles[args.role]
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(role(args))
 

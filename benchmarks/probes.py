@@ -1,4 +1,4 @@
-"""The daemon's own share of every AGI exchange, measured from outside the code under test.
+"""The daemon's own share of every AGI / ESL exchange, measured from outside the code under test.
 
 :meth:`AGIProbe.install` wraps, in this process only and without editing the driver:
 
@@ -14,11 +14,24 @@ that made the daemon send it (the previous command's result, the environment blo
 trip (command written -> result arrived: the PBX's turnaround plus two loopback hops).
 Everything in between - the event loop waking up, parsing, the driver, the engine, the
 command encoding - is the daemon's share. The wrappers cost about a microsecond per call.
+
+:class:`ESLProbe` does the same for FreeSWITCH: :meth:`ESLProbe.install` wraps the ESL
+link class (``callcenter.pbx.freeswitch.connection._Link``: every inbound and outbound-socket
+connection) so that chunk arrivals are stamped on its ``StreamReader`` and every message
+dispatched (a reply, an event) marks its channel as "having news" at the arrival time of the
+chunk it came in. A command written for a channel (``sendmsg <uuid>``, ``api uuid_* <uuid>``;
+on an outbound socket, anything on that socket) records ``gap`` = write time - arrival of the
+latest news for that channel, labelled with that news (``reply to sendmsg playback``,
+``CHANNEL_EXECUTE_COMPLETE bridge`` ...). Replies are matched to commands in order, as the
+connection does, which also gives the round trip (command written -> its reply arrived).
+Commands with no news pending for their channel (started by a timer or another call's event)
+are not sampled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +40,8 @@ from typing import Any
 from callcenter.pbx.asterisk import agi as agi_module
 from callcenter.pbx.asterisk.agi import AsyncAGIRouter
 from callcenter.pbx.asterisk.ami import AMIConnection
+from callcenter.pbx.freeswitch import connection as esl_module
+from callcenter.protocols.esl import ESLMessage
 
 perf = time.perf_counter
 
@@ -205,3 +220,143 @@ class TimedTransport:
         self._written_at = now
         self._last = verb(data)
         self._inner.write(data)
+
+
+def esl_command(data: bytes) -> tuple[str, str | None]:
+    """(label, channel uuid or None) of an encoded ESL command: ``("sendmsg playback", uuid)``,
+    ``("api uuid_break", uuid)``, ``("bgapi originate", None)``."""
+    line = data[: data.find(b"\n")].decode("utf-8", "replace")
+    words = line.split(" ", 3)
+    verb = words[0]
+    if verb == "sendmsg":
+        start = data.find(b"\nexecute-app-name: ")
+        app = ""
+        if start >= 0:
+            start += len(b"\nexecute-app-name: ")
+            app = data[start : data.find(b"\n", start)].decode("utf-8", "replace")
+        return f"sendmsg {app}".rstrip(), words[1] if len(words) > 1 else None
+    if verb in ("api", "bgapi") and len(words) > 1:
+        label = f"{verb} {words[1]}"
+        if words[1].startswith("uuid_") and len(words) > 2:
+            return label, words[2]
+        return label, None
+    return verb, None
+
+
+class _LinkStamps:
+    """Per ESL link: arrival stamps and the commands awaiting replies, in wire order."""
+
+    __slots__ = ("arrival", "current", "fifo", "key")
+
+    def __init__(self, key: str | None) -> None:
+        self.key = key
+        """None on the inbound socket (channels by uuid); the link's own key on an outbound
+        socket (one channel per socket)."""
+        self.arrival = 0.0
+        self.current = 0.0
+        self.fifo: collections.deque[tuple[str | None, str, float]] = collections.deque()
+
+
+@dataclass
+class ESLProbe:
+    gaps: list[Sample] = field(default_factory=list)
+    roundtrips: list[Sample] = field(default_factory=list)
+    _news: dict[str, tuple[float, str]] = field(default_factory=dict)
+    _links: int = 0
+    _undo: list[Callable[[], None]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.gaps.clear()
+        self.roundtrips.clear()
+        self._news.clear()
+
+    def install(self) -> None:
+        """Wrap the ESL link class of this process (see the module doc)."""
+        link_class = esl_module._Link
+        probe = self
+        init_original = link_class.__init__
+        dispatch_original = link_class._dispatch
+
+        def init(link: Any, reader: Any, writer: Any, **kwargs: Any) -> None:
+            init_original(link, reader, writer, **kwargs)
+            owner = getattr(kwargs.get("on_event"), "__self__", None)
+            probe._links += 1
+            outbound = isinstance(owner, esl_module.ESLOutboundSession)
+            stamps = _LinkStamps(f"link-{probe._links}" if outbound else None)
+            link._probe_stamps = stamps
+            probe._wrap(reader, writer, stamps)
+
+        def dispatch(link: Any, msg: ESLMessage) -> None:
+            stamps = getattr(link, "_probe_stamps", None)
+            if stamps is not None:
+                probe._dispatched(stamps, msg)
+            dispatch_original(link, msg)
+
+        # _Link has no __slots__: the stamps ride on the instance.
+        link_class.__init__ = init  # type: ignore[method-assign]
+        link_class._dispatch = dispatch  # type: ignore[method-assign]
+        self._undo.append(lambda: setattr(link_class, "__init__", init_original))
+        self._undo.append(lambda: setattr(link_class, "_dispatch", dispatch_original))
+
+    def uninstall(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+
+    def _wrap(self, reader: asyncio.StreamReader, writer: Any, stamps: _LinkStamps) -> None:
+        feed, read, write = reader.feed_data, reader.read, writer.write
+        news = self._news
+        gaps = self.gaps
+
+        def feed_data(data: bytes) -> None:
+            if not reader._buffer:  # type: ignore[attr-defined]
+                stamps.arrival = perf()
+            feed(data)
+
+        async def timed_read(n: int = -1) -> bytes:
+            data = await read(n)
+            stamps.current = stamps.arrival
+            return data
+
+        def timed_write(data: bytes) -> None:
+            now = perf()
+            label, uid = esl_command(data)
+            key = stamps.key or uid
+            if key is not None:
+                pending = news.pop(key, None)
+                if pending is not None:
+                    gaps.append(Sample(now, f"after {pending[1]}", now - pending[0]))
+            stamps.fifo.append((key, label, now))
+            write(data)
+
+        reader.feed_data = feed_data  # type: ignore[method-assign]
+        reader.read = timed_read  # type: ignore[method-assign]
+        writer.write = timed_write
+
+    def _dispatched(self, stamps: _LinkStamps, msg: ESLMessage) -> None:
+        at = stamps.current
+        content_type = msg.content_type
+        if content_type in ("command/reply", "api/response"):
+            if not stamps.fifo:
+                return
+            key, label, sent = stamps.fifo.popleft()
+            self.roundtrips.append(Sample(at, label, at - sent))
+            if key is not None:
+                self._news[key] = (at, f"reply to {label}")
+        elif msg.is_event:
+            try:
+                event = msg.event
+            except Exception:
+                return
+            if event is None:
+                return
+            key = stamps.key or event.unique_id
+            if key is None:
+                return
+            name = event.name
+            if name == "CHANNEL_HANGUP_COMPLETE":
+                self._news.pop(key, None)  # nothing more to answer for this channel
+                return
+            if name == "CHANNEL_EXECUTE_COMPLETE":
+                name += " " + (event.headers.get("Application") or "?")
+            self._news[key] = (at, name)

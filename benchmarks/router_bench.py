@@ -54,6 +54,7 @@ from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.router import Router
 from callcenter.acd.rules import QueueRules, Stage
 from callcenter.acd.strategies import Strategy
+from callcenter.log import configure_logging
 
 QUEUES = 20
 AGENTS = 5_000
@@ -141,6 +142,7 @@ class Side(Protocol):
     def escalate(self, call_id: str, *, scan: bool = True) -> tuple[str, str] | None: ...
     def connect(self, call_id: str, agent_id: str) -> None: ...
     def abandon(self, call_id: str) -> None: ...
+    def busy(self, agent_id: str) -> None: ...
 
 
 class OurSide:
@@ -191,6 +193,11 @@ class OurSide:
 
     def abandon(self, call_id: str) -> None:
         self.router.leave(self.entries.pop(call_id))
+
+    def busy(self, agent_id: str) -> None:
+        """The agent is on a call that came from outside the queues (the start state)."""
+        self.router.reserve(agent_id)
+        self.router.connect_direct(agent_id)
 
 
 @dataclass(eq=False)
@@ -300,6 +307,9 @@ class NaiveSide:
     def abandon(self, call_id: str) -> None:
         del self.callers[call_id]
 
+    def busy(self, agent_id: str) -> None:
+        self.by_id[agent_id].idle = False
+
 
 # --------------------------------------------------------------------------- the simulation
 
@@ -330,15 +340,14 @@ def simulate(make: Callable[[Population, Clock], Side], seed: int, seconds: floa
     waiting: dict[str, CallSpec] = {}
     count = 0
 
-    def matched(pair: tuple[str, str] | None, talk_until: float | None = None) -> None:
+    def matched(pair: tuple[str, str] | None) -> None:
         if pair is None:
             return
         call_id, agent_id = pair
         spec = waiting.pop(call_id)
         side.connect(call_id, agent_id)
         result.assignments.append(pair)
-        until = talk_until if talk_until is not None else clock.now + rng.uniform(15, 35)
-        heapq.heappush(ends, (until, agent_id, spec.queue))
+        heapq.heappush(ends, (clock.now + rng.uniform(15, 35), agent_id, spec.queue))
 
     def arrive(spec: CallSpec, timed: bool) -> tuple[str, str] | None:
         waiting[spec.call_id] = spec
@@ -364,11 +373,12 @@ def simulate(make: Callable[[Population, Clock], Side], seed: int, seconds: floa
                 result.escalations.append((time.perf_counter_ns() - began) / 1e9)
             matched(pair)
 
-    # A minute ago every agent took a call (ending in the next 0-25 s); since then 10,000
+    # Every agent is on a call (ending in the next 0-25 s); over the last minute 10,000
     # callers arrived and wait. Nothing of this is timed.
-    for _ in range(AGENTS):
-        count += 1
-        matched(arrive(pop.caller(count), timed=False), talk_until=rng.uniform(0, 25))
+    for agent_id in pop.agent_skills:
+        side.busy(agent_id)
+        queue = next(q for q, r in pop.rules.items() if agent_id in r.penalties)
+        heapq.heappush(ends, (rng.uniform(0, 25), agent_id, queue))
     for _ in range(WAITING):
         count += 1
         clock.now += 60 / WAITING
@@ -443,6 +453,7 @@ def memory_per_caller(seed: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    configure_logging("warning", "console")
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="simulated seconds")
     parser.add_argument("--seed", type=int, default=1)

@@ -14,8 +14,6 @@ import structlog
 from callcenter.testing import TRANSPORTS, running_center
 
 
-
-
 @pytest.fixture(params=TRANSPORTS)
 def agi(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -169,7 +167,7 @@ async def test_frozen_ami_is_noticed_by_keepalive_and_the_daemon_reconnects(
     config = {"pbx": {"ami": {"keepalive_interval": 0.2, "action_timeout": 0.3}}}
     async with running_center(tmp_path, config=config) as center:
         lost: list[object] = []
-        center.daemon.pbx.subscribe(lambda event: lost.append(event))
+        center.daemon.pbx.subscribe(lost.append)
         center.add_phone("PJSIP/1001", answer_after=0.05)
         center.pbx.freeze_ami(True)
         async with asyncio.timeout(5):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid as uuidlib
+import wave
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
@@ -761,6 +762,200 @@ async def test_drop_esl_connections_closes_clients_but_calls_go_on(
     again = await connect(pbx)
     assert await again.api(f"uuid_exists {uuid}") == "true"
     await again.close()
+
+
+# --------------------------------------------------------------------------- say & record
+
+
+async def test_say_plays_each_word_under_the_names_the_demo_asterisk_uses(
+    pbx: DemoFreeSwitch, esl: ESLClient
+) -> None:
+    uuid, caller = await parked_call(pbx, esl)
+    await esl.execute(uuid, "answer")
+    await esl.execute(uuid, "set", "sound_prefix=/snd/en/us/callie")
+    number = await esl.execute(uuid, "say", "en number pronounced 42")
+    done = await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=number)
+    assert done.get("Application") == "say"
+    assert done.get("Application-Data") == "en number pronounced 42"
+    assert done.get("Application-Response") == "_none_"
+    starts = [e.get("Playback-File-Path") for e in esl.events if e.name == "PLAYBACK_START"]
+    assert starts == ["/snd/en/us/callie/digits/40.wav", "/snd/en/us/callie/digits/2.wav"]
+
+    spelled = await esl.execute(uuid, "say", "en name_spelled iterated A1*")
+    await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=spelled)
+    await esl.execute(uuid, "set", "timezone=UTC")
+    # 2024-03-05 12:00 UTC, a Tuesday.
+    date = await esl.execute(uuid, "say", "en current_date pronounced 1709640000")
+    await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=date)
+    assert caller.heard == [
+        "digits/40",
+        "digits/2",
+        "letters/a",
+        "digits/1",
+        "digits/star",
+        "digits/day-2",
+        "digits/mon-2",
+        "digits/h-5",
+        "digits/2",
+        "digits/thousand",
+        "digits/20",
+        "digits/4",
+    ]
+    assert {language for language, _ in caller.heard_in} == {"en"}
+    await caller.wait_for_prompt("digits/star", timeout=0.1)
+
+
+async def test_say_in_the_channel_language_is_heard_in_it(
+    pbx: DemoFreeSwitch, esl: ESLClient
+) -> None:
+    uuid, caller = await parked_call(pbx, esl)
+    assert caller.language == "en"
+    assert await esl.api(f"uuid_setvar {uuid} default_language fr_CA") == "+OK\n"
+    say = await esl.execute(uuid, "say", "fr number iterated 7")
+    await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=say)
+    play = await esl.execute(uuid, "playback", "/snd/fr/au-revoir.wav")
+    await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=play)
+    assert caller.language == "fr_CA"
+    assert caller.heard_in == [("fr_CA", "digits/7"), ("fr_CA", "au-revoir")]
+
+
+async def test_a_playback_terminator_stops_say_before_the_remaining_words(
+    pbx: DemoFreeSwitch, esl: ESLClient
+) -> None:
+    pbx.prompt_durations["digits/1.wav"] = 5.0
+    uuid, caller = await parked_call(pbx, esl)
+    await esl.execute(uuid, "set", "playback_terminators=#")
+    say = await esl.execute(uuid, "say", "en number iterated 123")
+    await caller.wait_for_prompt("digits/1")
+    await caller.press("5")  # not a terminator: eaten, the word goes on
+    await asyncio.sleep(0.05)
+    assert "PLAYBACK_STOP" not in esl.names(uuid)
+    await caller.press("#")
+    stop = await esl.wait_event("PLAYBACK_STOP", Unique_ID=uuid, timeout=1.0)
+    assert stop.get("Playback-Status") == "break"
+    done = await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=say)
+    assert done.get("Application-Response") == "_none_"
+    assert done.variable("playback_terminator_used") == "#"
+    assert caller.heard == ["digits/1"]
+
+
+async def test_say_with_a_bad_usage_or_an_unknown_type_says_nothing_and_keeps_the_call(
+    pbx: DemoFreeSwitch, esl: ESLClient
+) -> None:
+    uuid, caller = await parked_call(pbx, esl)
+    for arg in ("en number 5", "en ip_address pronounced 10.0.0.1", "en number pronounced x"):
+        say = await esl.execute(uuid, "say", arg)
+        done = await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=say)
+        assert done.get("Application-Response") == "_none_"
+    assert caller.heard == []
+    assert caller.state == "ringing" and caller.hangup_cause is None
+
+
+async def test_record_ends_on_a_terminator_and_leaves_a_wav_of_that_length(
+    pbx: DemoFreeSwitch, esl: ESLClient, tmp_path: Path
+) -> None:
+    uuid, caller = await parked_call(pbx, esl)
+    await esl.execute(uuid, "answer")
+    await esl.execute(uuid, "set", "playback_terminators=#")
+    target = tmp_path / "vm" / "sales" / "msg.wav"
+    record = await esl.execute(uuid, "record", f"{target} 10 200 3")
+    start = await esl.wait_event("RECORD_START", Unique_ID=uuid)
+    assert start.get("Record-File-Path") == str(target)
+    await asyncio.sleep(0.3)
+    await caller.press("1")  # not a terminator: eaten, the recording goes on
+    await asyncio.sleep(0.05)
+    assert "RECORD_STOP" not in esl.names(uuid)
+    await caller.press("#")
+    stop = await esl.wait_event("RECORD_STOP", Unique_ID=uuid)
+    assert stop.get("Record-File-Path") == str(target)
+    done = await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=record)
+    assert done.get("Application-Response") == "_none_"
+    assert done.variable("playback_terminator_used") == "#"
+    assert done.variable("silence_hits_exhausted") == "false"
+    millis = int(done.variable("record_ms") or "0")
+    assert 300 <= millis < 1500
+    assert done.variable("record_seconds") == str(millis // 1000)
+    assert int(done.variable("record_samples") or "0") // 8 == millis
+    with wave.open(str(target)) as recorded:
+        assert recorded.getframerate() == 8000
+        assert recorded.getnchannels() == 1 and recorded.getsampwidth() == 2
+        assert abs(recorded.getnframes() / 8 - millis) < 2
+    assert caller.state == "up"
+
+
+async def test_record_stops_after_the_silence_seconds_once_the_caller_stops_speaking(
+    pbx: DemoFreeSwitch, esl: ESLClient, tmp_path: Path
+) -> None:
+    uuid, caller = await parked_call(pbx, esl)
+    target = tmp_path / "quiet.wav"
+    record = await esl.execute(uuid, "record", f"{target} 20 200 1")
+    await esl.wait_event("RECORD_START", Unique_ID=uuid)
+    caller.speak(0.4)
+    done = await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=record, timeout=5)
+    assert done.variable("silence_hits_exhausted") == "true"
+    # 0.4 s of speech, then 1 s of silence (FreeSWITCH keeps the silence in the file).
+    assert 1300 <= int(done.variable("record_ms") or "0") < 2200
+    assert done.variable("playback_terminator_used") is None
+
+
+async def test_record_stops_at_its_time_limit_at_the_record_rate(
+    pbx: DemoFreeSwitch, esl: ESLClient, tmp_path: Path
+) -> None:
+    uuid, _ = await parked_call(pbx, esl)
+    await esl.execute(uuid, "set", "record_rate=16000")
+    target = tmp_path / "limit.wav"
+    record = await esl.execute(uuid, "record", f"{target} 1")
+    done = await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=record, timeout=5)
+    assert done.variable("record_seconds") == "1"
+    assert 1000 <= int(done.variable("record_ms") or "0") < 1600
+    with wave.open(str(target)) as recorded:
+        assert recorded.getframerate() == 16000
+        assert 16000 <= recorded.getnframes() < 25600
+
+
+async def test_uuid_break_ends_a_recording_and_the_call_goes_on(
+    pbx: DemoFreeSwitch, esl: ESLClient, tmp_path: Path
+) -> None:
+    uuid, caller = await parked_call(pbx, esl)
+    record = await esl.execute(uuid, "record", f"{tmp_path / 'b.wav'}")
+    await esl.wait_event("RECORD_START", Unique_ID=uuid)
+    assert await esl.api(f"uuid_break {uuid}") == "+OK\n"
+    done = await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=record)
+    assert done.variable("record_ms") is not None
+    assert caller.hangup_cause is None
+
+
+async def test_hanging_up_mid_recording_keeps_the_file_and_completes_after_the_hangup(
+    pbx: DemoFreeSwitch, esl: ESLClient, tmp_path: Path
+) -> None:
+    uuid, caller = await parked_call(pbx, esl)
+    await esl.execute(uuid, "answer")
+    target = tmp_path / "gone.wav"
+    record = await esl.execute(uuid, "record", f"{target} 10")
+    await esl.wait_event("RECORD_START", Unique_ID=uuid)
+    caller.speak(1.0)
+    await asyncio.sleep(0.2)
+    await caller.hangup()
+    done = await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=record)
+    names = esl.names(uuid)
+    assert names.index("CHANNEL_HANGUP") < names.index("RECORD_STOP")
+    assert 150 <= int(done.variable("record_ms") or "0") < 1000
+    with wave.open(str(target)) as recorded:
+        assert recorded.getnframes() > 1000
+    await caller.wait_ended()
+    assert caller.hangup_cause_name == "NORMAL_CLEARING"
+
+
+async def test_record_into_a_path_that_cannot_be_written_hangs_up_out_of_order(
+    pbx: DemoFreeSwitch, esl: ESLClient, tmp_path: Path
+) -> None:
+    uuid, caller = await parked_call(pbx, esl)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file")
+    await esl.execute(uuid, "record", f"{blocker / 'msg.wav'} 5")
+    await caller.wait_ended()
+    assert caller.hangup_cause_name == "DESTINATION_OUT_OF_ORDER"
+    assert "RECORD_START" not in esl.names(uuid)
 
 
 # --------------------------------------------------------------------------- outbound socket

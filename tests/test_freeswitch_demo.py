@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,14 @@ from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.demopbx.fs_phones import AgentPhone
 from callcenter.errors import AuthenticationError, CallHungUp
 from callcenter.pbx.freeswitch import FreeSwitchCall, FreeSwitchDriver, FreeSwitchSettings
-from callcenter.pbx.interface import Call, ChannelHungUp, DialResult, DialStatus, PBXEvent
+from callcenter.pbx.interface import (
+    Call,
+    ChannelHungUp,
+    DialResult,
+    DialStatus,
+    PBXEvent,
+    RecordResult,
+)
 
 PASSWORD = "demo-secret"
 Handler = Callable[[FreeSwitchCall], Awaitable[None]]
@@ -214,3 +223,52 @@ async def test_caller_parked_before_the_daemon_connected_is_adopted() -> None:
         finally:
             await pbx.stop()
     assert adopted == [(caller.uniqueid, "inbound")]
+
+
+async def test_said_numbers_dates_and_a_voicemail_through_the_driver(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+    box = tmp_path / "vm" / "sales"
+
+    async def handler(call: FreeSwitchCall) -> None:
+        await call.answer()
+        await call.say("number", "3")
+        seen["skipped"] = await call.say("number", "42", interrupt_digits="1")
+        await call.say("date", "2024-03-05")
+        await call.set_language("fr")
+        await call.say("digits", "7")
+        seen["record"] = await call.record(
+            str(box / "msg"), max_seconds=10, silence_seconds=1, end_digits="#"
+        )
+        await call.hangup()
+
+    async with center(handler) as (pbx, _, _, finished):
+        pbx.prompt_durations["digits/40.wav"] = 5.0
+        caller = await pbx.call("800", caller_num="5551234")
+        await caller.wait_for_prompt("digits/40")
+        await caller.press("1")
+        await caller.wait_for_prompt("beep")
+        caller.speak(0.3)
+        await asyncio.sleep(0.3)
+        await caller.press("#")
+        async with asyncio.timeout(5):
+            await finished.wait()
+            await caller.wait_ended()
+    assert seen["skipped"] == "1"
+    # 2024-03-05 is a Tuesday: the words the demo Asterisk's SAY DATETIME ABdY plays.
+    date = ["digits/day-2", "digits/mon-2", "digits/h-5", "digits/2", "digits/thousand"]
+    assert caller.heard == [
+        "digits/3",
+        "digits/40",
+        *date,
+        "digits/20",
+        "digits/4",
+        "digits/7",
+        "beep",
+    ]
+    assert [lang for lang, _ in caller.heard_in] == ["en"] * 9 + ["fr", "fr"]
+    result: RecordResult = seen["record"]
+    assert (result.ended, result.digit) == ("dtmf", "#")
+    assert result.path == str(box / "msg.wav")
+    assert 0.25 < result.seconds < 2.0
+    with wave.open(result.path) as recorded:
+        assert abs(recorded.getnframes() / recorded.getframerate() - result.seconds) < 0.01

@@ -108,16 +108,16 @@ class QueueEntry:
     rank: int = field(default=-1, repr=False)
     klass: HuntClass | None = field(default=None, repr=False)
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    key: tuple[int, float, int] = field(init=False, repr=False)
+    """Queue order: higher priority first, then earlier arrival."""
+
+    def __post_init__(self) -> None:
+        self.key = (-self.priority, self.joined, self.seq)
 
     @property
     def agent(self) -> Agent | None:
         """The first reserved (or the connected) agent, or None."""
         return self.agents[0] if self.agents else None
-
-    @property
-    def key(self) -> tuple[int, float, int]:
-        """Queue order: higher priority first, then earlier arrival."""
-        return (-self.priority, self.joined, self.seq)
 
     def move(self, new: EntryStatus) -> EntryStatus:
         """Go to ``new`` if ENTRY_TRANSITIONS allows it; returns the previous status."""
@@ -161,9 +161,17 @@ class HuntClass:
 
     def head(self) -> QueueEntry | None:
         heap = self._heap
-        while heap and not self._live(heap[0]):
+        while heap:
+            item = heap[0]
+            entry = item[4]
+            if (
+                entry.status is EntryStatus.HUNTING
+                and entry.heap_version == item[3]
+                and entry.klass is self
+            ):
+                return entry
             heapq.heappop(heap)
-        return heap[0][4] if heap else None
+        return None
 
     def hunting(self) -> list[QueueEntry]:
         """Every hunting entry of the class (O(n); leave-when-empty, rebuilds)."""
@@ -184,53 +192,45 @@ class HuntClass:
 
 
 class _Ranks:
-    """Positions of callers: by priority (higher first), then by arrival, in O(log n)."""
+    """Positions of callers: by priority (higher first), then by arrival, in O(log n).
+
+    Each priority level numbers its callers in arrival order and keeps a Fenwick tree of
+    who is still there; a position is the callers of higher levels plus those of the same
+    level who arrived before. Trees grow by appending (O(log n)) and are rebuilt, dropping
+    the slots of callers gone, when those outnumber the living four to one.
+    """
 
     def __init__(self) -> None:
-        self._next = 0
         self._levels: dict[int, Fenwick] = {}
-        self._counts: dict[int, int] = {}
-
-    def clear(self) -> None:
-        self._next = 0
-        self._levels.clear()
-        self._counts.clear()
 
     def add(self, entry: QueueEntry) -> None:
-        entry.rank = self._next
-        self._next += 1
         tree = self._levels.get(entry.priority)
-        if tree is None or entry.rank >= tree.size:
-            tree = self._grow(entry.priority, tree)
-        tree.set(entry.rank, 1)
-        self._counts[entry.priority] = self._counts.get(entry.priority, 0) + 1
+        if tree is None:
+            tree = self._levels[entry.priority] = Fenwick(0)
+        entry.rank = tree.size
+        tree.append(1)
 
-    def remove(self, entry: QueueEntry) -> None:
+    def remove(self, entry: QueueEntry, entries: Mapping[str, QueueEntry]) -> None:
         tree = self._levels.get(entry.priority)
-        if tree is not None and 0 <= entry.rank < tree.size and tree.value(entry.rank):
-            tree.set(entry.rank, 0)
-            self._counts[entry.priority] -= 1
+        if tree is None or not 0 <= entry.rank < tree.size or not tree.value(entry.rank):
+            return
+        tree.set(entry.rank, 0)
+        if tree.size > 4 * tree.total + 1024:
+            self._rebuild(entry.priority, entries)
 
     def position(self, entry: QueueEntry) -> int:
-        ahead = sum(n for p, n in self._counts.items() if p > entry.priority)
-        tree = self._levels[entry.priority]
-        return ahead + tree.prefix(entry.rank)
+        ahead = sum(tree.total for p, tree in self._levels.items() if p > entry.priority)
+        return ahead + self._levels[entry.priority].prefix(entry.rank)
 
-    def needs_compaction(self, live: int) -> bool:
-        return self._next > 4 * live + 4096
-
-    def rebuild(self, entries: Sequence[QueueEntry]) -> None:
-        """Renumber ``entries`` (every caller still in the queue) from 0."""
-        self.clear()
-        for entry in sorted(entries, key=lambda e: e.rank):
-            self.add(entry)
-
-    def _grow(self, priority: int, tree: Fenwick | None) -> Fenwick:
-        size = max(64, self._next * 2)
-        values = [tree.value(i) for i in range(tree.size)] if tree is not None else []
-        grown = Fenwick.from_values(values + [0] * (size - len(values)))
-        self._levels[priority] = grown
-        return grown
+    def _rebuild(self, priority: int, entries: Mapping[str, QueueEntry]) -> None:
+        """Renumber the callers still waiting at ``priority`` from 0 (O(n log n), rare)."""
+        level = sorted(
+            (e for e in entries.values() if e.priority == priority), key=lambda e: e.rank
+        )
+        tree = self._levels[priority] = Fenwick(0)
+        for entry in level:
+            entry.rank = tree.size
+            tree.append(1)
 
 
 class CallQueue:
@@ -303,9 +303,7 @@ class CallQueue:
             if (step.max_penalty is None or m.penalty <= step.max_penalty)
             and all(m.agent.skills.get(skill, 0) >= step.min_level for skill in skills)
         ]
-        created = HuntClass(
-            skills, stage, members, self.strategy in SAMPLED, len(self.members)
-        )
+        created = HuntClass(skills, stage, members, self.strategy in SAMPLED, len(self.members))
         self._classes[(skills, stage)] = created
         for member in members:
             self._agent_classes[member.agent.id].append(created)
@@ -354,9 +352,7 @@ class CallQueue:
         """Forget a caller that connected or left (its heap item goes stale by status)."""
         if self._entries.get(entry.call_id) is entry:
             del self._entries[entry.call_id]
-            self._ranks.remove(entry)
-            if self._ranks.needs_compaction(len(self._entries)):
-                self._ranks.rebuild(list(self._entries.values()))
+            self._ranks.remove(entry, self._entries)
 
     def rekey(self, entry: QueueEntry, call_id: str) -> None:
         """The caller is now on another call (a callback): keep its place under a new id."""
@@ -398,6 +394,8 @@ class CallQueue:
         """The best hunting caller ``member`` may take (O(its classes x log n))."""
         best: QueueEntry | None = None
         for klass in self._agent_classes.get(member.agent.id, ()):
+            if not klass._heap:
+                continue
             head = klass.head()
             if head is not None and (best is None or head.key < best.key):
                 best = head

@@ -17,7 +17,7 @@ agents the caller already tried in this round; a caller that has tried every idl
 starts a new round. After every public call the router keeps this invariant: no hunting
 caller has an idle, ready agent it may be offered.
 
-Reserved agents are RINGING and out of every idle pool; the engine dials them and reports
+Reserved agents are RINGING and out of every idle index; the engine dials them and reports
 back with :meth:`Router.connected` or :meth:`Router.ring_failed` (with a :class:`RingOutcome`:
 delays and auto-pause follow from it), or the caller goes with :meth:`Router.leave`. Agent
 events (AgentLoggedIn/Out, AgentPaused/Unpaused and an AgentStateChanged for every move) and
@@ -196,11 +196,7 @@ class Router:
         self._by_device = {}
         for agent in self._agents.values():
             self._by_device.setdefault(agent.device, []).append(agent)
-            if agent.state is _S.AVAILABLE and not agent.delayed:
-                agent.idle_token += 1
-                for queue in self._member_of[agent.id]:
-                    if self._ready_for(agent, queue):
-                        queue.push_idle(agent)
+        # Classes (and with them the idle indexes) are rebuilt as callers need them.
         for queue in self._queues.values():
             for entry in queue.entries():
                 if entry.status is EntryStatus.HUNTING:
@@ -243,7 +239,7 @@ class Router:
 
     def has_agents_for(self, queue: str, skills: Collection[str] = ()) -> bool:
         """Could anyone logged in and unpaused ever take a caller of ``queue`` needing
-        ``skills`` (the queue's own skills are added)? O(pools)."""
+        ``skills`` (the queue's own skills are added)? O(1) once asked before."""
         q = self._queue(queue)
         return q.has_agents_for(frozenset(skills) | q.rules.skills)
 
@@ -359,11 +355,8 @@ class Router:
             if agent.state is not _S.AVAILABLE or agent.delayed:
                 continue
             agent.idle_token += 1
-            for queue in self._member_of[agent.id]:
-                if self._ready_for(agent, queue):
-                    queue.push_idle(agent)
-            if not in_use:
-                self._serve_agent(agent)
+            if in_use or not self._serve_agent(agent):
+                self._index_idle(agent)
 
     # ------------------------------------------------------------------ callers
 
@@ -599,7 +592,10 @@ class Router:
         )
         log.info("caller_escalated", call_id=entry.call_id, queue=entry.queue, stage=entry.stage)
         if entry.status is EntryStatus.HUNTING:
+            left = entry.klass
             self._serve_class(queue, queue.push_hunting(entry))
+            if left is not None:
+                left.head()  # drop stale tops now rather than in a later decision
         self._schedule_escalation(queue, entry)
         return True
 
@@ -702,19 +698,17 @@ class Router:
                 handle.cancel()
         was_present, is_present = old not in _ABSENT, new not in _ABSENT
         if was_present != is_present:
-            step = 1 if is_present else -1
-            emptied: list[CallQueue] = []
-            for queue in self._member_of.get(agent.id, ()):
-                member = queue.by_agent.get(agent.id)
-                if member is None or member.pool is None:
-                    continue
-                member.pool.present += step
-                queue.present += step
-                if not is_present and not member.pool.present and queue.rules.leave_when_empty:
-                    emptied.append(queue)
+            emptied = [
+                queue
+                for queue in self._member_of.get(agent.id, ())
+                if queue.presence(agent, 1 if is_present else -1) and queue.rules.leave_when_empty
+            ]
             for queue in emptied:
                 self._wake_if_empty(queue)
-        self._publish(AgentStateChanged(agent=agent.id, old=old.value, new=new.value, mono=now))
+        if self._bus is not None:
+            self._bus.publish(
+                AgentStateChanged(agent=agent.id, old=old.value, new=new.value, mono=now)
+            )
         return old
 
     def _make_available(
@@ -742,18 +736,24 @@ class Router:
     def _make_ready(self, agent: Agent) -> None:
         agent.delayed = False
         agent.idle_token += 1
+        # A waiting caller takes the agent at once; only otherwise is it indexed as idle (in
+        # a busy centre most agents never are, which keeps the idle indexes small).
+        if not self._serve_agent(agent):
+            self._index_idle(agent)
+
+    def _index_idle(self, agent: Agent) -> None:
         for queue in self._member_of[agent.id]:
             if self._ready_for(agent, queue):
                 queue.push_idle(agent)
-        self._serve_agent(agent)
 
     def _delay_over(self, agent_id: str, token: int) -> None:
         agent = self._agents[agent_id]
         if agent.state is _S.AVAILABLE and agent.delayed and agent.idle_token == token:
             self._make_ready(agent)
 
-    def _serve_agent(self, agent: Agent) -> None:
-        """``agent`` just became ready: give it the best hunting caller it may take."""
+    def _serve_agent(self, agent: Agent) -> bool:
+        """``agent`` just became ready: give it the best hunting caller it may take.
+        False when nobody waits for it."""
         best: tuple[tuple[float, ...], QueueEntry, CallQueue] | None = None
         for queue in self._member_of[agent.id]:
             if not self._ready_for(agent, queue):
@@ -768,10 +768,11 @@ class Router:
             if best is None or rank < best[0]:
                 best = (rank, head, queue)
         if best is None:
-            return
+            return False
         _rank, entry, queue = best
         entry.tried.discard(agent.id)  # the only idle agent for it: a new round if tried
         self._reserve_for(queue, entry, [agent])
+        return True
 
     def _serve_class(self, queue: CallQueue, klass: HuntClass) -> None:
         while (entry := klass.head()) is not None:
@@ -792,12 +793,6 @@ class Router:
             self._reserve_one(queue, entry, agent)
         if entry.offer is not None and not entry.offer.done():
             entry.offer.set_result(list(entry.agents))
-        log.debug(
-            "agents_reserved",
-            call_id=entry.call_id,
-            queue=entry.queue,
-            agents=[a.id for a in entry.agents],
-        )
 
     def _reserve_one(self, queue: CallQueue, entry: QueueEntry, agent: Agent) -> None:
         queue.offered(agent)
@@ -822,7 +817,7 @@ class Router:
     def _wake_if_empty(self, queue: CallQueue) -> None:
         """Hunting callers nobody present could take any more get ``[]`` (leave-when-empty)."""
         for klass in queue.classes():
-            if any(pool.present for pool in klass.final):
+            if klass.final.present:
                 continue
             for entry in klass.hunting():
                 entry.move(EntryStatus.WAITING)
@@ -831,6 +826,8 @@ class Router:
 
     def _forget(self, queue: CallQueue, entry: QueueEntry) -> None:
         queue.remove(entry)
+        if entry.klass is not None:
+            entry.klass.head()  # drop stale tops now rather than in a later decision
         if entry.timer is not None:
             entry.timer.cancel()
             entry.timer = None

@@ -285,6 +285,22 @@ class Fenwick:
     def size(self) -> int:
         return self._size
 
+    def append(self, weight: int) -> None:
+        """Grow by one slot holding ``weight`` (O(log n): the new node sums its children)."""
+        i = self._size + 1
+        node = weight
+        step = 1
+        low = i & -i
+        tree = self._tree
+        while step < low:
+            node += tree[i - step]
+            step <<= 1
+        tree.append(node)
+        self._values.append(weight)
+        self._size = i
+        self.total += weight
+        self._top = 1 << i.bit_length()
+
     def value(self, index: int) -> int:
         return self._values[index]
 

@@ -312,7 +312,8 @@ class AMIConfig(_Model):
         default="call,agi,dtmf",
         description=(
             "The AMI Events mask sent at login: comma-separated event classes. Narrow on "
-            "purpose: every extra class is traffic the daemon must parse."
+            "purpose: every extra class is traffic the daemon must parse. Left unset, the "
+            "daemon asks for `call` with FastAGI and `call,agi` with AsyncAGI."
         ),
     )
 

@@ -14,6 +14,11 @@ Behaviour copied from FreeSWITCH 1.10 (see ``shared/traces/freeswitch``):
   says ``Playback-Status: done`` and the response is ``PLAYBACK ERROR`` (trace h).
 * ``play_and_get_digits`` / ``read`` set the variable, ``read_result`` and
   ``read_terminator_used``; their response is ``_none_`` (trace b).
+* ``say`` (mod_say) plays one prompt per word said, named as the demo Asterisk's SAY names
+  them (``digits/5``), each like ``playback``; a terminator digit stops the rest (``_none_``).
+* ``record`` writes a WAV file until the time limit, silence (see ``Caller.speak``), a
+  terminator digit, ``uuid_break`` or a hang-up; ``record_ms`` / ``record_seconds`` tell the
+  length (``_none_``). An unwritable file hangs up with ``DESTINATION_OUT_OF_ORDER``.
 * ``bridge`` rings the dial string's phones (``call_timeout``, default 60 s). If ringing fails
   the caller is hung up with the failure cause (``NO_ANSWER``, ``USER_BUSY`` ...) unless
   ``continue_on_fail`` is true or lists that cause; ``originate_disposition``, ``DIALSTATUS``
@@ -26,8 +31,10 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid as uuidlib
+import wave
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import structlog
@@ -43,6 +50,7 @@ from callcenter.demopbx.fs_channels import (
     wait_change,
     wait_events,
 )
+from callcenter.demopbx.fs_say import parse_say, say_prompts
 
 if TYPE_CHECKING:
     from callcenter.demopbx.freeswitch import DemoFreeSwitch
@@ -65,6 +73,15 @@ _DIALSTATUS = {
 }
 
 MEDIA_SCHEMES = ("local_stream://", "silence_stream://", "tone_stream://")
+
+#: The channel's own sample rate (PCMU): ``record_ms`` / ``record_samples`` count in it.
+_NATIVE_RATE = 8000
+#: Rates ``record_rate`` / ``record_sample_rate`` may pick (``switch_is_valid_rate``).
+_RECORD_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+#: Seconds of silence that end a recording given a threshold but no count (FreeSWITCH's 3).
+_DEFAULT_SILENCE_SECONDS = 3
+#: How often a recording with silence detection looks at the caller's speech again.
+_RECORD_POLL = 0.05
 
 
 # --------------------------------------------------------------------------- running apps
@@ -164,6 +181,8 @@ async def play(
     *,
     terminators: str = "",
     any_digit_breaks: bool = False,
+    label: str | None = None,
+    language: str | None = None,
 ) -> PlayOutcome:
     """Play ``target`` (a file, ``file_string://a!b``, ``silence_stream://ms``,
     ``tone_stream://...`` or ``local_stream://moh``, which plays until interrupted) with
@@ -171,6 +190,9 @@ async def play(
 
     A digit in ``terminators`` stops it (and is eaten); with ``any_digit_breaks`` any digit
     stops it and stays queued for the reader; other digits are eaten, as ``playback`` does.
+    The caller hears each file as its prompt name, or as ``label`` (``say``'s
+    ``digits/5``), in ``language`` (default: the channel's); a ``tone_stream://`` is heard
+    as ``beep``, the name the demo Asterisk gives RECORD FILE's beep.
     """
     files = _files(target)
     if not files or any(pbx.prompt_duration(f) is None for f in files):
@@ -189,10 +211,10 @@ async def play(
             if file.startswith("local_stream://"):
                 chan.moh_starts += 1
                 chan.notify()
+            elif file.startswith("tone_stream://"):
+                _heard(chan, "beep", file, language)
             elif not file.startswith(MEDIA_SCHEMES):
-                chan.heard.append(prompt_name(file))
-                chan.heard_files.append(file)
-                chan.notify()
+                _heard(chan, label or prompt_name(file), file, language)
             duration = pbx.prompt_duration(file)
             deadline = (
                 None if duration is None or duration == float("inf") else (loop.time() + duration)
@@ -237,6 +259,13 @@ async def play(
         post=[*kind, ("Playback-File-Path", target), ("Playback-Status", stop_status)],
     )
     return PlayOutcome(status, terminator)
+
+
+def _heard(chan: FSChannel, prompt: str, file: str, language: str | None) -> None:
+    chan.heard.append(prompt)
+    chan.heard_in.append((language or chan.language, prompt))
+    chan.heard_files.append(file)
+    chan.notify()
 
 
 def _playback_response(outcome: PlayOutcome) -> str:
@@ -376,6 +405,147 @@ async def app_endless_playback(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -
             chan.set_var("current_application_response", _playback_response(outcome))
             return
     chan.set_var("current_application_response", "FILE PLAYED")
+
+
+async def app_say(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``say <module>[:<lang>] <type> <method> [<gender>] <text>`` (mod_say; what is said:
+    :mod:`callcenter.demopbx.fs_say`). Each prompt plays like ``playback`` (``sound_prefix``
+    before ``digits/5.wav``); a ``playback_terminators`` digit stops the rest. A bad usage or
+    an unknown type says nothing; the response is ``_none_`` either way."""
+    request = parse_say(arg)
+    if request is None:
+        log.warning("demofs_say_usage", channel=chan.name, arg=arg)
+        return
+    chan.set_var("playback_terminator_used", None)
+    prompts = say_prompts(request, chan.var("timezone") or "UTC")
+    if prompts is None:
+        log.warning("demofs_say_unsupported", channel=chan.name, arg=arg)
+        return
+    language = _say_language(chan, request.language)
+    prefix = chan.var("sound_prefix").rstrip("/")
+    terminators = _terminators(chan)
+    for prompt in prompts:
+        file = f"{prefix}/{prompt}.wav" if prefix else f"{prompt}.wav"
+        outcome = await play(
+            pbx, chan, file, terminators=terminators, label=prompt, language=language
+        )
+        if outcome.status != "done":
+            # mod_say stops at the first file that did not play out (digit, hang-up, missing).
+            break
+
+
+def _say_language(chan: FSChannel, language: str) -> str:
+    """The language ``say`` speaks: the channel's own (``en_GB``) when the module's language
+    is its first part (``en``), else the module's."""
+    current = chan.language
+    if re.split("[_-]", current)[0].lower() == language.lower():
+        return current
+    return language
+
+
+async def app_record(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``record <path> [<time limit s>] [<silence threshold> [<silence s>]]``: record the
+    caller into ``path`` (folders are created; a relative path is under ``sound_prefix``).
+
+    It ends at the time limit (0: none), after the silence seconds (3 when only a threshold
+    is given) without :meth:`~callcenter.demopbx.fs_phones.Caller.speak`, on a
+    ``playback_terminators`` digit (``playback_terminator_used``), on ``uuid_break``, a
+    redirect or a hang-up; the file is kept in every case. The file is 16-bit mono WAV
+    silence of the recorded length at ``record_rate``/``record_sample_rate`` (default 8000).
+    Sets ``record_seconds``, ``record_ms``, ``record_samples`` and ``silence_hits_exhausted``;
+    fires RECORD_START / RECORD_STOP (``Record-File-Path``). A file that cannot be written
+    hangs the caller up with ``DESTINATION_OUT_OF_ORDER``, as FreeSWITCH does.
+    """
+    parts = arg.split()
+    if not parts:
+        log.warning("demofs_record_usage", channel=chan.name)
+        return
+    path = _record_path(chan, parts[0])
+    limit = max(_int(parts[1].removeprefix("+"), 0), 0) if len(parts) > 1 else 0
+    threshold = max(_int(parts[2], 0), 0) if len(parts) > 2 else 0
+    hits = max(_int(parts[3], 0), 0) if len(parts) > 3 else 0
+    silence = float(hits or _DEFAULT_SILENCE_SECONDS) if threshold else None
+    rate = _record_rate(chan)
+    chan.set_var("playback_terminator_used", None)
+    try:
+        await asyncio.to_thread(_write_wav, path, rate, 0)
+    except OSError as exc:
+        log.warning("demofs_record_open_failed", channel=chan.name, path=str(path), error=str(exc))
+        chan.hangup("DESTINATION_OUT_OF_ORDER")
+        return
+    chan.set_var("silence_hits_exhausted", "false")
+    chan.fire("RECORD_START", post=[("Record-File-Path", str(path))])
+    elapsed = await _capture(chan, _terminators(chan), float(limit), silence)
+    samples = int(elapsed * _NATIVE_RATE)
+    try:
+        await asyncio.to_thread(_write_wav, path, rate, int(elapsed * rate))
+    except OSError as exc:
+        log.warning("demofs_record_write_failed", channel=chan.name, error=str(exc))
+    chan.set_var("record_seconds", str(samples // _NATIVE_RATE))
+    chan.set_var("record_ms", str(samples * 1000 // _NATIVE_RATE))
+    chan.set_var("record_samples", str(samples))
+    chan.fire("RECORD_STOP", post=[("Record-File-Path", str(path))])
+    log.info("demofs_recorded", channel=chan.name, path=str(path), seconds=round(elapsed, 3))
+
+
+async def _capture(chan: FSChannel, terminators: str, limit: float, silence: float | None) -> float:
+    """Wait while the caller is recorded (see :func:`app_record`); the seconds recorded."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    start_break = chan.break_count
+
+    def wake() -> bool:
+        return chan.stopped or chan.break_count != start_break or chan.has_digit
+
+    with chan.listening():
+        while True:
+            now = loop.time()
+            if chan.stopped or chan.break_count != start_break:
+                break
+            if limit and now >= start + limit:
+                break
+            quiet_since = max(start, chan.talking_until)
+            if silence is not None and now >= quiet_since + silence:
+                chan.set_var("silence_hits_exhausted", "true")
+                break
+            if chan.has_digit:
+                digit = chan.take_digit() or ""
+                if digit and digit in terminators:
+                    chan.set_var("playback_terminator_used", digit)
+                    break
+                continue  # other digits are eaten
+            due = [start + limit] if limit else []
+            if silence is not None:
+                due.append(quiet_since + silence)
+            step = min(due) - now if due else None
+            if silence is not None:
+                # Caller.speak can move the silence deadline at any time: look again soon.
+                step = min(step if step is not None else _RECORD_POLL, _RECORD_POLL)
+            await chan.wait_until(wake, None if step is None else max(step, 0.0))
+    return loop.time() - start
+
+
+def _record_path(chan: FSChannel, target: str) -> Path:
+    path = Path(target)
+    prefix = chan.var("sound_prefix")
+    return path if path.is_absolute() or not prefix else Path(prefix) / path
+
+
+def _record_rate(chan: FSChannel) -> int:
+    for name in ("record_sample_rate", "record_rate"):
+        rate = _int(chan.var(name), 0)
+        if rate in _RECORD_RATES:
+            return rate
+    return _NATIVE_RATE
+
+
+def _write_wav(path: Path, rate: int, frames: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x00\x00" * frames)
 
 
 async def app_play_and_get_digits(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
@@ -520,7 +690,9 @@ APPLICATIONS: dict[str, Application] = {
     "play_and_get_digits": app_play_and_get_digits,
     "playback": app_playback,
     "read": app_read,
+    "record": app_record,
     "ring_ready": app_ring_ready,
+    "say": app_say,
     "set": app_set,
     "sleep": app_sleep,
     "socket": app_socket,

@@ -211,6 +211,9 @@ _CALLING_SITE: dict[str, tuple[str, str, str]] = {
     "HEARTBEAT": ("switch_core.c", "send_heartbeat", "95"),
     "PLAYBACK_START": ("switch_ivr_play_say.c", "switch_ivr_play_file", "1646"),
     "PLAYBACK_STOP": ("switch_ivr_play_say.c", "switch_ivr_play_file", "2020"),
+    # No trace has these two: file and function are FreeSWITCH's, the line numbers approximate.
+    "RECORD_START": ("switch_ivr_play_say.c", "switch_ivr_record_file", "869"),
+    "RECORD_STOP": ("switch_ivr_play_say.c", "switch_ivr_record_file", "1082"),
     "RE_SCHEDULE": ("switch_scheduler.c", "switch_scheduler_execute", "73"),
 }
 
@@ -364,7 +367,8 @@ class FSChannel:
     Attributes other modules read: ``uuid``, ``name``, ``device`` (the registered phone's
     device for agent legs, ``sofia/lab/<number>`` for callers), ``call_uuid``, ``state``,
     ``call_state``, ``answer_state``, ``variables``, ``hangup_cause``, ``other`` (the
-    Other-Leg), ``bridge``, ``heard``, ``bridge_history``, ``moh_starts``, ``destroyed``.
+    Other-Leg), ``bridge``, ``heard``, ``heard_in``, ``bridge_history``, ``moh_starts``,
+    ``talking_until``, ``destroyed``.
     """
 
     def __init__(
@@ -429,6 +433,10 @@ class FSChannel:
         self.inbox: deque[QueuedApp] = deque()
         self.heard: list[str] = []
         self.heard_files: list[str] = []
+        #: (language, prompt) of every prompt started, in order (``heard`` with languages).
+        self.heard_in: list[tuple[str, str]] = []
+        #: Loop time until which the caller speaks (silence detection of ``record``).
+        self.talking_until = 0.0
         self.bridge_history: list[str] = []
         self.moh_starts = 0
         self.parked = False
@@ -460,6 +468,12 @@ class FSChannel:
     def stopped(self) -> bool:
         """True when what the channel runs must end: hang-up or redirect."""
         return self.hangup_cause is not None or self.redirect is not None
+
+    @property
+    def language(self) -> str:
+        """The language prompts play in: ``default_language`` (what ``set_language`` sets),
+        ``en`` when unset."""
+        return self.variables.get("default_language") or "en"
 
     def var(self, name: str, default: str = "") -> str:
         """A channel variable (``default`` when unset)."""

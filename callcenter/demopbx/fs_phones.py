@@ -5,7 +5,8 @@
   originated and answers after ``answer_after`` seconds, never (``None``), or rejects (SIP 486:
   hangup cause ``USER_BUSY``). One line: while it has a call, new calls get ``USER_BUSY``.
 * :class:`Caller` - the handle :meth:`DemoFreeSwitch.call` returns: it hears prompts, presses
-  digits (RFC 2833: DTMF events), gets bridged to agents, hears music on hold and hangs up.
+  digits (RFC 2833: DTMF events), speaks (for ``record``), gets bridged to agents, hears music
+  on hold and hangs up.
 
 The classes mirror :mod:`callcenter.demopbx.phones` method for method, so a scenario reads the
 same on both PBXs. Differences: :attr:`Caller.hangup_cause` is the Q.850 number FreeSWITCH
@@ -180,13 +181,30 @@ class Caller:
     @property
     def heard(self) -> list[str]:
         """Prompts that started playing to the caller, in order, as prompt names
-        (``/sounds/welcome-menu.wav`` -> ``welcome-menu``)."""
+        (``/sounds/welcome-menu.wav`` -> ``welcome-menu``; ``say`` gives ``digits/5`` ...
+        as the demo Asterisk's SAY does; a ``tone_stream://`` is ``beep``)."""
         return self._chan.heard
 
     @property
     def heard_files(self) -> list[str]:
         """The files (paths as the application got them) that started playing, in order."""
         return self._chan.heard_files
+
+    @property
+    def heard_in(self) -> list[tuple[str, str]]:
+        """(language, prompt) of every prompt started, in order; the language is the
+        channel's ``default_language`` (``en`` when unset), or what ``say`` spoke."""
+        return self._chan.heard_in
+
+    @property
+    def language(self) -> str:
+        """The channel's language (``default_language``; ``en`` when unset)."""
+        return self._chan.language
+
+    def speak(self, seconds: float) -> None:
+        """The caller talks for ``seconds`` from now (a recording does not stop for silence)."""
+        loop_time = asyncio.get_running_loop().time()
+        self._chan.talking_until = max(self._chan.talking_until, loop_time + seconds)
 
     @property
     def variables(self) -> dict[str, str]:

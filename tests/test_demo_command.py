@@ -1,0 +1,25 @@
+"""`callcenter demo`: the scripted calls play through, the CDRs are printed, exit status 0."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from callcenter.demo import EXAMPLE, run_demo
+
+
+@pytest.mark.parametrize("pbx", ["asterisk", "freeswitch"])
+def test_demo_plays_its_calls_prints_the_cdrs_and_exits_0(tmp_path: Path, pbx: str) -> None:
+    config = tmp_path / "callcenter.yaml"
+    shutil.copy(EXAMPLE, config)
+    out = io.StringIO()
+    assert run_demo(str(config), pbx=pbx, speed=0.1, out=out) == 0
+    text = out.getvalue()
+    assert "talking to agent 1001" in text
+    assert "transferred the caller to 2000" in text
+    assert "caller gave up" in text
+    assert "agent 1003 logged in (feature-code)" in text
+    assert f"6 CDR rows in {tmp_path / 'var' / 'cdr.sqlite3'}" in text
