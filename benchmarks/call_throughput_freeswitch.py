@@ -1,6 +1,7 @@
 """Call throughput on FreeSWITCH: whole calls IVR -> queue -> agent over ESL, at rising rates.
 
-    .venv/bin/python benchmarks/call_throughput_freeswitch.py [--quick] [--rates 25,50,100,150]
+    .venv/bin/python benchmarks/call_throughput_freeswitch.py [--quick] [--profile]
+        [--rates 50,100,150] [--outbound-rates 25,50,75] [--moh-no-wait]
 
 The FreeSWITCH counterpart of ``call_throughput.py`` (same stages, same columns, same agent
 pool). The demo FreeSWITCH (:class:`callcenter.demopbx.freeswitch.DemoFreeSwitch`, a real ESL
@@ -17,7 +18,7 @@ as ``callcenter run`` builds it, logging at ``warning``. Two ways in (``--transp
   to the daemon's outbound-socket server, one TCP connection per call (``connect``,
   ``myevents``, ``linger``, then ``sendmsg`` on that socket).
 
-Each call: the menu prompt plays (``--prompt-seconds``; ``playback`` with terminators), the
+Each call: the menu prompt plays (``--prompt-seconds``; ``play_and_get_digits``), the
 caller presses 1, the call joins the ``sales`` queue with music on hold (``endless_playback``),
 an agent phone answers after ``--answer-after`` s and hangs up after ``--talk`` s (the daemon
 runs ``bridge`` on the caller, with ``origination_uuid`` per leg), the daemon hangs the caller
@@ -36,11 +37,22 @@ Per stage and transport:
 * setup p50/p99: PBX side, from the call's start to the caller being bridged;
 * PBX CPU %: the demo FreeSWITCH process's CPU over the stage (100 = one core).
 
-An extra stage repeats the first rate with structlog at ``info`` (JSON to a counting sink).
-Memory: ``--hold`` calls are held bridged at once; RSS growth and the Python heap
-(tracemalloc) per active call. ``--profile`` samples the daemon's stacks during one stage.
-The machine has 2 cores; the demo FreeSWITCH runs on the other one and, being Python that
-builds and encodes ~5 KB events, costs more per call than the daemon: it caps the rate.
+An extra stage repeats the first rate of the first transport with structlog at ``info`` (JSON
+to a counting sink). Memory: ``--hold`` calls are held at once; RSS growth and the Python heap
+(tracemalloc) per call the daemon has up. ``--profile`` samples the daemon's stacks during the
+top stage of each transport (``stack_sampler.py``). The PBX side gives up on a call step
+after ``--call-timeout`` s (3: far above a normal setup, well under the stall below) and counts
+the call failed. The machine has 2 cores; the demo FreeSWITCH runs on the other one and, being
+Python that builds and encodes ~5 KB events, costs about as much per call as the daemon (more
+in outbound mode, where it serves one socket per call): it caps the rate.
+
+What-if, not the shipped code: ``--moh-no-wait`` makes the driver (in this process only) not
+wait for the hold music's CHANNEL_EXECUTE_COMPLETE after ``uuid_break <uuid> all``. When an
+agent is found before FreeSWITCH started the queued ``endless_playback``, ``uuid_break all``
+flushes it (``switch_core_session_flush_private_events``, and the demo does the same), no
+completion ever comes, and the shipped driver waits its 10 s command timeout
+(``hold_music_did_not_stop``) before ringing the agent: the PBX side gives up on such calls
+and counts them failed (the caller's hang-up ends the wait).
 """
 
 from __future__ import annotations
@@ -48,10 +60,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import math
 import sys
 import tempfile
 import time
+import tracemalloc
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,19 +82,22 @@ from call_throughput import (
     Watch,
     add_rows,
     bench_config,
-    hold,
     info_line_cost,
+    on_call,
     sample_active,
     thread_cpu,
 )
 from pbx_side import PBXProcess
 from probes import ESLProbe, Sample
-from report import Table, machine, ms, percentile
+from report import Table, machine, ms, percentile, rss_bytes
 from stack_sampler import StackSampler
 
 from callcenter.config import load_config
 from callcenter.daemon import Daemon
+from callcenter.errors import CallHungUp
+from callcenter.events import AgentConnected, EngineEvent
 from callcenter.log import configure_logging
+from callcenter.pbx.freeswitch.driver import FreeSwitchCall
 from callcenter.testing import DEMO_ESL_PASSWORD
 
 TARGET_P99 = 0.005
@@ -101,9 +120,117 @@ def fs_bench_config(esl_port: int, agents: list[str], cdr_path: str) -> dict[str
     return settings
 
 
+@dataclass
+class Traffic:
+    """What the daemon read and wrote on its ESL sockets during a stage."""
+
+    events: Counter[str] = field(default_factory=Counter)
+    bytes_read: int = 0
+    commands: int = 0
+
+    @classmethod
+    def of(cls, probe: ESLProbe) -> Traffic:
+        return cls(Counter(probe.events), probe.bytes_read, probe.commands)
+
+    def since(self, before: Traffic) -> Traffic:
+        return Traffic(
+            self.events - before.events,
+            self.bytes_read - before.bytes_read,
+            self.commands - before.commands,
+        )
+
+
+def moh_no_wait() -> None:
+    """The ``--moh-no-wait`` what-if: ``FreeSwitchCall._stop_moh`` sends ``uuid_break <uuid>
+    all`` and returns; a completion that does come still resolves (and drops) the app's future
+    through the driver's own event handling, a flushed one is dropped when the call ends."""
+
+    async def stop_moh(call: Any) -> None:
+        if call._moh_app is None:
+            return
+        call._moh_app = None
+        text = await call._api(f"uuid_break {call._uuid} all")
+        if text.startswith("-ERR") and "no such channel" in text.lower():
+            call._on_hangup("")
+            raise CallHungUp(f"{call.info.channel} is gone")
+
+    FreeSwitchCall._stop_moh = stop_moh  # type: ignore[method-assign]
+
+
+def stages_for(transport: str, args: argparse.Namespace, *, info: bool) -> list[tuple[float, str]]:
+    text = args.outbound_rates if transport == "esl-outbound" else args.rates
+    rates = [float(r) for r in text.split(",")]
+    stages = [(rate, "warning") for rate in rates]
+    if info:
+        stages.append((rates[0], "info"))
+    return stages
+
+
+async def hold_calls(
+    daemon: Daemon, pbx: PBXProcess, agents: list[str], count: int, seconds: float, heap: bool
+) -> tuple[int, int, float]:
+    """Hold ``count`` calls at once (agents talk ``seconds``); (calls bridged, calls the
+    daemon had up, bytes per call up: Python heap or RSS growth).
+
+    Unlike ``call_throughput.hold`` the bytes are divided by every call the daemon has up
+    (switchboard), not only the bridged ones: calls caught by the hold-music stall wait in
+    the queue meanwhile and take memory too.
+    """
+    await pbx.request(
+        {
+            "cmd": "phones",
+            "devices": [f"PJSIP/{a}" for a in agents],
+            "answer_after": 0.01,
+            "hangup_after": seconds,
+        }
+    )
+    gc.collect()
+    base = rss_bytes()
+    if heap:
+        tracemalloc.start()
+    try:
+        pbx.send(
+            {
+                "cmd": "concurrent",
+                "calls": count,
+                "concurrency": count,
+                "script": "ivr",
+                "call_timeout": seconds + 5,
+            }
+        )
+        all_connected = asyncio.Event()
+        connected = [0]
+
+        def on_event(event: EngineEvent) -> None:
+            if isinstance(event, AgentConnected):
+                connected[0] += 1
+                if connected[0] >= count:
+                    all_connected.set()
+
+        daemon.bus.subscribe(on_event)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_connected.wait(), seconds)
+        finally:
+            daemon.bus.unsubscribe(on_event)
+        bridged = on_call(daemon)
+        up = len(daemon.switchboard.active)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] if heap else rss_bytes() - base
+    finally:
+        if heap:
+            tracemalloc.stop()
+    await pbx.receive(timeout=seconds + 60)
+    return bridged, up, grown / max(1, up)
+
+
 async def run_transport(
-    transport: str, stages: list[tuple[float, str]], args: argparse.Namespace, probe: ESLProbe
-) -> tuple[list[Stage], Memory, list[Sample], str]:
+    transport: str,
+    stages: list[tuple[float, str]],
+    args: argparse.Namespace,
+    probe: ESLProbe,
+    profile_stage: int,
+) -> tuple[list[Stage], Memory, list[Sample], dict[int, Traffic], str]:
     """Run the ramp and the memory hold for one transport."""
     agents = [str(7000 + i) for i in range(args.agents)]
     mode = "outbound" if transport == "esl-outbound" else "inbound"
@@ -123,6 +250,8 @@ async def run_transport(
     watch = Watch()
     sink = LineCounter()
     roundtrips: list[Sample] = []
+    traffic: dict[int, Traffic] = {}
+    held_up: list[int] = []
     with tempfile.TemporaryDirectory(prefix="cc-bench-fs-") as tmp:
         path = Path(tmp) / "callcenter.yaml"
         settings = fs_bench_config(pbx.ready["esl_port"], agents, "cdr.sqlite3")
@@ -146,18 +275,25 @@ async def run_transport(
             }
             await pbx.request(phones)
             # Warm up (imports, caches, the first SQLite writes) before measuring.
-            warm = {"cmd": "concurrent", "calls": 10 if args.quick else 20, "concurrency": 5}
+            warm = {
+                "cmd": "concurrent",
+                "calls": 10 if args.quick else 20,
+                "concurrency": 5,
+                "call_timeout": 2,  # a call caught by the hold-music stall gives up early
+            }
             await pbx.request({**warm, "script": "ivr"})
             await asyncio.sleep(0.3)
             # Memory first, while the heap has no slack left by the ramp's peaks.
             if args.hold and not args.quick:
-                memory.held, memory.rss_per_call = await hold(
+                memory.held, up, memory.rss_per_call = await hold_calls(
                     daemon, pbx, agents, args.hold, args.hold_seconds, heap=False
                 )
+                held_up.append(up)
             if args.hold:
-                memory.held, memory.heap_per_call = await hold(
+                memory.held, up, memory.heap_per_call = await hold_calls(
                     daemon, pbx, agents, args.hold, args.hold_seconds, heap=True
                 )
+                held_up.append(up)
                 await pbx.request(phones)
             probe.clear()
             pbx.send(
@@ -166,7 +302,7 @@ async def run_transport(
                     "stages": [[rate, args.seconds] for rate, _ in stages],
                     "script": "ivr",
                     "drain": args.drain,
-                    "call_timeout": 10,
+                    "call_timeout": args.call_timeout,
                 }
             )
             while True:
@@ -180,18 +316,20 @@ async def run_transport(
                 if event == "stage_start":
                     if stage.label == "info":
                         configure_logging("info", "json", stream=sink)  # type: ignore[arg-type]
-                    if profile is not None and index == args.profile_stage:
+                    if profile is not None and index == profile_stage:
                         profile.start()
                     stage.start = now
                     stage.cpu, stage.other_cpu = time.process_time(), thread_cpu()[1]
+                    traffic[index] = Traffic.of(probe)
                 elif event == "stage_launched":
                     stage.launched_at = now
                 elif event == "stage_end":
                     stage.end = now
                     stage.cpu = time.process_time() - stage.cpu
                     stage.other_cpu = thread_cpu()[1] - stage.other_cpu
+                    traffic[index] = Traffic.of(probe).since(traffic[index])
                     stage.pbx = message
-                    if profile is not None and index == args.profile_stage:
+                    if profile is not None and index == profile_stage:
                         profile.stop()
                     if stage.label == "info":
                         configure_logging("warning", "json")
@@ -214,7 +352,9 @@ async def run_transport(
         during = [n for t, n in watch.active if stage.start <= t <= stage.end]
         stage.peak_active = max(during, default=0)
     roundtrips = [s for s in probe.roundtrips if top.start <= s.at < top.end]
-    return result, memory, roundtrips, profile.report(args.top) if profile is not None else ""
+    report = profile.report(args.top) if profile is not None else ""
+    memory.held = min(held_up, default=memory.held)  # calls up (see hold_calls)
+    return result, memory, roundtrips, traffic, report
 
 
 NOTES = [
@@ -233,23 +373,28 @@ async def main(args: argparse.Namespace) -> None:
     line_cost = info_line_cost()
     probe = ESLProbe()
     probe.install()
-    rates = [float(r) for r in args.rates.split(",")]
-    stages = [(rate, "warning") for rate in rates]
-    if args.info_row:
-        stages.append((rates[0], "info"))
+    if args.moh_no_wait:
+        moh_no_wait()
     print(f"# Call throughput on FreeSWITCH ({machine()})")
+    if args.moh_no_wait:
+        print("VARIANT: --moh-no-wait (the driver does not wait for the hold music to stop)")
     print(
-        f"stages of {args.seconds:g} s at {', '.join(f'{r:g}' for r in rates)} calls/s; "
-        f"{args.agents} agents answering after {args.answer_after:g} s, talking {args.talk:g} s; "
-        f"prompts {args.prompt_seconds:g} s. Demo FreeSWITCH in its own process; 2 cores shared."
+        f"stages of {args.seconds:g} s at {args.rates} (inbound) / {args.outbound_rates} "
+        f"(outbound) calls/s; {args.agents} agents answering after {args.answer_after:g} s, "
+        f"talking {args.talk:g} s; prompts {args.prompt_seconds:g} s. Demo FreeSWITCH in its own "
+        "process; 2 cores shared."
     )
     memory_table = Table(
-        "Memory per active call (calls held bridged at once)",
-        ["transport", "calls held", "RSS growth KB/call", "Python heap KB/call (tracemalloc)"],
+        "Memory per active call (calls held at once)",
+        ["transport", "calls up", "RSS growth KB/call", "Python heap KB/call (tracemalloc)"],
     )
-    for transport in args.transports.split(","):
-        result, memory, roundtrips, profile_text = await run_transport(
-            transport, stages, args, probe
+    for n, transport in enumerate(args.transports.split(",")):
+        stages = stages_for(transport, args, info=args.info_row and n == 0)
+        profile_stage = args.profile_stage
+        if profile_stage is None:  # the top rate
+            profile_stage = sum(1 for _, level in stages if level == "warning") - 1
+        result, memory, roundtrips, traffic, profile_text = await run_transport(
+            transport, stages, args, probe, profile_stage
         )
         name = TRANSPORT_NAMES[transport]
         table = Table(
@@ -281,6 +426,14 @@ async def main(args: argparse.Namespace) -> None:
             + f"; {len(top.by_trigger)} kinds, {len(top.gaps) / max(1, top.ended):.1f} "
             "sampled commands per call."
         )
+        seen = traffic[result.index(top)]
+        calls = max(1, top.ended)
+        kinds = ", ".join(f"{k} {n / calls:.1f}" for k, n in seen.events.most_common(6))
+        table.notes.append(
+            f"ESL traffic per call at {top.rate:g}/s: {seen.events.total() / calls:.1f} events "
+            f"({kinds} ...), {seen.bytes_read / calls / 1024:.0f} KB read, "
+            f"{seen.commands / calls:.1f} commands written."
+        )
         trips = [s.seconds for s in roundtrips]
         table.notes.append(
             f"round trip at {top.rate:g}/s (command written -> its reply read: the demo "
@@ -307,7 +460,7 @@ async def main(args: argparse.Namespace) -> None:
                 f"{memory.heap_per_call / 1024:.1f}",
             )
         if profile_text:
-            rate = stages[args.profile_stage][0]
+            rate = stages[profile_stage][0]
             print(f"\n### Where the daemon's CPU goes ({name}, {rate:g} calls/s)\n")
             print("```")
             print(profile_text)
@@ -316,7 +469,8 @@ async def main(args: argparse.Namespace) -> None:
         memory_table.notes = [
             "RSS growth: RSS with the calls held minus RSS just before (after gc); the Python "
             "heap: bytes allocated since the calls started and still live (tracemalloc, a "
-            "separate round).",
+            "separate round); both per call the daemon had up (bridged, or waiting in the "
+            "queue when caught by the hold-music stall).",
         ]
         memory_table.print()
 
@@ -324,15 +478,20 @@ async def main(args: argparse.Namespace) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (under ~20 s)")
-    parser.add_argument("--rates", default=None, help="calls/s per stage, e.g. 25,50,100,150")
+    parser.add_argument("--rates", default=None, help="inbound calls/s per stage: 50,100,150")
+    parser.add_argument("--outbound-rates", default=None, help="outbound calls/s per stage")
+    parser.add_argument("--moh-no-wait", action="store_true", help="what-if (see the doc)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per stage")
-    parser.add_argument("--drain", type=float, default=3.0, help="max wait for a stage's calls")
+    parser.add_argument("--drain", type=float, default=None, help="max wait for a stage's calls")
+    parser.add_argument(
+        "--call-timeout", type=float, default=3.0, help="PBX side: longest wait per call step"
+    )
     parser.add_argument("--transports", default="esl-inbound,esl-outbound")
     parser.add_argument("--agents", type=int, default=400)
     parser.add_argument("--answer-after", type=float, default=0.01)
     parser.add_argument("--talk", type=float, default=0.1)
     parser.add_argument("--prompt-seconds", type=float, default=0.01)
-    parser.add_argument("--no-info-row", dest="info_row", action="store_false")
+    parser.add_argument("--no-info-row", dest="info_row", action="store_false", default=None)
     parser.add_argument("--hold", type=int, default=None, help="calls held for the memory row")
     parser.add_argument("--hold-seconds", type=float, default=None)
     parser.add_argument("--profile", action="store_true", help="sample the daemon's stacks")
@@ -340,13 +499,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=20, help="profile lines to print")
     args = parser.parse_args()
     if args.rates is None:
-        args.rates = "50,100" if args.quick else "25,50,100,150"
+        args.rates = "50,100" if args.quick else "50,100,150"
+    if args.outbound_rates is None:
+        args.outbound_rates = "50" if args.quick else "25,50,75"
     if args.seconds is None:
-        args.seconds = 2.0 if args.quick else 6.0
+        args.seconds = 2.0 if args.quick else 5.0
     if args.hold is None:
-        args.hold = 50 if args.quick else min(200, args.agents)
-    if args.profile_stage is None:
-        args.profile_stage = len(args.rates.split(",")) - 1
+        args.hold = 0 if args.quick else min(200, args.agents)
+    if args.drain is None:
+        args.drain = 2.0 if args.quick else 3.0
+    if args.info_row is None:
+        args.info_row = not args.quick
     if args.hold_seconds is None:
         args.hold_seconds = 1.0 if args.quick else 3.0
     return args

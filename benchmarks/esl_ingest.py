@@ -423,6 +423,7 @@ async def main(args: argparse.Namespace) -> None:
                 ],
             )
             floor = float("nan")
+            driver_cpu = float("nan")
             for label, run in ROWS:
                 best: Result | None = None
                 for _ in range(args.runs):
@@ -434,6 +435,7 @@ async def main(args: argparse.Namespace) -> None:
                     floor = best.rate
                 if label.startswith("FreeSwitchDriver"):
                     driver_rates[sub.label] = best.rate
+                    driver_cpu = best.cpu / best.events
                 table.add(
                     label,
                     count(best.rate),
@@ -459,7 +461,8 @@ async def main(args: argparse.Namespace) -> None:
                 f"mean {real.mean_active:.0f}/s over active seconds; {real.events:,} events, "
                 f"{real.bytes / 1e6:.1f} MB in {real.duration:.1f} s.",
                 "x real rate = events/s over that steady rate: how many such FreeSWITCHes one "
-                "core keeps up with.",
+                f"core keeps up with. At the real rate the driver row needs "
+                f"{real.steady * driver_cpu * 100:.1f} % of a core.",
                 f"best of {args.runs} runs per row; the replay process runs on the other core.",
             ]
             table.print()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -261,6 +262,10 @@ class _LinkStamps:
 class ESLProbe:
     gaps: list[Sample] = field(default_factory=list)
     roundtrips: list[Sample] = field(default_factory=list)
+    events: Counter[str] = field(default_factory=Counter)
+    """Events dispatched, by name (``CHANNEL_EXECUTE_COMPLETE set`` ...)."""
+    bytes_read: int = 0
+    commands: int = 0
     _news: dict[str, tuple[float, str]] = field(default_factory=dict)
     _links: int = 0
     _undo: list[Callable[[], None]] = field(default_factory=list)
@@ -269,6 +274,9 @@ class ESLProbe:
         self.gaps.clear()
         self.roundtrips.clear()
         self._news.clear()
+        self.events.clear()
+        self.bytes_read = 0
+        self.commands = 0
 
     def install(self) -> None:
         """Wrap the ESL link class of this process (see the module doc)."""
@@ -307,10 +315,12 @@ class ESLProbe:
         feed, read, write = reader.feed_data, reader.read, writer.write
         news = self._news
         gaps = self.gaps
+        probe = self
 
         def feed_data(data: bytes) -> None:
             if not reader._buffer:  # type: ignore[attr-defined]
                 stamps.arrival = perf()
+            probe.bytes_read += len(data)
             feed(data)
 
         async def timed_read(n: int = -1) -> bytes:
@@ -327,6 +337,7 @@ class ESLProbe:
                 if pending is not None:
                     gaps.append(Sample(now, f"after {pending[1]}", now - pending[0]))
             stamps.fifo.append((key, label, now))
+            probe.commands += 1
             write(data)
 
         reader.feed_data = feed_data  # type: ignore[method-assign]
@@ -352,11 +363,13 @@ class ESLProbe:
                 return
             key = stamps.key or event.unique_id
             if key is None:
+                self.events[event.name] += 1
                 return
             name = event.name
+            if name == "CHANNEL_EXECUTE_COMPLETE":
+                name += " " + (event.headers.get("Application") or "?")
+            self.events[name] += 1
             if name == "CHANNEL_HANGUP_COMPLETE":
                 self._news.pop(key, None)  # nothing more to answer for this channel
                 return
-            if name == "CHANNEL_EXECUTE_COMPLETE":
-                name += " " + (event.headers.get("Application") or "?")
             self._news[key] = (at, name)

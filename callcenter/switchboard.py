@@ -134,6 +134,10 @@ CALLBACK_VARIABLE = "CALLCENTER_CALLBACK"
 CALLBACK_ANSWER_MARGIN = 5.0
 """Seconds after the callback ring timeout we still wait for the answered call to reach us."""
 
+CUT_RING_TRIES = 5
+CUT_RING_RETRY = 0.2
+"""A revoked agent's ring is cut up to CUT_RING_TRIES times, CUT_RING_RETRY s apart."""
+
 IN_USE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 """Device states (Asterisk's words) that make an agent's device count as in use."""
 
@@ -197,6 +201,8 @@ class Switchboard:
         self.pbx: PBX | None = None
         """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
         self._callbacks: dict[str, _PendingCallback] = {}
+        self._ringing: dict[str, set[str]] = {}
+        """Call id -> agents its queue dial is ringing right now."""
         self._configure_router(config)
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
@@ -994,6 +1000,7 @@ class Switchboard:
                     )
             remaining = qcfg.ring_timeout - (time.monotonic() - ring_start)
             timeout = min(qcfg.progressive_interval, remaining) if progressive else remaining
+            self._ringing[info.call_id] = {agent.id for agent in ringing}
             try:
                 result = await call.dial(
                     "&".join(agent.device for agent in ringing),
@@ -1005,6 +1012,8 @@ class Switchboard:
                 if not answered:
                     raise
                 result = DialResult(status=DialStatus.ANSWER, hung_up_by="caller")
+            finally:
+                self._ringing.pop(info.call_id, None)
             if result.status is DialStatus.ANSWER or answered:
                 on_answer(result.peer_channel or "")
                 agent = answered[0]
@@ -1107,9 +1116,24 @@ class Switchboard:
         if active is None:
             return
         log.info("offer_revoked", call_id=call_id, agent=agent.id)
-        task = asyncio.get_running_loop().create_task(self._quietly(active.call.unbridge()))
+        cut = (
+            self._cut_ring(active, call_id or "", agent.id)
+            if entry is not None
+            else self._quietly(active.call.unbridge())
+        )
+        task = asyncio.get_running_loop().create_task(cut)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _cut_ring(self, active: ActiveCall, call_id: str, agent_id: str) -> None:
+        """Stop the queue dial ringing a revoked agent. The PBX may not have told us about
+        the ringing leg yet (its events race the logout), so try again a few times while
+        that same dial still rings the agent."""
+        for _ in range(CUT_RING_TRIES):
+            if agent_id not in self._ringing.get(call_id, ()):
+                return
+            await self._quietly(active.call.unbridge())
+            await asyncio.sleep(CUT_RING_RETRY)
 
     @staticmethod
     async def _quietly(aw: Awaitable[None]) -> None:
@@ -1196,6 +1220,9 @@ class Switchboard:
                 self.router.logout(agent_id, via="feature-code")
             elif action == "pause":
                 reason = info.params.get("reason", "break")
+                if reason not in config.pause_reasons:
+                    # Reason codes come from the config: reports group pauses by them.
+                    raise EngineError(f"pause reason {reason!r} is not in pause_reasons")
                 self.router.pause(agent_id, reason, via="feature-code")
             else:
                 self.router.unpause(agent_id, via="feature-code")

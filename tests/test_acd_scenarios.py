@@ -382,7 +382,6 @@ async def test_logout_while_ringing_stops_the_phone_and_the_next_agent_rings(
         s.login("1001", "1002")
         caller = await s.call()
         await alice.wait_rings(1, timeout=5)
-        await asyncio.sleep(0.2)  # the daemon learns the ringing channel from AMI
         started = time.monotonic()
         s.router.logout("1001", via="test")
         assert await caller.wait_bridged(timeout=5) == "PJSIP/1002"
@@ -615,3 +614,46 @@ async def test_callback_refused_for_a_number_not_allowed(tmp_path: Path) -> None
         await caller.hangup()
         await s.settle()
     assert s.of(QueueCallbackRequested) == []
+
+
+async def test_periodic_announcements_take_turns_while_the_caller_waits(tmp_path: Path) -> None:
+    queue = {"periodic_announce": ["promo-a", "promo-b"], "periodic_announce_frequency": 0.3}
+    async with scene(tmp_path, setup(queue)) as s:
+        caller = await s.call()
+        await caller.wait_for_prompt("promo-b", timeout=5)
+        await caller.hangup()
+        await s.settle()
+    heard = [p for p in caller.heard if p.startswith("promo-")]
+    assert heard[:2] == ["promo-a", "promo-b"]
+
+
+async def test_estimated_wait_is_announced_from_recent_handle_times(tmp_path: Path) -> None:
+    queue = {"announce_holdtime": True, "wrapup": 30, "strategy": "linear"}
+    async with scene(tmp_path, setup(queue)) as s:
+        s.phone("1001", **QUICK)
+        s.login("1001")
+        await s.answered_call("5550001")  # handle time: ~0.05 s talk + 30 s wrap-up
+        caller = await s.call("5550002")
+        await caller.wait_for_prompt("queue-minute", timeout=5)
+        await s.wait_for(QueueAnnounced)
+        await caller.hangup()
+        await s.settle()
+    (told,) = s.of(QueueAnnounced)
+    assert told.position is None and told.wait_seconds is not None
+    assert 30 <= told.wait_seconds < 31  # ceil(1 caller / 1 agent) x (talk + wrap-up)
+    assert caller.heard[-4:-1] == ["queue-holdtime", "queue-less-than", "digits/1"]
+
+
+async def test_a_remote_agent_on_an_allowed_outside_number_is_rung(tmp_path: Path) -> None:
+    config = setup(
+        {"strategy": "linear"},
+        extra={"acd": {"remote_dial": "PJSIP/${number}", "remote_allow": ["_555XXXX"]}},
+    )
+    config["agents"]["1001"]["device"] = "external/5559001"
+    async with scene(tmp_path, config) as s:
+        home = s.center.pbx.add_phone("PJSIP/5559001", AgentPhone(**QUICK))
+        s.login("1001")
+        caller = await s.answered_call()
+        row = await s.center.cdr(caller.uniqueid)
+    assert home.answered == 1
+    assert row["agent"] == "1001" and row["dstchannel"].startswith("PJSIP/5559001")

@@ -15,19 +15,29 @@ from typing import Any
 import pytest
 import yaml
 
-from callcenter.demopbx import AgentPhone
 from callcenter.errors import ConfigError
 from callcenter.events import EngineEvent, QueueJoined
 from callcenter.live.api import HTTPError
-from callcenter.testing import Center, running_center
+from callcenter.testing import TRANSPORTS, Center, Transport, running_center
 
 ROUTES = {"800": {"flow": "ivr"}, "default": {"flow": "ivr"}}
+
+
+_transport: list[Transport] = ["fastagi"]
+
+
+@pytest.fixture(autouse=True, params=TRANSPORTS)
+def on_every_transport(request: pytest.FixtureRequest) -> None:
+    """Every scenario here runs on both PBXs: Asterisk (FastAGI, AsyncAGI), FreeSWITCH."""
+    _transport[0] = request.param
 
 
 @asynccontextmanager
 async def ivr_center(tmp_path: Path, flows: Mapping[str, Any], **ivr: Any) -> AsyncIterator[Center]:
     config = {"routes": ROUTES, "flows": flows, "ivr": {"voicemail_folder": "vm", **ivr}}
-    async with running_center(tmp_path, config=config, prompt_seconds=0.03) as center:
+    async with running_center(
+        tmp_path, transport=_transport[0], config=config, prompt_seconds=0.03
+    ) as center:
         yield center
 
 
@@ -111,7 +121,7 @@ MENU = {
 async def test_a_key_pressed_during_the_welcome_answers_the_menu_at_once(tmp_path: Path) -> None:
     async with ivr_center(tmp_path, one_flow("hello", MENU), transfer_allow=["2100"]) as center:
         center.pbx.prompt_durations["hello"] = 1.0
-        center.pbx.add_phone("PJSIP/1002", AgentPhone(answer_after=0.05))
+        center.add_phone("PJSIP/1002", answer_after=0.05)
         caller = await center.pbx.call("800", caller_num="5551234")
         await caller.wait_for_prompt("hello", timeout=5)
         await caller.press("2")
@@ -411,8 +421,8 @@ async def test_transfer_goes_only_to_allowed_numbers_even_from_variables(tmp_pat
     async with ivr_center(
         tmp_path, one_flow("who", TRANSFER), transfer_allow=["2100"], transfer_context="xfer"
     ) as center:
-        desk = center.pbx.add_phone("PJSIP/2100", AgentPhone(answer_after=0.05))
-        other = center.pbx.add_phone("PJSIP/6666", AgentPhone(answer_after=0.05))
+        desk = center.add_phone("PJSIP/2100", answer_after=0.05)
+        other = center.add_phone("PJSIP/6666", answer_after=0.05)
         refused = await center.pbx.call("800", caller_num="6666")
         await refused.wait_ended(timeout=5)
         allowed = await center.pbx.call("800", caller_num="2100")

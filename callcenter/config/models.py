@@ -1523,12 +1523,12 @@ class AcdConfig(_Model):
         description="Caller numbers that may be called back; others keep waiting.",
     )
     callback_context: _Text = Field(
-        default="callcenter",
+        default="callcenter-callback",
         description="Dialplan context an answered callback goes to (it must hand the call "
         "to the daemon with callback=${CALLCENTER_CALLBACK}).",
     )
     callback_exten: _Text = Field(
-        default="callback", description="Extension in callback_context for answered callbacks."
+        default="s", description="Extension in callback_context for answered callbacks."
     )
     callback_caller_id: str = Field(
         default="", description="Caller ID shown to called-back callers (empty: the PBX's)."

@@ -274,7 +274,7 @@ async def record(
     ) -> Recording:
         elapsed = max(0.0, loop.time() - start - trim)
         samples = int(elapsed * SAMPLE_RATE)
-        _write_silence(path, samples)
+        write_silence(path, samples)
         return Recording(end, reason, samples, digit)
 
     if channel.check_hangup():
@@ -304,7 +304,9 @@ async def record(
                 return ended(MediaEnd.DIGIT, "dtmf", item)
 
 
-def _write_silence(path: Path, samples: int) -> None:
+def write_silence(path: Path, samples: int) -> None:
+    """Write ``samples`` of 8 kHz 16-bit mono silence into the WAV file ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -649,14 +651,21 @@ async def bridge_call(
     return 0 if continue_after else -1
 
 
+#: ChanSpy's ``d`` option: DTMF 4 spy (listen), 5 whisper, 6 barge.
+_SPY_DTMF_MODES = {"4": "listen", "5": "whisper", "6": "barge"}
+
+
 async def app_chanspy(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     """``ChanSpy(PJSIP/1001[,options])``: listen (``w`` whisper, ``B`` barge) to a channel.
 
     Like Asterisk 22 (traces 09-11): a ``Redirect`` of the spy ends it at once without
     ChanSpyStop; an AMI/AGI soft hangup of the spy is acknowledged but the spy stays until
     the spied call ends (then ChanSpyStop and Hangup); a BYE from the spy's phone ends it.
+    With ``d``, digits received on the spy's channel switch the mode (4 listen, 5 whisper,
+    6 barge); the mode shows in ``channel.spy_mode``.
     """
-    prefix = data.partition(",")[0].strip()
+    prefix, _, options = data.partition(",")
+    prefix = prefix.strip()
     spyee = next(
         (
             c
@@ -669,14 +678,37 @@ async def app_chanspy(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
         log.info("demopbx_chanspy_no_target", channel=channel.name, target=prefix)
         await wait_any_interrupt([channel], None)
         return -1
+    mode = "barge" if "B" in options else "whisper" if "w" in options else "listen"
+    channel.spy_target = spyee.name
+    channel.spy_mode = mode
+    channel.spy_modes.append(mode)
+    channel.notify()
     pbx.emit("ChanSpyStart", "call", [*channel.snapshot("Spyer"), *spyee.snapshot("Spyee")])
-    while True:
-        watched = [spyee] if channel.soft_hangup else [channel, spyee]
-        await wait_any_interrupt(watched, None)
-        if channel.goto_pending:
-            return 0
-        if spyee.check_hangup() or (channel.hangup_requested and not channel.soft_hangup):
-            break
+    spyee_gone = asyncio.ensure_future(spyee.wait_interrupt())
+    try:
+        with channel.listen() as queue:
+            while not spyee.check_hangup():
+                item_wait = asyncio.ensure_future(queue.get())
+                await asyncio.wait([item_wait, spyee_gone], return_when=asyncio.FIRST_COMPLETED)
+                if not item_wait.done():
+                    item_wait.cancel()
+                    continue
+                item = item_wait.result()
+                if isinstance(item, str):
+                    new = _SPY_DTMF_MODES.get(item) if "d" in options else None
+                    if new is not None and new != channel.spy_mode:
+                        channel.spy_mode = new
+                        channel.spy_modes.append(new)
+                        channel.notify()
+                    continue
+                if channel.goto_pending:
+                    return 0
+                if channel.hangup_requested and not channel.soft_hangup:
+                    break
+    finally:
+        spyee_gone.cancel()
+        channel.spy_mode = None
+        channel.notify()
     pbx.emit("ChanSpyStop", "call", [*channel.snapshot("Spyer"), *spyee.snapshot("Spyee")])
     return -1
 

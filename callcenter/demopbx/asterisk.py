@@ -28,12 +28,19 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Collection, Coroutine, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal
 
 import structlog
 
-from callcenter.demopbx.apps import Application, find_application, ring_device
+from callcenter.demopbx.apps import (
+    SAMPLE_RATE,
+    Application,
+    find_application,
+    ring_device,
+    write_silence,
+)
 from callcenter.demopbx.channels import (
     Bridge,
     Channel,
@@ -341,6 +348,7 @@ class DemoAsterisk:
             if not bridge.channels:
                 self.destroy_bridge(bridge)
         self.stop_moh(chan)
+        self.stop_mixmonitor(chan)
         chan.hangup_requested = True
         chan.ended = True
         chan.emit("Hangup", "call", hangup_headers(chan.hangup_cause))
@@ -396,6 +404,25 @@ class DemoAsterisk:
         chan.moh_class = moh_class
         chan.moh_starts += 1
         chan.emit("MusicOnHoldStart", "call", [("Class", moh_class)])
+        chan.notify()
+
+    def start_mixmonitor(self, chan: Channel, path: str) -> None:
+        """MixMonitor: record ``chan`` (both directions) into ``path`` until stopped or hung
+        up; the file (silence of the recorded length) is written when it stops."""
+        if chan.mixmonitor is not None:
+            self.stop_mixmonitor(chan)
+        chan.mixmonitor = (path, time.monotonic())
+        chan.emit("MixMonitorStart", "call")
+        chan.notify()
+
+    def stop_mixmonitor(self, chan: Channel) -> None:
+        """StopMixMonitor (or the channel's hang-up): write the file, ``MixMonitorStop``."""
+        if chan.mixmonitor is None:
+            return
+        path, started = chan.mixmonitor
+        chan.mixmonitor = None
+        write_silence(Path(path), int((time.monotonic() - started) * SAMPLE_RATE))
+        chan.emit("MixMonitorStop", "call")
         chan.notify()
 
     def stop_moh(self, chan: Channel) -> None:

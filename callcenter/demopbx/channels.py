@@ -176,6 +176,15 @@ class Channel:
         self.bridge_history: list[str] = []
         self.moh_class: str | None = None
         self.moh_starts = 0
+        #: While ChanSpy runs on this channel: its mode (listen, whisper, barge) and target.
+        self.spy_mode: str | None = None
+        self.spy_target = ""
+        #: Every mode ChanSpy ran in on this channel, in order.
+        self.spy_modes: list[str] = []
+        #: AMI ``MuteAudio`` state: "" (not muted), ``in``, ``out`` or ``all``.
+        self.muted = ""
+        #: (path, loop time started) while a MixMonitor records this channel.
+        self.mixmonitor: tuple[str, float] | None = None
         self.hangup_requested = False
         #: The hang-up came from a soft hangup (AMI/AGI/dialplan), not from the phone.
         self.soft_hangup = False
@@ -554,7 +563,7 @@ class DemoDialplan:
         FastAGI: ``AGI(<agi_url>/<script>)``. AsyncAGI: ``AGI(agi:async,<script>)`` (the
         script name arrives as ``agi_arg_1``). Each route answers first and hangs up when
         the AGI returns. ``transfer,<ext>`` dials ``PJSIP/<ext>`` for 30 s, and so does any
-        unknown destination of a ``Redirect``. ``callcenter,callback`` hands an answered
+        unknown destination of a ``Redirect``. ``callcenter-callback,s`` hands an answered
         queue callback (an Originate carrying ``CALLCENTER_CALLBACK``) back to the daemon as
         ``inbound?callback=<token>``.
         """
@@ -567,19 +576,18 @@ class DemoDialplan:
             exten: [Answer(), agi(script), Hangup()] for exten, script in DEFAULT_ROUTES.items()
         }
         routes["h"] = NoOp("caller hangup handler")
+        # Where the daemon redirects a supervisor's ChanSpy leg to end it (trace 11).
+        hangup_context = {"hangup": (Hangup(),), "s": (NoOp("hangup handler"),)}
         dial_exten = [Dial("PJSIP/${EXTEN}", 30), Hangup()]
         return cls(
             routes,
             contexts={
+                "callcenter-hangup": hangup_context,
                 "transfer": {"_X.": dial_exten, "inbound": [agi("inbound"), Hangup()]},
-                "callcenter": {
-                    "inbound": [Answer(), agi("inbound"), Hangup()],
-                    # An answered queue callback (Originate with CALLCENTER_CALLBACK set).
-                    "callback": [
-                        Answer(),
-                        agi("inbound?callback=${CALLCENTER_CALLBACK}"),
-                        Hangup(),
-                    ],
+                "callcenter": {"inbound": [Answer(), agi("inbound"), Hangup()]},
+                # An answered queue callback (Originate with CALLCENTER_CALLBACK set).
+                "callcenter-callback": {
+                    "s": [Answer(), agi("inbound?callback=${CALLCENTER_CALLBACK}"), Hangup()]
                 },
             },
             fallback=dial_exten,

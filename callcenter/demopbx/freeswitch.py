@@ -27,15 +27,17 @@ The dialplan maps destination numbers to what happens: ``"park"`` (set
 ``"socket"`` (set the route, then ``socket <socket_address> async full``) or a list of
 ``(application, argument)`` steps. The default sends 800 (route ``inbound``) and the feature
 codes ``*71``..``*74`` (``agent-login``, ``agent-logout``, ``agent-pause``, ``agent-unpause``)
-to ``park`` in inbound mode and to ``socket`` in outbound mode. A destination that is a phone's
-number (a ``uuid_transfer`` to 1002, say) bridges to that phone for 30 s; anything else hangs up
-with ``NO_ROUTE_DESTINATION``.
+to ``park`` in inbound mode and to ``socket`` in outbound mode. Any other destination (a
+``uuid_transfer <uuid> 2100 XML <context>``, say, in whatever context) bridges to
+``user/<destination>`` for 30 s, as the demo Asterisk dials ``PJSIP/<exten>``; an empty or
+undialable one hangs up with ``NO_ROUTE_DESTINATION``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 import uuid as uuidlib
 from collections import deque
@@ -47,7 +49,14 @@ import structlog
 
 from callcenter.demopbx.channels import DEFAULT_ROUTES
 from callcenter.demopbx.fs_api import run_api
-from callcenter.demopbx.fs_apps import activate, execute, park_loop, run_queued, unlink
+from callcenter.demopbx.fs_apps import (
+    activate,
+    execute,
+    park_loop,
+    run_queued,
+    stop_session_recording,
+    unlink,
+)
 from callcenter.demopbx.fs_channels import (
     FREESWITCH_VERSION,
     BridgeTo,
@@ -77,6 +86,8 @@ Program = Callable[[], Awaitable[None]]
 
 #: Seconds a fallback transfer to a phone's number rings it.
 TRANSFER_RING_SECONDS = 30
+#: Destinations the fallback rings as ``user/<destination>``.
+_DIALABLE = re.compile(r"[0-9A-Za-z+*#._-]+")
 
 
 class DemoFreeSwitch:
@@ -526,11 +537,13 @@ class DemoFreeSwitch:
     # ------------------------------------------------------------------ dialplan
 
     def lookup(self, destination: str, context: str) -> list[DialplanStep] | None:
-        """The steps for ``destination`` (contexts are not told apart), or None."""
+        """The steps for ``destination`` (contexts are not told apart), or None. Like the
+        demo Asterisk's ``transfer`` context and fallback, any other dialable destination rings
+        ``user/<destination>`` for 30 s (a phone not registered fails the bridge)."""
         steps = self.dialplan.get(destination)
         if steps is not None:
             return steps
-        if any(phone.number == destination for phone in self.phones.values()):
+        if _DIALABLE.fullmatch(destination):
             return [
                 ("set", "hangup_after_bridge=true"),
                 ("set", f"call_timeout={TRANSFER_RING_SECONDS}"),
@@ -663,6 +676,7 @@ class DemoFreeSwitch:
             return
         if chan.bridge is not None:
             unlink(chan.bridge)
+        stop_session_recording(chan)
         chan.set_state(ChannelState.CS_HANGUP)
         chan.set_call_state(CallState.HANGUP)
         chan.set_state(ChannelState.CS_REPORTING)

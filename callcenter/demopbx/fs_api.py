@@ -6,7 +6,8 @@ with its ``N total.`` line, ``{"row_count": 0}\\n`` ... (``shared/traces/freeswi
 Supported: ``status``, ``version``, ``uptime``, ``show channels|calls [as json|count]``,
 ``originate``, ``uuid_kill``, ``uuid_bridge``, ``uuid_transfer``, ``uuid_getvar``,
 ``uuid_setvar``, ``uuid_exists``, ``uuid_break``, ``uuid_answer``, ``uuid_recv_dtmf``,
-``uuid_dump``, ``hupall``, ``global_getvar``, ``global_setvar``, ``log``, ``echo``.
+``uuid_dump``, ``uuid_hold``, ``uuid_record``, ``hupall``, ``global_getvar``,
+``global_setvar``, ``log``, ``echo``.
 Anything else answers ``-ERR <cmd> Command not found!``.
 """
 
@@ -19,7 +20,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from callcenter.demopbx.fs_apps import execute, link, originate_legs
+from callcenter.demopbx.fs_apps import (
+    execute,
+    link,
+    originate_legs,
+    start_session_recording,
+    stop_session_recording,
+)
 from callcenter.demopbx.fs_channels import (
     FREESWITCH_VERSION_LINE,
     BridgeTo,
@@ -233,6 +240,48 @@ async def api_uuid_transfer(pbx: DemoFreeSwitch, args: str) -> str:
     return "+OK\n"
 
 
+_HOLD_SITE = ("switch_ivr.c", "switch_ivr_hold", "1498")
+
+
+async def api_uuid_hold(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_hold [off|toggle] <uuid>``: hold the channel; its bridged partner hears the
+    held channel's ``hold_music`` until ``uuid_hold off`` (CHANNEL_HOLD / CHANNEL_UNHOLD)."""
+    words = args.split()
+    action = words.pop(0) if words and words[0] in ("off", "toggle") else "on"
+    chan = _channel(pbx, words[0]) if words else None
+    if chan is None:
+        return NO_SUCH_CHANNEL
+    hold = not chan.held if action == "toggle" else action == "on"
+    if hold == chan.held:
+        return "+OK Success\n"
+    chan.held = hold
+    partner = chan.other if chan.bridge is not None else None
+    if partner is not None:
+        partner.hearing_hold_music = hold
+        if hold:
+            partner.moh_starts += 1
+        partner.notify()
+    chan.fire("CHANNEL_HOLD" if hold else "CHANNEL_UNHOLD", site=_HOLD_SITE)
+    chan.notify()
+    return "+OK Success\n"
+
+
+async def api_uuid_record(pbx: DemoFreeSwitch, args: str) -> str:
+    """``uuid_record <uuid> start|stop <path>`` (``stop all`` stops every recording)."""
+    words = args.split()
+    if len(words) < 3 or words[1] not in ("start", "stop"):
+        return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>]\n"
+    chan = _channel(pbx, words[0])
+    if chan is None or chan.hungup:
+        return "-ERR Cannot locate session!\n"
+    if words[1] == "start":
+        start_session_recording(chan, words[2])
+        return "+OK Success\n"
+    if not stop_session_recording(chan, None if words[2] == "all" else words[2]):
+        return "-ERR Cannot stop record session!\n"
+    return "+OK Success\n"
+
+
 def _split_originate(args: str) -> list[str]:
     """Words of an originate command: spaces inside ``{}``, ``[]``, ``()`` or quotes
     do not split."""
@@ -356,7 +405,9 @@ API_COMMANDS: dict[str, ApiHandler] = {
     "uuid_dump": api_uuid_dump,
     "uuid_exists": api_uuid_exists,
     "uuid_getvar": api_uuid_getvar,
+    "uuid_hold": api_uuid_hold,
     "uuid_kill": api_uuid_kill,
+    "uuid_record": api_uuid_record,
     "uuid_recv_dtmf": api_uuid_recv_dtmf,
     "uuid_setvar": api_uuid_setvar,
     "uuid_transfer": api_uuid_transfer,

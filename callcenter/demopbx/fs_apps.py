@@ -539,6 +539,36 @@ def _record_rate(chan: FSChannel) -> int:
     return _NATIVE_RATE
 
 
+_RECORD_SITE = ("switch_ivr_async.c", "record_callback", "1297")
+
+
+def start_session_recording(chan: FSChannel, target: str) -> None:
+    """``uuid_record <uuid> start <path>`` / ``record_session``: RECORD_START; the file is
+    written when :func:`stop_session_recording` runs (stop or hang-up)."""
+    chan.recordings[target] = asyncio.get_running_loop().time()
+    chan.fire("RECORD_START", post=[("Record-File-Path", target)], site=_RECORD_SITE)
+    chan.notify()
+
+
+def stop_session_recording(chan: FSChannel, target: str | None = None) -> bool:
+    """Stop one recording (``target``) or all: write the file(s), RECORD_STOP. False if
+    no such recording ran."""
+    paths = list(chan.recordings) if target is None else [target]
+    stopped = False
+    now = asyncio.get_running_loop().time()
+    for path in paths:
+        started = chan.recordings.pop(path, None)
+        if started is None:
+            continue
+        rate = _record_rate(chan)
+        _write_wav(_record_path(chan, path), rate, int((now - started) * rate))
+        chan.fire("RECORD_STOP", post=[("Record-File-Path", path)], site=_RECORD_SITE)
+        stopped = True
+    if stopped:
+        chan.notify()
+    return stopped
+
+
 def _write_wav(path: Path, rate: int, frames: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as out:
@@ -665,6 +695,57 @@ def _continue_on_fail(chan: FSChannel, cause: str) -> bool:
     return cause in wanted
 
 
+#: eavesdrop's DTMF keys with ``eavesdrop_enable_dtmf`` -> (mux into what the spied-on
+#: leg reads (its partner hears), mux into what it is sent (it hears)).
+_EAVESDROP_KEYS = {"0": (False, False), "1": (True, False), "2": (False, True), "3": (True, True)}
+
+
+def _spy_mode(read: bool, write: bool) -> str:
+    if read and write:
+        return "barge"
+    if write:
+        return "whisper"
+    return "whisper_other" if read else "listen"
+
+
+async def app_eavesdrop(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``eavesdrop <uuid>``: hear the spied-on leg and its partner until either side goes.
+
+    ``eavesdrop_whisper_aleg`` / ``eavesdrop_whisper_bleg`` start with ED_MUX_READ /
+    ED_MUX_WRITE set; with ``eavesdrop_enable_dtmf`` the keys 0-3 change them (trace e).
+    """
+    target = pbx.channels.get(arg.strip())
+    if target is None or target.hungup or target is chan:
+        chan.set_var("current_application_response", "-ERR no such uuid")
+        return
+    read = chan.var_true("eavesdrop_whisper_aleg")
+    write = chan.var_true("eavesdrop_whisper_bleg")
+    dtmf = chan.var_true("eavesdrop_enable_dtmf")
+    chan.spy_target = target.uuid
+    chan.spy_mode = _spy_mode(read, write)
+    chan.spy_modes.append(chan.spy_mode)
+    chan.notify()
+    try:
+        with chan.listening():
+            while True:
+                await wait_change(
+                    [chan, target], lambda: chan.stopped or target.hungup or chan.has_digit, None
+                )
+                if chan.stopped or target.hungup:
+                    break
+                digit = chan.take_digit()
+                flags = _EAVESDROP_KEYS.get(digit or "") if dtmf else None
+                if flags is not None:
+                    mode = _spy_mode(*flags)
+                    if mode != chan.spy_mode:
+                        chan.spy_mode = mode
+                        chan.spy_modes.append(mode)
+                        chan.notify()
+    finally:
+        chan.spy_mode = None
+        chan.notify()
+
+
 async def app_socket(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
     """``socket <host:port> [async] [full]``: hand the call to an outbound-socket server
     and wait (parked) while it controls the call. If the connection fails the dialplan
@@ -683,6 +764,7 @@ APPLICATIONS: dict[str, Application] = {
     "answer": app_answer,
     "bridge": app_bridge,
     "endless_playback": app_endless_playback,
+    "eavesdrop": app_eavesdrop,
     "export": app_export,
     "hangup": app_hangup,
     "log": app_log,

@@ -439,6 +439,18 @@ class FSChannel:
         self.talking_until = 0.0
         self.bridge_history: list[str] = []
         self.moh_starts = 0
+        #: While ``eavesdrop`` runs on this channel: its mode (``listen``, ``whisper`` = the
+        #: spied-on leg hears us, ``barge`` = both legs do, ``whisper_other`` = only the
+        #: spied-on leg's partner does) and the spied-on uuid; ``spy_modes`` is the history.
+        self.spy_mode: str | None = None
+        self.spy_target = ""
+        self.spy_modes: list[str] = []
+        #: True while ``uuid_hold`` holds this channel; its partner then hears
+        #: ``hold_music`` (``hearing_hold_music`` on the partner).
+        self.held = False
+        self.hearing_hold_music = False
+        #: ``uuid_record`` sessions running on this channel: path -> loop time started.
+        self.recordings: dict[str, float] = {}
         self.parked = False
         #: What an answered ``originate`` leg runs next (``&park()``, an extension ...).
         self.pending_program: Callable[[], Awaitable[None]] | None = None

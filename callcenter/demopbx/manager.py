@@ -603,6 +603,68 @@ class ManagerSession:
             channel_id=msg.get("ChannelId") or None,
         )
 
+    async def action_playdtmf(self, msg: AMIMessage) -> None:
+        chan = self._channel(msg)
+        if chan is None:
+            self.error(msg, "Channel not found")
+            return
+        digit = (msg.get("Digit") or "")[:1]
+        if not digit:
+            self.error(msg, "No digit specified")
+            return
+        received = (msg.get("Receive") or "").lower() in ("yes", "true", "1", "on")
+        direction = "Received" if received else "Sent"
+        for event in ("DTMFBegin", "DTMFEnd"):
+            extra = [("Digit", digit), ("Direction", direction)]
+            if event == "DTMFEnd":
+                extra.append(("DurationMs", msg.get("Duration") or "250"))
+            chan.emit(event, "dtmf", extra)
+        if received:
+            chan.deliver_digit(digit)
+        self.respond(msg, "Success", ("Message", "DTMF successfully queued"))
+
+    async def action_mutestream(self, msg: AMIMessage) -> None:
+        chan = self._channel(msg)
+        if chan is None:
+            self.error(msg, "No channel specified")
+            return
+        direction = (msg.get("Direction") or "").lower()
+        state = (msg.get("State") or "").lower()
+        if direction not in ("in", "out", "all") or state not in ("on", "off"):
+            self.error(msg, "Invalid direction or state specified")
+            return
+        if state == "on":
+            chan.muted = "all" if chan.muted and chan.muted != direction else direction
+        elif direction in ("all", chan.muted):
+            chan.muted = ""
+        else:
+            chan.muted = "out" if direction == "in" else "in"
+        chan.notify()
+        self.respond(msg, "Success", ("Message", "Audiohook has been updated"))
+
+    async def action_mixmonitor(self, msg: AMIMessage) -> None:
+        chan = self._channel(msg)
+        if chan is None:
+            self.error(msg, "No such channel")
+            return
+        path = msg.get("File") or ""
+        if not path:
+            self.error(msg, "No file specified")
+            return
+        self.pbx.start_mixmonitor(chan, path)
+        self.respond(msg, "Success")
+
+    async def action_stopmixmonitor(self, msg: AMIMessage) -> None:
+        chan = self._channel(msg)
+        if chan is None:
+            self.error(msg, "No such channel")
+            return
+        if chan.mixmonitor is None:
+            self.error(msg, "Could not stop MixMonitor")
+            return
+        self.pbx.stop_mixmonitor(chan)
+        self.respond(msg, "Success")
+
 
 def hangup_headers(cause: int) -> Pairs:
     """``Cause`` and ``Cause-txt`` of a Hangup event."""
@@ -630,6 +692,10 @@ ACTIONS: dict[str, Handler] = {
     "setvar": ManagerSession.action_setvar,
     "agi": ManagerSession.action_agi,
     "originate": ManagerSession.action_originate,
+    "playdtmf": ManagerSession.action_playdtmf,
+    "muteaudio": ManagerSession.action_mutestream,
+    "mixmonitor": ManagerSession.action_mixmonitor,
+    "stopmixmonitor": ManagerSession.action_stopmixmonitor,
 }
 
 _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
@@ -646,11 +712,15 @@ _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
     ("ListCommands", "List available manager commands.", "<none>"),
     ("Login", "Login Manager.", "<none>"),
     ("Logoff", "Logoff Manager.", "<none>"),
+    ("MixMonitor", "Record a call and mix the audio during the recording.", "system,all"),
+    ("MuteAudio", "Mute an audio stream.", "system,all"),
     ("Originate", "Originate a call.", "originate,all"),
     ("Ping", "Keepalive command.", "<none>"),
+    ("PlayDTMF", "Play DTMF signal on a specific channel.", "call,all"),
     ("QueueStatus", "Show queue status.", "<none>"),
     ("QueueSummary", "Show queue summary.", "<none>"),
     ("Redirect", "Redirect (transfer) a call.", "call,all"),
     ("Setvar", "Sets a channel variable or function value.", "call,all"),
     ("Status", "List channel status.", "system,call,reporting,all"),
+    ("StopMixMonitor", "Stop recording a call through MixMonitor.", "system,call,all"),
 )

@@ -256,6 +256,32 @@ class Call(Protocol):
         """Hang up the caller; idempotent and never raises ``CallHungUp``."""
         ...
 
+    async def hold(self) -> None:
+        """Put the bridged call on hold: caller and agent stop hearing each other.
+
+        FreeSWITCH: the caller hears music on hold meanwhile. Asterisk: the caller hears
+        silence (there is no AMI way to start music on a channel that sits in an AGI
+        ``Dial``; see the driver). The agent leg stays up. Raises ``CommandFailed`` when the
+        call is not bridged.
+        """
+        ...
+
+    async def unhold(self) -> None:
+        """Take the call off hold (a no-op when it is not on hold)."""
+        ...
+
+    async def start_recording(self, path: str) -> None:
+        """Record both sides of the call into ``path`` (a path on the PBX machine, with its
+        extension, e.g. ``/var/spool/rec/123.wav``) until :meth:`stop_recording` or hang-up.
+
+        Works before, during and after a bridge; does not block the call.
+        """
+        ...
+
+    async def stop_recording(self) -> None:
+        """Stop the recording started by :meth:`start_recording` (no-op when none runs)."""
+        ...
+
 
 CallHandler = Callable[[Call], Awaitable[None]]
 """The engine's entry point: called once per call, in its own task, for the call's lifetime."""
@@ -284,6 +310,44 @@ class DeviceStateChanged:
     device: str
     state: str
     """``NOT_INUSE``, ``INUSE``, ``RINGING``, ``UNAVAILABLE``... (Asterisk device states)."""
+
+
+SpyMode = Literal["listen", "whisper", "barge"]
+"""How a supervisor takes part in an agent's call: ``listen`` (hears both sides, nobody
+hears them), ``whisper`` (the agent hears the supervisor, the caller does not), ``barge``
+(everybody hears everybody)."""
+
+
+class SpySession(Protocol):
+    """A supervisor's leg spying on an agent's leg (see :meth:`PBX.spy`)."""
+
+    @property
+    def channel(self) -> str:
+        """The supervisor's leg (channel name once the PBX reported it, else its id)."""
+        ...
+
+    @property
+    def mode(self) -> SpyMode: ...
+
+    @property
+    def ended(self) -> bool:
+        """True once the supervisor's leg is gone (stopped, hung up, or never answered)."""
+        ...
+
+    async def wait_ended(self) -> None:
+        """Return when the supervisor's leg is gone."""
+        ...
+
+    async def set_mode(self, mode: SpyMode) -> None:
+        """Switch between listen, whisper and barge without ringing the supervisor again.
+
+        Raises ``CommandFailed`` when the session has ended.
+        """
+        ...
+
+    async def stop(self) -> None:
+        """End the spy and the supervisor's leg; the agent's call goes on. Idempotent."""
+        ...
 
 
 PBXEvent = PBXConnected | PBXDisconnected | ChannelHungUp | DeviceStateChanged
@@ -348,4 +412,20 @@ class PBX(Protocol):
 
     async def channels(self) -> list[ChannelSnapshot]:
         """Every live channel, from the PBX's own state."""
+        ...
+
+    async def spy(
+        self,
+        supervisor_device: str,
+        target_channel: str,
+        mode: SpyMode,
+        *,
+        caller_id: str = "",
+        timeout: float = 30.0,
+    ) -> SpySession:
+        """Ring ``supervisor_device`` (``PJSIP/2000``) and, once answered, let it spy on
+        ``target_channel`` (an agent leg, as :attr:`DialResult.peer_channel` names it) in
+        ``mode``. Returns as soon as the PBX accepted the request: the session ends (see
+        :attr:`SpySession.ended`) if the supervisor does not answer within ``timeout`` s.
+        """
         ...

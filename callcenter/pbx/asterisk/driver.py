@@ -13,6 +13,11 @@
 * :class:`AsteriskCall` implements :class:`~callcenter.pbx.interface.Call` with AGI
   commands; once the caller hung up every command raises ``CallHungUp`` (except
   :meth:`~AsteriskCall.hangup` and :meth:`~AsteriskCall.get_variable`).
+* Beside a running AGI (even inside ``EXEC Dial``) the driver uses AMI: ``MixMonitor`` /
+  ``StopMixMonitor`` record the caller's channel; hold is ``MuteAudio`` of the agent leg
+  (no music: see :meth:`AsteriskCall.hold`); :meth:`AsteriskDriver.spy` originates the
+  supervisor into ``ChanSpy`` and :class:`AsteriskSpySession` switches modes with
+  ``PlayDTMF`` and ends the spy with ``Redirect`` (an AMI ``Hangup`` does not, trace 09).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import contextlib
 import math
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -61,6 +67,7 @@ from callcenter.pbx.interface import (
     PBXListener,
     RecordResult,
     SayKind,
+    SpyMode,
     Transport,
 )
 from callcenter.protocols.agi import AGIResult, format_command
@@ -78,6 +85,8 @@ HANGUP_SETTLE = 0.5
 #: arguments or options (``,``, ``|``, ``(``, quotes, spaces).
 _ONE_DEVICE = r"[A-Za-z][A-Za-z0-9_-]*/[A-Za-z0-9_.@:+#*=/-]+"
 _DEVICE = re.compile(rf"{_ONE_DEVICE}(?:&{_ONE_DEVICE})*")
+#: A channel name such as ``PJSIP/1001-0000000a`` or ``Local/2002@transfer-00000001;1``.
+_CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9_-]*/[A-Za-z0-9_.@:+#*=/;-]+")
 #: Caller ID for Dial's ``o(...)`` option: ``Name <number>`` without quotes or parentheses.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#. _<>@-]{1,80}")
 _MOH_CLASS = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -86,6 +95,15 @@ _SAY_DIGITS = re.compile(r"[0-9*#]{1,64}")
 _SAY_NUMBER = re.compile(r"-?[0-9]{1,15}")
 _RECORD_FORMAT = re.compile(r"[a-z0-9]{2,8}")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})?")
+#: Where :meth:`AsteriskSpySession.stop` redirects the supervisor's leg: an AMI ``Hangup``
+#: of a ChanSpy channel is acknowledged but leaves the spy running (traces 09/10); a
+#: ``Redirect`` ends it at once (trace 11). dialplans/asterisk/extensions.conf has it.
+SPY_STOP_LOCATION = ("callcenter-hangup", "hangup", 1)
+#: ChanSpy options: ``q`` no beep/announcement, ``E`` end when the spied-on channel
+#: hangs up, ``d`` DTMF mode switching (4 listen, 5 whisper, 6 barge).
+_SPY_OPTIONS: dict[SpyMode, str] = {"listen": "qEd", "whisper": "qEdw", "barge": "qEdB"}
+_SPY_DTMF: dict[SpyMode, str] = {"listen": "4", "whisper": "5", "barge": "6"}
+_RECORD_PATH = re.compile(r"[A-Za-z0-9_./-]{1,255}\.[a-z0-9]{2,8}")
 #: Samples per second of the ``endpos`` of STREAM FILE / RECORD FILE (8 kHz formats).
 SAMPLE_RATE = 8000
 
@@ -146,6 +164,8 @@ class _Dial:
     ami_status: str = ""
     peer_cause: HangupCause | None = None
     unbridged: bool = False
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the device answered (for hold, which needs the bridged leg)."""
 
 
 class AsteriskDriver:
@@ -175,6 +195,8 @@ class AsteriskDriver:
         self._calls: dict[str, AsteriskCall] = {}
         #: Peer channel name -> the call whose dial rang it (so a Hangup finds it in O(1)).
         self._dial_peers: dict[str, AsteriskCall] = {}
+        #: Uniqueid of a supervisor's leg -> its spy session.
+        self._spies: dict[str, AsteriskSpySession] = {}
         self._fastagi: FastAGIServer | None = None
         self._router: AsyncAGIRouter | None = None
         self._started = False
@@ -190,6 +212,8 @@ class AsteriskDriver:
             ("BridgeEnter", self._ev_bridge_enter),
             ("BridgeLeave", self._ev_bridge_leave),
             ("DeviceStateChange", self._ev_device_state),
+            ("ChanSpyStart", self._ev_chanspy_start),
+            ("OriginateResponse", self._ev_originate_response),
         ):
             self.ami.add_event_handler(event, method)
         self.ami.on_connected(self._resync)
@@ -311,6 +335,47 @@ class AsteriskDriver:
                 )
             )
         return snapshots
+
+    async def spy(
+        self,
+        supervisor_device: str,
+        target_channel: str,
+        mode: SpyMode,
+        *,
+        caller_id: str = "",
+        timeout: float = 30.0,
+    ) -> AsteriskSpySession:
+        """AMI ``Originate`` of ``supervisor_device`` into ``ChanSpy(<target>,qEd[w|B])``
+        with our own ``ChannelId``, so the supervisor's leg is known before it rings."""
+        _check_device(supervisor_device)
+        if not _CHANNEL.fullmatch(target_channel):
+            raise CommandFailed(f"refusing to spy on {target_channel!r}")
+        if mode not in _SPY_OPTIONS:
+            raise CommandFailed(f"unknown spy mode {mode!r}")
+        channel_id = uuid.uuid4().hex
+        session = AsteriskSpySession(self, channel_id, target_channel, mode)
+        self._spies[channel_id] = session
+        fields: list[tuple[str, str]] = [
+            ("Channel", supervisor_device),
+            ("Application", "ChanSpy"),
+            ("Data", f"{target_channel},{_SPY_OPTIONS[mode]}"),
+            ("Timeout", str(max(1, int(timeout * 1000)))),
+            ("ChannelId", channel_id),
+            ("Async", "true"),
+        ]
+        if caller_id:
+            if not _CALLER_ID.fullmatch(caller_id):
+                raise CommandFailed(f"invalid caller id {caller_id!r}")
+            fields.append(("CallerID", caller_id))
+        try:
+            await self.ami.send_action("Originate", fields, retry_on_reconnect=False)
+        except BaseException:
+            self._spies.pop(channel_id, None)
+            raise
+        self._log.info(
+            "spy_requested", supervisor=supervisor_device, target=target_channel, mode=mode
+        )
+        return session
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -435,6 +500,9 @@ class AsteriskDriver:
         dialing = self._dial_peers.pop(name, None)
         if dialing is not None:
             dialing._on_channel_gone(name, cause)
+        spy = self._spies.pop(uniqueid, None)
+        if spy is not None:
+            spy._on_ended("hung up")
         self._publish(ChannelHungUp(channel=name, call_id=uniqueid, cause=cause))
 
     def _ev_dial_begin(self, msg: AMIMessage) -> None:
@@ -482,6 +550,20 @@ class AsteriskDriver:
         if device:
             self._publish(DeviceStateChanged(device=device, state=msg.get("State") or ""))
 
+    def _ev_chanspy_start(self, msg: AMIMessage) -> None:
+        spy = self._spies.get(msg.get("SpyerUniqueid") or "")
+        if spy is not None:
+            spy._on_started(msg.get("SpyerChannel") or "")
+
+    def _ev_originate_response(self, msg: AMIMessage) -> None:
+        # A failed Originate of a spy (no such device, no answer) may never create the
+        # channel, so no Hangup event would end the session.
+        if (msg.get("Response") or "").lower() != "failure":
+            return
+        spy = self._spies.pop(msg.get("Uniqueid") or "", None)
+        if spy is not None:
+            spy._on_ended(f"originate failed (reason {msg.get('Reason') or '?'})")
+
     def _on_ami_lost(self, reason: str) -> None:
         self._publish(PBXDisconnected(pbx=self.name, reason=reason))
 
@@ -496,6 +578,8 @@ class AsteriskDriver:
             self._log.warning("resync_failed", error=str(exc))
             return
         alive = {snap.call_id for snap in snapshots}
+        for uniqueid in [u for u in self._spies if u in known and u not in alive]:
+            self._spies.pop(uniqueid)._on_ended("vanished while disconnected")
         for snap in snapshots:
             channel = self._by_uniqueid.get(snap.call_id)
             if channel is None:
@@ -546,6 +630,8 @@ class AsteriskCall:
         self._released = ""
         self._dial: _Dial | None = None
         self._moh = False
+        self._on_hold = False
+        self._recording: str | None = None
         self._log = log.bind(call_id=info.call_id, channel=info.channel)
 
     # -- facts ------------------------------------------------------------------------------
@@ -858,6 +944,7 @@ class AsteriskCall:
         if state.answered_notified:
             return
         state.answered_notified = True
+        state.answered.set()
         if state.on_answer is not None:
             try:
                 state.on_answer(peer)
@@ -871,6 +958,71 @@ class AsteriskCall:
             return
         state.unbridged = True
         await self._driver.hangup_channel(state.peer)
+
+    async def hold(self) -> None:
+        """AMI ``MuteAudio`` (both directions) of the agent leg.
+
+        Asterisk has no AMI action that starts music on hold on a channel, and the caller's
+        AGI is busy running ``Dial`` (FastAGI blocks, AsyncAGI queues behind it), so
+        ``StartMusicOnHold`` cannot run; a ``Redirect`` would end the Dial and take the
+        caller out of our control. Muting the agent leg keeps both legs in the bridge and
+        stops caller and agent hearing each other; the caller hears silence.
+        """
+        await self._mute_peer(True)
+
+    async def unhold(self) -> None:
+        await self._mute_peer(False)
+
+    async def _mute_peer(self, on: bool) -> None:
+        if self.hung_up:
+            raise CallHungUp(f"{self._info.channel} has hung up")
+        state = self._dial
+        if state is not None and on and not state.answered.is_set():
+            # The answer may be a few AMI events behind the PBX's bridge.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.action_timeout):
+                    await state.answered.wait()
+        if state is None or state.peer is None or not state.answered.is_set():
+            if not on:
+                return
+            raise CommandFailed(f"{self._info.channel} is not bridged: nothing to hold")
+        await self._driver.ami.send_action(
+            "MuteAudio",
+            [("Channel", state.peer), ("Direction", "all"), ("State", "on" if on else "off")],
+            retry_on_reconnect=False,
+        )
+        self._on_hold = on
+        self._log.info("hold" if on else "unhold", peer=state.peer)
+
+    async def start_recording(self, path: str) -> None:
+        """AMI ``MixMonitor`` on the caller's channel (runs beside AGI and Dial)."""
+        if not _RECORD_PATH.fullmatch(path) or ".." in path:
+            raise CommandFailed(f"cannot record into {path!r}")
+        await self._ami_on_caller("MixMonitor", [("File", path)])
+        self._recording = path
+        self._log.info("recording_started", path=path)
+
+    async def stop_recording(self) -> None:
+        """AMI ``StopMixMonitor``."""
+        if self._recording is None:
+            return
+        path, self._recording = self._recording, None
+        if self.hung_up:
+            return
+        await self._ami_on_caller("StopMixMonitor", [])
+        self._log.info("recording_stopped", path=path)
+
+    async def _ami_on_caller(self, action: str, fields: list[tuple[str, str]]) -> None:
+        if self.hung_up:
+            raise CallHungUp(f"{self._info.channel} has hung up")
+        try:
+            await self._driver.ami.send_action(
+                action, [("Channel", self._info.channel), *fields], retry_on_reconnect=False
+            )
+        except ActionFailed as exc:
+            if _no_such_channel(exc):
+                raise self._caller_gone(f"gone before {action}") from None
+            raise
 
     async def redirect(self, context: str, exten: str, priority: int = 1) -> None:
         if self.hung_up:
@@ -970,6 +1122,117 @@ class AsteriskCall:
         if state.answered_at is None:
             state.answered_at = time.monotonic()
         self._notify_answer(state, state.peer or peer)
+
+
+class AsteriskSpySession:
+    """A supervisor's ChanSpy leg (implements :class:`callcenter.pbx.interface.SpySession`).
+
+    Modes switch with ChanSpy's ``d`` option: AMI ``PlayDTMF`` with ``Receive: true`` of 4
+    (listen), 5 (whisper) or 6 (barge) on the supervisor's leg. :meth:`stop` uses ``Redirect`` (see
+    :data:`SPY_STOP_LOCATION`) once the spy runs, AMI ``Hangup`` while it still rings.
+    """
+
+    def __init__(self, driver: AsteriskDriver, channel_id: str, target: str, mode: SpyMode) -> None:
+        self._driver = driver
+        self.channel_id = channel_id
+        """The Uniqueid we gave the supervisor's leg (Originate ``ChannelId``)."""
+        self.target = target
+        self._mode: SpyMode = mode
+        self._name = ""
+        self._started = False
+        self._ended = asyncio.Event()
+        self._log = log.bind(spy=channel_id, target=target)
+
+    @property
+    def channel(self) -> str:
+        tracked = self._driver._by_uniqueid.get(self.channel_id)
+        return tracked.name if tracked is not None else self._name or self.channel_id
+
+    @property
+    def mode(self) -> SpyMode:
+        return self._mode
+
+    @property
+    def started(self) -> bool:
+        """True once ChanSpy runs (the supervisor answered and the target was found)."""
+        return self._started
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    async def wait_started(self) -> None:
+        """Return once ChanSpy runs; raises ``CommandFailed`` if the session ended first."""
+        while not self._started:
+            if self.ended:
+                raise CommandFailed(f"spy on {self.target} ended before it started")
+            await asyncio.sleep(0.02)
+
+    async def set_mode(self, mode: SpyMode) -> None:
+        if mode not in _SPY_DTMF:
+            raise CommandFailed(f"unknown spy mode {mode!r}")
+        if self.ended or not self._started:
+            raise CommandFailed(f"spy on {self.target} is not running")
+        try:
+            await self._driver.ami.send_action(
+                "PlayDTMF",
+                [
+                    ("Channel", self.channel),
+                    ("Digit", _SPY_DTMF[mode]),
+                    ("Duration", "100"),
+                    # As if the supervisor's phone sent it: ChanSpy reads it (Asterisk 16+).
+                    ("Receive", "true"),
+                ],
+                retry_on_reconnect=False,
+            )
+        except ActionFailed as exc:
+            if _no_such_channel(exc):
+                self._on_ended("gone")
+                raise CommandFailed(f"spy on {self.target} has ended") from None
+            raise
+        self._mode = mode
+        self._log.info("spy_mode_changed", mode=mode)
+
+    async def stop(self) -> None:
+        if self.ended:
+            return
+        ami = self._driver.ami
+        try:
+            if self._started:
+                context, exten, priority = SPY_STOP_LOCATION
+                await ami.send_action(
+                    "Redirect",
+                    [
+                        ("Channel", self.channel),
+                        ("Context", context),
+                        ("Exten", exten),
+                        ("Priority", str(priority)),
+                    ],
+                    retry_on_reconnect=False,
+                )
+            else:
+                await self._driver.hangup_channel(self.channel)
+        except ActionFailed as exc:
+            if not _no_such_channel(exc):
+                raise
+            self._on_ended("gone")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._driver.settings.action_timeout):
+                await self._ended.wait()
+        self._log.info("spy_stopped", ended=self.ended)
+
+    def _on_started(self, name: str) -> None:
+        self._name = name or self._name
+        self._started = True
+        self._log.info("spy_started", channel=self.channel, mode=self._mode)
+
+    def _on_ended(self, why: str) -> None:
+        if not self._ended.is_set():
+            self._ended.set()
+            self._log.info("spy_ended", why=why)
 
 
 def _check_device(device: str) -> None:

@@ -58,6 +58,11 @@ How commands map (:class:`FreeSwitchCall`):
 * unbridge = ``uuid_kill`` of the peer; redirect = ``uuid_transfer <uuid> <exten> XML
   <context>`` (FreeSWITCH has no priorities: ``priority`` is ignored); variables =
   ``uuid_getvar``/``uuid_setvar``; hangup = ``uuid_kill <uuid> <CAUSE_NAME>``.
+* hold = ``uuid_hold <agent leg>`` (FreeSWITCH plays that leg's ``hold_music`` to its
+  partner, the caller), ``uuid_hold off``; recording = ``uuid_record <uuid> start|stop
+  <path>``; spy = ``bgapi originate {origination_uuid=..,eavesdrop_enable_dtmf=true,..}
+  <supervisor> &eavesdrop(<agent uuid>)`` with eavesdrop's DTMF keys sent by
+  ``uuid_recv_dtmf`` to switch modes (trace e), ended by ``uuid_kill``.
 
 The caller's CHANNEL_HANGUP fails every pending command of the call at once with
 ``CallHungUp``. When the inbound link drops, pending commands of parked calls fail with
@@ -114,6 +119,7 @@ from callcenter.pbx.interface import (
     PBXListener,
     RecordResult,
     SayKind,
+    SpyMode,
     Transport,
 )
 from callcenter.protocols.esl import ESLEvent
@@ -227,6 +233,20 @@ def _say_datetime(kind: SayKind, value: str) -> tuple[int, str]:
     return int(clock.timestamp()), "current_time"
 
 
+#: Channel variables of the supervisor's leg per spy mode. ``eavesdrop_whisper_bleg`` sets
+#: ED_MUX_WRITE (the spied-on leg, the agent, hears the supervisor), ``..._aleg``
+#: ED_MUX_READ (the agent's partner, the caller, hears them); both: a three-way call.
+_SPY_VARS: dict[SpyMode, tuple[str, ...]] = {
+    "listen": (),
+    "whisper": ("eavesdrop_whisper_bleg=true",),
+    "barge": ("eavesdrop_whisper_aleg=true", "eavesdrop_whisper_bleg=true"),
+}
+#: eavesdrop's DTMF keys (``eavesdrop_enable_dtmf=true``, trace e): 0 back to listening,
+#: 2 talk to the spied-on leg, 3 three-way (1 would talk to the other leg only).
+_SPY_DTMF: dict[SpyMode, str] = {"listen": "0", "whisper": "2", "barge": "3"}
+_RECORD_PATH: Final = re.compile(r"[A-Za-z0-9_./-]{1,255}\.[a-z0-9]{2,8}")
+
+
 def _check_line(what: str, text: str) -> None:
     if not text or "\n" in text or "\r" in text or "\x00" in text:
         raise CommandFailed(f"invalid {what} {text!r}")
@@ -295,6 +315,8 @@ class FreeSwitchDriver:
         self._calls: dict[str, FreeSwitchCall] = {}
         #: Leg uuid of a dial -> the call whose dial rang it.
         self._peers: dict[str, FreeSwitchCall] = {}
+        #: Unique-ID of a supervisor's leg -> its spy session.
+        self._spies: dict[str, FreeSwitchSpySession] = {}
         self._hung_up_seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._outbound: ESLOutboundServer | None = None
@@ -444,6 +466,49 @@ class FreeSwitchDriver:
             for row in rows
         ]
 
+    async def spy(
+        self,
+        supervisor_device: str,
+        target_channel: str,
+        mode: SpyMode,
+        *,
+        caller_id: str = "",
+        timeout: float = 30.0,
+    ) -> FreeSwitchSpySession:
+        """``bgapi originate {origination_uuid=..,eavesdrop_enable_dtmf=true,..}<device>
+        &eavesdrop(<target uuid>)``; ``target_channel`` is a Unique-ID or a channel name."""
+        targets = fs_dial_targets(supervisor_device)
+        if mode not in _SPY_VARS:
+            raise CommandFailed(f"unknown spy mode {mode!r}")
+        target = target_channel if _UUID.fullmatch(target_channel) else None
+        if target is None:
+            _check_line("channel", target_channel)
+            target = await self._uuid_of(target_channel)
+        if target is None:
+            raise CommandFailed(f"no live channel {target_channel!r} to spy on")
+        leg = str(uuid.uuid4())
+        values = [
+            f"origination_uuid={leg}",
+            f"originate_timeout={max(1, math.ceil(timeout))}",
+            "eavesdrop_enable_dtmf=true",
+            *_SPY_VARS[mode],
+            *_caller_id_vars(caller_id or None),
+        ]
+        session = FreeSwitchSpySession(self, leg, target, mode)
+        self._spies[leg] = session
+        dial_string = "{" + ",".join(values) + "}" + targets[0]
+        try:
+            job = await self.esl.start_bgapi(
+                f"originate {dial_string} &eavesdrop({target})",
+                timeout=timeout + LONG_COMMAND_MARGIN,
+            )
+        except BaseException:
+            self._spies.pop(leg, None)
+            raise
+        job.add_done_callback(session._on_job_done)
+        self._log.info("spy_requested", supervisor=supervisor_device, target=target, mode=mode)
+        return session
+
     # -- calls ------------------------------------------------------------------------------
 
     def _call_info(self, event: ESLEvent, transport: Transport) -> CallInfo:
@@ -502,6 +567,17 @@ class FreeSwitchDriver:
         call = self._take_over(session.channel_data, "esl-outbound", session)
         session.set_listener(call._on_event)
         session.on_closed(call._on_socket_closed)
+        # ``myevents`` leaves out PLAYBACK_STOP, which tells a prompt broken by a key from
+        # one that played out (the key itself may have been pressed before it started).
+        try:
+            reply = await session.command(
+                "event plain PLAYBACK_STOP", timeout=self.settings.command_timeout
+            )
+        except (PBXError, ESLProtocolError) as exc:
+            # Gone already? The call's own code finds out and cleans up.
+            reply = str(exc)
+        if not reply.startswith("+OK"):
+            self._log.warning("esl_outbound_events_refused", reply=reply)
         await self._serve(call)
         if call.hung_up and not session.ended:
             # Saying exit now would cut off the hangup events (and the CDR facts in them);
@@ -563,6 +639,10 @@ class FreeSwitchDriver:
         if name in ("HEARTBEAT", "BACKGROUND_JOB"):
             return
         uid = event.unique_id or ""
+        if uid in self._spies:
+            self._spies[uid]._on_event(event)
+            if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+                del self._spies[uid]
         if name == "CHANNEL_HANGUP_COMPLETE":
             self._channel_gone(
                 uid,
@@ -677,6 +757,8 @@ class _Dial:
     fail_cause: str = ""
     unbridged: bool = False
     names: dict[str, str] = field(default_factory=dict)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the device answered (for hold, which needs the bridged leg)."""
 
     @property
     def peer_channel(self) -> str | None:
@@ -714,6 +796,8 @@ class FreeSwitchCall:
         self._dial: _Dial | None = None
         self._moh_app: str | None = None
         self._moh_class = "default"
+        self._held: str | None = None
+        self._recording: str | None = None
         self._playback_status = ""
         self._language = info.language or "en"
         self._dtmf: collections.deque[str] = collections.deque(maxlen=_MAX_DTMF_KEPT)
@@ -861,12 +945,22 @@ class FreeSwitchCall:
                 raise CallHungUp(f"{self._info.channel} hung up during {what}")
             self._log.warning("prompt_failed", prompt=what, response=response)
             return ""
-        if not interrupt_digits or self._playback_status != "break":
+        if not interrupt_digits or self._playback_status == "done":
             return ""
+        # playback_terminator_used is never cleared by FreeSWITCH: it may be an older one.
         digit = done.variable("playback_terminator_used", "")
-        if not digit or digit not in interrupt_digits:
-            digit = next((d for d in self._dtmf if d in interrupt_digits), "")
-        return digit
+        pressed = [d for d in self._dtmf if d in interrupt_digits]
+        if self._playback_status == "break":
+            # A digit queued before the playback started breaks it at once, with no DTMF
+            # event during it: trust the variable then.
+            if digit and digit in interrupt_digits:
+                return digit
+            return pressed[0] if pressed else ""
+        # No PLAYBACK_STOP came (an outbound socket that did not subscribe to it): a
+        # terminator pressed while the application ran is the one that broke it.
+        if digit and digit in pressed:
+            return digit
+        return pressed[0] if pressed else ""
 
     async def say(self, kind: SayKind, value: str, *, interrupt_digits: str = "") -> str:
         self._check()
@@ -1138,6 +1232,7 @@ class FreeSwitchCall:
         if state.notified:
             return
         state.notified = True
+        state.answered.set()
         if state.on_answer is not None:
             peer = state.peer_channel or ""
             try:
@@ -1154,6 +1249,68 @@ class FreeSwitchCall:
         text = await self._api(f"uuid_kill {state.peer_uuid} NORMAL_CLEARING")
         if text.startswith("-ERR") and "no such channel" not in text.lower():
             raise CommandFailed(f"uuid_kill of the peer failed: {text.strip()}")
+
+    async def hold(self) -> None:
+        """``uuid_hold`` of the agent leg: FreeSWITCH plays the leg's ``hold_music`` (set to
+        this call's music class first) to its partner, the caller."""
+        state = self._dial
+        if state is not None and not state.answered.is_set():
+            # The answer may be a few events behind the PBX's bridge.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.command_timeout):
+                    await state.answered.wait()
+        peer = self._bridged_peer()
+        if peer is None:
+            raise CommandFailed(f"{self._info.channel} is not bridged: nothing to hold")
+        await self._api_ok(f"uuid_setvar {peer} hold_music {self._moh_source(self._moh_class)}")
+        await self._api_ok(f"uuid_hold {peer}")
+        self._held = peer
+        self._log.info("hold", peer=peer)
+
+    async def unhold(self) -> None:
+        """``uuid_hold off`` of the held agent leg."""
+        peer, self._held = self._held, None
+        if peer is None:
+            return
+        self._check()
+        text = await self._api(f"uuid_hold off {peer}")
+        if text.startswith("-ERR") and "no such channel" not in text.lower():
+            raise CommandFailed(f"uuid_hold off failed: {text.strip()}")
+        self._log.info("unhold", peer=peer)
+
+    def _bridged_peer(self) -> str | None:
+        self._check()
+        state = self._dial
+        if state is None or state.peer_uuid is None or state.answered_at is None:
+            return None
+        return state.peer_uuid
+
+    async def _api_ok(self, cmd: str) -> str:
+        text = await self._api(cmd)
+        if text.startswith("-ERR") or text.startswith("-USAGE"):
+            if "no such channel" in text.lower() and cmd.split()[1:2] == [self._uuid]:
+                self._on_hangup("")
+                raise CallHungUp(f"{self._info.channel} is gone")
+            raise CommandFailed(f"{cmd.split(maxsplit=1)[0]} failed: {text.strip()}")
+        return text
+
+    async def start_recording(self, path: str) -> None:
+        """``uuid_record <uuid> start <path>`` (both legs, beside whatever the call runs)."""
+        if not _RECORD_PATH.fullmatch(path) or ".." in path:
+            raise CommandFailed(f"cannot record into {path!r}")
+        self._check()
+        await self._api_ok(f"uuid_record {self._uuid} start {path}")
+        self._recording = path
+        self._log.info("recording_started", path=path)
+
+    async def stop_recording(self) -> None:
+        """``uuid_record <uuid> stop <path>``."""
+        path, self._recording = self._recording, None
+        if path is None or self.hung_up:
+            return
+        self._check()
+        await self._api_ok(f"uuid_record {self._uuid} stop {path}")
+        self._log.info("recording_stopped", path=path)
 
     async def redirect(self, context: str, exten: str, priority: int = 1) -> None:
         """``uuid_transfer`` to ``exten`` in ``context`` (XML dialplan; ``priority`` has no
@@ -1370,3 +1527,102 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 def _fail_if_pending(future: asyncio.Future[ESLEvent], error: Exception) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+class FreeSwitchSpySession:
+    """A supervisor's ``eavesdrop`` leg (implements
+    :class:`callcenter.pbx.interface.SpySession`).
+
+    Modes switch with eavesdrop's DTMF keys (``uuid_recv_dtmf`` on the supervisor's leg);
+    :meth:`stop` is ``uuid_kill`` of that leg.
+    """
+
+    def __init__(self, driver: FreeSwitchDriver, leg: str, target: str, mode: SpyMode) -> None:
+        self._driver = driver
+        self.uuid = leg
+        """The supervisor leg's Unique-ID (our ``origination_uuid``)."""
+        self.target = target
+        self._mode: SpyMode = mode
+        self._name = ""
+        self._started = False
+        self._ended = asyncio.Event()
+        self._log = log.bind(spy=leg, target=target)
+
+    @property
+    def channel(self) -> str:
+        return self._name or self.uuid
+
+    @property
+    def mode(self) -> SpyMode:
+        return self._mode
+
+    @property
+    def started(self) -> bool:
+        """True once the supervisor answered and eavesdrop runs."""
+        return self._started
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    async def wait_started(self) -> None:
+        """Return once eavesdrop runs; raises ``CommandFailed`` if the session ended first."""
+        while not self._started:
+            if self.ended:
+                raise CommandFailed(f"spy on {self.target} ended before it started")
+            await asyncio.sleep(0.02)
+
+    async def set_mode(self, mode: SpyMode) -> None:
+        if mode not in _SPY_DTMF:
+            raise CommandFailed(f"unknown spy mode {mode!r}")
+        if self.ended or not self._started:
+            raise CommandFailed(f"spy on {self.target} is not running")
+        text = await self._driver.esl.api(
+            f"uuid_recv_dtmf {self.uuid} {_SPY_DTMF[mode]}", check=False
+        )
+        if text.startswith("-ERR"):
+            self._on_ended("gone")
+            raise CommandFailed(f"spy on {self.target} has ended: {text.strip()}")
+        self._mode = mode
+        self._log.info("spy_mode_changed", mode=mode)
+
+    async def stop(self) -> None:
+        if self.ended:
+            return
+        await self._driver.hangup_channel(self.uuid)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._driver.settings.command_timeout):
+                await self._ended.wait()
+        self._log.info("spy_stopped", ended=self.ended)
+
+    def _on_event(self, event: ESLEvent) -> None:
+        name = event.name
+        self._name = event.get("Channel-Name", "") or self._name
+        if name == "CHANNEL_ANSWER":
+            # originate runs &eavesdrop right after the answer (CHANNEL_EXECUTE is not
+            # among the events the driver subscribes to).
+            self._mark_started()
+        elif name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+            self._on_ended(event.get("Hangup-Cause", "hung up"))
+
+    def _on_job_done(self, job: asyncio.Future[str]) -> None:
+        if job.cancelled() or job.exception() is not None:
+            return
+        if job.result().startswith("+OK"):
+            self._mark_started()
+        else:
+            self._driver._spies.pop(self.uuid, None)
+            self._on_ended(f"originate failed: {job.result().strip()}")
+
+    def _mark_started(self) -> None:
+        if not self._started and not self.ended:
+            self._started = True
+            self._log.info("spy_started", channel=self.channel, mode=self._mode)
+
+    def _on_ended(self, why: str) -> None:
+        if not self._ended.is_set():
+            self._ended.set()
+            self._log.info("spy_ended", why=why)
