@@ -17,7 +17,7 @@ import time
 import wave
 import zoneinfo
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ import structlog
 from callcenter.demopbx.channels import (
     AGENTS_CONTEXT,
     DTMF_DIGITS,
+    Bridge,
     Channel,
     ChannelState,
     Wake,
@@ -713,6 +714,68 @@ async def app_chanspy(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     return -1
 
 
+@dataclass(eq=False)
+class ConfRoom:
+    """A ConfBridge conference: its members (in join order) and who was kicked."""
+
+    name: str
+    bridge: Bridge
+    members: list[Channel] = field(default_factory=list)
+    kicked: set[str] = field(default_factory=set)
+    """Uniqueids of members ``ConfbridgeKick`` took out (their ConfBridge returns 0)."""
+
+
+#: How long a member may stay in a demo conference (a day: "until it ends").
+CONF_FOREVER = 86_400.0
+
+
+def _conf_headers(room: ConfRoom) -> list[tuple[str, str]]:
+    return [("Conference", room.name), *room.bridge.headers()]
+
+
+async def app_confbridge(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``ConfBridge(room)``: join ``room`` (created on first join) until hung up,
+    redirected or kicked (``ConfbridgeKick``: returns 0, ``CONFBRIDGE_RESULT=KICKED``).
+
+    Events as Asterisk's app_confbridge: ConfbridgeStart (first member), ConfbridgeJoin,
+    ConfbridgeLeave, ConfbridgeEnd (last member gone), with ``Conference`` and the softmix
+    bridge's headers; members also enter and leave the bridge (BridgeEnter/BridgeLeave).
+    """
+    name = data.partition(",")[0].strip()
+    if not name or channel.check_hangup():
+        return -1
+    if channel.state != ChannelState.UP:
+        channel.set_state(ChannelState.UP)
+    room = pbx.conferences.get(name)
+    if room is None:
+        bridge = pbx.create_bridge()
+        bridge.technology = "softmix"
+        room = ConfRoom(name, bridge)
+        pbx.conferences[name] = room
+        pbx.emit("ConfbridgeStart", "call", _conf_headers(room))
+    room.members.append(channel)
+    pbx.bridge_enter(room.bridge, channel)
+    channel.emit("ConfbridgeJoin", "call", [*_conf_headers(room), ("Admin", "No"), ("Muted", "No")])
+    try:
+        await channel.wait_until(
+            lambda: channel.check_hangup() or channel.uniqueid in room.kicked, CONF_FOREVER
+        )
+    finally:
+        room.members.remove(channel)
+        pbx.bridge_leave(room.bridge, channel)
+        channel.emit("ConfbridgeLeave", "call", [*_conf_headers(room), ("Admin", "No")])
+        if not room.members:
+            del pbx.conferences[name]
+            pbx.destroy_bridge(room.bridge)
+            pbx.emit("ConfbridgeEnd", "call", _conf_headers(room))
+    if channel.uniqueid in room.kicked:
+        room.kicked.discard(channel.uniqueid)
+        channel.set_var("CONFBRIDGE_RESULT", "KICKED")
+        return 0
+    channel.set_var("CONFBRIDGE_RESULT", "HANGUP" if channel.hangup_requested else "LEFT")
+    return -1 if channel.hangup_requested else 0
+
+
 APPLICATIONS: dict[str, Application] = {
     "answer": app_answer,
     "hangup": app_hangup,
@@ -731,6 +794,7 @@ APPLICATIONS: dict[str, Application] = {
     "echo": app_echo,
     "dial": app_dial,
     "chanspy": app_chanspy,
+    "confbridge": app_confbridge,
 }
 
 

@@ -37,6 +37,7 @@ import structlog
 from callcenter.demopbx.apps import (
     SAMPLE_RATE,
     Application,
+    ConfRoom,
     find_application,
     ring_device,
     write_silence,
@@ -113,6 +114,8 @@ class DemoAsterisk:
         self.phones: dict[str, AgentPhone] = {}
         #: Global dialplan variables (``Setvar`` without a channel).
         self.global_vars: dict[str, str] = {}
+        #: Running ConfBridge conferences by name.
+        self.conferences: dict[str, ConfRoom] = {}
         #: The AstDB of ``DATABASE`` AGI commands: (family, key) -> value.
         self.astdb: dict[tuple[str, str], str] = {}
         #: The last device state published per device.

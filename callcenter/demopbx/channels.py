@@ -505,6 +505,11 @@ def MusicOnHold(moh_class: str = "default", duration: float | None = None) -> Di
     )
 
 
+def ConfBridge(room: str) -> DialplanApp:
+    """``ConfBridge(room)``."""
+    return DialplanApp("ConfBridge", room)
+
+
 def Set(name: str, value: str) -> DialplanApp:
     """``Set(name=value)``."""
     return DialplanApp("Set", f"{name}={value}")
@@ -583,6 +588,8 @@ class DemoDialplan:
             routes,
             contexts={
                 "callcenter-hangup": hangup_context,
+                # Where the daemon moves an agent leg into a conference (Call.conference).
+                "callcenter-conference": {"_[0-9a-zA-Z].": [ConfBridge("${EXTEN}"), Hangup()]},
                 "transfer": {"_X.": dial_exten, "inbound": [agi("inbound"), Hangup()]},
                 "callcenter": {"inbound": [Answer(), agi("inbound"), Hangup()]},
                 # An answered queue callback (Originate with CALLCENTER_CALLBACK set).

@@ -50,6 +50,7 @@ import structlog
 from callcenter.demopbx.channels import DEFAULT_ROUTES
 from callcenter.demopbx.fs_api import run_api
 from callcenter.demopbx.fs_apps import (
+    FSConfRoom,
     activate,
     execute,
     park_loop,
@@ -84,6 +85,8 @@ Route = Literal["park", "socket"] | Sequence[DialplanStep]
 
 Program = Callable[[], Awaitable[None]]
 
+#: The context answered queue callbacks are originated into (``acd.callback_context``).
+CALLBACK_CONTEXT = "callcenter-callback"
 #: Seconds a fallback transfer to a phone's number rings it.
 TRANSFER_RING_SECONDS = 30
 #: Destinations the fallback rings as ``user/<destination>``.
@@ -134,11 +137,25 @@ class DemoFreeSwitch:
         self.dialplan: dict[str, list[DialplanStep]] = {
             dest: _expand_route(dest, route) for dest, route in routes.items()
         }
+        #: Extensions of named contexts, looked up before :attr:`dialplan`. An answered queue
+        #: callback (``originate {CALLCENTER_CALLBACK=<token>}... s XML callcenter-callback``)
+        #: comes back to the daemon as ``inbound?callback=<token>``, as in
+        #: ``dialplans/freeswitch/callcenter.xml``.
+        self.contexts: dict[str, dict[str, list[DialplanStep]]] = {
+            CALLBACK_CONTEXT: {
+                "s": [
+                    ("set", "callcenter_route=inbound?callback=${CALLCENTER_CALLBACK}"),
+                    ("park" if mode == "inbound" else "socket", ""),
+                ]
+            }
+        }
         self.hub = EventHub(self._publish, hostname=hostname)
         #: Registered phones by device (``PJSIP/1001``).
         self.phones: dict[str, AgentPhone] = {}
         #: Global variables (``global_setvar``).
         self.global_vars: dict[str, str] = {}
+        #: Running mod_conference rooms by name.
+        self.conferences: dict[str, FSConfRoom] = {}
         #: The most recent events fired (newest last).
         self.event_log: deque[FSEvent] = deque(maxlen=20_000)
         self.sessions_since_startup = 0
@@ -537,9 +554,14 @@ class DemoFreeSwitch:
     # ------------------------------------------------------------------ dialplan
 
     def lookup(self, destination: str, context: str) -> list[DialplanStep] | None:
-        """The steps for ``destination`` (contexts are not told apart), or None. Like the
-        demo Asterisk's ``transfer`` context and fallback, any other dialable destination rings
-        ``user/<destination>`` for 30 s (a phone not registered fails the bridge)."""
+        """The steps for ``destination``, or None: the extension of ``context`` in
+        :attr:`contexts` if there is one, else of :attr:`dialplan` (whatever the context).
+        Like the demo Asterisk's ``transfer`` context and fallback, any other dialable
+        destination rings ``user/<destination>`` for 30 s (a phone not registered fails the
+        bridge)."""
+        steps = self.contexts.get(context, {}).get(destination)
+        if steps is not None:
+            return steps
         steps = self.dialplan.get(destination)
         if steps is not None:
             return steps
@@ -636,7 +658,10 @@ class DemoFreeSwitch:
 
             async def transferred() -> None:
                 chan.set_transfer(transfer.destination, transfer.context)
-                await self.route(chan, transfer.destination, transfer.context)
+                if transfer.dialplan == "inline":
+                    await self._run_inline(chan, transfer.destination)
+                else:
+                    await self.route(chan, transfer.destination, transfer.context)
 
             return transferred
         if isinstance(redirect, BridgeTo):
@@ -654,6 +679,16 @@ class DemoFreeSwitch:
 
             return parked
         return None
+
+    async def _run_inline(self, chan: FSChannel, destination: str) -> None:
+        """The ``inline`` dialplan: ``app:arg,app:arg`` run in order (then the channel
+        hangs up, as nothing is left to run)."""
+        chan.set_state(ChannelState.CS_EXECUTE)
+        for step in destination.split(","):
+            app, _, arg = step.partition(":")
+            await execute(self, chan, app.strip(), arg)
+            if chan.stopped:
+                return
 
     async def _run_channel(self, chan: FSChannel, first: Program) -> None:
         program: Program | None = first

@@ -365,6 +365,23 @@ async def api_originate(pbx: DemoFreeSwitch, args: str) -> str:
     return f"+OK {leg.uuid}\n"
 
 
+async def api_conference(pbx: DemoFreeSwitch, args: str) -> str:
+    """``conference <room> kick <member id>|all`` (mod_conference's API, kick only)."""
+    words = args.split()
+    if len(words) < 3 or words[1] != "kick":
+        return "-ERR usage: conference <room> kick <member id>|all\n"
+    room = pbx.conferences.get(words[0])
+    if room is None:
+        return f"-ERR Conference {words[0]} not found\n"
+    members = [c for c in room.members if words[2] in ("all", str(room.member_ids.get(c.uuid)))]
+    if not members:
+        return f"Non-Existent ID {words[2]}\n"
+    for member in members:
+        room.kicked.add(member.uuid)
+        member.notify()
+    return "+OK kicked " + " ".join(str(room.member_ids.get(c.uuid)) for c in members) + "\n"
+
+
 async def api_global_getvar(pbx: DemoFreeSwitch, args: str) -> str:
     """``global_getvar <name>``."""
     return pbx.global_vars.get(args.strip(), "")
@@ -390,6 +407,7 @@ async def api_echo(pbx: DemoFreeSwitch, args: str) -> str:
 
 
 API_COMMANDS: dict[str, ApiHandler] = {
+    "conference": api_conference,
     "echo": api_echo,
     "global_getvar": api_global_getvar,
     "global_setvar": api_global_setvar,

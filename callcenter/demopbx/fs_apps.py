@@ -746,6 +746,80 @@ async def app_eavesdrop(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
         chan.notify()
 
 
+@dataclass(eq=False)
+class FSConfRoom:
+    """A mod_conference room: members in join order, their member ids, who was kicked."""
+
+    name: str
+    uuid: str = field(default_factory=lambda: str(uuidlib.uuid4()))
+    members: list[FSChannel] = field(default_factory=list)
+    member_ids: dict[str, int] = field(default_factory=dict)
+    """Channel Unique-ID -> Member-ID (counted from 1 per room, as mod_conference does)."""
+    kicked: set[str] = field(default_factory=set)
+    next_id: int = 1
+
+
+_CONF_SITE = ("mod_conference.c", "conference_member_add", "1017")
+
+
+def _conf_event(room: FSConfRoom, chan: FSChannel, action: str) -> None:
+    """A CUSTOM conference::maintenance event about ``chan`` in ``room``."""
+    chan.fire(
+        "CUSTOM",
+        pre=[
+            ("Event-Subclass", "conference::maintenance"),
+            ("Conference-Name", room.name),
+            ("Conference-Domain", "default"),
+            ("Conference-Size", str(len(room.members))),
+            ("Conference-Profile-Name", "default"),
+            ("Conference-Unique-ID", room.uuid),
+        ],
+        post=[
+            ("Member-ID", str(room.member_ids.get(chan.uuid, 0))),
+            ("Member-Type", "member"),
+            ("Action", action),
+        ],
+        site=_CONF_SITE,
+        minimal=True,
+    )
+
+
+async def app_conference(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``conference <room>[@profile]``: join the room (created on first join) until the
+    channel hangs up, is transferred, or ``conference <room> kick`` takes it out.
+
+    CUSTOM ``conference::maintenance`` events as mod_conference's: ``conference-create``,
+    ``add-member``, ``del-member``, ``conference-destroy`` (``Action`` header)."""
+    name = (arg.split() or [""])[0].partition("@")[0]
+    if not name or chan.stopped:
+        chan.set_var("current_application_response", "-ERR no conference name")
+        return
+    chan.mark_answered()
+    room = pbx.conferences.get(name)
+    if room is None:
+        room = FSConfRoom(name)
+        pbx.conferences[name] = room
+        _conf_event(room, chan, "conference-create")
+    room.members.append(chan)
+    room.member_ids[chan.uuid] = room.next_id
+    room.next_id += 1
+    chan.notify()
+    _conf_event(room, chan, "add-member")
+    try:
+        await wait_change([chan], lambda: chan.stopped or chan.uuid in room.kicked, None)
+    finally:
+        room.members.remove(chan)
+        _conf_event(room, chan, "del-member")
+        room.member_ids.pop(chan.uuid, None)
+        if not room.members:
+            del pbx.conferences[name]
+            _conf_event(room, chan, "conference-destroy")
+        chan.notify()
+    if chan.uuid in room.kicked:
+        room.kicked.discard(chan.uuid)
+        chan.set_var("current_application_response", "kicked")
+
+
 async def app_socket(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
     """``socket <host:port> [async] [full]``: hand the call to an outbound-socket server
     and wait (parked) while it controls the call. If the connection fails the dialplan
@@ -763,6 +837,7 @@ async def app_socket(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
 APPLICATIONS: dict[str, Application] = {
     "answer": app_answer,
     "bridge": app_bridge,
+    "conference": app_conference,
     "endless_playback": app_endless_playback,
     "eavesdrop": app_eavesdrop,
     "export": app_export,

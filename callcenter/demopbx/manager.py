@@ -499,6 +499,25 @@ class ManagerSession:
             )
         self.respond(msg, "Success", ("Message", "Redirect successful"))
 
+    async def action_confbridgekick(self, msg: AMIMessage) -> None:
+        """``ConfbridgeKick``: ``Channel`` is a member's name, ``all`` or ``participants``."""
+        room = self.pbx.conferences.get(msg.get("Conference") or "")
+        if room is None:
+            self.error(msg, "No Conference by that name found.")
+            return
+        name = msg.get("Channel") or ""
+        if not name:
+            self.error(msg, "No channel name provided")
+            return
+        members = [c for c in room.members if name in ("all", "participants", c.name)]
+        if not members:
+            self.error(msg, "No Channel by that name found in Conference.")
+            return
+        for member in members:
+            room.kicked.add(member.uniqueid)
+            member.notify()
+        self.respond(msg, "Success", ("Message", "User kicked"))
+
     async def action_getvar(self, msg: AMIMessage) -> None:
         variable = msg.get("Variable") or ""
         if not variable:
@@ -688,6 +707,7 @@ ACTIONS: dict[str, Handler] = {
     "devicestatelist": ManagerSession.action_devicestatelist,
     "hangup": ManagerSession.action_hangup,
     "redirect": ManagerSession.action_redirect,
+    "confbridgekick": ManagerSession.action_confbridgekick,
     "getvar": ManagerSession.action_getvar,
     "setvar": ManagerSession.action_setvar,
     "agi": ManagerSession.action_agi,
@@ -702,6 +722,7 @@ _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
     ("AGI", "Add an AGI command to execute by Async AGI.", "agi,all"),
     ("Challenge", "Generate Challenge for MD5 Auth.", "<none>"),
     ("Command", "Execute Asterisk CLI Command.", "command,all"),
+    ("ConfbridgeKick", "Kick a Confbridge user.", "call,all"),
     ("CoreSettings", "Show PBX core settings (version etc).", "system,reporting,all"),
     ("CoreShowChannels", "List currently active channels.", "system,reporting,all"),
     ("CoreStatus", "Show PBX core status variables.", "system,reporting,all"),

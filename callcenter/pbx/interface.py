@@ -282,6 +282,19 @@ class Call(Protocol):
         """Stop the recording started by :meth:`start_recording` (no-op when none runs)."""
         ...
 
+    async def conference(self, room: str, *, invite: Sequence[str] = ()) -> Conference:
+        """Turn the bridged call into a conference room ``room`` (letters, digits, ``_``
+        and ``-``, 2 to 64 characters): the agent leg is moved into the room, the caller
+        joins it, then each device in ``invite`` (``PJSIP/2000``) is rung into it.
+
+        The caller's channel stays under our control: the running :meth:`dial` goes on
+        while the caller is in the room and returns when the caller leaves it (see
+        :meth:`Conference.end`) with ``hung_up_by="system"``, or ``"caller"`` if the caller
+        hung up. Returns once the caller is in the room. Raises ``CommandFailed`` when the
+        call is not bridged or a conference already runs.
+        """
+        ...
+
 
 CallHandler = Callable[[Call], Awaitable[None]]
 """The engine's entry point: called once per call, in its own task, for the call's lifetime."""
@@ -347,6 +360,43 @@ class SpySession(Protocol):
 
     async def stop(self) -> None:
         """End the spy and the supervisor's leg; the agent's call goes on. Idempotent."""
+        ...
+
+
+class Conference(Protocol):
+    """A conference room holding a caller under our control (see :meth:`Call.conference`)."""
+
+    @property
+    def room(self) -> str: ...
+
+    @property
+    def members(self) -> Sequence[str]:
+        """The channels in the room now, in the order they joined."""
+        ...
+
+    @property
+    def ended(self) -> bool:
+        """True once the caller left the room (ended, kicked, or hung up)."""
+        ...
+
+    async def wait_ended(self) -> None:
+        """Return when the caller has left the room."""
+        ...
+
+    async def invite(self, device: str, *, caller_id: str = "", timeout: float = 30.0) -> None:
+        """Ring ``device`` and put it into the room once answered. Returns when the PBX
+        accepted the request; a device that does not answer simply never joins."""
+        ...
+
+    async def kick(self, channel: str) -> None:
+        """Take ``channel`` (one of :attr:`members`) out of the room; a kicked agent or
+        invited leg hangs up, a kicked caller ends the conference for us."""
+        ...
+
+    async def end(self) -> None:
+        """Take everybody out of the room (the other legs hang up) and return once the
+        caller is back under our control (the :meth:`Call.dial` it ran in returns).
+        Idempotent."""
         ...
 
 

@@ -99,6 +99,10 @@ _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})?")
 #: of a ChanSpy channel is acknowledged but leaves the spy running (traces 09/10); a
 #: ``Redirect`` ends it at once (trace 11). dialplans/asterisk/extensions.conf has it.
 SPY_STOP_LOCATION = ("callcenter-hangup", "hangup", 1)
+#: The dialplan context whose ``_[0-9a-zA-Z].`` extension runs ``ConfBridge(${EXTEN})``:
+#: where :meth:`AsteriskCall.conference` redirects the agent leg.
+CONFERENCE_CONTEXT = "callcenter-conference"
+_ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 #: ChanSpy options: ``q`` no beep/announcement, ``E`` end when the spied-on channel
 #: hangs up, ``d`` DTMF mode switching (4 listen, 5 whisper, 6 barge).
 _SPY_OPTIONS: dict[SpyMode, str] = {"listen": "qEd", "whisper": "qEdw", "barge": "qEdB"}
@@ -166,6 +170,8 @@ class _Dial:
     unbridged: bool = False
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the device answered (for hold, which needs the bridged leg)."""
+    conference: AsteriskConference | None = None
+    """Set by :meth:`AsteriskCall.conference`: once Dial ends the caller joins this room."""
 
 
 class AsteriskDriver:
@@ -197,6 +203,8 @@ class AsteriskDriver:
         self._dial_peers: dict[str, AsteriskCall] = {}
         #: Uniqueid of a supervisor's leg -> its spy session.
         self._spies: dict[str, AsteriskSpySession] = {}
+        #: Conference name -> the conference one of our calls runs in it.
+        self._conferences: dict[str, AsteriskConference] = {}
         self._fastagi: FastAGIServer | None = None
         self._router: AsyncAGIRouter | None = None
         self._started = False
@@ -213,6 +221,9 @@ class AsteriskDriver:
             ("BridgeLeave", self._ev_bridge_leave),
             ("DeviceStateChange", self._ev_device_state),
             ("ChanSpyStart", self._ev_chanspy_start),
+            ("ConfbridgeJoin", self._ev_confbridge),
+            ("ConfbridgeLeave", self._ev_confbridge),
+            ("ConfbridgeEnd", self._ev_confbridge),
             ("OriginateResponse", self._ev_originate_response),
         ):
             self.ami.add_event_handler(event, method)
@@ -555,6 +566,11 @@ class AsteriskDriver:
         if spy is not None:
             spy._on_started(msg.get("SpyerChannel") or "")
 
+    def _ev_confbridge(self, msg: AMIMessage) -> None:
+        conference = self._conferences.get(msg.get("Conference") or "")
+        if conference is not None:
+            conference._on_event(msg)
+
     def _ev_originate_response(self, msg: AMIMessage) -> None:
         # A failed Originate of a spy (no such device, no answer) may never create the
         # channel, so no Hangup event would end the session.
@@ -876,8 +892,13 @@ class AsteriskCall:
         self._dial = state
         self._moh = False
         try:
-            return await self._dial_and_wait(device, data, ring, state)
+            result = await self._dial_and_wait(device, data, ring, state)
+            if state.conference is not None and result.status is DialStatus.ANSWER:
+                result = await self._in_conference(state, state.conference, result)
+            return result
         finally:
+            if state.conference is not None:
+                state.conference._on_caller_left("dial over")
             self._dial = None
             peers = self._driver._dial_peers
             if state.peer is not None and peers.get(state.peer) is self:
@@ -930,6 +951,32 @@ class AsteriskCall:
         self._log.info("dial_ended", device=device, peer=peer, talk=round(talk, 3), by=by)
         return DialResult(
             DialStatus.ANSWER, peer_channel=peer, talk_seconds=talk, hung_up_by=by, cause=cause
+        )
+
+    async def _in_conference(
+        self, state: _Dial, conference: AsteriskConference, result: DialResult
+    ) -> DialResult:
+        """The agent leg was moved into the room, which ended the Dial: the caller runs
+        ``ConfBridge`` on its own AGI (so it stays ours) until it leaves the room."""
+        if not self.hung_up and result.hung_up_by != "caller":
+            with contextlib.suppress(CallHungUp):
+                await self._exec(
+                    "ConfBridge",
+                    conference.room,
+                    limit=self._long(self._settings.max_bridge_seconds),
+                )
+        conference._on_caller_left("left the room")
+        talk = result.talk_seconds
+        if state.answered_at is not None:
+            talk = max(0.0, time.monotonic() - state.answered_at)
+        by: HungUpBy = "caller" if self.hung_up else "system"
+        self._log.info("conference_left", room=conference.room, talk=round(talk, 3), by=by)
+        return DialResult(
+            DialStatus.ANSWER,
+            peer_channel=result.peer_channel,
+            talk_seconds=talk,
+            hung_up_by=by,
+            cause=result.cause,
         )
 
     async def _dead_ok_variable(self, name: str, *, full: bool = False) -> str | None:
@@ -1011,6 +1058,52 @@ class AsteriskCall:
             return
         await self._ami_on_caller("StopMixMonitor", [])
         self._log.info("recording_stopped", path=path)
+
+    async def conference(self, room: str, *, invite: Sequence[str] = ()) -> AsteriskConference:
+        """AMI ``Redirect`` of the agent leg to ``callcenter-conference,<room>,1`` (see
+        :data:`CONFERENCE_CONTEXT`): the Dial ends with the agent alive in the room, then
+        the caller's own AGI runs ``ConfBridge(<room>)`` (inside the running :meth:`dial`),
+        and the invited devices are originated into ``ConfBridge(<room>)``."""
+        if not _ROOM.fullmatch(room):
+            raise CommandFailed(f"invalid conference room {room!r}")
+        for device in invite:
+            _check_device(device)
+        if self.hung_up:
+            raise CallHungUp(f"{self._info.channel} has hung up")
+        state = self._dial
+        if state is not None and not state.answered.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.action_timeout):
+                    await state.answered.wait()
+        if state is None or state.peer is None or not state.answered.is_set():
+            raise CommandFailed(f"{self._info.channel} is not bridged: no conference")
+        if state.conference is not None:
+            raise CommandFailed(f"{self._info.channel} is already in a conference")
+        if room in self._driver._conferences:
+            raise CommandFailed(f"conference room {room!r} is in use")
+        conference = AsteriskConference(self._driver, room, self._info.channel)
+        state.conference = conference
+        self._driver._conferences[room] = conference
+        try:
+            await self._driver.ami.send_action(
+                "Redirect",
+                [
+                    ("Channel", state.peer),
+                    ("Context", CONFERENCE_CONTEXT),
+                    ("Exten", room),
+                    ("Priority", "1"),
+                ],
+                retry_on_reconnect=False,
+            )
+        except BaseException:
+            state.conference = None
+            conference._on_caller_left("redirect failed")
+            raise
+        self._log.info("conference_started", room=room, agent=state.peer)
+        await conference._wait_caller_joined(self._long(0.0))
+        for device in invite:
+            await conference.invite(device)
+        return conference
 
     async def _ami_on_caller(self, action: str, fields: list[tuple[str, str]]) -> None:
         if self.hung_up:
@@ -1233,6 +1326,116 @@ class AsteriskSpySession:
         if not self._ended.is_set():
             self._ended.set()
             self._log.info("spy_ended", why=why)
+
+
+class AsteriskConference:
+    """A ConfBridge room our caller sits in (implements
+    :class:`callcenter.pbx.interface.Conference`); members from ConfbridgeJoin/Leave."""
+
+    def __init__(self, driver: AsteriskDriver, room: str, caller: str) -> None:
+        self._driver = driver
+        self._room = room
+        self._caller = caller
+        self._members: list[str] = []
+        self._caller_in = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._log = log.bind(room=room, caller=caller)
+
+    @property
+    def room(self) -> str:
+        return self._room
+
+    @property
+    def members(self) -> Sequence[str]:
+        return tuple(self._members)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    async def invite(self, device: str, *, caller_id: str = "", timeout: float = 30.0) -> None:
+        """AMI ``Originate`` of ``device`` into ``ConfBridge(<room>)``."""
+        _check_device(device)
+        if self.ended:
+            raise CommandFailed(f"conference {self._room} has ended")
+        fields: list[tuple[str, str]] = [
+            ("Channel", device),
+            ("Application", "ConfBridge"),
+            ("Data", self._room),
+            ("Timeout", str(max(1, int(timeout * 1000)))),
+            ("Async", "true"),
+        ]
+        if caller_id:
+            if not _CALLER_ID.fullmatch(caller_id):
+                raise CommandFailed(f"invalid caller id {caller_id!r}")
+            fields.append(("CallerID", caller_id))
+        await self._driver.ami.send_action("Originate", fields, retry_on_reconnect=False)
+        self._log.info("conference_invited", device=device)
+
+    async def kick(self, channel: str) -> None:
+        """AMI ``ConfbridgeKick`` of one member."""
+        if channel not in self._members:
+            raise CommandFailed(f"{channel!r} is not in conference {self._room}")
+        await self._kick(channel)
+
+    async def end(self) -> None:
+        """AMI ``ConfbridgeKick`` of ``all``; returns once the caller left the room."""
+        if self.ended:
+            return
+        await self._kick("all")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._driver.settings.action_timeout):
+                await self._ended.wait()
+        self._log.info("conference_ended", ended=self.ended)
+
+    async def _kick(self, channel: str) -> None:
+        try:
+            await self._driver.ami.send_action(
+                "ConfbridgeKick",
+                [("Conference", self._room), ("Channel", channel)],
+                retry_on_reconnect=False,
+            )
+        except ActionFailed as exc:
+            self._log.info("conference_kick_refused", channel=channel, error=str(exc))
+            if channel != "all":
+                raise CommandFailed(f"cannot kick {channel!r}: {exc}") from None
+        self._log.info("conference_kick", channel=channel)
+
+    async def _wait_caller_joined(self, limit: float) -> None:
+        waiters = [
+            asyncio.ensure_future(self._caller_in.wait()),
+            asyncio.ensure_future(self._ended.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if not self._caller_in.is_set():
+            raise CommandFailed(f"the caller did not join conference {self._room}")
+
+    def _on_event(self, msg: AMIMessage) -> None:
+        name = msg.get("Channel") or ""
+        event = msg.name
+        if event == "ConfbridgeJoin" and name and name not in self._members:
+            self._members.append(name)
+            if name == self._caller:
+                self._caller_in.set()
+        elif event == "ConfbridgeLeave" and name in self._members:
+            self._members.remove(name)
+        elif event == "ConfbridgeEnd":
+            self._members.clear()
+
+    def _on_caller_left(self, why: str) -> None:
+        if self._ended.is_set():
+            return
+        self._ended.set()
+        if self._driver._conferences.get(self._room) is self:
+            del self._driver._conferences[self._room]
+        self._log.info("conference_caller_left", why=why)
 
 
 def _check_device(device: str) -> None:

@@ -77,6 +77,7 @@ DisconnectedCallback = Callable[[str], None]
 OutboundHandler = Callable[["ESLOutboundSession"], Awaitable[None]]
 
 DEFAULT_EVENTS: Final = (
+    "CHANNEL_CREATE",
     "CHANNEL_PARK",
     "CHANNEL_ANSWER",
     "CHANNEL_ORIGINATE",
@@ -89,8 +90,11 @@ DEFAULT_EVENTS: Final = (
     "PLAYBACK_STOP",
     "BACKGROUND_JOB",
     "HEARTBEAT",
+    # Last: every word after CUSTOM names a subclass (mod_conference's membership events).
+    "CUSTOM conference::maintenance",
 )
-"""What the driver subscribes to: the events it acts on and nothing else. CHANNEL_STATE,
+"""What the driver subscribes to: the events it acts on and nothing else (CHANNEL_CREATE and
+CHANNEL_HANGUP_COMPLETE tell which SIP users' devices are in use). CHANNEL_STATE,
 CALLSTATE, CODEC and CALL_UPDATE, about half of FreeSWITCH's event volume under load (trace i:
 55 events per bridged call with ``ALL``), are left out."""
 

@@ -109,6 +109,7 @@ from callcenter.pbx.interface import (
     CallInfo,
     ChannelHungUp,
     ChannelSnapshot,
+    DeviceStateChanged,
     DialResult,
     DialStatus,
     HangupCause,
@@ -137,6 +138,9 @@ _NAME_AND_NUMBER: Final = re.compile(r"\s*(?P<name>[^<]*?)\s*<(?P<number>[^<>]*)
 _MOH_CLASS: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_/-]{0,79}")
 _VAR_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_+*#.@-]{1,128}")
+_ROOM: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
+#: The Event-Subclass of mod_conference's membership events.
+CONFERENCE_SUBCLASS: Final = "conference::maintenance"
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _DIGITS: Final = "0123456789*#ABCD"
 _SAY_DIGITS: Final = re.compile(r"[0-9*#]{1,64}")
@@ -155,6 +159,8 @@ _RING_TONE: Final = "%(2000,4000,440,480)"
 _SILENCE: Final = "silence_stream://250"
 _MAX_DTMF_KEPT: Final = 64
 _MAX_HUNG_UP_REMEMBERED: Final = 4096
+#: The user part of a SIP channel name: ``sofia/internal/1001@10.0.0.5`` -> ``1001``.
+_SOFIA_USER: Final = re.compile(r"sofia/[^/]+/(?:sips?:)?([^@/]+)(?:@.*)?")
 
 _NOANSWER_CAUSES: Final = frozenset(
     {"NO_ANSWER", "ORIGINATOR_CANCEL", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT", "PROGRESS_TIMEOUT"}
@@ -317,7 +323,12 @@ class FreeSwitchDriver:
         self._peers: dict[str, FreeSwitchCall] = {}
         #: Unique-ID of a supervisor's leg -> its spy session.
         self._spies: dict[str, FreeSwitchSpySession] = {}
+        #: Conference name -> the conference one of our calls runs in it.
+        self._conferences: dict[str, FreeSwitchConference] = {}
         self._hung_up_seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        #: SIP user -> Unique-IDs of its live channels; Unique-ID -> user (device states).
+        self._user_channels: dict[str, set[str]] = {}
+        self._channel_user: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._outbound: ESLOutboundServer | None = None
         self._started = False
@@ -634,11 +645,45 @@ class FreeSwitchDriver:
             seen.popitem(last=False)
         self._publish(ChannelHungUp(channel=channel, call_id=uid, cause=cause))
 
+    def _device_in_use(self, uid: str, channel: str, in_use: bool) -> None:
+        """FreeSWITCH has no device states: a SIP user's device is in use while it has a
+        channel (ringing or talking). Published for every name an agent's device may have
+        in the config: ``user/1001`` and the Asterisk-style ``PJSIP/1001`` and ``SIP/1001``
+        (which :func:`fs_dial_targets` dials as ``user/1001``)."""
+        if in_use:
+            match = _SOFIA_USER.fullmatch(channel)
+            if match is None or uid in self._channel_user:
+                return
+            user = match[1]
+            self._channel_user[uid] = user
+            uids = self._user_channels.setdefault(user, set())
+            uids.add(uid)
+            if len(uids) > 1:
+                return
+        else:
+            user = self._channel_user.pop(uid, "")
+            uids = self._user_channels.get(user, set())
+            uids.discard(uid)
+            if not user or uids:
+                return
+            del self._user_channels[user]
+        state = "INUSE" if in_use else "NOT_INUSE"
+        for device in (f"user/{user}", f"PJSIP/{user}", f"SIP/{user}"):
+            self._publish(DeviceStateChanged(device=device, state=state))
+
     def _on_inbound_event(self, event: ESLEvent) -> None:
         name = event.name
         if name in ("HEARTBEAT", "BACKGROUND_JOB"):
             return
+        if name == "CUSTOM":
+            if event.get("Event-Subclass") == CONFERENCE_SUBCLASS:
+                conference = self._conferences.get(event.get("Conference-Name", ""))
+                if conference is not None:
+                    conference._on_event(event)
+            return
         uid = event.unique_id or ""
+        if name in ("CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE"):
+            self._device_in_use(uid, event.get("Channel-Name", ""), name == "CHANNEL_CREATE")
         if uid in self._spies:
             self._spies[uid]._on_event(event)
             if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
@@ -677,12 +722,17 @@ class FreeSwitchDriver:
         """After every (re)connection: check our calls against FreeSWITCH's own state."""
         self._publish(PBXConnected(pbx=self.name))
         known = [c for c in self._calls.values() if c.events_from_inbound]
+        # Only channels seen before the snapshot was asked for: newer ones may be missing.
+        using_devices = list(self._channel_user)
         try:
             snapshots = await self.channels()
         except (PBXError, ESLProtocolError) as exc:
             self._log.warning("resync_failed", error=str(exc))
             return
         alive = {snap.call_id: snap for snap in snapshots}
+        for uid in [uid for uid in using_devices if uid not in alive]:
+            # Hung up while we were disconnected: its device is free again.
+            self._device_in_use(uid, "", False)
         for call in known:
             if call.hung_up or call.released:
                 continue
@@ -759,6 +809,8 @@ class _Dial:
     names: dict[str, str] = field(default_factory=dict)
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the device answered (for hold, which needs the bridged leg)."""
+    conference: FreeSwitchConference | None = None
+    """Set by :meth:`FreeSwitchCall.conference`: once the bridge ends the caller joins it."""
 
     @property
     def peer_channel(self) -> str | None:
@@ -1120,12 +1172,12 @@ class FreeSwitchCall:
             self._on_hangup("")
             raise CallHungUp(f"{self._info.channel} is gone")
         if future is not None and not future.done():
-            try:
-                await self._await_app(
-                    event_uuid, future, self._settings.command_timeout, "endless_playback"
-                )
-            except PBXTimeoutError:
-                self._log.warning("hold_music_did_not_stop")
+            # `uuid_break ... all` also flushes an endless_playback FreeSWITCH had not started
+            # yet, and a flushed application never completes. A no-op queued after the break
+            # completes after the music did (if it ran): once it has, stop waiting.
+            await self._run_app("set", "callcenter_moh=off", self._settings.command_timeout)
+            if not future.done():
+                self._log.debug("hold_music_flushed_before_it_started")
         self._apps.pop(event_uuid, None)
 
     async def dial(
@@ -1176,12 +1228,76 @@ class FreeSwitchCall:
                 if state.answered_at is None:
                     raise
                 complete = None
-            return self._dial_result(device, state, complete)
+            result = self._dial_result(device, state, complete)
+            if state.conference is not None and result.status is DialStatus.ANSWER:
+                result = await self._in_conference(state, state.conference, result)
+            return result
         finally:
+            if state.conference is not None:
+                state.conference._on_caller_left("dial over")
             self._dial = None
             for leg in state.legs | ({state.peer_uuid} if state.peer_uuid else set()):
                 if peers.get(leg) is self:
                     del peers[leg]
+
+    async def _in_conference(
+        self, state: _Dial, conference: FreeSwitchConference, result: DialResult
+    ) -> DialResult:
+        """The agent leg was transferred into the room, which ended the bridge: the caller
+        runs ``conference`` through our own sendmsg (so it stays ours) until it leaves."""
+        if not self.hung_up and not self._released and result.hung_up_by != "caller":
+            limit = self._long(self._settings.max_bridge_seconds)
+            with contextlib.suppress(CallHungUp):
+                await self._run_app("conference", conference.room, limit)
+        conference._on_caller_left("left the room")
+        talk = result.talk_seconds
+        if state.answered_at is not None:
+            talk = max(0.0, time.monotonic() - state.answered_at)
+        by: HungUpBy = "caller" if self.hung_up else "system"
+        self._log.info("conference_left", room=conference.room, talk=round(talk, 3), by=by)
+        return DialResult(
+            DialStatus.ANSWER,
+            peer_channel=result.peer_channel,
+            talk_seconds=talk,
+            hung_up_by=by,
+            cause=result.cause,
+        )
+
+    async def conference(self, room: str, *, invite: Sequence[str] = ()) -> FreeSwitchConference:
+        """``uuid_transfer <agent leg> conference:<room> inline``: the bridge ends with the
+        agent in the room, then the caller runs ``conference <room>`` by sendmsg (inside the
+        running :meth:`dial`); invited devices are originated into ``&conference(<room>)``."""
+        if not _ROOM.fullmatch(room):
+            raise CommandFailed(f"invalid conference room {room!r}")
+        for device in invite:
+            fs_dial_targets(device)
+        self._check()
+        state = self._dial
+        if state is not None and not state.answered.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.command_timeout):
+                    await state.answered.wait()
+        peer = self._bridged_peer()
+        if state is None or peer is None:
+            raise CommandFailed(f"{self._info.channel} is not bridged: no conference")
+        if state.conference is not None:
+            raise CommandFailed(f"{self._info.channel} is already in a conference")
+        if room in self._driver._conferences:
+            raise CommandFailed(f"conference room {room!r} is in use")
+        conference = FreeSwitchConference(self._driver, room, self._uuid)
+        state.conference = conference
+        self._driver._conferences[room] = conference
+        try:
+            await self._api_ok(f"uuid_transfer {peer} conference:{room} inline")
+        except BaseException:
+            state.conference = None
+            conference._on_caller_left("transfer failed")
+            raise
+        self._log.info("conference_started", room=room, agent=peer)
+        await conference._wait_caller_joined(self._long(0.0))
+        for device in invite:
+            await conference.invite(device)
+        return conference
 
     def _dial_result(self, device: str, state: _Dial, complete: ESLEvent | None) -> DialResult:
         ended = time.monotonic()
@@ -1242,8 +1358,15 @@ class FreeSwitchCall:
 
     async def unbridge(self) -> None:
         state = self._dial
-        if state is None or state.peer_uuid is None or state.answered_at is None:
+        if state is None:
             self._log.info("unbridge_without_peer")
+            return
+        if state.peer_uuid is None or state.answered_at is None:
+            # Still ringing (an agent logged out): cancel the ringing legs, as Asterisk hangs
+            # up the dialled channel; the bridge then fails and dial() returns.
+            for leg in sorted(state.legs):
+                await self._api(f"uuid_kill {leg} ORIGINATOR_CANCEL")
+            self._log.info("ring_cancelled", legs=len(state.legs))
             return
         state.unbridged = True
         text = await self._api(f"uuid_kill {state.peer_uuid} NORMAL_CLEARING")
@@ -1527,6 +1650,115 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 def _fail_if_pending(future: asyncio.Future[ESLEvent], error: Exception) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+class FreeSwitchConference:
+    """A mod_conference room our caller sits in (implements
+    :class:`callcenter.pbx.interface.Conference`); members from ``conference::maintenance``
+    events (``add-member`` / ``del-member``)."""
+
+    def __init__(self, driver: FreeSwitchDriver, room: str, caller_uuid: str) -> None:
+        self._driver = driver
+        self._room = room
+        self._caller = caller_uuid
+        #: Unique-ID -> (channel name, Member-ID), in join order.
+        self._members: dict[str, tuple[str, str]] = {}
+        self._caller_in = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._log = log.bind(room=room, caller=caller_uuid)
+
+    @property
+    def room(self) -> str:
+        return self._room
+
+    @property
+    def members(self) -> Sequence[str]:
+        return tuple(name or uid for uid, (name, _) in self._members.items())
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    async def invite(self, device: str, *, caller_id: str = "", timeout: float = 30.0) -> None:
+        """``bgapi originate {..}<device> &conference(<room>)``."""
+        targets = fs_dial_targets(device)
+        if self.ended:
+            raise CommandFailed(f"conference {self._room} has ended")
+        values = [
+            f"origination_uuid={uuid.uuid4()}",
+            f"originate_timeout={max(1, math.ceil(timeout))}",
+            *_caller_id_vars(caller_id or None),
+        ]
+        dial_string = "{" + ",".join(values) + "}" + targets[0]
+        job = await self._driver.esl.start_bgapi(
+            f"originate {dial_string} &conference({self._room})",
+            timeout=timeout + LONG_COMMAND_MARGIN,
+        )
+        job.add_done_callback(_retrieved)
+        self._log.info("conference_invited", device=device)
+
+    async def kick(self, channel: str) -> None:
+        """``conference <room> kick <member id>`` of a member (channel name or Unique-ID)."""
+        member = next(
+            (mid for uid, (name, mid) in self._members.items() if channel in (uid, name)), None
+        )
+        if member is None:
+            raise CommandFailed(f"{channel!r} is not in conference {self._room}")
+        await self._kick(member)
+
+    async def end(self) -> None:
+        """``conference <room> kick all``; returns once the caller left the room."""
+        if self.ended:
+            return
+        await self._kick("all")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._driver.settings.command_timeout):
+                await self._ended.wait()
+        self._log.info("conference_ended", ended=self.ended)
+
+    async def _kick(self, member: str) -> None:
+        text = await self._driver.esl.api(f"conference {self._room} kick {member}", check=False)
+        if not text.startswith("+OK"):
+            self._log.info("conference_kick_refused", member=member, reply=text.strip())
+            if member != "all":
+                raise CommandFailed(f"cannot kick member {member}: {text.strip()}")
+        self._log.info("conference_kick", member=member)
+
+    async def _wait_caller_joined(self, limit: float) -> None:
+        waiters = [
+            asyncio.ensure_future(self._caller_in.wait()),
+            asyncio.ensure_future(self._ended.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if not self._caller_in.is_set():
+            raise CommandFailed(f"the caller did not join conference {self._room}")
+
+    def _on_event(self, event: ESLEvent) -> None:
+        uid = event.unique_id or ""
+        action = event.get("Action", "")
+        if action == "add-member" and uid:
+            self._members[uid] = (event.get("Channel-Name", ""), event.get("Member-ID", ""))
+            if uid == self._caller:
+                self._caller_in.set()
+        elif action == "del-member":
+            self._members.pop(uid, None)
+        elif action == "conference-destroy":
+            self._members.clear()
+
+    def _on_caller_left(self, why: str) -> None:
+        if self._ended.is_set():
+            return
+        self._ended.set()
+        if self._driver._conferences.get(self._room) is self:
+            del self._driver._conferences[self._room]
+        self._log.info("conference_caller_left", why=why)
 
 
 class FreeSwitchSpySession:
