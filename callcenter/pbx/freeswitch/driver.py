@@ -903,9 +903,13 @@ class FreeSwitchCall:
         return self._settings.prompt_timeout + expected + LONG_COMMAND_MARGIN
 
     async def _send_app(
-        self, app: str, arg: str = "", *, track: bool
+        self, app: str, arg: str = "", *, track: bool, outlive_hangup: bool = False
     ) -> tuple[str, asyncio.Future[ESLEvent] | None]:
-        """Queue ``app`` on the channel; with ``track`` its completion can be awaited."""
+        """Queue ``app`` on the channel; with ``track`` its completion can be awaited.
+
+        ``outlive_hangup``: the completion is still awaited for a while after a hang-up (it
+        carries the result, e.g. a recording's length). Registered before the command goes
+        out, since the hang-up may be read in the same packet as the command's reply."""
         self._check()
         event_uuid = str(uuid.uuid4())
         future: asyncio.Future[ESLEvent] | None = None
@@ -913,6 +917,8 @@ class FreeSwitchCall:
             future = asyncio.get_running_loop().create_future()
             future.add_done_callback(_retrieved)
             self._apps[event_uuid] = future
+            if outlive_hangup:
+                self._outlive_hangup.add(event_uuid)
         try:
             await self._esl.sendmsg(
                 self._target,
@@ -923,10 +929,12 @@ class FreeSwitchCall:
             )
         except CallHungUp:
             self._apps.pop(event_uuid, None)
+            self._outlive_hangup.discard(event_uuid)
             self._on_hangup("")
             raise
         except BaseException:
             self._apps.pop(event_uuid, None)
+            self._outlive_hangup.discard(event_uuid)
             raise
         return event_uuid, future
 
@@ -1069,10 +1077,9 @@ class FreeSwitchCall:
             arg += f" {_SILENCE_THRESHOLD} {max(1, math.ceil(silence_seconds))}"
         self._dtmf.clear()
         started = time.monotonic()
-        event_uuid, future = await self._send_app("record", arg, track=True)
-        assert future is not None
         # The completion, which carries the recorded length, comes just after a hang-up.
-        self._outlive_hangup.add(event_uuid)
+        event_uuid, future = await self._send_app("record", arg, track=True, outlive_hangup=True)
+        assert future is not None
         done: ESLEvent | None
         try:
             done = await self._await_app(event_uuid, future, self._long(max_seconds), "record")
