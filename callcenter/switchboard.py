@@ -104,6 +104,8 @@ class ActiveCall:
     queue: str | None = None
     agent: str | None = None
     """Who the caller is talking to now (agent or supervisor id)."""
+    talked_to: set[str] = field(default_factory=set)
+    """Everyone the caller was connected to (so the end of the call frees just them)."""
     pending_transfer: str | None = None
     transferred_by: str | None = None
     bridge_cause: HangupCause = HangupCause.UNSPECIFIED
@@ -325,8 +327,9 @@ class Switchboard:
         if pending is not None and pending in self.router.agents:
             with contextlib.suppress(EngineError):
                 self.router.release(pending)
-        for agent in self.router.agents.values():
-            if agent.call_id == call_id and str(agent.state) == "on_call":
+        for agent_id in active.talked_to:
+            agent = self.router.agents.get(agent_id)
+            if agent is not None and agent.call_id == call_id and str(agent.state) == "on_call":
                 self.router.call_finished(agent.id, active.queue)
 
     # ------------------------------------------------------------------ inbound calls
@@ -970,6 +973,7 @@ class Switchboard:
             now = time.monotonic()
             self.router.connected(entry, agent)
             active.agent = agent.id
+            active.talked_to.add(agent.id)
             self._by_agent[agent.id] = info.call_id
             self.bus.publish(
                 AgentConnected(
@@ -1079,6 +1083,7 @@ class Switchboard:
             device = self._transfer_device(target)
             is_agent = target in self.router.agents
             active.agent = target
+            active.talked_to.add(target)
             self._by_agent[target] = info.call_id
             connected: list[str] = []
 

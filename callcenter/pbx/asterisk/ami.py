@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
-import random
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from callcenter.errors import (
     PBXConnectionError,
     PBXTimeoutError,
 )
+from callcenter.pbx.reconnect import backoff
 from callcenter.protocols.ami import (
     AMIBanner,
     AMIMessage,
@@ -546,11 +546,10 @@ class AMIConnection:
                     callback(link.reason)
                 except Exception:
                     self._log.exception("ami_disconnected_callback_failed")
-            attempt = 0
-            while not self._closing:
-                delay = min(self.reconnect_max, self.reconnect_min * (2**attempt))
-                delay = random.uniform(delay / 2, delay)
-                attempt += 1
+            delays = backoff(self.reconnect_min, self.reconnect_max)
+            for attempt, delay in enumerate(delays, 1):
+                if self._closing:
+                    break
                 self._log.info("ami_reconnecting", delay=round(delay, 3), attempt=attempt)
                 await asyncio.sleep(delay)
                 try:

@@ -70,6 +70,7 @@ from callcenter.pbx.interface import (
     SpyMode,
     Transport,
 )
+from callcenter.pbx.spy import SpyLife
 from callcenter.protocols.agi import AGIResult, format_command
 from callcenter.protocols.ami import AMIMessage
 
@@ -564,7 +565,7 @@ class AsteriskDriver:
     def _ev_chanspy_start(self, msg: AMIMessage) -> None:
         spy = self._spies.get(msg.get("SpyerUniqueid") or "")
         if spy is not None:
-            spy._on_started(msg.get("SpyerChannel") or "")
+            spy._mark_started(msg.get("SpyerChannel") or "")
 
     def _ev_confbridge(self, msg: AMIMessage) -> None:
         conference = self._conferences.get(msg.get("Conference") or "")
@@ -1217,7 +1218,7 @@ class AsteriskCall:
         self._notify_answer(state, state.peer or peer)
 
 
-class AsteriskSpySession:
+class AsteriskSpySession(SpyLife):
     """A supervisor's ChanSpy leg (implements :class:`callcenter.pbx.interface.SpySession`).
 
     Modes switch with ChanSpy's ``d`` option: AMI ``PlayDTMF`` with ``Receive: true`` of 4
@@ -1226,48 +1227,20 @@ class AsteriskSpySession:
     """
 
     def __init__(self, driver: AsteriskDriver, channel_id: str, target: str, mode: SpyMode) -> None:
+        super().__init__(target, mode, log.bind(spy=channel_id, target=target))
         self._driver = driver
         self.channel_id = channel_id
         """The Uniqueid we gave the supervisor's leg (Originate ``ChannelId``)."""
-        self.target = target
-        self._mode: SpyMode = mode
-        self._name = ""
-        self._started = False
-        self._ended = asyncio.Event()
-        self._log = log.bind(spy=channel_id, target=target)
 
     @property
     def channel(self) -> str:
         tracked = self._driver._by_uniqueid.get(self.channel_id)
         return tracked.name if tracked is not None else self._name or self.channel_id
 
-    @property
-    def mode(self) -> SpyMode:
-        return self._mode
-
-    @property
-    def started(self) -> bool:
-        """True once ChanSpy runs (the supervisor answered and the target was found)."""
-        return self._started
-
-    @property
-    def ended(self) -> bool:
-        return self._ended.is_set()
-
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
-
-    async def wait_started(self) -> None:
-        """Return once ChanSpy runs; raises ``CommandFailed`` if the session ended first."""
-        while not self._started:
-            if self.ended:
-                raise CommandFailed(f"spy on {self.target} ended before it started")
-            await asyncio.sleep(0.02)
-
     async def set_mode(self, mode: SpyMode) -> None:
         if mode not in _SPY_DTMF:
             raise CommandFailed(f"unknown spy mode {mode!r}")
-        if self.ended or not self._started:
+        if self.ended or not self.started:
             raise CommandFailed(f"spy on {self.target} is not running")
         try:
             await self._driver.ami.send_action(
@@ -1294,7 +1267,7 @@ class AsteriskSpySession:
             return
         ami = self._driver.ami
         try:
-            if self._started:
+            if self.started:
                 context, exten, priority = SPY_STOP_LOCATION
                 await ami.send_action(
                     "Redirect",
@@ -1316,16 +1289,6 @@ class AsteriskSpySession:
             async with asyncio.timeout(self._driver.settings.action_timeout):
                 await self._ended.wait()
         self._log.info("spy_stopped", ended=self.ended)
-
-    def _on_started(self, name: str) -> None:
-        self._name = name or self._name
-        self._started = True
-        self._log.info("spy_started", channel=self.channel, mode=self._mode)
-
-    def _on_ended(self, why: str) -> None:
-        if not self._ended.is_set():
-            self._ended.set()
-            self._log.info("spy_ended", why=why)
 
 
 class AsteriskConference:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import random
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -51,6 +50,7 @@ from callcenter.errors import (
     PBXConnectionError,
     PBXTimeoutError,
 )
+from callcenter.pbx.reconnect import backoff
 from callcenter.protocols.esl import (
     ESLEvent,
     ESLMessage,
@@ -619,11 +619,10 @@ class ESLConnection(ESLClient):
                     callback(link.reason)
                 except Exception:
                     self._log.exception("esl_disconnected_callback_failed")
-            attempt = 0
-            while not self._closing:
-                delay = min(self.reconnect_max, self.reconnect_min * (2**attempt))
-                delay = random.uniform(delay / 2, delay)
-                attempt += 1
+            delays = backoff(self.reconnect_min, self.reconnect_max)
+            for attempt, delay in enumerate(delays, 1):
+                if self._closing:
+                    break
                 self._log.info("esl_reconnecting", delay=round(delay, 3), attempt=attempt)
                 await asyncio.sleep(delay)
                 try:

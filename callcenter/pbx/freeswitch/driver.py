@@ -123,6 +123,7 @@ from callcenter.pbx.interface import (
     SpyMode,
     Transport,
 )
+from callcenter.pbx.spy import SpyLife
 from callcenter.protocols.esl import ESLEvent
 
 log = structlog.get_logger(__name__)
@@ -1768,7 +1769,7 @@ class FreeSwitchConference:
         self._log.info("conference_caller_left", why=why)
 
 
-class FreeSwitchSpySession:
+class FreeSwitchSpySession(SpyLife):
     """A supervisor's ``eavesdrop`` leg (implements
     :class:`callcenter.pbx.interface.SpySession`).
 
@@ -1777,47 +1778,19 @@ class FreeSwitchSpySession:
     """
 
     def __init__(self, driver: FreeSwitchDriver, leg: str, target: str, mode: SpyMode) -> None:
+        super().__init__(target, mode, log.bind(spy=leg, target=target))
         self._driver = driver
         self.uuid = leg
         """The supervisor leg's Unique-ID (our ``origination_uuid``)."""
-        self.target = target
-        self._mode: SpyMode = mode
-        self._name = ""
-        self._started = False
-        self._ended = asyncio.Event()
-        self._log = log.bind(spy=leg, target=target)
 
     @property
     def channel(self) -> str:
         return self._name or self.uuid
 
-    @property
-    def mode(self) -> SpyMode:
-        return self._mode
-
-    @property
-    def started(self) -> bool:
-        """True once the supervisor answered and eavesdrop runs."""
-        return self._started
-
-    @property
-    def ended(self) -> bool:
-        return self._ended.is_set()
-
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
-
-    async def wait_started(self) -> None:
-        """Return once eavesdrop runs; raises ``CommandFailed`` if the session ended first."""
-        while not self._started:
-            if self.ended:
-                raise CommandFailed(f"spy on {self.target} ended before it started")
-            await asyncio.sleep(0.02)
-
     async def set_mode(self, mode: SpyMode) -> None:
         if mode not in _SPY_DTMF:
             raise CommandFailed(f"unknown spy mode {mode!r}")
-        if self.ended or not self._started:
+        if self.ended or not self.started:
             raise CommandFailed(f"spy on {self.target} is not running")
         text = await self._driver.esl.api(
             f"uuid_recv_dtmf {self.uuid} {_SPY_DTMF[mode]}", check=False
@@ -1855,13 +1828,3 @@ class FreeSwitchSpySession:
         else:
             self._driver._spies.pop(self.uuid, None)
             self._on_ended(f"originate failed: {job.result().strip()}")
-
-    def _mark_started(self) -> None:
-        if not self._started and not self.ended:
-            self._started = True
-            self._log.info("spy_started", channel=self.channel, mode=self._mode)
-
-    def _on_ended(self, why: str) -> None:
-        if not self._ended.is_set():
-            self._ended.set()
-            self._log.info("spy_ended", why=why)
