@@ -28,9 +28,9 @@ An extra stage repeats the first rate with structlog at ``info`` (JSON to a coun
 to show what per-call info logging costs. Memory: ``--hold`` calls are held bridged at once
 and the RSS growth and the Python heap (tracemalloc) per active call are measured.
 ``--profile`` samples the daemon's stacks during the top stage (``stack_sampler.py``).
-What-ifs that are not the shipped defaults: ``--ami-events call`` (the config's
-``pbx.ami.events``) and ``--loop uvloop`` (needs uvloop importable and ``python -O``: the
-FastAGI server asserts the transport is an ``asyncio.Transport``, which uvloop's is not).
+The event loop is the one ``callcenter run`` picks (``runtime.event_loop: auto``: uvloop when
+installed); ``--loop asyncio`` measures the standard library's. What-if: ``--ami-events``
+(the config's ``pbx.ami.events``).
 
 The machine has 2 cores and the demo PBX, which does about as much work per call as the
 daemon, runs on the other one: at the top rates both processes compete for the 2 cores.
@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pbx_side import PBXProcess
 from probes import AGIProbe
-from report import Table, machine, ms, percentile, rss_bytes
+from report import Table, event_loop_factory, loop_name, machine, ms, percentile, rss_bytes
 from stack_sampler import StackSampler
 
 from callcenter.config import load_config
@@ -405,10 +405,9 @@ async def main(args: argparse.Namespace) -> None:
     stages = [(rate, "warning") for rate in rates]
     if args.info_row:
         stages.append((rates[0], "info"))
-    print(f"# Call throughput ({machine()})")
-    variant = [f"AMI events {args.ami_events!r}" if args.ami_events else "", args.loop]
-    if any(v for v in variant if v != "asyncio"):
-        print(f"VARIANT: {', '.join(v for v in variant if v)}")
+    print(f"# Call throughput ({machine()}, event loop: {loop_name()})")
+    if args.ami_events:
+        print(f"VARIANT: AMI events {args.ami_events!r}")
     print(
         f"stages of {args.seconds:g} s at {', '.join(f'{r:g}' for r in rates)} calls/s; "
         f"{args.agents} agents answering after {args.answer_after:g} s, talking {args.talk:g} s; "
@@ -509,7 +508,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--prompt-seconds", type=float, default=0.01)
     parser.add_argument("--no-info-row", dest="info_row", action="store_false")
     parser.add_argument("--ami-events", default=None, help="what-if: the config's ami.events")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the event loop (auto: as `callcenter run`, uvloop when installed)",
+    )
     parser.add_argument("--hold", type=int, default=None, help="calls held for the memory row")
     parser.add_argument("--hold-seconds", type=float, default=None)
     parser.add_argument("--profile", action="store_true", help="sample the daemon's stacks")
@@ -531,9 +535,8 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.loop == "uvloop":
-        import uvloop  # a what-if only: not a dependency of the project
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(arguments))
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=event_loop_factory(arguments.loop)) as runner,
+    ):
+        runner.run(main(arguments))

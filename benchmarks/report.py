@@ -7,12 +7,13 @@ every script (nearest-rank percentiles, CPU from ``time.process_time``, RSS from
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,26 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 #: Real Asterisk traces live next to the repository, never inside it.
 TRACES = REPO.parent / "shared" / "traces" / "asterisk"
+
+
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """``--loop``: auto (as ``callcenter run``: uvloop when installed), uvloop or asyncio."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SystemExit("--loop uvloop: uvloop is not installed") from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def loop_name() -> str:
+    """The running event loop's kind, for table notes."""
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

@@ -209,7 +209,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_run(path: str) -> int:
     from callcenter.config import load_config
-    from callcenter.daemon import Daemon
+    from callcenter.daemon import Daemon, loop_factory
     from callcenter.log import configure_logging
 
     try:
@@ -221,6 +221,11 @@ def cmd_run(path: str) -> int:
         print(f"{path}: cannot read config: {exc.strerror}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(config.logging.level, config.logging.format)
+    try:
+        factory = loop_factory(config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
 
     async def go() -> None:
         daemon = Daemon(config, config_path=path)
@@ -228,7 +233,8 @@ def cmd_run(path: str) -> int:
         await daemon.run_until_signalled()
 
     try:
-        asyncio.run(go())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(go())
     except AuthenticationError as exc:
         print(f"callcenter: {exc}", file=sys.stderr)
         return EXIT_AUTH

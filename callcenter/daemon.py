@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import structlog
@@ -22,7 +22,7 @@ import structlog
 from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
-from callcenter.errors import ConfigError
+from callcenter.errors import ConfigError, ConfigIssue
 from callcenter.events import EventBus
 from callcenter.live.api import ControlAPI
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
@@ -51,6 +51,7 @@ def asterisk_settings(config: CallCenterConfig) -> AsteriskSettings:
         ami_username=ami.username,
         ami_secret=ami.secret.get_secret_value(),
         ami_events=events,
+        ami_filter_events=ami.filter_events,
         connect_timeout=ami.connect_timeout,
         action_timeout=ami.action_timeout,
         keepalive_interval=ami.keepalive_interval,
@@ -73,6 +74,30 @@ def freeswitch_settings(config: CallCenterConfig) -> FreeSwitchSettings:
         outbound_listen_host=esl.outbound_listen_host,
         outbound_listen_port=esl.outbound_listen_port,
     )
+
+
+def loop_factory(config: CallCenterConfig) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop factory ``runtime.event_loop`` asks for (None: the standard library's).
+
+    Raises ConfigError when ``uvloop`` is asked for and cannot be imported.
+    """
+    choice = config.runtime.event_loop
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            issue = ConfigIssue(
+                file=str(config.source or "config"),
+                line=None,
+                field="runtime.event_loop",
+                message="uvloop is not installed (pip install uvloop, or use asyncio)",
+            )
+            raise ConfigError([issue]) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def build_pbx(config: CallCenterConfig) -> PBX:

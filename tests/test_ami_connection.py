@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 
 import pytest
+import structlog
 from asterisk_replay import ReplayAMIServer, wait_until
 
+from callcenter.demopbx import DemoAsterisk
 from callcenter.errors import (
     ActionFailed,
     AuthenticationError,
@@ -249,3 +252,58 @@ async def test_changing_action_while_the_link_is_down_fails_at_once() -> None:
                 await conn.send_action("Hangup", [("Channel", "PJSIP/x-1")])
             assert time.monotonic() - started < 0.5
             await conn.close()
+
+
+def test_event_filter_names_exactly_the_handled_events() -> None:
+    conn = AMIConnection("127.0.0.1", 1, "u", "s", filter_events=True)
+    assert conn.event_filter() is None, "no handler yet: nothing to filter on"
+    conn.add_event_handler("Hangup", lambda msg: None)
+    conn.add_event_handler("DialEnd", lambda msg: None)
+    pattern = conn.event_filter()
+    assert pattern is not None
+    regex = re.compile(pattern)
+    assert regex.search("Event: Hangup\r\nPrivilege: call,all\r\n")
+    assert regex.search("Event: DialEnd\r\n")
+    assert not regex.search("Event: HangupRequest\r\n")
+    assert not regex.search("Event: UserEvent\r\nUserEvent: Hangup\r\n")
+    conn.add_listener(lambda msg: None)
+    assert conn.event_filter() is None, "a catch-all listener wants every event"
+    assert AMIConnection("127.0.0.1", 1, "u", "s").event_filter() is None
+
+
+async def _one_call_seen_by_a_filtering_connection(
+    demo: DemoAsterisk,
+) -> tuple[list[AMIMessage], list[dict[str, object]]]:
+    hangups: list[AMIMessage] = []
+    conn = AMIConnection(
+        "127.0.0.1", demo.ami_port, "callcenter", SECRET, events="call,agi", filter_events=True
+    )
+    conn.add_event_handler("Hangup", hangups.append)
+    with structlog.testing.capture_logs() as logs:
+        async with asyncio.timeout(5):
+            await conn.connect()
+            caller = await demo.call("800", caller_num="5550001")
+            await caller.hangup()
+            await caller.wait_ended(5)
+            await wait_until(lambda: bool(hangups))
+            await conn.close()
+    return hangups, logs
+
+
+async def test_asterisk_sends_only_the_handled_events_after_the_filter_action() -> None:
+    async with DemoAsterisk(agi_mode="async", ami_secret=SECRET) as demo:
+        hangups, logs = await _one_call_seen_by_a_filtering_connection(demo)
+        sent = [e.name for e in demo.event_log if e.privilege in ("call", "agi")]
+    assert [m.get("Event") for m in hangups] == ["Hangup"]
+    assert not [entry for entry in logs if entry["log_level"] == "warning"]
+    assert "Newchannel" in sent and "AsyncAGIStart" in sent, "the PBX did publish them"
+
+
+async def test_a_refused_filter_is_logged_and_every_event_still_arrives() -> None:
+    async with DemoAsterisk(
+        agi_mode="async", ami_secret=SECRET, ami_write="call,agi,originate"
+    ) as demo:
+        hangups, logs = await _one_call_seen_by_a_filtering_connection(demo)
+    assert [m.get("Event") for m in hangups] == ["Hangup"]
+    refused = [entry for entry in logs if entry["event"] == "ami_event_filter_refused"]
+    assert len(refused) == 1 and "write=system" in str(refused[0]["hint"])

@@ -375,7 +375,12 @@ async def test_reconnect_resyncs_and_a_call_that_vanished_meanwhile_is_hung_up()
     assert ChannelHungUp("PJSIP/sipp-00000001", "1795337924.1", HangupCause.UNSPECIFIED) in (
         run.events
     )
-    assert [m.name for m in server.peers[1].received][:2] == ["Login", "CoreShowChannels"]
+    # The filter is per session: it is asked for again before the resync.
+    assert [m.name for m in server.peers[1].received][:3] == [
+        "Login",
+        "Filter",
+        "CoreShowChannels",
+    ]
 
 
 async def test_channels_come_from_coreshowchannels() -> None:

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 import structlog
+import uvloop
 
+from callcenter.config import load_config
+from callcenter.daemon import loop_factory
 from callcenter.testing import TRANSPORTS, running_center
 
 
@@ -19,9 +22,7 @@ def agi(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def test_caller_presses_2_first_agent_silent_second_answers_cdr_has_queue_agent_wait(
-    tmp_path: Path, agi: str
-) -> None:
+async def _presses_2_first_agent_silent_second_answers(tmp_path: Path, agi: str) -> None:
     async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
         alice = center.add_phone("PJSIP/1001", answer_after=None)
         bob = center.add_phone("PJSIP/1002", answer_after=0.05)
@@ -50,6 +51,23 @@ async def test_caller_presses_2_first_agent_silent_second_answers_cdr_has_queue_
     assert "main:welcome" in row["ivr_path"] and "main:support" in row["ivr_path"]
     assert row["channel"] == caller.channel
     assert "1002" in row["dstchannel"], "the agent leg (PJSIP/1002-... or sofia/.../1002@...)"
+
+
+async def test_caller_presses_2_first_agent_silent_second_answers_cdr_has_queue_agent_wait(
+    tmp_path: Path, agi: str
+) -> None:
+    await _presses_2_first_agent_silent_second_answers(tmp_path, agi)
+
+
+def test_the_same_call_goes_through_on_uvloop_the_loop_callcenter_run_picks(
+    tmp_path: Path, agi: str
+) -> None:
+    example = Path(__file__).resolve().parents[1] / "config" / "callcenter.yaml"
+    config = load_config(example, environ={"CALLCENTER_AMI_SECRET": "unused"})
+    factory = loop_factory(config)
+    assert factory is uvloop.new_event_loop, "runtime.event_loop: auto picks uvloop"
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_presses_2_first_agent_silent_second_answers(tmp_path, agi))
 
 
 async def test_caller_hangs_up_while_waiting_gives_an_abandoned_record(

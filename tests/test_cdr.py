@@ -510,3 +510,55 @@ async def test_shifts_and_pauses_are_recorded(tmp_path: Path) -> None:
         ("lunch", 1800),
         ("break", 600),
     ]
+
+
+async def test_records_ending_together_share_one_transaction(tmp_path: Path) -> None:
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    batches: list[int] = []
+    real_batch = store.batch
+
+    def counting_batch(writes: Any) -> Any:
+        before = len(store.fetch_cdrs())
+        result = real_batch(writes)
+        batches.append(len(store.fetch_cdrs()) - before)
+        return result
+
+    store.batch = counting_batch  # type: ignore[method-assign]
+    recorder = CdrRecorder(store)
+    await asyncio.wait_for(recorder.start(), 5)
+    try:
+        for n in range(50):  # 50 calls end in the same loop turn
+            recorder.on_event(started(0.0, call_id=f"call-{n}"))
+            recorder.on_event(ended(1.0, call_id=f"call-{n}"))
+        await recorder.wait_written("call-49", timeout=5)
+    finally:
+        await asyncio.wait_for(recorder.close(), 5)
+    assert sum(batches) == 50 and len(SqliteCdrStore(tmp_path / "cdr.sqlite3").fetch_cdrs()) == 50
+    assert len(batches) <= 2, f"50 CDRs in {len(batches)} transactions"
+
+
+async def test_one_bad_record_in_a_batch_does_not_lose_the_others(tmp_path: Path) -> None:
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    real_execute = store._execute
+    failures = [sqlite3.OperationalError("database or disk is full")]
+
+    def fails_once_on_call_3(sql: str, params: Any) -> int:
+        if "call-3" in params and failures:
+            raise failures.pop()
+        return real_execute(sql, params)
+
+    store._execute = fails_once_on_call_3  # type: ignore[method-assign]
+    recorder = CdrRecorder(store)
+    recorder.writer._retry_initial = 0.01
+    await asyncio.wait_for(recorder.start(), 5)
+    try:
+        for n in range(6):
+            recorder.on_event(started(0.0, call_id=f"call-{n}"))
+            recorder.on_event(ended(1.0, call_id=f"call-{n}"))
+        for n in range(6):
+            await recorder.wait_written(f"call-{n}", timeout=5)
+    finally:
+        await asyncio.wait_for(recorder.close(), 5)
+    assert failures == [], "the failing write was tried"
+    rows = SqliteCdrStore(tmp_path / "cdr.sqlite3").fetch_cdrs()
+    assert sorted(r["uniqueid"] for r in rows) == [f"call-{n}" for n in range(6)]

@@ -580,3 +580,22 @@ def test_describe_fields_documents_every_field() -> None:
     ) in text
     assert "Seconds an agent rings before the next agent is tried." in text
     assert textwrap.dedent(text) == text
+
+
+def test_event_loop_uvloop_without_uvloop_installed_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from callcenter.daemon import loop_factory
+
+    text = BASE + "runtime:\n  event_loop: uvloop\n"
+    config = load_config_text(text, environ=SECRET_ENV, source=Path("/etc/cc/callcenter.yaml"))
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop -> ImportError
+    with pytest.raises(ConfigError) as info:
+        loop_factory(config)
+    assert str(info.value).startswith("/etc/cc/callcenter.yaml: runtime.event_loop: uvloop")
+    auto = load_config_text(BASE, environ=SECRET_ENV)
+    assert loop_factory(auto) is None, "auto falls back to asyncio's loop"
+    asyncio_loop = load_config_text(text.replace("uvloop\n", "asyncio\n"), environ=SECRET_ENV)
+    assert loop_factory(asyncio_loop) is None

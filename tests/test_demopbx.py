@@ -473,6 +473,46 @@ async def test_event_mask_sends_only_the_chosen_classes(async_pbx: DemoAsterisk)
     await silent.close()
 
 
+async def test_filter_action_sends_only_matching_events_like_asterisk(
+    async_pbx: DemoAsterisk,
+) -> None:
+    hangups = await AMIClient.connect(async_pbx.ami_port)
+    await hangups.login(events="call,agi")
+    pattern = "(^|[^A-Za-z])Event: (Hangup|Newchannel)([^A-Za-z]|$)"
+    added = await hangups.action("Filter", ("Operation", "Add"), ("Filter", pattern))
+    no_agi = await AMIClient.connect(async_pbx.ami_port)
+    await no_agi.login(events="call,agi")
+    excluded = await no_agi.action(
+        "Filter",
+        ("Operation", "Add"),
+        ("MatchCriteria", "action(exclude),name(AsyncAGIStart)"),
+    )
+    caller = await async_pbx.call("800", caller_num="5550001")
+    await no_agi.event("Newchannel", Channel=caller.channel)
+    await caller.hangup()
+    await caller.wait_ended(5)
+    await hangups.event("Hangup", Channel=caller.channel)
+    await no_agi.event("Hangup", Channel=caller.channel)
+    assert added.name == "Success" and excluded.name == "Success"
+    # "Hangup" must not let HangupRequest through: the regex ends at a non-letter.
+    assert {m.name for m in hangups.messages if m.kind == "event"} == {"Newchannel", "Hangup"}
+    assert not no_agi.events("AsyncAGIStart")
+    assert no_agi.events("Newstate")
+    await hangups.close()
+    await no_agi.close()
+
+
+async def test_filter_action_needs_the_system_write_class() -> None:
+    async with make_pbx(ami_write="call,agi,originate") as demo:
+        client = await AMIClient.connect(demo.ami_port)
+        await client.login()
+        refused = await client.action("Filter", ("Operation", "Add"), ("Filter", "Event: Hangup"))
+        bad = await client.action("Filter", ("Operation", "Remove"), ("Filter", "x"))
+        await client.close()
+    assert (refused.name, refused.get("Message")) == ("Error", "Permission denied")
+    assert bad.name == "Error"
+
+
 async def test_dropped_and_frozen_ami_connections(async_pbx: DemoAsterisk) -> None:
     ami = await AMIClient.connect(async_pbx.ami_port)
     await ami.login()

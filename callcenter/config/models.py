@@ -316,6 +316,15 @@ class AMIConfig(_Model):
             "daemon asks for `call` with FastAGI and `call,agi` with AsyncAGI."
         ),
     )
+    filter_events: bool = Field(
+        default=True,
+        description=(
+            "After each login, ask Asterisk (AMI Filter action) to send only the events the "
+            "daemon handles: about half of a call's events are then never sent. Needs the AMI "
+            "user's write=system; without it Asterisk refuses, the daemon logs "
+            "ami_event_filter_refused and still reads every event of the classes in `events`."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> AMIConfig:
@@ -421,6 +430,19 @@ class LoggingConfig(_Model):
         default="auto",
         description="json (one object per line), console (for people), or auto: console on a "
         "terminal, json otherwise.",
+    )
+
+
+class RuntimeConfig(_Model):
+    """How the daemon process runs."""
+
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description=(
+            "The asyncio event loop: uvloop (libuv, about a third less CPU per call in the "
+            "loop and sockets), asyncio (the standard library's), or auto: uvloop when it is "
+            "installed, else asyncio."
+        ),
     )
 
 
@@ -1554,6 +1576,9 @@ class CallCenterConfig(_Model):
     pbx: PBXConfig = Field(description="The PBX beside the daemon and how to reach it.")
     api: APIConfig = Field(default_factory=APIConfig, description="The local control API.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
+    runtime: RuntimeConfig = Field(
+        default_factory=RuntimeConfig, description="How the daemon process runs."
+    )
     records: RecordsConfig = Field(
         default_factory=RecordsConfig, description="Where call records are kept."
     )

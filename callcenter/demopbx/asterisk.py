@@ -78,7 +78,8 @@ class DemoAsterisk:
     ``"asyncagi"`` is accepted as a synonym). ``prompt_seconds`` is how long every prompt
     plays unless ``prompt_durations`` says otherwise; prompts in ``missing_prompts`` do not
     exist (STREAM FILE answers ``result=-1 endpos=0``). ``login_failure_delay`` is the
-    pause before a wrong AMI secret is refused (Asterisk: about 1 s).
+    pause before a wrong AMI secret is refused (Asterisk: about 1 s). ``ami_write`` is the AMI
+    user's ``write=`` classes of manager.conf (the ``Filter`` action needs ``system``).
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class DemoAsterisk:
         agi_mode: AGIMode = "fastagi",
         ami_username: str = "callcenter",
         ami_secret: str = "demo-secret",
+        ami_write: str = "system,call,agi,originate",
         prompt_seconds: float = 0.05,
         login_failure_delay: float = 1.0,
         dialplan: DemoDialplan | None = None,
@@ -102,6 +104,7 @@ class DemoAsterisk:
         self.agi_mode: Literal["fastagi", "async"] = "fastagi" if agi_mode == "fastagi" else "async"
         self.ami_username = ami_username
         self.ami_secret = ami_secret
+        self.ami_write = frozenset(c.strip().lower() for c in ami_write.split(",") if c.strip())
         self.prompt_seconds = prompt_seconds
         self.login_failure_delay = login_failure_delay
         self._default_dialplan = dialplan is None

@@ -1,7 +1,8 @@
 """The demo PBX's AMI server sessions (Asterisk's manager.c, the parts callcenter uses).
 
 One :class:`ManagerSession` per TCP client: banner, ``Login`` (plain ``Secret`` or MD5 via
-``Challenge``), event filtering by class (login ``Events:`` and the ``Events`` action), the
+``Challenge``), event filtering by class (login ``Events:`` and the ``Events`` action) and by
+``Filter`` (legacy regex filters, ``!`` to exclude, or ``MatchCriteria: name(...)``), the
 actions of :data:`ACTIONS`, ``Permission denied`` before login, ``Invalid/unknown command``
 and ``Missing action in request`` errors, and ``ActionID`` echoed right after ``Response``.
 Messages are built as header pairs in Asterisk's order and encoded with the shared codec.
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -95,6 +97,44 @@ def parse_event_mask(value: str | None) -> frozenset[str]:
     return frozenset(words & EVENT_CLASSES)
 
 
+@dataclass(frozen=True, slots=True)
+class _EventFilter:
+    """One session filter: a regex over the whole event and/or an event name."""
+
+    regex: re.Pattern[bytes] | None
+    name: str | None = None
+
+    @classmethod
+    def parse(cls, value: str, criteria: str) -> tuple[_EventFilter, bool]:
+        """(filter, exclude?) from the ``Filter`` and ``MatchCriteria`` headers."""
+        exclude = False
+        name: str | None = None
+        if criteria:
+            for part in (p.strip() for p in criteria.split(",") if p.strip()):
+                key, _, rest = part.partition("(")
+                arg = rest.removesuffix(")")
+                if key == "action" and arg in ("include", "exclude"):
+                    exclude = arg == "exclude"
+                elif key == "name" and arg:
+                    name = arg
+                else:
+                    raise ValueError(f"unsupported match criteria {part!r}")
+        elif value.startswith("!"):
+            exclude, value = True, value[1:]
+        try:
+            regex = re.compile(value.encode()) if value else None
+        except re.error as exc:
+            raise ValueError(f"invalid regex: {exc}") from None
+        if regex is None and name is None:
+            raise ValueError("empty filter")
+        return cls(regex, name), exclude
+
+    def matches(self, event: DemoEvent) -> bool:
+        if self.name is not None and event.name != self.name:
+            return False
+        return self.regex is None or self.regex.search(event.data) is not None
+
+
 def _duration(seconds: float) -> str:
     total = int(seconds)
     return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
@@ -115,6 +155,9 @@ class ManagerSession:
         self.authenticated = False
         self.username = ""
         self.mask: frozenset[str] = frozenset()
+        #: Filters added by the Filter action (Asterisk's evaluation order, see deliver()).
+        self.include_filters: list[_EventFilter] = []
+        self.exclude_filters: list[_EventFilter] = []
         self.session_id = f"0x{random.getrandbits(44):x}"
         self._challenge: str | None = None
         self._closing = False
@@ -155,9 +198,17 @@ class ManagerSession:
         self.respond(msg, "Error", ("Message", message))
 
     def deliver(self, event: DemoEvent) -> None:
-        """Send a broadcast event if this session is logged in and wants its class."""
-        if self.authenticated and event.privilege in self.mask:
+        """Send a broadcast event if this session is logged in, wants its class and its
+        filters let it through."""
+        if self.authenticated and event.privilege in self.mask and self._passes(event):
             self._write(event.data)
+
+    def _passes(self, event: DemoEvent) -> bool:
+        # manager.c: no filters -> everything; includes only -> one must match; excludes
+        # only -> none may match; both -> one include matches and no exclude does.
+        if self.include_filters and not any(f.matches(event) for f in self.include_filters):
+            return False
+        return not any(f.matches(event) for f in self.exclude_filters)
 
     def abort(self) -> None:
         """Drop the connection at once (no goodbye)."""
@@ -302,6 +353,23 @@ class ManagerSession:
     async def action_events(self, msg: AMIMessage) -> None:
         self.mask = parse_event_mask(msg.get("EventMask") or "off")
         self.respond(msg, "Success", ("Events", "On" if self.mask else "Off"))
+
+    async def action_filter(self, msg: AMIMessage) -> None:
+        if "system" not in self.pbx.ami_write:
+            self.error(msg, "Permission denied")
+            return
+        if (msg.get("Operation") or "").lower() != "add":
+            self.error(msg, "Unknown operation")
+            return
+        try:
+            event_filter, exclude = _EventFilter.parse(
+                msg.get("Filter") or "", msg.get("MatchCriteria") or ""
+            )
+        except ValueError as exc:
+            self.error(msg, f"Filter Failed: {exc}")
+            return
+        (self.exclude_filters if exclude else self.include_filters).append(event_filter)
+        self.respond(msg, "Success", ("Message", "Success"))
 
     async def action_listcommands(self, msg: AMIMessage) -> None:
         fields = [(name, f"{text}  (Priv: {priv})") for name, text, priv in _DESCRIPTIONS]
@@ -695,6 +763,7 @@ ACTIONS: dict[str, Handler] = {
     "challenge": ManagerSession.action_challenge,
     "logoff": ManagerSession.action_logoff,
     "ping": ManagerSession.action_ping,
+    "filter": ManagerSession.action_filter,
     "events": ManagerSession.action_events,
     "listcommands": ManagerSession.action_listcommands,
     "coresettings": ManagerSession.action_coresettings,
@@ -728,6 +797,7 @@ _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
     ("CoreStatus", "Show PBX core status variables.", "system,reporting,all"),
     ("DeviceStateList", "List the current known device states.", "call,reporting,all"),
     ("Events", "Control Event Flow.", "<none>"),
+    ("Filter", "Dynamically add filters for the current manager session.", "system,all"),
     ("Getvar", "Gets a channel variable or function value.", "call,reporting,all"),
     ("Hangup", "Hangup channel.", "system,call,all"),
     ("ListCommands", "List available manager commands.", "<none>"),

@@ -172,11 +172,7 @@ class FlowRunner:
         self.on_event = on_event
         self.clock = clock
         self.fetch = fetch
-        self.voicemail_root = (
-            voicemail_root
-            if voicemail_root is not None
-            else config.resolve_path(self.ivr.voicemail_folder)
-        )
+        self._voicemail_root = voicemail_root
         info = call.info
         self.language = info.language or self.ivr.default_language
         self.variables: dict[str, str] = {
@@ -193,6 +189,12 @@ class FlowRunner:
         self._flow = ""
         self._node = ""
         self._log = log.bind(call_id=info.call_id)
+
+    def voicemail_root(self) -> Path:
+        """Where voicemail boxes live (resolved on first use: few calls leave a message)."""
+        if self._voicemail_root is None:
+            self._voicemail_root = self.config.resolve_path(self.ivr.voicemail_folder)
+        return self._voicemail_root
 
     # ------------------------------------------------------------------ the walk
 
@@ -626,7 +628,7 @@ class FlowRunner:
         return Hangup(reason)
 
     async def _voicemail(self, node: VoicemailNode) -> _Step:
-        folder = self.voicemail_root / node.box
+        folder = self.voicemail_root() / node.box
         try:
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         except OSError as exc:

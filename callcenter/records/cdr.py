@@ -43,10 +43,11 @@ import dataclasses
 import functools
 import json
 import math
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -71,6 +72,8 @@ from callcenter.events import (
 from callcenter.records.writer import RecordWriter
 
 log = structlog.get_logger(__name__)
+
+_T = TypeVar("_T")
 
 
 class Disposition:
@@ -135,9 +138,13 @@ class CdrRecord:
 CDR_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CdrRecord))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CdrDraft:
-    """What is known so far about one call (immutable: each event gives a new draft)."""
+    """What is known so far about one call.
+
+    :func:`fold` never changes the draft it is given (it folds into a copy), so a draft handed
+    out stays as it was; do not assign to one yourself.
+    """
 
     uniqueid: str
     start: datetime
@@ -178,122 +185,122 @@ class CdrDraft:
     voicemail: str = ""
 
 
-_Handler = Callable[[CdrDraft, Any], CdrDraft]
+_Handler = Callable[[CdrDraft, Any], None]
+"""Folds one event into a fresh copy of the draft, in place."""
 
-_replace = dataclasses.replace
-
-
-def _answered(d: CdrDraft, event: CallEvent) -> CdrDraft:
-    if d.answer is not None:
-        return d
-    return _replace(d, answer=event.at, answer_mono=event.mono)
+# Every field, in constructor order: a positional rebuild is ~10x cheaper than
+# dataclasses.replace, and fold copies the draft once per event.
+_all_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(CdrDraft)))
 
 
-def _stop_waiting(d: CdrDraft, event: CallEvent, reported: float) -> CdrDraft:
+def _copy(d: CdrDraft) -> CdrDraft:
+    return CdrDraft(*_all_fields(d))
+
+
+def _answered(d: CdrDraft, event: CallEvent) -> None:
+    if d.answer is None:
+        d.answer = event.at
+        d.answer_mono = event.mono
+
+
+def _stop_waiting(d: CdrDraft, event: CallEvent, reported: float) -> None:
     """Add the wait since QueueJoined (or the engine's figure when the join was not seen)."""
     waited = event.mono - d.joined_mono if d.joined_mono is not None else reported
-    return _replace(d, wait_seconds=d.wait_seconds + max(0.0, waited), joined_mono=None)
+    d.wait_seconds += max(0.0, waited)
+    d.joined_mono = None
 
 
-def _on_started(d: CdrDraft, e: CallStarted) -> CdrDraft:
-    return _replace(
-        d,
-        start=e.at,
-        start_mono=e.mono,
-        linkedid=e.linked_id or e.call_id,
-        accountcode=e.accountcode,
-        src=e.caller_num,
-        src_name=e.caller_name,
-        dst=e.dialed,
-        dcontext=e.context,
-        channel=e.channel,
-        lastapp=d.lastapp or "AGI",
-    )
+def _on_started(d: CdrDraft, e: CallStarted) -> None:
+    d.start = e.at
+    d.start_mono = e.mono
+    d.linkedid = e.linked_id or e.call_id
+    d.accountcode = e.accountcode
+    d.src = e.caller_num
+    d.src_name = e.caller_name
+    d.dst = e.dialed
+    d.dcontext = e.context
+    d.channel = e.channel
+    d.lastapp = d.lastapp or "AGI"
 
 
-def _on_answered(d: CdrDraft, e: CallAnswered) -> CdrDraft:
-    d = _answered(d, e)
-    return _replace(d, lastapp="Answer") if d.lastapp in ("", "AGI") else d
+def _on_answered(d: CdrDraft, e: CallAnswered) -> None:
+    _answered(d, e)
+    if d.lastapp in ("", "AGI"):
+        d.lastapp = "Answer"
 
 
-def _on_ivr_step(d: CdrDraft, e: IvrStep) -> CdrDraft:
+def _on_ivr_step(d: CdrDraft, e: IvrStep) -> None:
     step = (e.digits, f"{e.flow}:{e.node}") if e.digits else (f"{e.flow}:{e.node}",)
-    return _replace(d, ivr=d.ivr + step, lastapp="BackGround")
+    d.ivr += step
+    d.lastapp = "BackGround"
 
 
-def _on_ivr_variable(d: CdrDraft, e: IvrVariableSet) -> CdrDraft:
+def _on_ivr_variable(d: CdrDraft, e: IvrVariableSet) -> None:
     values = dict(d.ivr_variables)
     values[e.name] = e.value
-    return _replace(d, ivr_variables=tuple(values.items()))
+    d.ivr_variables = tuple(values.items())
 
 
-def _on_voicemail(d: CdrDraft, e: VoicemailLeft) -> CdrDraft:
-    return _replace(d, voicemail=e.path, lastapp="Record")
+def _on_voicemail(d: CdrDraft, e: VoicemailLeft) -> None:
+    d.voicemail = e.path
+    d.lastapp = "Record"
 
 
-def _on_queue_joined(d: CdrDraft, e: QueueJoined) -> CdrDraft:
-    return _replace(d, queue=e.queue, joined_mono=e.mono, lastapp="Queue")
+def _on_queue_joined(d: CdrDraft, e: QueueJoined) -> None:
+    d.queue = e.queue
+    d.joined_mono = e.mono
+    d.lastapp = "Queue"
 
 
-def _on_agent_ringing(d: CdrDraft, e: AgentRinging) -> CdrDraft:
-    return _replace(d, queue=e.queue or d.queue)
+def _on_agent_ringing(d: CdrDraft, e: AgentRinging) -> None:
+    d.queue = e.queue or d.queue
 
 
-def _on_agent_connected(d: CdrDraft, e: AgentConnected) -> CdrDraft:
-    d = _answered(d, e)
+def _on_agent_connected(d: CdrDraft, e: AgentConnected) -> None:
+    _answered(d, e)
     if d.joined_mono is not None or d.wait_seconds == 0.0:
-        d = _stop_waiting(d, e, e.wait_seconds)
-    return _replace(
-        d,
-        queue=e.queue or d.queue,
-        agent=d.agent or e.agent,
-        dstchannel=e.peer_channel or d.dstchannel,
-        talking_since=e.mono,
-        lastapp="Dial",
-    )
+        _stop_waiting(d, e, e.wait_seconds)
+    d.queue = e.queue or d.queue
+    d.agent = d.agent or e.agent
+    d.dstchannel = e.peer_channel or d.dstchannel
+    d.talking_since = e.mono
+    d.lastapp = "Dial"
 
 
-def _on_abandoned(d: CdrDraft, e: QueueAbandoned) -> CdrDraft:
-    d = _stop_waiting(d, e, e.wait_seconds)
-    return _replace(d, queue=e.queue or d.queue, abandoned=True)
+def _on_abandoned(d: CdrDraft, e: QueueAbandoned) -> None:
+    _stop_waiting(d, e, e.wait_seconds)
+    d.queue = e.queue or d.queue
+    d.abandoned = True
 
 
-def _on_exited(d: CdrDraft, e: QueueExited) -> CdrDraft:
-    d = _stop_waiting(d, e, e.wait_seconds)
-    return _replace(d, queue=e.queue or d.queue)
+def _on_exited(d: CdrDraft, e: QueueExited) -> None:
+    _stop_waiting(d, e, e.wait_seconds)
+    d.queue = e.queue or d.queue
 
 
-def _on_transferred(d: CdrDraft, e: CallTransferred) -> CdrDraft:
-    path = (*d.transfer_path, e.to) if d.transfer_path else (e.by, e.to)
-    return _replace(d, transfers=d.transfers + 1, transfer_path=path, lastapp="Dial")
+def _on_transferred(d: CdrDraft, e: CallTransferred) -> None:
+    d.transfer_path = (*d.transfer_path, e.to) if d.transfer_path else (e.by, e.to)
+    d.transfers += 1
+    d.lastapp = "Dial"
 
 
-def _on_talk_ended(d: CdrDraft, e: TalkEnded) -> CdrDraft:
-    return _replace(
-        d,
-        talk_seconds=d.talk_seconds + max(0.0, e.talk_seconds),
-        talking_since=None,
-        agent=d.agent or e.agent,
-    )
+def _on_talk_ended(d: CdrDraft, e: TalkEnded) -> None:
+    d.talk_seconds += max(0.0, e.talk_seconds)
+    d.talking_since = None
+    d.agent = d.agent or e.agent
 
 
-def _on_ended(d: CdrDraft, e: CallEnded) -> CdrDraft:
+def _on_ended(d: CdrDraft, e: CallEnded) -> None:
     if d.joined_mono is not None:
-        d = _stop_waiting(d, e, 0.0)
+        _stop_waiting(d, e, 0.0)
     if d.talking_since is not None:
-        d = _replace(
-            d,
-            talk_seconds=d.talk_seconds + max(0.0, e.mono - d.talking_since),
-            talking_since=None,
-        )
-    return _replace(
-        d,
-        end=e.at,
-        end_mono=e.mono,
-        hung_up_by=e.hung_up_by,
-        hangup_cause=e.cause,
-        hangup_cause_name=e.cause_name,
-    )
+        d.talk_seconds += max(0.0, e.mono - d.talking_since)
+        d.talking_since = None
+    d.end = e.at
+    d.end_mono = e.mono
+    d.hung_up_by = e.hung_up_by
+    d.hangup_cause = e.cause
+    d.hangup_cause_name = e.cause_name
 
 
 HANDLERS: Mapping[type[CallEvent], _Handler] = {
@@ -315,9 +322,9 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
 
 
 def fold(state: CdrDraft | None, event: CallEvent) -> CdrDraft:
-    """The draft after ``event``. Pure. ``state`` None starts a draft from any event."""
-    draft = state
-    if draft is None:
+    """The draft after ``event``. Pure: ``state`` is left as it was. ``state`` None starts a
+    draft from any event."""
+    if state is None:
         draft = CdrDraft(
             uniqueid=event.call_id,
             start=event.at,
@@ -326,11 +333,14 @@ def fold(state: CdrDraft | None, event: CallEvent) -> CdrDraft:
             last_mono=event.mono,
             linkedid=event.call_id,
         )
+    else:
+        draft = _copy(state)
     handler = HANDLERS.get(type(event))
     if handler is not None:
-        draft = handler(draft, event)
+        handler(draft, event)
     if event.mono >= draft.last_mono:
-        draft = _replace(draft, last_at=event.at, last_mono=event.mono)
+        draft.last_at = event.at
+        draft.last_mono = event.mono
     return draft
 
 
@@ -413,6 +423,8 @@ class CdrStore(Protocol):
     def open(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def batch(self, writes: Callable[[], _T]) -> _T: ...
 
     def write_cdr(self, record: CdrRecord) -> bool: ...
 

@@ -30,7 +30,7 @@ import contextlib
 import itertools
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import structlog
 
@@ -327,7 +327,8 @@ class _FastAGIProtocol(asyncio.Protocol):
         self._session: FastAGISession | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport, though not always an asyncio.Transport subclass (uvloop's).
+        transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):

@@ -16,6 +16,12 @@
   link dropped fails with ``PBXConnectionError`` and is never sent twice.
 * Events go to listeners (:meth:`add_listener`) and to per-event-name handlers
   (:meth:`add_event_handler`), called synchronously from the reader task.
+* With ``filter_events=True`` and no catch-all listener, every login is followed by one
+  ``Filter`` action (the legacy regex form, Asterisk >= 10) asking Asterisk to send only the
+  events that have a handler: half of a call's ``call``-class events (CEL, NewConnectedLine,
+  BridgeCreate, DialState, MusicOnHold...) are never written, read or parsed. Asterisk refuses
+  it without the ``system`` write class: the refusal is logged once per login and every event
+  still arrives, so filtering saves work and never loses events.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -157,6 +164,7 @@ class AMIConnection:
         reconnect_max: float = 30.0,
         use_md5: bool = False,
         action_id_prefix: str = "cc",
+        filter_events: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -169,6 +177,7 @@ class AMIConnection:
         self.reconnect_min = reconnect_min
         self.reconnect_max = max(reconnect_max, reconnect_min)
         self.use_md5 = use_md5
+        self.filter_events = filter_events
         self._prefix = action_id_prefix
         self._ids = itertools.count(1)
         self._link: _Link | None = None
@@ -178,6 +187,8 @@ class AMIConnection:
         self._open_lists = 0
         self._listeners: list[EventListener] = []
         self._handlers: dict[str, list[EventListener]] = {}
+        #: Handled event names as given (Asterisk's filter regex is case-sensitive).
+        self._handled_names: dict[str, str] = {}
         self._on_connected: list[ConnectedCallback] = []
         self._on_disconnected: list[DisconnectedCallback] = []
         self._connected = asyncio.Event()
@@ -207,6 +218,7 @@ class AMIConnection:
     def add_event_handler(self, event: str, handler: EventListener) -> None:
         """Call ``handler(event)`` only for events named ``event`` (any case)."""
         self._handlers.setdefault(event.lower(), []).append(handler)
+        self._handled_names.setdefault(event.lower(), event)
 
     def remove_event_handler(self, event: str, handler: EventListener) -> None:
         self._handlers.get(event.lower(), []).remove(handler)
@@ -420,6 +432,10 @@ class AMIConnection:
             raise
         if not link.lost.is_set():
             self._connected.set()
+            # After the link counts as up: events already flowing may need actions at once.
+            pattern = self.event_filter()
+            if pattern is not None:
+                await self._send_filter(link, pattern)
         return link
 
     async def _login(self, link: _Link) -> None:
@@ -460,6 +476,37 @@ class AMIConnection:
                 f"AMI login as {self.username!r} at {self.where} refused: {message}"
             )
         self._log.info("ami_login_ok", banner=banner.text)
+
+    def event_filter(self) -> str | None:
+        """The ``Filter`` regex sent after login, or None when every event is wanted.
+
+        It matches the ``Event:`` line of the handled events (``UserEvent:`` lines excluded,
+        a longer name such as ``HangupRequest`` for ``Hangup`` excluded), in POSIX extended
+        syntax that Python's ``re`` reads the same way.
+        """
+        if not self.filter_events or self._listeners or not self._handled_names:
+            return None
+        names = "|".join(sorted(re.escape(name) for name in self._handled_names.values()))
+        return f"(^|[^A-Za-z])Event: ({names})([^A-Za-z]|$)"
+
+    async def _send_filter(self, link: _Link, pattern: str) -> None:
+        try:
+            response, _ = await self._request(
+                link,
+                "Filter",
+                [("Operation", "Add"), ("Filter", pattern)],
+                limit=self.action_timeout,
+                is_list=False,
+            )
+        except (_LinkLost, PBXTimeoutError) as exc:
+            self._log.warning("ami_event_filter_failed", reason=_reason(exc))
+            return
+        if (response.name or "").lower() != "success":
+            self._log.warning(
+                "ami_event_filter_refused",
+                message=response.get("Message", "") or "refused",
+                hint="grant the AMI user write=system to let it filter events at the source",
+            )
 
     async def _read_banner(self, link: _Link) -> AMIBanner:
         try:

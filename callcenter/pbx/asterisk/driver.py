@@ -126,6 +126,8 @@ class AsteriskSettings:
     """Event classes asked for at login. ``call`` and ``agi`` are needed; ``dialplan``
     (Newexten) helps notice an AsyncAGI channel leaving AGI but costs many VarSet events."""
     ami_use_md5: bool = False
+    ami_filter_events: bool = True
+    """After each login ask Asterisk (AMI ``Filter``) for only the events the driver handles."""
     connect_timeout: float = 5.0
     action_timeout: float = 5.0
     keepalive_interval: float = 10.0
@@ -193,6 +195,7 @@ class AsteriskDriver:
             reconnect_min=settings.reconnect_min,
             reconnect_max=settings.reconnect_max,
             use_md5=settings.ami_use_md5,
+            filter_events=settings.ami_filter_events,
         )
         self._handler: CallHandler | None = None
         self._listeners: list[PBXListener] = []
