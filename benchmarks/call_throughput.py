@@ -58,6 +58,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from floor_client import FloorClient
 from pbx_side import PBXProcess
 from probes import AGIProbe
 from report import Table, event_loop_factory, loop_name, machine, ms, percentile, rss_bytes
@@ -67,6 +68,7 @@ from callcenter.config import load_config
 from callcenter.daemon import Daemon
 from callcenter.events import AgentConnected, CallEnded, EngineEvent
 from callcenter.log import configure_logging
+from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
 from callcenter.testing import BASE_CONFIG, DEMO_SECRET
 
 TARGET_RATE = 300
@@ -170,6 +172,7 @@ class Stage:
     cpu: float = 0.0
     other_cpu: float = 0.0
     log_lines: int = 0
+    ami_events: int = 0
     pbx: dict[str, Any] = field(default_factory=dict)
     gaps: list[float] = field(default_factory=list)
     by_trigger: dict[str, list[float]] = field(default_factory=dict)
@@ -370,6 +373,61 @@ async def run_transport(
     return result, memory, profile.report(args.top) if profile is not None else ""
 
 
+async def run_floor(rate: float, args: argparse.Namespace) -> Stage:
+    """One stage at ``rate`` with the bare client of floor_client.py instead of the daemon."""
+    agents = [str(7000 + i) for i in range(args.agents)]
+    pbx = PBXProcess("demo", "--agi", "fastagi", "--prompt-seconds", str(args.prompt_seconds))
+    await pbx.start()
+    client = FloorClient(agents)
+    stage = Stage(rate, "floor")
+    # The daemon's own filter, so both read the same events.
+    event_filter = AsteriskDriver(AsteriskSettings()).ami.event_filter() or ".*"
+    try:
+        await client.start(pbx.ready["ami_port"], "callcenter", DEMO_SECRET, event_filter)
+        await pbx.request({"cmd": "agi_url", "url": f"agi://127.0.0.1:{client.port}"})
+        phones = {
+            "cmd": "phones",
+            "devices": [f"PJSIP/{a}" for a in agents],
+            "answer_after": args.answer_after,
+            "hangup_after": args.talk,
+        }
+        await pbx.request(phones)
+        await pbx.request({"cmd": "concurrent", "calls": 20, "concurrency": 5, "script": "ivr"})
+        await asyncio.sleep(0.3)
+        pbx.send(
+            {
+                "cmd": "ramp",
+                "stages": [[rate, args.seconds]],
+                "script": "ivr",
+                "drain": args.drain,
+                "call_timeout": 10,
+            }
+        )
+        ended_before = 0
+        while True:
+            message = await pbx.receive(timeout=args.seconds + args.drain + 60)
+            event = message.get("event")
+            if event == "ramp_done":
+                break
+            now = time.perf_counter()
+            if event == "stage_start":
+                stage.start, stage.cpu = now, time.process_time()
+                ended_before, events_before = client.ended, client.events
+            elif event == "stage_launched":
+                stage.launched_at = now
+            elif event == "stage_end":
+                stage.end = now
+                stage.cpu = time.process_time() - stage.cpu
+                stage.ended = client.ended - ended_before
+                stage.ami_events = client.events - events_before
+                stage.pbx = message
+    finally:
+        await client.stop()
+        await pbx.stop()
+    stage.completed_per_s = stage.ended / max(1e-9, stage.end - stage.start)
+    return stage
+
+
 def add_rows(table: Table, stages: list[Stage], args: argparse.Namespace, line_cost: float) -> None:
     for stage in stages:
         info = stage.pbx
@@ -441,6 +499,35 @@ async def main(args: argparse.Namespace) -> None:
         )
         add_rows(table, result, args, line_cost)
         table.notes = list(NOTES)
+        if transport == "fastagi" and args.floor:
+            first = result[0]
+            floor = await run_floor(first.rate, args)
+            ours_ms = first.cpu / max(1, first.ended) * 1e3
+            floor_ms = floor.cpu / max(1, floor.ended) * 1e3
+            table.add(
+                f"{floor.rate:g}",
+                "floor",
+                f"{floor.pbx['launched'] / max(floor.pbx['launch_seconds'], args.seconds):.0f}",
+                f"{floor.completed_per_s:.0f}",
+                floor.pbx["ok"],
+                floor.pbx["failed"],
+                "-",
+                "-",
+                "-",
+                f"{floor_ms:.2f}",
+                "0.00",
+                ms(floor.pbx["setup_p50"] or float("nan"), 1),
+                ms(floor.pbx["setup_p99"] or float("nan"), 1),
+                f"{floor.pbx['cpu'] / floor.pbx['seconds'] * 100:.0f}",
+            )
+            table.notes.append(
+                f"floor: the same calls at {floor.rate:g}/s driven by a bare asyncio client "
+                "(benchmarks/floor_client.py: the daemon's 8 AGI commands per call from protocol "
+                "callbacks, the same AMI events split into dicts; no IVR, queue, agents, CDR or "
+                f"logging; {floor.ami_events / max(1, floor.ended):.1f} AMI events per call): "
+                f"{floor_ms:.2f} ms CPU per call. The daemon: {ours_ms:.2f} ms, "
+                f"{ours_ms / max(1e-9, floor_ms):.1f}x the floor on this machine."
+            )
         top = max((s for s in result if s.label == "warning"), key=lambda s: s.rate)
         worst = sorted(top.by_trigger.items(), key=lambda kv: -percentile(kv[1], 99))[:4]
         table.notes.append(
@@ -507,6 +594,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--talk", type=float, default=0.1)
     parser.add_argument("--prompt-seconds", type=float, default=0.01)
     parser.add_argument("--no-info-row", dest="info_row", action="store_false")
+    parser.add_argument(
+        "--no-floor", dest="floor", action="store_false", help="skip the bare-client floor row"
+    )
     parser.add_argument("--ami-events", default=None, help="what-if: the config's ami.events")
     parser.add_argument(
         "--loop",

@@ -4,8 +4,8 @@
 
 * FastAGI: ``_FastAGIProtocol.data_received`` (when bytes come off the socket) and each
   session's transport ``write`` (when the next command goes out);
-* AsyncAGI: the AMI link's ``StreamReader.feed_data``/``read`` (when the bytes of a chunk
-  arrived) and ``StreamWriter.write`` (when an ``Action: AGI`` goes out), plus
+* AsyncAGI: the AMI link's ``data_received`` (when the bytes of a chunk arrived) and its
+  ``write`` (when an ``Action: AGI`` goes out), plus
   ``AsyncAGIRouter._on_start``/``_on_exec`` (which channel the chunk's event was for).
 
 For every AGI command written it records ``gap`` = write time - arrival time of the bytes
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callcenter.pbx.asterisk import agi as agi_module
+from callcenter.pbx.asterisk import ami as ami_module
 from callcenter.pbx.asterisk.agi import AsyncAGIRouter
 from callcenter.pbx.asterisk.ami import AMIConnection
 from callcenter.pbx.freeswitch import connection as esl_module
@@ -141,12 +142,38 @@ class AGIProbe:
             probe.asyncagi_event((msg.get("Channel") or "").encode(), start=False)
             exec_original(router, msg)
 
+        def data_received(link: Any, data: bytes) -> None:
+            probe._current = perf()
+            received_original(link, data)
+
         open_original = self._patch(AMIConnection, "_open_and_login", open_and_login)
+        received_original = self._patch(ami_module._Link, "data_received", data_received)
         start_original = self._patch(AsyncAGIRouter, "_on_start", on_start)
         exec_original = self._patch(AsyncAGIRouter, "_on_exec", on_exec)
 
     def _wrap_link(self, link: Any) -> None:
-        self.wrap_ami_streams(link.reader, link.writer)
+        """The driver's AMI link is a protocol: its writes are stamped here, its callbacks
+        by the class patch of ``_install_asyncagi`` (uvloop binds them at connection time)."""
+        write = link.write
+        probe = self
+
+        def timed_write(data: bytes) -> None:
+            probe.ami_written(data)
+            write(data)
+
+        link.write = timed_write
+
+    def ami_written(self, data: bytes) -> None:
+        """An AMI write: an ``Action: AGI`` closes the gap of its channel."""
+        if data.startswith(b"Action: AGI\r\n"):
+            now = perf()
+            channel = header(data, b"Channel")
+            arrived = self._pending.pop(channel, None)
+            if arrived is not None:
+                label = self._last.get(channel, "?")
+                self.gaps.append(Sample(now, f"after {label}", now - arrived))
+            self._last[channel] = verb(header(data, b"Command"))
+            self._sent[channel] = now
 
     def asyncagi_event(self, channel: bytes, *, start: bool) -> None:
         """``AsyncAGIStart`` (``start``) or ``AsyncAGIExec`` for ``channel`` is being handled:
@@ -177,15 +204,7 @@ class AGIProbe:
             return data
 
         def timed_write(data: bytes) -> None:
-            if data.startswith(b"Action: AGI\r\n"):
-                now = perf()
-                channel = header(data, b"Channel")
-                arrived = probe._pending.pop(channel, None)
-                if arrived is not None:
-                    label = probe._last.get(channel, "?")
-                    probe.gaps.append(Sample(now, f"after {label}", now - arrived))
-                probe._last[channel] = verb(header(data, b"Command"))
-                probe._sent[channel] = now
+            probe.ami_written(data)
             write(data)
 
         reader.feed_data = feed_data  # type: ignore[method-assign]

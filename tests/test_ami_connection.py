@@ -63,7 +63,7 @@ async def test_nodelay_is_set_on_the_ami_socket() -> None:
             await conn.connect()
             link = conn._link
             assert link is not None
-            sock = link.writer.get_extra_info("socket")
+            sock = link.transport.get_extra_info("socket")
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
             await conn.close()
 

@@ -15,7 +15,7 @@
   action such as ``Originate``, ``Redirect``, ``Hangup`` or ``AGI`` that was pending when the
   link dropped fails with ``PBXConnectionError`` and is never sent twice.
 * Events go to listeners (:meth:`add_listener`) and to per-event-name handlers
-  (:meth:`add_event_handler`), called synchronously from the reader task.
+  (:meth:`add_event_handler`), called synchronously as the bytes arrive (protocol callbacks).
 * With ``filter_events=True`` and no catch-all listener, every login is followed by one
   ``Filter`` action (the legacy regex form, Asterisk >= 10) asking Asterisk to send only the
   events that have a handler: half of a call's ``call``-class events (CEL, NewConnectedLine,
@@ -34,7 +34,7 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 import structlog
 
@@ -134,16 +134,73 @@ class _Pending:
     items: list[AMIMessage] = field(default_factory=list)
 
 
-@dataclass(slots=True, eq=False)
-class _Link:
-    """One TCP connection (a new one after every reconnect)."""
+class _Link(asyncio.Protocol):
+    """One TCP connection (a new one after every reconnect), read from protocol callbacks.
 
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    parser: AMIParser
-    serial: int
-    lost: asyncio.Event = field(default_factory=asyncio.Event)
-    reason: str = ""
+    Bytes go straight from ``data_received`` through the codec to the connection's dispatch:
+    no reader task to wake per chunk (Asterisk writes every event on its own).
+    """
+
+    def __init__(self, conn: AMIConnection, serial: int) -> None:
+        self.conn = conn
+        self.serial = serial
+        self.parser = AMIParser(expect_banner=True)
+        self.lost = asyncio.Event()
+        self.reason = ""
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.banner: asyncio.Future[AMIBanner] = loop.create_future()
+        # Lost before anyone awaited the banner: nothing to report, nothing to warn about.
+        self.banner.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            items = self.parser.feed(data)
+        except AMIProtocolError as exc:
+            self.conn._drop(self, _reason(exc))
+            return
+        for item in items:
+            if isinstance(item, AMIMessage):
+                self.conn._dispatch(item)
+            elif not self.banner.done():
+                self.banner.set_result(item)
+
+    def eof_received(self) -> bool | None:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn._drop(self, _reason(exc) if exc is not None else "connection closed by the PBX")
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        if self._drain_waiter is None:
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None or self.lost.is_set():
+            raise _LinkLost(self.reason or "not connected")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the kernel's send buffer is full (a stalled PBX)."""
+        if self._drain_waiter is not None:
+            await asyncio.shield(self._drain_waiter)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class AMIConnection:
@@ -209,7 +266,7 @@ class AMIConnection:
         return f"{self.host}:{self.port}"
 
     def add_listener(self, listener: EventListener) -> None:
-        """Call ``listener(event)`` for every event (from the reader task; must not block)."""
+        """Call ``listener(event)`` for every event (as it arrives; must not block)."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: EventListener) -> None:
@@ -385,14 +442,9 @@ class AMIConnection:
         if is_list:
             self._open_lists += 1
         try:
-            if link.lost.is_set():
-                raise _LinkLost(link.reason)
-            link.writer.write(data)
+            link.write(data)
             async with asyncio.timeout(limit):
-                try:
-                    await link.writer.drain()
-                except OSError as exc:
-                    self._drop(link, _reason(exc))
+                await link.drain()
                 return await future
         except TimeoutError:
             raise PBXTimeoutError(
@@ -412,18 +464,21 @@ class AMIConnection:
     # -- connection lifecycle --------------------------------------------------------------
 
     async def _open_and_login(self) -> _Link:
+        self._link_serial += 1
+        serial = self._link_serial
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                transport, link = await loop.create_connection(
+                    lambda: _Link(self, serial), self.host, self.port
+                )
         except (OSError, TimeoutError) as exc:
             self._log.warning("ami_connect_failed", reason=_reason(exc))
             raise PBXConnectionError(f"cannot reach AMI at {self.where}: {_reason(exc)}") from None
-        sock = writer.get_extra_info("socket")
+        sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._link_serial += 1
-        link = _Link(reader, writer, AMIParser(expect_banner=True), self._link_serial)
         self._log.info("ami_connected")
         try:
             await self._login(link)
@@ -441,9 +496,6 @@ class AMIConnection:
     async def _login(self, link: _Link) -> None:
         banner = await self._read_banner(link)
         self._link = link
-        reader_task = asyncio.create_task(self._read_loop(link), name="ami-reader")
-        self._side_tasks.add(reader_task)
-        reader_task.add_done_callback(self._side_tasks.discard)
         fields: list[tuple[str, str]] = [("Username", self.username)]
         try:
             if self.use_md5:
@@ -511,25 +563,13 @@ class AMIConnection:
     async def _read_banner(self, link: _Link) -> AMIBanner:
         try:
             async with asyncio.timeout(self.connect_timeout):
-                while True:
-                    data = await link.reader.read(65536)
-                    if not data:
-                        raise PBXConnectionError(
-                            f"AMI at {self.where} closed the connection before its banner"
-                        )
-                    items = link.parser.feed(data)
-                    if items:
-                        first = items[0]
-                        if not isinstance(first, AMIBanner):
-                            raise PBXConnectionError(f"{self.where} did not greet like AMI")
-                        for item in items[1:]:
-                            if isinstance(item, AMIMessage):
-                                self._dispatch(item)
-                        return first
+                return await link.banner
         except TimeoutError:
             raise PBXConnectionError(f"no AMI banner from {self.where}") from None
-        except (OSError, AMIProtocolError) as exc:
-            raise PBXConnectionError(f"AMI at {self.where}: {_reason(exc)}") from None
+        except _LinkLost as exc:
+            raise PBXConnectionError(
+                f"AMI at {self.where} closed the connection before its banner ({exc})"
+            ) from None
 
     def _drop(self, link: _Link, reason: str) -> None:
         """Mark ``link`` lost (once) and close its socket; pending requests see _LinkLost."""
@@ -539,26 +579,13 @@ class AMIConnection:
         link.lost.set()
         if self._link is link:
             self._connected.clear()
-        link.writer.close()
+        link.close()
+        if not link.banner.done():
+            link.banner.set_exception(_LinkLost(reason))
         for action_id, pending in list(self._pending.items()):
             if not pending.future.done():
                 pending.future.set_exception(_LinkLost(reason))
             self._pending.pop(action_id, None)
-
-    async def _read_loop(self, link: _Link) -> None:
-        reason = "connection closed by the PBX"
-        try:
-            while not link.lost.is_set():
-                data = await link.reader.read(65536)
-                if not data:
-                    break
-                for item in link.parser.feed(data):
-                    if isinstance(item, AMIMessage):
-                        self._dispatch(item)
-        except (OSError, AMIProtocolError) as exc:
-            reason = _reason(exc)
-        finally:
-            self._drop(link, reason)
 
     async def _keepalive(self, link: _Link) -> None:
         while not link.lost.is_set():
