@@ -15,6 +15,7 @@ from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.demopbx.fs_phones import AgentPhone
 from callcenter.errors import AuthenticationError, CallHungUp
 from callcenter.pbx.freeswitch import FreeSwitchCall, FreeSwitchDriver, FreeSwitchSettings
+from callcenter.pbx.freeswitch.driver import UNUSED_MYEVENTS
 from callcenter.pbx.interface import (
     Call,
     ChannelHungUp,
@@ -148,6 +149,26 @@ async def test_outbound_socket_call_through_the_demo() -> None:
     # CHANNEL_PARK, but the call is the outbound socket's, handed over once.
     assert handed == ["esl-outbound"]
     assert [e.call_id for e in events if isinstance(e, ChannelHungUp)] == [caller.uniqueid]
+
+
+async def test_outbound_socket_stops_the_myevents_the_call_never_reads() -> None:
+    names: list[str] = []
+
+    async def handler(call: FreeSwitchCall) -> None:
+        # By now nixevent has been answered: only the events the call reads still come.
+        call._esl.add_listener(lambda event: names.append(event.name))
+        await call.answer()
+        await call.play(["/sounds/welcome.wav"])
+        await call.hangup()
+
+    async with center(handler, mode="outbound") as (pbx, _, _events, finished):
+        caller = await pbx.call("800", caller_num="5551234")
+        async with asyncio.timeout(5):
+            await finished.wait()
+            await caller.wait_ended()
+    assert names.count("CHANNEL_EXECUTE_COMPLETE") >= 2
+    assert "CHANNEL_HANGUP" in names
+    assert not set(names) & set(UNUSED_MYEVENTS), names
 
 
 async def test_hold_music_plays_until_the_next_prompt() -> None:

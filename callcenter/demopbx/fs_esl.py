@@ -379,11 +379,8 @@ class ESLSession:
 
     def _wants(self, event: FSEvent) -> bool:
         name = event.name
-        if self.my_uuid is not None:
-            if event.unique_id != self.my_uuid:
-                return False
-            if name in MYEVENTS:
-                return True
+        if self.my_uuid is not None and event.unique_id != self.my_uuid:
+            return False
         if name in self.excluded:
             return False
         if self.all_events:
@@ -527,6 +524,8 @@ class ESLSession:
             return encode_reply("-ERR not controlling a session")
         # Not validated against live channels, as in trace g.
         self.my_uuid = target
+        # Entries of the event list, as mod_event_socket sets them: nixevent clears them.
+        self.events |= MYEVENTS
         self.format = fmt
         return encode_reply("+OK Events Enabled")
 

@@ -7,7 +7,7 @@ Both directions of the wire are covered, so the same module serves the ESL clien
   ``api/response``, ``text/event-plain|json|xml``, ``log/data``, ``text/disconnect-notice``,
   and the URL-encoded reply to ``connect`` in outbound-socket mode) into :class:`ESLMessage`.
   The event inside an event message is decoded only when asked for (:attr:`ESLMessage.event`),
-  into an :class:`ESLEvent`.
+  into an :class:`ESLEvent`; a plain event's header values are URL-decoded only when read.
 * :class:`ESLCommandParser` frames what a client sends (``auth``, ``api``, ``bgapi``,
   ``sendmsg`` ...) into :class:`ESLCommand`, the way mod_event_socket reads it.
 * ``encode_*`` functions build both sides' messages byte for byte as FreeSWITCH 1.10 does.
@@ -27,9 +27,18 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Final, overload
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
+from dataclasses import FrozenInstanceError, dataclass, field
+from typing import Final, TypeVar, cast, overload
 from urllib.parse import unquote
 
 from callcenter.errors import ESLProtocolError
@@ -38,6 +47,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_HEADER_BYTES",
     "DISCONNECT_GOODBYE",
+    "EVENT_CONTENT_TYPES",
     "ESLCommand",
     "ESLCommandParser",
     "ESLEvent",
@@ -85,7 +95,13 @@ _UNDEF_ESCAPED: Final = "%5Fundef_"
 _ARRAY_PREFIX: Final = "ARRAY::"
 _ARRAY_SEP: Final = "|:"
 
-_EVENT_TYPES: Final = frozenset({"text/event-plain", "text/event-json", "text/event-xml"})
+EVENT_CONTENT_TYPES: Final = frozenset({"text/event-plain", "text/event-json", "text/event-xml"})
+"""The Content-Types of messages that carry an event (:attr:`ESLMessage.is_event`)."""
+_EVENT_TYPES: Final = EVENT_CONTENT_TYPES
+# Deleting every other byte leaves a line's colons: a line without one shows as an empty line.
+_NOT_COLON_OR_NEWLINE: Final = bytes(b for b in range(256) if b not in b":\n")
+
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------------------
@@ -181,7 +197,7 @@ class ESLMessage:
     def content_type(self) -> str:
         """``auth/request``, ``command/reply``, ``api/response``, ``text/event-plain`` ...;
         ``""`` when the message has no Content-Type."""
-        return self.get("Content-Type") or ""
+        return _lookup(self.headers, "Content-Type") or ""
 
     @property
     def reply_text(self) -> str | None:
@@ -224,7 +240,7 @@ class ESLMessage:
         cached = self._event
         if cached is not None:
             return cached
-        decoded = decode_event(self)
+        decoded = _decode_event(self, self.content_type)
         if decoded is not None:
             object.__setattr__(self, "_event", decoded)
         return decoded
@@ -234,7 +250,9 @@ class ESLMessage:
         return self.raw
 
 
-@dataclass(frozen=True, slots=True)
+_set = object.__setattr__
+
+
 class ESLEvent:
     """A FreeSWITCH event: its headers (decoded) and optional body.
 
@@ -244,24 +262,169 @@ class ESLEvent:
     decodes to ``""``; a multi-valued header is ``"ARRAY::a|:b"`` in every format
     (:meth:`get_array` splits it). ``body`` is the event's own body (a BACKGROUND_JOB result,
     a CUSTOM event's payload) without the inner ``Content-Length`` header that framed it.
+
+    Events are immutable. A plain event (and the ``connect`` reply) keeps its header lines as
+    received and decodes a value when it is first asked for: a consumer reads a handful of the
+    130-200 headers FreeSWITCH sends, and decoding them all cost more than everything else the
+    daemon does with an event. ``pairs``, iterating ``headers`` and comparing events decode
+    them all (once).
     """
 
-    pairs: HeaderPairs
-    headers: Mapping[str, str] = field(compare=False)
-    body: str | None = None
-    _folded: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+    __slots__ = ("_folded", "_found", "_headers", "_lower", "_pairs", "_text", "body")
+
+    body: str | None
+    # Header lines of a lazily decoded event ("Name: url-encoded value", ASCII, validated), or
+    # None for an event built from decoded pairs.
+    _text: str | None
+    # Exact-name lookups: every header of an eager event; those looked up so far otherwise.
+    _found: dict[str, str | None]
+    _pairs: HeaderPairs | None
+    _headers: Mapping[str, str] | None
+    _folded: dict[str, str] | None
+    _lower: str | None
+
+    def __init__(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        headers: Mapping[str, str] | None = None,
+        body: str | None = None,
+    ) -> None:
+        items = tuple(pairs)
+        found: dict[str, str | None]
+        if headers is None:
+            found = dict(items)
+            if len(found) != len(items):
+                # A repeated name: keep the first value, like switch_event_get_header.
+                found = {}
+                for key, value in items:
+                    found.setdefault(key, value)
+            headers = cast(dict[str, str], found)
+        else:
+            found = dict(headers)
+        _set(self, "body", body)
+        _set(self, "_text", None)
+        _set(self, "_found", found)
+        _set(self, "_pairs", items)
+        _set(self, "_headers", headers)
+        _set(self, "_folded", None)
+        _set(self, "_lower", None)
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[str, str]], body: str | None = None) -> ESLEvent:
         """Build an event from ``(name, value)`` pairs in wire order."""
-        items = tuple(pairs)
-        headers = dict(items)
-        if len(headers) != len(items):
-            # A repeated name: keep the first value, like switch_event_get_header.
-            headers = {}
-            for key, value in items:
-                headers.setdefault(key, value)
-        return cls(items, headers, body)
+        return cls(pairs, None, body)
+
+    @classmethod
+    def _from_lines(cls, text: str, body: str | None) -> ESLEvent:
+        """An event over plain-event header lines (ASCII, every line with a ``:``), decoded
+        on demand."""
+        event = cls.__new__(cls)
+        _set(event, "body", body)
+        _set(event, "_text", text)
+        _set(event, "_found", {})
+        _set(event, "_pairs", None)
+        _set(event, "_headers", None)
+        _set(event, "_folded", None)
+        _set(event, "_lower", None)
+        return event
+
+    # -- the whole event ------------------------------------------------------------------
+
+    @property
+    def pairs(self) -> HeaderPairs:
+        """Every header in wire order, duplicates included."""
+        pairs = self._pairs
+        if pairs is None:
+            text = self._text
+            pairs = tuple(_decode_plain_lines(text)) if text else ()
+            _set(self, "_pairs", pairs)
+        return pairs
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Each header name to its first value (exact case)."""
+        if self._text is None:
+            headers = self._headers
+            assert headers is not None
+            return headers
+        return _EventHeaders(self)
+
+    def _all_headers(self) -> Mapping[str, str]:
+        headers = self._headers
+        if headers is None:
+            pairs = self.pairs
+            first = dict(pairs)
+            if len(first) != len(pairs):
+                first = {}
+                for key, value in pairs:
+                    first.setdefault(key, value)
+            headers = first
+            _set(self, "_headers", headers)
+        return headers
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, ESLEvent)
+        return (self.pairs, self.body) == (other.pairs, other.body)
+
+    def __hash__(self) -> int:
+        return hash((self.pairs, self.body))
+
+    def __repr__(self) -> str:
+        return f"ESLEvent(pairs={self.pairs!r}, body={self.body!r})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[Callable[..., ESLEvent], tuple[HeaderPairs, str | None]]:
+        return ESLEvent.from_pairs, (self.pairs, self.body)
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def _first(self, name: str) -> str | None:
+        """The first value of header ``name``, exact case."""
+        found = self._found
+        value = found.get(name)
+        if value is not None or name in found:
+            return value
+        headers = self._headers
+        if headers is not None:
+            # Built from pairs, or lazily decoded in full already.
+            return headers.get(name)
+        text = self._text
+        assert text is not None
+        if ":" in name or "\n" in name:
+            # Never the name of a line as FreeSWITCH writes them: let the full decoding judge.
+            value = self._all_headers().get(name)
+        else:
+            span = _line_value(text, name)
+            value = None if span is None else _plain_value(text[span[0] : span[1]])
+        found[name] = value
+        return value
+
+    def _any_case(self, name: str) -> str | None:
+        """The first value of a header called ``name`` in any case."""
+        folded_name = name.lower()
+        text = self._text
+        if text is not None and ":" not in folded_name and "\n" not in folded_name:
+            lower = self._lower
+            if lower is None:
+                # ASCII only, so positions in the lower-cased copy are positions in the text.
+                lower = text.lower()
+                _set(self, "_lower", lower)
+            span = _line_value(lower, folded_name)
+            return None if span is None else _plain_value(text[span[0] : span[1]])
+        folded = self._folded
+        if folded is None:
+            folded = {}
+            for key, item in self.pairs:
+                folded.setdefault(key.lower(), item)
+            _set(self, "_folded", folded)
+        return folded.get(folded_name)
 
     @overload
     def get(self, name: str) -> str | None: ...
@@ -269,16 +432,9 @@ class ESLEvent:
     def get(self, name: str, default: str) -> str: ...
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (exact case first, then any case)."""
-        value = self.headers.get(name)
-        if value is not None:
-            return value
-        folded = self._folded
-        if folded is None:
-            folded = {}
-            for key, item in self.pairs:
-                folded.setdefault(key.lower(), item)
-            object.__setattr__(self, "_folded", folded)
-        value = folded.get(name.lower())
+        value = self._first(name)
+        if value is None:
+            value = self._any_case(name)
         return default if value is None else value
 
     def get_array(self, name: str) -> list[str]:
@@ -304,22 +460,103 @@ class ESLEvent:
     def name(self) -> str:
         """``Event-Name`` (``CHANNEL_ANSWER``, ``CUSTOM``, ...), ``""`` if absent."""
         # Exact-case lookups: FreeSWITCH spells these names one way, and a miss must stay cheap.
-        return self.headers.get("Event-Name") or ""
+        return self._first("Event-Name") or ""
 
     @property
     def subclass(self) -> str | None:
         """``Event-Subclass`` of a CUSTOM event (``callcenter::info``)."""
-        return self.headers.get("Event-Subclass")
+        return self._first("Event-Subclass")
 
     @property
     def unique_id(self) -> str | None:
         """``Unique-ID``: the channel the event is about."""
-        return self.headers.get("Unique-ID")
+        return self._first("Unique-ID")
 
     @property
     def job_uuid(self) -> str | None:
         """``Job-UUID`` of a BACKGROUND_JOB event."""
-        return self.headers.get("Job-UUID")
+        return self._first("Job-UUID")
+
+
+class _EventHeaders(Mapping[str, str]):
+    """``ESLEvent.headers`` of a lazily decoded event: a lookup decodes one value, iterating
+    decodes them all."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: ESLEvent) -> None:
+        self._event = event
+
+    def __getitem__(self, name: str) -> str:
+        value = self._event._first(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+    def get(self, name: str, /, default: str | _T | None = None) -> str | _T | None:
+        value = self._event._first(name)
+        return default if value is None else value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._event._first(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._event._all_headers())
+
+    def keys(self) -> KeysView[str]:
+        return self._event._all_headers().keys()
+
+    def items(self) -> ItemsView[str, str]:
+        return self._event._all_headers().items()
+
+    def values(self) -> ValuesView[str]:
+        return self._event._all_headers().values()
+
+    def __len__(self) -> int:
+        return len(self._event._all_headers())
+
+    def __repr__(self) -> str:
+        return repr(self._event._all_headers())
+
+
+def _line_value(text: str, name: str) -> tuple[int, int] | None:
+    """Where the value of the first plain-event line called ``name`` (no ``:`` or newline in
+    it) sits in ``text``, or None.
+
+    The line is named as :func:`_split_plain_line` names it: up to the first ``": "``, or up
+    to the first ``:`` in a line without ``": "``.
+    """
+    prefix = name + ":"
+    size = len(prefix)
+    if text.startswith(prefix):
+        start = 0
+    else:
+        start = text.find("\n" + prefix) + 1
+        if not start:
+            return None
+    while True:
+        at = start + size
+        end = text.find("\n", at)
+        if end < 0:
+            end = len(text)
+        if text.startswith(" ", at):
+            return at + 1, end
+        if text.find(": ", at, end) < 0:
+            return at, end
+        # "name:x: y" is a line called "name:x".
+        start = text.find("\n" + prefix, end) + 1
+        if not start:
+            return None
+
+
+def _plain_value(raw: str) -> str:
+    if raw == _UNDEF:
+        return ""
+    return unquote(raw) if "%" in raw else raw
 
 
 def _content_length(value: str) -> int:
@@ -348,7 +585,8 @@ def _url_decode_values(raw_values: Sequence[str]) -> list[str]:
     joined = "\x00".join(raw_values)
     if "%" not in joined:
         return list(raw_values)
-    if "\\" not in joined and "%00" not in joined:
+    # Raw non-ASCII would be taken for latin-1 bytes below (FreeSWITCH never sends any).
+    if "\\" not in joined and "%00" not in joined and joined.isascii():
         try:
             text = joined.replace("%", "\\x").encode("latin-1").decode("unicode_escape")
             values = text.encode("latin-1").decode("utf-8", "replace").split("\x00")
@@ -376,12 +614,42 @@ def _decode_plain_lines(text: str) -> list[tuple[str, str]]:
     return list(zip(names, values, strict=True))
 
 
-def _decode_plain(data: bytes) -> ESLEvent:
+def _split_plain(data: bytes) -> tuple[bytes, bytes]:
     split = data.find(b"\n\n")
     if split < 0:
-        head, rest = data.rstrip(b"\n"), b""
-    else:
-        head, rest = data[:split], data[split + 2 :]
+        return data.rstrip(b"\n"), b""
+    return data[:split], data[split + 2 :]
+
+
+def _decode_plain(data: bytes) -> ESLEvent:
+    # An event without a body ends at its first blank line, which is its last two bytes once
+    # the check below has found no empty line before them; that spares a search of it all.
+    head, rest = (data[:-2], b"") if data.endswith(b"\n\n") else _split_plain(data)
+    colons = head.translate(None, _NOT_COLON_OR_NEWLINE)
+    if (
+        not colons
+        or colons[:1] == b"\n"
+        or colons[-1:] == b"\n"
+        or b"\n\n" in colons
+        # FreeSWITCH percent-encodes every non-ASCII byte: not worth a fast path.
+        or not head.isascii()
+    ):
+        return _decode_plain_eagerly(*_split_plain(data))
+    text = head.decode("ascii")
+    body: str | None = None
+    if rest:
+        cut = text.rfind("\n")
+        last_name, last_value = _split_plain_line(text[cut + 1 :])
+        if last_name != "Content-Length" or _content_length(_plain_value(last_value)) != len(rest):
+            raise ESLProtocolError(
+                f"plain event body of {len(rest)} bytes without a matching inner Content-Length"
+            )
+        text = text[:cut] if cut >= 0 else ""
+        body = rest.decode("utf-8", "replace")
+    return ESLEvent._from_lines(text, body)
+
+
+def _decode_plain_eagerly(head: bytes, rest: bytes) -> ESLEvent:
     if not head:
         raise ESLProtocolError("empty plain event")
     pairs = _decode_plain_lines(head.decode("utf-8", "replace"))
@@ -451,6 +719,11 @@ def _decode_xml(data: bytes) -> ESLEvent:
 
 
 def _decode_connect_reply(pairs: HeaderPairs) -> ESLEvent:
+    # The outer header parser names a line up to its first ":", so "name: value" lines name
+    # the same headers again, and the reply decodes as lazily as a plain event.
+    text = "\n".join([f"{name}: {value}" for name, value in pairs])
+    if text.isascii():
+        return ESLEvent._from_lines(text, None)
     return ESLEvent.from_pairs(
         (name, "" if value == _UNDEF else fs_url_decode(value)) for name, value in pairs
     )
@@ -462,7 +735,10 @@ def decode_event(message: ESLMessage) -> ESLEvent | None:
     Prefer :attr:`ESLMessage.event`, which caches the result.
     Raises ESLProtocolError when the event is garbled.
     """
-    content_type = message.content_type
+    return _decode_event(message, message.content_type)
+
+
+def _decode_event(message: ESLMessage, content_type: str) -> ESLEvent | None:
     if content_type == "text/event-plain":
         return _decode_plain(message.body)
     if content_type == "text/event-json":
@@ -484,7 +760,9 @@ def _parse_header_block(block: bytes) -> tuple[HeaderPairs, int | None]:
         if value[:1] == " ":
             value = value[1:]
         pairs.append((name, value))
-        if length is None and (name == "Content-Length" or name.lower() == "content-length"):
+        # The length test spares a lower() per line of the connect reply's ~200 (no name of
+        # another length lower-cases to this one).
+        if length is None and len(name) == 14 and name.lower() == "content-length":
             length = _content_length(value)
     return tuple(pairs), length
 
@@ -535,6 +813,14 @@ class ESLParser:
     def _feed(self, data: bytes) -> list[ESLMessage]:
         buf = self._buf
         buf += data
+        # Slices of a view are copied once into bytes (a bytearray slice would be copied twice).
+        with memoryview(buf) as view:
+            out, pos = self._frame(buf, view)
+        if pos:
+            del buf[:pos]
+        return out
+
+    def _frame(self, buf: bytearray, view: memoryview) -> tuple[list[ESLMessage], int]:
         size = len(buf)
         out: list[ESLMessage] = []
         pos = 0
@@ -543,9 +829,9 @@ class ESLParser:
             pending_headers, pending_body_at, pending_length = pending
             end = pending_body_at + pending_length
             if end > size:
-                return out
+                return out, 0
             out.append(
-                ESLMessage(pending_headers, bytes(buf[pending_body_at:end]), bytes(buf[:end]))
+                ESLMessage(pending_headers, bytes(view[pending_body_at:end]), bytes(view[:end]))
             )
             pos = end
             self._pending = None
@@ -568,10 +854,10 @@ class ESLParser:
                 break
             if block_end - pos > max_header:
                 raise ESLProtocolError(f"header block longer than {max_header} bytes")
-            headers, length = _parse_header_block(bytes(buf[pos:block_end]))
+            headers, length = _parse_header_block(bytes(view[pos:block_end]))
             body_at = block_end + 2
             if not length:
-                out.append(ESLMessage(headers, b"", bytes(buf[pos:body_at])))
+                out.append(ESLMessage(headers, b"", bytes(view[pos:body_at])))
                 pos = body_at
                 continue
             if length > self._max_body:
@@ -580,11 +866,9 @@ class ESLParser:
             if end > size:
                 self._pending = (headers, body_at - pos, length)
                 break
-            out.append(ESLMessage(headers, bytes(buf[body_at:end]), bytes(buf[pos:end])))
+            out.append(ESLMessage(headers, bytes(view[body_at:end]), bytes(view[pos:end])))
             pos = end
-        if pos:
-            del buf[:pos]
-        return out
+        return out, pos
 
 
 # --------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from callcenter.errors import (
 )
 from callcenter.pbx.reconnect import backoff
 from callcenter.protocols.esl import (
+    EVENT_CONTENT_TYPES,
     ESLEvent,
     ESLMessage,
     ESLParser,
@@ -222,7 +223,7 @@ class _Link:
             # A command that timed out still owns its (late) reply.
             if not future.done():
                 future.set_result(msg)
-        elif msg.is_event:
+        elif content_type in EVENT_CONTENT_TYPES:
             try:
                 event = msg.event
             except ESLProtocolError as exc:

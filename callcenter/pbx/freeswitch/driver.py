@@ -163,6 +163,29 @@ _MAX_HUNG_UP_REMEMBERED: Final = 4096
 #: The user part of a SIP channel name: ``sofia/internal/1001@10.0.0.5`` -> ``1001``.
 _SOFIA_USER: Final = re.compile(r"sofia/[^/]+/(?:sips?:)?([^@/]+)(?:@.*)?")
 
+#: What ``myevents`` subscribes an outbound socket to (mod_event_socket sets these entries of
+#: its event list, ``nixevent`` clears them) that :meth:`FreeSwitchCall._on_event` never reads.
+#: CHANNEL_EXECUTE alone is one event per application the call runs; each is a few KB.
+UNUSED_MYEVENTS: Final = (
+    "CHANNEL_APPLICATION",
+    "CHANNEL_CREATE",
+    "CHANNEL_DATA",
+    "CHANNEL_DESTROY",
+    "CHANNEL_EXECUTE",
+    "CHANNEL_ORIGINATE",
+    "CHANNEL_UUID",
+    "CHANNEL_OUTGOING",
+    "CHANNEL_PARK",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_STATE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_UNPARK",
+    "DETECTED_SPEECH",
+    "NOTALK",
+    "TALK",
+)
+
 _NOANSWER_CAUSES: Final = frozenset(
     {"NO_ANSWER", "ORIGINATOR_CANCEL", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT", "PROGRESS_TIMEOUT"}
 )
@@ -579,17 +602,30 @@ class FreeSwitchDriver:
         call = self._take_over(session.channel_data, "esl-outbound", session)
         session.set_listener(call._on_event)
         session.on_closed(call._on_socket_closed)
+        limit = self.settings.command_timeout
+        # Sent alongside the subscription below, so it costs no round trip of its own.
+        unsubscribe = asyncio.ensure_future(
+            session.command("nixevent " + " ".join(UNUSED_MYEVENTS), timeout=limit)
+        )
         # ``myevents`` leaves out PLAYBACK_STOP, which tells a prompt broken by a key from
         # one that played out (the key itself may have been pressed before it started).
         try:
-            reply = await session.command(
-                "event plain PLAYBACK_STOP", timeout=self.settings.command_timeout
-            )
+            reply = await session.command("event plain PLAYBACK_STOP", timeout=limit)
         except (PBXError, ESLProtocolError) as exc:
             # Gone already? The call's own code finds out and cleans up.
             reply = str(exc)
+        except BaseException:
+            unsubscribe.cancel()
+            raise
         if not reply.startswith("+OK"):
             self._log.warning("esl_outbound_events_refused", reply=reply)
+        try:
+            reply = await unsubscribe
+        except (PBXError, ESLProtocolError) as exc:
+            reply = str(exc)
+        if not reply.startswith("+OK"):
+            # Harmless: those events keep coming and the call ignores them.
+            self._log.info("esl_outbound_nixevent_refused", reply=reply)
         await self._serve(call)
         if call.hung_up and not session.ended:
             # Saying exit now would cut off the hangup events (and the CDR facts in them);
@@ -703,13 +739,16 @@ class FreeSwitchDriver:
             if call.events_from_inbound:
                 call._on_event(event)
             return
-        dialing = self._peers.get(uid)
-        if dialing is None:
+        peers = self._peers
+        dialing = peers.get(uid)
+        # Only a running dial adopts a leg, and a running dial's own legs are in ``peers``:
+        # with none, an event about a stranger's channel needs no more reading.
+        if dialing is None and peers:
             other = event.get("Other-Leg-Unique-ID")
             candidate = self._calls.get(other) if other else None
             if candidate is not None and candidate._adopt_peer(uid):
                 dialing = candidate
-                self._peers[uid] = candidate
+                peers[uid] = candidate
         if dialing is not None:
             dialing._on_peer_event(event)
 
