@@ -87,9 +87,10 @@ from call_throughput import (
     sample_active,
     thread_cpu,
 )
+from floor_client import ESLFloorClient
 from pbx_side import PBXProcess
 from probes import ESLProbe, Sample
-from report import Table, machine, ms, percentile, rss_bytes
+from report import Table, event_loop_factory, loop_name, machine, ms, percentile, rss_bytes
 from stack_sampler import StackSampler
 
 from callcenter.config import load_config
@@ -97,6 +98,7 @@ from callcenter.daemon import Daemon
 from callcenter.errors import CallHungUp
 from callcenter.events import AgentConnected, EngineEvent
 from callcenter.log import configure_logging
+from callcenter.pbx.freeswitch.connection import DEFAULT_EVENTS
 from callcenter.pbx.freeswitch.driver import FreeSwitchCall
 from callcenter.testing import DEMO_ESL_PASSWORD
 
@@ -369,13 +371,61 @@ NOTES = [
 ]
 
 
+#: Client CPU per call of the bare client of issue 3, against a real FreeSWITCH 1.10.12.
+REFERENCE_FLOOR_MS = 1.5
+
+
+async def run_floor(rate: float, args: argparse.Namespace) -> Stage:
+    """One stage at ``rate`` of park -> answer -> playback -> hangup driven by the bare
+    client of floor_client.py (issue 3's reference measurement), no daemon."""
+    pbx = PBXProcess("demo", "--pbx", "freeswitch", "--mode", "inbound", "--prompt-seconds", "0.01")
+    await pbx.start()
+    client = ESLFloorClient("welcome-menu", DEFAULT_EVENTS)
+    stage = Stage(rate, "floor")
+    try:
+        await client.start(pbx.ready["esl_port"], DEMO_ESL_PASSWORD)
+        await pbx.request({"cmd": "concurrent", "calls": 20, "concurrency": 5, "script": "plain"})
+        await asyncio.sleep(0.3)
+        pbx.send(
+            {
+                "cmd": "ramp",
+                "stages": [[rate, args.seconds]],
+                "script": "plain",
+                "drain": args.drain,
+                "call_timeout": 10,
+            }
+        )
+        ended_before = 0
+        while True:
+            message = await pbx.receive(timeout=args.seconds + args.drain + 60)
+            event = message.get("event")
+            if event == "ramp_done":
+                break
+            now = time.perf_counter()
+            if event == "stage_start":
+                stage.start, stage.cpu = now, time.process_time()
+                ended_before = client.ended
+            elif event == "stage_launched":
+                stage.launched_at = now
+            elif event == "stage_end":
+                stage.end = now
+                stage.cpu = time.process_time() - stage.cpu
+                stage.ended = client.ended - ended_before
+                stage.pbx = message
+    finally:
+        await client.stop()
+        await pbx.stop()
+    stage.completed_per_s = stage.ended / max(1e-9, stage.end - stage.start)
+    return stage
+
+
 async def main(args: argparse.Namespace) -> None:
     line_cost = info_line_cost()
     probe = ESLProbe()
     probe.install()
     if args.moh_no_wait:
         moh_no_wait()
-    print(f"# Call throughput on FreeSWITCH ({machine()})")
+    print(f"# Call throughput on FreeSWITCH ({machine()}, event loop: {loop_name()})")
     if args.moh_no_wait:
         print("VARIANT: --moh-no-wait (the driver does not wait for the hold music to stop)")
     print(
@@ -418,6 +468,38 @@ async def main(args: argparse.Namespace) -> None:
         )
         add_rows(table, result, args, line_cost)
         table.notes = list(NOTES)
+        if transport == "esl-inbound" and args.floor:
+            first = result[0]
+            floor = await run_floor(first.rate, args)
+            ours_ms = first.cpu / max(1, first.ended) * 1e3
+            floor_ms = floor.cpu / max(1, floor.ended) * 1e3
+            info = floor.pbx
+            table.add(
+                f"{floor.rate:g}",
+                "floor",
+                f"{info['launched'] / max(info['launch_seconds'], args.seconds):.0f}",
+                f"{floor.completed_per_s:.0f}",
+                info["ok"],
+                info["failed"],
+                "-",
+                "-",
+                "-",
+                f"{floor_ms:.2f}",
+                "0.00",
+                "-",
+                "-",
+                f"{info['cpu'] / info['seconds'] * 100:.0f}",
+            )
+            factor = floor_ms / REFERENCE_FLOOR_MS
+            table.notes.append(
+                f"floor: issue 3's reference flow (park -> answer -> playback -> hangup) at "
+                f"{floor.rate:g}/s driven by a bare asyncio client (benchmarks/floor_client.py, "
+                f"same subscription, every event URL-decoded into a dict): {floor_ms:.2f} ms CPU "
+                f"per call here, {REFERENCE_FLOOR_MS:g} ms on the issue's machine against a real "
+                f"FreeSWITCH: this machine counts x{factor:.1f}. The daemon's whole IVR -> queue "
+                f"-> agent call: {ours_ms:.2f} ms = {ours_ms / factor:.2f} ms in the issue's "
+                f"terms (target <= {REFERENCE_FLOOR_MS:g})."
+            )
         top = max((s for s in result if s.label == "warning"), key=lambda s: s.rate)
         worst = sorted(top.by_trigger.items(), key=lambda kv: -percentile(kv[1], 99))[:4]
         table.notes.append(
@@ -497,6 +579,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="sample the daemon's stacks")
     parser.add_argument("--profile-stage", type=int, default=None, help="stage to profile (0..)")
     parser.add_argument("--top", type=int, default=20, help="profile lines to print")
+    parser.add_argument(
+        "--no-floor", dest="floor", action="store_false", help="skip the bare-client floor row"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the event loop (auto: as `callcenter run`, uvloop when installed)",
+    )
     args = parser.parse_args()
     if args.rates is None:
         args.rates = "50,100" if args.quick else "50,100,150"
@@ -516,5 +607,9 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(parse_args()))
+    arguments = parse_args()
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=event_loop_factory(arguments.loop)) as runner,
+    ):
+        runner.run(main(arguments))

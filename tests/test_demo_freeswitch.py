@@ -1249,3 +1249,19 @@ def test_dial_strings_split_into_variables_groups_and_endpoints(
     assert [[(t.endpoint, dict(t.variables)) for t in g] for g in parsed] == [
         [(f"user/{e}", v) for e, v in group] for group in groups
     ]
+
+
+async def test_multiset_sets_several_variables_with_its_own_delimiter(
+    pbx: DemoFreeSwitch, esl: ESLClient
+) -> None:
+    caller = await pbx.call("800", caller_num="5551234")
+    uuid = caller.uniqueid
+    await esl.wait_event("CHANNEL_PARK", Unique_ID=uuid)
+    spaced = await esl.execute(uuid, "multiset", "lab_a=1 lab_b=two")
+    await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=spaced)
+    piped = await esl.execute(uuid, "multiset", "^^|ringback=local_stream://moh|lab_c=x y")
+    await esl.wait_event("CHANNEL_EXECUTE_COMPLETE", Application_UUID=piped)
+    assert await esl.api(f"uuid_getvar {uuid} lab_a") == "1"
+    assert await esl.api(f"uuid_getvar {uuid} lab_b") == "two"
+    assert await esl.api(f"uuid_getvar {uuid} ringback") == "local_stream://moh"
+    assert await esl.api(f"uuid_getvar {uuid} lab_c") == "x y"

@@ -413,11 +413,11 @@ async def test_agent_answers_and_unbridge_ends_the_dial_as_system() -> None:
     assert result.cause == HangupCause.NORMAL_CLEARING
     assert 0 < result.talk_seconds < 1
     assert sent(server, "api uuid_kill")[0].line == f"api uuid_kill {D_AGENT} NORMAL_CLEARING"
-    assert [app_arg(c) for c in sent(server, "sendmsg execute set")] == [
-        "hangup_after_bridge=false",
-        "continue_on_fail=true",
-        "instant_ringback=true",
-        "ringback=local_stream://moh",
+    # The caller's variables for the bridge go in one application, not four.
+    assert [app_arg(c) for c in sent(server, "sendmsg execute set")] == []
+    assert [app_arg(c) for c in sent(server, "sendmsg execute multiset")] == [
+        "^^|hangup_after_bridge=false|continue_on_fail=true|instant_ringback=true"
+        "|ringback=local_stream://moh"
     ]
     bridge = app_arg(sent(server, "sendmsg execute bridge")[0])
     assert bridge.startswith(
@@ -451,7 +451,8 @@ async def test_agent_hanging_up_returns_the_caller_to_us() -> None:
     )
     assert after == [""]
     sets = [app_arg(c) for c in sent(server, "sendmsg execute set")]
-    assert "ringback=%(2000,4000,440,480)" in sets
+    multisets = [app_arg(c) for c in sent(server, "sendmsg execute multiset")]
+    assert len(multisets) == 1 and "|ringback=%(2000,4000,440,480)" in multisets[0]
     assert sets.count("playback_terminators=none") == 1
     assert app_arg(sent(server, "sendmsg execute bridge")[0]).endswith("]user/agent1001")
 
@@ -756,12 +757,9 @@ async def test_say_speaks_in_the_callers_language_and_dates_in_utc() -> None:
         "fr current_time pronounced 119100",
     ]
     sets = [app_arg(c) for c in sent(server, "sendmsg execute set")]
-    assert sets == [
-        "playback_terminators=none",
-        "playback_terminators=#",
-        "playback_terminators=none",
-        "timezone=UTC",
-    ]
+    assert sets == ["playback_terminators=none", "playback_terminators=#"]
+    multisets = [app_arg(c) for c in sent(server, "sendmsg execute multiset")]
+    assert multisets == ["^^|playback_terminators=none|timezone=UTC"]
 
 
 def _record_complete(record: ESLCommand, **variables: str) -> bytes:

@@ -339,6 +339,17 @@ async def app_set(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
         chan.set_var(name.strip(), value)
 
 
+async def app_multiset(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``multiset [^^<delim>]name=value name2=value2``: several ``set`` in one application
+    (space-separated unless the argument starts with ``^^`` and a delimiter of its own)."""
+    delim = " "
+    if arg.startswith("^^") and len(arg) > 2:
+        delim, arg = arg[2], arg[3:]
+    for item in arg.split(delim):
+        if item:
+            await app_set(pbx, chan, item)
+
+
 async def app_export(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
     """``export [nolocal:]name=value``: also given to legs bridged later."""
     name, _, value = arg.partition("=")
@@ -843,6 +854,7 @@ APPLICATIONS: dict[str, Application] = {
     "export": app_export,
     "hangup": app_hangup,
     "log": app_log,
+    "multiset": app_multiset,
     "park": app_park,
     "play_and_get_digits": app_play_and_get_digits,
     "playback": app_playback,
