@@ -17,7 +17,7 @@ command encoding - is the daemon's share. The wrappers cost about a microsecond 
 
 :class:`ESLProbe` does the same for FreeSWITCH: :meth:`ESLProbe.install` wraps the ESL
 link class (``callcenter.pbx.freeswitch.connection._Link``: every inbound and outbound-socket
-connection) so that chunk arrivals are stamped on its ``StreamReader`` and every message
+connection) so that chunk arrivals are stamped in its ``data_received`` and every message
 dispatched (a reply, an event) marks its channel as "having news" at the arrival time of the
 chunk it came in. A command written for a channel (``sendmsg <uuid>``, ``api uuid_* <uuid>``;
 on an outbound socket, anything on that socket) records ``gap`` = write time - arrival of the
@@ -301,17 +301,40 @@ class ESLProbe:
         """Wrap the ESL link class of this process (see the module doc)."""
         link_class = esl_module._Link
         probe = self
+        news = self._news
+        gaps = self.gaps
         init_original = link_class.__init__
         dispatch_original = link_class._dispatch
+        received_original = link_class.data_received
+        write_original = link_class.write
 
-        def init(link: Any, reader: Any, writer: Any, **kwargs: Any) -> None:
-            init_original(link, reader, writer, **kwargs)
+        def init(link: Any, **kwargs: Any) -> None:
+            init_original(link, **kwargs)
             owner = getattr(kwargs.get("on_event"), "__self__", None)
             probe._links += 1
             outbound = isinstance(owner, esl_module.ESLOutboundSession)
-            stamps = _LinkStamps(f"link-{probe._links}" if outbound else None)
-            link._probe_stamps = stamps
-            probe._wrap(reader, writer, stamps)
+            link._probe_stamps = _LinkStamps(f"link-{probe._links}" if outbound else None)
+
+        def data_received(link: Any, data: bytes) -> None:
+            stamps = getattr(link, "_probe_stamps", None)
+            if stamps is not None:
+                stamps.current = perf()
+                probe.bytes_read += len(data)
+            received_original(link, data)
+
+        def write(link: Any, data: bytes) -> None:
+            stamps = getattr(link, "_probe_stamps", None)
+            if stamps is not None:
+                now = perf()
+                label, uid = esl_command(data)
+                key = stamps.key or uid
+                if key is not None:
+                    pending = news.pop(key, None)
+                    if pending is not None:
+                        gaps.append(Sample(now, f"after {pending[1]}", now - pending[0]))
+                stamps.fifo.append((key, label, now))
+                probe.commands += 1
+            write_original(link, data)
 
         def dispatch(link: Any, msg: ESLMessage) -> None:
             stamps = getattr(link, "_probe_stamps", None)
@@ -319,49 +342,21 @@ class ESLProbe:
                 probe._dispatched(stamps, msg)
             dispatch_original(link, msg)
 
-        # _Link has no __slots__: the stamps ride on the instance.
-        link_class.__init__ = init  # type: ignore[method-assign]
-        link_class._dispatch = dispatch  # type: ignore[method-assign]
-        self._undo.append(lambda: setattr(link_class, "__init__", init_original))
-        self._undo.append(lambda: setattr(link_class, "_dispatch", dispatch_original))
+        # _Link has no __slots__: the stamps ride on the instance. Class-level patches,
+        # installed before any connection: uvloop binds data_received at connection time.
+        for name, wrapper, original in (
+            ("__init__", init, init_original),
+            ("data_received", data_received, received_original),
+            ("write", write, write_original),
+            ("_dispatch", dispatch, dispatch_original),
+        ):
+            setattr(link_class, name, wrapper)
+            self._undo.append(lambda n=name, o=original: setattr(link_class, n, o))
 
     def uninstall(self) -> None:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
-
-    def _wrap(self, reader: asyncio.StreamReader, writer: Any, stamps: _LinkStamps) -> None:
-        feed, read, write = reader.feed_data, reader.read, writer.write
-        news = self._news
-        gaps = self.gaps
-        probe = self
-
-        def feed_data(data: bytes) -> None:
-            if not reader._buffer:  # type: ignore[attr-defined]
-                stamps.arrival = perf()
-            probe.bytes_read += len(data)
-            feed(data)
-
-        async def timed_read(n: int = -1) -> bytes:
-            data = await read(n)
-            stamps.current = stamps.arrival
-            return data
-
-        def timed_write(data: bytes) -> None:
-            now = perf()
-            label, uid = esl_command(data)
-            key = stamps.key or uid
-            if key is not None:
-                pending = news.pop(key, None)
-                if pending is not None:
-                    gaps.append(Sample(now, f"after {pending[1]}", now - pending[0]))
-            stamps.fifo.append((key, label, now))
-            probe.commands += 1
-            write(data)
-
-        reader.feed_data = feed_data  # type: ignore[method-assign]
-        reader.read = timed_read  # type: ignore[method-assign]
-        writer.write = timed_write
 
     def _dispatched(self, stamps: _LinkStamps, msg: ESLMessage) -> None:
         at = stamps.current

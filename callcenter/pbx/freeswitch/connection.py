@@ -26,7 +26,8 @@ FreeSWITCH answers the commands of one socket strictly in order, so replies are 
 FIFO of waiting commands. Nothing is ever sent twice: a command pending when the link drops
 fails with ``PBXConnectionError`` (an ``originate`` must never ring a phone twice).
 
-Events are delivered to listeners synchronously from the reader task; listeners must not block.
+Events are delivered to listeners synchronously as the bytes arrive (protocol callbacks);
+listeners must not block.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import contextlib
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import structlog
 
@@ -101,7 +102,6 @@ CALLSTATE, CODEC and CALL_UPDATE, about half of FreeSWITCH's event volume under 
 
 #: Events kept for an outbound session before the handler attaches its listener.
 _MAX_BUFFERED_EVENTS: Final = 10_000
-_READ_SIZE: Final = 65536
 
 
 def _reason(exc: BaseException) -> str:
@@ -109,9 +109,9 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _set_nodelay(writer: asyncio.StreamWriter) -> None:
+def _set_nodelay(transport: asyncio.BaseTransport) -> None:
     # Commands are small and latency-bound (a prompt waits on each reply): no Nagle delay.
-    sock = writer.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -123,49 +123,98 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class _Link:
-    """One TCP connection speaking ESL: a reader task, a FIFO of commands awaiting replies."""
+class _Link(asyncio.Protocol):
+    """One TCP connection speaking ESL, a FIFO of commands awaiting replies.
+
+    Read from protocol callbacks: bytes go from ``data_received`` through the codec to the
+    dispatch at once, no reader task woken per chunk (an ESL event is a few KB, several per
+    command). ``done`` resolves when the socket has closed.
+    """
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
         *,
         where: str,
         on_event: Callable[[ESLEvent], None],
         on_notice: Callable[[ESLMessage], None],
+        on_made: Callable[[_Link], None] | None = None,
     ) -> None:
-        self.reader = reader
-        self.writer = writer
         self.where = where
         self._on_event = on_event
         self._on_notice = on_notice
+        self._on_made = on_made
         self._parser = ESLParser()
         self._fifo: collections.deque[asyncio.Future[ESLMessage]] = collections.deque()
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self.auth_request: asyncio.Future[None] = loop.create_future()
         self.lost = asyncio.Event()
         self.reason = ""
         self.last_rx = loop.time()
-        self._drain_lock = asyncio.Lock()
-        self.task = asyncio.create_task(self._read_loop(), name=f"esl-reader-{where}")
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        _set_nodelay(transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2 and self._on_made is not None:
+            self.where = f"{peer[0]}:{peer[1]}"
+        if self._on_made is not None:
+            self._on_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = self._loop.time()
+        try:
+            for msg in self._parser.feed(data):
+                self._dispatch(msg)
+        except ESLProtocolError as exc:
+            self.drop(_reason(exc))
+
+    def eof_received(self) -> bool | None:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.drop(_reason(exc) if exc is not None else "connection closed by FreeSWITCH")
+        self._wake_writer()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._drain_waiter is None:
+            self._drain_waiter = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
 
     async def request(self, data: bytes, what: str, limit: float) -> ESLMessage:
         """Send one command; return its ``command/reply`` or ``api/response``."""
         if self.lost.is_set():
             raise PBXConnectionError(f"ESL link to {self.where} is down ({what} not sent)")
-        future: asyncio.Future[ESLMessage] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ESLMessage] = self._loop.create_future()
         # Appending and writing with no await in between keeps the FIFO in wire order. A
         # command that times out stays queued: its late reply must still be consumed.
         self._fifo.append(future)
-        self.writer.write(data)
+        self.write(data)
         try:
             async with asyncio.timeout(limit):
-                async with self._drain_lock:
-                    try:
-                        await self.writer.drain()
-                    except OSError as exc:
-                        self.drop(_reason(exc))
+                if self._drain_waiter is not None:
+                    # FreeSWITCH stopped reading: wait for room in the send buffer.
+                    await asyncio.shield(self._drain_waiter)
                 return await future
         except TimeoutError:
             raise PBXTimeoutError(
@@ -178,7 +227,10 @@ class _Link:
             return
         self.reason = reason
         self.lost.set()
-        self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
+        elif not self.done.done():
+            self.done.set_result(None)
         error = PBXConnectionError(f"ESL link to {self.where} lost: {reason}")
         while self._fifo:
             future = self._fifo.popleft()
@@ -191,27 +243,8 @@ class _Link:
 
     async def close(self) -> None:
         self.drop("closed by us")
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self.task
         with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
-
-    async def _read_loop(self) -> None:
-        reason = "connection closed by FreeSWITCH"
-        loop = asyncio.get_running_loop()
-        try:
-            while not self.lost.is_set():
-                data = await self.reader.read(_READ_SIZE)
-                if not data:
-                    break
-                self.last_rx = loop.time()
-                for msg in self._parser.feed(data):
-                    self._dispatch(msg)
-        except (OSError, ESLProtocolError) as exc:
-            reason = _reason(exc)
-        finally:
-            self.drop(reason)
+            await asyncio.shield(self.done)
 
     def _dispatch(self, msg: ESLMessage) -> None:
         content_type = msg.content_type
@@ -258,7 +291,7 @@ class ESLClient:
         return link is not None and not link.lost.is_set()
 
     def add_listener(self, listener: EventListener) -> None:
-        """Call ``listener(event)`` for every event received (from the reader task)."""
+        """Call ``listener(event)`` for every event received (as it arrives)."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: EventListener) -> None:
@@ -524,22 +557,23 @@ class ESLConnection(ESLClient):
     # -- connection lifecycle --------------------------------------------------------------
 
     async def _open(self) -> _Link:
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                _, link = await loop.create_connection(
+                    lambda: _Link(
+                        where=self.where,
+                        on_event=self._handle_event,
+                        on_notice=self._handle_notice,
+                    ),
+                    self.host,
+                    self.port,
+                )
         except (OSError, TimeoutError) as exc:
             self._log.warning("esl_connect_failed", reason=_reason(exc))
             raise PBXConnectionError(
                 f"cannot reach FreeSWITCH event socket at {self.where}: {_reason(exc)}"
             ) from None
-        _set_nodelay(writer)
-        link = _Link(
-            reader,
-            writer,
-            where=self.where,
-            on_event=self._handle_event,
-            on_notice=self._handle_notice,
-        )
         try:
             await self._login(link)
         except BaseException:
@@ -659,26 +693,32 @@ class ESLOutboundSession(ESLClient):
     """
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, command_timeout: float
+        self, command_timeout: float, on_made: Callable[[ESLOutboundSession], None]
     ) -> None:
-        peer = writer.get_extra_info("peername")
-        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "peer"
-        super().__init__(where, command_timeout)
-        self._link = _Link(
-            reader,
-            writer,
-            where=where,
+        """A session for a connection not yet made: :attr:`link` is the protocol to give
+        the server; ``on_made(session)`` runs once the connection is up."""
+        super().__init__("peer", command_timeout)
+
+        def made(link: _Link) -> None:
+            self.where = link.where
+            self._log = log.bind(esl_outbound=link.where)
+            on_made(self)
+
+        self.link = _Link(
+            where="peer",
             on_event=self._session_event,
             on_notice=self._handle_notice,
+            on_made=made,
         )
+        self._link = self.link
         self.channel_data = ESLEvent.from_pairs(())
         self._buffer: list[ESLEvent] | None = []
         self._closed_callbacks: list[Callable[[str], None]] = []
         #: The Content-Disposition of the last disconnect notice (``linger``, ``disconnect``).
         self.notice = ""
         self._noticed = asyncio.Event()
-        self._log = log.bind(esl_outbound=where)
-        self._link.task.add_done_callback(self._on_link_done)
+        self._log = log.bind(esl_outbound="peer")
+        self.link.done.add_done_callback(self._on_link_done)
 
     @property
     def uuid(self) -> str:
@@ -700,7 +740,7 @@ class ESLOutboundSession(ESLClient):
     def on_closed(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(reason)`` when the socket closes (at once if it already has)."""
         link = self._link
-        if link is None or (link.lost.is_set() and link.task.done()):
+        if link is None or (link.lost.is_set() and link.done.done()):
             callback(link.reason if link is not None else "closed")
         else:
             self._closed_callbacks.append(callback)
@@ -768,7 +808,7 @@ class ESLOutboundSession(ESLClient):
         self._noticed.set()
         self._log.debug("esl_outbound_notice", disposition=self.notice)
 
-    def _on_link_done(self, _task: asyncio.Task[None]) -> None:
+    def _on_link_done(self, _done: asyncio.Future[None]) -> None:
         link = self._link
         reason = link.reason if link is not None else "closed"
         self._fail_jobs(reason)
@@ -816,7 +856,8 @@ class ESLOutboundServer:
     async def start(self) -> None:
         """Bind and listen; raises ``PBXConnectionError`` if the address is unusable."""
         try:
-            self._server = await asyncio.start_server(self._accept, self.host, self._port)
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(self._new_session, self.host, self._port)
         except OSError as exc:
             raise PBXConnectionError(
                 f"cannot listen for FreeSWITCH outbound sockets on {self.host}:{self._port}: "
@@ -837,20 +878,16 @@ class ESLOutboundServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # The session runs in its own task so that stop() can cancel it: asyncio (3.11) logs
-        # an error when a connection callback task itself ends cancelled.
-        task = asyncio.create_task(self._run_session(reader, writer), name="esl-outbound")
+    def _new_session(self) -> _Link:
+        return ESLOutboundSession(self.command_timeout, self._start_session).link
+
+    def _start_session(self, session: ESLOutboundSession) -> None:
+        # The session runs in its own task so that stop() can cancel it.
+        task = asyncio.create_task(self._run_session(session), name="esl-outbound")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
-    async def _run_session(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        _set_nodelay(writer)
-        session = ESLOutboundSession(reader, writer, self.command_timeout)
+    async def _run_session(self, session: ESLOutboundSession) -> None:
         try:
             try:
                 await session.handshake(linger=self.linger, timeout=self.connect_timeout)
