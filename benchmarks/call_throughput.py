@@ -48,6 +48,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,16 @@ def bench_config(
             agent: {"name": f"Agent {agent}", "device": f"PJSIP/{agent}", "logged_in": True}
             for agent in agents
         },
+    }
+
+
+def phones(agents: list[str], answer_after: float, hangup_after: float) -> dict[str, Any]:
+    """The PBX-side command registering one phone per agent (``PJSIP/<agent>``)."""
+    return {
+        "cmd": "phones",
+        "devices": [f"PJSIP/{a}" for a in agents],
+        "answer_after": answer_after,
+        "hangup_after": hangup_after,
     }
 
 
@@ -215,14 +226,7 @@ async def hold(
     daemon: Daemon, pbx: PBXProcess, agents: list[str], count: int, seconds: float, heap: bool
 ) -> tuple[int, float]:
     """Hold ``count`` calls bridged at once; (calls held, bytes per call: heap or RSS)."""
-    await pbx.request(
-        {
-            "cmd": "phones",
-            "devices": [f"PJSIP/{a}" for a in agents],
-            "answer_after": 0.01,
-            "hangup_after": seconds,
-        }
-    )
+    await pbx.request(phones(agents, 0.01, seconds))
     gc.collect()
     base = rss_bytes()
     if heap:
@@ -296,13 +300,8 @@ async def run_transport(
         try:
             if transport == "fastagi":
                 await pbx.request({"cmd": "agi_url", "url": f"agi://127.0.0.1:{daemon.agi_port}"})
-            phones = {
-                "cmd": "phones",
-                "devices": [f"PJSIP/{a}" for a in agents],
-                "answer_after": args.answer_after,
-                "hangup_after": args.talk,
-            }
-            await pbx.request(phones)
+            ringing = phones(agents, args.answer_after, args.talk)
+            await pbx.request(ringing)
             # Warm up (imports, caches, the first SQLite writes) before measuring.
             warm = {"cmd": "concurrent", "calls": 10 if args.quick else 20, "concurrency": 5}
             await pbx.request({**warm, "script": "ivr"})
@@ -316,7 +315,7 @@ async def run_transport(
                 memory.held, memory.heap_per_call = await hold(
                     daemon, pbx, agents, args.hold, args.hold_seconds, heap=True
                 )
-                await pbx.request(phones)
+                await pbx.request(ringing)
             probe.clear()
             pbx.send(
                 {
@@ -373,59 +372,63 @@ async def run_transport(
     return result, memory, profile.report(args.top) if profile is not None else ""
 
 
+async def floor_stage(
+    pbx: PBXProcess, rate: float, args: argparse.Namespace, script: str, counts: Callable[[], Any]
+) -> Stage:
+    """Warm up, then one stage at ``rate`` of ``script`` calls against a floor client.
+
+    ``counts()`` gives the client's (calls ended, AMI events read) so far; the stage gets
+    this process's CPU over the stage and the differences."""
+    stage = Stage(rate, "floor")
+    await pbx.request({"cmd": "concurrent", "calls": 20, "concurrency": 5, "script": script})
+    await asyncio.sleep(0.3)
+    pbx.send(
+        {
+            "cmd": "ramp",
+            "stages": [[rate, args.seconds]],
+            "script": script,
+            "drain": args.drain,
+            "call_timeout": 10,
+        }
+    )
+    before = (0, 0)
+    while True:
+        message = await pbx.receive(timeout=args.seconds + args.drain + 60)
+        event = message.get("event")
+        if event == "ramp_done":
+            break
+        now = time.perf_counter()
+        if event == "stage_start":
+            stage.start, stage.cpu = now, time.process_time()
+            before = counts()
+        elif event == "stage_launched":
+            stage.launched_at = now
+        elif event == "stage_end":
+            stage.end = now
+            stage.cpu = time.process_time() - stage.cpu
+            ended, events = counts()
+            stage.ended, stage.ami_events = ended - before[0], events - before[1]
+            stage.pbx = message
+    stage.completed_per_s = stage.ended / max(1e-9, stage.end - stage.start)
+    return stage
+
+
 async def run_floor(rate: float, args: argparse.Namespace) -> Stage:
     """One stage at ``rate`` with the bare client of floor_client.py instead of the daemon."""
     agents = [str(7000 + i) for i in range(args.agents)]
     pbx = PBXProcess("demo", "--agi", "fastagi", "--prompt-seconds", str(args.prompt_seconds))
     await pbx.start()
     client = FloorClient(agents)
-    stage = Stage(rate, "floor")
     # The daemon's own filter, so both read the same events.
     event_filter = AsteriskDriver(AsteriskSettings()).ami.event_filter() or ".*"
     try:
         await client.start(pbx.ready["ami_port"], "callcenter", DEMO_SECRET, event_filter)
         await pbx.request({"cmd": "agi_url", "url": f"agi://127.0.0.1:{client.port}"})
-        phones = {
-            "cmd": "phones",
-            "devices": [f"PJSIP/{a}" for a in agents],
-            "answer_after": args.answer_after,
-            "hangup_after": args.talk,
-        }
-        await pbx.request(phones)
-        await pbx.request({"cmd": "concurrent", "calls": 20, "concurrency": 5, "script": "ivr"})
-        await asyncio.sleep(0.3)
-        pbx.send(
-            {
-                "cmd": "ramp",
-                "stages": [[rate, args.seconds]],
-                "script": "ivr",
-                "drain": args.drain,
-                "call_timeout": 10,
-            }
-        )
-        ended_before = 0
-        while True:
-            message = await pbx.receive(timeout=args.seconds + args.drain + 60)
-            event = message.get("event")
-            if event == "ramp_done":
-                break
-            now = time.perf_counter()
-            if event == "stage_start":
-                stage.start, stage.cpu = now, time.process_time()
-                ended_before, events_before = client.ended, client.events
-            elif event == "stage_launched":
-                stage.launched_at = now
-            elif event == "stage_end":
-                stage.end = now
-                stage.cpu = time.process_time() - stage.cpu
-                stage.ended = client.ended - ended_before
-                stage.ami_events = client.events - events_before
-                stage.pbx = message
+        await pbx.request(phones(agents, args.answer_after, args.talk))
+        return await floor_stage(pbx, rate, args, "ivr", lambda: (client.ended, client.events))
     finally:
         await client.stop()
         await pbx.stop()
-    stage.completed_per_s = stage.ended / max(1e-9, stage.end - stage.start)
-    return stage
 
 
 def add_rows(table: Table, stages: list[Stage], args: argparse.Namespace, line_cost: float) -> None:

@@ -82,8 +82,10 @@ from call_throughput import (
     Watch,
     add_rows,
     bench_config,
+    floor_stage,
     info_line_cost,
     on_call,
+    phones,
     sample_active,
     thread_cpu,
 )
@@ -178,14 +180,7 @@ async def hold_calls(
     (switchboard), not only the bridged ones: calls caught by the hold-music stall wait in
     the queue meanwhile and take memory too.
     """
-    await pbx.request(
-        {
-            "cmd": "phones",
-            "devices": [f"PJSIP/{a}" for a in agents],
-            "answer_after": 0.01,
-            "hangup_after": seconds,
-        }
-    )
+    await pbx.request(phones(agents, 0.01, seconds))
     gc.collect()
     base = rss_bytes()
     if heap:
@@ -269,13 +264,8 @@ async def run_transport(
             if mode == "outbound":
                 assert port is not None
                 await pbx.request({"cmd": "socket_address", "host": "127.0.0.1", "port": port})
-            phones = {
-                "cmd": "phones",
-                "devices": [f"PJSIP/{a}" for a in agents],
-                "answer_after": args.answer_after,
-                "hangup_after": args.talk,
-            }
-            await pbx.request(phones)
+            ringing = phones(agents, args.answer_after, args.talk)
+            await pbx.request(ringing)
             # Warm up (imports, caches, the first SQLite writes) before measuring.
             warm = {
                 "cmd": "concurrent",
@@ -296,7 +286,7 @@ async def run_transport(
                     daemon, pbx, agents, args.hold, args.hold_seconds, heap=True
                 )
                 held_up.append(up)
-                await pbx.request(phones)
+                await pbx.request(ringing)
             probe.clear()
             pbx.send(
                 {
@@ -381,42 +371,14 @@ async def run_floor(rate: float, args: argparse.Namespace) -> Stage:
     pbx = PBXProcess("demo", "--pbx", "freeswitch", "--mode", "inbound", "--prompt-seconds", "0.01")
     await pbx.start()
     client = ESLFloorClient("welcome-menu", DEFAULT_EVENTS)
-    stage = Stage(rate, "floor")
     try:
         await client.start(pbx.ready["esl_port"], DEMO_ESL_PASSWORD)
-        await pbx.request({"cmd": "concurrent", "calls": 20, "concurrency": 5, "script": "plain"})
-        await asyncio.sleep(0.3)
-        pbx.send(
-            {
-                "cmd": "ramp",
-                "stages": [[rate, args.seconds]],
-                "script": "plain",
-                "drain": args.drain,
-                "call_timeout": 10,
-            }
+        return await floor_stage(
+            pbx, rate, args, "plain", lambda: (client.ended, client.event_count)
         )
-        ended_before = 0
-        while True:
-            message = await pbx.receive(timeout=args.seconds + args.drain + 60)
-            event = message.get("event")
-            if event == "ramp_done":
-                break
-            now = time.perf_counter()
-            if event == "stage_start":
-                stage.start, stage.cpu = now, time.process_time()
-                ended_before = client.ended
-            elif event == "stage_launched":
-                stage.launched_at = now
-            elif event == "stage_end":
-                stage.end = now
-                stage.cpu = time.process_time() - stage.cpu
-                stage.ended = client.ended - ended_before
-                stage.pbx = message
     finally:
         await client.stop()
         await pbx.stop()
-    stage.completed_per_s = stage.ended / max(1e-9, stage.end - stage.start)
-    return stage
 
 
 async def main(args: argparse.Namespace) -> None:

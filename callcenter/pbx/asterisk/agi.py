@@ -43,6 +43,7 @@ from callcenter.errors import (
     PBXTimeoutError,
 )
 from callcenter.pbx.asterisk.ami import AMIConnection
+from callcenter.pbx.link import set_nodelay
 from callcenter.protocols.agi import (
     MAX_COMMAND_BYTES,
     AGIEnvironment,
@@ -329,10 +330,7 @@ class _FastAGIProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, though not always an asyncio.Transport subclass (uvloop's).
         transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(transport)
         self._session = FastAGISession(self._server, transport)
         self._server._connection_made(self._session)
 

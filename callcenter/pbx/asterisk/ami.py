@@ -31,10 +31,9 @@ import contextlib
 import hashlib
 import itertools
 import re
-import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, cast
+from typing import Final
 
 import structlog
 
@@ -45,6 +44,7 @@ from callcenter.errors import (
     PBXConnectionError,
     PBXTimeoutError,
 )
+from callcenter.pbx.link import ProtocolLink
 from callcenter.pbx.reconnect import backoff
 from callcenter.protocols.ami import (
     AMIBanner,
@@ -134,7 +134,7 @@ class _Pending:
     items: list[AMIMessage] = field(default_factory=list)
 
 
-class _Link(asyncio.Protocol):
+class _Link(ProtocolLink):
     """One TCP connection (a new one after every reconnect), read from protocol callbacks.
 
     Bytes go straight from ``data_received`` through the codec to the connection's dispatch:
@@ -142,20 +142,16 @@ class _Link(asyncio.Protocol):
     """
 
     def __init__(self, conn: AMIConnection, serial: int) -> None:
+        super().__init__()
         self.conn = conn
         self.serial = serial
         self.parser = AMIParser(expect_banner=True)
         self.lost = asyncio.Event()
         self.reason = ""
-        self.transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
         self.banner: asyncio.Future[AMIBanner] = loop.create_future()
         # Lost before anyone awaited the banner: nothing to report, nothing to warn about.
         self.banner.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._drain_waiter: asyncio.Future[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -169,34 +165,14 @@ class _Link(asyncio.Protocol):
             elif not self.banner.done():
                 self.banner.set_result(item)
 
-    def eof_received(self) -> bool | None:
-        return False
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.conn._drop(self, _reason(exc) if exc is not None else "connection closed by the PBX")
-        self._wake_writer()
-
-    def pause_writing(self) -> None:
-        if self._drain_waiter is None:
-            self._drain_waiter = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        self._wake_writer()
-
-    def _wake_writer(self) -> None:
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.wake_writer()
 
     def write(self, data: bytes) -> None:
         if self.transport is None or self.lost.is_set():
             raise _LinkLost(self.reason or "not connected")
         self.transport.write(data)
-
-    async def drain(self) -> None:
-        """Wait while the kernel's send buffer is full (a stalled PBX)."""
-        if self._drain_waiter is not None:
-            await asyncio.shield(self._drain_waiter)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -469,16 +445,12 @@ class AMIConnection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                transport, link = await loop.create_connection(
+                _, link = await loop.create_connection(
                     lambda: _Link(self, serial), self.host, self.port
                 )
         except (OSError, TimeoutError) as exc:
             self._log.warning("ami_connect_failed", reason=_reason(exc))
             raise PBXConnectionError(f"cannot reach AMI at {self.where}: {_reason(exc)}") from None
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._log.info("ami_connected")
         try:
             await self._login(link)

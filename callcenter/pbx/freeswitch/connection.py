@@ -35,10 +35,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import structlog
 
@@ -51,6 +50,7 @@ from callcenter.errors import (
     PBXConnectionError,
     PBXTimeoutError,
 )
+from callcenter.pbx.link import ProtocolLink
 from callcenter.pbx.reconnect import backoff
 from callcenter.protocols.esl import (
     EVENT_CONTENT_TYPES,
@@ -109,21 +109,13 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _set_nodelay(transport: asyncio.BaseTransport) -> None:
-    # Commands are small and latency-bound (a prompt waits on each reply): no Nagle delay.
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def _consume(future: asyncio.Future[Any]) -> None:
     """Mark a future's exception as retrieved (nobody else may look at it)."""
     if not future.cancelled():
         future.exception()
 
 
-class _Link(asyncio.Protocol):
+class _Link(ProtocolLink):
     """One TCP connection speaking ESL, a FIFO of commands awaiting replies.
 
     Read from protocol callbacks: bytes go from ``data_received`` through the codec to the
@@ -139,6 +131,7 @@ class _Link(asyncio.Protocol):
         on_notice: Callable[[ESLMessage], None],
         on_made: Callable[[_Link], None] | None = None,
     ) -> None:
+        super().__init__()
         self.where = where
         self._on_event = on_event
         self._on_notice = on_notice
@@ -152,14 +145,11 @@ class _Link(asyncio.Protocol):
         self.reason = ""
         self.last_rx = loop.time()
         self.done: asyncio.Future[None] = loop.create_future()
-        self.transport: asyncio.Transport | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        _set_nodelay(transport)
+        super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2 and self._on_made is not None:
             self.where = f"{peer[0]}:{peer[1]}"
@@ -174,26 +164,11 @@ class _Link(asyncio.Protocol):
         except ESLProtocolError as exc:
             self.drop(_reason(exc))
 
-    def eof_received(self) -> bool | None:
-        return False
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.drop(_reason(exc) if exc is not None else "connection closed by FreeSWITCH")
-        self._wake_writer()
+        self.wake_writer()
         if not self.done.done():
             self.done.set_result(None)
-
-    def pause_writing(self) -> None:
-        if self._drain_waiter is None:
-            self._drain_waiter = self._loop.create_future()
-
-    def resume_writing(self) -> None:
-        self._wake_writer()
-
-    def _wake_writer(self) -> None:
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -212,9 +187,7 @@ class _Link(asyncio.Protocol):
         self.write(data)
         try:
             async with asyncio.timeout(limit):
-                if self._drain_waiter is not None:
-                    # FreeSWITCH stopped reading: wait for room in the send buffer.
-                    await asyncio.shield(self._drain_waiter)
+                await self.drain()
                 return await future
         except TimeoutError:
             raise PBXTimeoutError(
