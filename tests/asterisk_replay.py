@@ -368,6 +368,7 @@ class FastAGIReplayClient:
                 self.groups.append(_AGIGroup(rec["data"].rstrip("\n"), rec["t"], []))
             elif self.groups:
                 self.groups[-1].replies.append(rec)
+        self.groups = merge_dial_reads(self.groups)
         self.time_scale = time_scale
         self.env_chunk = env_chunk
         self.reply_chunk = reply_chunk
@@ -431,6 +432,47 @@ class FastAGIReplayClient:
             if delay:
                 await asyncio.sleep(delay)
             await self._write(rec["data"].encode(), self.reply_chunk)
+
+
+#: The three reads after a Dial recorded in the FastAGI traces, and the one command the
+#: driver now sends instead (driver._DIAL_OUTCOME).
+_DIAL_READS = (
+    "GET VARIABLE DIALSTATUS",
+    "GET VARIABLE ANSWEREDTIME",
+    'GET FULL VARIABLE "${DIALEDPEERNAME} ${HANGUPCAUSE}"',
+)
+DIAL_OUTCOME_COMMAND = (
+    "GET FULL VARIABLE ${DIALSTATUS}|${ANSWEREDTIME}|${DIALEDPEERNAME}|${HANGUPCAUSE}"
+)
+
+
+def _recorded_value(group: _AGIGroup) -> str:
+    """The ``(value)`` of a recorded ``200 result=1 (value)`` answer ("" for result=0)."""
+    text = "".join(rec["data"] for rec in group.replies)
+    line = next((ln for ln in text.split("\n") if ln.startswith("200 ")), "")
+    if "result=1" not in line or "(" not in line:
+        return ""
+    return line[line.index("(") + 1 : line.rindex(")")]
+
+
+def merge_dial_reads(groups: list[_AGIGroup]) -> list[_AGIGroup]:
+    """Replace the recorded three reads after a Dial by the one read the driver sends now,
+    answered with the values Asterisk recorded for the three."""
+    out: list[_AGIGroup] = []
+    i = 0
+    while i < len(groups):
+        window = groups[i : i + 3]
+        if tuple(g.command for g in window) != _DIAL_READS:
+            out.append(groups[i])
+            i += 1
+            continue
+        status, answered, peer_and_cause = (_recorded_value(g) for g in window)
+        peer, _, cause = peer_and_cause.rpartition(" ")
+        first = window[0].replies[0] if window[0].replies else {"t": window[0].t}
+        reply = {**first, "data": f"200 result=1 ({status}|{answered}|{peer}|{cause})\n"}
+        out.append(_AGIGroup(DIAL_OUTCOME_COMMAND, window[0].t, [reply]))
+        i += 3
+    return out
 
 
 def lines_out(records: Iterable[Record]) -> list[str]:

@@ -228,7 +228,7 @@ async def test_dial_answered_by_agent_who_hangs_up_reports_peer_and_talk_time() 
     assert commands(server)[:3] == [
         'STREAM FILE pls-hold-while-try ""',
         "EXEC Dial PJSIP/agent3,20",
-        "GET VARIABLE DIALSTATUS",
+        "GET FULL VARIABLE ${DIALSTATUS}|${ANSWEREDTIME}|${DIALEDPEERNAME}|${HANGUPCAUSE}",
     ]
     assert ChannelHungUp("PJSIP/agent3-00000004", "1795337949.4", HangupCause.NORMAL_CLEARING) in (
         run.events

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import parse_qsl
 
 import structlog
@@ -109,6 +109,9 @@ _ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 _SPY_OPTIONS: dict[SpyMode, str] = {"listen": "qEd", "whisper": "qEdw", "barge": "qEdB"}
 _SPY_DTMF: dict[SpyMode, str] = {"listen": "4", "whisper": "5", "barge": "6"}
 _RECORD_PATH = re.compile(r"[A-Za-z0-9_./-]{1,255}\.[a-z0-9]{2,8}")
+#: Everything a finished ``Dial`` left on the caller's channel, read in one AGI command.
+_DIAL_OUTCOME: Final = "${DIALSTATUS}|${ANSWEREDTIME}|${DIALEDPEERNAME}|${HANGUPCAUSE}"
+
 #: Samples per second of the ``endpos`` of STREAM FILE / RECORD FILE (8 kHz formats).
 SAMPLE_RATE = 8000
 
@@ -918,10 +921,11 @@ class AsteriskCall:
             exec_error = exc
         ended = time.monotonic()
         # Dial returns -1 after a normal answered call too: the variables tell what happened.
-        status_text = await self._dead_ok_variable("DIALSTATUS")
-        answered_time = await self._dead_ok_variable("ANSWEREDTIME")
-        peer_and_cause = await self._dead_ok_variable("${DIALEDPEERNAME} ${HANGUPCAUSE}", full=True)
-        peer_name, _, cause_text = (peer_and_cause or "").rpartition(" ")
+        # One command reads all four ('|' cannot be in a status, a time or a cause; a peer
+        # name containing one is kept whole by the outer splits).
+        outcome = await self._dead_ok_variable(_DIAL_OUTCOME, full=True) or "|||"
+        status_text, answered_time, rest = [*outcome.split("|", 2), "", ""][:3]
+        peer_name, _, cause_text = rest.rpartition("|")
         if self._session.ended and not self.hung_up:
             # AsyncAGI: AsyncAGIEnd can come a moment before the channel's Hangup event.
             with contextlib.suppress(TimeoutError):
