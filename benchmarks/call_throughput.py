@@ -224,9 +224,17 @@ def on_call(daemon: Daemon) -> int:
 
 
 async def hold(
-    daemon: Daemon, pbx: PBXProcess, agents: list[str], count: int, seconds: float, heap: bool
-) -> tuple[int, float]:
-    """Hold ``count`` calls bridged at once; (calls held, bytes per call: heap or RSS)."""
+    daemon: Daemon,
+    pbx: PBXProcess,
+    agents: list[str],
+    count: int,
+    seconds: float,
+    heap: bool,
+    *,
+    call_timeout_margin: float = 30.0,
+) -> tuple[int, int, float]:
+    """Hold ``count`` calls at once (agents talk ``seconds``); (calls bridged, calls the
+    daemon had up, bytes grown: Python heap with ``heap``, else RSS)."""
     await pbx.request(phones(agents, 0.01, seconds))
     gc.collect()
     base = rss_bytes()
@@ -239,7 +247,7 @@ async def hold(
                 "calls": count,
                 "concurrency": count,
                 "script": "ivr",
-                "call_timeout": seconds + 30,
+                "call_timeout": seconds + call_timeout_margin,
             }
         )
         all_connected = asyncio.Event()
@@ -257,14 +265,15 @@ async def hold(
                 await asyncio.wait_for(all_connected.wait(), seconds)
         finally:
             daemon.bus.unsubscribe(on_event)
-        held = on_call(daemon)
+        bridged = on_call(daemon)
+        up = len(daemon.switchboard.active)
         gc.collect()
         grown = tracemalloc.get_traced_memory()[0] if heap else rss_bytes() - base
     finally:
         if heap:
             tracemalloc.stop()
     await pbx.receive(timeout=seconds + 60)
-    return held, grown / max(1, held)
+    return bridged, up, grown
 
 
 async def run_transport(
@@ -309,13 +318,15 @@ async def run_transport(
             await asyncio.sleep(0.3)
             # Memory first, while the heap has no slack left by the ramp's peaks.
             if args.hold and not args.quick:
-                memory.held, memory.rss_per_call = await hold(
+                memory.held, _, grown = await hold(
                     daemon, pbx, agents, args.hold, args.hold_seconds, heap=False
                 )
+                memory.rss_per_call = grown / max(1, memory.held)
             if args.hold:
-                memory.held, memory.heap_per_call = await hold(
+                memory.held, _, grown = await hold(
                     daemon, pbx, agents, args.hold, args.hold_seconds, heap=True
                 )
+                memory.heap_per_call = grown / max(1, memory.held)
                 await pbx.request(ringing)
             probe.clear()
             pbx.send(

@@ -60,12 +60,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import math
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,8 +81,8 @@ from call_throughput import (
     add_rows,
     bench_config,
     floor_stage,
+    hold,
     info_line_cost,
-    on_call,
     phones,
     sample_active,
     thread_cpu,
@@ -92,13 +90,12 @@ from call_throughput import (
 from floor_client import ESLFloorClient
 from pbx_side import PBXProcess
 from probes import ESLProbe, Sample
-from report import Table, event_loop_factory, loop_name, machine, ms, percentile, rss_bytes
+from report import Table, event_loop_factory, loop_name, machine, ms, percentile
 from stack_sampler import StackSampler
 
 from callcenter.config import load_config
 from callcenter.daemon import Daemon
 from callcenter.errors import CallHungUp
-from callcenter.events import AgentConnected, EngineEvent
 from callcenter.log import configure_logging
 from callcenter.pbx.freeswitch.connection import DEFAULT_EVENTS
 from callcenter.pbx.freeswitch.driver import FreeSwitchCall
@@ -176,48 +173,13 @@ async def hold_calls(
     """Hold ``count`` calls at once (agents talk ``seconds``); (calls bridged, calls the
     daemon had up, bytes per call up: Python heap or RSS growth).
 
-    Unlike ``call_throughput.hold`` the bytes are divided by every call the daemon has up
+    Unlike the Asterisk benchmark the bytes are divided by every call the daemon has up
     (switchboard), not only the bridged ones: calls caught by the hold-music stall wait in
     the queue meanwhile and take memory too.
     """
-    await pbx.request(phones(agents, 0.01, seconds))
-    gc.collect()
-    base = rss_bytes()
-    if heap:
-        tracemalloc.start()
-    try:
-        pbx.send(
-            {
-                "cmd": "concurrent",
-                "calls": count,
-                "concurrency": count,
-                "script": "ivr",
-                "call_timeout": seconds + 5,
-            }
-        )
-        all_connected = asyncio.Event()
-        connected = [0]
-
-        def on_event(event: EngineEvent) -> None:
-            if isinstance(event, AgentConnected):
-                connected[0] += 1
-                if connected[0] >= count:
-                    all_connected.set()
-
-        daemon.bus.subscribe(on_event)
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(all_connected.wait(), seconds)
-        finally:
-            daemon.bus.unsubscribe(on_event)
-        bridged = on_call(daemon)
-        up = len(daemon.switchboard.active)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] if heap else rss_bytes() - base
-    finally:
-        if heap:
-            tracemalloc.stop()
-    await pbx.receive(timeout=seconds + 60)
+    bridged, up, grown = await hold(
+        daemon, pbx, agents, count, seconds, heap, call_timeout_margin=5.0
+    )
     return bridged, up, grown / max(1, up)
 
 
