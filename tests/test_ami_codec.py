@@ -420,3 +420,35 @@ def test_encoded_messages_decode_to_the_same_headers(pairs: list[tuple[str, str]
     (msg,) = AMIParser(expect_banner=False).feed(data)
     assert msg.headers == tuple(pairs)
     assert msg.encode() == data
+
+
+_NAMES = ["Event", "event", "EVENT", "Uniqueid", "UniqueID", "Channel", "Key", "key:x", "x", "İd"]
+_line = st.one_of(
+    st.tuples(st.sampled_from(_NAMES), st.sampled_from([": ", ":", ":  ", ":\t"]), st.text()).map(
+        "".join
+    ),
+    st.text(),
+).map(lambda s: s.replace("\r", "").replace("\n", ""))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    lines=st.lists(_line, min_size=1, max_size=8),
+    endings=st.lists(st.sampled_from(["\r\n", "\n", "\r\r\n"]), min_size=8, max_size=8),
+)
+def test_a_received_message_reads_its_headers_as_the_split_headers_say(
+    lines: list[str], endings: list[str]
+) -> None:
+    """Lookups on a received message search its text; they must give what the headers give,
+    whatever the line endings, the case, the ``Key:value`` lines and non-ASCII text."""
+    body = "".join(line + end for line, end in zip(lines, endings, strict=False)).rstrip("\r\n")
+    if not body.strip("\r\n"):
+        return
+    received = AMIMessage.decoded(body)
+    split = AMIMessage(received.headers, received.extra)
+    fresh = AMIMessage.decoded(body)
+    for name in [*_NAMES, "ActionID", "Missing"]:
+        assert fresh.get(name) == split.get(name), name
+        assert (name in fresh) == (name in split)
+    assert (fresh.kind, fresh.name) == (split.kind, split.name)
+    assert fresh == split

@@ -73,7 +73,6 @@ class AMIBanner:
         return _to_utf8(self.text + "\r\n")
 
 
-@dataclass(frozen=True, slots=True)
 class AMIMessage:
     """One AMI event, response or action.
 
@@ -81,15 +80,52 @@ class AMIMessage:
     case kept. Lookups (:meth:`get`, ``msg["ActionID"]``, ``"uniqueid" in msg``) ignore case
     and return the first occurrence. ``extra`` holds non-empty lines that had no colon (old
     ``Response: Follows`` command output, garbage): they are kept, never interpreted.
-    Build outgoing messages with :meth:`build` or :meth:`from_pairs`.
+    ``raw`` is the exact bytes received, terminator included (None for a message built in
+    code); it is not part of equality, so a decoded message equals the same message built in
+    code. Messages are immutable. Build outgoing messages with :meth:`build` or
+    :meth:`from_pairs`.
+
+    A decoded message keeps its text and splits it into headers only when asked: the driver
+    reads a handful of the twenty-odd headers of an event, and :meth:`get` finds those in the
+    text itself (benchmarks/ami_ingest.py).
     """
 
-    headers: tuple[tuple[str, str], ...]
-    extra: tuple[str, ...] = ()
-    #: Exact bytes received, terminator included (None for a message built in code);
-    #: not part of equality, so a decoded message equals the same message built in code.
-    raw: bytes | None = field(default=None, compare=False, repr=False)
-    _index: dict[str, str] | None = field(default=None, init=False, compare=False, repr=False)
+    __slots__ = ("_extra", "_folded", "_headers", "_index", "_raw", "_text")
+
+    _headers: tuple[tuple[str, str], ...] | None
+    _extra: tuple[str, ...] | None
+    _raw: bytes | None
+    _index: dict[str, str] | None
+    #: The decoded body of a received message (None once split, or when built in code).
+    _text: str | None
+    #: ``"\n"`` + the text lower-cased, for :meth:`get` (ASCII texts only).
+    _folded: str | None
+
+    def __init__(
+        self,
+        headers: tuple[tuple[str, str], ...],
+        extra: tuple[str, ...] = (),
+        raw: bytes | None = None,
+    ) -> None:
+        self._headers = headers
+        self._extra = extra
+        self._raw = raw
+        self._index = None
+        self._text = None
+        self._folded = None
+
+    @classmethod
+    def decoded(cls, text: str, raw: bytes | None = None) -> AMIMessage:
+        """A message from its decoded body (the lines without the blank line that ends it),
+        split lazily; ``raw`` as for the constructor."""
+        msg = cls.__new__(cls)
+        msg._headers = None
+        msg._extra = None
+        msg._raw = raw
+        msg._index = None
+        msg._text = text
+        msg._folded = None
+        return msg
 
     @classmethod
     def build(cls, first: tuple[str, str], *rest: tuple[str, str]) -> AMIMessage:
@@ -102,19 +138,79 @@ class AMIMessage:
         items = pairs.items() if isinstance(pairs, Mapping) else pairs
         return cls(tuple((str(k), str(v)) for k, v in items))
 
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """``(key, value)`` pairs in wire order."""
+        headers = self._headers
+        if headers is None:
+            headers = self._split()[0]
+        return headers
+
+    @property
+    def extra(self) -> tuple[str, ...]:
+        """Non-empty lines without a colon, in wire order."""
+        extra = self._extra
+        if extra is None:
+            extra = self._split()[1]
+        return extra
+
+    @property
+    def raw(self) -> bytes | None:
+        """The exact bytes received, terminator included; None for a message built in code."""
+        return self._raw
+
+    def _split(self) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+        headers, extra = _split_lines(self._text or "")
+        self._headers, self._extra = headers, extra
+        return headers, extra
+
     def _lookup(self) -> dict[str, str]:
         index = self._index
         if index is None:
             index = {}
             for key, value in self.headers:
                 index.setdefault(key.lower(), value)
-            # frozen dataclass: the index is a cache, not state, so bypass the freeze
-            object.__setattr__(self, "_index", index)
+            self._index = index
         return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first header called ``name`` (any case), else ``default``."""
-        return self._lookup().get(name.lower(), default)
+        text = self._text
+        if text is None:
+            return self._lookup().get(name.lower(), default)
+        folded = self._folded
+        if folded is None:
+            if not text.isascii():
+                # Lower-casing may change a non-ASCII text's length or depend on context:
+                # positions in the folded text would not be positions in the text.
+                self._split()
+                self._text = None
+                return self._lookup().get(name.lower(), default)
+            folded = self._folded = "\n" + text.lower()
+        key = _FIND_KEYS.get(name)
+        if key is None:
+            if ":" in name or "\n" in name:
+                # No header is found by such a name's position: "K:x:" is the header "K".
+                return self._lookup().get(name.lower(), default)
+            key = "\n" + name.lower() + ":"
+            if len(_FIND_KEYS) < 1024:
+                _FIND_KEYS[name] = key
+        at = folded.find(key)
+        while at >= 0:
+            # The value starts right after the colon; in ``text`` (no leading "\n") that is
+            # one character earlier than in ``folded``.
+            start = at + len(key) - 1
+            end = text.find("\n", start)
+            value = text[start:] if end < 0 else text[start:end]
+            if value[-1:] == "\r":
+                value = value[:-1]
+            if value[:1] == " ":
+                return value[1:]
+            if ": " not in value:
+                return value.lstrip(" \t")  # "Key:value", as Asterisk reads it
+            # "Key:x: y" is the header "Key:x": look further.
+            at = folded.find(key, at + 1)
+        return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of the headers called ``name`` (any case), in wire order."""
@@ -122,30 +218,43 @@ class AMIMessage:
         return [value for key, value in self.headers if key.lower() == lname]
 
     def __getitem__(self, name: str) -> str:
-        value = self._lookup().get(name.lower())
+        value = self.get(name)
         if value is None:
             raise KeyError(name)
         return value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._lookup()
+        return isinstance(name, str) and self.get(name) is not None
+
+    def _first(self) -> tuple[str, str] | None:
+        text = self._text
+        if text is not None:
+            end = text.find("\n")
+            line = text if end < 0 else text[:end]
+            key, sep, value = line.partition(": ")
+            if sep:
+                return key, value[:-1] if value[-1:] == "\r" else value
+        headers = self.headers
+        return headers[0] if headers else None
 
     @property
     def kind(self) -> MessageKind:
         """``event``/``response``/``action`` from the first header's name; else ``unknown``."""
-        if not self.headers:
+        first = self._first()
+        if first is None:
             return "unknown"
-        return _KINDS.get(self.headers[0][0].lower(), "unknown")
+        return _KINDS.get(first[0].lower(), "unknown")
 
     @property
     def name(self) -> str:
         """The first header's value: the event name, ``Success``/``Error``, the action name."""
-        return self.headers[0][1] if self.headers else ""
+        first = self._first()
+        return first[1] if first is not None else ""
 
     @property
     def action_id(self) -> str | None:
         """The ``ActionID`` header (any case), or None."""
-        return self._lookup().get("actionid")
+        return self.get("ActionID")
 
     def as_dict(self) -> dict[str, str]:
         """Lower-cased header names to their first value (a copy)."""
@@ -153,11 +262,50 @@ class AMIMessage:
 
     def encode(self) -> bytes:
         """The message on the wire: the exact received bytes for a decoded message."""
-        if self.raw is not None:
-            return self.raw
+        if self._raw is not None:
+            return self._raw
         if self.extra:
             raise AMIProtocolError("cannot encode a message with non-header lines")
         return encode_message(self.headers)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not AMIMessage:
+            return NotImplemented
+        assert isinstance(other, AMIMessage)
+        return self.headers == other.headers and self.extra == other.extra
+
+    def __hash__(self) -> int:
+        return hash((self.headers, self.extra))
+
+    def __repr__(self) -> str:
+        return f"AMIMessage(headers={self.headers!r}, extra={self.extra!r})"
+
+
+_FIND_KEYS: dict[str, str] = {}
+
+
+def _split_lines(text: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """A message body's ``(headers, extra)``: lines end in CRLF or a bare LF (Asterisk
+    accepts both); ``Key: Value``, and ``Key:value`` as Asterisk reads it too."""
+    lines = text.split("\r\n")
+    if text.count("\n") != len(lines) - 1:
+        lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+    parts = [ln.partition(": ") for ln in lines]
+    if all([p[1] for p in parts]):
+        return tuple([(p[0], p[2]) for p in parts]), ()
+    headers: list[tuple[str, str]] = []
+    extra: list[str] = []
+    for line, (key, sep, value) in zip(lines, parts, strict=True):
+        if sep:
+            headers.append((key, value))
+        elif ":" in line:
+            name, _, rest = line.partition(":")
+            headers.append((name, rest.lstrip(" \t")))
+        elif line:
+            extra.append(line)
+    if extra:
+        log.debug("ami_lines_without_colon", count=len(extra), first=extra[0][:80])
+    return tuple(headers), tuple(extra)
 
 
 def _to_utf8(text: str) -> bytes:
@@ -354,25 +502,4 @@ class AMIParser:
             return data.decode("utf-8", "replace")
 
     def _message(self, body: bytes, raw: bytes) -> AMIMessage:
-        text = self._decode(body, "message")
-        lines = text.split("\r\n")
-        if text.count("\n") != len(lines) - 1:
-            # Some lines end in a bare LF (Asterisk accepts that too).
-            lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
-        parts = [ln.partition(": ") for ln in lines]
-        if all([p[1] for p in parts]):
-            return AMIMessage(tuple([(p[0], p[2]) for p in parts]), (), raw)
-        headers: list[tuple[str, str]] = []
-        extra: list[str] = []
-        for line, (key, sep, value) in zip(lines, parts, strict=True):
-            if sep:
-                headers.append((key, value))
-            elif ":" in line:
-                # "Key:value" without the space: Asterisk reads it as a header too.
-                name, _, rest = line.partition(":")
-                headers.append((name, rest.lstrip(" \t")))
-            elif line:
-                extra.append(line)
-        if extra:
-            log.debug("ami_lines_without_colon", count=len(extra), first=extra[0][:80])
-        return AMIMessage(tuple(headers), tuple(extra), raw)
+        return AMIMessage.decoded(self._decode(body, "message"), raw)
