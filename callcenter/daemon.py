@@ -31,6 +31,7 @@ from callcenter.pbx.interface import PBX, Call
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import SqliteCdrStore
+from callcenter.records.writer import RecordWriter
 from callcenter.switchboard import Switchboard
 
 log = structlog.get_logger(__name__)
@@ -131,7 +132,8 @@ class Daemon:
         self.environ = environ
         self.bus = EventBus()
         self.store = SqliteCdrStore(resolve(config, config.records.cdr_path))
-        self.recorder = CdrRecorder(self.store)
+        writer = RecordWriter(self.store, commit_interval=config.records.commit_interval)
+        self.recorder = CdrRecorder(self.store, writer=writer)
         self.bus.subscribe(self.recorder.on_event)
         self.shifts = ShiftRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.shifts.on_event)

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from callcenter.events import (
 from callcenter.records.cdr import CDR_FIELDS, CdrRecord, CdrRecorder, finish, fold
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import CDR_COLUMNS, SqliteCdrStore
+from callcenter.records.writer import RecordWriter
 
 T0 = datetime(2024, 5, 6, 9, 0, 0, tzinfo=UTC)
 MONO0 = 5000.0
@@ -562,3 +564,44 @@ async def test_one_bad_record_in_a_batch_does_not_lose_the_others(tmp_path: Path
     assert failures == [], "the failing write was tried"
     rows = SqliteCdrStore(tmp_path / "cdr.sqlite3").fetch_cdrs()
     assert sorted(r["uniqueid"] for r in rows) == [f"call-{n}" for n in range(6)]
+
+
+async def test_under_load_calls_ending_apart_still_share_one_sync(tmp_path: Path) -> None:
+    """With a commit interval, records that end one after another (not in the same loop turn)
+    wait for the interval after the previous commit and go to disk together; the first
+    record after a quiet spell is written at once."""
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    batches: list[int] = []
+    written: dict[str, float] = {}
+    real_batch, real_write = store.batch, store.write_cdr
+
+    def counting_batch(writes: Any) -> Any:
+        before = len(written)
+        result = real_batch(writes)
+        batches.append(len(written) - before)
+        return result
+
+    def timed_write(record: CdrRecord) -> bool:
+        written[record.uniqueid] = time.monotonic()
+        return real_write(record)
+
+    store.batch = counting_batch  # type: ignore[method-assign]
+    store.write_cdr = timed_write  # type: ignore[method-assign]
+    recorder = CdrRecorder(store, writer=RecordWriter(store, commit_interval=1.0))
+    await asyncio.wait_for(recorder.start(), 5)
+    try:
+        quiet_ended = time.monotonic()
+        recorder.on_event(started(0.0, call_id="quiet"))
+        recorder.on_event(ended(1.0, call_id="quiet"))
+        await recorder.wait_written("quiet", timeout=5)
+        assert written["quiet"] - quiet_ended < 0.5, "the first record waited for nothing"
+        for n in range(5):  # five calls end 20 ms apart, right after that commit
+            recorder.on_event(started(0.0, call_id=f"busy-{n}"))
+            recorder.on_event(ended(1.0, call_id=f"busy-{n}"))
+            await asyncio.sleep(0.02)
+        await recorder.wait_written("busy-4", timeout=5)
+    finally:
+        await asyncio.wait_for(recorder.close(), 5)
+    assert batches == [5], "the five busy records went to disk in one transaction"
+    assert min(written[f"busy-{n}"] for n in range(5)) - written["quiet"] >= 0.99
+    assert len(SqliteCdrStore(tmp_path / "cdr.sqlite3").fetch_cdrs()) == 6

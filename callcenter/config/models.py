@@ -456,6 +456,18 @@ class RecordsConfig(_Model):
             "folder of the config file."
         ),
     )
+    commit_interval: _SecondsOrZero = Field(
+        default=0.05,
+        le=1.0,
+        description=(
+            "Under load, the shortest time in seconds between two commits to the CDR file: "
+            "records finished meanwhile are written and synced together, in one transaction. "
+            "Each commit costs about 0.25 ms of CPU for its sync, a record in a batch of "
+            "five about 0.1 ms. A record then waits at most this long to be durable; after a "
+            "quiet spell the next one is written at once. 0 commits every batch as soon as "
+            "the previous one is done."
+        ),
+    )
 
 
 class RouteConfig(_Model):
