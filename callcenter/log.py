@@ -11,6 +11,16 @@ import structlog
 LogFormat = Literal["auto", "json", "console"]
 
 
+class _SharedPrinter:
+    """A structlog logger factory that hands out one :class:`structlog.PrintLogger`."""
+
+    def __init__(self, printer: structlog.PrintLogger) -> None:
+        self._printer = printer
+
+    def __call__(self, *args: object) -> structlog.PrintLogger:
+        return self._printer
+
+
 def configure_logging(
     level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
 ) -> None:
@@ -37,7 +47,9 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        # One printer for every logger: the default factory builds one per bind, and the
+        # daemon binds a call's ids several times per call.
+        logger_factory=_SharedPrinter(structlog.PrintLogger(file=out)),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric, stream=out, format="%(levelname)s %(name)s %(message)s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -376,3 +377,38 @@ async def test_dial_sends_hold_music_and_caller_id_options_and_refuses_odd_devic
         writer.close()
     result = seen["result"]
     assert result == DialResult(DialStatus.NOANSWER, cause=HangupCause.NO_ANSWER)
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+async def test_sessions_leave_no_descriptor_behind_however_they_end() -> None:
+    """Each session keeps a descriptor of its own to re-arm TCP_QUICKACK on; it must be
+    closed whether we end the session or Asterisk closes the connection mid-command, even
+    while something still holds the session object."""
+    kept: list[FastAGISession] = []
+
+    async def on_session(session: FastAGISession) -> None:
+        kept.append(session)
+        with contextlib.suppress(CallHungUp):
+            await session.command("GET VARIABLE X", timeout=2)
+
+    async with server_with(on_session) as server:
+        before = _open_descriptors()
+        for n in range(10):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(ENV)
+            async with asyncio.timeout(2):
+                assert await reader.readline() == b"GET VARIABLE X\n"
+                if n % 2:
+                    writer.write(b"200 result=1 (x)\n")  # the session ends: we close
+                    assert await reader.read() == b""
+            writer.close()  # even n: Asterisk hangs up while the command runs
+            await writer.wait_closed()
+        async with asyncio.timeout(2):
+            while server.sessions:
+                await asyncio.sleep(0.01)
+        assert _open_descriptors() == before
+    assert len(kept) == 10

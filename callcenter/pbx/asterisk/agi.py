@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import itertools
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol, cast
@@ -43,7 +44,7 @@ from callcenter.errors import (
     PBXTimeoutError,
 )
 from callcenter.pbx.asterisk.ami import AMIConnection
-from callcenter.pbx.link import set_nodelay
+from callcenter.pbx.link import reply_within, set_nodelay
 from callcenter.protocols.agi import (
     MAX_COMMAND_BYTES,
     AGIEnvironment,
@@ -149,7 +150,7 @@ class FastAGISession:
         self._sync_ids = itertools.count(1)
         self._stale: collections.deque[AGIResult] = collections.deque(maxlen=64)
         self._log = log.bind(peer=_peer(transport))
-        self._sock: socket.socket | None = transport.get_extra_info("socket")
+        self._sock = _quickack_socket(transport)
 
     # -- AGISession -----------------------------------------------------------------------
 
@@ -196,6 +197,7 @@ class FastAGISession:
         if not self._closed:
             self._closed = True
             self._transport.close()
+        self._drop_socket()
         self._fail_pending(CallHungUp(f"AGI session of {self._channel()} closed"))
 
     # -- internals --------------------------------------------------------------------------
@@ -210,8 +212,7 @@ class FastAGISession:
         self._pending = future
         self._transport.write(data)
         try:
-            async with asyncio.timeout(limit):
-                return await future
+            return await reply_within(future, limit)
         except TimeoutError:
             self._desynced = True
             self._log.warning("agi_command_timeout", command=line[:80], timeout=limit)
@@ -279,9 +280,15 @@ class FastAGISession:
         # Asterisk writes every line with its own write() and no TCP_NODELAY: re-arming
         # QUICKACK after each read stops the ~40 ms Nagle/delayed-ACK stall between a result
         # and a HANGUP notice or inside 520 blocks.
-        if _TCP_QUICKACK is not None and self._sock is not None:
+        sock = self._sock
+        if sock is not None and _TCP_QUICKACK is not None:
             with contextlib.suppress(OSError):
-                self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+
+    def _drop_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
 
     # called by _FastAGIProtocol
     def _data_received(self, data: bytes) -> None:
@@ -315,6 +322,7 @@ class FastAGISession:
     def _connection_lost(self) -> None:
         was_closed = self._closed
         self._closed = True
+        self._drop_socket()
         if not was_closed:
             self._closed_by_peer = True
             if self._env is not None:
@@ -460,6 +468,22 @@ class FastAGIServer:
         finally:
             self._tasks.pop(session, None)
             await session.close()
+
+
+def _quickack_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
+    """A socket of our own (a dup of the connection's descriptor) to re-arm TCP_QUICKACK on
+    after every read; None where there is no QUICKACK. uvloop's transport hands out a
+    PseudoSocket whose every setsockopt builds a socket object and asks the kernel for its
+    address first: three times the cost of a setsockopt on a descriptor we keep."""
+    if _TCP_QUICKACK is None:
+        return None
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        return socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+    except OSError:
+        return None
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:

@@ -50,7 +50,7 @@ from callcenter.errors import (
     PBXConnectionError,
     PBXTimeoutError,
 )
-from callcenter.pbx.link import ProtocolLink
+from callcenter.pbx.link import ProtocolLink, reply_within
 from callcenter.pbx.reconnect import backoff
 from callcenter.protocols.esl import (
     EVENT_CONTENT_TYPES,
@@ -186,9 +186,13 @@ class _Link(ProtocolLink):
         self._fifo.append(future)
         self.write(data)
         try:
-            async with asyncio.timeout(limit):
-                await self.drain()
-                return await future
+            if self._drain_waiter is not None:
+                # The PBX stopped reading: the limit covers the wait for room too.
+                deadline = self._loop.time() + limit
+                async with asyncio.timeout_at(deadline):
+                    await self.drain()
+                return await reply_within(future, max(0.0, deadline - self._loop.time()))
+            return await reply_within(future, limit)
         except TimeoutError:
             raise PBXTimeoutError(
                 f"FreeSWITCH at {self.where} did not answer {what!r} within {limit:.1f}s"

@@ -123,6 +123,7 @@ from callcenter.pbx.interface import (
     SpyMode,
     Transport,
 )
+from callcenter.pbx.link import reply_within
 from callcenter.pbx.spy import SpyLife
 from callcenter.protocols.esl import ESLEvent
 
@@ -988,8 +989,7 @@ class FreeSwitchCall:
         self, event_uuid: str, future: asyncio.Future[ESLEvent], limit: float, app: str
     ) -> ESLEvent:
         try:
-            async with asyncio.timeout(limit):
-                return await future
+            return await reply_within(future, limit)
         except TimeoutError:
             raise PBXTimeoutError(
                 f"{app} on {self._info.channel} did not complete within {limit:.1f}s"
