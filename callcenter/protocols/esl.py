@@ -183,6 +183,7 @@ class ESLMessage:
     body: bytes
     raw: bytes = field(repr=False, compare=False)
     _event: ESLEvent | None = field(default=None, init=False, repr=False, compare=False)
+    _content_type: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @overload
     def get(self, name: str) -> str | None: ...
@@ -197,7 +198,12 @@ class ESLMessage:
     def content_type(self) -> str:
         """``auth/request``, ``command/reply``, ``api/response``, ``text/event-plain`` ...;
         ``""`` when the message has no Content-Type."""
-        return _lookup(self.headers, "Content-Type") or ""
+        # Asked for several times per message (dispatch, is_event, event): kept.
+        cached = self._content_type
+        if cached is None:
+            cached = _lookup(self.headers, "Content-Type") or ""
+            object.__setattr__(self, "_content_type", cached)
+        return cached
 
     @property
     def reply_text(self) -> str | None:
