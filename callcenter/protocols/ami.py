@@ -90,7 +90,7 @@ class AMIMessage:
     text itself (benchmarks/ami_ingest.py).
     """
 
-    __slots__ = ("_extra", "_folded", "_headers", "_index", "_raw", "_text")
+    __slots__ = ("_extra", "_folded", "_head", "_headers", "_index", "_raw", "_text")
 
     _headers: tuple[tuple[str, str], ...] | None
     _extra: tuple[str, ...] | None
@@ -100,6 +100,9 @@ class AMIMessage:
     _text: str | None
     #: ``"\n"`` + the text lower-cased, for :meth:`get` (ASCII texts only).
     _folded: str | None
+    #: The first header of a received message when its line reads ``Key: Value`` (kind and
+    #: name are asked of every message); None: take ``headers[0]``.
+    _head: tuple[str, str] | None
 
     def __init__(
         self,
@@ -113,6 +116,7 @@ class AMIMessage:
         self._index = None
         self._text = None
         self._folded = None
+        self._head = None
 
     @classmethod
     def decoded(cls, text: str, raw: bytes | None = None) -> AMIMessage:
@@ -125,6 +129,9 @@ class AMIMessage:
         msg._index = None
         msg._text = text
         msg._folded = None
+        end = text.find("\n")
+        key, sep, value = (text if end < 0 else text[:end]).partition(": ")
+        msg._head = (key, value[:-1] if value[-1:] == "\r" else value) if sep else None
         return msg
 
     @classmethod
@@ -227,13 +234,9 @@ class AMIMessage:
         return isinstance(name, str) and self.get(name) is not None
 
     def _first(self) -> tuple[str, str] | None:
-        text = self._text
-        if text is not None:
-            end = text.find("\n")
-            line = text if end < 0 else text[:end]
-            key, sep, value = line.partition(": ")
-            if sep:
-                return key, value[:-1] if value[-1:] == "\r" else value
+        head = self._head
+        if head is not None:
+            return head
         headers = self.headers
         return headers[0] if headers else None
 
@@ -502,4 +505,8 @@ class AMIParser:
             return data.decode("utf-8", "replace")
 
     def _message(self, body: bytes, raw: bytes) -> AMIMessage:
-        return AMIMessage.decoded(self._decode(body, "message"), raw)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = self._decode(body, "message")
+        return AMIMessage.decoded(text, raw)
