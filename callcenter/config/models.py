@@ -464,8 +464,10 @@ class RecordsConfig(_Model):
             "records finished meanwhile are written and synced together, in one transaction. "
             "Each commit costs about 0.25 ms of CPU for its sync, a record in a batch of "
             "five about 0.1 ms. A record then waits at most this long to be durable; after a "
-            "quiet spell the next one is written at once. 0 commits every batch as soon as "
-            "the previous one is done."
+            "quiet spell the next one is written at once. A call's task, and with it a "
+            "FastAGI connection or an outbound ESL socket, ends once its record is durable: "
+            "under load up to this much later. 0 commits every batch as soon as the previous "
+            "one is done."
         ),
     )
 

@@ -150,7 +150,7 @@ class FastAGISession:
         self._sync_ids = itertools.count(1)
         self._stale: collections.deque[AGIResult] = collections.deque(maxlen=64)
         self._log = log.bind(peer=_peer(transport))
-        self._sock = _quickack_socket(transport)
+        self._sock = _tuned_socket(transport)
 
     # -- AGISession -----------------------------------------------------------------------
 
@@ -338,7 +338,6 @@ class _FastAGIProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, though not always an asyncio.Transport subclass (uvloop's).
         transport = cast(asyncio.Transport, transport)
-        set_nodelay(transport)
         self._session = FastAGISession(self._server, transport)
         self._server._connection_made(self._session)
 
@@ -470,20 +469,29 @@ class FastAGIServer:
             await session.close()
 
 
-def _quickack_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
-    """A socket of our own (a dup of the connection's descriptor) to re-arm TCP_QUICKACK on
-    after every read; None where there is no QUICKACK. uvloop's transport hands out a
-    PseudoSocket whose every setsockopt builds a socket object and asks the kernel for its
-    address first: three times the cost of a setsockopt on a descriptor we keep."""
-    if _TCP_QUICKACK is None:
+def _tuned_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
+    """Turn Nagle off on the connection; return a socket of our own (a dup of its descriptor)
+    to re-arm TCP_QUICKACK on after every read, or None where there is no QUICKACK.
+
+    uvloop's transport hands out a PseudoSocket whose every setsockopt builds a socket object
+    and asks the kernel for its address first: three times the cost of a setsockopt on a
+    descriptor we keep, and a FastAGI call re-arms QUICKACK on every read."""
+    sock = transport.get_extra_info("socket") if _TCP_QUICKACK is not None else None
+    own: socket.socket | None = None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            fd = os.dup(sock.fileno())
+            try:
+                own = socket.socket(sock.family, sock.type, sock.proto, fileno=fd)
+            except OSError:
+                os.close(fd)
+                raise
+    if own is None:
+        set_nodelay(transport)
         return None
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return None
-    try:
-        return socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
-    except OSError:
-        return None
+    with contextlib.suppress(OSError):
+        own.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return own
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:
