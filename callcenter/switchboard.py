@@ -497,7 +497,13 @@ class Switchboard:
                 await call.play([qcfg.announce])
             if greet and not hunt.done():
                 await self._announce(call, entry, qcfg, waiting, force=True)
-            await call.start_hold_music(qcfg.hold_music)
+            if not hunt.done():
+                # One loop turn lets the hunt reserve a free agent (it only waits when there is
+                # none). A reserved agent is rung at once, the queue's music playing while it
+                # rings (the dial's hold_music): starting the music first costs PBX commands.
+                await asyncio.sleep(0)
+            if not hunt.done():
+                await call.start_hold_music(qcfg.hold_music)
             while connected is None:
                 now = time.monotonic()
                 if now >= deadline:
@@ -1009,7 +1015,7 @@ class Switchboard:
                 result = await call.dial(
                     "&".join(agent.device for agent in ringing),
                     timeout=max(1.0, timeout),
-                    hold_music=True,
+                    hold_music=qcfg.hold_music,
                     on_answer=on_answer,
                 )
             except CallHungUp:

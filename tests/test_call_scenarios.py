@@ -201,3 +201,33 @@ async def test_frozen_ami_is_noticed_by_keepalive_and_the_daemon_reconnects(
         assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
         await caller.hangup()
         assert (await center.cdr(caller.uniqueid))["agent"] == "1001"
+
+
+_MUSIC_APPS = {"StartMusicOnHold", "MusicOnHold", "endless_playback"}
+
+
+async def test_an_agent_free_at_once_is_rung_straight_away_with_music_while_it_rings(
+    tmp_path: Path, agi: str
+) -> None:
+    """No hold music is started before the dial when an agent is already free: the caller
+    hears the queue's music from the dial while the agent rings (a PBX command or four
+    less per call). A caller who has to wait gets the music at once."""
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.3)
+        center.add_phone("PJSIP/1002", answer_after=None)
+        first = await center.pbx.call("800", caller_num="5550101")
+        await first.wait_for_prompt("welcome-menu", timeout=5)
+        await first.press("1")  # sales: 1001 is free
+        await first.wait_moh(timeout=5)
+        assert await first.wait_bridged(timeout=5) == "PJSIP/1001"
+        second = await center.pbx.call("800", caller_num="5550102")
+        await second.wait_for_prompt("welcome-menu", timeout=5)
+        await second.press("1")  # sales: 1001 is talking to the first caller
+        await second.wait_moh(timeout=5)
+        await second.hangup()
+        await first.hangup()
+        await center.cdr(first.uniqueid)
+        await center.cdr(second.uniqueid)
+        await center.idle()
+    assert not _MUSIC_APPS & set(first.applications), first.applications
+    assert _MUSIC_APPS & set(second.applications), second.applications

@@ -797,6 +797,24 @@ async def test_dial_to_a_phone_that_never_answers_gives_noanswer_after_the_timeo
     await caller.wait_ended(5)
 
 
+async def test_dial_options_are_letters_with_arguments_as_asterisk_reads_them(
+    pbx: DemoAsterisk, fastagi: MiniFastAGI
+) -> None:
+    """``m(class)`` plays that class while ringing; an ``m`` inside another option's argument
+    (``o(Sam)``) is no music option."""
+    pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=None))
+    caller = await pbx.call("800")
+    conn = await fastagi.accept()
+    assert (await conn.command("EXEC Dial PJSIP/1001,1,o(Sam)")).text == "200 result=0\n"
+    assert not [e for e in pbx.event_log if e.name == "MusicOnHoldStart"]
+    assert (await conn.command("EXEC Dial PJSIP/1001,1,o(Sam)m(jazz)")).text == "200 result=0\n"
+    music = [e.get("Class") for e in pbx.event_log if e.name == "MusicOnHoldStart"]
+    assert music == ["jazz"]
+    assert caller.applications[-2:] == ["Dial", "Dial"]
+    conn.close()
+    await caller.wait_ended(5)
+
+
 async def test_busy_and_unregistered_devices(pbx: DemoAsterisk, fastagi: MiniFastAGI) -> None:
     pbx.add_phone("PJSIP/1001", AgentPhone(reject=True))
     caller = await pbx.call("800")

@@ -359,6 +359,10 @@ async def test_dial_sends_hold_music_and_caller_id_options_and_refuses_odd_devic
         seen["result"] = await call.dial(
             "PJSIP/1001&Local/2002@transfer", timeout=2.5, caller_id="Queue <800>"
         )
+        with pytest.raises(CommandFailed):
+            await call.dial("PJSIP/1001", timeout=5, hold_music="jazz),G(x")
+        # A queue's own music class plays while the agent rings.
+        await call.dial("PJSIP/1001", timeout=5, hold_music="jazz")
 
     async with server_with(on_session) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -372,6 +376,10 @@ async def test_dial_sends_hold_music_and_caller_id_options_and_refuses_odd_devic
                 b"GET FULL VARIABLE ${DIALSTATUS}|${ANSWEREDTIME}|${DIALEDPEERNAME}|"
                 b"${HANGUPCAUSE}\n"
             )
+            writer.write(b"200 result=1 (NOANSWER|||19)\n")
+            assert await reader.readline() == b"EXEC Dial PJSIP/1001,5,m(jazz)\n"
+            writer.write(b"200 result=0\n")
+            assert (await reader.readline()).startswith(b"GET FULL VARIABLE ${DIALSTATUS}")
             writer.write(b"200 result=1 (NOANSWER|||19)\n")
             assert await reader.read() == b""
         writer.close()

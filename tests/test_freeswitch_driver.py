@@ -427,6 +427,33 @@ async def test_agent_answers_and_unbridge_ends_the_dial_as_system() -> None:
     assert bridge.endswith("]sofia/lab/agent1001@127.0.0.1:5190")
 
 
+async def test_a_queue_music_class_plays_while_the_agent_rings() -> None:
+    async def handler(call: FreeSwitchCall) -> None:
+        await call.answer()
+
+        def on_answer(peer: str) -> None:
+            asyncio.get_running_loop().call_later(
+                0.02, lambda: asyncio.ensure_future(call.unbridge())
+            )
+
+        with pytest.raises(CommandFailed):
+            await call.dial("sofia/lab/agent1001@127.0.0.1:5190", timeout=20, hold_music="a b")
+        await call.dial(
+            "sofia/lab/agent1001@127.0.0.1:5190",
+            timeout=20,
+            hold_music="jazz",
+            on_answer=on_answer,
+        )
+
+    steps = script(D, end=2.6)
+    aliases = {"api uuid_kill": "api uuid_transfer"}
+    async with replay(steps, aliases=aliases) as server, running(server, handler) as (_, run):
+        await wait_until(lambda: run.finished == 1)
+    assert run.errors == []
+    [multiset] = [app_arg(c) for c in sent(server, "sendmsg execute multiset")]
+    assert multiset.endswith("|ringback=local_stream://jazz")
+
+
 async def test_agent_hanging_up_returns_the_caller_to_us() -> None:
     results: list[DialResult] = []
     after: list[str] = []

@@ -153,7 +153,7 @@ class FakeCall:
         device: str,
         *,
         timeout: float,
-        hold_music: bool = True,
+        hold_music: bool | str = True,
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
     ) -> DialResult:

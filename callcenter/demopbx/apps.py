@@ -426,6 +426,25 @@ def _parse_dial(data: str) -> tuple[list[str], float | None, str]:
     return targets, timeout, options
 
 
+def _app_options(options: str) -> dict[str, str]:
+    """Asterisk's application options: a letter, optionally with ``(argument)``;
+    ``"tm(jazz)o(Ann)"`` -> ``{"t": "", "m": "jazz", "o": "Ann"}`` (letters inside an
+    argument are not options)."""
+    found: dict[str, str] = {}
+    at = 0
+    while at < len(options):
+        letter = options[at]
+        at += 1
+        argument = ""
+        if options.startswith("(", at):
+            end = options.find(")", at)
+            end = len(options) if end < 0 else end
+            argument = options[at + 1 : end]
+            at = end + 1
+        found[letter] = argument
+    return found
+
+
 def _dial_event(
     caller: Channel | None, leg: Channel, extra: list[tuple[str, str]]
 ) -> list[tuple[str, str]]:
@@ -440,7 +459,7 @@ async def ring_device(
     targets: Sequence[str],
     ring_for: float | None,
     *,
-    moh: bool = False,
+    moh: str | None = None,
     callerid: tuple[str, str] | None = None,
     uniqueid: str | None = None,
     variables: Sequence[tuple[str, str]] = (),
@@ -524,8 +543,8 @@ async def ring_device(
         status = "BUSY" if "BUSY" in statuses else "CHANUNAVAIL"
         return status, None
 
-    if moh and caller is not None:
-        pbx.start_moh(caller, "default")
+    if moh is not None and caller is not None:
+        pbx.start_moh(caller, moh or "default")
     deadline = None if ring_for is None else started + ring_for
     answered: _Leg | None = None
     status = "NOANSWER"
@@ -597,14 +616,15 @@ async def app_dial(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     if not targets:
         channel.set_var("DIALSTATUS", "CHANUNAVAIL")
         return 0
-    status, answered = await ring_device(pbx, channel, targets, timeout, moh="m" in options)
+    flags = _app_options(options)
+    status, answered = await ring_device(pbx, channel, targets, timeout, moh=flags.get("m"))
     if answered is None:
         channel.set_var("DIALEDTIME", str(int(time.monotonic() - started)))
         channel.set_var("DIALSTATUS", status)
         return -1 if status == "CANCEL" and channel.hangup_requested else 0
     peer = answered.channel
     answered_at = time.monotonic()
-    result = await bridge_call(pbx, channel, peer, continue_after="g" in options)
+    result = await bridge_call(pbx, channel, peer, continue_after="g" in flags)
     ended = time.monotonic()
     channel.set_var("DIALEDPEERNAME", peer.name)
     channel.set_var("DIALEDPEERNUMBER", answered.resource)

@@ -535,6 +535,7 @@ class DemoAsterisk:
     async def _run_step(self, chan: Channel, step: DialplanApp) -> int:
         data = chan.substitute(step.data)
         chan.application, chan.application_data = step.app, data
+        chan.applications.append(step.app)
         chan.emit(
             "Newexten",
             "dialplan",

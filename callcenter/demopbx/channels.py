@@ -128,7 +128,8 @@ class Channel:
 
     Attributes other modules read: ``name``, ``uniqueid``, ``linkedid``, ``device``,
     ``state``, ``variables``, ``heard`` (prompts started, in order), ``bridge_history``
-    (devices it was bridged to), ``moh_starts``, ``hangup_cause``, ``ended``.
+    (devices it was bridged to), ``moh_starts``, ``applications`` (run, in order),
+    ``hangup_cause``, ``ended``.
     """
 
     def __init__(
@@ -176,6 +177,8 @@ class Channel:
         self.bridge_history: list[str] = []
         self.moh_class: str | None = None
         self.moh_starts = 0
+        #: Every application run on the channel (dialplan or AGI ``EXEC``), in order.
+        self.applications: list[str] = []
         #: While ChanSpy runs on this channel: its mode (listen, whisper, barge) and target.
         self.spy_mode: str | None = None
         self.spy_target = ""

@@ -112,6 +112,7 @@ async def execute(
         if chan.hungup:
             return
         data = chan.expand(arg)
+        chan.applications.append(app)
         chan.set_var("current_application", app)
         chan.set_var("current_application_data", data)
         chan.set_var("current_application_response", None)

@@ -368,7 +368,7 @@ class FSChannel:
     device for agent legs, ``sofia/lab/<number>`` for callers), ``call_uuid``, ``state``,
     ``call_state``, ``answer_state``, ``variables``, ``hangup_cause``, ``other`` (the
     Other-Leg), ``bridge``, ``heard``, ``heard_in``, ``bridge_history``, ``moh_starts``,
-    ``talking_until``, ``destroyed``.
+    ``applications`` (run, in order), ``talking_until``, ``destroyed``.
     """
 
     def __init__(
@@ -439,6 +439,8 @@ class FSChannel:
         self.talking_until = 0.0
         self.bridge_history: list[str] = []
         self.moh_starts = 0
+        #: Every application run on the channel (dialplan or ``sendmsg``), in order.
+        self.applications: list[str] = []
         #: While ``eavesdrop`` runs on this channel: its mode (``listen``, ``whisper`` = the
         #: spied-on leg hears us, ``barge`` = both legs do, ``whisper_other`` = only the
         #: spied-on leg's partner does) and the spied-on uuid; ``spy_modes`` is the history.

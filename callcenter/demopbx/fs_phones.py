@@ -186,6 +186,11 @@ class Caller:
         return self._chan.heard
 
     @property
+    def applications(self) -> list[str]:
+        """Applications run on the caller's channel (dialplan or ``sendmsg``), in order."""
+        return self._chan.applications
+
+    @property
     def heard_files(self) -> list[str]:
         """The files (paths as the application got them) that started playing, in order."""
         return self._chan.heard_files

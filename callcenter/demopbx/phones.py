@@ -186,6 +186,11 @@ class Caller:
         return self._chan.heard
 
     @property
+    def applications(self) -> list[str]:
+        """Applications run on the caller's channel (dialplan or AGI ``EXEC``), in order."""
+        return self._chan.applications
+
+    @property
     def heard_in(self) -> list[tuple[str, str]]:
         """(language, prompt) of every prompt started, in order."""
         return self._chan.heard_in

@@ -252,6 +252,7 @@ class AGISession:
         chan = self.channel
         saved = chan.application, chan.application_data
         chan.application, chan.application_data = args[1], data
+        chan.applications.append(args[1])
         try:
             result = await app(self.pbx, chan, data)
         finally:

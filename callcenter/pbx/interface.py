@@ -225,13 +225,14 @@ class Call(Protocol):
         device: str,
         *,
         timeout: float,
-        hold_music: bool = True,
+        hold_music: bool | str = True,
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
     ) -> DialResult:
         """Ring ``device`` (``PJSIP/1001``) for ``timeout`` s and bridge the caller to it.
 
-        The caller hears music on hold (``hold_music``) or ringing meanwhile. ``on_answer`` is
+        The caller hears music on hold meanwhile (``hold_music``: True, or the name of a
+        music class) or ringing (False). ``on_answer`` is
         called with the peer channel as soon as the device answers. Returns when ringing failed
         or, after an answer, when the bridge ended; the caller stays under our control if the
         peer hung up or :meth:`unbridge` was used. Raises ``CallHungUp`` only if the caller hung

@@ -883,12 +883,18 @@ class AsteriskCall:
         device: str,
         *,
         timeout: float,
-        hold_music: bool = True,
+        hold_music: bool | str = True,
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
     ) -> DialResult:
         _check_device(device)
-        options = "m" if hold_music else ""
+        options = ""
+        if isinstance(hold_music, str) and hold_music and hold_music != "default":
+            if not _MOH_CLASS.fullmatch(hold_music):
+                raise CommandFailed(f"invalid music class {hold_music!r}")
+            options = f"m({hold_music})"
+        elif hold_music:
+            options = "m"
         if caller_id:
             if not _CALLER_ID.fullmatch(caller_id):
                 raise CommandFailed(f"invalid caller id {caller_id!r}")

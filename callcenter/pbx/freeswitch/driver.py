@@ -1247,12 +1247,15 @@ class FreeSwitchCall:
         device: str,
         *,
         timeout: float,
-        hold_music: bool = True,
+        hold_music: bool | str = True,
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
     ) -> DialResult:
         targets = fs_dial_targets(device)
         leg_vars = _caller_id_vars(caller_id)
+        music = hold_music if isinstance(hold_music, str) and hold_music else None
+        if music is not None and not _MOH_CLASS.fullmatch(music):
+            raise CommandFailed(f"invalid music class {music!r}")
         self._check()
         await self._stop_moh()
         ring = max(1, math.ceil(timeout))
@@ -1264,7 +1267,10 @@ class FreeSwitchCall:
             + "}"
             + ",".join(f"[origination_uuid={leg}]{t}" for leg, t in zip(legs, targets, strict=True))
         )
-        ringback = self._moh_source(self._moh_class) if hold_music else _RING_TONE
+        if music is not None:
+            ringback = self._moh_source(music)
+        else:
+            ringback = self._moh_source(self._moh_class) if hold_music else _RING_TONE
         state = _Dial(on_answer, set(legs))
         peers = self._driver._peers
         self._dial = state
