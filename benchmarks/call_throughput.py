@@ -8,8 +8,9 @@ router, CDR recorder with its SQLite writer thread) runs in this process, built 
 ``callcenter run`` builds it, logging at ``warning``. Each call: the menu prompt plays
 (``--prompt-seconds``), the caller presses 1, the call joins the ``sales`` queue with music on
 hold, an agent phone answers after ``--answer-after`` s and hangs up after ``--talk`` s, the
-daemon reads the dial's outcome and hangs up, and the CDR is written (6 AGI commands and 18
-AMI events per call since the AMI Filter and the one-read dial outcome; 8 and ~45 before).
+daemon reads the dial's outcome and hangs up, and the CDR is written (5 AGI commands and
+about 18 AMI events per call: the AMI Filter, the one-read dial outcome and the music of a
+free agent's ring in the Dial itself; 8 and ~45 before).
 There are enough agents (400) that no caller waits for a free one: with fewer, a short
 hiccup at 300 calls/s holds agents longer, the pool runs dry and calls pile up.
 
@@ -537,7 +538,7 @@ async def main(args: argparse.Namespace) -> None:
             )
             table.notes.append(
                 f"floor: the same calls at {floor.rate:g}/s driven by a bare asyncio client "
-                "(benchmarks/floor_client.py: the daemon's 6 AGI commands per call from protocol "
+                "(benchmarks/floor_client.py: the daemon's 5 AGI commands per call from protocol "
                 "callbacks, the same AMI events split into dicts; no IVR, queue, agents, CDR or "
                 f"logging; {floor.ami_events / max(1, floor.ended):.1f} AMI events per call): "
                 f"{floor_ms:.2f} ms CPU per call. The daemon: {ours_ms:.2f} ms, "

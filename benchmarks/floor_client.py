@@ -2,9 +2,9 @@
 
 What a minimal hand-written Asterisk client must do for each call of the benchmark, and
 nothing more: a FastAGI server (``asyncio.Protocol``, no task per call) that answers each
-connection's environment block with the daemon's six commands (ANSWER, GET DATA of the
-menu, EXEC StartMusicOnHold, EXEC Dial of the next agent, one GET FULL VARIABLE of the dial's
-outcome, HANGUP), one at a time; and an AMI client that logs in with the same ``Events``
+connection's environment block with the daemon's five commands (ANSWER, GET DATA of the
+menu, EXEC Dial of the next agent with music while it rings, one GET FULL VARIABLE of the
+dial's outcome, HANGUP), one at a time; and an AMI client that logs in with the same ``Events``
 mask and ``Filter`` as the daemon and splits every event it receives into a dict. No IVR, no
 queue, no agents' states, no CDR, no logging.
 
@@ -93,7 +93,6 @@ class FloorClient:
         return [
             b"ANSWER\n",
             b"GET DATA welcome-menu 2000 1\n",
-            b"EXEC StartMusicOnHold default\n",
             dial,
             *_COMMANDS_AFTER_DIAL,
         ]
