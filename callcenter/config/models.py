@@ -1411,7 +1411,10 @@ class QueueConfig(_Model):
         description="Offer calls to agents whose phone the PBX reports in use.",
     )
     hold_music: _Text = Field(
-        default="default", description="Music-on-hold class callers hear while waiting."
+        default="default",
+        description=(
+            "Music-on-hold class callers hear while waiting and while an agent's phone rings."
+        ),
     )
     announce: Prompt | None = Field(
         default=None, description="Sound file played to a caller on joining the queue."
