@@ -201,3 +201,18 @@ def test_remote_agents_need_the_dial_template_and_an_allowed_number() -> None:
 def test_dial_templates_need_the_number_placeholder() -> None:
     issues = problems(BASE + "acd:\n  callback_dial: PJSIP/trunk\n")
     assert any("${number}" in i.message for i in issues), issues
+
+
+def test_a_music_class_the_pbx_cannot_play_is_refused_at_its_line() -> None:
+    text = with_queue("hold_music: my music\n")
+    (issue,) = problems(text)
+    assert issue.line == line_of(text, "hold_music")
+    assert "queues.sales.hold_music" in str(issue)
+    assert '"my music" is no music class asterisk takes' in issue.message
+    slashed = with_queue("hold_music: moh/8000\n")
+    assert "letters, digits, _ and -" in problems(slashed)[0].message
+    on_freeswitch = slashed.replace(
+        "pbx:\n  ami:\n    username: callcenter\n", "pbx:\n  type: freeswitch\n"
+    )
+    config = load_config_text(on_freeswitch, environ={"CALLCENTER_ESL_PASSWORD": "x"})
+    assert config.queues["sales"].hold_music == "moh/8000"

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -1971,6 +1971,18 @@ def _agent_problems(agents: Mapping[Any, Any], acd: Mapping[Any, Any] | None) ->
     return out
 
 
+# Music-on-hold class names each PBX driver accepts (pbx/asterisk/driver.py and
+# pbx/freeswitch/driver.py check them again before a command is sent).
+_MUSIC_CLASS: Final = {
+    "asterisk": re.compile(r"[A-Za-z0-9_-]{1,80}"),
+    "freeswitch": re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_/-]{0,79}"),
+}
+_MUSIC_CLASS_RULE: Final = {
+    "asterisk": "letters, digits, _ and -, up to 80 characters (a class of musiconhold.conf)",
+    "freeswitch": "letters, digits, _, - and /, up to 80 characters (a local_stream:// name)",
+}
+
+
 def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None) -> list[Problem]:
     """Every reference between sections that points nowhere, and other whole-file rules.
 
@@ -1985,6 +1997,11 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
     agents = _section(data, "agents")
     supervisors = _section(data, "supervisors")
     routes = _section(data, "routes") or {}
+
+    pbx = _section(data, "pbx")
+    pbx_type = pbx.get("type") if pbx is not None else None
+    if pbx_type not in _MUSIC_CLASS:
+        pbx_type = "asterisk"
 
     flow_names = {str(k) for k in flows or {}}
     agent_ids = {str(k) for k in agents or {}}
@@ -2039,6 +2056,14 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                 )
             )
         out += _queue_problems(qname, queue, queues or {}, flows or {}, _section(data, "acd"))
+        music = queue.get("hold_music")
+        if isinstance(music, str) and not _MUSIC_CLASS[pbx_type].fullmatch(music):
+            out.append(
+                Problem(
+                    ("queues", qname, "hold_music"),
+                    f'"{music}" is no music class {pbx_type} takes: ' + _MUSIC_CLASS_RULE[pbx_type],
+                )
+            )
 
     out += _agent_problems(agents or {}, _section(data, "acd"))
 
