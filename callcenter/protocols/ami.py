@@ -90,7 +90,7 @@ class AMIMessage:
     text itself (benchmarks/ami_ingest.py).
     """
 
-    __slots__ = ("_extra", "_folded", "_head", "_headers", "_index", "_raw", "_text")
+    __slots__ = ("_extra", "_folded", "_headers", "_index", "_kind", "_name", "_raw", "_text")
 
     _headers: tuple[tuple[str, str], ...] | None
     _extra: tuple[str, ...] | None
@@ -100,9 +100,9 @@ class AMIMessage:
     _text: str | None
     #: ``"\n"`` + the text lower-cased, for :meth:`get` (ASCII texts only).
     _folded: str | None
-    #: The first header of a received message when its line reads ``Key: Value`` (kind and
-    #: name are asked of every message); None: take ``headers[0]``.
-    _head: tuple[str, str] | None
+    #: Kind and name, from the first header: asked of every message, so found once.
+    _kind: MessageKind
+    _name: str
 
     def __init__(
         self,
@@ -116,7 +116,7 @@ class AMIMessage:
         self._index = None
         self._text = None
         self._folded = None
-        self._head = None
+        self._kind, self._name = _kind_and_name(headers[0] if headers else None)
 
     @classmethod
     def decoded(cls, text: str, raw: bytes | None = None) -> AMIMessage:
@@ -131,7 +131,12 @@ class AMIMessage:
         msg._folded = None
         end = text.find("\n")
         key, sep, value = (text if end < 0 else text[:end]).partition(": ")
-        msg._head = (key, value[:-1] if value[-1:] == "\r" else value) if sep else None
+        if sep:
+            msg._kind = _KINDS.get(key.lower(), "unknown")
+            msg._name = value[:-1] if value[-1:] == "\r" else value
+        else:  # the first line is no "Key: Value": the first header is further down
+            headers = msg.headers
+            msg._kind, msg._name = _kind_and_name(headers[0] if headers else None)
         return msg
 
     @classmethod
@@ -233,26 +238,15 @@ class AMIMessage:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
-    def _first(self) -> tuple[str, str] | None:
-        head = self._head
-        if head is not None:
-            return head
-        headers = self.headers
-        return headers[0] if headers else None
-
     @property
     def kind(self) -> MessageKind:
         """``event``/``response``/``action`` from the first header's name; else ``unknown``."""
-        first = self._first()
-        if first is None:
-            return "unknown"
-        return _KINDS.get(first[0].lower(), "unknown")
+        return self._kind
 
     @property
     def name(self) -> str:
         """The first header's value: the event name, ``Success``/``Error``, the action name."""
-        first = self._first()
-        return first[1] if first is not None else ""
+        return self._name
 
     @property
     def action_id(self) -> str | None:
@@ -285,6 +279,12 @@ class AMIMessage:
 
 
 _FIND_KEYS: dict[str, str] = {}
+
+
+def _kind_and_name(first: tuple[str, str] | None) -> tuple[MessageKind, str]:
+    if first is None:
+        return "unknown", ""
+    return _KINDS.get(first[0].lower(), "unknown"), first[1]
 
 
 def _split_lines(text: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
