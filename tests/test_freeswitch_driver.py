@@ -378,12 +378,22 @@ def _d_teardown() -> list[tuple[float, bytes]]:
     return out
 
 
-async def test_agent_answers_and_unbridge_ends_the_dial_as_system() -> None:
+@pytest.mark.parametrize(
+    ("hold_music", "ringback"),
+    [(True, "local_stream://moh"), ("jazz", "local_stream://jazz")],
+    ids=["default-music", "queue-music-class"],
+)
+async def test_agent_answers_and_unbridge_ends_the_dial_as_system(
+    hold_music: bool | str, ringback: str
+) -> None:
+    """The caller hears music while the agent rings: the default class, or the queue's."""
     answered: list[str] = []
     results: list[DialResult] = []
 
     async def handler(call: FreeSwitchCall) -> None:
         await call.answer()
+        with pytest.raises(CommandFailed):
+            await call.dial("sofia/lab/agent1001@127.0.0.1:5190", timeout=20, hold_music="a b")
 
         def on_answer(peer: str) -> None:
             answered.append(peer)
@@ -395,6 +405,7 @@ async def test_agent_answers_and_unbridge_ends_the_dial_as_system() -> None:
             await call.dial(
                 "sofia/lab/agent1001@127.0.0.1:5190",
                 timeout=20,
+                hold_music=hold_music,
                 caller_id="1000",
                 on_answer=on_answer,
             )
@@ -417,7 +428,7 @@ async def test_agent_answers_and_unbridge_ends_the_dial_as_system() -> None:
     assert [app_arg(c) for c in sent(server, "sendmsg execute set")] == []
     assert [app_arg(c) for c in sent(server, "sendmsg execute multiset")] == [
         "^^|hangup_after_bridge=false|continue_on_fail=true|instant_ringback=true"
-        "|ringback=local_stream://moh"
+        f"|ringback={ringback}"
     ]
     bridge = app_arg(sent(server, "sendmsg execute bridge")[0])
     assert bridge.startswith(
@@ -425,33 +436,6 @@ async def test_agent_answers_and_unbridge_ends_the_dial_as_system() -> None:
         "[origination_uuid="
     )
     assert bridge.endswith("]sofia/lab/agent1001@127.0.0.1:5190")
-
-
-async def test_a_queue_music_class_plays_while_the_agent_rings() -> None:
-    async def handler(call: FreeSwitchCall) -> None:
-        await call.answer()
-
-        def on_answer(peer: str) -> None:
-            asyncio.get_running_loop().call_later(
-                0.02, lambda: asyncio.ensure_future(call.unbridge())
-            )
-
-        with pytest.raises(CommandFailed):
-            await call.dial("sofia/lab/agent1001@127.0.0.1:5190", timeout=20, hold_music="a b")
-        await call.dial(
-            "sofia/lab/agent1001@127.0.0.1:5190",
-            timeout=20,
-            hold_music="jazz",
-            on_answer=on_answer,
-        )
-
-    steps = script(D, end=2.6)
-    aliases = {"api uuid_kill": "api uuid_transfer"}
-    async with replay(steps, aliases=aliases) as server, running(server, handler) as (_, run):
-        await wait_until(lambda: run.finished == 1)
-    assert run.errors == []
-    [multiset] = [app_arg(c) for c in sent(server, "sendmsg execute multiset")]
-    assert multiset.endswith("|ringback=local_stream://jazz")
 
 
 async def test_agent_hanging_up_returns_the_caller_to_us() -> None:
