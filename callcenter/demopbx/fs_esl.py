@@ -24,6 +24,7 @@ import structlog
 from callcenter.demopbx.fs_channels import FSChannel, FSEvent, QueuedApp, cause_name
 from callcenter.errors import ESLProtocolError
 from callcenter.protocols.esl import (
+    MYEVENTS,
     ESLCommand,
     ESLCommandParser,
     encode_api_response,
@@ -139,35 +140,6 @@ KNOWN_EVENTS: frozenset[str] = frozenset(
         "TEXT",
         "SHUTDOWN_REQUESTED",
         "ALL",
-    ]
-)
-
-#: What ``myevents`` subscribes to (mod_event_socket), for the one channel.
-MYEVENTS: frozenset[str] = frozenset(
-    [
-        "CHANNEL_ANSWER",
-        "CHANNEL_APPLICATION",
-        "CHANNEL_BRIDGE",
-        "CHANNEL_CREATE",
-        "CHANNEL_DATA",
-        "CHANNEL_DESTROY",
-        "CHANNEL_EXECUTE",
-        "CHANNEL_EXECUTE_COMPLETE",
-        "CHANNEL_HANGUP",
-        "CHANNEL_HANGUP_COMPLETE",
-        "CHANNEL_ORIGINATE",
-        "CHANNEL_UUID",
-        "CHANNEL_OUTGOING",
-        "CHANNEL_PARK",
-        "CHANNEL_PROGRESS",
-        "CHANNEL_PROGRESS_MEDIA",
-        "CHANNEL_STATE",
-        "CHANNEL_UNBRIDGE",
-        "CHANNEL_UNPARK",
-        "DETECTED_SPEECH",
-        "DTMF",
-        "NOTALK",
-        "TALK",
     ]
 )
 

@@ -80,6 +80,11 @@ class ProtocolLink(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    @property
+    def writing_paused(self) -> bool:
+        """True while the kernel's send buffer is full (:meth:`drain` would wait)."""
+        return self._drain_waiter is not None
+
     async def drain(self) -> None:
         """Wait while the kernel's send buffer is full (a PBX that stopped reading)."""
         if self._drain_waiter is not None:

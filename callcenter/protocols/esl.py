@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
     "DISCONNECT_GOODBYE",
     "EVENT_CONTENT_TYPES",
+    "MYEVENTS",
     "ESLCommand",
     "ESLCommandParser",
     "ESLEvent",
@@ -94,6 +95,35 @@ _UNDEF_ESCAPED: Final = "%5Fundef_"
 # FreeSWITCH's in-memory form of a multi-valued header, also what plain events carry.
 _ARRAY_PREFIX: Final = "ARRAY::"
 _ARRAY_SEP: Final = "|:"
+
+MYEVENTS: Final = frozenset(
+    {
+        "CHANNEL_ANSWER",
+        "CHANNEL_APPLICATION",
+        "CHANNEL_BRIDGE",
+        "CHANNEL_CREATE",
+        "CHANNEL_DATA",
+        "CHANNEL_DESTROY",
+        "CHANNEL_EXECUTE",
+        "CHANNEL_EXECUTE_COMPLETE",
+        "CHANNEL_HANGUP",
+        "CHANNEL_HANGUP_COMPLETE",
+        "CHANNEL_ORIGINATE",
+        "CHANNEL_UUID",
+        "CHANNEL_OUTGOING",
+        "CHANNEL_PARK",
+        "CHANNEL_PROGRESS",
+        "CHANNEL_PROGRESS_MEDIA",
+        "CHANNEL_STATE",
+        "CHANNEL_UNBRIDGE",
+        "CHANNEL_UNPARK",
+        "DETECTED_SPEECH",
+        "DTMF",
+        "NOTALK",
+        "TALK",
+    }
+)
+"""The events ``myevents`` subscribes a socket to, for its one channel (mod_event_socket)."""
 
 EVENT_CONTENT_TYPES: Final = frozenset({"text/event-plain", "text/event-json", "text/event-xml"})
 """The Content-Types of messages that carry an event (:attr:`ESLMessage.is_event`)."""

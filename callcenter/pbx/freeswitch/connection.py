@@ -186,7 +186,7 @@ class _Link(ProtocolLink):
         self._fifo.append(future)
         self.write(data)
         try:
-            if self._drain_waiter is not None:
+            if self.writing_paused:
                 # The PBX stopped reading: the limit covers the wait for room too.
                 deadline = self._loop.time() + limit
                 async with asyncio.timeout_at(deadline):

@@ -125,7 +125,7 @@ from callcenter.pbx.interface import (
 )
 from callcenter.pbx.link import reply_within
 from callcenter.pbx.spy import SpyLife
-from callcenter.protocols.esl import ESLEvent
+from callcenter.protocols.esl import MYEVENTS, ESLEvent
 
 log = structlog.get_logger(__name__)
 
@@ -164,28 +164,21 @@ _MAX_HUNG_UP_REMEMBERED: Final = 4096
 #: The user part of a SIP channel name: ``sofia/internal/1001@10.0.0.5`` -> ``1001``.
 _SOFIA_USER: Final = re.compile(r"sofia/[^/]+/(?:sips?:)?([^@/]+)(?:@.*)?")
 
-#: What ``myevents`` subscribes an outbound socket to (mod_event_socket sets these entries of
-#: its event list, ``nixevent`` clears them) that :meth:`FreeSwitchCall._on_event` never reads.
-#: CHANNEL_EXECUTE alone is one event per application the call runs; each is a few KB.
-UNUSED_MYEVENTS: Final = (
-    "CHANNEL_APPLICATION",
-    "CHANNEL_CREATE",
-    "CHANNEL_DATA",
-    "CHANNEL_DESTROY",
-    "CHANNEL_EXECUTE",
-    "CHANNEL_ORIGINATE",
-    "CHANNEL_UUID",
-    "CHANNEL_OUTGOING",
-    "CHANNEL_PARK",
-    "CHANNEL_PROGRESS",
-    "CHANNEL_PROGRESS_MEDIA",
-    "CHANNEL_STATE",
-    "CHANNEL_UNBRIDGE",
-    "CHANNEL_UNPARK",
-    "DETECTED_SPEECH",
-    "NOTALK",
-    "TALK",
+#: The ``myevents`` (:data:`~callcenter.protocols.esl.MYEVENTS`) that
+#: :meth:`FreeSwitchCall._on_event` reads on an outbound socket.
+_CALL_READS: Final = frozenset(
+    {
+        "CHANNEL_ANSWER",
+        "CHANNEL_BRIDGE",
+        "CHANNEL_EXECUTE_COMPLETE",
+        "CHANNEL_HANGUP",
+        "CHANNEL_HANGUP_COMPLETE",
+        "DTMF",
+    }
 )
+#: The rest, which the socket ``nixevent``s: CHANNEL_EXECUTE alone is one event per
+#: application the call runs, each a few KB.
+UNUSED_MYEVENTS: Final = tuple(sorted(MYEVENTS - _CALL_READS))
 
 
 def _multiset_delimiter(items: Sequence[str]) -> str | None:
