@@ -524,6 +524,13 @@ def _parse_args(line: str) -> list[str]:
 # Stream parsers
 
 
+def _index(lines: list[bytes], line: bytes) -> int:
+    try:
+        return lines.index(line)
+    except ValueError:
+        return -1
+
+
 class _LineBuffer:
     """Splits a byte stream into LF-terminated lines without per-byte Python loops."""
 
@@ -607,7 +614,9 @@ class FastAGIParser:
         if not data:
             return out
         try:
-            for raw in self._lines.feed(data):
+            lines = self._lines.feed(data)
+            first = self._environment(lines, out) if self._env is not None and lines else 0
+            for raw in lines[first:] if first else lines:
                 item = self._line(_decode_line(raw, "agi_line"))
                 if item is not None:
                     out.append(item)
@@ -630,17 +639,28 @@ class FastAGIParser:
             log.warning("agi_partial_data_at_eof", size=len(pending))
         return pending
 
-    def _line(self, line: str) -> AGIEnvironment | AGIResult | AGIHangup | None:
+    def _environment(
+        self, lines: list[bytes], out: list[AGIEnvironment | AGIResult | AGIHangup]
+    ) -> int:
+        """Take the environment block's lines from ``lines`` (a whole block usually comes in
+        one read: decoded at once, not line by line); return how many lines it used."""
         env = self._env
-        if env is not None:
-            if line in ("", "\r"):
-                self._env = None
-                return AGIEnvironment._from_lines(env)
-            self._env_size += len(line) + 1
+        assert env is not None
+        ends = [at for at in (_index(lines, b""), _index(lines, b"\r")) if at >= 0]
+        end = min(ends) if ends else len(lines)
+        if end:
+            block = lines[:end]
+            self._env_size += sum(map(len, block)) + end
             if self._env_size > self._max_block:
                 raise AGIProtocolError(f"AGI environment larger than {self._max_block} bytes")
-            env.append(line)
-            return None
+            env.extend(_decode_line(b"\n".join(block), "agi_environment").split("\n"))
+        if not ends:
+            return end
+        self._env = None
+        out.append(AGIEnvironment._from_lines(env))
+        return end + 1
+
+    def _line(self, line: str) -> AGIResult | AGIHangup | None:
         if self._block:
             self._block.append(line)
             self._block_size += len(line) + 1
