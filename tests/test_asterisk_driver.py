@@ -537,3 +537,69 @@ async def test_demo_call_unbridged_by_us_then_caller_hangs_up(transport: str) ->
     assert seen["result"].hung_up_by == "system"
     assert agent.answered == 1
     assert run.calls[0].hung_up
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "asyncagi"])
+async def test_a_call_arriving_during_the_first_resync_is_seen_up_once_answered(
+    transport: str,
+) -> None:
+    # The call starts while the driver's CoreShowChannels is out: the list says "Ring", the
+    # Newstate that follows it on the wire says "Up", and the newer one must stay.
+    seen: dict[str, str] = {}
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        async with asyncio.timeout(2):
+            await wait_until(lambda: call.state == "Up")
+        seen["linked"] = call.linked_id
+        await call.hangup()
+
+    async with demo_driver(transport, handler) as (pbx, _, run):
+        async with asyncio.timeout(10):
+            caller = await pbx.call("800", caller_num="5551234")
+            await caller.wait_ended()
+            await run.done.wait()
+    assert run.errors == []
+    assert seen["linked"] == run.calls[0].info.call_id
+
+
+async def test_a_channel_that_hangs_up_while_the_resync_answer_is_on_its_way_is_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from callcenter.demopbx.manager import ACTIONS, ManagerSession
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        await call.wait_hangup()
+
+    async with demo_driver("fastagi", handler) as (pbx, driver, run):
+        async with asyncio.timeout(10):
+            caller = await pbx.call("800", caller_num="5551234")
+            await wait_until(lambda: run.calls and run.calls[0].state == "Up")
+            call = run.calls[0]
+            held = asyncio.Event()
+            release = asyncio.Event()
+            original = ManagerSession.action_coreshowchannels
+
+            async def late_answer(self: ManagerSession, msg: Any) -> None:
+                # The list is built now and sent once the caller has hung up: the Hangup
+                # event reaches the driver before the list that still shows the channel.
+                writes: list[Any] = []
+                write = self._list
+                self._list = lambda *args: writes.append(args)  # type: ignore[method-assign]
+                await original(self, msg)
+                del self._list
+                held.set()
+                await release.wait()
+                write(*writes[0])
+
+            monkeypatch.setitem(ACTIONS, "coreshowchannels", late_answer)
+            await pbx.drop_ami_connections()
+            await held.wait()
+            await caller.hangup()
+            await caller.wait_ended()
+            await run.done.wait()
+            release.set()
+            # Answered after the resync's list, so only once the resync has used it.
+            await driver.channels()
+    assert call.state == ""

@@ -163,6 +163,18 @@ class _Channel:
     bridge: str = ""
 
 
+_SNAPSHOT_FIELDS = (
+    ("linkedid", "Linkedid"),
+    ("state", "ChannelStateDesc"),
+    ("caller_num", "CallerIDNum"),
+    ("context", "Context"),
+    ("exten", "Exten"),
+)
+"""What a channel event tells about a channel first seen in it."""
+_STATE_FIELDS = (("state", "ChannelStateDesc"), ("caller_num", "CallerIDNum"))
+_EXTEN_FIELDS = (("context", "Context"), ("exten", "Exten"), ("application", "Application"))
+
+
 @dataclass(slots=True)
 class _Dial:
     """What we learn about one ``Call.dial`` while it runs."""
@@ -204,6 +216,9 @@ class AsteriskDriver:
         self._listeners: list[PBXListener] = []
         self._channels: dict[str, _Channel] = {}
         self._by_uniqueid: dict[str, _Channel] = {}
+        # Uniqueids that AMI events told about while a resync's snapshot was on its way: the
+        # events are newer than the snapshot, which must not undo them.
+        self._heard_during_resync: list[set[str]] = []
         self._bridges: dict[str, set[str]] = {}
         self._calls: dict[str, AsteriskCall] = {}
         #: Peer channel name -> the call whose dial rang it (so a Hangup finds it in O(1)).
@@ -463,33 +478,38 @@ class AsteriskDriver:
             except Exception:
                 self._log.exception("pbx_listener_failed", event_type=type(event).__name__)
 
-    def _track(self, msg: AMIMessage) -> _Channel | None:
+    def _track(self, msg: AMIMessage, fields: tuple[tuple[str, str], ...] = ()) -> _Channel | None:
+        """The channel ``msg`` is about, added on first sight (every field read) and otherwise
+        refreshed from ``fields``: the (attribute, header) pairs this kind of event changes.
+        Every channel event repeats the whole snapshot; reading only what can have changed
+        keeps the lookups per event down."""
         name = msg.get("Channel") or ""
         uniqueid = msg.get("Uniqueid") or ""
         if not name or not uniqueid:
             return None
+        for heard in self._heard_during_resync:
+            heard.add(uniqueid)
         channel = self._by_uniqueid.get(uniqueid)
         if channel is None:
             channel = _Channel(name=name, uniqueid=uniqueid)
             self._channels[name] = channel
             self._by_uniqueid[uniqueid] = channel
-        channel.linkedid = msg.get("Linkedid") or channel.linkedid
-        channel.state = msg.get("ChannelStateDesc") or channel.state
-        channel.caller_num = msg.get("CallerIDNum") or channel.caller_num
-        channel.context = msg.get("Context") or channel.context
-        channel.exten = msg.get("Exten") or channel.exten
+            if fields is not _SNAPSHOT_FIELDS:
+                fields = _SNAPSHOT_FIELDS + fields
+        for attribute, header in fields:
+            value = msg.get(header)
+            if value:
+                setattr(channel, attribute, value)
         return channel
 
     def _ev_newchannel(self, msg: AMIMessage) -> None:
-        self._track(msg)
+        self._track(msg, _SNAPSHOT_FIELDS)
 
     def _ev_newstate(self, msg: AMIMessage) -> None:
-        self._track(msg)
+        self._track(msg, _STATE_FIELDS)
 
     def _ev_newexten(self, msg: AMIMessage) -> None:
-        channel = self._track(msg)
-        if channel is not None:
-            channel.application = msg.get("Application") or channel.application
+        self._track(msg, _EXTEN_FIELDS)
 
     def _ev_rename(self, msg: AMIMessage) -> None:
         old, new = msg.get("Channel") or "", msg.get("Newname") or ""
@@ -499,6 +519,8 @@ class AsteriskDriver:
             self._channels[new] = channel
 
     def _forget_channel(self, name: str, uniqueid: str) -> None:
+        for heard in self._heard_during_resync:
+            heard.add(uniqueid)
         channel = self._by_uniqueid.pop(uniqueid, None)
         if channel is not None and self._channels.get(channel.name) is channel:
             del self._channels[channel.name]
@@ -595,15 +617,23 @@ class AsteriskDriver:
         self._publish(PBXConnected(pbx=self.name))
         known = dict(self._by_uniqueid)
         calls = dict(self._calls)
+        heard: set[str] = set()
+        self._heard_during_resync.append(heard)
         try:
             snapshots = await self.channels()
         except Exception as exc:
             self._log.warning("resync_failed", error=str(exc))
             return
+        finally:
+            self._heard_during_resync.remove(heard)
         alive = {snap.call_id for snap in snapshots}
         for uniqueid in [u for u in self._spies if u in known and u not in alive]:
             self._spies.pop(uniqueid)._on_ended("vanished while disconnected")
         for snap in snapshots:
+            if snap.call_id in heard:
+                # Events that came in while the answer was on its way are newer than it: a
+                # channel they hung up stays gone, a state they changed stays changed.
+                continue
             channel = self._by_uniqueid.get(snap.call_id)
             if channel is None:
                 channel = _Channel(name=snap.channel, uniqueid=snap.call_id)
