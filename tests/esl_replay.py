@@ -157,6 +157,8 @@ class ESLReplayer:
         #: The outbound socket's channel (the target of a sendmsg without uuid).
         self.channel_uuid = channel_uuid
         self.commands: list[ESLCommand] = []
+        #: For each of ``commands``, the number of the read that brought it (from 0).
+        self.reads: list[int] = []
         self.unmatched: list[str] = []
         self.mute = False
         self.subs: dict[str, str] = {}
@@ -179,12 +181,15 @@ class ESLReplayer:
             if self.steps and self.steps[0].out is None:
                 self._emit(self.steps[0].messages)
             parser = ESLCommandParser()
-            while not writer.is_closing():
+            for read in itertools.count():
+                if writer.is_closing():
+                    break
                 data = await reader.read(65536)
                 if not data:
                     break
                 for cmd in parser.feed(data):
                     self.commands.append(cmd)
+                    self.reads.append(read)
                     if not self.mute:
                         self._answer(cmd)
         except (ConnectionError, asyncio.CancelledError):

@@ -32,7 +32,12 @@ from callcenter.pbx.freeswitch.connection import (
     ESLOutboundServer,
     ESLOutboundSession,
 )
-from callcenter.protocols.esl import ESLEvent, encode_api_response, encode_disconnect_notice
+from callcenter.protocols.esl import (
+    ESLEvent,
+    encode_api_response,
+    encode_disconnect_notice,
+    encode_reply,
+)
 
 pytestmark = pytest.mark.usefixtures("traces")
 
@@ -118,6 +123,45 @@ async def test_concurrent_api_commands_each_get_their_own_answer_in_wire_order()
         assert status.startswith("UP 0 years")
         assert listing == "\n0 total.\n"
         assert version.startswith("FreeSWITCH Version 1.10.12")
+
+
+async def test_commands_sent_together_get_their_own_replies_in_order() -> None:
+    from callcenter.demopbx.freeswitch import DemoFreeSwitch
+
+    async with DemoFreeSwitch(password="s3cret") as pbx:
+        conn = ESLConnection("127.0.0.1", pbx.esl_port, "s3cret", connect_timeout=2.0)
+        try:
+            async with asyncio.timeout(5):
+                await conn.connect()
+                replies = await conn.commands(
+                    ["event plain HEARTBEAT", "nosuchcommand", "event xml BACKGROUND_JOB"]
+                )
+                assert await conn.commands([]) == []
+        finally:
+            await conn.close()
+    assert replies == [
+        "+OK event listener enabled plain",
+        "-ERR command not found",
+        "+OK event listener enabled xml",
+    ]
+
+
+async def test_commands_left_unanswered_time_out_naming_the_first_of_them() -> None:
+    async with switch("a_auth_events_api.jsonl") as server, connected(server) as conn:
+        replayer = server.connections[0]
+        replayer.mute = True
+        with pytest.raises(PBXTimeoutError, match=r"'nixevent' within 0\.1s"):
+            await conn.commands(["nixevent HEARTBEAT", "noevents"], timeout=0.1)
+        again = asyncio.ensure_future(
+            conn.commands(["nixevent HEARTBEAT", "noevents"], timeout=0.5)
+        )
+        await wait_until(lambda: len(replayer.commands) == 6)  # auth, event and these four
+        # The first two (late) replies still belong to the first two commands; the third
+        # answers the first of the second pair, whose second stays unanswered.
+        replayer.push([(0.0, encode_reply("+OK")), (0.0, encode_reply("+OK"))])
+        replayer.push([(0.0, encode_reply("+OK events nixed"))])
+        with pytest.raises(PBXTimeoutError, match=r"'noevents' within 0\.5s"):
+            await again
 
 
 async def test_messages_cut_into_tiny_reads_are_reassembled() -> None:

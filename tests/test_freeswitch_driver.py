@@ -605,6 +605,16 @@ async def test_outbound_socket_call_is_controlled_on_its_own_socket() -> None:
     )
     lines = [c.line for c in socket_side.commands]
     assert lines[:3] == ["connect", "myevents", "linger 5"]
+    # The call's own subscription goes with myevents and linger: one write, one round trip.
+    assert [c.name for c in socket_side.commands[1:5]] == [
+        "myevents",
+        "linger",
+        "nixevent",
+        "event",
+    ]
+    assert lines[4] == "event plain PLAYBACK_STOP"
+    assert len(set(socket_side.reads[1:5])) == 1
+    assert socket_side.reads[0] != socket_side.reads[1]
     assert [c.line for c in socket_side.commands if c.name == "sendmsg"] == ["sendmsg"] * 3
     assert f"api uuid_kill {O_CALLER} NORMAL_CLEARING" in lines
     assert [e.call_id for e in run.of(ChannelHungUp)] == [O_CALLER]

@@ -36,7 +36,7 @@ import asyncio
 import collections
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final
 
 import structlog
@@ -198,6 +198,40 @@ class _Link(ProtocolLink):
                 f"FreeSWITCH at {self.where} did not answer {what!r} within {limit:.1f}s"
             ) from None
 
+    async def request_all(
+        self, requests: Sequence[tuple[bytes, str]], limit: float
+    ) -> list[ESLMessage]:
+        """Send several commands in one write; return their replies, in order.
+
+        FreeSWITCH answers a socket's commands one after the other, so pipelining them
+        costs one round trip instead of one each. ``limit`` covers them all.
+        """
+        if self.lost.is_set():
+            raise PBXConnectionError(
+                f"ESL link to {self.where} is down ({requests[0][1]} not sent)"
+            )
+        futures: list[asyncio.Future[ESLMessage]] = []
+        for _ in requests:
+            future: asyncio.Future[ESLMessage] = self._loop.create_future()
+            futures.append(future)
+            self._fifo.append(future)
+        self.write(b"".join(data for data, _ in requests))
+        deadline = self._loop.time() + limit
+        replies: list[ESLMessage] = []
+        try:
+            if self.writing_paused:
+                async with asyncio.timeout_at(deadline):
+                    await self.drain()
+            for future in futures:
+                left = max(0.0, deadline - self._loop.time())
+                replies.append(await reply_within(future, left))
+        except TimeoutError:
+            what = requests[min(len(replies), len(requests) - 1)][1]
+            raise PBXTimeoutError(
+                f"FreeSWITCH at {self.where} did not answer {what!r} within {limit:.1f}s"
+            ) from None
+        return replies
+
     def drop(self, reason: str) -> None:
         """Close the socket (once) and fail every command waiting for a reply."""
         if self.lost.is_set():
@@ -293,6 +327,18 @@ class ESLClient:
         ``Reply-Text`` (``+OK ...`` or ``-ERR ...``, not checked)."""
         msg = await self._request(encode_command(line, headers), line.partition(" ")[0], timeout)
         return msg.reply_text or ""
+
+    async def commands(self, lines: Sequence[str], *, timeout: float | None = None) -> list[str]:
+        """Send plain commands in one write (one round trip for all); return each one's
+        ``Reply-Text``, in order. ``timeout`` covers them all."""
+        if not lines:
+            return []
+        link = self._usable_link(lines[0].partition(" ")[0])
+        replies = await link.request_all(
+            [(encode_command(line), line.partition(" ")[0]) for line in lines],
+            self.command_timeout if timeout is None else timeout,
+        )
+        return [msg.reply_text or "" for msg in replies]
 
     async def api(self, cmd: str, *, timeout: float | None = None, check: bool = True) -> str:
         """``api <cmd>``: the ``api/response`` body (trailing newline kept as sent).
@@ -689,6 +735,8 @@ class ESLOutboundSession(ESLClient):
         )
         self._link = self.link
         self.channel_data = ESLEvent.from_pairs(())
+        #: The replies to the handshake's ``then`` commands, in order.
+        self.setup_replies: list[str] = []
         self._buffer: list[ESLEvent] | None = []
         self._closed_callbacks: list[Callable[[str], None]] = []
         #: The Content-Disposition of the last disconnect notice (``linger``, ``disconnect``).
@@ -738,21 +786,24 @@ class ESLOutboundSession(ESLClient):
             for waiter in waiters:
                 waiter.cancel()
 
-    async def handshake(self, *, linger: int | None, timeout: float) -> None:
-        """``connect`` (read the channel data), ``myevents``, ``linger [N]``."""
+    async def handshake(
+        self, *, linger: int | None, timeout: float, then: Sequence[str] = ()
+    ) -> None:
+        """``connect`` (read the channel data), then ``myevents``, ``linger [N]`` and the
+        commands ``then`` in one write; ``then``'s replies land in :attr:`setup_replies`."""
         msg = await self._request(encode_command("connect"), "connect", timeout)
         event = msg.event if msg.is_connect_reply else None
         if event is None or not event.unique_id:
             raise PBXConnectionError(f"{self.where} did not answer connect with channel data")
         self.channel_data = event
-        reply = await self.command("myevents", timeout=timeout)
-        if not reply.startswith("+OK"):
-            raise PBXConnectionError(f"{self.where} refused myevents: {reply}")
-        if linger is not None:
-            # Linger keeps the socket open after hangup so the hangup events still reach us.
-            reply = await self.command(f"linger {linger}" if linger else "linger", timeout=timeout)
-            if not reply.startswith("+OK"):
-                self._log.warning("esl_linger_refused", reply=reply)
+        # Linger keeps the socket open after hangup so the hangup events still reach us.
+        lingering = [] if linger is None else [f"linger {linger}" if linger else "linger"]
+        replies = await self.commands(["myevents", *lingering, *then], timeout=timeout)
+        if not replies[0].startswith("+OK"):
+            raise PBXConnectionError(f"{self.where} refused myevents: {replies[0]}")
+        if lingering and not replies[1].startswith("+OK"):
+            self._log.warning("esl_linger_refused", reply=replies[1])
+        self.setup_replies = replies[1 + len(lingering) :]
 
     async def close(self) -> None:
         """Say ``exit`` if the channel is still up (the dialplan continues after ``socket``),
@@ -813,13 +864,17 @@ class ESLOutboundServer:
         command_timeout: float = 5.0,
         connect_timeout: float = 5.0,
         linger: int | None = 10,
+        setup: Sequence[str] = (),
     ) -> None:
+        """``setup``: commands every session sends with its ``myevents`` (subscriptions,
+        ``nixevent``...); their replies are the session's ``setup_replies``."""
         self.host = host
         self._port = port
         self._handler = handler
         self.command_timeout = command_timeout
         self.connect_timeout = connect_timeout
         self.linger = linger
+        self.setup = tuple(setup)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -867,7 +922,9 @@ class ESLOutboundServer:
     async def _run_session(self, session: ESLOutboundSession) -> None:
         try:
             try:
-                await session.handshake(linger=self.linger, timeout=self.connect_timeout)
+                await session.handshake(
+                    linger=self.linger, timeout=self.connect_timeout, then=self.setup
+                )
             except (PBXConnectionError, PBXTimeoutError) as exc:
                 log.warning("esl_outbound_handshake_failed", peer=session.where, reason=str(exc))
                 return

@@ -179,6 +179,13 @@ _CALL_READS: Final = frozenset(
 #: The rest, which the socket ``nixevent``s: CHANNEL_EXECUTE alone is one event per
 #: application the call runs, each a few KB.
 UNUSED_MYEVENTS: Final = tuple(sorted(MYEVENTS - _CALL_READS))
+#: What an outbound socket session sends with its ``myevents``: drop the unread events, and
+#: add PLAYBACK_STOP, which ``myevents`` leaves out and which tells a prompt broken by a key
+#: from one that played out (the key itself may have been pressed before it started).
+OUTBOUND_SETUP: Final = (
+    "nixevent " + " ".join(UNUSED_MYEVENTS),
+    "event plain PLAYBACK_STOP",
+)
 
 
 def _multiset_delimiter(items: Sequence[str]) -> str | None:
@@ -390,6 +397,7 @@ class FreeSwitchDriver:
                 command_timeout=self.settings.command_timeout,
                 connect_timeout=self.settings.connect_timeout,
                 linger=self.settings.outbound_linger,
+                setup=OUTBOUND_SETUP,
             )
             try:
                 await self._outbound.start()
@@ -602,30 +610,15 @@ class FreeSwitchDriver:
         call = self._take_over(session.channel_data, "esl-outbound", session)
         session.set_listener(call._on_event)
         session.on_closed(call._on_socket_closed)
-        limit = self.settings.command_timeout
-        # Sent alongside the subscription below, so it costs no round trip of its own.
-        unsubscribe = asyncio.ensure_future(
-            session.command("nixevent " + " ".join(UNUSED_MYEVENTS), timeout=limit)
-        )
-        # ``myevents`` leaves out PLAYBACK_STOP, which tells a prompt broken by a key from
-        # one that played out (the key itself may have been pressed before it started).
-        try:
-            reply = await session.command("event plain PLAYBACK_STOP", timeout=limit)
-        except (PBXError, ESLProtocolError) as exc:
-            # Gone already? The call's own code finds out and cleans up.
-            reply = str(exc)
-        except BaseException:
-            unsubscribe.cancel()
-            raise
-        if not reply.startswith("+OK"):
-            self._log.warning("esl_outbound_events_refused", reply=reply)
-        try:
-            reply = await unsubscribe
-        except (PBXError, ESLProtocolError) as exc:
-            reply = str(exc)
-        if not reply.startswith("+OK"):
-            # Harmless: those events keep coming and the call ignores them.
-            self._log.info("esl_outbound_nixevent_refused", reply=reply)
+        # Sent with ``myevents`` in the handshake's one write (OUTBOUND_SETUP).
+        for command, reply in zip(OUTBOUND_SETUP, session.setup_replies, strict=False):
+            if reply.startswith("+OK"):
+                continue
+            if command.startswith("nixevent"):
+                # Harmless: those events keep coming and the call ignores them.
+                self._log.info("esl_outbound_nixevent_refused", reply=reply)
+            else:
+                self._log.warning("esl_outbound_events_refused", reply=reply)
         await self._serve(call)
         if call.hung_up and not session.ended:
             # Saying exit now would cut off the hangup events (and the CDR facts in them);
