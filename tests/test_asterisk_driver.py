@@ -603,3 +603,29 @@ async def test_a_channel_that_hangs_up_while_the_resync_answer_is_on_its_way_is_
             # Answered after the resync's list, so only once the resync has used it.
             await driver.channels()
     assert call.state == ""
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "asyncagi"])
+async def test_a_call_redirected_away_is_hung_up_only_when_its_channel_is(transport: str) -> None:
+    # Leaving AGI ends the session (FastAGI even says HANGUP), but the caller is still on
+    # the line, talking to the agent the dialplan rang: only the channel's Hangup counts.
+    seen: dict[str, bool] = {}
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        await call.redirect("transfer", "1001")
+        waiting = asyncio.ensure_future(call.wait_hangup())
+        await asyncio.sleep(0.2)
+        seen["early"] = waiting.done() or call.hung_up
+        await waiting
+        seen["after"] = call.hung_up
+
+    async with demo_driver(transport, handler) as (pbx, _, run):
+        agent = pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05, hangup_after=0.5))
+        async with asyncio.timeout(10):
+            caller = await pbx.call("800", caller_num="5551234")
+            await caller.wait_ended()
+            await run.done.wait()
+    assert run.errors == []
+    assert seen == {"early": False, "after": True}
+    assert agent.answered == 1

@@ -94,6 +94,10 @@ class AGISession(Protocol):
         """Return once the channel has hung up."""
         ...
 
+    def on_hangup(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the channel hangs up (at once if it has already)."""
+        ...
+
     async def command(self, line: str, *, timeout: float | None) -> AGIResult:
         """Run one command line (no newline) and return its result.
 
@@ -141,6 +145,7 @@ class FastAGISession:
         self._lock = asyncio.Lock()
         self._pending: asyncio.Future[AGIResult] | None = None
         self._hangup = asyncio.Event()
+        self._hangup_callbacks: list[Callable[[], None]] = []
         self._closed = False
         self._closed_by_peer = False
         self._hangup_notices = 0
@@ -179,6 +184,12 @@ class FastAGISession:
 
     async def wait_hangup(self) -> None:
         await self._hangup.wait()
+
+    def on_hangup(self, callback: Callable[[], None]) -> None:
+        if self._hangup.is_set():
+            callback()
+        else:
+            self._hangup_callbacks.append(callback)
 
     async def command(self, line: str, *, timeout: float | None) -> AGIResult:
         data = _check_line(line)
@@ -270,6 +281,7 @@ class FastAGISession:
         if not self._hangup.is_set():
             self._log.info("agi_channel_hung_up", channel=self._channel(), why=why)
             self._hangup.set()
+            _run_callbacks(self._hangup_callbacks)
 
     def _fail_pending(self, exc: BaseException) -> None:
         future = self._pending
@@ -494,6 +506,16 @@ def _tuned_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
     return own
 
 
+def _run_callbacks(callbacks: list[Callable[[], None]]) -> None:
+    pending = list(callbacks)
+    callbacks.clear()
+    for callback in pending:
+        try:
+            callback()
+        except Exception:
+            log.exception("agi_hangup_callback_failed")
+
+
 def _peer(transport: asyncio.BaseTransport) -> str:
     peer = transport.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
@@ -528,6 +550,7 @@ class AsyncAGISession:
         self.position = position
         self._pending: dict[str, asyncio.Future[AGIResult]] = {}
         self._hangup = asyncio.Event()
+        self._hangup_callbacks: list[Callable[[], None]] = []
         self._ended = False
         self._end_reason = ""
         self._log = log.bind(channel=channel, uniqueid=uniqueid)
@@ -554,6 +577,12 @@ class AsyncAGISession:
 
     async def wait_hangup(self) -> None:
         await self._hangup.wait()
+
+    def on_hangup(self, callback: Callable[[], None]) -> None:
+        if self._hangup.is_set():
+            callback()
+        else:
+            self._hangup_callbacks.append(callback)
 
     async def command(self, line: str, *, timeout: float | None) -> AGIResult:
         _check_line(line)
@@ -631,6 +660,7 @@ class AsyncAGISession:
         if not self._hangup.is_set():
             self._log.info("agi_channel_hung_up", why=why)
             self._hangup.set()
+            _run_callbacks(self._hangup_callbacks)
 
     def _result(self, command_id: str, text: str) -> None:
         future = self._pending.get(command_id)

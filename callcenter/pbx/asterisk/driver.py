@@ -678,6 +678,9 @@ class AsteriskCall:
         self._info = info
         self._settings = driver.settings
         self._ami_hangup = asyncio.Event()
+        # Set whenever ``hung_up`` turns true (cleared when a release makes the session's own
+        # hangup no longer count): what wait_hangup waits on, without a task per source.
+        self._gone = asyncio.Event()
         self._cause = HangupCause.UNSPECIFIED
         self._local_hangup = False
         self._released = ""
@@ -686,6 +689,7 @@ class AsteriskCall:
         self._on_hold = False
         self._recording: str | None = None
         self._log = log.bind(call_id=info.call_id, channel=info.channel)
+        session.on_hangup(self._session_hung_up)
 
     # -- facts ------------------------------------------------------------------------------
 
@@ -724,18 +728,17 @@ class AsteriskCall:
 
     async def wait_hangup(self) -> None:
         while not self.hung_up:
-            waiters = [
-                asyncio.ensure_future(self._ami_hangup.wait()),
-                asyncio.ensure_future(self._session.wait_hangup()),
-            ]
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-            if self._released and not self._ami_hangup.is_set():
-                # Redirected away: the channel's hangup reaches us only through AMI.
-                await self._ami_hangup.wait()
+            await self._gone.wait()
+            if not self.hung_up:
+                self._gone.clear()  # a hangup that stopped counting (released meanwhile)
+
+    def _hung_up_here(self) -> None:
+        self._local_hangup = True
+        self._gone.set()
+
+    def _session_hung_up(self) -> None:
+        if not self._released:
+            self._gone.set()
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -755,7 +758,7 @@ class AsteriskCall:
         return result
 
     def _caller_gone(self, why: str) -> CallHungUp:
-        self._local_hangup = True
+        self._hung_up_here()
         return CallHungUp(f"{self._info.channel}: {why}")
 
     async def answer(self) -> None:
@@ -880,7 +883,7 @@ class AsteriskCall:
         if reason == "dtmf" and code is not None and code > 0:
             return RecordResult(full, seconds, "dtmf", chr(code))
         if reason == "hangup" or (code == -1 and self.hung_up):
-            self._local_hangup = True
+            self._hung_up_here()
             return RecordResult(full, seconds, "hangup")
         if reason == "timeout":
             return RecordResult(full, seconds, "timeout")
@@ -1180,6 +1183,10 @@ class AsteriskCall:
                 raise self._caller_gone("gone before the redirect") from None
             raise
         self._release(f"redirected to {context},{exten},{priority}")
+        if isinstance(self._session, FastAGISession):
+            # Asterisk holds the channel in AGI() until the script closes its connection:
+            # only then does it go where it was sent.
+            await self._session.close()
 
     async def get_variable(self, name: str) -> str | None:
         try:
@@ -1201,7 +1208,7 @@ class AsteriskCall:
                 await self._command("EXEC", "Hangup", str(int(cause)))
         except CallError as exc:
             self._log.debug("hangup_ignored_error", error=str(exc))
-        self._local_hangup = True
+        self._hung_up_here()
         if self._cause == HangupCause.UNSPECIFIED:
             self._cause = cause
 
@@ -1212,12 +1219,16 @@ class AsteriskCall:
 
     def _release(self, why: str) -> None:
         self._released = why
+        if not (self._ami_hangup.is_set() or self._local_hangup):
+            # Redirected away: the channel's hangup now reaches us only through AMI.
+            self._gone.clear()
         self._log.info("call_left_control", why=why)
 
     def _on_hangup(self, cause: HangupCause) -> None:
         if cause != HangupCause.UNSPECIFIED or self._cause == HangupCause.UNSPECIFIED:
             self._cause = cause
         self._ami_hangup.set()
+        self._gone.set()
         session = self._session
         if isinstance(session, AsyncAGISession):
             session.end("channel hung up", hung_up=True)
