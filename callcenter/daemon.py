@@ -188,6 +188,9 @@ class Daemon:
         try:
             await self.switchboard.handle_call(call)
         finally:
+            # The PBX gets the channel back at once: a slow disk must not hold channels in
+            # AGI() or a socket while the record is written.
+            await call.hand_back()
             # The record must be durable before the call's task ends.
             try:
                 await self.recorder.wait_written(call.info.call_id)

@@ -94,6 +94,32 @@ async def test_caller_hangs_up_while_waiting_gives_an_abandoned_record(
     assert row["wait_seconds"] >= 0.2
 
 
+async def test_a_caller_who_hangs_up_is_let_go_at_once_even_while_the_record_is_slow(
+    tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Asterisk keeps a hung-up channel in AGI() until the script lets go: waiting there for
+    # a slow disk would pile channels up in the PBX.
+    async with running_center(tmp_path, agi=agi, prompt_seconds=2.0) as center:  # type: ignore[arg-type]
+        recorder = center.daemon.recorder
+        durable = recorder.wait_written
+        waited: list[str] = []
+
+        async def slow_disk(call_id: str, timeout: float = 5.0) -> None:
+            waited.append(call_id)
+            await asyncio.sleep(1.5)
+            await durable(call_id, timeout)
+
+        monkeypatch.setattr(recorder, "wait_written", slow_disk)
+        caller = await center.pbx.call("800", caller_num="5550002")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.hangup()
+        await caller.wait_ended(timeout=0.75)  # the record takes 1.5 s to be durable
+        await center.idle(timeout=3)
+        row = await center.cdr(caller.uniqueid)
+    assert waited == [caller.uniqueid]
+    assert row["hung_up_by"] == "caller"
+
+
 async def test_caller_hangs_up_mid_prompt_leaves_no_stuck_call_and_logs_no_error(
     tmp_path: Path, agi: str, caplog: pytest.LogCaptureFixture
 ) -> None:

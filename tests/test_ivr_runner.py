@@ -145,6 +145,9 @@ class FakeCall:
     async def start_hold_music(self, music_class: str = "default") -> None:
         return None
 
+    async def hand_back(self) -> None:
+        return None
+
     async def stop_hold_music(self) -> None:
         return None
 

@@ -257,6 +257,14 @@ class Call(Protocol):
         """Hang up the caller; idempotent and never raises ``CallHungUp``."""
         ...
 
+    async def hand_back(self) -> None:
+        """The engine is done with the call: give the channel back to the PBX now, not when
+        the handler returns. A caller still up goes on in the dialplan (Asterisk, FreeSWITCH's
+        socket) or is hung up where there is none to go on in (a parked FreeSWITCH call); a
+        hung-up channel is let go, so the PBX can tear it down. Idempotent, never raises;
+        commands afterwards raise ``CallHungUp``. The handler's return does it too."""
+        ...
+
     async def hold(self) -> None:
         """Put the bridged call on hold: caller and agent stop hearing each other.
 

@@ -1198,6 +1198,13 @@ class AsteriskCall:
     async def set_variable(self, name: str, value: str) -> None:
         await self._command("SET VARIABLE", name, value)
 
+    async def hand_back(self) -> None:
+        # FastAGI: closing the connection ends AGI(); AsyncAGI: ASYNCAGI BREAK.
+        try:
+            await self._session.close()
+        except Exception:
+            self._log.exception("agi_close_failed")
+
     async def hangup(self, cause: HangupCause = HangupCause.NORMAL_CLEARING) -> None:
         if self.hung_up or self._released or self._session.ended:
             return

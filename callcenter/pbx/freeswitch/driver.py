@@ -620,12 +620,6 @@ class FreeSwitchDriver:
             else:
                 self._log.warning("esl_outbound_events_refused", reply=reply)
         await self._serve(call)
-        if call.hung_up and not session.ended:
-            # Saying exit now would cut off the hangup events (and the CDR facts in them);
-            # with linger, FreeSWITCH sends them and then a notice.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.command_timeout):
-                    await session.wait_disconnect_notice()
 
     async def _serve(self, call: FreeSwitchCall) -> None:
         info = call.info
@@ -640,17 +634,7 @@ class FreeSwitchDriver:
         except Exception:
             bound.exception("call_handler_failed")
         finally:
-            if (
-                info.transport == "esl-inbound"
-                and not self._stopping
-                and not call.hung_up
-                and not call.released
-            ):
-                # A parked channel has no dialplan to return to: never leave a caller in
-                # silent park.
-                bound.info("call_hung_up_after_handler")
-                with contextlib.suppress(Exception):
-                    await call.hangup()
+            await call.hand_back()
             if self._calls.get(info.call_id) is call:
                 del self._calls[info.call_id]
             call._forget()
@@ -890,7 +874,7 @@ class FreeSwitchCall:
         self._vars: dict[str, str] = {}
         #: Applications whose completion is still awaited after the caller hung up.
         self._outlive_hangup: set[str] = set()
-        self._language = info.language or "en"
+        self._handed_back = False
         self._log = log.bind(call_id=info.call_id, channel=info.channel)
 
     # -- facts ------------------------------------------------------------------------------
@@ -1525,6 +1509,28 @@ class FreeSwitchCall:
                 self._on_hangup("")
                 raise CallHungUp(f"{self._info.channel} has hung up")
             raise CommandFailed(f"uuid_setvar {name} failed: {text.strip()}")
+
+    async def hand_back(self) -> None:
+        if self._handed_back:
+            return
+        self._handed_back = True
+        try:
+            session = self._esl
+            if isinstance(session, ESLOutboundSession):
+                if self.hung_up and not session.ended:
+                    # Saying exit now would cut off the hangup events (and the CDR facts in
+                    # them); with linger, FreeSWITCH sends them and then a notice.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._settings.command_timeout):
+                            await session.wait_disconnect_notice()
+                await session.close()
+            elif not self._driver._stopping and not self.hung_up and not self.released:
+                # A parked channel has no dialplan to return to: never leave a caller in
+                # silent park.
+                self._log.info("call_hung_up_after_handler")
+                await self.hangup()
+        except Exception:
+            self._log.exception("hand_back_failed")
 
     async def hangup(self, cause: HangupCause = HangupCause.NORMAL_CLEARING) -> None:
         if self._hangup.is_set() or self._released:
