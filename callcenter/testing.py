@@ -30,6 +30,8 @@ from callcenter.daemon import Daemon
 from callcenter.demopbx import AgentPhone, DemoAsterisk
 from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.demopbx.fs_phones import AgentPhone as FreeSwitchAgentPhone
+from callcenter.errors import CallHungUp
+from callcenter.pbx.interface import Call
 
 DEMO_SECRET = "demo-secret"
 DEMO_ESL_PASSWORD = "ClueCon-demo"
@@ -284,3 +286,25 @@ async def _freeswitch_center(
             await daemon.stop()
     finally:
         await pbx.stop()
+
+
+class HandBackProbe:
+    """A call handler for driver tests of :meth:`Call.hand_back`: it answers, hands the call
+    back (twice: it is idempotent), waits until the test sets :attr:`gone` (the caller's
+    channel has ended meanwhile), then checks that a command raises ``CallHungUp``."""
+
+    def __init__(self) -> None:
+        self.gone = asyncio.Event()
+        #: True once the handler went on after the hand-back and its command was refused.
+        self.refused_after = False
+
+    async def __call__(self, call: Call) -> None:
+        await call.answer()
+        await call.hand_back()
+        await call.hand_back()
+        async with asyncio.timeout(3):
+            await self.gone.wait()
+        try:
+            await call.play(["beep"])
+        except CallHungUp:
+            self.refused_after = True

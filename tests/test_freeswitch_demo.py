@@ -24,6 +24,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
     RecordResult,
 )
+from callcenter.testing import HandBackProbe
 
 PASSWORD = "demo-secret"
 Handler = Callable[[FreeSwitchCall], Awaitable[None]]
@@ -299,24 +300,12 @@ async def test_said_numbers_dates_and_a_voicemail_through_the_driver(tmp_path: P
 async def test_a_call_handed_back_leaves_at_once_while_the_handler_goes_on(mode: str) -> None:
     # Parked: there is no dialplan to go back to, so the caller is hung up; socket: exit,
     # and the dialplan after ``socket`` ends the call.
-    gone = asyncio.Event()
-    seen: dict[str, Any] = {}
-
-    async def handler(call: FreeSwitchCall) -> None:
-        await call.answer()
-        await call.hand_back()
-        await call.hand_back()  # idempotent
-        async with asyncio.timeout(3):
-            await gone.wait()
-        with pytest.raises(CallHungUp):
-            await call.play(["/sounds/welcome.wav"])
-        seen["handler_ran_on"] = True
-
-    async with center(handler, mode=mode) as (pbx, _, events, finished):
+    probe = HandBackProbe()
+    async with center(probe, mode=mode) as (pbx, _, events, finished):
         caller = await pbx.call("800", caller_num="5551234")
         async with asyncio.timeout(5):
             await caller.wait_ended()
-            gone.set()
+            probe.gone.set()
             await finished.wait()
-    assert seen == {"handler_ran_on": True}
+    assert probe.refused_after
     assert [e.call_id for e in events if isinstance(e, ChannelHungUp)] == [caller.uniqueid]
