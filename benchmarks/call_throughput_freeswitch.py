@@ -83,6 +83,7 @@ from call_throughput import (
     floor_stage,
     hold,
     info_line_cost,
+    kernel_cpu,
     phones,
     sample_active,
     thread_cpu,
@@ -274,6 +275,7 @@ async def run_transport(
                         profile.start()
                     stage.start = now
                     stage.cpu, stage.other_cpu = time.process_time(), thread_cpu()[1]
+                    stage.kernel_cpu = kernel_cpu()
                     traffic[index] = Traffic.of(probe)
                 elif event == "stage_launched":
                     stage.launched_at = now
@@ -281,6 +283,7 @@ async def run_transport(
                     stage.end = now
                     stage.cpu = time.process_time() - stage.cpu
                     stage.other_cpu = thread_cpu()[1] - stage.other_cpu
+                    stage.kernel_cpu = kernel_cpu() - stage.kernel_cpu
                     traffic[index] = Traffic.of(probe).since(traffic[index])
                     stage.pbx = message
                     if profile is not None and index == profile_stage:
@@ -318,6 +321,9 @@ NOTES = [
     "written, measured inside the daemon process (no PBX time in it).",
     "CPU ms/call: the daemon process's CPU (all threads) over the stage and its drain / calls "
     "ended; 'other threads' = the CDR writer thread (SQLite, synchronous=FULL) and the like.",
+    "'of which kernel': the part spent in the kernel (loopback TCP, epoll, accept, the CDR's "
+    "fsync), all threads; the floor row's is what the bare client's traffic costs the kernel. "
+    "It swings +-50 % between identical runs.",
     "PBX CPU %: the demo FreeSWITCH process (100 = one core). Near 100 the PBX, not the daemon, "
     "caps the rate: the two processes share the machine's 2 cores.",
 ]
@@ -385,6 +391,7 @@ async def main(args: argparse.Namespace) -> None:
                 "daemon p99 ms",
                 "CPU ms/call",
                 "of which other threads",
+                "of which kernel",
                 "setup p50 ms",
                 "setup p99 ms",
                 "PBX CPU %",
@@ -410,6 +417,7 @@ async def main(args: argparse.Namespace) -> None:
                 "-",
                 f"{floor_ms:.2f}",
                 "0.00",
+                f"{floor.kernel_cpu / max(1, floor.ended) * 1e3:.2f}",
                 "-",
                 "-",
                 f"{info['cpu'] / info['seconds'] * 100:.0f}",
