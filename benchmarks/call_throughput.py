@@ -177,8 +177,8 @@ def thread_cpu() -> tuple[float, float]:
 
 
 def kernel_cpu() -> float:
-    """CPU seconds this process (all threads) spent in the kernel: the loopback TCP, epoll
-    and accept work no Python code does."""
+    """CPU seconds this process (all threads) has spent in the kernel: loopback TCP, epoll,
+    accept, fsync, sleeping and waking."""
     return os.times().system
 
 
@@ -601,16 +601,21 @@ async def main(args: argparse.Namespace) -> None:
         memory_table.print()
 
 
-NOTES = [
-    f"targets: {TARGET_RATE} calls/s, daemon p99 < {TARGET_P99 * 1000:g} ms, "
-    f"<= {TARGET_CPU * 1000:g} ms CPU per call.",
-    "daemon p50/p99: PBX event read off the socket -> next AGI command written, measured "
-    "inside the daemon process (no PBX time in it).",
+#: The notes on the CPU columns, shared with call_throughput_freeswitch.py.
+CPU_NOTES = [
     "CPU ms/call: the daemon process's CPU (all threads) over the stage and its drain / calls "
     "ended; 'other threads' = the CDR writer thread (SQLite, synchronous=FULL) and the like.",
     "'of which kernel': the part spent in the kernel (loopback TCP, epoll, accept, the CDR's "
     "fsync), all threads; the floor row's is what the bare client's traffic costs the kernel. "
     "It swings +-50 % between identical runs.",
+]
+
+NOTES = [
+    f"targets: {TARGET_RATE} calls/s, daemon p99 < {TARGET_P99 * 1000:g} ms, "
+    f"<= {TARGET_CPU * 1000:g} ms CPU per call.",
+    "daemon p50/p99: PBX event read off the socket -> next AGI command written, measured "
+    "inside the daemon process (no PBX time in it).",
+    *CPU_NOTES,
     "PBX CPU %: the demo PBX process (100 = one core). Near 100 the PBX, not the daemon, caps "
     "the rate: the two processes share the machine's 2 cores.",
 ]

@@ -74,6 +74,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from call_throughput import (
+    CPU_NOTES,
     LineCounter,
     Memory,
     Stage,
@@ -319,11 +320,7 @@ NOTES = [
     "(the daemon's share).",
     "daemon p50/p99: a reply or event read off the socket -> the next command for that channel "
     "written, measured inside the daemon process (no PBX time in it).",
-    "CPU ms/call: the daemon process's CPU (all threads) over the stage and its drain / calls "
-    "ended; 'other threads' = the CDR writer thread (SQLite, synchronous=FULL) and the like.",
-    "'of which kernel': the part spent in the kernel (loopback TCP, epoll, accept, the CDR's "
-    "fsync), all threads; the floor row's is what the bare client's traffic costs the kernel. "
-    "It swings +-50 % between identical runs.",
+    *CPU_NOTES,
     "PBX CPU %: the demo FreeSWITCH process (100 = one core). Near 100 the PBX, not the daemon, "
     "caps the rate: the two processes share the machine's 2 cores.",
 ]
