@@ -65,7 +65,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floor_client import FloorClient
 from pbx_side import PBXProcess
 from probes import AGIProbe
-from report import Table, event_loop_factory, loop_name, machine, ms, percentile, rss_bytes
+from report import (
+    Table,
+    event_loop_factory,
+    loop_name,
+    machine,
+    ms,
+    percentile,
+    rate_list,
+    rss_bytes,
+)
 from stack_sampler import StackSampler
 
 from callcenter.config import load_config
@@ -624,7 +633,9 @@ NOTES = [
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (under ~20 s)")
-    parser.add_argument("--rates", default=None, help="calls/s per stage, e.g. 50,100,200,300")
+    parser.add_argument(
+        "--rates", type=rate_list, default=None, help="calls/s per stage, e.g. 50,100,200,300"
+    )
     parser.add_argument("--seconds", type=float, default=None, help="seconds per stage")
     parser.add_argument("--drain", type=float, default=3.0, help="max wait for a stage's calls")
     parser.add_argument("--transports", default="fastagi,asyncagi")

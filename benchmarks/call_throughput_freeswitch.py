@@ -92,7 +92,7 @@ from call_throughput import (
 from floor_client import ESLFloorClient
 from pbx_side import PBXProcess
 from probes import ESLProbe, Sample
-from report import Table, event_loop_factory, loop_name, machine, ms, percentile
+from report import Table, event_loop_factory, loop_name, machine, ms, percentile, rate_list
 from stack_sampler import StackSampler
 
 from callcenter.config import load_config
@@ -489,8 +489,12 @@ async def main(args: argparse.Namespace) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (under ~20 s)")
-    parser.add_argument("--rates", default=None, help="inbound calls/s per stage: 50,100,150")
-    parser.add_argument("--outbound-rates", default=None, help="outbound calls/s per stage")
+    parser.add_argument(
+        "--rates", type=rate_list, default=None, help="inbound calls/s per stage: 50,100,150"
+    )
+    parser.add_argument(
+        "--outbound-rates", type=rate_list, default=None, help="outbound calls/s per stage"
+    )
     parser.add_argument("--moh-no-wait", action="store_true", help="what-if (see the doc)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per stage")
     parser.add_argument("--drain", type=float, default=None, help="max wait for a stage's calls")

@@ -7,6 +7,7 @@ every script (nearest-rank percentiles, CPU from ``time.process_time``, RSS from
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import os
@@ -51,6 +52,21 @@ def percentile(values: Sequence[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def rate_list(text: str) -> str:
+    """An argparse ``type`` for ``--rates``: comma-separated calls/s, each above zero.
+
+    Returns ``text`` unchanged; a stage of 0 calls/s would divide its CPU by no calls.
+    """
+    for item in text.split(","):
+        try:
+            rate = float(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not a number of calls/s") from None
+        if not rate > 0 or math.isinf(rate):
+            raise argparse.ArgumentTypeError(f"{item!r}: a rate must be above 0 calls/s")
+    return text
 
 
 def ms(seconds: float, digits: int = 3) -> str:
