@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="print the latest call detail records")
     report.add_argument("config", nargs="?", default=None)
-    report.add_argument("--last", type=int, default=20)
+    report.add_argument(
+        "--last", type=_positive_int, default=20, help="how many of the newest records"
+    )
     report.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
@@ -139,9 +141,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_CONFIG
 
 
+def _quiet_logging() -> None:
+    """structlog at error level on stderr: its default prints every level to stdout, into
+    the output a command promises (``report --json`` piped to jq). stdlib logging is left
+    alone for :func:`~callcenter.log.configure_logging` to set up once."""
+    import logging
+
+    import structlog
+
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value
+
+
 def cmd_check(path: str) -> int:
     from callcenter.config import check_config
 
+    _quiet_logging()
     issues = check_config(path)
     for issue in issues:
         print(issue, file=sys.stderr)
@@ -212,6 +239,8 @@ def cmd_run(path: str) -> int:
     from callcenter.daemon import Daemon, loop_factory
     from callcenter.log import configure_logging
 
+    # Until the config says how to log: a JSON log must not start with a console line.
+    _quiet_logging()
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -251,8 +280,9 @@ def cmd_report(path: str, last: int, *, as_json: bool) -> int:
     from callcenter.daemon import resolve
     from callcenter.records.store import SqliteCdrStore
 
+    _quiet_logging()
     try:
-        config = load_config(path, environ={**os.environ, "CALLCENTER_AMI_SECRET": "unused"})
+        config = load_config(path, environ=_offline_environ())
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
@@ -262,7 +292,7 @@ def cmd_report(path: str, last: int, *, as_json: bool) -> int:
         return EXIT_OK
     store = SqliteCdrStore(db)
     try:
-        rows = store.fetch_cdrs()[-last:]
+        rows = store.fetch_cdrs(last=last)
     finally:
         store.close()
     if as_json:

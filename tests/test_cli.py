@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
 from callcenter.demopbx import DemoAsterisk
+from callcenter.records.cdr import CdrRecord
+from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import BASE_CONFIG, merge
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 async def _run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30, clear: bool = False
 ) -> tuple[int, str, str]:
+    """Run ``python -m callcenter.cli ARGS`` from the repository; ``clear``: with ``env``
+    alone instead of the test's environment plus ``env``."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -25,7 +31,7 @@ async def _run_cli(
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
+        env=dict(env or {}) if clear else {**os.environ, **(env or {})},
         cwd=REPO,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
@@ -75,3 +81,107 @@ async def test_run_with_unreadable_config_exits_1(tmp_path: Path) -> None:
     code, _out, err = await _run_cli("run", str(tmp_path / "missing.yaml"))
     assert code == 1
     assert "missing.yaml" in err
+
+
+def _cdr(uniqueid: str, src: str, start: datetime) -> CdrRecord:
+    end = start + timedelta(seconds=30)
+    return CdrRecord(
+        accountcode="",
+        src=src,
+        dst="800",
+        dcontext="callcenter",
+        clid=f'"Caller" <{src}>',
+        channel=f"PJSIP/{src}-0000001",
+        dstchannel="PJSIP/1002-0000002",
+        lastapp="Dial",
+        start=start,
+        answer=start + timedelta(seconds=1),
+        end=end,
+        duration=30,
+        billsec=29,
+        disposition="ANSWERED",
+        uniqueid=uniqueid,
+        linkedid=uniqueid,
+        ivr_path="main:welcome>2>main:support",
+        queue="support",
+        wait_seconds=4.5,
+        agent="1002",
+        talk_seconds=20.0,
+        transfers=0,
+        transfer_path="",
+        abandoned=False,
+        hung_up_by="caller",
+        hangup_cause=16,
+        hangup_cause_name="NORMAL_CLEARING",
+    )
+
+
+def _freeswitch_center_with_records(tmp_path: Path, count: int) -> Path:
+    """A FreeSWITCH config (no ESL password anywhere) whose CDR store holds ``count`` calls,
+    one a minute, written out of order."""
+    cfg = merge(BASE_CONFIG, {"pbx": {"type": "freeswitch"}})
+    path = tmp_path / "cc.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (tmp_path / "var").mkdir()
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    base = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    try:
+        for n in reversed(range(count)):
+            store.write_cdr(_cdr(f"call-{n:02}", f"55501{n:02}", base + timedelta(minutes=n)))
+    finally:
+        store.close()
+    return path
+
+
+async def test_report_json_prints_only_json_lines_even_without_pbx_secrets(
+    tmp_path: Path,
+) -> None:
+    path = _freeswitch_center_with_records(tmp_path, 3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+    code, out, err = await _run_cli("report", str(path), "--json", env=env, clear=True)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["uniqueid"] for r in rows] == ["call-00", "call-01", "call-02"]
+    assert rows[0]["agent"] == "1002" and rows[0]["billsec"] == 29
+
+
+async def test_report_last_n_shows_the_newest_n_calls_oldest_first(tmp_path: Path) -> None:
+    path = _freeswitch_center_with_records(tmp_path, 12)
+    code, out, err = await _run_cli("report", str(path), "--last", "3")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("start") and set(lines[1]) == {"-"}
+    assert [line.split()[1] for line in lines[2:]] == ["5550109", "5550110", "5550111"]
+
+
+async def test_report_refuses_a_count_below_one(tmp_path: Path) -> None:
+    path = _freeswitch_center_with_records(tmp_path, 2)
+    code, out, err = await _run_cli("report", str(path), "--last", "0")
+    assert code == 2
+    assert out == ""
+    assert "--last" in err and "1 or more" in err
+
+
+async def test_check_prints_only_its_verdict_on_stdout() -> None:
+    code, out, _err = await _run_cli(
+        "check", "config/callcenter.yaml", env={"CALLCENTER_AMI_SECRET": "x"}
+    )
+    assert code == 0
+    assert out == "config/callcenter.yaml: OK\n"
+
+
+async def test_run_with_json_logs_writes_nothing_but_json_lines(tmp_path: Path) -> None:
+    cfg = merge(
+        BASE_CONFIG,
+        {"pbx": {"ami": {"port": 9}}, "logging": {"level": "debug", "format": "json"}},
+    )
+    path = tmp_path / "cc.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    code, out, err = await _run_cli("run", str(path), env={"CALLCENTER_AMI_SECRET": "x"})
+    assert code == 3, err
+    assert out == ""
+    logged = [line for line in err.splitlines() if line.startswith("{")]
+    assert logged, err
+    for line in logged:
+        json.loads(line)
+    assert all(line.startswith(("{", "callcenter:")) for line in err.splitlines()), err

@@ -305,9 +305,18 @@ class SqliteCdrStore:
     def has_cdr(self, uniqueid: str) -> bool:
         return bool(self._fetch("SELECT 1 FROM cdr WHERE uniqueid = ?", (uniqueid,)))
 
-    def fetch_cdrs(self) -> list[dict[str, Any]]:
-        """Every CDR, oldest first, keyed by CdrRecord field name (``abandoned`` as bool)."""
-        rows = self._fetch(f'SELECT {_quoted(_CDR_NAMES)} FROM cdr ORDER BY "start", uniqueid')
+    def fetch_cdrs(self, *, last: int | None = None) -> list[dict[str, Any]]:
+        """Every CDR, or the ``last`` newest, oldest first, keyed by CdrRecord field name
+        (``abandoned`` as bool)."""
+        columns = _quoted(_CDR_NAMES)
+        if last is None:
+            rows = self._fetch(f'SELECT {columns} FROM cdr ORDER BY "start", uniqueid')
+        else:
+            rows = self._fetch(
+                f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
+                f' ORDER BY "start" DESC, uniqueid DESC LIMIT ?) ORDER BY "start", uniqueid',
+                (max(last, 0),),
+            )
         result = []
         for row in rows:
             record = dict(row)
