@@ -37,6 +37,11 @@ from callcenter.switchboard import Switchboard
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
+#: Header lines after the request line; a client sending more is refused with 431.
+MAX_HEADERS = 100
+#: What is read and dropped after an error answer before the connection is closed.
+LINGER_BYTES = 1024 * 1024
+LINGER_SECONDS = 1.0
 Reloader = Callable[[], Awaitable[None]]
 
 
@@ -53,6 +58,7 @@ REASONS = {
     405: "Method Not Allowed",
     409: "Conflict",
     413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
 
@@ -105,6 +111,8 @@ class ControlAPI:
         with contextlib.suppress(ConnectionError):
             writer.write(head + data)
             await writer.drain()
+            if status >= 400:
+                await _linger(reader, writer)
         writer.close()
 
     async def dispatch(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -169,15 +177,39 @@ class ControlAPI:
         return {"agent": agent_id, "state": str(agent.state), "pause_reason": agent.pause_reason}
 
 
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """After an error answer: end our side, then drop what the client still sends (at most
+    LINGER_BYTES for LINGER_SECONDS). Closing with its unread bytes in our buffer would send
+    a reset, which can destroy the answer before the client reads it."""
+    if writer.can_write_eof():
+        writer.write_eof()
+    with contextlib.suppress(TimeoutError, ValueError):
+        async with asyncio.timeout(LINGER_SECONDS):
+            dropped = 0
+            while dropped < LINGER_BYTES:
+                chunk = await reader.read(64 * 1024)
+                if not chunk:
+                    break
+                dropped += len(chunk)
+
+
+async def _read_line(reader: asyncio.StreamReader) -> str:
+    try:
+        line = await reader.readline()
+    except ValueError:  # longer than the reader's limit (64 KiB)
+        raise HTTPError(431, "request line or header too long") from None
+    return line.decode("latin-1")
+
+
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, Any]]:
-    request_line = (await reader.readline()).decode("latin-1").strip()
+    request_line = (await _read_line(reader)).strip()
     try:
         method, path, _version = request_line.split(" ", 2)
     except ValueError:
         raise HTTPError(400, "malformed request line") from None
     length = 0
-    while True:
-        line = (await reader.readline()).decode("latin-1")
+    for _ in range(MAX_HEADERS + 1):
+        line = await _read_line(reader)
         if line in ("\r\n", "\n", ""):
             break
         name, _, value = line.partition(":")
@@ -185,7 +217,11 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[st
             try:
                 length = int(value.strip())
             except ValueError:
-                raise HTTPError(400, "bad Content-Length") from None
+                length = -1
+            if length < 0:
+                raise HTTPError(400, f"bad Content-Length {value.strip()[:40]!r}")
+    else:
+        raise HTTPError(431, f"more than {MAX_HEADERS} header lines")
     if length > MAX_BODY:
         raise HTTPError(413, "body too large")
     body: dict[str, Any] = {}
@@ -193,7 +229,7 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[st
         raw = await reader.readexactly(length)
         try:
             parsed = json.loads(raw)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or not UTF-8
             raise HTTPError(400, "body is not JSON") from None
         if not isinstance(parsed, dict):
             raise HTTPError(400, "body must be a JSON object")

@@ -1,0 +1,69 @@
+"""The control API as a careless or hostile local client sees it: every malformed request
+gets a 4xx JSON answer, nothing is logged as a crash, and the API keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from callcenter.testing import Center, running_center
+
+
+async def _raw(center: Center, data: bytes) -> tuple[int, dict[str, object]]:
+    """Send ``data`` as it is; the status code and the JSON body of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", center.daemon.api.port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)
+
+
+def _post(path: str, body: bytes, *, length: bytes | None = None) -> bytes:
+    size = str(len(body)).encode() if length is None else length
+    return b"POST " + path.encode() + b" HTTP/1.1\r\nContent-Length: " + size + b"\r\n\r\n" + body
+
+
+CASES = {
+    "body not JSON": (_post("/agents/1003/login", b"{login"), 400, "not JSON"),
+    "body not UTF-8": (_post("/agents/1003/pause", b'{"reason": "\xff\xfe"}'), 400, "not JSON"),
+    "body a JSON list": (_post("/agents/1003/login", b"[1, 2]"), 400, "JSON object"),
+    "negative Content-Length": (_post("/agents/1003/login", b"", length=b"-5"), 400, "-5"),
+    "Content-Length not a number": (_post("/reload", b"", length=b"ten"), 400, "ten"),
+    "body over 64 KiB announced": (_post("/reload", b"", length=b"1000000"), 413, "too large"),
+    "body over 64 KiB sent in full": (_post("/reload", b"x" * 300_000), 413, "too large"),
+    "header line over 64 KiB": (
+        b"GET /status HTTP/1.1\r\nX-Junk: " + b"a" * 70_000 + b"\r\n\r\n",
+        431,
+        "too long",
+    ),
+    "endless headers": (b"GET /status HTTP/1.1\r\n" + b"X-A: b\r\n" * 150 + b"\r\n", 431, "100"),
+    "request line without a path": (b"HELLO\r\n\r\n", 400, "malformed"),
+    "unknown route": (b"GET /agents HTTP/1.1\r\n\r\n", 404, "no route"),
+    "agent action with GET": (b"GET /agents/1003/login HTTP/1.1\r\n\r\n", 405, "POST"),
+    "unknown agent": (_post("/agents/9999/login", b"{}"), 404, "9999"),
+    "unknown pause reason": (_post("/agents/1003/pause", b'{"reason": "nap"}'), 400, "nap"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_a_malformed_request_gets_a_clear_4xx_and_the_api_keeps_serving(
+    tmp_path: Path, case: str
+) -> None:
+    data, expected, words = CASES[case]
+    async with running_center(tmp_path) as center:
+        with capture_logs() as logs:
+            status, body = await _raw(center, data)
+        assert status == expected, body
+        assert words in str(body["error"])
+        assert not [e for e in logs if e.get("log_level") in ("error", "critical")], logs
+        status, body = await _raw(center, b"GET /health HTTP/1.1\r\n\r\n")
+        assert (status, body) == (200, {"status": "ok"})
