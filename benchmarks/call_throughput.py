@@ -62,6 +62,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from call_counter import CallCounter
 from floor_client import FloorClient
 from pbx_side import PBXProcess
 from probes import AGIProbe
@@ -307,7 +308,11 @@ async def run_transport(
         str(args.prompt_seconds),
     )
     await pbx.start()
-    profile = StackSampler() if args.profile else None
+    profile: StackSampler | CallCounter | None = None
+    if args.count:
+        profile = CallCounter()
+    elif args.profile:
+        profile = StackSampler()
     profile_stage = args.profile_stage
     result = [Stage(rate, label) for rate, label in stages]
     memory = Memory()
@@ -597,7 +602,8 @@ async def main(args: argparse.Namespace) -> None:
             )
         if profile_text:
             rate = stages[args.profile_stage][0]
-            print(f"\n### Where the daemon's CPU goes ({name}, {rate:g} calls/s)\n")
+            heading = CallCounter.title if args.count else "Where the daemon's CPU goes"
+            print(f"\n### {heading} ({name}, {rate:g} calls/s)\n")
             print("```")
             print(profile_text)
             print("```")
@@ -657,6 +663,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hold", type=int, default=None, help="calls held for the memory row")
     parser.add_argument("--hold-seconds", type=float, default=None)
     parser.add_argument("--profile", action="store_true", help="sample the daemon's stacks")
+    parser.add_argument(
+        "--count",
+        action="store_true",
+        help="count Python function calls per call in the profiled stage (cProfile: exact, slow)",
+    )
     parser.add_argument("--profile-stage", type=int, default=None, help="stage to profile (0..)")
     parser.add_argument("--top", type=int, default=20, help="profile lines to print")
     args = parser.parse_args()

@@ -18,19 +18,20 @@ from collections import Counter
 from types import FrameType
 
 
-def _where(frame: FrameType) -> str:
-    code = frame.f_code
-    path = code.co_filename
-    if path == "<string>" and frame.f_back is not None:
-        # Generated code (dataclass __init__): name it after its caller.
-        return f"{code.co_name} called by {_where(frame.f_back)}"
+def short_path(path: str) -> str:
+    """A source path from the package folder on (``callcenter/pbx/asterisk/agi.py``)."""
     for marker in ("/callcenter/", "/asyncio/", "/structlog/", "/benchmarks/"):
         if marker in path:
-            path = marker.strip("/") + "/" + path.split(marker, 1)[1]
-            break
-    else:
-        path = path.rsplit("/", 1)[-1]
-    return f"{path}:{code.co_name}"
+            return marker.strip("/") + "/" + path.split(marker, 1)[1]
+    return path.rsplit("/", 1)[-1]
+
+
+def _where(frame: FrameType) -> str:
+    code = frame.f_code
+    if code.co_filename == "<string>" and frame.f_back is not None:
+        # Generated code (dataclass __init__): name it after its caller.
+        return f"{code.co_name} called by {_where(frame.f_back)}"
+    return f"{short_path(code.co_filename)}:{code.co_name}"
 
 
 class StackSampler:
