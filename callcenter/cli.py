@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -89,14 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("status", "reload"):
         p = sub.add_parser(name, help=f"{name} of the running daemon")
-        p.add_argument("--api", default=os.environ.get("CALLCENTER_API", DEFAULT_API))
+        p.add_argument(
+            "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
+        )
 
     agent = sub.add_parser("agent", help="log an agent in/out, pause, transfer")
     agent.add_argument("action", choices=["login", "logout", "pause", "unpause", "transfer"])
     agent.add_argument("agent", help="agent id, e.g. 1001")
     agent.add_argument("--reason", default="break", help="pause reason (see pause_reasons)")
     agent.add_argument("--to", default="supervisor", help="transfer target")
-    agent.add_argument("--api", default=os.environ.get("CALLCENTER_API", DEFAULT_API))
+    agent.add_argument(
+        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
+    )
 
     report = sub.add_parser("report", help="print the latest call detail records")
     report.add_argument("config", nargs="?", default=None)
@@ -137,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             body["reason"] = args.reason
         if args.action == "transfer":
             body["to"] = args.to
-        return _api_call(args.api, "POST", f"/agents/{args.agent}/{args.action}", body)
+        agent = urllib.parse.quote(args.agent, safe="")
+        return _api_call(args.api, "POST", f"/agents/{agent}/{args.action}", body)
     return EXIT_CONFIG
 
 
@@ -153,6 +159,18 @@ def _quiet_logging() -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
+
+
+def _api_address(text: str) -> str:
+    """``--api`` / ``CALLCENTER_API``: the daemon's control API, ``http://host:port``."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        _port = parts.port  # a port that is not a number raises ValueError
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address like {DEFAULT_API}")
+    return text
 
 
 def _positive_int(text: str) -> int:

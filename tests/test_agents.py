@@ -116,5 +116,26 @@ async def test_cli_transfer_with_no_call_says_why(tmp_path: Path) -> None:
         assert code == 1
 
 
+async def test_cli_with_an_agent_id_no_url_can_hold_says_unknown_agent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path) as center:
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        for odd in ("10 01", "1001/x", "100%"):
+            code = await asyncio.to_thread(cli_main, ["agent", "login", odd, "--api", api])
+            assert code == 1, odd
+            assert f"no agent {odd!r} is configured" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("address", ["not a url", "ftp://127.0.0.1:8470", "http://127.0.0.1:x"])
+def test_cli_with_a_malformed_api_address_says_so_and_exits_2(
+    address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["status", "--api", address])
+    assert exit_info.value.code == 2
+    assert "--api" in capsys.readouterr().err
+
+
 def test_cli_against_a_daemon_that_is_not_running_exits_3() -> None:
     assert cli_main(["status", "--api", "http://127.0.0.1:9"]) == 3

@@ -22,6 +22,7 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 
@@ -117,7 +118,7 @@ class ControlAPI:
 
     async def dispatch(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Run one request; raises HTTPError for anything the caller got wrong."""
-        parts = [p for p in path.split("?", 1)[0].split("/") if p]
+        parts = [unquote(p) for p in path.split("?", 1)[0].split("/") if p]
         board = self.switchboard
         router = board.router
         if method == "GET" and parts == ["health"]:
