@@ -57,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", default=None, help="config file (default: the example)")
     demo.add_argument("--pbx", choices=["asterisk", "freeswitch"], default="asterisk")
     demo.add_argument("--agi", choices=["fastagi", "asyncagi"], default="fastagi")
-    demo.add_argument("--speed", type=float, default=1.0, help="prompt length factor")
+    demo.add_argument(
+        "--speed",
+        type=_time_scale,
+        default=1.0,
+        help="time scale of the scripted calls (prompts, rings, talk): 0.5 runs twice as fast",
+    )
 
     simulate = sub.add_parser(
         "simulate",
@@ -171,6 +176,16 @@ def _api_address(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(f"{text!r} is not an address like {DEFAULT_API}")
     return text
+
+
+def _time_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.01 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a factor from 0.01 to 100")
+    return value
 
 
 def _positive_int(text: str) -> int:

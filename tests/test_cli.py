@@ -9,8 +9,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
+from callcenter.cli import main as cli_main
 from callcenter.demopbx import DemoAsterisk
 from callcenter.records.cdr import CdrRecord
 from callcenter.records.store import SqliteCdrStore
@@ -185,3 +187,13 @@ async def test_run_with_json_logs_writes_nothing_but_json_lines(tmp_path: Path) 
     for line in logged:
         json.loads(line)
     assert all(line.startswith(("{", "callcenter:")) for line in err.splitlines()), err
+
+
+@pytest.mark.parametrize("speed", ["0", "-2", "nan", "inf", "fast"])
+def test_demo_refuses_a_time_scale_that_is_not_a_sensible_factor(
+    speed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["demo", "--speed", speed])
+    assert exit_info.value.code == 2
+    assert "--speed" in capsys.readouterr().err
