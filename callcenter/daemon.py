@@ -5,7 +5,8 @@
                       ├──> ControlAPI (CLI)                └──(events)──> EventBus ──> records
 
 Signals: SIGTERM/SIGINT stop (calls already bridged on the PBX stay up: the PBX owns them),
-SIGHUP reloads the config file (a bad file is refused and the running config stays).
+SIGHUP reloads the config file (a bad file is refused and the running config stays; the
+sections in RESTART_SECTIONS are logged as waiting for a restart instead of applied).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import structlog
+from pydantic import BaseModel
 
 from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
@@ -35,6 +37,25 @@ from callcenter.records.writer import RecordWriter
 from callcenter.switchboard import Switchboard
 
 log = structlog.get_logger(__name__)
+
+#: Config sections the daemon reads once, at start: a reload that changes them is logged as
+#: needing a restart. The PBX links, listening sockets, record store and event loop stay as
+#: they are, and so does logging (loggers bound at start would keep the old level).
+RESTART_SECTIONS = ("pbx", "api", "records", "runtime", "logging")
+
+
+def changed_settings(old: BaseModel, new: BaseModel, prefix: str = "") -> list[str]:
+    """Dotted paths of the fields that differ between two configs (values never shown:
+    some are secrets)."""
+    changed: list[str] = []
+    for name in type(old).model_fields:
+        before, after = getattr(old, name), getattr(new, name)
+        path = f"{prefix}{name}"
+        if isinstance(before, BaseModel) and isinstance(after, BaseModel):
+            changed += changed_settings(before, after, f"{path}.")
+        elif before != after:
+            changed.append(path)
+    return changed
 
 
 def asterisk_settings(config: CallCenterConfig) -> AsteriskSettings:
@@ -221,6 +242,19 @@ class Daemon:
             flows_changed=changed,
             calls_keeping_old_config=len(self.switchboard.active),
         )
+        pending = [
+            path
+            for section in RESTART_SECTIONS
+            for path in changed_settings(
+                getattr(old, section), getattr(new, section), f"{section}."
+            )
+        ]
+        if pending:
+            log.warning(
+                "config_needs_restart",
+                settings=pending,
+                hint="these settings take effect when the daemon restarts; the rest is live",
+            )
 
     async def stop(self) -> None:
         """Stop taking calls and flush records."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from structlog.testing import capture_logs
 
 from callcenter.errors import ConfigError
 from callcenter.events import EngineEvent, QueueJoined
@@ -589,3 +590,40 @@ async def test_reload_gives_new_calls_the_new_flow_while_a_call_inside_keeps_its
     assert via_api.value.status == 400
     assert f"{center.config_path}:" in str(via_api.value), "file:line for the operator"
     assert still.heard == ["intro", "new-goodbye"], "the refused file changed nothing"
+
+
+async def test_reload_names_the_settings_that_wait_for_a_restart_and_never_their_values(
+    tmp_path: Path,
+) -> None:
+    async with ivr_center(tmp_path, {"ivr": _flow_saying("old-goodbye")}) as center:
+        settings = yaml.safe_load(center.config_path.read_text())
+        settings["api"]["port"] = 18470
+        settings["logging"]["level"] = "debug"
+        settings["pbx"]["ami"]["secret"] = "a-new-secret-value"
+        settings["pbx"]["ami"]["keepalive_interval"] = 7.5
+        settings["flows"]["ivr"] = _flow_saying("new-goodbye")
+        center.config_path.write_text(yaml.safe_dump(settings, sort_keys=False))
+        with capture_logs() as logs:
+            await center.daemon.reload()
+        call = await center.pbx.call("800")
+        await call.wait_ended(timeout=5)
+
+    assert call.heard == ["intro", "new-goodbye"], "flows are live"
+    waiting = [e for e in logs if e["event"] == "config_needs_restart"]
+    assert len(waiting) == 1 and waiting[0]["log_level"] == "warning"
+    assert waiting[0]["settings"] == [
+        "pbx.ami.secret",
+        "pbx.ami.keepalive_interval",
+        "api.port",
+        "logging.level",
+    ]
+    assert "a-new-secret-value" not in repr(logs)
+    assert center.daemon.api.port != 18470, "the API still listens where it started"
+
+
+async def test_reload_of_an_unchanged_file_asks_for_no_restart(tmp_path: Path) -> None:
+    async with ivr_center(tmp_path, {"ivr": _flow_saying("goodbye")}) as center:
+        with capture_logs() as logs:
+            await center.daemon.reload()
+    events = [e["event"] for e in logs]
+    assert "config_reloaded" in events and "config_needs_restart" not in events
