@@ -218,12 +218,13 @@ class Daemon:
             except Exception as exc:
                 log.error("cdr_not_durable", call_id=call.info.call_id, error=str(exc))
 
-    async def reload(self) -> None:
+    async def reload(self) -> list[str]:
         """Re-read the config file: calls that arrive from now on use it.
 
         Calls already inside an IVR flow finish on the flow (and config) they started with.
         A file with any problem raises ConfigError (every issue as file:line) and the
-        running config stays as it was.
+        running config stays as it was. Returns the changed settings that wait for a
+        restart (dotted paths under RESTART_SECTIONS; empty when none).
         """
         if self.config_path is None:
             raise ConfigError([])
@@ -255,6 +256,7 @@ class Daemon:
                 settings=pending,
                 hint="these settings take effect when the daemon restarts; the rest is live",
             )
+        return pending
 
     async def stop(self) -> None:
         """Stop taking calls and flush records."""

@@ -603,8 +603,8 @@ async def test_reload_names_the_settings_that_wait_for_a_restart_and_never_their
         settings["pbx"]["ami"]["keepalive_interval"] = 7.5
         settings["flows"]["ivr"] = _flow_saying("new-goodbye")
         center.config_path.write_text(yaml.safe_dump(settings, sort_keys=False))
-        with capture_logs() as logs:
-            await center.daemon.reload()
+        with capture_logs() as logs:  # `callcenter reload` asks the API
+            answer = await center.daemon.api.dispatch("POST", "/reload", {})
         call = await center.pbx.call("800")
         await call.wait_ended(timeout=5)
 
@@ -617,6 +617,7 @@ async def test_reload_names_the_settings_that_wait_for_a_restart_and_never_their
         "api.port",
         "logging.level",
     ]
+    assert answer == {"reloaded": True, "needs_restart": waiting[0]["settings"]}
     assert "a-new-secret-value" not in repr(logs)
     assert center.daemon.api.port != 18470, "the API still listens where it started"
 
@@ -624,6 +625,7 @@ async def test_reload_names_the_settings_that_wait_for_a_restart_and_never_their
 async def test_reload_of_an_unchanged_file_asks_for_no_restart(tmp_path: Path) -> None:
     async with ivr_center(tmp_path, {"ivr": _flow_saying("goodbye")}) as center:
         with capture_logs() as logs:
-            await center.daemon.reload()
+            pending = await center.daemon.reload()
+    assert pending == []
     events = [e["event"] for e in logs]
     assert "config_reloaded" in events and "config_needs_restart" not in events

@@ -9,7 +9,8 @@ Routes (all JSON)::
     POST /agents/{id}/pause               {"reason": "lunch"}
     POST /agents/{id}/unpause             {}
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
-    POST /reload                          re-read the config file (as SIGHUP does)
+    POST /reload                          re-read the config file (as SIGHUP does):
+                                          {"reloaded": true, "needs_restart": ["api.port"]}
 
 Errors come back as ``{"error": "..."}`` with status 400 (bad request), 404 (unknown agent or
 route) or 409 (not possible in the agent's current state).
@@ -43,7 +44,8 @@ MAX_HEADERS = 100
 #: What is read and dropped after an error answer before the connection is closed.
 LINGER_BYTES = 1024 * 1024
 LINGER_SECONDS = 1.0
-Reloader = Callable[[], Awaitable[None]]
+#: Re-reads the config; returns the changed settings that wait for a restart.
+Reloader = Callable[[], Awaitable[list[str]]]
 
 
 class HTTPError(Exception):
@@ -134,10 +136,10 @@ class ControlAPI:
             if self._reload is None:
                 raise HTTPError(409, "reload is not available")
             try:
-                await self._reload()
+                pending = await self._reload()
             except ConfigError as exc:
                 raise HTTPError(400, str(exc)) from None
-            return {"reloaded": True}
+            return {"reloaded": True, "needs_restart": pending}
         if len(parts) == 3 and parts[0] == "agents":
             if method != "POST":
                 raise HTTPError(405, f"use POST for /agents/{parts[1]}/{parts[2]}")
