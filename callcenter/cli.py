@@ -23,8 +23,8 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from callcenter.errors import AuthenticationError, ConfigError, PBXConnectionError
 
@@ -34,6 +34,8 @@ EXIT_AUTH = 2
 EXIT_UNREACHABLE = 3
 DEFAULT_CONFIG = "config/callcenter.yaml"
 DEFAULT_API = "http://127.0.0.1:8470"
+
+Number = TypeVar("Number", int, float)
 
 
 def _default_config() -> str:
@@ -178,24 +180,26 @@ def _api_address(text: str) -> str:
     return text
 
 
-def _time_scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.01 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a factor from 0.01 to 100")
-    return value
+def _bounded(
+    convert: Callable[[str], Number], low: Number, high: Number | None, what: str
+) -> Callable[[str], Number]:
+    """An argparse ``type``: ``convert(text)``, from ``low`` to ``high`` (None: no limit)."""
+
+    def parse(text: str) -> Number:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not (low <= value and (high is None or value <= high)):  # nan fails both
+            limits = f"{low} or more" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"{text!r}: give {limits}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
-    return value
+_time_scale = _bounded(float, 0.01, 100.0, "a number")
+_positive_int = _bounded(int, 1, None, "a whole number")
 
 
 def cmd_check(path: str) -> int:

@@ -127,15 +127,5 @@ async def test_cli_with_an_agent_id_no_url_can_hold_says_unknown_agent(
             assert f"no agent {odd!r} is configured" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("address", ["not a url", "ftp://127.0.0.1:8470", "http://127.0.0.1:x"])
-def test_cli_with_a_malformed_api_address_says_so_and_exits_2(
-    address: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        cli_main(["status", "--api", address])
-    assert exit_info.value.code == 2
-    assert "--api" in capsys.readouterr().err
-
-
 def test_cli_against_a_daemon_that_is_not_running_exits_3() -> None:
     assert cli_main(["status", "--api", "http://127.0.0.1:9"]) == 3

@@ -189,11 +189,19 @@ async def test_run_with_json_logs_writes_nothing_but_json_lines(tmp_path: Path) 
     assert all(line.startswith(("{", "callcenter:")) for line in err.splitlines()), err
 
 
-@pytest.mark.parametrize("speed", ["0", "-2", "nan", "inf", "fast"])
-def test_demo_refuses_a_time_scale_that_is_not_a_sensible_factor(
-    speed: str, capsys: pytest.CaptureFixture[str]
+MALFORMED_ARGUMENTS = [
+    *(["demo", "--speed", speed] for speed in ("0", "-2", "nan", "inf", "fast")),
+    *(["report", "--last", last] for last in ("0", "-3", "x")),
+    *(["status", "--api", api] for api in ("not a url", "ftp://127.0.0.1:8470", "http://h:x")),
+    ["agent", "login", "1001", "--api", "127.0.0.1:8470"],
+]
+
+
+@pytest.mark.parametrize("argv", MALFORMED_ARGUMENTS, ids=" ".join)
+def test_a_malformed_argument_is_named_and_exits_2_before_anything_runs(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli_main(["demo", "--speed", speed])
+        cli_main(argv)
     assert exit_info.value.code == 2
-    assert "--speed" in capsys.readouterr().err
+    assert f"argument {argv[-2]}: {argv[-1]!r}" in capsys.readouterr().err
