@@ -129,6 +129,10 @@ MAX_QUEUE_HOPS = 5
 EXIT_KEY_POLL = 1.0
 """Seconds one digit read lasts while a queue's exit keys are armed."""
 
+FEATURE_ROUTES = ("agent-login", "agent-logout", "agent-pause", "agent-unpause")
+"""The hooks of the agents' feature codes (``AGI(agi://.../agent-login)``,
+``callcenter_route=agent-login``); any other route is an inbound call."""
+
 CALLBACK_VARIABLE = "CALLCENTER_CALLBACK"
 """Channel variable an originated callback carries; the dialplan hands it back to us as
 ``inbound?callback=${CALLCENTER_CALLBACK}``."""
@@ -277,7 +281,7 @@ class Switchboard:
         clog.info("call_started", caller=info.caller_num, dialed=info.dialed)
         hung_up_by = "system"
         try:
-            if info.route in ("agent-login", "agent-logout", "agent-pause", "agent-unpause"):
+            if info.route in FEATURE_ROUTES:
                 await self._feature_code(call, info.route.removeprefix("agent-"), config)
             elif info.params.get("callback"):
                 hung_up_by = await self._callback_answered(

@@ -1,0 +1,214 @@
+"""The dialplan files a PBX admin pastes (dialplans/) agree with the daemon.
+
+The demo PBX carries its own copy of these contexts, so no scenario test reads the shipped
+files: these tests do. A renamed context, hook, port or pause reason on either side fails
+here instead of on a real PBX.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+from pydantic import BaseModel
+
+from callcenter.config.models import AcdConfig, AGIConfig, AMIConfig, ESLConfig, IvrConfig
+from callcenter.demopbx.channels import DEFAULT_ROUTES, DemoDialplan
+from callcenter.pbx.asterisk.driver import CONFERENCE_CONTEXT, SPY_STOP_LOCATION
+from callcenter.switchboard import CALLBACK_VARIABLE, FEATURE_ROUTES
+
+REPO = Path(__file__).resolve().parents[1]
+ASTERISK = REPO / "dialplans" / "asterisk"
+FREESWITCH = REPO / "dialplans" / "freeswitch"
+ROUTES = {"inbound", *FEATURE_ROUTES}
+PAUSE_REASONS = set(
+    yaml.safe_load((REPO / "config" / "callcenter.yaml").read_text())["pause_reasons"]
+)
+
+_SECTION = re.compile(r"^\[([^\]]+)\]")
+_EXTEN = re.compile(r"^exten\s*=>\s*([^,]+),([^,]+),(\w+)\((.*)\)$")
+_SAME = re.compile(r"^same\s*=>\s*([^,]+),(\w+)\((.*)\)$")
+
+
+def default(model: type[BaseModel], name: str) -> Any:
+    """A config field's default, as a file that leaves it out gets it."""
+    field = model.model_fields[name]
+    return field.get_default(call_default_factory=True)
+
+
+def extensions() -> dict[str, list[tuple[str, str, str, str]]]:
+    """extensions.conf as ``context -> [(exten, priority, application, arguments)]``."""
+    contexts: dict[str, list[tuple[str, str, str, str]]] = {}
+    current: list[tuple[str, str, str, str]] = []
+    exten = ""
+    for raw in (ASTERISK / "extensions.conf").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(";"):
+            continue
+        section = _SECTION.match(line)
+        if section:
+            current = contexts.setdefault(section.group(1), [])
+            continue
+        line = line.split(" ;", 1)[0].strip()
+        first = _EXTEN.match(line)
+        if first:
+            exten, priority, app, args = first.groups()
+        else:
+            step = _SAME.match(line)
+            assert step, f"extensions.conf: a line this test cannot read: {raw!r}"
+            priority, app, args = step.groups()
+        current.append((exten.strip(), priority.strip(), app, args))
+    return contexts
+
+
+def agi_hooks() -> list[tuple[str, str]]:
+    """``(context, agi://... URL)`` of every FastAGI hand-over in extensions.conf."""
+    return [
+        (context, args)
+        for context, steps in extensions().items()
+        for _exten, _priority, app, args in steps
+        if app == "AGI" and args.startswith("agi://")
+    ]
+
+
+def freeswitch_routes() -> dict[str, str]:
+    """``destination_number expression -> callcenter_route`` of callcenter.xml."""
+    routes = {}
+    for extension in ET.parse(FREESWITCH / "callcenter.xml").getroot().iter("extension"):
+        condition = extension.find("condition")
+        assert condition is not None
+        for action in condition.iter("action"):
+            data = action.get("data", "")
+            if action.get("application") == "set" and data.startswith("callcenter_route="):
+                routes[condition.get("expression", "")] = data.removeprefix("callcenter_route=")
+    return routes
+
+
+def test_asterisk_dialplan_has_every_context_the_daemon_sends_calls_to() -> None:
+    contexts = extensions()
+    needed = {
+        default(IvrConfig, "transfer_context"),
+        default(AcdConfig, "callback_context"),
+        CONFERENCE_CONTEXT,
+        SPY_STOP_LOCATION[0],
+        "callcenter-inbound",
+        "callcenter-inbound-async",
+        "callcenter-features",
+    }
+    assert needed <= set(contexts), sorted(needed - set(contexts))
+    spy_context, spy_exten, spy_priority = SPY_STOP_LOCATION
+    assert (spy_exten, str(spy_priority)) in {(e, p) for e, p, _a, _x in contexts[spy_context]}
+    callback = [e for e, p, _a, _x in contexts[default(AcdConfig, "callback_context")] if p == "1"]
+    assert default(AcdConfig, "callback_exten") in callback
+
+
+def test_every_fastagi_hook_reaches_the_daemons_port_with_a_route_it_knows() -> None:
+    hooks = agi_hooks()
+    assert len(hooks) >= 7
+    for context, url in hooks:
+        parts = urlsplit(url)
+        assert (parts.hostname, parts.port) == (
+            default(AGIConfig, "listen_host"),
+            default(AGIConfig, "listen_port"),
+        )
+        assert parts.path.lstrip("/") in ROUTES, (context, url)
+        reasons = parse_qs(parts.query).get("reason", [])
+        assert set(reasons) <= PAUSE_REASONS, f"{url}: not in config pause_reasons"
+    callback_hooks = [
+        url for context, url in hooks if context == default(AcdConfig, "callback_context")
+    ]
+    assert callback_hooks == [f"agi://127.0.0.1:4573/inbound?callback=${{{CALLBACK_VARIABLE}}}"]
+
+
+def test_both_pbxs_give_each_feature_code_the_same_route() -> None:
+    asterisk = {
+        exten: urlsplit(args).path.lstrip("/")
+        + (f"?{urlsplit(args).query}" if urlsplit(args).query else "")
+        for exten, _p, app, args in extensions()["callcenter-features"]
+        if app == "AGI"
+    }
+    freeswitch = {
+        expression.strip("^$").replace("\\", ""): route
+        for expression, route in freeswitch_routes().items()
+        if route != "inbound"
+    }
+    assert asterisk == freeswitch
+    assert {route.split("?")[0] for route in asterisk.values()} == set(FEATURE_ROUTES)
+
+
+def test_freeswitch_hands_calls_over_with_known_routes_and_the_daemons_socket_port() -> None:
+    for route in freeswitch_routes().values():
+        assert route.split("?")[0] in ROUTES
+        assert set(parse_qs(route.partition("?")[2]).get("reason", [])) <= PAUSE_REASONS
+    sockets = [
+        action.get("data", "")
+        for action in ET.parse(FREESWITCH / "callcenter.xml").getroot().iter("action")
+        if action.get("application") == "socket"
+    ]
+    host, port = (
+        default(ESLConfig, "outbound_listen_host"),
+        default(ESLConfig, "outbound_listen_port"),
+    )
+    assert sockets == [f"{host}:{port} async full"]
+
+
+def test_freeswitch_callback_context_accepts_the_token_the_daemon_sends() -> None:
+    root = ET.parse(FREESWITCH / "callcenter-callback.xml").getroot()
+    context = root.find("context")
+    assert context is not None and context.get("name") == default(AcdConfig, "callback_context")
+    token_rule = next(
+        c for c in context.iter("condition") if c.get("field") == f"${{{CALLBACK_VARIABLE}}}"
+    )
+    assert re.fullmatch(token_rule.get("expression", ""), secrets.token_hex(12))
+    routes = [a.get("data", "") for a in context.iter("action") if a.get("application") == "set"]
+    assert f"callcenter_route=inbound?callback=${{{CALLBACK_VARIABLE}}}" in routes
+
+
+def test_event_socket_is_loopback_only_with_an_acl_and_not_the_default_password() -> None:
+    params = {
+        p.get("name"): p.get("value")
+        for p in ET.parse(FREESWITCH / "event_socket.conf.xml").getroot().iter("param")
+    }
+    assert params["listen-ip"] == "127.0.0.1"
+    assert params["listen-port"] == str(default(ESLConfig, "port"))
+    assert params["password"] not in ("ClueCon", "")
+    acl = ET.parse(FREESWITCH / "acl.conf.xml.snippet").getroot()
+    assert acl.get("name") == params["apply-inbound-acl"] and acl.get("default") == "deny"
+    assert [n.get("cidr") for n in acl.iter("node") if n.get("type") == "allow"] == ["127.0.0.1/32"]
+
+
+def test_manager_user_is_loopback_only_with_the_classes_the_daemon_uses() -> None:
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for raw in (ASTERISK / "manager.conf").read_text().splitlines():
+        line = raw.split(";", 1)[0].strip()
+        section = _SECTION.match(line)
+        if section:
+            current = sections.setdefault(section.group(1), {})
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            current[key.strip()] = value.strip()
+    assert sections["general"]["bindaddr"] == "127.0.0.1"
+    assert sections["general"]["port"] == str(default(AMIConfig, "port"))
+    user = sections[default(AMIConfig, "username")]
+    assert {"call", "agi"} <= set(user["read"].split(","))
+    assert {"system", "call", "agi", "originate"} <= set(user["write"].split(","))
+    assert user["permit"].startswith("127.0.0.1/")
+
+
+def test_the_demo_pbx_dials_the_shipped_feature_codes_and_contexts() -> None:
+    shipped = {
+        exten: urlsplit(args).path.lstrip("/")
+        for exten, _p, app, args in extensions()["callcenter-features"]
+        if app == "AGI"
+    }
+    demo = {code: route for code, route in DEFAULT_ROUTES.items() if code.startswith("*")}
+    assert demo.items() <= shipped.items()
+    demo_contexts = set(DemoDialplan.default("agi://127.0.0.1:4573").contexts)
+    shared = {"callcenter-hangup", CONFERENCE_CONTEXT, default(AcdConfig, "callback_context")}
+    assert shared <= demo_contexts & set(extensions())
