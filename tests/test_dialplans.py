@@ -125,6 +125,24 @@ def test_every_fastagi_hook_reaches_the_daemons_port_with_a_route_it_knows() -> 
     assert callback_hooks == [f"agi://127.0.0.1:4573/inbound?callback=${{{CALLBACK_VARIABLE}}}"]
 
 
+def test_the_asyncagi_contexts_mirror_the_fastagi_ones() -> None:
+    contexts = extensions()
+
+    def hooks(context: str, prefix: str) -> dict[str, str]:
+        return {
+            exten: args.removeprefix(prefix)
+            for exten, _p, app, args in contexts[context]
+            if app == "AGI"
+        }
+
+    fast = hooks("callcenter-features", "agi://127.0.0.1:4573/")
+    assert hooks("callcenter-features-async", "agi:async,") == fast
+    callback = hooks(default(AcdConfig, "callback_context"), "agi://127.0.0.1:4573/")
+    assert hooks("callcenter-callback-async", "agi:async,") == callback
+    for exten, route in hooks("callcenter-features-async", "agi:async,").items():
+        assert route.split("?")[0] in ROUTES, exten
+
+
 def test_both_pbxs_give_each_feature_code_the_same_route() -> None:
     asterisk = {
         exten: urlsplit(args).path.lstrip("/")
