@@ -187,6 +187,21 @@ def test_freeswitch_callback_context_accepts_the_token_the_daemon_sends() -> Non
     assert f"callcenter_route=inbound?callback=${{{CALLBACK_VARIABLE}}}" in routes
 
 
+def test_ivr_transfers_land_in_a_context_taking_the_same_numbers_on_both_pbxs() -> None:
+    context = default(IvrConfig, "transfer_context")
+    asterisk = [exten for exten, p, _a, _x in extensions()[context] if p == "1"]
+    assert asterisk == ["_21XX"]
+    root = ET.parse(FREESWITCH / "callcenter-transfer.xml").getroot()
+    contexts = {c.get("name"): c for c in root.iter("context")}
+    rule = contexts[context].find("extension/condition")
+    assert rule is not None and rule.get("field") == "destination_number"
+    pattern = rule.get("expression", "")
+    for number in ("2100", "2199"):
+        assert re.search(pattern, number), number
+    for number in ("21", "2200", "21000", "1001"):
+        assert not re.search(pattern, number), number
+
+
 def test_event_socket_is_loopback_only_with_an_acl_and_not_the_default_password() -> None:
     params = {
         p.get("name"): p.get("value")
