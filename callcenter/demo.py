@@ -189,6 +189,12 @@ def run_demo(
         "pbx": {"ami": {"reconnect_min": 0.1}},
     }
 
+    this_run: set[str] = set()
+
+    def note_call(event: EngineEvent) -> None:
+        if isinstance(event, CallStarted):
+            this_run.add(event.call_id)
+
     async def go() -> list[dict[str, object]]:
         with tempfile.TemporaryDirectory(prefix="callcenter-demo-") as workdir:
             async with running_center(
@@ -200,6 +206,7 @@ def run_demo(
             ) as center:
                 daemon = center.daemon
                 daemon.bus.subscribe(LiveView(stream, time.monotonic()))
+                daemon.bus.subscribe(note_call)
                 where = (
                     f"ESL on 127.0.0.1:{center.pbx.esl_port}"
                     if pbx == "freeswitch"
@@ -221,7 +228,10 @@ def run_demo(
             store.close()
 
     rows = asyncio.run(go())
+    ours = [row for row in rows if row["uniqueid"] in this_run]
     print("", file=stream)
-    print(format_cdr_table(rows[-10:]), file=stream)
-    print(f"\n{len(rows)} CDR rows in {cdr_path}", file=stream)
+    print(format_cdr_table(ours), file=stream)
+    earlier = len(rows) - len(ours)
+    before = f" (and {earlier} from earlier runs)" if earlier else ""
+    print(f"\n{len(ours)} CDR rows from this run{before} in {cdr_path}", file=stream)
     return 0

@@ -22,4 +22,17 @@ def test_demo_plays_its_calls_prints_the_cdrs_and_exits_0(tmp_path: Path, pbx: s
     assert "transferred the caller to 2000" in text
     assert "caller gave up" in text
     assert "agent 1003 logged in (feature-code)" in text
-    assert f"6 CDR rows in {tmp_path / 'var' / 'cdr.sqlite3'}" in text
+    assert f"6 CDR rows from this run in {tmp_path / 'var' / 'cdr.sqlite3'}" in text
+
+
+def test_a_second_demo_prints_its_own_calls_and_counts_the_earlier_ones(tmp_path: Path) -> None:
+    config = tmp_path / "callcenter.yaml"
+    shutil.copy(EXAMPLE, config)
+    assert run_demo(str(config), speed=0.1, out=io.StringIO()) == 0
+    out = io.StringIO()
+    assert run_demo(str(config), speed=0.1, out=out) == 0
+    text = out.getvalue()
+    table = text[text.index("\nstart ") :]
+    rows = [line for line in table.splitlines() if line[:4].isdigit()]
+    assert len(rows) == 6, table
+    assert "6 CDR rows from this run (and 6 from earlier runs)" in text
