@@ -76,6 +76,19 @@ def agi_hooks() -> list[tuple[str, str]]:
     ]
 
 
+FASTAGI = "agi://127.0.0.1:4573/"
+ASYNCAGI = "agi:async,"
+
+
+def hooks(context: str, prefix: str = FASTAGI) -> dict[str, str]:
+    """``exten -> hook`` (``agent-pause?reason=lunch``) of the AGI steps in ``context``."""
+    return {
+        exten: args.removeprefix(prefix)
+        for exten, _p, app, args in extensions()[context]
+        if app == "AGI"
+    }
+
+
 def freeswitch_routes() -> dict[str, str]:
     """``destination_number expression -> callcenter_route`` of callcenter.xml."""
     routes = {}
@@ -126,30 +139,16 @@ def test_every_fastagi_hook_reaches_the_daemons_port_with_a_route_it_knows() -> 
 
 
 def test_the_asyncagi_contexts_mirror_the_fastagi_ones() -> None:
-    contexts = extensions()
-
-    def hooks(context: str, prefix: str) -> dict[str, str]:
-        return {
-            exten: args.removeprefix(prefix)
-            for exten, _p, app, args in contexts[context]
-            if app == "AGI"
-        }
-
-    fast = hooks("callcenter-features", "agi://127.0.0.1:4573/")
-    assert hooks("callcenter-features-async", "agi:async,") == fast
-    callback = hooks(default(AcdConfig, "callback_context"), "agi://127.0.0.1:4573/")
-    assert hooks("callcenter-callback-async", "agi:async,") == callback
-    for exten, route in hooks("callcenter-features-async", "agi:async,").items():
+    fast = hooks("callcenter-features")
+    assert hooks("callcenter-features-async", ASYNCAGI) == fast
+    callback = hooks(default(AcdConfig, "callback_context"))
+    assert hooks("callcenter-callback-async", ASYNCAGI) == callback
+    for exten, route in hooks("callcenter-features-async", ASYNCAGI).items():
         assert route.split("?")[0] in ROUTES, exten
 
 
 def test_both_pbxs_give_each_feature_code_the_same_route() -> None:
-    asterisk = {
-        exten: urlsplit(args).path.lstrip("/")
-        + (f"?{urlsplit(args).query}" if urlsplit(args).query else "")
-        for exten, _p, app, args in extensions()["callcenter-features"]
-        if app == "AGI"
-    }
+    asterisk = hooks("callcenter-features")
     freeswitch = {
         expression.strip("^$").replace("\\", ""): route
         for expression, route in freeswitch_routes().items()
@@ -235,11 +234,7 @@ def test_manager_user_is_loopback_only_with_the_classes_the_daemon_uses() -> Non
 
 
 def test_the_demo_pbx_dials_the_shipped_feature_codes_and_contexts() -> None:
-    shipped = {
-        exten: urlsplit(args).path.lstrip("/")
-        for exten, _p, app, args in extensions()["callcenter-features"]
-        if app == "AGI"
-    }
+    shipped = {exten: hook.split("?")[0] for exten, hook in hooks("callcenter-features").items()}
     demo = {code: route for code, route in DEFAULT_ROUTES.items() if code.startswith("*")}
     assert demo.items() <= shipped.items()
     demo_contexts = set(DemoDialplan.default("agi://127.0.0.1:4573").contexts)

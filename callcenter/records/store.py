@@ -309,14 +309,11 @@ class SqliteCdrStore:
         """Every CDR, or the ``last`` newest, oldest first, keyed by CdrRecord field name
         (``abandoned`` as bool)."""
         columns = _quoted(_CDR_NAMES)
-        if last is None:
-            rows = self._fetch(f'SELECT {columns} FROM cdr ORDER BY "start", uniqueid')
-        else:
-            rows = self._fetch(
-                f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
-                f' ORDER BY "start" DESC, uniqueid DESC LIMIT ?) ORDER BY "start", uniqueid',
-                (max(last, 0),),
-            )
+        rows = self._fetch(
+            f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
+            f' ORDER BY "start" DESC, uniqueid DESC LIMIT ?) ORDER BY "start", uniqueid',
+            (-1 if last is None else max(last, 0),),  # SQLite: LIMIT -1 is no limit
+        )
         result = []
         for row in rows:
             record = dict(row)
