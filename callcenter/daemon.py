@@ -4,7 +4,10 @@
                       │                                    │
                       ├──> ControlAPI (CLI)                └──(events)──> EventBus ──> records
 
-Signals: SIGTERM/SIGINT stop (calls already bridged on the PBX stay up: the PBX owns them),
+Signals: SIGTERM/SIGINT stop at once, leaving calls in progress to the PBX: a caller talking
+to an agent keeps talking; one in the IVR or a queue goes on in the dialplan after ``AGI()``
+(Asterisk: the shipped failover) or is hung up (FreeSWITCH, where a parked caller would
+otherwise wait in silence); their CDRs say ``hung_up_by: shutdown``.
 SIGHUP reloads the config file (a bad file is refused and the running config stays; the
 sections in RESTART_SECTIONS are logged as waiting for a restart instead of applied).
 """

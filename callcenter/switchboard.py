@@ -203,6 +203,8 @@ class Switchboard:
         self._background: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Set by close(): a call task cancelled from now on is the daemon stopping.
+        self._closing = False
         router.on_offer_revoked = self._offer_revoked
         self.pbx: PBX | None = None
         """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
@@ -248,7 +250,9 @@ class Switchboard:
 
     async def close(self) -> None:
         """Stop background work: callbacks not placed yet are dropped (their requests leave
-        the queues)."""
+        the queues). Calls whose tasks are cancelled from now on (the driver stopping) are
+        let go, not hung up: the PBX keeps them (see :meth:`handle_call`)."""
+        self._closing = True
         tasks = list(self._background)
         for task in tasks:
             task.cancel()
@@ -294,20 +298,28 @@ class Switchboard:
         except PBXError as exc:
             clog.warning("call_failed", error=str(exc), error_type=type(exc).__name__)
         except asyncio.CancelledError:
-            clog.info("call_task_cancelled")
+            if self._closing:
+                # The daemon is stopping. The call is the PBX's again: a bridged caller
+                # keeps talking, others go on in the dialplan (its failover) or, parked on
+                # FreeSWITCH, wait to be adopted after a restart. Hanging up here would cut
+                # them all off, and a FastAGI HANGUP would wait for a running Dial to end.
+                hung_up_by = "shutdown"
+                clog.info("call_let_go_at_shutdown")
+            else:
+                clog.info("call_task_cancelled")
             raise
         finally:
             self.active.pop(info.call_id, None)
             if not self.active:
                 self._idle.set()
             self._release_leftovers(active, info.call_id)
-            if not call.hung_up:
+            if not call.hung_up and hung_up_by != "shutdown":
                 with contextlib.suppress(PBXError):
                     await call.hangup()
             cause = call.hangup_cause
             if cause is HangupCause.UNSPECIFIED:
                 cause = active.bridge_cause
-            if cause is HangupCause.UNSPECIFIED and hung_up_by != "caller":
+            if cause is HangupCause.UNSPECIFIED and hung_up_by not in ("caller", "shutdown"):
                 cause = HangupCause.NORMAL_CLEARING
             self.bus.publish(
                 CallEnded(

@@ -14,7 +14,8 @@ import uvloop
 
 from callcenter.config import load_config
 from callcenter.daemon import loop_factory
-from callcenter.testing import TRANSPORTS, running_center
+from callcenter.demopbx import AGI, Answer, DemoDialplan, Hangup, Playback
+from callcenter.testing import TRANSPORTS, Center, running_center
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -189,6 +190,67 @@ async def test_pbx_connection_cut_daemon_reconnects_and_handles_next_call(
         row = await center.cdr(caller.uniqueid)
 
     assert row["agent"] == "1001"
+
+
+def _with_failover(center: Center, agi: str) -> None:
+    """The shipped Asterisk dialplan's failover after ``AGI()``: a caller the daemon lets go
+    of hears ``ss-noservice`` (the demo has no GotoIf: no bridged caller reaches it here)."""
+    default = center.pbx.dialplan
+    contexts = {name: dict(exts) for name, exts in default.contexts.items()}
+    url = "agi:async" if agi == "asyncagi" else f"agi://127.0.0.1:{center.daemon.agi_port}"
+    hand_over = AGI(url, "inbound") if agi == "asyncagi" else AGI(f"{url}/inbound")
+    contexts[default.default_context]["800"] = (
+        Answer(),
+        hand_over,
+        Playback("ss-noservice"),
+        Hangup(),
+    )
+    center.pbx.dialplan = DemoDialplan(
+        contexts=contexts, default_context=default.default_context, fallback=default.fallback
+    )
+
+
+async def test_stopping_the_daemon_leaves_every_caller_to_the_pbx(tmp_path: Path, agi: str) -> None:
+    """SIGTERM with calls in progress: a caller talking to an agent keeps talking, and
+    callers in the menu or the queue are not hung up by the daemon. Asterisk takes them back
+    into the dialplan (its failover); on FreeSWITCH the socket's end or the daemon ends them
+    (left parked, they would wait in silence). Stopping waits for none of them, and the
+    talking caller's line drops when the agent hangs up."""
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        if agi in ("fastagi", "asyncagi"):
+            _with_failover(center, agi)
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/1002", answer_after=None)
+        talking = await center.pbx.call("800", caller_num="5550011")
+        await talking.wait_for_prompt("welcome-menu", timeout=5)
+        await talking.press("1")
+        assert await talking.wait_bridged(timeout=5) == "PJSIP/1001"
+        waiting = await center.pbx.call("800", caller_num="5550012")
+        await waiting.wait_for_prompt("welcome-menu", timeout=5)
+        await waiting.press("2")
+        menu = await center.pbx.call("800", caller_num="5550013")
+        await menu.wait_for_prompt("welcome-menu", timeout=5)
+        await asyncio.sleep(0.3)
+        assert len(center.daemon.switchboard.active) == 3
+
+        async with asyncio.timeout(5):
+            await center.daemon.stop()
+        rows = {r["src"]: r for r in await asyncio.to_thread(center.daemon.store.fetch_cdrs)}
+        assert {rows[n]["hung_up_by"] for n in ("5550011", "5550012", "5550013")} == {"shutdown"}
+        assert rows["5550011"]["agent"] == "1001"
+        assert rows["5550012"]["queue"] == "support"
+
+        await asyncio.sleep(0.3)
+        assert talking.state == "bridged", "the PBX owns a bridged call"
+        if agi in ("fastagi", "asyncagi"):
+            for caller in (waiting, menu):
+                await caller.wait_for_prompt("ss-noservice", timeout=5)
+                assert caller.variables["AGISTATUS"] == "SUCCESS"
+        else:
+            for caller in (waiting, menu):
+                await caller.wait_ended(timeout=5)
+        await alice.hangup()
+        await talking.wait_ended(timeout=5)
 
 
 async def test_menu_timeouts_run_out_and_the_default_route_queues_the_caller(

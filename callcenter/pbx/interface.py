@@ -261,8 +261,10 @@ class Call(Protocol):
         """The engine is done with the call: give the channel back to the PBX now, not when
         the handler returns. A caller still up goes on in the dialplan (Asterisk, FreeSWITCH's
         socket) or is hung up where there is none to go on in (a parked FreeSWITCH call); a
-        hung-up channel is let go, so the PBX can tear it down. Idempotent, never raises;
-        commands afterwards raise ``CallHungUp``. The handler's return does it too."""
+        hung-up channel is let go, so the PBX can tear it down. When the handler was
+        cancelled by the daemon stopping, a caller bridged to a peer keeps talking.
+        Idempotent, never raises; commands afterwards raise ``CallHungUp``. The handler's
+        return does it too."""
         ...
 
     async def hold(self) -> None:

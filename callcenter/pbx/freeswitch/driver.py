@@ -409,9 +409,10 @@ class FreeSwitchDriver:
         self._log.info("pbx_started", esl=self.esl.where, outbound_port=self.outbound_port)
 
     async def stop(self) -> None:
-        """Stop taking calls and close the sockets. Calls are not hung up: parked callers
-        stay parked (and are adopted after a restart), socket calls continue their
-        dialplan."""
+        """Stop taking calls and close the sockets. What happens to the calls in progress is
+        :meth:`FreeSwitchCall.hand_back`'s: bridged callers keep talking, socket calls go on
+        in the dialplan, parked callers in the IVR or a queue are hung up (callers parked
+        while no daemon ran are adopted by the next one)."""
         self._stopping = True
         if self._outbound is not None:
             await self._outbound.stop()
@@ -863,6 +864,9 @@ class FreeSwitchCall:
         self._released = ""
         self._apps: dict[str, asyncio.Future[ESLEvent]] = {}
         self._dial: _Dial | None = None
+        #: The handler was cancelled (the daemon stopping) while the caller talked to a
+        #: bridged peer: hand_back leaves the bridge up.
+        self._left_in_bridge = False
         self._moh_app: str | None = None
         self._moh_class = "default"
         self._held: str | None = None
@@ -1270,6 +1274,10 @@ class FreeSwitchCall:
             if state.conference is not None and result.status is DialStatus.ANSWER:
                 result = await self._in_conference(state, state.conference, result)
             return result
+        except asyncio.CancelledError:
+            if state.answered_at is not None and not self.hung_up:
+                self._left_in_bridge = True
+            raise
         finally:
             if state.conference is not None:
                 state.conference._on_caller_left("dial over")
@@ -1524,10 +1532,24 @@ class FreeSwitchCall:
                         async with asyncio.timeout(self._settings.command_timeout):
                             await session.wait_disconnect_notice()
                 await session.close()
-            elif not self._driver._stopping and not self.hung_up and not self.released:
+            elif self.hung_up or self.released:
+                pass
+            elif not self._driver._stopping:
                 # A parked channel has no dialplan to return to: never leave a caller in
                 # silent park.
                 self._log.info("call_hung_up_after_handler")
+                await self.hangup()
+            elif self._left_in_bridge:
+                # The daemon is stopping: the caller keeps talking. When the bridge ends
+                # there is nobody left to take the caller out of park, so FreeSWITCH hangs
+                # up then (checked after the bridge, so setting it now is in time).
+                self._log.info("call_left_talking_at_shutdown")
+                await self._api(f"uuid_setvar {self._uuid} hangup_after_bridge true")
+            else:
+                # The daemon is stopping with the caller in the IVR or a queue. Left parked,
+                # they would wait in silence: a restarted daemon adopts only channels no
+                # application has run on yet.
+                self._log.info("call_hung_up_at_shutdown")
                 await self.hangup()
         except Exception:
             self._log.exception("hand_back_failed")
