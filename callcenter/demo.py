@@ -2,8 +2,9 @@
 
 It shows what a call centre does, live in the terminal, using the example config
 (``config/callcenter.yaml``): a caller choosing sales, a caller whose first agent does not pick
-up, a transfer to the supervisor, a caller who gives up in the queue, a caller who hangs up
-during the greeting, and an agent logging in with the ``*71`` feature code. Then it prints the
+up, a transfer to the supervisor, an agent on a break while a caller gives up in the queue,
+a caller who hangs up during the greeting, and an agent logging in with the ``*71`` feature
+code. Then it prints the
 CDRs and where they are stored.
 """
 
@@ -22,12 +23,14 @@ import yaml
 from callcenter.cli import format_cdr_table
 from callcenter.config import load_config
 from callcenter.daemon import Daemon, resolve
-from callcenter.errors import ConfigError
+from callcenter.errors import ConfigError, EngineError
 from callcenter.events import (
     AgentConnected,
     AgentLoggedIn,
+    AgentPaused,
     AgentRingFailed,
     AgentRinging,
+    AgentUnpaused,
     CallEnded,
     CallStarted,
     CallTransferred,
@@ -82,6 +85,10 @@ class LiveView:
                 return f"call {event.call_id}: ended, hung up by {event.hung_up_by}"
             case AgentLoggedIn():
                 return f"agent {event.agent} logged in ({event.via})"
+            case AgentPaused():
+                return f"agent {event.agent} paused ({event.reason})"
+            case AgentUnpaused():
+                return f"agent {event.agent} back from pause"
         return None
 
 
@@ -97,11 +104,15 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
     for sup in daemon.config.supervisors.values():
         center.add_phone(sup.device, answer_after=0.5 * speed)
 
-    async def talk_then_hang_up(choice: str, talk: float, number: str) -> None:
+    async def talk_then_hang_up(
+        choice: str, talk: float, number: str, bridged: asyncio.Event | None = None
+    ) -> None:
         caller = await pbx.call("800", caller_num=number, caller_name="Demo Caller")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
         await caller.press(choice)
         await caller.wait_bridged(timeout=60)
+        if bridged is not None:
+            bridged.set()
         await asyncio.sleep(talk * speed)
         await caller.hangup()
 
@@ -117,13 +128,15 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         await asyncio.sleep(1.0 * speed)
         await caller.hangup()
 
-    async def give_up(number: str) -> None:
+    async def give_up(number: str, others_busy: asyncio.Event) -> None:
+        await others_busy.wait()
         caller = await pbx.call("800", caller_num=number, caller_name="Impatient")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
         await caller.press("1")
         await caller.wait_moh(timeout=30)
         await asyncio.sleep(1.5 * speed)
         await caller.hangup()
+        await center.cdr(caller.uniqueid, timeout=30)
 
     async def hang_up_in_greeting(number: str) -> None:
         caller = await pbx.call("800", caller_num=number, caller_name="Wrong Number")
@@ -134,7 +147,21 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
     await talk_then_hang_up("1", 2.0, "5550101")
     await hang_up_in_greeting("5550102")
     await transfer_to_supervisor("5550103")
-    await asyncio.gather(talk_then_hang_up("2", 2.0, "5550104"), give_up("5550105"))
+    # The second agent goes on a break and the first takes a long call, so the impatient
+    # caller (6.3 time units from joining to hanging up: prompts, music) gives up before
+    # anyone is free, at any --speed: the call outlasts it, and wrap-up only adds to that.
+    on_break = ids[1] if len(ids) >= 2 else None
+    if on_break is not None:
+        reason = daemon.config.pause_reasons[0] if daemon.config.pause_reasons else "break"
+        with contextlib.suppress(EngineError):
+            daemon.router.pause(on_break, reason, via="demo")
+    first_busy = asyncio.Event()
+    await asyncio.gather(
+        talk_then_hang_up("2", 7.0, "5550104", first_busy), give_up("5550105", first_busy)
+    )
+    if on_break is not None:
+        with contextlib.suppress(EngineError):
+            daemon.router.unpause(on_break, via="demo")
     if len(ids) >= 3:
         third = ids[2]
         agent_phone = await pbx.call("*71", caller_num=third, caller_name=agents[third].name)

@@ -20,7 +20,8 @@ def test_demo_plays_its_calls_prints_the_cdrs_and_exits_0(tmp_path: Path, pbx: s
     text = out.getvalue()
     assert "talking to agent 1001" in text
     assert "transferred the caller to 2000" in text
-    assert "caller gave up" in text
+    assert "agent 1002 paused (break)" in text
+    assert text.index("caller gave up") < text.index("agent 1002 back from pause")
     assert "agent 1003 logged in (feature-code)" in text
     assert f"6 CDR rows from this run in {tmp_path / 'var' / 'cdr.sqlite3'}" in text
 
