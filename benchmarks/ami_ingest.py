@@ -208,6 +208,7 @@ async def driver_row(port: int, expected: int, transport: str) -> Result:
         ami_secret="x",
         ami_events="on",
         keepalive_interval=60,
+        heartbeat_interval=0,
         agi_transport="asyncagi" if transport == "asyncagi" else "fastagi",
         agi_port=0,
     )

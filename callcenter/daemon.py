@@ -80,6 +80,7 @@ def asterisk_settings(config: CallCenterConfig) -> AsteriskSettings:
         connect_timeout=ami.connect_timeout,
         action_timeout=ami.action_timeout,
         keepalive_interval=ami.keepalive_interval,
+        heartbeat_interval=ami.heartbeat_interval,
         reconnect_min=ami.reconnect_min,
         reconnect_max=ami.reconnect_max,
         agi_transport=agi.transport,

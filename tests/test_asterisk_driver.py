@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import structlog
 from asterisk_replay import (
     TRACES,
     AMIScript,
@@ -21,7 +23,12 @@ from asterisk_replay import (
 
 from callcenter.demopbx import AgentPhone, DemoAsterisk
 from callcenter.errors import ActionFailed, AuthenticationError, CallHungUp, CommandFailed
-from callcenter.pbx.asterisk.driver import AsteriskCall, AsteriskDriver, AsteriskSettings
+from callcenter.pbx.asterisk.driver import (
+    HEARTBEAT_VARIABLE,
+    AsteriskCall,
+    AsteriskDriver,
+    AsteriskSettings,
+)
 from callcenter.pbx.interface import (
     PBX,
     Call,
@@ -65,6 +72,8 @@ async def running(
         "agi_transport": "asyncagi",
         "reconnect_min": 0.02,
         "reconnect_max": 0.05,
+        # A replayed trace answers the actions it recorded, in order: no heartbeats in them.
+        "heartbeat_interval": 0,
     }
     options.update(settings)
     driver = AsteriskDriver(AsteriskSettings(**options))
@@ -459,6 +468,63 @@ async def demo_driver(
         ) as (driver, run),
     ):
         yield pbx, driver, run
+
+
+async def test_the_heartbeat_global_tracks_the_clock_and_drops_to_0_when_the_driver_stops() -> None:
+    """What the AsyncAGI context reads before ``AGI(agi:async)``: CALLCENTER_HEARTBEAT."""
+
+    async def handler(call: AsteriskCall) -> None:
+        return None
+
+    async with DemoAsterisk(ami_secret="demo-secret", agi_mode="async") as pbx:
+        async with (
+            asyncio.timeout(5),
+            running(
+                pbx.ami_port,
+                handler,
+                ami_username="callcenter",
+                ami_secret="demo-secret",
+                agi_transport="asyncagi",
+                heartbeat_interval=0.05,
+            ),
+        ):
+            await wait_until(lambda: HEARTBEAT_VARIABLE in pbx.global_vars)
+            first = int(pbx.global_vars[HEARTBEAT_VARIABLE])
+            assert abs(first - time.time()) <= 2
+            pbx.global_vars[HEARTBEAT_VARIABLE] = "1"
+            await wait_until(lambda: pbx.global_vars[HEARTBEAT_VARIABLE] != "1")
+            assert int(pbx.global_vars[HEARTBEAT_VARIABLE]) >= first
+        assert pbx.global_vars[HEARTBEAT_VARIABLE] == "0"
+
+
+async def test_an_ami_user_without_write_call_gets_one_heartbeat_warning_and_calls_still_work() -> (
+    None
+):
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+
+    pbx = DemoAsterisk(ami_secret="demo-secret", agi_mode="async", ami_write="system,agi,originate")
+    async with pbx:
+        with structlog.testing.capture_logs() as logs:
+            async with (
+                asyncio.timeout(5),
+                running(
+                    pbx.ami_port,
+                    handler,
+                    ami_username="callcenter",
+                    ami_secret="demo-secret",
+                    agi_transport="asyncagi",
+                    heartbeat_interval=0.05,
+                ) as (_driver, run),
+            ):
+                await asyncio.sleep(0.3)
+                caller = await pbx.call("800", caller_num="5550100")
+                await caller.wait_ended(timeout=5)
+                assert len(run.calls) == 1
+    refused = [e for e in logs if e["event"] == "heartbeat_refused"]
+    assert len(refused) == 1, refused
+    assert "write=call" in refused[0]["hint"]
+    assert HEARTBEAT_VARIABLE not in pbx.global_vars
 
 
 @pytest.mark.parametrize("transport", ["fastagi", "asyncagi"])

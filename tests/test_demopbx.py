@@ -444,6 +444,11 @@ async def test_ami_errors_and_simple_actions_answer_like_asterisk(async_pbx: Dem
     await ami.wait(lambda: sum(m.get("Ping") == "Pong" for m in ami.messages) == 2)
     assert [m for m in ami.messages if m.get("Ping") == "Pong"][-1].action_id is None
     command = await ami.action("Command", ("Command", "no such cli command"))
+    assert (command.name, command["Message"]) == ("Error", "Permission denied"), (
+        "the shipped manager.conf user has no write=command"
+    )
+    async_pbx.ami_write = async_pbx.ami_write | {"command"}
+    command = await ami.action("Command", ("Command", "no such cli command"))
     assert command.name == "Error" and command["Output"].startswith("No such command")
     queues = await ami.list_action("QueueStatus")
     assert queues[-1]["ListItems"] == "0"
@@ -500,6 +505,18 @@ async def test_filter_action_sends_only_matching_events_like_asterisk(
     assert no_agi.events("Newstate")
     await hangups.close()
     await no_agi.close()
+
+
+async def test_an_action_outside_the_users_write_classes_is_permission_denied() -> None:
+    async with make_pbx(ami_write="system,agi") as demo:
+        client = await AMIClient.connect(demo.ami_port)
+        await client.login()
+        refused = await client.action("Setvar", ("Variable", "X"), ("Value", "1"))
+        allowed = await client.action("Ping")
+        await client.close()
+    assert (refused.name, refused.get("Message")) == ("Error", "Permission denied")
+    assert allowed.name == "Success"
+    assert "X" not in demo.global_vars
 
 
 async def test_filter_action_needs_the_system_write_class() -> None:

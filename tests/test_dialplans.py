@@ -19,7 +19,11 @@ from pydantic import BaseModel
 
 from callcenter.config.models import AcdConfig, AGIConfig, AMIConfig, ESLConfig, IvrConfig
 from callcenter.demopbx.channels import DEFAULT_ROUTES, DemoDialplan
-from callcenter.pbx.asterisk.driver import CONFERENCE_CONTEXT, SPY_STOP_LOCATION
+from callcenter.pbx.asterisk.driver import (
+    CONFERENCE_CONTEXT,
+    HEARTBEAT_VARIABLE,
+    SPY_STOP_LOCATION,
+)
 from callcenter.switchboard import CALLBACK_VARIABLE, FEATURE_ROUTES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,6 +149,26 @@ def test_the_asyncagi_contexts_mirror_the_fastagi_ones() -> None:
     assert hooks("callcenter-callback-async", ASYNCAGI) == callback
     for exten, route in hooks("callcenter-features-async", ASYNCAGI).items():
         assert route.split("?")[0] in ROUTES, exten
+
+
+def test_asyncagi_callers_fail_over_once_the_daemons_heartbeat_is_stale() -> None:
+    """Nothing tells Asterisk that nobody reads AsyncAGI: the context checks the global the
+    daemon refreshes, with a window no allowed heartbeat interval can miss."""
+    steps = extensions()["callcenter-inbound-async"]
+    apps = [app for _e, _p, app, _a in steps]
+    check = next(a for _e, _p, app, a in steps if app == "GotoIf" and HEARTBEAT_VARIABLE in a)
+    assert apps.index("GotoIf") < apps.index("AGI"), "checked before the hand-over"
+    window = re.fullmatch(
+        rf"\$\[\$\{{EPOCH\}} - 0\$\{{GLOBAL\({HEARTBEAT_VARIABLE}\)\}} > (\d+)\]\?(\w+)", check
+    )
+    assert window, check
+    longest = next(
+        m.le for m in AMIConfig.model_fields["heartbeat_interval"].metadata if hasattr(m, "le")
+    )
+    assert int(window.group(1)) >= 2 * longest
+    labels = [p for _e, p, _a, _x in steps]
+    assert f"n({window.group(2)})" in labels, "the failover label exists"
+    assert default(AMIConfig, "heartbeat_interval") > 0, "on by default"
 
 
 def test_both_pbxs_give_each_feature_code_the_same_route() -> None:

@@ -30,7 +30,11 @@ async def driver_with(handler: Handler) -> AsyncIterator[AsteriskDriver]:
     """A started AsteriskDriver (FastAGI on a free port, AMI on a replay of 01_a_basic)."""
     async with ReplayAMIServer.from_trace("01_a_basic.jsonl") as ami:
         settings = AsteriskSettings(
-            ami_port=ami.port, ami_username="pbxlab", ami_secret="x", agi_port=0
+            ami_port=ami.port,
+            ami_username="pbxlab",
+            ami_secret="x",
+            agi_port=0,
+            heartbeat_interval=0,  # the replayed trace has no Setvar to answer it
         )
         driver = AsteriskDriver(settings)
 

@@ -302,6 +302,18 @@ class AMIConfig(_Model):
             "peer is dead and the link is reconnected."
         ),
     )
+    heartbeat_interval: _SecondsOrZero = Field(
+        default=5,
+        le=15,
+        description=(
+            "Every this many seconds the daemon sets the global dialplan variable "
+            "CALLCENTER_HEARTBEAT to the Unix time (AMI Setvar: the user needs write=call), "
+            "and to 0 when it stops. The shipped AsyncAGI context fails over when it is older "
+            "than 30 s (hence at most 15 here): Asterisk cannot tell whether anyone reads "
+            "AsyncAGI, and with no daemon a caller would wait in AGI(agi:async) in silence. "
+            "0: no heartbeat."
+        ),
+    )
     reconnect_min: _Seconds = Field(
         default=0.5, description="First delay (s) before reconnecting a lost link; it doubles."
     )

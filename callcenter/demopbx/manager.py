@@ -267,6 +267,11 @@ class ManagerSession:
             )
             self._security("RequestBadFormat", [("RequestType", f"Action: {action}")])
             return
+        needed = _AUTHORITY.get(name)
+        if needed and not needed & self.pbx.ami_write and "all" not in self.pbx.ami_write:
+            # manager.c: the user's write= classes must share one with the action's.
+            self.error(msg, "Permission denied")
+            return
         await handler(self, msg)
 
     def _security(self, event: str, extra: Pairs) -> None:
@@ -355,9 +360,6 @@ class ManagerSession:
         self.respond(msg, "Success", ("Events", "On" if self.mask else "Off"))
 
     async def action_filter(self, msg: AMIMessage) -> None:
-        if "system" not in self.pbx.ami_write:
-            self.error(msg, "Permission denied")
-            return
         if (msg.get("Operation") or "").lower() != "add":
             self.error(msg, "Unknown operation")
             return
@@ -815,3 +817,9 @@ _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
     ("Status", "List channel status.", "system,call,reporting,all"),
     ("StopMixMonitor", "Stop recording a call through MixMonitor.", "system,call,all"),
 )
+
+#: Action (lower case) -> the write= classes that allow it (any one of them; "all" too).
+_AUTHORITY: dict[str, frozenset[str]] = {
+    name.lower(): frozenset(priv.split(",")) - {"all", "<none>"}
+    for name, _text, priv in _DESCRIPTIONS
+}

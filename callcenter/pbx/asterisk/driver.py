@@ -18,6 +18,11 @@
   (no music: see :meth:`AsteriskCall.hold`); :meth:`AsteriskDriver.spy` originates the
   supervisor into ``ChanSpy`` and :class:`AsteriskSpySession` switches modes with
   ``PlayDTMF`` and ends the spy with ``Redirect`` (an AMI ``Hangup`` does not, trace 09).
+* A heartbeat for the dialplan: every ``heartbeat_interval`` seconds the driver sets the
+  global variable ``CALLCENTER_HEARTBEAT`` to the Unix time (AMI ``Setvar``, write=call),
+  and to 0 when it stops. Asterisk cannot tell whether anyone reads AsyncAGI, so the
+  AsyncAGI context checks it before ``AGI(agi:async)``: with no daemon a caller would wait
+  there in silence.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from callcenter.errors import (
     CallHungUp,
     CommandFailed,
     PBXConnectionError,
+    PBXError,
 )
 from callcenter.pbx.asterisk.agi import (
     AGISession,
@@ -112,6 +118,9 @@ _RECORD_PATH = re.compile(r"[A-Za-z0-9_./-]{1,255}\.[a-z0-9]{2,8}")
 #: Everything a finished ``Dial`` left on the caller's channel, read in one AGI command.
 _DIAL_OUTCOME: Final = "${DIALSTATUS}|${ANSWEREDTIME}|${DIALEDPEERNAME}|${HANGUPCAUSE}"
 
+#: The global dialplan variable the heartbeat sets (see the module docstring).
+HEARTBEAT_VARIABLE: Final = "CALLCENTER_HEARTBEAT"
+
 #: Samples per second of the ``endpos`` of STREAM FILE / RECORD FILE (8 kHz formats).
 SAMPLE_RATE = 8000
 
@@ -134,6 +143,8 @@ class AsteriskSettings:
     connect_timeout: float = 5.0
     action_timeout: float = 5.0
     keepalive_interval: float = 10.0
+    heartbeat_interval: float = 5.0
+    """Seconds between two ``CALLCENTER_HEARTBEAT`` updates; 0: none are sent."""
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     agi_transport: AGITransport = "fastagi"
@@ -229,6 +240,8 @@ class AsteriskDriver:
         self._conferences: dict[str, AsteriskConference] = {}
         self._fastagi: FastAGIServer | None = None
         self._router: AsyncAGIRouter | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._heartbeat_refused = False
         self._started = False
         self._log = log.bind(pbx=self.name)
         for event, method in (
@@ -274,6 +287,8 @@ class AsteriskDriver:
             self._router.attach()
         await self.ami.connect()
         self._started = True
+        if self.settings.heartbeat_interval > 0:
+            self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="ami-heartbeat")
         if self.settings.agi_transport == "fastagi":
             self._fastagi = FastAGIServer(
                 self.settings.agi_host, self.settings.agi_port, self._serve_fast
@@ -293,9 +308,44 @@ class AsteriskDriver:
             await self._fastagi.stop()
         if self._router is not None:
             await self._router.stop()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            self._heartbeat_task = None
+            # The dialplan fails over at once instead of after the heartbeat goes stale.
+            await self._beat("0", timeout=1.0)
         await self.ami.close()
         self._started = False
         self._log.info("pbx_stopped")
+
+    async def _heartbeat(self) -> None:
+        while True:
+            if self.ami.connected:
+                await self._beat(str(int(time.time())))
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+    async def _beat(self, value: str, timeout: float | None = None) -> None:
+        """One ``Setvar`` of the heartbeat; a refusal is logged once, a lost link ignored
+        (the next beat after the reconnect makes up for it)."""
+        try:
+            await self.ami.send_action(
+                "Setvar",
+                [("Variable", HEARTBEAT_VARIABLE), ("Value", value)],
+                timeout=timeout,
+                retry_on_reconnect=False,
+            )
+            self._heartbeat_refused = False
+        except ActionFailed as exc:
+            if not self._heartbeat_refused:
+                self._heartbeat_refused = True
+                self._log.warning(
+                    "heartbeat_refused",
+                    error=str(exc),
+                    hint="grant the AMI user write=call: AsyncAGI callers fail over without it",
+                )
+        except PBXError as exc:
+            self._log.debug("heartbeat_not_sent", error=str(exc))
 
     def subscribe(self, listener: PBXListener) -> None:
         self._listeners.append(listener)
