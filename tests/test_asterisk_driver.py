@@ -470,6 +470,20 @@ async def demo_driver(
         yield pbx, driver, run
 
 
+def heartbeating(
+    pbx: DemoAsterisk, handler: Handler
+) -> contextlib.AbstractAsyncContextManager[tuple[AsteriskDriver, Run]]:
+    """An AsyncAGI driver on the demo PBX that sends its heartbeat every 50 ms."""
+    return running(
+        pbx.ami_port,
+        handler,
+        ami_username="callcenter",
+        ami_secret="demo-secret",
+        agi_transport="asyncagi",
+        heartbeat_interval=0.05,
+    )
+
+
 async def test_the_heartbeat_global_tracks_the_clock_and_drops_to_0_when_the_driver_stops() -> None:
     """What the AsyncAGI context reads before ``AGI(agi:async)``: CALLCENTER_HEARTBEAT."""
 
@@ -477,17 +491,7 @@ async def test_the_heartbeat_global_tracks_the_clock_and_drops_to_0_when_the_dri
         return None
 
     async with DemoAsterisk(ami_secret="demo-secret", agi_mode="async") as pbx:
-        async with (
-            asyncio.timeout(5),
-            running(
-                pbx.ami_port,
-                handler,
-                ami_username="callcenter",
-                ami_secret="demo-secret",
-                agi_transport="asyncagi",
-                heartbeat_interval=0.05,
-            ),
-        ):
+        async with asyncio.timeout(5), heartbeating(pbx, handler):
             await wait_until(lambda: HEARTBEAT_VARIABLE in pbx.global_vars)
             first = int(pbx.global_vars[HEARTBEAT_VARIABLE])
             assert abs(first - time.time()) <= 2
@@ -506,17 +510,7 @@ async def test_an_ami_user_without_write_call_gets_one_heartbeat_warning_and_cal
     pbx = DemoAsterisk(ami_secret="demo-secret", agi_mode="async", ami_write="system,agi,originate")
     async with pbx:
         with structlog.testing.capture_logs() as logs:
-            async with (
-                asyncio.timeout(5),
-                running(
-                    pbx.ami_port,
-                    handler,
-                    ami_username="callcenter",
-                    ami_secret="demo-secret",
-                    agi_transport="asyncagi",
-                    heartbeat_interval=0.05,
-                ) as (_driver, run),
-            ):
+            async with asyncio.timeout(5), heartbeating(pbx, handler) as (_driver, run):
                 await asyncio.sleep(0.3)
                 caller = await pbx.call("800", caller_num="5550100")
                 await caller.wait_ended(timeout=5)
