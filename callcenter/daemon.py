@@ -6,8 +6,9 @@
 
 Signals: SIGTERM/SIGINT stop at once, leaving calls in progress to the PBX: a caller talking
 to an agent keeps talking; one in the IVR or a queue goes on in the dialplan after ``AGI()``
-(Asterisk: the shipped failover) or is hung up (FreeSWITCH, where a parked caller would
-otherwise wait in silence); their CDRs say ``hung_up_by: shutdown``.
+(Asterisk: the shipped failover, FreeSWITCH's socket) or, parked on FreeSWITCH, is parked
+afresh for the next daemon; their CDRs say ``hung_up_by: shutdown`` until a later record of
+the same call replaces them.
 SIGHUP reloads the config file (a bad file is refused and the running config stays; the
 sections in RESTART_SECTIONS are logged as waiting for a restart instead of applied).
 """

@@ -299,9 +299,9 @@ class Switchboard:
             clog.warning("call_failed", error=str(exc), error_type=type(exc).__name__)
         except asyncio.CancelledError:
             if self._closing:
-                # The daemon is stopping. The call is the PBX's again: a bridged caller
-                # keeps talking, others go on in the dialplan (its failover) or, parked on
-                # FreeSWITCH, wait to be adopted after a restart. Hanging up here would cut
+                # The daemon is stopping. The call is the PBX's again (the driver's
+                # hand_back says how): a bridged caller keeps talking, others go on in the
+                # dialplan or wait parked for the next daemon. Hanging up here would cut
                 # them all off, and a FastAGI HANGUP would wait for a running Dial to end.
                 hung_up_by = "shutdown"
                 clog.info("call_let_go_at_shutdown")

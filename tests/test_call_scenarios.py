@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 import uvloop
 
 from callcenter.config import load_config
-from callcenter.daemon import loop_factory
+from callcenter.daemon import Daemon, loop_factory
 from callcenter.demopbx import AGI, Answer, DemoDialplan, Hangup, Playback
 from callcenter.testing import TRANSPORTS, Center, running_center
 
@@ -213,9 +214,9 @@ def _with_failover(center: Center, agi: str) -> None:
 async def test_stopping_the_daemon_leaves_every_caller_to_the_pbx(tmp_path: Path, agi: str) -> None:
     """SIGTERM with calls in progress: a caller talking to an agent keeps talking, and
     callers in the menu or the queue are not hung up by the daemon. Asterisk takes them back
-    into the dialplan (its failover); on FreeSWITCH the socket's end or the daemon ends them
-    (left parked, they would wait in silence). Stopping waits for none of them, and the
-    talking caller's line drops when the agent hangs up."""
+    into the dialplan (its failover); FreeSWITCH's socket ends them, and parked callers are
+    parked afresh for the next daemon. Stopping waits for none of them, and the talking
+    caller's line drops when the agent hangs up."""
     async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
         if agi in ("fastagi", "asyncagi"):
             _with_failover(center, agi)
@@ -246,11 +247,50 @@ async def test_stopping_the_daemon_leaves_every_caller_to_the_pbx(tmp_path: Path
             for caller in (waiting, menu):
                 await caller.wait_for_prompt("ss-noservice", timeout=5)
                 assert caller.variables["AGISTATUS"] == "SUCCESS"
-        else:
+        elif agi == "esl-outbound":
             for caller in (waiting, menu):
                 await caller.wait_ended(timeout=5)
+        else:
+            await _the_next_daemon_takes_the_parked_callers(center, rows, waiting, menu)
         await alice.hangup()
         await talking.wait_ended(timeout=5)
+
+
+async def _the_next_daemon_takes_the_parked_callers(
+    center: Center, rows: dict[str, Any], waiting: Any, menu: Any
+) -> None:
+    """FreeSWITCH park: the stopped daemon parked its callers afresh; the next one adopts
+    them, and their records replace the rows the shutdown wrote."""
+    await asyncio.sleep(0.3)
+    assert (waiting.state, menu.state) == ("up", "up"), "parked, waiting for a daemon"
+    heard_before = menu.heard.count("welcome-menu")
+    environ = center.daemon.environ
+    daemon = Daemon(
+        load_config(center.config_path, environ=environ),
+        config_path=center.config_path,
+        environ=environ,
+    )
+    await daemon.start()
+    try:
+        async with asyncio.timeout(5):
+            while menu.heard.count("welcome-menu") == heard_before:
+                await asyncio.sleep(0.02)
+        await menu.press("9")
+        await menu.wait_ended(timeout=5)
+        await waiting.hangup()
+        await waiting.wait_ended(timeout=5)
+        async with asyncio.timeout(5):
+            await daemon.switchboard.wait_idle()
+        for caller in (menu, waiting):
+            await daemon.recorder.wait_written(caller.uniqueid)
+        after = {r["src"]: r for r in await asyncio.to_thread(daemon.store.fetch_cdrs)}
+    finally:
+        await daemon.stop()
+    assert len(after) == 3, "one row per call, across the restart"
+    assert after["5550013"]["ivr_path"].endswith("main:goodbye")
+    assert after["5550013"]["hung_up_by"] == "system"
+    assert after["5550012"]["hung_up_by"] == "caller"
+    assert after["5550013"]["start"] == rows["5550013"]["start"], "the first start stays"
 
 
 async def test_menu_timeouts_run_out_and_the_default_route_queues_the_caller(

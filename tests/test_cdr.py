@@ -341,6 +341,31 @@ def test_writing_the_same_call_twice_keeps_one_row(tmp_path: Path) -> None:
     assert rows[0]["billsec"] == 80
 
 
+def test_a_call_left_at_shutdown_is_superseded_by_its_record_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    """A parked FreeSWITCH caller outlives a daemon restart: the row written at the
+    shutdown is provisional, and the next daemon's record replaces it, from the first start."""
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    at_shutdown = run([started(0.0), CallAnswered(call_id=CID, **at(0.2)), ended(30.0, "shutdown")])
+    after_restart = dataclasses.replace(
+        run(answered_by_agent_events()), start=T0 + timedelta(seconds=45), duration=36
+    )
+    try:
+        assert store.write_cdr(at_shutdown) is True
+        assert store.write_cdr(after_restart) is True
+        assert store.write_cdr(dataclasses.replace(after_restart, agent="9999")) is False
+        rows = store.fetch_cdrs()
+    finally:
+        store.close()
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["agent"], row["hung_up_by"], row["queue"]) == ("1001", "agent", "support")
+    assert row["start"] == "2024-05-06T09:00:00.000+00:00", "the first start stays"
+    assert row["duration"] == 81, "from the first start to the end after the restart"
+    assert row["billsec"] == after_restart.billsec
+
+
 def test_unusable_path_is_a_clear_record_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")

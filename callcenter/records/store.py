@@ -3,7 +3,11 @@
 The folder, the file and the schema are created on first use. The database runs in WAL
 mode with ``synchronous=FULL``: a row is on disk when its write returns. Writes are
 idempotent: a CDR is keyed by ``uniqueid``, a session by (agent, login), a pause by
-(agent, start), and ``INSERT OR IGNORE`` keeps the first row written.
+(agent, start), and ``INSERT OR IGNORE`` keeps the first row written. One exception: a CDR
+closed by a daemon shutdown (``hung_up_by = 'shutdown'``: the call was left to the PBX, not
+ended) is superseded by the record of the same call written later, by the next daemon that
+took the caller back (a FreeSWITCH caller parked afresh at the shutdown). The row keeps its
+``start``, and its ``duration`` runs from there to the new end.
 
 Every method is blocking. In the daemon they run in the record writer's thread
 (:class:`~callcenter.records.writer.RecordWriter`), never on the event loop; a lock makes
@@ -135,6 +139,15 @@ _INSERT_CDR = (
     f"INSERT OR IGNORE INTO cdr ({_quoted(_CDR_NAMES)}) "
     f"VALUES ({', '.join('?' for _ in _CDR_NAMES)})"
 )
+# What the record of a call that outlived a shutdown replaces in the row closed by it:
+# everything but "start" (the first one stays) and "duration" (recomputed from that start).
+_SUPERSEDED = tuple(n for n in _CDR_NAMES if n not in ("start", "duration", "uniqueid"))
+_SUPERSEDE_CDR = (
+    "UPDATE cdr SET "
+    + ", ".join(f'"{n}" = ?' for n in _SUPERSEDED)
+    + ', "duration" = max(?, CAST(round((julianday(?) - julianday("start")) * 86400) AS INTEGER))'
+    + ' WHERE "uniqueid" = ? AND "hung_up_by" = \'shutdown\''
+)
 _INSERT_SESSION = (
     f"INSERT OR IGNORE INTO agent_sessions ({_quoted(SESSION_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})"
@@ -248,10 +261,14 @@ class SqliteCdrStore:
             raise RecordError(f"cannot store {what} in {self.path}: {exc}") from exc
 
     def write_cdr(self, record: CdrRecord) -> bool:
-        """Store a CDR; False when a row with that uniqueid already exists (kept as is)."""
-        row = record.to_row()
-        params = [int(v) if isinstance(v, bool) else v for v in (row[n] for n in _CDR_NAMES)]
-        return self._write(f"CDR {record.uniqueid}", _INSERT_CDR, params)
+        """Store a CDR; False when a row with that uniqueid already exists (kept as is),
+        unless that row was closed by a shutdown: then this record supersedes it."""
+        row = {n: int(v) if isinstance(v, bool) else v for n, v in record.to_row().items()}
+        what = f"CDR {record.uniqueid}"
+        if self._write(what, _INSERT_CDR, [row[n] for n in _CDR_NAMES]):
+            return True
+        params = [*(row[n] for n in _SUPERSEDED), row["duration"], row["end"], row["uniqueid"]]
+        return self._write(what, _SUPERSEDE_CDR, params)
 
     def write_agent_session(self, session: AgentSession) -> bool:
         """Store one login..logout; False when already stored."""

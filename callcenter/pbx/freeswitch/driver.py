@@ -411,8 +411,8 @@ class FreeSwitchDriver:
     async def stop(self) -> None:
         """Stop taking calls and close the sockets. What happens to the calls in progress is
         :meth:`FreeSwitchCall.hand_back`'s: bridged callers keep talking, socket calls go on
-        in the dialplan, parked callers in the IVR or a queue are hung up (callers parked
-        while no daemon ran are adopted by the next one)."""
+        in the dialplan, parked callers in the IVR or a queue are parked afresh for the next
+        daemon to adopt (as are callers parked while no daemon ran)."""
         self._stopping = True
         if self._outbound is not None:
             await self._outbound.stop()
@@ -591,7 +591,8 @@ class FreeSwitchDriver:
 
     def _on_park(self, event: ESLEvent) -> None:
         uid = event.unique_id
-        if not uid or uid in self._peers:
+        if not uid or uid in self._peers or self._stopping:
+            # Stopping: callers reparked on the way out are the next daemon's.
             return
         if event.variable("current_application") == "socket":
             # The socket application parks the channel while an outbound socket controls
@@ -1545,14 +1546,30 @@ class FreeSwitchCall:
                 # up then (checked after the bridge, so setting it now is in time).
                 self._log.info("call_left_talking_at_shutdown")
                 await self._api(f"uuid_setvar {self._uuid} hangup_after_bridge true")
+            elif await self._repark():
+                self._log.info("call_reparked_at_shutdown")
             else:
-                # The daemon is stopping with the caller in the IVR or a queue. Left parked,
-                # they would wait in silence: a restarted daemon adopts only channels no
-                # application has run on yet.
                 self._log.info("call_hung_up_at_shutdown")
                 await self.hangup()
         except Exception:
             self._log.exception("hand_back_failed")
+
+    async def _repark(self) -> bool:
+        """The daemon is stopping with the caller in the IVR or a queue: send the caller
+        through their extension again (``uuid_transfer`` to the number they dialled), so
+        that it parks them afresh and the next daemon adopts them. Left as they are, they
+        would not be: ``show channels`` keeps the name of the last application run
+        (``playback``...), and only channels in ``park`` are adopted. False when that
+        cannot be done (the caller is then hung up rather than left in silence)."""
+        info = self._info
+        if not (_TOKEN.fullmatch(info.dialed) and _TOKEN.fullmatch(info.context)):
+            return False
+        text = await self._api(f"uuid_transfer {self._uuid} {info.dialed} XML {info.context}")
+        if text.startswith("-ERR"):
+            self._log.info("repark_refused", reply=text.strip())
+            return False
+        self._release("reparked at shutdown")
+        return True
 
     async def hangup(self, cause: HangupCause = HangupCause.NORMAL_CLEARING) -> None:
         if self._hangup.is_set() or self._released:
