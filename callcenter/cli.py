@@ -26,12 +26,20 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from callcenter.errors import AuthenticationError, ConfigError, PBXConnectionError
+from callcenter.errors import (
+    AuthenticationError,
+    ConfigError,
+    ListenError,
+    PBXConnectionError,
+    RecordError,
+)
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
 EXIT_AUTH = 2
 EXIT_UNREACHABLE = 3
+EXIT_RESOURCE = 4
+"""A local resource is unusable: a port the daemon listens on, the record database."""
 DEFAULT_CONFIG = "config/callcenter.yaml"
 DEFAULT_API = "http://127.0.0.1:8470"
 
@@ -307,6 +315,9 @@ def cmd_run(path: str) -> int:
     except PBXConnectionError as exc:
         print(f"callcenter: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except (ListenError, RecordError) as exc:
+        print(f"callcenter: {exc}", file=sys.stderr)
+        return EXIT_RESOURCE
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_OK

@@ -4,6 +4,9 @@
                       │                                    │
                       ├──> ControlAPI (CLI)                └──(events)──> EventBus ──> records
 
+Under systemd (``Type=notify``) it reports readiness, reloads, the PBX link's state and
+stopping, and feeds the watchdog (:mod:`callcenter.systemd`).
+
 Signals: SIGTERM/SIGINT stop at once, leaving calls in progress to the PBX: a caller talking
 to an agent keeps talking; one in the IVR or a queue goes on in the dialplan after ``AGI()``
 (Asterisk: the shipped failover, FreeSWITCH's socket) or, parked on FreeSWITCH, is parked
@@ -25,6 +28,7 @@ from pathlib import Path
 import structlog
 from pydantic import BaseModel
 
+from callcenter import systemd
 from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
@@ -33,7 +37,7 @@ from callcenter.events import EventBus
 from callcenter.live.api import ControlAPI
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
 from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSettings
-from callcenter.pbx.interface import PBX, Call
+from callcenter.pbx.interface import PBX, Call, PBXConnected, PBXDisconnected, PBXEvent
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import SqliteCdrStore
@@ -181,6 +185,8 @@ class Daemon:
         )
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self.pbx.subscribe(self._on_pbx_event)
 
     @property
     def agi_port(self) -> int:
@@ -195,13 +201,30 @@ class Daemon:
         return int(port) if port is not None else None
 
     async def start(self) -> None:
-        """Connect to the PBX and start serving; raises AuthenticationError on a bad secret."""
+        """Open the records, listen for the CLI, connect to the PBX and take calls.
+
+        Raises ``RecordError`` (the record database cannot be opened), ``ListenError`` (a
+        port is taken), ``AuthenticationError`` (a wrong secret) or ``PBXConnectionError``;
+        whatever had started is stopped again first. Calls are taken last, so that no call
+        arrives at a daemon that then fails to start.
+        """
         await self.recorder.start()
-        for agent_id, agent in self.config.agents.items():
-            if agent.logged_in:
-                self.router.login(agent_id, via="config")
-        await self.pbx.start(self._handle_call)
-        await self.api.start()
+        try:
+            await self.api.start()
+            for agent_id, agent in self.config.agents.items():
+                if agent.logged_in:
+                    self.router.login(agent_id, via="config")
+            await self.pbx.start(self._handle_call)
+        except BaseException:
+            await self.api.stop()
+            await self.recorder.close()
+            raise
+        systemd.notify("READY=1", f"STATUS=taking calls from {self.pbx.name}")
+        interval = systemd.watchdog_interval()
+        if interval is not None:
+            self._watchdog = asyncio.create_task(
+                systemd.keep_watchdog_fed(interval), name="systemd-watchdog"
+            )
         log.info(
             "daemon_started",
             pbx=self.pbx.name,
@@ -209,6 +232,12 @@ class Daemon:
             queues=len(self.config.queues),
             api_port=self.api.port,
         )
+
+    def _on_pbx_event(self, event: PBXEvent) -> None:
+        if isinstance(event, PBXDisconnected):
+            systemd.notify(f"STATUS={self.pbx.name} link lost ({event.reason}), reconnecting")
+        elif isinstance(event, PBXConnected):
+            systemd.notify(f"STATUS=taking calls from {self.pbx.name}")
 
     async def _handle_call(self, call: Call) -> None:
         try:
@@ -233,7 +262,14 @@ class Daemon:
         """
         if self.config_path is None:
             raise ConfigError([])
-        new = await asyncio.to_thread(load_config, self.config_path, environ=self.environ)
+        systemd.reloading()
+        try:
+            return await self._reload(self.config_path)
+        finally:
+            systemd.notify("READY=1")
+
+    async def _reload(self, config_path: str | os.PathLike[str]) -> list[str]:
+        new = await asyncio.to_thread(load_config, config_path, environ=self.environ)
         old = self.config
         self.switchboard.apply_config(new)
         self.config = new
@@ -265,6 +301,12 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop taking calls and flush records."""
+        systemd.notify("STOPPING=1")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         await self.api.stop()
         await self.switchboard.close()
         await self.pbx.stop()

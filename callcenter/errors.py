@@ -21,7 +21,8 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── UnknownAgent
     │   ├── UnknownQueue
     │   └── DestinationNotAllowed   a transfer/dial target that the config does not allow
-    └── RecordError                 a record could not be stored
+    ├── ListenError                 an address the daemon must listen on is taken or refused
+    └── RecordError                 a record could not be stored (or its database opened)
 """
 
 from __future__ import annotations
@@ -131,6 +132,11 @@ class UnknownQueue(EngineError):
 
 class DestinationNotAllowed(EngineError):
     """A transfer or dial target is not on the configured allow-list."""
+
+
+class ListenError(CallCenterError):
+    """A server socket of the daemon (FastAGI, FreeSWITCH outbound, control API) could not
+    be bound: the port is in use or the address is not this host's."""
 
 
 class RecordError(CallCenterError):

@@ -79,6 +79,50 @@ async def test_run_with_wrong_ami_secret_says_so_and_exits_2(tmp_path: Path) -> 
     assert "wrong-secret" not in err, "the secret never reaches the terminal"
 
 
+@pytest.mark.parametrize("taken", ["api", "fastagi"])
+async def test_run_with_a_port_already_taken_says_which_and_exits_4(
+    tmp_path: Path, taken: str
+) -> None:
+    pbx = DemoAsterisk(ami_secret="demo-secret", login_failure_delay=0.05)
+    busy = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = busy.sockets[0].getsockname()[1]
+    try:
+        await pbx.start()
+        where = {"api": {"port": port}} if taken == "api" else {}
+        if taken == "fastagi":
+            where = {"pbx": {"agi": {"listen_port": port}}}
+        cfg = merge(merge(BASE_CONFIG, {"pbx": {"ami": {"port": pbx.ami_port}}}), where)
+        path = tmp_path / "cc.yaml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        code, _out, err = await _run_cli(
+            "run", str(path), env={"CALLCENTER_AMI_SECRET": "demo-secret"}
+        )
+        logins = sum(e.name == "SuccessfulAuth" for e in pbx.event_log)
+    finally:
+        busy.close()
+        await pbx.stop()
+    assert code == 4, err
+    what = "the control API" if taken == "api" else "FastAGI"
+    assert f"cannot listen for {what} on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+    if taken == "api":
+        assert logins == 0, "the CLI's port is bound before any call can be taken"
+
+
+async def test_run_with_a_record_database_it_cannot_open_says_so_and_exits_4(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the database's folder should be")
+    cfg = merge(BASE_CONFIG, {"records": {"cdr_path": str(blocker / "cdr.sqlite3")}})
+    path = tmp_path / "cc.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    code, _out, err = await _run_cli("run", str(path), env={"CALLCENTER_AMI_SECRET": "x"})
+    assert code == 4, err
+    assert f"cannot open record database {blocker / 'cdr.sqlite3'}" in err
+    assert "Traceback" not in err
+
+
 async def test_run_with_unreadable_config_exits_1(tmp_path: Path) -> None:
     code, _out, err = await _run_cli("run", str(tmp_path / "missing.yaml"))
     assert code == 1

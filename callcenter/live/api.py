@@ -32,6 +32,7 @@ from callcenter.errors import (
     ConfigError,
     DestinationNotAllowed,
     EngineError,
+    ListenError,
     UnknownAgent,
 )
 from callcenter.switchboard import Switchboard
@@ -83,7 +84,13 @@ class ControlAPI:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        """Bind and listen; raises ``ListenError`` if the address is unusable."""
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen for the control API on {self.host}:{self.port}: {exc}"
+            ) from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("api_listening", host=self.host, port=self.port)
 

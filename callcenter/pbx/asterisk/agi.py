@@ -39,6 +39,7 @@ from callcenter.errors import (
     AGIProtocolError,
     CallHungUp,
     CommandFailed,
+    ListenError,
     PBXConnectionError,
     PBXError,
     PBXTimeoutError,
@@ -413,7 +414,7 @@ class FastAGIServer:
                 lambda: _FastAGIProtocol(self), self.host, self._requested_port, reuse_address=True
             )
         except OSError as exc:
-            raise PBXConnectionError(
+            raise ListenError(
                 f"cannot listen for FastAGI on {self.host}:{self._requested_port}: {exc}"
             ) from None
         log.info("fastagi_listening", host=self.host, port=self.port)

@@ -47,6 +47,7 @@ from callcenter.errors import (
     CallHungUp,
     CommandFailed,
     ESLProtocolError,
+    ListenError,
     PBXConnectionError,
     PBXTimeoutError,
 )
@@ -886,12 +887,12 @@ class ESLOutboundServer:
         return self._port
 
     async def start(self) -> None:
-        """Bind and listen; raises ``PBXConnectionError`` if the address is unusable."""
+        """Bind and listen; raises ``ListenError`` if the address is unusable."""
         try:
             loop = asyncio.get_running_loop()
             self._server = await loop.create_server(self._new_session, self.host, self._port)
         except OSError as exc:
-            raise PBXConnectionError(
+            raise ListenError(
                 f"cannot listen for FreeSWITCH outbound sockets on {self.host}:{self._port}: "
                 f"{_reason(exc)}"
             ) from None

@@ -381,7 +381,7 @@ class FreeSwitchDriver:
 
     async def start(self, handler: CallHandler) -> None:
         """Connect and authenticate (``AuthenticationError``/``PBXConnectionError``
-        propagate), then listen for outbound sockets if configured."""
+        propagate), then listen for outbound sockets if configured (``ListenError``)."""
         if self._started:
             raise PBXConnectionError(f"driver {self.name} already started")
         self._handler = handler
