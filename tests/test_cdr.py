@@ -325,15 +325,19 @@ async def test_store_file_is_created_on_first_run_under_a_new_folder(tmp_path: P
         await asyncio.wait_for(recorder.close(), 5)
 
 
-def test_writing_the_same_call_twice_keeps_one_row(tmp_path: Path) -> None:
+def write_all(tmp_path: Path, *records: CdrRecord) -> tuple[list[bool], list[dict[str, Any]]]:
+    """What ``write_cdr`` said for each record, in turn, and the rows stored in the end."""
     store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
-    record = run(answered_by_agent_events())
     try:
-        assert store.write_cdr(record) is True
-        assert store.write_cdr(dataclasses.replace(record, agent="9999")) is False
-        rows = store.fetch_cdrs()
+        return [store.write_cdr(r) for r in records], store.fetch_cdrs()
     finally:
         store.close()
+
+
+def test_writing_the_same_call_twice_keeps_one_row(tmp_path: Path) -> None:
+    record = run(answered_by_agent_events())
+    written, rows = write_all(tmp_path, record, dataclasses.replace(record, agent="9999"))
+    assert written == [True, False]
     assert len(rows) == 1
     assert rows[0]["agent"] == "1001", "the first write wins"
     assert rows[0]["abandoned"] is False
@@ -346,18 +350,13 @@ def test_a_call_left_at_shutdown_is_superseded_by_its_record_after_the_restart(
 ) -> None:
     """A parked FreeSWITCH caller outlives a daemon restart: the row written at the
     shutdown is provisional, and the next daemon's record replaces it, from the first start."""
-    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
     at_shutdown = run([started(0.0), CallAnswered(call_id=CID, **at(0.2)), ended(30.0, "shutdown")])
     after_restart = dataclasses.replace(
         run(answered_by_agent_events()), start=T0 + timedelta(seconds=45), duration=36
     )
-    try:
-        assert store.write_cdr(at_shutdown) is True
-        assert store.write_cdr(after_restart) is True
-        assert store.write_cdr(dataclasses.replace(after_restart, agent="9999")) is False
-        rows = store.fetch_cdrs()
-    finally:
-        store.close()
+    again = dataclasses.replace(after_restart, agent="9999")
+    written, rows = write_all(tmp_path, at_shutdown, after_restart, again)
+    assert written == [True, True, False], "a real outcome is written once, like any record"
     assert len(rows) == 1
     row = rows[0]
     assert (row["agent"], row["hung_up_by"], row["queue"]) == ("1001", "agent", "support")
