@@ -10,7 +10,8 @@
     callcenter report [CONFIG]              the latest CDRs
 
 Exit status: 0 fine, 1 invalid config or a refused request, 2 the PBX refused our
-credentials, 3 the PBX or the daemon could not be reached.
+credentials, 3 the PBX or the daemon could not be reached, 4 ``run`` found a port it
+listens on taken or its record database unusable.
 """
 
 from __future__ import annotations

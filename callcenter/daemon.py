@@ -34,7 +34,7 @@ from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
 from callcenter.errors import ConfigError, ConfigIssue
 from callcenter.events import EventBus
-from callcenter.live.api import ControlAPI
+from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
 from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSettings
 from callcenter.pbx.interface import PBX, Call, PBXConnected, PBXDisconnected, PBXEvent
@@ -180,8 +180,9 @@ class Daemon:
         self.switchboard = Switchboard(config, self.router, self.bus)
         self.pbx: PBX = pbx if pbx is not None else build_pbx(config)
         self.switchboard.attach_pbx(self.pbx)
+        self.link = PBXLink(self.pbx.name)
         self.api = ControlAPI(
-            self.switchboard, config.api.host, config.api.port, reload=self.reload
+            self.switchboard, config.api.host, config.api.port, reload=self.reload, link=self.link
         )
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -235,8 +236,10 @@ class Daemon:
 
     def _on_pbx_event(self, event: PBXEvent) -> None:
         if isinstance(event, PBXDisconnected):
+            self.link.down(event.reason)
             systemd.notify(f"STATUS={self.pbx.name} link lost ({event.reason}), reconnecting")
         elif isinstance(event, PBXConnected):
+            self.link.up()
             systemd.notify(f"STATUS=taking calls from {self.pbx.name}")
 
     async def _handle_call(self, call: Call) -> None:

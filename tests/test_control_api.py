@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from callcenter.testing import Center, running_center
+from callcenter.testing import TRANSPORTS, Center, running_center
 
 
 async def _raw(center: Center, data: bytes) -> tuple[int, dict[str, object]]:
@@ -66,4 +66,37 @@ async def test_a_malformed_request_gets_a_clear_4xx_and_the_api_keeps_serving(
         assert words in str(body["error"])
         assert not [e for e in logs if e.get("log_level") in ("error", "critical")], logs
         status, body = await _raw(center, b"GET /health HTTP/1.1\r\n\r\n")
-        assert (status, body) == (200, {"status": "ok"})
+        assert (status, body["status"]) == (200, "ok")
+
+
+HEALTH = b"GET /health HTTP/1.1\r\n\r\n"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_health_says_503_while_the_pbx_link_is_down_and_ok_once_it_is_back(
+    tmp_path: Path, transport: str
+) -> None:
+    """What a monitoring probe sees: /health answers for the PBX link, not only for itself."""
+    slow_reconnect = {"pbx": {"ami": {"reconnect_min": 1.0, "reconnect_max": 1.0}}}
+    async with running_center(
+        tmp_path,
+        transport=transport,  # type: ignore[arg-type]
+        config=slow_reconnect,
+    ) as center:
+        status, body = await _raw(center, HEALTH)
+        assert status == 200 and body["status"] == "ok", body
+        up = body["pbx"]
+        assert isinstance(up, dict) and up["connected"] is True and "reason" not in up
+        await center.drop_pbx_connections()
+        async with asyncio.timeout(5):
+            while (await _raw(center, HEALTH))[0] == 200:
+                await asyncio.sleep(0.01)
+        status, body = await _raw(center, HEALTH)
+        assert (status, body["status"]) == (503, "pbx link down")
+        down = body["pbx"]
+        assert isinstance(down, dict) and down["connected"] is False and down["reason"]
+        _, snapshot = await _raw(center, b"GET /status HTTP/1.1\r\n\r\n")
+        assert snapshot["pbx"] == down, "/status tells the same"
+        async with asyncio.timeout(10):
+            while (await _raw(center, HEALTH))[0] != 200:
+                await asyncio.sleep(0.05)

@@ -2,8 +2,10 @@
 
 Routes (all JSON)::
 
-    GET  /health                          {"status": "ok"}
-    GET  /status                          agents, queues, active calls
+    GET  /health                          200 {"status": "ok", "pbx": {...}} while calls can
+                                          be taken, 503 {"status": "pbx link down", ...}
+                                          while the PBX link is down (for monitoring)
+    GET  /status                          the PBX link, agents, queues, active calls
     POST /agents/{id}/login               {}
     POST /agents/{id}/logout              {}
     POST /agents/{id}/pause               {"reason": "lunch"}
@@ -14,6 +16,9 @@ Routes (all JSON)::
 
 Errors come back as ``{"error": "..."}`` with status 400 (bad request), 404 (unknown agent or
 route) or 409 (not possible in the agent's current state).
+
+``pbx`` in both is :meth:`PBXLink.as_dict`: ``{"name": "asterisk", "connected": true,
+"since": "2026-12-05T01:02:03.456+00:00"}``, plus ``"reason"`` while it is down.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -50,9 +57,39 @@ Reloader = Callable[[], Awaitable[list[str]]]
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, payload: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.payload = payload if payload is not None else {"error": message}
+
+
+@dataclass
+class PBXLink:
+    """Whether the daemon can take calls: its PBX link, as the driver's events tell it."""
+
+    name: str
+    connected: bool = False
+    since: datetime = field(default_factory=lambda: datetime.now(UTC))
+    reason: str = "not connected yet"
+
+    def up(self) -> None:
+        if not self.connected:
+            self.connected, self.since, self.reason = True, datetime.now(UTC), ""
+
+    def down(self, reason: str) -> None:
+        if self.connected:
+            self.connected, self.since = False, datetime.now(UTC)
+        self.reason = reason
+
+    def as_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "name": self.name,
+            "connected": self.connected,
+            "since": self.since.isoformat(timespec="milliseconds"),
+        }
+        if not self.connected:
+            state["reason"] = self.reason
+        return state
 
 
 REASONS = {
@@ -62,6 +99,7 @@ REASONS = {
     405: "Method Not Allowed",
     409: "Conflict",
     413: "Payload Too Large",
+    503: "Service Unavailable",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
@@ -76,11 +114,17 @@ class ControlAPI:
         host: str = "127.0.0.1",
         port: int = 8470,
         reload: Reloader | None = None,
+        link: PBXLink | None = None,
     ) -> None:
         self.switchboard = switchboard
         self.host = host
         self.port = port
         self._reload = reload
+        if link is None:
+            # Without a daemon to follow the PBX's events (tests, tools): taken as up.
+            name = switchboard.pbx.name if switchboard.pbx is not None else "pbx"
+            link = PBXLink(name, connected=True)
+        self.link = link
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -106,7 +150,7 @@ class ControlAPI:
             method, path, body = await asyncio.wait_for(_read_request(reader), 10.0)
             status, payload = 200, await self.dispatch(method, path, body)
         except HTTPError as exc:
-            status, payload = exc.status, {"error": str(exc)}
+            status, payload = exc.status, exc.payload
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             writer.close()
             return
@@ -131,9 +175,12 @@ class ControlAPI:
         board = self.switchboard
         router = board.router
         if method == "GET" and parts == ["health"]:
-            return {"status": "ok"}
+            pbx = self.link.as_dict()
+            if not self.link.connected:
+                raise HTTPError(503, "pbx link down", {"status": "pbx link down", "pbx": pbx})
+            return {"status": "ok", "pbx": pbx}
         if method == "GET" and parts == ["status"]:
-            snapshot = router.snapshot()
+            snapshot = {"pbx": self.link.as_dict(), **router.snapshot()}
             snapshot["calls"] = [
                 {"call_id": cid, "queue": a.queue, "agent": a.agent, "path": a.path}
                 for cid, a in board.active.items()
