@@ -161,12 +161,22 @@ class TalkEnded(CallEvent):
     hung_up_by: str
 
 
+LEFT_AT_SHUTDOWN = "shutdown"
+"""``CallEnded.hung_up_by`` of a call the daemon let go of because it was stopping."""
+LEFT_ON_LINK_LOSS = "link_lost"
+"""``CallEnded.hung_up_by`` of a call whose PBX link went down under it, with no way to
+hang it up: the caller may still be there, and a driver may take them back later."""
+LEFT_TO_PBX = (LEFT_AT_SHUTDOWN, LEFT_ON_LINK_LOSS)
+"""Calls that were not over when their record was written: a later record of the same call
+(it was taken back) replaces it."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallEnded(CallEvent):
-    """The call is over: the last event of every call, exactly once."""
+    """The call is over for the daemon: the last event of every call, exactly once."""
 
     hung_up_by: str
-    """``caller``, ``agent`` or ``system``."""
+    """``caller``, ``agent`` or ``system``; or one of :data:`LEFT_TO_PBX`."""
     cause: int
     cause_name: str
 

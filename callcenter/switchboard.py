@@ -37,10 +37,14 @@ from callcenter.errors import (
     CallHungUp,
     DestinationNotAllowed,
     EngineError,
+    PBXConnectionError,
     PBXError,
     UnknownAgent,
 )
 from callcenter.events import (
+    LEFT_AT_SHUTDOWN,
+    LEFT_ON_LINK_LOSS,
+    LEFT_TO_PBX,
     AgentConnected,
     AgentRingFailed,
     AgentRinging,
@@ -284,6 +288,7 @@ class Switchboard:
         )
         clog.info("call_started", caller=info.caller_num, dialed=info.dialed)
         hung_up_by = "system"
+        link_lost = False
         try:
             if info.route in FEATURE_ROUTES:
                 await self._feature_code(call, info.route.removeprefix("agent-"), config)
@@ -297,13 +302,14 @@ class Switchboard:
             hung_up_by = "caller"
         except PBXError as exc:
             clog.warning("call_failed", error=str(exc), error_type=type(exc).__name__)
+            link_lost = isinstance(exc, PBXConnectionError)
         except asyncio.CancelledError:
             if self._closing:
                 # The daemon is stopping. The call is the PBX's again (the driver's
                 # hand_back says how): a bridged caller keeps talking, others go on in the
                 # dialplan or wait parked for the next daemon. Hanging up here would cut
                 # them all off, and a FastAGI HANGUP would wait for a running Dial to end.
-                hung_up_by = "shutdown"
+                hung_up_by = LEFT_AT_SHUTDOWN
                 clog.info("call_let_go_at_shutdown")
             else:
                 clog.info("call_task_cancelled")
@@ -313,13 +319,18 @@ class Switchboard:
             if not self.active:
                 self._idle.set()
             self._release_leftovers(active, info.call_id)
-            if not call.hung_up and hung_up_by != "shutdown":
+            if not call.hung_up and hung_up_by != LEFT_AT_SHUTDOWN:
                 with contextlib.suppress(PBXError):
                     await call.hangup()
+                if link_lost and not call.hung_up:
+                    # The PBX link went down under the call and the hang-up could not be
+                    # sent either: the caller may still be there, and the driver takes them
+                    # back after the reconnect (AsyncAGI); that record replaces this one.
+                    hung_up_by = LEFT_ON_LINK_LOSS
             cause = call.hangup_cause
             if cause is HangupCause.UNSPECIFIED:
                 cause = active.bridge_cause
-            if cause is HangupCause.UNSPECIFIED and hung_up_by not in ("caller", "shutdown"):
+            if cause is HangupCause.UNSPECIFIED and hung_up_by not in (*LEFT_TO_PBX, "caller"):
                 cause = HangupCause.NORMAL_CLEARING
             self.bus.publish(
                 CallEnded(

@@ -23,6 +23,8 @@ from asterisk_replay import (
 
 from callcenter.demopbx import AgentPhone, DemoAsterisk
 from callcenter.errors import ActionFailed, AuthenticationError, CallHungUp, CommandFailed
+from callcenter.pbx.asterisk.agi import AsyncAGIRouter, AsyncAGISession
+from callcenter.pbx.asterisk.ami import AMIConnection
 from callcenter.pbx.asterisk.driver import (
     HEARTBEAT_VARIABLE,
     AsteriskCall,
@@ -41,6 +43,7 @@ from callcenter.pbx.interface import (
     PBXDisconnected,
     PBXEvent,
 )
+from callcenter.protocols.ami import AMIMessage
 from callcenter.testing import HandBackProbe
 
 Handler = Callable[[AsteriskCall], Awaitable[None]]
@@ -468,6 +471,48 @@ async def demo_driver(
         ) as (driver, run),
     ):
         yield pbx, driver, run
+
+
+@pytest.mark.parametrize(
+    ("application", "data", "adopted"),
+    [
+        ("AGI", "agi:async,inbound?queue=sales", True),
+        ("AGI", "agi:async", True),
+        ("AGI", "agi://127.0.0.1:4573/inbound", False),
+        ("Dial", "PJSIP/1001,20", False),
+        ("AppDial", "(Outgoing Line)", False),
+    ],
+)
+async def test_only_channels_waiting_in_asyncagi_are_adopted(
+    application: str, data: str, adopted: bool
+) -> None:
+    async def keep(session: AsyncAGISession) -> None:
+        await asyncio.Event().wait()
+
+    router = AsyncAGIRouter(AMIConnection("127.0.0.1", 1, "u", "s"), keep)
+    item = AMIMessage.from_pairs(
+        {
+            "Event": "CoreShowChannel",
+            "Channel": "PJSIP/5550021-00000001",
+            "Uniqueid": "1796433947.1",
+            "CallerIDNum": "5550021",
+            "CallerIDName": "<unknown>",
+            "Context": "from-callers",
+            "Exten": "800",
+            "Priority": "2",
+            "Application": application,
+            "ApplicationData": data,
+        }
+    )
+    assert router.waiting_unseen(item) is adopted
+    if adopted:
+        assert router.adopt(item) is True
+        session = router.session_for("PJSIP/5550021-00000001")
+        assert session is not None
+        assert (session.env.callerid, session.env.calleridname) == ("5550021", "unknown")
+        assert session.env.args == tuple(data.split(",")[1:])
+        assert router.waiting_unseen(item) is False, "a channel is adopted once"
+        await router.stop()
 
 
 def heartbeating(

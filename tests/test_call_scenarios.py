@@ -293,6 +293,57 @@ async def _the_next_daemon_takes_the_parked_callers(
     assert after["5550013"]["start"] == rows["5550013"]["start"], "the first start stays"
 
 
+async def test_an_asyncagi_call_that_arrives_while_ami_is_down_is_answered_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """Its AsyncAGIStart went nowhere and Asterisk waits for commands in silence: the resync
+    after the reconnect finds the channel in AGI(agi:async) and takes it."""
+    slow = {"pbx": {"ami": {"reconnect_min": 1.0, "reconnect_max": 1.0}}}
+    async with running_center(tmp_path, agi="asyncagi", config=slow) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        await center.drop_pbx_connections()
+        caller = await center.pbx.call("800", caller_num="5550021", caller_name="Late Larry")
+        await asyncio.sleep(0.3)
+        assert caller.heard == [] and not center.daemon.switchboard.active
+        await caller.wait_for_prompt("welcome-menu", timeout=8)
+        await caller.press("1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    assert (row["src"], row["dst"], row["agent"]) == ("5550021", "800", "1001")
+    assert row["clid"] == '"Late Larry" <5550021>'
+    assert row["ivr_path"] == "main:welcome>1>main:sales"
+
+
+async def test_an_asyncagi_caller_in_the_menu_during_an_ami_outage_is_taken_back_after_it(
+    tmp_path: Path,
+) -> None:
+    """The pending command's result is lost with the link and the hang-up cannot be sent:
+    the record says link_lost, the caller waits in AGI(agi:async), and after the reconnect
+    the daemon takes them back from the top of the flow; that record replaces the first."""
+    slow = {"pbx": {"ami": {"reconnect_min": 0.5, "reconnect_max": 0.5}}}
+    async with running_center(tmp_path, agi="asyncagi", config=slow) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await center.pbx.call("800", caller_num="5550022")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await asyncio.sleep(0.1)
+        await center.drop_pbx_connections()
+        first = await center.cdr(caller.uniqueid)
+        async with asyncio.timeout(8):
+            while caller.heard.count("welcome-menu") < 2:
+                await asyncio.sleep(0.02)
+        await caller.press("1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        await caller.hangup()
+        await center.idle()
+        await center.daemon.recorder.wait_written(caller.uniqueid)
+        rows = await asyncio.to_thread(center.daemon.store.fetch_cdrs)
+    assert (first["hung_up_by"], first["hangup_cause_name"]) == ("link_lost", "UNSPECIFIED")
+    [row] = rows
+    assert (row["hung_up_by"], row["agent"]) == ("caller", "1001")
+    assert row["start"] == first["start"]
+
+
 async def test_menu_timeouts_run_out_and_the_default_route_queues_the_caller(
     tmp_path: Path,
 ) -> None:

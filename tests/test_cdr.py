@@ -19,6 +19,7 @@ from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
 from callcenter.errors import RecordError
 from callcenter.events import (
+    LEFT_TO_PBX,
     AgentConnected,
     AgentRingFailed,
     AgentRinging,
@@ -345,12 +346,14 @@ def test_writing_the_same_call_twice_keeps_one_row(tmp_path: Path) -> None:
     assert rows[0]["billsec"] == 80
 
 
-def test_a_call_left_at_shutdown_is_superseded_by_its_record_after_the_restart(
-    tmp_path: Path,
+@pytest.mark.parametrize("left", LEFT_TO_PBX)
+def test_a_call_left_to_the_pbx_is_superseded_by_its_record_once_taken_back(
+    tmp_path: Path, left: str
 ) -> None:
-    """A parked FreeSWITCH caller outlives a daemon restart: the row written at the
-    shutdown is provisional, and the next daemon's record replaces it, from the first start."""
-    at_shutdown = run([started(0.0), CallAnswered(call_id=CID, **at(0.2)), ended(30.0, "shutdown")])
+    """A parked FreeSWITCH caller outlives a daemon restart, an AsyncAGI caller an AMI
+    outage: the row written when they were left is provisional, and the record written once
+    they were taken back replaces it, from the first start."""
+    at_shutdown = run([started(0.0), CallAnswered(call_id=CID, **at(0.2)), ended(30.0, left)])
     after_restart = dataclasses.replace(
         run(answered_by_agent_events()), start=T0 + timedelta(seconds=45), duration=36
     )

@@ -25,8 +25,9 @@ Call-centre fields:
 * ``abandoned``: the caller hung up while waiting in a queue.
 * ``hung_up_by`` (``caller``/``agent``/``system``, or ``shutdown``: the daemon stopped with
   the call in progress and left it to the PBX; ``end`` is then the stop, and the cause
-  ``UNSPECIFIED`` unless the PBX had ended the call; a later daemon that takes the caller
-  back replaces that row, see the store), ``hangup_cause`` (Q.850 code) and
+  ``UNSPECIFIED`` unless the PBX had ended the call; or ``link_lost``: the PBX link went down
+  under the call and it could not be hung up. A daemon that takes such a caller back later
+  replaces that row, see the store), ``hangup_cause`` (Q.850 code) and
   ``hangup_cause_name``.
 * ``ivr_variables``: the variables the IVR set (a JSON object; private input such as PINs
   as ``***``), e.g. ``{"language": "fr", "account": "1234"}``.

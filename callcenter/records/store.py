@@ -4,10 +4,11 @@ The folder, the file and the schema are created on first use. The database runs 
 mode with ``synchronous=FULL``: a row is on disk when its write returns. Writes are
 idempotent: a CDR is keyed by ``uniqueid``, a session by (agent, login), a pause by
 (agent, start), and ``INSERT OR IGNORE`` keeps the first row written. One exception: a CDR
-closed by a daemon shutdown (``hung_up_by = 'shutdown'``: the call was left to the PBX, not
-ended) is superseded by the record of the same call written later, by the next daemon that
-took the caller back (a FreeSWITCH caller parked afresh at the shutdown). The row keeps its
-``start``, and its ``duration`` runs from there to the new end.
+of a call left to the PBX (``hung_up_by`` ``shutdown`` or ``link_lost``: not over when it was
+written) is superseded by the record of the same call written later, once a daemon took the
+caller back (a FreeSWITCH caller parked afresh at a shutdown, an AsyncAGI caller after the
+AMI link came back). The row keeps its ``start``; its ``duration`` runs from there to the
+new end.
 
 Every method is blocking. In the daemon they run in the record writer's thread
 (:class:`~callcenter.records.writer.RecordWriter`), never on the event loop; a lock makes
@@ -37,6 +38,7 @@ from typing import Any, TypeVar
 import structlog
 
 from callcenter.errors import RecordError
+from callcenter.events import LEFT_TO_PBX
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.shifts import AgentPause, AgentSession
 
@@ -139,14 +141,16 @@ _INSERT_CDR = (
     f"INSERT OR IGNORE INTO cdr ({_quoted(_CDR_NAMES)}) "
     f"VALUES ({', '.join('?' for _ in _CDR_NAMES)})"
 )
-# What the record of a call that outlived a shutdown replaces in the row closed by it:
+# What the record of a call taken back replaces in the row written when it was left:
 # everything but "start" (the first one stays) and "duration" (recomputed from that start).
 _SUPERSEDED = tuple(n for n in _CDR_NAMES if n not in ("start", "duration", "uniqueid"))
 _SUPERSEDE_CDR = (
     "UPDATE cdr SET "
     + ", ".join(f'"{n}" = ?' for n in _SUPERSEDED)
     + ', "duration" = max(?, CAST(round((julianday(?) - julianday("start")) * 86400) AS INTEGER))'
-    + ' WHERE "uniqueid" = ? AND "hung_up_by" = \'shutdown\''
+    + ' WHERE "uniqueid" = ? AND "hung_up_by" IN ('
+    + ", ".join(f"'{who}'" for who in LEFT_TO_PBX)
+    + ")"
 )
 _INSERT_SESSION = (
     f"INSERT OR IGNORE INTO agent_sessions ({_quoted(SESSION_COLUMNS)}) "

@@ -749,6 +749,51 @@ class AsyncAGIRouter:
         old = self._by_channel.get(channel)
         if old is not None:
             old.end("a new AsyncAGI session started", hung_up=False)
+        self._start(msg, env, channel)
+
+    def waiting_unseen(self, item: AMIMessage) -> bool:
+        """True when ``item`` (a ``CoreShowChannel`` event) is a channel waiting in
+        ``AGI(agi:async...)`` that has no session here."""
+        data = item.get("ApplicationData") or ""
+        return (
+            (item.get("Application") or "").upper() == "AGI"
+            and data.split(",", 1)[0].strip().lower() == "agi:async"
+            and bool(item.get("Channel"))
+            and (item.get("Channel") or "") not in self._by_channel
+        )
+
+    def adopt(self, item: AMIMessage) -> bool:
+        """Start a session for a channel found waiting in ``AGI(agi:async...)`` whose
+        ``AsyncAGIStart`` never reached us (it came while the AMI link was down, or to a
+        daemon process that is gone). Asterisk waits for commands from anyone, in silence:
+        without this the caller would wait until they hang up. The environment is rebuilt
+        from the ``CoreShowChannel`` item. False when it is not such a channel."""
+        if not self.waiting_unseen(item):
+            return False
+        channel = item.get("Channel") or ""
+        args = tuple((item.get("ApplicationData") or "").split(",")[1:])
+        env = AGIEnvironment(
+            {
+                "agi_request": "async",
+                "agi_channel": channel,
+                "agi_language": item.get("Language") or "en",
+                "agi_type": channel.partition("/")[0],
+                "agi_uniqueid": item.get("Uniqueid") or "",
+                "agi_callerid": _or_unknown(item.get("CallerIDNum")),
+                "agi_calleridname": _or_unknown(item.get("CallerIDName")),
+                "agi_dnid": "unknown",
+                "agi_context": item.get("Context") or "",
+                "agi_extension": item.get("Exten") or "",
+                "agi_priority": item.get("Priority") or "",
+                "agi_accountcode": item.get("AccountCode") or "",
+            },
+            args=args,
+        )
+        log.info("asyncagi_channel_adopted", channel=channel, uniqueid=env.uniqueid)
+        self._start(item, env, channel)
+        return True
+
+    def _start(self, msg: AMIMessage, env: AGIEnvironment, channel: str) -> None:
         session = AsyncAGISession(
             self,
             env,
@@ -809,6 +854,11 @@ class AsyncAGIRouter:
     def _on_link_lost(self, reason: str) -> None:
         for session in self._by_channel.values():
             session.link_lost(reason)
+
+
+def _or_unknown(value: str | None) -> str:
+    """AMI says ``<unknown>`` where the AGI environment says ``unknown``."""
+    return value if value and value != "<unknown>" else "unknown"
 
 
 def _position(msg: AMIMessage) -> tuple[str, str, str]:

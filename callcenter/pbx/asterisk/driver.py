@@ -5,7 +5,8 @@
   with (Newchannel, Newstate, Hangup, DialBegin/DialEnd, BridgeEnter/BridgeLeave,
   DeviceStateChange). After every (re)login the channel table is rebuilt from
   ``CoreShowChannels``: a call whose channel vanished while the link was down is marked hung
-  up.
+  up, and with AsyncAGI a channel waiting in ``AGI(agi:async)`` that no session knows (its
+  ``AsyncAGIStart`` came while the link was down) is adopted.
 * Calls arrive over AGI: FastAGI (``AGI(agi://host:4573/inbound?queue=sales)``, the default)
   or AsyncAGI (``AGI(agi:async,inbound?queue=sales)``; there the first AGI argument names the
   route). Each call runs ``handler(call)`` in its own task; when the handler returns, the
@@ -118,6 +119,9 @@ _RECORD_PATH = re.compile(r"[A-Za-z0-9_./-]{1,255}\.[a-z0-9]{2,8}")
 #: Everything a finished ``Dial`` left on the caller's channel, read in one AGI command.
 _DIAL_OUTCOME: Final = "${DIALSTATUS}|${ANSWEREDTIME}|${DIALEDPEERNAME}|${HANGUPCAUSE}"
 
+#: Seconds a resync waits before adopting a channel it found in AsyncAGI with no session:
+#: time enough for the ``AsyncAGIStart`` of a call that was just arriving.
+ASYNCAGI_ADOPT_GRACE = 1.0
 #: The global dialplan variable the heartbeat sets (see the module docstring).
 HEARTBEAT_VARIABLE: Final = "CALLCENTER_HEARTBEAT"
 
@@ -241,6 +245,7 @@ class AsteriskDriver:
         self._fastagi: FastAGIServer | None = None
         self._router: AsyncAGIRouter | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._adopting: asyncio.Task[None] | None = None
         self._heartbeat_refused = False
         self._started = False
         self._log = log.bind(pbx=self.name)
@@ -306,6 +311,11 @@ class AsteriskDriver:
         sessions end and the dialplan continues)."""
         if self._fastagi is not None:
             await self._fastagi.stop()
+        if self._adopting is not None:
+            self._adopting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._adopting
+            self._adopting = None
         if self._router is not None:
             await self._router.stop()
         if self._heartbeat_task is not None:
@@ -394,30 +404,22 @@ class AsteriskDriver:
     async def channels(self) -> list[ChannelSnapshot]:
         """Every live channel, from ``CoreShowChannels``."""
         _, items = await self.ami.send_list_action("CoreShowChannels")
-        members: dict[str, list[str]] = {}
+        return _snapshots(items)
+
+    async def _adopt_later(self, items: list[AMIMessage]) -> None:
+        """Adopt the channels a resync found waiting in AsyncAGI with no session, once their
+        ``AsyncAGIStart`` has had time to arrive: a call that entered ``AGI(agi:async)``
+        just as the snapshot was taken is announced by it a moment later."""
+        await asyncio.sleep(ASYNCAGI_ADOPT_GRACE)
+        router = self._router
+        if router is None:
+            return
+        adopted = 0
         for item in items:
-            bridge = item.get("BridgeId") or ""
-            if bridge:
-                members.setdefault(bridge, []).append(item.get("Channel") or "")
-        snapshots = []
-        for item in items:
-            name = item.get("Channel") or ""
-            bridge = item.get("BridgeId") or ""
-            others = [c for c in members.get(bridge, ()) if c != name] if bridge else []
-            snapshots.append(
-                ChannelSnapshot(
-                    channel=name,
-                    call_id=item.get("Uniqueid") or "",
-                    linked_id=item.get("Linkedid") or "",
-                    state=item.get("ChannelStateDesc") or "",
-                    caller_num=item.get("CallerIDNum") or "",
-                    context=item.get("Context") or "",
-                    exten=item.get("Exten") or "",
-                    application=item.get("Application") or "",
-                    bridged_to=others[0] if others else None,
-                )
-            )
-        return snapshots
+            if (item.get("Uniqueid") or "") in self._by_uniqueid and router.adopt(item):
+                adopted += 1
+        if adopted:
+            self._log.info("asyncagi_channels_adopted", adopted=adopted)
 
     async def spy(
         self,
@@ -670,12 +672,13 @@ class AsteriskDriver:
         heard: set[str] = set()
         self._heard_during_resync.append(heard)
         try:
-            snapshots = await self.channels()
+            _, items = await self.ami.send_list_action("CoreShowChannels")
         except Exception as exc:
             self._log.warning("resync_failed", error=str(exc))
             return
         finally:
             self._heard_during_resync.remove(heard)
+        snapshots = _snapshots(items)
         alive = {snap.call_id for snap in snapshots}
         for uniqueid in [u for u in self._spies if u in known and u not in alive]:
             self._spies.pop(uniqueid)._on_ended("vanished while disconnected")
@@ -717,6 +720,10 @@ class AsteriskDriver:
                         )
                     )
         self._log.info("resynced", channels=len(snapshots), calls=len(self._calls))
+        router = self._router
+        waiting = [item for item in items if router is not None and router.waiting_unseen(item)]
+        if waiting and (self._adopting is None or self._adopting.done()):
+            self._adopting = asyncio.create_task(self._adopt_later(waiting), name="asyncagi-adopt")
 
 
 class AsteriskCall:
@@ -1538,3 +1545,31 @@ def _say_datetime(kind: SayKind, value: str) -> tuple[int, str]:
     except ValueError:
         raise CommandFailed(f"cannot say {value!r} as a {kind}") from None
     return int(clock.timestamp()), "IMp"
+
+
+def _snapshots(items: Sequence[AMIMessage]) -> list[ChannelSnapshot]:
+    """``CoreShowChannel`` items as snapshots; channels in one bridge name each other."""
+    members: dict[str, list[str]] = {}
+    for item in items:
+        bridge = item.get("BridgeId") or ""
+        if bridge:
+            members.setdefault(bridge, []).append(item.get("Channel") or "")
+    snapshots = []
+    for item in items:
+        name = item.get("Channel") or ""
+        bridge = item.get("BridgeId") or ""
+        others = [c for c in members.get(bridge, ()) if c != name] if bridge else []
+        snapshots.append(
+            ChannelSnapshot(
+                channel=name,
+                call_id=item.get("Uniqueid") or "",
+                linked_id=item.get("Linkedid") or "",
+                state=item.get("ChannelStateDesc") or "",
+                caller_num=item.get("CallerIDNum") or "",
+                context=item.get("Context") or "",
+                exten=item.get("Exten") or "",
+                application=item.get("Application") or "",
+                bridged_to=others[0] if others else None,
+            )
+        )
+    return snapshots
