@@ -12,7 +12,9 @@ How calls reach us (two dialplan hooks, both may be used at once):
   caller is still up and still ours, the driver hangs the caller up (a parked channel has no
   dialplan to go back to). A ``park_timeout`` in the dialplan is a good safety net.
   After a (re)connection, channels found sitting in ``park`` that nobody handles are
-  adopted (``adopt_parked``): callers parked while the daemon was down are not forgotten.
+  adopted (``adopt_parked``): callers parked while the daemon was down are not forgotten,
+  and neither are unbridged callers whose handler the lost link ended (they could not be
+  hung up; they start the flow again).
 * **socket** (transport ``esl-outbound``)::
 
       <action application="set" data="callcenter_route=inbound?queue=sales"/>
@@ -364,6 +366,9 @@ class FreeSwitchDriver:
         self._outbound: ESLOutboundServer | None = None
         self._started = False
         self._stopping = False
+        #: Parked callers whose handler ended because the ESL link went down under them,
+        #: with no way to hang them up: the next resync takes them back.
+        self._orphans: set[str] = set()
         self._log = log.bind(pbx=self.name)
 
     # -- PBX ------------------------------------------------------------------------------
@@ -763,9 +768,15 @@ class FreeSwitchDriver:
             else:
                 await call._resync(snap, alive)
         adopted = 0
+        orphans, self._orphans = self._orphans, set()
         if self.settings.adopt_parked and not self._stopping:
             for snap in snapshots:
-                if snap.application == "park" and snap.call_id not in self._calls:
+                if snap.call_id in self._calls:
+                    continue
+                # Parked and untouched, or ours until the link went down under the call (its
+                # last application's name stays in show channels, so it is not "park").
+                orphan = snap.call_id in orphans and snap.bridged_to is None
+                if snap.application == "park" or orphan:
                     adopted += await self._adopt(snap)
         self._log.info("resynced", channels=len(snapshots), calls=len(self._calls), adopted=adopted)
 
@@ -1540,6 +1551,9 @@ class FreeSwitchCall:
                 # silent park.
                 self._log.info("call_hung_up_after_handler")
                 await self.hangup()
+                if not self.hung_up and not self._driver.esl.connected:
+                    self._log.info("call_orphaned_by_link_loss")
+                    self._driver._orphans.add(self._uuid)
             elif self._left_in_bridge:
                 # The daemon is stopping: the caller keeps talking. When the bridge ends
                 # there is nobody left to take the caller out of park, so FreeSWITCH hangs
