@@ -89,9 +89,9 @@ async def test_health_says_503_while_the_pbx_link_is_down_and_ok_once_it_is_back
         assert isinstance(up, dict) and up["connected"] is True and "reason" not in up
         await center.drop_pbx_connections()
         async with asyncio.timeout(5):
-            while (await _raw(center, HEALTH))[0] == 200:
+            while (answer := await _raw(center, HEALTH))[0] == 200:
                 await asyncio.sleep(0.01)
-        status, body = await _raw(center, HEALTH)
+        status, body = answer
         assert (status, body["status"]) == (503, "pbx link down")
         down = body["pbx"]
         assert isinstance(down, dict) and down["connected"] is False and down["reason"]
