@@ -104,6 +104,11 @@ def freeswitch_settings(config: CallCenterConfig) -> FreeSwitchSettings:
         esl_password=esl.password.get_secret_value() if esl.password is not None else "",
         outbound_listen_host=esl.outbound_listen_host,
         outbound_listen_port=esl.outbound_listen_port,
+        connect_timeout=esl.connect_timeout,
+        command_timeout=esl.command_timeout,
+        heartbeat_timeout=esl.heartbeat_timeout,
+        reconnect_min=esl.reconnect_min,
+        reconnect_max=esl.reconnect_max,
     )
 
 

@@ -25,6 +25,7 @@ from callcenter.config import (
     load_config_text,
     read_settings,
 )
+from callcenter.daemon import freeswitch_settings
 from callcenter.errors import ConfigError, ConfigIssue
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "callcenter.yaml"
@@ -511,6 +512,22 @@ def test_freeswitch_needs_the_event_socket_password_not_the_ami_secret() -> None
     assert "CALLCENTER_ESL_PASSWORD" in issue.message
     config = load_config_text(text, environ={"CALLCENTER_ESL_PASSWORD": "ClueCon"})
     assert config.pbx.type == "freeswitch"
+
+
+def test_the_event_socket_link_is_tuned_like_the_ami_link() -> None:
+    text = edit(
+        "pbx:\n",
+        "pbx:\n  type: freeswitch\n  esl:\n    reconnect_min: 2\n    reconnect_max: 60\n"
+        "    heartbeat_timeout: 90\n    command_timeout: 15\n",
+    )
+    config = load_config_text(text, environ={"CALLCENTER_ESL_PASSWORD": "ClueCon"})
+    settings = freeswitch_settings(config)
+    assert (settings.reconnect_min, settings.reconnect_max) == (2, 60)
+    assert (settings.heartbeat_timeout, settings.command_timeout) == (90, 15)
+    backwards = edit("reconnect_max: 60", "reconnect_max: 1", text)
+    (issue,) = problems(backwards, environ={"CALLCENTER_ESL_PASSWORD": "ClueCon"})
+    assert issue.field == "pbx.esl"
+    assert "reconnect_max (1.0) must not be less than reconnect_min (2.0)" in issue.message
 
 
 # --------------------------------------------------------------------------- the models

@@ -340,13 +340,17 @@ class AMIConfig(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> AMIConfig:
-        if self.reconnect_max < self.reconnect_min:
-            raise PydanticCustomError(
-                "reconnect_range",
-                "reconnect_max ({max}) must not be less than reconnect_min ({min})",
-                {"max": self.reconnect_max, "min": self.reconnect_min},
-            )
+        _check_reconnect_range(self.reconnect_min, self.reconnect_max)
         return self
+
+
+def _check_reconnect_range(low: float, high: float) -> None:
+    if high < low:
+        raise PydanticCustomError(
+            "reconnect_range",
+            "reconnect_max ({max}) must not be less than reconnect_min ({min})",
+            {"max": high, "min": low},
+        )
 
 
 class AGIConfig(_Model):
@@ -394,6 +398,35 @@ class ESLConfig(_Model):
     outbound_listen_port: _ListenPort = Field(
         default=8084, description="Port for FreeSWITCH's outbound socket (0: any free port)."
     )
+    connect_timeout: _Seconds = Field(
+        default=5, description="Seconds to wait for the TCP connection and the auth answer."
+    )
+    command_timeout: _Seconds = Field(
+        default=10,
+        description=(
+            "Seconds to wait for a reply, and for quick applications (answer, set, uuid_* "
+            "api calls) to complete."
+        ),
+    )
+    heartbeat_timeout: _Seconds = Field(
+        default=45,
+        description=(
+            "Silence on the inbound event socket after which the daemon probes it with "
+            "`api status`; no answer within command_timeout means the link is dead and it "
+            "is reconnected. FreeSWITCH sends a HEARTBEAT event every 20 s by default."
+        ),
+    )
+    reconnect_min: _Seconds = Field(
+        default=0.5, description="First delay (s) before reconnecting a lost link; it doubles."
+    )
+    reconnect_max: _Seconds = Field(
+        default=30, description="Longest delay (s) between reconnection attempts."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ESLConfig:
+        _check_reconnect_range(self.reconnect_min, self.reconnect_max)
+        return self
 
 
 class PBXConfig(_Model):
