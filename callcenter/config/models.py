@@ -227,6 +227,12 @@ _Port = Annotated[int, Field(ge=1, le=65535)]
 _ListenPort = Annotated[int, Field(ge=0, le=65535)]
 _Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _SecondsOrZero = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_ReconnectMin = Annotated[
+    _Seconds, Field(description="First delay (s) before reconnecting a lost link; it doubles.")
+]
+_ReconnectMax = Annotated[
+    _Seconds, Field(description="Longest delay (s) between reconnection attempts.")
+]
 
 # The AMI event classes Asterisk knows (manager.c); "on"/"off"/"all" are its shortcuts.
 AMI_EVENT_CLASSES = frozenset(
@@ -314,12 +320,8 @@ class AMIConfig(_Model):
             "0: no heartbeat."
         ),
     )
-    reconnect_min: _Seconds = Field(
-        default=0.5, description="First delay (s) before reconnecting a lost link; it doubles."
-    )
-    reconnect_max: _Seconds = Field(
-        default=30, description="Longest delay (s) between reconnection attempts."
-    )
+    reconnect_min: _ReconnectMin = 0.5
+    reconnect_max: _ReconnectMax = 30
     events: _AmiEvents = Field(
         default="call,agi,dtmf",
         description=(
@@ -416,12 +418,8 @@ class ESLConfig(_Model):
             "is reconnected. FreeSWITCH sends a HEARTBEAT event every 20 s by default."
         ),
     )
-    reconnect_min: _Seconds = Field(
-        default=0.5, description="First delay (s) before reconnecting a lost link; it doubles."
-    )
-    reconnect_max: _Seconds = Field(
-        default=30, description="Longest delay (s) between reconnection attempts."
-    )
+    reconnect_min: _ReconnectMin = 0.5
+    reconnect_max: _ReconnectMax = 30
 
     @model_validator(mode="after")
     def _check(self) -> ESLConfig:
