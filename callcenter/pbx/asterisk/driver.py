@@ -292,8 +292,6 @@ class AsteriskDriver:
             self._router.attach()
         await self.ami.connect()
         self._started = True
-        if self.settings.heartbeat_interval > 0:
-            self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="ami-heartbeat")
         if self.settings.agi_transport == "fastagi":
             self._fastagi = FastAGIServer(
                 self.settings.agi_host, self.settings.agi_port, self._serve_fast
@@ -304,6 +302,8 @@ class AsteriskDriver:
                 await self.ami.close()
                 self._started = False
                 raise
+        if self.settings.heartbeat_interval > 0:
+            self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="ami-heartbeat")
         self._log.info("pbx_started", transport=self.settings.agi_transport, agi_port=self.agi_port)
 
     async def stop(self) -> None:
@@ -722,7 +722,10 @@ class AsteriskDriver:
         self._log.info("resynced", channels=len(snapshots), calls=len(self._calls))
         router = self._router
         waiting = [item for item in items if router is not None and router.waiting_unseen(item)]
-        if waiting and (self._adopting is None or self._adopting.done()):
+        if waiting:
+            if self._adopting is not None:
+                # A newer snapshot: it lists whatever the older one did that is still waiting.
+                self._adopting.cancel()
             self._adopting = asyncio.create_task(self._adopt_later(waiting), name="asyncagi-adopt")
 
 
