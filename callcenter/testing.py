@@ -28,7 +28,7 @@ import yaml
 from callcenter.config import load_config
 from callcenter.daemon import Daemon
 from callcenter.demopbx import AgentPhone, DemoAsterisk
-from callcenter.demopbx.freeswitch import DemoFreeSwitch
+from callcenter.demopbx.freeswitch import FAILOVER_AFTER, DemoFreeSwitch
 from callcenter.demopbx.fs_phones import AgentPhone as FreeSwitchAgentPhone
 from callcenter.errors import CallHungUp
 from callcenter.pbx.interface import Call
@@ -182,6 +182,7 @@ async def running_center(
     prompt_seconds: float = 0.05,
     secret: str = DEMO_SECRET,
     base: Mapping[str, Any] = BASE_CONFIG,
+    failover_after: float | None = FAILOVER_AFTER,
 ) -> AsyncIterator[Center]:
     """Start a demo PBX and a daemon configured for it; stop both on exit.
 
@@ -190,6 +191,8 @@ async def running_center(
 
     ``transport`` (or its older name ``agi``) picks the PBX: ``fastagi``/``asyncagi`` start a
     demo Asterisk, ``esl-inbound``/``esl-outbound`` a demo FreeSWITCH (park / socket).
+    ``failover_after``: seconds before the demo FreeSWITCH sends a parked caller nobody took
+    to its failover extension, as the shipped dialplan does (None: never).
     """
     mode = transport or agi
     if mode.startswith("esl-"):
@@ -199,6 +202,7 @@ async def running_center(
             config=merge(base, config or {}),
             prompt_seconds=prompt_seconds,
             secret=secret,
+            failover_after=failover_after,
         ) as center:
             yield center
         return
@@ -244,12 +248,14 @@ async def _freeswitch_center(
     config: Mapping[str, Any],
     prompt_seconds: float,
     secret: str,
+    failover_after: float | None,
 ) -> AsyncIterator[Center]:
     pbx = DemoFreeSwitch(
         password=DEMO_ESL_PASSWORD,
         prompt_seconds=prompt_seconds,
         mode="outbound" if mode == "esl-outbound" else "inbound",
         heartbeat_interval=1.0,
+        failover_after=failover_after,
     )
     await pbx.start()
     try:

@@ -16,7 +16,11 @@ import uvloop
 from callcenter.config import load_config
 from callcenter.daemon import Daemon, loop_factory
 from callcenter.demopbx import AGI, Answer, DemoDialplan, Hangup, Playback
+from callcenter.demopbx.freeswitch import FAILOVER_PROMPT
+from callcenter.demopbx.fs_channels import prompt_name
 from callcenter.testing import TRANSPORTS, Center, running_center
+
+FAILOVER = prompt_name(FAILOVER_PROMPT)
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -291,6 +295,35 @@ async def _the_next_daemon_takes_the_parked_callers(
     assert after["5550013"]["hung_up_by"] == "system"
     assert after["5550012"]["hung_up_by"] == "caller"
     assert after["5550013"]["start"] == rows["5550013"]["start"], "the first start stays"
+
+
+async def test_freeswitch_park_callers_go_to_the_failover_once_no_daemon_is_left(
+    tmp_path: Path,
+) -> None:
+    """FreeSWITCH cannot tell whether anyone will take a parked call. The dialplan schedules
+    a transfer to the failover before ``park`` and the daemon cancels it when it takes the
+    call: a caller kept waiting in the queue longer than that is not disturbed. Once the
+    daemon has stopped for good, the callers it parked afresh and the callers arriving
+    afterwards hear the failover instead of silence."""
+    async with running_center(tmp_path, transport="esl-inbound", failover_after=0.5) as center:
+        center.add_phone("PJSIP/1001", answer_after=None)
+        center.add_phone("PJSIP/1002", answer_after=None)
+        waiting = await center.pbx.call("800", caller_num="5550031")
+        await waiting.wait_for_prompt("welcome-menu", timeout=5)
+        await waiting.press("2")
+        await waiting.wait_moh(timeout=5)
+        menu = await center.pbx.call("800", caller_num="5550032")
+        await menu.wait_for_prompt("welcome-menu", timeout=5)
+        await asyncio.sleep(1.0)
+        assert FAILOVER not in waiting.heard + menu.heard, "ours: the failover was cancelled"
+        assert waiting.state == "up" and len(center.daemon.switchboard.active) == 2
+
+        await center.daemon.stop()
+        late = await center.pbx.call("800", caller_num="5550033")
+        for caller in (waiting, menu, late):
+            await caller.wait_for_prompt(FAILOVER, timeout=5)
+            await caller.wait_ended(timeout=5)
+        assert late.heard == [FAILOVER]
 
 
 async def test_an_asyncagi_call_that_arrives_while_ami_is_down_is_answered_once_it_is_back(

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.demopbx.freeswitch import DemoFreeSwitch
+from callcenter.demopbx.freeswitch import FAILOVER_PROMPT, DemoFreeSwitch
 from callcenter.demopbx.fs_apps import parse_dialstring
-from callcenter.demopbx.fs_channels import ChannelState, EventHub, FSChannel
+from callcenter.demopbx.fs_channels import ChannelState, EventHub, FSChannel, prompt_name
 from callcenter.demopbx.fs_phones import AgentPhone, Caller
 from callcenter.errors import CallHungUp, IllegalTransition
 from callcenter.protocols.esl import (
@@ -34,6 +34,7 @@ from callcenter.protocols.esl import (
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces" / "freeswitch"
 PASSWORD = "s3cret"
 TIMEOUT = 3.0
+FAILOVER_PROMPT_NAME = prompt_name(FAILOVER_PROMPT)
 
 
 # --------------------------------------------------------------------------- clients
@@ -1050,11 +1051,41 @@ async def test_outbound_socket_closing_without_resume_hangs_up_the_call() -> Non
     await server.stop()
 
 
-async def test_outbound_socket_unreachable_hangs_the_call_up() -> None:
+async def test_outbound_socket_unreachable_sends_the_caller_to_the_failover_at_once() -> None:
     async with DemoFreeSwitch(password=PASSWORD, mode="outbound") as pbx:
         pbx.set_socket_address("127.0.0.1", 1)
         caller = await pbx.call("800")
         await caller.wait_ended()
+        assert caller.heard == [FAILOVER_PROMPT_NAME]
+
+
+async def test_a_caller_nobody_takes_out_of_park_goes_to_the_failover() -> None:
+    async with DemoFreeSwitch(password=PASSWORD, prompt_seconds=0.02, failover_after=0.3) as pbx:
+        caller = await pbx.call("800")
+        await asyncio.sleep(0.15)
+        assert caller.state == "ringing" and caller.heard == [], "parked, unanswered, in silence"
+        await caller.wait_for_prompt(FAILOVER_PROMPT_NAME, timeout=TIMEOUT)
+        await caller.wait_ended()
+        assert caller.hangup_cause_name == "NORMAL_CLEARING"
+
+
+async def test_sched_del_drops_the_failover_by_the_id_the_dialplan_kept(
+    pbx: DemoFreeSwitch, esl: ESLClient
+) -> None:
+    uid, caller = await parked_call(pbx, esl)
+    task = await esl.api(f"uuid_getvar {uid} callcenter_failover_task")
+    assert task.isdigit() and pbx.scheduler.pending(uid) == [int(task)]
+    execute = await esl.wait_event("CHANNEL_EXECUTE", Unique_ID=uid, Application="sched_transfer")
+    assert execute.get("Application-Data") == "+20 callcenter_failover XML default"
+    assert await esl.api(f"sched_del {task}") == "+OK Deleted: 1\n"
+    assert await esl.api(f"sched_del {task}") == "+OK Deleted: 0\n"
+    assert await esl.api("sched_del") == "-ERR Invalid syntax\n"
+    other, second = await parked_call(pbx, esl, number="5550002")
+    assert pbx.scheduler.pending(other)
+    await second.hangup()
+    await second.wait_ended()
+    assert pbx.scheduler.pending(other) == [], "a channel's tasks go with it"
+    await caller.hangup()
 
 
 # --------------------------------------------------------------------------- trace shapes

@@ -19,11 +19,18 @@ from pydantic import BaseModel
 
 from callcenter.config.models import AcdConfig, AGIConfig, AMIConfig, ESLConfig, IvrConfig
 from callcenter.demopbx.channels import DEFAULT_ROUTES, DemoDialplan
+from callcenter.demopbx.freeswitch import (
+    FAILOVER_AFTER,
+    FAILOVER_EXTENSION,
+    FAILOVER_STEPS,
+    DemoFreeSwitch,
+)
 from callcenter.pbx.asterisk.driver import (
     CONFERENCE_CONTEXT,
     HEARTBEAT_VARIABLE,
     SPY_STOP_LOCATION,
 )
+from callcenter.pbx.freeswitch.driver import FAILOVER_TASK_VARIABLE
 from callcenter.switchboard import CALLBACK_VARIABLE, FEATURE_ROUTES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,6 +203,43 @@ def test_freeswitch_hands_calls_over_with_known_routes_and_the_daemons_socket_po
         default(ESLConfig, "outbound_listen_port"),
     )
     assert sockets == [f"{host}:{port} async full"]
+
+
+def test_freeswitch_callers_no_daemon_takes_go_to_the_failover_extension() -> None:
+    """Every park schedules the transfer to the failover and keeps the task's id where the
+    driver looks for it; a socket that cannot connect falls through to the same place. The
+    demo FreeSWITCH, which the scenario tests run against, does what this file says."""
+    root = ET.parse(FREESWITCH / "callcenter.xml").getroot()
+    failover = [e for e in root.iter("extension") if e.get("name") == FAILOVER_EXTENSION]
+    assert len(failover) == 1
+    condition = failover[0].find("condition")
+    assert condition is not None
+    assert re.fullmatch(condition.get("expression", ""), FAILOVER_EXTENSION)
+    steps = [(a.get("application"), a.get("data", "")) for a in condition.iter("action")]
+    assert steps == list(FAILOVER_STEPS), "the demo plays what the shipped file plays"
+
+    schedule = f"sched_transfer +{FAILOVER_AFTER:g} {FAILOVER_EXTENSION} XML ${{context}}"
+    keep = f"{FAILOVER_TASK_VARIABLE}=${{last_sched_id}}"
+    parks = sockets = 0
+    for extension in root.iter("extension"):
+        actions = [
+            f"{a.get('application')} {a.get('data', '')}".strip() for a in extension.iter("action")
+        ]
+        if "park" in actions:
+            parks += 1
+            at = actions.index("park")
+            assert actions[at - 2 : at] == [schedule, f"set {keep}"], extension.get("name")
+        for at, action in enumerate(actions):
+            if action.startswith("socket "):
+                sockets += 1
+                assert actions[at + 1] == f"transfer {FAILOVER_EXTENSION} XML ${{context}}"
+    assert (parks, sockets) == (len(freeswitch_routes()) - 1, 1), "all but the socket one park"
+    demo_park = DemoFreeSwitch().dialplan["800"]
+    assert [f"{app} {arg}".strip() for app, arg in demo_park][-3:] == [
+        schedule,
+        f"set {keep}",
+        "park",
+    ]
 
 
 def test_freeswitch_callback_context_accepts_the_token_the_daemon_sends() -> None:

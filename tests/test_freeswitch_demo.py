@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.demopbx.fs_phones import AgentPhone
@@ -245,6 +246,83 @@ async def test_caller_parked_before_the_daemon_connected_is_adopted() -> None:
         finally:
             await pbx.stop()
     assert adopted == [(caller.uniqueid, "inbound")]
+
+
+async def test_calls_the_driver_takes_out_of_park_are_never_sent_to_the_failover() -> None:
+    """The dialplan schedules a transfer to the failover before ``park``; the driver drops
+    it when it takes the call, whether it saw the CHANNEL_PARK or adopted the caller at
+    connect time. The handler here outlasts the failover delay three times over."""
+    pbx = DemoFreeSwitch(
+        password=PASSWORD, prompt_seconds=0.02, failover_after=0.3, prompt_durations={"long": 0.9}
+    )
+    served: list[str] = []
+
+    async def handler(call: Call) -> None:
+        await call.answer()
+        await call.play(["/sounds/long.wav"])
+        served.append(call.info.caller_num)
+        await call.hangup()
+
+    async with asyncio.timeout(10):
+        await pbx.start()
+        try:
+            early = await pbx.call("800", caller_num="5550001")
+            await asyncio.sleep(0.05)  # parked before the driver connects: adopted
+            driver = FreeSwitchDriver(
+                FreeSwitchSettings(
+                    esl_port=pbx.esl_port, esl_password=PASSWORD, outbound_listen_port=None
+                )
+            )
+            await driver.start(handler)
+            try:
+                late = await pbx.call("800", caller_num="5550002")
+                for caller in (early, late):
+                    await caller.wait_ended(timeout=5)
+            finally:
+                await driver.stop()
+        finally:
+            await pbx.stop()
+    assert sorted(served) == ["5550001", "5550002"]
+    for caller in (early, late):
+        assert caller.heard == ["long"], caller.heard
+
+
+async def test_a_failover_task_variable_that_is_not_an_id_is_left_alone_and_logged() -> None:
+    """``sched_del <name>`` would drop every task of a group: only ids are sent."""
+    dialplan = {
+        "800": [
+            ("set", "callcenter_route=inbound"),
+            ("set", "callcenter_failover_task=${uuid}"),
+            ("park", ""),
+        ]
+    }
+    pbx = DemoFreeSwitch(password=PASSWORD, prompt_seconds=0.02, dialplan=dialplan)
+    done = asyncio.Event()
+
+    async def handler(call: Call) -> None:
+        await call.answer()
+        await call.play(["/sounds/hello.wav"])
+        done.set()
+
+    with structlog.testing.capture_logs() as logs:
+        async with asyncio.timeout(10):
+            await pbx.start()
+            driver = FreeSwitchDriver(
+                FreeSwitchSettings(
+                    esl_port=pbx.esl_port, esl_password=PASSWORD, outbound_listen_port=None
+                )
+            )
+            await driver.start(handler)
+            try:
+                caller = await pbx.call("800")
+                await done.wait()
+                await caller.wait_ended()
+            finally:
+                await driver.stop()
+                await pbx.stop()
+    assert caller.heard == ["hello"]
+    refused = [e for e in logs if e["event"] == "failover_task_not_an_id"]
+    assert [e["value"] for e in refused] == [caller.uniqueid]
 
 
 async def test_said_numbers_dates_and_a_voicemail_through_the_driver(tmp_path: Path) -> None:

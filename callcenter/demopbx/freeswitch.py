@@ -23,14 +23,16 @@ calls::
         await caller.hangup()
 
 The dialplan maps destination numbers to what happens: ``"park"`` (set
-``callcenter_route=<route>`` then ``park``: CHANNEL_PARK for inbound-ESL clients),
-``"socket"`` (set the route, then ``socket <socket_address> async full``) or a list of
-``(application, argument)`` steps. The default sends 800 (route ``inbound``) and the feature
-codes ``*71``..``*74`` (``agent-login``, ``agent-logout``, ``agent-pause``, ``agent-unpause``)
-to ``park`` in inbound mode and to ``socket`` in outbound mode. Any other destination (a
-``uuid_transfer <uuid> 2100 XML <context>``, say, in whatever context) bridges to
-``user/<destination>`` for 30 s, as the demo Asterisk dials ``PJSIP/<exten>``; an empty or
-undialable one hangs up with ``NO_ROUTE_DESTINATION``.
+``callcenter_route=<route>``, schedule the failover as ``callcenter.xml`` does, then ``park``:
+CHANNEL_PARK for inbound-ESL clients; a caller still parked ``failover_after`` seconds later
+goes to ``callcenter_failover``: a message, then hang-up), ``"socket"`` (set the route, then
+``socket <socket_address> async full``, then ``callcenter_failover`` if it could not
+connect) or a list of ``(application, argument)`` steps. The default sends 800 (route
+``inbound``) and the feature codes ``*71``..``*74`` (``agent-login``, ``agent-logout``,
+``agent-pause``, ``agent-unpause``) to ``park`` in inbound mode and to ``socket`` in outbound
+mode. Any other destination (a ``uuid_transfer <uuid> 2100 XML <context>``, say, in
+whatever context) bridges to ``user/<destination>`` for 30 s, as the demo Asterisk dials
+``PJSIP/<exten>``; an empty or undialable one hangs up with ``NO_ROUTE_DESTINATION``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ from callcenter.demopbx.fs_channels import (
 )
 from callcenter.demopbx.fs_esl import ESLSession
 from callcenter.demopbx.fs_phones import AgentPhone, Caller
+from callcenter.demopbx.fs_scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +92,19 @@ Program = Callable[[], Awaitable[None]]
 CALLBACK_CONTEXT = "callcenter-callback"
 #: Seconds a fallback transfer to a phone's number rings it.
 TRANSFER_RING_SECONDS = 30
+#: As dialplans/freeswitch/callcenter.xml: a parked caller no daemon has taken after this
+#: many seconds is transferred to :data:`FAILOVER_EXTENSION` (``sched_transfer``), unless the
+#: daemon dropped that task (``sched_del``, the id kept in :data:`FAILOVER_TASK_VARIABLE`).
+FAILOVER_AFTER = 20.0
+FAILOVER_EXTENSION = "callcenter_failover"
+FAILOVER_TASK_VARIABLE = "callcenter_failover_task"
+#: What the failover extension does in the shipped dialplan (the place for a fallback).
+FAILOVER_PROMPT = "ivr/ivr-call_cannot_be_completed_as_dialed.wav"
+FAILOVER_STEPS: tuple[DialplanStep, ...] = (
+    ("answer", ""),
+    ("playback", FAILOVER_PROMPT),
+    ("hangup", ""),
+)
 #: Destinations the fallback rings as ``user/<destination>``.
 _DIALABLE = re.compile(r"[0-9A-Za-z+*#._-]+")
 
@@ -103,7 +119,9 @@ class DemoFreeSwitch:
     :data:`Route` (see the module doc). ``mode``: which default dialplan (``inbound`` parks,
     ``outbound`` uses the socket application). ``socket_address``: ``host:port`` of the
     daemon's outbound-socket server (also :meth:`set_socket_address`).
-    ``heartbeat_interval``: seconds between HEARTBEAT events.
+    ``heartbeat_interval``: seconds between HEARTBEAT events. ``failover_after``: seconds
+    before a caller parked by a ``"park"`` route and not taken is sent to the failover
+    extension (None: no failover, the caller waits parked).
     """
 
     def __init__(
@@ -115,6 +133,7 @@ class DemoFreeSwitch:
         mode: Literal["inbound", "outbound"] = "inbound",
         socket_address: str | None = None,
         heartbeat_interval: float = 20.0,
+        failover_after: float | None = FAILOVER_AFTER,
         prompt_durations: Mapping[str, float] | None = None,
         missing_prompts: Collection[str] = (),
         host: str = "127.0.0.1",
@@ -135,8 +154,9 @@ class DemoFreeSwitch:
             dialplan if dialplan is not None else dict.fromkeys(DEFAULT_ROUTES, default_route)
         )
         self.dialplan: dict[str, list[DialplanStep]] = {
-            dest: _expand_route(dest, route) for dest, route in routes.items()
+            dest: _expand_route(dest, route, failover_after) for dest, route in routes.items()
         }
+        self.dialplan.setdefault(FAILOVER_EXTENSION, list(FAILOVER_STEPS))
         #: Extensions of named contexts, looked up before :attr:`dialplan`. An answered queue
         #: callback (``originate {CALLCENTER_CALLBACK=<token>}... s XML callcenter-callback``)
         #: comes back to the daemon as ``inbound?callback=<token>``, as in
@@ -154,6 +174,8 @@ class DemoFreeSwitch:
         self.phones: dict[str, AgentPhone] = {}
         #: Global variables (``global_setvar``).
         self.global_vars: dict[str, str] = {}
+        #: Timed tasks (``sched_transfer``, ``sched_del``).
+        self.scheduler = Scheduler()
         #: Running mod_conference rooms by name.
         self.conferences: dict[str, FSConfRoom] = {}
         #: The most recent events fired (newest last).
@@ -199,6 +221,7 @@ class DemoFreeSwitch:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await server.wait_closed()
+        self.scheduler.close()
         self._channels.clear()
         self._log.info("demofs_stopped")
 
@@ -720,6 +743,7 @@ class DemoFreeSwitch:
         chan.fire("CHANNEL_DESTROY")
         chan.set_state(ChannelState.CS_DESTROY)
         chan.destroyed = True
+        self.scheduler.delete(chan.uuid)
         self._channels.pop(chan.uuid, None)
         phone = self._leg_phones.pop(chan.uuid, None)
         if phone is not None:
@@ -729,12 +753,25 @@ class DemoFreeSwitch:
         chan.notify()
 
 
-def _expand_route(destination: str, route: Route) -> list[DialplanStep]:
+def _expand_route(
+    destination: str, route: Route, failover_after: float | None
+) -> list[DialplanStep]:
     if isinstance(route, str):
         if route not in ("park", "socket"):
             raise ValueError(f"route for {destination!r} must be 'park', 'socket' or steps")
         name = DEFAULT_ROUTES.get(destination, destination)
-        return [("set", f"callcenter_route={name}"), (route, "")]
+        steps: list[DialplanStep] = [("set", f"callcenter_route={name}")]
+        if failover_after is None:
+            return [*steps, (route, "")]
+        if route == "socket":
+            # Reached when the socket cannot connect: the daemon is down.
+            return [*steps, (route, ""), ("transfer", f"{FAILOVER_EXTENSION} XML ${{context}}")]
+        return [
+            *steps,
+            ("sched_transfer", f"+{failover_after:g} {FAILOVER_EXTENSION} XML ${{context}}"),
+            ("set", f"{FAILOVER_TASK_VARIABLE}=${{last_sched_id}}"),
+            (route, ""),
+        ]
     return [(app, arg) for app, arg in route]
 
 

@@ -7,7 +7,7 @@ Supported: ``status``, ``version``, ``uptime``, ``show channels|calls [as json|c
 ``originate``, ``uuid_kill``, ``uuid_bridge``, ``uuid_transfer``, ``uuid_getvar``,
 ``uuid_setvar``, ``uuid_exists``, ``uuid_break``, ``uuid_answer``, ``uuid_recv_dtmf``,
 ``uuid_dump``, ``uuid_hold``, ``uuid_record``, ``hupall``, ``global_getvar``,
-``global_setvar``, ``log``, ``echo``.
+``global_setvar``, ``sched_del``, ``log``, ``echo``.
 Anything else answers ``-ERR <cmd> Command not found!``.
 """
 
@@ -394,6 +394,14 @@ async def api_global_setvar(pbx: DemoFreeSwitch, args: str) -> str:
     return "+OK\n"
 
 
+async def api_sched_del(pbx: DemoFreeSwitch, args: str) -> str:
+    """``sched_del <task id|group>``: drop scheduled tasks (``+OK Deleted: <count>``)."""
+    key = args.strip()
+    if not key:
+        return "-ERR Invalid syntax\n"
+    return f"+OK Deleted: {pbx.scheduler.delete(key)}\n"
+
+
 async def api_log(pbx: DemoFreeSwitch, args: str) -> str:
     """``log <level> <text>``."""
     level, _, text = args.partition(" ")
@@ -414,6 +422,7 @@ API_COMMANDS: dict[str, ApiHandler] = {
     "hupall": api_hupall,
     "log": api_log,
     "originate": api_originate,
+    "sched_del": api_sched_del,
     "show": api_show,
     "status": api_status,
     "uptime": api_uptime,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid as uuidlib
 import wave
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -401,6 +402,31 @@ async def app_transfer(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
     dialplan = parts[1] if len(parts) > 1 else "XML"
     context = parts[2] if len(parts) > 2 else chan.context
     chan.request_redirect(Transfer(parts[0], dialplan, context))
+
+
+async def app_sched_transfer(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``sched_transfer [+]<time> <destination> [dialplan] [context]``: transfer the channel
+    at that Unix time (``+N``: in N seconds) unless ``sched_del`` drops the task first; the
+    task's id goes to ``last_sched_id``. Its group is the channel's UUID: it is dropped when
+    the channel goes."""
+    parts = arg.split()
+    if len(parts) < 2:
+        log.warning("demofs_sched_transfer_invalid_args", channel=chan.name, arg=arg)
+        return
+    when, destination = parts[0], parts[1]
+    try:
+        delay = float(when[1:]) if when.startswith("+") else float(when) - time.time()
+    except ValueError:
+        delay = -time.time()  # FreeSWITCH's atol("abc") is 0: the epoch, long past
+    dialplan = parts[2] if len(parts) > 2 else "XML"
+    context = parts[3] if len(parts) > 3 else chan.context
+
+    def transfer() -> None:
+        if not chan.hungup:
+            chan.request_redirect(Transfer(destination, dialplan, context))
+
+    task_id = pbx.scheduler.add(delay, chan.uuid, transfer)
+    chan.set_var("last_sched_id", str(task_id))
 
 
 async def app_playback(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
@@ -863,6 +889,7 @@ APPLICATIONS: dict[str, Application] = {
     "record": app_record,
     "ring_ready": app_ring_ready,
     "say": app_say,
+    "sched_transfer": app_sched_transfer,
     "set": app_set,
     "sleep": app_sleep,
     "socket": app_socket,

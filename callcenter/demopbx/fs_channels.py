@@ -522,6 +522,7 @@ class FSChannel:
             "caller_id_number": self.cid_num,
             "caller_id_name": self.cid_name,
             "channel_name": self.name,
+            "context": self.context,
         }
         return self.variables.get(name, builtins.get(name, ""))
 

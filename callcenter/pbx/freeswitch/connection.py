@@ -199,6 +199,14 @@ class _Link(ProtocolLink):
                 f"FreeSWITCH at {self.where} did not answer {what!r} within {limit:.1f}s"
             ) from None
 
+    def send(self, data: bytes) -> asyncio.Future[ESLMessage]:
+        """Send one command without waiting; the future gets its reply (no deadline: it
+        fails with ``PBXConnectionError`` if the link drops first)."""
+        future: asyncio.Future[ESLMessage] = self._loop.create_future()
+        self._fifo.append(future)
+        self.write(data)
+        return future
+
     async def request_all(
         self, requests: Sequence[tuple[bytes, str]], limit: float
     ) -> list[ESLMessage]:
@@ -353,6 +361,13 @@ class ESLClient:
         if check and text.startswith("-"):
             raise ActionFailed(f"FreeSWITCH {what} failed: {text.strip()}", text)
         return text
+
+    def api_nowait(self, cmd: str) -> asyncio.Future[ESLMessage]:
+        """Send ``api <cmd>`` and return at once: the future gets the ``api/response`` (no
+        deadline; ``PBXConnectionError`` if the link drops first), for a command whose
+        answer nothing waits on. Raises ``PBXConnectionError`` when the link is down."""
+        link = self._usable_link("api " + cmd.partition(" ")[0])
+        return link.send(encode_command(f"api {cmd}"))
 
     async def start_bgapi(self, cmd: str, *, timeout: float | None = None) -> asyncio.Future[str]:
         """``bgapi <cmd>`` with our own Job-UUID; returns once FreeSWITCH accepted the job.

@@ -10,7 +10,14 @@ How calls reach us (two dialplan hooks, both may be used at once):
   The CHANNEL_PARK event on the inbound event socket hands the channel over, once.
   Commands run on it with ``sendmsg <uuid>``. When the engine's handler returns and the
   caller is still up and still ours, the driver hangs the caller up (a parked channel has no
-  dialplan to go back to). A ``park_timeout`` in the dialplan is a good safety net.
+  dialplan to go back to). The shipped dialplan schedules a failover before ``park``::
+
+      <action application="sched_transfer" data="+20 callcenter_failover XML ${context}"/>
+      <action application="set" data="callcenter_failover_task=${last_sched_id}"/>
+
+  and the driver drops that task (``sched_del <id>``) when it takes the call: a caller no
+  daemon takes (none runs, or the event socket is down) is not left in silent park. Not
+  ``park_timeout``: it hangs the caller up at the deadline even while we drive the call.
   After a (re)connection, channels found sitting in ``park`` that nobody handles are
   adopted (``adopt_parked``): callers parked while the daemon was down are not forgotten,
   and neither are unbridged callers whose handler the lost link ended (they could not be
@@ -127,7 +134,7 @@ from callcenter.pbx.interface import (
 )
 from callcenter.pbx.link import reply_within
 from callcenter.pbx.spy import SpyLife
-from callcenter.protocols.esl import MYEVENTS, ESLEvent
+from callcenter.protocols.esl import MYEVENTS, ESLEvent, ESLMessage
 
 log = structlog.get_logger(__name__)
 
@@ -143,6 +150,9 @@ _MOH_CLASS: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_/-]{0,79}")
 _VAR_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_+*#.@-]{1,128}")
 _ROOM: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
+#: Channel variable the shipped dialplan keeps the id of its scheduled failover in
+#: (``sched_transfer`` sets ``last_sched_id``); the driver drops that task when it takes the call.
+FAILOVER_TASK_VARIABLE: Final = "callcenter_failover_task"
 #: The Event-Subclass of mod_conference's membership events.
 CONFERENCE_SUBCLASS: Final = "conference::maintenance"
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
@@ -417,7 +427,8 @@ class FreeSwitchDriver:
         """Stop taking calls and close the sockets. What happens to the calls in progress is
         :meth:`FreeSwitchCall.hand_back`'s: bridged callers keep talking, socket calls go on
         in the dialplan, parked callers in the IVR or a queue are parked afresh for the next
-        daemon to adopt (as are callers parked while no daemon ran)."""
+        daemon to adopt (as are callers parked while no daemon ran); the shipped dialplan
+        sends them to its failover if no daemon takes them in time."""
         self._stopping = True
         if self._outbound is not None:
             await self._outbound.stop()
@@ -609,6 +620,9 @@ class FreeSwitchDriver:
             # park_after_bridge): the running handler keeps it.
             return
         call = self._take_over(event, "esl-inbound", self.esl)
+        failover = event.variable(FAILOVER_TASK_VARIABLE)
+        if failover is not None:
+            self._cancel_failover(failover, call.info)
         task = asyncio.create_task(self._serve(call), name=f"fs-call-{uid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -646,6 +660,38 @@ class FreeSwitchDriver:
                 del self._calls[info.call_id]
             call._forget()
             bound.info("call_released", hung_up=call.hung_up)
+
+    def _cancel_failover(self, task_id: str, info: CallInfo) -> None:
+        """Drop the dialplan's scheduled transfer to the failover (see the module doc): the
+        call is ours now. Sent without waiting: the caller's first command need not wait for
+        this reply. Only a task id is ever sent: ``sched_del <name>`` would drop every task
+        of that group, a ``sched_hangup`` of the admin's among them."""
+        if not task_id.isdigit():
+            self._log.warning(
+                "failover_task_not_an_id",
+                call_id=info.call_id,
+                variable=FAILOVER_TASK_VARIABLE,
+                value=task_id,
+            )
+            return
+        try:
+            reply = self.esl.api_nowait(f"sched_del {task_id}")
+        except PBXError as exc:
+            # The caller goes to the failover when the task runs: better than silence.
+            self._log.warning("failover_not_cancelled", call_id=info.call_id, error=str(exc))
+            return
+
+        def check(done: asyncio.Future[ESLMessage]) -> None:
+            if done.cancelled():
+                return
+            error = done.exception()
+            text = done.result().body_text.strip() if error is None else str(error)
+            if text != "+OK Deleted: 1":
+                # Already run (the caller waited parked past its delay), the link dropped,
+                # or a FreeSWITCH without sched_del: the call is handled all the same.
+                self._log.info("failover_not_cancelled", call_id=info.call_id, reply=text)
+
+        reply.add_done_callback(check)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -1537,6 +1583,11 @@ class FreeSwitchCall:
         try:
             session = self._esl
             if isinstance(session, ESLOutboundSession):
+                if self._left_in_bridge and not self.hung_up and not session.ended:
+                    # The daemon is stopping and the caller keeps talking: when the bridge
+                    # ends, hang up rather than go on to the failover after ``socket``.
+                    self._log.info("call_left_talking_at_shutdown")
+                    await self._api(f"uuid_setvar {self._uuid} hangup_after_bridge true")
                 if self.hung_up and not session.ended:
                     # Saying exit now would cut off the hangup events (and the CDR facts in
                     # them); with linger, FreeSWITCH sends them and then a notice.
@@ -1578,6 +1629,9 @@ class FreeSwitchCall:
         info = self._info
         if not (_TOKEN.fullmatch(info.dialed) and _TOKEN.fullmatch(info.context)):
             return False
+        # Applications we queued just before the stop (hold music after a ring that failed)
+        # would still run after the transfer, ahead of the extension: drop them first.
+        await self._api(f"uuid_break {self._uuid} all")
         text = await self._api(f"uuid_transfer {self._uuid} {info.dialed} XML {info.context}")
         if text.startswith("-ERR"):
             self._log.info("repark_refused", reply=text.strip())
