@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 from collections.abc import Callable, Mapping
@@ -32,12 +33,13 @@ from callcenter import systemd
 from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
-from callcenter.errors import ConfigError, ConfigIssue
+from callcenter.errors import ConfigError, ConfigIssue, RecordError
 from callcenter.events import EventBus
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
 from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSettings
 from callcenter.pbx.interface import PBX, Call, PBXConnected, PBXDisconnected, PBXEvent
+from callcenter.records.callbacks import QueueCallbackRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import SqliteCdrStore
@@ -172,6 +174,8 @@ class Daemon:
         self.bus.subscribe(self.recorder.on_event)
         self.shifts = ShiftRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.shifts.on_event)
+        self.callbacks = QueueCallbackRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(self.callbacks.on_event)
         agents = [
             Agent(id=agent_id, name=a.name, device=a.device)
             for agent_id, a in config.agents.items()
@@ -225,6 +229,7 @@ class Daemon:
             await self.api.stop()
             await self.recorder.close()
             raise
+        await self._restore_callbacks()
         systemd.notify("READY=1", f"STATUS=taking calls from {self.pbx.name}")
         interval = systemd.watchdog_interval()
         if interval is not None:
@@ -238,6 +243,19 @@ class Daemon:
             queues=len(self.config.queues),
             api_port=self.api.port,
         )
+
+    async def _restore_callbacks(self) -> None:
+        """Callers a previous daemon had promised a callback keep their place."""
+        try:
+            waiting = await self.recorder.writer.run(
+                functools.partial(self.store.fetch_queue_callbacks, "waiting")
+            )
+        except RecordError as exc:
+            log.error("callbacks_not_restored", error=str(exc))
+            return
+        if waiting:
+            restored = self.switchboard.restore_callbacks(waiting)
+            log.info("callbacks_restored", restored=restored, given_up=len(waiting) - restored)
 
     def _on_pbx_event(self, event: PBXEvent) -> None:
         if isinstance(event, PBXDisconnected):

@@ -265,11 +265,14 @@ class QueueAnnounced(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueCallbackRequested(CallEvent):
-    """The caller hung up keeping their place; ``number`` is called back on their turn."""
+    """The caller hung up keeping their place; ``number`` is called back on their turn.
+    ``priority`` and ``skills`` are the caller's in the queue (kept across a restart)."""
 
     queue: str
     number: str
     position: int
+    priority: int = 0
+    skills: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -86,6 +86,7 @@ from callcenter.pbx.interface import (
     HangupCause,
     PBXEvent,
 )
+from callcenter.records.callbacks import EXPIRED, QueueCallback
 
 log = structlog.get_logger(__name__)
 
@@ -822,29 +823,120 @@ class Switchboard:
         position = self.router.position(entry)
         self.bus.publish(
             QueueCallbackRequested(
-                call_id=info.call_id, queue=entry.queue, number=number, position=position
+                call_id=info.call_id,
+                queue=entry.queue,
+                number=number,
+                position=position,
+                priority=entry.priority,
+                skills=tuple(sorted(entry.skills)),
             )
         )
         log.info("callback_requested", call_id=info.call_id, queue=entry.queue, position=position)
-        task = asyncio.get_running_loop().create_task(
-            self._callback_worker(entry, number, joined, config)
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._start_callback(entry, number, joined, config)
         await call.stop_hold_music()
         await call.play([dest.prompt or qcfg.callback_prompt])
         return "system"
 
-    async def _callback_worker(
-        self, entry: QueueEntry, number: str, joined: float, config: CallCenterConfig
+    def _start_callback(
+        self,
+        entry: QueueEntry,
+        number: str,
+        joined: float,
+        config: CallCenterConfig,
+        *,
+        attempts_made: int = 0,
     ) -> None:
-        """Wait for the caller's turn, then call them back; retry on no answer."""
+        task = asyncio.get_running_loop().create_task(
+            self._callback_worker(entry, number, joined, config, attempts_made=attempts_made),
+            name=f"callback-{entry.call_id}",
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def restore_callbacks(
+        self, requests: Sequence[QueueCallback], now: datetime | None = None
+    ) -> int:
+        """Take back the callback requests a previous daemon left waiting (oldest first):
+        each gets its place again (by its request time, priority and skills) and is called
+        back on its turn, with the attempts already made counted. A request older than its
+        queue's ``callback_max_age``, or for a queue no longer configured, is given up
+        (QueueCallbackFailed, final). Returns how many were taken back."""
+        config = self.config
+        now = now or datetime.now(UTC)
+        restored = 0
+        for request in sorted(requests, key=lambda r: r.requested):
+            age = max(0.0, (now - request.requested).total_seconds())
+            qcfg = config.queues.get(request.queue)
+            if qcfg is None or age > qcfg.callback_max_age:
+                reason = "no-queue" if qcfg is None else EXPIRED
+                self.bus.publish(
+                    QueueCallbackFailed(
+                        origin_call_id=request.call_id,
+                        queue=request.queue,
+                        number=request.number,
+                        attempt=request.attempts,
+                        reason=reason,
+                        final=True,
+                    )
+                )
+                log.info("callback_not_restored", call_id=request.call_id, reason=reason)
+                continue
+            joined = time.monotonic() - age
+            entry = self.router.enqueue(
+                request.queue,
+                request.call_id,
+                priority=request.priority,
+                skills=request.skills,
+                joined=joined,
+            )
+            entry.callback = request.number
+            # An attempt the stop interrupted did not fail: at least one more is made.
+            made = min(request.attempts, qcfg.callback_attempts - 1)
+            self._start_callback(entry, request.number, joined, config, attempts_made=made)
+            restored += 1
+            log.info(
+                "callback_restored",
+                call_id=request.call_id,
+                queue=request.queue,
+                position=self.router.position(entry),
+                waited=round(age, 1),
+            )
+        return restored
+
+    async def _callback_worker(
+        self,
+        entry: QueueEntry,
+        number: str,
+        joined: float,
+        config: CallCenterConfig,
+        *,
+        attempts_made: int = 0,
+    ) -> None:
+        """Wait for the caller's turn, then call them back; retry on no answer. A request
+        whose turn has not come ``callback_max_age`` after it was made is given up."""
         qcfg = config.queues[entry.queue]
         origin = entry.call_id
         clog = log.bind(call_id=origin, queue=entry.queue)
+        expires = joined + qcfg.callback_max_age
         try:
-            for attempt in range(1, qcfg.callback_attempts + 1):
-                agents = await self.router.next_agents(entry)
+            for attempt in range(attempts_made + 1, qcfg.callback_attempts + 1):
+                try:
+                    agents = await asyncio.wait_for(
+                        self.router.next_agents(entry), max(0.0, expires - time.monotonic())
+                    )
+                except TimeoutError:
+                    self.bus.publish(
+                        QueueCallbackFailed(
+                            origin_call_id=origin,
+                            queue=entry.queue,
+                            number=number,
+                            attempt=attempt - 1,
+                            reason=EXPIRED,
+                            final=True,
+                        )
+                    )
+                    clog.info("callback_expired", waited=round(time.monotonic() - joined, 1))
+                    break
                 reason = "no-agents"
                 if agents:
                     reason = await self._place_callback(

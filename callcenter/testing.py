@@ -152,6 +152,24 @@ class Center:
                 raise TimeoutError(f"no CDR for {uniqueid} after {timeout}s")
             await asyncio.sleep(0.02)
 
+    async def restart(self) -> Daemon:
+        """Stop the daemon and start a new one on the same config file, as ``systemctl
+        restart`` would; the PBX and its calls stay. The PBX is pointed at the new daemon's
+        ports (FastAGI, outbound socket). Returns the new daemon (also :attr:`daemon`)."""
+        await self.daemon.stop()
+        environ = self.daemon.environ
+        config = await asyncio.to_thread(load_config, self.config_path, environ=environ)
+        daemon = Daemon(config, config_path=self.config_path, environ=environ)
+        await daemon.start()
+        self.daemon = daemon
+        if isinstance(self.pbx, DemoFreeSwitch):
+            port = daemon.outbound_socket_port
+            if port is not None:
+                self.pbx.set_socket_address("127.0.0.1", port)
+        else:
+            self.pbx.set_agi_url(f"agi://127.0.0.1:{daemon.agi_port}")
+        return daemon
+
     async def idle(self, timeout: float = 5.0) -> None:
         """Wait until the daemon handles no call."""
         try:
@@ -231,11 +249,12 @@ async def running_center(
         loaded = load_config(path, environ=environ)
         daemon = Daemon(loaded, config_path=path, environ=environ)
         await daemon.start()
+        center = Center(pbx=pbx, daemon=daemon, config_path=path)
         try:
             pbx.set_agi_url(f"agi://127.0.0.1:{daemon.agi_port}")
-            yield Center(pbx=pbx, daemon=daemon, config_path=path)
+            yield center
         finally:
-            await daemon.stop()
+            await center.daemon.stop()
     finally:
         await pbx.stop()
 
@@ -283,13 +302,14 @@ async def _freeswitch_center(
         loaded = load_config(path, environ=environ)
         daemon = Daemon(loaded, config_path=path, environ=environ)
         await daemon.start()
+        center = Center(pbx=pbx, daemon=daemon, config_path=path)
         try:
             port = daemon.outbound_socket_port
             if port is not None:
                 pbx.set_socket_address("127.0.0.1", port)
-            yield Center(pbx=pbx, daemon=daemon, config_path=path)
+            yield center
         finally:
-            await daemon.stop()
+            await center.daemon.stop()
     finally:
         await pbx.stop()
 

@@ -589,6 +589,48 @@ async def test_callback_keeps_the_callers_place_and_connects_them_to_the_agent(
     assert device_of(row["channel"]) == "5551234"
 
 
+async def test_a_callback_promised_before_a_restart_is_made_by_the_next_daemon(
+    tmp_path: Path,
+) -> None:
+    """The caller hung up keeping their place; the daemon restarts before their turn. The
+    next daemon takes the request back from the record database, keeps the caller ahead of
+    someone who called after the restart, and calls them back when an agent logs in."""
+    config = setup({"exit_keys": {"2": "callback"}, "strategy": "linear"}, extra=CALLBACKS)
+    async with scene(tmp_path, config) as s:
+        home = s.center.add_phone("PJSIP/5551234", answer_after=0.05)
+        alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
+        caller = await s.call("5551234")
+        await caller.wait_moh(timeout=5)
+        await asyncio.sleep(0.1)
+        await caller.press("2")
+        await caller.wait_for_prompt("queue-callback-confirmed", timeout=5)
+        await caller.wait_ended(timeout=5)
+        await s.wait_for(QueueCallbackRequested)
+
+        daemon = await s.center.restart()
+        s.events.clear()
+        daemon.bus.subscribe(s.events.append)
+        s.router = daemon.router
+        later = await s.call("5550002")
+        await later.wait_moh(timeout=5)
+        s.login("1001")
+        await home.wait_answered(timeout=5)
+        await s.wait_for(QueueCallbackAnswered)
+        await alice.wait_idle(timeout=5)
+        await later.wait_bridged(timeout=5)
+        await later.hangup()
+        await s.settle()
+        (answered,) = s.of(QueueCallbackAnswered)
+        row = await s.center.cdr(answered.call_id)
+        (request,) = await asyncio.to_thread(daemon.store.fetch_queue_callbacks)
+    assert answered.original_call_id == caller.uniqueid
+    assert s.answered()[0] == "1001" and s.of(AgentConnected)[0].call_id == answered.call_id
+    assert row["queue"] == "acd" and row["agent"] == "1001"
+    assert device_of(row["channel"]) == "5551234"
+    assert (request.call_id, request.number, request.queue) == (caller.uniqueid, "5551234", "acd")
+    assert (request.status, request.attempts) == ("answered", 1)
+
+
 async def test_an_unanswered_callback_is_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -361,18 +361,26 @@ class Router:
     # ------------------------------------------------------------------ callers
 
     def enqueue(
-        self, queue: str, call_id: str, *, priority: int = 0, skills: Collection[str] = ()
+        self,
+        queue: str,
+        call_id: str,
+        *,
+        priority: int = 0,
+        skills: Collection[str] = (),
+        joined: float | None = None,
     ) -> QueueEntry:
         """Put a caller in ``queue``; it is offered agents once ``next_agents`` is awaited.
 
-        ``skills``: what the IVR asked for (the queue's own skills are added).
+        ``skills``: what the IVR asked for (the queue's own skills are added). ``joined``:
+        when the caller joined, on the router's clock (now by default; earlier for a caller
+        taken back after a restart, who keeps their place ahead of later callers).
         """
         q = self._queue(queue)
         entry = QueueEntry(
             call_id=call_id,
             queue=queue,
             priority=priority,
-            joined=self._clock(),
+            joined=self._clock() if joined is None else joined,
             seq=next(self._seq),
             skills=frozenset(skills) | q.rules.skills,
         )

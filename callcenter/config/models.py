@@ -1541,6 +1541,12 @@ class QueueConfig(_Model):
     callback_ring_timeout: _Seconds = Field(
         default=30, description="Seconds the caller's phone rings on a callback."
     )
+    callback_max_age: _Seconds = Field(
+        default=4 * 3600,
+        description="Seconds after the request when a callback whose turn has not come is "
+        "given up (status expired). Waiting requests outlive a daemon restart; older ones "
+        "are not taken back.",
+    )
     supervisor: _Ref | None = Field(
         default=None, description="Id of the supervisor (under `supervisors`) of this queue."
     )

@@ -21,7 +21,10 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``agent_sessions``: agent, login, logout, duration_seconds, via_login, via_logout;
 * ``agent_pauses``: agent, reason, start, end, duration_seconds, via_pause, via_unpause;
 * ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
-  written; the outbound side updates it).
+  written; the outbound side updates it);
+* ``queue_callbacks``: callers keeping their place in a queue to be called back: call_id,
+  queue, number, priority, skills, requested, status (``waiting``, ``answered``,
+  ``failed``, ``expired``), attempts, updated (see :mod:`callcenter.records.callbacks`).
 
 A database made by an older version gets the columns added since (``ALTER TABLE``).
 """
@@ -32,6 +35,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +43,7 @@ import structlog
 
 from callcenter.errors import RecordError
 from callcenter.events import LEFT_TO_PBX
+from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.shifts import AgentPause, AgentSession
 
@@ -133,9 +138,32 @@ CREATE TABLE IF NOT EXISTS callbacks (
     PRIMARY KEY ("call_id", "number")
 );
 CREATE INDEX IF NOT EXISTS callbacks_status ON callbacks ("status", "requested");
+CREATE TABLE IF NOT EXISTS queue_callbacks (
+    "call_id" TEXT PRIMARY KEY,
+    "queue" TEXT NOT NULL,
+    "number" TEXT NOT NULL,
+    "priority" INTEGER NOT NULL DEFAULT 0,
+    "skills" TEXT NOT NULL DEFAULT '',
+    "requested" TEXT NOT NULL,
+    "status" TEXT NOT NULL DEFAULT 'waiting',
+    "attempts" INTEGER NOT NULL DEFAULT 0,
+    "updated" TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_callbacks_status ON queue_callbacks ("status", "requested");
 """
 
 CALLBACK_COLUMNS = ("call_id", "number", "queue", "caller_num", "requested", "status")
+QUEUE_CALLBACK_COLUMNS = (
+    "call_id",
+    "queue",
+    "number",
+    "priority",
+    "skills",
+    "requested",
+    "status",
+    "attempts",
+    "updated",
+)
 
 _INSERT_CDR = (
     f"INSERT OR IGNORE INTO cdr ({_quoted(_CDR_NAMES)}) "
@@ -165,6 +193,21 @@ _INSERT_PAUSE = (
 _INSERT_CALLBACK = (
     f"INSERT OR IGNORE INTO callbacks ({_quoted(CALLBACK_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in CALLBACK_COLUMNS)})"
+)
+
+
+_INSERT_QUEUE_CALLBACK = (
+    f"INSERT OR IGNORE INTO queue_callbacks ({_quoted(QUEUE_CALLBACK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in QUEUE_CALLBACK_COLUMNS)})"
+)
+# A request's status moves on from "waiting" once (answered, failed, expired) and never back;
+# attempts only grow.
+_UPDATE_QUEUE_CALLBACK = (
+    'UPDATE queue_callbacks SET "updated" = ?,'
+    ' "status" = CASE WHEN "status" = \'waiting\' THEN coalesce(?, "status")'
+    ' ELSE "status" END,'
+    ' "attempts" = max("attempts", coalesce(?, 0))'
+    ' WHERE "call_id" = ?'
 )
 
 
@@ -311,6 +354,29 @@ class SqliteCdrStore:
         )
         return self._write(f"callback request of {request.call_id}", _INSERT_CALLBACK, params)
 
+    def write_queue_callback(self, request: QueueCallback) -> bool:
+        """Store a queue callback request; False when already stored."""
+        params = (
+            request.call_id,
+            request.queue,
+            request.number,
+            request.priority,
+            ",".join(request.skills),
+            _iso(request.requested),
+            request.status,
+            request.attempts,
+            _iso(request.updated or request.requested),
+        )
+        what = f"callback request of {request.call_id}"
+        return self._write(what, _INSERT_QUEUE_CALLBACK, params)
+
+    def update_queue_callback(
+        self, call_id: str, *, updated: datetime, status: str | None, attempts: int | None
+    ) -> bool:
+        """Record what became of a queue callback request (see records.callbacks)."""
+        params = (_iso(updated), status, attempts, call_id)
+        return self._write(f"callback request of {call_id}", _UPDATE_QUEUE_CALLBACK, params)
+
     # ------------------------------------------------------------------ reads
 
     def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
@@ -351,6 +417,28 @@ class SqliteCdrStore:
         """Every callback request, oldest first."""
         sql = f'SELECT {_quoted(CALLBACK_COLUMNS)} FROM callbacks ORDER BY "requested", call_id'
         return [dict(row) for row in self._fetch(sql)]
+
+    def fetch_queue_callbacks(self, status: str | None = None) -> list[QueueCallback]:
+        """Queue callback requests (those with ``status`` only, if given), oldest first."""
+        where = ' WHERE "status" = ?' if status is not None else ""
+        sql = (
+            f"SELECT {_quoted(QUEUE_CALLBACK_COLUMNS)} FROM queue_callbacks{where}"
+            ' ORDER BY "requested", call_id'
+        )
+        return [
+            QueueCallback(
+                call_id=row["call_id"],
+                queue=row["queue"],
+                number=row["number"],
+                priority=int(row["priority"]),
+                skills=tuple(s for s in str(row["skills"]).split(",") if s),
+                requested=datetime.fromisoformat(row["requested"]),
+                status=row["status"],
+                attempts=int(row["attempts"]),
+                updated=datetime.fromisoformat(row["updated"]),
+            )
+            for row in self._fetch(sql, () if status is None else (status,))
+        ]
 
     def fetch_agent_pauses(self) -> list[dict[str, Any]]:
         """Every agent pause, oldest first."""
