@@ -41,6 +41,7 @@ from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSetting
 from callcenter.pbx.interface import PBX, Call, PBXConnected, PBXDisconnected, PBXEvent
 from callcenter.records.callbacks import QueueCallbackRecorder
 from callcenter.records.cdr import CdrRecorder
+from callcenter.records.lock import RecordLock
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.writer import RecordWriter
@@ -168,7 +169,9 @@ class Daemon:
         self.config_path = config_path if config_path is not None else config.source
         self.environ = environ
         self.bus = EventBus()
-        self.store = SqliteCdrStore(resolve(config, config.records.cdr_path))
+        database = resolve(config, config.records.cdr_path)
+        self.store = SqliteCdrStore(database)
+        self.lock = RecordLock(database)
         writer = RecordWriter(self.store, commit_interval=config.records.commit_interval)
         self.recorder = CdrRecorder(self.store, writer=writer)
         self.bus.subscribe(self.recorder.on_event)
@@ -213,12 +216,17 @@ class Daemon:
     async def start(self) -> None:
         """Open the records, listen for the CLI, connect to the PBX and take calls.
 
-        Raises ``RecordError`` (the record database cannot be opened), ``ListenError`` (a
-        port is taken), ``AuthenticationError`` (a wrong secret) or ``PBXConnectionError``;
-        whatever had started is stopped again first. Calls are taken last, so that no call
-        arrives at a daemon that then fails to start.
+        Raises ``RecordError`` (the record database cannot be opened, or another daemon
+        runs on it), ``ListenError`` (a port is taken), ``AuthenticationError`` (a wrong
+        secret) or ``PBXConnectionError``; whatever had started is stopped again first.
+        Calls are taken last, so that no call arrives at a daemon that then fails to start.
         """
-        await self.recorder.start()
+        self.lock.acquire()
+        try:
+            await self.recorder.start()
+        except BaseException:
+            self.lock.release()
+            raise
         try:
             await self.api.start()
             for agent_id, agent in self.config.agents.items():
@@ -228,6 +236,7 @@ class Daemon:
         except BaseException:
             await self.api.stop()
             await self.recorder.close()
+            self.lock.release()
             raise
         await self._restore_callbacks()
         systemd.notify("READY=1", f"STATUS=taking calls from {self.pbx.name}")
@@ -336,7 +345,10 @@ class Daemon:
         await self.api.stop()
         await self.switchboard.close()
         await self.pbx.stop()
-        await self.recorder.close()
+        try:
+            await self.recorder.close()
+        finally:
+            self.lock.release()
         self._stopped.set()
         log.info("daemon_stopped")
 

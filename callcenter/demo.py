@@ -40,6 +40,7 @@ from callcenter.events import (
     QueueJoined,
 )
 from callcenter.log import configure_logging
+from callcenter.records.lock import holder
 from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import DEMO_SECRET, Center, Transport, running_center
 
@@ -204,7 +205,18 @@ def run_demo(
     cdr_path = resolve(config, config.records.cdr_path)
     try:
         cdr_path.parent.mkdir(parents=True, exist_ok=True)
+        usable = holder(cdr_path) is None
     except OSError:
+        usable = False
+    else:
+        if not usable:
+            # A daemon runs on these records: the demo's calls are none of its business.
+            print(
+                f"{cdr_path} is in use by a running daemon: the demo's records go to a "
+                "temporary folder",
+                file=sys.stderr,
+            )
+    if not usable:
         cdr_path = Path(tempfile.mkdtemp(prefix="callcenter-demo-")) / "cdr.sqlite3"
     base = yaml.safe_load(path.read_text(encoding="utf-8"))
     transport: Transport = (

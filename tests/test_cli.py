@@ -14,9 +14,11 @@ import yaml
 
 from callcenter.cli import main as cli_main
 from callcenter.demopbx import DemoAsterisk
+from callcenter.errors import RecordError
 from callcenter.records.cdr import CdrRecord
+from callcenter.records.lock import RecordLock, holder
 from callcenter.records.store import SqliteCdrStore
-from callcenter.testing import BASE_CONFIG, merge
+from callcenter.testing import BASE_CONFIG, merge, running_center
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,6 +123,53 @@ async def test_run_with_a_record_database_it_cannot_open_says_so_and_exits_4(
     assert code == 4, err
     assert f"cannot open record database {blocker / 'cdr.sqlite3'}" in err
     assert "Traceback" not in err
+
+
+async def test_a_second_daemon_on_the_same_records_is_refused_and_exits_4(
+    tmp_path: Path,
+) -> None:
+    """Two daemons on one PBX would take every AsyncAGI or parked FreeSWITCH call twice: a
+    second ``callcenter run`` of the same config names the one already running."""
+    async with running_center(tmp_path, transport="asyncagi") as center:
+        database = center.daemon.store.path
+        assert holder(database) == os.getpid()
+        code, _out, err = await _run_cli(
+            "run", str(center.config_path), env={"CALLCENTER_AMI_SECRET": "demo-secret"}
+        )
+        logins = sum(e.name == "SuccessfulAuth" for e in center.pbx.event_log)
+    assert code == 4, err
+    assert f"record database {database} is in use by another callcenter daemon" in err
+    assert f"(pid {os.getpid()})" in err
+    assert "Traceback" not in err
+    assert logins == 1, "refused before it logged in to the PBX"
+    assert holder(database) is None, "the lock went with the daemon"
+
+
+async def test_a_daemon_that_dies_leaves_no_lock_behind(tmp_path: Path) -> None:
+    database = tmp_path / "var" / "cdr.sqlite3"
+    script = (
+        "import sys, time\n"
+        "from callcenter.records.lock import RecordLock\n"
+        f"RecordLock({str(database)!r}).acquire()\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, cwd=REPO
+    )
+    assert proc.stdout is not None
+    async with asyncio.timeout(20):
+        while await proc.stdout.readline() != b"locked\n":
+            pass
+    assert holder(database) == proc.pid
+    with pytest.raises(RecordError, match=rf"another callcenter daemon \(pid {proc.pid}\)"):
+        RecordLock(database).acquire()
+    proc.kill()
+    await proc.wait()
+    assert holder(database) is None
+    lock = RecordLock(database)
+    lock.acquire()
+    lock.release()
 
 
 async def test_run_with_unreadable_config_exits_1(tmp_path: Path) -> None:
