@@ -229,8 +229,9 @@ class Daemon:
             raise
         try:
             await self.api.start()
+            resumed = await self._resume_shifts()
             for agent_id, agent in self.config.agents.items():
-                if agent.logged_in:
+                if agent.logged_in and agent_id not in resumed:
                     self.router.login(agent_id, via="config")
             await self.pbx.start(self._handle_call)
         except BaseException:
@@ -252,6 +253,36 @@ class Daemon:
             queues=len(self.config.queues),
             api_port=self.api.port,
         )
+
+    async def _resume_shifts(self) -> set[str]:
+        """Agents logged in when the previous daemon stopped (or crashed) stay logged in,
+        on the pause they were on; returns who was resumed."""
+        try:
+            present = await self.recorder.writer.run(self.store.fetch_agent_presence)
+        except RecordError as exc:
+            log.error("agent_shifts_not_resumed", error=str(exc))
+            return set()
+        resumed: set[str] = set()
+        for presence in present:
+            if presence.agent not in self.config.agents:
+                log.warning("agent_shift_dropped", agent=presence.agent, why="not in the config")
+                self.recorder.writer.submit(
+                    f"presence:{presence.agent}",
+                    functools.partial(self.store.clear_agent_presence, presence.agent),
+                )
+                continue
+            paused = None
+            if presence.pause_reason is not None and presence.paused_at is not None:
+                paused = (presence.pause_reason, presence.paused_at)
+            self.router.resume(
+                presence.agent,
+                logged_in=presence.logged_in,
+                paused=paused,
+                via=presence.via_login,
+                via_pause=presence.via_pause,
+            )
+            resumed.add(presence.agent)
+        return resumed
 
     async def _restore_callbacks(self) -> None:
         """Callers a previous daemon had promised a callback keep their place."""

@@ -109,6 +109,50 @@ async def test_cli_logs_agent_in_and_out_and_the_shift_is_recorded(
         assert shift["login"] < shift["logout"]
 
 
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_a_restart_keeps_agents_logged_in_and_paused_and_their_shift_whole(
+    tmp_path: Path, agi: str
+) -> None:
+    """``systemctl restart`` in the middle of the day: whoever was logged in stays logged in,
+    whoever was on a break stays on it, calls reach them as before, and the shift and pause
+    records run from before the restart to the logout and unpause after it."""
+    config = {
+        "agents": {"1001": {"logged_in": False}},
+        "queues": {"support": {"agents": ["1002", "1003"]}},
+    }
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        router = center.daemon.router
+        router.login("1003", via="phone")
+        router.pause("1002", "lunch", via="api")
+        await asyncio.sleep(0.3)
+        carol = center.add_phone("PJSIP/1003", answer_after=0.05)
+        daemon = await center.restart()
+        router = daemon.router
+        states = {a: router.agents[a].state for a in ("1001", "1002", "1003")}
+        assert router.agents["1002"].pause_reason == "lunch"
+        caller = await center.pbx.call("800", caller_num="5550041")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("2")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1003"
+        await caller.hangup()
+        await center.idle()
+        await carol.wait_idle(timeout=5)
+        router.logout("1003", via="cli")
+        router.unpause("1002", via="cli")
+        store = daemon.store
+        await _until(lambda: any(s["agent"] == "1003" for s in store.fetch_agent_sessions()))
+        await _until(lambda: any(p["agent"] == "1002" for p in store.fetch_agent_pauses()))
+        (shift,) = [s for s in store.fetch_agent_sessions() if s["agent"] == "1003"]
+        (lunch,) = [p for p in store.fetch_agent_pauses() if p["agent"] == "1002"]
+        present = {p.agent for p in store.fetch_agent_presence()}
+    assert states == {"1001": "logged_out", "1002": "paused", "1003": "available"}
+    assert (shift["via_login"], shift["via_logout"]) == ("phone", "cli")
+    assert shift["duration_seconds"] >= 0.3, "the shift counts from the login before the restart"
+    assert (lunch["reason"], lunch["via_pause"], lunch["via_unpause"]) == ("lunch", "api", "cli")
+    assert lunch["duration_seconds"] >= 0.3
+    assert present == {"1002"}, "logged out agents are no longer present"
+
+
 async def test_cli_transfer_with_no_call_says_why(tmp_path: Path) -> None:
     async with running_center(tmp_path) as center:
         api = f"http://127.0.0.1:{center.daemon.api.port}"

@@ -36,6 +36,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -268,6 +269,51 @@ class Router:
         self._publish(AgentLoggedIn(agent=agent_id, device=agent.device, via=via, mono=now))
         log.info("agent_logged_in", agent=agent_id, via=via)
         self._make_available(agent, now, idle_since=now)
+
+    def resume(
+        self,
+        agent_id: str,
+        *,
+        logged_in: datetime,
+        paused: tuple[str, datetime] | None = None,
+        via: str = "cli",
+        via_pause: str = "cli",
+    ) -> None:
+        """Take back a shift the previous daemon left open: the agent is logged in since
+        ``logged_in`` (UTC) and, with ``paused`` (reason, since), on that pause, as its
+        records say. The AgentLoggedIn / AgentPaused events carry those times and how the
+        agent did it (``via``, ``via_pause``), so the shift and pause records span the
+        restart. An agent not paused is AVAILABLE, idle from now. IllegalTransition when the
+        agent is already logged in."""
+        agent = self._agent(agent_id)
+        if agent.state is not _S.LOGGED_OUT:
+            raise IllegalTransition(f"agent {agent_id} is already logged in ({agent.state})")
+        now = self._clock()
+        wall = datetime.now(UTC)
+
+        def since(at: datetime) -> float:
+            return now - max(0.0, (wall - at).total_seconds())
+
+        agent.logged_in_at = since(logged_in)
+        agent.no_answer_streak = 0
+        self._publish(
+            AgentLoggedIn(
+                agent=agent_id, device=agent.device, via=via, at=logged_in, mono=agent.logged_in_at
+            )
+        )
+        log.info("agent_shift_resumed", agent=agent_id, via=via, paused=paused is not None)
+        if paused is None:
+            self._make_available(agent, now, idle_since=now)
+            return
+        reason, paused_at = paused
+        agent.pending_pause = None
+        agent.pause_reason = reason
+        self._publish(
+            AgentPaused(
+                agent=agent_id, reason=reason, via=via_pause, at=paused_at, mono=since(paused_at)
+            )
+        )
+        self._set_state(agent, _S.PAUSED, now)
 
     def logout(self, agent_id: str, *, via: str = "cli") -> None:
         """End the agent's shift.

@@ -5,6 +5,11 @@ writes :class:`AgentSession` and :class:`AgentPause` rows through the same
 :class:`~callcenter.records.writer.RecordWriter` as the CDRs. A pause still open at logout
 ends at the logout; a new AgentPaused while paused (a reason change) ends the previous pause.
 Durations come from the events' monotonic clock.
+
+It also keeps one :class:`AgentPresence` row per agent logged in now (``agent_presence``):
+login time, pause and how each was done, deleted at logout. A restarted daemon reads them and
+resumes those shifts (:meth:`~callcenter.acd.router.Router.resume`) instead of starting with
+every agent logged out and their open shifts lost.
 """
 
 from __future__ import annotations
@@ -54,12 +59,29 @@ class AgentPause:
     via_unpause: str
 
 
+@dataclass(frozen=True, slots=True)
+class AgentPresence:
+    """An agent logged in now: since when and how, and the pause they are on, if any
+    (datetimes UTC). What a restarted daemon takes back (:meth:`Router.resume`)."""
+
+    agent: str
+    logged_in: datetime
+    via_login: str
+    pause_reason: str | None = None
+    paused_at: datetime | None = None
+    via_pause: str = ""
+
+
 class ShiftStore(Protocol):
     """Where shift rows go (blocking calls, run in the writer's thread)."""
 
     def write_agent_session(self, session: AgentSession) -> bool: ...
 
     def write_agent_pause(self, pause: AgentPause) -> bool: ...
+
+    def write_agent_presence(self, presence: AgentPresence) -> bool: ...
+
+    def clear_agent_presence(self, agent: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +111,36 @@ class ShiftRecorder:
         if isinstance(event, AgentLoggedIn):
             self._end_pause(event, via=event.via)
             self._sessions[event.agent] = _Opened(event.at, event.mono, event.via)
+            self._present(event.agent)
         elif isinstance(event, AgentLoggedOut):
             self._end_pause(event, via=event.via)
             self._end_session(event)
+            write = functools.partial(self.store.clear_agent_presence, event.agent)
+            self.writer.submit(f"presence:{event.agent}", write)
         elif isinstance(event, AgentPaused):
             self._end_pause(event, via=event.via)
             self._pauses[event.agent] = _Opened(event.at, event.mono, event.via, event.reason)
+            self._present(event.agent)
         elif isinstance(event, AgentUnpaused):
             self._end_pause(event, via=event.via)
+            self._present(event.agent)
+
+    def _present(self, agent: str) -> None:
+        """Write who is logged in now, as the open session and pause say."""
+        session = self._sessions.get(agent)
+        if session is None:
+            return  # logged in before this process and not resumed: nothing to say
+        pause = self._pauses.get(agent)
+        presence = AgentPresence(
+            agent=agent,
+            logged_in=session.at,
+            via_login=session.via,
+            pause_reason=pause.reason if pause is not None else None,
+            paused_at=pause.at if pause is not None else None,
+            via_pause=pause.via if pause is not None else "",
+        )
+        write = functools.partial(self.store.write_agent_presence, presence)
+        self.writer.submit(f"presence:{agent}", write)
 
     def _end_session(self, event: AgentLoggedOut) -> None:
         opened = self._sessions.pop(event.agent, None)

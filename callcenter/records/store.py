@@ -22,6 +22,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``agent_pauses``: agent, reason, start, end, duration_seconds, via_pause, via_unpause;
 * ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
   written; the outbound side updates it);
+* ``agent_presence``: the agents logged in now: agent, logged_in, via_login, pause_reason,
+  paused_at, via_pause (deleted at logout; what a restarted daemon resumes);
 * ``queue_callbacks``: callers keeping their place in a queue to be called back: call_id,
   queue, number, priority, skills, requested, status (``waiting``, ``answered``,
   ``failed``, ``expired``), attempts, updated (see :mod:`callcenter.records.callbacks`).
@@ -45,7 +47,7 @@ from callcenter.errors import RecordError
 from callcenter.events import LEFT_TO_PBX
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
-from callcenter.records.shifts import AgentPause, AgentSession
+from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
 
 log = structlog.get_logger(__name__)
 
@@ -138,6 +140,14 @@ CREATE TABLE IF NOT EXISTS callbacks (
     PRIMARY KEY ("call_id", "number")
 );
 CREATE INDEX IF NOT EXISTS callbacks_status ON callbacks ("status", "requested");
+CREATE TABLE IF NOT EXISTS agent_presence (
+    "agent" TEXT PRIMARY KEY,
+    "logged_in" TEXT NOT NULL,
+    "via_login" TEXT NOT NULL DEFAULT '',
+    "pause_reason" TEXT,
+    "paused_at" TEXT,
+    "via_pause" TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS queue_callbacks (
     "call_id" TEXT PRIMARY KEY,
     "queue" TEXT NOT NULL,
@@ -196,6 +206,12 @@ _INSERT_CALLBACK = (
 )
 
 
+PRESENCE_COLUMNS = ("agent", "logged_in", "via_login", "pause_reason", "paused_at", "via_pause")
+_UPSERT_PRESENCE = (
+    f"INSERT INTO agent_presence ({_quoted(PRESENCE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in PRESENCE_COLUMNS)}) ON CONFLICT(agent) DO UPDATE SET "
+    + ", ".join(f'"{n}" = excluded."{n}"' for n in PRESENCE_COLUMNS[1:])
+)
 _INSERT_QUEUE_CALLBACK = (
     f"INSERT OR IGNORE INTO queue_callbacks ({_quoted(QUEUE_CALLBACK_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in QUEUE_CALLBACK_COLUMNS)})"
@@ -354,6 +370,23 @@ class SqliteCdrStore:
         )
         return self._write(f"callback request of {request.call_id}", _INSERT_CALLBACK, params)
 
+    def write_agent_presence(self, presence: AgentPresence) -> bool:
+        """Store who is logged in now (one row per agent, replaced)."""
+        params = (
+            presence.agent,
+            _iso(presence.logged_in),
+            presence.via_login,
+            presence.pause_reason,
+            _iso(presence.paused_at) if presence.paused_at is not None else None,
+            presence.via_pause,
+        )
+        return self._write(f"presence of agent {presence.agent}", _UPSERT_PRESENCE, params)
+
+    def clear_agent_presence(self, agent: str) -> bool:
+        """The agent logged out: no longer present."""
+        sql = "DELETE FROM agent_presence WHERE agent = ?"
+        return self._write(f"presence of agent {agent}", sql, (agent,))
+
     def write_queue_callback(self, request: QueueCallback) -> bool:
         """Store a queue callback request; False when already stored."""
         params = (
@@ -417,6 +450,21 @@ class SqliteCdrStore:
         """Every callback request, oldest first."""
         sql = f'SELECT {_quoted(CALLBACK_COLUMNS)} FROM callbacks ORDER BY "requested", call_id'
         return [dict(row) for row in self._fetch(sql)]
+
+    def fetch_agent_presence(self) -> list[AgentPresence]:
+        """The agents logged in when the last daemon stopped (or now), by agent."""
+        sql = f"SELECT {_quoted(PRESENCE_COLUMNS)} FROM agent_presence ORDER BY agent"
+        return [
+            AgentPresence(
+                agent=row["agent"],
+                logged_in=datetime.fromisoformat(row["logged_in"]),
+                via_login=row["via_login"],
+                pause_reason=row["pause_reason"],
+                paused_at=(datetime.fromisoformat(row["paused_at"]) if row["paused_at"] else None),
+                via_pause=row["via_pause"],
+            )
+            for row in self._fetch(sql)
+        ]
 
     def fetch_queue_callbacks(self, status: str | None = None) -> list[QueueCallback]:
         """Queue callback requests (those with ``status`` only, if given), oldest first."""
