@@ -263,7 +263,8 @@ async def test_ring_progressively_keeps_the_first_ringing_and_adds_the_next(
 
 
 async def test_linear_moves_on_at_once_when_the_top_agent_rejects(tmp_path: Path) -> None:
-    async with scene(tmp_path, setup({"strategy": "linear"})) as s:
+    rules = {"strategy": "linear", "reject_delay": 0, "busy_delay": 0}
+    async with scene(tmp_path, setup(rules)) as s:
         s.phone("1001", reject=True)
         s.phone("1002", **QUICK)
         s.phone("1003", **QUICK)
@@ -272,6 +273,26 @@ async def test_linear_moves_on_at_once_when_the_top_agent_rejects(tmp_path: Path
         second = await s.answered_call()
     assert s.rang(first.uniqueid) == ["1001", "1002"]
     assert s.rang(second.uniqueid) == ["1001", "1002"]
+
+
+@pytest.mark.parametrize("phone", ["not registered", "declines every call"])
+async def test_a_phone_that_fails_every_call_at_once_is_not_rung_in_a_loop(
+    tmp_path: Path, phone: str
+) -> None:
+    """The only agent's softphone is not running (or is on do not disturb): each ring fails
+    at once. The agent is left alone for busy_delay / reject_delay (5 s by default) instead
+    of being rung again at once, which used to be about 900 rings a second at the PBX."""
+    async with scene(tmp_path, setup({})) as s:
+        if phone == "declines every call":
+            s.phone("1001", reject=True)
+        s.login("1001")
+        caller = await s.call()
+        await caller.wait_moh(timeout=5)
+        await asyncio.sleep(1.5)
+        rings = len(s.rang(caller.uniqueid))
+        await caller.hangup()
+        await s.settle()
+    assert rings == 1
 
 
 async def test_random_rings_each_agent_once_per_round(tmp_path: Path) -> None:

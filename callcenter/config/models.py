@@ -1437,10 +1437,15 @@ class QueueConfig(_Model):
         default=0, description="Seconds an agent who let an offer ring out is not offered calls."
     )
     busy_delay: _SecondsOrZero = Field(
-        default=0, description="Seconds an agent whose phone was busy is not offered calls."
+        default=5,
+        description="Seconds an agent whose phone was busy, unreachable (not registered) or "
+        "congested is not offered calls. 0 offers them again at once: a phone that fails "
+        "every call at once would be rung hundreds of times a second.",
     )
     reject_delay: _SecondsOrZero = Field(
-        default=0, description="Seconds an agent who declined an offer is not offered calls."
+        default=5,
+        description="Seconds an agent who declined an offer (or whose phone is on do not "
+        "disturb) is not offered calls. 0: at once, with the same risk as busy_delay.",
     )
     autopause: int = Field(
         default=0,
