@@ -153,6 +153,17 @@ class Scene:
         await self.settle()
         return caller
 
+    async def keep_place_for_a_callback(self, number: str) -> Any:
+        """A caller waits, presses the queue's callback key (2) and hangs up on the
+        confirmation, keeping their place."""
+        caller = await self.call(number)
+        await caller.wait_moh(timeout=5)
+        await asyncio.sleep(0.1)
+        await caller.press("2")
+        await caller.wait_for_prompt("queue-callback-confirmed", timeout=5)
+        await caller.wait_ended(timeout=5)
+        return caller
+
     async def wait_for(self, kind: type[EngineEvent], count: int = 1, timeout: float = 5) -> None:
         async with asyncio.timeout(timeout):
             while len(self.of(kind)) < count:
@@ -584,12 +595,7 @@ async def test_callback_keeps_the_callers_place_and_connects_them_to_the_agent(
         alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
         s.login("1001")
         s.router.pause("1001", "break")
-        caller = await s.call("5551234")
-        await caller.wait_moh(timeout=5)
-        await asyncio.sleep(0.1)
-        await caller.press("2")
-        await caller.wait_for_prompt("queue-callback-confirmed", timeout=5)
-        await caller.wait_ended(timeout=5)
+        caller = await s.keep_place_for_a_callback("5551234")
         later = await s.call("5550002")  # joins after: must not take the kept place
         await later.wait_moh(timeout=5)
         s.router.unpause("1001")
@@ -620,12 +626,7 @@ async def test_a_callback_promised_before_a_restart_is_made_by_the_next_daemon(
     async with scene(tmp_path, config) as s:
         home = s.center.add_phone("PJSIP/5551234", answer_after=0.05)
         alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
-        caller = await s.call("5551234")
-        await caller.wait_moh(timeout=5)
-        await asyncio.sleep(0.1)
-        await caller.press("2")
-        await caller.wait_for_prompt("queue-callback-confirmed", timeout=5)
-        await caller.wait_ended(timeout=5)
+        caller = await s.keep_place_for_a_callback("5551234")
         await s.wait_for(QueueCallbackRequested)
 
         daemon = await s.center.restart()

@@ -36,6 +36,23 @@ def requested(call_id: str, t: float = 0.0, **kw: object) -> QueueCallbackReques
     )
 
 
+def attempt(call_id: str, n: int) -> QueueCallbackAttempt:
+    return QueueCallbackAttempt(
+        origin_call_id=call_id, queue="sales", number="5551234", agent="1001", attempt=n
+    )
+
+
+def failed(call_id: str, n: int, reason: str = "no-answer", final: bool = False) -> object:
+    return QueueCallbackFailed(
+        origin_call_id=call_id,
+        queue="sales",
+        number="5551234",
+        attempt=n,
+        reason=reason,
+        final=final,
+    )
+
+
 async def fold(tmp_path: Path, *events: object) -> list[QueueCallback]:
     store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
     writer = RecordWriter(store)
@@ -51,27 +68,13 @@ async def test_a_request_is_followed_from_waiting_to_answered(tmp_path: Path) ->
     rows = await fold(
         tmp_path,
         requested("a", priority=5, skills=("french", "vip")),
-        QueueCallbackAttempt(
-            origin_call_id="a", queue="sales", number="5551234", agent="1001", attempt=1
-        ),
-        QueueCallbackFailed(
-            origin_call_id="a", queue="sales", number="5551234", attempt=1, reason="no-answer"
-        ),
-        QueueCallbackAttempt(
-            origin_call_id="a", queue="sales", number="5551234", agent="1001", attempt=2
-        ),
+        attempt("a", 1),
+        failed("a", 1),
+        attempt("a", 2),
         QueueCallbackAnswered(
             call_id="b", queue="sales", number="5551234", original_call_id="a", at=T0
         ),
-        # A late failure report changes nothing once the caller answered.
-        QueueCallbackFailed(
-            origin_call_id="a",
-            queue="sales",
-            number="5551234",
-            attempt=2,
-            reason="no-answer",
-            final=True,
-        ),
+        failed("a", 2, final=True),  # a late failure report changes nothing once answered
     )
     (row,) = rows
     assert (row.call_id, row.queue, row.number, row.requested) == ("a", "sales", "5551234", T0)
@@ -85,22 +88,8 @@ async def test_a_request_given_up_says_why(tmp_path: Path) -> None:
         requested("a"),
         requested("b", 1),
         requested("a"),  # written once
-        QueueCallbackFailed(
-            origin_call_id="a",
-            queue="sales",
-            number="5551234",
-            attempt=3,
-            reason="no-answer",
-            final=True,
-        ),
-        QueueCallbackFailed(
-            origin_call_id="b",
-            queue="sales",
-            number="5551234",
-            attempt=0,
-            reason="expired",
-            final=True,
-        ),
+        failed("a", 3, final=True),
+        failed("b", 0, "expired", final=True),
     )
     assert [(r.call_id, r.status, r.attempts) for r in rows] == [
         ("a", "failed", 3),
