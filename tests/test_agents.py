@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from callcenter.cli import main as cli_main
+from callcenter.events import AgentRinging
 from callcenter.testing import TRANSPORTS, Center, running_center
 
 
@@ -151,6 +152,37 @@ async def test_a_restart_keeps_agents_logged_in_and_paused_and_their_shift_whole
     assert (lunch["reason"], lunch["via_pause"], lunch["via_unpause"]) == ("lunch", "api", "cli")
     assert lunch["duration_seconds"] >= 0.3
     assert present == {"1002"}, "logged out agents are no longer present"
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_an_agent_still_talking_through_a_restart_is_not_offered_another_call(
+    tmp_path: Path, agi: str
+) -> None:
+    """The stop left Alice's call to the PBX and she is still logged in after the restart,
+    but the new daemon asks the PBX which phones are in use: the next caller goes to Bob
+    instead of ringing Alice in the middle of her conversation."""
+    config = {"queues": {"support": {"strategy": "linear"}}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        bob = center.add_phone("PJSIP/1002", answer_after=0.05)
+        first = await center.pbx.call("800", caller_num="5550051")
+        await first.wait_for_prompt("welcome-menu", timeout=5)
+        await first.press("2")
+        assert await first.wait_bridged(timeout=5) == "PJSIP/1001"
+        daemon = await center.restart()
+        offered: list[str] = []
+        daemon.bus.subscribe(
+            lambda e: offered.append(e.agent) if isinstance(e, AgentRinging) else None
+        )
+        second = await center.pbx.call("800", caller_num="5550052")
+        await second.wait_for_prompt("welcome-menu", timeout=5)
+        await second.press("2")
+        assert await second.wait_bridged(timeout=5) == "PJSIP/1002"
+        for caller in (first, second):
+            await caller.hangup()
+        await center.idle()
+    assert offered == ["1002"], "Alice's phone is in use: she is not offered the call"
+    assert alice.rings == 1 and bob.answered == 1
 
 
 async def test_cli_transfer_with_no_call_says_why(tmp_path: Path) -> None:

@@ -642,6 +642,18 @@ class AsteriskDriver:
         if device:
             self._publish(DeviceStateChanged(device=device, state=msg.get("State") or ""))
 
+    async def _device_states(self) -> None:
+        """Ask for every device's state (DeviceStateList): after a (re)start the engine
+        must know which agents' phones are in use already (an agent still talking on a call
+        left to the PBX), not only those that change from now on."""
+        try:
+            _, items = await self.ami.send_list_action("DeviceStateList")
+        except Exception as exc:
+            self._log.info("device_states_unknown", error=str(exc))
+            return
+        for item in items:
+            self._ev_device_state(item)
+
     def _ev_chanspy_start(self, msg: AMIMessage) -> None:
         spy = self._spies.get(msg.get("SpyerUniqueid") or "")
         if spy is not None:
@@ -720,6 +732,7 @@ class AsteriskDriver:
                         )
                     )
         self._log.info("resynced", channels=len(snapshots), calls=len(self._calls))
+        await self._device_states()
         router = self._router
         waiting = [item for item in items if router is not None and router.waiting_unseen(item)]
         if waiting:

@@ -803,6 +803,12 @@ class FreeSwitchDriver:
         for uid in [uid for uid in using_devices if uid not in alive]:
             # Hung up while we were disconnected: its device is free again.
             self._device_in_use(uid, "", False)
+        for listed in snapshots:
+            # Phones in use already (an agent still talking on a call left to FreeSWITCH by
+            # the previous daemon), unless their hang-up came in while the answer was on its
+            # way.
+            if listed.call_id not in self._hung_up_seen:
+                self._device_in_use(listed.call_id, listed.channel, True)
         for call in known:
             if call.hung_up or call.released:
                 continue
