@@ -635,6 +635,8 @@ async def test_a_callback_promised_before_a_restart_is_made_by_the_next_daemon(
         s.router = daemon.router
         later = await s.call("5550002")
         await later.wait_moh(timeout=5)
+        (acd,) = [q for q in s.router.snapshot()["queues"] if q["name"] == "acd"]
+        assert (acd["waiting"], acd["callbacks"]) == (2, 1), "callcenter status shows it"
         s.login("1001")
         await home.wait_answered(timeout=5)
         await s.wait_for(QueueCallbackAnswered)

@@ -723,6 +723,7 @@ class Router:
                     "weight": q.rules.weight,
                     "members": list(q.members),
                     "waiting": len(q),
+                    "callbacks": sum(1 for e in q.entries() if e.callback is not None),
                     "available": len(q.idle_members()),
                     "staffed": q.present,
                     "longest_wait": round(now - oldest, 1) if oldest is not None else 0.0,
