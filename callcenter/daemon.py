@@ -46,6 +46,7 @@ from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.writer import RecordWriter
 from callcenter.switchboard import Switchboard
+from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -369,9 +370,7 @@ class Daemon:
         """Stop taking calls and flush records."""
         systemd.notify("STOPPING=1")
         if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+            await cancel_and_wait(self._watchdog)
             self._watchdog = None
         await self.api.stop()
         await self.switchboard.close()

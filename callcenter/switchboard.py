@@ -87,6 +87,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
 )
 from callcenter.records.callbacks import EXPIRED, QueueCallback
+from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -644,9 +645,7 @@ class Switchboard:
             done, _ = await asyncio.wait(both, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not gone.done():
-                gone.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await gone
+                await cancel_and_wait(gone)
         if gone in done:
             raise CallerGone
         return ""
@@ -656,9 +655,7 @@ class Switchboard:
         if hunt is None:
             return
         if not hunt.done():
-            hunt.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await hunt
+            await cancel_and_wait(hunt)
         elif entry.status is EntryStatus.OFFERED:
             for agent in list(entry.agents):
                 self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
@@ -1393,9 +1390,7 @@ class Switchboard:
         finally:
             for fut in both:
                 if not fut.done():
-                    fut.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await fut
+                    await cancel_and_wait(fut)
 
 
 def _who(result: DialResult) -> str:

@@ -52,6 +52,7 @@ from callcenter.protocols.agi import (
     split_command,
 )
 from callcenter.protocols.ami import encode_agi_field
+from callcenter.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from callcenter.demopbx.asterisk import DemoAsterisk
@@ -706,9 +707,7 @@ class _FastAGIConnection:
                     with contextlib.suppress(ConnectionError):
                         await self.writer.drain()
         finally:
-            reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader_task
+            await cancel_and_wait(reader_task)
         # The server closed: Asterisk says HANGUP once more and closes its side.
         self._send(HANGUP_NOTICE)
 

@@ -29,6 +29,7 @@ from typing import Protocol, TypeVar
 import structlog
 
 from callcenter.errors import RecordError
+from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -157,9 +158,7 @@ class RecordWriter:
                     await self._queue.join()
             except TimeoutError:
                 unwritten = list(self._pending)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)

@@ -56,6 +56,7 @@ from callcenter.protocols.agi import (
     parse_result,
 )
 from callcenter.protocols.ami import AMIMessage, decode_agi_field
+from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -427,11 +428,7 @@ class FastAGIServer:
             timer.cancel()
         self._env_timers.clear()
         tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*tasks)
         for session in list(self._sessions):
             await session.close()
         if self._server is not None:
@@ -720,11 +717,7 @@ class AsyncAGIRouter:
     async def stop(self) -> None:
         """Cancel the sessions' tasks (their sessions get closed)."""
         tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*tasks)
 
     def session_for(self, channel: str) -> AsyncAGISession | None:
         return self._by_channel.get(channel)

@@ -54,6 +54,7 @@ from callcenter.protocols.ami import (
     is_list_complete,
     is_list_start,
 )
+from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -280,8 +281,15 @@ class AMIConnection:
         """Connect if needed, then return only when :meth:`close` is called."""
         await self.connect()
         if self._supervisor is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            current = asyncio.current_task()
+            before = current.cancelling() if current is not None else 0
+            try:
                 await asyncio.shield(self._supervisor)
+            except asyncio.CancelledError:
+                # close() cancelled the supervisor: return. Our own caller cancelled us:
+                # go on cancelling.
+                if current is not None and current.cancelling() > before:
+                    raise
 
     async def wait_connected(self, within: float | None = None) -> None:
         """Wait until a logged-in link is up; ``PBXTimeoutError`` after ``within`` seconds."""
@@ -303,15 +311,9 @@ class AMIConnection:
         if link is not None:
             self._drop(link, "closed by us")
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._supervisor
+            await cancel_and_wait(self._supervisor)
             self._supervisor = None
-        for task in list(self._side_tasks):
-            task.cancel()
-        for task in list(self._side_tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*list(self._side_tasks))
         self._fail_pending(PBXConnectionError(f"AMI connection to {self.where} closed"))
 
     async def send_action(
@@ -580,9 +582,7 @@ class AMIConnection:
             try:
                 await link.lost.wait()
             finally:
-                keepalive.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keepalive
+                await cancel_and_wait(keepalive)
             self._connected.clear()
             if self._closing:
                 return

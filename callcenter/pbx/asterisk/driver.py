@@ -80,6 +80,7 @@ from callcenter.pbx.interface import (
 from callcenter.pbx.spy import SpyLife
 from callcenter.protocols.agi import AGIResult, format_command
 from callcenter.protocols.ami import AMIMessage
+from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -312,16 +313,12 @@ class AsteriskDriver:
         if self._fastagi is not None:
             await self._fastagi.stop()
         if self._adopting is not None:
-            self._adopting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._adopting
+            await cancel_and_wait(self._adopting)
             self._adopting = None
         if self._router is not None:
             await self._router.stop()
         if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat_task
+            await cancel_and_wait(self._heartbeat_task)
             self._heartbeat_task = None
             # The dialplan fails over at once instead of after the heartbeat goes stale.
             await self._beat("0", timeout=1.0)

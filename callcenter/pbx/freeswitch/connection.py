@@ -62,6 +62,7 @@ from callcenter.protocols.esl import (
     encode_command,
     encode_sendmsg,
 )
+from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -574,17 +575,11 @@ class ESLConnection(ESLClient):
             with contextlib.suppress(Exception):
                 await link.request(encode_command("exit"), "exit", min(self.command_timeout, 1.0))
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._supervisor
+            await cancel_and_wait(self._supervisor)
             self._supervisor = None
         if link is not None:
             await link.close()
-        for task in list(self._side_tasks):
-            task.cancel()
-        for task in list(self._side_tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*list(self._side_tasks))
         self._ready.clear()
         self._fail_jobs("connection closed")
 
@@ -680,9 +675,7 @@ class ESLConnection(ESLClient):
             try:
                 await link.lost.wait()
             finally:
-                watchdog.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watchdog
+                await cancel_and_wait(watchdog)
             self._ready.clear()
             self._fail_jobs(link.reason)
             if self._closing:
@@ -920,11 +913,7 @@ class ESLOutboundServer:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*list(self._tasks))
 
     def _new_session(self) -> _Link:
         return ESLOutboundSession(self.command_timeout, self._start_session).link

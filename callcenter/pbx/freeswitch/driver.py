@@ -135,6 +135,7 @@ from callcenter.pbx.interface import (
 from callcenter.pbx.link import reply_within
 from callcenter.pbx.spy import SpyLife
 from callcenter.protocols.esl import MYEVENTS, ESLEvent, ESLMessage
+from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -433,11 +434,7 @@ class FreeSwitchDriver:
         if self._outbound is not None:
             await self._outbound.stop()
             self._outbound = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*list(self._tasks))
         await self.esl.close()
         self._started = False
         self._log.info("pbx_stopped")
