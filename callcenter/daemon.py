@@ -165,8 +165,13 @@ class Daemon:
         config_path: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
         pbx: PBX | None = None,
+        resume: bool = True,
     ) -> None:
+        """``resume``: at start, take back what a previous daemon on the same record
+        database left: agents' shifts and pauses, callers waiting for a callback (off for a
+        demo that starts a fresh day on an old database)."""
         self.config = config
+        self.resume = resume
         self.config_path = config_path if config_path is not None else config.source
         self.environ = environ
         self.bus = EventBus()
@@ -230,7 +235,7 @@ class Daemon:
             raise
         try:
             await self.api.start()
-            resumed = await self._resume_shifts()
+            resumed = await self._resume_shifts() if self.resume else set()
             for agent_id, agent in self.config.agents.items():
                 if agent.logged_in and agent_id not in resumed:
                     self.router.login(agent_id, via="config")
@@ -240,7 +245,8 @@ class Daemon:
             await self.recorder.close()
             self.lock.release()
             raise
-        await self._restore_callbacks()
+        if self.resume:
+            await self._restore_callbacks()
         systemd.notify("READY=1", f"STATUS=taking calls from {self.pbx.name}")
         interval = systemd.watchdog_interval()
         if interval is not None:

@@ -242,6 +242,7 @@ def run_demo(
                 base=base,
                 config=overrides,
                 prompt_seconds=0.8 * speed,
+                resume=False,
             ) as center:
                 daemon = center.daemon
                 daemon.bus.subscribe(LiveView(stream, time.monotonic()))
@@ -260,6 +261,11 @@ def run_demo(
                 await _script(center, speed, stream)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(daemon.switchboard.wait_idle(), 10)
+                # The end of the demo's day: every shift is recorded and none is left for
+                # a daemon that starts on these records later to take back.
+                for agent in daemon.router.agents.values():
+                    if agent.state != "logged_out":
+                        daemon.router.logout(agent.id, via="demo")
         store = SqliteCdrStore(cdr_path)
         try:
             return store.fetch_cdrs()

@@ -201,6 +201,7 @@ async def running_center(
     secret: str = DEMO_SECRET,
     base: Mapping[str, Any] = BASE_CONFIG,
     failover_after: float | None = FAILOVER_AFTER,
+    resume: bool = True,
 ) -> AsyncIterator[Center]:
     """Start a demo PBX and a daemon configured for it; stop both on exit.
 
@@ -210,7 +211,9 @@ async def running_center(
     ``transport`` (or its older name ``agi``) picks the PBX: ``fastagi``/``asyncagi`` start a
     demo Asterisk, ``esl-inbound``/``esl-outbound`` a demo FreeSWITCH (park / socket).
     ``failover_after``: seconds before the demo FreeSWITCH sends a parked caller nobody took
-    to its failover extension, as the shipped dialplan does (None: never).
+    to its failover extension, as the shipped dialplan does (None: never). ``resume``: the
+    daemon takes back agents' shifts and waiting callbacks from the record database
+    (:class:`~callcenter.daemon.Daemon`).
     """
     mode = transport or agi
     if mode.startswith("esl-"):
@@ -221,6 +224,7 @@ async def running_center(
             prompt_seconds=prompt_seconds,
             secret=secret,
             failover_after=failover_after,
+            resume=resume,
         ) as center:
             yield center
         return
@@ -247,7 +251,7 @@ async def running_center(
         await asyncio.to_thread(_write_config, path, settings)
         environ = {"CALLCENTER_AMI_SECRET": secret}
         loaded = load_config(path, environ=environ)
-        daemon = Daemon(loaded, config_path=path, environ=environ)
+        daemon = Daemon(loaded, config_path=path, environ=environ, resume=resume)
         await daemon.start()
         center = Center(pbx=pbx, daemon=daemon, config_path=path)
         try:
@@ -268,6 +272,7 @@ async def _freeswitch_center(
     prompt_seconds: float,
     secret: str,
     failover_after: float | None,
+    resume: bool,
 ) -> AsyncIterator[Center]:
     pbx = DemoFreeSwitch(
         password=DEMO_ESL_PASSWORD,
@@ -300,7 +305,7 @@ async def _freeswitch_center(
             "CALLCENTER_ESL_PASSWORD": secret if secret != DEMO_SECRET else DEMO_ESL_PASSWORD
         }
         loaded = load_config(path, environ=environ)
-        daemon = Daemon(loaded, config_path=path, environ=environ)
+        daemon = Daemon(loaded, config_path=path, environ=environ, resume=resume)
         await daemon.start()
         center = Center(pbx=pbx, daemon=daemon, config_path=path)
         try:

@@ -185,6 +185,18 @@ async def test_an_agent_still_talking_through_a_restart_is_not_offered_another_c
     assert alice.rings == 1 and bob.answered == 1
 
 
+async def test_a_daemon_told_not_to_resume_starts_a_fresh_day(tmp_path: Path) -> None:
+    """``callcenter demo`` reuses the example config's records: its second run must not
+    start with the first run's agents logged in (Daemon(resume=False))."""
+    async with running_center(tmp_path) as center:
+        center.daemon.router.login("1003", via="phone")
+    async with running_center(tmp_path, resume=False) as center:
+        fresh = center.daemon.router.agents["1003"].state
+    async with running_center(tmp_path) as center:
+        resumed = center.daemon.router.agents["1003"].state
+    assert (fresh, resumed) == ("logged_out", "available")
+
+
 async def test_cli_transfer_with_no_call_says_why(tmp_path: Path) -> None:
     async with running_center(tmp_path) as center:
         api = f"http://127.0.0.1:{center.daemon.api.port}"

@@ -37,3 +37,4 @@ def test_a_second_demo_prints_its_own_calls_and_counts_the_earlier_ones(tmp_path
     rows = [line for line in table.splitlines() if line[:4].isdigit()]
     assert len(rows) == 6, table
     assert "6 CDR rows from this run (and 6 from earlier runs)" in text
+    assert "agent 1003 logged in (feature-code)" in text, "a fresh day: nobody resumed"
