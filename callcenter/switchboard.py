@@ -829,7 +829,7 @@ class Switchboard:
             )
         )
         log.info("callback_requested", call_id=info.call_id, queue=entry.queue, position=position)
-        self._start_callback(entry, number, joined, config)
+        self._start_callback(entry, number, joined, config, requested=time.monotonic())
         await call.stop_hold_music()
         await call.play([dest.prompt or qcfg.callback_prompt])
         return "system"
@@ -841,10 +841,13 @@ class Switchboard:
         joined: float,
         config: CallCenterConfig,
         *,
+        requested: float,
         attempts_made: int = 0,
     ) -> None:
         task = asyncio.get_running_loop().create_task(
-            self._callback_worker(entry, number, joined, config, attempts_made=attempts_made),
+            self._callback_worker(
+                entry, number, joined, config, requested=requested, attempts_made=attempts_made
+            ),
             name=f"callback-{entry.call_id}",
         )
         self._background.add(task)
@@ -889,7 +892,9 @@ class Switchboard:
             entry.callback = request.number
             # An attempt the stop interrupted did not fail: at least one more is made.
             made = min(request.attempts, qcfg.callback_attempts - 1)
-            self._start_callback(entry, request.number, joined, config, attempts_made=made)
+            self._start_callback(
+                entry, request.number, joined, config, requested=joined, attempts_made=made
+            )
             restored += 1
             log.info(
                 "callback_restored",
@@ -907,14 +912,16 @@ class Switchboard:
         joined: float,
         config: CallCenterConfig,
         *,
+        requested: float,
         attempts_made: int = 0,
     ) -> None:
         """Wait for the caller's turn, then call them back; retry on no answer. A request
-        whose turn has not come ``callback_max_age`` after it was made is given up."""
+        whose turn has not come ``callback_max_age`` after it was made (``requested``, on
+        the monotonic clock) is given up."""
         qcfg = config.queues[entry.queue]
         origin = entry.call_id
         clog = log.bind(call_id=origin, queue=entry.queue)
-        expires = joined + qcfg.callback_max_age
+        expires = requested + qcfg.callback_max_age
         try:
             for attempt in range(attempts_made + 1, qcfg.callback_attempts + 1):
                 try:
@@ -932,7 +939,7 @@ class Switchboard:
                             final=True,
                         )
                     )
-                    clog.info("callback_expired", waited=round(time.monotonic() - joined, 1))
+                    clog.info("callback_expired", waited=round(time.monotonic() - requested, 1))
                     break
                 reason = "no-agents"
                 if agents:
