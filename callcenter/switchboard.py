@@ -21,7 +21,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -829,27 +829,15 @@ class Switchboard:
             )
         )
         log.info("callback_requested", call_id=info.call_id, queue=entry.queue, position=position)
-        self._start_callback(entry, number, joined, config, requested=time.monotonic())
+        worker = self._callback_worker(entry, number, joined, config, requested=time.monotonic())
+        self._in_background(worker, f"callback-{entry.call_id}")
         await call.stop_hold_music()
         await call.play([dest.prompt or qcfg.callback_prompt])
         return "system"
 
-    def _start_callback(
-        self,
-        entry: QueueEntry,
-        number: str,
-        joined: float,
-        config: CallCenterConfig,
-        *,
-        requested: float,
-        attempts_made: int = 0,
-    ) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self._callback_worker(
-                entry, number, joined, config, requested=requested, attempts_made=attempts_made
-            ),
-            name=f"callback-{entry.call_id}",
-        )
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` beside the calls; :meth:`close` stops it."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -892,9 +880,10 @@ class Switchboard:
             entry.callback = request.number
             # An attempt the stop interrupted did not fail: at least one more is made.
             made = min(request.attempts, qcfg.callback_attempts - 1)
-            self._start_callback(
+            worker = self._callback_worker(
                 entry, request.number, joined, config, requested=joined, attempts_made=made
             )
+            self._in_background(worker, f"callback-{entry.call_id}")
             restored += 1
             log.info(
                 "callback_restored",
@@ -1255,9 +1244,7 @@ class Switchboard:
             if entry is not None
             else self._quietly(active.call.unbridge())
         )
-        task = asyncio.get_running_loop().create_task(cut)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(cut, f"cut-ring-{agent.id}")
 
     async def _cut_ring(self, active: ActiveCall, call_id: str, agent_id: str) -> None:
         """Stop the queue dial ringing a revoked agent. The PBX may not have told us about
