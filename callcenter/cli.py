@@ -327,6 +327,7 @@ def cmd_run(path: str) -> int:
 def cmd_report(path: str, last: int, *, as_json: bool) -> int:
     from callcenter.config import load_config
     from callcenter.daemon import resolve
+    from callcenter.records.rescue import rescue_path
     from callcenter.records.store import SqliteCdrStore
 
     _quiet_logging()
@@ -336,6 +337,13 @@ def cmd_report(path: str, last: int, *, as_json: bool) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     db = resolve(config, config.records.cdr_path)
+    waiting = rescue_path(db)
+    if waiting.exists():
+        print(
+            f"callcenter: records the database refused are waiting in {waiting}; "
+            "the next start of the daemon writes them",
+            file=sys.stderr,
+        )
     if not db.exists():
         print(f"no records yet: {db} does not exist", file=sys.stderr)
         return EXIT_OK

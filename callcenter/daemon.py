@@ -41,7 +41,8 @@ from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSetting
 from callcenter.pbx.interface import PBX, Call, PBXConnected, PBXDisconnected, PBXEvent
 from callcenter.records.callbacks import QueueCallbackRecorder
 from callcenter.records.cdr import CdrRecorder
-from callcenter.records.lock import RecordLock
+from callcenter.records.lock import IN_MEMORY, RecordLock
+from callcenter.records.rescue import RecordRescue
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.writer import RecordWriter
@@ -178,7 +179,12 @@ class Daemon:
         database = resolve(config, config.records.cdr_path)
         self.store = SqliteCdrStore(database)
         self.lock = RecordLock(database)
-        writer = RecordWriter(self.store, commit_interval=config.records.commit_interval)
+        writer = RecordWriter(
+            self.store,
+            commit_interval=config.records.commit_interval,
+            # An in-memory database ends with the process: nothing to keep for a next start.
+            rescue=RecordRescue(database, self.store) if str(database) != IN_MEMORY else None,
+        )
         self.recorder = CdrRecorder(self.store, writer=writer)
         self.bus.subscribe(self.recorder.on_event)
         self.shifts = ShiftRecorder(self.store, self.recorder.writer)
@@ -372,8 +378,13 @@ class Daemon:
             )
         return pending
 
-    async def stop(self) -> None:
-        """Stop taking calls and flush records."""
+    async def stop(self, *, flush_timeout: float = 10.0) -> None:
+        """Stop taking calls and flush records.
+
+        Records the database has not taken ``flush_timeout`` seconds into the flush (a full
+        disk) are kept beside it for the next start (:mod:`callcenter.records.rescue`);
+        RecordError when even that failed.
+        """
         systemd.notify("STOPPING=1")
         if self._watchdog is not None:
             await cancel_and_wait(self._watchdog)
@@ -382,7 +393,7 @@ class Daemon:
         await self.switchboard.close()
         await self.pbx.stop()
         try:
-            await self.recorder.close()
+            await self.recorder.close(flush_timeout)
         finally:
             self.lock.release()
         self._stopped.set()

@@ -152,11 +152,12 @@ class Center:
                 raise TimeoutError(f"no CDR for {uniqueid} after {timeout}s")
             await asyncio.sleep(0.02)
 
-    async def restart(self) -> Daemon:
+    async def restart(self, *, flush_timeout: float = 10.0) -> Daemon:
         """Stop the daemon and start a new one on the same config file, as ``systemctl
         restart`` would; the PBX and its calls stay. The PBX is pointed at the new daemon's
-        ports (FastAGI, outbound socket). Returns the new daemon (also :attr:`daemon`)."""
-        await self.daemon.stop()
+        ports (FastAGI, outbound socket). Returns the new daemon (also :attr:`daemon`).
+        ``flush_timeout``: as :meth:`Daemon.stop`."""
+        await self.daemon.stop(flush_timeout=flush_timeout)
         environ = self.daemon.environ
         config = await asyncio.to_thread(load_config, self.config_path, environ=environ)
         daemon = Daemon(config, config_path=self.config_path, environ=environ)

@@ -5,7 +5,9 @@ transports (FastAGI, the default, and AsyncAGI over AMI)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +126,51 @@ async def test_a_caller_who_hangs_up_is_let_go_at_once_even_while_the_record_is_
         row = await center.cdr(caller.uniqueid)
     assert waited == [caller.uniqueid]
     assert row["hung_up_by"] == "caller"
+
+
+async def test_records_a_full_disk_refused_until_the_stop_are_written_by_the_next_start(
+    tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up during a call and stays full until the daemon stops: the call's
+    CDR and the shift of an agent who logged out meanwhile are kept beside the database,
+    and the next daemon writes them before it takes calls (so the agent is not resumed)."""
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        daemon = center.daemon
+        daemon.router.login("1003", via="api")
+        await daemon.recorder.writer.wait_written("presence:1003")
+
+        def disk_full(sql: str, params: Any) -> int:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(daemon.store, "_execute", disk_full)
+        caller = await center.pbx.call("800", caller_num="5550007")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("2")
+        await caller.wait_bridged(timeout=5)
+        await caller.hangup()
+        await center.idle()
+        daemon.router.logout("1003", via="api")
+        rescue = Path(f"{daemon.store.path}.unwritten.jsonl")
+        assert not await asyncio.to_thread(rescue.exists), "kept in memory, retried meanwhile"
+
+        await daemon.stop(flush_timeout=0.3)
+        kept = (await asyncio.to_thread(rescue.read_text)).splitlines()
+        monkeypatch.undo()  # space was freed
+        daemon = await center.restart()
+        assert not await asyncio.to_thread(rescue.exists)
+        row = await center.cdr(caller.uniqueid, timeout=0.5)
+        shifts = await asyncio.to_thread(daemon.store.fetch_agent_sessions)
+        states = {a["id"]: a["state"] for a in daemon.router.snapshot()["agents"]}
+    keys = [json.loads(line)["key"] for line in kept]
+    assert [key.split(":")[0] for key in keys] == ["cdr", "session", "presence"]
+    assert keys[0] == f"cdr:{caller.uniqueid}" and keys[2] == "presence:1003"
+    assert row["src"] == "5550007" and row["queue"] == "support" and row["hung_up_by"] == "caller"
+    assert [(s["agent"], s["via_login"], s["via_logout"]) for s in shifts] == [
+        ("1003", "api", "api")
+    ]
+    assert states["1003"] == "logged_out", "her logout was in the kept records"
 
 
 async def test_caller_hangs_up_mid_prompt_leaves_no_stuck_call_and_logs_no_error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from callcenter.demopbx import DemoAsterisk
 from callcenter.errors import RecordError
 from callcenter.records.cdr import CdrRecord
 from callcenter.records.lock import RecordLock, holder
+from callcenter.records.rescue import RecordRescue
 from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import BASE_CONFIG, merge, running_center
 
@@ -247,6 +249,18 @@ async def test_report_last_n_shows_the_newest_n_calls_oldest_first(tmp_path: Pat
     lines = out.splitlines()
     assert lines[0].startswith("start") and set(lines[1]) == {"-"}
     assert [line.split()[1] for line in lines[2:]] == ["5550109", "5550110", "5550111"]
+
+
+async def test_report_says_when_refused_records_wait_for_the_next_start(tmp_path: Path) -> None:
+    path = _freeswitch_center_with_records(tmp_path, 1)
+    db = tmp_path / "var" / "cdr.sqlite3"
+    store = SqliteCdrStore(db)
+    refused = _cdr("call-09", "5550109", datetime(2026, 12, 5, 9, 0, tzinfo=UTC))
+    RecordRescue(db, store).keep([("cdr:call-09", functools.partial(store.write_cdr, refused))])
+    code, out, err = await _run_cli("report", str(path), "--json")
+    assert code == 0, err
+    assert [json.loads(line)["uniqueid"] for line in out.splitlines()] == ["call-00"]
+    assert f"records the database refused are waiting in {db}.unwritten.jsonl" in err
 
 
 async def test_report_refuses_a_count_below_one(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@
   :class:`CdrRecorder` bus listener;
 * :mod:`~callcenter.records.shifts`: agent sessions and pauses (:class:`ShiftRecorder`);
 * :mod:`~callcenter.records.writer`: the one-thread, retrying :class:`RecordWriter`;
+* :mod:`~callcenter.records.rescue`: what a full disk refused until the stop, kept in a
+  file beside the database for the next start;
 * :mod:`~callcenter.records.store`: :class:`SqliteCdrStore`, the SQLite sink.
 """
 

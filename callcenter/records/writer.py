@@ -13,6 +13,8 @@ A write that fails with :class:`~callcenter.errors.RecordError` (disk full, data
 locked, I/O error) is kept in memory and retried with exponential backoff until it
 succeeds or :meth:`RecordWriter.close` gives up; later records wait behind it so order is
 kept. Stores must therefore make writes idempotent (the SQLite store keys CDRs by uniqueid).
+What is still unwritten when :meth:`RecordWriter.close` gives up goes to the writer's
+rescue (:mod:`callcenter.records.rescue`): a file the next start writes to the database.
 """
 
 from __future__ import annotations
@@ -21,19 +23,35 @@ import asyncio
 import contextlib
 import functools
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import structlog
 
 from callcenter.errors import RecordError
 from callcenter.tasks import cancel_and_wait
 
+if TYPE_CHECKING:
+    from callcenter.records.rescue import Replayed
+
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+
+class Rescue(Protocol):
+    """Where writes go that the store would not take by the time the writer closes."""
+
+    path: Path
+
+    def keep(self, jobs: Sequence[tuple[str, Callable[[], object]]]) -> list[str]: ...
+
+    def line(self, key: str, write: Callable[[], object]) -> str: ...
+
+    def replay(self) -> Replayed: ...
 
 
 class OpenableStore(Protocol):
@@ -49,6 +67,7 @@ class OpenableStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Job:
+    seq: int
     key: str
     write: Callable[[], object]
 
@@ -68,8 +87,10 @@ class RecordWriter:
         remember: int = 65536,
         batch_max: int = 256,
         commit_interval: float = 0.0,
+        rescue: Rescue | None = None,
     ) -> None:
         self.store = store
+        self.rescue = rescue
         self._batch_max = max(1, batch_max)
         self._commit_interval = max(0.0, commit_interval)
         self._last_commit = float("-inf")
@@ -80,6 +101,8 @@ class RecordWriter:
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending: dict[str, int] = {}  # key -> jobs submitted, not yet durable
+        self._unwritten: dict[int, _Job] = {}  # seq -> job, in submission order
+        self._seq = 0
         self._written: OrderedDict[str, None] = OrderedDict()  # recently durable keys
         self._failed: dict[str, str] = {}  # key -> why it was given up
         self._last_error: dict[str, str] = {}
@@ -98,19 +121,26 @@ class RecordWriter:
         """Open the store (in the writer thread) and start writing. Idempotent.
 
         Raises RecordError when the store cannot be opened (bad path, permissions).
+        Records a previous writer on the same store had to rescue are written first; when
+        the store still refuses them they stay in their file and the error is logged.
         """
         if self._task is not None:
             return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
         await self.run(self.store.open)
+        if self.rescue is not None:
+            await self._replay(self.rescue)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="record-writer")
 
     def submit(self, key: str, write: Callable[[], object]) -> None:
         """Queue ``write`` (blocking, idempotent) to run in the writer thread."""
         self._pending[key] = self._pending.get(key, 0) + 1
         self._failed.pop(key, None)
-        self._queue.put_nowait(_Job(key, write))
+        self._seq += 1
+        job = _Job(self._seq, key, write)
+        self._unwritten[job.seq] = job
+        self._queue.put_nowait(job)
 
     def knows(self, key: str) -> bool:
         """True when ``key`` is pending, recently written or given up."""
@@ -147,29 +177,86 @@ class RecordWriter:
     async def close(self, flush_timeout: float = 10.0) -> None:
         """Write everything queued, then close the store and the thread. Idempotent.
 
-        Raises RecordError naming the records still unwritten after ``flush_timeout`` seconds.
+        What is still unwritten after ``flush_timeout`` seconds goes to the rescue file, for
+        the next start to write (a warning names it). Raises RecordError naming the records
+        when there is no rescue or it failed too; each is then logged in full
+        (``record_unwritten``), the last place left for it.
         """
         if self._task is None and self._pending and self._executor is None:
             await self.start()
-        unwritten: list[str] = []
+        unwritten: list[_Job] = []
         if self._task is not None:
             try:
                 async with asyncio.timeout(flush_timeout):
                     await self._queue.join()
             except TimeoutError:
-                unwritten = list(self._pending)
+                unwritten = list(self._unwritten.values())
             await cancel_and_wait(self._task)
             self._task = None
+        kept: str | None = None
+        if unwritten and self._executor is not None and self.rescue is not None:
+            kept = await self._keep(self.rescue, unwritten)
         if self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
             self._executor.shutdown(wait=False)
             self._executor = None
-        if unwritten:
-            errors = {self._last_error.get(k, "") for k in unwritten} - {""}
-            log.error("records_not_written", count=len(unwritten), keys=unwritten[:20])
-            raise RecordError(
-                f"{len(unwritten)} record(s) could not be written ({', '.join(unwritten[:5])}"
-                f"{', ...' if len(unwritten) > 5 else ''}): {'; '.join(sorted(errors)) or '?'}"
+        if not unwritten:
+            return
+        keys = list(dict.fromkeys(job.key for job in unwritten))
+        errors = "; ".join(sorted({self._last_error.get(k, "") for k in keys} - {""})) or "?"
+        if kept is not None:
+            # In the rescue's care now: closing again must not start writing them anew.
+            self._pending.clear()
+            self._unwritten.clear()
+            self._queue = asyncio.Queue()
+            log.warning(
+                "records_kept_for_next_start",
+                count=len(unwritten),
+                file=kept,
+                error=errors,
+                hint="the next start on this database writes them",
+            )
+            return
+        for job in unwritten:
+            line = ""
+            if self.rescue is not None:
+                with contextlib.suppress(TypeError):
+                    line = self.rescue.line(job.key, job.write)
+            log.error("record_unwritten", key=job.key, line=line)
+        log.error("records_not_written", count=len(keys), keys=keys[:20])
+        raise RecordError(
+            f"{len(keys)} record(s) could not be written ({', '.join(keys[:5])}"
+            f"{', ...' if len(keys) > 5 else ''}): {errors}"
+        )
+
+    async def _keep(self, rescue: Rescue, jobs: list[_Job]) -> str | None:
+        """Hand ``jobs`` to ``rescue``; the file's path, or None when that failed too."""
+        pairs = [(job.key, job.write) for job in jobs]
+        try:
+            await self.run(functools.partial(rescue.keep, pairs))
+        except (OSError, TypeError) as exc:
+            log.error("records_not_kept", file=str(rescue.path), error=str(exc))
+            return None
+        return str(rescue.path)
+
+    async def _replay(self, rescue: Rescue) -> None:
+        try:
+            replayed = await self.run(rescue.replay)
+        except RecordError as exc:
+            log.error(
+                "rescued_records_not_written",
+                file=str(rescue.path),
+                error=str(exc),
+                hint="they stay in the file; the next start tries again",
+            )
+            return
+        if replayed.written or replayed.rejected:
+            log.warning(
+                "rescued_records_written",
+                count=replayed.written,
+                file=str(rescue.path),
+                unreadable_lines=list(replayed.rejected),
+                moved_to=str(replayed.moved_to) if replayed.moved_to else None,
             )
 
     async def _run(self) -> None:
@@ -206,7 +293,7 @@ class RecordWriter:
             log.debug("record_batch_failed", records=len(jobs), error=str(exc))
             return False
         for job in jobs:
-            self._done(job.key)
+            self._done(job)
         return True
 
     async def _write(self, job: _Job) -> None:
@@ -231,14 +318,16 @@ class RecordWriter:
             except Exception as exc:
                 # A bug, not the disk: retrying would loop forever on the same record.
                 log.exception("record_write_crashed", key=job.key)
-                self._done(job.key, failure=f"{type(exc).__name__}: {exc}")
+                self._done(job, failure=f"{type(exc).__name__}: {exc}")
                 return
             if attempt > 1:
                 log.info("record_write_recovered", key=job.key, attempts=attempt)
-            self._done(job.key)
+            self._done(job)
             return
 
-    def _done(self, key: str, failure: str | None = None) -> None:
+    def _done(self, job: _Job, failure: str | None = None) -> None:
+        key = job.key
+        self._unwritten.pop(job.seq, None)
         left = self._pending.get(key, 1) - 1
         if left > 0:
             self._pending[key] = left
