@@ -182,8 +182,7 @@ class Daemon:
         writer = RecordWriter(
             self.store,
             commit_interval=config.records.commit_interval,
-            # An in-memory database ends with the process: nothing to keep for a next start.
-            rescue=RecordRescue(database, self.store) if str(database) != IN_MEMORY else None,
+            rescue=self._rescue(database),
         )
         self.recorder = CdrRecorder(self.store, writer=writer)
         self.bus.subscribe(self.recorder.on_event)
@@ -206,12 +205,25 @@ class Daemon:
         self.switchboard.attach_pbx(self.pbx)
         self.link = PBXLink(self.pbx.name)
         self.api = ControlAPI(
-            self.switchboard, config.api.host, config.api.port, reload=self.reload, link=self.link
+            self.switchboard,
+            config.api.host,
+            config.api.port,
+            reload=self.reload,
+            link=self.link,
+            records=self.recorder.writer.health,
         )
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self.pbx.subscribe(self._on_pbx_event)
+
+    def _rescue(self, database: Path) -> RecordRescue | None:
+        if str(database) == IN_MEMORY:
+            return None  # it ends with the process: nothing to keep for a next start
+        environ = self.environ if self.environ is not None else os.environ
+        # systemd's RuntimeDirectory= (a tmpfs): room even when the records' disk is full.
+        spare = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+        return RecordRescue(database, self.store, spare_folder=spare or None)
 
     @property
     def agi_port(self) -> int:

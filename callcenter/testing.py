@@ -203,6 +203,7 @@ async def running_center(
     base: Mapping[str, Any] = BASE_CONFIG,
     failover_after: float | None = FAILOVER_AFTER,
     resume: bool = True,
+    environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Center]:
     """Start a demo PBX and a daemon configured for it; stop both on exit.
 
@@ -214,7 +215,8 @@ async def running_center(
     ``failover_after``: seconds before the demo FreeSWITCH sends a parked caller nobody took
     to its failover extension, as the shipped dialplan does (None: never). ``resume``: the
     daemon takes back agents' shifts and waiting callbacks from the record database
-    (:class:`~callcenter.daemon.Daemon`).
+    (:class:`~callcenter.daemon.Daemon`). ``environ``: more of the daemon's environment
+    (``RUNTIME_DIRECTORY``, say), besides the PBX secret.
     """
     mode = transport or agi
     if mode.startswith("esl-"):
@@ -226,6 +228,7 @@ async def running_center(
             secret=secret,
             failover_after=failover_after,
             resume=resume,
+            environ=environ or {},
         ) as center:
             yield center
         return
@@ -250,9 +253,9 @@ async def running_center(
         )
         path = workdir / "callcenter.yaml"
         await asyncio.to_thread(_write_config, path, settings)
-        environ = {"CALLCENTER_AMI_SECRET": secret}
-        loaded = load_config(path, environ=environ)
-        daemon = Daemon(loaded, config_path=path, environ=environ, resume=resume)
+        daemon_environ = {**(environ or {}), "CALLCENTER_AMI_SECRET": secret}
+        loaded = load_config(path, environ=daemon_environ)
+        daemon = Daemon(loaded, config_path=path, environ=daemon_environ, resume=resume)
         await daemon.start()
         center = Center(pbx=pbx, daemon=daemon, config_path=path)
         try:
@@ -274,6 +277,7 @@ async def _freeswitch_center(
     secret: str,
     failover_after: float | None,
     resume: bool,
+    environ: Mapping[str, str],
 ) -> AsyncIterator[Center]:
     pbx = DemoFreeSwitch(
         password=DEMO_ESL_PASSWORD,
@@ -302,11 +306,10 @@ async def _freeswitch_center(
         settings["pbx"].pop("agi", None)
         path = workdir / "callcenter.yaml"
         await asyncio.to_thread(_write_config, path, settings)
-        environ = {
-            "CALLCENTER_ESL_PASSWORD": secret if secret != DEMO_SECRET else DEMO_ESL_PASSWORD
-        }
-        loaded = load_config(path, environ=environ)
-        daemon = Daemon(loaded, config_path=path, environ=environ, resume=resume)
+        password = secret if secret != DEMO_SECRET else DEMO_ESL_PASSWORD
+        daemon_environ = {**environ, "CALLCENTER_ESL_PASSWORD": password}
+        loaded = load_config(path, environ=daemon_environ)
+        daemon = Daemon(loaded, config_path=path, environ=daemon_environ, resume=resume)
         await daemon.start()
         center = Center(pbx=pbx, daemon=daemon, config_path=path)
         try:

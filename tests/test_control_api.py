@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,40 @@ async def test_health_says_503_while_the_pbx_link_is_down_and_ok_once_it_is_back
         async with asyncio.timeout(10):
             while (await _raw(center, HEALTH))[0] != 200:
                 await asyncio.sleep(0.05)
+
+
+async def test_health_stays_200_while_the_disk_is_full_and_says_the_records_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls go on with a full disk; a monitor alerting on ``records.ok`` sees it, and the
+    records are written once there is room again."""
+    async with running_center(tmp_path) as center:
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        _, body = await _raw(center, HEALTH)
+        assert body["records"] == {"ok": True, "unwritten": 0}
+        store = center.daemon.store
+
+        def disk_full(sql: str, params: object) -> int:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(store, "_execute", disk_full)
+        caller = await center.pbx.call("800", caller_num="5550001")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("9")
+        await caller.wait_ended(timeout=5)
+        async with asyncio.timeout(5):
+            while (await _raw(center, HEALTH))[1]["records"]["ok"]:  # type: ignore[index]
+                await asyncio.sleep(0.02)
+        status, body = await _raw(center, HEALTH)
+        records = body["records"]
+        assert status == 200 and body["status"] == "ok", "calls can still be taken"
+        assert isinstance(records, dict)
+        assert records["unwritten"] == 1 and "disk is full" in records["error"]
+        _, snapshot = await _raw(center, b"GET /status HTTP/1.1\r\n\r\n")
+        assert snapshot["records"]["failing_since"] == records["failing_since"]  # type: ignore[index]
+
+        monkeypatch.undo()
+        row = await center.cdr(caller.uniqueid, timeout=10)
+        _, body = await _raw(center, HEALTH)
+    assert row["src"] == "5550001"
+    assert body["records"] == {"ok": True, "unwritten": 0}

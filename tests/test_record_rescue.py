@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 from callcenter.errors import RecordError
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
-from callcenter.records.rescue import RecordRescue, decode_write, encode_write, rescue_path
+from callcenter.records.rescue import (
+    RecordRescue,
+    decode_write,
+    encode_write,
+    rescue_path,
+    spare_path,
+)
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.writer import RecordWriter
@@ -214,11 +220,12 @@ async def test_a_line_cut_short_is_reported_and_the_file_moved_aside_not_lost(
     rescue_path(db).write_text(good + cut[:40], encoding="utf-8")
     with structlog.testing.capture_logs() as logs:
         replayed = RecordRescue(db, store).replay()
-    assert replayed.written == 2 and replayed.rejected == (3,)
+    assert replayed.written == 2 and replayed.rejected == (f"{rescue_path(db)}:3",)
     (unreadable,) = [e for e in logs if e["event"] == "rescued_record_unreadable"]
     assert unreadable["file"] == f"{rescue_path(db)}:3"
     assert not rescue_path(db).exists(), "not replayed again"
-    assert replayed.moved_to is not None and replayed.moved_to.read_text() == good + cut[:40]
+    (moved_to,) = replayed.moved_to
+    assert moved_to.read_text() == good + cut[:40]
     assert [r["uniqueid"] for r in store.fetch_cdrs()] == ["1796444790.1"]
 
 
@@ -239,7 +246,8 @@ async def test_when_the_file_cannot_be_written_either_each_record_is_logged_whol
     refused = pytest.raises(RecordError, match=r"3 record\(s\) could not be written.*disk I/O")
     with structlog.testing.capture_logs() as logs, refused:
         await asyncio.wait_for(writer.close(flush_timeout=0.2), 5)
-    assert any(e["event"] == "records_not_kept" for e in logs)
+    (not_kept,) = [e for e in logs if e["event"] == "records_not_kept"]
+    assert not_kept["files"] == [str(rescue_path(db))]
     lines = [e["line"] for e in logs if e["event"] == "record_unwritten"]
     assert [json.loads(line)["key"] for line in lines] == [key for key, _ in jobs]
 
@@ -326,3 +334,39 @@ def test_any_record_comes_back_from_its_rescue_line_as_it_was(record: Any) -> No
     for field in ("start", "requested", "logged_in", "login"):
         if hasattr(record, field):
             assert getattr(decoded, field).utcoffset() == getattr(record, field).utcoffset()
+
+
+async def test_records_go_to_the_spare_folder_when_the_database_s_disk_refuses_them(
+    tmp_path: Path,
+) -> None:
+    """systemd's RuntimeDirectory (a tmpfs) when the records' own disk is the full one."""
+    db = tmp_path / "var" / "cdr.sqlite3"
+    spare = tmp_path / "run"
+    spare.mkdir()
+    store = SqliteCdrStore(db)
+    rescue = RecordRescue(db, store, spare_folder=spare)
+    rescue_path(db).mkdir(parents=True)  # the file beside the database cannot be written
+    writer = RecordWriter(store, retry_initial=0.01, rescue=rescue)
+    await writer.start()
+    broken(store)
+    jobs = writes_of_a_working_day(store)[:2]
+    for key, write in jobs:
+        writer.submit(key, write)
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.wait_for(writer.close(flush_timeout=0.2), 5)
+    (kept,) = [e for e in logs if e["event"] == "records_kept_for_next_start"]
+    (elsewhere,) = spare.iterdir()
+    assert kept["file"] == str(elsewhere) == str(spare_path(db, spare))
+    assert elsewhere.name.startswith("cdr.sqlite3-") and elsewhere.name.endswith(".jsonl")
+    assert elsewhere.stat().st_mode & 0o777 == 0o600, "phone numbers: the daemon's eyes only"
+    assert spare_path(tmp_path / "other" / "cdr.sqlite3", spare) != elsewhere
+
+    rescue_path(db).rmdir()
+    fresh = SqliteCdrStore(db)
+    next_writer = RecordWriter(fresh, rescue=RecordRescue(db, fresh, spare_folder=spare))
+    await next_writer.start()
+    try:
+        assert [r["uniqueid"] for r in fresh.fetch_cdrs()] == ["1796444790.1"]
+        assert list(spare.iterdir()) == []
+    finally:
+        await next_writer.close()

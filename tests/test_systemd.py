@@ -154,3 +154,8 @@ def test_the_shipped_unit_matches_what_the_daemon_does() -> None:
     assert service["Restart"] == "on-failure"
     assert int(service["WatchdogSec"]) > 0
     assert service["Environment"] == "CALLCENTER_SECRETS_FILE=/etc/callcenter/secrets"
+    # Records a full disk refused at a stop wait in $RUNTIME_DIRECTORY for the next start:
+    # it must outlive the stop, and the flush (10 s) must fit in the stop timeout.
+    assert service["RuntimeDirectory"] == "callcenter"
+    assert service["RuntimeDirectoryPreserve"] == "yes"
+    assert int(service["TimeoutStopSec"]) > 10

@@ -2,10 +2,11 @@
 
 Routes (all JSON)::
 
-    GET  /health                          200 {"status": "ok", "pbx": {...}} while calls can
-                                          be taken, 503 {"status": "pbx link down", ...}
-                                          while the PBX link is down (for monitoring)
-    GET  /status                          the PBX link, agents, queues, active calls
+    GET  /health                          200 {"status": "ok", "pbx": {...}, "records": {...}}
+                                          while calls can be taken, 503 {"status": "pbx link
+                                          down", ...} while the PBX link is down (for
+                                          monitoring)
+    GET  /status                          the PBX link, records, agents, queues, active calls
     POST /agents/{id}/login               {}
     POST /agents/{id}/logout              {}
     POST /agents/{id}/pause               {"reason": "lunch"}
@@ -19,6 +20,10 @@ route) or 409 (not possible in the agent's current state).
 
 ``pbx`` in both is :meth:`PBXLink.as_dict`: ``{"name": "asterisk", "connected": true,
 "since": "2026-12-05T01:02:03.456+00:00"}``, plus ``"reason"`` while it is down.
+``records`` is :meth:`RecordWriter.health <callcenter.records.writer.RecordWriter.health>`:
+``{"ok": true, "unwritten": 0}``; while the database refuses writes (a full disk) ``ok`` is
+false, with ``failing_since`` and ``error``. Calls are still taken then (status 200): the
+records wait in memory, and a monitor should alert on ``records.ok``.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ LINGER_BYTES = 1024 * 1024
 LINGER_SECONDS = 1.0
 #: Re-reads the config; returns the changed settings that wait for a restart.
 Reloader = Callable[[], Awaitable[list[str]]]
+#: Whether records reach their database (``RecordWriter.health``).
+RecordHealth = Callable[[], dict[str, Any]]
 
 
 class HTTPError(Exception):
@@ -113,10 +120,13 @@ class ControlAPI:
         switchboard: Switchboard,
         host: str = "127.0.0.1",
         port: int = 8470,
+        *,
         reload: Reloader | None = None,
         link: PBXLink | None = None,
+        records: RecordHealth | None = None,
     ) -> None:
         self.switchboard = switchboard
+        self._records = records
         self.host = host
         self.port = port
         self._reload = reload
@@ -176,11 +186,12 @@ class ControlAPI:
         router = board.router
         if method == "GET" and parts == ["health"]:
             pbx = self.link.as_dict()
+            health = {"pbx": pbx, **self._records_health()}
             if not self.link.connected:
-                raise HTTPError(503, "pbx link down", {"status": "pbx link down", "pbx": pbx})
-            return {"status": "ok", "pbx": pbx}
+                raise HTTPError(503, "pbx link down", {"status": "pbx link down", **health})
+            return {"status": "ok", **health}
         if method == "GET" and parts == ["status"]:
-            snapshot = {"pbx": self.link.as_dict(), **router.snapshot()}
+            snapshot = {"pbx": self.link.as_dict(), **self._records_health(), **router.snapshot()}
             snapshot["calls"] = [
                 {"call_id": cid, "queue": a.queue, "agent": a.agent, "path": a.path}
                 for cid, a in board.active.items()
@@ -199,6 +210,9 @@ class ControlAPI:
                 raise HTTPError(405, f"use POST for /agents/{parts[1]}/{parts[2]}")
             return await self._agent_action(parts[1], parts[2], body)
         raise HTTPError(404, f"no route {method} {path}")
+
+    def _records_health(self) -> dict[str, Any]:
+        return {"records": self._records()} if self._records is not None else {}
 
     async def _agent_action(
         self, agent_id: str, action: str, body: dict[str, Any]

@@ -3,30 +3,38 @@
 The record writer retries a write that fails (disk full, I/O error) for as long as the
 daemon runs. When the daemon stops, what is still unwritten after the flush timeout would be
 lost with the process: the CDRs of the last calls, the shifts of agents who logged out, the
-callbacks promised. :class:`RecordRescue` keeps them instead, in a JSON-lines file beside the
-database (``<database>.unwritten.jsonl``, appended to, synced), and the next daemon on that
-database writes them before it takes calls (:meth:`RecordRescue.replay`), then deletes the
-file. Every write is idempotent (see :mod:`callcenter.records.store`), so a record both in
-the database and in the file is stored once.
+callbacks promised. :class:`RecordRescue` keeps them instead, in a JSON-lines file
+(appended to, synced), and the next daemon on that database writes them before it takes
+calls (:meth:`RecordRescue.replay`), then deletes the file. Every write is idempotent (see
+:mod:`callcenter.records.store`), so a record both in the database and in a file is stored
+once.
+
+Where: beside the database (``<database>.unwritten.jsonl``), or, when that file system is
+the full one, in a spare folder on another: systemd's ``$RUNTIME_DIRECTORY`` (a tmpfs under
+``/run``; the shipped unit keeps it across restarts), as
+``<database name>-<hash of its path>.unwritten.jsonl``. A file only partly written is cut
+back to what it held. The next start reads both places.
 
 Each line is one store write, in the order the writer had them::
 
     {"key": "cdr:1712.4", "op": "write_cdr", "args": [{"$record": "CdrRecord", ...}], "kwargs": {}}
 
 Datetimes are ``{"$datetime": ISO 8601}``, tuples ``{"$tuple": [...]}``; ``op`` is one of
-:data:`REPLAYABLE`. When the file cannot be written either (the same full disk), the daemon
-logs each line in full (``record_unwritten``) as the last place left: pasted into the file,
+:data:`REPLAYABLE`. When no place takes them, the daemon logs each line in full
+(``record_unwritten``) as the last place left: pasted into the file beside the database,
 they are written at the next start like the others.
 
-A line that cannot be read back (a file cut short by the full disk, an edit gone wrong) is
-reported by line number; the whole file is then moved aside (``.rejected-<time>``) once the
-good lines are written, so that it is neither replayed again nor lost.
+A line that cannot be read back (an edit gone wrong) is reported as file:line; the whole
+file is then moved aside (``.rejected-<time>``) once the good lines are written, so that it
+is neither replayed again nor lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -67,8 +75,16 @@ _RECORDS: Final[dict[str, type[Any]]] = {
 
 
 def rescue_path(database: str | os.PathLike[str]) -> Path:
-    """Where the records ``database`` would not take are kept."""
+    """Where the records ``database`` would not take are kept first: beside it."""
     return Path(f"{os.fspath(database)}{SUFFIX}")
+
+
+def spare_path(database: str | os.PathLike[str], folder: str | os.PathLike[str]) -> Path:
+    """Where they are kept in the spare ``folder`` (named so that the databases of several
+    daemons sharing the folder do not meet)."""
+    path = Path(database).absolute()
+    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:12]
+    return Path(folder) / f"{path.name}-{digest}{SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +93,12 @@ class Replayed:
 
     written: int = 0
     """Lines written to the database."""
-    rejected: tuple[int, ...] = ()
-    """Line numbers that could not be read back."""
-    moved_to: Path | None = None
-    """Where the file went when some lines were rejected."""
+    rejected: tuple[str, ...] = ()
+    """The lines that could not be read back, as ``file:line``."""
+    moved_to: tuple[Path, ...] = ()
+    """Where files with rejected lines went."""
+    files: tuple[Path, ...] = ()
+    """The files read."""
 
 
 def _encode(value: object) -> object:
@@ -157,47 +175,83 @@ def decode_write(line: str) -> tuple[str, str, list[Any], dict[str, Any]]:
 
 
 class RecordRescue:
-    """The rescue file of one record database and the store that replays it (blocking
+    """The rescue files of one record database and the store that replays them (blocking
     methods: the record writer runs them in its thread)."""
 
-    def __init__(self, database: str | os.PathLike[str], store: object) -> None:
-        self.path = rescue_path(database)
+    def __init__(
+        self,
+        database: str | os.PathLike[str],
+        store: object,
+        *,
+        spare_folder: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.paths: tuple[Path, ...] = (rescue_path(database),)
+        if spare_folder:
+            self.paths += (spare_path(database, spare_folder),)
         self.store = store
 
     def __repr__(self) -> str:
-        return f"RecordRescue({str(self.path)!r})"
+        return f"RecordRescue({', '.join(str(p) for p in self.paths)})"
 
     @staticmethod
     def line(key: str, write: Callable[[], object]) -> str:
         """The rescue line of one writer job (see :func:`encode_write`)."""
         return encode_write(key, write)
 
-    def keep(self, jobs: Sequence[tuple[str, Callable[[], object]]]) -> list[str]:
-        """Append ``jobs`` (writer key, store write) to the file and sync it.
+    def waiting(self) -> list[Path]:
+        """The rescue files there are now."""
+        return [path for path in self.paths if path.exists()]
 
-        Returns the lines written. Raises OSError when the file cannot take them, and
-        TypeError for a job that is not a replayable store write (nothing written then).
+    def keep(self, jobs: Sequence[tuple[str, Callable[[], object]]]) -> Path:
+        """Append ``jobs`` (writer key, store write) to the first file that takes them all,
+        synced; returns it.
+
+        Raises OSError when no place takes them (the last error), and TypeError for a job
+        that is not a replayable store write (nothing written then).
         """
-        lines = [encode_write(key, write) for key, write in jobs]
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write("".join(f"{line}\n" for line in lines))
-            file.flush()
-            os.fsync(file.fileno())
-        return lines
+        text = "".join(f"{encode_write(key, write)}\n" for key, write in jobs).encode()
+        error: OSError | None = None
+        for path in self.paths:
+            try:
+                _append(path, text)
+            except OSError as exc:
+                log.warning("rescue_file_refused", file=str(path), error=str(exc))
+                error = exc
+                continue
+            return path
+        assert error is not None
+        raise error
 
     def replay(self) -> Replayed:
-        """Write what the file holds to the store, then delete the file.
+        """Write what the files hold to the store, then delete them.
 
-        Raises RecordError when the store still refuses a write (the file stays, whole,
-        for the next start). Lines that cannot be read back are skipped and reported; the
+        Raises RecordError when the store still refuses a write (the files stay, whole,
+        for a later try). Lines that cannot be read back are skipped and reported; their
         file is then moved aside rather than deleted.
         """
+        written = 0
+        rejected: list[str] = []
+        moved: list[Path] = []
+        files: list[Path] = []
+        for path in self.paths:
+            found, count, bad, moved_to = self._replay_file(path)
+            if found:
+                files.append(path)
+            written += count
+            rejected += [f"{path}:{number}" for number in bad]
+            if moved_to is not None:
+                moved.append(moved_to)
+        return Replayed(
+            written=written, rejected=tuple(rejected), moved_to=tuple(moved), files=tuple(files)
+        )
+
+    def _replay_file(self, path: Path) -> tuple[bool, int, list[int], Path | None]:
         try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
+            text = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            return Replayed()
+            return False, 0, [], None
         except OSError as exc:
-            raise RecordError(f"cannot read {self.path}: {exc}") from exc
+            raise RecordError(f"cannot read {path}: {exc}") from exc
         writes: list[tuple[str, str, list[Any], dict[str, Any]]] = []
         rejected: list[int] = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -206,7 +260,7 @@ class RecordRescue:
             try:
                 writes.append(decode_write(line))
             except (ValueError, TypeError) as exc:
-                log.error("rescued_record_unreadable", file=f"{self.path}:{number}", error=str(exc))
+                log.error("rescued_record_unreadable", file=f"{path}:{number}", error=str(exc))
                 rejected.append(number)
         for _key, op, args, kwargs in writes:
             getattr(self.store, op)(*args, **kwargs)
@@ -214,11 +268,32 @@ class RecordRescue:
         try:
             if rejected:
                 stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-                moved_to = self.path.with_name(f"{self.path.name}.rejected-{stamp}")
-                self.path.rename(moved_to)
+                moved_to = path.with_name(f"{path.name}.rejected-{stamp}")
+                path.rename(moved_to)
             else:
-                self.path.unlink()
+                path.unlink()
         except OSError as exc:
             # Written already; replaying the file again later is harmless (idempotent).
-            log.warning("rescue_file_not_removed", file=str(self.path), error=str(exc))
-        return Replayed(written=len(writes), rejected=tuple(rejected), moved_to=moved_to)
+            log.warning("rescue_file_not_removed", file=str(path), error=str(exc))
+        return True, len(writes), rejected, moved_to
+
+
+def _append(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` and sync it, all or nothing: a file the disk fills midway
+    is cut back to what it held."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+                if size == 0:
+                    os.unlink(path)
+            raise
+    finally:
+        os.close(fd)

@@ -227,6 +227,11 @@ _UPDATE_QUEUE_CALLBACK = (
 )
 
 
+LOW_SPACE = 1024 * 1024
+"""Bytes free below which a file system counts as full (SQLite needs whole pages for its
+write-ahead log and its shared-memory index)."""
+
+
 def _iso(value: Any) -> str:
     # Microseconds: (agent, login) and (agent, start) are primary keys, and two pauses can
     # start within one millisecond (a reason change right after a pause).
@@ -259,6 +264,21 @@ class SqliteCdrStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    def out_of_space(self) -> bool:
+        """True when the database's file system has (next to) no room left, in bytes or in
+        files: a write the store refuses then waits for space rather than for a fix."""
+        if str(self.path) == ":memory:":
+            return False
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            fs = os.statvfs(folder)
+        except OSError:
+            return False
+        room = fs.f_bavail * fs.f_frsize
+        return room < LOW_SPACE or (fs.f_files > 0 and fs.f_favail == 0)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:

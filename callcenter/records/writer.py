@@ -26,8 +26,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
 
@@ -45,9 +46,11 @@ T = TypeVar("T")
 class Rescue(Protocol):
     """Where writes go that the store would not take by the time the writer closes."""
 
-    path: Path
+    paths: tuple[Path, ...]
 
-    def keep(self, jobs: Sequence[tuple[str, Callable[[], object]]]) -> list[str]: ...
+    def keep(self, jobs: Sequence[tuple[str, Callable[[], object]]]) -> Path: ...
+
+    def waiting(self) -> list[Path]: ...
 
     def line(self, key: str, write: Callable[[], object]) -> str: ...
 
@@ -63,6 +66,8 @@ class OpenableStore(Protocol):
     def close(self) -> None: ...
 
     def batch(self, writes: Callable[[], T]) -> T: ...
+
+    def out_of_space(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,9 @@ class RecordWriter:
         self._failed: dict[str, str] = {}  # key -> why it was given up
         self._last_error: dict[str, str] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._failing_since: datetime | None = None
+        self._failure = ""
+        self._replay_pending = False
 
     @property
     def started(self) -> bool:
@@ -120,18 +128,54 @@ class RecordWriter:
     async def start(self) -> None:
         """Open the store (in the writer thread) and start writing. Idempotent.
 
-        Raises RecordError when the store cannot be opened (bad path, permissions).
-        Records a previous writer on the same store had to rescue are written first; when
-        the store still refuses them they stay in their file and the error is logged.
+        Raises RecordError when the store cannot be opened (bad path, permissions), unless
+        the store is out of space: calls must go on, so the writer starts anyway, keeps
+        records in memory and retries (see :meth:`health`). Records a previous writer on
+        the same store had to rescue are written first; when the store still refuses them
+        they stay in their file and are tried again after each record written.
         """
         if self._task is not None:
             return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
-        await self.run(self.store.open)
-        if self.rescue is not None:
-            await self._replay(self.rescue)
+        try:
+            await self.run(self.store.open)
+        except RecordError as exc:
+            if not await self.run(self.store.out_of_space):
+                raise
+            self._failing(str(exc))
+            log.error(
+                "records_waiting_for_space",
+                store=repr(self.store),
+                error=str(exc),
+                hint="calls go on; records are kept in memory until the disk has room",
+            )
+            self._replay_pending = self.rescue is not None
+        else:
+            if self.rescue is not None:
+                self._replay_pending = not await self._replay(self.rescue)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="record-writer")
+
+    def health(self) -> dict[str, Any]:
+        """Whether records reach the store: ``{"ok": true, "unwritten": 0}``, and while
+        writes fail, since when and the last error (for ``/health`` and ``/status``)."""
+        state: dict[str, Any] = {
+            "ok": self._failing_since is None,
+            "unwritten": len(self._unwritten),
+        }
+        if self._failing_since is not None:
+            state["failing_since"] = self._failing_since.isoformat(timespec="milliseconds")
+            state["error"] = self._failure
+        if self._replay_pending and self.rescue is not None:
+            waiting = [str(path) for path in self.rescue.waiting()]
+            if waiting:
+                state["rescued_files"] = waiting
+        return state
+
+    def _failing(self, error: str) -> None:
+        if self._failing_since is None:
+            self._failing_since = datetime.now(UTC)
+        self._failure = error
 
     def submit(self, key: str, write: Callable[[], object]) -> None:
         """Queue ``write`` (blocking, idempotent) to run in the writer thread."""
@@ -233,31 +277,35 @@ class RecordWriter:
         """Hand ``jobs`` to ``rescue``; the file's path, or None when that failed too."""
         pairs = [(job.key, job.write) for job in jobs]
         try:
-            await self.run(functools.partial(rescue.keep, pairs))
+            kept = await self.run(functools.partial(rescue.keep, pairs))
         except (OSError, TypeError) as exc:
-            log.error("records_not_kept", file=str(rescue.path), error=str(exc))
+            log.error("records_not_kept", files=[str(p) for p in rescue.paths], error=str(exc))
             return None
-        return str(rescue.path)
+        return str(kept)
 
-    async def _replay(self, rescue: Rescue) -> None:
+    async def _replay(self, rescue: Rescue, *, quiet: bool = False) -> bool:
+        """Write what ``rescue`` holds; False (logged unless ``quiet``) when the store
+        still refuses it."""
         try:
             replayed = await self.run(rescue.replay)
         except RecordError as exc:
-            log.error(
-                "rescued_records_not_written",
-                file=str(rescue.path),
-                error=str(exc),
-                hint="they stay in the file; the next start tries again",
-            )
-            return
+            if not quiet:
+                log.error(
+                    "rescued_records_not_written",
+                    files=[str(path) for path in rescue.waiting()],
+                    error=str(exc),
+                    hint="they stay in the file, tried again once records are written",
+                )
+            return False
         if replayed.written or replayed.rejected:
             log.warning(
                 "rescued_records_written",
                 count=replayed.written,
-                file=str(rescue.path),
+                files=[str(path) for path in replayed.files],
                 unreadable_lines=list(replayed.rejected),
-                moved_to=str(replayed.moved_to) if replayed.moved_to else None,
+                moved_to=[str(path) for path in replayed.moved_to],
             )
+        return True
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -274,6 +322,9 @@ class RecordWriter:
                 if len(jobs) == 1 or not await self._write_batch(jobs):
                     for job in jobs:
                         await self._write(job)
+                if self._replay_pending and self._failing_since is None and self.rescue:
+                    # The store takes records again: what an earlier stop rescued goes too.
+                    self._replay_pending = not await self._replay(self.rescue, quiet=True)
             finally:
                 self._last_commit = loop.time()
                 for _ in jobs:
@@ -305,6 +356,7 @@ class RecordWriter:
                 await self.run(job.write)
             except RecordError as exc:
                 self._last_error[job.key] = str(exc)
+                self._failing(str(exc))
                 log.warning(
                     "record_write_failed",
                     key=job.key,
@@ -337,6 +389,7 @@ class RecordWriter:
         if failure is not None:
             self._failed[key] = failure
         else:
+            self._failing_since = None
             self._written[key] = None
             self._written.move_to_end(key)
             while len(self._written) > self._remember:
