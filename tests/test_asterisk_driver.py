@@ -22,6 +22,7 @@ from asterisk_replay import (
 )
 
 from callcenter.demopbx import AgentPhone, DemoAsterisk
+from callcenter.demopbx.manager import ACTIONS, ManagerSession
 from callcenter.errors import ActionFailed, AuthenticationError, CallHungUp, CommandFailed
 from callcenter.pbx.asterisk.agi import AsyncAGIRouter, AsyncAGISession
 from callcenter.pbx.asterisk.ami import AMIConnection
@@ -750,3 +751,44 @@ async def test_a_call_handed_back_goes_on_in_the_dialplan_while_the_handler_goes
             await run.done.wait()
     assert run.errors == []
     assert probe.refused_after
+
+
+async def test_a_device_change_announced_while_the_state_list_comes_is_not_undone_by_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DeviceStateList is handed over whole at its end: a phone that went in use while it
+    came (its DeviceStateChange arrived first) must not be set back to the list's line."""
+
+    async def list_then_a_change(self: ManagerSession, msg: AMIMessage) -> None:
+        items = [
+            [("Event", "DeviceStateChange"), ("Device", device), ("State", state)]
+            for device, state in sorted(self.pbx.device_states.items())
+        ]
+        self.pbx.device_states["PJSIP/1001"] = "INUSE"
+        self.pbx.emit("DeviceStateChange", "call", [("Device", "PJSIP/1001"), ("State", "INUSE")])
+        self._list(msg, "List of device states will follow", "DeviceStateListComplete", items)
+
+    monkeypatch.setitem(ACTIONS, "devicestatelist", list_then_a_change)
+
+    async def handler(call: AsteriskCall) -> None:
+        return None
+
+    def last_state(run: Run, device: str) -> str | None:
+        states = [e.state for e in run.events if isinstance(e, DeviceStateChanged)]
+        devices = [e.device for e in run.events if isinstance(e, DeviceStateChanged)]
+        pairs = zip(states[::-1], devices[::-1], strict=True)
+        return next((s for s, d in pairs if d == device), None)
+
+    port = free_port()
+    pbx = DemoAsterisk(agi_url=f"agi://127.0.0.1:{port}", ami_secret="demo-secret")
+    async with pbx:
+        pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05))
+        pbx.add_phone("PJSIP/1002", AgentPhone(answer_after=0.05))
+        options = {"ami_username": "callcenter", "ami_secret": "demo-secret", "agi_port": port}
+        async with running(pbx.ami_port, handler, **options) as (_, run):
+            async with asyncio.timeout(5):
+                while last_state(run, "PJSIP/1002") is None:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+    assert last_state(run, "PJSIP/1001") == "INUSE"
+    assert last_state(run, "PJSIP/1002") == "NOT_INUSE", "the list's other lines still count"

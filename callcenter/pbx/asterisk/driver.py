@@ -235,6 +235,8 @@ class AsteriskDriver:
         # Uniqueids that AMI events told about while a resync's snapshot was on its way: the
         # events are newer than the snapshot, which must not undo them.
         self._heard_during_resync: list[set[str]] = []
+        # Devices whose state changed while a DeviceStateList was in flight.
+        self._device_changes_during_list: list[set[str]] = []
         self._bridges: dict[str, set[str]] = {}
         self._calls: dict[str, AsteriskCall] = {}
         #: Peer channel name -> the call whose dial rang it (so a Hangup finds it in O(1)).
@@ -637,19 +639,29 @@ class AsteriskDriver:
     def _ev_device_state(self, msg: AMIMessage) -> None:
         device = msg.get("Device") or ""
         if device:
+            for changed in self._device_changes_during_list:
+                changed.add(device)
             self._publish(DeviceStateChanged(device=device, state=msg.get("State") or ""))
 
     async def _device_states(self) -> None:
         """Ask for every device's state (DeviceStateList): after a (re)start the engine
         must know which agents' phones are in use already (an agent still talking on a call
         left to the PBX), not only those that change from now on."""
+        changed: set[str] = set()
+        self._device_changes_during_list.append(changed)
         try:
             _, items = await self.ami.send_list_action("DeviceStateList")
         except Exception as exc:
             self._log.info("device_states_unknown", error=str(exc))
             return
+        finally:
+            self._device_changes_during_list.remove(changed)
         for item in items:
-            self._ev_device_state(item)
+            device = item.get("Device") or ""
+            # The list is handed over whole at its end: a change Asterisk announced while
+            # it came is newer than the list's line (every change is announced).
+            if device and device not in changed:
+                self._publish(DeviceStateChanged(device=device, state=item.get("State") or ""))
 
     def _ev_chanspy_start(self, msg: AMIMessage) -> None:
         spy = self._spies.get(msg.get("SpyerUniqueid") or "")
