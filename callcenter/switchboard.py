@@ -152,6 +152,8 @@ CUT_RING_RETRY = 0.2
 
 IN_USE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 """Device states (Asterisk's words) that make an agent's device count as in use."""
+UNREACHABLE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
+"""Device states that mean the device cannot be called (not registered, no such device)."""
 
 _CALLBACK_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 
@@ -252,7 +254,12 @@ class Switchboard:
 
     def _on_pbx_event(self, event: PBXEvent) -> None:
         if isinstance(event, DeviceStateChanged):
-            self.router.device_state(event.device, in_use=event.state.upper() in IN_USE_STATES)
+            state = event.state.upper()
+            self.router.device_state(
+                event.device,
+                in_use=state in IN_USE_STATES,
+                reachable=state not in UNREACHABLE_STATES,
+            )
 
     async def close(self) -> None:
         """Stop background work: callbacks not placed yet are dropped (their requests leave

@@ -137,6 +137,10 @@ class Center:
             device, AgentPhone(answer_after=answer_after, reject=reject, hangup_after=hangup_after)
         )
 
+    def remove_phone(self, device: str) -> None:
+        """The agent phone registered as ``device`` unregisters (on either PBX)."""
+        self.pbx.remove_phone(device)
+
     async def cdr(self, uniqueid: str, timeout: float = 5.0) -> dict[str, Any]:
         """The CDR row of a call, waiting until it is written."""
         deadline = time.monotonic() + timeout

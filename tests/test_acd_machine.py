@@ -127,8 +127,8 @@ class AcdMachine(RuleBasedStateMachine):
         agent = self.router.agents[event.agent]
         if event.old != "available":
             self.bad.append(f"{event.agent}: {event.old} -> ringing")
-        if agent.delayed or agent.device_busy:
-            self.bad.append(f"{event.agent} offered while delayed or on a busy device")
+        if agent.delayed or agent.device_busy or agent.device_unreachable:
+            self.bad.append(f"{event.agent} offered while delayed or on a busy or lost device")
 
     def _in_loop(self, action: object) -> None:
         async def run() -> None:
@@ -345,9 +345,13 @@ class AcdMachine(RuleBasedStateMachine):
         if self.router.agents[agent_id].state is S.WRAP_UP:
             self._in_loop(lambda: self.router.end_wrapup(agent_id))
 
-    @rule(agent_id=st.sampled_from(AGENT_IDS), in_use=st.booleans())
-    def device_state_changes(self, agent_id: str, in_use: bool) -> None:
-        self._in_loop(lambda: self.router.device_state(f"PJSIP/{agent_id}", in_use=in_use))
+    @rule(agent_id=st.sampled_from(AGENT_IDS), in_use=st.booleans(), reachable=st.booleans())
+    def device_state_changes(self, agent_id: str, in_use: bool, reachable: bool) -> None:
+        self._in_loop(
+            lambda: self.router.device_state(
+                f"PJSIP/{agent_id}", in_use=in_use, reachable=reachable
+            )
+        )
 
     @rule(s1=st.sampled_from(list(Strategy)), leave_when_empty=st.booleans())
     def rules_reloaded(self, s1: Strategy, leave_when_empty: bool) -> None:
@@ -401,6 +405,7 @@ class AcdMachine(RuleBasedStateMachine):
                 ready = (
                     agent.state is S.AVAILABLE
                     and not agent.delayed
+                    and not agent.device_unreachable
                     and (rules.ring_in_use or not agent.device_busy)
                 )
                 fits = (

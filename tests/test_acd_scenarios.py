@@ -306,6 +306,60 @@ async def test_a_phone_that_fails_every_call_at_once_is_not_rung_in_a_loop(
     assert rings == 1
 
 
+async def test_an_agent_whose_softphone_unregisters_is_not_rung_until_it_registers_again(
+    tmp_path: Path,
+) -> None:
+    """As app_queue skips "Unavailable" members: Alice's softphone quits mid-shift; she stays
+    logged in (shown so, not ready), callers go to Bob, and she is rung again once her
+    phone is back."""
+    async with scene(tmp_path, setup({"strategy": "linear"})) as s:
+        s.phone("1001", **QUICK)
+        s.phone("1002", **QUICK)
+        s.login("1001", "1002")
+        first = await s.answered_call("5550001")
+        s.center.remove_phone("PJSIP/1001")
+        async with asyncio.timeout(5):
+            while s.router.agents["1001"].device_unreachable is False:
+                await asyncio.sleep(0.01)
+        (alice,) = [a for a in s.router.snapshot()["agents"] if a["id"] == "1001"]
+        second = await s.answered_call("5550002")
+        third = await s.answered_call("5550003")
+        s.phone("1001", **QUICK)
+        async with asyncio.timeout(5):
+            while s.router.agents["1001"].device_unreachable:
+                await asyncio.sleep(0.01)
+        fourth = await s.answered_call("5550004")
+    assert s.rang(first.uniqueid) == ["1001"]
+    assert s.rang(second.uniqueid) == ["1002"], "not a ring to a phone that is not there"
+    assert s.rang(third.uniqueid) == ["1002"]
+    assert s.rang(fourth.uniqueid) == ["1001"]
+    assert (alice["state"], alice["ready"], alice["device_reachable"]) == (
+        "available",
+        False,
+        False,
+    )
+
+
+async def test_a_phone_found_unregistered_by_a_ring_is_left_alone_until_it_registers(
+    tmp_path: Path,
+) -> None:
+    """The daemon started after the softphone quit (no unregistration seen): the first
+    ring fails, and from then on the agent is not rung until the phone registers."""
+    async with scene(tmp_path, setup({"strategy": "linear"})) as s:
+        s.phone("1002", **QUICK)
+        s.login("1001", "1002")
+        first = await s.answered_call("5550001")
+        second = await s.answered_call("5550002")
+        s.phone("1001", **QUICK)
+        async with asyncio.timeout(5):
+            while s.router.agents["1001"].device_unreachable:
+                await asyncio.sleep(0.01)
+        third = await s.answered_call("5550003")
+    assert s.rang(first.uniqueid) == ["1001", "1002"]
+    assert s.rang(second.uniqueid) == ["1002"]
+    assert s.rang(third.uniqueid) == ["1001"]
+
+
 async def test_random_rings_each_agent_once_per_round(tmp_path: Path) -> None:
     async with scene(tmp_path, setup({"strategy": "random"})) as s:
         s.phone("1001", reject=True)

@@ -497,6 +497,33 @@ async def test_an_agent_whose_device_is_in_use_is_skipped_unless_the_queue_rings
     assert [a.id for a in await asyncio.wait_for(task, 1)] == ["a"]
 
 
+async def test_an_agent_whose_phone_is_unreachable_is_never_offered_until_it_is_back() -> None:
+    """Even by queues that ring agents in use; the delay its failed rings earned ends when
+    the phone registers again."""
+    rules = {"relaxed": QueueRules(members=("a", "b"), ring_in_use=True, busy_delay=60.0)}
+    router, clock = make_router(rules)
+    login_all(router, clock, ["a", "b"])
+    router.device_state("PJSIP/a", in_use=False, reachable=False)
+    (agent,) = [x for x in router.snapshot()["agents"] if x["id"] == "a"]
+    assert (agent["state"], agent["ready"], agent["device_reachable"]) == (
+        "available",
+        False,
+        False,
+    )
+    first = router.enqueue("relaxed", "call-1")
+    assert [a.id for a in await offer(router, first)] == ["b"]
+    router.ring_failed(first, router.agents["b"], RingOutcome.BUSY)
+    task = asyncio.ensure_future(router.next_agents(first))
+    await asyncio.sleep(0)
+    assert not task.done(), "b sits out its busy delay, a is not there"
+    router.device_state("PJSIP/b", in_use=False, reachable=False)
+    router.device_state("PJSIP/b", in_use=False, reachable=True)
+    assert [a.id for a in await asyncio.wait_for(task, 1)] == ["b"], "back: its delay is over"
+    router.ring_failed(first, router.agents["b"], RingOutcome.CANCELLED)
+    router.device_state("PJSIP/a", in_use=False, reachable=True)
+    assert [a.id for a in await asyncio.wait_for(router.next_agents(first), 1)] == ["a"]
+
+
 # ---------------------------------------------------------------------- callers
 
 

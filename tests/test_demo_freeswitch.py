@@ -1296,3 +1296,29 @@ async def test_multiset_sets_several_variables_with_its_own_delimiter(
     assert await esl.api(f"uuid_getvar {uuid} lab_b") == "two"
     assert await esl.api(f"uuid_getvar {uuid} ringback") == "local_stream://moh"
     assert await esl.api(f"uuid_getvar {uuid} lab_c") == "x y"
+
+
+async def test_phones_register_and_unregister_as_mod_sofia_says_it() -> None:
+    """sofia::register / sofia::unregister with sofia_reg.c's headers, and sofia_contact
+    answering the contact or error/user_not_registered."""
+    async with DemoFreeSwitch(password=PASSWORD) as pbx:
+        esl = await connect(pbx, events="plain CUSTOM sofia::register sofia::unregister")
+        try:
+            assert await esl.api("sofia_contact */1001@127.0.0.1") == "error/user_not_registered"
+            pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05))
+            registered = await esl.wait_event("CUSTOM", Event_Subclass="sofia::register")
+            assert (registered.get("from-user"), registered.get("profile-name")) == (
+                "1001",
+                "internal",
+            )
+            contact = await esl.api("sofia_contact internal/1001")
+            assert contact.startswith("sofia/internal/sip:1001@127.0.0.1:")
+            pbx.remove_phone("PJSIP/1001")
+            gone = await esl.wait_event("CUSTOM", Event_Subclass="sofia::unregister")
+            assert gone.get("from-user") == "1001" and gone.get("call-id") == registered.get(
+                "call-id"
+            )
+            assert await esl.api("sofia_contact */1001") == "error/user_not_registered"
+            assert (await esl.api("sofia_contact ")).startswith("-ERR Usage")
+        finally:
+            await esl.close()

@@ -33,6 +33,7 @@ from callcenter.pbx.interface import (
     PBX,
     Call,
     ChannelHungUp,
+    DeviceStateChanged,
     DialResult,
     DialStatus,
     HangupCause,
@@ -41,7 +42,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
     RecordResult,
 )
-from callcenter.protocols.esl import ESLCommand
+from callcenter.protocols.esl import ESLCommand, encode_event_plain
 
 B = "b_ivr_playback_dtmf.jsonl"
 B_CALLER = "450ef6ad-6768-417e-9782-af7e0181267f"
@@ -849,3 +850,56 @@ async def test_caller_hanging_up_ends_a_recording_without_an_error() -> None:
     assert results == [RecordResult("/var/msgs/m2.ogg", 1.2, "hangup")]
     assert run.calls[0].hung_up
     assert sent(server, "sendmsg execute playback") == []
+
+
+def registration(subclass: str, **headers: str) -> bytes:
+    """mod_sofia's CUSTOM event for a (un)registration (sofia_reg.c's header names)."""
+    pairs = [
+        ("Event-Name", "CUSTOM"),
+        ("Core-UUID", "8d5b2cc6-7d9e-4a37-a0a2-0f7e5b0b8a11"),
+        ("Event-Subclass", subclass),
+        ("profile-name", "internal"),
+        *headers.items(),
+    ]
+    return encode_event_plain([(k.replace("_", "-"), v) for k, v in pairs])
+
+
+async def test_registrations_say_whether_an_agent_phone_can_be_called() -> None:
+    """A phone that registers can be called (in use or not, as its channels say); one
+    whose registration goes is unreachable only once FreeSWITCH has no contact left for
+    the user (asked with sofia_contact): a phone may be registered from two places."""
+
+    async def handler(call: FreeSwitchCall) -> None:
+        return None
+
+    def states(run: Run, device: str) -> list[str]:
+        return [e.state for e in run.of(DeviceStateChanged) if e.device == device]
+
+    answers = {"sofia_contact": "error/user_not_registered"}
+
+    def factory(_: int) -> ESLReplayer:
+        return ESLReplayer(quiet(), api_answers=answers)
+
+    async with ESLReplayServer(factory) as server, running(server, handler) as (_, run):
+        replayer = server.last
+        replayer.push([(0.0, registration("sofia::register", from_user="1001"))])
+        await wait_until(lambda: states(run, "PJSIP/1001") == ["NOT_INUSE"])
+        assert states(run, "user/1001") == states(run, "SIP/1001") == ["NOT_INUSE"]
+        unregister = registration(
+            "sofia::unregister", from_user="1001", from_host="pbx.example.com"
+        )
+        replayer.push([(0.0, unregister)])
+        await wait_until(lambda: states(run, "PJSIP/1001") == ["NOT_INUSE", "UNAVAILABLE"])
+
+        replayer.api_answers["sofia_contact"] = "sofia/internal/sip:1002@10.0.0.7:5062"
+        replayer.push([(0.0, registration("sofia::expire", user="1002", host="10.0.0.1"))])
+        await wait_until(lambda: len(sent(server, "api sofia_contact")) == 2)
+        bad = registration("sofia::unregister", from_user="1003 & rm -rf", from_host="x")
+        replayer.push([(0.0, bad)])
+        await asyncio.sleep(0.2)
+    lines = [cmd.line for cmd in sent(server, "api sofia_contact")]
+    assert lines == [
+        "api sofia_contact */1001@pbx.example.com",
+        "api sofia_contact */1002@10.0.0.1",
+    ], "nothing sent for a user name that is not one"
+    assert states(run, "PJSIP/1002") == [], "still registered elsewhere"

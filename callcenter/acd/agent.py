@@ -16,9 +16,11 @@ A pause asked for while RINGING or ON_CALL is likewise kept in ``pending_pause``
 when the ring or the call ends (RINGING/ON_CALL -> PAUSED).
 
 An AVAILABLE agent is offered calls only when it is also *ready*: not inside a no-answer,
-busy or reject delay (``delayed``) and, for queues that do not ring agents in use, with a
-device that is not busy (``device_busy``, from the PBX's device states). Readiness is not a
-state of the table: the agent is still AVAILABLE (and shown so), only not offered.
+busy or reject delay (``delayed``), with a device the PBX can reach (``device_unreachable``:
+a softphone that is not registered, as app_queue skips "Unavailable" members) and, for
+queues that do not ring agents in use, with a device that is not busy (``device_busy``, from
+the PBX's device states). Readiness is not a state of the table: the agent is still
+AVAILABLE (and shown so), only not offered.
 
 The :class:`~callcenter.acd.router.Router` owns every move; :meth:`Agent.move` only enforces
 the table and stamps the time.
@@ -103,6 +105,8 @@ class Agent:
     """Offers in a row the agent let ring out (reset by an answer)."""
     device_busy: bool = False
     """The PBX says the agent's device is in use (ringing, talking) outside our offers."""
+    device_unreachable: bool = False
+    """The PBX says the agent's device cannot be called (not registered): never offered."""
     delayed: bool = False
     """AVAILABLE but inside a no-answer, busy or reject delay: not offered until it ends."""
 

@@ -285,6 +285,7 @@ class CallQueue:
         return (
             agent.state is AgentState.AVAILABLE
             and not agent.delayed
+            and not agent.device_unreachable
             and (self.rules.ring_in_use or not agent.device_busy)
         )
 

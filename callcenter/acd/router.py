@@ -391,17 +391,28 @@ class Router:
             raise IllegalTransition(f"agent {agent_id} is not in wrap-up ({agent.state})")
         self._make_available(agent, self._clock())
 
-    def device_state(self, device: str, *, in_use: bool) -> None:
-        """The PBX says ``device`` is (not) in use. Agents on it are not offered calls of
-        queues without ``ring_in_use`` while it is."""
+    def device_state(self, device: str, *, in_use: bool, reachable: bool = True) -> None:
+        """The PBX says ``device`` is (not) in use, and whether it can be called at all.
+        Agents on it are not offered calls of queues without ``ring_in_use`` while it is in
+        use, and none while it is unreachable (a softphone that is not registered)."""
         for agent in self._by_device.get(device, ()):
-            if agent.device_busy == in_use:
+            if agent.device_busy == in_use and agent.device_unreachable == (not reachable):
                 continue
+            if agent.device_unreachable == reachable:
+                log.info(
+                    "agent_device_reachable" if reachable else "agent_device_unreachable",
+                    agent=agent.id,
+                    device=device,
+                )
+            back = agent.device_unreachable and reachable
             agent.device_busy = in_use
-            if agent.state is not _S.AVAILABLE or agent.delayed:
+            agent.device_unreachable = not reachable
+            if agent.state is not _S.AVAILABLE or (agent.delayed and not back):
                 continue
+            # A phone that registers again ends the delay its failed rings earned.
+            agent.delayed = False
             agent.idle_token += 1
-            if in_use or not self._serve_agent(agent):
+            if (in_use or not reachable) or not self._serve_agent(agent):
                 self._index_idle(agent)
 
     # ------------------------------------------------------------------ callers
@@ -708,7 +719,11 @@ class Router:
                 "missed_offers": a.missed_offers,
                 "talk_seconds": round(a.talk_seconds, 1),
                 "skills": dict(a.skills),
-                "ready": a.state is _S.AVAILABLE and not a.delayed and not a.device_busy,
+                "ready": a.state is _S.AVAILABLE
+                and not a.delayed
+                and not a.device_busy
+                and not a.device_unreachable,
+                "device_reachable": not a.device_unreachable,
                 "queues": [q.name for q in self._member_of.get(a.id, ())],
             }
             for a in self._agents.values()
@@ -739,7 +754,7 @@ class Router:
 
     @staticmethod
     def _ready_for(agent: Agent, queue: CallQueue) -> bool:
-        return queue.rules.ring_in_use or not agent.device_busy
+        return not agent.device_unreachable and (queue.rules.ring_in_use or not agent.device_busy)
 
     def _set_state(self, agent: Agent, new: AgentState, now: float) -> AgentState:
         old = agent.move(new, now=now)

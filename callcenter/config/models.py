@@ -1456,7 +1456,9 @@ class QueueConfig(_Model):
     )
     ring_in_use: bool = Field(
         default=False,
-        description="Offer calls to agents whose phone the PBX reports in use.",
+        description="Offer calls to agents whose phone the PBX reports in use. A phone the "
+        "PBX cannot reach (not registered: Asterisk UNAVAILABLE, FreeSWITCH unregistered) is "
+        "never offered calls, as app_queue skips Unavailable members.",
     )
     hold_music: _Text = Field(
         default="default",

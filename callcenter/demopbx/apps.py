@@ -480,6 +480,10 @@ async def ring_device(
         if phone is None:
             log.info("demopbx_dial_unavailable", target=target)
             statuses.append("CHANUNAVAIL")
+            if tech.upper() == "PJSIP":
+                # An endpoint with no contact is UNAVAILABLE in a real Asterisk from its start;
+                # the demo knows its endpoints only as they are dialled or register.
+                pbx.refresh_device_state(device)
             continue
         num, name = callerid if callerid is not None else (phone.number, phone.name or "")
         leg_chan = pbx.new_channel(

@@ -278,6 +278,13 @@ class DemoAsterisk:
         self.refresh_device_state(device)
         return phone
 
+    def remove_phone(self, device: str) -> None:
+        """The phone registered as ``device`` unregisters (its softphone quits): the device
+        goes UNAVAILABLE, as a PJSIP endpoint without contacts does, and calls to it fail
+        with CHANUNAVAIL."""
+        if self.phones.pop(device, None) is not None:
+            self.refresh_device_state(device)
+
     async def call(
         self,
         exten: str,

@@ -109,6 +109,15 @@ FAILOVER_STEPS: tuple[DialplanStep, ...] = (
 _DIALABLE = re.compile(r"[0-9A-Za-z+*#._-]+")
 
 
+SOFIA_PROFILE = "internal"
+SOFIA_DOMAIN = "127.0.0.1"
+
+
+def _phone_port(device: str) -> int:
+    """A stable made-up SIP port for a phone's contact."""
+    return 5060 + sum(device.encode()) % 1000
+
+
 class DemoFreeSwitch:
     """A simulated FreeSWITCH. Start it (``await pbx.start()`` or ``async with``), register
     phones with :meth:`add_phone`, place calls with :meth:`call`.
@@ -390,7 +399,37 @@ class DemoFreeSwitch:
             raise ValueError(f"device must look like PJSIP/1001, not {device!r}")
         phone.attach(self, device)
         self.phones[device] = phone
+        self._registration(device, "sofia::register")
         return phone
+
+    def remove_phone(self, device: str) -> None:
+        """The phone registered as ``device`` unregisters (its softphone quits): calls to
+        it fail with USER_NOT_REGISTERED from now on."""
+        if self.phones.pop(device, None) is not None:
+            self._registration(device, "sofia::unregister")
+
+    def registered_contact(self, user: str) -> str | None:
+        """The contact of the phone registered as SIP user ``user`` (None: not registered)."""
+        found = self.find_phone(f"user/{user}")
+        if found is None:
+            return None
+        return f"sofia/{SOFIA_PROFILE}/sip:{user}@127.0.0.1:{_phone_port(found[0])}"
+
+    def _registration(self, device: str, subclass: str) -> None:
+        """mod_sofia's CUSTOM event for a phone that (un)registers (sofia_reg.c's headers)."""
+        user = device.partition("/")[2]
+        specific = [
+            ("Event-Subclass", subclass),
+            ("profile-name", SOFIA_PROFILE),
+            ("from-user", user),
+            ("from-host", SOFIA_DOMAIN),
+            ("contact", f'"{user}" <sip:{user}@127.0.0.1:{_phone_port(device)}>'),
+            ("call-id", f"reg-{user}-{_phone_port(device)}"),
+            ("rpid", "unknown"),
+        ]
+        if subclass == "sofia::register":
+            specific += [("status", "Registered(UDP)"), ("expires", "300")]
+        self.hub.fire("CUSTOM", specific)
 
     def find_phone(self, endpoint: str) -> tuple[str, AgentPhone] | None:
         """The registered phone a dial-string endpoint reaches: ``(device, phone)``."""

@@ -402,6 +402,16 @@ async def api_sched_del(pbx: DemoFreeSwitch, args: str) -> str:
     return f"+OK Deleted: {pbx.scheduler.delete(key)}\n"
 
 
+async def api_sofia_contact(pbx: DemoFreeSwitch, args: str) -> str:
+    """``sofia_contact [profile/]user[@domain]``: the registered contact's dial string, or
+    ``error/user_not_registered``."""
+    target = args.strip().rpartition("/")[2]
+    user = target.partition("@")[0]
+    if not user:
+        return "-ERR Usage: sofia_contact [profile/]<user>@<domain>\n"
+    return pbx.registered_contact(user) or "error/user_not_registered"
+
+
 async def api_log(pbx: DemoFreeSwitch, args: str) -> str:
     """``log <level> <text>``."""
     level, _, text = args.partition(" ")
@@ -424,6 +434,7 @@ API_COMMANDS: dict[str, ApiHandler] = {
     "originate": api_originate,
     "sched_del": api_sched_del,
     "show": api_show,
+    "sofia_contact": api_sofia_contact,
     "status": api_status,
     "uptime": api_uptime,
     "uuid_answer": api_uuid_answer,

@@ -94,8 +94,9 @@ DEFAULT_EVENTS: Final = (
     "PLAYBACK_STOP",
     "BACKGROUND_JOB",
     "HEARTBEAT",
-    # Last: every word after CUSTOM names a subclass (mod_conference's membership events).
-    "CUSTOM conference::maintenance",
+    # Last: every word after CUSTOM names a subclass (mod_conference's membership events;
+    # mod_sofia's registrations, which say whether an agent's phone can be called).
+    "CUSTOM conference::maintenance sofia::register sofia::unregister sofia::expire",
 )
 """What the driver subscribes to: the events it acts on and nothing else (CHANNEL_CREATE and
 CHANNEL_HANGUP_COMPLETE tell which SIP users' devices are in use). CHANNEL_STATE,

@@ -156,6 +156,8 @@ _ROOM: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 FAILOVER_TASK_VARIABLE: Final = "callcenter_failover_task"
 #: The Event-Subclass of mod_conference's membership events.
 CONFERENCE_SUBCLASS: Final = "conference::maintenance"
+REGISTERED: Final = "sofia::register"
+UNREGISTERED: Final = frozenset({"sofia::unregister", "sofia::expire"})
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _DIGITS: Final = "0123456789*#ABCD"
 _SAY_DIGITS: Final = re.compile(r"[0-9*#]{1,64}")
@@ -176,6 +178,9 @@ _MAX_DTMF_KEPT: Final = 64
 _MAX_HUNG_UP_REMEMBERED: Final = 4096
 #: The user part of a SIP channel name: ``sofia/internal/1001@10.0.0.5`` -> ``1001``.
 _SOFIA_USER: Final = re.compile(r"sofia/[^/]+/(?:sips?:)?([^@/]+)(?:@.*)?")
+_USER_DEVICE: Final = re.compile(r"(?:user|pjsip|sip)/([^@/]+)(?:@.*)?", re.IGNORECASE)
+_SIP_USER: Final = re.compile(r"[A-Za-z0-9_.+\-]+")
+"""A SIP user or host as it may go into an api line (no spaces or separators)."""
 
 #: The ``myevents`` (:data:`~callcenter.protocols.esl.MYEVENTS`) that
 #: :meth:`FreeSwitchCall._on_event` reads on an outbound socket.
@@ -735,15 +740,55 @@ class FreeSwitchDriver:
         for device in (f"user/{user}", f"PJSIP/{user}", f"SIP/{user}"):
             self._publish(DeviceStateChanged(device=device, state=state))
 
+    def _publish_user_state(self, user: str, state: str) -> None:
+        for device in (f"user/{user}", f"PJSIP/{user}", f"SIP/{user}"):
+            self._publish(DeviceStateChanged(device=device, state=state))
+
+    def _on_registration(self, event: ESLEvent, *, registered: bool) -> None:
+        """mod_sofia's registrations: a user who registers can be called again (in use or
+        not, as their channels say); one whose registration goes (unregister, expiry) is
+        unreachable once FreeSWITCH has no contact left for them (a phone may register
+        from several places)."""
+        user = event.get("from-user") or event.get("user") or ""
+        if not user or not _SIP_USER.fullmatch(user):
+            return
+        if registered:
+            self._publish_user_state(user, "INUSE" if user in self._user_channels else "NOT_INUSE")
+            return
+        host = event.get("from-host") or event.get("host") or ""
+        task = asyncio.create_task(self._check_registered(user, host), name=f"fs-reg-{user}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check_registered(self, user: str, host: str) -> None:
+        target = f"*/{user}@{host}" if host and _SIP_USER.fullmatch(host) else f"*/{user}"
+        try:
+            contact = await self.esl.api(f"sofia_contact {target}", check=False)
+        except (PBXError, ESLProtocolError) as exc:
+            self._log.warning("registration_check_failed", user=user, error=str(exc))
+            return
+        if contact.strip().startswith("error/user_not_registered"):
+            self._publish_user_state(user, "UNAVAILABLE")
+
+    def user_not_registered(self, device: str) -> None:
+        """An originate to ``device`` failed with USER_NOT_REGISTERED: unreachable until
+        mod_sofia says it registered (the driver may have started after it unregistered)."""
+        match = _USER_DEVICE.fullmatch(device)
+        if match is not None:
+            self._publish_user_state(match[1], "UNAVAILABLE")
+
     def _on_inbound_event(self, event: ESLEvent) -> None:
         name = event.name
         if name in ("HEARTBEAT", "BACKGROUND_JOB"):
             return
         if name == "CUSTOM":
-            if event.get("Event-Subclass") == CONFERENCE_SUBCLASS:
+            subclass = event.get("Event-Subclass")
+            if subclass == CONFERENCE_SUBCLASS:
                 conference = self._conferences.get(event.get("Conference-Name", ""))
                 if conference is not None:
                     conference._on_event(event)
+            elif subclass == REGISTERED or subclass in UNREGISTERED:
+                self._on_registration(event, registered=subclass == REGISTERED)
             return
         uid = event.unique_id or ""
         if name in ("CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE"):
@@ -1421,6 +1466,8 @@ class FreeSwitchCall:
             cause = disposition or state.fail_cause
             status = dial_status_for(cause)
             self._log.info("dial_failed", device=device, status=status.value, cause=cause)
+            if cause == "USER_NOT_REGISTERED":
+                self._driver.user_not_registered(device)
             return DialResult(
                 status,
                 peer_channel=state.peer_channel,
