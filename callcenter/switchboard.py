@@ -84,6 +84,8 @@ from callcenter.pbx.interface import (
     DialResult,
     DialStatus,
     HangupCause,
+    PBXConnected,
+    PBXDisconnected,
     PBXEvent,
 )
 from callcenter.records.callbacks import EXPIRED, QueueCallback
@@ -140,6 +142,10 @@ FEATURE_ROUTES = ("agent-login", "agent-logout", "agent-pause", "agent-unpause")
 ``callcenter_route=agent-login``); any other route is an inbound call."""
 
 CALLBACK_VARIABLE = "CALLCENTER_CALLBACK"
+PBX_DOWN = "pbx-down"
+"""Why a callback could not be placed when the PBX link was down (the attempt is not used)."""
+PBX_DOWN_PAUSE = 5.0
+"""Seconds a callback waits after finding the link down, before it waits for the link."""
 """Channel variable an originated callback carries; the dialplan hands it back to us as
 ``inbound?callback=${CALLCENTER_CALLBACK}``."""
 
@@ -199,6 +205,37 @@ class _PendingCallback:
     answered: asyncio.Future[None]
 
 
+@dataclass(slots=True)
+class _KeptPlace:
+    """A caller keeping their place for a callback, and the task that will call them."""
+
+    entry: QueueEntry
+    number: str
+    joined: float
+    config: CallCenterConfig
+    worker: asyncio.Task[Any] | None
+
+
+_TOKEN_NONCE = 16
+"""Hex digits of randomness at the start of a callback token; the origin call id follows."""
+
+
+def callback_token(origin: str) -> str:
+    """The token an originated callback carries back (``CALLCENTER_CALLBACK``): random, then
+    the call id of the request in hex, so that a daemon that did not place the call (a
+    restart meanwhile) or no longer waits for it (answered late) still knows whose it is.
+    Hex only: the shipped FreeSWITCH dialplan matches ``^[0-9a-f]+$``."""
+    return secrets.token_hex(_TOKEN_NONCE // 2) + origin.encode().hex()
+
+
+def callback_origin(token: str) -> str | None:
+    """The request's call id in a callback token; None when there is none."""
+    try:
+        return bytes.fromhex(token[_TOKEN_NONCE:]).decode() or None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 class Switchboard:
     """Runs every call; owns the router (agents and queues) and the active-call table."""
 
@@ -217,6 +254,10 @@ class Switchboard:
         self.pbx: PBX | None = None
         """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
         self._callbacks: dict[str, _PendingCallback] = {}
+        self._kept_places: dict[str, _KeptPlace] = {}
+        self._pbx_up = asyncio.Event()
+        self._pbx_up.set()
+        """Callback requests waiting for their call, by the call id that made them."""
         self._ringing: dict[str, set[str]] = {}
         """Call id -> agents its queue dial is ringing right now."""
         self._configure_router(config)
@@ -253,7 +294,11 @@ class Switchboard:
         pbx.subscribe(self._on_pbx_event)
 
     def _on_pbx_event(self, event: PBXEvent) -> None:
-        if isinstance(event, DeviceStateChanged):
+        if isinstance(event, PBXConnected):
+            self._pbx_up.set()
+        elif isinstance(event, PBXDisconnected):
+            self._pbx_up.clear()
+        elif isinstance(event, DeviceStateChanged):
             state = event.state.upper()
             self.router.device_state(
                 event.device,
@@ -918,12 +963,38 @@ class Switchboard:
         origin = entry.call_id
         clog = log.bind(call_id=origin, queue=entry.queue)
         expires = requested + qcfg.callback_max_age
+        kept = _KeptPlace(entry, number, joined, config, asyncio.current_task())
+        self._kept_places[origin] = kept
         try:
-            for attempt in range(attempts_made + 1, qcfg.callback_attempts + 1):
+            attempt = attempts_made + 1
+            while attempt <= qcfg.callback_attempts:
                 try:
                     agents = await asyncio.wait_for(
                         self.router.next_agents(entry), max(0.0, expires - time.monotonic())
                     )
+                    reason = "no-agents"
+                    if agents:
+                        reason = await self._place_callback(
+                            entry,
+                            agents,
+                            number=number,
+                            joined=joined,
+                            config=config,
+                            attempt=attempt,
+                        )
+                        if not reason:
+                            return
+                        for agent in list(entry.agents):
+                            self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
+                    if reason == PBX_DOWN:
+                        # Not the caller's doing: the same attempt once the link is back
+                        # (an outage must not use up the attempts promised to them).
+                        clog.info("callback_waits_for_pbx", attempt=attempt)
+                        await asyncio.sleep(min(qcfg.callback_retry_delay, PBX_DOWN_PAUSE))
+                        await asyncio.wait_for(
+                            self._pbx_up.wait(), max(0.0, expires - time.monotonic())
+                        )
+                        continue
                 except TimeoutError:
                     self.bus.publish(
                         QueueCallbackFailed(
@@ -937,15 +1008,6 @@ class Switchboard:
                     )
                     clog.info("callback_expired", waited=round(time.monotonic() - requested, 1))
                     break
-                reason = "no-agents"
-                if agents:
-                    reason = await self._place_callback(
-                        entry, agents, number=number, joined=joined, config=config, attempt=attempt
-                    )
-                    if not reason:
-                        return
-                    for agent in list(entry.agents):
-                        self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
                 final = attempt == qcfg.callback_attempts
                 self.bus.publish(
                     QueueCallbackFailed(
@@ -960,6 +1022,7 @@ class Switchboard:
                 clog.info("callback_failed", attempt=attempt, reason=reason, final=final)
                 if not final:
                     await asyncio.sleep(qcfg.callback_retry_delay)
+                attempt += 1
             self.router.leave(entry)
         except asyncio.CancelledError:
             if entry.call_id == origin:
@@ -967,6 +1030,9 @@ class Switchboard:
             raise
         except EngineError as exc:
             clog.info("callback_abandoned", error=str(exc))
+        finally:
+            if self._kept_places.get(origin) is kept:
+                del self._kept_places[origin]
 
     async def _place_callback(
         self,
@@ -984,7 +1050,7 @@ class Switchboard:
         qcfg = config.queues[entry.queue]
         if self.pbx is None or acd.callback_dial is None:
             return "no-pbx"
-        token = secrets.token_hex(12)
+        token = callback_token(entry.call_id)
         pending = _PendingCallback(
             entry, number, joined, config, asyncio.get_running_loop().create_future()
         )
@@ -1013,6 +1079,9 @@ class Switchboard:
             )
         except TimeoutError:
             return "no-answer"
+        except PBXConnectionError as exc:
+            log.warning("callback_originate_failed", call_id=entry.call_id, error=str(exc))
+            return PBX_DOWN
         except PBXError as exc:
             log.warning("callback_originate_failed", call_id=entry.call_id, error=str(exc))
             return "originate-failed"
@@ -1024,27 +1093,49 @@ class Switchboard:
         self, call: Call, active: ActiveCall, config: CallCenterConfig, token: str
     ) -> str:
         """A called-back caller answered (the dialplan handed us the originated call with
-        ``callback=<token>``): they take their kept place and get the reserved agent."""
+        ``callback=<token>``): they take their kept place and get the reserved agent. A call
+        nobody waits for any more (answered after its ring timeout, or placed by the daemon
+        before a restart) still finds the place by the request's call id in the token."""
         info = call.info
         pending = self._callbacks.get(token)
-        if pending is None or pending.answered.done():
-            log.warning("callback_unknown_or_late", call_id=info.call_id)
-            return "system"
-        entry = pending.entry
-        original = entry.call_id
-        self.router.rebind(entry, info.call_id)
-        pending.answered.set_result(None)
+        if pending is not None and not pending.answered.done():
+            entry, number, joined, used = (
+                pending.entry,
+                pending.number,
+                pending.joined,
+                pending.config,
+            )
+            original = entry.call_id
+            self.router.rebind(entry, info.call_id)
+            pending.answered.set_result(None)
+        else:
+            # Not the call the worker waits for: one it gave up on (answered late), or one a
+            # previous daemon placed before a restart. The caller is here: they take their
+            # place, and the worker (which may be ringing them again) stands down.
+            origin = callback_origin(token)
+            kept = self._kept_places.pop(origin, None) if origin else None
+            if kept is None or kept.entry.call_id != origin:
+                log.warning("callback_unknown_or_late", call_id=info.call_id)
+                return "system"
+            entry, number, joined, used = kept.entry, kept.number, kept.joined, kept.config
+            original = entry.call_id
+            # An agent the worker reserved stays reserved: the caller it was for is here.
+            self.router.rebind(entry, info.call_id)
+            if kept.worker is not None:
+                # Its wait for an agent must be gone before the caller's own starts.
+                await cancel_and_wait(kept.worker)
+            log.info("callback_taken_unawaited", call_id=info.call_id, origin=original)
         await call.answer()
         self.bus.publish(CallAnswered(call_id=info.call_id))
         queue_name = entry.queue
-        qcfg = pending.config.queues[queue_name]
+        qcfg = used.queues[queue_name]
         active.queue = queue_name
         active.queue_hops += 1
         self.bus.publish(
             QueueCallbackAnswered(
                 call_id=info.call_id,
                 queue=queue_name,
-                number=pending.number,
+                number=number,
                 original_call_id=original,
             )
         )
@@ -1060,9 +1151,9 @@ class Switchboard:
         return await self._wait_in_queue(
             call,
             active,
-            pending.config,
+            used,
             entry,
-            joined=pending.joined,
+            joined=joined,
             deadline=time.monotonic() + qcfg.max_wait,
             greet=False,
         )

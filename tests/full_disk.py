@@ -63,6 +63,17 @@ async def goodbye_call(center: Center, number: str) -> str:
     return str(caller.uniqueid)
 
 
+async def support_call(center: Center, number: str) -> tuple[str, str]:
+    """A caller who presses 2, talks to the agent and hangs up: (agent channel, call id)."""
+    caller = await center.pbx.call("800", caller_num=number)
+    await caller.wait_for_prompt("welcome-menu", timeout=5)
+    await caller.press("2")
+    bridged = await caller.wait_bridged(timeout=5)
+    await caller.hangup()
+    await center.idle()
+    return str(bridged), str(caller.uniqueid)
+
+
 async def names(folder: Path) -> list[str]:
     return sorted(await asyncio.to_thread(lambda: [p.name for p in folder.iterdir()]))
 
@@ -80,12 +91,7 @@ async def fills_while_running(records: Path, spare: Path, workdir: Path) -> dict
         await center.cdr(first)
         filler = fill(records)
 
-        caller = await center.pbx.call("800", caller_num="5550002")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.press("2")
-        seen["bridged"] = await caller.wait_bridged(timeout=5)
-        await caller.hangup()
-        await center.idle()
+        seen["bridged"], _ = await support_call(center, "5550002")
         center.daemon.router.login("1003", via="api")
         center.daemon.router.logout("1003", via="api")
         seen["health_full"] = await records_health(center, ok=False)
@@ -111,14 +117,9 @@ async def full_at_start(records: Path, spare: Path, workdir: Path) -> dict[str, 
     async with running_center(workdir, config=config(records), environ=environ) as center:
         seen["health_at_start"] = await asyncio.to_thread(health, center)
         center.add_phone("PJSIP/1002", answer_after=0.05)
-        caller = await center.pbx.call("800", caller_num="5550003")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.press("2")
-        seen["bridged"] = await caller.wait_bridged(timeout=5)
-        await caller.hangup()
-        await center.idle()
+        seen["bridged"], call_id = await support_call(center, "5550003")
         filler.unlink()
-        row = await center.cdr(caller.uniqueid, timeout=10)
+        row = await center.cdr(call_id, timeout=10)
         seen["cdr"] = {k: row[k] for k in ("src", "queue", "agent", "hung_up_by")}
         seen["health_after"] = await records_health(center, ok=True)
     return seen

@@ -24,6 +24,7 @@ from callcenter.events import (
     EngineEvent,
     QueueAnnounced,
     QueueCallbackAnswered,
+    QueueCallbackAttempt,
     QueueCallbackFailed,
     QueueCallbackRequested,
     QueueEscalated,
@@ -163,6 +164,12 @@ class Scene:
         await caller.wait_for_prompt("queue-callback-confirmed", timeout=5)
         await caller.wait_ended(timeout=5)
         return caller
+
+    async def phone_reachable(self, agent_id: str, reachable: bool = True) -> None:
+        """Wait until the daemon knows whether the agent's phone can be called."""
+        async with asyncio.timeout(5):
+            while self.router.agents[agent_id].device_unreachable == reachable:
+                await asyncio.sleep(0.01)
 
     async def wait_for(self, kind: type[EngineEvent], count: int = 1, timeout: float = 5) -> None:
         async with asyncio.timeout(timeout):
@@ -318,16 +325,12 @@ async def test_an_agent_whose_softphone_unregisters_is_not_rung_until_it_registe
         s.login("1001", "1002")
         first = await s.answered_call("5550001")
         s.center.remove_phone("PJSIP/1001")
-        async with asyncio.timeout(5):
-            while s.router.agents["1001"].device_unreachable is False:
-                await asyncio.sleep(0.01)
+        await s.phone_reachable("1001", False)
         (alice,) = [a for a in s.router.snapshot()["agents"] if a["id"] == "1001"]
         second = await s.answered_call("5550002")
         third = await s.answered_call("5550003")
         s.phone("1001", **QUICK)
-        async with asyncio.timeout(5):
-            while s.router.agents["1001"].device_unreachable:
-                await asyncio.sleep(0.01)
+        await s.phone_reachable("1001")
         fourth = await s.answered_call("5550004")
     assert s.rang(first.uniqueid) == ["1001"]
     assert s.rang(second.uniqueid) == ["1002"], "not a ring to a phone that is not there"
@@ -351,9 +354,7 @@ async def test_a_phone_found_unregistered_by_a_ring_is_left_alone_until_it_regis
         first = await s.answered_call("5550001")
         second = await s.answered_call("5550002")
         s.phone("1001", **QUICK)
-        async with asyncio.timeout(5):
-            while s.router.agents["1001"].device_unreachable:
-                await asyncio.sleep(0.01)
+        await s.phone_reachable("1001")
         third = await s.answered_call("5550003")
     assert s.rang(first.uniqueid) == ["1001", "1002"]
     assert s.rang(second.uniqueid) == ["1002"]
@@ -707,6 +708,69 @@ async def test_a_callback_promised_before_a_restart_is_made_by_the_next_daemon(
     assert device_of(row["channel"]) == "5551234"
     assert (request.call_id, request.number, request.queue) == (caller.uniqueid, "5551234", "acd")
     assert (request.status, request.attempts) == ("answered", 1)
+
+
+async def test_a_callback_picked_up_after_a_restart_is_put_through_not_hung_up(
+    tmp_path: Path,
+) -> None:
+    """The daemon restarts while the customer's phone rings with their callback. The next
+    daemon did not place that call, but when the customer picks up they get their place
+    (and the next free agent), not a hang-up; their phone is not rung again."""
+    config = setup({"exit_keys": {"2": "callback"}, "strategy": "linear"}, extra=CALLBACKS)
+    async with scene(tmp_path, config) as s:
+        home = s.center.add_phone("PJSIP/5551234", answer_after=1.0)
+        alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
+        caller = await s.keep_place_for_a_callback("5551234")
+        s.login("1001")
+        await home.wait_rings(1, timeout=5)
+        s.router.logout("1001", via="test")  # the next daemon has nobody to call them with
+
+        daemon = await s.center.restart()
+        s.events.clear()
+        daemon.bus.subscribe(s.events.append)
+        s.router = daemon.router
+        await home.wait_answered(timeout=5)
+        await s.wait_for(QueueCallbackAnswered)
+        s.login("1001")
+        await alice.wait_idle(timeout=5)
+        await s.settle()
+        (answered,) = s.of(QueueCallbackAnswered)
+        row = await s.center.cdr(answered.call_id)
+        (request,) = await asyncio.to_thread(daemon.store.fetch_queue_callbacks)
+    assert home.rings == 1 and home.answered == 1
+    assert answered.original_call_id == caller.uniqueid
+    assert s.answered() == ["1001"]
+    assert (row["queue"], row["agent"]) == ("acd", "1001")
+    assert device_of(row["channel"]) == "5551234"
+    assert request.status == "answered"
+
+
+async def test_a_pbx_outage_does_not_use_up_the_attempts_promised_to_a_callback_caller(
+    tmp_path: Path,
+) -> None:
+    """One attempt promised; the PBX link is down when an agent frees up. The callback
+    waits for the link and is then placed (before, the attempt was spent and given up)."""
+    queue = {
+        "exit_keys": {"2": "callback"},
+        "strategy": "linear",
+        "callback_attempts": 1,
+        "callback_retry_delay": 0.1,
+    }
+    slow = {"reconnect_min": 1.0, "reconnect_max": 1.0}
+    config = setup(queue, extra={**CALLBACKS, "pbx": {"ami": slow, "esl": slow}})
+    async with scene(tmp_path, config) as s:
+        home = s.center.add_phone("PJSIP/5551234", answer_after=0.05)
+        alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
+        await s.keep_place_for_a_callback("5551234")
+        await s.center.drop_pbx_connections()
+        s.login("1001")
+        await s.wait_for(QueueCallbackAnswered, timeout=10)
+        await alice.wait_idle(timeout=5)
+        await s.settle()
+    attempts = s.of(QueueCallbackAttempt)
+    assert len(attempts) == 2 and {a.attempt for a in attempts} == {1}, "the same attempt"
+    assert s.of(QueueCallbackFailed) == []
+    assert home.answered == 1 and s.answered() == ["1001"]
 
 
 async def test_an_unanswered_callback_is_retried(

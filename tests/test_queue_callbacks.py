@@ -4,8 +4,12 @@ to their end, taken back by the next daemon, given up when too old."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callcenter.events import (
     QueueCallbackAnswered,
@@ -16,6 +20,7 @@ from callcenter.events import (
 from callcenter.records.callbacks import QueueCallback, QueueCallbackRecorder
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.writer import RecordWriter
+from callcenter.switchboard import callback_origin, callback_token
 from callcenter.testing import running_center
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
@@ -145,3 +150,25 @@ async def test_the_next_daemon_gives_up_requests_too_old_or_for_a_queue_gone(
         assert daemon.router.waiting("sales") == 1
     failed = {e.origin_call_id: e.reason for e in events if isinstance(e, QueueCallbackFailed)}
     assert failed == {"old": "expired", "gone": "no-queue"}
+
+
+@given(
+    origin=st.one_of(
+        st.uuids().map(str),
+        st.builds("{}.{}".format, st.integers(0, 2**40), st.integers(0, 10**6)),
+        st.text(min_size=1, max_size=60),
+    )
+)
+def test_a_callback_token_names_the_request_it_is_for_in_hex(origin: str) -> None:
+    """What lets a daemon that did not place a callback (a restart) still recognise it."""
+    token = callback_token(origin)
+    assert re.fullmatch("[0-9a-f]+", token), "the shipped FreeSWITCH dialplan's condition"
+    assert callback_origin(token) == origin
+    assert callback_token(origin) != token, "random in front"
+
+
+def test_a_token_with_no_request_in_it_names_none() -> None:
+    assert callback_origin("0123456789abcdef") is None
+    assert callback_origin("0123456789abcdefzz") is None
+    assert callback_origin("0123456789abcdefff") is None, "not UTF-8"
+    assert callback_origin("") is None
