@@ -524,6 +524,22 @@ async def test_an_agent_whose_phone_is_unreachable_is_never_offered_until_it_is_
     assert [a.id for a in await asyncio.wait_for(router.next_agents(first), 1)] == ["a"]
 
 
+async def test_an_agent_given_a_new_phone_by_a_reload_is_offered_calls_again() -> None:
+    """What the PBX said of the old phone (not registered) says nothing of the new one,
+    which may be idle and never change state."""
+    router, clock = make_router({"q": QueueRules(members=("a",))})
+    login_all(router, clock, ["a"])
+    router.device_state("PJSIP/a", in_use=False, reachable=False)
+    entry = router.enqueue("q", "call-1")
+    task = asyncio.ensure_future(router.next_agents(entry))
+    await asyncio.sleep(0)
+    assert not task.done()
+    router.configure({"q": QueueRules(members=("a",))}, {"a": AgentRules(device="PJSIP/a-desk")})
+    assert [a.id for a in await asyncio.wait_for(task, 1)] == ["a"]
+    router.device_state("PJSIP/a", in_use=True, reachable=False)
+    assert not router.agents["a"].device_unreachable, "the old phone is not hers any more"
+
+
 # ---------------------------------------------------------------------- callers
 
 

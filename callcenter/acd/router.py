@@ -163,8 +163,11 @@ class Router:
             agent = self._agents.get(agent_id)
             if agent is None:
                 agent = self._agents[agent_id] = Agent(id=agent_id, device=profile.device or "")
-            if profile.device:
+            if profile.device and profile.device != agent.device:
+                # What the PBX said of the old phone says nothing of the new one.
                 agent.device = profile.device
+                agent.device_busy = False
+                agent.device_unreachable = False
             agent.skills = dict(profile.skills)
             agent.wrapup = profile.wrapup
             agent.autopause = profile.autopause

@@ -1540,7 +1540,11 @@ class QueueConfig(_Model):
         description="Played when the caller's number may not be called back; they keep waiting.",
     )
     callback_attempts: int = Field(
-        default=3, ge=1, le=10, description="Times a callback is tried before giving up."
+        default=3,
+        ge=1,
+        le=10,
+        description="Times a callback is tried before giving up. A try the PBX link was "
+        "down for is made again once it is back and does not count.",
     )
     callback_retry_delay: _Seconds = Field(
         default=60, description="Seconds between two callback attempts."
