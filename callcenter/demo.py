@@ -28,6 +28,7 @@ from callcenter.events import (
     AgentConnected,
     AgentLoggedIn,
     AgentPaused,
+    AgentPhoneReachable,
     AgentRingFailed,
     AgentRinging,
     AgentUnpaused,
@@ -90,6 +91,12 @@ class LiveView:
                 return f"agent {event.agent} paused ({event.reason})"
             case AgentUnpaused():
                 return f"agent {event.agent} back from pause"
+            case AgentPhoneReachable(reachable=False):
+                return (
+                    f"agent {event.agent}: phone {event.device} not registered, not offered calls"
+                )
+            case AgentPhoneReachable():
+                return f"agent {event.agent}: phone {event.device} registered again"
         return None
 
 

@@ -210,6 +210,15 @@ class AgentUnpaused(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AgentPhoneReachable(AgentEvent):
+    """The PBX says whether the agent's phone can be called (``reachable`` false: not
+    registered; the agent stays logged in and is not offered calls until it is back)."""
+
+    device: str
+    reachable: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentStateChanged(AgentEvent):
     old: str
     new: str

@@ -17,9 +17,11 @@ import pytest
 
 from callcenter import switchboard
 from callcenter.acd.agent import AgentState
+from callcenter.demo import LiveView
 from callcenter.events import (
     AgentConnected,
     AgentPaused,
+    AgentPhoneReachable,
     AgentRinging,
     EngineEvent,
     QueueAnnounced,
@@ -341,6 +343,10 @@ async def test_an_agent_whose_softphone_unregisters_is_not_rung_until_it_registe
         False,
         False,
     )
+    changes = [(e.agent, e.reachable) for e in s.of(AgentPhoneReachable)]
+    assert changes == [("1001", False), ("1001", True)], "one event each way, on the bus"
+    gone = LiveView.describe(s.of(AgentPhoneReachable)[0])
+    assert gone == "agent 1001: phone PJSIP/1001 not registered, not offered calls"
 
 
 async def test_a_phone_found_unregistered_by_a_ring_is_left_alone_until_it_registers(

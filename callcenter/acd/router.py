@@ -51,6 +51,7 @@ from callcenter.events import (
     AgentLoggedIn,
     AgentLoggedOut,
     AgentPaused,
+    AgentPhoneReachable,
     AgentStateChanged,
     AgentUnpaused,
     EngineEvent,
@@ -406,6 +407,11 @@ class Router:
                     "agent_device_reachable" if reachable else "agent_device_unreachable",
                     agent=agent.id,
                     device=device,
+                )
+                self._publish(
+                    AgentPhoneReachable(
+                        agent=agent.id, device=device, reachable=reachable, mono=self._clock()
+                    )
                 )
             back = agent.device_unreachable and reachable
             agent.device_busy = in_use
