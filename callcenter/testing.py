@@ -137,6 +137,19 @@ class Center:
             device, AgentPhone(answer_after=answer_after, reject=reject, hangup_after=hangup_after)
         )
 
+    async def caller_talks_to_an_agent(
+        self, number: str, *, prompt: str = "welcome-menu", key: str = "2"
+    ) -> Any:
+        """A caller dials 800, hears ``prompt``, presses ``key`` (the test config's support
+        queue), talks to the agent who answers and hangs up; returns the caller (its
+        ``uniqueid`` names the CDR)."""
+        caller = await self.pbx.call("800", caller_num=number)
+        await caller.wait_for_prompt(prompt, timeout=5)
+        await caller.press(key)
+        await caller.wait_bridged(timeout=5)
+        await caller.hangup()
+        return caller
+
     def remove_phone(self, device: str) -> None:
         """The agent phone registered as ``device`` unregisters (on either PBX)."""
         self.pbx.remove_phone(device)

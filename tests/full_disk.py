@@ -64,14 +64,10 @@ async def goodbye_call(center: Center, number: str) -> str:
 
 
 async def support_call(center: Center, number: str) -> tuple[str, str]:
-    """A caller who presses 2, talks to the agent and hangs up: (agent channel, call id)."""
-    caller = await center.pbx.call("800", caller_num=number)
-    await caller.wait_for_prompt("welcome-menu", timeout=5)
-    await caller.press("2")
-    bridged = await caller.wait_bridged(timeout=5)
-    await caller.hangup()
+    """A caller who talks to the agent and hangs up: (agent channel, call id)."""
+    caller = await center.caller_talks_to_an_agent(number)
     await center.idle()
-    return str(bridged), str(caller.uniqueid)
+    return str(await caller.wait_bridged(timeout=1)), str(caller.uniqueid)
 
 
 async def names(folder: Path) -> list[str]:

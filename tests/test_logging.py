@@ -60,11 +60,7 @@ async def test_calls_go_on_while_the_log_cannot_be_written(tmp_path: Path) -> No
     stream.full = True
     async with running_center(tmp_path) as center:
         center.add_phone("PJSIP/1002", answer_after=0.05)
-        caller = await center.pbx.call("800", caller_num="5550001")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.press("2")
-        await caller.wait_bridged(timeout=5)
-        await caller.hangup()
+        caller = await center.caller_talks_to_an_agent("5550001")
         row = await center.cdr(caller.uniqueid)
         await center.idle()
         stream.full = False
