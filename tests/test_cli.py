@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import os
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -261,6 +262,26 @@ async def test_report_says_when_refused_records_wait_for_the_next_start(tmp_path
     assert code == 0, err
     assert [json.loads(line)["uniqueid"] for line in out.splitlines()] == ["call-00"]
     assert f"records the database refused are waiting in {db}.unwritten.jsonl" in err
+
+
+def test_report_piped_into_head_stops_quietly(tmp_path: Path) -> None:
+    """``callcenter report --json | head -1``: the reader leaves after one line, while the
+    report still has more than a pipe holds to write."""
+    path = _freeswitch_center_with_records(tmp_path, 150)
+    command = [sys.executable, "-m", "callcenter.cli", "report", str(path), "--json"]
+    with subprocess.Popen(
+        [*command, "--last", "150"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()  # what head does after its line
+        err = proc.stderr.read()
+        code = proc.wait(timeout=30)
+    assert json.loads(first)["uniqueid"] == "call-00"
+    assert (code, err.decode()) == (0, "")
 
 
 async def test_report_refuses_a_count_below_one(tmp_path: Path) -> None:

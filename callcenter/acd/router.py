@@ -402,7 +402,11 @@ class Router:
         for agent in self._by_device.get(device, ()):
             if agent.device_busy == in_use and agent.device_unreachable == (not reachable):
                 continue
-            if agent.device_unreachable == reachable:
+            changed = agent.device_unreachable == reachable
+            back = agent.device_unreachable and reachable
+            agent.device_busy = in_use
+            agent.device_unreachable = not reachable
+            if changed:
                 log.info(
                     "agent_device_reachable" if reachable else "agent_device_unreachable",
                     agent=agent.id,
@@ -413,9 +417,6 @@ class Router:
                         agent=agent.id, device=device, reachable=reachable, mono=self._clock()
                     )
                 )
-            back = agent.device_unreachable and reachable
-            agent.device_busy = in_use
-            agent.device_unreachable = not reachable
             if agent.state is not _S.AVAILABLE or (agent.delayed and not back):
                 continue
             # A phone that registers again ends the delay its failed rings earned.

@@ -736,9 +736,7 @@ class FreeSwitchDriver:
             if not user or uids:
                 return
             del self._user_channels[user]
-        state = "INUSE" if in_use else "NOT_INUSE"
-        for device in (f"user/{user}", f"PJSIP/{user}", f"SIP/{user}"):
-            self._publish(DeviceStateChanged(device=device, state=state))
+        self._publish_user_state(user, "INUSE" if in_use else "NOT_INUSE")
 
     def _publish_user_state(self, user: str, state: str) -> None:
         for device in (f"user/{user}", f"PJSIP/{user}", f"SIP/{user}"):
