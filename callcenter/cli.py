@@ -5,7 +5,7 @@
     callcenter simulate CONFIG --flow F ...  dry-run one call through a flow (demo PBX)
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | transfer
-    callcenter status                       agents, queues and calls of the running daemon
+    callcenter status [--json]              agents, queues and calls of the running daemon
     callcenter reload                       re-read the config of the running daemon
     callcenter report [CONFIG]              the latest CDRs
 
@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
         )
+        if name == "status":
+            p.add_argument("--json", action="store_true", help="the API's JSON, as it comes")
 
     agent = sub.add_parser("agent", help="log an agent in/out, pause, transfer")
     agent.add_argument("action", choices=["login", "logout", "pause", "unpause", "transfer"])
@@ -162,7 +164,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if command == "report":
         return cmd_report(args.config or _default_config(), args.last, as_json=args.json)
     if command == "status":
-        return _api_call(args.api, "GET", "/status", None)
+        render = None if args.json else format_status
+        return _api_call(args.api, "GET", "/status", None, render=render)
     if command == "reload":
         return _api_call(args.api, "POST", "/reload", {})
     if command == "agent":
@@ -403,7 +406,95 @@ def format_cdr_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _api_call(base: str, method: str, path: str, body: dict[str, Any] | None) -> int:
+def format_status(status: dict[str, Any]) -> str:
+    """``/status`` as a supervisor reads it: the PBX link and the records, one line per
+    agent and per queue, then the calls in progress."""
+    lines: list[str] = []
+    pbx = status.get("pbx") or {}
+    if pbx:
+        if pbx.get("connected"):
+            lines.append(f"PBX {pbx.get('name')}: connected since {pbx.get('since')}")
+        else:
+            lines.append(
+                f"PBX {pbx.get('name')}: DOWN since {pbx.get('since')} ({pbx.get('reason')})"
+            )
+    records = status.get("records")
+    if records is not None:
+        if records.get("ok"):
+            lines.append("Records: written")
+        else:
+            lines.append(
+                f"Records: NOT WRITTEN since {records.get('failing_since')}, "
+                f"{records.get('unwritten')} waiting in memory: {records.get('error')}"
+            )
+    lines.append("")
+    agent_cols = [("agent", 8), ("name", 14), ("state", 10), ("for", 8), ("ready", 5)]
+    agent_cols += [("calls", 5), ("queues", 20), ("note", 0)]
+    lines.append(_row([name for name, _ in agent_cols], agent_cols))
+    for agent in status.get("agents", []):
+        notes = []
+        if agent.get("device_reachable") is False:
+            notes.append(f"phone {agent.get('device')} not registered")
+        if agent.get("pause_reason"):
+            notes.append(f"paused: {agent['pause_reason']}")
+        if agent.get("pending_pause"):
+            notes.append(f"pause after this call: {agent['pending_pause']}")
+        if agent.get("logout_pending"):
+            notes.append("logs out after this call")
+        if agent.get("call_id"):
+            notes.append(f"call {agent['call_id']}")
+        cells = [
+            agent.get("id"),
+            agent.get("name"),
+            agent.get("state"),
+            f"{agent.get('time_in_state', 0):.0f}s",
+            "yes" if agent.get("ready") else "no",
+            agent.get("calls_taken"),
+            ",".join(agent.get("queues", [])),
+            "; ".join(notes),
+        ]
+        lines.append(_row(cells, agent_cols))
+    lines.append("")
+    queue_cols = [("queue", 14), ("waiting", 7), ("callbacks", 9), ("ready", 5)]
+    queue_cols += [("staffed", 7), ("longest", 0)]
+    lines.append(_row([name for name, _ in queue_cols], queue_cols))
+    for queue in status.get("queues", []):
+        cells = [
+            queue.get("name"),
+            queue.get("waiting"),
+            queue.get("callbacks", 0),
+            queue.get("available"),
+            queue.get("staffed"),
+            f"{queue.get('longest_wait', 0):.0f}s",
+        ]
+        lines.append(_row(cells, queue_cols))
+    calls = status.get("calls", [])
+    lines.append("")
+    lines.append(f"{len(calls)} call(s) in progress")
+    for call in calls:
+        where = " ".join(str(call.get(k) or "") for k in ("queue", "agent")).strip()
+        path = call.get("path") or []
+        steps = ">".join(map(str, path)) if isinstance(path, list) else str(path)
+        lines.append(f"  {call.get('call_id')}  {where}  {steps}".rstrip())
+    return "\n".join(lines)
+
+
+def _row(cells: Sequence[object], cols: Sequence[tuple[str, int]]) -> str:
+    parts = []
+    for cell, (_, width) in zip(cells, cols, strict=True):
+        text = "" if cell is None else str(cell)
+        parts.append(text.ljust(width) if width else text)
+    return " ".join(parts).rstrip()
+
+
+def _api_call(
+    base: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    *,
+    render: Callable[[dict[str, Any]], str] | None = None,
+) -> int:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         base.rstrip("/") + path,
@@ -413,7 +504,8 @@ def _api_call(base: str, method: str, path: str, body: dict[str, Any] | None) ->
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            print(json.dumps(json.loads(response.read()), indent=2))
+            payload = json.loads(response.read())
+            print(render(payload) if render is not None else json.dumps(payload, indent=2))
             return EXIT_OK
     except urllib.error.HTTPError as exc:
         try:

@@ -88,6 +88,38 @@ async def test_unknown_pause_reason_and_unknown_agent_get_clear_errors(tmp_path:
         assert unknown.value.code == 404
 
 
+async def test_status_shows_the_link_the_records_each_agent_queue_and_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a supervisor reads in a terminal (``--json`` keeps the API's JSON)."""
+    async with running_center(tmp_path) as center:
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        center.add_phone("PJSIP/1002", answer_after=None)
+        router = center.daemon.router
+        router.pause("1001", "lunch", via="test")
+        router.device_state("PJSIP/1003", in_use=False, reachable=False)
+        caller = await center.pbx.call("800", caller_num="5550001")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("2")
+        await caller.wait_moh(timeout=5)
+        capsys.readouterr()
+        assert await asyncio.to_thread(cli_main, ["status", "--api", api]) == 0
+        table = capsys.readouterr().out.splitlines()
+        await caller.hangup()
+    assert table[0].startswith(f"PBX {center.daemon.pbx.name}: connected since ")
+    assert table[1] == "Records: written"
+    assert table[3].split() == ["agent", "name", "state", "for", "ready", "calls", "queues", "note"]
+    rows = {line.split()[0]: line for line in table[4:7]}
+    assert rows["1001"].split()[:3] == ["1001", "Alice", "paused"]
+    assert rows["1001"].endswith("paused: lunch")
+    assert "ringing" in rows["1002"] and "call " in rows["1002"]
+    assert rows["1003"].endswith("phone PJSIP/1003 not registered")
+    support = next(line for line in table if line.startswith("support "))
+    assert support.split()[:2] == ["support", "1"], "one caller waiting"
+    assert table[-2] == "1 call(s) in progress"
+    assert table[-1].split() == [caller.uniqueid, "support", "main:welcome>2>main:support"]
+
+
 async def test_cli_logs_agent_in_and_out_and_the_shift_is_recorded(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -99,7 +131,7 @@ async def test_cli_logs_agent_in_and_out_and_the_shift_is_recorded(
         assert await asyncio.to_thread(cli_main, ["agent", "logout", "1003", "--api", api]) == 0
         assert center.daemon.router.agents["1003"].state == "logged_out"
         capsys.readouterr()
-        assert await asyncio.to_thread(cli_main, ["status", "--api", api]) == 0
+        assert await asyncio.to_thread(cli_main, ["status", "--json", "--api", api]) == 0
         status = json.loads(capsys.readouterr().out)
         assert {a["id"]: a["state"] for a in status["agents"]}["1003"] == "logged_out"
         store = center.daemon.store
