@@ -427,6 +427,8 @@ def format_status(status: dict[str, Any]) -> str:
                 f"Records: NOT WRITTEN since {records.get('failing_since')}, "
                 f"{records.get('unwritten')} waiting in memory: {records.get('error')}"
             )
+        for path in records.get("rescued_files", []):
+            lines.append(f"  kept at a stop, not yet in the database: {path}")
     lines.append("")
     agent_cols = [("agent", 8), ("name", 14), ("state", 10), ("for", 8), ("ready", 5)]
     agent_cols += [("calls", 5), ("queues", 20), ("note", 0)]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.demopbx import DemoAsterisk
 from callcenter.errors import RecordError
@@ -333,3 +334,27 @@ def test_a_malformed_argument_is_named_and_exits_2_before_anything_runs(
         cli_main(argv)
     assert exit_info.value.code == 2
     assert f"argument {argv[-2]}: {argv[-1]!r}" in capsys.readouterr().err
+
+
+def test_status_says_plainly_when_the_pbx_is_down_and_records_wait() -> None:
+    status = {
+        "pbx": {"name": "freeswitch", "connected": False, "since": "06:00", "reason": "EOF"},
+        "records": {
+            "ok": False,
+            "unwritten": 12,
+            "failing_since": "05:58",
+            "error": "database or disk is full",
+            "rescued_files": ["/run/callcenter/cdr.sqlite3-1a2b.unwritten.jsonl"],
+        },
+        "agents": [],
+        "queues": [],
+        "calls": [],
+    }
+    lines = format_status(status).splitlines()
+    assert lines[:3] == [
+        "PBX freeswitch: DOWN since 06:00 (EOF)",
+        "Records: NOT WRITTEN since 05:58, 12 waiting in memory: database or disk is full",
+        "  kept at a stop, not yet in the database: "
+        "/run/callcenter/cdr.sqlite3-1a2b.unwritten.jsonl",
+    ]
+    assert lines[-1] == "0 call(s) in progress"
