@@ -195,17 +195,6 @@ class _LeaveQueue(Exception):
 
 
 @dataclass(slots=True)
-class _PendingCallback:
-    """A callback being placed: the kept entry and what the answered call needs."""
-
-    entry: QueueEntry
-    number: str
-    joined: float
-    config: CallCenterConfig
-    answered: asyncio.Future[None]
-
-
-@dataclass(slots=True)
 class _KeptPlace:
     """A caller keeping their place for a callback, and the task that will call them."""
 
@@ -214,6 +203,14 @@ class _KeptPlace:
     joined: float
     config: CallCenterConfig
     worker: asyncio.Task[Any] | None
+
+
+@dataclass(slots=True)
+class _PendingCallback:
+    """A callback being placed: the place it is for, and whether its call was answered."""
+
+    place: _KeptPlace
+    answered: asyncio.Future[None]
 
 
 _TOKEN_NONCE = 16
@@ -974,14 +971,7 @@ class Switchboard:
                     )
                     reason = "no-agents"
                     if agents:
-                        reason = await self._place_callback(
-                            entry,
-                            agents,
-                            number=number,
-                            joined=joined,
-                            config=config,
-                            attempt=attempt,
-                        )
+                        reason = await self._place_callback(kept, agents, attempt=attempt)
                         if not reason:
                             return
                         for agent in list(entry.agents):
@@ -1034,26 +1024,16 @@ class Switchboard:
             if self._kept_places.get(origin) is kept:
                 del self._kept_places[origin]
 
-    async def _place_callback(
-        self,
-        entry: QueueEntry,
-        agents: list[Agent],
-        *,
-        number: str,
-        joined: float,
-        config: CallCenterConfig,
-        attempt: int,
-    ) -> str:
+    async def _place_callback(self, place: _KeptPlace, agents: list[Agent], *, attempt: int) -> str:
         """Originate the callback with ``agents`` reserved; ``""`` once the caller answered
         and their call took over the place, else why not."""
+        entry, number, config = place.entry, place.number, place.config
         acd = config.acd
         qcfg = config.queues[entry.queue]
         if self.pbx is None or acd.callback_dial is None:
             return "no-pbx"
         token = callback_token(entry.call_id)
-        pending = _PendingCallback(
-            entry, number, joined, config, asyncio.get_running_loop().create_future()
-        )
+        pending = _PendingCallback(place, asyncio.get_running_loop().create_future())
         self._callbacks[token] = pending
         self.bus.publish(
             QueueCallbackAttempt(
@@ -1099,14 +1079,9 @@ class Switchboard:
         info = call.info
         pending = self._callbacks.get(token)
         if pending is not None and not pending.answered.done():
-            entry, number, joined, used = (
-                pending.entry,
-                pending.number,
-                pending.joined,
-                pending.config,
-            )
-            original = entry.call_id
-            self.router.rebind(entry, info.call_id)
+            place = pending.place
+            original = place.entry.call_id
+            self.router.rebind(place.entry, info.call_id)
             pending.answered.set_result(None)
         else:
             # Not the call the worker waits for: one it gave up on (answered late), or one a
@@ -1117,14 +1092,15 @@ class Switchboard:
             if kept is None or kept.entry.call_id != origin:
                 log.warning("callback_unknown_or_late", call_id=info.call_id)
                 return "system"
-            entry, number, joined, used = kept.entry, kept.number, kept.joined, kept.config
-            original = entry.call_id
+            place = kept
+            original = place.entry.call_id
             # An agent the worker reserved stays reserved: the caller it was for is here.
-            self.router.rebind(entry, info.call_id)
-            if kept.worker is not None:
+            self.router.rebind(place.entry, info.call_id)
+            if place.worker is not None:
                 # Its wait for an agent must be gone before the caller's own starts.
-                await cancel_and_wait(kept.worker)
+                await cancel_and_wait(place.worker)
             log.info("callback_taken_unawaited", call_id=info.call_id, origin=original)
+        entry, number, joined, used = place.entry, place.number, place.joined, place.config
         await call.answer()
         self.bus.publish(CallAnswered(call_id=info.call_id))
         queue_name = entry.queue
