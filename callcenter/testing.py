@@ -230,7 +230,8 @@ async def running_center(
     ``transport`` (or its older name ``agi``) picks the PBX: ``fastagi``/``asyncagi`` start a
     demo Asterisk, ``esl-inbound``/``esl-outbound`` a demo FreeSWITCH (park / socket).
     ``failover_after``: seconds before the demo FreeSWITCH sends a parked caller nobody took
-    to its failover extension, as the shipped dialplan does (None: never). ``resume``: the
+    to its failover extension, or the demo Asterisk an AsyncAGI caller nobody took (its
+    ``TIMEOUT(absolute)`` guard), as the shipped dialplans do (None: never). ``resume``: the
     daemon takes back agents' shifts and waiting callbacks from the record database
     (:class:`~callcenter.daemon.Daemon`). ``environ``: more of the daemon's environment
     (``RUNTIME_DIRECTORY``, say), besides the PBX secret.
@@ -254,6 +255,7 @@ async def running_center(
         ami_secret=DEMO_SECRET,
         prompt_seconds=prompt_seconds,
         login_failure_delay=0.05,
+        failover_after=failover_after,
     )
     await pbx.start()
     try:

@@ -21,7 +21,16 @@ from asterisk_replay import (
     wait_until,
 )
 
-from callcenter.demopbx import AgentPhone, DemoAsterisk
+from callcenter.demopbx import (
+    AGI,
+    AgentPhone,
+    Answer,
+    DemoAsterisk,
+    DemoDialplan,
+    Hangup,
+    Playback,
+    Set,
+)
 from callcenter.demopbx.manager import ACTIONS, ManagerSession
 from callcenter.errors import ActionFailed, AuthenticationError, CallHungUp, CommandFailed
 from callcenter.pbx.asterisk.agi import AsyncAGIRouter, AsyncAGISession
@@ -565,6 +574,66 @@ async def test_an_ami_user_without_write_call_gets_one_heartbeat_warning_and_cal
     assert len(refused) == 1, refused
     assert "write=call" in refused[0]["hint"]
     assert HEARTBEAT_VARIABLE not in pbx.global_vars
+
+
+def guarded_pbx(**options: Any) -> DemoAsterisk:
+    """A demo Asterisk whose AsyncAGI routes guard the hand-over for 0.3 s, as
+    extensions.conf does for 20 s."""
+    return DemoAsterisk(ami_secret="demo-secret", agi_mode="async", failover_after=0.3, **options)
+
+
+async def test_a_guarded_asyncagi_caller_the_driver_took_is_not_sent_to_the_failover() -> None:
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        await asyncio.sleep(0.8)
+        await call.play(["goodbye"])
+        await call.hangup()
+
+    async with guarded_pbx() as pbx, heartbeating(pbx, handler) as (_driver, run):
+        caller = await pbx.call("800", caller_num="5550100")
+        await caller.wait_ended(timeout=5)
+        assert run.errors == []
+    assert caller.heard == ["goodbye"]
+    assert run.calls[0].info.route == "inbound"
+
+
+async def test_an_absolute_timeout_the_arguments_do_not_call_a_guard_is_left_to_the_admin() -> None:
+    """An admin's own limit (no ``guard`` argument) is not the driver's to clear."""
+    dialplan = DemoDialplan(
+        {
+            "800": [Answer(), Set("TIMEOUT(absolute)", "0.3"), AGI("agi:async"), Hangup()],
+            "T": [Playback("call-limit-reached"), Hangup()],
+        }
+    )
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        await call.wait_hangup()
+
+    pbx = DemoAsterisk(ami_secret="demo-secret", agi_mode="async", dialplan=dialplan)
+    async with pbx, heartbeating(pbx, handler):
+        caller = await pbx.call("800", caller_num="5550100")
+        await caller.wait_ended(timeout=5)
+    assert caller.heard == ["call-limit-reached"]
+
+
+async def test_a_guard_asterisk_refuses_to_clear_is_logged_and_the_call_is_served_meanwhile() -> (
+    None
+):
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        await call.play(["welcome"])
+        await call.wait_hangup()
+
+    async with guarded_pbx(ami_write="system,agi,originate") as pbx:
+        with structlog.testing.capture_logs() as logs:
+            async with heartbeating(pbx, handler) as (_driver, run):
+                caller = await pbx.call("800", caller_num="5550100")
+                await caller.wait_ended(timeout=5)
+    assert caller.heard == ["welcome", "ss-noservice"], "served, then the failover: not silence"
+    assert len(run.calls) == 1
+    refused = [e for e in logs if e["event"] == "failover_guard_not_cleared"]
+    assert [e["channel"] for e in refused] == [caller.channel]
 
 
 @pytest.mark.parametrize("transport", ["fastagi", "asyncagi"])

@@ -18,6 +18,7 @@ import uvloop
 from callcenter.config import load_config
 from callcenter.daemon import Daemon, loop_factory
 from callcenter.demopbx import AGI, Answer, DemoDialplan, Hangup, Playback
+from callcenter.demopbx.channels import FAILOVER_PROMPT as ASTERISK_FAILOVER
 from callcenter.demopbx.freeswitch import FAILOVER_PROMPT
 from callcenter.demopbx.fs_channels import prompt_name
 from callcenter.testing import TRANSPORTS, Center, running_center
@@ -371,6 +372,37 @@ async def test_freeswitch_park_callers_go_to_the_failover_once_no_daemon_is_left
             await caller.wait_for_prompt(FAILOVER, timeout=5)
             await caller.wait_ended(timeout=5)
         assert late.heard == [FAILOVER]
+
+
+async def test_an_asyncagi_caller_no_daemon_takes_in_time_hears_the_failover_not_silence(
+    tmp_path: Path,
+) -> None:
+    """A daemon that died or lost its link a moment ago leaves a fresh heartbeat behind, so
+    the dialplan hands callers over to nobody: its ``TIMEOUT(absolute)`` guard sends them to
+    the failover. A caller the daemon took keeps waiting in the queue past the guard (the
+    daemon cleared it), and once the daemon is back it takes that caller again."""
+    slow = {"pbx": {"ami": {"reconnect_min": 2.0, "reconnect_max": 2.0}}}
+    async with running_center(tmp_path, agi="asyncagi", config=slow, failover_after=0.5) as center:
+        center.add_phone("PJSIP/1001", answer_after=None)
+        waiting = await center.pbx.call("800", caller_num="5550041")
+        await waiting.wait_for_prompt("welcome-menu", timeout=5)
+        await waiting.press("2")
+        await waiting.wait_moh(timeout=5)
+        await asyncio.sleep(1.0)
+        assert ASTERISK_FAILOVER not in waiting.heard and waiting.state == "up"
+
+        await center.drop_pbx_connections()
+        late = await center.pbx.call("800", caller_num="5550042")
+        await late.wait_for_prompt(ASTERISK_FAILOVER, timeout=5)
+        await late.wait_ended(timeout=5)
+        assert late.heard == [ASTERISK_FAILOVER]
+
+        async with asyncio.timeout(8):
+            while waiting.heard.count("welcome-menu") < 2:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.6)
+        assert ASTERISK_FAILOVER not in waiting.heard and waiting.state == "up"
+        await waiting.hangup()
 
 
 async def test_an_asyncagi_call_that_arrives_while_ami_is_down_is_answered_once_it_is_back(

@@ -19,12 +19,16 @@ from hypothesis import strategies as st
 
 from callcenter.demopbx import (
     AgentPhone,
+    Answer,
     ChannelState,
     DemoAsterisk,
     DemoDialplan,
     Dial,
     Hangup,
     NoOp,
+    Playback,
+    Set,
+    Wait,
 )
 from callcenter.demopbx.channels import Channel
 from callcenter.errors import CallHungUp, IllegalTransition
@@ -561,7 +565,7 @@ async def test_async_agi_runs_commands_queued_by_a_raw_ami_client(
     env = AGIEnvironment.parse(decode_agi_field(start["Env"]))
     assert list(env.variables)[:3] == ["agi_request", "agi_channel", "agi_language"]
     assert env.request == "async"
-    assert env.args == ("inbound",)
+    assert env.args == ("inbound?guard=20",)
     assert env.channel == caller.channel and env.callerid == "5551234"
     queued = await ami.action(
         "AGI",
@@ -593,6 +597,56 @@ async def test_async_agi_runs_commands_queued_by_a_raw_ami_client(
     )
     assert late["Message"] == f"Channel {caller.channel} does not exist."
     await ami.close()
+
+
+async def test_an_asyncagi_caller_nobody_takes_hears_the_failover_when_the_guard_runs_out() -> None:
+    """``TIMEOUT(absolute)`` ends ``AGI(agi:async)`` and the dialplan goes on at ``T``
+    (pbx.c), where the shipped dialplan plays its failover."""
+    async with make_pbx(agi_mode="async", failover_after=0.3) as demo:
+        ami = await AMIClient.connect(demo.ami_port)
+        await ami.login()
+        caller = await demo.call("800", caller_num="5551234")
+        await ami.event("AsyncAGIStart", Channel=caller.channel)
+        await caller.wait_for_prompt("ss-noservice", timeout=3)
+        await caller.wait_ended(timeout=3)
+        await ami.event("AsyncAGIEnd", Channel=caller.channel)
+        timeout_exten = await ami.event("Newexten", Channel=caller.channel, Extension="T")
+        assert timeout_exten["Application"] == "Playback"
+        assert caller.heard == ["ss-noservice"]
+        await ami.close()
+
+
+async def test_an_asyncagi_guard_cleared_over_ami_leaves_the_caller_with_whoever_took_them() -> (
+    None
+):
+    async with make_pbx(agi_mode="async", failover_after=0.3) as demo:
+        ami = await AMIClient.connect(demo.ami_port)
+        await ami.login()
+        caller = await demo.call("800", caller_num="5551234")
+        await ami.event("AsyncAGIStart", Channel=caller.channel)
+        cleared = await ami.action(
+            "Setvar",
+            ("Channel", caller.channel),
+            ("Variable", "TIMEOUT(absolute)"),
+            ("Value", "0"),
+        )
+        assert cleared["Response"] == "Success"
+        await asyncio.sleep(0.6)
+        assert caller.state == "up" and caller.heard == []
+        assert not ami.events("AsyncAGIEnd")
+        assert not [e for e in ami.events("VarSet") if e.get("Variable") == "TIMEOUT(absolute)"]
+        await caller.hangup()
+        await ami.close()
+
+
+async def test_an_absolute_timeout_without_a_t_extension_hangs_the_channel_up() -> None:
+    dialplan = DemoDialplan(
+        {"800": [Answer(), Set("TIMEOUT(absolute)", "0.2"), Wait(5), Playback("never")]}
+    )
+    async with make_pbx(dialplan=dialplan) as demo:
+        caller = await demo.call("800")
+        await caller.wait_ended(timeout=3)
+        assert caller.heard == [] and caller.applications == ["Answer", "Set", "Wait"]
 
 
 async def test_async_prompt_durations_and_exec_dial(async_pbx: DemoAsterisk) -> None:

@@ -18,7 +18,12 @@ import yaml
 from pydantic import BaseModel
 
 from callcenter.config.models import AcdConfig, AGIConfig, AMIConfig, ESLConfig, IvrConfig
-from callcenter.demopbx.channels import DEFAULT_ROUTES, DemoDialplan
+from callcenter.demopbx.channels import (
+    ASYNC_FAILOVER_AFTER,
+    DEFAULT_ROUTES,
+    FAILOVER_PROMPT,
+    DemoDialplan,
+)
 from callcenter.demopbx.freeswitch import (
     FAILOVER_AFTER,
     FAILOVER_EXTENSION,
@@ -26,7 +31,9 @@ from callcenter.demopbx.freeswitch import (
     DemoFreeSwitch,
 )
 from callcenter.pbx.asterisk.driver import (
+    ABSOLUTE_TIMEOUT,
     CONFERENCE_CONTEXT,
+    GUARD_PARAM,
     HEARTBEAT_VARIABLE,
     SPY_STOP_LOCATION,
 )
@@ -149,11 +156,19 @@ def test_every_fastagi_hook_reaches_the_daemons_port_with_a_route_it_knows() -> 
     assert callback_hooks == [f"agi://127.0.0.1:4573/inbound?callback=${{{CALLBACK_VARIABLE}}}"]
 
 
+_GUARD = re.compile(rf"[?&]{GUARD_PARAM}=(\d+)$")
+#: The AsyncAGI contexts callers reach (the feature codes' callers are agents, who hang up).
+ASYNC_CALLER_CONTEXTS = ("callcenter-inbound-async", "callcenter-callback-async")
+
+
 def test_the_asyncagi_contexts_mirror_the_fastagi_ones() -> None:
     fast = hooks("callcenter-features")
     assert hooks("callcenter-features-async", ASYNCAGI) == fast
     callback = hooks(default(AcdConfig, "callback_context"))
-    assert hooks("callcenter-callback-async", ASYNCAGI) == callback
+    async_callback = hooks("callcenter-callback-async", ASYNCAGI)
+    assert {e: _GUARD.sub("", h) for e, h in async_callback.items()} == callback
+    inbound = hooks("callcenter-inbound-async", ASYNCAGI)
+    assert {_GUARD.sub("", h) for h in inbound.values()} == {"inbound"}
     for exten, route in hooks("callcenter-features-async", ASYNCAGI).items():
         assert route.split("?")[0] in ROUTES, exten
 
@@ -176,6 +191,40 @@ def test_asyncagi_callers_fail_over_once_the_daemons_heartbeat_is_stale() -> Non
     labels = [p for _e, p, _a, _x in steps]
     assert f"n({window.group(2)})" in labels, "the failover label exists"
     assert default(AMIConfig, "heartbeat_interval") > 0, "on by default"
+
+
+def test_asyncagi_callers_no_daemon_takes_in_time_go_to_the_failover() -> None:
+    """A daemon that crashed a moment ago leaves a fresh heartbeat behind. The caller
+    contexts set an absolute timeout right before the hand-over, say so in the AGI arguments
+    (the driver clears only a guard it is told about) and send ``T`` to the failover; the
+    demo Asterisk runs the same steps."""
+    contexts = extensions()
+    demo = DemoDialplan.default("agi://127.0.0.1:4573", agi_mode="async").contexts
+    demo_steps = {
+        "callcenter-inbound-async": demo["from-callers"],
+        "callcenter-callback-async": demo[default(AcdConfig, "callback_context")],
+    }
+    for context in ASYNC_CALLER_CONTEXTS:
+        steps = contexts[context]
+        at = next(i for i, step in enumerate(steps) if step[2] == "AGI")
+        guard_app, guard_args = steps[at - 1][2:]
+        name, _, seconds = guard_args.partition("=")
+        assert (guard_app, name) == ("Set", ABSOLUTE_TIMEOUT), f"{context}: set right before"
+        handed = _GUARD.search(steps[at][3])
+        assert handed is not None and handed.group(1) == seconds, f"{context}: {steps[at][3]}"
+        assert float(seconds) == ASYNC_FAILOVER_AFTER, "the demo waits as long"
+        timeout_steps = [(app, args) for exten, _p, app, args in steps if exten == "T"]
+        assert timeout_steps == [("Playback", FAILOVER_PROMPT), ("Hangup", "")], context
+        ours = demo_steps[context]
+        route = ours["s"] if "s" in ours else ours["800"]
+        assert [(a.app, a.data) for a in route][:3] == [
+            ("Answer", ""),
+            ("Set", guard_args),
+            ("AGI", f"agi:async,{steps[at][3].removeprefix(ASYNCAGI)}"),
+        ], context
+        assert [(a.app, a.data) for a in ours["T"]] == timeout_steps
+    unguarded = [a for _e, _p, app, a in contexts["callcenter-features-async"] if app == "Set"]
+    assert not unguarded, "agents dialling a feature code hang up themselves"
 
 
 def test_both_pbxs_give_each_feature_code_the_same_route() -> None:

@@ -43,6 +43,7 @@ from callcenter.demopbx.apps import (
     write_silence,
 )
 from callcenter.demopbx.channels import (
+    ASYNC_FAILOVER_AFTER,
     Bridge,
     Channel,
     ChannelState,
@@ -80,6 +81,9 @@ class DemoAsterisk:
     exist (STREAM FILE answers ``result=-1 endpos=0``). ``login_failure_delay`` is the
     pause before a wrong AMI secret is refused (Asterisk: about 1 s). ``ami_write`` is the AMI
     user's ``write=`` classes of manager.conf (the ``Filter`` action needs ``system``).
+    ``failover_after``: with AsyncAGI, seconds the default dialplan gives a daemon to take a
+    caller (``TIMEOUT(absolute)``) before its ``T`` extension plays the failover, as the
+    shipped dialplan does (None: no guard, the caller waits).
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class DemoAsterisk:
         missing_prompts: Collection[str] = (),
         host: str = "127.0.0.1",
         port: int = 0,
+        failover_after: float | None = ASYNC_FAILOVER_AFTER,
     ) -> None:
         if agi_mode not in ("fastagi", "async", "asyncagi"):
             raise ValueError(f"agi_mode must be 'fastagi' or 'async', not {agi_mode!r}")
@@ -107,8 +112,11 @@ class DemoAsterisk:
         self.ami_write = frozenset(c.strip().lower() for c in ami_write.split(",") if c.strip())
         self.prompt_seconds = prompt_seconds
         self.login_failure_delay = login_failure_delay
+        self.failover_after = failover_after
         self._default_dialplan = dialplan is None
-        self.dialplan = dialplan or DemoDialplan.default(agi_url, agi_mode=self.agi_mode)
+        self.dialplan = dialplan or DemoDialplan.default(
+            agi_url, agi_mode=self.agi_mode, failover_after=self.failover_after
+        )
         self.prompt_durations = dict(prompt_durations or {})
         self.missing_prompts = frozenset(missing_prompts)
         self._host = host
@@ -190,7 +198,9 @@ class DemoAsterisk:
         after the PBX started). Rebuilds the default dialplan; a custom one is kept."""
         self.agi_url = agi_url
         if self._default_dialplan:
-            self.dialplan = DemoDialplan.default(agi_url, agi_mode=self.agi_mode)
+            self.dialplan = DemoDialplan.default(
+                agi_url, agi_mode=self.agi_mode, failover_after=self.failover_after
+            )
         self._log.info("demopbx_agi_url", agi_url=agi_url)
 
     @property
@@ -338,10 +348,20 @@ class DemoAsterisk:
             state=state,
             emit=self.emit,
             global_vars=self.global_vars,
+            on_timeout=self._absolute_timeout,
         )
         self._channels[chan.name] = chan
         chan.emit("Newchannel", "call")
         return chan
+
+    def _absolute_timeout(self, chan: Channel) -> None:
+        """``TIMEOUT(absolute)`` ran out: whatever runs ends and the dialplan goes on at the
+        context's ``T`` extension, or the channel hangs up without one (pbx.c)."""
+        self._log.info("demopbx_absolute_timeout", channel=chan.name, context=chan.context)
+        if "T" in self.dialplan.contexts.get(chan.context, {}):
+            chan.request_goto(chan.context, "T", 1)
+        else:
+            chan.request_hangup(16 if chan.hangup_cause == 0 else None, event="SoftHangupRequest")
 
     def find_channel(self, name: str) -> Channel | None:
         """The live channel called ``name`` (case-insensitive), or None."""
@@ -362,6 +382,7 @@ class DemoAsterisk:
                 self.destroy_bridge(bridge)
         self.stop_moh(chan)
         self.stop_mixmonitor(chan)
+        chan.cancel_absolute_timeout()
         chan.hangup_requested = True
         chan.ended = True
         chan.emit("Hangup", "call", hangup_headers(chan.hangup_cause))

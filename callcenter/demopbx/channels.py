@@ -147,6 +147,7 @@ class Channel:
         global_vars: Mapping[str, str],
         priority: int = 1,
         language: str = "en",
+        on_timeout: Callable[[Channel], None] | None = None,
     ) -> None:
         self.name = name
         self.device = device_of(name)
@@ -201,6 +202,8 @@ class Channel:
         self._sink: asyncio.Queue[str | Wake] | None = None
         self._recent_digits: deque[tuple[float, str]] = deque(maxlen=32)
         self._changed = asyncio.Event()
+        self._on_timeout = on_timeout
+        self._absolute_timeout: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return (
@@ -252,12 +255,46 @@ class Channel:
         return True
 
     def set_var(self, name: str, value: str) -> None:
-        """Set a channel variable and emit ``VarSet``; ``CHANNEL(language)`` sets the language."""
-        if name.upper() == "CHANNEL(LANGUAGE)":
+        """Set a channel variable and emit ``VarSet``; ``CHANNEL(language)`` sets the language
+        and ``TIMEOUT(absolute)`` the absolute timeout (seconds; 0 clears it)."""
+        upper = name.upper()
+        if upper == "CHANNEL(LANGUAGE)":
             self.language = value
+            return
+        if upper == "TIMEOUT(ABSOLUTE)":
+            self._set_absolute_timeout(value)
             return
         self.variables[name] = value
         self.emit("VarSet", "dialplan", [("Variable", name), ("Value", value)])
+
+    def _set_absolute_timeout(self, value: str) -> None:
+        # func_timeout.c: a new value replaces the old deadline; 0 (or less) removes it.
+        try:
+            seconds = float(value)
+        except ValueError:
+            log.warning("demopbx_bad_timeout", channel=self.name, value=value)
+            return
+        self.cancel_absolute_timeout()
+        if seconds > 0 and self._on_timeout is not None:
+            self._absolute_timeout = asyncio.get_running_loop().call_later(
+                seconds, self._absolute_timeout_reached
+            )
+
+    def cancel_absolute_timeout(self) -> None:
+        """Drop the absolute timeout, if one is set."""
+        if self._absolute_timeout is not None:
+            self._absolute_timeout.cancel()
+            self._absolute_timeout = None
+
+    @property
+    def absolute_timeout_set(self) -> bool:
+        """True while a ``TIMEOUT(absolute)`` deadline is pending."""
+        return self._absolute_timeout is not None
+
+    def _absolute_timeout_reached(self) -> None:
+        self._absolute_timeout = None
+        if not self.ended and not self.hangup_requested and self._on_timeout is not None:
+            self._on_timeout(self)
 
     def set_connected(self, num: str, name: str) -> None:
         """Update the connected line and emit ``NewConnectedLine``."""
@@ -534,6 +571,14 @@ DEFAULT_ROUTES: dict[str, str] = {
 }
 
 
+#: Seconds the AsyncAGI routes give a daemon to take a call (``TIMEOUT(absolute)``, as
+#: dialplans/asterisk/extensions.conf sets it) before the ``T`` extension sends the caller
+#: to the failover.
+ASYNC_FAILOVER_AFTER = 20.0
+#: What the failover does in the shipped dialplan (the place for a fallback).
+FAILOVER_PROMPT = "ss-noservice"
+
+
 def _normalise(route: Route) -> tuple[DialplanApp, ...]:
     return (route,) if isinstance(route, DialplanApp) else tuple(route)
 
@@ -565,7 +610,13 @@ class DemoDialplan:
         self.fallback = _normalise(fallback) if fallback is not None else None
 
     @classmethod
-    def default(cls, agi_url: str, *, agi_mode: str = "fastagi") -> DemoDialplan:
+    def default(
+        cls,
+        agi_url: str,
+        *,
+        agi_mode: str = "fastagi",
+        failover_after: float | None = ASYNC_FAILOVER_AFTER,
+    ) -> DemoDialplan:
         """The demo's dialplan: 800 and the agent feature codes end in the daemon.
 
         FastAGI: ``AGI(<agi_url>/<script>)``. AsyncAGI: ``AGI(agi:async,<script>)`` (the
@@ -574,16 +625,36 @@ class DemoDialplan:
         unknown destination of a ``Redirect``. ``callcenter-callback,s`` hands an answered
         queue callback (an Originate carrying ``CALLCENTER_CALLBACK``) back to the daemon as
         ``inbound?callback=<token>``.
+
+        With AsyncAGI the caller routes (800 and the callback) are guarded as the shipped
+        dialplan guards them: ``Set(TIMEOUT(absolute)=<failover_after>)`` before
+        ``AGI(agi:async,inbound?guard=<failover_after>)``, and a ``T`` extension playing
+        ``ss-noservice``: a caller no daemon takes in time hears that instead of silence
+        (``failover_after=None``: no guard).
         """
         base = agi_url.rstrip("/")
+        guarded = agi_mode != "fastagi" and failover_after is not None
 
         def agi(script: str) -> DialplanApp:
             return AGI("agi:async", script) if agi_mode != "fastagi" else AGI(f"{base}/{script}")
 
+        def route(script: str) -> list[DialplanApp]:
+            if not guarded or not script.startswith("inbound"):
+                return [Answer(), agi(script), Hangup()]
+            after = f"{failover_after:g}"
+            joiner = "&" if "?" in script else "?"
+            guard = Set("TIMEOUT(absolute)", after)
+            return [Answer(), guard, agi(f"{script}{joiner}guard={after}"), Hangup()]
+
+        failover = [Playback(FAILOVER_PROMPT), Hangup()]
         routes: dict[str, Route] = {
-            exten: [Answer(), agi(script), Hangup()] for exten, script in DEFAULT_ROUTES.items()
+            exten: route(script) for exten, script in DEFAULT_ROUTES.items()
         }
         routes["h"] = NoOp("caller hangup handler")
+        callback: dict[str, Route] = {"s": route("inbound?callback=${CALLCENTER_CALLBACK}")}
+        if guarded:
+            routes["T"] = failover
+            callback["T"] = failover
         # Where the daemon redirects a supervisor's ChanSpy leg to end it (trace 11).
         hangup_context = {"hangup": (Hangup(),), "s": (NoOp("hangup handler"),)}
         dial_exten = [Dial("PJSIP/${EXTEN}", 30), Hangup()]
@@ -596,9 +667,7 @@ class DemoDialplan:
                 "transfer": {"_X.": dial_exten, "inbound": [agi("inbound"), Hangup()]},
                 "callcenter": {"inbound": [Answer(), agi("inbound"), Hangup()]},
                 # An answered queue callback (Originate with CALLCENTER_CALLBACK set).
-                "callcenter-callback": {
-                    "s": [Answer(), agi("inbound?callback=${CALLCENTER_CALLBACK}"), Hangup()]
-                },
+                "callcenter-callback": callback,
             },
             fallback=dial_exten,
         )

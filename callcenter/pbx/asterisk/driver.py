@@ -24,6 +24,14 @@
   and to 0 when it stops. Asterisk cannot tell whether anyone reads AsyncAGI, so the
   AsyncAGI context checks it before ``AGI(agi:async)``: with no daemon a caller would wait
   there in silence.
+* A guard for callers no daemon takes: the AsyncAGI contexts also set
+  ``TIMEOUT(absolute)=20`` right before ``AGI(agi:async,inbound?guard=20)`` and send the
+  ``T`` extension to the failover, so a caller who arrives while the daemon is dead but its
+  heartbeat still fresh (a crash, a hung process systemd has not restarted yet, a link down
+  for good) hears the failover after 20 s instead of silence. When the driver takes a call
+  whose AGI arguments carry ``guard`` it clears that timeout (AMI ``Setvar
+  TIMEOUT(absolute)=0``) before the call's first command; a call without ``guard`` keeps
+  whatever absolute timeout the admin gave it.
 """
 
 from __future__ import annotations
@@ -125,6 +133,14 @@ _DIAL_OUTCOME: Final = "${DIALSTATUS}|${ANSWEREDTIME}|${DIALEDPEERNAME}|${HANGUP
 ASYNCAGI_ADOPT_GRACE = 1.0
 #: The global dialplan variable the heartbeat sets (see the module docstring).
 HEARTBEAT_VARIABLE: Final = "CALLCENTER_HEARTBEAT"
+#: The AGI argument (``inbound?guard=20``) saying the dialplan set ``TIMEOUT(absolute)`` as
+#: a guard for the hand-over, which the driver clears when it takes the call.
+GUARD_PARAM: Final = "guard"
+#: The dialplan function the guard is set with.
+ABSOLUTE_TIMEOUT: Final = "TIMEOUT(absolute)"
+#: Seconds the driver waits for Asterisk to confirm the guard is cleared before the call's
+#: first command goes out anyway.
+GUARD_CLEAR_TIMEOUT = 2.0
 
 #: Samples per second of the ``endpos`` of STREAM FILE / RECORD FILE (8 kHz formats).
 SAMPLE_RATE = 8000
@@ -480,6 +496,8 @@ class AsteriskDriver:
         bound.info("call_arrived", caller=info.caller_num, dialed=info.dialed)
         handler = self._handler
         try:
+            if transport == "asyncagi" and GUARD_PARAM in info.params:
+                await self._clear_guard(info)
             if handler is not None:
                 await handler(call)
         except CallHungUp:
@@ -490,6 +508,28 @@ class AsteriskDriver:
             if self._calls.get(info.call_id) is call:
                 del self._calls[info.call_id]
             bound.info("call_released", hung_up=call.hung_up)
+
+    async def _clear_guard(self, info: CallInfo) -> None:
+        """Clear the absolute timeout the AsyncAGI context set as a guard (see the module
+        docstring): the call is ours now. Awaited, so that no command of ours (an ``EXEC
+        Dial`` above all) can run while the guard could still cut the call; AsyncAGI's own
+        100 ms polling dwarfs the round trip."""
+        try:
+            await self.ami.send_action(
+                "Setvar",
+                [("Channel", info.channel), ("Variable", ABSOLUTE_TIMEOUT), ("Value", "0")],
+                timeout=GUARD_CLEAR_TIMEOUT,
+                retry_on_reconnect=False,
+            )
+        except PBXError as exc:
+            # The caller goes to the failover when the timeout runs out: not silence, and the
+            # call is served meanwhile.
+            self._log.warning(
+                "failover_guard_not_cleared",
+                call_id=info.call_id,
+                channel=info.channel,
+                error=str(exc),
+            )
 
     def _call_info(self, session: AGISession, transport: Transport, linkedid: str) -> CallInfo:
         env = session.env
