@@ -415,6 +415,26 @@ class AcdMachine(RuleBasedStateMachine):
                 assert not (ready and fits), f"{entry.call_id} hunts while {agent_id} is idle"
 
     @invariant()
+    def a_queue_is_staffed_exactly_while_someone_logged_in_and_reachable_could_serve_it(
+        self,
+    ) -> None:
+        for name in ("q1", "q2"):
+            rules = self.router.rules(name)
+            final = rules.stages[-1]
+            agents = [self.router.agents[m] for m in rules.members]
+            expected = any(
+                agent.state not in (S.LOGGED_OUT, S.PAUSED)
+                and not agent.device_unreachable
+                and (
+                    final.max_penalty is None
+                    or rules.penalties.get(agent.id, 0) <= final.max_penalty
+                )
+                and all(agent.skills.get(s, 0) >= final.min_level for s in rules.skills)
+                for agent in agents
+            )
+            assert self.router.has_agents_for(name) == expected, name
+
+    @invariant()
     def each_caller_has_at_most_one_outcome_and_counts_match(self) -> None:
         for outcomes in self.outcomes.values():
             assert len(outcomes) <= 1, outcomes

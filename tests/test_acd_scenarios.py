@@ -601,6 +601,39 @@ async def test_leave_when_empty_sends_waiting_callers_on_when_the_last_agent_pau
     assert [e.reason for e in s.of(QueueExited)] == ["leaveempty"]
 
 
+async def test_callers_leave_a_queue_whose_last_agent_lost_their_phone_and_new_ones_do_not_join(
+    tmp_path: Path,
+) -> None:
+    """app_queue's leavewhenempty/joinempty "unavailable": an agent logged in on a phone
+    that is not registered cannot take anyone, so with nobody else the queue is empty."""
+    config = setup(
+        {"leave_when_empty": True, "join_empty": False, "wrapup": 30, "strategy": "linear"}
+    )
+    async with scene(tmp_path, config) as s:
+        s.phone("1001", **QUICK)
+        s.login("1001")
+        await s.answered_call("5550001")
+        assert s.router.agents["1001"].state is S.WRAP_UP
+        waiting = await s.call("5550002")
+        await waiting.wait_moh(timeout=5)
+        s.center.remove_phone("PJSIP/1001")
+        await waiting.wait_for_prompt("queue-unavailable", timeout=5)
+        await waiting.wait_ended(timeout=5)
+        refused = await s.call("5550003")
+        await refused.wait_for_prompt("queue-unavailable", timeout=5)
+        await refused.wait_ended(timeout=5)
+        s.phone("1001", **QUICK)
+        await s.phone_reachable("1001")
+        joined = await s.call("5550004")
+        await joined.wait_moh(timeout=5)
+        await joined.hangup()
+        await s.settle()
+    assert [(e.call_id, e.reason) for e in s.of(QueueExited)] == [
+        (waiting.uniqueid, "leaveempty"),
+        (refused.uniqueid, "joinempty"),
+    ], "the last caller joined and waited: the phone was back"
+
+
 async def test_exit_key_takes_the_caller_to_voicemail(tmp_path: Path) -> None:
     config = setup(
         {"exit_keys": {"5": {"to": "voicemail", "box": "sales", "prompt": "leave-a-message"}}},

@@ -564,6 +564,29 @@ async def test_leave_when_empty_wakes_waiting_callers_with_no_agent() -> None:
         await router.next_agent(entry)
 
 
+async def test_a_queue_whose_only_agent_lost_their_phone_lets_its_callers_go_and_counts_empty() -> (
+    None
+):
+    """app_queue's leavewhenempty/joinempty "unavailable": an agent logged in on a phone
+    that is not registered cannot take anyone; callers would wait as if she were busy."""
+    router, clock = make_router({"q": QueueRules(members=("a",), leave_when_empty=True)})
+    login_all(router, clock, ["a"])
+    entry = router.enqueue("q", "waiting")
+    router.device_state("PJSIP/a", in_use=True)
+    task = asyncio.ensure_future(router.next_agents(entry))
+    await asyncio.sleep(0)
+    assert not task.done() and router.has_agents_for("q"), "in use: she will be back"
+    router.device_state("PJSIP/a", in_use=False, reachable=False)
+    assert await asyncio.wait_for(task, 1) == []
+    assert router.is_empty_for(entry) and not router.has_agents_for("q")
+    router.pause("a", "break")
+    router.device_state("PJSIP/a", in_use=False, reachable=True)
+    assert not router.has_agents_for("q"), "paused"
+    router.unpause("a")
+    assert router.has_agents_for("q")
+    assert [a.id for a in await asyncio.wait_for(router.next_agents(entry), 1)] == ["a"]
+
+
 async def test_positions_come_from_priority_then_arrival_and_survive_many_callers() -> None:
     router, clock = make_router({"q": QueueRules(members=("a",))})
     entries = []

@@ -320,8 +320,8 @@ class CallQueue:
         return list(self._classes.values())
 
     def presence(self, agent: Agent, step: int) -> list[HuntClass]:
-        """``agent`` came (+1) or went (-1): logged in and unpaused or not. Returns the
-        classes left with nobody present."""
+        """``agent`` came (+1) or went (-1): logged in, unpaused and reachable or not.
+        Returns the classes left with nobody present."""
         self.present += step
         emptied = []
         for klass in self._agent_classes.get(agent.id, ()):
@@ -437,8 +437,8 @@ class CallQueue:
         return [m.agent.id for m in ready]
 
     def has_agents_for(self, skills: frozenset[str]) -> bool:
-        """Is a member who could ever take a caller needing ``skills`` logged in and not
-        paused? O(1) once the class exists."""
+        """Is a member who could ever take a caller needing ``skills`` logged in, not
+        paused and on a reachable phone? O(1) once the class exists."""
         return self.klass(skills, len(self.rules.stages) - 1).present > 0
 
     def estimated_wait(self, call_id: str) -> float | None:
@@ -457,4 +457,9 @@ class CallQueue:
 
 
 def _present(agent: Agent) -> bool:
-    return agent.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED)
+    # An agent whose phone is not registered cannot take a call any more than one on a
+    # pause: app_queue's joinempty/leavewhenempty "unavailable".
+    return (
+        agent.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED)
+        and not agent.device_unreachable
+    )

@@ -243,13 +243,14 @@ class Router:
         return self._queue(queue).present
 
     def has_agents_for(self, queue: str, skills: Collection[str] = ()) -> bool:
-        """Could anyone logged in and unpaused ever take a caller of ``queue`` needing
-        ``skills`` (the queue's own skills are added)? O(1) once asked before."""
+        """Could anyone logged in, unpaused and on a reachable phone ever take a caller of
+        ``queue`` needing ``skills`` (the queue's own skills are added)? O(1) once asked
+        before."""
         q = self._queue(queue)
         return q.has_agents_for(frozenset(skills) | q.rules.skills)
 
     def is_empty_for(self, entry: QueueEntry) -> bool:
-        """No member who could take this caller is logged in and unpaused."""
+        """No member who could take this caller is logged in, unpaused and reachable."""
         return not self._queue(entry.queue).has_agents_for(entry.skills)
 
     def estimated_wait(self, entry: QueueEntry) -> float | None:
@@ -406,6 +407,8 @@ class Router:
             back = agent.device_unreachable and reachable
             agent.device_busy = in_use
             agent.device_unreachable = not reachable
+            if changed and agent.state not in _ABSENT:
+                self._presence(agent, reachable)
             if changed:
                 log.info(
                     "agent_device_reachable" if reachable else "agent_device_unreachable",
@@ -458,7 +461,7 @@ class Router:
     async def next_agents(self, entry: QueueEntry) -> list[Agent]:
         """Wait until agents are reserved (RINGING) for this caller and return them (one,
         or several for ringall); ``[]`` when the queue has ``leave_when_empty`` and nobody
-        who could take the caller is logged in and unpaused any more.
+        who could take the caller is logged in, unpaused and reachable any more.
 
         Cancelling the waiting task leaves no reservation behind: agents reserved in the
         meantime go back to AVAILABLE. Raises EngineError if the caller left the queue
@@ -776,20 +779,25 @@ class Router:
             handle = self._wrapup_timers.pop(agent.id, None)
             if handle is not None:
                 handle.cancel()
-        was_present, is_present = old not in _ABSENT, new not in _ABSENT
-        if was_present != is_present:
-            emptied = [
-                queue
-                for queue in self._member_of.get(agent.id, ())
-                if queue.presence(agent, 1 if is_present else -1) and queue.rules.leave_when_empty
-            ]
-            for queue in emptied:
-                self._wake_if_empty(queue)
+        if not agent.device_unreachable and (old in _ABSENT) != (new in _ABSENT):
+            self._presence(agent, new not in _ABSENT)
         if self._bus is not None:
             self._bus.publish(
                 AgentStateChanged(agent=agent.id, old=old.value, new=new.value, mono=now)
             )
         return old
+
+    def _presence(self, agent: Agent, present: bool) -> None:
+        """``agent`` became able (or unable) to take calls at all: logged in, unpaused and
+        on a reachable phone. Queues with ``leave_when_empty`` let go of callers nobody is
+        left to take."""
+        emptied = [
+            queue
+            for queue in self._member_of.get(agent.id, ())
+            if queue.presence(agent, 1 if present else -1) and queue.rules.leave_when_empty
+        ]
+        for queue in emptied:
+            self._wake_if_empty(queue)
 
     def _make_available(
         self,

@@ -66,7 +66,7 @@ class QueueRules:
     """Offer agents whose device the PBX reports in use (app_queue's ringinuse)."""
     leave_when_empty: bool = False
     """Waiting callers are told (``Router.next_agents`` returns ``[]``) when no member who
-    could take them is logged in and unpaused any more."""
+    could take them is logged in, unpaused and reachable any more."""
 
 
 @dataclass(frozen=True, slots=True)

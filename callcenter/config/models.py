@@ -1514,13 +1514,13 @@ class QueueConfig(_Model):
     )
     join_empty: bool = Field(
         default=True,
-        description="Callers may join while no agent who could take them is logged in and "
-        "unpaused; false: they go on_empty at once.",
+        description="Callers may join while no agent who could take them is logged in, "
+        "unpaused and on a registered phone; false: they go on_empty at once.",
     )
     leave_when_empty: bool = Field(
         default=False,
         description="Waiting callers go on_empty when the last agent who could take them "
-        "logs out or pauses.",
+        "logs out, pauses or loses their phone (it unregisters).",
     )
     on_empty: QueueExit = Field(
         default_factory=_default_exit("queue-unavailable"),
