@@ -286,11 +286,6 @@ class Channel:
             self._absolute_timeout.cancel()
             self._absolute_timeout = None
 
-    @property
-    def absolute_timeout_set(self) -> bool:
-        """True while a ``TIMEOUT(absolute)`` deadline is pending."""
-        return self._absolute_timeout is not None
-
     def _absolute_timeout_reached(self) -> None:
         self._absolute_timeout = None
         if not self.ended and not self.hangup_requested and self._on_timeout is not None:
