@@ -514,6 +514,25 @@ def test_freeswitch_needs_the_event_socket_password_not_the_ami_secret() -> None
     assert config.pbx.type == "freeswitch"
 
 
+def test_asyncagi_without_the_heartbeat_its_dialplan_reads_is_refused() -> None:
+    """The shipped AsyncAGI context would send every caller to the failover."""
+    asyncagi = edit(
+        "    username: callcenter\n", "    username: callcenter\n  agi:\n    transport: asyncagi\n"
+    )
+    assert load_config_text(asyncagi, environ=SECRET_ENV).pbx.agi.transport == "asyncagi"
+    silent = edit("  agi:\n", "    heartbeat_interval: 0\n  agi:\n", asyncagi)
+    (issue,) = problems(silent)
+    assert (issue.field, issue.line) == (
+        "pbx.ami.heartbeat_interval",
+        line_no(silent, "heartbeat_interval"),
+    )
+    assert "fails every caller over" in issue.message
+    fastagi = edit(
+        "    username: callcenter\n", "    username: callcenter\n    heartbeat_interval: 0\n"
+    )
+    assert load_config_text(fastagi, environ=SECRET_ENV).pbx.ami.heartbeat_interval == 0
+
+
 def test_the_event_socket_link_is_tuned_like_the_ami_link() -> None:
     text = edit(
         "pbx:\n",

@@ -2163,6 +2163,20 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                     "pbx.esl.password in this file",
                 )
             )
+    elif pbx.get("type") in (None, "asterisk"):
+        agi = _section(pbx, "agi") or {}
+        ami = _section(pbx, "ami") or {}
+        beat = ami.get("heartbeat_interval")
+        if agi.get("transport") == "asyncagi" and isinstance(beat, int | float) and beat == 0:
+            out.append(
+                Problem(
+                    ("pbx", "ami", "heartbeat_interval"),
+                    "0 turns the heartbeat off, but with pbx.agi.transport: asyncagi the "
+                    "shipped AsyncAGI context fails every caller over when "
+                    "CALLCENTER_HEARTBEAT is not kept fresh; keep it between 1 and 15 s "
+                    "(one AMI Setvar each time, with the AMI user's write=call)",
+                )
+            )
     return out
 
 
