@@ -32,6 +32,7 @@ from callcenter.errors import (
     AuthenticationError,
     ConfigError,
     ListenError,
+    PBXClaimed,
     PBXConnectionError,
     RecordError,
 )
@@ -332,7 +333,7 @@ def cmd_run(path: str) -> int:
     except PBXConnectionError as exc:
         print(f"callcenter: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    except (ListenError, RecordError) as exc:
+    except (ListenError, RecordError, PBXClaimed) as exc:
         print(f"callcenter: {exc}", file=sys.stderr)
         return EXIT_RESOURCE
     except KeyboardInterrupt:

@@ -97,6 +97,7 @@ def asterisk_settings(config: CallCenterConfig) -> AsteriskSettings:
         agi_host=agi.listen_host,
         agi_port=agi.listen_port,
         command_timeout=agi.command_timeout,
+        claim_refresh=config.pbx.claim_refresh,
     )
 
 
@@ -114,6 +115,7 @@ def freeswitch_settings(config: CallCenterConfig) -> FreeSwitchSettings:
         heartbeat_timeout=esl.heartbeat_timeout,
         reconnect_min=esl.reconnect_min,
         reconnect_max=esl.reconnect_max,
+        claim_refresh=config.pbx.claim_refresh,
     )
 
 
@@ -241,8 +243,9 @@ class Daemon:
         """Open the records, listen for the CLI, connect to the PBX and take calls.
 
         Raises ``RecordError`` (the record database cannot be opened, or another daemon
-        runs on it), ``ListenError`` (a port is taken), ``AuthenticationError`` (a wrong
-        secret) or ``PBXConnectionError``; whatever had started is stopped again first.
+        runs on it), ``ListenError`` (a port is taken), ``PBXClaimed`` (another daemon drives
+        the PBX), ``AuthenticationError`` (a wrong secret) or ``PBXConnectionError``;
+        whatever had started is stopped again first.
         Calls are taken last, so that no call arrives at a daemon that then fails to start.
         """
         self.lock.acquire()
@@ -253,6 +256,9 @@ class Daemon:
             raise
         try:
             await self.api.start()
+            # Before anything is taken back or any call taken: another daemon may drive
+            # this PBX (PBXClaimed).
+            await self.pbx.claim()
             resumed = await self._resume_shifts() if self.resume else set()
             for agent_id, agent in self.config.agents.items():
                 if agent.logged_in and agent_id not in resumed:

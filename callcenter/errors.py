@@ -13,6 +13,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── PBXConnectionError      the PBX link is down or was lost mid-request
     │   ├── PBXTimeoutError         the PBX did not answer within the deadline
     │   ├── ActionFailed            the PBX answered `Response: Error` / `-ERR ...`
+    │   ├── PBXClaimed              another live daemon drives this PBX (exit status 4)
     │   └── CallError               a per-call command failed
     │       ├── CallHungUp          the caller hung up; every pending command fails with it
     │       └── CommandFailed       the command ran and failed (510/511/520, result=-1 ...)
@@ -96,6 +97,15 @@ class ActionFailed(PBXError):
     def __init__(self, message: str, response: object | None = None) -> None:
         super().__init__(message)
         self.response = response
+
+
+class PBXClaimed(PBXError):
+    """Another daemon's claim on the PBX is fresh (see :mod:`callcenter.pbx.claim`);
+    ``mark`` is what it wrote."""
+
+    def __init__(self, message: str, mark: object | None = None) -> None:
+        super().__init__(message)
+        self.mark = mark
 
 
 class CallError(PBXError):

@@ -175,6 +175,12 @@ class Center:
         ports (FastAGI, outbound socket). Returns the new daemon (also :attr:`daemon`).
         ``flush_timeout``: as :meth:`Daemon.stop`."""
         await self.daemon.stop(flush_timeout=flush_timeout)
+        return await self.start_again()
+
+    async def start_again(self) -> Daemon:
+        """Start a new daemon on the same config file once :attr:`daemon` has stopped (or
+        is taken for crashed), and point the PBX at its ports. Returns it (also
+        :attr:`daemon`)."""
         environ = self.daemon.environ
         config = await asyncio.to_thread(load_config, self.config_path, environ=environ)
         daemon = Daemon(config, config_path=self.config_path, environ=environ)

@@ -137,16 +137,35 @@ async def test_a_second_daemon_on_the_same_records_is_refused_and_exits_4(
     async with running_center(tmp_path, transport="asyncagi") as center:
         database = center.daemon.store.path
         assert holder(database) == os.getpid()
+        before = sum(e.name == "SuccessfulAuth" for e in center.pbx.event_log)
         code, _out, err = await _run_cli(
             "run", str(center.config_path), env={"CALLCENTER_AMI_SECRET": "demo-secret"}
         )
-        logins = sum(e.name == "SuccessfulAuth" for e in center.pbx.event_log)
+        logins = sum(e.name == "SuccessfulAuth" for e in center.pbx.event_log) - before
     assert code == 4, err
     assert f"record database {database} is in use by another callcenter daemon" in err
     assert f"(pid {os.getpid()})" in err
     assert "Traceback" not in err
-    assert logins == 1, "refused before it logged in to the PBX"
+    assert logins == 0, "refused before it logged in to the PBX"
     assert holder(database) is None, "the lock went with the daemon"
+
+
+async def test_a_second_daemon_on_the_same_pbx_is_refused_and_exits_4(tmp_path: Path) -> None:
+    """Another config (its own records) against the PBX a daemon already drives: refused
+    before it takes anything, naming the first one; systemd retries it every RestartSec,
+    so it takes over once the first one is gone."""
+    async with running_center(tmp_path, transport="esl-inbound") as center:
+        settings = yaml.safe_load(center.config_path.read_text())
+        settings["records"]["cdr_path"] = str(tmp_path / "other" / "cdr.sqlite3")
+        other = tmp_path / "other.yaml"
+        other.write_text(yaml.safe_dump(settings, sort_keys=False))
+        code, _out, err = await _run_cli(
+            "run", str(other), env={"CALLCENTER_ESL_PASSWORD": center.pbx.password}
+        )
+    assert code == 4, err
+    assert "another callcenter daemon drives this PBX" in err
+    assert f"pid {os.getpid()} on host " in err
+    assert "Traceback" not in err
 
 
 async def test_a_daemon_that_dies_leaves_no_lock_behind(tmp_path: Path) -> None:

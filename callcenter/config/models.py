@@ -440,6 +440,19 @@ class PBXConfig(_Model):
     esl: ESLConfig = Field(
         default_factory=ESLConfig, description="FreeSWITCH Event Socket connection."
     )
+    claim_refresh: _SecondsOrZero = Field(
+        default=5,
+        le=60,
+        description=(
+            "One daemon per PBX: before taking calls the daemon marks the PBX as its own "
+            "(global variable CALLCENTER_OWNER on Asterisk, callcenter_owner on FreeSWITCH: "
+            "id, host, pid, time) and writes it again every this many seconds. A daemon "
+            "started while another's mark is fresh exits with status 4 naming it; under "
+            "systemd it is retried every RestartSec and takes over once the mark is 3 "
+            "refreshes old (at once when the other ran on this host and is gone). 0: no "
+            "claim (two daemons would take the same calls)."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -436,6 +436,13 @@ class PBX(Protocol):
 
     name: str
 
+    async def claim(self) -> None:
+        """Before :meth:`start`: mark the PBX as this daemon's (:mod:`callcenter.pbx.claim`),
+        over a short link of its own. Raises ``PBXClaimed`` naming another daemon whose mark
+        is fresh, and what :meth:`start` raises when the PBX cannot be reached. Once started
+        the driver keeps the mark fresh; :meth:`stop` clears it."""
+        ...
+
     async def start(self, handler: CallHandler) -> None:
         """Connect (and listen for AGI/socket hooks); raises ``AuthenticationError`` on a bad
         secret and ``PBXConnectionError`` if the first connection fails."""

@@ -66,6 +66,7 @@ from callcenter.pbx.asterisk.agi import (
     FastAGISession,
 )
 from callcenter.pbx.asterisk.ami import AMIConnection
+from callcenter.pbx.claim import PBXClaim, ReadGlobal, WriteGlobal
 from callcenter.pbx.interface import (
     CallHandler,
     CallInfo,
@@ -133,6 +134,8 @@ _DIAL_OUTCOME: Final = "${DIALSTATUS}|${ANSWEREDTIME}|${DIALEDPEERNAME}|${HANGUP
 ASYNCAGI_ADOPT_GRACE = 1.0
 #: The global dialplan variable the heartbeat sets (see the module docstring).
 HEARTBEAT_VARIABLE: Final = "CALLCENTER_HEARTBEAT"
+#: The global dialplan variable holding the claim of the daemon that drives this Asterisk.
+OWNER_VARIABLE: Final = "CALLCENTER_OWNER"
 #: The AGI argument (``inbound?guard=20``) saying the dialplan set ``TIMEOUT(absolute)`` as
 #: a guard for the hand-over, which the driver clears when it takes the call.
 GUARD_PARAM: Final = "guard"
@@ -166,6 +169,9 @@ class AsteriskSettings:
     keepalive_interval: float = 10.0
     heartbeat_interval: float = 5.0
     """Seconds between two ``CALLCENTER_HEARTBEAT`` updates; 0: none are sent."""
+    claim_refresh: float = 5.0
+    """Seconds between two writes of this daemon's ``CALLCENTER_OWNER`` mark (see
+    :mod:`callcenter.pbx.claim`); 0: no claim is made or checked."""
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     agi_transport: AGITransport = "fastagi"
@@ -264,6 +270,8 @@ class AsteriskDriver:
         self._fastagi: FastAGIServer | None = None
         self._router: AsyncAGIRouter | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self.claim_keeper = PBXClaim(settings.claim_refresh) if settings.claim_refresh > 0 else None
+        self._claim_task: asyncio.Task[None] | None = None
         self._adopting: asyncio.Task[None] | None = None
         self._heartbeat_refused = False
         self._started = False
@@ -300,6 +308,61 @@ class AsteriskDriver:
     def active_calls(self) -> int:
         return len(self._calls)
 
+    async def claim(self) -> None:
+        """Mark this Asterisk as ours (``CALLCENTER_OWNER``) over a short AMI session that
+        asks for no events; ``PBXClaimed`` when another daemon's mark is fresh. An AMI user
+        that may not read or write globals (``write=call``) is logged and let through: the
+        check is a safety net, not a reason to refuse calls."""
+        keeper = self.claim_keeper
+        if keeper is None:
+            return
+        settings = self.settings
+        probe = AMIConnection(
+            settings.ami_host,
+            settings.ami_port,
+            settings.ami_username,
+            settings.ami_secret,
+            events="",
+            connect_timeout=settings.connect_timeout,
+            action_timeout=settings.action_timeout,
+            use_md5=settings.ami_use_md5,
+            action_id_prefix="ccclaim",
+        )
+        await probe.connect()
+        try:
+            await keeper.acquire(*self._owner_variable(probe))
+        except ActionFailed as exc:
+            self._log.warning(
+                "pbx_claim_unchecked", error=str(exc), hint="grant the AMI user write=call"
+            )
+        finally:
+            await probe.close()
+
+    def _owner_variable(self, ami: AMIConnection) -> tuple[ReadGlobal, WriteGlobal]:
+        async def read() -> str:
+            reply = await ami.send_action("Getvar", [("Variable", OWNER_VARIABLE)])
+            return reply.get("Value") or ""
+
+        async def write(value: str) -> None:
+            await ami.send_action(
+                "Setvar",
+                [("Variable", OWNER_VARIABLE), ("Value", value)],
+                retry_on_reconnect=False,
+            )
+
+        return read, write
+
+    async def _keep_claim(self, keeper: PBXClaim) -> None:
+        read, write = self._owner_variable(self.ami)
+        while True:
+            await asyncio.sleep(keeper.refresh_interval)
+            if not self.ami.connected:
+                continue
+            try:
+                await keeper.refresh(read, write)
+            except PBXError as exc:
+                self._log.debug("pbx_claim_not_refreshed", error=str(exc))
+
     async def start(self, handler: CallHandler) -> None:
         """Log in to AMI (``AuthenticationError``/``PBXConnectionError`` propagate) and start
         taking calls over the configured AGI transport."""
@@ -323,6 +386,10 @@ class AsteriskDriver:
                 raise
         if self.settings.heartbeat_interval > 0:
             self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="ami-heartbeat")
+        if self.claim_keeper is not None:
+            self._claim_task = asyncio.create_task(
+                self._keep_claim(self.claim_keeper), name="ami-claim"
+            )
         self._log.info("pbx_started", transport=self.settings.agi_transport, agi_port=self.agi_port)
 
     async def stop(self) -> None:
@@ -340,6 +407,12 @@ class AsteriskDriver:
             self._heartbeat_task = None
             # The dialplan fails over at once instead of after the heartbeat goes stale.
             await self._beat("0", timeout=1.0)
+        if self._claim_task is not None:
+            await cancel_and_wait(self._claim_task)
+            self._claim_task = None
+            if self.claim_keeper is not None and self.ami.connected:
+                with contextlib.suppress(PBXError):
+                    await self.claim_keeper.release(*self._owner_variable(self.ami))
         await self.ami.close()
         self._started = False
         self._log.info("pbx_stopped")

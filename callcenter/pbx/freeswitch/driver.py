@@ -106,6 +106,7 @@ from callcenter.errors import (
     PBXError,
     PBXTimeoutError,
 )
+from callcenter.pbx.claim import PBXClaim, ReadGlobal, WriteGlobal
 from callcenter.pbx.freeswitch.connection import (
     DEFAULT_EVENTS,
     ESLClient,
@@ -154,6 +155,8 @@ _ROOM: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 #: Channel variable the shipped dialplan keeps the id of its scheduled failover in
 #: (``sched_transfer`` sets ``last_sched_id``); the driver drops that task when it takes the call.
 FAILOVER_TASK_VARIABLE: Final = "callcenter_failover_task"
+#: The global variable holding the claim of the daemon that drives this FreeSWITCH.
+OWNER_VARIABLE: Final = "callcenter_owner"
 #: The Event-Subclass of mod_conference's membership events.
 CONFERENCE_SUBCLASS: Final = "conference::maintenance"
 REGISTERED: Final = "sofia::register"
@@ -339,6 +342,9 @@ class FreeSwitchSettings:
     hold_music: str = "local_stream://moh"
     """What music class ``default`` plays; other classes play ``local_stream://<class>``."""
     adopt_parked: bool = True
+    claim_refresh: float = 5.0
+    """Seconds between two writes of this daemon's ``callcenter_owner`` mark (see
+    :mod:`callcenter.pbx.claim`); 0: no claim is made or checked."""
     prompt_timeout: float = 600.0
     """Longest a single prompt may play before the command counts as stuck."""
     max_bridge_seconds: float = 4 * 3600.0
@@ -385,6 +391,8 @@ class FreeSwitchDriver:
         #: Parked callers whose handler ended because the ESL link went down under them,
         #: with no way to hang them up: the next resync takes them back.
         self._orphans: set[str] = set()
+        self.claim_keeper = PBXClaim(settings.claim_refresh) if settings.claim_refresh > 0 else None
+        self._claim_task: asyncio.Task[None] | None = None
         self._log = log.bind(pbx=self.name)
 
     # -- PBX ------------------------------------------------------------------------------
@@ -399,6 +407,38 @@ class FreeSwitchDriver:
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    async def claim(self) -> None:
+        """Mark this FreeSWITCH as ours (``global_setvar callcenter_owner=...``) over a
+        short event-socket session; ``PBXClaimed`` when another daemon's mark is fresh."""
+        keeper = self.claim_keeper
+        if keeper is None:
+            return
+        settings = self.settings
+        probe = ESLConnection(
+            settings.esl_host,
+            settings.esl_port,
+            settings.esl_password,
+            events=("HEARTBEAT",),
+            connect_timeout=settings.connect_timeout,
+            command_timeout=settings.command_timeout,
+        )
+        await probe.connect()
+        try:
+            await keeper.acquire(*_owner_variable(probe))
+        finally:
+            await probe.close()
+
+    async def _keep_claim(self, keeper: PBXClaim) -> None:
+        read, write = _owner_variable(self.esl)
+        while True:
+            await asyncio.sleep(keeper.refresh_interval)
+            if not self.esl.connected:
+                continue
+            try:
+                await keeper.refresh(read, write)
+            except PBXError as exc:
+                self._log.debug("pbx_claim_not_refreshed", error=str(exc))
 
     async def start(self, handler: CallHandler) -> None:
         """Connect and authenticate (``AuthenticationError``/``PBXConnectionError``
@@ -427,6 +467,10 @@ class FreeSwitchDriver:
                 await self.esl.close()
                 self._started = False
                 raise
+        if self.claim_keeper is not None:
+            self._claim_task = asyncio.create_task(
+                self._keep_claim(self.claim_keeper), name="esl-claim"
+            )
         self._log.info("pbx_started", esl=self.esl.where, outbound_port=self.outbound_port)
 
     async def stop(self) -> None:
@@ -440,6 +484,12 @@ class FreeSwitchDriver:
             await self._outbound.stop()
             self._outbound = None
         await cancel_and_wait(*list(self._tasks))
+        if self._claim_task is not None:
+            await cancel_and_wait(self._claim_task)
+            self._claim_task = None
+            if self.claim_keeper is not None and self.esl.connected:
+                with contextlib.suppress(PBXError):
+                    await self.claim_keeper.release(*_owner_variable(self.esl))
         await self.esl.close()
         self._started = False
         self._log.info("pbx_stopped")
@@ -2035,3 +2085,15 @@ class FreeSwitchSpySession(SpyLife):
         else:
             self._driver._spies.pop(self.uuid, None)
             self._on_ended(f"originate failed: {job.result().strip()}")
+
+
+def _owner_variable(esl: ESLClient) -> tuple[ReadGlobal, WriteGlobal]:
+    """Read and write the ``callcenter_owner`` global over ``esl``."""
+
+    async def read() -> str:
+        return (await esl.api(f"global_getvar {OWNER_VARIABLE}")).strip()
+
+    async def write(value: str) -> None:
+        await esl.api(f"global_setvar {OWNER_VARIABLE}={value}")
+
+    return read, write

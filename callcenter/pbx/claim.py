@@ -1,0 +1,163 @@
+"""One daemon per PBX: a claim kept in a global variable of the PBX.
+
+Two daemons driving one PBX take the same calls twice: on AsyncAGI and FreeSWITCH park both
+see every new call and both send it commands; on any transport both ring callbacks and
+campaigns. So each daemon marks the PBX as its own before it takes a call:
+``CALLCENTER_OWNER`` (Asterisk, a dialplan global set over AMI) or ``callcenter_owner``
+(FreeSWITCH, ``global_setvar``) holds ``<id>|<host>|<pid>|<unix time>|<refresh>``, and the
+daemon writes it again every ``refresh`` seconds while it runs.
+
+A daemon that finds another daemon's mark still fresh does not start: :class:`PBXClaimed`
+names the other one (``callcenter run`` exits with status 4; under systemd's
+``Restart=on-failure`` it tries again every ``RestartSec``, which makes it a standby that
+takes over once the other is gone). A mark is stale once three refreshes were missed, at
+once when it names a process of this host that no longer runs (a crash followed by a
+restart on the same machine costs no wait), and never stale when it is this daemon's own.
+A clean stop clears the mark.
+
+The check and the write are two requests: two daemons started within the same moment can
+both find the PBX free. The one whose mark is overwritten sees it at its next refresh and
+logs ``pbx_claimed_by_another_daemon`` (an error an operator must act on); it does not
+fight over the mark.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from callcenter.errors import PBXClaimed
+
+log = structlog.get_logger(__name__)
+
+#: Refreshes a mark may miss before another daemon may take the PBX.
+MISSED_REFRESHES = 3
+
+ReadGlobal = Callable[[], Awaitable[str]]
+WriteGlobal = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimMark:
+    """What the PBX's owner variable says: which daemon, where, and since when."""
+
+    owner: str
+    host: str
+    pid: int
+    stamp: float
+    refresh: float
+
+    def text(self) -> str:
+        """The variable's value (``|``-separated: host names carry no ``|``)."""
+        return f"{self.owner}|{self.host}|{self.pid}|{int(self.stamp)}|{self.refresh:g}"
+
+    @classmethod
+    def parse(cls, text: str) -> ClaimMark | None:
+        """The mark in ``text``; None for an empty or foreign value (nobody's claim)."""
+        parts = text.strip().split("|")
+        if len(parts) != 5 or not all(parts[:2]):
+            return None
+        owner, host, pid, stamp, refresh = parts
+        try:
+            return cls(owner, host, int(pid), float(stamp), float(refresh))
+        except ValueError:
+            return None
+
+    def live(self, now: float, *, host: str) -> bool:
+        """Is the daemon that wrote this mark still there, as far as one can tell?"""
+        if now - self.stamp > MISSED_REFRESHES * self.refresh + 1:
+            return False
+        return self.host != host or _running(self.pid)
+
+    def describe(self, now: float) -> str:
+        """``pid 4242 on host pbx-a (mark written 3 s ago)``."""
+        age = max(0.0, now - self.stamp)
+        return f"pid {self.pid} on host {self.host} (mark written {age:.0f} s ago)"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it runs
+    return True
+
+
+class PBXClaim:
+    """This daemon's claim on a PBX: :meth:`acquire` before taking calls, :meth:`refresh`
+    every ``refresh`` seconds, :meth:`release` at stop. The PBX's variable is read and
+    written through the callables each call is given (a driver's own link)."""
+
+    def __init__(
+        self,
+        refresh: float,
+        *,
+        host: str | None = None,
+        pid: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.refresh_interval = refresh
+        self.owner = uuid.uuid4().hex
+        self.host = host or socket.gethostname()
+        self.pid = os.getpid() if pid is None else pid
+        self._clock = clock
+        #: The other daemon's mark found over ours by the last refresh (None: ours holds).
+        self.taken_by: ClaimMark | None = None
+
+    def mark(self) -> ClaimMark:
+        """This daemon's mark, stamped now."""
+        return ClaimMark(self.owner, self.host, self.pid, self._clock(), self.refresh_interval)
+
+    def _other(self, text: str) -> ClaimMark | None:
+        found = ClaimMark.parse(text)
+        if found is None or found.owner == self.owner:
+            return None
+        return found if found.live(self._clock(), host=self.host) else None
+
+    async def acquire(self, read: ReadGlobal, write: WriteGlobal) -> None:
+        """Mark the PBX as ours unless another daemon's mark is fresh: then raise
+        :class:`PBXClaimed` naming it."""
+        other = self._other(await read())
+        if other is not None:
+            raise PBXClaimed(
+                f"another callcenter daemon drives this PBX: {other.describe(self._clock())}; "
+                "stop it first (this one takes over once its mark is "
+                f"{MISSED_REFRESHES * other.refresh:g} s old, or at once if that daemon "
+                "ran on this host and is gone)",
+                other,
+            )
+        await write(self.mark().text())
+        log.info("pbx_claimed", owner=self.owner, host=self.host, pid=self.pid)
+
+    async def refresh(self, read: ReadGlobal, write: WriteGlobal) -> None:
+        """Write the mark again, unless another daemon's fresh mark replaced it: then log
+        ``pbx_claimed_by_another_daemon`` (once until it is ours again) and leave it."""
+        other = self._other(await read())
+        if other is not None:
+            if self.taken_by is None or self.taken_by.owner != other.owner:
+                log.error(
+                    "pbx_claimed_by_another_daemon",
+                    other=other.describe(self._clock()),
+                    hint="two daemons take the same calls: stop one of them",
+                )
+            self.taken_by = other
+            return
+        if self.taken_by is not None:
+            log.info("pbx_claim_back", owner=self.owner)
+            self.taken_by = None
+        await write(self.mark().text())
+
+    async def release(self, read: ReadGlobal, write: WriteGlobal) -> None:
+        """Clear the mark if it is still ours, so that a successor need not wait."""
+        found = ClaimMark.parse(await read())
+        if found is not None and found.owner == self.owner:
+            await write("")
+            log.info("pbx_claim_released", owner=self.owner)

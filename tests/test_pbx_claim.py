@@ -1,0 +1,221 @@
+"""One daemon per PBX: the claim a daemon keeps in a global variable of the PBX."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import structlog
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callcenter.config import load_config
+from callcenter.daemon import Daemon
+from callcenter.demopbx.freeswitch import DemoFreeSwitch
+from callcenter.errors import PBXClaimed
+from callcenter.pbx.asterisk.driver import OWNER_VARIABLE as ASTERISK_OWNER
+from callcenter.pbx.claim import ClaimMark, PBXClaim
+from callcenter.pbx.freeswitch.driver import OWNER_VARIABLE as FREESWITCH_OWNER
+from callcenter.testing import Center, Transport, running_center
+
+NOW = 1_800_000_000.0
+
+
+class Variable:
+    """A PBX global variable, as the claim reads and writes it."""
+
+    def __init__(self, value: str = "") -> None:
+        self.value = value
+        self.writes: list[str] = []
+
+    async def read(self) -> str:
+        return self.value
+
+    async def write(self, value: str) -> None:
+        self.value = value
+        self.writes.append(value)
+
+
+def claim(host: str = "pbx-a", pid: int = 4242, at: float = NOW) -> PBXClaim:
+    return PBXClaim(5.0, host=host, pid=pid, clock=lambda: at)
+
+
+def dead_pid() -> int:
+    """The pid of a process of this host that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# ---------------------------------------------------------------------------- the mark
+
+
+@given(
+    owner=st.text("0123456789abcdef", min_size=1, max_size=32),
+    host=st.text(st.characters(blacklist_characters="|", blacklist_categories=("Cs",)), min_size=1)
+    .map(str.strip)
+    .filter(bool),
+    pid=st.integers(1, 2**22),
+    stamp=st.integers(0, 2**33),
+    refresh=st.sampled_from([0.5, 1.0, 5.0, 60.0]),
+)
+def test_a_mark_reads_back_as_written(
+    owner: str, host: str, pid: int, stamp: int, refresh: float
+) -> None:
+    mark = ClaimMark(owner, host, pid, float(stamp), refresh)
+    assert ClaimMark.parse(mark.text()) == mark
+
+
+@pytest.mark.parametrize("text", ["", "0", "a|b|c|d", "a|b|not-a-pid|1|5", "|h|1|1|5", "x" * 80])
+def test_a_value_that_is_no_mark_is_nobodys_claim(text: str) -> None:
+    assert ClaimMark.parse(text) is None
+
+
+def test_a_mark_is_stale_after_three_missed_refreshes_or_once_its_process_here_is_gone() -> None:
+    other_host = ClaimMark("b", "pbx-b", 99, NOW, 5.0)
+    assert other_host.live(NOW + 15, host="pbx-a")
+    assert not other_host.live(NOW + 16.5, host="pbx-a")
+    assert ClaimMark("b", "pbx-a", os.getpid(), NOW, 5.0).live(NOW, host="pbx-a")
+    assert not ClaimMark("b", "pbx-a", dead_pid(), NOW, 5.0).live(NOW, host="pbx-a")
+
+
+# ---------------------------------------------------------------------------- the claim
+
+
+async def test_a_free_pbx_is_claimed_and_a_fresh_foreign_mark_refuses_the_start() -> None:
+    variable = Variable()
+    first = claim()
+    await first.acquire(variable.read, variable.write)
+    assert ClaimMark.parse(variable.value) == first.mark()
+    second = claim(host="pbx-b", at=NOW + 10)
+    with pytest.raises(PBXClaimed, match=r"pid 4242 on host pbx-a \(mark written 10 s ago\)"):
+        await second.acquire(variable.read, variable.write)
+    assert ClaimMark.parse(variable.value) == first.mark(), "left as it was"
+    late = claim(host="pbx-b", at=NOW + 17)
+    await late.acquire(variable.read, variable.write)
+    assert ClaimMark.parse(variable.value) == late.mark(), "three refreshes missed: taken over"
+
+
+async def test_a_refresh_that_finds_another_daemons_mark_says_so_once_and_leaves_it() -> None:
+    variable = Variable()
+    ours = claim()
+    await ours.acquire(variable.read, variable.write)
+    theirs = claim(host="pbx-b", pid=7)
+    variable.value = theirs.mark().text()
+    with structlog.testing.capture_logs() as logs:
+        await ours.refresh(variable.read, variable.write)
+        await ours.refresh(variable.read, variable.write)
+    assert [e["event"] for e in logs] == ["pbx_claimed_by_another_daemon"]
+    assert "pid 7 on host pbx-b" in logs[0]["other"]
+    assert ClaimMark.parse(variable.value) == theirs.mark()
+    await ours.release(variable.read, variable.write)
+    assert ClaimMark.parse(variable.value) == theirs.mark(), "not ours to clear"
+    variable.value = ""
+    await ours.refresh(variable.read, variable.write)
+    assert ClaimMark.parse(variable.value) == ours.mark() and ours.taken_by is None
+    await ours.release(variable.read, variable.write)
+    assert variable.value == ""
+
+
+# ---------------------------------------------------------------------------- two daemons
+
+
+def second_daemon(center: Center, tmp_path: Path) -> Daemon:
+    """Another daemon on the same PBX, with its own record database and ports."""
+    settings = yaml.safe_load(center.config_path.read_text())
+    settings["records"]["cdr_path"] = str(tmp_path / "second" / "cdr.sqlite3")
+    path = tmp_path / "second.yaml"
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    environ = center.daemon.environ
+    return Daemon(load_config(path, environ=environ), config_path=path, environ=environ)
+
+
+def owner_mark(center: Center) -> ClaimMark | None:
+    if isinstance(center.pbx, DemoFreeSwitch):
+        return ClaimMark.parse(center.pbx.global_vars.get(FREESWITCH_OWNER, ""))
+    return ClaimMark.parse(center.pbx.global_vars.get(ASTERISK_OWNER, ""))
+
+
+def set_owner_mark(center: Center, mark: ClaimMark) -> None:
+    name = FREESWITCH_OWNER if isinstance(center.pbx, DemoFreeSwitch) else ASTERISK_OWNER
+    center.pbx.global_vars[name] = mark.text()
+
+
+@pytest.mark.parametrize("transport", ["asyncagi", "esl-inbound"])
+async def test_a_second_daemon_on_the_same_pbx_refuses_to_start_and_takes_over_once_free(
+    tmp_path: Path, transport: Transport
+) -> None:
+    """Two daemons would both take every call (AsyncAGI and FreeSWITCH park show each new
+    call to both). The second names the first and starts nothing; once the first stopped,
+    it starts and serves callers."""
+    async with running_center(tmp_path / "first", transport=transport) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        first = owner_mark(center)
+        assert first is not None and first.pid == os.getpid()
+        second = second_daemon(center, tmp_path)
+        with pytest.raises(PBXClaimed, match=rf"pid {os.getpid()} on host "):
+            await second.start()
+        caller = await center.pbx.call("800", caller_num="5550051")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.hangup()
+        await caller.wait_ended(timeout=5)
+        assert not second.switchboard.active
+        assert owner_mark(center) == first, "the first one's mark is left alone"
+
+        await center.daemon.stop()
+        assert owner_mark(center) is None, "a clean stop clears the mark"
+        await second.start()
+        try:
+            taken = owner_mark(center)
+            assert taken is not None and taken.owner != first.owner
+            caller = await center.pbx.call("800", caller_num="5550052")
+            await caller.wait_for_prompt("welcome-menu", timeout=5)
+            await caller.press("1")
+            assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+            await caller.hangup()
+            await caller.wait_ended(timeout=5)
+        finally:
+            await second.stop()
+        await center.start_again()
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-outbound"])
+async def test_a_daemon_restarted_after_a_crash_on_the_same_host_takes_its_pbx_back_at_once(
+    tmp_path: Path, transport: Transport
+) -> None:
+    """The crashed process left its mark, still fresh; it names a pid of this host that no
+    longer runs, so the restart need not wait three refreshes."""
+    async with running_center(tmp_path, transport=transport) as center:
+        await center.daemon.stop()
+        set_owner_mark(center, ClaimMark("c0ffee", PBXClaim(5.0).host, dead_pid(), time.time(), 5))
+        await center.start_again()
+        mark = owner_mark(center)
+        assert mark is not None and mark.pid == os.getpid()
+        caller = await center.pbx.call("800", caller_num="5550053")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.hangup()
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_a_running_daemon_writes_its_mark_again_at_every_refresh(
+    tmp_path: Path, transport: Transport
+) -> None:
+    """A mark that is gone (a restarted Asterisk forgets its globals) is back within one
+    refresh, so a daemon started afterwards is still refused."""
+    config = {"pbx": {"claim_refresh": 0.2}}
+    async with running_center(tmp_path, transport=transport, config=config) as center:
+        first = owner_mark(center)
+        assert first is not None
+        name = FREESWITCH_OWNER if isinstance(center.pbx, DemoFreeSwitch) else ASTERISK_OWNER
+        del center.pbx.global_vars[name]
+        async with asyncio.timeout(3):
+            while owner_mark(center) is None:
+                await asyncio.sleep(0.05)
+        again = owner_mark(center)
+        assert again is not None and (again.owner, again.refresh) == (first.owner, 0.2)
