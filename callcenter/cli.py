@@ -323,6 +323,8 @@ def cmd_run(path: str) -> int:
         daemon = Daemon(config, config_path=path)
         await daemon.start()
         await daemon.run_until_signalled()
+        if daemon.exit_error is not None:
+            raise daemon.exit_error
 
     try:
         with asyncio.Runner(loop_factory=factory) as runner:

@@ -33,12 +33,19 @@ from callcenter import systemd
 from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
-from callcenter.errors import ConfigError, ConfigIssue, RecordError
+from callcenter.errors import ConfigError, ConfigIssue, PBXClaimed, RecordError
 from callcenter.events import EventBus
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
 from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSettings
-from callcenter.pbx.interface import PBX, Call, PBXConnected, PBXDisconnected, PBXEvent
+from callcenter.pbx.interface import (
+    PBX,
+    Call,
+    PBXClaimLost,
+    PBXConnected,
+    PBXDisconnected,
+    PBXEvent,
+)
 from callcenter.records.callbacks import QueueCallbackRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
@@ -215,6 +222,10 @@ class Daemon:
             records=self.recorder.writer.health,
         )
         self._stopped = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        #: Why the daemon stopped on its own (another daemon took the PBX over); ``callcenter
+        #: run`` raises it after the stop, for its exit status.
+        self.exit_error: PBXClaimed | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self.pbx.subscribe(self._on_pbx_event)
@@ -335,6 +346,12 @@ class Daemon:
         elif isinstance(event, PBXConnected):
             self.link.up()
             systemd.notify(f"STATUS=taking calls from {self.pbx.name}")
+        elif isinstance(event, PBXClaimLost) and self.exit_error is None:
+            message = f"another callcenter daemon took this PBX over: {event.other}"
+            log.error("pbx_claim_lost", other=event.other)
+            systemd.notify(f"STATUS={message}; stopping")
+            self.exit_error = PBXClaimed(message)
+            self._stop_requested.set()
 
     async def _handle_call(self, call: Call) -> None:
         try:
@@ -401,8 +418,10 @@ class Daemon:
 
         Records the database has not taken ``flush_timeout`` seconds into the flush (a full
         disk) are kept beside it for the next start (:mod:`callcenter.records.rescue`);
-        RecordError when even that failed.
+        RecordError when even that failed. A second call does nothing.
         """
+        if self._stopped.is_set():
+            return
         systemd.notify("STOPPING=1")
         if self._watchdog is not None:
             await cancel_and_wait(self._watchdog)
@@ -418,9 +437,10 @@ class Daemon:
         log.info("daemon_stopped")
 
     async def run_until_signalled(self) -> None:
-        """Run until SIGTERM/SIGINT; SIGHUP reloads."""
+        """Run until SIGTERM/SIGINT, or until another daemon takes the PBX over (then
+        :attr:`exit_error` says so); SIGHUP reloads."""
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = self._stop_requested
 
         def on_hup() -> None:
             async def do_reload() -> None:

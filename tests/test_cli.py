@@ -377,3 +377,32 @@ def test_status_says_plainly_when_the_pbx_is_down_and_records_wait() -> None:
         "/run/callcenter/cdr.sqlite3-1a2b.unwritten.jsonl",
     ]
     assert lines[-1] == "0 call(s) in progress"
+
+
+async def test_a_daemon_another_one_took_the_pbx_over_from_stops_with_status_4(
+    tmp_path: Path,
+) -> None:
+    """What a daemon cut off from its PBX long enough for a standby to take over does once
+    back: it stops (calls are the standby's now) and tells systemd why, in one line."""
+    config = {"pbx": {"claim_refresh": 0.2}}
+    async with running_center(tmp_path, transport="esl-inbound", config=config) as center:
+        await center.daemon.stop()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callcenter.cli", "run", str(center.config_path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "CALLCENTER_ESL_PASSWORD": center.pbx.password}, cwd=REPO,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(20):
+                while f"|{proc.pid}|" not in center.pbx.global_vars.get("callcenter_owner", ""):
+                    await asyncio.sleep(0.05)
+            now = int(datetime.now(UTC).timestamp())
+            center.pbx.global_vars["callcenter_owner"] = f"5ca1ab1e|pbx-b|4243||{now}|5"
+            _out, err = await asyncio.wait_for(proc.communicate(), 20)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 4, err
+    assert "another callcenter daemon took this PBX over: pid 4243 on host pbx-b" in err.decode()
+    assert "Traceback" not in err.decode()

@@ -20,7 +20,7 @@ from callcenter.daemon import Daemon
 from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.errors import PBXClaimed
 from callcenter.pbx.asterisk.driver import OWNER_VARIABLE as ASTERISK_OWNER
-from callcenter.pbx.claim import ClaimMark, PBXClaim
+from callcenter.pbx.claim import ClaimMark, PBXClaim, process_started
 from callcenter.pbx.freeswitch.driver import OWNER_VARIABLE as FREESWITCH_OWNER
 from callcenter.testing import Center, Transport, running_center
 
@@ -62,13 +62,14 @@ def dead_pid() -> int:
     .map(str.strip)
     .filter(bool),
     pid=st.integers(1, 2**22),
+    started=st.text("0123456789", max_size=12),
     stamp=st.integers(0, 2**33),
     refresh=st.sampled_from([0.5, 1.0, 5.0, 60.0]),
 )
 def test_a_mark_reads_back_as_written(
-    owner: str, host: str, pid: int, stamp: int, refresh: float
+    owner: str, host: str, pid: int, started: str, stamp: int, refresh: float
 ) -> None:
-    mark = ClaimMark(owner, host, pid, float(stamp), refresh)
+    mark = ClaimMark(owner, host, pid, started, float(stamp), refresh)
     assert ClaimMark.parse(mark.text()) == mark
 
 
@@ -78,11 +79,16 @@ def test_a_value_that_is_no_mark_is_nobodys_claim(text: str) -> None:
 
 
 def test_a_mark_is_stale_after_three_missed_refreshes_or_once_its_process_here_is_gone() -> None:
-    other_host = ClaimMark("b", "pbx-b", 99, NOW, 5.0)
+    other_host = ClaimMark("b", "pbx-b", 99, "", NOW, 5.0)
     assert other_host.live(NOW + 15, host="pbx-a")
     assert not other_host.live(NOW + 16.5, host="pbx-a")
-    assert ClaimMark("b", "pbx-a", os.getpid(), NOW, 5.0).live(NOW, host="pbx-a")
-    assert not ClaimMark("b", "pbx-a", dead_pid(), NOW, 5.0).live(NOW, host="pbx-a")
+    me, started = os.getpid(), process_started(os.getpid())
+    assert started.isdigit()
+    assert ClaimMark("b", "pbx-a", me, started, NOW, 5.0).live(NOW, host="pbx-a")
+    assert not ClaimMark("b", "pbx-a", dead_pid(), "", NOW, 5.0).live(NOW, host="pbx-a")
+    # A container restarted after a crash: its new PID 1 is not the process that wrote it.
+    earlier = str(int(started) - 1)
+    assert not ClaimMark("b", "pbx-a", me, earlier, NOW, 5.0).live(NOW, host="pbx-a")
 
 
 # ---------------------------------------------------------------------------- the claim
@@ -109,15 +115,15 @@ async def test_a_refresh_that_finds_another_daemons_mark_says_so_once_and_leaves
     theirs = claim(host="pbx-b", pid=7)
     variable.value = theirs.mark().text()
     with structlog.testing.capture_logs() as logs:
-        await ours.refresh(variable.read, variable.write)
-        await ours.refresh(variable.read, variable.write)
+        assert await ours.refresh(variable.read, variable.write) == theirs.mark()
+        assert await ours.refresh(variable.read, variable.write) == theirs.mark()
     assert [e["event"] for e in logs] == ["pbx_claimed_by_another_daemon"]
     assert "pid 7 on host pbx-b" in logs[0]["other"]
     assert ClaimMark.parse(variable.value) == theirs.mark()
     await ours.release(variable.read, variable.write)
     assert ClaimMark.parse(variable.value) == theirs.mark(), "not ours to clear"
     variable.value = ""
-    await ours.refresh(variable.read, variable.write)
+    assert await ours.refresh(variable.read, variable.write) is None
     assert ClaimMark.parse(variable.value) == ours.mark() and ours.taken_by is None
     await ours.release(variable.read, variable.write)
     assert variable.value == ""
@@ -189,17 +195,30 @@ async def test_a_second_daemon_on_the_same_pbx_refuses_to_start_and_takes_over_o
 async def test_a_daemon_restarted_after_a_crash_on_the_same_host_takes_its_pbx_back_at_once(
     tmp_path: Path, transport: Transport
 ) -> None:
-    """The crashed process left its mark, still fresh; it names a pid of this host that no
-    longer runs, so the restart need not wait three refreshes."""
+    """The crashed process left its mark, still fresh. It names a pid of this host that no
+    longer runs, or (a container's PID 1 restarted) the same pid with another start time:
+    either way the restart need not wait three refreshes."""
+    host = PBXClaim(5.0).host
+    me = os.getpid()
+    earlier = str(int(process_started(me)) - 1)
+    crashes = [
+        ClaimMark("c0ffee", host, dead_pid(), "", time.time(), 5),
+        ClaimMark("c0ffee", host, me, earlier, time.time(), 5),
+    ]
     async with running_center(tmp_path, transport=transport) as center:
-        await center.daemon.stop()
-        set_owner_mark(center, ClaimMark("c0ffee", PBXClaim(5.0).host, dead_pid(), time.time(), 5))
-        await center.start_again()
-        mark = owner_mark(center)
-        assert mark is not None and mark.pid == os.getpid()
-        caller = await center.pbx.call("800", caller_num="5550053")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.hangup()
+        for crashed in crashes:
+            await center.daemon.stop()
+            set_owner_mark(center, crashed)
+            await center.start_again()
+            mark = owner_mark(center)
+            assert mark is not None and (mark.pid, mark.owner) == (
+                me,
+                center.daemon.pbx.claim_keeper.owner,
+            )
+            caller = await center.pbx.call("800", caller_num="5550053")
+            await caller.wait_for_prompt("welcome-menu", timeout=5)
+            await caller.hangup()
+            await caller.wait_ended(timeout=5)
 
 
 @pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
@@ -219,3 +238,29 @@ async def test_a_running_daemon_writes_its_mark_again_at_every_refresh(
                 await asyncio.sleep(0.05)
         again = owner_mark(center)
         assert again is not None and (again.owner, again.refresh) == (first.owner, 0.2)
+
+
+@pytest.mark.parametrize("transport", ["asyncagi", "esl-inbound"])
+async def test_a_daemon_whose_pbx_another_daemon_took_over_stops_and_says_so(
+    tmp_path: Path, transport: Transport
+) -> None:
+    """Cut off from its PBX for three refreshes, a daemon finds on its return that a standby
+    took over (here: that daemon's mark appears): it stops, leaving the mark alone, and
+    ``callcenter run`` exits 4 with the reason."""
+    config = {"pbx": {"claim_refresh": 0.2}}
+    async with running_center(tmp_path, transport=transport, config=config) as center:
+        daemon = center.daemon
+        running = asyncio.create_task(daemon.run_until_signalled())
+        standby = ClaimMark("5ca1ab1e", "pbx-b", 4243, "", time.time(), 5.0)
+        set_owner_mark(center, standby)
+        with structlog.testing.capture_logs() as logs:
+            await asyncio.wait_for(running, 5)
+        assert daemon.exit_error is not None
+        assert "another callcenter daemon took this PBX over: pid 4243 on host pbx-b" in str(
+            daemon.exit_error
+        )
+        assert owner_mark(center) == ClaimMark.parse(standby.text()), "the winner's mark stays"
+        assert [e["event"] for e in logs if e["log_level"] == "error"][:2] == [
+            "pbx_claimed_by_another_daemon",
+            "pbx_claim_lost",
+        ]

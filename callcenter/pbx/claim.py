@@ -4,21 +4,23 @@ Two daemons driving one PBX take the same calls twice: on AsyncAGI and FreeSWITC
 see every new call and both send it commands; on any transport both ring callbacks and
 campaigns. So each daemon marks the PBX as its own before it takes a call:
 ``CALLCENTER_OWNER`` (Asterisk, a dialplan global set over AMI) or ``callcenter_owner``
-(FreeSWITCH, ``global_setvar``) holds ``<id>|<host>|<pid>|<unix time>|<refresh>``, and the
-daemon writes it again every ``refresh`` seconds while it runs.
+(FreeSWITCH, ``global_setvar``) holds ``<id>|<host>|<pid>|<process start>|<unix
+time>|<refresh>``, and the daemon writes it again every ``refresh`` seconds while it runs.
 
 A daemon that finds another daemon's mark still fresh does not start: :class:`PBXClaimed`
 names the other one (``callcenter run`` exits with status 4; under systemd's
 ``Restart=on-failure`` it tries again every ``RestartSec``, which makes it a standby that
 takes over once the other is gone). A mark is stale once three refreshes were missed, at
 once when it names a process of this host that no longer runs (a crash followed by a
-restart on the same machine costs no wait), and never stale when it is this daemon's own.
+restart on the same machine costs no wait; the process's start time tells a container's
+new PID 1 from the one that crashed), and never stale when it is this daemon's own.
 A clean stop clears the mark.
 
 The check and the write are two requests: two daemons started within the same moment can
-both find the PBX free. The one whose mark is overwritten sees it at its next refresh and
-logs ``pbx_claimed_by_another_daemon`` (an error an operator must act on); it does not
-fight over the mark.
+both find the PBX free, and a daemon cut off from its PBX for three refreshes finds, once
+back, that a standby took over. Either way the one whose mark was replaced sees it at its
+next refresh (or reconnect), logs ``pbx_claimed_by_another_daemon`` and stops with status 4
+(:class:`~callcenter.pbx.interface.PBXClaimLost`); it never fights over the mark.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -50,22 +53,26 @@ class ClaimMark:
     owner: str
     host: str
     pid: int
+    started: str
+    """When the process started, in the kernel's clock ticks since boot ("": unknown)."""
     stamp: float
     refresh: float
 
     def text(self) -> str:
         """The variable's value (``|``-separated: host names carry no ``|``)."""
-        return f"{self.owner}|{self.host}|{self.pid}|{int(self.stamp)}|{self.refresh:g}"
+        return (
+            f"{self.owner}|{self.host}|{self.pid}|{self.started}|{int(self.stamp)}|{self.refresh:g}"
+        )
 
     @classmethod
     def parse(cls, text: str) -> ClaimMark | None:
         """The mark in ``text``; None for an empty or foreign value (nobody's claim)."""
         parts = text.strip().split("|")
-        if len(parts) != 5 or not all(parts[:2]):
+        if len(parts) != 6 or not all(parts[:2]):
             return None
-        owner, host, pid, stamp, refresh = parts
+        owner, host, pid, started, stamp, refresh = parts
         try:
-            return cls(owner, host, int(pid), float(stamp), float(refresh))
+            return cls(owner, host, int(pid), started, float(stamp), float(refresh))
         except ValueError:
             return None
 
@@ -73,7 +80,7 @@ class ClaimMark:
         """Is the daemon that wrote this mark still there, as far as one can tell?"""
         if now - self.stamp > MISSED_REFRESHES * self.refresh + 1:
             return False
-        return self.host != host or _running(self.pid)
+        return self.host != host or _running(self.pid, self.started)
 
     def describe(self, now: float) -> str:
         """``pid 4242 on host pbx-a (mark written 3 s ago)``."""
@@ -81,7 +88,26 @@ class ClaimMark:
         return f"pid {self.pid} on host {self.host} (mark written {age:.0f} s ago)"
 
 
-def _running(pid: int) -> bool:
+def process_started(pid: int) -> str:
+    """The start time of process ``pid`` (``/proc/<pid>/stat`` field 22); "" when it is
+    not known (no procfs), "gone" when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return "gone" if Path("/proc/self/stat").exists() else ""
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: count after its end.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _running(pid: int, started: str) -> bool:
+    now_started = process_started(pid)
+    if now_started == "gone":
+        return False
+    if now_started and started:
+        return now_started == started  # a new process that reuses the pid is not it
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -108,13 +134,16 @@ class PBXClaim:
         self.owner = uuid.uuid4().hex
         self.host = host or socket.gethostname()
         self.pid = os.getpid() if pid is None else pid
+        self.started = process_started(self.pid) if pid is None else ""
         self._clock = clock
         #: The other daemon's mark found over ours by the last refresh (None: ours holds).
         self.taken_by: ClaimMark | None = None
 
     def mark(self) -> ClaimMark:
         """This daemon's mark, stamped now."""
-        return ClaimMark(self.owner, self.host, self.pid, self._clock(), self.refresh_interval)
+        return ClaimMark(
+            self.owner, self.host, self.pid, self.started, self._clock(), self.refresh_interval
+        )
 
     def _other(self, text: str) -> ClaimMark | None:
         found = ClaimMark.parse(text)
@@ -137,23 +166,25 @@ class PBXClaim:
         await write(self.mark().text())
         log.info("pbx_claimed", owner=self.owner, host=self.host, pid=self.pid)
 
-    async def refresh(self, read: ReadGlobal, write: WriteGlobal) -> None:
+    async def refresh(self, read: ReadGlobal, write: WriteGlobal) -> ClaimMark | None:
         """Write the mark again, unless another daemon's fresh mark replaced it: then log
-        ``pbx_claimed_by_another_daemon`` (once until it is ours again) and leave it."""
+        ``pbx_claimed_by_another_daemon`` (once until it is ours again), leave it and return
+        it: the caller stops taking calls (the other one won)."""
         other = self._other(await read())
         if other is not None:
             if self.taken_by is None or self.taken_by.owner != other.owner:
                 log.error(
                     "pbx_claimed_by_another_daemon",
                     other=other.describe(self._clock()),
-                    hint="two daemons take the same calls: stop one of them",
+                    hint="two daemons took the same PBX: this one stops",
                 )
             self.taken_by = other
-            return
+            return other
         if self.taken_by is not None:
             log.info("pbx_claim_back", owner=self.owner)
             self.taken_by = None
         await write(self.mark().text())
+        return None
 
     async def release(self, read: ReadGlobal, write: WriteGlobal) -> None:
         """Clear the mark if it is still ours, so that a successor need not wait."""

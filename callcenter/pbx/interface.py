@@ -323,6 +323,16 @@ class PBXDisconnected:
 
 
 @dataclass(frozen=True, slots=True)
+class PBXClaimLost:
+    """Another daemon's fresh mark replaced this daemon's claim on the PBX
+    (:mod:`callcenter.pbx.claim`): two daemons drive it, and this one, which lost, stops.
+    ``other`` names the winner (pid, host, age of its mark)."""
+
+    pbx: str
+    other: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelHungUp:
     channel: str
     call_id: str
@@ -411,7 +421,7 @@ class Conference(Protocol):
         ...
 
 
-PBXEvent = PBXConnected | PBXDisconnected | ChannelHungUp | DeviceStateChanged
+PBXEvent = PBXConnected | PBXDisconnected | PBXClaimLost | ChannelHungUp | DeviceStateChanged
 PBXListener = Callable[[PBXEvent], None]
 
 

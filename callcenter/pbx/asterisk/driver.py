@@ -77,6 +77,7 @@ from callcenter.pbx.interface import (
     DialStatus,
     HangupCause,
     HungUpBy,
+    PBXClaimLost,
     PBXConnected,
     PBXDisconnected,
     PBXEvent,
@@ -272,6 +273,7 @@ class AsteriskDriver:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.claim_keeper = PBXClaim(settings.claim_refresh) if settings.claim_refresh > 0 else None
         self._claim_task: asyncio.Task[None] | None = None
+        self._claimed = False
         self._adopting: asyncio.Task[None] | None = None
         self._heartbeat_refused = False
         self._started = False
@@ -295,6 +297,7 @@ class AsteriskDriver:
         ):
             self.ami.add_event_handler(event, method)
         self.ami.on_connected(self._resync)
+        self.ami.on_connected(self._claim_after_reconnect)
         self.ami.on_disconnected(self._on_ami_lost)
 
     # -- PBX ------------------------------------------------------------------------------
@@ -331,6 +334,7 @@ class AsteriskDriver:
         await probe.connect()
         try:
             await keeper.acquire(*self._owner_variable(probe))
+            self._claimed = True
         except ActionFailed as exc:
             self._log.warning(
                 "pbx_claim_unchecked", error=str(exc), hint="grant the AMI user write=call"
@@ -353,15 +357,27 @@ class AsteriskDriver:
         return read, write
 
     async def _keep_claim(self, keeper: PBXClaim) -> None:
-        read, write = self._owner_variable(self.ami)
         while True:
             await asyncio.sleep(keeper.refresh_interval)
-            if not self.ami.connected:
-                continue
-            try:
-                await keeper.refresh(read, write)
-            except PBXError as exc:
-                self._log.debug("pbx_claim_not_refreshed", error=str(exc))
+            if self.ami.connected:
+                await self._refresh_claim(keeper)
+
+    async def _refresh_claim(self, keeper: PBXClaim) -> None:
+        """One refresh of the claim; a mark another daemon put over ours ends this one's
+        run (:class:`PBXClaimLost`)."""
+        try:
+            other = await keeper.refresh(*self._owner_variable(self.ami))
+        except PBXError as exc:
+            self._log.debug("pbx_claim_not_refreshed", error=str(exc))
+            return
+        if other is not None:
+            self._publish(PBXClaimLost(self.name, other.describe(time.time())))
+
+    async def _claim_after_reconnect(self) -> None:
+        # Right away, not at the next refresh: a restarted PBX forgot its globals, and a
+        # standby probing meanwhile would find it free.
+        if self._claim_task is not None and self.claim_keeper is not None:
+            await self._refresh_claim(self.claim_keeper)
 
     async def start(self, handler: CallHandler) -> None:
         """Log in to AMI (``AuthenticationError``/``PBXConnectionError`` propagate) and start
@@ -386,7 +402,7 @@ class AsteriskDriver:
                 raise
         if self.settings.heartbeat_interval > 0:
             self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="ami-heartbeat")
-        if self.claim_keeper is not None:
+        if self.claim_keeper is not None and self._claimed:
             self._claim_task = asyncio.create_task(
                 self._keep_claim(self.claim_keeper), name="ami-claim"
             )

@@ -124,6 +124,7 @@ from callcenter.pbx.interface import (
     DialStatus,
     HangupCause,
     HungUpBy,
+    PBXClaimLost,
     PBXConnected,
     PBXDisconnected,
     PBXEvent,
@@ -370,6 +371,7 @@ class FreeSwitchDriver:
         )
         self.esl.add_listener(self._on_inbound_event)
         self.esl.on_connected(self._resync)
+        self.esl.on_connected(self._claim_after_reconnect)
         self.esl.on_disconnected(self._on_esl_lost)
         self._handler: CallHandler | None = None
         self._listeners: list[PBXListener] = []
@@ -393,6 +395,7 @@ class FreeSwitchDriver:
         self._orphans: set[str] = set()
         self.claim_keeper = PBXClaim(settings.claim_refresh) if settings.claim_refresh > 0 else None
         self._claim_task: asyncio.Task[None] | None = None
+        self._claimed = False
         self._log = log.bind(pbx=self.name)
 
     # -- PBX ------------------------------------------------------------------------------
@@ -426,19 +429,34 @@ class FreeSwitchDriver:
         await probe.connect()
         try:
             await keeper.acquire(*_owner_variable(probe))
+            self._claimed = True
+        except ActionFailed as exc:
+            self._log.warning("pbx_claim_unchecked", error=str(exc))
         finally:
             await probe.close()
 
     async def _keep_claim(self, keeper: PBXClaim) -> None:
-        read, write = _owner_variable(self.esl)
         while True:
             await asyncio.sleep(keeper.refresh_interval)
-            if not self.esl.connected:
-                continue
-            try:
-                await keeper.refresh(read, write)
-            except PBXError as exc:
-                self._log.debug("pbx_claim_not_refreshed", error=str(exc))
+            if self.esl.connected:
+                await self._refresh_claim(keeper)
+
+    async def _refresh_claim(self, keeper: PBXClaim) -> None:
+        """One refresh of the claim; a mark another daemon put over ours ends this one's
+        run (:class:`PBXClaimLost`)."""
+        try:
+            other = await keeper.refresh(*_owner_variable(self.esl))
+        except PBXError as exc:
+            self._log.debug("pbx_claim_not_refreshed", error=str(exc))
+            return
+        if other is not None:
+            self._publish(PBXClaimLost(self.name, other.describe(time.time())))
+
+    async def _claim_after_reconnect(self) -> None:
+        # Right away, not at the next refresh: a restarted PBX forgot its globals, and a
+        # standby probing meanwhile would find it free.
+        if self._claim_task is not None and self.claim_keeper is not None:
+            await self._refresh_claim(self.claim_keeper)
 
     async def start(self, handler: CallHandler) -> None:
         """Connect and authenticate (``AuthenticationError``/``PBXConnectionError``
@@ -467,7 +485,7 @@ class FreeSwitchDriver:
                 await self.esl.close()
                 self._started = False
                 raise
-        if self.claim_keeper is not None:
+        if self.claim_keeper is not None and self._claimed:
             self._claim_task = asyncio.create_task(
                 self._keep_claim(self.claim_keeper), name="esl-claim"
             )
