@@ -583,17 +583,24 @@ async def test_join_empty_refused_goes_to_a_flow(tmp_path: Path) -> None:
     assert "bye:bye" in row["ivr_path"]
 
 
+async def waiting_while_1001_wraps_up(s: Scene) -> Any:
+    """Agent 1001, the queue's only one, has just taken a call and is in wrap-up; a second
+    caller waits with music. Returns that caller."""
+    s.phone("1001", **QUICK)
+    s.login("1001")
+    await s.answered_call("5550001")
+    assert s.router.agents["1001"].state is S.WRAP_UP
+    caller = await s.call("5550002")
+    await caller.wait_moh(timeout=5)
+    return caller
+
+
 async def test_leave_when_empty_sends_waiting_callers_on_when_the_last_agent_pauses(
     tmp_path: Path,
 ) -> None:
     config = setup({"leave_when_empty": True, "wrapup": 30, "strategy": "linear"})
     async with scene(tmp_path, config) as s:
-        s.phone("1001", **QUICK)
-        s.login("1001")
-        await s.answered_call("5550001")
-        assert s.router.agents["1001"].state is S.WRAP_UP
-        caller = await s.call("5550002")
-        await caller.wait_moh(timeout=5)
+        caller = await waiting_while_1001_wraps_up(s)
         s.router.pause("1001", "lunch")
         await caller.wait_for_prompt("queue-unavailable", timeout=5)
         await caller.wait_ended(timeout=5)
@@ -610,12 +617,7 @@ async def test_callers_leave_a_queue_whose_last_agent_lost_their_phone_and_new_o
         {"leave_when_empty": True, "join_empty": False, "wrapup": 30, "strategy": "linear"}
     )
     async with scene(tmp_path, config) as s:
-        s.phone("1001", **QUICK)
-        s.login("1001")
-        await s.answered_call("5550001")
-        assert s.router.agents["1001"].state is S.WRAP_UP
-        waiting = await s.call("5550002")
-        await waiting.wait_moh(timeout=5)
+        waiting = await waiting_while_1001_wraps_up(s)
         s.center.remove_phone("PJSIP/1001")
         await waiting.wait_for_prompt("queue-unavailable", timeout=5)
         await waiting.wait_ended(timeout=5)

@@ -260,6 +260,9 @@ async def test_a_daemon_whose_pbx_another_daemon_took_over_stops_and_says_so(
             daemon.exit_error
         )
         assert owner_mark(center) == ClaimMark.parse(standby.text()), "the winner's mark stays"
+        if not isinstance(center.pbx, DemoFreeSwitch):
+            beat = center.pbx.global_vars.get("CALLCENTER_HEARTBEAT", "0")
+            assert int(beat) > 0, "the winner's heartbeat is not zeroed on the way out"
         assert [e["event"] for e in logs if e["log_level"] == "error"][:2] == [
             "pbx_claimed_by_another_daemon",
             "pbx_claim_lost",

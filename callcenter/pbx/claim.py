@@ -25,6 +25,7 @@ next refresh (or reconnect), logs ``pbx_claimed_by_another_daemon`` and stops wi
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import structlog
 
-from callcenter.errors import PBXClaimed
+from callcenter.errors import PBXClaimed, PBXError
 
 log = structlog.get_logger(__name__)
 
@@ -185,6 +186,33 @@ class PBXClaim:
             self.taken_by = None
         await write(self.mark().text())
         return None
+
+    async def refresh_or_report(
+        self, read: ReadGlobal, write: WriteGlobal, on_lost: Callable[[str], None]
+    ) -> None:
+        """:meth:`refresh`; another daemon's mark goes to ``on_lost`` (its description), a
+        PBX error is left to the next refresh."""
+        try:
+            other = await self.refresh(read, write)
+        except PBXError as exc:
+            log.debug("pbx_claim_not_refreshed", error=str(exc))
+            return
+        if other is not None:
+            on_lost(other.describe(self._clock()))
+
+    async def keep(
+        self,
+        read: ReadGlobal,
+        write: WriteGlobal,
+        *,
+        connected: Callable[[], bool],
+        on_lost: Callable[[str], None],
+    ) -> None:
+        """Refresh every ``refresh`` seconds while ``connected()``, until cancelled."""
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            if connected():
+                await self.refresh_or_report(read, write, on_lost)
 
     async def release(self, read: ReadGlobal, write: WriteGlobal) -> None:
         """Clear the mark if it is still ours, so that a successor need not wait."""

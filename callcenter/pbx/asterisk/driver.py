@@ -356,28 +356,15 @@ class AsteriskDriver:
 
         return read, write
 
-    async def _keep_claim(self, keeper: PBXClaim) -> None:
-        while True:
-            await asyncio.sleep(keeper.refresh_interval)
-            if self.ami.connected:
-                await self._refresh_claim(keeper)
-
-    async def _refresh_claim(self, keeper: PBXClaim) -> None:
-        """One refresh of the claim; a mark another daemon put over ours ends this one's
-        run (:class:`PBXClaimLost`)."""
-        try:
-            other = await keeper.refresh(*self._owner_variable(self.ami))
-        except PBXError as exc:
-            self._log.debug("pbx_claim_not_refreshed", error=str(exc))
-            return
-        if other is not None:
-            self._publish(PBXClaimLost(self.name, other.describe(time.time())))
+    def _claim_lost(self, other: str) -> None:
+        self._publish(PBXClaimLost(self.name, other))
 
     async def _claim_after_reconnect(self) -> None:
         # Right away, not at the next refresh: a restarted PBX forgot its globals, and a
         # standby probing meanwhile would find it free.
         if self._claim_task is not None and self.claim_keeper is not None:
-            await self._refresh_claim(self.claim_keeper)
+            read, write = self._owner_variable(self.ami)
+            await self.claim_keeper.refresh_or_report(read, write, self._claim_lost)
 
     async def start(self, handler: CallHandler) -> None:
         """Log in to AMI (``AuthenticationError``/``PBXConnectionError`` propagate) and start
@@ -403,9 +390,12 @@ class AsteriskDriver:
         if self.settings.heartbeat_interval > 0:
             self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="ami-heartbeat")
         if self.claim_keeper is not None and self._claimed:
-            self._claim_task = asyncio.create_task(
-                self._keep_claim(self.claim_keeper), name="ami-claim"
+            keeping = self.claim_keeper.keep(
+                *self._owner_variable(self.ami),
+                connected=lambda: self.ami.connected,
+                on_lost=self._claim_lost,
             )
+            self._claim_task = asyncio.create_task(keeping, name="ami-claim")
         self._log.info("pbx_started", transport=self.settings.agi_transport, agi_port=self.agi_port)
 
     async def stop(self) -> None:
@@ -421,8 +411,10 @@ class AsteriskDriver:
         if self._heartbeat_task is not None:
             await cancel_and_wait(self._heartbeat_task)
             self._heartbeat_task = None
-            # The dialplan fails over at once instead of after the heartbeat goes stale.
-            await self._beat("0", timeout=1.0)
+            # The dialplan fails over at once instead of after the heartbeat goes stale;
+            # unless another daemon took the PBX over: the heartbeat is its own now.
+            if self.claim_keeper is None or self.claim_keeper.taken_by is None:
+                await self._beat("0", timeout=1.0)
         if self._claim_task is not None:
             await cancel_and_wait(self._claim_task)
             self._claim_task = None

@@ -435,28 +435,14 @@ class FreeSwitchDriver:
         finally:
             await probe.close()
 
-    async def _keep_claim(self, keeper: PBXClaim) -> None:
-        while True:
-            await asyncio.sleep(keeper.refresh_interval)
-            if self.esl.connected:
-                await self._refresh_claim(keeper)
-
-    async def _refresh_claim(self, keeper: PBXClaim) -> None:
-        """One refresh of the claim; a mark another daemon put over ours ends this one's
-        run (:class:`PBXClaimLost`)."""
-        try:
-            other = await keeper.refresh(*_owner_variable(self.esl))
-        except PBXError as exc:
-            self._log.debug("pbx_claim_not_refreshed", error=str(exc))
-            return
-        if other is not None:
-            self._publish(PBXClaimLost(self.name, other.describe(time.time())))
+    def _claim_lost(self, other: str) -> None:
+        self._publish(PBXClaimLost(self.name, other))
 
     async def _claim_after_reconnect(self) -> None:
         # Right away, not at the next refresh: a restarted PBX forgot its globals, and a
         # standby probing meanwhile would find it free.
         if self._claim_task is not None and self.claim_keeper is not None:
-            await self._refresh_claim(self.claim_keeper)
+            await self.claim_keeper.refresh_or_report(*_owner_variable(self.esl), self._claim_lost)
 
     async def start(self, handler: CallHandler) -> None:
         """Connect and authenticate (``AuthenticationError``/``PBXConnectionError``
@@ -486,9 +472,12 @@ class FreeSwitchDriver:
                 self._started = False
                 raise
         if self.claim_keeper is not None and self._claimed:
-            self._claim_task = asyncio.create_task(
-                self._keep_claim(self.claim_keeper), name="esl-claim"
+            keeping = self.claim_keeper.keep(
+                *_owner_variable(self.esl),
+                connected=lambda: self.esl.connected,
+                on_lost=self._claim_lost,
             )
+            self._claim_task = asyncio.create_task(keeping, name="esl-claim")
         self._log.info("pbx_started", esl=self.esl.where, outbound_port=self.outbound_port)
 
     async def stop(self) -> None:
