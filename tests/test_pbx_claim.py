@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -103,9 +104,39 @@ async def test_a_free_pbx_is_claimed_and_a_fresh_foreign_mark_refuses_the_start(
     with pytest.raises(PBXClaimed, match=r"pid 4242 on host pbx-a \(mark written 10 s ago\)"):
         await second.acquire(variable.read, variable.write)
     assert ClaimMark.parse(variable.value) == first.mark(), "left as it was"
-    late = claim(host="pbx-b", at=NOW + 17)
-    await late.acquire(variable.read, variable.write)
-    assert ClaimMark.parse(variable.value) == late.mark(), "three refreshes missed: taken over"
+    same_host = claim(pid=dead_pid(), at=NOW + 17)
+    await same_host.acquire(variable.read, variable.write)
+    assert ClaimMark.parse(variable.value) == same_host.mark(), "three refreshes missed"
+
+
+class Refreshed(Variable):
+    """A mark its daemon keeps writing: every read after the first finds a newer one."""
+
+    def __init__(self, mark: ClaimMark) -> None:
+        super().__init__(mark.text())
+        self.mark = mark
+        self.reads = 0
+
+    async def read(self) -> str:
+        self.reads += 1
+        if self.reads > 1:
+            self.mark = dataclasses.replace(self.mark, stamp=self.mark.stamp + 1)
+            self.value = self.mark.text()
+        return self.value
+
+
+async def test_a_stale_looking_mark_of_another_host_is_taken_only_if_it_stays_still() -> None:
+    """Its host's clock may run ahead: a mark still being written is a daemon still there,
+    whatever its time says. One of its refreshes later it is read again."""
+    old = ClaimMark("b", "pbx-b", 7, "", NOW - 3600, 0.05)
+    still = Variable(old.text())
+    taker = claim(at=NOW)
+    await taker.acquire(still.read, still.write)
+    assert ClaimMark.parse(still.value) == taker.mark()
+    alive = Refreshed(old)
+    with pytest.raises(PBXClaimed, match="pid 7 on host pbx-b"):
+        await claim(at=NOW).acquire(alive.read, alive.write)
+    assert alive.reads == 2 and not alive.writes
 
 
 async def test_a_refresh_that_finds_another_daemons_mark_says_so_once_and_leaves_it() -> None:

@@ -10,7 +10,8 @@ time>|<refresh>``, and the daemon writes it again every ``refresh`` seconds whil
 A daemon that finds another daemon's mark still fresh does not start: :class:`PBXClaimed`
 names the other one (``callcenter run`` exits with status 4; under systemd's
 ``Restart=on-failure`` it tries again every ``RestartSec``, which makes it a standby that
-takes over once the other is gone). A mark is stale once three refreshes were missed, at
+takes over once the other is gone). A mark is stale once three refreshes were missed (one
+from another host must also stay unchanged for one of its refreshes: clocks differ), at
 once when it names a process of this host that no longer runs (a crash followed by a
 restart on the same machine costs no wait; the process's start time tells a container's
 new PID 1 from the one that crashed), and never stale when it is this daemon's own.
@@ -42,6 +43,9 @@ log = structlog.get_logger(__name__)
 
 #: Refreshes a mark may miss before another daemon may take the PBX.
 MISSED_REFRESHES = 3
+#: Longest a start waits to see whether a stale-looking mark of another host still changes
+#: (systemd gives a start 60 s).
+MAX_CONFIRM_WAIT = 20.0
 
 ReadGlobal = Callable[[], Awaitable[str]]
 WriteGlobal = Callable[[str], Awaitable[None]]
@@ -154,8 +158,27 @@ class PBXClaim:
 
     async def acquire(self, read: ReadGlobal, write: WriteGlobal) -> None:
         """Mark the PBX as ours unless another daemon's mark is fresh: then raise
-        :class:`PBXClaimed` naming it."""
-        other = self._other(await read())
+        :class:`PBXClaimed` naming it.
+
+        A mark from another host that looks stale is read again one of its refreshes
+        later and taken only if it has not changed: that host's clock may run ahead of
+        this one's, and a mark still being refreshed is a daemon still running."""
+        text = await read()
+        other = self._other(text)
+        found = ClaimMark.parse(text)
+        stale_elsewhere = (
+            other is None
+            and found is not None
+            and found.owner != self.owner
+            and found.host != self.host
+        )
+        if stale_elsewhere and found is not None:
+            await asyncio.sleep(min(found.refresh + 1, MAX_CONFIRM_WAIT))
+            again = await read()
+            if again != text:
+                other = ClaimMark.parse(again)
+                if other is not None and other.owner == self.owner:
+                    other = None
         if other is not None:
             raise PBXClaimed(
                 f"another callcenter daemon drives this PBX: {other.describe(self._clock())}; "
