@@ -104,10 +104,12 @@ async def test_run_with_a_port_already_taken_says_which_and_exits_4(
             "run", str(path), env={"CALLCENTER_AMI_SECRET": "demo-secret"}
         )
         logins = sum(e.name == "SuccessfulAuth" for e in pbx.event_log)
+        mark = pbx.global_vars.get("CALLCENTER_OWNER", "")
     finally:
         busy.close()
         await pbx.stop()
     assert code == 4, err
+    assert mark == "", "a start that failed leaves no claim for a standby to wait out"
     what = "the control API" if taken == "api" else "FastAGI"
     assert f"cannot listen for {what} on 127.0.0.1:{port}" in err
     assert "Traceback" not in err

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from callcenter.config import load_config
 from callcenter.daemon import Daemon
 from callcenter.demopbx.freeswitch import DemoFreeSwitch
-from callcenter.errors import PBXClaimed
+from callcenter.errors import ListenError, PBXClaimed
 from callcenter.pbx.asterisk.driver import OWNER_VARIABLE as ASTERISK_OWNER
 from callcenter.pbx.claim import ClaimMark, PBXClaim, process_started
 from callcenter.pbx.freeswitch.driver import OWNER_VARIABLE as FREESWITCH_OWNER
@@ -298,3 +298,24 @@ async def test_a_daemon_whose_pbx_another_daemon_took_over_stops_and_says_so(
             "pbx_claimed_by_another_daemon",
             "pbx_claim_lost",
         ]
+
+
+async def test_a_start_that_fails_after_the_claim_leaves_no_mark_behind(tmp_path: Path) -> None:
+    """A socket port taken on FreeSWITCH (exit 4, like FastAGI's on Asterisk): the mark is
+    cleared again, so that a standby elsewhere need not wait for it to go stale."""
+    async with running_center(tmp_path, transport="esl-outbound") as center:
+        await center.daemon.stop()
+        busy = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        try:
+            settings = yaml.safe_load(center.config_path.read_text())
+            settings["pbx"]["esl"]["outbound_listen_port"] = busy.sockets[0].getsockname()[1]
+            path = tmp_path / "busy.yaml"
+            path.write_text(yaml.safe_dump(settings, sort_keys=False))
+            environ = center.daemon.environ
+            blocked = Daemon(load_config(path, environ=environ), config_path=path, environ=environ)
+            with pytest.raises(ListenError):
+                await blocked.start()
+        finally:
+            busy.close()
+        assert owner_mark(center) is None
+        await center.start_again()

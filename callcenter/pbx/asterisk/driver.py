@@ -356,6 +356,14 @@ class AsteriskDriver:
 
         return read, write
 
+    async def _release_claim(self) -> None:
+        """Clear our mark (a stop, or a start that failed after the claim), if we made one
+        and can still reach the PBX: a standby need not wait for it to go stale."""
+        if self.claim_keeper is not None and self._claimed and self.ami.connected:
+            with contextlib.suppress(PBXError):
+                await self.claim_keeper.release(*self._owner_variable(self.ami))
+        self._claimed = False
+
     def _claim_lost(self, other: str) -> None:
         self._publish(PBXClaimLost(self.name, other))
 
@@ -384,6 +392,7 @@ class AsteriskDriver:
             try:
                 await self._fastagi.start()
             except BaseException:
+                await self._release_claim()
                 await self.ami.close()
                 self._started = False
                 raise
@@ -418,9 +427,7 @@ class AsteriskDriver:
         if self._claim_task is not None:
             await cancel_and_wait(self._claim_task)
             self._claim_task = None
-            if self.claim_keeper is not None and self.ami.connected:
-                with contextlib.suppress(PBXError):
-                    await self.claim_keeper.release(*self._owner_variable(self.ami))
+        await self._release_claim()
         await self.ami.close()
         self._started = False
         self._log.info("pbx_stopped")

@@ -435,6 +435,14 @@ class FreeSwitchDriver:
         finally:
             await probe.close()
 
+    async def _release_claim(self) -> None:
+        """Clear our mark (a stop, or a start that failed after the claim), if we made one
+        and can still reach the PBX: a standby need not wait for it to go stale."""
+        if self.claim_keeper is not None and self._claimed and self.esl.connected:
+            with contextlib.suppress(PBXError):
+                await self.claim_keeper.release(*_owner_variable(self.esl))
+        self._claimed = False
+
     def _claim_lost(self, other: str) -> None:
         self._publish(PBXClaimLost(self.name, other))
 
@@ -468,6 +476,7 @@ class FreeSwitchDriver:
                 await self._outbound.start()
             except BaseException:
                 self._outbound = None
+                await self._release_claim()
                 await self.esl.close()
                 self._started = False
                 raise
@@ -494,9 +503,7 @@ class FreeSwitchDriver:
         if self._claim_task is not None:
             await cancel_and_wait(self._claim_task)
             self._claim_task = None
-            if self.claim_keeper is not None and self.esl.connected:
-                with contextlib.suppress(PBXError):
-                    await self.claim_keeper.release(*_owner_variable(self.esl))
+        await self._release_claim()
         await self.esl.close()
         self._started = False
         self._log.info("pbx_stopped")
