@@ -21,7 +21,7 @@ from callcenter.daemon import Daemon
 from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.errors import ListenError, PBXClaimed
 from callcenter.pbx.asterisk.driver import OWNER_VARIABLE as ASTERISK_OWNER
-from callcenter.pbx.claim import ClaimMark, PBXClaim, process_started
+from callcenter.pbx.claim import ClaimMark, PBXClaim, pid_space, process_identity
 from callcenter.pbx.freeswitch.driver import OWNER_VARIABLE as FREESWITCH_OWNER
 from callcenter.testing import Center, Transport, running_center
 
@@ -83,13 +83,17 @@ def test_a_mark_is_stale_after_three_missed_refreshes_or_once_its_process_here_i
     other_host = ClaimMark("b", "pbx-b", 99, "", NOW, 5.0)
     assert other_host.live(NOW + 15, host="pbx-a")
     assert not other_host.live(NOW + 16.5, host="pbx-a")
-    me, started = os.getpid(), process_started(os.getpid())
-    assert started.isdigit()
-    assert ClaimMark("b", "pbx-a", me, started, NOW, 5.0).live(NOW, host="pbx-a")
+    me, identity = os.getpid(), process_identity(os.getpid())
+    space, _, started = identity.partition(":")
+    assert space == pid_space() and started.isdigit()
+    assert ClaimMark("b", "pbx-a", me, identity, NOW, 5.0).live(NOW, host="pbx-a")
     assert not ClaimMark("b", "pbx-a", dead_pid(), "", NOW, 5.0).live(NOW, host="pbx-a")
     # A container restarted after a crash: its new PID 1 is not the process that wrote it.
-    earlier = str(int(started) - 1)
+    earlier = f"{space}:{int(started) - 1}"
     assert not ClaimMark("b", "pbx-a", me, earlier, NOW, 5.0).live(NOW, host="pbx-a")
+    # A container on the host's network shares its name, not its pids: left alone.
+    elsewhere = f"{int(space) + 1}:{started}"
+    assert ClaimMark("b", "pbx-a", dead_pid(), elsewhere, NOW, 5.0).live(NOW, host="pbx-a")
 
 
 # ---------------------------------------------------------------------------- the claim
@@ -231,7 +235,8 @@ async def test_a_daemon_restarted_after_a_crash_on_the_same_host_takes_its_pbx_b
     either way the restart need not wait three refreshes."""
     host = PBXClaim(5.0).host
     me = os.getpid()
-    earlier = str(int(process_started(me)) - 1)
+    space, _, started = process_identity(me).partition(":")
+    earlier = f"{space}:{int(started) - 1}"
     crashes = [
         ClaimMark("c0ffee", host, dead_pid(), "", time.time(), 5),
         ClaimMark("c0ffee", host, me, earlier, time.time(), 5),

@@ -4,8 +4,9 @@ Two daemons driving one PBX take the same calls twice: on AsyncAGI and FreeSWITC
 see every new call and both send it commands; on any transport both ring callbacks and
 campaigns. So each daemon marks the PBX as its own before it takes a call:
 ``CALLCENTER_OWNER`` (Asterisk, a dialplan global set over AMI) or ``callcenter_owner``
-(FreeSWITCH, ``global_setvar``) holds ``<id>|<host>|<pid>|<process start>|<unix
-time>|<refresh>``, and the daemon writes it again every ``refresh`` seconds while it runs.
+(FreeSWITCH, ``global_setvar``) holds ``<id>|<host>|<pid>|<pid namespace>:<process
+start>|<unix time>|<refresh>``, and the daemon writes it again every ``refresh`` seconds
+while it runs.
 
 A daemon that finds another daemon's mark still fresh does not start: :class:`PBXClaimed`
 names the other one (``callcenter run`` exits with status 4; under systemd's
@@ -14,7 +15,9 @@ takes over once the other is gone). A mark is stale once three refreshes were mi
 from another host must also stay unchanged for one of its refreshes: clocks differ), at
 once when it names a process of this host that no longer runs (a crash followed by a
 restart on the same machine costs no wait; the process's start time tells a container's
-new PID 1 from the one that crashed), and never stale when it is this daemon's own.
+new PID 1 from the one that crashed; a process in another PID namespace of the same host,
+a container sharing the host's name, is never judged from here), and never stale when it
+is this daemon's own.
 A clean stop clears the mark.
 
 The check and the write are two requests: two daemons started within the same moment can
@@ -59,7 +62,8 @@ class ClaimMark:
     host: str
     pid: int
     started: str
-    """When the process started, in the kernel's clock ticks since boot ("": unknown)."""
+    """Which process that is: ``<pid namespace>:<start time in clock ticks since boot>``
+    ("": unknown)."""
     stamp: float
     refresh: float
 
@@ -107,7 +111,26 @@ def process_started(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
-def _running(pid: int, started: str) -> bool:
+def pid_space() -> str:
+    """This process's PID namespace (its inode number); "" when it is not known."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return "".join(c for c in link if c.isdigit())
+
+
+def process_identity(pid: int) -> str:
+    """``<pid namespace>:<start time>`` of process ``pid`` of this namespace ("": not
+    known): what tells it from a later process given the same pid."""
+    space, started = pid_space(), process_started(pid)
+    return f"{space}:{started}" if space and started not in ("", "gone") else ""
+
+
+def _running(pid: int, identity: str) -> bool:
+    space, _, started = identity.partition(":")
+    if space and space != pid_space():
+        return True  # another PID namespace (a container named like this host): not ours to see
     now_started = process_started(pid)
     if now_started == "gone":
         return False
@@ -139,7 +162,7 @@ class PBXClaim:
         self.owner = uuid.uuid4().hex
         self.host = host or socket.gethostname()
         self.pid = os.getpid() if pid is None else pid
-        self.started = process_started(self.pid) if pid is None else ""
+        self.started = process_identity(self.pid) if pid is None else ""
         self._clock = clock
         #: The other daemon's mark found over ours by the last refresh (None: ours holds).
         self.taken_by: ClaimMark | None = None
