@@ -187,21 +187,17 @@ class PBXClaim:
         later and taken only if it has not changed: that host's clock may run ahead of
         this one's, and a mark still being refreshed is a daemon still running."""
         text = await read()
-        other = self._other(text)
         found = ClaimMark.parse(text)
-        stale_elsewhere = (
-            other is None
-            and found is not None
-            and found.owner != self.owner
-            and found.host != self.host
-        )
-        if stale_elsewhere and found is not None:
-            await asyncio.sleep(min(found.refresh + 1, MAX_CONFIRM_WAIT))
-            again = await read()
-            if again != text:
-                other = ClaimMark.parse(again)
-                if other is not None and other.owner == self.owner:
-                    other = None
+        other: ClaimMark | None = None
+        if found is not None and found.owner != self.owner:
+            if found.live(self._clock(), host=self.host):
+                other = found
+            elif found.host != self.host:
+                await asyncio.sleep(min(found.refresh + 1, MAX_CONFIRM_WAIT))
+                again = await read()
+                changed = ClaimMark.parse(again) if again != text else None
+                if changed is not None and changed.owner != self.owner:
+                    other = changed
         if other is not None:
             raise PBXClaimed(
                 f"another callcenter daemon drives this PBX: {other.describe(self._clock())}; "
