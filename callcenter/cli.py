@@ -5,6 +5,7 @@
     callcenter simulate CONFIG --flow F ...  dry-run one call through a flow (demo PBX)
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | transfer
+    callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call; stop
     callcenter status [--json]              agents, queues and calls of the running daemon
     callcenter reload                       re-read the config of the running daemon
     callcenter report [CONFIG]              the latest CDRs
@@ -123,6 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
 
+    supervisor = sub.add_parser(
+        "supervisor", help="listen, whisper or barge on an agent's call; stop"
+    )
+    # callcenter.supervision.monitor.MONITOR_MODES; not imported: the CLI starts light.
+    supervisor.add_argument("action", choices=["listen", "whisper", "barge", "stop"])
+    supervisor.add_argument("supervisor", help="supervisor id, e.g. 2000")
+    supervisor.add_argument(
+        "agent", nargs="?", default=None, help="agent id, e.g. 1001 (not for stop)"
+    )
+    supervisor.add_argument(
+        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
+    )
+
     report = sub.add_parser("report", help="print the latest call detail records")
     report.add_argument("config", nargs="?", default=None)
     report.add_argument(
@@ -145,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     command: str = args.command
     if command == "check":
         if args.explain:
@@ -177,6 +192,14 @@ def _main(argv: Sequence[str] | None) -> int:
             body["to"] = args.to
         agent = urllib.parse.quote(args.agent, safe="")
         return _api_call(args.api, "POST", f"/agents/{agent}/{args.action}", body)
+    if command == "supervisor":
+        if args.action == "stop" and args.agent is not None:
+            parser.error("supervisor stop takes no agent")
+        if args.action != "stop" and args.agent is None:
+            parser.error(f"supervisor {args.action} needs the agent: e.g. 2000 1001")
+        who = urllib.parse.quote(args.supervisor, safe="")
+        body = {} if args.agent is None else {"agent": args.agent}
+        return _api_call(args.api, "POST", f"/supervisors/{who}/{args.action}", body)
     return EXIT_CONFIG
 
 
@@ -473,6 +496,21 @@ def format_status(status: dict[str, Any]) -> str:
             f"{queue.get('longest_wait', 0):.0f}s",
         ]
         lines.append(_row(cells, queue_cols))
+    supervisors = status.get("supervisors", [])
+    if supervisors:
+        lines.append("")
+        sup_cols = [("supervisor", 10), ("name", 14), ("monitoring", 0)]
+        lines.append(_row([name for name, _ in sup_cols], sup_cols))
+        for sup in supervisors:
+            watching = sup.get("monitoring")
+            what = ""
+            if watching:
+                what = (
+                    f"{watching.get('mode')} agent {watching.get('agent')} "
+                    f"(call {watching.get('call_id')}, {watching.get('state')} "
+                    f"{watching.get('seconds', 0):.0f}s)"
+                )
+            lines.append(_row([sup.get("id"), sup.get("name"), what], sup_cols))
     calls = status.get("calls", [])
     lines.append("")
     lines.append(f"{len(calls)} call(s) in progress")

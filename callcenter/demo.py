@@ -2,10 +2,10 @@
 
 It shows what a call centre does, live in the terminal, using the example config
 (``config/callcenter.yaml``): a caller choosing sales, a caller whose first agent does not pick
-up, a transfer to the supervisor, an agent on a break while a caller gives up in the queue,
-a caller who hangs up during the greeting, and an agent logging in with the ``*71`` feature
-code. Then it prints the
-CDRs and where they are stored.
+up, a transfer to the supervisor, an agent on a break while a caller gives up in the queue
+(the supervisor listens to that long call, then whispers to the agent), a caller who hangs
+up during the greeting, and an agent logging in with the ``*71`` feature code. Then it
+prints the CDRs and where they are stored.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import yaml
 from callcenter.cli import format_cdr_table
 from callcenter.config import load_config
 from callcenter.daemon import Daemon, resolve
-from callcenter.errors import ConfigError, EngineError
+from callcenter.errors import ConfigError, EngineError, PBXError
 from callcenter.events import (
     AgentConnected,
     AgentLoggedIn,
@@ -33,10 +33,12 @@ from callcenter.events import (
     AgentRinging,
     AgentUnpaused,
     CallEnded,
+    CallMonitored,
     CallStarted,
     CallTransferred,
     EngineEvent,
     IvrStep,
+    MonitorEnded,
     QueueAbandoned,
     QueueJoined,
 )
@@ -81,6 +83,16 @@ class LiveView:
                 )
             case CallTransferred():
                 return f"call {event.call_id}: {event.by} transferred the caller to {event.to}"
+            case CallMonitored():
+                return (
+                    f"call {event.call_id}: supervisor {event.supervisor} on agent "
+                    f"{event.agent}'s call: {event.mode}"
+                )
+            case MonitorEnded():
+                return (
+                    f"call {event.call_id}: supervisor {event.supervisor} left agent "
+                    f"{event.agent}'s call ({event.why})"
+                )
             case QueueAbandoned():
                 return f"call {event.call_id}: caller gave up after {event.wait_seconds:.1f}s"
             case CallEnded():
@@ -146,6 +158,23 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         await caller.hangup()
         await center.cdr(caller.uniqueid, timeout=30)
 
+    async def supervisor_listens_in(bridged: asyncio.Event) -> None:
+        """The supervisor listens to the long call, then coaches its agent, then leaves."""
+        if not daemon.config.supervisors:
+            return
+        await bridged.wait()
+        supervisor = next(iter(daemon.config.supervisors))
+        board = daemon.switchboard
+        agent_id = next((a.agent for a in board.active.values() if a.agent_channel), None)
+        if agent_id is None:
+            return
+        await board.monitoring.monitor(supervisor, agent_id, "listen")
+        await asyncio.sleep(2.0 * speed)
+        with contextlib.suppress(EngineError, PBXError):
+            await board.monitoring.monitor(supervisor, agent_id, "whisper")
+            await asyncio.sleep(1.5 * speed)
+            await board.monitoring.stop(supervisor)
+
     async def hang_up_in_greeting(number: str) -> None:
         caller = await pbx.call("800", caller_num=number, caller_name="Wrong Number")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
@@ -165,7 +194,9 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             daemon.router.pause(on_break, reason, via="demo")
     first_busy = asyncio.Event()
     await asyncio.gather(
-        talk_then_hang_up("2", 7.0, "5550104", first_busy), give_up("5550105", first_busy)
+        talk_then_hang_up("2", 7.0, "5550104", first_busy),
+        give_up("5550105", first_busy),
+        supervisor_listens_in(first_busy),
     )
     if on_break is not None:
         with contextlib.suppress(EngineError):

@@ -21,6 +21,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── IllegalTransition       a state machine was asked for a move its table forbids
     │   ├── UnknownAgent
     │   ├── UnknownQueue
+    │   ├── UnknownSupervisor
     │   └── DestinationNotAllowed   a transfer/dial target that the config does not allow
     ├── ListenError                 an address the daemon must listen on is taken or refused
     └── RecordError                 a record could not be stored (or its database opened)
@@ -138,6 +139,10 @@ class UnknownAgent(EngineError):
 
 class UnknownQueue(EngineError):
     """No queue with that name is configured."""
+
+
+class UnknownSupervisor(EngineError):
+    """No supervisor of that id in the config."""
 
 
 class DestinationNotAllowed(EngineError):

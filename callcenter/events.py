@@ -316,3 +316,34 @@ class QueueCallbackAnswered(CallEvent):
     queue: str
     number: str
     original_call_id: str
+
+
+# --------------------------------------------------------------------------- supervision
+# A supervisor's spy may end after the call it watched (the PBX reports the two in any
+# order), so only what happens while the call lasts is a CallEvent.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallMonitored(CallEvent):
+    """Supervisor ``supervisor`` is on agent ``agent``'s call in ``mode`` (``listen``,
+    ``whisper`` or ``barge``): published when the supervisor answers and at each change of
+    mode."""
+
+    supervisor: str
+    agent: str
+    mode: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorEnded(EngineEvent):
+    """Supervisor ``supervisor``'s monitoring of ``agent`` on ``call_id`` is over:
+    ``seconds`` from the answer (0 if the supervisor never answered); ``why`` is
+    ``stopped`` (asked), ``replaced`` (the supervisor moved to another call),
+    ``not_answered``, ``ended`` (the supervisor hung up, or the agent's part of the call is
+    over) or ``shutdown`` (the daemon stopped)."""
+
+    supervisor: str
+    agent: str
+    call_id: str
+    seconds: float
+    why: str

@@ -89,6 +89,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
 )
 from callcenter.records.callbacks import EXPIRED, QueueCallback
+from callcenter.supervision.monitor import Monitoring
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
@@ -112,6 +113,8 @@ class ActiveCall:
     queue: str | None = None
     agent: str | None = None
     """Who the caller is talking to now (agent or supervisor id)."""
+    agent_channel: str = ""
+    """The PBX channel of ``agent``'s leg while they talk (what a supervisor spies on)."""
     talked_to: set[str] = field(default_factory=set)
     """Everyone the caller was connected to (so the end of the call frees just them)."""
     pending_transfer: str | None = None
@@ -264,6 +267,8 @@ class Switchboard:
         """How IVR lookup nodes reach their HTTP service."""
         self.ivr_listeners: list[Callable[[str, IvrEvent], None]] = []
         """Called with (call id, step) for every IVR step (``callcenter simulate``)."""
+        self.monitoring = Monitoring(self)
+        """Supervisors listening, whispering or barging on agents' calls."""
 
     def apply_config(self, config: CallCenterConfig) -> None:
         """Use ``config`` for calls that arrive from now on; calls in progress keep theirs.
@@ -308,6 +313,7 @@ class Switchboard:
         the queues). Calls whose tasks are cancelled from now on (the driver stopping) are
         let go, not hung up: the PBX keeps them (see :meth:`handle_call`)."""
         self._closing = True
+        await self.monitoring.close()
         tasks = list(self._background)
         for task in tasks:
             task.cancel()
@@ -1165,6 +1171,7 @@ class Switchboard:
             now = time.monotonic()
             self.router.connected(entry, agent)
             active.agent = agent.id
+            active.agent_channel = peer_channel
             active.talked_to.add(agent.id)
             self._by_agent[agent.id] = info.call_id
             self.bus.publish(
@@ -1265,6 +1272,7 @@ class Switchboard:
             if talker in self.router.agents:
                 self.router.call_finished(talker, queue_name, talk_seconds=result.talk_seconds)
             self._by_agent.pop(talker, None)
+            active.agent_channel = ""
             target = active.pending_transfer
             if result.hung_up_by != "system" or target is None:
                 return hung_up_by
@@ -1282,6 +1290,8 @@ class Switchboard:
             def on_answer(peer: str, _c: list[str] = connected, _t: str = target) -> None:
                 if not _c and _t in self.router.agents:
                     self.router.connect_direct(_t)
+                if not _c:
+                    active.agent_channel = peer
                 _c.append(peer)
 
             try:
@@ -1349,6 +1359,14 @@ class Switchboard:
     def _ring_timeout(self, queue_name: str) -> float:
         qcfg = self.config.queues.get(queue_name)
         return qcfg.ring_timeout if qcfg is not None else 20.0
+
+    def agent_call(self, agent_id: str) -> tuple[str, ActiveCall] | None:
+        """The call ``agent_id`` is on now, as (call id, active call); None when none."""
+        call_id = self._by_agent.get(agent_id)
+        active = self.active.get(call_id) if call_id is not None else None
+        if call_id is None or active is None:
+            return None
+        return call_id, active
 
     async def transfer(self, agent_id: str, to: str = "supervisor") -> str:
         """Blind-transfer the caller ``agent_id`` is talking to; returns the target id.

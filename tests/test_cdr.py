@@ -26,6 +26,7 @@ from callcenter.events import (
     CallAnswered,
     CallEnded,
     CallEvent,
+    CallMonitored,
     CallStarted,
     CallTransferred,
     EventBus,
@@ -224,6 +225,24 @@ def test_second_transfer_extends_the_path() -> None:
     assert (cdr.transfers, cdr.transfer_path) == (2, "1002>2000>3000")
 
 
+def test_supervisors_who_monitored_are_named_once_each_and_a_barge_is_kept() -> None:
+    events = answered_by_agent_events()
+    monitored = [
+        CallMonitored(call_id=CID, supervisor="2000", agent="1001", mode="listen", **at(30)),
+        CallMonitored(call_id=CID, supervisor="2001", agent="1001", mode="whisper", **at(35)),
+        CallMonitored(call_id=CID, supervisor="2000", agent="1001", mode="barge", **at(40)),
+        CallMonitored(call_id=CID, supervisor="2000", agent="1001", mode="listen", **at(50)),
+    ]
+    cdr = run([*events[:-2], *monitored, *events[-2:]])
+    assert (cdr.monitored_by, cdr.barged) == ("2000,2001", True)
+    quiet = run([*events[:-2], *monitored[:2], *events[-2:]])
+    assert (quiet.monitored_by, quiet.barged) == ("2000,2001", False), (
+        "whisper: caller heard no one"
+    )
+    alone = run(events)
+    assert (alone.monitored_by, alone.barged) == ("", False)
+
+
 def test_caller_hangs_up_in_the_ivr() -> None:
     cdr = run(
         [
@@ -344,6 +363,33 @@ def test_writing_the_same_call_twice_keeps_one_row(tmp_path: Path) -> None:
     assert rows[0]["abandoned"] is False
     assert rows[0]["end"] == "2024-05-06T09:01:20.600+00:00"
     assert rows[0]["billsec"] == 80
+
+
+def test_a_database_from_before_monitoring_gets_the_new_columns_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "cdr.sqlite3"
+    old_columns = [(n, t) for n, t in CDR_COLUMNS if n not in ("monitored_by", "barged")]
+    old_record = run(answered_by_agent_events())
+    with sqlite3.connect(db) as conn:
+        columns = ", ".join(f'"{n}" {t}' for n, t in old_columns)
+        conn.execute(f"CREATE TABLE cdr ({columns})")
+        row = {n: v for n, v in old_record.to_row().items() if n in dict(old_columns)}
+        names = ", ".join(f'"{n}"' for n in row)
+        marks = ", ".join("?" for _ in row)
+        values = [int(v) if isinstance(v, bool) else v for v in row.values()]
+        conn.execute(f"INSERT INTO cdr ({names}) VALUES ({marks})", values)
+    new_record = dataclasses.replace(
+        old_record, uniqueid="1715000099.1", monitored_by="2000", barged=True
+    )
+    written, rows = write_all(tmp_path, new_record)
+    assert written == [True]
+    by_id = {r["uniqueid"]: r for r in rows}
+    assert (by_id[CID]["monitored_by"], by_id[CID]["barged"]) == ("", False)
+    assert (by_id["1715000099.1"]["monitored_by"], by_id["1715000099.1"]["barged"]) == (
+        "2000",
+        True,
+    )
 
 
 @pytest.mark.parametrize("left", LEFT_TO_PBX)

@@ -20,6 +20,9 @@ def test_demo_plays_its_calls_prints_the_cdrs_and_exits_0(tmp_path: Path, pbx: s
     text = out.getvalue()
     assert "talking to agent 1001" in text
     assert "transferred the caller to 2000" in text
+    assert "supervisor 2000 on agent 1001's call: listen" in text
+    assert "supervisor 2000 on agent 1001's call: whisper" in text
+    assert "supervisor 2000 left agent 1001's call (stopped)" in text
     assert "agent 1002 paused (break)" in text
     assert text.index("caller gave up") < text.index("agent 1002 back from pause")
     assert "agent 1003 logged in (feature-code)" in text

@@ -1654,6 +1654,11 @@ class SupervisorConfig(_Model):
     device: Device = Field(
         description='The phone used to listen, whisper or barge, e.g. "PJSIP/2000".'
     )
+    ring_timeout: _Seconds = Field(
+        default=20.0,
+        description="Seconds the supervisor's phone rings when they ask to listen, whisper "
+        "or barge; unanswered, the request lapses and the agent's call goes on untouched.",
+    )
 
 
 class CallCenterConfig(_Model):

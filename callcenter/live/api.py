@@ -12,11 +12,18 @@ Routes (all JSON)::
     POST /agents/{id}/pause               {"reason": "lunch"}
     POST /agents/{id}/unpause             {}
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
+    POST /supervisors/{id}/listen         {"agent": "1001"}: ring the supervisor's phone and,
+    POST /supervisors/{id}/whisper        once answered, join the agent's call in that mode
+    POST /supervisors/{id}/barge          (again for the same agent: switch mode, no ring);
+                                          {"supervisor": "2000", "monitoring": {"agent": ...,
+                                          "call_id": ..., "mode": ..., "state": "ringing"}}
+    POST /supervisors/{id}/stop           {}: end it; "monitoring" is what it was, or null
     POST /reload                          re-read the config file (as SIGHUP does):
                                           {"reloaded": true, "needs_restart": ["api.port"]}
 
-Errors come back as ``{"error": "..."}`` with status 400 (bad request), 404 (unknown agent or
-route) or 409 (not possible in the agent's current state).
+Errors come back as ``{"error": "..."}`` with status 400 (bad request), 404 (unknown agent,
+supervisor or route) or 409 (not possible in the agent's current state, such as monitoring
+an agent who is not on a call).
 
 ``pbx`` in both is :meth:`PBXLink.as_dict`: ``{"name": "asterisk", "connected": true,
 "since": "2026-12-05T01:02:03.456+00:00"}``, plus ``"reason"`` while it is down.
@@ -46,7 +53,9 @@ from callcenter.errors import (
     EngineError,
     ListenError,
     UnknownAgent,
+    UnknownSupervisor,
 )
+from callcenter.supervision.monitor import MONITOR_MODES
 from callcenter.switchboard import Switchboard
 
 log = structlog.get_logger(__name__)
@@ -196,6 +205,7 @@ class ControlAPI:
                 {"call_id": cid, "queue": a.queue, "agent": a.agent, "path": a.path}
                 for cid, a in board.active.items()
             ]
+            snapshot["supervisors"] = board.monitoring.snapshot()
             return snapshot
         if method == "POST" and parts == ["reload"]:
             if self._reload is None:
@@ -209,6 +219,10 @@ class ControlAPI:
             if method != "POST":
                 raise HTTPError(405, f"use POST for /agents/{parts[1]}/{parts[2]}")
             return await self._agent_action(parts[1], parts[2], body)
+        if len(parts) == 3 and parts[0] == "supervisors":
+            if method != "POST":
+                raise HTTPError(405, f"use POST for /supervisors/{parts[1]}/{parts[2]}")
+            return await self._supervisor_action(parts[1], parts[2], body)
         raise HTTPError(404, f"no route {method} {path}")
 
     def _records_health(self) -> dict[str, Any]:
@@ -246,6 +260,26 @@ class ControlAPI:
             raise HTTPError(409, str(exc)) from None
         agent = router.agents[agent_id]
         return {"agent": agent_id, "state": str(agent.state), "pause_reason": agent.pause_reason}
+
+    async def _supervisor_action(
+        self, supervisor_id: str, action: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        monitoring = self.switchboard.monitoring
+        try:
+            if action == "stop":
+                shown = await monitoring.stop(supervisor_id)
+            elif action in MONITOR_MODES:
+                agent = body.get("agent")
+                if not isinstance(agent, str) or not agent:
+                    raise HTTPError(400, 'say which agent: {"agent": "1001"}')
+                shown = await monitoring.monitor(supervisor_id, agent, action)
+            else:
+                raise HTTPError(404, f"unknown supervisor action {action!r}")
+        except (UnknownSupervisor, UnknownAgent) as exc:
+            raise HTTPError(404, str(exc)) from None
+        except CallCenterError as exc:
+            raise HTTPError(409, str(exc)) from None
+        return {"supervisor": supervisor_id, "monitoring": shown}
 
 
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -364,8 +364,18 @@ class SpySession(Protocol):
     def mode(self) -> SpyMode: ...
 
     @property
+    def started(self) -> bool:
+        """True once the supervisor answered and the spy runs."""
+        ...
+
+    @property
     def ended(self) -> bool:
         """True once the supervisor's leg is gone (stopped, hung up, or never answered)."""
+        ...
+
+    async def wait_started(self) -> None:
+        """Return once the spy runs; raises ``CommandFailed`` if the session ended first
+        (the supervisor did not answer, or the leg failed)."""
         ...
 
     async def wait_ended(self) -> None:

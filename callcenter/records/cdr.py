@@ -32,6 +32,9 @@ Call-centre fields:
 * ``ivr_variables``: the variables the IVR set (a JSON object; private input such as PINs
   as ``***``), e.g. ``{"language": "fr", "account": "1234"}``.
 * ``voicemail``: the file of the message the caller left (empty when none).
+* ``monitored_by``: the supervisors who listened, whispered or barged on the call, in the
+  order they joined (``2000,2001``); ``barged``: one of them barged in, so the caller
+  heard a supervisor.
 
 ``lastapp`` names the last stage the call reached in Asterisk's words: ``AGI`` (handed
 over), ``Answer``, ``BackGround`` (IVR), ``Record`` (voicemail), ``Queue``, ``Dial`` (agent
@@ -62,6 +65,7 @@ from callcenter.events import (
     CallbackRequested,
     CallEnded,
     CallEvent,
+    CallMonitored,
     CallStarted,
     CallTransferred,
     EngineEvent,
@@ -127,6 +131,8 @@ class CdrRecord:
     hangup_cause_name: str
     ivr_variables: str = "{}"
     voicemail: str = ""
+    monitored_by: str = ""
+    barged: bool = False
 
     def to_row(self) -> dict[str, Any]:
         """The record as JSON-able values (datetimes as ISO 8601 with milliseconds)."""
@@ -187,6 +193,8 @@ class CdrDraft:
     ivr_variables: tuple[tuple[str, str], ...] = ()
     """Variables the IVR set, in the order first set (a later value replaces the earlier)."""
     voicemail: str = ""
+    monitored_by: tuple[str, ...] = ()
+    barged: bool = False
 
 
 _Handler = Callable[[CdrDraft, Any], None]
@@ -294,6 +302,12 @@ def _on_talk_ended(d: CdrDraft, e: TalkEnded) -> None:
     d.agent = d.agent or e.agent
 
 
+def _on_monitored(d: CdrDraft, e: CallMonitored) -> None:
+    if e.supervisor not in d.monitored_by:
+        d.monitored_by = (*d.monitored_by, e.supervisor)
+    d.barged = d.barged or e.mode == "barge"
+
+
 def _on_ended(d: CdrDraft, e: CallEnded) -> None:
     if d.joined_mono is not None:
         _stop_waiting(d, e, 0.0)
@@ -320,6 +334,7 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     QueueExited: _on_exited,
     CallTransferred: _on_transferred,
     TalkEnded: _on_talk_ended,
+    CallMonitored: _on_monitored,
     CallEnded: _on_ended,
 }
 """Event type -> how it changes the draft. Call events not listed leave it unchanged."""
@@ -407,6 +422,8 @@ def finish(draft: CdrDraft) -> CdrRecord:
         hangup_cause_name=draft.hangup_cause_name,
         ivr_variables=json.dumps(dict(draft.ivr_variables), ensure_ascii=False),
         voicemail=draft.voicemail,
+        monitored_by=",".join(draft.monitored_by),
+        barged=draft.barged,
     )
 
 

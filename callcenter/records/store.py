@@ -85,6 +85,8 @@ CDR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("hangup_cause_name", "TEXT NOT NULL DEFAULT ''"),
     ("ivr_variables", "TEXT NOT NULL DEFAULT '{}'"),
     ("voicemail", "TEXT NOT NULL DEFAULT ''"),
+    ("monitored_by", "TEXT NOT NULL DEFAULT ''"),
+    ("barged", "INTEGER NOT NULL DEFAULT 0"),
 )
 """The ``cdr`` table: every CdrRecord field, in the record's order."""
 
@@ -447,7 +449,7 @@ class SqliteCdrStore:
 
     def fetch_cdrs(self, *, last: int | None = None) -> list[dict[str, Any]]:
         """Every CDR, or the ``last`` newest, oldest first, keyed by CdrRecord field name
-        (``abandoned`` as bool)."""
+        (``abandoned`` and ``barged`` as bools)."""
         columns = _quoted(_CDR_NAMES)
         rows = self._fetch(
             f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
@@ -458,6 +460,7 @@ class SqliteCdrStore:
         for row in rows:
             record = dict(row)
             record["abandoned"] = bool(record["abandoned"])
+            record["barged"] = bool(record["barged"])
             result.append(record)
         return result
 

@@ -1,1 +1,1 @@
-"""supervision."""
+"""Supervisors on agents' calls (:mod:`callcenter.supervision.monitor`)."""

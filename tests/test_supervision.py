@@ -1,0 +1,341 @@
+"""Supervisors on agents' calls, as a supervisor uses them: ``callcenter supervisor listen
+2000 1001`` (or the control API) rings the supervisor's phone; once answered they hear the
+call, then whisper to the agent, then barge in; the CDR names who monitored the call and
+whether the caller heard a supervisor. Every scenario runs over real TCP against both demo
+PBXs, on all four transports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.cli import main as cli_main
+from callcenter.events import CallMonitored, EngineEvent, MonitorEnded
+from callcenter.supervision.monitor import Monitor
+from callcenter.testing import TRANSPORTS, Center, running_center
+
+STEP = 5.0
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _api(center: Center, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """POST ``body`` (GET when None); (status, JSON answer), errors included."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{center.daemon.api.port}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method="POST" if body is not None else "GET",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=STEP) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def api(center: Center, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    return await asyncio.to_thread(_api, center, path, body)
+
+
+async def until(predicate: Callable[[], bool], what: str, limit: float = STEP) -> None:
+    try:
+        async with asyncio.timeout(limit):
+            while not predicate():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(what) from None
+
+
+def events_of(center: Center) -> list[EngineEvent]:
+    seen: list[EngineEvent] = []
+    center.daemon.bus.subscribe(seen.append)
+    return seen
+
+
+async def caller_with_agent(center: Center, number: str, key: str = "2") -> Any:
+    """A caller dials 800, presses ``key`` and talks to the agent who answers."""
+    caller = await center.pbx.call("800", caller_num=number)
+    await caller.wait_for_prompt("welcome-menu", timeout=STEP)
+    await caller.press(key)
+    await caller.wait_bridged(timeout=STEP)
+    return caller
+
+
+def monitor_of(center: Center, supervisor: str = "2000") -> Monitor | None:
+    return center.daemon.switchboard.monitoring.current(supervisor)
+
+
+def gone(center: Center, leg: Any) -> bool:
+    """The demo PBX no longer has ``leg`` (names repeat on FreeSWITCH: compare objects)."""
+    return all(channel is not leg for channel in center.pbx.channels.values())
+
+
+def answered(center: Center, supervisor: str = "2000") -> bool:
+    monitor = monitor_of(center, supervisor)
+    return monitor is not None and monitor.answered is not None
+
+
+def spy_leg(center: Center, supervisor: str = "2000") -> Any:
+    monitor = monitor_of(center, supervisor)
+    if monitor is None or not monitor.session.channel:
+        return None
+    return center.pbx.find_channel(monitor.session.channel)
+
+
+@asynccontextmanager
+async def supervised(
+    tmp_path: Path, transport: str, **config: Any
+) -> AsyncIterator[tuple[Center, Any, Any]]:
+    """A centre with Alice (1001) answering, Sam (supervisor 2000) answering; yields
+    (center, Alice's phone, Sam's phone)."""
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        sam = center.add_phone("PJSIP/2000", answer_after=0.05)
+        yield center, alice, sam
+
+
+async def test_supervisor_listens_whispers_barges_and_the_cdr_says_the_caller_heard_them(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        seen = events_of(center)
+        caller = await caller_with_agent(center, "5551234")
+        status, answer = await api(center, "/supervisors/2000/listen", {"agent": "1001"})
+        assert status == 200, answer
+        assert answer["supervisor"] == "2000"
+        assert answer["monitoring"]["agent"] == "1001"
+        assert answer["monitoring"]["call_id"] == caller.uniqueid
+        assert answer["monitoring"]["mode"] == "listen"
+
+        await sam.wait_answered(timeout=STEP)
+        await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
+        leg = spy_leg(center)
+        await until(lambda: leg.spy_mode == "listen", "Sam listens")
+        _, status_now = await api(center, "/status")
+        sam_row = next(s for s in status_now["supervisors"] if s["id"] == "2000")
+        assert sam_row["monitoring"]["state"] == "monitoring"
+        assert sam_row["monitoring"]["agent"] == "1001"
+
+        status, answer = await api(center, "/supervisors/2000/whisper", {"agent": "1001"})
+        assert status == 200 and answer["monitoring"]["mode"] == "whisper"
+        await until(lambda: leg.spy_mode == "whisper", "Alice hears Sam, the caller does not")
+        status, _ = await api(center, "/supervisors/2000/barge", {"agent": "1001"})
+        assert status == 200
+        await until(lambda: leg.spy_mode == "barge", "everybody hears Sam")
+        assert sam.rings == 1, "switching mode never rings the supervisor again"
+        assert spy_leg(center) is leg
+
+        await caller.hangup()
+        await until(lambda: monitor_of(center) is None, "monitoring ends with the call")
+        await until(lambda: gone(center, leg), "Sam's leg is gone")
+        row = await center.cdr(caller.uniqueid)
+        assert (row["agent"], row["monitored_by"], row["barged"]) == ("1001", "2000", True)
+        modes = [e.mode for e in seen if isinstance(e, CallMonitored)]
+        assert modes == ["listen", "whisper", "barge"]
+        ended = [e for e in seen if isinstance(e, MonitorEnded)]
+        assert [(e.supervisor, e.agent, e.why) for e in ended] == [("2000", "1001", "ended")]
+        assert ended[0].seconds > 0
+
+
+async def test_supervisor_stops_listening_and_the_call_goes_on_unheard(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        caller = await caller_with_agent(center, "5551235")
+        status, _ = await api(center, "/supervisors/2000/listen", {"agent": "1001"})
+        assert status == 200
+        await sam.wait_answered(timeout=STEP)
+        await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
+        leg = spy_leg(center)
+        await until(lambda: leg.spy_mode == "listen", "Sam listens")
+
+        status, answer = await api(center, "/supervisors/2000/stop", {})
+        assert status == 200 and answer["monitoring"]["mode"] == "listen"
+        assert monitor_of(center) is None
+        await until(lambda: gone(center, leg), "Sam's leg hung up")
+        status, answer = await api(center, "/supervisors/2000/stop", {})
+        assert (status, answer["monitoring"]) == (200, None), "stopping twice is harmless"
+
+        await asyncio.sleep(0.2)
+        assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001", "the call goes on"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        assert (row["monitored_by"], row["barged"]) == ("2000", False)
+
+
+async def test_a_supervisor_who_does_not_answer_leaves_no_trace_on_the_call(
+    tmp_path: Path, transport: str
+) -> None:
+    config = {"supervisors": {"2000": {"ring_timeout": 0.5}}}
+    async with supervised(tmp_path, transport, **config) as (center, _alice, sam):
+        sam.answer_after = None
+        seen = events_of(center)
+        caller = await caller_with_agent(center, "5551236")
+        status, answer = await api(center, "/supervisors/2000/barge", {"agent": "1001"})
+        assert status == 200 and answer["monitoring"]["state"] == "ringing"
+        await sam.wait_rings(timeout=STEP)
+        await until(lambda: monitor_of(center) is None, "the request lapses", limit=STEP)
+        assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        assert (row["monitored_by"], row["barged"]) == ("", False)
+        assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["not_answered"]
+
+
+async def test_supervisor_hanging_up_ends_the_monitoring_not_the_call(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        seen = events_of(center)
+        caller = await caller_with_agent(center, "5551237")
+        await api(center, "/supervisors/2000/whisper", {"agent": "1001"})
+        await sam.wait_answered(timeout=STEP)
+        await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
+        await until(lambda: spy_leg(center).spy_mode == "whisper", "Sam whispers")
+        await sam.hangup()
+        await until(lambda: monitor_of(center) is None, "monitoring ends with Sam's leg")
+        assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["ended"]
+        assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001", "the call goes on"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        assert (row["monitored_by"], row["barged"]) == ("2000", False)
+
+
+async def test_supervisor_moves_from_one_agent_to_another_with_one_ring_each(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        seen = events_of(center)
+        first = await caller_with_agent(center, "5551238", key="1")  # sales: Alice only
+        second = await caller_with_agent(center, "5551239")  # support: Bob is the one free
+        assert await second.wait_bridged(timeout=STEP) == "PJSIP/1002"
+        await api(center, "/supervisors/2000/listen", {"agent": "1001"})
+        await sam.wait_answered(timeout=STEP)
+        await until(lambda: spy_leg(center) is not None, "Sam listens to Alice")
+        on_alice = spy_leg(center)
+
+        status, answer = await api(center, "/supervisors/2000/listen", {"agent": "1002"})
+        assert status == 200 and answer["monitoring"]["call_id"] == second.uniqueid
+        await until(lambda: gone(center, on_alice), "left Alice")
+        await sam.wait_answered(count=2, timeout=STEP)
+        await until(lambda: spy_leg(center) is not None, "Sam listens to Bob")
+        await until(lambda: spy_leg(center).spy_mode == "listen", "the new leg listens")
+        assert sam.rings == 2
+        for caller in (first, second):
+            await caller.hangup()
+        rows = [await center.cdr(c.uniqueid) for c in (first, second)]
+        assert [r["monitored_by"] for r in rows] == ["2000", "2000"]
+        assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["replaced", "ended"]
+
+
+async def test_a_mode_asked_while_the_phone_rings_is_the_one_the_supervisor_gets(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        sam.answer_after = 0.5
+        caller = await caller_with_agent(center, "5551240")
+        await api(center, "/supervisors/2000/listen", {"agent": "1001"})
+        status, answer = await api(center, "/supervisors/2000/barge", {"agent": "1001"})
+        assert status == 200 and answer["monitoring"]["state"] == "ringing"
+        assert answer["monitoring"]["mode"] == "barge"
+        await sam.wait_answered(timeout=STEP)
+        await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
+        await until(lambda: spy_leg(center).spy_mode == "barge", "Sam is heard by everybody")
+        assert sam.rings == 1
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        assert (row["monitored_by"], row["barged"]) == ("2000", True)
+
+
+async def test_monitoring_ends_when_the_agent_transfers_the_caller_away(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        caller = await caller_with_agent(center, "5551241", key="1")  # sales: Alice only
+        await api(center, "/supervisors/2000/listen", {"agent": "1001"})
+        await sam.wait_answered(timeout=STEP)
+        await until(lambda: spy_leg(center) is not None, "Sam listens to Alice")
+        leg = spy_leg(center)
+        status, answer = await api(center, "/agents/1001/transfer", {"to": "1002"})
+        assert status == 200, answer
+        assert await caller.wait_bridged(timeout=STEP, device="PJSIP/1002") == "PJSIP/1002"
+        await until(lambda: monitor_of(center) is None, "Alice's part of the call is over")
+        await until(lambda: gone(center, leg), "Sam's leg is gone")
+        status, answer = await api(center, "/supervisors/2000/listen", {"agent": "1001"})
+        assert status == 409 and "not on a call" in answer["error"]
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        assert (row["transfer_path"], row["monitored_by"]) == ("1001>1002", "2000")
+
+
+async def test_requests_that_cannot_be_served_get_clear_errors(tmp_path: Path) -> None:
+    async with supervised(tmp_path, "fastagi") as (center, _alice, sam):
+        cases = [
+            ("/supervisors/2000/listen", {"agent": "1001"}, 409, "not on a call"),
+            ("/supervisors/2000/listen", {"agent": "9999"}, 404, "9999"),
+            ("/supervisors/9999/listen", {"agent": "1001"}, 404, "9999"),
+            ("/supervisors/9999/stop", {}, 404, "9999"),
+            ("/supervisors/2000/listen", {}, 400, '"agent"'),
+            ("/supervisors/2000/listen", {"agent": 1001}, 400, '"agent"'),
+            ("/supervisors/2000/spy", {"agent": "1001"}, 404, "spy"),
+        ]
+        for path, body, code, text in cases:
+            status, answer = await api(center, path, body)
+            assert (status, text in answer["error"]) == (code, True), (path, body, answer)
+        status, answer = await api(center, "/supervisors/2000/listen")
+        assert status == 405
+        assert sam.rings == 0
+
+
+async def test_supervisor_command_line_listens_stops_and_shows_in_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with supervised(tmp_path, "fastagi") as (center, _alice, sam):
+        url = f"http://127.0.0.1:{center.daemon.api.port}"
+        caller = await caller_with_agent(center, "5551242")
+        capsys.readouterr()
+        argv = ["supervisor", "listen", "2000", "1001", "--api", url]
+        assert await asyncio.to_thread(cli_main, argv) == 0
+        assert '"agent": "1001"' in capsys.readouterr().out, "the API's answer is printed"
+        await sam.wait_answered(timeout=STEP)
+        await until(lambda: answered(center), "Sam answered")
+        assert await asyncio.to_thread(cli_main, ["status", "--api", url]) == 0
+        table = capsys.readouterr().out.splitlines()
+        sam_line = next(line for line in table if line.startswith("2000 "))
+        assert sam_line.split()[:5] == ["2000", "Sam", "listen", "agent", "1001"]
+        assert f"call {caller.uniqueid}, monitoring" in sam_line
+        assert await asyncio.to_thread(cli_main, ["supervisor", "stop", "2000", "--api", url]) == 0
+        assert monitor_of(center) is None
+        refused = ["supervisor", "listen", "2000", "1002", "--api", url]
+        assert await asyncio.to_thread(cli_main, refused) == 1, "Bob is not on a call"
+        await caller.hangup()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["supervisor", "listen", "2000"], "needs the agent"),
+        (["supervisor", "stop", "2000", "1001"], "takes no agent"),
+        (["supervisor", "spy", "2000", "1001"], "invalid choice"),
+    ],
+)
+def test_supervisor_command_line_mistakes_are_named_before_anything_is_sent(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli_main([*argv, "--api", "http://127.0.0.1:9"])
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
