@@ -41,6 +41,7 @@ from callcenter.events import (
     MonitorEnded,
     QueueAbandoned,
     QueueJoined,
+    RecordingStarted,
 )
 from callcenter.log import configure_logging
 from callcenter.records.lock import holder
@@ -83,6 +84,8 @@ class LiveView:
                 )
             case CallTransferred():
                 return f"call {event.call_id}: {event.by} transferred the caller to {event.to}"
+            case RecordingStarted():
+                return f"call {event.call_id}: recorded into {event.path}"
             case CallMonitored():
                 return (
                     f"call {event.call_id}: supervisor {event.supervisor} on agent "
@@ -263,6 +266,7 @@ def run_demo(
     overrides = {
         "records": {"cdr_path": str(cdr_path)},
         "ivr": {"voicemail_folder": str(cdr_path.parent / "voicemail")},
+        "acd": {"recordings_folder": str(cdr_path.parent / "recordings")},
         "pbx": {"ami": {"reconnect_min": 0.1}},
     }
 

@@ -124,6 +124,13 @@ class AgentConnected(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingStarted(CallEvent):
+    """The PBX records the call into ``path`` (a path on the PBX's machine) until hang-up."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueAbandoned(CallEvent):
     """The caller hung up while waiting in the queue."""
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import re
 import secrets
 import time
@@ -64,6 +65,7 @@ from callcenter.events import (
     QueueCallbackRequested,
     QueueExited,
     QueueJoined,
+    RecordingStarted,
     TalkEnded,
     VoicemailLeft,
 )
@@ -115,6 +117,8 @@ class ActiveCall:
     """Who the caller is talking to now (agent or supervisor id)."""
     agent_channel: str = ""
     """The PBX channel of ``agent``'s leg while they talk (what a supervisor spies on)."""
+    recording: str | None = None
+    """The file the call is recorded into (its queue has ``record: true``)."""
     talked_to: set[str] = field(default_factory=set)
     """Everyone the caller was connected to (so the end of the call frees just them)."""
     pending_transfer: str | None = None
@@ -611,7 +615,13 @@ class Switchboard:
                     if not agents:
                         raise _LeaveQueue("leaveempty", qcfg.on_empty)
                     connected = await self._offer(
-                        call, active, entry=entry, agents=agents, qcfg=qcfg, joined=joined
+                        call,
+                        active,
+                        entry=entry,
+                        agents=agents,
+                        qcfg=qcfg,
+                        joined=joined,
+                        config=config,
                     )
                     if connected is None:
                         await call.start_hold_music(qcfg.hold_music)
@@ -1151,6 +1161,7 @@ class Switchboard:
         agents: list[Agent],
         qcfg: QueueConfig,
         joined: float,
+        config: CallCenterConfig,
     ) -> tuple[Agent, DialResult] | None:
         """Ring the reserved ``agents`` (all at once; ring-progressively adds one every
         ``progressive_interval``); the agent who answered and how the bridge ended, or
@@ -1185,6 +1196,9 @@ class Switchboard:
                 )
             )
             log.info("agent_connected", call_id=info.call_id, agent=agent.id)
+            if qcfg.record and active.recording is None:
+                active.recording = recording_path(config, queue_name, info.call_id)
+                self._in_background(self._record(call, active.recording), f"record-{info.call_id}")
 
         while True:
             for agent in ringing:
@@ -1329,6 +1343,25 @@ class Switchboard:
             else self._quietly(active.call.unbridge())
         )
         self._in_background(cut, f"cut-ring-{agent.id}")
+
+    async def _record(self, call: Call, path: str) -> None:
+        """Start the recording of an answered queue call (beside the bridge)."""
+        info = call.info
+        folder = os.path.dirname(path)
+        try:
+            await asyncio.to_thread(os.makedirs, folder, exist_ok=True)
+        except OSError as exc:
+            # The PBX may run elsewhere and own the folder; it reports a failed write itself.
+            log.info("recordings_folder_not_created", folder=folder, error=str(exc))
+        try:
+            await call.start_recording(path)
+        except CallHungUp:
+            return
+        except PBXError as exc:
+            log.warning("recording_not_started", call_id=info.call_id, path=path, error=str(exc))
+            return
+        if info.call_id in self.active:
+            self.bus.publish(RecordingStarted(call_id=info.call_id, path=path))
 
     async def _cut_ring(self, active: ActiveCall, call_id: str, agent_id: str) -> None:
         """Stop the queue dial ringing a revoked agent. The PBX may not have told us about
@@ -1477,6 +1510,15 @@ class Switchboard:
             for fut in both:
                 if not fut.done():
                     await cancel_and_wait(fut)
+
+
+def recording_path(config: CallCenterConfig, queue: str, call_id: str) -> str:
+    """Where the PBX records a call of ``queue``:
+    ``<acd.recordings_folder>/<queue>/<UTC date-time>-<call id>.<acd.recording_format>``."""
+    folder = os.path.normpath(config.resolve_path(config.acd.recordings_folder) / queue)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", call_id)
+    return f"{folder}/{stamp}-{safe_id}.{config.acd.recording_format}"
 
 
 def _who(result: DialResult) -> str:

@@ -365,11 +365,12 @@ def test_writing_the_same_call_twice_keeps_one_row(tmp_path: Path) -> None:
     assert rows[0]["billsec"] == 80
 
 
-def test_a_database_from_before_monitoring_gets_the_new_columns_and_keeps_its_rows(
+def test_a_database_from_before_monitoring_and_recording_gets_the_new_columns_and_keeps_its_rows(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "cdr.sqlite3"
-    old_columns = [(n, t) for n, t in CDR_COLUMNS if n not in ("monitored_by", "barged")]
+    new = ("monitored_by", "barged", "recordingfile")
+    old_columns = [(n, t) for n, t in CDR_COLUMNS if n not in new]
     old_record = run(answered_by_agent_events())
     with sqlite3.connect(db) as conn:
         columns = ", ".join(f'"{n}" {t}' for n, t in old_columns)
@@ -380,12 +381,21 @@ def test_a_database_from_before_monitoring_gets_the_new_columns_and_keeps_its_ro
         values = [int(v) if isinstance(v, bool) else v for v in row.values()]
         conn.execute(f"INSERT INTO cdr ({names}) VALUES ({marks})", values)
     new_record = dataclasses.replace(
-        old_record, uniqueid="1715000099.1", monitored_by="2000", barged=True
+        old_record,
+        uniqueid="1715000099.1",
+        monitored_by="2000",
+        barged=True,
+        recordingfile="/var/spool/asterisk/monitor/support/x.wav",
     )
     written, rows = write_all(tmp_path, new_record)
     assert written == [True]
     by_id = {r["uniqueid"]: r for r in rows}
-    assert (by_id[CID]["monitored_by"], by_id[CID]["barged"]) == ("", False)
+    assert (by_id[CID]["monitored_by"], by_id[CID]["barged"], by_id[CID]["recordingfile"]) == (
+        "",
+        False,
+        "",
+    )
+    assert by_id["1715000099.1"]["recordingfile"].endswith("/support/x.wav")
     assert (by_id["1715000099.1"]["monitored_by"], by_id["1715000099.1"]["barged"]) == (
         "2000",
         True,

@@ -21,6 +21,7 @@ def test_demo_plays_its_calls_prints_the_cdrs_and_exits_0(tmp_path: Path, pbx: s
     assert "talking to agent 1001" in text
     assert "transferred the caller to 2000" in text
     assert "supervisor 2000 on agent 1001's call: listen" in text
+    assert f"recorded into {tmp_path / 'var' / 'recordings' / 'support'}/" in text
     assert "supervisor 2000 on agent 1001's call: whisper" in text
     assert "supervisor 2000 left agent 1001's call (stopped)" in text
     assert "agent 1002 paused (break)" in text

@@ -222,6 +222,19 @@ _RouteKey = Annotated[
 ]
 
 _Text = Annotated[str, Strict(), Field(min_length=1)]
+
+_RecordingsFolder = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            r"[A-Za-z0-9_./-]{1,200}",
+            "recordings_folder",
+            "must be a path of letters, digits, '_', '.', '-' and '/' (the PBX refuses "
+            "others in a recording's file name)",
+        )
+    ),
+]
 _Ref = Annotated[str, Strict(), Field(min_length=1)]
 _Port = Annotated[int, Field(ge=1, le=65535)]
 _ListenPort = Annotated[int, Field(ge=0, le=65535)]
@@ -1479,6 +1492,12 @@ class QueueConfig(_Model):
             "Music-on-hold class callers hear while waiting and while an agent's phone rings."
         ),
     )
+    record: bool = Field(
+        default=False,
+        description="Record every call of this queue an agent answers, from the answer to "
+        "the hang-up (transfers included), into acd.recordings_folder/<queue>/; the CDR's "
+        "recordingfile names the file.",
+    )
     announce: Prompt | None = Field(
         default=None, description="Sound file played to a caller on joining the queue."
     )
@@ -1644,6 +1663,15 @@ class AcdConfig(_Model):
     )
     callback_caller_id: str = Field(
         default="", description="Caller ID shown to called-back callers (empty: the PBX's)."
+    )
+    recordings_folder: _RecordingsFolder = Field(
+        default="var/recordings",
+        description="Folder the PBX writes the recordings of queues with `record: true` "
+        "into, one sub-folder per queue (relative to the config file; give the PBX's own "
+        "path, such as /var/spool/asterisk/monitor, when the PBX runs on another machine).",
+    )
+    recording_format: Literal["wav", "gsm", "wav49"] = Field(
+        default="wav", description="Sound format of call recordings."
     )
 
 
@@ -2061,6 +2089,42 @@ _MUSIC_CLASS_RULE: Final = {
 }
 
 
+RECORDING_PATH_CHARS: Final = re.compile(r"[A-Za-z0-9_./-]+")
+"""What both drivers accept in a recording's file name."""
+
+
+def _recording_problems(
+    data: Mapping[Any, Any], queues: Mapping[Any, Any] | None, base_dir: Path
+) -> list[Problem]:
+    """A relative recordings folder under a config folder whose path the PBX would refuse
+    (a space in it, say): every recording would fail, call after call."""
+    recorded = [
+        name
+        for name, queue in (queues or {}).items()
+        if isinstance(queue, Mapping) and queue.get("record") is True
+    ]
+    acd = _section(data, "acd") or {}
+    folder = acd.get("recordings_folder", "var/recordings")
+    if not recorded or not isinstance(folder, str) or Path(folder).expanduser().is_absolute():
+        return []
+    resolved = os.path.normpath(base_dir / folder)
+    if RECORDING_PATH_CHARS.fullmatch(resolved):
+        return []
+    where = (
+        ("acd", "recordings_folder")
+        if "recordings_folder" in acd
+        else ("queues", recorded[0], "record")
+    )
+    return [
+        Problem(
+            where,
+            f"recordings go to {resolved}, a path the PBX refuses in a file name (only "
+            "letters, digits, '_', '.', '-' and '/'): set acd.recordings_folder to an "
+            "absolute path such as /var/spool/asterisk/monitor",
+        )
+    ]
+
+
 def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None) -> list[Problem]:
     """Every reference between sections that points nowhere, and other whole-file rules.
 
@@ -2160,6 +2224,9 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
             )
         else:
             owners[device] = agent_id
+
+    if base_dir is not None:
+        out += _recording_problems(data, queues, base_dir)
 
     reasons = data.get("pause_reasons")
     if isinstance(reasons, list):

@@ -202,7 +202,13 @@ class ControlAPI:
         if method == "GET" and parts == ["status"]:
             snapshot = {"pbx": self.link.as_dict(), **self._records_health(), **router.snapshot()}
             snapshot["calls"] = [
-                {"call_id": cid, "queue": a.queue, "agent": a.agent, "path": a.path}
+                {
+                    "call_id": cid,
+                    "queue": a.queue,
+                    "agent": a.agent,
+                    "path": a.path,
+                    "recording": a.recording,
+                }
                 for cid, a in board.active.items()
             ]
             snapshot["supervisors"] = board.monitoring.snapshot()

@@ -32,6 +32,8 @@ Call-centre fields:
 * ``ivr_variables``: the variables the IVR set (a JSON object; private input such as PINs
   as ``***``), e.g. ``{"language": "fr", "account": "1234"}``.
 * ``voicemail``: the file of the message the caller left (empty when none).
+* ``recordingfile``: the recording of the call (queues with ``record: true``; a path on
+  the PBX's machine, empty when none), as FreePBX's CDR names it.
 * ``monitored_by``: the supervisors who listened, whispered or barged on the call, in the
   order they joined (``2000,2001``); ``barged``: one of them barged in, so the caller
   heard a supervisor.
@@ -74,6 +76,7 @@ from callcenter.events import (
     QueueAbandoned,
     QueueExited,
     QueueJoined,
+    RecordingStarted,
     TalkEnded,
     VoicemailLeft,
 )
@@ -133,6 +136,7 @@ class CdrRecord:
     voicemail: str = ""
     monitored_by: str = ""
     barged: bool = False
+    recordingfile: str = ""
 
     def to_row(self) -> dict[str, Any]:
         """The record as JSON-able values (datetimes as ISO 8601 with milliseconds)."""
@@ -195,6 +199,7 @@ class CdrDraft:
     voicemail: str = ""
     monitored_by: tuple[str, ...] = ()
     barged: bool = False
+    recordingfile: str = ""
 
 
 _Handler = Callable[[CdrDraft, Any], None]
@@ -308,6 +313,10 @@ def _on_monitored(d: CdrDraft, e: CallMonitored) -> None:
     d.barged = d.barged or e.mode == "barge"
 
 
+def _on_recording(d: CdrDraft, e: RecordingStarted) -> None:
+    d.recordingfile = d.recordingfile or e.path
+
+
 def _on_ended(d: CdrDraft, e: CallEnded) -> None:
     if d.joined_mono is not None:
         _stop_waiting(d, e, 0.0)
@@ -335,6 +344,7 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     CallTransferred: _on_transferred,
     TalkEnded: _on_talk_ended,
     CallMonitored: _on_monitored,
+    RecordingStarted: _on_recording,
     CallEnded: _on_ended,
 }
 """Event type -> how it changes the draft. Call events not listed leave it unchanged."""
@@ -424,6 +434,7 @@ def finish(draft: CdrDraft) -> CdrRecord:
         voicemail=draft.voicemail,
         monitored_by=",".join(draft.monitored_by),
         barged=draft.barged,
+        recordingfile=draft.recordingfile,
     )
 
 

@@ -87,6 +87,7 @@ CDR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("voicemail", "TEXT NOT NULL DEFAULT ''"),
     ("monitored_by", "TEXT NOT NULL DEFAULT ''"),
     ("barged", "INTEGER NOT NULL DEFAULT 0"),
+    ("recordingfile", "TEXT NOT NULL DEFAULT ''"),
 )
 """The ``cdr`` table: every CdrRecord field, in the record's order."""
 

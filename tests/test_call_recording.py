@@ -1,0 +1,140 @@
+"""Queue call recording, as a quality manager finds it: every call of a queue with
+``record: true`` an agent answers is recorded from the answer to the hang-up, transfers
+included, into one file per call that the CDR names (``recordingfile``). Scenarios over real
+TCP against both demo PBXs, on all four transports; the demo PBXs write the file when the
+recording stops, as long as what they recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from callcenter.config.loader import check_config
+from callcenter.events import EngineEvent, RecordingStarted
+from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
+
+STEP = 5.0
+RECORDED = {"queues": {"support": {"record": True}}}
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def seconds_of(path: Path) -> float:
+    with wave.open(str(path)) as audio:
+        return audio.getnframes() / audio.getframerate()
+
+
+async def until_exists(path: Path) -> None:
+    async with asyncio.timeout(STEP):
+        while not await asyncio.to_thread(path.exists):
+            await asyncio.sleep(0.02)
+
+
+async def caller_talks(center: Center, number: str, key: str, seconds: float) -> Any:
+    caller = await center.pbx.call("800", caller_num=number)
+    await caller.wait_for_prompt("welcome-menu", timeout=STEP)
+    await caller.press(key)
+    await caller.wait_bridged(timeout=STEP)
+    await asyncio.sleep(seconds)
+    return caller
+
+
+async def test_a_recorded_queue_call_is_in_the_file_its_cdr_names(
+    tmp_path: Path, transport: str
+) -> None:
+    async with running_center(tmp_path, transport=transport, config=RECORDED) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        seen: list[EngineEvent] = []
+        center.daemon.bus.subscribe(seen.append)
+        caller = await caller_talks(center, "5552001", "2", 0.6)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    folder = center.config_path.parent / "var" / "recordings" / "support"
+    path = Path(row["recordingfile"])
+    assert path.parent == folder
+    assert path.name.endswith(f"-{caller.uniqueid}.wav")
+    await until_exists(path)
+    assert 0.5 <= seconds_of(path) < 3.0, "from the agent's answer to the hang-up"
+    assert [e.path for e in seen if isinstance(e, RecordingStarted)] == [str(path)]
+
+
+async def test_the_recording_goes_on_through_a_transfer_in_one_file(
+    tmp_path: Path, transport: str
+) -> None:
+    async with running_center(tmp_path, transport=transport, config=RECORDED) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/2000", answer_after=0.05)
+        center.daemon.router.pause("1002", "break", via="test")
+        caller = await caller_talks(center, "5552002", "2", 0.4)
+        await center.daemon.switchboard.transfer("1001", "supervisor")
+        assert await caller.wait_bridged(timeout=STEP, device="PJSIP/2000") == "PJSIP/2000"
+        await asyncio.sleep(0.4)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    assert row["transfer_path"] == "1001>2000"
+    path = Path(row["recordingfile"])
+    await until_exists(path)
+    assert seconds_of(path) >= 0.8, "both legs of the conversation are in the one file"
+    assert list(path.parent.iterdir()) == [path]
+
+
+async def test_a_queue_without_record_leaves_no_recording(tmp_path: Path, transport: str) -> None:
+    async with running_center(tmp_path, transport=transport, config=RECORDED) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await caller_talks(center, "5552003", "1", 0.2)  # sales: not recorded
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        assert row["recordingfile"] == ""
+        assert not (center.config_path.parent / "var" / "recordings").exists()
+
+
+async def test_status_shows_the_file_a_call_is_recorded_into(tmp_path: Path) -> None:
+    async with running_center(tmp_path, config=RECORDED) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await caller_talks(center, "5552004", "2", 0.0)
+        board = center.daemon.switchboard
+        async with asyncio.timeout(STEP):
+            while board.active[caller.uniqueid].recording is None:
+                await asyncio.sleep(0.02)
+        status = await center.daemon.api.dispatch("GET", "/status", {})
+        (call,) = status["calls"]
+        assert call["recording"].endswith(f"-{caller.uniqueid}.wav")
+        await caller.hangup()
+
+
+def _write(folder: Path, extra: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "callcenter.yaml"
+    path.write_text(yaml.safe_dump(merge(BASE_CONFIG, extra), sort_keys=False))
+    return path
+
+
+def problems(path: Path) -> list[str]:
+    return [str(issue) for issue in check_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})]
+
+
+def test_check_refuses_recordings_under_a_folder_the_pbx_cannot_name(tmp_path: Path) -> None:
+    spaced = _write(tmp_path / "my configs", RECORDED)
+    (said,) = problems(spaced)
+    assert said.startswith(f"{spaced}:") and ": queues.support.record: " in said
+    assert "/var/spool/asterisk/monitor" in said, "the fix is named"
+
+    absolute = merge(RECORDED, {"acd": {"recordings_folder": "/var/spool/asterisk/monitor"}})
+    assert problems(_write(tmp_path / "my configs", absolute)) == []
+    assert problems(_write(tmp_path / "other configs", {})) == [], "nothing is recorded"
+
+
+def test_check_refuses_a_recordings_folder_with_characters_the_pbx_refuses(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path, merge(RECORDED, {"acd": {"recordings_folder": "/srv/rec ordings"}}))
+    (said,) = problems(path)
+    assert ": acd.recordings_folder: " in said
