@@ -143,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--last", type=_positive_int, default=20, help="how many of the newest records"
     )
     report.add_argument("--json", action="store_true", help="one JSON object per line")
+    report.add_argument(
+        "--queue-log",
+        action="store_true",
+        help="the queue_log instead of the CDRs, one line each as Asterisk writes "
+        "/var/log/asterisk/queue_log (for queue reporting tools)",
+    )
+    report.add_argument(
+        "--follow",
+        action="store_true",
+        help="with --queue-log: go on printing lines as they are written (as tail -f does)",
+    )
     return parser
 
 
@@ -178,7 +189,17 @@ def _main(argv: Sequence[str] | None) -> int:
     if command == "simulate":
         return cmd_simulate(args)
     if command == "report":
-        return cmd_report(args.config or _default_config(), args.last, as_json=args.json)
+        if args.follow and not args.queue_log:
+            parser.error("--follow goes with --queue-log")
+        if args.queue_log and args.json:
+            parser.error("--queue-log prints queue_log lines, not JSON")
+        return cmd_report(
+            args.config or _default_config(),
+            args.last,
+            as_json=args.json,
+            queue_log=args.queue_log,
+            follow=args.follow,
+        )
     if command == "status":
         render = None if args.json else format_status
         return _api_call(args.api, "GET", "/status", None, render=render)
@@ -366,7 +387,13 @@ def cmd_run(path: str) -> int:
     return EXIT_OK
 
 
-def cmd_report(path: str, last: int, *, as_json: bool) -> int:
+FOLLOW_POLL = 0.5
+"""Seconds between two looks for new queue_log lines (``report --queue-log --follow``)."""
+
+
+def cmd_report(
+    path: str, last: int, *, as_json: bool, queue_log: bool = False, follow: bool = False
+) -> int:
     from callcenter.config import load_config
     from callcenter.daemon import resolve
     from callcenter.records.rescue import rescue_path
@@ -390,6 +417,14 @@ def cmd_report(path: str, last: int, *, as_json: bool) -> int:
         print(f"no records yet: {db} does not exist", file=sys.stderr)
         return EXIT_OK
     store = SqliteCdrStore(db)
+    if queue_log:
+        try:
+            return _print_queue_log(store, last, follow=follow)
+        except RecordError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_CONFIG
+        finally:
+            store.close()
     try:
         rows = store.fetch_cdrs(last=last)
     finally:
@@ -400,6 +435,26 @@ def cmd_report(path: str, last: int, *, as_json: bool) -> int:
         return EXIT_OK
     print(format_cdr_table(rows))
     return EXIT_OK
+
+
+def _print_queue_log(store: Any, last: int, *, follow: bool) -> int:
+    """The ``last`` newest queue_log lines; with ``follow``, then every new one until
+    interrupted."""
+    import time
+
+    seen = 0
+    try:
+        entries = store.fetch_queue_log(last=last)
+        while True:
+            for row_id, entry in entries:
+                print(entry.line(), flush=follow)
+                seen = row_id
+            if not follow:
+                return EXIT_OK
+            time.sleep(FOLLOW_POLL)
+            entries = store.fetch_queue_log(after=seen)
+    except KeyboardInterrupt:
+        return EXIT_OK
 
 
 def format_cdr_table(rows: Sequence[dict[str, Any]]) -> str:

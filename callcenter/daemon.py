@@ -49,6 +49,7 @@ from callcenter.pbx.interface import (
 from callcenter.records.callbacks import QueueCallbackRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
+from callcenter.records.queue_log import QueueLogRecorder
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import SqliteCdrStore
@@ -199,6 +200,10 @@ class Daemon:
         self.bus.subscribe(self.shifts.on_event)
         self.callbacks = QueueCallbackRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.callbacks.on_event)
+        self.queue_log: QueueLogRecorder | None = None
+        if config.records.queue_log:
+            self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
+            self.bus.subscribe(self.queue_log.on_event)
         agents = [
             Agent(id=agent_id, name=a.name, device=a.device)
             for agent_id, a in config.agents.items()
@@ -429,6 +434,8 @@ class Daemon:
         await self.api.stop()
         await self.switchboard.close()
         await self.pbx.stop()
+        if self.queue_log is not None:
+            self.queue_log.flush()
         try:
             await self.recorder.close(flush_timeout)
         finally:

@@ -141,11 +141,19 @@ class QueueAbandoned(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueExited(CallEvent):
-    """The caller left the queue unanswered for a reason other than hanging up."""
+    """The caller left the queue unanswered for a reason other than hanging up.
+
+    ``reason``: ``timeout`` (max_wait), ``leaveempty``, ``exitkey`` (``key`` says which),
+    ``full`` or ``joinempty`` (refused on arrival, ``wait_seconds`` 0), or ``callback``
+    (keeps their place to be called back; ``key`` is set when an exit key asked for it).
+    ``position``: where the caller was when leaving (0 when refused on arrival).
+    """
 
     queue: str
     reason: str
     wait_seconds: float
+    position: int = 0
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -195,10 +195,11 @@ class _Waiting:
 class _LeaveQueue(Exception):
     """Internal: a queue rule sends the caller elsewhere (``dest`` None: hang up)."""
 
-    def __init__(self, reason: str, dest: QueueExit | None) -> None:
+    def __init__(self, reason: str, dest: QueueExit | None, key: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.dest = dest
+        self.key = key
 
 
 @dataclass(slots=True)
@@ -605,7 +606,7 @@ class Switchboard:
                 dest = qcfg.exit_keys.get(digit) if digit else None
                 if dest is not None:
                     if dest.to != "callback" or self._callback_allowed(config, info.caller_num):
-                        raise _LeaveQueue("exitkey", dest)
+                        raise _LeaveQueue("exitkey", dest, key=digit or "")
                     qlog.info("callback_refused", number=info.caller_num)
                     await call.play([qcfg.callback_refused_prompt])
                     await call.start_hold_music(qcfg.hold_music)
@@ -634,6 +635,7 @@ class Switchboard:
             hunt = None
             waited = time.monotonic() - joined
             dest = leaving.dest
+            position = self.router.position(entry)
             if (
                 dest is not None
                 and dest.to == "callback"
@@ -645,6 +647,8 @@ class Switchboard:
                         queue=queue_name,
                         reason="callback",
                         wait_seconds=waited,
+                        position=position,
+                        key=leaving.key,
                     )
                 )
                 return await self._keep_place(call, config, entry, joined, dest)
@@ -655,6 +659,8 @@ class Switchboard:
                     queue=queue_name,
                     reason=leaving.reason,
                     wait_seconds=waited,
+                    position=position,
+                    key=leaving.key,
                 )
             )
             qlog.info("queue_left", reason=leaving.reason, waited=round(waited, 3))

@@ -163,10 +163,14 @@ async def test_records_a_full_disk_refused_until_the_stop_are_written_by_the_nex
         assert not await asyncio.to_thread(rescue.exists)
         row = await center.cdr(caller.uniqueid, timeout=0.5)
         shifts = await asyncio.to_thread(daemon.store.fetch_agent_sessions)
+        queue_log = [e for _, e in await asyncio.to_thread(daemon.store.fetch_queue_log)]
         states = {a["id"]: a["state"] for a in daemon.router.snapshot()["agents"]}
-    keys = [json.loads(line)["key"] for line in kept]
+    all_keys = [json.loads(line)["key"] for line in kept]
+    assert any(k.startswith("queue_log:") for k in all_keys), "its queue_log lines were kept too"
+    keys = [k for k in all_keys if not k.startswith("queue_log:")]
     assert [key.split(":")[0] for key in keys] == ["cdr", "session", "presence"]
     assert keys[0] == f"cdr:{caller.uniqueid}" and keys[2] == "presence:1003"
+    assert [e.event for e in queue_log if e.callid == caller.uniqueid][-1] == "COMPLETECALLER"
     assert row["src"] == "5550007" and row["queue"] == "support" and row["hung_up_by"] == "caller"
     assert [(s["agent"], s["via_login"], s["via_logout"]) for s in shifts] == [
         ("1003", "api", "api")

@@ -111,8 +111,15 @@ async def test_health_stays_200_while_the_disk_is_full_and_says_the_records_wait
     async with running_center(tmp_path) as center:
         center.add_phone("PJSIP/1002", answer_after=0.05)
         _, body = await _raw(center, HEALTH)
-        assert body["records"] == {"ok": True, "unwritten": 0}
         store = center.daemon.store
+        writer = center.daemon.recorder.writer
+        assert center.daemon.queue_log is not None
+        center.daemon.queue_log.flush()  # the AGENTLOGIN lines of the agents logged in
+        async with asyncio.timeout(5):
+            while writer.pending:
+                await asyncio.sleep(0.01)
+        _, body = await _raw(center, HEALTH)
+        assert body["records"] == {"ok": True, "unwritten": 0}
 
         def disk_full(sql: str, params: object) -> int:
             raise sqlite3.OperationalError("database or disk is full")

@@ -539,6 +539,12 @@ class RecordsConfig(_Model):
             "one is done."
         ),
     )
+    queue_log: bool = Field(
+        default=True,
+        description="Keep Asterisk's queue_log (ENTERQUEUE, CONNECT, COMPLETECALLER, "
+        "ABANDON, AGENTLOGIN, PAUSEALL...) in the records database for queue reporting "
+        "tools; `callcenter report --queue-log` prints it in the queue_log file's format.",
+    )
 
 
 class RouteConfig(_Model):

@@ -48,6 +48,7 @@ import structlog
 from callcenter.errors import RecordError
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
+from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
 
 log = structlog.get_logger(__name__)
@@ -65,12 +66,21 @@ REPLAYABLE: Final = frozenset(
         "clear_agent_presence",
         "write_queue_callback",
         "update_queue_callback",
+        "write_queue_log",
     }
 )
 
 _RECORDS: Final[dict[str, type[Any]]] = {
     cls.__name__: cls
-    for cls in (CdrRecord, CallbackRecord, AgentSession, AgentPause, AgentPresence, QueueCallback)
+    for cls in (
+        CdrRecord,
+        CallbackRecord,
+        AgentSession,
+        AgentPause,
+        AgentPresence,
+        QueueCallback,
+        QueueLogEntry,
+    )
 }
 
 

@@ -24,6 +24,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   written; the outbound side updates it);
 * ``agent_presence``: the agents logged in now: agent, logged_in, via_login, pause_reason,
   paused_at, via_pause (deleted at logout; what a restarted daemon resumes);
+* ``queue_log``: Asterisk's queue_log (see :mod:`callcenter.records.queue_log`): id (the
+  order written), key (unique), time, callid, queuename, agent, event, data1..data5;
 * ``queue_callbacks``: callers keeping their place in a queue to be called back: call_id,
   queue, number, priority, skills, requested, status (``waiting``, ``answered``,
   ``failed``, ``expired``), attempts, updated (see :mod:`callcenter.records.callbacks`).
@@ -47,6 +49,7 @@ from callcenter.errors import RecordError
 from callcenter.events import LEFT_TO_PBX
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
+from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
 
 log = structlog.get_logger(__name__)
@@ -54,6 +57,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = 2
+
+QUEUE_LOG_DATA = ("data1", "data2", "data3", "data4", "data5")
 
 CDR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("accountcode", "TEXT NOT NULL DEFAULT ''"),
@@ -163,7 +168,27 @@ CREATE TABLE IF NOT EXISTS queue_callbacks (
     "updated" TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_callbacks_status ON queue_callbacks ("status", "requested");
+CREATE TABLE IF NOT EXISTS queue_log (
+    "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+    "key" TEXT NOT NULL UNIQUE,
+    "time" TEXT NOT NULL,
+    "callid" TEXT NOT NULL,
+    "queuename" TEXT NOT NULL,
+    "agent" TEXT NOT NULL,
+    "event" TEXT NOT NULL,
+    "data1" TEXT NOT NULL DEFAULT '',
+    "data2" TEXT NOT NULL DEFAULT '',
+    "data3" TEXT NOT NULL DEFAULT '',
+    "data4" TEXT NOT NULL DEFAULT '',
+    "data5" TEXT NOT NULL DEFAULT ''
+);
 """
+
+QUEUE_LOG_COLUMNS = ("time", "callid", "queuename", "agent", "event", *QUEUE_LOG_DATA)
+_INSERT_QUEUE_LOG = (
+    f'INSERT OR IGNORE INTO queue_log ("key", {_quoted(QUEUE_LOG_COLUMNS)}) '
+    f"VALUES ({', '.join('?' for _ in range(len(QUEUE_LOG_COLUMNS) + 1))})"
+)
 
 CALLBACK_COLUMNS = ("call_id", "number", "queue", "caller_num", "requested", "status")
 QUEUE_CALLBACK_COLUMNS = (
@@ -447,6 +472,53 @@ class SqliteCdrStore:
 
     def has_cdr(self, uniqueid: str) -> bool:
         return bool(self._fetch("SELECT 1 FROM cdr WHERE uniqueid = ?", (uniqueid,)))
+
+    def write_queue_log(self, entries: Sequence[QueueLogEntry]) -> bool:
+        """Store queue_log entries in order; an entry whose key is stored already is kept
+        as it is. False when none was new."""
+        written = False
+        for entry in entries:
+            data = [*entry.data[: len(QUEUE_LOG_DATA)]]
+            data += [""] * (len(QUEUE_LOG_DATA) - len(data))
+            params = [
+                entry.key,
+                entry.time.isoformat(timespec="milliseconds"),
+                entry.callid,
+                entry.queuename,
+                entry.agent,
+                entry.event,
+                *data,
+            ]
+            written = self._write(f"queue_log {entry.key}", _INSERT_QUEUE_LOG, params) or written
+        return written
+
+    def fetch_queue_log(
+        self, *, last: int | None = None, after: int = 0
+    ) -> list[tuple[int, QueueLogEntry]]:
+        """queue_log entries with their row ids, oldest first: the ``last`` newest, or every
+        one after row id ``after`` (to follow the log)."""
+        columns = f'"id", "key", {_quoted(QUEUE_LOG_COLUMNS)}'
+        rows = self._fetch(
+            f"SELECT {columns} FROM (SELECT {columns} FROM queue_log WHERE id > ?"
+            " ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (after, -1 if last is None else max(last, 0)),
+        )
+        result = []
+        for row in rows:
+            data = [str(row[n]) for n in QUEUE_LOG_DATA]
+            while data and not data[-1]:
+                data.pop()
+            entry = QueueLogEntry(
+                key=row["key"],
+                time=datetime.fromisoformat(row["time"]),
+                callid=row["callid"],
+                queuename=row["queuename"],
+                agent=row["agent"],
+                event=row["event"],
+                data=tuple(data),
+            )
+            result.append((int(row["id"]), entry))
+        return result
 
     def fetch_cdrs(self, *, last: int | None = None) -> list[dict[str, Any]]:
         """Every CDR, or the ``last`` newest, oldest first, keyed by CdrRecord field name

@@ -1,0 +1,367 @@
+"""Asterisk's queue_log, folded from the engine's events: what QueueMetrics, Asternic and
+other queue reporting tools read.
+
+Each entry is one line of Asterisk's ``/var/log/asterisk/queue_log``::
+
+    1733390000|1733389990.42|support|Agent/1001|CONNECT|10||4
+
+``time`` (UNIX seconds) | ``callid`` (the caller's uniqueid, ``NONE`` for agent events) |
+``queuename`` (``NONE`` when it is not about one queue) | ``agent`` (``Agent/<id>``, ``NONE``
+when no agent) | ``event`` | its data, with app_queue's meaning:
+
+* ``ENTERQUEUE`` url|callerid|position: the caller joined (a called-back caller rejoins
+  with position 1 when they answer);
+* ``RINGNOANSWER`` ringtime (ms): an agent was rung and did not take the call;
+  ``RINGCANCELED`` ringtime (ms): the ring stopped because the caller went;
+* ``CONNECT`` holdtime|bridged uniqueid (empty: the daemon does not see it)|ringtime;
+* ``COMPLETECALLER`` / ``COMPLETEAGENT`` holdtime|calltime|origposition: the talk ended,
+  the caller or the agent hung up;
+* ``BLINDTRANSFER`` extension (the target's id)|context (empty)|holdtime|calltime|
+  origposition: the agent transferred the caller;
+* ``ABANDON`` position|origposition|waittime: the caller hung up waiting;
+* ``EXITWITHTIMEOUT`` / ``EXITEMPTY`` position|origposition|waittime,
+  ``EXITWITHKEY`` key|position|origposition|waittime: a queue rule took the caller out
+  (a callback request counts as the exit that asked for it: the key, else the timeout);
+* ``FULL`` and ``JOINEMPTY``: the caller was turned away on arrival;
+* ``AGENTLOGIN`` channel (the agent's device) and ``AGENTLOGOFF`` channel|logintime;
+  ``PAUSEALL`` reason and ``UNPAUSEALL`` (pauses cover every queue of the agent).
+
+:func:`fold` is pure: one call's state and a call event go in (a dispatch table on the
+event type), the call's new state and the entries the event makes come out;
+:func:`agent_entries` does the same for agent events. :class:`QueueLogRecorder` is the bus
+listener that keeps the state of each call in progress and hands the entries to the record
+writer (the ``queue_log`` table; ``callcenter report --queue-log`` prints it in the file's
+format).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+import structlog
+
+from callcenter.events import (
+    AgentConnected,
+    AgentEvent,
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentPaused,
+    AgentRingFailed,
+    AgentUnpaused,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    CallTransferred,
+    EngineEvent,
+    QueueAbandoned,
+    QueueCallbackAnswered,
+    QueueExited,
+    QueueJoined,
+    TalkEnded,
+)
+from callcenter.records.writer import RecordWriter
+
+log = structlog.get_logger(__name__)
+
+NONE: Final = "NONE"
+
+_EXIT_EVENTS: Final = {
+    "timeout": "EXITWITHTIMEOUT",
+    "leaveempty": "EXITEMPTY",
+    "exitkey": "EXITWITHKEY",
+    "full": "FULL",
+    "joinempty": "JOINEMPTY",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLogEntry:
+    """One queue_log line. ``key`` makes writing it idempotent; ``data`` holds data1..data5."""
+
+    key: str
+    time: datetime
+    callid: str
+    queuename: str
+    agent: str
+    event: str
+    data: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        """The entry as Asterisk writes it into its queue_log file (no newline)."""
+        epoch = int(self.time.timestamp())
+        return "|".join(
+            (str(epoch), self.callid, self.queuename, self.agent, self.event, *self.data)
+        )
+
+
+@dataclass(slots=True)
+class _Caller:
+    """What the queue_log needs to remember about one call. :func:`fold` changes a copy,
+    never the one it is given."""
+
+    caller: str = ""
+    queue: str = ""
+    joined: float | None = None
+    """Monotonic time the caller joined ``queue``."""
+    position: int = 0
+    """The caller's position on joining (origposition)."""
+    agent: str = ""
+    """The agent talking to the caller, while a talk may still end with a COMPLETE line."""
+    hold: int = 0
+    connected: float | None = None
+    talk: int = 0
+    """Seconds of the talk that ended for a transfer (BLINDTRANSFER follows)."""
+    written: int = 0
+    """Entries made for the call so far (their keys)."""
+
+
+def agent_name(agent_id: str) -> str:
+    """How an agent appears in the queue_log (reporting tools know ``Agent/<id>``)."""
+    return f"Agent/{agent_id}"
+
+
+def _secs(value: float) -> str:
+    return str(max(0, round(value)))
+
+
+# Every field, in constructor order: a positional rebuild is much cheaper than
+# dataclasses.replace, and fold copies the state once per event it handles.
+_all_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(_Caller)))
+
+
+class _Step:
+    """The entries one call event makes, with (a copy of) the call's state after it."""
+
+    def __init__(self, caller: _Caller | None, event: CallEvent) -> None:
+        self.event = event
+        self.caller = _Caller(*_all_fields(caller)) if caller is not None else _Caller()
+        self.entries: list[QueueLogEntry] = []
+
+    def call_entry(self, queue: str, agent: str, verb: str, *data: str) -> None:
+        e = self.event
+        c = self.caller
+        key = f"{e.call_id}:{c.written}"
+        c.written += 1
+        self.entries.append(QueueLogEntry(key, e.at, e.call_id, queue or NONE, agent, verb, data))
+
+
+def _on_started(step: _Step, e: CallStarted) -> None:
+    step.caller.caller = e.caller_num
+
+
+def _join(step: _Step, queue: str, position: int) -> None:
+    c = step.caller
+    c.queue, c.joined, c.position, c.agent = queue, step.event.mono, position, ""
+    step.call_entry(queue, NONE, "ENTERQUEUE", "", c.caller, str(position))
+
+
+def _on_joined(step: _Step, e: QueueJoined) -> None:
+    _join(step, e.queue, e.position)
+
+
+def _on_callback_answered(step: _Step, e: QueueCallbackAnswered) -> None:
+    step.caller.caller = step.caller.caller or e.number
+    _join(step, e.queue, 1)
+
+
+def _waited(step: _Step, reported: float) -> str:
+    joined = step.caller.joined
+    return _secs(step.event.mono - joined if joined is not None else reported)
+
+
+def _on_ring_failed(step: _Step, e: AgentRingFailed) -> None:
+    verb = "RINGCANCELED" if e.status == "CANCEL" else "RINGNOANSWER"
+    step.call_entry(e.queue, agent_name(e.agent), verb, str(max(0, round(e.ring_seconds * 1000))))
+
+
+def _on_connected(step: _Step, e: AgentConnected) -> None:
+    c = step.caller
+    hold = max(0, round(e.wait_seconds))
+    c.queue, c.agent, c.hold, c.connected = e.queue, e.agent, hold, step.event.mono
+    step.call_entry(e.queue, agent_name(e.agent), "CONNECT", str(hold), "", _secs(e.ring_seconds))
+
+
+def _on_talk_ended(step: _Step, e: TalkEnded) -> None:
+    c = step.caller
+    if not c.agent or e.agent != c.agent:
+        return  # a talk after a transfer: the call left the queue with the transfer
+    talk = max(0, round(e.talk_seconds))
+    if e.hung_up_by in ("caller", "agent"):
+        verb = "COMPLETECALLER" if e.hung_up_by == "caller" else "COMPLETEAGENT"
+        agent, c.agent = c.agent, ""
+        step.call_entry(c.queue, agent_name(agent), verb, str(c.hold), str(talk), str(c.position))
+    else:
+        c.talk = talk
+
+
+def _on_transferred(step: _Step, e: CallTransferred) -> None:
+    c = step.caller
+    if not c.agent:
+        return
+    agent, c.agent = c.agent, ""
+    step.call_entry(
+        c.queue,
+        agent_name(agent),
+        "BLINDTRANSFER",
+        e.to,
+        "",
+        str(c.hold),
+        str(c.talk),
+        str(c.position),
+    )
+
+
+def _on_abandoned(step: _Step, e: QueueAbandoned) -> None:
+    waited = _waited(step, e.wait_seconds)
+    step.call_entry(e.queue, NONE, "ABANDON", str(e.position), str(step.caller.position), waited)
+
+
+def _on_exited(step: _Step, e: QueueExited) -> None:
+    reason = e.reason
+    if reason == "callback":
+        reason = "exitkey" if e.key else "timeout"
+    verb = _EXIT_EVENTS.get(reason, "EXITWITHTIMEOUT")
+    if verb in ("FULL", "JOINEMPTY"):
+        step.call_entry(e.queue, NONE, verb)
+        return
+    where = (str(e.position), str(step.caller.position), _waited(step, e.wait_seconds))
+    if verb == "EXITWITHKEY":
+        step.call_entry(e.queue, NONE, verb, e.key, *where)
+    else:
+        step.call_entry(e.queue, NONE, verb, *where)
+
+
+def _on_ended(step: _Step, e: CallEnded) -> None:
+    """The call is over: its state goes (see :class:`QueueLogRecorder`)."""
+
+
+_CallHandler = Callable[[_Step, Any], None]
+
+CALL_HANDLERS: Mapping[type[EngineEvent], _CallHandler] = {
+    CallStarted: _on_started,
+    QueueJoined: _on_joined,
+    QueueCallbackAnswered: _on_callback_answered,
+    AgentRingFailed: _on_ring_failed,
+    AgentConnected: _on_connected,
+    TalkEnded: _on_talk_ended,
+    CallTransferred: _on_transferred,
+    QueueAbandoned: _on_abandoned,
+    QueueExited: _on_exited,
+    CallEnded: _on_ended,
+}
+"""Call event type -> the entries it makes and how it changes the call's state."""
+
+
+def fold(caller: _Caller | None, event: CallEvent) -> tuple[_Caller, tuple[QueueLogEntry, ...]]:
+    """One call's state after ``event`` (None: the call's first event) and the queue_log
+    entries it makes. Pure: ``caller`` is left as it was. Call events the queue_log has no
+    line for change nothing."""
+    handler = CALL_HANDLERS.get(type(event))
+    if handler is None:
+        return (caller if caller is not None else _Caller()), ()
+    step = _Step(caller, event)
+    handler(step, event)
+    return step.caller, tuple(step.entries)
+
+
+def agent_entries(event: AgentEvent, device: str) -> tuple[QueueLogEntry, ...]:
+    """The queue_log entries of an agent event (``device``: the agent's device at login,
+    for AGENTLOGOFF); pure."""
+    verbs: dict[type[AgentEvent], Callable[[Any], tuple[str, tuple[str, ...]]]] = {
+        AgentLoggedIn: lambda e: ("AGENTLOGIN", (e.device,)),
+        AgentLoggedOut: lambda e: ("AGENTLOGOFF", (device, _secs(e.shift_seconds))),
+        AgentPaused: lambda e: ("PAUSEALL", (e.reason,)),
+        AgentUnpaused: lambda e: ("UNPAUSEALL", ()),
+    }
+    made = verbs.get(type(event))
+    if made is None:
+        return ()
+    verb, data = made(event)
+    key = f"agent:{event.agent}:{verb}:{event.at.isoformat()}"
+    return (QueueLogEntry(key, event.at, NONE, NONE, agent_name(event.agent), verb, data),)
+
+
+class QueueLogStore(Protocol):
+    def write_queue_log(self, entries: tuple[QueueLogEntry, ...]) -> bool: ...
+
+
+_AGENT_EVENTS: Final = frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentUnpaused})
+
+GATHER_SECONDS: Final = 0.05
+"""How long entries gather before they go to the record writer together (one job)."""
+
+
+class QueueLogRecorder:
+    """Event-bus listener writing the queue_log through the record writer (in the
+    ``queue_log`` table, in order; idempotent by each entry's key).
+
+    Entries gather for ``gather`` seconds and go to the writer as one job: a call makes
+    three or more, and a writer job costs the event loop more than the fold. Call
+    :meth:`flush` before the writer closes.
+    """
+
+    def __init__(
+        self, store: QueueLogStore, writer: RecordWriter, *, gather: float = GATHER_SECONDS
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.gather = gather
+        self._calls: dict[str, _Caller] = {}
+        self._devices: dict[str, str] = {}
+        self._gathered: list[QueueLogEntry] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def calls_in_progress(self) -> int:
+        return len(self._calls)
+
+    def on_event(self, event: EngineEvent) -> None:
+        # Every event of every call comes here, most with no line to make: one look-up
+        # decides.
+        kind = type(event)
+        if kind in CALL_HANDLERS:
+            assert isinstance(event, CallEvent)
+            call_id = event.call_id
+            caller, entries = fold(self._calls.get(call_id), event)
+            if kind is CallEnded:
+                self._calls.pop(call_id, None)
+            else:
+                self._calls[call_id] = caller
+        elif kind in _AGENT_EVENTS:
+            assert isinstance(event, AgentEvent)
+            entries = agent_entries(event, self._devices.get(event.agent, ""))
+            if isinstance(event, AgentLoggedIn):
+                self._devices[event.agent] = event.device
+            elif isinstance(event, AgentLoggedOut):
+                self._devices.pop(event.agent, None)
+        else:
+            return
+        if not entries:
+            return
+        self._gathered += entries
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a report or a test folding by hand): at once
+                self.flush()
+                return
+            self._timer = loop.call_later(self.gather, self.flush)
+
+    def flush(self) -> None:
+        """Hand what has gathered to the writer now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._gathered:
+            entries, self._gathered = tuple(self._gathered), []
+            self.writer.submit(
+                f"queue_log:{entries[0].key}",
+                functools.partial(self.store.write_queue_log, entries),
+            )
