@@ -4,7 +4,8 @@
     callcenter check CONFIG                 validate a config file (file:line: field: message)
     callcenter simulate CONFIG --flow F ...  dry-run one call through a flow (demo PBX)
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
-    callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | transfer
+    callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | transfer |
+                                            pause-recording | resume-recording
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call; stop
     callcenter status [--json]              agents, queues and calls of the running daemon
     callcenter reload                       re-read the config of the running daemon
@@ -115,8 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "status":
             p.add_argument("--json", action="store_true", help="the API's JSON, as it comes")
 
-    agent = sub.add_parser("agent", help="log an agent in/out, pause, transfer")
-    agent.add_argument("action", choices=["login", "logout", "pause", "unpause", "transfer"])
+    agent = sub.add_parser(
+        "agent", help="log an agent in/out, pause, transfer, pause the call's recording"
+    )
+    agent.add_argument(
+        "action",
+        choices=[
+            "login",
+            "logout",
+            "pause",
+            "unpause",
+            "transfer",
+            "pause-recording",
+            "resume-recording",
+        ],
+    )
     agent.add_argument("agent", help="agent id, e.g. 1001")
     agent.add_argument("--reason", default="break", help="pause reason (see pause_reasons)")
     agent.add_argument("--to", default="supervisor", help="transfer target")

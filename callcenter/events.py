@@ -131,6 +131,15 @@ class RecordingStarted(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingMuted(CallEvent):
+    """The recording records silence from now (``muted``), or the call again; ``by`` is
+    the agent who asked, or ``system`` (unmuted when the agent's talk ended)."""
+
+    muted: bool
+    by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueAbandoned(CallEvent):
     """The caller hung up while waiting in the queue."""
 

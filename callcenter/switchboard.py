@@ -65,6 +65,7 @@ from callcenter.events import (
     QueueCallbackRequested,
     QueueExited,
     QueueJoined,
+    RecordingMuted,
     RecordingStarted,
     TalkEnded,
     VoicemailLeft,
@@ -119,6 +120,8 @@ class ActiveCall:
     """The PBX channel of ``agent``'s leg while they talk (what a supervisor spies on)."""
     recording: str | None = None
     """The file the call is recorded into (its queue has ``record: true``)."""
+    recording_muted: bool = False
+    """The agent has the recording record silence (see :meth:`Switchboard.mute_recording`)."""
     talked_to: set[str] = field(default_factory=set)
     """Everyone the caller was connected to (so the end of the call frees just them)."""
     pending_transfer: str | None = None
@@ -1293,6 +1296,12 @@ class Switchboard:
                 self.router.call_finished(talker, queue_name, talk_seconds=result.talk_seconds)
             self._by_agent.pop(talker, None)
             active.agent_channel = ""
+            if active.recording_muted and not call.hung_up:
+                # Whoever talks to the caller next is recorded again.
+                active.recording_muted = False
+                with contextlib.suppress(PBXError):
+                    await call.mute_recording(False)
+                self.bus.publish(RecordingMuted(call_id=info.call_id, muted=False, by="system"))
             target = active.pending_transfer
             if result.hung_up_by != "system" or target is None:
                 return hung_up_by
@@ -1406,6 +1415,26 @@ class Switchboard:
         if call_id is None or active is None:
             return None
         return call_id, active
+
+    async def mute_recording(self, agent_id: str, muted: bool) -> str:
+        """Have the recording of ``agent_id``'s call record silence (``muted``: while the
+        caller gives card details) or the call again; returns the call id. The recording
+        records again by itself when the agent's talk ends (a transfer). Raises
+        UnknownAgent, or EngineError when the agent is on no recorded call."""
+        if agent_id not in self.router.agents:
+            raise UnknownAgent(f"unknown agent {agent_id}")
+        found = self.agent_call(agent_id)
+        if found is None or not found[1].agent_channel:
+            raise EngineError(f"agent {agent_id} is not talking to a caller")
+        call_id, active = found
+        if active.recording is None:
+            raise EngineError(f"the call of agent {agent_id} is not recorded")
+        if active.recording_muted != muted:
+            await active.call.mute_recording(muted)
+            active.recording_muted = muted
+            self.bus.publish(RecordingMuted(call_id=call_id, muted=muted, by=agent_id))
+            log.info("recording_muted" if muted else "recording_unmuted", call_id=call_id)
+        return call_id
 
     async def transfer(self, agent_id: str, to: str = "supervisor") -> str:
         """Blind-transfer the caller ``agent_id`` is talking to; returns the target id.

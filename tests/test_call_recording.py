@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from callcenter.config.loader import check_config
-from callcenter.events import EngineEvent, RecordingStarted
+from callcenter.events import EngineEvent, RecordingMuted, RecordingStarted
+from callcenter.live.api import HTTPError
 from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
 
 STEP = 5.0
@@ -138,3 +139,93 @@ def test_check_refuses_a_recordings_folder_with_characters_the_pbx_refuses(
     path = _write(tmp_path, merge(RECORDED, {"acd": {"recordings_folder": "/srv/rec ordings"}}))
     (said,) = problems(path)
     assert ": acd.recordings_folder: " in said
+
+
+def spans(path: Path) -> list[tuple[bool, float]]:
+    """The file as (audible, seconds) runs: the demo PBXs record a steady tone, and silence
+    where the recording was muted."""
+    with wave.open(str(path)) as audio:
+        rate = audio.getframerate()
+        frames = audio.readframes(audio.getnframes())
+    runs: list[tuple[bool, float]] = []
+    for i in range(0, len(frames), 2):
+        audible = frames[i : i + 2] != b"\x00\x00"
+        if runs and runs[-1][0] == audible:
+            runs[-1] = (audible, runs[-1][1] + 1 / rate)
+        else:
+            runs.append((audible, 1 / rate))
+    return runs
+
+
+async def test_the_agent_pauses_the_recording_for_card_details_and_the_file_is_silent_there(
+    tmp_path: Path, transport: str
+) -> None:
+    async with running_center(tmp_path, transport=transport, config=RECORDED) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        board = center.daemon.switchboard
+        caller = await caller_talks(center, "5552005", "2", 0.0)
+        async with asyncio.timeout(STEP):
+            while board.active[caller.uniqueid].recording is None:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.4)
+        answer = await center.daemon.api.dispatch("POST", "/agents/1001/pause-recording", {})
+        assert answer == {"agent": "1001", "call_id": caller.uniqueid, "recording_paused": True}
+        status = await center.daemon.api.dispatch("GET", "/status", {})
+        assert status["calls"][0]["recording_paused"] is True
+        await asyncio.sleep(0.6)
+        answer = await center.daemon.api.dispatch("POST", "/agents/1001/resume-recording", {})
+        assert answer["recording_paused"] is False
+        await asyncio.sleep(0.4)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    path = Path(row["recordingfile"])
+    await until_exists(path)
+    runs = spans(path)
+    assert [audible for audible, _ in runs] == [True, False, True], runs
+    assert 0.5 <= runs[1][1] <= 1.0, "the card details are not in the file"
+    assert 0.5 <= row["recording_muted_seconds"] <= 1.0
+
+
+async def test_a_paused_recording_records_again_once_the_agent_transfers_the_caller(
+    tmp_path: Path, transport: str
+) -> None:
+    async with running_center(tmp_path, transport=transport, config=RECORDED) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/2000", answer_after=0.05)
+        center.daemon.router.pause("1002", "break", via="test")
+        board = center.daemon.switchboard
+        seen: list[EngineEvent] = []
+        center.daemon.bus.subscribe(seen.append)
+        caller = await caller_talks(center, "5552006", "2", 0.0)
+        async with asyncio.timeout(STEP):
+            while board.active[caller.uniqueid].recording is None:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        await board.mute_recording("1001", True)
+        await asyncio.sleep(0.3)
+        await board.transfer("1001", "supervisor")
+        assert await caller.wait_bridged(timeout=STEP, device="PJSIP/2000") == "PJSIP/2000"
+        await asyncio.sleep(0.5)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    muted = [(e.muted, e.by) for e in seen if isinstance(e, RecordingMuted)]
+    assert muted == [(True, "1001"), (False, "system")]
+    runs = spans(Path(row["recordingfile"]))
+    assert runs[-1][0] is True and runs[-1][1] >= 0.4, "the supervisor's talk is recorded"
+
+
+async def test_pausing_a_recording_that_is_not_there_is_refused_clearly(tmp_path: Path) -> None:
+    async with running_center(tmp_path, config=RECORDED) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        api_ = center.daemon.api
+        with pytest.raises(HTTPError) as idle:
+            await api_.dispatch("POST", "/agents/1001/pause-recording", {})
+        assert idle.value.status == 409 and "not talking" in str(idle.value)
+        with pytest.raises(HTTPError) as unknown:
+            await api_.dispatch("POST", "/agents/9999/pause-recording", {})
+        assert unknown.value.status == 404
+        caller = await caller_talks(center, "5552007", "1", 0.0)  # sales: not recorded
+        with pytest.raises(HTTPError) as unrecorded:
+            await api_.dispatch("POST", "/agents/1001/pause-recording", {})
+        assert unrecorded.value.status == 409 and "not recorded" in str(unrecorded.value)
+        await caller.hangup()

@@ -369,7 +369,7 @@ def test_a_database_from_before_monitoring_and_recording_gets_the_new_columns_an
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "cdr.sqlite3"
-    new = ("monitored_by", "barged", "recordingfile")
+    new = ("monitored_by", "barged", "recordingfile", "recording_muted_seconds")
     old_columns = [(n, t) for n, t in CDR_COLUMNS if n not in new]
     old_record = run(answered_by_agent_events())
     with sqlite3.connect(db) as conn:

@@ -40,7 +40,6 @@ from callcenter.demopbx.apps import (
     ConfRoom,
     find_application,
     ring_device,
-    write_silence,
 )
 from callcenter.demopbx.channels import (
     ASYNC_FAILOVER_AFTER,
@@ -52,6 +51,7 @@ from callcenter.demopbx.channels import (
 )
 from callcenter.demopbx.manager import DemoEvent, ManagerSession, build_event, hangup_headers
 from callcenter.demopbx.phones import AgentPhone, Caller
+from callcenter.demopbx.recording import Recording
 from callcenter.demopbx.res_agi import app_agi
 
 log = structlog.get_logger(__name__)
@@ -445,17 +445,24 @@ class DemoAsterisk:
         up; the file (silence of the recorded length) is written when it stops."""
         if chan.mixmonitor is not None:
             self.stop_mixmonitor(chan)
-        chan.mixmonitor = (path, time.monotonic())
+        chan.mixmonitor = Recording(path, time.monotonic())
         chan.emit("MixMonitorStart", "call")
+        chan.notify()
+
+    def mute_mixmonitor(self, chan: Channel, direction: str, on: bool) -> None:
+        """MixMonitorMute: silence (``on``) or record again what the MixMonitor writes;
+        ``MixMonitorMute`` event (Asterisk 16.17+)."""
+        assert chan.mixmonitor is not None
+        chan.mixmonitor.mute(time.monotonic(), on)
+        chan.emit("MixMonitorMute", "call", [("Direction", direction), ("State", str(int(on)))])
         chan.notify()
 
     def stop_mixmonitor(self, chan: Channel) -> None:
         """StopMixMonitor (or the channel's hang-up): write the file, ``MixMonitorStop``."""
         if chan.mixmonitor is None:
             return
-        path, started = chan.mixmonitor
-        chan.mixmonitor = None
-        write_silence(Path(path), int((time.monotonic() - started) * SAMPLE_RATE))
+        recording, chan.mixmonitor = chan.mixmonitor, None
+        recording.write(Path(recording.path), time.monotonic(), SAMPLE_RATE)
         chan.emit("MixMonitorStop", "call")
         chan.notify()
 

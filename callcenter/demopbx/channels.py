@@ -26,6 +26,7 @@ from typing import Literal
 
 import structlog
 
+from callcenter.demopbx.recording import Recording
 from callcenter.errors import IllegalTransition
 
 log = structlog.get_logger(__name__)
@@ -187,8 +188,8 @@ class Channel:
         self.spy_modes: list[str] = []
         #: AMI ``MuteAudio`` state: "" (not muted), ``in``, ``out`` or ``all``.
         self.muted = ""
-        #: (path, loop time started) while a MixMonitor records this channel.
-        self.mixmonitor: tuple[str, float] | None = None
+        #: The MixMonitor recording this channel, while one runs.
+        self.mixmonitor: Recording | None = None
         self.hangup_requested = False
         #: The hang-up came from a soft hangup (AMI/AGI/dialplan), not from the phone.
         self.soft_hangup = False

@@ -23,6 +23,7 @@ import structlog
 from callcenter.demopbx.fs_apps import (
     execute,
     link,
+    mask_session_recording,
     originate_legs,
     start_session_recording,
     stop_session_recording,
@@ -267,15 +268,20 @@ async def api_uuid_hold(pbx: DemoFreeSwitch, args: str) -> str:
 
 
 async def api_uuid_record(pbx: DemoFreeSwitch, args: str) -> str:
-    """``uuid_record <uuid> start|stop <path>`` (``stop all`` stops every recording)."""
+    """``uuid_record <uuid> start|stop|mask|unmask <path>`` (``stop all`` stops every
+    recording; ``mask`` records silence until ``unmask``)."""
     words = args.split()
-    if len(words) < 3 or words[1] not in ("start", "stop"):
+    if len(words) < 3 or words[1] not in ("start", "stop", "mask", "unmask"):
         return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>]\n"
     chan = _channel(pbx, words[0])
     if chan is None or chan.hungup:
         return "-ERR Cannot locate session!\n"
     if words[1] == "start":
         start_session_recording(chan, words[2])
+        return "+OK Success\n"
+    if words[1] in ("mask", "unmask"):
+        if not mask_session_recording(chan, words[2], words[1] == "mask"):
+            return f"-ERR Cannot {words[1]} recording session!\n"
         return "+OK Success\n"
     if not stop_session_recording(chan, None if words[2] == "all" else words[2]):
         return "-ERR Cannot stop record session!\n"

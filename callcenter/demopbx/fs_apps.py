@@ -52,6 +52,7 @@ from callcenter.demopbx.fs_channels import (
     wait_events,
 )
 from callcenter.demopbx.fs_say import parse_say, say_prompts
+from callcenter.demopbx.recording import Recording
 
 if TYPE_CHECKING:
     from callcenter.demopbx.freeswitch import DemoFreeSwitch
@@ -583,9 +584,20 @@ _RECORD_SITE = ("switch_ivr_async.c", "record_callback", "1297")
 def start_session_recording(chan: FSChannel, target: str) -> None:
     """``uuid_record <uuid> start <path>`` / ``record_session``: RECORD_START; the file is
     written when :func:`stop_session_recording` runs (stop or hang-up)."""
-    chan.recordings[target] = asyncio.get_running_loop().time()
+    chan.recordings[target] = Recording(target, asyncio.get_running_loop().time())
     chan.fire("RECORD_START", post=[("Record-File-Path", target)], site=_RECORD_SITE)
     chan.notify()
+
+
+def mask_session_recording(chan: FSChannel, target: str, on: bool) -> bool:
+    """``uuid_record <uuid> mask|unmask <path>``: silence (``on``) or record again what
+    the recording ``target`` writes; False when no such recording runs."""
+    recording = chan.recordings.get(target)
+    if recording is None:
+        return False
+    recording.mute(asyncio.get_running_loop().time(), on)
+    chan.notify()
+    return True
 
 
 def stop_session_recording(chan: FSChannel, target: str | None = None) -> bool:
@@ -595,11 +607,10 @@ def stop_session_recording(chan: FSChannel, target: str | None = None) -> bool:
     stopped = False
     now = asyncio.get_running_loop().time()
     for path in paths:
-        started = chan.recordings.pop(path, None)
-        if started is None:
+        recording = chan.recordings.pop(path, None)
+        if recording is None:
             continue
-        rate = _record_rate(chan)
-        _write_wav(_record_path(chan, path), rate, int((now - started) * rate))
+        recording.write(_record_path(chan, path), now, _record_rate(chan))
         chan.fire("RECORD_STOP", post=[("Record-File-Path", path)], site=_RECORD_SITE)
         stopped = True
     if stopped:

@@ -34,6 +34,7 @@ from typing import Literal
 
 import structlog
 
+from callcenter.demopbx.recording import Recording
 from callcenter.errors import IllegalTransition
 
 log = structlog.get_logger(__name__)
@@ -451,8 +452,8 @@ class FSChannel:
         #: ``hold_music`` (``hearing_hold_music`` on the partner).
         self.held = False
         self.hearing_hold_music = False
-        #: ``uuid_record`` sessions running on this channel: path -> loop time started.
-        self.recordings: dict[str, float] = {}
+        #: ``uuid_record`` sessions running on this channel, by path.
+        self.recordings: dict[str, Recording] = {}
         self.parked = False
         #: What an answered ``originate`` leg runs next (``&park()``, an extension ...).
         self.pending_program: Callable[[], Awaitable[None]] | None = None

@@ -743,6 +743,25 @@ class ManagerSession:
         self.pbx.start_mixmonitor(chan, path)
         self.respond(msg, "Success")
 
+    async def action_mixmonitormute(self, msg: AMIMessage) -> None:
+        chan = self._channel(msg)
+        if chan is None:
+            self.error(msg, "No such channel")
+            return
+        direction = (msg.get("Direction") or "").lower()
+        state = msg.get("State") or ""
+        if direction not in ("read", "write", "both"):
+            self.error(msg, "Invalid direction specified. Must be read, write or both")
+            return
+        if state not in ("0", "1"):
+            self.error(msg, "No state specified")
+            return
+        if chan.mixmonitor is None:
+            self.error(msg, "Cannot set mute flag")
+            return
+        self.pbx.mute_mixmonitor(chan, direction, state == "1")
+        self.respond(msg, "Success")
+
     async def action_stopmixmonitor(self, msg: AMIMessage) -> None:
         chan = self._channel(msg)
         if chan is None:
@@ -787,6 +806,7 @@ ACTIONS: dict[str, Handler] = {
     "muteaudio": ManagerSession.action_mutestream,
     "mixmonitor": ManagerSession.action_mixmonitor,
     "stopmixmonitor": ManagerSession.action_stopmixmonitor,
+    "mixmonitormute": ManagerSession.action_mixmonitormute,
 }
 
 _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
@@ -806,6 +826,7 @@ _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
     ("Login", "Login Manager.", "<none>"),
     ("Logoff", "Logoff Manager.", "<none>"),
     ("MixMonitor", "Record a call and mix the audio during the recording.", "system,all"),
+    ("MixMonitorMute", "Mute / unMute a Mixmonitor recording.", "system,call,all"),
     ("MuteAudio", "Mute an audio stream.", "system,all"),
     ("Originate", "Originate a call.", "originate,all"),
     ("Ping", "Keepalive command.", "<none>"),

@@ -12,6 +12,8 @@ Routes (all JSON)::
     POST /agents/{id}/pause               {"reason": "lunch"}
     POST /agents/{id}/unpause             {}
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
+    POST /agents/{id}/pause-recording     {}: the call's recording records silence (card
+    POST /agents/{id}/resume-recording    details) until resumed or the agent's talk ends
     POST /supervisors/{id}/listen         {"agent": "1001"}: ring the supervisor's phone and,
     POST /supervisors/{id}/whisper        once answered, join the agent's call in that mode
     POST /supervisors/{id}/barge          (again for the same agent: switch mode, no ring);
@@ -208,6 +210,7 @@ class ControlAPI:
                     "agent": a.agent,
                     "path": a.path,
                     "recording": a.recording,
+                    "recording_paused": a.recording_muted,
                 }
                 for cid, a in board.active.items()
             ]
@@ -256,6 +259,10 @@ class ControlAPI:
                     agent_id, str(body.get("to", "supervisor"))
                 )
                 return {"agent": agent_id, "transferred_to": target}
+            elif action in ("pause-recording", "resume-recording"):
+                muted = action == "pause-recording"
+                call_id = await self.switchboard.mute_recording(agent_id, muted)
+                return {"agent": agent_id, "call_id": call_id, "recording_paused": muted}
             else:
                 raise HTTPError(404, f"unknown agent action {action!r}")
         except UnknownAgent as exc:

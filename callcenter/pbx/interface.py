@@ -293,6 +293,12 @@ class Call(Protocol):
         """Stop the recording started by :meth:`start_recording` (no-op when none runs)."""
         ...
 
+    async def mute_recording(self, muted: bool) -> None:
+        """Record silence from now on (``muted``), or the call again: while a caller gives
+        card details, say. The file keeps its length and its time line. Raises
+        ``CommandFailed`` when no recording runs."""
+        ...
+
     async def conference(self, room: str, *, invite: Sequence[str] = ()) -> Conference:
         """Turn the bridged call into a conference room ``room`` (letters, digits, ``_``
         and ``-``, 2 to 64 characters): the agent leg is moved into the room, the caller

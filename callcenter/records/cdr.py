@@ -33,7 +33,8 @@ Call-centre fields:
   as ``***``), e.g. ``{"language": "fr", "account": "1234"}``.
 * ``voicemail``: the file of the message the caller left (empty when none).
 * ``recordingfile``: the recording of the call (queues with ``record: true``; a path on
-  the PBX's machine, empty when none), as FreePBX's CDR names it.
+  the PBX's machine, empty when none), as FreePBX's CDR names it;
+  ``recording_muted_seconds``: how long the agent had it record silence (card details).
 * ``monitored_by``: the supervisors who listened, whispered or barged on the call, in the
   order they joined (``2000,2001``); ``barged``: one of them barged in, so the caller
   heard a supervisor.
@@ -76,6 +77,7 @@ from callcenter.events import (
     QueueAbandoned,
     QueueExited,
     QueueJoined,
+    RecordingMuted,
     RecordingStarted,
     TalkEnded,
     VoicemailLeft,
@@ -137,6 +139,7 @@ class CdrRecord:
     monitored_by: str = ""
     barged: bool = False
     recordingfile: str = ""
+    recording_muted_seconds: float = 0.0
 
     def to_row(self) -> dict[str, Any]:
         """The record as JSON-able values (datetimes as ISO 8601 with milliseconds)."""
@@ -200,6 +203,8 @@ class CdrDraft:
     monitored_by: tuple[str, ...] = ()
     barged: bool = False
     recordingfile: str = ""
+    recording_muted_since: float | None = None
+    recording_muted_seconds: float = 0.0
 
 
 _Handler = Callable[[CdrDraft, Any], None]
@@ -317,7 +322,18 @@ def _on_recording(d: CdrDraft, e: RecordingStarted) -> None:
     d.recordingfile = d.recordingfile or e.path
 
 
+def _on_recording_muted(d: CdrDraft, e: RecordingMuted) -> None:
+    if e.muted and d.recording_muted_since is None:
+        d.recording_muted_since = e.mono
+    elif not e.muted and d.recording_muted_since is not None:
+        d.recording_muted_seconds += max(0.0, e.mono - d.recording_muted_since)
+        d.recording_muted_since = None
+
+
 def _on_ended(d: CdrDraft, e: CallEnded) -> None:
+    if d.recording_muted_since is not None:
+        d.recording_muted_seconds += max(0.0, e.mono - d.recording_muted_since)
+        d.recording_muted_since = None
     if d.joined_mono is not None:
         _stop_waiting(d, e, 0.0)
     if d.talking_since is not None:
@@ -345,6 +361,7 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     TalkEnded: _on_talk_ended,
     CallMonitored: _on_monitored,
     RecordingStarted: _on_recording,
+    RecordingMuted: _on_recording_muted,
     CallEnded: _on_ended,
 }
 """Event type -> how it changes the draft. Call events not listed leave it unchanged."""
@@ -435,6 +452,7 @@ def finish(draft: CdrDraft) -> CdrRecord:
         monitored_by=",".join(draft.monitored_by),
         barged=draft.barged,
         recordingfile=draft.recordingfile,
+        recording_muted_seconds=round(draft.recording_muted_seconds, 3),
     )
 
 

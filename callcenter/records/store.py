@@ -93,6 +93,7 @@ CDR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("monitored_by", "TEXT NOT NULL DEFAULT ''"),
     ("barged", "INTEGER NOT NULL DEFAULT 0"),
     ("recordingfile", "TEXT NOT NULL DEFAULT ''"),
+    ("recording_muted_seconds", "REAL NOT NULL DEFAULT 0"),
 )
 """The ``cdr`` table: every CdrRecord field, in the record's order."""
 

@@ -1316,6 +1316,14 @@ class AsteriskCall:
         await self._ami_on_caller("StopMixMonitor", [])
         self._log.info("recording_stopped", path=path)
 
+    async def mute_recording(self, muted: bool) -> None:
+        """AMI ``MixMonitorMute`` on the caller's channel, both directions."""
+        if self._recording is None:
+            raise CommandFailed(f"{self._info.channel} is not being recorded")
+        state = "1" if muted else "0"
+        await self._ami_on_caller("MixMonitorMute", [("Direction", "both"), ("State", state)])
+        self._log.info("recording_muted" if muted else "recording_unmuted", path=self._recording)
+
     async def conference(self, room: str, *, invite: Sequence[str] = ()) -> AsteriskConference:
         """AMI ``Redirect`` of the agent leg to ``callcenter-conference,<room>,1`` (see
         :data:`CONFERENCE_CONTEXT`): the Dial ends with the agent alive in the room, then

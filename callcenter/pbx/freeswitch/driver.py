@@ -1651,6 +1651,15 @@ class FreeSwitchCall:
         await self._api_ok(f"uuid_record {self._uuid} stop {path}")
         self._log.info("recording_stopped", path=path)
 
+    async def mute_recording(self, muted: bool) -> None:
+        """``uuid_record <uuid> mask|unmask <path>``."""
+        path = self._recording
+        if path is None:
+            raise CommandFailed(f"{self._uuid} is not being recorded")
+        self._check()
+        await self._api_ok(f"uuid_record {self._uuid} {'mask' if muted else 'unmask'} {path}")
+        self._log.info("recording_muted" if muted else "recording_unmuted", path=path)
+
     async def redirect(self, context: str, exten: str, priority: int = 1) -> None:
         """``uuid_transfer`` to ``exten`` in ``context`` (XML dialplan; ``priority`` has no
         FreeSWITCH meaning and is ignored)."""
