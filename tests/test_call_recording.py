@@ -48,6 +48,22 @@ async def caller_talks(center: Center, number: str, key: str, seconds: float) ->
     return caller
 
 
+def alice_then_sam(center: Center) -> None:
+    """Alice (1001) takes the support call (Bob is on a break); Sam (2000) takes transfers."""
+    center.add_phone("PJSIP/1001", answer_after=0.05)
+    center.add_phone("PJSIP/2000", answer_after=0.05)
+    center.daemon.router.pause("1002", "break", via="test")
+
+
+async def recording_started(center: Center, caller: Any) -> str:
+    """The file ``caller``'s call is recorded into, once the daemon has asked for it."""
+    active = center.daemon.switchboard.active[caller.uniqueid]
+    async with asyncio.timeout(STEP):
+        while active.recording is None:
+            await asyncio.sleep(0.02)
+    return active.recording
+
+
 async def test_a_recorded_queue_call_is_in_the_file_its_cdr_names(
     tmp_path: Path, transport: str
 ) -> None:
@@ -71,9 +87,7 @@ async def test_the_recording_goes_on_through_a_transfer_in_one_file(
     tmp_path: Path, transport: str
 ) -> None:
     async with running_center(tmp_path, transport=transport, config=RECORDED) as center:  # type: ignore[arg-type]
-        center.add_phone("PJSIP/1001", answer_after=0.05)
-        center.add_phone("PJSIP/2000", answer_after=0.05)
-        center.daemon.router.pause("1002", "break", via="test")
+        alice_then_sam(center)
         caller = await caller_talks(center, "5552002", "2", 0.4)
         await center.daemon.switchboard.transfer("1001", "supervisor")
         assert await caller.wait_bridged(timeout=STEP, device="PJSIP/2000") == "PJSIP/2000"
@@ -101,13 +115,10 @@ async def test_status_shows_the_file_a_call_is_recorded_into(tmp_path: Path) -> 
     async with running_center(tmp_path, config=RECORDED) as center:
         center.add_phone("PJSIP/1001", answer_after=0.05)
         caller = await caller_talks(center, "5552004", "2", 0.0)
-        board = center.daemon.switchboard
-        async with asyncio.timeout(STEP):
-            while board.active[caller.uniqueid].recording is None:
-                await asyncio.sleep(0.02)
+        path = await recording_started(center, caller)
         status = await center.daemon.api.dispatch("GET", "/status", {})
         (call,) = status["calls"]
-        assert call["recording"].endswith(f"-{caller.uniqueid}.wav")
+        assert call["recording"] == path and path.endswith(f"-{caller.uniqueid}.wav")
         await caller.hangup()
 
 
@@ -162,11 +173,8 @@ async def test_the_agent_pauses_the_recording_for_card_details_and_the_file_is_s
 ) -> None:
     async with running_center(tmp_path, transport=transport, config=RECORDED) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)
-        board = center.daemon.switchboard
         caller = await caller_talks(center, "5552005", "2", 0.0)
-        async with asyncio.timeout(STEP):
-            while board.active[caller.uniqueid].recording is None:
-                await asyncio.sleep(0.02)
+        await recording_started(center, caller)
         await asyncio.sleep(0.4)
         answer = await center.daemon.api.dispatch("POST", "/agents/1001/pause-recording", {})
         assert answer == {"agent": "1001", "call_id": caller.uniqueid, "recording_paused": True}
@@ -190,16 +198,12 @@ async def test_a_paused_recording_records_again_once_the_agent_transfers_the_cal
     tmp_path: Path, transport: str
 ) -> None:
     async with running_center(tmp_path, transport=transport, config=RECORDED) as center:  # type: ignore[arg-type]
-        center.add_phone("PJSIP/1001", answer_after=0.05)
-        center.add_phone("PJSIP/2000", answer_after=0.05)
-        center.daemon.router.pause("1002", "break", via="test")
+        alice_then_sam(center)
         board = center.daemon.switchboard
         seen: list[EngineEvent] = []
         center.daemon.bus.subscribe(seen.append)
         caller = await caller_talks(center, "5552006", "2", 0.0)
-        async with asyncio.timeout(STEP):
-            while board.active[caller.uniqueid].recording is None:
-                await asyncio.sleep(0.02)
+        await recording_started(center, caller)
         await asyncio.sleep(0.3)
         await board.mute_recording("1001", True)
         await asyncio.sleep(0.3)
