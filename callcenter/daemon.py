@@ -36,6 +36,7 @@ from callcenter.config import CallCenterConfig, load_config
 from callcenter.errors import ConfigError, ConfigIssue, PBXClaimed, RecordError
 from callcenter.events import EventBus
 from callcenter.live.api import ControlAPI, PBXLink
+from callcenter.live.metrics import Metrics
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
 from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSettings
 from callcenter.pbx.interface import (
@@ -218,6 +219,8 @@ class Daemon:
         self.pbx: PBX = pbx if pbx is not None else build_pbx(config)
         self.switchboard.attach_pbx(self.pbx)
         self.link = PBXLink(self.pbx.name)
+        self.metrics = Metrics(self._service_level)
+        self.bus.subscribe(self.metrics.on_event)
         self.api = ControlAPI(
             self.switchboard,
             config.api.host,
@@ -225,6 +228,7 @@ class Daemon:
             reload=self.reload,
             link=self.link,
             records=self.recorder.writer.health,
+            metrics=self.metrics,
         )
         self._stopped = asyncio.Event()
         self._stop_requested = asyncio.Event()
@@ -234,6 +238,10 @@ class Daemon:
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self.pbx.subscribe(self._on_pbx_event)
+
+    def _service_level(self, queue: str) -> float:
+        qcfg = self.config.queues.get(queue)
+        return qcfg.service_level if qcfg is not None else 0.0
 
     def _rescue(self, database: Path) -> RecordRescue | None:
         if str(database) == IN_MEMORY:

@@ -1498,6 +1498,12 @@ class QueueConfig(_Model):
             "Music-on-hold class callers hear while waiting and while an agent's phone rings."
         ),
     )
+    service_level: _Seconds = Field(
+        default=20.0,
+        description="Callers answered within this many seconds of joining count toward "
+        "the queue's service level (app_queue's servicelevel; callcenter_queue_answered_"
+        "in_service_level_total in /metrics).",
+    )
     record: bool = Field(
         default=False,
         description="Record every call of this queue an agent answers, from the answer to "

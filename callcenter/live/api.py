@@ -7,6 +7,8 @@ Routes (all JSON)::
                                           down", ...} while the PBX link is down (for
                                           monitoring)
     GET  /status                          the PBX link, records, agents, queues, active calls
+    GET  /metrics                         live figures for Prometheus (text exposition format,
+                                          see :mod:`callcenter.live.metrics`)
     POST /agents/{id}/login               {}
     POST /agents/{id}/logout              {}
     POST /agents/{id}/pause               {"reason": "lunch"}
@@ -57,12 +59,14 @@ from callcenter.errors import (
     UnknownAgent,
     UnknownSupervisor,
 )
+from callcenter.live.metrics import Metrics
 from callcenter.supervision.monitor import MONITOR_MODES
 from callcenter.switchboard import Switchboard
 
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Header lines after the request line; a client sending more is refused with 431.
 MAX_HEADERS = 100
 #: What is read and dropped after an error answer before the connection is closed.
@@ -135,8 +139,10 @@ class ControlAPI:
         reload: Reloader | None = None,
         link: PBXLink | None = None,
         records: RecordHealth | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.switchboard = switchboard
+        self.metrics = metrics
         self._records = records
         self.host = host
         self.port = port
@@ -167,9 +173,13 @@ class ControlAPI:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         status, payload = 500, {"error": "internal error"}
+        text: str | None = None
         try:
             method, path, body = await asyncio.wait_for(_read_request(reader), 10.0)
-            status, payload = 200, await self.dispatch(method, path, body)
+            if method == "GET" and path.split("?", 1)[0] == "/metrics":
+                status, text = 200, self.render_metrics()
+            else:
+                status, payload = 200, await self.dispatch(method, path, body)
         except HTTPError as exc:
             status, payload = exc.status, exc.payload
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
@@ -177,10 +187,13 @@ class ControlAPI:
             return
         except Exception:
             log.exception("api_request_failed")
-        data = json.dumps(payload).encode()
+        if text is not None:
+            data, kind = text.encode(), METRICS_CONTENT_TYPE
+        else:
+            data, kind = json.dumps(payload).encode(), "application/json"
         head = (
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+            f"Content-Type: {kind}\r\nContent-Length: {len(data)}\r\n"
             "Connection: close\r\n\r\n"
         ).encode()
         with contextlib.suppress(ConnectionError):
@@ -233,6 +246,19 @@ class ControlAPI:
                 raise HTTPError(405, f"use POST for /supervisors/{parts[1]}/{parts[2]}")
             return await self._supervisor_action(parts[1], parts[2], body)
         raise HTTPError(404, f"no route {method} {path}")
+
+    def render_metrics(self) -> str:
+        """``GET /metrics``: the Prometheus text of the moment."""
+        if self.metrics is None:
+            raise HTTPError(404, "no metrics in this daemon")
+        board = self.switchboard
+        return self.metrics.render(
+            board.router.snapshot(),
+            calls_active=len(board.active),
+            monitoring=sum(1 for s in board.monitoring.snapshot() if s["monitoring"]),
+            pbx_connected=self.link.connected,
+            records=self._records() if self._records is not None else None,
+        )
 
     def _records_health(self) -> dict[str, Any]:
         return {"records": self._records()} if self._records is not None else {}

@@ -1,0 +1,298 @@
+"""Live figures for Prometheus: ``GET /metrics`` on the control API.
+
+Counters and histograms are kept from the engine's events (a bus listener: a dict look-up
+per event, nothing on the call's path waits for it); gauges are read from the router, the
+active calls, the PBX link and the record writer when Prometheus scrapes. The text is the
+Prometheus exposition format 0.0.4.
+
+Counters (``_total``) and histograms, by queue where there is one:
+
+* ``callcenter_calls_started_total``, ``callcenter_calls_ended_total{hung_up_by}``;
+* ``callcenter_queue_joined_total``, ``..._answered_total``,
+  ``..._answered_in_service_level_total`` (within the queue's ``service_level`` seconds),
+  ``..._abandoned_total``, ``callcenter_queue_exited_total{queue,reason}``;
+* ``callcenter_queue_wait_seconds`` (histogram: the wait of answered callers),
+  ``callcenter_queue_abandon_wait_seconds`` (histogram: how long those who gave up waited),
+  ``callcenter_talk_seconds`` (histogram: each talk with an agent);
+* ``callcenter_agent_ring_failed_total{queue,status}``, ``callcenter_transfers_total``.
+
+Gauges: ``callcenter_calls_active``, ``callcenter_queue_waiting``,
+``callcenter_queue_longest_wait_seconds``, ``callcenter_queue_agents_available``,
+``callcenter_queue_agents_staffed``, ``callcenter_queue_callbacks_waiting``,
+``callcenter_agents{state}``, ``callcenter_supervisors_monitoring``,
+``callcenter_pbx_connected``, ``callcenter_records_ok``, ``callcenter_records_unwritten``.
+
+Service level as a ratio over a window, in PromQL::
+
+    increase(callcenter_queue_answered_in_service_level_total[1h])
+      / increase(callcenter_queue_joined_total[1h])
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from callcenter.events import (
+    AgentConnected,
+    AgentRingFailed,
+    CallEnded,
+    CallStarted,
+    CallTransferred,
+    EngineEvent,
+    QueueAbandoned,
+    QueueExited,
+    QueueJoined,
+    TalkEnded,
+)
+
+WAIT_BUCKETS: Final = (5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+TALK_BUCKETS: Final = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Cumulative-on-render buckets (upper bounds), their sum and count."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        if not self.counts:
+            self.counts = [0] * len(self.bounds)
+        i = bisect.bisect_left(self.bounds, value)
+        if i < len(self.counts):
+            self.counts[i] += 1
+        self.total += value
+        self.count += 1
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(labels: Labels, extra: tuple[str, str] | None = None) -> str:
+    pairs = (*labels, extra) if extra is not None else labels
+    if not pairs:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
+
+
+def _number(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+class Exposition:
+    """Builds the text of one scrape, one family at a time."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(
+        self, name: str, kind: str, help_text: str, samples: Iterable[tuple[Labels, float]]
+    ) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            self.lines.append(f"{name}{_labels(labels)} {_number(value)}")
+
+    def histograms(self, name: str, help_text: str, series: Mapping[Labels, Histogram]) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} histogram")
+        for labels, h in sorted(series.items()):
+            running = 0
+            for bound, n in zip(h.bounds, h.counts or [0] * len(h.bounds), strict=True):
+                running += n
+                le = ("le", repr(float(bound)))
+                self.lines.append(f"{name}_bucket{_labels(labels, le)} {running}")
+            inf = ("le", "+Inf")
+            self.lines.append(f"{name}_bucket{_labels(labels, inf)} {h.count}")
+            self.lines.append(f"{name}_sum{_labels(labels)} {_number(h.total)}")
+            self.lines.append(f"{name}_count{_labels(labels)} {h.count}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+class Metrics:
+    """Event-bus listener keeping the counters and histograms; :meth:`render` adds the
+    gauges of the moment. ``service_level(queue)`` gives a queue's service level in
+    seconds (the config's, as it is now)."""
+
+    def __init__(self, service_level: Callable[[str], float]) -> None:
+        self._service_level = service_level
+        self._counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
+        self._histograms: dict[str, dict[Labels, Histogram]] = defaultdict(dict)
+        self._queue_of: dict[str, str] = {}
+        """Call id -> the queue its agent answered in (for the talk histogram)."""
+        self._handlers: dict[type[EngineEvent], Callable[[Any], None]] = {
+            CallStarted: self._on_started,
+            CallEnded: self._on_ended,
+            QueueJoined: self._on_joined,
+            AgentConnected: self._on_connected,
+            QueueAbandoned: self._on_abandoned,
+            QueueExited: self._on_exited,
+            AgentRingFailed: self._on_ring_failed,
+            TalkEnded: self._on_talk_ended,
+            CallTransferred: self._on_transferred,
+        }
+
+    def on_event(self, event: EngineEvent) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _count(self, name: str, labels: Labels = ()) -> None:
+        self._counters[name][labels] += 1
+
+    def _observe(self, name: str, labels: Labels, bounds: tuple[float, ...], v: float) -> None:
+        series = self._histograms[name]
+        h = series.get(labels)
+        if h is None:
+            h = series[labels] = Histogram(bounds)
+        h.observe(max(0.0, v))
+
+    def _on_started(self, e: CallStarted) -> None:
+        self._count("callcenter_calls_started_total")
+
+    def _on_ended(self, e: CallEnded) -> None:
+        self._count("callcenter_calls_ended_total", (("hung_up_by", e.hung_up_by),))
+        self._queue_of.pop(e.call_id, None)
+
+    def _on_joined(self, e: QueueJoined) -> None:
+        self._count("callcenter_queue_joined_total", (("queue", e.queue),))
+
+    def _on_connected(self, e: AgentConnected) -> None:
+        q = (("queue", e.queue),)
+        self._count("callcenter_queue_answered_total", q)
+        if e.wait_seconds <= self._service_level(e.queue):
+            self._count("callcenter_queue_answered_in_service_level_total", q)
+        self._observe("callcenter_queue_wait_seconds", q, WAIT_BUCKETS, e.wait_seconds)
+        self._queue_of[e.call_id] = e.queue
+
+    def _on_abandoned(self, e: QueueAbandoned) -> None:
+        q = (("queue", e.queue),)
+        self._count("callcenter_queue_abandoned_total", q)
+        self._observe("callcenter_queue_abandon_wait_seconds", q, WAIT_BUCKETS, e.wait_seconds)
+
+    def _on_exited(self, e: QueueExited) -> None:
+        self._count("callcenter_queue_exited_total", (("queue", e.queue), ("reason", e.reason)))
+
+    def _on_ring_failed(self, e: AgentRingFailed) -> None:
+        labels = (("queue", e.queue), ("status", e.status))
+        self._count("callcenter_agent_ring_failed_total", labels)
+
+    def _on_talk_ended(self, e: TalkEnded) -> None:
+        q = (("queue", self._queue_of.get(e.call_id, "")),)
+        self._observe("callcenter_talk_seconds", q, TALK_BUCKETS, e.talk_seconds)
+
+    def _on_transferred(self, e: CallTransferred) -> None:
+        self._count("callcenter_transfers_total")
+
+    def render(
+        self,
+        snapshot: Mapping[str, Any],
+        *,
+        calls_active: int,
+        monitoring: int,
+        pbx_connected: bool,
+        records: Mapping[str, Any] | None,
+    ) -> str:
+        """The exposition text: counters and histograms so far, gauges from ``snapshot``
+        (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest."""
+        out = Exposition()
+        for name, help_text in _COUNTERS:
+            series = self._counters.get(name, {})
+            if not series and name in _UNLABELLED:
+                series = {(): 0.0}
+            out.family(name, "counter", help_text, sorted(series.items()))
+        for name, help_text in _HISTOGRAMS:
+            out.histograms(name, help_text, self._histograms.get(name, {}))
+        queues: Sequence[Mapping[str, Any]] = snapshot.get("queues", [])
+        for key, name, help_text in _QUEUE_GAUGES:
+            out.family(
+                name,
+                "gauge",
+                help_text,
+                [((("queue", str(q.get("name"))),), float(q.get(key) or 0)) for q in queues],
+            )
+        states: dict[str, int] = defaultdict(int)
+        for agent in snapshot.get("agents", []):
+            states[str(agent.get("state"))] += 1
+        out.family(
+            "callcenter_agents",
+            "gauge",
+            "Configured agents by state.",
+            [((("state", s),), n) for s, n in sorted(states.items())],
+        )
+        out.family(
+            "callcenter_calls_active", "gauge", "Calls being handled now.", [((), calls_active)]
+        )
+        out.family(
+            "callcenter_supervisors_monitoring",
+            "gauge",
+            "Supervisors ringing for or on an agent's call.",
+            [((), monitoring)],
+        )
+        out.family(
+            "callcenter_pbx_connected",
+            "gauge",
+            "1 while the PBX link is up.",
+            [((), 1.0 if pbx_connected else 0.0)],
+        )
+        if records is not None:
+            out.family(
+                "callcenter_records_ok",
+                "gauge",
+                "1 while the records database takes writes.",
+                [((), 1.0 if records.get("ok") else 0.0)],
+            )
+            out.family(
+                "callcenter_records_unwritten",
+                "gauge",
+                "Records waiting in memory for the database.",
+                [((), float(records.get("unwritten") or 0))],
+            )
+        return out.text()
+
+
+_COUNTERS: Final = (
+    ("callcenter_calls_started_total", "Calls the PBX handed to the daemon."),
+    ("callcenter_calls_ended_total", "Calls over, by who hung up."),
+    ("callcenter_queue_joined_total", "Callers who joined a queue."),
+    ("callcenter_queue_answered_total", "Queue callers an agent answered."),
+    (
+        "callcenter_queue_answered_in_service_level_total",
+        "Queue callers answered within the queue's service_level seconds.",
+    ),
+    ("callcenter_queue_abandoned_total", "Queue callers who hung up waiting."),
+    ("callcenter_queue_exited_total", "Queue callers a queue rule took out, by reason."),
+    ("callcenter_agent_ring_failed_total", "Agents rung who did not take the call."),
+    ("callcenter_transfers_total", "Calls transferred by an agent."),
+)
+_UNLABELLED: Final = frozenset({"callcenter_calls_started_total", "callcenter_transfers_total"})
+_HISTOGRAMS: Final = (
+    ("callcenter_queue_wait_seconds", "Seconds answered queue callers waited."),
+    ("callcenter_queue_abandon_wait_seconds", "Seconds queue callers waited before giving up."),
+    ("callcenter_talk_seconds", "Seconds of each talk with an agent."),
+)
+_QUEUE_GAUGES: Final = (
+    ("waiting", "callcenter_queue_waiting", "Callers waiting in the queue now."),
+    (
+        "longest_wait",
+        "callcenter_queue_longest_wait_seconds",
+        "Seconds the longest-waiting caller has waited.",
+    ),
+    ("available", "callcenter_queue_agents_available", "Agents ready to take a call now."),
+    ("staffed", "callcenter_queue_agents_staffed", "Agents logged in and present."),
+    ("callbacks", "callcenter_queue_callbacks_waiting", "Callers waiting to be called back."),
+)

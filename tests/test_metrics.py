@@ -1,0 +1,190 @@
+"""Live figures as Prometheus scrapes them: ``GET /metrics`` parses with Prometheus's own
+client parser, counts what happened to callers (answered, within the service level,
+abandoned, rung out) and shows the queues, agents, PBX link and records of the moment."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from callcenter.events import (
+    AgentConnected,
+    AgentRingFailed,
+    CallEnded,
+    CallStarted,
+    QueueAbandoned,
+    QueueExited,
+    QueueJoined,
+    TalkEnded,
+)
+from callcenter.live.metrics import Metrics
+from callcenter.testing import running_center
+
+T0 = datetime(2024, 5, 6, 9, 0, 0, tzinfo=UTC)
+
+
+def at(t: float) -> dict[str, Any]:
+    return {"at": T0 + timedelta(seconds=t), "mono": 100.0 + t}
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, as Prometheus's parser reads it."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def a_call(call_id: str, wait: float, *, answered: bool) -> list[Any]:
+    events: list[Any] = [
+        CallStarted(
+            call_id=call_id,
+            channel="PJSIP/x-1",
+            caller_num="555",
+            caller_name="",
+            dialed="800",
+            context="c",
+            **at(0),
+        ),
+        QueueJoined(call_id=call_id, queue="support", position=1, **at(1)),
+    ]
+    if answered:
+        events += [
+            AgentConnected(
+                call_id=call_id,
+                queue="support",
+                agent="1001",
+                peer_channel="PJSIP/1001-1",
+                wait_seconds=wait,
+                ring_seconds=1,
+                **at(1 + wait),
+            ),
+            TalkEnded(
+                call_id=call_id, agent="1001", talk_seconds=90, hung_up_by="caller", **at(99)
+            ),
+        ]
+    else:
+        events.append(
+            QueueAbandoned(call_id=call_id, queue="support", position=1, wait_seconds=wait, **at(9))
+        )
+    events.append(
+        CallEnded(call_id=call_id, hung_up_by="caller", cause=16, cause_name="N", **at(99))
+    )
+    return events
+
+
+SNAPSHOT = {
+    "agents": [{"state": "available"}, {"state": "on_call"}, {"state": "on_call"}],
+    "queues": [
+        {"name": "support", "waiting": 3, "longest_wait": 42.5, "available": 1, "staffed": 3},
+        {"name": 'odd"name\\', "waiting": 0, "longest_wait": 0, "available": 0, "staffed": 0},
+    ],
+}
+
+
+def test_counts_answered_callers_the_service_level_abandons_and_wait_buckets() -> None:
+    metrics = Metrics(lambda queue: 20.0)
+    events = [
+        *a_call("a", 4.0, answered=True),
+        *a_call("b", 45.0, answered=True),
+        *a_call("c", 12.0, answered=False),
+        AgentRingFailed(
+            call_id="b", queue="support", agent="1002", status="NOANSWER", ring_seconds=15, **at(5)
+        ),
+        QueueExited(call_id="d", queue="support", reason="timeout", wait_seconds=300, **at(300)),
+    ]
+    for event in events:
+        metrics.on_event(event)
+    text = metrics.render(
+        SNAPSHOT, calls_active=2, monitoring=1, pbx_connected=True, records={"ok": True}
+    )
+    got = samples(text)
+    q = (("queue", "support"),)
+    assert got[("callcenter_calls_started_total", ())] == 3
+    assert got[("callcenter_calls_ended_total", (("hung_up_by", "caller"),))] == 3
+    assert got[("callcenter_queue_joined_total", q)] == 3
+    assert got[("callcenter_queue_answered_total", q)] == 2
+    assert got[("callcenter_queue_answered_in_service_level_total", q)] == 1, "4 s, not 45 s"
+    assert got[("callcenter_queue_abandoned_total", q)] == 1
+    assert (
+        got[("callcenter_queue_exited_total", (("queue", "support"), ("reason", "timeout")))] == 1
+    )
+    ring = (("queue", "support"), ("status", "NOANSWER"))
+    assert got[("callcenter_agent_ring_failed_total", ring)] == 1
+    wait = "callcenter_queue_wait_seconds"
+    assert got[(f"{wait}_bucket", (("le", "5.0"), ("queue", "support")))] == 1
+    assert got[(f"{wait}_bucket", (("le", "60.0"), ("queue", "support")))] == 2
+    assert got[(f"{wait}_bucket", (("le", "+Inf"), ("queue", "support")))] == 2
+    assert got[(f"{wait}_sum", q)] == 49 and got[(f"{wait}_count", q)] == 2
+    assert got[("callcenter_talk_seconds_count", q)] == 2
+    assert got[("callcenter_queue_abandon_wait_seconds_count", q)] == 1
+    assert got[("callcenter_queue_waiting", q)] == 3
+    assert got[("callcenter_queue_longest_wait_seconds", q)] == 42.5
+    assert got[("callcenter_queue_waiting", (("queue", 'odd"name\\'),))] == 0, "escaped"
+    assert got[("callcenter_agents", (("state", "on_call"),))] == 2
+    assert got[("callcenter_calls_active", ())] == 2
+    assert got[("callcenter_supervisors_monitoring", ())] == 1
+    assert got[("callcenter_pbx_connected", ())] == 1
+    assert got[("callcenter_records_ok", ())] == 1
+
+
+def test_a_daemon_that_took_no_call_yet_still_shows_every_family() -> None:
+    text = Metrics(lambda queue: 20.0).render(
+        {"agents": [], "queues": []},
+        calls_active=0,
+        monitoring=0,
+        pbx_connected=False,
+        records=None,
+    )
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert {"callcenter_calls_started", "callcenter_queue_wait_seconds"} <= names
+    assert samples(text)[("callcenter_pbx_connected", ())] == 0
+
+
+def _scrape(port: int) -> tuple[str, str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        return answer.headers["Content-Type"], answer.read().decode()
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_prometheus_scrapes_what_callers_and_agents_did(
+    tmp_path: Path, transport: str
+) -> None:
+    async with running_center(tmp_path, transport=transport) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=None)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        caller = await center.pbx.call("800", caller_num="5551234")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("2")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1002"
+        gave_up = await center.pbx.call("800", caller_num="5550000")
+        await gave_up.wait_for_prompt("welcome-menu", timeout=5)
+        await gave_up.press("1")  # sales: 1001 only, who never answers
+        await gave_up.wait_moh(timeout=5)
+        await asyncio.sleep(0.2)
+        kind, during = await asyncio.to_thread(_scrape, center.daemon.api.port)
+        await gave_up.hangup()
+        await caller.hangup()
+        await center.idle()
+        _, after = await asyncio.to_thread(_scrape, center.daemon.api.port)
+    assert kind.startswith("text/plain; version=0.0.4")
+    now = samples(during)
+    assert now[("callcenter_calls_active", ())] == 2
+    assert now[("callcenter_queue_waiting", (("queue", "sales"),))] == 1
+    assert now[("callcenter_agents", (("state", "on_call"),))] == 1
+    assert now[("callcenter_pbx_connected", ())] == 1
+    assert now[("callcenter_records_ok", ())] == 1
+    done = samples(after)
+    assert done[("callcenter_queue_answered_total", (("queue", "support"),))] == 1
+    assert done[("callcenter_queue_answered_in_service_level_total", (("queue", "support"),))] == 1
+    assert done[("callcenter_queue_abandoned_total", (("queue", "sales"),))] == 1
+    rung_out = (("queue", "support"), ("status", "NOANSWER"))
+    assert done[("callcenter_agent_ring_failed_total", rung_out)] >= 1, "1001 did not answer"
+    assert done[("callcenter_calls_active", ())] == 0
