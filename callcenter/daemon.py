@@ -230,6 +230,17 @@ class Daemon:
             records=self.recorder.writer.health,
             metrics=self.metrics,
         )
+        self.metrics_api: ControlAPI | None = None
+        if config.api.metrics_host is not None:
+            self.metrics_api = ControlAPI(
+                self.switchboard,
+                config.api.metrics_host,
+                config.api.metrics_port,
+                link=self.link,
+                records=self.recorder.writer.health,
+                metrics=self.metrics,
+                read_only=True,
+            )
         self._stopped = asyncio.Event()
         self._stop_requested = asyncio.Event()
         #: Why the daemon stopped on its own (another daemon took the PBX over); ``callcenter
@@ -280,6 +291,8 @@ class Daemon:
             raise
         try:
             await self.api.start()
+            if self.metrics_api is not None:
+                await self.metrics_api.start()
             # Before anything is taken back or any call taken: another daemon may drive
             # this PBX (PBXClaimed).
             await self.pbx.claim()
@@ -290,6 +303,8 @@ class Daemon:
             await self.pbx.start(self._handle_call)
         except BaseException:
             await self.api.stop()
+            if self.metrics_api is not None:
+                await self.metrics_api.stop()
             await self.recorder.close()
             self.lock.release()
             raise
@@ -440,6 +455,8 @@ class Daemon:
             await cancel_and_wait(self._watchdog)
             self._watchdog = None
         await self.api.stop()
+        if self.metrics_api is not None:
+            await self.metrics_api.stop()
         await self.switchboard.close()
         await self.pbx.stop()
         if self.queue_log is not None:

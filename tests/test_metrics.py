@@ -5,6 +5,8 @@ abandoned, rung out) and shows the queues, agents, PBX link and records of the m
 from __future__ import annotations
 
 import asyncio
+import socket
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -188,3 +190,39 @@ async def test_prometheus_scrapes_what_callers_and_agents_did(
     rung_out = (("queue", "support"), ("status", "NOANSWER"))
     assert done[("callcenter_agent_ring_failed_total", rung_out)] >= 1, "1001 did not answer"
     assert done[("callcenter_calls_active", ())] == 0
+
+
+def _request(port: int, method: str, path: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=b"{}" if method == "POST" else None, method=method
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+async def test_a_metrics_listener_for_a_remote_prometheus_serves_nothing_else(
+    tmp_path: Path,
+) -> None:
+    config = {"api": {"metrics_host": "127.0.0.1", "metrics_port": 0}}
+    async with running_center(tmp_path, config=config) as center:
+        daemon = center.daemon
+        assert daemon.metrics_api is not None
+        port = daemon.metrics_api.port
+        assert port not in (0, daemon.api.port)
+        _, text = await asyncio.to_thread(_scrape, port)
+        assert samples(text)[("callcenter_pbx_connected", ())] == 1
+        assert await asyncio.to_thread(_request, port, "GET", "/health") == 200
+        assert await asyncio.to_thread(_request, port, "GET", "/status") == 404
+        assert await asyncio.to_thread(_request, port, "POST", "/agents/1001/logout") == 404
+        assert daemon.router.agents["1001"].state != "logged_out", "no agent control there"
+        assert await asyncio.to_thread(_request, daemon.api.port, "GET", "/status") == 200
+    with pytest.raises(OSError):  # closed at stop
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+async def test_without_a_metrics_host_there_is_one_listener(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        assert center.daemon.metrics_api is None

@@ -487,6 +487,15 @@ class APIConfig(_Model):
     port: _ListenPort = Field(
         default=8470, description="Port of the control API the CLI talks to (0: any free port)."
     )
+    metrics_host: _Text | None = Field(
+        default=None,
+        description="Address of a second listener that serves only GET /metrics and GET "
+        '/health, for a Prometheus on another machine (such as "0.0.0.0"); null: none. '
+        "The control API itself controls agents and calls: keep it on 127.0.0.1.",
+    )
+    metrics_port: _ListenPort = Field(
+        default=8471, description="Port of that listener (0: any free port)."
+    )
 
 
 class LoggingConfig(_Model):

@@ -140,9 +140,12 @@ class ControlAPI:
         link: PBXLink | None = None,
         records: RecordHealth | None = None,
         metrics: Metrics | None = None,
+        read_only: bool = False,
     ) -> None:
         self.switchboard = switchboard
         self.metrics = metrics
+        self.read_only = read_only
+        """Serve only ``GET /metrics`` and ``GET /health`` (the listener for Prometheus)."""
         self._records = records
         self.host = host
         self.port = port
@@ -159,11 +162,12 @@ class ControlAPI:
         try:
             self._server = await asyncio.start_server(self._serve, self.host, self.port)
         except OSError as exc:
+            what = "metrics (api.metrics_host)" if self.read_only else "the control API"
             raise ListenError(
-                f"cannot listen for the control API on {self.host}:{self.port}: {exc}"
+                f"cannot listen for {what} on {self.host}:{self.port}: {exc}"
             ) from None
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("api_listening", host=self.host, port=self.port)
+        log.info("api_listening", host=self.host, port=self.port, read_only=self.read_only)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -214,6 +218,8 @@ class ControlAPI:
             if not self.link.connected:
                 raise HTTPError(503, "pbx link down", {"status": "pbx link down", **health})
             return {"status": "ok", **health}
+        if self.read_only:
+            raise HTTPError(404, "this listener serves GET /metrics and GET /health only")
         if method == "GET" and parts == ["status"]:
             snapshot = {"pbx": self.link.as_dict(), **self._records_health(), **router.snapshot()}
             snapshot["calls"] = [
