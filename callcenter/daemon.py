@@ -34,7 +34,7 @@ from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
 from callcenter.errors import ConfigError, ConfigIssue, PBXClaimed, RecordError
-from callcenter.events import EventBus
+from callcenter.events import CallCentreStarted, ConfigReloaded, EventBus
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
@@ -296,6 +296,7 @@ class Daemon:
             # Before anything is taken back or any call taken: another daemon may drive
             # this PBX (PBXClaimed).
             await self.pbx.claim()
+            self.bus.publish(CallCentreStarted())
             resumed = await self._resume_shifts() if self.resume else set()
             for agent_id, agent in self.config.agents.items():
                 if agent.logged_in and agent_id not in resumed:
@@ -415,6 +416,7 @@ class Daemon:
         old = self.config
         self.switchboard.apply_config(new)
         self.config = new
+        self.bus.publish(ConfigReloaded())
         changed = sorted(
             name
             for name in set(old.flows) | set(new.flows)

@@ -342,6 +342,20 @@ class QueueCallbackAnswered(CallEvent):
     original_call_id: str
 
 
+# --------------------------------------------------------------------------- the daemon
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallCentreStarted(EngineEvent):
+    """The daemon has its PBX and is about to take calls: whatever a previous daemon had in
+    progress is no longer followed (queue_log's ``QUEUESTART``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigReloaded(EngineEvent):
+    """The config file was read again; calls from now on use it (``CONFIGRELOAD``)."""
+
+
 # --------------------------------------------------------------------------- supervision
 # A supervisor's spy may end after the call it watched (the PBX reports the two in any
 # order), so only what happens while the call lasts is a CallEvent.

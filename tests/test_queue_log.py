@@ -161,8 +161,8 @@ def test_a_caller_who_gives_up_waiting_is_abandon_with_positions_and_wait() -> N
         ("exitkey", "9", "EXITWITHKEY|9|1|2|300"),
         ("callback", "5", "EXITWITHKEY|5|1|2|300"),
         ("callback", "", "EXITWITHTIMEOUT|1|2|300"),
-        ("full", "", "FULL"),
-        ("joinempty", "", "JOINEMPTY"),
+        ("full", "", "FULL|"),
+        ("joinempty", "", "JOINEMPTY|"),
     ],
 )
 def test_a_queue_rule_taking_the_caller_out_is_its_exit_line(
@@ -191,7 +191,7 @@ def test_agent_shift_and_pauses_are_agentlogin_pauseall_unpauseall_agentlogoff()
     assert got == [
         f"{EPOCH}|NONE|NONE|Agent/1001|AGENTLOGIN|PJSIP/1001",
         f"{EPOCH + 10}|NONE|NONE|Agent/1001|PAUSEALL|lunch",
-        f"{EPOCH + 20}|NONE|NONE|Agent/1001|UNPAUSEALL",
+        f"{EPOCH + 20}|NONE|NONE|Agent/1001|UNPAUSEALL|",
         f"{EPOCH + 3600}|NONE|NONE|Agent/1001|AGENTLOGOFF|PJSIP/1001|3600",
     ]
 
@@ -376,8 +376,8 @@ def test_report_queue_log_prints_the_newest_lines_in_the_file_format(
     capsys.readouterr()
     assert cli_main(["report", str(config), "--queue-log", "--last", "2"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"{EPOCH + 3}|{CID}|support|NONE|ENTERQUEUE",
-        f"{EPOCH + 4}|{CID}|support|NONE|ENTERQUEUE",
+        f"{EPOCH + 3}|{CID}|support|NONE|ENTERQUEUE|",
+        f"{EPOCH + 4}|{CID}|support|NONE|ENTERQUEUE|",
     ]
 
 
@@ -404,7 +404,7 @@ def test_report_queue_log_follow_prints_lines_as_they_are_written(tmp_path: Path
     )
     try:
         assert follower.stdout is not None
-        assert follower.stdout.readline().rstrip("\n").endswith("|ENTERQUEUE")
+        assert follower.stdout.readline().rstrip("\n").endswith("|ENTERQUEUE|")
         store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
         try:
             store.write_queue_log((entry(7, "ABANDON", "1", "1", "7"),))
@@ -419,3 +419,24 @@ def test_report_queue_log_follow_prints_lines_as_they_are_written(tmp_path: Path
     finally:
         follower.terminate()
         follower.wait(timeout=10)
+
+
+async def test_a_daemon_start_is_queuestart_before_its_agents_and_a_reload_configreload(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path) as center:
+        daemon = center.daemon
+        await daemon.reload()
+        assert daemon.queue_log is not None
+        daemon.queue_log.flush()
+        store = daemon.store
+        async with asyncio.timeout(5):
+            while not any(e.event == "CONFIGRELOAD" for _, e in store.fetch_queue_log()):
+                await asyncio.sleep(0.02)
+        lines = [e.line().split("|", 1)[1] for _, e in store.fetch_queue_log()]
+    assert lines[0] == "NONE|NONE|NONE|QUEUESTART|"
+    assert lines[1:3] == [
+        "NONE|NONE|Agent/1001|AGENTLOGIN|PJSIP/1001",
+        "NONE|NONE|Agent/1002|AGENTLOGIN|PJSIP/1002",
+    ], "the agents the config logs in, after the start"
+    assert lines[-1] == "NONE|NONE|NONE|CONFIGRELOAD|"

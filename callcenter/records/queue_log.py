@@ -24,7 +24,9 @@ when no agent) | ``event`` | its data, with app_queue's meaning:
   (a callback request counts as the exit that asked for it: the key, else the timeout);
 * ``FULL`` and ``JOINEMPTY``: the caller was turned away on arrival;
 * ``AGENTLOGIN`` channel (the agent's device) and ``AGENTLOGOFF`` channel|logintime;
-  ``PAUSEALL`` reason and ``UNPAUSEALL`` (pauses cover every queue of the agent).
+  ``PAUSEALL`` reason and ``UNPAUSEALL`` (pauses cover every queue of the agent);
+* ``QUEUESTART`` (a daemon started: calls a previous one had in progress end there for
+  the tools) and ``CONFIGRELOAD``, with ``NONE`` for call, queue and agent.
 
 :func:`fold` is pure: one call's state and a call event go in (a dispatch table on the
 event type), the call's new state and the entries the event makes come out;
@@ -55,10 +57,12 @@ from callcenter.events import (
     AgentPaused,
     AgentRingFailed,
     AgentUnpaused,
+    CallCentreStarted,
     CallEnded,
     CallEvent,
     CallStarted,
     CallTransferred,
+    ConfigReloaded,
     EngineEvent,
     QueueAbandoned,
     QueueCallbackAnswered,
@@ -94,10 +98,11 @@ class QueueLogEntry:
     data: tuple[str, ...] = ()
 
     def line(self) -> str:
-        """The entry as Asterisk writes it into its queue_log file (no newline)."""
+        """The entry as Asterisk writes it into its queue_log file (no newline). Asterisk
+        writes at least one data field, empty if need be: ``...|UNPAUSEALL|``."""
         epoch = int(self.time.timestamp())
         return "|".join(
-            (str(epoch), self.callid, self.queuename, self.agent, self.event, *self.data)
+            (str(epoch), self.callid, self.queuename, self.agent, self.event, *(self.data or ("",)))
         )
 
 
@@ -293,6 +298,10 @@ class QueueLogStore(Protocol):
 
 
 _AGENT_EVENTS: Final = frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentUnpaused})
+_DAEMON_EVENTS: Final[Mapping[type[EngineEvent], str]] = {
+    CallCentreStarted: "QUEUESTART",
+    ConfigReloaded: "CONFIGRELOAD",
+}
 
 GATHER_SECONDS: Final = 0.05
 """How long entries gather before they go to the record writer together (one job)."""
@@ -334,6 +343,10 @@ class QueueLogRecorder:
                 self._calls.pop(call_id, None)
             else:
                 self._calls[call_id] = caller
+        elif kind in _DAEMON_EVENTS:
+            verb = _DAEMON_EVENTS[kind]
+            key = f"daemon:{verb}:{event.at.isoformat()}"
+            entries = (QueueLogEntry(key, event.at, NONE, NONE, NONE, verb),)
         elif kind in _AGENT_EVENTS:
             assert isinstance(event, AgentEvent)
             entries = agent_entries(event, self._devices.get(event.agent, ""))
