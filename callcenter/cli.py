@@ -28,7 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from callcenter.errors import (
     AuthenticationError,
@@ -38,6 +38,9 @@ from callcenter.errors import (
     PBXConnectionError,
     RecordError,
 )
+
+if TYPE_CHECKING:
+    from callcenter.records.store import SqliteCdrStore
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
@@ -451,7 +454,7 @@ def cmd_report(
     return EXIT_OK
 
 
-def _print_queue_log(store: Any, last: int, *, follow: bool) -> int:
+def _print_queue_log(store: SqliteCdrStore, last: int, *, follow: bool) -> int:
     """The ``last`` newest queue_log lines; with ``follow``, then every new one until
     interrupted."""
     import time

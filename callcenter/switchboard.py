@@ -1206,8 +1206,9 @@ class Switchboard:
             )
             log.info("agent_connected", call_id=info.call_id, agent=agent.id)
             if qcfg.record and active.recording is None:
-                active.recording = recording_path(config, queue_name, info.call_id)
-                self._in_background(self._record(call, active.recording), f"record-{info.call_id}")
+                path = recording_path(config, queue_name, info.call_id)
+                active.recording = path
+                self._in_background(self._record(active, path), f"record-{info.call_id}")
 
         while True:
             for agent in ringing:
@@ -1359,8 +1360,10 @@ class Switchboard:
         )
         self._in_background(cut, f"cut-ring-{agent.id}")
 
-    async def _record(self, call: Call, path: str) -> None:
-        """Start the recording of an answered queue call (beside the bridge)."""
+    async def _record(self, active: ActiveCall, path: str) -> None:
+        """Start the recording of an answered queue call (beside the bridge); a recording
+        that could not start is forgotten (``active.recording`` None again)."""
+        call = active.call
         info = call.info
         folder = os.path.dirname(path)
         try:
@@ -1371,8 +1374,10 @@ class Switchboard:
         try:
             await call.start_recording(path)
         except CallHungUp:
+            active.recording = None
             return
         except PBXError as exc:
+            active.recording = None
             log.warning("recording_not_started", call_id=info.call_id, path=path, error=str(exc))
             return
         if info.call_id in self.active:

@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
+from structlog.testing import capture_logs
 
 from callcenter.config.loader import check_config
+from callcenter.errors import CommandFailed
 from callcenter.events import EngineEvent, RecordingMuted, RecordingStarted
 from callcenter.live.api import HTTPError
+from callcenter.pbx.asterisk.driver import AsteriskCall
 from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
 
 STEP = 5.0
@@ -233,3 +236,27 @@ async def test_pausing_a_recording_that_is_not_there_is_refused_clearly(tmp_path
             await api_.dispatch("POST", "/agents/1001/pause-recording", {})
         assert unrecorded.value.status == 409 and "not recorded" in str(unrecorded.value)
         await caller.hangup()
+
+
+async def test_a_recording_the_pbx_refuses_is_forgotten_and_the_call_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refused(self: AsteriskCall, path: str) -> None:
+        raise CommandFailed("Response: Error (MixMonitor refused)")
+
+    monkeypatch.setattr(AsteriskCall, "start_recording", refused)
+    async with running_center(tmp_path, config=RECORDED) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        with capture_logs() as logs:
+            caller = await caller_talks(center, "5552008", "2", 0.3)
+        active = center.daemon.switchboard.active[caller.uniqueid]
+        assert active.recording is None, "no file is claimed that nobody writes"
+        with pytest.raises(HTTPError) as paused:
+            await center.daemon.api.dispatch("POST", "/agents/1001/pause-recording", {})
+        assert "not recorded" in str(paused.value)
+        assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001", "the call goes on"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    assert row["recordingfile"] == ""
+    (warning,) = [e for e in logs if e["event"] == "recording_not_started"]
+    assert "MixMonitor refused" in warning["error"]
