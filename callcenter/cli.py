@@ -5,7 +5,7 @@
     callcenter simulate CONFIG --flow F ...  dry-run one call through a flow (demo PBX)
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | transfer |
-                                            pause-recording | resume-recording
+                                            help | pause-recording | resume-recording
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call; stop
     callcenter status [--json]              agents, queues and calls of the running daemon
     callcenter reload                       re-read the config of the running daemon
@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
             "pause",
             "unpause",
             "transfer",
+            "help",
             "pause-recording",
             "resume-recording",
         ],

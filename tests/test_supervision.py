@@ -339,3 +339,39 @@ def test_supervisor_command_line_mistakes_are_named_before_anything_is_sent(
         cli_main([*argv, "--api", "http://127.0.0.1:9"])
     assert exited.value.code == 2
     assert says in capsys.readouterr().err
+
+
+async def test_an_agent_asking_for_help_gets_the_queue_s_supervisor_whispering(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        caller = await caller_with_agent(center, "5551243")
+        status, answer = await api(center, "/agents/1001/help", {})
+        assert status == 200, answer
+        assert (answer["supervisor"], answer["monitoring"]["mode"]) == ("2000", "whisper")
+        await sam.wait_answered(timeout=STEP)
+        await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
+        await until(lambda: spy_leg(center).spy_mode == "whisper", "Alice hears Sam")
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        assert (row["monitored_by"], row["barged"]) == ("2000", False)
+
+
+async def test_help_is_refused_when_nobody_can_come(tmp_path: Path) -> None:
+    async with supervised(tmp_path, "fastagi") as (center, _alice, sam):
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        on_sales = await caller_with_agent(center, "5551244", key="1")  # sales: no supervisor
+        status, answer = await api(center, "/agents/1001/help", {})
+        assert status == 409 and "no supervisor" in answer["error"]
+        on_support = await caller_with_agent(center, "5551245")  # Bob, in support
+        await api(center, "/supervisors/2000/listen", {"agent": "1002"})
+        await sam.wait_answered(timeout=STEP)
+        await on_sales.hangup()
+        alice_again = await caller_with_agent(center, "5551246")  # Alice, in support now
+        status, answer = await api(center, "/agents/1001/help", {})
+        assert status == 409 and "on agent 1002's call" in answer["error"], "Sam is not pulled off"
+        assert monitor_of(center) is not None and monitor_of(center).agent == "1002"  # type: ignore[union-attr]
+        status, _ = await api(center, "/agents/1003/help", {})
+        assert status == 409, "Carol is not on a call"
+        for caller in (on_support, alice_again):
+            await caller.hangup()

@@ -14,6 +14,8 @@ Routes (all JSON)::
     POST /agents/{id}/pause               {"reason": "lunch"}
     POST /agents/{id}/unpause             {}
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
+    POST /agents/{id}/help                {}: the queue's supervisor is rung to whisper on
+                                          the agent's call (409 when busy on another one)
     POST /agents/{id}/pause-recording     {}: the call's recording records silence (card
     POST /agents/{id}/resume-recording    details) until resumed or the agent's talk ends
     POST /supervisors/{id}/listen         {"agent": "1001"}: ring the supervisor's phone and,
@@ -291,6 +293,9 @@ class ControlAPI:
                     agent_id, str(body.get("to", "supervisor"))
                 )
                 return {"agent": agent_id, "transferred_to": target}
+            elif action == "help":
+                supervisor, shown = await self.switchboard.monitoring.ask_for_help(agent_id)
+                return {"agent": agent_id, "supervisor": supervisor, "monitoring": shown}
             elif action in ("pause-recording", "resume-recording"):
                 muted = action == "pause-recording"
                 call_id = await self.switchboard.mute_recording(agent_id, muted)

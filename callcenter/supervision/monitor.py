@@ -17,6 +17,9 @@ stopped, when the supervisor hangs up, and when the agent's part of the call is 
 caller or the agent hung up, or the agent transferred the caller): the supervisor's leg is
 then hung up too, so that a supervisor never sits in silence on a call that is gone.
 
+An agent can ask for help (:meth:`Monitoring.ask_for_help`): the supervisor of the queue is rung to
+whisper on the agent's call, unless already on another one.
+
 Published: :class:`~callcenter.events.CallMonitored` when the supervisor answers and at each
 change of mode (the CDR's ``monitored_by`` and ``barged``), and
 :class:`~callcenter.events.MonitorEnded` at the end.
@@ -190,6 +193,29 @@ class Monitoring:
                 mode=spy_mode,
             )
             return monitor.as_dict()
+
+    async def ask_for_help(self, agent_id: str) -> tuple[str, dict[str, Any]]:
+        """An agent asks for help: the supervisor of the queue their call came from is rung
+        to whisper on it (the agent hears them, the caller does not). Returns (supervisor
+        id, the monitoring). A supervisor already on another call is not taken off it:
+        EngineError, as for a queue without a supervisor or an agent not on a call."""
+        found = self._board.agent_call(agent_id)
+        if found is None:
+            if agent_id not in self._board.router.agents:
+                raise UnknownAgent(f"unknown agent {agent_id}")
+            raise EngineError(f"agent {agent_id} is not on a call")
+        _, active = found
+        qcfg = self._board.config.queues.get(active.queue or "")
+        if qcfg is None or qcfg.supervisor is None:
+            raise EngineError(f"queue {active.queue!r} has no supervisor configured")
+        supervisor = qcfg.supervisor
+        busy = self._monitors.get(supervisor)
+        if busy is not None and busy.agent != agent_id:
+            raise EngineError(
+                f"supervisor {supervisor} is on agent {busy.agent}'s call; ask again later"
+            )
+        log.info("help_requested", agent=agent_id, supervisor=supervisor)
+        return supervisor, await self.monitor(supervisor, agent_id, "whisper")
 
     async def stop(self, supervisor_id: str) -> dict[str, Any] | None:
         """End what ``supervisor_id`` monitors (their leg is hung up); returns what it was,
