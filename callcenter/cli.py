@@ -6,7 +6,8 @@
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | transfer |
                                             help | pause-recording | resume-recording
-    callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call; stop
+    callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call;
+                                              stop; takeover
     callcenter status [--json]              agents, queues and calls of the running daemon
     callcenter reload                       re-read the config of the running daemon
     callcenter report [CONFIG]              the latest CDRs
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "supervisor", help="listen, whisper or barge on an agent's call; stop"
     )
     # callcenter.supervision.monitor.MONITOR_MODES; not imported: the CLI starts light.
-    supervisor.add_argument("action", choices=["listen", "whisper", "barge", "stop"])
+    supervisor.add_argument("action", choices=["listen", "whisper", "barge", "stop", "takeover"])
     supervisor.add_argument("supervisor", help="supervisor id, e.g. 2000")
     supervisor.add_argument(
         "agent", nargs="?", default=None, help="agent id, e.g. 1001 (not for stop)"
@@ -232,9 +233,9 @@ def _main(argv: Sequence[str] | None) -> int:
         agent = urllib.parse.quote(args.agent, safe="")
         return _api_call(args.api, "POST", f"/agents/{agent}/{args.action}", body)
     if command == "supervisor":
-        if args.action == "stop" and args.agent is not None:
-            parser.error("supervisor stop takes no agent")
-        if args.action != "stop" and args.agent is None:
+        if args.action in ("stop", "takeover") and args.agent is not None:
+            parser.error(f"supervisor {args.action} takes no agent")
+        if args.action not in ("stop", "takeover") and args.agent is None:
             parser.error(f"supervisor {args.action} needs the agent: e.g. 2000 1001")
         who = urllib.parse.quote(args.supervisor, safe="")
         body = {} if args.agent is None else {"agent": args.agent}

@@ -167,7 +167,8 @@ class QueueExited(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallTransferred(CallEvent):
-    """The call was transferred (``kind`` is ``blind`` or ``attended``)."""
+    """The call was transferred (``kind`` is ``blind``, ``attended``, or ``takeover``: a
+    supervisor listening to the agent took the call over)."""
 
     by: str
     """Agent id who transferred, or ``system``."""
@@ -378,7 +379,8 @@ class MonitorEnded(EngineEvent):
     ``seconds`` from the answer (0 if the supervisor never answered); ``why`` is
     ``stopped`` (asked), ``replaced`` (the supervisor moved to another call),
     ``not_answered``, ``ended`` (the supervisor hung up, or the agent's part of the call is
-    over) or ``shutdown`` (the daemon stopped)."""
+    over), ``shutdown`` (the daemon stopped) or ``taken_over`` (the supervisor took the
+    call over)."""
 
     supervisor: str
     agent: str

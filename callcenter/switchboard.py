@@ -126,6 +126,8 @@ class ActiveCall:
     """Everyone the caller was connected to (so the end of the call frees just them)."""
     pending_transfer: str | None = None
     transferred_by: str | None = None
+    transfer_kind: str = "blind"
+    """``blind``, or ``takeover`` when a supervisor took the call over from the agent."""
     bridge_cause: HangupCause = HangupCause.UNSPECIFIED
     """How the last bridge ended (Asterisk reports 0 for channels that only ran AGI)."""
     path: list[str] = field(default_factory=list)
@@ -1308,7 +1310,8 @@ class Switchboard:
                 return hung_up_by
             active.pending_transfer = None
             by = active.transferred_by or talker
-            self.bus.publish(CallTransferred(call_id=info.call_id, by=by, to=target, kind="blind"))
+            kind, active.transfer_kind = active.transfer_kind, "blind"
+            self.bus.publish(CallTransferred(call_id=info.call_id, by=by, to=target, kind=kind))
             log.info("call_transferred", call_id=info.call_id, by=by, to=target)
             device = self._transfer_device(target)
             is_agent = target in self.router.agents
@@ -1441,12 +1444,13 @@ class Switchboard:
             log.info("recording_muted" if muted else "recording_unmuted", call_id=call_id)
         return call_id
 
-    async def transfer(self, agent_id: str, to: str = "supervisor") -> str:
+    async def transfer(self, agent_id: str, to: str = "supervisor", *, kind: str = "blind") -> str:
         """Blind-transfer the caller ``agent_id`` is talking to; returns the target id.
 
         ``to`` is ``supervisor`` (the queue's configured supervisor) or a configured
         supervisor or agent id. Anything else is refused: no caller ever reaches a number the
-        config does not name.
+        config does not name. ``kind`` is what the CallTransferred event says (``takeover``:
+        a supervisor took the call over).
         """
         call_id = self._by_agent.get(agent_id)
         if call_id is None or call_id not in self.active:
@@ -1468,6 +1472,7 @@ class Switchboard:
             self.router.reserve(target, call_id=call_id)
         active.pending_transfer = target
         active.transferred_by = agent_id
+        active.transfer_kind = kind
         try:
             await active.call.unbridge()
         except PBXError:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from callcenter.cli import main as cli_main
-from callcenter.events import CallMonitored, EngineEvent, MonitorEnded
+from callcenter.events import CallMonitored, CallTransferred, EngineEvent, MonitorEnded
 from callcenter.supervision.monitor import Monitor
 from callcenter.testing import TRANSPORTS, Center, running_center
 
@@ -79,6 +79,10 @@ def monitor_of(center: Center, supervisor: str = "2000") -> Monitor | None:
 def gone(center: Center, leg: Any) -> bool:
     """The demo PBX no longer has ``leg`` (names repeat on FreeSWITCH: compare objects)."""
     return all(channel is not leg for channel in center.pbx.channels.values())
+
+
+def answered_in(center: Center, supervisor: str = "2000") -> Callable[[], bool]:
+    return lambda: answered(center, supervisor)
 
 
 def answered(center: Center, supervisor: str = "2000") -> bool:
@@ -329,6 +333,7 @@ async def test_supervisor_command_line_listens_stops_and_shows_in_status(
     [
         (["supervisor", "listen", "2000"], "needs the agent"),
         (["supervisor", "stop", "2000", "1001"], "takes no agent"),
+        (["supervisor", "takeover", "2000", "1001"], "takes no agent"),
         (["supervisor", "spy", "2000", "1001"], "invalid choice"),
     ],
 )
@@ -375,3 +380,27 @@ async def test_help_is_refused_when_nobody_can_come(tmp_path: Path) -> None:
         assert status == 409, "Carol is not on a call"
         for caller in (on_support, alice_again):
             await caller.hangup()
+
+
+async def test_a_supervisor_takes_the_call_over_and_the_agent_is_free(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        seen = events_of(center)
+        caller = await caller_with_agent(center, "5551247")
+        status, answer = await api(center, "/supervisors/2000/takeover", {})
+        assert status == 409 and "not on an agent's call" in answer["error"]
+        await api(center, "/supervisors/2000/barge", {"agent": "1001"})
+        await sam.wait_answered(timeout=STEP)
+        await until(answered_in(center), "Sam barges in")
+        status, answer = await api(center, "/supervisors/2000/takeover", {})
+        assert status == 200 and answer["monitoring"]["agent"] == "1001", answer
+        assert await caller.wait_bridged(timeout=STEP, device="PJSIP/2000") == "PJSIP/2000"
+        assert sam.rings == 2, "Sam's phone rings again with the caller"
+        await until(lambda: center.daemon.router.agents["1001"].state != "on_call", "Alice is free")
+        assert monitor_of(center) is None
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    assert (row["transfer_path"], row["monitored_by"], row["barged"]) == ("1001>2000", "2000", True)
+    assert [e.kind for e in seen if isinstance(e, CallTransferred)] == ["takeover"]
+    assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["taken_over"]

@@ -24,6 +24,8 @@ Routes (all JSON)::
                                           {"supervisor": "2000", "monitoring": {"agent": ...,
                                           "call_id": ..., "mode": ..., "state": "ringing"}}
     POST /supervisors/{id}/stop           {}: end it; "monitoring" is what it was, or null
+    POST /supervisors/{id}/takeover       {}: the caller is put through to the supervisor
+                                          (their phone rings again) and the agent is free
     POST /reload                          re-read the config file (as SIGHUP does):
                                           {"reloaded": true, "needs_restart": ["api.port"]}
 
@@ -318,6 +320,8 @@ class ControlAPI:
         try:
             if action == "stop":
                 shown = await monitoring.stop(supervisor_id)
+            elif action == "takeover":
+                shown = await monitoring.take_over(supervisor_id)
             elif action in MONITOR_MODES:
                 agent = body.get("agent")
                 if not isinstance(agent, str) or not agent:

@@ -17,8 +17,10 @@ stopped, when the supervisor hangs up, and when the agent's part of the call is 
 caller or the agent hung up, or the agent transferred the caller): the supervisor's leg is
 then hung up too, so that a supervisor never sits in silence on a call that is gone.
 
-An agent can ask for help (:meth:`Monitoring.ask_for_help`): the supervisor of the queue is rung to
-whisper on the agent's call, unless already on another one.
+An agent can ask for help (:meth:`Monitoring.ask_for_help`): the supervisor of the queue is
+rung to whisper on the agent's call, unless already on another one. A supervisor on a call
+can take it over (:meth:`Monitoring.take_over`): the caller is put through to them and the
+agent is free.
 
 Published: :class:`~callcenter.events.CallMonitored` when the supervisor answers and at each
 change of mode (the CDR's ``monitored_by`` and ``barged``), and
@@ -59,9 +61,11 @@ REPLACED: Final = "replaced"
 NOT_ANSWERED: Final = "not_answered"
 ENDED: Final = "ended"
 SHUTDOWN: Final = "shutdown"
+TAKEN_OVER: Final = "taken_over"
 """``MonitorEnded.why``: asked to stop; moved to another call; the supervisor's phone did not
 answer; the supervisor hung up or the agent's part of the call is over; the daemon stopped
-(the supervisor's leg is left to the PBX, as the call is)."""
+(the supervisor's leg is left to the PBX, as the call is); the supervisor took the call
+over."""
 
 _CALLER_ID_UNSAFE = re.compile(r"[^A-Za-z0-9+*#. _@-]")
 
@@ -216,6 +220,23 @@ class Monitoring:
             )
         log.info("help_requested", agent=agent_id, supervisor=supervisor)
         return supervisor, await self.monitor(supervisor, agent_id, "whisper")
+
+    async def take_over(self, supervisor_id: str) -> dict[str, Any]:
+        """The supervisor takes over the call they are on: their listening leg is hung up,
+        the agent's leg too, and the caller is put through to the supervisor's phone (it
+        rings again), as a transfer from the agent (``CallTransferred`` kind ``takeover``).
+        Returns the monitoring that ended. EngineError when they are on no call yet."""
+        if supervisor_id not in self._board.config.supervisors:
+            raise UnknownSupervisor(f"unknown supervisor {supervisor_id}")
+        async with self._locks.setdefault(supervisor_id, asyncio.Lock()):
+            current = self._monitors.get(supervisor_id)
+            if current is None or current.answered is None:
+                raise EngineError(f"supervisor {supervisor_id} is not on an agent's call")
+            shown = current.as_dict()
+            await self._end(current, TAKEN_OVER)
+            await self._board.transfer(current.agent, supervisor_id, kind="takeover")
+            log.info("call_taken_over", supervisor=supervisor_id, agent=current.agent)
+            return shown
 
     async def stop(self, supervisor_id: str) -> dict[str, Any] | None:
         """End what ``supervisor_id`` monitors (their leg is hung up); returns what it was,
