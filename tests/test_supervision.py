@@ -81,6 +81,14 @@ def gone(center: Center, leg: Any) -> bool:
     return all(channel is not leg for channel in center.pbx.channels.values())
 
 
+async def caller_hangs_up_and_the_cdr_says(
+    center: Center, caller: Any, monitored_by: str, *, barged: bool
+) -> None:
+    await caller.hangup()
+    row = await center.cdr(caller.uniqueid)
+    assert (row["monitored_by"], row["barged"]) == (monitored_by, barged)
+
+
 def answered_in(center: Center, supervisor: str = "2000") -> Callable[[], bool]:
     return lambda: answered(center, supervisor)
 
@@ -95,6 +103,18 @@ def spy_leg(center: Center, supervisor: str = "2000") -> Any:
     if monitor is None or not monitor.session.channel:
         return None
     return center.pbx.find_channel(monitor.session.channel)
+
+
+async def sam_joins(center: Center, sam: Any, mode: str, agent: str = "1001") -> Any:
+    """Sam (2000) asks for ``mode`` on ``agent``'s call, answers, and his leg runs in that
+    mode; returns his leg on the demo PBX."""
+    status, answer = await api(center, f"/supervisors/2000/{mode}", {"agent": agent})
+    assert status == 200, answer
+    await sam.wait_answered(timeout=STEP)
+    await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
+    leg = spy_leg(center)
+    await until(lambda: leg.spy_mode == mode, f"Sam's leg runs in {mode} mode")
+    return leg
 
 
 @asynccontextmanager
@@ -157,12 +177,7 @@ async def test_supervisor_stops_listening_and_the_call_goes_on_unheard(
 ) -> None:
     async with supervised(tmp_path, transport) as (center, _alice, sam):
         caller = await caller_with_agent(center, "5551235")
-        status, _ = await api(center, "/supervisors/2000/listen", {"agent": "1001"})
-        assert status == 200
-        await sam.wait_answered(timeout=STEP)
-        await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
-        leg = spy_leg(center)
-        await until(lambda: leg.spy_mode == "listen", "Sam listens")
+        leg = await sam_joins(center, sam, "listen")
 
         status, answer = await api(center, "/supervisors/2000/stop", {})
         assert status == 200 and answer["monitoring"]["mode"] == "listen"
@@ -173,9 +188,7 @@ async def test_supervisor_stops_listening_and_the_call_goes_on_unheard(
 
         await asyncio.sleep(0.2)
         assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001", "the call goes on"
-        await caller.hangup()
-        row = await center.cdr(caller.uniqueid)
-        assert (row["monitored_by"], row["barged"]) == ("2000", False)
+        await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=False)
 
 
 async def test_a_supervisor_who_does_not_answer_leaves_no_trace_on_the_call(
@@ -191,9 +204,7 @@ async def test_a_supervisor_who_does_not_answer_leaves_no_trace_on_the_call(
         await sam.wait_rings(timeout=STEP)
         await until(lambda: monitor_of(center) is None, "the request lapses", limit=STEP)
         assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001"
-        await caller.hangup()
-        row = await center.cdr(caller.uniqueid)
-        assert (row["monitored_by"], row["barged"]) == ("", False)
+        await caller_hangs_up_and_the_cdr_says(center, caller, "", barged=False)
         assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["not_answered"]
 
 
@@ -203,17 +214,12 @@ async def test_supervisor_hanging_up_ends_the_monitoring_not_the_call(
     async with supervised(tmp_path, transport) as (center, _alice, sam):
         seen = events_of(center)
         caller = await caller_with_agent(center, "5551237")
-        await api(center, "/supervisors/2000/whisper", {"agent": "1001"})
-        await sam.wait_answered(timeout=STEP)
-        await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
-        await until(lambda: spy_leg(center).spy_mode == "whisper", "Sam whispers")
+        await sam_joins(center, sam, "whisper")
         await sam.hangup()
         await until(lambda: monitor_of(center) is None, "monitoring ends with Sam's leg")
         assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["ended"]
         assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001", "the call goes on"
-        await caller.hangup()
-        row = await center.cdr(caller.uniqueid)
-        assert (row["monitored_by"], row["barged"]) == ("2000", False)
+        await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=False)
 
 
 async def test_supervisor_moves_from_one_agent_to_another_with_one_ring_each(
@@ -225,10 +231,7 @@ async def test_supervisor_moves_from_one_agent_to_another_with_one_ring_each(
         first = await caller_with_agent(center, "5551238", key="1")  # sales: Alice only
         second = await caller_with_agent(center, "5551239")  # support: Bob is the one free
         assert await second.wait_bridged(timeout=STEP) == "PJSIP/1002"
-        await api(center, "/supervisors/2000/listen", {"agent": "1001"})
-        await sam.wait_answered(timeout=STEP)
-        await until(lambda: spy_leg(center) is not None, "Sam listens to Alice")
-        on_alice = spy_leg(center)
+        on_alice = await sam_joins(center, sam, "listen")
 
         status, answer = await api(center, "/supervisors/2000/listen", {"agent": "1002"})
         assert status == 200 and answer["monitoring"]["call_id"] == second.uniqueid
@@ -258,9 +261,7 @@ async def test_a_mode_asked_while_the_phone_rings_is_the_one_the_supervisor_gets
         await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
         await until(lambda: spy_leg(center).spy_mode == "barge", "Sam is heard by everybody")
         assert sam.rings == 1
-        await caller.hangup()
-        row = await center.cdr(caller.uniqueid)
-        assert (row["monitored_by"], row["barged"]) == ("2000", True)
+        await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=True)
 
 
 async def test_monitoring_ends_when_the_agent_transfers_the_caller_away(
@@ -269,10 +270,7 @@ async def test_monitoring_ends_when_the_agent_transfers_the_caller_away(
     async with supervised(tmp_path, transport) as (center, _alice, sam):
         center.add_phone("PJSIP/1002", answer_after=0.05)
         caller = await caller_with_agent(center, "5551241", key="1")  # sales: Alice only
-        await api(center, "/supervisors/2000/listen", {"agent": "1001"})
-        await sam.wait_answered(timeout=STEP)
-        await until(lambda: spy_leg(center) is not None, "Sam listens to Alice")
-        leg = spy_leg(center)
+        leg = await sam_joins(center, sam, "listen")
         status, answer = await api(center, "/agents/1001/transfer", {"to": "1002"})
         assert status == 200, answer
         assert await caller.wait_bridged(timeout=STEP, device="PJSIP/1002") == "PJSIP/1002"
@@ -357,9 +355,7 @@ async def test_an_agent_asking_for_help_gets_the_queue_s_supervisor_whispering(
         await sam.wait_answered(timeout=STEP)
         await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
         await until(lambda: spy_leg(center).spy_mode == "whisper", "Alice hears Sam")
-        await caller.hangup()
-        row = await center.cdr(caller.uniqueid)
-        assert (row["monitored_by"], row["barged"]) == ("2000", False)
+        await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=False)
 
 
 async def test_help_is_refused_when_nobody_can_come(tmp_path: Path) -> None:
@@ -390,9 +386,8 @@ async def test_a_supervisor_takes_the_call_over_and_the_agent_is_free(
         caller = await caller_with_agent(center, "5551247")
         status, answer = await api(center, "/supervisors/2000/takeover", {})
         assert status == 409 and "not on an agent's call" in answer["error"]
-        await api(center, "/supervisors/2000/barge", {"agent": "1001"})
-        await sam.wait_answered(timeout=STEP)
-        await until(answered_in(center), "Sam barges in")
+        await sam_joins(center, sam, "barge")
+        await until(answered_in(center), "the daemon knows Sam answered")
         status, answer = await api(center, "/supervisors/2000/takeover", {})
         assert status == 200 and answer["monitoring"]["agent"] == "1001", answer
         assert await caller.wait_bridged(timeout=STEP, device="PJSIP/2000") == "PJSIP/2000"
