@@ -592,6 +592,8 @@ def format_status(status: dict[str, Any]) -> str:
         where = " ".join(str(call.get(k) or "") for k in ("queue", "agent")).strip()
         path = call.get("path") or []
         steps = ">".join(map(str, path)) if isinstance(path, list) else str(path)
+        if call.get("recording"):
+            steps += "  [recording paused]" if call.get("recording_paused") else "  [recorded]"
         lines.append(f"  {call.get('call_id')}  {where}  {steps}".rstrip())
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
+from callcenter.cli import format_status
 from callcenter.config.loader import check_config
 from callcenter.errors import CommandFailed
 from callcenter.events import EngineEvent, RecordingMuted, RecordingStarted
@@ -260,3 +261,15 @@ async def test_a_recording_the_pbx_refuses_is_forgotten_and_the_call_goes_on(
     assert row["recordingfile"] == ""
     (warning,) = [e for e in logs if e["event"] == "recording_not_started"]
     assert "MixMonitor refused" in warning["error"]
+
+
+def test_status_marks_recorded_calls_and_paused_recordings() -> None:
+    calls = [
+        {"call_id": "a", "queue": "support", "agent": "1001", "path": ["main:welcome"]},
+        {"call_id": "b", "queue": "support", "agent": "1002", "recording": "/r/b.wav"},
+        {"call_id": "c", "agent": "1003", "recording": "/r/c.wav", "recording_paused": True},
+    ]
+    table = format_status({"calls": calls}).splitlines()
+    assert table[-3] == "  a  support 1001  main:welcome"
+    assert table[-2] == "  b  support 1002    [recorded]"
+    assert table[-1] == "  c  1003    [recording paused]"
