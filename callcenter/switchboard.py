@@ -1452,10 +1452,10 @@ class Switchboard:
         config does not name. ``kind`` is what the CallTransferred event says (``takeover``:
         a supervisor took the call over).
         """
-        call_id = self._by_agent.get(agent_id)
-        if call_id is None or call_id not in self.active:
+        found = self.agent_call(agent_id)
+        if found is None:
             raise EngineError(f"agent {agent_id} is not on a call")
-        active = self.active[call_id]
+        call_id, active = found
         target = to
         if to == "supervisor":
             qcfg = self.config.queues.get(active.queue or "")

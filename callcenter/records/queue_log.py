@@ -120,7 +120,6 @@ class _Caller:
     agent: str = ""
     """The agent talking to the caller, while a talk may still end with a COMPLETE line."""
     hold: int = 0
-    connected: float | None = None
     talk: int = 0
     """Seconds of the talk that ended for a transfer (BLINDTRANSFER follows)."""
     written: int = 0
@@ -189,7 +188,7 @@ def _on_ring_failed(step: _Step, e: AgentRingFailed) -> None:
 def _on_connected(step: _Step, e: AgentConnected) -> None:
     c = step.caller
     hold = max(0, round(e.wait_seconds))
-    c.queue, c.agent, c.hold, c.connected = e.queue, e.agent, hold, step.event.mono
+    c.queue, c.agent, c.hold = e.queue, e.agent, hold
     step.call_entry(e.queue, agent_name(e.agent), "CONNECT", str(hold), "", _secs(e.ring_seconds))
 
 
@@ -276,19 +275,22 @@ def fold(caller: _Caller | None, event: CallEvent) -> tuple[_Caller, tuple[Queue
     return step.caller, tuple(step.entries)
 
 
+AGENT_LINES: Mapping[type[EngineEvent], Callable[[Any, str], tuple[str, tuple[str, ...]]]] = {
+    AgentLoggedIn: lambda e, device: ("AGENTLOGIN", (e.device,)),
+    AgentLoggedOut: lambda e, device: ("AGENTLOGOFF", (device, _secs(e.shift_seconds))),
+    AgentPaused: lambda e, device: ("PAUSEALL", (e.reason,)),
+    AgentUnpaused: lambda e, device: ("UNPAUSEALL", ()),
+}
+"""Agent event type -> (verb, data) of its line, given the agent's device at login."""
+
+
 def agent_entries(event: AgentEvent, device: str) -> tuple[QueueLogEntry, ...]:
     """The queue_log entries of an agent event (``device``: the agent's device at login,
     for AGENTLOGOFF); pure."""
-    verbs: dict[type[AgentEvent], Callable[[Any], tuple[str, tuple[str, ...]]]] = {
-        AgentLoggedIn: lambda e: ("AGENTLOGIN", (e.device,)),
-        AgentLoggedOut: lambda e: ("AGENTLOGOFF", (device, _secs(e.shift_seconds))),
-        AgentPaused: lambda e: ("PAUSEALL", (e.reason,)),
-        AgentUnpaused: lambda e: ("UNPAUSEALL", ()),
-    }
-    made = verbs.get(type(event))
+    made = AGENT_LINES.get(type(event))
     if made is None:
         return ()
-    verb, data = made(event)
+    verb, data = made(event, device)
     key = f"agent:{event.agent}:{verb}:{event.at.isoformat()}"
     return (QueueLogEntry(key, event.at, NONE, NONE, agent_name(event.agent), verb, data),)
 
@@ -297,7 +299,6 @@ class QueueLogStore(Protocol):
     def write_queue_log(self, entries: tuple[QueueLogEntry, ...]) -> bool: ...
 
 
-_AGENT_EVENTS: Final = frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentUnpaused})
 _DAEMON_EVENTS: Final[Mapping[type[EngineEvent], str]] = {
     CallCentreStarted: "QUEUESTART",
     ConfigReloaded: "CONFIGRELOAD",
@@ -347,7 +348,7 @@ class QueueLogRecorder:
             verb = _DAEMON_EVENTS[kind]
             key = f"daemon:{verb}:{event.at.isoformat()}"
             entries = (QueueLogEntry(key, event.at, NONE, NONE, NONE, verb),)
-        elif kind in _AGENT_EVENTS:
+        elif kind in AGENT_LINES:
             assert isinstance(event, AgentEvent)
             entries = agent_entries(event, self._devices.get(event.agent, ""))
             if isinstance(event, AgentLoggedIn):
