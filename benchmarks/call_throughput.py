@@ -46,6 +46,9 @@ import contextlib
 import gc
 import math
 import os
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -129,6 +132,22 @@ def bench_config(
             for agent in agents
         },
     }
+
+
+def start_mosquitto(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Debian's mosquitto on a free loopback port, for ``--mqtt``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    conf = folder / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return process, port
+        time.sleep(0.01)
+    raise SystemExit("mosquitto did not start (apt-get install mosquitto)")
 
 
 def phones(agents: list[str], answer_after: float, hangup_after: float) -> dict[str, Any]:
@@ -323,6 +342,10 @@ async def run_transport(
         settings = bench_config(
             pbx.ready["ami_port"], transport, agents, "cdr.sqlite3", args.ami_events
         )
+        broker = None
+        if args.mqtt != "off":
+            broker = start_mosquitto(Path(tmp))
+            settings["mqtt"] = {"port": broker[1], "events": args.mqtt == "events"}
         path.write_text(yaml.safe_dump(settings, sort_keys=False))
         environ = {"CALLCENTER_AMI_SECRET": DEMO_SECRET}
         daemon = Daemon(load_config(path, environ=environ), config_path=path, environ=environ)
@@ -395,6 +418,9 @@ async def run_transport(
             await sampler
             await daemon.stop()
             await pbx.stop()
+            if broker is not None:
+                broker[0].terminate()
+                broker[0].wait(5)
     for stage in result:
         for sample in probe.gaps:
             if stage.start <= sample.at < stage.end:
@@ -509,6 +535,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"# Call throughput ({machine()}, event loop: {loop_name()})")
     if args.ami_events:
         print(f"VARIANT: AMI events {args.ami_events!r}")
+    if args.mqtt != "off":
+        print(f"VARIANT: MQTT publishing {args.mqtt} to a local mosquitto")
     print(
         f"stages of {args.seconds:g} s at {', '.join(f'{r:g}' for r in rates)} calls/s; "
         f"{args.agents} agents answering after {args.answer_after:g} s, talking {args.talk:g} s; "
@@ -654,6 +682,13 @@ def parse_args() -> argparse.Namespace:
         "--no-floor", dest="floor", action="store_false", help="skip the bare-client floor row"
     )
     parser.add_argument("--ami-events", default=None, help="what-if: the config's ami.events")
+    parser.add_argument(
+        "--mqtt",
+        choices=["off", "figures", "events"],
+        default="off",
+        help="what-if: live figures (and with events, every engine event) to a mosquitto "
+        "the script starts",
+    )
     parser.add_argument(
         "--loop",
         choices=["auto", "asyncio", "uvloop"],

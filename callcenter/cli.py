@@ -529,6 +529,12 @@ def format_status(status: dict[str, Any]) -> str:
             )
         for path in records.get("rescued_files", []):
             lines.append(f"  kept at a stop, not yet in the database: {path}")
+    mqtt = status.get("mqtt")
+    if mqtt is not None:
+        if mqtt.get("connected"):
+            lines.append(f"MQTT {mqtt.get('broker')}: connected since {mqtt.get('since')}")
+        else:
+            lines.append(f"MQTT {mqtt.get('broker')}: not connected ({mqtt.get('error')})")
     lines.append("")
     agent_cols = [("agent", 8), ("name", 14), ("state", 10), ("for", 8), ("ready", 5)]
     agent_cols += [("calls", 5), ("queues", 20), ("note", 0)]

@@ -37,6 +37,7 @@ from callcenter.errors import ConfigError, ConfigIssue, PBXClaimed, RecordError
 from callcenter.events import CallCentreStarted, ConfigReloaded, EventBus
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
+from callcenter.live.mqtt import MQTTPublisher
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
 from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSettings
 from callcenter.pbx.interface import (
@@ -63,7 +64,7 @@ log = structlog.get_logger(__name__)
 #: Config sections the daemon reads once, at start: a reload that changes them is logged as
 #: needing a restart. The PBX links, listening sockets, record store and event loop stay as
 #: they are, and so does logging (loggers bound at start would keep the old level).
-RESTART_SECTIONS = ("pbx", "api", "records", "runtime", "logging")
+RESTART_SECTIONS = ("pbx", "api", "records", "runtime", "logging", "mqtt")
 
 
 def changed_settings(old: BaseModel, new: BaseModel, prefix: str = "") -> list[str]:
@@ -78,6 +79,15 @@ def changed_settings(old: BaseModel, new: BaseModel, prefix: str = "") -> list[s
         elif before != after:
             changed.append(path)
     return changed
+
+
+def section_changes(old: CallCenterConfig, new: CallCenterConfig, section: str) -> list[str]:
+    """:func:`changed_settings` of one section; an optional section (``mqtt``) turned on or
+    off is named whole."""
+    before, after = getattr(old, section), getattr(new, section)
+    if isinstance(before, BaseModel) and isinstance(after, BaseModel):
+        return changed_settings(before, after, f"{section}.")
+    return [section] if before != after else []
 
 
 def asterisk_settings(config: CallCenterConfig) -> AsteriskSettings:
@@ -221,6 +231,18 @@ class Daemon:
         self.link = PBXLink(self.pbx.name)
         self.metrics = Metrics(self._service_level)
         self.bus.subscribe(self.metrics.on_event)
+        self.mqtt: MQTTPublisher | None = None
+        if config.mqtt is not None:
+            password = config.mqtt.password
+            self.mqtt = MQTTPublisher(
+                config.mqtt,
+                self.router,
+                service_level=self._service_level,
+                timezone=config.ivr.timezone,
+                password=password.get_secret_value() if password is not None else None,
+            )
+            self.bus.subscribe(self.mqtt.on_event)
+        live = self.mqtt.health if self.mqtt is not None else None
         self.api = ControlAPI(
             self.switchboard,
             config.api.host,
@@ -229,6 +251,7 @@ class Daemon:
             link=self.link,
             records=self.recorder.writer.health,
             metrics=self.metrics,
+            mqtt=live,
         )
         self.metrics_api: ControlAPI | None = None
         if config.api.metrics_host is not None:
@@ -239,6 +262,7 @@ class Daemon:
                 link=self.link,
                 records=self.recorder.writer.health,
                 metrics=self.metrics,
+                mqtt=live,
                 read_only=True,
             )
         self._stopped = asyncio.Event()
@@ -293,6 +317,8 @@ class Daemon:
             await self.api.start()
             if self.metrics_api is not None:
                 await self.metrics_api.start()
+            if self.mqtt is not None:
+                await self.mqtt.start()
             # Before anything is taken back or any call taken: another daemon may drive
             # this PBX (PBXClaimed).
             await self.pbx.claim()
@@ -306,6 +332,8 @@ class Daemon:
             await self.api.stop()
             if self.metrics_api is not None:
                 await self.metrics_api.stop()
+            if self.mqtt is not None:
+                await self.mqtt.stop()
             await self.recorder.close()
             self.lock.release()
             raise
@@ -429,11 +457,7 @@ class Daemon:
             calls_keeping_old_config=len(self.switchboard.active),
         )
         pending = [
-            path
-            for section in RESTART_SECTIONS
-            for path in changed_settings(
-                getattr(old, section), getattr(new, section), f"{section}."
-            )
+            path for section in RESTART_SECTIONS for path in section_changes(old, new, section)
         ]
         if pending:
             log.warning(
@@ -461,6 +485,8 @@ class Daemon:
             await self.metrics_api.stop()
         await self.switchboard.close()
         await self.pbx.stop()
+        if self.mqtt is not None:
+            await self.mqtt.stop()
         if self.queue_log is not None:
             self.queue_log.flush()
         try:

@@ -7,7 +7,8 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     ├── ProtocolError               bytes from a peer that no codec can decode
     │   ├── AMIProtocolError
     │   ├── AGIProtocolError
-    │   └── ESLProtocolError
+    │   ├── ESLProtocolError
+    │   └── MQTTProtocolError
     ├── PBXError                    talking to the PBX went wrong
     │   ├── AuthenticationError     wrong AMI secret / ESL password (exit status 2)
     │   ├── PBXConnectionError      the PBX link is down or was lost mid-request
@@ -24,6 +25,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── UnknownSupervisor
     │   └── DestinationNotAllowed   a transfer/dial target that the config does not allow
     ├── ListenError                 an address the daemon must listen on is taken or refused
+    ├── BrokerRefused               the MQTT broker refused the daemon's connection
     └── RecordError                 a record could not be stored (or its database opened)
 """
 
@@ -74,6 +76,10 @@ class AGIProtocolError(ProtocolError):
 
 class ESLProtocolError(ProtocolError):
     """Malformed FreeSWITCH Event Socket traffic."""
+
+
+class MQTTProtocolError(ProtocolError):
+    """An MQTT packet that cannot be framed, or one the standard forbids us to send."""
 
 
 class PBXError(CallCenterError):
@@ -152,6 +158,15 @@ class DestinationNotAllowed(EngineError):
 class ListenError(CallCenterError):
     """A server socket of the daemon (FastAGI, FreeSWITCH outbound, control API) could not
     be bound: the port is in use or the address is not this host's."""
+
+
+class BrokerRefused(CallCenterError):
+    """The MQTT broker answered CONNECT with a refusal (``code``: the CONNACK return code)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"the MQTT broker refused the connection: {reason} (code {code})")
 
 
 class RecordError(CallCenterError):

@@ -381,6 +381,17 @@ def test_status_says_plainly_when_the_pbx_is_down_and_records_wait() -> None:
     assert lines[-1] == "0 call(s) in progress"
 
 
+def test_status_shows_the_mqtt_link_up_or_why_it_is_down() -> None:
+    up = {"broker": "127.0.0.1:1883", "connected": True, "since": "09:00", "error": None}
+    down = {**up, "connected": False, "error": "[Errno 111] Connect call failed"}
+    assert "MQTT 127.0.0.1:1883: connected since 09:00" in format_status({"mqtt": up})
+    assert (
+        "MQTT 127.0.0.1:1883: not connected ([Errno 111] Connect call failed)"
+        in format_status({"mqtt": down}).splitlines()
+    )
+    assert "MQTT" not in format_status({"agents": []}), "no mqtt section, no line"
+
+
 async def test_a_daemon_another_one_took_the_pbx_over_from_stops_with_status_4(
     tmp_path: Path,
 ) -> None:

@@ -635,3 +635,45 @@ def test_event_loop_uvloop_without_uvloop_installed_is_a_config_error(
     assert loop_factory(auto) is None, "auto falls back to asyncio's loop"
     asyncio_loop = load_config_text(text.replace("uvloop\n", "asyncio\n"), environ=SECRET_ENV)
     assert loop_factory(asyncio_loop) is None
+
+
+def test_mqtt_is_off_without_its_section_even_with_a_password_in_the_environment() -> None:
+    env = {**SECRET_ENV, "CALLCENTER_MQTT_PASSWORD": "s3cret"}
+    assert load_config_text(BASE, environ=env).mqtt is None
+    on = load_config_text(BASE + "mqtt:\n  username: wallboard\n", environ=env).mqtt
+    assert on is not None and on.password is not None
+    assert on.password.get_secret_value() == "s3cret"
+    assert (on.host, on.port, on.topic_prefix, on.interval) == ("127.0.0.1", 1883, "callcenter", 1)
+    written = BASE + "mqtt:\n  username: wallboard\n  password: in-file\n"
+    in_file = load_config_text(written, environ=env).mqtt
+    assert in_file is not None and in_file.password is not None
+    assert in_file.password.get_secret_value() == "in-file", "the file wins over the environment"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            '  topic_prefix: "site1/#"\n',
+            "<config>:37: mqtt.topic_prefix: must be an MQTT topic such as",
+        ),
+        ('  topic_prefix: "callcenter/"\n', "<config>:37: mqtt.topic_prefix: must be an MQTT"),
+        ("  interval: 0.01\n", "<config>:37: mqtt.interval: must be greater than or equal to 0.1"),
+        ("  password: p\n", "<config>:36: mqtt: a password is only sent with a username"),
+        ("  port: 70000\n", "<config>:37: mqtt.port: must be less than or equal to 65535"),
+    ],
+)
+def test_a_broken_mqtt_section_is_refused_at_its_line(lines: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(BASE + "mqtt:\n" + lines, environ=SECRET_ENV)
+    assert str(caught.value).startswith(expected), str(caught.value)
+
+
+def test_the_examples_mqtt_section_loads_once_uncommented() -> None:
+    text = EXAMPLE.read_text()
+    start = text.index("# mqtt:")
+    end = text.index("\n\n", start)
+    section = re.sub(r"^# ?", "", text[start:end], flags=re.MULTILINE)
+    config = load_config_text(BASE + section + "\n", environ=SECRET_ENV)
+    assert config.mqtt is not None
+    assert (config.mqtt.username, config.mqtt.topic_prefix) == ("callcenter", "callcenter")

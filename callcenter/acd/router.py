@@ -169,6 +169,8 @@ class Router:
                 agent.device = profile.device
                 agent.device_busy = False
                 agent.device_unreachable = False
+            if profile.name is not None:
+                agent.name = profile.name
             agent.skills = dict(profile.skills)
             agent.wrapup = profile.wrapup
             agent.autopause = profile.autopause
@@ -717,47 +719,61 @@ class Router:
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state for the API and CLI."""
         now = self._clock()
-        agents = [
-            {
-                "id": a.id,
-                "name": a.name,
-                "device": a.device,
-                "state": a.state.value,
-                "time_in_state": round(a.time_in_state(now), 1),
-                "pause_reason": a.pause_reason,
-                "pending_pause": a.pending_pause,
-                "logout_pending": a.logout_pending,
-                "call_id": a.call_id,
-                "calls_taken": a.calls_taken,
-                "missed_offers": a.missed_offers,
-                "talk_seconds": round(a.talk_seconds, 1),
-                "skills": dict(a.skills),
-                "ready": a.state is _S.AVAILABLE
-                and not a.delayed
-                and not a.device_busy
-                and not a.device_unreachable,
-                "device_reachable": not a.device_unreachable,
-                "queues": [q.name for q in self._member_of.get(a.id, ())],
-            }
-            for a in self._agents.values()
-        ]
-        queues = []
-        for q in self._queues.values():
-            oldest = q.oldest_joined()
-            queues.append(
-                {
-                    "name": q.name,
-                    "strategy": str(q.strategy),
-                    "weight": q.rules.weight,
-                    "members": list(q.members),
-                    "waiting": len(q),
-                    "callbacks": sum(1 for e in q.entries() if e.callback is not None),
-                    "available": len(q.idle_members()),
-                    "staffed": q.present,
-                    "longest_wait": round(now - oldest, 1) if oldest is not None else 0.0,
-                }
-            )
-        return {"agents": agents, "queues": queues}
+        return {
+            "agents": [self.agent_view(a, now) for a in self._agents],
+            "queues": [self.queue_view(q, now) for q in self._queues],
+        }
+
+    def agent_ids(self) -> list[str]:
+        """Every configured agent's id, in config order."""
+        return list(self._agents)
+
+    def queue_names(self) -> list[str]:
+        """Every configured queue's name, in config order."""
+        return list(self._queues)
+
+    def agent_view(self, agent_id: str, now: float | None = None) -> dict[str, Any]:
+        """One agent of :meth:`snapshot` (raises UnknownAgent)."""
+        a = self._agent(agent_id)
+        now = self._clock() if now is None else now
+        return {
+            "id": a.id,
+            "name": a.name,
+            "device": a.device,
+            "state": a.state.value,
+            "time_in_state": round(a.time_in_state(now), 1),
+            "pause_reason": a.pause_reason,
+            "pending_pause": a.pending_pause,
+            "logout_pending": a.logout_pending,
+            "call_id": a.call_id,
+            "calls_taken": a.calls_taken,
+            "missed_offers": a.missed_offers,
+            "talk_seconds": round(a.talk_seconds, 1),
+            "skills": dict(a.skills),
+            "ready": a.state is _S.AVAILABLE
+            and not a.delayed
+            and not a.device_busy
+            and not a.device_unreachable,
+            "device_reachable": not a.device_unreachable,
+            "queues": [q.name for q in self._member_of.get(a.id, ())],
+        }
+
+    def queue_view(self, name: str, now: float | None = None) -> dict[str, Any]:
+        """One queue of :meth:`snapshot` (raises UnknownQueue)."""
+        q = self._queue(name)
+        now = self._clock() if now is None else now
+        oldest = q.oldest_joined()
+        return {
+            "name": q.name,
+            "strategy": str(q.strategy),
+            "weight": q.rules.weight,
+            "members": list(q.members),
+            "waiting": len(q),
+            "callbacks": sum(1 for e in q.entries() if e.callback is not None),
+            "available": len(q.idle_members()),
+            "staffed": q.present,
+            "longest_wait": round(now - oldest, 1) if oldest is not None else 0.0,
+        }
 
     # ------------------------------------------------------------------ internals
 

@@ -75,6 +75,8 @@ class AgentRules:
 
     device: str | None = None
     """The dial string (None: keep the agent's); remote agents already resolved."""
+    name: str | None = None
+    """The name supervisors see (None: keep the agent's)."""
     skills: Mapping[str, int] = field(default_factory=_empty)
     wrapup: float | None = None
     autopause: int | None = None
@@ -120,6 +122,7 @@ def agent_rules(config: CallCenterConfig) -> dict[str, AgentRules]:
     return {
         agent_id: AgentRules(
             device=remote_device(a.device, config.acd.remote_dial),
+            name=a.name,
             skills=MappingProxyType(dict(a.skills)),
             wrapup=a.wrapup,
             autopause=a.autopause,

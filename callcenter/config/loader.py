@@ -516,12 +516,15 @@ def _fill_from_settings(
     data: dict[object, object], overrides: Mapping[tuple[str, ...], object]
 ) -> None:
     """Put env/secrets-file values where the file is silent; make sure pbx.ami exists.
+    Optional sections (``mqtt``) stay off unless the file has them.
 
     With pbx.ami always present, a missing secret is reported at pbx.ami.secret with a
     message saying how to set it, rather than as a missing `pbx` section.
     """
     _container(data, ("pbx", "ami"))
     for path, value in overrides.items():
+        if path[0] != "pbx" and not isinstance(data.get(path[0]), dict):
+            continue  # a secret for a section the file does not turn on (mqtt)
         node = _container(data, path[:-1])
         if node is not None:
             node.setdefault(path[-1], value)

@@ -498,6 +498,82 @@ class APIConfig(_Model):
     )
 
 
+_TopicPrefix = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            r"[^+#\x00/][^+#\x00]{0,199}(?<!/)",
+            "topic_prefix",
+            'must be an MQTT topic such as "callcenter" or "site1/callcenter": no \'+\', '
+            "'#', no leading or trailing '/'",
+        )
+    ),
+]
+
+
+class MQTTConfig(_Model):
+    """Live figures published to an MQTT broker, for wallboards and dashboards.
+
+    Retained, one topic each, republished when they change (at most once per ``interval``):
+    ``<prefix>/status`` (``online``; ``offline`` at a stop, and as the broker's last will
+    when the daemon vanishes), ``<prefix>/queues/<queue>`` and ``<prefix>/agents/<id>``
+    (JSON). With ``events``, every engine event as it happens on
+    ``<prefix>/events/<EventName>`` (JSON, not retained). Best effort: QoS 0, nothing is
+    kept while the broker is away, and a broker that is down or slow never slows a call.
+    """
+
+    host: _Text = Field(default="127.0.0.1", description="Host of the MQTT broker.")
+    port: _Port = Field(default=1883, description="TCP port of the MQTT broker.")
+    username: _Text | None = Field(
+        default=None, description="User name for the broker (null: connect without one)."
+    )
+    password: SecretStr | None = Field(
+        default=None,
+        description="Password for the broker, normally from the environment "
+        "(CALLCENTER_MQTT_PASSWORD) or the secrets file; only sent with a username.",
+    )
+    client_id: _Text | None = Field(
+        default=None,
+        description='MQTT client id; null: "callcenter-" and the host name. Two daemons '
+        "with one id push each other off the broker.",
+    )
+    topic_prefix: _TopicPrefix = Field(
+        default="callcenter", description="First levels of every topic the daemon publishes."
+    )
+    interval: _Seconds = Field(
+        default=1.0,
+        ge=0.1,
+        le=60,
+        description="Seconds between two looks at the queues and agents; what changed is "
+        "published.",
+    )
+    events: bool = Field(
+        default=False,
+        description="Also publish every engine event (CallStarted, QueueJoined, "
+        "AgentConnected ...) on <prefix>/events/<EventName>.",
+    )
+    keepalive: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="Seconds of MQTT keep-alive: the daemon pings the broker every half of "
+        "it, and reconnects when the broker has said nothing for 1.5 times it.",
+    )
+    connect_timeout: _Seconds = Field(
+        default=5, description="Seconds to wait for the TCP connection and the CONNACK."
+    )
+
+    @model_validator(mode="after")
+    def _password_needs_username(self) -> MQTTConfig:
+        if self.password is not None and self.username is None:
+            raise PydanticCustomError(
+                "mqtt_password",
+                "a password is only sent with a username: set mqtt.username too",
+            )
+        return self
+
+
 class LoggingConfig(_Model):
     """Log output."""
 
@@ -1725,6 +1801,10 @@ class CallCenterConfig(_Model):
     )
     records: RecordsConfig = Field(
         default_factory=RecordsConfig, description="Where call records are kept."
+    )
+    mqtt: MQTTConfig | None = Field(
+        default=None,
+        description="Live figures for wallboards on an MQTT broker; null (no section): none.",
     )
     routes: dict[_RouteKey, RouteConfig] = Field(
         default_factory=dict,

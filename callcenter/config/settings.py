@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     esl_password: SecretStr | None = Field(
         default=None, description="FreeSWITCH event socket password (CALLCENTER_ESL_PASSWORD)."
     )
+    mqtt_password: SecretStr | None = Field(
+        default=None, description="MQTT broker password (CALLCENTER_MQTT_PASSWORD)."
+    )
     config: Path = Field(
         default=DEFAULT_CONFIG_PATH,
         description="Config file used when the command line names none (CALLCENTER_CONFIG).",
@@ -83,6 +86,7 @@ class Settings(BaseSettings):
             (("pbx", "ami", "host"), self.ami_host),
             (("pbx", "ami", "port"), self.ami_port),
             (("pbx", "esl", "password"), self.esl_password),
+            (("mqtt", "password"), self.mqtt_password),
         ]
         return {path: value for path, value in pairs if value is not None}
 

@@ -39,6 +39,10 @@ an agent who is not on a call).
 ``{"ok": true, "unwritten": 0}``; while the database refuses writes (a full disk) ``ok`` is
 false, with ``failing_since`` and ``error``. Calls are still taken then (status 200): the
 records wait in memory, and a monitor should alert on ``records.ok``.
+With an ``mqtt:`` section, ``mqtt`` is :meth:`MQTTPublisher.health
+<callcenter.live.mqtt.MQTTPublisher.health>`: ``{"broker": "127.0.0.1:1883", "connected":
+true, "since": ..., "error": null, "published": 1234, "dropped": 0}``; a broker that is down
+never makes ``/health`` fail (live output is best effort).
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ LINGER_SECONDS = 1.0
 Reloader = Callable[[], Awaitable[list[str]]]
 #: Whether records reach their database (``RecordWriter.health``).
 RecordHealth = Callable[[], dict[str, Any]]
+LiveHealth = Callable[[], dict[str, Any]]
+"""The state of a live output (the MQTT link) for /health and /status."""
 
 
 class HTTPError(Exception):
@@ -144,6 +150,7 @@ class ControlAPI:
         link: PBXLink | None = None,
         records: RecordHealth | None = None,
         metrics: Metrics | None = None,
+        mqtt: LiveHealth | None = None,
         read_only: bool = False,
     ) -> None:
         self.switchboard = switchboard
@@ -151,6 +158,7 @@ class ControlAPI:
         self.read_only = read_only
         """Serve only ``GET /metrics`` and ``GET /health`` (the listener for Prometheus)."""
         self._records = records
+        self._mqtt = mqtt
         self.host = host
         self.port = port
         self._reload = reload
@@ -271,7 +279,10 @@ class ControlAPI:
         )
 
     def _records_health(self) -> dict[str, Any]:
-        return {"records": self._records()} if self._records is not None else {}
+        health = {"records": self._records()} if self._records is not None else {}
+        if self._mqtt is not None:
+            health["mqtt"] = self._mqtt()
+        return health
 
     async def _agent_action(
         self, agent_id: str, action: str, body: dict[str, Any]

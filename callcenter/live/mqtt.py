@@ -1,0 +1,475 @@
+"""Live figures on an MQTT broker, for wallboards and dashboards (``mqtt:`` in the config).
+
+What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
+
+    callcenter/status              retained  "online"; "offline" at a clean stop, and as the
+                                             broker's last will when the daemon vanishes
+    callcenter/queues/<queue>      retained  JSON: waiting, longest_wait, available, staffed,
+                                             callbacks, and "today" (offered, answered,
+                                             abandoned, exited, answered_in_service_level,
+                                             service_level_percent, average_wait)
+    callcenter/agents/<id>         retained  JSON: state, since, pause_reason, call_id,
+                                             queues, calls_taken, device_reachable
+    callcenter/events/<EventName>            JSON of every engine event (``mqtt.events``)
+
+Queues and agents are looked at every ``mqtt.interval`` seconds and published when their JSON
+changed; a new connection publishes all of them again, and agents a reload adds appear at the
+next look (the router never forgets an agent or a queue while the daemon runs). "today"
+counts from midnight in ``ivr.timezone``.
+
+Best effort, as DESIGN.md asks of live output: QoS 0, nothing is kept while the broker is
+away, writes never wait (a broker that reads too slowly loses events, counted in ``dropped``,
+and the figures catch up once it reads again), and reconnection backs off up to 30 s. The
+engine's only cost per event is a set insertion or a counter, plus the JSON of the event
+when ``mqtt.events`` is on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from callcenter.acd.router import Router
+from callcenter.config.models import MQTTConfig
+from callcenter.errors import BrokerRefused, MQTTProtocolError
+from callcenter.events import (
+    AgentConnected,
+    AgentEvent,
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentPaused,
+    AgentPhoneReachable,
+    AgentStateChanged,
+    AgentUnpaused,
+    EngineEvent,
+    QueueAbandoned,
+    QueueExited,
+    QueueJoined,
+)
+from callcenter.pbx.reconnect import backoff
+from callcenter.protocols import mqtt as wire
+from callcenter.tasks import cancel_and_wait
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["MQTTPublisher"]
+
+HIGH_WATER: Final = 1 << 20
+"""Bytes waiting in the socket's buffer above which events are dropped and a look at the
+figures is put off: the broker is not reading."""
+
+
+@dataclass(slots=True)
+class _Day:
+    """One queue's counts since midnight."""
+
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    exited: int = 0
+    in_service_level: int = 0
+    wait_total: float = 0.0
+
+    def as_dict(self, day: date) -> dict[str, Any]:
+        return {
+            "date": day.isoformat(),
+            "offered": self.offered,
+            "answered": self.answered,
+            "abandoned": self.abandoned,
+            "exited": self.exited,
+            "answered_in_service_level": self.in_service_level,
+            "service_level_percent": (
+                round(100.0 * self.in_service_level / self.answered, 1) if self.answered else None
+            ),
+            "average_wait": round(self.wait_total / self.answered, 1) if self.answered else None,
+        }
+
+
+class _BrokerProtocol(asyncio.Protocol):
+    """The socket to the broker: frames what it sends, notes when it last spoke."""
+
+    def __init__(self) -> None:
+        self.parser = wire.MQTTParser(max_packet=64 * 1024)
+        self.connack: asyncio.Future[wire.Packet | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        """The CONNACK, or None when the connection was lost before it."""
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.heard = time.monotonic()
+        self.error: str | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = time.monotonic()
+        try:
+            packets = self.parser.feed(data)
+        except MQTTProtocolError as exc:
+            self.error = f"not MQTT from the broker: {exc}"
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        for packet in packets:
+            if packet.type is wire.PacketType.CONNACK and not self.connack.done():
+                self.connack.set_result(packet)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.error is None and exc is not None:
+            self.error = str(exc) or type(exc).__name__
+        if not self.lost.done():
+            self.lost.set_result(None)
+        if not self.connack.done():
+            self.connack.set_result(None)
+
+
+_EVENT_FIELDS: dict[type[EngineEvent], tuple[str, ...]] = {}
+
+
+def _event_json(event: EngineEvent) -> bytes:
+    kind = type(event)
+    names = _EVENT_FIELDS.get(kind)
+    if names is None:
+        names = _EVENT_FIELDS[kind] = tuple(f.name for f in fields(event) if f.name != "mono")
+    out: dict[str, Any] = {"event": kind.__name__}
+    for name in names:
+        value = getattr(event, name)
+        out[name] = value.isoformat() if isinstance(value, datetime) else value
+    return json.dumps(out, default=str, separators=(",", ":")).encode()
+
+
+class MQTTPublisher:
+    """Publishes the call centre's live state to one broker; subscribe :meth:`on_event` to
+    the engine's bus, then :meth:`start`. Never raises into the engine."""
+
+    def __init__(
+        self,
+        config: MQTTConfig,
+        router: Router,
+        *,
+        service_level: Callable[[str], float],
+        timezone: str = "UTC",
+        password: str | None = None,
+    ) -> None:
+        self.config = config
+        self._router = router
+        self._service_level = service_level
+        self._zone = ZoneInfo(timezone)
+        self._password = password
+        self._prefix = config.topic_prefix
+        self.client_id = config.client_id or f"callcenter-{socket.gethostname()}"[:64]
+        self._status_topic = f"{self._prefix}/status"
+        self._dirty: set[str] = set()
+        self._since: dict[str, str] = {}
+        self._days: dict[str, _Day] = {}
+        self._day = self._today()
+        self._last: dict[str, bytes] = {}
+        self._out: list[bytes] = []
+        self._flush_pending = False
+        self._resend = False
+        self._protocol: _BrokerProtocol | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.connected = False
+        self.connected_since: datetime | None = None
+        self.error: str | None = None
+        self.published = 0
+        self.dropped = 0
+
+    # ------------------------------------------------------------------ engine side
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Bus listener: note what changed (and send the event itself with ``events``)."""
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+        if self.config.events:
+            if self.connected:
+                self._send(
+                    wire.encode_publish(
+                        f"{self._prefix}/events/{type(event).__name__}", _event_json(event)
+                    )
+                )
+            else:
+                self.dropped += 1
+
+    def _on_agent(self, e: AgentEvent) -> None:
+        self._dirty.add(e.agent)
+
+    def _on_state(self, e: AgentStateChanged) -> None:
+        self._dirty.add(e.agent)
+        self._since[e.agent] = e.at.isoformat(timespec="seconds")
+
+    def _on_joined(self, e: QueueJoined) -> None:
+        self._count(e.queue).offered += 1
+
+    def _on_connected(self, e: AgentConnected) -> None:
+        day = self._count(e.queue)
+        day.answered += 1
+        day.wait_total += e.wait_seconds
+        if e.wait_seconds <= self._service_level(e.queue):
+            day.in_service_level += 1
+        self._dirty.add(e.agent)
+
+    def _on_abandoned(self, e: QueueAbandoned) -> None:
+        self._count(e.queue).abandoned += 1
+
+    def _on_exited(self, e: QueueExited) -> None:
+        self._count(e.queue).exited += 1
+
+    def _count(self, queue: str) -> _Day:
+        day = self._days.get(queue)
+        if day is None:
+            day = self._days[queue] = _Day()
+        return day
+
+    # ------------------------------------------------------------------ life
+
+    async def start(self) -> None:
+        """Start connecting in the background: a broker that is down delays nothing."""
+        self._task = asyncio.create_task(self._run(), name="mqtt")
+
+    async def stop(self, timeout: float = 1.0) -> None:
+        """Say ``offline`` (retained), disconnect, and stop reconnecting."""
+        self._stopping = True
+        protocol = self._protocol
+        if protocol is not None and self.connected and protocol.transport is not None:
+            self._send(wire.encode_publish(self._status_topic, b"offline", retain=True))
+            self._send(wire.DISCONNECT)
+            self._flush()
+            protocol.transport.close()
+            try:
+                await asyncio.wait_for(asyncio.shield(protocol.lost), timeout)
+            except TimeoutError:
+                protocol.transport.abort()
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None
+        self.connected = False
+
+    def health(self) -> dict[str, Any]:
+        """For ``/health`` and ``/status``."""
+        return {
+            "broker": f"{self.config.host}:{self.config.port}",
+            "connected": self.connected,
+            "since": self.connected_since.isoformat() if self.connected_since else None,
+            "error": self.error,
+            "published": self.published,
+            "dropped": self.dropped,
+        }
+
+    async def _run(self) -> None:
+        delays = backoff(0.5, 30.0)
+        while not self._stopping:
+            established = False
+            try:
+                established = await self._session()
+            except (OSError, TimeoutError, MQTTProtocolError, BrokerRefused) as exc:
+                self.error = str(exc) or type(exc).__name__
+            except Exception as exc:
+                # A fault of ours must not end live output for good: log it, reconnect.
+                log.exception("mqtt_failed")
+                self.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                if self.connected:
+                    self.connected = False
+                    self.connected_since = None
+            if self._stopping:
+                return
+            if established:
+                delays = backoff(0.5, 30.0)
+            delay = next(delays)
+            log.warning(
+                "mqtt_unreachable",
+                broker=f"{self.config.host}:{self.config.port}",
+                error=self.error,
+                retry_in=round(delay, 1),
+            )
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> bool:
+        """One connection, until it is lost; True if the broker had accepted it."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(_BrokerProtocol, cfg.host, cfg.port), cfg.connect_timeout
+            )
+        except TimeoutError:
+            raise OSError(f"no TCP connection within {cfg.connect_timeout:g} s") from None
+        self._protocol = protocol
+        try:
+            transport.write(
+                wire.encode_connect(
+                    self.client_id,
+                    keepalive=cfg.keepalive,
+                    username=cfg.username,
+                    password=self._password if cfg.username is not None else None,
+                    will_topic=self._status_topic,
+                    will_payload=b"offline",
+                    will_retain=True,
+                    will_qos=1,
+                )
+            )
+            try:
+                packet = await asyncio.wait_for(
+                    asyncio.shield(protocol.connack), cfg.connect_timeout
+                )
+            except TimeoutError:
+                raise OSError(f"no CONNACK within {cfg.connect_timeout:g} s") from None
+            if packet is None:
+                raise OSError(protocol.error or "the broker closed the connection")
+            _, code = wire.connack(packet)
+            if code:
+                raise BrokerRefused(code, wire.CONNACK_REASONS.get(code, "unknown reason"))
+            self.connected, self.error = True, None
+            self.connected_since = datetime.now(UTC)
+            log.info("mqtt_connected", broker=f"{cfg.host}:{cfg.port}", client_id=self.client_id)
+            self._send(wire.encode_publish(self._status_topic, b"online", retain=True))
+            self._publish_figures(everything=True)
+            await self._keep(protocol)
+            if protocol.error is not None:
+                self.error = protocol.error
+            elif not self._stopping:
+                self.error = "the broker closed the connection"
+            return True
+        finally:
+            if not transport.is_closing():
+                transport.abort()
+            self._protocol = None
+            self._out.clear()
+
+    async def _keep(self, protocol: _BrokerProtocol) -> None:
+        cfg = self.config
+        ping_every = cfg.keepalive / 2
+        next_look = time.monotonic() + cfg.interval
+        next_ping = time.monotonic() + ping_every
+        while not protocol.lost.done():
+            now = time.monotonic()
+            wake = min(next_look, next_ping)
+            if wake > now:
+                await asyncio.wait([protocol.lost], timeout=wake - now)
+                continue
+            if now - protocol.heard > cfg.keepalive * 1.5:
+                protocol.error = f"the broker said nothing for {cfg.keepalive * 1.5:g} s"
+                if protocol.transport is not None:
+                    protocol.transport.abort()
+                return
+            if now >= next_ping:
+                if protocol.transport is not None:
+                    protocol.transport.write(wire.PINGREQ)
+                next_ping = now + ping_every
+            if now >= next_look:
+                self._publish_figures(everything=self._resend)
+                next_look = time.monotonic() + cfg.interval
+
+    # ------------------------------------------------------------------ figures
+
+    def _today(self) -> date:
+        return datetime.now(self._zone).date()
+
+    def _publish_figures(self, *, everything: bool = False) -> None:
+        protocol = self._protocol
+        if protocol is None or protocol.transport is None:
+            return
+        if protocol.transport.get_write_buffer_size() > HIGH_WATER:
+            return  # the broker is not reading: look again next time, nothing is lost
+        if everything:
+            self._last.clear()
+            self._resend = False
+        today = self._today()
+        if today != self._day:
+            self._day = today
+            self._days.clear()
+        router = self._router
+        now = time.monotonic()
+        wall = datetime.now(UTC)
+        for name in router.queue_names():
+            view = router.queue_view(name, now)
+            payload = {
+                "name": name,
+                "waiting": view["waiting"],
+                "longest_wait": int(view["longest_wait"]),
+                "available": view["available"],
+                "staffed": view["staffed"],
+                "callbacks": view["callbacks"],
+                "today": self._days.get(name, _Day()).as_dict(today),
+            }
+            self._retain(f"{self._prefix}/queues/{name}", payload)
+        agent_ids = router.agent_ids()
+        dirty, self._dirty = self._dirty, set()
+        for agent_id in agent_ids:
+            topic = f"{self._prefix}/agents/{agent_id}"
+            if not everything and agent_id not in dirty and topic in self._last:
+                continue
+            view = router.agent_view(agent_id, now)
+            since = self._since.get(agent_id)
+            if since is None:
+                started = wall - timedelta(seconds=view["time_in_state"])
+                since = self._since[agent_id] = started.isoformat(timespec="seconds")
+            payload = {
+                "id": agent_id,
+                "name": view["name"],
+                "state": view["state"],
+                "since": since,
+                "pause_reason": view["pause_reason"],
+                "call_id": view["call_id"],
+                "queues": view["queues"],
+                "calls_taken": view["calls_taken"],
+                "device_reachable": view["device_reachable"],
+            }
+            self._retain(topic, payload)
+
+    def _retain(self, topic: str, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        if self._last.get(topic) != data:
+            self._last[topic] = data
+            self._send(wire.encode_publish(topic, data, retain=True))
+
+    # ------------------------------------------------------------------ writing
+
+    def _send(self, packet: bytes) -> None:
+        self._out.append(packet)
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        out, self._out = self._out, []
+        protocol = self._protocol
+        transport = protocol.transport if protocol is not None else None
+        if transport is None or transport.is_closing():
+            self.dropped += len(out)
+            return
+        if transport.get_write_buffer_size() > HIGH_WATER:
+            self.dropped += len(out)
+            self._resend = True  # figures among them: publish them all at the next look
+            return
+        transport.write(b"".join(out))
+        self.published += len(out)
+
+
+_HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] = {
+    AgentLoggedIn: MQTTPublisher._on_agent,
+    AgentLoggedOut: MQTTPublisher._on_agent,
+    AgentPaused: MQTTPublisher._on_agent,
+    AgentUnpaused: MQTTPublisher._on_agent,
+    AgentPhoneReachable: MQTTPublisher._on_agent,
+    AgentStateChanged: MQTTPublisher._on_state,
+    QueueJoined: MQTTPublisher._on_joined,
+    AgentConnected: MQTTPublisher._on_connected,
+    QueueAbandoned: MQTTPublisher._on_abandoned,
+    QueueExited: MQTTPublisher._on_exited,
+}
+"""What each engine event changes in the figures; the others change none."""

@@ -1,0 +1,283 @@
+"""Live figures on a real MQTT broker (mosquitto), as a wallboard subscribed with paho-mqtt
+sees them: callers waiting, agents talking, the day's answered and abandoned callers, the
+daemon online and offline, and calls that go on when the broker goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+import yaml
+from mqtt_broker import Broker, Message, Wallboard, running_broker
+
+from callcenter.testing import running_center
+
+
+def _health(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+        return dict(json.loads(answer.read()))
+
+
+def _is(**want: Any) -> Any:
+    def test(message: Message) -> bool:
+        figures = message.json()
+        return all(figures.get(k) == v for k, v in want.items())
+
+    return test
+
+
+def _today(**want: Any) -> Any:
+    def test(message: Message) -> bool:
+        today = message.json()["today"]
+        return all(today.get(k) == v for k, v in want.items())
+
+    return test
+
+
+def mqtt_config(broker: Broker, **more: Any) -> dict[str, Any]:
+    return {"mqtt": {"port": broker.port, "interval": 0.1, **more}}
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_a_wallboard_sees_callers_wait_agents_talk_and_the_days_figures(
+    tmp_path: Path, transport: str
+) -> None:
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        config = mqtt_config(broker, events=True)
+        async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+            await board.wait_for("status", lambda m: m.text == "online")
+            await board.wait_for("agents/1002", _is(state="available"))
+            center.add_phone("PJSIP/1001", answer_after=None)
+            center.add_phone("PJSIP/1002", answer_after=0.05)
+            caller = await center.pbx.call("800", caller_num="5551234")
+            await caller.wait_for_prompt("welcome-menu", timeout=5)
+            await caller.press("2")
+            assert await caller.wait_bridged(timeout=5) == "PJSIP/1002"
+            talking = await board.wait_for("agents/1002", _is(state="on_call"))
+            gave_up = await center.pbx.call("800", caller_num="5550000")
+            await gave_up.wait_for_prompt("welcome-menu", timeout=5)
+            await gave_up.press("1")  # sales: 1001 only, who never answers
+            await gave_up.wait_moh(timeout=5)
+            waiting = await board.wait_for("queues/sales", _is(waiting=1))
+            await gave_up.hangup()
+            await caller.hangup()
+            await center.idle()
+            sales = await board.wait_for("queues/sales", _today(abandoned=1))
+            support = await board.wait_for("queues/support", _today(answered=1))
+            await board.wait_for("agents/1002", lambda m: m.json()["state"] != "on_call")
+        await board.wait_for("status", lambda m: m.text == "offline")
+
+    agent = talking.json()
+    assert talking.retain is False, "live updates reach a subscriber as they happen"
+    assert agent["call_id"] and agent["queues"] == ["support"]
+    assert agent["since"].endswith("+00:00")
+    assert waiting.json()["staffed"] >= 1
+    assert sales.json()["waiting"] == 0
+    assert sales.json()["today"]["offered"] == 1
+    assert sales.json()["today"]["answered"] == 0
+    day = support.json()["today"]
+    assert day["offered"] == 1
+    assert day["answered_in_service_level"] == 1
+    assert day["service_level_percent"] == 100.0
+    assert 0 <= day["average_wait"] < 5
+
+    started = [m.json() for m in board.on("events/CallStarted")]
+    assert [e["caller_num"] for e in started] == ["5551234", "5550000"]
+    (connected,) = [m.json() for m in board.on("events/AgentConnected")]
+    assert connected["agent"] == "1002" and connected["queue"] == "support"
+    assert connected["call_id"] == started[0]["call_id"] == agent["call_id"]
+    assert connected["at"].endswith("+00:00")
+    (abandoned,) = [m.json() for m in board.on("events/QueueAbandoned")]
+    assert abandoned["call_id"] == started[1]["call_id"]
+    assert len(board.on("events/CallEnded")) == 2
+    assert all(not m.retain for m in board.on("events/CallEnded"))
+
+
+async def test_a_wallboard_that_connects_later_gets_the_state_of_the_moment(
+    tmp_path: Path,
+) -> None:
+    with running_broker(tmp_path) as broker:
+        async with running_center(tmp_path, config=mqtt_config(broker)) as center:
+            center.add_phone("PJSIP/1001", answer_after=None)
+            caller = await center.pbx.call("800", caller_num="5550000")
+            await caller.wait_for_prompt("welcome-menu", timeout=5)
+            await caller.press("1")
+            await caller.wait_moh(timeout=5)
+            with Wallboard(broker.port, name="first") as first:
+                await first.wait_for("queues/sales", _is(waiting=1))
+            with Wallboard(broker.port, name="late") as board:
+                waiting = await board.wait_for("queues/sales", _is(waiting=1))
+                status = await board.wait_for("status")
+                agent = await board.wait_for("agents/1001")
+            await caller.hangup()
+            await center.idle()
+        with Wallboard(broker.port, name="after-stop") as after:
+            gone = await after.wait_for("status")
+            assert gone.text == "offline" and gone.retain
+    assert waiting.retain and status.retain and agent.retain
+    assert status.text == "online"
+    assert agent.json()["state"] in {"ringing", "available"}, "1001 is rung, and rings out"
+    assert agent.json()["id"] == "1001"
+
+
+async def test_calls_go_on_while_the_broker_is_down_and_the_figures_return_with_it(
+    tmp_path: Path,
+) -> None:
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        async with running_center(tmp_path, config=mqtt_config(broker)) as center:
+            daemon = center.daemon
+            await board.wait_for("status", lambda m: m.text == "online")
+            center.add_phone("PJSIP/1002", answer_after=0.05)
+            broker.stop()
+            with structlog.testing.capture_logs() as logs:
+                caller = await center.caller_talks_to_an_agent("5551234")
+                record = await center.cdr(caller.uniqueid)
+                await center.idle()
+                health = await asyncio.to_thread(_health, daemon.api.port)
+            assert record["agent"] and record["disposition"] == "ANSWERED"
+            assert health["status"] == "ok", "a broker that is down is no reason to alert"
+            assert health["mqtt"]["connected"] is False
+            assert health["mqtt"]["error"]
+            assert any(e["event"] == "mqtt_unreachable" for e in logs)
+            broker.start()
+            board.client.reconnect()
+            await board.wait_for("status", lambda m: m.text == "online", timeout=30)
+            support = await board.wait_for("queues/support", _today(answered=1), timeout=5)
+            assert support.json()["today"]["offered"] == 1, "counted while the broker was away"
+            health = await asyncio.to_thread(_health, daemon.api.port)
+            assert health["mqtt"]["connected"] is True and health["mqtt"]["error"] is None
+
+
+async def test_a_daemon_that_vanishes_is_shown_offline_by_its_last_will(tmp_path: Path) -> None:
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        async with running_center(tmp_path, config=mqtt_config(broker)) as center:
+            publisher = center.daemon.mqtt
+            assert publisher is not None
+            await board.wait_for("status", lambda m: m.text == "online")
+            link = publisher._protocol
+            assert link is not None and link.transport is not None
+            link.transport.abort()  # as a crash or a cut cable would: no DISCONNECT
+            await board.wait_for("status", lambda m: m.text == "offline")
+            statuses = [m.text for m in board.on("status")]
+            await board.wait_for("status", lambda m: m.text == "online" and len(statuses) > 1)
+    assert statuses[:2] == ["online", "offline"]
+
+
+async def test_a_wrong_broker_password_is_shown_and_calls_go_on(tmp_path: Path) -> None:
+    users = {"wallboard": "right"}
+    with running_broker(tmp_path, users=users) as broker:
+        config = mqtt_config(broker, username="wallboard", password="wrong")
+        async with running_center(tmp_path, config=config) as center:
+            daemon = center.daemon
+            for _ in range(200):
+                health = await asyncio.to_thread(_health, daemon.api.port)
+                if health["mqtt"]["error"]:
+                    break
+                await asyncio.sleep(0.02)
+            center.add_phone("PJSIP/1002", answer_after=0.05)
+            caller = await center.caller_talks_to_an_agent("5551234")
+            assert (await center.cdr(caller.uniqueid))["disposition"] == "ANSWERED"
+    assert health["status"] == "ok"
+    assert health["mqtt"]["connected"] is False
+    assert "refused" in health["mqtt"]["error"]
+    assert "not authorized" in health["mqtt"]["error"] or "password" in health["mqtt"]["error"]
+
+
+async def test_the_broker_password_comes_from_the_environment(tmp_path: Path) -> None:
+    users = {"wallboard": "s3cret"}
+    with running_broker(tmp_path, users=users) as broker:
+        config = mqtt_config(broker, username="wallboard", topic_prefix="site1/cc")
+        environ = {"CALLCENTER_MQTT_PASSWORD": "s3cret"}
+        async with running_center(tmp_path, config=config, environ=environ) as center:
+            with Wallboard(broker.port, "site1/cc", auth=("wallboard", "s3cret")) as board:
+                await board.wait_for("status", lambda m: m.text == "online")
+                await board.wait_for("queues/support")
+            assert "s3cret" not in repr(center.daemon.config.mqtt)
+
+
+async def test_an_agent_added_by_a_reload_joins_the_wallboard(tmp_path: Path) -> None:
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        async with running_center(tmp_path, config=mqtt_config(broker)) as center:
+            await board.wait_for("agents/1003", _is(state="logged_out"))
+            settings = yaml.safe_load(center.config_path.read_text())
+            settings["agents"]["1004"] = {"name": "Dave", "device": "PJSIP/1004"}
+            settings["mqtt"]["events"] = True
+            center.config_path.write_text(yaml.safe_dump(settings))
+            needs_restart = await center.daemon.reload()
+            dave = await board.wait_for("agents/1004")
+    assert dave.json()["name"] == "Dave" and dave.json()["state"] == "logged_out"
+    assert needs_restart == ["mqtt.events"], "the broker link is set up at the start"
+
+
+class NotABroker:
+    """A TCP server on a free port that answers an MQTT client as ``answer`` says."""
+
+    def __init__(self, answer: bytes | None) -> None:
+        self.answer = answer
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await reader.read(1024)  # the CONNECT
+        if self.answer is not None:
+            writer.write(self.answer)
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(1024):  # PINGREQs, never answered
+                pass
+        writer.close()
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+async def _error(center: Any, want: str) -> str:
+    publisher = center.daemon.mqtt
+    for _ in range(400):
+        if publisher.error and want in publisher.error:
+            return str(publisher.error)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"error {publisher.error!r}, not {want!r}")
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (None, "no CONNACK within 0.3 s"),
+        (b"\xf0\x00", "not MQTT from the broker: reserved packet type 15"),
+    ],
+)
+async def test_a_server_that_is_not_a_broker_is_named_as_such(
+    tmp_path: Path, answer: bytes | None, error: str
+) -> None:
+    async with NotABroker(answer) as port:
+        config = {"mqtt": {"port": port, "connect_timeout": 0.3}}
+        async with running_center(tmp_path, config=config) as center:
+            assert await _error(center, error)
+            assert center.daemon.mqtt is not None and not center.daemon.mqtt.connected
+
+
+async def test_a_broker_that_stops_answering_pings_is_left_and_tried_again(
+    tmp_path: Path,
+) -> None:
+    mute = NotABroker(b"\x20\x02\x00\x00")  # CONNACK: accepted; then silence
+    async with mute as port:
+        config = {"mqtt": {"port": port, "keepalive": 1}}
+        async with running_center(tmp_path, config=config) as center:
+            assert await _error(center, "the broker said nothing for 1.5 s")
+            for _ in range(200):
+                if mute.connections >= 2:
+                    break
+                await asyncio.sleep(0.02)
+    assert mute.connections >= 2, "the daemon connected again"
