@@ -41,7 +41,7 @@ from callcenter.errors import (
 )
 
 if TYPE_CHECKING:
-    from callcenter.records.store import SqliteCdrStore
+    from callcenter.records.store import RecordStore
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
@@ -414,9 +414,8 @@ def cmd_report(
     path: str, last: int, *, as_json: bool, queue_log: bool = False, follow: bool = False
 ) -> int:
     from callcenter.config import load_config
-    from callcenter.daemon import resolve
+    from callcenter.daemon import record_store, resolve
     from callcenter.records.rescue import rescue_path
-    from callcenter.records.store import SqliteCdrStore
 
     _quiet_logging()
     try:
@@ -425,27 +424,28 @@ def cmd_report(
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     db = resolve(config, config.records.cdr_path)
-    waiting = rescue_path(db)
+    waiting = rescue_path(db if config.records.postgres is None else db.with_name("postgres"))
     if waiting.exists():
         print(
             f"callcenter: records the database refused are waiting in {waiting}; "
             "the next start of the daemon writes them",
             file=sys.stderr,
         )
-    if not db.exists():
+    if config.records.postgres is None and not db.exists():
         print(f"no records yet: {db} does not exist", file=sys.stderr)
         return EXIT_OK
-    store = SqliteCdrStore(db)
-    if queue_log:
-        try:
-            return _print_queue_log(store, last, follow=follow)
-        except RecordError as exc:
-            print(exc, file=sys.stderr)
-            return EXIT_CONFIG
-        finally:
-            store.close()
     try:
+        store = record_store(config)
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        if queue_log:
+            return _print_queue_log(store, last, follow=follow)
         rows = store.fetch_cdrs(last=last)
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
     finally:
         store.close()
     if as_json:
@@ -456,7 +456,7 @@ def cmd_report(
     return EXIT_OK
 
 
-def _print_queue_log(store: SqliteCdrStore, last: int, *, follow: bool) -> int:
+def _print_queue_log(store: RecordStore, last: int, *, follow: bool) -> int:
     """The ``last`` newest queue_log lines; with ``follow``, then every new one until
     interrupted."""
     import time

@@ -51,10 +51,11 @@ from callcenter.pbx.interface import (
 from callcenter.records.callbacks import QueueCallbackRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
+from callcenter.records.postgres import PostgresLock, PostgresRecordStore
 from callcenter.records.queue_log import QueueLogRecorder
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.shifts import ShiftRecorder
-from callcenter.records.store import SqliteCdrStore
+from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.records.writer import RecordWriter
 from callcenter.switchboard import Switchboard
 from callcenter.tasks import cancel_and_wait
@@ -79,6 +80,20 @@ def changed_settings(old: BaseModel, new: BaseModel, prefix: str = "") -> list[s
         elif before != after:
             changed.append(path)
     return changed
+
+
+def postgres_password(config: CallCenterConfig) -> str | None:
+    secret = config.records.postgres_password
+    return secret.get_secret_value() if secret is not None else None
+
+
+def record_store(config: CallCenterConfig) -> RecordStore:
+    """The records database the config names: PostgreSQL (``records.postgres``) or the
+    SQLite file (``records.cdr_path``). Raises RecordError when PostgreSQL's driver is
+    missing."""
+    if config.records.postgres is not None:
+        return PostgresRecordStore(config.records.postgres, password=postgres_password(config))
+    return SqliteCdrStore(resolve(config, config.records.cdr_path))
 
 
 def section_changes(old: CallCenterConfig, new: CallCenterConfig, section: str) -> list[str]:
@@ -198,8 +213,12 @@ class Daemon:
         self.environ = environ
         self.bus = EventBus()
         database = resolve(config, config.records.cdr_path)
-        self.store = SqliteCdrStore(database)
-        self.lock = RecordLock(database)
+        self.store = record_store(config)
+        self.lock: RecordLock | PostgresLock = RecordLock(database)
+        if config.records.postgres is not None:
+            self.lock = PostgresLock(config.records.postgres, password=postgres_password(config))
+            # Where records the server would not take by a stop are kept for the next start.
+            database = database.with_name("postgres")
         writer = RecordWriter(
             self.store,
             commit_interval=config.records.commit_interval,
@@ -307,7 +326,7 @@ class Daemon:
         whatever had started is stopped again first.
         Calls are taken last, so that no call arrives at a daemon that then fails to start.
         """
-        self.lock.acquire()
+        await asyncio.to_thread(self.lock.acquire)
         try:
             await self.recorder.start()
         except BaseException:

@@ -264,7 +264,7 @@ def run_demo(
         "esl-inbound" if pbx == "freeswitch" else ("asyncagi" if agi == "asyncagi" else "fastagi")
     )
     overrides = {
-        "records": {"cdr_path": str(cdr_path)},
+        "records": {"cdr_path": str(cdr_path), "postgres": None},
         "ivr": {"voicemail_folder": str(cdr_path.parent / "voicemail")},
         "acd": {"recordings_folder": str(cdr_path.parent / "recordings")},
         "pbx": {"ami": {"reconnect_min": 0.1}},

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from postgres_server import PostgresServer, running_postgres
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +19,17 @@ def _structlog_defaults() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run (started at its first use)."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh database on it, as a ``records.postgres`` connection string (the password
+    is :data:`postgres_server.PASSWORD`, given through the environment)."""
+    return postgres_server.new_database()

@@ -524,7 +524,7 @@ def _fill_from_settings(
     _container(data, ("pbx", "ami"))
     for path, value in overrides.items():
         if path[0] != "pbx" and not isinstance(data.get(path[0]), dict):
-            continue  # a secret for a section the file does not turn on (mqtt)
+            continue  # a secret for a section the file does not have (mqtt, records)
         node = _container(data, path[:-1])
         if node is not None:
             node.setdefault(path[-1], value)

@@ -600,6 +600,20 @@ class RuntimeConfig(_Model):
     )
 
 
+_PostgresURL = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            r"(?:postgres(?:ql)?://\S*|\S+=\S*(?:\s+\S+=\S*)*)",
+            "postgres_url",
+            'must be a PostgreSQL connection string: "postgresql://callcenter@db.example:5432'
+            '/callcenter" or "host=db.example dbname=callcenter user=callcenter"',
+        )
+    ),
+]
+
+
 class RecordsConfig(_Model):
     """Where call records (CDRs) are kept."""
 
@@ -607,8 +621,24 @@ class RecordsConfig(_Model):
         default="var/cdr.sqlite3",
         description=(
             "SQLite file for CDRs, created on first run. A relative path is relative to the "
-            "folder of the config file."
+            "folder of the config file. With `postgres`, its folder keeps the records the "
+            "server would not take by a stop (postgres.unwritten.jsonl)."
         ),
+    )
+    postgres: _PostgresURL | None = Field(
+        default=None,
+        description=(
+            "Keep the records in this PostgreSQL database instead of the SQLite file (the same "
+            "tables; created on first use): a libpq connection string such as "
+            '"postgresql://callcenter@db.example:5432/callcenter". The password from '
+            "CALLCENTER_POSTGRES_PASSWORD (or the secrets file, or libpq's ~/.pgpass); "
+            "needs pip install 'callcenter[postgresql]'."
+        ),
+    )
+    postgres_password: SecretStr | None = Field(
+        default=None,
+        description="Password for `postgres`, normally from the environment "
+        "(CALLCENTER_POSTGRES_PASSWORD) or the secrets file rather than written here.",
     )
     commit_interval: _SecondsOrZero = Field(
         default=0.05,

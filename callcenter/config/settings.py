@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     esl_password: SecretStr | None = Field(
         default=None, description="FreeSWITCH event socket password (CALLCENTER_ESL_PASSWORD)."
     )
+    postgres_password: SecretStr | None = Field(
+        default=None, description="PostgreSQL records password (CALLCENTER_POSTGRES_PASSWORD)."
+    )
     mqtt_password: SecretStr | None = Field(
         default=None, description="MQTT broker password (CALLCENTER_MQTT_PASSWORD)."
     )
@@ -87,6 +90,7 @@ class Settings(BaseSettings):
             (("pbx", "ami", "port"), self.ami_port),
             (("pbx", "esl", "password"), self.esl_password),
             (("mqtt", "password"), self.mqtt_password),
+            (("records", "postgres_password"), self.postgres_password),
         ]
         return {path: value for path, value in pairs if value is not None}
 

@@ -290,7 +290,9 @@ class RecordRescue:
 
 def _append(path: Path, data: bytes) -> None:
     """Append ``data`` to ``path`` and sync it, all or nothing: a file the disk fills midway
-    is cut back to what it held."""
+    is cut back to what it held. The folder is made if need be (with PostgreSQL records
+    nothing else made it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         size = os.fstat(fd).st_size

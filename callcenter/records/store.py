@@ -1,19 +1,25 @@
-"""The SQLite record store: CDRs, agent sessions and pauses in one database file.
+"""The record stores: CDRs, agent sessions and pauses, callbacks and the queue_log, in SQL.
+
+:class:`RecordStore` holds what every database shares (the tables, the statements, the
+idempotent writes and the reads), in the :class:`Dialect` of its database;
+:class:`SqliteCdrStore` keeps them in one SQLite file (the default) and
+:class:`~callcenter.records.postgres.PostgresRecordStore` in a PostgreSQL database. What
+follows describes both; the SQLite specifics first.
 
 The folder, the file and the schema are created on first use. The database runs in WAL
 mode with ``synchronous=FULL``: a row is on disk when its write returns. Writes are
 idempotent: a CDR is keyed by ``uniqueid``, a session by (agent, login), a pause by
-(agent, start), and ``INSERT OR IGNORE`` keeps the first row written. One exception: a CDR
-of a call left to the PBX (``hung_up_by`` ``shutdown`` or ``link_lost``: not over when it was
-written) is superseded by the record of the same call written later, once a daemon took the
-caller back (a FreeSWITCH caller parked afresh at a shutdown, an AsyncAGI caller after the
-AMI link came back). The row keeps its ``start``; its ``duration`` runs from there to the
-new end.
+(agent, start), and ``INSERT ... ON CONFLICT DO NOTHING`` keeps the first row written. One
+exception: a CDR of a call left to the PBX (``hung_up_by`` ``shutdown`` or ``link_lost``:
+not over when it was written) is superseded by the record of the same call written later,
+once a daemon took the caller back (a FreeSWITCH caller parked afresh at a shutdown, an
+AsyncAGI caller after the AMI link came back). The row keeps its ``start``; its
+``duration`` runs from there to the new end.
 
 Every method is blocking. In the daemon they run in the record writer's thread
 (:class:`~callcenter.records.writer.RecordWriter`), never on the event loop; a lock makes
 the store safe to share between threads. Reads from a CLI process can use it directly.
-SQLite and OS errors surface as :class:`~callcenter.errors.RecordError`.
+The database driver's and OS errors surface as :class:`~callcenter.errors.RecordError`.
 
 Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 
@@ -35,10 +41,13 @@ A database made by an older version gets the columns added since (``ALTER TABLE`
 
 from __future__ import annotations
 
+import abc
+import contextlib
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -186,11 +195,6 @@ CREATE TABLE IF NOT EXISTS queue_log (
 """
 
 QUEUE_LOG_COLUMNS = ("time", "callid", "queuename", "agent", "event", *QUEUE_LOG_DATA)
-_INSERT_QUEUE_LOG = (
-    f'INSERT OR IGNORE INTO queue_log ("key", {_quoted(QUEUE_LOG_COLUMNS)}) '
-    f"VALUES ({', '.join('?' for _ in range(len(QUEUE_LOG_COLUMNS) + 1))})"
-)
-
 CALLBACK_COLUMNS = ("call_id", "number", "queue", "caller_num", "requested", "status")
 QUEUE_CALLBACK_COLUMNS = (
     "call_id",
@@ -203,57 +207,101 @@ QUEUE_CALLBACK_COLUMNS = (
     "attempts",
     "updated",
 )
-
-_INSERT_CDR = (
-    f"INSERT OR IGNORE INTO cdr ({_quoted(_CDR_NAMES)}) "
-    f"VALUES ({', '.join('?' for _ in _CDR_NAMES)})"
-)
+PRESENCE_COLUMNS = ("agent", "logged_in", "via_login", "pause_reason", "paused_at", "via_pause")
 # What the record of a call taken back replaces in the row written when it was left:
 # everything but "start" (the first one stays) and "duration" (recomputed from that start).
 _SUPERSEDED = tuple(n for n in _CDR_NAMES if n not in ("start", "duration", "uniqueid"))
-_SUPERSEDE_CDR = (
-    "UPDATE cdr SET "
-    + ", ".join(f'"{n}" = ?' for n in _SUPERSEDED)
-    + ', "duration" = max(?, CAST(round((julianday(?) - julianday("start")) * 86400) AS INTEGER))'
-    + ' WHERE "uniqueid" = ? AND "hung_up_by" IN ('
-    + ", ".join(f"'{who}'" for who in LEFT_TO_PBX)
-    + ")"
-)
-_INSERT_SESSION = (
-    f"INSERT OR IGNORE INTO agent_sessions ({_quoted(SESSION_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})"
-)
-_INSERT_PAUSE = (
-    f"INSERT OR IGNORE INTO agent_pauses ({_quoted(PAUSE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in PAUSE_COLUMNS)})"
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the SQL databases the records go to; the rest is shared."""
+
+    name: str
+    placeholder: str
+    greatest: str
+    """The two-argument maximum: ``max`` in SQLite, ``GREATEST`` in PostgreSQL."""
+    seconds_between: str
+    """SQL of whole seconds from the column ``"start"`` to a placeholder's ISO time."""
+    no_limit: int | None
+    """The LIMIT parameter that means no limit."""
+    schema: str
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    placeholder="?",
+    greatest="max",
+    seconds_between='CAST(round((julianday(?) - julianday("start")) * 86400) AS INTEGER)',
+    no_limit=-1,
+    schema=_SCHEMA,
 )
 
 
-_INSERT_CALLBACK = (
-    f"INSERT OR IGNORE INTO callbacks ({_quoted(CALLBACK_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in CALLBACK_COLUMNS)})"
-)
+class Statements:
+    """Every statement the stores run, in one dialect."""
 
+    def __init__(self, dialect: Dialect) -> None:
+        p = dialect.placeholder
 
-PRESENCE_COLUMNS = ("agent", "logged_in", "via_login", "pause_reason", "paused_at", "via_pause")
-_UPSERT_PRESENCE = (
-    f"INSERT INTO agent_presence ({_quoted(PRESENCE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in PRESENCE_COLUMNS)}) ON CONFLICT(agent) DO UPDATE SET "
-    + ", ".join(f'"{n}" = excluded."{n}"' for n in PRESENCE_COLUMNS[1:])
-)
-_INSERT_QUEUE_CALLBACK = (
-    f"INSERT OR IGNORE INTO queue_callbacks ({_quoted(QUEUE_CALLBACK_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in QUEUE_CALLBACK_COLUMNS)})"
-)
-# A request's status moves on from "waiting" once (answered, failed, expired) and never back;
-# attempts only grow.
-_UPDATE_QUEUE_CALLBACK = (
-    'UPDATE queue_callbacks SET "updated" = ?,'
-    ' "status" = CASE WHEN "status" = \'waiting\' THEN coalesce(?, "status")'
-    ' ELSE "status" END,'
-    ' "attempts" = max("attempts", coalesce(?, 0))'
-    ' WHERE "call_id" = ?'
-)
+        def marks(n: int) -> str:
+            return ", ".join(p for _ in range(n))
+
+        def insert(table: str, columns: Sequence[str]) -> str:
+            return (
+                f"INSERT INTO {table} ({_quoted(columns)}) VALUES ({marks(len(columns))})"
+                " ON CONFLICT DO NOTHING"
+            )
+
+        self.insert_cdr = insert("cdr", _CDR_NAMES)
+        self.supersede_cdr = (
+            "UPDATE cdr SET "
+            + ", ".join(f'"{n}" = {p}' for n in _SUPERSEDED)
+            + f', "duration" = {dialect.greatest}({p}, {dialect.seconds_between})'
+            + f' WHERE "uniqueid" = {p} AND "hung_up_by" IN ('
+            + ", ".join(f"'{who}'" for who in LEFT_TO_PBX)
+            + ")"
+        )
+        self.insert_session = insert("agent_sessions", SESSION_COLUMNS)
+        self.insert_pause = insert("agent_pauses", PAUSE_COLUMNS)
+        self.insert_callback = insert("callbacks", CALLBACK_COLUMNS)
+        self.upsert_presence = (
+            f"INSERT INTO agent_presence ({_quoted(PRESENCE_COLUMNS)}) "
+            f"VALUES ({marks(len(PRESENCE_COLUMNS))}) ON CONFLICT(agent) DO UPDATE SET "
+            + ", ".join(f'"{n}" = excluded."{n}"' for n in PRESENCE_COLUMNS[1:])
+        )
+        self.clear_presence = f"DELETE FROM agent_presence WHERE agent = {p}"
+        self.insert_queue_callback = insert("queue_callbacks", QUEUE_CALLBACK_COLUMNS)
+        # A request's status moves on from "waiting" once (answered, failed, expired) and
+        # never back; attempts only grow.
+        self.update_queue_callback = (
+            f'UPDATE queue_callbacks SET "updated" = {p},'
+            f' "status" = CASE WHEN "status" = \'waiting\' THEN coalesce({p}, "status")'
+            ' ELSE "status" END,'
+            f' "attempts" = {dialect.greatest}("attempts", coalesce({p}, 0))'
+            f' WHERE "call_id" = {p}'
+        )
+        self.insert_queue_log = insert("queue_log", ("key", *QUEUE_LOG_COLUMNS))
+        self.has_cdr = f"SELECT 1 FROM cdr WHERE uniqueid = {p}"
+        columns = f'"id", "key", {_quoted(QUEUE_LOG_COLUMNS)}'
+        self.fetch_queue_log = (
+            f"SELECT {columns} FROM (SELECT {columns} FROM queue_log WHERE id > {p}"
+            f" ORDER BY id DESC LIMIT {p}) AS newest ORDER BY id"
+        )
+        columns = _quoted(_CDR_NAMES)
+        self.fetch_cdrs = (
+            f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
+            f' ORDER BY "start" DESC, uniqueid DESC LIMIT {p}) AS newest'
+            ' ORDER BY "start", uniqueid'
+        )
+        self.fetch_queue_callbacks = (
+            f"SELECT {_quoted(QUEUE_CALLBACK_COLUMNS)} FROM queue_callbacks"
+            ' ORDER BY "requested", call_id'
+        )
+        self.fetch_queue_callbacks_with = (
+            f"SELECT {_quoted(QUEUE_CALLBACK_COLUMNS)} FROM queue_callbacks"
+            f' WHERE "status" = {p} ORDER BY "requested", call_id'
+        )
 
 
 LOW_SPACE = 1024 * 1024
@@ -267,72 +315,68 @@ def _iso(value: Any) -> str:
     return str(value.isoformat(timespec="microseconds"))
 
 
-class SqliteCdrStore:
-    """CDRs, agent sessions and pauses in one SQLite file (blocking; see module doc)."""
+class RecordStore(abc.ABC):
+    """What every record database does (blocking; see the module doc). Subclasses connect
+    (:meth:`_connect`), run a transaction (:meth:`_transaction`) and name their errors."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
+    dialect: Dialect = SQLITE
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    """The database driver's errors, turned into RecordError."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        """The database as messages name it (a path, or a server and database)."""
+        self._sql = Statements(self.dialect)
+        self._conn: Any = None
         # Re-entrant: the writes a batch runs take it again.
         self._lock = threading.RLock()
         self._batching = False
 
-    def __repr__(self) -> str:
-        return f"SqliteCdrStore({str(self.path)!r})"
-
     # ------------------------------------------------------------------ lifecycle
 
     def open(self) -> None:
-        """Create the folder, file and schema if needed. Idempotent."""
+        """Create the schema if needed (and the file, for SQLite). Idempotent."""
         with self._lock:
             self._connection()
 
     def close(self) -> None:
-        """Close the file (a later call reopens it)."""
+        """Close the connection (a later call reopens it)."""
         with self._lock:
             if self._conn is not None:
-                self._conn.close()
+                with contextlib.suppress(*self.errors):
+                    self._conn.close()
                 self._conn = None
 
     def out_of_space(self) -> bool:
-        """True when the database's file system has (next to) no room left, in bytes or in
-        files: a write the store refuses then waits for space rather than for a fix."""
-        if str(self.path) == ":memory:":
-            return False
-        folder = self.path.parent
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        try:
-            fs = os.statvfs(folder)
-        except OSError:
-            return False
-        room = fs.f_bavail * fs.f_frsize
-        return room < LOW_SPACE or (fs.f_files > 0 and fs.f_favail == 0)
+        """True when the database's file system has (next to) no room left: a write the
+        store refuses then waits for space rather than for a fix."""
+        return False
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is not None:
-            return self._conn
-        in_memory = str(self.path) == ":memory:"
-        try:
-            if not in_memory:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5.0)
-        except (OSError, sqlite3.Error) as exc:
-            raise RecordError(f"cannot open record database {self.path}: {exc}") from exc
-        try:
-            if not in_memory:
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            with conn:
-                conn.executescript(_SCHEMA)
-                _add_missing_cdr_columns(conn)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise RecordError(f"cannot set up record database {self.path}: {exc}") from exc
-        log.info("record_store_opened", path=str(self.path))
-        self._conn = conn
-        return conn
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    @abc.abstractmethod
+    def _connect(self) -> Any:
+        """A new connection to a database whose schema is ready; RecordError if none."""
+
+    @abc.abstractmethod
+    def _transaction(self, conn: Any) -> contextlib.AbstractContextManager[Any]:
+        """Commits on exit, rolls back on an exception."""
+
+    def _failed(self, exc: Exception) -> None:
+        """A statement failed with ``exc``: drop a connection that cannot be used again, so
+        that the next write (the writer retries) connects afresh."""
+        if self._broken(exc):
+            self.close()
+
+    def _broken(self, exc: Exception) -> bool:
+        """Whether ``exc`` leaves the connection unusable (a lost server)."""
+        return False
+
+    def _rows(self, conn: Any, sql: str, params: Sequence[object]) -> list[Any]:
+        return list(conn.execute(sql, params).fetchall())
 
     # ------------------------------------------------------------------ writes
 
@@ -347,40 +391,43 @@ class SqliteCdrStore:
             conn = self._connection()
             self._batching = True
             try:
-                with conn:
+                with self._transaction(conn):
                     return writes()
-            except sqlite3.Error as exc:
-                raise RecordError(f"cannot store records in {self.path}: {exc}") from exc
+            except self.errors as exc:
+                self._failed(exc)
+                raise RecordError(f"cannot store records in {self.where}: {exc}") from exc
             finally:
                 self._batching = False
 
     def _execute(self, sql: str, params: Sequence[object]) -> int:
         """Run one write in its own transaction (or the batch's); returns the rows changed.
 
-        Raises sqlite3 errors as they come (``_write`` turns them into RecordError).
+        Raises the driver's errors as they come (``_write`` turns them into RecordError).
         """
         with self._lock:
             conn = self._connection()
             if self._batching:
-                return conn.execute(sql, params).rowcount
-            with conn:
-                return conn.execute(sql, params).rowcount
+                return int(conn.execute(sql, params).rowcount)
+            with self._transaction(conn):
+                return int(conn.execute(sql, params).rowcount)
 
     def _write(self, what: str, sql: str, params: Sequence[object]) -> bool:
         try:
             return self._execute(sql, params) == 1
-        except sqlite3.Error as exc:
-            raise RecordError(f"cannot store {what} in {self.path}: {exc}") from exc
+        except self.errors as exc:
+            if not self._batching:
+                self._failed(exc)
+            raise RecordError(f"cannot store {what} in {self.where}: {exc}") from exc
 
     def write_cdr(self, record: CdrRecord) -> bool:
         """Store a CDR; False when a row with that uniqueid already exists (kept as is),
         unless that row was closed by a shutdown: then this record supersedes it."""
         row = {n: int(v) if isinstance(v, bool) else v for n, v in record.to_row().items()}
         what = f"CDR {record.uniqueid}"
-        if self._write(what, _INSERT_CDR, [row[n] for n in _CDR_NAMES]):
+        if self._write(what, self._sql.insert_cdr, [row[n] for n in _CDR_NAMES]):
             return True
         params = [*(row[n] for n in _SUPERSEDED), row["duration"], row["end"], row["uniqueid"]]
-        return self._write(what, _SUPERSEDE_CDR, params)
+        return self._write(what, self._sql.supersede_cdr, params)
 
     def write_agent_session(self, session: AgentSession) -> bool:
         """Store one login..logout; False when already stored."""
@@ -392,7 +439,7 @@ class SqliteCdrStore:
             session.via_login,
             session.via_logout,
         )
-        return self._write(f"session of agent {session.agent}", _INSERT_SESSION, params)
+        return self._write(f"session of agent {session.agent}", self._sql.insert_session, params)
 
     def write_agent_pause(self, pause: AgentPause) -> bool:
         """Store one pause; False when already stored."""
@@ -405,7 +452,7 @@ class SqliteCdrStore:
             pause.via_pause,
             pause.via_unpause,
         )
-        return self._write(f"pause of agent {pause.agent}", _INSERT_PAUSE, params)
+        return self._write(f"pause of agent {pause.agent}", self._sql.insert_pause, params)
 
     def write_callback(self, request: CallbackRecord) -> bool:
         """Store a callback request (status ``pending``); False when already stored."""
@@ -417,7 +464,9 @@ class SqliteCdrStore:
             _iso(request.requested),
             "pending",
         )
-        return self._write(f"callback request of {request.call_id}", _INSERT_CALLBACK, params)
+        return self._write(
+            f"callback request of {request.call_id}", self._sql.insert_callback, params
+        )
 
     def write_agent_presence(self, presence: AgentPresence) -> bool:
         """Store who is logged in now (one row per agent, replaced)."""
@@ -429,12 +478,11 @@ class SqliteCdrStore:
             _iso(presence.paused_at) if presence.paused_at is not None else None,
             presence.via_pause,
         )
-        return self._write(f"presence of agent {presence.agent}", _UPSERT_PRESENCE, params)
+        return self._write(f"presence of agent {presence.agent}", self._sql.upsert_presence, params)
 
     def clear_agent_presence(self, agent: str) -> bool:
         """The agent logged out: no longer present."""
-        sql = "DELETE FROM agent_presence WHERE agent = ?"
-        return self._write(f"presence of agent {agent}", sql, (agent,))
+        return self._write(f"presence of agent {agent}", self._sql.clear_presence, (agent,))
 
     def write_queue_callback(self, request: QueueCallback) -> bool:
         """Store a queue callback request; False when already stored."""
@@ -450,29 +498,30 @@ class SqliteCdrStore:
             _iso(request.updated or request.requested),
         )
         what = f"callback request of {request.call_id}"
-        return self._write(what, _INSERT_QUEUE_CALLBACK, params)
+        return self._write(what, self._sql.insert_queue_callback, params)
 
     def update_queue_callback(
         self, call_id: str, *, updated: datetime, status: str | None, attempts: int | None
     ) -> bool:
         """Record what became of a queue callback request (see records.callbacks)."""
         params = (_iso(updated), status, attempts, call_id)
-        return self._write(f"callback request of {call_id}", _UPDATE_QUEUE_CALLBACK, params)
+        return self._write(
+            f"callback request of {call_id}", self._sql.update_queue_callback, params
+        )
 
     # ------------------------------------------------------------------ reads
 
-    def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+    def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """Rows that read as mappings (``row["agent"]``, ``dict(row)``)."""
         try:
             with self._lock:
-                conn = self._connection()
-                cursor = conn.execute(sql, params)
-                cursor.row_factory = sqlite3.Row
-                return list(cursor.fetchall())
-        except sqlite3.Error as exc:
-            raise RecordError(f"cannot read {self.path}: {exc}") from exc
+                return self._rows(self._connection(), sql, params)
+        except self.errors as exc:
+            self._failed(exc)
+            raise RecordError(f"cannot read {self.where}: {exc}") from exc
 
     def has_cdr(self, uniqueid: str) -> bool:
-        return bool(self._fetch("SELECT 1 FROM cdr WHERE uniqueid = ?", (uniqueid,)))
+        return bool(self._fetch(self._sql.has_cdr, (uniqueid,)))
 
     def write_queue_log(self, entries: Sequence[QueueLogEntry]) -> bool:
         """Store queue_log entries in order; an entry whose key is stored already is kept
@@ -490,7 +539,8 @@ class SqliteCdrStore:
                 entry.event,
                 *data,
             ]
-            written = self._write(f"queue_log {entry.key}", _INSERT_QUEUE_LOG, params) or written
+            what = f"queue_log {entry.key}"
+            written = self._write(what, self._sql.insert_queue_log, params) or written
         return written
 
     def fetch_queue_log(
@@ -498,12 +548,8 @@ class SqliteCdrStore:
     ) -> list[tuple[int, QueueLogEntry]]:
         """queue_log entries with their row ids, oldest first: the ``last`` newest, or every
         one after row id ``after`` (to follow the log)."""
-        columns = f'"id", "key", {_quoted(QUEUE_LOG_COLUMNS)}'
-        rows = self._fetch(
-            f"SELECT {columns} FROM (SELECT {columns} FROM queue_log WHERE id > ?"
-            " ORDER BY id DESC LIMIT ?) ORDER BY id",
-            (after, -1 if last is None else max(last, 0)),
-        )
+        limit = self.dialect.no_limit if last is None else max(last, 0)
+        rows = self._fetch(self._sql.fetch_queue_log, (after, limit))
         result = []
         for row in rows:
             data = [str(row[n]) for n in QUEUE_LOG_DATA]
@@ -524,12 +570,8 @@ class SqliteCdrStore:
     def fetch_cdrs(self, *, last: int | None = None) -> list[dict[str, Any]]:
         """Every CDR, or the ``last`` newest, oldest first, keyed by CdrRecord field name
         (``abandoned`` and ``barged`` as bools)."""
-        columns = _quoted(_CDR_NAMES)
-        rows = self._fetch(
-            f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
-            f' ORDER BY "start" DESC, uniqueid DESC LIMIT ?) ORDER BY "start", uniqueid',
-            (-1 if last is None else max(last, 0),),  # SQLite: LIMIT -1 is no limit
-        )
+        limit = self.dialect.no_limit if last is None else max(last, 0)
+        rows = self._fetch(self._sql.fetch_cdrs, (limit,))
         result = []
         for row in rows:
             record = dict(row)
@@ -565,11 +607,10 @@ class SqliteCdrStore:
 
     def fetch_queue_callbacks(self, status: str | None = None) -> list[QueueCallback]:
         """Queue callback requests (those with ``status`` only, if given), oldest first."""
-        where = ' WHERE "status" = ?' if status is not None else ""
-        sql = (
-            f"SELECT {_quoted(QUEUE_CALLBACK_COLUMNS)} FROM queue_callbacks{where}"
-            ' ORDER BY "requested", call_id'
-        )
+        if status is None:
+            rows = self._fetch(self._sql.fetch_queue_callbacks)
+        else:
+            rows = self._fetch(self._sql.fetch_queue_callbacks_with, (status,))
         return [
             QueueCallback(
                 call_id=row["call_id"],
@@ -582,13 +623,63 @@ class SqliteCdrStore:
                 attempts=int(row["attempts"]),
                 updated=datetime.fromisoformat(row["updated"]),
             )
-            for row in self._fetch(sql, () if status is None else (status,))
+            for row in rows
         ]
 
     def fetch_agent_pauses(self) -> list[dict[str, Any]]:
         """Every agent pause, oldest first."""
         sql = f'SELECT {_quoted(PAUSE_COLUMNS)} FROM agent_pauses ORDER BY "start", agent'
         return [dict(row) for row in self._fetch(sql)]
+
+
+class SqliteCdrStore(RecordStore):
+    """Records in one SQLite file, WAL, ``synchronous=FULL`` (see the module doc)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(str(path))
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"SqliteCdrStore({str(self.path)!r})"
+
+    def out_of_space(self) -> bool:
+        if str(self.path) == ":memory:":
+            return False
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            fs = os.statvfs(folder)
+        except OSError:
+            return False
+        room = fs.f_bavail * fs.f_frsize
+        return room < LOW_SPACE or (fs.f_files > 0 and fs.f_favail == 0)
+
+    def _connect(self) -> sqlite3.Connection:
+        in_memory = str(self.path) == ":memory:"
+        try:
+            if not in_memory:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise RecordError(f"cannot open record database {self.path}: {exc}") from exc
+        try:
+            if not in_memory:
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            with conn:
+                conn.executescript(self.dialect.schema)
+                _add_missing_cdr_columns(conn)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise RecordError(f"cannot set up record database {self.path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        log.info("record_store_opened", path=str(self.path))
+        return conn
+
+    def _transaction(self, conn: Any) -> contextlib.AbstractContextManager[Any]:
+        return conn  # type: ignore[no-any-return]  # sqlite3: commit, or roll back on error
 
 
 def _add_missing_cdr_columns(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,272 @@
+"""Records in a real PostgreSQL server (``records.postgres``): the same rows as SQLite, written
+once, kept through a server restart, one daemon per database, calls on both PBXs recorded,
+and ``callcenter report`` reading them back."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from postgres_server import PASSWORD, PostgresServer
+from test_record_rescue import T0, cdr, snapshot, writes_of_a_working_day
+
+from callcenter.config import load_config
+from callcenter.daemon import Daemon
+from callcenter.errors import ConfigError, RecordError
+from callcenter.records.postgres import PostgresRecordStore
+from callcenter.records.queue_log import QueueLogEntry
+from callcenter.records.store import CDR_COLUMNS, RecordStore, SqliteCdrStore
+from callcenter.records.writer import RecordWriter
+from callcenter.testing import BASE_CONFIG, merge, running_center
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def queue_log_of_one_call() -> list[QueueLogEntry]:
+    cid = "1796444790.1"
+    lines = [
+        ("ENTERQUEUE", ("", "0612345678", "1")),
+        ("CONNECT", ("3", "1796444790.2", "1")),
+        ("COMPLETECALLER", ("3", "95", "1")),
+    ]
+    return [
+        QueueLogEntry(f"{cid}:{n}", T0 + timedelta(seconds=n), cid, "support", "Agent/1002", e, d)
+        for n, (e, d) in enumerate(lines)
+    ]
+
+
+def a_day_in(store: RecordStore) -> dict[str, Any]:
+    for _, write in writes_of_a_working_day(store):  # type: ignore[arg-type]
+        write()
+    store.write_queue_log(queue_log_of_one_call())
+    return {
+        **snapshot(store),  # type: ignore[arg-type]
+        "queue_log": store.fetch_queue_log(),
+        "last_cdr": store.fetch_cdrs(last=1),
+        "queue_log_after_1": store.fetch_queue_log(after=1),
+    }
+
+
+def test_a_working_day_reads_back_from_postgresql_exactly_as_from_sqlite(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    sqlite = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    postgres = PostgresRecordStore(postgres_url, password=PASSWORD)
+    try:
+        assert a_day_in(postgres) == a_day_in(sqlite)
+        again = [write() for _, write in writes_of_a_working_day(postgres)]  # type: ignore[arg-type]
+        assert again[:3] == [False, False, False], "a record is written once"
+        assert postgres.write_queue_log(queue_log_of_one_call()) is False
+        assert len(postgres.fetch_queue_log()) == 3
+        assert postgres.has_cdr("1796444790.1") and not postgres.has_cdr("nope")
+    finally:
+        sqlite.close()
+        postgres.close()
+
+
+def test_a_call_left_at_a_shutdown_is_superseded_as_in_sqlite(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    left = cdr(hung_up_by="shutdown")
+    # Taken back by the next daemon: its record starts anew, 75 s after the first ended.
+    later = dataclasses.replace(
+        left,
+        start=left.end + timedelta(seconds=5),
+        end=left.end + timedelta(seconds=75),
+        duration=70,
+        hung_up_by="caller",
+    )
+    rows = []
+    for store in (
+        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        try:
+            assert store.write_cdr(left) is True
+            assert store.write_cdr(later) is True, "the record of the call taken back wins"
+            assert store.write_cdr(later) is False
+            rows.append(store.fetch_cdrs())
+        finally:
+            store.close()
+    assert rows[0] == rows[1]
+    (row,) = rows[1]
+    assert row["hung_up_by"] == "caller"
+    assert row["duration"] == 61 + 75, "from the first start to the new end"
+
+
+def test_a_database_of_an_older_version_gets_the_new_columns(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    with psycopg.connect(postgres_url, password=PASSWORD, autocommit=True) as conn:
+        conn.execute('CREATE TABLE cdr ("uniqueid" TEXT PRIMARY KEY, "start" TEXT NOT NULL,'
+                     ' "end" TEXT NOT NULL, "duration" INTEGER NOT NULL,'
+                     ' "billsec" INTEGER NOT NULL, "disposition" TEXT NOT NULL)')  # fmt: skip
+    store = PostgresRecordStore(postgres_url, password=PASSWORD)
+    try:
+        assert store.write_cdr(cdr()) is True
+        (row,) = store.fetch_cdrs()
+    finally:
+        store.close()
+    assert set(row) == {name for name, _ in CDR_COLUMNS}
+    assert row["recording_muted_seconds"] == 0.0
+
+
+async def test_records_wait_in_memory_while_the_server_restarts_and_are_written_after(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    store = PostgresRecordStore(postgres_url, password=PASSWORD)
+    writer = RecordWriter(store, retry_initial=0.05)
+    await writer.start()
+    try:
+        writer.submit("cdr:1", functools.partial(store.write_cdr, cdr(uniqueid="1")))
+        await writer.wait_written("cdr:1")
+        await asyncio.to_thread(postgres_server.stop)
+        try:
+            writer.submit("cdr:2", functools.partial(store.write_cdr, cdr(uniqueid="2")))
+            for _ in range(200):
+                if not writer.health()["ok"]:
+                    break
+                await asyncio.sleep(0.02)
+            health = writer.health()
+        finally:
+            await asyncio.to_thread(postgres_server.start)
+        await writer.wait_written("cdr:2", timeout=15)
+    finally:
+        await writer.close()
+    assert health["ok"] is False and health["unwritten"] == 1
+    assert health["error"], "it says why"
+    assert [
+        r["uniqueid"] for r in PostgresRecordStore(postgres_url, password=PASSWORD).fetch_cdrs()
+    ] == ["1", "2"]
+
+
+def postgres_config(url: str) -> dict[str, Any]:
+    return {"records": {"postgres": url}}
+
+
+ENV = {"CALLCENTER_POSTGRES_PASSWORD": PASSWORD}
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_calls_agents_and_the_queue_log_are_recorded_in_postgresql(
+    tmp_path: Path, postgres_url: str, transport: str
+) -> None:
+    config = postgres_config(postgres_url)
+    async with running_center(tmp_path, transport=transport, config=config, environ=ENV) as center:  # type: ignore[arg-type]
+        assert isinstance(center.daemon.store, PostgresRecordStore)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        caller = await center.caller_talks_to_an_agent("5551234")
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+        center.daemon.router.pause("1002", "lunch")
+        daemon = await center.restart()
+        agent = daemon.router.agents["1002"]
+        assert (agent.state.value, agent.pause_reason) == ("paused", "lunch"), (
+            "the shift and the pause were taken back from PostgreSQL"
+        )
+        queue_log = [e.event for _, e in daemon.store.fetch_queue_log()]
+    assert row["agent"] == "1002" and row["queue"] == "support"
+    assert row["disposition"] == "ANSWERED" and row["src"] == "5551234"
+    assert not (tmp_path / "var" / "cdr.sqlite3").exists(), "nothing went to SQLite"
+    assert "CONNECT" in queue_log
+    assert {"COMPLETECALLER", "COMPLETEAGENT"} & set(queue_log)
+
+
+async def test_a_second_daemon_on_the_same_postgresql_database_is_refused(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with running_center(
+        tmp_path, config=postgres_config(postgres_url), environ=ENV
+    ) as center:
+        second = Daemon(
+            load_config(center.config_path, environ=center.daemon.environ),
+            config_path=center.config_path,
+            environ=center.daemon.environ,
+        )
+        with pytest.raises(RecordError) as refused:
+            await second.start()
+    message = str(refused.value)
+    assert "is in use by another callcenter daemon" in message
+    assert f"pid {os.getpid()}" in message, "it names the daemon that holds it"
+    assert PASSWORD not in message
+
+
+async def test_report_reads_the_calls_back_from_postgresql(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with running_center(
+        tmp_path, config=postgres_config(postgres_url), environ=ENV
+    ) as center:
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        caller = await center.caller_talks_to_an_agent("5551234")
+        await center.cdr(caller.uniqueid)
+        path = center.config_path
+
+    async def report(password: str, *args: str) -> tuple[int, str, str]:
+        env = {**os.environ, "CALLCENTER_POSTGRES_PASSWORD": password}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callcenter.cli", "report", str(path), *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=REPO,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    code, out, err = await report(PASSWORD)
+    assert code == 0, err
+    assert "5551234" in out and "ANSWERED" in out
+    code, out, err = await report(PASSWORD, "--json")
+    assert code == 0, err
+    assert [json.loads(line)["uniqueid"] for line in out.splitlines()] == [caller.uniqueid]
+    code, out, err = await report(PASSWORD, "--queue-log")
+    assert code == 0 and "|ENTERQUEUE|" in out, err
+    code, out, err = await report("wrong")
+    assert code == 1
+    assert "password authentication failed" in err and "wrong" not in err
+
+
+def test_the_postgresql_password_comes_from_the_environment_and_bad_urls_are_refused() -> None:
+    settings = merge(BASE_CONFIG, {"records": {"postgres": "postgresql://cc@db:5432/cc"}})
+    text = yaml.safe_dump(settings, sort_keys=False)
+    from callcenter.config import load_config_text
+
+    env = {"CALLCENTER_AMI_SECRET": "x", "CALLCENTER_POSTGRES_PASSWORD": "pw"}
+    config = load_config_text(text, environ=env)
+    assert config.records.postgres_password is not None
+    assert config.records.postgres_password.get_secret_value() == "pw"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text.replace("postgresql://cc@db:5432/cc", "db.example"), environ=env)
+    assert "records.postgres: must be a PostgreSQL connection string" in str(caught.value)
+
+
+async def test_records_the_server_never_took_are_kept_at_a_stop_and_written_at_the_next_start(
+    tmp_path: Path, postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    async with running_center(
+        tmp_path, config=postgres_config(postgres_url), environ=ENV
+    ) as center:
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        await asyncio.to_thread(postgres_server.stop)
+        try:
+            caller = await center.caller_talks_to_an_agent("5551234")
+            await center.idle()
+            await center.daemon.stop(flush_timeout=0.5)
+            kept = tmp_path / "var" / "postgres.unwritten.jsonl"
+            assert kept.exists(), "the CDR waits beside the config for the next start"
+            assert caller.uniqueid in kept.read_text()
+        finally:
+            await asyncio.to_thread(postgres_server.start)
+        daemon = await center.start_again()
+        row = await center.cdr(caller.uniqueid)
+        assert not kept.exists(), "written, then the file is gone"
+        assert isinstance(daemon.store, PostgresRecordStore)
+    assert row["agent"] == "1002" and row["disposition"] == "ANSWERED"
