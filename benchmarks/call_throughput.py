@@ -64,10 +64,14 @@ import structlog
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# --records postgres starts a server as the tests do.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from call_counter import CallCounter
 from floor_client import FloorClient
 from pbx_side import PBXProcess
+from postgres_server import PASSWORD as POSTGRES_PASSWORD
+from postgres_server import running_postgres
 from probes import AGIProbe
 from report import (
     Table,
@@ -343,11 +347,18 @@ async def run_transport(
             pbx.ready["ami_port"], transport, agents, "cdr.sqlite3", args.ami_events
         )
         broker = None
+        postgres = contextlib.ExitStack()
+        if args.records == "postgres":
+            server = postgres.enter_context(running_postgres())
+            settings["records"] = {"postgres": server.new_database()}
+            environ_more = {"CALLCENTER_POSTGRES_PASSWORD": POSTGRES_PASSWORD}
+        else:
+            environ_more = {}
         if args.mqtt != "off":
             broker = start_mosquitto(Path(tmp))
             settings["mqtt"] = {"port": broker[1], "events": args.mqtt == "events"}
         path.write_text(yaml.safe_dump(settings, sort_keys=False))
-        environ = {"CALLCENTER_AMI_SECRET": DEMO_SECRET}
+        environ = {"CALLCENTER_AMI_SECRET": DEMO_SECRET, **environ_more}
         daemon = Daemon(load_config(path, environ=environ), config_path=path, environ=environ)
         await daemon.start()
         daemon.bus.subscribe(watch.on_event)
@@ -421,6 +432,7 @@ async def run_transport(
             if broker is not None:
                 broker[0].terminate()
                 broker[0].wait(5)
+            postgres.close()
     for stage in result:
         for sample in probe.gaps:
             if stage.start <= sample.at < stage.end:
@@ -537,6 +549,8 @@ async def main(args: argparse.Namespace) -> None:
         print(f"VARIANT: AMI events {args.ami_events!r}")
     if args.mqtt != "off":
         print(f"VARIANT: MQTT publishing {args.mqtt} to a local mosquitto")
+    if args.records == "postgres":
+        print("VARIANT: records in a local PostgreSQL server (fsync off), not SQLite")
     print(
         f"stages of {args.seconds:g} s at {', '.join(f'{r:g}' for r in rates)} calls/s; "
         f"{args.agents} agents answering after {args.answer_after:g} s, talking {args.talk:g} s; "
@@ -682,6 +696,12 @@ def parse_args() -> argparse.Namespace:
         "--no-floor", dest="floor", action="store_false", help="skip the bare-client floor row"
     )
     parser.add_argument("--ami-events", default=None, help="what-if: the config's ami.events")
+    parser.add_argument(
+        "--records",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="what-if: records in a PostgreSQL server the script starts (tests/postgres_server.py)",
+    )
     parser.add_argument(
         "--mqtt",
         choices=["off", "figures", "events"],

@@ -25,6 +25,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from pydantic import BaseModel
@@ -51,7 +52,6 @@ from callcenter.pbx.interface import (
 from callcenter.records.callbacks import QueueCallbackRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
-from callcenter.records.postgres import PostgresLock, PostgresRecordStore
 from callcenter.records.queue_log import QueueLogRecorder
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.shifts import ShiftRecorder
@@ -59,6 +59,9 @@ from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.records.writer import RecordWriter
 from callcenter.switchboard import Switchboard
 from callcenter.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from callcenter.records.postgres import PostgresLock
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +95,9 @@ def record_store(config: CallCenterConfig) -> RecordStore:
     SQLite file (``records.cdr_path``). Raises RecordError when PostgreSQL's driver is
     missing."""
     if config.records.postgres is not None:
+        # Imported here: psycopg costs every command ~50 ms of start-up, SQLite users too.
+        from callcenter.records.postgres import PostgresRecordStore
+
         return PostgresRecordStore(config.records.postgres, password=postgres_password(config))
     return SqliteCdrStore(resolve(config, config.records.cdr_path))
 
@@ -216,6 +222,8 @@ class Daemon:
         self.store = record_store(config)
         self.lock: RecordLock | PostgresLock = RecordLock(database)
         if config.records.postgres is not None:
+            from callcenter.records.postgres import PostgresLock
+
             self.lock = PostgresLock(config.records.postgres, password=postgres_password(config))
             # Where records the server would not take by a stop are kept for the next start.
             database = database.with_name("postgres")

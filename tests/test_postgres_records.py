@@ -270,3 +270,13 @@ async def test_records_the_server_never_took_are_kept_at_a_stop_and_written_at_t
         assert not kept.exists(), "written, then the file is gone"
         assert isinstance(daemon.store, PostgresRecordStore)
     assert row["agent"] == "1002" and row["disposition"] == "ANSWERED"
+
+
+def test_without_the_driver_installed_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import callcenter.records.postgres as module
+
+    monkeypatch.setattr(module, "psycopg", None)
+    with pytest.raises(RecordError, match=r"pip install 'callcenter\[postgresql\]'"):
+        PostgresRecordStore("postgresql://cc@127.0.0.1/cc")

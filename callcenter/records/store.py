@@ -378,6 +378,12 @@ class RecordStore(abc.ABC):
     def _rows(self, conn: Any, sql: str, params: Sequence[object]) -> list[Any]:
         return list(conn.execute(sql, params).fetchall())
 
+    def _run_many(self, conn: Any, sql: str, rows: Sequence[Sequence[object]]) -> int:
+        """Run ``sql`` once per row; the rows changed in all."""
+        cursor = conn.cursor()
+        cursor.executemany(sql, rows)
+        return int(cursor.rowcount)
+
     # ------------------------------------------------------------------ writes
 
     def batch(self, writes: Callable[[], T]) -> T:
@@ -524,24 +530,40 @@ class RecordStore(abc.ABC):
         return bool(self._fetch(self._sql.has_cdr, (uniqueid,)))
 
     def write_queue_log(self, entries: Sequence[QueueLogEntry]) -> bool:
-        """Store queue_log entries in order; an entry whose key is stored already is kept
-        as it is. False when none was new."""
-        written = False
+        """Store queue_log entries in order, in one statement run for each (one round trip
+        to a server); an entry whose key is stored already is kept as it is. False when
+        none was new."""
+        rows = []
         for entry in entries:
             data = [*entry.data[: len(QUEUE_LOG_DATA)]]
             data += [""] * (len(QUEUE_LOG_DATA) - len(data))
-            params = [
-                entry.key,
-                entry.time.isoformat(timespec="milliseconds"),
-                entry.callid,
-                entry.queuename,
-                entry.agent,
-                entry.event,
-                *data,
-            ]
-            what = f"queue_log {entry.key}"
-            written = self._write(what, self._sql.insert_queue_log, params) or written
-        return written
+            rows.append(
+                [
+                    entry.key,
+                    entry.time.isoformat(timespec="milliseconds"),
+                    entry.callid,
+                    entry.queuename,
+                    entry.agent,
+                    entry.event,
+                    *data,
+                ]
+            )
+        if not rows:
+            return False
+        what = f"queue_log {entries[0].key}" + (
+            f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
+        )
+        try:
+            with self._lock:
+                conn = self._connection()
+                if self._batching:
+                    return self._run_many(conn, self._sql.insert_queue_log, rows) > 0
+                with self._transaction(conn):
+                    return self._run_many(conn, self._sql.insert_queue_log, rows) > 0
+        except self.errors as exc:
+            if not self._batching:
+                self._failed(exc)
+            raise RecordError(f"cannot store {what} in {self.where}: {exc}") from exc
 
     def fetch_queue_log(
         self, *, last: int | None = None, after: int = 0
