@@ -267,6 +267,7 @@ class Daemon:
                 service_level=self._service_level,
                 timezone=config.ivr.timezone,
                 password=password.get_secret_value() if password is not None else None,
+                ca_file=resolve(config, config.mqtt.ca_file) if config.mqtt.ca_file else None,
             )
             self.bus.subscribe(self.mqtt.on_event)
         live = self.mqtt.health if self.mqtt is not None else None

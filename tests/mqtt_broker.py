@@ -35,7 +35,9 @@ def free_port() -> int:
 class Broker:
     """One mosquitto process; ``stop`` and ``start`` again keep the port (a broker restart)."""
 
-    def __init__(self, folder: Path, *, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, *, users: dict[str, str] | None = None, tls: bool = False
+    ) -> None:
         if not Path(MOSQUITTO).exists():
             raise RuntimeError(
                 "mosquitto is not installed: run scripts/bootstrap as root, or "
@@ -52,6 +54,10 @@ class Broker:
             "log_type error",
             "log_type warning",
         ]
+        self.ca_file: Path | None = None
+        if tls:
+            self.ca_file, cert, key = make_certificates(folder)
+            lines += [f"cafile {self.ca_file}", f"certfile {cert}", f"keyfile {key}"]
         if users:
             passwords = folder / "passwords"
             passwords.touch(mode=0o600)
@@ -117,6 +123,7 @@ class Wallboard:
         *,
         name: str = "wallboard",
         auth: tuple[str, str] | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.port = port
         self.prefix = prefix
@@ -129,6 +136,8 @@ class Wallboard:
         self.client.on_message = self._on_message
         if auth is not None:
             self.client.username_pw_set(*auth)
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=str(ca_file))
 
     def _on_connect(self, client: paho.Client, *_: Any) -> None:
         client.subscribe(f"{self.prefix}/#", qos=1)
@@ -173,9 +182,31 @@ class Wallboard:
             await asyncio.sleep(0.02)
 
 
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away certificate authority and a broker certificate it signed, for
+    127.0.0.1 and localhost (openssl); returns (CA, certificate, key)."""
+    ca_key, ca, key, request, cert = (
+        folder / name for name in ("ca.key", "ca.crt", "broker.key", "broker.csr", "broker.crt")
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=test CA"],
+        ["req", *ec, "-keyout", key, "-out", request, "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", request, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "2", "-extfile", folder / "san.cnf"],
+    ]  # fmt: skip
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for step in steps:
+        subprocess.run(["openssl", *map(str, step)], check=True, capture_output=True)
+    key.chmod(0o644)  # mosquitto reads it as itself
+    return ca, cert, key
+
+
 @contextlib.contextmanager
-def running_broker(folder: Path, *, users: dict[str, str] | None = None) -> Iterator[Broker]:
-    broker = Broker(folder, users=users)
+def running_broker(
+    folder: Path, *, users: dict[str, str] | None = None, tls: bool = False
+) -> Iterator[Broker]:
+    broker = Broker(folder, users=users, tls=tls)
     broker.start()
     try:
         yield broker

@@ -660,6 +660,7 @@ def test_mqtt_is_off_without_its_section_even_with_a_password_in_the_environment
         ('  topic_prefix: "callcenter/"\n', "<config>:37: mqtt.topic_prefix: must be an MQTT"),
         ("  interval: 0.01\n", "<config>:37: mqtt.interval: must be greater than or equal to 0.1"),
         ("  password: p\n", "<config>:36: mqtt: a password is only sent with a username"),
+        ("  ca_file: ca.pem\n", "<config>:36: mqtt: ca_file is only used with tls"),
         ("  port: 70000\n", "<config>:37: mqtt.port: must be less than or equal to 65535"),
     ],
 )

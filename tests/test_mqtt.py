@@ -281,3 +281,19 @@ async def test_a_broker_that_stops_answering_pings_is_left_and_tried_again(
                     break
                 await asyncio.sleep(0.02)
     assert mute.connections >= 2, "the daemon connected again"
+
+
+async def test_over_tls_the_broker_is_checked_against_the_configured_authority(
+    tmp_path: Path,
+) -> None:
+    with running_broker(tmp_path, tls=True) as broker:
+        assert broker.ca_file is not None
+        config = mqtt_config(broker, tls=True, ca_file=str(broker.ca_file))
+        async with running_center(tmp_path, config=config) as center:
+            with Wallboard(broker.port, ca_file=broker.ca_file) as board:
+                await board.wait_for("status", lambda m: m.text == "online")
+                await board.wait_for("queues/support")
+        system_cas = mqtt_config(broker, tls=True)
+        async with running_center(tmp_path, config=system_cas) as center:
+            error = await _error(center, "certificate verify failed")
+    assert "self-signed certificate in certificate chain" in error or "unable to get" in error

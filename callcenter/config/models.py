@@ -563,6 +563,17 @@ class MQTTConfig(_Model):
     connect_timeout: _Seconds = Field(
         default=5, description="Seconds to wait for the TCP connection and the CONNACK."
     )
+    tls: bool = Field(
+        default=False,
+        description="Talk to the broker over TLS (its port is then usually 8883), checking "
+        "its certificate against ca_file, or the system's certificate authorities.",
+    )
+    ca_file: _Text | None = Field(
+        default=None,
+        description="PEM file of the certificate authority that signed the broker's "
+        "certificate (relative to the config file's folder); null: the system's. Only "
+        "with tls.",
+    )
 
     @model_validator(mode="after")
     def _password_needs_username(self) -> MQTTConfig:
@@ -570,6 +581,14 @@ class MQTTConfig(_Model):
             raise PydanticCustomError(
                 "mqtt_password",
                 "a password is only sent with a username: set mqtt.username too",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ca_file_needs_tls(self) -> MQTTConfig:
+        if self.ca_file is not None and not self.tls:
+            raise PydanticCustomError(
+                "mqtt_ca_file", "ca_file is only used with tls: set mqtt.tls: true too"
             )
         return self
 

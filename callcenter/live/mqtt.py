@@ -29,10 +29,12 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -164,8 +166,10 @@ class MQTTPublisher:
         service_level: Callable[[str], float],
         timezone: str = "UTC",
         password: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self.config = config
+        self._ca_file = ca_file
         self._router = router
         self._service_level = service_level
         self._zone = ZoneInfo(timezone)
@@ -305,9 +309,17 @@ class MQTTPublisher:
         """One connection, until it is lost; True if the broker had accepted it."""
         cfg = self.config
         loop = asyncio.get_running_loop()
+        tls = self._tls() if cfg.tls else None
         try:
             transport, protocol = await asyncio.wait_for(
-                loop.create_connection(_BrokerProtocol, cfg.host, cfg.port), cfg.connect_timeout
+                loop.create_connection(
+                    _BrokerProtocol,
+                    cfg.host,
+                    cfg.port,
+                    ssl=tls,
+                    server_hostname=cfg.host if tls is not None else None,
+                ),
+                cfg.connect_timeout,
             )
         except TimeoutError:
             raise OSError(f"no TCP connection within {cfg.connect_timeout:g} s") from None
@@ -352,6 +364,15 @@ class MQTTPublisher:
                 transport.abort()
             self._protocol = None
             self._out.clear()
+
+    def _tls(self) -> ssl.SSLContext:
+        """The TLS context: the broker's certificate is checked, always."""
+        try:
+            return ssl.create_default_context(
+                cafile=str(self._ca_file) if self._ca_file is not None else None
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise OSError(f"mqtt.ca_file {self._ca_file}: {exc}") from None
 
     async def _keep(self, protocol: _BrokerProtocol) -> None:
         cfg = self.config
