@@ -16,6 +16,7 @@ import structlog
 import yaml
 from mqtt_broker import Broker, Message, Wallboard, running_broker
 
+from callcenter.events import AgentStateChanged
 from callcenter.testing import running_center
 
 
@@ -70,7 +71,13 @@ async def test_a_wallboard_sees_callers_wait_agents_talk_and_the_days_figures(
             await center.idle()
             sales = await board.wait_for("queues/sales", _today(abandoned=1))
             support = await board.wait_for("queues/support", _today(answered=1))
-            await board.wait_for("agents/1002", lambda m: m.json()["state"] != "on_call")
+            bob = await board.wait_for("agents/1002", _today(calls=1))
+            alice = await board.wait_for("agents/1001", lambda m: m.json()["today"]["missed"] > 0)
+            # A 90-second break, as the engine reports one (monotonic clock).
+            bus = center.daemon.bus
+            bus.publish(AgentStateChanged(agent="1003", old="available", new="paused", mono=100.0))
+            bus.publish(AgentStateChanged(agent="1003", old="paused", new="available", mono=190.0))
+            carol = await board.wait_for("agents/1003", _today(paused_seconds=90))
         await board.wait_for("status", lambda m: m.text == "offline")
 
     agent = talking.json()
@@ -86,6 +93,10 @@ async def test_a_wallboard_sees_callers_wait_agents_talk_and_the_days_figures(
     assert day["answered_in_service_level"] == 1
     assert day["service_level_percent"] == 100.0
     assert 0 <= day["average_wait"] < 5
+
+    assert bob.json()["today"]["talk_seconds"] >= 0 and bob.json()["today"]["missed"] == 0
+    assert alice.json()["today"]["calls"] == 0
+    assert carol.json()["today"]["date"] == support.json()["today"]["date"]
 
     started = [m.json() for m in board.on("events/CallStarted")]
     assert [e["caller_num"] for e in started] == ["5551234", "5550000"]

@@ -9,7 +9,9 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
                                              abandoned, exited, answered_in_service_level,
                                              service_level_percent, average_wait)
     callcenter/agents/<id>         retained  JSON: state, since, pause_reason, call_id,
-                                             queues, calls_taken, device_reachable
+                                             queues, calls_taken, device_reachable, and
+                                             "today" (calls, missed, talk_seconds,
+                                             paused_seconds: pauses over)
     callcenter/events/<EventName>            JSON of every engine event (``mqtt.events``)
 
 Queues and agents are looked at every ``mqtt.interval`` seconds and published when their JSON
@@ -50,12 +52,14 @@ from callcenter.events import (
     AgentLoggedOut,
     AgentPaused,
     AgentPhoneReachable,
+    AgentRingFailed,
     AgentStateChanged,
     AgentUnpaused,
     EngineEvent,
     QueueAbandoned,
     QueueExited,
     QueueJoined,
+    TalkEnded,
 )
 from callcenter.pbx.reconnect import backoff
 from callcenter.protocols import mqtt as wire
@@ -96,6 +100,25 @@ class _Day:
                 round(100.0 * self.in_service_level / self.answered, 1) if self.answered else None
             ),
             "average_wait": round(self.wait_total / self.answered, 1) if self.answered else None,
+        }
+
+
+@dataclass(slots=True)
+class _AgentDay:
+    """One agent's figures since midnight."""
+
+    calls: int = 0
+    missed: int = 0
+    talk_seconds: float = 0.0
+    paused_seconds: float = 0.0
+
+    def as_dict(self, day: date) -> dict[str, Any]:
+        return {
+            "date": day.isoformat(),
+            "calls": self.calls,
+            "missed": self.missed,
+            "talk_seconds": round(self.talk_seconds),
+            "paused_seconds": round(self.paused_seconds),
         }
 
 
@@ -180,6 +203,8 @@ class MQTTPublisher:
         self._dirty: set[str] = set()
         self._since: dict[str, str] = {}
         self._days: dict[str, _Day] = {}
+        self._agent_days: dict[str, _AgentDay] = {}
+        self._paused_at: dict[str, float] = {}
         self._day = self._today()
         self._last: dict[str, bytes] = {}
         self._out: list[bytes] = []
@@ -217,6 +242,18 @@ class MQTTPublisher:
     def _on_state(self, e: AgentStateChanged) -> None:
         self._dirty.add(e.agent)
         self._since[e.agent] = e.at.isoformat(timespec="seconds")
+        if e.new == "paused":
+            self._paused_at[e.agent] = e.mono
+        elif e.old == "paused" and e.agent in self._paused_at:
+            self._agent_day(e.agent).paused_seconds += e.mono - self._paused_at.pop(e.agent)
+
+    def _on_ring_failed(self, e: AgentRingFailed) -> None:
+        self._agent_day(e.agent).missed += 1
+        self._dirty.add(e.agent)
+
+    def _on_talk_ended(self, e: TalkEnded) -> None:
+        self._agent_day(e.agent).talk_seconds += e.talk_seconds
+        self._dirty.add(e.agent)
 
     def _on_joined(self, e: QueueJoined) -> None:
         self._count(e.queue).offered += 1
@@ -227,6 +264,7 @@ class MQTTPublisher:
         day.wait_total += e.wait_seconds
         if e.wait_seconds <= self._service_level(e.queue):
             day.in_service_level += 1
+        self._agent_day(e.agent).calls += 1
         self._dirty.add(e.agent)
 
     def _on_abandoned(self, e: QueueAbandoned) -> None:
@@ -234,6 +272,12 @@ class MQTTPublisher:
 
     def _on_exited(self, e: QueueExited) -> None:
         self._count(e.queue).exited += 1
+
+    def _agent_day(self, agent: str) -> _AgentDay:
+        day = self._agent_days.get(agent)
+        if day is None:
+            day = self._agent_days[agent] = _AgentDay()
+        return day
 
     def _count(self, queue: str) -> _Day:
         day = self._days.get(queue)
@@ -416,6 +460,8 @@ class MQTTPublisher:
         if today != self._day:
             self._day = today
             self._days.clear()
+            self._agent_days.clear()
+            everything = True  # every agent's "today" starts again
         router = self._router
         now = time.monotonic()
         wall = datetime.now(UTC)
@@ -452,6 +498,7 @@ class MQTTPublisher:
                 "queues": view["queues"],
                 "calls_taken": view["calls_taken"],
                 "device_reachable": view["device_reachable"],
+                "today": self._agent_days.get(agent_id, _AgentDay()).as_dict(today),
             }
             self._retain(topic, payload)
 
@@ -493,6 +540,8 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     AgentPhoneReachable: MQTTPublisher._on_agent,
     AgentStateChanged: MQTTPublisher._on_state,
     QueueJoined: MQTTPublisher._on_joined,
+    AgentRingFailed: MQTTPublisher._on_ring_failed,
+    TalkEnded: MQTTPublisher._on_talk_ended,
     AgentConnected: MQTTPublisher._on_connected,
     QueueAbandoned: MQTTPublisher._on_abandoned,
     QueueExited: MQTTPublisher._on_exited,
