@@ -300,6 +300,7 @@ class Daemon:
         self.exit_error: PBXClaimed | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
+        self._lock_keeper: asyncio.Task[None] | None = None
         self.pbx.subscribe(self._on_pbx_event)
 
     def _service_level(self, queue: str) -> float:
@@ -367,6 +368,10 @@ class Daemon:
             raise
         if self.resume:
             await self._restore_callbacks()
+        if database := self.config.records.postgres:
+            self._lock_keeper = asyncio.create_task(
+                self._keep_records_lock(database), name="records-lock"
+            )
         systemd.notify("READY=1", f"STATUS=taking calls from {self.pbx.name}")
         interval = systemd.watchdog_interval()
         if interval is not None:
@@ -380,6 +385,27 @@ class Daemon:
             queues=len(self.config.queues),
             api_port=self.api.port,
         )
+
+    async def _keep_records_lock(self, database: str) -> None:
+        """A PostgreSQL server restart drops the daemon's lock with its session: take it
+        back, and say so loudly while it cannot be."""
+        from callcenter.records.postgres import LOCK_CHECK, PostgresLock, describe
+
+        lock = self.lock
+        assert isinstance(lock, PostgresLock)
+        lost = False
+        while True:
+            await asyncio.sleep(LOCK_CHECK)
+            try:
+                held = await asyncio.to_thread(lock.keep)
+            except RecordError as exc:
+                if not lost:
+                    log.error("records_lock_lost", database=describe(database), error=str(exc))
+                lost = True
+                continue
+            if not held or lost:
+                log.warning("records_lock_taken_back", database=describe(database))
+            lost = False
 
     async def _resume_shifts(self) -> set[str]:
         """Agents logged in when the previous daemon stopped (or crashed) stay logged in,
@@ -508,6 +534,9 @@ class Daemon:
         if self._watchdog is not None:
             await cancel_and_wait(self._watchdog)
             self._watchdog = None
+        if self._lock_keeper is not None:
+            await cancel_and_wait(self._lock_keeper)
+            self._lock_keeper = None
         await self.api.stop()
         if self.metrics_api is not None:
             await self.metrics_api.stop()

@@ -61,10 +61,8 @@ class PostgresServer:
         return f"postgresql://callcenter@127.0.0.1:{self.port}/{name}"
 
     def restart(self) -> None:
-        _as_owner(
-            [_binary("pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "restart"],
-            self.folder,
-        )
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
         _as_owner(

@@ -280,3 +280,31 @@ def test_without_the_driver_installed_the_error_says_what_to_install(
     monkeypatch.setattr(module, "psycopg", None)
     with pytest.raises(RecordError, match=r"pip install 'callcenter\[postgresql\]'"):
         PostgresRecordStore("postgresql://cc@127.0.0.1/cc")
+
+
+async def test_the_daemon_takes_its_lock_back_after_a_server_restart(
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import callcenter.records.postgres as module
+
+    monkeypatch.setattr(module, "LOCK_CHECK", 0.05)
+
+    def another_daemon_may_start() -> bool:
+        try:
+            module.PostgresLock(postgres_url, password=PASSWORD).acquire()
+        except RecordError:
+            return False
+        return True  # its connection closes at once: the lock is free again
+
+    async with running_center(tmp_path, config=postgres_config(postgres_url), environ=ENV):
+        assert not await asyncio.to_thread(another_daemon_may_start)
+        await asyncio.to_thread(postgres_server.restart)
+        for _ in range(200):
+            if not await asyncio.to_thread(another_daemon_may_start):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the daemon never took its lock back")

@@ -15,7 +15,9 @@ the writer keeps the records in memory and retries them, and the retry connects 
 
 One daemon per record database, as with SQLite's lock file: :class:`PostgresLock` holds a
 session advisory lock on a connection of its own while the daemon runs. The server drops it
-with that connection, so a daemon that died leaves nothing stale behind.
+with that connection, so a daemon that died leaves nothing stale behind; a server restart
+drops it too, and the daemon takes it back (:meth:`PostgresLock.keep`, every
+:data:`LOCK_CHECK` seconds).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ LOCK_KEY: Final = 0x63616C6C63656E74  # "callcent": one daemon per record databa
 """The advisory lock a running daemon holds (``pg_try_advisory_lock``)."""
 
 CONNECT_TIMEOUT: Final = 5
+LOCK_CHECK: Final = 5.0
+"""Seconds between two checks that the daemon still holds its lock."""
 
 
 def _driver() -> Any:
@@ -190,6 +194,21 @@ class PostgresLock:
             f" daemon{who}: one daemon per record database (stop it, or give this one its"
             " own database)"
         )
+
+    def keep(self) -> bool:
+        """Check the lock is still held, taking it again when its connection was lost (a
+        server restart ends the session, and with it the lock). True when held; RecordError
+        when it cannot be taken back (the server is still away, or another daemon took it
+        meanwhile)."""
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.execute("SELECT 1")
+                return True
+            except _driver().Error:
+                self.release()
+        self.acquire()
+        return False
 
     def release(self) -> None:
         """Let the lock go (closing its connection). Idempotent."""
