@@ -25,6 +25,11 @@ def _health(port: int) -> dict[str, Any]:
         return dict(json.loads(answer.read()))
 
 
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
 def _is(**want: Any) -> Any:
     def test(message: Message) -> bool:
         figures = message.json()
@@ -163,6 +168,9 @@ async def test_calls_go_on_while_the_broker_is_down_and_the_figures_return_with_
             assert support.json()["today"]["offered"] == 1, "counted while the broker was away"
             health = await asyncio.to_thread(_health, daemon.api.port)
             assert health["mqtt"]["connected"] is True and health["mqtt"]["error"] is None
+            text = await asyncio.to_thread(_metrics, daemon.api.port)
+    assert "\ncallcenter_mqtt_connected 1\n" in text
+    assert "callcenter_mqtt_dropped_total " in text
 
 
 async def test_a_daemon_that_vanishes_is_shown_offline_by_its_last_will(tmp_path: Path) -> None:

@@ -276,6 +276,7 @@ class ControlAPI:
             monitoring=sum(1 for s in board.monitoring.snapshot() if s["monitoring"]),
             pbx_connected=self.link.connected,
             records=self._records() if self._records is not None else None,
+            mqtt=self._mqtt() if self._mqtt is not None else None,
         )
 
     def _records_health(self) -> dict[str, Any]:

@@ -206,6 +206,7 @@ class Metrics:
         monitoring: int,
         pbx_connected: bool,
         records: Mapping[str, Any] | None,
+        mqtt: Mapping[str, Any] | None = None,
     ) -> str:
         """The exposition text: counters and histograms so far, gauges from ``snapshot``
         (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest."""
@@ -261,6 +262,19 @@ class Metrics:
                 "gauge",
                 "Records waiting in memory for the database.",
                 [((), float(records.get("unwritten") or 0))],
+            )
+        if mqtt is not None:
+            out.family(
+                "callcenter_mqtt_connected",
+                "gauge",
+                "1 while the MQTT broker link is up.",
+                [((), 1.0 if mqtt.get("connected") else 0.0)],
+            )
+            out.family(
+                "callcenter_mqtt_dropped_total",
+                "counter",
+                "MQTT messages dropped: the broker was away or not reading.",
+                [((), float(mqtt.get("dropped") or 0))],
             )
         return out.text()
 
