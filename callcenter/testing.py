@@ -137,15 +137,21 @@ class Center:
             device, AgentPhone(answer_after=answer_after, reject=reject, hangup_after=hangup_after)
         )
 
+    async def caller_presses(self, number: str, key: str, *, prompt: str = "welcome-menu") -> Any:
+        """A caller dials 800, hears ``prompt`` and presses ``key`` (in the test config: 1
+        sales, 2 support); returns the caller."""
+        caller = await self.pbx.call("800", caller_num=number)
+        await caller.wait_for_prompt(prompt, timeout=5)
+        await caller.press(key)
+        return caller
+
     async def caller_talks_to_an_agent(
         self, number: str, *, prompt: str = "welcome-menu", key: str = "2"
     ) -> Any:
         """A caller dials 800, hears ``prompt``, presses ``key`` (the test config's support
         queue), talks to the agent who answers and hangs up; returns the caller (its
         ``uniqueid`` names the CDR)."""
-        caller = await self.pbx.call("800", caller_num=number)
-        await caller.wait_for_prompt(prompt, timeout=5)
-        await caller.press(key)
+        caller = await self.caller_presses(number, key, prompt=prompt)
         await caller.wait_bridged(timeout=5)
         await caller.hangup()
         return caller

@@ -162,13 +162,9 @@ async def test_prometheus_scrapes_what_callers_and_agents_did(
     async with running_center(tmp_path, transport=transport) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=None)
         center.add_phone("PJSIP/1002", answer_after=0.05)
-        caller = await center.pbx.call("800", caller_num="5551234")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.press("2")
+        caller = await center.caller_presses("5551234", "2")
         assert await caller.wait_bridged(timeout=5) == "PJSIP/1002"
-        gave_up = await center.pbx.call("800", caller_num="5550000")
-        await gave_up.wait_for_prompt("welcome-menu", timeout=5)
-        await gave_up.press("1")  # sales: 1001 only, who never answers
+        gave_up = await center.caller_presses("5550000", "1")  # sales: 1001 only, who never answers
         await gave_up.wait_moh(timeout=5)
         await asyncio.sleep(0.2)
         kind, during = await asyncio.to_thread(_scrape, center.daemon.api.port)

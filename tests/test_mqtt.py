@@ -61,14 +61,12 @@ async def test_a_wallboard_sees_callers_wait_agents_talk_and_the_days_figures(
             await board.wait_for("agents/1002", _is(state="available"))
             center.add_phone("PJSIP/1001", answer_after=None)
             center.add_phone("PJSIP/1002", answer_after=0.05)
-            caller = await center.pbx.call("800", caller_num="5551234")
-            await caller.wait_for_prompt("welcome-menu", timeout=5)
-            await caller.press("2")
+            caller = await center.caller_presses("5551234", "2")
             assert await caller.wait_bridged(timeout=5) == "PJSIP/1002"
             talking = await board.wait_for("agents/1002", _is(state="on_call"))
-            gave_up = await center.pbx.call("800", caller_num="5550000")
-            await gave_up.wait_for_prompt("welcome-menu", timeout=5)
-            await gave_up.press("1")  # sales: 1001 only, who never answers
+            gave_up = await center.caller_presses(
+                "5550000", "1"
+            )  # sales: 1001 only, who never answers
             await gave_up.wait_moh(timeout=5)
             waiting = await board.wait_for("queues/sales", _is(waiting=1))
             await gave_up.hangup()
@@ -121,9 +119,7 @@ async def test_a_wallboard_that_connects_later_gets_the_state_of_the_moment(
     with running_broker(tmp_path) as broker:
         async with running_center(tmp_path, config=mqtt_config(broker)) as center:
             center.add_phone("PJSIP/1001", answer_after=None)
-            caller = await center.pbx.call("800", caller_num="5550000")
-            await caller.wait_for_prompt("welcome-menu", timeout=5)
-            await caller.press("1")
+            caller = await center.caller_presses("5550000", "1")
             await caller.wait_moh(timeout=5)
             with Wallboard(broker.port, name="first") as first:
                 await first.wait_for("queues/sales", _is(waiting=1))
