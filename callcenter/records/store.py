@@ -125,7 +125,7 @@ def _quoted(names: Sequence[str]) -> str:
 
 _CDR_NAMES = tuple(name for name, _ in CDR_COLUMNS)
 
-_SCHEMA = f"""
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS cdr ({", ".join(f'"{n}" {t}' for n, t in CDR_COLUMNS)});
 CREATE INDEX IF NOT EXISTS cdr_start ON cdr ("start");
 CREATE INDEX IF NOT EXISTS cdr_queue ON cdr ("queue", "start");
@@ -234,7 +234,7 @@ SQLITE = Dialect(
     greatest="max",
     seconds_between='CAST(round((julianday(?) - julianday("start")) * 86400) AS INTEGER)',
     no_limit=-1,
-    schema=_SCHEMA,
+    schema=SCHEMA,
 )
 
 
