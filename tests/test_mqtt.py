@@ -312,3 +312,31 @@ async def test_over_tls_the_broker_is_checked_against_the_configured_authority(
         async with running_center(tmp_path, config=system_cas) as center:
             error = await _error(center, "certificate verify failed")
     assert "self-signed certificate in certificate chain" in error or "unable to get" in error
+
+
+async def test_agents_and_queues_no_longer_configured_leave_the_wallboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import callcenter.live.mqtt as module
+
+    monkeypatch.setattr(module, "STALE_AFTER", 0.2)
+    with running_broker(tmp_path) as broker:
+        # What a daemon with agent 9999 and queue "old" left on the broker.
+        with Wallboard(broker.port, name="old-daemon") as old:
+            for topic in ("callcenter/agents/9999", "callcenter/queues/old"):
+                old.client.publish(
+                    topic, b'{"state": "available"}', qos=1, retain=True
+                ).wait_for_publish()
+        async with running_center(tmp_path, config=mqtt_config(broker)) as center:
+            publisher = center.daemon.mqtt
+            assert publisher is not None
+            for _ in range(200):
+                if publisher.connected:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.5)
+            with Wallboard(broker.port, name="late") as board:
+                await board.wait_for("agents/1001")
+                await board.wait_for("queues/support")
+                await asyncio.sleep(0.3)
+    assert board.on("agents/9999") == [] and board.on("queues/old") == []

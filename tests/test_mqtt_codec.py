@@ -70,6 +70,13 @@ def test_connect_is_laid_out_byte_for_byte() -> None:
     assert full.endswith(b"\x00\x02cc\x00\x09cc/status\x00\x07offline\x00\x01u\x00\x01p")
 
 
+def test_subscribe_and_unsubscribe_carry_the_flags_the_standard_requires() -> None:
+    assert wire.encode_subscribe(1, [("a/+", 0)]) == b"\x82\x08\x00\x01\x00\x03a/+\x00"
+    assert wire.encode_unsubscribe(2, ["a/+"]) == b"\xa2\x07\x00\x02\x00\x03a/+"
+    with pytest.raises(MQTTProtocolError):
+        wire.encode_unsubscribe(3, [])
+
+
 def test_publish_carries_its_flags_and_a_packet_id_only_above_qos_0() -> None:
     assert wire.encode_publish("a/b", b"hi", retain=True) == b"\x31\x07\x00\x03a/bhi"
     assert wire.encode_publish("a/b", b"hi", qos=1, packet_id=10, dup=True) == (

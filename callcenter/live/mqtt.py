@@ -16,7 +16,10 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
 
 Queues and agents are looked at every ``mqtt.interval`` seconds and published when their JSON
 changed; a new connection publishes all of them again, and agents a reload adds appear at the
-next look (the router never forgets an agent or a queue while the daemon runs). "today"
+next look (the router never forgets an agent or a queue while the daemon runs). At each
+connection the daemon also reads back what the broker retained under ``agents/+`` and
+``queues/+`` and clears the topics of agents and queues the config no longer has, so that a
+wallboard does not show someone who left as available for ever. "today"
 counts from midnight in ``ivr.timezone``.
 
 Best effort, as DESIGN.md asks of live output: QoS 0, nothing is kept while the broker is
@@ -29,6 +32,7 @@ when ``mqtt.events`` is on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import ssl
@@ -69,6 +73,9 @@ log = structlog.get_logger(__name__)
 
 __all__ = ["MQTTPublisher"]
 
+STALE_AFTER: Final = 1.0
+"""Seconds after connecting when the retained messages the broker sent back have all
+arrived, and those of agents and queues no longer configured are cleared."""
 GATHER: Final = 0.02
 """Seconds packets are gathered into one write: a wallboard does not see 20 ms, the CPU
 sees one write instead of one per event."""
@@ -135,6 +142,9 @@ class _BrokerProtocol(asyncio.Protocol):
         self.heard = time.monotonic()
         self.error: str | None = None
         self.transport: asyncio.Transport | None = None
+        self.retained: set[str] = set()
+        """Topics the broker held a retained message for when we subscribed (see
+        :meth:`MQTTPublisher._forget_stale`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -151,6 +161,11 @@ class _BrokerProtocol(asyncio.Protocol):
         for packet in packets:
             if packet.type is wire.PacketType.CONNACK and not self.connack.done():
                 self.connack.set_result(packet)
+            elif packet.type is wire.PacketType.PUBLISH:
+                with contextlib.suppress(MQTTProtocolError):
+                    message = wire.publish(packet)
+                    if message.retain and message.payload:
+                        self.retained.add(message.topic)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.error is None and exc is not None:
@@ -200,6 +215,7 @@ class MQTTPublisher:
         self._prefix = config.topic_prefix
         self.client_id = config.client_id or f"callcenter-{socket.gethostname()}"[:64]
         self._status_topic = f"{self._prefix}/status"
+        self._stale_filters = [f"{self._prefix}/agents/+", f"{self._prefix}/queues/+"]
         self._dirty: set[str] = set()
         self._since: dict[str, str] = {}
         self._days: dict[str, _Day] = {}
@@ -396,6 +412,7 @@ class MQTTPublisher:
             self.connected_since = datetime.now(UTC)
             log.info("mqtt_connected", broker=f"{cfg.host}:{cfg.port}", client_id=self.client_id)
             self._send(wire.encode_publish(self._status_topic, b"online", retain=True))
+            self._send(wire.encode_subscribe(1, [(f, 0) for f in self._stale_filters]))
             self._publish_figures(everything=True)
             await self._keep(protocol)
             if protocol.error is not None:
@@ -408,6 +425,16 @@ class MQTTPublisher:
                 transport.abort()
             self._protocol = None
             self._out.clear()
+
+    def _forget_stale(self, protocol: _BrokerProtocol) -> None:
+        """Clear the retained messages of agents and queues the config no longer has (a
+        wallboard would show them forever), and stop listening to our own topics."""
+        current = {f"{self._prefix}/agents/{a}" for a in self._router.agent_ids()}
+        current |= {f"{self._prefix}/queues/{q}" for q in self._router.queue_names()}
+        for topic in sorted(protocol.retained - current):
+            log.info("mqtt_stale_topic_cleared", topic=topic)
+            self._send(wire.encode_publish(topic, b"", retain=True))
+        self._send(wire.encode_unsubscribe(2, self._stale_filters))
 
     def _tls(self) -> ssl.SSLContext:
         """The TLS context: the broker's certificate is checked, always."""
@@ -423,9 +450,11 @@ class MQTTPublisher:
         ping_every = cfg.keepalive / 2
         next_look = time.monotonic() + cfg.interval
         next_ping = time.monotonic() + ping_every
+        # The broker sends what it retained right after the SUBSCRIBE of _session.
+        forget_at: float | None = time.monotonic() + STALE_AFTER
         while not protocol.lost.done():
             now = time.monotonic()
-            wake = min(next_look, next_ping)
+            wake = min(next_look, next_ping, forget_at or next_look)
             if wake > now:
                 await asyncio.wait([protocol.lost], timeout=wake - now)
                 continue
@@ -438,6 +467,9 @@ class MQTTPublisher:
                 if protocol.transport is not None:
                     protocol.transport.write(wire.PINGREQ)
                 next_ping = now + ping_every
+            if forget_at is not None and now >= forget_at:
+                self._forget_stale(protocol)
+                forget_at = None
             if now >= next_look:
                 self._publish_figures(everything=self._resend)
                 next_look = time.monotonic() + cfg.interval

@@ -44,6 +44,7 @@ __all__ = [
     "encode_publish",
     "encode_remaining_length",
     "encode_subscribe",
+    "encode_unsubscribe",
     "packet_id",
     "publish",
 ]
@@ -209,6 +210,16 @@ def encode_subscribe(packet_id: int, topics: list[tuple[str, int]]) -> bytes:
         _check_qos(qos)
         body += _string(topic, "topic filter") + bytes((qos,))
     return _packet(PacketType.SUBSCRIBE, 0x02, body)
+
+
+def encode_unsubscribe(packet_id: int, topics: list[str]) -> bytes:
+    """An UNSUBSCRIBE packet; flags are 0b0010 by the standard."""
+    if not topics:
+        raise MQTTProtocolError("UNSUBSCRIBE needs at least one topic filter")
+    body = struct.pack("!H", packet_id)
+    for topic in topics:
+        body += _string(topic, "topic filter")
+    return _packet(PacketType.UNSUBSCRIBE, 0x02, body)
 
 
 def connack(packet: Packet) -> tuple[bool, int]:
