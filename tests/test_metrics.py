@@ -186,6 +186,10 @@ async def test_prometheus_scrapes_what_callers_and_agents_did(
     rung_out = (("queue", "support"), ("status", "NOANSWER"))
     assert done[("callcenter_agent_ring_failed_total", rung_out)] >= 1, "1001 did not answer"
     assert done[("callcenter_calls_active", ())] == 0
+    assert done[("callcenter_agent_calls_total", (("agent", "1002"),))] == 1
+    assert done[("callcenter_agent_talk_seconds_total", (("agent", "1002"),))] > 0
+    assert done[("callcenter_agent_missed_total", (("agent", "1001"),))] >= 1
+    assert ("callcenter_agent_calls_total", (("agent", "1001"),)) not in done
 
 
 def _request(port: int, method: str, path: str) -> int:

@@ -151,8 +151,8 @@ class Metrics:
         if handler is not None:
             handler(event)
 
-    def _count(self, name: str, labels: Labels = ()) -> None:
-        self._counters[name][labels] += 1
+    def _count(self, name: str, labels: Labels = (), amount: float = 1.0) -> None:
+        self._counters[name][labels] += amount
 
     def _observe(self, name: str, labels: Labels, bounds: tuple[float, ...], v: float) -> None:
         series = self._histograms[name]
@@ -178,6 +178,7 @@ class Metrics:
             self._count("callcenter_queue_answered_in_service_level_total", q)
         self._observe("callcenter_queue_wait_seconds", q, WAIT_BUCKETS, e.wait_seconds)
         self._queue_of[e.call_id] = e.queue
+        self._count("callcenter_agent_calls_total", (("agent", e.agent),))
 
     def _on_abandoned(self, e: QueueAbandoned) -> None:
         q = (("queue", e.queue),)
@@ -190,10 +191,13 @@ class Metrics:
     def _on_ring_failed(self, e: AgentRingFailed) -> None:
         labels = (("queue", e.queue), ("status", e.status))
         self._count("callcenter_agent_ring_failed_total", labels)
+        self._count("callcenter_agent_missed_total", (("agent", e.agent),))
 
     def _on_talk_ended(self, e: TalkEnded) -> None:
         q = (("queue", self._queue_of.get(e.call_id, "")),)
         self._observe("callcenter_talk_seconds", q, TALK_BUCKETS, e.talk_seconds)
+        talk = max(0.0, e.talk_seconds)
+        self._count("callcenter_agent_talk_seconds_total", (("agent", e.agent),), talk)
 
     def _on_transferred(self, e: CallTransferred) -> None:
         self._count("callcenter_transfers_total")
@@ -292,6 +296,9 @@ _COUNTERS: Final = (
     ("callcenter_queue_exited_total", "Queue callers a queue rule took out, by reason."),
     ("callcenter_agent_ring_failed_total", "Agents rung who did not take the call."),
     ("callcenter_transfers_total", "Calls transferred by an agent."),
+    ("callcenter_agent_calls_total", "Calls each agent answered."),
+    ("callcenter_agent_missed_total", "Calls each agent was rung for and did not take."),
+    ("callcenter_agent_talk_seconds_total", "Seconds each agent (or supervisor) talked."),
 )
 _UNLABELLED: Final = frozenset({"callcenter_calls_started_total", "callcenter_transfers_total"})
 _HISTOGRAMS: Final = (
