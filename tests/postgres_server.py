@@ -97,9 +97,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _stop_orphans() -> None:
+    """Stop the servers of earlier runs that were killed before they could stop them (a
+    ``timeout``, a ^C twice): their ``owner.pid`` names a process that is gone."""
+    for owner in Path(tempfile.gettempdir()).glob("cc-postgres-*/owner.pid"):
+        try:
+            os.kill(int(owner.read_text()), 0)
+            continue  # that run is still going
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue
+        folder = owner.parent
+        with contextlib.suppress(Exception):
+            _as_owner(
+                [_binary("pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "stop"], folder
+            )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def running_postgres() -> Iterator[PostgresServer]:
+    _stop_orphans()
     folder = Path(tempfile.mkdtemp(prefix="cc-postgres-"))
+    (folder / "owner.pid").write_text(str(os.getpid()))
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         os.chown(folder, owner.pw_uid, owner.pw_gid)
