@@ -536,7 +536,8 @@ class MQTTConfig(_Model):
     client_id: _Text | None = Field(
         default=None,
         description='MQTT client id; null: "callcenter-" and the host name. Two daemons '
-        "with one id push each other off the broker.",
+        "with one id push each other off the broker; some brokers take at most 23 "
+        'characters (they answer "client identifier rejected").',
     )
     topic_prefix: _TopicPrefix = Field(
         default="callcenter", description="First levels of every topic the daemon publishes."
