@@ -23,6 +23,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── UnknownAgent
     │   ├── UnknownQueue
     │   ├── UnknownSupervisor
+    │   ├── NotPermitted            the config does not let this person do that (a team)
     │   └── DestinationNotAllowed   a transfer/dial target that the config does not allow
     ├── ListenError                 an address the daemon must listen on is taken or refused
     ├── BrokerRefused               the MQTT broker refused the daemon's connection
@@ -149,6 +150,11 @@ class UnknownQueue(EngineError):
 
 class UnknownSupervisor(EngineError):
     """No supervisor of that id in the config."""
+
+
+class NotPermitted(EngineError):
+    """The config does not let this person do that (a supervisor monitoring outside their
+    teams)."""
 
 
 class DestinationNotAllowed(EngineError):

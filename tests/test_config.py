@@ -678,3 +678,16 @@ def test_the_examples_mqtt_section_loads_once_uncommented() -> None:
     config = load_config_text(BASE + section + "\n", environ=SECRET_ENV)
     assert config.mqtt is not None
     assert (config.mqtt.username, config.mqtt.topic_prefix) == ("callcenter", "callcenter")
+
+
+def test_a_supervisors_team_that_no_agent_is_in_is_refused_at_its_line() -> None:
+    text = BASE.replace('    pin: "0420"\n', '    pin: "0420"\n    team: red\n')
+    text += "    teams: [red, rde]\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, environ=SECRET_ENV)
+    assert str(caught.value) == (
+        '<config>:37: supervisors.2000.teams[1]: no team named "rde"; did you mean red?'
+    )
+    assert load_config_text(text.replace(", rde]", "]"), environ=SECRET_ENV).supervisors[
+        "2000"
+    ].teams == ["red"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from callcenter.cli import main as cli_main
 from callcenter.events import CallMonitored, CallTransferred, EngineEvent, MonitorEnded
@@ -399,3 +400,34 @@ async def test_a_supervisor_takes_the_call_over_and_the_agent_is_free(
     assert (row["transfer_path"], row["monitored_by"], row["barged"]) == ("1001>2000", "2000", True)
     assert [e.kind for e in seen if isinstance(e, CallTransferred)] == ["takeover"]
     assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["taken_over"]
+
+
+async def test_a_supervisor_with_teams_monitors_only_the_agents_of_those_teams(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    teams = {
+        "agents": {"1001": {"team": "blue"}, "1002": {"team": "red"}},
+        "supervisors": {"2000": {"teams": ["red"]}},
+    }
+    async with supervised(tmp_path, "fastagi", **teams) as (center, _alice, sam):
+        caller = await caller_with_agent(center, "5551250")  # Alice, team blue, answers
+        status, answer = await api(center, "/supervisors/2000/listen", {"agent": "1001"})
+        assert status == 403
+        assert answer["error"] == (
+            "supervisor 2000 monitors team(s) red only; agent 1001 is in team blue"
+        )
+        url = f"http://127.0.0.1:{center.daemon.api.port}"
+        capsys.readouterr()
+        barge = ["supervisor", "barge", "2000", "1001", "--api", url]
+        assert await asyncio.to_thread(cli_main, barge) == 1
+        assert "team blue" in capsys.readouterr().err
+        assert sam.rings == 0 and monitor_of(center) is None
+        # Alice moves to the red team: a reload, and Sam may listen.
+        settings = yaml.safe_load(center.config_path.read_text())
+        settings["agents"]["1001"]["team"] = "red"
+        center.config_path.write_text(yaml.safe_dump(settings))
+        await center.daemon.reload()
+        status, answer = await api(center, "/supervisors/2000/listen", {"agent": "1001"})
+        assert status == 200, answer
+        await sam.wait_answered(timeout=STEP)
+        await caller.hangup()

@@ -1762,6 +1762,10 @@ class AgentConfig(_Model):
     wrapup: _SecondsOrZero | None = Field(
         default=None, description="After-call work seconds for this agent (null: the queue's)."
     )
+    team: Name | None = Field(
+        default=None,
+        description="The agent's team: supervisors with `teams` monitor only the agents of theirs.",
+    )
     autopause: int | None = Field(
         default=None,
         ge=0,
@@ -1833,6 +1837,11 @@ class SupervisorConfig(_Model):
         default=20.0,
         description="Seconds the supervisor's phone rings when they ask to listen, whisper "
         "or barge; unanswered, the request lapses and the agent's call goes on untouched.",
+    )
+    teams: list[Name] = Field(
+        default_factory=list,
+        description="Teams (agents' `team`) whose calls this supervisor may listen to, "
+        "whisper on, barge in on and take over; empty: every agent's.",
     )
 
 
@@ -2314,6 +2323,19 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
         from callcenter.ivr.check import graph_problems
 
         out += [Problem(path, message) for path, message in graph_problems(data, base_dir)]
+
+    teams = {
+        str(a.get("team"))
+        for a in (agents or {}).values()
+        if isinstance(a, Mapping) and a.get("team")
+    }
+    for sid, supervisor in (supervisors or {}).items():
+        wanted = supervisor.get("teams") if isinstance(supervisor, Mapping) else None
+        for i, team in enumerate(wanted if isinstance(wanted, list) else []):
+            if isinstance(team, str) and team not in teams:
+                known = {t: None for t in sorted(teams)}
+                message = _unknown("team", team, known, "agents.<id>.team")
+                out.append(Problem(("supervisors", sid, "teams", i), message))
 
     for qname, queue in (queues or {}).items():
         if not isinstance(queue, Mapping):

@@ -29,9 +29,10 @@ Routes (all JSON)::
     POST /reload                          re-read the config file (as SIGHUP does):
                                           {"reloaded": true, "needs_restart": ["api.port"]}
 
-Errors come back as ``{"error": "..."}`` with status 400 (bad request), 404 (unknown agent,
-supervisor or route) or 409 (not possible in the agent's current state, such as monitoring
-an agent who is not on a call).
+Errors come back as ``{"error": "..."}`` with status 400 (bad request), 403 (a supervisor
+monitoring an agent outside their ``teams``), 404 (unknown agent, supervisor or route) or
+409 (not possible in the agent's current state, such as monitoring an agent who is not on a
+call).
 
 ``pbx`` in both is :meth:`PBXLink.as_dict`: ``{"name": "asterisk", "connected": true,
 "since": "2026-12-05T01:02:03.456+00:00"}``, plus ``"reason"`` while it is down.
@@ -64,6 +65,7 @@ from callcenter.errors import (
     DestinationNotAllowed,
     EngineError,
     ListenError,
+    NotPermitted,
     UnknownAgent,
     UnknownSupervisor,
 )
@@ -127,6 +129,7 @@ class PBXLink:
 REASONS = {
     200: "OK",
     400: "Bad Request",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
@@ -343,6 +346,8 @@ class ControlAPI:
                 raise HTTPError(404, f"unknown supervisor action {action!r}")
         except (UnknownSupervisor, UnknownAgent) as exc:
             raise HTTPError(404, str(exc)) from None
+        except NotPermitted as exc:
+            raise HTTPError(403, str(exc)) from None
         except CallCenterError as exc:
             raise HTTPError(409, str(exc)) from None
         return {"supervisor": supervisor_id, "monitoring": shown}

@@ -41,6 +41,7 @@ import structlog
 from callcenter.errors import (
     CommandFailed,
     EngineError,
+    NotPermitted,
     PBXError,
     UnknownAgent,
     UnknownSupervisor,
@@ -132,9 +133,10 @@ class Monitoring:
         """Put ``supervisor_id`` on ``agent_id``'s call in ``mode``; returns the monitoring
         as :meth:`snapshot` shows it (``state`` ``ringing`` until the supervisor answers).
 
-        Raises UnknownSupervisor, UnknownAgent, EngineError (a mode that does not exist, an
-        agent not talking to anyone, a supervisor monitoring themself) or PBXError (the PBX
-        refused to ring the supervisor).
+        Raises UnknownSupervisor, UnknownAgent, NotPermitted (an agent outside the
+        supervisor's ``teams``), EngineError (a mode that does not exist, an agent not
+        talking to anyone, a supervisor monitoring themself) or PBXError (the PBX refused to
+        ring the supervisor).
         """
         config = self._board.config
         supervisor = config.supervisors.get(supervisor_id)
@@ -147,6 +149,13 @@ class Monitoring:
             config.agents[agent_id].device == supervisor.device
         ):
             raise EngineError(f"supervisor {supervisor_id} cannot monitor their own phone")
+        agent = config.agents.get(agent_id)
+        team = agent.team if agent is not None else None
+        if supervisor.teams and team not in supervisor.teams:
+            raise NotPermitted(
+                f"supervisor {supervisor_id} monitors team(s) {', '.join(supervisor.teams)}"
+                f" only; agent {agent_id} is in {f'team {team}' if team else 'no team'}"
+            )
         lock = self._locks.setdefault(supervisor_id, asyncio.Lock())
         async with lock:
             found = self._board.agent_call(agent_id)
