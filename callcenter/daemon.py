@@ -52,7 +52,7 @@ from callcenter.pbx.interface import (
 from callcenter.records.callbacks import QueueCallbackRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
-from callcenter.records.queue_log import QueueLogRecorder
+from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
@@ -242,6 +242,11 @@ class Daemon:
         if config.records.queue_log:
             self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
             self.bus.subscribe(self.queue_log.on_event)
+        self.queue_log_file: QueueLogFile | None = None
+        if config.records.queue_log_file is not None:
+            self.queue_log_file = QueueLogFile(
+                resolve(config, config.records.queue_log_file), self.store, self.recorder.writer
+            )
         agents = [
             Agent(id=agent_id, name=a.name, device=a.device)
             for agent_id, a in config.agents.items()
@@ -368,6 +373,8 @@ class Daemon:
             raise
         if self.resume:
             await self._restore_callbacks()
+        if self.queue_log_file is not None:
+            self.queue_log_file.start()
         if database := self.config.records.postgres:
             self._lock_keeper = asyncio.create_task(
                 self._keep_records_lock(database), name="records-lock"
@@ -549,6 +556,8 @@ class Daemon:
         try:
             await self.recorder.close(flush_timeout)
         finally:
+            if self.queue_log_file is not None:
+                await self.queue_log_file.stop()
             self.lock.release()
         self._stopped.set()
         log.info("daemon_stopped")

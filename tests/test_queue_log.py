@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callcenter.cli import main as cli_main
+from callcenter.config import load_config
+from callcenter.errors import ConfigError
 from callcenter.events import (
     AgentConnected,
     AgentLoggedIn,
@@ -44,7 +47,7 @@ from callcenter.records.queue_log import QueueLogEntry, QueueLogRecorder, agent_
 from callcenter.records.rescue import decode_write, encode_write
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.writer import RecordWriter
-from callcenter.testing import TRANSPORTS, running_center
+from callcenter.testing import BASE_CONFIG, TRANSPORTS, merge, running_center
 
 T0 = datetime(2024, 5, 6, 9, 0, 0, tzinfo=UTC)
 EPOCH = int(T0.timestamp())
@@ -440,3 +443,46 @@ async def test_a_daemon_start_is_queuestart_before_its_agents_and_a_reload_confi
         "NONE|NONE|Agent/1002|AGENTLOGIN|PJSIP/1002",
     ], "the agents the config logs in, after the start"
     assert lines[-1] == "NONE|NONE|NONE|CONFIGRELOAD|"
+
+
+async def test_a_queue_log_file_gets_every_line_once_across_a_restart(tmp_path: Path) -> None:
+    """What a reporting tool tailing /var/log/asterisk/queue_log reads: the table's lines, in
+    order, each once, a restart and its QUEUESTART included."""
+    config = {"records": {"queue_log_file": "log/queue_log"}}
+    path = tmp_path / "log" / "queue_log"
+
+    async def lines_for(center: Any, number: str) -> None:
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        caller = await center.caller_talks_to_an_agent(number)
+        await center.cdr(caller.uniqueid)
+        await center.idle()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            fields = [
+                line.split("|") for line in (path.read_text() if path.exists() else "").splitlines()
+            ]
+            if any(f[1] == caller.uniqueid and f[4].startswith("COMPLETE") for f in fields):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no COMPLETE line for {caller.uniqueid} in {path}")
+
+    async with running_center(tmp_path, config=config) as center:
+        await lines_for(center, "5551234")
+        await center.restart()
+        await lines_for(center, "5551235")
+        rows = center.daemon.store.fetch_queue_log()
+        table = [e.line() for _, e in rows]
+    written = path.read_text().splitlines()
+    assert written == table, "the file is the table, line for line"
+    assert [line.split("|")[4] for line in written].count("QUEUESTART") == 2
+    assert sum("|COMPLETE" in line for line in written) == 2
+    assert int((tmp_path / "log" / "queue_log.pos").read_text()) == rows[-1][0]
+
+
+def test_a_queue_log_file_without_the_queue_log_is_a_config_error(tmp_path: Path) -> None:
+    settings = merge(BASE_CONFIG, {"records": {"queue_log": False, "queue_log_file": "ql"}})
+    path = tmp_path / "cc.yaml"
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
+    assert "records: queue_log_file needs queue_log: true" in str(caught.value)

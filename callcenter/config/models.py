@@ -680,6 +680,20 @@ class RecordsConfig(_Model):
         "ABANDON, AGENTLOGIN, PAUSEALL...) in the records database for queue reporting "
         "tools; `callcenter report --queue-log` prints it in the queue_log file's format.",
     )
+    queue_log_file: _Text | None = Field(
+        default=None,
+        description="Also keep the queue_log in this file, in Asterisk's format, for reporting "
+        "tools that read /var/log/asterisk/queue_log: each line appended within 0.2 s of its "
+        "record, once (where it got to is kept in <file>.pos). Relative to the config file.",
+    )
+
+    @model_validator(mode="after")
+    def _file_needs_queue_log(self) -> RecordsConfig:
+        if self.queue_log_file is not None and not self.queue_log:
+            raise PydanticCustomError(
+                "queue_log_file", "queue_log_file needs queue_log: true (the lines come from it)"
+            )
+        return self
 
 
 class RouteConfig(_Model):

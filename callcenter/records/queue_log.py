@@ -39,16 +39,20 @@ format).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import operator
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 import structlog
 
+from callcenter.errors import RecordError
 from callcenter.events import (
     AgentConnected,
     AgentEvent,
@@ -379,3 +383,89 @@ class QueueLogRecorder:
                 f"queue_log:{entries[0].key}",
                 functools.partial(self.store.write_queue_log, entries),
             )
+
+
+class QueueLogSource(Protocol):
+    def fetch_queue_log(
+        self, *, last: int | None = None, after: int = 0
+    ) -> list[tuple[int, QueueLogEntry]]: ...
+
+    def close(self) -> None: ...
+
+
+FILE_INTERVAL: Final = 0.2
+"""Seconds between two looks at the queue_log table for lines the file lacks."""
+
+
+class QueueLogFile:
+    """Keeps a file in Asterisk's queue_log format in step with the ``queue_log`` table
+    (``records.queue_log_file``), for reporting tools that read
+    ``/var/log/asterisk/queue_log``: every entry once, in the table's order, appended within
+    :data:`FILE_INTERVAL` of its commit. The last row id appended is kept in ``<file>.pos``,
+    so a restart goes on where the previous daemon stopped; a file rotated away (logrotate)
+    is simply started again. Reads run in the record writer's thread."""
+
+    def __init__(self, path: Path, store: QueueLogSource, writer: RecordWriter) -> None:
+        self.path = path
+        self.store = store
+        self.writer = writer
+        self._pos_path = path.with_name(path.name + ".pos")
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="queue-log-file")
+
+    async def stop(self) -> None:
+        """Stop following; after the writer closed, append what it wrote last."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await asyncio.to_thread(self._catch_up_and_close)
+        except (OSError, RecordError) as exc:
+            log.warning("queue_log_file_behind", file=str(self.path), error=str(exc))
+
+    def _catch_up_and_close(self) -> None:
+        try:
+            self.catch_up()
+        finally:
+            self.store.close()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(FILE_INTERVAL)
+            try:
+                await self.writer.run(self.catch_up)
+            except (OSError, RecordError) as exc:
+                if not self._failing:
+                    log.error("queue_log_file_failed", file=str(self.path), error=str(exc))
+                self._failing = True
+            else:
+                if self._failing:
+                    log.info("queue_log_file_written_again", file=str(self.path))
+                self._failing = False
+
+    def catch_up(self) -> int:
+        """Append the entries the file lacks; returns how many (blocking)."""
+        try:
+            after = int(self._pos_path.read_text().strip() or 0)
+        except FileNotFoundError:
+            after = 0
+        except ValueError:
+            raise OSError(f"{self._pos_path} does not hold a row id") from None
+        rows = self.store.fetch_queue_log(after=after)
+        if not rows:
+            return 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(f"{entry.line()}\n" for _, entry in rows)
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        spare = self._pos_path.with_name(self._pos_path.name + ".tmp")
+        spare.write_text(f"{rows[-1][0]}\n")
+        spare.replace(self._pos_path)
+        return len(rows)
