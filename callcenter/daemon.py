@@ -273,6 +273,7 @@ class Daemon:
                 timezone=config.ivr.timezone,
                 password=password.get_secret_value() if password is not None else None,
                 ca_file=resolve(config, config.mqtt.ca_file) if config.mqtt.ca_file else None,
+                supervisors=self.switchboard.monitoring.snapshot,
             )
             self.bus.subscribe(self.mqtt.on_event)
         live = self.mqtt.health if self.mqtt is not None else None

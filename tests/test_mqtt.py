@@ -340,3 +340,39 @@ async def test_agents_and_queues_no_longer_configured_leave_the_wallboard(
                 await board.wait_for("queues/support")
                 await asyncio.sleep(0.3)
     assert board.on("agents/9999") == [] and board.on("queues/old") == []
+
+
+async def test_the_wallboard_shows_which_supervisor_listens_to_whom(tmp_path: Path) -> None:
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        async with running_center(tmp_path, config=mqtt_config(broker)) as center:
+            idle = await board.wait_for("supervisors/2000")
+            center.add_phone("PJSIP/1002", answer_after=0.05)
+            sam = center.add_phone("PJSIP/2000", answer_after=0.05)
+            caller = await center.caller_presses("5551234", "2")
+            await caller.wait_bridged(timeout=5)
+            switchboard = center.daemon.switchboard
+            for _ in range(250):  # the daemon learns of the answer just after the bridge
+                found = switchboard.agent_call("1002")
+                if found is not None and found[1].agent_channel:
+                    break
+                await asyncio.sleep(0.02)
+            monitoring = switchboard.monitoring
+            await monitoring.monitor("2000", "1002", "listen")
+            await sam.wait_answered(timeout=5)
+            listening = await board.wait_for(
+                "supervisors/2000",
+                lambda m: (m.json()["monitoring"] or {}).get("state") == "monitoring",
+            )
+            await monitoring.stop("2000")
+            done = await board.wait_for(
+                "supervisors/2000", lambda m: m.json()["monitoring"] is None and m is not idle
+            )
+            await caller.hangup()
+    assert idle.json() == {"id": "2000", "name": "Sam", "monitoring": None}
+    assert listening.json()["monitoring"] == {
+        "agent": "1002",
+        "call_id": caller.uniqueid,
+        "mode": "listen",
+        "state": "monitoring",
+    }
+    assert done.json()["monitoring"] is None

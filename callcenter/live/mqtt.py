@@ -12,13 +12,15 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
                                              queues, calls_taken, device_reachable, and
                                              "today" (calls, missed, talk_seconds,
                                              paused_seconds: pauses over)
+    callcenter/supervisors/<id>    retained  JSON: monitoring (agent, call_id, mode, state)
+                                             or null
     callcenter/events/<EventName>            JSON of every engine event (``mqtt.events``)
 
 Queues and agents are looked at every ``mqtt.interval`` seconds and published when their JSON
 changed; a new connection publishes all of them again, and agents a reload adds appear at the
 next look (the router never forgets an agent or a queue while the daemon runs). At each
-connection the daemon also reads back what the broker retained under ``agents/+`` and
-``queues/+`` and clears the topics of agents and queues the config no longer has, so that a
+connection the daemon also reads back what the broker retained under ``agents/+``,
+``queues/+`` and ``supervisors/+`` and clears the topics the config no longer has, so that a
 wallboard does not show someone who left as available for ever. "today"
 counts from midnight in ``ivr.timezone``.
 
@@ -205,8 +207,10 @@ class MQTTPublisher:
         timezone: str = "UTC",
         password: str | None = None,
         ca_file: Path | None = None,
+        supervisors: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.config = config
+        self._supervisors = supervisors
         self._ca_file = ca_file
         self._router = router
         self._service_level = service_level
@@ -215,7 +219,9 @@ class MQTTPublisher:
         self._prefix = config.topic_prefix
         self.client_id = config.client_id or f"callcenter-{socket.gethostname()}"[:64]
         self._status_topic = f"{self._prefix}/status"
-        self._stale_filters = [f"{self._prefix}/agents/+", f"{self._prefix}/queues/+"]
+        self._stale_filters = [
+            f"{self._prefix}/{kind}/+" for kind in ("agents", "queues", "supervisors")
+        ]
         self._dirty: set[str] = set()
         self._since: dict[str, str] = {}
         self._days: dict[str, _Day] = {}
@@ -431,6 +437,7 @@ class MQTTPublisher:
         wallboard would show them forever), and stop listening to our own topics."""
         current = {f"{self._prefix}/agents/{a}" for a in self._router.agent_ids()}
         current |= {f"{self._prefix}/queues/{q}" for q in self._router.queue_names()}
+        current |= {f"{self._prefix}/supervisors/{s['id']}" for s in self._supervisor_views()}
         for topic in sorted(protocol.retained - current):
             log.info("mqtt_stale_topic_cleared", topic=topic)
             self._send(wire.encode_publish(topic, b"", retain=True))
@@ -533,6 +540,23 @@ class MQTTPublisher:
                 "today": self._agent_days.get(agent_id, _AgentDay()).as_dict(today),
             }
             self._retain(topic, payload)
+        for supervisor in self._supervisor_views():
+            watching = supervisor.get("monitoring")
+            self._retain(
+                f"{self._prefix}/supervisors/{supervisor['id']}",
+                {
+                    "id": supervisor["id"],
+                    "name": supervisor["name"],
+                    "monitoring": (
+                        {k: watching[k] for k in ("agent", "call_id", "mode", "state")}
+                        if watching
+                        else None
+                    ),
+                },
+            )
+
+    def _supervisor_views(self) -> list[dict[str, Any]]:
+        return self._supervisors() if self._supervisors is not None else []
 
     def _retain(self, topic: str, payload: dict[str, Any]) -> None:
         data = json.dumps(payload, separators=(",", ":")).encode()
