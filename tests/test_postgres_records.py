@@ -20,7 +20,7 @@ import yaml
 from postgres_server import PASSWORD, PostgresServer
 from test_record_rescue import T0, cdr, snapshot, writes_of_a_working_day
 
-from callcenter.config import load_config
+from callcenter.config import load_config, load_config_text
 from callcenter.daemon import Daemon
 from callcenter.errors import ConfigError, RecordError
 from callcenter.records.postgres import PostgresRecordStore
@@ -237,8 +237,6 @@ async def test_report_reads_the_calls_back_from_postgresql(
 def test_the_postgresql_password_comes_from_the_environment_and_bad_urls_are_refused() -> None:
     settings = merge(BASE_CONFIG, {"records": {"postgres": "postgresql://cc@db:5432/cc"}})
     text = yaml.safe_dump(settings, sort_keys=False)
-    from callcenter.config import load_config_text
-
     env = {"CALLCENTER_AMI_SECRET": "x", "CALLCENTER_POSTGRES_PASSWORD": "pw"}
     config = load_config_text(text, environ=env)
     assert config.records.postgres_password is not None

@@ -347,11 +347,7 @@ def test_queue_log_can_be_switched_off(tmp_path: Path) -> None:
         async with running_center(tmp_path, config=config) as center:
             assert center.daemon.queue_log is None
             center.add_phone("PJSIP/1001", answer_after=0.05)
-            caller = await center.pbx.call("800", caller_num="5551234")
-            await caller.wait_for_prompt("welcome-menu", timeout=5)
-            await caller.press("1")
-            await caller.wait_bridged(timeout=5)
-            await caller.hangup()
+            caller = await center.caller_talks_to_an_agent("5551234", key="1")
             await center.cdr(caller.uniqueid)
             return await asyncio.to_thread(center.daemon.store.fetch_queue_log)
 

@@ -433,8 +433,9 @@ class MQTTPublisher:
             self._out.clear()
 
     def _forget_stale(self, protocol: _BrokerProtocol) -> None:
-        """Clear the retained messages of agents and queues the config no longer has (a
-        wallboard would show them forever), and stop listening to our own topics."""
+        """Clear the retained messages of agents, queues and supervisors the config no
+        longer has (a wallboard would show them forever), and stop listening to our own
+        topics."""
         current = {f"{self._prefix}/agents/{a}" for a in self._router.agent_ids()}
         current |= {f"{self._prefix}/queues/{q}" for q in self._router.queue_names()}
         current |= {f"{self._prefix}/supervisors/{s['id']}" for s in self._supervisor_views()}

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Sequence
 from typing import Any, Final
 
 import structlog
@@ -145,9 +144,6 @@ class PostgresRecordStore(RecordStore):
             or conn.closed
             or conn.broken
         )
-
-    def _rows(self, conn: Any, sql: str, params: Sequence[object]) -> list[Any]:
-        return list(conn.execute(sql, params).fetchall())
 
 
 class PostgresLock:

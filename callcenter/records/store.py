@@ -375,9 +375,6 @@ class RecordStore(abc.ABC):
         """Whether ``exc`` leaves the connection unusable (a lost server)."""
         return False
 
-    def _rows(self, conn: Any, sql: str, params: Sequence[object]) -> list[Any]:
-        return list(conn.execute(sql, params).fetchall())
-
     def _run_many(self, conn: Any, sql: str, rows: Sequence[Sequence[object]]) -> int:
         """Run ``sql`` once per row; the rows changed in all."""
         cursor = conn.cursor()
@@ -521,7 +518,7 @@ class RecordStore(abc.ABC):
         """Rows that read as mappings (``row["agent"]``, ``dict(row)``)."""
         try:
             with self._lock:
-                return self._rows(self._connection(), sql, params)
+                return list(self._connection().execute(sql, params).fetchall())
         except self.errors as exc:
             self._failed(exc)
             raise RecordError(f"cannot read {self.where}: {exc}") from exc
