@@ -39,6 +39,7 @@ from callcenter.events import CallCentreStarted, ConfigReloaded, EventBus
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
+from callcenter.outbound.campaign import Campaigns, LeadRecord
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
 from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSettings
 from callcenter.pbx.interface import (
@@ -50,6 +51,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
 )
 from callcenter.records.callbacks import QueueCallbackRecorder
+from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
 from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
@@ -238,6 +240,8 @@ class Daemon:
         self.bus.subscribe(self.shifts.on_event)
         self.callbacks = QueueCallbackRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.callbacks.on_event)
+        self.campaign_records = CampaignRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(self.campaign_records.on_event)
         self.queue_log: QueueLogRecorder | None = None
         if config.records.queue_log:
             self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
@@ -260,6 +264,7 @@ class Daemon:
         self.switchboard = Switchboard(config, self.router, self.bus)
         self.pbx: PBX = pbx if pbx is not None else build_pbx(config)
         self.switchboard.attach_pbx(self.pbx)
+        self.campaigns = Campaigns(self.switchboard, self.bus)
         self.link = PBXLink(self.pbx.name)
         self.metrics = Metrics(self._service_level)
         self.bus.subscribe(self.metrics.on_event)
@@ -286,6 +291,7 @@ class Daemon:
             records=self.recorder.writer.health,
             metrics=self.metrics,
             mqtt=live,
+            campaigns=self.campaigns,
         )
         self.metrics_api: ControlAPI | None = None
         if config.api.metrics_host is not None:
@@ -374,6 +380,7 @@ class Daemon:
             raise
         if self.resume:
             await self._restore_callbacks()
+        await self.campaigns.start(self.config, await self._campaign_leads())
         if self.queue_log_file is not None:
             self.queue_log_file.start()
         if database := self.config.records.postgres:
@@ -458,6 +465,17 @@ class Daemon:
             restored = self.switchboard.restore_callbacks(waiting)
             log.info("callbacks_restored", restored=restored, given_up=len(waiting) - restored)
 
+    async def _campaign_leads(self) -> list[LeadRecord] | None:
+        """Where the campaigns' leads stood when the previous daemon stopped; None when the
+        records cannot be read (dialling without them could call people twice)."""
+        if not self.resume:
+            return []
+        try:
+            return await self.recorder.writer.run(self.store.fetch_campaign_leads)
+        except RecordError as exc:
+            log.error("campaign_leads_not_read", error=str(exc))
+            return None
+
     def _on_pbx_event(self, event: PBXEvent) -> None:
         if isinstance(event, PBXDisconnected):
             self.link.down(event.reason)
@@ -506,6 +524,7 @@ class Daemon:
         old = self.config
         self.switchboard.apply_config(new)
         self.config = new
+        await self.campaigns.apply_config(new, self._campaign_leads)
         self.bus.publish(ConfigReloaded())
         changed = sorted(
             name
@@ -548,6 +567,7 @@ class Daemon:
         await self.api.stop()
         if self.metrics_api is not None:
             await self.metrics_api.stop()
+        await self.campaigns.stop()
         await self.switchboard.close()
         await self.pbx.stop()
         if self.mqtt is not None:

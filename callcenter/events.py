@@ -343,6 +343,70 @@ class QueueCallbackAnswered(CallEvent):
     original_call_id: str
 
 
+# --------------------------------------------------------------------------- campaigns
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignStateChanged(EngineEvent):
+    """Campaign ``campaign`` is now ``state``: ``running``, ``paused`` (``why`` says by
+    whom), ``closed`` (outside its hours), ``finished`` (no lead left to try) or
+    ``stopped`` (the daemon stopped, or the campaign left the config)."""
+
+    campaign: str
+    state: str
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignDialing(EngineEvent):
+    """An agent of ``queue`` is reserved and lead ``lead`` of ``campaign`` is being dialled
+    (its ``attempt``-th try)."""
+
+    campaign: str
+    lead: str
+    number: str
+    queue: str
+    agent: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignAnswered(CallEvent):
+    """Lead ``lead`` of ``campaign`` answered: call ``call_id`` is theirs and goes to the
+    reserved agent (or the next free one of ``queue``)."""
+
+    campaign: str
+    lead: str
+    number: str
+    queue: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignAttemptFailed(EngineEvent):
+    """A try of lead ``lead`` got no answer (``reason``); ``final``: no try left, the lead is
+    given up, else the next one is due at ``retry_at``."""
+
+    campaign: str
+    lead: str
+    number: str
+    attempt: int
+    reason: str
+    final: bool
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignLeadSkipped(EngineEvent):
+    """Lead ``lead`` is never dialled: ``reason`` is ``do-not-call`` (its number is on the
+    campaign's list) or ``not-allowed`` (outside the campaign's ``allow`` patterns)."""
+
+    campaign: str
+    lead: str
+    number: str
+    reason: str
+
+
 # --------------------------------------------------------------------------- the daemon
 
 

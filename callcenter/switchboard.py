@@ -54,6 +54,8 @@ from callcenter.events import (
     CallEnded,
     CallStarted,
     CallTransferred,
+    CampaignAnswered,
+    CampaignDialing,
     EventBus,
     IvrStep,
     IvrVariableSet,
@@ -80,6 +82,7 @@ from callcenter.ivr.trace import (
     VoicemailRecorded,
 )
 from callcenter.ivr.values import matches_any
+from callcenter.outbound.campaign import LeadCall, parse_lead_origin
 from callcenter.pbx.interface import (
     PBX,
     Call,
@@ -216,6 +219,8 @@ class _KeptPlace:
     joined: float
     config: CallCenterConfig
     worker: asyncio.Task[Any] | None
+    lead: LeadCall | None = None
+    """Set when the place is a campaign's dial, not a caller's."""
 
 
 @dataclass(slots=True)
@@ -997,8 +1002,25 @@ class Switchboard:
                         self.router.next_agents(entry), max(0.0, expires - time.monotonic())
                     )
                     reason = "no-agents"
+                    if agents and self.pbx is not None and config.acd.callback_dial is not None:
+                        self.bus.publish(
+                            QueueCallbackAttempt(
+                                origin_call_id=origin,
+                                queue=entry.queue,
+                                number=number,
+                                agent=agents[0].id,
+                                attempt=attempt,
+                            )
+                        )
+                        reason = await self._place_callback(
+                            kept,
+                            device=config.acd.callback_dial.replace("${number}", number),
+                            caller_id=config.acd.callback_caller_id,
+                            ring_timeout=qcfg.callback_ring_timeout,
+                        )
+                    elif agents:
+                        reason = "no-pbx"
                     if agents:
-                        reason = await self._place_callback(kept, agents, attempt=attempt)
                         if not reason:
                             return
                         for agent in list(entry.agents):
@@ -1051,38 +1073,29 @@ class Switchboard:
             if self._kept_places.get(origin) is kept:
                 del self._kept_places[origin]
 
-    async def _place_callback(self, place: _KeptPlace, agents: list[Agent], *, attempt: int) -> str:
-        """Originate the callback with ``agents`` reserved; ``""`` once the caller answered
-        and their call took over the place, else why not."""
-        entry, number, config = place.entry, place.number, place.config
-        acd = config.acd
-        qcfg = config.queues[entry.queue]
-        if self.pbx is None or acd.callback_dial is None:
+    async def _place_callback(
+        self, place: _KeptPlace, *, device: str, caller_id: str, ring_timeout: float
+    ) -> str:
+        """Originate ``device`` for the kept place (its agents reserved); ``""`` once the
+        called person answered and their call took over the place, else why not."""
+        entry = place.entry
+        acd = place.config.acd
+        if self.pbx is None:
             return "no-pbx"
         token = callback_token(entry.call_id)
         pending = _PendingCallback(place, asyncio.get_running_loop().create_future())
         self._callbacks[token] = pending
-        self.bus.publish(
-            QueueCallbackAttempt(
-                origin_call_id=entry.call_id,
-                queue=entry.queue,
-                number=number,
-                agent=agents[0].id,
-                attempt=attempt,
-            )
-        )
         try:
             await self.pbx.originate(
-                acd.callback_dial.replace("${number}", number),
+                device,
                 context=acd.callback_context,
                 exten=acd.callback_exten,
-                caller_id=acd.callback_caller_id,
-                timeout=qcfg.callback_ring_timeout,
+                caller_id=caller_id,
+                timeout=ring_timeout,
                 variables={CALLBACK_VARIABLE: token},
             )
             await asyncio.wait_for(
-                asyncio.shield(pending.answered),
-                qcfg.callback_ring_timeout + CALLBACK_ANSWER_MARGIN,
+                asyncio.shield(pending.answered), ring_timeout + CALLBACK_ANSWER_MARGIN
             )
         except TimeoutError:
             return "no-answer"
@@ -1117,6 +1130,9 @@ class Switchboard:
             origin = callback_origin(token)
             kept = self._kept_places.pop(origin, None) if origin else None
             if kept is None or kept.entry.call_id != origin:
+                dialled = parse_lead_origin(origin or "")
+                if dialled is not None and dialled[0] in config.campaigns:
+                    return await self._lead_answered_unawaited(call, active, config, *dialled)
                 log.warning("callback_unknown_or_late", call_id=info.call_id)
                 return "system"
             place = kept
@@ -1128,20 +1144,25 @@ class Switchboard:
                 await cancel_and_wait(place.worker)
             log.info("callback_taken_unawaited", call_id=info.call_id, origin=original)
         entry, number, joined, used = place.entry, place.number, place.joined, place.config
+        entry.campaign = None  # a person is on the line now
         await call.answer()
         self.bus.publish(CallAnswered(call_id=info.call_id))
         queue_name = entry.queue
         qcfg = used.queues[queue_name]
         active.queue = queue_name
         active.queue_hops += 1
-        self.bus.publish(
-            QueueCallbackAnswered(
-                call_id=info.call_id,
-                queue=queue_name,
-                number=number,
-                original_call_id=original,
+        lead = place.lead
+        if lead is None:
+            self.bus.publish(
+                QueueCallbackAnswered(
+                    call_id=info.call_id,
+                    queue=queue_name,
+                    number=number,
+                    original_call_id=original,
+                )
             )
-        )
+        else:
+            self._lead_on_the_line(active, queue_name, lead, number)
         self.bus.publish(
             QueueJoined(
                 call_id=info.call_id,
@@ -1158,6 +1179,134 @@ class Switchboard:
             entry,
             joined=joined,
             deadline=time.monotonic() + qcfg.max_wait,
+            greet=False,
+        )
+
+    # ------------------------------------------------------------------ campaigns
+
+    @property
+    def pbx_up(self) -> bool:
+        """A PBX is attached and its link is up (campaigns dial only then)."""
+        return self.pbx is not None and self._pbx_up.is_set()
+
+    async def dial_lead(self, lead: LeadCall, reserved: Callable[[], None]) -> str:
+        """One try of a campaign's lead: wait in ``lead.queue`` (at ``lead.priority``) for
+        an agent, call ``reserved()``, dial the lead with the agent reserved. Returns ``""``
+        once they answered (their call has the place and is put through to the agent),
+        else why not: ``no-answer``, ``originate-failed``, or, for a try that was not made,
+        ``pbx-down``, ``no-pbx``, ``no-agents``. Cancelled, the dial leaves the queue."""
+        config = self.config
+        origin = lead.origin
+        if self.pbx is None:
+            return "no-pbx"
+        entry = self.router.enqueue(lead.queue, origin, priority=lead.priority)
+        entry.campaign = lead.campaign
+        kept = _KeptPlace(
+            entry, lead.number, entry.joined, config, asyncio.current_task(), lead=lead
+        )
+        self._kept_places[origin] = kept
+        try:
+            agents = await self.router.next_agents(entry)
+            if not agents:
+                return "no-agents"
+            reserved()
+            self.bus.publish(
+                CampaignDialing(
+                    campaign=lead.campaign,
+                    lead=lead.lead,
+                    number=lead.number,
+                    queue=lead.queue,
+                    agent=agents[0].id,
+                    attempt=lead.attempt,
+                )
+            )
+            log.info(
+                "campaign_dialing",
+                campaign=lead.campaign,
+                lead=lead.lead,
+                agent=agents[0].id,
+                attempt=lead.attempt,
+            )
+            reason = await self._place_callback(
+                kept, device=lead.device, caller_id=lead.caller_id, ring_timeout=lead.ring_timeout
+            )
+            if reason:
+                for agent in list(entry.agents):
+                    self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
+            return reason
+        finally:
+            if entry.call_id == origin:
+                self.router.leave(entry)
+            if self._kept_places.get(origin) is kept:
+                del self._kept_places[origin]
+
+    def _lead_on_the_line(
+        self, active: ActiveCall, queue: str, lead: LeadCall, number: str
+    ) -> None:
+        """A campaign's lead answered on call ``active``: say so, and give the agent's
+        screen (and the CDR) the lead's columns."""
+        call_id = active.call.info.call_id
+        self.bus.publish(
+            CampaignAnswered(
+                call_id=call_id,
+                campaign=lead.campaign,
+                lead=lead.lead,
+                number=number,
+                queue=queue,
+                attempt=lead.attempt,
+            )
+        )
+        for name, value in (("campaign", lead.campaign), ("lead", lead.lead), *lead.data):
+            active.variables[name] = value
+            self.bus.publish(
+                IvrVariableSet(
+                    call_id=call_id, flow="campaign", node=lead.campaign, name=name, value=value
+                )
+            )
+        log.info("campaign_answered", call_id=call_id, campaign=lead.campaign, lead=lead.lead)
+
+    async def _lead_answered_unawaited(
+        self, call: Call, active: ActiveCall, config: CallCenterConfig, campaign: str, lead: str
+    ) -> str:
+        """A campaign's lead answered a dial nobody waits for (placed before a restart):
+        they are put through to the next free agent of the campaign's queue, ahead of the
+        campaign's other dials, rather than hung up on."""
+        settings = config.campaigns[campaign]
+        info = call.info
+        queue_name = settings.queue
+        await call.answer()
+        self.bus.publish(CallAnswered(call_id=info.call_id))
+        entry = self.router.enqueue(queue_name, info.call_id, priority=max(0, settings.priority))
+        active.queue = queue_name
+        active.queue_hops += 1
+        unknown = LeadCall(
+            campaign=campaign,
+            lead=lead,
+            number=info.caller_num,
+            queue=queue_name,
+            device="",
+            caller_id="",
+            ring_timeout=settings.ring_timeout,
+            priority=settings.priority,
+            attempt=0,
+        )
+        self._lead_on_the_line(active, queue_name, unknown, info.caller_num)
+        self.bus.publish(
+            QueueJoined(
+                call_id=info.call_id,
+                queue=queue_name,
+                position=self.router.position(entry),
+                priority=entry.priority,
+            )
+        )
+        now = time.monotonic()
+        return await self._wait_in_queue(
+            call,
+            active,
+            config,
+            entry,
+            joined=now,
+            deadline=now + config.queues[queue_name].max_wait,
             greet=False,
         )
 

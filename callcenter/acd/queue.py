@@ -104,6 +104,8 @@ class QueueEntry:
     dial and ask ``next_agents`` again (reset by the next ``next_agents``)."""
     callback: str | None = None
     """The number to call back: the caller hung up and keeps their place."""
+    campaign: str | None = None
+    """Set for a campaign's dial waiting for an agent (no caller is on the line yet)."""
     heap_version: int = field(default=0, repr=False)
     rank: int = field(default=-1, repr=False)
     klass: HuntClass | None = field(default=None, repr=False)

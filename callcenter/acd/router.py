@@ -233,8 +233,9 @@ class Router:
         return self._queue(entry.queue).position(entry.call_id)
 
     def waiting(self, queue: str) -> int:
-        """Callers in ``queue`` not yet connected or gone (those being rung included)."""
-        return len(self._queue(queue))
+        """Callers in ``queue`` not yet connected or gone (those being rung included; not
+        the campaign dials waiting for an agent). Counts them: O(callers)."""
+        return sum(1 for e in self._queue(queue).entries() if e.campaign is None)
 
     def available_agents(self, queue: str) -> list[str]:
         """Idle, ready members of ``queue`` in the order they would be offered."""
@@ -763,13 +764,23 @@ class Router:
         q = self._queue(name)
         now = self._clock() if now is None else now
         oldest = q.oldest_joined()
+        callbacks = dials = 0
+        for e in q.entries():
+            if e.callback is not None:
+                callbacks += 1
+            elif e.campaign is not None:
+                dials += 1
+        if dials:
+            # Campaign dials wait behind callers; the longest wait is a caller's.
+            oldest = min((e.joined for e in q.entries() if e.campaign is None), default=None)
         return {
             "name": q.name,
             "strategy": str(q.strategy),
             "weight": q.rules.weight,
             "members": list(q.members),
-            "waiting": len(q),
-            "callbacks": sum(1 for e in q.entries() if e.callback is not None),
+            "waiting": len(q) - dials,
+            "callbacks": callbacks,
+            "campaign_dials": dials,
             "available": len(q.idle_members()),
             "staffed": q.present,
             "longest_wait": round(now - oldest, 1) if oldest is not None else 0.0,

@@ -37,6 +37,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from callcenter.errors import ConfigError
 from callcenter.ivr.calendar import (
     country_problem,
     day_spec_problem,
@@ -52,6 +53,7 @@ from callcenter.ivr.values import (
     number_pattern_problem,
     template_problem,
 )
+from callcenter.outbound.leads import load_do_not_call, load_leads
 
 __all__ = [
     "INPUT_EDGES",
@@ -1859,6 +1861,79 @@ class SupervisorConfig(_Model):
     )
 
 
+class CampaignConfig(_Model):
+    """An outbound campaign: a lead list dialled progressively for a queue's agents."""
+
+    queue: _Ref = Field(
+        description="Queue (under `queues`) whose agents take the campaign's calls. Each "
+        "dial waits in it for a free agent (behind the callers, see `priority`) and is "
+        "placed only once an agent is reserved for it: progressive dialling, nobody "
+        "answered is left without an agent."
+    )
+    leads: _Text = Field(
+        description="CSV file of the people to call: a header line with a `number` column, "
+        "an optional `id` (default: the number) and any other columns, which reach the "
+        "agent's screen and the CDR (relative to the config file). Read again at a reload "
+        "(SIGHUP): leads added are dialled, leads removed are not."
+    )
+    dial: _DialTemplate = Field(
+        description='How a lead is dialled, such as "PJSIP/${number}@trunk".'
+    )
+    allow: list[NumberPattern] = Field(
+        min_length=1,
+        description='Numbers the campaign may dial (patterns such as "_0049X."); a lead '
+        "outside them is skipped as `not-allowed`, never dialled.",
+    )
+    do_not_call: _Text | None = Field(
+        default=None,
+        description="Text file of numbers never to call, one per line, `#` comments "
+        "(relative to the config file; read again at each reload). A lead on it is skipped "
+        "as `do-not-call`.",
+    )
+    caller_id: str = Field(
+        default="", description="Caller ID the called people see (empty: the PBX's)."
+    )
+    lines: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Dials the campaign may have going at once (each waits for its own "
+        "agent): at most the trunk lines it may take.",
+    )
+    ring_timeout: _Seconds = Field(
+        default=30, description="Seconds a lead's phone rings before the attempt fails."
+    )
+    attempts: int = Field(
+        default=3, ge=1, le=100, description="Tries per lead before it is given up."
+    )
+    retry_delay: _Seconds = Field(
+        default=3600, description="Seconds before a lead that did not answer is tried again."
+    )
+    priority: int = Field(
+        default=-1,
+        ge=-100,
+        le=100,
+        description="Place of the campaign's dials among the queue's callers: higher goes "
+        "first; the default (-1) lets every caller (priority 0) go before a dial.",
+    )
+    hours: dict[DaySpec, list[TimeRange]] | None = Field(
+        default=None,
+        description='When leads may be called: mon-fri: ["09:00-12:00", "14:00-20:00"]. '
+        "Outside them the campaign waits (calls in progress go on). Null: any time.",
+    )
+    timezone: TimeZone | None = Field(
+        default=None, description="Time zone of `hours` (default: ivr.timezone)."
+    )
+    holidays: HolidayCalendar | None = Field(
+        default=None, description="Days nobody is called (public holidays and added dates)."
+    )
+    enabled: bool = Field(
+        default=True,
+        description="Dial from the start; false: the campaign waits paused until resumed "
+        "(`callcenter campaign resume <id>`, or POST /campaigns/<id>/resume).",
+    )
+
+
 class CallCenterConfig(_Model):
     """The whole configuration: one YAML file.
 
@@ -1900,6 +1975,9 @@ class CallCenterConfig(_Model):
     pause_reasons: list[_Text] = Field(
         default_factory=lambda: ["break", "lunch", "training", "meeting"],
         description="Reasons an agent may give when pausing.",
+    )
+    campaigns: dict[Name, CampaignConfig] = Field(
+        default_factory=dict, description="Outbound campaigns by id."
     )
 
     _source: Path | None = PrivateAttr(default=None)
@@ -2299,6 +2377,34 @@ def _recording_problems(
     ]
 
 
+def _campaign_problems(
+    campaigns: Mapping[Any, Any], queues: Mapping[Any, Any], base_dir: Path | None
+) -> list[Problem]:
+    """A campaign's queue that is not there; with ``base_dir``, its lead and do-not-call
+    files that cannot be read as such (the file's own line in the message)."""
+    out: list[Problem] = []
+    for cid, campaign in campaigns.items():
+        if not isinstance(campaign, Mapping):
+            continue
+        queue = campaign.get("queue")
+        if isinstance(queue, str) and queue not in {str(k) for k in queues}:
+            out.append(
+                Problem(("campaigns", cid, "queue"), _unknown("queue", queue, queues, "queues"))
+            )
+        if base_dir is None:
+            continue
+        for key, load in (("leads", load_leads), ("do_not_call", load_do_not_call)):
+            name = campaign.get(key)
+            if not isinstance(name, str) or not name:
+                continue
+            path = Path(name).expanduser()
+            try:
+                load(path if path.is_absolute() else base_dir / path)
+            except ConfigError as exc:
+                out.append(Problem(("campaigns", cid, key), str(exc)))
+    return out
+
+
 def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None) -> list[Problem]:
     """Every reference between sections that points nowhere, and other whole-file rules.
 
@@ -2395,6 +2501,7 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
             )
 
     out += _agent_problems(agents or {}, _section(data, "acd"))
+    out += _campaign_problems(_section(data, "campaigns") or {}, queues or {}, base_dir)
 
     owners: dict[str, object] = {}
     for agent_id, agent in (agents or {}).items():

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import re
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, tzinfo
 
 import holidays
@@ -100,6 +100,15 @@ def in_ranges(ranges: Iterable[str], moment: time) -> bool:
         if parsed is not None and parsed[0] <= minute < parsed[1]:
             return True
     return False
+
+
+def open_spec(hours: Mapping[str, Iterable[str]], moment: datetime) -> str | None:
+    """The day spec of ``hours`` (day spec -> time ranges) that has ``moment`` (local wall
+    time) within one of its ranges, or None when ``moment`` is outside them all."""
+    for spec, ranges in hours.items():
+        if moment.weekday() in (parse_days(spec) or ()) and in_ranges(ranges, moment.time()):
+            return spec
+    return None
 
 
 # --------------------------------------------------------------------------- dates

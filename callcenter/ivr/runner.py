@@ -56,6 +56,7 @@ from callcenter.ivr.calendar import (
     date_listed,
     in_ranges,
     local_time,
+    open_spec,
     parse_days,
     public_holiday,
 )
@@ -544,10 +545,11 @@ class FlowRunner:
             target = node.holiday or node.closed
             self._decide(f"holiday ({holiday}) on {when}: go to {target}")
             return _Go(target)
-        for spec, ranges in node.hours.items():
-            if now.weekday() in (parse_days(spec) or ()) and in_ranges(ranges, now.time()):
-                self._decide(f"open ({spec} {', '.join(ranges)}) on {when}: go to {node.open}")
-                return _Go(node.open)
+        spec = open_spec(node.hours, now)
+        if spec is not None:
+            ranges = ", ".join(node.hours[spec])
+            self._decide(f"open ({spec} {ranges}) on {when}: go to {node.open}")
+            return _Go(node.open)
         self._decide(f"closed on {when}: go to {node.closed}")
         return _Go(node.closed)
 

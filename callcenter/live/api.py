@@ -26,6 +26,10 @@ Routes (all JSON)::
     POST /supervisors/{id}/stop           {}: end it; "monitoring" is what it was, or null
     POST /supervisors/{id}/takeover       {}: the caller is put through to the supervisor
                                           (their phone rings again) and the agent is free
+    GET  /campaigns                       {"campaigns": [{"id": ..., "state": "running",
+                                          "leads": 120, "pending": 80, "answered": 30 ...}]}
+    POST /campaigns/{id}/pause            {}: no new dial (those waiting for an agent are
+    POST /campaigns/{id}/resume           withdrawn; a lead's phone that rings goes on)
     POST /reload                          re-read the config file (as SIGHUP does):
                                           {"reloaded": true, "needs_restart": ["api.port"]}
 
@@ -70,6 +74,7 @@ from callcenter.errors import (
     UnknownSupervisor,
 )
 from callcenter.live.metrics import Metrics
+from callcenter.outbound.campaign import Campaigns
 from callcenter.supervision.monitor import MONITOR_MODES
 from callcenter.switchboard import Switchboard
 
@@ -154,9 +159,11 @@ class ControlAPI:
         records: RecordHealth | None = None,
         metrics: Metrics | None = None,
         mqtt: LiveHealth | None = None,
+        campaigns: Campaigns | None = None,
         read_only: bool = False,
     ) -> None:
         self.switchboard = switchboard
+        self.campaigns = campaigns
         self.metrics = metrics
         self.read_only = read_only
         """Serve only ``GET /metrics`` and ``GET /health`` (the listener for Prometheus)."""
@@ -249,7 +256,10 @@ class ControlAPI:
                 for cid, a in board.active.items()
             ]
             snapshot["supervisors"] = board.monitoring.snapshot()
+            snapshot["campaigns"] = self.campaigns.view() if self.campaigns is not None else []
             return snapshot
+        if parts and parts[0] == "campaigns":
+            return self._campaign_action(method, parts[1:])
         if method == "POST" and parts == ["reload"]:
             if self._reload is None:
                 raise HTTPError(409, "reload is not available")
@@ -287,6 +297,28 @@ class ControlAPI:
         if self._mqtt is not None:
             health["mqtt"] = self._mqtt()
         return health
+
+    def _campaign_action(self, method: str, rest: list[str]) -> dict[str, Any]:
+        campaigns = self.campaigns
+        if not rest:
+            if method != "GET":
+                raise HTTPError(405, "use GET for /campaigns")
+            return {"campaigns": campaigns.view() if campaigns is not None else []}
+        if len(rest) != 2 or rest[1] not in ("pause", "resume"):
+            raise HTTPError(
+                404, "campaign routes: GET /campaigns, POST /campaigns/{id}/pause|resume"
+            )
+        if method != "POST":
+            raise HTTPError(405, f"use POST for /campaigns/{rest[0]}/{rest[1]}")
+        if campaigns is None or rest[0] not in campaigns.by_id:
+            known = ", ".join(campaigns.by_id) if campaigns is not None else ""
+            raise HTTPError(404, f"no campaign {rest[0]!r} running (campaigns: {known or 'none'})")
+        campaign = campaigns.by_id[rest[0]]
+        if rest[1] == "pause":
+            campaign.pause("api")
+        else:
+            campaign.resume("api")
+        return {"campaign": campaign.view()}
 
     async def _agent_action(
         self, agent_id: str, action: str, body: dict[str, Any]

@@ -31,6 +31,8 @@ Call-centre fields:
   ``hangup_cause_name``.
 * ``ivr_variables``: the variables the IVR set (a JSON object; private input such as PINs
   as ``***``), e.g. ``{"language": "fr", "account": "1234"}``.
+* A campaign's call (a lead who answered): ``accountcode`` is the campaign's id, and
+  ``ivr_variables`` has ``campaign``, ``lead`` and the lead file's other columns.
 * ``voicemail``: the file of the message the caller left (empty when none).
 * ``recordingfile``: the recording of the call (queues with ``record: true``; a path on
   the PBX's machine, empty when none), as FreePBX's CDR names it;
@@ -71,6 +73,7 @@ from callcenter.events import (
     CallMonitored,
     CallStarted,
     CallTransferred,
+    CampaignAnswered,
     EngineEvent,
     IvrStep,
     IvrVariableSet,
@@ -263,6 +266,10 @@ def _on_ivr_variable(d: CdrDraft, e: IvrVariableSet) -> None:
     d.ivr_variables = tuple(values.items())
 
 
+def _on_campaign_answered(d: CdrDraft, e: CampaignAnswered) -> None:
+    d.accountcode = e.campaign
+
+
 def _on_voicemail(d: CdrDraft, e: VoicemailLeft) -> None:
     d.voicemail = e.path
     d.lastapp = "Record"
@@ -352,6 +359,7 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     IvrStep: _on_ivr_step,
     IvrVariableSet: _on_ivr_variable,
     VoicemailLeft: _on_voicemail,
+    CampaignAnswered: _on_campaign_answered,
     QueueJoined: _on_queue_joined,
     AgentRinging: _on_agent_ringing,
     AgentConnected: _on_agent_connected,

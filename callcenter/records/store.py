@@ -34,7 +34,10 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   order written), key (unique), time, callid, queuename, agent, event, data1..data5;
 * ``queue_callbacks``: callers keeping their place in a queue to be called back: call_id,
   queue, number, priority, skills, requested, status (``waiting``, ``answered``,
-  ``failed``, ``expired``), attempts, updated (see :mod:`callcenter.records.callbacks`).
+  ``failed``, ``expired``), attempts, updated (see :mod:`callcenter.records.callbacks`);
+* ``campaign_leads``: where each lead of each outbound campaign stands: campaign, lead,
+  number, status (``dialing``, ``retry``, ``answered``, ``failed``, ``skipped``), attempts,
+  result, call_id, retry_at, updated (see :mod:`callcenter.records.campaigns`).
 
 A database made by an older version gets the columns added since (``ALTER TABLE``).
 """
@@ -56,6 +59,7 @@ import structlog
 
 from callcenter.errors import RecordError
 from callcenter.events import LEFT_TO_PBX
+from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.queue_log import QueueLogEntry
@@ -178,6 +182,18 @@ CREATE TABLE IF NOT EXISTS queue_callbacks (
     "updated" TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_callbacks_status ON queue_callbacks ("status", "requested");
+CREATE TABLE IF NOT EXISTS campaign_leads (
+    "campaign" TEXT NOT NULL,
+    "lead" TEXT NOT NULL,
+    "number" TEXT NOT NULL,
+    "status" TEXT NOT NULL,
+    "attempts" INTEGER NOT NULL DEFAULT 0,
+    "result" TEXT NOT NULL DEFAULT '',
+    "call_id" TEXT NOT NULL DEFAULT '',
+    "retry_at" TEXT,
+    "updated" TEXT NOT NULL,
+    PRIMARY KEY ("campaign", "lead")
+);
 CREATE TABLE IF NOT EXISTS queue_log (
     "id" INTEGER PRIMARY KEY AUTOINCREMENT,
     "key" TEXT NOT NULL UNIQUE,
@@ -205,6 +221,17 @@ QUEUE_CALLBACK_COLUMNS = (
     "requested",
     "status",
     "attempts",
+    "updated",
+)
+CAMPAIGN_LEAD_COLUMNS = (
+    "campaign",
+    "lead",
+    "number",
+    "status",
+    "attempts",
+    "result",
+    "call_id",
+    "retry_at",
     "updated",
 )
 PRESENCE_COLUMNS = ("agent", "logged_in", "via_login", "pause_reason", "paused_at", "via_pause")
@@ -280,6 +307,23 @@ class Statements:
             ' ELSE "status" END,'
             f' "attempts" = {dialect.greatest}("attempts", coalesce({p}, 0))'
             f' WHERE "call_id" = {p}'
+        )
+        # A lead's row moves on until answered, failed or skipped, and stays so.
+        self.upsert_campaign_lead = (
+            f"INSERT INTO campaign_leads ({_quoted(CAMPAIGN_LEAD_COLUMNS)}) "
+            f"VALUES ({marks(len(CAMPAIGN_LEAD_COLUMNS))}) "
+            'ON CONFLICT("campaign", "lead") DO UPDATE SET '
+            '"number" = excluded."number", "status" = excluded."status", '
+            f'"attempts" = {dialect.greatest}(campaign_leads."attempts", excluded."attempts"), '
+            '"result" = excluded."result", '
+            '"call_id" = CASE WHEN excluded."call_id" <> \'\' THEN excluded."call_id" '
+            'ELSE campaign_leads."call_id" END, '
+            '"retry_at" = excluded."retry_at", "updated" = excluded."updated" '
+            "WHERE campaign_leads.\"status\" NOT IN ('answered', 'failed', 'skipped')"
+        )
+        self.fetch_campaign_leads = (
+            f"SELECT {_quoted(CAMPAIGN_LEAD_COLUMNS)} FROM campaign_leads"
+            ' ORDER BY "campaign", "updated", "lead"'
         )
         self.insert_queue_log = insert("queue_log", ("key", *QUEUE_LOG_COLUMNS))
         self.has_cdr = f"SELECT 1 FROM cdr WHERE uniqueid = {p}"
@@ -512,6 +556,22 @@ class RecordStore(abc.ABC):
             f"callback request of {call_id}", self._sql.update_queue_callback, params
         )
 
+    def write_campaign_lead(self, record: LeadRecord) -> bool:
+        """Store where a campaign's lead stands (one row per lead; final rows stay)."""
+        params = (
+            record.campaign,
+            record.lead,
+            record.number,
+            record.status,
+            record.attempts,
+            record.result,
+            record.call_id,
+            _iso(record.retry_at) if record.retry_at is not None else None,
+            _iso(record.updated) if record.updated is not None else "",
+        )
+        what = f"lead {record.lead} of campaign {record.campaign}"
+        return self._write(what, self._sql.upsert_campaign_lead, params)
+
     # ------------------------------------------------------------------ reads
 
     def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
@@ -643,6 +703,23 @@ class RecordStore(abc.ABC):
                 updated=datetime.fromisoformat(row["updated"]),
             )
             for row in rows
+        ]
+
+    def fetch_campaign_leads(self) -> list[LeadRecord]:
+        """Every campaign lead's row, by campaign."""
+        return [
+            LeadRecord(
+                campaign=row["campaign"],
+                lead=row["lead"],
+                number=row["number"],
+                status=row["status"],
+                attempts=int(row["attempts"]),
+                result=row["result"],
+                call_id=row["call_id"],
+                retry_at=datetime.fromisoformat(row["retry_at"]) if row["retry_at"] else None,
+                updated=datetime.fromisoformat(row["updated"]) if row["updated"] else None,
+            )
+            for row in self._fetch(self._sql.fetch_campaign_leads)
         ]
 
     def fetch_agent_pauses(self) -> list[dict[str, Any]]:

@@ -1,0 +1,688 @@
+"""An outbound campaign: its leads, tried one by one as the queue's agents free up.
+
+Dialling is **progressive**: a dial first waits in the campaign's queue for an agent (behind
+the callers, at the campaign's ``priority``), and the lead's number is dialled only once an
+agent is reserved for it, so nobody who answers waits for an agent. ``lines`` dials may be
+under way at once. Answered, the call comes back through the dialplan's callback context
+(``callback=${CALLCENTER_CALLBACK}``, as queue callbacks do) and is put through to that agent
+(:meth:`~callcenter.switchboard.Switchboard.dial_lead`).
+
+A campaign moves through :class:`CampaignState` by one transition table::
+
+    running  -> paused | closed | finished | stopped
+    paused   -> running | stopped
+    closed   -> running | paused | stopped      (outside its hours)
+    finished -> running | paused | stopped      (leads added at a reload)
+
+Each lead by another (:class:`LeadStatus`)::
+
+    pending  -> dialing | skipped | answered
+    dialing  -> retry | answered | failed | pending   (pending: the try never happened)
+    retry    -> dialing | skipped | answered
+    answered, failed, skipped: final
+
+(``pending``/``retry`` -> ``answered``: a dial placed before a restart was answered after
+it.) A lead is **skipped** when its number is on the do-not-call list or outside ``allow``; a try
+that gets no answer is retried ``retry_delay`` later until ``attempts`` are used. A try the
+daemon could not make (the PBX link down, the campaign paused before an agent was free, no
+agent logged in at all) does not count. Every move is published as an engine event
+(:mod:`callcenter.events`), which :mod:`callcenter.records.campaigns` keeps in the
+``campaign_leads`` table; a restarted daemon takes the leads' progress back from there
+(:meth:`Campaign.restore`), so nobody is called twice for one try or after answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import heapq
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
+
+import structlog
+
+from callcenter.config.models import CallCenterConfig, CampaignConfig
+from callcenter.errors import ConfigError, IllegalTransition
+from callcenter.events import (
+    CampaignAnswered,
+    CampaignAttemptFailed,
+    CampaignLeadSkipped,
+    CampaignStateChanged,
+    EngineEvent,
+    EventBus,
+)
+from callcenter.ivr.calendar import date_listed, local_time, open_spec, public_holiday
+from callcenter.ivr.values import matches_any
+from callcenter.outbound.leads import Lead, load_do_not_call, load_leads
+from callcenter.tasks import cancel_and_wait
+
+log = structlog.get_logger(__name__)
+
+NOT_MADE: Final = frozenset({"pbx-down", "no-pbx", "no-agents"})
+"""Reasons of a try that did not happen: the lead's attempts are not used."""
+DO_NOT_CALL: Final = "do-not-call"
+NOT_ALLOWED: Final = "not-allowed"
+ORIGIN_PREFIX: Final = "campaign:"
+
+WAIT_AFTER_NOT_MADE = 5.0
+"""Seconds before a lead whose try could not be made is tried again."""
+HOURS_CHECK = 30.0
+"""Seconds between two looks at the clock while a campaign is outside its hours."""
+RESTORED_DIALING_GRACE = 10.0
+"""Seconds, beyond its ring timeout, before a lead being dialled when the previous daemon
+stopped is tried again (its phone may still ring, and an answer is put through)."""
+
+
+class CampaignState(enum.StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    CLOSED = "closed"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+
+
+_S = CampaignState
+_MOVES: Final[Mapping[CampaignState, frozenset[CampaignState]]] = {
+    _S.RUNNING: frozenset({_S.PAUSED, _S.CLOSED, _S.FINISHED, _S.STOPPED}),
+    _S.PAUSED: frozenset({_S.RUNNING, _S.STOPPED}),
+    _S.CLOSED: frozenset({_S.RUNNING, _S.PAUSED, _S.STOPPED}),
+    _S.FINISHED: frozenset({_S.RUNNING, _S.PAUSED, _S.STOPPED}),
+    _S.STOPPED: frozenset(),
+}
+
+
+class LeadStatus(enum.StrEnum):
+    PENDING = "pending"
+    DIALING = "dialing"
+    RETRY = "retry"
+    ANSWERED = "answered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+_L = LeadStatus
+_LEAD_MOVES: Final[Mapping[LeadStatus, frozenset[LeadStatus]]] = {
+    _L.PENDING: frozenset({_L.DIALING, _L.SKIPPED, _L.ANSWERED}),
+    _L.DIALING: frozenset({_L.RETRY, _L.ANSWERED, _L.FAILED, _L.PENDING}),
+    _L.RETRY: frozenset({_L.DIALING, _L.SKIPPED, _L.ANSWERED}),
+    _L.ANSWERED: frozenset(),
+    _L.FAILED: frozenset(),
+    _L.SKIPPED: frozenset(),
+}
+FINAL: Final = frozenset({_L.ANSWERED, _L.FAILED, _L.SKIPPED})
+
+
+def lead_origin(campaign: str, lead: str) -> str:
+    """The id a lead's dial goes by in its queue and its callback token."""
+    return f"{ORIGIN_PREFIX}{campaign}:{lead}"
+
+
+def parse_lead_origin(origin: str) -> tuple[str, str] | None:
+    """(campaign, lead) of a :func:`lead_origin`, or None when ``origin`` is not one."""
+    if not origin.startswith(ORIGIN_PREFIX):
+        return None
+    campaign, sep, lead = origin.removeprefix(ORIGIN_PREFIX).partition(":")
+    return (campaign, lead) if sep and campaign and lead else None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadCall:
+    """One try of one lead, as the switchboard dials it."""
+
+    campaign: str
+    lead: str
+    number: str
+    queue: str
+    device: str
+    """What the PBX dials: the campaign's ``dial`` with the number in it."""
+    caller_id: str
+    ring_timeout: float
+    priority: int
+    attempt: int
+    data: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def origin(self) -> str:
+        return lead_origin(self.campaign, self.lead)
+
+
+class Dialer(Protocol):
+    """What a campaign needs from the switchboard."""
+
+    @property
+    def pbx_up(self) -> bool: ...
+
+    async def dial_lead(self, call: LeadCall, reserved: Callable[[], None]) -> str:
+        """Wait for an agent of ``call.queue``, call ``reserved()``, dial the lead; ``""``
+        once they answered (their call took the agent), else why not (see NOT_MADE)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRecord:
+    """A lead's progress as the records keep it (``campaign_leads``)."""
+
+    campaign: str
+    lead: str
+    number: str
+    status: str
+    attempts: int
+    result: str = ""
+    call_id: str = ""
+    retry_at: datetime | None = None
+    updated: datetime | None = None
+
+
+@dataclass(slots=True)
+class LeadProgress:
+    lead: Lead
+    status: LeadStatus = LeadStatus.PENDING
+    attempts: int = 0
+    due: float = 0.0
+    """Monotonic time before which a ``retry`` (or a restored ``pending``) is not tried."""
+    result: str = ""
+    ringing: bool = False
+    """Its dial has an agent and its phone rings (a pause does not cut it)."""
+
+    def move(self, new: LeadStatus) -> None:
+        if new not in _LEAD_MOVES[self.status]:
+            raise IllegalTransition(f"lead {self.lead.id}: {self.status} -> {new}")
+        self.status = new
+
+
+@dataclass(slots=True)
+class _Attempt:
+    progress: LeadProgress
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True)
+class _Lists:
+    leads: list[Lead]
+    do_not_call: frozenset[str] = field(default_factory=frozenset)
+
+
+def read_lists(config: CallCenterConfig, campaign: CampaignConfig) -> _Lists:
+    """The campaign's lead and do-not-call files, read now (raises ConfigError)."""
+    leads = load_leads(config.resolve_path(campaign.leads))
+    dnc = (
+        load_do_not_call(config.resolve_path(campaign.do_not_call))
+        if campaign.do_not_call
+        else frozenset()
+    )
+    return _Lists(leads, dnc)
+
+
+class Campaign:
+    """One campaign's leads and the task that dials them (see the module doc)."""
+
+    def __init__(
+        self,
+        campaign_id: str,
+        config: CallCenterConfig,
+        dialer: Dialer,
+        bus: EventBus,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.id = campaign_id
+        self.config = config
+        self.settings = config.campaigns[campaign_id]
+        self.dialer = dialer
+        self.bus = bus
+        self.clock = clock
+        self.state = CampaignState.PAUSED if not self.settings.enabled else CampaignState.RUNNING
+        self.why = "config" if not self.settings.enabled else ""
+        self.leads: dict[str, LeadProgress] = {}
+        self._order: deque[str] = deque()
+        """Leads never tried (or whose try was not made), in file order."""
+        self._retries: list[tuple[float, int, str]] = []
+        """(due, seq, lead) of leads waiting to be tried again: a heap."""
+        self._seq = 0
+        self._do_not_call: frozenset[str] = frozenset()
+        self._attempts: dict[str, _Attempt] = {}
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._log = log.bind(campaign=campaign_id)
+        self.dialled = 0
+        """Tries made since the daemon started."""
+
+    # ------------------------------------------------------------------ set-up
+
+    def load(self, lists: _Lists, restored: Iterable[LeadRecord] = ()) -> None:
+        """Take the lead list (and what the records say of each lead); a lead already known
+        keeps its progress, a lead no longer listed is dropped unless being dialled."""
+        self._do_not_call = lists.do_not_call
+        known = self.leads
+        progress: dict[str, LeadProgress] = {}
+        now = time.monotonic()
+        wall = self.clock()
+        kept = {r.lead: r for r in restored}
+        for lead in lists.leads:
+            old = known.get(lead.id)
+            if old is not None:
+                old.lead = lead if old.status is not LeadStatus.DIALING else old.lead
+                progress[lead.id] = old
+                continue
+            record = kept.get(lead.id)
+            p = LeadProgress(lead)
+            if record is not None:
+                p.attempts = record.attempts
+                p.result = record.result
+                status = record.status
+                if status in {s.value for s in FINAL}:
+                    p.status = LeadStatus(status)
+                elif status == LeadStatus.RETRY and record.retry_at is not None:
+                    p.status = LeadStatus.RETRY
+                    p.due = now + max(0.0, (record.retry_at - wall).total_seconds())
+                elif status == LeadStatus.DIALING:
+                    # The previous daemon stopped while it dialled: its phone may still
+                    # ring and an answer is put through; not again before it stops ringing.
+                    p.due = now + self.settings.ring_timeout + RESTORED_DIALING_GRACE
+            progress[lead.id] = p
+        for lead_id, attempt in self._attempts.items():
+            progress.setdefault(lead_id, attempt.progress)
+        self.leads = progress
+        self._order = deque()
+        self._retries = []
+        for lead_id, p in progress.items():
+            if p.status is LeadStatus.RETRY or (p.status is LeadStatus.PENDING and p.due > now):
+                self._push_retry(lead_id, p.due)
+            elif p.status is LeadStatus.PENDING:
+                self._order.append(lead_id)
+        self._changed.set()
+
+    def reconfigure(self, config: CallCenterConfig, lists: _Lists) -> None:
+        """A reload: new settings and lists for the dials from now on."""
+        self.config = config
+        self.settings = config.campaigns[self.id]
+        self.load(lists)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"campaign-{self.id}"
+            )
+            self._publish_state()
+
+    async def stop(self) -> None:
+        """Stop dialling. A lead whose phone rings is not hung up: answered, the next
+        daemon puts them through (the record says ``dialing``)."""
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+        for attempt in list(self._attempts.values()):
+            if attempt.task is not None:
+                await cancel_and_wait(attempt.task)
+        if self.state is not CampaignState.STOPPED:
+            self._move(CampaignState.STOPPED, "")
+
+    # ------------------------------------------------------------------ control
+
+    def pause(self, why: str) -> None:
+        """Stop dialling until :meth:`resume`; dials waiting for an agent are withdrawn."""
+        if self.state is CampaignState.PAUSED:
+            return
+        self._move(CampaignState.PAUSED, why)
+        self._withdraw_waiting()
+
+    def resume(self, why: str) -> None:
+        if self.state is not CampaignState.PAUSED:
+            return
+        self._move(CampaignState.RUNNING, why)
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Bus listener: a lead of ours answered a dial this daemon did not wait for (placed
+        before a restart) is done."""
+        if type(event) is CampaignAnswered and event.campaign == self.id:
+            p = self.leads.get(event.lead)
+            if p is not None and p.status not in FINAL and event.lead not in self._attempts:
+                p.move(LeadStatus.ANSWERED)
+                p.result = "answered"
+                self._changed.set()
+
+    def view(self) -> dict[str, Any]:
+        """The campaign as ``callcenter status`` and GET /campaigns show it."""
+        counts = dict.fromkeys((s.value for s in LeadStatus), 0)
+        for p in self.leads.values():
+            counts[p.status.value] += 1
+        return {
+            "id": self.id,
+            "queue": self.settings.queue,
+            "state": self.state.value,
+            "why": self.why,
+            "lines": self.settings.lines,
+            "dialing": len(self._attempts),
+            "ringing": sum(1 for a in self._attempts.values() if a.progress.ringing),
+            "leads": len(self.leads),
+            **counts,
+            "dialled": self.dialled,
+        }
+
+    # ------------------------------------------------------------------ the dialler
+
+    async def _run(self) -> None:
+        while True:
+            self._changed.clear()
+            delay = self._step(time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), delay)
+
+    def _step(self, now: float) -> float | None:
+        """Start the dials that are due; seconds until the next look (None: on a change)."""
+        if self.state in (CampaignState.PAUSED, CampaignState.STOPPED):
+            return None
+        if not self._open_now():
+            if self.state is not CampaignState.CLOSED:
+                self._move(CampaignState.CLOSED, "outside the campaign's hours")
+                self._withdraw_waiting()
+            return HOURS_CHECK
+        if self.state is CampaignState.CLOSED:
+            self._move(CampaignState.RUNNING, "within the campaign's hours")
+        if not self.dialer.pbx_up:
+            return WAIT_AFTER_NOT_MADE
+        if self.state is CampaignState.FINISHED and self._next_due(now) is not None:
+            self._move(CampaignState.RUNNING, "leads to try")
+        while len(self._attempts) < self.settings.lines:
+            lead_id = self._take_due(now)
+            if lead_id is None:
+                break
+            self._begin(self.leads[lead_id])
+        wait = self._next_due(now)
+        if wait is None and not self._attempts and self.state is CampaignState.RUNNING:
+            self._move(CampaignState.FINISHED, "every lead tried")
+        return wait
+
+    def _open_now(self) -> bool:
+        settings = self.settings
+        if settings.hours is None and settings.holidays is None:
+            return True
+        zone = settings.timezone or self.config.ivr.timezone
+        now = local_time(self.clock(), zone)
+        calendar = settings.holidays
+        if calendar is not None and (
+            date_listed(calendar.dates, now.date())
+            or (
+                calendar.country is not None
+                and public_holiday(calendar.country, calendar.subdivision, now.date())
+            )
+        ):
+            return False
+        return settings.hours is None or open_spec(settings.hours, now) is not None
+
+    def _take_due(self, now: float) -> str | None:
+        """The next lead to dial (a retry that is due, else the next new one), skipping
+        those that may not be called."""
+        while True:
+            lead_id: str | None = None
+            if self._retries and self._retries[0][0] <= now:
+                lead_id = heapq.heappop(self._retries)[2]
+            else:
+                while self._order and lead_id is None:
+                    candidate = self._order.popleft()
+                    p = self.leads.get(candidate)
+                    if p is not None and p.status is LeadStatus.PENDING:
+                        lead_id = candidate
+            if lead_id is None:
+                return None
+            p = self.leads.get(lead_id)
+            if p is None or p.status not in (LeadStatus.PENDING, LeadStatus.RETRY):
+                continue
+            if lead_id in self._attempts:
+                continue
+            why = self._refusal(p.lead.number)
+            if why is None:
+                return lead_id
+            p.move(LeadStatus.SKIPPED)
+            p.result = why
+            self.bus.publish(
+                CampaignLeadSkipped(
+                    campaign=self.id, lead=lead_id, number=p.lead.number, reason=why
+                )
+            )
+            self._log.info("campaign_lead_skipped", lead=lead_id, reason=why)
+
+    def _refusal(self, number: str) -> str | None:
+        if number in self._do_not_call:
+            return DO_NOT_CALL
+        if not matches_any(self.settings.allow, number):
+            return NOT_ALLOWED
+        return None
+
+    def _next_due(self, now: float) -> float | None:
+        """Seconds until a lead is due (0: one is now), None when none is left to try."""
+        if any(
+            p is not None and p.status is LeadStatus.PENDING
+            for p in (self.leads.get(lead_id) for lead_id in self._order)
+        ):
+            return 0.0
+        if not self._retries:
+            return None
+        return max(0.0, self._retries[0][0] - now)
+
+    def _push_retry(self, lead_id: str, due: float) -> None:
+        self._seq += 1
+        heapq.heappush(self._retries, (due, self._seq, lead_id))
+
+    def _begin(self, p: LeadProgress) -> None:
+        p.move(LeadStatus.DIALING)
+        p.ringing = False
+        attempt = _Attempt(p)
+        self._attempts[p.lead.id] = attempt
+        attempt.task = asyncio.get_running_loop().create_task(
+            self._try(attempt), name=f"campaign-{self.id}-{p.lead.id}"
+        )
+
+    async def _try(self, attempt: _Attempt) -> None:
+        p = attempt.progress
+        lead = p.lead
+        settings = self.settings
+        call = LeadCall(
+            campaign=self.id,
+            lead=lead.id,
+            number=lead.number,
+            queue=settings.queue,
+            device=settings.dial.replace("${number}", lead.number),
+            caller_id=settings.caller_id,
+            ring_timeout=settings.ring_timeout,
+            priority=settings.priority,
+            attempt=p.attempts + 1,
+            data=lead.data,
+        )
+
+        def reserved() -> None:
+            p.ringing = True
+            self.dialled += 1
+
+        reason = "cancelled"
+        try:
+            reason = await self.dialer.dial_lead(call, reserved)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._log.exception("campaign_dial_failed", lead=lead.id)
+            reason = "error"
+        finally:
+            self._attempts.pop(lead.id, None)
+            self._settle(p, call, reason)
+            self._changed.set()
+
+    def _settle(self, p: LeadProgress, call: LeadCall, reason: str) -> None:
+        """Where a lead stands after a try ended with ``reason`` ("" answered)."""
+        if p.status is not LeadStatus.DIALING:
+            return  # answered through a restart's late path meanwhile
+        lead_id = p.lead.id
+        now = time.monotonic()
+        if reason == "":
+            p.attempts = call.attempt
+            p.move(LeadStatus.ANSWERED)
+            p.result = "answered"
+            return
+        if reason == "cancelled" and p.ringing:
+            return  # the daemon stops: the record keeps ``dialing`` for the next one
+        if reason in NOT_MADE or not p.ringing:
+            p.move(LeadStatus.PENDING)
+            if reason in NOT_MADE:
+                p.due = now + WAIT_AFTER_NOT_MADE
+                self._push_retry(lead_id, p.due)
+            else:
+                self._order.appendleft(lead_id)
+            return
+        p.attempts = call.attempt
+        p.result = reason
+        final = p.attempts >= self.settings.attempts
+        retry_at: datetime | None = None
+        if final:
+            p.move(LeadStatus.FAILED)
+        else:
+            p.move(LeadStatus.RETRY)
+            p.due = now + self.settings.retry_delay
+            retry_at = self.clock() + timedelta(seconds=self.settings.retry_delay)
+            self._push_retry(lead_id, p.due)
+        self.bus.publish(
+            CampaignAttemptFailed(
+                campaign=self.id,
+                lead=lead_id,
+                number=p.lead.number,
+                attempt=p.attempts,
+                reason=reason,
+                final=final,
+                retry_at=retry_at,
+            )
+        )
+        self._log.info(
+            "campaign_attempt_failed", lead=lead_id, attempt=p.attempts, reason=reason, final=final
+        )
+
+    def _withdraw_waiting(self) -> None:
+        """Cancel the dials still waiting for an agent (their leads go back in line)."""
+        for attempt in self._attempts.values():
+            if attempt.task is not None and not attempt.progress.ringing:
+                attempt.task.cancel()
+
+    def _move(self, new: CampaignState, why: str) -> None:
+        if new not in _MOVES[self.state]:
+            raise IllegalTransition(f"campaign {self.id}: {self.state} -> {new}")
+        self.state = new
+        self.why = why
+        self._publish_state()
+        self._log.info("campaign_state", state=new.value, why=why)
+        self._changed.set()
+
+    def _publish_state(self) -> None:
+        self.bus.publish(CampaignStateChanged(campaign=self.id, state=self.state, why=self.why))
+
+
+class Campaigns:
+    """Every campaign of the config, started, reloaded and stopped together."""
+
+    def __init__(self, dialer: Dialer, bus: EventBus) -> None:
+        self.dialer = dialer
+        self.bus = bus
+        self.by_id: dict[str, Campaign] = {}
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        bus.subscribe(self._on_event)
+
+    def _on_event(self, event: EngineEvent) -> None:
+        if type(event) is CampaignAnswered:
+            campaign = self.by_id.get(event.campaign)
+            if campaign is not None:
+                campaign.on_event(event)
+
+    async def start(
+        self, config: CallCenterConfig, restored: Iterable[LeadRecord] | None = ()
+    ) -> None:
+        """Read every campaign's lists and start dialling. A campaign whose files cannot be
+        read is logged and left out (the config check reports them before a start); with
+        ``restored`` None (the records could not be read) none starts."""
+        if restored is None:
+            if config.campaigns:
+                log.error("campaigns_not_started", why="the campaign records cannot be read")
+            return
+        by_campaign: dict[str, list[LeadRecord]] = {}
+        for record in restored:
+            by_campaign.setdefault(record.campaign, []).append(record)
+        for campaign_id in config.campaigns:
+            await self._add(config, campaign_id, by_campaign.get(campaign_id, []))
+
+    async def _add(
+        self, config: CallCenterConfig, campaign_id: str, restored: list[LeadRecord]
+    ) -> None:
+        settings = config.campaigns[campaign_id]
+        try:
+            lists = await asyncio.to_thread(read_lists, config, settings)
+        except ConfigError as exc:
+            log.error("campaign_not_started", campaign=campaign_id, error=str(exc))
+            return
+        campaign = Campaign(campaign_id, config, self.dialer, self.bus, clock=self.clock)
+        campaign.load(lists, restored)
+        self.by_id[campaign_id] = campaign
+        campaign.start()
+        log.info(
+            "campaign_started",
+            campaign=campaign_id,
+            leads=len(lists.leads),
+            do_not_call=len(lists.do_not_call),
+            state=campaign.state.value,
+        )
+
+    async def apply_config(
+        self,
+        config: CallCenterConfig,
+        restored: Callable[[], Awaitable[list[LeadRecord] | None]],
+    ) -> None:
+        """A reload: campaigns added start (with ``restored()``'s records), campaigns gone
+        stop, the others read their lists again and take the new settings."""
+        for campaign_id in [c for c in self.by_id if c not in config.campaigns]:
+            await self.by_id.pop(campaign_id).stop()
+        added = [c for c in config.campaigns if c not in self.by_id]
+        records = await restored() if added else []
+        if records is None:
+            log.error("campaigns_not_started", campaigns=added, why="records unreadable")
+        for campaign_id in config.campaigns:
+            campaign = self.by_id.get(campaign_id)
+            if campaign is None:
+                if records is not None:
+                    mine = [r for r in records if r.campaign == campaign_id]
+                    await self._add(config, campaign_id, mine)
+                continue
+            try:
+                lists = await asyncio.to_thread(read_lists, config, config.campaigns[campaign_id])
+            except ConfigError as exc:
+                log.error("campaign_lists_kept", campaign=campaign_id, error=str(exc))
+                continue
+            campaign.reconfigure(config, lists)
+
+    async def stop(self) -> None:
+        for campaign in self.by_id.values():
+            await campaign.stop()
+
+    def get(self, campaign_id: str) -> Campaign:
+        """The campaign ``campaign_id``; raises KeyError naming it."""
+        try:
+            return self.by_id[campaign_id]
+        except KeyError:
+            raise KeyError(campaign_id) from None
+
+    def view(self) -> list[dict[str, Any]]:
+        return [c.view() for c in self.by_id.values()]
+
+
+__all__ = [
+    "Campaign",
+    "CampaignState",
+    "Campaigns",
+    "Dialer",
+    "LeadCall",
+    "LeadProgress",
+    "LeadRecord",
+    "LeadStatus",
+    "lead_origin",
+    "parse_lead_origin",
+    "read_lists",
+]

@@ -1,0 +1,149 @@
+"""A campaign's lead list and its do-not-call list, read from the files ops keep.
+
+**Leads** are a CSV file (UTF-8, comma-separated, a header line first)::
+
+    number,id,name,account
+    5551001,c-1,Ada Lovelace,A-17
+    5551002,c-2,Alan Turing,B-03
+
+* ``number`` (required): what is dialled, digits with an optional leading ``+``; spaces,
+  dashes, dots and brackets are dropped (``+1 (555) 100-2000`` is ``+15551002000``).
+* ``id`` (optional): the lead's key in the records; without the column it is the number.
+  Ids are unique in a file.
+* every other column (``name``, ``account`` ...) goes with the call: the agent's screen pop
+  and the CDR's ``ivr_variables``.
+
+Blank lines are skipped. The **do-not-call list** is a text file of numbers, one per line,
+written the same way; ``#`` starts a comment.
+
+Every problem is a :class:`~callcenter.errors.ConfigError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from callcenter.errors import ConfigError, ConfigIssue
+
+_SEPARATORS = re.compile(r"[\s().-]")
+_NUMBER = re.compile(r"\+?[0-9]{2,32}")
+_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """One person a campaign calls."""
+
+    id: str
+    number: str
+    data: tuple[tuple[str, str], ...] = field(default=())
+    """The file's other columns, in file order: (column, value)."""
+    line: int = 0
+    """Line in the lead file (1 is the header)."""
+
+
+def normalise_number(text: str) -> str | None:
+    """``text`` as a dialable number (separators dropped), or None when it is not one."""
+    number = _SEPARATORS.sub("", text)
+    return number if _NUMBER.fullmatch(number) else None
+
+
+def _bad(filename: str, line: int | None, message: str) -> ConfigError:
+    return ConfigError([ConfigIssue(filename, line, "", message)])
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _bad(str(path), None, f"no such {what} file") from None
+    except UnicodeDecodeError as exc:
+        raise _bad(str(path), None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise _bad(str(path), None, f"cannot read the {what} file: {exc.strerror}") from None
+
+
+def parse_leads(text: str, filename: str) -> list[Lead]:
+    """The leads of a CSV text (see the module doc); raises ConfigError at the first
+    problem, as ``filename:line: what``."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        while header is not None and not any(cell.strip() for cell in header):
+            header = next(reader, None)
+        if header is None:
+            raise _bad(filename, 1, "empty: a header line naming a `number` column first")
+        at = reader.line_num
+        columns = [cell.strip() for cell in header]
+        for column in columns:
+            if not _COLUMN.fullmatch(column):
+                raise _bad(filename, at, f"column {column!r} is not a name (letters, digits, '_')")
+        if len(set(columns)) != len(columns):
+            twice = next(c for c in columns if columns.count(c) > 1)
+            raise _bad(filename, at, f"column {twice!r} is named twice")
+        if "number" not in columns:
+            raise _bad(filename, at, f"no `number` column (the header names {', '.join(columns)})")
+        leads: list[Lead] = []
+        seen: dict[str, int] = {}
+        for row in reader:
+            at = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(columns):
+                raise _bad(filename, at, f"{len(row)} fields where the header has {len(columns)}")
+            values = dict(zip(columns, (cell.strip() for cell in row), strict=True))
+            number = normalise_number(values["number"])
+            if number is None:
+                raise _bad(
+                    filename,
+                    at,
+                    f"{values['number']!r} is not a phone number (digits, an optional leading +)",
+                )
+            lead_id = values.get("id") or number
+            if lead_id in seen:
+                raise _bad(filename, at, f"lead {lead_id!r} again (first on line {seen[lead_id]})")
+            seen[lead_id] = at
+            data = tuple((k, v) for k, v in values.items() if k not in ("number", "id"))
+            leads.append(Lead(id=lead_id, number=number, data=data, line=at))
+    except csv.Error as exc:
+        raise _bad(filename, reader.line_num, f"not CSV: {exc}") from None
+    return leads
+
+
+def load_leads(path: Path) -> list[Lead]:
+    """The leads in the CSV file at ``path`` (see :func:`parse_leads`)."""
+    return parse_leads(_read(path, "lead"), str(path))
+
+
+def parse_do_not_call(text: str, filename: str) -> frozenset[str]:
+    """The numbers of a do-not-call text; raises ConfigError naming a line that holds
+    something else."""
+    numbers: set[str] = set()
+    for at, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        entry = line.partition("#")[0].strip()
+        if not entry:
+            continue
+        number = normalise_number(entry)
+        if number is None:
+            raise _bad(filename, at, f"{entry!r} is not a phone number")
+        numbers.add(number)
+    return frozenset(numbers)
+
+
+def load_do_not_call(path: Path) -> frozenset[str]:
+    """The numbers in the do-not-call file at ``path``."""
+    return parse_do_not_call(_read(path, "do-not-call"), str(path))
+
+
+__all__ = [
+    "Lead",
+    "load_do_not_call",
+    "load_leads",
+    "normalise_number",
+    "parse_do_not_call",
+    "parse_leads",
+]

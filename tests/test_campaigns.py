@@ -1,0 +1,275 @@
+"""Outbound campaigns through the demo PBX over real TCP, on both PBXs: a lead list dialled
+for a queue's agents one free agent at a time, numbers on the do-not-call list or outside
+the allowed ones never dialled, unanswered leads tried again, progress kept across a
+restart, paused and resumed through the control API, and quiet outside the calling hours."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter import switchboard
+from callcenter.events import (
+    AgentConnected,
+    CampaignAnswered,
+    CampaignAttemptFailed,
+    CampaignDialing,
+    CampaignLeadSkipped,
+    CampaignStateChanged,
+    EngineEvent,
+)
+from callcenter.testing import TRANSPORTS, Center, Transport, running_center
+
+_transport: list[Transport] = ["fastagi"]
+
+
+@pytest.fixture(autouse=True, params=TRANSPORTS)
+def on_every_transport(request: pytest.FixtureRequest) -> None:
+    _transport[0] = request.param
+
+
+LEADS = """number,id,name,account
+555 1001,ada,Ada Lovelace,A-17
+5551002,alan,Alan Turing,B-03
+5551003,grace,Grace Hopper,C-11
+0900123456,premium,Premium Line,D-00
+"""
+
+
+def campaign(**settings: Any) -> dict[str, Any]:
+    """Config: campaign ``spring`` for queue ``sales`` (agent 1001 logged in; 1002 is not
+    a member), leads from leads.csv, 555 numbers allowed, 5551003 on the do-not-call list."""
+    return {
+        "acd": {"callback_dial": "PJSIP/${number}", "callback_allow": ["_555XXXX"]},
+        "campaigns": {
+            "spring": {
+                "queue": "sales",
+                "leads": "leads.csv",
+                "dial": "PJSIP/${number}",
+                "allow": ["_555XXXX"],
+                "do_not_call": "dnc.txt",
+                "ring_timeout": 1,
+                "retry_delay": 0.2,
+                "attempts": 2,
+                **settings,
+            }
+        },
+    }
+
+
+class Scene:
+    def __init__(self, center: Center) -> None:
+        self.center = center
+        self.events: list[EngineEvent] = []
+        center.daemon.bus.subscribe(self.events.append)
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(self, check: Any, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check():
+                await asyncio.sleep(0.02)
+
+    @property
+    def view(self) -> dict[str, Any]:
+        (view,) = self.center.daemon.campaigns.view()
+        return view
+
+    async def api(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
+        port = self.center.daemon.api.port
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()
+        writer.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), json.loads(body)
+
+
+@asynccontextmanager
+async def scene(tmp_path: Path, config: dict[str, Any]) -> AsyncIterator[Scene]:
+    (tmp_path / "leads.csv").write_text(LEADS)
+    (tmp_path / "dnc.txt").write_text("# asked not to be called\n555-1003\n")
+    async with running_center(tmp_path, transport=_transport[0], config=config) as center:
+        yield Scene(center)
+
+
+async def test_a_campaign_calls_its_leads_for_the_queues_agent_and_skips_who_may_not_be_called(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ada answers at once; Alan does not answer the first time and answers the second;
+    Grace is on the do-not-call list and the premium number is not allowed: neither rings.
+    Each answered lead is put through to Alice with their lead data on the call."""
+    monkeypatch.setattr(switchboard, "CALLBACK_ANSWER_MARGIN", 0.2)
+    async with scene(tmp_path, campaign(enabled=False)) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.3)
+        alan = s.center.add_phone("PJSIP/5551002", answer_after=None, hangup_after=0.3)
+        grace = s.center.add_phone("PJSIP/5551003", answer_after=0.05)
+        alice = s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        assert s.view["state"] == "paused"
+        status, body = await s.api("POST", "/campaigns/spring/resume")
+        assert status == 200 and body["campaign"]["state"] == "running"
+        await ada.wait_answered(timeout=5)
+        await alan.wait_rings(1, timeout=10)
+        alan.answer_after = 0.05
+        await s.wait_for(lambda: len(s.of(CampaignAnswered)) == 2)
+        await s.wait_for(lambda: s.view["state"] == "finished")
+        await s.center.idle(timeout=10)
+        await alice.wait_idle(timeout=5)
+        answered = {e.lead: e for e in s.of(CampaignAnswered)}
+        rows = {lead: await s.center.cdr(e.call_id) for lead, e in answered.items()}
+        status, listed = await s.api("GET", "/campaigns")
+        for lead in ("ada", "alan", "grace", "premium"):
+            await s.center.daemon.recorder.writer.wait_written(f"campaign-lead:spring:{lead}")
+        records = {
+            r.lead: r for r in await asyncio.to_thread(s.center.daemon.store.fetch_campaign_leads)
+        }
+    assert grace.rings == 0, "on the do-not-call list"
+    skipped = {e.lead: e.reason for e in s.of(CampaignLeadSkipped)}
+    assert skipped == {"grace": "do-not-call", "premium": "not-allowed"}
+    (failed,) = s.of(CampaignAttemptFailed)
+    assert (failed.lead, failed.attempt, failed.reason, failed.final) == (
+        "alan",
+        1,
+        "no-answer",
+        False,
+    )
+    assert alan.rings == 2 and alan.answered == 1 and ada.answered == 1
+    assert [e.agent for e in s.of(CampaignDialing)] == ["1001"] * 3
+    assert {e.agent for e in s.of(AgentConnected)} == {"1001"}
+    assert (answered["ada"].attempt, answered["alan"].attempt) == (1, 2)
+    ada_row = rows["ada"]
+    assert (ada_row["accountcode"], ada_row["queue"], ada_row["agent"]) == (
+        "spring",
+        "sales",
+        "1001",
+    )
+    assert json.loads(ada_row["ivr_variables"]) == {
+        "campaign": "spring",
+        "lead": "ada",
+        "name": "Ada Lovelace",
+        "account": "A-17",
+    }
+    (view,) = listed["campaigns"]
+    assert (view["answered"], view["skipped"], view["failed"], view["pending"]) == (2, 2, 0, 0)
+    assert {k: (r.status, r.attempts, r.result) for k, r in records.items()} == {
+        "ada": ("answered", 1, "answered"),
+        "alan": ("answered", 2, "answered"),
+        "grace": ("skipped", 0, "do-not-call"),
+        "premium": ("skipped", 0, "not-allowed"),
+    }
+    assert records["ada"].call_id == answered["ada"].call_id
+
+
+async def test_a_restarted_daemon_does_not_call_an_answered_lead_again_and_keeps_the_tries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(switchboard, "CALLBACK_ANSWER_MARGIN", 0.2)
+    async with scene(tmp_path, campaign(retry_delay=1.5, attempts=3)) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
+        alan = s.center.add_phone("PJSIP/5551002", answer_after=None)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.of(CampaignAttemptFailed) and s.of(CampaignAnswered))
+        await s.center.idle(timeout=10)
+
+        daemon = await s.center.restart()
+        s.events.clear()
+        daemon.bus.subscribe(s.events.append)
+        assert (s.view["answered"], s.view["retry"], s.view["skipped"]) == (1, 1, 2)
+        alan.answer_after = 0.05
+        await alan.wait_rings(2, timeout=10)
+        await s.wait_for(lambda: s.of(CampaignAnswered))
+        await s.wait_for(lambda: s.view["state"] == "finished")
+    assert ada.rings == 1, "answered before the restart: not called again"
+    assert [e.lead for e in s.of(CampaignDialing)] == ["alan"]
+    (answered,) = s.of(CampaignAnswered)
+    assert (answered.lead, answered.attempt) == ("alan", 2), "the try before the restart counts"
+    assert s.of(CampaignLeadSkipped) == [], "skipped leads stay skipped"
+
+
+async def test_pausing_a_campaign_withdraws_its_dial_waiting_for_an_agent(tmp_path: Path) -> None:
+    async with scene(tmp_path, campaign()) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        router = s.center.daemon.router
+        router.pause("1001", "break")
+        await s.wait_for(lambda: s.view["dialing"] == 1)
+        (sales,) = [q for q in router.snapshot()["queues"] if q["name"] == "sales"]
+        assert (sales["waiting"], sales["campaign_dials"]) == (0, 1), "a dial is no caller"
+        status, body = await s.api("POST", "/campaigns/spring/pause")
+        assert status == 200 and body["campaign"]["state"] == "paused"
+        await s.wait_for(lambda: s.view["dialing"] == 0)
+        router.unpause("1001")
+        await asyncio.sleep(0.3)
+        assert ada.rings == 0 and s.of(CampaignDialing) == []
+        await s.api("POST", "/campaigns/spring/resume")
+        await ada.wait_answered(timeout=5)
+        await s.wait_for(lambda: s.of(CampaignAnswered))
+        missing = await s.api("POST", "/campaigns/autumn/pause")
+    states = [(e.state, e.why) for e in s.of(CampaignStateChanged)]
+    assert ("paused", "api") in states and ("running", "api") in states
+    assert missing[0] == 404 and "spring" in missing[1]["error"]
+
+
+async def test_a_caller_waiting_in_the_queue_goes_before_the_campaigns_dial(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, campaign()) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
+        alice = s.center.add_phone("PJSIP/1001", answer_after=0.05, hangup_after=0.3)
+        router = s.center.daemon.router
+        router.pause("1001", "break")
+        await s.wait_for(lambda: s.view["dialing"] == 1)
+        caller = await s.center.caller_presses("5550100", "1")
+        await caller.wait_moh(timeout=5)
+        router.unpause("1001")
+        await caller.wait_bridged(timeout=5)
+        assert ada.rings == 0, "the caller first"
+        await caller.wait_ended(timeout=5)
+        await ada.wait_answered(timeout=10)
+        await s.wait_for(lambda: s.of(CampaignAnswered))
+        await alice.wait_idle(timeout=5)
+    connected = [e.call_id for e in s.of(AgentConnected)]
+    assert connected[0] == caller.uniqueid
+    assert connected[1] == s.of(CampaignAnswered)[0].call_id
+
+
+async def test_nobody_is_called_on_a_day_the_campaign_is_closed(tmp_path: Path) -> None:
+    today = datetime.now(UTC).date()
+    closed = [str(today), str(today + timedelta(days=1))]
+    config = campaign(timezone="UTC", holidays={"dates": closed})
+    async with scene(tmp_path, config) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.view["state"] == "closed")
+        await asyncio.sleep(0.3)
+    assert ada.rings == 0 and s.of(CampaignDialing) == []
+    (closing,) = [e for e in s.of(CampaignStateChanged) if e.state == "closed"]
+    assert closing.why == "outside the campaign's hours"
+
+
+async def test_leads_added_to_the_file_are_called_after_a_reload(tmp_path: Path) -> None:
+    async with scene(tmp_path, campaign()) as s:
+        phones = [
+            s.center.add_phone(f"PJSIP/555100{n}", answer_after=0.05, hangup_after=0.1)
+            for n in (1, 2, 4)
+        ]
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.view["state"] == "finished")
+        with (tmp_path / "leads.csv").open("a") as leads:
+            leads.write("5551004,linus,Linus Torvalds,E-42\n")
+        status, body = await s.api("POST", "/reload")
+        assert status == 200 and body["reloaded"]
+        await phones[2].wait_answered(timeout=10)
+        await s.wait_for(lambda: s.view["state"] == "finished")
+        await s.center.idle(timeout=10)
+    assert [p.answered for p in phones] == [1, 1, 1], "each lead once"
+    assert [e.lead for e in s.of(CampaignAnswered)] == ["ada", "alan", "linus"]
