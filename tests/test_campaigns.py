@@ -95,8 +95,8 @@ class Scene:
 
 
 @asynccontextmanager
-async def scene(tmp_path: Path, config: dict[str, Any]) -> AsyncIterator[Scene]:
-    (tmp_path / "leads.csv").write_text(LEADS)
+async def scene(tmp_path: Path, config: dict[str, Any], leads: str = LEADS) -> AsyncIterator[Scene]:
+    (tmp_path / "leads.csv").write_text(leads)
     (tmp_path / "dnc.txt").write_text("# asked not to be called\n555-1003\n")
     async with running_center(tmp_path, transport=_transport[0], config=config) as center:
         yield Scene(center)
@@ -273,3 +273,31 @@ async def test_leads_added_to_the_file_are_called_after_a_reload(tmp_path: Path)
         await s.center.idle(timeout=10)
     assert [p.answered for p in phones] == [1, 1, 1], "each lead once"
     assert [e.lead for e in s.of(CampaignAnswered)] == ["ada", "alan", "linus"]
+
+
+async def test_a_lead_who_picks_up_after_a_restart_is_put_through_not_hung_up(
+    tmp_path: Path,
+) -> None:
+    """The daemon restarts while Ada's phone rings. The next daemon did not dial her, but
+    when she picks up she gets the next free agent, and she is not dialled again."""
+    leads = "number,id,name\n5551001,ada,Ada Lovelace\n"
+    async with scene(tmp_path, campaign(ring_timeout=10), leads) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=1.0, hangup_after=0.3)
+        alice = s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await ada.wait_rings(1, timeout=5)
+        daemon = await s.center.restart()
+        s.events.clear()
+        daemon.bus.subscribe(s.events.append)
+        await ada.wait_answered(timeout=5)
+        await s.wait_for(lambda: s.of(AgentConnected))
+        await s.wait_for(lambda: s.view["answered"] == 1)
+        await s.center.idle(timeout=10)
+        await alice.wait_idle(timeout=5)
+        (answered,) = s.of(CampaignAnswered)
+        row = await s.center.cdr(answered.call_id)
+        await daemon.recorder.writer.wait_written("campaign-lead:spring:ada")
+        (record,) = await asyncio.to_thread(daemon.store.fetch_campaign_leads)
+    assert ada.rings == 1 and ada.answered == 1
+    assert s.of(CampaignDialing) == []
+    assert (row["accountcode"], row["agent"]) == ("spring", "1001")
+    assert (record.status, record.attempts, record.call_id) == ("answered", 1, answered.call_id)

@@ -23,6 +23,7 @@ from test_record_rescue import T0, cdr, snapshot, writes_of_a_working_day
 from callcenter.config import load_config, load_config_text
 from callcenter.daemon import Daemon
 from callcenter.errors import ConfigError, RecordError
+from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.store import CDR_COLUMNS, RecordStore, SqliteCdrStore
@@ -306,3 +307,39 @@ async def test_the_daemon_takes_its_lock_back_after_a_server_restart(
             await asyncio.sleep(0.02)
         else:
             raise AssertionError("the daemon never took its lock back")
+
+
+def test_campaign_leads_move_on_until_final_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A lead's row follows its tries; answered, failed and skipped rows stay as they are,
+    and the tries only grow (a late answer to a dial from before a restart says 0)."""
+    retry_at = T0 + timedelta(hours=1)
+    moves = [
+        LeadRecord("spring", "ada", "5551001", "dialing", 1, updated=T0),
+        LeadRecord(
+            "spring", "ada", "5551001", "retry", 1, "no-answer", retry_at=retry_at, updated=T0
+        ),
+        LeadRecord("spring", "ada", "5551001", "dialing", 2, updated=T0),
+        LeadRecord("spring", "ada", "5551001", "answered", 0, "answered", "c-7", updated=T0),
+        LeadRecord("spring", "ada", "5551001", "retry", 3, "no-answer", updated=T0),
+        LeadRecord("spring", "grace", "5551003", "skipped", 0, "do-not-call", updated=T0),
+        LeadRecord("autumn", "ada", "5551001", "failed", 3, "no-answer", updated=T0),
+    ]
+    seen = []
+    for store in (
+        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        try:
+            written = [store.write_campaign_lead(move) for move in moves]
+            seen.append(store.fetch_campaign_leads())
+        finally:
+            store.close()
+        assert written == [True, True, True, True, False, True, True]
+    assert seen[0] == seen[1]
+    rows = {(r.campaign, r.lead): r for r in seen[1]}
+    ada = rows["spring", "ada"]
+    assert (ada.status, ada.attempts, ada.result, ada.call_id) == ("answered", 2, "answered", "c-7")
+    assert rows["spring", "grace"].result == "do-not-call"
+    assert rows["autumn", "ada"].status == "failed"

@@ -1,0 +1,297 @@
+"""A campaign's lead and do-not-call files as ops write them: numbers written the way people
+write them, every problem named by file and line (also by ``callcenter check``), and the
+campaign's dialler driven by a scripted switchboard: how many dials at once, what a try that
+never happened costs, and the moves its state tables refuse."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callcenter.config import load_config
+from callcenter.errors import ConfigError, IllegalTransition
+from callcenter.events import CampaignAttemptFailed, CampaignStateChanged, EngineEvent, EventBus
+from callcenter.outbound.campaign import (
+    Campaign,
+    LeadCall,
+    LeadProgress,
+    LeadRecord,
+    LeadStatus,
+    read_lists,
+)
+from callcenter.outbound.leads import Lead, normalise_number, parse_do_not_call, parse_leads
+from callcenter.testing import BASE_CONFIG, merge
+
+
+def test_numbers_are_read_the_way_people_write_them() -> None:
+    leads = parse_leads(
+        "number,name\n+1 (555) 100-2000,Ada\n555.100.2001,Alan\n\n0049 30 1234567,Grace\n",
+        "leads.csv",
+    )
+    assert [(lead.id, lead.number, lead.data, lead.line) for lead in leads] == [
+        ("+15551002000", "+15551002000", (("name", "Ada"),), 2),
+        ("5551002001", "5551002001", (("name", "Alan"),), 3),
+        ("0049301234567", "0049301234567", (("name", "Grace"),), 5),
+    ]
+
+
+def test_a_byte_order_mark_and_quoted_commas_are_no_problem() -> None:
+    (lead,) = parse_leads('\ufeffid,number,note\nc-1,5551001,"call after 6, not before"\n', "x")
+    assert (lead.id, lead.number, lead.data) == (
+        "c-1",
+        "5551001",
+        (("note", "call after 6, not before"),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "leads.csv:1: empty: a header line naming a `number` column first"),
+        (
+            "name,phone\nAda,5551001\n",
+            "leads.csv:1: no `number` column (the header names name, phone)",
+        ),
+        ("number,number\n1,2\n", "leads.csv:1: column 'number' is named twice"),
+        ("number,first name\n5551001,Ada\n", "leads.csv:1: column 'first name' is not a name"),
+        ("number,name\n5551001,Ada\n5551002\n", "leads.csv:3: 1 fields where the header has 2"),
+        ("number\n5551001\ncall me\n", "leads.csv:3: 'call me' is not a phone number"),
+        (
+            "id,number\na,5551001\nb,5551002\na,5551003\n",
+            "leads.csv:4: lead 'a' again (first on line 2)",
+        ),
+        ('number,name\n5551001,"Ada\n', "leads.csv:2: not CSV"),
+    ],
+)
+def test_a_broken_lead_file_is_refused_naming_the_line(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_leads(text, "leads.csv")
+    assert str(caught.value).startswith(problem)
+
+
+_number = st.from_regex(r"\+?[1-9][0-9]{5,14}", fullmatch=True)
+_cell = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufeff"), max_size=20
+).map(str.strip)
+
+
+@given(
+    rows=st.lists(
+        st.tuples(_number, _cell, _cell),
+        max_size=20,
+        unique_by=lambda row: row[0],
+    )
+)
+def test_any_lead_file_a_spreadsheet_writes_reads_back_the_same(
+    rows: list[tuple[str, str, str]],
+) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["number", "name", "account"])
+    writer.writerows(rows)
+    leads = parse_leads(out.getvalue(), "leads.csv")
+    assert [(lead.number, dict(lead.data)) for lead in leads] == [
+        (number, {"name": name, "account": account}) for number, name, account in rows
+    ]
+
+
+@given(st.text(max_size=40))
+def test_normalising_never_invents_a_number(text: str) -> None:
+    number = normalise_number(text)
+    if number is not None:
+        digits = [c for c in text if c.isdigit() and c.isascii()]
+        assert number.lstrip("+") == "".join(digits)
+
+
+def test_a_do_not_call_list_takes_comments_and_names_a_bad_line() -> None:
+    text = "# opted out\n555-1003  # by phone, 2026-11-30\n\n+1 555 100 2000\n"
+    assert parse_do_not_call(text, "dnc.txt") == {"5551003", "+15551002000"}
+    with pytest.raises(ConfigError, match=r"dnc\.txt:2: 'Grace' is not a phone number"):
+        parse_do_not_call("5551003\nGrace\n", "dnc.txt")
+
+
+CAMPAIGN = {
+    "queue": "sales",
+    "leads": "leads.csv",
+    "dial": "PJSIP/${number}@trunk",
+    "allow": ["_555XXXX"],
+    "do_not_call": "dnc.txt",
+}
+
+
+def write_config(tmp_path: Path, **campaign: Any) -> Path:
+    config = merge(BASE_CONFIG, {"campaigns": {"spring": {**CAMPAIGN, **campaign}}})
+    path = tmp_path / "callcenter.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_check_names_the_config_line_and_the_lead_files_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    (tmp_path / "leads.csv").write_text("number\n5551001\nnot a number\n")
+    (tmp_path / "dnc.txt").write_text("")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
+    (issue,) = caught.value.issues
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "leads:" in t)
+    assert (issue.file, issue.line) == (str(path), line)
+    assert issue.field == "campaigns.spring.leads"
+    assert f"{tmp_path / 'leads.csv'}:3: 'not a number' is not a phone number" in issue.message
+
+
+def test_check_refuses_a_missing_do_not_call_file_and_an_unknown_queue(tmp_path: Path) -> None:
+    path = write_config(tmp_path, queue="salse")
+    (tmp_path / "leads.csv").write_text("number\n5551001\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
+    messages = {i.field: i.message for i in caught.value.issues}
+    assert 'no queue named "salse"' in messages["campaigns.spring.queue"]
+    assert "did you mean" in messages["campaigns.spring.queue"]
+    assert messages["campaigns.spring.do_not_call"].endswith("dnc.txt: no such do-not-call file")
+
+
+def test_a_campaign_needs_somewhere_it_may_dial(tmp_path: Path) -> None:
+    path = write_config(tmp_path, allow=[])
+    (tmp_path / "leads.csv").write_text("number\n5551001\n")
+    (tmp_path / "dnc.txt").write_text("")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
+    assert [i.field for i in caught.value.issues] == ["campaigns.spring.allow"]
+
+
+# ---------------------------------------------------------------------- the dialler
+
+
+class ScriptedSwitchboard:
+    """Answers ``dial_lead`` as told: each dial gets an agent at once, then waits on a
+    future the test resolves with the outcome."""
+
+    def __init__(self) -> None:
+        self.pbx_up = True
+        self.dials: list[tuple[LeadCall, asyncio.Future[str]]] = []
+
+    async def dial_lead(self, call: LeadCall, reserved: Callable[[], None]) -> str:
+        reserved()
+        outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.dials.append((call, outcome))
+        return await outcome
+
+
+async def dialler(
+    tmp_path: Path, numbers: list[str], restored: list[LeadRecord] | None = None, **settings: Any
+) -> tuple[Campaign, ScriptedSwitchboard, list[EngineEvent]]:
+    path = write_config(tmp_path, **settings)
+    (tmp_path / "leads.csv").write_text("number\n" + "".join(f"{n}\n" for n in numbers))
+    (tmp_path / "dnc.txt").write_text("")
+    config = load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
+    board = ScriptedSwitchboard()
+    bus = EventBus()
+    events: list[EngineEvent] = []
+    bus.subscribe(events.append)
+    campaign = Campaign("spring", config, board, bus)
+    campaign.load(read_lists(config, config.campaigns["spring"]), restored or [])
+    return campaign, board, events
+
+
+async def until(check: Callable[[], object]) -> None:
+    async with asyncio.timeout(5):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+async def test_no_more_dials_at_once_than_the_campaign_has_lines(tmp_path: Path) -> None:
+    numbers = [f"555100{n}" for n in range(5)]
+    campaign, board, events = await dialler(tmp_path, numbers, lines=2, retry_delay=60)
+    campaign.start()
+    await until(lambda: len(board.dials) == 2)
+    await asyncio.sleep(0.05)
+    assert len(board.dials) == 2
+    board.dials[0][1].set_result("")
+    board.dials[1][1].set_result("no-answer")
+    await until(lambda: len(board.dials) == 4)
+    assert [call.number for call, _ in board.dials] == numbers[:4]
+    for _, outcome in board.dials[2:]:
+        outcome.set_result("")
+    await until(lambda: len(board.dials) == 5)
+    board.dials[4][1].set_result("")
+    await until(lambda: campaign.view()["dialing"] == 0)
+    view = campaign.view()
+    await campaign.stop()
+    assert (view["answered"], view["retry"], view["state"]) == (4, 1, "running")
+    (failed,) = [e for e in events if isinstance(e, CampaignAttemptFailed)]
+    assert (failed.number, failed.final, failed.retry_at is not None) == (numbers[1], False, True)
+
+
+async def test_a_try_that_never_happened_does_not_use_up_an_attempt(tmp_path: Path) -> None:
+    campaign, board, events = await dialler(tmp_path, ["5551001"], attempts=1)
+    campaign.start()
+    await until(lambda: board.dials)
+    board.dials[0][1].set_result("pbx-down")
+    await until(lambda: campaign.leads["5551001"].status is LeadStatus.PENDING)
+    progress = campaign.leads["5551001"]
+    await campaign.stop()
+    assert progress.attempts == 0, "the one attempt is still there"
+    assert not [e for e in events if isinstance(e, CampaignAttemptFailed)]
+    states = [e.state for e in events if isinstance(e, CampaignStateChanged)]
+    assert states == ["running", "stopped"]
+
+
+async def test_a_lead_whose_last_try_fails_is_given_up_and_the_campaign_finishes(
+    tmp_path: Path,
+) -> None:
+    campaign, board, events = await dialler(tmp_path, ["5551001"], attempts=1)
+    campaign.start()
+    await until(lambda: board.dials)
+    board.dials[0][1].set_result("no-answer")
+    await until(lambda: campaign.state == "finished")
+    await campaign.stop()
+    (failed,) = [e for e in events if isinstance(e, CampaignAttemptFailed)]
+    assert (failed.final, failed.retry_at) == (True, None)
+    assert campaign.leads["5551001"].status is LeadStatus.FAILED
+
+
+async def test_the_records_of_a_previous_daemon_decide_who_is_called(tmp_path: Path) -> None:
+    numbers = ["5551001", "5551002", "5551003"]
+    restored = [
+        LeadRecord("spring", "5551001", "5551001", "answered", 1),
+        LeadRecord("spring", "5551002", "5551002", "retry", 1, retry_at=datetime.now(UTC)),
+    ]
+    campaign, board, _ = await dialler(tmp_path, numbers, restored)
+    campaign.start()
+    await until(lambda: len(board.dials) == 1)
+    first = board.dials[0][0]
+    board.dials[0][1].set_result("")
+    await until(lambda: len(board.dials) == 2)
+    second = board.dials[1][0]
+    board.dials[1][1].set_result("")
+    await campaign.stop()
+    assert (first.number, first.attempt) == ("5551002", 2), "a retry that is due goes first"
+    assert (second.number, second.attempt) == ("5551003", 1)
+
+
+def test_the_lead_table_refuses_a_move_it_does_not_have() -> None:
+    progress = LeadProgress(Lead(id="a", number="5551001"))
+    progress.move(LeadStatus.DIALING)
+    progress.move(LeadStatus.ANSWERED)
+    with pytest.raises(IllegalTransition, match="answered -> dialing"):
+        progress.move(LeadStatus.DIALING)
+
+
+async def test_a_stopped_campaign_cannot_be_resumed(tmp_path: Path) -> None:
+    campaign, _, _ = await dialler(tmp_path, ["5551001"], enabled=False)
+    campaign.start()
+    await campaign.stop()
+    campaign.resume("api")  # paused only: a stopped campaign stays stopped
+    assert campaign.state == "stopped"
+    with pytest.raises(IllegalTransition, match="stopped -> running"):
+        campaign._move(campaign.state.__class__("running"), "")
