@@ -156,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
 
+    campaign = sub.add_parser("campaign", help="list the outbound campaigns; pause or resume one")
+    campaign.add_argument("action", choices=["list", "pause", "resume"])
+    campaign.add_argument("campaign", nargs="?", default=None, help="campaign id (not for list)")
+    campaign.add_argument("--json", action="store_true", help="list: the API's JSON")
+    campaign.add_argument(
+        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
+    )
+
     report = sub.add_parser("report", help="print the latest call detail records")
     report.add_argument("config", nargs="?", default=None)
     report.add_argument(
@@ -232,6 +240,21 @@ def _main(argv: Sequence[str] | None) -> int:
             body["to"] = args.to
         agent = urllib.parse.quote(args.agent, safe="")
         return _api_call(args.api, "POST", f"/agents/{agent}/{args.action}", body)
+    if command == "campaign":
+        if args.action == "list":
+            if args.campaign is not None:
+                parser.error("campaign list takes no campaign id")
+
+            def listing(body: dict[str, Any]) -> str:
+                return format_campaigns(body.get("campaigns", []))
+
+            return _api_call(
+                args.api, "GET", "/campaigns", None, render=None if args.json else listing
+            )
+        if args.campaign is None:
+            parser.error(f"campaign {args.action} needs the campaign id: e.g. {args.action} spring")
+        which = urllib.parse.quote(args.campaign, safe="")
+        return _api_call(args.api, "POST", f"/campaigns/{which}/{args.action}", {})
     if command == "supervisor":
         if args.action in ("stop", "takeover") and args.agent is not None:
             parser.error(f"supervisor {args.action} takes no agent")
@@ -591,6 +614,10 @@ def format_status(status: dict[str, Any]) -> str:
                     f"{watching.get('seconds', 0):.0f}s)"
                 )
             lines.append(_row([sup.get("id"), sup.get("name"), what], sup_cols))
+    campaigns = status.get("campaigns", [])
+    if campaigns:
+        lines.append("")
+        lines.append(format_campaigns(campaigns))
     calls = status.get("calls", [])
     lines.append("")
     lines.append(f"{len(calls)} call(s) in progress")
@@ -601,6 +628,30 @@ def format_status(status: dict[str, Any]) -> str:
         if call.get("recording"):
             steps += "  [recording paused]" if call.get("recording_paused") else "  [recorded]"
         lines.append(f"  {call.get('call_id')}  {where}  {steps}".rstrip())
+    return "\n".join(lines)
+
+
+def format_campaigns(campaigns: list[dict[str, Any]]) -> str:
+    """Campaigns, one line each: state, dials under way, where the leads stand."""
+    cols = [("campaign", 12), ("queue", 10), ("state", 9), ("dialing", 9), ("leads", 6)]
+    cols += [("to call", 7), ("retry", 5), ("answered", 8), ("failed", 6), ("skipped", 7)]
+    cols += [("note", 0)]
+    lines = [_row([name for name, _ in cols], cols)]
+    for c in campaigns:
+        cells = [
+            c.get("id"),
+            c.get("queue"),
+            c.get("state"),
+            f"{c.get('dialing', 0)}/{c.get('lines', 0)}",
+            c.get("leads"),
+            c.get("pending"),
+            c.get("retry"),
+            c.get("answered"),
+            c.get("failed"),
+            c.get("skipped"),
+            c.get("why") or "",
+        ]
+        lines.append(_row(cells, cols))
     return "\n".join(lines)
 
 

@@ -1,12 +1,14 @@
 """A campaign's lead and do-not-call files as ops write them: numbers written the way people
 write them, every problem named by file and line (also by ``callcenter check``), and the
 campaign's dialler driven by a scripted switchboard: how many dials at once, what a try that
-never happened costs, and the moves its state tables refuse."""
+never happened costs, and the moves its state tables refuse; ops listing, pausing and
+resuming a campaign from the command line."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,7 +19,10 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from test_campaigns import campaign as campaign_config
+from test_campaigns import scene
 
+from callcenter.cli import main as cli_main
 from callcenter.config import load_config
 from callcenter.errors import ConfigError, IllegalTransition
 from callcenter.events import CampaignAttemptFailed, CampaignStateChanged, EngineEvent, EventBus
@@ -295,3 +300,35 @@ async def test_a_stopped_campaign_cannot_be_resumed(tmp_path: Path) -> None:
     assert campaign.state == "stopped"
     with pytest.raises(IllegalTransition, match="stopped -> running"):
         campaign._move(campaign.state.__class__("running"), "")
+
+
+async def test_ops_list_pause_and_resume_a_campaign_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the control API, the same on every PBX (Asterisk FastAGI here)."""
+    async with scene(tmp_path, campaign_config(enabled=False)) as s:
+        api = f"http://127.0.0.1:{s.center.daemon.api.port}"
+        run = functools.partial(asyncio.to_thread, cli_main)
+
+        async def output(*argv: str) -> tuple[int, list[str]]:
+            """The command's exit status and its lines (the daemon's own log lines, which
+            share this test's stdout, left out)."""
+            capsys.readouterr()
+            code = await run([*argv, "--api", api])
+            out = capsys.readouterr()
+            lines = (out.out + out.err).splitlines()
+            return code, [line for line in lines if not line.startswith("20")]
+
+        listed = await output("campaign", "list")
+        resumed = await output("campaign", "resume", "spring")
+        state_after_resume = s.view["state"]
+        await output("campaign", "pause", "spring")
+        status = await output("status")
+        missing = await output("campaign", "pause", "autumn")
+    assert listed[0] == 0
+    assert listed[1][0].split()[:3] == ["campaign", "queue", "state"]
+    assert listed[1][1].split()[:6] == ["spring", "sales", "paused", "0/1", "4", "4"]
+    assert listed[1][1].endswith("config")
+    assert resumed[0] == 0 and state_after_resume == "running"
+    assert any(line.startswith("spring") and " paused " in line for line in status[1])
+    assert missing[0] != 0 and any("no campaign 'autumn'" in line for line in missing[1])
