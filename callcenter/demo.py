@@ -268,6 +268,15 @@ def run_demo(
         "ivr": {"voicemail_folder": str(cdr_path.parent / "voicemail")},
         "acd": {"recordings_folder": str(cdr_path.parent / "recordings")},
         "pbx": {"ami": {"reconnect_min": 0.1}},
+        # The config is copied to a folder of its own: its campaigns' files stay where
+        # they are.
+        "campaigns": {
+            cid: {
+                "leads": str(resolve(config, c.leads)),
+                "do_not_call": str(resolve(config, c.do_not_call)) if c.do_not_call else None,
+            }
+            for cid, c in config.campaigns.items()
+        },
     }
 
     this_run: set[str] = set()
