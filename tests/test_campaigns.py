@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_metrics import samples
 
 from callcenter import switchboard
 from callcenter.events import (
@@ -127,6 +128,7 @@ async def test_a_campaign_calls_its_leads_for_the_queues_agent_and_skips_who_may
         answered = {e.lead: e for e in s.of(CampaignAnswered)}
         rows = {lead: await s.center.cdr(e.call_id) for lead, e in answered.items()}
         status, listed = await s.api("GET", "/campaigns")
+        figures = samples(s.center.daemon.api.render_metrics())
         for lead in ("ada", "alan", "grace", "premium"):
             await s.center.daemon.recorder.writer.wait_written(f"campaign-lead:spring:{lead}")
         records = {
@@ -167,6 +169,19 @@ async def test_a_campaign_calls_its_leads_for_the_queues_agent_and_skips_who_may
         "premium": ("skipped", 0, "not-allowed"),
     }
     assert records["ada"].call_id == answered["ada"].call_id
+    spring = (("campaign", "spring"),)
+    assert figures["callcenter_campaign_dials_total", spring] == 3
+    assert figures["callcenter_campaign_answered_total", spring] == 2
+    assert (
+        figures["callcenter_campaign_attempts_failed_total", (*spring, ("reason", "no-answer"))]
+        == 1
+    )
+    assert (
+        figures["callcenter_campaign_leads_skipped_total", (*spring, ("reason", "do-not-call"))]
+        == 1
+    )
+    assert figures["callcenter_campaign_leads", (*spring, ("status", "answered"))] == 2
+    assert figures["callcenter_campaign_running", spring] == 0, "finished"
 
 
 async def test_a_restarted_daemon_does_not_call_an_answered_lead_again_and_keeps_the_tries(

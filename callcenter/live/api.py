@@ -290,6 +290,7 @@ class ControlAPI:
             pbx_connected=self.link.connected,
             records=self._records() if self._records is not None else None,
             mqtt=self._mqtt() if self._mqtt is not None else None,
+            campaigns=self.campaigns.view() if self.campaigns is not None else (),
         )
 
     def _records_health(self) -> dict[str, Any]:

@@ -42,6 +42,10 @@ from callcenter.events import (
     CallEnded,
     CallStarted,
     CallTransferred,
+    CampaignAnswered,
+    CampaignAttemptFailed,
+    CampaignDialing,
+    CampaignLeadSkipped,
     EngineEvent,
     QueueAbandoned,
     QueueExited,
@@ -144,6 +148,10 @@ class Metrics:
             AgentRingFailed: self._on_ring_failed,
             TalkEnded: self._on_talk_ended,
             CallTransferred: self._on_transferred,
+            CampaignDialing: self._on_campaign_dialing,
+            CampaignAnswered: self._on_campaign_answered,
+            CampaignAttemptFailed: self._on_campaign_failed,
+            CampaignLeadSkipped: self._on_campaign_skipped,
         }
 
     def on_event(self, event: EngineEvent) -> None:
@@ -202,6 +210,20 @@ class Metrics:
     def _on_transferred(self, e: CallTransferred) -> None:
         self._count("callcenter_transfers_total")
 
+    def _on_campaign_dialing(self, e: CampaignDialing) -> None:
+        self._count("callcenter_campaign_dials_total", (("campaign", e.campaign),))
+
+    def _on_campaign_answered(self, e: CampaignAnswered) -> None:
+        self._count("callcenter_campaign_answered_total", (("campaign", e.campaign),))
+
+    def _on_campaign_failed(self, e: CampaignAttemptFailed) -> None:
+        labels = (("campaign", e.campaign), ("reason", e.reason))
+        self._count("callcenter_campaign_attempts_failed_total", labels)
+
+    def _on_campaign_skipped(self, e: CampaignLeadSkipped) -> None:
+        labels = (("campaign", e.campaign), ("reason", e.reason))
+        self._count("callcenter_campaign_leads_skipped_total", labels)
+
     def render(
         self,
         snapshot: Mapping[str, Any],
@@ -211,6 +233,7 @@ class Metrics:
         pbx_connected: bool,
         records: Mapping[str, Any] | None,
         mqtt: Mapping[str, Any] | None = None,
+        campaigns: Sequence[Mapping[str, Any]] = (),
     ) -> str:
         """The exposition text: counters and histograms so far, gauges from ``snapshot``
         (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest."""
@@ -254,6 +277,30 @@ class Metrics:
             "1 while the PBX link is up.",
             [((), 1.0 if pbx_connected else 0.0)],
         )
+        if campaigns:
+            out.family(
+                "callcenter_campaign_leads",
+                "gauge",
+                "Leads of each campaign by status (pending, dialing, retry, answered, failed, "
+                "skipped).",
+                [
+                    (
+                        (("campaign", str(c.get("id"))), ("status", status)),
+                        float(c.get(status) or 0),
+                    )
+                    for c in campaigns
+                    for status in LEAD_STATUSES
+                ],
+            )
+            out.family(
+                "callcenter_campaign_running",
+                "gauge",
+                "1 while the campaign dials (not paused, closed, finished or stopped).",
+                [
+                    ((("campaign", str(c.get("id"))),), 1.0 if c.get("state") == "running" else 0.0)
+                    for c in campaigns
+                ],
+            )
         if records is not None:
             out.family(
                 "callcenter_records_ok",
@@ -299,7 +346,12 @@ _COUNTERS: Final = (
     ("callcenter_agent_calls_total", "Calls each agent answered."),
     ("callcenter_agent_missed_total", "Calls each agent was rung for and did not take."),
     ("callcenter_agent_talk_seconds_total", "Seconds each agent (or supervisor) talked."),
+    ("callcenter_campaign_dials_total", "Campaign leads dialled (an agent reserved for each)."),
+    ("callcenter_campaign_answered_total", "Campaign leads who answered."),
+    ("callcenter_campaign_attempts_failed_total", "Campaign tries not answered, by reason."),
+    ("callcenter_campaign_leads_skipped_total", "Campaign leads never dialled, by reason."),
 )
+LEAD_STATUSES: Final = ("pending", "dialing", "retry", "answered", "failed", "skipped")
 _UNLABELLED: Final = frozenset({"callcenter_calls_started_total", "callcenter_transfers_total"})
 _HISTOGRAMS: Final = (
     ("callcenter_queue_wait_seconds", "Seconds answered queue callers waited."),

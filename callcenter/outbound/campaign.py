@@ -347,7 +347,9 @@ class Campaign:
                 self._changed.set()
 
     def view(self) -> dict[str, Any]:
-        """The campaign as ``callcenter status`` and GET /campaigns show it."""
+        """The campaign as ``callcenter status`` and GET /campaigns show it: its state (and
+        why), the leads by status (``dialing``: waiting for an agent or ringing), how many
+        of those ring, and the tries made since the daemon started."""
         counts = dict.fromkeys((s.value for s in LeadStatus), 0)
         for p in self.leads.values():
             counts[p.status.value] += 1
@@ -357,7 +359,6 @@ class Campaign:
             "state": self.state.value,
             "why": self.why,
             "lines": self.settings.lines,
-            "dialing": len(self._attempts),
             "ringing": sum(1 for a in self._attempts.values() if a.progress.ringing),
             "leads": len(self.leads),
             **counts,
