@@ -279,6 +279,7 @@ class Daemon:
                 password=password.get_secret_value() if password is not None else None,
                 ca_file=resolve(config, config.mqtt.ca_file) if config.mqtt.ca_file else None,
                 supervisors=self.switchboard.monitoring.snapshot,
+                campaigns=self.campaigns.view,
             )
             self.bus.subscribe(self.mqtt.on_event)
         live = self.mqtt.health if self.mqtt is not None else None

@@ -15,6 +15,7 @@ import pytest
 import structlog
 import yaml
 from mqtt_broker import Broker, Message, Wallboard, running_broker
+from test_campaigns import campaign
 
 from callcenter.events import AgentStateChanged
 from callcenter.testing import running_center
@@ -376,3 +377,27 @@ async def test_the_wallboard_shows_which_supervisor_listens_to_whom(tmp_path: Pa
         "state": "monitoring",
     }
     assert done.json()["monitoring"] is None
+
+
+async def test_the_wallboard_follows_a_campaign_from_paused_to_finished(tmp_path: Path) -> None:
+    (tmp_path / "leads.csv").write_text("number,id\n5551001,ada\n0900123456,premium\n")
+    (tmp_path / "dnc.txt").write_text("")
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        config = {**campaign(enabled=False), **mqtt_config(broker)}
+        async with running_center(tmp_path, config=config) as center:
+            paused = await board.wait_for("campaigns/spring", _is(state="paused"))
+            center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
+            center.add_phone("PJSIP/1001", answer_after=0.05)
+            center.daemon.campaigns.get("spring").resume("test")
+            done = await board.wait_for("campaigns/spring", _is(state="finished", answered=1))
+            await center.idle(timeout=10)
+    assert (paused.json()["leads"], paused.json()["pending"], paused.json()["why"]) == (
+        2,
+        2,
+        "config",
+    )
+    assert (done.json()["skipped"], done.json()["dialled"], done.json()["queue"]) == (
+        1,
+        1,
+        "sales",
+    )

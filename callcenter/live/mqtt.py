@@ -14,15 +14,18 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
                                              paused_seconds: pauses over)
     callcenter/supervisors/<id>    retained  JSON: monitoring (agent, call_id, mode, state)
                                              or null
+    callcenter/campaigns/<id>      retained  JSON: queue, state, why, lines, the leads by
+                                             status (pending, dialing, retry, answered,
+                                             failed, skipped), ringing, dialled
     callcenter/events/<EventName>            JSON of every engine event (``mqtt.events``)
 
 Queues and agents are looked at every ``mqtt.interval`` seconds and published when their JSON
 changed; a new connection publishes all of them again, and agents a reload adds appear at the
 next look (the router never forgets an agent or a queue while the daemon runs). At each
 connection the daemon also reads back what the broker retained under ``agents/+``,
-``queues/+`` and ``supervisors/+`` and clears the topics the config no longer has, so that a
-wallboard does not show someone who left as available for ever. "today"
-counts from midnight in ``ivr.timezone``.
+``queues/+``, ``supervisors/+`` and ``campaigns/+`` and clears the topics the config no
+longer has, so that a wallboard does not show someone who left as available for ever.
+"today" counts from midnight in ``ivr.timezone``.
 
 Best effort, as DESIGN.md asks of live output: QoS 0, nothing is kept while the broker is
 away, writes never wait (a broker that reads too slowly loses events, counted in ``dropped``,
@@ -208,9 +211,11 @@ class MQTTPublisher:
         password: str | None = None,
         ca_file: Path | None = None,
         supervisors: Callable[[], list[dict[str, Any]]] | None = None,
+        campaigns: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.config = config
         self._supervisors = supervisors
+        self._campaigns = campaigns
         self._ca_file = ca_file
         self._router = router
         self._service_level = service_level
@@ -220,7 +225,7 @@ class MQTTPublisher:
         self.client_id = config.client_id or f"callcenter-{socket.gethostname()}"[:64]
         self._status_topic = f"{self._prefix}/status"
         self._stale_filters = [
-            f"{self._prefix}/{kind}/+" for kind in ("agents", "queues", "supervisors")
+            f"{self._prefix}/{kind}/+" for kind in ("agents", "queues", "supervisors", "campaigns")
         ]
         self._dirty: set[str] = set()
         self._since: dict[str, str] = {}
@@ -439,6 +444,7 @@ class MQTTPublisher:
         current = {f"{self._prefix}/agents/{a}" for a in self._router.agent_ids()}
         current |= {f"{self._prefix}/queues/{q}" for q in self._router.queue_names()}
         current |= {f"{self._prefix}/supervisors/{s['id']}" for s in self._supervisor_views()}
+        current |= {f"{self._prefix}/campaigns/{c['id']}" for c in self._campaign_views()}
         for topic in sorted(protocol.retained - current):
             log.info("mqtt_stale_topic_cleared", topic=topic)
             self._send(wire.encode_publish(topic, b"", retain=True))
@@ -556,8 +562,14 @@ class MQTTPublisher:
                 },
             )
 
+        for campaign in self._campaign_views():
+            self._retain(f"{self._prefix}/campaigns/{campaign['id']}", campaign)
+
     def _supervisor_views(self) -> list[dict[str, Any]]:
         return self._supervisors() if self._supervisors is not None else []
+
+    def _campaign_views(self) -> list[dict[str, Any]]:
+        return self._campaigns() if self._campaigns is not None else []
 
     def _retain(self, topic: str, payload: dict[str, Any]) -> None:
         data = json.dumps(payload, separators=(",", ":")).encode()
