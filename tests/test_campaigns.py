@@ -84,6 +84,17 @@ class Scene:
         (view,) = self.center.daemon.campaigns.view()
         return view
 
+    async def screen_of(self, lead: str) -> dict[str, Any]:
+        """The lead's call in ``/status`` once an agent talks to them (what an agent's
+        desktop shows)."""
+        async with asyncio.timeout(5):
+            while True:
+                _, status = await self.api("GET", "/status")
+                for call in status["calls"]:
+                    if call["variables"].get("lead") == lead and call["agent"]:
+                        return dict(call)
+                await asyncio.sleep(0.02)
+
     async def api(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
         port = self.center.daemon.api.port
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -119,6 +130,7 @@ async def test_a_campaign_calls_its_leads_for_the_queues_agent_and_skips_who_may
         status, body = await s.api("POST", "/campaigns/spring/resume")
         assert status == 200 and body["campaign"]["state"] == "running"
         await ada.wait_answered(timeout=5)
+        screen = await s.screen_of("ada")
         await alan.wait_rings(1, timeout=10)
         alan.answer_after = 0.05
         await s.wait_for(lambda: len(s.of(CampaignAnswered)) == 2)
@@ -169,6 +181,7 @@ async def test_a_campaign_calls_its_leads_for_the_queues_agent_and_skips_who_may
         "premium": ("skipped", 0, "not-allowed"),
     }
     assert records["ada"].call_id == answered["ada"].call_id
+    assert (screen["agent"], screen["variables"]["name"]) == ("1001", "Ada Lovelace")
     spring = (("campaign", "spring"),)
     assert figures["callcenter_campaign_dials_total", spring] == 3
     assert figures["callcenter_campaign_answered_total", spring] == 2

@@ -7,6 +7,8 @@ Routes (all JSON)::
                                           down", ...} while the PBX link is down (for
                                           monitoring)
     GET  /status                          the PBX link, records, agents, queues, active calls
+                                          (with their IVR variables: the agent's screen pop),
+                                          supervisors, campaigns
     GET  /metrics                         live figures for Prometheus (text exposition format,
                                           see :mod:`callcenter.live.metrics`)
     POST /agents/{id}/login               {}
@@ -252,6 +254,7 @@ class ControlAPI:
                     "path": a.path,
                     "recording": a.recording,
                     "recording_paused": a.recording_muted,
+                    "variables": a.variables,
                 }
                 for cid, a in board.active.items()
             ]
