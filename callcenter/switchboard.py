@@ -83,6 +83,7 @@ from callcenter.ivr.trace import (
 )
 from callcenter.ivr.values import matches_any
 from callcenter.outbound.campaign import LeadCall, parse_lead_origin
+from callcenter.outbound.leads import Lead
 from callcenter.pbx.interface import (
     PBX,
     Call,
@@ -284,6 +285,9 @@ class Switchboard:
         """Called with (call id, step) for every IVR step (``callcenter simulate``)."""
         self.monitoring = Monitoring(self)
         """Supervisors listening, whispering or barging on agents' calls."""
+        self.find_lead: Callable[[str, str], Lead | None] = lambda campaign, lead: None
+        """(campaign, lead id) -> the lead, for a lead who answers a dial placed before a
+        restart (the daemon sets it to :meth:`Campaigns.find_lead`)."""
 
     def apply_config(self, config: CallCenterConfig) -> None:
         """Use ``config`` for calls that arrive from now on; calls in progress keep theirs.
@@ -1279,18 +1283,21 @@ class Switchboard:
         entry = self.router.enqueue(queue_name, info.call_id, priority=max(0, settings.priority))
         active.queue = queue_name
         active.queue_hops += 1
-        unknown = LeadCall(
+        known = self.find_lead(campaign, lead)
+        number = known.number if known is not None else info.caller_num
+        unawaited = LeadCall(
             campaign=campaign,
             lead=lead,
-            number=info.caller_num,
+            number=number,
             queue=queue_name,
             device="",
             caller_id="",
             ring_timeout=settings.ring_timeout,
             priority=settings.priority,
             attempt=0,
+            data=known.data if known is not None else (),
         )
-        self._lead_on_the_line(active, queue_name, unknown, info.caller_num)
+        self._lead_on_the_line(active, queue_name, unawaited, number)
         self.bus.publish(
             QueueJoined(
                 call_id=info.call_id,

@@ -328,4 +328,6 @@ async def test_a_lead_who_picks_up_after_a_restart_is_put_through_not_hung_up(
     assert ada.rings == 1 and ada.answered == 1
     assert s.of(CampaignDialing) == []
     assert (row["accountcode"], row["agent"]) == ("spring", "1001")
+    assert json.loads(row["ivr_variables"])["name"] == "Ada Lovelace", "the new daemon knows her"
+    assert answered.number == "5551001"
     assert (record.status, record.attempts, record.call_id) == ("answered", 1, answered.call_id)

@@ -524,15 +524,18 @@ class Campaign:
             p.move(LeadStatus.ANSWERED)
             p.result = "answered"
             return
-        if reason == "cancelled" and p.ringing:
-            return  # the daemon stops: the record keeps ``dialing`` for the next one
+        if reason == "cancelled":
+            if p.ringing:
+                return  # the daemon stops: the record keeps ``dialing`` for the next one
+            p.move(LeadStatus.PENDING)  # withdrawn (a pause): first in line again
+            self._order.appendleft(lead_id)
+            return
         if reason in NOT_MADE or not p.ringing:
+            # Not made (or failed before an agent was found): a while later, not at once,
+            # or a fault that repeats would spin.
             p.move(LeadStatus.PENDING)
-            if reason in NOT_MADE:
-                p.due = now + WAIT_AFTER_NOT_MADE
-                self._push_retry(lead_id, p.due)
-            else:
-                self._order.appendleft(lead_id)
+            p.due = now + WAIT_AFTER_NOT_MADE
+            self._push_retry(lead_id, p.due)
             return
         p.attempts = call.attempt
         p.result = reason
@@ -672,6 +675,12 @@ class Campaigns:
 
     def view(self) -> list[dict[str, Any]]:
         return [c.view() for c in self.by_id.values()]
+
+    def find_lead(self, campaign_id: str, lead_id: str) -> Lead | None:
+        """Lead ``lead_id`` of campaign ``campaign_id`` (None: no such campaign or lead)."""
+        campaign = self.by_id.get(campaign_id)
+        progress = campaign.leads.get(lead_id) if campaign is not None else None
+        return progress.lead if progress is not None else None
 
 
 __all__ = [
