@@ -17,7 +17,8 @@ leads are not called again, and the others keep their tries and retry times.
 from __future__ import annotations
 
 import functools
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from callcenter.events import (
     CampaignAnswered,
@@ -53,60 +54,40 @@ class CampaignRecorder:
             self.writer.submit(key, functools.partial(self.store.write_campaign_lead, record))
 
 
-def _dialing(event: EngineEvent) -> LeadRecord:
-    assert isinstance(event, CampaignDialing)
+_LeadEvent = CampaignDialing | CampaignAnswered | CampaignAttemptFailed | CampaignLeadSkipped
+
+
+def _row(e: _LeadEvent, status: str, attempts: int, result: str = "", **more: Any) -> LeadRecord:
     return LeadRecord(
-        campaign=event.campaign,
-        lead=event.lead,
-        number=event.number,
-        status="dialing",
-        attempts=event.attempt,
-        updated=event.at,
+        campaign=e.campaign,
+        lead=e.lead,
+        number=e.number,
+        status=status,
+        attempts=attempts,
+        result=result,
+        updated=e.at,
+        **more,
     )
 
 
-def _answered(event: EngineEvent) -> LeadRecord:
-    assert isinstance(event, CampaignAnswered)
-    return LeadRecord(
-        campaign=event.campaign,
-        lead=event.lead,
-        number=event.number,
-        status="answered",
-        attempts=event.attempt,
-        result="answered",
-        call_id=event.call_id,
-        updated=event.at,
-    )
+def _dialing(e: CampaignDialing) -> LeadRecord:
+    return _row(e, "dialing", e.attempt)
 
 
-def _failed(event: EngineEvent) -> LeadRecord:
-    assert isinstance(event, CampaignAttemptFailed)
-    return LeadRecord(
-        campaign=event.campaign,
-        lead=event.lead,
-        number=event.number,
-        status="failed" if event.final else "retry",
-        attempts=event.attempt,
-        result=event.reason,
-        retry_at=event.retry_at,
-        updated=event.at,
-    )
+def _answered(e: CampaignAnswered) -> LeadRecord:
+    return _row(e, "answered", e.attempt, "answered", call_id=e.call_id)
 
 
-def _skipped(event: EngineEvent) -> LeadRecord:
-    assert isinstance(event, CampaignLeadSkipped)
-    return LeadRecord(
-        campaign=event.campaign,
-        lead=event.lead,
-        number=event.number,
-        status="skipped",
-        attempts=0,
-        result=event.reason,
-        updated=event.at,
-    )
+def _failed(e: CampaignAttemptFailed) -> LeadRecord:
+    status = "failed" if e.final else "retry"
+    return _row(e, status, e.attempt, e.reason, retry_at=e.retry_at)
 
 
-_FOLDS = {
+def _skipped(e: CampaignLeadSkipped) -> LeadRecord:
+    return _row(e, "skipped", 0, e.reason)
+
+
+_FOLDS: Mapping[type[EngineEvent], Callable[[Any], LeadRecord]] = {
     CampaignDialing: _dialing,
     CampaignAnswered: _answered,
     CampaignAttemptFailed: _failed,
