@@ -158,12 +158,12 @@ FEATURE_ROUTES = ("agent-login", "agent-logout", "agent-pause", "agent-unpause")
 ``callcenter_route=agent-login``); any other route is an inbound call."""
 
 CALLBACK_VARIABLE = "CALLCENTER_CALLBACK"
+"""Channel variable an originated callback carries; the dialplan hands it back to us as
+``inbound?callback=${CALLCENTER_CALLBACK}``."""
 PBX_DOWN = "pbx-down"
 """Why a callback could not be placed when the PBX link was down (the attempt is not used)."""
 PBX_DOWN_PAUSE = 5.0
 """Seconds a callback waits after finding the link down, before it waits for the link."""
-"""Channel variable an originated callback carries; the dialplan hands it back to us as
-``inbound?callback=${CALLCENTER_CALLBACK}``."""
 
 CALLBACK_ANSWER_MARGIN = 5.0
 """Seconds after the callback ring timeout we still wait for the answered call to reach us."""
@@ -270,10 +270,13 @@ class Switchboard:
         self.pbx: PBX | None = None
         """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
         self._callbacks: dict[str, _PendingCallback] = {}
+        """Callbacks and campaign dials being placed, by the token their call brings back."""
         self._kept_places: dict[str, _KeptPlace] = {}
+        """Callback requests (and campaign dials) waiting for their call, by the call id
+        that made them (a campaign dial's ``campaign:<id>:<lead>``)."""
         self._pbx_up = asyncio.Event()
         self._pbx_up.set()
-        """Callback requests waiting for their call, by the call id that made them."""
+        """Set while the PBX link is up (callbacks and campaigns wait for it)."""
         self._ringing: dict[str, set[str]] = {}
         """Call id -> agents its queue dial is ringing right now."""
         self._configure_router(config)

@@ -217,10 +217,21 @@ async def until(check: Callable[[], object]) -> None:
 async def test_no_more_dials_at_once_than_the_campaign_has_lines(tmp_path: Path) -> None:
     numbers = [f"555100{n}" for n in range(5)]
     campaign, board, events = await dialler(tmp_path, numbers, lines=2, retry_delay=60)
+    steps = 0
+    step = campaign._step
+
+    def counted(now: float) -> float | None:
+        nonlocal steps
+        steps += 1
+        return step(now)
+
+    campaign._step = counted  # type: ignore[method-assign]
     campaign.start()
     await until(lambda: len(board.dials) == 2)
-    await asyncio.sleep(0.05)
+    steps_then = steps
+    await asyncio.sleep(0.2)
     assert len(board.dials) == 2
+    assert steps == steps_then, "with every line busy the dialler sleeps until a dial ends"
     board.dials[0][1].set_result("")
     board.dials[1][1].set_result("no-answer")
     await until(lambda: len(board.dials) == 4)

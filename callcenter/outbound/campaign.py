@@ -202,12 +202,14 @@ class _Attempt:
 
 
 @dataclass(slots=True)
-class _Lists:
+class LeadLists:
+    """A campaign's lead file and do-not-call numbers, as read."""
+
     leads: list[Lead]
     do_not_call: frozenset[str] = field(default_factory=frozenset)
 
 
-def read_lists(config: CallCenterConfig, campaign: CampaignConfig) -> _Lists:
+def read_lists(config: CallCenterConfig, campaign: CampaignConfig) -> LeadLists:
     """The campaign's lead and do-not-call files, read now (raises ConfigError)."""
     leads = load_leads(config.resolve_path(campaign.leads))
     dnc = (
@@ -215,7 +217,7 @@ def read_lists(config: CallCenterConfig, campaign: CampaignConfig) -> _Lists:
         if campaign.do_not_call
         else frozenset()
     )
-    return _Lists(leads, dnc)
+    return LeadLists(leads, dnc)
 
 
 class Campaign:
@@ -254,7 +256,7 @@ class Campaign:
 
     # ------------------------------------------------------------------ set-up
 
-    def load(self, lists: _Lists, restored: Iterable[LeadRecord] = ()) -> None:
+    def load(self, lists: LeadLists, restored: Iterable[LeadRecord] = ()) -> None:
         """Take the lead list (and what the records say of each lead); a lead already known
         keeps its progress, a lead no longer listed is dropped unless being dialled."""
         self._do_not_call = lists.do_not_call
@@ -297,7 +299,7 @@ class Campaign:
                 self._order.append(lead_id)
         self._changed.set()
 
-    def reconfigure(self, config: CallCenterConfig, lists: _Lists) -> None:
+    def reconfigure(self, config: CallCenterConfig, lists: LeadLists) -> None:
         """A reload: new settings and lists for the dials from now on."""
         self.config = config
         self.settings = config.campaigns[self.id]
@@ -394,6 +396,8 @@ class Campaign:
             if lead_id is None:
                 break
             self._begin(self.leads[lead_id])
+        if len(self._attempts) >= self.settings.lines:
+            return None  # every line busy: the end of a dial is a change
         wait = self._next_due(now)
         if wait is None and not self._attempts and self.state is CampaignState.RUNNING:
             self._move(CampaignState.FINISHED, "every lead tried")
@@ -689,6 +693,7 @@ __all__ = [
     "Campaigns",
     "Dialer",
     "LeadCall",
+    "LeadLists",
     "LeadProgress",
     "LeadRecord",
     "LeadStatus",
