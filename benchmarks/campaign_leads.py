@@ -33,6 +33,7 @@ import yaml
 
 from callcenter.config import load_config
 from callcenter.events import EventBus
+from callcenter.log import configure_logging
 from callcenter.outbound.campaign import Campaign, LeadCall, LeadLists, LeadStatus
 from callcenter.outbound.leads import parse_do_not_call, parse_leads
 from callcenter.testing import BASE_CONFIG, merge
@@ -123,6 +124,7 @@ def measure(n: int, folder: Path) -> dict[str, float]:
 
 
 async def main(sizes: list[int]) -> None:
+    configure_logging("warning", "console")
     print(
         f"# Campaign lead lists (Python {platform.python_version()} on {sys.platform}; "
         f"{time.strftime('%Y-%m-%d %H:%M')})\n"

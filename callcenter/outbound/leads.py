@@ -89,25 +89,32 @@ def parse_leads(text: str, filename: str) -> list[Lead]:
             raise _bad(filename, at, f"no `number` column (the header names {', '.join(columns)})")
         leads: list[Lead] = []
         seen: dict[str, int] = {}
+        width = len(columns)
+        at_number = columns.index("number")
+        at_id = columns.index("id") if "id" in columns else None
+        others = [(i, c) for i, c in enumerate(columns) if c not in ("number", "id")]
         for row in reader:
-            at = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(columns):
-                raise _bad(filename, at, f"{len(row)} fields where the header has {len(columns)}")
-            values = dict(zip(columns, (cell.strip() for cell in row), strict=True))
-            number = normalise_number(values["number"])
+            if len(row) != width:
+                if not any(cell.strip() for cell in row):
+                    continue
+                at = reader.line_num
+                raise _bad(filename, at, f"{len(row)} fields where the header has {width}")
+            written = row[at_number].strip()
+            number = normalise_number(written)
             if number is None:
+                if not any(cell.strip() for cell in row):
+                    continue
                 raise _bad(
                     filename,
-                    at,
-                    f"{values['number']!r} is not a phone number (digits, an optional leading +)",
+                    reader.line_num,
+                    f"{written!r} is not a phone number (digits, an optional leading +)",
                 )
-            lead_id = values.get("id") or number
+            at = reader.line_num
+            lead_id = (row[at_id].strip() if at_id is not None else "") or number
             if lead_id in seen:
                 raise _bad(filename, at, f"lead {lead_id!r} again (first on line {seen[lead_id]})")
             seen[lead_id] = at
-            data = tuple((k, v) for k, v in values.items() if k not in ("number", "id"))
+            data = tuple((c, row[i].strip()) for i, c in others)
             leads.append(Lead(id=lead_id, number=number, data=data, line=at))
     except csv.Error as exc:
         raise _bad(filename, reader.line_num, f"not CSV: {exc}") from None
