@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         "/var/log/asterisk/queue_log (for queue reporting tools)",
     )
     report.add_argument(
+        "--campaign",
+        metavar="ID",
+        default=None,
+        help="where each lead of campaign ID stands (status, tries, last result, the "
+        "answered call's uniqueid), as CSV (--json: one object per line)",
+    )
+    report.add_argument(
         "--follow",
         action="store_true",
         help="with --queue-log: go on printing lines as they are written (as tail -f does)",
@@ -220,12 +227,15 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--follow goes with --queue-log")
         if args.queue_log and args.json:
             parser.error("--queue-log prints queue_log lines, not JSON")
+        if args.campaign is not None and args.queue_log:
+            parser.error("--campaign and --queue-log are two reports: one at a time")
         return cmd_report(
             args.config or _default_config(),
             args.last,
             as_json=args.json,
             queue_log=args.queue_log,
             follow=args.follow,
+            campaign=args.campaign,
         )
     if command == "status":
         render = None if args.json else format_status
@@ -434,7 +444,13 @@ FOLLOW_POLL = 0.5
 
 
 def cmd_report(
-    path: str, last: int, *, as_json: bool, queue_log: bool = False, follow: bool = False
+    path: str,
+    last: int,
+    *,
+    as_json: bool,
+    queue_log: bool = False,
+    follow: bool = False,
+    campaign: str | None = None,
 ) -> int:
     from callcenter.config import load_config
     from callcenter.daemon import record_store, resolve
@@ -465,6 +481,8 @@ def cmd_report(
     try:
         if queue_log:
             return _print_queue_log(store, last, follow=follow)
+        if campaign is not None:
+            return _print_campaign(store, campaign, known=list(config.campaigns), as_json=as_json)
         rows = store.fetch_cdrs(last=last)
     except RecordError as exc:
         print(exc, file=sys.stderr)
@@ -497,6 +515,30 @@ def _print_queue_log(store: RecordStore, last: int, *, follow: bool) -> int:
             entries = store.fetch_queue_log(after=seen)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _print_campaign(store: RecordStore, campaign: str, *, known: list[str], as_json: bool) -> int:
+    """Every lead of ``campaign`` the records know, as CSV or JSON lines."""
+    import csv
+    import dataclasses
+
+    rows = [dataclasses.asdict(r) for r in store.fetch_campaign_leads() if r.campaign == campaign]
+    if not rows and campaign not in known:
+        names = ", ".join(known) or "none in the config"
+        print(f"no campaign {campaign!r} in the records (campaigns: {names})", file=sys.stderr)
+        return EXIT_CONFIG
+    for row in rows:
+        for key in ("retry_at", "updated"):
+            row[key] = row[key].isoformat(timespec="seconds") if row[key] else ""
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return EXIT_OK
+    fields = ["campaign", "lead", "number", "status", "attempts", "result", "call_id"]
+    writer = csv.DictWriter(sys.stdout, [*fields, "retry_at", "updated"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return EXIT_OK
 
 
 def format_cdr_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -343,3 +343,29 @@ async def test_ops_list_pause_and_resume_a_campaign_from_the_command_line(
     assert resumed[0] == 0 and state_after_resume == "running"
     assert any(line.startswith("spring") and " paused " in line for line in status[1])
     assert missing[0] != 0 and any("no campaign 'autumn'" in line for line in missing[1])
+
+
+async def test_report_exports_where_each_lead_stands_as_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    leads = "number,id,name\n5551001,ada,Ada\n0900123456,premium,Premium\n"
+    async with scene(tmp_path, campaign_config(), leads) as s:
+        s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.1)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.view["state"] == "finished")
+        await s.center.idle(timeout=10)
+        for lead in ("ada", "premium"):
+            await s.center.daemon.recorder.writer.wait_written(f"campaign-lead:spring:{lead}")
+        config = str(s.center.config_path)
+        capsys.readouterr()
+        code = await asyncio.to_thread(cli_main, ["report", config, "--campaign", "spring"])
+        out = capsys.readouterr().out
+        unknown = await asyncio.to_thread(cli_main, ["report", config, "--campaign", "autumn"])
+        said = capsys.readouterr().err
+    rows = list(csv.DictReader(line for line in out.splitlines() if not line.startswith("20")))
+    assert code == 0
+    assert {r["lead"]: (r["status"], r["attempts"], r["result"]) for r in rows} == {
+        "ada": ("answered", "1", "answered"),
+        "premium": ("skipped", "0", "not-allowed"),
+    }
+    assert unknown == 1 and "no campaign 'autumn' in the records (campaigns: spring)" in said
