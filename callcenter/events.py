@@ -384,8 +384,10 @@ class CampaignAnswered(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignAttemptFailed(EngineEvent):
-    """A try of lead ``lead`` got no answer (``reason``); ``final``: no try left, the lead is
-    given up, else the next one is due at ``retry_at``."""
+    """A try of lead ``lead`` got no answer: ``reason`` is what the PBX said (``busy``,
+    ``no-answer``, ``rejected``, ``unavailable``, ``congestion``, ``failed``) or
+    ``originate-failed`` (it refused the dial); ``final``: no try left, the lead is given
+    up, else the next one is due at ``retry_at``."""
 
     campaign: str
     lead: str

@@ -1092,8 +1092,9 @@ class Switchboard:
         token = callback_token(entry.call_id)
         pending = _PendingCallback(place, asyncio.get_running_loop().create_future())
         self._callbacks[token] = pending
+        outcome: asyncio.Future[str] | None = None
         try:
-            await self.pbx.originate(
+            outcome = await self.pbx.originate(
                 device,
                 context=acd.callback_context,
                 exten=acd.callback_exten,
@@ -1101,8 +1102,19 @@ class Switchboard:
                 timeout=ring_timeout,
                 variables={CALLBACK_VARIABLE: token},
             )
+            deadline = time.monotonic() + ring_timeout + CALLBACK_ANSWER_MARGIN
+            await asyncio.wait(
+                (pending.answered, outcome),
+                timeout=ring_timeout + CALLBACK_ANSWER_MARGIN,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if pending.answered.done():
+                return ""
+            if outcome.done() and not outcome.cancelled() and outcome.result():
+                return outcome.result()  # busy, rejected ...: known at once
+            # Answered (their call is on its way to us) or not known: up to the deadline.
             await asyncio.wait_for(
-                asyncio.shield(pending.answered), ring_timeout + CALLBACK_ANSWER_MARGIN
+                asyncio.shield(pending.answered), max(0.0, deadline - time.monotonic())
             )
         except TimeoutError:
             return "no-answer"

@@ -40,6 +40,7 @@ from callcenter.pbx.asterisk.driver import (
     AsteriskCall,
     AsteriskDriver,
     AsteriskSettings,
+    originate_outcome,
 )
 from callcenter.pbx.interface import (
     PBX,
@@ -307,7 +308,7 @@ async def test_bridge_action_takes_the_caller_out_of_agi_without_asyncagiend() -
     async with server, running(server, handler) as (driver, run):
         async with asyncio.timeout(5):
             await beeped.wait()
-            await driver.originate(
+            outcome = await driver.originate(
                 "PJSIP/agent1",
                 context="lab",
                 exten="wait",
@@ -315,6 +316,7 @@ async def test_bridge_action_takes_the_caller_out_of_agi_without_asyncagiend() -
                 timeout=20,
                 variables={"ORIG_FOR": "PJSIP/sipp-00000007", "__INHERIT": "1"},
             )
+            assert await outcome == "", "OriginateResponse: Success, matched by its ActionID"
             await driver.ami.send_action(
                 "Bridge",
                 [("Channel1", "PJSIP/sipp-00000007"), ("Channel2", "PJSIP/agent1-00000008")],
@@ -861,3 +863,30 @@ async def test_a_device_change_announced_while_the_state_list_comes_is_not_undon
             await asyncio.sleep(0.1)
     assert last_state(run, "PJSIP/1001") == "INUSE"
     assert last_state(run, "PJSIP/1002") == "NOT_INUSE", "the list's other lines still count"
+
+
+@pytest.mark.parametrize(
+    ("response", "reason", "outcome"),
+    [
+        ("Success", "4", ""),
+        ("Failure", "5", "busy"),
+        ("Failure", "3", "no-answer"),
+        ("Failure", "1", "rejected"),
+        ("Failure", "0", "unavailable"),
+        ("Failure", "8", "congestion"),
+        ("Failure", "", "failed"),
+    ],
+)
+def test_an_originate_response_says_how_the_originated_call_ended(
+    response: str, reason: str, outcome: str
+) -> None:
+    msg = AMIMessage.from_pairs(
+        (
+            ("Event", "OriginateResponse"),
+            ("ActionID", "x-1"),
+            ("Response", response),
+            ("Channel", "PJSIP/5551234"),
+            ("Reason", reason),
+        )
+    )
+    assert originate_outcome(msg) == outcome

@@ -331,3 +331,20 @@ async def test_a_lead_who_picks_up_after_a_restart_is_put_through_not_hung_up(
     assert json.loads(row["ivr_variables"])["name"] == "Ada Lovelace", "the new daemon knows her"
     assert answered.number == "5551001"
     assert (record.status, record.attempts, record.call_id) == ("answered", 1, answered.call_id)
+
+
+async def test_a_busy_lead_frees_the_agent_at_once_for_the_next_one(tmp_path: Path) -> None:
+    """Ada's line is busy: the PBX says so at once, so Alice does not sit reserved for the
+    whole ring timeout (10 s) before Alan is dialled."""
+    leads = "number,id\n5551001,ada\n5551002,alan\n"
+    async with scene(tmp_path, campaign(ring_timeout=10, lines=1), leads) as s:
+        s.center.add_phone("PJSIP/5551001", reject=True)
+        alan = s.center.add_phone("PJSIP/5551002", answer_after=0.05, hangup_after=0.2)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.of(CampaignAttemptFailed), timeout=4)
+        await alan.wait_answered(timeout=4)
+        await s.wait_for(lambda: s.of(CampaignAnswered))
+        await s.center.idle(timeout=10)
+    (busy,) = s.of(CampaignAttemptFailed)
+    assert (busy.lead, busy.reason, busy.final) == ("ada", "busy", False)
+    assert [e.lead for e in s.of(CampaignAnswered)] == ["alan"]

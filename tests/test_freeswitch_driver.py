@@ -29,6 +29,9 @@ from callcenter.pbx.freeswitch import (
     dial_status_for,
     fs_dial_targets,
 )
+from callcenter.pbx.freeswitch.driver import (
+    originate_outcome,
+)
 from callcenter.pbx.interface import (
     PBX,
     Call,
@@ -903,3 +906,22 @@ async def test_registrations_say_whether_an_agent_phone_can_be_called() -> None:
         "api sofia_contact */1002@10.0.0.1",
     ], "nothing sent for a user name that is not one"
     assert states(run, "PJSIP/1002") == [], "still registered elsewhere"
+
+
+@pytest.mark.parametrize(
+    ("result", "outcome"),
+    [
+        ("+OK 7f4de4bc-17d7-11dd-b7a0-db4edd065621\n", ""),
+        ("-ERR USER_BUSY\n", "busy"),
+        ("-ERR NO_ANSWER\n", "no-answer"),
+        ("-ERR CALL_REJECTED\n", "rejected"),
+        ("-ERR USER_NOT_REGISTERED\n", "unavailable"),
+        ("-ERR NORMAL_TEMPORARY_FAILURE\n", "congestion"),
+        ("-ERR INVALID_GATEWAY\n", "failed"),
+        ("-ERR\n", "failed"),
+    ],
+)
+def test_an_originate_jobs_result_says_how_the_originated_call_ended(
+    result: str, outcome: str
+) -> None:
+    assert originate_outcome(result) == outcome

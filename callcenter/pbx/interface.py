@@ -16,10 +16,11 @@ Nothing here mentions AMI, AGI or ESL.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Final, Literal, Protocol, runtime_checkable
 
 
 class HangupCause(enum.IntEnum):
@@ -456,6 +457,11 @@ class ChannelSnapshot:
     bridged_to: str | None = None
 
 
+ORIGINATE_FAILURES: Final = ("busy", "no-answer", "rejected", "unavailable", "congestion", "failed")
+"""How an originated call can fail: the device was busy, rang out, declined the call, is not
+there (unregistered, no route), the network was congested, or anything else."""
+
+
 @runtime_checkable
 class PBX(Protocol):
     """One PBX the daemon serves."""
@@ -497,8 +503,12 @@ class PBX(Protocol):
         caller_id: str = "",
         timeout: float = 30.0,
         variables: Mapping[str, str] | None = None,
-    ) -> None:
-        """Ring ``device`` and, when it answers, send it to ``context,exten,1``.
+    ) -> asyncio.Future[str]:
+        """Ring ``device`` and, when it answers, send it to ``context,exten,1``; returns
+        once the PBX took the request, with a future of how it ended: ``""`` when the
+        device answered, else one of ORIGINATE_FAILURES (``busy`` as soon as the PBX
+        knows). The future is cancelled when the PBX cannot say any more (its link was
+        lost); callers keep a timeout of their own.
 
         Never resent after a reconnect (not idempotent).
         """

@@ -6,7 +6,8 @@
     CampaignDialing        -> status "dialing", attempts = that try
     CampaignAnswered       -> status "answered", call_id (the call's CDR uniqueid)
     CampaignAttemptFailed  -> status "retry" (retry_at) or, when final, "failed"; result
-                              = why (no-answer, originate-failed)
+                              = why (busy, no-answer, rejected, unavailable,
+                              congestion, failed, originate-failed)
     CampaignLeadSkipped    -> status "skipped"; result = do-not-call or not-allowed
 
 A row that reached answered, failed or skipped stays so. A restarted daemon reads the rows

@@ -105,6 +105,22 @@ HANGUP_SETTLE = 0.5
 _ONE_DEVICE = r"[A-Za-z][A-Za-z0-9_-]*/[A-Za-z0-9_.@:+#*=/-]+"
 _DEVICE = re.compile(rf"{_ONE_DEVICE}(?:&{_ONE_DEVICE})*")
 #: A channel name such as ``PJSIP/1001-0000000a`` or ``Local/2002@transfer-00000001;1``.
+ORIGINATE_EARLY_KEPT = 256
+"""OriginateResponses kept for an Originate whose response is still being read."""
+_ORIGINATE_REASONS = {"0": "unavailable", "1": "rejected", "3": "no-answer", "5": "busy"}
+_ORIGINATE_REASONS["8"] = "congestion"
+"""OriginateResponse ``Reason`` (the last control frame Asterisk saw) -> ORIGINATE_FAILURES:
+0 no channel, 1 hung up (declined), 3 rang out, 5 busy, 8 congestion (4 is answered)."""
+
+
+def originate_outcome(msg: AMIMessage) -> str:
+    """An ``OriginateResponse`` as :meth:`PBX.originate`'s outcome: ``""`` (answered) or
+    one of ORIGINATE_FAILURES."""
+    if (msg.get("Response") or "").lower() == "success":
+        return ""
+    return _ORIGINATE_REASONS.get((msg.get("Reason") or "").strip(), "failed")
+
+
 _CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9_-]*/[A-Za-z0-9_.@:+#*=/;-]+")
 #: Caller ID for Dial's ``o(...)`` option: ``Name <number>`` without quotes or parentheses.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#. _<>@-]{1,80}")
@@ -266,6 +282,10 @@ class AsteriskDriver:
         self._dial_peers: dict[str, AsteriskCall] = {}
         #: Uniqueid of a supervisor's leg -> its spy session.
         self._spies: dict[str, AsteriskSpySession] = {}
+        self._originating: dict[str, asyncio.Future[str]] = {}
+        """ActionID -> the outcome of an Originate waiting for its OriginateResponse."""
+        self._originate_early: dict[str, str] = {}
+        """Outcomes of OriginateResponses nobody waited for yet (see :meth:`originate`)."""
         #: Conference name -> the conference one of our calls runs in it.
         self._conferences: dict[str, AsteriskConference] = {}
         self._fastagi: FastAGIServer | None = None
@@ -487,8 +507,9 @@ class AsteriskDriver:
         caller_id: str = "",
         timeout: float = 30.0,
         variables: Mapping[str, str] | None = None,
-    ) -> None:
-        """AMI ``Originate`` with ``Async: true``: returns once queued (never resent)."""
+    ) -> asyncio.Future[str]:
+        """AMI ``Originate`` with ``Async: true``: returns once queued (never resent), with
+        the outcome its ``OriginateResponse`` (matched by ActionID) gives."""
         _check_device(device)
         fields: list[tuple[str, str]] = [
             ("Channel", device),
@@ -502,7 +523,20 @@ class AsteriskDriver:
             fields.append(("CallerID", caller_id))
         for key, value in (variables or {}).items():
             fields.append(("Variable", f"{key}={value}"))
-        await self.ami.send_action("Originate", fields, retry_on_reconnect=False)
+        response = await self.ami.send_action("Originate", fields, retry_on_reconnect=False)
+        outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        action_id = response.action_id
+        if action_id is None:
+            outcome.cancel()
+            return outcome
+        # The OriginateResponse of an instant failure can come in the response's own read,
+        # before this coroutine resumes: the handler keeps it for us.
+        early = self._originate_early.pop(action_id, None)
+        if early is not None:
+            outcome.set_result(early)
+        else:
+            self._originating[action_id] = outcome
+        return outcome
 
     async def channels(self) -> list[ChannelSnapshot]:
         """Every live channel, from ``CoreShowChannels``."""
@@ -802,6 +836,17 @@ class AsteriskDriver:
             conference._on_event(msg)
 
     def _ev_originate_response(self, msg: AMIMessage) -> None:
+        action_id = msg.action_id
+        if action_id is not None:
+            outcome = originate_outcome(msg)
+            waiting = self._originating.pop(action_id, None)
+            if waiting is not None:
+                if not waiting.done():
+                    waiting.set_result(outcome)
+            else:
+                self._originate_early[action_id] = outcome
+                while len(self._originate_early) > ORIGINATE_EARLY_KEPT:
+                    del self._originate_early[next(iter(self._originate_early))]
         # A failed Originate of a spy (no such device, no answer) may never create the
         # channel, so no Hangup event would end the session.
         if (msg.get("Response") or "").lower() != "failure":
@@ -811,6 +856,10 @@ class AsteriskDriver:
             spy._on_ended(f"originate failed (reason {msg.get('Reason') or '?'})")
 
     def _on_ami_lost(self, reason: str) -> None:
+        # Their OriginateResponse went with the link: nobody can tell how they end.
+        for waiting in self._originating.values():
+            waiting.cancel()
+        self._originating.clear()
         self._publish(PBXDisconnected(pbx=self.name, reason=reason))
 
     async def _resync(self) -> None:

@@ -152,6 +152,36 @@ _NAME_AND_NUMBER: Final = re.compile(r"\s*(?P<name>[^<]*?)\s*<(?P<number>[^<>]*)
 _MOH_CLASS: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_/-]{0,79}")
 _VAR_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_+*#.@-]{1,128}")
+
+_ORIGINATE_CAUSES: Final = {
+    "USER_BUSY": "busy",
+    "NO_ANSWER": "no-answer",
+    "NO_USER_RESPONSE": "no-answer",
+    "ALLOTTED_TIMEOUT": "no-answer",
+    "PROGRESS_TIMEOUT": "no-answer",
+    "CALL_REJECTED": "rejected",
+    "USER_NOT_REGISTERED": "unavailable",
+    "SUBSCRIBER_ABSENT": "unavailable",
+    "UNALLOCATED_NUMBER": "unavailable",
+    "NO_ROUTE_DESTINATION": "unavailable",
+    "DESTINATION_OUT_OF_ORDER": "unavailable",
+    "NORMAL_CIRCUIT_CONGESTION": "congestion",
+    "SWITCH_CONGESTION": "congestion",
+    "NORMAL_TEMPORARY_FAILURE": "congestion",
+}
+"""Hangup causes of a failed ``originate`` (``-ERR USER_BUSY``) -> ORIGINATE_FAILURES."""
+
+
+def originate_outcome(result: str) -> str:
+    """A ``bgapi originate`` job's result as :meth:`PBX.originate`'s outcome: ``""`` for
+    ``+OK <uuid>`` (answered), else one of ORIGINATE_FAILURES."""
+    text = result.strip()
+    if text.startswith("+OK"):
+        return ""
+    cause = text.removeprefix("-ERR").strip().split(" ", 1)[0].upper()
+    return _ORIGINATE_CAUSES.get(cause, "failed")
+
+
 _ROOM: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 #: Channel variable the shipped dialplan keeps the id of its scheduled failover in
 #: (``sched_transfer`` sets ``last_sched_id``); the driver drops that task when it takes the call.
@@ -536,9 +566,10 @@ class FreeSwitchDriver:
         caller_id: str = "",
         timeout: float = 30.0,
         variables: Mapping[str, str] | None = None,
-    ) -> None:
+    ) -> asyncio.Future[str]:
         """``bgapi originate {...}<device> <exten> XML <context>``: returns once FreeSWITCH
-        accepted the job (never resent); the job's outcome is logged."""
+        accepted the job (never resent), with the outcome its BACKGROUND_JOB gives
+        (``+OK <uuid>``, or ``-ERR <cause>``: see :func:`originate_outcome`)."""
         targets = fs_dial_targets(device)
         for what, token in (("context", context), ("extension", exten)):
             if not _TOKEN.fullmatch(token):
@@ -552,19 +583,28 @@ class FreeSwitchDriver:
         job = await self.esl.start_bgapi(f"originate {dial_string} {exten} XML {context}")
         bound = self._log.bind(device=device, context=context, exten=exten)
         bound.info("originate_queued")
+        outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         def report(future: asyncio.Future[str]) -> None:
+            if outcome.done():
+                return
             if future.cancelled():
+                outcome.cancel()
                 return
             error = future.exception()
             if error is not None:
                 bound.warning("originate_result_lost", error=str(error))
-            elif future.result().startswith("+OK"):
+                outcome.cancel()
+                return
+            result = future.result().strip()
+            if result.startswith("+OK"):
                 bound.info("originate_answered")
             else:
-                bound.info("originate_failed", result=future.result().strip())
+                bound.info("originate_failed", result=result)
+            outcome.set_result(originate_outcome(result))
 
         job.add_done_callback(report)
+        return outcome
 
     async def channels(self) -> list[ChannelSnapshot]:
         """Every live channel, from ``show channels as json`` (bridges from ``show calls``)."""
