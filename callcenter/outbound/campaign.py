@@ -257,27 +257,29 @@ class Campaign:
     # ------------------------------------------------------------------ set-up
 
     def load(self, lists: LeadLists, restored: Iterable[LeadRecord] = ()) -> None:
-        """Take the lead list (and what the records say of each lead); a lead already known
-        keeps its progress, a lead no longer listed is dropped unless being dialled."""
-        self._do_not_call = lists.do_not_call
-        known = self.leads
+        """Take the lead list (and what the records say of each lead): :meth:`prepare`
+        then :meth:`install`, in one go."""
+        self.install(lists, self.prepare(lists, restored))
+
+    def prepare(
+        self, lists: LeadLists, restored: Iterable[LeadRecord] = ()
+    ) -> dict[str, LeadProgress]:
+        """Each listed lead's progress as the records give it (fresh when they have none).
+        Touches nothing of the running campaign: it may run in a thread (a big lead file
+        would hold the event loop up)."""
         progress: dict[str, LeadProgress] = {}
         now = time.monotonic()
         wall = self.clock()
+        final = {s.value for s in FINAL}
         kept = {r.lead: r for r in restored}
         for lead in lists.leads:
-            old = known.get(lead.id)
-            if old is not None:
-                old.lead = lead if old.status is not LeadStatus.DIALING else old.lead
-                progress[lead.id] = old
-                continue
-            record = kept.get(lead.id)
             p = LeadProgress(lead)
+            record = kept.get(lead.id)
             if record is not None:
                 p.attempts = record.attempts
                 p.result = record.result
                 status = record.status
-                if status in {s.value for s in FINAL}:
+                if status in final:
                     p.status = LeadStatus(status)
                 elif status == LeadStatus.RETRY and record.retry_at is not None:
                     p.status = LeadStatus.RETRY
@@ -287,23 +289,38 @@ class Campaign:
                     # ring and an answer is put through; not again before it stops ringing.
                     p.due = now + self.settings.ring_timeout + RESTORED_DIALING_GRACE
             progress[lead.id] = p
+        return progress
+
+    def install(self, lists: LeadLists, prepared: dict[str, LeadProgress]) -> None:
+        """Use the leads :meth:`prepare` made; a lead already known here keeps its
+        progress, a lead no longer listed is dropped unless being dialled."""
+        self._do_not_call = lists.do_not_call
+        known = self.leads
+        if known:
+            for lead_id, fresh in prepared.items():
+                old = known.get(lead_id)
+                if old is not None:
+                    if old.status is not LeadStatus.DIALING:
+                        old.lead = fresh.lead
+                    prepared[lead_id] = old
         for lead_id, attempt in self._attempts.items():
-            progress.setdefault(lead_id, attempt.progress)
-        self.leads = progress
+            prepared.setdefault(lead_id, attempt.progress)
+        self.leads = prepared
+        now = time.monotonic()
         self._order = deque()
         self._retries = []
-        for lead_id, p in progress.items():
+        for lead_id, p in prepared.items():
             if p.status is LeadStatus.RETRY or (p.status is LeadStatus.PENDING and p.due > now):
                 self._push_retry(lead_id, p.due)
             elif p.status is LeadStatus.PENDING:
                 self._order.append(lead_id)
         self._changed.set()
 
-    def reconfigure(self, config: CallCenterConfig, lists: LeadLists) -> None:
+    async def reconfigure(self, config: CallCenterConfig, lists: LeadLists) -> None:
         """A reload: new settings and lists for the dials from now on."""
         self.config = config
         self.settings = config.campaigns[self.id]
-        self.load(lists)
+        self.install(lists, await asyncio.to_thread(self.prepare, lists))
 
     def start(self) -> None:
         if self._task is None:
@@ -628,7 +645,7 @@ class Campaigns:
             log.error("campaign_not_started", campaign=campaign_id, error=str(exc))
             return
         campaign = Campaign(campaign_id, config, self.dialer, self.bus, clock=self.clock)
-        campaign.load(lists, restored)
+        campaign.install(lists, await asyncio.to_thread(campaign.prepare, lists, restored))
         self.by_id[campaign_id] = campaign
         campaign.start()
         log.info(
@@ -664,7 +681,7 @@ class Campaigns:
             except ConfigError as exc:
                 log.error("campaign_lists_kept", campaign=campaign_id, error=str(exc))
                 continue
-            campaign.reconfigure(config, lists)
+            await campaign.reconfigure(config, lists)
 
     async def stop(self) -> None:
         for campaign in self.by_id.values():
