@@ -22,13 +22,14 @@ Each lead by another (:class:`LeadStatus`)::
     answered, failed, skipped: final
 
 (``pending``/``retry`` -> ``answered``: a dial placed before a restart was answered after
-it.) A lead is **skipped** when its number is on the do-not-call list or outside ``allow``; a try
-that gets no answer is retried ``retry_delay`` later until ``attempts`` are used. A try the
-daemon could not make (the PBX link down, the campaign paused before an agent was free, no
-agent logged in at all) does not count. Every move is published as an engine event
-(:mod:`callcenter.events`), which :mod:`callcenter.records.campaigns` keeps in the
-``campaign_leads`` table; a restarted daemon takes the leads' progress back from there
-(:meth:`Campaign.restore`), so nobody is called twice for one try or after answering.
+it.) A lead is **skipped** when its number is on the do-not-call list or outside ``allow``;
+a try that gets no answer (busy, rang out ...) is retried ``retry_delay`` later until
+``attempts`` are used. A try the daemon could not make (the PBX link down, the campaign
+paused before an agent was free, no agent logged in at all) does not count. Every move is
+published as an engine event (:mod:`callcenter.events`), which
+:mod:`callcenter.records.campaigns` keeps in the ``campaign_leads`` table; a restarted
+daemon takes the leads' progress back from there (:meth:`Campaign.prepare`), so nobody is
+called twice for one try or after answering.
 """
 
 from __future__ import annotations
