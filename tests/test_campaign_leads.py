@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_campaigns import campaign as campaign_config
 from test_campaigns import scene
@@ -26,6 +26,7 @@ from callcenter.cli import main as cli_main
 from callcenter.config import load_config
 from callcenter.errors import ConfigError, IllegalTransition
 from callcenter.events import CampaignAttemptFailed, CampaignStateChanged, EngineEvent, EventBus
+from callcenter.outbound import campaign as campaign_module
 from callcenter.outbound.campaign import (
     Campaign,
     LeadCall,
@@ -369,3 +370,110 @@ async def test_report_exports_where_each_lead_stands_as_csv(
         "premium": ("skipped", "0", "not-allowed"),
     }
     assert unknown == 1 and "no campaign 'autumn' in the records (campaigns: spring)" in said
+
+
+OUTCOMES = [
+    "",
+    "busy",
+    "no-answer",
+    "rejected",
+    "originate-failed",
+    "pbx-down",
+    "no-agents",
+    "boom",
+]
+
+
+class RandomSwitchboard:
+    """Answers each lead's dials with its script of outcomes (then ``""``); ``boom`` fails
+    before an agent is found, the NOT_MADE ones never reserve one. Notes what it saw."""
+
+    def __init__(self, scripts: dict[str, list[str]]) -> None:
+        self.pbx_up = True
+        self.scripts = scripts
+        self.calls: list[LeadCall] = []
+        self.counted: dict[str, list[int]] = {}
+        self.at_once = 0
+        self.most_at_once = 0
+
+    async def dial_lead(self, call: LeadCall, reserved: Callable[[], None]) -> str:
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        try:
+            await asyncio.sleep(0)
+            script = self.scripts[call.number]
+            outcome = script.pop(0) if script else ""
+            self.calls.append(call)
+            if outcome == "boom":
+                raise RuntimeError("the switchboard failed")
+            if outcome in ("pbx-down", "no-agents"):
+                return outcome
+            reserved()
+            self.counted.setdefault(call.number, []).append(call.attempt)
+            return outcome
+        finally:
+            self.at_once -= 1
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    scripts=st.lists(st.lists(st.sampled_from(OUTCOMES), max_size=6), min_size=1, max_size=6),
+    lines=st.integers(1, 3),
+    attempts=st.integers(1, 3),
+    on_the_list=st.sets(st.integers(0, 5)),
+)
+def test_whatever_the_pbx_answers_every_lead_ends_answered_failed_or_skipped(
+    scripts: list[list[str]],
+    lines: int,
+    attempts: int,
+    on_the_list: set[int],
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dialler as a state machine: random PBX outcomes per lead, and afterwards no
+    lead is left half-way, none was tried more than ``attempts`` times (tries never made
+    do not count), none after answering, none on the do-not-call list, never more dials
+    at once than ``lines``."""
+    monkeypatch.setattr(campaign_module, "WAIT_AFTER_NOT_MADE", 0.001)
+    folder = tmp_path_factory.mktemp("dialler")
+    numbers = [f"555100{i}" for i in range(len(scripts))]
+    dnc = {numbers[i] for i in on_the_list if i < len(numbers)}
+    (folder / "leads.csv").write_text("number\n" + "".join(f"{n}\n" for n in numbers))
+    (folder / "dnc.txt").write_text("".join(f"{n}\n" for n in dnc))
+    path = write_config(folder, lines=lines, attempts=attempts, retry_delay=0.001)
+    config = load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
+    board = RandomSwitchboard({n: list(s) for n, s in zip(numbers, scripts, strict=True)})
+
+    async def run() -> Campaign:
+        campaign = Campaign("spring", config, board, EventBus())
+        campaign.load(read_lists(config, config.campaigns["spring"]))
+        campaign.start()
+        async with asyncio.timeout(10):
+            while campaign.state != "finished":
+                await asyncio.sleep(0.002)
+        await campaign.stop()
+        return campaign
+
+    campaign = asyncio.run(run())
+    assert board.most_at_once <= lines
+    for number, script in zip(numbers, scripts, strict=True):
+        progress = campaign.leads[number]
+        tries = board.counted.get(number, [])
+        assert progress.status in (LeadStatus.ANSWERED, LeadStatus.FAILED, LeadStatus.SKIPPED)
+        assert tries == list(range(1, len(tries) + 1)), "tries numbered 1, 2, ... in order"
+        assert len(tries) <= attempts
+        if number in dnc:
+            assert progress.status is LeadStatus.SKIPPED and not tries
+            continue
+        counted = [o for o in script if o not in ("pbx-down", "no-agents", "boom")]
+        first_answer = [*counted, ""].index("")
+        if first_answer < attempts:
+            assert progress.status is LeadStatus.ANSWERED
+            assert len(tries) == first_answer + 1, "not called again once answered"
+        else:
+            assert progress.status is LeadStatus.FAILED
+            assert len(tries) == attempts
