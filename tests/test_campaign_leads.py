@@ -194,17 +194,27 @@ class ScriptedSwitchboard:
 
 
 async def dialler(
-    tmp_path: Path, numbers: list[str], restored: list[LeadRecord] | None = None, **settings: Any
+    tmp_path: Path,
+    numbers: list[str],
+    restored: list[LeadRecord] | None = None,
+    *,
+    lead_file: str | None = None,
+    clock: Callable[[], datetime] | None = None,
+    **settings: Any,
 ) -> tuple[Campaign, ScriptedSwitchboard, list[EngineEvent]]:
     path = write_config(tmp_path, **settings)
-    (tmp_path / "leads.csv").write_text("number\n" + "".join(f"{n}\n" for n in numbers))
+    text = lead_file or "number\n" + "".join(f"{n}\n" for n in numbers)
+    (tmp_path / "leads.csv").write_text(text)
     (tmp_path / "dnc.txt").write_text("")
     config = load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
     board = ScriptedSwitchboard()
     bus = EventBus()
     events: list[EngineEvent] = []
     bus.subscribe(events.append)
-    campaign = Campaign("spring", config, board, bus)
+    if clock is None:
+        campaign = Campaign("spring", config, board, bus)
+    else:
+        campaign = Campaign("spring", config, board, bus, clock=clock)
     campaign.load(read_lists(config, config.campaigns["spring"]), restored or [])
     return campaign, board, events
 
@@ -477,3 +487,62 @@ def test_whatever_the_pbx_answers_every_lead_ends_answered_failed_or_skipped(
         else:
             assert progress.status is LeadStatus.FAILED
             assert len(tries) == attempts
+
+
+async def test_each_lead_is_called_within_the_hours_where_they_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Monday 15:00 UTC: 16:00 in Berlin, 07:00 in Los Angeles. Ada (Berlin) is called,
+    Bob (Los Angeles) waits for 09:00 his time, though he comes first in the file."""
+    monkeypatch.setattr(campaign_module, "HOURS_CHECK", 0.01)
+    now = [datetime(2026, 12, 7, 15, 0, tzinfo=UTC)]
+    leads = "number,id,timezone\n5551002,bob,America/Los_Angeles\n5551001,ada,Europe/Berlin\n"
+    campaign, board, _ = await dialler(
+        tmp_path,
+        [],
+        lead_file=leads,
+        clock=lambda: now[0],
+        hours={"mon-fri": ["09:00-20:00"]},
+        timezone="Europe/Berlin",
+    )
+    campaign.start()
+    await until(lambda: board.dials)
+    board.dials[0][1].set_result("")
+    await asyncio.sleep(0.1)
+    state_at_7 = campaign.state
+    now[0] = datetime(2026, 12, 7, 17, 0, tzinfo=UTC)  # 09:00 in Los Angeles
+    await until(lambda: len(board.dials) == 2)
+    board.dials[1][1].set_result("")
+    now[0] = datetime(2026, 12, 8, 5, 0, tzinfo=UTC)  # night in both
+    await until(lambda: campaign.state == "finished")
+    await campaign.stop()
+    assert [call.lead for call, _ in board.dials] == ["ada", "bob"]
+    assert state_at_7 == "running", "Berlin is within the hours"
+
+
+async def test_a_campaign_is_closed_when_it_is_night_wherever_its_leads_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(campaign_module, "HOURS_CHECK", 0.01)
+    now = [datetime(2026, 12, 7, 23, 0, tzinfo=UTC)]  # midnight in Berlin, 15:00 in LA
+    leads = "number,id,timezone\n5551001,ada,Europe/Berlin\n"
+    campaign, board, events = await dialler(
+        tmp_path, [], lead_file=leads, clock=lambda: now[0], hours={"daily": ["09:00-20:00"]}
+    )
+    campaign.start()
+    await until(lambda: campaign.state == "closed")
+    assert not board.dials
+    now[0] = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+    await until(lambda: board.dials)
+    board.dials[0][1].set_result("")
+    await until(lambda: campaign.state == "finished")
+    await campaign.stop()
+    states = [e.state for e in events if isinstance(e, CampaignStateChanged)]
+    assert states == ["running", "closed", "running", "finished", "stopped"]
+
+
+def test_a_lead_in_a_time_zone_that_does_not_exist_is_refused_naming_the_line() -> None:
+    with pytest.raises(ConfigError, match=r"leads\.csv:3: timezone 'Europe/Berln' must be"):
+        parse_leads("number,timezone\n5551001,Europe/Berlin\n5551002,Europe/Berln\n", "leads.csv")
+    (lead,) = parse_leads("number,timezone,name\n5551001,America/Chicago,Ada\n", "x")
+    assert (lead.timezone, lead.data) == ("America/Chicago", (("name", "Ada"),))

@@ -288,9 +288,22 @@ async def test_a_daemon_whose_pbx_another_daemon_took_over_stops_and_says_so(
         daemon = center.daemon
         running = asyncio.create_task(daemon.run_until_signalled())
         standby = ClaimMark("5ca1ab1e", "pbx-b", 4243, "", time.time(), 5.0)
-        set_owner_mark(center, standby)
-        with structlog.testing.capture_logs() as logs:
-            await asyncio.wait_for(running, 5)
+
+        async def standby_keeps_its_mark() -> None:
+            # As a standby that took over does: once only, the mark could land between
+            # the daemon's read of the global and its own refresh, and be overwritten.
+            # It stops once the daemon has seen it, so that the daemon's way out is what
+            # leaves the mark as it is.
+            while daemon.exit_error is None:
+                set_owner_mark(center, standby)
+                await asyncio.sleep(0.05)
+
+        keeper = asyncio.create_task(standby_keeps_its_mark())
+        try:
+            with structlog.testing.capture_logs() as logs:
+                await asyncio.wait_for(running, 5)
+        finally:
+            keeper.cancel()
         assert daemon.exit_error is not None
         assert "another callcenter daemon took this PBX over: pid 4243 on host pbx-b" in str(
             daemon.exit_error

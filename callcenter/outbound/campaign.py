@@ -11,8 +11,8 @@ A campaign moves through :class:`CampaignState` by one transition table::
 
     running  -> paused | closed | finished | stopped
     paused   -> running | stopped
-    closed   -> running | paused | stopped      (outside its hours)
-    finished -> running | paused | stopped      (leads added at a reload)
+    closed   -> running | paused | finished | stopped     (outside its hours)
+    finished -> running | paused | closed | stopped      (leads added at a reload)
 
 Each lead by another (:class:`LeadStatus`)::
 
@@ -91,8 +91,8 @@ _S = CampaignState
 _MOVES: Final[Mapping[CampaignState, frozenset[CampaignState]]] = {
     _S.RUNNING: frozenset({_S.PAUSED, _S.CLOSED, _S.FINISHED, _S.STOPPED}),
     _S.PAUSED: frozenset({_S.RUNNING, _S.STOPPED}),
-    _S.CLOSED: frozenset({_S.RUNNING, _S.PAUSED, _S.STOPPED}),
-    _S.FINISHED: frozenset({_S.RUNNING, _S.PAUSED, _S.STOPPED}),
+    _S.CLOSED: frozenset({_S.RUNNING, _S.PAUSED, _S.FINISHED, _S.STOPPED}),
+    _S.FINISHED: frozenset({_S.RUNNING, _S.PAUSED, _S.CLOSED, _S.STOPPED}),
     _S.STOPPED: frozenset(),
 }
 
@@ -242,8 +242,11 @@ class Campaign:
         self.state = CampaignState.PAUSED if not self.settings.enabled else CampaignState.RUNNING
         self.why = "config" if not self.settings.enabled else ""
         self.leads: dict[str, LeadProgress] = {}
-        self._order: deque[str] = deque()
-        """Leads never tried (or whose try was not made), in file order."""
+        self._order: dict[str, deque[str]] = {}
+        """Time zone -> leads to try there (never tried, or a retry that fell due while
+        that zone was outside the hours), in file order."""
+        self._zones: set[str] = {self.zone}
+        """Every zone a lead lives in (a lead without one: the campaign's)."""
         self._retries: list[tuple[float, int, str]] = []
         """(due, seq, lead) of leads waiting to be tried again: a heap."""
         self._seq = 0
@@ -308,14 +311,21 @@ class Campaign:
             prepared.setdefault(lead_id, attempt.progress)
         self.leads = prepared
         now = time.monotonic()
-        self._order = deque()
+        self._order = {}
         self._retries = []
+        self._zones = {p.lead.timezone or self.zone for p in prepared.values()} or {self.zone}
         for lead_id, p in prepared.items():
+            zone = p.lead.timezone or self.zone
             if p.status is LeadStatus.RETRY or (p.status is LeadStatus.PENDING and p.due > now):
                 self._push_retry(lead_id, p.due)
             elif p.status is LeadStatus.PENDING:
-                self._order.append(lead_id)
+                self._order.setdefault(zone, deque()).append(lead_id)
         self._changed.set()
+
+    @property
+    def zone(self) -> str:
+        """The campaign's time zone: its ``timezone``, else the IVR's."""
+        return self.settings.timezone or self.config.ivr.timezone
 
     async def reconfigure(self, config: CallCenterConfig, lists: LeadLists) -> None:
         """A reload: new settings and lists for the dials from now on."""
@@ -398,7 +408,12 @@ class Campaign:
         """Start the dials that are due; seconds until the next look (None: on a change)."""
         if self.state in (CampaignState.PAUSED, CampaignState.STOPPED):
             return None
-        if not self._open_now():
+        if not self._attempts and self._next_due(now, self._zones) is None:
+            if self.state in (CampaignState.RUNNING, CampaignState.CLOSED):
+                self._move(CampaignState.FINISHED, "every lead tried")
+            return None
+        open_zones = {zone for zone in self._zones if self._open_in(zone)}
+        if not open_zones:
             if self.state is not CampaignState.CLOSED:
                 self._move(CampaignState.CLOSED, "outside the campaign's hours")
                 self._withdraw_waiting()
@@ -407,25 +422,26 @@ class Campaign:
             self._move(CampaignState.RUNNING, "within the campaign's hours")
         if not self.dialer.pbx_up:
             return WAIT_AFTER_NOT_MADE
-        if self.state is CampaignState.FINISHED and self._next_due(now) is not None:
+        if self.state is CampaignState.FINISHED:
             self._move(CampaignState.RUNNING, "leads to try")
         while len(self._attempts) < self.settings.lines:
-            lead_id = self._take_due(now)
+            lead_id = self._take_due(now, open_zones)
             if lead_id is None:
                 break
             self._begin(self.leads[lead_id])
         if len(self._attempts) >= self.settings.lines:
             return None  # every line busy: the end of a dial is a change
-        wait = self._next_due(now)
-        if wait is None and not self._attempts and self.state is CampaignState.RUNNING:
-            self._move(CampaignState.FINISHED, "every lead tried")
+        wait = self._next_due(now, open_zones)
+        if wait is None and not self._attempts:
+            self._move(CampaignState.FINISHED, "every lead tried")  # the last ones skipped
         return wait
 
-    def _open_now(self) -> bool:
+    def _open_in(self, zone: str) -> bool:
+        """May people living in ``zone`` be called now (the campaign's hours and holidays,
+        in their local time)?"""
         settings = self.settings
         if settings.hours is None and settings.holidays is None:
             return True
-        zone = settings.timezone or self.config.ivr.timezone
         now = local_time(self.clock(), zone)
         calendar = settings.holidays
         if calendar is not None and (
@@ -438,19 +454,21 @@ class Campaign:
             return False
         return settings.hours is None or open_spec(settings.hours, now) is not None
 
-    def _take_due(self, now: float) -> str | None:
-        """The next lead to dial (a retry that is due, else the next new one), skipping
-        those that may not be called."""
+    def _take_due(self, now: float, open_zones: set[str]) -> str | None:
+        """The next lead to dial (a retry that is due, else the first in file order of
+        those whose zone is within the hours), skipping those that may not be called."""
         while True:
             lead_id: str | None = None
             if self._retries and self._retries[0][0] <= now:
                 lead_id = heapq.heappop(self._retries)[2]
+                due = self.leads.get(lead_id)
+                zone = (due.lead.timezone or self.zone) if due is not None else self.zone
+                if zone not in open_zones:
+                    # Due, but it is night where they live: first in line when it is day.
+                    self._order.setdefault(zone, deque()).appendleft(lead_id)
+                    continue
             else:
-                while self._order and lead_id is None:
-                    candidate = self._order.popleft()
-                    p = self.leads.get(candidate)
-                    if p is not None and p.status is LeadStatus.PENDING:
-                        lead_id = candidate
+                lead_id = self._first_in_line(open_zones)
             if lead_id is None:
                 return None
             p = self.leads.get(lead_id)
@@ -477,16 +495,36 @@ class Campaign:
             return NOT_ALLOWED
         return None
 
-    def _next_due(self, now: float) -> float | None:
+    def _first_in_line(self, open_zones: set[str]) -> str | None:
+        """Take the lead earliest in the file among the heads of the open zones' lines
+        (heads no longer to be tried are dropped on the way)."""
+        best: tuple[int, str] | None = None
+        for zone in open_zones:
+            line = self._order.get(zone)
+            while line:
+                p = self.leads.get(line[0])
+                if p is not None and p.status in (LeadStatus.PENDING, LeadStatus.RETRY):
+                    break
+                line.popleft()
+            if line and (best is None or self.leads[line[0]].lead.line < best[0]):
+                best = (self.leads[line[0]].lead.line, zone)
+        return self._order[best[1]].popleft() if best is not None else None
+
+    def _next_due(self, now: float, open_zones: set[str]) -> float | None:
         """Seconds until a lead is due (0: one is now), None when none is left to try."""
-        if any(
-            p is not None and p.status is LeadStatus.PENDING
-            for p in (self.leads.get(lead_id) for lead_id in self._order)
-        ):
-            return 0.0
-        if not self._retries:
-            return None
-        return max(0.0, self._retries[0][0] - now)
+        waiting = False
+        for zone, line in self._order.items():
+            if any(
+                p is not None and p.status in (LeadStatus.PENDING, LeadStatus.RETRY)
+                for p in (self.leads.get(lead_id) for lead_id in line)
+            ):
+                if zone in open_zones:
+                    return 0.0
+                waiting = True
+        if self._retries:
+            due = max(0.0, self._retries[0][0] - now)
+            return min(due, HOURS_CHECK) if waiting else due
+        return HOURS_CHECK if waiting else None
 
     def _push_retry(self, lead_id: str, due: float) -> None:
         self._seq += 1
@@ -550,7 +588,7 @@ class Campaign:
             if p.ringing:
                 return  # the daemon stops: the record keeps ``dialing`` for the next one
             p.move(LeadStatus.PENDING)  # withdrawn (a pause): first in line again
-            self._order.appendleft(lead_id)
+            self._order.setdefault(p.lead.timezone or self.zone, deque()).appendleft(lead_id)
             return
         if reason in NOT_MADE or not p.ringing:
             # Not made (or failed before an agent was found): a while later, not at once,

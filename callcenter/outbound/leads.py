@@ -10,6 +10,8 @@
   dashes, dots and brackets are dropped (``+1 (555) 100-2000`` is ``+15551002000``).
 * ``id`` (optional): the lead's key in the records; without the column it is the number.
   Ids are unique in a file.
+* ``timezone`` (optional): where the lead lives (``America/Chicago``): the campaign's
+  ``hours`` are their local time (empty: the campaign's ``timezone``).
 * every other column (``name``, ``account`` ...) goes with the call: the agent's screen pop
   and the CDR's ``ivr_variables``.
 
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from callcenter.errors import ConfigError, ConfigIssue
+from callcenter.ivr.calendar import timezone_problem
 
 _SEPARATORS = re.compile(r"[\s().-]")
 _NUMBER = re.compile(r"\+?[0-9]{2,32}")
@@ -44,6 +47,8 @@ class Lead:
     """The file's other columns, in file order: (column, value)."""
     line: int = 0
     """Line in the lead file (1 is the header)."""
+    timezone: str = ""
+    """The lead's own time zone (empty: the campaign's)."""
 
 
 def normalise_number(text: str) -> str | None:
@@ -89,10 +94,12 @@ def parse_leads(text: str, filename: str) -> list[Lead]:
             raise _bad(filename, at, f"no `number` column (the header names {', '.join(columns)})")
         leads: list[Lead] = []
         seen: dict[str, int] = {}
+        zones: set[str] = set()
         width = len(columns)
         at_number = columns.index("number")
         at_id = columns.index("id") if "id" in columns else None
-        others = [(i, c) for i, c in enumerate(columns) if c not in ("number", "id")]
+        at_zone = columns.index("timezone") if "timezone" in columns else None
+        others = [(i, c) for i, c in enumerate(columns) if c not in ("number", "id", "timezone")]
         for row in reader:
             if len(row) != width:
                 if not any(cell.strip() for cell in row):
@@ -114,8 +121,14 @@ def parse_leads(text: str, filename: str) -> list[Lead]:
             if lead_id in seen:
                 raise _bad(filename, at, f"lead {lead_id!r} again (first on line {seen[lead_id]})")
             seen[lead_id] = at
+            zone = row[at_zone].strip() if at_zone is not None else ""
+            if zone and zone not in zones:
+                problem = timezone_problem(zone)
+                if problem is not None:
+                    raise _bad(filename, at, f"timezone {zone!r} {problem}")
+                zones.add(zone)
             data = tuple((c, row[i].strip()) for i, c in others)
-            leads.append(Lead(id=lead_id, number=number, data=data, line=at))
+            leads.append(Lead(id=lead_id, number=number, data=data, line=at, timezone=zone))
     except csv.Error as exc:
         raise _bad(filename, reader.line_num, f"not CSV: {exc}") from None
     return leads
