@@ -1918,11 +1918,13 @@ class CampaignConfig(_Model):
     )
     hours: dict[DaySpec, list[TimeRange]] | None = Field(
         default=None,
-        description='When leads may be called: mon-fri: ["09:00-12:00", "14:00-20:00"]. '
-        "Outside them the campaign waits (calls in progress go on). Null: any time.",
+        description='When leads may be called: mon-fri: ["09:00-12:00", "14:00-20:00"], '
+        "in each lead's local time (the lead file's `timezone` column, else `timezone`). "
+        "Leads outside them wait (calls in progress go on). Null: any time.",
     )
     timezone: TimeZone | None = Field(
-        default=None, description="Time zone of `hours` (default: ivr.timezone)."
+        default=None,
+        description="Time zone of `hours` for leads without their own (default: ivr.timezone).",
     )
     holidays: HolidayCalendar | None = Field(
         default=None, description="Days nobody is called (public holidays and added dates)."
