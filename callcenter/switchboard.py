@@ -1167,7 +1167,6 @@ class Switchboard:
         await call.answer()
         self.bus.publish(CallAnswered(call_id=info.call_id))
         queue_name = entry.queue
-        qcfg = used.queues[queue_name]
         active.queue = queue_name
         active.queue_hops += 1
         lead = place.lead
@@ -1182,22 +1181,35 @@ class Switchboard:
             )
         else:
             self._lead_on_the_line(active, queue_name, lead, number)
+        log.info("callback_answered", call_id=info.call_id, origin=original, queue=queue_name)
+        return await self._back_in_queue(call, active, used, entry, joined=joined)
+
+    async def _back_in_queue(
+        self,
+        call: Call,
+        active: ActiveCall,
+        config: CallCenterConfig,
+        entry: QueueEntry,
+        *,
+        joined: float,
+    ) -> str:
+        """A person the daemon called (a callback, a campaign's lead) is on the line and in
+        ``entry``'s place: they wait for (or get at once) an agent, unannounced."""
         self.bus.publish(
             QueueJoined(
-                call_id=info.call_id,
-                queue=queue_name,
+                call_id=call.info.call_id,
+                queue=entry.queue,
                 position=self.router.position(entry),
                 priority=entry.priority,
             )
         )
-        log.info("callback_answered", call_id=info.call_id, origin=original, queue=queue_name)
         return await self._wait_in_queue(
             call,
             active,
-            used,
+            config,
             entry,
             joined=joined,
-            deadline=time.monotonic() + qcfg.max_wait,
+            deadline=time.monotonic() + config.queues[entry.queue].max_wait,
             greet=False,
         )
 
@@ -1313,24 +1325,7 @@ class Switchboard:
             data=known.data if known is not None else (),
         )
         self._lead_on_the_line(active, queue_name, unawaited, number)
-        self.bus.publish(
-            QueueJoined(
-                call_id=info.call_id,
-                queue=queue_name,
-                position=self.router.position(entry),
-                priority=entry.priority,
-            )
-        )
-        now = time.monotonic()
-        return await self._wait_in_queue(
-            call,
-            active,
-            config,
-            entry,
-            joined=now,
-            deadline=now + config.queues[queue_name].max_wait,
-            greet=False,
-        )
+        return await self._back_in_queue(call, active, config, entry, joined=time.monotonic())
 
     # ------------------------------------------------------------------ agents
 
