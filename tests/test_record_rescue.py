@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callcenter.errors import RecordError
+from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.rescue import (
@@ -118,6 +119,13 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
                 attempts=1,
             ),
         ),
+        (
+            "campaign-lead:spring:ada",
+            functools.partial(
+                store.write_campaign_lead,
+                LeadRecord("spring", "ada", "5551001", "retry", 1, "busy", retry_at=T0, updated=T0),
+            ),
+        ),
     ]
 
 
@@ -129,6 +137,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "presence": store.fetch_agent_presence(),
         "callbacks": store.fetch_callbacks(),
         "queue_callbacks": store.fetch_queue_callbacks(),
+        "campaign_leads": store.fetch_campaign_leads(),
     }
 
 

@@ -46,6 +46,7 @@ from typing import Any, Final
 import structlog
 
 from callcenter.errors import RecordError
+from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.queue_log import QueueLogEntry
@@ -67,6 +68,7 @@ REPLAYABLE: Final = frozenset(
         "write_queue_callback",
         "update_queue_callback",
         "write_queue_log",
+        "write_campaign_lead",
     }
 )
 
@@ -80,6 +82,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         AgentPresence,
         QueueCallback,
         QueueLogEntry,
+        LeadRecord,
     )
 }
 
