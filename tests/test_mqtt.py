@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import yaml
 from mqtt_broker import Broker, Message, Wallboard, running_broker
 from test_campaigns import campaign
 
-from callcenter.events import AgentStateChanged
+from callcenter.events import AgentStateChanged, CampaignAttemptFailed
+from callcenter.live.mqtt import _event_json
 from callcenter.testing import running_center
 
 
@@ -400,4 +402,28 @@ async def test_the_wallboard_follows_a_campaign_from_paused_to_finished(tmp_path
         1,
         1,
         "sales",
+    )
+
+
+def test_every_time_in_an_mqtt_event_is_iso_8601() -> None:
+    at = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
+    event = CampaignAttemptFailed(
+        campaign="spring",
+        lead="ada",
+        number="5551001",
+        attempt=1,
+        reason="busy",
+        final=False,
+        retry_at=at + timedelta(hours=1),
+        at=at,
+    )
+    sent = json.loads(_event_json(event))
+    assert (sent["at"], sent["retry_at"]) == (
+        "2026-12-05T09:30:00+00:00",
+        "2026-12-05T10:30:00+00:00",
+    )
+    assert (sent["event"], sent["reason"], sent["final"]) == (
+        "CampaignAttemptFailed",
+        "busy",
+        False,
     )

@@ -182,7 +182,14 @@ class _BrokerProtocol(asyncio.Protocol):
 
 
 _EVENT_FIELDS: dict[type[EngineEvent], tuple[str, ...]] = {}
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def _plain(value: object) -> object:
+    """JSON for what the encoder does not know: times as ISO 8601, anything else as text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain)
 
 
 def _event_json(event: EngineEvent) -> bytes:
