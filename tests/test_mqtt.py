@@ -390,7 +390,7 @@ async def test_the_wallboard_follows_a_campaign_from_paused_to_finished(tmp_path
             paused = await board.wait_for("campaigns/spring", _is(state="paused"))
             center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
             center.add_phone("PJSIP/1001", answer_after=0.05)
-            center.daemon.campaigns.get("spring").resume("test")
+            center.daemon.campaigns.by_id["spring"].resume("test")
             done = await board.wait_for("campaigns/spring", _is(state="finished", answered=1))
             await center.idle(timeout=10)
     assert (paused.json()["leads"], paused.json()["pending"], paused.json()["why"]) == (

@@ -39,7 +39,7 @@ import contextlib
 import enum
 import heapq
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -242,6 +242,8 @@ class Campaign:
         self.state = CampaignState.PAUSED if not self.settings.enabled else CampaignState.RUNNING
         self.why = "config" if not self.settings.enabled else ""
         self.leads: dict[str, LeadProgress] = {}
+        self._counts: Counter[LeadStatus] = Counter()
+        """Leads by status, kept as they move (the figures are read every second)."""
         self._order: dict[str, deque[str]] = {}
         """Time zone -> leads to try there (never tried, or a retry that fell due while
         that zone was outside the hours), in file order."""
@@ -310,6 +312,7 @@ class Campaign:
         for lead_id, attempt in self._attempts.items():
             prepared.setdefault(lead_id, attempt.progress)
         self.leads = prepared
+        self._counts = Counter(p.status for p in prepared.values())
         now = time.monotonic()
         self._order = {}
         self._retries = []
@@ -372,7 +375,7 @@ class Campaign:
         if type(event) is CampaignAnswered and event.campaign == self.id:
             p = self.leads.get(event.lead)
             if p is not None and p.status not in FINAL and event.lead not in self._attempts:
-                p.move(LeadStatus.ANSWERED)
+                self._move_lead(p, LeadStatus.ANSWERED)
                 p.result = "answered"
                 self._changed.set()
 
@@ -380,9 +383,7 @@ class Campaign:
         """The campaign as ``callcenter status`` and GET /campaigns show it: its state (and
         why), the leads by status (``dialing``: waiting for an agent or ringing), how many
         of those ring, and the tries made since the daemon started."""
-        counts = dict.fromkeys((s.value for s in LeadStatus), 0)
-        for p in self.leads.values():
-            counts[p.status.value] += 1
+        counts = {s.value: self._counts[s] for s in LeadStatus}
         return {
             "id": self.id,
             "queue": self.settings.queue,
@@ -479,7 +480,7 @@ class Campaign:
             why = self._refusal(p.lead.number)
             if why is None:
                 return lead_id
-            p.move(LeadStatus.SKIPPED)
+            self._move_lead(p, LeadStatus.SKIPPED)
             p.result = why
             self.bus.publish(
                 CampaignLeadSkipped(
@@ -531,7 +532,7 @@ class Campaign:
         heapq.heappush(self._retries, (due, self._seq, lead_id))
 
     def _begin(self, p: LeadProgress) -> None:
-        p.move(LeadStatus.DIALING)
+        self._move_lead(p, LeadStatus.DIALING)
         p.ringing = False
         attempt = _Attempt(p)
         self._attempts[p.lead.id] = attempt
@@ -581,19 +582,19 @@ class Campaign:
         now = time.monotonic()
         if reason == "":
             p.attempts = call.attempt
-            p.move(LeadStatus.ANSWERED)
+            self._move_lead(p, LeadStatus.ANSWERED)
             p.result = "answered"
             return
         if reason == "cancelled":
             if p.ringing:
                 return  # the daemon stops: the record keeps ``dialing`` for the next one
-            p.move(LeadStatus.PENDING)  # withdrawn (a pause): first in line again
+            self._move_lead(p, LeadStatus.PENDING)  # withdrawn (a pause): first in line again
             self._order.setdefault(p.lead.timezone or self.zone, deque()).appendleft(lead_id)
             return
         if reason in NOT_MADE or not p.ringing:
             # Not made (or failed before an agent was found): a while later, not at once,
             # or a fault that repeats would spin.
-            p.move(LeadStatus.PENDING)
+            self._move_lead(p, LeadStatus.PENDING)
             p.due = now + WAIT_AFTER_NOT_MADE
             self._push_retry(lead_id, p.due)
             return
@@ -602,9 +603,9 @@ class Campaign:
         final = p.attempts >= self.settings.attempts
         retry_at: datetime | None = None
         if final:
-            p.move(LeadStatus.FAILED)
+            self._move_lead(p, LeadStatus.FAILED)
         else:
-            p.move(LeadStatus.RETRY)
+            self._move_lead(p, LeadStatus.RETRY)
             p.due = now + self.settings.retry_delay
             retry_at = self.clock() + timedelta(seconds=self.settings.retry_delay)
             self._push_retry(lead_id, p.due)
@@ -622,6 +623,12 @@ class Campaign:
         self._log.info(
             "campaign_attempt_failed", lead=lead_id, attempt=p.attempts, reason=reason, final=final
         )
+
+    def _move_lead(self, p: LeadProgress, new: LeadStatus) -> None:
+        old = p.status
+        p.move(new)
+        self._counts[old] -= 1
+        self._counts[new] += 1
 
     def _withdraw_waiting(self) -> None:
         """Cancel the dials still waiting for an agent (their leads go back in line)."""
@@ -725,13 +732,6 @@ class Campaigns:
     async def stop(self) -> None:
         for campaign in self.by_id.values():
             await campaign.stop()
-
-    def get(self, campaign_id: str) -> Campaign:
-        """The campaign ``campaign_id``; raises KeyError naming it."""
-        try:
-            return self.by_id[campaign_id]
-        except KeyError:
-            raise KeyError(campaign_id) from None
 
     def view(self) -> list[dict[str, Any]]:
         return [c.view() for c in self.by_id.values()]

@@ -107,8 +107,13 @@ _DEVICE = re.compile(rf"{_ONE_DEVICE}(?:&{_ONE_DEVICE})*")
 #: A channel name such as ``PJSIP/1001-0000000a`` or ``Local/2002@transfer-00000001;1``.
 ORIGINATE_EARLY_KEPT = 256
 """OriginateResponses kept for an Originate whose response is still being read."""
-_ORIGINATE_REASONS = {"0": "unavailable", "1": "rejected", "3": "no-answer", "5": "busy"}
-_ORIGINATE_REASONS["8"] = "congestion"
+_ORIGINATE_REASONS: Final = {
+    "0": "unavailable",
+    "1": "rejected",
+    "3": "no-answer",
+    "5": "busy",
+    "8": "congestion",
+}
 """OriginateResponse ``Reason`` (the last control frame Asterisk saw) -> ORIGINATE_FAILURES:
 0 no channel, 1 hung up (declined), 3 rang out, 5 busy, 8 congestion (4 is answered)."""
 
