@@ -359,8 +359,8 @@ class CampaignStateChanged(EngineEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignDialing(EngineEvent):
-    """An agent of ``queue`` is reserved and lead ``lead`` of ``campaign`` is being dialled
-    (its ``attempt``-th try)."""
+    """Lead ``lead`` of ``campaign`` is being dialled (its ``attempt``-th try), with
+    ``agent`` of ``queue`` reserved for them (``""``: a predictive dial, nobody reserved)."""
 
     campaign: str
     lead: str
@@ -380,6 +380,20 @@ class CampaignAnswered(CallEvent):
     number: str
     queue: str
     attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignLeadWaiting(CallEvent):
+    """Lead ``lead`` of predictive ``campaign`` answered on call ``call_id`` and waits, first
+    in ``queue``, for a free agent (CampaignAnswered once one takes them; dropped after
+    ``drop_after`` seconds without one)."""
+
+    campaign: str
+    lead: str
+    number: str
+    queue: str
+    attempt: int
+    drop_after: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

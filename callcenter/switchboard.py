@@ -56,6 +56,7 @@ from callcenter.events import (
     CallTransferred,
     CampaignAnswered,
     CampaignDialing,
+    CampaignLeadWaiting,
     EventBus,
     IvrStep,
     IvrVariableSet,
@@ -82,7 +83,7 @@ from callcenter.ivr.trace import (
     VoicemailRecorded,
 )
 from callcenter.ivr.values import matches_any
-from callcenter.outbound.campaign import LeadCall, parse_lead_origin
+from callcenter.outbound.campaign import ABANDONED, LeadCall, parse_lead_origin
 from callcenter.outbound.leads import Lead
 from callcenter.pbx.interface import (
     PBX,
@@ -168,6 +169,11 @@ PBX_DOWN_PAUSE = 5.0
 CALLBACK_ANSWER_MARGIN = 5.0
 """Seconds after the callback ring timeout we still wait for the answered call to reach us."""
 
+ANSWERED_LEAD_PRIORITY = 1_000_000
+"""Queue priority of a lead who answered a predictive dial: before everyone, since they are
+dropped after a couple of seconds without an agent."""
+DROPPED = "dropped"
+"""QueueExited reason of a predictive campaign's lead dropped for want of an agent."""
 CUT_RING_TRIES = 5
 CUT_RING_RETRY = 0.2
 """A revoked agent's ring is cut up to CUT_RING_TRIES times, CUT_RING_RETRY s apart."""
@@ -228,8 +234,13 @@ class _KeptPlace:
 class _PendingCallback:
     """A callback being placed: the place it is for, and whether its call was answered."""
 
-    place: _KeptPlace
+    place: _KeptPlace | None
+    """None: a predictive campaign's dial (no agent reserved, no place kept)."""
     answered: asyncio.Future[None]
+    lead: LeadCall | None = None
+    """Predictive: the lead dialled."""
+    settled: asyncio.Future[str] | None = None
+    """Predictive, once answered: ``""`` when an agent took them, else ``abandoned``."""
 
 
 _TOKEN_NONCE = 16
@@ -279,6 +290,8 @@ class Switchboard:
         """Set while the PBX link is up (callbacks and campaigns wait for it)."""
         self._ringing: dict[str, set[str]] = {}
         """Call id -> agents its queue dial is ringing right now."""
+        self._leads_on_hold: dict[str, _PendingCallback] = {}
+        """Call id -> the predictive dial of a lead who answered and waits for an agent."""
         self._configure_router(config)
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
@@ -586,9 +599,12 @@ class Switchboard:
         joined: float,
         deadline: float,
         greet: bool,
+        on_timeout: tuple[str, QueueExit] | None = None,
     ) -> str:
         """The caller waits with music on hold: agents are rung as the router reserves them,
-        announcements play between offers, exit keys and exit rules are watched."""
+        announcements play between offers, exit keys and exit rules are watched.
+        ``on_timeout``: (reason, where) at ``deadline`` instead of the queue's ``timeout``
+        / ``on_timeout``."""
         info = call.info
         queue_name = entry.queue
         qcfg = config.queues[queue_name]
@@ -613,7 +629,7 @@ class Switchboard:
             while connected is None:
                 now = time.monotonic()
                 if now >= deadline:
-                    raise _LeaveQueue("timeout", qcfg.on_timeout)
+                    raise _LeaveQueue(*(on_timeout or ("timeout", qcfg.on_timeout)))
                 if qcfg.leave_when_empty and self.router.is_empty_for(entry):
                     raise _LeaveQueue("leaveempty", qcfg.on_empty)
                 if hunt is None:
@@ -1085,12 +1101,33 @@ class Switchboard:
     ) -> str:
         """Originate ``device`` for the kept place (its agents reserved); ``""`` once the
         called person answered and their call took over the place, else why not."""
-        entry = place.entry
-        acd = place.config.acd
         if self.pbx is None:
             return "no-pbx"
-        token = callback_token(entry.call_id)
         pending = _PendingCallback(place, asyncio.get_running_loop().create_future())
+        return await self._originate(
+            place.entry.call_id,
+            pending,
+            place.config,
+            device=device,
+            caller_id=caller_id,
+            ring_timeout=ring_timeout,
+        )
+
+    async def _originate(
+        self,
+        origin: str,
+        pending: _PendingCallback,
+        config: CallCenterConfig,
+        *,
+        device: str,
+        caller_id: str,
+        ring_timeout: float,
+    ) -> str:
+        """Originate ``device`` into the callback context with a token made of ``origin``;
+        ``""`` once its call reached us (``pending.answered``), else why not."""
+        assert self.pbx is not None
+        acd = config.acd
+        token = callback_token(origin)
         self._callbacks[token] = pending
         outcome: asyncio.Future[str] | None = None
         try:
@@ -1119,10 +1156,10 @@ class Switchboard:
         except TimeoutError:
             return "no-answer"
         except PBXConnectionError as exc:
-            log.warning("callback_originate_failed", call_id=entry.call_id, error=str(exc))
+            log.warning("callback_originate_failed", call_id=origin, error=str(exc))
             return PBX_DOWN
         except PBXError as exc:
-            log.warning("callback_originate_failed", call_id=entry.call_id, error=str(exc))
+            log.warning("callback_originate_failed", call_id=origin, error=str(exc))
             return "originate-failed"
         finally:
             self._callbacks.pop(token, None)
@@ -1137,7 +1174,10 @@ class Switchboard:
         before a restart) still finds the place by the request's call id in the token."""
         info = call.info
         pending = self._callbacks.get(token)
-        if pending is not None and not pending.answered.done():
+        if pending is not None and pending.place is None and not pending.answered.done():
+            pending.answered.set_result(None)
+            return await self._predictive_answered(call, active, config, pending)
+        if pending is not None and pending.place is not None and not pending.answered.done():
             place = pending.place
             original = place.entry.call_id
             self.router.rebind(place.entry, info.call_id)
@@ -1192,9 +1232,12 @@ class Switchboard:
         entry: QueueEntry,
         *,
         joined: float,
+        deadline: float | None = None,
+        on_timeout: tuple[str, QueueExit] | None = None,
     ) -> str:
         """A person the daemon called (a callback, a campaign's lead) is on the line and in
-        ``entry``'s place: they wait for (or get at once) an agent, unannounced."""
+        ``entry``'s place: they wait for (or get at once) an agent, unannounced, until the
+        queue's ``max_wait`` (or ``deadline``, then ``on_timeout``)."""
         self.bus.publish(
             QueueJoined(
                 call_id=call.info.call_id,
@@ -1209,8 +1252,9 @@ class Switchboard:
             config,
             entry,
             joined=joined,
-            deadline=time.monotonic() + config.queues[entry.queue].max_wait,
+            deadline=deadline or time.monotonic() + config.queues[entry.queue].max_wait,
             greet=False,
+            on_timeout=on_timeout,
         )
 
     # ------------------------------------------------------------------ campaigns
@@ -1219,6 +1263,10 @@ class Switchboard:
     def pbx_up(self) -> bool:
         """A PBX is attached and its link is up (campaigns dial only then)."""
         return self.pbx is not None and self._pbx_up.is_set()
+
+    def free_agents(self, queue: str) -> int:
+        """Agents of ``queue`` idle and ready, less the callers waiting for one."""
+        return self.router.free_agents(queue)
 
     async def dial_lead(self, lead: LeadCall, reserved: Callable[[], None]) -> str:
         """One try of a campaign's lead: wait in ``lead.queue`` (at ``lead.priority``) for
@@ -1271,12 +1319,102 @@ class Switchboard:
             if self._kept_places.get(origin) is kept:
                 del self._kept_places[origin]
 
-    def _lead_on_the_line(
-        self, active: ActiveCall, queue: str, lead: LeadCall, number: str
-    ) -> None:
-        """A campaign's lead answered on call ``active``: say so, and give the agent's
-        screen (and the CDR) the lead's columns."""
-        call_id = active.call.info.call_id
+    async def dial_predictive(
+        self, lead: LeadCall, placed: Callable[[], None], answered: Callable[[], None]
+    ) -> str:
+        """One predictive try of a campaign's lead: dial at once (``placed()``), nobody
+        reserved. Answered (``answered()``), they join ``lead.queue`` before everyone and
+        get the first free agent: ``""``; with none within ``lead.drop_after`` seconds they
+        hear ``lead.drop_prompt`` and are cleared (or hang up first): ``abandoned``. Else
+        why not, as :meth:`dial_lead`."""
+        if self.pbx is None:
+            return "no-pbx"
+        loop = asyncio.get_running_loop()
+        pending = _PendingCallback(
+            None, loop.create_future(), lead=lead, settled=loop.create_future()
+        )
+        assert pending.settled is not None
+        placed()
+        self.bus.publish(
+            CampaignDialing(
+                campaign=lead.campaign,
+                lead=lead.lead,
+                number=lead.number,
+                queue=lead.queue,
+                agent="",
+                attempt=lead.attempt,
+            )
+        )
+        log.info("campaign_dialing", campaign=lead.campaign, lead=lead.lead, attempt=lead.attempt)
+        reason = await self._originate(
+            lead.origin,
+            pending,
+            self.config,
+            device=lead.device,
+            caller_id=lead.caller_id,
+            ring_timeout=lead.ring_timeout,
+        )
+        if reason:
+            return reason
+        answered()
+        return await pending.settled
+
+    async def _predictive_answered(
+        self, call: Call, active: ActiveCall, config: CallCenterConfig, pending: _PendingCallback
+    ) -> str:
+        """A lead answered a predictive dial: first in the queue for ``drop_after``
+        seconds, then dropped with the drop prompt."""
+        lead, settled = pending.lead, pending.settled
+        assert lead is not None and settled is not None
+        info = call.info
+        call_id = info.call_id
+        self._leads_on_hold[call_id] = pending
+        try:
+            await call.answer()
+            self.bus.publish(CallAnswered(call_id=call_id))
+            entry = self.router.enqueue(lead.queue, call_id, priority=ANSWERED_LEAD_PRIORITY)
+            active.queue = lead.queue
+            active.queue_hops += 1
+            self.bus.publish(
+                CampaignLeadWaiting(
+                    call_id=call_id,
+                    campaign=lead.campaign,
+                    lead=lead.lead,
+                    number=lead.number,
+                    queue=lead.queue,
+                    attempt=lead.attempt,
+                    drop_after=lead.drop_after,
+                )
+            )
+            self._lead_on_the_line(active, lead.queue, lead, lead.number, put_through=False)
+            now = time.monotonic()
+            drop = QueueExit(to="hangup", prompt=lead.drop_prompt)
+            return await self._back_in_queue(
+                call,
+                active,
+                config,
+                entry,
+                joined=now,
+                deadline=now + lead.drop_after,
+                on_timeout=(DROPPED, drop),
+            )
+        finally:
+            self._leads_on_hold.pop(call_id, None)
+            if not settled.done():
+                log.info("campaign_lead_dropped", call_id=call_id, campaign=lead.campaign)
+                settled.set_result(ABANDONED)
+
+    def _lead_put_through(self, call_id: str) -> None:
+        """The agent answered a predictive campaign's lead: the lead is answered."""
+        pending = self._leads_on_hold.pop(call_id, None)
+        if pending is None or pending.lead is None or pending.settled is None:
+            return
+        lead = pending.lead
+        self._lead_answered(call_id, lead.queue, lead, lead.number)
+        if not pending.settled.done():
+            pending.settled.set_result("")
+
+    def _lead_answered(self, call_id: str, queue: str, lead: LeadCall, number: str) -> None:
         self.bus.publish(
             CampaignAnswered(
                 call_id=call_id,
@@ -1287,6 +1425,23 @@ class Switchboard:
                 attempt=lead.attempt,
             )
         )
+        log.info("campaign_answered", call_id=call_id, campaign=lead.campaign, lead=lead.lead)
+
+    def _lead_on_the_line(
+        self,
+        active: ActiveCall,
+        queue: str,
+        lead: LeadCall,
+        number: str,
+        *,
+        put_through: bool = True,
+    ) -> None:
+        """A campaign's lead answered on call ``active``: give the agent's screen (and the
+        CDR) the lead's columns and, when an agent waits for them (``put_through``), say
+        they answered."""
+        call_id = active.call.info.call_id
+        if put_through:
+            self._lead_answered(call_id, queue, lead, number)
         for name, value in (("campaign", lead.campaign), ("lead", lead.lead), *lead.data):
             active.variables[name] = value
             self.bus.publish(
@@ -1294,7 +1449,6 @@ class Switchboard:
                     call_id=call_id, flow="campaign", node=lead.campaign, name=name, value=value
                 )
             )
-        log.info("campaign_answered", call_id=call_id, campaign=lead.campaign, lead=lead.lead)
 
     async def _lead_answered_unawaited(
         self, call: Call, active: ActiveCall, config: CallCenterConfig, campaign: str, lead: str
@@ -1373,6 +1527,8 @@ class Switchboard:
                 )
             )
             log.info("agent_connected", call_id=info.call_id, agent=agent.id)
+            if self._leads_on_hold:
+                self._lead_put_through(info.call_id)
             if qcfg.record and active.recording is None:
                 path = recording_path(config, queue_name, info.call_id)
                 active.recording = path

@@ -25,7 +25,9 @@ from callcenter.events import (
     CampaignLeadSkipped,
     CampaignStateChanged,
     EngineEvent,
+    QueueExited,
 )
+from callcenter.outbound import pacing
 from callcenter.testing import TRANSPORTS, Center, Transport, running_center
 
 _transport: list[Transport] = ["fastagi"]
@@ -348,3 +350,76 @@ async def test_a_busy_lead_frees_the_agent_at_once_for_the_next_one(tmp_path: Pa
     (busy,) = s.of(CampaignAttemptFailed)
     assert (busy.lead, busy.reason, busy.final) == ("ada", "busy", False)
     assert [e.lead for e in s.of(CampaignAnswered)] == ["alan"]
+
+
+async def test_a_predictive_campaign_dials_ahead_of_its_agent_and_calls_a_dropped_lead_again_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One agent. Ada does not answer, so the dialler learns that leads do not all pick up
+    and dials Alan and Bob at once for Alice alone. Both answer: one is put through, the
+    other waits half a second, hears the drop message and is cleared; the abandon rate
+    (50 %) is over the limit, so the dialler goes back to one dial per free agent, and the
+    dropped lead is called again only once Alice is reserved for them."""
+    monkeypatch.setattr(pacing, "PRIOR_TRIES", 0)
+    monkeypatch.setattr(switchboard, "CALLBACK_ANSWER_MARGIN", 0.2)
+    settings = campaign(
+        mode="predictive",
+        max_ratio=2,
+        drop_after=0.5,
+        drop_prompt="spring-sorry-we-will-call-again",
+        lines=3,
+        attempts=2,
+    )
+    leads = "number,id,name\n5551001,ada,Ada\n5551002,alan,Alan\n5551004,bob,Bob\n"
+    async with scene(tmp_path, settings, leads) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=None)
+        alan = s.center.add_phone("PJSIP/5551002", answer_after=0.05, hangup_after=0.8)
+        bob = s.center.add_phone("PJSIP/5551004", answer_after=0.05, hangup_after=0.8)
+        alice = s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: any(e.reason == "abandoned" for e in s.of(CampaignAttemptFailed)))
+        during = s.view
+        await s.wait_for(lambda: s.view["state"] == "finished", timeout=15)
+        await s.center.idle(timeout=10)
+        await alice.wait_idle(timeout=5)
+        view = s.view
+        figures = samples(s.center.daemon.api.render_metrics())
+        for lead in ("ada", "alan", "bob"):
+            await s.center.daemon.recorder.writer.wait_written(f"campaign-lead:spring:{lead}")
+        records = {
+            r.lead: r for r in await asyncio.to_thread(s.center.daemon.store.fetch_campaign_leads)
+        }
+        (dropped,) = [e for e in s.of(CampaignAttemptFailed) if e.reason == "abandoned"]
+        (drop,) = [e for e in s.of(QueueExited) if e.reason == "dropped"]
+        row = await s.center.cdr(drop.call_id)
+    phones = {"alan": alan, "bob": bob}
+    lead = dropped.lead
+    other = "bob" if lead == "alan" else "alan"
+    assert (dropped.attempt, dropped.final) == (1, False)
+    assert phones[lead].heard == ["spring-sorry-we-will-call-again"], "told who called"
+    assert phones[lead].answered == 2 and phones[other].answered == 1
+    assert ada.rings == 2 and ada.answered == 0
+    dials = [(e.lead, e.agent, e.attempt) for e in s.of(CampaignDialing)]
+    assert dials[:3] == [("ada", "", 1), ("alan", "", 1), ("bob", "", 1)], "two at once for Alice"
+    assert (lead, "1001", 2) in dials, "called back with Alice reserved"
+    assert sorted(e.lead for e in s.of(CampaignAnswered)) == ["alan", "bob"]
+    assert {e.agent for e in s.of(AgentConnected)} == {"1001"}
+    assert (during["mode"], during["dropped"], during["abandon_rate"]) == ("predictive", 1, 50.0)
+    assert view["ratio"] == 1.0, "over the abandon limit: one dial per free agent"
+    assert {k: (r.status, r.attempts, r.result) for k, r in records.items()} == {
+        "ada": ("failed", 2, "no-answer"),
+        lead: ("answered", 2, "answered"),
+        other: ("answered", 1, "answered"),
+    }
+    assert drop.wait_seconds >= 0.5
+    assert (row["accountcode"], row["queue"], row["agent"], row["disposition"]) == (
+        "spring",
+        "sales",
+        "",
+        "ANSWERED",
+    )
+    assert json.loads(row["ivr_variables"])["lead"] == lead
+    spring = (("campaign", "spring"),)
+    assert (
+        figures["callcenter_campaign_attempts_failed_total", (*spring, ("reason", "abandoned"))]
+        == 1
+    )

@@ -241,6 +241,16 @@ class Router:
         """Idle, ready members of ``queue`` in the order they would be offered."""
         return self._queue(queue).idle_members()
 
+    def free_agents(self, queue: str) -> int:
+        """Idle, ready members of ``queue`` less its callers not yet offered one (campaign
+        dials waiting for an agent count as callers here): how many more calls the queue
+        could put through now. O(callers)."""
+        q = self._queue(queue)
+        unserved = sum(
+            1 for e in q.entries() if e.status in (EntryStatus.WAITING, EntryStatus.HUNTING)
+        )
+        return max(0, q.idle_count() - unserved)
+
     def staffed(self, queue: str) -> int:
         """Members of ``queue`` logged in and not paused."""
         return self._queue(queue).present

@@ -1862,13 +1862,54 @@ class SupervisorConfig(_Model):
 
 
 class CampaignConfig(_Model):
-    """An outbound campaign: a lead list dialled progressively for a queue's agents."""
+    """An outbound campaign: a lead list dialled for a queue's agents, progressively (an
+    agent reserved before each dial) or predictively (more dials than free agents, paced
+    to keep the abandon rate under a limit)."""
 
     queue: _Ref = Field(
-        description="Queue (under `queues`) whose agents take the campaign's calls. Each "
-        "dial waits in it for a free agent (behind the callers, see `priority`) and is "
-        "placed only once an agent is reserved for it: progressive dialling, nobody "
-        "answered is left without an agent."
+        description="Queue (under `queues`) whose agents take the campaign's calls. In "
+        "`progressive` mode each dial waits in it for a free agent (behind the callers, see "
+        "`priority`) and is placed only once an agent is reserved for it: nobody answered "
+        "is left without an agent."
+    )
+    mode: Literal["progressive", "predictive"] = Field(
+        default="progressive",
+        description="progressive: one dial per agent, placed once the agent is reserved "
+        "(no dropped calls, agents wait while phones ring). predictive: dials placed for "
+        "the queue's free agents without reserving them, more dials than agents as the "
+        "share of answered dials falls (up to `max_ratio`), paced so that no more than "
+        "`max_abandon_rate` percent of the people who answer are dropped; a dropped lead "
+        "hears `drop_prompt` and is called again only with an agent reserved.",
+    )
+    max_abandon_rate: float = Field(
+        default=3.0,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="predictive: the most (percent of the people who answered over the "
+        "last 24 hours) who may be dropped for want of an agent; the dialler slows down "
+        "from half of it and dials one lead per free agent once it is reached (3: the "
+        "UK's Ofcom and the US FTC rule).",
+    )
+    max_ratio: float = Field(
+        default=3.0,
+        ge=1,
+        le=10,
+        allow_inf_nan=False,
+        description="predictive: the most dials at once per free agent (the dialler uses "
+        "1 / the share of dials answered lately, up to this).",
+    )
+    drop_after: _Seconds = Field(
+        default=2.0,
+        le=60,
+        description="predictive: seconds a lead who answered may wait for an agent before "
+        "being dropped (2: the time the regulators allow).",
+    )
+    drop_prompt: Prompt | None = Field(
+        default=None,
+        description="predictive (required there): what a dropped lead hears before the "
+        "line is cleared: who called and that they will be called again (the law in most "
+        "places).",
     )
     leads: _Text = Field(
         description="CSV file of the people to call: a header line with a `number` column, "
@@ -1934,6 +1975,16 @@ class CampaignConfig(_Model):
         description="Dial from the start; false: the campaign waits paused until resumed "
         "(`callcenter campaign resume <id>`, or POST /campaigns/<id>/resume).",
     )
+
+    @model_validator(mode="after")
+    def _predictive_says_who_called(self) -> CampaignConfig:
+        if self.mode == "predictive" and self.drop_prompt is None:
+            raise PydanticCustomError(
+                "drop_prompt",
+                "a predictive campaign needs `drop_prompt:` (what a lead dropped for want "
+                "of an agent hears: who called and that they will be called again)",
+            )
+        return self
 
 
 class CallCenterConfig(_Model):

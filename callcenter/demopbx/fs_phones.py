@@ -67,6 +67,8 @@ class AgentPhone:
         self.answered = 0
         #: Name of the channel of the call it is ringing with or talking on.
         self.current_channel: str | None = None
+        #: Prompts played on its ended calls, in order (what a called lead heard).
+        self.heard: list[str] = []
         self._current: FSChannel | None = None
         self._pbx: DemoFreeSwitch | None = None
         self._changed = asyncio.Event()
@@ -115,6 +117,7 @@ class AgentPhone:
         if self._current is channel:
             self._current = None
             self.current_channel = None
+            self.heard.extend(channel.heard)
             self._notify()
 
     async def _hangup_later(self, channel: FSChannel, delay: float) -> None:

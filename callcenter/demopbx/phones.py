@@ -69,6 +69,8 @@ class AgentPhone:
         self.answered = 0
         #: Name of the channel of the call it is ringing with or talking on.
         self.current_channel: str | None = None
+        #: Prompts played on its ended calls, in order (what a called lead heard).
+        self.heard: list[str] = []
         self._pbx: DemoAsterisk | None = None
         self._changed = asyncio.Event()
 
@@ -113,6 +115,7 @@ class AgentPhone:
         """``channel`` no longer exists."""
         if self.current_channel == channel.name:
             self.current_channel = None
+            self.heard.extend(channel.heard)
             self._notify()
 
     async def _hangup_later(self, channel: Channel, delay: float) -> None:

@@ -1,11 +1,19 @@
 """An outbound campaign: its leads, tried one by one as the queue's agents free up.
 
-Dialling is **progressive**: a dial first waits in the campaign's queue for an agent (behind
-the callers, at the campaign's ``priority``), and the lead's number is dialled only once an
-agent is reserved for it, so nobody who answers waits for an agent. ``lines`` dials may be
-under way at once. Answered, the call comes back through the dialplan's callback context
-(``callback=${CALLCENTER_CALLBACK}``, as queue callbacks do) and is put through to that agent
-(:meth:`~callcenter.switchboard.Switchboard.dial_lead`).
+Dialling is **progressive** by default: a dial first waits in the campaign's queue for an
+agent (behind the callers, at the campaign's ``priority``), and the lead's number is dialled
+only once an agent is reserved for it, so nobody who answers waits for an agent. ``lines``
+dials may be under way at once. Answered, the call comes back through the dialplan's
+callback context (``callback=${CALLCENTER_CALLBACK}``, as queue callbacks do) and is put
+through to that agent (:meth:`~callcenter.switchboard.Switchboard.dial_lead`).
+
+A **predictive** campaign dials for the queue's free agents without reserving them, as many
+dials per free agent as :class:`~callcenter.outbound.pacing.Pacer` allows; a lead who answers
+joins the queue ahead of everyone and is put through to the first free agent, or, after
+``drop_after`` seconds without one, hears ``drop_prompt`` and is dropped (the try failed as
+``abandoned``). A dropped lead is only ever called again progressively, with an agent
+reserved (Ofcom: no repeat call within 72 hours without a guaranteed live operator)
+(:meth:`~callcenter.switchboard.Switchboard.dial_predictive`).
 
 A campaign moves through :class:`CampaignState` by one transition table::
 
@@ -50,6 +58,7 @@ import structlog
 from callcenter.config.models import CallCenterConfig, CampaignConfig
 from callcenter.errors import ConfigError, IllegalTransition
 from callcenter.events import (
+    AgentStateChanged,
     CampaignAnswered,
     CampaignAttemptFailed,
     CampaignLeadSkipped,
@@ -60,6 +69,7 @@ from callcenter.events import (
 from callcenter.ivr.calendar import date_listed, local_time, open_spec, public_holiday
 from callcenter.ivr.values import matches_any
 from callcenter.outbound.leads import Lead, load_do_not_call, load_leads
+from callcenter.outbound.pacing import Pacer
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
@@ -70,10 +80,16 @@ DO_NOT_CALL: Final = "do-not-call"
 NOT_ALLOWED: Final = "not-allowed"
 ORIGIN_PREFIX: Final = "campaign:"
 
+ABANDONED: Final = "abandoned"
+"""A try answered by a person the predictive dialler had no agent for (dropped)."""
+
 WAIT_AFTER_NOT_MADE = 5.0
 """Seconds before a lead whose try could not be made is tried again."""
 HOURS_CHECK = 30.0
 """Seconds between two looks at the clock while a campaign is outside its hours."""
+PACING_CHECK = 1.0
+"""Seconds between two counts of the free agents by a predictive campaign (besides the
+count at each change of an agent's state)."""
 RESTORED_DIALING_GRACE = 10.0
 """Seconds, beyond its ring timeout, before a lead being dialled when the previous daemon
 stopped is tried again (its phone may still ring, and an answer is put through)."""
@@ -146,6 +162,10 @@ class LeadCall:
     priority: int
     attempt: int
     data: tuple[tuple[str, str], ...] = ()
+    drop_after: float = 2.0
+    """Predictive: seconds the answered lead may wait for an agent."""
+    drop_prompt: str | None = None
+    """Predictive: what the lead hears when dropped."""
 
     @property
     def origin(self) -> str:
@@ -161,6 +181,18 @@ class Dialer(Protocol):
     async def dial_lead(self, call: LeadCall, reserved: Callable[[], None]) -> str:
         """Wait for an agent of ``call.queue``, call ``reserved()``, dial the lead; ``""``
         once they answered (their call took the agent), else why not (see NOT_MADE)."""
+        ...
+
+    async def dial_predictive(
+        self, call: LeadCall, placed: Callable[[], None], answered: Callable[[], None]
+    ) -> str:
+        """Dial the lead at once (``placed()``), no agent reserved; ``answered()`` when they
+        pick up. ``""`` once an agent took them, ``abandoned`` when they were dropped (or
+        hung up) without one, else why not."""
+        ...
+
+    def free_agents(self, queue: str) -> int:
+        """Agents of ``queue`` free for a new call, less the callers waiting for one."""
         ...
 
 
@@ -188,7 +220,12 @@ class LeadProgress:
     """Monotonic time before which a ``retry`` (or a restored ``pending``) is not tried."""
     result: str = ""
     ringing: bool = False
-    """Its dial has an agent and its phone rings (a pause does not cut it)."""
+    """Its dial has an agent (or is predictive) and its phone rings (a pause does not cut
+    it)."""
+    live: bool = False
+    """Predictive: they answered the dial being made (and wait for an agent)."""
+    dropped: bool = False
+    """A predictive dial they answered was dropped: called again only with an agent."""
 
     def move(self, new: LeadStatus) -> None:
         if new not in _LEAD_MOVES[self.status]:
@@ -259,6 +296,8 @@ class Campaign:
         self._log = log.bind(campaign=campaign_id)
         self.dialled = 0
         """Tries made since the daemon started."""
+        self.pacer: Pacer | None = None
+        self._pace(self.settings)
 
     # ------------------------------------------------------------------ set-up
 
@@ -284,6 +323,7 @@ class Campaign:
             if record is not None:
                 p.attempts = record.attempts
                 p.result = record.result
+                p.dropped = record.result == ABANDONED
                 status = record.status
                 if status in final:
                     p.status = LeadStatus(status)
@@ -325,6 +365,19 @@ class Campaign:
                 self._order.setdefault(zone, deque()).append(lead_id)
         self._changed.set()
 
+    def _pace(self, settings: CampaignConfig) -> None:
+        """A pacer for a predictive campaign (kept across reloads), none otherwise."""
+        if settings.mode != "predictive":
+            self.pacer = None
+        elif self.pacer is None:
+            self.pacer = Pacer(
+                max_abandon_rate=settings.max_abandon_rate, max_ratio=settings.max_ratio
+            )
+        else:
+            self.pacer.settings(
+                max_abandon_rate=settings.max_abandon_rate, max_ratio=settings.max_ratio
+            )
+
     @property
     def zone(self) -> str:
         """The campaign's time zone: its ``timezone``, else the IVR's."""
@@ -334,6 +387,7 @@ class Campaign:
         """A reload: new settings and lists for the dials from now on."""
         self.config = config
         self.settings = config.campaigns[self.id]
+        self._pace(self.settings)
         self.install(lists, await asyncio.to_thread(self.prepare, lists))
 
     def start(self) -> None:
@@ -371,8 +425,11 @@ class Campaign:
 
     def on_event(self, event: EngineEvent) -> None:
         """Bus listener: a lead of ours answered a dial this daemon did not wait for (placed
-        before a restart) is done."""
-        if type(event) is CampaignAnswered and event.campaign == self.id:
+        before a restart) is done; an agent changing state may free one (predictive)."""
+        if type(event) is AgentStateChanged:
+            if self.pacer is not None:
+                self._changed.set()
+        elif type(event) is CampaignAnswered and event.campaign == self.id:
             p = self.leads.get(event.lead)
             if p is not None and p.status not in FINAL and event.lead not in self._attempts:
                 self._move_lead(p, LeadStatus.ANSWERED)
@@ -384,9 +441,10 @@ class Campaign:
         why), the leads by status (``dialing``: waiting for an agent or ringing), how many
         of those ring, and the tries made since the daemon started."""
         counts = {s.value: self._counts[s] for s in LeadStatus}
-        return {
+        view: dict[str, Any] = {
             "id": self.id,
             "queue": self.settings.queue,
+            "mode": self.settings.mode,
             "state": self.state.value,
             "why": self.why,
             "lines": self.settings.lines,
@@ -395,6 +453,15 @@ class Campaign:
             **counts,
             "dialled": self.dialled,
         }
+        pacer = self.pacer
+        if pacer is not None:
+            view |= {
+                "ratio": round(pacer.ratio, 2),
+                "answer_rate": round(pacer.answer_rate, 3),
+                "abandon_rate": round(pacer.abandon_rate, 2),
+                "dropped": pacer.dropped_total,
+            }
+        return view
 
     # ------------------------------------------------------------------ the dialler
 
@@ -425,16 +492,25 @@ class Campaign:
             return WAIT_AFTER_NOT_MADE
         if self.state is CampaignState.FINISHED:
             self._move(CampaignState.RUNNING, "leads to try")
-        while len(self._attempts) < self.settings.lines:
+        room = self.settings.lines - len(self._attempts)
+        pacer = self.pacer
+        if pacer is not None:
+            ringing = sum(1 for a in self._attempts.values() if not a.progress.live)
+            free = self.dialer.free_agents(self.settings.queue)
+            room = min(room, pacer.dials_wanted(free, ringing))
+        while room > 0:
             lead_id = self._take_due(now, open_zones)
             if lead_id is None:
                 break
             self._begin(self.leads[lead_id])
+            room -= 1
         if len(self._attempts) >= self.settings.lines:
             return None  # every line busy: the end of a dial is a change
         wait = self._next_due(now, open_zones)
         if wait is None and not self._attempts:
             self._move(CampaignState.FINISHED, "every lead tried")  # the last ones skipped
+        if pacer is not None and wait == 0:
+            return PACING_CHECK  # leads to dial, no agent free: an agent's move wakes us
         return wait
 
     def _open_in(self, zone: str) -> bool:
@@ -534,6 +610,7 @@ class Campaign:
     def _begin(self, p: LeadProgress) -> None:
         self._move_lead(p, LeadStatus.DIALING)
         p.ringing = False
+        p.live = False
         attempt = _Attempt(p)
         self._attempts[p.lead.id] = attempt
         attempt.task = asyncio.get_running_loop().create_task(
@@ -555,15 +632,24 @@ class Campaign:
             priority=settings.priority,
             attempt=p.attempts + 1,
             data=lead.data,
+            drop_after=settings.drop_after,
+            drop_prompt=settings.drop_prompt,
         )
 
         def reserved() -> None:
             p.ringing = True
             self.dialled += 1
 
+        def answered() -> None:
+            p.live = True
+            self._changed.set()  # one dial fewer ringing
+
         reason = "cancelled"
         try:
-            reason = await self.dialer.dial_lead(call, reserved)
+            if self.pacer is not None and not p.dropped:
+                reason = await self.dialer.dial_predictive(call, reserved, answered)
+            else:
+                reason = await self.dialer.dial_lead(call, reserved)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -580,6 +666,13 @@ class Campaign:
             return  # answered through a restart's late path meanwhile
         lead_id = p.lead.id
         now = time.monotonic()
+        pacer = self.pacer
+        if pacer is not None and p.ringing and reason not in NOT_MADE and reason != "cancelled":
+            pacer.tried(answered=reason in ("", ABANDONED))
+            if reason in ("", ABANDONED):
+                pacer.answered(dropped=reason == ABANDONED)
+        if reason == ABANDONED:
+            p.dropped = True
         if reason == "":
             p.attempts = call.attempt
             self._move_lead(p, LeadStatus.ANSWERED)

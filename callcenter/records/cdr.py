@@ -74,6 +74,7 @@ from callcenter.events import (
     CallStarted,
     CallTransferred,
     CampaignAnswered,
+    CampaignLeadWaiting,
     EngineEvent,
     IvrStep,
     IvrVariableSet,
@@ -266,7 +267,7 @@ def _on_ivr_variable(d: CdrDraft, e: IvrVariableSet) -> None:
     d.ivr_variables = tuple(values.items())
 
 
-def _on_campaign_answered(d: CdrDraft, e: CampaignAnswered) -> None:
+def _on_campaign_call(d: CdrDraft, e: CampaignAnswered | CampaignLeadWaiting) -> None:
     d.accountcode = e.campaign
 
 
@@ -359,7 +360,8 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     IvrStep: _on_ivr_step,
     IvrVariableSet: _on_ivr_variable,
     VoicemailLeft: _on_voicemail,
-    CampaignAnswered: _on_campaign_answered,
+    CampaignAnswered: _on_campaign_call,
+    CampaignLeadWaiting: _on_campaign_call,
     QueueJoined: _on_queue_joined,
     AgentRinging: _on_agent_ringing,
     AgentConnected: _on_agent_connected,
