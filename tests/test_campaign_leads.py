@@ -25,8 +25,15 @@ from test_campaigns import scene
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config
 from callcenter.errors import ConfigError, IllegalTransition
-from callcenter.events import CampaignAttemptFailed, CampaignStateChanged, EngineEvent, EventBus
+from callcenter.events import (
+    AgentStateChanged,
+    CampaignAttemptFailed,
+    CampaignStateChanged,
+    EngineEvent,
+    EventBus,
+)
 from callcenter.outbound import campaign as campaign_module
+from callcenter.outbound import pacing
 from callcenter.outbound.campaign import (
     Campaign,
     LeadCall,
@@ -180,17 +187,39 @@ def test_a_campaign_needs_somewhere_it_may_dial(tmp_path: Path) -> None:
 
 class ScriptedSwitchboard:
     """Answers ``dial_lead`` as told: each dial gets an agent at once, then waits on a
-    future the test resolves with the outcome."""
+    future the test resolves with the outcome. Predictive dials go the same way, ``kinds``
+    telling them apart; ``free`` agents are free for them, ``pick_up(lead)`` says that
+    lead answered."""
 
     def __init__(self) -> None:
         self.pbx_up = True
         self.dials: list[tuple[LeadCall, asyncio.Future[str]]] = []
+        self.kinds: list[str] = []
+        self.free = 1
+        self.answered: dict[str, Callable[[], None]] = {}
 
     async def dial_lead(self, call: LeadCall, reserved: Callable[[], None]) -> str:
         reserved()
         outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.dials.append((call, outcome))
+        self.kinds.append("progressive")
         return await outcome
+
+    async def dial_predictive(
+        self, call: LeadCall, placed: Callable[[], None], answered: Callable[[], None]
+    ) -> str:
+        self.answered[call.lead] = answered
+        self.kinds.append("predictive")
+        placed()
+        outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.dials.append((call, outcome))
+        return await outcome
+
+    def free_agents(self, queue: str) -> int:
+        return self.free
+
+    def pick_up(self, lead: str) -> None:
+        self.answered[lead]()
 
 
 async def dialler(
@@ -306,6 +335,93 @@ async def test_the_records_of_a_previous_daemon_decide_who_is_called(tmp_path: P
     assert (second.number, second.attempt) == ("5551003", 1)
 
 
+PREDICTIVE = {"mode": "predictive", "drop_prompt": "spring-sorry", "lines": 20}
+
+
+async def test_a_predictive_campaign_dials_more_per_free_agent_as_fewer_leads_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two free agents: two dials at first (one per agent); once those rang out the
+    dialler knows its leads rarely answer and has six going (max_ratio 3). A lead who
+    answers no longer counts as ringing; with no agent free, nothing more is dialled;
+    agents freeing up are noticed at their state change."""
+    monkeypatch.setattr(pacing, "PRIOR_TRIES", 0)
+    numbers = [f"55510{n:02d}" for n in range(12)]
+    campaign, board, _ = await dialler(tmp_path, numbers, retry_delay=60, **PREDICTIVE)
+    board.free = 2
+    campaign.start()
+    await until(lambda: len(board.dials) == 2)
+    await asyncio.sleep(0.05)
+    assert len(board.dials) == 2, "a new campaign does not overdial"
+    for _, outcome in board.dials:
+        outcome.set_result("no-answer")
+    await until(lambda: len(board.dials) == 8)
+    await asyncio.sleep(0.05)
+    assert len(board.dials) == 8, "six going at once for two agents"
+    board.free = 0
+    board.pick_up(board.dials[2][0].lead)
+    await asyncio.sleep(0.05)
+    assert len(board.dials) == 8, "no agent free: nobody more is called"
+    board.free = 3
+    campaign.on_event(AgentStateChanged(agent="1001", old="on_call", new="idle"))
+    await until(lambda: len(board.dials) == 12)
+    await asyncio.sleep(0.05)
+    assert len(board.dials) == 12, "three free agents, five dials still ringing: four more"
+    view = campaign.view()
+    await campaign.stop()
+    assert set(board.kinds) == {"predictive"}
+    assert (view["mode"], view["ratio"], view["answer_rate"]) == ("predictive", 3.0, 0.0)
+
+
+async def test_a_lead_dropped_for_want_of_an_agent_is_called_again_only_with_one_reserved(
+    tmp_path: Path,
+) -> None:
+    campaign, board, events = await dialler(
+        tmp_path, ["5551001"], retry_delay=0.05, attempts=3, **PREDICTIVE
+    )
+    campaign.start()
+    await until(lambda: board.dials)
+    board.pick_up("5551001")
+    board.dials[0][1].set_result("abandoned")
+    await until(lambda: len(board.dials) == 2)
+    view = campaign.view()
+    board.dials[1][1].set_result("")
+    await until(lambda: campaign.state == "finished")
+    await campaign.stop()
+    assert board.kinds == ["predictive", "progressive"]
+    (dropped,) = [e for e in events if isinstance(e, CampaignAttemptFailed)]
+    assert (dropped.reason, dropped.attempt, dropped.final) == ("abandoned", 1, False)
+    assert (view["dropped"], view["abandon_rate"], view["ratio"]) == (1, 100.0, 1.0)
+    assert campaign.leads["5551001"].attempts == 2
+
+
+async def test_after_a_restart_a_dropped_lead_is_still_called_only_with_an_agent(
+    tmp_path: Path,
+) -> None:
+    restored = [
+        LeadRecord(
+            "spring", "5551001", "5551001", "retry", 1, "abandoned", retry_at=datetime.now(UTC)
+        )
+    ]
+    campaign, board, _ = await dialler(tmp_path, ["5551001", "5551002"], restored, **PREDICTIVE)
+    campaign.start()
+    await until(lambda: len(board.dials) == 1)
+    await campaign.stop()
+    assert (board.dials[0][0].lead, board.kinds) == ("5551001", ["progressive"])
+
+
+def test_a_predictive_campaign_must_say_who_called_when_it_drops_someone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, mode="predictive")
+    (tmp_path / "leads.csv").write_text("number\n5551001\n")
+    (tmp_path / "dnc.txt").write_text("")
+    assert cli_main(["check", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert "campaigns.spring" in err and "drop_prompt" in err
+    assert f"{path}:" in err
+
+
 def test_the_lead_table_refuses_a_move_it_does_not_have() -> None:
     progress = LeadProgress(Lead(id="a", number="5551001"))
     progress.move(LeadStatus.DIALING)
@@ -391,22 +507,37 @@ OUTCOMES = [
     "pbx-down",
     "no-agents",
     "boom",
+    "abandoned",
 ]
 
 
 class RandomSwitchboard:
     """Answers each lead's dials with its script of outcomes (then ``""``); ``boom`` fails
-    before an agent is found, the NOT_MADE ones never reserve one. Notes what it saw."""
+    before an agent is found, the NOT_MADE ones never reserve one; ``abandoned``: they
+    answered and were dropped. Notes what it saw, and how each try was made."""
 
-    def __init__(self, scripts: dict[str, list[str]]) -> None:
+    def __init__(self, scripts: dict[str, list[str]], free: int = 1) -> None:
         self.pbx_up = True
         self.scripts = scripts
+        self.free = free
         self.calls: list[LeadCall] = []
         self.counted: dict[str, list[int]] = {}
+        self.kinds: dict[str, list[str]] = {}
         self.at_once = 0
         self.most_at_once = 0
 
+    def free_agents(self, queue: str) -> int:
+        return self.free
+
+    async def dial_predictive(
+        self, call: LeadCall, placed: Callable[[], None], answered: Callable[[], None]
+    ) -> str:
+        return await self._dial(call, placed, "predictive")
+
     async def dial_lead(self, call: LeadCall, reserved: Callable[[], None]) -> str:
+        return await self._dial(call, reserved, "progressive")
+
+    async def _dial(self, call: LeadCall, reserved: Callable[[], None], kind: str) -> str:
         self.at_once += 1
         self.most_at_once = max(self.most_at_once, self.at_once)
         try:
@@ -420,6 +551,7 @@ class RandomSwitchboard:
                 return outcome
             reserved()
             self.counted.setdefault(call.number, []).append(call.attempt)
+            self.kinds.setdefault(call.number, []).append(kind)
             return outcome
         finally:
             self.at_once -= 1
@@ -435,28 +567,35 @@ class RandomSwitchboard:
     lines=st.integers(1, 3),
     attempts=st.integers(1, 3),
     on_the_list=st.sets(st.integers(0, 5)),
+    predictive=st.booleans(),
+    free=st.integers(1, 3),
 )
 def test_whatever_the_pbx_answers_every_lead_ends_answered_failed_or_skipped(
     scripts: list[list[str]],
     lines: int,
     attempts: int,
     on_the_list: set[int],
+    predictive: bool,
+    free: int,
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The dialler as a state machine: random PBX outcomes per lead, and afterwards no
     lead is left half-way, none was tried more than ``attempts`` times (tries never made
     do not count), none after answering, none on the do-not-call list, never more dials
-    at once than ``lines``."""
+    at once than ``lines``; predictive, a lead once dropped is only called again with an
+    agent reserved."""
     monkeypatch.setattr(campaign_module, "WAIT_AFTER_NOT_MADE", 0.001)
+    monkeypatch.setattr(campaign_module, "PACING_CHECK", 0.001)
     folder = tmp_path_factory.mktemp("dialler")
     numbers = [f"555100{i}" for i in range(len(scripts))]
     dnc = {numbers[i] for i in on_the_list if i < len(numbers)}
     (folder / "leads.csv").write_text("number\n" + "".join(f"{n}\n" for n in numbers))
     (folder / "dnc.txt").write_text("".join(f"{n}\n" for n in dnc))
-    path = write_config(folder, lines=lines, attempts=attempts, retry_delay=0.001)
+    mode = PREDICTIVE | {"lines": lines} if predictive else {"lines": lines}
+    path = write_config(folder, attempts=attempts, retry_delay=0.001, **mode)
     config = load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
-    board = RandomSwitchboard({n: list(s) for n, s in zip(numbers, scripts, strict=True)})
+    board = RandomSwitchboard({n: list(s) for n, s in zip(numbers, scripts, strict=True)}, free)
 
     async def run() -> Campaign:
         campaign = Campaign("spring", config, board, EventBus())
@@ -480,6 +619,14 @@ def test_whatever_the_pbx_answers_every_lead_ends_answered_failed_or_skipped(
             assert progress.status is LeadStatus.SKIPPED and not tries
             continue
         counted = [o for o in script if o not in ("pbx-down", "no-agents", "boom")]
+        kinds = board.kinds.get(number, [])
+        if not predictive:
+            assert set(kinds) <= {"progressive"}
+        elif kinds:
+            assert kinds[0] == "predictive"
+        if "abandoned" in counted[: len(kinds)]:
+            after = kinds[counted.index("abandoned") + 1 :]
+            assert set(after) <= {"progressive"}, "dropped once: an agent reserved after"
         first_answer = [*counted, ""].index("")
         if first_answer < attempts:
             assert progress.status is LeadStatus.ANSWERED

@@ -423,3 +423,6 @@ async def test_a_predictive_campaign_dials_ahead_of_its_agent_and_calls_a_droppe
         figures["callcenter_campaign_attempts_failed_total", (*spring, ("reason", "abandoned"))]
         == 1
     )
+    # One dropped of three who answered (the dropped lead's second call is the third).
+    assert figures["callcenter_campaign_abandon_rate_percent", spring] == 33.33
+    assert figures["callcenter_campaign_dial_ratio", spring] == 1.0

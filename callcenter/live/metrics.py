@@ -301,6 +301,24 @@ class Metrics:
                     for c in campaigns
                 ],
             )
+            predictive = [c for c in campaigns if c.get("mode") == "predictive"]
+            if predictive:
+                out.family(
+                    "callcenter_campaign_dial_ratio",
+                    "gauge",
+                    "Predictive campaigns: dials going per free agent.",
+                    [((("campaign", str(c.get("id"))),), float(c["ratio"])) for c in predictive],
+                )
+                out.family(
+                    "callcenter_campaign_abandon_rate_percent",
+                    "gauge",
+                    "Predictive campaigns: percent of the people who answered over the last "
+                    "24 hours who were dropped for want of an agent.",
+                    [
+                        ((("campaign", str(c.get("id"))),), float(c["abandon_rate"]))
+                        for c in predictive
+                    ],
+                )
         if records is not None:
             out.family(
                 "callcenter_records_ok",
@@ -346,7 +364,10 @@ _COUNTERS: Final = (
     ("callcenter_agent_calls_total", "Calls each agent answered."),
     ("callcenter_agent_missed_total", "Calls each agent was rung for and did not take."),
     ("callcenter_agent_talk_seconds_total", "Seconds each agent (or supervisor) talked."),
-    ("callcenter_campaign_dials_total", "Campaign leads dialled (an agent reserved for each)."),
+    (
+        "callcenter_campaign_dials_total",
+        "Campaign leads dialled (progressive: an agent reserved for each).",
+    ),
     ("callcenter_campaign_answered_total", "Campaign leads who answered."),
     ("callcenter_campaign_attempts_failed_total", "Campaign tries not answered, by reason."),
     ("callcenter_campaign_leads_skipped_total", "Campaign leads never dialled, by reason."),
