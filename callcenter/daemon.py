@@ -265,6 +265,7 @@ class Daemon:
         self.pbx: PBX = pbx if pbx is not None else build_pbx(config)
         self.switchboard.attach_pbx(self.pbx)
         self.campaigns = Campaigns(self.switchboard, self.bus)
+        self.router.idle_listeners.append(self.campaigns.agent_free)
         self.switchboard.find_lead = self.campaigns.find_lead
         self.link = PBXLink(self.pbx.name)
         self.metrics = Metrics(self._service_level)

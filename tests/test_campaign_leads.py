@@ -25,13 +25,7 @@ from test_campaigns import scene
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config
 from callcenter.errors import ConfigError, IllegalTransition
-from callcenter.events import (
-    AgentStateChanged,
-    CampaignAttemptFailed,
-    CampaignStateChanged,
-    EngineEvent,
-    EventBus,
-)
+from callcenter.events import CampaignAttemptFailed, CampaignStateChanged, EngineEvent, EventBus
 from callcenter.outbound import campaign as campaign_module
 from callcenter.outbound import pacing
 from callcenter.outbound.campaign import (
@@ -346,6 +340,7 @@ async def test_a_predictive_campaign_dials_more_per_free_agent_as_fewer_leads_an
     answers no longer counts as ringing; with no agent free, nothing more is dialled;
     agents freeing up are noticed at their state change."""
     monkeypatch.setattr(pacing, "PRIOR_TRIES", 0)
+    monkeypatch.setattr(campaign_module, "PACING_CHECK", 60.0)  # no looking by the clock
     numbers = [f"55510{n:02d}" for n in range(12)]
     campaign, board, _ = await dialler(tmp_path, numbers, retry_delay=60, **PREDICTIVE)
     board.free = 2
@@ -363,7 +358,7 @@ async def test_a_predictive_campaign_dials_more_per_free_agent_as_fewer_leads_an
     await asyncio.sleep(0.05)
     assert len(board.dials) == 8, "no agent free: nobody more is called"
     board.free = 3
-    campaign.on_event(AgentStateChanged(agent="1001", old="on_call", new="idle"))
+    campaign.agent_free()
     await until(lambda: len(board.dials) == 12)
     await asyncio.sleep(0.05)
     assert len(board.dials) == 12, "three free agents, five dials still ringing: four more"
@@ -587,6 +582,7 @@ def test_whatever_the_pbx_answers_every_lead_ends_answered_failed_or_skipped(
     agent reserved."""
     monkeypatch.setattr(campaign_module, "WAIT_AFTER_NOT_MADE", 0.001)
     monkeypatch.setattr(campaign_module, "PACING_CHECK", 0.001)
+    monkeypatch.setattr(campaign_module, "PACING_GAP", 0.001)
     folder = tmp_path_factory.mktemp("dialler")
     numbers = [f"555100{i}" for i in range(len(scripts))]
     dnc = {numbers[i] for i in on_the_list if i < len(numbers)}

@@ -27,6 +27,7 @@ from callcenter.events import (
     EngineEvent,
     QueueExited,
 )
+from callcenter.outbound import campaign as campaign_module
 from callcenter.outbound import pacing
 from callcenter.testing import TRANSPORTS, Center, Transport, running_center
 
@@ -361,6 +362,7 @@ async def test_a_predictive_campaign_dials_ahead_of_its_agent_and_calls_a_droppe
     (50 %) is over the limit, so the dialler goes back to one dial per free agent, and the
     dropped lead is called again only once Alice is reserved for them."""
     monkeypatch.setattr(pacing, "PRIOR_TRIES", 0)
+    monkeypatch.setattr(campaign_module, "PACING_CHECK", 60.0)  # Alice freeing up wakes it
     monkeypatch.setattr(switchboard, "CALLBACK_ANSWER_MARGIN", 0.2)
     settings = campaign(
         mode="predictive",

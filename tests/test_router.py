@@ -716,3 +716,25 @@ RouterMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestRandomCallCentreDays = RouterMachine.TestCase
+
+
+async def test_free_agents_counts_the_idle_ones_less_the_callers_not_yet_offered_one() -> None:
+    """What a predictive campaign dials for: agents who could take a call now, less the
+    callers already waiting for one; its listener hears of each agent freed for nobody."""
+    router, _ = make_router({"sales": ["a", "b", "c"]})
+    freed: list[str] = []
+    router.idle_listeners.append(freed.append)
+    for agent in "abc":
+        router.login(agent)
+    assert router.free_agents("sales") == 3 and freed == ["a", "b", "c"]
+    await take_call(router, "sales", "call-1")
+    router.enqueue("sales", "call-2")
+    assert router.free_agents("sales") == 1, "one on a call, one for the caller waiting"
+    router.device_state("PJSIP/c", in_use=True)
+    assert router.free_agents("sales") == 0, "c's phone is busy"
+    freed.clear()
+    router.device_state("PJSIP/c", in_use=False)
+    assert freed == ["c"]
+    router.pause("b", "lunch")
+    router.enqueue("sales", "call-3")
+    assert router.free_agents("sales") == 0, "never below nought"

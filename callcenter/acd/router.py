@@ -128,6 +128,9 @@ class Router:
         self._pause_via: dict[str, str] = {}
         self.on_offer_revoked: OfferRevoked | None = None
         """Called when a RINGING agent logs out after the engine received the offer."""
+        self.idle_listeners: list[Callable[[str], None]] = []
+        """Called with an agent's id when it became free with nobody waiting for it (the
+        predictive campaigns dial for it)."""
         given = dict(rules or {})
         merged: dict[str, QueueRules] = {}
         for name, members in queues.items():
@@ -867,9 +870,14 @@ class Router:
             self._index_idle(agent)
 
     def _index_idle(self, agent: Agent) -> None:
+        indexed = False
         for queue in self._member_of[agent.id]:
             if self._ready_for(agent, queue):
                 queue.push_idle(agent)
+                indexed = True
+        if indexed:
+            for listener in self.idle_listeners:
+                listener(agent.id)
 
     def _delay_over(self, agent_id: str, token: int) -> None:
         agent = self._agents[agent_id]
