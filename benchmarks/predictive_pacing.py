@@ -205,7 +205,7 @@ def main() -> None:
                 f"{f.abandon_rate():>9.2f} {ratio:>13.2f}x"
             )
     print()
-    for answer, _, p, _, cpu, decisions in rows:
+    for answer, _, _, _, cpu, decisions in rows:
         print(
             f"answered {answer:.0%}: {decisions} pacing decisions, "
             f"{cpu / max(1, decisions) * 1e6:.1f} us of CPU each (both shifts simulated)"
