@@ -417,6 +417,35 @@ def test_a_predictive_campaign_must_say_who_called_when_it_drops_someone(
     assert f"{path}:" in err
 
 
+async def test_enabled_turned_off_in_the_config_pauses_the_campaign_at_a_reload(
+    tmp_path: Path,
+) -> None:
+    """What the file says at a reload is what ops want: ``enabled: false`` pauses (the dial
+    waiting for an agent is withdrawn), ``true`` again resumes; a reload that leaves
+    ``enabled`` alone leaves a pause given through the API alone."""
+    campaign, board, events = await dialler(tmp_path, ["5551001", "5551002"])
+    campaign.start()
+    await until(lambda: board.dials)
+
+    async def reload(**settings: Any) -> None:
+        config = load_config(
+            write_config(tmp_path, **settings), environ={"CALLCENTER_AMI_SECRET": "x"}
+        )
+        await campaign.reconfigure(config, read_lists(config, config.campaigns["spring"]))
+
+    await reload(enabled=False)
+    paused = campaign.state
+    await reload(enabled=True)
+    resumed = campaign.state
+    campaign.pause("api")
+    await reload(enabled=True)
+    still = campaign.state
+    await campaign.stop()
+    assert (paused, resumed, still) == ("paused", "running", "paused")
+    states = [(e.state, e.why) for e in events if isinstance(e, CampaignStateChanged)]
+    assert states[1:3] == [("paused", "config"), ("running", "config")]
+
+
 def test_the_lead_table_refuses_a_move_it_does_not_have() -> None:
     progress = LeadProgress(Lead(id="a", number="5551001"))
     progress.move(LeadStatus.DIALING)

@@ -1973,7 +1973,8 @@ class CampaignConfig(_Model):
     enabled: bool = Field(
         default=True,
         description="Dial from the start; false: the campaign waits paused until resumed "
-        "(`callcenter campaign resume <id>`, or POST /campaigns/<id>/resume).",
+        "(`callcenter campaign resume <id>`, or POST /campaigns/<id>/resume). Changed at a "
+        "reload, it pauses or resumes the campaign.",
     )
 
     @model_validator(mode="after")

@@ -385,10 +385,17 @@ class Campaign:
         return self.settings.timezone or self.config.ivr.timezone
 
     async def reconfigure(self, config: CallCenterConfig, lists: LeadLists) -> None:
-        """A reload: new settings and lists for the dials from now on."""
+        """A reload: new settings and lists for the dials from now on. ``enabled`` turned
+        off pauses the campaign, turned on resumes it (unchanged, a pause or resume given
+        through the API stands)."""
+        was_enabled = self.settings.enabled
         self.config = config
         self.settings = config.campaigns[self.id]
         self._pace(self.settings)
+        if was_enabled and not self.settings.enabled:
+            self.pause("config")
+        elif self.settings.enabled and not was_enabled:
+            self.resume("config")
         self.install(lists, await asyncio.to_thread(self.prepare, lists))
 
     def start(self) -> None:
