@@ -397,6 +397,18 @@ class CampaignLeadWaiting(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignMachineAnswered(CallEvent):
+    """An answering machine answered lead ``lead`` of ``campaign`` on call ``call_id`` (the
+    dialplan's detection said so); ``action``: ``hangup``, or ``message`` left on it."""
+
+    campaign: str
+    lead: str
+    number: str
+    attempt: int
+    action: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignAttemptFailed(EngineEvent):
     """A try of lead ``lead`` got no answer: ``reason`` is what the PBX said (``busy``,
     ``no-answer``, ``rejected``, ``unavailable``, ``congestion``, ``failed``) or

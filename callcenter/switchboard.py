@@ -57,6 +57,7 @@ from callcenter.events import (
     CampaignAnswered,
     CampaignDialing,
     CampaignLeadWaiting,
+    CampaignMachineAnswered,
     EventBus,
     IvrStep,
     IvrVariableSet,
@@ -83,7 +84,7 @@ from callcenter.ivr.trace import (
     VoicemailRecorded,
 )
 from callcenter.ivr.values import matches_any
-from callcenter.outbound.campaign import ABANDONED, LeadCall, parse_lead_origin
+from callcenter.outbound.campaign import ABANDONED, MACHINE, LeadCall, parse_lead_origin
 from callcenter.outbound.leads import Lead
 from callcenter.pbx.interface import (
     PBX,
@@ -236,7 +237,8 @@ class _PendingCallback:
 
     place: _KeptPlace | None
     """None: a predictive campaign's dial (no agent reserved, no place kept)."""
-    answered: asyncio.Future[None]
+    answered: asyncio.Future[str]
+    """Set once the call reached us: ``""``, or ``machine`` (an answering machine)."""
     lead: LeadCall | None = None
     """Predictive: the lead dialled."""
     settled: asyncio.Future[str] | None = None
@@ -1111,6 +1113,7 @@ class Switchboard:
             device=device,
             caller_id=caller_id,
             ring_timeout=ring_timeout,
+            context=place.lead.context if place.lead is not None else "",
         )
 
     async def _originate(
@@ -1122,9 +1125,11 @@ class Switchboard:
         device: str,
         caller_id: str,
         ring_timeout: float,
+        context: str = "",
     ) -> str:
-        """Originate ``device`` into the callback context with a token made of ``origin``;
-        ``""`` once its call reached us (``pending.answered``), else why not."""
+        """Originate ``device`` into ``context`` (default: the callback context) with a
+        token made of ``origin``; ``""`` once its call reached us (``pending.answered``;
+        ``machine`` when an answering machine took it), else why not."""
         assert self.pbx is not None
         acd = config.acd
         token = callback_token(origin)
@@ -1133,7 +1138,7 @@ class Switchboard:
         try:
             outcome = await self.pbx.originate(
                 device,
-                context=acd.callback_context,
+                context=context or acd.callback_context,
                 exten=acd.callback_exten,
                 caller_id=caller_id,
                 timeout=ring_timeout,
@@ -1146,11 +1151,11 @@ class Switchboard:
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if pending.answered.done():
-                return ""
+                return pending.answered.result()
             if outcome.done() and not outcome.cancelled() and outcome.result():
                 return outcome.result()  # busy, rejected ...: known at once
             # Answered (their call is on its way to us) or not known: up to the deadline.
-            await asyncio.wait_for(
+            return await asyncio.wait_for(
                 asyncio.shield(pending.answered), max(0.0, deadline - time.monotonic())
             )
         except TimeoutError:
@@ -1163,7 +1168,6 @@ class Switchboard:
             return "originate-failed"
         finally:
             self._callbacks.pop(token, None)
-        return ""
 
     async def _callback_answered(
         self, call: Call, active: ActiveCall, config: CallCenterConfig, token: str
@@ -1173,15 +1177,21 @@ class Switchboard:
         nobody waits for any more (answered after its ring timeout, or placed by the daemon
         before a restart) still finds the place by the request's call id in the token."""
         info = call.info
+        machine = info.params.get("amd", "").upper() == "MACHINE"
         pending = self._callbacks.get(token)
+        if pending is not None and not pending.answered.done():
+            lead = pending.lead if pending.place is None else pending.place.lead
+            if machine and lead is not None and lead.machine != "agent":
+                pending.answered.set_result(MACHINE)  # the dial frees its agent, if any
+                return await self._machine_answered(call, active, lead)
         if pending is not None and pending.place is None and not pending.answered.done():
-            pending.answered.set_result(None)
+            pending.answered.set_result("")
             return await self._predictive_answered(call, active, config, pending)
         if pending is not None and pending.place is not None and not pending.answered.done():
             place = pending.place
             original = place.entry.call_id
             self.router.rebind(place.entry, info.call_id)
-            pending.answered.set_result(None)
+            pending.answered.set_result("")
         else:
             # Not the call the worker waits for: one it gave up on (answered late), or one a
             # previous daemon placed before a restart. The caller is here: they take their
@@ -1191,7 +1201,9 @@ class Switchboard:
             if kept is None or kept.entry.call_id != origin:
                 dialled = parse_lead_origin(origin or "")
                 if dialled is not None and dialled[0] in config.campaigns:
-                    return await self._lead_answered_unawaited(call, active, config, *dialled)
+                    return await self._lead_answered_unawaited(
+                        call, active, config, *dialled, machine=machine
+                    )
                 log.warning("callback_unknown_or_late", call_id=info.call_id)
                 return "system"
             place = kept
@@ -1353,6 +1365,7 @@ class Switchboard:
             device=lead.device,
             caller_id=lead.caller_id,
             ring_timeout=lead.ring_timeout,
+            context=lead.context,
         )
         if reason:
             return reason
@@ -1404,6 +1417,29 @@ class Switchboard:
                 log.info("campaign_lead_dropped", call_id=call_id, campaign=lead.campaign)
                 settled.set_result(ABANDONED)
 
+    async def _machine_answered(self, call: Call, active: ActiveCall, lead: LeadCall) -> str:
+        """An answering machine took a campaign's dial: leave the campaign's message on it
+        (``machine: message``) and hang up; who ended the call."""
+        call_id = call.info.call_id
+        await call.answer()
+        self.bus.publish(CallAnswered(call_id=call_id))
+        action = "message" if lead.machine == "message" and lead.machine_prompt else "hangup"
+        self.bus.publish(
+            CampaignMachineAnswered(
+                call_id=call_id,
+                campaign=lead.campaign,
+                lead=lead.lead,
+                number=lead.number,
+                attempt=lead.attempt,
+                action=action,
+            )
+        )
+        self._lead_on_the_line(active, "", lead, lead.number, put_through=False)
+        log.info("campaign_machine", call_id=call_id, campaign=lead.campaign, action=action)
+        if action == "message" and lead.machine_prompt:
+            await call.play([lead.machine_prompt])
+        return "system"
+
     def _lead_put_through(self, call_id: str) -> None:
         """The agent answered a predictive campaign's lead: the lead is answered."""
         pending = self._leads_on_hold.pop(call_id, None)
@@ -1451,19 +1487,22 @@ class Switchboard:
             )
 
     async def _lead_answered_unawaited(
-        self, call: Call, active: ActiveCall, config: CallCenterConfig, campaign: str, lead: str
+        self,
+        call: Call,
+        active: ActiveCall,
+        config: CallCenterConfig,
+        campaign: str,
+        lead: str,
+        *,
+        machine: bool = False,
     ) -> str:
         """A campaign's lead answered a dial nobody waits for (placed before a restart):
         they are put through to the next free agent of the campaign's queue, ahead of the
-        campaign's other dials, rather than hung up on."""
+        campaign's other dials, rather than hung up on (an answering machine is dealt with
+        as the campaign says)."""
         settings = config.campaigns[campaign]
         info = call.info
         queue_name = settings.queue
-        await call.answer()
-        self.bus.publish(CallAnswered(call_id=info.call_id))
-        entry = self.router.enqueue(queue_name, info.call_id, priority=max(0, settings.priority))
-        active.queue = queue_name
-        active.queue_hops += 1
         known = self.find_lead(campaign, lead)
         number = known.number if known is not None else info.caller_num
         unawaited = LeadCall(
@@ -1477,7 +1516,16 @@ class Switchboard:
             priority=settings.priority,
             attempt=0,
             data=known.data if known is not None else (),
+            machine=settings.machine,
+            machine_prompt=settings.machine_prompt,
         )
+        if machine and settings.machine != "agent":
+            return await self._machine_answered(call, active, unawaited)
+        await call.answer()
+        self.bus.publish(CallAnswered(call_id=info.call_id))
+        entry = self.router.enqueue(queue_name, info.call_id, priority=max(0, settings.priority))
+        active.queue = queue_name
+        active.queue_hops += 1
         self._lead_on_the_line(active, queue_name, unawaited, number)
         return await self._back_in_queue(call, active, config, entry, joined=time.monotonic())
 

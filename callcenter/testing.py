@@ -124,17 +124,28 @@ class Center:
         answer_after: float | None = 0.1,
         reject: bool = False,
         hangup_after: float | None = None,
+        machine: bool = False,
     ) -> Any:
-        """Register a scripted agent phone of the right kind for this PBX; returns it."""
+        """Register a scripted agent phone of the right kind for this PBX; returns it
+        (``machine``: an answering machine answers it)."""
         if isinstance(self.pbx, DemoFreeSwitch):
             return self.pbx.add_phone(
                 device,
                 FreeSwitchAgentPhone(
-                    answer_after=answer_after, reject=reject, hangup_after=hangup_after
+                    answer_after=answer_after,
+                    reject=reject,
+                    hangup_after=hangup_after,
+                    machine=machine,
                 ),
             )
         return self.pbx.add_phone(
-            device, AgentPhone(answer_after=answer_after, reject=reject, hangup_after=hangup_after)
+            device,
+            AgentPhone(
+                answer_after=answer_after,
+                reject=reject,
+                hangup_after=hangup_after,
+                machine=machine,
+            ),
         )
 
     async def caller_presses(self, number: str, key: str, *, prompt: str = "welcome-menu") -> Any:

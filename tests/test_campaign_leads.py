@@ -405,15 +405,21 @@ async def test_after_a_restart_a_dropped_lead_is_still_called_only_with_an_agent
     assert (board.dials[0][0].lead, board.kinds) == ("5551001", ["progressive"])
 
 
-def test_a_predictive_campaign_must_say_who_called_when_it_drops_someone(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("settings", "needed"),
+    [({"mode": "predictive"}, "drop_prompt"), ({"machine": "message"}, "machine_prompt")],
+)
+def test_a_campaign_that_plays_something_must_say_what(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], settings: dict[str, str], needed: str
 ) -> None:
-    path = write_config(tmp_path, mode="predictive")
+    """A predictive campaign must say who called when it drops someone; one that leaves a
+    message on answering machines must say which."""
+    path = write_config(tmp_path, **settings)
     (tmp_path / "leads.csv").write_text("number\n5551001\n")
     (tmp_path / "dnc.txt").write_text("")
     assert cli_main(["check", str(path)]) != 0
     err = capsys.readouterr().err
-    assert "campaigns.spring" in err and "drop_prompt" in err
+    assert "campaigns.spring" in err and f"`{needed}:`" in err
     assert f"{path}:" in err
 
 

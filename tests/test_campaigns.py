@@ -23,6 +23,7 @@ from callcenter.events import (
     CampaignAttemptFailed,
     CampaignDialing,
     CampaignLeadSkipped,
+    CampaignMachineAnswered,
     CampaignStateChanged,
     EngineEvent,
     QueueExited,
@@ -428,3 +429,55 @@ async def test_a_predictive_campaign_dials_ahead_of_its_agent_and_calls_a_droppe
     # One dropped of three who answered (the dropped lead's second call is the third).
     assert figures["callcenter_campaign_abandon_rate_percent", spring] == 33.33
     assert figures["callcenter_campaign_dial_ratio", spring] == 1.0
+
+
+@pytest.mark.parametrize("mode", ["progressive", "predictive"])
+async def test_an_answering_machine_gets_the_campaigns_message_and_no_agent(
+    tmp_path: Path, mode: str
+) -> None:
+    """The dials go to the dialplan context that runs answering machine detection. Ada's
+    phone is answered by a machine: it gets the campaign's message, no agent is rung for
+    it (progressive: Alice, reserved for Ada, is freed at once), and the try failed as
+    ``machine``; tried again, same again, and Ada is given up. Alan is a person and talks
+    to Alice."""
+    extra = {"drop_prompt": "spring-sorry"} if mode == "predictive" else {}
+    settings = campaign(
+        mode=mode,
+        context="callcenter-campaign-amd",
+        machine="message",
+        machine_prompt="spring-please-call-us",
+        lines=1,
+        **extra,
+    )
+    leads = "number,id,name\n5551001,ada,Ada\n5551002,alan,Alan\n"
+    async with scene(tmp_path, settings, leads) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, machine=True)
+        alan = s.center.add_phone("PJSIP/5551002", answer_after=0.05, hangup_after=0.3)
+        alice = s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.view["state"] == "finished", timeout=15)
+        await s.center.idle(timeout=10)
+        await alice.wait_idle(timeout=5)
+        machines = s.of(CampaignMachineAnswered)
+        rows = [await s.center.cdr(e.call_id) for e in machines]
+        for lead in ("ada", "alan"):
+            await s.center.daemon.recorder.writer.wait_written(f"campaign-lead:spring:{lead}")
+        records = {
+            r.lead: r for r in await asyncio.to_thread(s.center.daemon.store.fetch_campaign_leads)
+        }
+    assert [(e.lead, e.attempt, e.action) for e in machines] == [
+        ("ada", 1, "message"),
+        ("ada", 2, "message"),
+    ]
+    assert ada.heard == ["spring-please-call-us"] * 2, "the message, left twice"
+    assert alice.answered == 1 and alan.answered == 1, "only Alan is put through"
+    failed = [(e.lead, e.attempt, e.reason, e.final) for e in s.of(CampaignAttemptFailed)]
+    assert failed == [("ada", 1, "machine", False), ("ada", 2, "machine", True)]
+    assert [e.lead for e in s.of(CampaignAnswered)] == ["alan"]
+    assert {e.agent for e in s.of(AgentConnected)} == {"1001"}
+    assert {k: (r.status, r.attempts, r.result) for k, r in records.items()} == {
+        "ada": ("failed", 2, "machine"),
+        "alan": ("answered", 1, "answered"),
+    }
+    for row in rows:
+        assert (row["accountcode"], row["agent"], row["disposition"]) == ("spring", "", "ANSWERED")
+        assert json.loads(row["ivr_variables"])["lead"] == "ada"

@@ -357,3 +357,34 @@ def test_the_demo_pbx_dials_the_shipped_feature_codes_and_contexts() -> None:
     demo_contexts = set(DemoDialplan.default("agi://127.0.0.1:4573").contexts)
     shared = {"callcenter-hangup", CONFERENCE_CONTEXT, default(AcdConfig, "callback_context")}
     assert shared <= demo_contexts & set(extensions())
+
+
+AMD_CONTEXT = "callcenter-campaign-amd"
+
+
+def test_the_answering_machine_contexts_detect_before_the_hand_over_and_pass_the_verdict() -> None:
+    """A campaign's ``context: callcenter-campaign-amd``: detection runs before the call
+    reaches the daemon, whose hand-over is the callback's plus the verdict, on both
+    transports and both PBXs; the demo PBXs run the same steps."""
+    contexts = extensions()
+    callback = hooks(default(AcdConfig, "callback_context"))["s"]
+    for name, prefix in ((AMD_CONTEXT, FASTAGI), (f"{AMD_CONTEXT}-async", ASYNCAGI)):
+        apps = [app for exten, _p, app, _a in contexts[name] if exten == "s"]
+        assert apps.index("AMD") < apps.index("AGI"), name
+        hook = hooks(name, prefix)["s"]
+        assert _GUARD.sub("", hook) == f"{callback}&amd=${{AMDSTATUS}}", name
+    async_steps = contexts[f"{AMD_CONTEXT}-async"]
+    at = next(i for i, step in enumerate(async_steps) if step[2] == "AGI")
+    assert async_steps[at - 1][2:] == ("Set", f"{ABSOLUTE_TIMEOUT}=20"), "guarded"
+    demo = DemoDialplan.default("agi://127.0.0.1:4573").contexts[AMD_CONTEXT]["s"]
+    assert [a.app for a in demo] == ["Answer", "AMD", "AGI", "Hangup"]
+    assert demo[2].data == f"agi://127.0.0.1:4573/{hooks(AMD_CONTEXT)['s']}"
+
+    root = ET.parse(FREESWITCH / "callcenter-callback.xml").getroot()
+    context = next(c for c in root.iter("context") if c.get("name") == AMD_CONTEXT)
+    actions = [(a.get("application"), a.get("data", "")) for a in context.iter("action")]
+    route = f"callcenter_route=inbound?callback=${{{CALLBACK_VARIABLE}}}&amd=${{amd_result}}"
+    assert actions.index(("amd", "")) < actions.index(("set", route))
+    assert actions[-1] == ("park", "")
+    demo_fs = DemoFreeSwitch().contexts[AMD_CONTEXT]["s"]
+    assert demo_fs[:2] == [("amd", ""), ("set", route)]

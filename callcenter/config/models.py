@@ -1970,6 +1970,24 @@ class CampaignConfig(_Model):
     holidays: HolidayCalendar | None = Field(
         default=None, description="Days nobody is called (public holidays and added dates)."
     )
+    context: _Text | None = Field(
+        default=None,
+        description="Dialplan context answered dials go to (default: acd.callback_context). "
+        "`callcenter-campaign-amd` (dialplans/) runs answering machine detection first and "
+        "hands the result over (amd=${AMDSTATUS} on Asterisk, amd=${amd_result} with "
+        "FreeSWITCH's mod_amd).",
+    )
+    machine: Literal["hangup", "message", "agent"] = Field(
+        default="hangup",
+        description="What the daemon does when the dialplan says an answering machine "
+        "answered (amd=MACHINE): hangup, message (play `machine_prompt` to it, then hang "
+        "up), or agent (put it through like a person). Either way but agent, the try "
+        "failed as `machine` and the lead is tried again after `retry_delay`.",
+    )
+    machine_prompt: Prompt | None = Field(
+        default=None,
+        description="machine: message: the message left on the answering machine.",
+    )
     enabled: bool = Field(
         default=True,
         description="Dial from the start; false: the campaign waits paused until resumed "
@@ -1978,12 +1996,18 @@ class CampaignConfig(_Model):
     )
 
     @model_validator(mode="after")
-    def _predictive_says_who_called(self) -> CampaignConfig:
+    def _says_what_it_plays(self) -> CampaignConfig:
         if self.mode == "predictive" and self.drop_prompt is None:
             raise PydanticCustomError(
                 "drop_prompt",
                 "a predictive campaign needs `drop_prompt:` (what a lead dropped for want "
                 "of an agent hears: who called and that they will be called again)",
+            )
+        if self.machine == "message" and self.machine_prompt is None:
+            raise PydanticCustomError(
+                "machine_prompt",
+                "`machine: message` needs `machine_prompt:` (the message left on an "
+                "answering machine)",
             )
         return self
 

@@ -800,7 +800,29 @@ async def app_confbridge(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     return -1 if channel.hangup_requested else 0
 
 
+AMD_SECONDS = 0.05
+"""How long the demo's ``AMD()`` listens before it decides (Asterisk's: up to 5 s)."""
+
+
+async def app_amd(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``AMD()``: the called phone says what it is. AMDSTATUS ``MACHINE`` (AMDCAUSE
+    ``LONGGREETING-...``) for a phone made with ``machine=True``, else ``HUMAN`` (AMDCAUSE
+    ``HUMAN-...``), ``HANGUP`` when the channel went while it listened."""
+    phone = pbx.phones.get(channel.device)
+    await wait_any_interrupt([channel], AMD_SECONDS)
+    if channel.check_hangup():
+        status, cause = "HANGUP", ""
+    elif phone is not None and getattr(phone, "machine", False):
+        status, cause = "MACHINE", "LONGGREETING-1510-1500"
+    else:
+        status, cause = "HUMAN", "HUMAN-820-800"
+    channel.set_var("AMDSTATUS", status)
+    channel.set_var("AMDCAUSE", cause)
+    return -1 if status == "HANGUP" else 0
+
+
 APPLICATIONS: dict[str, Application] = {
+    "amd": app_amd,
     "answer": app_answer,
     "hangup": app_hangup,
     "noop": app_noop,

@@ -506,6 +506,11 @@ def Answer() -> DialplanApp:
     return DialplanApp("Answer")
 
 
+def AMD() -> DialplanApp:
+    """``AMD()``: answering machine detection (sets AMDSTATUS, AMDCAUSE)."""
+    return DialplanApp("AMD")
+
+
 def Hangup(cause: int | None = None) -> DialplanApp:
     """``Hangup([cause])``."""
     return DialplanApp("Hangup", "" if cause is None else str(cause))
@@ -620,7 +625,8 @@ class DemoDialplan:
         the AGI returns. ``transfer,<ext>`` dials ``PJSIP/<ext>`` for 30 s, and so does any
         unknown destination of a ``Redirect``. ``callcenter-callback,s`` hands an answered
         queue callback (an Originate carrying ``CALLCENTER_CALLBACK``) back to the daemon as
-        ``inbound?callback=<token>``.
+        ``inbound?callback=<token>``; ``callcenter-campaign-amd,s`` runs ``AMD()`` first and
+        adds ``&amd=${AMDSTATUS}``.
 
         With AsyncAGI the caller routes (800 and the callback) are guarded as the shipped
         dialplan guards them: ``Set(TIMEOUT(absolute)=<failover_after>)`` before
@@ -648,9 +654,12 @@ class DemoDialplan:
         }
         routes["h"] = NoOp("caller hangup handler")
         callback: dict[str, Route] = {"s": route("inbound?callback=${CALLCENTER_CALLBACK}")}
+        detected = route("inbound?callback=${CALLCENTER_CALLBACK}&amd=${AMDSTATUS}")
+        amd: dict[str, Route] = {"s": [detected[0], AMD(), *detected[1:]]}
         if guarded:
             routes["T"] = failover
             callback["T"] = failover
+            amd["T"] = failover
         # Where the daemon redirects a supervisor's ChanSpy leg to end it (trace 11).
         hangup_context = {"hangup": (Hangup(),), "s": (NoOp("hangup handler"),)}
         dial_exten = [Dial("PJSIP/${EXTEN}", 30), Hangup()]
@@ -664,6 +673,8 @@ class DemoDialplan:
                 "callcenter": {"inbound": [Answer(), agi("inbound"), Hangup()]},
                 # An answered queue callback (Originate with CALLCENTER_CALLBACK set).
                 "callcenter-callback": callback,
+                # A campaign's answered dial, through answering machine detection first.
+                "callcenter-campaign-amd": amd,
             },
             fallback=dial_exten,
         )

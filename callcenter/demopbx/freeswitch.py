@@ -90,6 +90,9 @@ Program = Callable[[], Awaitable[None]]
 
 #: The context answered queue callbacks are originated into (``acd.callback_context``).
 CALLBACK_CONTEXT = "callcenter-callback"
+#: The context that runs answering machine detection before the hand-over (a campaign's
+#: ``context:``).
+AMD_CONTEXT = "callcenter-campaign-amd"
 #: Seconds a fallback transfer to a phone's number rings it.
 TRANSFER_RING_SECONDS = 30
 #: As dialplans/freeswitch/callcenter.xml: a parked caller no daemon has taken after this
@@ -169,14 +172,28 @@ class DemoFreeSwitch:
         #: Extensions of named contexts, looked up before :attr:`dialplan`. An answered queue
         #: callback (``originate {CALLCENTER_CALLBACK=<token>}... s XML callcenter-callback``)
         #: comes back to the daemon as ``inbound?callback=<token>``, as in
-        #: ``dialplans/freeswitch/callcenter.xml``.
+        #: ``dialplans/freeswitch/callcenter.xml``; a campaign's answered dial to
+        #: ``callcenter-campaign-amd`` goes through mod_amd's ``amd`` first and adds
+        #: ``&amd=${amd_result}``.
+        hand_over: DialplanStep = ("park" if mode == "inbound" else "socket", "")
         self.contexts: dict[str, dict[str, list[DialplanStep]]] = {
             CALLBACK_CONTEXT: {
                 "s": [
                     ("set", "callcenter_route=inbound?callback=${CALLCENTER_CALLBACK}"),
-                    ("park" if mode == "inbound" else "socket", ""),
+                    hand_over,
                 ]
-            }
+            },
+            AMD_CONTEXT: {
+                "s": [
+                    ("amd", ""),
+                    (
+                        "set",
+                        "callcenter_route=inbound?callback=${CALLCENTER_CALLBACK}"
+                        "&amd=${amd_result}",
+                    ),
+                    hand_over,
+                ]
+            },
         }
         self.hub = EventHub(self._publish, hostname=hostname)
         #: Registered phones by device (``PJSIP/1001``).
@@ -634,6 +651,10 @@ class DemoFreeSwitch:
                 ("bridge", f"user/{destination}"),
             ]
         return None
+
+    def phone_of(self, chan: FSChannel) -> AgentPhone | None:
+        """The scripted phone an originated leg rings, if any."""
+        return self._leg_phones.get(chan.uuid)
 
     async def route(self, chan: FSChannel, destination: str, context: str) -> None:
         """Route ``chan`` to ``destination`` and run its steps (CS_ROUTING, CS_EXECUTE);

@@ -330,6 +330,23 @@ async def app_ring_ready(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None
     chan.mark_ring_ready()
 
 
+AMD_SECONDS = 0.05
+"""How long the demo's ``amd`` listens before it decides (mod_amd's: up to 5 s)."""
+
+
+async def app_amd(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
+    """``amd`` (mod_amd, not in FreeSWITCH's own tree): the called phone says what it is.
+    ``amd_result`` ``MACHINE`` (``amd_cause`` ``LONGGREETING``) for a phone made with
+    ``machine=True``, else ``HUMAN``."""
+    phone = pbx.phone_of(chan)
+    await chan.wait_until(lambda: chan.hungup, AMD_SECONDS)
+    if chan.hungup:
+        return
+    machine = phone is not None and getattr(phone, "machine", False)
+    chan.set_var("amd_result", "MACHINE" if machine else "HUMAN")
+    chan.set_var("amd_cause", "LONGGREETING" if machine else "HUMAN")
+
+
 async def app_hangup(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
     """``hangup [cause]``."""
     chan.hangup(cause_name(arg) or "NORMAL_CLEARING")
@@ -884,6 +901,7 @@ async def app_socket(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
 
 
 APPLICATIONS: dict[str, Application] = {
+    "amd": app_amd,
     "answer": app_answer,
     "bridge": app_bridge,
     "conference": app_conference,

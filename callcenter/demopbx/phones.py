@@ -45,7 +45,8 @@ class AgentPhone:
     ``reject``: answer every call with busy (SIP 486).
     ``hangup_after``: after answering, hang up after this many seconds of talk (None: wait
     for the other side). ``number``/``name`` are the phone's caller ID (default: the
-    endpoint name, no name).
+    endpoint name, no name). ``machine``: an answering machine answers it (what the
+    dialplan's answering machine detection finds).
     """
 
     def __init__(
@@ -56,8 +57,10 @@ class AgentPhone:
         *,
         number: str | None = None,
         name: str | None = None,
+        machine: bool = False,
     ) -> None:
         self.answer_after = answer_after
+        self.machine = machine
         self.reject = reject
         self.hangup_after = hangup_after
         self._number = number

@@ -81,6 +81,8 @@ ORIGIN_PREFIX: Final = "campaign:"
 
 ABANDONED: Final = "abandoned"
 """A try answered by a person the predictive dialler had no agent for (dropped)."""
+MACHINE: Final = "machine"
+"""A try answered by an answering machine (the dialplan's detection said so)."""
 
 WAIT_AFTER_NOT_MADE = 5.0
 """Seconds before a lead whose try could not be made is tried again."""
@@ -167,6 +169,12 @@ class LeadCall:
     """Predictive: seconds the answered lead may wait for an agent."""
     drop_prompt: str | None = None
     """Predictive: what the lead hears when dropped."""
+    context: str = ""
+    """Dialplan context the answered call goes to ("": acd.callback_context)."""
+    machine: str = "hangup"
+    """What to do when the dialplan says a machine answered: hangup, message, agent."""
+    machine_prompt: str | None = None
+    """``machine: message``: the message left."""
 
     @property
     def origin(self) -> str:
@@ -652,6 +660,9 @@ class Campaign:
             data=lead.data,
             drop_after=settings.drop_after,
             drop_prompt=settings.drop_prompt,
+            context=settings.context or "",
+            machine=settings.machine,
+            machine_prompt=settings.machine_prompt,
         )
 
         def reserved() -> None:

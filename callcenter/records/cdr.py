@@ -75,6 +75,7 @@ from callcenter.events import (
     CallTransferred,
     CampaignAnswered,
     CampaignLeadWaiting,
+    CampaignMachineAnswered,
     EngineEvent,
     IvrStep,
     IvrVariableSet,
@@ -267,7 +268,9 @@ def _on_ivr_variable(d: CdrDraft, e: IvrVariableSet) -> None:
     d.ivr_variables = tuple(values.items())
 
 
-def _on_campaign_call(d: CdrDraft, e: CampaignAnswered | CampaignLeadWaiting) -> None:
+def _on_campaign_call(
+    d: CdrDraft, e: CampaignAnswered | CampaignLeadWaiting | CampaignMachineAnswered
+) -> None:
     d.accountcode = e.campaign
 
 
@@ -362,6 +365,7 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     VoicemailLeft: _on_voicemail,
     CampaignAnswered: _on_campaign_call,
     CampaignLeadWaiting: _on_campaign_call,
+    CampaignMachineAnswered: _on_campaign_call,
     QueueJoined: _on_queue_joined,
     AgentRinging: _on_agent_ringing,
     AgentConnected: _on_agent_connected,
