@@ -528,14 +528,15 @@ def _print_campaign(store: RecordStore, campaign: str, *, known: list[str], as_j
         print(f"no campaign {campaign!r} in the records (campaigns: {names})", file=sys.stderr)
         return EXIT_CONFIG
     for row in rows:
-        for key in ("retry_at", "updated"):
+        for key in ("retry_at", "updated", "dropped_at"):
             row[key] = row[key].isoformat(timespec="seconds") if row[key] else ""
     if as_json:
         for row in rows:
             print(json.dumps(row))
         return EXIT_OK
     fields = ["campaign", "lead", "number", "status", "attempts", "result", "call_id"]
-    writer = csv.DictWriter(sys.stdout, [*fields, "retry_at", "updated"], lineterminator="\n")
+    times = ["retry_at", "updated", "dropped_at"]
+    writer = csv.DictWriter(sys.stdout, [*fields, *times], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return EXIT_OK

@@ -11,7 +11,7 @@ import csv
 import functools
 import io
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -450,6 +450,41 @@ async def test_enabled_turned_off_in_the_config_pauses_the_campaign_at_a_reload(
     assert (paused, resumed, still) == ("paused", "running", "paused")
     states = [(e.state, e.why) for e in events if isinstance(e, CampaignStateChanged)]
     assert states[1:3] == [("paused", "config"), ("running", "config")]
+
+
+async def test_a_restarted_predictive_campaign_keeps_the_days_abandon_rate(
+    tmp_path: Path,
+) -> None:
+    """The abandon limit is over a day, not since the last start: the records' answers
+    and drops of the last 24 hours count (a lead dropped, then put through later, counts
+    twice), older ones do not."""
+    now = datetime.now(UTC)
+
+    def answered(lead: str, ago: float, dropped_ago: float | None = None) -> LeadRecord:
+        dropped = now - timedelta(hours=dropped_ago) if dropped_ago is not None else None
+        return LeadRecord(
+            "spring", lead, lead, "answered", 1, "answered",
+            updated=now - timedelta(hours=ago), dropped_at=dropped,
+        )  # fmt: skip
+
+    restored = [
+        *(answered(f"55510{n:02d}", 2) for n in range(9)),
+        answered("5551020", 1, dropped_ago=3),
+        answered("5551021", 30),
+        LeadRecord(
+            "spring",
+            "5551022",
+            "5551022",
+            "retry",
+            1,
+            "abandoned",
+            dropped_at=now - timedelta(hours=25),
+        ),
+    ]
+    campaign, _, _ = await dialler(tmp_path, ["5551099"], restored, **PREDICTIVE)
+    view = campaign.view()
+    assert view["abandon_rate"] == round(100 / 11, 2), "1 dropped of 11 answered today"
+    assert (view["ratio"], view["dropped"]) == (1.0, 0)
 
 
 def test_the_lead_table_refuses_a_move_it_does_not_have() -> None:

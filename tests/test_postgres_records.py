@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import json
 import os
+import sqlite3
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -325,6 +326,20 @@ def test_campaign_leads_move_on_until_final_in_both_databases(
         LeadRecord("spring", "ada", "5551001", "retry", 3, "no-answer", updated=T0),
         LeadRecord("spring", "grace", "5551003", "skipped", 0, "do-not-call", updated=T0),
         LeadRecord("autumn", "ada", "5551001", "failed", 3, "no-answer", updated=T0),
+        LeadRecord("spring", "bob", "5551004", "dialing", 1, updated=T0),
+        LeadRecord(
+            "spring",
+            "bob",
+            "5551004",
+            "retry",
+            1,
+            "abandoned",
+            retry_at=retry_at,
+            updated=T0,
+            dropped_at=T0,
+        ),
+        LeadRecord("spring", "bob", "5551004", "dialing", 2, updated=retry_at),
+        LeadRecord("spring", "bob", "5551004", "answered", 2, "answered", "c-9", updated=retry_at),
     ]
     seen = []
     for store in (
@@ -336,10 +351,53 @@ def test_campaign_leads_move_on_until_final_in_both_databases(
             seen.append(store.fetch_campaign_leads())
         finally:
             store.close()
-        assert written == [True, True, True, True, False, True, True]
+        assert written == [True, True, True, True, False, True, True, True, True, True, True]
     assert seen[0] == seen[1]
+    bob = next(r for r in seen[1] if r.lead == "bob")
+    assert (bob.status, bob.dropped_at, bob.updated) == ("answered", T0, retry_at), (
+        "when they were dropped stays (a restarted predictive campaign counts it)"
+    )
     rows = {(r.campaign, r.lead): r for r in seen[1]}
     ada = rows["spring", "ada"]
     assert (ada.status, ada.attempts, ada.result, ada.call_id) == ("answered", 2, "answered", "c-7")
     assert rows["spring", "grace"].result == "do-not-call"
     assert rows["autumn", "ada"].status == "failed"
+
+
+THIRTEENTH_CAMPAIGN_LEADS = (
+    'CREATE TABLE campaign_leads ("campaign" TEXT NOT NULL, "lead" TEXT NOT NULL,'
+    ' "number" TEXT NOT NULL, "status" TEXT NOT NULL, "attempts" INTEGER NOT NULL DEFAULT 0,'
+    """ "result" TEXT NOT NULL DEFAULT '', "call_id" TEXT NOT NULL DEFAULT '',"""
+    ' "retry_at" TEXT, "updated" TEXT NOT NULL, PRIMARY KEY ("campaign", "lead"))'
+)
+
+
+def test_a_campaign_lead_table_from_before_predictive_dialling_gets_dropped_at(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A database whose campaign_leads table was made before predictive campaigns (no
+    ``dropped_at``) keeps its rows and takes the new column, in both databases."""
+    old = LeadRecord("spring", "ada", "5551001", "retry", 1, "no-answer", updated=T0)
+    dropped = LeadRecord(
+        "spring", "bob", "5551004", "retry", 1, "abandoned", updated=T0, dropped_at=T0
+    )
+    db = tmp_path / "cdr.sqlite3"
+    with sqlite3.connect(db) as lite:
+        lite.execute(THIRTEENTH_CAMPAIGN_LEADS)
+        lite.execute(
+            "INSERT INTO campaign_leads VALUES ('spring', 'ada', '5551001', 'retry', 1,"
+            f" 'no-answer', '', NULL, '{T0.isoformat()}')"
+        )
+    with psycopg.connect(postgres_url, password=PASSWORD, autocommit=True) as conn:
+        conn.execute(THIRTEENTH_CAMPAIGN_LEADS)
+        conn.execute(
+            "INSERT INTO campaign_leads VALUES ('spring', 'ada', '5551001', 'retry', 1,"
+            f" 'no-answer', '', NULL, '{T0.isoformat()}')"
+        )
+    for store in (SqliteCdrStore(db), PostgresRecordStore(postgres_url, password=PASSWORD)):
+        try:
+            assert store.write_campaign_lead(dropped) is True
+            rows = {r.lead: r for r in store.fetch_campaign_leads()}
+        finally:
+            store.close()
+        assert rows == {"ada": old, "bob": dropped}, type(store).__name__

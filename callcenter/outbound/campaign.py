@@ -68,7 +68,7 @@ from callcenter.events import (
 from callcenter.ivr.calendar import date_listed, local_time, open_spec, public_holiday
 from callcenter.ivr.values import matches_any
 from callcenter.outbound.leads import Lead, load_do_not_call, load_leads
-from callcenter.outbound.pacing import Pacer
+from callcenter.outbound.pacing import ABANDON_WINDOW, Pacer
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
@@ -218,6 +218,9 @@ class LeadRecord:
     call_id: str = ""
     retry_at: datetime | None = None
     updated: datetime | None = None
+    dropped_at: datetime | None = None
+    """When a predictive dial they answered was dropped (once at most: they are called
+    only with an agent after that)."""
 
 
 @dataclass(slots=True)
@@ -312,8 +315,10 @@ class Campaign:
 
     def load(self, lists: LeadLists, restored: Iterable[LeadRecord] = ()) -> None:
         """Take the lead list (and what the records say of each lead): :meth:`prepare`
-        then :meth:`install`, in one go."""
+        then :meth:`install` (and :meth:`restore_pacing`), in one go."""
+        restored = list(restored)
         self.install(lists, self.prepare(lists, restored))
+        self.restore_pacing(restored)
 
     def prepare(
         self, lists: LeadLists, restored: Iterable[LeadRecord] = ()
@@ -373,6 +378,26 @@ class Campaign:
             elif p.status is LeadStatus.PENDING:
                 self._order.setdefault(zone, deque()).append(lead_id)
         self._changed.set()
+
+    def restore_pacing(self, records: Iterable[LeadRecord]) -> None:
+        """A predictive campaign takes back the previous daemon's live answers of the last
+        24 hours from the records (each lead put through, each drop), so that a restart
+        does not start the abandon rate afresh."""
+        pacer = self.pacer
+        if pacer is None:
+            return
+        wall, now = self.clock(), time.monotonic()
+        answers: list[tuple[float, bool]] = []
+        for record in records:
+            for at, dropped in (
+                (record.dropped_at, True),
+                (record.updated if record.status == LeadStatus.ANSWERED else None, False),
+            ):
+                if at is not None:
+                    age = max(0.0, (wall - at).total_seconds())
+                    if age < ABANDON_WINDOW:
+                        answers.append((now - age, dropped))
+        pacer.restore(answers)
 
     def _pace(self, settings: CampaignConfig) -> None:
         """A pacer for a predictive campaign (kept across reloads), none otherwise."""
@@ -819,6 +844,7 @@ class Campaigns:
             return
         campaign = Campaign(campaign_id, config, self.dialer, self.bus, clock=self.clock)
         campaign.install(lists, await asyncio.to_thread(campaign.prepare, lists, restored))
+        campaign.restore_pacing(restored)
         self.by_id[campaign_id] = campaign
         campaign.start()
         log.info(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 ANSWER_WINDOW: Final = 100
@@ -64,6 +64,15 @@ class Pacer:
         self._dropped += dropped
         self.answered_total += 1
         self.dropped_total += dropped
+
+    def restore(self, answers: Iterable[tuple[float, bool]]) -> None:
+        """Take back (when, dropped) live answers a previous daemon saw (``when`` on this
+        pacer's clock), before any of its own: the abandon rate is over a day, not since
+        the last start. The totals stay this daemon's."""
+        for when, dropped in sorted(answers):
+            self._answers.append((when, dropped))
+            self._dropped += dropped
+        self._forget()
 
     def settings(self, *, max_abandon_rate: float, max_ratio: float) -> None:
         """New limits (a reload); what was measured is kept."""

@@ -7,7 +7,8 @@
     CampaignAnswered       -> status "answered", call_id (the call's CDR uniqueid)
     CampaignAttemptFailed  -> status "retry" (retry_at) or, when final, "failed"; result
                               = why (busy, no-answer, rejected, unavailable,
-                              congestion, failed, originate-failed)
+                              congestion, failed, originate-failed, machine,
+                              abandoned: then also dropped_at, kept from then on)
     CampaignLeadSkipped    -> status "skipped"; result = do-not-call or not-allowed
 
 A row that reached answered, failed or skipped stays so. A restarted daemon reads the rows
@@ -28,7 +29,7 @@ from callcenter.events import (
     CampaignLeadSkipped,
     EngineEvent,
 )
-from callcenter.outbound.campaign import LeadRecord
+from callcenter.outbound.campaign import ABANDONED, LeadRecord
 from callcenter.records.writer import RecordWriter
 
 
@@ -81,7 +82,8 @@ def _answered(e: CampaignAnswered) -> LeadRecord:
 
 def _failed(e: CampaignAttemptFailed) -> LeadRecord:
     status = "failed" if e.final else "retry"
-    return _row(e, status, e.attempt, e.reason, retry_at=e.retry_at)
+    dropped = e.at if e.reason == ABANDONED else None
+    return _row(e, status, e.attempt, e.reason, retry_at=e.retry_at, dropped_at=dropped)
 
 
 def _skipped(e: CampaignLeadSkipped) -> LeadRecord:

@@ -30,7 +30,7 @@ from typing import Any, Final
 import structlog
 
 from callcenter.errors import RecordError
-from callcenter.records.store import CDR_COLUMNS, SCHEMA, Dialect, RecordStore
+from callcenter.records.store import ADDED_COLUMNS, CDR_COLUMNS, SCHEMA, Dialect, RecordStore
 
 try:
     import psycopg
@@ -127,6 +127,8 @@ class PostgresRecordStore(RecordStore):
                         column = sqlite_type.replace("REAL", "DOUBLE PRECISION")
                         conn.execute(f'ALTER TABLE cdr ADD COLUMN IF NOT EXISTS "{name}" {column}')
                 conn.execute(rest)
+                for table, name, column in ADDED_COLUMNS:
+                    conn.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{name}" {column}')
         except self.errors as exc:
             conn.close()
             raise RecordError(f"cannot set up record database {self.where}: {exc}") from exc

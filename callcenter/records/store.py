@@ -192,6 +192,7 @@ CREATE TABLE IF NOT EXISTS campaign_leads (
     "call_id" TEXT NOT NULL DEFAULT '',
     "retry_at" TEXT,
     "updated" TEXT NOT NULL,
+    "dropped_at" TEXT,
     PRIMARY KEY ("campaign", "lead")
 );
 CREATE TABLE IF NOT EXISTS queue_log (
@@ -233,7 +234,11 @@ CAMPAIGN_LEAD_COLUMNS = (
     "call_id",
     "retry_at",
     "updated",
+    "dropped_at",
 )
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("campaign_leads", "dropped_at", "TEXT"),)
+"""(table, column, type) added to a table other than cdr since its first version: a
+database made before gets them at its next opening."""
 PRESENCE_COLUMNS = ("agent", "logged_in", "via_login", "pause_reason", "paused_at", "via_pause")
 # What the record of a call taken back replaces in the row written when it was left:
 # everything but "start" (the first one stays) and "duration" (recomputed from that start).
@@ -318,7 +323,8 @@ class Statements:
             '"result" = excluded."result", '
             '"call_id" = CASE WHEN excluded."call_id" <> \'\' THEN excluded."call_id" '
             'ELSE campaign_leads."call_id" END, '
-            '"retry_at" = excluded."retry_at", "updated" = excluded."updated" '
+            '"retry_at" = excluded."retry_at", "updated" = excluded."updated", '
+            '"dropped_at" = coalesce(excluded."dropped_at", campaign_leads."dropped_at") '
             "WHERE campaign_leads.\"status\" NOT IN ('answered', 'failed', 'skipped')"
         )
         self.fetch_campaign_leads = (
@@ -568,6 +574,7 @@ class RecordStore(abc.ABC):
             record.call_id,
             _iso(record.retry_at) if record.retry_at is not None else None,
             _iso(record.updated) if record.updated is not None else "",
+            _iso(record.dropped_at) if record.dropped_at is not None else None,
         )
         what = f"lead {record.lead} of campaign {record.campaign}"
         return self._write(what, self._sql.upsert_campaign_lead, params)
@@ -718,6 +725,9 @@ class RecordStore(abc.ABC):
                 call_id=row["call_id"],
                 retry_at=datetime.fromisoformat(row["retry_at"]) if row["retry_at"] else None,
                 updated=datetime.fromisoformat(row["updated"]) if row["updated"] else None,
+                dropped_at=(
+                    datetime.fromisoformat(row["dropped_at"]) if row["dropped_at"] else None
+                ),
             )
             for row in self._fetch(self._sql.fetch_campaign_leads)
         ]
@@ -765,7 +775,7 @@ class SqliteCdrStore(RecordStore):
             conn.execute("PRAGMA synchronous=FULL")
             with conn:
                 conn.executescript(self.dialect.schema)
-                _add_missing_cdr_columns(conn)
+                _add_missing_columns(conn)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             conn.close()
@@ -778,9 +788,12 @@ class SqliteCdrStore(RecordStore):
         return conn  # type: ignore[no-any-return]  # sqlite3: commit, or roll back on error
 
 
-def _add_missing_cdr_columns(conn: sqlite3.Connection) -> None:
-    """Add the CDR columns a database from an older version lacks (they all have defaults)."""
-    present = {row[1] for row in conn.execute('PRAGMA table_info("cdr")')}
-    for name, column_type in CDR_COLUMNS:
-        if name not in present:
-            conn.execute(f'ALTER TABLE cdr ADD COLUMN "{name}" {column_type}')
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Add the columns a database from an older version lacks (they all have defaults)."""
+    wanted = [("cdr", name, column_type) for name, column_type in CDR_COLUMNS]
+    present: dict[str, set[str]] = {}
+    for table, name, column_type in (*wanted, *ADDED_COLUMNS):
+        if table not in present:
+            present[table] = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+        if name not in present[table]:
+            conn.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {column_type}')
