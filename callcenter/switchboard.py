@@ -1301,23 +1301,7 @@ class Switchboard:
             if not agents:
                 return "no-agents"
             reserved()
-            self.bus.publish(
-                CampaignDialing(
-                    campaign=lead.campaign,
-                    lead=lead.lead,
-                    number=lead.number,
-                    queue=lead.queue,
-                    agent=agents[0].id,
-                    attempt=lead.attempt,
-                )
-            )
-            log.info(
-                "campaign_dialing",
-                campaign=lead.campaign,
-                lead=lead.lead,
-                agent=agents[0].id,
-                attempt=lead.attempt,
-            )
+            self._dialing(lead, agents[0].id)
             reason = await self._place_callback(
                 kept, device=lead.device, caller_id=lead.caller_id, ring_timeout=lead.ring_timeout
             )
@@ -1330,6 +1314,26 @@ class Switchboard:
                 self.router.leave(entry)
             if self._kept_places.get(origin) is kept:
                 del self._kept_places[origin]
+
+    def _dialing(self, lead: LeadCall, agent: str) -> None:
+        """Say that ``lead`` is being dialled (``agent`` reserved for them, or ``""``)."""
+        self.bus.publish(
+            CampaignDialing(
+                campaign=lead.campaign,
+                lead=lead.lead,
+                number=lead.number,
+                queue=lead.queue,
+                agent=agent,
+                attempt=lead.attempt,
+            )
+        )
+        log.info(
+            "campaign_dialing",
+            campaign=lead.campaign,
+            lead=lead.lead,
+            agent=agent,
+            attempt=lead.attempt,
+        )
 
     async def dial_predictive(
         self, lead: LeadCall, placed: Callable[[], None], answered: Callable[[], None]
@@ -1347,17 +1351,7 @@ class Switchboard:
         )
         assert pending.settled is not None
         placed()
-        self.bus.publish(
-            CampaignDialing(
-                campaign=lead.campaign,
-                lead=lead.lead,
-                number=lead.number,
-                queue=lead.queue,
-                agent="",
-                attempt=lead.attempt,
-            )
-        )
-        log.info("campaign_dialing", campaign=lead.campaign, lead=lead.lead, attempt=lead.attempt)
+        self._dialing(lead, "")
         reason = await self._originate(
             lead.origin,
             pending,

@@ -82,6 +82,18 @@ def test_no_drops_allowed_means_never_more_than_one_dial_per_agent() -> None:
     assert p.ratio == 1.0
 
 
+def replay(p: Pacer, clock: Clock, event: tuple[str, object]) -> None:
+    """A dial ended (answered or not), a person answered (dropped or not), or time went by."""
+    kind, value = event
+    if kind == "tried":
+        p.tried(answered=bool(value))
+    elif kind == "answered":
+        p.answered(dropped=bool(value))
+    else:
+        assert isinstance(value, float)
+        clock.now += value
+
+
 EVENTS = st.lists(
     st.one_of(
         st.tuples(st.just("tried"), st.booleans()),
@@ -103,14 +115,8 @@ def test_whatever_happens_the_ratio_stays_between_one_and_the_cap(
     events: list[tuple[str, object]], limit: float, max_ratio: float, free: int, ringing: int
 ) -> None:
     p, clock = pacer(limit, max_ratio)
-    for kind, value in events:
-        if kind == "tried":
-            p.tried(answered=bool(value))
-        elif kind == "answered":
-            p.answered(dropped=bool(value))
-        else:
-            assert isinstance(value, float)
-            clock.now += value
+    for event in events:
+        replay(p, clock, event)
         ratio = p.ratio
         assert 1.0 <= ratio <= max_ratio + 1e-9
         assert 0.0 <= p.abandon_rate <= 100.0
@@ -127,14 +133,8 @@ def test_one_more_person_dropped_never_speeds_the_dialler_up(
     events: list[tuple[str, object]], limit: float
 ) -> None:
     p, clock = pacer(limit)
-    for kind, value in events:
-        if kind == "tried":
-            p.tried(answered=bool(value))
-        elif kind == "answered":
-            p.answered(dropped=bool(value))
-        else:
-            assert isinstance(value, float)
-            clock.now += value
+    for event in events:
+        replay(p, clock, event)
     before = p.ratio
     p.answered(dropped=True)
     assert p.ratio <= before + 1e-9
