@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="the API's JSON, as it comes")
 
     agent = sub.add_parser(
-        "agent", help="log an agent in/out, pause, transfer, pause the call's recording"
+        "agent",
+        help="log an agent in/out, pause, transfer, pause the call's recording, dial or skip "
+        "the lead a preview campaign shows",
     )
     agent.add_argument(
         "action",
@@ -134,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
             "help",
             "pause-recording",
             "resume-recording",
+            "preview-dial",
+            "preview-skip",
         ],
     )
     agent.add_argument("agent", help="agent id, e.g. 1001")
@@ -605,8 +609,15 @@ def format_status(status: dict[str, Any]) -> str:
     agent_cols = [("agent", 8), ("name", 14), ("state", 10), ("for", 8), ("ready", 5)]
     agent_cols += [("calls", 5), ("queues", 20), ("note", 0)]
     lines.append(_row([name for name, _ in agent_cols], agent_cols))
+    previews = {p.get("agent"): p for p in status.get("previews", [])}
     for agent in status.get("agents", []):
         notes = []
+        shown = previews.get(agent.get("id"))
+        if shown is not None:
+            notes.append(
+                f"preview: lead {shown.get('lead')} ({shown.get('number')}) of campaign "
+                f"{shown.get('campaign')}, {shown.get('seconds_left', 0):.0f}s left"
+            )
         if agent.get("device_reachable") is False:
             notes.append(f"phone {agent.get('device')} not registered")
         if agent.get("pause_reason"):

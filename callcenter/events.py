@@ -383,6 +383,22 @@ class CampaignAnswered(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignPreview(EngineEvent):
+    """Lead ``lead`` of preview ``campaign`` is shown to ``agent`` (reserved for it), with
+    the lead's columns (``data``), for ``seconds``; ``decision`` says how it ended once it
+    has: ``dial``, ``skip`` (the agent's), ``timeout-dial``, ``timeout-skip``, or
+    ``withdrawn`` (the agent left, the campaign paused); ``""`` when it starts."""
+
+    campaign: str
+    lead: str
+    number: str
+    agent: str
+    seconds: float
+    data: tuple[tuple[str, str], ...] = ()
+    decision: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignLeadWaiting(CallEvent):
     """Lead ``lead`` of predictive ``campaign`` answered on call ``call_id`` and waits, first
     in ``queue``, for a free agent (CampaignAnswered once one takes them; dropped after

@@ -58,6 +58,7 @@ from callcenter.events import (
     CampaignDialing,
     CampaignLeadWaiting,
     CampaignMachineAnswered,
+    CampaignPreview,
     EventBus,
     IvrStep,
     IvrVariableSet,
@@ -84,7 +85,13 @@ from callcenter.ivr.trace import (
     VoicemailRecorded,
 )
 from callcenter.ivr.values import matches_any
-from callcenter.outbound.campaign import ABANDONED, MACHINE, LeadCall, parse_lead_origin
+from callcenter.outbound.campaign import (
+    ABANDONED,
+    AGENT_SKIPPED,
+    MACHINE,
+    LeadCall,
+    parse_lead_origin,
+)
 from callcenter.outbound.leads import Lead
 from callcenter.pbx.interface import (
     PBX,
@@ -245,6 +252,17 @@ class _PendingCallback:
     """Predictive, once answered: ``""`` when an agent took them, else ``abandoned``."""
 
 
+@dataclass(slots=True)
+class _Preview:
+    """A lead shown to the agent reserved for it, waiting for the agent's word."""
+
+    lead: LeadCall
+    agent: str
+    decision: asyncio.Future[str]
+    until: float
+    """Monotonic time the agent has until."""
+
+
 _TOKEN_NONCE = 16
 """Hex digits of randomness at the start of a callback token; the origin call id follows."""
 
@@ -294,6 +312,8 @@ class Switchboard:
         """Call id -> agents its queue dial is ringing right now."""
         self._leads_on_hold: dict[str, _PendingCallback] = {}
         """Call id -> the predictive dial of a lead who answered and waits for an agent."""
+        self._previews: dict[str, _Preview] = {}
+        """Agent id -> the lead a preview campaign shows them."""
         self._configure_router(config)
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
@@ -1300,6 +1320,12 @@ class Switchboard:
             agents = await self.router.next_agents(entry)
             if not agents:
                 return "no-agents"
+            if lead.preview_seconds > 0:
+                decision = await self._preview(lead, agents[0].id)
+                if decision != "dial":
+                    for agent in list(entry.agents):
+                        self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
+                    return AGENT_SKIPPED if decision == "skip" else "no-agents"
             reserved()
             self._dialing(lead, agents[0].id)
             reason = await self._place_callback(
@@ -1314,6 +1340,68 @@ class Switchboard:
                 self.router.leave(entry)
             if self._kept_places.get(origin) is kept:
                 del self._kept_places[origin]
+
+    async def _preview(self, lead: LeadCall, agent_id: str) -> str:
+        """Show ``lead`` to ``agent_id`` (reserved for it) and wait for their word, or
+        ``lead.preview_seconds``: ``dial``, ``skip`` or ``withdrawn`` (they left)."""
+        loop = asyncio.get_running_loop()
+        preview = _Preview(
+            lead, agent_id, loop.create_future(), time.monotonic() + lead.preview_seconds
+        )
+        self._previews[agent_id] = preview
+
+        def shown(decision: str) -> CampaignPreview:
+            return CampaignPreview(
+                campaign=lead.campaign,
+                lead=lead.lead,
+                number=lead.number,
+                agent=agent_id,
+                seconds=lead.preview_seconds,
+                data=lead.data,
+                decision=decision,
+            )
+
+        self.bus.publish(shown(""))
+        log.info("campaign_preview", campaign=lead.campaign, lead=lead.lead, agent=agent_id)
+        said = "withdrawn"
+        try:
+            try:
+                said = await asyncio.wait_for(
+                    asyncio.shield(preview.decision), lead.preview_seconds
+                )
+            except TimeoutError:
+                said = f"timeout-{lead.preview_timeout}"
+        finally:
+            if self._previews.get(agent_id) is preview:
+                del self._previews[agent_id]
+            self.bus.publish(shown(said))
+            log.info("campaign_preview_decided", lead=lead.lead, agent=agent_id, decision=said)
+        return said.removeprefix("timeout-")
+
+    def preview_decision(self, agent_id: str, decision: str) -> dict[str, Any]:
+        """The agent's word on the lead they are shown: ``dial`` or ``skip``. Raises
+        EngineError when nothing is shown to them."""
+        preview = self._previews.get(agent_id)
+        if preview is None or preview.decision.done():
+            raise EngineError(f"agent {agent_id} has no lead to preview")
+        preview.decision.set_result(decision)
+        lead = preview.lead
+        return {"campaign": lead.campaign, "lead": lead.lead, "decision": decision}
+
+    def previews(self) -> list[dict[str, Any]]:
+        """The leads shown to agents now (``/status``): what the agent's screen shows."""
+        now = time.monotonic()
+        return [
+            {
+                "agent": p.agent,
+                "campaign": p.lead.campaign,
+                "lead": p.lead.lead,
+                "number": p.lead.number,
+                "data": dict(p.lead.data),
+                "seconds_left": round(max(0.0, p.until - now), 1),
+            }
+            for p in self._previews.values()
+        ]
 
     def _dialing(self, lead: LeadCall, agent: str) -> None:
         """Say that ``lead`` is being dialled (``agent`` reserved for them, or ``""``)."""
@@ -1714,7 +1802,10 @@ class Switchboard:
                 return "system"
 
     def _offer_revoked(self, entry: QueueEntry | None, agent: Agent) -> None:
-        """The agent being rung logged out: stop ringing their phone now."""
+        """The agent being rung (or shown a lead) logged out: stop ringing their phone now."""
+        preview = self._previews.get(agent.id)
+        if preview is not None and not preview.decision.done():
+            preview.decision.set_result("withdrawn")
         call_id = entry.call_id if entry is not None else agent.call_id
         active = self.active.get(call_id or "")
         if active is None:

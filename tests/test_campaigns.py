@@ -17,6 +17,7 @@ import pytest
 from test_metrics import samples
 
 from callcenter import switchboard
+from callcenter.cli import main as cli_main
 from callcenter.events import (
     AgentConnected,
     CampaignAnswered,
@@ -24,6 +25,7 @@ from callcenter.events import (
     CampaignDialing,
     CampaignLeadSkipped,
     CampaignMachineAnswered,
+    CampaignPreview,
     CampaignStateChanged,
     EngineEvent,
     QueueExited,
@@ -481,3 +483,71 @@ async def test_an_answering_machine_gets_the_campaigns_message_and_no_agent(
     for row in rows:
         assert (row["accountcode"], row["agent"], row["disposition"]) == ("spring", "", "ANSWERED")
         assert json.loads(row["ivr_variables"])["lead"] == "ada"
+
+
+async def test_a_preview_campaign_shows_each_lead_to_the_agent_before_dialling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alice is reserved and shown Ada first (her columns on the status screen, her own
+    phone silent): she skips her, and Ada waits for later, no try used. Shown Alan, she
+    says dial from the command line, and talks to him. Shown Bob, she says nothing, and
+    Bob is dialled when the preview time is up."""
+    settings = campaign(mode="preview", preview_seconds=1.0, retry_delay=60)
+    leads = "number,id,name\n5551001,ada,Ada\n5551002,alan,Alan\n5551004,bob,Bob\n"
+    async with scene(tmp_path, settings, leads) as s:
+        for number in ("5551001", "5551002", "5551004"):
+            s.center.add_phone(f"PJSIP/{number}", answer_after=0.05, hangup_after=0.3)
+        alice = s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        api = f"http://127.0.0.1:{s.center.daemon.api.port}"
+
+        async def shown() -> dict[str, Any]:
+            async with asyncio.timeout(5):
+                while True:
+                    _, status = await s.api("GET", "/status")
+                    if status["previews"]:
+                        (preview,) = status["previews"]
+                        return dict(preview)
+                    await asyncio.sleep(0.02)
+
+        first = await shown()
+        rings_while_shown = alice.rings
+        skipped, said = await s.api("POST", "/agents/1001/preview-skip")
+        second = await shown()
+        capsys.readouterr()
+        dialled = await asyncio.to_thread(cli_main, ["agent", "preview-dial", "1001", "--api", api])
+        await s.wait_for(lambda: len(s.of(CampaignAnswered)) == 1)
+        third = await shown()
+        await s.wait_for(lambda: len(s.of(CampaignAnswered)) == 2, timeout=10)
+        nothing, refused = await s.api("POST", "/agents/1001/preview-dial")
+        await s.center.idle(timeout=10)
+        view = s.view
+    assert (first["lead"], first["agent"], first["data"]) == ("ada", "1001", {"name": "Ada"})
+    assert 0 < first["seconds_left"] <= 1.0
+    assert rings_while_shown == 0, "nobody is called while the agent looks"
+    assert (skipped, said["lead"], said["decision"]) == (200, "ada", "skip")
+    assert (second["lead"], dialled, third["lead"]) == ("alan", 0, "bob")
+    decided = [(e.lead, e.decision) for e in s.of(CampaignPreview) if e.decision]
+    assert decided == [("ada", "skip"), ("alan", "dial"), ("bob", "timeout-dial")]
+    assert [e.lead for e in s.of(CampaignDialing)] == ["alan", "bob"]
+    assert [e.lead for e in s.of(CampaignAnswered)] == ["alan", "bob"]
+    assert alice.answered == 2
+    assert nothing == 409 and "no lead to preview" in refused["error"]
+    assert (view["answered"], view["pending"], view["dialled"]) == (2, 1, 2), "Ada: no try used"
+
+
+async def test_an_agent_who_logs_out_while_shown_a_lead_gives_it_back(tmp_path: Path) -> None:
+    """Alice logs out with Ada on her screen: the preview is withdrawn, Ada is not called
+    and keeps her tries (the try never happened)."""
+    settings = campaign(mode="preview", preview_seconds=5.0)
+    async with scene(tmp_path, settings, "number,id\n5551001,ada\n") as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.of(CampaignPreview))
+        status, _ = await s.api("POST", "/agents/1001/logout")
+        await s.wait_for(lambda: any(e.decision for e in s.of(CampaignPreview)))
+        _, after = await s.api("GET", "/status")
+        view = s.view
+    assert status == 200
+    assert [e.decision for e in s.of(CampaignPreview)] == ["", "withdrawn"]
+    assert after["previews"] == [] and ada.rings == 0
+    assert (view["pending"], view["dialled"]) == (1, 0)

@@ -1872,14 +1872,27 @@ class CampaignConfig(_Model):
         "`priority`) and is placed only once an agent is reserved for it: nobody answered "
         "is left without an agent."
     )
-    mode: Literal["progressive", "predictive"] = Field(
+    mode: Literal["progressive", "predictive", "preview"] = Field(
         default="progressive",
         description="progressive: one dial per agent, placed once the agent is reserved "
-        "(no dropped calls, agents wait while phones ring). predictive: dials placed for "
+        "(no dropped calls, agents wait while phones ring). preview: as progressive, but "
+        "the reserved agent first sees the lead (GET /status `previews`) and says dial or "
+        "skip (`callcenter agent preview-dial|preview-skip <agent>`), within "
+        "`preview_seconds`. predictive: dials placed for "
         "the queue's free agents without reserving them, more dials than agents as the "
         "share of answered dials falls (up to `max_ratio`), paced so that no more than "
         "`max_abandon_rate` percent of the people who answer are dropped; a dropped lead "
         "hears `drop_prompt` and is called again only with an agent reserved.",
+    )
+    preview_seconds: _Seconds = Field(
+        default=30,
+        le=3600,
+        description="preview: seconds the agent has to decide on the lead shown.",
+    )
+    preview_timeout: Literal["dial", "skip"] = Field(
+        default="dial",
+        description="preview: what happens when the agent decides nothing in time: dial "
+        "the lead, or skip it (the lead waits `retry_delay`, no try used).",
     )
     max_abandon_rate: float = Field(
         default=3.0,

@@ -259,6 +259,7 @@ class ControlAPI:
                 for cid, a in board.active.items()
             ]
             snapshot["supervisors"] = board.monitoring.snapshot()
+            snapshot["previews"] = board.previews()
             snapshot["campaigns"] = self.campaigns.view() if self.campaigns is not None else []
             return snapshot
         if parts and parts[0] == "campaigns":
@@ -349,6 +350,9 @@ class ControlAPI:
             elif action == "help":
                 supervisor, shown = await self.switchboard.monitoring.ask_for_help(agent_id)
                 return {"agent": agent_id, "supervisor": supervisor, "monitoring": shown}
+            elif action in ("preview-dial", "preview-skip"):
+                said = self.switchboard.preview_decision(agent_id, action.removeprefix("preview-"))
+                return {"agent": agent_id, **said}
             elif action in ("pause-recording", "resume-recording"):
                 muted = action == "pause-recording"
                 call_id = await self.switchboard.mute_recording(agent_id, muted)

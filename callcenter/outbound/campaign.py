@@ -83,6 +83,8 @@ ABANDONED: Final = "abandoned"
 """A try answered by a person the predictive dialler had no agent for (dropped)."""
 MACHINE: Final = "machine"
 """A try answered by an answering machine (the dialplan's detection said so)."""
+AGENT_SKIPPED: Final = "agent-skipped"
+"""Preview: the agent skipped the lead (no try made; it waits ``retry_delay``)."""
 
 WAIT_AFTER_NOT_MADE = 5.0
 """Seconds before a lead whose try could not be made is tried again."""
@@ -175,6 +177,10 @@ class LeadCall:
     """What to do when the dialplan says a machine answered: hangup, message, agent."""
     machine_prompt: str | None = None
     """``machine: message``: the message left."""
+    preview_seconds: float = 0.0
+    """Preview: seconds the reserved agent has to decide (0: no preview, dial at once)."""
+    preview_timeout: str = "dial"
+    """Preview: ``dial`` or ``skip`` when the agent decides nothing in time."""
 
     @property
     def origin(self) -> str:
@@ -688,6 +694,8 @@ class Campaign:
             context=settings.context or "",
             machine=settings.machine,
             machine_prompt=settings.machine_prompt,
+            preview_seconds=settings.preview_seconds if settings.mode == "preview" else 0.0,
+            preview_timeout=settings.preview_timeout,
         )
 
         def reserved() -> None:
@@ -731,6 +739,12 @@ class Campaign:
             p.attempts = call.attempt
             self._move_lead(p, LeadStatus.ANSWERED)
             p.result = "answered"
+            return
+        if reason == AGENT_SKIPPED:
+            self._move_lead(p, LeadStatus.PENDING)
+            p.due = now + self.settings.retry_delay
+            self._push_retry(lead_id, p.due)
+            self._log.info("campaign_lead_skipped_by_agent", lead=lead_id)
             return
         if reason == "cancelled":
             if p.ringing:
