@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent = sub.add_parser(
         "agent",
         help="log an agent in/out, pause, transfer, pause the call's recording, dial or skip "
-        "the lead a preview campaign shows",
+        "the lead a preview campaign shows, give a call its disposition",
     )
     agent.add_argument(
         "action",
@@ -138,11 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
             "resume-recording",
             "preview-dial",
             "preview-skip",
+            "disposition",
         ],
     )
     agent.add_argument("agent", help="agent id, e.g. 1001")
     agent.add_argument("--reason", default="break", help="pause reason (see pause_reasons)")
     agent.add_argument("--to", default="supervisor", help="transfer target")
+    agent.add_argument("--code", help="disposition: the code (see dispositions: in the config)")
+    agent.add_argument("--note", default="", help="disposition: a note on the call")
+    agent.add_argument(
+        "--at",
+        default=None,
+        help="disposition, a callback code: when to call again (2026-12-07T15:00, in the "
+        "call centre's time zone unless an offset is given)",
+    )
     agent.add_argument(
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
@@ -188,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         "answered call's uniqueid), as CSV (--json: one object per line)",
     )
     report.add_argument(
+        "--dispositions",
+        action="store_true",
+        help="the codes agents gave their calls (the newest --last), as CSV (--json: one "
+        "object per line)",
+    )
+    report.add_argument(
         "--follow",
         action="store_true",
         help="with --queue-log: go on printing lines as they are written (as tail -f does)",
@@ -231,8 +246,8 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--follow goes with --queue-log")
         if args.queue_log and args.json:
             parser.error("--queue-log prints queue_log lines, not JSON")
-        if args.campaign is not None and args.queue_log:
-            parser.error("--campaign and --queue-log are two reports: one at a time")
+        if sum((args.campaign is not None, args.queue_log, args.dispositions)) > 1:
+            parser.error("--campaign, --queue-log and --dispositions: one report at a time")
         return cmd_report(
             args.config or _default_config(),
             args.last,
@@ -240,6 +255,7 @@ def _main(argv: Sequence[str] | None) -> int:
             queue_log=args.queue_log,
             follow=args.follow,
             campaign=args.campaign,
+            dispositions=args.dispositions,
         )
     if command == "status":
         render = None if args.json else format_status
@@ -252,6 +268,10 @@ def _main(argv: Sequence[str] | None) -> int:
             body["reason"] = args.reason
         if args.action == "transfer":
             body["to"] = args.to
+        if args.action == "disposition":
+            if not args.code:
+                parser.error("agent disposition needs --code: e.g. disposition 1001 --code sale")
+            body.update({"code": args.code, "note": args.note, "at": args.at})
         agent = urllib.parse.quote(args.agent, safe="")
         return _api_call(args.api, "POST", f"/agents/{agent}/{args.action}", body)
     if command == "campaign":
@@ -455,6 +475,7 @@ def cmd_report(
     queue_log: bool = False,
     follow: bool = False,
     campaign: str | None = None,
+    dispositions: bool = False,
 ) -> int:
     from callcenter.config import load_config
     from callcenter.daemon import record_store, resolve
@@ -487,6 +508,8 @@ def cmd_report(
             return _print_queue_log(store, last, follow=follow)
         if campaign is not None:
             return _print_campaign(store, campaign, known=list(config.campaigns), as_json=as_json)
+        if dispositions:
+            return _print_dispositions(store, last, as_json=as_json)
         rows = store.fetch_cdrs(last=last)
     except RecordError as exc:
         print(exc, file=sys.stderr)
@@ -519,6 +542,28 @@ def _print_queue_log(store: RecordStore, last: int, *, follow: bool) -> int:
             entries = store.fetch_queue_log(after=seen)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _print_dispositions(store: RecordStore, last: int, *, as_json: bool) -> int:
+    """The newest ``last`` dispositions, oldest first, as CSV or JSON lines."""
+    import csv
+    import dataclasses
+
+    rows = [dataclasses.asdict(r) for r in store.fetch_dispositions()[-last:]]
+    for row in rows:
+        for key in ("callback_at", "at"):
+            row[key] = row[key].isoformat(timespec="seconds") if row[key] else ""
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return EXIT_OK
+    fields = ["at", "call_id", "agent", "code", "note", "number", "campaign", "lead"]
+    writer = csv.DictWriter(
+        sys.stdout, [*fields, "callback_at", "do_not_call"], lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    return EXIT_OK
 
 
 def _print_campaign(store: RecordStore, campaign: str, *, known: list[str], as_json: bool) -> int:

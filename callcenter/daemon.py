@@ -40,6 +40,7 @@ from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
 from callcenter.outbound.campaign import Campaigns, LeadRecord
+from callcenter.outbound.leads import normalise_number
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
 from callcenter.pbx.freeswitch.driver import FreeSwitchDriver, FreeSwitchSettings
 from callcenter.pbx.interface import (
@@ -53,6 +54,7 @@ from callcenter.pbx.interface import (
 from callcenter.records.callbacks import QueueCallbackRecorder
 from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.cdr import CdrRecorder
+from callcenter.records.dispositions import DispositionRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
 from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
 from callcenter.records.rescue import RecordRescue
@@ -242,6 +244,8 @@ class Daemon:
         self.bus.subscribe(self.callbacks.on_event)
         self.campaign_records = CampaignRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.campaign_records.on_event)
+        self.dispositions = DispositionRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(self.dispositions.on_event)
         self.queue_log: QueueLogRecorder | None = None
         if config.records.queue_log:
             self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
@@ -470,10 +474,16 @@ class Daemon:
 
     async def _campaign_leads(self) -> list[LeadRecord] | None:
         """Where the campaigns' leads stood when the previous daemon stopped; None when the
-        records cannot be read (dialling without them could call people twice)."""
-        if not self.resume:
-            return []
+        records cannot be read (dialling without them could call people twice). Also takes
+        back the numbers whose people asked an agent never to be called again (always:
+        that request outlives any fresh start)."""
         try:
+            asked_not = await self.recorder.writer.run(self.store.fetch_asked_not)
+            self.campaigns.asked_not.update(
+                n for n in map(normalise_number, asked_not) if n is not None
+            )
+            if not self.resume:
+                return []
             return await self.recorder.writer.run(self.store.fetch_campaign_leads)
         except RecordError as exc:
             log.error("campaign_leads_not_read", error=str(exc))

@@ -383,6 +383,34 @@ class CampaignAnswered(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallDisposed(CallEvent):
+    """``agent`` gave call ``call_id`` (with ``number``) the code ``code``, and ``note``;
+    ``campaign``/``lead`` when it was a campaign's call; ``callback_at``: when the person
+    asked to be called again (``callback`` codes); ``do_not_call``: they asked never to be
+    called again."""
+
+    agent: str
+    code: str
+    note: str
+    number: str
+    campaign: str = ""
+    lead: str = ""
+    callback_at: datetime | None = None
+    do_not_call: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignLeadRescheduled(EngineEvent):
+    """The person of answered lead ``lead`` of ``campaign`` asked to be called again: the
+    lead is tried again at ``retry_at``, its tries counted afresh."""
+
+    campaign: str
+    lead: str
+    number: str
+    retry_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignPreview(EngineEvent):
     """Lead ``lead`` of preview ``campaign`` is shown to ``agent`` (reserved for it), with
     the lead's columns (``data``), for ``seconds``; ``decision`` says how it ended once it

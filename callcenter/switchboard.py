@@ -51,6 +51,7 @@ from callcenter.events import (
     AgentRinging,
     CallAnswered,
     CallbackRequested,
+    CallDisposed,
     CallEnded,
     CallStarted,
     CallTransferred,
@@ -252,6 +253,16 @@ class _PendingCallback:
     """Predictive, once answered: ``""`` when an agent took them, else ``abandoned``."""
 
 
+@dataclass(frozen=True, slots=True)
+class _AgentCall:
+    """The call an agent talks on or last talked on: what a disposition is given to."""
+
+    call_id: str
+    number: str
+    campaign: str
+    lead: str
+
+
 @dataclass(slots=True)
 class _Preview:
     """A lead shown to the agent reserved for it, waiting for the agent's word."""
@@ -314,6 +325,8 @@ class Switchboard:
         """Call id -> the predictive dial of a lead who answered and waits for an agent."""
         self._previews: dict[str, _Preview] = {}
         """Agent id -> the lead a preview campaign shows them."""
+        self._agent_calls: dict[str, _AgentCall] = {}
+        """Agent id -> the call they talk on, or talked on last."""
         self._configure_router(config)
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
@@ -1388,6 +1401,48 @@ class Switchboard:
         lead = preview.lead
         return {"campaign": lead.campaign, "lead": lead.lead, "decision": decision}
 
+    def dispose(
+        self, agent_id: str, code: str, note: str = "", at: datetime | None = None
+    ) -> dict[str, Any]:
+        """The agent gives the call they talk on (or talked on last) the disposition
+        ``code`` (``at``: when the person asked to be called again, for a ``callback``
+        code). Raises UnknownAgent, or EngineError for a code, time or call that will not
+        do."""
+        if agent_id not in self.router.agents:
+            raise UnknownAgent(f"unknown agent {agent_id}")
+        codes = self.config.dispositions
+        disposition = codes.get(code)
+        if disposition is None:
+            known = ", ".join(codes) or "none are configured (dispositions:)"
+            raise EngineError(f"unknown disposition {code!r}; use one of: {known}")
+        if disposition.callback != (at is not None):
+            need = "needs the time to call back (--at)" if at is None else "takes no time"
+            raise EngineError(f"disposition {code!r} {need}")
+        if at is not None and at <= datetime.now(UTC):
+            raise EngineError(f"the time to call back ({at.isoformat()}) has passed")
+        call = self._agent_calls.get(agent_id)
+        if call is None:
+            raise EngineError(f"agent {agent_id} has had no call to give a disposition to")
+        number = call.number
+        if call.campaign and call.lead:
+            known_lead = self.find_lead(call.campaign, call.lead)
+            number = known_lead.number if known_lead is not None else number
+        self.bus.publish(
+            CallDisposed(
+                call_id=call.call_id,
+                agent=agent_id,
+                code=code,
+                note=note,
+                number=number,
+                campaign=call.campaign,
+                lead=call.lead,
+                callback_at=at,
+                do_not_call=disposition.do_not_call,
+            )
+        )
+        log.info("call_disposed", call_id=call.call_id, agent=agent_id, code=code)
+        return {"call_id": call.call_id, "code": code, "campaign": call.campaign, "lead": call.lead}
+
     def previews(self) -> list[dict[str, Any]]:
         """The leads shown to agents now (``/status``): what the agent's screen shows."""
         now = time.monotonic()
@@ -1657,6 +1712,12 @@ class Switchboard:
                 )
             )
             log.info("agent_connected", call_id=info.call_id, agent=agent.id)
+            self._agent_calls[agent.id] = _AgentCall(
+                info.call_id,
+                info.caller_num,
+                active.variables.get("campaign", ""),
+                active.variables.get("lead", ""),
+            )
             if self._leads_on_hold:
                 self._lead_put_through(info.call_id)
             if qcfg.record and active.recording is None:

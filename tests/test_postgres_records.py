@@ -25,6 +25,7 @@ from callcenter.config import load_config, load_config_text
 from callcenter.daemon import Daemon
 from callcenter.errors import ConfigError, RecordError
 from callcenter.outbound.campaign import LeadRecord
+from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.store import CDR_COLUMNS, RecordStore, SqliteCdrStore
@@ -401,3 +402,29 @@ def test_a_campaign_lead_table_from_before_predictive_dialling_gets_dropped_at(
         finally:
             store.close()
         assert rows == {"ada": old, "bob": dropped}, type(store).__name__
+
+
+def test_dispositions_keep_the_last_word_per_call_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """An agent's correction replaces the call's row; the numbers of people who asked
+    never to be called again come back for the campaigns."""
+    first = DispositionRecord("c-1", "1001", "no-interest", "", "5551001", "", "", None, False, T0)
+    corrected = dataclasses.replace(first, code="do-not-call", note="asked", do_not_call=True)
+    callback = DispositionRecord(
+        "c-2", "1002", "callback", "", "5551002", "spring", "alan",
+        T0 + timedelta(days=1), False, T0,
+    )  # fmt: skip
+    seen = []
+    for store in (
+        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        try:
+            written = [store.write_disposition(r) for r in (first, corrected, callback)]
+            seen.append((store.fetch_dispositions(), store.fetch_asked_not()))
+        finally:
+            store.close()
+        assert written == [True, True, True]
+    assert seen[0] == seen[1]
+    assert seen[0] == ([corrected, callback], {"5551001"})

@@ -20,6 +20,7 @@ from callcenter.errors import RecordError
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
+from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.rescue import (
     RecordRescue,
     decode_write,
@@ -126,6 +127,24 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
                 LeadRecord("spring", "ada", "5551001", "retry", 1, "busy", retry_at=T0, updated=T0),
             ),
         ),
+        (
+            "disposition:1796444790.1",
+            functools.partial(
+                store.write_disposition,
+                DispositionRecord(
+                    "1796444790.1",
+                    "1001",
+                    "callback",
+                    "after 3",
+                    "0611",
+                    "spring",
+                    "ada",
+                    T0 + timedelta(days=1),
+                    False,
+                    T0,
+                ),
+            ),
+        ),
     ]
 
 
@@ -138,6 +157,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "callbacks": store.fetch_callbacks(),
         "queue_callbacks": store.fetch_queue_callbacks(),
         "campaign_leads": store.fetch_campaign_leads(),
+        "dispositions": store.fetch_dispositions(),
     }
 
 

@@ -1842,6 +1842,28 @@ class AcdConfig(_Model):
     )
 
 
+class DispositionConfig(_Model):
+    """A code an agent gives a call when it ends (a wrap-up code: "sale", "no-interest");
+    a plain string is short for ``{description: ...}``."""
+
+    description: str = Field(default="", description="What the code means, for reports.")
+    do_not_call: bool = Field(
+        default=False,
+        description="The person asked not to be called: no campaign calls their number "
+        "again (kept in the records, across restarts).",
+    )
+    callback: bool = Field(
+        default=False,
+        description="The person asked to be called again at a time the agent gives "
+        "(`--at`): a campaign's lead is called again then, its tries counted afresh.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        return {"description": data} if isinstance(data, str) else data
+
+
 class SupervisorConfig(_Model):
     """A person who watches queues and helps agents."""
 
@@ -2069,6 +2091,11 @@ class CallCenterConfig(_Model):
     )
     campaigns: dict[Name, CampaignConfig] = Field(
         default_factory=dict, description="Outbound campaigns by id."
+    )
+    dispositions: dict[Name, DispositionConfig] = Field(
+        default_factory=dict,
+        description="Codes agents give their calls (`callcenter agent disposition <agent> "
+        "<code>`), kept in the `dispositions` table; none: agents give none.",
     )
 
     _source: Path | None = PrivateAttr(default=None)

@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -350,6 +351,13 @@ class ControlAPI:
             elif action == "help":
                 supervisor, shown = await self.switchboard.monitoring.ask_for_help(agent_id)
                 return {"agent": agent_id, "supervisor": supervisor, "monitoring": shown}
+            elif action == "disposition":
+                code = body.get("code")
+                if not isinstance(code, str) or not code:
+                    raise HTTPError(400, 'say which code: {"code": "sale"}')
+                at = _callback_time(body.get("at"), self.switchboard.config.ivr.timezone)
+                said = self.switchboard.dispose(agent_id, code, str(body.get("note", "")), at)
+                return {"agent": agent_id, **said}
             elif action in ("preview-dial", "preview-skip"):
                 said = self.switchboard.preview_decision(agent_id, action.removeprefix("preview-"))
                 return {"agent": agent_id, **said}
@@ -391,6 +399,20 @@ class ControlAPI:
         except CallCenterError as exc:
             raise HTTPError(409, str(exc)) from None
         return {"supervisor": supervisor_id, "monitoring": shown}
+
+
+def _callback_time(value: object, zone: str) -> datetime | None:
+    """A disposition's ``at``: ISO 8601; without an offset, in the call centre's time zone
+    (``ivr.timezone``)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise HTTPError(400, 'at: a time such as "2026-12-07T15:00"')
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise HTTPError(400, f'at: {value!r} is not a time such as "2026-12-07T15:00"') from None
+    return at.replace(tzinfo=ZoneInfo(zone)) if at.tzinfo is None else at
 
 
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -27,7 +27,8 @@ Each lead by another (:class:`LeadStatus`)::
     pending  -> dialing | skipped | answered
     dialing  -> retry | answered | failed | pending   (pending: the try never happened)
     retry    -> dialing | skipped | answered
-    answered, failed, skipped: final
+    answered -> retry     (only when the person asked to be called again: a disposition)
+    failed, skipped: final
 
 (``pending``/``retry`` -> ``answered``: a dial placed before a restart was answered after
 it.) A lead is **skipped** when its number is on the do-not-call list or outside ``allow``;
@@ -58,8 +59,10 @@ import structlog
 from callcenter.config.models import CallCenterConfig, CampaignConfig
 from callcenter.errors import ConfigError, IllegalTransition
 from callcenter.events import (
+    CallDisposed,
     CampaignAnswered,
     CampaignAttemptFailed,
+    CampaignLeadRescheduled,
     CampaignLeadSkipped,
     CampaignStateChanged,
     EngineEvent,
@@ -67,7 +70,7 @@ from callcenter.events import (
 )
 from callcenter.ivr.calendar import date_listed, local_time, open_spec, public_holiday
 from callcenter.ivr.values import matches_any
-from callcenter.outbound.leads import Lead, load_do_not_call, load_leads
+from callcenter.outbound.leads import Lead, load_do_not_call, load_leads, normalise_number
 from callcenter.outbound.pacing import ABANDON_WINDOW, Pacer
 from callcenter.tasks import cancel_and_wait
 
@@ -83,6 +86,8 @@ ABANDONED: Final = "abandoned"
 """A try answered by a person the predictive dialler had no agent for (dropped)."""
 MACHINE: Final = "machine"
 """A try answered by an answering machine (the dialplan's detection said so)."""
+CALLBACK: Final = "callback"
+"""Result of a lead whose person asked an agent to be called again at a time."""
 AGENT_SKIPPED: Final = "agent-skipped"
 """Preview: the agent skipped the lead (no try made; it waits ``retry_delay``)."""
 
@@ -132,7 +137,7 @@ _LEAD_MOVES: Final[Mapping[LeadStatus, frozenset[LeadStatus]]] = {
     _L.PENDING: frozenset({_L.DIALING, _L.SKIPPED, _L.ANSWERED}),
     _L.DIALING: frozenset({_L.RETRY, _L.ANSWERED, _L.FAILED, _L.PENDING}),
     _L.RETRY: frozenset({_L.DIALING, _L.SKIPPED, _L.ANSWERED}),
-    _L.ANSWERED: frozenset(),
+    _L.ANSWERED: frozenset({_L.RETRY}),
     _L.FAILED: frozenset(),
     _L.SKIPPED: frozenset(),
 }
@@ -316,6 +321,9 @@ class Campaign:
         """Tries made since the daemon started."""
         self.pacer: Pacer | None = None
         self._pace(self.settings)
+        self.asked_not: set[str] = set()
+        """Numbers whose people asked agents never to be called again (shared by every
+        campaign: :attr:`Campaigns.asked_not`)."""
 
     # ------------------------------------------------------------------ set-up
 
@@ -470,6 +478,28 @@ class Campaign:
             return
         self._move(CampaignState.RUNNING, why)
 
+    def call_back(self, lead_id: str, at: datetime) -> bool:
+        """The person of answered lead ``lead_id`` asked to be called again at ``at``: the
+        lead is tried again then, its tries counted afresh. False (and nothing changes)
+        when the lead is not an answered one of this campaign."""
+        p = self.leads.get(lead_id)
+        if p is None or p.status is not LeadStatus.ANSWERED:
+            self._log.warning("campaign_callback_not_scheduled", lead=lead_id)
+            return False
+        self._move_lead(p, LeadStatus.RETRY)
+        p.attempts = 0
+        p.result = CALLBACK
+        p.due = time.monotonic() + max(0.0, (at - self.clock()).total_seconds())
+        self._push_retry(lead_id, p.due)
+        self.bus.publish(
+            CampaignLeadRescheduled(
+                campaign=self.id, lead=lead_id, number=p.lead.number, retry_at=at
+            )
+        )
+        self._log.info("campaign_callback_scheduled", lead=lead_id, at=at.isoformat())
+        self._changed.set()
+        return True
+
     def agent_free(self) -> None:
         """An agent became free with nobody waiting for them: a predictive campaign counts
         its free agents again."""
@@ -623,7 +653,7 @@ class Campaign:
             self._log.info("campaign_lead_skipped", lead=lead_id, reason=why)
 
     def _refusal(self, number: str) -> str | None:
-        if number in self._do_not_call:
+        if number in self._do_not_call or number in self.asked_not:
             return DO_NOT_CALL
         if not matches_any(self.settings.allow, number):
             return NOT_ALLOWED
@@ -818,6 +848,10 @@ class Campaigns:
         self.bus = bus
         self.by_id: dict[str, Campaign] = {}
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.asked_not: set[str] = set()
+        """Numbers whose people asked an agent never to be called again (a ``do_not_call``
+        disposition): no campaign dials them. The daemon fills it from the records at a
+        start."""
         bus.subscribe(self._on_event)
 
     def _on_event(self, event: EngineEvent) -> None:
@@ -825,6 +859,13 @@ class Campaigns:
             campaign = self.by_id.get(event.campaign)
             if campaign is not None:
                 campaign.on_event(event)
+        elif type(event) is CallDisposed:
+            number = normalise_number(event.number)
+            if event.do_not_call and number is not None:
+                self.asked_not.add(number)
+                log.info("number_asked_not_to_be_called", call_id=event.call_id)
+            if event.callback_at is not None and event.campaign in self.by_id:
+                self.by_id[event.campaign].call_back(event.lead, event.callback_at)
 
     def agent_free(self, agent_id: str) -> None:
         """Router listener: ``agent_id`` became free with nobody waiting for them."""
@@ -857,6 +898,7 @@ class Campaigns:
             log.error("campaign_not_started", campaign=campaign_id, error=str(exc))
             return
         campaign = Campaign(campaign_id, config, self.dialer, self.bus, clock=self.clock)
+        campaign.asked_not = self.asked_not
         campaign.install(lists, await asyncio.to_thread(campaign.prepare, lists, restored))
         campaign.restore_pacing(restored)
         self.by_id[campaign_id] = campaign

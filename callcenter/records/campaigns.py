@@ -10,8 +10,11 @@
                               congestion, failed, originate-failed, machine,
                               abandoned: then also dropped_at, kept from then on)
     CampaignLeadSkipped    -> status "skipped"; result = do-not-call or not-allowed
+    CampaignLeadRescheduled -> status "retry", result "callback", tries 0, retry_at (the
+                              person asked an agent to be called again)
 
-A row that reached answered, failed or skipped stays so. A restarted daemon reads the rows
+A row that reached answered, failed or skipped stays so (but for an answered one moving to
+a callback). A restarted daemon reads the rows
 back (:meth:`~callcenter.outbound.campaign.Campaign.load`): answered, failed and skipped
 leads are not called again, and the others keep their tries and retry times.
 """
@@ -26,10 +29,11 @@ from callcenter.events import (
     CampaignAnswered,
     CampaignAttemptFailed,
     CampaignDialing,
+    CampaignLeadRescheduled,
     CampaignLeadSkipped,
     EngineEvent,
 )
-from callcenter.outbound.campaign import ABANDONED, LeadRecord
+from callcenter.outbound.campaign import ABANDONED, CALLBACK, LeadRecord
 from callcenter.records.writer import RecordWriter
 
 
@@ -56,7 +60,13 @@ class CampaignRecorder:
             self.writer.submit(key, functools.partial(self.store.write_campaign_lead, record))
 
 
-_LeadEvent = CampaignDialing | CampaignAnswered | CampaignAttemptFailed | CampaignLeadSkipped
+_LeadEvent = (
+    CampaignDialing
+    | CampaignAnswered
+    | CampaignAttemptFailed
+    | CampaignLeadSkipped
+    | CampaignLeadRescheduled
+)
 
 
 def _row(e: _LeadEvent, status: str, attempts: int, result: str = "", **more: Any) -> LeadRecord:
@@ -86,6 +96,10 @@ def _failed(e: CampaignAttemptFailed) -> LeadRecord:
     return _row(e, status, e.attempt, e.reason, retry_at=e.retry_at, dropped_at=dropped)
 
 
+def _rescheduled(e: CampaignLeadRescheduled) -> LeadRecord:
+    return _row(e, "retry", 0, CALLBACK, retry_at=e.retry_at)
+
+
 def _skipped(e: CampaignLeadSkipped) -> LeadRecord:
     return _row(e, "skipped", 0, e.reason)
 
@@ -95,6 +109,7 @@ _FOLDS: Mapping[type[EngineEvent], Callable[[Any], LeadRecord]] = {
     CampaignAnswered: _answered,
     CampaignAttemptFailed: _failed,
     CampaignLeadSkipped: _skipped,
+    CampaignLeadRescheduled: _rescheduled,
 }
 
 __all__ = ["CampaignLeadStore", "CampaignRecorder"]

@@ -49,6 +49,7 @@ from callcenter.errors import RecordError
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
+from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
 
@@ -69,6 +70,7 @@ REPLAYABLE: Final = frozenset(
         "update_queue_callback",
         "write_queue_log",
         "write_campaign_lead",
+        "write_disposition",
     }
 )
 
@@ -83,6 +85,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         QueueCallback,
         QueueLogEntry,
         LeadRecord,
+        DispositionRecord,
     )
 }
 

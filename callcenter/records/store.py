@@ -37,7 +37,9 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   ``failed``, ``expired``), attempts, updated (see :mod:`callcenter.records.callbacks`);
 * ``campaign_leads``: where each lead of each outbound campaign stands: campaign, lead,
   number, status (``dialing``, ``retry``, ``answered``, ``failed``, ``skipped``), attempts,
-  result, call_id, retry_at, updated (see :mod:`callcenter.records.campaigns`).
+  result, call_id, retry_at, updated, dropped_at (see :mod:`callcenter.records.campaigns`);
+* ``dispositions``: the code an agent gave a call: call_id, agent, code, note, number,
+  campaign, lead, callback_at, do_not_call, at (see :mod:`callcenter.records.dispositions`).
 
 A database made by an older version gets the columns added since (``ALTER TABLE``).
 """
@@ -62,6 +64,7 @@ from callcenter.events import LEFT_TO_PBX
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
+from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
 
@@ -195,6 +198,18 @@ CREATE TABLE IF NOT EXISTS campaign_leads (
     "dropped_at" TEXT,
     PRIMARY KEY ("campaign", "lead")
 );
+CREATE TABLE IF NOT EXISTS dispositions (
+    "call_id" TEXT PRIMARY KEY,
+    "agent" TEXT NOT NULL,
+    "code" TEXT NOT NULL,
+    "note" TEXT NOT NULL DEFAULT '',
+    "number" TEXT NOT NULL DEFAULT '',
+    "campaign" TEXT NOT NULL DEFAULT '',
+    "lead" TEXT NOT NULL DEFAULT '',
+    "callback_at" TEXT,
+    "do_not_call" INTEGER NOT NULL DEFAULT 0,
+    "at" TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS queue_log (
     "id" INTEGER PRIMARY KEY AUTOINCREMENT,
     "key" TEXT NOT NULL UNIQUE,
@@ -239,6 +254,18 @@ CAMPAIGN_LEAD_COLUMNS = (
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("campaign_leads", "dropped_at", "TEXT"),)
 """(table, column, type) added to a table other than cdr since its first version: a
 database made before gets them at its next opening."""
+DISPOSITION_COLUMNS = (
+    "call_id",
+    "agent",
+    "code",
+    "note",
+    "number",
+    "campaign",
+    "lead",
+    "callback_at",
+    "do_not_call",
+    "at",
+)
 PRESENCE_COLUMNS = ("agent", "logged_in", "via_login", "pause_reason", "paused_at", "via_pause")
 # What the record of a call taken back replaces in the row written when it was left:
 # everything but "start" (the first one stays) and "duration" (recomputed from that start).
@@ -319,14 +346,27 @@ class Statements:
             f"VALUES ({marks(len(CAMPAIGN_LEAD_COLUMNS))}) "
             'ON CONFLICT("campaign", "lead") DO UPDATE SET '
             '"number" = excluded."number", "status" = excluded."status", '
-            f'"attempts" = {dialect.greatest}(campaign_leads."attempts", excluded."attempts"), '
+            '"attempts" = CASE WHEN excluded."result" = \'callback\' THEN excluded."attempts" '
+            f'ELSE {dialect.greatest}(campaign_leads."attempts", excluded."attempts") END, '
             '"result" = excluded."result", '
             '"call_id" = CASE WHEN excluded."call_id" <> \'\' THEN excluded."call_id" '
             'ELSE campaign_leads."call_id" END, '
             '"retry_at" = excluded."retry_at", "updated" = excluded."updated", '
             '"dropped_at" = coalesce(excluded."dropped_at", campaign_leads."dropped_at") '
             "WHERE campaign_leads.\"status\" NOT IN ('answered', 'failed', 'skipped')"
+            " OR (campaign_leads.\"status\" = 'answered' AND excluded.\"result\" = 'callback')"
         )
+        # An agent who corrects a call's code replaces its row.
+        self.upsert_disposition = (
+            f"INSERT INTO dispositions ({_quoted(DISPOSITION_COLUMNS)}) "
+            f"VALUES ({marks(len(DISPOSITION_COLUMNS))}) "
+            'ON CONFLICT("call_id") DO UPDATE SET '
+            + ", ".join(f'"{n}" = excluded."{n}"' for n in DISPOSITION_COLUMNS[1:])
+        )
+        self.fetch_dispositions = (
+            f'SELECT {_quoted(DISPOSITION_COLUMNS)} FROM dispositions ORDER BY "at", "call_id"'
+        )
+        self.fetch_asked_not = 'SELECT DISTINCT "number" FROM dispositions WHERE "do_not_call" = 1'
         self.fetch_campaign_leads = (
             f"SELECT {_quoted(CAMPAIGN_LEAD_COLUMNS)} FROM campaign_leads"
             ' ORDER BY "campaign", "updated", "lead"'
@@ -561,6 +601,48 @@ class RecordStore(abc.ABC):
         return self._write(
             f"callback request of {call_id}", self._sql.update_queue_callback, params
         )
+
+    def write_disposition(self, record: DispositionRecord) -> bool:
+        """Store the code an agent gave a call (a correction replaces it)."""
+        params = (
+            record.call_id,
+            record.agent,
+            record.code,
+            record.note,
+            record.number,
+            record.campaign,
+            record.lead,
+            _iso(record.callback_at) if record.callback_at is not None else None,
+            int(record.do_not_call),
+            _iso(record.at),
+        )
+        return self._write(
+            f"disposition of call {record.call_id}", self._sql.upsert_disposition, params
+        )
+
+    def fetch_dispositions(self) -> list[DispositionRecord]:
+        """Every call's disposition, oldest first."""
+        return [
+            DispositionRecord(
+                call_id=row["call_id"],
+                agent=row["agent"],
+                code=row["code"],
+                note=row["note"],
+                number=row["number"],
+                campaign=row["campaign"],
+                lead=row["lead"],
+                callback_at=(
+                    datetime.fromisoformat(row["callback_at"]) if row["callback_at"] else None
+                ),
+                do_not_call=bool(row["do_not_call"]),
+                at=datetime.fromisoformat(row["at"]),
+            )
+            for row in self._fetch(self._sql.fetch_dispositions)
+        ]
+
+    def fetch_asked_not(self) -> set[str]:
+        """The numbers whose people asked an agent never to be called again."""
+        return {row["number"] for row in self._fetch(self._sql.fetch_asked_not)}
 
     def write_campaign_lead(self, record: LeadRecord) -> bool:
         """Store where a campaign's lead stands (one row per lead; final rows stay)."""

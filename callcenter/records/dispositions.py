@@ -1,0 +1,70 @@
+"""Dispositions as records: the code an agent gave each call, one row per call.
+
+:class:`DispositionRecorder` folds each :class:`~callcenter.events.CallDisposed` into a
+``dispositions`` row (call id, agent, code, note, the number, the campaign and lead of a
+campaign's call, when the person asked to be called again, whether they asked never to be
+called again, when). An agent who corrects the code replaces the row. A starting daemon
+reads the numbers of ``do_not_call`` rows back: no campaign calls them
+(:meth:`~callcenter.outbound.campaign.Campaigns.start`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from callcenter.events import CallDisposed, EngineEvent
+from callcenter.records.writer import RecordWriter
+
+
+@dataclass(frozen=True, slots=True)
+class DispositionRecord:
+    """One call's disposition, as the ``dispositions`` table keeps it."""
+
+    call_id: str
+    agent: str
+    code: str
+    note: str
+    number: str
+    campaign: str
+    lead: str
+    callback_at: datetime | None
+    do_not_call: bool
+    at: datetime
+
+
+class DispositionStore(Protocol):
+    """Where disposition rows go (blocking calls, run in the writer's thread)."""
+
+    def write_disposition(self, record: DispositionRecord) -> bool: ...
+
+
+class DispositionRecorder:
+    """Event-bus listener writing a ``dispositions`` row per CallDisposed (the writer is
+    the CDR recorder's; starting and closing it is its owner's job)."""
+
+    def __init__(self, store: DispositionStore, writer: RecordWriter) -> None:
+        self.store = store
+        self.writer = writer
+
+    def on_event(self, event: EngineEvent) -> None:
+        if type(event) is CallDisposed:
+            record = DispositionRecord(
+                call_id=event.call_id,
+                agent=event.agent,
+                code=event.code,
+                note=event.note,
+                number=event.number,
+                campaign=event.campaign,
+                lead=event.lead,
+                callback_at=event.callback_at,
+                do_not_call=event.do_not_call,
+                at=event.at,
+            )
+            key = f"disposition:{record.call_id}"
+            self.writer.submit(key, functools.partial(self.store.write_disposition, record))
+
+
+__all__ = ["DispositionRecord", "DispositionRecorder", "DispositionStore"]

@@ -1,0 +1,147 @@
+"""Dispositions: the code an agent gives a call as it ends ("sale", "call me back at 3",
+"never call me again"), through the control API and the command line, on every PBX.
+Kept one row per call in the ``dispositions`` table; a campaign's lead whose person asked
+to be called back is called again then, its tries counted afresh; a number whose person
+asked never to be called again is dialled by no campaign, also after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_campaigns import (
+    Scene,
+    campaign,
+    on_every_transport,  # noqa: F401  (every transport here too)
+    scene,
+)
+
+from callcenter.cli import main as cli_main
+from callcenter.events import CallDisposed, CampaignAnswered
+from callcenter.testing import merge
+
+CODES = {
+    "dispositions": {
+        "sale": "Sale made",
+        "no-interest": "Not interested",
+        "callback": {"description": "Call me back", "callback": True},
+        "do-not-call": {"description": "Never call me again", "do_not_call": True},
+    }
+}
+
+
+async def dispose(s: Scene, agent: str, **body: Any) -> tuple[int, dict[str, Any]]:
+    """POST /agents/<agent>/disposition with ``body`` as JSON."""
+    import json
+
+    port = s.center.daemon.api.port
+    payload = json.dumps(body).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"POST /agents/{agent}/disposition HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+        + payload
+    )
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    head, _, answer = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(answer)
+
+
+async def test_an_agent_gives_the_call_they_took_its_code_and_can_correct_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A caller talks to Alice and hangs up; in her wrap-up Alice says "no-interest", then
+    corrects it to "sale" from the command line: one row, the last word. Codes the config
+    does not have, a callback code without a time and an agent who took no call are
+    refused, saying why."""
+    async with scene(tmp_path, CODES, "number\n") as s:
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        s.center.add_phone("PJSIP/1002", answer_after=None)
+        caller = await s.center.caller_talks_to_an_agent("5550199", key="1")
+        first = await dispose(s, "1001", code="no-interest")
+        api = f"http://127.0.0.1:{s.center.daemon.api.port}"
+        capsys.readouterr()
+        corrected = await asyncio.to_thread(
+            cli_main,
+            ["agent", "disposition", "1001", "--code", "sale", "--note", "2 seats", "--api", api],
+        )
+        unknown = await dispose(s, "1001", code="maybe")
+        no_time = await dispose(s, "1001", code="callback")
+        no_call = await dispose(s, "1002", code="sale")
+        await s.center.daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
+        rows = await asyncio.to_thread(s.center.daemon.store.fetch_dispositions)
+    assert first == (200, {"agent": "1001", "call_id": caller.uniqueid, "code": "no-interest",
+                           "campaign": "", "lead": ""})  # fmt: skip
+    assert corrected == 0
+    (row,) = rows
+    assert (row.call_id, row.agent, row.code, row.note, row.number) == (
+        caller.uniqueid,
+        "1001",
+        "sale",
+        "2 seats",
+        "5550199",
+    )
+    assert unknown[0] == 409 and "use one of: sale, no-interest" in unknown[1]["error"]
+    assert no_time[0] == 409 and "needs the time to call back" in no_time[1]["error"]
+    assert no_call[0] == 409 and "no call to give a disposition to" in no_call[1]["error"]
+    assert [e.code for e in s.of(CallDisposed)] == ["no-interest", "sale"]
+
+
+async def test_a_lead_who_asks_to_be_called_back_is_called_again_at_that_time(
+    tmp_path: Path,
+) -> None:
+    """Ada answers and asks Alice to call her back a moment later: Alice gives the call
+    the "callback" code with the time, and Ada's phone rings again then, the campaign
+    counting her tries afresh; her record says so meanwhile."""
+    async with scene(tmp_path, merge(campaign(), CODES), "number,id\n5551001,ada\n") as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
+        alice = s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.view["state"] == "finished")
+        await alice.wait_idle(timeout=5)
+        at = datetime.now(UTC) + timedelta(seconds=1)
+        status, said = await dispose(s, "1001", code="callback", at=at.isoformat())
+        await s.center.daemon.recorder.writer.wait_written("campaign-lead:spring:ada")
+        store = s.center.daemon.store
+        waiting = {r.lead: r for r in await asyncio.to_thread(store.fetch_campaign_leads)}
+        view_waiting = s.view
+        await ada.wait_answered(2, timeout=10)
+        rang_again = datetime.now(UTC)
+        await s.wait_for(lambda: len(s.of(CampaignAnswered)) == 2)
+        await s.wait_for(lambda: s.view["state"] == "finished")
+    assert (status, said["campaign"], said["lead"]) == (200, "spring", "ada")
+    record = waiting["ada"]
+    assert (record.status, record.attempts, record.result) == ("retry", 0, "callback")
+    assert record.retry_at is not None and abs((record.retry_at - at).total_seconds()) < 0.01
+    assert (view_waiting["retry"], view_waiting["state"]) == (1, "running")
+    assert rang_again >= at, "not before the time she gave"
+    assert [e.attempt for e in s.of(CampaignAnswered)] == [1, 1], "tries counted afresh"
+
+
+async def test_a_number_whose_person_asked_never_to_be_called_is_dialled_by_no_campaign(
+    tmp_path: Path,
+) -> None:
+    """Ada asks Alice never to be called again. After a restart the lead file lists her
+    number again (under another id): the daemon still knows, and skips it."""
+    leads = "number,id\n5551001,ada\n5551002,alan\n"
+    config = merge(campaign(lines=1), CODES)
+    async with scene(tmp_path, config, leads) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
+        s.center.add_phone("PJSIP/5551002", answer_after=0.05, hangup_after=0.2)
+        alice = s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await alice.wait_answered(timeout=5)  # talking to Ada
+        status, said = await dispose(s, "1001", code="do-not-call", note="asked firmly")
+        await s.wait_for(lambda: s.view["state"] == "finished")
+        (tmp_path / "leads.csv").write_text("number,id\n5551001,ada-again\n")
+        await s.center.daemon.recorder.writer.wait_written(f"disposition:{said['call_id']}")
+        daemon = await s.center.restart()
+        await daemon.recorder.writer.wait_written("campaign-lead:spring:ada-again")
+        records = {r.lead: r for r in await asyncio.to_thread(daemon.store.fetch_campaign_leads)}
+    assert status == 200
+    assert ada.answered == 1, "never rung again"
+    again = records["ada-again"]
+    assert (again.status, again.result) == ("skipped", "do-not-call"), "known after a restart"
