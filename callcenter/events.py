@@ -402,12 +402,15 @@ class CallDisposed(CallEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignLeadRescheduled(EngineEvent):
     """The person of answered lead ``lead`` of ``campaign`` asked to be called again: the
-    lead is tried again at ``retry_at``, its tries counted afresh."""
+    lead is tried again at ``retry_at``, its tries counted afresh (``attempts`` 0); with
+    ``retry_at`` None the callback was called off (a corrected code) and the lead is
+    answered again, after ``attempts`` tries."""
 
     campaign: str
     lead: str
     number: str
-    retry_at: datetime
+    retry_at: datetime | None
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

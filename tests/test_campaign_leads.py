@@ -25,7 +25,13 @@ from test_campaigns import scene
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config
 from callcenter.errors import ConfigError, IllegalTransition
-from callcenter.events import CampaignAttemptFailed, CampaignStateChanged, EngineEvent, EventBus
+from callcenter.events import (
+    CampaignAttemptFailed,
+    CampaignLeadRescheduled,
+    CampaignStateChanged,
+    EngineEvent,
+    EventBus,
+)
 from callcenter.outbound import campaign as campaign_module
 from callcenter.outbound import pacing
 from callcenter.outbound.campaign import (
@@ -485,6 +491,48 @@ async def test_a_restarted_predictive_campaign_keeps_the_days_abandon_rate(
     view = campaign.view()
     assert view["abandon_rate"] == round(100 / 11, 2), "1 dropped of 11 answered today"
     assert (view["ratio"], view["dropped"]) == (1.0, 0)
+
+
+async def test_a_callback_an_agent_sets_can_be_moved_and_called_off(tmp_path: Path) -> None:
+    """Ada answered on her second try, Alan on his first. Ada's agent sets a callback and
+    moves it later: she is called once, at the later time, her tries counted afresh.
+    Alan's agent sets one and calls it off: Alan is answered again with his tries as they
+    were, and not called."""
+    ada, alan = "5551001", "5551002"
+    campaign, board, events = await dialler(tmp_path, [ada, alan], retry_delay=0.05)
+    campaign.start()
+    for n, outcome in enumerate(("no-answer", "", "")):
+        await until(lambda n=n: len(board.dials) > n)
+        board.dials[n][1].set_result(outcome)
+    await until(lambda: campaign.state == "finished")
+    assert [(c.lead, c.attempt) for c, _ in board.dials] == [(ada, 1), (alan, 1), (ada, 2)]
+    now = campaign.clock()
+    later = now + timedelta(seconds=0.4)
+    assert campaign.call_back(ada, now + timedelta(seconds=0.1))
+    assert campaign.call_back(ada, later), "moved"
+    assert campaign.call_back(alan, later)
+    assert campaign.call_back(alan, None), "called off"
+    assert not campaign.call_back(alan, None), "nothing left to call off"
+    await until(lambda: len(board.dials) == 4)
+    waited = (campaign.clock() - now).total_seconds()
+    board.dials[3][1].set_result("")
+    await asyncio.sleep(0.5)
+    await campaign.stop()
+    assert (board.dials[3][0].lead, board.dials[3][0].attempt) == (ada, 1), "tries afresh"
+    assert waited >= 0.38, "at the time it was moved to, not the first one"
+    assert len(board.dials) == 4, "Ada once, Alan not at all"
+    alan_now = campaign.leads[alan]
+    assert (alan_now.status, alan_now.attempts, alan_now.result) == (
+        LeadStatus.ANSWERED,
+        1,
+        "answered",
+    )
+    moves = [
+        (e.lead, e.retry_at is not None, e.attempts)
+        for e in events
+        if isinstance(e, CampaignLeadRescheduled)
+    ]
+    assert moves == [(ada, True, 0), (ada, True, 0), (alan, True, 0), (alan, False, 1)]
 
 
 def test_the_lead_table_refuses_a_move_it_does_not_have() -> None:

@@ -249,6 +249,8 @@ class LeadProgress:
     """Predictive: they answered the dial being made (and wait for an agent)."""
     dropped: bool = False
     """A predictive dial they answered was dropped: called again only with an agent."""
+    answered_attempts: int = 0
+    """The tries it took to answer, kept while a callback they asked for is pending."""
 
     def move(self, new: LeadStatus) -> None:
         if new not in _LEAD_MOVES[self.status]:
@@ -478,25 +480,42 @@ class Campaign:
             return
         self._move(CampaignState.RUNNING, why)
 
-    def call_back(self, lead_id: str, at: datetime) -> bool:
+    def call_back(self, lead_id: str, at: datetime | None) -> bool:
         """The person of answered lead ``lead_id`` asked to be called again at ``at``: the
-        lead is tried again then, its tries counted afresh. False (and nothing changes)
-        when the lead is not an answered one of this campaign."""
+        lead is tried again then, its tries counted afresh. A callback already set is moved
+        to ``at``, or, with ``at`` None (the agent corrected the code), called off: the
+        lead is answered again. False when nothing changed."""
         p = self.leads.get(lead_id)
-        if p is None or p.status is not LeadStatus.ANSWERED:
-            self._log.warning("campaign_callback_not_scheduled", lead=lead_id)
+        scheduled = p is not None and p.status is LeadStatus.RETRY and p.result == CALLBACK
+        if p is None or not (scheduled or (at is not None and p.status is LeadStatus.ANSWERED)):
+            if at is not None:
+                self._log.warning("campaign_callback_not_scheduled", lead=lead_id)
             return False
-        self._move_lead(p, LeadStatus.RETRY)
-        p.attempts = 0
-        p.result = CALLBACK
-        p.due = time.monotonic() + max(0.0, (at - self.clock()).total_seconds())
-        self._push_retry(lead_id, p.due)
+        if at is None:
+            self._move_lead(p, LeadStatus.ANSWERED)
+            p.result = "answered"
+            p.attempts = p.answered_attempts
+        else:
+            if p.status is LeadStatus.ANSWERED:
+                p.answered_attempts = p.attempts
+                self._move_lead(p, LeadStatus.RETRY)
+            p.attempts = 0
+            p.result = CALLBACK
+            # A callback moved leaves its first heap entry behind: _take_due skips it.
+            p.due = time.monotonic() + max(0.0, (at - self.clock()).total_seconds())
+            self._push_retry(lead_id, p.due)
         self.bus.publish(
             CampaignLeadRescheduled(
-                campaign=self.id, lead=lead_id, number=p.lead.number, retry_at=at
+                campaign=self.id,
+                lead=lead_id,
+                number=p.lead.number,
+                retry_at=at,
+                attempts=p.attempts,
             )
         )
-        self._log.info("campaign_callback_scheduled", lead=lead_id, at=at.isoformat())
+        self._log.info(
+            "campaign_callback", lead=lead_id, at=at.isoformat() if at is not None else None
+        )
         self._changed.set()
         return True
 
@@ -624,8 +643,10 @@ class Campaign:
         while True:
             lead_id: str | None = None
             if self._retries and self._retries[0][0] <= now:
-                lead_id = heapq.heappop(self._retries)[2]
+                when, _, lead_id = heapq.heappop(self._retries)
                 due = self.leads.get(lead_id)
+                if due is not None and due.due != when:
+                    continue  # moved since it was pushed (a callback set again)
                 zone = (due.lead.timezone or self.zone) if due is not None else self.zone
                 if zone not in open_zones:
                     # Due, but it is night where they live: first in line when it is day.
@@ -864,7 +885,7 @@ class Campaigns:
             if event.do_not_call and number is not None:
                 self.asked_not.add(number)
                 log.info("number_asked_not_to_be_called", call_id=event.call_id)
-            if event.callback_at is not None and event.campaign in self.by_id:
+            if event.campaign in self.by_id:
                 self.by_id[event.campaign].call_back(event.lead, event.callback_at)
 
     def agent_free(self, agent_id: str) -> None:

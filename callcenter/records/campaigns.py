@@ -11,7 +11,8 @@
                               abandoned: then also dropped_at, kept from then on)
     CampaignLeadSkipped    -> status "skipped"; result = do-not-call or not-allowed
     CampaignLeadRescheduled -> status "retry", result "callback", tries 0, retry_at (the
-                              person asked an agent to be called again)
+                              person asked an agent to be called again); without
+                              retry_at (called off), "answered" again
 
 A row that reached answered, failed or skipped stays so (but for an answered one moving to
 a callback). A restarted daemon reads the rows
@@ -97,6 +98,8 @@ def _failed(e: CampaignAttemptFailed) -> LeadRecord:
 
 
 def _rescheduled(e: CampaignLeadRescheduled) -> LeadRecord:
+    if e.retry_at is None:
+        return _row(e, "answered", e.attempts, "answered")
     return _row(e, "retry", 0, CALLBACK, retry_at=e.retry_at)
 
 
