@@ -18,6 +18,7 @@ from test_campaigns import (
     on_every_transport,  # noqa: F401  (every transport here too)
     scene,
 )
+from test_metrics import samples
 
 from callcenter.cli import main as cli_main
 from callcenter.events import CallDisposed, CampaignAnswered
@@ -75,6 +76,7 @@ async def test_an_agent_gives_the_call_they_took_its_code_and_can_correct_it(
         no_call = await dispose(s, "1002", code="sale")
         await s.center.daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
         rows = await asyncio.to_thread(s.center.daemon.store.fetch_dispositions)
+        figures = samples(s.center.daemon.api.render_metrics())
     assert first == (200, {"agent": "1001", "call_id": caller.uniqueid, "code": "no-interest",
                            "campaign": "", "lead": ""})  # fmt: skip
     assert corrected == 0
@@ -90,6 +92,8 @@ async def test_an_agent_gives_the_call_they_took_its_code_and_can_correct_it(
     assert no_time[0] == 409 and "needs the time to call back" in no_time[1]["error"]
     assert no_call[0] == 409 and "no call to give a disposition to" in no_call[1]["error"]
     assert [e.code for e in s.of(CallDisposed)] == ["no-interest", "sale"]
+    for code in ("no-interest", "sale"):
+        assert figures["callcenter_dispositions_total", (("code", code),)] == 1
 
 
 async def test_a_lead_who_asks_to_be_called_back_is_called_again_at_that_time(

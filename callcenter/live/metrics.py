@@ -39,6 +39,7 @@ from typing import Any, Final
 from callcenter.events import (
     AgentConnected,
     AgentRingFailed,
+    CallDisposed,
     CallEnded,
     CallStarted,
     CallTransferred,
@@ -152,6 +153,7 @@ class Metrics:
             CampaignAnswered: self._on_campaign_answered,
             CampaignAttemptFailed: self._on_campaign_failed,
             CampaignLeadSkipped: self._on_campaign_skipped,
+            CallDisposed: self._on_disposed,
         }
 
     def on_event(self, event: EngineEvent) -> None:
@@ -219,6 +221,9 @@ class Metrics:
     def _on_campaign_failed(self, e: CampaignAttemptFailed) -> None:
         labels = (("campaign", e.campaign), ("reason", e.reason))
         self._count("callcenter_campaign_attempts_failed_total", labels)
+
+    def _on_disposed(self, e: CallDisposed) -> None:
+        self._count("callcenter_dispositions_total", (("code", e.code),))
 
     def _on_campaign_skipped(self, e: CampaignLeadSkipped) -> None:
         labels = (("campaign", e.campaign), ("reason", e.reason))
@@ -371,6 +376,7 @@ _COUNTERS: Final = (
     ("callcenter_campaign_answered_total", "Campaign leads who answered."),
     ("callcenter_campaign_attempts_failed_total", "Campaign tries not answered, by reason."),
     ("callcenter_campaign_leads_skipped_total", "Campaign leads never dialled, by reason."),
+    ("callcenter_dispositions_total", "Codes agents gave calls, by code (corrections too)."),
 )
 LEAD_STATUSES: Final = ("pending", "dialing", "retry", "answered", "failed", "skipped")
 _UNLABELLED: Final = frozenset({"callcenter_calls_started_total", "callcenter_transfers_total"})
