@@ -286,6 +286,7 @@ class Daemon:
                 ca_file=resolve(config, config.mqtt.ca_file) if config.mqtt.ca_file else None,
                 supervisors=self.switchboard.monitoring.snapshot,
                 campaigns=self.campaigns.view,
+                previews=self.switchboard.previews,
             )
             self.bus.subscribe(self.mqtt.on_event)
         live = self.mqtt.health if self.mqtt is not None else None

@@ -405,6 +405,30 @@ async def test_the_wallboard_follows_a_campaign_from_paused_to_finished(tmp_path
     )
 
 
+async def test_an_agents_desktop_sees_the_lead_a_preview_campaign_shows_them(
+    tmp_path: Path,
+) -> None:
+    """Retained on the agent's topic while Alice decides; gone once she has."""
+    (tmp_path / "leads.csv").write_text("number,id,name\n5551001,ada,Ada Lovelace\n")
+    (tmp_path / "dnc.txt").write_text("")
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        config = {**campaign(mode="preview", preview_seconds=30), **mqtt_config(broker)}
+        async with running_center(tmp_path, config=config) as center:
+            center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
+            center.add_phone("PJSIP/1001", answer_after=0.05)
+            shown = await board.wait_for("agents/1001", lambda m: m.json()["preview"] is not None)
+            center.daemon.switchboard.preview_decision("1001", "dial")
+            gone = await board.wait_for("agents/1001", lambda m: m.json()["preview"] is None)
+            await center.idle(timeout=10)
+    assert shown.json()["preview"] == {
+        "campaign": "spring",
+        "lead": "ada",
+        "number": "5551001",
+        "data": {"name": "Ada Lovelace"},
+    }
+    assert gone.json()["preview"] is None
+
+
 def test_every_time_in_an_mqtt_event_is_iso_8601() -> None:
     at = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
     event = CampaignAttemptFailed(

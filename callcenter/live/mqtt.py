@@ -9,9 +9,11 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
                                              abandoned, exited, answered_in_service_level,
                                              service_level_percent, average_wait)
     callcenter/agents/<id>         retained  JSON: state, since, pause_reason, call_id,
-                                             queues, calls_taken, device_reachable, and
+                                             queues, calls_taken, device_reachable,
                                              "today" (calls, missed, talk_seconds,
-                                             paused_seconds: pauses over)
+                                             paused_seconds: pauses over), and "preview":
+                                             the lead a preview campaign shows them
+                                             (campaign, lead, number, data) or null
     callcenter/supervisors/<id>    retained  JSON: monitoring (agent, call_id, mode, state)
                                              or null
     callcenter/campaigns/<id>      retained  JSON: queue, state, why, lines, the leads by
@@ -64,6 +66,7 @@ from callcenter.events import (
     AgentRingFailed,
     AgentStateChanged,
     AgentUnpaused,
+    CampaignPreview,
     EngineEvent,
     QueueAbandoned,
     QueueExited,
@@ -219,10 +222,12 @@ class MQTTPublisher:
         ca_file: Path | None = None,
         supervisors: Callable[[], list[dict[str, Any]]] | None = None,
         campaigns: Callable[[], list[dict[str, Any]]] | None = None,
+        previews: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.config = config
         self._supervisors = supervisors
         self._campaigns = campaigns
+        self._previews = previews
         self._ca_file = ca_file
         self._router = router
         self._service_level = service_level
@@ -280,6 +285,9 @@ class MQTTPublisher:
             self._paused_at[e.agent] = e.mono
         elif e.old == "paused" and e.agent in self._paused_at:
             self._agent_day(e.agent).paused_seconds += e.mono - self._paused_at.pop(e.agent)
+
+    def _on_preview(self, e: CampaignPreview) -> None:
+        self._dirty.add(e.agent)
 
     def _on_ring_failed(self, e: AgentRingFailed) -> None:
         self._agent_day(e.agent).missed += 1
@@ -532,6 +540,7 @@ class MQTTPublisher:
             self._retain(f"{self._prefix}/queues/{name}", payload)
         agent_ids = router.agent_ids()
         dirty, self._dirty = self._dirty, set()
+        shown = {p["agent"]: p for p in self._previews()} if self._previews is not None else {}
         for agent_id in agent_ids:
             topic = f"{self._prefix}/agents/{agent_id}"
             if not everything and agent_id not in dirty and topic in self._last:
@@ -552,6 +561,7 @@ class MQTTPublisher:
                 "calls_taken": view["calls_taken"],
                 "device_reachable": view["device_reachable"],
                 "today": self._agent_days.get(agent_id, _AgentDay()).as_dict(today),
+                "preview": _preview(shown.get(agent_id)),
             }
             self._retain(topic, payload)
         for supervisor in self._supervisor_views():
@@ -615,6 +625,7 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     AgentUnpaused: MQTTPublisher._on_agent,
     AgentPhoneReachable: MQTTPublisher._on_agent,
     AgentStateChanged: MQTTPublisher._on_state,
+    CampaignPreview: MQTTPublisher._on_preview,
     QueueJoined: MQTTPublisher._on_joined,
     AgentRingFailed: MQTTPublisher._on_ring_failed,
     TalkEnded: MQTTPublisher._on_talk_ended,
@@ -623,3 +634,10 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     QueueExited: MQTTPublisher._on_exited,
 }
 """What each engine event changes in the figures; the others change none."""
+
+
+def _preview(shown: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The lead shown to an agent, without the countdown (it would change every look)."""
+    if shown is None:
+        return None
+    return {k: shown[k] for k in ("campaign", "lead", "number", "data")}
