@@ -24,6 +24,7 @@ import functools
 import os
 import signal
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -461,7 +462,8 @@ class Daemon:
         return resumed
 
     async def _restore_callbacks(self) -> None:
-        """Callers a previous daemon had promised a callback keep their place."""
+        """Callers a previous daemon had promised a callback keep their place; callbacks
+        agents set for a time on inbound calls are set again."""
         try:
             waiting = await self.recorder.writer.run(
                 functools.partial(self.store.fetch_queue_callbacks, "waiting")
@@ -472,6 +474,19 @@ class Daemon:
         if waiting:
             restored = self.switchboard.restore_callbacks(waiting)
             log.info("callbacks_restored", restored=restored, given_up=len(waiting) - restored)
+        try:
+            timed = await self.recorder.writer.run(self.store.fetch_timed_callbacks)
+        except RecordError as exc:
+            log.error("timed_callbacks_not_restored", error=str(exc))
+            return
+        now = datetime.now(UTC)
+        for request in timed:
+            qcfg = self.config.queues.get(request.queue)
+            at = request.callback_at
+            if at is None or qcfg is None or (now - at).total_seconds() > qcfg.callback_max_age:
+                log.info("timed_callback_given_up", call_id=request.call_id, at=str(at))
+                continue
+            self.switchboard.call_back_later(request.call_id, request.queue, request.number, at)
 
     async def _campaign_leads(self) -> list[LeadRecord] | None:
         """Where the campaigns' leads stood when the previous daemon stopped; None when the

@@ -384,15 +384,16 @@ class CampaignAnswered(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallDisposed(CallEvent):
-    """``agent`` gave call ``call_id`` (with ``number``) the code ``code``, and ``note``;
-    ``campaign``/``lead`` when it was a campaign's call; ``callback_at``: when the person
-    asked to be called again (``callback`` codes); ``do_not_call``: they asked never to be
-    called again."""
+    """``agent`` gave call ``call_id`` (with ``number``, answered in ``queue``) the code
+    ``code``, and ``note``; ``campaign``/``lead`` when it was a campaign's call;
+    ``callback_at``: when the person asked to be called again (``callback`` codes);
+    ``do_not_call``: they asked never to be called again."""
 
     agent: str
     code: str
     note: str
     number: str
+    queue: str = ""
     campaign: str = ""
     lead: str = ""
     callback_at: datetime | None = None

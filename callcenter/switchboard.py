@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import structlog
 
@@ -259,6 +259,7 @@ class _AgentCall:
 
     call_id: str
     number: str
+    queue: str
     campaign: str
     lead: str
 
@@ -284,6 +285,14 @@ def callback_token(origin: str) -> str:
     restart meanwhile) or no longer waits for it (answered late) still knows whose it is.
     Hex only: the shipped FreeSWITCH dialplan matches ``^[0-9a-f]+$``."""
     return secrets.token_hex(_TOKEN_NONCE // 2) + origin.encode().hex()
+
+
+TIMED_CALLBACK_SUFFIX: Final = "+callback"
+
+
+def timed_callback_origin(call_id: str) -> str:
+    """The origin of the callback an agent set for a time on call ``call_id``."""
+    return f"{call_id}{TIMED_CALLBACK_SUFFIX}"
 
 
 def callback_origin(token: str) -> str | None:
@@ -327,6 +336,8 @@ class Switchboard:
         """Agent id -> the lead a preview campaign shows them."""
         self._agent_calls: dict[str, _AgentCall] = {}
         """Agent id -> the call they talk on, or talked on last."""
+        self._timed_callbacks: dict[str, asyncio.Task[None]] = {}
+        """Origin (``<call id>+callback``) -> the timer of a callback set for a time."""
         self._configure_router(config)
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
@@ -952,14 +963,22 @@ class Switchboard:
     ) -> str:
         """The caller hangs up and keeps their place: a background task calls them back
         when an agent is reserved for them. Returns who ended the call (us)."""
-        info = call.info
         qcfg = config.queues[entry.queue]
-        number = info.caller_num
+        self._request_callback(entry, call.info.caller_num, joined, config)
+        await call.stop_hold_music()
+        await call.play([dest.prompt or qcfg.callback_prompt])
+        return "system"
+
+    def _request_callback(
+        self, entry: QueueEntry, number: str, joined: float, config: CallCenterConfig
+    ) -> None:
+        """``entry`` (its caller gone) keeps its place and a background task calls
+        ``number`` back when an agent is reserved for it."""
         entry.callback = number
         position = self.router.position(entry)
         self.bus.publish(
             QueueCallbackRequested(
-                call_id=info.call_id,
+                call_id=entry.call_id,
                 queue=entry.queue,
                 number=number,
                 position=position,
@@ -967,12 +986,42 @@ class Switchboard:
                 skills=tuple(sorted(entry.skills)),
             )
         )
-        log.info("callback_requested", call_id=info.call_id, queue=entry.queue, position=position)
+        log.info("callback_requested", call_id=entry.call_id, queue=entry.queue, position=position)
         worker = self._callback_worker(entry, number, joined, config, requested=time.monotonic())
         self._in_background(worker, f"callback-{entry.call_id}")
-        await call.stop_hold_music()
-        await call.play([dest.prompt or qcfg.callback_prompt])
-        return "system"
+
+    def call_back_later(self, call_id: str, queue: str, number: str, at: datetime) -> None:
+        """Call ``number`` back through ``queue`` at ``at``: then it joins the queue as a
+        callback request (origin ``<call_id>+callback``, in ``queue_callbacks`` from then
+        on). A callback disposition on an inbound call; what a restarted daemon takes back
+        from the ``dispositions`` of such calls. Setting it again moves it."""
+        origin = timed_callback_origin(call_id)
+        self.cancel_call_back_later(call_id)
+        delay = max(0.0, (at - datetime.now(UTC)).total_seconds())
+
+        async def when_due() -> None:
+            await asyncio.sleep(delay)
+            self._timed_callbacks.pop(origin, None)
+            config = self.config
+            if queue not in config.queues:
+                log.warning("timed_callback_no_queue", call_id=origin, queue=queue)
+                return
+            entry = self.router.enqueue(queue, origin)
+            self._request_callback(entry, number, time.monotonic(), config)
+
+        task = asyncio.get_running_loop().create_task(when_due(), name=f"call-back-{origin}")
+        self._timed_callbacks[origin] = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        log.info("timed_callback_set", call_id=origin, queue=queue, at=at.isoformat())
+
+    def cancel_call_back_later(self, call_id: str) -> bool:
+        """Call off a :meth:`call_back_later` not yet due; False when none is waiting."""
+        task = self._timed_callbacks.pop(timed_callback_origin(call_id), None)
+        if task is None:
+            return False
+        task.cancel()
+        return True
 
     def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``work`` beside the calls; :meth:`close` stops it."""
@@ -1427,6 +1476,10 @@ class Switchboard:
         if call.campaign and call.lead:
             known_lead = self.find_lead(call.campaign, call.lead)
             number = known_lead.number if known_lead is not None else number
+        elif at is not None and not self._callback_allowed(self.config, number):
+            raise EngineError(
+                f"{number!r} cannot be called back (acd.callback_dial, acd.callback_allow)"
+            )
         self.bus.publish(
             CallDisposed(
                 call_id=call.call_id,
@@ -1434,6 +1487,7 @@ class Switchboard:
                 code=code,
                 note=note,
                 number=number,
+                queue=call.queue,
                 campaign=call.campaign,
                 lead=call.lead,
                 callback_at=at,
@@ -1441,6 +1495,11 @@ class Switchboard:
             )
         )
         log.info("call_disposed", call_id=call.call_id, agent=agent_id, code=code)
+        if not call.campaign:
+            if at is not None:
+                self.call_back_later(call.call_id, call.queue, number, at)
+            elif self.cancel_call_back_later(call.call_id):
+                log.info("timed_callback_called_off", call_id=call.call_id)
         return {"call_id": call.call_id, "code": code, "campaign": call.campaign, "lead": call.lead}
 
     def previews(self) -> list[dict[str, Any]]:
@@ -1715,6 +1774,7 @@ class Switchboard:
             self._agent_calls[agent.id] = _AgentCall(
                 info.call_id,
                 info.caller_num,
+                queue_name,
                 active.variables.get("campaign", ""),
                 active.variables.get("lead", ""),
             )

@@ -21,7 +21,12 @@ from test_campaigns import (
 from test_metrics import samples
 
 from callcenter.cli import main as cli_main
-from callcenter.events import CallDisposed, CampaignAnswered
+from callcenter.events import (
+    AgentConnected,
+    CallDisposed,
+    CampaignAnswered,
+    QueueCallbackAnswered,
+)
 from callcenter.testing import merge
 
 CODES = {
@@ -149,3 +154,58 @@ async def test_a_number_whose_person_asked_never_to_be_called_is_dialled_by_no_c
     assert ada.answered == 1, "never rung again"
     again = records["ada-again"]
     assert (again.status, again.result) == ("skipped", "do-not-call"), "known after a restart"
+
+
+CALL_ME_BACK = merge(
+    CODES, {"acd": {"callback_dial": "PJSIP/${number}", "callback_allow": ["_555XXXX"]}}
+)
+
+
+async def test_a_caller_who_asks_to_be_called_back_at_a_time_is_called_back_then(
+    tmp_path: Path,
+) -> None:
+    """A caller talks to Alice and asks to be called back in a moment; Alice codes the
+    call "callback" with the time. Then, not before, the caller's phone rings, and they
+    are put through to Alice, even though the daemon was restarted meanwhile."""
+    async with scene(tmp_path, CALL_ME_BACK, "number\n") as s:
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        s.center.add_phone("PJSIP/1002", answer_after=None)
+        phone = s.center.add_phone("PJSIP/5550199", answer_after=0.05, hangup_after=0.3)
+        caller = await s.center.caller_talks_to_an_agent("5550199", key="1")
+        at = datetime.now(UTC) + timedelta(seconds=1.5)
+        status, _ = await dispose(s, "1001", code="callback", at=at.isoformat())
+        await s.center.daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
+        daemon = await s.center.restart()
+        events: list[Any] = []
+        daemon.bus.subscribe(events.append)
+        await phone.wait_answered(timeout=10)
+        rang = datetime.now(UTC)
+        async with asyncio.timeout(10):
+            while not [e for e in events if isinstance(e, QueueCallbackAnswered)]:
+                await asyncio.sleep(0.02)
+        (answered,) = [e for e in events if isinstance(e, QueueCallbackAnswered)]
+        await s.center.idle(timeout=10)
+    assert status == 200
+    assert rang >= at, "not before the time the caller gave"
+    assert (answered.original_call_id, answered.number, answered.queue) == (
+        f"{caller.uniqueid}+callback",
+        "5550199",
+        "sales",
+    )
+    connected = [e for e in events if isinstance(e, AgentConnected)]
+    assert [(e.call_id, e.agent) for e in connected] == [(answered.call_id, "1001")]
+
+
+async def test_a_callback_code_corrected_calls_the_callback_off(tmp_path: Path) -> None:
+    """Alice codes a call "callback", then corrects it to "sale": nobody is called."""
+    async with scene(tmp_path, CALL_ME_BACK, "number\n") as s:
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        phone = s.center.add_phone("PJSIP/5550199", answer_after=0.05)
+        await s.center.caller_talks_to_an_agent("5550199", key="1")
+        at = datetime.now(UTC) + timedelta(seconds=0.5)
+        first, _ = await dispose(s, "1001", code="callback", at=at.isoformat())
+        second, _ = await dispose(s, "1001", code="sale")
+        await asyncio.sleep(1.0)
+        refused = await dispose(s, "1001", code="callback", at="yesterday")
+    assert (first, second, phone.rings) == (200, 200, 0)
+    assert refused[0] == 400 and "is not a time" in refused[1]["error"]

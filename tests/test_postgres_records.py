@@ -25,6 +25,7 @@ from callcenter.config import load_config, load_config_text
 from callcenter.daemon import Daemon
 from callcenter.errors import ConfigError, RecordError
 from callcenter.outbound.campaign import LeadRecord
+from callcenter.records.callbacks import QueueCallback
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
@@ -409,22 +410,35 @@ def test_dispositions_keep_the_last_word_per_call_in_both_databases(
 ) -> None:
     """An agent's correction replaces the call's row; the numbers of people who asked
     never to be called again come back for the campaigns."""
-    first = DispositionRecord("c-1", "1001", "no-interest", "", "5551001", "", "", None, False, T0)
+    first = DispositionRecord(
+        "c-1", "1001", "no-interest", "", "5551001", "sales", "", "", None, False, T0
+    )
     corrected = dataclasses.replace(first, code="do-not-call", note="asked", do_not_call=True)
     callback = DispositionRecord(
-        "c-2", "1002", "callback", "", "5551002", "spring", "alan",
+        "c-2", "1002", "callback", "", "5551002", "sales", "spring", "alan",
         T0 + timedelta(days=1), False, T0,
     )  # fmt: skip
+    timed = DispositionRecord(
+        "c-3", "1001", "callback", "", "5550199", "support", "", "",
+        T0 + timedelta(hours=2), False, T0,
+    )  # fmt: skip
+    handed_over = QueueCallback("c-3+callback", "support", "5550199", T0 + timedelta(hours=2))
     seen = []
     for store in (
         SqliteCdrStore(tmp_path / "cdr.sqlite3"),
         PostgresRecordStore(postgres_url, password=PASSWORD),
     ):
         try:
-            written = [store.write_disposition(r) for r in (first, corrected, callback)]
-            seen.append((store.fetch_dispositions(), store.fetch_asked_not()))
+            moves = (first, corrected, callback, timed)
+            written = [store.write_disposition(r) for r in moves]
+            before = store.fetch_timed_callbacks()
+            store.write_queue_callback(handed_over)
+            after = store.fetch_timed_callbacks()
+            seen.append((store.fetch_dispositions(), store.fetch_asked_not(), before, after))
         finally:
             store.close()
-        assert written == [True, True, True]
+        assert written == [True, True, True, True]
     assert seen[0] == seen[1]
-    assert seen[0] == ([corrected, callback], {"5551001"})
+    assert seen[0] == ([corrected, callback, timed], {"5551001"}, [timed], []), (
+        "an inbound callback set for a time waits until its request is written"
+    )

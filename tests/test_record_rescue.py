@@ -137,6 +137,7 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
                     "callback",
                     "after 3",
                     "0611",
+                    "sales",
                     "spring",
                     "ada",
                     T0 + timedelta(days=1),

@@ -1,11 +1,12 @@
 """Dispositions as records: the code an agent gave each call, one row per call.
 
 :class:`DispositionRecorder` folds each :class:`~callcenter.events.CallDisposed` into a
-``dispositions`` row (call id, agent, code, note, the number, the campaign and lead of a
-campaign's call, when the person asked to be called again, whether they asked never to be
-called again, when). An agent who corrects the code replaces the row. A starting daemon
-reads the numbers of ``do_not_call`` rows back: no campaign calls them
-(:meth:`~callcenter.outbound.campaign.Campaigns.start`).
+``dispositions`` row (call id, agent, code, note, the number, the queue, the campaign and
+lead of a campaign's call, when the person asked to be called again, whether they asked
+never to be called again, when). An agent who corrects the code replaces the row. A
+starting daemon reads back the numbers of ``do_not_call`` rows (no campaign calls them) and
+the callbacks set for a time on inbound calls that had not fallen due
+(:meth:`~callcenter.switchboard.Switchboard.call_back_later`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class DispositionRecord:
     code: str
     note: str
     number: str
+    queue: str
     campaign: str
     lead: str
     callback_at: datetime | None
@@ -57,6 +59,7 @@ class DispositionRecorder:
                 code=event.code,
                 note=event.note,
                 number=event.number,
+                queue=event.queue,
                 campaign=event.campaign,
                 lead=event.lead,
                 callback_at=event.callback_at,

@@ -204,6 +204,7 @@ CREATE TABLE IF NOT EXISTS dispositions (
     "code" TEXT NOT NULL,
     "note" TEXT NOT NULL DEFAULT '',
     "number" TEXT NOT NULL DEFAULT '',
+    "queue" TEXT NOT NULL DEFAULT '',
     "campaign" TEXT NOT NULL DEFAULT '',
     "lead" TEXT NOT NULL DEFAULT '',
     "callback_at" TEXT,
@@ -260,6 +261,7 @@ DISPOSITION_COLUMNS = (
     "code",
     "note",
     "number",
+    "queue",
     "campaign",
     "lead",
     "callback_at",
@@ -367,6 +369,14 @@ class Statements:
             f'SELECT {_quoted(DISPOSITION_COLUMNS)} FROM dispositions ORDER BY "at", "call_id"'
         )
         self.fetch_asked_not = 'SELECT DISTINCT "number" FROM dispositions WHERE "do_not_call" = 1'
+        # Callbacks set for a time on inbound calls whose request is not written yet (the
+        # timer's request is "<call id>+callback" in queue_callbacks once it fell due).
+        self.fetch_timed_callbacks = (
+            f"SELECT {_quoted(DISPOSITION_COLUMNS)} FROM dispositions d"
+            """ WHERE "callback_at" IS NOT NULL AND "campaign" = '' AND NOT EXISTS"""
+            """ (SELECT 1 FROM queue_callbacks q WHERE q."call_id" = d."call_id" || '+callback')"""
+            ' ORDER BY "callback_at"'
+        )
         self.fetch_campaign_leads = (
             f"SELECT {_quoted(CAMPAIGN_LEAD_COLUMNS)} FROM campaign_leads"
             ' ORDER BY "campaign", "updated", "lead"'
@@ -610,6 +620,7 @@ class RecordStore(abc.ABC):
             record.code,
             record.note,
             record.number,
+            record.queue,
             record.campaign,
             record.lead,
             _iso(record.callback_at) if record.callback_at is not None else None,
@@ -622,6 +633,14 @@ class RecordStore(abc.ABC):
 
     def fetch_dispositions(self) -> list[DispositionRecord]:
         """Every call's disposition, oldest first."""
+        return self._dispositions(self._sql.fetch_dispositions)
+
+    def fetch_timed_callbacks(self) -> list[DispositionRecord]:
+        """Inbound calls an agent set a callback for a time on, not yet fallen due (or due
+        while no daemon ran), soonest first."""
+        return self._dispositions(self._sql.fetch_timed_callbacks)
+
+    def _dispositions(self, sql: str) -> list[DispositionRecord]:
         return [
             DispositionRecord(
                 call_id=row["call_id"],
@@ -629,6 +648,7 @@ class RecordStore(abc.ABC):
                 code=row["code"],
                 note=row["note"],
                 number=row["number"],
+                queue=row["queue"],
                 campaign=row["campaign"],
                 lead=row["lead"],
                 callback_at=(
@@ -637,7 +657,7 @@ class RecordStore(abc.ABC):
                 do_not_call=bool(row["do_not_call"]),
                 at=datetime.fromisoformat(row["at"]),
             )
-            for row in self._fetch(self._sql.fetch_dispositions)
+            for row in self._fetch(sql)
         ]
 
     def fetch_asked_not(self) -> set[str]:
