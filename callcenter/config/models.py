@@ -1885,8 +1885,9 @@ class SupervisorConfig(_Model):
 
 class CampaignConfig(_Model):
     """An outbound campaign: a lead list dialled for a queue's agents, progressively (an
-    agent reserved before each dial) or predictively (more dials than free agents, paced
-    to keep the abandon rate under a limit)."""
+    agent reserved before each dial), with a preview (the agent sees the lead first and
+    says dial or skip) or predictively (more dials than free agents, paced to keep the
+    abandon rate under a limit)."""
 
     queue: _Ref = Field(
         description="Queue (under `queues`) whose agents take the campaign's calls. In "
