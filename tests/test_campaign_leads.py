@@ -535,6 +535,33 @@ async def test_a_callback_an_agent_sets_can_be_moved_and_called_off(tmp_path: Pa
     assert moves == [(ada, True, 0), (ada, True, 0), (alan, True, 0), (alan, False, 1)]
 
 
+def test_check_finds_a_campaigns_missing_sound_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With ivr.prompt_folder set, the drop and machine messages a campaign plays are
+    looked for like the IVR's prompts, and named by their config line."""
+    sounds = tmp_path / "sounds" / "en"
+    sounds.mkdir(parents=True)
+    (sounds / "spring-sorry.wav").write_bytes(b"")
+    path = write_config(
+        tmp_path,
+        mode="predictive",
+        drop_prompt="spring-sorry",
+        machine="message",
+        machine_prompt="spring-please-call-us",
+    )
+    text = path.read_text().replace("campaigns:", "ivr:\n  prompt_folder: sounds\ncampaigns:", 1)
+    path.write_text(text)
+    (tmp_path / "leads.csv").write_text("number\n5551001\n")
+    (tmp_path / "dnc.txt").write_text("")
+    assert cli_main(["check", str(path)]) != 0
+    err = capsys.readouterr().err
+    line = text.splitlines().index("    machine_prompt: spring-please-call-us") + 1
+    assert f"{path}:{line}: campaigns.spring.machine_prompt: " in err
+    assert 'prompt "spring-please-call-us" has no sound file' in err
+    assert "spring-sorry" not in err, "the drop message is there"
+
+
 def test_the_lead_table_refuses_a_move_it_does_not_have() -> None:
     progress = LeadProgress(Lead(id="a", number="5551001"))
     progress.move(LeadStatus.DIALING)

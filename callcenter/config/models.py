@@ -1855,7 +1855,8 @@ class DispositionConfig(_Model):
     callback: bool = Field(
         default=False,
         description="The person asked to be called again at a time the agent gives "
-        "(`--at`): a campaign's lead is called again then, its tries counted afresh.",
+        "(`--at`): a campaign's lead is called again then, its tries counted afresh; an "
+        "inbound caller is called back then as a queue callback (acd.callback_dial).",
     )
 
     @model_validator(mode="before")
@@ -2096,7 +2097,7 @@ class CallCenterConfig(_Model):
     dispositions: dict[Name, DispositionConfig] = Field(
         default_factory=dict,
         description="Codes agents give their calls (`callcenter agent disposition <agent> "
-        "<code>`), kept in the `dispositions` table; none: agents give none.",
+        "--code <code>`), kept in the `dispositions` table; none: agents give none.",
     )
 
     _source: Path | None = PrivateAttr(default=None)

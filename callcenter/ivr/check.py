@@ -389,14 +389,29 @@ class _Checker:
                         if isinstance(name, str):
                             prompts.append((("queues", node.queue, key), name))
             for path, name in prompts:
-                missing = sorted(lang for lang in langs if not finder.exists(name, lang))
-                if missing:
-                    looked = ", ".join(f"{lang}/{name}.*" for lang in missing)
-                    self.add(
-                        path,
-                        f'prompt "{name}" has no sound file in {folder} (looked for {looked} '
-                        f"and {name}.*)",
-                    )
+                self._find_prompt(finder, folder, path, name, langs)
+        campaigns = self.data.get("campaigns")
+        if isinstance(campaigns, Mapping):
+            # What a campaign plays to the people it calls: the default language.
+            for campaign_id, campaign in campaigns.items():
+                if not isinstance(campaign, Mapping):
+                    continue
+                for key in ("drop_prompt", "machine_prompt"):
+                    name = campaign.get(key)
+                    if isinstance(name, str):
+                        path = ("campaigns", campaign_id, key)
+                        self._find_prompt(finder, folder, path, name, {self.ivr.default_language})
+
+    def _find_prompt(
+        self, finder: _SoundFinder, folder: Path, path: Path_, name: str, langs: set[str]
+    ) -> None:
+        missing = sorted(lang for lang in langs if not finder.exists(name, lang))
+        if missing:
+            looked = ", ".join(f"{lang}/{name}.*" for lang in missing)
+            self.add(
+                path,
+                f'prompt "{name}" has no sound file in {folder} (looked for {looked} and {name}.*)',
+            )
 
 
 class _SoundFinder:
