@@ -28,7 +28,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from callcenter.errors import (
@@ -748,10 +748,24 @@ def format_campaigns(campaigns: list[dict[str, Any]]) -> str:
             c.get("answered"),
             c.get("failed"),
             c.get("skipped"),
-            c.get("why") or "",
+            "; ".join(_campaign_notes(c)),
         ]
         lines.append(_row(cells, cols))
     return "\n".join(lines)
+
+
+def _campaign_notes(c: Mapping[str, Any]) -> list[str]:
+    """Why a campaign is in its state, and how a preview or predictive one dials."""
+    notes = [str(c["why"])] if c.get("why") else []
+    if c.get("mode") == "predictive":
+        notes.append(
+            f"predictive: {c.get('ratio', 1.0):.1f} dials per free agent, "
+            f"{c.get('abandon_rate', 0.0):.1f} % dropped in 24 h ({c.get('dropped', 0)} "
+            "since the start)"
+        )
+    elif c.get("mode") == "preview":
+        notes.append("preview")
+    return notes
 
 
 def _row(cells: Sequence[object], cols: Sequence[tuple[str, int]]) -> str:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from test_campaigns import campaign as campaign_config
 from test_campaigns import scene
 
+from callcenter.cli import format_campaigns
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config
 from callcenter.errors import ConfigError, IllegalTransition
@@ -560,6 +561,24 @@ def test_check_finds_a_campaigns_missing_sound_files(
     assert f"{path}:{line}: campaigns.spring.machine_prompt: " in err
     assert 'prompt "spring-please-call-us" has no sound file' in err
     assert "spring-sorry" not in err, "the drop message is there"
+
+
+def test_the_campaign_table_says_how_a_predictive_campaign_dials() -> None:
+    view = {
+        "id": "spring",
+        "queue": "sales",
+        "mode": "predictive",
+        "state": "running",
+        "why": "within the campaign's hours",
+        "ratio": 2.25,
+        "abandon_rate": 1.43,
+        "dropped": 3,
+    }
+    (_, line) = format_campaigns([view]).splitlines()
+    assert line.endswith(
+        "within the campaign's hours; predictive: 2.2 dials per free agent, 1.4 % dropped "
+        "in 24 h (3 since the start)"
+    )
 
 
 def test_the_lead_table_refuses_a_move_it_does_not_have() -> None:
