@@ -549,7 +549,7 @@ def _print_dispositions(store: RecordStore, last: int, *, as_json: bool) -> int:
     import csv
     import dataclasses
 
-    rows = [dataclasses.asdict(r) for r in store.fetch_dispositions()[-last:]]
+    rows = [dataclasses.asdict(r) for r in store.fetch_dispositions(last=last)]
     for row in rows:
         for key in ("callback_at", "at"):
             row[key] = row[key].isoformat(timespec="seconds") if row[key] else ""
@@ -557,7 +557,7 @@ def _print_dispositions(store: RecordStore, last: int, *, as_json: bool) -> int:
         for row in rows:
             print(json.dumps(row))
         return EXIT_OK
-    fields = ["at", "call_id", "agent", "code", "note", "number", "campaign", "lead"]
+    fields = ["at", "call_id", "agent", "code", "note", "number", "queue", "campaign", "lead"]
     writer = csv.DictWriter(
         sys.stdout, [*fields, "callback_at", "do_not_call"], lineterminator="\n"
     )

@@ -10,6 +10,7 @@ import asyncio
 import csv
 import functools
 import io
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,8 @@ from callcenter.outbound.campaign import (
     read_lists,
 )
 from callcenter.outbound.leads import Lead, normalise_number, parse_do_not_call, parse_leads
+from callcenter.records.dispositions import DispositionRecord
+from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import BASE_CONFIG, merge
 
 
@@ -655,6 +658,41 @@ async def test_report_exports_where_each_lead_stands_as_csv(
         "premium": ("skipped", "0", "not-allowed"),
     }
     assert unknown == 1 and "no campaign 'autumn' in the records (campaigns: spring)" in said
+
+
+def test_report_prints_the_newest_dispositions_as_csv_or_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path)
+    (tmp_path / "leads.csv").write_text("number\n")
+    (tmp_path / "dnc.txt").write_text("")
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    at = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    try:
+        for n, code in enumerate(("sale", "no-interest", "callback")):
+            store.write_disposition(
+                DispositionRecord(
+                    f"c-{n}", "1001", code, f"note {n}", "5551001", "sales", "", "",
+                    at + timedelta(days=1) if code == "callback" else None, False,
+                    at + timedelta(minutes=n),
+                )
+            )  # fmt: skip
+    finally:
+        store.close()
+    capsys.readouterr()
+    assert cli_main(["report", str(path), "--dispositions", "--last", "2"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert cli_main(["report", str(path), "--dispositions", "--json", "--last", "1"]) == 0
+    (newest,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["call_id"], r["code"], r["note"]) for r in rows] == [
+        ("c-1", "no-interest", "note 1"),
+        ("c-2", "callback", "note 2"),
+    ], "the newest two, oldest first"
+    assert (newest["code"], newest["callback_at"], newest["queue"]) == (
+        "callback",
+        "2026-12-06T09:00:00+00:00",
+        "sales",
+    )
 
 
 OUTCOMES = [

@@ -365,8 +365,11 @@ class Statements:
             'ON CONFLICT("call_id") DO UPDATE SET '
             + ", ".join(f'"{n}" = excluded."{n}"' for n in DISPOSITION_COLUMNS[1:])
         )
+        named = _quoted(DISPOSITION_COLUMNS)
         self.fetch_dispositions = (
-            f'SELECT {_quoted(DISPOSITION_COLUMNS)} FROM dispositions ORDER BY "at", "call_id"'
+            f"SELECT {named} FROM (SELECT {named} FROM dispositions"
+            f' ORDER BY "at" DESC, "call_id" DESC LIMIT {p}) AS newest'
+            ' ORDER BY "at", "call_id"'
         )
         self.fetch_asked_not = 'SELECT DISTINCT "number" FROM dispositions WHERE "do_not_call" = 1'
         # Callbacks set for a time on inbound calls whose request is not written yet (the
@@ -631,16 +634,17 @@ class RecordStore(abc.ABC):
             f"disposition of call {record.call_id}", self._sql.upsert_disposition, params
         )
 
-    def fetch_dispositions(self) -> list[DispositionRecord]:
-        """Every call's disposition, oldest first."""
-        return self._dispositions(self._sql.fetch_dispositions)
+    def fetch_dispositions(self, *, last: int | None = None) -> list[DispositionRecord]:
+        """Every call's disposition, or the ``last`` newest, oldest first."""
+        limit = self.dialect.no_limit if last is None else max(last, 0)
+        return self._dispositions(self._sql.fetch_dispositions, (limit,))
 
     def fetch_timed_callbacks(self) -> list[DispositionRecord]:
         """Inbound calls an agent set a callback for a time on, not yet fallen due (or due
         while no daemon ran), soonest first."""
         return self._dispositions(self._sql.fetch_timed_callbacks)
 
-    def _dispositions(self, sql: str) -> list[DispositionRecord]:
+    def _dispositions(self, sql: str, params: Sequence[object] = ()) -> list[DispositionRecord]:
         return [
             DispositionRecord(
                 call_id=row["call_id"],
@@ -657,7 +661,7 @@ class RecordStore(abc.ABC):
                 do_not_call=bool(row["do_not_call"]),
                 at=datetime.fromisoformat(row["at"]),
             )
-            for row in self._fetch(sql)
+            for row in self._fetch(sql, params)
         ]
 
     def fetch_asked_not(self) -> set[str]:
