@@ -41,21 +41,7 @@ CODES = {
 
 async def dispose(s: Scene, agent: str, **body: Any) -> tuple[int, dict[str, Any]]:
     """POST /agents/<agent>/disposition with ``body`` as JSON."""
-    import json
-
-    port = s.center.daemon.api.port
-    payload = json.dumps(body).encode()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        f"POST /agents/{agent}/disposition HTTP/1.1\r\nHost: x\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
-        + payload
-    )
-    await writer.drain()
-    data = await reader.read()
-    writer.close()
-    head, _, answer = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(answer)
+    return await s.api("POST", f"/agents/{agent}/disposition", body)
 
 
 async def test_an_agent_gives_the_call_they_took_its_code_and_can_correct_it(
