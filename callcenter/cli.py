@@ -10,7 +10,7 @@
                                               stop; takeover
     callcenter status [--json]              agents, queues and calls of the running daemon
     callcenter reload                       re-read the config of the running daemon
-    callcenter report [CONFIG]              the latest CDRs
+    callcenter report [CONFIG]              the latest CDRs; --queues / --agents: figures
 
 Exit status: 0 fine, 1 invalid config or a refused request, 2 the PBX refused our
 credentials, 3 the PBX or the daemon could not be reached, 4 ``run`` found a port it
@@ -177,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
 
-    report = sub.add_parser("report", help="print the latest call detail records")
+    report = sub.add_parser(
+        "report",
+        help="print the latest call detail records (or the queue_log, leads, dispositions),"
+        " or figures per queue or agent",
+    )
     report.add_argument("config", nargs="?", default=None)
     report.add_argument(
         "--last", type=_positive_int, default=20, help="how many of the newest records"
@@ -201,6 +205,47 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the codes agents gave their calls (the newest --last), as CSV (--json: one "
         "object per line)",
+    )
+    report.add_argument(
+        "--queues",
+        action="store_true",
+        help="each queue's figures by --by period: offered, answered, abandoned, exited, "
+        "service level, abandon rate, ASA, longest wait, AHT (from the queue_log)",
+    )
+    report.add_argument(
+        "--agents",
+        action="store_true",
+        help="each agent's figures by --by period: calls, offers missed, talk, AHT, "
+        "logged-in and paused time, occupancy",
+    )
+    report.add_argument(
+        "--since",
+        default="today",
+        help="with --queues/--agents: from (included): today (the default), yesterday, "
+        "2026-12-01, '2026-12-01 08:00'",
+    )
+    report.add_argument(
+        "--until",
+        default="now",
+        help="with --queues/--agents: to (excluded): now (the default), a date (its "
+        "midnight) or a time",
+    )
+    report.add_argument(
+        "--by",
+        choices=["hour", "day", "total"],
+        default="day",
+        help="with --queues/--agents: one row per hour, per day (the default) or one total",
+    )
+    report.add_argument(
+        "--tz",
+        default=None,
+        help="with --queues/--agents: time zone of the periods and of --since/--until "
+        "(default: ivr.timezone of the config)",
+    )
+    report.add_argument(
+        "--csv",
+        action="store_true",
+        help="with --queues/--agents: CSV for a spreadsheet instead of a table",
     )
     report.add_argument(
         "--follow",
@@ -246,8 +291,39 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--follow goes with --queue-log")
         if args.queue_log and args.json:
             parser.error("--queue-log prints queue_log lines, not JSON")
-        if sum((args.campaign is not None, args.queue_log, args.dispositions)) > 1:
-            parser.error("--campaign, --queue-log and --dispositions: one report at a time")
+        chosen = (args.campaign is not None, args.queue_log, args.dispositions)
+        if sum((*chosen, args.queues, args.agents)) > 1:
+            parser.error(
+                "--campaign, --queue-log, --dispositions, --queues and --agents: one report"
+                " at a time"
+            )
+        summary = "queues" if args.queues else "agents" if args.agents else None
+        if summary is None:
+            given = [
+                flag
+                for flag, value, default in (
+                    ("--since", args.since, "today"),
+                    ("--until", args.until, "now"),
+                    ("--by", args.by, "day"),
+                    ("--tz", args.tz, None),
+                    ("--csv", args.csv, False),
+                )
+                if value != default
+            ]
+            if given:
+                parser.error(f"{', '.join(given)} go(es) with --queues or --agents")
+        else:
+            if args.csv and args.json:
+                parser.error("--csv or --json, not both")
+            return cmd_summary(
+                args.config or _default_config(),
+                summary,
+                since=args.since,
+                until=args.until,
+                by=args.by,
+                zone=args.tz,
+                output="csv" if args.csv else "json" if args.json else "table",
+            )
         return cmd_report(
             args.config or _default_config(),
             args.last,
@@ -521,6 +597,96 @@ def cmd_report(
             print(json.dumps(row, default=str))
         return EXIT_OK
     print(format_cdr_table(rows))
+    return EXIT_OK
+
+
+def cmd_summary(
+    path: str,
+    which: str,
+    *,
+    since: str,
+    until: str,
+    by: str,
+    zone: str | None,
+    output: str,
+) -> int:
+    """``report --queues`` / ``--agents``: figures over a stretch of time (see
+    :mod:`callcenter.records.summary`)."""
+    import csv
+    import zoneinfo
+
+    from callcenter.config import load_config
+    from callcenter.daemon import record_store, resolve
+    from callcenter.records import summary as figures
+
+    _quiet_logging()
+    try:
+        config = load_config(path, environ=_offline_environ())
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    zone = zone or config.ivr.timezone
+    try:
+        tz = zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        print(f"--tz: unknown time zone {zone!r} (e.g. Europe/Berlin, UTC)", file=sys.stderr)
+        return EXIT_CONFIG
+    grouping = next(g for g in figures.GROUPINGS if g == by)
+    try:
+        start = figures.parse_when(since, tz)
+        end = figures.parse_when(until, tz)
+        periods = figures.Periods(start, end, grouping, tz)
+    except ValueError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    db = resolve(config, config.records.cdr_path)
+    if config.records.postgres is None and not db.exists():
+        print(f"no records yet: {db} does not exist", file=sys.stderr)
+        return EXIT_OK
+    if which == "queues" and not config.records.queue_log:
+        print(
+            "report --queues reads the queue_log: set records.queue_log: true (figures from "
+            "then on)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        store = record_store(config)
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        entries = store.fetch_queue_log_between(start, end + figures.OUTCOME_GRACE)
+        rows: list[dict[str, Any]]
+        if which == "queues":
+            levels = {name: q.service_level for name, q in config.queues.items()}
+            queues = figures.queue_summary(entries, periods, levels)
+            rows = [f.as_dict() for f in queues]
+            table = figures.format_queue_table(queues, grouping)
+        else:
+            sessions, pauses = store.fetch_shifts_between(start, end)
+            names = {aid: a.name for aid, a in config.agents.items() if a.name}
+            agents = figures.agent_summary(entries, sessions, pauses, periods, names=names)
+            rows = [f.as_dict() for f in agents]
+            table = figures.format_agent_table(agents, grouping)
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        store.close()
+    if output == "json":
+        for row in rows:
+            print(json.dumps(row))
+    elif output == "csv":
+        if rows:
+            for row in rows:
+                if "pauses" in row:
+                    row["pauses"] = " ".join(f"{k}={v}" for k, v in row["pauses"].items())
+            writer = csv.DictWriter(sys.stdout, list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        print(table)
     return EXIT_OK
 
 

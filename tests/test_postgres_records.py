@@ -233,6 +233,14 @@ async def test_report_reads_the_calls_back_from_postgresql(
     assert [json.loads(line)["uniqueid"] for line in out.splitlines()] == [caller.uniqueid]
     code, out, err = await report(PASSWORD, "--queue-log")
     assert code == 0 and "|ENTERQUEUE|" in out, err
+    code, out, err = await report(PASSWORD, "--queues", "--json")
+    assert code == 0, err
+    [queue] = [json.loads(line) for line in out.splitlines()]
+    assert (queue["queue"], queue["offered"], queue["answered"]) == ("support", 1, 1)
+    code, out, err = await report(PASSWORD, "--agents", "--json")
+    assert code == 0, err
+    agents = {row["agent"]: row for row in map(json.loads, out.splitlines())}
+    assert agents["1002"]["calls"] == 1 and agents["1002"]["logged_in_seconds"] > 0
     code, out, err = await report("wrong")
     assert code == 1
     assert "password authentication failed" in err and "wrong" not in err

@@ -53,7 +53,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +67,7 @@ from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
+from callcenter.records.summary import Stretch
 
 log = structlog.get_logger(__name__)
 
@@ -391,6 +392,17 @@ class Statements:
             f"SELECT {columns} FROM (SELECT {columns} FROM queue_log WHERE id > {p}"
             f" ORDER BY id DESC LIMIT {p}) AS newest ORDER BY id"
         )
+        self.fetch_queue_log_between = (
+            f'SELECT {columns} FROM queue_log WHERE "time" >= {p} AND "time" < {p} ORDER BY id'
+        )
+        self.fetch_sessions_between = (
+            f"SELECT {_quoted(SESSION_COLUMNS)} FROM agent_sessions"
+            f' WHERE "logout" > {p} AND "login" < {p} ORDER BY "login", agent'
+        )
+        self.fetch_pauses_between = (
+            f"SELECT {_quoted(PAUSE_COLUMNS)} FROM agent_pauses"
+            f' WHERE "end" > {p} AND "start" < {p} ORDER BY "start", agent'
+        )
         columns = _quoted(_CDR_NAMES)
         self.fetch_cdrs = (
             f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
@@ -416,6 +428,35 @@ def _iso(value: Any) -> str:
     # Microseconds: (agent, login) and (agent, start) are primary keys, and two pauses can
     # start within one millisecond (a reason change right after a pause).
     return str(value.isoformat(timespec="microseconds"))
+
+
+def _stamp(value: datetime) -> str:
+    """A queue_log time as the table holds it (UTC, milliseconds): compared as text."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _utc(text: str) -> datetime:
+    return _aware(datetime.fromisoformat(text))
+
+
+def _aware(value: datetime) -> datetime:
+    # Rows written by this daemon are UTC with an offset; a naive one can only be UTC too.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _queue_log_entry(row: Any) -> QueueLogEntry:
+    data = [str(row[n]) for n in QUEUE_LOG_DATA]
+    while data and not data[-1]:
+        data.pop()
+    return QueueLogEntry(
+        key=row["key"],
+        time=_utc(row["time"]),
+        callid=row["callid"],
+        queuename=row["queuename"],
+        agent=row["agent"],
+        event=row["event"],
+        data=tuple(data),
+    )
 
 
 class RecordStore(abc.ABC):
@@ -742,22 +783,34 @@ class RecordStore(abc.ABC):
         one after row id ``after`` (to follow the log)."""
         limit = self.dialect.no_limit if last is None else max(last, 0)
         rows = self._fetch(self._sql.fetch_queue_log, (after, limit))
-        result = []
-        for row in rows:
-            data = [str(row[n]) for n in QUEUE_LOG_DATA]
-            while data and not data[-1]:
-                data.pop()
-            entry = QueueLogEntry(
-                key=row["key"],
-                time=datetime.fromisoformat(row["time"]),
-                callid=row["callid"],
-                queuename=row["queuename"],
-                agent=row["agent"],
-                event=row["event"],
-                data=tuple(data),
-            )
-            result.append((int(row["id"]), entry))
-        return result
+        return [(int(row["id"]), _queue_log_entry(row)) for row in rows]
+
+    def fetch_queue_log_between(self, since: datetime, until: datetime) -> list[QueueLogEntry]:
+        """The queue_log entries written from ``since`` (included) to ``until`` (excluded),
+        in the order they were written."""
+        rows = self._fetch(self._sql.fetch_queue_log_between, (_stamp(since), _stamp(until)))
+        return [_queue_log_entry(row) for row in rows]
+
+    def fetch_shifts_between(
+        self, since: datetime, until: datetime
+    ) -> tuple[list[Stretch], list[Stretch]]:
+        """(sessions, pauses) of agents that overlap ``since``..``until``, with the ones
+        still open (``end`` None: the agents logged in, or paused, now)."""
+        bounds = (_iso(since.astimezone(UTC)), _iso(until.astimezone(UTC)))
+        sessions = [
+            Stretch(row["agent"], _utc(row["login"]), _utc(row["logout"]))
+            for row in self._fetch(self._sql.fetch_sessions_between, bounds)
+        ]
+        pauses = [
+            Stretch(row["agent"], _utc(row["start"]), _utc(row["end"]), row["reason"])
+            for row in self._fetch(self._sql.fetch_pauses_between, bounds)
+        ]
+        for presence in self.fetch_agent_presence():
+            sessions.append(Stretch(presence.agent, _aware(presence.logged_in), None))
+            if presence.paused_at is not None:
+                reason = presence.pause_reason or ""
+                pauses.append(Stretch(presence.agent, _aware(presence.paused_at), None, reason))
+        return sessions, pauses
 
     def fetch_cdrs(self, *, last: int | None = None) -> list[dict[str, Any]]:
         """Every CDR, or the ``last`` newest, oldest first, keyed by CdrRecord field name

@@ -1,0 +1,503 @@
+"""Queue and agent figures over a stretch of time, from the records: what a manager reads
+the morning after (``callcenter report --queues`` / ``--agents``).
+
+Both summaries are pure functions of rows read from the records database, cut into periods
+of the report's time zone (:class:`Periods`: by hour, by day, or one total):
+
+* :func:`queue_summary` folds the queue_log, one visit of a caller to a queue at a time
+  (a caller sent from queue to queue counts in each), as queue reporting tools read it.
+  A visit belongs to the period its ``ENTERQUEUE`` falls in, so its outcome counts there
+  even when it came later (the caller joined at 13:59 and was answered at 14:01: the 13:00
+  hour). Outcomes: answered (``CONNECT``), abandoned (``ABANDON``), exited (a queue rule
+  took the caller out: timeout, exit key, empty queue; callback requests count here); a
+  visit with none of them was cut by a restart of the daemon. ``FULL`` and ``JOINEMPTY``
+  callers never joined: *turned away*, not offered.
+  Service level = visits answered within the queue's ``service_level`` seconds / visits
+  offered (abandoned callers count against it, as in app_queue's "service level performance
+  (all calls)"); ASA = mean wait of the answered; AHT = mean talk (transfer legs excluded:
+  the talk of the queue's agent).
+* :func:`agent_summary` counts each agent's ``CONNECT`` (calls), ``RINGNOANSWER`` (offers
+  missed), talk (``COMPLETECALLER`` / ``COMPLETEAGENT`` / ``BLINDTRANSFER``) in the period
+  the line falls in, and their logged-in and paused time from the shift records cut at the
+  periods' edges (an agent logged in now counts up to now). Occupancy = talk / (logged in
+  - paused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any, Final, Literal
+
+from callcenter.records.queue_log import QueueLogEntry
+
+Grouping = Literal["hour", "day", "total"]
+
+GROUPINGS: Final[tuple[Grouping, ...]] = ("hour", "day", "total")
+
+OUTCOME_GRACE: Final = timedelta(days=1)
+"""How long after the end of the report the outcome of a visit that started inside it is
+looked for (a caller waiting through midnight is answered in the next day's lines)."""
+
+_EXITS: Final = frozenset({"EXITWITHTIMEOUT", "EXITWITHKEY", "EXITEMPTY"})
+_TURNED_AWAY: Final = frozenset({"FULL", "JOINEMPTY"})
+_TALK_ENDS: Final = {"COMPLETECALLER": 1, "COMPLETEAGENT": 1, "BLINDTRANSFER": 3}
+"""queue_log verb -> index of its calltime among the data fields."""
+AGENT_PREFIX: Final = "Agent/"
+
+
+@dataclass(frozen=True, slots=True)
+class Periods:
+    """The report's stretch of time, ``since`` (included) to ``until`` (excluded), cut
+    into hours or days of ``tz`` (or left whole: ``total``). Kept in UTC: Python compares
+    and subtracts two times of one zone on the wall clock, which is wrong on the days the
+    clocks change."""
+
+    since: datetime
+    until: datetime
+    by: Grouping
+    tz: tzinfo
+
+    def __post_init__(self) -> None:
+        if self.since.tzinfo is None or self.until.tzinfo is None:
+            raise ValueError("report bounds need a time zone")
+        object.__setattr__(self, "since", self.since.astimezone(UTC))
+        object.__setattr__(self, "until", self.until.astimezone(UTC))
+        if self.until <= self.since:
+            raise ValueError("the report ends before it starts")
+
+    def covers(self, at: datetime) -> bool:
+        return self.since <= at < self.until
+
+    def _floor(self, at: datetime) -> datetime:
+        """The start of the hour or day of ``tz`` that ``at`` falls in, in UTC."""
+        local = at.astimezone(self.tz)
+        if self.by == "day":
+            return datetime.combine(local.date(), time(), tzinfo=self.tz).astimezone(UTC)
+        return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+
+    def _next(self, at: datetime) -> datetime:
+        """The start of the period after the one ``at`` falls in (not clipped)."""
+        if self.by == "total":
+            return self.until
+        if self.by == "day":
+            day = at.astimezone(self.tz).date() + timedelta(days=1)
+            return datetime.combine(day, time(), tzinfo=self.tz).astimezone(UTC)
+        # An hour is an hour in UTC, also across a change of the clocks.
+        return self._floor(at) + timedelta(hours=1)
+
+    def label(self, at: datetime) -> str:
+        """How the period ``at`` falls in is named in the report."""
+        if self.by == "total":
+            return f"{_local(self.since, self.tz)} - {_local(self.until, self.tz)}"
+        local = self._floor(at).astimezone(self.tz)
+        if self.by == "day":
+            return local.date().isoformat()
+        text = local.strftime("%Y-%m-%d %H:00")
+        # The hour the clocks go back comes twice: the second one says its offset.
+        return f"{text} {local.strftime('%z')}" if local.fold else text
+
+    def spans(self, start: datetime, end: datetime) -> Iterator[tuple[str, float]]:
+        """(period label, seconds) of the part of ``start``..``end`` inside the report,
+        cut at the periods' edges."""
+        at = max(start.astimezone(UTC), self.since)
+        stop = min(end.astimezone(UTC), self.until)
+        while at < stop:
+            edge = min(self._next(at), stop)
+            yield self.label(at), (edge - at).total_seconds()
+            at = edge
+
+
+def _local(at: datetime, tz: tzinfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+@dataclass(slots=True)
+class QueueFigures:
+    """One queue's figures in one period (seconds as floats)."""
+
+    period: str
+    queue: str
+    service_level_seconds: float
+    offered: int = 0
+    answered: int = 0
+    answered_in_time: int = 0
+    abandoned: int = 0
+    exited: int = 0
+    turned_away: int = 0
+    wait_answered: float = 0.0
+    wait_abandoned: float = 0.0
+    max_wait: float = 0.0
+    talk: float = 0.0
+    talks: int = 0
+
+    @property
+    def service_level_percent(self) -> float | None:
+        return _percent(self.answered_in_time, self.offered)
+
+    @property
+    def abandon_percent(self) -> float | None:
+        return _percent(self.abandoned, self.offered)
+
+    @property
+    def asa_seconds(self) -> float | None:
+        """Average speed of answer: the mean wait of the callers answered."""
+        return self.wait_answered / self.answered if self.answered else None
+
+    @property
+    def aht_seconds(self) -> float | None:
+        """Average handling (talk) time."""
+        return self.talk / self.talks if self.talks else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "queue": self.queue,
+            "offered": self.offered,
+            "answered": self.answered,
+            "abandoned": self.abandoned,
+            "exited": self.exited,
+            "turned_away": self.turned_away,
+            "answered_in_service_level": self.answered_in_time,
+            "service_level_seconds": self.service_level_seconds,
+            "service_level_percent": _rounded(self.service_level_percent),
+            "abandon_percent": _rounded(self.abandon_percent),
+            "asa_seconds": _rounded(self.asa_seconds),
+            "max_wait_seconds": round(self.max_wait, 1),
+            "mean_abandon_wait_seconds": _rounded(
+                self.wait_abandoned / self.abandoned if self.abandoned else None
+            ),
+            "aht_seconds": _rounded(self.aht_seconds),
+            "talk_seconds": round(self.talk, 1),
+        }
+
+
+@dataclass(slots=True)
+class AgentFigures:
+    """One agent's figures in one period (seconds as floats)."""
+
+    period: str
+    agent: str
+    name: str = ""
+    calls: int = 0
+    missed: int = 0
+    talk: float = 0.0
+    talks: int = 0
+    logged_in: float = 0.0
+    paused: float = 0.0
+    pauses: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def occupancy_percent(self) -> float | None:
+        """Talk over the time the agent was logged in and not paused."""
+        available = self.logged_in - self.paused
+        return _percent(self.talk, available) if available > 0 else None
+
+    @property
+    def aht_seconds(self) -> float | None:
+        return self.talk / self.talks if self.talks else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "agent": self.agent,
+            "name": self.name,
+            "calls": self.calls,
+            "missed": self.missed,
+            "talk_seconds": round(self.talk, 1),
+            "aht_seconds": _rounded(self.aht_seconds),
+            "logged_in_seconds": round(self.logged_in, 1),
+            "paused_seconds": round(self.paused, 1),
+            "pauses": {reason: round(s, 1) for reason, s in sorted(self.pauses.items())},
+            "occupancy_percent": _rounded(self.occupancy_percent),
+        }
+
+
+def _percent(part: float, whole: float) -> float | None:
+    return 100.0 * part / whole if whole else None
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _number(data: tuple[str, ...], index: int) -> float:
+    """A numeric data field of a queue_log line; 0 when missing or garbled (the lines may
+    come from an older version or a hand-edited file)."""
+    try:
+        return max(0.0, float(data[index]))
+    except (IndexError, ValueError):
+        return 0.0
+
+
+@dataclass(slots=True)
+class _Visit:
+    """A caller's visit to a queue, from its ENTERQUEUE to its outcome."""
+
+    figures: QueueFigures
+    answered: bool = False
+
+
+def queue_summary(
+    entries: Iterable[QueueLogEntry],
+    periods: Periods,
+    service_levels: Mapping[str, float],
+    *,
+    default_service_level: float = 20.0,
+) -> list[QueueFigures]:
+    """Each queue's figures in each period, by period then queue (periods without a line
+    are left out). ``entries`` in the order they were written; lines before
+    ``periods.since`` are ignored, and lines after ``periods.until`` only give the
+    outcome of visits that started inside."""
+    figures: dict[tuple[str, str], QueueFigures] = {}
+    visits: dict[tuple[str, str], _Visit] = {}
+
+    def row(label: str, queue: str) -> QueueFigures:
+        found = figures.get((label, queue))
+        if found is None:
+            sl = service_levels.get(queue, default_service_level)
+            found = figures[(label, queue)] = QueueFigures(label, queue, sl)
+        return found
+
+    for entry in entries:
+        verb = entry.event
+        queue = entry.queuename
+        key = (entry.callid, queue)
+        if verb == "ENTERQUEUE":
+            if periods.covers(entry.time):
+                counted = row(periods.label(entry.time), queue)
+                counted.offered += 1
+                visits[key] = _Visit(counted)
+            else:
+                visits.pop(key, None)
+            continue
+        if verb in _TURNED_AWAY:
+            if periods.covers(entry.time):
+                row(periods.label(entry.time), queue).turned_away += 1
+            continue
+        visit = visits.get(key)
+        if visit is None:
+            continue
+        counted, data = visit.figures, entry.data
+        # One outcome per visit, whatever the lines say (a hand-edited or merged file).
+        if verb == "CONNECT" and not visit.answered:
+            visit.answered = True
+            wait = _number(data, 0)
+            counted.answered += 1
+            counted.wait_answered += wait
+            counted.max_wait = max(counted.max_wait, wait)
+            if wait <= counted.service_level_seconds:
+                counted.answered_in_time += 1
+        elif verb == "ABANDON" and not visit.answered:
+            wait = _number(data, 2)
+            counted.abandoned += 1
+            counted.wait_abandoned += wait
+            counted.max_wait = max(counted.max_wait, wait)
+            del visits[key]
+        elif verb in _EXITS and not visit.answered:
+            counted.exited += 1
+            counted.max_wait = max(
+                counted.max_wait, _number(data, 3 if verb == "EXITWITHKEY" else 2)
+            )
+            del visits[key]
+        elif verb in _TALK_ENDS and visit.answered:
+            counted.talk += _number(data, _TALK_ENDS[verb])
+            counted.talks += 1
+            del visits[key]
+    return sorted(figures.values(), key=lambda f: (f.period, f.queue))
+
+
+def agent_id(queue_log_agent: str) -> str | None:
+    """The agent id of a queue_log agent field (``Agent/1001``); None for ``NONE``."""
+    if queue_log_agent.startswith(AGENT_PREFIX):
+        return queue_log_agent[len(AGENT_PREFIX) :]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Stretch:
+    """An agent's logged-in or paused stretch of time (``end`` None: still going)."""
+
+    agent: str
+    start: datetime
+    end: datetime | None
+    reason: str = ""
+
+
+def agent_summary(
+    entries: Iterable[QueueLogEntry],
+    sessions: Iterable[Stretch],
+    pauses: Iterable[Stretch],
+    periods: Periods,
+    *,
+    names: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> list[AgentFigures]:
+    """Each agent's figures in each period, by period then agent (an agent with nothing in
+    a period is left out). A stretch still going (``end`` None) counts up to ``now``."""
+    names = names or {}
+    now = now or datetime.now(UTC)
+    figures: dict[tuple[str, str], AgentFigures] = {}
+
+    def row(label: str, agent: str) -> AgentFigures:
+        found = figures.get((label, agent))
+        if found is None:
+            found = figures[(label, agent)] = AgentFigures(label, agent, names.get(agent, ""))
+        return found
+
+    for entry in entries:
+        verb = entry.event
+        if not periods.covers(entry.time):
+            continue
+        agent = agent_id(entry.agent)
+        if agent is None:
+            continue
+        if verb == "CONNECT":
+            row(periods.label(entry.time), agent).calls += 1
+        elif verb == "RINGNOANSWER":
+            row(periods.label(entry.time), agent).missed += 1
+        elif verb in _TALK_ENDS:
+            figures_row = row(periods.label(entry.time), agent)
+            figures_row.talk += _number(entry.data, _TALK_ENDS[verb])
+            figures_row.talks += 1
+    for session in sessions:
+        for label, seconds in periods.spans(session.start, session.end or now):
+            row(label, session.agent).logged_in += seconds
+    for pause in pauses:
+        for label, seconds in periods.spans(pause.start, pause.end or now):
+            figures_row = row(label, pause.agent)
+            figures_row.paused += seconds
+            figures_row.pauses[pause.reason] = figures_row.pauses.get(pause.reason, 0.0) + seconds
+    return sorted(figures.values(), key=lambda f: (f.period, f.agent))
+
+
+def day_start(day: date, tz: tzinfo) -> datetime:
+    """Midnight starting ``day`` in ``tz``."""
+    return datetime.combine(day, time(), tzinfo=tz)
+
+
+def parse_when(text: str, tz: tzinfo, *, now: datetime | None = None) -> datetime:
+    """A report bound as people type it: ``today``, ``yesterday``, ``2026-12-01`` (its
+    midnight), ``2026-12-01 08:00`` / ``2026-12-01T08:00:00`` (in ``tz`` unless it names
+    its own offset). ValueError with what was expected otherwise."""
+    now = now or datetime.now(UTC)
+    word = text.strip().lower()
+    today = now.astimezone(tz).date()
+    if word == "today":
+        return day_start(today, tz)
+    if word == "yesterday":
+        return day_start(today - timedelta(days=1), tz)
+    if word == "now":
+        return now
+    try:
+        if len(word) == 10:
+            return day_start(date.fromisoformat(word), tz)
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: use today, yesterday, now, 2026-12-01 or 2026-12-01 08:00"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+
+
+def _clock(seconds: float | None) -> str:
+    """``h:mm:ss`` (``m:ss`` under an hour); empty for no value."""
+    if seconds is None:
+        return ""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def _table(head: list[tuple[str, int]], rows: list[list[str]]) -> str:
+    def line(cells: Iterable[str]) -> str:
+        out = []
+        for (name, width), cell in zip(head, cells, strict=True):
+            out.append(cell[:width].ljust(width) if name in _LEFT else cell[:width].rjust(width))
+        return " ".join(out).rstrip()
+
+    title = line(name for name, _ in head)
+    return "\n".join([title, "-" * len(title), *(line(r) for r in rows)])
+
+
+_LEFT: Final = frozenset({"period", "queue", "agent", "name"})
+
+
+def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
+    """The queue summary as a terminal table."""
+    width = 33 if by == "total" else (16 if by == "hour" else 10)
+    head = [
+        ("period", width),
+        ("queue", 12),
+        ("offered", 7),
+        ("answered", 8),
+        ("abandoned", 9),
+        ("exited", 6),
+        ("SL %", 6),
+        ("SL s", 4),
+        ("aband %", 7),
+        ("ASA", 7),
+        ("max wait", 8),
+        ("AHT", 7),
+    ]
+    rows = [
+        [
+            f.period,
+            f.queue,
+            str(f.offered),
+            str(f.answered),
+            str(f.abandoned),
+            str(f.exited),
+            _pct(f.service_level_percent),
+            f"{f.service_level_seconds:g}",
+            _pct(f.abandon_percent),
+            _clock(f.asa_seconds),
+            _clock(f.max_wait),
+            _clock(f.aht_seconds),
+        ]
+        for f in figures
+    ]
+    text = _table(head, rows)
+    turned = sum(f.turned_away for f in figures)
+    if turned:
+        text += f"\n{turned} caller(s) turned away on arrival (queue full or no agents)"
+    return text
+
+
+def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
+    """The agent summary as a terminal table."""
+    width = 33 if by == "total" else (16 if by == "hour" else 10)
+    head = [
+        ("period", width),
+        ("agent", 8),
+        ("name", 16),
+        ("calls", 5),
+        ("missed", 6),
+        ("talk", 8),
+        ("AHT", 7),
+        ("logged in", 9),
+        ("paused", 8),
+        ("occ %", 5),
+    ]
+    rows = [
+        [
+            f.period,
+            f.agent,
+            f.name,
+            str(f.calls),
+            str(f.missed),
+            _clock(f.talk),
+            _clock(f.aht_seconds),
+            _clock(f.logged_in),
+            _clock(f.paused),
+            _pct(f.occupancy_percent),
+        ]
+        for f in figures
+    ]
+    return _table(head, rows)

@@ -1,0 +1,439 @@
+"""``callcenter report --queues`` / ``--agents``: a manager's figures over a day, an hour or
+a stretch of days, folded from the queue_log lines and the agents' shift records."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callcenter.cli import main as cli_main
+from callcenter.records.queue_log import QueueLogEntry
+from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
+from callcenter.records.store import SqliteCdrStore
+from callcenter.records.summary import (
+    Periods,
+    Stretch,
+    agent_summary,
+    parse_when,
+    queue_summary,
+)
+from callcenter.testing import running_center
+
+BERLIN = ZoneInfo("Europe/Berlin")
+DAY = datetime(2026, 12, 1, tzinfo=BERLIN)
+_keys = itertools.count()
+
+
+def at(hh_mm_ss: str, day: datetime = DAY) -> datetime:
+    h, m, s = (int(x) for x in hh_mm_ss.split(":"))
+    return day.replace(hour=h, minute=m, second=s).astimezone(UTC)
+
+
+def line(
+    when: str,
+    callid: str,
+    event: str,
+    *data: str,
+    queue: str = "support",
+    agent: str = "NONE",
+    day: datetime = DAY,
+) -> QueueLogEntry:
+    return QueueLogEntry(f"k{next(_keys)}", at(when, day), callid, queue, agent, event, data)
+
+
+def whole_day(by: str = "total") -> Periods:
+    return Periods(DAY, DAY + timedelta(days=1), by, BERLIN)  # type: ignore[arg-type]
+
+
+# A morning in the support queue, as the daemon writes it (data fields as app_queue's).
+MORNING = [
+    # answered after 8 s by 1002 (1001 rang out first), talked 120 s
+    line("09:00:00", "c1", "ENTERQUEUE", "", "5550001", "1"),
+    line("09:00:05", "c1", "RINGNOANSWER", "5000", agent="Agent/1001"),
+    line("09:00:08", "c1", "CONNECT", "8", "", "2", agent="Agent/1002"),
+    line("09:02:08", "c1", "COMPLETECALLER", "8", "120", "1", agent="Agent/1002"),
+    # answered after 40 s (outside the 20 s service level), agent hung up after 60 s
+    line("09:10:00", "c2", "ENTERQUEUE", "", "5550002", "1"),
+    line("09:10:40", "c2", "CONNECT", "40", "", "3", agent="Agent/1001"),
+    line("09:11:40", "c2", "COMPLETEAGENT", "40", "60", "1", agent="Agent/1001"),
+    # gave up after 30 s
+    line("09:20:00", "c3", "ENTERQUEUE", "", "5550003", "1"),
+    line("09:20:30", "c3", "ABANDON", "1", "1", "30"),
+    # pressed 1 for a callback after 15 s
+    line("09:30:00", "c4", "ENTERQUEUE", "", "5550004", "1"),
+    line("09:30:15", "c4", "EXITWITHKEY", "1", "1", "1", "15"),
+    # the queue was full
+    line("09:40:00", "c5", "FULL"),
+    # answered after 4 s, transferred after 30 s of talk
+    line("10:00:00", "c6", "ENTERQUEUE", "", "5550006", "1"),
+    line("10:00:04", "c6", "CONNECT", "4", "", "1", agent="Agent/1002"),
+    line("10:00:34", "c6", "BLINDTRANSFER", "2000", "", "4", "30", "1", agent="Agent/1002"),
+]
+
+
+def test_a_morning_in_one_queue_gives_offered_answered_abandoned_and_service_level() -> None:
+    [support] = queue_summary(MORNING, whole_day(), {"support": 20.0})
+    figures = support.as_dict()
+    assert figures["period"] == "2026-12-01 00:00 - 2026-12-02 00:00"
+    assert (support.offered, support.answered, support.abandoned, support.exited) == (5, 3, 1, 1)
+    assert support.turned_away == 1, "a caller turned away never joined: not offered"
+    assert figures["answered_in_service_level"] == 2
+    assert figures["service_level_percent"] == 40.0, "2 of 5 offered within 20 s"
+    assert figures["abandon_percent"] == 20.0
+    assert figures["asa_seconds"] == round((8 + 40 + 4) / 3, 1)
+    assert figures["max_wait_seconds"] == 40
+    assert figures["mean_abandon_wait_seconds"] == 30
+    assert figures["aht_seconds"] == round((120 + 60 + 30) / 3, 1)
+
+
+def test_the_service_level_is_each_queue_s_own() -> None:
+    [support] = queue_summary(MORNING, whole_day(), {"support": 45.0})
+    assert support.answered_in_time == 3
+
+
+def test_by_hour_a_call_counts_in_the_hour_it_joined_even_when_answered_in_the_next() -> None:
+    lines = [
+        line("13:59:50", "c1", "ENTERQUEUE", "", "5550001", "1"),
+        line("14:00:20", "c1", "CONNECT", "30", "", "1", agent="Agent/1001"),
+        line("14:05:00", "c2", "ENTERQUEUE", "", "5550002", "1"),
+        line("14:05:03", "c2", "ABANDON", "1", "1", "3"),
+    ]
+    rows = [f.as_dict() for f in queue_summary(lines, whole_day("hour"), {})]
+    assert [(r["period"], r["offered"], r["answered"], r["abandoned"]) for r in rows] == [
+        ("2026-12-01 13:00", 1, 1, 0),
+        ("2026-12-01 14:00", 1, 0, 1),
+    ]
+
+
+def test_a_visit_that_began_before_the_report_is_left_out_and_one_answered_after_it_counts() -> (
+    None
+):
+    lines = [
+        line("23:59:50", "early", "ENTERQUEUE", "", "1", "1", day=DAY - timedelta(days=1)),
+        line("00:00:10", "early", "CONNECT", "20", "", "1", agent="Agent/1001"),
+        line("23:59:55", "late", "ENTERQUEUE", "", "2", "1"),
+        line(
+            "00:00:30",
+            "late",
+            "CONNECT",
+            "35",
+            "",
+            "1",
+            agent="Agent/1001",
+            day=DAY + timedelta(days=1),
+        ),
+    ]
+    [row] = queue_summary(lines, whole_day("day"), {})
+    assert (row.period, row.offered, row.answered, row.max_wait) == ("2026-12-01", 1, 1, 35)
+
+
+def test_a_caller_sent_from_queue_to_queue_counts_in_each() -> None:
+    lines = [
+        line("09:00:00", "c1", "ENTERQUEUE", "", "5550001", "1"),
+        line("09:01:00", "c1", "EXITWITHTIMEOUT", "1", "1", "60"),
+        line("09:01:00", "c1", "ENTERQUEUE", "", "5550001", "1", queue="overflow"),
+        line("09:01:05", "c1", "CONNECT", "5", "", "1", queue="overflow", agent="Agent/1003"),
+    ]
+    rows = {f.queue: f for f in queue_summary(lines, whole_day(), {})}
+    assert (rows["support"].offered, rows["support"].exited, rows["support"].answered) == (1, 1, 0)
+    assert (rows["overflow"].offered, rows["overflow"].answered) == (1, 1)
+
+
+def test_garbled_numbers_in_a_line_count_as_zero_rather_than_stop_the_report() -> None:
+    lines = [
+        line("09:00:00", "c1", "ENTERQUEUE", "", "5550001", "1"),
+        line("09:00:08", "c1", "CONNECT", "eight", agent="Agent/1002"),
+    ]
+    [row] = queue_summary(lines, whole_day(), {})
+    assert (row.answered, row.answered_in_time, row.asa_seconds) == (1, 1, 0.0)
+
+
+def test_an_agent_s_day_gives_calls_missed_talk_logged_in_paused_and_occupancy() -> None:
+    sessions = [Stretch("1002", at("08:00:00"), at("12:00:00"))]
+    pauses = [
+        Stretch("1002", at("10:30:00"), at("11:00:00"), "lunch"),
+        Stretch("1002", at("11:30:00"), at("11:45:00"), "break"),
+    ]
+    figures = agent_summary(MORNING, sessions, pauses, whole_day(), names={"1002": "Bob"})
+    by_agent = {f.agent: f.as_dict() for f in figures}
+    bob = by_agent["1002"]
+    assert (bob["name"], bob["calls"], bob["missed"], bob["talk_seconds"]) == ("Bob", 2, 0, 150)
+    assert bob["logged_in_seconds"] == 4 * 3600
+    assert bob["paused_seconds"] == 45 * 60
+    assert bob["pauses"] == {"break": 900.0, "lunch": 1800.0}
+    assert bob["occupancy_percent"] == round(100 * 150 / (4 * 3600 - 45 * 60), 1)
+    alice = by_agent["1001"]
+    assert (alice["calls"], alice["missed"], alice["talk_seconds"]) == (1, 1, 60)
+    assert alice["logged_in_seconds"] == 0 and alice["occupancy_percent"] is None
+
+
+def test_a_shift_across_midnight_is_cut_at_midnight_and_one_still_going_counts_to_now() -> None:
+    night = Stretch("1001", at("22:00:00"), at("02:00:00", DAY + timedelta(days=1)))
+    still = Stretch("1002", at("23:00:00", DAY + timedelta(days=1)), None)
+    periods = Periods(DAY, DAY + timedelta(days=3), "day", BERLIN)
+    now = at("23:30:00", DAY + timedelta(days=1))
+    rows = [
+        (f.period, f.agent, f.logged_in)
+        for f in agent_summary([], [night, still], [], periods, now=now)
+    ]
+    assert rows == [
+        ("2026-12-01", "1001", 2 * 3600),
+        ("2026-12-02", "1001", 2 * 3600),
+        ("2026-12-02", "1002", 30 * 60),
+    ]
+
+
+def test_the_day_the_clocks_go_back_has_25_hours() -> None:
+    day = datetime(2026, 10, 25, tzinfo=BERLIN)
+    periods = Periods(day, day + timedelta(days=1), "hour", BERLIN)
+    spans = list(periods.spans(periods.since, periods.until))
+    assert len(spans) == 25 and all(seconds == 3600 for _, seconds in spans)
+    day_periods = Periods(day, day + timedelta(days=1), "day", BERLIN)
+    assert list(day_periods.spans(day, day + timedelta(days=1))) == [("2026-10-25", 25 * 3600)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=st.integers(0, 5 * 86400),
+    length=st.integers(0, 3 * 86400),
+    by=st.sampled_from(["hour", "day", "total"]),
+    zone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]),
+)
+def test_any_stretch_is_cut_into_pieces_that_add_up_to_its_part_inside_the_report(
+    start: int, length: int, by: str, zone: str
+) -> None:
+    tz = ZoneInfo(zone)
+    since = datetime(2026, 3, 27, 5, 17, tzinfo=tz)
+    periods = Periods(since, since + timedelta(days=4), by, tz)  # type: ignore[arg-type]
+    begin = since - timedelta(days=1) + timedelta(seconds=start)
+    end = begin.astimezone(UTC) + timedelta(seconds=length)
+    pieces = list(periods.spans(begin, end))
+    inside = (min(end, periods.until) - max(begin.astimezone(UTC), periods.since)).total_seconds()
+    assert sum(s for _, s in pieces) == pytest.approx(max(0.0, inside))
+    labels = [label for label, _ in pieces]
+    assert labels == sorted(labels) and len(set(labels)) == len(labels)
+    assert all(s > 0 for _, s in pieces)
+
+
+_VERBS = st.sampled_from(
+    ["ENTERQUEUE", "CONNECT", "ABANDON", "EXITWITHTIMEOUT", "EXITWITHKEY", "COMPLETECALLER", "FULL"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 36 * 3600),
+            st.sampled_from(["c1", "c2", "c3"]),
+            st.sampled_from(["support", "sales"]),
+            _VERBS,
+            st.lists(st.sampled_from(["0", "5", "30", "x", ""]), max_size=5),
+        ),
+        max_size=40,
+    )
+)
+def test_any_lines_give_no_more_outcomes_than_visits_offered(
+    raw: list[tuple[int, str, str, str, list[str]]],
+) -> None:
+    lines = [
+        QueueLogEntry(
+            f"k{n}",
+            (DAY + timedelta(seconds=offset)).astimezone(UTC),
+            callid,
+            queue,
+            "Agent/1001",
+            verb,
+            tuple(data),
+        )
+        for n, (offset, callid, queue, verb, data) in enumerate(sorted(raw, key=lambda r: r[0]))
+    ]
+    rows = queue_summary(lines, whole_day("hour"), {})
+    for row in rows:
+        assert row.answered + row.abandoned + row.exited <= row.offered
+        assert row.answered_in_time <= row.answered
+        assert 0 <= (row.service_level_percent or 0) <= 100
+    enters = sum(1 for e in lines if e.event == "ENTERQUEUE" and whole_day().covers(e.time))
+    assert sum(r.offered for r in rows) == enters
+
+
+def test_report_bounds_read_as_people_type_them() -> None:
+    now = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
+    assert parse_when("today", BERLIN, now=now) == datetime(2026, 12, 5, tzinfo=BERLIN)
+    assert parse_when("yesterday", BERLIN, now=now) == datetime(2026, 12, 4, tzinfo=BERLIN)
+    assert parse_when("2026-12-01", BERLIN) == datetime(2026, 12, 1, tzinfo=BERLIN)
+    assert parse_when("2026-12-01 08:00", BERLIN) == datetime(2026, 12, 1, 8, tzinfo=BERLIN)
+    assert parse_when("2026-12-01T08:00+00:00", BERLIN) == datetime(2026, 12, 1, 8, tzinfo=UTC)
+    with pytest.raises(ValueError, match="use today, yesterday"):
+        parse_when("last tuesday", BERLIN)
+
+
+# ------------------------------------------------------------------ the command
+
+
+def _records(tmp_path: Path, extra: str = "") -> Path:
+    """A config (two agents, Berlin time) and a database holding MORNING and Bob's shift."""
+    config = tmp_path / "callcenter.yaml"
+    config.write_text(
+        "pbx: {type: asterisk, ami: {secret: x}}\n"
+        "records: {cdr_path: var/cdr.sqlite3}\n"
+        "ivr: {timezone: Europe/Berlin}\n"
+        "agents:\n"
+        "  '1001': {name: Alice, device: PJSIP/1001}\n"
+        "  '1002': {name: Bob, device: PJSIP/1002}\n"
+        "queues:\n"
+        "  support: {agents: ['1001', '1002'], service_level: 30}\n" + extra
+    )
+    (tmp_path / "var").mkdir()
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    try:
+        store.write_queue_log(tuple(MORNING))
+        store.write_agent_session(
+            AgentSession("1002", at("08:00:00"), at("12:00:00"), 4 * 3600.0, "cli", "cli")
+        )
+        store.write_agent_pause(
+            AgentPause("1002", "lunch", at("10:30:00"), at("11:00:00"), 1800.0, "cli", "cli")
+        )
+        store.write_agent_presence(
+            AgentPresence("1001", at("08:30:00"), "feature-code", "break", at("09:50:00"), "")
+        )
+    finally:
+        store.close()
+    return config
+
+
+@pytest.fixture
+def records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    config = _records(tmp_path)
+    capsys.readouterr()  # the store's own log lines
+    return config
+
+
+def test_report_queues_prints_a_table_of_the_day(
+    records: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = records
+    argv = ["report", str(config), "--queues", "--since", "2026-12-01", "--until", "2026-12-02"]
+    code = cli_main(argv)
+    out = capsys.readouterr().out
+    assert code == 0
+    head, _, row, turned = out.splitlines()
+    assert head.split()[:5] == ["period", "queue", "offered", "answered", "abandoned"]
+    assert row.split() == [
+        "2026-12-01", "support", "5", "3", "1", "1", "40.0", "30", "20.0", "0:17", "0:40", "1:10",
+    ]  # fmt: skip
+    assert turned == "1 caller(s) turned away on arrival (queue full or no agents)"
+
+
+def test_report_queues_by_hour_as_json_and_csv(
+    records: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = records
+    args = ["report", str(config), "--queues", "--since", "2026-12-01", "--by", "hour"]
+    assert cli_main([*args, "--until", "2026-12-02", "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["period"], r["offered"], r["answered"]) for r in rows] == [
+        ("2026-12-01 09:00", 4, 2),
+        ("2026-12-01 10:00", 1, 1),
+    ]
+    assert cli_main([*args, "--until", "2026-12-02", "--csv"]) == 0
+    csv_lines = capsys.readouterr().out.splitlines()
+    assert csv_lines[0].startswith("period,queue,offered,answered,abandoned,exited")
+    assert csv_lines[1].startswith("2026-12-01 09:00,support,4,2,1,1")
+
+
+def test_report_agents_counts_an_agent_logged_in_now_up_to_now(
+    records: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = records
+    argv = ["report", str(config), "--agents", "--since", "2026-12-01"]
+    argv += ["--until", "2026-12-01 12:00", "--json"]
+    assert cli_main(argv) == 0
+    rows = {r["agent"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["1002"]["calls"] == 2 and rows["1002"]["name"] == "Bob"
+    assert rows["1002"]["logged_in_seconds"] == 4 * 3600
+    assert rows["1002"]["pauses"] == {"lunch": 1800.0}
+    assert rows["1001"]["logged_in_seconds"] == 3.5 * 3600, "logged in since 08:30, to 12:00"
+    assert rows["1001"]["pauses"] == {"break": 130 * 60}, "paused since 09:50"
+    assert rows["1001"]["missed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--since", "2026-12-01"], "--since go(es) with --queues or --agents"),
+        (["--queues", "--agents"], "one report at a time"),
+        (["--queues", "--csv", "--json"], "--csv or --json, not both"),
+    ],
+)
+def test_report_figure_options_that_do_not_go_together_are_named(
+    records: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    config = records
+    with pytest.raises(SystemExit) as stopped:
+        cli_main(["report", str(config), *argv])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--since", "last tuesday"], "'last tuesday' is not a time"),
+        (["--since", "2026-12-02", "--until", "2026-12-01"], "ends before it starts"),
+        (["--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
+    ],
+)
+def test_report_figures_with_bad_bounds_say_what_is_wrong(
+    records: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    config = records
+    assert cli_main(["report", str(config), "--queues", *argv]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_report_queues_without_the_queue_log_says_so(
+    records: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = records
+    config.write_text(config.read_text().replace("records: {", "records: {queue_log: false, "))
+    assert cli_main(["report", str(config), "--queues"]) == 1
+    assert "set records.queue_log: true" in capsys.readouterr().err
+
+
+async def test_figures_of_real_calls_through_the_demo_pbx(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path) as center:
+        center.add_phone("PJSIP/1001", answer_after=None)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        answered = await center.caller_talks_to_an_agent("5551234")
+        await asyncio.sleep(0.2)
+        await answered.hangup()
+        await center.cdr(answered.uniqueid)
+        gone = await center.pbx.call("800", caller_num="5550002")
+        await gone.wait_for_prompt("welcome-menu", timeout=5)
+        await gone.press("2")
+        await asyncio.sleep(0.3)
+        await gone.hangup()
+        await center.cdr(gone.uniqueid)
+        await center.idle()
+        path = center.config_path
+    capsys.readouterr()
+    assert await asyncio.to_thread(cli_main, ["report", str(path), "--queues", "--json"]) == 0
+    [queue] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (queue["queue"], queue["offered"], queue["answered"]) == ("support", 2, 1)
+    assert queue["abandoned"] + queue["exited"] == 1
+    assert await asyncio.to_thread(cli_main, ["report", str(path), "--agents", "--json"]) == 0
+    agents = {r["agent"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert agents["1002"]["calls"] == 1
+    assert agents["1001"]["missed"] >= 1, "1001 never picks up: every offer rang out"
+    assert agents["1002"]["logged_in_seconds"] > 0
