@@ -41,6 +41,7 @@ from callcenter.errors import (
 )
 
 if TYPE_CHECKING:
+    from callcenter.config import CallCenterConfig
     from callcenter.records.store import RecordStore
 
 EXIT_OK = 0
@@ -543,6 +544,43 @@ FOLLOW_POLL = 0.5
 """Seconds between two looks for new queue_log lines (``report --queue-log --follow``)."""
 
 
+def _report_config(path: str) -> CallCenterConfig | None:
+    """The config a report reads the records of (no secrets needed); None, said on stderr,
+    when it is broken."""
+    from callcenter.config import load_config
+
+    _quiet_logging()
+    try:
+        return load_config(path, environ=_offline_environ())
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def _report_store(config: CallCenterConfig, *, rescued: bool = False) -> RecordStore | int:
+    """The records database of ``config``, or the exit status when there is none to read
+    (said on stderr). ``rescued``: also say when refused records wait beside it."""
+    from callcenter.daemon import record_store, resolve
+    from callcenter.records.rescue import rescue_path
+
+    db = resolve(config, config.records.cdr_path)
+    waiting = rescue_path(db if config.records.postgres is None else db.with_name("postgres"))
+    if rescued and waiting.exists():
+        print(
+            f"callcenter: records the database refused are waiting in {waiting}; "
+            "the next start of the daemon writes them",
+            file=sys.stderr,
+        )
+    if config.records.postgres is None and not db.exists():
+        print(f"no records yet: {db} does not exist", file=sys.stderr)
+        return EXIT_OK
+    try:
+        return record_store(config)
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+
+
 def cmd_report(
     path: str,
     last: int,
@@ -553,32 +591,12 @@ def cmd_report(
     campaign: str | None = None,
     dispositions: bool = False,
 ) -> int:
-    from callcenter.config import load_config
-    from callcenter.daemon import record_store, resolve
-    from callcenter.records.rescue import rescue_path
-
-    _quiet_logging()
-    try:
-        config = load_config(path, environ=_offline_environ())
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = _report_config(path)
+    if config is None:
         return EXIT_CONFIG
-    db = resolve(config, config.records.cdr_path)
-    waiting = rescue_path(db if config.records.postgres is None else db.with_name("postgres"))
-    if waiting.exists():
-        print(
-            f"callcenter: records the database refused are waiting in {waiting}; "
-            "the next start of the daemon writes them",
-            file=sys.stderr,
-        )
-    if config.records.postgres is None and not db.exists():
-        print(f"no records yet: {db} does not exist", file=sys.stderr)
-        return EXIT_OK
-    try:
-        store = record_store(config)
-    except RecordError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
+    store = _report_store(config, rescued=True)
+    if isinstance(store, int):
+        return store
     try:
         if queue_log:
             return _print_queue_log(store, last, follow=follow)
@@ -615,15 +633,10 @@ def cmd_summary(
     import csv
     import zoneinfo
 
-    from callcenter.config import load_config
-    from callcenter.daemon import record_store, resolve
     from callcenter.records import summary as figures
 
-    _quiet_logging()
-    try:
-        config = load_config(path, environ=_offline_environ())
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = _report_config(path)
+    if config is None:
         return EXIT_CONFIG
     zone = zone or config.ivr.timezone
     try:
@@ -639,10 +652,6 @@ def cmd_summary(
     except ValueError as exc:
         print(f"report: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    db = resolve(config, config.records.cdr_path)
-    if config.records.postgres is None and not db.exists():
-        print(f"no records yet: {db} does not exist", file=sys.stderr)
-        return EXIT_OK
     if which == "queues" and not config.records.queue_log:
         print(
             "report --queues reads the queue_log: set records.queue_log: true (figures from "
@@ -650,11 +659,9 @@ def cmd_summary(
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    try:
-        store = record_store(config)
-    except RecordError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
+    store = _report_store(config)
+    if isinstance(store, int):
+        return store
     try:
         entries = store.fetch_queue_log_between(start, end + figures.OUTCOME_GRACE)
         rows: list[dict[str, Any]]
