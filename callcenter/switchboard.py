@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -36,6 +36,7 @@ from callcenter.acd.rules import agent_rules, queue_rules
 from callcenter.config.models import CallCenterConfig, QueueConfig, QueueExit
 from callcenter.errors import (
     CallHungUp,
+    CommandFailed,
     DestinationNotAllowed,
     EngineError,
     PBXConnectionError,
@@ -104,6 +105,7 @@ from callcenter.pbx.interface import (
     PBXConnected,
     PBXDisconnected,
     PBXEvent,
+    SpyMode,
 )
 from callcenter.records.callbacks import EXPIRED, QueueCallback
 from callcenter.supervision.monitor import Monitoring
@@ -163,9 +165,18 @@ MAX_QUEUE_HOPS = 5
 EXIT_KEY_POLL = 1.0
 """Seconds one digit read lasts while a queue's exit keys are armed."""
 
-FEATURE_ROUTES = ("agent-login", "agent-logout", "agent-pause", "agent-unpause")
+AGENT_ROUTES = ("agent-login", "agent-logout", "agent-pause", "agent-unpause")
 """The hooks of the agents' feature codes (``AGI(agi://.../agent-login)``,
-``callcenter_route=agent-login``); any other route is an inbound call."""
+``callcenter_route=agent-login``)."""
+SUPERVISOR_ROUTES: dict[str, SpyMode] = {
+    "supervisor-listen": "listen",
+    "supervisor-whisper": "whisper",
+    "supervisor-barge": "barge",
+}
+"""The hooks of the supervisors' feature codes (``*81`` + agent: ``supervisor-listen?agent=
+1001``) and the monitoring mode each starts in."""
+FEATURE_ROUTES = (*AGENT_ROUTES, *SUPERVISOR_ROUTES)
+"""Every feature code's hook; any other route is an inbound call."""
 
 CALLBACK_VARIABLE = "CALLCENTER_CALLBACK"
 """Channel variable an originated callback carries; the dialplan hands it back to us as
@@ -428,8 +439,10 @@ class Switchboard:
         hung_up_by = "system"
         link_lost = False
         try:
-            if info.route in FEATURE_ROUTES:
+            if info.route in AGENT_ROUTES:
                 await self._feature_code(call, info.route.removeprefix("agent-"), config)
+            elif info.route in SUPERVISOR_ROUTES:
+                await self._supervisor_code(call, SUPERVISOR_ROUTES[info.route], config)
             elif info.params.get("callback"):
                 hung_up_by = await self._callback_answered(
                     call, active, config, info.params["callback"]
@@ -2072,14 +2085,10 @@ class Switchboard:
             await call.play(["invalid"])
             return
         agent_cfg = config.agents[agent_id]
-        if agent_cfg.pin:
-            pin = await call.read_digits(
-                "agent-pass", max_digits=len(agent_cfg.pin), timeout=6.0, terminator="#"
-            )
-            if pin != agent_cfg.pin:
-                log.warning("feature_code_wrong_pin", agent=agent_id, action=action)
-                await call.play(["auth-incorrect"])
-                return
+        if agent_cfg.pin and not await self._pin_given(call, agent_cfg.pin):
+            log.warning("feature_code_wrong_pin", agent=agent_id, action=action)
+            await call.play(["auth-incorrect"])
+            return
         try:
             if action == "login":
                 self.router.login(agent_id, via="feature-code")
@@ -2099,19 +2108,62 @@ class Switchboard:
             return
         await call.play([FEATURE_PROMPTS[action]])
 
+    async def _supervisor_code(self, call: Call, mode: SpyMode, config: CallCenterConfig) -> None:
+        """``*81`` / ``*82`` / ``*83`` + agent from a supervisor's phone: the call itself
+        joins the agent's call (listen, whisper, barge) until either ends. Refusals (not a
+        supervisor's phone, wrong PIN, an agent not on a call or outside their teams) are
+        logged and heard as ``beeperr``."""
+        info = call.info
+        agent_id = info.params.get("agent") or (info.args[0] if info.args else "")
+        devices = {sid: s.device for sid, s in config.supervisors.items()}
+        supervisor_id = info.params.get("supervisor") or _owner_of(info.channel, devices)
+        await call.answer()
+        self.bus.publish(CallAnswered(call_id=info.call_id))
+        if supervisor_id not in config.supervisors:
+            log.warning("supervisor_code_unknown_phone", channel=info.channel, mode=mode)
+            await call.play(["invalid"])
+            return
+        pin = config.supervisors[supervisor_id].pin
+        if pin and not await self._pin_given(call, pin):
+            log.warning("supervisor_code_wrong_pin", supervisor=supervisor_id, mode=mode)
+            await call.play(["auth-incorrect"])
+            return
+        try:
+            monitor = await self.monitoring.monitor_from(call, supervisor_id, agent_id, mode)
+        except (EngineError, CommandFailed) as exc:
+            log.info(
+                "supervisor_code_refused",
+                supervisor=supervisor_id,
+                agent=agent_id,
+                mode=mode,
+                error=str(exc),
+            )
+            await call.play(["beeperr"])
+            return
+        ended = asyncio.ensure_future(monitor.session.wait_ended())
+        gone = asyncio.ensure_future(call.wait_hangup())
+        try:
+            await asyncio.wait({ended, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await cancel_and_wait(ended)
+            await cancel_and_wait(gone)
+        if monitor.task is not None:
+            # The monitoring's end (MonitorEnded) comes before the call's (CallEnded).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(monitor.task)
+
+    @staticmethod
+    async def _pin_given(call: Call, pin: str) -> bool:
+        given = await call.read_digits(
+            "agent-pass", max_digits=len(pin), timeout=6.0, terminator="#"
+        )
+        return given == pin
+
     @staticmethod
     def _agent_for_channel(channel: str, config: CallCenterConfig) -> str | None:
         """The agent whose device placed ``channel``: ``PJSIP/1001-00000005`` on Asterisk,
         ``sofia/internal/1001@host`` on FreeSWITCH (matched by the endpoint's user part)."""
-        device = channel.rsplit("-", 1)[0] if "-" in channel else channel
-        user = device.split("/")[-1].split("@")[0]
-        by_user: str | None = None
-        for agent_id, agent in config.agents.items():
-            if agent.device == device:
-                return agent_id
-            if agent.device.split("/")[-1] == user:
-                by_user = agent_id
-        return by_user
+        return _owner_of(channel, {aid: a.device for aid, a in config.agents.items()})
 
     # ------------------------------------------------------------------ helpers
 
@@ -2131,6 +2183,20 @@ class Switchboard:
             for fut in both:
                 if not fut.done():
                     await cancel_and_wait(fut)
+
+
+def _owner_of(channel: str, devices: Mapping[str, str]) -> str | None:
+    """Whose device (id -> device) placed ``channel``: ``PJSIP/1001-00000005`` on Asterisk,
+    ``sofia/internal/1001@host`` on FreeSWITCH (matched by the endpoint's user part)."""
+    device = channel.rsplit("-", 1)[0] if "-" in channel else channel
+    user = device.split("/")[-1].split("@")[0]
+    by_user: str | None = None
+    for owner, owned in devices.items():
+        if owned == device:
+            return owner
+        if owned.split("/")[-1] == user:
+            by_user = owner
+    return by_user
 
 
 def recording_path(config: CallCenterConfig, queue: str, call_id: str) -> str:

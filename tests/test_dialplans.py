@@ -22,6 +22,7 @@ from callcenter.demopbx.channels import (
     ASYNC_FAILOVER_AFTER,
     DEFAULT_ROUTES,
     FAILOVER_PROMPT,
+    SUPERVISOR_CODES,
     DemoDialplan,
 )
 from callcenter.demopbx.freeswitch import (
@@ -227,10 +228,23 @@ def test_asyncagi_callers_no_daemon_takes_in_time_go_to_the_failover() -> None:
     assert not unguarded, "agents dialling a feature code hang up themselves"
 
 
+AGENT_DIGITS = "<agent>"
+
+
+def _agent_code(exten: str, hook: str) -> tuple[str, str]:
+    """An Asterisk pattern ``_*81X.`` handing over ``${EXTEN:3}`` as ``*81<agent>``."""
+    if exten.startswith("_") and exten.endswith("X."):
+        code = exten[1:-2]
+        return f"{code}{AGENT_DIGITS}", hook.replace(f"${{EXTEN:{len(code)}}}", AGENT_DIGITS)
+    return exten, hook
+
+
 def test_both_pbxs_give_each_feature_code_the_same_route() -> None:
-    asterisk = hooks("callcenter-features")
+    asterisk = dict(_agent_code(e, h) for e, h in hooks("callcenter-features").items())
     freeswitch = {
-        expression.strip("^$").replace("\\", ""): route
+        expression.strip("^$").replace("\\", "").replace("(d+)", AGENT_DIGITS): route.replace(
+            "$1", AGENT_DIGITS
+        )
         for expression, route in freeswitch_routes().items()
         if route != "inbound"
     }
@@ -354,6 +368,15 @@ def test_the_demo_pbx_dials_the_shipped_feature_codes_and_contexts() -> None:
     shipped = {exten: hook.split("?")[0] for exten, hook in hooks("callcenter-features").items()}
     demo = {code: route for code, route in DEFAULT_ROUTES.items() if code.startswith("*")}
     assert demo.items() <= shipped.items()
+    supervisors = {
+        code: hook
+        for code, hook in hooks("callcenter-features").items()
+        if hook.startswith("supervisor-")
+    }
+    assert supervisors == {
+        f"_{code}X.": f"{script}?agent=${{EXTEN:{len(code)}}}"
+        for code, script in SUPERVISOR_CODES.items()
+    }, "the demo's supervisor codes hand over what the shipped ones do"
     demo_contexts = set(DemoDialplan.default("agi://127.0.0.1:4573").contexts)
     shared = {"callcenter-hangup", CONFERENCE_CONTEXT, default(AcdConfig, "callback_context")}
     assert shared <= demo_contexts & set(extensions())

@@ -431,3 +431,93 @@ async def test_a_supervisor_with_teams_monitors_only_the_agents_of_those_teams(
         assert status == 200, answer
         await sam.wait_answered(timeout=STEP)
         await caller.hangup()
+
+
+# ------------------------------------------------------------ from the supervisor's phone
+
+
+def phone_leg(center: Center, phone: Any) -> Any:
+    """The demo PBX's channel of a call placed with ``center.pbx.call``."""
+    return center.pbx.find_channel(phone.uniqueid) or center.pbx.find_channel(phone.channel)
+
+
+async def test_supervisor_dials_star81_and_an_agent_and_listens_then_whispers_then_hangs_up(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        seen = events_of(center)
+        caller = await caller_with_agent(center, "5551240")
+        phone = await center.pbx.call("*811001", caller_num="2000", caller_name="Sam")
+        await until(answered_in(center), "Sam's own call listens to Alice's")
+        monitor = monitor_of(center)
+        assert monitor is not None
+        assert (monitor.agent, monitor.call_id, monitor.mode) == ("1001", caller.uniqueid, "listen")
+        leg = phone_leg(center, phone)
+        await until(lambda: leg.spy_mode == "listen", "Sam listens")
+        assert sam.rings == 0, "nothing rings: Sam is on the line already"
+
+        status, answer = await api(center, "/supervisors/2000/whisper", {"agent": "1001"})
+        assert status == 200 and answer["monitoring"]["mode"] == "whisper"
+        await until(lambda: leg.spy_mode == "whisper", "Alice hears Sam, the caller does not")
+
+        await phone.hangup()
+        await until(lambda: monitor_of(center) is None, "monitoring ends with Sam's call")
+        assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001", "the call goes on"
+        await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=False)
+        modes = [e.mode for e in seen if isinstance(e, CallMonitored)]
+        assert modes == ["listen", "whisper"]
+        assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["ended"]
+        row = await center.cdr(phone.uniqueid)
+        assert row["src"] == "2000" and row["queue"] == ""
+
+
+async def test_supervisor_barges_by_star83_and_is_cut_off_when_the_caller_hangs_up(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, _sam):
+        caller = await caller_with_agent(center, "5551241")
+        phone = await center.pbx.call("*831001", caller_num="2000")
+        await until(answered_in(center), "Sam barges in")
+        leg = phone_leg(center, phone)
+        await until(lambda: leg.spy_mode == "barge", "everybody hears Sam")
+        await caller.hangup()
+        await until(lambda: monitor_of(center) is None, "monitoring ends with the call")
+        await phone.wait_ended(timeout=STEP)
+        row = await center.cdr(caller.uniqueid)
+        assert (row["monitored_by"], row["barged"]) == ("2000", True)
+
+
+@pytest.mark.parametrize(
+    ("dialled", "caller_num", "heard", "why"),
+    [
+        ("*811001", "2000", "beeperr", "Alice is not on a call"),
+        ("*819999", "2000", "beeperr", "no agent 9999"),
+        ("*811001", "5550000", "invalid", "not a supervisor's phone"),
+    ],
+)
+async def test_monitoring_codes_that_cannot_be_served_are_heard_as_such(
+    tmp_path: Path, dialled: str, caller_num: str, heard: str, why: str
+) -> None:
+    async with supervised(tmp_path, "fastagi") as (center, _alice, sam):
+        phone = await center.pbx.call(dialled, caller_num=caller_num)
+        await phone.wait_ended(timeout=STEP)
+        assert heard in phone.heard, why
+        assert monitor_of(center) is None and sam.rings == 0
+
+
+async def test_a_supervisor_with_a_pin_is_asked_for_it_before_listening(tmp_path: Path) -> None:
+    config = {"supervisors": {"2000": {"pin": "2468"}}}
+    async with supervised(tmp_path, "esl-inbound", **config) as (center, _alice, _sam):
+        await caller_with_agent(center, "5551242")
+        wrong = await center.pbx.call("*811001", caller_num="2000")
+        await wrong.wait_for_prompt("agent-pass", timeout=STEP)
+        await wrong.press("1111")
+        await wrong.wait_ended(timeout=STEP)
+        assert "auth-incorrect" in wrong.heard and monitor_of(center) is None
+        right = await center.pbx.call("*811001", caller_num="2000")
+        await right.wait_for_prompt("agent-pass", timeout=STEP)
+        await right.press("2468")
+        await until(answered_in(center), "the right PIN lets Sam listen")
+        status, answer = await api(center, "/supervisors/2000/stop", {})
+        assert status == 200 and answer["monitoring"]["agent"] == "1001"
+        await right.wait_ended(timeout=STEP)

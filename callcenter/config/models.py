@@ -1882,6 +1882,11 @@ class SupervisorConfig(_Model):
         description="Teams (agents' `team`) whose calls this supervisor may listen to, "
         "whisper on, barge in on and take over; empty: every agent's.",
     )
+    pin: Digits | None = Field(
+        default=None,
+        description="PIN asked when the supervisor dials a monitoring feature code (*81, "
+        "*82, *83 + agent), digits only (quote it); none: the phone alone identifies them.",
+    )
 
 
 class CampaignConfig(_Model):

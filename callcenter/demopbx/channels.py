@@ -298,7 +298,21 @@ class Channel:
         self.emit("NewConnectedLine", "call")
 
     def get_var(self, name: str) -> str | None:
-        """A variable or dialplan function value as ``GET VARIABLE`` sees it (None: unset)."""
+        """A variable or dialplan function value as ``GET VARIABLE`` sees it (None: unset);
+        ``NAME:offset[:length]`` is a part of it, as in ``${EXTEN:3}``."""
+        part = _SUBSTRING.fullmatch(name)
+        if part is not None:
+            whole = self.get_var(part.group(1))
+            if whole is None:
+                return None
+            start = int(part.group(2))
+            length = part.group(3)
+            end = (
+                None
+                if length is None
+                else (start + int(length) if int(length) >= 0 else int(length))
+            )
+            return whole[start:end]
         if name in self.variables:
             return self.variables[name]
         upper = name.upper()
@@ -462,6 +476,7 @@ class Channel:
 
 
 _VAR_REF = re.compile(r"\$\{([^${}]*)\}")
+_SUBSTRING = re.compile(r"([^:]+):(-?[0-9]+)(?::(-?[0-9]+))?")
 
 
 @dataclass(eq=False)
@@ -562,6 +577,13 @@ Route = DialplanApp | Sequence[DialplanApp]
 CALLERS_CONTEXT = "from-callers"
 #: The context dialled agent legs show (``from-agents`` in the traces).
 AGENTS_CONTEXT = "from-agents"
+#: Supervisors' feature codes: the code, then the agent's number (``*811001``) -> the AGI
+#: script (the agent goes as ``?agent=``).
+SUPERVISOR_CODES: dict[str, str] = {
+    "*81": "supervisor-listen",
+    "*82": "supervisor-whisper",
+    "*83": "supervisor-barge",
+}
 #: Default routes: extension -> AGI script name on the daemon.
 DEFAULT_ROUTES: dict[str, str] = {
     "800": "inbound",
@@ -652,6 +674,8 @@ class DemoDialplan:
         routes: dict[str, Route] = {
             exten: route(script) for exten, script in DEFAULT_ROUTES.items()
         }
+        for code, script in SUPERVISOR_CODES.items():
+            routes[f"_{code}X."] = route(f"{script}?agent=${{EXTEN:{len(code)}}}")
         routes["h"] = NoOp("caller hangup handler")
         callback: dict[str, Route] = {"s": route("inbound?callback=${CALLCENTER_CALLBACK}")}
         detected = route("inbound?callback=${CALLCENTER_CALLBACK}&amd=${AMDSTATUS}")

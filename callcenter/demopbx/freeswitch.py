@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 import structlog
 
-from callcenter.demopbx.channels import DEFAULT_ROUTES
+from callcenter.demopbx.channels import DEFAULT_ROUTES, SUPERVISOR_CODES
 from callcenter.demopbx.fs_api import run_api
 from callcenter.demopbx.fs_apps import (
     FSConfRoom,
@@ -165,6 +165,10 @@ class DemoFreeSwitch:
         routes: Mapping[str, Route] = (
             dialplan if dialplan is not None else dict.fromkeys(DEFAULT_ROUTES, default_route)
         )
+        #: How the supervisors' codes (``*81`` + agent) reach the daemon: as the feature
+        #: codes do, unless a dialplan of the test's own replaces the default one.
+        self._supervisor_route: Route | None = default_route if dialplan is None else None
+        self._failover_after = failover_after
         self.dialplan: dict[str, list[DialplanStep]] = {
             dest: _expand_route(dest, route, failover_after) for dest, route in routes.items()
         }
@@ -644,6 +648,11 @@ class DemoFreeSwitch:
         steps = self.dialplan.get(destination)
         if steps is not None:
             return steps
+        code, agent = destination[:3], destination[3:]
+        if code in SUPERVISOR_CODES and agent.isdigit() and self._supervisor_route is not None:
+            # callcenter.xml's ^\*81(\d+)$ with callcenter_route=supervisor-listen?agent=$1
+            name = f"{SUPERVISOR_CODES[code]}?agent={agent}"
+            return _expand_route(destination, self._supervisor_route, self._failover_after, name)
         if _DIALABLE.fullmatch(destination):
             return [
                 ("set", "hangup_after_bridge=true"),
@@ -814,12 +823,12 @@ class DemoFreeSwitch:
 
 
 def _expand_route(
-    destination: str, route: Route, failover_after: float | None
+    destination: str, route: Route, failover_after: float | None, name: str | None = None
 ) -> list[DialplanStep]:
     if isinstance(route, str):
         if route not in ("park", "socket"):
             raise ValueError(f"route for {destination!r} must be 'park', 'socket' or steps")
-        name = DEFAULT_ROUTES.get(destination, destination)
+        name = name or DEFAULT_ROUTES.get(destination, destination)
         steps: list[DialplanStep] = [("set", f"callcenter_route={name}")]
         if failover_after is None:
             return [*steps, (route, "")]

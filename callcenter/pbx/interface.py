@@ -258,6 +258,15 @@ class Call(Protocol):
         """Hang up the caller; idempotent and never raises ``CallHungUp``."""
         ...
 
+    async def spy(self, target_channel: str, mode: SpyMode) -> SpySession:
+        """Let this caller (a supervisor who dialled a feature code) spy on
+        ``target_channel`` (an agent leg, as :attr:`DialResult.peer_channel` names it) in
+        ``mode``: ChanSpy / eavesdrop on the caller's own channel. Returns once the PBX took
+        the command; the session starts when the spy runs and ends when the spied-on leg
+        goes, when the caller hangs up, or at :meth:`SpySession.stop` (the caller is then
+        hung up). Raises ``CallHungUp`` or ``CommandFailed`` (no such leg, bad mode)."""
+        ...
+
     async def hand_back(self) -> None:
         """The engine is done with the call: give the channel back to the PBX now, not when
         the handler returns. A caller still up goes on in the dialplan (Asterisk, FreeSWITCH's

@@ -138,6 +138,19 @@ class Monitoring:
         talking to anyone, a supervisor monitoring themself) or PBXError (the PBX refused to
         ring the supervisor).
         """
+        return (await self._start(supervisor_id, agent_id, mode, None)).as_dict()
+
+    async def monitor_from(
+        self, leg: Call, supervisor_id: str, agent_id: str, mode: str
+    ) -> Monitor:
+        """As :meth:`monitor`, on ``leg``: a call the supervisor made (a feature code), so
+        nothing rings. What they monitored before ends (``replaced``), even the same call:
+        the new leg takes over. Returns the monitoring; it ends with ``leg``."""
+        return await self._start(supervisor_id, agent_id, mode, leg)
+
+    async def _start(
+        self, supervisor_id: str, agent_id: str, mode: str, leg: Call | None
+    ) -> Monitor:
         config = self._board.config
         supervisor = config.supervisors.get(supervisor_id)
         if supervisor is None:
@@ -166,25 +179,29 @@ class Monitoring:
                 raise EngineError(f"agent {agent_id} is not talking yet")
             current = self._monitors.get(supervisor_id)
             if (
-                current is not None
+                leg is None
+                and current is not None
                 and current.call_id == call_id
                 and current.target == active.agent_channel
                 and not current.session.ended
             ):
                 await self._switch(current, spy_mode)
-                return current.as_dict()
+                return current
             if current is not None:
                 await self._end(current, REPLACED)
             pbx = self._board.pbx
-            if pbx is None:
+            if leg is not None:
+                session = await leg.spy(active.agent_channel, spy_mode)
+            elif pbx is None:
                 raise EngineError("no PBX to ring the supervisor on")
-            session = await pbx.spy(
-                supervisor.device,
-                active.agent_channel,
-                spy_mode,
-                caller_id=_caller_id(agent_id, active.call.info.caller_num),
-                timeout=supervisor.ring_timeout,
-            )
+            else:
+                session = await pbx.spy(
+                    supervisor.device,
+                    active.agent_channel,
+                    spy_mode,
+                    caller_id=_caller_id(agent_id, active.call.info.caller_num),
+                    timeout=supervisor.ring_timeout,
+                )
             monitor = Monitor(
                 supervisor=supervisor_id,
                 agent=agent_id,
@@ -204,8 +221,9 @@ class Monitoring:
                 agent=agent_id,
                 call_id=call_id,
                 mode=spy_mode,
+                via="phone" if leg is not None else "api",
             )
-            return monitor.as_dict()
+            return monitor
 
     async def ask_for_help(self, agent_id: str) -> tuple[str, dict[str, Any]]:
         """An agent asks for help: the supervisor of the queue their call came from is rung

@@ -147,6 +147,9 @@ _ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 #: hangs up, ``d`` DTMF mode switching (4 listen, 5 whisper, 6 barge).
 _SPY_OPTIONS: dict[SpyMode, str] = {"listen": "qEd", "whisper": "qEdw", "barge": "qEdB"}
 _SPY_DTMF: dict[SpyMode, str] = {"listen": "4", "whisper": "5", "barge": "6"}
+#: Seconds a supervisor's own call may spy (:meth:`AsteriskCall.spy`): the AGI command
+#: lasts as long as the spy, so its usual time limit cannot apply.
+SPY_LIMIT = 12 * 3600.0
 _RECORD_PATH = re.compile(r"[A-Za-z0-9_./-]{1,255}\.[a-z0-9]{2,8}")
 #: Everything a finished ``Dial`` left on the caller's channel, read in one AGI command.
 _DIAL_OUTCOME: Final = "${DIALSTATUS}|${ANSWEREDTIME}|${DIALEDPEERNAME}|${HANGUPCAUSE}"
@@ -952,6 +955,7 @@ class AsteriskCall:
         self._moh = False
         self._on_hold = False
         self._recording: str | None = None
+        self._spy_task: asyncio.Task[None] | None = None
         self._log = log.bind(call_id=info.call_id, channel=info.channel)
         session.on_hangup(self._session_hung_up)
 
@@ -1469,6 +1473,37 @@ class AsteriskCall:
 
     async def set_variable(self, name: str, value: str) -> None:
         await self._command("SET VARIABLE", name, value)
+
+    async def spy(self, target_channel: str, mode: SpyMode) -> AsteriskSpySession:
+        """``EXEC ChanSpy(<target>,qEd[w|B])`` on this call, run by a task of its own (it
+        lasts as long as the spy); the session is known by the call's Uniqueid, which
+        ChanSpyStart names as the spyer."""
+        if not _CHANNEL.fullmatch(target_channel):
+            raise CommandFailed(f"refusing to spy on {target_channel!r}")
+        if mode not in _SPY_OPTIONS:
+            raise CommandFailed(f"unknown spy mode {mode!r}")
+        if self.hung_up or self._released:
+            raise CallHungUp(f"{self._info.channel} has hung up")
+        uniqueid = self._info.call_id
+        session = AsteriskSpySession(self._driver, uniqueid, target_channel, mode)
+        self._driver._spies[uniqueid] = session
+
+        async def run() -> None:
+            why = "spy returned"
+            try:
+                await self._exec(
+                    "ChanSpy", f"{target_channel},{_SPY_OPTIONS[mode]}", limit=SPY_LIMIT
+                )
+            except PBXError as exc:
+                why = str(exc)
+            finally:
+                if self._driver._spies.get(uniqueid) is session:
+                    del self._driver._spies[uniqueid]
+                session._on_ended(why)
+
+        self._spy_task = asyncio.create_task(run(), name=f"chanspy-{uniqueid}")
+        self._log.info("spy_requested", target=target_channel, mode=mode)
+        return session
 
     async def hand_back(self) -> None:
         # FastAGI: closing the connection ends AGI(); AsyncAGI: ASYNCAGI BREAK.

@@ -333,6 +333,8 @@ _SPY_VARS: dict[SpyMode, tuple[str, ...]] = {
 #: eavesdrop's DTMF keys (``eavesdrop_enable_dtmf=true``, trace e): 0 back to listening,
 #: 2 talk to the spied-on leg, 3 three-way (1 would talk to the other leg only).
 _SPY_DTMF: dict[SpyMode, str] = {"listen": "0", "whisper": "2", "barge": "3"}
+#: Seconds a supervisor's own call may eavesdrop (:meth:`FreeSwitchCall.spy`).
+SPY_LIMIT = 12 * 3600.0
 _RECORD_PATH: Final = re.compile(r"[A-Za-z0-9_./-]{1,255}\.[a-z0-9]{2,8}")
 
 
@@ -1087,6 +1089,7 @@ class FreeSwitchCall:
         #: Applications whose completion is still awaited after the caller hung up.
         self._outlive_hangup: set[str] = set()
         self._handed_back = False
+        self._spy_task: asyncio.Task[None] | None = None
         self._log = log.bind(call_id=info.call_id, channel=info.channel)
 
     # -- facts ------------------------------------------------------------------------------
@@ -1736,6 +1739,47 @@ class FreeSwitchCall:
                 self._on_hangup("")
                 raise CallHungUp(f"{self._info.channel} has hung up")
             raise CommandFailed(f"uuid_setvar {name} failed: {text.strip()}")
+
+    async def spy(self, target_channel: str, mode: SpyMode) -> FreeSwitchSpySession:
+        """``eavesdrop <target uuid>`` on this call (with ``eavesdrop_enable_dtmf`` and the
+        mode's whisper variables set first), awaited by a task of its own: the session
+        ends when eavesdrop completes or the caller hangs up. Its ``stop`` hangs the
+        caller up (uuid_kill), as for a supervisor's originated leg."""
+        if mode not in _SPY_VARS:
+            raise CommandFailed(f"unknown spy mode {mode!r}")
+        self._check()
+        target = target_channel if _UUID.fullmatch(target_channel) else None
+        if target is None:
+            _check_line("channel", target_channel)
+            target = await self._driver._uuid_of(target_channel)
+        if target is None:
+            raise CommandFailed(f"no live channel {target_channel!r} to spy on")
+        session = FreeSwitchSpySession(self._driver, self._uuid, target, mode)
+        session._name = self._info.channel
+        whisper = dict(v.split("=", 1) for v in _SPY_VARS[mode])
+        await self._ensure_vars(
+            {
+                "eavesdrop_enable_dtmf": "true",
+                "eavesdrop_whisper_aleg": whisper.get("eavesdrop_whisper_aleg", "false"),
+                "eavesdrop_whisper_bleg": whisper.get("eavesdrop_whisper_bleg", "false"),
+            }
+        )
+        event_uuid, future = await self._send_app("eavesdrop", target, track=True)
+        assert future is not None
+        session._mark_started()
+
+        async def run() -> None:
+            why = "eavesdrop completed"
+            try:
+                await self._await_app(event_uuid, future, SPY_LIMIT, "eavesdrop")
+            except PBXError as exc:
+                why = str(exc)
+            finally:
+                session._on_ended(why)
+
+        self._spy_task = asyncio.create_task(run(), name=f"eavesdrop-{self._uuid}")
+        self._log.info("spy_requested", target=target, mode=mode)
+        return session
 
     async def hand_back(self) -> None:
         if self._handed_back:
