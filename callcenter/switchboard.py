@@ -2078,16 +2078,8 @@ class Switchboard:
         agent_id = info.params.get("agent") or (info.args[0] if info.args else "")
         if not agent_id:
             agent_id = self._agent_for_channel(info.channel, config) or ""
-        await call.answer()
-        self.bus.publish(CallAnswered(call_id=info.call_id))
-        if agent_id not in config.agents:
-            log.warning("feature_code_unknown_agent", channel=info.channel, action=action)
-            await call.play(["invalid"])
-            return
-        agent_cfg = config.agents[agent_id]
-        if agent_cfg.pin and not await self._pin_given(call, agent_cfg.pin):
-            log.warning("feature_code_wrong_pin", agent=agent_id, action=action)
-            await call.play(["auth-incorrect"])
+        pins = {aid: a.pin for aid, a in config.agents.items()}
+        if not await self._dialled_by(call, "agent", agent_id, pins, action=action):
             return
         try:
             if action == "login":
@@ -2110,30 +2102,23 @@ class Switchboard:
 
     async def _supervisor_code(self, call: Call, mode: SpyMode, config: CallCenterConfig) -> None:
         """``*81`` / ``*82`` / ``*83`` + agent from a supervisor's phone: the call itself
-        joins the agent's call (listen, whisper, barge) until either ends. Refusals (not a
-        supervisor's phone, wrong PIN, an agent not on a call or outside their teams) are
-        logged and heard as ``beeperr``."""
+        joins the agent's call (listen, whisper, barge) until either ends. Refusals are
+        logged and heard: ``invalid`` (no supervisor's phone), ``auth-incorrect`` (wrong
+        PIN), ``beeperr`` (an agent not on a call, unknown or outside their teams)."""
         info = call.info
         agent_id = info.params.get("agent") or (info.args[0] if info.args else "")
         devices = {sid: s.device for sid, s in config.supervisors.items()}
         supervisor_id = info.params.get("supervisor") or _owner_of(info.channel, devices)
-        await call.answer()
-        self.bus.publish(CallAnswered(call_id=info.call_id))
-        if supervisor_id not in config.supervisors:
-            log.warning("supervisor_code_unknown_phone", channel=info.channel, mode=mode)
-            await call.play(["invalid"])
-            return
-        pin = config.supervisors[supervisor_id].pin
-        if pin and not await self._pin_given(call, pin):
-            log.warning("supervisor_code_wrong_pin", supervisor=supervisor_id, mode=mode)
-            await call.play(["auth-incorrect"])
+        pins = {sid: s.pin for sid, s in config.supervisors.items()}
+        who = supervisor_id or ""
+        if not await self._dialled_by(call, "supervisor", who, pins, mode=mode):
             return
         try:
-            monitor = await self.monitoring.monitor_from(call, supervisor_id, agent_id, mode)
+            monitor = await self.monitoring.monitor_from(call, who, agent_id, mode)
         except (EngineError, CommandFailed) as exc:
             log.info(
                 "supervisor_code_refused",
-                supervisor=supervisor_id,
+                supervisor=who,
                 agent=agent_id,
                 mode=mode,
                 error=str(exc),
@@ -2152,12 +2137,33 @@ class Switchboard:
             with contextlib.suppress(Exception):
                 await asyncio.shield(monitor.task)
 
-    @staticmethod
-    async def _pin_given(call: Call, pin: str) -> bool:
-        given = await call.read_digits(
-            "agent-pass", max_digits=len(pin), timeout=6.0, terminator="#"
-        )
-        return given == pin
+    async def _dialled_by(
+        self,
+        call: Call,
+        role: str,
+        person: str,
+        pins: Mapping[str, str | None],
+        **about: str,
+    ) -> bool:
+        """Answer a feature code's call and make sure who dials it is known (an agent or a
+        supervisor id in ``pins``) and gives their PIN if they have one; the caller hears
+        ``invalid`` / ``auth-incorrect`` otherwise (False)."""
+        await call.answer()
+        self.bus.publish(CallAnswered(call_id=call.info.call_id))
+        if person not in pins:
+            log.warning(f"feature_code_unknown_{role}", channel=call.info.channel, **about)
+            await call.play(["invalid"])
+            return False
+        pin = pins[person]
+        if pin:
+            given = await call.read_digits(
+                "agent-pass", max_digits=len(pin), timeout=6.0, terminator="#"
+            )
+            if given != pin:
+                log.warning("feature_code_wrong_pin", **{role: person}, **about)
+                await call.play(["auth-incorrect"])
+                return False
+        return True
 
     @staticmethod
     def _agent_for_channel(channel: str, config: CallCenterConfig) -> str | None:
