@@ -144,7 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_argument("agent", help="agent id, e.g. 1001")
     agent.add_argument("--reason", default="break", help="pause reason (see pause_reasons)")
-    agent.add_argument("--to", default="supervisor", help="transfer target")
+    agent.add_argument("--to", default=None, help="transfer target (default: supervisor)")
+    agent.add_argument(
+        "--queue",
+        default=None,
+        help="transfer: into this queue instead (the caller waits there for its next agent)",
+    )
+    agent.add_argument(
+        "--priority", type=int, default=0, help="transfer --queue: the caller's priority there"
+    )
     agent.add_argument("--code", help="disposition: the code (see dispositions: in the config)")
     agent.add_argument("--note", default="", help="disposition: a note on the call")
     agent.add_argument(
@@ -344,7 +352,12 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.action == "pause":
             body["reason"] = args.reason
         if args.action == "transfer":
-            body["to"] = args.to
+            if args.queue is not None and args.to is not None:
+                parser.error("agent transfer: --to someone or --queue, not both")
+            if args.queue is not None:
+                body.update({"queue": args.queue, "priority": args.priority})
+            else:
+                body["to"] = args.to or "supervisor"
         if args.action == "disposition":
             if not args.code:
                 parser.error("agent disposition needs --code: e.g. disposition 1001 --code sale")

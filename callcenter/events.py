@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final
 
 import structlog
 
@@ -167,14 +168,19 @@ class QueueExited(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallTransferred(CallEvent):
-    """The call was transferred (``kind`` is ``blind``, ``attended``, or ``takeover``: a
-    supervisor listening to the agent took the call over)."""
+    """The call was transferred (``kind`` is ``blind``, ``queue``: into a queue, or
+    ``takeover``: a supervisor listening to the agent took the call over)."""
 
     by: str
     """Agent id who transferred, or ``system``."""
     to: str
-    """Destination: an agent/supervisor id or an extension."""
+    """Destination: an agent/supervisor id or an extension; a queue's name (kind
+    ``queue``)."""
     kind: str = "blind"
+
+
+QUEUE_TRANSFER: Final = "queue"
+"""CallTransferred kind of an agent sending the caller into a queue."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

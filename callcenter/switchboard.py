@@ -42,11 +42,13 @@ from callcenter.errors import (
     PBXConnectionError,
     PBXError,
     UnknownAgent,
+    UnknownQueue,
 )
 from callcenter.events import (
     LEFT_AT_SHUTDOWN,
     LEFT_ON_LINK_LOSS,
     LEFT_TO_PBX,
+    QUEUE_TRANSFER,
     AgentConnected,
     AgentRingFailed,
     AgentRinging,
@@ -143,6 +145,8 @@ class ActiveCall:
     pending_transfer: str | None = None
     transferred_by: str | None = None
     transfer_kind: str = "blind"
+    transfer_priority: int = 0
+    """Queue priority of a caller being transferred to a queue."""
     """``blind``, or ``takeover`` when a supervisor took the call over from the agent."""
     bridge_cause: HangupCause = HangupCause.UNSPECIFIED
     """How the last bridge ended (Asterisk reports 0 for channels that only ran AGI)."""
@@ -1898,7 +1902,13 @@ class Switchboard:
             by = active.transferred_by or talker
             kind, active.transfer_kind = active.transfer_kind, "blind"
             self.bus.publish(CallTransferred(call_id=info.call_id, by=by, to=target, kind=kind))
-            log.info("call_transferred", call_id=info.call_id, by=by, to=target)
+            log.info("call_transferred", call_id=info.call_id, by=by, to=target, kind=kind)
+            if kind == QUEUE_TRANSFER:
+                if target not in self.config.queues:
+                    # Removed by a reload since the agent asked: the caller is not dropped.
+                    target = queue_name
+                priority, active.transfer_priority = active.transfer_priority, 0
+                return await self._queue(call, active, self.config, target, priority)
             device = self._transfer_device(target)
             is_agent = target in self.router.agents
             active.agent = target
@@ -2033,18 +2043,44 @@ class Switchboard:
             log.info("recording_muted" if muted else "recording_unmuted", call_id=call_id)
         return call_id
 
-    async def transfer(self, agent_id: str, to: str = "supervisor", *, kind: str = "blind") -> str:
+    async def transfer(
+        self,
+        agent_id: str,
+        to: str = "supervisor",
+        *,
+        kind: str = "blind",
+        queue: str | None = None,
+        priority: int = 0,
+    ) -> str:
         """Blind-transfer the caller ``agent_id`` is talking to; returns the target id.
 
         ``to`` is ``supervisor`` (the queue's configured supervisor) or a configured
         supervisor or agent id. Anything else is refused: no caller ever reaches a number the
         config does not name. ``kind`` is what the CallTransferred event says (``takeover``:
-        a supervisor took the call over).
+        a supervisor took the call over). ``queue``: the caller joins that queue instead
+        (kind ``queue``), at ``priority``, with the skills the IVR gave the call; music on
+        hold meanwhile, and the queue's rules from there on.
         """
+        if queue is not None and queue not in self.config.queues:
+            raise UnknownQueue(f"unknown queue {queue!r}")
         found = self.agent_call(agent_id)
         if found is None:
             raise EngineError(f"agent {agent_id} is not on a call")
         call_id, active = found
+        if queue is not None:
+            if active.pending_transfer is not None:
+                raise EngineError(f"a transfer of call {call_id} is already under way")
+            active.pending_transfer = queue
+            active.transferred_by = agent_id
+            active.transfer_kind = QUEUE_TRANSFER
+            active.transfer_priority = priority
+            try:
+                await active.call.unbridge()
+            except PBXError:
+                active.pending_transfer = None
+                active.transfer_kind = "blind"
+                raise
+            return queue
         target = to
         if to == "supervisor":
             qcfg = self.config.queues.get(active.queue or "")

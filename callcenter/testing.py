@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -166,6 +167,24 @@ class Center:
         await caller.wait_bridged(timeout=5)
         await caller.hangup()
         return caller
+
+    async def api(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        """The control API's status and JSON answer to ``method path`` (``body`` as JSON),
+        over TCP as the CLI sends it; errors included (their ``{"error": ...}``)."""
+        payload = json.dumps(body).encode() if body is not None else b""
+        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(payload)}\r\n"
+        kind = "Content-Type: application/json\r\n" if body is not None else ""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.daemon.api.port)
+        try:
+            writer.write(f"{head}{kind}\r\n".encode() + payload)
+            await writer.drain()
+            data = await reader.read()
+        finally:
+            writer.close()
+        status_line, _, answer = data.partition(b"\r\n\r\n")
+        return int(status_line.split()[1]), json.loads(answer)
 
     def remove_phone(self, device: str) -> None:
         """The agent phone registered as ``device`` unregisters (on either PBX)."""

@@ -236,6 +236,22 @@ async def test_cli_transfer_with_no_call_says_why(tmp_path: Path) -> None:
         assert code == 1
 
 
+async def test_cli_transfer_into_a_queue_names_the_queue_and_refuses_two_targets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path) as center:
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        argv = ["agent", "transfer", "1001", "--queue", "support", "--api", api]
+        assert await asyncio.to_thread(cli_main, argv) == 1
+        assert "agent 1001 is not on a call" in capsys.readouterr().err
+        argv = ["agent", "transfer", "1001", "--queue", "nosuch", "--api", api]
+        assert await asyncio.to_thread(cli_main, argv) == 1
+        assert "unknown queue 'nosuch'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["agent", "transfer", "1001", "--queue", "support", "--to", "2000"])
+    assert "--to someone or --queue, not both" in capsys.readouterr().err
+
+
 async def test_cli_with_an_agent_id_no_url_can_hold_says_unknown_agent(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

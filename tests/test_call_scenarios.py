@@ -232,6 +232,68 @@ async def test_agent_transfers_caller_to_supervisor_and_cdr_shows_the_transfer(
     assert row["hung_up_by"] == "caller"
 
 
+async def test_agent_sends_the_caller_into_another_queue_where_the_next_agent_takes_them(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        bob = center.add_phone("PJSIP/1002", answer_after=0.05)
+        center.daemon.router.pause("1002", "lunch", via="test")
+        caller = await center.pbx.call("800", caller_num="5550013")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        await asyncio.sleep(0.1)
+        status, answer = await center.api("POST", "/agents/1001/transfer", {"queue": "support"})
+        assert (status, answer["transferred_to_queue"]) == (200, "support"), answer
+        await caller.wait_moh(timeout=5)
+        assert bob.rings == 0, "Bob is on lunch: the caller waits in support"
+        center.daemon.router.unpause("1002", via="test")
+        assert await caller.wait_bridged(timeout=5, device="PJSIP/1002") == "PJSIP/1002"
+        await asyncio.sleep(0.2)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        async with asyncio.timeout(5):  # queue_log lines gather for 50 ms before a write
+            while True:
+                lines = [e for _, e in await asyncio.to_thread(center.daemon.store.fetch_queue_log)]
+                if any(e.event == "COMPLETECALLER" for e in lines):
+                    break
+                await asyncio.sleep(0.02)
+
+    assert (row["agent"], row["queue"], row["transfers"]) == ("1001", "support", 1)
+    assert row["transfer_path"] == "1001>support>1002"
+    assert row["hung_up_by"] == "caller"
+    call = [(e.queuename, e.agent, e.event) for e in lines if e.callid == caller.uniqueid]
+    assert call == [
+        ("sales", "NONE", "ENTERQUEUE"),
+        ("sales", "Agent/1001", "CONNECT"),
+        ("sales", "Agent/1001", "BLINDTRANSFER"),
+        ("support", "NONE", "ENTERQUEUE"),
+        ("support", "Agent/1002", "CONNECT"),
+        ("support", "Agent/1002", "COMPLETECALLER"),
+    ]
+
+
+async def test_transfers_into_a_queue_that_cannot_be_made_say_why(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await center.caller_presses("5550014", "1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        cases = [
+            ({"queue": "nosuch"}, 404, "unknown queue 'nosuch'"),
+            ({"queue": "support", "to": "2000"}, 400, "not both"),
+            ({"queue": ""}, 400, "say which queue"),
+            ({"queue": "support", "priority": "high"}, 400, "whole number"),
+        ]
+        for body, code, text in cases:
+            status, answer = await center.api("POST", "/agents/1001/transfer", body)
+            assert (status, text in answer["error"]) == (code, True), (body, answer)
+        status, answer = await center.api("POST", "/agents/1002/transfer", {"queue": "support"})
+        assert status == 409 and "not on a call" in answer["error"]
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001", "the call goes on"
+        await caller.hangup()
+
+
 async def test_pbx_connection_cut_daemon_reconnects_and_handles_next_call(
     tmp_path: Path, agi: str
 ) -> None:

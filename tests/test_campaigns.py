@@ -105,17 +105,8 @@ class Scene:
         self, method: str, path: str, body: dict[str, Any] | None = None
     ) -> tuple[int, dict[str, Any]]:
         """The control API's status and JSON answer to ``method path`` (``body`` as JSON)."""
-        port = self.center.daemon.api.port
-        payload = json.dumps(body).encode() if body is not None else b""
-        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(payload)}\r\n"
-        kind = "Content-Type: application/json\r\n" if body is not None else ""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"{head}{kind}\r\n".encode() + payload)
-        await writer.drain()
-        data = await reader.read()
-        writer.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        return int(head.split()[1]), json.loads(body)
+        status, answer = await self.center.api(method, path, body)
+        return status, dict(answer)
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ Routes (all JSON)::
     POST /agents/{id}/pause               {"reason": "lunch"}
     POST /agents/{id}/unpause             {}
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
+                                          or {"queue": "<queue>", "priority": 0}
     POST /agents/{id}/help                {}: the queue's supervisor is rung to whisper on
                                           the agent's call (409 when busy on another one)
     POST /agents/{id}/pause-recording     {}: the call's recording records silence (card
@@ -74,6 +75,7 @@ from callcenter.errors import (
     ListenError,
     NotPermitted,
     UnknownAgent,
+    UnknownQueue,
     UnknownSupervisor,
 )
 from callcenter.live.metrics import Metrics
@@ -344,10 +346,21 @@ class ControlAPI:
             elif action == "unpause":
                 router.unpause(agent_id, via="api")
             elif action == "transfer":
-                target = await self.switchboard.transfer(
-                    agent_id, str(body.get("to", "supervisor"))
-                )
-                return {"agent": agent_id, "transferred_to": target}
+                queue = body.get("queue")
+                if queue is None:
+                    target = await self.switchboard.transfer(
+                        agent_id, str(body.get("to", "supervisor"))
+                    )
+                    return {"agent": agent_id, "transferred_to": target}
+                priority = body.get("priority", 0)
+                if "to" in body:
+                    raise HTTPError(400, 'a transfer goes "to" someone or into a "queue", not both')
+                if not isinstance(queue, str) or not queue:
+                    raise HTTPError(400, 'say which queue: {"queue": "billing"}')
+                if not isinstance(priority, int) or isinstance(priority, bool):
+                    raise HTTPError(400, '"priority" is a whole number: {"priority": 5}')
+                target = await self.switchboard.transfer(agent_id, queue=queue, priority=priority)
+                return {"agent": agent_id, "transferred_to_queue": target, "priority": priority}
             elif action == "help":
                 supervisor, shown = await self.switchboard.monitoring.ask_for_help(agent_id)
                 return {"agent": agent_id, "supervisor": supervisor, "monitoring": shown}
@@ -369,6 +382,8 @@ class ControlAPI:
                 raise HTTPError(404, f"unknown agent action {action!r}")
         except UnknownAgent as exc:
             raise HTTPError(404, str(exc) or f"unknown agent {agent_id}") from None
+        except UnknownQueue as exc:
+            raise HTTPError(404, str(exc)) from None
         except (DestinationNotAllowed, EngineError) as exc:
             raise HTTPError(409, str(exc)) from None
         except CallCenterError as exc:

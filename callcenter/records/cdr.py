@@ -20,7 +20,8 @@ Call-centre fields:
   in queues (join to connect, abandon or exit).
 * ``agent``: the **first** agent who answered. Later parties reached by transfer are in
   ``transfer_path``, which starts with the transferring agent: ``1002>2000`` means 1002
-  transferred the caller to 2000; ``transfers`` counts the transfers.
+  transferred the caller to 2000; ``1002>billing>1003``: 1002 sent the caller into queue
+  billing, where 1003 took them; ``transfers`` counts the transfers.
 * ``talk_seconds``: talk time over every leg (agent and transfer targets).
 * ``abandoned``: the caller hung up while waiting in a queue.
 * ``hung_up_by`` (``caller``/``agent``/``system``, or ``shutdown``: the daemon stopped with
@@ -64,6 +65,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 
 from callcenter.events import (
+    QUEUE_TRANSFER,
     AgentConnected,
     AgentRinging,
     CallAnswered,
@@ -198,6 +200,8 @@ class CdrDraft:
     talk_seconds: float = 0.0
     transfer_path: tuple[str, ...] = ()
     transfers: int = 0
+    to_queue: bool = False
+    """The last transfer sent the caller into a queue (its agent is added to the path)."""
     abandoned: bool = False
     hung_up_by: str = ""
     hangup_cause: int = 0
@@ -295,6 +299,10 @@ def _on_agent_connected(d: CdrDraft, e: AgentConnected) -> None:
         _stop_waiting(d, e, e.wait_seconds)
     d.queue = e.queue or d.queue
     d.agent = d.agent or e.agent
+    if d.to_queue:
+        # Sent into a queue by a transfer: who took the caller there is the next party.
+        d.transfer_path = (*d.transfer_path, e.agent)
+        d.to_queue = False
     d.dstchannel = e.peer_channel or d.dstchannel
     d.talking_since = e.mono
     d.lastapp = "Dial"
@@ -314,7 +322,8 @@ def _on_exited(d: CdrDraft, e: QueueExited) -> None:
 def _on_transferred(d: CdrDraft, e: CallTransferred) -> None:
     d.transfer_path = (*d.transfer_path, e.to) if d.transfer_path else (e.by, e.to)
     d.transfers += 1
-    d.lastapp = "Dial"
+    d.to_queue = e.kind == QUEUE_TRANSFER
+    d.lastapp = "Queue" if d.to_queue else "Dial"
 
 
 def _on_talk_ended(d: CdrDraft, e: TalkEnded) -> None:
