@@ -11,6 +11,7 @@
     callcenter status [--json]              agents, queues and calls of the running daemon
     callcenter reload                       re-read the config of the running daemon
     callcenter report [CONFIG]              the latest CDRs; --queues / --agents: figures
+    callcenter purge [CONFIG]               delete records older than --older-than DAYS
 
 Exit status: 0 fine, 1 invalid config or a refused request, 2 the PBX refused our
 credentials, 3 the PBX or the daemon could not be reached, 4 ``run`` found a port it
@@ -186,6 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
 
+    purge = sub.add_parser(
+        "purge",
+        help="delete records older than a time (retention), as records.keep_days does daily",
+    )
+    purge.add_argument("config", nargs="?", default=None)
+    purge.add_argument(
+        "--older-than",
+        type=_positive_int,
+        metavar="DAYS",
+        default=None,
+        help="delete what is older than this many days (default: records.keep_days)",
+    )
+    purge.add_argument(
+        "--before", default=None, help="delete what is older than this date or time instead"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+
     report = sub.add_parser(
         "report",
         help="print the latest call detail records (or the queue_log, leads, dispositions),"
@@ -295,6 +313,15 @@ def _main(argv: Sequence[str] | None) -> int:
         return run_demo(config_path=args.config, pbx=args.pbx, agi=args.agi, speed=args.speed)
     if command == "simulate":
         return cmd_simulate(args)
+    if command == "purge":
+        if args.older_than is not None and args.before is not None:
+            parser.error("purge: --older-than or --before, not both")
+        return cmd_purge(
+            args.config or _default_config(),
+            older_than=args.older_than,
+            before=args.before,
+            dry_run=args.dry_run,
+        )
     if command == "report":
         if args.follow and not args.queue_log:
             parser.error("--follow goes with --queue-log")
@@ -628,6 +655,48 @@ def cmd_report(
             print(json.dumps(row, default=str))
         return EXIT_OK
     print(format_cdr_table(rows))
+    return EXIT_OK
+
+
+def cmd_purge(path: str, *, older_than: int | None, before: str | None, dry_run: bool) -> int:
+    """``purge``: delete (or count) the records older than a time; one line per table."""
+    import zoneinfo
+    from datetime import UTC, datetime, timedelta
+
+    from callcenter.records.summary import parse_when
+
+    config = _report_config(path)
+    if config is None:
+        return EXIT_CONFIG
+    days = older_than or config.records.keep_days
+    if before is not None:
+        try:
+            cut = parse_when(before, zoneinfo.ZoneInfo(config.ivr.timezone))
+        except ValueError as exc:
+            print(f"purge: --before: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    elif days is not None:
+        cut = datetime.now(UTC) - timedelta(days=days)
+    else:
+        print(
+            "purge: say how old: --older-than DAYS or --before DATE (or set records.keep_days)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    store = _report_store(config)
+    if isinstance(store, int):
+        return store
+    try:
+        counts = store.purge(cut, dry_run=dry_run)
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        store.close()
+    verb = "would delete" if dry_run else "deleted"
+    print(f"records before {cut.isoformat(timespec='seconds')}: {verb}")
+    for table, count in counts.items():
+        print(f"  {table:16} {count}")
     return EXIT_OK
 
 

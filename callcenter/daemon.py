@@ -24,7 +24,7 @@ import functools
 import os
 import signal
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,6 +74,12 @@ log = structlog.get_logger(__name__)
 #: needing a restart. The PBX links, listening sockets, record store and event loop stay as
 #: they are, and so does logging (loggers bound at start would keep the old level).
 RESTART_SECTIONS = ("pbx", "api", "records", "runtime", "logging", "mqtt")
+
+RETENTION_FIRST = 60.0
+"""Seconds after a start before ``records.keep_days`` first deletes old records (a start
+is busy enough)."""
+RETENTION_INTERVAL = 24 * 3600.0
+"""Seconds between two rounds of deleting old records."""
 
 
 def changed_settings(old: BaseModel, new: BaseModel, prefix: str = "") -> list[str]:
@@ -220,6 +226,8 @@ class Daemon:
         demo that starts a fresh day on an old database)."""
         self.config = config
         self.resume = resume
+        self.retention_first = RETENTION_FIRST
+        """Seconds before the first round of ``records.keep_days`` (tests shorten it)."""
         self.config_path = config_path if config_path is not None else config.source
         self.environ = environ
         self.bus = EventBus()
@@ -322,6 +330,7 @@ class Daemon:
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self._lock_keeper: asyncio.Task[None] | None = None
+        self._retention: asyncio.Task[None] | None = None
         self.pbx.subscribe(self._on_pbx_event)
 
     def _service_level(self, queue: str) -> float:
@@ -396,6 +405,7 @@ class Daemon:
             self._lock_keeper = asyncio.create_task(
                 self._keep_records_lock(database), name="records-lock"
             )
+        self._retention = asyncio.create_task(self._purge_old_records(), name="records-retention")
         systemd.notify("READY=1", f"STATUS=taking calls from {self.pbx.name}")
         interval = systemd.watchdog_interval()
         if interval is not None:
@@ -409,6 +419,30 @@ class Daemon:
             queues=len(self.config.queues),
             api_port=self.api.port,
         )
+
+    async def _purge_old_records(self) -> None:
+        """With ``records.keep_days`` (read at the start, as all of ``records``): delete
+        older records :data:`RETENTION_FIRST` seconds after the start, then every
+        :data:`RETENTION_INTERVAL` (on the record writer's thread, between its batches); a
+        database that refuses is tried again at the next round."""
+        days = self.config.records.keep_days
+        if days is None:
+            return
+        await asyncio.sleep(self.retention_first)
+        while True:
+            before = datetime.now(UTC) - timedelta(days=days)
+            try:
+                purged = await self.recorder.writer.run(functools.partial(self.store.purge, before))
+            except RecordError as exc:
+                log.error("records_not_purged", keep_days=days, error=str(exc))
+            else:
+                log.info(
+                    "records_purged",
+                    keep_days=days,
+                    before=before.isoformat(timespec="seconds"),
+                    **{table: n for table, n in purged.items() if n},
+                )
+            await asyncio.sleep(RETENTION_INTERVAL)
 
     async def _keep_records_lock(self, database: str) -> None:
         """A PostgreSQL server restart drops the daemon's lock with its session: take it
@@ -590,6 +624,9 @@ class Daemon:
         if self._watchdog is not None:
             await cancel_and_wait(self._watchdog)
             self._watchdog = None
+        if self._retention is not None:
+            await cancel_and_wait(self._retention)
+            self._retention = None
         if self._lock_keeper is not None:
             await cancel_and_wait(self._lock_keeper)
             self._lock_keeper = None

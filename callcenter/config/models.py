@@ -682,6 +682,15 @@ class RecordsConfig(_Model):
         "ABANDON, AGENTLOGIN, PAUSEALL...) in the records database for queue reporting "
         "tools; `callcenter report --queue-log` prints it in the queue_log file's format.",
     )
+    keep_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Retention: records older than this many days are deleted, a minute "
+        "after the start and then once a day: CDRs, queue_log, agent shifts and pauses, "
+        "finished callback requests, dispositions (a do-not-call request and a callback "
+        "still to come are kept). None: kept for ever. `callcenter purge` does it by hand.",
+        examples=[400],
+    )
     queue_log_file: _Text | None = Field(
         default=None,
         description="Also keep the queue_log in this file, in Asterisk's format, for reporting "

@@ -288,6 +288,8 @@ class Dialect:
     no_limit: int | None
     """The LIMIT parameter that means no limit."""
     schema: str
+    earlier: str = "julianday({column}) < julianday({p})"
+    """SQL: the ISO time in ``column`` (any UTC offset) is before a placeholder's."""
 
 
 SQLITE = Dialect(
@@ -384,6 +386,28 @@ class Statements:
         self.fetch_campaign_leads = (
             f"SELECT {_quoted(CAMPAIGN_LEAD_COLUMNS)} FROM campaign_leads"
             ' ORDER BY "campaign", "updated", "lead"'
+        )
+        # Retention (purge): rows older than a time. Every time column but callback_at is
+        # UTC ISO text written by this daemon, so it compares as text (and the indexes
+        # serve); callback_at carries the offset the agent gave.
+        callback_gone = dialect.earlier.format(column='"callback_at"', p=p)
+        self.purges: tuple[tuple[str, str], ...] = tuple(
+            (table, f'DELETE FROM {table} WHERE "{column}" < {p}{extra}')
+            for table, column, extra in (
+                ("cdr", "start", ""),
+                ("queue_log", "time", ""),
+                ("agent_sessions", "logout", ""),
+                ("agent_pauses", "end", ""),
+                ("callbacks", "requested", """ AND "status" <> 'pending'"""),
+                ("queue_callbacks", "updated", """ AND "status" <> 'waiting'"""),
+                # A do-not-call request outlives any retention; a callback set for later
+                # waits for its time.
+                (
+                    "dispositions",
+                    "at",
+                    f' AND "do_not_call" = 0 AND ("callback_at" IS NULL OR {callback_gone})',
+                ),
+            )
         )
         self.insert_queue_log = insert("queue_log", ("key", *QUEUE_LOG_COLUMNS))
         self.has_cdr = f"SELECT 1 FROM cdr WHERE uniqueid = {p}"
@@ -784,6 +808,29 @@ class RecordStore(abc.ABC):
         limit = self.dialect.no_limit if last is None else max(last, 0)
         rows = self._fetch(self._sql.fetch_queue_log, (after, limit))
         return [(int(row["id"]), _queue_log_entry(row)) for row in rows]
+
+    def purge(self, before: datetime, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete the records older than ``before`` (see :data:`Statements.purges`: CDRs,
+        queue_log, shifts, pauses, finished callback requests, dispositions that ask for
+        nothing any more), in one transaction; returns the rows per table. ``dry_run``:
+        count them, delete nothing. Campaign leads and agents logged in now are kept."""
+        stamp = before.astimezone(UTC).isoformat(timespec="microseconds")
+        counts: dict[str, int] = {}
+        try:
+            with self._lock:
+                conn = self._connection()
+                with self._transaction(conn):
+                    for table, sql in self._sql.purges:
+                        params = [stamp] * sql.count(self.dialect.placeholder)
+                        if dry_run:
+                            count_sql = sql.replace("DELETE FROM", "SELECT count(*) AS n FROM", 1)
+                            counts[table] = int(conn.execute(count_sql, params).fetchone()["n"])
+                        else:
+                            counts[table] = int(conn.execute(sql, params).rowcount)
+        except self.errors as exc:
+            self._failed(exc)
+            raise RecordError(f"cannot purge {self.where}: {exc}") from exc
+        return counts
 
     def fetch_queue_log_between(self, since: datetime, until: datetime) -> list[QueueLogEntry]:
         """The queue_log entries written from ``since`` (included) to ``until`` (excluded),
