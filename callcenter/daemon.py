@@ -129,8 +129,12 @@ def asterisk_settings(config: CallCenterConfig) -> AsteriskSettings:
     events = ami.events
     if "events" not in ami.model_fields_set:
         # Subscribe only to what the transport needs: FastAGI results come over the AGI socket,
-        # so the agi class (AsyncAGI*, AGIExec*) and dtmf are noise (~40% of AMI events per call).
+        # so the agi class (AsyncAGI*, AGIExec*) is noise (~40% of AMI events per call). dtmf
+        # (DTMFEnd, one per key: the filter drops DTMFBegin) only tells a supervisor's keypad
+        # switching a spy's mode.
         events = "call" if agi.transport == "fastagi" else "call,agi"
+        if config.supervisors:
+            events += ",dtmf"
     return AsteriskSettings(
         ami_host=ami.host,
         ami_port=ami.port,

@@ -359,7 +359,7 @@ def test_manager_user_is_loopback_only_with_the_classes_the_daemon_uses() -> Non
     assert sections["general"]["bindaddr"] == "127.0.0.1"
     assert sections["general"]["port"] == str(default(AMIConfig, "port"))
     user = sections[default(AMIConfig, "username")]
-    assert {"call", "agi"} <= set(user["read"].split(","))
+    assert {"call", "agi", "dtmf"} <= set(user["read"].split(",")), "dtmf: supervisors' keys"
     assert {"system", "call", "agi", "originate"} <= set(user["write"].split(","))
     assert user["permit"].startswith("127.0.0.1/")
 

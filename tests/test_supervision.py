@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 from callcenter.cli import main as cli_main
+from callcenter.config import load_config_text
+from callcenter.daemon import asterisk_settings
 from callcenter.events import CallMonitored, CallTransferred, EngineEvent, MonitorEnded
 from callcenter.supervision.monitor import Monitor
 from callcenter.testing import TRANSPORTS, Center, running_center
@@ -441,7 +443,7 @@ def phone_leg(center: Center, phone: Any) -> Any:
     return center.pbx.find_channel(phone.uniqueid) or center.pbx.find_channel(phone.channel)
 
 
-async def test_supervisor_dials_star81_and_an_agent_and_listens_then_whispers_then_hangs_up(
+async def test_supervisor_dials_star81_listens_whispers_barges_from_the_keypad_and_hangs_up(
     tmp_path: Path, transport: str
 ) -> None:
     async with supervised(tmp_path, transport) as (center, _alice, sam):
@@ -460,12 +462,20 @@ async def test_supervisor_dials_star81_and_an_agent_and_listens_then_whispers_th
         assert status == 200 and answer["monitoring"]["mode"] == "whisper"
         await until(lambda: leg.spy_mode == "whisper", "Alice hears Sam, the caller does not")
 
+        barge_key = "3" if transport.startswith("esl") else "6"
+        await phone.press(barge_key)
+        await until(lambda: leg.spy_mode == "barge", "Sam's keypad: everybody hears him")
+        await until(lambda: monitor_of(center).mode == "barge", "the daemon saw the key")  # type: ignore[union-attr]
+        _, status_now = await api(center, "/status")
+        sam_row = next(s for s in status_now["supervisors"] if s["id"] == "2000")
+        assert sam_row["monitoring"]["mode"] == "barge"
+
         await phone.hangup()
         await until(lambda: monitor_of(center) is None, "monitoring ends with Sam's call")
         assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001", "the call goes on"
-        await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=False)
+        await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=True)
         modes = [e.mode for e in seen if isinstance(e, CallMonitored)]
-        assert modes == ["listen", "whisper"]
+        assert modes == ["listen", "whisper", "barge"]
         assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["ended"]
         row = await center.cdr(phone.uniqueid)
         assert row["src"] == "2000" and row["queue"] == ""
@@ -521,3 +531,22 @@ async def test_a_supervisor_with_a_pin_is_asked_for_it_before_listening(tmp_path
         status, answer = await api(center, "/supervisors/2000/stop", {})
         assert status == 200 and answer["monitoring"]["agent"] == "1001"
         await right.wait_ended(timeout=STEP)
+
+
+@pytest.mark.parametrize(
+    ("transport", "supervisors", "events"),
+    [
+        ("fastagi", True, "call,dtmf"),
+        ("fastagi", False, "call"),
+        ("asyncagi", True, "call,agi,dtmf"),
+        ("asyncagi", False, "call,agi"),
+    ],
+)
+def test_the_daemon_asks_asterisk_for_keypad_events_only_when_there_are_supervisors(
+    transport: str, supervisors: bool, events: str
+) -> None:
+    text = "pbx: {type: asterisk, ami: {secret: x}, agi: {transport: TRANSPORT}}\n"
+    text = text.replace("TRANSPORT", transport)
+    if supervisors:
+        text += "supervisors: {'2000': {name: Sam, device: PJSIP/2000}}\n"
+    assert asterisk_settings(load_config_text(text)).ami_events == events

@@ -342,7 +342,8 @@ class AMIConfig(_Model):
         description=(
             "The AMI Events mask sent at login: comma-separated event classes. Narrow on "
             "purpose: every extra class is traffic the daemon must parse. Left unset, the "
-            "daemon asks for `call` with FastAGI and `call,agi` with AsyncAGI."
+            "daemon asks for `call` with FastAGI and `call,agi` with AsyncAGI, plus `dtmf` "
+            "when there are `supervisors` (their keypad switches a monitoring's mode)."
         ),
     )
     filter_events: bool = Field(

@@ -398,6 +398,12 @@ class SpySession(Protocol):
         """Return when the supervisor's leg is gone."""
         ...
 
+    def on_mode_changed(self, callback: Callable[[SpyMode], None]) -> None:
+        """Have ``callback`` called with the new mode when the supervisor switches it from
+        their phone's keypad (ChanSpy's 4/5/6, eavesdrop's 0/2/3): the PBX does that by
+        itself, and the records must still say what the caller heard."""
+        ...
+
     async def set_mode(self, mode: SpyMode) -> None:
         """Switch between listen, whisper and barge without ringing the supervisor again.
 

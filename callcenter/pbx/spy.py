@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 
@@ -26,6 +27,7 @@ class SpyLife:
         self._started = asyncio.Event()
         self._ended = asyncio.Event()
         self._log = log
+        self._mode_listeners: list[Callable[[SpyMode], None]] = []
 
     @property
     def channel(self) -> str:
@@ -60,6 +62,19 @@ class SpyLife:
             ended.cancel()
         if not self.started:
             raise CommandFailed(f"spy on {self.target} ended before it started")
+
+    def on_mode_changed(self, callback: Callable[[SpyMode], None]) -> None:
+        self._mode_listeners.append(callback)
+
+    def _keyed(self, mode: SpyMode) -> None:
+        """The supervisor's keypad switched the spy to ``mode`` (drivers call it from the
+        PBX's DTMF events, ours included: a mode it already has changes nothing)."""
+        if self.ended or mode == self._mode:
+            return
+        self._mode = mode
+        self._log.info("spy_mode_keyed", mode=mode)
+        for callback in self._mode_listeners:
+            callback(mode)
 
     def _mark_started(self, name: str = "") -> None:
         self._name = name or self._name

@@ -305,6 +305,14 @@ class Monitoring:
             with contextlib.suppress(Exception):
                 await asyncio.shield(monitor.task)
 
+    def _keyed(self, monitor: Monitor, mode: SpyMode) -> None:
+        """The supervisor switched the mode from their keypad."""
+        if mode == monitor.mode or monitor.why is not None:
+            return
+        monitor.mode = mode
+        log.info("monitor_mode_changed", supervisor=monitor.supervisor, mode=mode, via="keypad")
+        self._announce(monitor)
+
     def _announce(self, monitor: Monitor) -> None:
         # Once CallEnded is out the call's records are written: nothing may follow it.
         if monitor.call_id in self._board.active:
@@ -339,6 +347,7 @@ class Monitoring:
                 if session.mode != monitor.mode:
                     with contextlib.suppress(CommandFailed):
                         await session.set_mode(monitor.mode)
+                session.on_mode_changed(lambda mode: self._keyed(monitor, mode))
                 log.info(
                     "monitor_started",
                     supervisor=monitor.supervisor,

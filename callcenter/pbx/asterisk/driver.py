@@ -147,6 +147,7 @@ _ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 #: hangs up, ``d`` DTMF mode switching (4 listen, 5 whisper, 6 barge).
 _SPY_OPTIONS: dict[SpyMode, str] = {"listen": "qEd", "whisper": "qEdw", "barge": "qEdB"}
 _SPY_DTMF: dict[SpyMode, str] = {"listen": "4", "whisper": "5", "barge": "6"}
+_SPY_KEYS: dict[str, SpyMode] = {digit: mode for mode, digit in _SPY_DTMF.items()}
 #: Seconds a supervisor's own call may spy (:meth:`AsteriskCall.spy`): the AGI command
 #: lasts as long as the spy, so its usual time limit cannot apply.
 SPY_LIMIT = 12 * 3600.0
@@ -318,6 +319,7 @@ class AsteriskDriver:
             ("BridgeLeave", self._ev_bridge_leave),
             ("DeviceStateChange", self._ev_device_state),
             ("ChanSpyStart", self._ev_chanspy_start),
+            ("DTMFEnd", self._ev_dtmf_end),
             ("ConfbridgeJoin", self._ev_confbridge),
             ("ConfbridgeLeave", self._ev_confbridge),
             ("ConfbridgeEnd", self._ev_confbridge),
@@ -832,6 +834,13 @@ class AsteriskDriver:
             # it came is newer than the list's line (every change is announced).
             if device and device not in changed:
                 self._publish(DeviceStateChanged(device=device, state=item.get("State") or ""))
+
+    def _ev_dtmf_end(self, msg: AMIMessage) -> None:
+        spy = self._spies.get(msg.get("Uniqueid") or "")
+        if spy is not None and (msg.get("Direction") or "Received") == "Received":
+            mode = _SPY_KEYS.get(msg.get("Digit") or "")
+            if mode is not None:
+                spy._keyed(mode)
 
     def _ev_chanspy_start(self, msg: AMIMessage) -> None:
         spy = self._spies.get(msg.get("SpyerUniqueid") or "")

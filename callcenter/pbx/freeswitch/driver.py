@@ -333,6 +333,9 @@ _SPY_VARS: dict[SpyMode, tuple[str, ...]] = {
 #: eavesdrop's DTMF keys (``eavesdrop_enable_dtmf=true``, trace e): 0 back to listening,
 #: 2 talk to the spied-on leg, 3 three-way (1 would talk to the other leg only).
 _SPY_DTMF: dict[SpyMode, str] = {"listen": "0", "whisper": "2", "barge": "3"}
+#: What a supervisor's keypad does (the same keys); 1 talks to the agent's partner only:
+#: the caller hears the supervisor, which the records call barging.
+_SPY_KEYS: dict[str, SpyMode] = {"0": "listen", "1": "barge", "2": "whisper", "3": "barge"}
 #: Seconds a supervisor's own call may eavesdrop (:meth:`FreeSwitchCall.spy`).
 SPY_LIMIT = 12 * 3600.0
 _RECORD_PATH: Final = re.compile(r"[A-Za-z0-9_./-]{1,255}\.[a-z0-9]{2,8}")
@@ -1090,6 +1093,7 @@ class FreeSwitchCall:
         self._outlive_hangup: set[str] = set()
         self._handed_back = False
         self._spy_task: asyncio.Task[None] | None = None
+        self._spy: FreeSwitchSpySession | None = None
         self._log = log.bind(call_id=info.call_id, channel=info.channel)
 
     # -- facts ------------------------------------------------------------------------------
@@ -1756,6 +1760,7 @@ class FreeSwitchCall:
             raise CommandFailed(f"no live channel {target_channel!r} to spy on")
         session = FreeSwitchSpySession(self._driver, self._uuid, target, mode)
         session._name = self._info.channel
+        self._spy = session
         whisper = dict(v.split("=", 1) for v in _SPY_VARS[mode])
         await self._ensure_vars(
             {
@@ -1878,6 +1883,8 @@ class FreeSwitchCall:
                 self._release("park ended")
         elif name == "DTMF":
             self._dtmf.append(event.get("DTMF-Digit", ""))
+            if self._spy is not None:
+                self._spy._on_event(event)
         elif name == "PLAYBACK_STOP":
             self._playback_status = event.get("Playback-Status", "")
         elif name == "CHANNEL_ANSWER":
@@ -2177,7 +2184,11 @@ class FreeSwitchSpySession(SpyLife):
     def _on_event(self, event: ESLEvent) -> None:
         name = event.name
         self._name = event.get("Channel-Name", "") or self._name
-        if name == "CHANNEL_ANSWER":
+        if name == "DTMF":
+            mode = _SPY_KEYS.get(event.get("DTMF-Digit", ""))
+            if mode is not None and self.started:
+                self._keyed(mode)
+        elif name == "CHANNEL_ANSWER":
             # originate runs &eavesdrop right after the answer (CHANNEL_EXECUTE is not
             # among the events the driver subscribes to).
             self._mark_started()
