@@ -270,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: ivr.timezone of the config)",
     )
     report.add_argument(
+        "--fcr-days",
+        type=_positive_int,
+        default=7,
+        help="with --queues: an answered caller whose number calls again within this many "
+        "days was not helped the first time (first-call resolution, FCR %%; default 7)",
+    )
+    report.add_argument(
         "--csv",
         action="store_true",
         help="with --queues/--agents: CSV for a spreadsheet instead of a table",
@@ -343,6 +350,7 @@ def _main(argv: Sequence[str] | None) -> int:
                     ("--by", args.by, "day"),
                     ("--tz", args.tz, None),
                     ("--csv", args.csv, False),
+                    ("--fcr-days", args.fcr_days, 7),
                 )
                 if value != default
             ]
@@ -359,6 +367,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 by=args.by,
                 zone=args.tz,
                 output="csv" if args.csv else "json" if args.json else "table",
+                fcr_days=args.fcr_days,
             )
         return cmd_report(
             args.config or _default_config(),
@@ -709,11 +718,13 @@ def cmd_summary(
     by: str,
     zone: str | None,
     output: str,
+    fcr_days: int = 7,
 ) -> int:
     """``report --queues`` / ``--agents``: figures over a stretch of time (see
     :mod:`callcenter.records.summary`)."""
     import csv
     import zoneinfo
+    from datetime import timedelta
 
     from callcenter.records import summary as figures
 
@@ -745,11 +756,12 @@ def cmd_summary(
     if isinstance(store, int):
         return store
     try:
-        entries = store.fetch_queue_log_between(start, end + figures.OUTCOME_GRACE)
+        later = max(figures.OUTCOME_GRACE, timedelta(days=fcr_days))
+        entries = store.fetch_queue_log_between(start, end + later)
         rows: list[dict[str, Any]]
         if which == "queues":
             levels = {name: q.service_level for name, q in config.queues.items()}
-            queues = figures.queue_summary(entries, periods, levels)
+            queues = figures.queue_summary(entries, periods, levels, fcr_days=fcr_days)
             rows = [f.as_dict() for f in queues]
             table = figures.format_queue_table(queues, grouping)
         else:

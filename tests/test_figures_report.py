@@ -147,6 +147,30 @@ def test_a_caller_sent_from_queue_to_queue_counts_in_each() -> None:
     assert (rows["overflow"].offered, rows["overflow"].answered) == (1, 1)
 
 
+def test_a_caller_answered_who_calls_again_within_the_days_was_not_helped_the_first_time() -> None:
+    day2, day9 = DAY + timedelta(days=1), DAY + timedelta(days=8)
+    lines = [
+        *MORNING,
+        # 5550001 (c1, answered) calls again the next day: not resolved at the first call
+        line("10:00:00", "c7", "ENTERQUEUE", "", "5550001", "1", day=day2),
+        # 5550002 (c2) is transferred on to another queue: the same call, not a new one
+        line("09:12:00", "c2", "ENTERQUEUE", "", "5550002", "1", queue="billing"),
+        # 5550006 (c6) calls again, but eight days later: outside the 7 days
+        line("10:00:00", "c8", "ENTERQUEUE", "", "5550006", "1", day=day9),
+        # an anonymous caller answered twice is not counted at all
+        line("11:00:00", "a1", "ENTERQUEUE", "", "anonymous", "1"),
+        line("11:00:05", "a1", "CONNECT", "5", "", "1", agent="Agent/1001"),
+        line("11:30:00", "a2", "ENTERQUEUE", "", "anonymous", "1"),
+    ]
+    support = next(f for f in queue_summary(lines, whole_day(), {}) if f.queue == "support")
+    assert (support.answered, support.answered_known, support.called_again) == (4, 3, 1)
+    assert support.as_dict()["fcr_percent"] == round(100 * 2 / 3, 1)
+    [strict] = [
+        f for f in queue_summary(lines, whole_day(), {}, fcr_days=30) if f.queue == "support"
+    ]
+    assert strict.called_again == 2, "within 30 days 5550006's second call counts too"
+
+
 def test_garbled_numbers_in_a_line_count_as_zero_rather_than_stop_the_report() -> None:
     lines = [
         line("09:00:00", "c1", "ENTERQUEUE", "", "5550001", "1"),
@@ -260,6 +284,7 @@ def test_any_lines_give_no_more_outcomes_than_visits_offered(
     for row in rows:
         assert row.answered + row.abandoned + row.exited <= row.offered
         assert row.answered_in_time <= row.answered
+        assert row.called_again <= row.answered_known <= row.answered
         assert 0 <= (row.service_level_percent or 0) <= 100
     enters = sum(1 for e in lines if e.event == "ENTERQUEUE" and whole_day().covers(e.time))
     assert sum(r.offered for r in rows) == enters
@@ -329,6 +354,7 @@ def test_report_queues_prints_a_table_of_the_day(
     assert head.split()[:5] == ["period", "queue", "offered", "answered", "abandoned"]
     assert row.split() == [
         "2026-12-01", "support", "5", "3", "1", "1", "40.0", "30", "20.0", "0:17", "0:40", "1:10",
+        "100.0",
     ]  # fmt: skip
     assert turned == "1 caller(s) turned away on arrival (queue full or no agents)"
 

@@ -25,6 +25,7 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -131,6 +132,16 @@ class QueueFigures:
     max_wait: float = 0.0
     talk: float = 0.0
     talks: int = 0
+    answered_known: int = 0
+    """Answered callers whose number is known (first-call resolution counts those)."""
+    called_again: int = 0
+    """... of whom called again within the FCR window."""
+
+    @property
+    def fcr_percent(self) -> float | None:
+        """First-call resolution: answered callers who did not call again."""
+        known = self.answered_known
+        return _percent(known - self.called_again, known)
 
     @property
     def service_level_percent(self) -> float | None:
@@ -170,6 +181,8 @@ class QueueFigures:
             ),
             "aht_seconds": _rounded(self.aht_seconds),
             "talk_seconds": round(self.talk, 1),
+            "called_again": self.called_again,
+            "fcr_percent": _rounded(self.fcr_percent),
         }
 
 
@@ -236,7 +249,30 @@ class _Visit:
     """A caller's visit to a queue, from its ENTERQUEUE to its outcome."""
 
     figures: QueueFigures
+    number: str = ""
     answered: bool = False
+
+
+FCR_DAYS: Final = 7
+"""Days within which a caller answered and calling again counts as not resolved at the
+first call (first-call resolution)."""
+_ANONYMOUS: Final = frozenset({"", "anonymous", "unknown", "restricted", "private", "none"})
+
+
+def _resolved(
+    answered: list[tuple[_Visit, datetime, str]],
+    calls: Mapping[str, list[tuple[datetime, str]]],
+    window: timedelta,
+) -> None:
+    """First-call resolution of the answered visits: a caller whose number joins a queue
+    again on another call within ``window`` of the answer was not helped the first time."""
+    for visit, at, callid in answered:
+        later = calls.get(visit.number, ())
+        start = bisect.bisect_right(later, (at, "\uffff"))
+        again = any(cid != callid for when, cid in later[start:] if when <= at + window)
+        visit.figures.answered_known += 1
+        if again:
+            visit.figures.called_again += 1
 
 
 def queue_summary(
@@ -245,13 +281,17 @@ def queue_summary(
     service_levels: Mapping[str, float],
     *,
     default_service_level: float = 20.0,
+    fcr_days: int = FCR_DAYS,
 ) -> list[QueueFigures]:
     """Each queue's figures in each period, by period then queue (periods without a line
     are left out). ``entries`` in the order they were written; lines before
     ``periods.since`` are ignored, and lines after ``periods.until`` only give the
-    outcome of visits that started inside."""
+    outcome of visits that started inside and, up to ``fcr_days`` later, whether their
+    callers called again."""
     figures: dict[tuple[str, str], QueueFigures] = {}
     visits: dict[tuple[str, str], _Visit] = {}
+    answered: list[tuple[_Visit, datetime, str]] = []
+    calls: dict[str, list[tuple[datetime, str]]] = {}
 
     def row(label: str, queue: str) -> QueueFigures:
         found = figures.get((label, queue))
@@ -265,10 +305,13 @@ def queue_summary(
         queue = entry.queuename
         key = (entry.callid, queue)
         if verb == "ENTERQUEUE":
+            number = entry.data[1].strip().lower() if len(entry.data) > 1 else ""
+            if number not in _ANONYMOUS and entry.time >= periods.since:
+                calls.setdefault(number, []).append((entry.time, entry.callid))
             if periods.covers(entry.time):
                 counted = row(periods.label(entry.time), queue)
                 counted.offered += 1
-                visits[key] = _Visit(counted)
+                visits[key] = _Visit(counted, "" if number in _ANONYMOUS else number)
             else:
                 visits.pop(key, None)
             continue
@@ -283,6 +326,8 @@ def queue_summary(
         # One outcome per visit, whatever the lines say (a hand-edited or merged file).
         if verb == "CONNECT" and not visit.answered:
             visit.answered = True
+            if visit.number:
+                answered.append((visit, entry.time, entry.callid))
             wait = _number(data, 0)
             counted.answered += 1
             counted.wait_answered += wait
@@ -305,6 +350,9 @@ def queue_summary(
             counted.talk += _number(data, _TALK_ENDS[verb])
             counted.talks += 1
             del visits[key]
+    for later in calls.values():
+        later.sort()
+    _resolved(answered, calls, timedelta(days=fcr_days))
     return sorted(figures.values(), key=lambda f: (f.period, f.queue))
 
 
@@ -445,6 +493,7 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
         ("ASA", 7),
         ("max wait", 8),
         ("AHT", 7),
+        ("FCR %", 6),
     ]
     rows = [
         [
@@ -460,6 +509,7 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
             _clock(f.asa_seconds),
             _clock(f.max_wait),
             _clock(f.aht_seconds),
+            _pct(f.fcr_percent),
         ]
         for f in figures
     ]
