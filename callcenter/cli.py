@@ -724,7 +724,6 @@ def cmd_summary(
     :mod:`callcenter.records.summary`)."""
     import csv
     import zoneinfo
-    from datetime import timedelta
 
     from callcenter.records import summary as figures
 
@@ -756,18 +755,15 @@ def cmd_summary(
     if isinstance(store, int):
         return store
     try:
-        later = max(figures.OUTCOME_GRACE, timedelta(days=fcr_days))
-        entries = store.fetch_queue_log_between(start, end + later)
         rows: list[dict[str, Any]]
         if which == "queues":
             levels = {name: q.service_level for name, q in config.queues.items()}
-            queues = figures.queue_summary(entries, periods, levels, fcr_days=fcr_days)
+            queues = figures.read_queue_figures(store, periods, levels, fcr_days=fcr_days)
             rows = [f.as_dict() for f in queues]
             table = figures.format_queue_table(queues, grouping)
         else:
-            sessions, pauses = store.fetch_shifts_between(start, end)
             names = {aid: a.name for aid, a in config.agents.items() if a.name}
-            agents = figures.agent_summary(entries, sessions, pauses, periods, names=names)
+            agents = figures.read_agent_figures(store, periods, names)
             rows = [f.as_dict() for f in agents]
             table = figures.format_agent_table(agents, grouping)
     except RecordError as exc:

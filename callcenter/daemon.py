@@ -26,7 +26,7 @@ import signal
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel
@@ -35,7 +35,7 @@ from callcenter import systemd
 from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
-from callcenter.errors import ConfigError, ConfigIssue, PBXClaimed, RecordError
+from callcenter.errors import ConfigError, ConfigIssue, EngineError, PBXClaimed, RecordError
 from callcenter.events import CallCentreStarted, ConfigReloaded, EventBus
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
@@ -52,6 +52,7 @@ from callcenter.pbx.interface import (
     PBXDisconnected,
     PBXEvent,
 )
+from callcenter.records import summary
 from callcenter.records.callbacks import QueueCallbackRecorder
 from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.cdr import CdrRecorder
@@ -313,6 +314,7 @@ class Daemon:
             metrics=self.metrics,
             mqtt=live,
             campaigns=self.campaigns,
+            figures=self._read_figures,
         )
         self.metrics_api: ControlAPI | None = None
         if config.api.metrics_host is not None:
@@ -423,6 +425,23 @@ class Daemon:
             queues=len(self.config.queues),
             api_port=self.api.port,
         )
+
+    async def _read_figures(
+        self, which: str, periods: summary.Periods, fcr_days: int
+    ) -> list[dict[str, Any]]:
+        """``GET /figures/...``: the figures, read on the record writer's thread."""
+        config = self.config
+        if which == "queues":
+            if not config.records.queue_log:
+                raise EngineError("queue figures read the queue_log: records.queue_log is off")
+            levels = {name: q.service_level for name, q in config.queues.items()}
+            read = functools.partial(
+                summary.read_queue_figures, self.store, periods, levels, fcr_days=fcr_days
+            )
+            return [f.as_dict() for f in await self.recorder.writer.run(read)]
+        names = {aid: a.name for aid, a in config.agents.items() if a.name}
+        agents = functools.partial(summary.read_agent_figures, self.store, periods, names)
+        return [f.as_dict() for f in await self.recorder.writer.run(agents)]
 
     async def _purge_old_records(self) -> None:
         """With ``records.keep_days`` (read at the start, as all of ``records``): delete

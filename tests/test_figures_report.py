@@ -463,3 +463,33 @@ async def test_figures_of_real_calls_through_the_demo_pbx(
     assert agents["1002"]["calls"] == 1
     assert agents["1001"]["missed"] >= 1, "1001 never picks up: every offer rang out"
     assert agents["1002"]["logged_in_seconds"] > 0
+
+
+async def test_the_control_api_serves_the_same_figures_for_dashboards(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        caller = await center.caller_talks_to_an_agent("5551234")
+        await center.cdr(caller.uniqueid)
+        await center.idle()
+        async with asyncio.timeout(5):
+            while True:
+                status, answer = await center.api("GET", "/figures/queues?by=total")
+                assert status == 200, answer
+                if answer["rows"] and answer["rows"][0]["answered"]:
+                    break
+                await asyncio.sleep(0.05)
+        assert (answer["figures"], answer["by"], answer["tz"]) == ("queues", "total", "UTC")
+        [row] = answer["rows"]
+        assert (row["queue"], row["offered"], row["answered"]) == ("support", 1, 1)
+        status, agents = await center.api("GET", "/figures/agents?since=yesterday&by=hour")
+        assert status == 200 and any(r["agent"] == "1002" and r["calls"] for r in agents["rows"])
+        cases = [
+            ("/figures/queues?by=week", 400, "by: one of hour, day, total"),
+            ("/figures/queues?tz=Mars/Olympus", 400, "unknown time zone"),
+            ("/figures/queues?since=soon", 400, "'soon' is not a time"),
+            ("/figures/queues?fcr_days=0", 400, "fcr_days"),
+            ("/figures/calls", 404, "GET /figures/queues"),
+        ]
+        for path, code, text in cases:
+            status, answer = await center.api("GET", path)
+            assert (status, text in answer["error"]) == (code, True), (path, answer)

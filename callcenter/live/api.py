@@ -11,6 +11,13 @@ Routes (all JSON)::
                                           supervisors, campaigns
     GET  /metrics                         live figures for Prometheus (text exposition format,
                                           see :mod:`callcenter.live.metrics`)
+    GET  /figures/queues?since=&until=&by=&tz=&fcr_days=
+    GET  /figures/agents?since=&until=&by=&tz=
+                                          figures over a stretch of time from the records, as
+                                          `callcenter report --queues|--agents --json` (since
+                                          today, until now, by day|hour|total, tz
+                                          ivr.timezone): {"figures": "queues", "since": ...,
+                                          "rows": [{"period": ..., "queue": ...}]}
     POST /agents/{id}/login               {}
     POST /agents/{id}/logout              {}
     POST /agents/{id}/pause               {"reason": "lunch"}
@@ -62,8 +69,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
-from zoneinfo import ZoneInfo
+from urllib.parse import parse_qs, unquote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
@@ -74,12 +81,14 @@ from callcenter.errors import (
     EngineError,
     ListenError,
     NotPermitted,
+    RecordError,
     UnknownAgent,
     UnknownQueue,
     UnknownSupervisor,
 )
 from callcenter.live.metrics import Metrics
 from callcenter.outbound.campaign import Campaigns
+from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
 from callcenter.supervision.monitor import MONITOR_MODES
 from callcenter.switchboard import Switchboard
 
@@ -98,6 +107,8 @@ Reloader = Callable[[], Awaitable[list[str]]]
 RecordHealth = Callable[[], dict[str, Any]]
 LiveHealth = Callable[[], dict[str, Any]]
 """The state of a live output (the MQTT link) for /health and /status."""
+FiguresReader = Callable[[str, Periods, int], Awaitable[list[dict[str, Any]]]]
+"""``(queues|agents, periods, fcr_days)`` -> the figures' rows, read from the records."""
 
 
 class HTTPError(Exception):
@@ -165,9 +176,11 @@ class ControlAPI:
         metrics: Metrics | None = None,
         mqtt: LiveHealth | None = None,
         campaigns: Campaigns | None = None,
+        figures: FiguresReader | None = None,
         read_only: bool = False,
     ) -> None:
         self.switchboard = switchboard
+        self._figures = figures
         self.campaigns = campaigns
         self.metrics = metrics
         self.read_only = read_only
@@ -267,6 +280,10 @@ class ControlAPI:
             return snapshot
         if parts and parts[0] == "campaigns":
             return self._campaign_action(method, parts[1:])
+        if parts and parts[0] == "figures":
+            if method != "GET" or len(parts) != 2 or parts[1] not in ("queues", "agents"):
+                raise HTTPError(404, "figure routes: GET /figures/queues, GET /figures/agents")
+            return await self._read_figures(parts[1], path.partition("?")[2])
         if method == "POST" and parts == ["reload"]:
             if self._reload is None:
                 raise HTTPError(409, "reload is not available")
@@ -284,6 +301,45 @@ class ControlAPI:
                 raise HTTPError(405, f"use POST for /supervisors/{parts[1]}/{parts[2]}")
             return await self._supervisor_action(parts[1], parts[2], body)
         raise HTTPError(404, f"no route {method} {path}")
+
+    async def _read_figures(self, which: str, query: str) -> dict[str, Any]:
+        """``GET /figures/queues|agents?since=&until=&by=&tz=&fcr_days=``, the figures of
+        ``callcenter report --queues|--agents`` with the same defaults (today, by day, the
+        config's ``ivr.timezone``)."""
+        if self._figures is None:
+            raise HTTPError(404, "no records to read figures from")
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        zone = params.get("tz") or self.switchboard.config.ivr.timezone
+        by = params.get("by", "day")
+        if by not in GROUPINGS:
+            raise HTTPError(400, f"by: one of {', '.join(GROUPINGS)}, not {by!r}")
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise HTTPError(400, f"tz: unknown time zone {zone!r}") from None
+        fcr = params.get("fcr_days", str(FCR_DAYS))
+        if not fcr.isdigit() or int(fcr) < 1:
+            raise HTTPError(400, f"fcr_days: a whole number of days, not {fcr!r}")
+        try:
+            since = parse_when(params.get("since", "today"), tz)
+            until = parse_when(params.get("until", "now"), tz)
+            periods = Periods(since, until, next(g for g in GROUPINGS if g == by), tz)
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
+        try:
+            rows = await self._figures(which, periods, int(fcr))
+        except RecordError as exc:
+            raise HTTPError(503, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(409, str(exc)) from None
+        return {
+            "figures": which,
+            "since": periods.since.isoformat(timespec="seconds"),
+            "until": periods.until.isoformat(timespec="seconds"),
+            "by": by,
+            "tz": zone,
+            "rows": rows,
+        }
 
     def render_metrics(self) -> str:
         """``GET /metrics``: the Prometheus text of the moment."""

@@ -29,7 +29,7 @@ import bisect
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from callcenter.records.queue_log import QueueLogEntry
 
@@ -418,6 +418,38 @@ def agent_summary(
             figures_row.paused += seconds
             figures_row.pauses[pause.reason] = figures_row.pauses.get(pause.reason, 0.0) + seconds
     return sorted(figures.values(), key=lambda f: (f.period, f.agent))
+
+
+class FiguresStore(Protocol):
+    """What the figures read from a records database (see :mod:`callcenter.records.store`)."""
+
+    def fetch_queue_log_between(self, since: datetime, until: datetime) -> list[QueueLogEntry]: ...
+
+    def fetch_shifts_between(
+        self, since: datetime, until: datetime
+    ) -> tuple[list[Stretch], list[Stretch]]: ...
+
+
+def read_queue_figures(
+    store: FiguresStore,
+    periods: Periods,
+    service_levels: Mapping[str, float],
+    *,
+    fcr_days: int = FCR_DAYS,
+) -> list[QueueFigures]:
+    """:func:`queue_summary` of what ``store`` holds (blocking: a thread's job)."""
+    later = max(OUTCOME_GRACE, timedelta(days=fcr_days))
+    entries = store.fetch_queue_log_between(periods.since, periods.until + later)
+    return queue_summary(entries, periods, service_levels, fcr_days=fcr_days)
+
+
+def read_agent_figures(
+    store: FiguresStore, periods: Periods, names: Mapping[str, str]
+) -> list[AgentFigures]:
+    """:func:`agent_summary` of what ``store`` holds (blocking: a thread's job)."""
+    entries = store.fetch_queue_log_between(periods.since, periods.until)
+    sessions, pauses = store.fetch_shifts_between(periods.since, periods.until)
+    return agent_summary(entries, sessions, pauses, periods, names=names)
 
 
 def day_start(day: date, tz: tzinfo) -> datetime:
