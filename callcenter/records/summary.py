@@ -154,12 +154,12 @@ class QueueFigures:
     @property
     def asa_seconds(self) -> float | None:
         """Average speed of answer: the mean wait of the callers answered."""
-        return self.wait_answered / self.answered if self.answered else None
+        return _mean(self.wait_answered, self.answered)
 
     @property
     def aht_seconds(self) -> float | None:
         """Average handling (talk) time."""
-        return self.talk / self.talks if self.talks else None
+        return _mean(self.talk, self.talks)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -176,9 +176,7 @@ class QueueFigures:
             "abandon_percent": _rounded(self.abandon_percent),
             "asa_seconds": _rounded(self.asa_seconds),
             "max_wait_seconds": round(self.max_wait, 1),
-            "mean_abandon_wait_seconds": _rounded(
-                self.wait_abandoned / self.abandoned if self.abandoned else None
-            ),
+            "mean_abandon_wait_seconds": _rounded(_mean(self.wait_abandoned, self.abandoned)),
             "aht_seconds": _rounded(self.aht_seconds),
             "talk_seconds": round(self.talk, 1),
             "called_again": self.called_again,
@@ -209,7 +207,7 @@ class AgentFigures:
 
     @property
     def aht_seconds(self) -> float | None:
-        return self.talk / self.talks if self.talks else None
+        return _mean(self.talk, self.talks)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -225,6 +223,10 @@ class AgentFigures:
             "pauses": {reason: round(s, 1) for reason, s in sorted(self.pauses.items())},
             "occupancy_percent": _rounded(self.occupancy_percent),
         }
+
+
+def _mean(total: float, count: int) -> float | None:
+    return total / count if count else None
 
 
 def _percent(part: float, whole: float) -> float | None:
