@@ -298,6 +298,10 @@ class Daemon:
                 timezone=config.ivr.timezone,
                 password=password.get_secret_value() if password is not None else None,
                 ca_file=resolve(config, config.mqtt.ca_file) if config.mqtt.ca_file else None,
+                cert_file=(
+                    resolve(config, config.mqtt.cert_file) if config.mqtt.cert_file else None
+                ),
+                key_file=resolve(config, config.mqtt.key_file) if config.mqtt.key_file else None,
                 supervisors=self.switchboard.monitoring.snapshot,
                 campaigns=self.campaigns.view,
                 previews=self.switchboard.previews,

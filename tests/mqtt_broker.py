@@ -36,7 +36,12 @@ class Broker:
     """One mosquitto process; ``stop`` and ``start`` again keep the port (a broker restart)."""
 
     def __init__(
-        self, folder: Path, *, users: dict[str, str] | None = None, tls: bool = False
+        self,
+        folder: Path,
+        *,
+        users: dict[str, str] | None = None,
+        tls: bool = False,
+        client_certificates: bool = False,
     ) -> None:
         if not Path(MOSQUITTO).exists():
             raise RuntimeError(
@@ -58,6 +63,9 @@ class Broker:
         if tls:
             self.ca_file, cert, key = make_certificates(folder)
             lines += [f"cafile {self.ca_file}", f"certfile {cert}", f"keyfile {key}"]
+            if client_certificates:
+                # Clients without a certificate the CA signed are refused in the handshake.
+                lines += ["require_certificate true", "use_identity_as_username true"]
         if users:
             passwords = folder / "passwords"
             passwords.touch(mode=0o600)
@@ -124,6 +132,7 @@ class Wallboard:
         name: str = "wallboard",
         auth: tuple[str, str] | None = None,
         ca_file: Path | None = None,
+        certificate: tuple[Path, Path] | None = None,
     ) -> None:
         self.port = port
         self.prefix = prefix
@@ -137,7 +146,8 @@ class Wallboard:
         if auth is not None:
             self.client.username_pw_set(*auth)
         if ca_file is not None:
-            self.client.tls_set(ca_certs=str(ca_file))
+            cert, key = (str(p) for p in certificate) if certificate else (None, None)
+            self.client.tls_set(ca_certs=str(ca_file), certfile=cert, keyfile=key)
 
     def _on_connect(self, client: paho.Client, *_: Any) -> None:
         client.subscribe(f"{self.prefix}/#", qos=1)
@@ -202,11 +212,30 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
+def client_certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A client certificate for ``name`` signed by the CA :func:`make_certificates` made in
+    ``folder``; returns (certificate, key)."""
+    key, request, cert = (folder / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        ["req", *ec, "-keyout", key, "-out", request, "-subj", f"/CN={name}"],
+        ["x509", "-req", "-in", request, "-CA", folder / "ca.crt", "-CAkey", folder / "ca.key",
+         "-CAcreateserial", "-out", cert, "-days", "2"],
+    ]  # fmt: skip
+    for step in steps:
+        subprocess.run(["openssl", *map(str, step)], check=True, capture_output=True)
+    return cert, key
+
+
 @contextlib.contextmanager
 def running_broker(
-    folder: Path, *, users: dict[str, str] | None = None, tls: bool = False
+    folder: Path,
+    *,
+    users: dict[str, str] | None = None,
+    tls: bool = False,
+    client_certificates: bool = False,
 ) -> Iterator[Broker]:
-    broker = Broker(folder, users=users, tls=tls)
+    broker = Broker(folder, users=users, tls=tls, client_certificates=client_certificates)
     broker.start()
     try:
         yield broker

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import structlog
 import yaml
-from mqtt_broker import Broker, Message, Wallboard, running_broker
+from mqtt_broker import Broker, Message, Wallboard, client_certificate, running_broker
 from test_campaigns import campaign
 
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError
 from callcenter.events import AgentStateChanged, CampaignAttemptFailed
 from callcenter.live.mqtt import _event_json
 from callcenter.testing import running_center
@@ -315,6 +317,41 @@ async def test_over_tls_the_broker_is_checked_against_the_configured_authority(
         async with running_center(tmp_path, config=system_cas) as center:
             error = await _error(center, "certificate verify failed")
     assert "self-signed certificate in certificate chain" in error or "unable to get" in error
+
+
+async def test_a_broker_asking_for_a_client_certificate_gets_the_configured_one(
+    tmp_path: Path,
+) -> None:
+    with running_broker(tmp_path, tls=True, client_certificates=True) as broker:
+        assert broker.ca_file is not None
+        cert, key = client_certificate(tmp_path, "callcenter")
+        board_cert = client_certificate(tmp_path, "wallboard")
+        config = mqtt_config(
+            broker, tls=True, ca_file=str(broker.ca_file), cert_file=str(cert), key_file=str(key)
+        )
+        async with running_center(tmp_path, config=config):
+            with Wallboard(broker.port, ca_file=broker.ca_file, certificate=board_cert) as board:
+                await board.wait_for("status", lambda m: m.text == "online")
+                await board.wait_for("queues/support")
+        without = mqtt_config(broker, tls=True, ca_file=str(broker.ca_file))
+        async with running_center(tmp_path, config=without) as center:
+            error = await _error(center, "")
+            assert center.daemon.mqtt.health()["connected"] is False, error  # type: ignore[union-attr]
+        (tmp_path / "garbage.pem").write_text("not a certificate\n")
+        broken = {**config["mqtt"], "cert_file": str(tmp_path / "garbage.pem")}
+        async with running_center(tmp_path, config={"mqtt": broken}) as center:
+            error = await _error(center, "mqtt.cert_file")
+    assert "garbage.pem" in error
+
+
+def test_client_certificate_settings_that_cannot_work_are_config_errors() -> None:
+    for mqtt, message in (
+        ({"cert_file": "me.crt"}, "cert_file is only used with tls"),
+        ({"tls": True, "key_file": "me.key"}, "key_file goes with cert_file"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            load_config_text(yaml.safe_dump({"pbx": {"type": "asterisk"}, "mqtt": mqtt}))
+        assert message in str(refused.value)
 
 
 async def test_agents_and_queues_no_longer_configured_leave_the_wallboard(

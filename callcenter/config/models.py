@@ -588,11 +588,28 @@ class MQTTConfig(_Model):
             )
         return self
 
+    cert_file: _Text | None = Field(
+        default=None,
+        description="PEM file of the daemon's own client certificate, for a broker that "
+        "asks for one (mosquitto's require_certificate, AWS IoT); the chain may follow it "
+        "in the file. Relative to the config file's folder. Only with tls.",
+    )
+    key_file: _Text | None = Field(
+        default=None,
+        description="PEM file of the client certificate's private key (not encrypted); "
+        "null: the key is in cert_file. Only with cert_file.",
+    )
+
     @model_validator(mode="after")
     def _ca_file_needs_tls(self) -> MQTTConfig:
-        if self.ca_file is not None and not self.tls:
+        for name in ("ca_file", "cert_file"):
+            if getattr(self, name) is not None and not self.tls:
+                raise PydanticCustomError(
+                    f"mqtt_{name}", f"{name} is only used with tls: set mqtt.tls: true too"
+                )
+        if self.key_file is not None and self.cert_file is None:
             raise PydanticCustomError(
-                "mqtt_ca_file", "ca_file is only used with tls: set mqtt.tls: true too"
+                "mqtt_key_file", "key_file goes with cert_file: set mqtt.cert_file too"
             )
         return self
 

@@ -220,6 +220,8 @@ class MQTTPublisher:
         timezone: str = "UTC",
         password: str | None = None,
         ca_file: Path | None = None,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
         supervisors: Callable[[], list[dict[str, Any]]] | None = None,
         campaigns: Callable[[], list[dict[str, Any]]] | None = None,
         previews: Callable[[], list[dict[str, Any]]] | None = None,
@@ -229,6 +231,8 @@ class MQTTPublisher:
         self._campaigns = campaigns
         self._previews = previews
         self._ca_file = ca_file
+        self._cert_file = cert_file
+        self._key_file = key_file
         self._router = router
         self._service_level = service_level
         self._zone = ZoneInfo(timezone)
@@ -466,13 +470,22 @@ class MQTTPublisher:
         self._send(wire.encode_unsubscribe(2, self._stale_filters))
 
     def _tls(self) -> ssl.SSLContext:
-        """The TLS context: the broker's certificate is checked, always."""
+        """The TLS context: the broker's certificate is checked, always; the daemon's own
+        certificate is shown when configured."""
         try:
-            return ssl.create_default_context(
+            context = ssl.create_default_context(
                 cafile=str(self._ca_file) if self._ca_file is not None else None
             )
         except (OSError, ssl.SSLError) as exc:
             raise OSError(f"mqtt.ca_file {self._ca_file}: {exc}") from None
+        if self._cert_file is not None:
+            key = str(self._key_file) if self._key_file is not None else None
+            try:
+                context.load_cert_chain(str(self._cert_file), key)
+            except (OSError, ssl.SSLError) as exc:
+                where = f"{self._cert_file}" + (f" / {self._key_file}" if key else "")
+                raise OSError(f"mqtt.cert_file {where}: {exc}") from None
+        return context
 
     async def _keep(self, protocol: _BrokerProtocol) -> None:
         cfg = self.config
