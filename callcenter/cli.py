@@ -1039,6 +1039,15 @@ def _row(cells: Sequence[object], cols: Sequence[tuple[str, int]]) -> str:
     return " ".join(parts).rstrip()
 
 
+def _api_token() -> str | None:
+    """The control API's token (``api.token``) the daemon may ask for:
+    ``CALLCENTER_API_TOKEN``, or the secrets file's."""
+    from callcenter.config.settings import settings_and_issues
+
+    settings, _ = settings_and_issues()
+    return settings.api_token.get_secret_value() if settings.api_token else None
+
+
 def _api_call(
     base: str,
     method: str,
@@ -1048,11 +1057,12 @@ def _api_call(
     render: Callable[[dict[str, Any]], str] | None = None,
 ) -> int:
     data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    token = _api_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        base.rstrip("/") + path,
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
+        base.rstrip("/") + path, data=data, method=method, headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:

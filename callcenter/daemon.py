@@ -319,6 +319,7 @@ class Daemon:
             mqtt=live,
             campaigns=self.campaigns,
             figures=self._read_figures,
+            token=config.api.token.get_secret_value() if config.api.token else None,
         )
         self.metrics_api: ControlAPI | None = None
         if config.api.metrics_host is not None:

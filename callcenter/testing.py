@@ -169,12 +169,20 @@ class Center:
         return caller
 
     async def api(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        token: str | None = None,
     ) -> tuple[int, Any]:
         """The control API's status and JSON answer to ``method path`` (``body`` as JSON),
-        over TCP as the CLI sends it; errors included (their ``{"error": ...}``)."""
+        over TCP as the CLI sends it (with ``token`` as its bearer token); errors included
+        (their ``{"error": ...}``)."""
         payload = json.dumps(body).encode() if body is not None else b""
         head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(payload)}\r\n"
+        if token is not None:
+            head += f"Authorization: Bearer {token}\r\n"
         kind = "Content-Type: application/json\r\n" if body is not None else ""
         reader, writer = await asyncio.open_connection("127.0.0.1", self.daemon.api.port)
         try:

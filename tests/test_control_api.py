@@ -9,8 +9,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 from structlog.testing import capture_logs
 
+from callcenter.cli import main as cli_main
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError
 from callcenter.testing import TRANSPORTS, Center, running_center
 
 
@@ -145,3 +149,60 @@ async def test_health_stays_200_while_the_disk_is_full_and_says_the_records_wait
         _, body = await _raw(center, HEALTH)
     assert row["src"] == "5550001"
     assert body["records"] == {"ok": True, "unwritten": 0}
+
+
+TOKEN = "k3ep-th1s-0ut-of-g1t"
+
+
+async def test_with_a_token_only_requests_that_carry_it_are_served(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environ = {"CALLCENTER_API_TOKEN": TOKEN}
+    async with running_center(tmp_path, environ=environ) as center:
+        for token in (None, "wrong-wrong-wrong-wrong", f"{TOKEN}x"):
+            status, answer = await center.api("POST", "/agents/1003/login", {}, token=token)
+            assert status == 401 and "needs its token" in answer["error"], token
+            assert center.daemon.router.agents["1003"].state == "logged_out"
+        status, answer = await center.api("GET", "/status", token=TOKEN)
+        assert status == 200 and answer["agents"]
+        status, _ = await center.api("POST", "/agents/1003/login", {}, token=TOKEN)
+        assert status == 200 and center.daemon.router.agents["1003"].state == "available"
+        status, health = await center.api("GET", "/health")
+        assert status == 200 and health["status"] == "ok", "monitoring needs no token"
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        capsys.readouterr()
+        argv = ["agent", "logout", "1003", "--api", api]
+        monkeypatch.delenv("CALLCENTER_API_TOKEN", raising=False)
+        assert await asyncio.to_thread(cli_main, argv) == 1
+        assert "needs its token" in capsys.readouterr().err
+        monkeypatch.setenv("CALLCENTER_API_TOKEN", TOKEN)
+        assert await asyncio.to_thread(cli_main, argv) == 0, "the CLI sends the token it has"
+        assert center.daemon.router.agents["1003"].state == "logged_out"
+
+
+@pytest.mark.parametrize(
+    ("api", "environ", "message"),
+    [
+        ({"host": "0.0.0.0"}, {}, "api.host 0.0.0.0 lets other machines control agents"),
+        ({"host": "192.0.2.7"}, {}, "set a token too (CALLCENTER_API_TOKEN)"),
+        ({}, {"CALLCENTER_API_TOKEN": "short"}, "16 characters or more"),
+    ],
+)
+def test_an_api_open_to_the_network_without_a_token_is_a_config_error(
+    api: dict[str, str], environ: dict[str, str], message: str
+) -> None:
+    text = yaml.safe_dump({"pbx": {"type": "asterisk", "ami": {"secret": "x"}}, "api": api})
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(text, environ=environ)
+    assert message in str(refused.value)
+    assert "short" not in str(refused.value).replace("too short", ""), "no secret in the error"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3"])
+def test_an_api_open_to_the_network_with_a_token_is_fine(host: str) -> None:
+    text = yaml.safe_dump(
+        {"pbx": {"type": "asterisk", "ami": {"secret": "x"}}, "api": {"host": host}}
+    )
+    config = load_config_text(text, environ={"CALLCENTER_API_TOKEN": TOKEN})
+    assert config.api.token is not None and config.api.token.get_secret_value() == TOKEN
+    assert TOKEN not in repr(config.api)

@@ -13,6 +13,7 @@ when other parts of the file are invalid, and point at file lines.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import itertools
 import os
 import re
@@ -499,6 +500,39 @@ class APIConfig(_Model):
     metrics_port: _ListenPort = Field(
         default=8471, description="Port of that listener (0: any free port)."
     )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token every control API request must carry (Authorization: "
+        "Bearer <token>), but GET /health and GET /metrics; the CLI sends "
+        "CALLCENTER_API_TOKEN. Normally from the environment (CALLCENTER_API_TOKEN) or the "
+        "secrets file. Needed when `host` is not a loopback address: the API controls "
+        "agents and lets supervisors listen to calls.",
+    )
+
+    @model_validator(mode="after")
+    def _open_api_needs_token(self) -> APIConfig:
+        if self.token is None and not _loopback(self.host):
+            raise PydanticCustomError(
+                "api_token",
+                "api.host {host} lets other machines control agents and listen to calls: "
+                "set a token too (CALLCENTER_API_TOKEN)",
+                {"host": self.host},
+            )
+        if self.token is not None and len(self.token.get_secret_value()) < 16:
+            raise PydanticCustomError(
+                "api_token", "api.token is too short to guess hard: 16 characters or more"
+            )
+        return self
+
+
+def _loopback(host: str) -> bool:
+    """A listening address only this machine reaches."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _TopicPrefix = Annotated[

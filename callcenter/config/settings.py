@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     mqtt_password: SecretStr | None = Field(
         default=None, description="MQTT broker password (CALLCENTER_MQTT_PASSWORD)."
     )
+    api_token: SecretStr | None = Field(
+        default=None, description="Control API bearer token (CALLCENTER_API_TOKEN)."
+    )
     config: Path = Field(
         default=DEFAULT_CONFIG_PATH,
         description="Config file used when the command line names none (CALLCENTER_CONFIG).",
@@ -90,6 +93,7 @@ class Settings(BaseSettings):
             (("pbx", "ami", "port"), self.ami_port),
             (("pbx", "esl", "password"), self.esl_password),
             (("mqtt", "password"), self.mqtt_password),
+            (("api", "token"), self.api_token),
             (("records", "postgres_password"), self.postgres_password),
         ]
         return {path: value for path, value in pairs if value is not None}

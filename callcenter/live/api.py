@@ -43,6 +43,9 @@ Routes (all JSON)::
     POST /reload                          re-read the config file (as SIGHUP does):
                                           {"reloaded": true, "needs_restart": ["api.port"]}
 
+With ``api.token`` set, every route but ``GET /health`` and ``GET /metrics`` needs the header
+``Authorization: Bearer <token>`` (401 without it).
+
 Errors come back as ``{"error": "..."}`` with status 400 (bad request), 403 (a supervisor
 monitoring an agent outside their ``teams``), 404 (unknown agent, supervisor or route) or
 409 (not possible in the agent's current state, such as monitoring an agent who is not on a
@@ -64,6 +67,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -150,6 +154,7 @@ class PBXLink:
 REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -177,10 +182,12 @@ class ControlAPI:
         mqtt: LiveHealth | None = None,
         campaigns: Campaigns | None = None,
         figures: FiguresReader | None = None,
+        token: str | None = None,
         read_only: bool = False,
     ) -> None:
         self.switchboard = switchboard
         self._figures = figures
+        self._token = token or None
         self.campaigns = campaigns
         self.metrics = metrics
         self.read_only = read_only
@@ -219,11 +226,15 @@ class ControlAPI:
         status, payload = 500, {"error": "internal error"}
         text: str | None = None
         try:
-            method, path, body = await asyncio.wait_for(_read_request(reader), 10.0)
-            if method == "GET" and path.split("?", 1)[0] == "/metrics":
+            request = await asyncio.wait_for(_read_request(reader), 10.0)
+            method, path = request.method, request.path
+            route = path.split("?", 1)[0]
+            if method == "GET" and route == "/metrics":
                 status, text = 200, self.render_metrics()
             else:
-                status, payload = 200, await self.dispatch(method, path, body)
+                if not (method == "GET" and route == "/health"):
+                    self._authorize(request.authorization)
+                status, payload = 200, await self.dispatch(method, path, request.body)
         except HTTPError as exc:
             status, payload = exc.status, exc.payload
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
@@ -235,9 +246,10 @@ class ControlAPI:
             data, kind = text.encode(), METRICS_CONTENT_TYPE
         else:
             data, kind = json.dumps(payload).encode(), "application/json"
+        challenge = 'WWW-Authenticate: Bearer realm="callcenter"\r\n' if status == 401 else ""
         head = (
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: {kind}\r\nContent-Length: {len(data)}\r\n"
+            f"Content-Type: {kind}\r\nContent-Length: {len(data)}\r\n{challenge}"
             "Connection: close\r\n\r\n"
         ).encode()
         with contextlib.suppress(ConnectionError):
@@ -246,6 +258,18 @@ class ControlAPI:
             if status >= 400:
                 await _linger(reader, writer)
         writer.close()
+
+    def _authorize(self, authorization: str) -> None:
+        """With ``api.token``, every route but ``GET /health`` and ``GET /metrics`` needs
+        ``Authorization: Bearer <token>`` (401 otherwise, never saying why it failed)."""
+        token = self._token
+        if token is None:
+            return
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise HTTPError(401, "this control API needs its token: Authorization: Bearer ...")
 
     async def dispatch(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Run one request; raises HTTPError for anything the caller got wrong."""
@@ -510,19 +534,30 @@ async def _read_line(reader: asyncio.StreamReader) -> str:
     return line.decode("latin-1")
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    path: str
+    body: dict[str, Any]
+    authorization: str = ""
+
+
+async def _read_request(reader: asyncio.StreamReader) -> _Request:
     request_line = (await _read_line(reader)).strip()
     try:
         method, path, _version = request_line.split(" ", 2)
     except ValueError:
         raise HTTPError(400, "malformed request line") from None
     length = 0
+    authorization = ""
     for _ in range(MAX_HEADERS + 1):
         line = await _read_line(reader)
         if line in ("\r\n", "\n", ""):
             break
         name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
+        if name.strip().lower() == "authorization":
+            authorization = value.strip()
+        elif name.strip().lower() == "content-length":
             try:
                 length = int(value.strip())
             except ValueError:
@@ -543,4 +578,4 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[st
         if not isinstance(parsed, dict):
             raise HTTPError(400, "body must be a JSON object")
         body = parsed
-    return method.upper(), path, body
+    return _Request(method.upper(), path, body, authorization)
