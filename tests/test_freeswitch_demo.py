@@ -347,6 +347,11 @@ async def test_said_numbers_dates_and_a_voicemail_through_the_driver(tmp_path: P
         await caller.wait_for_prompt("digits/40")
         await caller.press("1")
         await caller.wait_for_prompt("beep")
+        async with asyncio.timeout(5):
+            # The recording starts once its (empty) file is written, on a thread: a loaded
+            # machine may take a while after the beep.
+            while not (box / "msg.wav").exists():
+                await asyncio.sleep(0.01)
         caller.speak(0.3)
         await asyncio.sleep(0.3)
         await caller.press("#")
