@@ -40,6 +40,7 @@ from callcenter.events import CallCentreStarted, ConfigReloaded, EventBus
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
+from callcenter.live.webhooks import Webhook
 from callcenter.outbound.campaign import Campaigns, LeadRecord
 from callcenter.outbound.leads import normalise_number
 from callcenter.pbx.asterisk.driver import AsteriskDriver, AsteriskSettings
@@ -74,7 +75,7 @@ log = structlog.get_logger(__name__)
 #: Config sections the daemon reads once, at start: a reload that changes them is logged as
 #: needing a restart. The PBX links, listening sockets, record store and event loop stay as
 #: they are, and so does logging (loggers bound at start would keep the old level).
-RESTART_SECTIONS = ("pbx", "api", "records", "runtime", "logging", "mqtt")
+RESTART_SECTIONS = ("pbx", "api", "records", "runtime", "logging", "mqtt", "webhooks")
 
 RETENTION_FIRST = 60.0
 """Seconds after a start before ``records.keep_days`` first deletes old records (a start
@@ -307,6 +308,16 @@ class Daemon:
                 previews=self.switchboard.previews,
             )
             self.bus.subscribe(self.mqtt.on_event)
+        self.webhooks = [
+            Webhook(
+                name,
+                hook,
+                ca_file=resolve(config, hook.ca_file) if hook.ca_file else None,
+            )
+            for name, hook in config.webhooks.items()
+        ]
+        for webhook in self.webhooks:
+            self.bus.subscribe(webhook.on_event)
         live = self.mqtt.health if self.mqtt is not None else None
         self.api = ControlAPI(
             self.switchboard,
@@ -319,6 +330,7 @@ class Daemon:
             mqtt=live,
             campaigns=self.campaigns,
             figures=self._read_figures,
+            webhooks=lambda: [w.health() for w in self.webhooks],
             token=config.api.token.get_secret_value() if config.api.token else None,
         )
         self.metrics_api: ControlAPI | None = None
@@ -389,6 +401,8 @@ class Daemon:
                 await self.metrics_api.start()
             if self.mqtt is not None:
                 await self.mqtt.start()
+            for webhook in self.webhooks:
+                await webhook.start()
             # Before anything is taken back or any call taken: another daemon may drive
             # this PBX (PBXClaimed).
             await self.pbx.claim()
@@ -404,6 +418,8 @@ class Daemon:
                 await self.metrics_api.stop()
             if self.mqtt is not None:
                 await self.mqtt.stop()
+            for webhook in self.webhooks:
+                await webhook.close(drain=0)
             await self.recorder.close()
             self.lock.release()
             raise
@@ -666,6 +682,8 @@ class Daemon:
         await self.pbx.stop()
         if self.mqtt is not None:
             await self.mqtt.stop()
+        for webhook in self.webhooks:
+            await webhook.close()
         if self.queue_log is not None:
             self.queue_log.flush()
         try:

@@ -533,3 +533,22 @@ class MonitorEnded(EngineEvent):
     call_id: str
     seconds: float
     why: str
+
+
+def event_types() -> dict[str, type[EngineEvent]]:
+    """Every engine event type by class name (``AgentConnected`` -> the class): what a
+    config may name to subscribe to."""
+    found: dict[str, type[EngineEvent]] = {}
+    seen: set[type[EngineEvent]] = set()
+    todo: list[type[EngineEvent]] = [EngineEvent]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            # A slots dataclass is a new class: its slot-less first draft stays a subclass
+            # of the base too, without subclasses of its own. Walk both.
+            if sub not in seen:
+                seen.add(sub)
+                found.setdefault(sub.__name__, sub)
+                todo.append(sub)
+    for base in ("CallEvent", "AgentEvent"):
+        found.pop(base, None)
+    return dict(sorted(found.items()))

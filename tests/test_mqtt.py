@@ -21,7 +21,7 @@ from test_campaigns import campaign
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
 from callcenter.events import AgentStateChanged, CampaignAttemptFailed
-from callcenter.live.mqtt import _event_json
+from callcenter.live.mqtt import event_json
 from callcenter.testing import running_center
 
 
@@ -478,7 +478,7 @@ def test_every_time_in_an_mqtt_event_is_iso_8601() -> None:
         retry_at=at + timedelta(hours=1),
         at=at,
     )
-    sent = json.loads(_event_json(event))
+    sent = json.loads(event_json(event))
     assert (sent["at"], sent["retry_at"]) == (
         "2026-12-05T09:30:00+00:00",
         "2026-12-05T10:30:00+00:00",

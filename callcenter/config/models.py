@@ -112,6 +112,7 @@ __all__ = [
     "TransferNode",
     "VarName",
     "VoicemailNode",
+    "WebhookConfig",
     "describe_fields",
     "did_you_mean",
     "node_edges",
@@ -757,6 +758,76 @@ class RecordsConfig(_Model):
                 "queue_log_file", "queue_log_file needs queue_log: true (the lines come from it)"
             )
         return self
+
+
+def _check_event_name(value: str) -> str:
+    from callcenter.events import event_types
+
+    known = event_types()
+    if value not in known:
+        raise PydanticCustomError(
+            "event_name",
+            'no engine event "{value}"{hint} (see callcenter/events.py)',
+            {"value": value, "hint": did_you_mean(value, known)},
+        )
+    return value
+
+
+_EventName = Annotated[str, Strict(), AfterValidator(_check_event_name)]
+_WebhookURL = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            r"https?://[A-Za-z0-9.\[\]:_-]+(?::[0-9]{1,5})?(?:/[^\s]*)?",
+            "webhook_url",
+            'must be an http:// or https:// URL such as "https://crm.example/callcenter/events"',
+        )
+    ),
+]
+
+
+class WebhookConfig(_Model):
+    """An HTTP endpoint that gets engine events as they happen (a CRM's screen pop, a
+    ticketing tool): each event is POSTed as the JSON object MQTT's ``events`` topics carry,
+    in order, retried while the endpoint fails. Best effort: a slow or dead endpoint never
+    slows a call; what it cannot take is counted and dropped."""
+
+    url: _WebhookURL = Field(
+        description="Where events are POSTed (http:// or https://; the server's certificate "
+        "is checked).",
+        examples=["https://crm.example/callcenter/events"],
+    )
+    events: list[_EventName] = Field(
+        default_factory=list,
+        description="Engine events to send, by name (AgentConnected, CallEnded, "
+        "CallDisposed...); empty: every event.",
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description="Signs each body: the header X-Callcenter-Signature is sha256= and the "
+        "hex HMAC-SHA256 of the body with this secret, for the endpoint to check.",
+    )
+    timeout: _Seconds = Field(
+        default=5.0, description="Seconds one POST may take (connect, send, answer)."
+    )
+    max_tries: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Tries of one event while the endpoint fails (5xx, no answer), 1 s "
+        "apart, doubling up to 30 s; then it is dropped (4xx: at once).",
+    )
+    queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        description="Events waiting for the endpoint at most; more are dropped (counted).",
+    )
+    ca_file: _Text | None = Field(
+        default=None,
+        description="PEM of the authority that signed the endpoint's certificate (https); "
+        "null: the system's. Relative to the config file's folder.",
+    )
 
 
 class RouteConfig(_Model):
@@ -2134,6 +2205,10 @@ class CallCenterConfig(_Model):
     mqtt: MQTTConfig | None = Field(
         default=None,
         description="Live figures for wallboards on an MQTT broker; null (no section): none.",
+    )
+    webhooks: dict[Name, WebhookConfig] = Field(
+        default_factory=dict,
+        description="HTTP endpoints that get engine events as they happen, by name.",
     )
     routes: dict[_RouteKey, RouteConfig] = Field(
         default_factory=dict,

@@ -111,6 +111,8 @@ Reloader = Callable[[], Awaitable[list[str]]]
 RecordHealth = Callable[[], dict[str, Any]]
 LiveHealth = Callable[[], dict[str, Any]]
 """The state of a live output (the MQTT link) for /health and /status."""
+LiveHealths = Callable[[], list[dict[str, Any]]]
+"""The states of several (the webhooks)."""
 FiguresReader = Callable[[str, Periods, int], Awaitable[list[dict[str, Any]]]]
 """``(queues|agents, periods, fcr_days)`` -> the figures' rows, read from the records."""
 
@@ -183,11 +185,13 @@ class ControlAPI:
         campaigns: Campaigns | None = None,
         figures: FiguresReader | None = None,
         token: str | None = None,
+        webhooks: LiveHealths | None = None,
         read_only: bool = False,
     ) -> None:
         self.switchboard = switchboard
         self._figures = figures
         self._token = token or None
+        self._webhooks = webhooks
         self.campaigns = campaigns
         self.metrics = metrics
         self.read_only = read_only
@@ -381,9 +385,11 @@ class ControlAPI:
         )
 
     def _records_health(self) -> dict[str, Any]:
-        health = {"records": self._records()} if self._records is not None else {}
+        health: dict[str, Any] = {"records": self._records()} if self._records is not None else {}
         if self._mqtt is not None:
             health["mqtt"] = self._mqtt()
+        if self._webhooks is not None:
+            health["webhooks"] = self._webhooks()
         return health
 
     def _campaign_action(self, method: str, rest: list[str]) -> dict[str, Any]:

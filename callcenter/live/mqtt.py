@@ -195,7 +195,9 @@ def _plain(value: object) -> object:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain)
 
 
-def _event_json(event: EngineEvent) -> bytes:
+def event_json(event: EngineEvent) -> bytes:
+    """An engine event as JSON, as the ``events`` topics and the webhooks carry it: its
+    ``event`` name, ``at`` and its own fields (``mono`` left out)."""
     kind = type(event)
     names = _EVENT_FIELDS.get(kind)
     if names is None:
@@ -273,7 +275,7 @@ class MQTTPublisher:
             if self.connected:
                 self._send(
                     wire.encode_publish(
-                        f"{self._prefix}/events/{type(event).__name__}", _event_json(event)
+                        f"{self._prefix}/events/{type(event).__name__}", event_json(event)
                     )
                 )
             else:

@@ -1,0 +1,226 @@
+"""Webhooks: engine events POSTed to HTTP endpoints as they happen (``webhooks:``).
+
+A CRM opens the customer's record when ``AgentConnected`` names the agent and the caller's
+number; a ticketing tool files ``CallDisposed``. Each configured endpoint is one
+:class:`Webhook`: its :meth:`~Webhook.on_event` (an event-bus listener) encodes the events it
+wants once, as the JSON object MQTT's ``events`` topics carry, and puts them in a bounded
+queue; one task POSTs them in order, one HTTP/1.1 request per event::
+
+    POST /callcenter/events HTTP/1.1
+    Content-Type: application/json
+    X-Callcenter-Event: AgentConnected
+    X-Callcenter-Delivery: 3f2a...-17          (the same on every try of one event)
+    X-Callcenter-Signature: sha256=<hex HMAC-SHA256 of the body with the secret>
+
+    {"event": "AgentConnected", "at": "2026-12-05T18:00:01.123+00:00", "call_id": ...}
+
+A 2xx answer delivers it; a 5xx, 408, 429, a refused connection or no answer within
+``timeout`` is tried again (1 s, then doubling up to 30 s, ``max_tries`` in all) while the
+events behind it wait; any other status drops it at once (the endpoint said no). Best
+effort, as every live output: the engine never waits for an endpoint, a full queue drops
+what does not fit, and both are counted (:meth:`Webhook.health`, ``/status``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import ssl
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import structlog
+
+from callcenter.config.models import WebhookConfig
+from callcenter.events import EngineEvent
+from callcenter.live.mqtt import event_json
+
+log = structlog.get_logger(__name__)
+
+RETRY_FIRST: Final = 1.0
+RETRY_MAX: Final = 30.0
+"""Seconds between two tries of one event: RETRY_FIRST, doubling up to RETRY_MAX."""
+DRAIN_AT_STOP: Final = 2.0
+"""Seconds a stopping daemon gives the endpoints to take what is still queued."""
+_RETRIED: Final = frozenset({408, 429})
+_MAX_STATUS_LINE: Final = 8192
+
+
+class WebhookError(Exception):
+    """One POST failed; ``final`` when trying again cannot help."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
+
+
+class Webhook:
+    """Delivers the engine events one endpoint wants (see the module doc)."""
+
+    def __init__(
+        self,
+        name: str,
+        config: WebhookConfig,
+        *,
+        ca_file: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._url = urlsplit(config.url)
+        self._wanted = frozenset(config.events)
+        self._secret = config.secret.get_secret_value().encode() if config.secret else None
+        self._ca_file = ca_file
+        self._queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue(config.queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._prefix = uuid.uuid4().hex[:12]
+        self._tls: ssl.SSLContext | None = None
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+        self.last_error: str | None = None
+        self.last_delivered: float | None = None
+        self._log = log.bind(webhook=name)
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Queue ``event`` if this endpoint wants it; never raises, never waits."""
+        kind = type(event).__name__
+        if self._wanted and kind not in self._wanted:
+            return
+        try:
+            self._queue.put_nowait((kind, f"{self._prefix}-{next(self._ids)}", event_json(event)))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+                self._log.warning("webhook_queue_full", dropped=self.dropped)
+
+    async def start(self) -> None:
+        """Start delivering (an https endpoint's certificate authority is read here)."""
+        if self._url.scheme == "https":
+            cafile = str(self._ca_file) if self._ca_file is not None else None
+            try:
+                self._tls = ssl.create_default_context(cafile=cafile)
+            except (OSError, ssl.SSLError) as exc:
+                # Told in /status and the log; the engine runs on without this endpoint.
+                self.last_error = f"webhooks.{self.name}.ca_file {cafile}: {exc}"
+                self._log.error("webhook_not_started", error=self.last_error)
+                return
+        self._task = asyncio.create_task(self._deliver(), name=f"webhook-{self.name}")
+
+    async def close(self, drain: float = DRAIN_AT_STOP) -> None:
+        """Give the endpoint up to ``drain`` seconds to take what is queued, then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain):
+                await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        left = self._queue.qsize()
+        if left:
+            self.dropped += left
+            self._log.warning("webhook_events_left_at_stop", dropped=left)
+
+    def health(self) -> dict[str, Any]:
+        """What ``/status`` shows: the endpoint (without its query string: it may hold a
+        key), and how delivery goes."""
+        url = self._url
+        return {
+            "name": self.name,
+            "url": f"{url.scheme}://{url.netloc.rpartition('@')[2]}{url.path}",
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "dropped": self.dropped,
+            "waiting": self._queue.qsize(),
+            "last_error": self.last_error,
+            "last_delivered_seconds_ago": (
+                round(time.monotonic() - self.last_delivered, 1)
+                if self.last_delivered is not None
+                else None
+            ),
+        }
+
+    async def _deliver(self) -> None:
+        while True:
+            kind, delivery, body = await self._queue.get()
+            try:
+                await self._send(kind, delivery, body)
+            finally:
+                self._queue.task_done()
+
+    async def _send(self, kind: str, delivery: str, body: bytes) -> None:
+        pause = RETRY_FIRST
+        for attempt in range(1, self.config.max_tries + 1):
+            try:
+                await self._post(kind, delivery, body)
+            except WebhookError as exc:
+                self.last_error = str(exc)
+                if exc.final or attempt == self.config.max_tries:
+                    self.failed += 1
+                    self._log.warning(
+                        "webhook_event_dropped", event_type=kind, tries=attempt, error=str(exc)
+                    )
+                    return
+                self._log.info("webhook_retry", event_type=kind, attempt=attempt, error=str(exc))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX)
+            else:
+                self.delivered += 1
+                self.last_delivered = time.monotonic()
+                return
+
+    async def _post(self, kind: str, delivery: str, body: bytes) -> None:
+        url = self._url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        host = url.hostname or ""
+        target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        headers = [
+            ("Host", url.netloc.rpartition("@")[2]),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("User-Agent", "callcenter"),
+            ("X-Callcenter-Event", kind),
+            ("X-Callcenter-Delivery", delivery),
+            ("Connection", "close"),
+        ]
+        if self._secret is not None:
+            digest = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+            headers.append(("X-Callcenter-Signature", f"sha256={digest}"))
+        head = f"POST {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+        writer: asyncio.StreamWriter | None = None
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                reader, writer = await asyncio.open_connection(
+                    host, port, ssl=self._tls, server_hostname=host if self._tls else None
+                )
+                writer.write(head.encode() + b"\r\n" + body)
+                await writer.drain()
+                status_line = await reader.readline()
+        except TimeoutError:
+            raise WebhookError(f"no answer within {self.config.timeout:g} s") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise WebhookError(f"cannot reach {host}:{port}: {exc}") from None
+        finally:
+            if writer is not None:
+                writer.close()
+        status = _status(status_line)
+        if 200 <= status < 300:
+            return
+        final = status not in _RETRIED and not 500 <= status < 600
+        raise WebhookError(f"HTTP {status} from {host}:{port}", final=final)
+
+
+def _status(line: bytes) -> int:
+    """The status code of an HTTP/1.x status line; a garbled one counts as a 502."""
+    parts = line[:_MAX_STATUS_LINE].split(None, 2)
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1].isdigit():
+        return int(parts[1])
+    return 502

@@ -1,0 +1,235 @@
+"""Webhooks as a CRM behind them sees them: the events it asked for, in order, signed, tried
+again while it is down, never holding up a call; endpoints that say no, or cannot keep up,
+are counted and logged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mqtt_broker import make_certificates
+
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError
+from callcenter.live import webhooks as webhooks_module
+from callcenter.testing import running_center
+
+SECRET = "crm-shared-secret"
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: dict[str, Any]
+    raw: bytes
+
+
+@dataclass
+class Endpoint:
+    """A small HTTP server standing in for a CRM: it answers each POST with the next of
+    ``statuses`` (200 once they run out) after ``delay`` seconds."""
+
+    statuses: list[int] = field(default_factory=list)
+    delay: float = 0.0
+    received: list[Received] = field(default_factory=list)
+    port: int = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await reader.readuntil(b"\r\n\r\n")
+            lines = request.decode().split("\r\n")
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name:
+                    headers[name.strip().lower()] = value.strip()
+            headers["request-line"] = lines[0]
+            raw = await reader.readexactly(int(headers["content-length"]))
+            self.received.append(Received(headers, json.loads(raw), raw))
+            await asyncio.sleep(self.delay)
+            status = self.statuses.pop(0) if self.statuses else 200
+            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def events(self) -> list[str]:
+        return [r.body["event"] for r in self.received]
+
+
+@contextlib.asynccontextmanager
+async def endpoint(
+    statuses: list[int] | None = None, *, delay: float = 0.0, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[Endpoint]:
+    crm = Endpoint(statuses or [], delay)
+    server = await asyncio.start_server(crm.serve, "127.0.0.1", 0, ssl=tls)
+    crm.port = server.sockets[0].getsockname()[1]
+    try:
+        yield crm
+    finally:
+        server.close()
+
+
+async def until(predicate: Any, what: str, limit: float = 5.0) -> None:
+    try:
+        async with asyncio.timeout(limit):
+            while not predicate():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(what) from None
+
+
+def hook(port: int, **more: Any) -> dict[str, Any]:
+    return {"webhooks": {"crm": {"url": f"http://127.0.0.1:{port}/callcenter/events", **more}}}
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_the_crm_gets_the_events_it_asked_for_in_order_and_signed(
+    tmp_path: Path, transport: str
+) -> None:
+    wanted = ["CallStarted", "AgentConnected", "CallEnded"]
+    async with endpoint() as crm:
+        config = hook(crm.port, events=wanted, secret=SECRET)
+        async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+            center.add_phone("PJSIP/1002", answer_after=0.05)
+            caller = await center.caller_talks_to_an_agent("5551234")
+            await until(lambda: "CallEnded" in crm.events(), "the call's end reached the CRM")
+            _, status = await center.api("GET", "/status")
+    assert crm.events() == wanted
+    started, connected, ended = crm.received
+    assert started.body["caller_num"] == "5551234" and started.body["call_id"] == caller.uniqueid
+    assert (connected.body["agent"], connected.body["queue"]) == ("1002", "support")
+    assert ended.body["hung_up_by"] == "caller"
+    for got in crm.received:
+        assert got.headers["request-line"] == "POST /callcenter/events HTTP/1.1"
+        assert got.headers["content-type"] == "application/json"
+        assert got.headers["x-callcenter-event"] == got.body["event"]
+        expected = hmac.new(SECRET.encode(), got.raw, hashlib.sha256).hexdigest()
+        assert got.headers["x-callcenter-signature"] == f"sha256={expected}"
+    assert len({g.headers["x-callcenter-delivery"] for g in crm.received}) == 3
+    [health] = status["webhooks"]
+    assert (health["name"], health["delivered"], health["failed"]) == ("crm", 3, 0)
+    assert health["url"] == f"http://127.0.0.1:{crm.port}/callcenter/events"
+
+
+async def test_a_crm_that_is_down_a_moment_gets_the_event_again_and_the_next_ones_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhooks_module, "RETRY_FIRST", 0.05)
+    async with endpoint([503, 502]) as crm:
+        config = hook(crm.port, events=["AgentLoggedIn", "AgentLoggedOut"])
+        async with running_center(tmp_path, config=config) as center:
+            center.daemon.router.login("1003", via="test")
+            center.daemon.router.logout("1003", via="test")
+            await until(lambda: ("AgentLoggedOut", "1003") in seen(crm), "Carol's logout went")
+            health = center.daemon.webhooks[0].health()
+    first = crm.received[0].headers["x-callcenter-delivery"]
+    tries = [r for r in crm.received if r.headers["x-callcenter-delivery"] == first]
+    assert len(tries) == 3, "503, 502, then taken: one event, one delivery id"
+    carol = [kind for kind, agent in seen(crm) if agent == "1003"]
+    assert carol == ["AgentLoggedIn", "AgentLoggedOut"], "the others waited, in order"
+    deliveries = {r.headers["x-callcenter-delivery"] for r in crm.received}
+    assert (health["delivered"], health["failed"], health["dropped"]) == (len(deliveries), 0, 0)
+    assert "HTTP 502" in health["last_error"]
+
+
+def seen(crm: Endpoint) -> list[tuple[str, str]]:
+    return [(r.body["event"], r.body.get("agent", "")) for r in crm.received]
+
+
+async def test_an_event_the_crm_refuses_is_dropped_at_once_and_the_next_goes(
+    tmp_path: Path,
+) -> None:
+    async with endpoint([422]) as crm:
+        config = hook(crm.port, events=["AgentLoggedIn", "AgentLoggedOut"])
+        async with running_center(tmp_path, config=config) as center:
+            center.daemon.router.login("1003", via="test")
+            center.daemon.router.logout("1003", via="test")
+            await until(lambda: ("AgentLoggedOut", "1003") in seen(crm), "Carol's logout went")
+            health = center.daemon.webhooks[0].health()
+    deliveries = [r.headers["x-callcenter-delivery"] for r in crm.received]
+    assert len(set(deliveries)) == len(deliveries), "the refused one was not tried again"
+    assert (health["delivered"], health["failed"]) == (len(deliveries) - 1, 1)
+    assert "HTTP 422" in health["last_error"]
+
+
+async def test_calls_go_on_while_the_crm_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhooks_module, "RETRY_FIRST", 0.02)
+    async with endpoint() as crm:
+        port = crm.port  # closed when the block ends: nothing listens there any more
+    config = hook(port, max_tries=2)
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        caller = await center.caller_talks_to_an_agent("5551234")
+        row = await center.cdr(caller.uniqueid)
+        webhook = center.daemon.webhooks[0]
+        await until(lambda: webhook.failed > 0, "the events were given up")
+        health = webhook.health()
+    assert row["agent"] == "1002", "the call was not held up"
+    assert health["delivered"] == 0 and "cannot reach" in health["last_error"]
+
+
+async def test_a_crm_too_slow_for_the_events_loses_the_ones_that_do_not_fit(
+    tmp_path: Path,
+) -> None:
+    async with endpoint(delay=0.5) as crm:
+        config = hook(crm.port, events=["AgentPaused", "AgentUnpaused"], queue_size=2)
+        async with running_center(tmp_path, config=config) as center:
+            router = center.daemon.router
+            for _ in range(5):
+                router.pause("1001", "lunch", via="test")
+                router.unpause("1001", via="test")
+            webhook = center.daemon.webhooks[0]
+            assert webhook.dropped >= 5, "10 events, 1 being sent, 2 waiting"
+            dropped = webhook.dropped
+    assert dropped + len(crm.received) <= 10
+
+
+async def test_an_https_crm_is_checked_against_the_configured_authority(tmp_path: Path) -> None:
+    ca, cert, key = make_certificates(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    async with endpoint(tls=tls) as crm:
+        url = f"https://localhost:{crm.port}/events"
+        config = {
+            "webhooks": {"crm": {"url": url, "events": ["AgentLoggedIn"], "ca_file": str(ca)}}
+        }
+        async with running_center(tmp_path, config=config) as center:
+            center.daemon.router.login("1003", via="test")
+            await until(lambda: ("AgentLoggedIn", "1003") in seen(crm), "delivered over TLS")
+
+
+@pytest.mark.parametrize(
+    ("webhook", "message"),
+    [
+        ({"url": "ftp://crm.example/x"}, "must be an http:// or https:// URL"),
+        (
+            {"url": "https://crm.example/x", "events": ["AgentConected"]},
+            "did you mean AgentConnected?",
+        ),
+        ({"url": "https://crm.example/x", "max_tries": 0}, "webhooks.crm.max_tries"),
+    ],
+)
+def test_webhook_settings_that_cannot_work_are_config_errors(
+    webhook: dict[str, Any], message: str
+) -> None:
+    text = yaml.safe_dump(
+        {"pbx": {"type": "asterisk", "ami": {"secret": "x"}}, "webhooks": {"crm": webhook}}
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(text)
+    assert message in str(refused.value)
