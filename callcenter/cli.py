@@ -913,6 +913,15 @@ def format_status(status: dict[str, Any]) -> str:
             lines.append(f"MQTT {mqtt.get('broker')}: connected since {mqtt.get('since')}")
         else:
             lines.append(f"MQTT {mqtt.get('broker')}: not connected ({mqtt.get('error')})")
+    for hook in status.get("webhooks", []):
+        line = (
+            f"Webhook {hook.get('name')} {hook.get('url')}: {hook.get('delivered')} delivered, "
+            f"{hook.get('failed')} failed, {hook.get('dropped')} dropped, "
+            f"{hook.get('waiting')} waiting"
+        )
+        if hook.get("last_error"):
+            line += f" (last error: {hook['last_error']})"
+        lines.append(line)
     lines.append("")
     agent_cols = [("agent", 8), ("name", 14), ("state", 10), ("for", 8), ("ready", 5)]
     agent_cols += [("calls", 5), ("queues", 20), ("note", 0)]

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from mqtt_broker import make_certificates
 
+from callcenter.cli import format_status
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
 from callcenter.live import webhooks as webhooks_module
@@ -122,6 +123,8 @@ async def test_the_crm_gets_the_events_it_asked_for_in_order_and_signed(
     [health] = status["webhooks"]
     assert (health["name"], health["delivered"], health["failed"]) == ("crm", 3, 0)
     assert health["url"] == f"http://127.0.0.1:{crm.port}/callcenter/events"
+    shown = format_status(status)
+    assert f"Webhook crm http://127.0.0.1:{crm.port}/callcenter/events: 3 delivered" in shown
 
 
 async def test_a_crm_that_is_down_a_moment_gets_the_event_again_and_the_next_ones_wait(
