@@ -107,6 +107,8 @@ async def test_the_crm_gets_the_events_it_asked_for_in_order_and_signed(
             center.add_phone("PJSIP/1002", answer_after=0.05)
             caller = await center.caller_talks_to_an_agent("5551234")
             await until(lambda: "CallEnded" in crm.events(), "the call's end reached the CRM")
+            webhook = center.daemon.webhooks[0]
+            await until(lambda: webhook.delivered == 3, "the CRM's 200 was read")
             _, status = await center.api("GET", "/status")
     assert crm.events() == wanted
     started, connected, ended = crm.received
@@ -137,7 +139,9 @@ async def test_a_crm_that_is_down_a_moment_gets_the_event_again_and_the_next_one
             center.daemon.router.login("1003", via="test")
             center.daemon.router.logout("1003", via="test")
             await until(lambda: ("AgentLoggedOut", "1003") in seen(crm), "Carol's logout went")
-            health = center.daemon.webhooks[0].health()
+            webhook = center.daemon.webhooks[0]
+            await until(lambda: webhook.delivered + webhook.failed == len(ids(crm)), "answered")
+            health = webhook.health()
     first = crm.received[0].headers["x-callcenter-delivery"]
     tries = [r for r in crm.received if r.headers["x-callcenter-delivery"] == first]
     assert len(tries) == 3, "503, 502, then taken: one event, one delivery id"
@@ -146,6 +150,10 @@ async def test_a_crm_that_is_down_a_moment_gets_the_event_again_and_the_next_one
     deliveries = {r.headers["x-callcenter-delivery"] for r in crm.received}
     assert (health["delivered"], health["failed"], health["dropped"]) == (len(deliveries), 0, 0)
     assert "HTTP 502" in health["last_error"]
+
+
+def ids(crm: Endpoint) -> set[str]:
+    return {r.headers["x-callcenter-delivery"] for r in crm.received}
 
 
 def seen(crm: Endpoint) -> list[tuple[str, str]]:
@@ -161,7 +169,9 @@ async def test_an_event_the_crm_refuses_is_dropped_at_once_and_the_next_goes(
             center.daemon.router.login("1003", via="test")
             center.daemon.router.logout("1003", via="test")
             await until(lambda: ("AgentLoggedOut", "1003") in seen(crm), "Carol's logout went")
-            health = center.daemon.webhooks[0].health()
+            webhook = center.daemon.webhooks[0]
+            await until(lambda: webhook.delivered + webhook.failed == len(ids(crm)), "answered")
+            health = webhook.health()
     deliveries = [r.headers["x-callcenter-delivery"] for r in crm.received]
     assert len(set(deliveries)) == len(deliveries), "the refused one was not tried again"
     assert (health["delivered"], health["failed"]) == (len(deliveries) - 1, 1)
