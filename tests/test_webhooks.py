@@ -133,15 +133,7 @@ async def test_a_crm_that_is_down_a_moment_gets_the_event_again_and_the_next_one
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(webhooks_module, "RETRY_FIRST", 0.05)
-    async with endpoint([503, 502]) as crm:
-        config = hook(crm.port, events=["AgentLoggedIn", "AgentLoggedOut"])
-        async with running_center(tmp_path, config=config) as center:
-            center.daemon.router.login("1003", via="test")
-            center.daemon.router.logout("1003", via="test")
-            await until(lambda: ("AgentLoggedOut", "1003") in seen(crm), "Carol's logout went")
-            webhook = center.daemon.webhooks[0]
-            await until(lambda: webhook.delivered + webhook.failed == len(ids(crm)), "answered")
-            health = webhook.health()
+    crm, health = await carol_logs_in_and_out(tmp_path, [503, 502])
     first = crm.received[0].headers["x-callcenter-delivery"]
     tries = [r for r in crm.received if r.headers["x-callcenter-delivery"] == first]
     assert len(tries) == 3, "503, 502, then taken: one event, one delivery id"
@@ -150,6 +142,22 @@ async def test_a_crm_that_is_down_a_moment_gets_the_event_again_and_the_next_one
     deliveries = {r.headers["x-callcenter-delivery"] for r in crm.received}
     assert (health["delivered"], health["failed"], health["dropped"]) == (len(deliveries), 0, 0)
     assert "HTTP 502" in health["last_error"]
+
+
+async def carol_logs_in_and_out(
+    tmp_path: Path, statuses: list[int]
+) -> tuple[Endpoint, dict[str, Any]]:
+    """Agent 1003 logs in and out while the CRM answers ``statuses`` first; (the CRM,
+    the webhook's health once every event was answered)."""
+    async with endpoint(statuses) as crm:
+        config = hook(crm.port, events=["AgentLoggedIn", "AgentLoggedOut"])
+        async with running_center(tmp_path, config=config) as center:
+            center.daemon.router.login("1003", via="test")
+            center.daemon.router.logout("1003", via="test")
+            await until(lambda: ("AgentLoggedOut", "1003") in seen(crm), "Carol's logout went")
+            webhook = center.daemon.webhooks[0]
+            await until(lambda: webhook.delivered + webhook.failed == len(ids(crm)), "answered")
+            return crm, webhook.health()
 
 
 def ids(crm: Endpoint) -> set[str]:
@@ -163,15 +171,7 @@ def seen(crm: Endpoint) -> list[tuple[str, str]]:
 async def test_an_event_the_crm_refuses_is_dropped_at_once_and_the_next_goes(
     tmp_path: Path,
 ) -> None:
-    async with endpoint([422]) as crm:
-        config = hook(crm.port, events=["AgentLoggedIn", "AgentLoggedOut"])
-        async with running_center(tmp_path, config=config) as center:
-            center.daemon.router.login("1003", via="test")
-            center.daemon.router.logout("1003", via="test")
-            await until(lambda: ("AgentLoggedOut", "1003") in seen(crm), "Carol's logout went")
-            webhook = center.daemon.webhooks[0]
-            await until(lambda: webhook.delivered + webhook.failed == len(ids(crm)), "answered")
-            health = webhook.health()
+    crm, health = await carol_logs_in_and_out(tmp_path, [422])
     deliveries = [r.headers["x-callcenter-delivery"] for r in crm.received]
     assert len(set(deliveries)) == len(deliveries), "the refused one was not tried again"
     assert (health["delivered"], health["failed"]) == (len(deliveries) - 1, 1)
