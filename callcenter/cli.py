@@ -4,8 +4,11 @@
     callcenter check CONFIG                 validate a config file (file:line: field: message)
     callcenter simulate CONFIG --flow F ...  dry-run one call through a flow (demo PBX)
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
-    callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | transfer |
-                                            help | pause-recording | resume-recording
+    callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | ready |
+                                            transfer | help | pause-recording |
+                                            resume-recording | preview-dial | preview-skip |
+                                            disposition
+    callcenter campaign ACTION [ID]         list | pause | resume
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call;
                                               stop; takeover
     callcenter status [--json]              agents, queues and calls of the running daemon
@@ -124,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent = sub.add_parser(
         "agent",
-        help="log an agent in/out, pause, transfer, pause the call's recording, dial or skip "
-        "the lead a preview campaign shows, give a call its disposition",
+        help="log an agent in/out, pause, end their wrap-up (ready), transfer, pause the "
+        "call's recording, dial or skip the lead a preview campaign shows, give a call its "
+        "disposition",
     )
     agent.add_argument(
         "action",
@@ -134,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
             "logout",
             "pause",
             "unpause",
+            "ready",
             "transfer",
             "help",
             "pause-recording",

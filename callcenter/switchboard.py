@@ -122,6 +122,7 @@ FEATURE_PROMPTS = {
     "logout": "agent-loggedoff",
     "pause": "agent-paused",
     "unpause": "agent-unpaused",
+    "ready": "beep",
 }
 
 
@@ -169,7 +170,7 @@ MAX_QUEUE_HOPS = 5
 EXIT_KEY_POLL = 1.0
 """Seconds one digit read lasts while a queue's exit keys are armed."""
 
-AGENT_ROUTES = ("agent-login", "agent-logout", "agent-pause", "agent-unpause")
+AGENT_ROUTES = ("agent-login", "agent-logout", "agent-pause", "agent-unpause", "agent-ready")
 """The hooks of the agents' feature codes (``AGI(agi://.../agent-login)``,
 ``callcenter_route=agent-login``)."""
 SUPERVISOR_ROUTES: dict[str, SpyMode] = {
@@ -2128,6 +2129,9 @@ class Switchboard:
                     # Reason codes come from the config: reports group pauses by them.
                     raise EngineError(f"pause reason {reason!r} is not in pause_reasons")
                 self.router.pause(agent_id, reason, via="feature-code")
+            elif action == "ready":
+                # Done with the after-call work before its time is up.
+                self.router.end_wrapup(agent_id)
             else:
                 self.router.unpause(agent_id, via="feature-code")
         except (EngineError, UnknownAgent) as exc:

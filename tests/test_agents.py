@@ -4,6 +4,7 @@ running daemon, pauses that keep calls away, and the shift recorded when they lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from callcenter.cli import main as cli_main
+from callcenter.errors import EngineError
 from callcenter.events import AgentRinging
 from callcenter.testing import TRANSPORTS, Center, running_center
 
@@ -265,3 +267,30 @@ async def test_cli_with_an_agent_id_no_url_can_hold_says_unknown_agent(
 
 def test_cli_against_a_daemon_that_is_not_running_exits_3() -> None:
     assert cli_main(["status", "--api", "http://127.0.0.1:9"]) == 3
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_an_agent_done_with_the_wrap_up_dials_star75_and_takes_the_next_call(
+    tmp_path: Path, agi: str
+) -> None:
+    config = {"queues": {"support": {"wrapup": 60}}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        bob = center.add_phone("PJSIP/1002", answer_after=0.05)
+        router = center.daemon.router
+        for other in ("1001", "1003"):
+            with contextlib.suppress(EngineError):
+                router.logout(other, via="test")
+        await center.caller_talks_to_an_agent("5550100")
+        async with asyncio.timeout(5):
+            while router.agents["1002"].state != "wrap_up":
+                await asyncio.sleep(0.01)
+        phone = await center.pbx.call("*75", caller_num="1002", caller_name="Bob")
+        await phone.wait_ended(timeout=5)
+        assert "beep" in phone.heard
+        assert router.agents["1002"].state == "available", "a minute of wrap-up cut short"
+        caller = await center.caller_presses("5550101", "2")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1002"
+        assert bob.answered == 2
+        status, answer = await center.api("POST", "/agents/1002/ready", {})
+        assert status == 409 and "not in wrap-up" in answer["error"]
+        await caller.hangup()

@@ -591,6 +591,7 @@ DEFAULT_ROUTES: dict[str, str] = {
     "*72": "agent-logout",
     "*73": "agent-pause",
     "*74": "agent-unpause",
+    "*75": "agent-ready",
 }
 
 

@@ -28,9 +28,9 @@ CHANNEL_PARK for inbound-ESL clients; a caller still parked ``failover_after`` s
 goes to ``callcenter_failover``: a message, then hang-up), ``"socket"`` (set the route, then
 ``socket <socket_address> async full``, then ``callcenter_failover`` if it could not
 connect) or a list of ``(application, argument)`` steps. The default sends 800 (route
-``inbound``) and the feature codes ``*71``..``*74`` (``agent-login``, ``agent-logout``,
-``agent-pause``, ``agent-unpause``) to ``park`` in inbound mode and to ``socket`` in outbound
-mode. Any other destination (a ``uuid_transfer <uuid> 2100 XML <context>``, say, in
+``inbound``) and the feature codes ``*71``..``*75`` (``agent-login``, ``agent-logout``,
+``agent-pause``, ``agent-unpause``, ``agent-ready``; ``*81``..``*83`` + agent for
+supervisors) to ``park`` in inbound mode and to ``socket`` in outbound mode. Any other destination (a ``uuid_transfer <uuid> 2100 XML <context>``, say, in
 whatever context) bridges to ``user/<destination>`` for 30 s, as the demo Asterisk dials
 ``PJSIP/<exten>``; an empty or undialable one hangs up with ``NO_ROUTE_DESTINATION``.
 """

@@ -22,6 +22,8 @@ Routes (all JSON)::
     POST /agents/{id}/logout              {}
     POST /agents/{id}/pause               {"reason": "lunch"}
     POST /agents/{id}/unpause             {}
+    POST /agents/{id}/ready               {}: wrap-up over before its time (409 when the
+                                          agent is not in wrap-up)
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
                                           or {"queue": "<queue>", "priority": 0}
     POST /agents/{id}/help                {}: the queue's supervisor is rung to whisper on
@@ -431,6 +433,8 @@ class ControlAPI:
                 router.pause(agent_id, reason, via="api")
             elif action == "unpause":
                 router.unpause(agent_id, via="api")
+            elif action == "ready":
+                router.end_wrapup(agent_id)
             elif action == "transfer":
                 queue = body.get("queue")
                 if queue is None:
