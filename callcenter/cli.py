@@ -252,15 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--since",
-        default="today",
-        help="with --queues/--agents: from (included): today (the default), yesterday, "
-        "2026-12-01, '2026-12-01 08:00'",
+        default=None,
+        help="from (included): today, yesterday, 2026-12-01, '2026-12-01 08:00'; figures: "
+        "today by default; CDRs: every one from then (instead of the --last newest)",
     )
     report.add_argument(
         "--until",
-        default="now",
-        help="with --queues/--agents: to (excluded): now (the default), a date (its "
-        "midnight) or a time",
+        default=None,
+        help="to (excluded): now (the default), a date (its midnight) or a time",
     )
     report.add_argument(
         "--by",
@@ -271,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--tz",
         default=None,
-        help="with --queues/--agents: time zone of the periods and of --since/--until "
-        "(default: ivr.timezone of the config)",
+        help="time zone of --since/--until and of the figures' periods (default: "
+        "ivr.timezone of the config)",
     )
     report.add_argument(
         "--fcr-days",
@@ -284,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--csv",
         action="store_true",
-        help="with --queues/--agents: CSV for a spreadsheet instead of a table",
+        help="CSV for a spreadsheet instead of a table (the CDRs: every column)",
     )
     report.add_argument(
         "--follow",
@@ -346,29 +345,39 @@ def _main(argv: Sequence[str] | None) -> int:
                 " at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
-        if summary is None:
-            given = [
-                flag
-                for flag, value, default in (
-                    ("--since", args.since, "today"),
-                    ("--until", args.until, "now"),
-                    ("--by", args.by, "day"),
-                    ("--tz", args.tz, None),
-                    ("--csv", args.csv, False),
-                    ("--fcr-days", args.fcr_days, 7),
-                )
-                if value != default
-            ]
-            if given:
-                parser.error(f"{', '.join(given)} go(es) with --queues or --agents")
-        else:
-            if args.csv and args.json:
-                parser.error("--csv or --json, not both")
+        if args.csv and args.json:
+            parser.error("--csv or --json, not both")
+        figure_flags = [("--by", args.by, "day"), ("--fcr-days", args.fcr_days, 7)]
+        range_flags = [
+            ("--since", args.since, None),
+            ("--until", args.until, None),
+            ("--tz", args.tz, None),
+            ("--csv", args.csv, False),
+        ]
+        other = any(chosen)
+        wrong = [f for f, value, default in figure_flags if value != default and not summary]
+        wrong += [f for f, value, default in range_flags if value != default and other]
+        if wrong:
+            parser.error(
+                f"{', '.join(wrong)} go(es) with --queues or --agents"
+                + ("" if "--by" in wrong or "--fcr-days" in wrong else " or the CDRs")
+            )
+        ranged = args.csv or args.since is not None or args.until is not None
+        if summary is None and not other and ranged:
+            return cmd_cdr_export(
+                args.config or _default_config(),
+                since=args.since,
+                until=args.until or "now",
+                zone=args.tz,
+                last=args.last,
+                output="csv" if args.csv else "json" if args.json else "table",
+            )
+        if summary is not None:
             return cmd_summary(
                 args.config or _default_config(),
                 summary,
-                since=args.since,
-                until=args.until,
+                since=args.since or "today",
+                until=args.until or "now",
                 by=args.by,
                 zone=args.tz,
                 output="csv" if args.csv else "json" if args.json else "table",
@@ -670,6 +679,73 @@ def cmd_report(
         return EXIT_OK
     print(format_cdr_table(rows))
     return EXIT_OK
+
+
+def cmd_cdr_export(
+    path: str,
+    *,
+    since: str | None,
+    until: str,
+    zone: str | None,
+    last: int,
+    output: str,
+) -> int:
+    """The CDRs that started from ``since`` to ``until`` (every one of them), or with
+    ``since`` None the ``last`` newest; as a table, JSON lines or CSV (every column, for a
+    spreadsheet or a billing system)."""
+    import csv
+    import zoneinfo
+
+    from callcenter.records.store import CDR_COLUMNS
+    from callcenter.records.summary import parse_when
+
+    config = _report_config(path)
+    if config is None:
+        return EXIT_CONFIG
+    zone = zone or config.ivr.timezone
+    try:
+        tz = zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        print(f"--tz: unknown time zone {zone!r} (e.g. Europe/Berlin, UTC)", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        end = parse_when(until, tz)
+        start = parse_when(since, tz) if since is not None else None
+    except ValueError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    store = _report_store(config, rescued=True)
+    if isinstance(store, int):
+        return store
+    try:
+        if start is None:
+            rows = [r for r in store.fetch_cdrs(last=last) if _started_before(r, end)]
+        else:
+            rows = store.fetch_cdrs_between(start, end)
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        store.close()
+    if output == "json":
+        for row in rows:
+            print(json.dumps(row, default=str))
+    elif output == "csv":
+        writer = csv.DictWriter(sys.stdout, [name for name, _ in CDR_COLUMNS], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(
+            {k: int(v) if isinstance(v, bool) else v for k, v in r.items()} for r in rows
+        )
+    else:
+        print(format_cdr_table(rows))
+    return EXIT_OK
+
+
+def _started_before(row: Mapping[str, Any], end: Any) -> bool:
+    from datetime import datetime
+
+    start = datetime.fromisoformat(str(row["start"]))
+    return bool(start < end)
 
 
 def cmd_purge(path: str, *, older_than: int | None, before: str | None, dry_run: bool) -> int:

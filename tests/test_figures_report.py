@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_record_rescue import cdr
 
 from callcenter.cli import main as cli_main
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
-from callcenter.records.store import SqliteCdrStore
+from callcenter.records.store import CDR_COLUMNS, SqliteCdrStore
 from callcenter.records.summary import (
     Periods,
     Stretch,
@@ -395,7 +396,8 @@ def test_report_agents_counts_an_agent_logged_in_now_up_to_now(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--since", "2026-12-01"], "--since go(es) with --queues or --agents"),
+        (["--by", "hour"], "--by go(es) with --queues or --agents"),
+        (["--queue-log", "--since", "today"], "--since go(es) with --queues or --agents or the"),
         (["--queues", "--agents"], "one report at a time"),
         (["--queues", "--csv", "--json"], "--csv or --json, not both"),
     ],
@@ -493,3 +495,33 @@ async def test_the_control_api_serves_the_same_figures_for_dashboards(tmp_path: 
         for path, code, text in cases:
             status, answer = await center.api("GET", path)
             assert (status, text in answer["error"]) == (code, True), (path, answer)
+
+
+def test_report_exports_the_cdrs_of_a_stretch_of_days_with_every_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _records(tmp_path)
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    try:
+        for n, day in enumerate((DAY - timedelta(days=1), DAY, DAY, DAY + timedelta(days=1))):
+            start = at("10:00:00", day) + timedelta(minutes=n)
+            store.write_cdr(cdr(f"c{n}", start=start, answer=start, end=start))
+    finally:
+        store.close()
+    capsys.readouterr()
+    argv = ["report", str(config), "--since", "2026-12-01", "--until", "2026-12-02"]
+    assert cli_main([*argv, "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split(",") == [name for name, _ in CDR_COLUMNS]
+    assert [line.split(",")[CDR_NAMES.index("uniqueid")] for line in lines[1:]] == ["c1", "c2"]
+    assert cli_main([*argv, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["uniqueid"] for r in rows] == ["c1", "c2"]
+    assert cli_main(["report", str(config), "--csv", "--last", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2, "the newest one, as CSV"
+    assert cli_main(["report", str(config), "--since", "2026-11-30"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 + 4, "every CDR from then, not the 20 newest: header, rule, 4"
+
+
+CDR_NAMES = [name for name, _ in CDR_COLUMNS]

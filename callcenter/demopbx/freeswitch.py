@@ -30,9 +30,10 @@ goes to ``callcenter_failover``: a message, then hang-up), ``"socket"`` (set the
 connect) or a list of ``(application, argument)`` steps. The default sends 800 (route
 ``inbound``) and the feature codes ``*71``..``*75`` (``agent-login``, ``agent-logout``,
 ``agent-pause``, ``agent-unpause``, ``agent-ready``; ``*81``..``*83`` + agent for
-supervisors) to ``park`` in inbound mode and to ``socket`` in outbound mode. Any other destination (a ``uuid_transfer <uuid> 2100 XML <context>``, say, in
-whatever context) bridges to ``user/<destination>`` for 30 s, as the demo Asterisk dials
-``PJSIP/<exten>``; an empty or undialable one hangs up with ``NO_ROUTE_DESTINATION``.
+supervisors) to ``park`` in inbound mode and to ``socket`` in outbound mode. Any other
+destination (a ``uuid_transfer <uuid> 2100 XML <context>``, say, in whatever context)
+bridges to ``user/<destination>`` for 30 s, as the demo Asterisk dials ``PJSIP/<exten>``; an
+empty or undialable one hangs up with ``NO_ROUTE_DESTINATION``.
 """
 
 from __future__ import annotations

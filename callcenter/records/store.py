@@ -428,6 +428,10 @@ class Statements:
             f' WHERE "end" > {p} AND "start" < {p} ORDER BY "start", agent'
         )
         columns = _quoted(_CDR_NAMES)
+        self.fetch_cdrs_between = (
+            f'SELECT {columns} FROM cdr WHERE "start" >= {p} AND "start" < {p}'
+            ' ORDER BY "start", uniqueid'
+        )
         self.fetch_cdrs = (
             f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
             f' ORDER BY "start" DESC, uniqueid DESC LIMIT {p}) AS newest'
@@ -466,6 +470,13 @@ def _utc(text: str) -> datetime:
 def _aware(value: datetime) -> datetime:
     # Rows written by this daemon are UTC with an offset; a naive one can only be UTC too.
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _cdr_row(row: Any) -> dict[str, Any]:
+    record = dict(row)
+    record["abandoned"] = bool(record["abandoned"])
+    record["barged"] = bool(record["barged"])
+    return record
 
 
 def _queue_log_entry(row: Any) -> QueueLogEntry:
@@ -859,18 +870,17 @@ class RecordStore(abc.ABC):
                 pauses.append(Stretch(presence.agent, _aware(presence.paused_at), None, reason))
         return sessions, pauses
 
+    def fetch_cdrs_between(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """The CDRs of the calls that started from ``since`` (included) to ``until``
+        (excluded), oldest first, as :meth:`fetch_cdrs` gives them."""
+        rows = self._fetch(self._sql.fetch_cdrs_between, (_stamp(since), _stamp(until)))
+        return [_cdr_row(row) for row in rows]
+
     def fetch_cdrs(self, *, last: int | None = None) -> list[dict[str, Any]]:
         """Every CDR, or the ``last`` newest, oldest first, keyed by CdrRecord field name
         (``abandoned`` and ``barged`` as bools)."""
         limit = self.dialect.no_limit if last is None else max(last, 0)
-        rows = self._fetch(self._sql.fetch_cdrs, (limit,))
-        result = []
-        for row in rows:
-            record = dict(row)
-            record["abandoned"] = bool(record["abandoned"])
-            record["barged"] = bool(record["barged"])
-            result.append(record)
-        return result
+        return [_cdr_row(row) for row in self._fetch(self._sql.fetch_cdrs, (limit,))]
 
     def fetch_agent_sessions(self) -> list[dict[str, Any]]:
         """Every agent session, oldest login first."""
