@@ -233,6 +233,9 @@ async def test_report_reads_the_calls_back_from_postgresql(
     assert [json.loads(line)["uniqueid"] for line in out.splitlines()] == [caller.uniqueid]
     code, out, err = await report(PASSWORD, "--queue-log")
     assert code == 0 and "|ENTERQUEUE|" in out, err
+    code, out, err = await report(PASSWORD, "--since", "yesterday", "--csv")
+    assert code == 0, err
+    assert out.startswith("accountcode,src,dst") and caller.uniqueid in out
     code, out, err = await report(PASSWORD, "--queues", "--json")
     assert code == 0, err
     [queue] = [json.loads(line) for line in out.splitlines()]
