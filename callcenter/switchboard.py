@@ -146,9 +146,10 @@ class ActiveCall:
     pending_transfer: str | None = None
     transferred_by: str | None = None
     transfer_kind: str = "blind"
+    """``blind``, ``queue`` (into a queue), or ``takeover`` when a supervisor took the call
+    over from the agent."""
     transfer_priority: int = 0
     """Queue priority of a caller being transferred to a queue."""
-    """``blind``, or ``takeover`` when a supervisor took the call over from the agent."""
     bridge_cause: HangupCause = HangupCause.UNSPECIFIED
     """How the last bridge ended (Asterisk reports 0 for channels that only ran AGI)."""
     path: list[str] = field(default_factory=list)

@@ -9,6 +9,11 @@ on (:meth:`PBX.spy`):
 * ``whisper``: the agent hears the supervisor, the caller does not (coaching);
 * ``barge``: everybody hears everybody.
 
+A supervisor who dials ``*81`` / ``*82`` / ``*83`` + agent from their phone is monitoring
+already: :meth:`Monitoring.monitor_from` spies from that call (:meth:`Call.spy`), nothing
+rings. Either way the supervisor's keypad may switch the mode (ChanSpy's 4/5/6, eavesdrop's
+0-3): the session tells (:meth:`SpySession.on_mode_changed`) and the monitoring follows.
+
 A supervisor monitors one call at a time. Asking again for the same agent's call in
 another mode switches the mode on the same leg, without ringing again (a mode asked for
 while the phone still rings is the one it starts in). Asking for another agent ends the
