@@ -858,8 +858,9 @@ def cmd_summary(
     elif output == "csv":
         if rows:
             for row in rows:
-                if "pauses" in row:
-                    row["pauses"] = " ".join(f"{k}={v}" for k, v in row["pauses"].items())
+                for name in ("pauses", "dispositions"):
+                    if name in row:
+                        row[name] = " ".join(f"{k}={v}" for k, v in row[name].items())
             writer = csv.DictWriter(sys.stdout, list(rows[0]), lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)

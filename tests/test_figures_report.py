@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from test_record_rescue import cdr
 
 from callcenter.cli import main as cli_main
+from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
 from callcenter.records.store import CDR_COLUMNS, SqliteCdrStore
@@ -331,6 +332,16 @@ def _records(tmp_path: Path, extra: str = "") -> Path:
         store.write_agent_presence(
             AgentPresence("1001", at("08:30:00"), "feature-code", "break", at("09:50:00"), "")
         )
+        for call_id, code, when in (("c1", "sale", "09:02:30"), ("c6", "sale", "10:01:00")):
+            store.write_disposition(
+                DispositionRecord(
+                    call_id, "1002", code, "", "555", "support", "", "", None, False, at(when)
+                )
+            )
+        store.write_disposition(
+            DispositionRecord("c2", "1001", "no-interest", "", "555", "support", "", "", None,
+                              False, at("09:12:00"))
+        )  # fmt: skip
     finally:
         store.close()
     return config
@@ -391,6 +402,8 @@ def test_report_agents_counts_an_agent_logged_in_now_up_to_now(
     assert rows["1001"]["logged_in_seconds"] == 3.5 * 3600, "logged in since 08:30, to 12:00"
     assert rows["1001"]["pauses"] == {"break": 130 * 60}, "paused since 09:50"
     assert rows["1001"]["missed"] == 1
+    assert rows["1002"]["dispositions"] == {"sale": 2}
+    assert rows["1001"]["dispositions"] == {"no-interest": 1}
 
 
 @pytest.mark.parametrize(

@@ -374,6 +374,10 @@ class Statements:
             f' ORDER BY "at" DESC, "call_id" DESC LIMIT {p}) AS newest'
             ' ORDER BY "at", "call_id"'
         )
+        self.fetch_dispositions_between = (
+            f"SELECT {named} FROM dispositions"
+            f' WHERE "at" >= {p} AND "at" < {p} ORDER BY "at", "call_id"'
+        )
         self.fetch_asked_not = 'SELECT DISTINCT "number" FROM dispositions WHERE "do_not_call" = 1'
         # Callbacks set for a time on inbound calls whose request is not written yet (the
         # timer's request is "<call id>+callback" in queue_callbacks once it fell due).
@@ -714,6 +718,13 @@ class RecordStore(abc.ABC):
         """Every call's disposition, or the ``last`` newest, oldest first."""
         limit = self.dialect.no_limit if last is None else max(last, 0)
         return self._dispositions(self._sql.fetch_dispositions, (limit,))
+
+    def fetch_dispositions_between(
+        self, since: datetime, until: datetime
+    ) -> list[DispositionRecord]:
+        """The codes given from ``since`` (included) to ``until`` (excluded), oldest first."""
+        bounds = (_iso(since.astimezone(UTC)), _iso(until.astimezone(UTC)))
+        return self._dispositions(self._sql.fetch_dispositions_between, bounds)
 
     def fetch_timed_callbacks(self) -> list[DispositionRecord]:
         """Inbound calls an agent set a callback for a time on, not yet fallen due (or due

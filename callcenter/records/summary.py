@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Literal, Protocol
 
+from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import QueueLogEntry
 
 Grouping = Literal["hour", "day", "total"]
@@ -198,6 +199,8 @@ class AgentFigures:
     logged_in: float = 0.0
     paused: float = 0.0
     pauses: dict[str, float] = field(default_factory=dict)
+    codes: dict[str, int] = field(default_factory=dict)
+    """Dispositions given, by code."""
 
     @property
     def occupancy_percent(self) -> float | None:
@@ -222,6 +225,7 @@ class AgentFigures:
             "paused_seconds": round(self.paused, 1),
             "pauses": {reason: round(s, 1) for reason, s in sorted(self.pauses.items())},
             "occupancy_percent": _rounded(self.occupancy_percent),
+            "dispositions": dict(sorted(self.codes.items())),
         }
 
 
@@ -383,9 +387,11 @@ def agent_summary(
     *,
     names: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    codes: Iterable[tuple[str, str, datetime]] = (),
 ) -> list[AgentFigures]:
     """Each agent's figures in each period, by period then agent (an agent with nothing in
-    a period is left out). A stretch still going (``end`` None) counts up to ``now``."""
+    a period is left out). A stretch still going (``end`` None) counts up to ``now``.
+    ``codes``: (agent, disposition code, when) of the dispositions they gave."""
     names = names or {}
     now = now or datetime.now(UTC)
     figures: dict[tuple[str, str], AgentFigures] = {}
@@ -419,6 +425,10 @@ def agent_summary(
             figures_row = row(label, pause.agent)
             figures_row.paused += seconds
             figures_row.pauses[pause.reason] = figures_row.pauses.get(pause.reason, 0.0) + seconds
+    for agent, code, when in codes:
+        if periods.covers(when):
+            figures_row = row(periods.label(when), agent)
+            figures_row.codes[code] = figures_row.codes.get(code, 0) + 1
     return sorted(figures.values(), key=lambda f: (f.period, f.agent))
 
 
@@ -426,6 +436,10 @@ class FiguresStore(Protocol):
     """What the figures read from a records database (see :mod:`callcenter.records.store`)."""
 
     def fetch_queue_log_between(self, since: datetime, until: datetime) -> list[QueueLogEntry]: ...
+
+    def fetch_dispositions_between(
+        self, since: datetime, until: datetime
+    ) -> list[DispositionRecord]: ...
 
     def fetch_shifts_between(
         self, since: datetime, until: datetime
@@ -451,7 +465,9 @@ def read_agent_figures(
     """:func:`agent_summary` of what ``store`` holds (blocking: a thread's job)."""
     entries = store.fetch_queue_log_between(periods.since, periods.until)
     sessions, pauses = store.fetch_shifts_between(periods.since, periods.until)
-    return agent_summary(entries, sessions, pauses, periods, names=names)
+    given = store.fetch_dispositions_between(periods.since, periods.until)
+    codes = [(d.agent, d.code, d.at) for d in given]
+    return agent_summary(entries, sessions, pauses, periods, names=names, codes=codes)
 
 
 def day_start(day: date, tz: tzinfo) -> datetime:
@@ -508,7 +524,7 @@ def _table(head: list[tuple[str, int]], rows: list[list[str]]) -> str:
     return "\n".join([title, "-" * len(title), *(line(r) for r in rows)])
 
 
-_LEFT: Final = frozenset({"period", "queue", "agent", "name"})
+_LEFT: Final = frozenset({"period", "queue", "agent", "name", "codes"})
 
 
 def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
@@ -568,6 +584,7 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
         ("logged in", 9),
         ("paused", 8),
         ("occ %", 5),
+        ("codes", 30),
     ]
     rows = [
         [
@@ -581,6 +598,7 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
             _clock(f.logged_in),
             _clock(f.paused),
             _pct(f.occupancy_percent),
+            " ".join(f"{code}={n}" for code, n in sorted(f.codes.items())),
         ]
         for f in figures
     ]
