@@ -1025,6 +1025,8 @@ def format_status(status: dict[str, Any]) -> str:
             notes.append(f"pause after this call: {agent['pending_pause']}")
         if agent.get("logout_pending"):
             notes.append("logs out after this call")
+        if agent.get("owes_disposition"):
+            notes.append("owes the last call a disposition")
         if agent.get("call_id"):
             notes.append(f"call {agent['call_id']}")
         cells = [

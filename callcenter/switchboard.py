@@ -1514,6 +1514,7 @@ class Switchboard:
             )
         )
         log.info("call_disposed", call_id=call.call_id, agent=agent_id, code=code)
+        self.router.disposed(agent_id)
         if not call.campaign:
             if at is not None:
                 self.call_back_later(call.call_id, call.queue, number, at)

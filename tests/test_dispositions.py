@@ -7,11 +7,13 @@ asked never to be called again is dialled by no campaign, also after a restart."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from test_campaigns import (
     Scene,
     campaign,
@@ -21,13 +23,15 @@ from test_campaigns import (
 from test_metrics import samples
 
 from callcenter.cli import main as cli_main
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError, EngineError
 from callcenter.events import (
     AgentConnected,
     CallDisposed,
     CampaignAnswered,
     QueueCallbackAnswered,
 )
-from callcenter.testing import merge
+from callcenter.testing import merge, running_center
 
 CODES = {
     "dispositions": {
@@ -195,3 +199,44 @@ async def test_a_callback_code_corrected_calls_the_callback_off(tmp_path: Path) 
         refused = await dispose(s, "1001", code="callback", at="yesterday")
     assert (first, second, phone.rings) == (200, 200, 0)
     assert refused[0] == 400 and "is not a time" in refused[1]["error"]
+
+
+async def test_a_queue_that_requires_a_disposition_keeps_the_agent_in_wrap_up_until_given(
+    tmp_path: Path,
+) -> None:
+    config = merge(CODES, {"queues": {"support": {"wrapup": 0, "disposition_required": True}}})
+    async with running_center(tmp_path, config=config) as center:
+        router = center.daemon.router
+        for other in ("1001", "1003"):
+            with contextlib.suppress(EngineError):
+                router.logout(other, via="test")
+        bob = center.add_phone("PJSIP/1002", answer_after=0.05)
+        await center.caller_talks_to_an_agent("5550200")
+        async with asyncio.timeout(5):
+            while router.agents["1002"].state != "wrap_up":
+                await asyncio.sleep(0.01)
+        waiting = await center.caller_presses("5550201", "2")
+        await waiting.wait_moh(timeout=5)
+        await asyncio.sleep(0.3)
+        assert bob.rings == 1, "no call while the last one has no disposition"
+        status, answer = await center.api("POST", "/agents/1002/ready", {})
+        assert status == 409 and "disposition first" in answer["error"]
+        _, shown = await center.api("GET", "/status")
+        assert next(a for a in shown["agents"] if a["id"] == "1002")["owes_disposition"]
+        status, answer = await center.api("POST", "/agents/1002/disposition", {"code": "sale"})
+        assert status == 200, answer
+        assert await waiting.wait_bridged(timeout=5) == "PJSIP/1002", "the code freed Bob"
+        await waiting.hangup()
+
+
+def test_requiring_dispositions_without_any_configured_is_a_config_error() -> None:
+    text = yaml.safe_dump(
+        {
+            "pbx": {"type": "asterisk", "ami": {"secret": "x"}},
+            "agents": {"1001": {"name": "A", "device": "PJSIP/1001"}},
+            "queues": {"q": {"agents": ["1001"], "disposition_required": True}},
+        }
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(text)
+    assert "queues.q.disposition_required: needs codes to give" in str(refused.value)

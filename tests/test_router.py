@@ -19,6 +19,7 @@ from hypothesis.stateful import (
 from callcenter.acd.agent import Agent, AgentState
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.router import Router
+from callcenter.acd.rules import QueueRules
 from callcenter.errors import EngineError, IllegalTransition, UnknownAgent, UnknownQueue
 from callcenter.events import AgentStateChanged, EngineEvent, EventBus
 
@@ -202,6 +203,33 @@ async def test_agent_can_end_wrap_up_early() -> None:
     await asyncio.sleep(0)
     router.end_wrapup("a")
     assert (await asyncio.wait_for(task, 1)).id == "a"
+
+
+async def test_a_queue_requiring_dispositions_holds_the_wrap_up_until_the_code() -> None:
+    rules = {"sales": QueueRules(members=("a",), wrapup=0.05, disposition_required=True)}
+    router = Router([Agent(id="a", device="PJSIP/a")], {"sales": ["a"]}, rules=rules)
+    agent = router.agents["a"]
+    router.login("a")
+    await take_call(router, "sales", "call-1")
+    router.call_finished("a", "sales")
+    await asyncio.sleep(0.1)
+    assert agent.state is S.WRAP_UP and agent.owes_disposition, "the time is up, not the code"
+    with pytest.raises(EngineError, match="disposition first"):
+        router.end_wrapup("a")
+    router.disposed("a")
+    assert agent.state is S.AVAILABLE and not agent.owes_disposition
+
+    await take_call(router, "sales", "call-2")
+    router.call_finished("a", "sales")
+    router.disposed("a")
+    assert agent.state is S.WRAP_UP, "a code given early: the wrap-up time still runs"
+    await asyncio.sleep(0.1)
+    assert agent.state is S.AVAILABLE
+
+    await take_call(router, "sales", "call-3")
+    router.call_finished("a", "sales")
+    router.logout("a")
+    assert not agent.owes_disposition, "a logout clears what was owed"
 
 
 async def test_no_wrap_up_for_a_queue_without_it() -> None:

@@ -88,6 +88,9 @@ class Agent:
     """A logout was asked for while ON_CALL; it happens when the call ends."""
     pending_pause: str | None = None
     """The reason of a pause asked for while RINGING or ON_CALL; applied when that ends."""
+    owes_disposition: bool = False
+    """The call that ended was of a queue with ``disposition_required``: wrap-up lasts until
+    the agent gives it a code (:meth:`Router.disposed`)."""
     call_id: str | None = None
     """The call the agent is being offered or is talking to (None for a direct reservation)."""
     idle_token: int = field(default=0, repr=False)

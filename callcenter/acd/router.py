@@ -406,11 +406,24 @@ class Router:
         raise IllegalTransition(f"agent {agent_id} is not paused ({agent.state})")
 
     def end_wrapup(self, agent_id: str) -> None:
-        """The agent is done with after-call work before the timer: AVAILABLE now."""
+        """The agent is done with after-call work before the timer: AVAILABLE now. Refused
+        (EngineError) while the call still needs its disposition."""
         agent = self._agent(agent_id)
         if agent.state is not _S.WRAP_UP:
             raise IllegalTransition(f"agent {agent_id} is not in wrap-up ({agent.state})")
+        if agent.owes_disposition:
+            raise EngineError(f"agent {agent_id} has to give the last call a disposition first")
         self._make_available(agent, self._clock())
+
+    def disposed(self, agent_id: str) -> None:
+        """The agent gave their last call its disposition: a wrap-up that waited only for it
+        is over (one whose time is still running ends with its timer)."""
+        agent = self._agent(agent_id)
+        if not agent.owes_disposition:
+            return
+        agent.owes_disposition = False
+        if agent.state is _S.WRAP_UP and agent_id not in self._wrapup_timers:
+            self._make_available(agent, self._clock())
 
     def device_state(self, device: str, *, in_use: bool, reachable: bool = True) -> None:
         """The PBX says ``device`` is (not) in use, and whether it can be called at all.
@@ -634,6 +647,7 @@ class Router:
             if member is not None:
                 member.last_call = now
             q.handle_times.append(max(0.0, talk_seconds) + seconds)
+            agent.owes_disposition = q.rules.disposition_required
         if agent.logout_pending:
             self._apply_logout(agent, self._logout_via.pop(agent_id, "cli"), now)
             return
@@ -651,6 +665,9 @@ class Router:
                     seconds, self._wrapup_over, agent_id
                 )
                 return
+        if agent.owes_disposition:
+            self._set_state(agent, _S.WRAP_UP, now)
+            return
         self._make_available(agent, now)
 
     def leave(self, entry: QueueEntry) -> None:
@@ -759,6 +776,7 @@ class Router:
             "pause_reason": a.pause_reason,
             "pending_pause": a.pending_pause,
             "logout_pending": a.logout_pending,
+            "owes_disposition": a.owes_disposition,
             "call_id": a.call_id,
             "calls_taken": a.calls_taken,
             "missed_offers": a.missed_offers,
@@ -1027,6 +1045,7 @@ class Router:
     def _apply_logout(self, agent: Agent, via: str, now: float) -> None:
         shift = now - agent.logged_in_at if agent.logged_in_at is not None else 0.0
         agent.logout_pending = False
+        agent.owes_disposition = False
         agent.pending_pause = None
         agent.pause_reason = None
         agent.logged_in_at = None
@@ -1040,4 +1059,7 @@ class Router:
         self._wrapup_timers.pop(agent_id, None)
         agent = self._agents[agent_id]
         if agent.state is _S.WRAP_UP:
+            if agent.owes_disposition:
+                log.info("wrapup_waits_for_disposition", agent=agent_id)
+                return
             self._make_available(agent, self._clock())

@@ -67,6 +67,8 @@ class QueueRules:
     leave_when_empty: bool = False
     """Waiting callers are told (``Router.next_agents`` returns ``[]``) when no member who
     could take them is logged in, unpaused and reachable any more."""
+    disposition_required: bool = False
+    """An agent's wrap-up after a call of this queue lasts until they give it a code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ def queue_rules(config: CallCenterConfig) -> dict[str, QueueRules]:
             strategy=parse_strategy(q.strategy),
             weight=q.weight,
             wrapup=q.wrapup,
+            disposition_required=q.disposition_required,
             skills=frozenset(q.skills),
             stages=stages,
             penalties=MappingProxyType(dict(q.penalties)),

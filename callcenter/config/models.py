@@ -1748,6 +1748,12 @@ class QueueConfig(_Model):
     wrapup: _SecondsOrZero = Field(
         default=0, description="Seconds of after-call work before an agent gets the next call."
     )
+    disposition_required: bool = Field(
+        default=False,
+        description="After a call of this queue the agent's wrap-up lasts until they give it "
+        "a disposition (`callcenter agent disposition`, POST /agents/<id>/disposition): "
+        "`wrapup` is then the least it lasts, and `ready` (*75) is refused until then.",
+    )
     no_answer_delay: _SecondsOrZero = Field(
         default=0, description="Seconds an agent who let an offer ring out is not offered calls."
     )
@@ -2718,9 +2724,13 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                 message = _unknown("team", team, known, "agents.<id>.team")
                 out.append(Problem(("supervisors", sid, "teams", i), message))
 
+    codes = _section(data, "dispositions")
     for qname, queue in (queues or {}).items():
         if not isinstance(queue, Mapping):
             continue
+        if queue.get("disposition_required") is True and not codes:
+            message = "needs codes to give: a dispositions: section (sale, no-interest...)"
+            out.append(Problem(("queues", qname, "disposition_required"), message))
         members = queue.get("agents")
         if isinstance(members, list) and agents is not None:
             seen: set[str] = set()
