@@ -228,6 +228,9 @@ async def test_a_queue_requiring_dispositions_holds_the_wrap_up_until_the_code()
 
     await take_call(router, "sales", "call-3")
     router.call_finished("a", "sales")
+    router.pause("a", "lunch")
+    router.unpause("a")
+    assert agent.state is S.WRAP_UP, "a pause does not wipe out what is owed"
     router.logout("a")
     assert not agent.owes_disposition, "a logout clears what was owed"
 

@@ -13,7 +13,9 @@ Logging out never strands an agent: from AVAILABLE, PAUSED or WRAP_UP it is imme
 RINGING the offer is revoked and the agent leaves at once; while ON_CALL the router marks
 ``logout_pending`` and applies it when the call ends (the table's ON_CALL -> LOGGED_OUT edge).
 A pause asked for while RINGING or ON_CALL is likewise kept in ``pending_pause`` and applied
-when the ring or the call ends (RINGING/ON_CALL -> PAUSED).
+when the ring or the call ends (RINGING/ON_CALL -> PAUSED). After a call of a queue with
+``disposition_required`` the agent ``owes_disposition``: WRAP_UP lasts until the code comes,
+and an unpause while it is owed goes back to WRAP_UP (PAUSED -> WRAP_UP).
 
 An AVAILABLE agent is offered calls only when it is also *ready*: not inside a no-answer,
 busy or reject delay (``delayed``), with a device the PBX can reach (``device_unreachable``:
@@ -59,7 +61,8 @@ TRANSITIONS: Mapping[AgentState, frozenset[AgentState]] = MappingProxyType(
         # ON_CALL -> PAUSED / LOGGED_OUT apply a pending pause / logout when the call ends.
         _S.ON_CALL: frozenset({_S.WRAP_UP, _S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
         _S.WRAP_UP: frozenset({_S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
-        _S.PAUSED: frozenset({_S.AVAILABLE, _S.LOGGED_OUT}),
+        # PAUSED -> WRAP_UP: unpaused while the last call still waits for its disposition.
+        _S.PAUSED: frozenset({_S.AVAILABLE, _S.WRAP_UP, _S.LOGGED_OUT}),
     }
 )
 """Every legal move of an agent; anything else raises IllegalTransition."""

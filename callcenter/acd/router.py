@@ -397,6 +397,10 @@ class Router:
             agent.no_answer_streak = 0
             self._publish(AgentUnpaused(agent=agent_id, via=via, mono=now))
             log.info("agent_unpaused", agent=agent_id, via=via)
+            if agent.owes_disposition:
+                # Paused in (or right after) a wrap-up that waits for a code: back to it.
+                self._set_state(agent, _S.WRAP_UP, now)
+                return
             self._make_available(agent, now, idle_since=now)
             return
         if agent.pending_pause is not None:
