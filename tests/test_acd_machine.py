@@ -49,6 +49,7 @@ def q1_rules(strategy: Strategy, leave_when_empty: bool) -> QueueRules:
         autopause=2,
         leave_when_empty=leave_when_empty,
         weights={"a0": 2.0, "a4": 0.5},
+        disposition_required=True,
     )
 
 
@@ -342,8 +343,13 @@ class AcdMachine(RuleBasedStateMachine):
 
     @rule(agent_id=st.sampled_from(AGENT_IDS))
     def wrap_up_ends(self, agent_id: str) -> None:
-        if self.router.agents[agent_id].state is S.WRAP_UP:
+        agent = self.router.agents[agent_id]
+        if agent.state is S.WRAP_UP and not agent.owes_disposition:
             self._in_loop(lambda: self.router.end_wrapup(agent_id))
+
+    @rule(agent_id=st.sampled_from(AGENT_IDS))
+    def agent_gives_the_last_call_a_code(self, agent_id: str) -> None:
+        self._in_loop(lambda: self.router.disposed(agent_id))
 
     @rule(agent_id=st.sampled_from(AGENT_IDS), in_use=st.booleans(), reachable=st.booleans())
     def device_state_changes(self, agent_id: str, in_use: bool, reachable: bool) -> None:
@@ -374,6 +380,12 @@ class AcdMachine(RuleBasedStateMachine):
                 assert agent.call_id == holders[agent_id]
             else:
                 assert agent_id not in holders, f"{agent_id} holds a call while {agent.state}"
+
+    @invariant()
+    def an_agent_who_owes_a_code_takes_no_call(self) -> None:
+        for agent_id, agent in self.router.agents.items():
+            if agent.owes_disposition:
+                assert agent.state in (S.WRAP_UP, S.PAUSED), f"{agent_id} is {agent.state}"
 
     @invariant()
     def offers_go_only_to_ready_agents_with_the_skills(self) -> None:
@@ -455,6 +467,8 @@ class AcdMachine(RuleBasedStateMachine):
                 call_id = min(self.callers)
                 self._in_loop(lambda call_id=call_id: self._end(call_id, "abandoned"))
             for agent_id, agent in self.router.agents.items():
+                if agent.state is S.WRAP_UP:
+                    self._in_loop(lambda agent_id=agent_id: self.router.disposed(agent_id))
                 if agent.state is S.WRAP_UP:
                     self._in_loop(lambda agent_id=agent_id: self.router.end_wrapup(agent_id))
                 assert agent.state in (S.LOGGED_OUT, S.AVAILABLE, S.PAUSED), (
