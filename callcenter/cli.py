@@ -45,6 +45,8 @@ from callcenter.errors import (
 )
 
 if TYPE_CHECKING:
+    from datetime import tzinfo
+
     from callcenter.config import CallCenterConfig
     from callcenter.records.store import RecordStore
 
@@ -620,6 +622,17 @@ def _report_config(path: str) -> CallCenterConfig | None:
         return None
 
 
+def _report_zone(zone: str) -> tzinfo | None:
+    """The time zone a report's times are in; None, said on stderr, for a name that is none."""
+    import zoneinfo
+
+    try:
+        return zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        print(f"--tz: unknown time zone {zone!r} (e.g. Europe/Berlin, UTC)", file=sys.stderr)
+        return None
+
+
 def _report_store(config: CallCenterConfig, *, rescued: bool = False) -> RecordStore | int:
     """The records database of ``config``, or the exit status when there is none to read
     (said on stderr). ``rescued``: also say when refused records wait beside it."""
@@ -694,7 +707,6 @@ def cmd_cdr_export(
     ``since`` None the ``last`` newest; as a table, JSON lines or CSV (every column, for a
     spreadsheet or a billing system)."""
     import csv
-    import zoneinfo
 
     from callcenter.records.store import CDR_COLUMNS
     from callcenter.records.summary import parse_when
@@ -702,11 +714,8 @@ def cmd_cdr_export(
     config = _report_config(path)
     if config is None:
         return EXIT_CONFIG
-    zone = zone or config.ivr.timezone
-    try:
-        tz = zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        print(f"--tz: unknown time zone {zone!r} (e.g. Europe/Berlin, UTC)", file=sys.stderr)
+    tz = _report_zone(zone or config.ivr.timezone)
+    if tz is None:
         return EXIT_CONFIG
     try:
         end = parse_when(until, tz)
@@ -804,18 +813,14 @@ def cmd_summary(
     """``report --queues`` / ``--agents``: figures over a stretch of time (see
     :mod:`callcenter.records.summary`)."""
     import csv
-    import zoneinfo
 
     from callcenter.records import summary as figures
 
     config = _report_config(path)
     if config is None:
         return EXIT_CONFIG
-    zone = zone or config.ivr.timezone
-    try:
-        tz = zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        print(f"--tz: unknown time zone {zone!r} (e.g. Europe/Berlin, UTC)", file=sys.stderr)
+    tz = _report_zone(zone or config.ivr.timezone)
+    if tz is None:
         return EXIT_CONFIG
     grouping = next(g for g in figures.GROUPINGS if g == by)
     try:
