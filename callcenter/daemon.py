@@ -54,7 +54,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
 )
 from callcenter.records import summary
-from callcenter.records.callbacks import QueueCallbackRecorder
+from callcenter.records.callbacks import QueueCallback, QueueCallbackRecorder
 from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.dispositions import DispositionRecorder
@@ -64,7 +64,7 @@ from callcenter.records.rescue import RecordRescue
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.records.writer import RecordWriter
-from callcenter.switchboard import Switchboard
+from callcenter.switchboard import Switchboard, timed_callback_origin
 from callcenter.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -563,6 +563,20 @@ class Daemon:
             at = request.callback_at
             if at is None or qcfg is None or (now - at).total_seconds() > qcfg.callback_max_age:
                 log.info("timed_callback_given_up", call_id=request.call_id, at=str(at))
+                # Its request row, expired, says so for good: the next start leaves it be.
+                origin = timed_callback_origin(request.call_id)
+                expired = QueueCallback(
+                    call_id=origin,
+                    queue=request.queue,
+                    number=request.number,
+                    requested=at or now,
+                    status="expired",
+                    updated=now,
+                )
+                self.recorder.writer.submit(
+                    f"queue_callback:{origin}",
+                    functools.partial(self.store.write_queue_callback, expired),
+                )
                 continue
             self.switchboard.call_back_later(request.call_id, request.queue, request.number, at)
 

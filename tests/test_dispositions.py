@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 from test_campaigns import (
     Scene,
@@ -31,6 +32,7 @@ from callcenter.events import (
     CampaignAnswered,
     QueueCallbackAnswered,
 )
+from callcenter.records.dispositions import DispositionRecord
 from callcenter.testing import merge, running_center
 
 CODES = {
@@ -240,3 +242,27 @@ def test_requiring_dispositions_without_any_configured_is_a_config_error() -> No
     with pytest.raises(ConfigError) as refused:
         load_config_text(text)
     assert "queues.q.disposition_required: needs codes to give" in str(refused.value)
+
+
+async def test_a_timed_callback_too_old_to_make_is_given_up_once_not_at_every_start(
+    tmp_path: Path,
+) -> None:
+    """A callback set for a time long gone (the daemon was down meanwhile) is given up at
+    the next start, said once: its request row records it, the start after leaves it be."""
+    config = merge(CALL_ME_BACK, {"queues": {"sales": {"callback_max_age": 600}}})
+    long_ago = datetime.now(UTC) - timedelta(hours=3)
+    record = DispositionRecord(
+        "old-call", "1001", "callback", "", "5550199", "sales", "", "", long_ago, False, long_ago
+    )
+    async with running_center(tmp_path, config=config) as center:
+        await asyncio.to_thread(center.daemon.store.write_disposition, record)
+        with structlog.testing.capture_logs() as first:
+            daemon = await center.restart()
+            await daemon.recorder.writer.wait_written("queue_callback:old-call+callback")
+        with structlog.testing.capture_logs() as second:
+            daemon = await center.restart()
+        rows = await asyncio.to_thread(daemon.store.fetch_queue_callbacks)
+    given_up = [e for e in first if e["event"] == "timed_callback_given_up"]
+    assert [e["call_id"] for e in given_up] == ["old-call"]
+    assert not [e for e in second if e["event"] == "timed_callback_given_up"]
+    assert [(r.call_id, r.status) for r in rows] == [("old-call+callback", "expired")]
