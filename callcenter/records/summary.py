@@ -15,12 +15,18 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
   Service level = visits answered within the queue's ``service_level`` seconds / visits
   offered (abandoned callers count against it, as in app_queue's "service level performance
   (all calls)"); ASA = mean wait of the answered; AHT = mean talk (transfer legs excluded:
-  the talk of the queue's agent).
+  the talk of the queue's agent); FCR (first-call resolution) = answered callers whose
+  number did not join a queue again on another call within ``fcr_days`` / answered callers
+  whose number is known.
 * :func:`agent_summary` counts each agent's ``CONNECT`` (calls), ``RINGNOANSWER`` (offers
   missed), talk (``COMPLETECALLER`` / ``COMPLETEAGENT`` / ``BLINDTRANSFER``) in the period
   the line falls in, and their logged-in and paused time from the shift records cut at the
-  periods' edges (an agent logged in now counts up to now). Occupancy = talk / (logged in
-  - paused).
+  periods' edges (an agent logged in now counts up to now), and the dispositions they gave
+  by code. Occupancy = talk / (logged in - paused).
+
+:func:`read_queue_figures` / :func:`read_agent_figures` read what they need from a store
+(blocking): the CLI calls them on its own connection, the daemon's API on the writer's
+thread.
 """
 
 from __future__ import annotations
