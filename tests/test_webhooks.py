@@ -124,9 +124,9 @@ async def test_the_crm_gets_the_events_it_asked_for_in_order_and_signed(
     assert len({g.headers["x-callcenter-delivery"] for g in crm.received}) == 3
     [health] = status["webhooks"]
     assert (health["name"], health["delivered"], health["failed"]) == ("crm", 3, 0)
-    assert health["url"] == f"http://127.0.0.1:{crm.port}/callcenter/events"
+    assert health["url"] == f"http://127.0.0.1:{crm.port}", "no path: it may be the key"
     shown = format_status(status)
-    assert f"Webhook crm http://127.0.0.1:{crm.port}/callcenter/events: 3 delivered" in shown
+    assert f"Webhook crm http://127.0.0.1:{crm.port}: 3 delivered" in shown
 
 
 async def test_a_crm_that_is_down_a_moment_gets_the_event_again_and_the_next_ones_wait(

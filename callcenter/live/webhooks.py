@@ -130,12 +130,12 @@ class Webhook:
             self._log.warning("webhook_events_left_at_stop", dropped=left)
 
     def health(self) -> dict[str, Any]:
-        """What ``/status`` shows: the endpoint (without its query string: it may hold a
-        key), and how delivery goes."""
+        """What ``/status`` shows: the endpoint's site (not its path or query: many
+        webhook URLs carry their key there), and how delivery goes."""
         url = self._url
         return {
             "name": self.name,
-            "url": f"{url.scheme}://{url.netloc.rpartition('@')[2]}{url.path}",
+            "url": f"{url.scheme}://{url.netloc.rpartition('@')[2]}",
             "delivered": self.delivered,
             "failed": self.failed,
             "dropped": self.dropped,
