@@ -222,6 +222,9 @@ def test_the_day_the_clocks_go_back_has_25_hours() -> None:
     periods = Periods(day, day + timedelta(days=1), "hour", BERLIN)
     spans = list(periods.spans(periods.since, periods.until))
     assert len(spans) == 25 and all(seconds == 3600 for _, seconds in spans)
+    labels = [label for label, _ in spans]
+    assert len(set(labels)) == 25 and labels == sorted(labels)
+    assert labels[2:4] == ["2026-10-25 02:00", "2026-10-25 02:00 +0100"], "the hour twice"
     day_periods = Periods(day, day + timedelta(days=1), "day", BERLIN)
     assert list(day_periods.spans(day, day + timedelta(days=1))) == [("2026-10-25", 25 * 3600)]
 
