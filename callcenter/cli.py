@@ -45,7 +45,7 @@ from callcenter.errors import (
 )
 
 if TYPE_CHECKING:
-    from datetime import tzinfo
+    from datetime import datetime, tzinfo
 
     from callcenter.config import CallCenterConfig
     from callcenter.records.store import RecordStore
@@ -364,8 +364,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 f"{', '.join(wrong)} go(es) with --queues or --agents"
                 + ("" if "--by" in wrong or "--fcr-days" in wrong else " or the CDRs")
             )
-        ranged = args.csv or args.since is not None or args.until is not None
-        if summary is None and not other and ranged:
+        if summary is None and not other:
             return cmd_cdr_export(
                 args.config or _default_config(),
                 since=args.since,
@@ -392,7 +391,6 @@ def _main(argv: Sequence[str] | None) -> int:
             queue_log=args.queue_log,
             follow=args.follow,
             campaign=args.campaign,
-            dispositions=args.dispositions,
         )
     if command == "status":
         render = None if args.json else format_status
@@ -665,8 +663,9 @@ def cmd_report(
     queue_log: bool = False,
     follow: bool = False,
     campaign: str | None = None,
-    dispositions: bool = False,
 ) -> int:
+    """``report --queue-log | --campaign ID | --dispositions`` (the CDRs:
+    :func:`cmd_cdr_export`, the figures: :func:`cmd_summary`)."""
     config = _report_config(path)
     if config is None:
         return EXIT_CONFIG
@@ -678,20 +677,12 @@ def cmd_report(
             return _print_queue_log(store, last, follow=follow)
         if campaign is not None:
             return _print_campaign(store, campaign, known=list(config.campaigns), as_json=as_json)
-        if dispositions:
-            return _print_dispositions(store, last, as_json=as_json)
-        rows = store.fetch_cdrs(last=last)
+        return _print_dispositions(store, last, as_json=as_json)
     except RecordError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     finally:
         store.close()
-    if as_json:
-        for row in rows:
-            print(json.dumps(row, default=str))
-        return EXIT_OK
-    print(format_cdr_table(rows))
-    return EXIT_OK
 
 
 def cmd_cdr_export(
@@ -750,11 +741,10 @@ def cmd_cdr_export(
     return EXIT_OK
 
 
-def _started_before(row: Mapping[str, Any], end: Any) -> bool:
+def _started_before(row: Mapping[str, Any], end: datetime) -> bool:
     from datetime import datetime
 
-    start = datetime.fromisoformat(str(row["start"]))
-    return bool(start < end)
+    return datetime.fromisoformat(str(row["start"])) < end
 
 
 def cmd_purge(path: str, *, older_than: int | None, before: str | None, dry_run: bool) -> int:
