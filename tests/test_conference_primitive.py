@@ -132,3 +132,51 @@ async def test_conference_needs_a_bridged_call_and_a_valid_room(
         with pytest.raises(CommandFailed):
             await asyncio.wait_for(call.conference("room3", invite=["not a device"]), STEP)
         assert not call.hung_up
+
+
+async def test_agent_steps_aside_with_an_invited_party_while_the_caller_hears_music(
+    tmp_path: Path, transport: str
+) -> None:
+    """The side room: the agent talks there with a supervisor the caller cannot hear; the
+    caller, alone in the room, hears music; legs come back into the room one by one."""
+    async with bridged_call(tmp_path, transport) as (center, caller, call):
+        supervisor = center.add_phone("PJSIP/2000", answer_after=0.05)
+        conference = await asyncio.wait_for(call.conference("room5"), STEP)
+        changes: list[tuple[int, int]] = []
+        conference.on_change(
+            lambda: changes.append((len(conference.members), len(conference.aside)))
+        )
+        await until(lambda: len(conference.members) == 2, "caller and agent in the room")
+        agent = next(m for m in conference.members if "1001" in m)
+        caller_leg = next(m for m in conference.members if m != agent)
+        music = caller.moh_starts
+
+        await asyncio.wait_for(conference.step_aside(agent), STEP)
+        await until(lambda: list(conference.aside) == [agent], "the agent is aside")
+        assert list(conference.members) == [caller_leg]
+        assert room_size(center, "room5") == 1 and room_size(center, "room5-aside") == 1
+        await until(lambda: caller.moh_starts > music, "the caller, alone, hears music")
+
+        await asyncio.wait_for(conference.invite("PJSIP/2000", aside=True), STEP)
+        await supervisor.wait_answered(timeout=STEP)
+        await until(lambda: len(conference.aside) == 2, "agent and supervisor aside")
+        assert room_size(center, "room5") == 1, "the caller does not hear them"
+        sup_leg = next(m for m in conference.aside if "2000" in m)
+
+        with pytest.raises(CommandFailed):
+            await asyncio.wait_for(conference.step_aside(caller_leg), STEP)
+        with pytest.raises(CommandFailed):
+            await asyncio.wait_for(conference.bring_back(caller_leg), STEP)
+
+        await asyncio.wait_for(conference.bring_back(sup_leg), STEP)
+        await until(lambda: sup_leg in conference.members, "the supervisor is with the caller")
+        assert list(conference.aside) == [agent]
+        await asyncio.wait_for(conference.kick(agent), STEP)
+        await until(lambda: not conference.aside, "the agent left the side room")
+        assert room_size(center, "room5-aside") == 0
+        assert not call.hung_up
+        assert (1, 1) in changes and (2, 0) in changes, changes
+
+        await asyncio.wait_for(conference.end(), STEP)
+        assert conference.ended
+        await until(lambda: room_size(center, "room5") == 0, "nobody is left in the room")

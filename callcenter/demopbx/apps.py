@@ -757,6 +757,22 @@ def _conf_headers(room: ConfRoom) -> list[tuple[str, str]]:
     return [("Conference", room.name), *room.bridge.headers()]
 
 
+#: The user-profile setting (``CONFBRIDGE(user,...)``) that plays music to a member alone.
+MOH_WHEN_EMPTY = "CONFBRIDGE(user,music_on_hold_when_empty)"
+
+
+def _music_when_alone(pbx: DemoAsterisk, room: ConfRoom) -> None:
+    """A member alone in the room hears music if its user profile says so; not otherwise."""
+    for member in room.members:
+        alone = len(room.members) == 1
+        if alone and (member.get_var(MOH_WHEN_EMPTY) or "").lower() in ("yes", "1", "true"):
+            pbx.start_moh(
+                member, member.get_var("CONFBRIDGE(user,music_on_hold_class)") or "default"
+            )
+        else:
+            pbx.stop_moh(member)
+
+
 async def app_confbridge(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     """``ConfBridge(room)``: join ``room`` (created on first join) until hung up,
     redirected or kicked (``ConfbridgeKick``: returns 0, ``CONFBRIDGE_RESULT=KICKED``).
@@ -780,14 +796,17 @@ async def app_confbridge(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     room.members.append(channel)
     pbx.bridge_enter(room.bridge, channel)
     channel.emit("ConfbridgeJoin", "call", [*_conf_headers(room), ("Admin", "No"), ("Muted", "No")])
+    _music_when_alone(pbx, room)
     try:
         await channel.wait_until(
             lambda: channel.check_hangup() or channel.uniqueid in room.kicked, CONF_FOREVER
         )
     finally:
         room.members.remove(channel)
+        pbx.stop_moh(channel)
         pbx.bridge_leave(room.bridge, channel)
         channel.emit("ConfbridgeLeave", "call", [*_conf_headers(room), ("Admin", "No")])
+        _music_when_alone(pbx, room)
         if not room.members:
             del pbx.conferences[name]
             pbx.destroy_bridge(room.bridge)

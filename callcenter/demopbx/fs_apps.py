@@ -850,6 +850,15 @@ def _conf_event(room: FSConfRoom, chan: FSChannel, action: str) -> None:
     )
 
 
+def _music_when_alone(room: FSConfRoom) -> None:
+    """A member left alone hears the profile's ``moh-sound`` (the stock default profile
+    has one): counted as a music start, like ``local_stream://`` playback."""
+    if len(room.members) == 1:
+        alone = room.members[0]
+        alone.moh_starts += 1
+        alone.notify()
+
+
 async def app_conference(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
     """``conference <room>[@profile]``: join the room (created on first join) until the
     channel hangs up, is transferred, or ``conference <room> kick`` takes it out.
@@ -871,11 +880,13 @@ async def app_conference(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None
     room.next_id += 1
     chan.notify()
     _conf_event(room, chan, "add-member")
+    _music_when_alone(room)
     try:
         await wait_change([chan], lambda: chan.stopped or chan.uuid in room.kicked, None)
     finally:
         room.members.remove(chan)
         _conf_event(room, chan, "del-member")
+        _music_when_alone(room)
         room.member_ids.pop(chan.uuid, None)
         if not room.members:
             del pbx.conferences[name]

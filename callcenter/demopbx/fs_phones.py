@@ -276,6 +276,11 @@ class Caller:
         await _wait_or_timeout(self._chan, bridged, timeout)
         return device if device is not None else history[-1]
 
+    @property
+    def moh_starts(self) -> int:
+        """How many times music on hold started for the caller so far."""
+        return self._chan.moh_starts
+
     async def wait_moh(self, timeout: float = 5.0) -> None:
         """Return once music on hold (``local_stream://``) has started for the caller."""
         await _wait_or_timeout(self._chan, lambda: self._chan.moh_starts > 0, timeout)

@@ -266,6 +266,11 @@ class Caller:
         await self._chan.wait_until(bridged, timeout)
         return device if device is not None else history[-1]
 
+    @property
+    def moh_starts(self) -> int:
+        """How many times music on hold started for the caller so far."""
+        return self._chan.moh_starts
+
     async def wait_moh(self, timeout: float = 5.0) -> None:
         """Return once music on hold has started for the caller."""
         await self._chan.wait_until(lambda: self._chan.moh_starts > 0, timeout)

@@ -436,18 +436,45 @@ class Conference(Protocol):
         """Return when the caller has left the room."""
         ...
 
-    async def invite(self, device: str, *, caller_id: str = "", timeout: float = 30.0) -> None:
-        """Ring ``device`` and put it into the room once answered. Returns when the PBX
-        accepted the request; a device that does not answer simply never joins."""
+    @property
+    def aside(self) -> Sequence[str]:
+        """The channels in the room's side room now, in the order they joined (see
+        :meth:`step_aside`)."""
+        ...
+
+    async def invite(
+        self, device: str, *, caller_id: str = "", timeout: float = 30.0, aside: bool = False
+    ) -> None:
+        """Ring ``device`` and put it into the room once answered (``aside``: into the side
+        room). Returns when the PBX accepted the request; a device that does not answer
+        simply never joins."""
+        ...
+
+    async def step_aside(self, channel: str) -> None:
+        """Move ``channel`` (one of :attr:`members`, not the caller) into the side room:
+        it talks there with whoever else is there, and the caller does not hear it (the
+        caller, alone in the room, hears music on hold). Returns when the PBX took the
+        command; :attr:`aside` shows the move a moment later. Raises ``CommandFailed``
+        when ``channel`` is not a member."""
+        ...
+
+    async def bring_back(self, channel: str) -> None:
+        """Move ``channel`` (one of :attr:`aside`) back into the caller's room. Raises
+        ``CommandFailed`` when it is not in the side room."""
+        ...
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each change of :attr:`members`, :attr:`aside` or
+        :attr:`ended` (one callback; a second call replaces it)."""
         ...
 
     async def kick(self, channel: str) -> None:
-        """Take ``channel`` (one of :attr:`members`) out of the room; a kicked agent or
-        invited leg hangs up, a kicked caller ends the conference for us."""
+        """Take ``channel`` (one of :attr:`members` or :attr:`aside`) out of its room; a
+        kicked agent or invited leg hangs up, a kicked caller ends the conference for us."""
         ...
 
     async def end(self) -> None:
-        """Take everybody out of the room (the other legs hang up) and return once the
+        """Take everybody out of both rooms (the other legs hang up) and return once the
         caller is back under our control (the :meth:`Call.dial` it ran in returns).
         Idempotent."""
         ...

@@ -143,6 +143,11 @@ SPY_STOP_LOCATION = ("callcenter-hangup", "hangup", 1)
 #: where :meth:`AsteriskCall.conference` redirects the agent leg.
 CONFERENCE_CONTEXT = "callcenter-conference"
 _ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
+#: A conference's side room is the room's name with this suffix (see
+#: :meth:`AsteriskConference.step_aside`).
+ASIDE_SUFFIX: Final = "-aside"
+#: The ConfBridge user-profile setting that plays music on hold to a member left alone.
+MOH_WHEN_ALONE: Final = "CONFBRIDGE(user,music_on_hold_when_empty)"
 #: ChanSpy options: ``q`` no beep/announcement, ``E`` end when the spied-on channel
 #: hangs up, ``d`` DTMF mode switching (4 listen, 5 whisper, 6 barge).
 _SPY_OPTIONS: dict[SpyMode, str] = {"listen": "qEd", "whisper": "qEdw", "barge": "qEdB"}
@@ -1284,6 +1289,8 @@ class AsteriskCall:
         ``ConfBridge`` on its own AGI (so it stays ours) until it leaves the room."""
         if not self.hung_up and result.hung_up_by != "caller":
             with contextlib.suppress(CallHungUp):
+                # Alone in the room (its other members aside) the caller hears music.
+                await self._command("SET VARIABLE", MOH_WHEN_ALONE, "yes")
                 await self._exec(
                     "ConfBridge",
                     conference.room,
@@ -1411,11 +1418,12 @@ class AsteriskCall:
             raise CommandFailed(f"{self._info.channel} is not bridged: no conference")
         if state.conference is not None:
             raise CommandFailed(f"{self._info.channel} is already in a conference")
-        if room in self._driver._conferences:
-            raise CommandFailed(f"conference room {room!r} is in use")
         conference = AsteriskConference(self._driver, room, self._info.channel)
+        if room in self._driver._conferences or conference.side_room in self._driver._conferences:
+            raise CommandFailed(f"conference room {room!r} is in use")
         state.conference = conference
         self._driver._conferences[room] = conference
+        self._driver._conferences[conference.side_room] = conference
         try:
             await self._driver.ami.send_action(
                 "Redirect",
@@ -1670,15 +1678,20 @@ class AsteriskSpySession(SpyLife):
 
 class AsteriskConference:
     """A ConfBridge room our caller sits in (implements
-    :class:`callcenter.pbx.interface.Conference`); members from ConfbridgeJoin/Leave."""
+    :class:`callcenter.pbx.interface.Conference`); members from ConfbridgeJoin/Leave. Its
+    side room is the ConfBridge ``<room>-aside``; legs move between the two by a Redirect
+    to :data:`CONFERENCE_CONTEXT`."""
 
     def __init__(self, driver: AsteriskDriver, room: str, caller: str) -> None:
         self._driver = driver
         self._room = room
+        self._side = f"{room}{ASIDE_SUFFIX}"
         self._caller = caller
         self._members: list[str] = []
+        self._aside: list[str] = []
         self._caller_in = asyncio.Event()
         self._ended = asyncio.Event()
+        self._on_change: Callable[[], None] | None = None
         self._log = log.bind(room=room, caller=caller)
 
     @property
@@ -1686,8 +1699,16 @@ class AsteriskConference:
         return self._room
 
     @property
+    def side_room(self) -> str:
+        return self._side
+
+    @property
     def members(self) -> Sequence[str]:
         return tuple(self._members)
+
+    @property
+    def aside(self) -> Sequence[str]:
+        return tuple(self._aside)
 
     @property
     def ended(self) -> bool:
@@ -1696,15 +1717,20 @@ class AsteriskConference:
     async def wait_ended(self) -> None:
         await self._ended.wait()
 
-    async def invite(self, device: str, *, caller_id: str = "", timeout: float = 30.0) -> None:
-        """AMI ``Originate`` of ``device`` into ``ConfBridge(<room>)``."""
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self._on_change = callback
+
+    async def invite(
+        self, device: str, *, caller_id: str = "", timeout: float = 30.0, aside: bool = False
+    ) -> None:
+        """AMI ``Originate`` of ``device`` into ``ConfBridge(<room>)`` (or the side room)."""
         _check_device(device)
         if self.ended:
             raise CommandFailed(f"conference {self._room} has ended")
         fields: list[tuple[str, str]] = [
             ("Channel", device),
             ("Application", "ConfBridge"),
-            ("Data", self._room),
+            ("Data", self._side if aside else self._room),
             ("Timeout", str(max(1, int(timeout * 1000)))),
             ("Async", "true"),
         ]
@@ -1713,36 +1739,71 @@ class AsteriskConference:
                 raise CommandFailed(f"invalid caller id {caller_id!r}")
             fields.append(("CallerID", caller_id))
         await self._driver.ami.send_action("Originate", fields, retry_on_reconnect=False)
-        self._log.info("conference_invited", device=device)
+        self._log.info("conference_invited", device=device, aside=aside)
+
+    async def step_aside(self, channel: str) -> None:
+        """AMI ``Redirect`` of the member to ``CONFERENCE_CONTEXT,<room>-aside,1``."""
+        if channel not in self._members or channel == self._caller:
+            raise CommandFailed(f"{channel!r} is not a member of conference {self._room}")
+        await self._move(channel, self._side)
+
+    async def bring_back(self, channel: str) -> None:
+        """AMI ``Redirect`` of the side room's member to ``CONFERENCE_CONTEXT,<room>,1``."""
+        if channel not in self._aside:
+            raise CommandFailed(f"{channel!r} is not aside in conference {self._room}")
+        await self._move(channel, self._room)
+
+    async def _move(self, channel: str, room: str) -> None:
+        if self.ended:
+            raise CommandFailed(f"conference {self._room} has ended")
+        try:
+            await self._driver.ami.send_action(
+                "Redirect",
+                [
+                    ("Channel", channel),
+                    ("Context", CONFERENCE_CONTEXT),
+                    ("Exten", room),
+                    ("Priority", "1"),
+                ],
+                retry_on_reconnect=False,
+            )
+        except ActionFailed as exc:
+            raise CommandFailed(f"cannot move {channel!r} to {room}: {exc}") from None
+        self._log.info("conference_moved", channel=channel, to=room)
 
     async def kick(self, channel: str) -> None:
-        """AMI ``ConfbridgeKick`` of one member."""
-        if channel not in self._members:
+        """AMI ``ConfbridgeKick`` of one member (of the room or the side room)."""
+        if channel in self._members:
+            await self._kick(self._room, channel)
+        elif channel in self._aside:
+            await self._kick(self._side, channel)
+        else:
             raise CommandFailed(f"{channel!r} is not in conference {self._room}")
-        await self._kick(channel)
 
     async def end(self) -> None:
-        """AMI ``ConfbridgeKick`` of ``all``; returns once the caller left the room."""
+        """AMI ``ConfbridgeKick`` of ``all`` in both rooms; returns once the caller left."""
         if self.ended:
             return
-        await self._kick("all")
+        if self._aside:
+            await self._kick(self._side, "all")
+        await self._kick(self._room, "all")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._driver.settings.action_timeout):
                 await self._ended.wait()
         self._log.info("conference_ended", ended=self.ended)
 
-    async def _kick(self, channel: str) -> None:
+    async def _kick(self, room: str, channel: str) -> None:
         try:
             await self._driver.ami.send_action(
                 "ConfbridgeKick",
-                [("Conference", self._room), ("Channel", channel)],
+                [("Conference", room), ("Channel", channel)],
                 retry_on_reconnect=False,
             )
         except ActionFailed as exc:
             self._log.info("conference_kick_refused", channel=channel, error=str(exc))
             if channel != "all":
                 raise CommandFailed(f"cannot kick {channel!r}: {exc}") from None
-        self._log.info("conference_kick", channel=channel)
+        self._log.info("conference_kick", channel=channel, room=room)
 
     async def _wait_caller_joined(self, limit: float) -> None:
         waiters = [
@@ -1760,22 +1821,35 @@ class AsteriskConference:
     def _on_event(self, msg: AMIMessage) -> None:
         name = msg.get("Channel") or ""
         event = msg.name
-        if event == "ConfbridgeJoin" and name and name not in self._members:
-            self._members.append(name)
+        members = self._aside if msg.get("Conference") == self._side else self._members
+        if event == "ConfbridgeJoin" and name and name not in members:
+            members.append(name)
             if name == self._caller:
                 self._caller_in.set()
-        elif event == "ConfbridgeLeave" and name in self._members:
-            self._members.remove(name)
+        elif event == "ConfbridgeLeave" and name in members:
+            members.remove(name)
         elif event == "ConfbridgeEnd":
-            self._members.clear()
+            members.clear()
+        else:
+            return
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            try:
+                self._on_change()
+            except Exception:
+                self._log.exception("conference_listener_failed")
 
     def _on_caller_left(self, why: str) -> None:
         if self._ended.is_set():
             return
         self._ended.set()
-        if self._driver._conferences.get(self._room) is self:
-            del self._driver._conferences[self._room]
+        for name in (self._room, self._side):
+            if self._driver._conferences.get(name) is self:
+                del self._driver._conferences[name]
         self._log.info("conference_caller_left", why=why)
+        self._changed()
 
 
 def _check_device(device: str) -> None:

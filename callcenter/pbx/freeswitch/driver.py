@@ -183,6 +183,8 @@ def originate_outcome(result: str) -> str:
 
 
 _ROOM: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
+#: A conference's side room is the room's name with this suffix.
+ASIDE_SUFFIX: Final = "-aside"
 #: Channel variable the shipped dialplan keeps the id of its scheduled failover in
 #: (``sched_transfer`` sets ``last_sched_id``); the driver drops that task when it takes the call.
 FAILOVER_TASK_VARIABLE: Final = "callcenter_failover_task"
@@ -1543,11 +1545,13 @@ class FreeSwitchCall:
             raise CommandFailed(f"{self._info.channel} is not bridged: no conference")
         if state.conference is not None:
             raise CommandFailed(f"{self._info.channel} is already in a conference")
-        if room in self._driver._conferences:
-            raise CommandFailed(f"conference room {room!r} is in use")
         conference = FreeSwitchConference(self._driver, room, self._uuid)
+        conferences = self._driver._conferences
+        if room in conferences or conference.side_room in conferences:
+            raise CommandFailed(f"conference room {room!r} is in use")
         state.conference = conference
-        self._driver._conferences[room] = conference
+        conferences[room] = conference
+        conferences[conference.side_room] = conference
         try:
             await self._api_ok(f"uuid_transfer {peer} conference:{room} inline")
         except BaseException:
@@ -2034,16 +2038,21 @@ def _fail_if_pending(future: asyncio.Future[ESLEvent], error: Exception) -> None
 class FreeSwitchConference:
     """A mod_conference room our caller sits in (implements
     :class:`callcenter.pbx.interface.Conference`); members from ``conference::maintenance``
-    events (``add-member`` / ``del-member``)."""
+    events (``add-member`` / ``del-member``). Its side room is the conference
+    ``<room>-aside``; legs move between the two by ``uuid_transfer <leg>
+    conference:<room> inline``."""
 
     def __init__(self, driver: FreeSwitchDriver, room: str, caller_uuid: str) -> None:
         self._driver = driver
         self._room = room
+        self._side = f"{room}{ASIDE_SUFFIX}"
         self._caller = caller_uuid
-        #: Unique-ID -> (channel name, Member-ID), in join order.
+        #: Unique-ID -> (channel name, Member-ID), in join order, per room.
         self._members: dict[str, tuple[str, str]] = {}
+        self._aside: dict[str, tuple[str, str]] = {}
         self._caller_in = asyncio.Event()
         self._ended = asyncio.Event()
+        self._on_change: Callable[[], None] | None = None
         self._log = log.bind(room=room, caller=caller_uuid)
 
     @property
@@ -2051,8 +2060,16 @@ class FreeSwitchConference:
         return self._room
 
     @property
+    def side_room(self) -> str:
+        return self._side
+
+    @property
     def members(self) -> Sequence[str]:
         return tuple(name or uid for uid, (name, _) in self._members.items())
+
+    @property
+    def aside(self) -> Sequence[str]:
+        return tuple(name or uid for uid, (name, _) in self._aside.items())
 
     @property
     def ended(self) -> bool:
@@ -2061,8 +2078,13 @@ class FreeSwitchConference:
     async def wait_ended(self) -> None:
         await self._ended.wait()
 
-    async def invite(self, device: str, *, caller_id: str = "", timeout: float = 30.0) -> None:
-        """``bgapi originate {..}<device> &conference(<room>)``."""
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self._on_change = callback
+
+    async def invite(
+        self, device: str, *, caller_id: str = "", timeout: float = 30.0, aside: bool = False
+    ) -> None:
+        """``bgapi originate {..}<device> &conference(<room>)`` (or the side room)."""
         targets = fs_dial_targets(device)
         if self.ended:
             raise CommandFailed(f"conference {self._room} has ended")
@@ -2072,39 +2094,67 @@ class FreeSwitchConference:
             *_caller_id_vars(caller_id or None),
         ]
         dial_string = "{" + ",".join(values) + "}" + targets[0]
+        room = self._side if aside else self._room
         job = await self._driver.esl.start_bgapi(
-            f"originate {dial_string} &conference({self._room})",
+            f"originate {dial_string} &conference({room})",
             timeout=timeout + LONG_COMMAND_MARGIN,
         )
         job.add_done_callback(_retrieved)
-        self._log.info("conference_invited", device=device)
+        self._log.info("conference_invited", device=device, aside=aside)
+
+    async def step_aside(self, channel: str) -> None:
+        """``uuid_transfer <leg> conference:<room>-aside inline``."""
+        uid = _member_uuid(self._members, channel)
+        if uid is None or uid == self._caller:
+            raise CommandFailed(f"{channel!r} is not a member of conference {self._room}")
+        await self._move(uid, self._side)
+
+    async def bring_back(self, channel: str) -> None:
+        """``uuid_transfer <leg> conference:<room> inline``."""
+        uid = _member_uuid(self._aside, channel)
+        if uid is None:
+            raise CommandFailed(f"{channel!r} is not aside in conference {self._room}")
+        await self._move(uid, self._room)
+
+    async def _move(self, uid: str, room: str) -> None:
+        if self.ended:
+            raise CommandFailed(f"conference {self._room} has ended")
+        text = await self._driver.esl.api(
+            f"uuid_transfer {uid} conference:{room} inline", check=False
+        )
+        if not text.startswith("+OK"):
+            raise CommandFailed(f"cannot move {uid} to {room}: {text.strip()}")
+        self._log.info("conference_moved", channel=uid, to=room)
 
     async def kick(self, channel: str) -> None:
-        """``conference <room> kick <member id>`` of a member (channel name or Unique-ID)."""
-        member = next(
-            (mid for uid, (name, mid) in self._members.items() if channel in (uid, name)), None
-        )
-        if member is None:
-            raise CommandFailed(f"{channel!r} is not in conference {self._room}")
-        await self._kick(member)
+        """``conference <room> kick <member id>`` of a member (channel name or Unique-ID)
+        of the room or the side room."""
+        for room, members in ((self._room, self._members), (self._side, self._aside)):
+            uid = _member_uuid(members, channel)
+            if uid is not None:
+                await self._kick(room, members[uid][1])
+                return
+        raise CommandFailed(f"{channel!r} is not in conference {self._room}")
 
     async def end(self) -> None:
-        """``conference <room> kick all``; returns once the caller left the room."""
+        """``conference <room> kick all`` in both rooms; returns once the caller left."""
         if self.ended:
             return
-        await self._kick("all")
+        if self._aside:
+            await self._kick(self._side, "all")
+        await self._kick(self._room, "all")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._driver.settings.command_timeout):
                 await self._ended.wait()
         self._log.info("conference_ended", ended=self.ended)
 
-    async def _kick(self, member: str) -> None:
-        text = await self._driver.esl.api(f"conference {self._room} kick {member}", check=False)
+    async def _kick(self, room: str, member: str) -> None:
+        text = await self._driver.esl.api(f"conference {room} kick {member}", check=False)
         if not text.startswith("+OK"):
             self._log.info("conference_kick_refused", member=member, reply=text.strip())
             if member != "all":
                 raise CommandFailed(f"cannot kick member {member}: {text.strip()}")
-        self._log.info("conference_kick", member=member)
+        self._log.info("conference_kick", member=member, room=room)
 
     async def _wait_caller_joined(self, limit: float) -> None:
         waiters = [
@@ -2122,22 +2172,40 @@ class FreeSwitchConference:
     def _on_event(self, event: ESLEvent) -> None:
         uid = event.unique_id or ""
         action = event.get("Action", "")
+        members = self._aside if event.get("Conference-Name") == self._side else self._members
         if action == "add-member" and uid:
-            self._members[uid] = (event.get("Channel-Name", ""), event.get("Member-ID", ""))
+            members[uid] = (event.get("Channel-Name", ""), event.get("Member-ID", ""))
             if uid == self._caller:
                 self._caller_in.set()
         elif action == "del-member":
-            self._members.pop(uid, None)
+            members.pop(uid, None)
         elif action == "conference-destroy":
-            self._members.clear()
+            members.clear()
+        else:
+            return
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            try:
+                self._on_change()
+            except Exception:
+                self._log.exception("conference_listener_failed")
 
     def _on_caller_left(self, why: str) -> None:
         if self._ended.is_set():
             return
         self._ended.set()
-        if self._driver._conferences.get(self._room) is self:
-            del self._driver._conferences[self._room]
+        for name in (self._room, self._side):
+            if self._driver._conferences.get(name) is self:
+                del self._driver._conferences[name]
         self._log.info("conference_caller_left", why=why)
+        self._changed()
+
+
+def _member_uuid(members: Mapping[str, tuple[str, str]], channel: str) -> str | None:
+    """The Unique-ID of ``channel`` (a channel name or a Unique-ID) among ``members``."""
+    return next((uid for uid, (name, _) in members.items() if channel in (uid, name)), None)
 
 
 class FreeSwitchSpySession(SpyLife):
