@@ -5,7 +5,8 @@
     callcenter simulate CONFIG --flow F ...  dry-run one call through a flow (demo PBX)
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | ready |
-                                            transfer | help | pause-recording |
+                                            transfer | consult | consult-complete |
+                                            consult-join | consult-cancel | help | pause-recording |
                                             resume-recording | preview-dial | preview-skip |
                                             disposition
     callcenter campaign ACTION [ID]         list | pause | resume
@@ -129,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent = sub.add_parser(
         "agent",
-        help="log an agent in/out, pause, end their wrap-up (ready), transfer, pause the "
+        help="log an agent in/out, pause, end their wrap-up (ready), transfer, consult a "
+        "colleague while the caller holds (then complete, join or cancel), pause the "
         "call's recording, dial or skip the lead a preview campaign shows, give a call its "
         "disposition",
     )
@@ -142,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
             "unpause",
             "ready",
             "transfer",
+            "consult",
+            "consult-complete",
+            "consult-join",
+            "consult-cancel",
             "help",
             "pause-recording",
             "resume-recording",
@@ -152,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_argument("agent", help="agent id, e.g. 1001")
     agent.add_argument("--reason", default="break", help="pause reason (see pause_reasons)")
-    agent.add_argument("--to", default=None, help="transfer target (default: supervisor)")
+    agent.add_argument(
+        "--to", default=None, help="transfer or consult target (default: supervisor)"
+    )
     agent.add_argument(
         "--queue",
         default=None,
@@ -408,6 +416,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 body.update({"queue": args.queue, "priority": args.priority})
             else:
                 body["to"] = args.to or "supervisor"
+        if args.action == "consult":
+            body["to"] = args.to or "supervisor"
         if args.action == "disposition":
             if not args.code:
                 parser.error("agent disposition needs --code: e.g. disposition 1001 --code sale")
@@ -1077,6 +1087,12 @@ def format_status(status: dict[str, Any]) -> str:
         steps = ">".join(map(str, path)) if isinstance(path, list) else str(path)
         if call.get("recording"):
             steps += "  [recording paused]" if call.get("recording_paused") else "  [recorded]"
+        consult = call.get("consult")
+        if isinstance(consult, dict):
+            steps += (
+                f"  [{consult.get('agent')} consulting {consult.get('to')}: "
+                f"{consult.get('state')}, caller on hold {consult.get('hold_seconds', 0):.0f}s]"
+            )
         lines.append(f"  {call.get('call_id')}  {where}  {steps}".rstrip())
     return "\n".join(lines)
 

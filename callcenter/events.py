@@ -168,8 +168,9 @@ class QueueExited(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallTransferred(CallEvent):
-    """The call was transferred (``kind`` is ``blind``, ``queue``: into a queue, or
-    ``takeover``: a supervisor listening to the agent took the call over)."""
+    """The call was transferred (``kind`` is ``blind``, ``queue``: into a queue,
+    ``attended``: after a consultation, or ``takeover``: a supervisor listening to the
+    agent took the call over)."""
 
     by: str
     """Agent id who transferred, or ``system``."""
@@ -181,6 +182,50 @@ class CallTransferred(CallEvent):
 
 QUEUE_TRANSFER: Final = "queue"
 """CallTransferred kind of an agent sending the caller into a queue."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsultStarted(CallEvent):
+    """An agent put the caller on hold to consult ``to`` (an agent or supervisor id), whose
+    ``device`` rings; the caller hears music meanwhile (see :mod:`callcenter.consult`)."""
+
+    agent: str
+    to: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsultAnswered(CallEvent):
+    """The consulted party answered: they and the agent talk; the caller does not hear."""
+
+    agent: str
+    to: str
+    ring_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsultJoined(CallEvent):
+    """The agent brought the caller in: caller, agent and consulted party talk (three-way)."""
+
+    agent: str
+    to: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsultEnded(CallEvent):
+    """A consultation is over. ``outcome``: ``completed`` (the caller was handed over: a
+    CallTransferred of kind ``attended`` comes with it), ``cancelled`` (the agent went back
+    to the caller), ``no_answer``, ``hung_up`` (the consulted party left), ``caller_gone``.
+    ``hold_seconds``: how long the caller waited on hold during it."""
+
+    agent: str
+    to: str
+    outcome: str
+    hold_seconds: float
+
+
+ATTENDED_TRANSFER: Final = "attended"
+"""CallTransferred kind of an agent handing the caller over after a consultation."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

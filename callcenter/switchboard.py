@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import os
 import re
@@ -34,6 +35,7 @@ from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.router import RingOutcome, Router
 from callcenter.acd.rules import agent_rules, queue_rules
 from callcenter.config.models import CallCenterConfig, QueueConfig, QueueExit
+from callcenter.consult import Consultation, Consultations, RoomLegs
 from callcenter.errors import (
     CallHungUp,
     CommandFailed,
@@ -100,6 +102,7 @@ from callcenter.outbound.leads import Lead
 from callcenter.pbx.interface import (
     PBX,
     Call,
+    Conference,
     DeviceStateChanged,
     DialResult,
     DialStatus,
@@ -159,6 +162,14 @@ class ActiveCall:
     """Skills the IVR's queue node asked for (for skills-based routing)."""
     queue_hops: int = 0
     """Queues joined so far (exit rules may send a caller from queue to queue)."""
+    talk_since: float = 0.0
+    """When ``agent`` started talking to the caller (monotonic)."""
+    consult: Consultation | None = None
+    """The agent's consultation on this call, the latest one (see :mod:`callcenter.consult`)."""
+    conference: Conference | None = None
+    """The room the call runs in once a consultation started, until it ends."""
+    room: RoomLegs | None = None
+    """The engine's view of that room's legs."""
 
 
 class CallerGone(Exception):
@@ -364,6 +375,8 @@ class Switchboard:
         """Called with (call id, step) for every IVR step (``callcenter simulate``)."""
         self.monitoring = Monitoring(self)
         """Supervisors listening, whispering or barging on agents' calls."""
+        self.consults = Consultations(self)
+        """Agents consulting a colleague while their caller holds (attended transfers)."""
         self.find_lead: Callable[[str, str], Lead | None] = lambda campaign, lead: None
         """(campaign, lead id) -> the lead, for a lead who answers a dial placed before a
         restart (the daemon sets it to :meth:`Campaigns.find_lead`)."""
@@ -1007,7 +1020,7 @@ class Switchboard:
         )
         log.info("callback_requested", call_id=entry.call_id, queue=entry.queue, position=position)
         worker = self._callback_worker(entry, number, joined, config, requested=time.monotonic())
-        self._in_background(worker, f"callback-{entry.call_id}")
+        self.in_background(worker, f"callback-{entry.call_id}")
 
     def call_back_later(self, call_id: str, queue: str, number: str, at: datetime) -> None:
         """Call ``number`` back through ``queue`` at ``at``: then it joins the queue as a
@@ -1042,7 +1055,7 @@ class Switchboard:
         task.cancel()
         return True
 
-    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``work`` beside the calls; :meth:`close` stops it."""
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._background.add(task)
@@ -1090,7 +1103,7 @@ class Switchboard:
             worker = self._callback_worker(
                 entry, request.number, joined, config, requested=joined, attempts_made=made
             )
-            self._in_background(worker, f"callback-{entry.call_id}")
+            self.in_background(worker, f"callback-{entry.call_id}")
             restored += 1
             log.info(
                 "callback_restored",
@@ -1778,6 +1791,7 @@ class Switchboard:
             self.router.connected(entry, agent)
             active.agent = agent.id
             active.agent_channel = peer_channel
+            active.talk_since = now
             active.talked_to.add(agent.id)
             self._by_agent[agent.id] = info.call_id
             self.bus.publish(
@@ -1803,7 +1817,7 @@ class Switchboard:
             if qcfg.record and active.recording is None:
                 path = recording_path(config, queue_name, info.call_id)
                 active.recording = path
-                self._in_background(self._record(active, path), f"record-{info.call_id}")
+                self.in_background(self._record(active, path), f"record-{info.call_id}")
 
         while True:
             for agent in ringing:
@@ -1877,6 +1891,8 @@ class Switchboard:
         info = call.info
         talker = agent.id
         while True:
+            if active.room is not None:
+                result, talker = await self._room_over(active, result, talker)
             hung_up_by = _who(result)
             if result.cause is not HangupCause.UNSPECIFIED:
                 active.bridge_cause = result.cause
@@ -1912,7 +1928,7 @@ class Switchboard:
                     target = queue_name
                 priority, active.transfer_priority = active.transfer_priority, 0
                 return await self._queue(call, active, self.config, target, priority)
-            device = self._transfer_device(target)
+            device = self.transfer_device(target)
             is_agent = target in self.router.agents
             active.agent = target
             active.talked_to.add(target)
@@ -1924,12 +1940,13 @@ class Switchboard:
                     self.router.connect_direct(_t)
                 if not _c:
                     active.agent_channel = peer
+                    active.talk_since = time.monotonic()
                 _c.append(peer)
 
             try:
                 result = await call.dial(
                     device,
-                    timeout=self._ring_timeout(queue_name),
+                    timeout=self.ring_timeout(queue_name),
                     hold_music=True,
                     on_answer=on_answer,
                 )
@@ -1948,6 +1965,36 @@ class Switchboard:
                 await call.play(["transfer-failed"])
                 return "system"
 
+    async def _room_over(
+        self, active: ActiveCall, result: DialResult, talker: str
+    ) -> tuple[DialResult, str]:
+        """The call's conference room ended (its dial returned): who talked to the caller
+        last, for how long, and who ended it (the last party leaving is the agent
+        hanging up; a transfer asked for keeps ``system``)."""
+        handed_over_at, emptied = await self.consults.room_over(active)
+        talk = result.talk_seconds
+        if handed_over_at is not None:
+            talker = active.agent or talker
+            talk = max(0.0, time.monotonic() - handed_over_at)
+        by = result.hung_up_by
+        if active.call.hung_up:
+            by = "caller"
+        elif emptied and active.pending_transfer is None:
+            by = "peer"
+        return dataclasses.replace(result, talk_seconds=talk, hung_up_by=by), talker
+
+    def forget_agent_call(self, agent_id: str) -> None:
+        """``agent_id`` is off the call they were on (a consultation handed it over)."""
+        self._by_agent.pop(agent_id, None)
+
+    def now_talking(self, call_id: str, active: ActiveCall, who: str, channel: str) -> None:
+        """``who`` (an agent or supervisor id, on ``channel``) talks to the caller now."""
+        active.agent = who
+        active.agent_channel = channel
+        active.talk_since = time.monotonic()
+        active.talked_to.add(who)
+        self._by_agent[who] = call_id
+
     def _offer_revoked(self, entry: QueueEntry | None, agent: Agent) -> None:
         """The agent being rung (or shown a lead) logged out: stop ringing their phone now."""
         preview = self._previews.get(agent.id)
@@ -1963,7 +2010,7 @@ class Switchboard:
             if entry is not None
             else self._quietly(active.call.unbridge())
         )
-        self._in_background(cut, f"cut-ring-{agent.id}")
+        self.in_background(cut, f"cut-ring-{agent.id}")
 
     async def _record(self, active: ActiveCall, path: str) -> None:
         """Start the recording of an answered queue call (beside the bridge); a recording
@@ -2007,14 +2054,28 @@ class Switchboard:
 
     # ------------------------------------------------------------------ transfers
 
-    def _transfer_device(self, target: str) -> str:
+    def transfer_target(self, active: ActiveCall, agent_id: str, to: str) -> str:
+        """The id ``to`` names for ``agent_id``'s call: ``supervisor`` is the queue's; any
+        other must be a configured supervisor or agent other than ``agent_id``."""
+        target = to
+        if to == "supervisor":
+            qcfg = self.config.queues.get(active.queue or "")
+            if qcfg is None or qcfg.supervisor is None:
+                raise DestinationNotAllowed(f"queue {active.queue!r} has no supervisor configured")
+            target = qcfg.supervisor
+        self.transfer_device(target)
+        if target == agent_id:
+            raise DestinationNotAllowed(f"agent {agent_id} cannot transfer a call to themself")
+        return target
+
+    def transfer_device(self, target: str) -> str:
         if target in self.config.supervisors:
             return self.config.supervisors[target].device
         if target in self.config.agents:
             return self.config.agents[target].device
         raise DestinationNotAllowed(f"transfer target {target!r} is not a configured agent")
 
-    def _ring_timeout(self, queue_name: str) -> float:
+    def ring_timeout(self, queue_name: str) -> float:
         qcfg = self.config.queues.get(queue_name)
         return qcfg.ring_timeout if qcfg is not None else 20.0
 
@@ -2070,6 +2131,11 @@ class Switchboard:
         if found is None:
             raise EngineError(f"agent {agent_id} is not on a call")
         call_id, active = found
+        if active.consult is not None and active.consult.active:
+            raise EngineError(
+                f"call {call_id} is in a consultation with {active.consult.to}: complete or"
+                " cancel it first"
+            )
         if queue is not None:
             if active.pending_transfer is not None:
                 raise EngineError(f"a transfer of call {call_id} is already under way")
@@ -2078,21 +2144,13 @@ class Switchboard:
             active.transfer_kind = QUEUE_TRANSFER
             active.transfer_priority = priority
             try:
-                await active.call.unbridge()
+                await self.consults.drop_talker(active)
             except PBXError:
                 active.pending_transfer = None
                 active.transfer_kind = "blind"
                 raise
             return queue
-        target = to
-        if to == "supervisor":
-            qcfg = self.config.queues.get(active.queue or "")
-            if qcfg is None or qcfg.supervisor is None:
-                raise DestinationNotAllowed(f"queue {active.queue!r} has no supervisor configured")
-            target = qcfg.supervisor
-        self._transfer_device(target)
-        if target == agent_id:
-            raise DestinationNotAllowed(f"agent {agent_id} cannot transfer a call to themself")
+        target = self.transfer_target(active, agent_id, to)
         if active.pending_transfer is not None:
             raise EngineError(f"a transfer of call {call_id} is already under way")
         if target in self.router.agents:
@@ -2102,13 +2160,31 @@ class Switchboard:
         active.transferred_by = agent_id
         active.transfer_kind = kind
         try:
-            await active.call.unbridge()
+            await self.consults.drop_talker(active)
         except PBXError:
             active.pending_transfer = None
             if target in self.router.agents:
                 self.router.release(target)
             raise
         return target
+
+    async def consult(self, agent_id: str, to: str = "supervisor") -> str:
+        """``agent_id`` puts the caller on hold (music) and talks to ``to``
+        (``supervisor``: the queue's, or a configured supervisor or agent id), who is
+        rung; returns the target id. See :mod:`callcenter.consult`."""
+        return await self.consults.start(agent_id, to)
+
+    async def consult_complete(self, agent_id: str) -> str:
+        """Hand the caller over to whom ``agent_id`` consults (an attended transfer)."""
+        return await self.consults.complete(agent_id)
+
+    async def consult_cancel(self, agent_id: str) -> str:
+        """End ``agent_id``'s consultation; the agent talks with the caller again."""
+        return await self.consults.cancel(agent_id)
+
+    async def consult_join(self, agent_id: str) -> str:
+        """Caller, agent and consulted party talk together (a three-way call)."""
+        return await self.consults.join(agent_id)
 
     # ------------------------------------------------------------------ feature codes
 

@@ -26,6 +26,12 @@ Routes (all JSON)::
                                           agent is not in wrap-up)
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
                                           or {"queue": "<queue>", "priority": 0}
+    POST /agents/{id}/consult             {"to": "supervisor" | "<supervisor or agent id>"}:
+                                          the caller holds (music) while the agent talks to
+                                          the one rung; then
+    POST /agents/{id}/consult-complete    {}: hand the caller over (attended transfer),
+    POST /agents/{id}/consult-join        {}: caller, agent and colleague talk together,
+    POST /agents/{id}/consult-cancel      {}: back to the caller alone
     POST /agents/{id}/help                {}: the queue's supervisor is rung to whisper on
                                           the agent's call (409 when busy on another one)
     POST /agents/{id}/pause-recording     {}: the call's recording records silence (card
@@ -80,6 +86,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from callcenter.consult import consult_view
 from callcenter.errors import (
     CallCenterError,
     ConfigError,
@@ -101,6 +108,12 @@ from callcenter.switchboard import Switchboard
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
+#: The agent actions that move a consultation on (the CLI's ``agent consult --complete``...).
+CONSULT_STEPS: dict[str, Callable[[Switchboard, str], Awaitable[str]]] = {
+    "consult-complete": Switchboard.consult_complete,
+    "consult-join": Switchboard.consult_join,
+    "consult-cancel": Switchboard.consult_cancel,
+}
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Header lines after the request line; a client sending more is refused with 431.
 MAX_HEADERS = 100
@@ -301,6 +314,7 @@ class ControlAPI:
                     "recording": a.recording,
                     "recording_paused": a.recording_muted,
                     "variables": a.variables,
+                    "consult": consult_view(a.consult),
                 }
                 for cid, a in board.active.items()
             ]
@@ -451,6 +465,12 @@ class ControlAPI:
                     raise HTTPError(400, '"priority" is a whole number: {"priority": 5}')
                 target = await self.switchboard.transfer(agent_id, queue=queue, priority=priority)
                 return {"agent": agent_id, "transferred_to_queue": target, "priority": priority}
+            elif action == "consult":
+                target = await self.switchboard.consult(agent_id, str(body.get("to", "supervisor")))
+                return {"agent": agent_id, "consulting": target}
+            elif action in CONSULT_STEPS:
+                target = await CONSULT_STEPS[action](self.switchboard, agent_id)
+                return {"agent": agent_id, "consulting": target, "step": action}
             elif action == "help":
                 supervisor, shown = await self.switchboard.monitoring.ask_for_help(agent_id)
                 return {"agent": agent_id, "supervisor": supervisor, "monitoring": shown}

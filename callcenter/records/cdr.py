@@ -38,6 +38,9 @@ Call-centre fields:
 * ``recordingfile``: the recording of the call (queues with ``record: true``; a path on
   the PBX's machine, empty when none), as FreePBX's CDR names it;
   ``recording_muted_seconds``: how long the agent had it record silence (card details).
+* ``consulted``: whom the agents consulted while the caller held, in order
+  (``2000,1003``); ``hold_seconds``: how long the caller waited on hold for them. A
+  consultation the agent completed is a transfer (``transfer_path`` ``1001>2000``).
 * ``monitored_by``: the supervisors who listened, whispered or barged on the call, in the
   order they joined (``2000,2001``); ``barged``: one of them barged in, so the caller
   heard a supervisor.
@@ -78,6 +81,8 @@ from callcenter.events import (
     CampaignAnswered,
     CampaignLeadWaiting,
     CampaignMachineAnswered,
+    ConsultEnded,
+    ConsultStarted,
     EngineEvent,
     IvrStep,
     IvrVariableSet,
@@ -147,6 +152,8 @@ class CdrRecord:
     barged: bool = False
     recordingfile: str = ""
     recording_muted_seconds: float = 0.0
+    consulted: str = ""
+    hold_seconds: float = 0.0
 
     def to_row(self) -> dict[str, Any]:
         """The record as JSON-able values (datetimes as ISO 8601 with milliseconds)."""
@@ -214,6 +221,8 @@ class CdrDraft:
     recordingfile: str = ""
     recording_muted_since: float | None = None
     recording_muted_seconds: float = 0.0
+    consulted: tuple[str, ...] = ()
+    hold_seconds: float = 0.0
 
 
 _Handler = Callable[[CdrDraft, Any], None]
@@ -350,6 +359,14 @@ def _on_recording_muted(d: CdrDraft, e: RecordingMuted) -> None:
         d.recording_muted_since = None
 
 
+def _on_consult_started(d: CdrDraft, e: ConsultStarted) -> None:
+    d.consulted = (*d.consulted, e.to)
+
+
+def _on_consult_ended(d: CdrDraft, e: ConsultEnded) -> None:
+    d.hold_seconds += max(0.0, e.hold_seconds)
+
+
 def _on_ended(d: CdrDraft, e: CallEnded) -> None:
     if d.recording_muted_since is not None:
         d.recording_muted_seconds += max(0.0, e.mono - d.recording_muted_since)
@@ -385,6 +402,8 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     CallMonitored: _on_monitored,
     RecordingStarted: _on_recording,
     RecordingMuted: _on_recording_muted,
+    ConsultStarted: _on_consult_started,
+    ConsultEnded: _on_consult_ended,
     CallEnded: _on_ended,
 }
 """Event type -> how it changes the draft. Call events not listed leave it unchanged."""
@@ -476,6 +495,8 @@ def finish(draft: CdrDraft) -> CdrRecord:
         barged=draft.barged,
         recordingfile=draft.recordingfile,
         recording_muted_seconds=round(draft.recording_muted_seconds, 3),
+        consulted=",".join(draft.consulted),
+        hold_seconds=round(draft.hold_seconds, 3),
     )
 
 

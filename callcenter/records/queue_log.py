@@ -18,6 +18,8 @@ when no agent) | ``event`` | its data, with app_queue's meaning:
   the caller or the agent hung up;
 * ``BLINDTRANSFER`` extension (the target's id)|context (empty)|holdtime|calltime|
   origposition: the agent transferred the caller;
+  ``ATTENDEDTRANSFER`` ``BRIDGE``|the target's id|holdtime|calltime|origposition: the
+  agent handed the caller over after consulting the target;
 * ``ABANDON`` position|origposition|waittime: the caller hung up waiting;
 * ``EXITWITHTIMEOUT`` / ``EXITEMPTY`` position|origposition|waittime,
   ``EXITWITHKEY`` key|position|origposition|waittime: a queue rule took the caller out
@@ -54,6 +56,7 @@ import structlog
 
 from callcenter.errors import RecordError
 from callcenter.events import (
+    ATTENDED_TRANSFER,
     AgentConnected,
     AgentEvent,
     AgentLoggedIn,
@@ -214,16 +217,11 @@ def _on_transferred(step: _Step, e: CallTransferred) -> None:
     if not c.agent:
         return
     agent, c.agent = c.agent, ""
-    step.call_entry(
-        c.queue,
-        agent_name(agent),
-        "BLINDTRANSFER",
-        e.to,
-        "",
-        str(c.hold),
-        str(c.talk),
-        str(c.position),
-    )
+    where = (str(c.hold), str(c.talk), str(c.position))
+    if e.kind == ATTENDED_TRANSFER:
+        step.call_entry(c.queue, agent_name(agent), "ATTENDEDTRANSFER", "BRIDGE", e.to, *where)
+    else:
+        step.call_entry(c.queue, agent_name(agent), "BLINDTRANSFER", e.to, "", *where)
 
 
 def _on_abandoned(step: _Step, e: QueueAbandoned) -> None:

@@ -111,6 +111,8 @@ CDR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("barged", "INTEGER NOT NULL DEFAULT 0"),
     ("recordingfile", "TEXT NOT NULL DEFAULT ''"),
     ("recording_muted_seconds", "REAL NOT NULL DEFAULT 0"),
+    ("consulted", "TEXT NOT NULL DEFAULT ''"),
+    ("hold_seconds", "REAL NOT NULL DEFAULT 0"),
 )
 """The ``cdr`` table: every CdrRecord field, in the record's order."""
 

@@ -1,0 +1,568 @@
+"""Consultations: an agent talks to a colleague while the caller waits on hold, then hands
+the caller over (an attended, or warm, transfer), brings everyone together (a three-way
+call), or goes back to the caller.
+
+The call runs in a conference room (:meth:`callcenter.pbx.interface.Call.conference`):
+the agent's leg steps into the room's side room, the consulted party is rung into it,
+and the caller, alone in the room, hears music. Moving legs between the two rooms is all
+the engine does; the state of a consultation is one enum and one transition table::
+
+    RINGING ──answered──> TALKING ──join──> THREEWAY
+       │                     │                  │
+       └──────────────> ENDED <─────────────────┘
+          completed | cancelled | no_answer | hung_up | caller_gone
+
+``completed``: the agent left (``complete``, or hung up) and the consulted party talks
+with the caller; an agent who hangs up while the colleague still rings hands the caller
+over when the colleague answers. ``cancelled``: the agent went back to the caller.
+``no_answer``: nobody answered within the queue's ring timeout. ``hung_up``: the
+consulted party left; the agent talks with the caller again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from callcenter.errors import EngineError, IllegalTransition, PBXError
+from callcenter.events import (
+    ATTENDED_TRANSFER,
+    CallTransferred,
+    ConsultAnswered,
+    ConsultEnded,
+    ConsultJoined,
+    ConsultStarted,
+    TalkEnded,
+)
+from callcenter.pbx.interface import Conference
+
+if TYPE_CHECKING:
+    from callcenter.switchboard import ActiveCall, Switchboard
+
+log = structlog.get_logger(__name__)
+
+
+class ConsultState(enum.Enum):
+    RINGING = "ringing"
+    TALKING = "talking"
+    THREEWAY = "threeway"
+    ENDED = "ended"
+
+
+class ConsultOutcome(enum.StrEnum):
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_ANSWER = "no_answer"
+    HUNG_UP = "hung_up"
+    CALLER_GONE = "caller_gone"
+
+
+_S = ConsultState
+
+TRANSITIONS: Final[Mapping[ConsultState, frozenset[ConsultState]]] = {
+    _S.RINGING: frozenset({_S.TALKING, _S.ENDED}),
+    _S.TALKING: frozenset({_S.THREEWAY, _S.ENDED}),
+    _S.THREEWAY: frozenset({_S.ENDED}),
+    _S.ENDED: frozenset(),
+}
+"""Where a consultation may go from each state; anything else raises IllegalTransition."""
+
+MOVE_SETTLE: Final = 5.0
+"""Seconds a leg we moved between rooms may be in neither before it counts as gone."""
+
+RING_MARGIN: Final = 2.0
+"""Seconds past the ring timeout before an unanswered consultation is given up (the PBX
+ends the ringing itself at the ring timeout)."""
+
+_ROOM_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(slots=True)
+class Consultation:
+    """One agent's consultation on one call (see the module docstring)."""
+
+    agent: str
+    agent_channel: str
+    to: str
+    device: str
+    started: float = field(default_factory=time.monotonic)
+    state: ConsultState = ConsultState.RINGING
+    target_channel: str = ""
+    """The consulted party's leg once it joined the side room."""
+    answered_at: float | None = None
+    hand_over: bool = False
+    """Hand the caller over as soon as the consulted party answers (the agent left, or
+    asked to complete, while it rang)."""
+    agent_gone: bool = False
+    outcome: ConsultOutcome | None = None
+    hold_ended: float | None = None
+    """When the caller stopped waiting on hold (someone came back into the room)."""
+
+    def move(self, new: ConsultState) -> None:
+        """Go to ``new``; raises IllegalTransition when the table forbids it."""
+        if new not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"consultation: {self.state.value} -> {new.value}")
+        self.state = new
+
+    def end(self, outcome: ConsultOutcome) -> None:
+        self.move(ConsultState.ENDED)
+        self.outcome = outcome
+        self.hold_over()
+
+    def hold_over(self) -> None:
+        if self.hold_ended is None:
+            self.hold_ended = time.monotonic()
+
+    @property
+    def active(self) -> bool:
+        return self.state is not ConsultState.ENDED
+
+    @property
+    def hold_seconds(self) -> float:
+        end = self.hold_ended if self.hold_ended is not None else time.monotonic()
+        return max(0.0, end - self.started)
+
+    @property
+    def talk_seconds(self) -> float:
+        """How long the agent and the consulted party have talked (0 unanswered)."""
+        if self.answered_at is None:
+            return 0.0
+        return max(0.0, time.monotonic() - self.answered_at)
+
+
+@dataclass(slots=True)
+class RoomLegs:
+    """The engine's view of a call's conference: the legs it is moving between the rooms
+    (a moved leg is in neither room for a moment, and must not count as gone then)."""
+
+    moving: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    """Leg -> (the monotonic time after which it counts as gone if it has not arrived,
+    whether it goes into the side room)."""
+    handed_over_at: float | None = None
+    """When the caller was last handed to a new party in the room (their talk starts)."""
+    emptied: bool = False
+    """The engine ended the conference because every other party had left."""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set (and replaced) at each change of the conference."""
+    recheck: asyncio.TimerHandle | None = None
+    """A look at the room once the legs on their way should have arrived."""
+
+    def pulse(self) -> None:
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    def moved(self, leg: str, *, aside: bool) -> None:
+        """``leg`` is being moved into the side room (``aside``) or the caller's room."""
+        self.moving[leg] = (time.monotonic() + MOVE_SETTLE, aside)
+
+    def settle(self, members: Sequence[str], aside: Sequence[str]) -> None:
+        """Forget the moves that arrived, and those that took too long."""
+        now = time.monotonic()
+        for leg, (deadline, to_aside) in list(self.moving.items()):
+            if leg in (aside if to_aside else members) or now > deadline:
+                del self.moving[leg]
+
+    def present(self, leg: str, here: set[str]) -> bool:
+        """Whether ``leg`` is in a room, or on its way between them."""
+        return bool(leg) and (leg in here or leg in self.moving)
+
+
+def consult_view(consult: Consultation | None) -> dict[str, Any] | None:
+    """A consultation as ``/status`` and ``callcenter status`` show it (None: none runs)."""
+    if consult is None or not consult.active:
+        return None
+    return {
+        "agent": consult.agent,
+        "to": consult.to,
+        "state": consult.state.value,
+        "hold_seconds": round(consult.hold_seconds, 1),
+    }
+
+
+def room_name(call_id: str) -> str:
+    """The conference room of a call: its id in the characters room names allow."""
+    return "cc-" + _ROOM_CHARS.sub("_", call_id)[:56]
+
+
+class Consultations:
+    """Agents' consultations on their calls (see the module docstring); the switchboard's
+    ``consult*`` methods and its transfers go through here."""
+
+    def __init__(self, switchboard: Switchboard) -> None:
+        self._board = switchboard
+
+    # ------------------------------------------------------------------ agent commands
+
+    async def start(self, agent_id: str, to: str) -> str:
+        """Put ``agent_id``'s caller on hold and ring ``to`` (``supervisor``: the queue's;
+        or a configured supervisor or agent id) for the agent to talk to; returns the
+        target id. Raises EngineError when the agent talks to nobody, already consults,
+        or a transfer is under way; DestinationNotAllowed for a target the config does not
+        name; IllegalTransition when the target agent is not available."""
+        board = self._board
+        call_id, active = self._talking(agent_id)
+        current = active.consult
+        if current is not None and current.active:
+            raise EngineError(f"agent {agent_id} is already consulting {current.to}")
+        if active.pending_transfer is not None:
+            raise EngineError(f"a transfer of call {call_id} is already under way")
+        target = board.transfer_target(active, agent_id, to)
+        device = board.transfer_device(target)
+        is_agent = target in board.router.agents
+        if is_agent:
+            board.router.reserve(target, call_id=call_id)
+        consult = Consultation(agent_id, active.agent_channel, target, device)
+        ring = board.ring_timeout(active.queue or "")
+        try:
+            conference = await self._conference(call_id, active)
+            legs = active.room
+            assert legs is not None
+            if not await self._wait(active, lambda: consult.agent_channel in conference.members):
+                raise EngineError(f"agent {agent_id}'s leg did not join the call's room")
+            active.consult = consult
+            legs.moved(consult.agent_channel, aside=True)
+            await conference.step_aside(consult.agent_channel)
+            await conference.invite(device, aside=True, timeout=ring)
+        except BaseException:
+            if is_agent:
+                with contextlib.suppress(IllegalTransition):
+                    board.router.release(target)
+            if active.consult is consult:
+                consult.end(ConsultOutcome.CANCELLED)
+                active.consult = None
+                board.in_background(self._return(active, consult), f"consult-undo-{call_id}")
+            raise
+        board.bus.publish(ConsultStarted(call_id=call_id, agent=agent_id, to=target, device=device))
+        log.info("consult_started", call_id=call_id, agent=agent_id, to=target)
+        board.in_background(
+            self._ring_timer(call_id, active, consult, ring + RING_MARGIN),
+            f"consult-ring-{call_id}",
+        )
+        return target
+
+    async def complete(self, agent_id: str) -> str:
+        """Hand the caller over to the consulted party and free the agent; returns the
+        target id. While the party still rings, the hand-over happens when they answer."""
+        call_id, active, consult = self._consulting(agent_id)
+        if consult.state is ConsultState.RINGING:
+            consult.hand_over = True
+            log.info("consult_complete_on_answer", call_id=call_id, agent=agent_id)
+            return consult.to
+        await self._hand_over(call_id, active, consult)
+        return consult.to
+
+    async def cancel(self, agent_id: str) -> str:
+        """End the consultation: the consulted party leaves (or stops ringing) and the
+        agent talks with the caller again; returns the target id."""
+        call_id, active, consult = self._consulting(agent_id)
+        conference = active.conference
+        state, target_leg = consult.state, consult.target_channel
+        self._over(call_id, active, consult, ConsultOutcome.CANCELLED)
+        if conference is not None and target_leg:
+            with contextlib.suppress(PBXError):
+                await conference.kick(target_leg)
+        if state is not ConsultState.THREEWAY:
+            await self._return(active, consult)
+        return consult.to
+
+    async def join(self, agent_id: str) -> str:
+        """Bring the caller in: caller, agent and consulted party talk together (the
+        consultation goes on: ``complete`` then leaves the two of them, ``cancel`` drops the
+        consulted party). Raises EngineError while the party has not answered."""
+        call_id, active, consult = self._consulting(agent_id)
+        if consult.state is not ConsultState.TALKING:
+            raise EngineError(f"{consult.to} has not answered agent {agent_id} yet")
+        conference, legs = active.conference, active.room
+        assert conference is not None and legs is not None
+        consult.move(ConsultState.THREEWAY)
+        consult.hold_over()
+        for leg in (consult.target_channel, consult.agent_channel):
+            legs.moved(leg, aside=False)
+            await conference.bring_back(leg)
+        board = self._board
+        board.bus.publish(ConsultJoined(call_id=call_id, agent=agent_id, to=consult.to))
+        log.info("consult_joined", call_id=call_id, agent=agent_id, to=consult.to)
+        return consult.to
+
+    # ------------------------------------------------------------------ the switchboard's
+
+    async def drop_talker(self, active: ActiveCall) -> None:
+        """Take whoever talks to the caller off the call (a transfer): out of the call's
+        room when it runs in one, else by ending the bridge."""
+        conference = active.conference
+        if conference is not None and not conference.ended:
+            if active.agent_channel in (*conference.members, *conference.aside):
+                await conference.kick(active.agent_channel)
+            return
+        await active.call.unbridge()
+
+    async def room_over(self, active: ActiveCall) -> tuple[float | None, bool]:
+        """The call's room has ended (the caller's dial returned): forget it. Returns when
+        the caller was last handed over in it (their new talk starts there, or None) and
+        whether every other party had left (the engine ended it)."""
+        legs, consult, conference = active.room, active.consult, active.conference
+        active.conference = None
+        active.room = None
+        if legs is not None and legs.recheck is not None:
+            legs.recheck.cancel()
+        call_id = active.call.info.call_id
+        if consult is not None and consult.active:
+            self._over(call_id, active, consult, ConsultOutcome.CALLER_GONE)
+        if legs is None or conference is None:
+            return None, False
+        caller = (active.call.info.channel, call_id)
+        for leg in (*conference.members, *conference.aside):
+            if leg not in caller:
+                # The caller left the room; nobody else stays in it.
+                self._board.in_background(self._kick(conference, leg), f"room-kick-{call_id}")
+        if (
+            consult is not None
+            and consult.outcome is ConsultOutcome.NO_ANSWER
+            and consult.agent_gone
+            and not active.call.hung_up
+        ):
+            with contextlib.suppress(PBXError):
+                await active.call.play(["transfer-failed"])
+        return legs.handed_over_at, legs.emptied
+
+    # ------------------------------------------------------------------ inside
+
+    def _talking(self, agent_id: str) -> tuple[str, ActiveCall]:
+        found = self._board.agent_call(agent_id)
+        if found is None or not found[1].agent_channel or found[1].agent != agent_id:
+            raise EngineError(f"agent {agent_id} is not talking to a caller")
+        return found
+
+    def _consulting(self, agent_id: str) -> tuple[str, ActiveCall, Consultation]:
+        found = self._board.agent_call(agent_id)
+        consult = found[1].consult if found is not None else None
+        if found is None or consult is None or not consult.active or consult.agent != agent_id:
+            raise EngineError(f"agent {agent_id} is not consulting anyone")
+        return found[0], found[1], consult
+
+    async def _conference(self, call_id: str, active: ActiveCall) -> Conference:
+        conference = active.conference
+        if conference is not None and not conference.ended:
+            return conference
+        legs = RoomLegs()
+        legs.moved(active.agent_channel, aside=False)
+        active.room = legs
+        conference = await active.call.conference(room_name(call_id))
+        active.conference = conference
+        conference.on_change(lambda: self._changed(call_id, active, conference))
+        self._changed(call_id, active, conference)
+        return conference
+
+    async def _wait(self, active: ActiveCall, ready: Callable[[], bool]) -> bool:
+        """Wait (up to :data:`MOVE_SETTLE`) until ``ready()`` after a room change."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MOVE_SETTLE
+        while not ready():
+            legs = active.room
+            remaining = deadline - loop.time()
+            if legs is None or remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await legs.changed.wait()
+        return True
+
+    def _changed(self, call_id: str, active: ActiveCall, conference: Conference) -> None:
+        """The conference changed: follow the consultation, and end the room once the
+        caller is alone in it for good."""
+        legs = active.room
+        if legs is None or active.conference is not conference:
+            return
+        legs.pulse()
+        if conference.ended:
+            return
+        board = self._board
+        here = {*conference.members, *conference.aside}
+        legs.settle(conference.members, conference.aside)
+        if legs.moving and legs.recheck is None:
+            # A leg moved and never arrived (it hung up on the way): look again then.
+            delay = max(d for d, _ in legs.moving.values()) - time.monotonic() + 0.1
+            legs.recheck = asyncio.get_running_loop().call_later(
+                max(0.1, delay), self._recheck, call_id, active, conference
+            )
+        consult = active.consult
+        if consult is not None and consult.active:
+            if not consult.agent_gone and not legs.present(consult.agent_channel, here):
+                consult.agent_gone = True
+                consult.hand_over = True
+                log.info("consult_agent_left", call_id=call_id, agent=consult.agent)
+            if consult.state is ConsultState.RINGING:
+                leg = next((m for m in conference.aside if m != consult.agent_channel), None)
+                if leg is not None:
+                    self._answered(call_id, active, consult, leg)
+            elif not legs.present(consult.target_channel, here):
+                self._over(call_id, active, consult, ConsultOutcome.HUNG_UP)
+                if consult.state is not ConsultState.THREEWAY and not consult.agent_gone:
+                    board.in_background(self._return(active, consult), f"consult-back-{call_id}")
+            elif consult.agent_gone:
+                board.in_background(self._hand_over(call_id, active, consult), f"xfer-{call_id}")
+        else:
+            for leg in conference.aside:
+                if leg != active.agent_channel and leg not in legs.moving:
+                    # Answered after its consultation ended: nobody waits for it.
+                    board.in_background(self._kick(conference, leg), f"consult-kick-{call_id}")
+        self._end_if_alone(call_id, active, conference, here)
+
+    def _recheck(self, call_id: str, active: ActiveCall, conference: Conference) -> None:
+        legs = active.room
+        if legs is not None:
+            legs.recheck = None
+        self._changed(call_id, active, conference)
+
+    def _answered(self, call_id: str, active: ActiveCall, consult: Consultation, leg: str) -> None:
+        board = self._board
+        consult.target_channel = leg
+        consult.answered_at = time.monotonic()
+        consult.move(ConsultState.TALKING)
+        if consult.to in board.router.agents:
+            with contextlib.suppress(IllegalTransition):
+                board.router.connect_direct(consult.to)
+        ring = consult.answered_at - consult.started
+        board.bus.publish(
+            ConsultAnswered(call_id=call_id, agent=consult.agent, to=consult.to, ring_seconds=ring)
+        )
+        log.info("consult_answered", call_id=call_id, agent=consult.agent, to=consult.to)
+        if consult.hand_over:
+            board.in_background(self._hand_over(call_id, active, consult), f"xfer-{call_id}")
+
+    def _end_if_alone(
+        self, call_id: str, active: ActiveCall, conference: Conference, here: set[str]
+    ) -> None:
+        legs = active.room
+        assert legs is not None
+        consult = active.consult
+        if consult is not None and consult.state is ConsultState.RINGING:
+            return
+        caller = active.call.info.channel
+        others = [leg for leg in here if leg not in (caller, active.call.info.call_id)]
+        if others or legs.moving:
+            return
+        if legs.emptied:
+            return
+        legs.emptied = True
+        log.info("room_emptied", call_id=call_id, room=conference.room)
+        self._board.in_background(self._end(conference), f"room-end-{call_id}")
+
+    async def _hand_over(self, call_id: str, active: ActiveCall, consult: Consultation) -> None:
+        """The consulted party takes the caller: into the room (when aside), the agent out."""
+        if not consult.active or consult.state is ConsultState.RINGING:
+            return
+        conference, legs = active.conference, active.room
+        if conference is None or legs is None:
+            return
+        state = consult.state
+        self._handed_over(call_id, active, consult)
+        legs.handed_over_at = time.monotonic()
+        try:
+            if state is ConsultState.TALKING:
+                legs.moved(consult.target_channel, aside=False)
+                await conference.bring_back(consult.target_channel)
+            if not consult.agent_gone:
+                await conference.kick(consult.agent_channel)
+        except PBXError as exc:
+            log.info("hand_over_incomplete", call_id=call_id, error=str(exc))
+
+    def _handed_over(self, call_id: str, active: ActiveCall, consult: Consultation) -> None:
+        """The records of a completed consultation: the agent's talk ends (wrap-up), the
+        call is transferred, the consulted party is who the caller talks to now."""
+        board = self._board
+        now = time.monotonic()
+        talk = max(0.0, now - active.talk_since) if active.talk_since else 0.0
+        consult.end(ConsultOutcome.COMPLETED)
+        bus = board.bus
+        bus.publish(
+            TalkEnded(call_id=call_id, agent=consult.agent, talk_seconds=talk, hung_up_by="system")
+        )
+        if consult.agent in board.router.agents:
+            board.router.call_finished(consult.agent, active.queue, talk_seconds=talk)
+        board.forget_agent_call(consult.agent)
+        bus.publish(self._ended_event(call_id, consult))
+        bus.publish(
+            CallTransferred(
+                call_id=call_id, by=consult.agent, to=consult.to, kind=ATTENDED_TRANSFER
+            )
+        )
+        log.info(
+            "call_transferred", call_id=call_id, by=consult.agent, to=consult.to, kind="attended"
+        )
+        board.now_talking(call_id, active, consult.to, consult.target_channel)
+
+    def _over(
+        self, call_id: str, active: ActiveCall, consult: Consultation, outcome: ConsultOutcome
+    ) -> None:
+        """End a consultation that did not hand the caller over."""
+        board = self._board
+        talk = consult.talk_seconds
+        answered = consult.answered_at is not None
+        consult.end(outcome)
+        if consult.to in board.router.agents:
+            if answered:
+                board.router.call_finished(consult.to, None, talk_seconds=talk)
+            else:
+                with contextlib.suppress(IllegalTransition):
+                    board.router.release(consult.to)
+        board.bus.publish(self._ended_event(call_id, consult))
+        log.info("consult_ended", call_id=call_id, agent=consult.agent, outcome=outcome.value)
+
+    @staticmethod
+    def _ended_event(call_id: str, consult: Consultation) -> ConsultEnded:
+        return ConsultEnded(
+            call_id=call_id,
+            agent=consult.agent,
+            to=consult.to,
+            outcome=(consult.outcome or ConsultOutcome.CANCELLED).value,
+            hold_seconds=consult.hold_seconds,
+        )
+
+    async def _ring_timer(
+        self, call_id: str, active: ActiveCall, consult: Consultation, limit: float
+    ) -> None:
+        await asyncio.sleep(limit)
+        if consult.state is not ConsultState.RINGING:
+            return
+        self._over(call_id, active, consult, ConsultOutcome.NO_ANSWER)
+        if not consult.agent_gone:
+            await self._return(active, consult)
+        conference = active.conference
+        if conference is not None and not conference.ended:
+            self._changed(call_id, active, conference)
+
+    async def _return(self, active: ActiveCall, consult: Consultation) -> None:
+        """Bring the agent back from the side room to the caller (once they are there)."""
+        conference, legs = active.conference, active.room
+        if conference is None or legs is None or consult.agent_gone:
+            return
+        leg = consult.agent_channel
+        if not await self._wait(active, lambda: leg in conference.aside or conference.ended):
+            log.info("consult_agent_not_aside", agent=consult.agent, leg=leg)
+            return
+        if conference.ended:
+            return
+        legs.moved(leg, aside=False)
+        try:
+            await conference.bring_back(leg)
+        except PBXError as exc:
+            log.info("consult_agent_not_back", agent=consult.agent, error=str(exc))
+
+    @staticmethod
+    async def _kick(conference: Conference, leg: str) -> None:
+        with contextlib.suppress(PBXError):
+            await conference.kick(leg)
+
+    @staticmethod
+    async def _end(conference: Conference) -> None:
+        with contextlib.suppress(PBXError):
+            await conference.end()

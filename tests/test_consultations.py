@@ -1,0 +1,248 @@
+"""Consultations and attended transfers, on every transport over real TCP against the demo
+PBXs: Alice (1001) takes a sales call, puts the caller on hold (music) to talk to Sam the
+supervisor (2000) or to Bob (1002), then hands the caller over, brings everyone together,
+or goes back to the caller."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.cli import main as cli_main
+from callcenter.consult import room_name
+from callcenter.testing import TRANSPORTS, Center, running_center
+
+STEP = 5.0
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@asynccontextmanager
+async def alice_on_a_call(
+    tmp_path: Path, transport: str, **phones: float | None
+) -> AsyncIterator[tuple[Center, Any, dict[str, Any]]]:
+    """A sales caller talking to Alice; yields (center, caller, phones by id) where
+    ``phones`` gives each other phone's answer delay (None: never answers)."""
+    async with running_center(tmp_path, transport=transport) as center:  # type: ignore[arg-type]
+        made = {"1001": center.add_phone("PJSIP/1001", answer_after=0.05)}
+        for who, delay in phones.items():
+            made[who] = center.add_phone(f"PJSIP/{who.removeprefix('p')}", answer_after=delay)
+        caller = await center.pbx.call("800", caller_num="5550101")
+        await caller.wait_for_prompt("welcome-menu", timeout=STEP)
+        await caller.press("1")
+        assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001"
+        await asyncio.sleep(0.1)
+        yield center, caller, made
+
+
+async def until(predicate: Callable[[], bool], what: str, limit: float = STEP) -> None:
+    async with asyncio.timeout(limit):
+        while not predicate():
+            await asyncio.sleep(0.01)
+    assert predicate(), what
+
+
+def in_room(center: Center, caller: Any, aside: bool = False) -> list[str]:
+    """The demo PBX's channel names in the caller's room (or its side room)."""
+    name = room_name(caller.uniqueid) + ("-aside" if aside else "")
+    room = center.pbx.conferences.get(name)
+    return [m.name for m in room.members] if room is not None else []
+
+
+def holds(names: list[str], *devices: str) -> bool:
+    """Whether the channels ``names`` are the caller's plus one per device, exactly."""
+    others = [n for n in names if any(d in n for d in devices)]
+    return len(names) == len(devices) + 1 and len(others) == len(devices)
+
+
+def consult_of(center: Center, caller: Any) -> Any:
+    return center.daemon.switchboard.active[caller.uniqueid].consult
+
+
+async def queue_log(center: Center, caller: Any, last: str) -> list[tuple[str, str]]:
+    """The caller's queue_log lines (agent, event), once one with event ``last`` is in."""
+    async with asyncio.timeout(STEP):  # lines gather for 50 ms before a write
+        while True:
+            lines = [e for _, e in await asyncio.to_thread(center.daemon.store.fetch_queue_log)]
+            mine = [(e.agent, e.event) for e in lines if e.callid == caller.uniqueid]
+            if any(event == last for _, event in mine):
+                return mine
+            await asyncio.sleep(0.02)
+
+
+async def test_alice_consults_sam_while_the_caller_hears_music_then_hands_the_caller_over(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, p2000=0.05) as (center, caller, phones):
+        music = caller.moh_starts
+        status, answer = await center.api("POST", "/agents/1001/consult", {"to": "2000"})
+        assert (status, answer.get("consulting")) == (200, "2000"), answer
+        await phones["p2000"].wait_answered(timeout=STEP)
+        await until(lambda: consult_of(center, caller).state.value == "talking", "Sam answered")
+        await until(
+            lambda: len(in_room(center, caller, aside=True)) == 2, "Alice and Sam talk aside"
+        )
+        assert len(in_room(center, caller)) == 1, "the caller does not hear them"
+        await until(lambda: caller.moh_starts > music, "the caller hears music meanwhile")
+        status, shown = await center.api("GET", "/status")
+        call = next(c for c in shown["calls"] if c["call_id"] == caller.uniqueid)
+        assert call["consult"]["to"] == "2000" and call["consult"]["state"] == "talking"
+
+        status, answer = await center.api("POST", "/agents/1001/consult-complete")
+        assert (status, answer.get("consulting")) == (200, "2000"), answer
+        await until(lambda: holds(in_room(center, caller), "2000"), "Sam talks with the caller")
+        await until(lambda: not in_room(center, caller, aside=True), "nobody is left aside")
+        router = center.daemon.router
+        await until(lambda: router.agents["1001"].state != "on_call", "Alice is off the call")
+        assert center.daemon.switchboard.agent_call("1001") is None
+        await asyncio.sleep(0.3)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        log_lines = await queue_log(center, caller, "ATTENDEDTRANSFER")
+        await center.idle()
+
+    assert (row["agent"], row["queue"], row["transfers"]) == ("1001", "sales", 1)
+    assert row["transfer_path"] == "1001>2000"
+    assert row["consulted"] == "2000"
+    assert row["hold_seconds"] > 0
+    assert row["hung_up_by"] == "caller"
+    assert row["talk_seconds"] >= 0.3, "Alice's talk and Sam's"
+    assert ("Agent/1001", "ATTENDEDTRANSFER") in log_lines
+
+
+async def test_alice_cancels_while_bob_still_rings_and_talks_with_the_caller_again(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, p1002=None) as (center, caller, phones):
+        assert await center.daemon.switchboard.consult("1001", "1002") == "1002"
+        await phones["p1002"].wait_rings(timeout=STEP)
+        router = center.daemon.router
+        assert router.agents["1002"].state == "ringing", "Bob is reserved while he rings"
+        assert await center.daemon.switchboard.consult_cancel("1001") == "1002"
+        await until(lambda: holds(in_room(center, caller), "1001"), "Alice is back")
+        await until(lambda: router.agents["1002"].state == "available", "Bob is free again")
+        assert consult_of(center, caller).outcome.value == "cancelled"
+        assert center.daemon.switchboard.agent_call("1001") is not None
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert (row["agent"], row["transfers"], row["transfer_path"]) == ("1001", 0, "")
+    assert row["consulted"] == "1002"
+    assert row["hung_up_by"] == "caller"
+
+
+async def test_bob_never_answers_so_alice_is_back_with_the_caller_after_the_ring_timeout(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, p1002=None) as (center, caller, _phones):
+        assert await center.daemon.switchboard.consult("1001", "1002") == "1002"
+        await until(lambda: not consult_of(center, caller).active, "the consult gave up", 8.0)
+        assert consult_of(center, caller).outcome.value == "no_answer"
+        await until(lambda: holds(in_room(center, caller), "1001"), "Alice is back")
+        await until(lambda: center.daemon.router.agents["1002"].state == "available", "Bob is free")
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert (row["transfers"], row["consulted"], row["hung_up_by"]) == (0, "1002", "caller")
+
+
+async def test_three_way_call_then_sam_leaves_and_alice_finishes_with_the_caller(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, p2000=0.05) as (center, caller, phones):
+        board = center.daemon.switchboard
+        await board.consult("1001", "2000")
+        await phones["p2000"].wait_answered(timeout=STEP)
+        await until(lambda: consult_of(center, caller).state.value == "talking", "Sam answered")
+        assert await board.consult_join("1001") == "2000"
+        await until(lambda: holds(in_room(center, caller), "1001", "2000"), "all three talk")
+        await phones["p2000"].hangup()
+        await until(lambda: not consult_of(center, caller).active, "Sam left")
+        assert consult_of(center, caller).outcome.value == "hung_up"
+        assert holds(in_room(center, caller), "1001")
+        await asyncio.sleep(0.2)
+        await phones["1001"].hangup()
+        await caller.wait_ended(timeout=STEP)
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+        assert center.daemon.router.agents["1001"].state in ("wrap_up", "available")
+
+    assert (row["agent"], row["transfers"], row["consulted"]) == ("1001", 0, "2000")
+    assert row["hung_up_by"] == "agent", "the last one to leave the room hung up on the caller"
+
+
+async def test_alice_hanging_up_while_talking_to_bob_hands_him_the_caller(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, p1002=0.05) as (center, caller, phones):
+        board = center.daemon.switchboard
+        await board.consult("1001", "1002")
+        await phones["p1002"].wait_answered(timeout=STEP)
+        await until(lambda: consult_of(center, caller).state.value == "talking", "Bob answered")
+        await phones["1001"].hangup()
+        await until(lambda: holds(in_room(center, caller), "1002"), "Bob has the caller")
+        router = center.daemon.router
+        assert router.agents["1002"].state == "on_call"
+        assert board.agent_call("1002") is not None and board.agent_call("1001") is None
+        await asyncio.sleep(0.2)
+        await phones["p1002"].hangup()
+        await caller.wait_ended(timeout=STEP)
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+        assert router.agents["1002"].state in ("wrap_up", "available")
+
+    assert (row["transfer_path"], row["transfers"]) == ("1001>1002", 1)
+    assert row["hung_up_by"] == "agent"
+
+
+async def test_consultations_that_cannot_be_made_say_why(tmp_path: Path) -> None:
+    async with alice_on_a_call(tmp_path, "fastagi") as (center, _caller, _phones):
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        status, answer = await center.api("POST", "/agents/1002/consult", {"to": "2000"})
+        assert status == 409 and "not talking to a caller" in answer["error"]
+        status, answer = await center.api("POST", "/agents/1001/consult", {"to": "5551234"})
+        assert status == 409 and "not a configured agent" in answer["error"]
+        status, answer = await center.api("POST", "/agents/1001/consult-complete")
+        assert status == 409 and "not consulting anyone" in answer["error"]
+        status, answer = await center.api("POST", "/agents/1001/consult", {"to": "1001"})
+        assert status == 409 and "themself" in answer["error"]
+        code = await asyncio.to_thread(cli_main, ["agent", "consult-join", "1001", "--api", api])
+        assert code == 1
+
+
+async def test_bob_who_took_the_caller_over_can_transfer_them_on_to_sam(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, p1002=0.05, p2000=0.05) as (
+        center,
+        caller,
+        phones,
+    ):
+        board = center.daemon.switchboard
+        await board.consult("1001", "1002")
+        await phones["p1002"].wait_answered(timeout=STEP)
+        await until(lambda: consult_of(center, caller).state.value == "talking", "Bob answered")
+        await board.consult_complete("1001")
+        await until(lambda: holds(in_room(center, caller), "1002"), "Bob has the caller")
+        assert await board.transfer("1002", "2000") == "2000"
+        assert await caller.wait_bridged(timeout=STEP, device="PJSIP/2000") == "PJSIP/2000"
+        await until(
+            lambda: center.daemon.router.agents["1002"].state != "on_call", "Bob is off the call"
+        )
+        await asyncio.sleep(0.2)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert (row["transfer_path"], row["transfers"]) == ("1001>1002>2000", 2)
+    assert row["hung_up_by"] == "caller"
