@@ -5,7 +5,7 @@
     callcenter simulate CONFIG --flow F ...  dry-run one call through a flow (demo PBX)
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | ready |
-                                            transfer | consult | consult-complete |
+                                            transfer | hold | unhold | consult | consult-complete |
                                             consult-join | consult-cancel | help | pause-recording |
                                             resume-recording | preview-dial | preview-skip |
                                             disposition
@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent = sub.add_parser(
         "agent",
-        help="log an agent in/out, pause, end their wrap-up (ready), transfer, consult a "
+        help="log an agent in/out, pause, end their wrap-up (ready), transfer, hold the "
+        "caller, consult a "
         "colleague while the caller holds (then complete, join or cancel), pause the "
         "call's recording, dial or skip the lead a preview campaign shows, give a call its "
         "disposition",
@@ -144,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
             "unpause",
             "ready",
             "transfer",
+            "hold",
+            "unhold",
             "consult",
             "consult-complete",
             "consult-join",
@@ -1087,6 +1090,8 @@ def format_status(status: dict[str, Any]) -> str:
         steps = ">".join(map(str, path)) if isinstance(path, list) else str(path)
         if call.get("recording"):
             steps += "  [recording paused]" if call.get("recording_paused") else "  [recorded]"
+        if call.get("on_hold"):
+            steps += "  [on hold]"
         consult = call.get("consult")
         if isinstance(consult, dict):
             steps += (

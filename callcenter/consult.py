@@ -35,7 +35,9 @@ import structlog
 from callcenter.errors import EngineError, IllegalTransition, PBXError
 from callcenter.events import (
     ATTENDED_TRANSFER,
+    CallHeld,
     CallTransferred,
+    CallUnheld,
     ConsultAnswered,
     ConsultEnded,
     ConsultJoined,
@@ -212,6 +214,8 @@ class Consultations:
         current = active.consult
         if current is not None and current.active:
             raise EngineError(f"agent {agent_id} is already consulting {current.to}")
+        if active.held_since is not None:
+            raise EngineError(f"agent {agent_id}'s caller is on hold: take them back first")
         if active.pending_transfer is not None:
             raise EngineError(f"a transfer of call {call_id} is already under way")
         target = board.transfer_target(active, agent_id, to)
@@ -292,6 +296,53 @@ class Consultations:
         log.info("consult_joined", call_id=call_id, agent=agent_id, to=consult.to)
         return consult.to
 
+    async def hold(self, agent_id: str) -> str:
+        """Put ``agent_id``'s caller on hold: the agent's leg steps into the side room
+        alone, the caller hears music. Returns the call id; a second hold is a no-op."""
+        call_id, active = self._talking(agent_id)
+        if active.held_since is not None:
+            return call_id
+        consult = active.consult
+        if consult is not None and consult.active:
+            raise EngineError(f"agent {agent_id} is consulting {consult.to}: the caller holds")
+        conference = await self._conference(call_id, active)
+        legs = active.room
+        assert legs is not None
+        leg = active.agent_channel
+        if not await self._wait(active, lambda: leg in conference.members):
+            raise EngineError(f"agent {agent_id}'s leg did not join the call's room")
+        legs.moved(leg, aside=True)
+        await conference.step_aside(leg)
+        active.held_since = time.monotonic()
+        self._board.bus.publish(CallHeld(call_id=call_id, agent=agent_id))
+        log.info("call_held", call_id=call_id, agent=agent_id)
+        return call_id
+
+    async def unhold(self, agent_id: str) -> str:
+        """Take ``agent_id``'s caller off hold: the agent is back in the room. Returns the
+        call id. Raises EngineError when the caller is not on hold."""
+        call_id, active = self._talking(agent_id)
+        conference, legs = active.conference, active.room
+        if active.held_since is None or conference is None or legs is None:
+            raise EngineError(f"agent {agent_id}'s caller is not on hold")
+        leg = active.agent_channel
+        if not await self._wait(active, lambda: leg in conference.aside):
+            raise EngineError(f"agent {agent_id}'s leg is not on hold")
+        legs.moved(leg, aside=False)
+        await conference.bring_back(leg)
+        self._unheld(call_id, active)
+        return call_id
+
+    def _unheld(self, call_id: str, active: ActiveCall) -> None:
+        held, active.held_since = active.held_since, None
+        if held is None:
+            return
+        seconds = max(0.0, time.monotonic() - held)
+        self._board.bus.publish(
+            CallUnheld(call_id=call_id, agent=active.agent or "", hold_seconds=seconds)
+        )
+        log.info("call_unheld", call_id=call_id, agent=active.agent, hold_seconds=round(seconds, 3))
+
     # ------------------------------------------------------------------ the switchboard's
 
     async def drop_talker(self, active: ActiveCall) -> None:
@@ -314,6 +365,7 @@ class Consultations:
         if legs is not None and legs.recheck is not None:
             legs.recheck.cancel()
         call_id = active.call.info.call_id
+        self._unheld(call_id, active)
         if consult is not None and consult.active:
             self._over(call_id, active, consult, ConsultOutcome.CALLER_GONE)
         if legs is None or conference is None:

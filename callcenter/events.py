@@ -224,6 +224,22 @@ class ConsultEnded(CallEvent):
     hold_seconds: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallHeld(CallEvent):
+    """The agent put the caller on hold: the caller hears music, the agent nothing."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallUnheld(CallEvent):
+    """The caller's hold is over (the agent took them back, hung up, or the caller left)
+    after ``hold_seconds``."""
+
+    agent: str
+    hold_seconds: float
+
+
 ATTENDED_TRANSFER: Final = "attended"
 """CallTransferred kind of an agent handing the caller over after a consultation."""
 

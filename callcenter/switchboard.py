@@ -170,6 +170,8 @@ class ActiveCall:
     """The room the call runs in once a consultation started, until it ends."""
     room: RoomLegs | None = None
     """The engine's view of that room's legs."""
+    held_since: float | None = None
+    """Since when the agent holds the caller (monotonic), None when not on hold."""
 
 
 class CallerGone(Exception):
@@ -2181,6 +2183,14 @@ class Switchboard:
     async def consult_cancel(self, agent_id: str) -> str:
         """End ``agent_id``'s consultation; the agent talks with the caller again."""
         return await self.consults.cancel(agent_id)
+
+    async def hold(self, agent_id: str) -> str:
+        """Put ``agent_id``'s caller on hold (music); returns the call id."""
+        return await self.consults.hold(agent_id)
+
+    async def unhold(self, agent_id: str) -> str:
+        """Take ``agent_id``'s caller off hold; returns the call id."""
+        return await self.consults.unhold(agent_id)
 
     async def consult_join(self, agent_id: str) -> str:
         """Caller, agent and consulted party talk together (a three-way call)."""

@@ -6,6 +6,7 @@ or goes back to the caller."""
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -41,6 +42,16 @@ async def alice_on_a_call(
         assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001"
         await asyncio.sleep(0.1)
         yield center, caller, made
+
+
+async def wait_music(caller: Any, before: int) -> None:
+    """Until music on hold started for the caller again (after ``before`` starts)."""
+    await until(lambda: caller.moh_starts > before, "the caller hears music")
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        return str(answer.read().decode())
 
 
 async def until(predicate: Callable[[], bool], what: str, limit: float = STEP) -> None:
@@ -108,6 +119,7 @@ async def test_alice_consults_sam_while_the_caller_hears_music_then_hands_the_ca
         row = await center.cdr(caller.uniqueid)
         log_lines = await queue_log(center, caller, "ATTENDEDTRANSFER")
         await center.idle()
+        metrics = await asyncio.to_thread(scrape, center.daemon.api.port)
 
     assert (row["agent"], row["queue"], row["transfers"]) == ("1001", "sales", 1)
     assert row["transfer_path"] == "1001>2000"
@@ -116,6 +128,9 @@ async def test_alice_consults_sam_while_the_caller_hears_music_then_hands_the_ca
     assert row["hung_up_by"] == "caller"
     assert row["talk_seconds"] >= 0.3, "Alice's talk and Sam's"
     assert ("Agent/1001", "ATTENDEDTRANSFER") in log_lines
+    assert 'callcenter_consultations_total{outcome="completed"} 1' in metrics
+    held = next(ln for ln in metrics.splitlines() if ln.startswith("callcenter_hold_seconds_total"))
+    assert float(held.split()[1]) == pytest.approx(row["hold_seconds"], abs=0.01)
 
 
 async def test_alice_cancels_while_bob_still_rings_and_talks_with_the_caller_again(
@@ -245,4 +260,37 @@ async def test_bob_who_took_the_caller_over_can_transfer_them_on_to_sam(
         await center.idle()
 
     assert (row["transfer_path"], row["transfers"]) == ("1001>1002>2000", 2)
+    assert row["hung_up_by"] == "caller"
+
+
+async def test_alice_holds_the_caller_who_hears_music_and_takes_them_back_twice(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport) as (center, caller, _phones):
+        for _ in range(2):
+            music = caller.moh_starts
+            status, answer = await center.api("POST", "/agents/1001/hold")
+            assert (status, answer.get("on_hold")) == (200, True), answer
+            await until(lambda: len(in_room(center, caller, aside=True)) == 1, "Alice steps away")
+            assert len(in_room(center, caller)) == 1, "the caller is alone in the room"
+            await wait_music(caller, music)
+            status, shown = await center.api("GET", "/status")
+            assert next(c for c in shown["calls"] if c["agent"] == "1001")["on_hold"] is True
+            status, answer = await center.api("POST", "/agents/1001/consult", {"to": "2000"})
+            assert status == 409 and "on hold" in answer["error"]
+            await asyncio.sleep(0.2)
+            status, answer = await center.api("POST", "/agents/1001/unhold")
+            assert (status, answer.get("on_hold")) == (200, False), answer
+            await until(lambda: holds(in_room(center, caller), "1001"), "Alice is back")
+        status, answer = await center.api("POST", "/agents/1001/unhold")
+        assert status == 409 and "not on hold" in answer["error"]
+        await center.api("POST", "/agents/1001/hold")
+        await until(lambda: len(in_room(center, caller, aside=True)) == 1, "on hold again")
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+        assert not in_room(center, caller, aside=True), "Alice's leg is not left in the room"
+
+    assert row["hold_seconds"] >= 0.4, "two holds of 0.2 s and the last one"
+    assert (row["agent"], row["transfers"], row["consulted"]) == ("1001", 0, "")
     assert row["hung_up_by"] == "caller"

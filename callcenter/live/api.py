@@ -26,6 +26,8 @@ Routes (all JSON)::
                                           agent is not in wrap-up)
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
                                           or {"queue": "<queue>", "priority": 0}
+    POST /agents/{id}/hold                {}: the caller hears music, the agent nothing;
+    POST /agents/{id}/unhold              {}: back together (409 when not on hold)
     POST /agents/{id}/consult             {"to": "supervisor" | "<supervisor or agent id>"}:
                                           the caller holds (music) while the agent talks to
                                           the one rung; then
@@ -315,6 +317,7 @@ class ControlAPI:
                     "recording_paused": a.recording_muted,
                     "variables": a.variables,
                     "consult": consult_view(a.consult),
+                    "on_hold": a.held_since is not None,
                 }
                 for cid, a in board.active.items()
             ]
@@ -468,6 +471,11 @@ class ControlAPI:
             elif action == "consult":
                 target = await self.switchboard.consult(agent_id, str(body.get("to", "supervisor")))
                 return {"agent": agent_id, "consulting": target}
+            elif action in ("hold", "unhold"):
+                board = self.switchboard
+                hold = action == "hold"
+                call_id = await (board.hold(agent_id) if hold else board.unhold(agent_id))
+                return {"agent": agent_id, "call_id": call_id, "on_hold": hold}
             elif action in CONSULT_STEPS:
                 target = await CONSULT_STEPS[action](self.switchboard, agent_id)
                 return {"agent": agent_id, "consulting": target, "step": action}

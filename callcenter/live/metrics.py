@@ -43,10 +43,12 @@ from callcenter.events import (
     CallEnded,
     CallStarted,
     CallTransferred,
+    CallUnheld,
     CampaignAnswered,
     CampaignAttemptFailed,
     CampaignDialing,
     CampaignLeadSkipped,
+    ConsultEnded,
     EngineEvent,
     QueueAbandoned,
     QueueExited,
@@ -154,6 +156,8 @@ class Metrics:
             CampaignAttemptFailed: self._on_campaign_failed,
             CampaignLeadSkipped: self._on_campaign_skipped,
             CallDisposed: self._on_disposed,
+            ConsultEnded: self._on_consult_ended,
+            CallUnheld: self._on_unheld,
         }
 
     def on_event(self, event: EngineEvent) -> None:
@@ -211,6 +215,13 @@ class Metrics:
 
     def _on_transferred(self, e: CallTransferred) -> None:
         self._count("callcenter_transfers_total")
+
+    def _on_consult_ended(self, e: ConsultEnded) -> None:
+        self._count("callcenter_consultations_total", (("outcome", e.outcome),))
+        self._count("callcenter_hold_seconds_total", (), max(0.0, e.hold_seconds))
+
+    def _on_unheld(self, e: CallUnheld) -> None:
+        self._count("callcenter_hold_seconds_total", (), max(0.0, e.hold_seconds))
 
     def _on_campaign_dialing(self, e: CampaignDialing) -> None:
         self._count("callcenter_campaign_dials_total", (("campaign", e.campaign),))
@@ -366,6 +377,11 @@ _COUNTERS: Final = (
     ("callcenter_queue_exited_total", "Queue callers a queue rule took out, by reason."),
     ("callcenter_agent_ring_failed_total", "Agents rung who did not take the call."),
     ("callcenter_transfers_total", "Calls transferred by an agent."),
+    (
+        "callcenter_consultations_total",
+        "Agents' consultations over, by outcome (completed: an attended transfer).",
+    ),
+    ("callcenter_hold_seconds_total", "Seconds callers held (consultations and agent holds)."),
     ("callcenter_agent_calls_total", "Calls each agent answered."),
     ("callcenter_agent_missed_total", "Calls each agent was rung for and did not take."),
     ("callcenter_agent_talk_seconds_total", "Seconds each agent (or supervisor) talked."),
@@ -379,7 +395,13 @@ _COUNTERS: Final = (
     ("callcenter_dispositions_total", "Codes agents gave calls, by code (corrections too)."),
 )
 LEAD_STATUSES: Final = ("pending", "dialing", "retry", "answered", "failed", "skipped")
-_UNLABELLED: Final = frozenset({"callcenter_calls_started_total", "callcenter_transfers_total"})
+_UNLABELLED: Final = frozenset(
+    {
+        "callcenter_calls_started_total",
+        "callcenter_transfers_total",
+        "callcenter_hold_seconds_total",
+    }
+)
 _HISTOGRAMS: Final = (
     ("callcenter_queue_wait_seconds", "Seconds answered queue callers waited."),
     ("callcenter_queue_abandon_wait_seconds", "Seconds queue callers waited before giving up."),

@@ -39,7 +39,8 @@ Call-centre fields:
   the PBX's machine, empty when none), as FreePBX's CDR names it;
   ``recording_muted_seconds``: how long the agent had it record silence (card details).
 * ``consulted``: whom the agents consulted while the caller held, in order
-  (``2000,1003``); ``hold_seconds``: how long the caller waited on hold for them. A
+  (``2000,1003``); ``hold_seconds``: how long the caller waited on hold, for them or
+  put there by the agent (``agent hold``). A
   consultation the agent completed is a transfer (``transfer_path`` ``1001>2000``).
 * ``monitored_by``: the supervisors who listened, whispered or barged on the call, in the
   order they joined (``2000,2001``); ``barged``: one of them barged in, so the caller
@@ -78,6 +79,7 @@ from callcenter.events import (
     CallMonitored,
     CallStarted,
     CallTransferred,
+    CallUnheld,
     CampaignAnswered,
     CampaignLeadWaiting,
     CampaignMachineAnswered,
@@ -363,7 +365,7 @@ def _on_consult_started(d: CdrDraft, e: ConsultStarted) -> None:
     d.consulted = (*d.consulted, e.to)
 
 
-def _on_consult_ended(d: CdrDraft, e: ConsultEnded) -> None:
+def _on_hold_over(d: CdrDraft, e: ConsultEnded | CallUnheld) -> None:
     d.hold_seconds += max(0.0, e.hold_seconds)
 
 
@@ -403,7 +405,8 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     RecordingStarted: _on_recording,
     RecordingMuted: _on_recording_muted,
     ConsultStarted: _on_consult_started,
-    ConsultEnded: _on_consult_ended,
+    ConsultEnded: _on_hold_over,
+    CallUnheld: _on_hold_over,
     CallEnded: _on_ended,
 }
 """Event type -> how it changes the draft. Call events not listed leave it unchanged."""
