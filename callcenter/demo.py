@@ -2,7 +2,8 @@
 
 It shows what a call centre does, live in the terminal, using the example config
 (``config/callcenter.yaml``): a caller choosing sales, a caller whose first agent does not pick
-up, a transfer to the supervisor, an agent on a break while a caller gives up in the queue
+up, a transfer to the supervisor after the agent consulted them (the caller on hold), an agent
+on a break while a caller gives up in the queue
 (the supervisor listens to that long call, then whispers to the agent), a caller who hangs
 up during the greeting, and an agent logging in with the ``*71`` feature code. Then it
 prints the CDRs and where they are stored.
@@ -22,7 +23,7 @@ import yaml
 
 from callcenter.cli import format_cdr_table
 from callcenter.config import load_config
-from callcenter.daemon import Daemon, resolve
+from callcenter.daemon import resolve
 from callcenter.errors import ConfigError, EngineError, PBXError
 from callcenter.events import (
     AgentConnected,
@@ -36,6 +37,9 @@ from callcenter.events import (
     CallMonitored,
     CallStarted,
     CallTransferred,
+    ConsultAnswered,
+    ConsultEnded,
+    ConsultStarted,
     EngineEvent,
     IvrStep,
     MonitorEnded,
@@ -81,6 +85,21 @@ class LiveView:
                 return (
                     f"call {event.call_id}: talking to agent {event.agent}"
                     f" after {event.wait_seconds:.1f}s in queue"
+                )
+            case ConsultStarted():
+                return (
+                    f"call {event.call_id}: agent {event.agent} puts the caller on hold (music)"
+                    f" and calls {event.to}"
+                )
+            case ConsultAnswered():
+                return (
+                    f"call {event.call_id}: {event.to} answered agent {event.agent}; the caller"
+                    " does not hear them"
+                )
+            case ConsultEnded():
+                return (
+                    f"call {event.call_id}: consultation with {event.to} {event.outcome}, the"
+                    f" caller held {event.hold_seconds:.1f}s"
                 )
             case CallTransferred():
                 return f"call {event.call_id}: {event.by} transferred the caller to {event.to}"
@@ -140,14 +159,26 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         await caller.hangup()
 
     async def transfer_to_supervisor(number: str) -> None:
+        """The agent consults the supervisor (the caller holds), then hands the caller over."""
         caller = await pbx.call("800", caller_num=number, caller_name="Transfer Me")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
         await caller.press("2")
         device = await caller.wait_bridged(timeout=60)
         await asyncio.sleep(1.0 * speed)
         agent_id = next(a for a, d in devices.items() if d == device)
-        await daemon.switchboard.transfer(agent_id, "supervisor")
-        await caller.wait_bridged(timeout=60, device=_supervisor_device(daemon))
+        board = daemon.switchboard
+        answered = asyncio.Event()
+
+        def on_event(event: EngineEvent) -> None:
+            if isinstance(event, ConsultAnswered) and event.call_id == caller.uniqueid:
+                answered.set()
+
+        daemon.bus.subscribe(on_event)
+        await board.consult(agent_id, "supervisor")
+        async with asyncio.timeout(60):
+            await answered.wait()
+        await asyncio.sleep(1.0 * speed)
+        await board.consult_complete(agent_id)
         await asyncio.sleep(1.0 * speed)
         await caller.hangup()
 
@@ -213,13 +244,6 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             await agent_phone.press(pin + "#")
         await agent_phone.wait_ended(timeout=30)
     await asyncio.sleep(0.2)
-
-
-def _supervisor_device(daemon: Daemon) -> str:
-    for queue in daemon.config.queues.values():
-        if queue.supervisor:
-            return daemon.config.supervisors[queue.supervisor].device
-    raise ConfigError([])
 
 
 def run_demo(

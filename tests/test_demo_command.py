@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,9 @@ def test_demo_plays_its_calls_prints_the_cdrs_and_exits_0(tmp_path: Path, pbx: s
     assert run_demo(str(config), pbx=pbx, speed=0.1, out=out) == 0
     text = out.getvalue()
     assert "talking to agent 1001" in text
+    assert re.search(r"agent 100[12] puts the caller on hold \(music\) and calls 2000", text)
+    assert re.search(r"2000 answered agent 100[12]; the caller does not hear them", text)
+    assert "consultation with 2000 completed" in text
     assert "transferred the caller to 2000" in text
     assert "supervisor 2000 on agent 1001's call: listen" in text
     assert f"recorded into {tmp_path / 'var' / 'recordings' / 'support'}/" in text
