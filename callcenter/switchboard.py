@@ -2071,8 +2071,12 @@ class Switchboard:
         return target
 
     def transfer_device(self, target: str) -> str:
+        """The dial string of a configured supervisor or agent (a remote agent's
+        ``external/<number>`` through ``acd.remote_dial``, as queues ring them)."""
         if target in self.config.supervisors:
             return self.config.supervisors[target].device
+        if target in self.router.agents:
+            return self.router.agents[target].device
         if target in self.config.agents:
             return self.config.agents[target].device
         raise DestinationNotAllowed(f"transfer target {target!r} is not a configured agent")

@@ -28,11 +28,12 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 @asynccontextmanager
 async def alice_on_a_call(
-    tmp_path: Path, transport: str, **phones: float | None
+    tmp_path: Path, transport: str, config: dict[str, Any] | None = None, **phones: float | None
 ) -> AsyncIterator[tuple[Center, Any, dict[str, Any]]]:
     """A sales caller talking to Alice; yields (center, caller, phones by id) where
-    ``phones`` gives each other phone's answer delay (None: never answers)."""
-    async with running_center(tmp_path, transport=transport) as center:  # type: ignore[arg-type]
+    ``phones`` gives each other phone's answer delay (None: never answers) and ``config``
+    is merged into the test config."""
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
         made = {"1001": center.add_phone("PJSIP/1001", answer_after=0.05)}
         for who, delay in phones.items():
             made[who] = center.add_phone(f"PJSIP/{who.removeprefix('p')}", answer_after=delay)
@@ -294,3 +295,28 @@ async def test_alice_holds_the_caller_who_hears_music_and_takes_them_back_twice(
     assert row["hold_seconds"] >= 0.4, "two holds of 0.2 s and the last one"
     assert (row["agent"], row["transfers"], row["consulted"]) == ("1001", 0, "")
     assert row["hung_up_by"] == "caller"
+
+
+async def test_bob_working_from_home_is_consulted_on_his_own_number_and_takes_the_caller(
+    tmp_path: Path, transport: str
+) -> None:
+    remote = {
+        "acd": {"remote_dial": "PJSIP/${number}", "remote_allow": ["_555XXXX"]},
+        "agents": {"1002": {"device": "external/5559002"}},
+    }
+    async with alice_on_a_call(tmp_path, transport, remote, p5559002=0.05) as (
+        center,
+        caller,
+        phones,
+    ):
+        board = center.daemon.switchboard
+        await board.consult("1001", "1002")
+        await phones["p5559002"].wait_answered(timeout=STEP)
+        await until(lambda: consult_of(center, caller).state.value == "talking", "Bob answered")
+        await board.consult_complete("1001")
+        await until(lambda: holds(in_room(center, caller), "5559002"), "Bob has the caller")
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert (row["transfer_path"], row["consulted"]) == ("1001>1002", "1002")
