@@ -320,3 +320,36 @@ async def test_bob_working_from_home_is_consulted_on_his_own_number_and_takes_th
         await center.idle()
 
     assert (row["transfer_path"], row["consulted"]) == ("1001>1002", "1002")
+
+
+@pytest.mark.parametrize("control", ["fastagi", "esl-outbound"])
+async def test_sam_answering_while_the_pbx_link_is_down_is_found_when_it_is_back(
+    tmp_path: Path, control: str
+) -> None:
+    """The room's events of the outage are lost; the resync reads the rooms' members from
+    the PBX's channel list, so the consultation goes on with Sam rather than timing out.
+    (On AsyncAGI and ESL inbound the call's own control runs over that link: its loss
+    ends the engine's hold on the call, as for any call, so only these two transports
+    keep a consultation through it.)"""
+    transport = control
+    slow = {"reconnect_min": 1.0, "reconnect_max": 1.0}
+    config = {"pbx": {"ami": slow, "esl": slow}}
+    async with alice_on_a_call(tmp_path, transport, config, p2000=0.3) as (
+        center,
+        caller,
+        phones,
+    ):
+        board = center.daemon.switchboard
+        await board.consult("1001", "2000")
+        await until(lambda: len(in_room(center, caller, aside=True)) == 1, "Alice steps aside")
+        await center.drop_pbx_connections()
+        await phones["p2000"].wait_answered(timeout=STEP)
+        assert consult_of(center, caller).state.value == "ringing", "nobody told the daemon"
+        await until(lambda: consult_of(center, caller).state.value == "talking", "found again")
+        await board.consult_complete("1001")
+        await until(lambda: holds(in_room(center, caller), "2000"), "Sam has the caller")
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert (row["transfer_path"], row["consulted"]) == ("1001>2000", "2000")

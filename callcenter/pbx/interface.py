@@ -497,6 +497,8 @@ class ChannelSnapshot:
     exten: str
     application: str
     bridged_to: str | None = None
+    application_data: str = ""
+    """The running application's arguments (a conference's room name, say)."""
 
 
 ORIGINATE_FAILURES: Final = ("busy", "no-answer", "rejected", "unavailable", "congestion", "failed")

@@ -939,6 +939,8 @@ class AsteriskDriver:
                             cause=HangupCause.UNSPECIFIED,
                         )
                     )
+        for conference in {id(c): c for c in self._conferences.values()}.values():
+            conference._resync(snapshots)
         self._log.info("resynced", channels=len(snapshots), calls=len(self._calls))
         await self._device_states()
         router = self._router
@@ -1841,6 +1843,27 @@ class AsteriskConference:
             except Exception:
                 self._log.exception("conference_listener_failed")
 
+    def _resync(self, snapshots: Sequence[ChannelSnapshot]) -> None:
+        """After a reconnection: the rooms' members as ``CoreShowChannels`` lists them (the
+        ConfbridgeJoin/Leave events of the outage are lost). The caller stays as it was: its
+        ConfBridge runs inside AGI and is the call's own business."""
+        found: dict[str, list[str]] = {self._room: [], self._side: []}
+        for snap in snapshots:
+            if snap.application.lower() == "confbridge" and snap.channel != self._caller:
+                room = snap.application_data.partition(",")[0]
+                if room in found:
+                    found[room].append(snap.channel)
+        changed = False
+        for members, now in ((self._members, found[self._room]), (self._aside, found[self._side])):
+            keep = [m for m in members if m in now or m == self._caller]
+            keep += [m for m in now if m not in keep]
+            if keep != members:
+                members[:] = keep
+                changed = True
+        if changed:
+            self._log.info("conference_resynced", members=self._members, aside=self._aside)
+            self._changed()
+
     def _on_caller_left(self, why: str) -> None:
         if self._ended.is_set():
             return
@@ -1903,6 +1926,7 @@ def _snapshots(items: Sequence[AMIMessage]) -> list[ChannelSnapshot]:
                 exten=item.get("Exten") or "",
                 application=item.get("Application") or "",
                 bridged_to=others[0] if others else None,
+                application_data=item.get("ApplicationData") or "",
             )
         )
     return snapshots

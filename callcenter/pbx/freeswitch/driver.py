@@ -635,6 +635,7 @@ class FreeSwitchDriver:
                 exten=row.get("dest", ""),
                 application=row.get("application", ""),
                 bridged_to=bridged.get(row.get("uuid", "")) or None,
+                application_data=row.get("application_data", ""),
             )
             for row in rows
         ]
@@ -970,6 +971,8 @@ class FreeSwitchDriver:
                 self._channel_gone(call.info.call_id, call.info.channel, HangupCause.UNSPECIFIED)
             else:
                 await call._resync(snap, alive)
+        for conference in {id(c): c for c in self._conferences.values()}.values():
+            conference._resync(snapshots)
         adopted = 0
         orphans, self._orphans = self._orphans, set()
         if self.settings.adopt_parked and not self._stopping:
@@ -2132,7 +2135,12 @@ class FreeSwitchConference:
         for room, members in ((self._room, self._members), (self._side, self._aside)):
             uid = _member_uuid(members, channel)
             if uid is not None:
-                await self._kick(room, members[uid][1])
+                member_id = members[uid][1]
+                if member_id:
+                    await self._kick(room, member_id)
+                else:
+                    # Found by a resync: no Member-ID to kick by; the leg is hung up instead.
+                    await self._driver.esl.api(f"uuid_kill {uid}", check=False)
                 return
         raise CommandFailed(f"{channel!r} is not in conference {self._room}")
 
@@ -2149,6 +2157,8 @@ class FreeSwitchConference:
         self._log.info("conference_ended", ended=self.ended)
 
     async def _kick(self, room: str, member: str) -> None:
+        if not member:
+            raise CommandFailed(f"no member id known in conference {room}")
         text = await self._driver.esl.api(f"conference {room} kick {member}", check=False)
         if not text.startswith("+OK"):
             self._log.info("conference_kick_refused", member=member, reply=text.strip())
@@ -2191,6 +2201,33 @@ class FreeSwitchConference:
                 self._on_change()
             except Exception:
                 self._log.exception("conference_listener_failed")
+
+    def _resync(self, snapshots: Sequence[ChannelSnapshot]) -> None:
+        """After a reconnection: the rooms' members as ``show channels`` lists them (the
+        ``conference::maintenance`` events of the outage are lost). A member found this
+        way has no Member-ID yet: kicking it hangs its leg up."""
+        found: dict[str, dict[str, str]] = {self._room: {}, self._side: {}}
+        for snap in snapshots:
+            if snap.application == "conference" and snap.call_id != self._caller:
+                room = (
+                    snap.application_data.split()[0].partition("@")[0]
+                    if snap.application_data
+                    else ""
+                )
+                if room in found:
+                    found[room][snap.call_id] = snap.channel
+        changed = False
+        for members, now in ((self._members, found[self._room]), (self._aside, found[self._side])):
+            for uid in [u for u in members if u not in now and u != self._caller]:
+                del members[uid]
+                changed = True
+            for uid, name in now.items():
+                if uid not in members:
+                    members[uid] = (name, "")
+                    changed = True
+        if changed:
+            self._log.info("conference_resynced", members=self.members, aside=self.aside)
+            self._changed()
 
     def _on_caller_left(self, why: str) -> None:
         if self._ended.is_set():
