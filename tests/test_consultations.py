@@ -79,6 +79,20 @@ def consult_of(center: Center, caller: Any) -> Any:
     return center.daemon.switchboard.active[caller.uniqueid].consult
 
 
+async def alice_hands_over(center: Center, caller: Any, to: str, phone: Any, number: str) -> None:
+    """Alice consults ``to`` and hands the caller over: ``number``'s phone has them."""
+    await alice_consults(center, caller, to, phone)
+    assert await center.daemon.switchboard.consult_complete("1001") == to
+    await until(lambda: holds(in_room(center, caller), number), f"{to} has the caller")
+
+
+async def alice_consults(center: Center, caller: Any, to: str, phone: Any) -> None:
+    """Alice consults ``to``, whose ``phone`` answers: they talk, the caller holds."""
+    assert await center.daemon.switchboard.consult("1001", to) == to
+    await phone.wait_answered(timeout=STEP)
+    await until(lambda: consult_of(center, caller).state.value == "talking", f"{to} answered")
+
+
 async def queue_log(center: Center, caller: Any, last: str) -> list[tuple[str, str]]:
     """The caller's queue_log lines (agent, event), once one with event ``last`` is in."""
     async with asyncio.timeout(STEP):  # lines gather for 50 ms before a write
@@ -177,9 +191,7 @@ async def test_three_way_call_then_sam_leaves_and_alice_finishes_with_the_caller
 ) -> None:
     async with alice_on_a_call(tmp_path, transport, p2000=0.05) as (center, caller, phones):
         board = center.daemon.switchboard
-        await board.consult("1001", "2000")
-        await phones["p2000"].wait_answered(timeout=STEP)
-        await until(lambda: consult_of(center, caller).state.value == "talking", "Sam answered")
+        await alice_consults(center, caller, "2000", phones["p2000"])
         assert await board.consult_join("1001") == "2000"
         await until(lambda: holds(in_room(center, caller), "1001", "2000"), "all three talk")
         await phones["p2000"].hangup()
@@ -202,9 +214,7 @@ async def test_alice_hanging_up_while_talking_to_bob_hands_him_the_caller(
 ) -> None:
     async with alice_on_a_call(tmp_path, transport, p1002=0.05) as (center, caller, phones):
         board = center.daemon.switchboard
-        await board.consult("1001", "1002")
-        await phones["p1002"].wait_answered(timeout=STEP)
-        await until(lambda: consult_of(center, caller).state.value == "talking", "Bob answered")
+        await alice_consults(center, caller, "1002", phones["p1002"])
         await phones["1001"].hangup()
         await until(lambda: holds(in_room(center, caller), "1002"), "Bob has the caller")
         router = center.daemon.router
@@ -245,11 +255,7 @@ async def test_bob_who_took_the_caller_over_can_transfer_them_on_to_sam(
         phones,
     ):
         board = center.daemon.switchboard
-        await board.consult("1001", "1002")
-        await phones["p1002"].wait_answered(timeout=STEP)
-        await until(lambda: consult_of(center, caller).state.value == "talking", "Bob answered")
-        await board.consult_complete("1001")
-        await until(lambda: holds(in_room(center, caller), "1002"), "Bob has the caller")
+        await alice_hands_over(center, caller, "1002", phones["p1002"], "1002")
         assert await board.transfer("1002", "2000") == "2000"
         assert await caller.wait_bridged(timeout=STEP, device="PJSIP/2000") == "PJSIP/2000"
         await until(
@@ -309,12 +315,7 @@ async def test_bob_working_from_home_is_consulted_on_his_own_number_and_takes_th
         caller,
         phones,
     ):
-        board = center.daemon.switchboard
-        await board.consult("1001", "1002")
-        await phones["p5559002"].wait_answered(timeout=STEP)
-        await until(lambda: consult_of(center, caller).state.value == "talking", "Bob answered")
-        await board.consult_complete("1001")
-        await until(lambda: holds(in_room(center, caller), "5559002"), "Bob has the caller")
+        await alice_hands_over(center, caller, "1002", phones["p5559002"], "5559002")
         await caller.hangup()
         row = await center.cdr(caller.uniqueid)
         await center.idle()

@@ -87,6 +87,7 @@ from callcenter.pbx.interface import (
     SpyMode,
     Transport,
 )
+from callcenter.pbx.room import RoomLife
 from callcenter.pbx.spy import SpyLife
 from callcenter.protocols.agi import AGIResult, format_command
 from callcenter.protocols.ami import AMIMessage
@@ -143,9 +144,6 @@ SPY_STOP_LOCATION = ("callcenter-hangup", "hangup", 1)
 #: where :meth:`AsteriskCall.conference` redirects the agent leg.
 CONFERENCE_CONTEXT = "callcenter-conference"
 _ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
-#: A conference's side room is the room's name with this suffix (see
-#: :meth:`AsteriskConference.step_aside`).
-ASIDE_SUFFIX: Final = "-aside"
 #: The ConfBridge user-profile setting that plays music on hold to a member left alone.
 MOH_WHEN_ALONE: Final = "CONFBRIDGE(user,music_on_hold_when_empty)"
 #: ChanSpy options: ``q`` no beep/announcement, ``E`` end when the spied-on channel
@@ -1678,31 +1676,18 @@ class AsteriskSpySession(SpyLife):
         self._log.info("spy_stopped", ended=self.ended)
 
 
-class AsteriskConference:
+class AsteriskConference(RoomLife):
     """A ConfBridge room our caller sits in (implements
     :class:`callcenter.pbx.interface.Conference`); members from ConfbridgeJoin/Leave. Its
     side room is the ConfBridge ``<room>-aside``; legs move between the two by a Redirect
     to :data:`CONFERENCE_CONTEXT`."""
 
     def __init__(self, driver: AsteriskDriver, room: str, caller: str) -> None:
+        super().__init__(room, driver._conferences, log.bind(room=room, caller=caller))
         self._driver = driver
-        self._room = room
-        self._side = f"{room}{ASIDE_SUFFIX}"
         self._caller = caller
         self._members: list[str] = []
         self._aside: list[str] = []
-        self._caller_in = asyncio.Event()
-        self._ended = asyncio.Event()
-        self._on_change: Callable[[], None] | None = None
-        self._log = log.bind(room=room, caller=caller)
-
-    @property
-    def room(self) -> str:
-        return self._room
-
-    @property
-    def side_room(self) -> str:
-        return self._side
 
     @property
     def members(self) -> Sequence[str]:
@@ -1711,16 +1696,6 @@ class AsteriskConference:
     @property
     def aside(self) -> Sequence[str]:
         return tuple(self._aside)
-
-    @property
-    def ended(self) -> bool:
-        return self._ended.is_set()
-
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
-
-    def on_change(self, callback: Callable[[], None]) -> None:
-        self._on_change = callback
 
     async def invite(
         self, device: str, *, caller_id: str = "", timeout: float = 30.0, aside: bool = False
@@ -1807,19 +1782,6 @@ class AsteriskConference:
                 raise CommandFailed(f"cannot kick {channel!r}: {exc}") from None
         self._log.info("conference_kick", channel=channel, room=room)
 
-    async def _wait_caller_joined(self, limit: float) -> None:
-        waiters = [
-            asyncio.ensure_future(self._caller_in.wait()),
-            asyncio.ensure_future(self._ended.wait()),
-        ]
-        try:
-            await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        if not self._caller_in.is_set():
-            raise CommandFailed(f"the caller did not join conference {self._room}")
-
     def _on_event(self, msg: AMIMessage) -> None:
         name = msg.get("Channel") or ""
         event = msg.name
@@ -1835,13 +1797,6 @@ class AsteriskConference:
         else:
             return
         self._changed()
-
-    def _changed(self) -> None:
-        if self._on_change is not None:
-            try:
-                self._on_change()
-            except Exception:
-                self._log.exception("conference_listener_failed")
 
     def _resync(self, snapshots: Sequence[ChannelSnapshot]) -> None:
         """After a reconnection: the rooms' members as ``CoreShowChannels`` lists them (the
@@ -1863,16 +1818,6 @@ class AsteriskConference:
         if changed:
             self._log.info("conference_resynced", members=self._members, aside=self._aside)
             self._changed()
-
-    def _on_caller_left(self, why: str) -> None:
-        if self._ended.is_set():
-            return
-        self._ended.set()
-        for name in (self._room, self._side):
-            if self._driver._conferences.get(name) is self:
-                del self._driver._conferences[name]
-        self._log.info("conference_caller_left", why=why)
-        self._changed()
 
 
 def _check_device(device: str) -> None:

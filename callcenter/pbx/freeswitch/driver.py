@@ -135,6 +135,7 @@ from callcenter.pbx.interface import (
     Transport,
 )
 from callcenter.pbx.link import reply_within
+from callcenter.pbx.room import RoomLife
 from callcenter.pbx.spy import SpyLife
 from callcenter.protocols.esl import MYEVENTS, ESLEvent, ESLMessage
 from callcenter.tasks import cancel_and_wait
@@ -183,8 +184,6 @@ def originate_outcome(result: str) -> str:
 
 
 _ROOM: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
-#: A conference's side room is the room's name with this suffix.
-ASIDE_SUFFIX: Final = "-aside"
 #: Channel variable the shipped dialplan keeps the id of its scheduled failover in
 #: (``sched_transfer`` sets ``last_sched_id``); the driver drops that task when it takes the call.
 FAILOVER_TASK_VARIABLE: Final = "callcenter_failover_task"
@@ -2038,7 +2037,7 @@ def _fail_if_pending(future: asyncio.Future[ESLEvent], error: Exception) -> None
         future.set_exception(error)
 
 
-class FreeSwitchConference:
+class FreeSwitchConference(RoomLife):
     """A mod_conference room our caller sits in (implements
     :class:`callcenter.pbx.interface.Conference`); members from ``conference::maintenance``
     events (``add-member`` / ``del-member``). Its side room is the conference
@@ -2046,25 +2045,12 @@ class FreeSwitchConference:
     conference:<room> inline``."""
 
     def __init__(self, driver: FreeSwitchDriver, room: str, caller_uuid: str) -> None:
+        super().__init__(room, driver._conferences, log.bind(room=room, caller=caller_uuid))
         self._driver = driver
-        self._room = room
-        self._side = f"{room}{ASIDE_SUFFIX}"
         self._caller = caller_uuid
         #: Unique-ID -> (channel name, Member-ID), in join order, per room.
         self._members: dict[str, tuple[str, str]] = {}
         self._aside: dict[str, tuple[str, str]] = {}
-        self._caller_in = asyncio.Event()
-        self._ended = asyncio.Event()
-        self._on_change: Callable[[], None] | None = None
-        self._log = log.bind(room=room, caller=caller_uuid)
-
-    @property
-    def room(self) -> str:
-        return self._room
-
-    @property
-    def side_room(self) -> str:
-        return self._side
 
     @property
     def members(self) -> Sequence[str]:
@@ -2073,16 +2059,6 @@ class FreeSwitchConference:
     @property
     def aside(self) -> Sequence[str]:
         return tuple(name or uid for uid, (name, _) in self._aside.items())
-
-    @property
-    def ended(self) -> bool:
-        return self._ended.is_set()
-
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
-
-    def on_change(self, callback: Callable[[], None]) -> None:
-        self._on_change = callback
 
     async def invite(
         self, device: str, *, caller_id: str = "", timeout: float = 30.0, aside: bool = False
@@ -2166,19 +2142,6 @@ class FreeSwitchConference:
                 raise CommandFailed(f"cannot kick member {member}: {text.strip()}")
         self._log.info("conference_kick", member=member, room=room)
 
-    async def _wait_caller_joined(self, limit: float) -> None:
-        waiters = [
-            asyncio.ensure_future(self._caller_in.wait()),
-            asyncio.ensure_future(self._ended.wait()),
-        ]
-        try:
-            await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        if not self._caller_in.is_set():
-            raise CommandFailed(f"the caller did not join conference {self._room}")
-
     def _on_event(self, event: ESLEvent) -> None:
         uid = event.unique_id or ""
         action = event.get("Action", "")
@@ -2194,13 +2157,6 @@ class FreeSwitchConference:
         else:
             return
         self._changed()
-
-    def _changed(self) -> None:
-        if self._on_change is not None:
-            try:
-                self._on_change()
-            except Exception:
-                self._log.exception("conference_listener_failed")
 
     def _resync(self, snapshots: Sequence[ChannelSnapshot]) -> None:
         """After a reconnection: the rooms' members as ``show channels`` lists them (the
@@ -2228,16 +2184,6 @@ class FreeSwitchConference:
         if changed:
             self._log.info("conference_resynced", members=self.members, aside=self.aside)
             self._changed()
-
-    def _on_caller_left(self, why: str) -> None:
-        if self._ended.is_set():
-            return
-        self._ended.set()
-        for name in (self._room, self._side):
-            if self._driver._conferences.get(name) is self:
-                del self._driver._conferences[name]
-        self._log.info("conference_caller_left", why=why)
-        self._changed()
 
 
 def _member_uuid(members: Mapping[str, tuple[str, str]], channel: str) -> str | None:
