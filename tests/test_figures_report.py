@@ -96,6 +96,28 @@ def test_a_morning_in_one_queue_gives_offered_answered_abandoned_and_service_lev
     assert figures["aht_seconds"] == round((120 + 60 + 30) / 3, 1)
 
 
+def test_an_attended_transfer_ends_the_agent_s_talk_as_a_blind_one_does() -> None:
+    handed_over = [
+        line("10:10:00", "c7", "ENTERQUEUE", "", "5550007", "1"),
+        line("10:10:06", "c7", "CONNECT", "6", "", "1", agent="Agent/1001"),
+        line(
+            "10:11:36",
+            "c7",
+            "ATTENDEDTRANSFER",
+            "BRIDGE",
+            "2000",
+            "6",
+            "90",
+            "1",
+            agent="Agent/1001",
+        ),
+    ]
+    [support] = queue_summary(handed_over, whole_day(), {"support": 20.0})
+    assert (support.answered, support.as_dict()["aht_seconds"]) == (1, 90)
+    [alice] = agent_summary(handed_over, [], [], whole_day(), now=DAY + timedelta(days=1))
+    assert (alice.agent, alice.calls, alice.talk) == ("1001", 1, 90)
+
+
 def test_the_service_level_is_each_queue_s_own() -> None:
     [support] = queue_summary(MORNING, whole_day(), {"support": 45.0})
     assert support.answered_in_time == 3

@@ -19,7 +19,8 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
   number did not join a queue again on another call within ``fcr_days`` / answered callers
   whose number is known.
 * :func:`agent_summary` counts each agent's ``CONNECT`` (calls), ``RINGNOANSWER`` (offers
-  missed), talk (``COMPLETECALLER`` / ``COMPLETEAGENT`` / ``BLINDTRANSFER``) in the period
+  missed), talk (``COMPLETECALLER`` / ``COMPLETEAGENT`` / ``BLINDTRANSFER`` /
+  ``ATTENDEDTRANSFER``) in the period
   the line falls in, and their logged-in and paused time from the shift records cut at the
   periods' edges (an agent logged in now counts up to now), and the dispositions they gave
   by code. Occupancy = talk / (logged in - paused).
@@ -50,7 +51,12 @@ looked for (a caller waiting through midnight is answered in the next day's line
 
 _EXITS: Final = frozenset({"EXITWITHTIMEOUT", "EXITWITHKEY", "EXITEMPTY"})
 _TURNED_AWAY: Final = frozenset({"FULL", "JOINEMPTY"})
-_TALK_ENDS: Final = {"COMPLETECALLER": 1, "COMPLETEAGENT": 1, "BLINDTRANSFER": 3}
+_TALK_ENDS: Final = {
+    "COMPLETECALLER": 1,
+    "COMPLETEAGENT": 1,
+    "BLINDTRANSFER": 3,
+    "ATTENDEDTRANSFER": 3,
+}
 """queue_log verb -> index of its calltime among the data fields."""
 AGENT_PREFIX: Final = "Agent/"
 
