@@ -222,7 +222,7 @@ IN_USE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 UNREACHABLE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
 """Device states that mean the device cannot be called (not registered, no such device)."""
 
-_CALLBACK_NUMBER = re.compile(r"\+?[0-9]{3,20}")
+_DIALABLE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 
 
 @dataclass(slots=True)
@@ -983,7 +983,7 @@ class Switchboard:
         return (
             self.pbx is not None
             and acd.callback_dial is not None
-            and _CALLBACK_NUMBER.fullmatch(number) is not None
+            and _DIALABLE_NUMBER.fullmatch(number) is not None
             and matches_any(acd.callback_allow, number)
         )
 
@@ -2072,14 +2072,25 @@ class Switchboard:
 
     def transfer_device(self, target: str) -> str:
         """The dial string of a configured supervisor or agent (a remote agent's
-        ``external/<number>`` through ``acd.remote_dial``, as queues ring them)."""
+        ``external/<number>`` through ``acd.remote_dial``, as queues ring them), or of an
+        outside number ``acd.transfer_allow`` lists (through ``acd.transfer_dial``)."""
         if target in self.config.supervisors:
             return self.config.supervisors[target].device
         if target in self.router.agents:
             return self.router.agents[target].device
         if target in self.config.agents:
             return self.config.agents[target].device
-        raise DestinationNotAllowed(f"transfer target {target!r} is not a configured agent")
+        acd = self.config.acd
+        if (
+            acd.transfer_dial is not None
+            and _DIALABLE_NUMBER.fullmatch(target) is not None
+            and matches_any(acd.transfer_allow, target)
+        ):
+            return acd.transfer_dial.replace("${number}", target)
+        raise DestinationNotAllowed(
+            f"transfer target {target!r} is not a configured agent or supervisor, nor a number"
+            " acd.transfer_allow lists"
+        )
 
     def ring_timeout(self, queue_name: str) -> float:
         qcfg = self.config.queues.get(queue_name)

@@ -216,3 +216,12 @@ def test_a_music_class_the_pbx_cannot_play_is_refused_at_its_line() -> None:
     )
     config = load_config_text(on_freeswitch, environ={"CALLCENTER_ESL_PASSWORD": "x"})
     assert config.queues["sales"].hold_music == "moh/8000"
+
+
+def test_outside_numbers_for_agents_transfers_need_the_dial_template() -> None:
+    text = BASE + 'acd:\n  transfer_allow: ["2100"]\n'
+    (issue,) = problems(text)
+    assert "transfer_dial (how to dial them" in issue.message
+    assert issue.line == line_of(text, "acd:")
+    config = load_config_text(text + "  transfer_dial: PJSIP/${number}@trunk\n", environ=ENV)
+    assert config.acd.transfer_allow == ["2100"]

@@ -354,3 +354,41 @@ async def test_sam_answering_while_the_pbx_link_is_down_is_found_when_it_is_back
         await center.idle()
 
     assert (row["transfer_path"], row["consulted"]) == ("1001>2000", "2000")
+
+
+async def test_alice_consults_an_allowed_outside_number_and_hands_the_caller_over(
+    tmp_path: Path, transport: str
+) -> None:
+    outside = {"acd": {"transfer_dial": "PJSIP/${number}", "transfer_allow": ["_555XXXX"]}}
+    async with alice_on_a_call(tmp_path, transport, outside, p5557001=0.05) as (
+        center,
+        caller,
+        phones,
+    ):
+        status, answer = await center.api("POST", "/agents/1001/consult", {"to": "4445557001"})
+        assert status == 409 and "acd.transfer_allow" in answer["error"], "not on the list"
+        await alice_hands_over(center, caller, "5557001", phones["p5557001"], "5557001")
+        assert center.daemon.router.agents["1001"].state != "on_call"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert (row["transfer_path"], row["consulted"]) == ("1001>5557001", "5557001")
+
+
+async def test_alice_blind_transfers_the_caller_to_an_allowed_outside_number(
+    tmp_path: Path,
+) -> None:
+    outside = {"acd": {"transfer_dial": "PJSIP/${number}", "transfer_allow": ["_555XXXX"]}}
+    async with alice_on_a_call(tmp_path, "fastagi", outside, p5557002=0.05) as (
+        center,
+        caller,
+        _phones,
+    ):
+        assert await center.daemon.switchboard.transfer("1001", "5557002") == "5557002"
+        assert await caller.wait_bridged(timeout=STEP, device="PJSIP/5557002") == "PJSIP/5557002"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert (row["transfer_path"], row["transfers"]) == ("1001>5557002", 1)

@@ -1958,6 +1958,17 @@ class AcdConfig(_Model):
         default_factory=list,
         description="Caller numbers that may be called back; others keep waiting.",
     )
+    transfer_dial: _DialTemplate | None = Field(
+        default=None,
+        description="How agents reach an outside number they transfer a caller to or consult, "
+        'such as "PJSIP/${number}@trunk" (unset: agents transfer and consult only the '
+        "configured agents and supervisors).",
+    )
+    transfer_allow: list[NumberPattern] = Field(
+        default_factory=list,
+        description='Outside numbers agents may transfer callers to or consult ("2100", '
+        '"_0800XXXXXX"); any other number is refused.',
+    )
     callback_context: _Text = Field(
         default="callcenter-callback",
         description="Dialplan context an answered callback goes to (it must hand the call "
@@ -1978,6 +1989,15 @@ class AcdConfig(_Model):
     recording_format: Literal["wav", "gsm", "wav49"] = Field(
         default="wav", description="Sound format of call recordings."
     )
+
+    @model_validator(mode="after")
+    def _transfer_numbers_need_a_dial(self) -> AcdConfig:
+        if self.transfer_allow and self.transfer_dial is None:
+            raise ValueError(
+                "transfer_allow lists outside numbers, but transfer_dial (how to dial them, "
+                'such as "PJSIP/${number}@trunk") is not set'
+            )
+        return self
 
 
 class DispositionConfig(_Model):
