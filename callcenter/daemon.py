@@ -306,6 +306,7 @@ class Daemon:
                 supervisors=self.switchboard.monitoring.snapshot,
                 campaigns=self.campaigns.view,
                 previews=self.switchboard.previews,
+                holding=self.switchboard.holding,
             )
             self.bus.subscribe(self.mqtt.on_event)
         self.webhooks = [

@@ -35,7 +35,7 @@ from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.router import RingOutcome, Router
 from callcenter.acd.rules import agent_rules, queue_rules
 from callcenter.config.models import CallCenterConfig, QueueConfig, QueueExit
-from callcenter.consult import Consultation, Consultations, RoomLegs
+from callcenter.consult import Consultation, Consultations, RoomLegs, consult_view
 from callcenter.errors import (
     CallHungUp,
     CommandFailed,
@@ -2190,6 +2190,17 @@ class Switchboard:
         (``supervisor``: the queue's, or a configured supervisor or agent id), who is
         rung; returns the target id. See :mod:`callcenter.consult`."""
         return await self.consults.start(agent_id, to)
+
+    def holding(self) -> dict[str, dict[str, Any]]:
+        """Agents whose caller holds now, by agent id: ``on_hold`` (the agent's own hold)
+        and ``consulting`` (:func:`~callcenter.consult.consult_view`, None when not)."""
+        out: dict[str, dict[str, Any]] = {}
+        for active in self.active.values():
+            consult = consult_view(active.consult)
+            if active.agent and (consult is not None or active.held_since is not None):
+                agent = consult["agent"] if consult is not None else active.agent
+                out[agent] = {"on_hold": active.held_since is not None, "consulting": consult}
+        return out
 
     async def consult_complete(self, agent_id: str) -> str:
         """Hand the caller over to whom ``agent_id`` consults (an attended transfer)."""

@@ -41,8 +41,13 @@ async def alice_on_a_call(
         await caller.wait_for_prompt("welcome-menu", timeout=STEP)
         await caller.press("1")
         assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001"
-        await asyncio.sleep(0.1)
+        await until(lambda: alice_talks(center), "the daemon saw Alice answer")
         yield center, caller, made
+
+
+def alice_talks(center: Center) -> bool:
+    found = center.daemon.switchboard.agent_call("1001")
+    return found is not None and bool(found[1].agent_channel)
 
 
 async def wait_music(caller: Any, before: int) -> None:

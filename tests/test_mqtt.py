@@ -488,3 +488,32 @@ def test_every_time_in_an_mqtt_event_is_iso_8601() -> None:
         "busy",
         False,
     )
+
+
+async def test_an_agents_desktop_sees_the_caller_on_hold_and_whom_the_agent_consults(
+    tmp_path: Path,
+) -> None:
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        async with running_center(tmp_path, config=mqtt_config(broker)) as center:
+            center.add_phone("PJSIP/1001", answer_after=0.05)
+            sam = center.add_phone("PJSIP/2000", answer_after=0.05)
+            caller = await center.caller_presses("5550133", "1")
+            await caller.wait_bridged(timeout=5)
+            await board.wait_for("agents/1001", _is(state="on_call"))
+            switchboard = center.daemon.switchboard
+            await switchboard.hold("1001")
+            held = await board.wait_for("agents/1001", lambda m: m.json()["on_hold"])
+            await switchboard.unhold("1001")
+            await board.wait_for("agents/1001", lambda m: not m.json()["on_hold"])
+            await switchboard.consult("1001", "2000")
+            await sam.wait_answered(timeout=5)
+            talking = await board.wait_for(
+                "agents/1001", lambda m: (m.json()["consulting"] or {}).get("state") == "talking"
+            )
+            await switchboard.consult_complete("1001")
+            done = await board.wait_for("agents/1001", lambda m: m.json()["consulting"] is None)
+            await caller.hangup()
+            await center.idle(timeout=10)
+    assert held.json()["consulting"] is None
+    assert talking.json()["consulting"] == {"to": "2000", "state": "talking"}
+    assert done.json()["on_hold"] is False

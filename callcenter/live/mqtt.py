@@ -66,7 +66,13 @@ from callcenter.events import (
     AgentRingFailed,
     AgentStateChanged,
     AgentUnpaused,
+    CallHeld,
+    CallUnheld,
     CampaignPreview,
+    ConsultAnswered,
+    ConsultEnded,
+    ConsultJoined,
+    ConsultStarted,
     EngineEvent,
     QueueAbandoned,
     QueueExited,
@@ -227,11 +233,13 @@ class MQTTPublisher:
         supervisors: Callable[[], list[dict[str, Any]]] | None = None,
         campaigns: Callable[[], list[dict[str, Any]]] | None = None,
         previews: Callable[[], list[dict[str, Any]]] | None = None,
+        holding: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.config = config
         self._supervisors = supervisors
         self._campaigns = campaigns
         self._previews = previews
+        self._holding = holding
         self._ca_file = ca_file
         self._cert_file = cert_file
         self._key_file = key_file
@@ -292,7 +300,9 @@ class MQTTPublisher:
         elif e.old == "paused" and e.agent in self._paused_at:
             self._agent_day(e.agent).paused_seconds += e.mono - self._paused_at.pop(e.agent)
 
-    def _on_preview(self, e: CampaignPreview) -> None:
+    def _on_preview(self, e: CampaignPreview | CallHeld | CallUnheld | ConsultStarted) -> None:
+        """What the agent's desk shows changed: a lead shown, a caller held or consulted for
+        (every consultation event has the ``agent`` the handler needs)."""
         self._dirty.add(e.agent)
 
     def _on_ring_failed(self, e: AgentRingFailed) -> None:
@@ -556,6 +566,7 @@ class MQTTPublisher:
         agent_ids = router.agent_ids()
         dirty, self._dirty = self._dirty, set()
         shown = {p["agent"]: p for p in self._previews()} if self._previews is not None else {}
+        holding = self._holding() if self._holding is not None else {}
         for agent_id in agent_ids:
             topic = f"{self._prefix}/agents/{agent_id}"
             if not everything and agent_id not in dirty and topic in self._last:
@@ -577,6 +588,8 @@ class MQTTPublisher:
                 "device_reachable": view["device_reachable"],
                 "today": self._agent_days.get(agent_id, _AgentDay()).as_dict(today),
                 "preview": _preview(shown.get(agent_id)),
+                "on_hold": holding.get(agent_id, {}).get("on_hold", False),
+                "consulting": _consulting(holding.get(agent_id, {}).get("consulting")),
             }
             self._retain(topic, payload)
         for supervisor in self._supervisor_views():
@@ -641,6 +654,12 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     AgentPhoneReachable: MQTTPublisher._on_agent,
     AgentStateChanged: MQTTPublisher._on_state,
     CampaignPreview: MQTTPublisher._on_preview,
+    CallHeld: MQTTPublisher._on_preview,
+    CallUnheld: MQTTPublisher._on_preview,
+    ConsultStarted: MQTTPublisher._on_preview,
+    ConsultAnswered: MQTTPublisher._on_preview,
+    ConsultJoined: MQTTPublisher._on_preview,
+    ConsultEnded: MQTTPublisher._on_preview,
     QueueJoined: MQTTPublisher._on_joined,
     AgentRingFailed: MQTTPublisher._on_ring_failed,
     TalkEnded: MQTTPublisher._on_talk_ended,
@@ -649,6 +668,14 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     QueueExited: MQTTPublisher._on_exited,
 }
 """What each engine event changes in the figures; the others change none."""
+
+
+def _consulting(consult: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Whom an agent consults, and how far it got (the hold's length would change every
+    look: it is in ``callcenter status``)."""
+    if consult is None:
+        return None
+    return {"to": consult["to"], "state": consult["state"]}
 
 
 def _preview(shown: dict[str, Any] | None) -> dict[str, Any] | None:
