@@ -229,7 +229,7 @@ class Consultations:
             conference = await self._conference(call_id, active)
             legs = active.room
             assert legs is not None
-            if not await self._wait(active, lambda: consult.agent_channel in conference.members):
+            if not await self._arrived(active, consult.agent_channel, lambda: conference.members):
                 raise EngineError(f"agent {agent_id}'s leg did not join the call's room")
             active.consult = consult
             legs.moved(consult.agent_channel, aside=True)
@@ -309,7 +309,7 @@ class Consultations:
         legs = active.room
         assert legs is not None
         leg = active.agent_channel
-        if not await self._wait(active, lambda: leg in conference.members):
+        if not await self._arrived(active, leg, lambda: conference.members):
             raise EngineError(f"agent {agent_id}'s leg did not join the call's room")
         legs.moved(leg, aside=True)
         await conference.step_aside(leg)
@@ -326,7 +326,7 @@ class Consultations:
         if active.held_since is None or conference is None or legs is None:
             raise EngineError(f"agent {agent_id}'s caller is not on hold")
         leg = active.agent_channel
-        if not await self._wait(active, lambda: leg in conference.aside):
+        if not await self._arrived(active, leg, lambda: conference.aside):
             raise EngineError(f"agent {agent_id}'s leg is not on hold")
         legs.moved(leg, aside=False)
         await conference.bring_back(leg)
@@ -412,6 +412,16 @@ class Consultations:
         conference.on_change(lambda: self._changed(call_id, active, conference))
         self._changed(call_id, active, conference)
         return conference
+
+    async def _arrived(
+        self, active: ActiveCall, leg: str, room: Callable[[], Sequence[str]]
+    ) -> bool:
+        """Whether ``leg`` is in ``room()``, once a move of it the engine made is over; at
+        once False for a leg that is neither there nor on its way (it hung up)."""
+        legs = active.room
+        if legs is None or (leg not in room() and leg not in legs.moving):
+            return False
+        return await self._wait(active, lambda: leg in room())
 
     async def _wait(self, active: ActiveCall, ready: Callable[[], bool]) -> bool:
         """Wait (up to :data:`MOVE_SETTLE`) until ``ready()`` after a room change."""
@@ -598,10 +608,8 @@ class Consultations:
         if conference is None or legs is None or consult.agent_gone:
             return
         leg = consult.agent_channel
-        if not await self._wait(active, lambda: leg in conference.aside or conference.ended):
+        if not await self._arrived(active, leg, lambda: conference.aside) or conference.ended:
             log.info("consult_agent_not_aside", agent=consult.agent, leg=leg)
-            return
-        if conference.ended:
             return
         legs.moved(leg, aside=False)
         try:
