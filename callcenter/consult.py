@@ -17,6 +17,9 @@ with the caller; an agent who hangs up while the colleague still rings hands the
 over when the colleague answers. ``cancelled``: the agent went back to the caller.
 ``no_answer``: nobody answered within the queue's ring timeout. ``hung_up``: the
 consulted party left; the agent talks with the caller again.
+
+An agent's hold (:meth:`Consultations.hold`) is the same move without a colleague: the
+agent's leg steps aside alone until :meth:`Consultations.unhold`.
 """
 
 from __future__ import annotations
@@ -205,7 +208,8 @@ class Consultations:
 
     async def start(self, agent_id: str, to: str) -> str:
         """Put ``agent_id``'s caller on hold and ring ``to`` (``supervisor``: the queue's;
-        or a configured supervisor or agent id) for the agent to talk to; returns the
+        a configured supervisor or agent id; an outside number ``acd.transfer_allow``
+        lists) for the agent to talk to; returns the
         target id. Raises EngineError when the agent talks to nobody, already consults,
         or a transfer is under way; DestinationNotAllowed for a target the config does not
         name; IllegalTransition when the target agent is not available."""

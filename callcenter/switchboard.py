@@ -2058,7 +2058,8 @@ class Switchboard:
 
     def transfer_target(self, active: ActiveCall, agent_id: str, to: str) -> str:
         """The id ``to`` names for ``agent_id``'s call: ``supervisor`` is the queue's; any
-        other must be a configured supervisor or agent other than ``agent_id``."""
+        other must be a configured supervisor or agent other than ``agent_id``, or an
+        outside number ``acd.transfer_allow`` lists."""
         target = to
         if to == "supervisor":
             qcfg = self.config.queues.get(active.queue or "")
@@ -2135,9 +2136,9 @@ class Switchboard:
     ) -> str:
         """Blind-transfer the caller ``agent_id`` is talking to; returns the target id.
 
-        ``to`` is ``supervisor`` (the queue's configured supervisor) or a configured
-        supervisor or agent id. Anything else is refused: no caller ever reaches a number the
-        config does not name. ``kind`` is what the CallTransferred event says (``takeover``:
+        ``to`` is ``supervisor`` (the queue's configured supervisor), a configured
+        supervisor or agent id, or an outside number ``acd.transfer_allow`` lists. Anything
+        else is refused: no caller ever reaches a number the config does not name. ``kind`` is what the CallTransferred event says (``takeover``:
         a supervisor took the call over). ``queue``: the caller joins that queue instead
         (kind ``queue``), at ``priority``, with the skills the IVR gave the call; music on
         hold meanwhile, and the queue's rules from there on.
