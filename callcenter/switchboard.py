@@ -2138,8 +2138,9 @@ class Switchboard:
 
         ``to`` is ``supervisor`` (the queue's configured supervisor), a configured
         supervisor or agent id, or an outside number ``acd.transfer_allow`` lists. Anything
-        else is refused: no caller ever reaches a number the config does not name. ``kind`` is what the CallTransferred event says (``takeover``:
-        a supervisor took the call over). ``queue``: the caller joins that queue instead
+        else is refused: no caller ever reaches a number the config does not name.
+        ``kind`` is what the CallTransferred event says (``takeover``: a supervisor took
+        the call over). ``queue``: the caller joins that queue instead
         (kind ``queue``), at ``priority``, with the skills the IVR gave the call; music on
         hold meanwhile, and the queue's rules from there on.
         """
