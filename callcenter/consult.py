@@ -411,7 +411,11 @@ class Consultations:
         legs = RoomLegs()
         legs.moved(active.agent_channel, aside=False)
         active.room = legs
-        conference = await active.call.conference(room_name(call_id))
+        try:
+            conference = await active.call.conference(room_name(call_id))
+        except BaseException:
+            active.room = None  # no room came of it: the call stays a plain bridge
+            raise
         active.conference = conference
         conference.on_change(lambda: self._changed(call_id, active, conference))
         self._changed(call_id, active, conference)
