@@ -14,6 +14,8 @@
                                               stop; takeover
     callcenter status [--json]              agents, queues and calls of the running daemon
     callcenter reload                       re-read the config of the running daemon
+    callcenter drain [--timeout S] [--wait]  take no new calls, stop once those left end;
+                                            --cancel: take calls again
     callcenter report [CONFIG]              the latest CDRs; --queues / --agents: figures
     callcenter purge [CONFIG]               delete records older than --older-than DAYS
 
@@ -30,6 +32,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -127,6 +130,35 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name == "status":
             p.add_argument("--json", action="store_true", help="the API's JSON, as it comes")
+
+    drain = sub.add_parser(
+        "drain",
+        help="the running daemon takes no new calls (they go to the PBX's failover) and stops "
+        "once the calls in progress are over (as SIGQUIT)",
+        description=(
+            "Callers in the IVR or a queue are still put through, agents finish their calls, "
+            "feature codes still work; new callers go to the PBX's failover, campaigns and "
+            "queue callbacks stop dialling. The daemon stops when no call is left, or after "
+            "the timeout as on SIGTERM. Exit status 0 once the drain is under way (with "
+            "--wait: once the daemon has stopped)."
+        ),
+    )
+    drain.add_argument(
+        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
+    )
+    drain.add_argument(
+        "--timeout",
+        type=_drain_seconds,
+        default=None,
+        help="seconds to wait for the calls in progress at most (default: "
+        "runtime.drain_timeout); during a drain, sets a new one",
+    )
+    drain.add_argument(
+        "--wait",
+        action="store_true",
+        help="print what is left as it changes and return once the daemon has stopped",
+    )
+    drain.add_argument("--cancel", action="store_true", help="call the drain off: take calls again")
 
     agent = sub.add_parser(
         "agent",
@@ -408,6 +440,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return _api_call(args.api, "GET", "/status", None, render=render)
     if command == "reload":
         return _api_call(args.api, "POST", "/reload", {})
+    if command == "drain":
+        if args.cancel:
+            if args.timeout is not None or args.wait:
+                parser.error("drain --cancel takes neither --timeout nor --wait")
+            return _api_call(
+                args.api, "POST", "/drain/cancel", {}, render=lambda _: "taking calls again"
+            )
+        return cmd_drain(args.api, timeout=args.timeout, wait=args.wait)
     if command == "agent":
         body: dict[str, Any] = {}
         if args.action == "pause":
@@ -498,6 +538,7 @@ def _bounded(
 
 
 _time_scale = _bounded(float, 0.01, 100.0, "a number")
+_drain_seconds = _bounded(float, 0.1, 10.0**6, "seconds")
 _positive_int = _bounded(int, 1, None, "a whole number")
 
 
@@ -978,6 +1019,9 @@ def format_status(status: dict[str, Any]) -> str:
     """``/status`` as a supervisor reads it: the PBX link and the records, one line per
     agent and per queue, then the calls in progress."""
     lines: list[str] = []
+    drain = status.get("drain")
+    if drain:
+        lines.append(f"DRAINING: {format_drain(drain)}")
     pbx = status.get("pbx") or {}
     if pbx:
         if pbx.get("connected"):
@@ -1157,6 +1201,34 @@ def _api_token() -> str | None:
     return settings.api_token.get_secret_value() if settings.api_token else None
 
 
+class _Refused(Exception):
+    """The daemon answered with an error (its message is the exception's)."""
+
+
+def _api_request(
+    base: str, method: str, path: str, body: dict[str, Any] | None, *, token: str | None
+) -> dict[str, Any]:
+    """One request to the control API; raises ``_Refused`` for an error answer and
+    ``OSError`` (``URLError`` among them) when the daemon cannot be reached."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        base.rstrip("/") + path, data=data, method=method, headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            payload: dict[str, Any] = json.loads(response.read())
+            return payload
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except (ValueError, AttributeError):
+            message = exc.reason
+        raise _Refused(str(message)) from None
+
+
 def _api_call(
     base: str,
     method: str,
@@ -1165,29 +1237,68 @@ def _api_call(
     *,
     render: Callable[[dict[str, Any]], str] | None = None,
 ) -> int:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    token = _api_token()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(
-        base.rstrip("/") + path, data=data, method=method, headers=headers
-    )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            payload = json.loads(response.read())
-            print(render(payload) if render is not None else json.dumps(payload, indent=2))
-            return EXIT_OK
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except (ValueError, AttributeError):
-            message = exc.reason
-        print(f"callcenter: {message}", file=sys.stderr)
+        payload = _api_request(base, method, path, body, token=_api_token())
+    except _Refused as exc:
+        print(f"callcenter: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (urllib.error.URLError, OSError) as exc:
+    except OSError as exc:
         print(f"callcenter: cannot reach the daemon at {base}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    print(render(payload) if render is not None else json.dumps(payload, indent=2))
+    return EXIT_OK
+
+
+DRAIN_POLL = 1.0
+"""Seconds between two looks at a drain's progress (``drain --wait``)."""
+
+
+def cmd_drain(base: str, *, timeout: float | None, wait: bool) -> int:
+    """``callcenter drain``: start (or re-time) the drain; with ``wait``, follow it until
+    the daemon is gone (0), or say so when someone called it off (1)."""
+    body = {} if timeout is None else {"timeout": timeout}
+    started: list[dict[str, Any]] = []
+
+    def render(payload: dict[str, Any]) -> str:
+        started.append(payload["drain"])
+        return format_drain(payload["drain"])
+
+    code = _api_call(base, "POST", "/drain", body, render=render)
+    if code != EXIT_OK or not wait:
+        return code
+    sys.stdout.flush()
+    token = _api_token()
+    shown = (started[0]["calls"], started[0]["dials"])
+    while True:
+        time.sleep(DRAIN_POLL)
+        try:
+            drain = _api_request(base, "GET", "/status", None, token=token).get("drain")
+        except _Refused as exc:
+            print(f"callcenter: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        except OSError:
+            print("the daemon has stopped", flush=True)
+            return EXIT_OK
+        if drain is None:
+            print("callcenter: the drain was called off: the daemon takes calls", file=sys.stderr)
+            return EXIT_CONFIG
+        if (drain["calls"], drain["dials"]) != shown:
+            shown = (drain["calls"], drain["dials"])
+            print(format_drain(drain), flush=True)
+
+
+def format_drain(drain: dict[str, Any]) -> str:
+    """A drain's progress in a line."""
+
+    def count(key: str, word: str) -> str:
+        n = drain.get(key)
+        return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+    return (
+        f"draining since {drain.get('since')}: {count('calls', 'call')} and "
+        f"{count('dials', 'dial')} left, {count('refused', 'new caller')} sent to the "
+        f"failover; stops by {drain.get('stops_by')} at the latest"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ to an agent keeps talking; one in the IVR or a queue goes on in the dialplan aft
 (Asterisk: the shipped failover, FreeSWITCH's socket) or, parked on FreeSWITCH, is parked
 afresh for the next daemon; their CDRs say ``hung_up_by: shutdown`` until a later record of
 the same call replaces them.
+SIGQUIT drains (:mod:`callcenter.drain`): no new call is taken, and the daemon stops once
+the calls in progress are over, or ``runtime.drain_timeout`` seconds later.
 SIGHUP reloads the config file (a bad file is refused and the running config stays; the
 sections in RESTART_SECTIONS are logged as waiting for a restart instead of applied).
 """
@@ -35,6 +37,7 @@ from callcenter import systemd
 from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
+from callcenter.drain import Drain
 from callcenter.errors import ConfigError, ConfigIssue, EngineError, PBXClaimed, RecordError
 from callcenter.events import CallCentreStarted, ConfigReloaded, EventBus
 from callcenter.live.api import ControlAPI, PBXLink
@@ -172,6 +175,7 @@ def freeswitch_settings(config: CallCenterConfig) -> FreeSwitchSettings:
         heartbeat_timeout=esl.heartbeat_timeout,
         reconnect_min=esl.reconnect_min,
         reconnect_max=esl.reconnect_max,
+        failover_extension=esl.failover_extension,
         claim_refresh=config.pbx.claim_refresh,
     )
 
@@ -287,6 +291,8 @@ class Daemon:
         self.router.idle_listeners.append(self.campaigns.agent_free)
         self.switchboard.find_lead = self.campaigns.find_lead
         self.link = PBXLink(self.pbx.name)
+        self._stop_requested = asyncio.Event()
+        self.drain = Drain(self.switchboard, self.campaigns, self.bus, self._stop_requested.set)
         self.metrics = Metrics(self._service_level)
         self.bus.subscribe(self.metrics.on_event)
         self.mqtt: MQTTPublisher | None = None
@@ -325,6 +331,7 @@ class Daemon:
             config.api.host,
             config.api.port,
             reload=self.reload,
+            drain=self.drain,
             link=self.link,
             records=self.recorder.writer.health,
             metrics=self.metrics,
@@ -347,7 +354,6 @@ class Daemon:
                 read_only=True,
             )
         self._stopped = asyncio.Event()
-        self._stop_requested = asyncio.Event()
         #: Why the daemon stopped on its own (another daemon took the PBX over); ``callcenter
         #: run`` raises it after the stop, for its exit status.
         self.exit_error: PBXClaimed | None = None
@@ -356,6 +362,12 @@ class Daemon:
         self._lock_keeper: asyncio.Task[None] | None = None
         self._retention: asyncio.Task[None] | None = None
         self.pbx.subscribe(self._on_pbx_event)
+
+    @property
+    def stop_requested(self) -> bool:
+        """The daemon asked to stop by itself (a drain is over, another daemon took the PBX
+        over): :meth:`run_until_signalled` returns."""
+        return self._stop_requested.is_set()
 
     def _service_level(self, queue: str) -> float:
         qcfg = self.config.queues.get(queue)
@@ -680,6 +692,7 @@ class Daemon:
         if self._stopped.is_set():
             return
         systemd.notify("STOPPING=1")
+        await self.drain.close()
         if self._watchdog is not None:
             await cancel_and_wait(self._watchdog)
             self._watchdog = None
@@ -711,8 +724,9 @@ class Daemon:
         log.info("daemon_stopped")
 
     async def run_until_signalled(self) -> None:
-        """Run until SIGTERM/SIGINT, or until another daemon takes the PBX over (then
-        :attr:`exit_error` says so); SIGHUP reloads."""
+        """Run until SIGTERM/SIGINT, until a drain is over (SIGQUIT or ``callcenter
+        drain``), or until another daemon takes the PBX over (then :attr:`exit_error` says
+        so); SIGHUP reloads."""
         loop = asyncio.get_running_loop()
         stop = self._stop_requested
 
@@ -727,13 +741,17 @@ class Daemon:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+        def on_quit() -> None:
+            self.drain.start(self.config.runtime.drain_timeout)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+        loop.add_signal_handler(signal.SIGQUIT, on_quit)
         try:
             await stop.wait()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
             await self.stop()

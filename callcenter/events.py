@@ -258,7 +258,10 @@ LEFT_AT_SHUTDOWN = "shutdown"
 LEFT_ON_LINK_LOSS = "link_lost"
 """``CallEnded.hung_up_by`` of a call whose PBX link went down under it, with no way to
 hang it up: the caller may still be there, and a driver may take them back later."""
-LEFT_TO_PBX = (LEFT_AT_SHUTDOWN, LEFT_ON_LINK_LOSS)
+LEFT_WHILE_DRAINING = "draining"
+"""``CallEnded.hung_up_by`` of a call that arrived while the daemon was draining: it was sent
+to the PBX's failover untouched (``Call.fail_over``)."""
+LEFT_TO_PBX = (LEFT_AT_SHUTDOWN, LEFT_ON_LINK_LOSS, LEFT_WHILE_DRAINING)
 """Calls that were not over when their record was written: a later record of the same call
 (it was taken back) replaces it."""
 
@@ -562,6 +565,26 @@ class CallCentreStarted(EngineEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigReloaded(EngineEvent):
     """The config file was read again; calls from now on use it (``CONFIGRELOAD``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrainStarted(EngineEvent):
+    """The daemon takes no new calls and stops once the ``calls`` in progress are over, or
+    ``timeout`` seconds from now (:mod:`callcenter.drain`)."""
+
+    timeout: float
+    calls: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrainEnded(EngineEvent):
+    """A drain is over: ``outcome`` ``done`` (every call ended; the daemon stops),
+    ``timeout`` (it stops with calls left, as on SIGTERM) or ``cancelled`` (it takes calls
+    again). ``refused``: calls sent to the failover meanwhile."""
+
+    outcome: str
+    refused: int
+    seconds: float
 
 
 # --------------------------------------------------------------------------- supervision

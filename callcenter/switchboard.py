@@ -50,6 +50,7 @@ from callcenter.events import (
     LEFT_AT_SHUTDOWN,
     LEFT_ON_LINK_LOSS,
     LEFT_TO_PBX,
+    LEFT_WHILE_DRAINING,
     QUEUE_TRANSFER,
     AgentConnected,
     AgentRingFailed,
@@ -102,6 +103,7 @@ from callcenter.outbound.leads import Lead
 from callcenter.pbx.interface import (
     PBX,
     Call,
+    CallInfo,
     Conference,
     DeviceStateChanged,
     DialResult,
@@ -358,6 +360,11 @@ class Switchboard:
         self._pbx_up = asyncio.Event()
         self._pbx_up.set()
         """Set while the PBX link is up (callbacks and campaigns wait for it)."""
+        self._taking = asyncio.Event()
+        self._taking.set()
+        """Cleared while the daemon drains (:meth:`begin_drain`): queue callbacks wait."""
+        self.refused = 0
+        """Calls sent to the failover because the daemon was draining (since the start)."""
         self._ringing: dict[str, set[str]] = {}
         """Call id -> agents its queue dial is ringing right now."""
         self._leads_on_hold: dict[str, _PendingCallback] = {}
@@ -421,6 +428,47 @@ class Switchboard:
                 reachable=state not in UNREACHABLE_STATES,
             )
 
+    @property
+    def draining(self) -> bool:
+        return not self._taking.is_set()
+
+    @property
+    def drained(self) -> bool:
+        """No call in progress and no callback or campaign dial waiting for its answer."""
+        return not self.active and not self._callbacks
+
+    @property
+    def dials_in_progress(self) -> int:
+        """Callbacks and campaign dials placed and not yet answered or failed."""
+        return len(self._callbacks)
+
+    def begin_drain(self) -> None:
+        """Take no new work: a caller arriving from now on is sent to the PBX's failover
+        (:meth:`Call.fail_over <callcenter.pbx.interface.Call.fail_over>`, recorded with
+        ``hung_up_by`` ``draining``), and callers waiting for a queue callback are not
+        called back (they keep their place, for :meth:`end_drain` or the next daemon).
+        Served as before: the calls in progress (transfers, consultations, supervisors
+        included), agents' and supervisors' feature codes, and the answers to callbacks
+        and campaign dials already placed. Campaigns are the caller's to pause."""
+        if self._taking.is_set():
+            self._taking.clear()
+            log.info("drain_begun", calls=len(self.active), dials=len(self._callbacks))
+
+    def end_drain(self) -> None:
+        """Take calls again (a drain called off)."""
+        if not self._taking.is_set():
+            self._taking.set()
+            log.info("drain_called_off", calls=len(self.active))
+
+    def _turns_away(self, info: CallInfo) -> bool:
+        """Is this a new caller a draining daemon sends to the failover?"""
+        return not (
+            self._taking.is_set()
+            or info.route in AGENT_ROUTES
+            or info.route in SUPERVISOR_ROUTES
+            or info.params.get("callback")
+        )
+
     async def close(self) -> None:
         """Stop background work: callbacks not placed yet are dropped (their requests leave
         the queues). Calls whose tasks are cancelled from now on (the driver stopping) are
@@ -460,7 +508,12 @@ class Switchboard:
         hung_up_by = "system"
         link_lost = False
         try:
-            if info.route in AGENT_ROUTES:
+            if self._turns_away(info):
+                hung_up_by = LEFT_WHILE_DRAINING
+                self.refused += 1
+                clog.info("call_sent_to_failover_while_draining", caller=info.caller_num)
+                await call.fail_over()
+            elif info.route in AGENT_ROUTES:
                 await self._feature_code(call, info.route.removeprefix("agent-"), config)
             elif info.route in SUPERVISOR_ROUTES:
                 await self._supervisor_code(call, SUPERVISOR_ROUTES[info.route], config)
@@ -491,7 +544,7 @@ class Switchboard:
             if not self.active:
                 self._idle.set()
             self._release_leftovers(active, info.call_id)
-            if not call.hung_up and hung_up_by != LEFT_AT_SHUTDOWN:
+            if not call.hung_up and hung_up_by not in LEFT_TO_PBX:
                 with contextlib.suppress(PBXError):
                     await call.hangup()
                 if link_lost and not call.hung_up:
@@ -1139,9 +1192,19 @@ class Switchboard:
             attempt = attempts_made + 1
             while attempt <= qcfg.callback_attempts:
                 try:
+                    if not self._taking.is_set():
+                        clog.info("callback_waits_for_drain", attempt=attempt)
+                        await asyncio.wait_for(
+                            self._taking.wait(), max(0.0, expires - time.monotonic())
+                        )
                     agents = await asyncio.wait_for(
                         self.router.next_agents(entry), max(0.0, expires - time.monotonic())
                     )
+                    if agents and not self._taking.is_set():
+                        # A drain began while it hunted: no new call now, the place is kept.
+                        for agent in list(entry.agents):
+                            self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
+                        continue
                     reason = "no-agents"
                     if agents and self.pbx is not None and config.acd.callback_dial is not None:
                         self.bus.publish(

@@ -28,7 +28,8 @@ import yaml
 
 from callcenter.config import load_config
 from callcenter.daemon import Daemon
-from callcenter.demopbx import AgentPhone, DemoAsterisk
+from callcenter.demopbx import AGI, AgentPhone, Answer, DemoAsterisk, DemoDialplan, Hangup, Playback
+from callcenter.demopbx.channels import FAILOVER_PROMPT as ASTERISK_FAILOVER
 from callcenter.demopbx.freeswitch import FAILOVER_AFTER, DemoFreeSwitch
 from callcenter.demopbx.fs_phones import AgentPhone as FreeSwitchAgentPhone
 from callcenter.errors import CallHungUp
@@ -193,6 +194,29 @@ class Center:
             writer.close()
         status_line, _, answer = data.partition(b"\r\n\r\n")
         return int(status_line.split()[1]), json.loads(answer)
+
+    def with_asterisk_failover(self) -> None:
+        """Give the demo Asterisk's 800 the shipped dialplan's failover after ``AGI()``: a
+        caller the daemon lets go of hears ``ss-noservice`` (the demo has no GotoIf: no
+        bridged caller reaches it here). The demo FreeSWITCH has its failover already:
+        nothing to do there."""
+        if isinstance(self.pbx, DemoFreeSwitch):
+            return
+        default = self.pbx.dialplan
+        contexts = {name: dict(exts) for name, exts in default.contexts.items()}
+        if self.pbx.agi_mode == "fastagi":
+            hand_over = AGI(f"agi://127.0.0.1:{self.daemon.agi_port}/inbound")
+        else:
+            hand_over = AGI("agi:async", "inbound")
+        contexts[default.default_context]["800"] = (
+            Answer(),
+            hand_over,
+            Playback(ASTERISK_FAILOVER),
+            Hangup(),
+        )
+        self.pbx.dialplan = DemoDialplan(
+            contexts=contexts, default_context=default.default_context, fallback=default.fallback
+        )
 
     def remove_phone(self, device: str) -> None:
         """The agent phone registered as ``device`` unregisters (on either PBX)."""

@@ -23,6 +23,7 @@ from callcenter.events import (
     AgentPaused,
     AgentPhoneReachable,
     AgentRinging,
+    DrainEnded,
     EngineEvent,
     QueueAnnounced,
     QueueCallbackAnswered,
@@ -710,6 +711,39 @@ async def test_callback_keeps_the_callers_place_and_connects_them_to_the_agent(
     assert s.of(AgentConnected)[0].call_id == answered.call_id
     assert row["queue"] == "acd" and row["agent"] == "1001"
     assert device_of(row["channel"]) == "5551234"
+
+
+async def test_a_drain_puts_the_waiting_caller_through_and_leaves_the_callback_to_the_next(
+    tmp_path: Path,
+) -> None:
+    config = setup({"exit_keys": {"2": "callback"}, "strategy": "linear"}, extra=CALLBACKS)
+    async with scene(tmp_path, config) as s:
+        home = s.center.add_phone("PJSIP/5551234", answer_after=0.05)
+        alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
+        s.login("1001")
+        s.router.pause("1001", "break")
+        await s.keep_place_for_a_callback("5551234")
+        later = await s.call("5550002")
+        await later.wait_moh(timeout=5)
+        s.center.daemon.drain.start(30)
+        s.router.unpause("1001")
+        assert await later.wait_bridged(timeout=5) == "PJSIP/1001", "the caller in progress"
+        await later.wait_ended(timeout=5)
+        await s.wait_for(DrainEnded)
+        assert s.center.daemon.stop_requested, "drained: the daemon stops"
+        assert home.rings == 0, "no callback dialled while draining"
+        (requested,) = s.of(QueueCallbackRequested)
+        (drained,) = s.of(DrainEnded)
+        daemon = await s.center.restart()
+        s.events.clear()
+        daemon.bus.subscribe(s.events.append)
+        await home.wait_answered(timeout=5)
+        await s.wait_for(QueueCallbackAnswered)
+        await alice.wait_idle(timeout=5)
+        await s.settle()
+    assert (drained.outcome, drained.refused) == ("done", 0)
+    (answered,) = s.of(QueueCallbackAnswered)
+    assert answered.original_call_id == requested.call_id, "the next daemon called them back"
 
 
 async def test_a_callback_promised_before_a_restart_is_made_by_the_next_daemon(

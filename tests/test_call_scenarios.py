@@ -17,7 +17,6 @@ import uvloop
 
 from callcenter.config import load_config
 from callcenter.daemon import Daemon, loop_factory
-from callcenter.demopbx import AGI, Answer, DemoDialplan, Hangup, Playback
 from callcenter.demopbx.channels import FAILOVER_PROMPT as ASTERISK_FAILOVER
 from callcenter.demopbx.freeswitch import FAILOVER_PROMPT
 from callcenter.demopbx.fs_channels import prompt_name
@@ -311,24 +310,6 @@ async def test_pbx_connection_cut_daemon_reconnects_and_handles_next_call(
     assert row["agent"] == "1001"
 
 
-def _with_failover(center: Center, agi: str) -> None:
-    """The shipped Asterisk dialplan's failover after ``AGI()``: a caller the daemon lets go
-    of hears ``ss-noservice`` (the demo has no GotoIf: no bridged caller reaches it here)."""
-    default = center.pbx.dialplan
-    contexts = {name: dict(exts) for name, exts in default.contexts.items()}
-    url = "agi:async" if agi == "asyncagi" else f"agi://127.0.0.1:{center.daemon.agi_port}"
-    hand_over = AGI(url, "inbound") if agi == "asyncagi" else AGI(f"{url}/inbound")
-    contexts[default.default_context]["800"] = (
-        Answer(),
-        hand_over,
-        Playback("ss-noservice"),
-        Hangup(),
-    )
-    center.pbx.dialplan = DemoDialplan(
-        contexts=contexts, default_context=default.default_context, fallback=default.fallback
-    )
-
-
 async def test_stopping_the_daemon_leaves_every_caller_to_the_pbx(tmp_path: Path, agi: str) -> None:
     """SIGTERM with calls in progress: a caller talking to an agent keeps talking, and
     callers in the menu or the queue are not hung up by the daemon. Asterisk takes them back
@@ -336,8 +317,7 @@ async def test_stopping_the_daemon_leaves_every_caller_to_the_pbx(tmp_path: Path
     parked afresh for the next daemon. Stopping waits for none of them, and the talking
     caller's line drops when the agent hangs up."""
     async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
-        if agi in ("fastagi", "asyncagi"):
-            _with_failover(center, agi)
+        center.with_asterisk_failover()
         alice = center.add_phone("PJSIP/1001", answer_after=0.05)
         center.add_phone("PJSIP/1002", answer_after=None)
         talking = await center.pbx.call("800", caller_num="5550011")

@@ -250,6 +250,34 @@ async def test_pausing_a_campaign_withdraws_its_dial_waiting_for_an_agent(tmp_pa
     assert missing[0] == 404 and "spring" in missing[1]["error"]
 
 
+async def test_a_drain_pauses_the_campaigns_and_calling_it_off_lets_them_dial_again(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, campaign()) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
+        alice = s.center.add_phone("PJSIP/1001", answer_after=0.05, hangup_after=0.3)
+        router = s.center.daemon.router
+        router.pause("1001", "break")
+        await s.wait_for(lambda: s.view["dialing"] == 1)
+        caller = await s.center.caller_presses("5550100", "1")  # keeps the drain going
+        await caller.wait_moh(timeout=5)
+        status, _ = await s.api("POST", "/drain", {"timeout": 60})
+        assert status == 200 and (s.view["state"], s.view["why"]) == ("paused", "draining")
+        await s.wait_for(lambda: s.view["dialing"] == 0)
+        refused = await s.api("POST", "/campaigns/spring/resume")
+        await s.api("POST", "/drain/cancel")
+        assert s.view["state"] == "running"
+        router.unpause("1001")
+        await caller.wait_bridged(timeout=5)
+        await caller.wait_ended(timeout=5)
+        await ada.wait_answered(timeout=10)
+        await s.wait_for(lambda: s.of(CampaignAnswered))
+        await alice.wait_idle(timeout=5)
+    assert refused[0] == 409 and "drain --cancel" in refused[1]["error"]
+    states = [(e.state, e.why) for e in s.of(CampaignStateChanged)]
+    assert ("paused", "draining") in states and ("running", "drain called off") in states
+
+
 async def test_a_caller_waiting_in_the_queue_goes_before_the_campaigns_dial(
     tmp_path: Path,
 ) -> None:

@@ -148,6 +148,9 @@ class FakeCall:
     async def hand_back(self) -> None:
         return None
 
+    async def fail_over(self) -> None:
+        return None
+
     async def stop_hold_music(self) -> None:
         return None
 

@@ -436,6 +436,14 @@ class ESLConfig(_Model):
             "is reconnected. FreeSWITCH sends a HEARTBEAT event every 20 s by default."
         ),
     )
+    failover_extension: Name = Field(
+        default="callcenter_failover",
+        description=(
+            "Extension (in the caller's own context) a parked caller is transferred to when "
+            "the daemon will not serve them (`callcenter drain`): the shipped dialplan's "
+            "failover, where its sched_transfer sends callers no daemon takes."
+        ),
+    )
     reconnect_min: _ReconnectMin = 0.5
     reconnect_max: _ReconnectMax = 30
 
@@ -671,6 +679,14 @@ class RuntimeConfig(_Model):
             "The asyncio event loop: uvloop (libuv, about a third less CPU per call in the "
             "loop and sockets), asyncio (the standard library's), or auto: uvloop when it is "
             "installed, else asyncio."
+        ),
+    )
+    drain_timeout: _Seconds = Field(
+        default=900,
+        description=(
+            "Seconds a drain (`callcenter drain`, or SIGQUIT) waits for the calls in progress "
+            "to end before the daemon stops anyway, as on SIGTERM (the calls left go to the "
+            "PBX). `callcenter drain --timeout` sets it for one drain."
         ),
     )
 

@@ -52,6 +52,12 @@ Routes (all JSON)::
     POST /campaigns/{id}/resume           withdrawn; a lead's phone that rings goes on)
     POST /reload                          re-read the config file (as SIGHUP does):
                                           {"reloaded": true, "needs_restart": ["api.port"]}
+    POST /drain                           {"timeout": 600} (default runtime.drain_timeout):
+                                          take no new calls, stop once those in progress
+                                          are over (as SIGQUIT does): {"drain": {"since":
+                                          ..., "stops_by": ..., "calls": 3, "dials": 0,
+                                          "refused": 0}}; again: a new timeout
+    POST /drain/cancel                    {}: take calls again (409 when not draining)
 
 With ``api.token`` set, every route but ``GET /health`` and ``GET /metrics`` needs the header
 ``Authorization: Bearer <token>`` (401 without it).
@@ -89,6 +95,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import structlog
 
 from callcenter.consult import consult_view
+from callcenter.drain import Drain
 from callcenter.errors import (
     CallCenterError,
     ConfigError,
@@ -195,6 +202,7 @@ class ControlAPI:
         port: int = 8470,
         *,
         reload: Reloader | None = None,
+        drain: Drain | None = None,
         link: PBXLink | None = None,
         records: RecordHealth | None = None,
         metrics: Metrics | None = None,
@@ -218,6 +226,7 @@ class ControlAPI:
         self.host = host
         self.port = port
         self._reload = reload
+        self._drain = drain
         if link is None:
             # Without a daemon to follow the PBX's events (tests, tools): taken as up.
             name = switchboard.pbx.name if switchboard.pbx is not None else "pbx"
@@ -300,6 +309,8 @@ class ControlAPI:
         if method == "GET" and parts == ["health"]:
             pbx = self.link.as_dict()
             health = {"pbx": pbx, **self._records_health()}
+            if self._drain is not None and self._drain.active:
+                health["drain"] = self._drain.view()
             if not self.link.connected:
                 raise HTTPError(503, "pbx link down", {"status": "pbx link down", **health})
             return {"status": "ok", **health}
@@ -324,6 +335,7 @@ class ControlAPI:
             snapshot["supervisors"] = board.monitoring.snapshot()
             snapshot["previews"] = board.previews()
             snapshot["campaigns"] = self.campaigns.view() if self.campaigns is not None else []
+            snapshot["drain"] = self._drain.view() if self._drain is not None else None
             return snapshot
         if parts and parts[0] == "campaigns":
             return self._campaign_action(method, parts[1:])
@@ -339,6 +351,8 @@ class ControlAPI:
             except ConfigError as exc:
                 raise HTTPError(400, str(exc)) from None
             return {"reloaded": True, "needs_restart": pending}
+        if parts and parts[0] == "drain":
+            return self._drain_action(method, parts[1:], body)
         if len(parts) == 3 and parts[0] == "agents":
             if method != "POST":
                 raise HTTPError(405, f"use POST for /agents/{parts[1]}/{parts[2]}")
@@ -401,6 +415,7 @@ class ControlAPI:
             records=self._records() if self._records is not None else None,
             mqtt=self._mqtt() if self._mqtt is not None else None,
             campaigns=self.campaigns.view() if self.campaigns is not None else (),
+            draining=board.draining,
         )
 
     def _records_health(self) -> dict[str, Any]:
@@ -410,6 +425,27 @@ class ControlAPI:
         if self._webhooks is not None:
             health["webhooks"] = self._webhooks()
         return health
+
+    def _drain_action(self, method: str, rest: list[str], body: dict[str, Any]) -> dict[str, Any]:
+        drain = self._drain
+        if method != "POST" or rest not in ([], ["cancel"]):
+            raise HTTPError(404, "drain routes: POST /drain, POST /drain/cancel")
+        if drain is None:
+            raise HTTPError(409, "draining is not available")
+        if rest == ["cancel"]:
+            if drain.over:
+                raise HTTPError(409, "the drain is over: the daemon is stopping")
+            if not drain.cancel():
+                raise HTTPError(409, "the daemon is not draining")
+            return {"drain": None}
+        timeout = body.get("timeout", self.switchboard.config.runtime.drain_timeout)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout < 10**7
+        ):
+            raise HTTPError(400, "timeout must be a number of seconds above 0")
+        return {"drain": drain.start(float(timeout))}
 
     def _campaign_action(self, method: str, rest: list[str]) -> dict[str, Any]:
         campaigns = self.campaigns
@@ -429,6 +465,10 @@ class ControlAPI:
         campaign = campaigns.by_id[rest[0]]
         if rest[1] == "pause":
             campaign.pause("api")
+        elif self.switchboard.draining:
+            raise HTTPError(
+                409, "the daemon is draining: campaigns dial again after callcenter drain --cancel"
+            )
         else:
             campaign.resume("api")
         return {"campaign": campaign.view()}

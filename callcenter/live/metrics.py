@@ -20,7 +20,8 @@ Gauges: ``callcenter_calls_active``, ``callcenter_queue_waiting``,
 ``callcenter_queue_longest_wait_seconds``, ``callcenter_queue_agents_available``,
 ``callcenter_queue_agents_staffed``, ``callcenter_queue_callbacks_waiting``,
 ``callcenter_agents{state}``, ``callcenter_supervisors_monitoring``,
-``callcenter_pbx_connected``, ``callcenter_records_ok``, ``callcenter_records_unwritten``.
+``callcenter_pbx_connected``, ``callcenter_draining``, ``callcenter_records_ok``,
+``callcenter_records_unwritten``.
 
 Service level as a ratio over a window, in PromQL::
 
@@ -250,6 +251,7 @@ class Metrics:
         records: Mapping[str, Any] | None,
         mqtt: Mapping[str, Any] | None = None,
         campaigns: Sequence[Mapping[str, Any]] = (),
+        draining: bool = False,
     ) -> str:
         """The exposition text: counters and histograms so far, gauges from ``snapshot``
         (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest."""
@@ -292,6 +294,12 @@ class Metrics:
             "gauge",
             "1 while the PBX link is up.",
             [((), 1.0 if pbx_connected else 0.0)],
+        )
+        out.family(
+            "callcenter_draining",
+            "gauge",
+            "1 while the daemon drains: it takes no new calls and stops when those left end.",
+            [((), 1.0 if draining else 0.0)],
         )
         if campaigns:
             out.family(

@@ -277,6 +277,17 @@ class Call(Protocol):
         return does it too."""
         ...
 
+    async def fail_over(self) -> None:
+        """The engine will not serve this caller (the daemon is draining): send them to the
+        PBX's failover now, as if no daemon had taken the call. Asterisk: ``AGI()`` ends and
+        the shipped dialplan goes on to its ``failover`` label; FreeSWITCH's socket: ``resume``,
+        then the socket closes and the dialplan's next action (the transfer to the failover)
+        runs;
+        a parked FreeSWITCH call is transferred to the failover extension in its context
+        (hung up when that is refused, never left in silent park). Then as
+        :meth:`hand_back`: idempotent, never raises."""
+        ...
+
     async def hold(self) -> None:
         """Put the bridged call on hold: caller and agent stop hearing each other.
 

@@ -1529,6 +1529,11 @@ class AsteriskCall:
         except Exception:
             self._log.exception("agi_close_failed")
 
+    async def fail_over(self) -> None:
+        # AGI() returns with DIALSTATUS unset: the shipped dialplan goes on to "failover".
+        self._log.info("call_sent_to_failover")
+        await self.hand_back()
+
     async def hangup(self, cause: HangupCause = HangupCause.NORMAL_CLEARING) -> None:
         if self.hung_up or self._released or self._session.ended:
             return

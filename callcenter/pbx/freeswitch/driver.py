@@ -379,6 +379,10 @@ class FreeSwitchSettings:
     hold_music: str = "local_stream://moh"
     """What music class ``default`` plays; other classes play ``local_stream://<class>``."""
     adopt_parked: bool = True
+    failover_extension: str = "callcenter_failover"
+    """Where :meth:`FreeSwitchCall.fail_over` sends a parked caller the daemon will not
+    serve (``uuid_transfer <uuid> <extension> XML <the call's context>``): the shipped
+    dialplan's failover."""
     claim_refresh: float = 5.0
     """Seconds between two writes of this daemon's ``callcenter_owner`` mark (see
     :mod:`callcenter.pbx.claim`); 0: no claim is made or checked."""
@@ -1834,6 +1838,41 @@ class FreeSwitchCall:
                 await self.hangup()
         except Exception:
             self._log.exception("hand_back_failed")
+
+    async def fail_over(self) -> None:
+        if self._handed_back:
+            return
+        info = self._info
+        extension = self._driver.settings.failover_extension
+        session = self._esl
+        if isinstance(session, ESLOutboundSession):
+            if not (self.hung_up or session.ended):
+                # Without ``resume`` FreeSWITCH hangs the caller up when the socket closes;
+                # with it, the dialplan goes on after ``socket`` (the shipped one: to the
+                # failover).
+                try:
+                    reply = await session.command("resume")
+                except PBXError as exc:
+                    reply = f"-ERR {exc}"
+                if not reply.startswith("+OK"):
+                    self._log.warning("socket_resume_refused", reply=reply.strip())
+        elif not (self.hung_up or self.released):
+            if _TOKEN.fullmatch(info.context) and _TOKEN.fullmatch(extension):
+                try:
+                    text = await self._api(
+                        f"uuid_transfer {self._uuid} {extension} XML {info.context}"
+                    )
+                except PBXError as exc:
+                    text = f"-ERR {exc}"
+                if text.startswith(("-ERR", "-USAGE")):
+                    # hand_back hangs the caller up rather than leave them in silent park.
+                    self._log.warning("failover_transfer_refused", reply=text.strip())
+                else:
+                    self._release("sent to the failover")
+            else:
+                self._log.warning("failover_transfer_impossible", context=info.context)
+        self._log.info("call_sent_to_failover")
+        await self.hand_back()
 
     async def _repark(self) -> bool:
         """The daemon is stopping with the caller in the IVR or a queue: send the caller

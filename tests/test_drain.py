@@ -1,0 +1,270 @@
+"""Draining the daemon before an upgrade (``callcenter drain``, SIGQUIT): the callers it has
+are served to the end, new callers go to the PBX's failover as if no daemon ran, and the
+daemon stops once nobody is left, on both PBXs over real TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from test_metrics import samples
+
+from callcenter.demopbx.channels import FAILOVER_PROMPT as ASTERISK_FAILOVER
+from callcenter.demopbx.freeswitch import FAILOVER_PROMPT
+from callcenter.demopbx.fs_channels import prompt_name
+from callcenter.events import DrainEnded, DrainStarted, EngineEvent
+from callcenter.testing import TRANSPORTS, Center, Transport, running_center
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def failover_prompt(transport: str) -> str:
+    """What a caller the daemon sends away hears in the shipped dialplans' failover."""
+    return (
+        ASTERISK_FAILOVER if transport in ("fastagi", "asyncagi") else prompt_name(FAILOVER_PROMPT)
+    )
+
+
+def of(events: list[EngineEvent], kind: type[Any]) -> list[Any]:
+    return [e for e in events if isinstance(e, kind)]
+
+
+async def until(check: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def center_and_events(
+    tmp_path: Path, transport: Transport
+) -> AsyncIterator[tuple[Center, list[EngineEvent]]]:
+    """A running centre whose Asterisk has the shipped failover, and its engine events."""
+    async with running_center(tmp_path, transport=transport) as center:
+        center.with_asterisk_failover()
+        events: list[EngineEvent] = []
+        center.daemon.bus.subscribe(events.append)
+        yield center, events
+
+
+async def sales_caller(center: Center, number: str) -> Any:
+    """A caller who picks sales (agent 1001 alone) in the menu."""
+    return await center.caller_presses(number, "1")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_drain_puts_every_caller_it_has_through_sends_new_ones_to_the_failover_and_stops(
+    tmp_path: Path, transport: Transport
+) -> None:
+    async with center_and_events(tmp_path, transport) as (center, events):
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        talking = await sales_caller(center, "5550001")
+        assert await talking.wait_bridged(timeout=5) == "PJSIP/1001"
+        waiting = await sales_caller(center, "5550002")
+        await waiting.wait_moh(timeout=5)
+        menu = await center.pbx.call("800", caller_num="5550003")
+        await menu.wait_for_prompt("welcome-menu", timeout=5)
+
+        status, answer = await center.api("POST", "/drain", {"timeout": 60})
+        assert status == 200 and answer["drain"]["calls"] == 3
+        await menu.press("1")
+
+        late = await center.pbx.call("800", caller_num="5550004")
+        await late.wait_for_prompt(failover_prompt(transport), timeout=5)
+        assert "welcome-menu" not in late.heard, "a new caller is not taken"
+        carol = await center.pbx.call("*71", caller_num="1003", caller_name="Carol")
+        await carol.wait_for_prompt("agent-pass", timeout=5)
+        await carol.press("4321")
+        await carol.wait_ended(timeout=5)
+        assert center.daemon.router.agents["1003"].state == "available", "feature codes work"
+
+        await menu.wait_moh(timeout=5)
+        _, status_view = await center.api("GET", "/status")
+        figures = samples(center.daemon.api.render_metrics())
+        await talking.hangup()
+        assert await waiting.wait_bridged(timeout=5) == "PJSIP/1001"
+        await waiting.hangup()
+        assert await menu.wait_bridged(timeout=5) == "PJSIP/1001"
+        assert not center.daemon.stop_requested, "a caller is still talking"
+        await menu.hangup()
+        await until(lambda: of(events, DrainEnded))
+        assert center.daemon.stop_requested
+        rows = {
+            n: await center.cdr(c.uniqueid)
+            for n, c in (("talking", talking), ("waiting", waiting), ("menu", menu), ("late", late))
+        }
+        await alice.wait_idle(timeout=5)
+
+    assert status_view["drain"]["calls"] == 3 and status_view["drain"]["refused"] == 1
+    assert figures["callcenter_draining", ()] == 1
+    for name in ("talking", "waiting", "menu"):
+        assert (rows[name]["queue"], rows[name]["agent"]) == ("sales", "1001"), name
+        assert rows[name]["hung_up_by"] == "caller", name
+    assert rows["late"]["hung_up_by"] == "draining"
+    assert rows["late"]["agent"] in (None, "") and rows["late"]["ivr_path"] in (None, "")
+    (started,) = of(events, DrainStarted)
+    (ended,) = of(events, DrainEnded)
+    assert (started.timeout, started.calls) == (60, 3)
+    assert (ended.outcome, ended.refused) == ("done", 1)
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_a_drain_that_runs_out_of_time_stops_and_leaves_the_caller_to_the_pbx(
+    tmp_path: Path, transport: Transport
+) -> None:
+    async with center_and_events(tmp_path, transport) as (center, events):
+        center.daemon.router.pause("1001", "break")
+        caller = await sales_caller(center, "5550005")
+        await caller.wait_moh(timeout=5)
+        center.daemon.drain.start(0.5)
+        await until(lambda: of(events, DrainEnded))
+        assert center.daemon.stop_requested
+        await center.daemon.stop()
+        row = await center.cdr(caller.uniqueid)
+        if transport == "fastagi":
+            await caller.wait_for_prompt(failover_prompt(transport), timeout=5)
+        else:
+            await asyncio.sleep(0.3)
+            assert caller.state == "up", "parked afresh for the next daemon"
+    assert [e.outcome for e in of(events, DrainEnded)] == ["timeout"]
+    assert row["hung_up_by"] == "shutdown"
+
+
+@pytest.mark.parametrize("transport", ["asyncagi", "esl-outbound"])
+async def test_a_drain_called_off_takes_new_callers_again(
+    tmp_path: Path, transport: Transport
+) -> None:
+    async with center_and_events(tmp_path, transport) as (center, events):
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        talking = await sales_caller(center, "5550006")
+        await talking.wait_bridged(timeout=5)
+        assert (await center.api("POST", "/drain"))[0] == 200
+        status, answer = await center.api("POST", "/drain", {"timeout": 120})
+        assert status == 200 and answer["drain"]["timeout"] == 120, "a new timeout"
+        status, answer = await center.api("POST", "/drain/cancel")
+        assert (status, answer) == (200, {"drain": None})
+        caller = await center.pbx.call("800", caller_num="5550007")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        again = await center.api("POST", "/drain/cancel")
+        bad = await center.api("POST", "/drain", {"timeout": "soon"})
+        await caller.hangup()
+        await talking.hangup()
+        await center.idle()
+        assert not center.daemon.stop_requested
+    assert again == (409, {"error": "the daemon is not draining"})
+    assert bad[0] == 400 and "timeout" in bad[1]["error"]
+    assert [e.outcome for e in of(events, DrainEnded)] == ["cancelled"]
+    (started,) = of(events, DrainStarted)
+    assert started.timeout == 900, "runtime.drain_timeout's default"
+
+
+async def test_callcenter_drain_follows_the_drain_until_the_daemon_has_stopped(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        talking = await sales_caller(center, "5550008")
+        await talking.wait_bridged(timeout=5)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callcenter.cli", "drain", "--api", api, "--wait",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+        )  # fmt: skip
+        try:
+            await until(lambda: center.daemon.drain.active, timeout=15)
+            code, out, _ = await _cli("status", "--api", api)
+            assert code == 0 and out.startswith("DRAINING: draining since ")
+            await talking.hangup()
+            await until(lambda: center.daemon.stop_requested)
+            # What ``callcenter run`` does once the drain asks it to stop.
+            await center.daemon.stop()
+            out_bytes, err_bytes = await asyncio.wait_for(proc.communicate(), 15)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    lines = out_bytes.decode().splitlines()
+    assert proc.returncode == 0, err_bytes.decode()
+    assert lines[0].startswith("draining since ") and "1 call and 0 dials left" in lines[0]
+    assert lines[-1] == "the daemon has stopped"
+
+
+async def test_callcenter_drain_says_what_went_wrong(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        cancel = await _cli("drain", "--cancel", "--api", api)
+        bad = await _cli("drain", "--timeout", "-3", "--api", api)
+    gone = await _cli("drain", "--api", api)
+    assert cancel[0] == 1 and "the daemon is not draining" in cancel[2]
+    assert bad[0] == 2 and "--timeout" in bad[2]
+    assert gone[0] == 3 and "cannot reach the daemon" in gone[2]
+
+
+async def test_sigquit_drains_callcenter_run_which_exits_0_once_the_last_caller_hangs_up(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path, transport="esl-inbound") as center:
+        await center.daemon.stop()
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        api = _with_api_port(center.config_path)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callcenter.cli", "run", str(center.config_path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "CALLCENTER_ESL_PASSWORD": center.pbx.password}, cwd=REPO,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(20):
+                while f"|{proc.pid}|" not in center.pbx.global_vars.get("callcenter_owner", ""):
+                    await asyncio.sleep(0.05)
+            talking = await sales_caller(center, "5550009")
+            assert await talking.wait_bridged(timeout=5) == "PJSIP/1001"
+            proc.send_signal(signal.SIGQUIT)
+            async with asyncio.timeout(20):
+                while "DRAINING" not in (await _cli("status", "--api", api))[1]:
+                    await asyncio.sleep(0.05)
+            late = await center.pbx.call("800", caller_num="5550010")
+            await late.wait_for_prompt(failover_prompt("esl-inbound"), timeout=5)
+            assert proc.returncode is None, "still running: a caller talks"
+            await talking.hangup()
+            _out, err = await asyncio.wait_for(proc.communicate(), 20)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        rows = {r["src"]: r for r in await asyncio.to_thread(center.daemon.store.fetch_cdrs)}
+        await alice.wait_idle(timeout=5)
+    assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode()
+    assert (rows["5550009"]["agent"], rows["5550009"]["hung_up_by"]) == ("1001", "caller")
+    assert rows["5550010"]["hung_up_by"] == "draining"
+
+
+def _with_api_port(config_path: Path) -> str:
+    """Give the config a fixed control API port (a free one), for a daemon run apart;
+    returns the API's address."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = yaml.safe_load(config_path.read_text())
+    config["api"]["port"] = port
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return f"http://127.0.0.1:{port}"
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callcenter.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
