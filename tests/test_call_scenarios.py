@@ -312,9 +312,9 @@ async def test_pbx_connection_cut_daemon_reconnects_and_handles_next_call(
 
 async def test_stopping_the_daemon_leaves_every_caller_to_the_pbx(tmp_path: Path, agi: str) -> None:
     """SIGTERM with calls in progress: a caller talking to an agent keeps talking, and
-    callers in the menu or the queue are not hung up by the daemon. Asterisk takes them back
-    into the dialplan (its failover); FreeSWITCH's socket ends them, and parked callers are
-    parked afresh for the next daemon. Stopping waits for none of them, and the talking
+    callers in the menu or the queue are not hung up by the daemon. Asterisk and FreeSWITCH's
+    socket take them back into the dialplan (its failover), and parked callers are parked
+    afresh for the next daemon. Stopping waits for none of them, and the talking
     caller's line drops when the agent hangs up."""
     async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
         center.with_asterisk_failover()
@@ -347,7 +347,8 @@ async def test_stopping_the_daemon_leaves_every_caller_to_the_pbx(tmp_path: Path
                 assert caller.variables["AGISTATUS"] == "SUCCESS"
         elif agi == "esl-outbound":
             for caller in (waiting, menu):
-                await caller.wait_ended(timeout=5)
+                # ``resume``: the dialplan goes on after ``socket``, to the failover.
+                await caller.wait_for_prompt(FAILOVER, timeout=5)
         else:
             await _the_next_daemon_takes_the_parked_callers(center, rows, waiting, menu)
         await alice.hangup()

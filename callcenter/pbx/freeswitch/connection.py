@@ -908,7 +908,8 @@ class ESLOutboundServer:
         log.info("esl_outbound_listening", host=self.host, port=self.port)
 
     async def stop(self) -> None:
-        """Stop listening and close every session (their channels continue their dialplan)."""
+        """Stop listening and close every session (each call's hand-back says how its
+        channel goes on: ``FreeSwitchCall.hand_back``)."""
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):

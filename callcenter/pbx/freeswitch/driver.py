@@ -532,9 +532,10 @@ class FreeSwitchDriver:
     async def stop(self) -> None:
         """Stop taking calls and close the sockets. What happens to the calls in progress is
         :meth:`FreeSwitchCall.hand_back`'s: bridged callers keep talking, socket calls go on
-        in the dialplan, parked callers in the IVR or a queue are parked afresh for the next
-        daemon to adopt (as are callers parked while no daemon ran); the shipped dialplan
-        sends them to its failover if no daemon takes them in time."""
+        in the dialplan after ``socket`` (``resume``), parked callers in the IVR or a queue
+        are parked afresh for the next daemon to adopt (as are callers parked while no
+        daemon ran); the shipped dialplan sends them to its failover if no daemon takes them
+        in time."""
         self._stopping = True
         if self._outbound is not None:
             await self._outbound.stop()
@@ -1808,6 +1809,13 @@ class FreeSwitchCall:
                     # ends, hang up rather than go on to the failover after ``socket``.
                     self._log.info("call_left_talking_at_shutdown")
                     await self._api(f"uuid_setvar {self._uuid} hangup_after_bridge true")
+                elif self._driver._stopping and not (
+                    self.hung_up or self.released or session.ended
+                ):
+                    # The daemon is stopping with the caller in the IVR or a queue: on to
+                    # the dialplan's failover, as Asterisk's callers go on after AGI().
+                    self._log.info("call_sent_to_failover_at_shutdown")
+                    await self._resume_dialplan(session)
                 if self.hung_up and not session.ended:
                     # Saying exit now would cut off the hangup events (and the CDR facts in
                     # them); with linger, FreeSWITCH sends them and then a notice.
@@ -1847,15 +1855,7 @@ class FreeSwitchCall:
         session = self._esl
         if isinstance(session, ESLOutboundSession):
             if not (self.hung_up or session.ended):
-                # Without ``resume`` FreeSWITCH hangs the caller up when the socket closes;
-                # with it, the dialplan goes on after ``socket`` (the shipped one: to the
-                # failover).
-                try:
-                    reply = await session.command("resume")
-                except PBXError as exc:
-                    reply = f"-ERR {exc}"
-                if not reply.startswith("+OK"):
-                    self._log.warning("socket_resume_refused", reply=reply.strip())
+                await self._resume_dialplan(session)
         elif not (self.hung_up or self.released):
             if _TOKEN.fullmatch(info.context) and _TOKEN.fullmatch(extension):
                 try:
@@ -1873,6 +1873,16 @@ class FreeSwitchCall:
                 self._log.warning("failover_transfer_impossible", context=info.context)
         self._log.info("call_sent_to_failover")
         await self.hand_back()
+
+    async def _resume_dialplan(self, session: ESLOutboundSession) -> None:
+        """Without ``resume`` FreeSWITCH hangs the caller up when the socket closes; with
+        it, the dialplan goes on after ``socket`` (the shipped one: to the failover)."""
+        try:
+            reply = await session.command("resume")
+        except PBXError as exc:
+            reply = f"-ERR {exc}"
+        if not reply.startswith("+OK"):
+            self._log.warning("socket_resume_refused", reply=reply.strip())
 
     async def _repark(self) -> bool:
         """The daemon is stopping with the caller in the IVR or a queue: send the caller
