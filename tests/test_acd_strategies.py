@@ -344,6 +344,15 @@ async def test_queue_skills_are_added_to_the_callers_and_an_unskilled_agent_wait
     assert not router.has_agents_for("q", ["klingon"])
 
 
+def test_a_predictive_campaign_counts_as_free_only_the_agents_with_the_queues_skills() -> None:
+    rules = QueueRules(members=("a", "b", "c"), skills=frozenset({"billing"}))
+    router, clock = make_router({"q": rules}, skills={"b": {"billing": 4}, "c": {"billing": 2}})
+    login_all(router, clock, ["a", "b", "c"])
+    assert router.free_agents("q") == 2, "a can never take the queue's callers (nor its leads)"
+    router.enqueue("q", "call-1")
+    assert router.free_agents("q") == 1
+
+
 async def test_an_agent_takes_a_caller_it_has_the_skills_for_not_just_the_head() -> None:
     router, clock = make_router(
         {"q": QueueRules(members=("fr", "de"))}, skills={"fr": {"fr": 5}, "de": {"de": 5}}

@@ -438,9 +438,9 @@ class CallQueue:
         ready.sort(key=lambda m: (m.penalty, strategy_key(self.strategy, m, self.rr)))
         return [m.agent.id for m in ready]
 
-    def idle_count(self) -> int:
-        """Ready members (O(members))."""
-        return sum(1 for m in self.by_agent.values() if self.ready(m.agent))
+    def idle_count(self, klass: HuntClass) -> int:
+        """Ready members of those who may take ``klass``'s callers: O(members)."""
+        return sum(1 for m in klass.members if self.ready(m.agent))
 
     def has_agents_for(self, skills: frozenset[str]) -> bool:
         """Is a member who could ever take a caller needing ``skills`` logged in, not

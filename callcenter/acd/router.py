@@ -245,14 +245,16 @@ class Router:
         return self._queue(queue).idle_members()
 
     def free_agents(self, queue: str) -> int:
-        """Idle, ready members of ``queue`` less its callers not yet offered one (campaign
-        dials waiting for an agent count as callers here): how many more calls the queue
-        could put through now. O(callers)."""
+        """Idle, ready members of ``queue`` who could take its callers now (the queue's
+        own skills, its first stage's penalties and levels: a campaign's leads need no
+        more), less its callers not yet offered one (campaign dials waiting for an agent
+        count as callers here): how many more calls the queue could put through now.
+        O(members + callers)."""
         q = self._queue(queue)
         unserved = sum(
             1 for e in q.entries() if e.status in (EntryStatus.WAITING, EntryStatus.HUNTING)
         )
-        return max(0, q.idle_count() - unserved)
+        return max(0, q.idle_count(q.klass(q.rules.skills, 0)) - unserved)
 
     def staffed(self, queue: str) -> int:
         """Members of ``queue`` logged in and not paused."""
