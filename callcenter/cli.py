@@ -1268,7 +1268,7 @@ def cmd_drain(base: str, *, timeout: float | None, wait: bool) -> int:
         return code
     sys.stdout.flush()
     token = _api_token()
-    shown = (started[0]["calls"], started[0]["dials"])
+    shown = _left(started[0])
     while True:
         time.sleep(DRAIN_POLL)
         try:
@@ -1282,9 +1282,13 @@ def cmd_drain(base: str, *, timeout: float | None, wait: bool) -> int:
         if drain is None:
             print("callcenter: the drain was called off: the daemon takes calls", file=sys.stderr)
             return EXIT_CONFIG
-        if (drain["calls"], drain["dials"]) != shown:
-            shown = (drain["calls"], drain["dials"])
+        if _left(drain) != shown:
+            shown = _left(drain)
             print(format_drain(drain), flush=True)
+
+
+def _left(drain: dict[str, Any]) -> tuple[Any, ...]:
+    return (drain.get("calls"), drain.get("dials"), tuple(drain.get("dispositions") or ()))
 
 
 def format_drain(drain: dict[str, Any]) -> str:
@@ -1294,10 +1298,12 @@ def format_drain(drain: dict[str, Any]) -> str:
         n = drain.get(key)
         return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
+    owing = drain.get("dispositions") or []
+    owed = f", a disposition from {', '.join(owing)}" if owing else ""
     return (
         f"draining since {drain.get('since')}: {count('calls', 'call')} and "
-        f"{count('dials', 'dial')} left, {count('refused', 'new caller')} sent to the "
-        f"failover; stops by {drain.get('stops_by')} at the latest"
+        f"{count('dials', 'dial')} left{owed}, {count('refused', 'new caller')} sent to "
+        f"the failover; stops by {drain.get('stops_by')} at the latest"
     )
 
 

@@ -5,8 +5,8 @@
         ├─> Switchboard.begin_drain: new callers go to the     ├─> Switchboard.end_drain
         │   PBX's failover, queue callbacks wait               └─> campaigns paused for the
         ├─> every campaign paused (why: "draining")                drain dial again
-        └─> watch: no call in progress and no dial waiting for its answer
-                   (or the timeout) ──> the daemon stops, as on SIGTERM
+        └─> watch: no call in progress, no dial waiting for its answer, no agent
+                   owing a disposition (or the timeout) ──> the daemon stops, as on SIGTERM
 
 What an upgrade or a move to another host needs without cutting anyone off, as Asterisk's
 ``core stop when convenient``: a caller in the IVR or a queue is still put through, an agent
@@ -64,7 +64,7 @@ class Drain:
         self._deadline = 0.0
         self._timeout = 0.0
         self._refused_before = 0
-        self._shown: tuple[int, int] | None = None
+        self._shown: tuple[int, int, int] | None = None
         self._over = False
 
     @property
@@ -128,8 +128,8 @@ class Drain:
 
     def view(self) -> dict[str, Any] | None:
         """What ``/status`` shows: None, or since when, until when at the latest, and what
-        is left (``calls`` in progress, ``dials`` waiting for their answer) and how many
-        callers were sent to the failover meanwhile."""
+        is left (``calls`` in progress, ``dials`` waiting for their answer, agents owing
+        ``dispositions``) and how many callers were sent to the failover meanwhile."""
         return self._figures() if self._task is not None else None
 
     def _figures(self) -> dict[str, Any]:
@@ -141,6 +141,7 @@ class Drain:
             "stops_by": (datetime.now(UTC) + timedelta(seconds=left)).isoformat(timespec="seconds"),
             "calls": len(board.active),
             "dials": board.dials_in_progress,
+            "dispositions": board.router.owing_dispositions(),
             "refused": board.refused - self._refused_before,
         }
 
@@ -163,12 +164,16 @@ class Drain:
                 return
             # A reload may have added a campaign meanwhile.
             self._pause_campaigns()
-            shown = (len(board.active), board.dials_in_progress)
+            shown = (
+                len(board.active),
+                board.dials_in_progress,
+                len(board.router.owing_dispositions()),
+            )
             if shown != self._shown:
                 self._shown = shown
                 systemd.notify(
-                    f"STATUS=draining: {shown[0]} calls and {shown[1]} dials left, "
-                    "taking no new calls"
+                    f"STATUS=draining: {shown[0]} calls, {shown[1]} dials and {shown[2]} "
+                    "dispositions left, taking no new calls"
                 )
             await asyncio.sleep(LOOK_EVERY)
         log.info("drain_done", seconds=round(time.monotonic() - self._started, 1))

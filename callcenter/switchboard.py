@@ -434,8 +434,10 @@ class Switchboard:
 
     @property
     def drained(self) -> bool:
-        """No call in progress and no callback or campaign dial waiting for its answer."""
-        return not self.active and not self._callbacks
+        """No call in progress, no callback or campaign dial waiting for its answer, and
+        no agent owing a call its disposition (the code is the call's record too, and only
+        this daemon knows which call it is for)."""
+        return not self.active and not self._callbacks and not self.router.owing_dispositions()
 
     @property
     def dials_in_progress(self) -> int:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from test_metrics import samples
 
+from callcenter.cli import format_drain
 from callcenter.demopbx.channels import FAILOVER_PROMPT as ASTERISK_FAILOVER
 from callcenter.demopbx.freeswitch import FAILOVER_PROMPT
 from callcenter.demopbx.fs_channels import prompt_name
@@ -115,6 +116,35 @@ async def test_a_drain_puts_every_caller_it_has_through_sends_new_ones_to_the_fa
     (ended,) = of(events, DrainEnded)
     assert (started.timeout, started.calls) == (60, 3)
     assert (ended.outcome, ended.refused) == ("done", 1)
+
+
+@pytest.mark.parametrize("transport", ["esl-outbound", "fastagi"])
+async def test_a_drain_waits_for_the_disposition_the_last_call_still_needs(
+    tmp_path: Path, transport: Transport
+) -> None:
+    config = {
+        "dispositions": {"sale": "Sale made"},
+        "queues": {"sales": {"wrapup": 0, "disposition_required": True}},
+    }
+    async with running_center(tmp_path, transport=transport, config=config) as center:
+        events: list[EngineEvent] = []
+        center.daemon.bus.subscribe(events.append)
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await sales_caller(center, "5550011")
+        await caller.wait_bridged(timeout=5)
+        center.daemon.drain.start(60)
+        await caller.hangup()
+        await center.idle()
+        await asyncio.sleep(0.5)
+        _, shown = await center.api("GET", "/status")
+        assert not center.daemon.stop_requested, "Alice still owes the call its code"
+        status, _ = await center.api("POST", "/agents/1001/disposition", {"code": "sale"})
+        await until(lambda: of(events, DrainEnded))
+        rows = await asyncio.to_thread(center.daemon.store.fetch_dispositions)
+    assert status == 200
+    assert (shown["drain"]["calls"], shown["drain"]["dispositions"]) == (0, ["1001"])
+    assert [(r.call_id, r.code) for r in rows] == [(caller.uniqueid, "sale")]
+    assert [e.outcome for e in of(events, DrainEnded)] == ["done"]
 
 
 @pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
@@ -268,3 +298,12 @@ async def _cli(*args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+def test_a_drain_reads_as_what_is_left_in_one_line() -> None:
+    drain = {"since": "09:00", "stops_by": "09:15", "calls": 1, "dials": 2, "refused": 1}
+    assert format_drain({**drain, "dispositions": ["1001", "1002"]}) == (
+        "draining since 09:00: 1 call and 2 dials left, a disposition from 1001, 1002, "
+        "1 new caller sent to the failover; stops by 09:15 at the latest"
+    )
+    assert "disposition" not in format_drain({**drain, "dispositions": []})

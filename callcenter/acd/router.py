@@ -256,6 +256,10 @@ class Router:
         )
         return max(0, q.idle_count(q.klass(q.rules.skills, 0)) - unserved)
 
+    def owing_dispositions(self) -> list[str]:
+        """Agents whose last call waits for its disposition (``disposition_required``)."""
+        return [a.id for a in self._agents.values() if a.owes_disposition]
+
     def staffed(self, queue: str) -> int:
         """Members of ``queue`` logged in and not paused."""
         return self._queue(queue).present
