@@ -146,6 +146,11 @@ async def test_a_campaign_calls_its_leads_for_the_queues_agent_and_skips_who_may
         figures = samples(s.center.daemon.api.render_metrics())
         for lead in ("ada", "alan", "grace", "premium"):
             await s.center.daemon.recorder.writer.wait_written(f"campaign-lead:spring:{lead}")
+        queues: list[dict[str, Any]] = []
+        async with asyncio.timeout(5):
+            while sum(q["campaign_calls"] for q in queues) < 2:
+                queues = (await s.api("GET", "/figures/queues?by=total"))[1]["rows"]
+                await asyncio.sleep(0.05)
         records = {
             r.lead: r for r in await asyncio.to_thread(s.center.daemon.store.fetch_campaign_leads)
         }
@@ -198,6 +203,9 @@ async def test_a_campaign_calls_its_leads_for_the_queues_agent_and_skips_who_may
     )
     assert figures["callcenter_campaign_leads", (*spring, ("status", "answered"))] == 2
     assert figures["callcenter_campaign_running", spring] == 0, "finished"
+    assert ("callcenter_queue_joined_total", (("queue", "sales"),)) not in figures, "outbound"
+    (sales,) = queues
+    assert (sales["queue"], sales["campaign_calls"], sales["offered"]) == ("sales", 2, 0)
 
 
 async def test_a_restarted_daemon_does_not_call_an_answered_lead_again_and_keeps_the_tries(

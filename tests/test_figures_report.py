@@ -24,6 +24,7 @@ from callcenter.records.summary import (
     Periods,
     Stretch,
     agent_summary,
+    format_queue_table,
     parse_when,
     queue_summary,
 )
@@ -116,6 +117,24 @@ def test_an_attended_transfer_ends_the_agent_s_talk_as_a_blind_one_does() -> Non
     assert (support.answered, support.as_dict()["aht_seconds"]) == (1, 90)
     [alice] = agent_summary(handed_over, [], [], whole_day(), now=DAY + timedelta(days=1))
     assert (alice.agent, alice.calls, alice.talk) == ("1001", 1, 90)
+
+
+def test_campaign_leads_put_through_a_queue_are_not_its_inbound_callers() -> None:
+    leads = [
+        line("11:00:00", "l1", "ENTERQUEUE", "campaign:spring", "5551001", "1"),
+        line("11:00:01", "l1", "CONNECT", "1", "", "1", agent="Agent/1001"),
+        line("11:01:01", "l1", "COMPLETECALLER", "1", "60", "1", agent="Agent/1001"),
+        line("11:05:00", "l2", "ENTERQUEUE", "campaign:spring", "5551002", "1"),
+        line("11:05:02", "l2", "EXITWITHTIMEOUT", "1", "1", "2"),
+    ]
+    [support] = queue_summary([*MORNING, *leads], whole_day(), {"support": 20.0})
+    [alone] = queue_summary(MORNING, whole_day(), {"support": 20.0})
+    assert support.campaign_calls == 2 and alone.campaign_calls == 0
+    figures = support.as_dict()
+    assert {**figures, "campaign_calls": 0} == alone.as_dict(), "the inbound figures unchanged"
+    [alice] = [a for a in agent_summary(leads, [], [], whole_day(), now=DAY + timedelta(days=1))]
+    assert (alice.calls, alice.talk) == (1, 60), "the agent's work counts"
+    assert "2 campaign lead(s) put through these queues" in format_queue_table([support], "total")
 
 
 def test_the_service_level_is_each_queue_s_own() -> None:

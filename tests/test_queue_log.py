@@ -37,6 +37,7 @@ from callcenter.events import (
     CallEvent,
     CallStarted,
     CallTransferred,
+    CampaignAnswered,
     EngineEvent,
     QueueAbandoned,
     QueueExited,
@@ -123,6 +124,16 @@ def test_a_call_answered_by_the_second_agent_rung_gives_app_queue_s_lines() -> N
     for event in events[:3]:
         state, entries = fold(state, event)
     assert [e.line().split("|")[0] for e in entries] == [str(EPOCH + 5)], "UNIX seconds"
+
+
+def test_a_campaign_lead_joins_the_queue_with_the_campaign_in_the_url_field() -> None:
+    answered = CampaignAnswered(
+        call_id=CID, campaign="spring", lead="ada", number="5551001", queue="support",
+        attempt=1, **at(1),
+    )  # fmt: skip
+    assert lines([started(), answered, joined()])[0] == (
+        f"{CID}|support|NONE|ENTERQUEUE|campaign:spring|0612345678|2"
+    )
 
 
 def test_the_agent_hanging_up_is_completeagent() -> None:

@@ -10,7 +10,9 @@ Counters (``_total``) and histograms, by queue where there is one:
 * ``callcenter_calls_started_total``, ``callcenter_calls_ended_total{hung_up_by}``;
 * ``callcenter_queue_joined_total``, ``..._answered_total``,
   ``..._answered_in_service_level_total`` (within the queue's ``service_level`` seconds),
-  ``..._abandoned_total``, ``callcenter_queue_exited_total{queue,reason}``;
+  ``..._abandoned_total``, ``callcenter_queue_exited_total{queue,reason}`` (inbound
+  callers: campaign leads put through a queue count in the ``callcenter_campaign_*``
+  counters instead);
 * ``callcenter_queue_wait_seconds`` (histogram: the wait of answered callers),
   ``callcenter_queue_abandon_wait_seconds`` (histogram: how long those who gave up waited),
   ``callcenter_talk_seconds`` (histogram: each talk with an agent);
@@ -49,6 +51,7 @@ from callcenter.events import (
     CampaignAttemptFailed,
     CampaignDialing,
     CampaignLeadSkipped,
+    CampaignLeadWaiting,
     ConsultEnded,
     EngineEvent,
     QueueAbandoned,
@@ -142,6 +145,8 @@ class Metrics:
         self._histograms: dict[str, dict[Labels, Histogram]] = defaultdict(dict)
         self._queue_of: dict[str, str] = {}
         """Call id -> the queue its agent answered in (for the talk histogram)."""
+        self._leads: set[str] = set()
+        """Calls of campaign leads: outbound, kept out of the queues' inbound figures."""
         self._handlers: dict[type[EngineEvent], Callable[[Any], None]] = {
             CallStarted: self._on_started,
             CallEnded: self._on_ended,
@@ -154,6 +159,7 @@ class Metrics:
             CallTransferred: self._on_transferred,
             CampaignDialing: self._on_campaign_dialing,
             CampaignAnswered: self._on_campaign_answered,
+            CampaignLeadWaiting: self._on_lead,
             CampaignAttemptFailed: self._on_campaign_failed,
             CampaignLeadSkipped: self._on_campaign_skipped,
             CallDisposed: self._on_disposed,
@@ -182,26 +188,36 @@ class Metrics:
     def _on_ended(self, e: CallEnded) -> None:
         self._count("callcenter_calls_ended_total", (("hung_up_by", e.hung_up_by),))
         self._queue_of.pop(e.call_id, None)
+        self._leads.discard(e.call_id)
+
+    def _on_lead(self, e: CampaignLeadWaiting) -> None:
+        self._leads.add(e.call_id)
 
     def _on_joined(self, e: QueueJoined) -> None:
-        self._count("callcenter_queue_joined_total", (("queue", e.queue),))
+        if e.call_id not in self._leads:
+            self._count("callcenter_queue_joined_total", (("queue", e.queue),))
 
     def _on_connected(self, e: AgentConnected) -> None:
         q = (("queue", e.queue),)
-        self._count("callcenter_queue_answered_total", q)
-        if e.wait_seconds <= self._service_level(e.queue):
-            self._count("callcenter_queue_answered_in_service_level_total", q)
-        self._observe("callcenter_queue_wait_seconds", q, WAIT_BUCKETS, e.wait_seconds)
+        if e.call_id not in self._leads:
+            self._count("callcenter_queue_answered_total", q)
+            if e.wait_seconds <= self._service_level(e.queue):
+                self._count("callcenter_queue_answered_in_service_level_total", q)
+            self._observe("callcenter_queue_wait_seconds", q, WAIT_BUCKETS, e.wait_seconds)
         self._queue_of[e.call_id] = e.queue
         self._count("callcenter_agent_calls_total", (("agent", e.agent),))
 
     def _on_abandoned(self, e: QueueAbandoned) -> None:
+        if e.call_id in self._leads:
+            return
         q = (("queue", e.queue),)
         self._count("callcenter_queue_abandoned_total", q)
         self._observe("callcenter_queue_abandon_wait_seconds", q, WAIT_BUCKETS, e.wait_seconds)
 
     def _on_exited(self, e: QueueExited) -> None:
-        self._count("callcenter_queue_exited_total", (("queue", e.queue), ("reason", e.reason)))
+        if e.call_id not in self._leads:
+            labels = (("queue", e.queue), ("reason", e.reason))
+            self._count("callcenter_queue_exited_total", labels)
 
     def _on_ring_failed(self, e: AgentRingFailed) -> None:
         labels = (("queue", e.queue), ("status", e.status))
@@ -228,6 +244,7 @@ class Metrics:
         self._count("callcenter_campaign_dials_total", (("campaign", e.campaign),))
 
     def _on_campaign_answered(self, e: CampaignAnswered) -> None:
+        self._leads.add(e.call_id)
         self._count("callcenter_campaign_answered_total", (("campaign", e.campaign),))
 
     def _on_campaign_failed(self, e: CampaignAttemptFailed) -> None:

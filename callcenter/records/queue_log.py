@@ -10,7 +10,9 @@ Each entry is one line of Asterisk's ``/var/log/asterisk/queue_log``::
 when no agent) | ``event`` | its data, with app_queue's meaning:
 
 * ``ENTERQUEUE`` url|callerid|position: the caller joined (a called-back caller rejoins
-  with position 1 when they answer);
+  with position 1 when they answer); url is ``campaign:<id>`` for a campaign's lead put
+  through the queue (empty otherwise), so that reports can keep them out of the queue's
+  inbound figures;
 * ``RINGNOANSWER`` ringtime (ms): an agent was rung and did not take the call;
   ``RINGCANCELED`` ringtime (ms): the ring stopped because the caller went;
 * ``CONNECT`` holdtime|bridged uniqueid (empty: the daemon does not see it)|ringtime;
@@ -69,6 +71,8 @@ from callcenter.events import (
     CallEvent,
     CallStarted,
     CallTransferred,
+    CampaignAnswered,
+    CampaignLeadWaiting,
     ConfigReloaded,
     EngineEvent,
     QueueAbandoned,
@@ -82,6 +86,8 @@ from callcenter.records.writer import RecordWriter
 log = structlog.get_logger(__name__)
 
 NONE: Final = "NONE"
+CAMPAIGN_URL: Final = "campaign:"
+"""How ``ENTERQUEUE``'s url field begins for a campaign's lead (the campaign id follows)."""
 
 _EXIT_EVENTS: Final = {
     "timeout": "EXITWITHTIMEOUT",
@@ -131,6 +137,8 @@ class _Caller:
     """Seconds of the talk that ended for a transfer (BLINDTRANSFER follows)."""
     written: int = 0
     """Entries made for the call so far (their keys)."""
+    campaign: str = ""
+    """The campaign whose lead this call is (they join queues as ``campaign:<id>``)."""
 
 
 def agent_name(agent_id: str) -> str:
@@ -170,7 +178,12 @@ def _on_started(step: _Step, e: CallStarted) -> None:
 def _join(step: _Step, queue: str, position: int) -> None:
     c = step.caller
     c.queue, c.joined, c.position, c.agent = queue, step.event.mono, position, ""
-    step.call_entry(queue, NONE, "ENTERQUEUE", "", c.caller, str(position))
+    url = f"{CAMPAIGN_URL}{c.campaign}" if c.campaign else ""
+    step.call_entry(queue, NONE, "ENTERQUEUE", url, c.caller, str(position))
+
+
+def _on_lead(step: _Step, e: CampaignAnswered | CampaignLeadWaiting) -> None:
+    step.caller.campaign = e.campaign
 
 
 def _on_joined(step: _Step, e: QueueJoined) -> None:
@@ -254,6 +267,8 @@ CALL_HANDLERS: Mapping[type[EngineEvent], _CallHandler] = {
     CallStarted: _on_started,
     QueueJoined: _on_joined,
     QueueCallbackAnswered: _on_callback_answered,
+    CampaignAnswered: _on_lead,
+    CampaignLeadWaiting: _on_lead,
     AgentRingFailed: _on_ring_failed,
     AgentConnected: _on_connected,
     TalkEnded: _on_talk_ended,

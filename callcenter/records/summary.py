@@ -17,7 +17,10 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
   (all calls)"); ASA = mean wait of the answered; AHT = mean talk (transfer legs excluded:
   the talk of the queue's agent); FCR (first-call resolution) = answered callers whose
   number did not join a queue again on another call within ``fcr_days`` / answered callers
-  whose number is known.
+  whose number is known. A campaign's lead put through the queue (``ENTERQUEUE`` url
+  ``campaign:<id>``) is no inbound caller: it counts as a campaign call, not as offered,
+  and none of its outcomes count (``report --campaign`` has the campaign's own figures);
+  the agents' figures count its talk as any other.
 * :func:`agent_summary` counts each agent's ``CONNECT`` (calls), ``RINGNOANSWER`` (offers
   missed), talk (``COMPLETECALLER`` / ``COMPLETEAGENT`` / ``BLINDTRANSFER`` /
   ``ATTENDEDTRANSFER``) in the period
@@ -39,7 +42,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Literal, Protocol
 
 from callcenter.records.dispositions import DispositionRecord
-from callcenter.records.queue_log import QueueLogEntry
+from callcenter.records.queue_log import CAMPAIGN_URL, QueueLogEntry
 
 Grouping = Literal["hour", "day", "total"]
 
@@ -149,6 +152,8 @@ class QueueFigures:
     """Answered callers whose number is known (first-call resolution counts those)."""
     called_again: int = 0
     """... of whom called again within the FCR window."""
+    campaign_calls: int = 0
+    """Campaign leads put through the queue (not offered: outbound, not inbound)."""
 
     @property
     def fcr_percent(self) -> float | None:
@@ -194,6 +199,7 @@ class QueueFigures:
             "talk_seconds": round(self.talk, 1),
             "called_again": self.called_again,
             "fcr_percent": _rounded(self.fcr_percent),
+            "campaign_calls": self.campaign_calls,
         }
 
 
@@ -323,6 +329,11 @@ def queue_summary(
         queue = entry.queuename
         key = (entry.callid, queue)
         if verb == "ENTERQUEUE":
+            if entry.data and entry.data[0].startswith(CAMPAIGN_URL):
+                visits.pop(key, None)
+                if periods.covers(entry.time):
+                    row(periods.label(entry.time), queue).campaign_calls += 1
+                continue
             number = entry.data[1].strip().lower() if len(entry.data) > 1 else ""
             if number not in _ANONYMOUS and entry.time >= periods.since:
                 calls.setdefault(number, []).append((entry.time, entry.callid))
@@ -579,6 +590,12 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
     turned = sum(f.turned_away for f in figures)
     if turned:
         text += f"\n{turned} caller(s) turned away on arrival (queue full or no agents)"
+    leads = sum(f.campaign_calls for f in figures)
+    if leads:
+        text += (
+            f"\n{leads} campaign lead(s) put through these queues, not counted above "
+            "(report --campaign ID)"
+        )
     return text
 
 
