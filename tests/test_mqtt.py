@@ -429,7 +429,12 @@ async def test_the_wallboard_follows_a_campaign_from_paused_to_finished(tmp_path
             center.add_phone("PJSIP/1001", answer_after=0.05)
             center.daemon.campaigns.by_id["spring"].resume("test")
             done = await board.wait_for("campaigns/spring", _is(state="finished", answered=1))
+            alice = await board.wait_for("agents/1001", _today(calls=1))
             await center.idle(timeout=10)
+            await asyncio.sleep(0.3)  # figures go out every mqtt.interval (0.1 s)
+            sales = [m.json()["today"] for m in board.on("queues/sales")]
+    assert sales and all(d["offered"] == d["answered"] == 0 for d in sales), "no inbound caller"
+    assert alice.json()["today"]["calls"] == 1, "the agent's work counts"
     assert (paused.json()["leads"], paused.json()["pending"], paused.json()["why"]) == (
         2,
         2,

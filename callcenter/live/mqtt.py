@@ -66,8 +66,11 @@ from callcenter.events import (
     AgentRingFailed,
     AgentStateChanged,
     AgentUnpaused,
+    CallEnded,
     CallHeld,
     CallUnheld,
+    CampaignAnswered,
+    CampaignLeadWaiting,
     CampaignPreview,
     ConsultAnswered,
     ConsultEnded,
@@ -256,6 +259,8 @@ class MQTTPublisher:
         self._dirty: set[str] = set()
         self._since: dict[str, str] = {}
         self._days: dict[str, _Day] = {}
+        self._leads: set[str] = set()
+        """Calls of campaign leads: kept out of the queues' (inbound) day figures."""
         self._agent_days: dict[str, _AgentDay] = {}
         self._paused_at: dict[str, float] = {}
         self._day = self._today()
@@ -313,23 +318,33 @@ class MQTTPublisher:
         self._agent_day(e.agent).talk_seconds += e.talk_seconds
         self._dirty.add(e.agent)
 
+    def _on_lead(self, e: CampaignAnswered | CampaignLeadWaiting) -> None:
+        self._leads.add(e.call_id)
+
+    def _on_call_ended(self, e: CallEnded) -> None:
+        self._leads.discard(e.call_id)
+
     def _on_joined(self, e: QueueJoined) -> None:
-        self._count(e.queue).offered += 1
+        if e.call_id not in self._leads:
+            self._count(e.queue).offered += 1
 
     def _on_connected(self, e: AgentConnected) -> None:
-        day = self._count(e.queue)
-        day.answered += 1
-        day.wait_total += e.wait_seconds
-        if e.wait_seconds <= self._service_level(e.queue):
-            day.in_service_level += 1
+        if e.call_id not in self._leads:
+            day = self._count(e.queue)
+            day.answered += 1
+            day.wait_total += e.wait_seconds
+            if e.wait_seconds <= self._service_level(e.queue):
+                day.in_service_level += 1
         self._agent_day(e.agent).calls += 1
         self._dirty.add(e.agent)
 
     def _on_abandoned(self, e: QueueAbandoned) -> None:
-        self._count(e.queue).abandoned += 1
+        if e.call_id not in self._leads:
+            self._count(e.queue).abandoned += 1
 
     def _on_exited(self, e: QueueExited) -> None:
-        self._count(e.queue).exited += 1
+        if e.call_id not in self._leads:
+            self._count(e.queue).exited += 1
 
     def _agent_day(self, agent: str) -> _AgentDay:
         day = self._agent_days.get(agent)
@@ -661,6 +676,9 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     ConsultJoined: MQTTPublisher._on_preview,
     ConsultEnded: MQTTPublisher._on_preview,
     QueueJoined: MQTTPublisher._on_joined,
+    CampaignAnswered: MQTTPublisher._on_lead,
+    CampaignLeadWaiting: MQTTPublisher._on_lead,
+    CallEnded: MQTTPublisher._on_call_ended,
     AgentRingFailed: MQTTPublisher._on_ring_failed,
     TalkEnded: MQTTPublisher._on_talk_ended,
     AgentConnected: MQTTPublisher._on_connected,
