@@ -39,7 +39,7 @@ from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
 from callcenter.drain import Drain
 from callcenter.errors import ConfigError, ConfigIssue, EngineError, PBXClaimed, RecordError
-from callcenter.events import CallCentreStarted, ConfigReloaded, EventBus
+from callcenter.events import CallCentreStarted, ConfigReloaded, DispositionOwed, EventBus
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
@@ -524,7 +524,8 @@ class Daemon:
 
     async def _resume_shifts(self) -> set[str]:
         """Agents logged in when the previous daemon stopped (or crashed) stay logged in,
-        on the pause they were on; returns who was resumed."""
+        on the pause they were on, and in wrap-up while their last call still waits for
+        its disposition (which they can still give); returns who was resumed."""
         try:
             present = await self.recorder.writer.run(self.store.fetch_agent_presence)
         except RecordError as exc:
@@ -542,13 +543,26 @@ class Daemon:
             paused = None
             if presence.pause_reason is not None and presence.paused_at is not None:
                 paused = (presence.pause_reason, presence.paused_at)
+            owed = presence.owed
             self.router.resume(
                 presence.agent,
                 logged_in=presence.logged_in,
                 paused=paused,
                 via=presence.via_login,
                 via_pause=presence.via_pause,
+                owes_disposition=owed is not None,
             )
+            if owed is not None:
+                self.switchboard.owed_taken_back(
+                    DispositionOwed(
+                        agent=presence.agent,
+                        call_id=owed.call_id,
+                        number=owed.number,
+                        queue=owed.queue,
+                        campaign=owed.campaign,
+                        lead=owed.lead,
+                    )
+                )
             resumed.add(presence.agent)
         return resumed
 

@@ -453,6 +453,20 @@ class CampaignAnswered(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DispositionOwed(AgentEvent):
+    """``agent``'s talk on call ``call_id`` ended in a queue with ``disposition_required``:
+    they stay in wrap-up until they give it a code (:class:`CallDisposed`). What the code
+    needs of the call (``number``, ``queue``, ``campaign``, ``lead``) comes with it, so that
+    a restarted daemon can still take the code (``agent_presence``)."""
+
+    call_id: str
+    number: str
+    queue: str
+    campaign: str = ""
+    lead: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallDisposed(CallEvent):
     """``agent`` gave call ``call_id`` (with ``number``, answered in ``queue``) the code
     ``code``, and ``note``; ``campaign``/``lead`` when it was a campaign's call;

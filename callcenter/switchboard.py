@@ -66,6 +66,7 @@ from callcenter.events import (
     CampaignLeadWaiting,
     CampaignMachineAnswered,
     CampaignPreview,
+    DispositionOwed,
     EventBus,
     IvrStep,
     IvrVariableSet,
@@ -350,6 +351,7 @@ class Switchboard:
         #: Set by close(): a call task cancelled from now on is the daemon stopping.
         self._closing = False
         router.on_offer_revoked = self._offer_revoked
+        router.owed_listeners.append(self._disposition_owed)
         self.pbx: PBX | None = None
         """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
         self._callbacks: dict[str, _PendingCallback] = {}
@@ -1548,6 +1550,31 @@ class Switchboard:
         preview.decision.set_result(decision)
         lead = preview.lead
         return {"campaign": lead.campaign, "lead": lead.lead, "decision": decision}
+
+    def _disposition_owed(self, agent_id: str, call_id: str) -> None:
+        call = self._agent_calls.get(agent_id)
+        if call is None or call.call_id != call_id:
+            log.warning("owed_call_unknown", agent=agent_id, call_id=call_id)
+            return
+        self.bus.publish(
+            DispositionOwed(
+                agent=agent_id,
+                call_id=call_id,
+                number=call.number,
+                queue=call.queue,
+                campaign=call.campaign,
+                lead=call.lead,
+            )
+        )
+
+    def owed_taken_back(self, owed: DispositionOwed) -> None:
+        """A restarted daemon takes back the code an agent still owes a call (their shift
+        was resumed with ``owes_disposition``): :meth:`dispose` gives it to that call, and
+        the records keep owing it until then."""
+        self._agent_calls[owed.agent] = _AgentCall(
+            owed.call_id, owed.number, owed.queue, owed.campaign, owed.lead
+        )
+        self.bus.publish(owed)
 
     def dispose(
         self, agent_id: str, code: str, note: str = "", at: datetime | None = None

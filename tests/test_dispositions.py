@@ -231,6 +231,35 @@ async def test_a_queue_that_requires_a_disposition_keeps_the_agent_in_wrap_up_un
         await waiting.hangup()
 
 
+async def test_a_code_owed_when_the_daemon_restarts_is_still_given_to_that_call(
+    tmp_path: Path,
+) -> None:
+    """Alice's call ended in a queue that requires a disposition; the daemon restarts before
+    she gives it: she is still in wrap-up, owing it, and her code lands on that call."""
+    config = merge(CODES, {"queues": {"sales": {"wrapup": 0, "disposition_required": True}}})
+    async with scene(tmp_path, config, "number\n") as s:
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await s.center.caller_talks_to_an_agent("5550202", key="1")
+        router = s.center.daemon.router
+        async with asyncio.timeout(5):
+            while router.agents["1001"].state != "wrap_up":
+                await asyncio.sleep(0.01)
+        daemon = await s.center.restart()
+        alice = daemon.router.agents["1001"]
+        assert (alice.state, alice.owes_disposition) == ("wrap_up", True)
+        status, answer = await s.center.api("POST", "/agents/1001/disposition", {"code": "sale"})
+        assert alice.state == "available", "the code freed her"
+        await daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
+        rows = await asyncio.to_thread(daemon.store.fetch_dispositions)
+        again = await s.center.restart()
+        owes_after = again.router.agents["1001"].owes_disposition
+    assert status == 200 and answer["call_id"] == caller.uniqueid
+    assert [(r.call_id, r.code, r.number, r.queue) for r in rows] == [
+        (caller.uniqueid, "sale", "5550202", "sales")
+    ]
+    assert owes_after is False, "given: nothing owed after the next restart"
+
+
 def test_requiring_dispositions_without_any_configured_is_a_config_error() -> None:
     text = yaml.safe_dump(
         {

@@ -29,6 +29,7 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
+from callcenter.records.shifts import AgentPresence, OwedCode
 from callcenter.records.store import CDR_COLUMNS, RecordStore, SqliteCdrStore
 from callcenter.records.writer import RecordWriter
 from callcenter.testing import BASE_CONFIG, merge, running_center
@@ -414,6 +415,38 @@ def test_a_campaign_lead_table_from_before_predictive_dialling_gets_dropped_at(
         finally:
             store.close()
         assert rows == {"ada": old, "bob": dropped}, type(store).__name__
+
+
+SIXTEENTH_AGENT_PRESENCE = (
+    'CREATE TABLE agent_presence ("agent" TEXT PRIMARY KEY, "logged_in" TEXT NOT NULL,'
+    """ "via_login" TEXT NOT NULL DEFAULT '', "pause_reason" TEXT, "paused_at" TEXT,"""
+    """ "via_pause" TEXT NOT NULL DEFAULT '')"""
+)
+
+
+def test_an_agent_presence_table_from_before_owed_codes_keeps_its_rows_and_takes_them(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A database whose agent_presence was made before owed dispositions were kept: the
+    agents logged in stay, and a code owed can be written, in both databases."""
+    owing = AgentPresence("1002", T0, "phone", owed=OwedCode("c-7", "5550100", "support"))
+    db = tmp_path / "cdr.sqlite3"
+    insert = (
+        f"INSERT INTO agent_presence VALUES ('1001', '{T0.isoformat()}', 'cli', NULL, NULL, '')"
+    )
+    with sqlite3.connect(db) as lite:
+        lite.execute(SIXTEENTH_AGENT_PRESENCE)
+        lite.execute(insert)
+    with psycopg.connect(postgres_url, password=PASSWORD, autocommit=True) as conn:
+        conn.execute(SIXTEENTH_AGENT_PRESENCE)
+        conn.execute(insert)
+    for store in (SqliteCdrStore(db), PostgresRecordStore(postgres_url, password=PASSWORD)):
+        try:
+            assert store.write_agent_presence(owing) is True
+            rows = store.fetch_agent_presence()
+        finally:
+            store.close()
+        assert rows == [AgentPresence("1001", T0, "cli"), owing], type(store).__name__
 
 
 def test_dispositions_keep_the_last_word_per_call_in_both_databases(

@@ -28,7 +28,7 @@ from callcenter.records.rescue import (
     rescue_path,
     spare_path,
 )
-from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
+from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, OwedCode
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.writer import RecordWriter
 
@@ -96,7 +96,10 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
         ("pause:1003", functools.partial(store.write_agent_pause, pause)),
         (
             "presence:1001",
-            functools.partial(store.write_agent_presence, AgentPresence("1001", T0, "config")),
+            functools.partial(
+                store.write_agent_presence,
+                AgentPresence("1001", T0, "config", owed=OwedCode("c-9", "0611", "sales")),
+            ),
         ),
         ("presence:1003", functools.partial(store.clear_agent_presence, "1003")),
         (

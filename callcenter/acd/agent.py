@@ -52,8 +52,9 @@ _S = AgentState
 
 TRANSITIONS: Mapping[AgentState, frozenset[AgentState]] = MappingProxyType(
     {
-        # Login lands in AVAILABLE; PAUSED is for a login that starts on a break.
-        _S.LOGGED_OUT: frozenset({_S.AVAILABLE, _S.PAUSED}),
+        # Login lands in AVAILABLE; PAUSED is for a login that starts on a break, WRAP_UP
+        # for a shift taken back after a restart whose last call still waits for its code.
+        _S.LOGGED_OUT: frozenset({_S.AVAILABLE, _S.PAUSED, _S.WRAP_UP}),
         _S.AVAILABLE: frozenset({_S.RINGING, _S.PAUSED, _S.LOGGED_OUT}),
         # RINGING -> PAUSED applies a pause requested while the phone rang, once the ring fails;
         # RINGING -> LOGGED_OUT is a logout that revokes the offer.

@@ -131,6 +131,9 @@ class Router:
         self.idle_listeners: list[Callable[[str], None]] = []
         """Called with an agent's id when it became free with nobody waiting for it (the
         predictive campaigns dial for it)."""
+        self.owed_listeners: list[Callable[[str, str], None]] = []
+        """Called with (agent id, call id) when an agent's talk ended in a queue with
+        ``disposition_required``: the agent owes that call its code."""
         given = dict(rules or {})
         merged: dict[str, QueueRules] = {}
         for name, members in queues.items():
@@ -305,13 +308,16 @@ class Router:
         paused: tuple[str, datetime] | None = None,
         via: str = "cli",
         via_pause: str = "cli",
+        owes_disposition: bool = False,
     ) -> None:
         """Take back a shift the previous daemon left open: the agent is logged in since
         ``logged_in`` (UTC) and, with ``paused`` (reason, since), on that pause, as its
         records say. The AgentLoggedIn / AgentPaused events carry those times and how the
         agent did it (``via``, ``via_pause``), so the shift and pause records span the
-        restart. An agent not paused is AVAILABLE, idle from now. IllegalTransition when the
-        agent is already logged in."""
+        restart. An agent not paused is AVAILABLE, idle from now; with
+        ``owes_disposition`` (their last call still waits for its code) in WRAP_UP until
+        :meth:`disposed`, or back to it from the pause. IllegalTransition when the agent is
+        already logged in."""
         agent = self._agent(agent_id)
         if agent.state is not _S.LOGGED_OUT:
             raise IllegalTransition(f"agent {agent_id} is already logged in ({agent.state})")
@@ -328,9 +334,19 @@ class Router:
                 agent=agent_id, device=agent.device, via=via, at=logged_in, mono=agent.logged_in_at
             )
         )
-        log.info("agent_shift_resumed", agent=agent_id, via=via, paused=paused is not None)
+        log.info(
+            "agent_shift_resumed",
+            agent=agent_id,
+            via=via,
+            paused=paused is not None,
+            owes_disposition=owes_disposition,
+        )
+        agent.owes_disposition = owes_disposition
         if paused is None:
-            self._make_available(agent, now, idle_since=now)
+            if owes_disposition:
+                self._set_state(agent, _S.WRAP_UP, now)
+            else:
+                self._make_available(agent, now, idle_since=now)
             return
         reason, paused_at = paused
         agent.pending_pause = None
@@ -645,7 +661,7 @@ class Router:
             log.info("call_finished_ignored", agent=agent_id, state=str(agent.state))
             return
         now = self._clock()
-        agent.call_id = None
+        call_id, agent.call_id = agent.call_id, None
         agent.idle_since = now
         agent.talk_seconds += max(0.0, talk_seconds)
         q = self._queues.get(queue) if queue else None
@@ -661,6 +677,12 @@ class Router:
         if agent.logout_pending:
             self._apply_logout(agent, self._logout_via.pop(agent_id, "cli"), now)
             return
+        if agent.owes_disposition and call_id is not None:
+            for listener in self.owed_listeners:
+                try:
+                    listener(agent_id, call_id)
+                except Exception:
+                    log.exception("owed_listener_failed", agent=agent_id)
         if agent.pending_pause is not None:
             self._apply_pause(agent, agent.pending_pause, self._pause_via.pop(agent_id, "cli"), now)
             return

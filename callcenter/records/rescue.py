@@ -51,7 +51,7 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import QueueLogEntry
-from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
+from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, OwedCode
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +82,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         AgentSession,
         AgentPause,
         AgentPresence,
+        OwedCode,
         QueueCallback,
         QueueLogEntry,
         LeadRecord,

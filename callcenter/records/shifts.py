@@ -7,9 +7,10 @@ ends at the logout; a new AgentPaused while paused (a reason change) ends the pr
 Durations come from the events' monotonic clock.
 
 It also keeps one :class:`AgentPresence` row per agent logged in now (``agent_presence``):
-login time, pause and how each was done, deleted at logout. A restarted daemon reads them and
-resumes those shifts (:meth:`~callcenter.acd.router.Router.resume`) instead of starting with
-every agent logged out and their open shifts lost.
+login time, pause and how each was done, and the call that still waits for the agent's
+disposition (DispositionOwed until CallDisposed), deleted at logout. A restarted daemon reads
+them and resumes those shifts (:meth:`~callcenter.acd.router.Router.resume`), owed codes
+included, instead of starting with every agent logged out and their open shifts lost.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from callcenter.events import (
     AgentLoggedOut,
     AgentPaused,
     AgentUnpaused,
+    CallDisposed,
+    DispositionOwed,
     EngineEvent,
 )
 from callcenter.records.writer import RecordWriter
@@ -60,6 +63,21 @@ class AgentPause:
 
 
 @dataclass(frozen=True, slots=True)
+class OwedCode:
+    """The call an agent still owes its disposition, with what the code needs of it."""
+
+    call_id: str
+    number: str = ""
+    queue: str = ""
+    campaign: str = ""
+    lead: str = ""
+
+    @classmethod
+    def of(cls, event: DispositionOwed) -> OwedCode:
+        return cls(event.call_id, event.number, event.queue, event.campaign, event.lead)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentPresence:
     """An agent logged in now: since when and how, and the pause they are on, if any
     (datetimes UTC). What a restarted daemon takes back (:meth:`Router.resume`)."""
@@ -70,6 +88,8 @@ class AgentPresence:
     pause_reason: str | None = None
     paused_at: datetime | None = None
     via_pause: str = ""
+    owed: OwedCode | None = None
+    """The call whose disposition the agent still owes."""
 
 
 class ShiftStore(Protocol):
@@ -104,9 +124,20 @@ class ShiftRecorder:
         self.writer = writer
         self._sessions: dict[str, _Opened] = {}
         self._pauses: dict[str, _Opened] = {}
+        self._owed: dict[str, OwedCode] = {}
 
     def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, CallDisposed):
+            owed = self._owed.get(event.agent)
+            if owed is not None and owed.call_id == event.call_id:
+                del self._owed[event.agent]
+                self._present(event.agent)
+            return
         if not isinstance(event, AgentEvent):
+            return
+        if isinstance(event, DispositionOwed):
+            self._owed[event.agent] = OwedCode.of(event)
+            self._present(event.agent)
             return
         if isinstance(event, AgentLoggedIn):
             self._end_pause(event, via=event.via)
@@ -115,6 +146,7 @@ class ShiftRecorder:
         elif isinstance(event, AgentLoggedOut):
             self._end_pause(event, via=event.via)
             self._end_session(event)
+            self._owed.pop(event.agent, None)
             write = functools.partial(self.store.clear_agent_presence, event.agent)
             self.writer.submit(f"presence:{event.agent}", write)
         elif isinstance(event, AgentPaused):
@@ -138,6 +170,7 @@ class ShiftRecorder:
             pause_reason=pause.reason if pause is not None else None,
             paused_at=pause.at if pause is not None else None,
             via_pause=pause.via if pause is not None else "",
+            owed=self._owed.get(agent),
         )
         write = functools.partial(self.store.write_agent_presence, presence)
         self.writer.submit(f"presence:{agent}", write)

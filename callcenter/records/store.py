@@ -51,7 +51,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +66,7 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import QueueLogEntry
-from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
+from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, OwedCode
 from callcenter.records.summary import Stretch
 
 log = structlog.get_logger(__name__)
@@ -174,7 +174,12 @@ CREATE TABLE IF NOT EXISTS agent_presence (
     "via_login" TEXT NOT NULL DEFAULT '',
     "pause_reason" TEXT,
     "paused_at" TEXT,
-    "via_pause" TEXT NOT NULL DEFAULT ''
+    "via_pause" TEXT NOT NULL DEFAULT '',
+    "owed_call" TEXT,
+    "owed_number" TEXT NOT NULL DEFAULT '',
+    "owed_queue" TEXT NOT NULL DEFAULT '',
+    "owed_campaign" TEXT NOT NULL DEFAULT '',
+    "owed_lead" TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS queue_callbacks (
     "call_id" TEXT PRIMARY KEY,
@@ -255,7 +260,14 @@ CAMPAIGN_LEAD_COLUMNS = (
     "updated",
     "dropped_at",
 )
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("campaign_leads", "dropped_at", "TEXT"),)
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("campaign_leads", "dropped_at", "TEXT"),
+    ("agent_presence", "owed_call", "TEXT"),
+    ("agent_presence", "owed_number", "TEXT NOT NULL DEFAULT ''"),
+    ("agent_presence", "owed_queue", "TEXT NOT NULL DEFAULT ''"),
+    ("agent_presence", "owed_campaign", "TEXT NOT NULL DEFAULT ''"),
+    ("agent_presence", "owed_lead", "TEXT NOT NULL DEFAULT ''"),
+)
 """(table, column, type) added to a table other than cdr since its first version: a
 database made before gets them at its next opening."""
 DISPOSITION_COLUMNS = (
@@ -271,7 +283,19 @@ DISPOSITION_COLUMNS = (
     "do_not_call",
     "at",
 )
-PRESENCE_COLUMNS = ("agent", "logged_in", "via_login", "pause_reason", "paused_at", "via_pause")
+PRESENCE_COLUMNS = (
+    "agent",
+    "logged_in",
+    "via_login",
+    "pause_reason",
+    "paused_at",
+    "via_pause",
+    "owed_call",
+    "owed_number",
+    "owed_queue",
+    "owed_campaign",
+    "owed_lead",
+)
 # What the record of a call taken back replaces in the row written when it was left:
 # everything but "start" (the first one stays) and "duration" (recomputed from that start).
 _SUPERSEDED = tuple(n for n in _CDR_NAMES if n not in ("start", "duration", "uniqueid"))
@@ -658,6 +682,7 @@ class RecordStore(abc.ABC):
 
     def write_agent_presence(self, presence: AgentPresence) -> bool:
         """Store who is logged in now (one row per agent, replaced)."""
+        owed = presence.owed
         params = (
             presence.agent,
             _iso(presence.logged_in),
@@ -665,6 +690,11 @@ class RecordStore(abc.ABC):
             presence.pause_reason,
             _iso(presence.paused_at) if presence.paused_at is not None else None,
             presence.via_pause,
+            owed.call_id if owed is not None else None,
+            owed.number if owed is not None else "",
+            owed.queue if owed is not None else "",
+            owed.campaign if owed is not None else "",
+            owed.lead if owed is not None else "",
         )
         return self._write(f"presence of agent {presence.agent}", self._sql.upsert_presence, params)
 
@@ -916,6 +946,7 @@ class RecordStore(abc.ABC):
                 pause_reason=row["pause_reason"],
                 paused_at=(datetime.fromisoformat(row["paused_at"]) if row["paused_at"] else None),
                 via_pause=row["via_pause"],
+                owed=_owed(row),
             )
             for row in self._fetch(sql)
         ]
@@ -1015,6 +1046,19 @@ class SqliteCdrStore(RecordStore):
 
     def _transaction(self, conn: Any) -> contextlib.AbstractContextManager[Any]:
         return conn  # type: ignore[no-any-return]  # sqlite3: commit, or roll back on error
+
+
+def _owed(row: Mapping[str, Any]) -> OwedCode | None:
+    """The disposition a presence row says its agent still owes, if any."""
+    if not row["owed_call"]:
+        return None
+    return OwedCode(
+        row["owed_call"],
+        row["owed_number"],
+        row["owed_queue"],
+        row["owed_campaign"],
+        row["owed_lead"],
+    )
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
