@@ -39,7 +39,7 @@ from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
 from callcenter.drain import Drain
 from callcenter.errors import ConfigError, ConfigIssue, EngineError, PBXClaimed, RecordError
-from callcenter.events import CallCentreStarted, ConfigReloaded, DispositionOwed, EventBus
+from callcenter.events import CallCentreStarted, ConfigReloaded, EventBus
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
@@ -553,16 +553,7 @@ class Daemon:
                 owes_disposition=owed is not None,
             )
             if owed is not None:
-                self.switchboard.owed_taken_back(
-                    DispositionOwed(
-                        agent=presence.agent,
-                        call_id=owed.call_id,
-                        number=owed.number,
-                        queue=owed.queue,
-                        campaign=owed.campaign,
-                        lead=owed.lead,
-                    )
-                )
+                self.switchboard.owed_taken_back(owed.owed_by(presence.agent))
             resumed.add(presence.agent)
         return resumed
 

@@ -76,6 +76,17 @@ class OwedCode:
     def of(cls, event: DispositionOwed) -> OwedCode:
         return cls(event.call_id, event.number, event.queue, event.campaign, event.lead)
 
+    def owed_by(self, agent: str) -> DispositionOwed:
+        """The event saying ``agent`` owes this code (a restarted daemon publishes it)."""
+        return DispositionOwed(
+            agent=agent,
+            call_id=self.call_id,
+            number=self.number,
+            queue=self.queue,
+            campaign=self.campaign,
+            lead=self.lead,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class AgentPresence:
