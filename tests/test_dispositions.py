@@ -17,6 +17,7 @@ import structlog
 import yaml
 from test_campaigns import (
     Scene,
+    _transport,
     campaign,
     on_every_transport,  # noqa: F401  (every transport here too)
     scene,
@@ -104,12 +105,13 @@ async def test_a_lead_who_asks_to_be_called_back_is_called_again_at_that_time(
         alice = s.center.add_phone("PJSIP/1001", answer_after=0.05)
         await s.wait_for(lambda: s.view["state"] == "finished")
         await alice.wait_idle(timeout=5)
-        at = datetime.now(UTC) + timedelta(seconds=2)
+        # Far enough ahead for the record to be read back before, on a busy machine.
+        at = datetime.now(UTC) + timedelta(seconds=3)
         status, said = await dispose(s, "1001", code="callback", at=at.isoformat())
+        view_waiting = s.view
         await s.center.daemon.recorder.writer.wait_written("campaign-lead:spring:ada")
         store = s.center.daemon.store
         waiting = {r.lead: r for r in await asyncio.to_thread(store.fetch_campaign_leads)}
-        view_waiting = s.view
         await ada.wait_answered(2, timeout=10)
         rang_again = datetime.now(UTC)
         await s.wait_for(lambda: len(s.of(CampaignAnswered)) == 2)
@@ -207,7 +209,7 @@ async def test_a_queue_that_requires_a_disposition_keeps_the_agent_in_wrap_up_un
     tmp_path: Path,
 ) -> None:
     config = merge(CODES, {"queues": {"support": {"wrapup": 0, "disposition_required": True}}})
-    async with running_center(tmp_path, config=config) as center:
+    async with running_center(tmp_path, transport=_transport[0], config=config) as center:
         router = center.daemon.router
         for other in ("1001", "1003"):
             with contextlib.suppress(EngineError):
@@ -283,7 +285,7 @@ async def test_a_timed_callback_too_old_to_make_is_given_up_once_not_at_every_st
     record = DispositionRecord(
         "old-call", "1001", "callback", "", "5550199", "sales", "", "", long_ago, False, long_ago
     )
-    async with running_center(tmp_path, config=config) as center:
+    async with running_center(tmp_path, transport=_transport[0], config=config) as center:
         await asyncio.to_thread(center.daemon.store.write_disposition, record)
         with structlog.testing.capture_logs() as first:
             daemon = await center.restart()
