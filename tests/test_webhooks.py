@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import itertools
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mqtt_broker import make_certificates
 
 from callcenter.cli import format_status
@@ -38,29 +41,38 @@ class Received:
 @dataclass
 class Endpoint:
     """A small HTTP server standing in for a CRM: it answers each POST with the next of
-    ``statuses`` (200 once they run out) after ``delay`` seconds."""
+    ``statuses`` (200 once they run out) after ``delay`` seconds, with ``answer`` after the
+    status line (headers and body). It keeps each connection for the next request, unless
+    ``one_per_connection`` (it then closes it after the answer without saying so)."""
 
     statuses: list[int] = field(default_factory=list)
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    answer: bytes = b"Content-Length: 0\r\n\r\n"
+    one_per_connection: bool = False
+    connections: int = 0
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
-            request = await reader.readuntil(b"\r\n\r\n")
-            lines = request.decode().split("\r\n")
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                if name:
-                    headers[name.strip().lower()] = value.strip()
-            headers["request-line"] = lines[0]
-            raw = await reader.readexactly(int(headers["content-length"]))
-            self.received.append(Received(headers, json.loads(raw), raw))
-            await asyncio.sleep(self.delay)
-            status = self.statuses.pop(0) if self.statuses else 200
-            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
-            await writer.drain()
+            while True:
+                request = await reader.readuntil(b"\r\n\r\n")
+                lines = request.decode().split("\r\n")
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    if name:
+                        headers[name.strip().lower()] = value.strip()
+                headers["request-line"] = lines[0]
+                raw = await reader.readexactly(int(headers["content-length"]))
+                self.received.append(Received(headers, json.loads(raw), raw))
+                await asyncio.sleep(self.delay)
+                status = self.statuses.pop(0) if self.statuses else 200
+                writer.write(f"HTTP/1.1 {status} X\r\n".encode() + self.answer)
+                await writer.drain()
+                if self.one_per_connection:
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -72,9 +84,13 @@ class Endpoint:
 
 @contextlib.asynccontextmanager
 async def endpoint(
-    statuses: list[int] | None = None, *, delay: float = 0.0, tls: ssl.SSLContext | None = None
+    statuses: list[int] | None = None,
+    *,
+    delay: float = 0.0,
+    tls: ssl.SSLContext | None = None,
+    **more: Any,
 ) -> AsyncIterator[Endpoint]:
-    crm = Endpoint(statuses or [], delay)
+    crm = Endpoint(statuses or [], delay, **more)
     server = await asyncio.start_server(crm.serve, "127.0.0.1", 0, ssl=tls)
     crm.port = server.sockets[0].getsockname()[1]
     try:
@@ -124,6 +140,7 @@ async def test_the_crm_gets_the_events_it_asked_for_in_order_and_signed(
     assert len({g.headers["x-callcenter-delivery"] for g in crm.received}) == 3
     [health] = status["webhooks"]
     assert (health["name"], health["delivered"], health["failed"]) == ("crm", 3, 0)
+    assert (health["connections"], crm.connections) == (1, 1), "one kept connection"
     assert health["url"] == f"http://127.0.0.1:{crm.port}", "no path: it may be the key"
     shown = format_status(status)
     assert f"Webhook crm http://127.0.0.1:{crm.port}: 3 delivered" in shown
@@ -145,11 +162,12 @@ async def test_a_crm_that_is_down_a_moment_gets_the_event_again_and_the_next_one
 
 
 async def carol_logs_in_and_out(
-    tmp_path: Path, statuses: list[int]
+    tmp_path: Path, statuses: list[int], **crm_settings: Any
 ) -> tuple[Endpoint, dict[str, Any]]:
-    """Agent 1003 logs in and out while the CRM answers ``statuses`` first; (the CRM,
-    the webhook's health once every event was answered)."""
-    async with endpoint(statuses) as crm:
+    """Agent 1003 logs in and out while the CRM (:class:`Endpoint` with ``crm_settings``)
+    answers ``statuses`` first; (the CRM, the webhook's health once every event was
+    answered)."""
+    async with endpoint(statuses, **crm_settings) as crm:
         config = hook(crm.port, events=["AgentLoggedIn", "AgentLoggedOut"])
         async with running_center(tmp_path, config=config) as center:
             center.daemon.router.login("1003", via="test")
@@ -176,6 +194,37 @@ async def test_an_event_the_crm_refuses_is_dropped_at_once_and_the_next_goes(
     assert len(set(deliveries)) == len(deliveries), "the refused one was not tried again"
     assert (health["delivered"], health["failed"]) == (len(deliveries) - 1, 1)
     assert "HTTP 422" in health["last_error"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "kept"),
+    [
+        (b"Content-Length: 0\r\n\r\n", True),
+        (b'Content-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}', True),
+        (b"Transfer-Encoding: chunked\r\n\r\n4;x=1\r\nthan\r\n3\r\nks!\r\n0\r\nT: 1\r\n\r\n", True),
+        (b"Connection: close\r\nContent-Length: 0\r\n\r\n", False),
+    ],
+    ids=["empty", "sized body", "chunked body", "connection close"],
+)
+async def test_the_events_share_one_connection_while_the_crm_keeps_it(
+    tmp_path: Path, answer: bytes, kept: bool
+) -> None:
+    crm, health = await carol_logs_in_and_out(tmp_path, [], answer=answer)
+    sent = len(crm.received)
+    assert sent >= 2 and health["delivered"] == sent and health["failed"] == 0
+    assert crm.connections == (1 if kept else sent)
+
+
+async def test_a_crm_that_closes_every_connection_unsaid_still_gets_each_event_once(
+    tmp_path: Path,
+) -> None:
+    """The CRM answers, then closes the connection the client keeps: the next event finds it
+    gone and goes at once on a new one, neither lost nor counted as a failed try."""
+    crm, health = await carol_logs_in_and_out(tmp_path, [], one_per_connection=True)
+    deliveries = [r.headers["x-callcenter-delivery"] for r in crm.received]
+    assert len(deliveries) >= 2 and len(set(deliveries)) == len(deliveries)
+    assert (health["delivered"], health["failed"]) == (len(deliveries), 0)
+    assert crm.connections == len(deliveries)
 
 
 async def test_calls_go_on_while_the_crm_is_unreachable(
@@ -246,3 +295,55 @@ def test_webhook_settings_that_cannot_work_are_config_errors(
     with pytest.raises(ConfigError) as refused:
         load_config_text(text)
     assert message in str(refused.value)
+
+
+ANSWERS = (
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, True),
+    (b"HTTP/1.1 204 No Content\r\nX-Trace: a:b\r\n\r\n", 204, True),
+    (b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\n\r\n", 503, True),
+    (b"HTTP/1.1 201 Created\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n", 201, False),
+)
+"""HTTP answers a CRM may give, as (bytes, status, whether the connection may go on)."""
+
+
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12))
+def test_answers_read_the_same_however_the_bytes_arrive(cuts: list[int]) -> None:
+    stream = b"".join(raw for raw, _, _ in ANSWERS)
+    points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+
+    async def read() -> list[tuple[int, bool]]:
+        reader = asyncio.StreamReader()
+        for start, end in itertools.pairwise(points):
+            reader.feed_data(stream[start:end])
+        reader.feed_eof()
+        return [await webhooks_module._read_answer(reader) for _ in ANSWERS]
+
+    assert asyncio.run(read()) == [(status, keep) for _, status, keep in ANSWERS]
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", False),
+        (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", True),
+        (b"HTTP/1.1 200 OK\r\n\r\nthe body runs to the close", False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n", False),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", False),
+        (b"garbage\r\n\r\n", False),
+    ],
+    ids=["1.0", "1.0 keep-alive", "no length", "too long", "bad chunk", "garbled"],
+)
+async def test_an_answer_whose_end_is_unknown_closes_the_connection(raw: bytes, kept: bool) -> None:
+    reader = asyncio.StreamReader()
+    reader.feed_data(raw)
+    reader.feed_eof()
+    _status, keep = await webhooks_module._read_answer(reader)
+    assert keep is kept
+
+
+async def test_a_connection_closed_before_the_answer_is_stale() -> None:
+    reader = asyncio.StreamReader()
+    reader.feed_eof()
+    with pytest.raises(webhooks_module._Stale):
+        await webhooks_module._read_answer(reader)

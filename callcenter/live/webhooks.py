@@ -4,7 +4,9 @@ A CRM opens the customer's record when ``AgentConnected`` names the agent and th
 number; a ticketing tool files ``CallDisposed``. Each configured endpoint is one
 :class:`Webhook`: its :meth:`~Webhook.on_event` (an event-bus listener) encodes the events it
 wants once, as the JSON object MQTT's ``events`` topics carry, and puts them in a bounded
-queue; one task POSTs them in order, one HTTP/1.1 request per event::
+queue; one task POSTs them in order, one HTTP/1.1 request per event, on one kept-alive
+connection (opened again when the endpoint closes it, or answers with ``Connection:
+close``, or a body whose end only its close tells)::
 
     POST /callcenter/events HTTP/1.1
     Content-Type: application/json
@@ -16,9 +18,10 @@ queue; one task POSTs them in order, one HTTP/1.1 request per event::
 
 A 2xx answer delivers it; a 5xx, 408, 429, a refused connection or no answer within
 ``timeout`` is tried again (1 s, then doubling up to 30 s, ``max_tries`` in all) while the
-events behind it wait; any other status drops it at once (the endpoint said no). Best
-effort, as every live output: the engine never waits for an endpoint, a full queue drops
-what does not fit, and both are counted (:meth:`Webhook.health`, ``/status``).
+events behind it wait (a kept connection the endpoint had closed meanwhile is no try: the
+event goes again at once on a new one); any other status drops it at once (the endpoint
+said no). Best effort, as every live output: the engine never waits for an endpoint, a full
+queue drops what does not fit, and both are counted (:meth:`Webhook.health`, ``/status``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,14 @@ DRAIN_AT_STOP: Final = 2.0
 """Seconds a stopping daemon gives the endpoints to take what is still queued."""
 _RETRIED: Final = frozenset({408, 429})
 _MAX_STATUS_LINE: Final = 8192
+_MAX_HEAD: Final = 64 * 1024
+"""Bytes of an answer's status line and headers read at most."""
+_MAX_BODY: Final = 1024 * 1024
+"""Bytes of an answer's body read (and dropped) to keep its connection; beyond: closed."""
+
+
+class _Stale(Exception):
+    """A kept connection was closed by the endpoint before this request was answered."""
 
 
 class WebhookError(Exception):
@@ -81,6 +92,9 @@ class Webhook:
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:12]
         self._tls: ssl.SSLContext | None = None
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.connections = 0
+        """Connections opened to the endpoint so far."""
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
@@ -124,6 +138,7 @@ class Webhook:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        self._hang_up()
         left = self._queue.qsize()
         if left:
             self.dropped += left
@@ -140,6 +155,7 @@ class Webhook:
             "failed": self.failed,
             "dropped": self.dropped,
             "waiting": self._queue.qsize(),
+            "connections": self.connections,
             "last_error": self.last_error,
             "last_delivered_seconds_ago": (
                 round(time.monotonic() - self.last_delivered, 1)
@@ -189,33 +205,110 @@ class Webhook:
             ("User-Agent", "callcenter"),
             ("X-Callcenter-Event", kind),
             ("X-Callcenter-Delivery", delivery),
-            ("Connection", "close"),
         ]
         if self._secret is not None:
             digest = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
             headers.append(("X-Callcenter-Signature", f"sha256={digest}"))
         head = f"POST {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
-        writer: asyncio.StreamWriter | None = None
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=self._tls, server_hostname=host if self._tls else None
-                )
-                writer.write(head.encode() + b"\r\n" + body)
-                await writer.drain()
-                status_line = await reader.readline()
-        except TimeoutError:
-            raise WebhookError(f"no answer within {self.config.timeout:g} s") from None
-        except (OSError, ssl.SSLError) as exc:
-            raise WebhookError(f"cannot reach {host}:{port}: {exc}") from None
-        finally:
-            if writer is not None:
-                writer.close()
-        status = _status(status_line)
+        request = head.encode() + b"\r\n" + body
+        while True:
+            reused = self._conn is not None
+            try:
+                async with asyncio.timeout(self.config.timeout):
+                    if self._conn is None:
+                        self._conn = await asyncio.open_connection(
+                            host, port, ssl=self._tls, server_hostname=host if self._tls else None
+                        )
+                        self.connections += 1
+                    reader, writer = self._conn
+                    writer.write(request)
+                    await writer.drain()
+                    status, keep = await _read_answer(reader)
+            except _Stale:
+                self._hang_up()
+                if reused:
+                    continue
+                raise WebhookError(f"{host}:{port} closed the connection unanswered") from None
+            except TimeoutError:
+                self._hang_up()
+                raise WebhookError(f"no answer within {self.config.timeout:g} s") from None
+            except (OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
+                self._hang_up()
+                if reused and isinstance(exc, ConnectionError):
+                    continue  # the endpoint reset a connection it had let go idle
+                raise WebhookError(f"cannot reach {host}:{port}: {exc}") from None
+            break
+        if not keep:
+            self._hang_up()
         if 200 <= status < 300:
             return
         final = status not in _RETRIED and not 500 <= status < 600
         raise WebhookError(f"HTTP {status} from {host}:{port}", final=final)
+
+    def _hang_up(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn[1].close()
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one HTTP/1.x answer to its end: its status, and whether the connection may
+    carry the next request (HTTP/1.1 without ``Connection: close``, a body whose end is
+    known and not too long). Raises ``_Stale`` when the connection ends before a byte of
+    it: the endpoint had closed it."""
+    while True:
+        first = await reader.readline()
+        if not first:
+            raise _Stale
+        status = _status(first)
+        headers: dict[str, str] = {}
+        size = len(first)
+        while True:
+            line = await reader.readline()
+            size += len(line)
+            if size > _MAX_HEAD or not line:
+                return status, False
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip().lower()
+        if 100 <= status < 200:
+            continue  # an interim answer (100 Continue): the real one follows
+        connection = headers.get("connection", "")
+        if first.startswith(b"HTTP/1.1"):
+            keep = "close" not in connection
+        else:
+            keep = "keep-alive" in connection
+        if status in (204, 304):
+            return status, keep
+        if "chunked" in headers.get("transfer-encoding", ""):
+            return status, keep and await _skip_chunks(reader)
+        length = headers.get("content-length", "")
+        if not length.isdigit() or int(length) > _MAX_BODY:
+            return status, False  # the body runs to the close (or is not worth reading)
+        await reader.readexactly(int(length))
+        return status, keep
+
+
+async def _skip_chunks(reader: asyncio.StreamReader) -> bool:
+    """Read a chunked body and its trailers; False when it was cut or too long."""
+    total = 0
+    while True:
+        line = await reader.readline()
+        size = line.split(b";", 1)[0].strip()
+        try:
+            chunk = int(size, 16)
+        except ValueError:
+            return False
+        if chunk == 0:
+            while (trailer := await reader.readline()) not in (b"\r\n", b"\n"):
+                if not trailer:
+                    return False
+            return True
+        total += chunk
+        if total > _MAX_BODY:
+            return False
+        await reader.readexactly(chunk + 2)
 
 
 def _status(line: bytes) -> int:
