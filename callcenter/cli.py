@@ -204,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument(
         "--priority", type=int, default=0, help="transfer --queue: the caller's priority there"
     )
+    agent.add_argument(
+        "--device",
+        default=None,
+        help="login: at this phone for the shift (hot desking, agents with hot_desk), such as "
+        "PJSIP/1010",
+    )
     agent.add_argument("--code", help="disposition: the code (see dispositions: in the config)")
     agent.add_argument("--note", default="", help="disposition: a note on the call")
     agent.add_argument(
@@ -461,6 +467,10 @@ def _main(argv: Sequence[str] | None) -> int:
                 body["to"] = args.to or "supervisor"
         if args.action == "consult":
             body["to"] = args.to or "supervisor"
+        if args.device is not None:
+            if args.action != "login":
+                parser.error("--device is for agent login (hot desking)")
+            body["device"] = args.device
         if args.action == "disposition":
             if not args.code:
                 parser.error("agent disposition needs --code: e.g. disposition 1001 --code sale")

@@ -544,7 +544,9 @@ class Daemon:
             if presence.pause_reason is not None and presence.paused_at is not None:
                 paused = (presence.pause_reason, presence.paused_at)
             owed = presence.owed
-            self.router.resume(
+            desk = presence.device if self.config.agents[presence.agent].hot_desk else ""
+            resume = functools.partial(
+                self.router.resume,
                 presence.agent,
                 logged_in=presence.logged_in,
                 paused=paused,
@@ -552,6 +554,11 @@ class Daemon:
                 via_pause=presence.via_pause,
                 owes_disposition=owed is not None,
             )
+            try:
+                resume(device=desk or None)
+            except EngineError as exc:
+                log.warning("agent_desk_not_resumed", agent=presence.agent, error=str(exc))
+                resume()
             if owed is not None:
                 self.switchboard.owed_taken_back(owed.owed_by(presence.agent))
             resumed.add(presence.agent)

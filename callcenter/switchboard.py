@@ -2321,6 +2321,7 @@ class Switchboard:
     async def _feature_code(self, call: Call, action: str, config: CallCenterConfig) -> None:
         info = call.info
         agent_id = info.params.get("agent") or (info.args[0] if info.args else "")
+        named = bool(agent_id)
         if not agent_id:
             agent_id = self._agent_for_channel(info.channel, config) or ""
         pins = {aid: a.pin for aid, a in config.agents.items()}
@@ -2328,7 +2329,8 @@ class Switchboard:
             return
         try:
             if action == "login":
-                self.router.login(agent_id, via="feature-code")
+                desk = self._hot_desk(info, agent_id, config) if named else None
+                self.router.login(agent_id, via="feature-code", device=desk)
             elif action == "logout":
                 self.router.logout(agent_id, via="feature-code")
             elif action == "pause":
@@ -2413,11 +2415,26 @@ class Switchboard:
                 return False
         return True
 
-    @staticmethod
-    def _agent_for_channel(channel: str, config: CallCenterConfig) -> str | None:
+    def _agent_for_channel(self, channel: str, config: CallCenterConfig) -> str | None:
         """The agent whose device placed ``channel``: ``PJSIP/1001-00000005`` on Asterisk,
-        ``sofia/internal/1001@host`` on FreeSWITCH (matched by the endpoint's user part)."""
-        return _owner_of(channel, {aid: a.device for aid, a in config.agents.items()})
+        ``sofia/internal/1001@host`` on FreeSWITCH (matched by the endpoint's user part);
+        an agent hot-desking at that phone first."""
+        desks = {a.id: a.device for a in self.router.agents.values() if a.desk is not None}
+        return _owner_of(channel, desks) or _owner_of(
+            channel, {aid: a.device for aid, a in config.agents.items()}
+        )
+
+    @staticmethod
+    def _hot_desk(info: CallInfo, agent_id: str, config: CallCenterConfig) -> str | None:
+        """The phone a hot-desking agent logs in at (``*71<id>`` from a phone not their
+        own): the calling device; None for their own phone, an agent without ``hot_desk``
+        or a call from no phone."""
+        agent = config.agents.get(agent_id)
+        if agent is None or not agent.hot_desk or not info.device:
+            return None
+        if _owner_of(info.channel, {agent_id: agent.device}) == agent_id:
+            return None
+        return info.device
 
     # ------------------------------------------------------------------ helpers
 

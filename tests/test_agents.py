@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from callcenter.cli import main as cli_main
-from callcenter.errors import EngineError
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError, EngineError
 from callcenter.events import AgentRinging
-from callcenter.testing import TRANSPORTS, Center, running_center
+from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
 
 
 def _api(center: Center, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -46,6 +48,71 @@ async def test_agent_dials_star71_enters_pin_and_is_logged_in(tmp_path: Path, ag
         await phone.wait_ended(timeout=5)
         assert carol.state == "available"
         assert "agent-loginok" in phone.heard
+
+
+HOT_DESK = {"agents": {"1003": {"hot_desk": True}}, "queues": {"sales": {"agents": ["1003"]}}}
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_carol_hot_desks_at_another_phone_and_her_calls_ring_there_until_she_logs_out(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=HOT_DESK) as center:  # type: ignore[arg-type]
+        desk = center.add_phone("PJSIP/1010", answer_after=0.05)
+        own = center.add_phone("PJSIP/1003", answer_after=0.05)
+        login = await center.pbx.call("*711003", caller_num="1010")
+        await login.wait_for_prompt("agent-pass", timeout=5)
+        await login.press("4321")
+        await login.wait_ended(timeout=5)
+        carol = center.daemon.router.agents["1003"]
+        at_desk = carol.device
+        assert (carol.state, carol.desk) == ("available", at_desk)
+        caller = await center.caller_presses("5550300", "1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1010"
+        await caller.hangup()
+        await center.idle()
+        daemon = await center.restart()
+        carol = daemon.router.agents["1003"]
+        kept = (carol.state, carol.device)
+        _, view = await center.api("GET", "/status")
+        logout = await center.pbx.call("*72", caller_num="1010")
+        await logout.wait_for_prompt("agent-pass", timeout=5)
+        await logout.press("4321")
+        await logout.wait_ended(timeout=5)
+        back = (carol.state, carol.device, carol.desk)
+    assert "agent-loginok" in login.heard
+    assert at_desk in ("PJSIP/1010", "user/1010"), "the phone that dialled *711003"
+    assert own.rings == 0 and desk.answered == 1
+    assert kept == ("available", at_desk), "a restart keeps her at the desk"
+    shown = next(a for a in view["agents"] if a["id"] == "1003")
+    assert (shown["device"], shown["hot_desking"]) == (at_desk, True)
+    assert back == ("logged_out", "PJSIP/1003", None), "*72 from the desk; her own phone again"
+
+
+async def test_logging_in_at_another_phone_is_for_agents_who_may_and_one_at_a_time(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path, config=HOT_DESK) as center:
+        refused = await center.api("POST", "/agents/1002/login", {"device": "PJSIP/1010"})
+        taken = await center.api("POST", "/agents/1003/login", {"device": "PJSIP/1001"})
+        garbled = await center.api("POST", "/agents/1003/login", {"device": "1010"})
+        ok = await center.api("POST", "/agents/1003/login", {"device": "PJSIP/1010"})
+        desk = center.daemon.router.agents["1003"].device
+    assert refused[0] == 403 and "hot_desk" in refused[1]["error"]
+    assert taken[0] == 409 and "agent 1001 works at PJSIP/1001" in taken[1]["error"]
+    assert garbled[0] == 400
+    assert ok == (200, {"agent": "1003", "state": "available", "pause_reason": None,
+                        "device": "PJSIP/1010"})  # fmt: skip
+    assert desk == "PJSIP/1010"
+
+
+def test_an_agent_who_may_hot_desk_needs_a_pin() -> None:
+    text = yaml.safe_dump(
+        merge(BASE_CONFIG, {"agents": {"1001": {"hot_desk": True}}}), sort_keys=False
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(text)
+    assert "agents.1001: hot_desk: true needs a pin" in str(refused.value)
 
 
 async def test_wrong_pin_is_refused_and_the_agent_stays_logged_out(tmp_path: Path) -> None:

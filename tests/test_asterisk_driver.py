@@ -40,6 +40,7 @@ from callcenter.pbx.asterisk.driver import (
     AsteriskCall,
     AsteriskDriver,
     AsteriskSettings,
+    channel_device,
     originate_outcome,
 )
 from callcenter.pbx.interface import (
@@ -890,3 +891,18 @@ def test_an_originate_response_says_how_the_originated_call_ended(
         )
     )
     assert originate_outcome(msg) == outcome
+
+
+@pytest.mark.parametrize(
+    ("channel", "device"),
+    [
+        ("PJSIP/agent1-00000008", "PJSIP/agent1"),
+        ("PJSIP/sipp-00000000", "PJSIP/sipp"),
+        ("SIP/1001-0000000a", "SIP/1001"),
+        ("Local/2002@transfer-00000000;1", ""),
+        ("PJSIP/agent1", ""),
+    ],
+)
+def test_the_phone_of_a_channel_is_its_name_without_the_suffix(channel: str, device: str) -> None:
+    """Channel names as the traces have them; a local channel is no phone to ring back."""
+    assert channel_device(channel) == device

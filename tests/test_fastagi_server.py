@@ -102,6 +102,7 @@ async def test_basic_call_answers_reads_and_sets_variables_plays_and_hangs_up() 
         language="en",
         args=("arg1", "arg2"),
         params={"lang": "en"},
+        device="PJSIP/sipp",
     )
     assert seen["unset"] is None and seen["set"] == "hello world"
     assert seen["callerid"] == '"Caller 1" <sipp>'

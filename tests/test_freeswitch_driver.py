@@ -31,6 +31,7 @@ from callcenter.pbx.freeswitch import (
 )
 from callcenter.pbx.freeswitch.driver import (
     originate_outcome,
+    sofia_device,
 )
 from callcenter.pbx.interface import (
     PBX,
@@ -925,3 +926,16 @@ def test_an_originate_jobs_result_says_how_the_originated_call_ended(
     result: str, outcome: str
 ) -> None:
     assert originate_outcome(result) == outcome
+
+
+@pytest.mark.parametrize(
+    ("channel", "device"),
+    [
+        ("sofia/lab/555001@127.0.0.1:5180", "user/555001"),
+        ("sofia/internal/1010@192.0.2.2", "user/1010"),
+        ("loopback/9999-a", ""),
+    ],
+)
+def test_the_phone_of_a_sofia_channel_is_its_directory_user(channel: str, device: str) -> None:
+    """Channel names as the traces have them; a loopback leg is no phone to ring back."""
+    assert sofia_device(channel) == device

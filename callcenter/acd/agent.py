@@ -116,6 +116,15 @@ class Agent:
     """The PBX says the agent's device cannot be called (not registered): never offered."""
     delayed: bool = False
     """AVAILABLE but inside a no-answer, busy or reject delay: not offered until it ends."""
+    desk: str | None = None
+    """Hot desking: the phone the agent logged in at for this shift, when not their own
+    (``device`` is then that phone; the configured one is back at logout)."""
+    home_device: str = ""
+    """The agent's own device, as configured (``device`` when not hot-desking)."""
+
+    def __post_init__(self) -> None:
+        if not self.home_device:
+            self.home_device = self.device
 
     def move(self, new: AgentState, *, now: float | None = None) -> AgentState:
         """Go to ``new`` if the table allows it; returns the previous state.

@@ -170,11 +170,13 @@ class Router:
             agent = self._agents.get(agent_id)
             if agent is None:
                 agent = self._agents[agent_id] = Agent(id=agent_id, device=profile.device or "")
-            if profile.device and profile.device != agent.device:
-                # What the PBX said of the old phone says nothing of the new one.
-                agent.device = profile.device
-                agent.device_busy = False
-                agent.device_unreachable = False
+            if profile.device and profile.device != agent.home_device:
+                agent.home_device = profile.device
+                if agent.desk is None:
+                    # What the PBX said of the old phone says nothing of the new one.
+                    agent.device = profile.device
+                    agent.device_busy = False
+                    agent.device_unreachable = False
             if profile.name is not None:
                 agent.name = profile.name
             agent.skills = dict(profile.skills)
@@ -288,11 +290,13 @@ class Router:
 
     # ------------------------------------------------------------------ agent sessions
 
-    def login(self, agent_id: str, *, via: str = "cli") -> None:
-        """Start the agent's shift: AVAILABLE, idle from now."""
+    def login(self, agent_id: str, *, via: str = "cli", device: str | None = None) -> None:
+        """Start the agent's shift: AVAILABLE, idle from now; at ``device`` for this shift
+        when given (hot desking: see :meth:`_sit_at`)."""
         agent = self._agent(agent_id)
         if agent.state is not _S.LOGGED_OUT:
             raise IllegalTransition(f"agent {agent_id} is already logged in ({agent.state})")
+        self._sit_at(agent, device)
         now = self._clock()
         agent.logged_in_at = now
         agent.no_answer_streak = 0
@@ -309,6 +313,7 @@ class Router:
         via: str = "cli",
         via_pause: str = "cli",
         owes_disposition: bool = False,
+        device: str | None = None,
     ) -> None:
         """Take back a shift the previous daemon left open: the agent is logged in since
         ``logged_in`` (UTC) and, with ``paused`` (reason, since), on that pause, as its
@@ -316,11 +321,12 @@ class Router:
         agent did it (``via``, ``via_pause``), so the shift and pause records span the
         restart. An agent not paused is AVAILABLE, idle from now; with
         ``owes_disposition`` (their last call still waits for its code) in WRAP_UP until
-        :meth:`disposed`, or back to it from the pause. IllegalTransition when the agent is
-        already logged in."""
+        :meth:`disposed`, or back to it from the pause; ``device``: the phone of a
+        hot-desking shift. IllegalTransition when the agent is already logged in."""
         agent = self._agent(agent_id)
         if agent.state is not _S.LOGGED_OUT:
             raise IllegalTransition(f"agent {agent_id} is already logged in ({agent.state})")
+        self._sit_at(agent, device)
         now = self._clock()
         wall = datetime.now(UTC)
 
@@ -803,6 +809,7 @@ class Router:
             "id": a.id,
             "name": a.name,
             "device": a.device,
+            "hot_desking": a.desk is not None,
             "state": a.state.value,
             "time_in_state": round(a.time_in_state(now), 1),
             "pause_reason": a.pause_reason,
@@ -1086,6 +1093,31 @@ class Router:
         self._publish(AgentLoggedOut(agent=agent.id, shift_seconds=shift, via=via, mono=now))
         log.info("agent_logged_out", agent=agent.id, via=via, shift_seconds=round(shift, 1))
         self._set_state(agent, _S.LOGGED_OUT, now)
+        self._sit_at(agent, None, check=False)
+
+    def _sit_at(self, agent: Agent, device: str | None, *, check: bool = True) -> None:
+        """The agent works at ``device`` from now (None or their own: back at their own
+        device). With ``check``, raises EngineError when that is another's phone and an
+        agent logged in works there."""
+        desk = None if device is None or device == agent.home_device else device
+        wanted = desk if desk is not None else agent.home_device
+        if check and desk is not None:
+            for other in self._by_device.get(wanted, ()):
+                if other is not agent and other.state is not _S.LOGGED_OUT:
+                    raise EngineError(f"agent {other.id} works at {wanted}: log them out first")
+        if desk == agent.desk:
+            return
+        holders = self._by_device.get(agent.device, [])
+        if agent in holders:
+            holders.remove(agent)
+        agent.desk = desk
+        agent.device = wanted
+        # What the PBX said of the old phone says nothing of this one.
+        agent.device_busy = False
+        agent.device_unreachable = False
+        self._by_device.setdefault(wanted, []).append(agent)
+        if desk is not None:
+            log.info("agent_hot_desking", agent=agent.id, device=desk, own=agent.home_device)
 
     def _wrapup_over(self, agent_id: str) -> None:
         self._wrapup_timers.pop(agent_id, None)

@@ -1942,6 +1942,21 @@ class AgentConfig(_Model):
         le=100,
         description="Unanswered offers in a row before an automatic pause (null: the queue's).",
     )
+    hot_desk: bool = Field(
+        default=False,
+        description="May log in at any phone for a shift (hot desking): *71 followed by the "
+        "agent's id and then the PIN from that phone, or `callcenter agent login ID --device "
+        "PJSIP/1010`; calls ring that phone until logout. Needs a `pin`.",
+    )
+
+    @model_validator(mode="after")
+    def _hot_desk_needs_pin(self) -> AgentConfig:
+        if self.hot_desk and self.pin is None:
+            raise PydanticCustomError(
+                "hot_desk_pin",
+                "hot_desk: true needs a pin: anyone at any phone could log this agent in",
+            )
+        return self
 
 
 class AcdConfig(_Model):

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 import structlog
 
@@ -579,6 +579,8 @@ CALLERS_CONTEXT = "from-callers"
 AGENTS_CONTEXT = "from-agents"
 #: Supervisors' feature codes: the code, then the agent's number (``*811001``) -> the AGI
 #: script (the agent goes as ``?agent=``).
+HOT_DESK_CODE: Final = "*71"
+"""``*71`` + agent: that agent logs in at the calling phone (``agent-login?agent=``)."""
 SUPERVISOR_CODES: dict[str, str] = {
     "*81": "supervisor-listen",
     "*82": "supervisor-whisper",
@@ -677,6 +679,9 @@ class DemoDialplan:
         }
         for code, script in SUPERVISOR_CODES.items():
             routes[f"_{code}X."] = route(f"{script}?agent=${{EXTEN:{len(code)}}}")
+        routes[f"_{HOT_DESK_CODE}X."] = route(
+            f"{DEFAULT_ROUTES[HOT_DESK_CODE]}?agent=${{EXTEN:{len(HOT_DESK_CODE)}}}"
+        )
         routes["h"] = NoOp("caller hangup handler")
         callback: dict[str, Route] = {"s": route("inbound?callback=${CALLCENTER_CALLBACK}")}
         detected = route("inbound?callback=${CALLCENTER_CALLBACK}&amd=${AMDSTATUS}")

@@ -50,7 +50,7 @@ from typing import Any, Literal
 
 import structlog
 
-from callcenter.demopbx.channels import DEFAULT_ROUTES, SUPERVISOR_CODES
+from callcenter.demopbx.channels import DEFAULT_ROUTES, HOT_DESK_CODE, SUPERVISOR_CODES
 from callcenter.demopbx.fs_api import run_api
 from callcenter.demopbx.fs_apps import (
     FSConfRoom,
@@ -650,9 +650,11 @@ class DemoFreeSwitch:
         if steps is not None:
             return steps
         code, agent = destination[:3], destination[3:]
-        if code in SUPERVISOR_CODES and agent.isdigit() and self._supervisor_route is not None:
+        coded = {**SUPERVISOR_CODES, HOT_DESK_CODE: DEFAULT_ROUTES[HOT_DESK_CODE]}
+        if code in coded and agent.isdigit() and self._supervisor_route is not None:
             # callcenter.xml's ^\*81(\d+)$ with callcenter_route=supervisor-listen?agent=$1
-            name = f"{SUPERVISOR_CODES[code]}?agent={agent}"
+            # (and ^\*71(\d+)$, agent-login?agent=$1: hot desking)
+            name = f"{coded[code]}?agent={agent}"
             return _expand_route(destination, self._supervisor_route, self._failover_after, name)
         if _DIALABLE.fullmatch(destination):
             return [

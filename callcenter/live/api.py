@@ -18,7 +18,9 @@ Routes (all JSON)::
                                           today, until now, by day|hour|total, tz
                                           ivr.timezone): {"figures": "queues", "since": ...,
                                           "rows": [{"period": ..., "queue": ...}]}
-    POST /agents/{id}/login               {}
+    POST /agents/{id}/login               {} or {"device": "PJSIP/1010"}: at that phone for
+                                          the shift (agents with hot_desk; 403 otherwise,
+                                          409 when another agent works there)
     POST /agents/{id}/logout              {}
     POST /agents/{id}/pause               {"reason": "lunch"}
     POST /agents/{id}/unpause             {}
@@ -85,10 +87,11 @@ import asyncio
 import contextlib
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -117,6 +120,7 @@ from callcenter.switchboard import Switchboard
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
+_DEVICE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]*/[^\s/][^\s]*")
 #: The agent actions that move a consultation on (the CLI's ``agent consult --complete``...).
 CONSULT_STEPS: dict[str, Callable[[Switchboard, str], Awaitable[str]]] = {
     "consult-complete": Switchboard.consult_complete,
@@ -479,7 +483,7 @@ class ControlAPI:
         router = self.switchboard.router
         try:
             if action == "login":
-                router.login(agent_id, via="api")
+                router.login(agent_id, via="api", device=self._desk(agent_id, body))
             elif action == "logout":
                 router.logout(agent_id, via="api")
             elif action == "pause":
@@ -547,7 +551,24 @@ class ControlAPI:
         except CallCenterError as exc:
             raise HTTPError(409, str(exc)) from None
         agent = router.agents[agent_id]
-        return {"agent": agent_id, "state": str(agent.state), "pause_reason": agent.pause_reason}
+        shown = {"agent": agent_id, "state": str(agent.state), "pause_reason": agent.pause_reason}
+        if action == "login":
+            shown["device"] = agent.device
+        return shown
+
+    def _desk(self, agent_id: str, body: dict[str, Any]) -> str | None:
+        """The phone of ``POST /agents/<id>/login {"device": ...}`` (hot desking)."""
+        device = body.get("device")
+        if device is None:
+            return None
+        if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+            raise HTTPError(400, 'device must look like TECH/resource, such as "PJSIP/1010"')
+        agent = self.switchboard.config.agents.get(agent_id)
+        if agent is None:
+            raise HTTPError(404, f"unknown agent {agent_id}")
+        if not agent.hot_desk and device != agent.device:
+            raise HTTPError(403, f"agent {agent_id} may not log in at another phone (hot_desk)")
+        return device
 
     async def _supervisor_action(
         self, supervisor_id: str, action: str, body: dict[str, Any]

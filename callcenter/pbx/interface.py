@@ -103,6 +103,10 @@ class CallInfo:
     args: tuple[str, ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)
     """Query parameters of the hook, e.g. ``inbound?queue=sales`` gives ``{"queue": "sales"}``."""
+    device: str = ""
+    """The phone that placed the call as a device the PBX rings: ``PJSIP/1010`` (Asterisk,
+    the channel without its suffix), ``user/1010`` (a FreeSWITCH SIP user); empty when the
+    channel names none (a trunk user, a local channel): an agent hot-desking there."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,8 @@ class AgentPresence:
     via_pause: str = ""
     owed: OwedCode | None = None
     """The call whose disposition the agent still owes."""
+    device: str = ""
+    """The phone the agent logged in at (another than their own when hot-desking)."""
 
 
 class ShiftStore(Protocol):
@@ -136,6 +138,7 @@ class ShiftRecorder:
         self._sessions: dict[str, _Opened] = {}
         self._pauses: dict[str, _Opened] = {}
         self._owed: dict[str, OwedCode] = {}
+        self._devices: dict[str, str] = {}
 
     def on_event(self, event: EngineEvent) -> None:
         if isinstance(event, CallDisposed):
@@ -153,11 +156,13 @@ class ShiftRecorder:
         if isinstance(event, AgentLoggedIn):
             self._end_pause(event, via=event.via)
             self._sessions[event.agent] = _Opened(event.at, event.mono, event.via)
+            self._devices[event.agent] = event.device
             self._present(event.agent)
         elif isinstance(event, AgentLoggedOut):
             self._end_pause(event, via=event.via)
             self._end_session(event)
             self._owed.pop(event.agent, None)
+            self._devices.pop(event.agent, None)
             write = functools.partial(self.store.clear_agent_presence, event.agent)
             self.writer.submit(f"presence:{event.agent}", write)
         elif isinstance(event, AgentPaused):
@@ -182,6 +187,7 @@ class ShiftRecorder:
             paused_at=pause.at if pause is not None else None,
             via_pause=pause.via if pause is not None else "",
             owed=self._owed.get(agent),
+            device=self._devices.get(agent, ""),
         )
         write = functools.partial(self.store.write_agent_presence, presence)
         self.writer.submit(f"presence:{agent}", write)

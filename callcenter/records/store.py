@@ -179,7 +179,8 @@ CREATE TABLE IF NOT EXISTS agent_presence (
     "owed_number" TEXT NOT NULL DEFAULT '',
     "owed_queue" TEXT NOT NULL DEFAULT '',
     "owed_campaign" TEXT NOT NULL DEFAULT '',
-    "owed_lead" TEXT NOT NULL DEFAULT ''
+    "owed_lead" TEXT NOT NULL DEFAULT '',
+    "device" TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS queue_callbacks (
     "call_id" TEXT PRIMARY KEY,
@@ -267,6 +268,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("agent_presence", "owed_queue", "TEXT NOT NULL DEFAULT ''"),
     ("agent_presence", "owed_campaign", "TEXT NOT NULL DEFAULT ''"),
     ("agent_presence", "owed_lead", "TEXT NOT NULL DEFAULT ''"),
+    ("agent_presence", "device", "TEXT NOT NULL DEFAULT ''"),
 )
 """(table, column, type) added to a table other than cdr since its first version: a
 database made before gets them at its next opening."""
@@ -295,6 +297,7 @@ PRESENCE_COLUMNS = (
     "owed_queue",
     "owed_campaign",
     "owed_lead",
+    "device",
 )
 # What the record of a call taken back replaces in the row written when it was left:
 # everything but "start" (the first one stays) and "duration" (recomputed from that start).
@@ -695,6 +698,7 @@ class RecordStore(abc.ABC):
             owed.queue if owed is not None else "",
             owed.campaign if owed is not None else "",
             owed.lead if owed is not None else "",
+            presence.device,
         )
         return self._write(f"presence of agent {presence.agent}", self._sql.upsert_presence, params)
 
@@ -947,6 +951,7 @@ class RecordStore(abc.ABC):
                 paused_at=(datetime.fromisoformat(row["paused_at"]) if row["paused_at"] else None),
                 via_pause=row["via_pause"],
                 owed=_owed(row),
+                device=row["device"],
             )
             for row in self._fetch(sql)
         ]

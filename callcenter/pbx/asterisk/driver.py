@@ -693,6 +693,7 @@ class AsteriskDriver:
             language=env.language or "en",
             args=tuple(args),
             params=params,
+            device=channel_device(env.channel),
         )
 
     # -- AMI events ---------------------------------------------------------------------------
@@ -1880,3 +1881,15 @@ def _snapshots(items: Sequence[AMIMessage]) -> list[ChannelSnapshot]:
             )
         )
     return snapshots
+
+
+_CHANNEL_SUFFIX: Final = re.compile(r"(?P<device>[A-Za-z][A-Za-z0-9_]*/[^/]+?)-[0-9a-f]{8}(?:;\d)?")
+
+
+def channel_device(channel: str) -> str:
+    """The device of an Asterisk channel name: ``PJSIP/1010-0000000a`` -> ``PJSIP/1010``;
+    empty for a name without the unique suffix (``Local/...;1`` has one, and is no phone)."""
+    match = _CHANNEL_SUFFIX.fullmatch(channel)
+    if match is None or channel.startswith("Local/"):
+        return ""
+    return match["device"]

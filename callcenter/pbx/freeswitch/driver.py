@@ -706,6 +706,7 @@ class FreeSwitchDriver:
             accountcode=event.variable("accountcode", ""),
             language=event.variable("default_language") or event.variable("language") or "en",
             params=dict(parse_qsl(query, keep_blank_values=True)),
+            device=sofia_device(event.get("Channel-Name", "")),
         )
 
     def _take_over(self, event: ESLEvent, transport: Transport, esl: ESLClient) -> FreeSwitchCall:
@@ -2315,3 +2316,10 @@ def _owner_variable(esl: ESLClient) -> tuple[ReadGlobal, WriteGlobal]:
         await esl.api(f"global_setvar {OWNER_VARIABLE}={value}")
 
     return read, write
+
+
+def sofia_device(channel: str) -> str:
+    """The device of a FreeSWITCH SIP channel: ``sofia/internal/1010@host`` -> ``user/1010``
+    (a directory user, as agents' devices are dialled); empty for other channels."""
+    match = _SOFIA_USER.fullmatch(channel)
+    return f"user/{match[1]}" if match is not None else ""
