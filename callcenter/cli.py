@@ -259,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--before", default=None, help="delete what is older than this date or time instead"
     )
     purge.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    purge.add_argument(
+        "--recordings",
+        action="store_true",
+        help="the call recordings in acd.recordings_folder instead of the records (default "
+        "age: acd.recordings_keep_days)",
+    )
 
     report = sub.add_parser(
         "report",
@@ -383,6 +389,7 @@ def _main(argv: Sequence[str] | None) -> int:
             older_than=args.older_than,
             before=args.before,
             dry_run=args.dry_run,
+            recordings=args.recordings,
         )
     if command == "report":
         if args.follow and not args.queue_log:
@@ -811,8 +818,16 @@ def _started_before(row: Mapping[str, Any], end: datetime) -> bool:
     return datetime.fromisoformat(str(row["start"])) < end
 
 
-def cmd_purge(path: str, *, older_than: int | None, before: str | None, dry_run: bool) -> int:
-    """``purge``: delete (or count) the records older than a time; one line per table."""
+def cmd_purge(
+    path: str,
+    *,
+    older_than: int | None,
+    before: str | None,
+    dry_run: bool,
+    recordings: bool = False,
+) -> int:
+    """``purge``: delete (or count) the records older than a time, one line per table; with
+    ``recordings``, the call recordings instead."""
     import zoneinfo
     from datetime import UTC, datetime, timedelta
 
@@ -821,7 +836,8 @@ def cmd_purge(path: str, *, older_than: int | None, before: str | None, dry_run:
     config = _report_config(path)
     if config is None:
         return EXIT_CONFIG
-    days = older_than or config.records.keep_days
+    keep = config.acd.recordings_keep_days if recordings else config.records.keep_days
+    days = older_than or keep
     if before is not None:
         try:
             cut = parse_when(before, zoneinfo.ZoneInfo(config.ivr.timezone))
@@ -831,11 +847,25 @@ def cmd_purge(path: str, *, older_than: int | None, before: str | None, dry_run:
     elif days is not None:
         cut = datetime.now(UTC) - timedelta(days=days)
     else:
+        setting = "acd.recordings_keep_days" if recordings else "records.keep_days"
         print(
-            "purge: say how old: --older-than DAYS or --before DATE (or set records.keep_days)",
+            f"purge: say how old: --older-than DAYS or --before DATE (or set {setting})",
             file=sys.stderr,
         )
         return EXIT_CONFIG
+    if recordings:
+        from callcenter.records.recordings import purge_recordings
+
+        folder = config.resolve_path(config.acd.recordings_folder)
+        done = purge_recordings(folder, cut, dry_run=dry_run)
+        verb = "would delete" if dry_run else "deleted"
+        print(
+            f"recordings in {folder} before {cut.isoformat(timespec='seconds')}: {verb} "
+            f"{done.files} files, {done.bytes / 1e6:.1f} MB"
+        )
+        for failure in done.failed:
+            print(f"purge: not deleted: {failure}", file=sys.stderr)
+        return EXIT_CONFIG if done.failed else EXIT_OK
     store = _report_store(config)
     if isinstance(store, int):
         return store

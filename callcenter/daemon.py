@@ -63,6 +63,7 @@ from callcenter.records.cdr import CdrRecorder
 from callcenter.records.dispositions import DispositionRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
 from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
+from callcenter.records.recordings import purge_recordings
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
@@ -481,25 +482,47 @@ class Daemon:
         """With ``records.keep_days`` (read at the start, as all of ``records``): delete
         older records :data:`RETENTION_FIRST` seconds after the start, then every
         :data:`RETENTION_INTERVAL` (on the record writer's thread, between its batches); a
-        database that refuses is tried again at the next round."""
+        database that refuses is tried again at the next round. With
+        ``acd.recordings_keep_days`` (as the config says at each round), older recordings
+        go at the same times."""
         days = self.config.records.keep_days
-        if days is None:
-            return
         await asyncio.sleep(self.retention_first)
         while True:
-            before = datetime.now(UTC) - timedelta(days=days)
-            try:
-                purged = await self.recorder.writer.run(functools.partial(self.store.purge, before))
-            except RecordError as exc:
-                log.error("records_not_purged", keep_days=days, error=str(exc))
-            else:
-                log.info(
-                    "records_purged",
-                    keep_days=days,
-                    before=before.isoformat(timespec="seconds"),
-                    **{table: n for table, n in purged.items() if n},
-                )
+            if days is not None:
+                await self._purge_records(days)
+            await self._purge_recordings()
             await asyncio.sleep(RETENTION_INTERVAL)
+
+    async def _purge_records(self, days: int) -> None:
+        before = datetime.now(UTC) - timedelta(days=days)
+        try:
+            purged = await self.recorder.writer.run(functools.partial(self.store.purge, before))
+        except RecordError as exc:
+            log.error("records_not_purged", keep_days=days, error=str(exc))
+        else:
+            log.info(
+                "records_purged",
+                keep_days=days,
+                before=before.isoformat(timespec="seconds"),
+                **{table: n for table, n in purged.items() if n},
+            )
+
+    async def _purge_recordings(self) -> None:
+        acd = self.config.acd
+        days = acd.recordings_keep_days
+        if days is None:
+            return
+        before = datetime.now(UTC) - timedelta(days=days)
+        folder = resolve(self.config, acd.recordings_folder)
+        done = await asyncio.to_thread(purge_recordings, folder, before)
+        log.info(
+            "recordings_purged",
+            keep_days=days,
+            folder=str(folder),
+            files=done.files,
+            megabytes=round(done.bytes / 1e6, 1),
+            failed=len(done.failed),
+        )
 
     async def _keep_records_lock(self, database: str) -> None:
         """A PostgreSQL server restart drops the daemon's lock with its session: take it

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -16,11 +17,13 @@ from test_record_rescue import cdr
 
 from callcenter import daemon as daemon_module
 from callcenter.cli import main as cli_main
+from callcenter.records import recordings as recordings_module
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
+from callcenter.records.recordings import purge_recordings
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
 from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.testing import running_center
@@ -196,3 +199,90 @@ async def test_the_daemon_deletes_old_records_by_itself(
             while "old.9" in [r["uniqueid"] for r in await asyncio.to_thread(store.fetch_cdrs)]:
                 await asyncio.sleep(0.05)
         assert [r["uniqueid"] for r in await asyncio.to_thread(store.fetch_cdrs)] == ["new.9"]
+
+
+# ---------------------------------------------------------------------- recordings
+
+
+def _recordings(folder: Path) -> dict[str, Path]:
+    """A queue's recordings as the daemon names them (500 and 3 days old), and files of
+    others beside them; by what each is."""
+    queue = folder / "support"
+    queue.mkdir(parents=True)
+    files = {
+        "old": queue / f"{OLD:%Y%m%d-%H%M%S}-1733390000.42.wav",
+        "new": queue / f"{RECENT:%Y%m%d-%H%M%S}-1733390001.7.wav",
+        "foreign": queue / "board-meeting.wav",
+        "mp3": queue / f"{OLD:%Y%m%d-%H%M%S}-1733390000.9.mp3",
+        "top": folder / f"{OLD:%Y%m%d-%H%M%S}-1733390000.1.wav",
+    }
+    for path in files.values():
+        path.write_bytes(b"RIFF" + bytes(1000))
+    return files
+
+
+def test_recordings_older_than_the_cut_go_and_files_the_daemon_did_not_name_stay(
+    tmp_path: Path,
+) -> None:
+    files = _recordings(tmp_path / "recordings")
+    counted = purge_recordings(tmp_path / "recordings", CUT, dry_run=True)
+    assert (counted.files, counted.bytes, counted.failed) == (1, 1004, [])
+    assert files["old"].exists(), "a dry run deletes nothing"
+    done = purge_recordings(tmp_path / "recordings", CUT)
+    assert (done.files, done.failed) == (1, [])
+    assert {name for name, path in files.items() if path.exists()} == {
+        "new",
+        "foreign",
+        "mp3",
+        "top",
+    }
+    assert purge_recordings(tmp_path / "none yet", CUT).files == 0, "no folder, no recording"
+
+
+def test_a_recording_that_will_not_go_is_reported_and_the_others_still_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _recordings(tmp_path / "recordings")
+    stuck = files["old"].with_name(f"{OLD:%Y%m%d-%H%M%S}-1733390000.43.wav")
+    stuck.write_bytes(b"RIFF")
+    unlink = os.unlink
+
+    def refuse(path: str) -> None:
+        if path == str(stuck):
+            raise PermissionError(13, "Permission denied")
+        unlink(path)
+
+    monkeypatch.setattr(recordings_module.os, "unlink", refuse)
+    done = purge_recordings(tmp_path / "recordings", CUT)
+    assert done.files == 1 and not files["old"].exists() and stuck.exists()
+    assert done.failed == [f"{stuck}: [Errno 13] Permission denied"]
+
+
+def test_purge_recordings_by_hand_takes_its_days_from_recordings_keep_days(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    files = _recordings(tmp_path / "var" / "recordings")
+    capsys.readouterr()
+    assert cli_main(["purge", str(config), "--recordings"]) == 1
+    assert "or set acd.recordings_keep_days" in capsys.readouterr().err
+    assert cli_main(["purge", str(config), "--recordings", "--older-than", "30", "--dry-run"]) == 0
+    assert "would delete 1 files" in capsys.readouterr().out and files["old"].exists()
+    config.write_text(config.read_text() + "acd: {recordings_keep_days: 30}\n")
+    assert cli_main(["purge", str(config), "--recordings"]) == 0
+    assert "deleted 1 files" in capsys.readouterr().out
+    assert not files["old"].exists() and files["new"].exists()
+    assert _cdrs(tmp_path) == ["old.1", "new.1"], "the records are another purge's"
+
+
+async def test_the_daemon_deletes_old_recordings_by_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon_module, "RETENTION_FIRST", 0.1)
+    config = {"acd": {"recordings_keep_days": 30}}
+    files = _recordings(tmp_path / "var" / "recordings")
+    async with running_center(tmp_path, config=config):
+        async with asyncio.timeout(5):
+            while files["old"].exists():
+                await asyncio.sleep(0.05)
+    assert files["new"].exists() and files["foreign"].exists()

@@ -2020,6 +2020,15 @@ class AcdConfig(_Model):
     recording_format: Literal["wav", "gsm", "wav49"] = Field(
         default="wav", description="Sound format of call recordings."
     )
+    recordings_keep_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Retention of call recordings: files in recordings_folder older than "
+        "this many days are deleted (a minute after the start, then daily; only the files the "
+        "daemon named, aged by the time in their name). The daemon must see the folder. "
+        "None: kept for ever. `callcenter purge --recordings` does it by hand.",
+        examples=[90],
+    )
 
     @model_validator(mode="after")
     def _transfer_numbers_need_a_dial(self) -> AcdConfig:
