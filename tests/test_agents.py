@@ -96,11 +96,13 @@ async def test_logging_in_at_another_phone_is_for_agents_who_may_and_one_at_a_ti
         refused = await center.api("POST", "/agents/1002/login", {"device": "PJSIP/1010"})
         taken = await center.api("POST", "/agents/1003/login", {"device": "PJSIP/1001"})
         garbled = await center.api("POST", "/agents/1003/login", {"device": "1010"})
+        outside = await center.api("POST", "/agents/1003/login", {"device": "external/+4930"})
         ok = await center.api("POST", "/agents/1003/login", {"device": "PJSIP/1010"})
         desk = center.daemon.router.agents["1003"].device
     assert refused[0] == 403 and "hot_desk" in refused[1]["error"]
     assert taken[0] == 409 and "agent 1001 works at PJSIP/1001" in taken[1]["error"]
     assert garbled[0] == 400
+    assert outside[0] == 400 and "phone on the PBX" in outside[1]["error"]
     assert ok == (200, {"agent": "1003", "state": "available", "pause_reason": None,
                         "device": "PJSIP/1010"})  # fmt: skip
     assert desk == "PJSIP/1010"

@@ -97,6 +97,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from callcenter.acd.rules import EXTERNAL_TECH
 from callcenter.consult import consult_view
 from callcenter.drain import Drain
 from callcenter.errors import (
@@ -563,6 +564,8 @@ class ControlAPI:
             return None
         if not isinstance(device, str) or not _DEVICE.fullmatch(device):
             raise HTTPError(400, 'device must look like TECH/resource, such as "PJSIP/1010"')
+        if device.startswith(EXTERNAL_TECH):
+            raise HTTPError(400, "a hot desk is a phone on the PBX (remote agents are configured)")
         agent = self.switchboard.config.agents.get(agent_id)
         if agent is None:
             raise HTTPError(404, f"unknown agent {agent_id}")
