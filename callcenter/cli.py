@@ -1109,6 +1109,8 @@ def format_status(status: dict[str, Any]) -> str:
                 f"preview: lead {shown.get('lead')} ({shown.get('number')}) of campaign "
                 f"{shown.get('campaign')}, {shown.get('seconds_left', 0):.0f}s left"
             )
+        if agent.get("hot_desking"):
+            notes.append(f"at {agent.get('device')} (hot desk)")
         if agent.get("device_reachable") is False:
             notes.append(f"phone {agent.get('device')} not registered")
         if agent.get("pause_reason"):

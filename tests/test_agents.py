@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError, EngineError
@@ -86,6 +87,7 @@ async def test_carol_hot_desks_at_another_phone_and_her_calls_ring_there_until_s
     assert kept == ("available", at_desk), "a restart keeps her at the desk"
     shown = next(a for a in view["agents"] if a["id"] == "1003")
     assert (shown["device"], shown["hot_desking"]) == (at_desk, True)
+    assert f"at {at_desk} (hot desk)" in format_status(view)
     assert back == ("logged_out", "PJSIP/1003", None), "*72 from the desk; her own phone again"
 
 
