@@ -432,6 +432,7 @@ class Model:
 
 
 AGENT_IDS = ("a0", "a1", "a2", "a3")
+DESKS = ("PJSIP/spare1", "PJSIP/spare2", "PJSIP/a0", "PJSIP/a1")
 QUEUES = {"q1": ["a0", "a1", "a2"], "q2": ["a1", "a2", "a3"]}
 
 
@@ -599,6 +600,30 @@ class RouterMachine(RuleBasedStateMachine):
 
         self._in_loop(go)
 
+    @rule(agent_id=st.sampled_from(AGENT_IDS), desk=st.sampled_from(DESKS))
+    def login_at_a_desk(self, agent_id: str, desk: str) -> None:
+        """Hot desking: at a spare phone, at another agent's own, or at their own."""
+
+        def go() -> None:
+            agent = self.router.agents[agent_id]
+            taken = any(
+                other.device == desk and other.state is not S.LOGGED_OUT
+                for other in self.router.agents.values()
+                if other is not agent
+            )
+            if agent.state is not S.LOGGED_OUT:
+                with pytest.raises(IllegalTransition):
+                    self.router.login(agent_id, device=desk)
+            elif taken and desk != agent.home_device:
+                with pytest.raises(EngineError, match="works at"):
+                    self.router.login(agent_id, device=desk)
+                assert agent.state is S.LOGGED_OUT and agent.desk is None, "nothing changed"
+            else:
+                self.router.login(agent_id, via="test", device=desk)
+                assert agent.device == desk
+
+        self._in_loop(go)
+
     @rule(agent_id=st.sampled_from(AGENT_IDS))
     def logout(self, agent_id: str) -> None:
         self._in_loop(lambda: self._logout(agent_id))
@@ -709,6 +734,15 @@ class RouterMachine(RuleBasedStateMachine):
     def no_queue_has_both_a_hunting_caller_and_an_idle_member(self) -> None:
         for queue in self.router.queues.values():
             assert queue.head() is None or not queue.has_idle()
+
+    @invariant()
+    def each_agent_is_found_by_the_phone_it_works_at_and_only_there(self) -> None:
+        index = self.router._by_device
+        for agent in self.router.agents.values():
+            assert [d for d, held in index.items() if agent in held] == [agent.device]
+            assert agent.device == (agent.desk or agent.home_device)
+            if agent.state is S.LOGGED_OUT:
+                assert agent.desk is None, "back at their own phone at logout"
 
     @invariant()
     def published_states_match_the_agents(self) -> None:
