@@ -24,6 +24,7 @@ from callcenter.records.summary import (
     Periods,
     Stretch,
     agent_summary,
+    format_agent_table,
     format_queue_table,
     parse_when,
     queue_summary,
@@ -240,6 +241,23 @@ def test_an_agent_s_day_gives_calls_missed_talk_logged_in_paused_and_occupancy()
     alice = by_agent["1001"]
     assert (alice["calls"], alice["missed"], alice["talk_seconds"]) == (1, 1, 60)
     assert alice["logged_in_seconds"] == 0 and alice["occupancy_percent"] is None
+
+
+def test_after_call_work_counts_in_handle_time_and_occupancy_not_in_talk() -> None:
+    sessions = [Stretch("1002", at("08:00:00"), at("12:00:00"))]
+    wrapups = [
+        Stretch("1002", at("09:02:08"), at("09:02:38")),
+        Stretch("1002", at("10:00:34"), at("10:01:04")),
+    ]
+    figures = agent_summary(MORNING, sessions, [], whole_day(), wrapups=wrapups)
+    [bob] = [f.as_dict() for f in figures if f.agent == "1002"]
+    assert (bob["talk_seconds"], bob["aht_seconds"], bob["acw_seconds"]) == (150, 75, 60)
+    assert bob["handle_seconds"] == (150 + 60) / 2
+    assert bob["occupancy_percent"] == round(100 * (150 + 60) / (4 * 3600), 1)
+    table = format_agent_table(
+        agent_summary(MORNING, sessions, [], whole_day(), wrapups=wrapups), "total"
+    )
+    assert "ACW" in table.splitlines()[0] and "handle" in table.splitlines()[0]
 
 
 def test_a_shift_across_midnight_is_cut_at_midnight_and_one_still_going_counts_to_now() -> None:
@@ -522,6 +540,29 @@ async def test_figures_of_real_calls_through_the_demo_pbx(
     assert agents["1002"]["calls"] == 1
     assert agents["1001"]["missed"] >= 1, "1001 never picks up: every offer rang out"
     assert agents["1002"]["logged_in_seconds"] > 0
+
+
+async def test_an_agents_wrap_up_after_a_real_call_is_recorded_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {"queues": {"support": {"wrapup": 0.4}}}
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=None)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        caller = await center.caller_talks_to_an_agent("5551234")
+        await center.idle()
+        store = center.daemon.store
+        async with asyncio.timeout(5):
+            while not await asyncio.to_thread(store.fetch_agent_wrapups):
+                await asyncio.sleep(0.05)
+        [wrapup] = await asyncio.to_thread(store.fetch_agent_wrapups)
+        path = center.config_path
+    assert (wrapup["agent"], wrapup["call_id"]) == ("1002", caller.uniqueid)
+    assert 0.3 <= wrapup["duration_seconds"] < 1.5
+    capsys.readouterr()
+    assert await asyncio.to_thread(cli_main, ["report", str(path), "--agents", "--json"]) == 0
+    agents = {r["agent"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert agents["1002"]["acw_seconds"] == round(wrapup["duration_seconds"], 1)
 
 
 async def test_the_control_api_serves_the_same_figures_for_dashboards(tmp_path: Path) -> None:

@@ -28,7 +28,13 @@ from callcenter.records.rescue import (
     rescue_path,
     spare_path,
 )
-from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, OwedCode
+from callcenter.records.shifts import (
+    AgentPause,
+    AgentPresence,
+    AgentSession,
+    AgentWrapup,
+    OwedCode,
+)
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.writer import RecordWriter
 
@@ -95,6 +101,13 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
         ("session:1003", functools.partial(store.write_agent_session, session)),
         ("pause:1003", functools.partial(store.write_agent_pause, pause)),
         (
+            "wrapup:1003",
+            functools.partial(
+                store.write_agent_wrapup,
+                AgentWrapup("1003", T0, T0 + timedelta(seconds=20), 20.0, "1796444790.1"),
+            ),
+        ),
+        (
             "presence:1001",
             functools.partial(
                 store.write_agent_presence,
@@ -157,6 +170,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "cdrs": store.fetch_cdrs(),
         "sessions": store.fetch_agent_sessions(),
         "pauses": store.fetch_agent_pauses(),
+        "wrapups": store.fetch_agent_wrapups(),
         "presence": store.fetch_agent_presence(),
         "callbacks": store.fetch_callbacks(),
         "queue_callbacks": store.fetch_queue_callbacks(),

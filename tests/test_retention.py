@@ -24,7 +24,7 @@ from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.recordings import purge_recordings
-from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
+from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, AgentWrapup
 from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.testing import running_center
 
@@ -70,6 +70,9 @@ def two_years_of_records(store: RecordStore) -> None:
         store.write_agent_pause(
             AgentPause("1001", "lunch", when + 4 * hour, when + 5 * hour, 3600.0, "cli", "cli")
         )
+        store.write_agent_wrapup(
+            AgentWrapup("1001", when + hour, when + hour + timedelta(seconds=30), 30.0, "c")
+        )
         store.write_callback(CallbackRecord(f"{name}.1", "0612345678", "support", "061", when))
         store.write_queue_callback(
             QueueCallback(
@@ -103,6 +106,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
             "queue_log": 1,
             "agent_sessions": 1,
             "agent_pauses": 1,
+            "agent_wrapups": 1,
             "callbacks": 0,
             "queue_callbacks": 1,
             "dispositions": 2,
@@ -111,6 +115,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
     assert [row["uniqueid"] for row in store.fetch_cdrs()] == ["new.1"]
     assert [e.callid for _, e in store.fetch_queue_log()] == ["new.1"]
     assert len(store.fetch_agent_sessions()) == 1 and len(store.fetch_agent_pauses()) == 1
+    assert len(store.fetch_agent_wrapups()) == 1
     assert {c.call_id for c in store.fetch_queue_callbacks()} == {"new.2", "old.waiting"}
     assert len(store.fetch_callbacks()) == 2, "requests still pending stay"
     kept = {d.call_id for d in store.fetch_dispositions()}

@@ -51,7 +51,13 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import QueueLogEntry
-from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, OwedCode
+from callcenter.records.shifts import (
+    AgentPause,
+    AgentPresence,
+    AgentSession,
+    AgentWrapup,
+    OwedCode,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +70,7 @@ REPLAYABLE: Final = frozenset(
         "write_callback",
         "write_agent_session",
         "write_agent_pause",
+        "write_agent_wrapup",
         "write_agent_presence",
         "clear_agent_presence",
         "write_queue_callback",
@@ -82,6 +89,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         AgentSession,
         AgentPause,
         AgentPresence,
+        AgentWrapup,
         OwedCode,
         QueueCallback,
         QueueLogEntry,

@@ -1,10 +1,13 @@
-"""Agent shifts and pauses as records: one row per login..logout, one per pause.
+"""Agent shifts, pauses and after-call work as records: one row per login..logout, one
+per pause, one per wrap-up.
 
 :class:`ShiftRecorder` listens to AgentLoggedIn/AgentLoggedOut/AgentPaused/AgentUnpaused and
 writes :class:`AgentSession` and :class:`AgentPause` rows through the same
 :class:`~callcenter.records.writer.RecordWriter` as the CDRs. A pause still open at logout
 ends at the logout; a new AgentPaused while paused (a reason change) ends the previous pause.
-Durations come from the events' monotonic clock.
+A wrap-up (after-call work) runs from the agent's AgentStateChanged into ``wrap_up`` to the
+one out of it, and names the call it followed (the agent's last TalkEnded). Durations come
+from the events' monotonic clock.
 
 It also keeps one :class:`AgentPresence` row per agent logged in now (``agent_presence``):
 login time, pause and how each was done, and the call that still waits for the agent's
@@ -18,7 +21,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Final, Protocol
 
 import structlog
 
@@ -27,10 +30,12 @@ from callcenter.events import (
     AgentLoggedIn,
     AgentLoggedOut,
     AgentPaused,
+    AgentStateChanged,
     AgentUnpaused,
     CallDisposed,
     DispositionOwed,
     EngineEvent,
+    TalkEnded,
 )
 from callcenter.records.writer import RecordWriter
 
@@ -60,6 +65,21 @@ class AgentPause:
     duration_seconds: float
     via_pause: str
     via_unpause: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentWrapup:
+    """One stretch of after-call work (wrap-up), after ``call_id``. Datetimes are UTC."""
+
+    agent: str
+    start: datetime
+    end: datetime
+    duration_seconds: float
+    call_id: str = ""
+
+
+WRAP_UP: Final = "wrap_up"
+"""The agent state of after-call work (``AgentState.WRAP_UP``'s value)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +132,8 @@ class ShiftStore(Protocol):
 
     def write_agent_pause(self, pause: AgentPause) -> bool: ...
 
+    def write_agent_wrapup(self, wrapup: AgentWrapup) -> bool: ...
+
     def write_agent_presence(self, presence: AgentPresence) -> bool: ...
 
     def clear_agent_presence(self, agent: str) -> bool: ...
@@ -123,6 +145,7 @@ class _Opened:
     mono: float
     via: str
     reason: str = ""
+    call: str = ""
 
 
 class ShiftRecorder:
@@ -139,8 +162,16 @@ class ShiftRecorder:
         self._pauses: dict[str, _Opened] = {}
         self._owed: dict[str, OwedCode] = {}
         self._devices: dict[str, str] = {}
+        self._wrapups: dict[str, _Opened] = {}
+        self._last_call: dict[str, str] = {}
 
     def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, TalkEnded):
+            self._last_call[event.agent] = event.call_id
+            return
+        if isinstance(event, AgentStateChanged):
+            self._wrapup_moved(event)
+            return
         if isinstance(event, CallDisposed):
             owed = self._owed.get(event.agent)
             if owed is not None and owed.call_id == event.call_id:
@@ -172,6 +203,24 @@ class ShiftRecorder:
         elif isinstance(event, AgentUnpaused):
             self._end_pause(event, via=event.via)
             self._present(event.agent)
+
+    def _wrapup_moved(self, event: AgentStateChanged) -> None:
+        if event.new == WRAP_UP and event.old != WRAP_UP:
+            call = self._last_call.get(event.agent, "")
+            self._wrapups[event.agent] = _Opened(event.at, event.mono, "", call=call)
+            return
+        opened = self._wrapups.pop(event.agent, None) if event.old == WRAP_UP else None
+        if opened is None:
+            return
+        wrapup = AgentWrapup(
+            agent=event.agent,
+            start=opened.at,
+            end=event.at,
+            duration_seconds=round(max(0.0, event.mono - opened.mono), 3),
+            call_id=opened.call,
+        )
+        write = functools.partial(self.store.write_agent_wrapup, wrapup)
+        self.writer.submit(f"wrapup:{event.agent}:{opened.at.isoformat()}", write)
 
     def _present(self, agent: str) -> None:
         """Write who is logged in now, as the open session and pause say."""

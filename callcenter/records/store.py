@@ -26,10 +26,12 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``cdr``: one column per :class:`~callcenter.records.cdr.CdrRecord` field;
 * ``agent_sessions``: agent, login, logout, duration_seconds, via_login, via_logout;
 * ``agent_pauses``: agent, reason, start, end, duration_seconds, via_pause, via_unpause;
+* ``agent_wrapups``: after-call work: agent, start, end, duration_seconds, call_id;
 * ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
   written; the outbound side updates it);
 * ``agent_presence``: the agents logged in now: agent, logged_in, via_login, pause_reason,
-  paused_at, via_pause (deleted at logout; what a restarted daemon resumes);
+  paused_at, via_pause, owed_call/_number/_queue/_campaign/_lead (a disposition owed),
+  device (deleted at logout; what a restarted daemon resumes);
 * ``queue_log``: Asterisk's queue_log (see :mod:`callcenter.records.queue_log`): id (the
   order written), key (unique), time, callid, queuename, agent, event, data1..data5;
 * ``queue_callbacks``: callers keeping their place in a queue to be called back: call_id,
@@ -66,7 +68,13 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import QueueLogEntry
-from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, OwedCode
+from callcenter.records.shifts import (
+    AgentPause,
+    AgentPresence,
+    AgentSession,
+    AgentWrapup,
+    OwedCode,
+)
 from callcenter.records.summary import Stretch
 
 log = structlog.get_logger(__name__)
@@ -126,6 +134,7 @@ PAUSE_COLUMNS = (
     "via_pause",
     "via_unpause",
 )
+WRAPUP_COLUMNS = ("agent", "start", "end", "duration_seconds", "call_id")
 
 
 def _quoted(names: Sequence[str]) -> str:
@@ -156,6 +165,14 @@ CREATE TABLE IF NOT EXISTS agent_pauses (
     "duration_seconds" REAL NOT NULL,
     "via_pause" TEXT NOT NULL DEFAULT '',
     "via_unpause" TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY ("agent", "start")
+);
+CREATE TABLE IF NOT EXISTS agent_wrapups (
+    "agent" TEXT NOT NULL,
+    "start" TEXT NOT NULL,
+    "end" TEXT NOT NULL,
+    "duration_seconds" REAL NOT NULL,
+    "call_id" TEXT NOT NULL DEFAULT '',
     PRIMARY KEY ("agent", "start")
 );
 CREATE TABLE IF NOT EXISTS callbacks (
@@ -357,6 +374,7 @@ class Statements:
         )
         self.insert_session = insert("agent_sessions", SESSION_COLUMNS)
         self.insert_pause = insert("agent_pauses", PAUSE_COLUMNS)
+        self.insert_wrapup = insert("agent_wrapups", WRAPUP_COLUMNS)
         self.insert_callback = insert("callbacks", CALLBACK_COLUMNS)
         self.upsert_presence = (
             f"INSERT INTO agent_presence ({_quoted(PRESENCE_COLUMNS)}) "
@@ -431,6 +449,7 @@ class Statements:
                 ("queue_log", "time", ""),
                 ("agent_sessions", "logout", ""),
                 ("agent_pauses", "end", ""),
+                ("agent_wrapups", "end", ""),
                 ("callbacks", "requested", """ AND "status" <> 'pending'"""),
                 ("queue_callbacks", "updated", """ AND "status" <> 'waiting'"""),
                 # A do-not-call request outlives any retention; a callback set for later
@@ -458,6 +477,10 @@ class Statements:
         )
         self.fetch_pauses_between = (
             f"SELECT {_quoted(PAUSE_COLUMNS)} FROM agent_pauses"
+            f' WHERE "end" > {p} AND "start" < {p} ORDER BY "start", agent'
+        )
+        self.fetch_wrapups_between = (
+            f"SELECT {_quoted(WRAPUP_COLUMNS)} FROM agent_wrapups"
             f' WHERE "end" > {p} AND "start" < {p} ORDER BY "start", agent'
         )
         columns = _quoted(_CDR_NAMES)
@@ -668,6 +691,17 @@ class RecordStore(abc.ABC):
             pause.via_unpause,
         )
         return self._write(f"pause of agent {pause.agent}", self._sql.insert_pause, params)
+
+    def write_agent_wrapup(self, wrapup: AgentWrapup) -> bool:
+        """Store one stretch of after-call work; False when already stored."""
+        params = (
+            wrapup.agent,
+            _iso(wrapup.start),
+            _iso(wrapup.end),
+            wrapup.duration_seconds,
+            wrapup.call_id,
+        )
+        return self._write(f"wrap-up of agent {wrapup.agent}", self._sql.insert_wrapup, params)
 
     def write_callback(self, request: CallbackRecord) -> bool:
         """Store a callback request (status ``pending``); False when already stored."""
@@ -916,6 +950,19 @@ class RecordStore(abc.ABC):
                 reason = presence.pause_reason or ""
                 pauses.append(Stretch(presence.agent, _aware(presence.paused_at), None, reason))
         return sessions, pauses
+
+    def fetch_wrapups_between(self, since: datetime, until: datetime) -> list[Stretch]:
+        """The agents' wrap-ups that overlap ``since``..``until`` (the finished ones)."""
+        bounds = (_iso(since.astimezone(UTC)), _iso(until.astimezone(UTC)))
+        return [
+            Stretch(row["agent"], _utc(row["start"]), _utc(row["end"]))
+            for row in self._fetch(self._sql.fetch_wrapups_between, bounds)
+        ]
+
+    def fetch_agent_wrapups(self) -> list[dict[str, Any]]:
+        """Every wrap-up, oldest first."""
+        sql = f'SELECT {_quoted(WRAPUP_COLUMNS)} FROM agent_wrapups ORDER BY "start", agent'
+        return [dict(row) for row in self._fetch(sql)]
 
     def fetch_cdrs_between(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """The CDRs of the calls that started from ``since`` (included) to ``until``

@@ -24,9 +24,10 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
 * :func:`agent_summary` counts each agent's ``CONNECT`` (calls), ``RINGNOANSWER`` (offers
   missed), talk (``COMPLETECALLER`` / ``COMPLETEAGENT`` / ``BLINDTRANSFER`` /
   ``ATTENDEDTRANSFER``) in the period
-  the line falls in, and their logged-in and paused time from the shift records cut at the
-  periods' edges (an agent logged in now counts up to now), and the dispositions they gave
-  by code. Occupancy = talk / (logged in - paused).
+  the line falls in, and their logged-in, paused and after-call work (wrap-up) time from
+  the shift records cut at the periods' edges (an agent logged in now counts up to now),
+  and the dispositions they gave by code. Handle time = talk + after-call work (ACW), per
+  talk; occupancy = (talk + ACW) / (logged in - paused).
 
 :func:`read_queue_figures` / :func:`read_agent_figures` read what they need from a store
 (blocking): the CLI calls them on its own connection, the daemon's API on the writer's
@@ -216,19 +217,26 @@ class AgentFigures:
     talks: int = 0
     logged_in: float = 0.0
     paused: float = 0.0
+    wrapup: float = 0.0
+    """After-call work (wrap-up) seconds."""
     pauses: dict[str, float] = field(default_factory=dict)
     codes: dict[str, int] = field(default_factory=dict)
     """Dispositions given, by code."""
 
     @property
     def occupancy_percent(self) -> float | None:
-        """Talk over the time the agent was logged in and not paused."""
+        """Talk and after-call work over the time the agent was logged in and not paused."""
         available = self.logged_in - self.paused
-        return _percent(self.talk, available) if available > 0 else None
+        return _percent(self.talk + self.wrapup, available) if available > 0 else None
 
     @property
     def aht_seconds(self) -> float | None:
         return _mean(self.talk, self.talks)
+
+    @property
+    def handle_seconds(self) -> float | None:
+        """Mean handle time: talk and after-call work per talk."""
+        return _mean(self.talk + self.wrapup, self.talks)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -241,6 +249,8 @@ class AgentFigures:
             "aht_seconds": _rounded(self.aht_seconds),
             "logged_in_seconds": round(self.logged_in, 1),
             "paused_seconds": round(self.paused, 1),
+            "acw_seconds": round(self.wrapup, 1),
+            "handle_seconds": _rounded(self.handle_seconds),
             "pauses": {reason: round(s, 1) for reason, s in sorted(self.pauses.items())},
             "occupancy_percent": _rounded(self.occupancy_percent),
             "dispositions": dict(sorted(self.codes.items())),
@@ -411,10 +421,12 @@ def agent_summary(
     names: Mapping[str, str] | None = None,
     now: datetime | None = None,
     codes: Iterable[tuple[str, str, datetime]] = (),
+    wrapups: Iterable[Stretch] = (),
 ) -> list[AgentFigures]:
     """Each agent's figures in each period, by period then agent (an agent with nothing in
     a period is left out). A stretch still going (``end`` None) counts up to ``now``.
-    ``codes``: (agent, disposition code, when) of the dispositions they gave."""
+    ``codes``: (agent, disposition code, when) of the dispositions they gave; ``wrapups``:
+    their stretches of after-call work."""
     names = names or {}
     now = now or datetime.now(UTC)
     figures: dict[tuple[str, str], AgentFigures] = {}
@@ -448,6 +460,9 @@ def agent_summary(
             figures_row = row(label, pause.agent)
             figures_row.paused += seconds
             figures_row.pauses[pause.reason] = figures_row.pauses.get(pause.reason, 0.0) + seconds
+    for wrapup in wrapups:
+        for label, seconds in periods.spans(wrapup.start, wrapup.end or now):
+            row(label, wrapup.agent).wrapup += seconds
     for agent, code, when in codes:
         if periods.covers(when):
             figures_row = row(periods.label(when), agent)
@@ -467,6 +482,8 @@ class FiguresStore(Protocol):
     def fetch_shifts_between(
         self, since: datetime, until: datetime
     ) -> tuple[list[Stretch], list[Stretch]]: ...
+
+    def fetch_wrapups_between(self, since: datetime, until: datetime) -> list[Stretch]: ...
 
 
 def read_queue_figures(
@@ -490,7 +507,10 @@ def read_agent_figures(
     sessions, pauses = store.fetch_shifts_between(periods.since, periods.until)
     given = store.fetch_dispositions_between(periods.since, periods.until)
     codes = [(d.agent, d.code, d.at) for d in given]
-    return agent_summary(entries, sessions, pauses, periods, names=names, codes=codes)
+    wrapups = store.fetch_wrapups_between(periods.since, periods.until)
+    return agent_summary(
+        entries, sessions, pauses, periods, names=names, codes=codes, wrapups=wrapups
+    )
 
 
 def day_start(day: date, tz: tzinfo) -> datetime:
@@ -610,6 +630,8 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
         ("missed", 6),
         ("talk", 8),
         ("AHT", 7),
+        ("ACW", 8),
+        ("handle", 7),
         ("logged in", 9),
         ("paused", 8),
         ("occ %", 5),
@@ -624,6 +646,8 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
             str(f.missed),
             _clock(f.talk),
             _clock(f.aht_seconds),
+            _clock(f.wrapup),
+            _clock(f.handle_seconds),
             _clock(f.logged_in),
             _clock(f.paused),
             _pct(f.occupancy_percent),
