@@ -9,7 +9,8 @@ network). Two rows per delay:
 
 * ``connection: close``: the endpoint closes each connection after its answer, as the
   webhook client used to do itself (one TCP connection per event: the baseline);
-* ``kept``: the endpoint keeps the connection, as HTTP/1.1 servers do by default.
+* ``kept``: the endpoint keeps the connection, as HTTP/1.1 servers do by default;
+* ``kept, batch N``: the same with ``batch: N`` (the events waiting go as one JSON array).
 
 events/s = events / wall time from the first queued event to the last answer; CPU is this
 process's (the daemon side's) CPU time per event over the same span.
@@ -62,11 +63,12 @@ def _serve(port_out: multiprocessing.SimpleQueue, close: bool, delay: float) -> 
     asyncio.run(main())
 
 
-async def _deliver(port: int, events: int) -> tuple[float, float, int]:
+async def _deliver(port: int, events: int, batch: int) -> tuple[float, float, int]:
     config = WebhookConfig(
         url=f"http://127.0.0.1:{port}/events",
         events=["AgentConnected"],
         queue_size=events,
+        batch=batch,
     )
     hook = Webhook("bench", config)
     await hook.start()
@@ -95,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--rtt-ms", default="0,2", help="the endpoint's delay per answer")
+    parser.add_argument("--batch", type=int, default=100, help="events per POST, last row")
     args = parser.parse_args()
     table = Table(
         f"Webhook delivery ({machine()})",
@@ -102,21 +105,21 @@ def main() -> None:
     )
     for delay_ms in (float(x) for x in args.rtt_ms.split(",")):
         base = None
-        for close in (True, False):
+        for close, batch in ((True, 1), (False, 1), (False, args.batch)):
             ports: multiprocessing.SimpleQueue = multiprocessing.SimpleQueue()  # type: ignore[type-arg]
             server = multiprocessing.Process(
                 target=_serve, args=(ports, close, delay_ms / 1000), daemon=True
             )
             server.start()
             try:
-                rate, cpu_us, opened = asyncio.run(_deliver(ports.get(), args.events))
+                rate, cpu_us, opened = asyncio.run(_deliver(ports.get(), args.events, batch))
             finally:
                 server.terminate()
                 server.join()
             base = rate if base is None else base
             table.add(
                 f"{delay_ms:g}",
-                "connection: close" if close else "kept",
+                "connection: close" if close else "kept" if batch == 1 else f"kept, batch {batch}",
                 f"{rate:,.0f}",
                 ratio(rate, base),
                 f"{cpu_us:.0f}",

@@ -227,6 +227,38 @@ async def test_a_crm_that_closes_every_connection_unsaid_still_gets_each_event_o
     assert crm.connections == len(deliveries)
 
 
+async def test_a_far_crm_gets_the_events_that_piled_up_together_in_order(
+    tmp_path: Path,
+) -> None:
+    """With ``batch``, what waited while the CRM answered goes in one POST: a JSON array."""
+    async with endpoint(delay=0.3) as crm:
+        wanted = ["AgentLoggedIn", "AgentLoggedOut"]
+        config = hook(crm.port, events=wanted, batch=50, secret=SECRET)
+        async with running_center(tmp_path, config=config) as center:
+            router = center.daemon.router
+            for _ in range(5):
+                router.login("1003", via="test")
+                router.logout("1003", via="test")
+            webhook = center.daemon.webhooks[0]
+            await until(lambda: webhook.delivered == 12, "every event reached the CRM")
+            health = webhook.health()
+    posts = crm.received
+    events = [(e["event"], e["agent"]) for got in posts for e in got.body]
+    assert events == [
+        ("AgentLoggedIn", "1001"),
+        ("AgentLoggedIn", "1002"),
+        *[("AgentLoggedIn", "1003"), ("AgentLoggedOut", "1003")] * 5,
+    ]
+    assert 2 <= len(posts) < 12, "what piled up went together"
+    for got in posts:
+        assert got.headers["x-callcenter-event"] == "batch"
+        first, _, more = got.headers["x-callcenter-delivery"].rpartition("+")
+        assert int(more) == len(got.body) - 1 and first
+        expected = hmac.new(SECRET.encode(), got.raw, hashlib.sha256).hexdigest()
+        assert got.headers["x-callcenter-signature"] == f"sha256={expected}"
+    assert (health["delivered"], health["failed"], health["connections"]) == (12, 0, 1)
+
+
 async def test_calls_go_on_while_the_crm_is_unreachable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

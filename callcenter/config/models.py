@@ -839,6 +839,14 @@ class WebhookConfig(_Model):
         ge=1,
         description="Events waiting for the endpoint at most; more are dropped (counted).",
     )
+    batch: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Events per POST. 1: each event is its JSON object. More: the body is a "
+        "JSON array of the events waiting, in order, up to this many (X-Callcenter-Event: "
+        "batch): for an endpoint far away, where one request per round trip caps the rate.",
+    )
     ca_file: _Text | None = Field(
         default=None,
         description="PEM of the authority that signed the endpoint's certificate (https); "

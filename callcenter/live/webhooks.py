@@ -16,6 +16,10 @@ close``, or a body whose end only its close tells)::
 
     {"event": "AgentConnected", "at": "2026-12-05T18:00:01.123+00:00", "call_id": ...}
 
+With ``batch`` above 1, the events waiting go together, up to that many, as one JSON array
+in order (``X-Callcenter-Event: batch``, ``X-Callcenter-Delivery: <first event's>+<how
+many follow>``), and are tried, delivered or dropped together.
+
 A 2xx answer delivers it; a 5xx, 408, 429, a refused connection or no answer within
 ``timeout`` is tried again (1 s, then doubling up to 30 s, ``max_tries`` in all) while the
 events behind it wait (a kept connection the endpoint had closed meanwhile is no try: the
@@ -51,6 +55,8 @@ RETRY_MAX: Final = 30.0
 """Seconds between two tries of one event: RETRY_FIRST, doubling up to RETRY_MAX."""
 DRAIN_AT_STOP: Final = 2.0
 """Seconds a stopping daemon gives the endpoints to take what is still queued."""
+BATCH: Final = "batch"
+"""``X-Callcenter-Event`` of a POST whose body is an array of events (``batch`` > 1)."""
 _RETRIED: Final = frozenset({408, 429})
 _MAX_STATUS_LINE: Final = 8192
 _MAX_HEAD: Final = 64 * 1024
@@ -165,14 +171,24 @@ class Webhook:
         }
 
     async def _deliver(self) -> None:
+        batch = self.config.batch
         while True:
-            kind, delivery, body = await self._queue.get()
+            taken = [await self._queue.get()]
+            while batch > 1 and len(taken) < batch and not self._queue.empty():
+                taken.append(self._queue.get_nowait())
             try:
-                await self._send(kind, delivery, body)
+                if batch == 1:
+                    await self._send(*taken[0])
+                else:
+                    # One id for the whole array: its first event's, and how many follow.
+                    delivery = f"{taken[0][1]}+{len(taken) - 1}"
+                    body = b"[" + b",".join(item[2] for item in taken) + b"]"
+                    await self._send(BATCH, delivery, body, count=len(taken))
             finally:
-                self._queue.task_done()
+                for _ in taken:
+                    self._queue.task_done()
 
-    async def _send(self, kind: str, delivery: str, body: bytes) -> None:
+    async def _send(self, kind: str, delivery: str, body: bytes, *, count: int = 1) -> None:
         pause = RETRY_FIRST
         for attempt in range(1, self.config.max_tries + 1):
             try:
@@ -180,16 +196,20 @@ class Webhook:
             except WebhookError as exc:
                 self.last_error = str(exc)
                 if exc.final or attempt == self.config.max_tries:
-                    self.failed += 1
+                    self.failed += count
                     self._log.warning(
-                        "webhook_event_dropped", event_type=kind, tries=attempt, error=str(exc)
+                        "webhook_event_dropped",
+                        event_type=kind,
+                        events=count,
+                        tries=attempt,
+                        error=str(exc),
                     )
                     return
                 self._log.info("webhook_retry", event_type=kind, attempt=attempt, error=str(exc))
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX)
             else:
-                self.delivered += 1
+                self.delivered += count
                 self.last_delivered = time.monotonic()
                 return
 
