@@ -1953,8 +1953,8 @@ class AgentConfig(_Model):
     hot_desk: bool = Field(
         default=False,
         description="May log in at any phone for a shift (hot desking): *71 followed by the "
-        "agent's id and then the PIN from that phone, or `callcenter agent login ID --device "
-        "PJSIP/1010`; calls ring that phone until logout. Needs a `pin`.",
+        "agent's id (ids of digits) and then the PIN from that phone, or `callcenter agent "
+        "login ID --device PJSIP/1010`; calls ring that phone until logout. Needs a `pin`.",
     )
 
     @model_validator(mode="after")
