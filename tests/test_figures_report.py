@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_metrics import samples
 from test_record_rescue import cdr
 
 from callcenter.cli import main as cli_main
@@ -556,6 +557,7 @@ async def test_an_agents_wrap_up_after_a_real_call_is_recorded_and_reported(
             while not await asyncio.to_thread(store.fetch_agent_wrapups):
                 await asyncio.sleep(0.05)
         [wrapup] = await asyncio.to_thread(store.fetch_agent_wrapups)
+        figures = samples(center.daemon.api.render_metrics())
         path = center.config_path
     assert (wrapup["agent"], wrapup["call_id"]) == ("1002", caller.uniqueid)
     assert 0.3 <= wrapup["duration_seconds"] < 1.5
@@ -563,6 +565,8 @@ async def test_an_agents_wrap_up_after_a_real_call_is_recorded_and_reported(
     assert await asyncio.to_thread(cli_main, ["report", str(path), "--agents", "--json"]) == 0
     agents = {r["agent"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert agents["1002"]["acw_seconds"] == round(wrapup["duration_seconds"], 1)
+    spent = figures["callcenter_agent_wrapup_seconds_total", (("agent", "1002"),)]
+    assert abs(spent - wrapup["duration_seconds"]) < 0.05, "Prometheus counts it too"
 
 
 async def test_the_control_api_serves_the_same_figures_for_dashboards(tmp_path: Path) -> None:

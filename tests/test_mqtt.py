@@ -86,6 +86,9 @@ async def test_a_wallboard_sees_callers_wait_agents_talk_and_the_days_figures(
             bus.publish(AgentStateChanged(agent="1003", old="available", new="paused", mono=100.0))
             bus.publish(AgentStateChanged(agent="1003", old="paused", new="available", mono=190.0))
             carol = await board.wait_for("agents/1003", _today(paused_seconds=90))
+            bus.publish(AgentStateChanged(agent="1003", old="on_call", new="wrap_up", mono=200.0))
+            bus.publish(AgentStateChanged(agent="1003", old="wrap_up", new="available", mono=230.0))
+            await board.wait_for("agents/1003", _today(wrapup_seconds=30))
         await board.wait_for("status", lambda m: m.text == "offline")
 
     agent = talking.json()

@@ -42,6 +42,7 @@ from typing import Any, Final
 from callcenter.events import (
     AgentConnected,
     AgentRingFailed,
+    AgentStateChanged,
     CallDisposed,
     CallEnded,
     CallStarted,
@@ -147,8 +148,10 @@ class Metrics:
         """Call id -> the queue its agent answered in (for the talk histogram)."""
         self._leads: set[str] = set()
         """Calls of campaign leads: outbound, kept out of the queues' inbound figures."""
+        self._wrapup_at: dict[str, float] = {}
         self._handlers: dict[type[EngineEvent], Callable[[Any], None]] = {
             CallStarted: self._on_started,
+            AgentStateChanged: self._on_state,
             CallEnded: self._on_ended,
             QueueJoined: self._on_joined,
             AgentConnected: self._on_connected,
@@ -181,6 +184,13 @@ class Metrics:
         if h is None:
             h = series[labels] = Histogram(bounds)
         h.observe(max(0.0, v))
+
+    def _on_state(self, e: AgentStateChanged) -> None:
+        if e.new == "wrap_up":
+            self._wrapup_at[e.agent] = e.mono
+        elif e.old == "wrap_up" and e.agent in self._wrapup_at:
+            spent = max(0.0, e.mono - self._wrapup_at.pop(e.agent))
+            self._count("callcenter_agent_wrapup_seconds_total", (("agent", e.agent),), spent)
 
     def _on_started(self, e: CallStarted) -> None:
         self._count("callcenter_calls_started_total")
@@ -410,6 +420,10 @@ _COUNTERS: Final = (
     ("callcenter_agent_calls_total", "Calls each agent answered."),
     ("callcenter_agent_missed_total", "Calls each agent was rung for and did not take."),
     ("callcenter_agent_talk_seconds_total", "Seconds each agent (or supervisor) talked."),
+    (
+        "callcenter_agent_wrapup_seconds_total",
+        "Seconds each agent spent in after-call work (wrap-ups over).",
+    ),
     (
         "callcenter_campaign_dials_total",
         "Campaign leads dialled (progressive: an agent reserved for each).",

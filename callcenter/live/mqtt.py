@@ -11,7 +11,8 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
     callcenter/agents/<id>         retained  JSON: state, since, pause_reason, call_id,
                                              queues, calls_taken, device_reachable,
                                              "today" (calls, missed, talk_seconds,
-                                             paused_seconds: pauses over), and "preview":
+                                             paused_seconds, wrapup_seconds: pauses and
+                                             wrap-ups over), and "preview":
                                              the lead a preview campaign shows them
                                              (campaign, lead, number, data) or null
     callcenter/supervisors/<id>    retained  JSON: monitoring (agent, call_id, mode, state)
@@ -135,6 +136,7 @@ class _AgentDay:
     missed: int = 0
     talk_seconds: float = 0.0
     paused_seconds: float = 0.0
+    wrapup_seconds: float = 0.0
 
     def as_dict(self, day: date) -> dict[str, Any]:
         return {
@@ -143,6 +145,7 @@ class _AgentDay:
             "missed": self.missed,
             "talk_seconds": round(self.talk_seconds),
             "paused_seconds": round(self.paused_seconds),
+            "wrapup_seconds": round(self.wrapup_seconds),
         }
 
 
@@ -263,6 +266,7 @@ class MQTTPublisher:
         """Calls of campaign leads: kept out of the queues' (inbound) day figures."""
         self._agent_days: dict[str, _AgentDay] = {}
         self._paused_at: dict[str, float] = {}
+        self._wrapup_at: dict[str, float] = {}
         self._day = self._today()
         self._last: dict[str, bytes] = {}
         self._out: list[bytes] = []
@@ -304,6 +308,10 @@ class MQTTPublisher:
             self._paused_at[e.agent] = e.mono
         elif e.old == "paused" and e.agent in self._paused_at:
             self._agent_day(e.agent).paused_seconds += e.mono - self._paused_at.pop(e.agent)
+        if e.new == "wrap_up":
+            self._wrapup_at[e.agent] = e.mono
+        elif e.old == "wrap_up" and e.agent in self._wrapup_at:
+            self._agent_day(e.agent).wrapup_seconds += e.mono - self._wrapup_at.pop(e.agent)
 
     def _on_preview(self, e: CampaignPreview | CallHeld | CallUnheld | ConsultStarted) -> None:
         """What the agent's desk shows changed: a lead shown, a caller held or consulted for
