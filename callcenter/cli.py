@@ -10,6 +10,7 @@
                                             resume-recording | preview-dial | preview-skip |
                                             disposition
     callcenter campaign ACTION [ID]         list | pause | resume
+    callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call;
                                               stop; takeover
     callcenter status [--json]              agents, queues and calls of the running daemon
@@ -121,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--no-http", action="store_true", help="lookup nodes take their fallback without HTTP"
+    )
+    simulate.add_argument(
+        "--switch",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="this switch (ivr.switches) is on for the call; again for more",
     )
 
     for name in ("status", "reload"):
@@ -240,6 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
     campaign.add_argument("campaign", nargs="?", default=None, help="campaign id (not for list)")
     campaign.add_argument("--json", action="store_true", help="list: the API's JSON")
     campaign.add_argument(
+        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
+    )
+
+    switch = sub.add_parser(
+        "switch",
+        help="list the switches flows test (ivr.switches); turn one on or off",
+        description="A switch (ivr.switches) is what ops flip while the centre runs, and "
+        "flows test in branch cases (`switch: storm`): a storm, an outage, an early close. "
+        "It applies to calls arriving from then on and is kept across restarts.",
+    )
+    switch.add_argument("action", choices=["list", "on", "off"])
+    switch.add_argument("name", nargs="?", default=None, help="the switch (not for list)")
+    switch.add_argument(
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
 
@@ -484,6 +505,23 @@ def _main(argv: Sequence[str] | None) -> int:
             body.update({"code": args.code, "note": args.note, "at": args.at})
         agent = urllib.parse.quote(args.agent, safe="")
         return _api_call(args.api, "POST", f"/agents/{agent}/{args.action}", body)
+    if command == "switch":
+        if args.action == "list":
+            if args.name is not None:
+                parser.error("switch list takes no switch name")
+            return _api_call(
+                args.api, "GET", "/switches", None, render=lambda b: format_switches(b["switches"])
+            )
+        if args.name is None:
+            parser.error(f"switch {args.action} needs the switch: e.g. switch {args.action} storm")
+        which = urllib.parse.quote(args.name, safe="")
+        return _api_call(
+            args.api,
+            "POST",
+            f"/switches/{which}/{args.action}",
+            {},
+            render=lambda b: format_switches([b["switch"]]),
+        )
     if command == "campaign":
         if args.action == "list":
             if args.campaign is not None:
@@ -613,6 +651,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         known = ", ".join(config.flows) or "none"
         print(f"callcenter simulate: no flow {flow!r} (flows: {known})", file=sys.stderr)
         return EXIT_CONFIG
+    unknown = [name for name in args.switch if name not in config.ivr.switches]
+    if unknown:
+        known = ", ".join(config.ivr.switches) or "none"
+        print(f"callcenter simulate: no switch {unknown[0]!r} (switches: {known})", file=sys.stderr)
+        return EXIT_CONFIG
     result = asyncio.run(
         simulate(
             config,
@@ -623,6 +666,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             presses=presses,
             at=at,
             http=not args.no_http,
+            switches=args.switch,
         )
     )
     return EXIT_OK if result.finished else EXIT_UNREACHABLE
@@ -1062,6 +1106,9 @@ def format_status(status: dict[str, Any]) -> str:
     drain = status.get("drain")
     if drain:
         lines.append(f"DRAINING: {format_drain(drain)}")
+    for view in status.get("switches", []):
+        if view.get("on"):
+            lines.append(f"Switch {format_switches([view])}")
     pbx = status.get("pbx") or {}
     if pbx:
         if pbx.get("connected"):
@@ -1327,6 +1374,18 @@ def cmd_drain(base: str, *, timeout: float | None, wait: bool) -> int:
         if _left(drain) != shown:
             shown = _left(drain)
             print(format_drain(drain), flush=True)
+
+
+def format_switches(switches: list[dict[str, Any]]) -> str:
+    """The switches, a line each: name, ON/off, since when and how, what it is for."""
+    if not switches:
+        return "no switches (ivr.switches)"
+    lines = []
+    for view in switches:
+        state = "ON" if view.get("on") else "off"
+        since = f" since {view['since']} ({view.get('via')})" if view.get("since") else ""
+        lines.append(f"{view.get('name')}: {state}{since}: {view.get('description')}")
+    return "\n".join(lines)
 
 
 def _left(drain: dict[str, Any]) -> tuple[Any, ...]:

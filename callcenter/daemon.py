@@ -67,6 +67,7 @@ from callcenter.records.recordings import purge_recordings
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
+from callcenter.records.switches import SwitchRecorder
 from callcenter.records.writer import RecordWriter
 from callcenter.switchboard import Switchboard, timed_callback_origin
 from callcenter.tasks import cancel_and_wait
@@ -266,6 +267,7 @@ class Daemon:
         self.bus.subscribe(self.campaign_records.on_event)
         self.dispositions = DispositionRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.dispositions.on_event)
+        self.bus.subscribe(SwitchRecorder(self.store, self.recorder.writer).on_event)
         self.queue_log: QueueLogRecorder | None = None
         if config.records.queue_log:
             self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
@@ -422,6 +424,8 @@ class Daemon:
             await self.pbx.claim()
             self.bus.publish(CallCentreStarted())
             resumed = await self._resume_shifts() if self.resume else set()
+            if self.resume:
+                await self._restore_switches()
             for agent_id, agent in self.config.agents.items():
                 if agent.logged_in and agent_id not in resumed:
                     self.router.login(agent_id, via="config")
@@ -586,6 +590,20 @@ class Daemon:
                 self.switchboard.owed_taken_back(owed.owed_by(presence.agent))
             resumed.add(presence.agent)
         return resumed
+
+    async def _restore_switches(self) -> None:
+        """Switches stay as they were last flipped (those the config still has)."""
+        try:
+            states = await self.recorder.writer.run(self.store.fetch_switches)
+        except RecordError as exc:
+            log.error("switches_not_restored", error=str(exc))
+            return
+        board = self.switchboard
+        for state in states:
+            if state.name in self.config.ivr.switches and state.on:
+                board.switches[state.name] = True
+                board.switch_changes[state.name] = (state.changed, state.via)
+                log.info("switch_restored", switch=state.name, since=state.changed.isoformat())
 
     async def _restore_callbacks(self) -> None:
         """Callers a previous daemon had promised a callback keep their place; callbacks

@@ -582,6 +582,16 @@ class ConfigReloaded(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SwitchFlipped(EngineEvent):
+    """Switch ``name`` (``ivr.switches``) went ``on`` or off (``via``: cli, api, a restart
+    taking the last state back): flows test it for the calls arriving from now on."""
+
+    name: str
+    on: bool
+    via: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DrainStarted(EngineEvent):
     """The daemon takes no new calls and stops once the ``calls`` in progress are over, or
     ``timeout`` seconds from now (:mod:`callcenter.drain`)."""

@@ -80,6 +80,7 @@ from callcenter.events import (
     QueueJoined,
     RecordingMuted,
     RecordingStarted,
+    SwitchFlipped,
     TalkEnded,
     VoicemailLeft,
 )
@@ -367,6 +368,10 @@ class Switchboard:
         """Cleared while the daemon drains (:meth:`begin_drain`): queue callbacks wait."""
         self.refused = 0
         """Calls sent to the failover because the daemon was draining (since the start)."""
+        self.switches: dict[str, bool] = {}
+        """``ivr.switches`` flipped on (flows' branch cases test them); see :meth:`flip`."""
+        self.switch_changes: dict[str, tuple[datetime, str]] = {}
+        """Switch -> when and how it was last flipped."""
         self._ringing: dict[str, set[str]] = {}
         """Call id -> agents its queue dial is ringing right now."""
         self._leads_on_hold: dict[str, _PendingCallback] = {}
@@ -463,6 +468,37 @@ class Switchboard:
         if not self._taking.is_set():
             self._taking.set()
             log.info("drain_called_off", calls=len(self.active))
+
+    def flip(self, name: str, on: bool, *, via: str = "cli") -> bool:
+        """Turn switch ``name`` (``ivr.switches``) on or off for the calls arriving from
+        now on; False when it already was. Raises EngineError for a switch the config
+        does not have."""
+        if name not in self.config.ivr.switches:
+            known = ", ".join(self.config.ivr.switches) or "none (ivr.switches)"
+            raise EngineError(f"no switch {name!r}; the config has: {known}")
+        if self.switches.get(name, False) == on:
+            return False
+        self.switches[name] = on
+        self.switch_changes[name] = (datetime.now(UTC), via)
+        self.bus.publish(SwitchFlipped(name=name, on=on, via=via))
+        log.info("switch_flipped", switch=name, on=on, via=via)
+        return True
+
+    def switch_views(self) -> list[dict[str, Any]]:
+        """Every configured switch: name, what it is for, on, since when and how."""
+        views = []
+        for name, purpose in self.config.ivr.switches.items():
+            changed = self.switch_changes.get(name)
+            views.append(
+                {
+                    "name": name,
+                    "description": purpose,
+                    "on": self.switches.get(name, False),
+                    "since": changed[0].isoformat(timespec="seconds") if changed else None,
+                    "via": changed[1] if changed else None,
+                }
+            )
+        return views
 
     def _turns_away(self, info: CallInfo) -> bool:
         """Is this a new caller a draining daemon sends to the failover?"""
@@ -612,7 +648,12 @@ class Switchboard:
             self._ivr_event(info.call_id, active, event)
 
         runner = FlowRunner(
-            call, config, on_event=on_event, clock=self.clock, fetch=self.lookup_fetch
+            call,
+            config,
+            on_event=on_event,
+            clock=self.clock,
+            fetch=self.lookup_fetch,
+            switches=self.switches,
         )
         outcome = await runner.run(route.flow)
         if isinstance(outcome, Transferred):
@@ -1018,7 +1059,12 @@ class Switchboard:
             self._ivr_event(info.call_id, active, event)
 
         runner = FlowRunner(
-            call, config, on_event=on_event, clock=self.clock, fetch=self.lookup_fetch
+            call,
+            config,
+            on_event=on_event,
+            clock=self.clock,
+            fetch=self.lookup_fetch,
+            switches=self.switches,
         )
         outcome = await runner.run(flow)
         if isinstance(outcome, Transferred):

@@ -18,7 +18,7 @@ from callcenter.config.models import CallCenterConfig
 from callcenter.errors import CallHungUp
 from callcenter.ivr.lookup import LookupFailed, LookupRequest
 from callcenter.ivr.runner import FlowRunner, Hangup, ToQueue, Transferred
-from callcenter.ivr.trace import DigitsTaken, IvrEvent, NodeEntered, VariableSet
+from callcenter.ivr.trace import Decision, DigitsTaken, IvrEvent, NodeEntered, VariableSet
 from callcenter.pbx.interface import (
     CallInfo,
     DialResult,
@@ -196,6 +196,7 @@ async def walk(
     now: datetime | None = None,
     answer: object = None,
     tmp: Path | None = None,
+    switches: dict[str, bool] | None = None,
 ) -> tuple[Any, list[IvrEvent]]:
     events: list[IvrEvent] = []
 
@@ -207,6 +208,7 @@ async def walk(
     runner = FlowRunner(
         call,
         config,
+        switches=switches,
         on_event=events.append,
         clock=(lambda: now) if now is not None else datetime.now,
         fetch=fetch,
@@ -366,6 +368,32 @@ async def test_branch_on_caller_lists_dialled_number_and_local_time(
     )
     outcome, _ = await walk(config, "b", FakeCall(caller_num=caller), now=now)
     assert isinstance(outcome, ToQueue) and outcome.priority == expected
+
+
+@pytest.mark.parametrize(("storm", "heard"), [(True, "closed-storm"), (False, "welcome")])
+async def test_a_switch_ops_turned_on_sends_callers_down_its_branch(
+    storm: bool, heard: str
+) -> None:
+    flow = {
+        "w": {
+            "start": "storm",
+            "nodes": {
+                "storm": {
+                    "kind": "branch",
+                    "cases": [{"switch": "storm", "goto": "closed"}],
+                    "default": "open",
+                },
+                "closed": {"kind": "hangup", "prompt": "closed-storm"},
+                "open": {"kind": "hangup", "prompt": "welcome"},
+            },
+        }
+    }
+    config = config_with(flow, ivr={"switches": {"storm": "Closed for the storm"}})
+    call = FakeCall()
+    _, events = await walk(config, "w", call, switches={"storm": storm})
+    assert call.heard == [heard]
+    decided = [e for e in events if isinstance(e, Decision)]
+    assert ("switch storm on" in decided[0].text) is storm
 
 
 SCHEDULE_FLOW = {

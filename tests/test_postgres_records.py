@@ -31,6 +31,7 @@ from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPresence, OwedCode
 from callcenter.records.store import CDR_COLUMNS, RecordStore, SqliteCdrStore
+from callcenter.records.switches import SwitchState
 from callcenter.records.writer import RecordWriter
 from callcenter.testing import BASE_CONFIG, merge, running_center
 
@@ -447,6 +448,25 @@ def test_an_agent_presence_table_from_before_owed_codes_keeps_its_rows_and_takes
         finally:
             store.close()
         assert rows == [AgentPresence("1001", T0, "cli"), owing], type(store).__name__
+
+
+def test_a_switch_keeps_its_last_flip_in_both_databases(tmp_path: Path, postgres_url: str) -> None:
+    later = T0 + timedelta(minutes=5)
+    for store in (
+        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        try:
+            store.write_switch(SwitchState("storm", True, T0, "api"))
+            store.write_switch(SwitchState("storm", False, later, "cli"))
+            store.write_switch(SwitchState("outage", True, T0, "api"))
+            rows = store.fetch_switches()
+        finally:
+            store.close()
+        assert rows == [
+            SwitchState("outage", True, T0, "api"),
+            SwitchState("storm", False, later, "cli"),
+        ], type(store).__name__
 
 
 def test_dispositions_keep_the_last_word_per_call_in_both_databases(

@@ -36,6 +36,7 @@ from callcenter.records.shifts import (
     OwedCode,
 )
 from callcenter.records.store import SqliteCdrStore
+from callcenter.records.switches import SwitchState
 from callcenter.records.writer import RecordWriter
 
 T0 = datetime(2026, 12, 5, 9, 30, 0, 123456, tzinfo=UTC)
@@ -100,6 +101,10 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
         ("cdr:1796444790.1", functools.partial(store.write_cdr, cdr())),
         ("session:1003", functools.partial(store.write_agent_session, session)),
         ("pause:1003", functools.partial(store.write_agent_pause, pause)),
+        (
+            "switch:storm",
+            functools.partial(store.write_switch, SwitchState("storm", True, T0, "api")),
+        ),
         (
             "wrapup:1003",
             functools.partial(
@@ -171,6 +176,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "sessions": store.fetch_agent_sessions(),
         "pauses": store.fetch_agent_pauses(),
         "wrapups": store.fetch_agent_wrapups(),
+        "switches": store.fetch_switches(),
         "presence": store.fetch_agent_presence(),
         "callbacks": store.fetch_callbacks(),
         "queue_callbacks": store.fetch_queue_callbacks(),

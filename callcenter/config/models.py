@@ -1230,6 +1230,11 @@ class BranchCase(_Model):
     timezone: TimeZone | None = Field(
         default=None, description="Time zone of days/hours/dates (default: ivr.timezone)."
     )
+    switch: Name | None = Field(
+        default=None,
+        description="This switch (under ivr.switches) is on: ops flip it with `callcenter "
+        "switch on NAME` (a storm, an outage, an early close).",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> BranchCase:
@@ -1244,12 +1249,12 @@ class BranchCase(_Model):
                 "`variable:` needs a test: equals, one_of, matches or present",
             )
         conditions = [self.variable, self.caller, self.caller_list, self.dialed]
-        conditions += [self.days, self.hours, self.dates]
+        conditions += [self.days, self.hours, self.dates, self.switch]
         if all(c is None for c in conditions):
             raise PydanticCustomError(
                 "branch_case",
-                "a case needs a condition: variable, caller, caller_list, dialed, days, hours "
-                "or dates",
+                "a case needs a condition: variable, caller, caller_list, dialed, days, hours, "
+                "dates or switch",
             )
         return self
 
@@ -1575,6 +1580,13 @@ class IvrConfig(_Model):
     number_lists: dict[Name, list[NumberPattern]] = Field(
         default_factory=dict,
         description="Named lists of numbers/patterns for branch cases (`caller_list: vip`).",
+    )
+    switches: dict[Name, _Text] = Field(
+        default_factory=dict,
+        description="Switches ops flip while the centre runs (`callcenter switch on storm`, "
+        "POST /switches/storm/on) and flows test (a branch case's `switch: storm`): name -> "
+        "what it is for. Off until flipped; a flip is kept across restarts.",
+        examples=[{"storm": "Closed for the storm: callers hear the storm message"}],
     )
     max_steps_without_input: int = Field(
         default=50,
@@ -2445,6 +2457,8 @@ def _flow_problems(
     queues: Mapping[Any, Any] | None,
     flows: Mapping[Any, Any],
     number_lists: Mapping[Any, Any] | None,
+    *,
+    switches: Mapping[Any, Any] | None = None,
 ) -> list[Problem]:
     out: list[Problem] = []
     base: tuple[object, ...] = ("flows", name)
@@ -2469,7 +2483,7 @@ def _flow_problems(
             else:
                 where = f"flows.{name}.nodes"
                 out.append(Problem((*here, *sub), _unknown("node", target, nodes, where)))
-        out += _node_reference_problems(here, node, queues, flows, number_lists)
+        out += _node_reference_problems(here, node, queues, flows, number_lists, switches=switches)
     if isinstance(start, str) and start in ids:
         seen = {start}
         todo = deque([start])
@@ -2496,8 +2510,11 @@ def _node_reference_problems(
     queues: Mapping[Any, Any] | None,
     flows: Mapping[Any, Any],
     number_lists: Mapping[Any, Any] | None,
+    *,
+    switches: Mapping[Any, Any] | None = None,
 ) -> list[Problem]:
-    """A node's references to queues, flows (and their nodes) and number lists."""
+    """A node's references to queues, flows (and their nodes), number lists and
+    switches."""
     out: list[Problem] = []
     kind = node.get("kind")
     queue = node.get("queue")
@@ -2531,6 +2548,14 @@ def _node_reference_problems(
                 Problem(
                     (*here, "cases", i, "caller_list"),
                     _unknown("number list", listed, number_lists, "ivr.number_lists"),
+                )
+            )
+        flipped = case.get("switch") if isinstance(case, Mapping) else None
+        if isinstance(flipped, str) and flipped not in {str(k) for k in switches or {}}:
+            out.append(
+                Problem(
+                    (*here, "cases", i, "switch"),
+                    _unknown("switch", flipped, switches or {}, "ivr.switches"),
                 )
             )
     return out
@@ -2771,9 +2796,12 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                 out.append(Problem(("routes", key, "flow"), _unknown("flow", flow, flows, "flows")))
         ivr = _section(data, "ivr")
         number_lists = _section(ivr, "number_lists") if ivr is not None else None
+        switches = _section(ivr, "switches") if ivr is not None else None
         for name, flow_data in flows.items():
             if isinstance(flow_data, Mapping):
-                out += _flow_problems(name, flow_data, queues, flows, number_lists)
+                out += _flow_problems(
+                    name, flow_data, queues, flows, number_lists, switches=switches
+                )
 
         from callcenter.ivr.check import graph_problems
 

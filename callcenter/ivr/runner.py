@@ -166,8 +166,11 @@ class FlowRunner:
         clock: Clock = utc_now,
         fetch: Fetcher = fetch_json,
         voicemail_root: Path | None = None,
+        switches: Mapping[str, bool] | None = None,
     ) -> None:
         self.call = call
+        self.switches: Mapping[str, bool] = switches if switches is not None else {}
+        """Which of ``ivr.switches`` are on now (a branch case's ``switch``)."""
         self.config = config
         self.ivr = config.ivr
         self.on_event = on_event
@@ -528,6 +531,10 @@ class FlowRunner:
             if case.dates is not None and not date_listed(case.dates, now.date()):
                 return None
             reasons.append(f"{now:%a %Y-%m-%d %H:%M} {zone}")
+        if case.switch is not None:
+            if not self.switches.get(case.switch, False):
+                return None
+            reasons.append(f"switch {case.switch} on")
         return ", ".join(reasons)
 
     def _schedule(self, node: ScheduleNode) -> _Step:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import tempfile
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -177,11 +177,13 @@ async def simulate(
     out: Callable[[str], None] = print,
     prompt_seconds: float = 0.02,
     limit: float = 600.0,
+    switches: Collection[str] = (),
 ) -> SimulationResult:
     """Run one simulated call of ``caller_num`` dialling ``dialed`` through ``flow``.
 
     ``at`` fixes "now" for schedules and time branches (naive: wall-clock time in each
     schedule's own zone). ``http=False`` sends every lookup down its fallback branch.
+    ``switches``: the ``ivr.switches`` that are on for the call.
     """
     result = SimulationResult()
     if flow not in config.flows:
@@ -199,7 +201,8 @@ async def simulate(
             sim_config = sim_config.model_copy(
                 update={"pbx": sim_config.pbx.model_copy(update={"ami": ami})}
             ).with_source(config.source)
-            daemon = Daemon(sim_config)
+            daemon = Daemon(sim_config, resume=False)
+            daemon.switchboard.switches.update(dict.fromkeys(switches, True))
             await _run(
                 daemon,
                 pbx,

@@ -60,6 +60,10 @@ Routes (all JSON)::
                                           ..., "stops_by": ..., "calls": 3, "dials": 0,
                                           "refused": 0}}; again: a new timeout
     POST /drain/cancel                    {}: take calls again (409 when not draining)
+    GET  /switches                        {"switches": [{"name": "storm", "description":
+                                          ..., "on": false, "since": ..., "via": ...}]}
+    POST /switches/{name}/on              {}: flows' `switch: name` cases hold from now on
+    POST /switches/{name}/off             {}: they no longer do
 
 With ``api.token`` set, every route but ``GET /health`` and ``GET /metrics`` needs the header
 ``Authorization: Bearer <token>`` (401 without it).
@@ -341,6 +345,7 @@ class ControlAPI:
             snapshot["previews"] = board.previews()
             snapshot["campaigns"] = self.campaigns.view() if self.campaigns is not None else []
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
+            snapshot["switches"] = board.switch_views()
             return snapshot
         if parts and parts[0] == "campaigns":
             return self._campaign_action(method, parts[1:])
@@ -358,6 +363,8 @@ class ControlAPI:
             return {"reloaded": True, "needs_restart": pending}
         if parts and parts[0] == "drain":
             return self._drain_action(method, parts[1:], body)
+        if parts and parts[0] == "switches":
+            return self._switch_action(method, parts[1:])
         if len(parts) == 3 and parts[0] == "agents":
             if method != "POST":
                 raise HTTPError(405, f"use POST for /agents/{parts[1]}/{parts[2]}")
@@ -421,6 +428,7 @@ class ControlAPI:
             mqtt=self._mqtt() if self._mqtt is not None else None,
             campaigns=self.campaigns.view() if self.campaigns is not None else (),
             draining=board.draining,
+            switches={v["name"]: v["on"] for v in board.switch_views()},
         )
 
     def _records_health(self) -> dict[str, Any]:
@@ -430,6 +438,23 @@ class ControlAPI:
         if self._webhooks is not None:
             health["webhooks"] = self._webhooks()
         return health
+
+    def _switch_action(self, method: str, rest: list[str]) -> dict[str, Any]:
+        board = self.switchboard
+        if not rest:
+            if method != "GET":
+                raise HTTPError(405, "use GET for /switches")
+            return {"switches": board.switch_views()}
+        if len(rest) != 2 or rest[1] not in ("on", "off"):
+            raise HTTPError(404, "switch routes: GET /switches, POST /switches/{name}/on|off")
+        if method != "POST":
+            raise HTTPError(405, f"use POST for /switches/{rest[0]}/{rest[1]}")
+        if rest[0] not in board.config.ivr.switches:
+            known = ", ".join(board.config.ivr.switches) or "none (ivr.switches)"
+            raise HTTPError(404, f"no switch {rest[0]!r}; the config has: {known}")
+        changed = board.flip(rest[0], rest[1] == "on", via="api")
+        (view,) = [v for v in board.switch_views() if v["name"] == rest[0]]
+        return {"switch": view, "changed": changed}
 
     def _drain_action(self, method: str, rest: list[str], body: dict[str, Any]) -> dict[str, Any]:
         drain = self._drain

@@ -22,7 +22,8 @@ Gauges: ``callcenter_calls_active``, ``callcenter_queue_waiting``,
 ``callcenter_queue_longest_wait_seconds``, ``callcenter_queue_agents_available``,
 ``callcenter_queue_agents_staffed``, ``callcenter_queue_callbacks_waiting``,
 ``callcenter_agents{state}``, ``callcenter_supervisors_monitoring``,
-``callcenter_pbx_connected``, ``callcenter_draining``, ``callcenter_records_ok``,
+``callcenter_pbx_connected``, ``callcenter_draining``, ``callcenter_switch{switch}``,
+``callcenter_records_ok``,
 ``callcenter_records_unwritten``.
 
 Service level as a ratio over a window, in PromQL::
@@ -279,6 +280,7 @@ class Metrics:
         mqtt: Mapping[str, Any] | None = None,
         campaigns: Sequence[Mapping[str, Any]] = (),
         draining: bool = False,
+        switches: Mapping[str, bool] | None = None,
     ) -> str:
         """The exposition text: counters and histograms so far, gauges from ``snapshot``
         (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest."""
@@ -328,6 +330,16 @@ class Metrics:
             "1 while the daemon drains: it takes no new calls and stops when those left end.",
             [((), 1.0 if draining else 0.0)],
         )
+        if switches:
+            out.family(
+                "callcenter_switch",
+                "gauge",
+                "1 while the switch (ivr.switches) is on.",
+                [
+                    ((("switch", name),), 1.0 if on else 0.0)
+                    for name, on in sorted(switches.items())
+                ],
+            )
         if campaigns:
             out.family(
                 "callcenter_campaign_leads",

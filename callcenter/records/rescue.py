@@ -58,6 +58,7 @@ from callcenter.records.shifts import (
     AgentWrapup,
     OwedCode,
 )
+from callcenter.records.switches import SwitchState
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +72,7 @@ REPLAYABLE: Final = frozenset(
         "write_agent_session",
         "write_agent_pause",
         "write_agent_wrapup",
+        "write_switch",
         "write_agent_presence",
         "clear_agent_presence",
         "write_queue_callback",
@@ -91,6 +93,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         AgentPresence,
         AgentWrapup,
         OwedCode,
+        SwitchState,
         QueueCallback,
         QueueLogEntry,
         LeadRecord,

@@ -27,6 +27,7 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``agent_sessions``: agent, login, logout, duration_seconds, via_login, via_logout;
 * ``agent_pauses``: agent, reason, start, end, duration_seconds, via_pause, via_unpause;
 * ``agent_wrapups``: after-call work: agent, start, end, duration_seconds, call_id;
+* ``switches``: the last flip of each of ``ivr.switches``: name, on, changed, via;
 * ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
   written; the outbound side updates it);
 * ``agent_presence``: the agents logged in now: agent, logged_in, via_login, pause_reason,
@@ -76,6 +77,7 @@ from callcenter.records.shifts import (
     OwedCode,
 )
 from callcenter.records.summary import Stretch
+from callcenter.records.switches import SwitchState
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +137,7 @@ PAUSE_COLUMNS = (
     "via_unpause",
 )
 WRAPUP_COLUMNS = ("agent", "start", "end", "duration_seconds", "call_id")
+SWITCH_COLUMNS = ("name", "on", "changed", "via")
 
 
 def _quoted(names: Sequence[str]) -> str:
@@ -174,6 +177,12 @@ CREATE TABLE IF NOT EXISTS agent_wrapups (
     "duration_seconds" REAL NOT NULL,
     "call_id" TEXT NOT NULL DEFAULT '',
     PRIMARY KEY ("agent", "start")
+);
+CREATE TABLE IF NOT EXISTS switches (
+    "name" TEXT PRIMARY KEY,
+    "on" INTEGER NOT NULL,
+    "changed" TEXT NOT NULL,
+    "via" TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS callbacks (
     "call_id" TEXT NOT NULL,
@@ -382,6 +391,11 @@ class Statements:
             + ", ".join(f'"{n}" = excluded."{n}"' for n in PRESENCE_COLUMNS[1:])
         )
         self.clear_presence = f"DELETE FROM agent_presence WHERE agent = {p}"
+        self.upsert_switch = (
+            f"INSERT INTO switches ({_quoted(SWITCH_COLUMNS)}) "
+            f"VALUES ({marks(len(SWITCH_COLUMNS))}) ON CONFLICT(name) DO UPDATE SET "
+            + ", ".join(f'"{n}" = excluded."{n}"' for n in SWITCH_COLUMNS[1:])
+        )
         self.insert_queue_callback = insert("queue_callbacks", QUEUE_CALLBACK_COLUMNS)
         # A request's status moves on from "waiting" once (answered, failed, expired) and
         # never back; attempts only grow.
@@ -691,6 +705,19 @@ class RecordStore(abc.ABC):
             pause.via_unpause,
         )
         return self._write(f"pause of agent {pause.agent}", self._sql.insert_pause, params)
+
+    def write_switch(self, state: SwitchState) -> bool:
+        """Store a switch's last flip (one row per switch, replaced)."""
+        params = (state.name, int(state.on), _iso(state.changed), state.via)
+        return self._write(f"switch {state.name}", self._sql.upsert_switch, params)
+
+    def fetch_switches(self) -> list[SwitchState]:
+        """Every switch's last flip, by name."""
+        sql = f"SELECT {_quoted(SWITCH_COLUMNS)} FROM switches ORDER BY name"
+        return [
+            SwitchState(row["name"], bool(row["on"]), _utc(row["changed"]), row["via"])
+            for row in self._fetch(sql)
+        ]
 
     def write_agent_wrapup(self, wrapup: AgentWrapup) -> bool:
         """Store one stretch of after-call work; False when already stored."""
