@@ -316,6 +316,7 @@ class Daemon:
                 campaigns=self.campaigns.view,
                 previews=self.switchboard.previews,
                 holding=self.switchboard.holding,
+                switches=self.switchboard.switch_views,
             )
             self.bus.subscribe(self.mqtt.on_event)
         self.webhooks = [

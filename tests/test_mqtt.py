@@ -421,6 +421,26 @@ async def test_the_wallboard_shows_which_supervisor_listens_to_whom(tmp_path: Pa
     assert done.json()["monitoring"] is None
 
 
+async def test_the_wallboard_shows_a_switch_ops_flip_and_where_a_hot_desker_sits(
+    tmp_path: Path,
+) -> None:
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        config = {
+            **mqtt_config(broker),
+            "ivr": {"switches": {"storm": "Closed for the storm"}},
+            "agents": {"1003": {"hot_desk": True}},
+        }
+        async with running_center(tmp_path, config=config) as center:
+            off = await board.wait_for("switches/storm", _is(on=False))
+            center.daemon.switchboard.flip("storm", True, via="api")
+            on = await board.wait_for("switches/storm", _is(on=True))
+            center.daemon.router.login("1003", via="test", device="PJSIP/1010")
+            carol = await board.wait_for("agents/1003", _is(state="available"))
+    assert off.json()["description"] == "Closed for the storm"
+    assert (on.json()["via"], on.json()["since"] is not None) == ("api", True)
+    assert (carol.json()["device"], carol.json()["hot_desking"]) == ("PJSIP/1010", True)
+
+
 async def test_the_wallboard_follows_a_campaign_from_paused_to_finished(tmp_path: Path) -> None:
     (tmp_path / "leads.csv").write_text("number,id\n5551001,ada\n0900123456,premium\n")
     (tmp_path / "dnc.txt").write_text("")

@@ -9,7 +9,8 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
                                              abandoned, exited, answered_in_service_level,
                                              service_level_percent, average_wait)
     callcenter/agents/<id>         retained  JSON: state, since, pause_reason, call_id,
-                                             queues, calls_taken, device_reachable,
+                                             queues, calls_taken, device (the phone they
+                                             work at), hot_desking, device_reachable,
                                              "today" (calls, missed, talk_seconds,
                                              paused_seconds, wrapup_seconds: pauses and
                                              wrap-ups over), and "preview":
@@ -20,14 +21,17 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
     callcenter/campaigns/<id>      retained  JSON: queue, state, why, lines, the leads by
                                              status (pending, dialing, retry, answered,
                                              failed, skipped), ringing, dialled
+    callcenter/switches/<name>     retained  JSON: description, on, since, via (the
+                                             ``ivr.switches`` flows test)
     callcenter/events/<EventName>            JSON of every engine event (``mqtt.events``)
 
 Queues and agents are looked at every ``mqtt.interval`` seconds and published when their JSON
 changed; a new connection publishes all of them again, and agents a reload adds appear at the
 next look (the router never forgets an agent or a queue while the daemon runs). At each
 connection the daemon also reads back what the broker retained under ``agents/+``,
-``queues/+``, ``supervisors/+`` and ``campaigns/+`` and clears the topics the config no
-longer has, so that a wallboard does not show someone who left as available for ever.
+``queues/+``, ``supervisors/+``, ``campaigns/+`` and ``switches/+`` and clears the topics
+the config no longer has, so that a wallboard does not show someone who left as available
+for ever.
 "today" counts from midnight in ``ivr.timezone``.
 
 Best effort, as DESIGN.md asks of live output: QoS 0, nothing is kept while the broker is
@@ -240,8 +244,10 @@ class MQTTPublisher:
         campaigns: Callable[[], list[dict[str, Any]]] | None = None,
         previews: Callable[[], list[dict[str, Any]]] | None = None,
         holding: Callable[[], dict[str, dict[str, Any]]] | None = None,
+        switches: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.config = config
+        self._switches = switches
         self._supervisors = supervisors
         self._campaigns = campaigns
         self._previews = previews
@@ -257,7 +263,8 @@ class MQTTPublisher:
         self.client_id = config.client_id or f"callcenter-{socket.gethostname()}"[:64]
         self._status_topic = f"{self._prefix}/status"
         self._stale_filters = [
-            f"{self._prefix}/{kind}/+" for kind in ("agents", "queues", "supervisors", "campaigns")
+            f"{self._prefix}/{kind}/+"
+            for kind in ("agents", "queues", "supervisors", "campaigns", "switches")
         ]
         self._dirty: set[str] = set()
         self._since: dict[str, str] = {}
@@ -499,6 +506,7 @@ class MQTTPublisher:
         current |= {f"{self._prefix}/queues/{q}" for q in self._router.queue_names()}
         current |= {f"{self._prefix}/supervisors/{s['id']}" for s in self._supervisor_views()}
         current |= {f"{self._prefix}/campaigns/{c['id']}" for c in self._campaign_views()}
+        current |= {f"{self._prefix}/switches/{v['name']}" for v in self._switch_views()}
         for topic in sorted(protocol.retained - current):
             log.info("mqtt_stale_topic_cleared", topic=topic)
             self._send(wire.encode_publish(topic, b"", retain=True))
@@ -608,6 +616,8 @@ class MQTTPublisher:
                 "call_id": view["call_id"],
                 "queues": view["queues"],
                 "calls_taken": view["calls_taken"],
+                "device": view["device"],
+                "hot_desking": view["hot_desking"],
                 "device_reachable": view["device_reachable"],
                 "today": self._agent_days.get(agent_id, _AgentDay()).as_dict(today),
                 "preview": _preview(shown.get(agent_id)),
@@ -632,12 +642,17 @@ class MQTTPublisher:
 
         for campaign in self._campaign_views():
             self._retain(f"{self._prefix}/campaigns/{campaign['id']}", campaign)
+        for switch in self._switch_views():
+            self._retain(f"{self._prefix}/switches/{switch['name']}", switch)
 
     def _supervisor_views(self) -> list[dict[str, Any]]:
         return self._supervisors() if self._supervisors is not None else []
 
     def _campaign_views(self) -> list[dict[str, Any]]:
         return self._campaigns() if self._campaigns is not None else []
+
+    def _switch_views(self) -> list[dict[str, Any]]:
+        return self._switches() if self._switches is not None else []
 
     def _retain(self, topic: str, payload: dict[str, Any]) -> None:
         data = json.dumps(payload, separators=(",", ":")).encode()
