@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_cli import _run_cli
 from test_metrics import samples
 
 from callcenter.cli import format_drain
@@ -211,7 +212,7 @@ async def test_callcenter_drain_follows_the_drain_until_the_daemon_has_stopped(
         )  # fmt: skip
         try:
             await until(lambda: center.daemon.drain.active, timeout=15)
-            code, out, _ = await _cli("status", "--api", api)
+            code, out, _ = await _run_cli("status", "--api", api)
             assert code == 0 and out.startswith("DRAINING: draining since ")
             await talking.hangup()
             await until(lambda: center.daemon.stop_requested)
@@ -231,9 +232,9 @@ async def test_callcenter_drain_follows_the_drain_until_the_daemon_has_stopped(
 async def test_callcenter_drain_says_what_went_wrong(tmp_path: Path) -> None:
     async with running_center(tmp_path) as center:
         api = f"http://127.0.0.1:{center.daemon.api.port}"
-        cancel = await _cli("drain", "--cancel", "--api", api)
-        bad = await _cli("drain", "--timeout", "-3", "--api", api)
-    gone = await _cli("drain", "--api", api)
+        cancel = await _run_cli("drain", "--cancel", "--api", api)
+        bad = await _run_cli("drain", "--timeout", "-3", "--api", api)
+    gone = await _run_cli("drain", "--api", api)
     assert cancel[0] == 1 and "the daemon is not draining" in cancel[2]
     assert bad[0] == 2 and "--timeout" in bad[2]
     assert gone[0] == 3 and "cannot reach the daemon" in gone[2]
@@ -259,7 +260,7 @@ async def test_sigquit_drains_callcenter_run_which_exits_0_once_the_last_caller_
             assert await talking.wait_bridged(timeout=5) == "PJSIP/1001"
             proc.send_signal(signal.SIGQUIT)
             async with asyncio.timeout(20):
-                while "DRAINING" not in (await _cli("status", "--api", api))[1]:
+                while "DRAINING" not in (await _run_cli("status", "--api", api))[1]:
                     await asyncio.sleep(0.05)
             late = await center.pbx.call("800", caller_num="5550010")
             await late.wait_for_prompt(failover_prompt("esl-inbound"), timeout=5)
@@ -288,16 +289,6 @@ def _with_api_port(config_path: Path) -> str:
     config["api"]["port"] = port
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     return f"http://127.0.0.1:{port}"
-
-
-async def _cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "callcenter.cli", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def test_a_drain_reads_as_what_is_left_in_one_line() -> None:

@@ -5,12 +5,12 @@ them, `check` refuses a flow testing a switch nobody defined, and a restart keep
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from test_cli import _run_cli
 from test_metrics import samples
 
 from callcenter.cli import format_status
@@ -93,9 +93,9 @@ async def test_a_storm_switch_ops_turn_on_sends_the_next_callers_to_the_storm_me
 async def test_callcenter_switch_lists_and_flips_them(tmp_path: Path) -> None:
     async with running_center(tmp_path, config=STORM) as center:
         api = f"http://127.0.0.1:{center.daemon.api.port}"
-        flipped = await _cli("switch", "on", "storm", "--api", api)
-        listed = await _cli("switch", "list", "--api", api)
-        missing = await _cli("switch", "off", "--api", api)
+        flipped = await _run_cli("switch", "on", "storm", "--api", api)
+        listed = await _run_cli("switch", "list", "--api", api)
+        missing = await _run_cli("switch", "off", "--api", api)
         on = center.daemon.switchboard.switches["storm"]
     assert flipped[0] == 0 and flipped[1].startswith("storm: ON since ")
     assert listed[0] == 0 and "(api): Closed for the storm: callers hear why" in listed[1]
@@ -124,13 +124,3 @@ def test_simulate_runs_a_flow_with_a_switch_on(
     assert cli_main(["simulate", str(path), "--dialed", "800", "--switch", "flood"]) == 1
     assert "no switch 'flood'" in capsys.readouterr().err
     assert "closed-storm" in stormy and "welcome-menu" not in stormy
-
-
-async def _cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "callcenter.cli", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
