@@ -1883,13 +1883,11 @@ def _snapshots(items: Sequence[AMIMessage]) -> list[ChannelSnapshot]:
     return snapshots
 
 
-_CHANNEL_SUFFIX: Final = re.compile(r"(?P<device>[A-Za-z][A-Za-z0-9_]*/[^/]+?)-[0-9a-f]{8}(?:;\d)?")
+_CHANNEL_SUFFIX: Final = re.compile(r"(?P<device>[A-Za-z][A-Za-z0-9_]*/[^/]+?)-[0-9a-f]{8}")
 
 
 def channel_device(channel: str) -> str:
     """The device of an Asterisk channel name: ``PJSIP/1010-0000000a`` -> ``PJSIP/1010``;
-    empty for a name without the unique suffix (``Local/...;1`` has one, and is no phone)."""
+    empty for a name without that unique suffix (``Local/...;1`` ends in ``;1``: no phone)."""
     match = _CHANNEL_SUFFIX.fullmatch(channel)
-    if match is None or channel.startswith("Local/"):
-        return ""
-    return match["device"]
+    return match["device"] if match is not None else ""
