@@ -1983,6 +1983,7 @@ class Switchboard:
                     timeout=max(1.0, timeout),
                     hold_music=qcfg.hold_music,
                     on_answer=on_answer,
+                    announce=qcfg.agent_announce,
                 )
             except CallHungUp:
                 if not answered:

@@ -218,6 +218,16 @@ def test_a_music_class_the_pbx_cannot_play_is_refused_at_its_line() -> None:
     assert config.queues["sales"].hold_music == "moh/8000"
 
 
+def test_an_agent_announcement_that_would_break_the_dial_is_refused_at_its_line() -> None:
+    text = with_queue("agent_announce: queue(sales),now\n")
+    (issue,) = problems(text)
+    assert issue.line == line_of(text, "agent_announce")
+    assert "queues.sales.agent_announce" in str(issue)
+    assert "letters, digits, '_', '.', '-' and '/' only" in issue.message
+    config = load_config_text(with_queue("agent_announce: custom/queue-sales\n"), environ=ENV)
+    assert config.queues["sales"].agent_announce == "custom/queue-sales"
+
+
 def test_outside_numbers_for_agents_transfers_need_the_dial_template() -> None:
     text = BASE + 'acd:\n  transfer_allow: ["2100"]\n'
     (issue,) = problems(text)

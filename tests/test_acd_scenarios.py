@@ -430,6 +430,29 @@ async def test_skills_escalation_brings_in_weaker_agents_as_the_wait_grows(
 # ---------------------------------------------------------------------- agents
 
 
+async def test_the_agent_hears_which_queue_calls_before_the_caller_is_put_through(
+    tmp_path: Path,
+) -> None:
+    config = setup({"agent_announce": "queue-sales", "ring_timeout": 5})
+    async with scene(tmp_path, config) as s:
+        s.center.pbx.prompt_durations["queue-sales"] = 0.5
+        agent = s.phone("1001", answer_after=0.05, hangup_after=1.0)
+        s.login("1001")
+        caller = await s.call()
+        await s.wait_for(AgentConnected)
+        answered = time.monotonic()
+        await caller.wait_bridged(timeout=5)
+        put_through = time.monotonic() - answered
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+        row = await s.center.cdr(caller.uniqueid)
+    assert agent.heard == ["queue-sales"], "the agent heard the queue's announcement"
+    assert "queue-sales" not in caller.heard, "the caller did not"
+    assert put_through >= 0.4, "the caller was put through once the announcement played"
+    assert row["agent"] == "1001"
+    assert row["disposition"] == "ANSWERED"
+
+
 async def test_wrap_up_holds_the_next_call_and_an_agent_can_have_their_own(
     tmp_path: Path,
 ) -> None:

@@ -256,6 +256,23 @@ def test_menu_default_prompts_count_and_a_missing_folder_is_reported(tmp_path: P
     ]
 
 
+def test_an_agent_announcement_without_its_sound_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "s" / "en").mkdir(parents=True)
+    for name in ("goodbye", "queue-timeout"):
+        (tmp_path / "s" / "en" / f"{name}.wav").write_bytes(b"")
+    path, _ = write(tmp_path, flow("q", q={"kind": "queue", "queue": "sales"}), prompt_folder="s")
+    settings = yaml.safe_load(path.read_text())
+    settings["queues"]["sales"]["agent_announce"] = "queue-sales"
+    text = yaml.safe_dump(settings, sort_keys=False)
+    path.write_text(text)
+    (issue,) = check_config(path, environ=ENV)
+    assert issue.field == "queues.sales.agent_announce"
+    assert issue.line == line_of(text, "agent_announce")
+    assert 'prompt "queue-sales" has no sound file' in issue.message
+    (tmp_path / "s" / "en" / "queue-sales.wav").write_bytes(b"")
+    assert check_config(path, environ=ENV) == []
+
+
 @pytest.mark.parametrize(
     ("node", "field", "words"),
     [

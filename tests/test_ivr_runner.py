@@ -162,6 +162,7 @@ class FakeCall:
         hold_music: bool | str = True,
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
+        announce: str | None = None,
     ) -> DialResult:
         return DialResult(DialStatus.NOANSWER)
 

@@ -213,6 +213,22 @@ Prompt = Annotated[
 ]
 """A sound file as the PBX names it (no extension), e.g. ``welcome`` or ``custom/menu-main``."""
 
+AgentPrompt = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            r"[A-Za-z0-9_][A-Za-z0-9_./-]*",
+            "prompt",
+            "must be a sound file name of letters, digits, '_', '.', '-' and '/' only, such "
+            'as "custom/queue-sales" (it goes into a Dial option or a dial string)',
+        )
+    ),
+]
+"""A sound file played to an agent's leg as it answers: stricter than :data:`Prompt`,
+because Asterisk takes it inside ``Dial``'s ``A()`` option and FreeSWITCH inside a dial
+string's variables."""
+
 _RouteKey = Annotated[
     str,
     Strict(),
@@ -1837,6 +1853,15 @@ class QueueConfig(_Model):
     )
     announce: Prompt | None = Field(
         default=None, description="Sound file played to a caller on joining the queue."
+    )
+    agent_announce: AgentPrompt | None = Field(
+        default=None,
+        description="Sound file played to the agent who answers, before the caller is put "
+        'through (app_queue\'s member announcement), such as "custom/queue-sales": agents who '
+        "take calls from several queues or campaigns hear which one this is. The caller is "
+        "kept waiting meanwhile (FreeSWITCH: the queue's music goes on; Asterisk: silence); "
+        "the talk time counts from the agent's answer.",
+        examples=["custom/queue-sales"],
     )
     periodic_announce: list[Prompt] = Field(
         default_factory=list,

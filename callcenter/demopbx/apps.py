@@ -610,7 +610,8 @@ async def app_dial(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     """``Dial(PJSIP/1001[&PJSIP/1002],timeout,options)``.
 
     Options: ``m`` music on hold while ringing, ``g`` return 0 (not -1) after the
-    answered call ends. Sets DIALSTATUS, DIALEDTIME, ANSWEREDTIME, DIALEDPEERNAME,
+    answered call ends, ``A(file)`` play ``file`` to the answering phone before the bridge
+    (the caller hears nothing meanwhile). Sets DIALSTATUS, DIALEDTIME, ANSWEREDTIME, DIALEDPEERNAME,
     DIALEDPEERNUMBER and (from the peer) HANGUPCAUSE.
     """
     targets, timeout, options = _parse_dial(data)
@@ -628,6 +629,9 @@ async def app_dial(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
         return -1 if status == "CANCEL" and channel.hangup_requested else 0
     peer = answered.channel
     answered_at = time.monotonic()
+    announcement = flags.get("A", "").partition(":")[0]
+    if announcement:
+        await play(pbx, peer, announcement)
     result = await bridge_call(pbx, channel, peer, continue_after="g" in flags)
     ended = time.monotonic()
     channel.set_var("DIALEDPEERNAME", peer.name)

@@ -1136,6 +1136,13 @@ async def _ring_group(
         leg = answered.leg
         leg.mark_answered()
         answered.phone.answered_call(leg)
+        if leg.var("group_confirm_key") == "exec" and leg.var("group_confirm_file"):
+            # Answer confirmation by an application (an announcement to the answering
+            # phone): the leg wins once it is done, unless it hung up meanwhile.
+            app, _, data = leg.var("group_confirm_file").partition(" ")
+            await execute(pbx, leg, app, data)
+            if leg.stopped:
+                return None, leg.hangup_cause or "NORMAL_CLEARING"
         return leg, "SUCCESS"
     if cancelled:
         return None, "ORIGINATOR_CANCEL"

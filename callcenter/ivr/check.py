@@ -401,6 +401,13 @@ class _Checker:
                     if isinstance(name, str):
                         path = ("campaigns", campaign_id, key)
                         self._find_prompt(finder, folder, path, name, {self.ivr.default_language})
+        if isinstance(queues, Mapping):
+            # Agents hear their announcement in the default language (their phone's leg).
+            for queue_name, qcfg in queues.items():
+                name = qcfg.get("agent_announce") if isinstance(qcfg, Mapping) else None
+                if isinstance(name, str):
+                    path = ("queues", queue_name, "agent_announce")
+                    self._find_prompt(finder, folder, path, name, {self.ivr.default_language})
 
     def _find_prompt(
         self, finder: _SoundFinder, folder: Path, path: Path_, name: str, langs: set[str]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol, runtime_checkable
@@ -78,6 +79,11 @@ class DialStatus(enum.StrEnum):
 
 
 Transport = Literal["fastagi", "asyncagi", "esl-inbound", "esl-outbound", "demo"]
+
+ANNOUNCE_FILE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}")
+"""What :meth:`Call.dial` accepts as ``announce``: it lands inside Asterisk's ``Dial``
+option ``A()`` and a FreeSWITCH dial string, where ``,``, ``)``, ``:`` or a quote would
+end it early."""
 HungUpBy = Literal["caller", "peer", "system"]
 
 
@@ -233,12 +239,15 @@ class Call(Protocol):
         hold_music: bool | str = True,
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
+        announce: str | None = None,
     ) -> DialResult:
         """Ring ``device`` (``PJSIP/1001``) for ``timeout`` s and bridge the caller to it.
 
         The caller hears music on hold meanwhile (``hold_music``: True, or the name of a
         music class) or ringing (False). ``on_answer`` is
-        called with the peer channel as soon as the device answers. Returns when ringing failed
+        called with the peer channel as soon as the device answers. ``announce``: a sound
+        file played to the device once it answered, before the bridge (letters, digits and
+        ``_./-`` only; ``CommandFailed`` otherwise). Returns when ringing failed
         or, after an answer, when the bridge ended; the caller stays under our control if the
         peer hung up or :meth:`unbridge` was used. Raises ``CallHungUp`` only if the caller hung
         up before the device answered; a caller hanging up mid-bridge returns a result with

@@ -68,6 +68,7 @@ from callcenter.pbx.asterisk.agi import (
 from callcenter.pbx.asterisk.ami import AMIConnection
 from callcenter.pbx.claim import PBXClaim, ReadGlobal, WriteGlobal
 from callcenter.pbx.interface import (
+    ANNOUNCE_FILE,
     CallHandler,
     CallInfo,
     ChannelHungUp,
@@ -1202,15 +1203,21 @@ class AsteriskCall:
         hold_music: bool | str = True,
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
+        announce: str | None = None,
     ) -> DialResult:
         _check_device(device)
         options = ""
+        if announce:
+            if not ANNOUNCE_FILE.fullmatch(announce):
+                raise CommandFailed(f"invalid announcement {announce!r}")
+            # Played to the answering device before the bridge (app_dial's A option).
+            options = f"A({announce})"
         if isinstance(hold_music, str) and hold_music and hold_music != "default":
             if not _MOH_CLASS.fullmatch(hold_music):
                 raise CommandFailed(f"invalid music class {hold_music!r}")
-            options = f"m({hold_music})"
+            options += f"m({hold_music})"
         elif hold_music:
-            options = "m"
+            options += "m"
         if caller_id:
             if not _CALLER_ID.fullmatch(caller_id):
                 raise CommandFailed(f"invalid caller id {caller_id!r}")

@@ -115,6 +115,7 @@ from callcenter.pbx.freeswitch.connection import (
     ESLOutboundSession,
 )
 from callcenter.pbx.interface import (
+    ANNOUNCE_FILE,
     CallHandler,
     CallInfo,
     ChannelHungUp,
@@ -265,6 +266,10 @@ def dial_status_for(cause: str) -> DialStatus:
     if name in _CONGESTION_CAUSES:
         return DialStatus.CONGESTION
     return DialStatus.CHANUNAVAIL
+
+
+ANNOUNCE_LIMIT: Final = 60
+"""Seconds an announcement to an answering agent may take (``Call.dial``'s ``announce``)."""
 
 
 def fs_dial_targets(device: str) -> list[str]:
@@ -1449,17 +1454,34 @@ class FreeSwitchCall:
         hold_music: bool | str = True,
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
+        announce: str | None = None,
     ) -> DialResult:
         targets = fs_dial_targets(device)
         leg_vars = _caller_id_vars(caller_id)
         music = hold_music if isinstance(hold_music, str) and hold_music else None
         if music is not None and not _MOH_CLASS.fullmatch(music):
             raise CommandFailed(f"invalid music class {music!r}")
+        if announce and not ANNOUNCE_FILE.fullmatch(announce):
+            raise CommandFailed(f"invalid announcement {announce!r}")
         self._check()
         await self._stop_moh()
         ring = max(1, math.ceil(timeout))
         legs = [str(uuid.uuid4()) for _ in targets]
-        values = [f"originate_timeout={ring}", "ignore_early_media=true", *leg_vars]
+        if announce:
+            # Answer confirmation running an application: the answering leg plays the file,
+            # then is bridged. originate_timeout would still run during it, so each leg
+            # rings for leg_timeout and group_confirm_cancel_timeout stops that at the
+            # answer; originate_timeout is only the outer bound.
+            values = [
+                f"leg_timeout={ring}",
+                f"originate_timeout={ring + ANNOUNCE_LIMIT}",
+                "group_confirm_key=exec",
+                f"group_confirm_file='playback {announce}'",
+                "group_confirm_cancel_timeout=true",
+            ]
+        else:
+            values = [f"originate_timeout={ring}"]
+        values += ["ignore_early_media=true", *leg_vars]
         dial_string = (
             "{"
             + ",".join(values)
