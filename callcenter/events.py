@@ -91,9 +91,13 @@ class CallbackRequested(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueJoined(CallEvent):
+    """The caller joined ``queue`` at ``position``; ``resumed``: they took back the place
+    they had when they hung up there a moment ago (the queue's ``resume_abandoned``)."""
+
     queue: str
     position: int
     priority: int = 0
+    resumed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -228,6 +228,9 @@ UNREACHABLE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
 
 _DIALABLE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 
+ABANDONED_PRUNE_MIN = 1024
+"""Remembered abandons (``resume_abandoned``) before the expired ones are swept out."""
+
 
 @dataclass(slots=True)
 class _Waiting:
@@ -382,6 +385,10 @@ class Switchboard:
         """Agent id -> the call they talk on, or talked on last."""
         self._timed_callbacks: dict[str, asyncio.Task[None]] = {}
         """Origin (``<call id>+callback``) -> the timer of a callback set for a time."""
+        self._abandoned: dict[tuple[str, str], tuple[float, float]] = {}
+        """(queue, caller number) -> (when they had joined, until when they may come back):
+        callers who hung up in a queue with ``resume_abandoned``."""
+        self._abandoned_prune_at = ABANDONED_PRUNE_MIN
         self._configure_router(config)
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
@@ -754,18 +761,65 @@ class Switchboard:
                 )
                 return await self._keep_place(call, config, entry, time.monotonic(), dest)
             return await self._go(call, active, config, qcfg, dest, priority=priority)
-        entry = self.router.enqueue(queue_name, info.call_id, priority=priority, skills=needed)
         joined = time.monotonic()
+        place = self._place_kept(qcfg, queue_name, info.caller_num, joined)
+        entry = self.router.enqueue(
+            queue_name, info.call_id, priority=priority, skills=needed, joined=place
+        )
         position = self.router.position(entry)
         self.bus.publish(
             QueueJoined(
-                call_id=info.call_id, queue=queue_name, position=position, priority=priority
+                call_id=info.call_id,
+                queue=queue_name,
+                position=position,
+                priority=priority,
+                resumed=place is not None,
             )
         )
-        qlog.info("queue_joined", position=position, skills=sorted(entry.skills))
-        return await self._wait_in_queue(
-            call, active, config, entry, joined=joined, deadline=joined + qcfg.max_wait, greet=True
+        qlog.info(
+            "queue_joined",
+            position=position,
+            skills=sorted(entry.skills),
+            resumed=place is not None,
         )
+        return await self._wait_in_queue(
+            call,
+            active,
+            config,
+            entry,
+            joined=joined,
+            deadline=joined + qcfg.max_wait,
+            greet=True,
+            resumed=place is not None,
+        )
+
+    def _place_kept(
+        self, qcfg: QueueConfig, queue_name: str, number: str, now: float
+    ) -> float | None:
+        """When a caller calling ``queue_name`` again had joined it, if they hung up there
+        less than ``resume_abandoned`` seconds ago (they take that place back, once)."""
+        if not qcfg.resume_abandoned:
+            return None
+        kept = self._abandoned.pop((queue_name, number), None)
+        if kept is None or now > kept[1]:
+            return None
+        return kept[0]
+
+    def _remember_abandon(
+        self, qcfg: QueueConfig, active: ActiveCall, entry: QueueEntry, number: str, now: float
+    ) -> None:
+        """The caller hung up in the queue: with ``resume_abandoned``, a known number may
+        take the place back if it calls again in time (campaign leads never do)."""
+        if (
+            not qcfg.resume_abandoned
+            or not _DIALABLE_NUMBER.fullmatch(number)
+            or active.variables.get("campaign")
+        ):
+            return
+        if len(self._abandoned) >= self._abandoned_prune_at:
+            self._abandoned = {k: v for k, v in self._abandoned.items() if v[1] >= now}
+            self._abandoned_prune_at = max(ABANDONED_PRUNE_MIN, 2 * len(self._abandoned))
+        self._abandoned[(entry.queue, number)] = (entry.joined, now + qcfg.resume_abandoned)
 
     async def _wait_in_queue(
         self,
@@ -778,11 +832,13 @@ class Switchboard:
         deadline: float,
         greet: bool,
         on_timeout: tuple[str, QueueExit] | None = None,
+        resumed: bool = False,
     ) -> str:
         """The caller waits with music on hold: agents are rung as the router reserves them,
         announcements play between offers, exit keys and exit rules are watched.
         ``on_timeout``: (reason, where) at ``deadline`` instead of the queue's ``timeout``
-        / ``on_timeout``."""
+        / ``on_timeout``. ``resumed``: the caller took back the place they abandoned (they
+        are greeted with ``resumed_prompt``)."""
         info = call.info
         queue_name = entry.queue
         qcfg = config.queues[queue_name]
@@ -793,8 +849,9 @@ class Switchboard:
         try:
             # Hunting starts at once: an agent may be reserved while the greeting plays.
             hunt = asyncio.ensure_future(self.router.next_agents(entry))
-            if greet and qcfg.announce:
-                await call.play([qcfg.announce])
+            greeting = (resumed and qcfg.resumed_prompt) or qcfg.announce
+            if greet and greeting:
+                await call.play([greeting])
             if greet and not hunt.done():
                 await self._announce(call, entry, qcfg, waiting, force=True)
             if not hunt.done():
@@ -893,6 +950,7 @@ class Switchboard:
                     )
                 )
                 qlog.info("queue_abandoned", waited=round(waited, 3))
+                self._remember_abandon(qcfg, active, entry, info.caller_num, time.monotonic())
             raise CallHungUp("caller hung up in queue") from None
         except BaseException:
             # Cancelled (daemon stopping) or a PBX failure: nobody stays reserved or queued.

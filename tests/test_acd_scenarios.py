@@ -25,6 +25,7 @@ from callcenter.events import (
     AgentRinging,
     DrainEnded,
     EngineEvent,
+    QueueAbandoned,
     QueueAnnounced,
     QueueCallbackAnswered,
     QueueCallbackAttempt,
@@ -32,6 +33,7 @@ from callcenter.events import (
     QueueCallbackRequested,
     QueueEscalated,
     QueueExited,
+    QueueJoined,
     VoicemailLeft,
 )
 from callcenter.testing import TRANSPORTS, Center, Transport, running_center
@@ -698,6 +700,60 @@ async def test_position_is_announced_at_join_and_again_only_when_it_improves(
     assert announced == 2, "no repeat while the position stays the same"
     assert "digits/2" in second.heard
     assert [e.position for e in s.of(QueueAnnounced) if e.call_id == second.uniqueid] == [2, 1]
+
+
+async def test_a_caller_who_hangs_up_and_calls_straight_back_takes_back_their_place(
+    tmp_path: Path,
+) -> None:
+    queue = {"resume_abandoned": 10, "announce": "queue-hello", "resumed_prompt": "welcome-back"}
+    async with scene(tmp_path, setup(queue)) as s:
+        s.phone("1001", answer_after=0.05, hangup_after=0.1)
+        first = await s.call("5550001")
+        await first.wait_moh(timeout=5)
+        second = await s.call("5550002")
+        await second.wait_moh(timeout=5)
+        withheld = await s.call("anonymous")
+        await withheld.wait_moh(timeout=5)
+        await first.hangup()
+        await withheld.hangup()
+        third = await s.call("5550003")
+        await third.wait_moh(timeout=5)
+        again = await s.call("5550001")
+        await again.wait_moh(timeout=5)
+        withheld_again = await s.call("anonymous")
+        await withheld_again.wait_moh(timeout=5)
+        s.login("1001")
+        await again.wait_ended(timeout=5)
+        for caller in (second, third, withheld_again):
+            await caller.hangup()
+        await s.settle()
+    joins = {e.call_id: e for e in s.of(QueueJoined)}
+    assert joins[again.uniqueid].resumed and joins[again.uniqueid].position == 1
+    assert "welcome-back" in again.heard and "queue-hello" not in again.heard
+    assert not joins[withheld_again.uniqueid].resumed, "a withheld number cannot be known"
+    assert joins[withheld_again.uniqueid].position == 4
+    assert s.answered() == ["1001"]
+    assert s.of(AgentConnected)[0].call_id == again.uniqueid, "served before the later callers"
+    abandoned = {e.call_id for e in s.of(QueueAbandoned)}
+    assert first.uniqueid in abandoned, "the first hang-up still counts as an abandon"
+
+
+async def test_a_caller_who_calls_back_too_late_starts_at_the_back(tmp_path: Path) -> None:
+    async with scene(tmp_path, setup({"resume_abandoned": 0.5})) as s:
+        first = await s.call("5550001")
+        await first.wait_moh(timeout=5)
+        second = await s.call("5550002")
+        await second.wait_moh(timeout=5)
+        await first.hangup()
+        await asyncio.sleep(0.7)
+        again = await s.call("5550001")
+        await again.wait_moh(timeout=5)
+        for caller in (second, again):
+            await caller.hangup()
+        await s.settle()
+    joins = {e.call_id: e for e in s.of(QueueJoined)}
+    assert not joins[again.uniqueid].resumed
+    assert joins[again.uniqueid].position == 2
 
 
 # ---------------------------------------------------------------------- callbacks

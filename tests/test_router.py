@@ -329,6 +329,26 @@ async def test_positions_follow_priority_then_arrival() -> None:
     assert router.waiting("sales") == 2
 
 
+async def test_a_caller_keeping_an_earlier_place_is_counted_at_it_and_served_first() -> None:
+    router, clock = make_router({"sales": ["a"]})
+    first = router.enqueue("sales", "first")
+    clock.advance(10)
+    later = [router.enqueue("sales", f"later-{n}") for n in range(3)]
+    back = router.enqueue("sales", "back", joined=clock.now - 5)
+    assert [router.position(e) for e in (first, back, *later)] == [1, 2, 3, 4, 5]
+    router.leave(first)
+    assert router.position(back) == 1
+    newest = router.enqueue("sales", "newest")
+    assert router.position(newest) == 5
+    hunts = {e.call_id: asyncio.ensure_future(router.next_agent(e)) for e in (*later, back)}
+    await asyncio.sleep(0)
+    router.login("a")
+    await asyncio.sleep(0)
+    assert [call for call, hunt in hunts.items() if hunt.done()] == ["back"]
+    for hunt in hunts.values():
+        hunt.cancel()
+
+
 # ---------------------------------------------------------------------- direct dials, errors
 
 

@@ -199,16 +199,25 @@ class _Ranks:
     Each priority level numbers its callers in arrival order and keeps a Fenwick tree of
     who is still there; a position is the callers of higher levels plus those of the same
     level who arrived before. Trees grow by appending (O(log n)) and are rebuilt, dropping
-    the slots of callers gone, when those outnumber the living four to one.
+    the slots of callers gone, when those outnumber the living four to one. A caller who
+    keeps an earlier place (taken back after hanging up, or after a restart) is numbered
+    in by rebuilding their level (O(n log n), rare).
     """
 
     def __init__(self) -> None:
         self._levels: dict[int, Fenwick] = {}
+        self._latest: dict[int, float] = {}
 
-    def add(self, entry: QueueEntry) -> None:
+    def add(self, entry: QueueEntry, entries: Mapping[str, QueueEntry]) -> None:
+        """Number ``entry`` (already in ``entries``) at its place by arrival."""
         tree = self._levels.get(entry.priority)
         if tree is None:
             tree = self._levels[entry.priority] = Fenwick(0)
+        latest = self._latest.get(entry.priority)
+        if latest is not None and entry.joined < latest and tree.total:
+            self._rebuild(entry.priority, entries)
+            return
+        self._latest[entry.priority] = entry.joined
         entry.rank = tree.size
         tree.append(1)
 
@@ -227,12 +236,15 @@ class _Ranks:
     def _rebuild(self, priority: int, entries: Mapping[str, QueueEntry]) -> None:
         """Renumber the callers still waiting at ``priority`` from 0 (O(n log n), rare)."""
         level = sorted(
-            (e for e in entries.values() if e.priority == priority), key=lambda e: e.rank
+            (e for e in entries.values() if e.priority == priority),
+            key=lambda e: (e.joined, e.seq),
         )
         tree = self._levels[priority] = Fenwick(0)
         for entry in level:
             entry.rank = tree.size
             tree.append(1)
+        if level:
+            self._latest[priority] = level[-1].joined
 
 
 class CallQueue:
@@ -349,7 +361,7 @@ class CallQueue:
         if entry.call_id in self._entries:
             raise EngineError(f"call {entry.call_id} is already waiting in queue {self.name}")
         self._entries[entry.call_id] = entry
-        self._ranks.add(entry)
+        self._ranks.add(entry, self._entries)
 
     def remove(self, entry: QueueEntry) -> None:
         """Forget a caller that connected or left (its heap item goes stale by status)."""

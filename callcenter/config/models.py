@@ -1888,6 +1888,20 @@ class QueueConfig(_Model):
         ge=0,
         description="Announce positions up to this one only (0: any position).",
     )
+    resume_abandoned: _SecondsOrZero = Field(
+        default=0,
+        description="A caller who hung up while waiting and calls this queue again within "
+        "this many seconds takes back their place in the line, ahead of everyone who joined "
+        "after them (mod_callcenter's abandoned-resume-allowed with discard-abandoned-after). "
+        "Callers are known by their number: withheld and unknown numbers never resume. The "
+        "abandon still counts in the figures; max_wait counts from the new call. 0: off.",
+        examples=[120],
+    )
+    resumed_prompt: Prompt | None = Field(
+        default=None,
+        description="Played instead of `announce` to a caller who took back their place "
+        '(resume_abandoned), such as "welcome back, you kept your place in the line".',
+    )
     max_wait: _Seconds = Field(
         default=600,
         description="Seconds a caller may wait; then on_timeout (default: timeout_prompt and "
