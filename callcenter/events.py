@@ -171,6 +171,17 @@ class QueueExited(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AgentKeysRefused(CallEvent):
+    """An agent keyed a transfer on their phone (acd.agent_keys) that could not be done:
+    ``keys`` as keyed (``*19999#``), ``reason`` why (the number is not allowed, the agent
+    is busy...). The call goes on with the agent."""
+
+    agent: str
+    keys: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallTransferred(CallEvent):
     """The call was transferred (``kind`` is ``blind``, ``queue``: into a queue,
     ``attended``: after a consultation, or ``takeover``: a supervisor listening to the

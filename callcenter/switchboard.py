@@ -31,6 +31,7 @@ from typing import Any, Final, TypeVar
 import structlog
 
 from callcenter.acd.agent import Agent
+from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.router import RingOutcome, Router
 from callcenter.acd.rules import agent_rules, queue_rules
@@ -53,6 +54,7 @@ from callcenter.events import (
     LEFT_WHILE_DRAINING,
     QUEUE_TRANSFER,
     AgentConnected,
+    AgentKeysRefused,
     AgentRingFailed,
     AgentRinging,
     CallAnswered,
@@ -110,6 +112,7 @@ from callcenter.pbx.interface import (
     DeviceStateChanged,
     DialResult,
     DialStatus,
+    DigitPressed,
     HangupCause,
     PBXConnected,
     PBXDisconnected,
@@ -389,6 +392,8 @@ class Switchboard:
         """(queue, caller number) -> (when they had joined, until when they may come back):
         callers who hung up in a queue with ``resume_abandoned``."""
         self._abandoned_prune_at = ABANDONED_PRUNE_MIN
+        self._keypads: dict[str, Keypad] = {}
+        """Agent id -> what they keyed on their phone during the call (acd.agent_keys)."""
         self._configure_router(config)
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
@@ -441,6 +446,51 @@ class Switchboard:
                 in_use=state in IN_USE_STATES,
                 reachable=state not in UNREACHABLE_STATES,
             )
+        elif isinstance(event, DigitPressed):
+            self._agent_key(event)
+
+    def _agent_key(self, event: DigitPressed) -> None:
+        """A key from the phone leg a caller is bridged to: with acd.agent_keys, an agent's
+        transfer keys (``*1 2001 #``) start the transfer they ask for."""
+        keys = self.config.acd.agent_keys
+        if keys is None:
+            return
+        agent_id = next(
+            (
+                agent
+                for agent, call_id in self._by_agent.items()
+                if (active := self.active.get(call_id)) is not None
+                and active.agent_channel == event.channel
+            ),
+            None,
+        )
+        if agent_id is None:
+            return
+        pad = self._keypads.get(agent_id)
+        if pad is None or pad.timeout != keys.timeout:
+            pad = self._keypads[agent_id] = Keypad(
+                {keys.blind: "blind", keys.consult: "consult"}, keys.timeout
+            )
+        keyed = pad.feed(event.digit, time.monotonic())
+        if keyed is not None:
+            self.in_background(self._keyed_transfer(agent_id, keyed), f"keys-{agent_id}")
+
+    async def _keyed_transfer(self, agent_id: str, keyed: Keyed) -> None:
+        to = keyed.number or "supervisor"
+        found = self.agent_call(agent_id)
+        call_id = found[0] if found is not None else ""
+        try:
+            if keyed.action == "consult":
+                target = await self.consult(agent_id, to)
+            else:
+                target = await self.transfer(agent_id, to)
+        except (EngineError, PBXError) as exc:
+            log.warning("agent_keys_refused", agent=agent_id, keys=keyed.keys, reason=str(exc))
+            self.bus.publish(
+                AgentKeysRefused(call_id=call_id, agent=agent_id, keys=keyed.keys, reason=str(exc))
+            )
+            return
+        log.info("agent_keys", agent=agent_id, keys=keyed.keys, action=keyed.action, to=target)
 
     @property
     def draining(self) -> bool:
@@ -2106,6 +2156,7 @@ class Switchboard:
             if talker in self.router.agents:
                 self.router.call_finished(talker, queue_name, talk_seconds=result.talk_seconds)
             self._by_agent.pop(talker, None)
+            self._keypads.pop(talker, None)
             active.agent_channel = ""
             if active.recording_muted and not call.hung_up:
                 # Whoever talks to the caller next is recorded again.

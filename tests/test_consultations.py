@@ -16,6 +16,7 @@ import pytest
 
 from callcenter.cli import main as cli_main
 from callcenter.consult import room_name
+from callcenter.events import AgentKeysRefused
 from callcenter.testing import TRANSPORTS, Center, running_center
 
 STEP = 5.0
@@ -397,3 +398,73 @@ async def test_alice_blind_transfers_the_caller_to_an_allowed_outside_number(
         await center.idle()
 
     assert (row["transfer_path"], row["transfers"]) == ("1001>5557002", 1)
+
+
+# ---------------------------------------------------------------------- keys on Alice's phone
+
+KEYS = {"acd": {"agent_keys": {}}}
+
+
+async def test_alice_keys_a_blind_transfer_to_bob_on_her_phone(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, KEYS, p1002=0.05) as (center, caller, phones):
+        await phones["1001"].press("*11002#")
+        assert await caller.wait_bridged(timeout=STEP, device="PJSIP/1002") == "PJSIP/1002"
+        await until(lambda: center.daemon.router.agents["1002"].state == "on_call", "Bob talks")
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert (row["transfer_path"], row["transfers"]) == ("1001>1002", 1)
+
+
+async def test_alice_keys_a_consultation_and_hangs_up_to_hand_the_caller_to_bob(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, KEYS, p1002=0.05) as (center, caller, phones):
+        await phones["1001"].press("*21002#")
+        await phones["p1002"].wait_answered(timeout=STEP)
+        await until(lambda: consult_of(center, caller).state.value == "talking", "Bob answered")
+        assert in_room(center, caller, aside=True), "Alice and Bob talk aside"
+        await phones["1001"].hangup()
+        await until(lambda: holds(in_room(center, caller), "1002"), "Bob has the caller")
+        await phones["p1002"].hangup()
+        await caller.wait_ended(timeout=STEP)
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert (row["transfer_path"], row["transfers"]) == ("1001>1002", 1)
+
+
+async def test_keys_for_a_number_nobody_allows_are_refused_and_alice_keeps_the_caller(
+    tmp_path: Path,
+) -> None:
+    keys = {"acd": {"agent_keys": {"timeout": 0.3}}}
+    async with alice_on_a_call(tmp_path, "fastagi", keys, p1002=0.05) as (center, caller, phones):
+        events: list[Any] = []
+        center.daemon.bus.subscribe(events.append)
+        await phones["1001"].press("*19999#")
+        await until(lambda: any(isinstance(e, AgentKeysRefused) for e in events), "refused")
+        await phones["1001"].press("*1")
+        await asyncio.sleep(0.4)
+        await phones["1001"].press("1002#")
+        await phones["1001"].press("**2")
+        await asyncio.sleep(0.2)
+        assert alice_talks(center), "Alice still talks with the caller"
+        assert phones["p1002"].rings == 0, "keys keyed too slowly are dropped"
+        await caller.hangup()
+        await center.idle()
+
+    (refused,) = [e for e in events if isinstance(e, AgentKeysRefused)]
+    assert (refused.agent, refused.keys, refused.call_id) == ("1001", "*19999#", caller.uniqueid)
+    assert "9999" in refused.reason
+
+
+async def test_without_agent_keys_alices_keys_do_nothing(tmp_path: Path) -> None:
+    async with alice_on_a_call(tmp_path, "esl-inbound", p1002=0.05) as (center, caller, phones):
+        await phones["1001"].press("*11002#")
+        await asyncio.sleep(0.3)
+        assert alice_talks(center) and phones["p1002"].rings == 0
+        await caller.hangup()
+        await center.idle()

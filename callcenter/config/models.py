@@ -2018,6 +2018,50 @@ class AgentConfig(_Model):
         return self
 
 
+KeySequence = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            r"\*[0-9]{1,3}",
+            "keys",
+            'must be "*" and one to three digits, such as "*1"',
+        )
+    ),
+]
+"""Keys an agent presses on their phone: ``*`` then digits (``#`` ends what follows)."""
+
+
+class AgentKeysConfig(_Model):
+    """Keys an agent presses on their phone while talking to a caller, as on a desk phone's
+    transfer button: the code, then a number, then ``#`` (the code then ``#`` alone means
+    the queue's supervisor). The number is what ``agent transfer`` takes: an agent's or a
+    supervisor's id, or an outside number acd.transfer_allow lists. The caller hears the
+    tones. An agent consulting someone hands the caller over by hanging up; the colleague
+    hanging up gives the caller back."""
+
+    blind: KeySequence = Field(
+        default="*1", description="Blind transfer: *1 2001 # sends the caller to 2001."
+    )
+    consult: KeySequence = Field(
+        default="*2",
+        description="Consult first (an attended transfer): *2 2001 # puts the caller on hold "
+        "and rings 2001.",
+    )
+    timeout: _Seconds = Field(
+        default=4, description="Seconds between two keys after which the keys are dropped."
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AgentKeysConfig:
+        if self.blind.startswith(self.consult) or self.consult.startswith(self.blind):
+            raise ValueError(
+                f"blind ({self.blind!r}) and consult ({self.consult!r}) must differ, and "
+                "neither may start with the other"
+            )
+        return self
+
+
 class AcdConfig(_Model):
     """Settings every queue shares."""
 
@@ -2087,6 +2131,14 @@ class AcdConfig(_Model):
         "daemon named, aged by the time in their name). The daemon must see the folder. "
         "None: kept for ever. `callcenter purge --recordings` does it by hand.",
         examples=[90],
+    )
+    agent_keys: AgentKeysConfig | None = Field(
+        default=None,
+        description="Transfers keyed on the agent's phone during a call (*1 number # blind, "
+        "*2 number # consult); the daemon follows the keys of the agent's leg. None: off "
+        "(transfers by `callcenter agent transfer` and the API only). `{}` turns them on "
+        "with the default keys.",
+        examples=[{"blind": "*1", "consult": "*2"}],
     )
 
     @model_validator(mode="after")

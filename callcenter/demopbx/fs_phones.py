@@ -139,6 +139,14 @@ class AgentPhone:
         channel.hangup("NORMAL_CLEARING" if channel.answered else "USER_BUSY")
         await asyncio.sleep(0)
 
+    async def press(self, digits: str) -> None:
+        """The agent presses keys during the current call (a DTMF event each on their
+        leg); raises CallHungUp when the phone has no call."""
+        channel = self._current
+        if channel is None or channel.hungup:
+            raise CallHungUp(f"{self.device} has no call")
+        await _press_on(channel, digits)
+
     async def wait_rings(self, count: int = 1, timeout: float = 5.0) -> None:
         """Return once the phone has rung ``count`` times in total."""
         await self._wait(lambda: self.rings >= count, timeout)
@@ -257,14 +265,7 @@ class Caller:
         Digits pressed while nothing reads are kept 50 ms for the next reader, then dropped,
         as the park loop drops them. Raises CallHungUp once the caller hung up.
         """
-        chan = self._chan
-        for digit in digits:
-            if digit not in DTMF_DIGITS:
-                raise ValueError(f"not a DTMF digit: {digit!r}")
-            if chan.hungup:
-                raise CallHungUp(f"{chan.name} has hung up")
-            chan.deliver_digit(digit)
-            await asyncio.sleep(0)
+        await _press_on(self._chan, digits)
 
     async def wait_bridged(self, timeout: float = 5.0, device: str | None = None) -> str:
         """Wait until the caller has been bridged (to ``device`` if given); the device."""
@@ -302,3 +303,14 @@ class Caller:
 async def _wait_or_timeout(chan: FSChannel, predicate: Callable[[], bool], limit: float) -> None:
     if not await chan.wait_until(predicate, limit):
         raise TimeoutError(f"{chan.name}: condition not met within {limit} s")
+
+
+async def _press_on(chan: FSChannel, digits: str) -> None:
+    """Keys pressed on ``chan``'s phone: a DTMF event each, then delivered to its reader."""
+    for digit in digits:
+        if digit not in DTMF_DIGITS:
+            raise ValueError(f"not a DTMF digit: {digit!r}")
+        if chan.hungup:
+            raise CallHungUp(f"{chan.name} has hung up")
+        chan.deliver_digit(digit)
+        await asyncio.sleep(0)

@@ -137,6 +137,16 @@ class AgentPhone:
             _phone_hangup(channel)
         await asyncio.sleep(0)
 
+    async def press(self, digits: str) -> None:
+        """The agent presses keys during the current call (DTMFBegin/DTMFEnd on AMI for
+        their leg); raises CallHungUp when the phone has no call."""
+        channel = None
+        if self._pbx is not None and self.current_channel is not None:
+            channel = self._pbx.find_channel(self.current_channel)
+        if channel is None:
+            raise CallHungUp(f"{self.device} has no call")
+        await _press_on(channel, digits)
+
     async def wait_rings(self, count: int = 1, timeout: float = 5.0) -> None:
         """Return once the phone has rung ``count`` times in total."""
         await self._wait(lambda: self.rings >= count, timeout)
@@ -241,20 +251,7 @@ class Caller:
         Digits pressed while nothing listens are kept 50 ms for the next listener, then
         dropped, like Asterisk drops them. Raises CallHungUp once the caller hung up.
         """
-        chan = self._chan
-        for digit in digits:
-            if digit not in DTMF_DIGITS:
-                raise ValueError(f"not a DTMF digit: {digit!r}")
-            if chan.ended or chan.hangup_requested:
-                raise CallHungUp(f"{chan.name} has hung up")
-            chan.emit("DTMFBegin", "dtmf", [("Digit", digit), ("Direction", "Received")])
-            chan.emit(
-                "DTMFEnd",
-                "dtmf",
-                [("Digit", digit), ("DurationMs", "100"), ("Direction", "Received")],
-            )
-            chan.deliver_digit(digit)
-            await asyncio.sleep(0)
+        await _press_on(self._chan, digits)
 
     async def wait_bridged(self, timeout: float = 5.0, device: str | None = None) -> str:
         """Wait until the caller has been bridged (to ``device`` if given); the device."""
@@ -287,3 +284,20 @@ class Caller:
     async def wait_ended(self, timeout: float = 5.0) -> None:
         """Return once the channel is gone (its FastAGI connection closed too)."""
         await self._chan.wait_until(lambda: self._chan.ended, timeout)
+
+
+async def _press_on(chan: Channel, digits: str) -> None:
+    """Keys pressed on ``chan``'s phone: DTMFBegin/DTMFEnd, then delivered to its reader."""
+    for digit in digits:
+        if digit not in DTMF_DIGITS:
+            raise ValueError(f"not a DTMF digit: {digit!r}")
+        if chan.ended or chan.hangup_requested:
+            raise CallHungUp(f"{chan.name} has hung up")
+        chan.emit("DTMFBegin", "dtmf", [("Digit", digit), ("Direction", "Received")])
+        chan.emit(
+            "DTMFEnd",
+            "dtmf",
+            [("Digit", digit), ("DurationMs", "100"), ("Direction", "Received")],
+        )
+        chan.deliver_digit(digit)
+        await asyncio.sleep(0)

@@ -386,6 +386,15 @@ class DeviceStateChanged:
     """``NOT_INUSE``, ``INUSE``, ``RINGING``, ``UNAVAILABLE``... (Asterisk device states)."""
 
 
+@dataclass(frozen=True, slots=True)
+class DigitPressed:
+    """A key pressed on the far leg of a running :meth:`Call.dial`: the phone the caller is
+    bridged to (an agent's), whose keys the daemon does not read otherwise."""
+
+    channel: str
+    digit: str
+
+
 SpyMode = Literal["listen", "whisper", "barge"]
 """How a supervisor takes part in an agent's call: ``listen`` (hears both sides, nobody
 hears them), ``whisper`` (the agent hears the supervisor, the caller does not), ``barge``
@@ -504,7 +513,14 @@ class Conference(Protocol):
         ...
 
 
-PBXEvent = PBXConnected | PBXDisconnected | PBXClaimLost | ChannelHungUp | DeviceStateChanged
+PBXEvent = (
+    PBXConnected
+    | PBXDisconnected
+    | PBXClaimLost
+    | ChannelHungUp
+    | DeviceStateChanged
+    | DigitPressed
+)
 PBXListener = Callable[[PBXEvent], None]
 
 

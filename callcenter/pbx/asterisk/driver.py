@@ -76,6 +76,7 @@ from callcenter.pbx.interface import (
     DeviceStateChanged,
     DialResult,
     DialStatus,
+    DigitPressed,
     HangupCause,
     HungUpBy,
     PBXClaimLost,
@@ -841,11 +842,18 @@ class AsteriskDriver:
                 self._publish(DeviceStateChanged(device=device, state=item.get("State") or ""))
 
     def _ev_dtmf_end(self, msg: AMIMessage) -> None:
+        if (msg.get("Direction") or "Received") != "Received":
+            return
+        digit = msg.get("Digit") or ""
         spy = self._spies.get(msg.get("Uniqueid") or "")
-        if spy is not None and (msg.get("Direction") or "Received") == "Received":
-            mode = _SPY_KEYS.get(msg.get("Digit") or "")
+        if spy is not None:
+            mode = _SPY_KEYS.get(digit)
             if mode is not None:
                 spy._keyed(mode)
+            return
+        channel = msg.get("Channel") or ""
+        if digit and channel in self._dial_peers:
+            self._publish(DigitPressed(channel=channel, digit=digit))
 
     def _ev_chanspy_start(self, msg: AMIMessage) -> None:
         spy = self._spies.get(msg.get("SpyerUniqueid") or "")

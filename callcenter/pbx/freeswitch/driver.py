@@ -123,6 +123,7 @@ from callcenter.pbx.interface import (
     DeviceStateChanged,
     DialResult,
     DialStatus,
+    DigitPressed,
     HangupCause,
     HungUpBy,
     PBXClaimLost,
@@ -1997,7 +1998,12 @@ class FreeSwitchCall:
         if channel:
             state.names[uid] = channel
         name = event.name
-        if name == "CHANNEL_ANSWER":
+        if name == "DTMF":
+            digit = event.get("DTMF-Digit", "")
+            name_of_leg = state.names.get(uid, "")
+            if digit and name_of_leg:
+                self._driver._publish(DigitPressed(channel=name_of_leg, digit=digit))
+        elif name == "CHANNEL_ANSWER":
             self._peer_answered(state, uid)
         elif name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
             cause = event.get("Hangup-Cause", "")
