@@ -349,6 +349,36 @@ class Consultations:
 
     # ------------------------------------------------------------------ the switchboard's
 
+    async def settle_for_stop(self) -> int:
+        """The daemon stops and nobody will move legs between rooms any more: no caller may
+        be left alone hearing music. A held caller gets their agent back, a consultation
+        still ringing is cancelled (the agent is back with the caller), one under way
+        becomes a three-way call. Returns how many calls it changed; a PBX error leaves
+        that call as it is (logged)."""
+        changed = 0
+        for call_id, active in list(self._board.active.items()):
+            conference, consult = active.conference, active.consult
+            if conference is None or conference.ended:
+                continue
+            try:
+                if consult is not None and consult.active:
+                    if consult.state is ConsultState.RINGING:
+                        await self.cancel(consult.agent)
+                    elif consult.state is ConsultState.TALKING:
+                        await self.join(consult.agent)
+                    else:
+                        continue
+                elif active.held_since is not None and active.agent:
+                    await self.unhold(active.agent)
+                else:
+                    continue
+            except (EngineError, PBXError) as exc:
+                log.warning("room_not_settled", call_id=call_id, error=str(exc))
+                continue
+            changed += 1
+            log.info("room_settled_for_stop", call_id=call_id, agent=active.agent)
+        return changed
+
     async def drop_talker(self, active: ActiveCall) -> None:
         """Take whoever talks to the caller off the call (a transfer): out of the call's
         room when it runs in one, else by ending the bridge."""

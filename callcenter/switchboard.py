@@ -231,6 +231,9 @@ UNREACHABLE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
 
 _DIALABLE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 
+STOP_SETTLE = 5.0
+"""Seconds a stopping daemon gives the PBX to bring held callers and their agents together."""
+
 ABANDONED_PRUNE_MIN = 1024
 """Remembered abandons (``resume_abandoned``) before the expired ones are swept out."""
 
@@ -568,9 +571,16 @@ class Switchboard:
 
     async def close(self) -> None:
         """Stop background work: callbacks not placed yet are dropped (their requests leave
-        the queues). Calls whose tasks are cancelled from now on (the driver stopping) are
-        let go, not hung up: the PBX keeps them (see :meth:`handle_call`)."""
+        the queues), held callers get their agent back and consultations become three-way
+        calls (:meth:`Consultations.settle_for_stop`). Calls whose tasks are cancelled from
+        now on (the driver stopping) are let go, not hung up: the PBX keeps them (see
+        :meth:`handle_call`)."""
         self._closing = True
+        try:
+            async with asyncio.timeout(STOP_SETTLE):
+                await self.consults.settle_for_stop()
+        except TimeoutError:
+            log.warning("rooms_not_settled", seconds=STOP_SETTLE)
         await self.monitoring.close()
         tasks = list(self._background)
         for task in tasks:

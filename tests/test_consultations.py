@@ -400,6 +400,34 @@ async def test_alice_blind_transfers_the_caller_to_an_allowed_outside_number(
     assert (row["transfer_path"], row["transfers"]) == ("1001>5557002", 1)
 
 
+async def test_a_daemon_stopping_leaves_no_caller_alone_on_hold(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport) as (center, caller, phones):
+        await center.daemon.switchboard.hold("1001")
+        await until(lambda: len(in_room(center, caller, aside=True)) == 1, "Alice steps away")
+        async with asyncio.timeout(10):
+            await center.daemon.stop()
+        assert holds(in_room(center, caller), "1001"), "Alice is back with the caller"
+        assert not in_room(center, caller, aside=True)
+        await asyncio.sleep(0.2)
+        assert holds(in_room(center, caller), "1001"), "and they stay together"
+        await phones["1001"].hangup()
+        await caller.hangup()
+
+
+async def test_a_daemon_stopping_mid_consultation_makes_it_a_three_way_call(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, p1002=0.05) as (center, caller, phones):
+        await alice_consults(center, caller, "1002", phones["p1002"])
+        async with asyncio.timeout(10):
+            await center.daemon.stop()
+        assert holds(in_room(center, caller), "1001", "1002"), "all three talk together"
+        assert not in_room(center, caller, aside=True)
+        await caller.hangup()
+
+
 # ---------------------------------------------------------------------- keys on Alice's phone
 
 KEYS = {"acd": {"agent_keys": {}}}
