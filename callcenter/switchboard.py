@@ -35,7 +35,7 @@ from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.router import RingOutcome, Router
 from callcenter.acd.rules import agent_rules, queue_rules
-from callcenter.config.models import CallCenterConfig, QueueConfig, QueueExit
+from callcenter.config.models import AgentKeysConfig, CallCenterConfig, QueueConfig, QueueExit
 from callcenter.consult import Consultation, Consultations, RoomLegs, consult_view
 from callcenter.errors import (
     CallHungUp,
@@ -395,8 +395,9 @@ class Switchboard:
         """(queue, caller number) -> (when they had joined, until when they may come back):
         callers who hung up in a queue with ``resume_abandoned``."""
         self._abandoned_prune_at = ABANDONED_PRUNE_MIN
-        self._keypads: dict[str, Keypad] = {}
-        """Agent id -> what they keyed on their phone during the call (acd.agent_keys)."""
+        self._keypads: dict[str, tuple[AgentKeysConfig, Keypad]] = {}
+        """Agent id -> what they keyed on their phone during the call (acd.agent_keys, and
+        the settings the keypad was made with: a reload makes a new one)."""
         self._configure_router(config)
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
@@ -469,12 +470,11 @@ class Switchboard:
         )
         if agent_id is None:
             return
-        pad = self._keypads.get(agent_id)
-        if pad is None or pad.timeout != keys.timeout:
-            pad = self._keypads[agent_id] = Keypad(
-                {keys.blind: "blind", keys.consult: "consult"}, keys.timeout
-            )
-        keyed = pad.feed(event.digit, time.monotonic())
+        kept = self._keypads.get(agent_id)
+        if kept is None or kept[0] is not keys:
+            pad = Keypad(keys.codes(), keys.timeout, instant=[keys.recording or ""])
+            kept = self._keypads[agent_id] = (keys, pad)
+        keyed = kept[1].feed(event.digit, time.monotonic())
         if keyed is not None:
             self.in_background(self._keyed_transfer(agent_id, keyed), f"keys-{agent_id}")
 
@@ -483,7 +483,12 @@ class Switchboard:
         found = self.agent_call(agent_id)
         call_id = found[0] if found is not None else ""
         try:
-            if keyed.action == "consult":
+            if keyed.action == "recording":
+                active = found[1] if found is not None else None
+                muted = active is not None and not active.recording_muted
+                await self.mute_recording(agent_id, muted)
+                target = "paused" if muted else "recording"
+            elif keyed.action == "consult":
                 target = await self.consult(agent_id, to)
             else:
                 target = await self.transfer(agent_id, to)

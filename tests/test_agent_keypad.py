@@ -64,6 +64,16 @@ def test_a_number_longer_than_any_phone_number_is_dropped() -> None:
     ]
 
 
+def test_an_instant_code_is_a_request_at_its_last_key() -> None:
+    pad = Keypad({**CODES, "*3": "recording"}, timeout=1.0, instant=["*3"])
+    assert pad.feed("*", 0.0) is None
+    assert pad.feed("3", 0.1) == Keyed("recording", "", "*3")
+    assert pad.state is KeyState.IDLE
+    assert [pad.feed(k, 0.2 + n / 10) for n, k in enumerate("*12#")][-1] == Keyed(
+        "blind", "2", "*12#"
+    )
+
+
 def test_a_code_must_be_a_star_and_digits() -> None:
     with pytest.raises(ValueError, match="a code is"):
         Keypad({"1": "blind"}, timeout=1)
@@ -101,10 +111,12 @@ def test_agent_keys_that_overlap_are_refused_in_the_config() -> None:
         ({"blind": "*1", "consult": "*1"}, "must differ"),
         ({"blind": "*1", "consult": "*12"}, "neither may start with the other"),
         ({"blind": "1*"}, '"*" and one to three digits'),
+        ({"recording": "*1"}, "blind ('*1') and recording ('*1')"),
     ):
         with pytest.raises(ConfigError) as caught:
             load_config_text(config_with(keys), environ=env)
         assert words in str(caught.value), keys
     config = load_config_text(config_with({}), environ=env)
     assert config.acd.agent_keys is not None
-    assert (config.acd.agent_keys.blind, config.acd.agent_keys.consult) == ("*1", "*2")
+    keys = config.acd.agent_keys
+    assert (keys.blind, keys.consult, keys.recording) == ("*1", "*2", "*3")

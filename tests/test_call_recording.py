@@ -198,6 +198,34 @@ async def test_the_agent_pauses_the_recording_for_card_details_and_the_file_is_s
     assert 0.5 <= row["recording_muted_seconds"] <= 1.0
 
 
+async def test_the_agent_pauses_and_resumes_the_recording_with_star_3_on_the_phone(
+    tmp_path: Path, transport: str
+) -> None:
+    config = merge(RECORDED, {"acd": {"agent_keys": {}}})
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        seen: list[EngineEvent] = []
+        center.daemon.bus.subscribe(seen.append)
+        caller = await caller_talks(center, "5552015", "2", 0.0)
+        await recording_started(center, caller)
+        await asyncio.sleep(0.4)
+        await alice.press("*3")
+        async with asyncio.timeout(STEP):
+            while not any(isinstance(e, RecordingMuted) for e in seen):
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.6)
+        await alice.press("*3")
+        await asyncio.sleep(0.4)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    muted = [(e.muted, e.by) for e in seen if isinstance(e, RecordingMuted)]
+    assert muted == [(True, "1001"), (False, "1001")]
+    path = Path(row["recordingfile"])
+    await until_exists(path)
+    assert [audible for audible, _ in spans(path)] == [True, False, True]
+    assert 0.5 <= row["recording_muted_seconds"] <= 1.2
+
+
 async def test_a_paused_recording_records_again_once_the_agent_transfers_the_caller(
     tmp_path: Path, transport: str
 ) -> None:

@@ -10,12 +10,14 @@ agent's leg). States, one enum and one transition table::
       └──────────┴── any other key, a pause longer than ``timeout``, a number too long
 
 A ``*`` that breaks a sequence starts a new one, so ``*1*2 2001 #`` is a consultation.
+An *instant* code takes no number: it is a request as soon as it is whole (``*3``, pause
+or resume the recording).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -59,19 +61,23 @@ class Keyed:
 
 
 class Keypad:
-    """One agent's keys: ``codes`` maps each code (``"*1"``) to the action it asks for.
+    """One agent's keys: ``codes`` maps each code (``"*1"``) to the action it asks for;
+    the codes in ``instant`` take no number.
 
     No code may start with another (the config refuses that), so a code is whole as soon as
     its last key comes.
     """
 
-    __slots__ = ("_buffer", "_code", "_codes", "_last", "state", "timeout")
+    __slots__ = ("_buffer", "_code", "_codes", "_instant", "_last", "state", "timeout")
 
-    def __init__(self, codes: Mapping[str, str], timeout: float) -> None:
+    def __init__(
+        self, codes: Mapping[str, str], timeout: float, *, instant: Collection[str] = ()
+    ) -> None:
         for code in codes:
             if not code.startswith("*") or len(code) < 2:
                 raise ValueError(f"a code is * and digits, not {code!r}")
         self._codes = dict(codes)
+        self._instant = frozenset(instant)
         self.timeout = timeout
         self.state = KeyState.IDLE
         self._buffer = ""
@@ -95,6 +101,9 @@ class Keypad:
             return None
         if self.state is KeyState.CODE:
             candidate = self._buffer + key
+            if candidate in self._instant and candidate in self._codes:
+                self._reset()
+                return Keyed(self._codes[candidate], "", candidate)
             if candidate in self._codes:
                 self._move(KeyState.NUMBER)
                 self._buffer = self._code = candidate

@@ -2038,7 +2038,7 @@ class AgentKeysConfig(_Model):
     the queue's supervisor). The number is what ``agent transfer`` takes: an agent's or a
     supervisor's id, or an outside number acd.transfer_allow lists. The caller hears the
     tones. An agent consulting someone hands the caller over by hanging up; the colleague
-    hanging up gives the caller back."""
+    hanging up gives the caller back. ``*3`` pauses the recording and resumes it."""
 
     blind: KeySequence = Field(
         default="*1", description="Blind transfer: *1 2001 # sends the caller to 2001."
@@ -2048,18 +2048,34 @@ class AgentKeysConfig(_Model):
         description="Consult first (an attended transfer): *2 2001 # puts the caller on hold "
         "and rings 2001.",
     )
+    recording: KeySequence | None = Field(
+        default="*3",
+        description="Pause the call's recording (while the caller gives card details), or "
+        "resume it: the code alone, no number and no #. None: no key for it.",
+    )
     timeout: _Seconds = Field(
         default=4, description="Seconds between two keys after which the keys are dropped."
     )
 
     @model_validator(mode="after")
     def _distinct(self) -> AgentKeysConfig:
-        if self.blind.startswith(self.consult) or self.consult.startswith(self.blind):
-            raise ValueError(
-                f"blind ({self.blind!r}) and consult ({self.consult!r}) must differ, and "
-                "neither may start with the other"
-            )
+        codes = {"blind": self.blind, "consult": self.consult, "recording": self.recording}
+        named = [(name, code) for name, code in codes.items() if code is not None]
+        for at, (name, code) in enumerate(named):
+            for other, other_code in named[at + 1 :]:
+                if code.startswith(other_code) or other_code.startswith(code):
+                    raise ValueError(
+                        f"{name} ({code!r}) and {other} ({other_code!r}) must differ, and "
+                        "neither may start with the other"
+                    )
         return self
+
+    def codes(self) -> dict[str, str]:
+        """Code -> action (``blind``, ``consult``, ``recording``)."""
+        found = {self.blind: "blind", self.consult: "consult"}
+        if self.recording is not None:
+            found[self.recording] = "recording"
+        return found
 
 
 class AcdConfig(_Model):
