@@ -201,7 +201,9 @@ SUPERVISOR_ROUTES: dict[str, SpyMode] = {
 }
 """The hooks of the supervisors' feature codes (``*81`` + agent: ``supervisor-listen?agent=
 1001``) and the monitoring mode each starts in."""
-FEATURE_ROUTES = (*AGENT_ROUTES, *SUPERVISOR_ROUTES)
+SWITCH_ROUTE = "switch-toggle"
+"""The hook of ``*28`` + code (``switch-toggle?code=1``): a supervisor flips a switch."""
+FEATURE_ROUTES = (*AGENT_ROUTES, *SUPERVISOR_ROUTES, SWITCH_ROUTE)
 """Every feature code's hook; any other route is an inbound call."""
 
 CALLBACK_VARIABLE = "CALLCENTER_CALLBACK"
@@ -568,10 +570,7 @@ class Switchboard:
     def _turns_away(self, info: CallInfo) -> bool:
         """Is this a new caller a draining daemon sends to the failover?"""
         return not (
-            self._taking.is_set()
-            or info.route in AGENT_ROUTES
-            or info.route in SUPERVISOR_ROUTES
-            or info.params.get("callback")
+            self._taking.is_set() or info.route in FEATURE_ROUTES or info.params.get("callback")
         )
 
     async def close(self) -> None:
@@ -629,6 +628,8 @@ class Switchboard:
                 await self._feature_code(call, info.route.removeprefix("agent-"), config)
             elif info.route in SUPERVISOR_ROUTES:
                 await self._supervisor_code(call, SUPERVISOR_ROUTES[info.route], config)
+            elif info.route == SWITCH_ROUTE:
+                await self._switch_code(call, config)
             elif info.params.get("callback"):
                 hung_up_by = await self._callback_answered(
                     call, active, config, info.params["callback"]
@@ -2557,6 +2558,31 @@ class Switchboard:
             # The monitoring's end (MonitorEnded) comes before the call's (CallEnded).
             with contextlib.suppress(Exception):
                 await asyncio.shield(monitor.task)
+
+    async def _switch_code(self, call: Call, config: CallCenterConfig) -> None:
+        """``*28`` + code from a supervisor's phone: the switch ``ivr.switch_codes`` names
+        for the code goes on if it was off, off if it was on; they hear ``activated`` or
+        ``de-activated`` (``beeperr`` for a code the config does not have)."""
+        info = call.info
+        code = info.params.get("code") or (info.args[0] if info.args else "")
+        devices = {sid: s.device for sid, s in config.supervisors.items()}
+        who = info.params.get("supervisor") or _owner_of(info.channel, devices) or ""
+        pins = {sid: s.pin for sid, s in config.supervisors.items()}
+        if not await self._dialled_by(call, "supervisor", who, pins, code=code):
+            return
+        name = config.ivr.switch_codes.get(code)
+        if name is None:
+            log.info("switch_code_unknown", supervisor=who, code=code)
+            await call.play(["beeperr"])
+            return
+        on = not self.switches.get(name, False)
+        try:
+            self.flip(name, on, via=f"phone:{who}")
+        except EngineError as exc:  # a reload took the switch away meanwhile
+            log.info("switch_code_refused", supervisor=who, code=code, error=str(exc))
+            await call.play(["beeperr"])
+            return
+        await call.play(["activated" if on else "de-activated"])
 
     async def _dialled_by(
         self,

@@ -232,9 +232,10 @@ AGENT_DIGITS = "<agent>"
 
 
 def _agent_code(exten: str, hook: str) -> tuple[str, str]:
-    """An Asterisk pattern ``_*81X.`` handing over ``${EXTEN:3}`` as ``*81<agent>``."""
-    if exten.startswith("_") and exten.endswith("X."):
-        code = exten[1:-2]
+    """An Asterisk pattern ``_*81X.`` (or ``_*28.``) handing over ``${EXTEN:3}`` as
+    ``*81<agent>``."""
+    if exten.startswith("_") and exten.endswith("."):
+        code = exten[1:-2] if exten.endswith("X.") else exten[1:-1]
         return f"{code}{AGENT_DIGITS}", hook.replace(f"${{EXTEN:{len(code)}}}", AGENT_DIGITS)
     return exten, hook
 

@@ -18,7 +18,14 @@ from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
 from callcenter.events import EngineEvent, SwitchFlipped
-from callcenter.testing import BASE_CONFIG, Center, Transport, merge, running_center
+from callcenter.testing import (
+    BASE_CONFIG,
+    TRANSPORTS,
+    Center,
+    Transport,
+    merge,
+    running_center,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,6 +95,52 @@ async def test_a_storm_switch_ops_turn_on_sends_the_next_callers_to_the_storm_me
     assert [(e.name, e.on, e.via) for e in events if isinstance(e, SwitchFlipped)] == [
         ("storm", True, "api")
     ]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_supervisor_flips_the_storm_switch_from_their_phone_with_star_28(
+    tmp_path: Path, transport: Transport
+) -> None:
+    config = merge(
+        STORM,
+        {"ivr": {"switch_codes": {"1": "storm"}}, "supervisors": {"2000": {"pin": "2468"}}},
+    )
+    async with running_center(tmp_path, transport=transport, config=config) as center:
+        heard = []
+        for number, keys in (("2000", "2468"), ("2000", "2468"), ("2000", "1111")):
+            phone = await center.pbx.call("*281", caller_num=number)
+            await phone.wait_for_prompt("agent-pass", timeout=5)
+            await phone.press(keys + "#")
+            await phone.wait_ended(timeout=5)
+            heard.append((phone.heard[-1], center.daemon.switchboard.switches.get("storm")))
+            if len(heard) == 1:
+                during = await first_prompt(center, "5550411")
+        stranger = await center.pbx.call("*281", caller_num="5550000")
+        await stranger.wait_ended(timeout=5)
+        unknown = await center.pbx.call("*289", caller_num="2000")
+        await unknown.wait_for_prompt("agent-pass", timeout=5)
+        await unknown.press("2468#")
+        await unknown.wait_ended(timeout=5)
+        _, listed = await center.api("GET", "/switches")
+        await center.idle()
+    assert heard == [
+        ("activated", True),
+        ("de-activated", False),
+        ("auth-incorrect", False),
+    ], "on, off, and a wrong PIN changes nothing"
+    assert during == "closed-storm"
+    assert stranger.heard == ["invalid"], "only a supervisor's phone flips switches"
+    assert unknown.heard[-1] == "beeperr", "a code the config does not have"
+    assert listed["switches"][0]["via"] == "phone:2000"
+
+
+def test_switch_codes_must_name_a_switch(tmp_path: Path) -> None:
+    text = yaml.safe_dump(
+        merge(BASE_CONFIG, merge(STORM, {"ivr": {"switch_codes": {"1": "flood"}}}))
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, environ={"CALLCENTER_AMI_SECRET": "x"})
+    assert "switch_codes names flood, which ivr.switches does not list" in str(caught.value)
 
 
 async def test_callcenter_switch_lists_and_flips_them(tmp_path: Path) -> None:

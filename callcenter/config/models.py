@@ -1604,6 +1604,14 @@ class IvrConfig(_Model):
         "what it is for. Off until flipped; a flip is kept across restarts.",
         examples=[{"storm": "Closed for the storm: callers hear the storm message"}],
     )
+    switch_codes: dict[Digits, Name] = Field(
+        default_factory=dict,
+        description="Switches a supervisor flips from their phone: code -> switch. `*28` + "
+        "the code (`*281`) turns the switch on when it is off and off when it is on; the "
+        "supervisor is known by their phone (supervisors.<id>.device) and gives their PIN "
+        'if they have one, then hears "activated" or "de-activated".',
+        examples=[{"1": "storm"}],
+    )
     max_steps_without_input: int = Field(
         default=50,
         ge=5,
@@ -1613,6 +1621,15 @@ class IvrConfig(_Model):
             "(a guard; `check` already refuses loops that wait for nobody)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _codes_name_switches(self) -> IvrConfig:
+        unknown = sorted({name for name in self.switch_codes.values()} - set(self.switches))
+        if unknown:
+            raise ValueError(
+                f"switch_codes names {', '.join(unknown)}, which ivr.switches does not list"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- queues and agents

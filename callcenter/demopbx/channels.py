@@ -581,6 +581,9 @@ AGENTS_CONTEXT = "from-agents"
 #: script (the agent goes as ``?agent=``).
 HOT_DESK_CODE: Final = "*71"
 """``*71`` + agent: that agent logs in at the calling phone (``agent-login?agent=``)."""
+SWITCH_CODE: Final = "*28"
+"""``*28`` + code: a supervisor flips a switch (``switch-toggle?code=``)."""
+SWITCH_SCRIPT: Final = "switch-toggle"
 SUPERVISOR_CODES: dict[str, str] = {
     "*81": "supervisor-listen",
     "*82": "supervisor-whisper",
@@ -682,6 +685,8 @@ class DemoDialplan:
         routes[f"_{HOT_DESK_CODE}X."] = route(
             f"{DEFAULT_ROUTES[HOT_DESK_CODE]}?agent=${{EXTEN:{len(HOT_DESK_CODE)}}}"
         )
+        # "." (one or more): a switch code may be a single digit.
+        routes[f"_{SWITCH_CODE}."] = route(f"{SWITCH_SCRIPT}?code=${{EXTEN:{len(SWITCH_CODE)}}}")
         routes["h"] = NoOp("caller hangup handler")
         callback: dict[str, Route] = {"s": route("inbound?callback=${CALLCENTER_CALLBACK}")}
         detected = route("inbound?callback=${CALLCENTER_CALLBACK}&amd=${AMDSTATUS}")

@@ -50,7 +50,13 @@ from typing import Any, Literal
 
 import structlog
 
-from callcenter.demopbx.channels import DEFAULT_ROUTES, HOT_DESK_CODE, SUPERVISOR_CODES
+from callcenter.demopbx.channels import (
+    DEFAULT_ROUTES,
+    HOT_DESK_CODE,
+    SUPERVISOR_CODES,
+    SWITCH_CODE,
+    SWITCH_SCRIPT,
+)
 from callcenter.demopbx.fs_api import run_api
 from callcenter.demopbx.fs_apps import (
     FSConfRoom,
@@ -649,12 +655,17 @@ class DemoFreeSwitch:
         steps = self.dialplan.get(destination)
         if steps is not None:
             return steps
-        code, agent = destination[:3], destination[3:]
-        coded = {**SUPERVISOR_CODES, HOT_DESK_CODE: DEFAULT_ROUTES[HOT_DESK_CODE]}
-        if code in coded and agent.isdigit() and self._supervisor_route is not None:
+        code, digits = destination[:3], destination[3:]
+        coded = {
+            **{c: f"{script}?agent=" for c, script in SUPERVISOR_CODES.items()},
+            HOT_DESK_CODE: f"{DEFAULT_ROUTES[HOT_DESK_CODE]}?agent=",
+            SWITCH_CODE: f"{SWITCH_SCRIPT}?code=",
+        }
+        if code in coded and digits.isdigit() and self._supervisor_route is not None:
             # callcenter.xml's ^\*81(\d+)$ with callcenter_route=supervisor-listen?agent=$1
-            # (and ^\*71(\d+)$, agent-login?agent=$1: hot desking)
-            name = f"{coded[code]}?agent={agent}"
+            # (and ^\*71(\d+)$, agent-login?agent=$1: hot desking; ^\*28(\d+)$,
+            # switch-toggle?code=$1)
+            name = f"{coded[code]}{digits}"
             return _expand_route(destination, self._supervisor_route, self._failover_after, name)
         if _DIALABLE.fullmatch(destination):
             return [
