@@ -8,7 +8,7 @@
                                             transfer | hold | unhold | consult | consult-complete |
                                             consult-join | consult-cancel | help | pause-recording |
                                             resume-recording | preview-dial | preview-skip |
-                                            disposition
+                                            disposition | join | leave (--queue Q)
     callcenter campaign ACTION [ID]         list | pause | resume
     callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call;
@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
             "preview-dial",
             "preview-skip",
             "disposition",
+            "join",
+            "leave",
         ],
     )
     agent.add_argument("agent", help="agent id, e.g. 1001")
@@ -207,7 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument(
         "--queue",
         default=None,
-        help="transfer: into this queue instead (the caller waits there for its next agent)",
+        help="transfer: into this queue instead (the caller waits there for its next agent); "
+        "join / leave: the queue",
+    )
+    agent.add_argument(
+        "--penalty",
+        type=int,
+        default=None,
+        help="join: the agent's penalty in the queue (default: the config's, else 0)",
     )
     agent.add_argument(
         "--priority", type=int, default=0, help="transfer --queue: the caller's priority there"
@@ -495,6 +504,18 @@ def _main(argv: Sequence[str] | None) -> int:
                 body["to"] = args.to or "supervisor"
         if args.action == "consult":
             body["to"] = args.to or "supervisor"
+        if args.action in ("join", "leave"):
+            if args.queue is None:
+                parser.error(
+                    f"agent {args.action} needs --queue: e.g. {args.action} 1001 --queue support"
+                )
+            body["queue"] = args.queue
+            if args.penalty is not None:
+                if args.action == "leave":
+                    parser.error("agent leave takes no --penalty")
+                body["penalty"] = args.penalty
+        elif args.penalty is not None:
+            parser.error("--penalty is for agent join")
         if args.device is not None:
             if args.action != "login":
                 parser.error("--device is for agent login (hot desking)")
@@ -1148,6 +1169,14 @@ def format_status(status: dict[str, Any]) -> str:
     agent_cols += [("calls", 5), ("queues", 20), ("note", 0)]
     lines.append(_row([name for name, _ in agent_cols], agent_cols))
     previews = {p.get("agent"): p for p in status.get("previews", [])}
+    moves: dict[Any, list[str]] = {}
+    for change in status.get("member_changes", []):
+        verb = "joined" if change.get("member") else "left"
+        penalty = change.get("penalty")
+        at = f" (penalty {penalty})" if change.get("member") and penalty is not None else ""
+        moves.setdefault(change.get("agent"), []).append(
+            f"{verb} {change.get('queue')}{at} since {change.get('since')} ({change.get('via')})"
+        )
     for agent in status.get("agents", []):
         notes = []
         shown = previews.get(agent.get("id"))
@@ -1170,6 +1199,8 @@ def format_status(status: dict[str, Any]) -> str:
             notes.append("owes the last call a disposition")
         if agent.get("call_id"):
             notes.append(f"call {agent['call_id']}")
+        for moved in moves.get(agent.get("id"), []):
+            notes.append(moved)
         cells = [
             agent.get("id"),
             agent.get("name"),

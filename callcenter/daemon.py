@@ -62,6 +62,7 @@ from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.dispositions import DispositionRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
+from callcenter.records.members import MemberRecorder
 from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
 from callcenter.records.recordings import purge_recordings
 from callcenter.records.rescue import RecordRescue
@@ -268,6 +269,7 @@ class Daemon:
         self.dispositions = DispositionRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.dispositions.on_event)
         self.bus.subscribe(SwitchRecorder(self.store, self.recorder.writer).on_event)
+        self.bus.subscribe(MemberRecorder(self.store, self.recorder.writer).on_event)
         self.queue_log: QueueLogRecorder | None = None
         if config.records.queue_log:
             self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
@@ -424,6 +426,8 @@ class Daemon:
             # this PBX (PBXClaimed).
             await self.pbx.claim()
             self.bus.publish(CallCentreStarted())
+            if self.resume:
+                await self._restore_member_changes()
             resumed = await self._resume_shifts() if self.resume else set()
             if self.resume:
                 await self._restore_switches()
@@ -591,6 +595,19 @@ class Daemon:
                 self.switchboard.owed_taken_back(owed.owed_by(presence.agent))
             resumed.add(presence.agent)
         return resumed
+
+    async def _restore_member_changes(self) -> None:
+        """Agents moved between queues while the centre ran stay where they were put."""
+        try:
+            states = await self.recorder.writer.run(self.store.fetch_member_changes)
+        except RecordError as exc:
+            log.error("queue_members_not_restored", error=str(exc))
+            return
+        taken = self.switchboard.restore_member_changes(
+            [(state.change(), state.changed, state.via) for state in states]
+        )
+        if states:
+            log.info("queue_members_restored", restored=taken, ignored=len(states) - taken)
 
     async def _restore_switches(self) -> None:
         """Switches stay as they were last flipped (those the config still has)."""

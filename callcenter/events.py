@@ -297,6 +297,20 @@ class AgentEvent(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QueueMemberChanged(AgentEvent):
+    """The agent joined (``member``) or left ``queue`` while the centre runs (``agent
+    join`` / ``agent leave``; ``via``: cli, api, or ``restart`` when a daemon takes a kept
+    change back). ``penalty``: the one given on joining (None: the config's). ``kept``:
+    the change lies on top of the config (False: the config's own membership again)."""
+
+    queue: str
+    member: bool
+    penalty: int | None = None
+    via: str = "cli"
+    kept: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentLoggedIn(AgentEvent):
     device: str
     via: str = "cli"

@@ -34,7 +34,7 @@ from callcenter.acd.agent import Agent
 from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.router import RingOutcome, Router
-from callcenter.acd.rules import agent_rules, queue_rules
+from callcenter.acd.rules import MemberChange, agent_rules, queue_rules, with_changes
 from callcenter.config.models import AgentKeysConfig, CallCenterConfig, QueueConfig, QueueExit
 from callcenter.consult import Consultation, Consultations, RoomLegs, consult_view
 from callcenter.errors import (
@@ -80,6 +80,7 @@ from callcenter.events import (
     QueueCallbackRequested,
     QueueExited,
     QueueJoined,
+    QueueMemberChanged,
     RecordingMuted,
     RecordingStarted,
     SwitchFlipped,
@@ -400,6 +401,9 @@ class Switchboard:
         self._keypads: dict[str, tuple[AgentKeysConfig, Keypad]] = {}
         """Agent id -> what they keyed on their phone during the call (acd.agent_keys, and
         the settings the keypad was made with: a reload makes a new one)."""
+        self.member_changes: dict[tuple[str, str], tuple[MemberChange, datetime, str]] = {}
+        """(queue, agent) -> a change to the queue's members made while the centre runs
+        (:meth:`join_queue`, :meth:`leave_queue`), when and how; laid over the config."""
         self._configure_router(config)
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
@@ -424,14 +428,110 @@ class Switchboard:
         self._configure_router(config)
 
     def _configure_router(self, config: CallCenterConfig) -> None:
+        changes = [change for change, _, _ in self.member_changes.values()]
         try:
             self.router.configure(
-                queue_rules(config),
+                with_changes(queue_rules(config), changes, config.agents),
                 agent_rules(config),
                 longest_waiting_first=config.acd.longest_waiting_first,
             )
         except EngineError as exc:
             log.error("router_config_refused", error=str(exc))
+
+    # ------------------------------------------------------------------ queue members
+
+    def join_queue(
+        self, agent_id: str, queue: str, *, penalty: int | None = None, via: str = "cli"
+    ) -> bool:
+        """Make ``agent_id`` a member of ``queue`` from now on (app_queue's QueueAdd), at
+        ``penalty`` (None: the config's, else 0); kept across reloads and restarts until
+        :meth:`leave_queue` or a join that matches the config again. False when nothing
+        changed. Raises UnknownAgent / UnknownQueue."""
+        self._check_membership(agent_id, queue)
+        qcfg = self.config.queues[queue]
+        in_config = agent_id in qcfg.agents
+        kept = not in_config or (penalty is not None and penalty != qcfg.penalties.get(agent_id))
+        return self._change_members(MemberChange(queue, agent_id, True, penalty), kept, via)
+
+    def leave_queue(self, agent_id: str, queue: str, *, via: str = "cli") -> bool:
+        """Take ``agent_id`` out of ``queue``'s members from now on (app_queue's
+        QueueRemove): no new caller of the queue is offered to them; a call of it they are
+        on goes on. Kept across reloads and restarts until :meth:`join_queue`. False when
+        they were not a member."""
+        self._check_membership(agent_id, queue)
+        kept = agent_id in self.config.queues[queue].agents
+        return self._change_members(MemberChange(queue, agent_id, False), kept, via)
+
+    def member_views(self) -> list[dict[str, Any]]:
+        """The changes to queues' members made while the centre runs (for status)."""
+        return [
+            {
+                "queue": change.queue,
+                "agent": change.agent,
+                "member": change.member,
+                "penalty": change.penalty,
+                "since": since.isoformat(timespec="seconds"),
+                "via": via,
+            }
+            for change, since, via in sorted(
+                self.member_changes.values(), key=lambda c: (c[0].queue, c[0].agent)
+            )
+        ]
+
+    def restore_member_changes(self, kept: Sequence[tuple[MemberChange, datetime, str]]) -> int:
+        """Lay the changes a previous daemon kept over the config again (those whose queue
+        and agent the config still has); returns how many."""
+        taken = 0
+        for change, since, via in kept:
+            if change.queue in self.config.queues and change.agent in self.config.agents:
+                self.member_changes[(change.queue, change.agent)] = (change, since, via)
+                taken += 1
+        if taken:
+            self._configure_router(self.config)
+        return taken
+
+    def _check_membership(self, agent_id: str, queue: str) -> None:
+        if agent_id not in self.config.agents:
+            raise UnknownAgent(f"no agent {agent_id!r} is configured")
+        if queue not in self.config.queues:
+            raise UnknownQueue(f"no queue {queue!r} is configured")
+
+    def _change_members(self, change: MemberChange, kept: bool, via: str) -> bool:
+        def routed() -> tuple[bool, int]:
+            rules = self.router.rules(change.queue)
+            return change.agent in rules.members, rules.penalties.get(change.agent, 0)
+
+        key = (change.queue, change.agent)
+        before, earlier = routed(), self.member_changes.get(key)
+        if kept:
+            self.member_changes[key] = (change, datetime.now(UTC), via)
+        else:
+            self.member_changes.pop(key, None)
+        self._configure_router(self.config)
+        same_change = (earlier[0] if earlier else None) == (change if kept else None)
+        if routed() == before and same_change:
+            if earlier is not None:
+                self.member_changes[key] = earlier  # nothing new: keep when it was made
+            return False
+        self.bus.publish(
+            QueueMemberChanged(
+                agent=change.agent,
+                queue=change.queue,
+                member=change.member,
+                penalty=change.penalty,
+                via=via,
+                kept=kept,
+            )
+        )
+        log.info(
+            "queue_member_added" if change.member else "queue_member_removed",
+            agent=change.agent,
+            queue=change.queue,
+            penalty=change.penalty,
+            via=via,
+            kept=kept,
+        )
+        return True
 
     def attach_pbx(self, pbx: PBX) -> None:
         """Use ``pbx`` for PBX-wide commands (callbacks are originated through it) and follow

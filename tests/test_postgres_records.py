@@ -27,6 +27,7 @@ from callcenter.errors import ConfigError, RecordError
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.dispositions import DispositionRecord
+from callcenter.records.members import MemberState
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPresence, OwedCode
@@ -466,6 +467,29 @@ def test_a_switch_keeps_its_last_flip_in_both_databases(tmp_path: Path, postgres
         assert rows == [
             SwitchState("outage", True, T0, "api"),
             SwitchState("storm", False, later, "cli"),
+        ], type(store).__name__
+
+
+def test_queue_member_changes_are_kept_and_cleared_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    later = T0 + timedelta(minutes=5)
+    for store in (
+        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        try:
+            store.write_member_change(MemberState("sales", "1002", True, None, T0, "api"))
+            store.write_member_change(MemberState("sales", "1002", True, 2, later, "cli"))
+            store.write_member_change(MemberState("support", "1001", False, None, T0, "api"))
+            store.write_member_change(MemberState("support", "1003", True, 1, T0, "api"))
+            store.clear_member_change("support", "1003")
+            rows = store.fetch_member_changes()
+        finally:
+            store.close()
+        assert rows == [
+            MemberState("sales", "1002", True, 2, later, "cli"),
+            MemberState("support", "1001", False, None, T0, "api"),
         ], type(store).__name__
 
 

@@ -14,7 +14,8 @@ the router index callers by (skills, stage).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -82,6 +83,44 @@ class AgentRules:
     skills: Mapping[str, int] = field(default_factory=_empty)
     wrapup: float | None = None
     autopause: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChange:
+    """A change to a queue's members made while the centre runs (``agent join`` /
+    ``agent leave``, app_queue's QueueAdd / QueueRemove), kept on top of the config until
+    undone: ``member`` in ``queue`` or not, at ``penalty`` (None: the config's, else 0)."""
+
+    queue: str
+    agent: str
+    member: bool
+    penalty: int | None = None
+
+
+def with_changes(
+    rules: Mapping[str, QueueRules], changes: Iterable[MemberChange], agents: Collection[str]
+) -> dict[str, QueueRules]:
+    """``rules`` with the member ``changes`` laid over them (pure). Changes naming a queue
+    or an agent the config no longer has are left out."""
+    out = dict(rules)
+    for change in changes:
+        queue = out.get(change.queue)
+        if queue is None or change.agent not in agents:
+            continue
+        penalties = dict(queue.penalties)
+        if change.member:
+            members = queue.members
+            if change.agent not in members:
+                members = (*members, change.agent)
+            if change.penalty is not None:
+                penalties[change.agent] = change.penalty
+        else:
+            members = tuple(m for m in queue.members if m != change.agent)
+            penalties.pop(change.agent, None)
+        out[change.queue] = dataclasses.replace(
+            queue, members=members, penalties=MappingProxyType(penalties)
+        )
+    return out
 
 
 def remote_device(device: str, remote_dial: str | None) -> str:

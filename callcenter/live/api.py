@@ -40,6 +40,12 @@ Routes (all JSON)::
                                           the agent's call (409 when busy on another one)
     POST /agents/{id}/pause-recording     {}: the call's recording records silence (card
     POST /agents/{id}/resume-recording    details) until resumed or the agent's talk ends
+    POST /agents/{id}/join                {"queue": "support", "penalty": 1}: a member of
+                                          that queue from now on (penalty: the config's
+                                          if not given); kept across reloads and restarts
+    POST /agents/{id}/leave               {"queue": "support"}: no longer offered its
+                                          callers; {"agent", "queue", "member", "changed",
+                                          "queues": [...]} (404: unknown agent or queue)
     POST /supervisors/{id}/listen         {"agent": "1001"}: ring the supervisor's phone and,
     POST /supervisors/{id}/whisper        once answered, join the agent's call in that mode
     POST /supervisors/{id}/barge          (again for the same agent: switch mode, no ring);
@@ -346,6 +352,7 @@ class ControlAPI:
             snapshot["campaigns"] = self.campaigns.view() if self.campaigns is not None else []
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
             snapshot["switches"] = board.switch_views()
+            snapshot["member_changes"] = board.member_views()
             return snapshot
         if parts and parts[0] == "campaigns":
             return self._campaign_action(method, parts[1:])
@@ -566,6 +573,8 @@ class ControlAPI:
                 muted = action == "pause-recording"
                 call_id = await self.switchboard.mute_recording(agent_id, muted)
                 return {"agent": agent_id, "call_id": call_id, "recording_paused": muted}
+            elif action in ("join", "leave"):
+                return self._membership(agent_id, action, body)
             else:
                 raise HTTPError(404, f"unknown agent action {action!r}")
         except UnknownAgent as exc:
@@ -581,6 +590,32 @@ class ControlAPI:
         if action == "login":
             shown["device"] = agent.device
         return shown
+
+    def _membership(self, agent_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``join`` / ``leave`` a queue (raises UnknownAgent / UnknownQueue)."""
+        queue = body.get("queue")
+        if not isinstance(queue, str) or not queue:
+            raise HTTPError(400, f'say which queue: {{"queue": "support"}} ({action})')
+        board = self.switchboard
+        if action == "join":
+            penalty = body.get("penalty")
+            if penalty is not None and (
+                not isinstance(penalty, int) or isinstance(penalty, bool) or penalty < 0
+            ):
+                raise HTTPError(400, '"penalty" is a whole number from 0: {"penalty": 1}')
+            changed = board.join_queue(agent_id, queue, penalty=penalty, via="api")
+        else:
+            if "penalty" in body:
+                raise HTTPError(400, "leave takes no penalty")
+            changed = board.leave_queue(agent_id, queue, via="api")
+        view = board.router.agent_view(agent_id)
+        return {
+            "agent": agent_id,
+            "queue": queue,
+            "member": queue in view["queues"],
+            "changed": changed,
+            "queues": view["queues"],
+        }
 
     def _desk(self, agent_id: str, body: dict[str, Any]) -> str | None:
         """The phone of ``POST /agents/<id>/login {"device": ...}`` (hot desking)."""

@@ -28,6 +28,8 @@ when no agent) | ``event`` | its data, with app_queue's meaning:
   (a callback request counts as the exit that asked for it: the key, else the timeout);
 * ``FULL`` and ``JOINEMPTY``: the caller was turned away on arrival;
 * ``AGENTLOGIN`` channel (the agent's device) and ``AGENTLOGOFF`` channel|logintime;
+* ``ADDMEMBER`` and ``REMOVEMEMBER`` (no data): ``agent join`` / ``agent leave`` put the
+  agent into the queue or took them out while the centre runs;
   ``PAUSEALL`` reason and ``UNPAUSEALL`` (pauses cover every queue of the agent);
 * ``QUEUESTART`` (a daemon started: calls a previous one had in progress end there for
   the tools) and ``CONFIGRELOAD``, with ``NONE`` for call, queue and agent.
@@ -79,6 +81,7 @@ from callcenter.events import (
     QueueCallbackAnswered,
     QueueExited,
     QueueJoined,
+    QueueMemberChanged,
     TalkEnded,
 )
 from callcenter.records.writer import RecordWriter
@@ -312,6 +315,14 @@ def agent_entries(event: AgentEvent, device: str) -> tuple[QueueLogEntry, ...]:
     return (QueueLogEntry(key, event.at, NONE, NONE, agent_name(event.agent), verb, data),)
 
 
+def member_entries(event: QueueMemberChanged) -> tuple[QueueLogEntry, ...]:
+    """``ADDMEMBER`` / ``REMOVEMEMBER`` for an agent put into or taken out of a queue while
+    the centre runs (app_queue writes them for QueueAdd / QueueRemove); pure."""
+    verb = "ADDMEMBER" if event.member else "REMOVEMEMBER"
+    key = f"member:{event.queue}:{event.agent}:{verb}:{event.at.isoformat()}"
+    return (QueueLogEntry(key, event.at, NONE, event.queue, agent_name(event.agent), verb),)
+
+
 class QueueLogStore(Protocol):
     def write_queue_log(self, entries: tuple[QueueLogEntry, ...]) -> bool: ...
 
@@ -365,6 +376,9 @@ class QueueLogRecorder:
             verb = _DAEMON_EVENTS[kind]
             key = f"daemon:{verb}:{event.at.isoformat()}"
             entries = (QueueLogEntry(key, event.at, NONE, NONE, NONE, verb),)
+        elif kind is QueueMemberChanged:
+            assert isinstance(event, QueueMemberChanged)
+            entries = member_entries(event)
         elif kind in AGENT_LINES:
             assert isinstance(event, AgentEvent)
             entries = agent_entries(event, self._devices.get(event.agent, ""))

@@ -50,6 +50,7 @@ from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.dispositions import DispositionRecord
+from callcenter.records.members import MemberState
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import (
     AgentPause,
@@ -73,6 +74,8 @@ REPLAYABLE: Final = frozenset(
         "write_agent_pause",
         "write_agent_wrapup",
         "write_switch",
+        "write_member_change",
+        "clear_member_change",
         "write_agent_presence",
         "clear_agent_presence",
         "write_queue_callback",
@@ -94,6 +97,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         AgentWrapup,
         OwedCode,
         SwitchState,
+        MemberState,
         QueueCallback,
         QueueLogEntry,
         LeadRecord,

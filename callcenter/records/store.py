@@ -28,6 +28,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``agent_pauses``: agent, reason, start, end, duration_seconds, via_pause, via_unpause;
 * ``agent_wrapups``: after-call work: agent, start, end, duration_seconds, call_id;
 * ``switches``: the last flip of each of ``ivr.switches``: name, on, changed, via;
+* ``queue_members``: changes to queues' members kept on top of the config (``agent
+  join`` / ``leave``): queue, agent, member, penalty (NULL: the config's), changed, via;
 * ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
   written; the outbound side updates it);
 * ``agent_presence``: the agents logged in now: agent, logged_in, via_login, pause_reason,
@@ -68,6 +70,7 @@ from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.dispositions import DispositionRecord
+from callcenter.records.members import MemberState
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import (
     AgentPause,
@@ -138,6 +141,7 @@ PAUSE_COLUMNS = (
 )
 WRAPUP_COLUMNS = ("agent", "start", "end", "duration_seconds", "call_id")
 SWITCH_COLUMNS = ("name", "on", "changed", "via")
+MEMBER_COLUMNS = ("queue", "agent", "member", "penalty", "changed", "via")
 
 
 def _quoted(names: Sequence[str]) -> str:
@@ -183,6 +187,15 @@ CREATE TABLE IF NOT EXISTS switches (
     "on" INTEGER NOT NULL,
     "changed" TEXT NOT NULL,
     "via" TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS queue_members (
+    "queue" TEXT NOT NULL,
+    "agent" TEXT NOT NULL,
+    "member" INTEGER NOT NULL,
+    "penalty" INTEGER,
+    "changed" TEXT NOT NULL,
+    "via" TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY ("queue", "agent")
 );
 CREATE TABLE IF NOT EXISTS callbacks (
     "call_id" TEXT NOT NULL,
@@ -396,6 +409,12 @@ class Statements:
             f"VALUES ({marks(len(SWITCH_COLUMNS))}) ON CONFLICT(name) DO UPDATE SET "
             + ", ".join(f'"{n}" = excluded."{n}"' for n in SWITCH_COLUMNS[1:])
         )
+        self.upsert_member = (
+            f"INSERT INTO queue_members ({_quoted(MEMBER_COLUMNS)}) "
+            f"VALUES ({marks(len(MEMBER_COLUMNS))}) ON CONFLICT(queue, agent) DO UPDATE SET "
+            + ", ".join(f'"{n}" = excluded."{n}"' for n in MEMBER_COLUMNS[2:])
+        )
+        self.clear_member = f"DELETE FROM queue_members WHERE queue = {p} AND agent = {p}"
         self.insert_queue_callback = insert("queue_callbacks", QUEUE_CALLBACK_COLUMNS)
         # A request's status moves on from "waiting" once (answered, failed, expired) and
         # never back; attempts only grow.
@@ -716,6 +735,39 @@ class RecordStore(abc.ABC):
         sql = f"SELECT {_quoted(SWITCH_COLUMNS)} FROM switches ORDER BY name"
         return [
             SwitchState(row["name"], bool(row["on"]), _utc(row["changed"]), row["via"])
+            for row in self._fetch(sql)
+        ]
+
+    def write_member_change(self, state: MemberState) -> bool:
+        """Store a kept change to a queue's members (one row per queue and agent)."""
+        params = (
+            state.queue,
+            state.agent,
+            int(state.member),
+            state.penalty,
+            _iso(state.changed),
+            state.via,
+        )
+        what = f"member {state.agent} of queue {state.queue}"
+        return self._write(what, self._sql.upsert_member, params)
+
+    def clear_member_change(self, queue: str, agent: str) -> bool:
+        """The queue's members are the config's again for ``agent``."""
+        what = f"member {agent} of queue {queue}"
+        return self._write(what, self._sql.clear_member, (queue, agent))
+
+    def fetch_member_changes(self) -> list[MemberState]:
+        """Every kept change to queues' members, by queue and agent."""
+        sql = f"SELECT {_quoted(MEMBER_COLUMNS)} FROM queue_members ORDER BY queue, agent"
+        return [
+            MemberState(
+                row["queue"],
+                row["agent"],
+                bool(row["member"]),
+                None if row["penalty"] is None else int(row["penalty"]),
+                _utc(row["changed"]),
+                row["via"],
+            )
             for row in self._fetch(sql)
         ]
 

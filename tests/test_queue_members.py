@@ -1,0 +1,152 @@
+"""Agents moved between queues while the centre runs (app_queue's QueueAdd / QueueRemove):
+`callcenter agent join 1002 --queue sales` and `leave`, by the API, kept across reloads and
+restarts, written to the queue_log as ADDMEMBER / REMOVEMEMBER, shown by `status`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from callcenter.acd.rules import MemberChange, QueueRules, with_changes
+from callcenter.cli import format_status
+from callcenter.events import EngineEvent, QueueMemberChanged
+from callcenter.testing import Center, Transport, running_center
+
+STEP = 5.0
+
+
+def test_changes_lay_members_and_penalties_over_the_config() -> None:
+    rules = {
+        "sales": QueueRules(members=("1001",), penalties=MappingProxyType({"1001": 2})),
+        "support": QueueRules(members=("1001", "1002")),
+    }
+    changes = [
+        MemberChange("sales", "1002", True, 1),
+        MemberChange("sales", "1001", True),
+        MemberChange("support", "1001", False),
+        MemberChange("gone", "1001", True),
+        MemberChange("sales", "9999", True),
+    ]
+    out = with_changes(rules, changes, {"1001", "1002"})
+    assert out["sales"].members == ("1001", "1002")
+    assert dict(out["sales"].penalties) == {"1001": 2, "1002": 1}, "no penalty: the config's"
+    assert out["support"].members == ("1002",)
+    assert set(out) == {"sales", "support"}, "a queue the config lost is left out"
+    assert rules["sales"].members == ("1001",), "pure"
+
+
+async def caller_to_sales(center: Center, number: str) -> Any:
+    caller = await center.pbx.call("800", caller_num=number)
+    await caller.wait_for_prompt("welcome-menu", timeout=STEP)
+    await caller.press("1")
+    return caller
+
+
+async def queue_log(center: Center, verb: str, count: int) -> list[tuple[str, str, str]]:
+    async with asyncio.timeout(STEP):
+        while True:
+            lines = [e for _, e in await asyncio.to_thread(center.daemon.store.fetch_queue_log)]
+            found = [(e.queuename, e.agent, e.event) for e in lines if "MEMBER" in e.event]
+            if sum(1 for *_, event in found if event == verb) >= count:
+                return found
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_bob_joins_sales_for_the_afternoon_takes_its_callers_and_stays_after_a_restart(
+    tmp_path: Path, transport: Transport
+) -> None:
+    async with running_center(tmp_path, transport=transport) as center:
+        events: list[EngineEvent] = []
+        center.daemon.bus.subscribe(events.append)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        center.daemon.router.logout("1001", via="test")
+        status, joined = await center.api("POST", "/agents/1002/join", {"queue": "sales"})
+        again = await center.api("POST", "/agents/1002/join", {"queue": "sales"})
+        caller = await caller_to_sales(center, "5553001")
+        assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1002", "Bob takes sales calls"
+        await caller.hangup()
+        await center.idle()
+        _, shown = await center.api("GET", "/status")
+        daemon = await center.restart()
+        kept = daemon.router.rules("sales").members
+        left = await center.api("POST", "/agents/1002/leave", {"queue": "sales"})
+        after_leave = center.daemon.router.rules("sales").members
+        lines = await queue_log(center, "REMOVEMEMBER", 1)
+        daemon = await center.restart()
+        assert daemon.switchboard.member_views() == [], "back to the config: nothing kept"
+
+    assert status == 200
+    assert joined == {
+        "agent": "1002",
+        "queue": "sales",
+        "member": True,
+        "changed": True,
+        "queues": ["sales", "support"],
+    }
+    assert again[1]["changed"] is False
+    assert kept == ("1001", "1002"), "a restart keeps Bob in sales"
+    assert left[1]["member"] is False and after_leave == ("1001",)
+    assert lines == [("sales", "Agent/1002", "ADDMEMBER"), ("sales", "Agent/1002", "REMOVEMEMBER")]
+    assert "joined sales since" in format_status(shown)
+    changes = [
+        (e.agent, e.queue, e.member, e.via, e.kept)
+        for e in events
+        if isinstance(e, QueueMemberChanged)
+    ]
+    assert ("1002", "sales", True, "api", True) in changes
+
+
+async def test_alice_leaves_support_with_a_penalty_change_and_comes_back_to_the_config(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path) as center:
+        board = center.daemon.switchboard
+        assert board.leave_queue("1001", "support", via="cli")
+        assert center.daemon.router.rules("support").members == ("1002",)
+        assert board.member_views()[0]["member"] is False
+        assert board.join_queue("1001", "support", penalty=3, via="cli")
+        assert center.daemon.router.rules("support").penalties["1001"] == 3
+        assert board.member_views()[0]["penalty"] == 3, "a penalty of its own is kept"
+        assert board.join_queue("1001", "support", via="cli")
+        assert center.daemon.router.rules("support").penalties.get("1001") is None
+        assert board.member_views() == [], "the config's own membership again"
+        assert not board.join_queue("1001", "support", via="cli"), "nothing to change"
+        reloaded = await center.api("POST", "/reload", {})
+        assert reloaded[0] == 200
+
+
+async def test_requests_to_join_or_leave_that_make_no_sense_are_refused_clearly(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path) as center:
+        no_queue = await center.api("POST", "/agents/1002/join", {})
+        unknown_queue = await center.api("POST", "/agents/1002/join", {"queue": "billing"})
+        unknown_agent = await center.api("POST", "/agents/9999/join", {"queue": "sales"})
+        bad_penalty = await center.api(
+            "POST", "/agents/1002/join", {"queue": "sales", "penalty": -1}
+        )
+        leave_penalty = await center.api(
+            "POST", "/agents/1002/leave", {"queue": "sales", "penalty": 1}
+        )
+    assert no_queue[0] == 400 and "say which queue" in no_queue[1]["error"]
+    assert unknown_queue[0] == 404 and "billing" in unknown_queue[1]["error"]
+    assert unknown_agent[0] == 404 and "9999" in unknown_agent[1]["error"]
+    assert bad_penalty[0] == 400 and "penalty" in bad_penalty[1]["error"]
+    assert leave_penalty[0] == 400
+
+
+def test_the_command_line_needs_the_queue_to_join(capsys: pytest.CaptureFixture[str]) -> None:
+    from callcenter.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["agent", "join", "1002"])
+    assert exited.value.code == 2
+    assert "agent join needs --queue" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["agent", "leave", "1002", "--queue", "sales", "--penalty", "1"])
+    assert "agent leave takes no --penalty" in capsys.readouterr().err
