@@ -295,6 +295,7 @@ class Daemon:
         self.campaigns = Campaigns(self.switchboard, self.bus)
         self.router.idle_listeners.append(self.campaigns.agent_free)
         self.switchboard.find_lead = self.campaigns.find_lead
+        self.switchboard.last_agent_lookup = self._last_agent_in_records
         self.link = PBXLink(self.pbx.name)
         self._stop_requested = asyncio.Event()
         self.drain = Drain(self.switchboard, self.campaigns, self.bus, self._stop_requested.set)
@@ -595,6 +596,13 @@ class Daemon:
                 self.switchboard.owed_taken_back(owed.owed_by(presence.agent))
             resumed.add(presence.agent)
         return resumed
+
+    async def _last_agent_in_records(self, number: str, queue: str, since: datetime) -> str | None:
+        """The agent of ``number``'s last call of ``queue`` since ``since`` (queues'
+        ``last_agent``), read in the record writer's thread."""
+        return await self.recorder.writer.run(
+            functools.partial(self.store.fetch_last_agent, number, queue, since)
+        )
 
     async def _restore_member_changes(self) -> None:
         """Agents moved between queues while the centre ran stay where they were put."""

@@ -25,7 +25,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import structlog
@@ -44,6 +44,7 @@ from callcenter.errors import (
     EngineError,
     PBXConnectionError,
     PBXError,
+    RecordError,
     UnknownAgent,
     UnknownQueue,
 )
@@ -237,6 +238,9 @@ _DIALABLE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 STOP_SETTLE = 5.0
 """Seconds a stopping daemon gives the PBX to bring held callers and their agents together."""
 
+LAST_AGENT_LOOKUP = 1.0
+"""Seconds the records may take to name a caller's last agent (queues' ``last_agent``)."""
+
 ABANDONED_PRUNE_MIN = 1024
 """Remembered abandons (``resume_abandoned``) before the expired ones are swept out."""
 
@@ -398,6 +402,14 @@ class Switchboard:
         """(queue, caller number) -> (when they had joined, until when they may come back):
         callers who hung up in a queue with ``resume_abandoned``."""
         self._abandoned_prune_at = ABANDONED_PRUNE_MIN
+        self._last_agents_prune_at = ABANDONED_PRUNE_MIN
+        self._last_agents: dict[tuple[str, str], tuple[str, float]] = {}
+        """(queue, caller number) -> the agent who last took their call and when
+        (monotonic), for queues with ``last_agent``; older ones come from the CDRs."""
+        self.last_agent_lookup: Callable[[str, str, datetime], Awaitable[str | None]] | None
+        self.last_agent_lookup = None
+        """(number, queue, since UTC) -> the agent of their last call of that queue in the
+        records (the daemon sets it; None: memory only)."""
         self._keypads: dict[str, tuple[AgentKeysConfig, Keypad]] = {}
         """Agent id -> what they keyed on their phone during the call (acd.agent_keys, and
         the settings the keypad was made with: a reload makes a new one)."""
@@ -942,6 +954,10 @@ class Switchboard:
                 resumed=place is not None,
             )
         )
+        if qcfg.last_agent and not active.variables.get("campaign"):
+            last = await self._last_agent(queue_name, info.caller_num, qcfg.last_agent)
+            if last is not None and self.router.prefer(entry, last):
+                qlog.info("last_agent_offered", agent=last)
         qlog.info(
             "queue_joined",
             position=position,
@@ -958,6 +974,36 @@ class Switchboard:
             greet=True,
             resumed=place is not None,
         )
+
+    async def _last_agent(self, queue_name: str, number: str, window: float) -> str | None:
+        """The agent who took ``number``'s last call of ``queue_name`` less than ``window``
+        seconds ago: this daemon's memory first, then the records. None when unknown, for
+        a number that is no number, or when the records cannot be read (logged)."""
+        if not _DIALABLE_NUMBER.fullmatch(number):
+            return None
+        kept = self._last_agents.get((queue_name, number))
+        if kept is not None and time.monotonic() - kept[1] <= window:
+            return kept[0]
+        if self.last_agent_lookup is None:
+            return None
+        since = datetime.now(UTC) - timedelta(seconds=window)
+        try:
+            # The caller waits meanwhile, and a database in trouble must not hold them.
+            async with asyncio.timeout(LAST_AGENT_LOOKUP):
+                return await self.last_agent_lookup(number, queue_name, since)
+        except (RecordError, TimeoutError) as exc:
+            log.warning("last_agent_not_read", queue=queue_name, error=str(exc) or "timeout")
+            return None
+
+    def _remember_agent(self, qcfg: QueueConfig, queue_name: str, number: str, agent: str) -> None:
+        if not qcfg.last_agent or not _DIALABLE_NUMBER.fullmatch(number):
+            return
+        now = time.monotonic()
+        if len(self._last_agents) >= self._last_agents_prune_at:
+            window = max((q.last_agent for q in self.config.queues.values()), default=0.0)
+            self._last_agents = {k: v for k, v in self._last_agents.items() if now - v[1] <= window}
+            self._last_agents_prune_at = max(ABANDONED_PRUNE_MIN, 2 * len(self._last_agents))
+        self._last_agents[(queue_name, number)] = (agent, now)
 
     def _place_kept(
         self, qcfg: QueueConfig, queue_name: str, number: str, now: float
@@ -2178,6 +2224,8 @@ class Switchboard:
             )
             if self._leads_on_hold:
                 self._lead_put_through(info.call_id)
+            if not active.variables.get("campaign"):
+                self._remember_agent(qcfg, queue_name, info.caller_num, agent.id)
             if qcfg.record and active.recording is None:
                 path = recording_path(config, queue_name, info.call_id)
                 active.recording = path

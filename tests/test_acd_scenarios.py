@@ -432,6 +432,34 @@ async def test_skills_escalation_brings_in_weaker_agents_as_the_wait_grows(
 # ---------------------------------------------------------------------- agents
 
 
+async def test_a_caller_who_calls_again_gets_the_agent_they_talked_to_if_free(
+    tmp_path: Path,
+) -> None:
+    config = setup({"strategy": "linear", "last_agent": 3600})
+    async with scene(tmp_path, config) as s:
+        for agent_id in AGENTS:
+            s.phone(agent_id, **QUICK)
+        s.login("1002")
+        await s.answered_call("5550111")
+        s.login("1001")
+        await s.answered_call("5550111")  # linear would take 1001: 1002 talked to them
+        await s.answered_call("5550122")  # a new caller: linear, 1001
+        s.router.pause("1002", "break", via="test")
+        await s.answered_call("5550111")  # 1002 is not free: the strategy decides
+        s.router.unpause("1002", via="test")
+        s.router.pause("1001", "break", via="test")
+        await s.answered_call("5550144")
+        s.router.unpause("1001", via="test")
+        await s.center.restart()
+        caller = await s.call("5550144")
+        await caller.wait_bridged(timeout=5)
+        await caller.wait_ended(timeout=5)
+        await s.center.idle(timeout=10)
+        after_restart = device_of((await s.center.cdr(caller.uniqueid))["dstchannel"])
+    assert s.answered() == ["1002", "1002", "1001", "1001", "1002"]
+    assert after_restart == "1002", "after a restart the records say who"
+
+
 async def test_the_agent_hears_which_queue_calls_before_the_caller_is_put_through(
     tmp_path: Path,
 ) -> None:

@@ -164,7 +164,8 @@ async def test_a_caller_who_asks_to_be_called_back_at_a_time_is_called_back_then
     async with scene(tmp_path, CALL_ME_BACK, "number\n") as s:
         s.center.add_phone("PJSIP/1001", answer_after=0.05)
         s.center.add_phone("PJSIP/1002", answer_after=None)
-        phone = s.center.add_phone("PJSIP/5550199", answer_after=0.05, hangup_after=0.3)
+        # Long enough to be put through to Alice on a busy machine (0.3 s was not, once).
+        phone = s.center.add_phone("PJSIP/5550199", answer_after=0.05, hangup_after=2.0)
         caller = await s.center.caller_talks_to_an_agent("5550199", key="1")
         at = datetime.now(UTC) + timedelta(seconds=1.5)
         status, _ = await dispose(s, "1001", code="callback", at=at.isoformat())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -347,6 +348,39 @@ async def test_a_caller_keeping_an_earlier_place_is_counted_at_it_and_served_fir
     assert [call for call, hunt in hunts.items() if hunt.done()] == ["back"]
     for hunt in hunts.values():
         hunt.cancel()
+
+
+async def test_a_caller_is_offered_their_last_agent_first_only_if_that_agent_could_take_them() -> (
+    None
+):
+    rules = {
+        "sales": QueueRules(
+            members=("a", "b", "c"),
+            skills=frozenset({"fr"}),
+            penalties=MappingProxyType({"b": 5}),
+        )
+    }
+    agents = [
+        Agent(id="a", device="PJSIP/a", skills={"fr": 5}),
+        Agent(id="b", device="PJSIP/b", skills={"fr": 5}),
+        Agent(id="c", device="PJSIP/c"),
+    ]
+    router = Router(agents, {}, clock=FakeClock())
+    router.configure(rules)
+    for agent_id in ("a", "b", "c"):
+        router.login(agent_id)
+    lacks_skill = router.enqueue("sales", "call-1")
+    assert not router.prefer(lacks_skill, "c"), "c has no French"
+    assert not router.prefer(lacks_skill, "nobody")
+    assert router.prefer(lacks_skill, "b"), "a penalty does not keep a caller from their agent"
+    assert (await offer(router, lacks_skill)).id == "b"
+    assert router.agents["b"].state is S.RINGING
+    second = router.enqueue("sales", "call-2")
+    assert not router.prefer(second, "b"), "b is ringing for someone else"
+    hunting = asyncio.ensure_future(router.next_agent(second))
+    await asyncio.sleep(0)
+    assert not router.prefer(second, "a"), "only a caller not yet hunting"
+    assert (await hunting).id == "a"
 
 
 # ---------------------------------------------------------------------- direct dials, errors

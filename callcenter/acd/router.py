@@ -557,6 +557,28 @@ class Router:
             # The reservation was undone before this task resumed (the agent logged out):
             # hunt again.
 
+    def prefer(self, entry: QueueEntry, agent_id: str) -> bool:
+        """Offer the waiting caller ``agent_id`` at once, before the queue's strategy has a
+        say (the agent they talked to last: queues' ``last_agent``), if that agent is a
+        member who is free right now and has the skills the caller needs (penalties and
+        escalation stages do not count). :meth:`next_agents` then returns the agent. False,
+        changing nothing, otherwise."""
+        agent = self._agents.get(agent_id)
+        queue = self._queue(entry.queue)
+        if (
+            agent is None
+            or entry.status is not EntryStatus.WAITING
+            or agent_id not in queue.by_agent
+            or not queue.ready(agent)
+        ):
+            return False
+        final = queue.klass(entry.skills, len(queue.rules.stages) - 1)
+        if queue.by_agent[agent_id] not in final.members:
+            return False
+        entry.move(EntryStatus.HUNTING)
+        self._reserve_for(queue, entry, [agent])
+        return True
+
     async def next_agent(self, entry: QueueEntry) -> Agent:
         """Like :meth:`next_agents`, for one agent (the first reserved). Raises
         EngineError when the queue emptied (leave-when-empty)."""

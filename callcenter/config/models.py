@@ -1905,6 +1905,15 @@ class QueueConfig(_Model):
         ge=0,
         description="Announce positions up to this one only (0: any position).",
     )
+    last_agent: _SecondsOrZero = Field(
+        default=0,
+        description="Sticky agent: a caller (known by their number) who talked to an agent "
+        "of this queue less than this many seconds ago is offered that agent first when "
+        "they call again, if the agent is free that moment and has the skills the caller "
+        "needs (penalties and escalation stages do not count); otherwise the strategy "
+        "decides, as usual. Read from the CDRs, so it holds across restarts. 0: off.",
+        examples=[86400],
+    )
     resume_abandoned: _SecondsOrZero = Field(
         default=0,
         description="A caller who hung up while waiting and calls this queue again within "

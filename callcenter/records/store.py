@@ -155,6 +155,7 @@ SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS cdr ({", ".join(f'"{n}" {t}' for n, t in CDR_COLUMNS)});
 CREATE INDEX IF NOT EXISTS cdr_start ON cdr ("start");
 CREATE INDEX IF NOT EXISTS cdr_queue ON cdr ("queue", "start");
+CREATE INDEX IF NOT EXISTS cdr_src ON cdr ("src", "start");
 CREATE TABLE IF NOT EXISTS agent_sessions (
     "agent" TEXT NOT NULL,
     "login" TEXT NOT NULL,
@@ -737,6 +738,18 @@ class RecordStore(abc.ABC):
             SwitchState(row["name"], bool(row["on"]), _utc(row["changed"]), row["via"])
             for row in self._fetch(sql)
         ]
+
+    def fetch_last_agent(self, number: str, queue: str, since: datetime) -> str | None:
+        """The agent who last talked to ``number`` on a call of ``queue`` that started at
+        ``since`` or later (the CDRs), or None. ``since`` in UTC: the daemon's own ISO text
+        compares as text, and the ``cdr_src`` index serves."""
+        p = self.dialect.placeholder
+        sql = (
+            f'SELECT "agent" FROM cdr WHERE "src" = {p} AND "queue" = {p} AND "agent" <> \'\' '
+            f'AND "start" >= {p} ORDER BY "start" DESC LIMIT 1'
+        )
+        rows = self._fetch(sql, (number, queue, _iso(since.astimezone(UTC))))
+        return str(rows[0]["agent"]) if rows else None
 
     def write_member_change(self, state: MemberState) -> bool:
         """Store a kept change to a queue's members (one row per queue and agent)."""
