@@ -470,6 +470,34 @@ def test_a_switch_keeps_its_last_flip_in_both_databases(tmp_path: Path, postgres
         ], type(store).__name__
 
 
+def test_a_callers_last_agent_is_read_from_the_cdrs_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    calls = [
+        cdr("1.1", start=T0, agent="1002"),
+        cdr("1.2", start=T0 + timedelta(hours=1), agent="1003"),
+        cdr("1.3", start=T0 + timedelta(hours=2), agent=""),
+        cdr("1.4", start=T0 + timedelta(hours=3), agent="1001", queue="sales"),
+        cdr("1.5", start=T0 + timedelta(hours=4), agent="1001", src="0699999999"),
+    ]
+    for store in (
+        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        try:
+            for record in calls:
+                store.write_cdr(record)
+            found = [
+                store.fetch_last_agent("0612345678", "support", T0),
+                store.fetch_last_agent("0612345678", "support", T0 + timedelta(hours=1.5)),
+                store.fetch_last_agent("0612345678", "sales", T0),
+                store.fetch_last_agent("0600000000", "support", T0),
+            ]
+        finally:
+            store.close()
+        assert found == ["1003", None, "1001", None], type(store).__name__
+
+
 def test_queue_member_changes_are_kept_and_cleared_in_both_databases(
     tmp_path: Path, postgres_url: str
 ) -> None:
