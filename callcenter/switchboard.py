@@ -586,7 +586,7 @@ class Switchboard:
             return
         kept = self._keypads.get(agent_id)
         if kept is None or kept[0] is not keys:
-            pad = Keypad(keys.codes(), keys.timeout, instant=[keys.recording or ""])
+            pad = Keypad(keys.codes(), keys.timeout, instant=keys.instant())
             kept = self._keypads[agent_id] = (keys, pad)
         keyed = kept[1].feed(event.digit, time.monotonic())
         if keyed is not None:
@@ -597,7 +597,9 @@ class Switchboard:
         found = self.agent_call(agent_id)
         call_id = found[0] if found is not None else ""
         try:
-            if keyed.action == "recording":
+            if keyed.action == "help":
+                target, _ = await self.monitoring.ask_for_help(agent_id)
+            elif keyed.action == "recording":
                 active = found[1] if found is not None else None
                 muted = active is not None and not active.recording_muted
                 await self.mute_recording(agent_id, muted)

@@ -365,6 +365,22 @@ async def test_an_agent_asking_for_help_gets_the_queue_s_supervisor_whispering(
         await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=False)
 
 
+async def test_an_agent_keys_star_0_on_the_phone_and_the_supervisor_comes_to_whisper(
+    tmp_path: Path, transport: str
+) -> None:
+    keys = {"acd": {"agent_keys": {}}}
+    async with supervised(tmp_path, transport, **keys) as (center, alice, sam):
+        caller = await caller_with_agent(center, "5551244")
+        await until(
+            lambda: bool(center.daemon.switchboard.agent_call("1001")), "the daemon saw Alice"
+        )
+        await alice.press("*0")
+        await sam.wait_answered(timeout=STEP)
+        await until(lambda: spy_leg(center) is not None, "Sam's leg is on the PBX")
+        await until(lambda: spy_leg(center).spy_mode == "whisper", "Alice hears Sam")
+        await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=False)
+
+
 async def test_help_is_refused_when_nobody_can_come(tmp_path: Path) -> None:
     async with supervised(tmp_path, "fastagi") as (center, _alice, sam):
         center.add_phone("PJSIP/1002", answer_after=0.05)

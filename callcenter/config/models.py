@@ -2064,7 +2064,8 @@ class AgentKeysConfig(_Model):
     the queue's supervisor). The number is what ``agent transfer`` takes: an agent's or a
     supervisor's id, or an outside number acd.transfer_allow lists. The caller hears the
     tones. An agent consulting someone hands the caller over by hanging up; the colleague
-    hanging up gives the caller back. ``*3`` pauses the recording and resumes it."""
+    hanging up gives the caller back. ``*3`` pauses the recording and resumes it; ``*0``
+    rings the queue's supervisor to whisper."""
 
     blind: KeySequence = Field(
         default="*1", description="Blind transfer: *1 2001 # sends the caller to 2001."
@@ -2079,13 +2080,23 @@ class AgentKeysConfig(_Model):
         description="Pause the call's recording (while the caller gives card details), or "
         "resume it: the code alone, no number and no #. None: no key for it.",
     )
+    help: KeySequence | None = Field(
+        default="*0",
+        description="Ask for help: the queue's supervisor is rung to whisper on the call (as "
+        "`agent help` does); the code alone. None: no key for it.",
+    )
     timeout: _Seconds = Field(
         default=4, description="Seconds between two keys after which the keys are dropped."
     )
 
     @model_validator(mode="after")
     def _distinct(self) -> AgentKeysConfig:
-        codes = {"blind": self.blind, "consult": self.consult, "recording": self.recording}
+        codes = {
+            "blind": self.blind,
+            "consult": self.consult,
+            "recording": self.recording,
+            "help": self.help,
+        }
         named = [(name, code) for name, code in codes.items() if code is not None]
         for at, (name, code) in enumerate(named):
             for other, other_code in named[at + 1 :]:
@@ -2097,11 +2108,17 @@ class AgentKeysConfig(_Model):
         return self
 
     def codes(self) -> dict[str, str]:
-        """Code -> action (``blind``, ``consult``, ``recording``)."""
+        """Code -> action (``blind``, ``consult``, ``recording``, ``help``)."""
         found = {self.blind: "blind", self.consult: "consult"}
         if self.recording is not None:
             found[self.recording] = "recording"
+        if self.help is not None:
+            found[self.help] = "help"
         return found
+
+    def instant(self) -> list[str]:
+        """The codes that take no number."""
+        return [code for code in (self.recording, self.help) if code is not None]
 
 
 class AcdConfig(_Model):
