@@ -942,7 +942,9 @@ class Switchboard:
                 return await self._keep_place(call, config, entry, time.monotonic(), dest)
             return await self._go(call, active, config, qcfg, dest, priority=priority)
         joined = time.monotonic()
-        place = self._place_kept(qcfg, queue_name, info.caller_num, joined)
+        place = (
+            self._place_kept(queue_name, info.caller_num, joined) if qcfg.resume_abandoned else None
+        )
         entry = self.router.enqueue(
             queue_name, info.call_id, priority=priority, skills=needed, joined=place
         )
@@ -1007,13 +1009,9 @@ class Switchboard:
             self._last_agents_prune_at = max(ABANDONED_PRUNE_MIN, 2 * len(self._last_agents))
         self._last_agents[(queue_name, number)] = (agent, now)
 
-    def _place_kept(
-        self, qcfg: QueueConfig, queue_name: str, number: str, now: float
-    ) -> float | None:
+    def _place_kept(self, queue_name: str, number: str, now: float) -> float | None:
         """When a caller calling ``queue_name`` again had joined it, if they hung up there
         less than ``resume_abandoned`` seconds ago (they take that place back, once)."""
-        if not qcfg.resume_abandoned:
-            return None
         kept = self._abandoned.pop((queue_name, number), None)
         if kept is None or now > kept[1]:
             return None
@@ -2226,7 +2224,7 @@ class Switchboard:
             )
             if self._leads_on_hold:
                 self._lead_put_through(info.call_id)
-            if not active.variables.get("campaign"):
+            if qcfg.last_agent and not active.variables.get("campaign"):
                 self._remember_agent(qcfg, queue_name, info.caller_num, agent.id)
             if qcfg.record and active.recording is None:
                 path = recording_path(config, queue_name, info.call_id)
@@ -2322,7 +2320,8 @@ class Switchboard:
             if talker in self.router.agents:
                 self.router.call_finished(talker, queue_name, talk_seconds=result.talk_seconds)
             self._by_agent.pop(talker, None)
-            self._keypads.pop(talker, None)
+            if self._keypads:
+                self._keypads.pop(talker, None)
             active.agent_channel = ""
             if active.recording_muted and not call.hung_up:
                 # Whoever talks to the caller next is recorded again.
