@@ -135,6 +135,7 @@ FEATURE_PROMPTS = {
     "pause": "agent-paused",
     "unpause": "agent-unpaused",
     "ready": "beep",
+    "disposition": "auth-thankyou",
 }
 
 
@@ -193,7 +194,14 @@ MAX_QUEUE_HOPS = 5
 EXIT_KEY_POLL = 1.0
 """Seconds one digit read lasts while a queue's exit keys are armed."""
 
-AGENT_ROUTES = ("agent-login", "agent-logout", "agent-pause", "agent-unpause", "agent-ready")
+AGENT_ROUTES = (
+    "agent-login",
+    "agent-logout",
+    "agent-pause",
+    "agent-unpause",
+    "agent-ready",
+    "agent-disposition",
+)
 """The hooks of the agents' feature codes (``AGI(agi://.../agent-login)``,
 ``callcenter_route=agent-login``)."""
 SUPERVISOR_ROUTES: dict[str, SpyMode] = {
@@ -2663,6 +2671,8 @@ class Switchboard:
             elif action == "ready":
                 # Done with the after-call work before its time is up.
                 self.router.end_wrapup(agent_id)
+            elif action == "disposition":
+                self._phone_disposition(agent_id, info.params.get("code", ""), config)
             else:
                 self.router.unpause(agent_id, via="feature-code")
         except (EngineError, UnknownAgent) as exc:
@@ -2670,6 +2680,23 @@ class Switchboard:
             await call.play(["beeperr"])
             return
         await call.play([FEATURE_PROMPTS[action]])
+
+    def _phone_disposition(self, agent_id: str, keyed: str, config: CallCenterConfig) -> None:
+        """``*76`` + digits (``*769*30``: a callback code, in 30 minutes): the code whose
+        ``digits`` those are, given as :meth:`dispose` does. EngineError for digits no code
+        has, or a callback code without its minutes."""
+        digits, star, minutes = keyed.partition("*")
+        code = next((c for c, d in config.dispositions.items() if d.digits == digits), None)
+        if code is None or not digits:
+            raise EngineError(f"no disposition has the digits {digits!r}")
+        at = None
+        if config.dispositions[code].callback:
+            if not star or not minutes.isdigit() or int(minutes) < 1:
+                raise EngineError(f"disposition {code!r} needs the minutes: *76{digits}*30")
+            at = datetime.now(UTC) + timedelta(minutes=int(minutes))
+        elif star:
+            raise EngineError(f"disposition {code!r} takes no time")
+        self.dispose(agent_id, code, at=at)
 
     async def _supervisor_code(self, call: Call, mode: SpyMode, config: CallCenterConfig) -> None:
         """``*81`` / ``*82`` / ``*83`` + agent from a supervisor's phone: the call itself

@@ -243,9 +243,10 @@ def _agent_code(exten: str, hook: str) -> tuple[str, str]:
 def test_both_pbxs_give_each_feature_code_the_same_route() -> None:
     asterisk = dict(_agent_code(e, h) for e, h in hooks("callcenter-features").items())
     freeswitch = {
-        expression.strip("^$").replace("\\", "").replace("(d+)", AGENT_DIGITS): route.replace(
-            "$1", AGENT_DIGITS
-        )
+        expression.strip("^$")
+        .replace("\\", "")
+        .replace("(d+)", AGENT_DIGITS)
+        .replace("([0-9*]+)", AGENT_DIGITS): route.replace("$1", AGENT_DIGITS)
         for expression, route in freeswitch_routes().items()
         if route != "inbound"
     }

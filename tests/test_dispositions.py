@@ -34,7 +34,7 @@ from callcenter.events import (
     QueueCallbackAnswered,
 )
 from callcenter.records.dispositions import DispositionRecord
-from callcenter.testing import merge, running_center
+from callcenter.testing import BASE_CONFIG, merge, running_center
 
 CODES = {
     "dispositions": {
@@ -153,6 +153,51 @@ async def test_a_number_whose_person_asked_never_to_be_called_is_dialled_by_no_c
 CALL_ME_BACK = merge(
     CODES, {"acd": {"callback_dial": "PJSIP/${number}", "callback_allow": ["_555XXXX"]}}
 )
+
+
+ON_THE_PHONE = merge(
+    CALL_ME_BACK,
+    {"dispositions": {"sale": {"digits": "1"}, "callback": {"digits": "9"}}},
+)
+
+
+async def test_alice_gives_codes_from_her_phone_with_star_76(tmp_path: Path) -> None:
+    """No screen needed: after the call Alice dials *761 ("sale"), then corrects it with
+    *769*30 (call them back in half an hour); digits no code has and a callback code without
+    its minutes are refused with a tone and change nothing."""
+    async with scene(tmp_path, ON_THE_PHONE, "number\n") as s:
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await s.center.caller_talks_to_an_agent("5550199", key="1")
+        heard = []
+        for keyed in ("*761", "*768", "*769", "*769*30"):
+            phone = await s.center.pbx.call(keyed, caller_num="1001")
+            await phone.wait_ended(timeout=5)
+            heard.append(phone.heard[-1] if phone.heard else "")
+        await s.center.daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
+        (row,) = await asyncio.to_thread(s.center.daemon.store.fetch_dispositions)
+        timed = dict(s.center.daemon.switchboard._timed_callbacks)
+        await s.center.idle()
+    assert heard == ["auth-thankyou", "beeperr", "beeperr", "auth-thankyou"]
+    assert [e.code for e in s.of(CallDisposed)] == ["sale", "callback"]
+    assert (row.call_id, row.code) == (caller.uniqueid, "callback")
+    assert row.callback_at is not None
+    minutes = (row.callback_at - datetime.now(UTC)).total_seconds() / 60
+    assert 29 < minutes <= 30
+    assert list(timed) == [f"{caller.uniqueid}+callback"]
+
+
+def test_two_codes_with_the_same_digits_are_refused_at_the_second() -> None:
+    config = merge(
+        ON_THE_PHONE, {"dispositions": {"no-interest": {"description": "x", "digits": "1"}}}
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(
+            yaml.safe_dump(merge(BASE_CONFIG, config), sort_keys=False),
+            environ={"CALLCENTER_AMI_SECRET": "x"},
+        )
+    assert 'dispositions.no-interest.digits: the digits "1" already give the code "sale"' in str(
+        caught.value
+    )
 
 
 async def test_a_caller_who_asks_to_be_called_back_at_a_time_is_called_back_then(

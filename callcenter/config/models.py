@@ -2226,6 +2226,13 @@ class DispositionConfig(_Model):
         "(`--at`): a campaign's lead is called again then, its tries counted afresh; an "
         "inbound caller is called back then as a queue callback (acd.callback_dial).",
     )
+    digits: Digits | None = Field(
+        default=None,
+        description="What an agent dials after `*76` to give this code from their phone "
+        "(`*761`); for a callback code, `*` and the minutes until the call follow "
+        "(`*769*30`: in half an hour). None: the code is given by the CLI or API only.",
+        examples=["1"],
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -2934,6 +2941,16 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
     pbx_type = pbx.get("type") if pbx is not None else None
     if pbx_type not in _MUSIC_CLASS:
         pbx_type = "asterisk"
+
+    dispositions = _section(data, "dispositions") or {}
+    keyed: dict[str, str] = {}
+    for code, disposition in dispositions.items():
+        digits = disposition.get("digits") if isinstance(disposition, Mapping) else None
+        if isinstance(digits, str):
+            if digits in keyed:
+                message = f'the digits "{digits}" already give the code "{keyed[digits]}"'
+                out.append(Problem(("dispositions", code, "digits"), message))
+            keyed.setdefault(digits, str(code))
 
     flow_names = {str(k) for k in flows or {}}
     agent_ids = {str(k) for k in agents or {}}

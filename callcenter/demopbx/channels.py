@@ -584,6 +584,9 @@ HOT_DESK_CODE: Final = "*71"
 SWITCH_CODE: Final = "*28"
 """``*28`` + code: a supervisor flips a switch (``switch-toggle?code=``)."""
 SWITCH_SCRIPT: Final = "switch-toggle"
+DISPOSITION_CODE: Final = "*76"
+"""``*76`` + digits (and ``*`` + minutes): the agent's disposition (``agent-disposition?code=``)."""
+DISPOSITION_SCRIPT: Final = "agent-disposition"
 SUPERVISOR_CODES: dict[str, str] = {
     "*81": "supervisor-listen",
     "*82": "supervisor-whisper",
@@ -687,6 +690,9 @@ class DemoDialplan:
         )
         # "." (one or more): a switch code may be a single digit.
         routes[f"_{SWITCH_CODE}."] = route(f"{SWITCH_SCRIPT}?code=${{EXTEN:{len(SWITCH_CODE)}}}")
+        routes[f"_{DISPOSITION_CODE}."] = route(
+            f"{DISPOSITION_SCRIPT}?code=${{EXTEN:{len(DISPOSITION_CODE)}}}"
+        )
         routes["h"] = NoOp("caller hangup handler")
         callback: dict[str, Route] = {"s": route("inbound?callback=${CALLCENTER_CALLBACK}")}
         detected = route("inbound?callback=${CALLCENTER_CALLBACK}&amd=${AMDSTATUS}")

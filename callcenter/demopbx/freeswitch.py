@@ -52,6 +52,8 @@ import structlog
 
 from callcenter.demopbx.channels import (
     DEFAULT_ROUTES,
+    DISPOSITION_CODE,
+    DISPOSITION_SCRIPT,
     HOT_DESK_CODE,
     SUPERVISOR_CODES,
     SWITCH_CODE,
@@ -117,6 +119,8 @@ FAILOVER_STEPS: tuple[DialplanStep, ...] = (
 )
 #: Destinations the fallback rings as ``user/<destination>``.
 _DIALABLE = re.compile(r"[0-9A-Za-z+*#._-]+")
+#: What follows ``*76`` in callcenter.xml's ``^\*76([0-9*]+)$`` (a disposition's digits).
+_KEYED = re.compile(r"[0-9*]+")
 
 
 SOFIA_PROFILE = "internal"
@@ -660,8 +664,10 @@ class DemoFreeSwitch:
             **{c: f"{script}?agent=" for c, script in SUPERVISOR_CODES.items()},
             HOT_DESK_CODE: f"{DEFAULT_ROUTES[HOT_DESK_CODE]}?agent=",
             SWITCH_CODE: f"{SWITCH_SCRIPT}?code=",
+            DISPOSITION_CODE: f"{DISPOSITION_SCRIPT}?code=",
         }
-        if code in coded and digits.isdigit() and self._supervisor_route is not None:
+        keyed = digits.isdigit() or (code == DISPOSITION_CODE and _KEYED.fullmatch(digits))
+        if code in coded and keyed and self._supervisor_route is not None:
             # callcenter.xml's ^\*81(\d+)$ with callcenter_route=supervisor-listen?agent=$1
             # (and ^\*71(\d+)$, agent-login?agent=$1: hot desking; ^\*28(\d+)$,
             # switch-toggle?code=$1)

@@ -842,10 +842,13 @@ class AsteriskDriver:
                 self._publish(DeviceStateChanged(device=device, state=item.get("State") or ""))
 
     def _ev_dtmf_end(self, msg: AMIMessage) -> None:
+        # Every key of every caller in the IVR comes here: most need no more reading.
+        spy = self._spies.get(msg.get("Uniqueid") or "") if self._spies else None
+        if spy is None and not self._dial_peers:
+            return
         if (msg.get("Direction") or "Received") != "Received":
             return
         digit = msg.get("Digit") or ""
-        spy = self._spies.get(msg.get("Uniqueid") or "")
         if spy is not None:
             mode = _SPY_KEYS.get(digit)
             if mode is not None:
