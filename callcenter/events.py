@@ -8,7 +8,7 @@ UTC timestamp ``at`` (for records) and a monotonic ``mono`` (for durations).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -356,20 +356,40 @@ class EventBus:
     a broken report must not break a call."""
 
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
+        self._subscriptions: list[tuple[Listener, tuple[type[EngineEvent], ...] | None]] = []
+        self._routes: dict[type[EngineEvent], tuple[Listener, ...]] = {}
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    def subscribe(
+        self, listener: Listener, kinds: Collection[type[EngineEvent]] | None = None
+    ) -> None:
+        """Call ``listener`` with every event published from now on, or with the events of
+        ``kinds`` only (their subclasses too): a listener that wants a few kinds then
+        costs the other events nothing (a call publishes a dozen)."""
+        self._subscriptions.append((listener, None if kinds is None else tuple(kinds)))
+        self._routes.clear()
 
     def unsubscribe(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
+        for at, (subscribed, _kinds) in enumerate(self._subscriptions):
+            if subscribed == listener:
+                del self._subscriptions[at]
+                self._routes.clear()
+                return
+        raise ValueError(f"{listener!r} is not subscribed")
 
     def publish(self, event: EngineEvent) -> None:
-        for listener in self._listeners:
+        kind = type(event)
+        listeners = self._routes.get(kind)
+        if listeners is None:
+            listeners = self._routes[kind] = tuple(
+                listener
+                for listener, kinds in self._subscriptions
+                if kinds is None or issubclass(kind, kinds)
+            )
+        for listener in listeners:
             try:
                 listener(event)
             except Exception:
-                log.exception("event_listener_failed", event_type=type(event).__name__)
+                log.exception("event_listener_failed", event_type=kind.__name__)
 
 
 # --------------------------------------------------------------------------- queues (ACD)

@@ -688,3 +688,32 @@ async def test_under_load_calls_ending_apart_still_share_one_sync(tmp_path: Path
     assert batches == [5], "the five busy records went to disk in one transaction"
     assert min(written[f"busy-{n}"] for n in range(5)) - written["quiet"] >= 0.99
     assert len(SqliteCdrStore(tmp_path / "cdr.sqlite3").fetch_cdrs()) == 6
+
+
+def test_the_event_bus_gives_each_listener_the_kinds_it_asked_for_and_survives_a_failure() -> None:
+    from callcenter.events import AgentEvent, AgentPaused, CallEnded, EventBus, TalkEnded
+
+    bus = EventBus()
+    everything: list[object] = []
+    agents: list[object] = []
+    talks: list[object] = []
+
+    def broken(event: object) -> None:
+        raise RuntimeError("a broken report")
+
+    bus.subscribe(broken)
+    bus.subscribe(everything.append)
+    bus.subscribe(agents.append, kinds=(AgentEvent,))
+    bus.subscribe(talks.append, kinds=[TalkEnded])
+    paused = AgentPaused(agent="1001", reason="lunch")
+    talk = TalkEnded(call_id="c1", agent="1001", talk_seconds=3.0, hung_up_by="caller")
+    ended = CallEnded(call_id="c1", cause=16, cause_name="NORMAL_CLEARING", hung_up_by="caller")
+    for event in (paused, talk, ended, paused):
+        bus.publish(event)
+    bus.unsubscribe(agents.append)
+    bus.publish(paused)
+    assert everything == [paused, talk, ended, paused, paused]
+    assert agents == [paused, paused], "subclasses of a kind, and nothing once unsubscribed"
+    assert talks == [talk]
+    with pytest.raises(ValueError, match="not subscribed"):
+        bus.unsubscribe(agents.append)

@@ -873,7 +873,7 @@ class Campaigns:
         """Numbers whose people asked an agent never to be called again (a ``do_not_call``
         disposition): no campaign dials them. The daemon fills it from the records at a
         start."""
-        bus.subscribe(self._on_event)
+        bus.subscribe(self._on_event, kinds=(CampaignAnswered, CallDisposed))
 
     def _on_event(self, event: EngineEvent) -> None:
         if type(event) is CampaignAnswered:

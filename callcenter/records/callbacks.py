@@ -75,6 +75,11 @@ class QueueCallbackRecorder:
     ``writer`` is usually the CDR recorder's; starting and closing it is its owner's job.
     """
 
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
+        return tuple(_HANDLERS)
+
     def __init__(self, store: QueueCallbackStore, writer: RecordWriter) -> None:
         self.store = store
         self.writer = writer

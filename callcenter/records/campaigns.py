@@ -48,6 +48,11 @@ class CampaignRecorder:
     """Event-bus listener keeping the ``campaign_leads`` rows up to date (the writer is
     the CDR recorder's; starting and closing it is its owner's job)."""
 
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
+        return tuple(_FOLDS)
+
     def __init__(self, store: CampaignLeadStore, writer: RecordWriter) -> None:
         self.store = store
         self.writer = writer

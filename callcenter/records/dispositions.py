@@ -47,6 +47,11 @@ class DispositionRecorder:
     """Event-bus listener writing a ``dispositions`` row per CallDisposed (the writer is
     the CDR recorder's; starting and closing it is its owner's job)."""
 
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
+        return (CallDisposed,)
+
     def __init__(self, store: DispositionStore, writer: RecordWriter) -> None:
         self.store = store
         self.writer = writer

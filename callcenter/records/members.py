@@ -44,6 +44,11 @@ class MemberStore(Protocol):
 class MemberRecorder:
     """Event-bus listener writing each change through ``writer``."""
 
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
+        return (QueueMemberChanged,)
+
     def __init__(self, store: MemberStore, writer: RecordWriter) -> None:
         self.store = store
         self.writer = writer

@@ -155,6 +155,11 @@ class ShiftRecorder:
     starting and closing it is its owner's job.
     """
 
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
+        return (TalkEnded, CallDisposed, AgentEvent)
+
     def __init__(self, store: ShiftStore, writer: RecordWriter) -> None:
         self.store = store
         self.writer = writer

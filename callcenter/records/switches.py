@@ -33,6 +33,11 @@ class SwitchStore(Protocol):
 class SwitchRecorder:
     """Event-bus listener writing each flip through ``writer``."""
 
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
+        return (SwitchFlipped,)
+
     def __init__(self, store: SwitchStore, writer: RecordWriter) -> None:
         self.store = store
         self.writer = writer
