@@ -302,7 +302,7 @@ class Daemon:
         self._stop_requested = asyncio.Event()
         self.drain = Drain(self.switchboard, self.campaigns, self.bus, self._stop_requested.set)
         self.metrics = Metrics(self._service_level)
-        self.bus.subscribe(self.metrics.on_event)
+        self.bus.subscribe(self.metrics.on_event, kinds=self.metrics.kinds())
         self.mqtt: MQTTPublisher | None = None
         if config.mqtt is not None:
             password = config.mqtt.password
@@ -323,7 +323,7 @@ class Daemon:
                 holding=self.switchboard.holding,
                 switches=self.switchboard.switch_views,
             )
-            self.bus.subscribe(self.mqtt.on_event)
+            self.bus.subscribe(self.mqtt.on_event, kinds=self.mqtt.kinds())
         self.webhooks = [
             Webhook(
                 name,
@@ -333,7 +333,7 @@ class Daemon:
             for name, hook in config.webhooks.items()
         ]
         for webhook in self.webhooks:
-            self.bus.subscribe(webhook.on_event)
+            self.bus.subscribe(webhook.on_event, kinds=webhook.kinds())
         live = self.mqtt.health if self.mqtt is not None else None
         self.api = ControlAPI(
             self.switchboard,

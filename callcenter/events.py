@@ -693,8 +693,8 @@ class MonitorEnded(EngineEvent):
 
 
 def event_types() -> dict[str, type[EngineEvent]]:
-    """Every engine event type by class name (``AgentConnected`` -> the class): what a
-    config may name to subscribe to."""
+    """Every engine event type by class name (``AgentConnected`` -> the class events are
+    instances of): what a config may name to subscribe to."""
     found: dict[str, type[EngineEvent]] = {}
     seen: set[type[EngineEvent]] = set()
     todo: list[type[EngineEvent]] = [EngineEvent]
@@ -704,7 +704,8 @@ def event_types() -> dict[str, type[EngineEvent]]:
             # of the base too, without subclasses of its own. Walk both.
             if sub not in seen:
                 seen.add(sub)
-                found.setdefault(sub.__name__, sub)
+                if sub.__name__ not in found or "__slots__" in vars(sub):
+                    found[sub.__name__] = sub  # the class events are made of
                 todo.append(sub)
     for base in ("CallEvent", "AgentEvent"):
         found.pop(base, None)

@@ -717,3 +717,10 @@ def test_the_event_bus_gives_each_listener_the_kinds_it_asked_for_and_survives_a
     assert talks == [talk]
     with pytest.raises(ValueError, match="not subscribed"):
         bus.unsubscribe(agents.append)
+
+
+def test_every_event_name_a_config_may_give_is_the_class_events_are_made_of() -> None:
+    from callcenter import events
+
+    for name, kind in events.event_types().items():
+        assert kind is getattr(events, name), name

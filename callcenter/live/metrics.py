@@ -171,6 +171,10 @@ class Metrics:
             CallUnheld: self._on_unheld,
         }
 
+    def kinds(self) -> tuple[type[EngineEvent], ...]:
+        """The events the figures are made of (``EventBus.subscribe``'s ``kinds``)."""
+        return tuple(self._handlers)
+
     def on_event(self, event: EngineEvent) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:

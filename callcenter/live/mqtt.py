@@ -290,6 +290,10 @@ class MQTTPublisher:
 
     # ------------------------------------------------------------------ engine side
 
+    def kinds(self) -> tuple[type[EngineEvent], ...] | None:
+        """The events the figures need (None: all, when every event goes out too)."""
+        return None if self.config.events else tuple(_HANDLERS)
+
     def on_event(self, event: EngineEvent) -> None:
         """Bus listener: note what changed (and send the event itself with ``events``)."""
         handler = _HANDLERS.get(type(event))

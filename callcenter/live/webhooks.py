@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from callcenter.config.models import WebhookConfig
-from callcenter.events import EngineEvent
+from callcenter.events import EngineEvent, event_types
 from callcenter.live.mqtt import event_json
 
 log = structlog.get_logger(__name__)
@@ -107,6 +107,13 @@ class Webhook:
         self.last_error: str | None = None
         self.last_delivered: float | None = None
         self._log = log.bind(webhook=name)
+
+    def kinds(self) -> tuple[type[EngineEvent], ...] | None:
+        """The events this endpoint wants (None: all)."""
+        if not self._wanted:
+            return None
+        types = event_types()
+        return tuple(types[name] for name in sorted(self._wanted) if name in types)
 
     def on_event(self, event: EngineEvent) -> None:
         """Queue ``event`` if this endpoint wants it; never raises, never waits."""
