@@ -39,7 +39,7 @@ from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
 from callcenter.drain import Drain
 from callcenter.errors import ConfigError, ConfigIssue, EngineError, PBXClaimed, RecordError
-from callcenter.events import CallCentreStarted, ConfigReloaded, EventBus
+from callcenter.events import CallCentreStarted, CallEvent, ConfigReloaded, EventBus
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
@@ -259,7 +259,7 @@ class Daemon:
             rescue=self._rescue(database),
         )
         self.recorder = CdrRecorder(self.store, writer=writer)
-        self.bus.subscribe(self.recorder.on_event)
+        self.bus.subscribe(self.recorder.on_event, kinds=(CallEvent,))
         self.shifts = ShiftRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.shifts.on_event, kinds=ShiftRecorder.kinds())
         self.callbacks = QueueCallbackRecorder(self.store, self.recorder.writer)
@@ -275,7 +275,7 @@ class Daemon:
         self.queue_log: QueueLogRecorder | None = None
         if config.records.queue_log:
             self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
-            self.bus.subscribe(self.queue_log.on_event)
+            self.bus.subscribe(self.queue_log.on_event, kinds=QueueLogRecorder.kinds())
         self.queue_log_file: QueueLogFile | None = None
         if config.records.queue_log_file is not None:
             self.queue_log_file = QueueLogFile(

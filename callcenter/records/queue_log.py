@@ -360,6 +360,11 @@ class QueueLogRecorder:
     def calls_in_progress(self) -> int:
         return len(self._calls)
 
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        """The events with a line to write (``EventBus.subscribe``'s ``kinds``)."""
+        return (*CALL_HANDLERS, *_DAEMON_EVENTS, *AGENT_LINES, QueueMemberChanged)
+
     def on_event(self, event: EngineEvent) -> None:
         # Every event of every call comes here, most with no line to make: one look-up
         # decides.
