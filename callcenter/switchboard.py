@@ -201,6 +201,7 @@ AGENT_ROUTES = (
     "agent-unpause",
     "agent-ready",
     "agent-disposition",
+    "agent-queue",
 )
 """The hooks of the agents' feature codes (``AGI(agi://.../agent-login)``,
 ``callcenter_route=agent-login``)."""
@@ -2673,6 +2674,10 @@ class Switchboard:
                 self.router.end_wrapup(agent_id)
             elif action == "disposition":
                 self._phone_disposition(agent_id, info.params.get("code", ""), config)
+            elif action == "queue":
+                joined = self._phone_queue(agent_id, info.params.get("code", ""), config)
+                await call.play(["agent-loginok" if joined else "agent-loggedoff"])
+                return
             else:
                 self.router.unpause(agent_id, via="feature-code")
         except (EngineError, UnknownAgent) as exc:
@@ -2680,6 +2685,18 @@ class Switchboard:
             await call.play(["beeperr"])
             return
         await call.play([FEATURE_PROMPTS[action]])
+
+    def _phone_queue(self, agent_id: str, digits: str, config: CallCenterConfig) -> bool:
+        """``*45`` + digits: the agent joins the queue with those ``digits``, or leaves it
+        when a member (True: joined). EngineError for digits no queue has."""
+        queue = next((q for q, qcfg in config.queues.items() if qcfg.digits == digits), None)
+        if queue is None or not digits:
+            raise EngineError(f"no queue has the digits {digits!r}")
+        if agent_id in self.router.rules(queue).members:
+            self.leave_queue(agent_id, queue, via="feature-code")
+            return False
+        self.join_queue(agent_id, queue, via="feature-code")
+        return True
 
     def _phone_disposition(self, agent_id: str, keyed: str, config: CallCenterConfig) -> None:
         """``*76`` + digits (``*769*30``: a callback code, in 30 minutes): the code whose

@@ -10,11 +10,14 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+import yaml
 
 from callcenter.acd.rules import MemberChange, QueueRules, with_changes
 from callcenter.cli import format_status
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError
 from callcenter.events import EngineEvent, QueueMemberChanged
-from callcenter.testing import Center, Transport, running_center
+from callcenter.testing import BASE_CONFIG, Center, Transport, merge, running_center
 
 STEP = 5.0
 
@@ -150,3 +153,41 @@ def test_the_command_line_needs_the_queue_to_join(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["agent", "leave", "1002", "--queue", "sales", "--penalty", "1"])
     assert "agent leave takes no --penalty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "asyncagi", "esl-inbound", "esl-outbound"])
+async def test_carol_joins_and_leaves_sales_from_her_phone_with_star_45(
+    tmp_path: Path, transport: Transport
+) -> None:
+    config = {"queues": {"sales": {"digits": "1"}}}
+    async with running_center(tmp_path, transport=transport, config=config) as center:
+        events: list[EngineEvent] = []
+        center.daemon.bus.subscribe(events.append)
+        heard = []
+        for keyed, pin in (("*451", "4321"), ("*451", "4321"), ("*459", "4321")):
+            phone = await center.pbx.call(keyed, caller_num="1003")
+            await phone.wait_for_prompt("agent-pass", timeout=STEP)
+            await phone.press(pin + "#")
+            await phone.wait_ended(timeout=STEP)
+            heard.append(phone.heard[-1])
+            if len(heard) == 1:
+                joined = center.daemon.router.rules("sales").members
+        left = center.daemon.router.rules("sales").members
+        await center.idle()
+    assert heard == ["agent-loginok", "agent-loggedoff", "beeperr"]
+    assert joined == ("1001", "1003") and left == ("1001",)
+    assert [(e.member, e.via) for e in events if isinstance(e, QueueMemberChanged)] == [
+        (True, "feature-code"),
+        (False, "feature-code"),
+    ]
+
+
+def test_two_queues_with_the_same_digits_are_refused() -> None:
+    config = merge(BASE_CONFIG, {"queues": {"sales": {"digits": "1"}, "support": {"digits": "1"}}})
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(
+            yaml.safe_dump(config, sort_keys=False), environ={"CALLCENTER_AMI_SECRET": "x"}
+        )
+    assert 'queues.support.digits: the digits "1" already name the queue "sales"' in str(
+        caught.value
+    )

@@ -1850,6 +1850,13 @@ class QueueConfig(_Model):
         "PBX cannot reach (not registered: Asterisk UNAVAILABLE, FreeSWITCH unregistered) is "
         "never offered calls, as app_queue skips Unavailable members.",
     )
+    digits: Digits | None = Field(
+        default=None,
+        description="What an agent dials after `*45` to join this queue from their phone, or "
+        "to leave it when they are a member (`*451`), as `agent join` / `agent leave` do "
+        "(kept across restarts). None: no code for it.",
+        examples=["1"],
+    )
     hold_music: _Text = Field(
         default="default",
         description=(
@@ -2941,6 +2948,15 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
     pbx_type = pbx.get("type") if pbx is not None else None
     if pbx_type not in _MUSIC_CLASS:
         pbx_type = "asterisk"
+
+    queue_digits: dict[str, str] = {}
+    for name, queue in (queues or {}).items():
+        digits = queue.get("digits") if isinstance(queue, Mapping) else None
+        if isinstance(digits, str):
+            if digits in queue_digits:
+                message = f'the digits "{digits}" already name the queue "{queue_digits[digits]}"'
+                out.append(Problem(("queues", name, "digits"), message))
+            queue_digits.setdefault(digits, str(name))
 
     dispositions = _section(data, "dispositions") or {}
     keyed: dict[str, str] = {}

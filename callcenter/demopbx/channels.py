@@ -587,6 +587,9 @@ SWITCH_SCRIPT: Final = "switch-toggle"
 DISPOSITION_CODE: Final = "*76"
 """``*76`` + digits (and ``*`` + minutes): the agent's disposition (``agent-disposition?code=``)."""
 DISPOSITION_SCRIPT: Final = "agent-disposition"
+QUEUE_CODE: Final = "*45"
+"""``*45`` + digits: the agent joins or leaves a queue (``agent-queue?code=``)."""
+QUEUE_SCRIPT: Final = "agent-queue"
 SUPERVISOR_CODES: dict[str, str] = {
     "*81": "supervisor-listen",
     "*82": "supervisor-whisper",
@@ -693,6 +696,7 @@ class DemoDialplan:
         routes[f"_{DISPOSITION_CODE}."] = route(
             f"{DISPOSITION_SCRIPT}?code=${{EXTEN:{len(DISPOSITION_CODE)}}}"
         )
+        routes[f"_{QUEUE_CODE}."] = route(f"{QUEUE_SCRIPT}?code=${{EXTEN:{len(QUEUE_CODE)}}}")
         routes["h"] = NoOp("caller hangup handler")
         callback: dict[str, Route] = {"s": route("inbound?callback=${CALLCENTER_CALLBACK}")}
         detected = route("inbound?callback=${CALLCENTER_CALLBACK}&amd=${AMDSTATUS}")

@@ -55,6 +55,8 @@ from callcenter.demopbx.channels import (
     DISPOSITION_CODE,
     DISPOSITION_SCRIPT,
     HOT_DESK_CODE,
+    QUEUE_CODE,
+    QUEUE_SCRIPT,
     SUPERVISOR_CODES,
     SWITCH_CODE,
     SWITCH_SCRIPT,
@@ -665,6 +667,7 @@ class DemoFreeSwitch:
             HOT_DESK_CODE: f"{DEFAULT_ROUTES[HOT_DESK_CODE]}?agent=",
             SWITCH_CODE: f"{SWITCH_SCRIPT}?code=",
             DISPOSITION_CODE: f"{DISPOSITION_SCRIPT}?code=",
+            QUEUE_CODE: f"{QUEUE_SCRIPT}?code=",
         }
         keyed = digits.isdigit() or (code == DISPOSITION_CODE and _KEYED.fullmatch(digits))
         if code in coded and keyed and self._supervisor_route is not None:
