@@ -205,6 +205,33 @@ class AcdMachine(RuleBasedStateMachine):
 
         self._in_loop(arrive)
 
+    @rule(
+        queue=st.sampled_from(["q1", "q2"]),
+        priority=st.integers(0, 2),
+        earlier=st.floats(0.5, 60),
+        last_agent=st.sampled_from([None, *AGENT_IDS]),
+    )
+    def caller_comes_back_to_an_earlier_place_or_their_last_agent(
+        self, queue: str, priority: int, earlier: float, last_agent: str | None
+    ) -> None:
+        """A caller who hung up a moment ago takes back their place (resume_abandoned), or
+        one who calls again is offered the agent they talked to (last_agent)."""
+        self.count += 1
+        call_id = f"call-{self.count}"
+
+        def arrive() -> None:
+            entry = self.router.enqueue(
+                queue, call_id, priority=priority, joined=self.clock.now - earlier
+            )
+            caller = Caller(entry, origin=call_id)
+            self.callers[call_id] = caller
+            self.outcomes[call_id] = []
+            if last_agent is not None:
+                self.router.prefer(entry, last_agent)
+            self._hunt(caller)
+
+        self._in_loop(arrive)
+
     @precondition(lambda self: bool(self._ringing()))
     @rule(data=st.data())
     def an_agent_answers(self, data: st.DataObject) -> None:
@@ -455,6 +482,20 @@ class AcdMachine(RuleBasedStateMachine):
                 1 for c in self.callers.values() if c.entry.queue == queue and c.talking is None
             )
             assert self.router.waiting(queue) == expected
+
+    @invariant()
+    def positions_count_the_callers_ahead_in_queue_order(self) -> None:
+        for queue in ("q1", "q2"):
+            waiting = sorted(
+                (
+                    c.entry
+                    for c in self.callers.values()
+                    if c.entry.queue == queue and c.talking is None
+                ),
+                key=lambda e: e.key,
+            )
+            positions = [self.router.position(e) for e in waiting]
+            assert positions == list(range(1, len(waiting) + 1)), (queue, positions)
 
     @invariant()
     def published_states_match_the_agents(self) -> None:
