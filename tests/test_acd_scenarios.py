@@ -22,6 +22,7 @@ from callcenter.events import (
     AgentConnected,
     AgentPaused,
     AgentPhoneReachable,
+    AgentRingFailed,
     AgentRinging,
     DrainEnded,
     EngineEvent,
@@ -432,6 +433,26 @@ async def test_skills_escalation_brings_in_weaker_agents_as_the_wait_grows(
 # ---------------------------------------------------------------------- agents
 
 
+async def test_an_agent_who_hangs_up_during_the_announcement_leaves_the_caller_waiting(
+    tmp_path: Path,
+) -> None:
+    config = setup({"strategy": "linear", "agent_announce": "queue-sales", "ring_timeout": 5})
+    async with scene(tmp_path, config) as s:
+        s.center.pbx.prompt_durations["queue-sales"] = 1.0
+        s.phone("1001", answer_after=0.05, hangup_after=0.2)
+        s.phone("1002", answer_after=0.05, hangup_after=1.5)
+        s.login("1001", "1002")
+        caller = await s.call()
+        assert device_of(await caller.wait_bridged(timeout=8)) == "1002"
+        await caller.wait_ended(timeout=8)
+        await s.settle()
+        row = await s.center.cdr(caller.uniqueid)
+    assert s.rang() == ["1001", "1002"]
+    assert s.answered() == ["1002"], "1001 picked up and left before the caller was put through"
+    assert [e.agent for e in s.of(AgentRingFailed)] == ["1001"]
+    assert (row["agent"], row["disposition"]) == ("1002", "ANSWERED")
+
+
 async def test_a_caller_who_calls_again_gets_the_agent_they_talked_to_if_free(
     tmp_path: Path,
 ) -> None:
@@ -469,16 +490,19 @@ async def test_the_agent_hears_which_queue_calls_before_the_caller_is_put_throug
         agent = s.phone("1001", answer_after=0.05, hangup_after=1.0)
         s.login("1001")
         caller = await s.call()
-        await s.wait_for(AgentConnected)
+        await agent.wait_answered(timeout=5)
         answered = time.monotonic()
         await caller.wait_bridged(timeout=5)
         put_through = time.monotonic() - answered
+        await s.wait_for(AgentConnected)
         await caller.wait_ended(timeout=5)
         await s.settle()
         row = await s.center.cdr(caller.uniqueid)
     assert agent.heard == ["queue-sales"], "the agent heard the queue's announcement"
     assert "queue-sales" not in caller.heard, "the caller did not"
     assert put_through >= 0.4, "the caller was put through once the announcement played"
+    (connected,) = s.of(AgentConnected)
+    assert connected.ring_seconds >= 0.4, "the agent counts as answered once put through"
     assert row["agent"] == "1001"
     assert row["disposition"] == "ANSWERED"
 

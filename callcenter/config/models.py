@@ -1883,8 +1883,9 @@ class QueueConfig(_Model):
         description="Sound file played to the agent who answers, before the caller is put "
         'through (app_queue\'s member announcement), such as "custom/queue-sales": agents who '
         "take calls from several queues or campaigns hear which one this is. The caller is "
-        "kept waiting meanwhile (FreeSWITCH: the queue's music goes on; Asterisk: silence); "
-        "the talk time counts from the agent's answer.",
+        "kept waiting meanwhile (FreeSWITCH: the queue's music goes on; Asterisk: silence). "
+        "The agent counts as answering once the caller is put through: one who hangs up "
+        "during the announcement leaves the caller waiting, as a ring not taken.",
         examples=["custom/queue-sales"],
     )
     periodic_announce: list[Prompt] = Field(

@@ -632,6 +632,14 @@ async def app_dial(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     announcement = flags.get("A", "").partition(":")[0]
     if announcement:
         await play(pbx, peer, announcement)
+        if peer.check_hangup() or channel.check_hangup():
+            # Someone left during the announcement: nobody is put through (no bridge).
+            if not peer.ended:
+                peer.request_hangup(16)
+                pbx.destroy_channel(peer)
+            channel.set_var("DIALSTATUS", "ANSWER")
+            channel.set_var("ANSWEREDTIME", "0")
+            return -1 if channel.check_hangup() else 0
     result = await bridge_call(pbx, channel, peer, continue_after="g" in flags)
     ended = time.monotonic()
     channel.set_var("DIALEDPEERNAME", peer.name)

@@ -247,7 +247,9 @@ class Call(Protocol):
         music class) or ringing (False). ``on_answer`` is
         called with the peer channel as soon as the device answers. ``announce``: a sound
         file played to the device once it answered, before the bridge (letters, digits and
-        ``_./-`` only; ``CommandFailed`` otherwise). Returns when ringing failed
+        ``_./-`` only; ``CommandFailed`` otherwise); the device then counts as answered
+        (``on_answer``, the talk time) once bridged, and one that hangs up before gives
+        ``NOANSWER``. Returns when ringing failed
         or, after an answer, when the bridge ended; the caller stays under our control if the
         peer hung up or :meth:`unbridge` was used. Raises ``CallHungUp`` only if the caller hung
         up before the device answered; a caller hanging up mid-bridge returns a result with

@@ -133,6 +133,9 @@ _CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9_-]*/[A-Za-z0-9_.@:+#*=/;-]+")
 #: Caller ID for Dial's ``o(...)`` option: ``Name <number>`` without quotes or parentheses.
 _CALLER_ID = re.compile(r"[A-Za-z0-9+*#. _<>@-]{1,80}")
 _MOH_CLASS = re.compile(r"[A-Za-z0-9_-]{1,80}")
+BRIDGE_SETTLE = 0.3
+"""Seconds a dial with an announcement waits, after Dial returned answered, for the AMI
+BridgeEnter that says the caller was put through (the AGI result can come first)."""
 _DIGITS = "0123456789*#"
 _SAY_DIGITS = re.compile(r"[0-9*#]{1,64}")
 _SAY_NUMBER = re.compile(r"-?[0-9]{1,15}")
@@ -259,6 +262,11 @@ class _Dial:
     """Set once the device answered (for hold, which needs the bridged leg)."""
     conference: AsteriskConference | None = None
     """Set by :meth:`AsteriskCall.conference`: once Dial ends the caller joins this room."""
+    wait_bridge: bool = False
+    """The device hears an announcement first: it counts as answered once the caller is
+    bridged to it (``on_answer`` then), not when it picks up."""
+    bridged: bool = False
+    bridged_event: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class AsteriskDriver:
@@ -1235,7 +1243,7 @@ class AsteriskCall:
             options += f"o({caller_id})"
         ring = max(1, math.ceil(timeout))
         data = f"{device},{ring}" + (f",{options}" if options else "")
-        state = _Dial(on_answer)
+        state = _Dial(on_answer, wait_bridge=bool(announce))
         self._dial = state
         self._moh = False
         try:
@@ -1278,6 +1286,18 @@ class AsteriskCall:
         except ValueError:
             status = DialStatus.ANSWER if state.answered_at is not None else DialStatus.CANCEL
         peer = state.peer or peer_name or None
+        if status == DialStatus.ANSWER and state.wait_bridge and not state.bridged:
+            if state.ami_status.upper() == "ANSWER" and not self.hung_up:
+                # The answer came over AMI, so would the bridge: give it a moment.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(BRIDGE_SETTLE):
+                        await state.bridged_event.wait()
+            if not state.bridged and state.ami_status:
+                # Picked up, then left during the announcement: nobody was put through.
+                if self.hung_up or exec_error is not None:
+                    raise exec_error or self._caller_gone(f"hung up while {device} answered")
+                self._log.info("dial_left_before_bridge", device=device, peer=peer)
+                return DialResult(DialStatus.NOANSWER, peer_channel=peer)
         if status != DialStatus.ANSWER:
             if status == DialStatus.CANCEL or self.hung_up or exec_error is not None:
                 raise exec_error or self._caller_gone(f"hung up while {device} rang")
@@ -1612,6 +1632,8 @@ class AsteriskCall:
         state.ami_status = status
         if status.upper() == "ANSWER" and dest:
             self._set_peer(state, dest)
+            if state.wait_bridge:
+                return  # answered when bridged (after the announcement)
             if state.answered_at is None:
                 state.answered_at = time.monotonic()
             self._notify_answer(state, dest)
@@ -1620,6 +1642,8 @@ class AsteriskCall:
         state = self._dial
         if state is None or not peer:
             return
+        state.bridged = True
+        state.bridged_event.set()
         if state.peer is None:
             self._set_peer(state, peer)
         if state.answered_at is None:

@@ -1058,6 +1058,11 @@ class _Dial:
     """Set once the device answered (for hold, which needs the bridged leg)."""
     conference: FreeSwitchConference | None = None
     """Set by :meth:`FreeSwitchCall.conference`: once the bridge ends the caller joins it."""
+    wait_bridge: bool = False
+    """The device hears an announcement first: it counts as answered once the caller is
+    bridged to it (CHANNEL_BRIDGE), not when it picks up (CHANNEL_ANSWER)."""
+    picked_up: bool = False
+    """With ``wait_bridge``: a leg picked up (the announcement plays to it)."""
 
     @property
     def peer_channel(self) -> str | None:
@@ -1493,7 +1498,7 @@ class FreeSwitchCall:
             ringback = self._moh_source(music)
         else:
             ringback = self._moh_source(self._moh_class) if hold_music else _RING_TONE
-        state = _Dial(on_answer, set(legs))
+        state = _Dial(on_answer, set(legs), wait_bridge=bool(announce))
         peers = self._driver._peers
         self._dial = state
         for leg in legs:
@@ -1609,6 +1614,9 @@ class FreeSwitchCall:
                 raise CallHungUp(f"{self._info.channel} hung up while {device} rang")
             cause = disposition or state.fail_cause
             status = dial_status_for(cause)
+            if state.picked_up:
+                # Picked up, then left during the announcement: as a ring nobody took.
+                status = DialStatus.NOANSWER
             self._log.info("dial_failed", device=device, status=status.value, cause=cause)
             if cause == "USER_NOT_REGISTERED":
                 self._driver.user_not_registered(device)
@@ -2004,7 +2012,10 @@ class FreeSwitchCall:
             if digit and name_of_leg:
                 self._driver._publish(DigitPressed(channel=name_of_leg, digit=digit))
         elif name == "CHANNEL_ANSWER":
-            self._peer_answered(state, uid)
+            if state.wait_bridge:
+                state.picked_up = True
+            else:
+                self._peer_answered(state, uid)
         elif name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
             cause = event.get("Hangup-Cause", "")
             if uid == state.peer_uuid and state.answered_at is not None:
