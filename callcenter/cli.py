@@ -6,7 +6,8 @@
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | ready |
                                             transfer | hold | unhold | consult | consult-complete |
-                                            consult-join | consult-cancel | help | pause-recording |
+                                            consult-join | consult-cancel | help | record |
+                                            pause-recording |
                                             resume-recording | preview-dial | preview-skip |
                                             disposition | join | leave (--queue Q)
     callcenter campaign ACTION [ID]         list | pause | resume
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
             "consult-join",
             "consult-cancel",
             "help",
+            "record",
             "pause-recording",
             "resume-recording",
             "preview-dial",

@@ -247,6 +247,9 @@ _DIALABLE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 STOP_SETTLE = 5.0
 """Seconds a stopping daemon gives the PBX to bring held callers and their agents together."""
 
+ON_DEMAND_FOLDER = "on-demand"
+"""The recordings' sub-folder of calls recorded on demand that came through no queue."""
+
 LAST_AGENT_LOOKUP = 1.0
 """Seconds the records may take to name a caller's last agent (queues' ``last_agent``)."""
 
@@ -610,9 +613,12 @@ class Switchboard:
                 target, _ = await self.monitoring.ask_for_help(agent_id)
             elif keyed.action == "recording":
                 active = found[1] if found is not None else None
-                muted = active is not None and not active.recording_muted
-                await self.mute_recording(agent_id, muted)
-                target = "paused" if muted else "recording"
+                if active is not None and active.recording is None:
+                    target = await self.record(agent_id)
+                else:
+                    muted = active is not None and not active.recording_muted
+                    await self.mute_recording(agent_id, muted)
+                    target = "paused" if muted else "recording"
             elif keyed.action == "consult":
                 target = await self.consult(agent_id, to)
             else:
@@ -2526,6 +2532,28 @@ class Switchboard:
         if call_id is None or active is None:
             return None
         return call_id, active
+
+    async def record(self, agent_id: str) -> str:
+        """Start recording the call ``agent_id`` talks on, from now to its end (record on
+        demand: a queue without ``record``, a transfer), into acd.recordings_folder/<queue>/
+        (``on-demand/`` for a call that came through no queue); returns the file. Raises
+        UnknownAgent, or EngineError when the agent talks to nobody, the call is recorded
+        already, or the PBX would not start it."""
+        if agent_id not in self.router.agents:
+            raise UnknownAgent(f"unknown agent {agent_id}")
+        found = self.agent_call(agent_id)
+        if found is None or not found[1].agent_channel:
+            raise EngineError(f"agent {agent_id} is not talking to a caller")
+        call_id, active = found
+        if active.recording is not None:
+            raise EngineError(f"the call of agent {agent_id} is recorded already")
+        path = recording_path(self.config, active.queue or ON_DEMAND_FOLDER, call_id)
+        active.recording = path
+        await self._record(active, path)
+        if active.recording is None:
+            raise EngineError(f"the PBX did not start recording the call of agent {agent_id}")
+        log.info("recording_on_demand", call_id=call_id, agent=agent_id, path=path)
+        return path
 
     async def mute_recording(self, agent_id: str, muted: bool) -> str:
         """Have the recording of ``agent_id``'s call record silence (``muted``: while the

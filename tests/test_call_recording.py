@@ -226,6 +226,55 @@ async def test_the_agent_pauses_and_resumes_the_recording_with_star_3_on_the_pho
     assert 0.5 <= row["recording_muted_seconds"] <= 1.2
 
 
+async def test_alice_records_a_sales_call_on_demand_with_star_3_and_pauses_it(
+    tmp_path: Path, transport: str
+) -> None:
+    """Sales is not recorded; Alice keys *3: from then on it is (sales/ in the folder), then
+    *3 pauses the recording and *3 again resumes it."""
+    config = {"acd": {"agent_keys": {}}}
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        seen: list[EngineEvent] = []
+        center.daemon.bus.subscribe(seen.append)
+        caller = await caller_talks(center, "5552021", "1", 0.3)
+        assert center.daemon.switchboard.active[caller.uniqueid].recording is None
+        await alice.press("*3")
+        await recording_started(center, caller)
+        await asyncio.sleep(0.4)
+        await alice.press("*3")
+        async with asyncio.timeout(STEP):
+            while not any(isinstance(e, RecordingMuted) for e in seen):
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+        await alice.press("*3")
+        await asyncio.sleep(0.4)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    path = Path(row["recordingfile"])
+    assert path.parent.name == "sales"
+    await until_exists(path)
+    assert [audible for audible, _ in spans(path)] == [True, False, True]
+    assert [(e.muted, e.by) for e in seen if isinstance(e, RecordingMuted)] == [
+        (True, "1001"),
+        (False, "1001"),
+    ]
+
+
+async def test_recording_on_demand_by_the_api_once_per_call(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        idle = await center.api("POST", "/agents/1002/record", {})
+        caller = await caller_talks(center, "5552022", "1", 0.2)
+        first = await center.api("POST", "/agents/1001/record", {})
+        again = await center.api("POST", "/agents/1001/record", {})
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    assert idle[0] == 409 and "not talking to a caller" in idle[1]["error"]
+    assert first[0] == 200 and first[1]["call_id"] == caller.uniqueid
+    assert first[1]["recording"] == row["recordingfile"]
+    assert again[0] == 409 and "recorded already" in again[1]["error"]
+
+
 async def test_a_paused_recording_records_again_once_the_agent_transfers_the_caller(
     tmp_path: Path, transport: str
 ) -> None:

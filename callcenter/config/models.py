@@ -2085,8 +2085,9 @@ class AgentKeysConfig(_Model):
     )
     recording: KeySequence | None = Field(
         default="*3",
-        description="Pause the call's recording (while the caller gives card details), or "
-        "resume it: the code alone, no number and no #. None: no key for it.",
+        description="Record the call from now on when it is not recorded (record on demand, "
+        "as Asterisk's automixmon), else pause its recording (while the caller gives card "
+        "details) or resume it: the code alone, no number and no #. None: no key for it.",
     )
     help: KeySequence | None = Field(
         default="*0",

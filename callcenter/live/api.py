@@ -38,6 +38,9 @@ Routes (all JSON)::
     POST /agents/{id}/consult-cancel      {}: back to the caller alone
     POST /agents/{id}/help                {}: the queue's supervisor is rung to whisper on
                                           the agent's call (409 when busy on another one)
+    POST /agents/{id}/record              {}: record the call from now on (on demand):
+                                          {"agent", "call_id", "recording": <file>} (409 when
+                                          recorded already or not on a call)
     POST /agents/{id}/pause-recording     {}: the call's recording records silence (card
     POST /agents/{id}/resume-recording    details) until resumed or the agent's talk ends
     POST /agents/{id}/join                {"queue": "support", "penalty": 1}: a member of
@@ -569,6 +572,14 @@ class ControlAPI:
             elif action in ("preview-dial", "preview-skip"):
                 said = self.switchboard.preview_decision(agent_id, action.removeprefix("preview-"))
                 return {"agent": agent_id, **said}
+            elif action == "record":
+                path = await self.switchboard.record(agent_id)
+                talking = self.switchboard.agent_call(agent_id)
+                return {
+                    "agent": agent_id,
+                    "call_id": talking[0] if talking is not None else None,
+                    "recording": path,
+                }
             elif action in ("pause-recording", "resume-recording"):
                 muted = action == "pause-recording"
                 call_id = await self.switchboard.mute_recording(agent_id, muted)
