@@ -86,6 +86,8 @@ class AcdMachine(RuleBasedStateMachine):
         self.callers: dict[str, Caller] = {}
         self.outcomes: dict[str, list[str]] = {}
         self.revoked: list[QueueEntry | None] = []
+        self.preferred: dict[str, str] = {}
+        """Call id -> the agent ``Router.prefer`` offered it (stages do not bind them)."""
         self.count = 0
         self.router: Router
 
@@ -226,8 +228,8 @@ class AcdMachine(RuleBasedStateMachine):
             caller = Caller(entry, origin=call_id)
             self.callers[call_id] = caller
             self.outcomes[call_id] = []
-            if last_agent is not None:
-                self.router.prefer(entry, last_agent)
+            if last_agent is not None and self.router.prefer(entry, last_agent):
+                self.preferred[call_id] = last_agent
             self._hunt(caller)
 
         self._in_loop(arrive)
@@ -425,6 +427,11 @@ class AcdMachine(RuleBasedStateMachine):
             stage = rules.stages[min(entry.stage, len(rules.stages) - 1)]
             for agent in entry.agents:
                 assert agent.state is S.RINGING
+                if self.preferred.get(entry.call_id) == agent.id:
+                    # Their last agent: any penalty, the skills of the last stage.
+                    final = rules.stages[-1]
+                    assert all(agent.skills.get(s, 0) >= final.min_level for s in entry.skills)
+                    continue
                 penalty = rules.penalties.get(agent.id, 0)
                 assert stage.max_penalty is None or penalty <= stage.max_penalty
                 assert all(agent.skills.get(s, 0) >= stage.min_level for s in entry.skills)
