@@ -85,6 +85,7 @@ from callcenter.events import (
     QueueAbandoned,
     QueueExited,
     QueueJoined,
+    QueueMemberChanged,
     TalkEnded,
 )
 from callcenter.pbx.reconnect import backoff
@@ -694,6 +695,7 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     AgentPaused: MQTTPublisher._on_agent,
     AgentUnpaused: MQTTPublisher._on_agent,
     AgentPhoneReachable: MQTTPublisher._on_agent,
+    QueueMemberChanged: MQTTPublisher._on_agent,
     AgentStateChanged: MQTTPublisher._on_state,
     CampaignPreview: MQTTPublisher._on_preview,
     CallHeld: MQTTPublisher._on_preview,
