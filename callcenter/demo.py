@@ -5,7 +5,8 @@ It shows what a call centre does, live in the terminal, using the example config
 up, a transfer to the supervisor after the agent consulted them (the caller on hold), an agent
 on a break while a caller gives up in the queue
 (the supervisor listens to that long call, then whispers to the agent), a caller who hangs
-up during the greeting, and an agent logging in with the ``*71`` feature code. Then it
+up during the greeting, and an agent logging in with the ``*71`` feature code (the
+consultation is keyed on the agent's phone when the config has ``acd.agent_keys``). Then it
 prints the CDRs and where they are stored.
 """
 
@@ -139,10 +140,11 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
     agents = daemon.config.agents
     devices = {agent_id: a.device for agent_id, a in agents.items()}
     ids = list(devices)
+    phones = {}
     for n, agent_id in enumerate(ids):
         # The first agent answers promptly, the second a little later, any third never.
         answer_after = None if n >= 2 else 0.6 * speed * (n + 1)
-        center.add_phone(devices[agent_id], answer_after=answer_after)
+        phones[agent_id] = center.add_phone(devices[agent_id], answer_after=answer_after)
     for sup in daemon.config.supervisors.values():
         center.add_phone(sup.device, answer_after=0.5 * speed)
 
@@ -159,7 +161,9 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         await caller.hangup()
 
     async def transfer_to_supervisor(number: str) -> None:
-        """The agent consults the supervisor (the caller holds), then hands the caller over."""
+        """The agent consults the supervisor (the caller holds), then hands the caller over:
+        with ``acd.agent_keys`` from their phone (``*2#``, then they hang up), else as the
+        CLI would."""
         caller = await pbx.call("800", caller_num=number, caller_name="Transfer Me")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
         await caller.press("2")
@@ -174,11 +178,20 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
                 answered.set()
 
         daemon.bus.subscribe(on_event)
-        await board.consult(agent_id, "supervisor")
+        keys = daemon.config.acd.agent_keys
+        if keys is not None:
+            print(f"-- agent {agent_id} keys {keys.consult}# on the phone", file=out, flush=True)
+            await phones[agent_id].press(f"{keys.consult}#")
+        else:
+            await board.consult(agent_id, "supervisor")
         async with asyncio.timeout(60):
             await answered.wait()
         await asyncio.sleep(1.0 * speed)
-        await board.consult_complete(agent_id)
+        if keys is not None:
+            print(f"-- agent {agent_id} hangs up: the supervisor has the caller", file=out)
+            await phones[agent_id].hangup()
+        else:
+            await board.consult_complete(agent_id)
         await asyncio.sleep(1.0 * speed)
         await caller.hangup()
 

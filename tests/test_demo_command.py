@@ -29,6 +29,7 @@ def test_demo_plays_its_calls_prints_the_cdrs_and_exits_0(tmp_path: Path, pbx: s
     assert "talking to agent 1001" in text
     assert re.search(r"agent 100[12] puts the caller on hold \(music\) and calls 2000", text)
     assert re.search(r"2000 answered agent 100[12]; the caller does not hear them", text)
+    assert re.search(r"agent 100[12] keys \*2# on the phone", text), "the example has keys"
     assert "consultation with 2000 completed" in text
     assert "transferred the caller to 2000" in text
     assert "supervisor 2000 on agent 1001's call: listen" in text
