@@ -21,6 +21,7 @@ from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.dispositions import DispositionRecord
+from callcenter.records.members import MemberState
 from callcenter.records.rescue import (
     RecordRescue,
     decode_write,
@@ -149,6 +150,16 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
             ),
         ),
         (
+            "member:sales:1002",
+            functools.partial(
+                store.write_member_change, MemberState("sales", "1002", True, 2, T0, "api")
+            ),
+        ),
+        (
+            "member:support:1003",
+            functools.partial(store.clear_member_change, "support", "1003"),
+        ),
+        (
             "disposition:1796444790.1",
             functools.partial(
                 store.write_disposition,
@@ -182,6 +193,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "queue_callbacks": store.fetch_queue_callbacks(),
         "campaign_leads": store.fetch_campaign_leads(),
         "dispositions": store.fetch_dispositions(),
+        "queue_members": store.fetch_member_changes(),
     }
 
 
