@@ -1199,6 +1199,8 @@ def format_status(status: dict[str, Any]) -> str:
             notes.append("logs out after this call")
         if agent.get("owes_disposition"):
             notes.append("owes the last call a disposition")
+        if agent.get("until_ready"):
+            notes.append("in wrap-up until ready (*75, agent ready)")
         if agent.get("call_id"):
             notes.append(f"call {agent['call_id']}")
         for moved in moves.get(agent.get("id"), []):

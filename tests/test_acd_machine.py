@@ -40,7 +40,7 @@ AGENT_IDS = tuple(SKILLS)
 STAGES = (Stage(after=0, max_penalty=0, min_level=5), Stage(after=30, min_level=1))
 
 
-def q1_rules(strategy: Strategy, leave_when_empty: bool) -> QueueRules:
+def q1_rules(strategy: Strategy, leave_when_empty: bool, until_ready: bool = False) -> QueueRules:
     return QueueRules(
         members=("a0", "a1", "a2", "a4"),
         strategy=strategy,
@@ -50,6 +50,7 @@ def q1_rules(strategy: Strategy, leave_when_empty: bool) -> QueueRules:
         leave_when_empty=leave_when_empty,
         weights={"a0": 2.0, "a4": 0.5},
         disposition_required=True,
+        wrapup_until_ready=until_ready,
     )
 
 
@@ -388,9 +389,15 @@ class AcdMachine(RuleBasedStateMachine):
             )
         )
 
-    @rule(s1=st.sampled_from(list(Strategy)), leave_when_empty=st.booleans())
-    def rules_reloaded(self, s1: Strategy, leave_when_empty: bool) -> None:
-        self._in_loop(lambda: self.router.configure({"q1": q1_rules(s1, leave_when_empty)}))
+    @rule(
+        s1=st.sampled_from(list(Strategy)),
+        leave_when_empty=st.booleans(),
+        until_ready=st.booleans(),
+    )
+    def rules_reloaded(self, s1: Strategy, leave_when_empty: bool, until_ready: bool) -> None:
+        self._in_loop(
+            lambda: self.router.configure({"q1": q1_rules(s1, leave_when_empty, until_ready)})
+        )
 
     # --------------------------------------------------------------- invariants
 

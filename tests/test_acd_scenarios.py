@@ -17,6 +17,7 @@ import pytest
 
 from callcenter import switchboard
 from callcenter.acd.agent import AgentState
+from callcenter.cli import format_status
 from callcenter.demo import LiveView
 from callcenter.events import (
     AgentConnected,
@@ -523,6 +524,29 @@ async def test_wrap_up_holds_the_next_call_and_an_agent_can_have_their_own(
         await asyncio.sleep(0.9)
         await s.answered_call()
     assert s.answered() == ["1001", "1002", "1001"]
+
+
+async def test_an_agent_in_manual_wrap_up_gets_the_next_call_only_after_star_75(
+    tmp_path: Path,
+) -> None:
+    config = setup({"wrapup_until_ready": True, "wrapup": 0.2})
+    async with scene(tmp_path, config) as s:
+        s.phone("1002", **QUICK)
+        s.login("1002")
+        await s.answered_call("5550301")
+        waiting = await s.call("5550302")
+        await waiting.wait_moh(timeout=5)
+        await asyncio.sleep(0.5)
+        still = s.router.agents["1002"].state
+        _, shown = await s.center.api("GET", "/status")
+        ready = await s.center.pbx.call("*75", caller_num="1002")
+        await ready.wait_ended(timeout=5)
+        await waiting.wait_bridged(timeout=5)
+        await waiting.wait_ended(timeout=5)
+        await s.settle()
+    assert still is S.WRAP_UP, "no timer ends it"
+    assert "in wrap-up until ready" in format_status(shown)
+    assert s.answered() == ["1002", "1002"]
 
 
 async def test_an_agent_is_paused_after_n_offers_ring_out(tmp_path: Path) -> None:

@@ -236,6 +236,36 @@ async def test_a_queue_requiring_dispositions_holds_the_wrap_up_until_the_code()
     assert not agent.owes_disposition, "a logout clears what was owed"
 
 
+async def test_a_wrap_up_until_ready_lasts_until_the_agent_says_so_even_after_the_code() -> None:
+    rules = {
+        "sales": QueueRules(
+            members=("a",), wrapup=0.05, wrapup_until_ready=True, disposition_required=True
+        )
+    }
+    router = Router([Agent(id="a", device="PJSIP/a")], {"sales": ["a"]}, rules=rules)
+    agent = router.agents["a"]
+    router.login("a")
+    await take_call(router, "sales", "call-1")
+    router.call_finished("a", "sales")
+    await asyncio.sleep(0.1)
+    router.disposed("a")
+    assert agent.state is S.WRAP_UP, "no timer and no code ends it"
+    assert router.agent_view("a")["until_ready"] is True
+    waiting = router.enqueue("sales", "call-2")
+    hunt = asyncio.ensure_future(router.next_agent(waiting))
+    await asyncio.sleep(0)
+    assert not hunt.done(), "no call while in wrap-up"
+    router.end_wrapup("a")
+    assert (await hunt).id == "a"
+    assert router.agent_view("a")["until_ready"] is False
+    router.connected(waiting, agent)
+    router.call_finished("a", "sales")
+    router.pause("a", "lunch")
+    router.disposed("a")
+    router.unpause("a")
+    assert agent.state is S.AVAILABLE, "a pause ended the wrap-up, its code given meanwhile"
+
+
 async def test_no_wrap_up_for_a_queue_without_it() -> None:
     router, _ = make_router({"sales": ["a"], "support": ["a"]}, wrapup={"sales": 300})
     router.login("a")

@@ -124,6 +124,8 @@ class Router:
         self._offers: dict[str, QueueEntry] = {}  # agent id -> caller it is ringing for
         self._direct: set[str] = set()  # agents reserved for a dial outside queues
         self._wrapup_timers: dict[str, asyncio.TimerHandle] = {}
+        self._until_ready: set[str] = set()
+        """Agents in a wrap-up that lasts until they say they are ready."""
         self._logout_via: dict[str, str] = {}
         self._pause_via: dict[str, str] = {}
         self.on_offer_revoked: OfferRevoked | None = None
@@ -454,7 +456,11 @@ class Router:
         if not agent.owes_disposition:
             return
         agent.owes_disposition = False
-        if agent.state is _S.WRAP_UP and agent_id not in self._wrapup_timers:
+        if (
+            agent.state is _S.WRAP_UP
+            and agent_id not in self._wrapup_timers
+            and agent_id not in self._until_ready
+        ):
             self._make_available(agent, self._clock())
 
     def device_state(self, device: str, *, in_use: bool, reachable: bool = True) -> None:
@@ -678,9 +684,10 @@ class Router:
     def call_finished(
         self, agent_id: str, queue: str | None = None, *, talk_seconds: float = 0.0
     ) -> None:
-        """The agent's call ended: pending logout or pause applies, else WRAP_UP for the
-        agent's (or else the queue's) wrap-up seconds (a timer makes it AVAILABLE), else
-        AVAILABLE now. ``talk_seconds`` feeds least-talk-time and the queue's handle times.
+        """The agent's call ended: pending logout or pause applies, else WRAP_UP until the
+        agent is ready (a queue with ``wrapup_until_ready``) or for the agent's (or else
+        the queue's) wrap-up seconds (a timer makes it AVAILABLE), else AVAILABLE now.
+        ``talk_seconds`` feeds least-talk-time and the queue's handle times.
 
         Idle from now. A no-op (logged) for an agent that is not ON_CALL.
         """
@@ -713,6 +720,10 @@ class Router:
                     log.exception("owed_listener_failed", agent=agent_id)
         if agent.pending_pause is not None:
             self._apply_pause(agent, agent.pending_pause, self._pause_via.pop(agent_id, "cli"), now)
+            return
+        if q is not None and q.rules.wrapup_until_ready:
+            self._set_state(agent, _S.WRAP_UP, now)
+            self._until_ready.add(agent_id)
             return
         if seconds > 0:
             try:
@@ -848,6 +859,7 @@ class Router:
             and not a.device_busy
             and not a.device_unreachable,
             "device_reachable": not a.device_unreachable,
+            "until_ready": a.id in self._until_ready,
             "queues": [q.name for q in self._member_of.get(a.id, ())],
         }
 
@@ -898,6 +910,7 @@ class Router:
             handle = self._wrapup_timers.pop(agent.id, None)
             if handle is not None:
                 handle.cancel()
+            self._until_ready.discard(agent.id)
         if not agent.device_unreachable and (old in _ABSENT) != (new in _ABSENT):
             self._presence(agent, new not in _ABSENT)
         if self._bus is not None:

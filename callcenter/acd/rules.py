@@ -70,6 +70,9 @@ class QueueRules:
     could take them is logged in, unpaused and reachable any more."""
     disposition_required: bool = False
     """An agent's wrap-up after a call of this queue lasts until they give it a code."""
+    wrapup_until_ready: bool = False
+    """An agent's wrap-up after a call of this queue lasts until they say they are ready
+    (``Router.end_wrapup``), however long: no timer ends it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,7 @@ def queue_rules(config: CallCenterConfig) -> dict[str, QueueRules]:
             weight=q.weight,
             wrapup=q.wrapup,
             disposition_required=q.disposition_required,
+            wrapup_until_ready=q.wrapup_until_ready,
             skills=frozenset(q.skills),
             stages=stages,
             penalties=MappingProxyType(dict(q.penalties)),

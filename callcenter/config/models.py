@@ -1817,6 +1817,12 @@ class QueueConfig(_Model):
     wrapup: _SecondsOrZero = Field(
         default=0, description="Seconds of after-call work before an agent gets the next call."
     )
+    wrapup_until_ready: bool = Field(
+        default=False,
+        description="After a call of this queue the agent stays in wrap-up until they say "
+        "they are ready (`*75`, `callcenter agent ready`, POST /agents/<id>/ready), however "
+        "long it takes (manual-in after-call work); `wrapup` seconds do not end it.",
+    )
     disposition_required: bool = Field(
         default=False,
         description="After a call of this queue the agent's wrap-up lasts until they give it "
