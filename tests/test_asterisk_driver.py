@@ -50,12 +50,13 @@ from callcenter.pbx.interface import (
     DeviceStateChanged,
     DialResult,
     DialStatus,
+    DigitPressed,
     HangupCause,
     PBXConnected,
     PBXDisconnected,
     PBXEvent,
 )
-from callcenter.protocols.ami import AMIMessage
+from callcenter.protocols.ami import AMIMessage, AMIParser
 from callcenter.testing import HandBackProbe
 
 Handler = Callable[[AsteriskCall], Awaitable[None]]
@@ -906,3 +907,31 @@ def test_an_originate_response_says_how_the_originated_call_ended(
 def test_the_phone_of_a_channel_is_its_name_without_the_suffix(channel: str, device: str) -> None:
     """Channel names as the traces have them; a local channel is no phone to ring back."""
     assert channel_device(channel) == device
+
+
+def test_the_keys_an_agent_presses_on_a_dialled_leg_come_up_from_the_real_dtmfend_events() -> None:
+    """Trace 08: the agent leg of a Dial keyed ``*22002`` (Atxfer's injected DTMF, as a
+    phone's keys would come): each DTMFEnd Received on that leg is a DigitPressed; keys on a
+    channel no dial rang, or sent rather than received, are not."""
+    parser = AMIParser()
+    messages = []
+    for record in conn_records(load(TRACES / "08_d3_atxfer_action.jsonl"), 11):
+        if record["dir"] == "in":
+            messages += [
+                m
+                for m in parser.feed(record["data"].encode())
+                if isinstance(m, AMIMessage) and m.name == "DTMFEnd"
+            ]
+    assert len(messages) == 6
+    driver = AsteriskDriver(AsteriskSettings(ami_username="x", ami_secret="x"))
+    events: list[PBXEvent] = []
+    driver.subscribe(events.append)
+    for message in messages:
+        driver._ev_dtmf_end(message)
+    assert events == [], "no dial rang that leg"
+    driver._dial_peers["PJSIP/agent1-00000014"] = object()  # type: ignore[assignment]
+    for message in messages:
+        driver._ev_dtmf_end(message)
+    assert [(e.channel, e.digit) for e in events if isinstance(e, DigitPressed)] == [
+        ("PJSIP/agent1-00000014", digit) for digit in "*22002"
+    ]
