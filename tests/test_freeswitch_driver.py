@@ -30,23 +30,26 @@ from callcenter.pbx.freeswitch import (
     fs_dial_targets,
 )
 from callcenter.pbx.freeswitch.driver import (
+    _Dial,
     originate_outcome,
     sofia_device,
 )
 from callcenter.pbx.interface import (
     PBX,
     Call,
+    CallInfo,
     ChannelHungUp,
     DeviceStateChanged,
     DialResult,
     DialStatus,
+    DigitPressed,
     HangupCause,
     PBXConnected,
     PBXDisconnected,
     PBXEvent,
     RecordResult,
 )
-from callcenter.protocols.esl import ESLCommand, encode_event_plain
+from callcenter.protocols.esl import ESLCommand, ESLParser, encode_event_plain
 
 B = "b_ivr_playback_dtmf.jsonl"
 B_CALLER = "450ef6ad-6768-417e-9782-af7e0181267f"
@@ -939,3 +942,35 @@ def test_an_originate_jobs_result_says_how_the_originated_call_ended(
 def test_the_phone_of_a_sofia_channel_is_its_directory_user(channel: str, device: str) -> None:
     """Channel names as the traces have them; a loopback leg is no phone to ring back."""
     assert sofia_device(channel) == device
+
+
+def test_the_keys_an_agent_presses_on_a_dialled_leg_come_up_from_the_real_dtmf_event() -> None:
+    """Trace d: ``uuid_recv_dtmf <agent> *`` during the agent's bridge gives a DTMF event on
+    the agent leg; with a dial of ours running on that leg it is a DigitPressed."""
+    agent = "2aac8310-28c0-45cd-805a-743a652b207a"
+    _, data = trace_event(D, "DTMF", agent)
+    (message,) = ESLParser().feed(data)
+    event = message.event
+    assert event is not None
+    driver = FreeSwitchDriver(FreeSwitchSettings(esl_password="x"))
+    events: list[PBXEvent] = []
+    driver.subscribe(events.append)
+    driver._on_inbound_event(event)
+    assert events == [], "no dial of ours rang that leg"
+    info = CallInfo(
+        call_id=D_CALLER,
+        channel="sofia/lab/caller",
+        caller_num="1000",
+        caller_name="",
+        dialed="1000",
+        context="default",
+        route="inbound",
+        transport="esl-inbound",
+    )
+    call = FreeSwitchCall(driver, driver.esl, info, target=D_CALLER, answered=True)
+    call._dial = _Dial(None, {agent})
+    driver._peers[agent] = call
+    driver._on_inbound_event(event)
+    assert [(e.channel, e.digit) for e in events if isinstance(e, DigitPressed)] == [
+        ("sofia/lab/agent1002@127.0.0.1:5190", "*")
+    ]
