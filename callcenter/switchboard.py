@@ -621,6 +621,13 @@ class Switchboard:
                     target = "paused" if muted else "recording"
             elif keyed.action == "consult":
                 target = await self.consult(agent_id, to)
+            elif keyed.action == "queue":
+                queue = next(
+                    (q for q, c in self.config.queues.items() if c.digits == keyed.number), None
+                )
+                if queue is None or not keyed.number:
+                    raise EngineError(f"no queue has the digits {keyed.number!r}")
+                target = await self.transfer(agent_id, queue=queue)
             else:
                 target = await self.transfer(agent_id, to)
         except (EngineError, PBXError) as exc:

@@ -16,7 +16,7 @@ import pytest
 
 from callcenter.cli import main as cli_main
 from callcenter.consult import room_name
-from callcenter.events import AgentKeysRefused
+from callcenter.events import AgentKeysRefused, CallTransferred
 from callcenter.testing import TRANSPORTS, Center, running_center
 
 STEP = 5.0
@@ -496,3 +496,28 @@ async def test_without_agent_keys_alices_keys_do_nothing(tmp_path: Path) -> None
         assert alice_talks(center) and phones["p1002"].rings == 0
         await caller.hangup()
         await center.idle()
+
+
+async def test_alice_keys_the_caller_into_the_support_queue_and_bob_takes_them(
+    tmp_path: Path, transport: str
+) -> None:
+    config = {"acd": {"agent_keys": {}}, "queues": {"support": {"digits": "2"}}}
+    async with alice_on_a_call(tmp_path, transport, config, p1002=0.05) as (
+        center,
+        caller,
+        phones,
+    ):
+        events: list[Any] = []
+        center.daemon.bus.subscribe(events.append)
+        await phones["1001"].press("*49#")
+        await until(lambda: any(isinstance(e, AgentKeysRefused) for e in events), "refused")
+        await phones["1001"].press("*42#")
+        assert await caller.wait_bridged(timeout=STEP, device="PJSIP/1002") == "PJSIP/1002"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    (refused,) = [e for e in events if isinstance(e, AgentKeysRefused)]
+    assert "no queue has the digits '9'" in refused.reason
+    transferred = [e for e in events if isinstance(e, CallTransferred)]
+    assert [(e.by, e.to, e.kind) for e in transferred] == [("1001", "support", "queue")]
+    assert row["queue"] == "support"

@@ -2078,8 +2078,9 @@ class AgentKeysConfig(_Model):
     the queue's supervisor). The number is what ``agent transfer`` takes: an agent's or a
     supervisor's id, or an outside number acd.transfer_allow lists. The caller hears the
     tones. An agent consulting someone hands the caller over by hanging up; the colleague
-    hanging up gives the caller back. ``*3`` pauses the recording and resumes it; ``*0``
-    rings the queue's supervisor to whisper."""
+    hanging up gives the caller back. ``*4`` + a queue's digits + ``#`` puts the caller into
+    that queue; ``*3`` records the call, or pauses and resumes its recording; ``*0`` rings the
+    queue's supervisor to whisper."""
 
     blind: KeySequence = Field(
         default="*1", description="Blind transfer: *1 2001 # sends the caller to 2001."
@@ -2088,6 +2089,11 @@ class AgentKeysConfig(_Model):
         default="*2",
         description="Consult first (an attended transfer): *2 2001 # puts the caller on hold "
         "and rings 2001.",
+    )
+    queue: KeySequence | None = Field(
+        default="*4",
+        description="Transfer into a queue: *4 + the queue's `digits` + # (`*41#`: the caller "
+        "waits there for its next agent, as `agent transfer --queue` does). None: no key.",
     )
     recording: KeySequence | None = Field(
         default="*3",
@@ -2109,6 +2115,7 @@ class AgentKeysConfig(_Model):
         codes = {
             "blind": self.blind,
             "consult": self.consult,
+            "queue": self.queue,
             "recording": self.recording,
             "help": self.help,
         }
@@ -2123,8 +2130,10 @@ class AgentKeysConfig(_Model):
         return self
 
     def codes(self) -> dict[str, str]:
-        """Code -> action (``blind``, ``consult``, ``recording``, ``help``)."""
+        """Code -> action (``blind``, ``consult``, ``queue``, ``recording``, ``help``)."""
         found = {self.blind: "blind", self.consult: "consult"}
+        if self.queue is not None:
+            found[self.queue] = "queue"
         if self.recording is not None:
             found[self.recording] = "recording"
         if self.help is not None:
