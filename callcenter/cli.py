@@ -9,7 +9,8 @@
                                             consult-join | consult-cancel | help | record |
                                             pause-recording |
                                             resume-recording | preview-dial | preview-skip |
-                                            disposition | join | leave (--queue Q)
+                                            disposition | join | leave (--queue Q) |
+                                            skills (--skills fr=7,de=3)
     callcenter campaign ACTION [ID]         list | pause | resume
     callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call;
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
             "disposition",
             "join",
             "leave",
+            "skills",
         ],
     )
     agent.add_argument("agent", help="agent id, e.g. 1001")
@@ -213,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="transfer: into this queue instead (the caller waits there for its next agent); "
         "join / leave: the queue",
+    )
+    agent.add_argument(
+        "--skills",
+        default=None,
+        help="skills: the agent's skills from now on, such as fr=7,billing=3 ('config': the "
+        "config's again)",
     )
     agent.add_argument(
         "--penalty",
@@ -518,6 +526,10 @@ def _main(argv: Sequence[str] | None) -> int:
                 body["penalty"] = args.penalty
         elif args.penalty is not None:
             parser.error("--penalty is for agent join")
+        if args.action == "skills":
+            body["skills"] = _parse_skills(parser, args.skills)
+        elif args.skills is not None:
+            parser.error("--skills is for agent skills")
         if args.device is not None:
             if args.action != "login":
                 parser.error("--device is for agent login (hot desking)")
@@ -1120,6 +1132,21 @@ def format_cdr_table(rows: Sequence[dict[str, Any]]) -> str:
             cells.append(text[:w].ljust(w))
         lines.append(" ".join(cells))
     return "\n".join(lines)
+
+
+def _parse_skills(parser: argparse.ArgumentParser, text: str | None) -> dict[str, int] | None:
+    """``fr=7,billing=3`` -> {"fr": 7, "billing": 3}; ``config`` -> None (the config's)."""
+    if text is None:
+        parser.error("agent skills needs --skills: e.g. --skills fr=7,billing=3 (or config)")
+    if text.strip() == "config":
+        return None
+    skills: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, eq, level = item.partition("=")
+        if not eq or not level.strip().isdigit():
+            parser.error(f"--skills: {item!r} is not skill=level (a level 1-10)")
+        skills[name.strip()] = int(level)
+    return skills
 
 
 def format_status(status: dict[str, Any]) -> str:

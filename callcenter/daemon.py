@@ -67,6 +67,7 @@ from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
 from callcenter.records.recordings import purge_recordings
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.shifts import ShiftRecorder
+from callcenter.records.skills import SkillsRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.records.switches import SwitchRecorder
 from callcenter.records.writer import RecordWriter
@@ -272,6 +273,8 @@ class Daemon:
         self.bus.subscribe(switches.on_event, kinds=SwitchRecorder.kinds())
         members = MemberRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(members.on_event, kinds=MemberRecorder.kinds())
+        skills = SkillsRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(skills.on_event, kinds=SkillsRecorder.kinds())
         self.queue_log: QueueLogRecorder | None = None
         if config.records.queue_log:
             self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
@@ -431,6 +434,7 @@ class Daemon:
             self.bus.publish(CallCentreStarted())
             if self.resume:
                 await self._restore_member_changes()
+                await self._restore_skill_changes()
             resumed = await self._resume_shifts() if self.resume else set()
             if self.resume:
                 await self._restore_switches()
@@ -605,6 +609,19 @@ class Daemon:
         return await self.recorder.writer.run(
             functools.partial(self.store.fetch_last_agent, number, queue, since)
         )
+
+    async def _restore_skill_changes(self) -> None:
+        """Agents given skills while the centre ran keep them."""
+        try:
+            states = await self.recorder.writer.run(self.store.fetch_agent_skills)
+        except RecordError as exc:
+            log.error("agent_skills_not_restored", error=str(exc))
+            return
+        taken = self.switchboard.restore_skill_changes(
+            [(state.agent, dict(state.skills), state.changed, state.via) for state in states]
+        )
+        if states:
+            log.info("agent_skills_restored", restored=taken, ignored=len(states) - taken)
 
     async def _restore_member_changes(self) -> None:
         """Agents moved between queues while the centre ran stay where they were put."""

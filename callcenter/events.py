@@ -297,6 +297,17 @@ class AgentEvent(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AgentSkillsChanged(AgentEvent):
+    """The agent's skills were changed while the centre runs (``agent skills``): from now
+    on they are ``skills`` (skill -> level). ``kept``: they lie on top of the config (False:
+    the config's own skills again)."""
+
+    skills: dict[str, int] = field(default_factory=dict)
+    via: str = "cli"
+    kept: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueMemberChanged(AgentEvent):
     """The agent joined (``member``) or left ``queue`` while the centre runs (``agent
     join`` / ``agent leave``; ``via``: cli, api, or ``restart`` when a daemon takes a kept

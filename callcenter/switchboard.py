@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 import structlog
@@ -58,6 +59,7 @@ from callcenter.events import (
     AgentKeysRefused,
     AgentRingFailed,
     AgentRinging,
+    AgentSkillsChanged,
     CallAnswered,
     CallbackRequested,
     CallDisposed,
@@ -253,6 +255,8 @@ ON_DEMAND_FOLDER = "on-demand"
 LAST_AGENT_LOOKUP = 1.0
 """Seconds the records may take to name a caller's last agent (queues' ``last_agent``)."""
 
+_SKILL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
 ABANDONED_PRUNE_MIN = 1024
 """Remembered abandons (``resume_abandoned``) before the expired ones are swept out."""
 
@@ -425,6 +429,9 @@ class Switchboard:
         self._keypads: dict[str, tuple[AgentKeysConfig, Keypad]] = {}
         """Agent id -> what they keyed on their phone during the call (acd.agent_keys, and
         the settings the keypad was made with: a reload makes a new one)."""
+        self.skill_changes: dict[str, tuple[dict[str, int], datetime, str]] = {}
+        """Agent id -> the skills set while the centre runs (:meth:`set_skills`), when and
+        how; laid over the config."""
         self.member_changes: dict[tuple[str, str], tuple[MemberChange, datetime, str]] = {}
         """(queue, agent) -> a change to the queue's members made while the centre runs
         (:meth:`join_queue`, :meth:`leave_queue`), when and how; laid over the config."""
@@ -453,10 +460,16 @@ class Switchboard:
 
     def _configure_router(self, config: CallCenterConfig) -> None:
         changes = [change for change, _, _ in self.member_changes.values()]
+        agents = agent_rules(config)
+        for agent_id, (skills, _, _) in self.skill_changes.items():
+            if agent_id in agents:
+                agents[agent_id] = dataclasses.replace(
+                    agents[agent_id], skills=MappingProxyType(dict(skills))
+                )
         try:
             self.router.configure(
                 with_changes(queue_rules(config), changes, config.agents),
-                agent_rules(config),
+                agents,
                 longest_waiting_first=config.acd.longest_waiting_first,
             )
         except EngineError as exc:
@@ -485,6 +498,55 @@ class Switchboard:
         self._check_membership(agent_id, queue)
         kept = agent_id in self.config.queues[queue].agents
         return self._change_members(MemberChange(queue, agent_id, False), kept, via)
+
+    def set_skills(
+        self, agent_id: str, skills: Mapping[str, int] | None, *, via: str = "cli"
+    ) -> bool:
+        """Give ``agent_id`` these skills (skill -> level 1-10) from now on, for the callers
+        waiting too; None: the config's again. Kept across reloads and restarts until reset.
+        False when nothing changed. Raises UnknownAgent, or EngineError for a level out of
+        1-10 or a skill ``acd.skills`` does not list."""
+        agent = self.config.agents.get(agent_id)
+        if agent is None:
+            raise UnknownAgent(f"no agent {agent_id!r} is configured")
+        if skills is not None:
+            known = self.config.acd.skills
+            for skill, level in skills.items():
+                if not _SKILL_NAME.fullmatch(skill):
+                    raise EngineError(f"{skill!r} is no skill name (letters, digits, _ . -)")
+                if known and skill not in known:
+                    raise EngineError(f"no skill {skill!r} in acd.skills ({', '.join(known)})")
+                if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 10:
+                    raise EngineError(f"skill {skill!r}: a level is a whole number 1-10")
+        wanted = dict(agent.skills) if skills is None else dict(skills)
+        kept = skills is not None and wanted != dict(agent.skills)
+        before = dict(self.router.agents[agent_id].skills)
+        earlier = self.skill_changes.get(agent_id)
+        if kept:
+            self.skill_changes[agent_id] = (wanted, datetime.now(UTC), via)
+        else:
+            self.skill_changes.pop(agent_id, None)
+        if before == wanted and (earlier is not None) == kept:
+            if earlier is not None:
+                self.skill_changes[agent_id] = earlier
+            return False
+        self._configure_router(self.config)
+        self.bus.publish(AgentSkillsChanged(agent=agent_id, skills=wanted, via=via, kept=kept))
+        log.info("agent_skills_changed", agent=agent_id, skills=wanted, via=via, kept=kept)
+        return True
+
+    def restore_skill_changes(
+        self, kept: Sequence[tuple[str, dict[str, int], datetime, str]]
+    ) -> int:
+        """Give agents the skills a previous daemon kept (agents the config still has)."""
+        taken = 0
+        for agent_id, skills, since, via in kept:
+            if agent_id in self.config.agents:
+                self.skill_changes[agent_id] = (dict(skills), since, via)
+                taken += 1
+        if taken:
+            self._configure_router(self.config)
+        return taken
 
     def member_views(self) -> list[dict[str, Any]]:
         """The changes to queues' members made while the centre runs (for status)."""

@@ -31,6 +31,7 @@ from callcenter.records.members import MemberState
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPresence, OwedCode
+from callcenter.records.skills import SkillsState
 from callcenter.records.store import CDR_COLUMNS, RecordStore, SqliteCdrStore
 from callcenter.records.switches import SwitchState
 from callcenter.records.writer import RecordWriter
@@ -519,6 +520,26 @@ def test_queue_member_changes_are_kept_and_cleared_in_both_databases(
             MemberState("sales", "1002", True, 2, later, "cli"),
             MemberState("support", "1001", False, None, T0, "api"),
         ], type(store).__name__
+
+
+def test_agents_skills_are_kept_and_cleared_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    later = T0 + timedelta(minutes=5)
+    for store in (
+        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        try:
+            store.write_agent_skills(SkillsState.of("1001", {"fr": 5}, T0, "api"))
+            store.write_agent_skills(SkillsState.of("1001", {"fr": 7, "de": 2}, later, "cli"))
+            store.write_agent_skills(SkillsState.of("1002", {"billing": 3}, T0, "api"))
+            store.clear_agent_skills("1002")
+            rows = store.fetch_agent_skills()
+        finally:
+            store.close()
+        expected = SkillsState("1001", (("de", 2), ("fr", 7)), later, "cli")
+        assert rows == [expected], type(store).__name__
 
 
 def test_dispositions_keep_the_last_word_per_call_in_both_databases(

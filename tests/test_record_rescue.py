@@ -36,6 +36,7 @@ from callcenter.records.shifts import (
     AgentWrapup,
     OwedCode,
 )
+from callcenter.records.skills import SkillsState
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.switches import SwitchState
 from callcenter.records.writer import RecordWriter
@@ -160,6 +161,13 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
             functools.partial(store.clear_member_change, "support", "1003"),
         ),
         (
+            "skills:1001",
+            functools.partial(
+                store.write_agent_skills, SkillsState.of("1001", {"fr": 7, "de": 2}, T0, "api")
+            ),
+        ),
+        ("skills:1003", functools.partial(store.clear_agent_skills, "1003")),
+        (
             "disposition:1796444790.1",
             functools.partial(
                 store.write_disposition,
@@ -194,6 +202,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "campaign_leads": store.fetch_campaign_leads(),
         "dispositions": store.fetch_dispositions(),
         "queue_members": store.fetch_member_changes(),
+        "agent_skills": store.fetch_agent_skills(),
     }
 
 

@@ -49,6 +49,10 @@ Routes (all JSON)::
     POST /agents/{id}/leave               {"queue": "support"}: no longer offered its
                                           callers; {"agent", "queue", "member", "changed",
                                           "queues": [...]} (404: unknown agent or queue)
+    POST /agents/{id}/skills              {"skills": {"fr": 7, "billing": 3}}: the agent's
+                                          skills from now on (for waiting callers too),
+                                          kept across reloads and restarts; {"skills": null}
+                                          gives back the config's
     POST /supervisors/{id}/listen         {"agent": "1001"}: ring the supervisor's phone and,
     POST /supervisors/{id}/whisper        once answered, join the agent's call in that mode
     POST /supervisors/{id}/barge          (again for the same agent: switch mode, no ring);
@@ -586,6 +590,8 @@ class ControlAPI:
                 return {"agent": agent_id, "call_id": call_id, "recording_paused": muted}
             elif action in ("join", "leave"):
                 return self._membership(agent_id, action, body)
+            elif action == "skills":
+                return self._skills(agent_id, body)
             else:
                 raise HTTPError(404, f"unknown agent action {action!r}")
         except UnknownAgent as exc:
@@ -601,6 +607,29 @@ class ControlAPI:
         if action == "login":
             shown["device"] = agent.device
         return shown
+
+    def _skills(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``{"skills": {"fr": 7}}`` gives the agent those skills; ``{"skills": null}`` the
+        config's again (raises UnknownAgent; EngineError for a bad skill or level)."""
+        if "skills" not in body:
+            raise HTTPError(
+                400, 'say which skills: {"skills": {"fr": 7}}, or null for the config\'s'
+            )
+        skills = body["skills"]
+        if skills is not None and not isinstance(skills, dict):
+            raise HTTPError(400, '"skills" maps skill names to levels 1-10: {"fr": 7}')
+        try:
+            changed = self.switchboard.set_skills(agent_id, skills, via="api")
+        except UnknownAgent:
+            raise
+        except EngineError as exc:
+            raise HTTPError(400, str(exc)) from None
+        return {
+            "agent": agent_id,
+            "skills": dict(self.switchboard.router.agents[agent_id].skills),
+            "changed": changed,
+            "kept": agent_id in self.switchboard.skill_changes,
+        }
 
     def _membership(self, agent_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
         """``join`` / ``leave`` a queue (raises UnknownAgent / UnknownQueue)."""

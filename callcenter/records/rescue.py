@@ -59,6 +59,7 @@ from callcenter.records.shifts import (
     AgentWrapup,
     OwedCode,
 )
+from callcenter.records.skills import SkillsState
 from callcenter.records.switches import SwitchState
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,8 @@ REPLAYABLE: Final = frozenset(
         "write_switch",
         "write_member_change",
         "clear_member_change",
+        "write_agent_skills",
+        "clear_agent_skills",
         "write_agent_presence",
         "clear_agent_presence",
         "write_queue_callback",
@@ -98,6 +101,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         OwedCode,
         SwitchState,
         MemberState,
+        SkillsState,
         QueueCallback,
         QueueLogEntry,
         LeadRecord,

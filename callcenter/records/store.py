@@ -30,6 +30,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``switches``: the last flip of each of ``ivr.switches``: name, on, changed, via;
 * ``queue_members``: changes to queues' members kept on top of the config (``agent
   join`` / ``leave``): queue, agent, member, penalty (NULL: the config's), changed, via;
+* ``agent_skills``: agents' skills kept on top of the config (``agent skills``): agent,
+  skills (JSON: skill -> level), changed, via;
 * ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
   written; the outbound side updates it);
 * ``agent_presence``: the agents logged in now: agent, logged_in, via_login, pause_reason,
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -79,6 +82,7 @@ from callcenter.records.shifts import (
     AgentWrapup,
     OwedCode,
 )
+from callcenter.records.skills import SkillsState
 from callcenter.records.summary import Stretch
 from callcenter.records.switches import SwitchState
 
@@ -142,6 +146,7 @@ PAUSE_COLUMNS = (
 WRAPUP_COLUMNS = ("agent", "start", "end", "duration_seconds", "call_id")
 SWITCH_COLUMNS = ("name", "on", "changed", "via")
 MEMBER_COLUMNS = ("queue", "agent", "member", "penalty", "changed", "via")
+SKILLS_COLUMNS = ("agent", "skills", "changed", "via")
 
 
 def _quoted(names: Sequence[str]) -> str:
@@ -197,6 +202,12 @@ CREATE TABLE IF NOT EXISTS queue_members (
     "changed" TEXT NOT NULL,
     "via" TEXT NOT NULL DEFAULT '',
     PRIMARY KEY ("queue", "agent")
+);
+CREATE TABLE IF NOT EXISTS agent_skills (
+    "agent" TEXT PRIMARY KEY,
+    "skills" TEXT NOT NULL,
+    "changed" TEXT NOT NULL,
+    "via" TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS callbacks (
     "call_id" TEXT NOT NULL,
@@ -416,6 +427,12 @@ class Statements:
             + ", ".join(f'"{n}" = excluded."{n}"' for n in MEMBER_COLUMNS[2:])
         )
         self.clear_member = f"DELETE FROM queue_members WHERE queue = {p} AND agent = {p}"
+        self.upsert_skills = (
+            f"INSERT INTO agent_skills ({_quoted(SKILLS_COLUMNS)}) "
+            f"VALUES ({marks(len(SKILLS_COLUMNS))}) ON CONFLICT(agent) DO UPDATE SET "
+            + ", ".join(f'"{n}" = excluded."{n}"' for n in SKILLS_COLUMNS[1:])
+        )
+        self.clear_skills = f"DELETE FROM agent_skills WHERE agent = {p}"
         self.insert_queue_callback = insert("queue_callbacks", QUEUE_CALLBACK_COLUMNS)
         # A request's status moves on from "waiting" once (answered, failed, expired) and
         # never back; attempts only grow.
@@ -736,6 +753,33 @@ class RecordStore(abc.ABC):
         sql = f"SELECT {_quoted(SWITCH_COLUMNS)} FROM switches ORDER BY name"
         return [
             SwitchState(row["name"], bool(row["on"]), _utc(row["changed"]), row["via"])
+            for row in self._fetch(sql)
+        ]
+
+    def write_agent_skills(self, state: SkillsState) -> bool:
+        """Store an agent's kept skills (one row per agent)."""
+        params = (
+            state.agent,
+            json.dumps(dict(state.skills), sort_keys=True),
+            _iso(state.changed),
+            state.via,
+        )
+        return self._write(f"skills of agent {state.agent}", self._sql.upsert_skills, params)
+
+    def clear_agent_skills(self, agent: str) -> bool:
+        """The agent has the config's skills again."""
+        return self._write(f"skills of agent {agent}", self._sql.clear_skills, (agent,))
+
+    def fetch_agent_skills(self) -> list[SkillsState]:
+        """Every agent's kept skills, by agent."""
+        sql = f"SELECT {_quoted(SKILLS_COLUMNS)} FROM agent_skills ORDER BY agent"
+        return [
+            SkillsState.of(
+                row["agent"],
+                {str(k): int(v) for k, v in json.loads(row["skills"]).items()},
+                _utc(row["changed"]),
+                row["via"],
+            )
             for row in self._fetch(sql)
         ]
 
