@@ -216,7 +216,9 @@ SUPERVISOR_ROUTES: dict[str, SpyMode] = {
 1001``) and the monitoring mode each starts in."""
 SWITCH_ROUTE = "switch-toggle"
 """The hook of ``*28`` + code (``switch-toggle?code=1``): a supervisor flips a switch."""
-FEATURE_ROUTES = (*AGENT_ROUTES, *SUPERVISOR_ROUTES, SWITCH_ROUTE)
+QUEUE_STATUS_ROUTE = "queue-status"
+"""The hook of ``*85`` + a queue's digits: a supervisor hears how the queue stands."""
+FEATURE_ROUTES = (*AGENT_ROUTES, *SUPERVISOR_ROUTES, SWITCH_ROUTE, QUEUE_STATUS_ROUTE)
 """Every feature code's hook; any other route is an inbound call."""
 
 CALLBACK_VARIABLE = "CALLCENTER_CALLBACK"
@@ -828,6 +830,8 @@ class Switchboard:
                 await self._supervisor_code(call, SUPERVISOR_ROUTES[info.route], config)
             elif info.route == SWITCH_ROUTE:
                 await self._switch_code(call, config)
+            elif info.route == QUEUE_STATUS_ROUTE:
+                await self._queue_status_code(call, config)
             elif info.params.get("callback"):
                 hung_up_by = await self._callback_answered(
                     call, active, config, info.params["callback"]
@@ -2848,6 +2852,38 @@ class Switchboard:
             # The monitoring's end (MonitorEnded) comes before the call's (CallEnded).
             with contextlib.suppress(Exception):
                 await asyncio.shield(monitor.task)
+
+    async def _queue_status_code(self, call: Call, config: CallCenterConfig) -> None:
+        """``*85`` + a queue's digits from a supervisor's phone: they hear how many callers
+        wait ("there are N calls waiting"), and for how long the longest has ("hold time
+        less than 1 minute", "hold time M minutes"); ``beeperr`` for digits no queue has."""
+        info = call.info
+        digits = info.params.get("code") or (info.args[0] if info.args else "")
+        devices = {sid: s.device for sid, s in config.supervisors.items()}
+        who = info.params.get("supervisor") or _owner_of(info.channel, devices) or ""
+        pins = {sid: s.pin for sid, s in config.supervisors.items()}
+        if not await self._dialled_by(call, "supervisor", who, pins, code=digits):
+            return
+        queue = next((q for q, c in config.queues.items() if digits and c.digits == digits), None)
+        if queue is None:
+            log.info("queue_status_code_unknown", supervisor=who, code=digits)
+            await call.play(["beeperr"])
+            return
+        view = self.router.queue_view(queue)
+        log.info("queue_status_told", supervisor=who, queue=queue, waiting=view["waiting"])
+        await call.play(["queue-thereare"])
+        await call.say("number", str(view["waiting"]))
+        await call.play(["queue-callswaiting"])
+        if view["waiting"]:
+            await call.play(["queue-reporthold"])
+            minutes = math.ceil(view["longest_wait"] / 60)
+            if minutes <= 1:
+                await call.play(["queue-less-than"])
+                await call.say("number", "1")
+                await call.play(["queue-minute"])
+            else:
+                await call.say("number", str(minutes))
+                await call.play(["queue-minutes"])
 
     async def _switch_code(self, call: Call, config: CallCenterConfig) -> None:
         """``*28`` + code from a supervisor's phone: the switch ``ivr.switch_codes`` names

@@ -570,3 +570,38 @@ def test_the_daemon_asks_asterisk_for_keypad_events_only_when_there_are_supervis
     if supervisors:
         text += "supervisors: {'2000': {name: Sam, device: PJSIP/2000}}\n"
     assert asterisk_settings(load_config_text(text)).ami_events == events
+
+
+async def test_sam_hears_how_the_sales_queue_stands_with_star_85(
+    tmp_path: Path, transport: str
+) -> None:
+    config = {"queues": {"sales": {"digits": "1"}}}
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+        for agent_id in ("1001", "1002"):
+            center.daemon.router.logout(agent_id, via="test")
+        waiting = []
+        for number in ("5551301", "5551302"):
+            caller = await center.pbx.call("800", caller_num=number)
+            await caller.wait_for_prompt("welcome-menu", timeout=STEP)
+            await caller.press("1")
+            await caller.wait_moh(timeout=STEP)
+            waiting.append(caller)
+        sam = await center.pbx.call("*851", caller_num="2000")
+        await sam.wait_ended(timeout=STEP)
+        wrong = await center.pbx.call("*859", caller_num="2000")
+        await wrong.wait_ended(timeout=STEP)
+        stranger = await center.pbx.call("*851", caller_num="5550000")
+        await stranger.wait_ended(timeout=STEP)
+        for caller in waiting:
+            await caller.hangup()
+        await center.idle()
+    assert sam.heard == [
+        "queue-thereare",
+        "digits/2",
+        "queue-callswaiting",
+        "queue-reporthold",
+        "queue-less-than",
+        "digits/1",
+        "queue-minute",
+    ]
+    assert wrong.heard == ["beeperr"] and stranger.heard == ["invalid"]

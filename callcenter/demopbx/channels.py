@@ -587,6 +587,9 @@ SWITCH_SCRIPT: Final = "switch-toggle"
 DISPOSITION_CODE: Final = "*76"
 """``*76`` + digits (and ``*`` + minutes): the agent's disposition (``agent-disposition?code=``)."""
 DISPOSITION_SCRIPT: Final = "agent-disposition"
+QUEUE_STATUS_CODE: Final = "*85"
+"""``*85`` + digits: a supervisor hears how a queue stands (``queue-status?code=``)."""
+QUEUE_STATUS_SCRIPT: Final = "queue-status"
 QUEUE_CODE: Final = "*45"
 """``*45`` + digits: the agent joins or leaves a queue (``agent-queue?code=``)."""
 QUEUE_SCRIPT: Final = "agent-queue"
@@ -697,6 +700,9 @@ class DemoDialplan:
             f"{DISPOSITION_SCRIPT}?code=${{EXTEN:{len(DISPOSITION_CODE)}}}"
         )
         routes[f"_{QUEUE_CODE}."] = route(f"{QUEUE_SCRIPT}?code=${{EXTEN:{len(QUEUE_CODE)}}}")
+        routes[f"_{QUEUE_STATUS_CODE}."] = route(
+            f"{QUEUE_STATUS_SCRIPT}?code=${{EXTEN:{len(QUEUE_STATUS_CODE)}}}"
+        )
         routes["h"] = NoOp("caller hangup handler")
         callback: dict[str, Route] = {"s": route("inbound?callback=${CALLCENTER_CALLBACK}")}
         detected = route("inbound?callback=${CALLCENTER_CALLBACK}&amd=${AMDSTATUS}")

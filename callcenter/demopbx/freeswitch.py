@@ -57,6 +57,8 @@ from callcenter.demopbx.channels import (
     HOT_DESK_CODE,
     QUEUE_CODE,
     QUEUE_SCRIPT,
+    QUEUE_STATUS_CODE,
+    QUEUE_STATUS_SCRIPT,
     SUPERVISOR_CODES,
     SWITCH_CODE,
     SWITCH_SCRIPT,
@@ -668,6 +670,7 @@ class DemoFreeSwitch:
             SWITCH_CODE: f"{SWITCH_SCRIPT}?code=",
             DISPOSITION_CODE: f"{DISPOSITION_SCRIPT}?code=",
             QUEUE_CODE: f"{QUEUE_SCRIPT}?code=",
+            QUEUE_STATUS_CODE: f"{QUEUE_STATUS_SCRIPT}?code=",
         }
         keyed = digits.isdigit() or (code == DISPOSITION_CODE and _KEYED.fullmatch(digits))
         if code in coded and keyed and self._supervisor_route is not None:
