@@ -803,6 +803,14 @@ async def test_a_caller_who_hangs_up_and_calls_straight_back_takes_back_their_pl
         for caller in (second, third, withheld_again):
             await caller.hangup()
         await s.settle()
+        async with asyncio.timeout(5):  # the queue_log lines gather before a write
+            while True:
+                _, figures = await s.center.api("GET", "/figures/queues?by=total")
+                (acd,) = [r for r in figures["rows"] if r["queue"] == "acd"]
+                if acd["offered"] == 6:
+                    break
+                await asyncio.sleep(0.05)
+    assert acd["resumed"] == 1, "report --queues counts the caller who came back"
     joins = {e.call_id: e for e in s.of(QueueJoined)}
     assert joins[again.uniqueid].resumed and joins[again.uniqueid].position == 1
     assert "welcome-back" in again.heard and "queue-hello" not in again.heard

@@ -11,8 +11,9 @@ when no agent) | ``event`` | its data, with app_queue's meaning:
 
 * ``ENTERQUEUE`` url|callerid|position: the caller joined (a called-back caller rejoins
   with position 1 when they answer); url is ``campaign:<id>`` for a campaign's lead put
-  through the queue (empty otherwise), so that reports can keep them out of the queue's
-  inbound figures;
+  through the queue, ``resumed`` for a caller who took back the place they had abandoned a
+  moment ago (empty otherwise), so that reports can keep leads out of the queue's inbound
+  figures and count the callers who came back;
 * ``RINGNOANSWER`` ringtime (ms): an agent was rung and did not take the call;
   ``RINGCANCELED`` ringtime (ms): the ring stopped because the caller went;
 * ``CONNECT`` holdtime|bridged uniqueid (empty: the daemon does not see it)|ringtime;
@@ -90,6 +91,9 @@ log = structlog.get_logger(__name__)
 
 NONE: Final = "NONE"
 CAMPAIGN_URL: Final = "campaign:"
+RESUMED_URL: Final = "resumed"
+"""ENTERQUEUE's url of a caller who took back the place they had abandoned a moment ago
+(the queue's ``resume_abandoned``)."""
 """How ``ENTERQUEUE``'s url field begins for a campaign's lead (the campaign id follows)."""
 
 _EXIT_EVENTS: Final = {
@@ -178,10 +182,10 @@ def _on_started(step: _Step, e: CallStarted) -> None:
     step.caller.caller = e.caller_num
 
 
-def _join(step: _Step, queue: str, position: int) -> None:
+def _join(step: _Step, queue: str, position: int, *, resumed: bool = False) -> None:
     c = step.caller
     c.queue, c.joined, c.position, c.agent = queue, step.event.mono, position, ""
-    url = f"{CAMPAIGN_URL}{c.campaign}" if c.campaign else ""
+    url = f"{CAMPAIGN_URL}{c.campaign}" if c.campaign else (RESUMED_URL if resumed else "")
     step.call_entry(queue, NONE, "ENTERQUEUE", url, c.caller, str(position))
 
 
@@ -190,7 +194,7 @@ def _on_lead(step: _Step, e: CampaignAnswered | CampaignLeadWaiting) -> None:
 
 
 def _on_joined(step: _Step, e: QueueJoined) -> None:
-    _join(step, e.queue, e.position)
+    _join(step, e.queue, e.position, resumed=e.resumed)
 
 
 def _on_callback_answered(step: _Step, e: QueueCallbackAnswered) -> None:

@@ -43,7 +43,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Literal, Protocol
 
 from callcenter.records.dispositions import DispositionRecord
-from callcenter.records.queue_log import CAMPAIGN_URL, QueueLogEntry
+from callcenter.records.queue_log import CAMPAIGN_URL, RESUMED_URL, QueueLogEntry
 
 Grouping = Literal["hour", "day", "total"]
 
@@ -155,6 +155,8 @@ class QueueFigures:
     """... of whom called again within the FCR window."""
     campaign_calls: int = 0
     """Campaign leads put through the queue (not offered: outbound, not inbound)."""
+    resumed: int = 0
+    """Offered callers who took back the place they had abandoned (``resume_abandoned``)."""
 
     @property
     def fcr_percent(self) -> float | None:
@@ -201,6 +203,7 @@ class QueueFigures:
             "called_again": self.called_again,
             "fcr_percent": _rounded(self.fcr_percent),
             "campaign_calls": self.campaign_calls,
+            "resumed": self.resumed,
         }
 
 
@@ -350,6 +353,8 @@ def queue_summary(
             if periods.covers(entry.time):
                 counted = row(periods.label(entry.time), queue)
                 counted.offered += 1
+                if entry.data and entry.data[0] == RESUMED_URL:
+                    counted.resumed += 1
                 visits[key] = _Visit(counted, "" if number in _ANONYMOUS else number)
             else:
                 visits.pop(key, None)
@@ -610,6 +615,9 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
     turned = sum(f.turned_away for f in figures)
     if turned:
         text += f"\n{turned} caller(s) turned away on arrival (queue full or no agents)"
+    resumed = sum(f.resumed for f in figures)
+    if resumed:
+        text += f"\n{resumed} caller(s) took back the place they had abandoned (resume_abandoned)"
     leads = sum(f.campaign_calls for f in figures)
     if leads:
         text += (
