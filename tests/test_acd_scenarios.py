@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_metrics import samples
 
 from callcenter import switchboard
 from callcenter.acd.agent import AgentState
@@ -810,7 +811,9 @@ async def test_a_caller_who_hangs_up_and_calls_straight_back_takes_back_their_pl
                 if acd["offered"] == 6:
                     break
                 await asyncio.sleep(0.05)
+        metrics = samples(s.center.daemon.api.render_metrics())
     assert acd["resumed"] == 1, "report --queues counts the caller who came back"
+    assert metrics["callcenter_queue_resumed_total", (("queue", "acd"),)] == 1
     joins = {e.call_id: e for e in s.of(QueueJoined)}
     assert joins[again.uniqueid].resumed and joins[again.uniqueid].position == 1
     assert "welcome-back" in again.heard and "queue-hello" not in again.heard

@@ -8,7 +8,8 @@ Prometheus exposition format 0.0.4.
 Counters (``_total``) and histograms, by queue where there is one:
 
 * ``callcenter_calls_started_total``, ``callcenter_calls_ended_total{hung_up_by}``;
-* ``callcenter_queue_joined_total``, ``..._answered_total``,
+* ``callcenter_queue_joined_total`` (of whom ``..._resumed_total`` took back the place
+  they had abandoned), ``..._answered_total``,
   ``..._answered_in_service_level_total`` (within the queue's ``service_level`` seconds),
   ``..._abandoned_total``, ``callcenter_queue_exited_total{queue,reason}`` (inbound
   callers: campaign leads put through a queue count in the ``callcenter_campaign_*``
@@ -211,6 +212,8 @@ class Metrics:
     def _on_joined(self, e: QueueJoined) -> None:
         if e.call_id not in self._leads:
             self._count("callcenter_queue_joined_total", (("queue", e.queue),))
+            if e.resumed:
+                self._count("callcenter_queue_resumed_total", (("queue", e.queue),))
 
     def _on_connected(self, e: AgentConnected) -> None:
         q = (("queue", e.queue),)
@@ -419,6 +422,10 @@ _COUNTERS: Final = (
     ("callcenter_calls_started_total", "Calls the PBX handed to the daemon."),
     ("callcenter_calls_ended_total", "Calls over, by who hung up."),
     ("callcenter_queue_joined_total", "Callers who joined a queue."),
+    (
+        "callcenter_queue_resumed_total",
+        "Callers who took back the place they had abandoned (resume_abandoned).",
+    ),
     ("callcenter_queue_answered_total", "Queue callers an agent answered."),
     (
         "callcenter_queue_answered_in_service_level_total",
