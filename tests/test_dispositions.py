@@ -104,6 +104,8 @@ async def test_a_lead_who_asks_to_be_called_back_is_called_again_at_that_time(
         ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
         alice = s.center.add_phone("PJSIP/1001", answer_after=0.05)
         await s.wait_for(lambda: s.view["state"] == "finished")
+        # The campaign is finished once Ada answers: Alice may not even ring yet.
+        await alice.wait_answered(timeout=5)
         await alice.wait_idle(timeout=5)
         # Far enough ahead for the record to be read back before, on a busy machine.
         at = datetime.now(UTC) + timedelta(seconds=3)
