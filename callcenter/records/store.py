@@ -397,6 +397,14 @@ class Statements:
                 " ON CONFLICT DO NOTHING"
             )
 
+        def upsert(table: str, columns: Sequence[str], keys: int = 1) -> str:
+            """The row replaced by its first ``keys`` columns (the table's primary key)."""
+            return (
+                f"INSERT INTO {table} ({_quoted(columns)}) VALUES ({marks(len(columns))}) "
+                f"ON CONFLICT({', '.join(columns[:keys])}) DO UPDATE SET "
+                + ", ".join(f'"{n}" = excluded."{n}"' for n in columns[keys:])
+            )
+
         self.insert_cdr = insert("cdr", _CDR_NAMES)
         self.supersede_cdr = (
             "UPDATE cdr SET "
@@ -410,28 +418,12 @@ class Statements:
         self.insert_pause = insert("agent_pauses", PAUSE_COLUMNS)
         self.insert_wrapup = insert("agent_wrapups", WRAPUP_COLUMNS)
         self.insert_callback = insert("callbacks", CALLBACK_COLUMNS)
-        self.upsert_presence = (
-            f"INSERT INTO agent_presence ({_quoted(PRESENCE_COLUMNS)}) "
-            f"VALUES ({marks(len(PRESENCE_COLUMNS))}) ON CONFLICT(agent) DO UPDATE SET "
-            + ", ".join(f'"{n}" = excluded."{n}"' for n in PRESENCE_COLUMNS[1:])
-        )
+        self.upsert_presence = upsert("agent_presence", PRESENCE_COLUMNS)
         self.clear_presence = f"DELETE FROM agent_presence WHERE agent = {p}"
-        self.upsert_switch = (
-            f"INSERT INTO switches ({_quoted(SWITCH_COLUMNS)}) "
-            f"VALUES ({marks(len(SWITCH_COLUMNS))}) ON CONFLICT(name) DO UPDATE SET "
-            + ", ".join(f'"{n}" = excluded."{n}"' for n in SWITCH_COLUMNS[1:])
-        )
-        self.upsert_member = (
-            f"INSERT INTO queue_members ({_quoted(MEMBER_COLUMNS)}) "
-            f"VALUES ({marks(len(MEMBER_COLUMNS))}) ON CONFLICT(queue, agent) DO UPDATE SET "
-            + ", ".join(f'"{n}" = excluded."{n}"' for n in MEMBER_COLUMNS[2:])
-        )
+        self.upsert_switch = upsert("switches", SWITCH_COLUMNS)
+        self.upsert_member = upsert("queue_members", MEMBER_COLUMNS, keys=2)
         self.clear_member = f"DELETE FROM queue_members WHERE queue = {p} AND agent = {p}"
-        self.upsert_skills = (
-            f"INSERT INTO agent_skills ({_quoted(SKILLS_COLUMNS)}) "
-            f"VALUES ({marks(len(SKILLS_COLUMNS))}) ON CONFLICT(agent) DO UPDATE SET "
-            + ", ".join(f'"{n}" = excluded."{n}"' for n in SKILLS_COLUMNS[1:])
-        )
+        self.upsert_skills = upsert("agent_skills", SKILLS_COLUMNS)
         self.clear_skills = f"DELETE FROM agent_skills WHERE agent = {p}"
         self.insert_queue_callback = insert("queue_callbacks", QUEUE_CALLBACK_COLUMNS)
         # A request's status moves on from "waiting" once (answered, failed, expired) and
