@@ -198,6 +198,18 @@ async def test_the_agent_pauses_the_recording_for_card_details_and_the_file_is_s
     assert 0.5 <= row["recording_muted_seconds"] <= 1.0
 
 
+async def keys_a_pause_in_the_recording(agent: Any, seen: list[EngineEvent], pause: float) -> None:
+    """0.4 s recorded, then the agent keys *3 (paused for ``pause`` s), *3 again, 0.4 s."""
+    await asyncio.sleep(0.4)
+    await agent.press("*3")
+    async with asyncio.timeout(STEP):
+        while not any(isinstance(e, RecordingMuted) for e in seen):
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(pause)
+    await agent.press("*3")
+    await asyncio.sleep(0.4)
+
+
 async def test_the_agent_pauses_and_resumes_the_recording_with_star_3_on_the_phone(
     tmp_path: Path, transport: str
 ) -> None:
@@ -208,14 +220,7 @@ async def test_the_agent_pauses_and_resumes_the_recording_with_star_3_on_the_pho
         center.daemon.bus.subscribe(seen.append)
         caller = await caller_talks(center, "5552015", "2", 0.0)
         await recording_started(center, caller)
-        await asyncio.sleep(0.4)
-        await alice.press("*3")
-        async with asyncio.timeout(STEP):
-            while not any(isinstance(e, RecordingMuted) for e in seen):
-                await asyncio.sleep(0.01)
-        await asyncio.sleep(0.6)
-        await alice.press("*3")
-        await asyncio.sleep(0.4)
+        await keys_a_pause_in_the_recording(alice, seen, 0.6)
         await caller.hangup()
         row = await center.cdr(caller.uniqueid)
     muted = [(e.muted, e.by) for e in seen if isinstance(e, RecordingMuted)]
@@ -240,14 +245,7 @@ async def test_alice_records_a_sales_call_on_demand_with_star_3_and_pauses_it(
         assert center.daemon.switchboard.active[caller.uniqueid].recording is None
         await alice.press("*3")
         await recording_started(center, caller)
-        await asyncio.sleep(0.4)
-        await alice.press("*3")
-        async with asyncio.timeout(STEP):
-            while not any(isinstance(e, RecordingMuted) for e in seen):
-                await asyncio.sleep(0.01)
-        await asyncio.sleep(0.5)
-        await alice.press("*3")
-        await asyncio.sleep(0.4)
+        await keys_a_pause_in_the_recording(alice, seen, 0.5)
         await caller.hangup()
         row = await center.cdr(caller.uniqueid)
     path = Path(row["recordingfile"])
