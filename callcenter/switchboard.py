@@ -2276,6 +2276,10 @@ class Switchboard:
         queue_name = entry.queue
         ring_start = time.monotonic()
         progressive = qcfg.strategy == "ring-progressively"
+        announce = qcfg.agent_announce
+        campaign = config.campaigns.get(active.variables.get("campaign", ""))
+        if campaign is not None and campaign.agent_announce:
+            announce = campaign.agent_announce
         answered: list[Agent] = []
         ringing = list(agents)
         told: set[str] = set()
@@ -2343,7 +2347,7 @@ class Switchboard:
                     timeout=max(1.0, timeout),
                     hold_music=qcfg.hold_music,
                     on_answer=on_answer,
-                    announce=qcfg.agent_announce,
+                    announce=announce,
                 )
             except CallHungUp:
                 if not answered:

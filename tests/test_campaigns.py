@@ -32,7 +32,7 @@ from callcenter.events import (
 )
 from callcenter.outbound import campaign as campaign_module
 from callcenter.outbound import pacing
-from callcenter.testing import TRANSPORTS, Center, Transport, running_center
+from callcenter.testing import TRANSPORTS, Center, Transport, merge, running_center
 
 _transport: list[Transport] = ["fastagi"]
 
@@ -387,6 +387,22 @@ async def test_a_busy_lead_frees_the_agent_at_once_for_the_next_one(tmp_path: Pa
     (busy,) = s.of(CampaignAttemptFailed)
     assert (busy.lead, busy.reason, busy.final) == ("ada", "busy", False)
     assert [e.lead for e in s.of(CampaignAnswered)] == ["alan"]
+
+
+async def test_alice_hears_which_campaign_a_lead_is_from_before_they_are_put_through(
+    tmp_path: Path,
+) -> None:
+    config = merge(
+        campaign(agent_announce="campaign-spring"),
+        {"queues": {"sales": {"agent_announce": "queue-sales"}}},
+    )
+    async with scene(tmp_path, config, "number,id\n5551001,ada\n") as s:
+        s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=1.0)
+        alice = s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.of(CampaignAnswered))
+        await s.center.idle(timeout=10)
+        await alice.wait_idle(timeout=5)
+    assert alice.heard == ["campaign-spring"], "the campaign's, not the queue's"
 
 
 async def test_a_predictive_campaign_dials_ahead_of_its_agent_and_calls_a_dropped_lead_again_later(

@@ -2346,6 +2346,13 @@ class CampaignConfig(_Model):
         description="predictive: seconds a lead who answered may wait for an agent before "
         "being dropped (2: the time the regulators allow).",
     )
+    agent_announce: AgentPrompt | None = Field(
+        default=None,
+        description="Sound file played to the agent who takes one of this campaign's leads, "
+        "before the lead is put through (instead of the queue's `agent_announce`): agents "
+        "on inbound and campaigns hear which campaign the call is.",
+        examples=["custom/campaign-spring"],
+    )
     drop_prompt: Prompt | None = Field(
         default=None,
         description="predictive (required there): what a dropped lead hears before the "

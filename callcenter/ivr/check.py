@@ -396,7 +396,7 @@ class _Checker:
             for campaign_id, campaign in campaigns.items():
                 if not isinstance(campaign, Mapping):
                     continue
-                for key in ("drop_prompt", "machine_prompt"):
+                for key in ("drop_prompt", "machine_prompt", "agent_announce"):
                     name = campaign.get(key)
                     if isinstance(name, str):
                         path = ("campaigns", campaign_id, key)
