@@ -1206,6 +1206,11 @@ def format_status(status: dict[str, Any]) -> str:
         moves.setdefault(change.get("agent"), []).append(
             f"{verb} {change.get('queue')}{at} since {change.get('since')} ({change.get('via')})"
         )
+    for change in status.get("skill_changes", []):
+        skills = ",".join(f"{k}={v}" for k, v in sorted(change.get("skills", {}).items()))
+        moves.setdefault(change.get("agent"), []).append(
+            f"skills {skills or 'none'} since {change.get('since')} ({change.get('via')})"
+        )
     for agent in status.get("agents", []):
         notes = []
         shown = previews.get(agent.get("id"))

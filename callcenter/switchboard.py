@@ -550,6 +550,18 @@ class Switchboard:
             self._configure_router(self.config)
         return taken
 
+    def skill_views(self) -> list[dict[str, Any]]:
+        """The agents given skills while the centre runs (for status)."""
+        return [
+            {
+                "agent": agent_id,
+                "skills": dict(skills),
+                "since": since.isoformat(timespec="seconds"),
+                "via": via,
+            }
+            for agent_id, (skills, since, via) in sorted(self.skill_changes.items())
+        ]
+
     def member_views(self) -> list[dict[str, Any]]:
         """The changes to queues' members made while the centre runs (for status)."""
         return [

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.events import AgentSkillsChanged, EngineEvent
 from callcenter.testing import Transport, running_center
@@ -33,6 +34,7 @@ async def test_alice_learns_french_and_takes_the_french_caller_waiting_then_forg
         assert center.daemon.router.agents["1001"].state == "available", "no French: not rung"
         status, given = await center.api("POST", "/agents/1001/skills", {"skills": {"fr": 5}})
         assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001"
+        _, shown = await center.api("GET", "/status")
         await caller.hangup()
         await center.idle()
         daemon = await center.restart()
@@ -44,6 +46,7 @@ async def test_alice_learns_french_and_takes_the_french_caller_waiting_then_forg
     assert status == 200
     assert given == {"agent": "1001", "skills": {"fr": 5}, "changed": True, "kept": True}
     assert kept == {"fr": 5}, "a restart keeps them"
+    assert "skills fr=5 since" in format_status(shown)
     assert again[1]["changed"] is False
     assert reset[1] == {"agent": "1001", "skills": {}, "changed": True, "kept": False}
     assert after_reset == {}, "the config's again, after a restart too"

@@ -360,6 +360,7 @@ class ControlAPI:
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
             snapshot["switches"] = board.switch_views()
             snapshot["member_changes"] = board.member_views()
+            snapshot["skill_changes"] = board.skill_views()
             return snapshot
         if parts and parts[0] == "campaigns":
             return self._campaign_action(method, parts[1:])
