@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callcenter.acd.rules import MemberChange, QueueRules, with_changes
 from callcenter.cli import format_status
@@ -191,3 +193,37 @@ def test_two_queues_with_the_same_digits_are_refused() -> None:
     assert 'queues.support.digits: the digits "1" already name the queue "sales"' in str(
         caught.value
     )
+
+
+QUEUES = st.sampled_from(["sales", "support", "gone"])
+AGENT_IDS = st.sampled_from(["1001", "1002", "1003", "9999"])
+
+
+@given(
+    st.lists(st.tuples(QUEUES, AGENT_IDS, st.booleans(), st.none() | st.integers(0, 5))),
+)
+def test_changes_leave_each_agent_where_their_last_change_put_them(
+    raw: list[tuple[str, str, bool, int | None]],
+) -> None:
+    rules = {
+        "sales": QueueRules(members=("1001",), penalties=MappingProxyType({"1001": 2})),
+        "support": QueueRules(members=("1001", "1002")),
+    }
+    known = {"1001", "1002", "1003"}
+    # The switchboard keeps one change per queue and agent, the last one made.
+    changes = list({(q, a): MemberChange(q, a, m, p) for q, a, m, p in raw}.values())
+    out = with_changes(rules, changes, known)
+    assert set(out) == set(rules), "no queue appears or goes"
+    last: dict[tuple[str, str], MemberChange] = {}
+    for change in changes:
+        if change.queue in rules and change.agent in known:
+            last[(change.queue, change.agent)] = change
+    for name, queue in out.items():
+        assert len(set(queue.members)) == len(queue.members), "nobody twice"
+        assert set(queue.penalties) <= set(queue.members) | set(rules[name].penalties)
+        for agent in known:
+            change = last.get((name, agent))
+            expected = agent in rules[name].members if change is None else change.member
+            assert (agent in queue.members) == expected, (name, agent)
+        kept = [m for m in rules[name].members if m in queue.members]
+        assert list(queue.members[: len(kept)]) == kept, "config order first, joiners after"
