@@ -129,11 +129,6 @@ class Keypad:
         self._move(KeyState.IDLE)
         return None
 
-    def clear(self) -> None:
-        """Drop whatever was keyed (the call ended)."""
-        self._reset()
-        self._last = None
-
     def _reset(self) -> None:
         self._move(KeyState.IDLE)
         self._buffer = self._code = ""
