@@ -698,10 +698,8 @@ class Switchboard:
             elif keyed.action == "consult":
                 target = await self.consult(agent_id, to)
             elif keyed.action == "queue":
-                queue = next(
-                    (q for q, c in self.config.queues.items() if c.digits == keyed.number), None
-                )
-                if queue is None or not keyed.number:
+                queue = _queue_with_digits(self.config, keyed.number)
+                if queue is None:
                     raise EngineError(f"no queue has the digits {keyed.number!r}")
                 target = await self.transfer(agent_id, queue=queue)
             else:
@@ -1349,15 +1347,8 @@ class Switchboard:
             said_position = position
         wait = self.router.estimated_wait(entry) if qcfg.announce_holdtime else None
         if wait is not None:
-            minutes = math.ceil(wait / 60)
             await call.play(["queue-holdtime"])
-            if minutes <= 1:
-                await call.play(["queue-less-than"])
-                await call.say("number", "1")
-                await call.play(["queue-minute"])
-            else:
-                await call.say("number", str(minutes))
-                await call.play(["queue-minutes"])
+            await _say_minutes(call, wait)
         waiting.told = position
         if said_position is not None or wait is not None:
             self.bus.publish(
@@ -2806,8 +2797,8 @@ class Switchboard:
     def _phone_queue(self, agent_id: str, digits: str, config: CallCenterConfig) -> bool:
         """``*45`` + digits: the agent joins the queue with those ``digits``, or leaves it
         when a member (True: joined). EngineError for digits no queue has."""
-        queue = next((q for q, qcfg in config.queues.items() if qcfg.digits == digits), None)
-        if queue is None or not digits:
+        queue = _queue_with_digits(config, digits)
+        if queue is None:
             raise EngineError(f"no queue has the digits {digits!r}")
         if agent_id in self.router.rules(queue).members:
             self.leave_queue(agent_id, queue, via="feature-code")
@@ -2839,11 +2830,8 @@ class Switchboard:
         PIN), ``beeperr`` (an agent not on a call, unknown or outside their teams)."""
         info = call.info
         agent_id = info.params.get("agent") or (info.args[0] if info.args else "")
-        devices = {sid: s.device for sid, s in config.supervisors.items()}
-        supervisor_id = info.params.get("supervisor") or _owner_of(info.channel, devices)
-        pins = {sid: s.pin for sid, s in config.supervisors.items()}
-        who = supervisor_id or ""
-        if not await self._dialled_by(call, "supervisor", who, pins, mode=mode):
+        who = await self._supervisor_dialling(call, config, mode=mode)
+        if who is None:
             return
         try:
             monitor = await self.monitoring.monitor_from(call, who, agent_id, mode)
@@ -2875,12 +2863,10 @@ class Switchboard:
         less than 1 minute", "hold time M minutes"); ``beeperr`` for digits no queue has."""
         info = call.info
         digits = info.params.get("code") or (info.args[0] if info.args else "")
-        devices = {sid: s.device for sid, s in config.supervisors.items()}
-        who = info.params.get("supervisor") or _owner_of(info.channel, devices) or ""
-        pins = {sid: s.pin for sid, s in config.supervisors.items()}
-        if not await self._dialled_by(call, "supervisor", who, pins, code=digits):
+        who = await self._supervisor_dialling(call, config, code=digits)
+        if who is None:
             return
-        queue = next((q for q, c in config.queues.items() if digits and c.digits == digits), None)
+        queue = _queue_with_digits(config, digits)
         if queue is None:
             log.info("queue_status_code_unknown", supervisor=who, code=digits)
             await call.play(["beeperr"])
@@ -2892,14 +2878,7 @@ class Switchboard:
         await call.play(["queue-callswaiting"])
         if view["waiting"]:
             await call.play(["queue-reporthold"])
-            minutes = math.ceil(view["longest_wait"] / 60)
-            if minutes <= 1:
-                await call.play(["queue-less-than"])
-                await call.say("number", "1")
-                await call.play(["queue-minute"])
-            else:
-                await call.say("number", str(minutes))
-                await call.play(["queue-minutes"])
+            await _say_minutes(call, view["longest_wait"])
 
     async def _switch_code(self, call: Call, config: CallCenterConfig) -> None:
         """``*28`` + code from a supervisor's phone: the switch ``ivr.switch_codes`` names
@@ -2907,10 +2886,8 @@ class Switchboard:
         ``de-activated`` (``beeperr`` for a code the config does not have)."""
         info = call.info
         code = info.params.get("code") or (info.args[0] if info.args else "")
-        devices = {sid: s.device for sid, s in config.supervisors.items()}
-        who = info.params.get("supervisor") or _owner_of(info.channel, devices) or ""
-        pins = {sid: s.pin for sid, s in config.supervisors.items()}
-        if not await self._dialled_by(call, "supervisor", who, pins, code=code):
+        who = await self._supervisor_dialling(call, config, code=code)
+        if who is None:
             return
         name = config.ivr.switch_codes.get(code)
         if name is None:
@@ -2925,6 +2902,17 @@ class Switchboard:
             await call.play(["beeperr"])
             return
         await call.play(["activated" if on else "de-activated"])
+
+    async def _supervisor_dialling(
+        self, call: Call, config: CallCenterConfig, **about: str
+    ) -> str | None:
+        """The supervisor whose phone placed a supervisor's feature code (their PIN given),
+        or None when it is no supervisor's phone or the PIN was wrong (heard, logged)."""
+        info = call.info
+        devices = {sid: s.device for sid, s in config.supervisors.items()}
+        who = info.params.get("supervisor") or _owner_of(info.channel, devices) or ""
+        pins = {sid: s.pin for sid, s in config.supervisors.items()}
+        return who if await self._dialled_by(call, "supervisor", who, pins, **about) else None
 
     async def _dialled_by(
         self,
@@ -3007,6 +2995,26 @@ def _owner_of(channel: str, devices: Mapping[str, str]) -> str | None:
         if owned.split("/")[-1] == user:
             by_user = owner
     return by_user
+
+
+async def _say_minutes(call: Call, seconds: float) -> None:
+    """A wait in whole minutes, rounded up: "less than 1 minute" or "N minutes"."""
+    minutes = math.ceil(seconds / 60)
+    if minutes <= 1:
+        await call.play(["queue-less-than"])
+        await call.say("number", "1")
+        await call.play(["queue-minute"])
+    else:
+        await call.say("number", str(minutes))
+        await call.play(["queue-minutes"])
+
+
+def _queue_with_digits(config: CallCenterConfig, digits: str) -> str | None:
+    """The queue whose ``digits`` (dialled after ``*45``, ``*85``, keyed after ``*4``) these
+    are, or None."""
+    if not digits:
+        return None
+    return next((q for q, qcfg in config.queues.items() if qcfg.digits == digits), None)
 
 
 def recording_path(config: CallCenterConfig, queue: str, call_id: str) -> str:
