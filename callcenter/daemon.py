@@ -69,6 +69,7 @@ from callcenter.records.rescue import RecordRescue
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.skills import SkillsRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
+from callcenter.records.surveys import SurveyRecorder
 from callcenter.records.switches import SwitchRecorder
 from callcenter.records.writer import RecordWriter
 from callcenter.switchboard import Switchboard, timed_callback_origin
@@ -269,6 +270,8 @@ class Daemon:
         self.bus.subscribe(self.campaign_records.on_event, kinds=CampaignRecorder.kinds())
         self.dispositions = DispositionRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.dispositions.on_event, kinds=DispositionRecorder.kinds())
+        self.surveys = SurveyRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(self.surveys.on_event, kinds=SurveyRecorder.kinds())
         switches = SwitchRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(switches.on_event, kinds=SwitchRecorder.kinds())
         members = MemberRecorder(self.store, self.recorder.writer)

@@ -545,6 +545,25 @@ class CallDisposed(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SurveyEnded(CallEvent):
+    """The caller of ``call_id`` walked ``queue``'s post-call survey (flow ``flow``) about
+    ``agent``, who served them last: ``answers`` are the variables the survey set (private
+    ones as ***), ``score`` the score variable's value as a number (None: not given, or
+    not digits); ``completed``: the survey ran to its end (False: the caller hung up on
+    the way); ``seconds`` it took."""
+
+    queue: str
+    agent: str
+    flow: str
+    number: str = ""
+    """The caller's number."""
+    answers: dict[str, str] = field(default_factory=dict)
+    score: int | None = None
+    completed: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignLeadRescheduled(EngineEvent):
     """The person of answered lead ``lead`` of ``campaign`` asked to be called again: the
     lead is tried again at ``retry_at``, its tries counted afresh (``attempts`` 0); with

@@ -86,6 +86,7 @@ from callcenter.events import (
     QueueMemberChanged,
     RecordingMuted,
     RecordingStarted,
+    SurveyEnded,
     SwitchFlipped,
     TalkEnded,
     VoicemailLeft,
@@ -95,6 +96,7 @@ from callcenter.ivr.runner import Clock, FlowRunner, Hangup, Transferred, utc_no
 from callcenter.ivr.trace import (
     CallbackTaken,
     IvrEvent,
+    IvrListener,
     NodeEntered,
     VariableSet,
     VoicemailRecorded,
@@ -184,6 +186,8 @@ class ActiveCall:
     """The engine's view of that room's legs."""
     held_since: float | None = None
     """Since when the agent holds the caller (monotonic), None when not on hold."""
+    surveyed: bool = False
+    """The caller was taken through a post-call survey already (one a call)."""
 
 
 class CallerGone(Exception):
@@ -929,18 +933,37 @@ class Switchboard:
             await call.play(["ss-noservice"])
             return "system"
 
-        def on_event(event: IvrEvent) -> None:
+        return await self._walk(call, active, config, route.flow)
+
+    async def _walk(
+        self,
+        call: Call,
+        active: ActiveCall,
+        config: CallCenterConfig,
+        flow: str,
+        *,
+        on_event: IvrListener | None = None,
+        ended_by: str = "system",
+    ) -> str:
+        """Walk the caller through IVR flow ``flow`` and on to where it sends them (a
+        transfer, a queue); returns who ended the call (``ended_by`` when the flow hung up).
+        ``on_event`` hears the walk's steps as well."""
+        info = call.info
+
+        def record(event: IvrEvent) -> None:
+            if on_event is not None:
+                on_event(event)
             self._ivr_event(info.call_id, active, event)
 
         runner = FlowRunner(
             call,
             config,
-            on_event=on_event,
+            on_event=record,
             clock=self.clock,
             fetch=self.lookup_fetch,
             switches=self.switches,
         )
-        outcome = await runner.run(route.flow)
+        outcome = await runner.run(flow)
         if isinstance(outcome, Transferred):
             active.path.append(f"transfer:{outcome.number}")
             self.bus.publish(
@@ -948,7 +971,7 @@ class Switchboard:
             )
             return "system"
         if isinstance(outcome, Hangup):
-            return "system"
+            return ended_by
         active.skills = outcome.skills
         return await self._queue(call, active, config, outcome.queue, outcome.priority)
 
@@ -1414,30 +1437,7 @@ class Switchboard:
         self, call: Call, active: ActiveCall, config: CallCenterConfig, flow: str
     ) -> str:
         """Walk an IVR flow after a queue exit (it may queue the caller again)."""
-        info = call.info
-
-        def on_event(event: IvrEvent) -> None:
-            self._ivr_event(info.call_id, active, event)
-
-        runner = FlowRunner(
-            call,
-            config,
-            on_event=on_event,
-            clock=self.clock,
-            fetch=self.lookup_fetch,
-            switches=self.switches,
-        )
-        outcome = await runner.run(flow)
-        if isinstance(outcome, Transferred):
-            active.path.append(f"transfer:{outcome.number}")
-            self.bus.publish(
-                CallTransferred(call_id=info.call_id, by="ivr", to=outcome.number, kind="blind")
-            )
-            return "system"
-        if isinstance(outcome, Hangup):
-            return "system"
-        active.skills = outcome.skills
-        return await self._queue(call, active, config, outcome.queue, outcome.priority)
+        return await self._walk(call, active, config, flow)
 
     # ------------------------------------------------------------------ callbacks
 
@@ -2426,6 +2426,8 @@ class Switchboard:
                 self.bus.publish(RecordingMuted(call_id=info.call_id, muted=False, by="system"))
             target = active.pending_transfer
             if result.hung_up_by != "system" or target is None:
+                if hung_up_by == "agent" and not call.hung_up:
+                    return await self._survey(call, active, queue_name, talker)
                 return hung_up_by
             active.pending_transfer = None
             by = active.transferred_by or talker
@@ -2474,6 +2476,62 @@ class Switchboard:
                 log.info("transfer_failed", call_id=info.call_id, to=target, status=result.status)
                 await call.play(["transfer-failed"])
                 return "system"
+
+    async def _survey(self, call: Call, active: ActiveCall, queue_name: str, talker: str) -> str:
+        """``talker`` hung up on a caller still on the line: walk them through
+        ``queue_name``'s post-call survey, if it has one and they are to be asked (once a
+        call; only about an agent or a supervisor, never an outside number the call was
+        transferred to). Returns who ended the call: the agent, unless the survey sent the
+        caller on (a queue, a transfer)."""
+        config = self.config
+        qcfg = config.queues.get(queue_name)
+        survey = qcfg.survey if qcfg is not None else None
+        if (
+            survey is None
+            or active.surveyed
+            or survey.flow not in config.flows
+            or (talker not in self.router.agents and talker not in config.supervisors)
+            or (survey.opt_in is not None and not _opted_in(active.variables.get(survey.opt_in)))
+        ):
+            return "agent"
+        active.surveyed = True
+        info = call.info
+        answers: dict[str, str] = {}
+
+        def on_event(event: IvrEvent) -> None:
+            if isinstance(event, VariableSet):
+                answers[event.name] = event.value
+
+        started = time.monotonic()
+        completed = False
+        log.info("survey_started", call_id=info.call_id, queue=queue_name, agent=talker)
+        try:
+            ended_by = await self._walk(
+                call, active, config, survey.flow, on_event=on_event, ended_by="agent"
+            )
+            completed = True
+            return ended_by
+        except CallHungUp:
+            return "agent"
+        finally:
+            given = answers.get(survey.score or "", "")
+            score = int(given) if given.isdigit() and len(given) <= 9 else None
+            self.bus.publish(
+                SurveyEnded(
+                    call_id=info.call_id,
+                    queue=queue_name,
+                    agent=talker,
+                    flow=survey.flow,
+                    number=info.caller_num,
+                    answers=answers,
+                    score=score,
+                    completed=completed,
+                    seconds=time.monotonic() - started,
+                )
+            )
+            log.info(
+                "survey_ended", call_id=info.call_id, agent=talker, score=score, completed=completed
+            )
 
     async def _room_over(
         self, active: ActiveCall, result: DialResult, talker: str
@@ -3024,6 +3082,11 @@ def recording_path(config: CallCenterConfig, queue: str, call_id: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", call_id)
     return f"{folder}/{stamp}-{safe_id}.{config.acd.recording_format}"
+
+
+def _opted_in(value: str | None) -> bool:
+    """An IVR variable that says yes: set, and not empty, "0", "no" or "false"."""
+    return value is not None and value.strip().lower() not in ("", "0", "no", "false")
 
 
 def _who(result: DialResult) -> str:

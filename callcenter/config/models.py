@@ -1762,6 +1762,27 @@ def _default_exit(prompt: str) -> typing.Callable[[], QueueExit]:
     return lambda: QueueExit(to="hangup", prompt=prompt)
 
 
+class SurveyConfig(_Model):
+    """A post-call survey: the IVR flow a caller walks after the agent hung up."""
+
+    flow: _Ref = Field(
+        description="The flow (under `flows`) the caller walks: prompts, then `collect` or "
+        "`menu` nodes that set variables, ending in `hangup` (a `queue` node would put the "
+        'caller back in a queue: "press 0 to talk to someone again").'
+    )
+    score: VarName | None = Field(
+        default=None,
+        description="The variable the flow stores the score in (digits, such as 1-5): "
+        "reports give each agent's and queue's mean score. null: answers are kept, no score.",
+    )
+    opt_in: VarName | None = Field(
+        default=None,
+        description="Only callers for whom the IVR set this variable (to anything but empty, "
+        '"0" or "no") are surveyed, e.g. after "press 1 to take a short survey after your '
+        'call". null: every caller still on the line once the agent hung up.',
+    )
+
+
 class QueueConfig(_Model):
     """A queue of callers served by a set of agents."""
 
@@ -2008,6 +2029,13 @@ class QueueConfig(_Model):
     )
     supervisor: _Ref | None = Field(
         default=None, description="Id of the supervisor (under `supervisors`) of this queue."
+    )
+    survey: SurveyConfig | None = Field(
+        default=None,
+        description="A post-call survey: once the agent hangs up, a caller still on the line "
+        "walks this IVR flow (rate the call 1-5...); the answers are kept with the agent who "
+        "served them (`callcenter surveys`, `report --agents`). null: none.",
+        examples=[{"flow": "csat", "score": "rating"}],
     )
 
 
@@ -2749,6 +2777,43 @@ def _node_reference_problems(
     return out
 
 
+def _survey_problems(
+    here: tuple[object, ...], survey: object, flows: Mapping[Any, Any]
+) -> list[Problem]:
+    """A queue's survey names a flow that exists and a score some flow stores."""
+    if not isinstance(survey, Mapping):
+        return []
+    flow = survey.get("flow")
+    if isinstance(flow, str) and flow not in {str(k) for k in flows}:
+        return [Problem((*here, "survey", "flow"), _unknown("flow", flow, flows, "flows"))]
+    score = survey.get("score")
+    if not isinstance(score, str) or score in _stored_variables(flows):
+        return []
+    return [
+        Problem(
+            (*here, "survey", "score"),
+            f'no flow stores "{score}": a `collect` node with `variable: {score}` '
+            "(or a `set` / `lookup` node) must fill it",
+        )
+    ]
+
+
+def _stored_variables(flows: Mapping[Any, Any]) -> set[str]:
+    """Every variable some node of some flow stores (collect, set, lookup)."""
+    stored: set[str] = set()
+    for flow in flows.values():
+        nodes = _section(flow, "nodes") if isinstance(flow, Mapping) else None
+        for node in (nodes or {}).values():
+            if not isinstance(node, Mapping):
+                continue
+            if isinstance(node.get("variable"), str):
+                stored.add(node["variable"])
+            for many in ("variables", "fields"):
+                if isinstance(node.get(many), Mapping):
+                    stored.update(str(k) for k in node[many])
+    return stored
+
+
 def _exits(queue: Mapping[Any, Any]) -> list[tuple[tuple[object, ...], Mapping[Any, Any]]]:
     """(path inside the queue, exit) for every exit destination a queue names."""
     found: list[tuple[tuple[object, ...], Mapping[Any, Any]]] = []
@@ -2819,6 +2884,7 @@ def _queue_problems(
                     "acd.callback_allow (which numbers may be)",
                 )
             )
+    out += _survey_problems(here, queue.get("survey"), flows)
     declared = _declared_skills(acd)
     skills = queue.get("skills")
     if declared is not None and isinstance(skills, list):

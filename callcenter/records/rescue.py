@@ -60,6 +60,7 @@ from callcenter.records.shifts import (
     OwedCode,
 )
 from callcenter.records.skills import SkillsState
+from callcenter.records.surveys import SurveyRecord
 from callcenter.records.switches import SwitchState
 
 log = structlog.get_logger(__name__)
@@ -86,6 +87,7 @@ REPLAYABLE: Final = frozenset(
         "write_queue_log",
         "write_campaign_lead",
         "write_disposition",
+        "write_survey",
     }
 )
 
@@ -106,6 +108,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         QueueLogEntry,
         LeadRecord,
         DispositionRecord,
+        SurveyRecord,
     )
 }
 

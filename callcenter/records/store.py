@@ -47,6 +47,9 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   result, call_id, retry_at, updated, dropped_at (see :mod:`callcenter.records.campaigns`);
 * ``dispositions``: the code an agent gave a call: call_id, agent, code, note, number,
   campaign, lead, callback_at, do_not_call, at (see :mod:`callcenter.records.dispositions`).
+* ``surveys``: what a caller answered in a post-call survey: call_id, queue, agent, flow,
+  number, score (NULL: none given), answers (JSON), completed, seconds, at (see
+  :mod:`callcenter.records.surveys`).
 
 A database made by an older version gets the columns added since (``ALTER TABLE``).
 """
@@ -84,6 +87,7 @@ from callcenter.records.shifts import (
 )
 from callcenter.records.skills import SkillsState
 from callcenter.records.summary import Stretch
+from callcenter.records.surveys import SurveyRecord
 from callcenter.records.switches import SwitchState
 
 log = structlog.get_logger(__name__)
@@ -271,6 +275,19 @@ CREATE TABLE IF NOT EXISTS dispositions (
     "do_not_call" INTEGER NOT NULL DEFAULT 0,
     "at" TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS surveys (
+    "call_id" TEXT PRIMARY KEY,
+    "queue" TEXT NOT NULL,
+    "agent" TEXT NOT NULL,
+    "flow" TEXT NOT NULL,
+    "number" TEXT NOT NULL DEFAULT '',
+    "score" INTEGER,
+    "answers" TEXT NOT NULL DEFAULT '{{}}',
+    "completed" INTEGER NOT NULL DEFAULT 0,
+    "seconds" REAL NOT NULL DEFAULT 0,
+    "at" TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS surveys_at ON surveys ("at");
 CREATE TABLE IF NOT EXISTS queue_log (
     "id" INTEGER PRIMARY KEY AUTOINCREMENT,
     "key" TEXT NOT NULL UNIQUE,
@@ -334,6 +351,18 @@ DISPOSITION_COLUMNS = (
     "lead",
     "callback_at",
     "do_not_call",
+    "at",
+)
+SURVEY_COLUMNS = (
+    "call_id",
+    "queue",
+    "agent",
+    "flow",
+    "number",
+    "score",
+    "answers",
+    "completed",
+    "seconds",
     "at",
 )
 PRESENCE_COLUMNS = (
@@ -477,6 +506,16 @@ class Statements:
             """ (SELECT 1 FROM queue_callbacks q WHERE q."call_id" = d."call_id" || '+callback')"""
             ' ORDER BY "callback_at"'
         )
+        self.insert_survey = insert("surveys", SURVEY_COLUMNS)
+        named = _quoted(SURVEY_COLUMNS)
+        self.fetch_surveys = (
+            f"SELECT {named} FROM (SELECT {named} FROM surveys"
+            f' ORDER BY "at" DESC, "call_id" DESC LIMIT {p}) AS newest'
+            ' ORDER BY "at", "call_id"'
+        )
+        self.fetch_surveys_between = (
+            f'SELECT {named} FROM surveys WHERE "at" >= {p} AND "at" < {p} ORDER BY "at", "call_id"'
+        )
         self.fetch_campaign_leads = (
             f"SELECT {_quoted(CAMPAIGN_LEAD_COLUMNS)} FROM campaign_leads"
             ' ORDER BY "campaign", "updated", "lead"'
@@ -495,6 +534,7 @@ class Statements:
                 ("agent_wrapups", "end", ""),
                 ("callbacks", "requested", """ AND "status" <> 'pending'"""),
                 ("queue_callbacks", "updated", """ AND "status" <> 'waiting'"""),
+                ("surveys", "at", ""),
                 # A do-not-call request outlives any retention; a callback set for later
                 # waits for its time.
                 (
@@ -949,6 +989,49 @@ class RecordStore(abc.ABC):
             for row in self._fetch(sql, params)
         ]
 
+    def write_survey(self, record: SurveyRecord) -> bool:
+        """Store what a caller answered in a post-call survey (once a call)."""
+        params = (
+            record.call_id,
+            record.queue,
+            record.agent,
+            record.flow,
+            record.number,
+            record.score,
+            json.dumps(dict(record.answers), ensure_ascii=False),
+            int(record.completed),
+            record.seconds,
+            _iso(record.at),
+        )
+        return self._write(f"survey of call {record.call_id}", self._sql.insert_survey, params)
+
+    def fetch_surveys(self, *, last: int | None = None) -> list[SurveyRecord]:
+        """Every survey, or the ``last`` newest, oldest first."""
+        limit = self.dialect.no_limit if last is None else max(last, 0)
+        return self._surveys(self._sql.fetch_surveys, (limit,))
+
+    def fetch_surveys_between(self, since: datetime, until: datetime) -> list[SurveyRecord]:
+        """The surveys ended from ``since`` (included) to ``until`` (excluded), oldest first."""
+        bounds = (_iso(since.astimezone(UTC)), _iso(until.astimezone(UTC)))
+        return self._surveys(self._sql.fetch_surveys_between, bounds)
+
+    def _surveys(self, sql: str, params: Sequence[object]) -> list[SurveyRecord]:
+        return [
+            SurveyRecord(
+                call_id=row["call_id"],
+                queue=row["queue"],
+                agent=row["agent"],
+                flow=row["flow"],
+                number=row["number"],
+                score=None if row["score"] is None else int(row["score"]),
+                answers=tuple(json.loads(row["answers"]).items()),
+                completed=bool(row["completed"]),
+                seconds=float(row["seconds"]),
+                at=_utc(row["at"]),
+            )
+            for row in self._fetch(sql, params)
+        ]
+
     def fetch_asked_not(self) -> set[str]:
         """The numbers whose people asked an agent never to be called again."""
         return {row["number"] for row in self._fetch(self._sql.fetch_asked_not)}
@@ -1032,7 +1115,7 @@ class RecordStore(abc.ABC):
     def purge(self, before: datetime, *, dry_run: bool = False) -> dict[str, int]:
         """Delete the records older than ``before`` (see :data:`Statements.purges`: CDRs,
         queue_log, shifts, pauses, finished callback requests, dispositions that ask for
-        nothing any more), in one transaction; returns the rows per table. ``dry_run``:
+        nothing any more, surveys), in one transaction; returns the rows per table. ``dry_run``:
         count them, delete nothing. Campaign leads and agents logged in now are kept."""
         stamp = before.astimezone(UTC).isoformat(timespec="microseconds")
         counts: dict[str, int] = {}
