@@ -336,16 +336,23 @@ def build_parser() -> argparse.ArgumentParser:
         "object per line)",
     )
     report.add_argument(
+        "--surveys",
+        action="store_true",
+        help="what callers answered in post-call surveys (the newest --last): agent, "
+        "queue, score, answers, as CSV (--json: one object per line)",
+    )
+    report.add_argument(
         "--queues",
         action="store_true",
         help="each queue's figures by --by period: offered, answered, abandoned, exited, "
-        "service level, abandon rate, ASA, longest wait, AHT (from the queue_log)",
+        "service level, abandon rate, ASA, longest wait, AHT, FCR (from the queue_log), "
+        "surveys and mean survey score",
     )
     report.add_argument(
         "--agents",
         action="store_true",
         help="each agent's figures by --by period: calls, offers missed, talk, AHT, "
-        "logged-in and paused time, occupancy",
+        "logged-in and paused time, occupancy, surveys and mean survey score",
     )
     report.add_argument(
         "--since",
@@ -436,11 +443,11 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--follow goes with --queue-log")
         if args.queue_log and args.json:
             parser.error("--queue-log prints queue_log lines, not JSON")
-        chosen = (args.campaign is not None, args.queue_log, args.dispositions)
+        chosen = (args.campaign is not None, args.queue_log, args.dispositions, args.surveys)
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
-                "--campaign, --queue-log, --dispositions, --queues and --agents: one report"
-                " at a time"
+                "--campaign, --queue-log, --dispositions, --surveys, --queues and --agents: "
+                "one report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -487,6 +494,7 @@ def _main(argv: Sequence[str] | None) -> int:
             queue_log=args.queue_log,
             follow=args.follow,
             campaign=args.campaign,
+            surveys=args.surveys,
         )
     if command == "status":
         render = None if args.json else format_status
@@ -813,8 +821,9 @@ def cmd_report(
     queue_log: bool = False,
     follow: bool = False,
     campaign: str | None = None,
+    surveys: bool = False,
 ) -> int:
-    """``report --queue-log | --campaign ID | --dispositions`` (the CDRs:
+    """``report --queue-log | --campaign ID | --dispositions | --surveys`` (the CDRs:
     :func:`cmd_cdr_export`, the figures: :func:`cmd_summary`)."""
     config = _report_config(path)
     if config is None:
@@ -827,6 +836,8 @@ def cmd_report(
             return _print_queue_log(store, last, follow=follow)
         if campaign is not None:
             return _print_campaign(store, campaign, known=list(config.campaigns), as_json=as_json)
+        if surveys:
+            return _print_surveys(store, last, as_json=as_json)
         return _print_dispositions(store, last, as_json=as_json)
     except RecordError as exc:
         print(exc, file=sys.stderr)
@@ -1076,6 +1087,40 @@ def _print_dispositions(store: RecordStore, last: int, *, as_json: bool) -> int:
     )
     writer.writeheader()
     writer.writerows(rows)
+    return EXIT_OK
+
+
+def _print_surveys(store: RecordStore, last: int, *, as_json: bool) -> int:
+    """The newest ``last`` surveys, oldest first, as CSV (answers as one JSON object) or
+    JSON lines."""
+    import csv
+
+    rows: list[dict[str, Any]] = [
+        {
+            "at": r.at.isoformat(timespec="seconds"),
+            "call_id": r.call_id,
+            "queue": r.queue,
+            "agent": r.agent,
+            "number": r.number,
+            "flow": r.flow,
+            "score": r.score,
+            "completed": r.completed,
+            "seconds": r.seconds,
+            "answers": dict(r.answers),
+        }
+        for r in store.fetch_surveys(last=last)
+    ]
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return EXIT_OK
+    fields = ["at", "call_id", "queue", "agent", "number", "flow", "score", "completed"]
+    writer = csv.DictWriter(sys.stdout, [*fields, "seconds", "answers"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        answers = json.dumps(row["answers"], ensure_ascii=False)
+        score = "" if row["score"] is None else row["score"]
+        writer.writerow({**row, "answers": answers, "score": score})
     return EXIT_OK
 
 

@@ -47,6 +47,7 @@ from callcenter.events import (
     QueueAbandoned,
     QueueJoined,
     RecordingStarted,
+    SurveyEnded,
 )
 from callcenter.log import configure_logging
 from callcenter.records.lock import holder
@@ -118,6 +119,10 @@ class LiveView:
                 )
             case QueueAbandoned():
                 return f"call {event.call_id}: caller gave up after {event.wait_seconds:.1f}s"
+            case SurveyEnded(score=None):
+                return f"call {event.call_id}: survey about agent {event.agent}, no score"
+            case SurveyEnded():
+                return f"call {event.call_id}: caller rated agent {event.agent} {event.score}"
             case CallEnded():
                 return f"call {event.call_id}: ended, hung up by {event.hung_up_by}"
             case AgentLoggedIn():
@@ -222,6 +227,28 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             await asyncio.sleep(1.5 * speed)
             await board.monitoring.stop(supervisor)
 
+    async def caller_rates_the_call(number: str) -> None:
+        """The agent ends the call; the caller stays on the line for the support queue's
+        survey and gives 5."""
+        support = daemon.config.queues.get("support")
+        survey = support.survey if support is not None else None
+        if survey is None or survey.flow not in daemon.config.flows:
+            return
+        flow = daemon.config.flows[survey.flow]
+        asked = getattr(flow.nodes[flow.start], "prompt", None)
+        caller = await pbx.call("800", caller_num=number, caller_name="Happy Caller")
+        await caller.wait_for_prompt("welcome-menu", timeout=30)
+        await caller.press("2")
+        device = await caller.wait_bridged(timeout=60)
+        await asyncio.sleep(1.5 * speed)
+        agent_id = next(a for a, d in devices.items() if d == device)
+        print(f"-- agent {agent_id} hangs up; the caller stays for the survey", file=out)
+        await phones[agent_id].hangup()
+        if isinstance(asked, str):
+            await caller.wait_for_prompt(asked, timeout=30)
+            await caller.press("5")
+        await caller.wait_ended(timeout=60)
+
     async def hang_up_in_greeting(number: str) -> None:
         caller = await pbx.call("800", caller_num=number, caller_name="Wrong Number")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
@@ -248,6 +275,7 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
     if on_break is not None:
         with contextlib.suppress(EngineError):
             daemon.router.unpause(on_break, via="demo")
+    await caller_rates_the_call("5550106")
     if len(ids) >= 3:
         third = ids[2]
         agent_phone = await pbx.call("*71", caller_num=third, caller_name=agents[third].name)

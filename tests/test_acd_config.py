@@ -162,6 +162,9 @@ def test_defaults_keep_the_longest_idle_agent_and_no_escalation() -> None:
         ("on_empty: {to: voicemail}\n", "on_empty", "needs `box:`"),
         ('exit_keys: {"2": callback}\n', "exit_keys", "acd.callback_dial"),
         ("on_full: {to: queue, queue: overflow, box: x}\n", "on_full", "only goes with"),
+        ("survey: {flow: csta}\n", "survey", 'no flow named "csta"'),
+        ("survey: {flow: bye, score: rating}\n", "survey", 'no flow stores "rating"'),
+        ("survey: {flow: bye, opt_in: 1x}\n", "survey", "must be a variable name"),
     ],
 )
 def test_queue_mistakes_are_refused_at_their_line(extra: str, fragment: str, message: str) -> None:

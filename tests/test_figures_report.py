@@ -24,12 +24,14 @@ from callcenter.records.store import CDR_COLUMNS, SqliteCdrStore
 from callcenter.records.summary import (
     Periods,
     Stretch,
+    SurveyTaken,
     agent_summary,
     format_agent_table,
     format_queue_table,
     parse_when,
     queue_summary,
 )
+from callcenter.records.surveys import SurveyRecord
 from callcenter.testing import running_center
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -369,6 +371,38 @@ def test_report_bounds_read_as_people_type_them() -> None:
 # ------------------------------------------------------------------ the command
 
 
+def survey(call_id: str, agent: str, score: int | None, when: str) -> SurveyRecord:
+    answers = () if score is None else (("rating", str(score)),)
+    return SurveyRecord(
+        call_id, "support", agent, "csat", "5550001", score, answers, score is not None, 9.5,
+        at(when),
+    )  # fmt: skip
+
+
+# c1 and c6 rated Bob 5 and hung up before giving c6's score; c2 rated Alice 2.
+SURVEYS = [
+    survey("c1", "1002", 5, "09:02:20"),
+    survey("c2", "1001", 2, "09:11:50"),
+    survey("c6", "1002", None, "10:00:50"),
+]
+
+
+def test_surveys_give_each_agent_and_queue_their_count_and_mean_score() -> None:
+    taken = [SurveyTaken(r.queue, r.agent, r.score, r.at) for r in SURVEYS]
+    [support] = queue_summary(MORNING, whole_day(), {"support": 20.0}, surveys=taken)
+    assert (support.surveys, support.scored, support.score_mean) == (3, 2, 3.5)
+    agents = {f.agent: f.as_dict() for f in agent_summary(MORNING, [], [], whole_day(),
+                                                           surveys=taken)}  # fmt: skip
+    assert (agents["1002"]["surveys"], agents["1002"]["surveys_scored"]) == (2, 1)
+    assert agents["1002"]["survey_score_mean"] == 5.0
+    assert agents["1001"]["survey_score_mean"] == 2.0
+    hourly = queue_summary(MORNING, whole_day("hour"), {"support": 20.0}, surveys=taken)
+    assert [(f.period[-5:], f.surveys, f.score_mean) for f in hourly] == [
+        ("09:00", 2, 3.5),
+        ("10:00", 1, None),
+    ], "a survey counts in the hour it ended in"
+
+
 def _records(tmp_path: Path, extra: str = "") -> Path:
     """A config (two agents, Berlin time) and a database holding MORNING and Bob's shift."""
     config = tmp_path / "callcenter.yaml"
@@ -405,6 +439,8 @@ def _records(tmp_path: Path, extra: str = "") -> Path:
             DispositionRecord("c2", "1001", "no-interest", "", "555", "support", "", "", None,
                               False, at("09:12:00"))
         )  # fmt: skip
+        for survey in SURVEYS:
+            store.write_survey(survey)
     finally:
         store.close()
     return config
@@ -429,7 +465,7 @@ def test_report_queues_prints_a_table_of_the_day(
     assert head.split()[:5] == ["period", "queue", "offered", "answered", "abandoned"]
     assert row.split() == [
         "2026-12-01", "support", "5", "3", "1", "1", "40.0", "30", "20.0", "0:17", "0:40", "1:10",
-        "100.0",
+        "100.0", "3", "3.50",
     ]  # fmt: skip
     assert turned == "1 caller(s) turned away on arrival (queue full or no agents)"
 
@@ -467,6 +503,29 @@ def test_report_agents_counts_an_agent_logged_in_now_up_to_now(
     assert rows["1001"]["missed"] == 1
     assert rows["1002"]["dispositions"] == {"sale": 2}
     assert rows["1001"]["dispositions"] == {"no-interest": 1}
+    assert (rows["1002"]["surveys"], rows["1002"]["survey_score_mean"]) == (2, 5.0)
+    assert (rows["1001"]["surveys"], rows["1001"]["survey_score_mean"]) == (1, 2.0)
+
+
+def test_report_surveys_lists_what_each_caller_answered(
+    records: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = records
+    assert cli_main(["report", str(config), "--surveys", "--last", "2"]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header == "at,call_id,queue,agent,number,flow,score,completed,seconds,answers"
+    assert [line.split(",")[1:8] for line in lines] == [
+        ["c2", "support", "1001", "5550001", "csat", "2", "True"],
+        ["c6", "support", "1002", "5550001", "csat", "", "False"],
+    ]
+    assert lines[0].endswith(',9.5,"{""rating"": ""2""}"')
+    assert cli_main(["report", str(config), "--surveys", "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["call_id"], r["score"], r["answers"]) for r in rows] == [
+        ("c1", 5, {"rating": "5"}),
+        ("c2", 2, {"rating": "2"}),
+        ("c6", None, {}),
+    ]
 
 
 @pytest.mark.parametrize(

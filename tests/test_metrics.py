@@ -23,6 +23,7 @@ from callcenter.events import (
     QueueAbandoned,
     QueueExited,
     QueueJoined,
+    SurveyEnded,
     TalkEnded,
 )
 from callcenter.live.metrics import Metrics
@@ -135,6 +136,24 @@ def test_counts_answered_callers_the_service_level_abandons_and_wait_buckets() -
     assert got[("callcenter_supervisors_monitoring", ())] == 1
     assert got[("callcenter_pbx_connected", ())] == 1
     assert got[("callcenter_records_ok", ())] == 1
+
+
+def test_post_call_surveys_give_a_count_and_a_score_sum_per_queue_and_agent() -> None:
+    metrics = Metrics(lambda queue: 20.0)
+    for call_id, agent, score in (("a", "1001", 4), ("b", "1001", None), ("c", "1002", 2)):
+        metrics.on_event(
+            SurveyEnded(
+                call_id=call_id, queue="support", agent=agent, flow="csat", score=score, **at(9)
+            )
+        )
+    got = samples(
+        metrics.render(SNAPSHOT, calls_active=0, monitoring=0, pbx_connected=True, records=None)
+    )
+    alice = (("agent", "1001"), ("queue", "support"))
+    assert got[("callcenter_surveys_total", alice)] == 2
+    assert got[("callcenter_surveys_scored_total", alice)] == 1
+    assert got[("callcenter_survey_score_total", alice)] == 4
+    assert got[("callcenter_survey_score_total", (("agent", "1002"), ("queue", "support")))] == 2
 
 
 def test_a_daemon_that_took_no_call_yet_still_shows_every_family() -> None:

@@ -38,6 +38,7 @@ from callcenter.records.shifts import (
 )
 from callcenter.records.skills import SkillsState
 from callcenter.records.store import SqliteCdrStore
+from callcenter.records.surveys import SurveyRecord
 from callcenter.records.switches import SwitchState
 from callcenter.records.writer import RecordWriter
 
@@ -186,6 +187,24 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
                 ),
             ),
         ),
+        (
+            "survey:1796444790.1",
+            functools.partial(
+                store.write_survey,
+                SurveyRecord(
+                    "1796444790.1",
+                    "sales",
+                    "1001",
+                    "csat",
+                    "0611",
+                    5,
+                    (("rating", "5"), ("comment", "très bien")),
+                    True,
+                    12.5,
+                    T0,
+                ),
+            ),
+        ),
     ]
 
 
@@ -201,6 +220,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "queue_callbacks": store.fetch_queue_callbacks(),
         "campaign_leads": store.fetch_campaign_leads(),
         "dispositions": store.fetch_dispositions(),
+        "surveys": store.fetch_surveys(),
         "queue_members": store.fetch_member_changes(),
         "agent_skills": store.fetch_agent_skills(),
     }

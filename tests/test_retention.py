@@ -26,6 +26,7 @@ from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.recordings import purge_recordings
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, AgentWrapup
 from callcenter.records.store import RecordStore, SqliteCdrStore
+from callcenter.records.surveys import SurveyRecord
 from callcenter.testing import running_center
 
 NOW = datetime.now(UTC)
@@ -80,6 +81,20 @@ def two_years_of_records(store: RecordStore) -> None:
             )
         )
         store.write_disposition(disposition(f"{name}.1", when))
+        store.write_survey(
+            SurveyRecord(
+                f"{name}.1",
+                "support",
+                "1001",
+                "csat",
+                "061",
+                4,
+                (("rating", "4"),),
+                True,
+                8.0,
+                when,
+            )
+        )
     # What an old row must not lose:
     store.write_queue_callback(
         QueueCallback("old.waiting", "support", "0611111111", OLD, status="waiting", updated=OLD)
@@ -110,6 +125,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
             "callbacks": 0,
             "queue_callbacks": 1,
             "dispositions": 2,
+            "surveys": 1,
         }
     )
     assert [row["uniqueid"] for row in store.fetch_cdrs()] == ["new.1"]
@@ -121,6 +137,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
     kept = {d.call_id for d in store.fetch_dispositions()}
     assert kept == {"new.1", "old.dnc", "old.later"}
     assert store.fetch_asked_not() == {"0612345678"}, "the do-not-call request outlives it"
+    assert [r.call_id for r in store.fetch_surveys()] == ["new.1"]
     assert [p.agent for p in store.fetch_agent_presence()] == ["1002"], "logged in now"
     assert store.purge(CUT) == dict.fromkeys(purged, 0), "a second round finds nothing"
 

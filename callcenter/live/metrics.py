@@ -60,6 +60,7 @@ from callcenter.events import (
     QueueAbandoned,
     QueueExited,
     QueueJoined,
+    SurveyEnded,
     TalkEnded,
 )
 
@@ -168,6 +169,7 @@ class Metrics:
             CampaignAttemptFailed: self._on_campaign_failed,
             CampaignLeadSkipped: self._on_campaign_skipped,
             CallDisposed: self._on_disposed,
+            SurveyEnded: self._on_survey,
             ConsultEnded: self._on_consult_ended,
             CallUnheld: self._on_unheld,
         }
@@ -271,6 +273,13 @@ class Metrics:
 
     def _on_disposed(self, e: CallDisposed) -> None:
         self._count("callcenter_dispositions_total", (("code", e.code),))
+
+    def _on_survey(self, e: SurveyEnded) -> None:
+        labels = (("queue", e.queue), ("agent", e.agent))
+        self._count("callcenter_surveys_total", labels)
+        if e.score is not None:
+            self._count("callcenter_surveys_scored_total", labels)
+            self._count("callcenter_survey_score_total", labels, e.score)
 
     def _on_campaign_skipped(self, e: CampaignLeadSkipped) -> None:
         labels = (("campaign", e.campaign), ("reason", e.reason))
@@ -455,6 +464,15 @@ _COUNTERS: Final = (
     ("callcenter_campaign_attempts_failed_total", "Campaign tries not answered, by reason."),
     ("callcenter_campaign_leads_skipped_total", "Campaign leads never dialled, by reason."),
     ("callcenter_dispositions_total", "Codes agents gave calls, by code (corrections too)."),
+    (
+        "callcenter_surveys_total",
+        "Post-call surveys callers were taken through, by queue and agent.",
+    ),
+    ("callcenter_surveys_scored_total", "Post-call surveys in which the caller gave a score."),
+    (
+        "callcenter_survey_score_total",
+        "Sum of the survey scores (mean = this / surveys_scored_total).",
+    ),
 )
 LEAD_STATUSES: Final = ("pending", "dialing", "retry", "answered", "failed", "skipped")
 _UNLABELLED: Final = frozenset(

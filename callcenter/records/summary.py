@@ -28,6 +28,9 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
   the shift records cut at the periods' edges (an agent logged in now counts up to now),
   and the dispositions they gave by code. Handle time = talk + after-call work (ACW), per
   talk; occupancy = (talk + ACW) / (logged in - paused).
+* Both count the post-call surveys (``queues.<q>.survey``) that ended in the period, by
+  the queue and by the agent the caller rated: surveys taken, surveys scored, and the
+  mean score.
 
 :func:`read_queue_figures` / :func:`read_agent_figures` read what they need from a store
 (blocking): the CLI calls them on its own connection, the daemon's API on the writer's
@@ -44,6 +47,7 @@ from typing import Any, Final, Literal, Protocol
 
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import CAMPAIGN_URL, RESUMED_URL, QueueLogEntry
+from callcenter.records.surveys import SurveyRecord
 
 Grouping = Literal["hour", "day", "total"]
 
@@ -157,6 +161,16 @@ class QueueFigures:
     """Campaign leads put through the queue (not offered: outbound, not inbound)."""
     resumed: int = 0
     """Offered callers who took back the place they had abandoned (``resume_abandoned``)."""
+    surveys: int = 0
+    """Post-call surveys callers were taken through (``survey``)."""
+    scored: int = 0
+    """... in which they gave a score."""
+    score_total: int = 0
+
+    @property
+    def score_mean(self) -> float | None:
+        """The mean survey score."""
+        return _mean(self.score_total, self.scored)
 
     @property
     def fcr_percent(self) -> float | None:
@@ -204,6 +218,9 @@ class QueueFigures:
             "fcr_percent": _rounded(self.fcr_percent),
             "campaign_calls": self.campaign_calls,
             "resumed": self.resumed,
+            "surveys": self.surveys,
+            "surveys_scored": self.scored,
+            "survey_score_mean": _hundredths(self.score_mean),
         }
 
 
@@ -225,6 +242,16 @@ class AgentFigures:
     pauses: dict[str, float] = field(default_factory=dict)
     codes: dict[str, int] = field(default_factory=dict)
     """Dispositions given, by code."""
+    surveys: int = 0
+    """Post-call surveys about this agent."""
+    scored: int = 0
+    """... in which the caller gave a score."""
+    score_total: int = 0
+
+    @property
+    def score_mean(self) -> float | None:
+        """The mean survey score callers gave this agent."""
+        return _mean(self.score_total, self.scored)
 
     @property
     def occupancy_percent(self) -> float | None:
@@ -257,6 +284,9 @@ class AgentFigures:
             "pauses": {reason: round(s, 1) for reason, s in sorted(self.pauses.items())},
             "occupancy_percent": _rounded(self.occupancy_percent),
             "dispositions": dict(sorted(self.codes.items())),
+            "surveys": self.surveys,
+            "surveys_scored": self.scored,
+            "survey_score_mean": _hundredths(self.score_mean),
         }
 
 
@@ -270,6 +300,27 @@ def _percent(part: float, whole: float) -> float | None:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def _hundredths(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyTaken:
+    """One post-call survey as the figures count it."""
+
+    queue: str
+    agent: str
+    score: int | None
+    at: datetime
+
+
+def _count_survey(figures: QueueFigures | AgentFigures, survey: SurveyTaken) -> None:
+    figures.surveys += 1
+    if survey.score is not None:
+        figures.scored += 1
+        figures.score_total += survey.score
 
 
 def _number(data: tuple[str, ...], index: int) -> float:
@@ -319,12 +370,13 @@ def queue_summary(
     *,
     default_service_level: float = 20.0,
     fcr_days: int = FCR_DAYS,
+    surveys: Iterable[SurveyTaken] = (),
 ) -> list[QueueFigures]:
     """Each queue's figures in each period, by period then queue (periods without a line
     are left out). ``entries`` in the order they were written; lines before
     ``periods.since`` are ignored, and lines after ``periods.until`` only give the
     outcome of visits that started inside and, up to ``fcr_days`` later, whether their
-    callers called again."""
+    callers called again. ``surveys`` count in the period they ended in."""
     figures: dict[tuple[str, str], QueueFigures] = {}
     visits: dict[tuple[str, str], _Visit] = {}
     answered: list[tuple[_Visit, datetime, str]] = []
@@ -397,6 +449,9 @@ def queue_summary(
     for later in calls.values():
         later.sort()
     _resolved(answered, calls, timedelta(days=fcr_days))
+    for survey in surveys:
+        if periods.covers(survey.at):
+            _count_survey(row(periods.label(survey.at), survey.queue), survey)
     return sorted(figures.values(), key=lambda f: (f.period, f.queue))
 
 
@@ -427,11 +482,12 @@ def agent_summary(
     now: datetime | None = None,
     codes: Iterable[tuple[str, str, datetime]] = (),
     wrapups: Iterable[Stretch] = (),
+    surveys: Iterable[SurveyTaken] = (),
 ) -> list[AgentFigures]:
     """Each agent's figures in each period, by period then agent (an agent with nothing in
     a period is left out). A stretch still going (``end`` None) counts up to ``now``.
     ``codes``: (agent, disposition code, when) of the dispositions they gave; ``wrapups``:
-    their stretches of after-call work."""
+    their stretches of after-call work; ``surveys``: the post-call surveys about them."""
     names = names or {}
     now = now or datetime.now(UTC)
     figures: dict[tuple[str, str], AgentFigures] = {}
@@ -472,6 +528,9 @@ def agent_summary(
         if periods.covers(when):
             figures_row = row(periods.label(when), agent)
             figures_row.codes[code] = figures_row.codes.get(code, 0) + 1
+    for survey in surveys:
+        if periods.covers(survey.at):
+            _count_survey(row(periods.label(survey.at), survey.agent), survey)
     return sorted(figures.values(), key=lambda f: (f.period, f.agent))
 
 
@@ -490,6 +549,8 @@ class FiguresStore(Protocol):
 
     def fetch_wrapups_between(self, since: datetime, until: datetime) -> list[Stretch]: ...
 
+    def fetch_surveys_between(self, since: datetime, until: datetime) -> list[SurveyRecord]: ...
+
 
 def read_queue_figures(
     store: FiguresStore,
@@ -501,7 +562,15 @@ def read_queue_figures(
     """:func:`queue_summary` of what ``store`` holds (blocking: a thread's job)."""
     later = max(OUTCOME_GRACE, timedelta(days=fcr_days))
     entries = store.fetch_queue_log_between(periods.since, periods.until + later)
-    return queue_summary(entries, periods, service_levels, fcr_days=fcr_days)
+    surveys = _surveys(store, periods)
+    return queue_summary(entries, periods, service_levels, fcr_days=fcr_days, surveys=surveys)
+
+
+def _surveys(store: FiguresStore, periods: Periods) -> list[SurveyTaken]:
+    return [
+        SurveyTaken(r.queue, r.agent, r.score, r.at)
+        for r in store.fetch_surveys_between(periods.since, periods.until)
+    ]
 
 
 def read_agent_figures(
@@ -514,7 +583,14 @@ def read_agent_figures(
     codes = [(d.agent, d.code, d.at) for d in given]
     wrapups = store.fetch_wrapups_between(periods.since, periods.until)
     return agent_summary(
-        entries, sessions, pauses, periods, names=names, codes=codes, wrapups=wrapups
+        entries,
+        sessions,
+        pauses,
+        periods,
+        names=names,
+        codes=codes,
+        wrapups=wrapups,
+        surveys=_surveys(store, periods),
     )
 
 
@@ -561,6 +637,10 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
+def _score(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
 def _table(head: list[tuple[str, int]], rows: list[list[str]]) -> str:
     def line(cells: Iterable[str]) -> str:
         out = []
@@ -592,6 +672,8 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
         ("max wait", 8),
         ("AHT", 7),
         ("FCR %", 6),
+        ("surveys", 7),
+        ("score", 5),
     ]
     rows = [
         [
@@ -608,6 +690,8 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
             _clock(f.max_wait),
             _clock(f.aht_seconds),
             _pct(f.fcr_percent),
+            str(f.surveys),
+            _score(f.score_mean),
         ]
         for f in figures
     ]
@@ -643,6 +727,8 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
         ("logged in", 9),
         ("paused", 8),
         ("occ %", 5),
+        ("surveys", 7),
+        ("score", 5),
         ("codes", 30),
     ]
     rows = [
@@ -659,6 +745,8 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
             _clock(f.logged_in),
             _clock(f.paused),
             _pct(f.occupancy_percent),
+            str(f.surveys),
+            _score(f.score_mean),
             " ".join(f"{code}={n}" for code, n in sorted(f.codes.items())),
         ]
         for f in figures
