@@ -89,6 +89,13 @@ class Scene:
         self.center = center
         self.events: list[EngineEvent] = []
         center.daemon.bus.subscribe(self.events.append)
+        self.phones: dict[str, Any] = {}
+
+    async def wait(self, predicate: Any, what: str) -> None:
+        async with asyncio.timeout(5):
+            while not predicate():
+                await asyncio.sleep(0.01)
+        assert predicate(), what
 
     def surveys_ended(self) -> list[SurveyEnded]:
         return [e for e in self.events if isinstance(e, SurveyEnded)]
@@ -108,13 +115,17 @@ async def scene(
     *,
     agents: int = 1,
     queue: Mapping[str, Any] | None = None,
+    hangup_after: float | None = 0.3,
 ) -> AsyncIterator[Scene]:
     config = survey_config(survey, queue)
     async with running_center(tmp_path, transport=_transport[0], config=config) as center:
+        scene = Scene(center)
         for agent_id in ("1001", "1002")[:agents]:
-            center.add_phone(f"PJSIP/{agent_id}", answer_after=0.05, hangup_after=0.3)
+            scene.phones[agent_id] = center.add_phone(
+                f"PJSIP/{agent_id}", answer_after=0.05, hangup_after=hangup_after
+            )
             center.daemon.router.login(agent_id, via="test")
-        yield Scene(center)
+        yield scene
 
 
 async def test_the_caller_rates_the_agent_who_hung_up_and_the_score_is_kept_with_that_agent(
@@ -197,3 +208,28 @@ async def test_a_caller_who_asks_for_someone_again_is_queued_and_not_surveyed_tw
     connected = [e.agent for e in s.events if isinstance(e, AgentConnected)]
     assert connected == ["1001", "1002"], "1001 was wrapping up: 1002 took them"
     assert len(s.surveys_ended()) == 1
+
+
+async def test_after_an_attended_transfer_the_caller_rates_the_agent_they_were_handed_to(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, agents=2, hangup_after=None) as s:
+        board = s.center.daemon.switchboard
+        caller = await s.center.pbx.call("800", caller_num="5550100")
+        await caller.wait_bridged(timeout=5)
+        await s.wait(lambda: board.agent_call("1001") is not None, "1001 talks")
+        assert await board.consult("1001", "1002") == "1002"
+        await s.phones["1002"].wait_answered(timeout=5)
+        await s.wait(
+            lambda: board.active[caller.uniqueid].consult.state.value == "talking",  # type: ignore[union-attr]
+            "1002 answered the consultation",
+        )
+        assert await board.consult_complete("1001") == "1002"
+        await asyncio.sleep(0.3)
+        await s.phones["1002"].hangup()
+        await caller.wait_for_prompt("survey-rate", timeout=5)
+        await caller.press("3")
+        await caller.wait_ended(timeout=5)
+        rows = await s.surveys(caller)
+    (row,) = rows
+    assert (row.agent, row.score, row.completed) == ("1002", 3, True)
