@@ -90,6 +90,10 @@ RETENTION_FIRST = 60.0
 is busy enough)."""
 RETENTION_INTERVAL = 24 * 3600.0
 """Seconds between two rounds of deleting old records."""
+VISIT_LOOKBACK = timedelta(days=1)
+"""How long before the ``resume_abandoned`` window a call that abandoned in it may have
+started (a caller who waited longer than that is not given their place back after a
+restart)."""
 
 
 def changed_settings(old: BaseModel, new: BaseModel, prefix: str = "") -> list[str]:
@@ -441,6 +445,7 @@ class Daemon:
             resumed = await self._resume_shifts() if self.resume else set()
             if self.resume:
                 await self._restore_switches()
+                await self._restore_abandoned_places()
             for agent_id, agent in self.config.agents.items():
                 if agent.logged_in and agent_id not in resumed:
                     self.router.login(agent_id, via="config")
@@ -652,6 +657,26 @@ class Daemon:
                 board.switches[state.name] = True
                 board.switch_changes[state.name] = (state.changed, state.via)
                 log.info("switch_restored", switch=state.name, since=state.changed.isoformat())
+
+    async def _restore_abandoned_places(self) -> None:
+        """Callers who hung up waiting shortly before the start keep their place
+        (``resume_abandoned``): the CDRs say where they were."""
+        window = max((q.resume_abandoned for q in self.config.queues.values()), default=0)
+        if not window:
+            return
+        now = datetime.now(UTC)
+        ended = now - timedelta(seconds=window)
+        read = functools.partial(
+            self.store.fetch_queue_visits, ended=ended, started=ended - VISIT_LOOKBACK
+        )
+        try:
+            visits = await self.recorder.writer.run(read)
+        except RecordError as exc:
+            log.error("abandoned_places_not_restored", error=str(exc))
+            return
+        kept = self.switchboard.restore_abandoned_places(visits, now)
+        if kept:
+            log.info("abandoned_places_restored", kept=kept)
 
     async def _restore_callbacks(self) -> None:
         """Callers a previous daemon had promised a callback keep their place; callbacks

@@ -126,6 +126,7 @@ from callcenter.pbx.interface import (
     SpyMode,
 )
 from callcenter.records.callbacks import EXPIRED, QueueCallback
+from callcenter.records.cdr import QueueVisit
 from callcenter.supervision.monitor import Monitoring
 from callcenter.tasks import cancel_and_wait
 
@@ -1137,6 +1138,34 @@ class Switchboard:
         if kept is None or now > kept[1]:
             return None
         return kept[0]
+
+    def restore_abandoned_places(self, visits: Sequence[QueueVisit], now: datetime) -> int:
+        """Callers who hung up in a queue with ``resume_abandoned`` shortly before this
+        daemon started keep their place as if it had run all along. ``visits``: the CDRs of
+        the calls that joined a queue lately, oldest first (a number's latest call in a
+        queue counts: one that came after the abandon used the place up); ``now``: when.
+        Returns how many places are kept."""
+        latest = {(visit.queue, visit.number): visit for visit in visits}
+        mono = time.monotonic()
+        kept = 0
+        for key, visit in latest.items():
+            qcfg = self.config.queues.get(visit.queue)
+            if (
+                qcfg is None
+                or not qcfg.resume_abandoned
+                or not visit.abandoned
+                or visit.campaign
+                or not _DIALABLE_NUMBER.fullmatch(visit.number)
+                or key in self._abandoned
+            ):
+                continue
+            left = qcfg.resume_abandoned - (now - visit.end).total_seconds()
+            if left <= 0:
+                continue
+            joined = visit.end - timedelta(seconds=visit.wait_seconds)
+            self._abandoned[key] = (mono - (now - joined).total_seconds(), mono + left)
+            kept += 1
+        return kept
 
     def _remember_abandon(
         self, qcfg: QueueConfig, active: ActiveCall, entry: QueueEntry, number: str, now: float

@@ -843,6 +843,32 @@ async def test_a_caller_who_calls_back_too_late_starts_at_the_back(tmp_path: Pat
     assert joins[again.uniqueid].position == 2
 
 
+async def test_a_caller_who_hung_up_before_a_restart_takes_back_their_place_after_it(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, setup({"resume_abandoned": 60})) as s:
+        s.phone("1001", answer_after=0.05, hangup_after=0.1)
+        first = await s.call("5550001")
+        await first.wait_moh(timeout=5)
+        await first.hangup()
+        await s.settle()
+        daemon = await s.center.restart()
+        daemon.bus.subscribe(s.events.append)
+        s.router = daemon.router
+        later = await s.call("5550002")
+        await later.wait_moh(timeout=5)
+        again = await s.call("5550001")
+        await again.wait_moh(timeout=5)
+        s.login("1001")
+        await again.wait_ended(timeout=5)
+        await later.hangup()
+        await s.settle()
+    joins = {e.call_id: e for e in s.of(QueueJoined)}
+    assert joins[again.uniqueid].resumed, "the records kept the place across the restart"
+    assert joins[again.uniqueid].position == 1 and joins[later.uniqueid].position == 1
+    assert s.of(AgentConnected)[0].call_id == again.uniqueid, "served before the later caller"
+
+
 # ---------------------------------------------------------------------- callbacks
 
 

@@ -499,6 +499,38 @@ def test_a_callers_last_agent_is_read_from_the_cdrs_in_both_databases(
         assert found == ["1003", None, "1001", None], type(store).__name__
 
 
+def test_the_calls_that_left_a_queue_lately_are_read_from_the_cdrs_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    minute = timedelta(minutes=1)
+    calls = [
+        cdr("2.1", start=T0, end=T0 + minute, abandoned=True, wait_seconds=50.0),
+        cdr("2.2", start=T0 + minute, end=T0 + 3 * minute, src="0611", ivr_variables='{"a": "1"}'),
+        cdr("2.3", start=T0 - 9 * minute, end=T0 + minute, queue=""),
+        cdr("2.4", start=T0 - minute, end=T0, ivr_variables='{"campaign": "spring"}'),
+    ]
+    for store in (
+        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        try:
+            for record in calls:
+                store.write_cdr(record)
+            visits = store.fetch_queue_visits(ended=T0 + minute, started=T0 - 5 * minute)
+            late = store.fetch_queue_visits(ended=T0 + 2 * minute, started=T0 - 5 * minute)
+        finally:
+            store.close()
+        name = type(store).__name__
+        assert [(v.number, v.abandoned, v.wait_seconds) for v in visits] == [
+            ("0612345678", True, 50.0),
+            ("0611", False, 4.25),
+        ], name
+        ms = timedelta(milliseconds=1)
+        assert abs(visits[0].end - (T0 + minute)) < ms, "the CDR keeps milliseconds"
+        assert [v.number for v in late] == ["0611"], name
+        assert not any(v.campaign for v in visits), name
+
+
 def test_queue_member_changes_are_kept_and_cleared_in_both_databases(
     tmp_path: Path, postgres_url: str
 ) -> None:

@@ -1955,7 +1955,8 @@ class QueueConfig(_Model):
         "this many seconds takes back their place in the line, ahead of everyone who joined "
         "after them (mod_callcenter's abandoned-resume-allowed with discard-abandoned-after). "
         "Callers are known by their number: withheld and unknown numbers never resume. The "
-        "abandon still counts in the figures; max_wait counts from the new call. 0: off.",
+        "abandon still counts in the figures; max_wait counts from the new call. A restart "
+        "of the daemon keeps the places (read back from the CDRs). 0: off.",
         examples=[120],
     )
     resumed_prompt: Prompt | None = Field(

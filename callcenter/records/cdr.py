@@ -235,6 +235,21 @@ _Handler = Callable[[CdrDraft, Any], None]
 _all_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(CdrDraft)))
 
 
+@dataclass(frozen=True, slots=True)
+class QueueVisit:
+    """A call that joined a queue, as its CDR says (what
+    :meth:`~callcenter.records.store.RecordStore.fetch_queue_visits` reads)."""
+
+    number: str
+    queue: str
+    start: datetime
+    end: datetime
+    wait_seconds: float
+    abandoned: bool
+    campaign: bool
+    """A campaign's lead (never takes an abandoned place back)."""
+
+
 def _copy(d: CdrDraft) -> CdrDraft:
     return CdrDraft(*_all_fields(d))
 

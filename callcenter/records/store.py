@@ -74,7 +74,7 @@ from callcenter.errors import RecordError
 from callcenter.events import LEFT_TO_PBX
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
-from callcenter.records.cdr import CallbackRecord, CdrRecord
+from callcenter.records.cdr import CallbackRecord, CdrRecord, QueueVisit
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
 from callcenter.records.queue_log import QueueLogEntry
@@ -598,7 +598,8 @@ def _iso(value: Any) -> str:
 
 
 def _stamp(value: datetime) -> str:
-    """A queue_log time as the table holds it (UTC, milliseconds): compared as text."""
+    """A queue_log or CDR time as the tables hold it (UTC, milliseconds): compared as
+    text."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
@@ -824,8 +825,33 @@ class RecordStore(abc.ABC):
             f'SELECT "agent" FROM cdr WHERE "src" = {p} AND "queue" = {p} AND "agent" <> \'\' '
             f'AND "start" >= {p} ORDER BY "start" DESC LIMIT 1'
         )
-        rows = self._fetch(sql, (number, queue, _iso(since.astimezone(UTC))))
+        rows = self._fetch(sql, (number, queue, _stamp(since)))
         return str(rows[0]["agent"]) if rows else None
+
+    def fetch_queue_visits(self, *, ended: datetime, started: datetime) -> list[QueueVisit]:
+        """The calls that joined a queue, ended at ``ended`` or later and started at
+        ``started`` or later (a bound the ``cdr_start`` index serves), oldest first: what a
+        starting daemon needs to give callers who abandoned shortly before their place back
+        (``resume_abandoned``)."""
+        p = self.dialect.placeholder
+        sql = (
+            'SELECT "src", "queue", "start", "end", "wait_seconds", "abandoned", '
+            f'"ivr_variables" FROM cdr WHERE "start" >= {p} AND "end" >= {p} '
+            'AND "queue" <> \'\' ORDER BY "start", "uniqueid"'
+        )
+        rows = self._fetch(sql, (_stamp(started), _stamp(ended)))
+        return [
+            QueueVisit(
+                number=row["src"],
+                queue=row["queue"],
+                start=_utc(row["start"]),
+                end=_utc(row["end"]),
+                wait_seconds=float(row["wait_seconds"]),
+                abandoned=bool(row["abandoned"]),
+                campaign="campaign" in json.loads(row["ivr_variables"] or "{}"),
+            )
+            for row in rows
+        ]
 
     def write_member_change(self, state: MemberState) -> bool:
         """Store a kept change to a queue's members (one row per queue and agent)."""
