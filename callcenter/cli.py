@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue",
         default=None,
         help="transfer: into this queue instead (the caller waits there for its next agent); "
-        "join / leave: the queue",
+        "join / leave: the queue; pause / unpause: in this queue only (its callers are not "
+        "offered to the agent, the other queues' are)",
     )
     agent.add_argument(
         "--skills",
@@ -513,6 +514,8 @@ def _main(argv: Sequence[str] | None) -> int:
         body: dict[str, Any] = {}
         if args.action == "pause":
             body["reason"] = args.reason
+        if args.action in ("pause", "unpause") and args.queue is not None:
+            body["queue"] = args.queue
         if args.action == "transfer":
             if args.queue is not None and args.to is not None:
                 parser.error("agent transfer: --to someone or --queue, not both")
@@ -1246,6 +1249,8 @@ def format_status(status: dict[str, Any]) -> str:
     moves: dict[Any, list[str]] = {}
     for change in status.get("member_changes", []):
         verb = "joined" if change.get("member") else "left"
+        if change.get("member") and change.get("paused") is not None:
+            verb = f"paused ({change['paused']}) in"
         penalty = change.get("penalty")
         at = f" (penalty {penalty})" if change.get("member") and penalty is not None else ""
         moves.setdefault(change.get("agent"), []).append(

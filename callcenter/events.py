@@ -312,13 +312,17 @@ class QueueMemberChanged(AgentEvent):
     """The agent joined (``member``) or left ``queue`` while the centre runs (``agent
     join`` / ``agent leave``; ``via``: cli, api, or ``restart`` when a daemon takes a kept
     change back). ``penalty``: the one given on joining (None: the config's). ``kept``:
-    the change lies on top of the config (False: the config's own membership again)."""
+    the change lies on top of the config (False: the config's own membership again).
+    ``pause``: the change paused the member in ``queue`` only or unpaused them (``agent
+    pause --queue``); ``paused`` says why they are paused there now (None: they are not)."""
 
     queue: str
     member: bool
     penalty: int | None = None
     via: str = "cli"
     kept: bool = True
+    pause: bool = False
+    paused: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

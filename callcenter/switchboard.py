@@ -506,6 +506,43 @@ class Switchboard:
         kept = agent_id in self.config.queues[queue].agents
         return self._change_members(MemberChange(queue, agent_id, False), kept, via)
 
+    def pause_in_queue(self, agent_id: str, queue: str, reason: str, *, via: str = "cli") -> bool:
+        """Pause member ``agent_id`` in ``queue`` only (app_queue's QueuePause with a
+        queue): none of its new callers is offered to them, their other queues' callers
+        are; a call they are on goes on. Kept across reloads and restarts until
+        :meth:`unpause_in_queue` (or a join or a leave). Paused already: the reason is
+        updated. False when nothing changed. Raises UnknownAgent / UnknownQueue, or
+        EngineError when they are no member of the queue."""
+        self._check_membership(agent_id, queue)
+        member, penalty, _ = self._membership(agent_id, queue)
+        if not member:
+            raise EngineError(f"agent {agent_id} is no member of queue {queue}")
+        change = MemberChange(queue, agent_id, True, penalty, reason)
+        return self._change_members(change, True, via, pause=True)
+
+    def unpause_in_queue(self, agent_id: str, queue: str, *, via: str = "cli") -> bool:
+        """Offer ``queue``'s callers to ``agent_id`` again after :meth:`pause_in_queue`.
+        Raises UnknownAgent / UnknownQueue, or EngineError when they are not paused there."""
+        self._check_membership(agent_id, queue)
+        _, penalty, paused = self._membership(agent_id, queue)
+        if paused is None:
+            raise EngineError(f"agent {agent_id} is not paused in queue {queue}")
+        qcfg = self.config.queues[queue]
+        kept = agent_id not in qcfg.agents or (
+            penalty is not None and penalty != qcfg.penalties.get(agent_id)
+        )
+        change = MemberChange(queue, agent_id, True, penalty)
+        return self._change_members(change, kept, via, pause=True)
+
+    def _membership(self, agent_id: str, queue: str) -> tuple[bool, int | None, str | None]:
+        """Whether ``agent_id`` is a member of ``queue`` now, at which penalty (None: the
+        config's) and paused there why (None: not)."""
+        kept = self.member_changes.get((queue, agent_id))
+        if kept is not None:
+            change = kept[0]
+            return change.member, change.penalty, change.paused
+        return agent_id in self.config.queues[queue].agents, None, None
+
     def set_skills(
         self, agent_id: str, skills: Mapping[str, int] | None, *, via: str = "cli"
     ) -> bool:
@@ -575,6 +612,7 @@ class Switchboard:
                 "agent": change.agent,
                 "member": change.member,
                 "penalty": change.penalty,
+                "paused": change.paused,
                 "since": since.isoformat(timespec="seconds"),
                 "via": via,
             }
@@ -601,7 +639,9 @@ class Switchboard:
         if queue not in self.config.queues:
             raise UnknownQueue(f"no queue {queue!r} is configured")
 
-    def _change_members(self, change: MemberChange, kept: bool, via: str) -> bool:
+    def _change_members(
+        self, change: MemberChange, kept: bool, via: str, *, pause: bool = False
+    ) -> bool:
         def routed() -> tuple[bool, int]:
             rules = self.router.rules(change.queue)
             return change.agent in rules.members, rules.penalties.get(change.agent, 0)
@@ -626,13 +666,20 @@ class Switchboard:
                 penalty=change.penalty,
                 via=via,
                 kept=kept,
+                pause=pause,
+                paused=change.paused,
             )
         )
+        if pause:
+            what = "agent_paused_in_queue" if change.paused else "agent_unpaused_in_queue"
+        else:
+            what = "queue_member_added" if change.member else "queue_member_removed"
         log.info(
-            "queue_member_added" if change.member else "queue_member_removed",
+            what,
             agent=change.agent,
             queue=change.queue,
             penalty=change.penalty,
+            reason=change.paused,
             via=via,
             kept=kept,
         )

@@ -545,12 +545,14 @@ def test_queue_member_changes_are_kept_and_cleared_in_both_databases(
             store.write_member_change(MemberState("support", "1001", False, None, T0, "api"))
             store.write_member_change(MemberState("support", "1003", True, 1, T0, "api"))
             store.clear_member_change("support", "1003")
+            store.write_member_change(MemberState("support", "1002", True, 1, T0, "api", "lunch"))
             rows = store.fetch_member_changes()
         finally:
             store.close()
         assert rows == [
             MemberState("sales", "1002", True, 2, later, "cli"),
             MemberState("support", "1001", False, None, T0, "api"),
+            MemberState("support", "1002", True, 1, T0, "api", "lunch"),
         ], type(store).__name__
 
 

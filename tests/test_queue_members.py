@@ -1,6 +1,7 @@
 """Agents moved between queues while the centre runs (app_queue's QueueAdd / QueueRemove):
 `callcenter agent join 1002 --queue sales` and `leave`, by the API, kept across reloads and
-restarts, written to the queue_log as ADDMEMBER / REMOVEMEMBER, shown by `status`."""
+restarts, written to the queue_log as ADDMEMBER / REMOVEMEMBER, shown by `status`; and
+agents paused in one queue only (QueuePause with a queue)."""
 
 from __future__ import annotations
 
@@ -227,3 +228,91 @@ def test_changes_leave_each_agent_where_their_last_change_put_them(
             assert (agent in queue.members) == expected, (name, agent)
         kept = [m for m in rules[name].members if m in queue.members]
         assert list(queue.members[: len(kept)]) == kept, "config order first, joiners after"
+
+
+def test_a_member_paused_in_one_queue_is_offered_none_of_its_callers_and_keeps_the_others() -> None:
+    rules = {
+        "sales": QueueRules(members=("1001",)),
+        "support": QueueRules(members=("1001", "1002"), penalties=MappingProxyType({"1001": 2})),
+    }
+    out = with_changes(rules, [MemberChange("support", "1001", True, None, "lunch")], {"1001"})
+    assert out["support"].members == ("1002",)
+    assert "1001" not in out["support"].penalties
+    assert out["sales"].members == ("1001",), "only that queue"
+
+
+async def caller_to(center: Center, choice: str, number: str) -> Any:
+    caller = await center.pbx.call("800", caller_num=number)
+    await caller.wait_for_prompt("welcome-menu", timeout=STEP)
+    await caller.press(choice)
+    return caller
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "asyncagi", "esl-inbound", "esl-outbound"])
+async def test_alice_paused_in_support_only_takes_sales_callers_and_stays_paused_after_a_restart(
+    tmp_path: Path, transport: Transport
+) -> None:
+    async with running_center(tmp_path, transport=transport) as center:
+        events: list[EngineEvent] = []
+        center.daemon.bus.subscribe(events.append)
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        paused = await center.api(
+            "POST", "/agents/1001/pause", {"queue": "support", "reason": "lunch"}
+        )
+        support = await caller_to(center, "2", "5553001")
+        assert await support.wait_bridged(timeout=STEP) == "PJSIP/1002", "Bob takes support"
+        await support.hangup()
+        sales = await caller_to(center, "1", "5553002")
+        assert await sales.wait_bridged(timeout=STEP) == "PJSIP/1001", "Alice still takes sales"
+        await sales.hangup()
+        await center.idle()
+        _, shown = await center.api("GET", "/status")
+        state = str(center.daemon.router.agents["1001"].state)
+        daemon = await center.restart()
+        kept = daemon.router.rules("support").members
+        unpaused = await center.api("POST", "/agents/1001/unpause", {"queue": "support"})
+        after = center.daemon.router.rules("support").members
+        again = await center.api("POST", "/agents/1001/unpause", {"queue": "support"})
+        async with asyncio.timeout(STEP):
+            while True:
+                lines = [
+                    (e.queuename, e.agent, e.event, e.data)
+                    for _, e in await asyncio.to_thread(center.daemon.store.fetch_queue_log)
+                    if "PAUSE" in e.event
+                ]
+                if len(lines) == 2:
+                    break
+                await asyncio.sleep(0.02)
+        daemon = await center.restart()
+        left = daemon.switchboard.member_views()
+    assert paused == (
+        200,
+        {"agent": "1001", "queue": "support", "paused": "lunch", "changed": True},
+    )
+    assert state == "available", "paused in one queue, not paused"
+    assert "paused (lunch) in support since" in format_status(shown)
+    assert kept == ("1002",), "a restart keeps the pause"
+    assert unpaused[1]["changed"] is True and after == ("1001", "1002")
+    assert again[0] == 409 and "not paused in queue support" in again[1]["error"]
+    assert lines == [
+        ("support", "Agent/1001", "PAUSE", ("lunch",)),
+        ("support", "Agent/1001", "UNPAUSE", ()),
+    ], "app_queue's lines for QueuePause with a queue"
+    assert left == [], "unpaused: the config's own membership again"
+    pauses = [(e.pause, e.paused, e.via) for e in events if isinstance(e, QueueMemberChanged)]
+    assert pauses == [(True, "lunch", "api")]
+
+
+async def test_pausing_in_a_queue_one_is_no_member_of_is_refused(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        not_member = await center.api(
+            "POST", "/agents/1002/pause", {"queue": "sales", "reason": "lunch"}
+        )
+        bad_reason = await center.api(
+            "POST", "/agents/1001/pause", {"queue": "sales", "reason": "nap"}
+        )
+        no_queue = await center.api("POST", "/agents/1001/unpause", {"queue": ""})
+    assert not_member[0] == 409 and "no member of queue sales" in not_member[1]["error"]
+    assert bad_reason[0] == 400 and "unknown pause reason" in bad_reason[1]["error"]
+    assert no_queue[0] == 400

@@ -92,12 +92,15 @@ class AgentRules:
 class MemberChange:
     """A change to a queue's members made while the centre runs (``agent join`` /
     ``agent leave``, app_queue's QueueAdd / QueueRemove), kept on top of the config until
-    undone: ``member`` in ``queue`` or not, at ``penalty`` (None: the config's, else 0)."""
+    undone: ``member`` in ``queue`` or not, at ``penalty`` (None: the config's, else 0);
+    ``paused``: the member is paused in this queue only, for this reason (``agent pause
+    --queue``, app_queue's QueuePause with a queue): offered none of its callers."""
 
     queue: str
     agent: str
     member: bool
     penalty: int | None = None
+    paused: str | None = None
 
 
 def with_changes(
@@ -111,7 +114,7 @@ def with_changes(
         if queue is None or change.agent not in agents:
             continue
         penalties = dict(queue.penalties)
-        if change.member:
+        if change.member and change.paused is None:
             members = queue.members
             if change.agent not in members:
                 members = (*members, change.agent)

@@ -22,8 +22,9 @@ Routes (all JSON)::
                                           the shift (agents with hot_desk; 403 otherwise,
                                           409 when another agent works there)
     POST /agents/{id}/logout              {}
-    POST /agents/{id}/pause               {"reason": "lunch"}
-    POST /agents/{id}/unpause             {}
+    POST /agents/{id}/pause               {"reason": "lunch"} (and "queue": "sales": paused
+                                          in that queue only, app_queue's QueuePause)
+    POST /agents/{id}/unpause             {} (or {"queue": "sales"})
     POST /agents/{id}/ready               {}: wrap-up over before its time (409 when the
                                           agent is not in wrap-up)
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
@@ -532,8 +533,12 @@ class ControlAPI:
                 allowed = self.switchboard.config.pause_reasons
                 if reason not in allowed:
                     raise HTTPError(400, f"unknown pause reason {reason!r}; use one of {allowed}")
+                if "queue" in body:
+                    return self._queue_pause(agent_id, body, reason)
                 router.pause(agent_id, reason, via="api")
             elif action == "unpause":
+                if "queue" in body:
+                    return self._queue_pause(agent_id, body, None)
                 router.unpause(agent_id, via="api")
             elif action == "ready":
                 router.end_wrapup(agent_id)
@@ -631,6 +636,20 @@ class ControlAPI:
             "changed": changed,
             "kept": agent_id in self.switchboard.skill_changes,
         }
+
+    def _queue_pause(
+        self, agent_id: str, body: dict[str, Any], reason: str | None
+    ) -> dict[str, Any]:
+        """``pause`` / ``unpause`` (``reason`` None) in one queue only."""
+        queue = body.get("queue")
+        if not isinstance(queue, str) or not queue:
+            raise HTTPError(400, 'say which queue: {"queue": "support"}')
+        board = self.switchboard
+        if reason is None:
+            changed = board.unpause_in_queue(agent_id, queue, via="api")
+        else:
+            changed = board.pause_in_queue(agent_id, queue, reason, via="api")
+        return {"agent": agent_id, "queue": queue, "paused": reason, "changed": changed}
 
     def _membership(self, agent_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
         """``join`` / ``leave`` a queue (raises UnknownAgent / UnknownQueue)."""

@@ -22,7 +22,8 @@ from callcenter.records.writer import RecordWriter
 @dataclass(frozen=True, slots=True)
 class MemberState:
     """A kept change to ``queue``'s members: ``agent`` in it (``member``) or out, at
-    ``penalty`` (None: the config's), since ``changed`` (UTC), made ``via``."""
+    ``penalty`` (None: the config's), paused in it (``paused``: why; None: not), since
+    ``changed`` (UTC), made ``via``."""
 
     queue: str
     agent: str
@@ -30,9 +31,10 @@ class MemberState:
     penalty: int | None
     changed: datetime
     via: str = ""
+    paused: str | None = None
 
     def change(self) -> MemberChange:
-        return MemberChange(self.queue, self.agent, self.member, self.penalty)
+        return MemberChange(self.queue, self.agent, self.member, self.penalty, self.paused)
 
 
 class MemberStore(Protocol):
@@ -59,7 +61,13 @@ class MemberRecorder:
         key = f"member:{event.queue}:{event.agent}"
         if event.kept:
             state = MemberState(
-                event.queue, event.agent, event.member, event.penalty, event.at, event.via
+                event.queue,
+                event.agent,
+                event.member,
+                event.penalty,
+                event.at,
+                event.via,
+                event.paused,
             )
             self.writer.submit(key, functools.partial(self.store.write_member_change, state))
         else:

@@ -321,10 +321,18 @@ def agent_entries(event: AgentEvent, device: str) -> tuple[QueueLogEntry, ...]:
 
 def member_entries(event: QueueMemberChanged) -> tuple[QueueLogEntry, ...]:
     """``ADDMEMBER`` / ``REMOVEMEMBER`` for an agent put into or taken out of a queue while
-    the centre runs (app_queue writes them for QueueAdd / QueueRemove); pure."""
-    verb = "ADDMEMBER" if event.member else "REMOVEMEMBER"
+    the centre runs (app_queue writes them for QueueAdd / QueueRemove), ``PAUSE`` (the
+    reason) / ``UNPAUSE`` for one paused or unpaused in that queue only (QueuePause with a
+    queue); pure."""
+    data: tuple[str, ...] = ()
+    if event.pause:
+        verb = "PAUSE" if event.paused is not None else "UNPAUSE"
+        data = (event.paused,) if event.paused is not None else ()
+    else:
+        verb = "ADDMEMBER" if event.member else "REMOVEMEMBER"
     key = f"member:{event.queue}:{event.agent}:{verb}:{event.at.isoformat()}"
-    return (QueueLogEntry(key, event.at, NONE, event.queue, agent_name(event.agent), verb),)
+    agent = agent_name(event.agent)
+    return (QueueLogEntry(key, event.at, NONE, event.queue, agent, verb, data),)
 
 
 class QueueLogStore(Protocol):

@@ -29,7 +29,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``agent_wrapups``: after-call work: agent, start, end, duration_seconds, call_id;
 * ``switches``: the last flip of each of ``ivr.switches``: name, on, changed, via;
 * ``queue_members``: changes to queues' members kept on top of the config (``agent
-  join`` / ``leave``): queue, agent, member, penalty (NULL: the config's), changed, via;
+  join`` / ``leave``, ``agent pause --queue``): queue, agent, member, penalty (NULL: the
+  config's), changed, via, paused (the reason of a pause in that queue only, or NULL);
 * ``agent_skills``: agents' skills kept on top of the config (``agent skills``): agent,
   skills (JSON: skill -> level), changed, via;
 * ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
@@ -149,7 +150,7 @@ PAUSE_COLUMNS = (
 )
 WRAPUP_COLUMNS = ("agent", "start", "end", "duration_seconds", "call_id")
 SWITCH_COLUMNS = ("name", "on", "changed", "via")
-MEMBER_COLUMNS = ("queue", "agent", "member", "penalty", "changed", "via")
+MEMBER_COLUMNS = ("queue", "agent", "member", "penalty", "changed", "via", "paused")
 SKILLS_COLUMNS = ("agent", "skills", "changed", "via")
 
 
@@ -205,6 +206,7 @@ CREATE TABLE IF NOT EXISTS queue_members (
     "penalty" INTEGER,
     "changed" TEXT NOT NULL,
     "via" TEXT NOT NULL DEFAULT '',
+    "paused" TEXT,
     PRIMARY KEY ("queue", "agent")
 );
 CREATE TABLE IF NOT EXISTS agent_skills (
@@ -337,6 +339,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("agent_presence", "owed_campaign", "TEXT NOT NULL DEFAULT ''"),
     ("agent_presence", "owed_lead", "TEXT NOT NULL DEFAULT ''"),
     ("agent_presence", "device", "TEXT NOT NULL DEFAULT ''"),
+    ("queue_members", "paused", "TEXT"),
 )
 """(table, column, type) added to a table other than cdr since its first version: a
 database made before gets them at its next opening."""
@@ -862,6 +865,7 @@ class RecordStore(abc.ABC):
             state.penalty,
             _iso(state.changed),
             state.via,
+            state.paused,
         )
         what = f"member {state.agent} of queue {state.queue}"
         return self._write(what, self._sql.upsert_member, params)
@@ -882,6 +886,7 @@ class RecordStore(abc.ABC):
                 None if row["penalty"] is None else int(row["penalty"]),
                 _utc(row["changed"]),
                 row["via"],
+                row["paused"],
             )
             for row in self._fetch(sql)
         ]
