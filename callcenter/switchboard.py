@@ -37,7 +37,13 @@ from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.router import RingOutcome, Router
 from callcenter.acd.rules import MemberChange, agent_rules, queue_rules, with_changes
 from callcenter.config.models import AgentKeysConfig, CallCenterConfig, QueueConfig, QueueExit
-from callcenter.consult import Consultation, Consultations, RoomLegs, consult_view
+from callcenter.consult import (
+    Consultation,
+    Consultations,
+    ConsultState,
+    RoomLegs,
+    consult_view,
+)
 from callcenter.errors import (
     CallHungUp,
     CommandFailed,
@@ -433,7 +439,7 @@ class Switchboard:
         self.last_agent_lookup = None
         """(number, queue, since UTC) -> the agent of their last call of that queue in the
         records (the daemon sets it; None: memory only)."""
-        self._keypads: dict[str, tuple[AgentKeysConfig, Keypad]] = {}
+        self._keypads: dict[str, tuple[AgentKeysConfig, bool, Keypad]] = {}
         """Agent id -> what they keyed on their phone during the call (acd.agent_keys, and
         the settings the keypad was made with: a reload makes a new one)."""
         self.skill_changes: dict[str, tuple[dict[str, int], datetime, str]] = {}
@@ -724,11 +730,14 @@ class Switchboard:
         )
         if agent_id is None:
             return
+        consult = self.active[self._by_agent[agent_id]].consult
+        consulting = consult is not None and consult.state is not ConsultState.ENDED
         kept = self._keypads.get(agent_id)
-        if kept is None or kept[0] is not keys:
-            pad = Keypad(keys.codes(), keys.timeout, instant=keys.instant())
-            kept = self._keypads[agent_id] = (keys, pad)
-        keyed = kept[1].feed(event.digit, time.monotonic())
+        if kept is None or kept[0] is not keys or kept[1] != consulting:
+            codes = keys.codes(consulting=consulting)
+            pad = Keypad(codes, keys.timeout, instant=keys.instant(consulting=consulting))
+            kept = self._keypads[agent_id] = (keys, consulting, pad)
+        keyed = kept[2].feed(event.digit, time.monotonic())
         if keyed is not None:
             self.in_background(self._keyed_transfer(agent_id, keyed), f"keys-{agent_id}")
 
@@ -749,6 +758,16 @@ class Switchboard:
                     target = "paused" if muted else "recording"
             elif keyed.action == "consult":
                 target = await self.consult(agent_id, to)
+            elif keyed.action in _CONSULT_KEYS:
+                target = await _CONSULT_KEYS[keyed.action](self, agent_id)
+            elif keyed.action == "hold":
+                active = found[1] if found is not None else None
+                if active is not None and active.held_since is not None:
+                    await self.unhold(agent_id)
+                    target = "unheld"
+                else:
+                    await self.hold(agent_id)
+                    target = "held"
             elif keyed.action == "queue":
                 queue = _queue_with_digits(self.config, keyed.number)
                 if queue is None:
@@ -3158,6 +3177,14 @@ def recording_path(config: CallCenterConfig, queue: str, call_id: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", call_id)
     return f"{folder}/{stamp}-{safe_id}.{config.acd.recording_format}"
+
+
+_CONSULT_KEYS: Final[Mapping[str, Callable[[Switchboard, str], Awaitable[str]]]] = {
+    "consult_cancel": Switchboard.consult_cancel,
+    "consult_complete": Switchboard.consult_complete,
+    "consult_join": Switchboard.consult_join,
+}
+"""What the keys of an agent consulting a colleague do (``acd.agent_keys``)."""
 
 
 def _opted_in(value: str | None) -> bool:

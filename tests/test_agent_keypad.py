@@ -112,6 +112,8 @@ def test_agent_keys_that_overlap_are_refused_in_the_config() -> None:
         ({"blind": "*1", "consult": "*12"}, "neither may start with the other"),
         ({"blind": "1*"}, '"*" and one to three digits'),
         ({"recording": "*1"}, "blind ('*1') and recording ('*1')"),
+        ({"hold": "*12"}, "blind ('*1') and hold ('*12')"),
+        ({"consult_join": "*2"}, "consult_complete ('*2') and consult_join ('*2')"),
     ):
         with pytest.raises(ConfigError) as caught:
             load_config_text(config_with(keys), environ=env)
@@ -120,3 +122,10 @@ def test_agent_keys_that_overlap_are_refused_in_the_config() -> None:
     assert config.acd.agent_keys is not None
     keys = config.acd.agent_keys
     assert (keys.blind, keys.consult, keys.recording) == ("*1", "*2", "*3")
+    assert keys.codes(consulting=True) == {
+        "*1": "consult_cancel",
+        "*2": "consult_complete",
+        "*3": "consult_join",
+    }, "while consulting: Asterisk's attended-transfer keys (features.conf)"
+    assert set(keys.instant(consulting=True)) == {"*1", "*2", "*3"}
+    assert keys.codes()["*5"] == "hold" and "*5" in keys.instant()

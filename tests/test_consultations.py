@@ -16,6 +16,7 @@ import pytest
 
 from callcenter.cli import main as cli_main
 from callcenter.consult import room_name
+from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.events import AgentKeysRefused, CallTransferred
 from callcenter.testing import TRANSPORTS, Center, running_center
 
@@ -463,6 +464,76 @@ async def test_alice_keys_a_consultation_and_hangs_up_to_hand_the_caller_to_bob(
         await center.idle()
 
     assert (row["transfer_path"], row["transfers"]) == ("1001>1002", 1)
+
+
+async def test_while_consulting_bob_alice_keys_a_three_way_call_with_star_3(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, KEYS, p1002=0.05) as (center, caller, phones):
+        await phones["1001"].press("*21002#")
+        await phones["p1002"].wait_answered(timeout=STEP)
+        await until(lambda: consult_of(center, caller).state.value == "talking", "Bob answered")
+        await phones["1001"].press("*3")
+        await until(lambda: consult_of(center, caller).state.value == "threeway", "three-way")
+        await until(lambda: holds(in_room(center, caller), "1001", "1002"), "all three talk")
+        legs = room_keys(center, caller)
+        await caller.hangup()
+        await center.idle()
+    assert legs in (None, {"none"}), "on FreeSWITCH no leg of the room has key bindings"
+
+
+async def test_while_consulting_bob_alice_keys_back_to_the_caller_then_hands_them_over(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, KEYS, p1002=0.05) as (center, caller, phones):
+        await phones["1001"].press("*21002#")
+        await phones["p1002"].wait_answered(timeout=STEP)
+        await until(lambda: consult_of(center, caller).state.value == "talking", "Bob answered")
+        await phones["1001"].press("*1")
+        await until(lambda: consult_of(center, caller).outcome == "cancelled", "back to caller")
+        await until(lambda: alice_talks(center), "Alice talks with the caller again")
+        await phones["1001"].press("*21002#")
+        await until(
+            lambda: consult_of(center, caller).state.value == "talking", "Bob answered again"
+        )
+        await phones["1001"].press("*2")
+        await until(lambda: holds(in_room(center, caller), "1002"), "Bob has the caller")
+        await phones["p1002"].hangup()
+        await caller.wait_ended(timeout=STEP)
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    assert (row["transfer_path"], row["transfers"]) == ("1001>1002", 1)
+    assert row["consulted"] == "1002,1002"
+
+
+async def test_alice_puts_the_caller_on_hold_with_star_5_and_takes_them_back(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport, KEYS) as (center, caller, phones):
+        board = center.daemon.switchboard
+        music = caller.moh_starts
+        await phones["1001"].press("*5")
+        await until(lambda: board.active[caller.uniqueid].held_since is not None, "on hold")
+        await wait_music(caller, music)
+        await phones["1001"].press("*5")
+        await until(lambda: board.active[caller.uniqueid].held_since is None, "taken back")
+        await until(lambda: holds(in_room(center, caller), "1001"), "Alice talks to them")
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    assert row["hold_seconds"] > 0
+
+
+def room_keys(center: Center, caller: Any) -> set[str] | None:
+    """On FreeSWITCH, the ``conference_controls`` of every leg of the caller's room."""
+    if not isinstance(center.pbx, DemoFreeSwitch):
+        return None
+    room = room_name(caller.uniqueid)
+    return {
+        chan.var("conference_controls")
+        for chan in center.pbx.channels.values()
+        if any(member.name == chan.name for member in center.pbx.conferences[room].members)
+    }
 
 
 async def test_keys_for_a_number_nobody_allows_are_refused_and_alice_keeps_the_caller(

@@ -2109,7 +2109,9 @@ class AgentKeysConfig(_Model):
     tones. An agent consulting someone hands the caller over by hanging up; the colleague
     hanging up gives the caller back. ``*4`` + a queue's digits + ``#`` puts the caller into
     that queue; ``*3`` records the call, or pauses and resumes its recording; ``*0`` rings the
-    queue's supervisor to whisper."""
+    queue's supervisor to whisper; ``*5`` puts the caller on hold and takes them back. While
+    the agent consults a colleague the keys are Asterisk's attended-transfer keys: ``*1``
+    back to the caller, ``*2`` hand over, ``*3`` all three talk."""
 
     blind: KeySequence = Field(
         default="*1", description="Blind transfer: *1 2001 # sends the caller to 2001."
@@ -2135,43 +2137,73 @@ class AgentKeysConfig(_Model):
         description="Ask for help: the queue's supervisor is rung to whisper on the call (as "
         "`agent help` does); the code alone. None: no key for it.",
     )
+    hold: KeySequence | None = Field(
+        default="*5",
+        description="Put the caller on hold (they hear music) or take them back, as `agent "
+        "hold` / `unhold` do: the code alone. None: no key for it.",
+    )
+    consult_cancel: KeySequence = Field(
+        default="*1",
+        description="While consulting: back to the caller, the colleague is hung up "
+        "(Asterisk's atxferabort key); the code alone.",
+    )
+    consult_complete: KeySequence = Field(
+        default="*2",
+        description="While consulting: hand the caller over to the colleague, as hanging up "
+        "does (atxfercomplete); the code alone.",
+    )
+    consult_join: KeySequence = Field(
+        default="*3",
+        description="While consulting: the caller joins, a three-way call (atxferthreeway); "
+        "the code alone.",
+    )
     timeout: _Seconds = Field(
         default=4, description="Seconds between two keys after which the keys are dropped."
     )
 
     @model_validator(mode="after")
     def _distinct(self) -> AgentKeysConfig:
-        codes = {
-            "blind": self.blind,
-            "consult": self.consult,
-            "queue": self.queue,
-            "recording": self.recording,
-            "help": self.help,
-        }
-        named = [(name, code) for name, code in codes.items() if code is not None]
-        for at, (name, code) in enumerate(named):
-            for other, other_code in named[at + 1 :]:
-                if code.startswith(other_code) or other_code.startswith(code):
-                    raise ValueError(
-                        f"{name} ({code!r}) and {other} ({other_code!r}) must differ, and "
-                        "neither may start with the other"
-                    )
+        for consulting in (False, True):
+            named = self._named(consulting=consulting)
+            for at, (name, code) in enumerate(named):
+                for other, other_code in named[at + 1 :]:
+                    if code.startswith(other_code) or other_code.startswith(code):
+                        raise ValueError(
+                            f"{name} ({code!r}) and {other} ({other_code!r}) must differ, and "
+                            "neither may start with the other"
+                        )
         return self
 
-    def codes(self) -> dict[str, str]:
-        """Code -> action (``blind``, ``consult``, ``queue``, ``recording``, ``help``)."""
-        found = {self.blind: "blind", self.consult: "consult"}
-        if self.queue is not None:
-            found[self.queue] = "queue"
-        if self.recording is not None:
-            found[self.recording] = "recording"
-        if self.help is not None:
-            found[self.help] = "help"
-        return found
+    def _named(self, *, consulting: bool) -> list[tuple[str, str]]:
+        """(action, code) of the keys that count at once: during a consultation, or not."""
+        if consulting:
+            codes: dict[str, str | None] = {
+                "consult_cancel": self.consult_cancel,
+                "consult_complete": self.consult_complete,
+                "consult_join": self.consult_join,
+            }
+        else:
+            codes = {
+                "blind": self.blind,
+                "consult": self.consult,
+                "queue": self.queue,
+                "recording": self.recording,
+                "help": self.help,
+                "hold": self.hold,
+            }
+        return [(name, code) for name, code in codes.items() if code is not None]
 
-    def instant(self) -> list[str]:
+    def codes(self, *, consulting: bool = False) -> dict[str, str]:
+        """Code -> action: ``blind``, ``consult``, ``queue``, ``recording``, ``help``,
+        ``hold``; while the agent consults someone: ``consult_cancel``,
+        ``consult_complete``, ``consult_join``."""
+        return {code: name for name, code in self._named(consulting=consulting)}
+
+    def instant(self, *, consulting: bool = False) -> list[str]:
         """The codes that take no number."""
-        return [code for code in (self.recording, self.help) if code is not None]
+        if consulting:
+            return [code for _, code in self._named(consulting=True)]
+        return [code for code in (self.recording, self.help, self.hold) if code is not None]
 
 
 class AcdConfig(_Model):

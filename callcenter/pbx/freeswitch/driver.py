@@ -193,6 +193,10 @@ FAILOVER_TASK_VARIABLE: Final = "callcenter_failover_task"
 OWNER_VARIABLE: Final = "callcenter_owner"
 #: The Event-Subclass of mod_conference's membership events.
 CONFERENCE_SUBCLASS: Final = "conference::maintenance"
+NO_ROOM_KEYS: Final = "conference_controls=none"
+"""Set on every leg of our rooms: mod_conference gives such a member no key bindings (the
+stock ``default`` caller-controls hang a member up on ``#`` and mute on ``0``), so the
+keys an agent presses in a consultation are the daemon's (``acd.agent_keys``)."""
 REGISTERED: Final = "sofia::register"
 UNREGISTERED: Final = frozenset({"sofia::unregister", "sofia::expire"})
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
@@ -1547,6 +1551,7 @@ class FreeSwitchCall:
         if not self.hung_up and not self._released and result.hung_up_by != "caller":
             limit = self._long(self._settings.max_bridge_seconds)
             with contextlib.suppress(CallHungUp):
+                await self._run_app("set", NO_ROOM_KEYS, self._settings.command_timeout)
                 await self._run_app("conference", conference.room, limit)
         conference._on_caller_left("left the room")
         talk = result.talk_seconds
@@ -1589,6 +1594,7 @@ class FreeSwitchCall:
         conferences[room] = conference
         conferences[conference.side_room] = conference
         try:
+            await self._api_ok(f"uuid_setvar {peer} {NO_ROOM_KEYS.replace('=', ' ')}")
             await self._api_ok(f"uuid_transfer {peer} conference:{room} inline")
         except BaseException:
             state.conference = None
@@ -2159,6 +2165,7 @@ class FreeSwitchConference(RoomLife):
         values = [
             f"origination_uuid={uuid.uuid4()}",
             f"originate_timeout={max(1, math.ceil(timeout))}",
+            NO_ROOM_KEYS,
             *_caller_id_vars(caller_id or None),
         ]
         dial_string = "{" + ",".join(values) + "}" + targets[0]
