@@ -13,6 +13,7 @@
                                             skills (--skills fr=7,de=3)
     callcenter campaign ACTION [ID]         list | pause | resume
     callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
+    callcenter callback NUMBER --queue Q    call a number back through a queue (web callback)
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call;
                                               stop; takeover
     callcenter status [--json]              agents, queues and calls of the running daemon
@@ -284,6 +285,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
 
+    callback = sub.add_parser(
+        "callback",
+        help="call a number back through a queue (as a web callback request)",
+        description="The number takes a place in the queue now and is called once an agent "
+        "is free for it (acd.callback_dial; only numbers acd.callback_allow lists), kept "
+        "across restarts. Asking again while it waits gives the same request.",
+    )
+    callback.add_argument("number", help="the number to call back, e.g. 0612345678")
+    callback.add_argument("--queue", required=True, help="the queue it waits in")
+    callback.add_argument("--priority", type=int, default=0, help="its priority there")
+    callback.add_argument(
+        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
+    )
+
     purge = sub.add_parser(
         "purge",
         help="delete records older than a time (retention), as records.keep_days does daily",
@@ -551,6 +566,9 @@ def _main(argv: Sequence[str] | None) -> int:
             body.update({"code": args.code, "note": args.note, "at": args.at})
         agent = urllib.parse.quote(args.agent, safe="")
         return _api_call(args.api, "POST", f"/agents/{agent}/{args.action}", body)
+    if command == "callback":
+        wanted = {"number": args.number, "queue": args.queue, "priority": args.priority}
+        return _api_call(args.api, "POST", "/callbacks", wanted)
     if command == "switch":
         if args.action == "list":
             if args.name is not None:

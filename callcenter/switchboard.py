@@ -259,6 +259,9 @@ UNREACHABLE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
 
 _DIALABLE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 
+WEB_CALLBACK_PREFIX = "web-"
+"""Call id of a callback asked for through the API (``POST /callbacks``): no call came in."""
+
 STOP_SETTLE = 5.0
 """Seconds a stopping daemon gives the PBX to bring held callers and their agents together."""
 
@@ -1582,6 +1585,52 @@ class Switchboard:
         log.info("callback_requested", call_id=entry.call_id, queue=entry.queue, position=position)
         worker = self._callback_worker(entry, number, joined, config, requested=time.monotonic())
         self.in_background(worker, f"callback-{entry.call_id}")
+
+    def request_callback(self, number: str, queue: str, *, priority: int = 0) -> dict[str, Any]:
+        """Call ``number`` back through ``queue`` (a callback asked for on a web page or in
+        an app): it takes its place in the queue now, as a caller who pressed the callback
+        key, and is called once an agent is reserved for it; kept across restarts like
+        theirs. Asking again while it waits gives the waiting request back (``new``
+        False). Raises UnknownQueue, DestinationNotAllowed (callbacks not set up, or a
+        number acd.callback_allow does not list) or EngineError (draining, queue full)."""
+        config = self.config
+        qcfg = config.queues.get(queue)
+        if qcfg is None:
+            raise UnknownQueue(f"no queue {queue!r} is configured")
+        if not self._callback_allowed(config, number):
+            raise DestinationNotAllowed(
+                f"{number!r} cannot be called back (acd.callback_dial, acd.callback_allow)"
+            )
+        for origin, kept in self._kept_places.items():
+            entry = kept.entry
+            if kept.lead is None and entry.queue == queue and kept.number == number:
+                position = self.router.position(entry)
+                return {
+                    "call_id": origin,
+                    "queue": queue,
+                    "number": number,
+                    "position": position,
+                    "new": False,
+                }
+        if self.draining:
+            raise EngineError("the call centre is draining: no new callbacks now")
+        if qcfg.max_length and self.router.waiting(queue) >= qcfg.max_length:
+            raise EngineError(f"queue {queue} is full ({qcfg.max_length} waiting)")
+        origin = f"{WEB_CALLBACK_PREFIX}{secrets.token_hex(8)}"
+        entry = self.router.enqueue(queue, origin, priority=priority)
+        joined = time.monotonic()
+        self._request_callback(entry, number, joined, config)
+        # Known at once (its worker registers itself once it runs): a second request
+        # right after the first finds it.
+        self._kept_places.setdefault(origin, _KeptPlace(entry, number, joined, config, None))
+        position = self.router.position(entry)
+        return {
+            "call_id": origin,
+            "queue": queue,
+            "number": number,
+            "position": position,
+            "new": True,
+        }
 
     def call_back_later(self, call_id: str, queue: str, number: str, at: datetime) -> None:
         """Call ``number`` back through ``queue`` at ``at``: then it joins the queue as a

@@ -905,6 +905,41 @@ async def test_callback_keeps_the_callers_place_and_connects_them_to_the_agent(
     assert device_of(row["channel"]) == "5551234"
 
 
+async def test_a_callback_asked_for_on_the_web_waits_its_turn_and_is_put_through(
+    tmp_path: Path,
+) -> None:
+    config = setup({"strategy": "linear"}, extra=CALLBACKS)
+    async with scene(tmp_path, config) as s:
+        home = s.center.add_phone("PJSIP/5551234", answer_after=0.05)
+        alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
+        s.login("1001")
+        s.router.pause("1001", "break")
+        earlier = await s.call("5550002")
+        await earlier.wait_moh(timeout=5)
+        web = {"number": "5551234", "queue": "acd"}
+        status, asked = await s.center.api("POST", "/callbacks", web)
+        again = await s.center.api("POST", "/callbacks", web)
+        refused = await s.center.api("POST", "/callbacks", {**web, "number": "08001234"})
+        unknown = await s.center.api("POST", "/callbacks", {**web, "queue": "nope"})
+        s.router.unpause("1001")
+        await earlier.wait_bridged(timeout=5)
+        await earlier.wait_ended(timeout=5)
+        await home.wait_answered(timeout=5)
+        await s.wait_for(QueueCallbackAnswered)
+        await alice.wait_idle(timeout=5)
+        (answered,) = s.of(QueueCallbackAnswered)
+        row = await s.center.cdr(answered.call_id)
+    assert status == 200 and asked["call_id"].startswith("web-")
+    assert (asked["position"], asked["new"]) == (2, True), "behind the caller waiting already"
+    assert again == (200, {**asked, "new": False}), "a second click: the same request"
+    assert refused[0] == 403 and "acd.callback_allow" in refused[1]["error"]
+    assert unknown[0] == 404
+    assert answered.original_call_id == asked["call_id"]
+    assert s.answered() == ["1001", "1001"], "the caller first, then the callback"
+    assert (row["queue"], row["agent"]) == ("acd", "1001")
+    assert device_of(row["channel"]) == "5551234"
+
+
 async def test_a_drain_puts_the_waiting_caller_through_and_leaves_the_callback_to_the_next(
     tmp_path: Path,
 ) -> None:

@@ -66,6 +66,14 @@ Routes (all JSON)::
                                           "leads": 120, "pending": 80, "answered": 30 ...}]}
     POST /campaigns/{id}/pause            {}: no new dial (those waiting for an agent are
     POST /campaigns/{id}/resume           withdrawn; a lead's phone that rings goes on)
+    POST /callbacks                       {"number": "0612345678", "queue": "sales",
+                                          "priority": 0}: call that number back through the
+                                          queue (a web callback request): it keeps a place
+                                          there now; {"call_id": "web-...", "position": 3,
+                                          "new": true}; asking again while it waits gives
+                                          the same request (new false). 403: a number
+                                          acd.callback_allow does not list; 409: draining
+                                          or the queue full
     POST /reload                          re-read the config file (as SIGHUP does):
                                           {"reloaded": true, "needs_restart": ["api.port"]}
     POST /drain                           {"timeout": 600} (default runtime.drain_timeout):
@@ -377,6 +385,10 @@ class ControlAPI:
             except ConfigError as exc:
                 raise HTTPError(400, str(exc)) from None
             return {"reloaded": True, "needs_restart": pending}
+        if parts == ["callbacks"]:
+            if method != "POST":
+                raise HTTPError(405, "use POST for /callbacks")
+            return self._callback_request(body)
         if parts and parts[0] == "drain":
             return self._drain_action(method, parts[1:], body)
         if parts and parts[0] == "switches":
@@ -636,6 +648,25 @@ class ControlAPI:
             "changed": changed,
             "kept": agent_id in self.switchboard.skill_changes,
         }
+
+    def _callback_request(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /callbacks {"number": ..., "queue": ..., "priority": 0}``."""
+        number, queue = body.get("number"), body.get("queue")
+        priority = body.get("priority", 0)
+        if not isinstance(number, str) or not number:
+            raise HTTPError(400, 'say which number to call back: {"number": "0612345678"}')
+        if not isinstance(queue, str) or not queue:
+            raise HTTPError(400, 'say through which queue: {"queue": "sales"}')
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise HTTPError(400, '"priority" is a whole number: {"priority": 5}')
+        try:
+            return self.switchboard.request_callback(number, queue, priority=priority)
+        except UnknownQueue as exc:
+            raise HTTPError(404, str(exc)) from None
+        except DestinationNotAllowed as exc:
+            raise HTTPError(403, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(409, str(exc)) from None
 
     def _queue_pause(
         self, agent_id: str, body: dict[str, Any], reason: str | None
