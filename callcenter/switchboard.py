@@ -36,7 +36,13 @@ from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.router import RingOutcome, Router
 from callcenter.acd.rules import MemberChange, agent_rules, queue_rules, with_changes
-from callcenter.config.models import AgentKeysConfig, CallCenterConfig, QueueConfig, QueueExit
+from callcenter.config.models import (
+    AgentKeysConfig,
+    CallCenterConfig,
+    QueueConfig,
+    QueueExit,
+    SurveyConfig,
+)
 from callcenter.consult import (
     Consultation,
     Consultations,
@@ -2570,8 +2576,9 @@ class Switchboard:
                 self.bus.publish(RecordingMuted(call_id=info.call_id, muted=False, by="system"))
             target = active.pending_transfer
             if result.hung_up_by != "system" or target is None:
-                if hung_up_by == "agent" and not call.hung_up:
-                    return await self._survey(call, active, queue_name, talker)
+                qcfg = self.config.queues.get(queue_name) if hung_up_by == "agent" else None
+                if qcfg is not None and qcfg.survey is not None and not call.hung_up:
+                    return await self._survey(call, active, qcfg.survey, queue_name, talker)
                 return hung_up_by
             active.pending_transfer = None
             by = active.transferred_by or talker
@@ -2621,18 +2628,17 @@ class Switchboard:
                 await call.play(["transfer-failed"])
                 return "system"
 
-    async def _survey(self, call: Call, active: ActiveCall, queue_name: str, talker: str) -> str:
+    async def _survey(
+        self, call: Call, active: ActiveCall, survey: SurveyConfig, queue_name: str, talker: str
+    ) -> str:
         """``talker`` hung up on a caller still on the line: walk them through
-        ``queue_name``'s post-call survey, if it has one and they are to be asked (once a
-        call; only about an agent or a supervisor, never an outside number the call was
-        transferred to). Returns who ended the call: the agent, unless the survey sent the
-        caller on (a queue, a transfer)."""
+        ``queue_name``'s post-call ``survey`` if they are to be asked (once a call; only
+        about an agent or a supervisor, never an outside number the call was transferred
+        to). Returns who ended the call: the agent, unless the survey sent the caller on (a
+        queue, a transfer)."""
         config = self.config
-        qcfg = config.queues.get(queue_name)
-        survey = qcfg.survey if qcfg is not None else None
         if (
-            survey is None
-            or active.surveyed
+            active.surveyed
             or survey.flow not in config.flows
             or (talker not in self.router.agents and talker not in config.supervisors)
             or (survey.opt_in is not None and not _opted_in(active.variables.get(survey.opt_in)))
