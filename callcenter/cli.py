@@ -13,7 +13,7 @@
                                             skills (--skills fr=7,de=3)
     callcenter campaign ACTION [ID]         list | pause | resume
     callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
-    callcenter callback NUMBER --queue Q    call a number back through a queue (web callback)
+    callcenter callback ACTION [NUMBER|ID]  request NUMBER --queue Q | list | cancel ID
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call;
                                               stop; takeover
     callcenter status [--json]              agents, queues and calls of the running daemon
@@ -287,14 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     callback = sub.add_parser(
         "callback",
-        help="call a number back through a queue (as a web callback request)",
-        description="The number takes a place in the queue now and is called once an agent "
-        "is free for it (acd.callback_dial; only numbers acd.callback_allow lists), kept "
-        "across restarts. Asking again while it waits gives the same request.",
+        help="call a number back through a queue (a web callback); list or cancel requests",
+        description="request NUMBER --queue Q: the number takes a place in the queue now and "
+        "is called once an agent is free for it (acd.callback_dial; only numbers "
+        "acd.callback_allow lists), kept across restarts; asking again while it waits gives "
+        "the same request. list: the requests waiting. cancel ID: withdraw one.",
     )
-    callback.add_argument("number", help="the number to call back, e.g. 0612345678")
-    callback.add_argument("--queue", required=True, help="the queue it waits in")
-    callback.add_argument("--priority", type=int, default=0, help="its priority there")
+    callback.add_argument("action", choices=["request", "list", "cancel"])
+    callback.add_argument(
+        "target", nargs="?", default=None, help="request: the number; cancel: the request's id"
+    )
+    callback.add_argument("--queue", default=None, help="request: the queue it waits in")
+    callback.add_argument("--priority", type=int, default=0, help="request: its priority there")
     callback.add_argument(
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
@@ -567,7 +571,19 @@ def _main(argv: Sequence[str] | None) -> int:
         agent = urllib.parse.quote(args.agent, safe="")
         return _api_call(args.api, "POST", f"/agents/{agent}/{args.action}", body)
     if command == "callback":
-        wanted = {"number": args.number, "queue": args.queue, "priority": args.priority}
+        if args.action == "list":
+            if args.target is not None:
+                parser.error("callback list takes no number or id")
+            return _api_call(args.api, "GET", "/callbacks", None)
+        if args.target is None:
+            what = "the number" if args.action == "request" else "the request's id"
+            parser.error(f"callback {args.action} needs {what}")
+        if args.action == "cancel":
+            which = urllib.parse.quote(args.target, safe="")
+            return _api_call(args.api, "POST", f"/callbacks/{which}/cancel", {})
+        if args.queue is None:
+            parser.error("callback request needs --queue: e.g. request 0612345678 --queue sales")
+        wanted = {"number": args.target, "queue": args.queue, "priority": args.priority}
         return _api_call(args.api, "POST", "/callbacks", wanted)
     if command == "switch":
         if args.action == "list":

@@ -22,6 +22,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── IllegalTransition       a state machine was asked for a move its table forbids
     │   ├── UnknownAgent
     │   ├── UnknownQueue
+    │   ├── UnknownCallback
     │   ├── UnknownSupervisor
     │   ├── NotPermitted            the config does not let this person do that (a team)
     │   └── DestinationNotAllowed   a transfer/dial target that the config does not allow
@@ -146,6 +147,10 @@ class UnknownAgent(EngineError):
 
 class UnknownQueue(EngineError):
     """No queue with that name is configured."""
+
+
+class UnknownCallback(EngineError):
+    """No callback request waits under that id."""
 
 
 class UnknownSupervisor(EngineError):

@@ -59,6 +59,7 @@ from callcenter.errors import (
     PBXError,
     RecordError,
     UnknownAgent,
+    UnknownCallback,
     UnknownQueue,
 )
 from callcenter.events import (
@@ -137,7 +138,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
     SpyMode,
 )
-from callcenter.records.callbacks import EXPIRED, QueueCallback
+from callcenter.records.callbacks import CANCELLED, EXPIRED, QueueCallback
 from callcenter.records.cdr import QueueVisit
 from callcenter.supervision.monitor import Monitoring
 from callcenter.tasks import cancel_and_wait
@@ -1590,7 +1591,10 @@ class Switchboard:
         )
         log.info("callback_requested", call_id=entry.call_id, queue=entry.queue, position=position)
         worker = self._callback_worker(entry, number, joined, config, requested=time.monotonic())
-        self.in_background(worker, f"callback-{entry.call_id}")
+        task = self.in_background(worker, f"callback-{entry.call_id}")
+        # Known at once (the worker registers itself once it runs): a request made right
+        # after, or a cancel, finds it.
+        self._kept_places.setdefault(entry.call_id, _KeptPlace(entry, number, joined, config, task))
 
     def request_callback(self, number: str, queue: str, *, priority: int = 0) -> dict[str, Any]:
         """Call ``number`` back through ``queue`` (a callback asked for on a web page or in
@@ -1624,11 +1628,7 @@ class Switchboard:
             raise EngineError(f"queue {queue} is full ({qcfg.max_length} waiting)")
         origin = f"{WEB_CALLBACK_PREFIX}{secrets.token_hex(8)}"
         entry = self.router.enqueue(queue, origin, priority=priority)
-        joined = time.monotonic()
-        self._request_callback(entry, number, joined, config)
-        # Known at once (its worker registers itself once it runs): a second request
-        # right after the first finds it.
-        self._kept_places.setdefault(origin, _KeptPlace(entry, number, joined, config, None))
+        self._request_callback(entry, number, time.monotonic(), config)
         position = self.router.position(entry)
         return {
             "call_id": origin,
@@ -1637,6 +1637,56 @@ class Switchboard:
             "position": position,
             "new": True,
         }
+
+    def waiting_callbacks(self) -> list[dict[str, Any]]:
+        """The callback requests waiting for their turn (or being placed: ``dialling``),
+        by queue and position: what ``GET /callbacks`` lists."""
+        out = []
+        for origin, kept in self._kept_places.items():
+            entry = kept.entry
+            if kept.lead is not None or entry.callback is None:
+                continue
+            out.append(
+                {
+                    "call_id": origin,
+                    "queue": entry.queue,
+                    "number": kept.number,
+                    "position": self.router.position(entry),
+                    "priority": entry.priority,
+                    "dialling": self._dialling(kept),
+                }
+            )
+        return sorted(out, key=lambda c: (c["queue"], c["position"]))
+
+    def cancel_callback(self, call_id: str) -> dict[str, Any]:
+        """Withdraw the callback request ``call_id`` (the person no longer wants the call):
+        it leaves the queue and its record says ``cancelled``. Raises UnknownCallback when
+        no request waits under that id, EngineError while its call is being placed."""
+        kept = self._kept_places.get(call_id)
+        if kept is None or kept.lead is not None or kept.entry.callback is None:
+            raise UnknownCallback(f"no callback request {call_id!r} is waiting")
+        if self._dialling(kept) or kept.worker is None:
+            raise EngineError(f"callback {call_id} is being placed now: too late to cancel")
+        entry = kept.entry
+        self.bus.publish(
+            QueueCallbackFailed(
+                origin_call_id=call_id,
+                queue=entry.queue,
+                number=kept.number,
+                attempt=0,
+                reason=CANCELLED,
+                final=True,
+            )
+        )
+        log.info("callback_cancelled", call_id=call_id, queue=entry.queue)
+        kept.worker.cancel()
+        self.router.leave(entry)
+        del self._kept_places[call_id]
+        return {"call_id": call_id, "queue": entry.queue, "number": kept.number, "cancelled": True}
+
+    def _dialling(self, kept: _KeptPlace) -> bool:
+        """Is the call for this kept place being placed (agents reserved for it)?"""
+        return bool(kept.entry.agents) or any(p.place is kept for p in self._callbacks.values())
 
     def call_back_later(self, call_id: str, queue: str, number: str, at: datetime) -> None:
         """Call ``number`` back through ``queue`` at ``at``: then it joins the queue as a
@@ -1671,11 +1721,12 @@ class Switchboard:
         task.cancel()
         return True
 
-    def in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def in_background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run ``work`` beside the calls; :meth:`close` stops it."""
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     def restore_callbacks(
         self, requests: Sequence[QueueCallback], now: datetime | None = None

@@ -26,7 +26,8 @@ async def test_the_command_line_asks_for_a_callback_and_a_draining_centre_takes_
         center.daemon.router.logout("1001", via="test")
         center.daemon.router.logout("1002", via="test")
         url = f"http://127.0.0.1:{center.daemon.api.port}"
-        argv = ["callback", "5551234", "--queue", "support", "--priority", "3", "--api", url]
+        argv = ["callback", "request", "5551234", "--queue", "support", "--priority", "3"]
+        argv += ["--api", url]
         code = await asyncio.to_thread(cli_main, argv)
         # The daemon runs in this process and logs to the same stdout: the answer is the
         # indented JSON object the command printed.
@@ -38,7 +39,7 @@ async def test_the_command_line_asks_for_a_callback_and_a_draining_centre_takes_
         board.end_drain()
         waiting = await center.api("POST", "/callbacks", {"number": "5551234", "queue": "support"})
         bad = await center.api("POST", "/callbacks", {"number": "5551234"})
-        wrong_method = await center.api("GET", "/callbacks")
+        wrong_method = await center.api("DELETE", "/callbacks")
     assert code == 0 and (shown["queue"], shown["new"]) == ("support", True)
     (requested,) = [e for e in events if isinstance(e, QueueCallbackRequested)]
     assert (requested.call_id, requested.priority) == (shown["call_id"], 3)
@@ -46,3 +47,52 @@ async def test_the_command_line_asks_for_a_callback_and_a_draining_centre_takes_
     assert waiting[1]["call_id"] == shown["call_id"], "still the same request"
     assert bad[0] == 400 and "queue" in bad[1]["error"]
     assert wrong_method[0] == 405
+
+
+async def test_a_waiting_callback_is_listed_and_cancelled_and_its_record_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path, config=CALLBACKS) as center:
+        center.daemon.router.logout("1001", via="test")
+        center.daemon.router.logout("1002", via="test")
+        _, first = await center.api("POST", "/callbacks", {"number": "5551234", "queue": "sales"})
+        _, second = await center.api(
+            "POST", "/callbacks", {"number": "5555678", "queue": "sales", "priority": 2}
+        )
+        _, listed = await center.api("GET", "/callbacks")
+        url = f"http://127.0.0.1:{center.daemon.api.port}"
+        code = await asyncio.to_thread(
+            cli_main, ["callback", "cancel", first["call_id"], "--api", url]
+        )
+        again = await center.api("POST", f"/callbacks/{first['call_id']}/cancel", {})
+        _, after = await center.api("GET", "/callbacks")
+        store = center.daemon.store
+        await center.daemon.recorder.writer.wait_written(f"queue-callback:{first['call_id']}")
+        rows = {r.call_id: r.status for r in await asyncio.to_thread(store.fetch_queue_callbacks)}
+        waiting = center.daemon.router.waiting("sales")
+        daemon = await center.restart()
+        restored = [c["call_id"] for c in daemon.switchboard.waiting_callbacks()]
+    assert [(c["number"], c["position"], c["dialling"]) for c in listed["callbacks"]] == [
+        ("5555678", 1, False),
+        ("5551234", 2, False),
+    ], "the higher priority first"
+    assert code == 0
+    assert again[0] == 404, "cancelled already: no such request waits"
+    assert [c["call_id"] for c in after["callbacks"]] == [second["call_id"]]
+    assert rows == {first["call_id"]: "cancelled", second["call_id"]: "waiting"}
+    assert waiting == 1, "the cancelled request left the queue"
+    assert restored == [second["call_id"]], "a restart takes back only the one still waiting"
+
+
+def test_the_command_line_says_what_a_callback_command_needs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv, words in (
+        (["callback", "request", "5551234"], "needs --queue"),
+        (["callback", "cancel"], "needs the request's id"),
+        (["callback", "list", "5551234"], "takes no number"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            cli_main(argv)
+        assert stopped.value.code == 2
+        assert words in capsys.readouterr().err

@@ -74,6 +74,11 @@ Routes (all JSON)::
                                           the same request (new false). 403: a number
                                           acd.callback_allow does not list; 409: draining
                                           or the queue full
+    GET  /callbacks                       {"callbacks": [{"call_id", "queue", "number",
+                                          "position", "priority", "dialling"}]}: every
+                                          callback request waiting (web, key, timed)
+    POST /callbacks/{id}/cancel           {}: withdraw it (its record says cancelled);
+                                          404 when none waits, 409 while it is dialled
     POST /reload                          re-read the config file (as SIGHUP does):
                                           {"reloaded": true, "needs_restart": ["api.port"]}
     POST /drain                           {"timeout": 600} (default runtime.drain_timeout):
@@ -135,6 +140,7 @@ from callcenter.errors import (
     NotPermitted,
     RecordError,
     UnknownAgent,
+    UnknownCallback,
     UnknownQueue,
     UnknownSupervisor,
 )
@@ -386,9 +392,20 @@ class ControlAPI:
                 raise HTTPError(400, str(exc)) from None
             return {"reloaded": True, "needs_restart": pending}
         if parts == ["callbacks"]:
+            if method == "GET":
+                return {"callbacks": board.waiting_callbacks()}
             if method != "POST":
-                raise HTTPError(405, "use POST for /callbacks")
+                raise HTTPError(405, "use GET or POST for /callbacks")
             return self._callback_request(body)
+        if len(parts) == 3 and parts[0] == "callbacks" and parts[2] == "cancel":
+            if method != "POST":
+                raise HTTPError(405, f"use POST for /callbacks/{parts[1]}/cancel")
+            try:
+                return board.cancel_callback(parts[1])
+            except UnknownCallback as exc:
+                raise HTTPError(404, str(exc)) from None
+            except EngineError as exc:
+                raise HTTPError(409, str(exc)) from None
         if parts and parts[0] == "drain":
             return self._drain_action(method, parts[1:], body)
         if parts and parts[0] == "switches":

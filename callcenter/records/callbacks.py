@@ -12,7 +12,8 @@ One row per request, keyed by the call that made it::
     QueueCallbackRequested   -> status "waiting", attempts 0
     QueueCallbackAttempt     -> attempts = that attempt
     QueueCallbackAnswered    -> status "answered" (the caller is on a call again)
-    QueueCallbackFailed      -> when final: status "failed", or "expired" (reason "expired")
+    QueueCallbackFailed      -> when final: status "failed", "expired" (reason "expired") or
+                                "cancelled" (reason "cancelled": withdrawn through the API)
 
 A request still ``waiting`` when the daemon starts is restored with its queue, number,
 priority, skills, the attempts already made and its request time (its place in the queue).
@@ -38,9 +39,11 @@ from callcenter.records.writer import RecordWriter
 
 log = structlog.get_logger(__name__)
 
-CallbackStatus = Literal["waiting", "answered", "failed", "expired"]
+CallbackStatus = Literal["waiting", "answered", "failed", "expired", "cancelled"]
 #: ``QueueCallbackFailed.reason`` of a request given up because it waited too long.
 EXPIRED: Final = "expired"
+#: ``QueueCallbackFailed.reason`` of a request withdrawn (``POST /callbacks/<id>/cancel``).
+CANCELLED: Final = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +116,7 @@ class QueueCallbackRecorder:
     def _failed(self, event: EngineEvent) -> None:
         assert isinstance(event, QueueCallbackFailed)
         if event.final:
-            status = "expired" if event.reason == EXPIRED else "failed"
+            status = event.reason if event.reason in (EXPIRED, CANCELLED) else "failed"
             self._update(event.origin_call_id, event.at, status=status, attempts=event.attempt)
 
     def _update(
@@ -137,6 +140,7 @@ _HANDLERS = {
 }
 
 __all__ = [
+    "CANCELLED",
     "EXPIRED",
     "CallbackStatus",
     "QueueCallback",
