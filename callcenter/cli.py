@@ -300,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     callback.add_argument("--queue", default=None, help="request: the queue it waits in")
     callback.add_argument("--priority", type=int, default=0, help="request: its priority there")
     callback.add_argument(
+        "--at",
+        default=None,
+        help="request: not now but at this time (2026-12-07T10:00, in the call centre's time "
+        "zone unless an offset is given)",
+    )
+    callback.add_argument(
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
 
@@ -583,7 +589,12 @@ def _main(argv: Sequence[str] | None) -> int:
             return _api_call(args.api, "POST", f"/callbacks/{which}/cancel", {})
         if args.queue is None:
             parser.error("callback request needs --queue: e.g. request 0612345678 --queue sales")
-        wanted = {"number": args.target, "queue": args.queue, "priority": args.priority}
+        wanted = {
+            "number": args.target,
+            "queue": args.queue,
+            "priority": args.priority,
+            "at": args.at,
+        }
         return _api_call(args.api, "POST", "/callbacks", wanted)
     if command == "switch":
         if args.action == "list":

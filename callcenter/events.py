@@ -434,13 +434,16 @@ class QueueAnnounced(CallEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueCallbackRequested(CallEvent):
     """The caller hung up keeping their place; ``number`` is called back on their turn.
-    ``priority`` and ``skills`` are the caller's in the queue (kept across a restart)."""
+    ``priority`` and ``skills`` are the caller's in the queue (kept across a restart).
+    ``due``: a callback asked for at a later time (``POST /callbacks`` with ``at``): it
+    joins the queue then (``position`` 0 until it does)."""
 
     queue: str
     number: str
     position: int
     priority: int = 0
     skills: tuple[str, ...] = ()
+    due: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -266,6 +266,9 @@ UNREACHABLE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
 
 _DIALABLE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
+"""How far ahead a callback may be asked for."""
+
 WEB_CALLBACK_PREFIX = "web-"
 """Call id of a callback asked for through the API (``POST /callbacks``): no call came in."""
 
@@ -326,6 +329,17 @@ class _KeptPlace:
     worker: asyncio.Task[Any] | None
     lead: LeadCall | None = None
     """Set when the place is a campaign's dial, not a caller's."""
+
+
+@dataclass(slots=True)
+class _ScheduledCallback:
+    """A callback asked for a later time, waiting for it (not in the queue yet)."""
+
+    queue: str
+    number: str
+    priority: int
+    due: datetime
+    task: asyncio.Task[None]
 
 
 @dataclass(slots=True)
@@ -415,6 +429,8 @@ class Switchboard:
         self._kept_places: dict[str, _KeptPlace] = {}
         """Callback requests (and campaign dials) waiting for their call, by the call id
         that made them (a campaign dial's ``campaign:<id>:<lead>``)."""
+        self._scheduled: dict[str, _ScheduledCallback] = {}
+        """Callbacks asked for a later time, by request id (``request_callback`` ``at``)."""
         self._pbx_up = asyncio.Event()
         self._pbx_up.set()
         """Set while the PBX link is up (callbacks and campaigns wait for it)."""
@@ -1596,13 +1612,16 @@ class Switchboard:
         # after, or a cancel, finds it.
         self._kept_places.setdefault(entry.call_id, _KeptPlace(entry, number, joined, config, task))
 
-    def request_callback(self, number: str, queue: str, *, priority: int = 0) -> dict[str, Any]:
+    def request_callback(
+        self, number: str, queue: str, *, priority: int = 0, at: datetime | None = None
+    ) -> dict[str, Any]:
         """Call ``number`` back through ``queue`` (a callback asked for on a web page or in
-        an app): it takes its place in the queue now, as a caller who pressed the callback
-        key, and is called once an agent is reserved for it; kept across restarts like
-        theirs. Asking again while it waits gives the waiting request back (``new``
-        False). Raises UnknownQueue, DestinationNotAllowed (callbacks not set up, or a
-        number acd.callback_allow does not list) or EngineError (draining, queue full)."""
+        an app): it takes its place in the queue now (or at ``at``, a later time), as a
+        caller who pressed the callback key, and is called once an agent is reserved for
+        it; kept across restarts like theirs. Asking again while it waits gives the waiting
+        request back (``new`` False). Raises UnknownQueue, DestinationNotAllowed
+        (callbacks not set up, or a number acd.callback_allow does not list) or
+        EngineError (draining, queue full, a time more than a year ahead)."""
         config = self.config
         qcfg = config.queues.get(queue)
         if qcfg is None:
@@ -1611,37 +1630,59 @@ class Switchboard:
             raise DestinationNotAllowed(
                 f"{number!r} cannot be called back (acd.callback_dial, acd.callback_allow)"
             )
-        for origin, kept in self._kept_places.items():
-            entry = kept.entry
-            if kept.lead is None and entry.queue == queue and kept.number == number:
-                position = self.router.position(entry)
-                return {
-                    "call_id": origin,
-                    "queue": queue,
-                    "number": number,
-                    "position": position,
-                    "new": False,
-                }
+        for view in self.waiting_callbacks():
+            if view["queue"] == queue and view["number"] == number:
+                return {**view, "new": False}
         if self.draining:
             raise EngineError("the call centre is draining: no new callbacks now")
-        if qcfg.max_length and self.router.waiting(queue) >= qcfg.max_length:
-            raise EngineError(f"queue {queue} is full ({qcfg.max_length} waiting)")
         origin = f"{WEB_CALLBACK_PREFIX}{secrets.token_hex(8)}"
-        entry = self.router.enqueue(queue, origin, priority=priority)
-        self._request_callback(entry, number, time.monotonic(), config)
-        position = self.router.position(entry)
-        return {
-            "call_id": origin,
-            "queue": queue,
-            "number": number,
-            "position": position,
-            "new": True,
-        }
+        now = datetime.now(UTC)
+        if at is not None and at > now:
+            if at - now > MAX_SCHEDULE_AHEAD:
+                raise EngineError(f"{at.isoformat()} is more than a year ahead")
+            self.bus.publish(
+                QueueCallbackRequested(
+                    call_id=origin,
+                    queue=queue,
+                    number=number,
+                    position=0,
+                    priority=priority,
+                    due=at,
+                )
+            )
+            self._schedule_callback(origin, queue, number, priority, at)
+        else:
+            if qcfg.max_length and self.router.waiting(queue) >= qcfg.max_length:
+                raise EngineError(f"queue {queue} is full ({qcfg.max_length} waiting)")
+            entry = self.router.enqueue(queue, origin, priority=priority)
+            self._request_callback(entry, number, time.monotonic(), config)
+        view = next(v for v in self.waiting_callbacks() if v["call_id"] == origin)
+        return {**view, "new": True}
+
+    def _schedule_callback(
+        self, origin: str, queue: str, number: str, priority: int, due: datetime
+    ) -> None:
+        """At ``due``, request ``origin`` joins ``queue`` as a callback request."""
+
+        async def when_due() -> None:
+            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            self._scheduled.pop(origin, None)
+            config = self.config
+            if queue not in config.queues:
+                log.warning("scheduled_callback_no_queue", call_id=origin, queue=queue)
+                return
+            entry = self.router.enqueue(queue, origin, priority=priority)
+            self._request_callback(entry, number, time.monotonic(), config)
+
+        task = self.in_background(when_due(), f"callback-due-{origin}")
+        self._scheduled[origin] = _ScheduledCallback(queue, number, priority, due, task)
+        log.info("callback_scheduled", call_id=origin, queue=queue, due=due.isoformat())
 
     def waiting_callbacks(self) -> list[dict[str, Any]]:
         """The callback requests waiting for their turn (or being placed: ``dialling``),
-        by queue and position: what ``GET /callbacks`` lists."""
-        out = []
+        by queue and position, then those asked for a later time (``due``): what ``GET
+        /callbacks`` lists."""
+        out: list[dict[str, Any]] = []
         for origin, kept in self._kept_places.items():
             entry = kept.entry
             if kept.lead is not None or entry.callback is None:
@@ -1654,14 +1695,48 @@ class Switchboard:
                     "position": self.router.position(entry),
                     "priority": entry.priority,
                     "dialling": self._dialling(kept),
+                    "due": None,
                 }
             )
-        return sorted(out, key=lambda c: (c["queue"], c["position"]))
+        out.sort(key=lambda c: (c["queue"], c["position"]))
+        later = [
+            {
+                "call_id": origin,
+                "queue": scheduled.queue,
+                "number": scheduled.number,
+                "position": None,
+                "priority": scheduled.priority,
+                "dialling": False,
+                "due": scheduled.due.isoformat(),
+            }
+            for origin, scheduled in sorted(self._scheduled.items(), key=lambda i: i[1].due)
+        ]
+        return out + later
 
     def cancel_callback(self, call_id: str) -> dict[str, Any]:
         """Withdraw the callback request ``call_id`` (the person no longer wants the call):
         it leaves the queue and its record says ``cancelled``. Raises UnknownCallback when
         no request waits under that id, EngineError while its call is being placed."""
+        scheduled = self._scheduled.pop(call_id, None)
+        if scheduled is not None:
+            scheduled.task.cancel()
+            self.bus.publish(
+                QueueCallbackFailed(
+                    origin_call_id=call_id,
+                    queue=scheduled.queue,
+                    number=scheduled.number,
+                    attempt=0,
+                    reason=CANCELLED,
+                    final=True,
+                )
+            )
+            log.info("callback_cancelled", call_id=call_id, queue=scheduled.queue)
+            return {
+                "call_id": call_id,
+                "queue": scheduled.queue,
+                "number": scheduled.number,
+                "cancelled": True,
+            }
         kept = self._kept_places.get(call_id)
         if kept is None or kept.lead is not None or kept.entry.callback is None:
             raise UnknownCallback(f"no callback request {call_id!r} is waiting")
@@ -1740,6 +1815,17 @@ class Switchboard:
         now = now or datetime.now(UTC)
         restored = 0
         for request in sorted(requests, key=lambda r: r.requested):
+            if request.requested > now and request.queue in config.queues:
+                # Asked for a later time (POST /callbacks with "at"): due then.
+                self._schedule_callback(
+                    request.call_id,
+                    request.queue,
+                    request.number,
+                    request.priority,
+                    request.requested,
+                )
+                restored += 1
+                continue
             age = max(0.0, (now - request.requested).total_seconds())
             qcfg = config.queues.get(request.queue)
             if qcfg is None or age > qcfg.callback_max_age:

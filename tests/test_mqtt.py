@@ -20,7 +20,7 @@ from test_campaigns import campaign
 
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
-from callcenter.events import AgentStateChanged, CampaignAttemptFailed
+from callcenter.events import AgentStateChanged, CampaignAttemptFailed, SurveyEnded
 from callcenter.live.mqtt import event_json
 from callcenter.testing import running_center
 
@@ -89,6 +89,21 @@ async def test_a_wallboard_sees_callers_wait_agents_talk_and_the_days_figures(
             bus.publish(AgentStateChanged(agent="1003", old="on_call", new="wrap_up", mono=200.0))
             bus.publish(AgentStateChanged(agent="1003", old="wrap_up", new="available", mono=230.0))
             await board.wait_for("agents/1003", _today(wrapup_seconds=30))
+            for call_id, score in (("s1", 4), ("s2", None)):
+                answers = {"rating": str(score)} if score else {}
+                bus.publish(
+                    SurveyEnded(
+                        call_id=call_id,
+                        queue="support",
+                        agent="1002",
+                        flow="csat",
+                        answers=answers,
+                        score=score,
+                        completed=score is not None,
+                    )
+                )
+            rated = await board.wait_for("queues/support", _today(surveys=2))
+            bob_rated = await board.wait_for("agents/1002", _today(surveys=2))
         await board.wait_for("status", lambda m: m.text == "offline")
 
     agent = talking.json()
@@ -108,6 +123,10 @@ async def test_a_wallboard_sees_callers_wait_agents_talk_and_the_days_figures(
     assert bob.json()["today"]["talk_seconds"] >= 0 and bob.json()["today"]["missed"] == 0
     assert alice.json()["today"]["calls"] == 0
     assert carol.json()["today"]["date"] == support.json()["today"]["date"]
+    assert rated.json()["today"]["survey_score"] == 4.0, "the mean of the scores given"
+    assert bob_rated.json()["today"]["survey_score"] == 4.0
+    surveyed = [m.json() for m in board.on("events/SurveyEnded")]
+    assert [e["answers"] for e in surveyed] == [{"rating": "4"}, {}]
 
     started = [m.json() for m in board.on("events/CallStarted")]
     assert [e["caller_num"] for e in started] == ["5551234", "5550000"]

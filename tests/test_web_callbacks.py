@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,49 @@ def test_the_command_line_says_what_a_callback_command_needs(
             cli_main(argv)
         assert stopped.value.code == 2
         assert words in capsys.readouterr().err
+
+
+async def test_a_callback_asked_for_later_joins_the_queue_then_even_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path, config=CALLBACKS) as center:
+        center.daemon.router.logout("1001", via="test")
+        center.daemon.router.logout("1002", via="test")
+        soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+        later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+        _, due_soon = await center.api(
+            "POST", "/callbacks", {"number": "5551234", "queue": "sales", "at": soon}
+        )
+        _, due_later = await center.api(
+            "POST", "/callbacks", {"number": "5555678", "queue": "sales", "at": later}
+        )
+        too_far = await center.api(
+            "POST", "/callbacks", {"number": "5550000", "queue": "sales", "at": "2099-01-01"}
+        )
+        bad_time = await center.api(
+            "POST", "/callbacks", {"number": "5550000", "queue": "sales", "at": "tomorrow"}
+        )
+        daemon = await center.restart()
+        _, after_restart = await center.api("GET", "/callbacks")
+        async with asyncio.timeout(10):
+            while daemon.router.waiting("sales") < 1:
+                await asyncio.sleep(0.05)
+        _, joined = await center.api("GET", "/callbacks")
+        cancelled = await center.api("POST", f"/callbacks/{due_later['call_id']}/cancel", {})
+        await daemon.recorder.writer.wait_written(f"queue-callback:{due_later['call_id']}")
+        rows = {
+            r.call_id: r.status for r in await asyncio.to_thread(daemon.store.fetch_queue_callbacks)
+        }
+    assert (due_soon["position"], due_soon["due"] is not None) == (None, True)
+    assert too_far[0] == 409 and "more than a year ahead" in too_far[1]["error"]
+    assert bad_time[0] == 400
+    assert [(c["call_id"], c["position"]) for c in after_restart["callbacks"]] == [
+        (due_soon["call_id"], None),
+        (due_later["call_id"], None),
+    ], "a restart keeps both for their time"
+    assert [(c["call_id"], c["position"], c["due"]) for c in joined["callbacks"]] == [
+        (due_soon["call_id"], 1, None),
+        (due_later["call_id"], None, due_later["due"]),
+    ], "the first one's time came: it waits in the queue"
+    assert cancelled[0] == 200
+    assert rows == {due_soon["call_id"]: "waiting", due_later["call_id"]: "cancelled"}

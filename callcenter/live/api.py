@@ -67,16 +67,19 @@ Routes (all JSON)::
     POST /campaigns/{id}/pause            {}: no new dial (those waiting for an agent are
     POST /campaigns/{id}/resume           withdrawn; a lead's phone that rings goes on)
     POST /callbacks                       {"number": "0612345678", "queue": "sales",
-                                          "priority": 0}: call that number back through the
-                                          queue (a web callback request): it keeps a place
-                                          there now; {"call_id": "web-...", "position": 3,
-                                          "new": true}; asking again while it waits gives
-                                          the same request (new false). 403: a number
-                                          acd.callback_allow does not list; 409: draining
-                                          or the queue full
+                                          "priority": 0, "at": null}: call that number back
+                                          through the queue (a web callback request): it
+                                          keeps a place there now (or from "at",
+                                          "2026-12-07T10:00", ivr.timezone unless it says
+                                          its offset); {"call_id": "web-...", "position": 3,
+                                          "due": null, "new": true}; asking again while it
+                                          waits gives the same request (new false). 403: a
+                                          number acd.callback_allow does not list; 409:
+                                          draining or the queue full
     GET  /callbacks                       {"callbacks": [{"call_id", "queue", "number",
-                                          "position", "priority", "dialling"}]}: every
-                                          callback request waiting (web, key, timed)
+                                          "position", "priority", "dialling", "due"}]}:
+                                          every callback request waiting (web, key, timed),
+                                          then those asked for a later time
     POST /callbacks/{id}/cancel           {}: withdraw it (its record says cancelled);
                                           404 when none waits, 409 while it is dialled
     POST /reload                          re-read the config file (as SIGHUP does):
@@ -676,8 +679,9 @@ class ControlAPI:
             raise HTTPError(400, 'say through which queue: {"queue": "sales"}')
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise HTTPError(400, '"priority" is a whole number: {"priority": 5}')
+        at = _callback_time(body.get("at"), self.switchboard.config.ivr.timezone)
         try:
-            return self.switchboard.request_callback(number, queue, priority=priority)
+            return self.switchboard.request_callback(number, queue, priority=priority, at=at)
         except UnknownQueue as exc:
             raise HTTPError(404, str(exc)) from None
         except DestinationNotAllowed as exc:

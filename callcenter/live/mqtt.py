@@ -7,13 +7,15 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
     callcenter/queues/<queue>      retained  JSON: waiting, longest_wait, available, staffed,
                                              callbacks, and "today" (offered, answered,
                                              abandoned, exited, answered_in_service_level,
-                                             service_level_percent, average_wait)
+                                             service_level_percent, average_wait,
+                                             surveys, survey_score: their mean)
     callcenter/agents/<id>         retained  JSON: state, since, pause_reason, call_id,
                                              queues, calls_taken, device (the phone they
                                              work at), hot_desking, device_reachable,
                                              "today" (calls, missed, talk_seconds,
                                              paused_seconds, wrapup_seconds: pauses and
-                                             wrap-ups over), and "preview":
+                                             wrap-ups over; surveys, survey_score), and
+                                             "preview":
                                              the lead a preview campaign shows them
                                              (campaign, lead, number, data) or null
     callcenter/supervisors/<id>    retained  JSON: monitoring (agent, call_id, mode, state)
@@ -87,6 +89,7 @@ from callcenter.events import (
     QueueExited,
     QueueJoined,
     QueueMemberChanged,
+    SurveyEnded,
     TalkEnded,
 )
 from callcenter.pbx.reconnect import backoff
@@ -118,10 +121,15 @@ class _Day:
     exited: int = 0
     in_service_level: int = 0
     wait_total: float = 0.0
+    surveys: int = 0
+    scored: int = 0
+    score_total: int = 0
 
     def as_dict(self, day: date) -> dict[str, Any]:
         return {
             "date": day.isoformat(),
+            "surveys": self.surveys,
+            "survey_score": _mean_score(self.score_total, self.scored),
             "offered": self.offered,
             "answered": self.answered,
             "abandoned": self.abandoned,
@@ -134,6 +142,10 @@ class _Day:
         }
 
 
+def _mean_score(total: int, scored: int) -> float | None:
+    return round(total / scored, 2) if scored else None
+
+
 @dataclass(slots=True)
 class _AgentDay:
     """One agent's figures since midnight."""
@@ -143,10 +155,15 @@ class _AgentDay:
     talk_seconds: float = 0.0
     paused_seconds: float = 0.0
     wrapup_seconds: float = 0.0
+    surveys: int = 0
+    scored: int = 0
+    score_total: int = 0
 
     def as_dict(self, day: date) -> dict[str, Any]:
         return {
             "date": day.isoformat(),
+            "surveys": self.surveys,
+            "survey_score": _mean_score(self.score_total, self.scored),
             "calls": self.calls,
             "missed": self.missed,
             "talk_seconds": round(self.talk_seconds),
@@ -366,6 +383,14 @@ class MQTTPublisher:
     def _on_exited(self, e: QueueExited) -> None:
         if e.call_id not in self._leads:
             self._count(e.queue).exited += 1
+
+    def _on_survey(self, e: SurveyEnded) -> None:
+        for day in (self._count(e.queue), self._agent_day(e.agent)):
+            day.surveys += 1
+            if e.score is not None:
+                day.scored += 1
+                day.score_total += e.score
+        self._dirty.add(e.agent)
 
     def _agent_day(self, agent: str) -> _AgentDay:
         day = self._agent_days.get(agent)
@@ -707,6 +732,7 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     ConsultJoined: MQTTPublisher._on_preview,
     ConsultEnded: MQTTPublisher._on_preview,
     QueueJoined: MQTTPublisher._on_joined,
+    SurveyEnded: MQTTPublisher._on_survey,
     CampaignAnswered: MQTTPublisher._on_lead,
     CampaignLeadWaiting: MQTTPublisher._on_lead,
     CallEnded: MQTTPublisher._on_call_ended,

@@ -17,6 +17,8 @@ One row per request, keyed by the call that made it::
 
 A request still ``waiting`` when the daemon starts is restored with its queue, number,
 priority, skills, the attempts already made and its request time (its place in the queue).
+A callback asked for at a later time is written with that time as its request time: one
+still in the future when the daemon starts is scheduled again for it.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class QueueCallbackRecorder:
             call_id=event.call_id,
             queue=event.queue,
             number=event.number,
-            requested=event.at,
+            requested=event.due or event.at,
             priority=event.priority,
             skills=event.skills,
             updated=event.at,
