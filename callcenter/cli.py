@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="this switch (ivr.switches) is on for the call; again for more",
     )
+    simulate.add_argument(
+        "--queue-state",
+        action="append",
+        default=[],
+        metavar="QUEUE:waiting=N,free=N,wait=S,staffed=N",
+        help="what branch cases testing this queue see (a busy queue: sales:waiting=12,"
+        "free=0,wait=300); again for more",
+    )
 
     for name in ("status", "reload"):
         p = sub.add_parser(name, help=f"{name} of the running daemon")
@@ -715,7 +723,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from callcenter.config import load_config
-    from callcenter.ivr.simulate import parse_presses, simulate
+    from callcenter.ivr.simulate import parse_presses, parse_queue_state, simulate
     from callcenter.log import configure_logging
 
     configure_logging("error", "console")
@@ -728,6 +736,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         presses = parse_presses(args.press)
         at = datetime.fromisoformat(args.at) if args.at else None
+        queues = dict(parse_queue_state(text) for text in args.queue_state)
     except ValueError as exc:
         print(f"callcenter simulate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -741,6 +750,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if flow not in config.flows:
         known = ", ".join(config.flows) or "none"
         print(f"callcenter simulate: no flow {flow!r} (flows: {known})", file=sys.stderr)
+        return EXIT_CONFIG
+    strange = [name for name in queues if name not in config.queues]
+    if strange:
+        known = ", ".join(config.queues) or "none"
+        print(f"callcenter simulate: no queue {strange[0]!r} (queues: {known})", file=sys.stderr)
         return EXIT_CONFIG
     unknown = [name for name in args.switch if name not in config.ivr.switches]
     if unknown:
@@ -758,6 +772,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             at=at,
             http=not args.no_http,
             switches=args.switch,
+            queues=queues,
         )
     )
     return EXIT_OK if result.finished else EXIT_UNREACHABLE

@@ -105,7 +105,7 @@ from callcenter.events import (
     VoicemailLeft,
 )
 from callcenter.ivr.lookup import Fetcher, fetch_json
-from callcenter.ivr.runner import Clock, FlowRunner, Hangup, Transferred, utc_now
+from callcenter.ivr.runner import Clock, FlowRunner, Hangup, QueueLook, Transferred, utc_now
 from callcenter.ivr.trace import (
     CallbackTaken,
     IvrEvent,
@@ -441,6 +441,9 @@ class Switchboard:
         """Calls sent to the failover because the daemon was draining (since the start)."""
         self.switches: dict[str, bool] = {}
         """``ivr.switches`` flipped on (flows' branch cases test them); see :meth:`flip`."""
+        self.queue_look: Callable[[str], QueueLook] = self.look_at_queue
+        """A queue's state now, for the IVR's branch cases (``callcenter simulate`` sets
+        its own)."""
         self.switch_changes: dict[str, tuple[datetime, str]] = {}
         """Switch -> when and how it was last flipped."""
         self._ringing: dict[str, set[str]] = {}
@@ -1055,6 +1058,7 @@ class Switchboard:
             clock=self.clock,
             fetch=self.lookup_fetch,
             switches=self.switches,
+            queue_look=self.queue_look,
         )
         outcome = await runner.run(flow)
         if isinstance(outcome, Transferred):
@@ -1067,6 +1071,18 @@ class Switchboard:
             return ended_by
         active.skills = outcome.skills
         return await self._queue(call, active, config, outcome.queue, outcome.priority)
+
+    def look_at_queue(self, queue: str) -> QueueLook:
+        """``queue``'s state now, as a branch case's ``queue:`` tests it."""
+        if queue not in self.config.queues:
+            return QueueLook()
+        router = self.router
+        return QueueLook(
+            waiting=router.waiting(queue),
+            free=router.free_agents(queue),
+            staffed=router.staffed(queue),
+            expected_wait=router.expected_wait(queue),
+        )
 
     def _ivr_event(self, call_id: str, active: ActiveCall, event: IvrEvent) -> None:
         """Record one IVR step on the call and publish what records need."""

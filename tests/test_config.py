@@ -25,6 +25,7 @@ from callcenter.config import (
     load_config_text,
     read_settings,
 )
+from callcenter.config.models import BranchNode
 from callcenter.daemon import freeswitch_settings
 from callcenter.errors import ConfigError, ConfigIssue
 
@@ -109,7 +110,9 @@ def test_example_file_loads_with_the_secret_from_the_environment() -> None:
     welcome = main.nodes[main.start]
     assert isinstance(welcome, MenuNode)
     assert welcome.prompt == "welcome-menu"
-    sales, support = (main.nodes[welcome.choices[k]] for k in ("1", "2"))
+    busy, support = (main.nodes[welcome.choices[k]] for k in ("1", "2"))
+    assert isinstance(busy, BranchNode) and busy.cases[0].queue == "sales", "a long line"
+    sales = main.nodes[busy.default]
     assert isinstance(sales, QueueNode) and sales.queue == "sales"
     assert isinstance(support, QueueNode) and support.queue == "support"
     assert config.queues["sales"].agents == ["1001", "1002"]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from callcenter.config.models import CallCenterConfig
 from callcenter.errors import CallHungUp
 from callcenter.ivr.lookup import LookupFailed, LookupRequest
-from callcenter.ivr.runner import FlowRunner, Hangup, ToQueue, Transferred
+from callcenter.ivr.runner import FlowRunner, Hangup, QueueLook, ToQueue, Transferred
 from callcenter.ivr.trace import Decision, DigitsTaken, IvrEvent, NodeEntered, VariableSet
 from callcenter.pbx.interface import (
     CallInfo,
@@ -198,6 +198,7 @@ async def walk(
     answer: object = None,
     tmp: Path | None = None,
     switches: dict[str, bool] | None = None,
+    queue_look: Callable[[str], QueueLook] | None = None,
 ) -> tuple[Any, list[IvrEvent]]:
     events: list[IvrEvent] = []
 
@@ -210,6 +211,7 @@ async def walk(
         call,
         config,
         switches=switches,
+        queue_look=queue_look or (lambda _queue: QueueLook()),
         on_event=events.append,
         clock=(lambda: now) if now is not None else datetime.now,
         fetch=fetch,
@@ -395,6 +397,50 @@ async def test_a_switch_ops_turned_on_sends_callers_down_its_branch(
     assert call.heard == [heard]
     decided = [e for e in events if isinstance(e, Decision)]
     assert ("switch storm on" in decided[0].text) is storm
+
+
+BUSY_FLOW = {
+    "w": {
+        "start": "busy",
+        "nodes": {
+            "busy": {
+                "kind": "branch",
+                "cases": [
+                    {"queue": "sales", "agents_free": True, "goto": "now"},
+                    {"queue": "sales", "waiting_over": 10, "goto": "callback"},
+                    {"queue": "sales", "wait_over": 120, "goto": "callback"},
+                ],
+                "default": "now",
+            },
+            "now": {"kind": "queue", "queue": "sales"},
+            "callback": {"kind": "hangup", "prompt": "press-1-for-a-callback"},
+        },
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("look", "heard", "why"),
+    [
+        (QueueLook(waiting=0, free=1, staffed=3), [], "1 agent(s) free"),
+        (QueueLook(waiting=11, free=0, staffed=3), ["press-1-for-a-callback"], "11 waiting"),
+        (QueueLook(waiting=3, staffed=2, expected_wait=300.0), ["press-1-for-a-callback"],
+         "about 300s to wait"),
+        (QueueLook(waiting=3, staffed=0), ["press-1-for-a-callback"], "nobody staffs it"),
+        (QueueLook(waiting=3, staffed=2, expected_wait=60.0), [], None),
+        (QueueLook(waiting=3, staffed=2), [], None),  # nothing to estimate from: no callback
+    ],
+)  # fmt: skip
+async def test_a_busy_queue_sends_callers_down_another_branch_before_they_join(
+    look: QueueLook, heard: list[str], why: str | None
+) -> None:
+    config = config_with(BUSY_FLOW)
+    call = FakeCall()
+    outcome, events = await walk(config, "w", call, queue_look=lambda queue: look)
+    assert call.heard == heard
+    assert isinstance(outcome, ToQueue) is (not heard)
+    decided = " ".join(e.text for e in events if isinstance(e, Decision))
+    assert why is None or why in decided
 
 
 SCHEDULE_FLOW = {

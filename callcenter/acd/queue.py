@@ -467,7 +467,11 @@ class CallQueue:
         before the queue has handled a call (nothing to estimate from) or without staff.
         """
         position = self.position(call_id)
-        if not position or not self.handle_times or not self.present:
+        return self.wait_at(position) if position else None
+
+    def wait_at(self, position: int) -> float | None:
+        """Seconds a caller at ``position`` may still wait (see :meth:`estimated_wait`)."""
+        if not self.handle_times or not self.present:
             return None
         aht = sum(self.handle_times) / len(self.handle_times)
         rounds = -(-position // self.present)

@@ -287,6 +287,11 @@ class Router:
         :meth:`CallQueue.estimated_wait`), or None when there is nothing to go on."""
         return self._queue(entry.queue).estimated_wait(entry.call_id)
 
+    def expected_wait(self, queue: str) -> float | None:
+        """Estimated seconds a caller joining ``queue`` now would wait (the position after
+        its callers, see :meth:`CallQueue.estimated_wait`); None with nothing to go on."""
+        return self._queue(queue).wait_at(self.waiting(queue) + 1)
+
     def rules(self, queue: str) -> QueueRules:
         return self._queue(queue).rules
 

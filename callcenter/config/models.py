@@ -1251,9 +1251,37 @@ class BranchCase(_Model):
         description="This switch (under ivr.switches) is on: ops flip it with `callcenter "
         "switch on NAME` (a storm, an outage, an early close).",
     )
+    queue: _Ref | None = Field(
+        default=None,
+        description="A queue (under `queues`) whose state now the tests below look at, "
+        "before the caller joins it: offer a callback or voicemail when it is busy.",
+    )
+    waiting_over: int | None = Field(
+        default=None, ge=0, description="More than this many callers wait in `queue` now."
+    )
+    wait_over: _Seconds | None = Field(
+        default=None,
+        description="A caller joining `queue` now would wait longer than this many seconds: "
+        "the estimate announce_holdtime gives (callers ahead per agent staffed x the recent "
+        "handle time), or forever when nobody staffs it. Unknown (no call handled yet): "
+        "does not hold.",
+    )
+    agents_free: bool | None = Field(
+        default=None,
+        description="true: an agent of `queue` is free for a caller now; false: none is.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> BranchCase:
+        looks = [self.waiting_over, self.wait_over, self.agents_free]
+        if self.queue is None and any(t is not None for t in looks):
+            raise PydanticCustomError(
+                "branch_case", "waiting_over, wait_over and agents_free need `queue:`"
+            )
+        if self.queue is not None and all(t is None for t in looks):
+            raise PydanticCustomError(
+                "branch_case", "`queue:` needs a test: waiting_over, wait_over or agents_free"
+            )
         tests = [self.equals, self.one_of, self.matches, self.present]
         if self.variable is None and any(t is not None for t in tests):
             raise PydanticCustomError(
@@ -1265,12 +1293,12 @@ class BranchCase(_Model):
                 "`variable:` needs a test: equals, one_of, matches or present",
             )
         conditions = [self.variable, self.caller, self.caller_list, self.dialed]
-        conditions += [self.days, self.hours, self.dates, self.switch]
+        conditions += [self.days, self.hours, self.dates, self.switch, self.queue]
         if all(c is None for c in conditions):
             raise PydanticCustomError(
                 "branch_case",
                 "a case needs a condition: variable, caller, caller_list, dialed, days, hours, "
-                "dates or switch",
+                "dates, switch or queue",
             )
         return self
 
@@ -2806,6 +2834,15 @@ def _node_reference_problems(
                     (*here, "cases", i, "switch"),
                     _unknown("switch", flipped, switches or {}, "ivr.switches"),
                 )
+            )
+        looked = case.get("queue") if isinstance(case, Mapping) else None
+        if (
+            isinstance(looked, str)
+            and queues is not None
+            and looked not in {str(k) for k in queues}
+        ):
+            out.append(
+                Problem((*here, "cases", i, "queue"), _unknown("queue", looked, queues, "queues"))
             )
     return out
 

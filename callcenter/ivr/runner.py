@@ -149,6 +149,24 @@ def _ignore(_event: object) -> None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class QueueLook:
+    """A queue's state as a branch case sees it (``queue:`` and its tests)."""
+
+    waiting: int = 0
+    """Callers waiting in it."""
+    free: int = 0
+    """Agents free for a new caller now."""
+    staffed: int = 0
+    """Members logged in and not paused."""
+    expected_wait: float | None = None
+    """Estimated seconds a caller joining now would wait (None: nothing to go on)."""
+
+
+def _nothing_known(_queue: str) -> QueueLook:
+    return QueueLook()
+
+
 class FlowRunner:
     """Walks one call through the flows of ``config`` (a snapshot the call keeps).
 
@@ -167,10 +185,13 @@ class FlowRunner:
         fetch: Fetcher = fetch_json,
         voicemail_root: Path | None = None,
         switches: Mapping[str, bool] | None = None,
+        queue_look: Callable[[str], QueueLook] = _nothing_known,
     ) -> None:
         self.call = call
         self.switches: Mapping[str, bool] = switches if switches is not None else {}
         """Which of ``ivr.switches`` are on now (a branch case's ``switch``)."""
+        self.queue_look = queue_look
+        """A queue's state now (a branch case's ``queue:``); default: nothing known."""
         self.config = config
         self.ivr = config.ivr
         self.on_event = on_event
@@ -535,6 +556,11 @@ class FlowRunner:
             if not self.switches.get(case.switch, False):
                 return None
             reasons.append(f"switch {case.switch} on")
+        if case.queue is not None:
+            seen = _queue_holds(case, self.queue_look(case.queue))
+            if seen is None:
+                return None
+            reasons.append(seen)
         return ", ".join(reasons)
 
     def _schedule(self, node: ScheduleNode) -> _Step:
@@ -724,6 +750,23 @@ class FlowRunner:
                 await self.call.play([node.invalid_prompt])
         self._decide(f"no number confirmed: go to {node.default}")
         return _Go(node.default)
+
+
+def _queue_holds(case: BranchCase, look: QueueLook) -> str | None:
+    """Why ``case``'s tests of its queue hold on ``look``, or None when one does not."""
+    said = [f"queue {case.queue}: {look.waiting} waiting, {look.free} agent(s) free"]
+    if case.waiting_over is not None and look.waiting <= case.waiting_over:
+        return None
+    if case.wait_over is not None:
+        if look.staffed == 0:
+            said.append("nobody staffs it")
+        elif look.expected_wait is not None and look.expected_wait > case.wait_over:
+            said.append(f"about {round(look.expected_wait)}s to wait")
+        else:
+            return None
+    if case.agents_free is not None and (look.free > 0) != case.agents_free:
+        return None
+    return ", ".join(said)
 
 
 def _strip(digits: str, terminator: str) -> str:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import tempfile
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ from callcenter.events import (
     VoicemailLeft,
 )
 from callcenter.ivr.lookup import LookupFailed, LookupRequest
+from callcenter.ivr.runner import QueueLook
 from callcenter.ivr.trace import (
     CallbackTaken,
     Decision,
@@ -164,6 +165,30 @@ class _Printer:
             self.detail(f"callback request: {event.number} by queue {event.queue}")
 
 
+def parse_queue_state(text: str) -> tuple[str, QueueLook]:
+    """``sales:waiting=12,free=0,wait=300,staffed=2`` (``--queue-state``): a queue and the
+    state branch cases see of it (missing: 0 waiting, 0 free, 1 staffed, nothing to
+    estimate). ValueError saying what was expected otherwise."""
+    queue, _, spec = text.partition(":")
+    if not queue or not spec:
+        raise ValueError(f"--queue-state {text!r}: give QUEUE:waiting=N,free=N,wait=S,staffed=N")
+    values: dict[str, float] = {}
+    for item in spec.split(","):
+        key, _, value = item.partition("=")
+        if key not in ("waiting", "free", "wait", "staffed"):
+            raise ValueError(f"--queue-state {text!r}: no {key!r} (waiting, free, wait, staffed)")
+        try:
+            values[key] = float(value)
+        except ValueError:
+            raise ValueError(f"--queue-state {text!r}: {key} takes a number") from None
+    return queue, QueueLook(
+        waiting=int(values.get("waiting", 0)),
+        free=int(values.get("free", 0)),
+        staffed=int(values.get("staffed", 1)),
+        expected_wait=values.get("wait"),
+    )
+
+
 async def simulate(
     config: CallCenterConfig,
     *,
@@ -178,12 +203,14 @@ async def simulate(
     prompt_seconds: float = 0.02,
     limit: float = 600.0,
     switches: Collection[str] = (),
+    queues: Mapping[str, QueueLook] | None = None,
 ) -> SimulationResult:
     """Run one simulated call of ``caller_num`` dialling ``dialed`` through ``flow``.
 
     ``at`` fixes "now" for schedules and time branches (naive: wall-clock time in each
     schedule's own zone). ``http=False`` sends every lookup down its fallback branch.
-    ``switches``: the ``ivr.switches`` that are on for the call.
+    ``switches``: the ``ivr.switches`` that are on for the call. ``queues``: the state
+    branch cases see of these queues (the others: as the simulated centre has them).
     """
     result = SimulationResult()
     if flow not in config.flows:
@@ -202,7 +229,11 @@ async def simulate(
                 update={"pbx": sim_config.pbx.model_copy(update={"ami": ami})}
             ).with_source(config.source)
             daemon = Daemon(sim_config, resume=False)
-            daemon.switchboard.switches.update(dict.fromkeys(switches, True))
+            board = daemon.switchboard
+            board.switches.update(dict.fromkeys(switches, True))
+            if queues:
+                seen = board.look_at_queue
+                board.queue_look = lambda name: queues[name] if name in queues else seen(name)
             await _run(
                 daemon,
                 pbx,
