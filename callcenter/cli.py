@@ -308,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     callback.add_argument("--queue", default=None, help="request: the queue it waits in")
     callback.add_argument("--priority", type=int, default=0, help="request: its priority there")
     callback.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="request: a variable the callback call gets (the agent's screen, the CDR); "
+        "again for more",
+    )
+    callback.add_argument(
         "--at",
         default=None,
         help="request: not now but at this time (2026-12-07T10:00, in the call centre's time "
@@ -602,7 +610,10 @@ def _main(argv: Sequence[str] | None) -> int:
             "queue": args.queue,
             "priority": args.priority,
             "at": args.at,
+            "data": dict(item.partition("=")[::2] for item in args.data),
         }
+        if any("=" not in item for item in args.data):
+            parser.error("--data takes NAME=VALUE, such as --data topic=invoice")
         return _api_call(args.api, "POST", "/callbacks", wanted)
     if command == "switch":
         if args.action == "list":

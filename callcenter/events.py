@@ -444,6 +444,9 @@ class QueueCallbackRequested(CallEvent):
     priority: int = 0
     skills: tuple[str, ...] = ()
     due: datetime | None = None
+    data: dict[str, str] = field(default_factory=dict)
+    """What the agent's screen and the callback call's CDR get as variables: the IVR
+    variables of the call that asked (a caller's account number), or what a web form sent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

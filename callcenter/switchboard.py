@@ -329,6 +329,8 @@ class _KeptPlace:
     worker: asyncio.Task[Any] | None
     lead: LeadCall | None = None
     """Set when the place is a campaign's dial, not a caller's."""
+    data: tuple[tuple[str, str], ...] = ()
+    """Variables the callback call gets (the asking call's IVR variables, a web form's)."""
 
 
 @dataclass(slots=True)
@@ -340,6 +342,7 @@ class _ScheduledCallback:
     priority: int
     due: datetime
     task: asyncio.Task[None]
+    data: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -1599,16 +1602,24 @@ class Switchboard:
         """The caller hangs up and keeps their place: a background task calls them back
         when an agent is reserved for them. Returns who ended the call (us)."""
         qcfg = config.queues[entry.queue]
-        self._request_callback(entry, call.info.caller_num, joined, config)
+        asking = self.active.get(call.info.call_id)
+        data = tuple(asking.variables.items()) if asking is not None else ()
+        self._request_callback(entry, call.info.caller_num, joined, config, data)
         await call.stop_hold_music()
         await call.play([dest.prompt or qcfg.callback_prompt])
         return "system"
 
     def _request_callback(
-        self, entry: QueueEntry, number: str, joined: float, config: CallCenterConfig
+        self,
+        entry: QueueEntry,
+        number: str,
+        joined: float,
+        config: CallCenterConfig,
+        data: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """``entry`` (its caller gone) keeps its place and a background task calls
-        ``number`` back when an agent is reserved for it."""
+        ``number`` back when an agent is reserved for it; its call gets ``data`` as
+        variables."""
         entry.callback = number
         position = self.router.position(entry)
         self.bus.publish(
@@ -1619,17 +1630,28 @@ class Switchboard:
                 position=position,
                 priority=entry.priority,
                 skills=tuple(sorted(entry.skills)),
+                data=dict(data),
             )
         )
         log.info("callback_requested", call_id=entry.call_id, queue=entry.queue, position=position)
-        worker = self._callback_worker(entry, number, joined, config, requested=time.monotonic())
+        worker = self._callback_worker(
+            entry, number, joined, config, requested=time.monotonic(), data=data
+        )
         task = self.in_background(worker, f"callback-{entry.call_id}")
         # Known at once (the worker registers itself once it runs): a request made right
         # after, or a cancel, finds it.
-        self._kept_places.setdefault(entry.call_id, _KeptPlace(entry, number, joined, config, task))
+        self._kept_places.setdefault(
+            entry.call_id, _KeptPlace(entry, number, joined, config, task, data=data)
+        )
 
     def request_callback(
-        self, number: str, queue: str, *, priority: int = 0, at: datetime | None = None
+        self,
+        number: str,
+        queue: str,
+        *,
+        priority: int = 0,
+        at: datetime | None = None,
+        data: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Call ``number`` back through ``queue`` (a callback asked for on a web page or in
         an app): it takes its place in the queue now (or at ``at``, a later time), as a
@@ -1637,7 +1659,8 @@ class Switchboard:
         it; kept across restarts like theirs. Asking again while it waits gives the waiting
         request back (``new`` False). Raises UnknownQueue, DestinationNotAllowed
         (callbacks not set up, or a number acd.callback_allow does not list) or
-        EngineError (draining, queue full, a time more than a year ahead)."""
+        EngineError (draining, queue full, a time more than a year ahead). ``data``: the
+        variables its call gets (a name, a topic: the agent's screen shows them)."""
         config = self.config
         qcfg = config.queues.get(queue)
         if qcfg is None:
@@ -1652,6 +1675,7 @@ class Switchboard:
         if self.draining:
             raise EngineError("the call centre is draining: no new callbacks now")
         origin = f"{WEB_CALLBACK_PREFIX}{secrets.token_hex(8)}"
+        given = tuple((data or {}).items())
         now = datetime.now(UTC)
         if at is not None and at > now:
             if at - now > MAX_SCHEDULE_AHEAD:
@@ -1664,19 +1688,27 @@ class Switchboard:
                     position=0,
                     priority=priority,
                     due=at,
+                    data=dict(given),
                 )
             )
-            self._schedule_callback(origin, queue, number, priority, at)
+            self._schedule_callback(origin, queue, number, priority, at, data=given)
         else:
             if qcfg.max_length and self.router.waiting(queue) >= qcfg.max_length:
                 raise EngineError(f"queue {queue} is full ({qcfg.max_length} waiting)")
             entry = self.router.enqueue(queue, origin, priority=priority)
-            self._request_callback(entry, number, time.monotonic(), config)
+            self._request_callback(entry, number, time.monotonic(), config, given)
         view = next(v for v in self.waiting_callbacks() if v["call_id"] == origin)
         return {**view, "new": True}
 
     def _schedule_callback(
-        self, origin: str, queue: str, number: str, priority: int, due: datetime
+        self,
+        origin: str,
+        queue: str,
+        number: str,
+        priority: int,
+        due: datetime,
+        *,
+        data: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """At ``due``, request ``origin`` joins ``queue`` as a callback request."""
 
@@ -1688,10 +1720,10 @@ class Switchboard:
                 log.warning("scheduled_callback_no_queue", call_id=origin, queue=queue)
                 return
             entry = self.router.enqueue(queue, origin, priority=priority)
-            self._request_callback(entry, number, time.monotonic(), config)
+            self._request_callback(entry, number, time.monotonic(), config, data)
 
         task = self.in_background(when_due(), f"callback-due-{origin}")
-        self._scheduled[origin] = _ScheduledCallback(queue, number, priority, due, task)
+        self._scheduled[origin] = _ScheduledCallback(queue, number, priority, due, task, data)
         log.info("callback_scheduled", call_id=origin, queue=queue, due=due.isoformat())
 
     def waiting_callbacks(self) -> list[dict[str, Any]]:
@@ -1712,6 +1744,7 @@ class Switchboard:
                     "priority": entry.priority,
                     "dialling": self._dialling(kept),
                     "due": None,
+                    "data": dict(kept.data),
                 }
             )
         out.sort(key=lambda c: (c["queue"], c["position"]))
@@ -1724,6 +1757,7 @@ class Switchboard:
                 "priority": scheduled.priority,
                 "dialling": False,
                 "due": scheduled.due.isoformat(),
+                "data": dict(scheduled.data),
             }
             for origin, scheduled in sorted(self._scheduled.items(), key=lambda i: i[1].due)
         ]
@@ -1839,6 +1873,7 @@ class Switchboard:
                     request.number,
                     request.priority,
                     request.requested,
+                    data=request.data,
                 )
                 restored += 1
                 continue
@@ -1870,7 +1905,13 @@ class Switchboard:
             # An attempt the stop interrupted did not fail: at least one more is made.
             made = min(request.attempts, qcfg.callback_attempts - 1)
             worker = self._callback_worker(
-                entry, request.number, joined, config, requested=joined, attempts_made=made
+                entry,
+                request.number,
+                joined,
+                config,
+                requested=joined,
+                attempts_made=made,
+                data=request.data,
             )
             self.in_background(worker, f"callback-{entry.call_id}")
             restored += 1
@@ -1892,15 +1933,16 @@ class Switchboard:
         *,
         requested: float,
         attempts_made: int = 0,
+        data: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Wait for the caller's turn, then call them back; retry on no answer. A request
         whose turn has not come ``callback_max_age`` after it was made (``requested``, on
-        the monotonic clock) is given up."""
+        the monotonic clock) is given up. Its call gets ``data`` as variables."""
         qcfg = config.queues[entry.queue]
         origin = entry.call_id
         clog = log.bind(call_id=origin, queue=entry.queue)
         expires = requested + qcfg.callback_max_age
-        kept = _KeptPlace(entry, number, joined, config, asyncio.current_task())
+        kept = _KeptPlace(entry, number, joined, config, asyncio.current_task(), data=data)
         self._kept_places[origin] = kept
         try:
             attempt = attempts_made + 1
@@ -2124,6 +2166,17 @@ class Switchboard:
                     original_call_id=original,
                 )
             )
+            for name, value in place.data:
+                active.variables[name] = value
+                self.bus.publish(
+                    IvrVariableSet(
+                        call_id=info.call_id,
+                        flow="callback",
+                        node=original,
+                        name=name,
+                        value=value,
+                    )
+                )
         else:
             self._lead_on_the_line(active, queue_name, lead, number)
         log.info("callback_answered", call_id=info.call_id, origin=original, queue=queue_name)

@@ -7,6 +7,7 @@ inbound, ESL outbound socket)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -879,6 +880,9 @@ async def test_callback_keeps_the_callers_place_and_connects_them_to_the_agent(
     tmp_path: Path,
 ) -> None:
     config = setup({"exit_keys": {"2": "callback"}, "strategy": "linear"}, extra=CALLBACKS)
+    nodes = config["flows"]["direct"]["nodes"]
+    nodes["route"]["default"] = "account"
+    nodes["account"] = {"kind": "set", "variables": {"account": "4711"}, "next": "q"}
     async with scene(tmp_path, config) as s:
         home = s.center.add_phone("PJSIP/5551234", answer_after=0.05)
         alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
@@ -903,6 +907,8 @@ async def test_callback_keeps_the_callers_place_and_connects_them_to_the_agent(
     assert s.of(AgentConnected)[0].call_id == answered.call_id
     assert row["queue"] == "acd" and row["agent"] == "1001"
     assert device_of(row["channel"]) == "5551234"
+    assert requested.data == {"account": "4711"}
+    assert json.loads(row["ivr_variables"]) == {"account": "4711"}, "what the caller keyed"
 
 
 async def test_a_callback_asked_for_on_the_web_waits_its_turn_and_is_put_through(
@@ -916,7 +922,7 @@ async def test_a_callback_asked_for_on_the_web_waits_its_turn_and_is_put_through
         s.router.pause("1001", "break")
         earlier = await s.call("5550002")
         await earlier.wait_moh(timeout=5)
-        web = {"number": "5551234", "queue": "acd"}
+        web = {"number": "5551234", "queue": "acd", "data": {"topic": "invoice 1234"}}
         status, asked = await s.center.api("POST", "/callbacks", web)
         again = await s.center.api("POST", "/callbacks", web)
         refused = await s.center.api("POST", "/callbacks", {**web, "number": "08001234"})
@@ -938,6 +944,7 @@ async def test_a_callback_asked_for_on_the_web_waits_its_turn_and_is_put_through
     assert s.answered() == ["1001", "1001"], "the caller first, then the callback"
     assert (row["queue"], row["agent"]) == ("acd", "1001")
     assert device_of(row["channel"]) == "5551234"
+    assert json.loads(row["ivr_variables"]) == {"topic": "invoice 1234"}
 
 
 async def test_a_drain_puts_the_waiting_caller_through_and_leaves_the_callback_to_the_next(

@@ -108,7 +108,9 @@ async def test_a_callback_asked_for_later_joins_the_queue_then_even_across_a_res
         soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
         later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
         _, due_soon = await center.api(
-            "POST", "/callbacks", {"number": "5551234", "queue": "sales", "at": soon}
+            "POST",
+            "/callbacks",
+            {"number": "5551234", "queue": "sales", "at": soon, "data": {"topic": "invoice"}},
         )
         _, due_later = await center.api(
             "POST", "/callbacks", {"number": "5555678", "queue": "sales", "at": later}
@@ -137,9 +139,28 @@ async def test_a_callback_asked_for_later_joins_the_queue_then_even_across_a_res
         (due_soon["call_id"], None),
         (due_later["call_id"], None),
     ], "a restart keeps both for their time"
+    assert joined["callbacks"][0]["data"] == {"topic": "invoice"}, "kept across the restart"
     assert [(c["call_id"], c["position"], c["due"]) for c in joined["callbacks"]] == [
         (due_soon["call_id"], 1, None),
         (due_later["call_id"], None, due_later["due"]),
     ], "the first one's time came: it waits in the queue"
     assert cancelled[0] == 200
     assert rows == {due_soon["call_id"]: "waiting", due_later["call_id"]: "cancelled"}
+
+
+async def test_what_a_callback_request_brings_for_the_agents_screen_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path, config=CALLBACKS) as center:
+        ask = {"number": "5551234", "queue": "sales"}
+        not_object = await center.api("POST", "/callbacks", {**ask, "data": ["x"]})
+        bad_name = await center.api("POST", "/callbacks", {**ask, "data": {"1x": "y"}})
+        too_long = await center.api("POST", "/callbacks", {**ask, "data": {"x": "y" * 201}})
+        url = f"http://127.0.0.1:{center.daemon.api.port}"
+        argv = ["callback", "request", "5551234", "--queue", "sales", "--api", url]
+        code = await asyncio.to_thread(cli_main, [*argv, "--data", "topic=invoice 1234"])
+        printed = capsys.readouterr().out
+        shown = json.loads(printed[printed.index("{\n") :])
+    assert not_object[0] == bad_name[0] == too_long[0] == 400
+    assert "no variable name" in bad_name[1]["error"]
+    assert code == 0 and shown["data"] == {"topic": "invoice 1234"}

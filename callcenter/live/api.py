@@ -67,7 +67,8 @@ Routes (all JSON)::
     POST /campaigns/{id}/pause            {}: no new dial (those waiting for an agent are
     POST /campaigns/{id}/resume           withdrawn; a lead's phone that rings goes on)
     POST /callbacks                       {"number": "0612345678", "queue": "sales",
-                                          "priority": 0, "at": null}: call that number back
+                                          "priority": 0, "at": null, "data": {"topic":
+                                          "invoice 1234"}}: call that number back
                                           through the queue (a web callback request): it
                                           keeps a place there now (or from "at",
                                           "2026-12-07T10:00", ivr.timezone unless it says
@@ -75,7 +76,9 @@ Routes (all JSON)::
                                           "due": null, "new": true}; asking again while it
                                           waits gives the same request (new false). 403: a
                                           number acd.callback_allow does not list; 409:
-                                          draining or the queue full
+                                          draining or the queue full. "data": variables
+                                          the callback call gets (the agent's screen,
+                                          the CDR's ivr_variables)
     GET  /callbacks                       {"callbacks": [{"call_id", "queue", "number",
                                           "position", "priority", "dialling", "due"}]}:
                                           every callback request waiting (web, key, timed),
@@ -680,8 +683,11 @@ class ControlAPI:
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise HTTPError(400, '"priority" is a whole number: {"priority": 5}')
         at = _callback_time(body.get("at"), self.switchboard.config.ivr.timezone)
+        data = _callback_data(body.get("data"))
         try:
-            return self.switchboard.request_callback(number, queue, priority=priority, at=at)
+            return self.switchboard.request_callback(
+                number, queue, priority=priority, at=at, data=data
+            )
         except UnknownQueue as exc:
             raise HTTPError(404, str(exc)) from None
         except DestinationNotAllowed as exc:
@@ -768,6 +774,28 @@ class ControlAPI:
         except CallCenterError as exc:
             raise HTTPError(409, str(exc)) from None
         return {"supervisor": supervisor_id, "monitoring": shown}
+
+
+_DATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+MAX_CALLBACK_DATA = 20
+"""Most variables a callback request may bring (``POST /callbacks`` ``data``)."""
+
+
+def _callback_data(value: object) -> dict[str, str]:
+    """A callback request's ``data``: up to 20 names (letters, digits, ``_``) with text
+    values of up to 200 characters, for the agent's screen and the CDR."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_CALLBACK_DATA:
+        raise HTTPError(
+            400, f'data: an object of up to {MAX_CALLBACK_DATA} names: {{"topic": ...}}'
+        )
+    for name, text in value.items():
+        if not _DATA_NAME.fullmatch(name):
+            raise HTTPError(400, f"data: {name!r} is no variable name (letters, digits, _)")
+        if not isinstance(text, str) or len(text) > 200:
+            raise HTTPError(400, f"data: {name!r} takes text of up to 200 characters")
+    return dict(value)
 
 
 def _callback_time(value: object, zone: str) -> datetime | None:

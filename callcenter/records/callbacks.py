@@ -62,6 +62,8 @@ class QueueCallback:
     status: CallbackStatus = "waiting"
     attempts: int = 0
     updated: datetime | None = None
+    data: tuple[tuple[str, str], ...] = ()
+    """Variables the callback call gets (see ``QueueCallbackRequested.data``)."""
 
 
 class QueueCallbackStore(Protocol):
@@ -104,6 +106,7 @@ class QueueCallbackRecorder:
             priority=event.priority,
             skills=event.skills,
             updated=event.at,
+            data=tuple(event.data.items()),
         )
         self._submit(event.call_id, functools.partial(self.store.write_queue_callback, request))
 

@@ -42,7 +42,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   order written), key (unique), time, callid, queuename, agent, event, data1..data5;
 * ``queue_callbacks``: callers keeping their place in a queue to be called back: call_id,
   queue, number, priority, skills, requested, status (``waiting``, ``answered``,
-  ``failed``, ``expired``), attempts, updated (see :mod:`callcenter.records.callbacks`);
+  ``failed``, ``expired``, ``cancelled``), attempts, updated, data (JSON: the variables the
+  callback call gets) (see :mod:`callcenter.records.callbacks`);
 * ``campaign_leads``: where each lead of each outbound campaign stands: campaign, lead,
   number, status (``dialing``, ``retry``, ``answered``, ``failed``, ``skipped``), attempts,
   result, call_id, retry_at, updated, dropped_at (see :mod:`callcenter.records.campaigns`);
@@ -248,7 +249,8 @@ CREATE TABLE IF NOT EXISTS queue_callbacks (
     "requested" TEXT NOT NULL,
     "status" TEXT NOT NULL DEFAULT 'waiting',
     "attempts" INTEGER NOT NULL DEFAULT 0,
-    "updated" TEXT NOT NULL
+    "updated" TEXT NOT NULL,
+    "data" TEXT NOT NULL DEFAULT '{{}}'
 );
 CREATE INDEX IF NOT EXISTS queue_callbacks_status ON queue_callbacks ("status", "requested");
 CREATE TABLE IF NOT EXISTS campaign_leads (
@@ -318,6 +320,7 @@ QUEUE_CALLBACK_COLUMNS = (
     "status",
     "attempts",
     "updated",
+    "data",
 )
 CAMPAIGN_LEAD_COLUMNS = (
     "campaign",
@@ -340,6 +343,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("agent_presence", "owed_lead", "TEXT NOT NULL DEFAULT ''"),
     ("agent_presence", "device", "TEXT NOT NULL DEFAULT ''"),
     ("queue_members", "paused", "TEXT"),
+    ("queue_callbacks", "data", "TEXT NOT NULL DEFAULT '{}'"),
 )
 """(table, column, type) added to a table other than cdr since its first version: a
 database made before gets them at its next opening."""
@@ -951,6 +955,7 @@ class RecordStore(abc.ABC):
             request.status,
             request.attempts,
             _iso(request.updated or request.requested),
+            json.dumps(dict(request.data), ensure_ascii=False),
         )
         what = f"callback request of {request.call_id}"
         return self._write(what, self._sql.insert_queue_callback, params)
@@ -1262,6 +1267,7 @@ class RecordStore(abc.ABC):
                 status=row["status"],
                 attempts=int(row["attempts"]),
                 updated=datetime.fromisoformat(row["updated"]),
+                data=tuple(json.loads(row["data"] or "{}").items()),
             )
             for row in rows
         ]
