@@ -380,8 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--surveys",
         action="store_true",
-        help="what callers answered in post-call surveys (the newest --last): agent, "
-        "queue, score, answers, as CSV (--json: one object per line)",
+        help="what callers answered in post-call surveys (the newest --last, or those that "
+        "ended from --since to --until): agent, queue, score, answers, as CSV (--json: one "
+        "object per line)",
     )
     report.add_argument(
         "--queues",
@@ -502,8 +503,9 @@ def _main(argv: Sequence[str] | None) -> int:
             ("--csv", args.csv, False),
         ]
         other = any(chosen)
+        ranged = range_flags[3:] if args.surveys else range_flags
         wrong = [f for f, value, default in figure_flags if value != default and not summary]
-        wrong += [f for f, value, default in range_flags if value != default and other]
+        wrong += [f for f, value, default in ranged if value != default and other]
         if wrong:
             parser.error(
                 f"{', '.join(wrong)} go(es) with --queues or --agents"
@@ -537,6 +539,9 @@ def _main(argv: Sequence[str] | None) -> int:
             follow=args.follow,
             campaign=args.campaign,
             surveys=args.surveys,
+            since=args.since,
+            until=args.until,
+            zone=args.tz,
         )
     if command == "status":
         render = None if args.json else format_status
@@ -896,12 +901,28 @@ def cmd_report(
     follow: bool = False,
     campaign: str | None = None,
     surveys: bool = False,
+    since: str | None = None,
+    until: str | None = None,
+    zone: str | None = None,
 ) -> int:
     """``report --queue-log | --campaign ID | --dispositions | --surveys`` (the CDRs:
-    :func:`cmd_cdr_export`, the figures: :func:`cmd_summary`)."""
+    :func:`cmd_cdr_export`, the figures: :func:`cmd_summary`); ``since`` / ``until`` /
+    ``zone``: the surveys that ended within (as people type times, see ``parse_when``)."""
+    from callcenter.records.summary import parse_when
+
     config = _report_config(path)
     if config is None:
         return EXIT_CONFIG
+    stretch: tuple[datetime, datetime] | None = None
+    if since is not None or until is not None:
+        tz = _report_zone(zone or config.ivr.timezone)
+        if tz is None:
+            return EXIT_CONFIG
+        try:
+            stretch = (parse_when(since or "today", tz), parse_when(until or "now", tz))
+        except ValueError as exc:
+            print(f"report: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     store = _report_store(config, rescued=True)
     if isinstance(store, int):
         return store
@@ -911,7 +932,7 @@ def cmd_report(
         if campaign is not None:
             return _print_campaign(store, campaign, known=list(config.campaigns), as_json=as_json)
         if surveys:
-            return _print_surveys(store, last, as_json=as_json)
+            return _print_surveys(store, last, as_json=as_json, stretch=stretch)
         return _print_dispositions(store, last, as_json=as_json)
     except RecordError as exc:
         print(exc, file=sys.stderr)
@@ -1164,10 +1185,21 @@ def _print_dispositions(store: RecordStore, last: int, *, as_json: bool) -> int:
     return EXIT_OK
 
 
-def _print_surveys(store: RecordStore, last: int, *, as_json: bool) -> int:
-    """The newest ``last`` surveys, oldest first, as CSV (answers as one JSON object) or
-    JSON lines."""
+def _print_surveys(
+    store: RecordStore,
+    last: int,
+    *,
+    as_json: bool,
+    stretch: tuple[datetime, datetime] | None = None,
+) -> int:
+    """The newest ``last`` surveys (or every one that ended within ``stretch``), oldest
+    first, as CSV (answers as one JSON object) or JSON lines."""
     import csv
+
+    if stretch is None:
+        found = store.fetch_surveys(last=last)
+    else:
+        found = store.fetch_surveys_between(*stretch)
 
     rows: list[dict[str, Any]] = [
         {
@@ -1182,7 +1214,7 @@ def _print_surveys(store: RecordStore, last: int, *, as_json: bool) -> int:
             "seconds": r.seconds,
             "answers": dict(r.answers),
         }
-        for r in store.fetch_surveys(last=last)
+        for r in found
     ]
     if as_json:
         for row in rows:

@@ -526,6 +526,10 @@ def test_report_surveys_lists_what_each_caller_answered(
         ("c2", 2, {"rating": "2"}),
         ("c6", None, {}),
     ]
+    stretch = ["--since", "2026-12-01 09:05", "--until", "2026-12-01 10:00"]
+    assert cli_main(["report", str(config), "--surveys", *stretch, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["call_id"] for r in rows] == ["c2"], "those that ended in the stretch (Berlin)"
 
 
 @pytest.mark.parametrize(
