@@ -156,11 +156,15 @@ async def test_what_a_callback_request_brings_for_the_agents_screen_is_checked(
         not_object = await center.api("POST", "/callbacks", {**ask, "data": ["x"]})
         bad_name = await center.api("POST", "/callbacks", {**ask, "data": {"1x": "y"}})
         too_long = await center.api("POST", "/callbacks", {**ask, "data": {"x": "y" * 201}})
+        spaced = await center.api("POST", "/callbacks", {**ask, "number": "555 98-76"})
+        letters = await center.api("POST", "/callbacks", {**ask, "number": "call me"})
         url = f"http://127.0.0.1:{center.daemon.api.port}"
         argv = ["callback", "request", "5551234", "--queue", "sales", "--api", url]
         code = await asyncio.to_thread(cli_main, [*argv, "--data", "topic=invoice 1234"])
         printed = capsys.readouterr().out
         shown = json.loads(printed[printed.index("{\n") :])
     assert not_object[0] == bad_name[0] == too_long[0] == 400
+    assert spaced == (200, {**spaced[1], "number": "5559876"}), "as typed into a web form"
+    assert letters[0] == 400 and "is no phone number" in letters[1]["error"]
     assert "no variable name" in bad_name[1]["error"]
     assert code == 0 and shown["data"] == {"topic": "invoice 1234"}

@@ -678,6 +678,10 @@ class ControlAPI:
         priority = body.get("priority", 0)
         if not isinstance(number, str) or not number:
             raise HTTPError(400, 'say which number to call back: {"number": "0612345678"}')
+        # As people type them into a web form: "+49 30 1234-567", "(061) 234.56.78".
+        number = _NUMBER_SPACING.sub("", number)
+        if not _PHONE_NUMBER.fullmatch(number):
+            raise HTTPError(400, f"{body['number']!r} is no phone number: digits, + first")
         if not isinstance(queue, str) or not queue:
             raise HTTPError(400, 'say through which queue: {"queue": "sales"}')
         if not isinstance(priority, int) or isinstance(priority, bool):
@@ -776,6 +780,8 @@ class ControlAPI:
         return {"supervisor": supervisor_id, "monitoring": shown}
 
 
+_NUMBER_SPACING = re.compile(r"[\s\-./()]")
+_PHONE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 _DATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 MAX_CALLBACK_DATA = 20
 """Most variables a callback request may bring (``POST /callbacks`` ``data``)."""
