@@ -14,6 +14,7 @@
     callcenter campaign ACTION [ID]         list | pause | resume
     callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
     callcenter callback ACTION [NUMBER|ID]  request NUMBER --queue Q | list | cancel ID
+    callcenter numbers ACTION [LIST NUMBER] list | add | remove (ivr.number_lists, at runtime)
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call;
                                               stop; takeover
     callcenter status [--json]              agents, queues and calls of the running daemon
@@ -290,6 +291,21 @@ def build_parser() -> argparse.ArgumentParser:
     switch.add_argument("action", choices=["list", "on", "off"])
     switch.add_argument("name", nargs="?", default=None, help="the switch (not for list)")
     switch.add_argument(
+        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
+    )
+
+    numbers = sub.add_parser(
+        "numbers",
+        help="the IVR's number lists (ivr.number_lists): list them, add or remove a number",
+        description="A number added to a list (a nuisance caller on `blocked`, a new VIP) "
+        "counts for the flows' caller_list cases from the next call on, and stays across "
+        "reloads and restarts until removed. Exact numbers, or Asterisk patterns such as "
+        "_0900X.",
+    )
+    numbers.add_argument("action", choices=["list", "add", "remove"])
+    numbers.add_argument("name", nargs="?", default=None, help="the list (not for list)")
+    numbers.add_argument("number", nargs="?", default=None, help="the number or pattern")
+    numbers.add_argument(
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
 
@@ -597,6 +613,22 @@ def _main(argv: Sequence[str] | None) -> int:
             body.update({"code": args.code, "note": args.note, "at": args.at})
         agent = urllib.parse.quote(args.agent, safe="")
         return _api_call(args.api, "POST", f"/agents/{agent}/{args.action}", body)
+    if command == "numbers":
+        if args.action == "list":
+            if args.name is not None:
+                parser.error("numbers list takes no list or number")
+            return _api_call(
+                args.api, "GET", "/numbers", None, render=lambda b: format_number_lists(b["lists"])
+            )
+        if args.name is None or args.number is None:
+            parser.error(
+                f"numbers {args.action} needs the list and the number: e.g. "
+                f"{args.action} blocked 0612345678"
+            )
+        which = urllib.parse.quote(args.name, safe="")
+        return _api_call(
+            args.api, "POST", f"/numbers/{which}/{args.action}", {"number": args.number}
+        )
     if command == "callback":
         if args.action == "list":
             if args.target is not None:
@@ -1594,6 +1626,19 @@ def cmd_drain(base: str, *, timeout: float | None, wait: bool) -> int:
         if _left(drain) != shown:
             shown = _left(drain)
             print(format_drain(drain), flush=True)
+
+
+def format_number_lists(lists: list[dict[str, Any]]) -> str:
+    """``callcenter numbers list``: each list, the config's numbers and those added."""
+    if not lists:
+        return "no number lists (ivr.number_lists)"
+    out = []
+    for found in lists:
+        out.append(f"{found['name']}: {len(found['config'])} in the config")
+        out.extend(f"  {number}" for number in found["config"])
+        for entry in found["added"]:
+            out.append(f"  {entry['number']}  added {entry['since']} ({entry['via']})")
+    return "\n".join(out)
 
 
 def format_switches(switches: list[dict[str, Any]]) -> str:

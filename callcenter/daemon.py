@@ -63,6 +63,7 @@ from callcenter.records.cdr import CdrRecorder
 from callcenter.records.dispositions import DispositionRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
 from callcenter.records.members import MemberRecorder
+from callcenter.records.number_lists import NumberListRecorder
 from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
 from callcenter.records.recordings import purge_recordings
 from callcenter.records.rescue import RecordRescue
@@ -276,6 +277,8 @@ class Daemon:
         self.bus.subscribe(self.dispositions.on_event, kinds=DispositionRecorder.kinds())
         self.surveys = SurveyRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.surveys.on_event, kinds=SurveyRecorder.kinds())
+        self.number_lists = NumberListRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(self.number_lists.on_event, kinds=NumberListRecorder.kinds())
         switches = SwitchRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(switches.on_event, kinds=SwitchRecorder.kinds())
         members = MemberRecorder(self.store, self.recorder.writer)
@@ -445,6 +448,7 @@ class Daemon:
             resumed = await self._resume_shifts() if self.resume else set()
             if self.resume:
                 await self._restore_switches()
+                await self._restore_number_lists()
                 await self._restore_abandoned_places()
             for agent_id, agent in self.config.agents.items():
                 if agent.logged_in and agent_id not in resumed:
@@ -657,6 +661,20 @@ class Daemon:
                 board.switches[state.name] = True
                 board.switch_changes[state.name] = (state.changed, state.via)
                 log.info("switch_restored", switch=state.name, since=state.changed.isoformat())
+
+    async def _restore_number_lists(self) -> None:
+        """Numbers ops put on the IVR's number lists stay there (lists the config still
+        has)."""
+        try:
+            entries = await self.recorder.writer.run(self.store.fetch_number_list_entries)
+        except RecordError as exc:
+            log.error("number_lists_not_restored", error=str(exc))
+            return
+        taken = self.switchboard.restore_list_additions(
+            [(e.number_list, e.number, e.added, e.via) for e in entries]
+        )
+        if entries:
+            log.info("number_lists_restored", restored=taken, ignored=len(entries) - taken)
 
     async def _restore_abandoned_places(self) -> None:
         """Callers who hung up waiting shortly before the start keep their place

@@ -23,6 +23,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── UnknownAgent
     │   ├── UnknownQueue
     │   ├── UnknownCallback
+    │   ├── UnknownNumberList
     │   ├── UnknownSupervisor
     │   ├── NotPermitted            the config does not let this person do that (a team)
     │   └── DestinationNotAllowed   a transfer/dial target that the config does not allow
@@ -151,6 +152,10 @@ class UnknownQueue(EngineError):
 
 class UnknownCallback(EngineError):
     """No callback request waits under that id."""
+
+
+class UnknownNumberList(EngineError):
+    """No IVR number list of that name is configured (``ivr.number_lists``)."""
 
 
 class UnknownSupervisor(EngineError):

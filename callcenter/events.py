@@ -681,6 +681,17 @@ class SwitchFlipped(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NumberListChanged(EngineEvent):
+    """``number`` was put on (``added``) or taken off the IVR number list ``number_list``
+    while the centre runs (``callcenter numbers add``; ``via``: cli, api)."""
+
+    number_list: str
+    number: str
+    added: bool
+    via: str = "cli"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DrainStarted(EngineEvent):
     """The daemon takes no new calls and stops once the ``calls`` in progress are over, or
     ``timeout`` seconds from now (:mod:`callcenter.drain`)."""

@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 import structlog
+from pydantic import TypeAdapter, ValidationError
 
 from callcenter.acd.agent import Agent
 from callcenter.acd.keypad import Keyed, Keypad
@@ -39,6 +40,7 @@ from callcenter.acd.rules import MemberChange, agent_rules, queue_rules, with_ch
 from callcenter.config.models import (
     AgentKeysConfig,
     CallCenterConfig,
+    NumberPattern,
     QueueConfig,
     QueueExit,
     SurveyConfig,
@@ -60,6 +62,7 @@ from callcenter.errors import (
     RecordError,
     UnknownAgent,
     UnknownCallback,
+    UnknownNumberList,
     UnknownQueue,
 )
 from callcenter.events import (
@@ -88,6 +91,7 @@ from callcenter.events import (
     EventBus,
     IvrStep,
     IvrVariableSet,
+    NumberListChanged,
     QueueAbandoned,
     QueueAnnounced,
     QueueCallbackAnswered,
@@ -269,6 +273,9 @@ _DIALABLE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
 """How far ahead a callback may be asked for."""
 
+_NUMBER_PATTERN: TypeAdapter[str] = TypeAdapter(NumberPattern)
+"""What a number ops put on an IVR number list must be (as the config's entries)."""
+
 WEB_CALLBACK_PREFIX = "web-"
 """Call id of a callback asked for through the API (``POST /callbacks``): no call came in."""
 
@@ -444,6 +451,10 @@ class Switchboard:
         """Calls sent to the failover because the daemon was draining (since the start)."""
         self.switches: dict[str, bool] = {}
         """``ivr.switches`` flipped on (flows' branch cases test them); see :meth:`flip`."""
+        self.list_additions: dict[str, dict[str, tuple[datetime, str]]] = {}
+        """Numbers added to ``ivr.number_lists`` while the centre runs: list -> number ->
+        (when, via); see :meth:`add_to_list`."""
+        self._merged_lists: tuple[object, Mapping[str, Sequence[str]]] | None = None
         self.queue_look: Callable[[str], QueueLook] = self.look_at_queue
         """A queue's state now, for the IVR's branch cases (``callcenter simulate`` sets
         its own)."""
@@ -1062,6 +1073,7 @@ class Switchboard:
             fetch=self.lookup_fetch,
             switches=self.switches,
             queue_look=self.queue_look,
+            number_lists=self.number_lists(config),
         )
         outcome = await runner.run(flow)
         if isinstance(outcome, Transferred):
@@ -1074,6 +1086,93 @@ class Switchboard:
             return ended_by
         active.skills = outcome.skills
         return await self._queue(call, active, config, outcome.queue, outcome.priority)
+
+    def number_lists(self, config: CallCenterConfig) -> Mapping[str, Sequence[str]]:
+        """``config``'s IVR number lists with the numbers added while the centre runs."""
+        lists = config.ivr.number_lists
+        if not self.list_additions:
+            return lists
+        merged = self._merged_lists
+        if merged is None or merged[0] is not lists:
+            added = self.list_additions
+            view = {name: (*numbers, *added.get(name, ())) for name, numbers in lists.items()}
+            merged = self._merged_lists = (lists, view)
+        return merged[1]
+
+    def add_to_list(self, name: str, number: str, *, via: str = "cli") -> bool:
+        """Put ``number`` (an exact number, or an Asterisk pattern such as ``_0900X.``) on
+        the IVR number list ``name`` from now on (a nuisance caller on ``blocked``): the
+        flows' ``caller_list`` cases see it for the next calls, and it stays across
+        reloads and restarts until :meth:`remove_from_list`. False when it is on the list
+        already. Raises UnknownNumberList, or EngineError for something no number."""
+        numbers = self._number_list(name)
+        try:
+            _NUMBER_PATTERN.validate_python(number)
+        except ValidationError as exc:
+            raise EngineError(exc.errors()[0]["msg"]) from None
+        added = self.list_additions.setdefault(name, {})
+        if number in numbers or number in added:
+            if not added:
+                del self.list_additions[name]
+            return False
+        added[number] = (datetime.now(UTC), via)
+        self._merged_lists = None
+        self.bus.publish(NumberListChanged(number_list=name, number=number, added=True, via=via))
+        log.info("number_list_added", number_list=name, number=number, via=via)
+        return True
+
+    def remove_from_list(self, name: str, number: str, *, via: str = "cli") -> bool:
+        """Take ``number`` added by :meth:`add_to_list` off the list ``name``. False when
+        it is not on it. Raises UnknownNumberList, or EngineError for a number the config
+        file lists (edit the file, then reload)."""
+        numbers = self._number_list(name)
+        added = self.list_additions.get(name, {})
+        if number not in added:
+            if number in numbers:
+                raise EngineError(
+                    f"{number} is on number list {name} in the config file "
+                    f"(ivr.number_lists.{name}): take it out there and reload"
+                )
+            return False
+        del added[number]
+        if not added:
+            del self.list_additions[name]
+        self._merged_lists = None
+        self.bus.publish(NumberListChanged(number_list=name, number=number, added=False, via=via))
+        log.info("number_list_removed", number_list=name, number=number, via=via)
+        return True
+
+    def _number_list(self, name: str) -> Sequence[str]:
+        lists = self.config.ivr.number_lists
+        if name not in lists:
+            known = ", ".join(lists) or "none: add one under ivr.number_lists"
+            raise UnknownNumberList(f"no number list {name!r} (lists: {known})")
+        return lists[name]
+
+    def list_views(self) -> list[dict[str, Any]]:
+        """Every IVR number list: the config's numbers and those added while it runs."""
+        return [
+            {
+                "name": name,
+                "config": list(numbers),
+                "added": [
+                    {"number": number, "since": since.isoformat(timespec="seconds"), "via": via}
+                    for number, (since, via) in self.list_additions.get(name, {}).items()
+                ],
+            }
+            for name, numbers in self.config.ivr.number_lists.items()
+        ]
+
+    def restore_list_additions(self, kept: Sequence[tuple[str, str, datetime, str]]) -> int:
+        """Put back the numbers a previous daemon added (to lists the config still has);
+        returns how many."""
+        taken = 0
+        for name, number, since, via in kept:
+            if name in self.config.ivr.number_lists:
+                self.list_additions.setdefault(name, {})[number] = (since, via)
+                taken += 1
+        self._merged_lists = None
+        return taken
 
     def look_at_queue(self, queue: str) -> QueueLook:
         """``queue``'s state now, as a branch case's ``queue:`` tests it."""

@@ -28,6 +28,7 @@ from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
+from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPresence, OwedCode
@@ -553,6 +554,29 @@ def test_queue_member_changes_are_kept_and_cleared_in_both_databases(
             MemberState("sales", "1002", True, 2, later, "cli"),
             MemberState("support", "1001", False, None, T0, "api"),
             MemberState("support", "1002", True, 1, T0, "api", "lunch"),
+        ], type(store).__name__
+
+
+def test_numbers_added_to_number_lists_are_kept_and_cleared_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    later = T0 + timedelta(minutes=5)
+    for store in (
+        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        try:
+            store.write_number_list_entry(NumberListEntry("blocked", "5550666", T0, "api"))
+            store.write_number_list_entry(NumberListEntry("blocked", "_0900X.", later, "cli"))
+            store.write_number_list_entry(NumberListEntry("vip", "+4930123456", T0, "api"))
+            store.clear_number_list_entry("vip", "+4930123456")
+            store.write_number_list_entry(NumberListEntry("blocked", "5550666", later, "cli"))
+            rows = store.fetch_number_list_entries()
+        finally:
+            store.close()
+        assert rows == [
+            NumberListEntry("blocked", "5550666", later, "cli"),
+            NumberListEntry("blocked", "_0900X.", later, "cli"),
         ], type(store).__name__
 
 

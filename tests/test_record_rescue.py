@@ -22,6 +22,7 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
+from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.rescue import (
     RecordRescue,
     decode_write,
@@ -188,6 +189,16 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
             ),
         ),
         (
+            "number-list:blocked:5550666",
+            functools.partial(
+                store.write_number_list_entry, NumberListEntry("blocked", "5550666", T0, "api")
+            ),
+        ),
+        (
+            "number-list:vip:+4930123456",
+            functools.partial(store.clear_number_list_entry, "vip", "+4930123456"),
+        ),
+        (
             "survey:1796444790.1",
             functools.partial(
                 store.write_survey,
@@ -221,6 +232,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "campaign_leads": store.fetch_campaign_leads(),
         "dispositions": store.fetch_dispositions(),
         "surveys": store.fetch_surveys(),
+        "number_lists": store.fetch_number_list_entries(),
         "queue_members": store.fetch_member_changes(),
         "agent_skills": store.fetch_agent_skills(),
     }

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,12 +186,18 @@ class FlowRunner:
         voicemail_root: Path | None = None,
         switches: Mapping[str, bool] | None = None,
         queue_look: Callable[[str], QueueLook] = _nothing_known,
+        number_lists: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.call = call
         self.switches: Mapping[str, bool] = switches if switches is not None else {}
         """Which of ``ivr.switches`` are on now (a branch case's ``switch``)."""
         self.queue_look = queue_look
         """A queue's state now (a branch case's ``queue:``); default: nothing known."""
+        self.number_lists: Mapping[str, Sequence[str]] = (
+            number_lists if number_lists is not None else config.ivr.number_lists
+        )
+        """The number lists a branch case's ``caller_list`` looks in (default: the
+        config's; the switchboard adds the numbers ops added while the centre runs)."""
         self.config = config
         self.ivr = config.ivr
         self.on_event = on_event
@@ -533,7 +539,7 @@ class FlowRunner:
                 return None
             reasons.append(f"caller {caller}")
         if case.caller_list is not None:
-            if not matches_any(self.ivr.number_lists.get(case.caller_list, []), caller):
+            if not matches_any(self.number_lists.get(case.caller_list, ()), caller):
                 return None
             reasons.append(f"caller {caller} on list {case.caller_list}")
         if case.dialed is not None:

@@ -85,6 +85,14 @@ Routes (all JSON)::
                                           then those asked for a later time
     POST /callbacks/{id}/cancel           {}: withdraw it (its record says cancelled);
                                           404 when none waits, 409 while it is dialled
+    GET  /numbers                         {"lists": [{"name": "blocked", "config": [...],
+                                          "added": [{"number", "since", "via"}]}]}: the IVR's
+                                          number lists (ivr.number_lists)
+    POST /numbers/{list}/add              {"number": "0612345678"} (or a pattern "_0900X."):
+                                          on the list for the next calls (flows' caller_list
+                                          cases), kept across reloads and restarts
+    POST /numbers/{list}/remove           {"number": ...}: off it again (409 for a number
+                                          the config file lists: edit the file)
     POST /reload                          re-read the config file (as SIGHUP does):
                                           {"reloaded": true, "needs_restart": ["api.port"]}
     POST /drain                           {"timeout": 600} (default runtime.drain_timeout):
@@ -147,6 +155,7 @@ from callcenter.errors import (
     RecordError,
     UnknownAgent,
     UnknownCallback,
+    UnknownNumberList,
     UnknownQueue,
     UnknownSupervisor,
 )
@@ -397,6 +406,8 @@ class ControlAPI:
             except ConfigError as exc:
                 raise HTTPError(400, str(exc)) from None
             return {"reloaded": True, "needs_restart": pending}
+        if parts and parts[0] == "numbers":
+            return self._number_list_action(method, parts[1:], body)
         if parts == ["callbacks"]:
             if method == "GET":
                 return {"callbacks": board.waiting_callbacks()}
@@ -671,6 +682,35 @@ class ControlAPI:
             "changed": changed,
             "kept": agent_id in self.switchboard.skill_changes,
         }
+
+    def _number_list_action(
+        self, method: str, rest: list[str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``GET /numbers``, ``POST /numbers/<list>/add|remove {"number": ...}``."""
+        board = self.switchboard
+        if not rest:
+            if method != "GET":
+                raise HTTPError(405, "use GET for /numbers")
+            return {"lists": board.list_views()}
+        if len(rest) != 2 or rest[1] not in ("add", "remove"):
+            raise HTTPError(
+                404, "number list routes: GET /numbers, POST /numbers/{list}/add|remove"
+            )
+        if method != "POST":
+            raise HTTPError(405, f"use POST for /numbers/{rest[0]}/{rest[1]}")
+        number = body.get("number")
+        if not isinstance(number, str) or not number:
+            raise HTTPError(400, 'say which number: {"number": "0612345678"}')
+        try:
+            if rest[1] == "add":
+                changed = board.add_to_list(rest[0], number, via="api")
+            else:
+                changed = board.remove_from_list(rest[0], number, via="api")
+        except UnknownNumberList as exc:
+            raise HTTPError(404, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(400 if rest[1] == "add" else 409, str(exc)) from None
+        return {"list": rest[0], "number": number, "on_list": rest[1] == "add", "changed": changed}
 
     def _callback_request(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /callbacks {"number": ..., "queue": ..., "priority": 0}``."""

@@ -51,6 +51,7 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
+from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import (
     AgentPause,
@@ -87,6 +88,8 @@ REPLAYABLE: Final = frozenset(
         "write_queue_log",
         "write_campaign_lead",
         "write_disposition",
+        "write_number_list_entry",
+        "clear_number_list_entry",
         "write_survey",
     }
 )
@@ -109,6 +112,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         LeadRecord,
         DispositionRecord,
         SurveyRecord,
+        NumberListEntry,
     )
 }
 

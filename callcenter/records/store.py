@@ -31,6 +31,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``queue_members``: changes to queues' members kept on top of the config (``agent
   join`` / ``leave``, ``agent pause --queue``): queue, agent, member, penalty (NULL: the
   config's), changed, via, paused (the reason of a pause in that queue only, or NULL);
+* ``number_list_entries``: numbers added to the IVR's number lists while the centre runs
+  (``callcenter numbers add``): number_list, number, added, via;
 * ``agent_skills``: agents' skills kept on top of the config (``agent skills``): agent,
   skills (JSON: skill -> level), changed, via;
 * ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
@@ -79,6 +81,7 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord, QueueVisit
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
+from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import (
     AgentPause,
@@ -153,6 +156,7 @@ WRAPUP_COLUMNS = ("agent", "start", "end", "duration_seconds", "call_id")
 SWITCH_COLUMNS = ("name", "on", "changed", "via")
 MEMBER_COLUMNS = ("queue", "agent", "member", "penalty", "changed", "via", "paused")
 SKILLS_COLUMNS = ("agent", "skills", "changed", "via")
+NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
 
 
 def _quoted(names: Sequence[str]) -> str:
@@ -209,6 +213,13 @@ CREATE TABLE IF NOT EXISTS queue_members (
     "via" TEXT NOT NULL DEFAULT '',
     "paused" TEXT,
     PRIMARY KEY ("queue", "agent")
+);
+CREATE TABLE IF NOT EXISTS number_list_entries (
+    "number_list" TEXT NOT NULL,
+    "number" TEXT NOT NULL,
+    "added" TEXT NOT NULL,
+    "via" TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY ("number_list", "number")
 );
 CREATE TABLE IF NOT EXISTS agent_skills (
     "agent" TEXT PRIMARY KEY,
@@ -460,6 +471,14 @@ class Statements:
         self.upsert_member = upsert("queue_members", MEMBER_COLUMNS, keys=2)
         self.clear_member = f"DELETE FROM queue_members WHERE queue = {p} AND agent = {p}"
         self.upsert_skills = upsert("agent_skills", SKILLS_COLUMNS)
+        self.upsert_number_list_entry = upsert("number_list_entries", NUMBER_LIST_COLUMNS, keys=2)
+        self.clear_number_list_entry = (
+            f'DELETE FROM number_list_entries WHERE "number_list" = {p} AND "number" = {p}'
+        )
+        self.fetch_number_list_entries = (
+            f"SELECT {_quoted(NUMBER_LIST_COLUMNS)} FROM number_list_entries"
+            ' ORDER BY "number_list", "added", "number"'
+        )
         self.clear_skills = f"DELETE FROM agent_skills WHERE agent = {p}"
         self.insert_queue_callback = insert("queue_callbacks", QUEUE_CALLBACK_COLUMNS)
         # A request's status moves on from "waiting" once (answered, failed, expired) and
@@ -858,6 +877,24 @@ class RecordStore(abc.ABC):
                 campaign="campaign" in json.loads(row["ivr_variables"] or "{}"),
             )
             for row in rows
+        ]
+
+    def write_number_list_entry(self, entry: NumberListEntry) -> bool:
+        """Store a number added to an IVR number list (one row per list and number)."""
+        params = (entry.number_list, entry.number, _iso(entry.added), entry.via)
+        what = f"{entry.number} on number list {entry.number_list}"
+        return self._write(what, self._sql.upsert_number_list_entry, params)
+
+    def clear_number_list_entry(self, number_list: str, number: str) -> bool:
+        """``number`` is off ``number_list`` again."""
+        what = f"{number} on number list {number_list}"
+        return self._write(what, self._sql.clear_number_list_entry, (number_list, number))
+
+    def fetch_number_list_entries(self) -> list[NumberListEntry]:
+        """Every number added to a number list while a daemon ran, by list and time."""
+        return [
+            NumberListEntry(row["number_list"], row["number"], _utc(row["added"]), row["via"])
+            for row in self._fetch(self._sql.fetch_number_list_entries)
         ]
 
     def write_member_change(self, state: MemberState) -> bool:
