@@ -13,6 +13,7 @@ import pytest
 
 from callcenter.cli import main as cli_main
 from callcenter.events import EngineEvent, QueueCallbackRequested
+from callcenter.live.api import RequestRate
 from callcenter.testing import running_center
 
 CALLBACKS = {"acd": {"callback_dial": "PJSIP/${number}", "callback_allow": ["_555XXXX"]}}
@@ -168,3 +169,26 @@ async def test_what_a_callback_request_brings_for_the_agents_screen_is_checked(
     assert letters[0] == 400 and "is no phone number" in letters[1]["error"]
     assert "no variable name" in bad_name[1]["error"]
     assert code == 0 and shown["data"] == {"topic": "invoice 1234"}
+
+
+async def test_a_script_filling_the_callback_form_is_slowed_down(tmp_path: Path) -> None:
+    config = {"acd": {**CALLBACKS["acd"], "callback_requests_per_minute": 2}}
+    async with running_center(tmp_path, config=config) as center:
+        center.daemon.router.logout("1001", via="test")
+        center.daemon.router.logout("1002", via="test")
+        answers = [
+            await center.api("POST", "/callbacks", {"number": f"555000{n}", "queue": "sales"})
+            for n in range(3)
+        ]
+        waiting = center.daemon.router.waiting("sales")
+    assert [status for status, _ in answers] == [200, 200, 429]
+    assert "more than 2 callback requests a minute" in answers[2][1]["error"]
+    assert waiting == 2, "the refused one took no place"
+
+
+def test_the_request_rate_counts_the_last_sixty_seconds() -> None:
+    rate = RequestRate()
+    assert [rate.take(2, t) for t in (0.0, 10.0, 20.0)] == [True, True, False]
+    assert rate.take(2, 59.9) is False, "the first one is still inside the minute"
+    assert rate.take(2, 60.0) is True, "the first one has left it"
+    assert rate.take(2, 65.0) is False

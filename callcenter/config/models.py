@@ -2286,6 +2286,14 @@ class AcdConfig(_Model):
     callback_caller_id: str = Field(
         default="", description="Caller ID shown to called-back callers (empty: the PBX's)."
     )
+    callback_requests_per_minute: int = Field(
+        default=30,
+        ge=0,
+        le=10000,
+        description="Most callback requests `POST /callbacks` takes in a minute (a web form "
+        "is open to anyone: a script filling it must not have the centre dial hundreds of "
+        "numbers); more get 429. 0: no limit.",
+    )
     recordings_folder: _RecordingsFolder = Field(
         default="var/recordings",
         description="Folder the PBX writes the recordings of queues with `record: true` "

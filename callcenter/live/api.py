@@ -133,6 +133,8 @@ import contextlib
 import hmac
 import json
 import re
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -237,11 +239,32 @@ REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    429: "Too Many Requests",
     413: "Payload Too Large",
     503: "Service Unavailable",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
+
+
+class RequestRate:
+    """At most N requests in any 60 seconds (a sliding window of their times)."""
+
+    __slots__ = ("_times",)
+
+    def __init__(self) -> None:
+        self._times: deque[float] = deque()
+
+    def take(self, per_minute: int, now: float) -> bool:
+        """Count one request made at ``now`` (monotonic seconds); False, not counted, when
+        ``per_minute`` were made in the 60 seconds before it."""
+        times = self._times
+        while times and now - times[0] >= 60.0:
+            times.popleft()
+        if len(times) >= per_minute:
+            return False
+        times.append(now)
+        return True
 
 
 class ControlAPI:
@@ -266,6 +289,7 @@ class ControlAPI:
         read_only: bool = False,
     ) -> None:
         self.switchboard = switchboard
+        self._callback_rate = RequestRate()
         self._figures = figures
         self._token = token or None
         self._webhooks = webhooks
@@ -728,6 +752,9 @@ class ControlAPI:
             raise HTTPError(400, '"priority" is a whole number: {"priority": 5}')
         at = _callback_time(body.get("at"), self.switchboard.config.ivr.timezone)
         data = _callback_data(body.get("data"))
+        per_minute = self.switchboard.config.acd.callback_requests_per_minute
+        if per_minute and not self._callback_rate.take(per_minute, time.monotonic()):
+            raise HTTPError(429, f"more than {per_minute} callback requests a minute: try later")
         try:
             return self.switchboard.request_callback(
                 number, queue, priority=priority, at=at, data=data
