@@ -735,7 +735,9 @@ class Daemon:
                     functools.partial(self.store.write_queue_callback, expired),
                 )
                 continue
-            self.switchboard.call_back_later(request.call_id, request.queue, request.number, at)
+            self.switchboard.call_back_later(
+                request.call_id, request.queue, request.number, at, agent=request.agent
+            )
 
     async def _campaign_leads(self) -> list[LeadRecord] | None:
         """Where the campaigns' leads stood when the previous daemon stopped; None when the

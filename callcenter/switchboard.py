@@ -1912,11 +1912,14 @@ class Switchboard:
         """Is the call for this kept place being placed (agents reserved for it)?"""
         return bool(kept.entry.agents) or any(p.place is kept for p in self._callbacks.values())
 
-    def call_back_later(self, call_id: str, queue: str, number: str, at: datetime) -> None:
+    def call_back_later(
+        self, call_id: str, queue: str, number: str, at: datetime, *, agent: str = ""
+    ) -> None:
         """Call ``number`` back through ``queue`` at ``at``: then it joins the queue as a
         callback request (origin ``<call_id>+callback``, in ``queue_callbacks`` from then
-        on). A callback disposition on an inbound call; what a restarted daemon takes back
-        from the ``dispositions`` of such calls. Setting it again moves it."""
+        on), offered first to ``agent`` (who promised the call) when they are free then. A
+        callback disposition on an inbound call; what a restarted daemon takes back from
+        the ``dispositions`` of such calls. Setting it again moves it."""
         origin = timed_callback_origin(call_id)
         self.cancel_call_back_later(call_id)
         delay = max(0.0, (at - datetime.now(UTC)).total_seconds())
@@ -1929,6 +1932,8 @@ class Switchboard:
                 log.warning("timed_callback_no_queue", call_id=origin, queue=queue)
                 return
             entry = self.router.enqueue(queue, origin)
+            if agent and agent in self.router.agents and self.router.prefer(entry, agent):
+                log.info("timed_callback_for_its_agent", call_id=origin, agent=agent)
             self._request_callback(entry, number, time.monotonic(), config)
 
         task = asyncio.get_running_loop().create_task(when_due(), name=f"call-back-{origin}")
@@ -2044,6 +2049,11 @@ class Switchboard:
         kept = _KeptPlace(entry, number, joined, config, asyncio.current_task(), data=data)
         self._kept_places[origin] = kept
         try:
+            if qcfg.last_agent:
+                # The person called back is the caller: the sticky agent holds for them too.
+                last = await self._last_agent(entry.queue, number, qcfg.last_agent)
+                if last is not None and self.router.prefer(entry, last):
+                    clog.info("last_agent_offered", agent=last)
             attempt = attempts_made + 1
             while attempt <= qcfg.callback_attempts:
                 try:
@@ -2486,7 +2496,7 @@ class Switchboard:
         self.router.disposed(agent_id)
         if not call.campaign:
             if at is not None:
-                self.call_back_later(call.call_id, call.queue, number, at)
+                self.call_back_later(call.call_id, call.queue, number, at, agent=agent_id)
             elif self.cancel_call_back_later(call.call_id):
                 log.info("timed_callback_called_off", call_id=call.call_id)
         return {"call_id": call.call_id, "code": code, "campaign": call.campaign, "lead": call.lead}

@@ -947,6 +947,25 @@ async def test_a_callback_asked_for_on_the_web_waits_its_turn_and_is_put_through
     assert json.loads(row["ivr_variables"]) == {"topic": "invoice 1234"}
 
 
+async def test_a_callback_to_a_caller_goes_to_the_agent_they_talked_to_last(
+    tmp_path: Path,
+) -> None:
+    config = setup({"strategy": "linear", "last_agent": 3600}, extra=CALLBACKS)
+    async with scene(tmp_path, config) as s:
+        home = s.center.add_phone("PJSIP/5551234", answer_after=0.05, hangup_after=0.3)
+        for agent_id in ("1001", "1002"):
+            s.phone(agent_id, **QUICK)
+        s.login("1002")
+        await s.answered_call("5551234")  # Bob, the only one there
+        s.login("1001")
+        status, _ = await s.center.api("POST", "/callbacks", {"number": "5551234", "queue": "acd"})
+        await home.wait_answered(timeout=5)
+        await s.wait_for(QueueCallbackAnswered)
+        await s.settle()
+    assert status == 200
+    assert s.answered() == ["1002", "1002"], "linear would give Alice the callback"
+
+
 async def test_a_drain_puts_the_waiting_caller_through_and_leaves_the_callback_to_the_next(
     tmp_path: Path,
 ) -> None:

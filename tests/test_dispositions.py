@@ -238,6 +238,34 @@ async def test_a_caller_who_asks_to_be_called_back_at_a_time_is_called_back_then
     assert [(e.call_id, e.agent) for e in connected] == [(answered.call_id, "1001")]
 
 
+async def test_the_agent_who_promised_a_callback_gets_it_when_free_then(tmp_path: Path) -> None:
+    """Bob took the call (Alice was on a break) and promised to call back in a moment; then
+    both are free and the queue's linear order would give Alice the call: Bob gets it."""
+    config = merge(CALL_ME_BACK, {"queues": {"support": {"strategy": "linear"}}})
+    async with scene(tmp_path, config, "number\n") as s:
+        router = s.center.daemon.router
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        s.center.add_phone("PJSIP/1002", answer_after=0.05)
+        phone = s.center.add_phone("PJSIP/5550199", answer_after=0.05, hangup_after=1.0)
+        router.pause("1001", "break", via="test")
+        await s.center.caller_talks_to_an_agent("5550199", key="2")
+        await s.center.idle()
+        router.unpause("1001", via="test")
+        events: list[Any] = []
+        s.center.daemon.bus.subscribe(events.append)
+        at = datetime.now(UTC) + timedelta(seconds=1)
+        status, _ = await dispose(s, "1002", code="callback", at=at.isoformat())
+        await phone.wait_answered(timeout=10)
+        async with asyncio.timeout(10):
+            while not [e for e in events if isinstance(e, AgentConnected)]:
+                await asyncio.sleep(0.02)
+        await s.center.idle(timeout=10)
+        open_drafts = s.center.daemon.recorder.calls_in_progress
+    assert status == 200
+    assert [e.agent for e in events if isinstance(e, AgentConnected)] == ["1002"]
+    assert open_drafts == 0, "a callback set for a time is no call of its own to record"
+
+
 async def test_a_callback_code_corrected_calls_the_callback_off(tmp_path: Path) -> None:
     """Alice codes a call "callback", then corrects it to "sale": nobody is called."""
     async with scene(tmp_path, CALL_ME_BACK, "number\n") as s:

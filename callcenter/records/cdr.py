@@ -593,7 +593,13 @@ class CdrRecorder:
                 f"callback:{event.call_id}:{event.number}",
                 functools.partial(self.store.write_callback, request),
             )
-        draft = fold(self._drafts.get(event.call_id), event)
+        known = self._drafts.get(event.call_id)
+        if known is None and type(event) is not CallStarted:
+            # Not a call in progress: a call over already (its disposition, given in the
+            # agent's wrap-up) or none at all (a callback asked for on a web form or set
+            # for a time). A record started here would never be finished.
+            return
+        draft = fold(known, event)
         if not isinstance(event, CallEnded):
             self._drafts[event.call_id] = draft
             return
