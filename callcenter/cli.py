@@ -1244,6 +1244,7 @@ def _print_surveys(
             "score": r.score,
             "completed": r.completed,
             "seconds": r.seconds,
+            "satisfied": r.satisfied,
             "answers": dict(r.answers),
         }
         for r in found
@@ -1253,12 +1254,15 @@ def _print_surveys(
             print(json.dumps(row, ensure_ascii=False))
         return EXIT_OK
     fields = ["at", "call_id", "queue", "agent", "number", "flow", "score", "completed"]
-    writer = csv.DictWriter(sys.stdout, [*fields, "seconds", "answers"], lineterminator="\n")
+    writer = csv.DictWriter(
+        sys.stdout, [*fields, "seconds", "satisfied", "answers"], lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
         answers = json.dumps(row["answers"], ensure_ascii=False)
         score = "" if row["score"] is None else row["score"]
-        writer.writerow({**row, "answers": answers, "score": score})
+        satisfied = "" if row["satisfied"] is None else row["satisfied"]
+        writer.writerow({**row, "answers": answers, "score": score, "satisfied": satisfied})
     return EXIT_OK
 
 

@@ -569,6 +569,9 @@ class SurveyEnded(CallEvent):
     """The caller's number."""
     answers: dict[str, str] = field(default_factory=dict)
     score: int | None = None
+    satisfied: bool | None = None
+    """The score reached the survey's ``satisfied_from`` (None: no score, or no
+    threshold)."""
     completed: bool = False
     seconds: float = 0.0
 

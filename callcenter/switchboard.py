@@ -2981,6 +2981,8 @@ class Switchboard:
         finally:
             given = answers.get(survey.score or "", "")
             score = int(given) if given.isdigit() and len(given) <= 9 else None
+            bar = survey.satisfied_from
+            satisfied = None if score is None or bar is None else score >= bar
             self.bus.publish(
                 SurveyEnded(
                     call_id=info.call_id,
@@ -2990,6 +2992,7 @@ class Switchboard:
                     number=info.caller_num,
                     answers=answers,
                     score=score,
+                    satisfied=satisfied,
                     completed=completed,
                     seconds=time.monotonic() - started,
                 )

@@ -372,10 +372,12 @@ def test_report_bounds_read_as_people_type_them() -> None:
 
 
 def survey(call_id: str, agent: str, score: int | None, when: str) -> SurveyRecord:
+    """A survey of the support queue, whose ``satisfied_from`` is 4."""
     answers = () if score is None else (("rating", str(score)),)
+    satisfied = None if score is None else score >= 4
     return SurveyRecord(
         call_id, "support", agent, "csat", "5550001", score, answers, score is not None, 9.5,
-        at(when),
+        at(when), satisfied,
     )  # fmt: skip
 
 
@@ -388,14 +390,16 @@ SURVEYS = [
 
 
 def test_surveys_give_each_agent_and_queue_their_count_and_mean_score() -> None:
-    taken = [SurveyTaken(r.queue, r.agent, r.score, r.at) for r in SURVEYS]
+    taken = [SurveyTaken(r.queue, r.agent, r.score, r.at, r.satisfied) for r in SURVEYS]
     [support] = queue_summary(MORNING, whole_day(), {"support": 20.0}, surveys=taken)
     assert (support.surveys, support.scored, support.score_mean) == (3, 2, 3.5)
+    assert support.csat_percent == 50.0, "one of the two scores reached 4"
     agents = {f.agent: f.as_dict() for f in agent_summary(MORNING, [], [], whole_day(),
                                                            surveys=taken)}  # fmt: skip
     assert (agents["1002"]["surveys"], agents["1002"]["surveys_scored"]) == (2, 1)
     assert agents["1002"]["survey_score_mean"] == 5.0
     assert agents["1001"]["survey_score_mean"] == 2.0
+    assert (agents["1002"]["csat_percent"], agents["1001"]["csat_percent"]) == (100.0, 0.0)
     hourly = queue_summary(MORNING, whole_day("hour"), {"support": 20.0}, surveys=taken)
     assert [(f.period[-5:], f.surveys, f.score_mean) for f in hourly] == [
         ("09:00", 2, 3.5),
@@ -465,7 +469,7 @@ def test_report_queues_prints_a_table_of_the_day(
     assert head.split()[:5] == ["period", "queue", "offered", "answered", "abandoned"]
     assert row.split() == [
         "2026-12-01", "support", "5", "3", "1", "1", "40.0", "30", "20.0", "0:17", "0:40", "1:10",
-        "100.0", "3", "3.50",
+        "100.0", "3", "3.50", "50.0",
     ]  # fmt: skip
     assert turned == "1 caller(s) turned away on arrival (queue full or no agents)"
 
@@ -513,12 +517,14 @@ def test_report_surveys_lists_what_each_caller_answered(
     config = records
     assert cli_main(["report", str(config), "--surveys", "--last", "2"]) == 0
     header, *lines = capsys.readouterr().out.splitlines()
-    assert header == "at,call_id,queue,agent,number,flow,score,completed,seconds,answers"
+    assert header == (
+        "at,call_id,queue,agent,number,flow,score,completed,seconds,satisfied,answers"
+    )
     assert [line.split(",")[1:8] for line in lines] == [
         ["c2", "support", "1001", "5550001", "csat", "2", "True"],
         ["c6", "support", "1002", "5550001", "csat", "", "False"],
     ]
-    assert lines[0].endswith(',9.5,"{""rating"": ""2""}"')
+    assert lines[0].endswith(',9.5,False,"{""rating"": ""2""}"')
     assert cli_main(["report", str(config), "--surveys", "--json"]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(r["call_id"], r["score"], r["answers"]) for r in rows] == [

@@ -141,11 +141,13 @@ def test_counts_answered_callers_the_service_level_abandons_and_wait_buckets() -
 def test_post_call_surveys_give_a_count_and_a_score_sum_per_queue_and_agent() -> None:
     metrics = Metrics(lambda queue: 20.0)
     for call_id, agent, score in (("a", "1001", 4), ("b", "1001", None), ("c", "1002", 2)):
+        satisfied = None if score is None else score >= 4
         metrics.on_event(
             SurveyEnded(
-                call_id=call_id, queue="support", agent=agent, flow="csat", score=score, **at(9)
+                call_id=call_id, queue="support", agent=agent, flow="csat", score=score,
+                satisfied=satisfied, **at(9),
             )
-        )
+        )  # fmt: skip
     got = samples(
         metrics.render(SNAPSHOT, calls_active=0, monitoring=0, pbx_connected=True, records=None)
     )
@@ -153,6 +155,7 @@ def test_post_call_surveys_give_a_count_and_a_score_sum_per_queue_and_agent() ->
     assert got[("callcenter_surveys_total", alice)] == 2
     assert got[("callcenter_surveys_scored_total", alice)] == 1
     assert got[("callcenter_survey_score_total", alice)] == 4
+    assert got[("callcenter_surveys_satisfied_total", alice)] == 1
     assert got[("callcenter_survey_score_total", (("agent", "1002"), ("queue", "support")))] == 2
 
 

@@ -131,7 +131,7 @@ async def scene(
 async def test_the_caller_rates_the_agent_who_hung_up_and_the_score_is_kept_with_that_agent(
     tmp_path: Path,
 ) -> None:
-    async with scene(tmp_path) as s:
+    async with scene(tmp_path, {"satisfied_from": 4}) as s:
         caller = await s.center.pbx.call("800", caller_num="5550100")
         await caller.wait_bridged(timeout=5)
         await caller.wait_for_prompt("survey-rate", timeout=5)
@@ -143,6 +143,7 @@ async def test_the_caller_rates_the_agent_who_hung_up_and_the_score_is_kept_with
     (row,) = rows
     assert (row.call_id, row.queue, row.agent, row.flow) == (caller.uniqueid, "acd", "1001", "csat")
     assert (row.score, row.completed, row.number) == (4, True, "5550100")
+    assert row.satisfied is True, "4 reaches satisfied_from"
     assert dict(row.answers) == {"rating": "4"}
     assert cdr["hung_up_by"] == "agent", "the agent ended the conversation"
     assert "csat:ask" in cdr["ivr_path"]

@@ -1803,6 +1803,15 @@ class SurveyConfig(_Model):
         description="The variable the flow stores the score in (digits, such as 1-5): "
         "reports give each agent's and queue's mean score. null: answers are kept, no score.",
     )
+    satisfied_from: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Scores this high or higher count as satisfied: reports give the share "
+        "of scored surveys that are (CSAT %; 4 on a 1-5 scale is the usual top-two box). "
+        "null: mean score only.",
+        examples=[4],
+    )
     opt_in: VarName | None = Field(
         default=None,
         description="Only callers for whom the IVR set this variable (to anything but empty, "

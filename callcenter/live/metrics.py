@@ -280,6 +280,8 @@ class Metrics:
         if e.score is not None:
             self._count("callcenter_surveys_scored_total", labels)
             self._count("callcenter_survey_score_total", labels, e.score)
+        if e.satisfied:
+            self._count("callcenter_surveys_satisfied_total", labels)
 
     def _on_campaign_skipped(self, e: CampaignLeadSkipped) -> None:
         labels = (("campaign", e.campaign), ("reason", e.reason))
@@ -469,6 +471,10 @@ _COUNTERS: Final = (
         "Post-call surveys callers were taken through, by queue and agent.",
     ),
     ("callcenter_surveys_scored_total", "Post-call surveys in which the caller gave a score."),
+    (
+        "callcenter_surveys_satisfied_total",
+        "Scored surveys whose score reached the survey's satisfied_from (CSAT).",
+    ),
     (
         "callcenter_survey_score_total",
         "Sum of the survey scores (mean = this / surveys_scored_total).",

@@ -52,7 +52,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``dispositions``: the code an agent gave a call: call_id, agent, code, note, number,
   campaign, lead, callback_at, do_not_call, at (see :mod:`callcenter.records.dispositions`).
 * ``surveys``: what a caller answered in a post-call survey: call_id, queue, agent, flow,
-  number, score (NULL: none given), answers (JSON), completed, seconds, at (see
+  number, score (NULL: none given), answers (JSON), completed, seconds, at, satisfied
+  (the score reached the survey's satisfied_from; NULL: no score or no threshold) (see
   :mod:`callcenter.records.surveys`).
 
 A database made by an older version gets the columns added since (``ALTER TABLE``).
@@ -300,7 +301,8 @@ CREATE TABLE IF NOT EXISTS surveys (
     "answers" TEXT NOT NULL DEFAULT '{{}}',
     "completed" INTEGER NOT NULL DEFAULT 0,
     "seconds" REAL NOT NULL DEFAULT 0,
-    "at" TEXT NOT NULL
+    "at" TEXT NOT NULL,
+    "satisfied" INTEGER
 );
 CREATE INDEX IF NOT EXISTS surveys_at ON surveys ("at");
 CREATE TABLE IF NOT EXISTS queue_log (
@@ -355,6 +357,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("agent_presence", "device", "TEXT NOT NULL DEFAULT ''"),
     ("queue_members", "paused", "TEXT"),
     ("queue_callbacks", "data", "TEXT NOT NULL DEFAULT '{}'"),
+    ("surveys", "satisfied", "INTEGER"),
 )
 """(table, column, type) added to a table other than cdr since its first version: a
 database made before gets them at its next opening."""
@@ -382,6 +385,7 @@ SURVEY_COLUMNS = (
     "completed",
     "seconds",
     "at",
+    "satisfied",
 )
 PRESENCE_COLUMNS = (
     "agent",
@@ -1075,6 +1079,7 @@ class RecordStore(abc.ABC):
             int(record.completed),
             record.seconds,
             _iso(record.at),
+            None if record.satisfied is None else int(record.satisfied),
         )
         return self._write(f"survey of call {record.call_id}", self._sql.insert_survey, params)
 
@@ -1101,6 +1106,7 @@ class RecordStore(abc.ABC):
                 completed=bool(row["completed"]),
                 seconds=float(row["seconds"]),
                 at=_utc(row["at"]),
+                satisfied=None if row["satisfied"] is None else bool(row["satisfied"]),
             )
             for row in self._fetch(sql, params)
         ]

@@ -29,8 +29,9 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
   and the dispositions they gave by code. Handle time = talk + after-call work (ACW), per
   talk; occupancy = (talk + ACW) / (logged in - paused).
 * Both count the post-call surveys (``queues.<q>.survey``) that ended in the period, by
-  the queue and by the agent the caller rated: surveys taken, surveys scored, and the
-  mean score.
+  the queue and by the agent the caller rated: surveys taken, surveys scored, the mean
+  score, and CSAT % (scored surveys at or over the survey's ``satisfied_from``, of those
+  scored where it is set; each survey says so when it ends).
 
 :func:`read_queue_figures` / :func:`read_agent_figures` read what they need from a store
 (blocking): the CLI calls them on its own connection, the daemon's API on the writer's
@@ -166,11 +167,20 @@ class QueueFigures:
     scored: int = 0
     """... in which they gave a score."""
     score_total: int = 0
+    rated: int = 0
+    """Scored surveys of a survey with ``satisfied_from`` ..."""
+    satisfied: int = 0
+    """... whose score reached it."""
 
     @property
     def score_mean(self) -> float | None:
         """The mean survey score."""
         return _mean(self.score_total, self.scored)
+
+    @property
+    def csat_percent(self) -> float | None:
+        """Satisfied callers (score at or over ``satisfied_from``) of those rated."""
+        return _percent(self.satisfied, self.rated)
 
     @property
     def fcr_percent(self) -> float | None:
@@ -221,6 +231,7 @@ class QueueFigures:
             "surveys": self.surveys,
             "surveys_scored": self.scored,
             "survey_score_mean": _hundredths(self.score_mean),
+            "csat_percent": _rounded(self.csat_percent),
         }
 
 
@@ -247,11 +258,20 @@ class AgentFigures:
     scored: int = 0
     """... in which the caller gave a score."""
     score_total: int = 0
+    rated: int = 0
+    """Scored surveys of a survey with ``satisfied_from`` ..."""
+    satisfied: int = 0
+    """... whose score reached it."""
 
     @property
     def score_mean(self) -> float | None:
         """The mean survey score callers gave this agent."""
         return _mean(self.score_total, self.scored)
+
+    @property
+    def csat_percent(self) -> float | None:
+        """Satisfied callers (score at or over ``satisfied_from``) of those rated."""
+        return _percent(self.satisfied, self.rated)
 
     @property
     def occupancy_percent(self) -> float | None:
@@ -287,6 +307,7 @@ class AgentFigures:
             "surveys": self.surveys,
             "surveys_scored": self.scored,
             "survey_score_mean": _hundredths(self.score_mean),
+            "csat_percent": _rounded(self.csat_percent),
         }
 
 
@@ -314,6 +335,7 @@ class SurveyTaken:
     agent: str
     score: int | None
     at: datetime
+    satisfied: bool | None = None
 
 
 def _count_survey(figures: QueueFigures | AgentFigures, survey: SurveyTaken) -> None:
@@ -321,6 +343,9 @@ def _count_survey(figures: QueueFigures | AgentFigures, survey: SurveyTaken) -> 
     if survey.score is not None:
         figures.scored += 1
         figures.score_total += survey.score
+    if survey.satisfied is not None:
+        figures.rated += 1
+        figures.satisfied += survey.satisfied
 
 
 def _number(data: tuple[str, ...], index: int) -> float:
@@ -568,7 +593,7 @@ def read_queue_figures(
 
 def _surveys(store: FiguresStore, periods: Periods) -> list[SurveyTaken]:
     return [
-        SurveyTaken(r.queue, r.agent, r.score, r.at)
+        SurveyTaken(r.queue, r.agent, r.score, r.at, r.satisfied)
         for r in store.fetch_surveys_between(periods.since, periods.until)
     ]
 
@@ -674,6 +699,7 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
         ("FCR %", 6),
         ("surveys", 7),
         ("score", 5),
+        ("CSAT %", 6),
     ]
     rows = [
         [
@@ -692,6 +718,7 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
             _pct(f.fcr_percent),
             str(f.surveys),
             _score(f.score_mean),
+            _pct(f.csat_percent),
         ]
         for f in figures
     ]
@@ -729,6 +756,7 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
         ("occ %", 5),
         ("surveys", 7),
         ("score", 5),
+        ("CSAT %", 6),
         ("codes", 30),
     ]
     rows = [
@@ -747,6 +775,7 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
             _pct(f.occupancy_percent),
             str(f.surveys),
             _score(f.score_mean),
+            _pct(f.csat_percent),
             " ".join(f"{code}={n}" for code, n in sorted(f.codes.items())),
         ]
         for f in figures

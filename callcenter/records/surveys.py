@@ -32,6 +32,7 @@ class SurveyRecord:
     completed: bool
     seconds: float
     at: datetime
+    satisfied: bool | None = None
 
 
 class SurveyStore(Protocol):
@@ -66,6 +67,7 @@ class SurveyRecorder:
                 completed=event.completed,
                 seconds=round(event.seconds, 3),
                 at=event.at,
+                satisfied=event.satisfied,
             )
             key = f"survey:{record.call_id}"
             self.writer.submit(key, functools.partial(self.store.write_survey, record))
