@@ -1445,7 +1445,8 @@ def format_status(status: dict[str, Any]) -> str:
         cells = [
             queue.get("name"),
             queue.get("waiting"),
-            queue.get("callbacks", 0),
+            f"{queue.get('callbacks', 0)}"
+            + (f" +{queue['callbacks_later']} later" if queue.get("callbacks_later") else ""),
             queue.get("available"),
             queue.get("staffed"),
             f"{queue.get('longest_wait', 0):.0f}s",

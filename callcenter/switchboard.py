@@ -1825,6 +1825,13 @@ class Switchboard:
         self._scheduled[origin] = _ScheduledCallback(queue, number, priority, due, task, data)
         log.info("callback_scheduled", call_id=origin, queue=queue, due=due.isoformat())
 
+    def scheduled_callbacks(self) -> dict[str, int]:
+        """How many callbacks asked for a later time wait for it, by queue."""
+        counts: dict[str, int] = {}
+        for scheduled in self._scheduled.values():
+            counts[scheduled.queue] = counts.get(scheduled.queue, 0) + 1
+        return counts
+
     def waiting_callbacks(self) -> list[dict[str, Any]]:
         """The callback requests waiting for their turn (or being placed: ``dialling``),
         by queue and position, then those asked for a later time (``due``): what ``GET

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.events import EngineEvent, QueueCallbackRequested
 from callcenter.live.api import RequestRate
@@ -122,6 +123,7 @@ async def test_a_callback_asked_for_later_joins_the_queue_then_even_across_a_res
         bad_time = await center.api(
             "POST", "/callbacks", {"number": "5550000", "queue": "sales", "at": "tomorrow"}
         )
+        _, shown = await center.api("GET", "/status")
         daemon = await center.restart()
         _, after_restart = await center.api("GET", "/callbacks")
         async with asyncio.timeout(10):
@@ -134,6 +136,9 @@ async def test_a_callback_asked_for_later_joins_the_queue_then_even_across_a_res
             r.call_id: r.status for r in await asyncio.to_thread(daemon.store.fetch_queue_callbacks)
         }
     assert (due_soon["position"], due_soon["due"] is not None) == (None, True)
+    (sales,) = [q for q in shown["queues"] if q["name"] == "sales"]
+    assert sales["callbacks_later"] == 2
+    assert "0 +2 later" in format_status(shown)
     assert too_far[0] == 409 and "more than a year ahead" in too_far[1]["error"]
     assert bad_time[0] == 400
     assert [(c["call_id"], c["position"]) for c in after_restart["callbacks"]] == [

@@ -414,6 +414,9 @@ class ControlAPI:
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
             snapshot["switches"] = board.switch_views()
             snapshot["member_changes"] = board.member_views()
+            later = board.scheduled_callbacks()
+            for queue in snapshot.get("queues", []):
+                queue["callbacks_later"] = later.get(queue["name"], 0)
             snapshot["skill_changes"] = board.skill_views()
             return snapshot
         if parts and parts[0] == "campaigns":
