@@ -142,7 +142,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
     SpyMode,
 )
-from callcenter.records.callbacks import CANCELLED, EXPIRED, QueueCallback
+from callcenter.records.callbacks import CALLED_AGAIN, CANCELLED, EXPIRED, QueueCallback
 from callcenter.records.cdr import QueueVisit
 from callcenter.supervision.monitor import Monitoring
 from callcenter.tasks import cancel_and_wait
@@ -277,6 +277,16 @@ _NUMBER_PATTERN: TypeAdapter[str] = TypeAdapter(NumberPattern)
 """What a number ops put on an IVR number list must be (as the config's entries)."""
 
 WEB_CALLBACK_PREFIX = "web-"
+
+ABANDONED_CALLBACK_SUFFIX = "+abandoned"
+"""Call id of the callback request for a caller who hung up waiting: theirs, then this."""
+
+
+def abandoned_callback_origin(call_id: str) -> str:
+    """The callback request id for the abandoned call ``call_id`` (``abandoned_callback``)."""
+    return call_id + ABANDONED_CALLBACK_SUFFIX
+
+
 """Call id of a callback asked for through the API (``POST /callbacks``): no call came in."""
 
 STOP_SETTLE = 5.0
@@ -1290,6 +1300,8 @@ class Switchboard:
                 resumed=place is not None,
             )
         )
+        if self._scheduled:
+            self._called_again(queue_name, info.caller_num)
         if qcfg.last_agent and not active.variables.get("campaign"):
             last = await self._last_agent(queue_name, info.caller_num, qcfg.last_agent)
             if last is not None and self.router.prefer(entry, last):
@@ -1376,6 +1388,49 @@ class Switchboard:
             self._abandoned[key] = (mono - (now - joined).total_seconds(), mono + left)
             kept += 1
         return kept
+
+    def _call_back_abandoned(
+        self, qcfg: QueueConfig, active: ActiveCall, entry: QueueEntry, number: str, waited: float
+    ) -> None:
+        """The caller hung up waiting: with ``abandoned_callback``, a callback request for
+        them is due a little later (unless they call again meanwhile)."""
+        wanted = qcfg.abandoned_callback
+        if (
+            wanted is None
+            or waited < wanted.min_wait
+            or active.variables.get("campaign")
+            or not self._callback_allowed(self.config, number)
+        ):
+            return
+        for view in self.waiting_callbacks():
+            if view["number"] == number and view["queue"] == entry.queue:
+                return  # a callback for them is on its way already
+        origin = abandoned_callback_origin(entry.call_id)
+        due = datetime.now(UTC) + timedelta(seconds=wanted.after)
+        data = tuple(active.variables.items())
+        self.bus.publish(
+            QueueCallbackRequested(
+                call_id=origin,
+                queue=entry.queue,
+                number=number,
+                position=0,
+                priority=entry.priority,
+                due=due,
+                data=dict(data),
+            )
+        )
+        self._schedule_callback(origin, entry.queue, number, entry.priority, due, data=data)
+        log.info("abandoned_caller_to_call_back", call_id=entry.call_id, due=due.isoformat())
+
+    def _called_again(self, queue: str, number: str) -> None:
+        """``number`` joined ``queue`` again: a call back due for their abandon is off."""
+        for origin, scheduled in list(self._scheduled.items()):
+            if (
+                origin.endswith(ABANDONED_CALLBACK_SUFFIX)
+                and scheduled.queue == queue
+                and scheduled.number == number
+            ):
+                self.cancel_callback(origin, reason=CALLED_AGAIN)
 
     def _remember_abandon(
         self, qcfg: QueueConfig, active: ActiveCall, entry: QueueEntry, number: str, now: float
@@ -1523,6 +1578,7 @@ class Switchboard:
                 )
                 qlog.info("queue_abandoned", waited=round(waited, 3))
                 self._remember_abandon(qcfg, active, entry, info.caller_num, time.monotonic())
+                self._call_back_abandoned(qcfg, active, entry, info.caller_num, waited)
             raise CallHungUp("caller hung up in queue") from None
         except BaseException:
             # Cancelled (daemon stopping) or a PBX failure: nobody stays reserved or queued.
@@ -1869,7 +1925,7 @@ class Switchboard:
         ]
         return out + later
 
-    def cancel_callback(self, call_id: str) -> dict[str, Any]:
+    def cancel_callback(self, call_id: str, *, reason: str = CANCELLED) -> dict[str, Any]:
         """Withdraw the callback request ``call_id`` (the person no longer wants the call):
         it leaves the queue and its record says ``cancelled``. Raises UnknownCallback when
         no request waits under that id, EngineError while its call is being placed."""
@@ -1882,7 +1938,7 @@ class Switchboard:
                     queue=scheduled.queue,
                     number=scheduled.number,
                     attempt=0,
-                    reason=CANCELLED,
+                    reason=reason,
                     final=True,
                 )
             )
@@ -1905,7 +1961,7 @@ class Switchboard:
                 queue=entry.queue,
                 number=kept.number,
                 attempt=0,
-                reason=CANCELLED,
+                reason=reason,
                 final=True,
             )
         )

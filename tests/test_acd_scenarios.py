@@ -966,6 +966,43 @@ async def test_a_callback_to_a_caller_goes_to_the_agent_they_talked_to_last(
     assert s.answered() == ["1002", "1002"], "linear would give Alice the callback"
 
 
+async def test_a_caller_who_hung_up_waiting_is_called_back_unless_they_call_again(
+    tmp_path: Path,
+) -> None:
+    queue = {"abandoned_callback": {"after": 0.6, "min_wait": 0.3}}
+    async with scene(tmp_path, setup(queue, extra=CALLBACKS)) as s:
+        home = s.center.add_phone("PJSIP/5551234", answer_after=0.05)
+        other = s.center.add_phone("PJSIP/5555678", answer_after=0.05)
+        s.phone("1001", answer_after=0.05, hangup_after=0.3)
+        gave_up = await s.call("5551234")
+        await gave_up.wait_moh(timeout=5)
+        await asyncio.sleep(0.4)
+        await gave_up.hangup()
+        quick = await s.call("5550002")  # hangs up at once: a wrong number
+        await quick.wait_moh(timeout=5)
+        await quick.hangup()
+        changed_mind = await s.call("5555678")
+        await changed_mind.wait_moh(timeout=5)
+        await asyncio.sleep(0.4)
+        await changed_mind.hangup()
+        again = await s.call("5555678")  # calls again before the call back is due
+        await again.wait_moh(timeout=5)
+        s.login("1001")
+        await again.wait_bridged(timeout=5)
+        await home.wait_answered(timeout=5)
+        await s.wait_for(QueueCallbackAnswered)
+        await s.settle()
+    (answered,) = s.of(QueueCallbackAnswered)
+    assert answered.original_call_id == f"{gave_up.uniqueid}+abandoned"
+    assert other.rings == 0, "5555678 called again: not called back"
+    asked = [(e.number, e.due is not None) for e in s.of(QueueCallbackRequested)]
+    assert asked == [("5551234", True), ("5555678", True), ("5551234", False)], (
+        "asked for later at the hang-ups, in the queue when due; none for the wrong number"
+    )
+    (off,) = s.of(QueueCallbackFailed)
+    assert (off.number, off.reason) == ("5555678", "called-again")
+
+
 async def test_a_drain_puts_the_waiting_caller_through_and_leaves_the_callback_to_the_next(
     tmp_path: Path,
 ) -> None:

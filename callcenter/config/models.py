@@ -1790,6 +1790,22 @@ def _default_exit(prompt: str) -> typing.Callable[[], QueueExit]:
     return lambda: QueueExit(to="hangup", prompt=prompt)
 
 
+class AbandonedCallback(_Model):
+    """Calling back the callers who hung up waiting ("we saw you called")."""
+
+    after: _SecondsOrZero = Field(
+        default=120,
+        description="Seconds after the hang-up the call back is asked for (it then waits "
+        "its turn in the queue as any callback); a caller who calls again meanwhile is not "
+        "called back.",
+    )
+    min_wait: _SecondsOrZero = Field(
+        default=10,
+        description="Only callers who waited at least this long (shorter: a wrong number, a "
+        "change of mind).",
+    )
+
+
 class SurveyConfig(_Model):
     """A post-call survey: the IVR flow a caller walks after the agent hung up."""
 
@@ -1985,6 +2001,13 @@ class QueueConfig(_Model):
         "needs (penalties and escalation stages do not count); otherwise the strategy "
         "decides, as usual. Read from the CDRs, so it holds across restarts. 0: off.",
         examples=[86400],
+    )
+    abandoned_callback: AbandonedCallback | None = Field(
+        default=None,
+        description="Call back the callers who hang up while waiting (known numbers that "
+        "acd.callback_allow lists; campaign leads never), as a callback request of this "
+        "queue, with the variables their IVR set. null: off.",
+        examples=[{"after": 120, "min_wait": 10}],
     )
     resume_abandoned: _SecondsOrZero = Field(
         default=0,
@@ -2971,6 +2994,14 @@ def _queue_problems(
                     "acd.callback_allow (which numbers may be)",
                 )
             )
+    if queue.get("abandoned_callback") is not None and not callbacks:
+        out.append(
+            Problem(
+                (*here, "abandoned_callback"),
+                "calling abandoned callers back needs acd.callback_dial (how) and "
+                "acd.callback_allow (which numbers may be)",
+            )
+        )
     out += _survey_problems(here, queue.get("survey"), flows)
     declared = _declared_skills(acd)
     skills = queue.get("skills")

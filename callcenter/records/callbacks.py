@@ -46,6 +46,9 @@ CallbackStatus = Literal["waiting", "answered", "failed", "expired", "cancelled"
 EXPIRED: Final = "expired"
 #: ``QueueCallbackFailed.reason`` of a request withdrawn (``POST /callbacks/<id>/cancel``).
 CANCELLED: Final = "cancelled"
+#: ``QueueCallbackFailed.reason`` of the call back of an abandoned caller who called again
+#: before it was due (status ``cancelled`` too).
+CALLED_AGAIN: Final = "called-again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,10 @@ class QueueCallbackRecorder:
     def _failed(self, event: EngineEvent) -> None:
         assert isinstance(event, QueueCallbackFailed)
         if event.final:
-            status = event.reason if event.reason in (EXPIRED, CANCELLED) else "failed"
+            if event.reason in (CANCELLED, CALLED_AGAIN):
+                status = CANCELLED
+            else:
+                status = EXPIRED if event.reason == EXPIRED else "failed"
             self._update(event.origin_call_id, event.at, status=status, attempts=event.attempt)
 
     def _update(
@@ -145,6 +151,7 @@ _HANDLERS = {
 }
 
 __all__ = [
+    "CALLED_AGAIN",
     "CANCELLED",
     "EXPIRED",
     "CallbackStatus",
