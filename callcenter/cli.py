@@ -414,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
         "logged-in and paused time, occupancy, surveys and mean survey score",
     )
     report.add_argument(
+        "--team",
+        default=None,
+        help="--agents: only the agents of this team (agents.<id>.team), for its leader",
+    )
+    report.add_argument(
         "--since",
         default=None,
         help="from (included): today, yesterday, 2026-12-01, '2026-12-01 08:00'; figures: "
@@ -512,6 +517,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.csv and args.json:
             parser.error("--csv or --json, not both")
         figure_flags = [("--by", args.by, "day"), ("--fcr-days", args.fcr_days, 7)]
+        if args.team is not None and not args.agents:
+            parser.error("--team goes with --agents")
         range_flags = [
             ("--since", args.since, None),
             ("--until", args.until, None),
@@ -546,6 +553,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 zone=args.tz,
                 output="csv" if args.csv else "json" if args.json else "table",
                 fcr_days=args.fcr_days,
+                team=args.team,
             )
         return cmd_report(
             args.config or _default_config(),
@@ -1110,9 +1118,10 @@ def cmd_summary(
     zone: str | None,
     output: str,
     fcr_days: int = 7,
+    team: str | None = None,
 ) -> int:
     """``report --queues`` / ``--agents``: figures over a stretch of time (see
-    :mod:`callcenter.records.summary`)."""
+    :mod:`callcenter.records.summary`); ``team``: the agents of that team only."""
     import csv
 
     from callcenter.records import summary as figures
@@ -1130,6 +1139,11 @@ def cmd_summary(
         periods = figures.Periods(start, end, grouping, tz)
     except ValueError as exc:
         print(f"report: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    members = team_members(config, team) if team is not None else None
+    if team is not None and not members:
+        known = ", ".join(sorted({a.team for a in config.agents.values() if a.team})) or "none"
+        print(f"report: no agent is in team {team!r} (teams: {known})", file=sys.stderr)
         return EXIT_CONFIG
     if which == "queues" and not config.records.queue_log:
         print(
@@ -1151,6 +1165,8 @@ def cmd_summary(
         else:
             names = {aid: a.name for aid, a in config.agents.items() if a.name}
             agents = figures.read_agent_figures(store, periods, names)
+            if members is not None:
+                agents = [f for f in agents if f.agent in members]
             rows = [f.as_dict() for f in agents]
             table = figures.format_agent_table(agents, grouping)
     except RecordError as exc:
@@ -1631,6 +1647,11 @@ def cmd_drain(base: str, *, timeout: float | None, wait: bool) -> int:
         if _left(drain) != shown:
             shown = _left(drain)
             print(format_drain(drain), flush=True)
+
+
+def team_members(config: CallCenterConfig, team: str) -> set[str]:
+    """The ids of the agents whose ``team`` is ``team``."""
+    return {aid for aid, agent in config.agents.items() if agent.team == team}
 
 
 def format_number_lists(lists: list[dict[str, Any]]) -> str:

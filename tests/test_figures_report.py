@@ -511,6 +511,23 @@ def test_report_agents_counts_an_agent_logged_in_now_up_to_now(
     assert (rows["1001"]["surveys"], rows["1001"]["survey_score_mean"]) == (1, 2.0)
 
 
+def test_report_agents_of_one_team_for_its_leader(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _records(tmp_path)
+    config.write_text(config.read_text().replace("PJSIP/1002}", "PJSIP/1002, team: blue}"))
+    capsys.readouterr()
+    argv = ["report", str(config), "--agents", "--since", "2026-12-01", "--until", "2026-12-02"]
+    assert cli_main([*argv, "--team", "blue", "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert {r["agent"] for r in rows} == {"1002"}
+    assert cli_main([*argv, "--team", "red"]) == 1
+    assert "no agent is in team 'red' (teams: blue)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["report", str(config), "--queues", "--team", "blue"])
+    assert "--team goes with --agents" in capsys.readouterr().err
+
+
 def test_report_surveys_lists_what_each_caller_answered(
     records: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -639,7 +656,8 @@ async def test_an_agents_wrap_up_after_a_real_call_is_recorded_and_reported(
 
 
 async def test_the_control_api_serves_the_same_figures_for_dashboards(tmp_path: Path) -> None:
-    async with running_center(tmp_path) as center:
+    teams = {"agents": {"1001": {"team": "red"}, "1002": {"team": "blue"}}}
+    async with running_center(tmp_path, config=teams) as center:
         center.add_phone("PJSIP/1002", answer_after=0.05)
         caller = await center.caller_talks_to_an_agent("5551234")
         await center.cdr(caller.uniqueid)
@@ -656,7 +674,11 @@ async def test_the_control_api_serves_the_same_figures_for_dashboards(tmp_path: 
         assert (row["queue"], row["offered"], row["answered"]) == ("support", 1, 1)
         status, agents = await center.api("GET", "/figures/agents?since=yesterday&by=hour")
         assert status == 200 and any(r["agent"] == "1002" and r["calls"] for r in agents["rows"])
+        status, red = await center.api("GET", "/figures/agents?since=yesterday&team=red")
+        assert status == 200 and {r["agent"] for r in red["rows"]} <= {"1001"}
         cases = [
+            ("/figures/agents?team=green", 400, "no agent is in team 'green'"),
+            ("/figures/queues?team=red", 400, "team: goes with /figures/agents"),
             ("/figures/queues?by=week", 400, "by: one of hour, day, total"),
             ("/figures/queues?tz=Mars/Olympus", 400, "unknown time zone"),
             ("/figures/queues?since=soon", 400, "'soon' is not a time"),

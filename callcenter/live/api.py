@@ -12,7 +12,7 @@ Routes (all JSON)::
     GET  /metrics                         live figures for Prometheus (text exposition format,
                                           see :mod:`callcenter.live.metrics`)
     GET  /figures/queues?since=&until=&by=&tz=&fcr_days=
-    GET  /figures/agents?since=&until=&by=&tz=
+    GET  /figures/agents?since=&until=&by=&tz=&team=
                                           figures over a stretch of time from the records, as
                                           `callcenter report --queues|--agents --json` (since
                                           today, until now, by day|hour|total, tz
@@ -465,9 +465,9 @@ class ControlAPI:
         raise HTTPError(404, f"no route {method} {path}")
 
     async def _read_figures(self, which: str, query: str) -> dict[str, Any]:
-        """``GET /figures/queues|agents?since=&until=&by=&tz=&fcr_days=``, the figures of
-        ``callcenter report --queues|--agents`` with the same defaults (today, by day, the
-        config's ``ivr.timezone``)."""
+        """``GET /figures/queues|agents?since=&until=&by=&tz=&fcr_days=`` (agents: and
+        ``team=``), the figures of ``callcenter report --queues|--agents`` with the same
+        defaults (today, by day, the config's ``ivr.timezone``)."""
         if self._figures is None:
             raise HTTPError(404, "no records to read figures from")
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
@@ -482,6 +482,15 @@ class ControlAPI:
         fcr = params.get("fcr_days", str(FCR_DAYS))
         if not fcr.isdigit() or int(fcr) < 1:
             raise HTTPError(400, f"fcr_days: a whole number of days, not {fcr!r}")
+        team = params.get("team")
+        members: set[str] | None = None
+        if team is not None:
+            if which != "agents":
+                raise HTTPError(400, "team: goes with /figures/agents")
+            agents = self.switchboard.config.agents
+            members = {aid for aid, agent in agents.items() if agent.team == team}
+            if not members:
+                raise HTTPError(400, f"team: no agent is in team {team!r}")
         try:
             since = parse_when(params.get("since", "today"), tz)
             until = parse_when(params.get("until", "now"), tz)
@@ -494,6 +503,8 @@ class ControlAPI:
             raise HTTPError(503, str(exc)) from None
         except EngineError as exc:
             raise HTTPError(409, str(exc)) from None
+        if members is not None:
+            rows = [row for row in rows if row["agent"] in members]
         return {
             "figures": which,
             "since": periods.since.isoformat(timespec="seconds"),
