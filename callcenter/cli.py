@@ -264,10 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
         "supervisor", help="listen, whisper or barge on an agent's call; stop"
     )
     # callcenter.supervision.monitor.MONITOR_MODES; not imported: the CLI starts light.
-    supervisor.add_argument("action", choices=["listen", "whisper", "barge", "stop", "takeover"])
+    supervisor.add_argument(
+        "action", choices=["listen", "whisper", "barge", "stop", "takeover", "desk"]
+    )
     supervisor.add_argument("supervisor", help="supervisor id, e.g. 2000")
     supervisor.add_argument(
-        "agent", nargs="?", default=None, help="agent id, e.g. 1001 (not for stop)"
+        "agent", nargs="?", default=None, help="agent id, e.g. 1001 (not for stop, desk)"
+    )
+    supervisor.add_argument(
+        "--device",
+        default=None,
+        help="desk: the phone the supervisor works at from now on, such as PJSIP/2010 "
+        "(left out: their own phone again)",
     )
     supervisor.add_argument(
         "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
@@ -693,6 +701,13 @@ def _main(argv: Sequence[str] | None) -> int:
         which = urllib.parse.quote(args.campaign, safe="")
         return _api_call(args.api, "POST", f"/campaigns/{which}/{args.action}", {})
     if command == "supervisor":
+        if args.device is not None and args.action != "desk":
+            parser.error("--device goes with supervisor desk")
+        if args.action == "desk":
+            if args.agent is not None:
+                parser.error("supervisor desk takes no agent: --device PJSIP/2010")
+            who = urllib.parse.quote(args.supervisor, safe="")
+            return _api_call(args.api, "POST", f"/supervisors/{who}/desk", {"device": args.device})
         if args.action in ("stop", "takeover") and args.agent is not None:
             parser.error(f"supervisor {args.action} takes no agent")
         if args.action not in ("stop", "takeover") and args.agent is None:

@@ -60,6 +60,7 @@ from callcenter.records import summary
 from callcenter.records.callbacks import QueueCallback, QueueCallbackRecorder
 from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.cdr import CdrRecorder
+from callcenter.records.desks import DeskRecorder
 from callcenter.records.dispositions import DispositionRecorder
 from callcenter.records.lock import IN_MEMORY, RecordLock
 from callcenter.records.members import MemberRecorder
@@ -277,6 +278,8 @@ class Daemon:
         self.bus.subscribe(self.dispositions.on_event, kinds=DispositionRecorder.kinds())
         self.surveys = SurveyRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.surveys.on_event, kinds=SurveyRecorder.kinds())
+        self.desks = DeskRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(self.desks.on_event, kinds=DeskRecorder.kinds())
         self.number_lists = NumberListRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.number_lists.on_event, kinds=NumberListRecorder.kinds())
         switches = SwitchRecorder(self.store, self.recorder.writer)
@@ -449,6 +452,7 @@ class Daemon:
             if self.resume:
                 await self._restore_switches()
                 await self._restore_number_lists()
+                await self._restore_supervisor_desks()
                 await self._restore_abandoned_places()
             for agent_id, agent in self.config.agents.items():
                 if agent.logged_in and agent_id not in resumed:
@@ -661,6 +665,19 @@ class Daemon:
                 board.switches[state.name] = True
                 board.switch_changes[state.name] = (state.changed, state.via)
                 log.info("switch_restored", switch=state.name, since=state.changed.isoformat())
+
+    async def _restore_supervisor_desks(self) -> None:
+        """Supervisors working at another phone stay there."""
+        try:
+            desks = await self.recorder.writer.run(self.store.fetch_supervisor_desks)
+        except RecordError as exc:
+            log.error("supervisor_desks_not_restored", error=str(exc))
+            return
+        taken = self.switchboard.restore_supervisor_desks(
+            [(d.supervisor, d.device, d.since, d.via) for d in desks]
+        )
+        if desks:
+            log.info("supervisor_desks_restored", restored=taken, ignored=len(desks) - taken)
 
     async def _restore_number_lists(self) -> None:
         """Numbers ops put on the IVR's number lists stay there (lists the config still

@@ -684,6 +684,16 @@ class SwitchFlipped(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SupervisorSeated(EngineEvent):
+    """Supervisor ``supervisor`` works at ``device`` from now on (``""``: their own phone
+    again); ``via``: cli, api."""
+
+    supervisor: str
+    device: str
+    via: str = "cli"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NumberListChanged(EngineEvent):
     """``number`` was put on (``added``) or taken off the IVR number list ``number_list``
     while the centre runs (``callcenter numbers add``; ``via``: cli, api)."""

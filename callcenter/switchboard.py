@@ -36,10 +36,17 @@ from callcenter.acd.agent import Agent
 from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.router import RingOutcome, Router
-from callcenter.acd.rules import MemberChange, agent_rules, queue_rules, with_changes
+from callcenter.acd.rules import (
+    EXTERNAL_TECH,
+    MemberChange,
+    agent_rules,
+    queue_rules,
+    with_changes,
+)
 from callcenter.config.models import (
     AgentKeysConfig,
     CallCenterConfig,
+    Device,
     NumberPattern,
     QueueConfig,
     QueueExit,
@@ -57,6 +64,7 @@ from callcenter.errors import (
     CommandFailed,
     DestinationNotAllowed,
     EngineError,
+    NotPermitted,
     PBXConnectionError,
     PBXError,
     RecordError,
@@ -64,6 +72,7 @@ from callcenter.errors import (
     UnknownCallback,
     UnknownNumberList,
     UnknownQueue,
+    UnknownSupervisor,
 )
 from callcenter.events import (
     LEFT_AT_SHUTDOWN,
@@ -103,6 +112,7 @@ from callcenter.events import (
     QueueMemberChanged,
     RecordingMuted,
     RecordingStarted,
+    SupervisorSeated,
     SurveyEnded,
     SwitchFlipped,
     TalkEnded,
@@ -274,6 +284,7 @@ MAX_SCHEDULE_AHEAD = timedelta(days=366)
 """How far ahead a callback may be asked for."""
 
 _NUMBER_PATTERN: TypeAdapter[str] = TypeAdapter(NumberPattern)
+_DEVICE: TypeAdapter[str] = TypeAdapter(Device)
 """What a number ops put on an IVR number list must be (as the config's entries)."""
 
 WEB_CALLBACK_PREFIX = "web-"
@@ -461,6 +472,9 @@ class Switchboard:
         """Calls sent to the failover because the daemon was draining (since the start)."""
         self.switches: dict[str, bool] = {}
         """``ivr.switches`` flipped on (flows' branch cases test them); see :meth:`flip`."""
+        self.supervisor_desks: dict[str, tuple[str, datetime, str]] = {}
+        """Supervisors working at another phone: id -> (device, since, via); see
+        :meth:`seat_supervisor`."""
         self.list_additions: dict[str, dict[str, tuple[datetime, str]]] = {}
         """Numbers added to ``ivr.number_lists`` while the centre runs: list -> number ->
         (when, via); see :meth:`add_to_list`."""
@@ -1096,6 +1110,56 @@ class Switchboard:
             return ended_by
         active.skills = outcome.skills
         return await self._queue(call, active, config, outcome.queue, outcome.priority)
+
+    def supervisor_device(self, supervisor_id: str) -> str:
+        """The phone supervisor ``supervisor_id`` works at now: their desk, or their own."""
+        desk = self.supervisor_desks.get(supervisor_id)
+        return desk[0] if desk is not None else self.config.supervisors[supervisor_id].device
+
+    def seat_supervisor(self, supervisor_id: str, device: str | None, *, via: str = "cli") -> bool:
+        """Supervisor ``supervisor_id`` works at ``device`` from now on (None or their own
+        phone: back at it): monitoring and help ring it, and the feature codes dialled from
+        it are theirs (their PIN asked). Kept across reloads and restarts. False when
+        nothing changed. Raises UnknownSupervisor, NotPermitted (no ``hot_desk``) or
+        EngineError for something no phone."""
+        cfg = self.config.supervisors.get(supervisor_id)
+        if cfg is None:
+            raise UnknownSupervisor(f"unknown supervisor {supervisor_id}")
+        if device == cfg.device:
+            device = None
+        if device is not None:
+            if not cfg.hot_desk:
+                raise NotPermitted(
+                    f"supervisor {supervisor_id} works at their own phone only "
+                    f"(supervisors.{supervisor_id}.hot_desk)"
+                )
+            try:
+                _DEVICE.validate_python(device)
+            except ValidationError as exc:
+                raise EngineError(exc.errors()[0]["msg"]) from None
+            if device.startswith(EXTERNAL_TECH):
+                raise EngineError("a desk is a phone on the PBX, not an outside number")
+        current = self.supervisor_desks.get(supervisor_id)
+        if (current[0] if current is not None else None) == device:
+            return False
+        if device is None:
+            del self.supervisor_desks[supervisor_id]
+        else:
+            self.supervisor_desks[supervisor_id] = (device, datetime.now(UTC), via)
+        self.bus.publish(SupervisorSeated(supervisor=supervisor_id, device=device or "", via=via))
+        log.info("supervisor_seated", supervisor=supervisor_id, device=device or cfg.device)
+        return True
+
+    def restore_supervisor_desks(self, kept: Sequence[tuple[str, str, datetime, str]]) -> int:
+        """Seat the supervisors a previous daemon had at another phone (those the config
+        still lets work there); returns how many."""
+        taken = 0
+        for supervisor_id, device, since, via in kept:
+            cfg = self.config.supervisors.get(supervisor_id)
+            if cfg is not None and cfg.hot_desk and device != cfg.device:
+                self.supervisor_desks[supervisor_id] = (device, since, via)
+                taken += 1
+        return taken
 
     def number_lists(self, config: CallCenterConfig) -> Mapping[str, Sequence[str]]:
         """``config``'s IVR number lists with the numbers added while the centre runs."""
@@ -3173,7 +3237,7 @@ class Switchboard:
         ``external/<number>`` through ``acd.remote_dial``, as queues ring them), or of an
         outside number ``acd.transfer_allow`` lists (through ``acd.transfer_dial``)."""
         if target in self.config.supervisors:
-            return self.config.supervisors[target].device
+            return self.supervisor_device(target)
         if target in self.router.agents:
             return self.router.agents[target].device
         if target in self.config.agents:
@@ -3498,7 +3562,11 @@ class Switchboard:
         """The supervisor whose phone placed a supervisor's feature code (their PIN given),
         or None when it is no supervisor's phone or the PIN was wrong (heard, logged)."""
         info = call.info
-        devices = {sid: s.device for sid, s in config.supervisors.items()}
+        desks = self.supervisor_desks
+        devices = {
+            sid: desks[sid][0] if sid in desks else s.device
+            for sid, s in config.supervisors.items()
+        }
         who = info.params.get("supervisor") or _owner_of(info.channel, devices) or ""
         pins = {sid: s.pin for sid, s in config.supervisors.items()}
         return who if await self._dialled_by(call, "supervisor", who, pins, **about) else None

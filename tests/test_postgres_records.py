@@ -26,6 +26,7 @@ from callcenter.daemon import Daemon
 from callcenter.errors import ConfigError, RecordError
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
+from callcenter.records.desks import SupervisorDesk
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
@@ -578,6 +579,25 @@ def test_numbers_added_to_number_lists_are_kept_and_cleared_in_both_databases(
             NumberListEntry("blocked", "5550666", later, "cli"),
             NumberListEntry("blocked", "_0900X.", later, "cli"),
         ], type(store).__name__
+
+
+def test_supervisor_desks_are_kept_and_cleared_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    later = T0 + timedelta(minutes=5)
+    for store in (
+        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        try:
+            store.write_supervisor_desk(SupervisorDesk("2000", "PJSIP/2010", T0, "api"))
+            store.write_supervisor_desk(SupervisorDesk("2000", "PJSIP/2011", later, "cli"))
+            store.write_supervisor_desk(SupervisorDesk("2001", "PJSIP/2012", T0, "api"))
+            store.clear_supervisor_desk("2001")
+            rows = store.fetch_supervisor_desks()
+        finally:
+            store.close()
+        assert rows == [SupervisorDesk("2000", "PJSIP/2011", later, "cli")], type(store).__name__
 
 
 def test_agents_skills_are_kept_and_cleared_in_both_databases(

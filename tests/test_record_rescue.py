@@ -20,6 +20,7 @@ from callcenter.errors import RecordError
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
+from callcenter.records.desks import SupervisorDesk
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
@@ -189,6 +190,13 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
             ),
         ),
         (
+            "supervisor-desk:2000",
+            functools.partial(
+                store.write_supervisor_desk, SupervisorDesk("2000", "PJSIP/2010", T0, "api")
+            ),
+        ),
+        ("supervisor-desk:2001", functools.partial(store.clear_supervisor_desk, "2001")),
+        (
             "number-list:blocked:5550666",
             functools.partial(
                 store.write_number_list_entry, NumberListEntry("blocked", "5550666", T0, "api")
@@ -233,6 +241,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "dispositions": store.fetch_dispositions(),
         "surveys": store.fetch_surveys(),
         "number_lists": store.fetch_number_list_entries(),
+        "supervisor_desks": store.fetch_supervisor_desks(),
         "queue_members": store.fetch_member_changes(),
         "agent_skills": store.fetch_agent_skills(),
     }

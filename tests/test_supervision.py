@@ -21,6 +21,7 @@ import yaml
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.daemon import asterisk_settings
+from callcenter.errors import ConfigError
 from callcenter.events import CallMonitored, CallTransferred, EngineEvent, MonitorEnded
 from callcenter.supervision.monitor import Monitor
 from callcenter.testing import TRANSPORTS, Center, running_center
@@ -605,3 +606,54 @@ async def test_sam_hears_how_the_sales_queue_stands_with_star_85(
         "queue-minute",
     ]
     assert wrong.heard == ["beeperr"] and stranger.heard == ["invalid"]
+
+
+async def test_sam_works_at_another_phone_and_monitoring_and_his_codes_follow_him(
+    tmp_path: Path, transport: str
+) -> None:
+    config = {"supervisors": {"2000": {"pin": "2468", "hot_desk": True}}}
+    async with supervised(tmp_path, transport, **config) as (center, _alice, sam):
+        desk = center.add_phone("PJSIP/2010", answer_after=0.05)
+        seated = await api(center, "/supervisors/2000/desk", {"device": "PJSIP/2010"})
+        caller = await caller_with_agent(center, "5551250")
+        status, _ = await api(center, "/supervisors/2000/listen", {"agent": "1001"})
+        await desk.wait_answered(timeout=STEP)
+        await until(answered_in(center), "Sam listens at the desk phone")
+        await api(center, "/supervisors/2000/stop", {})
+        await until(lambda: monitor_of(center) is None, "stopped")
+        code = await center.pbx.call("*821001", caller_num="2010")
+        await code.wait_for_prompt("agent-pass", timeout=STEP)
+        await code.press("2468")
+        await until(answered_in(center), "the desk phone's *82 is Sam's")
+        await api(center, "/supervisors/2000/stop", {})
+        await caller.hangup()
+        await center.idle()
+        daemon = await center.restart()
+        kept = daemon.switchboard.supervisor_device("2000")
+        _, shown = await api(center, "/status")
+        back = await api(center, "/supervisors/2000/desk", {"device": None})
+        own = center.daemon.switchboard.supervisor_device("2000")
+    assert seated == (200, {"supervisor": "2000", "device": "PJSIP/2010", "changed": True})
+    assert status == 200 and sam.rings == 0, "his own phone stays quiet"
+    assert kept == "PJSIP/2010", "a restart keeps him at the desk"
+    (sam_shown,) = [s for s in shown["supervisors"] if s["id"] == "2000"]
+    assert sam_shown["device"] == "PJSIP/2010"
+    assert back[1]["changed"] is True and own == "PJSIP/2000"
+
+
+async def test_a_desk_for_a_supervisor_without_hot_desk_or_a_phone_is_refused(
+    tmp_path: Path,
+) -> None:
+    async with supervised(tmp_path, "fastagi") as (center, _alice, _sam):
+        no_hot_desk = await api(center, "/supervisors/2000/desk", {"device": "PJSIP/2010"})
+        nobody = await api(center, "/supervisors/2999/desk", {"device": "PJSIP/2010"})
+        own = await api(center, "/supervisors/2000/desk", {"device": "PJSIP/2000"})
+    assert no_hot_desk[0] == 403 and "hot_desk" in no_hot_desk[1]["error"]
+    assert nobody[0] == 404
+    assert own == (200, {"supervisor": "2000", "device": "PJSIP/2000", "changed": False})
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(
+            "pbx: {ami: {secret: x}}\n"
+            "supervisors: {'2000': {name: Sam, device: PJSIP/2000, hot_desk: true}}\n"
+        )
+    assert "hot_desk: true needs a pin" in str(refused.value)

@@ -2415,6 +2415,22 @@ class SupervisorConfig(_Model):
         description="PIN asked when the supervisor dials a monitoring feature code (*81, "
         "*82, *83 + agent), digits only (quote it); none: the phone alone identifies them.",
     )
+    hot_desk: bool = Field(
+        default=False,
+        description="The supervisor may work at another phone for a while (`callcenter "
+        "supervisor desk 2000 --device PJSIP/2010`): monitoring rings it and its feature "
+        "codes are theirs. Needs a pin.",
+    )
+
+    @model_validator(mode="after")
+    def _hot_desk_needs_pin(self) -> SupervisorConfig:
+        if self.hot_desk and self.pin is None:
+            raise PydanticCustomError(
+                "hot_desk_pin",
+                "hot_desk: true needs a pin: the feature codes of any phone given as this "
+                "supervisor's desk would be theirs",
+            )
+        return self
 
 
 class CampaignConfig(_Model):

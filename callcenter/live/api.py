@@ -59,6 +59,10 @@ Routes (all JSON)::
     POST /supervisors/{id}/barge          (again for the same agent: switch mode, no ring);
                                           {"supervisor": "2000", "monitoring": {"agent": ...,
                                           "call_id": ..., "mode": ..., "state": "ringing"}}
+    POST /supervisors/{id}/desk           {"device": "PJSIP/2010"}: the supervisor works at
+                                          that phone (supervisors.<id>.hot_desk): monitoring
+                                          rings it, its feature codes are theirs; {"device":
+                                          null}: their own phone again
     POST /supervisors/{id}/stop           {}: end it; "monitoring" is what it was, or null
     POST /supervisors/{id}/takeover       {}: the caller is put through to the supervisor
                                           (their phone rings again) and the agent is free
@@ -841,6 +845,16 @@ class ControlAPI:
     ) -> dict[str, Any]:
         monitoring = self.switchboard.monitoring
         try:
+            if action == "desk":
+                device = body.get("device")
+                if device is not None and (not isinstance(device, str) or not device):
+                    raise HTTPError(400, 'device: a phone, "PJSIP/2010", or null (their own)')
+                changed = self.switchboard.seat_supervisor(supervisor_id, device, via="api")
+                return {
+                    "supervisor": supervisor_id,
+                    "device": self.switchboard.supervisor_device(supervisor_id),
+                    "changed": changed,
+                }
             if action == "stop":
                 shown = await monitoring.stop(supervisor_id)
             elif action == "takeover":
@@ -856,6 +870,8 @@ class ControlAPI:
             raise HTTPError(404, str(exc)) from None
         except NotPermitted as exc:
             raise HTTPError(403, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(400 if action == "desk" else 409, str(exc)) from None
         except CallCenterError as exc:
             raise HTTPError(409, str(exc)) from None
         return {"supervisor": supervisor_id, "monitoring": shown}

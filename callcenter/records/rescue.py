@@ -49,6 +49,7 @@ from callcenter.errors import RecordError
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord
+from callcenter.records.desks import SupervisorDesk
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
@@ -89,6 +90,8 @@ REPLAYABLE: Final = frozenset(
         "write_campaign_lead",
         "write_disposition",
         "write_number_list_entry",
+        "write_supervisor_desk",
+        "clear_supervisor_desk",
         "clear_number_list_entry",
         "write_survey",
     }
@@ -113,6 +116,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         DispositionRecord,
         SurveyRecord,
         NumberListEntry,
+        SupervisorDesk,
     )
 }
 

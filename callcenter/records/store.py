@@ -31,6 +31,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``queue_members``: changes to queues' members kept on top of the config (``agent
   join`` / ``leave``, ``agent pause --queue``): queue, agent, member, penalty (NULL: the
   config's), changed, via, paused (the reason of a pause in that queue only, or NULL);
+* ``supervisor_desks``: supervisors working at another phone (``callcenter supervisor
+  desk``): supervisor, device, since, via;
 * ``number_list_entries``: numbers added to the IVR's number lists while the centre runs
   (``callcenter numbers add``): number_list, number, added, via;
 * ``agent_skills``: agents' skills kept on top of the config (``agent skills``): agent,
@@ -80,6 +82,7 @@ from callcenter.events import LEFT_TO_PBX
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord, QueueVisit
+from callcenter.records.desks import SupervisorDesk
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
@@ -158,6 +161,7 @@ SWITCH_COLUMNS = ("name", "on", "changed", "via")
 MEMBER_COLUMNS = ("queue", "agent", "member", "penalty", "changed", "via", "paused")
 SKILLS_COLUMNS = ("agent", "skills", "changed", "via")
 NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
+DESK_COLUMNS = ("supervisor", "device", "since", "via")
 
 
 def _quoted(names: Sequence[str]) -> str:
@@ -214,6 +218,12 @@ CREATE TABLE IF NOT EXISTS queue_members (
     "via" TEXT NOT NULL DEFAULT '',
     "paused" TEXT,
     PRIMARY KEY ("queue", "agent")
+);
+CREATE TABLE IF NOT EXISTS supervisor_desks (
+    "supervisor" TEXT PRIMARY KEY,
+    "device" TEXT NOT NULL,
+    "since" TEXT NOT NULL,
+    "via" TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS number_list_entries (
     "number_list" TEXT NOT NULL,
@@ -476,6 +486,11 @@ class Statements:
         self.clear_member = f"DELETE FROM queue_members WHERE queue = {p} AND agent = {p}"
         self.upsert_skills = upsert("agent_skills", SKILLS_COLUMNS)
         self.upsert_number_list_entry = upsert("number_list_entries", NUMBER_LIST_COLUMNS, keys=2)
+        self.upsert_supervisor_desk = upsert("supervisor_desks", DESK_COLUMNS)
+        self.clear_supervisor_desk = f'DELETE FROM supervisor_desks WHERE "supervisor" = {p}'
+        self.fetch_supervisor_desks = (
+            f'SELECT {_quoted(DESK_COLUMNS)} FROM supervisor_desks ORDER BY "supervisor"'
+        )
         self.clear_number_list_entry = (
             f'DELETE FROM number_list_entries WHERE "number_list" = {p} AND "number" = {p}'
         )
@@ -881,6 +896,24 @@ class RecordStore(abc.ABC):
                 campaign="campaign" in json.loads(row["ivr_variables"] or "{}"),
             )
             for row in rows
+        ]
+
+    def write_supervisor_desk(self, desk: SupervisorDesk) -> bool:
+        """Store the phone a supervisor works at (one row per supervisor)."""
+        params = (desk.supervisor, desk.device, _iso(desk.since), desk.via)
+        what = f"desk of supervisor {desk.supervisor}"
+        return self._write(what, self._sql.upsert_supervisor_desk, params)
+
+    def clear_supervisor_desk(self, supervisor: str) -> bool:
+        """The supervisor is at their own phone again."""
+        what = f"desk of supervisor {supervisor}"
+        return self._write(what, self._sql.clear_supervisor_desk, (supervisor,))
+
+    def fetch_supervisor_desks(self) -> list[SupervisorDesk]:
+        """Every supervisor working away from their own phone."""
+        return [
+            SupervisorDesk(row["supervisor"], row["device"], _utc(row["since"]), row["via"])
+            for row in self._fetch(self._sql.fetch_supervisor_desks)
         ]
 
     def write_number_list_entry(self, entry: NumberListEntry) -> bool:

@@ -124,7 +124,7 @@ class Monitoring:
                 {
                     "id": sid,
                     "name": cfg.name,
-                    "device": cfg.device,
+                    "device": self._board.supervisor_device(sid),
                     "monitoring": current.as_dict(now) if current is not None else None,
                 }
             )
@@ -164,7 +164,7 @@ class Monitoring:
         if agent_id not in config.agents and agent_id not in self._board.router.agents:
             raise UnknownAgent(f"unknown agent {agent_id}")
         if config.agents.get(agent_id) is not None and (
-            config.agents[agent_id].device == supervisor.device
+            config.agents[agent_id].device == self._board.supervisor_device(supervisor_id)
         ):
             raise EngineError(f"supervisor {supervisor_id} cannot monitor their own phone")
         agent = config.agents.get(agent_id)
@@ -201,7 +201,7 @@ class Monitoring:
                 raise EngineError("no PBX to ring the supervisor on")
             else:
                 session = await pbx.spy(
-                    supervisor.device,
+                    self._board.supervisor_device(supervisor_id),
                     active.agent_channel,
                     spy_mode,
                     caller_id=_caller_id(agent_id, active.call.info.caller_num),
