@@ -128,7 +128,7 @@ from callcenter.ivr.trace import (
     VariableSet,
     VoicemailRecorded,
 )
-from callcenter.ivr.values import matches_any
+from callcenter.ivr.values import matches_any, render
 from callcenter.outbound.campaign import (
     ABANDONED,
     AGENT_SKIPPED,
@@ -279,6 +279,10 @@ UNREACHABLE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
 """Device states that mean the device cannot be called (not registered, no such device)."""
 
 _DIALABLE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
+_ANNOUNCE_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+_VARIABLE_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+"""What an agent announcement filled from call variables must be (it goes into a Dial
+option or a dial string)."""
 
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
 """How far ahead a callback may be asked for."""
@@ -2875,6 +2879,13 @@ class Switchboard:
         campaign = config.campaigns.get(active.variables.get("campaign", ""))
         if campaign is not None and campaign.agent_announce:
             announce = campaign.agent_announce
+        if announce is not None and "${" in announce:
+            wanted, announce = announce, render(announce, active.variables)
+            parts = announce.split("/")
+            unset = any(not active.variables.get(n) for n in _VARIABLE_REF.findall(wanted))
+            if unset or not _ANNOUNCE_FILE.fullmatch(announce) or {"", ".."} & set(parts):
+                log.info("agent_announce_skipped", call_id=info.call_id, template=wanted)
+                announce = None
         answered: list[Agent] = []
         ringing = list(agents)
         told: set[str] = set()

@@ -230,6 +230,11 @@ def test_an_agent_announcement_that_would_break_the_dial_is_refused_at_its_line(
     assert "letters, digits, '_', '.', '-' and '/' only" in issue.message
     config = load_config_text(with_queue("agent_announce: custom/queue-sales\n"), environ=ENV)
     assert config.queues["sales"].agent_announce == "custom/queue-sales"
+    templated = with_queue('agent_announce: "custom/tier-${tier}"\n')
+    assert load_config_text(templated, environ=ENV).queues["sales"].agent_announce == (
+        "custom/tier-${tier}"
+    )
+    assert problems(with_queue('agent_announce: "tier-${1x}"\n'))
 
 
 def test_outside_numbers_for_agents_transfers_need_the_dial_template() -> None:

@@ -510,6 +510,23 @@ async def test_the_agent_hears_which_queue_calls_before_the_caller_is_put_throug
     assert row["disposition"] == "ANSWERED"
 
 
+async def test_the_agent_hears_a_vip_is_calling_from_the_callers_own_variables(
+    tmp_path: Path,
+) -> None:
+    config = setup({"agent_announce": "tier-${tier}", "ring_timeout": 5})
+    nodes = config["flows"]["direct"]["nodes"]
+    nodes["route"]["cases"].append({"caller": ["5550111"], "goto": "gold"})
+    nodes["gold"] = {"kind": "set", "variables": {"tier": "gold"}, "next": "q"}
+    async with scene(tmp_path, config) as s:
+        agent = s.phone("1001", answer_after=0.05, hangup_after=0.3)
+        s.login("1001")
+        await s.answered_call("5550111")
+        vip_heard = list(agent.heard)
+        await s.answered_call("5550122")
+    assert vip_heard == ["tier-gold"], "the VIP's tier, from the IVR"
+    assert agent.heard == ["tier-gold"], "no tier set: no announcement"
+
+
 async def test_wrap_up_holds_the_next_call_and_an_agent_can_have_their_own(
     tmp_path: Path,
 ) -> None:

@@ -218,10 +218,11 @@ AgentPrompt = Annotated[
     Strict(),
     AfterValidator(
         _matcher(
-            r"[A-Za-z0-9_][A-Za-z0-9_./-]*",
+            r"(?:[A-Za-z0-9_]|\$\{[A-Za-z_][A-Za-z0-9_]*\})(?:[A-Za-z0-9_./-]|\$\{[A-Za-z_][A-Za-z0-9_]*\})*",
             "prompt",
             "must be a sound file name of letters, digits, '_', '.', '-' and '/' only, such "
-            'as "custom/queue-sales" (it goes into a Dial option or a dial string)',
+            'as "custom/queue-sales", or with call variables: "custom/tier-${tier}" (it goes '
+            "into a Dial option or a dial string)",
         )
     ),
 ]
@@ -1965,8 +1966,10 @@ class QueueConfig(_Model):
         "take calls from several queues or campaigns hear which one this is. The caller is "
         "kept waiting meanwhile (FreeSWITCH: the queue's music goes on; Asterisk: silence). "
         "The agent counts as answering once the caller is put through: one who hangs up "
-        "during the announcement leaves the caller waiting, as a ring not taken.",
-        examples=["custom/queue-sales"],
+        "during the announcement leaves the caller waiting, as a ring not taken. Call "
+        'variables fill ${...}: "custom/tier-${tier}" tells the agent a VIP calls (a '
+        "variable unset or not a file name: no announcement for that call).",
+        examples=["custom/queue-sales", "custom/tier-${tier}"],
     )
     periodic_announce: list[Prompt] = Field(
         default_factory=list,

@@ -398,14 +398,15 @@ class _Checker:
                     continue
                 for key in ("drop_prompt", "machine_prompt", "agent_announce"):
                     name = campaign.get(key)
-                    if isinstance(name, str):
+                    if isinstance(name, str) and "${" not in name:
                         path = ("campaigns", campaign_id, key)
                         self._find_prompt(finder, folder, path, name, {self.ivr.default_language})
         if isinstance(queues, Mapping):
             # Agents hear their announcement in the default language (their phone's leg).
             for queue_name, qcfg in queues.items():
                 name = qcfg.get("agent_announce") if isinstance(qcfg, Mapping) else None
-                if isinstance(name, str):
+                # One filled from call variables names many files: none to look for.
+                if isinstance(name, str) and "${" not in name:
                     path = ("queues", queue_name, "agent_announce")
                     self._find_prompt(finder, folder, path, name, {self.ivr.default_language})
 
