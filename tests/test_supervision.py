@@ -657,3 +657,31 @@ async def test_a_desk_for_a_supervisor_without_hot_desk_or_a_phone_is_refused(
             "supervisors: {'2000': {name: Sam, device: PJSIP/2000, hot_desk: true}}\n"
         )
     assert "hot_desk: true needs a pin" in str(refused.value)
+
+
+async def test_help_comes_from_another_supervisor_when_the_queues_own_is_busy(
+    tmp_path: Path,
+) -> None:
+    config = {
+        "supervisors": {"2001": {"name": "Pat", "device": "PJSIP/2001", "teams": ["blue"]}},
+        "agents": {"1001": {"team": "blue"}, "1002": {"team": "blue"}},
+    }
+    async with supervised(tmp_path, "esl-inbound", **config) as (center, _alice, sam):
+        pat = center.add_phone("PJSIP/2001", answer_after=0.05)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        first = await caller_with_agent(center, "5551260")
+        board = center.daemon.switchboard
+        busy = "1001" if board.agent_call("1001") is not None else "1002"
+        other = "1002" if busy == "1001" else "1001"
+        await api(center, "/supervisors/2000/listen", {"agent": busy})
+        await sam.wait_answered(timeout=STEP)
+        second = await caller_with_agent(center, "5551261")
+        status, answer = await api(center, f"/agents/{other}/help", {})
+        await pat.wait_answered(timeout=STEP)
+        await until(answered_in(center, "2001"), "Pat whispers")
+        await api(center, "/supervisors/2001/stop", {})
+        await api(center, "/supervisors/2000/stop", {})
+        for caller in (first, second):
+            await caller.hangup()
+        await center.idle()
+    assert status == 200 and answer["supervisor"] == "2001", "Sam is busy: Pat comes"

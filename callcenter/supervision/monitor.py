@@ -232,9 +232,11 @@ class Monitoring:
 
     async def ask_for_help(self, agent_id: str) -> tuple[str, dict[str, Any]]:
         """An agent asks for help: the supervisor of the queue their call came from is rung
-        to whisper on it (the agent hears them, the caller does not). Returns (supervisor
-        id, the monitoring). A supervisor already on another call is not taken off it:
-        EngineError, as for a queue without a supervisor or an agent not on a call."""
+        to whisper on it (the agent hears them, the caller does not); when that supervisor
+        is on another call, the first other supervisor free who may monitor the agent (their
+        ``teams``) comes instead. Returns (supervisor id, the monitoring). A supervisor
+        already on another call is not taken off it: EngineError when nobody is free, as for
+        a queue without a supervisor or an agent not on a call."""
         found = self._board.agent_call(agent_id)
         if found is None:
             if agent_id not in self._board.router.agents:
@@ -247,11 +249,29 @@ class Monitoring:
         supervisor = qcfg.supervisor
         busy = self._monitors.get(supervisor)
         if busy is not None and busy.agent != agent_id:
-            raise EngineError(
-                f"supervisor {supervisor} is on agent {busy.agent}'s call; ask again later"
-            )
+            stand_in = self._free_supervisor_for(agent_id, but=supervisor)
+            if stand_in is None:
+                raise EngineError(
+                    f"supervisor {supervisor} is on agent {busy.agent}'s call and no other "
+                    "supervisor is free; ask again later"
+                )
+            log.info("help_from_another_supervisor", agent=agent_id, busy=supervisor)
+            supervisor = stand_in
         log.info("help_requested", agent=agent_id, supervisor=supervisor)
         return supervisor, await self.monitor(supervisor, agent_id, "whisper")
+
+    def _free_supervisor_for(self, agent_id: str, *, but: str) -> str | None:
+        """The first supervisor (config order) other than ``but`` who monitors nothing now
+        and may monitor ``agent_id`` (their ``teams`` hold the agent's team, or are empty)."""
+        config = self._board.config
+        agent = config.agents.get(agent_id)
+        team = agent.team if agent is not None else None
+        for supervisor_id, supervisor in config.supervisors.items():
+            if supervisor_id == but or supervisor_id in self._monitors:
+                continue
+            if not supervisor.teams or team in supervisor.teams:
+                return supervisor_id
+        return None
 
     async def take_over(self, supervisor_id: str) -> dict[str, Any]:
         """The supervisor takes over the call they are on: their listening leg is hung up,
