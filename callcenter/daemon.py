@@ -363,6 +363,7 @@ class Daemon:
             mqtt=live,
             campaigns=self.campaigns,
             figures=self._read_figures,
+            callback_record=self._callback_record,
             webhooks=lambda: [w.health() for w in self.webhooks],
             token=config.api.token.get_secret_value() if config.api.token else None,
         )
@@ -492,6 +493,11 @@ class Daemon:
             queues=len(self.config.queues),
             api_port=self.api.port,
         )
+
+    async def _callback_record(self, call_id: str) -> QueueCallback | None:
+        """A callback request's row, read on the record writer's thread."""
+        read = functools.partial(self.store.fetch_queue_callback, call_id)
+        return await self.recorder.writer.run(read)
 
     async def _read_figures(
         self, which: str, periods: summary.Periods, fcr_days: int

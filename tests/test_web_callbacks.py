@@ -63,6 +63,7 @@ async def test_a_waiting_callback_is_listed_and_cancelled_and_its_record_says_so
             "POST", "/callbacks", {"number": "5555678", "queue": "sales", "priority": 2}
         )
         _, listed = await center.api("GET", "/callbacks")
+        _, one = await center.api("GET", f"/callbacks/{second['call_id']}")
         url = f"http://127.0.0.1:{center.daemon.api.port}"
         code = await asyncio.to_thread(
             cli_main, ["callback", "cancel", first["call_id"], "--api", url]
@@ -72,6 +73,8 @@ async def test_a_waiting_callback_is_listed_and_cancelled_and_its_record_says_so
         store = center.daemon.store
         await center.daemon.recorder.writer.wait_written(f"queue-callback:{first['call_id']}")
         rows = {r.call_id: r.status for r in await asyncio.to_thread(store.fetch_queue_callbacks)}
+        _, over = await center.api("GET", f"/callbacks/{first['call_id']}")
+        unknown = await center.api("GET", "/callbacks/web-nobody")
         waiting = center.daemon.router.waiting("sales")
         daemon = await center.restart()
         restored = [c["call_id"] for c in daemon.switchboard.waiting_callbacks()]
@@ -79,6 +82,9 @@ async def test_a_waiting_callback_is_listed_and_cancelled_and_its_record_says_so
         ("5555678", 1, False),
         ("5551234", 2, False),
     ], "the higher priority first"
+    assert (one["status"], one["position"], one["number"]) == ("waiting", 1, "5555678")
+    assert (over["status"], over["number"]) == ("cancelled", "5551234"), "from the records"
+    assert unknown[0] == 404
     assert code == 0
     assert again[0] == 404, "cancelled already: no such request waits"
     assert [c["call_id"] for c in after["callbacks"]] == [second["call_id"]]

@@ -83,6 +83,9 @@ Routes (all JSON)::
                                           draining or the queue full. "data": variables
                                           the callback call gets (the agent's screen,
                                           the CDR's ivr_variables)
+    GET  /callbacks/{id}                  one request: as listed below with its "status"
+                                          (waiting, scheduled, dialling), or, once over, its
+                                          record's (answered, failed, expired, cancelled)
     GET  /callbacks                       {"callbacks": [{"call_id", "queue", "number",
                                           "position", "priority", "dialling", "due"}]}:
                                           every callback request waiting (web, key, timed),
@@ -167,6 +170,7 @@ from callcenter.errors import (
 )
 from callcenter.live.metrics import Metrics
 from callcenter.outbound.campaign import Campaigns
+from callcenter.records.callbacks import QueueCallback
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
 from callcenter.supervision.monitor import MONITOR_MODES
 from callcenter.switchboard import Switchboard
@@ -197,6 +201,8 @@ LiveHealths = Callable[[], list[dict[str, Any]]]
 """The states of several (the webhooks)."""
 FiguresReader = Callable[[str, Periods, int], Awaitable[list[dict[str, Any]]]]
 """``(queues|agents, periods, fcr_days)`` -> the figures' rows, read from the records."""
+CallbackReader = Callable[[str], Awaitable[QueueCallback | None]]
+"""A callback request's record by its id (what became of it once it stopped waiting)."""
 
 
 class HTTPError(Exception):
@@ -288,6 +294,7 @@ class ControlAPI:
         mqtt: LiveHealth | None = None,
         campaigns: Campaigns | None = None,
         figures: FiguresReader | None = None,
+        callback_record: CallbackReader | None = None,
         token: str | None = None,
         webhooks: LiveHealths | None = None,
         read_only: bool = False,
@@ -295,6 +302,7 @@ class ControlAPI:
         self.switchboard = switchboard
         self._callback_rate = RequestRate()
         self._figures = figures
+        self._callback_record = callback_record
         self._token = token or None
         self._webhooks = webhooks
         self.campaigns = campaigns
@@ -445,6 +453,10 @@ class ControlAPI:
             if method != "POST":
                 raise HTTPError(405, "use GET or POST for /callbacks")
             return self._callback_request(body)
+        if len(parts) == 2 and parts[0] == "callbacks":
+            if method != "GET":
+                raise HTTPError(405, f"use GET for /callbacks/{parts[1]}")
+            return await self._callback_status(parts[1])
         if len(parts) == 3 and parts[0] == "callbacks" and parts[2] == "cancel":
             if method != "POST":
                 raise HTTPError(405, f"use POST for /callbacks/{parts[1]}/cancel")
@@ -753,6 +765,28 @@ class ControlAPI:
         except EngineError as exc:
             raise HTTPError(400 if rest[1] == "add" else 409, str(exc)) from None
         return {"list": rest[0], "number": number, "on_list": rest[1] == "add", "changed": changed}
+
+    async def _callback_status(self, call_id: str) -> dict[str, Any]:
+        """``GET /callbacks/<id>``: where a callback request stands (a web page polls it:
+        "you are number 3"): waiting (with its position), scheduled (its due time),
+        dialling, or what became of it from the records."""
+        for view in self.switchboard.waiting_callbacks():
+            if view["call_id"] == call_id:
+                status = (
+                    "dialling" if view["dialling"] else "scheduled" if view["due"] else "waiting"
+                )
+                return {**view, "status": status}
+        record = await self._callback_record(call_id) if self._callback_record else None
+        if record is None:
+            raise HTTPError(404, f"no callback request {call_id!r}")
+        return {
+            "call_id": record.call_id,
+            "queue": record.queue,
+            "number": record.number,
+            "status": record.status,
+            "attempts": record.attempts,
+            "updated": (record.updated or record.requested).isoformat(timespec="seconds"),
+        }
 
     def _callback_request(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /callbacks {"number": ..., "queue": ..., "priority": 0}``."""

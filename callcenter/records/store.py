@@ -629,6 +629,9 @@ class Statements:
             f"SELECT {_quoted(QUEUE_CALLBACK_COLUMNS)} FROM queue_callbacks"
             f' WHERE "status" = {p} ORDER BY "requested", call_id'
         )
+        self.fetch_queue_callback = (
+            f"SELECT {_quoted(QUEUE_CALLBACK_COLUMNS)} FROM queue_callbacks WHERE call_id = {p}"
+        )
 
 
 LOW_SPACE = 1024 * 1024
@@ -1326,12 +1329,20 @@ class RecordStore(abc.ABC):
             for row in self._fetch(sql)
         ]
 
+    def fetch_queue_callback(self, call_id: str) -> QueueCallback | None:
+        """The callback request ``call_id``, or None."""
+        found = self._queue_callbacks(self._fetch(self._sql.fetch_queue_callback, (call_id,)))
+        return found[0] if found else None
+
     def fetch_queue_callbacks(self, status: str | None = None) -> list[QueueCallback]:
         """Queue callback requests (those with ``status`` only, if given), oldest first."""
         if status is None:
             rows = self._fetch(self._sql.fetch_queue_callbacks)
         else:
             rows = self._fetch(self._sql.fetch_queue_callbacks_with, (status,))
+        return self._queue_callbacks(rows)
+
+    def _queue_callbacks(self, rows: Sequence[Any]) -> list[QueueCallback]:
         return [
             QueueCallback(
                 call_id=row["call_id"],
