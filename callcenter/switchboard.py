@@ -118,6 +118,7 @@ from callcenter.events import (
     TalkEnded,
     VoicemailLeft,
 )
+from callcenter.ivr.calendar import closed_because, local_time
 from callcenter.ivr.lookup import Fetcher, fetch_json
 from callcenter.ivr.runner import Clock, FlowRunner, Hangup, QueueLook, Transferred, utc_now
 from callcenter.ivr.trace import (
@@ -1252,6 +1253,21 @@ class Switchboard:
         self._merged_lists = None
         return taken
 
+    def _queue_closed(self, qcfg: QueueConfig, config: CallCenterConfig) -> str | None:
+        """Why the queue does not take callers now (its ``opening`` hours), or None."""
+        hours = qcfg.opening
+        if hours is None:
+            return None
+        now = local_time(self.clock(), hours.timezone or config.ivr.timezone)
+        holidays = hours.holidays
+        return closed_because(
+            hours.hours,
+            now,
+            dates=holidays.dates if holidays is not None else (),
+            country=holidays.country if holidays is not None else None,
+            subdivision=holidays.subdivision if holidays is not None else None,
+        )
+
     def look_at_queue(self, queue: str) -> QueueLook:
         """``queue``'s state now, as a branch case's ``queue:`` tests it."""
         if queue not in self.config.queues:
@@ -1339,6 +1355,9 @@ class Switchboard:
             refused = ("full", qcfg.on_full)
         elif not qcfg.join_empty and not self.router.has_agents_for(queue_name, needed):
             refused = ("joinempty", qcfg.on_empty)
+        elif qcfg.opening is not None and (why := self._queue_closed(qcfg, config)) is not None:
+            qlog.info("queue_closed", why=why)
+            refused = ("closed", qcfg.on_closed)
         if refused is not None:
             reason, dest = refused
             self.bus.publish(

@@ -164,6 +164,8 @@ def test_defaults_keep_the_longest_idle_agent_and_no_escalation() -> None:
         ("on_full: {to: queue, queue: overflow, box: x}\n", "on_full", "only goes with"),
         ("survey: {flow: csta}\n", "survey", 'no flow named "csta"'),
         ("abandoned_callback: {after: 60}\n", "abandoned_callback", "acd.callback_dial"),
+        ("on_closed: {to: queue, queue: nowhere}\n", "on_closed", 'no queue named "nowhere"'),
+        ("opening: {hours: {}}\n", "opening", "at least 1"),
         ("survey: {flow: bye, score: rating}\n", "survey", 'no flow stores "rating"'),
         ("survey: {flow: bye, opt_in: 1x}\n", "survey", "must be a variable name"),
     ],

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -525,6 +526,32 @@ async def test_the_agent_hears_a_vip_is_calling_from_the_callers_own_variables(
         await s.answered_call("5550122")
     assert vip_heard == ["tier-gold"], "the VIP's tier, from the IVR"
     assert agent.heard == ["tier-gold"], "no tier set: no announcement"
+
+
+@pytest.mark.parametrize(
+    ("now", "closed"),
+    [
+        (datetime(2026, 12, 8, 10, 0, tzinfo=UTC), False),  # a Tuesday morning
+        (datetime(2026, 12, 8, 20, 0, tzinfo=UTC), True),  # that evening
+        (datetime(2026, 12, 24, 10, 0, tzinfo=UTC), True),  # a closed day listed
+    ],
+)
+async def test_a_queue_closed_for_the_night_sends_callers_to_its_on_closed(
+    tmp_path: Path, now: datetime, closed: bool
+) -> None:
+    opening = {"hours": {"mon-fri": ["08:00-18:00"]}, "holidays": {"dates": ["12-24"]}}
+    config = setup({"opening": opening, "on_closed": {"to": "hangup", "prompt": "closed-now"}})
+    async with scene(tmp_path, config) as s:
+        s.center.daemon.switchboard.clock = lambda: now
+        s.phone("1001", **QUICK)
+        s.login("1001")
+        caller = await s.call()
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+        row = await s.center.cdr(caller.uniqueid)
+    assert ("closed-now" in caller.heard) is closed
+    assert [e.reason for e in s.of(QueueExited)] == (["closed"] if closed else [])
+    assert (row["agent"] == "1001") is not closed
 
 
 async def test_wrap_up_holds_the_next_call_and_an_agent_can_have_their_own(

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from callcenter.config.models import CallCenterConfig
 from callcenter.errors import CallHungUp
+from callcenter.ivr.calendar import closed_because
 from callcenter.ivr.lookup import LookupFailed, LookupRequest
 from callcenter.ivr.runner import FlowRunner, Hangup, QueueLook, ToQueue, Transferred
 from callcenter.ivr.trace import Decision, DigitsTaken, IvrEvent, NodeEntered, VariableSet
@@ -690,3 +691,20 @@ def test_random_keys_always_lead_to_a_queue_or_a_hang_up(
     assert call.operations < 5000
     # Every node the caller reached was entered through the graph (no dead ends).
     assert visited(events)[0] == "hello"
+
+
+@pytest.mark.parametrize(
+    ("moment", "why"),
+    [
+        (datetime(2026, 12, 22, 10, 0), None),  # a Tuesday morning
+        (datetime(2026, 12, 22, 19, 0), "outside the opening hours"),
+        (datetime(2026, 12, 19, 10, 0), "outside the opening hours"),  # a Saturday
+        (datetime(2026, 12, 25, 10, 0), "a public holiday (Christmas Day)"),
+        (datetime(2026, 12, 24, 10, 0), "a closed day listed in the config"),
+    ],
+)
+def test_a_place_is_closed_outside_its_hours_on_holidays_and_on_days_listed(
+    moment: datetime, why: str | None
+) -> None:
+    hours = {"mon-fri": ["08:00-18:00"]}
+    assert closed_because(hours, moment, dates=["12-24"], country="GB") == why

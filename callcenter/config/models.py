@@ -1791,6 +1791,22 @@ def _default_exit(prompt: str) -> typing.Callable[[], QueueExit]:
     return lambda: QueueExit(to="hangup", prompt=prompt)
 
 
+class QueueHours(_Model):
+    """When a queue takes callers: a caller sent to it outside (by the IVR, a transfer, an
+    overflow) goes to its ``on_closed``."""
+
+    timezone: TimeZone | None = Field(
+        default=None, description="Time zone of the hours (default: ivr.timezone)."
+    )
+    hours: dict[DaySpec, list[TimeRange]] = Field(
+        min_length=1,
+        description='Opening hours by day: mon-fri: ["08:00-18:00"]. Days not listed are closed.',
+    )
+    holidays: HolidayCalendar | None = Field(
+        default=None, description="Days closed all day (public holidays and added dates)."
+    )
+
+
 class AbandonedCallback(_Model):
     """Calling back the callers who hung up waiting ("we saw you called")."""
 
@@ -2004,6 +2020,20 @@ class QueueConfig(_Model):
         "needs (penalties and escalation stages do not count); otherwise the strategy "
         "decides, as usual. Read from the CDRs, so it holds across restarts. 0: off.",
         examples=[86400],
+    )
+    opening: QueueHours | None = Field(
+        default=None,
+        description="Opening hours of the queue itself: callers sent to it when it is "
+        "closed (by the IVR, an agent's transfer, another queue's overflow) go to "
+        "`on_closed` instead of waiting for agents who went home; the queue_log writes "
+        "JOINEMPTY for them. null: always open (the IVR's schedule nodes decide).",
+        examples=[{"hours": {"mon-fri": ["08:00-18:00"]}, "holidays": {"country": "DE"}}],
+    )
+    on_closed: QueueExit = Field(
+        default_factory=lambda: QueueExit(to="hangup", prompt="we-are-closed"),
+        description="Where a caller sent to the queue while it is closed goes (default: "
+        "the prompt we-are-closed, then hang up): voicemail, another queue, a flow, or a "
+        "callback (kept until agents come, within callback_max_age).",
     )
     abandoned_callback: AbandonedCallback | None = Field(
         default=None,
@@ -2947,7 +2977,7 @@ def _exits(queue: Mapping[Any, Any]) -> list[tuple[tuple[object, ...], Mapping[A
     """(path inside the queue, exit) for every exit destination a queue names."""
     found: list[tuple[tuple[object, ...], Mapping[Any, Any]]] = []
     places: list[tuple[tuple[object, ...], object]] = [
-        ((name,), queue.get(name)) for name in ("on_timeout", "on_full", "on_empty")
+        ((name,), queue.get(name)) for name in ("on_timeout", "on_full", "on_empty", "on_closed")
     ]
     keys = queue.get("exit_keys")
     if isinstance(keys, Mapping):

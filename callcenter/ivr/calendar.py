@@ -111,6 +111,26 @@ def open_spec(hours: Mapping[str, Iterable[str]], moment: datetime) -> str | Non
     return None
 
 
+def closed_because(
+    hours: Mapping[str, Iterable[str]],
+    moment: datetime,
+    *,
+    dates: Iterable[str] = (),
+    country: str | None = None,
+    subdivision: str | None = None,
+) -> str | None:
+    """Why a place with opening ``hours`` is closed at ``moment`` (local wall time): a
+    closed day listed, a public holiday, outside the hours; None when it is open."""
+    day = moment.date()
+    if date_listed(dates, day):
+        return "a closed day listed in the config"
+    if country is not None:
+        holiday = public_holiday(country, subdivision, day)
+        if holiday is not None:
+            return f"a public holiday ({holiday})"
+    return None if open_spec(hours, moment) is not None else "outside the opening hours"
+
+
 # --------------------------------------------------------------------------- dates
 
 

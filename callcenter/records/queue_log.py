@@ -102,6 +102,7 @@ _EXIT_EVENTS: Final = {
     "exitkey": "EXITWITHKEY",
     "full": "FULL",
     "joinempty": "JOINEMPTY",
+    "closed": "JOINEMPTY",
 }
 
 
