@@ -118,7 +118,7 @@ from callcenter.events import (
     TalkEnded,
     VoicemailLeft,
 )
-from callcenter.ivr.calendar import closed_because, local_time
+from callcenter.ivr.calendar import closed_because, local_time, next_opening
 from callcenter.ivr.lookup import Fetcher, fetch_json
 from callcenter.ivr.runner import Clock, FlowRunner, Hangup, QueueLook, Transferred, utc_now
 from callcenter.ivr.trace import (
@@ -1253,6 +1253,30 @@ class Switchboard:
         self._merged_lists = None
         return taken
 
+    def _clock_utc(self) -> datetime:
+        """Now by the switchboard's clock (a test's or ``simulate``'s too), in UTC."""
+        now = self.clock()
+        return now.astimezone(UTC) if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+    def _opens_at(
+        self, qcfg: QueueConfig, config: CallCenterConfig, moment: datetime
+    ) -> datetime | None:
+        """When the queue takes callers at or after ``moment`` (UTC): ``moment`` itself when
+        it is open then or has no ``opening``; None when it opens on none of the next two
+        weeks."""
+        hours = qcfg.opening
+        if hours is None:
+            return moment
+        holidays = hours.holidays
+        opens = next_opening(
+            hours.hours,
+            local_time(moment, hours.timezone or config.ivr.timezone),
+            dates=holidays.dates if holidays is not None else (),
+            country=holidays.country if holidays is not None else None,
+            subdivision=holidays.subdivision if holidays is not None else None,
+        )
+        return opens.astimezone(UTC) if opens is not None else None
+
     def _queue_closed(self, qcfg: QueueConfig, config: CallCenterConfig) -> str | None:
         """Why the queue does not take callers now (its ``opening`` hours), or None."""
         hours = qcfg.opening
@@ -1919,6 +1943,14 @@ class Switchboard:
         origin = f"{WEB_CALLBACK_PREFIX}{secrets.token_hex(8)}"
         given = tuple((data or {}).items())
         now = datetime.now(UTC)
+        if qcfg.opening is not None:
+            # Closed then: the call back waits for the opening (agents went home).
+            asked = at if at is not None and at > now else self._clock_utc()
+            opens = self._opens_at(qcfg, config, asked)
+            if opens is None:
+                raise EngineError(f"queue {queue} does not open within two weeks")
+            if opens > asked:
+                at = opens
         if at is not None and at > now:
             if at - now > MAX_SCHEDULE_AHEAD:
                 raise EngineError(f"{at.isoformat()} is more than a year ahead")
@@ -1955,12 +1987,26 @@ class Switchboard:
         """At ``due``, request ``origin`` joins ``queue`` as a callback request."""
 
         async def when_due() -> None:
-            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            wait_until = due
+            while True:
+                await asyncio.sleep(max(0.0, (wait_until - datetime.now(UTC)).total_seconds()))
+                config = self.config
+                qcfg = config.queues.get(queue)
+                if qcfg is None:
+                    self._scheduled.pop(origin, None)
+                    log.warning("scheduled_callback_no_queue", call_id=origin, queue=queue)
+                    return
+                now = self._clock_utc()
+                opens = self._opens_at(qcfg, config, now)
+                if opens is None or opens <= now:
+                    break
+                # Due while the queue is closed: at its opening instead.
+                wait_until = datetime.now(UTC) + (opens - now)
+                scheduled = self._scheduled.get(origin)
+                if scheduled is not None:
+                    scheduled.due = wait_until
+                log.info("scheduled_callback_waits_for_opening", call_id=origin, at=str(opens))
             self._scheduled.pop(origin, None)
-            config = self.config
-            if queue not in config.queues:
-                log.warning("scheduled_callback_no_queue", call_id=origin, queue=queue)
-                return
             entry = self.router.enqueue(queue, origin, priority=priority)
             self._request_callback(entry, number, time.monotonic(), config, data)
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from callcenter.config.models import CallCenterConfig
 from callcenter.errors import CallHungUp
-from callcenter.ivr.calendar import closed_because
+from callcenter.ivr.calendar import closed_because, next_opening
 from callcenter.ivr.lookup import LookupFailed, LookupRequest
 from callcenter.ivr.runner import FlowRunner, Hangup, QueueLook, ToQueue, Transferred
 from callcenter.ivr.trace import Decision, DigitsTaken, IvrEvent, NodeEntered, VariableSet
@@ -708,3 +708,16 @@ def test_a_place_is_closed_outside_its_hours_on_holidays_and_on_days_listed(
 ) -> None:
     hours = {"mon-fri": ["08:00-18:00"]}
     assert closed_because(hours, moment, dates=["12-24"], country="GB") == why
+
+
+def test_the_next_opening_skips_nights_weekends_holidays_and_days_listed() -> None:
+    hours = {"mon-fri": ["08:00-12:00", "13:00-18:00"]}
+    friday_evening = datetime(2026, 12, 18, 19, 0)
+    assert next_opening(hours, friday_evening) == datetime(2026, 12, 21, 8, 0)
+    assert next_opening(hours, datetime(2026, 12, 21, 12, 30)) == datetime(2026, 12, 21, 13, 0)
+    open_now = datetime(2026, 12, 21, 9, 0)
+    assert next_opening(hours, open_now) == open_now
+    christmas_eve = datetime(2026, 12, 23, 19, 0)
+    later = next_opening(hours, christmas_eve, dates=["12-24"], country="GB")
+    assert later == datetime(2026, 12, 29, 8, 0), "24th listed, 25th-28th holidays or weekend"
+    assert next_opening({"sat": ["10:00-11:00"]}, friday_evening, days=0) is None

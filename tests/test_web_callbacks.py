@@ -203,3 +203,45 @@ def test_the_request_rate_counts_the_last_sixty_seconds() -> None:
     assert rate.take(2, 59.9) is False, "the first one is still inside the minute"
     assert rate.take(2, 60.0) is True, "the first one has left it"
     assert rate.take(2, 65.0) is False
+
+
+async def test_a_callback_asked_for_while_the_queue_is_closed_waits_for_its_opening(
+    tmp_path: Path,
+) -> None:
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[tomorrow.weekday()]
+    opening = {"hours": {day: ["08:00-09:00"]}}  # open tomorrow morning only (UTC)
+    config = {**CALLBACKS, "queues": {"sales": {"opening": opening}}}
+    async with running_center(tmp_path, config=config) as center:
+        _, asked = await center.api("POST", "/callbacks", {"number": "5551234", "queue": "sales"})
+        soon = (datetime.now(UTC) + timedelta(seconds=0.3)).isoformat()
+        _, later = await center.api(
+            "POST", "/callbacks", {"number": "5555678", "queue": "sales", "at": soon}
+        )
+        await asyncio.sleep(0.8)
+        _, shown = await center.api("GET", "/callbacks")
+        waiting = center.daemon.router.waiting("sales")
+    opens = datetime.combine(tomorrow, datetime.min.time(), tzinfo=UTC) + timedelta(hours=8)
+    assert asked["due"] == opens.isoformat(), "called back when the queue opens"
+    assert later["due"] == opens.isoformat(), "a time when it is closed: its opening"
+    assert {c["due"] for c in shown["callbacks"]} == {opens.isoformat()}
+    assert waiting == 0, "nobody put in a closed queue"
+
+
+async def test_a_call_back_falling_due_while_the_queue_is_closed_waits_for_the_opening(
+    tmp_path: Path,
+) -> None:
+    opening = {"hours": {"mon-fri": ["08:00-18:00"]}}
+    config = {**CALLBACKS, "queues": {"sales": {"opening": opening}}}
+    async with running_center(tmp_path, config=config) as center:
+        board = center.daemon.switchboard
+        evening = datetime(2026, 12, 8, 20, 0, tzinfo=UTC)  # a Tuesday, closed since 18:00
+        board.clock = lambda: evening
+        due = datetime.now(UTC) + timedelta(seconds=0.2)
+        board._schedule_callback("c1+abandoned", "sales", "5551234", 0, due)
+        await asyncio.sleep(0.6)
+        (shown,) = board.waiting_callbacks()
+        waiting = center.daemon.router.waiting("sales")
+    moved = datetime.fromisoformat(shown["due"]) - datetime.now(UTC)
+    assert timedelta(hours=11, minutes=58) < moved < timedelta(hours=12), "at 08:00 next day"
+    assert waiting == 0

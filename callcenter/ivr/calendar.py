@@ -18,7 +18,7 @@ import functools
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
 import holidays
 
@@ -129,6 +129,45 @@ def closed_because(
         if holiday is not None:
             return f"a public holiday ({holiday})"
     return None if open_spec(hours, moment) is not None else "outside the opening hours"
+
+
+def next_opening(
+    hours: Mapping[str, Iterable[str]],
+    moment: datetime,
+    *,
+    dates: Iterable[str] = (),
+    country: str | None = None,
+    subdivision: str | None = None,
+    days: int = 14,
+) -> datetime | None:
+    """The first moment at or after ``moment`` (local wall time, its zone kept) when a
+    place with opening ``hours`` is open (not on a closed day listed, not on a public
+    holiday); ``moment`` itself when it is open. None when it opens on none of the next
+    ``days`` days."""
+    listed = list(dates)
+    if (
+        closed_because(hours, moment, dates=listed, country=country, subdivision=subdivision)
+        is None
+    ):
+        return moment
+    for ahead in range(days + 1):
+        day = (moment + timedelta(days=ahead)).date()
+        if date_listed(listed, day) or (
+            country is not None and public_holiday(country, subdivision, day) is not None
+        ):
+            continue
+        starts = sorted(
+            parsed[0]
+            for spec, ranges in hours.items()
+            if day.weekday() in (parse_days(spec) or ())
+            for text in ranges
+            if (parsed := parse_range(text)) is not None
+        )
+        for start in starts:
+            opens = datetime.combine(day, time(start // 60, start % 60), tzinfo=moment.tzinfo)
+            if opens > moment:
+                return opens
+    return None
 
 
 # --------------------------------------------------------------------------- dates
