@@ -1389,6 +1389,12 @@ class Switchboard:
             )
             qlog.info("queue_refused", reason=reason, to=dest.to)
             if dest.to == "callback" and self._callback_allowed(config, info.caller_num):
+                if reason == "closed":
+                    opens = self._opens_at(qcfg, config, self._clock_utc())
+                    if opens is not None:
+                        return await self._call_back_at(
+                            call, active, qcfg, priority, at=opens, dest=dest
+                        )
                 entry = self.router.enqueue(
                     queue_name, info.call_id, priority=priority, skills=needed
                 )
@@ -1872,6 +1878,37 @@ class Switchboard:
         data = tuple(asking.variables.items()) if asking is not None else ()
         self._request_callback(entry, call.info.caller_num, joined, config, data)
         await call.stop_hold_music()
+        await call.play([dest.prompt or qcfg.callback_prompt])
+        return "system"
+
+    async def _call_back_at(
+        self,
+        call: Call,
+        active: ActiveCall,
+        qcfg: QueueConfig,
+        priority: int,
+        *,
+        at: datetime,
+        dest: QueueExit,
+    ) -> str:
+        """The caller of a closed queue asks to be called back: at ``at`` (its opening),
+        with the variables their IVR set; they hear the queue's callback prompt and the
+        call ends. Returns who ended it (us)."""
+        info = call.info
+        queue = active.queue or ""
+        data = tuple(active.variables.items())
+        self.bus.publish(
+            QueueCallbackRequested(
+                call_id=info.call_id,
+                queue=queue,
+                number=info.caller_num,
+                position=0,
+                priority=priority,
+                due=at,
+                data=dict(data),
+            )
+        )
+        self._schedule_callback(info.call_id, queue, info.caller_num, priority, at, data=data)
         await call.play([dest.prompt or qcfg.callback_prompt])
         return "system"
 

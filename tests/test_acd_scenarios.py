@@ -554,6 +554,28 @@ async def test_a_queue_closed_for_the_night_sends_callers_to_its_on_closed(
     assert (row["agent"] == "1001") is not closed
 
 
+async def test_a_caller_of_a_closed_queue_who_asks_for_a_callback_gets_it_at_the_opening(
+    tmp_path: Path,
+) -> None:
+    opening = {"hours": {"mon-fri": ["08:00-18:00"]}}
+    queue = {"opening": opening, "on_closed": {"to": "callback", "prompt": "we-call-you"}}
+    config = setup(queue, extra=CALLBACKS)
+    nodes = config["flows"]["direct"]["nodes"]
+    nodes["route"]["default"] = "account"
+    nodes["account"] = {"kind": "set", "variables": {"account": "4711"}, "next": "q"}
+    async with scene(tmp_path, config) as s:
+        board = s.center.daemon.switchboard
+        board.clock = lambda: datetime(2026, 12, 8, 20, 0, tzinfo=UTC)  # Tuesday evening
+        caller = await s.call("5551234")
+        await caller.wait_for_prompt("we-call-you", timeout=5)
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+        (waiting,) = board.waiting_callbacks()
+    assert (waiting["number"], waiting["queue"]) == ("5551234", "acd")
+    assert waiting["due"] == "2026-12-09T08:00:00+00:00", "Wednesday's opening"
+    assert waiting["data"] == {"account": "4711"}
+
+
 async def test_wrap_up_holds_the_next_call_and_an_agent_can_have_their_own(
     tmp_path: Path,
 ) -> None:
