@@ -1297,11 +1297,13 @@ class Switchboard:
         if queue not in self.config.queues:
             return QueueLook()
         router = self.router
+        config = self.config
         return QueueLook(
             waiting=router.waiting(queue),
             free=router.free_agents(queue),
             staffed=router.staffed(queue),
             expected_wait=router.expected_wait(queue),
+            closed=self._queue_closed(config.queues[queue], config) is not None,
         )
 
     def _ivr_event(self, call_id: str, active: ActiveCall, event: IvrEvent) -> None:

@@ -104,5 +104,6 @@ async def test_the_queue_state_a_branch_sees_is_the_routers(tmp_path: Path) -> N
         await center.idle()
     assert (quiet.waiting, quiet.staffed) == (0, 2) and quiet.free >= 1
     assert quiet.expected_wait is None, "no call handled yet: nothing to estimate from"
+    assert quiet.closed is False, "no opening hours: always open"
     assert busy.waiting == 1
     assert board.look_at_queue("nope").waiting == 0

@@ -693,6 +693,34 @@ def test_random_keys_always_lead_to_a_queue_or_a_hang_up(
     assert visited(events)[0] == "hello"
 
 
+@pytest.mark.parametrize(("closed", "heard"), [(True, ["closed-now"]), (False, [])])
+async def test_a_flow_asks_whether_a_queue_is_open_by_its_own_hours(
+    closed: bool, heard: list[str]
+) -> None:
+    flow = {
+        "w": {
+            "start": "open",
+            "nodes": {
+                "open": {
+                    "kind": "branch",
+                    "cases": [{"queue": "sales", "queue_open": False, "goto": "shut"}],
+                    "default": "now",
+                },
+                "now": {"kind": "queue", "queue": "sales"},
+                "shut": {"kind": "hangup", "prompt": "closed-now"},
+            },
+        }
+    }
+    call = FakeCall()
+    outcome, events = await walk(
+        config_with(flow), "w", call, queue_look=lambda queue: QueueLook(closed=closed)
+    )
+    assert call.heard == heard
+    assert isinstance(outcome, ToQueue) is (not closed)
+    if closed:
+        assert "closed by its hours" in " ".join(e.text for e in events if isinstance(e, Decision))
+
+
 @pytest.mark.parametrize(
     ("moment", "why"),
     [

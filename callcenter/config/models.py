@@ -1271,17 +1271,23 @@ class BranchCase(_Model):
         default=None,
         description="true: an agent of `queue` is free for a caller now; false: none is.",
     )
+    queue_open: bool | None = Field(
+        default=None,
+        description="true: `queue` is open by its own hours (`queues.<q>.opening`; a queue "
+        "without them is always open); false: it is closed.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> BranchCase:
-        looks = [self.waiting_over, self.wait_over, self.agents_free]
+        looks = [self.waiting_over, self.wait_over, self.agents_free, self.queue_open]
         if self.queue is None and any(t is not None for t in looks):
             raise PydanticCustomError(
-                "branch_case", "waiting_over, wait_over and agents_free need `queue:`"
+                "branch_case", "waiting_over, wait_over, agents_free and queue_open need `queue:`"
             )
         if self.queue is not None and all(t is None for t in looks):
             raise PydanticCustomError(
-                "branch_case", "`queue:` needs a test: waiting_over, wait_over or agents_free"
+                "branch_case",
+                "`queue:` needs a test: waiting_over, wait_over, agents_free or queue_open",
             )
         tests = [self.equals, self.one_of, self.matches, self.present]
         if self.variable is None and any(t is not None for t in tests):

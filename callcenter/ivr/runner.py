@@ -161,6 +161,8 @@ class QueueLook:
     """Members logged in and not paused."""
     expected_wait: float | None = None
     """Estimated seconds a caller joining now would wait (None: nothing to go on)."""
+    closed: bool = False
+    """The queue's own opening hours (``opening``) say it is closed now."""
 
 
 def _nothing_known(_queue: str) -> QueueLook:
@@ -772,6 +774,10 @@ def _queue_holds(case: BranchCase, look: QueueLook) -> str | None:
             return None
     if case.agents_free is not None and (look.free > 0) != case.agents_free:
         return None
+    if case.queue_open is not None:
+        if look.closed == case.queue_open:
+            return None
+        said.append("closed by its hours" if look.closed else "open")
     return ", ".join(said)
 
 

@@ -166,17 +166,19 @@ class _Printer:
 
 
 def parse_queue_state(text: str) -> tuple[str, QueueLook]:
-    """``sales:waiting=12,free=0,wait=300,staffed=2`` (``--queue-state``): a queue and the
-    state branch cases see of it (missing: 0 waiting, 0 free, 1 staffed, nothing to
-    estimate). ValueError saying what was expected otherwise."""
+    """``sales:waiting=12,free=0,wait=300,staffed=2,closed=1`` (``--queue-state``): a queue
+    and the state branch cases see of it (missing: 0 waiting, 0 free, 1 staffed, nothing
+    to estimate, open). ValueError saying what was expected otherwise."""
     queue, _, spec = text.partition(":")
     if not queue or not spec:
         raise ValueError(f"--queue-state {text!r}: give QUEUE:waiting=N,free=N,wait=S,staffed=N")
     values: dict[str, float] = {}
     for item in spec.split(","):
         key, _, value = item.partition("=")
-        if key not in ("waiting", "free", "wait", "staffed"):
-            raise ValueError(f"--queue-state {text!r}: no {key!r} (waiting, free, wait, staffed)")
+        if key not in ("waiting", "free", "wait", "staffed", "closed"):
+            raise ValueError(
+                f"--queue-state {text!r}: no {key!r} (waiting, free, wait, staffed, closed)"
+            )
         try:
             values[key] = float(value)
         except ValueError:
@@ -186,6 +188,7 @@ def parse_queue_state(text: str) -> tuple[str, QueueLook]:
         free=int(values.get("free", 0)),
         staffed=int(values.get("staffed", 1)),
         expected_wait=values.get("wait"),
+        closed=bool(values.get("closed", 0)),
     )
 
 
