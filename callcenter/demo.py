@@ -217,7 +217,14 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         await bridged.wait()
         supervisor = next(iter(daemon.config.supervisors))
         board = daemon.switchboard
-        agent_id = next((a.agent for a in board.active.values() if a.agent_channel), None)
+        agent_id: str | None = None
+        # The caller hears the agent a moment before the daemon has seen the answer (a
+        # busy machine): wait for it to know whose call this is.
+        for _ in range(500):
+            agent_id = next((a.agent for a in board.active.values() if a.agent_channel), None)
+            if agent_id is not None:
+                break
+            await asyncio.sleep(0.02)
         if agent_id is None:
             return
         await board.monitoring.monitor(supervisor, agent_id, "listen")
