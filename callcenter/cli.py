@@ -1470,7 +1470,7 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(_row(cells, agent_cols))
     lines.append("")
     queue_cols = [("queue", 14), ("waiting", 7), ("callbacks", 9), ("ready", 5)]
-    queue_cols += [("staffed", 7), ("longest", 0)]
+    queue_cols += [("staffed", 7), ("longest", 8), ("note", 0)]
     lines.append(_row([name for name, _ in queue_cols], queue_cols))
     for queue in status.get("queues", []):
         cells = [
@@ -1481,6 +1481,7 @@ def format_status(status: dict[str, Any]) -> str:
             queue.get("available"),
             queue.get("staffed"),
             f"{queue.get('longest_wait', 0):.0f}s",
+            f"closed: {queue['closed']}" if queue.get("closed") else "",
         ]
         lines.append(_row(cells, queue_cols))
     supervisors = status.get("supervisors", [])

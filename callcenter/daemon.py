@@ -338,6 +338,7 @@ class Daemon:
                 previews=self.switchboard.previews,
                 holding=self.switchboard.holding,
                 switches=self.switchboard.switch_views,
+                closed=self.switchboard.queue_closed,
             )
             self.bus.subscribe(self.mqtt.on_event, kinds=self.mqtt.kinds())
         self.webhooks = [

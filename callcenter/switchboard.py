@@ -1277,6 +1277,12 @@ class Switchboard:
         )
         return opens.astimezone(UTC) if opens is not None else None
 
+    def queue_closed(self, queue: str) -> str | None:
+        """Why ``queue`` takes no callers now by its own ``opening`` hours, or None (open,
+        or no hours, or no such queue)."""
+        qcfg = self.config.queues.get(queue)
+        return self._queue_closed(qcfg, self.config) if qcfg is not None else None
+
     def _queue_closed(self, qcfg: QueueConfig, config: CallCenterConfig) -> str | None:
         """Why the queue does not take callers now (its ``opening`` hours), or None."""
         hours = qcfg.opening

@@ -5,12 +5,14 @@ callback or a message instead; on both PBXs, in ``check`` and in ``simulate``.""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
@@ -107,3 +109,13 @@ async def test_the_queue_state_a_branch_sees_is_the_routers(tmp_path: Path) -> N
     assert quiet.closed is False, "no opening hours: always open"
     assert busy.waiting == 1
     assert board.look_at_queue("nope").waiting == 0
+
+
+async def test_status_says_which_queue_is_closed_by_its_hours(tmp_path: Path) -> None:
+    config = {"queues": {"support": {"opening": {"hours": {"mon-fri": ["08:00-18:00"]}}}}}
+    async with running_center(tmp_path, config=config) as center:
+        center.daemon.switchboard.clock = lambda: datetime(2026, 12, 8, 20, 0, tzinfo=UTC)
+        _, shown = await center.api("GET", "/status")
+    closed = {q["name"]: q["closed"] for q in shown["queues"]}
+    assert closed == {"sales": None, "support": "outside the opening hours"}
+    assert "closed: outside the opening hours" in format_status(shown)

@@ -113,6 +113,7 @@ async def test_a_wallboard_sees_callers_wait_agents_talk_and_the_days_figures(
     assert waiting.json()["staffed"] >= 1
     assert sales.json()["waiting"] == 0
     assert sales.json()["today"]["offered"] == 1
+    assert sales.json()["closed"] is None, "no opening hours: open"
     assert sales.json()["today"]["answered"] == 0
     day = support.json()["today"]
     assert day["offered"] == 1

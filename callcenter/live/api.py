@@ -429,6 +429,7 @@ class ControlAPI:
             later = board.scheduled_callbacks()
             for queue in snapshot.get("queues", []):
                 queue["callbacks_later"] = later.get(queue["name"], 0)
+                queue["closed"] = board.queue_closed(queue["name"])
             snapshot["skill_changes"] = board.skill_views()
             return snapshot
         if parts and parts[0] == "campaigns":

@@ -5,7 +5,9 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
     callcenter/status              retained  "online"; "offline" at a clean stop, and as the
                                              broker's last will when the daemon vanishes
     callcenter/queues/<queue>      retained  JSON: waiting, longest_wait, available, staffed,
-                                             callbacks, and "today" (offered, answered,
+                                             callbacks, closed (why, by the queue's
+                                             opening hours; null: open), and "today"
+                                             (offered, answered,
                                              abandoned, exited, answered_in_service_level,
                                              service_level_percent, average_wait,
                                              surveys, survey_score: their mean)
@@ -264,9 +266,11 @@ class MQTTPublisher:
         previews: Callable[[], list[dict[str, Any]]] | None = None,
         holding: Callable[[], dict[str, dict[str, Any]]] | None = None,
         switches: Callable[[], list[dict[str, Any]]] | None = None,
+        closed: Callable[[str], str | None] | None = None,
     ) -> None:
         self.config = config
         self._switches = switches
+        self._closed = closed
         self._supervisors = supervisors
         self._campaigns = campaigns
         self._previews = previews
@@ -622,6 +626,7 @@ class MQTTPublisher:
                 "available": view["available"],
                 "staffed": view["staffed"],
                 "callbacks": view["callbacks"],
+                "closed": self._closed(name) if self._closed is not None else None,
                 "today": self._days.get(name, _Day()).as_dict(today),
             }
             self._retain(f"{self._prefix}/queues/{name}", payload)
