@@ -50,6 +50,7 @@ from callcenter.config.models import (
     NumberPattern,
     QueueConfig,
     QueueExit,
+    QueueHours,
     SurveyConfig,
 )
 from callcenter.consult import (
@@ -118,7 +119,7 @@ from callcenter.events import (
     TalkEnded,
     VoicemailLeft,
 )
-from callcenter.ivr.calendar import closed_because, local_time, next_opening
+from callcenter.ivr.calendar import OpeningHours, local_time
 from callcenter.ivr.lookup import Fetcher, fetch_json
 from callcenter.ivr.runner import Clock, FlowRunner, Hangup, QueueLook, Transferred, utc_now
 from callcenter.ivr.trace import (
@@ -1267,14 +1268,8 @@ class Switchboard:
         hours = qcfg.opening
         if hours is None:
             return moment
-        holidays = hours.holidays
-        opens = next_opening(
-            hours.hours,
-            local_time(moment, hours.timezone or config.ivr.timezone),
-            dates=holidays.dates if holidays is not None else (),
-            country=holidays.country if holidays is not None else None,
-            subdivision=holidays.subdivision if holidays is not None else None,
-        )
+        local = local_time(moment, hours.timezone or config.ivr.timezone)
+        opens = _opening_hours(hours).next_opening(local)
         return opens.astimezone(UTC) if opens is not None else None
 
     def queue_closed(self, queue: str) -> str | None:
@@ -1289,14 +1284,7 @@ class Switchboard:
         if hours is None:
             return None
         now = local_time(self.clock(), hours.timezone or config.ivr.timezone)
-        holidays = hours.holidays
-        return closed_because(
-            hours.hours,
-            now,
-            dates=holidays.dates if holidays is not None else (),
-            country=holidays.country if holidays is not None else None,
-            subdivision=holidays.subdivision if holidays is not None else None,
-        )
+        return _opening_hours(hours).closed_because(now)
 
     def look_at_queue(self, queue: str) -> QueueLook:
         """``queue``'s state now, as a branch case's ``queue:`` tests it."""
@@ -2107,47 +2095,35 @@ class Switchboard:
         """Withdraw the callback request ``call_id`` (the person no longer wants the call):
         it leaves the queue and its record says ``cancelled``. Raises UnknownCallback when
         no request waits under that id, EngineError while its call is being placed."""
-        scheduled = self._scheduled.pop(call_id, None)
-        if scheduled is not None:
-            scheduled.task.cancel()
-            self.bus.publish(
-                QueueCallbackFailed(
-                    origin_call_id=call_id,
-                    queue=scheduled.queue,
-                    number=scheduled.number,
-                    attempt=0,
-                    reason=reason,
-                    final=True,
-                )
-            )
-            log.info("callback_cancelled", call_id=call_id, queue=scheduled.queue)
-            return {
-                "call_id": call_id,
-                "queue": scheduled.queue,
-                "number": scheduled.number,
-                "cancelled": True,
-            }
+        scheduled = self._scheduled.get(call_id)
         kept = self._kept_places.get(call_id)
-        if kept is None or kept.lead is not None or kept.entry.callback is None:
+        if scheduled is not None:
+            queue, number = scheduled.queue, scheduled.number
+        elif kept is not None and kept.lead is None and kept.entry.callback is not None:
+            if self._dialling(kept) or kept.worker is None:
+                raise EngineError(f"callback {call_id} is being placed now: too late to cancel")
+            queue, number = kept.entry.queue, kept.number
+        else:
             raise UnknownCallback(f"no callback request {call_id!r} is waiting")
-        if self._dialling(kept) or kept.worker is None:
-            raise EngineError(f"callback {call_id} is being placed now: too late to cancel")
-        entry = kept.entry
         self.bus.publish(
             QueueCallbackFailed(
                 origin_call_id=call_id,
-                queue=entry.queue,
-                number=kept.number,
+                queue=queue,
+                number=number,
                 attempt=0,
                 reason=reason,
                 final=True,
             )
         )
-        log.info("callback_cancelled", call_id=call_id, queue=entry.queue)
-        kept.worker.cancel()
-        self.router.leave(entry)
-        del self._kept_places[call_id]
-        return {"call_id": call_id, "queue": entry.queue, "number": kept.number, "cancelled": True}
+        log.info("callback_cancelled", call_id=call_id, queue=queue, reason=reason)
+        if scheduled is not None:
+            del self._scheduled[call_id]
+            scheduled.task.cancel()
+        elif kept is not None and kept.worker is not None:
+            kept.worker.cancel()
+            self.router.leave(kept.entry)
+            del self._kept_places[call_id]
+        return {"call_id": call_id, "queue": queue, "number": number, "cancelled": True}
 
     def _dialling(self, kept: _KeptPlace) -> bool:
         """Is the call for this kept place being placed (agents reserved for it)?"""
@@ -3810,6 +3786,13 @@ _CONSULT_KEYS: Final[Mapping[str, Callable[[Switchboard, str], Awaitable[str]]]]
     "consult_join": Switchboard.consult_join,
 }
 """What the keys of an agent consulting a colleague do (``acd.agent_keys``)."""
+
+
+def _opening_hours(hours: QueueHours) -> OpeningHours:
+    holidays = hours.holidays
+    if holidays is None:
+        return OpeningHours(hours.hours)
+    return OpeningHours(hours.hours, holidays.dates, holidays.country, holidays.subdivision)
 
 
 def _opted_in(value: str | None) -> bool:

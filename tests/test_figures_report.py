@@ -392,8 +392,9 @@ SURVEYS = [
 def test_surveys_give_each_agent_and_queue_their_count_and_mean_score() -> None:
     taken = [SurveyTaken(r.queue, r.agent, r.score, r.at, r.satisfied) for r in SURVEYS]
     [support] = queue_summary(MORNING, whole_day(), {"support": 20.0}, surveys=taken)
-    assert (support.surveys, support.scored, support.score_mean) == (3, 2, 3.5)
-    assert support.csat_percent == 50.0, "one of the two scores reached 4"
+    surveyed = support.survey
+    assert (surveyed.surveys, surveyed.scored, surveyed.score_mean) == (3, 2, 3.5)
+    assert surveyed.csat_percent == 50.0, "one of the two scores reached 4"
     agents = {f.agent: f.as_dict() for f in agent_summary(MORNING, [], [], whole_day(),
                                                            surveys=taken)}  # fmt: skip
     assert (agents["1002"]["surveys"], agents["1002"]["surveys_scored"]) == (2, 1)
@@ -401,7 +402,7 @@ def test_surveys_give_each_agent_and_queue_their_count_and_mean_score() -> None:
     assert agents["1001"]["survey_score_mean"] == 2.0
     assert (agents["1002"]["csat_percent"], agents["1001"]["csat_percent"]) == (100.0, 0.0)
     hourly = queue_summary(MORNING, whole_day("hour"), {"support": 20.0}, surveys=taken)
-    assert [(f.period[-5:], f.surveys, f.score_mean) for f in hourly] == [
+    assert [(f.period[-5:], f.survey.surveys, f.survey.score_mean) for f in hourly] == [
         ("09:00", 2, 3.5),
         ("10:00", 1, None),
     ], "a survey counts in the hour it ended in"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from callcenter.config.models import CallCenterConfig
 from callcenter.errors import CallHungUp
-from callcenter.ivr.calendar import closed_because, next_opening
+from callcenter.ivr.calendar import OpeningHours
 from callcenter.ivr.lookup import LookupFailed, LookupRequest
 from callcenter.ivr.runner import FlowRunner, Hangup, QueueLook, ToQueue, Transferred
 from callcenter.ivr.trace import Decision, DigitsTaken, IvrEvent, NodeEntered, VariableSet
@@ -734,18 +734,20 @@ async def test_a_flow_asks_whether_a_queue_is_open_by_its_own_hours(
 def test_a_place_is_closed_outside_its_hours_on_holidays_and_on_days_listed(
     moment: datetime, why: str | None
 ) -> None:
-    hours = {"mon-fri": ["08:00-18:00"]}
-    assert closed_because(hours, moment, dates=["12-24"], country="GB") == why
+    place = OpeningHours({"mon-fri": ["08:00-18:00"]}, dates=["12-24"], country="GB")
+    assert place.closed_because(moment) == why
 
 
 def test_the_next_opening_skips_nights_weekends_holidays_and_days_listed() -> None:
-    hours = {"mon-fri": ["08:00-12:00", "13:00-18:00"]}
+    office = OpeningHours({"mon-fri": ["08:00-12:00", "13:00-18:00"]})
     friday_evening = datetime(2026, 12, 18, 19, 0)
-    assert next_opening(hours, friday_evening) == datetime(2026, 12, 21, 8, 0)
-    assert next_opening(hours, datetime(2026, 12, 21, 12, 30)) == datetime(2026, 12, 21, 13, 0)
+    assert office.next_opening(friday_evening) == datetime(2026, 12, 21, 8, 0)
+    assert office.next_opening(datetime(2026, 12, 21, 12, 30)) == datetime(2026, 12, 21, 13, 0)
     open_now = datetime(2026, 12, 21, 9, 0)
-    assert next_opening(hours, open_now) == open_now
+    assert office.next_opening(open_now) == open_now
     christmas_eve = datetime(2026, 12, 23, 19, 0)
-    later = next_opening(hours, christmas_eve, dates=["12-24"], country="GB")
+    british = OpeningHours(office.hours, dates=["12-24"], country="GB")
+    later = british.next_opening(christmas_eve)
     assert later == datetime(2026, 12, 29, 8, 0), "24th listed, 25th-28th holidays or weekend"
-    assert next_opening({"sat": ["10:00-11:00"]}, friday_evening, days=0) is None
+    saturdays = OpeningHours({"sat": ["10:00-11:00"]})
+    assert saturdays.next_opening(friday_evening, days=0) is None

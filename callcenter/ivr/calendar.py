@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 import re
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
 import holidays
@@ -111,63 +112,57 @@ def open_spec(hours: Mapping[str, Iterable[str]], moment: datetime) -> str | Non
     return None
 
 
-def closed_because(
-    hours: Mapping[str, Iterable[str]],
-    moment: datetime,
-    *,
-    dates: Iterable[str] = (),
-    country: str | None = None,
-    subdivision: str | None = None,
-) -> str | None:
-    """Why a place with opening ``hours`` is closed at ``moment`` (local wall time): a
-    closed day listed, a public holiday, outside the hours; None when it is open."""
-    day = moment.date()
-    if date_listed(dates, day):
-        return "a closed day listed in the config"
-    if country is not None:
-        holiday = public_holiday(country, subdivision, day)
-        if holiday is not None:
-            return f"a public holiday ({holiday})"
-    return None if open_spec(hours, moment) is not None else "outside the opening hours"
+@dataclass(frozen=True, slots=True)
+class OpeningHours:
+    """When a place (a queue) is open: ``hours`` (day spec -> time ranges, local wall
+    time), closed on the ``dates`` listed (``YYYY-MM-DD`` or yearly ``MM-DD``) and on the
+    public holidays of ``country`` (and ``subdivision``)."""
 
+    hours: Mapping[str, Sequence[str]]
+    dates: Sequence[str] = ()
+    country: str | None = None
+    subdivision: str | None = None
 
-def next_opening(
-    hours: Mapping[str, Iterable[str]],
-    moment: datetime,
-    *,
-    dates: Iterable[str] = (),
-    country: str | None = None,
-    subdivision: str | None = None,
-    days: int = 14,
-) -> datetime | None:
-    """The first moment at or after ``moment`` (local wall time, its zone kept) when a
-    place with opening ``hours`` is open (not on a closed day listed, not on a public
-    holiday); ``moment`` itself when it is open. None when it opens on none of the next
-    ``days`` days."""
-    listed = list(dates)
-    if (
-        closed_because(hours, moment, dates=listed, country=country, subdivision=subdivision)
-        is None
-    ):
-        return moment
-    for ahead in range(days + 1):
-        day = (moment + timedelta(days=ahead)).date()
-        if date_listed(listed, day) or (
-            country is not None and public_holiday(country, subdivision, day) is not None
-        ):
-            continue
-        starts = sorted(
-            parsed[0]
-            for spec, ranges in hours.items()
-            if day.weekday() in (parse_days(spec) or ())
-            for text in ranges
-            if (parsed := parse_range(text)) is not None
-        )
-        for start in starts:
-            opens = datetime.combine(day, time(start // 60, start % 60), tzinfo=moment.tzinfo)
-            if opens > moment:
-                return opens
-    return None
+    def closed_day(self, day: date) -> str | None:
+        """Why the place is closed all ``day`` (a day listed, a public holiday), or None."""
+        if date_listed(self.dates, day):
+            return "a closed day listed in the config"
+        if self.country is not None:
+            holiday = public_holiday(self.country, self.subdivision, day)
+            if holiday is not None:
+                return f"a public holiday ({holiday})"
+        return None
+
+    def closed_because(self, moment: datetime) -> str | None:
+        """Why the place is closed at ``moment`` (local wall time): a closed day listed, a
+        public holiday, outside the hours; None when it is open."""
+        closed = self.closed_day(moment.date())
+        if closed is not None:
+            return closed
+        return None if open_spec(self.hours, moment) is not None else "outside the opening hours"
+
+    def next_opening(self, moment: datetime, *, days: int = 14) -> datetime | None:
+        """The first moment at or after ``moment`` (local wall time, its zone kept) when
+        the place is open: ``moment`` itself when it is open; None when it opens on none of
+        the next ``days`` days."""
+        if self.closed_because(moment) is None:
+            return moment
+        for ahead in range(days + 1):
+            day = (moment + timedelta(days=ahead)).date()
+            if self.closed_day(day) is not None:
+                continue
+            starts = sorted(
+                parsed[0]
+                for spec, ranges in self.hours.items()
+                if day.weekday() in (parse_days(spec) or ())
+                for text in ranges
+                if (parsed := parse_range(text)) is not None
+            )
+            for start in starts:
+                opens = datetime.combine(day, time(start // 60, start % 60), tzinfo=moment.tzinfo)
+                if opens > moment:
+                    return opens
+        return None
 
 
 # --------------------------------------------------------------------------- dates

@@ -137,6 +137,49 @@ def _local(at: datetime, tz: tzinfo) -> str:
 
 
 @dataclass(slots=True)
+class SurveyFigures:
+    """Post-call surveys in one period, of a queue or about an agent."""
+
+    surveys: int = 0
+    """Surveys callers were taken through."""
+    scored: int = 0
+    """... in which they gave a score."""
+    score_total: int = 0
+    rated: int = 0
+    """Scored surveys of a survey with ``satisfied_from`` ..."""
+    satisfied: int = 0
+    """... whose score reached it."""
+
+    @property
+    def score_mean(self) -> float | None:
+        """The mean score."""
+        return _mean(self.score_total, self.scored)
+
+    @property
+    def csat_percent(self) -> float | None:
+        """Satisfied callers (score at or over ``satisfied_from``) of those rated."""
+        return _percent(self.satisfied, self.rated)
+
+    def count(self, score: int | None, satisfied: bool | None) -> None:
+        """One more survey, with its score and whether it reached ``satisfied_from``."""
+        self.surveys += 1
+        if score is not None:
+            self.scored += 1
+            self.score_total += score
+        if satisfied is not None:
+            self.rated += 1
+            self.satisfied += satisfied
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "surveys": self.surveys,
+            "surveys_scored": self.scored,
+            "survey_score_mean": _hundredths(self.score_mean),
+            "csat_percent": _rounded(self.csat_percent),
+        }
+
+
+@dataclass(slots=True)
 class QueueFigures:
     """One queue's figures in one period (seconds as floats)."""
 
@@ -162,25 +205,8 @@ class QueueFigures:
     """Campaign leads put through the queue (not offered: outbound, not inbound)."""
     resumed: int = 0
     """Offered callers who took back the place they had abandoned (``resume_abandoned``)."""
-    surveys: int = 0
-    """Post-call surveys callers were taken through (``survey``)."""
-    scored: int = 0
-    """... in which they gave a score."""
-    score_total: int = 0
-    rated: int = 0
-    """Scored surveys of a survey with ``satisfied_from`` ..."""
-    satisfied: int = 0
-    """... whose score reached it."""
-
-    @property
-    def score_mean(self) -> float | None:
-        """The mean survey score."""
-        return _mean(self.score_total, self.scored)
-
-    @property
-    def csat_percent(self) -> float | None:
-        """Satisfied callers (score at or over ``satisfied_from``) of those rated."""
-        return _percent(self.satisfied, self.rated)
+    survey: SurveyFigures = field(default_factory=SurveyFigures)
+    """Post-call surveys of callers of the queue."""
 
     @property
     def fcr_percent(self) -> float | None:
@@ -228,10 +254,7 @@ class QueueFigures:
             "fcr_percent": _rounded(self.fcr_percent),
             "campaign_calls": self.campaign_calls,
             "resumed": self.resumed,
-            "surveys": self.surveys,
-            "surveys_scored": self.scored,
-            "survey_score_mean": _hundredths(self.score_mean),
-            "csat_percent": _rounded(self.csat_percent),
+            **self.survey.as_dict(),
         }
 
 
@@ -253,25 +276,8 @@ class AgentFigures:
     pauses: dict[str, float] = field(default_factory=dict)
     codes: dict[str, int] = field(default_factory=dict)
     """Dispositions given, by code."""
-    surveys: int = 0
+    survey: SurveyFigures = field(default_factory=SurveyFigures)
     """Post-call surveys about this agent."""
-    scored: int = 0
-    """... in which the caller gave a score."""
-    score_total: int = 0
-    rated: int = 0
-    """Scored surveys of a survey with ``satisfied_from`` ..."""
-    satisfied: int = 0
-    """... whose score reached it."""
-
-    @property
-    def score_mean(self) -> float | None:
-        """The mean survey score callers gave this agent."""
-        return _mean(self.score_total, self.scored)
-
-    @property
-    def csat_percent(self) -> float | None:
-        """Satisfied callers (score at or over ``satisfied_from``) of those rated."""
-        return _percent(self.satisfied, self.rated)
 
     @property
     def occupancy_percent(self) -> float | None:
@@ -304,10 +310,7 @@ class AgentFigures:
             "pauses": {reason: round(s, 1) for reason, s in sorted(self.pauses.items())},
             "occupancy_percent": _rounded(self.occupancy_percent),
             "dispositions": dict(sorted(self.codes.items())),
-            "surveys": self.surveys,
-            "surveys_scored": self.scored,
-            "survey_score_mean": _hundredths(self.score_mean),
-            "csat_percent": _rounded(self.csat_percent),
+            **self.survey.as_dict(),
         }
 
 
@@ -336,16 +339,6 @@ class SurveyTaken:
     score: int | None
     at: datetime
     satisfied: bool | None = None
-
-
-def _count_survey(figures: QueueFigures | AgentFigures, survey: SurveyTaken) -> None:
-    figures.surveys += 1
-    if survey.score is not None:
-        figures.scored += 1
-        figures.score_total += survey.score
-    if survey.satisfied is not None:
-        figures.rated += 1
-        figures.satisfied += survey.satisfied
 
 
 def _number(data: tuple[str, ...], index: int) -> float:
@@ -476,7 +469,7 @@ def queue_summary(
     _resolved(answered, calls, timedelta(days=fcr_days))
     for survey in surveys:
         if periods.covers(survey.at):
-            _count_survey(row(periods.label(survey.at), survey.queue), survey)
+            row(periods.label(survey.at), survey.queue).survey.count(survey.score, survey.satisfied)
     return sorted(figures.values(), key=lambda f: (f.period, f.queue))
 
 
@@ -555,7 +548,7 @@ def agent_summary(
             figures_row.codes[code] = figures_row.codes.get(code, 0) + 1
     for survey in surveys:
         if periods.covers(survey.at):
-            _count_survey(row(periods.label(survey.at), survey.agent), survey)
+            row(periods.label(survey.at), survey.agent).survey.count(survey.score, survey.satisfied)
     return sorted(figures.values(), key=lambda f: (f.period, f.agent))
 
 
@@ -716,9 +709,9 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
             _clock(f.max_wait),
             _clock(f.aht_seconds),
             _pct(f.fcr_percent),
-            str(f.surveys),
-            _score(f.score_mean),
-            _pct(f.csat_percent),
+            str(f.survey.surveys),
+            _score(f.survey.score_mean),
+            _pct(f.survey.csat_percent),
         ]
         for f in figures
     ]
@@ -773,9 +766,9 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
             _clock(f.logged_in),
             _clock(f.paused),
             _pct(f.occupancy_percent),
-            str(f.surveys),
-            _score(f.score_mean),
-            _pct(f.csat_percent),
+            str(f.survey.surveys),
+            _score(f.survey.score_mean),
+            _pct(f.survey.csat_percent),
             " ".join(f"{code}={n}" for code, n in sorted(f.codes.items())),
         ]
         for f in figures
