@@ -145,9 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("status", "reload"):
         p = sub.add_parser(name, help=f"{name} of the running daemon")
-        p.add_argument(
-            "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
-        )
+        _add_api_option(p)
         if name == "status":
             p.add_argument("--json", action="store_true", help="the API's JSON, as it comes")
 
@@ -163,9 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--wait: once the daemon has stopped)."
         ),
     )
-    drain.add_argument(
-        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
-    )
+    _add_api_option(drain)
     drain.add_argument(
         "--timeout",
         type=_drain_seconds,
@@ -256,9 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="disposition, a callback code: when to call again (2026-12-07T15:00, in the "
         "call centre's time zone unless an offset is given)",
     )
-    agent.add_argument(
-        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
-    )
+    _add_api_option(agent)
 
     supervisor = sub.add_parser(
         "supervisor", help="listen, whisper or barge on an agent's call; stop"
@@ -277,17 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="desk: the phone the supervisor works at from now on, such as PJSIP/2010 "
         "(left out: their own phone again)",
     )
-    supervisor.add_argument(
-        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
-    )
+    _add_api_option(supervisor)
 
     campaign = sub.add_parser("campaign", help="list the outbound campaigns; pause or resume one")
     campaign.add_argument("action", choices=["list", "pause", "resume"])
     campaign.add_argument("campaign", nargs="?", default=None, help="campaign id (not for list)")
     campaign.add_argument("--json", action="store_true", help="list: the API's JSON")
-    campaign.add_argument(
-        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
-    )
+    _add_api_option(campaign)
 
     switch = sub.add_parser(
         "switch",
@@ -298,9 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     switch.add_argument("action", choices=["list", "on", "off"])
     switch.add_argument("name", nargs="?", default=None, help="the switch (not for list)")
-    switch.add_argument(
-        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
-    )
+    _add_api_option(switch)
 
     numbers = sub.add_parser(
         "numbers",
@@ -313,9 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     numbers.add_argument("action", choices=["list", "add", "remove"])
     numbers.add_argument("name", nargs="?", default=None, help="the list (not for list)")
     numbers.add_argument("number", nargs="?", default=None, help="the number or pattern")
-    numbers.add_argument(
-        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
-    )
+    _add_api_option(numbers)
 
     callback = sub.add_parser(
         "callback",
@@ -345,9 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="request: not now but at this time (2026-12-07T10:00, in the call centre's time "
         "zone unless an offset is given)",
     )
-    callback.add_argument(
-        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
-    )
+    _add_api_option(callback)
 
     purge = sub.add_parser(
         "purge",
@@ -729,6 +713,13 @@ def _quiet_logging() -> None:
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def _add_api_option(parser: argparse.ArgumentParser) -> None:
+    """``--api``: the running daemon's control API (default ``$CALLCENTER_API`` or local)."""
+    parser.add_argument(
+        "--api", type=_api_address, default=os.environ.get("CALLCENTER_API", DEFAULT_API)
     )
 
 

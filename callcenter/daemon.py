@@ -25,10 +25,10 @@ import contextlib
 import functools
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from pydantic import BaseModel
@@ -81,6 +81,8 @@ if TYPE_CHECKING:
     from callcenter.records.postgres import PostgresLock
 
 log = structlog.get_logger(__name__)
+
+_Row = TypeVar("_Row")
 
 #: Config sections the daemon reads once, at start: a reload that changes them is logged as
 #: needing a restart. The PBX links, listening sockets, record store and event loop stay as
@@ -448,13 +450,11 @@ class Daemon:
             await self.pbx.claim()
             self.bus.publish(CallCentreStarted())
             if self.resume:
-                await self._restore_member_changes()
-                await self._restore_skill_changes()
+                # Queue members and skills first: the shifts resumed next join those queues.
+                await self._restore_changes()
             resumed = await self._resume_shifts() if self.resume else set()
             if self.resume:
                 await self._restore_switches()
-                await self._restore_number_lists()
-                await self._restore_supervisor_desks()
                 await self._restore_abandoned_places()
             for agent_id, agent in self.config.agents.items():
                 if agent.logged_in and agent_id not in resumed:
@@ -633,31 +633,56 @@ class Daemon:
             functools.partial(self.store.fetch_last_agent, number, queue, since)
         )
 
-    async def _restore_skill_changes(self) -> None:
-        """Agents given skills while the centre ran keep them."""
+    async def _restore(
+        self,
+        what: str,
+        fetch: Callable[[], Sequence[_Row]],
+        apply: Callable[[Sequence[_Row]], int],
+    ) -> None:
+        """Read what ops changed while the centre ran (``fetch``, in the record writer's
+        thread) and hand it back to the switchboard (``apply`` returns how many it took;
+        the rest name agents, queues or lists the config no longer has)."""
         try:
-            states = await self.recorder.writer.run(self.store.fetch_agent_skills)
+            rows = await self.recorder.writer.run(fetch)
         except RecordError as exc:
-            log.error("agent_skills_not_restored", error=str(exc))
+            log.error(f"{what}_not_restored", error=str(exc))
             return
-        taken = self.switchboard.restore_skill_changes(
-            [(state.agent, dict(state.skills), state.changed, state.via) for state in states]
-        )
-        if states:
-            log.info("agent_skills_restored", restored=taken, ignored=len(states) - taken)
+        taken = apply(rows)
+        if rows:
+            log.info(f"{what}_restored", restored=taken, ignored=len(rows) - taken)
 
-    async def _restore_member_changes(self) -> None:
-        """Agents moved between queues while the centre ran stay where they were put."""
-        try:
-            states = await self.recorder.writer.run(self.store.fetch_member_changes)
-        except RecordError as exc:
-            log.error("queue_members_not_restored", error=str(exc))
-            return
-        taken = self.switchboard.restore_member_changes(
-            [(state.change(), state.changed, state.via) for state in states]
+    async def _restore_changes(self) -> None:
+        """Agents keep the skills and queues they were given, supervisors the desk they
+        moved to, the IVR's number lists the numbers ops added."""
+        board = self.switchboard
+        await self._restore(
+            "queue_members",
+            self.store.fetch_member_changes,
+            lambda states: board.restore_member_changes(
+                [(state.change(), state.changed, state.via) for state in states]
+            ),
         )
-        if states:
-            log.info("queue_members_restored", restored=taken, ignored=len(states) - taken)
+        await self._restore(
+            "agent_skills",
+            self.store.fetch_agent_skills,
+            lambda states: board.restore_skill_changes(
+                [(state.agent, dict(state.skills), state.changed, state.via) for state in states]
+            ),
+        )
+        await self._restore(
+            "number_lists",
+            self.store.fetch_number_list_entries,
+            lambda entries: board.restore_list_additions(
+                [(e.number_list, e.number, e.added, e.via) for e in entries]
+            ),
+        )
+        await self._restore(
+            "supervisor_desks",
+            self.store.fetch_supervisor_desks,
+            lambda desks: board.restore_supervisor_desks(
+                [(d.supervisor, d.device, d.since, d.via) for d in desks]
+            ),
+        )
 
     async def _restore_switches(self) -> None:
         """Switches stay as they were last flipped (those the config still has)."""
@@ -672,33 +697,6 @@ class Daemon:
                 board.switches[state.name] = True
                 board.switch_changes[state.name] = (state.changed, state.via)
                 log.info("switch_restored", switch=state.name, since=state.changed.isoformat())
-
-    async def _restore_supervisor_desks(self) -> None:
-        """Supervisors working at another phone stay there."""
-        try:
-            desks = await self.recorder.writer.run(self.store.fetch_supervisor_desks)
-        except RecordError as exc:
-            log.error("supervisor_desks_not_restored", error=str(exc))
-            return
-        taken = self.switchboard.restore_supervisor_desks(
-            [(d.supervisor, d.device, d.since, d.via) for d in desks]
-        )
-        if desks:
-            log.info("supervisor_desks_restored", restored=taken, ignored=len(desks) - taken)
-
-    async def _restore_number_lists(self) -> None:
-        """Numbers ops put on the IVR's number lists stay there (lists the config still
-        has)."""
-        try:
-            entries = await self.recorder.writer.run(self.store.fetch_number_list_entries)
-        except RecordError as exc:
-            log.error("number_lists_not_restored", error=str(exc))
-            return
-        taken = self.switchboard.restore_list_additions(
-            [(e.number_list, e.number, e.added, e.via) for e in entries]
-        )
-        if entries:
-            log.info("number_lists_restored", restored=taken, ignored=len(entries) - taken)
 
     async def _restore_abandoned_places(self) -> None:
         """Callers who hung up waiting shortly before the start keep their place
