@@ -6,7 +6,8 @@
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | ready |
                                             transfer | hold | unhold | consult | consult-complete |
-                                            consult-join | consult-cancel | help | record |
+                                            consult-join | consult-cancel | help | survey |
+                                            record |
                                             pause-recording |
                                             resume-recording | preview-dial | preview-skip |
                                             disposition | join | leave (--queue Q) |
@@ -180,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
         "agent",
         help="log an agent in/out, pause, end their wrap-up (ready), transfer, hold the "
         "caller, consult a "
-        "colleague while the caller holds (then complete, join or cancel), pause the "
+        "colleague while the caller holds (then complete, join or cancel), send the caller "
+        "to the queue's survey, pause the "
         "call's recording, dial or skip the lead a preview campaign shows, give a call its "
         "disposition",
     )
@@ -200,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
             "consult-join",
             "consult-cancel",
             "help",
+            "survey",
             "record",
             "pause-recording",
             "resume-recording",

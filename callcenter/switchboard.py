@@ -218,6 +218,8 @@ class ActiveCall:
     """Since when the agent holds the caller (monotonic), None when not on hold."""
     surveyed: bool = False
     """The caller was taken through a post-call survey already (one a call)."""
+    survey_asked: bool = False
+    """The agent sent the caller to the survey (the survey key) and is leaving the call."""
 
 
 class CallerGone(Exception):
@@ -841,6 +843,8 @@ class Switchboard:
                 else:
                     await self.hold(agent_id)
                     target = "held"
+            elif keyed.action == "survey":
+                target = await self.send_to_survey(agent_id)
             elif keyed.action == "queue":
                 queue = _queue_with_digits(self.config, keyed.number)
                 if queue is None:
@@ -3091,6 +3095,9 @@ class Switchboard:
             if active.room is not None:
                 result, talker = await self._room_over(active, result, talker)
             hung_up_by = _who(result)
+            if active.survey_asked and hung_up_by == "system":
+                hung_up_by = "agent"  # who pressed the survey key
+            active.survey_asked = False
             if result.cause is not HangupCause.UNSPECIFIED:
                 active.bridge_cause = result.cause
             self.bus.publish(
@@ -3176,12 +3183,7 @@ class Switchboard:
         to). Returns who ended the call: the agent, unless the survey sent the caller on (a
         queue, a transfer)."""
         config = self.config
-        if (
-            active.surveyed
-            or survey.flow not in config.flows
-            or (talker not in self.router.agents and talker not in config.supervisors)
-            or (survey.opt_in is not None and not _opted_in(active.variables.get(survey.opt_in)))
-        ):
+        if self._not_surveyed(active, survey, talker) is not None:
             return "agent"
         active.surveyed = True
         info = call.info
@@ -3224,6 +3226,20 @@ class Switchboard:
             log.info(
                 "survey_ended", call_id=info.call_id, agent=talker, score=score, completed=completed
             )
+
+    def _not_surveyed(self, active: ActiveCall, survey: SurveyConfig, talker: str) -> str | None:
+        """Why the caller of ``active`` is not to be asked ``survey`` about ``talker``
+        (None: they are)."""
+        config = self.config
+        if active.surveyed:
+            return "the caller was surveyed already"
+        if survey.flow not in config.flows:
+            return f"the survey's flow {survey.flow!r} is not in the config"
+        if talker not in self.router.agents and talker not in config.supervisors:
+            return "only calls with an agent or a supervisor are surveyed"
+        if survey.opt_in is not None and not _opted_in(active.variables.get(survey.opt_in)):
+            return "the caller did not opt in"
+        return None
 
     async def _room_over(
         self, active: ActiveCall, result: DialResult, talker: str
@@ -3466,6 +3482,38 @@ class Switchboard:
                 self.router.release(target)
             raise
         return target
+
+    async def send_to_survey(self, agent_id: str) -> str:
+        """Leave the call ``agent_id`` is on and send its caller to the queue's post-call
+        survey (``queues.<q>.survey``), as if the agent had hung up: for an agent who
+        said goodbye and would otherwise wait for the caller to hang up. Returns the
+        survey's flow. Raises EngineError, the call going on as it was, when the queue has
+        no survey, the caller is not to be asked (surveyed already, not opted in), or the
+        call is in a consultation, on hold or being transferred."""
+        found = self.agent_call(agent_id)
+        if found is None:
+            raise EngineError(f"agent {agent_id} is not on a call")
+        call_id, active = found
+        qcfg = self.config.queues.get(active.queue or "")
+        if qcfg is None or qcfg.survey is None:
+            raise EngineError(f"the queue of call {call_id} has no survey")
+        why = self._not_surveyed(active, qcfg.survey, agent_id)
+        if why is not None:
+            raise EngineError(why)
+        if active.consult is not None and active.consult.active:
+            raise EngineError(f"call {call_id} is in a consultation: complete or cancel it first")
+        if active.held_since is not None:
+            raise EngineError(f"call {call_id} is on hold: take the caller back first")
+        if active.pending_transfer is not None or active.survey_asked:
+            raise EngineError(f"call {call_id} is being handed on already")
+        active.survey_asked = True
+        try:
+            await self.consults.drop_talker(active)
+        except PBXError:
+            active.survey_asked = False
+            raise
+        log.info("sent_to_survey", call_id=call_id, agent=agent_id, flow=qcfg.survey.flow)
+        return qcfg.survey.flow
 
     async def consult(self, agent_id: str, to: str = "supervisor") -> str:
         """``agent_id`` puts the caller on hold (music) and talks to ``to``

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from callcenter.events import AgentConnected, EngineEvent, SurveyEnded
+from callcenter.events import AgentConnected, AgentKeysRefused, EngineEvent, SurveyEnded
 from callcenter.records.surveys import SurveyRecord
 from callcenter.testing import TRANSPORTS, Center, Transport, running_center
 
@@ -116,8 +116,11 @@ async def scene(
     agents: int = 1,
     queue: Mapping[str, Any] | None = None,
     hangup_after: float | None = 0.3,
+    keys: bool = False,
 ) -> AsyncIterator[Scene]:
     config = survey_config(survey, queue)
+    if keys:
+        config["acd"] = {"agent_keys": {}}
     async with running_center(tmp_path, transport=_transport[0], config=config) as center:
         scene = Scene(center)
         for agent_id in ("1001", "1002")[:agents]:
@@ -234,3 +237,77 @@ async def test_after_an_attended_transfer_the_caller_rates_the_agent_they_were_h
         rows = await s.surveys(caller)
     (row,) = rows
     assert (row.agent, row.score, row.completed) == ("1002", 3, True)
+
+
+async def test_an_agent_who_said_goodbye_sends_the_caller_to_the_survey_with_star_7(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, hangup_after=None, keys=True) as s:
+        board = s.center.daemon.switchboard
+        caller = await s.center.pbx.call("800", caller_num="5550100")
+        await caller.wait_bridged(timeout=5)
+        await s.wait(lambda: board.agent_call("1001") is not None, "1001 talks")
+        await s.phones["1001"].press("*7")
+        await caller.wait_for_prompt("survey-rate", timeout=5)
+        await s.wait(lambda: board.agent_call("1001") is None, "1001 left the call")
+        await caller.press("5")
+        await caller.wait_for_prompt("survey-thanks", timeout=5)
+        await caller.wait_ended(timeout=5)
+        rows = await s.surveys(caller)
+        cdr = await s.center.cdr(caller.uniqueid)
+    (row,) = rows
+    assert (row.agent, row.score, row.completed) == ("1001", 5, True)
+    assert cdr["hung_up_by"] == "agent", "the agent ended the conversation with the key"
+    assert cdr["agent"] == "1001"
+    assert cdr["transfers"] == 0, "sending to the survey is no transfer"
+
+
+async def test_star_7_for_a_caller_who_did_not_opt_in_is_refused_and_the_call_goes_on(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, {"opt_in": "survey"}, hangup_after=None, keys=True) as s:
+        board = s.center.daemon.switchboard
+        caller = await s.center.pbx.call("800", caller_num="5550100")
+        await caller.wait_bridged(timeout=5)
+        await s.wait(lambda: board.agent_call("1001") is not None, "1001 talks")
+        await s.phones["1001"].press("*7")
+        refused = lambda: [e for e in s.events if isinstance(e, AgentKeysRefused)]  # noqa: E731
+        await s.wait(refused, "the key was refused")
+        await asyncio.sleep(0.3)
+        assert board.agent_call("1001") is not None, "the agent is still with the caller"
+        await s.phones["1001"].hangup()
+        await caller.wait_ended(timeout=5)
+        rows = await s.surveys(caller)
+    assert rows == []
+    (event,) = refused()
+    assert (event.agent, event.keys) == ("1001", "*7")
+    assert "did not opt in" in event.reason
+    assert "survey-rate" not in caller.heard
+
+
+async def test_the_api_sends_a_caller_back_from_hold_to_the_survey_but_not_while_on_hold(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, hangup_after=None) as s:
+        board, center = s.center.daemon.switchboard, s.center
+        caller = await center.pbx.call("800", caller_num="5550100")
+        await caller.wait_bridged(timeout=5)
+        await s.wait(lambda: board.agent_call("1001") is not None, "1001 talks")
+        status, answer = await center.api("POST", "/agents/1001/hold")
+        assert status == 200, answer
+        status, refused = await center.api("POST", "/agents/1001/survey")
+        await asyncio.sleep(0.2)
+        status_unhold, answer = await center.api("POST", "/agents/1001/unhold")
+        assert status_unhold == 200, answer
+        await asyncio.sleep(0.3)
+        status_sent, sent = await center.api("POST", "/agents/1001/survey")
+        await caller.wait_for_prompt("survey-rate", timeout=5)
+        await caller.press("2")
+        await caller.wait_ended(timeout=5)
+        rows = await s.surveys(caller)
+        status_after, after = await center.api("POST", "/agents/1001/survey")
+    assert status == 409 and "on hold" in refused["error"], refused
+    assert (status_sent, sent) == (200, {"agent": "1001", "survey": "csat"})
+    assert status_after == 409 and "not on a call" in after["error"], after
+    (row,) = rows
+    assert (row.agent, row.score, row.completed) == ("1001", 2, True)

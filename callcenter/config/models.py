@@ -2208,7 +2208,8 @@ class AgentKeysConfig(_Model):
     tones. An agent consulting someone hands the caller over by hanging up; the colleague
     hanging up gives the caller back. ``*4`` + a queue's digits + ``#`` puts the caller into
     that queue; ``*3`` records the call, or pauses and resumes its recording; ``*0`` rings the
-    queue's supervisor to whisper; ``*5`` puts the caller on hold and takes them back. While
+    queue's supervisor to whisper; ``*5`` puts the caller on hold and takes them back; ``*7``
+    sends the caller to the queue's survey and leaves the call. While
     the agent consults a colleague the keys are Asterisk's attended-transfer keys: ``*1``
     back to the caller, ``*2`` hand over, ``*3`` all three talk."""
 
@@ -2240,6 +2241,13 @@ class AgentKeysConfig(_Model):
         default="*5",
         description="Put the caller on hold (they hear music) or take them back, as `agent "
         "hold` / `unhold` do: the code alone. None: no key for it.",
+    )
+    survey: KeySequence | None = Field(
+        default="*7",
+        description="Send the caller to the queue's post-call survey (queues.<q>.survey) "
+        "and leave the call, as hanging up does, so a caller who said goodbye is asked "
+        "without waiting for them to hang up: the code alone. Refused (the call goes on) "
+        "when the queue has no survey or this caller is not to be asked. None: no key.",
     )
     consult_cancel: KeySequence = Field(
         default="*1",
@@ -2289,12 +2297,13 @@ class AgentKeysConfig(_Model):
                 "recording": self.recording,
                 "help": self.help,
                 "hold": self.hold,
+                "survey": self.survey,
             }
         return [(name, code) for name, code in codes.items() if code is not None]
 
     def codes(self, *, consulting: bool = False) -> dict[str, str]:
         """Code -> action: ``blind``, ``consult``, ``queue``, ``recording``, ``help``,
-        ``hold``; while the agent consults someone: ``consult_cancel``,
+        ``hold``, ``survey``; while the agent consults someone: ``consult_cancel``,
         ``consult_complete``, ``consult_join``."""
         return {code: name for name, code in self._named(consulting=consulting)}
 
@@ -2302,7 +2311,8 @@ class AgentKeysConfig(_Model):
         """The codes that take no number."""
         if consulting:
             return [code for _, code in self._named(consulting=True)]
-        return [code for code in (self.recording, self.help, self.hold) if code is not None]
+        instant = (self.recording, self.help, self.hold, self.survey)
+        return [code for code in instant if code is not None]
 
 
 class AcdConfig(_Model):

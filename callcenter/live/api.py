@@ -670,6 +670,9 @@ class ControlAPI:
             elif action in CONSULT_STEPS:
                 target = await CONSULT_STEPS[action](self.switchboard, agent_id)
                 return {"agent": agent_id, "consulting": target, "step": action}
+            elif action == "survey":
+                flow = await self.switchboard.send_to_survey(agent_id)
+                return {"agent": agent_id, "survey": flow}
             elif action == "help":
                 supervisor, shown = await self.switchboard.monitoring.ask_for_help(agent_id)
                 return {"agent": agent_id, "supervisor": supervisor, "monitoring": shown}
