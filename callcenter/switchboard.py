@@ -254,7 +254,16 @@ SWITCH_ROUTE = "switch-toggle"
 """The hook of ``*28`` + code (``switch-toggle?code=1``): a supervisor flips a switch."""
 QUEUE_STATUS_ROUTE = "queue-status"
 """The hook of ``*85`` + a queue's digits: a supervisor hears how the queue stands."""
-FEATURE_ROUTES = (*AGENT_ROUTES, *SUPERVISOR_ROUTES, SWITCH_ROUTE, QUEUE_STATUS_ROUTE)
+DESK_ROUTE = "supervisor-desk"
+"""The hook of ``*86`` + a supervisor's id (``supervisor-desk?supervisor=2000``): they work
+at the calling phone from now on (their own phone: back at it)."""
+FEATURE_ROUTES = (
+    *AGENT_ROUTES,
+    *SUPERVISOR_ROUTES,
+    SWITCH_ROUTE,
+    QUEUE_STATUS_ROUTE,
+    DESK_ROUTE,
+)
 """Every feature code's hook; any other route is an inbound call."""
 
 CALLBACK_VARIABLE = "CALLCENTER_CALLBACK"
@@ -990,6 +999,8 @@ class Switchboard:
                 await self._switch_code(call, config)
             elif info.route == QUEUE_STATUS_ROUTE:
                 await self._queue_status_code(call, config)
+            elif info.route == DESK_ROUTE:
+                await self._desk_code(call, config)
             elif info.params.get("callback"):
                 hung_up_by = await self._callback_answered(
                     call, active, config, info.params["callback"]
@@ -3700,6 +3711,27 @@ class Switchboard:
             await call.play(["beeperr"])
             return
         await call.play(["activated" if on else "de-activated"])
+
+    async def _desk_code(self, call: Call, config: CallCenterConfig) -> None:
+        """``*86`` + a supervisor's id, from the phone they sit at: with their PIN, they
+        work there from now on (``hot_desk``), or at their own phone again when it is
+        theirs. They hear ``agent-loginok``; ``beeperr`` when refused (no ``hot_desk``, a
+        call from no phone)."""
+        info = call.info
+        who = info.params.get("supervisor") or (info.args[0] if info.args else "")
+        pins = {sid: s.pin for sid, s in config.supervisors.items()}
+        if not await self._dialled_by(call, "supervisor", who, pins, action="desk"):
+            return
+        own = _owner_of(info.channel, {who: config.supervisors[who].device}) == who
+        try:
+            if not own and not info.device:
+                raise EngineError("the call comes from no phone")
+            self.seat_supervisor(who, None if own else info.device, via="feature-code")
+        except EngineError as exc:
+            log.info("desk_code_refused", supervisor=who, error=str(exc))
+            await call.play(["beeperr"])
+            return
+        await call.play(["agent-loginok"])
 
     async def _supervisor_dialling(
         self, call: Call, config: CallCenterConfig, **about: str

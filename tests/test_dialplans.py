@@ -21,6 +21,8 @@ from callcenter.config.models import AcdConfig, AGIConfig, AMIConfig, ESLConfig,
 from callcenter.demopbx.channels import (
     ASYNC_FAILOVER_AFTER,
     DEFAULT_ROUTES,
+    DESK_CODE,
+    DESK_SCRIPT,
     FAILOVER_PROMPT,
     SUPERVISOR_CODES,
     DemoDialplan,
@@ -376,8 +378,11 @@ def test_the_demo_pbx_dials_the_shipped_feature_codes_and_contexts() -> None:
         if hook.startswith("supervisor-")
     }
     assert supervisors == {
-        f"_{code}X.": f"{script}?agent=${{EXTEN:{len(code)}}}"
-        for code, script in SUPERVISOR_CODES.items()
+        **{
+            f"_{code}X.": f"{script}?agent=${{EXTEN:{len(code)}}}"
+            for code, script in SUPERVISOR_CODES.items()
+        },
+        f"_{DESK_CODE}X.": f"{DESK_SCRIPT}?supervisor=${{EXTEN:{len(DESK_CODE)}}}",
     }, "the demo's supervisor codes hand over what the shipped ones do"
     demo_contexts = set(DemoDialplan.default("agi://127.0.0.1:4573").contexts)
     shared = {"callcenter-hangup", CONFERENCE_CONTEXT, default(AcdConfig, "callback_context")}

@@ -641,6 +641,50 @@ async def test_sam_works_at_another_phone_and_monitoring_and_his_codes_follow_hi
     assert back[1]["changed"] is True and own == "PJSIP/2000"
 
 
+async def test_sam_sits_at_another_phone_with_star_86_and_back_at_his_own_the_same_way(
+    tmp_path: Path, transport: str
+) -> None:
+    config = {"supervisors": {"2000": {"pin": "2468", "hot_desk": True}}}
+    async with supervised(tmp_path, transport, **config) as (center, _alice, _sam):
+        board = center.daemon.switchboard
+        wrong = await center.pbx.call("*862000", caller_num="2011")
+        await wrong.wait_for_prompt("agent-pass", timeout=STEP)
+        await wrong.press("1111")
+        await wrong.wait_ended(timeout=STEP)
+        after_wrong = board.supervisor_device("2000")
+        code = await center.pbx.call("*862000", caller_num="2010")
+        await code.wait_for_prompt("agent-pass", timeout=STEP)
+        await code.press("2468")
+        await code.wait_for_prompt("agent-loginok", timeout=STEP)
+        await code.wait_ended(timeout=STEP)
+        seated = board.supervisor_device("2000")
+        home = await center.pbx.call("*862000", caller_num="2000")
+        await home.wait_for_prompt("agent-pass", timeout=STEP)
+        await home.press("2468")
+        await home.wait_for_prompt("agent-loginok", timeout=STEP)
+        await home.wait_ended(timeout=STEP)
+        back = board.supervisor_device("2000")
+        stranger = await center.pbx.call("*869999", caller_num="2012")
+        await stranger.wait_ended(timeout=STEP)
+    assert "auth-incorrect" in wrong.heard and after_wrong == "PJSIP/2000"
+    assert "2010" in seated and seated != "PJSIP/2000", "he works at 2010 now"
+    assert back == "PJSIP/2000", "*86 from his own phone brings him back"
+    assert stranger.heard == ["invalid"]
+
+
+async def test_star_86_for_a_supervisor_without_hot_desk_is_refused(
+    tmp_path: Path, transport: str
+) -> None:
+    config = {"supervisors": {"2000": {"pin": "2468"}}}
+    async with supervised(tmp_path, transport, **config) as (center, _alice, _sam):
+        code = await center.pbx.call("*862000", caller_num="2010")
+        await code.wait_for_prompt("agent-pass", timeout=STEP)
+        await code.press("2468")
+        await code.wait_ended(timeout=STEP)
+        kept = center.daemon.switchboard.supervisor_device("2000")
+    assert code.heard[-1] == "beeperr" and kept == "PJSIP/2000"
+
+
 async def test_a_desk_for_a_supervisor_without_hot_desk_or_a_phone_is_refused(
     tmp_path: Path,
 ) -> None:

@@ -2466,9 +2466,9 @@ class SupervisorConfig(_Model):
     )
     hot_desk: bool = Field(
         default=False,
-        description="The supervisor may work at another phone for a while (`callcenter "
-        "supervisor desk 2000 --device PJSIP/2010`): monitoring rings it and its feature "
-        "codes are theirs. Needs a pin.",
+        description="The supervisor may work at another phone for a while (`*86` + their "
+        "id dialled from it, or `callcenter supervisor desk 2000 --device PJSIP/2010`): "
+        "monitoring rings it and its feature codes are theirs. Needs a pin.",
     )
 
     @model_validator(mode="after")

@@ -590,6 +590,10 @@ DISPOSITION_SCRIPT: Final = "agent-disposition"
 QUEUE_STATUS_CODE: Final = "*85"
 """``*85`` + digits: a supervisor hears how a queue stands (``queue-status?code=``)."""
 QUEUE_STATUS_SCRIPT: Final = "queue-status"
+DESK_CODE: Final = "*86"
+"""``*86`` + supervisor: that supervisor works at the calling phone from now on, or at their
+own again when it is theirs (``supervisor-desk?supervisor=``)."""
+DESK_SCRIPT: Final = "supervisor-desk"
 QUEUE_CODE: Final = "*45"
 """``*45`` + digits: the agent joins or leaves a queue (``agent-queue?code=``)."""
 QUEUE_SCRIPT: Final = "agent-queue"
@@ -703,6 +707,7 @@ class DemoDialplan:
         routes[f"_{QUEUE_STATUS_CODE}."] = route(
             f"{QUEUE_STATUS_SCRIPT}?code=${{EXTEN:{len(QUEUE_STATUS_CODE)}}}"
         )
+        routes[f"_{DESK_CODE}X."] = route(f"{DESK_SCRIPT}?supervisor=${{EXTEN:{len(DESK_CODE)}}}")
         routes["h"] = NoOp("caller hangup handler")
         callback: dict[str, Route] = {"s": route("inbound?callback=${CALLCENTER_CALLBACK}")}
         detected = route("inbound?callback=${CALLCENTER_CALLBACK}&amd=${AMDSTATUS}")

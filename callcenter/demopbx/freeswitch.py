@@ -52,6 +52,8 @@ import structlog
 
 from callcenter.demopbx.channels import (
     DEFAULT_ROUTES,
+    DESK_CODE,
+    DESK_SCRIPT,
     DISPOSITION_CODE,
     DISPOSITION_SCRIPT,
     HOT_DESK_CODE,
@@ -671,6 +673,7 @@ class DemoFreeSwitch:
             DISPOSITION_CODE: f"{DISPOSITION_SCRIPT}?code=",
             QUEUE_CODE: f"{QUEUE_SCRIPT}?code=",
             QUEUE_STATUS_CODE: f"{QUEUE_STATUS_SCRIPT}?code=",
+            DESK_CODE: f"{DESK_SCRIPT}?supervisor=",
         }
         keyed = digits.isdigit() or (code == DISPOSITION_CODE and _KEYED.fullmatch(digits))
         if code in coded and keyed and self._supervisor_route is not None:
