@@ -641,32 +641,31 @@ async def test_sam_works_at_another_phone_and_monitoring_and_his_codes_follow_hi
     assert back[1]["changed"] is True and own == "PJSIP/2000"
 
 
+async def desk_code(center: Center, phone: str, pin: str) -> Any:
+    """Sam (2000) dials ``*862000`` from ``phone`` and keys ``pin``; returns the call, ended."""
+    code = await center.pbx.call("*862000", caller_num=phone)
+    await code.wait_for_prompt("agent-pass", timeout=STEP)
+    await code.press(pin)
+    await code.wait_ended(timeout=STEP)
+    return code
+
+
 async def test_sam_sits_at_another_phone_with_star_86_and_back_at_his_own_the_same_way(
     tmp_path: Path, transport: str
 ) -> None:
     config = {"supervisors": {"2000": {"pin": "2468", "hot_desk": True}}}
     async with supervised(tmp_path, transport, **config) as (center, _alice, _sam):
         board = center.daemon.switchboard
-        wrong = await center.pbx.call("*862000", caller_num="2011")
-        await wrong.wait_for_prompt("agent-pass", timeout=STEP)
-        await wrong.press("1111")
-        await wrong.wait_ended(timeout=STEP)
+        wrong = await desk_code(center, "2011", "1111")
         after_wrong = board.supervisor_device("2000")
-        code = await center.pbx.call("*862000", caller_num="2010")
-        await code.wait_for_prompt("agent-pass", timeout=STEP)
-        await code.press("2468")
-        await code.wait_for_prompt("agent-loginok", timeout=STEP)
-        await code.wait_ended(timeout=STEP)
+        seated_call = await desk_code(center, "2010", "2468")
         seated = board.supervisor_device("2000")
-        home = await center.pbx.call("*862000", caller_num="2000")
-        await home.wait_for_prompt("agent-pass", timeout=STEP)
-        await home.press("2468")
-        await home.wait_for_prompt("agent-loginok", timeout=STEP)
-        await home.wait_ended(timeout=STEP)
+        home = await desk_code(center, "2000", "2468")
         back = board.supervisor_device("2000")
         stranger = await center.pbx.call("*869999", caller_num="2012")
         await stranger.wait_ended(timeout=STEP)
     assert "auth-incorrect" in wrong.heard and after_wrong == "PJSIP/2000"
+    assert seated_call.heard[-1] == home.heard[-1] == "agent-loginok"
     assert "2010" in seated and seated != "PJSIP/2000", "he works at 2010 now"
     assert back == "PJSIP/2000", "*86 from his own phone brings him back"
     assert stranger.heard == ["invalid"]
@@ -677,10 +676,7 @@ async def test_star_86_for_a_supervisor_without_hot_desk_is_refused(
 ) -> None:
     config = {"supervisors": {"2000": {"pin": "2468"}}}
     async with supervised(tmp_path, transport, **config) as (center, _alice, _sam):
-        code = await center.pbx.call("*862000", caller_num="2010")
-        await code.wait_for_prompt("agent-pass", timeout=STEP)
-        await code.press("2468")
-        await code.wait_ended(timeout=STEP)
+        code = await desk_code(center, "2010", "2468")
         kept = center.daemon.switchboard.supervisor_device("2000")
     assert code.heard[-1] == "beeperr" and kept == "PJSIP/2000"
 
