@@ -219,6 +219,11 @@ class ActiveCall:
     surveyed: bool = False
     """The caller was taken through a post-call survey already (one a call)."""
     survey_asked: bool = False
+    campaign: str | None = None
+    """The campaign whose lead this call is (None: a caller, a callback)."""
+    called: str | None = None
+    """The number the daemon dialled for this call (a callback, a lead): the caller's
+    number as surveys record it (the call's own caller id is the centre's)."""
     """The agent sent the caller to the survey (the survey key) and is leaving the call."""
 
 
@@ -2492,6 +2497,7 @@ class Switchboard:
             log.info("callback_taken_unawaited", call_id=info.call_id, origin=original)
         entry, number, joined, used = place.entry, place.number, place.joined, place.config
         entry.campaign = None  # a person is on the line now
+        active.called = number
         await call.answer()
         self.bus.publish(CallAnswered(call_id=info.call_id))
         queue_name = entry.queue
@@ -2903,6 +2909,8 @@ class Switchboard:
         CDR) the lead's columns and, when an agent waits for them (``put_through``), say
         they answered."""
         call_id = active.call.info.call_id
+        active.campaign = lead.campaign
+        active.called = number
         if put_through:
             self._lead_answered(call_id, queue, lead, number)
         for name, value in (("campaign", lead.campaign), ("lead", lead.lead), *lead.data):
@@ -2977,7 +2985,7 @@ class Switchboard:
         ring_start = time.monotonic()
         progressive = qcfg.strategy == "ring-progressively"
         announce = qcfg.agent_announce
-        campaign = config.campaigns.get(active.variables.get("campaign", ""))
+        campaign = config.campaigns.get(active.campaign) if active.campaign else None
         if campaign is not None and campaign.agent_announce:
             announce = campaign.agent_announce
         if announce is not None and "${" in announce:
@@ -3133,9 +3141,9 @@ class Switchboard:
                 self.bus.publish(RecordingMuted(call_id=info.call_id, muted=False, by="system"))
             target = active.pending_transfer
             if result.hung_up_by != "system" or target is None:
-                qcfg = self.config.queues.get(queue_name) if hung_up_by == "agent" else None
-                if qcfg is not None and qcfg.survey is not None and not call.hung_up:
-                    return await self._survey(call, active, qcfg.survey, queue_name, talker)
+                survey = self._survey_of(active, queue_name) if hung_up_by == "agent" else None
+                if survey is not None and not call.hung_up:
+                    return await self._survey(call, active, survey, queue_name, talker)
                 return hung_up_by
             active.pending_transfer = None
             by = active.transferred_by or talker
@@ -3226,7 +3234,7 @@ class Switchboard:
                     queue=queue_name,
                     agent=talker,
                     flow=survey.flow,
-                    number=info.caller_num,
+                    number=active.called or info.caller_num,
                     answers=answers,
                     score=score,
                     satisfied=satisfied,
@@ -3237,6 +3245,16 @@ class Switchboard:
             log.info(
                 "survey_ended", call_id=info.call_id, agent=talker, score=score, completed=completed
             )
+
+    def _survey_of(self, active: ActiveCall, queue_name: str) -> SurveyConfig | None:
+        """The survey for the caller of ``active`` served in ``queue_name``: their
+        campaign's (a lead), else the queue's; None when neither has one."""
+        config = self.config
+        campaign = config.campaigns.get(active.campaign) if active.campaign else None
+        if campaign is not None and campaign.survey is not None:
+            return campaign.survey
+        qcfg = config.queues.get(queue_name)
+        return qcfg.survey if qcfg is not None else None
 
     def _not_surveyed(self, active: ActiveCall, survey: SurveyConfig, talker: str) -> str | None:
         """Why the caller of ``active`` is not to be asked ``survey`` about ``talker``
@@ -3505,10 +3523,10 @@ class Switchboard:
         if found is None:
             raise EngineError(f"agent {agent_id} is not on a call")
         call_id, active = found
-        qcfg = self.config.queues.get(active.queue or "")
-        if qcfg is None or qcfg.survey is None:
+        survey = self._survey_of(active, active.queue or "")
+        if survey is None:
             raise EngineError(f"the queue of call {call_id} has no survey")
-        why = self._not_surveyed(active, qcfg.survey, agent_id)
+        why = self._not_surveyed(active, survey, agent_id)
         if why is not None:
             raise EngineError(why)
         if active.consult is not None and active.consult.active:
@@ -3523,8 +3541,8 @@ class Switchboard:
         except PBXError:
             active.survey_asked = False
             raise
-        log.info("sent_to_survey", call_id=call_id, agent=agent_id, flow=qcfg.survey.flow)
-        return qcfg.survey.flow
+        log.info("sent_to_survey", call_id=call_id, agent=agent_id, flow=survey.flow)
+        return survey.flow
 
     async def consult(self, agent_id: str, to: str = "supervisor") -> str:
         """``agent_id`` puts the caller on hold (music) and talks to ``to``

@@ -177,6 +177,19 @@ def test_check_refuses_a_missing_do_not_call_file_and_an_unknown_queue(tmp_path:
     assert messages["campaigns.spring.do_not_call"].endswith("dnc.txt: no such do-not-call file")
 
 
+def test_check_refuses_a_campaign_survey_naming_no_flow(tmp_path: Path) -> None:
+    path = write_config(tmp_path, survey={"flow": "lead-csta", "score": "rating"})
+    (tmp_path / "leads.csv").write_text("number\n5551001\n")
+    (tmp_path / "dnc.txt").write_text("")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
+    (issue,) = caught.value.issues
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "lead-csta" in t)
+    assert issue.field == "campaigns.spring.survey.flow"
+    assert issue.line is not None and abs(issue.line - line) <= 1
+    assert 'no flow named "lead-csta"' in issue.message
+
+
 def test_a_campaign_needs_somewhere_it_may_dial(tmp_path: Path) -> None:
     path = write_config(tmp_path, allow=[])
     (tmp_path / "leads.csv").write_text("number\n5551001\n")

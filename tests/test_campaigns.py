@@ -29,6 +29,7 @@ from callcenter.events import (
     CampaignStateChanged,
     EngineEvent,
     QueueExited,
+    SurveyEnded,
 )
 from callcenter.outbound import campaign as campaign_module
 from callcenter.outbound import pacing
@@ -403,6 +404,48 @@ async def test_alice_hears_which_campaign_a_lead_is_from_before_they_are_put_thr
         await s.center.idle(timeout=10)
         await alice.wait_idle(timeout=5)
     assert alice.heard == ["campaign-spring"], "the campaign's, not the queue's"
+
+
+def rating_flow(prompt: str) -> dict[str, Any]:
+    """A one-question survey: ``prompt``, one digit into ``rating`` (1 s to answer, once)."""
+    return {
+        "start": "ask",
+        "nodes": {
+            "ask": {
+                "kind": "collect",
+                "prompt": prompt,
+                "variable": "rating",
+                "max_digits": 1,
+                "timeout": 1,
+                "retries": 1,
+                "next": "bye",
+                "default": "bye",
+            },
+            "bye": {"kind": "hangup", "prompt": "survey-thanks"},
+        },
+    }
+
+
+async def test_a_lead_is_asked_the_campaigns_survey_not_the_queues_once_alice_hangs_up(
+    tmp_path: Path,
+) -> None:
+    config = merge(
+        campaign(survey={"flow": "lead-csat", "score": "rating"}),
+        {
+            "flows": {"lead-csat": rating_flow("lead-rate"), "queue-csat": rating_flow("q-rate")},
+            "queues": {"sales": {"survey": {"flow": "queue-csat", "score": "rating"}}},
+        },
+    )
+    async with scene(tmp_path, config, "number,id\n5551001,ada\n") as s:
+        lead = s.center.add_phone("PJSIP/5551001", answer_after=0.05)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05, hangup_after=0.5)
+        await s.wait_for(lambda: s.of(SurveyEnded))
+        await s.center.idle(timeout=10)
+        await lead.wait_idle(timeout=5)
+    (survey,) = s.of(SurveyEnded)
+    assert (survey.flow, survey.queue, survey.agent) == ("lead-csat", "sales", "1001")
+    assert survey.number == "5551001"
+    assert "lead-rate" in lead.heard and "q-rate" not in lead.heard
 
 
 async def test_a_predictive_campaign_dials_ahead_of_its_agent_and_calls_a_dropped_lead_again_later(

@@ -2547,6 +2547,13 @@ class CampaignConfig(_Model):
         "on inbound and campaigns hear which campaign the call is.",
         examples=["custom/campaign-spring"],
     )
+    survey: SurveyConfig | None = Field(
+        default=None,
+        description="The post-call survey of this campaign's calls (how did the call go, "
+        "asked of the lead once the agent hangs up or sends them to it), instead of the "
+        "queue's `survey`; rows and figures name the campaign's queue. null: the queue's.",
+        examples=[{"flow": "csat", "score": "rating"}],
+    )
     drop_prompt: Prompt | None = Field(
         default=None,
         description="predictive (required there): what a dropped lead hears before the "
@@ -3175,10 +3182,14 @@ def _recording_problems(
 
 
 def _campaign_problems(
-    campaigns: Mapping[Any, Any], queues: Mapping[Any, Any], base_dir: Path | None
+    campaigns: Mapping[Any, Any],
+    queues: Mapping[Any, Any],
+    flows: Mapping[Any, Any],
+    base_dir: Path | None,
 ) -> list[Problem]:
-    """A campaign's queue that is not there; with ``base_dir``, its lead and do-not-call
-    files that cannot be read as such (the file's own line in the message)."""
+    """A campaign's queue that is not there, a survey naming no flow; with ``base_dir``,
+    its lead and do-not-call files that cannot be read as such (the file's own line in
+    the message)."""
     out: list[Problem] = []
     for cid, campaign in campaigns.items():
         if not isinstance(campaign, Mapping):
@@ -3188,6 +3199,7 @@ def _campaign_problems(
             out.append(
                 Problem(("campaigns", cid, "queue"), _unknown("queue", queue, queues, "queues"))
             )
+        out += _survey_problems(("campaigns", cid), campaign.get("survey"), flows)
         if base_dir is None:
             continue
         for key, load in (("leads", load_leads), ("do_not_call", load_do_not_call)):
@@ -3324,7 +3336,9 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
             )
 
     out += _agent_problems(agents or {}, _section(data, "acd"))
-    out += _campaign_problems(_section(data, "campaigns") or {}, queues or {}, base_dir)
+    out += _campaign_problems(
+        _section(data, "campaigns") or {}, queues or {}, flows or {}, base_dir
+    )
 
     owners: dict[str, object] = {}
     for agent_id, agent in (agents or {}).items():
