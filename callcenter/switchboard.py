@@ -1541,18 +1541,7 @@ class Switchboard:
         origin = abandoned_callback_origin(entry.call_id)
         due = datetime.now(UTC) + timedelta(seconds=wanted.after)
         data = tuple(active.variables.items())
-        self.bus.publish(
-            QueueCallbackRequested(
-                call_id=origin,
-                queue=entry.queue,
-                number=number,
-                position=0,
-                priority=entry.priority,
-                due=due,
-                data=dict(data),
-            )
-        )
-        self._schedule_callback(origin, entry.queue, number, entry.priority, due, data=data)
+        self._call_back_later(origin, entry.queue, number, entry.priority, due, data=data)
         log.info("abandoned_caller_to_call_back", call_id=entry.call_id, due=due.isoformat())
 
     def _called_again(self, queue: str, number: str) -> None:
@@ -1913,18 +1902,7 @@ class Switchboard:
         info = call.info
         queue = active.queue or ""
         data = tuple(active.variables.items())
-        self.bus.publish(
-            QueueCallbackRequested(
-                call_id=info.call_id,
-                queue=queue,
-                number=info.caller_num,
-                position=0,
-                priority=priority,
-                due=at,
-                data=dict(data),
-            )
-        )
-        self._schedule_callback(info.call_id, queue, info.caller_num, priority, at, data=data)
+        self._call_back_later(info.call_id, queue, info.caller_num, priority, at, data=data)
         await call.play([dest.prompt or qcfg.callback_prompt])
         return "system"
 
@@ -2007,18 +1985,7 @@ class Switchboard:
         if at is not None and at > now:
             if at - now > MAX_SCHEDULE_AHEAD:
                 raise EngineError(f"{at.isoformat()} is more than a year ahead")
-            self.bus.publish(
-                QueueCallbackRequested(
-                    call_id=origin,
-                    queue=queue,
-                    number=number,
-                    position=0,
-                    priority=priority,
-                    due=at,
-                    data=dict(given),
-                )
-            )
-            self._schedule_callback(origin, queue, number, priority, at, data=given)
+            self._call_back_later(origin, queue, number, priority, at, data=given)
         else:
             if qcfg.max_length and self.router.waiting(queue) >= qcfg.max_length:
                 raise EngineError(f"queue {queue} is full ({qcfg.max_length} waiting)")
@@ -2026,6 +1993,31 @@ class Switchboard:
             self._request_callback(entry, number, time.monotonic(), config, given)
         view = next(v for v in self.waiting_callbacks() if v["call_id"] == origin)
         return {**view, "new": True}
+
+    def _call_back_later(
+        self,
+        origin: str,
+        queue: str,
+        number: str,
+        priority: int,
+        due: datetime,
+        *,
+        data: tuple[tuple[str, str], ...],
+    ) -> None:
+        """Ask for a callback of ``number`` through ``queue`` at ``due`` (recorded now, so
+        a restart schedules it again) and schedule it."""
+        self.bus.publish(
+            QueueCallbackRequested(
+                call_id=origin,
+                queue=queue,
+                number=number,
+                position=0,
+                priority=priority,
+                due=due,
+                data=dict(data),
+            )
+        )
+        self._schedule_callback(origin, queue, number, priority, due, data=data)
 
     def _schedule_callback(
         self,
