@@ -40,6 +40,7 @@ from callcenter.config import CallCenterConfig, load_config
 from callcenter.drain import Drain
 from callcenter.errors import ConfigError, ConfigIssue, EngineError, PBXClaimed, RecordError
 from callcenter.events import CallCentreStarted, CallEvent, ConfigReloaded, EventBus
+from callcenter.line import LINE_VIA
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
@@ -148,11 +149,10 @@ def asterisk_settings(config: CallCenterConfig) -> AsteriskSettings:
     if "events" not in ami.model_fields_set:
         # Subscribe only to what the transport needs: FastAGI results come over the AGI socket,
         # so the agi class (AsyncAGI*, AGIExec*) is noise (~40% of AMI events per call). dtmf
-        # (DTMFEnd, one per key: the filter drops DTMFBegin) only tells a supervisor's keypad
-        # switching a spy's mode.
-        events = "call" if agi.transport == "fastagi" else "call,agi"
-        if config.supervisors:
-            events += ",dtmf"
+        # (DTMFEnd, one per key: the filter drops DTMFBegin) carries the keys of agents'
+        # legs and open lines (acd.agent_keys, acd.line_hangup_key) and of supervisors
+        # switching a spy's mode: any agent may open a line, so it is always wanted.
+        events = "call,dtmf" if agi.transport == "fastagi" else "call,agi,dtmf"
     return AsteriskSettings(
         ami_host=ami.host,
         ami_port=ami.port,
@@ -587,7 +587,8 @@ class Daemon:
     async def _resume_shifts(self) -> set[str]:
         """Agents logged in when the previous daemon stopped (or crashed) stay logged in,
         on the pause they were on, and in wrap-up while their last call still waits for
-        its disposition (which they can still give); returns who was resumed."""
+        its disposition (which they can still give); returns who was resumed. A shift
+        begun on an open line (``*70``) ends: the line was that daemon's call."""
         try:
             present = await self.recorder.writer.run(self.store.fetch_agent_presence)
         except RecordError as exc:
@@ -623,6 +624,12 @@ class Daemon:
                 resume()
             if owed is not None:
                 self.switchboard.owed_taken_back(owed.owed_by(presence.agent))
+            if presence.via_login == LINE_VIA:
+                # The open line was the previous daemon's call: the shift ends here, and
+                # the agent dials *70 again.
+                log.info("agent_line_not_resumed", agent=presence.agent)
+                self.router.logout(presence.agent, via="restart")
+                continue
             resumed.add(presence.agent)
         return resumed
 

@@ -8,6 +8,7 @@ what the call is for (``CallInfo.route``):
   skipped), bridge, and follow transfers to the queue's supervisor.
 * ``agent-login``, ``agent-logout``, ``agent-pause``, ``agent-unpause``: the feature codes an
   agent dials from their own phone (optionally protected by the agent's PIN).
+* ``agent-line``: an agent's open line (``*70``, :mod:`callcenter.line`).
 
 Everything the switchboard decides is published as :mod:`callcenter.events`; records and live
 figures are folds over those events.
@@ -131,6 +132,7 @@ from callcenter.ivr.trace import (
     VoicemailRecorded,
 )
 from callcenter.ivr.values import matches_any, render
+from callcenter.line import LINE_ROUTE, AgentLines
 from callcenter.outbound.campaign import (
     ABANDONED,
     AGENT_SKIPPED,
@@ -218,13 +220,14 @@ class ActiveCall:
     """Since when the agent holds the caller (monotonic), None when not on hold."""
     surveyed: bool = False
     """The caller was taken through a post-call survey already (one a call)."""
-    survey_asked: bool = False
+    agent_left: bool = False
+    """The agent left the call by a key (the survey key, an open line's hang-up key, the
+    line itself ending): the bridge's end counts as the agent hanging up."""
     campaign: str | None = None
     """The campaign whose lead this call is (None: a caller, a callback)."""
     called: str | None = None
     """The number the daemon dialled for this call (a callback, a lead): the caller's
     number as surveys record it (the call's own caller id is the centre's)."""
-    """The agent sent the caller to the survey (the survey key) and is leaving the call."""
 
 
 class CallerGone(Exception):
@@ -264,6 +267,7 @@ DESK_ROUTE = "supervisor-desk"
 at the calling phone from now on (their own phone: back at it)."""
 FEATURE_ROUTES = (
     *AGENT_ROUTES,
+    LINE_ROUTE,
     *SUPERVISOR_ROUTES,
     SWITCH_ROUTE,
     QUEUE_STATUS_ROUTE,
@@ -548,6 +552,8 @@ class Switchboard:
         """Supervisors listening, whispering or barging on agents' calls."""
         self.consults = Consultations(self)
         """Agents consulting a colleague while their caller holds (attended transfers)."""
+        self.lines = AgentLines(self)
+        """Agents on an open line (``*70``), whom callers reach without ringing."""
         self.find_lead: Callable[[str, str], Lead | None] = lambda campaign, lead: None
         """(campaign, lead id) -> the lead, for a lead who answers a dial placed before a
         restart (the daemon sets it to :meth:`Campaigns.find_lead`)."""
@@ -793,6 +799,8 @@ class Switchboard:
         elif isinstance(event, PBXDisconnected):
             self._pbx_up.clear()
         elif isinstance(event, DeviceStateChanged):
+            if self.lines.is_line_device(event.device):
+                return  # the line's room: the line itself says whether the agent is there
             state = event.state.upper()
             self.router.device_state(
                 event.device,
@@ -817,16 +825,24 @@ class Switchboard:
             ),
             None,
         )
-        if agent_id is None:
+        if agent_id is not None:
+            self.agent_key(agent_id, event.digit)
+
+    def agent_key(self, agent_id: str, digit: str) -> None:
+        """``digit`` from the phone of ``agent_id``, who talks to a caller: one more key of
+        their acd.agent_keys (see :meth:`_agent_key`)."""
+        keys = self.config.acd.agent_keys
+        found = self.agent_call(agent_id) if keys is not None else None
+        if keys is None or found is None:
             return
-        consult = self.active[self._by_agent[agent_id]].consult
+        consult = found[1].consult
         consulting = consult is not None and consult.state is not ConsultState.ENDED
         kept = self._keypads.get(agent_id)
         if kept is None or kept[0] is not keys or kept[1] != consulting:
             codes = keys.codes(consulting=consulting)
             pad = Keypad(codes, keys.timeout, instant=keys.instant(consulting=consulting))
             kept = self._keypads[agent_id] = (keys, consulting, pad)
-        keyed = kept[2].feed(event.digit, time.monotonic())
+        keyed = kept[2].feed(digit, time.monotonic())
         if keyed is not None:
             self.in_background(self._keyed_transfer(agent_id, keyed), f"keys-{agent_id}")
 
@@ -882,8 +898,13 @@ class Switchboard:
     def drained(self) -> bool:
         """No call in progress, no callback or campaign dial waiting for its answer, and
         no agent owing a call its disposition (the code is the call's record too, and only
-        this daemon knows which call it is for)."""
-        return not self.active and not self._callbacks and not self.router.owing_dispositions()
+        this daemon knows which call it is for). Agents' open lines do not count: they are
+        closed when the daemon stops."""
+        return (
+            all(self.lines.on_line(call_id) for call_id in self.active)
+            and not self._callbacks
+            and not self.router.owing_dispositions()
+        )
 
     @property
     def dials_in_progress(self) -> int:
@@ -952,6 +973,7 @@ class Switchboard:
         now on (the driver stopping) are let go, not hung up: the PBX keeps them (see
         :meth:`handle_call`)."""
         self._closing = True
+        await self.lines.close()
         try:
             async with asyncio.timeout(STOP_SETTLE):
                 await self.consults.settle_for_stop()
@@ -1006,6 +1028,8 @@ class Switchboard:
                 await self._queue_status_code(call, config)
             elif info.route == DESK_ROUTE:
                 await self._desk_code(call, config)
+            elif info.route == LINE_ROUTE:
+                await self.lines.run(call, config)
             elif info.params.get("callback"):
                 hung_up_by = await self._callback_answered(
                     call, active, config, info.params["callback"]
@@ -3106,9 +3130,9 @@ class Switchboard:
             if active.room is not None:
                 result, talker = await self._room_over(active, result, talker)
             hung_up_by = _who(result)
-            if active.survey_asked and hung_up_by == "system":
-                hung_up_by = "agent"  # who pressed the survey key
-            active.survey_asked = False
+            if active.agent_left and hung_up_by == "system":
+                hung_up_by = "agent"  # who pressed the key
+            active.agent_left = False
             if result.cause is not HangupCause.UNSPECIFIED:
                 active.bridge_cause = result.cause
             self.bus.publish(
@@ -3525,16 +3549,34 @@ class Switchboard:
             raise EngineError(f"call {call_id} is in a consultation: complete or cancel it first")
         if active.held_since is not None:
             raise EngineError(f"call {call_id} is on hold: take the caller back first")
-        if active.pending_transfer is not None or active.survey_asked:
+        if active.pending_transfer is not None or active.agent_left:
             raise EngineError(f"call {call_id} is being handed on already")
-        active.survey_asked = True
+        await self._agent_leaves(active)
+        log.info("sent_to_survey", call_id=call_id, agent=agent_id, flow=survey.flow)
+        return survey.flow
+
+    async def leave_call(self, agent_id: str) -> str:
+        """``agent_id`` leaves the call they talk on, as if they had hung up their phone
+        (the caller goes on to the queue's survey if it has one, else is hung up): for an
+        agent on an open line, whose phone stays on the line. Returns the call id. Raises
+        EngineError when they talk to nobody, or the call is being handed on already."""
+        found = self.agent_call(agent_id)
+        if found is None:
+            raise EngineError(f"agent {agent_id} is not on a call")
+        call_id, active = found
+        if active.pending_transfer is not None or active.agent_left:
+            raise EngineError(f"call {call_id} is being handed on already")
+        await self._agent_leaves(active)
+        log.info("agent_left_call", call_id=call_id, agent=agent_id)
+        return call_id
+
+    async def _agent_leaves(self, active: ActiveCall) -> None:
+        active.agent_left = True
         try:
             await self.consults.drop_talker(active)
         except PBXError:
-            active.survey_asked = False
+            active.agent_left = False
             raise
-        log.info("sent_to_survey", call_id=call_id, agent=agent_id, flow=survey.flow)
-        return survey.flow
 
     async def consult(self, agent_id: str, to: str = "supervisor") -> str:
         """``agent_id`` puts the caller on hold (music) and talks to ``to``
@@ -3580,9 +3622,9 @@ class Switchboard:
         agent_id = info.params.get("agent") or (info.args[0] if info.args else "")
         named = bool(agent_id)
         if not agent_id:
-            agent_id = self._agent_for_channel(info.channel, config) or ""
+            agent_id = self.agent_for_channel(info.channel, config) or ""
         pins = {aid: a.pin for aid, a in config.agents.items()}
-        if not await self._dialled_by(call, "agent", agent_id, pins, action=action):
+        if not await self.dialled_by(call, "agent", agent_id, pins, action=action):
             return
         try:
             if action == "login":
@@ -3730,7 +3772,7 @@ class Switchboard:
         info = call.info
         who = info.params.get("supervisor") or (info.args[0] if info.args else "")
         pins = {sid: s.pin for sid, s in config.supervisors.items()}
-        if not await self._dialled_by(call, "supervisor", who, pins, action="desk"):
+        if not await self.dialled_by(call, "supervisor", who, pins, action="desk"):
             return
         own = _owner_of(info.channel, {who: config.supervisors[who].device}) == who
         try:
@@ -3756,9 +3798,9 @@ class Switchboard:
         }
         who = info.params.get("supervisor") or _owner_of(info.channel, devices) or ""
         pins = {sid: s.pin for sid, s in config.supervisors.items()}
-        return who if await self._dialled_by(call, "supervisor", who, pins, **about) else None
+        return who if await self.dialled_by(call, "supervisor", who, pins, **about) else None
 
-    async def _dialled_by(
+    async def dialled_by(
         self,
         call: Call,
         role: str,
@@ -3786,7 +3828,7 @@ class Switchboard:
                 return False
         return True
 
-    def _agent_for_channel(self, channel: str, config: CallCenterConfig) -> str | None:
+    def agent_for_channel(self, channel: str, config: CallCenterConfig) -> str | None:
         """The agent whose device placed ``channel``: ``PJSIP/1001-00000005`` on Asterisk,
         ``sofia/internal/1001@host`` on FreeSWITCH (matched by the endpoint's user part);
         an agent hot-desking at that phone first."""

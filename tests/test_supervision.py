@@ -558,14 +558,15 @@ async def test_a_supervisor_with_a_pin_is_asked_for_it_before_listening(tmp_path
     ("transport", "supervisors", "events"),
     [
         ("fastagi", True, "call,dtmf"),
-        ("fastagi", False, "call"),
+        ("fastagi", False, "call,dtmf"),
         ("asyncagi", True, "call,agi,dtmf"),
-        ("asyncagi", False, "call,agi"),
+        ("asyncagi", False, "call,agi,dtmf"),
     ],
 )
-def test_the_daemon_asks_asterisk_for_keypad_events_only_when_there_are_supervisors(
+def test_the_daemon_asks_asterisk_for_keypad_events_with_or_without_supervisors(
     transport: str, supervisors: bool, events: str
 ) -> None:
+    """Agents' keys (acd.agent_keys) and open lines' keys come as DTMFEnd events too."""
     text = "pbx: {type: asterisk, ami: {secret: x}, agi: {transport: TRANSPORT}}\n"
     text = text.replace("TRANSPORT", transport)
     if supervisors:

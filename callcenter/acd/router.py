@@ -1135,6 +1135,22 @@ class Router:
         self._set_state(agent, _S.LOGGED_OUT, now)
         self._sit_at(agent, None, check=False)
 
+    def seat(self, agent_id: str, device: str | None) -> None:
+        """A logged-in agent works at ``device`` from now (None: their own device again),
+        between calls: EngineError while a call rings them or they talk (or when another
+        agent works at that phone), IllegalTransition when logged out."""
+        agent = self._agent(agent_id)
+        if agent.state is _S.LOGGED_OUT:
+            raise IllegalTransition(f"agent {agent_id} is not logged in")
+        if agent.state in (_S.RINGING, _S.ON_CALL):
+            raise EngineError(f"agent {agent_id} is on a call ({agent.state})")
+        was_unreachable = agent.device_unreachable
+        self._sit_at(agent, device)
+        if was_unreachable and agent.state not in _ABSENT:
+            self._presence(agent, True)
+        if agent.state is _S.AVAILABLE and not agent.delayed:
+            self._make_ready(agent)
+
     def _sit_at(self, agent: Agent, device: str | None, *, check: bool = True) -> None:
         """The agent works at ``device`` from now (None or their own: back at their own
         device). With ``check``, raises EngineError when that is another's phone and an

@@ -2401,6 +2401,15 @@ class AcdConfig(_Model):
         "with the default keys.",
         examples=[{"blind": "*1", "consult": "*2"}],
     )
+    line_hangup_key: KeySequence = Field(
+        default="*9",
+        description="What an agent on an open line (logged in by `*70`: they stay on the "
+        "line and callers come through without ringing, as app_agent_pool's AgentLogin and "
+        "mod_callcenter's uuid-standby) presses to end the call with a caller and stay on "
+        "the line for the next; hanging up the phone ends the line and logs them out. It "
+        "must not start like one of agent_keys' codes (nor they like it).",
+        examples=["*9"],
+    )
 
     @model_validator(mode="after")
     def _transfer_numbers_need_a_dial(self) -> AcdConfig:
@@ -2409,6 +2418,21 @@ class AcdConfig(_Model):
                 "transfer_allow lists outside numbers, but transfer_dial (how to dial them, "
                 'such as "PJSIP/${number}@trunk") is not set'
             )
+        return self
+
+    @model_validator(mode="after")
+    def _line_key_apart(self) -> AcdConfig:
+        keys = self.agent_keys
+        if keys is None:
+            return self
+        own = self.line_hangup_key
+        for consulting in (False, True):
+            for code, action in keys.codes(consulting=consulting).items():
+                if code.startswith(own) or own.startswith(code):
+                    raise ValueError(
+                        f"line_hangup_key ({own!r}) and agent_keys.{action} ({code!r}) must "
+                        "differ, and neither may start with the other"
+                    )
         return self
 
 

@@ -408,9 +408,49 @@ async def app_echo(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
 class _Leg:
     device: str
     resource: str
-    phone: AgentPhone
+    phone: AgentPhone | None
+    """None for a Local channel (its second half runs the dialplan instead)."""
     channel: Channel
     answer_at: float | None
+
+
+def _local_leg(
+    pbx: DemoAsterisk, caller: Channel | None, resource: str, started: float
+) -> _Leg | None:
+    """``Local/<exten>@<context>``: the ``;1`` half is the dialled leg; the ``;2`` half
+    runs the dialplan at ``context,exten,1`` once ``;1`` is answered, which the demo does at
+    once (its Local targets are rooms: ``ConfBridge`` answers). None when the dialplan has
+    no such extension (CHANUNAVAIL, as chan_local's "No such extension")."""
+    exten, at, context = resource.partition("@")
+    context = context if at else "default"
+    if pbx.dialplan.lookup(context, exten, 1) is None:
+        return None
+    base = f"Local/{resource}-{pbx.next_channel_number():08x}"
+    linkedid = caller.linkedid if caller is not None else None
+    first = pbx.new_channel(
+        f"Local/{resource}",
+        caller_num=caller.caller_num if caller is not None else "",
+        caller_name=caller.caller_name if caller is not None else "",
+        context=context,
+        exten=exten,
+        state=ChannelState.DOWN,
+        linkedid=linkedid,
+        name=f"{base};1",
+    )
+    second = pbx.new_channel(
+        f"Local/{resource}",
+        caller_num=first.caller_num,
+        caller_name=first.caller_name,
+        context=context,
+        exten=exten,
+        state=ChannelState.RING,
+        linkedid=linkedid,
+        name=f"{base};2",
+    )
+    first.local_peer, second.local_peer = second, first
+    first.application, first.application_data = "AppDial", "(Outgoing Line)"
+    pbx.emit("DialBegin", "call", _dial_event(caller, first, [("DialString", resource)]))
+    return _Leg(f"Local/{resource}", resource, None, first, started)
 
 
 def _parse_dial(data: str) -> tuple[list[str], float | None, str]:
@@ -476,6 +516,14 @@ async def ring_device(
     for target in targets:
         tech, _, resource = target.partition("/")
         device = f"{tech}/{resource}"
+        if tech.upper() == "LOCAL":
+            local = _local_leg(pbx, caller, resource, started)
+            if local is None:
+                log.info("demopbx_dial_no_extension", target=target)
+                statuses.append("CHANUNAVAIL")
+            else:
+                legs.append(local)
+            continue
         phone = pbx.phones.get(device) if tech.upper() == "PJSIP" else None
         if phone is None:
             log.info("demopbx_dial_unavailable", target=target)
@@ -598,7 +646,10 @@ async def ring_device(
     if answered is not None:
         leg_chan = answered.channel
         leg_chan.set_state(ChannelState.UP)
-        answered.phone.answered_call(pbx, leg_chan)
+        if answered.phone is not None:
+            answered.phone.answered_call(pbx, leg_chan)
+        elif leg_chan.local_peer is not None:
+            pbx.start_dialplan(leg_chan.local_peer)
         pbx.refresh_device_state(answered.device)
         if caller is not None:
             leg_chan.exten = ""

@@ -323,6 +323,10 @@ class DemoAsterisk:
         await asyncio.sleep(0)
         return caller
 
+    def next_channel_number(self) -> int:
+        """The next number of the ``-0000000N`` sequence of channel names."""
+        return next(self._name_seq)
+
     def new_channel(
         self,
         device: str,
@@ -334,11 +338,13 @@ class DemoAsterisk:
         state: ChannelState,
         linkedid: str | None = None,
         uniqueid: str | None = None,
+        name: str | None = None,
     ) -> Channel:
-        """Create a channel on ``device`` and emit ``Newchannel``."""
+        """Create a channel on ``device`` (called ``name``, by default ``<device>-N``) and
+        emit ``Newchannel``."""
         uniqueid = uniqueid or f"{int(time.time())}.{next(self._uniqueid_seq)}"
         chan = Channel(
-            name=f"{device}-{next(self._name_seq):08x}",
+            name=name or f"{device}-{next(self._name_seq):08x}",
             uniqueid=uniqueid,
             linkedid=linkedid or uniqueid,
             caller_num=caller_num,
@@ -391,6 +397,12 @@ class DemoAsterisk:
         phone = self.phones.get(chan.device)
         if phone is not None:
             phone.channel_gone(chan)
+        other = chan.local_peer
+        if other is not None and not other.ended and not other.hangup_requested:
+            # A Local channel's halves live and die together.
+            other.request_hangup(chan.hangup_cause or 16)
+            if not other.applications:
+                self.destroy_channel(other)  # never ran: no dialplan to end it
         if not any(c.linkedid == chan.linkedid for c in self._channels.values()):
             self._listeners.pop(chan.linkedid, None)
         chan.notify()
@@ -412,7 +424,9 @@ class DemoAsterisk:
         elif states and device not in self.device_states:
             return  # an inbound call still ringing: no device state yet (as in the traces)
         else:
-            state = "NOT_INUSE" if device in self.phones else "UNAVAILABLE"
+            # A Local device is as reachable as its dialplan: always, here.
+            local = device.upper().startswith("LOCAL/")
+            state = "NOT_INUSE" if device in self.phones or local else "UNAVAILABLE"
         if self.device_states.get(device) != state:
             self.device_states[device] = state
             self.emit("DeviceStateChange", "call", [("Device", device), ("State", state)])

@@ -110,7 +110,10 @@ class Wake(enum.Enum):
 
 
 def device_of(channel_name: str) -> str:
-    """The device (``PJSIP/1001``) of a channel name (``PJSIP/1001-0000000a``)."""
+    """The device (``PJSIP/1001``) of a channel name (``PJSIP/1001-0000000a``; a Local
+    channel's half: ``Local/room@context-00000001;2``)."""
+    if channel_name.endswith((";1", ";2")):
+        channel_name = channel_name[:-2]
     head, dash, tail = channel_name.rpartition("-")
     return (
         head
@@ -188,6 +191,8 @@ class Channel:
         self.spy_modes: list[str] = []
         #: AMI ``MuteAudio`` state: "" (not muted), ``in``, ``out`` or ``all``.
         self.muted = ""
+        #: The other half of a Local channel (``;1`` <-> ``;2``): hanging up one ends both.
+        self.local_peer: Channel | None = None
         #: The MixMonitor recording this channel, while one runs.
         self.mixmonitor: Recording | None = None
         self.hangup_requested = False
@@ -605,6 +610,7 @@ SUPERVISOR_CODES: dict[str, str] = {
 #: Default routes: extension -> AGI script name on the daemon.
 DEFAULT_ROUTES: dict[str, str] = {
     "800": "inbound",
+    "*70": "agent-line",
     "*71": "agent-login",
     "*72": "agent-logout",
     "*73": "agent-pause",

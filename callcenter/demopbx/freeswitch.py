@@ -565,9 +565,11 @@ class DemoFreeSwitch:
         a_leg: FSChannel | None,
         variables: Mapping[str, str],
         caller_id: tuple[str, str] | None = None,
+        channel_name: str | None = None,
     ) -> FSChannel:
         """Create the channel that rings ``device`` (CHANNEL_OUTGOING ... CS_CONSUME_MEDIA)
-        for ``a_leg`` (None: an ``originate``), with the dial string's variables."""
+        for ``a_leg`` (None: an ``originate``), with the dial string's variables; called
+        ``channel_name`` (by default ``sofia/lab/<user>@127.0.0.1``)."""
         resource = device.partition("/")[2] if phone is not None else device.rsplit("/", 1)[-1]
         resource = resource.partition("@")[0]
         leg_uuid = variables.get("origination_uuid") or str(uuidlib.uuid4())
@@ -582,7 +584,7 @@ class DemoFreeSwitch:
         leg = FSChannel(
             self.hub,
             uuid=leg_uuid,
-            name=f"sofia/lab/{resource}@127.0.0.1",
+            name=channel_name or f"sofia/lab/{resource}@127.0.0.1",
             device=device,
             direction="outbound",
             caller_num=num,
@@ -620,6 +622,62 @@ class DemoFreeSwitch:
         leg.set_state(ChannelState.CS_CONSUME_MEDIA)
         self.spawn(self._run_channel(leg, lambda: self._leg_program(leg)), f"chan-{leg_uuid}")
         return leg
+
+    def loopback_leg(
+        self, endpoint: str, a_leg: FSChannel | None, variables: Mapping[str, str]
+    ) -> FSChannel | None:
+        """``loopback/app=<application>[:<argument>]`` (mod_loopback): the ``-a`` leg is
+        the dialled one, the ``-b`` leg runs the application once ``-a`` is answered
+        (:meth:`start_loopback`); either hanging up hangs up the other. Variables named in
+        ``loopback_export`` go to the ``-b`` leg. None for any other loopback form (the
+        demo has no dialplan behind it)."""
+        destination = endpoint.partition("/")[2]
+        if not destination.startswith("app="):
+            return None
+        leg = self.new_outbound_leg(
+            endpoint,
+            None,
+            a_leg=a_leg,
+            variables=variables,
+            channel_name=f"loopback/{destination}-a",
+        )
+        b_uuid = str(uuidlib.uuid4())
+        other = FSChannel(
+            self.hub,
+            uuid=b_uuid,
+            name=f"loopback/{destination}-b",
+            device=endpoint,
+            direction="inbound",
+            caller_num=leg.cid_num,
+            caller_name=leg.cid_name,
+            destination=destination,
+            context="default",
+            call_uuid=b_uuid,
+        )
+        self._base_variables(other)
+        for exported in filter(None, variables.get("loopback_export", "").split(",")):
+            other.set_var(exported, variables.get(exported, ""))
+        other.set_var("loopback_leg", "B")
+        leg.set_var("loopback_leg", "A")
+        leg.loop_peer, other.loop_peer = other, leg
+        self._register(other)
+        return leg
+
+    def start_loopback(self, leg: FSChannel) -> None:
+        """The ``-a`` leg of a loopback was answered: its ``-b`` leg runs its application."""
+        other = leg.loop_peer
+        if other is None or other.hungup:
+            return
+        app, _, arg = other.destination.removeprefix("app=").partition(":")
+
+        async def run() -> None:
+            other.set_state(ChannelState.CS_INIT)
+            other.fire("CHANNEL_CREATE")
+            other.set_state(ChannelState.CS_ROUTING)
+            other.set_state(ChannelState.CS_EXECUTE)
+            await execute(self, other, app, arg)
+
+        self.spawn(self._run_channel(other, run), f"chan-{other.uuid}")
 
     def unreachable(
         self, endpoint: str, a_leg: FSChannel | None, variables: Mapping[str, str]

@@ -1020,7 +1020,8 @@ def parse_dialstring(text: str) -> tuple[dict[str, str], list[list[DialTarget]]]
 @dataclass(eq=False)
 class _Ringing:
     leg: FSChannel
-    phone: AgentPhone
+    phone: AgentPhone | None
+    """None for a loopback leg."""
     answer_at: float | None
     deadline: float
 
@@ -1080,6 +1081,15 @@ async def _ring_group(
     ringing: list[_Ringing] = []
     for target in group:
         variables = {**global_vars, **target.variables}
+        if target.endpoint.lower().startswith("loopback/"):
+            looped = pbx.loopback_leg(target.endpoint, a_leg, variables)
+            if looped is None:
+                causes.append("NO_ROUTE_DESTINATION")
+                continue
+            # Answered as soon as its -b leg runs the application (at once, here).
+            deadline = started + _leg_timeout(variables, timeout)
+            ringing.append(_Ringing(looped, None, started, deadline))
+            continue
         found = pbx.find_phone(target.endpoint)
         if found is None:
             causes.append(pbx.unreachable(target.endpoint, a_leg, variables))
@@ -1135,7 +1145,10 @@ async def _ring_group(
     if answered is not None:
         leg = answered.leg
         leg.mark_answered()
-        answered.phone.answered_call(leg)
+        if answered.phone is not None:
+            answered.phone.answered_call(leg)
+        else:
+            pbx.start_loopback(leg)
         if leg.var("group_confirm_key") == "exec" and leg.var("group_confirm_file"):
             # Answer confirmation by an application (an announcement to the answering
             # phone): the leg wins once it is done, unless it hung up meanwhile.

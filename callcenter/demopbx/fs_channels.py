@@ -427,6 +427,8 @@ class FSChannel:
         self.variables: dict[str, str] = {}
         self.hangup_cause: str | None = None
         self.other: FSChannel | None = None
+        #: The other leg of a loopback (``-a`` <-> ``-b``): hanging up one ends both.
+        self.loop_peer: FSChannel | None = None
         self.other_type = ""
         self.bridge: FSBridge | None = None
         self.redirect: Redirect | None = None
@@ -705,6 +707,8 @@ class FSChannel:
         self.fire("CHANNEL_HANGUP")
         log.info("demofs_hangup", channel=self.name, uuid=self.uuid, cause=self.hangup_cause)
         self.notify()
+        if self.loop_peer is not None:
+            self.loop_peer.hangup(self.hangup_cause)
         return True
 
     def set_transfer(self, destination: str, context: str) -> None:

@@ -348,6 +348,20 @@ class Call(Protocol):
         """
         ...
 
+    async def wait_in_room(self, room: str, *, on_digit: Callable[[str], None]) -> None:
+        """Sit in conference room ``room`` (letters, digits, ``_`` and ``-``, 2 to 64
+        characters) on this call's own channel until :meth:`leave_room` takes it out (the
+        call goes on under our control) or the caller hangs up (``CallHungUp``). Keys
+        pressed meanwhile go to ``on_digit``, one at a time. An agent on an open line waits
+        for callers this way: each caller is dialled into the room
+        (:meth:`PBX.room_device`). Raises ``CommandFailed`` for a bad room name."""
+        ...
+
+    async def leave_room(self) -> None:
+        """Take this call out of the room :meth:`wait_in_room` keeps it in (that returns).
+        Does nothing when it is in none."""
+        ...
+
 
 CallHandler = Callable[[Call], Awaitable[None]]
 """The engine's entry point: called once per call, in its own task, for the call's lifetime."""
@@ -602,6 +616,14 @@ class PBX(Protocol):
 
     async def channels(self) -> list[ChannelSnapshot]:
         """Every live channel, from the PBX's own state."""
+        ...
+
+    def room_device(self, room: str) -> str:
+        """The device string that puts a dialled leg into conference room ``room``
+        (Asterisk: ``Local/<room>@callcenter-conference``, FreeSWITCH:
+        ``loopback/app=conference:<room>@default``): :meth:`Call.dial` it to connect a
+        caller to whoever waits in the room (:meth:`Call.wait_in_room`). The leg it dials
+        answers at once and is the caller's peer like any other."""
         ...
 
     async def spy(

@@ -151,6 +151,8 @@ CONFERENCE_CONTEXT = "callcenter-conference"
 _ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 #: The ConfBridge user-profile setting that plays music on hold to a member left alone.
 MOH_WHEN_ALONE: Final = "CONFBRIDGE(user,music_on_hold_when_empty)"
+#: The ConfBridge user-profile setting that keeps a member from hearing the join prompts.
+QUIET_MEMBER: Final = "CONFBRIDGE(user,quiet)"
 #: ChanSpy options: ``q`` no beep/announcement, ``E`` end when the spied-on channel
 #: hangs up, ``d`` DTMF mode switching (4 listen, 5 whisper, 6 barge).
 _SPY_OPTIONS: dict[SpyMode, str] = {"listen": "qEd", "whisper": "qEdw", "barge": "qEdB"}
@@ -302,6 +304,8 @@ class AsteriskDriver:
         self._calls: dict[str, AsteriskCall] = {}
         #: Peer channel name -> the call whose dial rang it (so a Hangup finds it in O(1)).
         self._dial_peers: dict[str, AsteriskCall] = {}
+        #: Channel name -> where its keys go, for calls waiting in a room (wait_in_room).
+        self._room_lines: dict[str, Callable[[str], None]] = {}
         #: Uniqueid of a supervisor's leg -> its spy session.
         self._spies: dict[str, AsteriskSpySession] = {}
         self._originating: dict[str, asyncio.Future[str]] = {}
@@ -560,6 +564,13 @@ class AsteriskDriver:
         else:
             self._originating[action_id] = outcome
         return outcome
+
+    def room_device(self, room: str) -> str:
+        """``Local/<room>@callcenter-conference`` (:data:`CONFERENCE_CONTEXT`): the Local
+        channel's second half runs ``ConfBridge(<room>)``, its first is the dialled leg."""
+        if not _ROOM.fullmatch(room):
+            raise CommandFailed(f"invalid conference room {room!r}")
+        return f"Local/{room}@{CONFERENCE_CONTEXT}"
 
     async def channels(self) -> list[ChannelSnapshot]:
         """Every live channel, from ``CoreShowChannels``."""
@@ -850,9 +861,10 @@ class AsteriskDriver:
                 self._publish(DeviceStateChanged(device=device, state=item.get("State") or ""))
 
     def _ev_dtmf_end(self, msg: AMIMessage) -> None:
+
         # Every key of every caller in the IVR comes here: most need no more reading.
         spy = self._spies.get(msg.get("Uniqueid") or "") if self._spies else None
-        if spy is None and not self._dial_peers:
+        if spy is None and not self._dial_peers and not self._room_lines:
             return
         if (msg.get("Direction") or "Received") != "Received":
             return
@@ -865,6 +877,11 @@ class AsteriskDriver:
         channel = msg.get("Channel") or ""
         if digit and channel in self._dial_peers:
             self._publish(DigitPressed(channel=channel, digit=digit))
+        elif digit and (on_digit := self._room_lines.get(channel)) is not None:
+            try:
+                on_digit(digit)
+            except Exception:
+                self._log.exception("room_digit_listener_failed", channel=channel)
 
     def _ev_chanspy_start(self, msg: AMIMessage) -> None:
         spy = self._spies.get(msg.get("SpyerUniqueid") or "")
@@ -991,6 +1008,7 @@ class AsteriskCall:
         self._on_hold = False
         self._recording: str | None = None
         self._spy_task: asyncio.Task[None] | None = None
+        self._room: str | None = None
         self._log = log.bind(call_id=info.call_id, channel=info.channel)
         session.on_hangup(self._session_hung_up)
 
@@ -1436,6 +1454,43 @@ class AsteriskCall:
         state = "1" if muted else "0"
         await self._ami_on_caller("MixMonitorMute", [("Direction", "both"), ("State", state)])
         self._log.info("recording_muted" if muted else "recording_unmuted", path=self._recording)
+
+    async def wait_in_room(self, room: str, *, on_digit: Callable[[str], None]) -> None:
+        """``ConfBridge(<room>)`` on this call's own AGI (quiet: no "you are the only
+        person" prompt) until ``ConfbridgeKick`` (:meth:`leave_room`) or the hang-up; keys
+        come from AMI ``DTMFEnd`` of the channel."""
+        if not _ROOM.fullmatch(room):
+            raise CommandFailed(f"invalid conference room {room!r}")
+        channel = self._info.channel
+        await self._command("SET VARIABLE", QUIET_MEMBER, "yes")
+        self._room = room
+        self._driver._room_lines[channel] = on_digit
+        try:
+            result = await self._exec(
+                "ConfBridge", room, limit=self._long(self._settings.max_bridge_seconds)
+            )
+        finally:
+            self._room = None
+            if self._driver._room_lines.get(channel) is on_digit:
+                del self._driver._room_lines[channel]
+        # 0: kicked (CONFBRIDGE_RESULT=KICKED); -1: the channel hung up.
+        if result.int_result == -1 or self.hung_up:
+            raise self._caller_gone(f"hung up in room {room}")
+
+    async def leave_room(self) -> None:
+        """AMI ``ConfbridgeKick`` of this channel from its room."""
+        room = self._room
+        if room is None or self.hung_up:
+            return
+        try:
+            await self._driver.ami.send_action(
+                "ConfbridgeKick",
+                [("Conference", room), ("Channel", self._info.channel)],
+                retry_on_reconnect=False,
+            )
+        except ActionFailed as exc:
+            # Gone from the room already (hung up, or kicked a moment ago).
+            self._log.info("room_leave_refused", room=room, error=str(exc))
 
     async def conference(self, room: str, *, invite: Sequence[str] = ()) -> AsteriskConference:
         """AMI ``Redirect`` of the agent leg to ``callcenter-conference,<room>,1`` (see

@@ -197,6 +197,12 @@ NO_ROOM_KEYS: Final = "conference_controls=none"
 """Set on every leg of our rooms: mod_conference gives such a member no key bindings (the
 stock ``default`` caller-controls hang a member up on ``#`` and mute on ``0``), so the
 keys an agent presses in a consultation are the daemon's (``acd.agent_keys``)."""
+ROOM_TECH: Final = "loopback/app=conference:"
+"""What :meth:`FreeSwitchDriver.room_device` strings start with: mod_loopback's B leg runs
+``conference <room>`` and its A leg is the dialled one."""
+_ROOM_LEG_VARS: Final = ",conference_controls=none,loopback_export=conference_controls"
+"""On a leg dialled into a room: the loopback's B leg (exported to it) gets no key bindings
+either, so a caller's keys passed through the bridge cannot hang it up (``#``)."""
 REGISTERED: Final = "sofia::register"
 UNREGISTERED: Final = frozenset({"sofia::unregister", "sofia::expire"})
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
@@ -627,6 +633,12 @@ class FreeSwitchDriver:
         job.add_done_callback(report)
         return outcome
 
+    def room_device(self, room: str) -> str:
+        """``loopback/app=conference:<room>@default`` (:data:`ROOM_TECH`)."""
+        if not _ROOM.fullmatch(room):
+            raise CommandFailed(f"invalid conference room {room!r}")
+        return f"{ROOM_TECH}{room}@default"
+
     async def channels(self) -> list[ChannelSnapshot]:
         """Every live channel, from ``show channels as json`` (bridges from ``show calls``)."""
         text = await self.esl.api("show channels as json")
@@ -912,6 +924,8 @@ class FreeSwitchDriver:
                 conference = self._conferences.get(event.get("Conference-Name", ""))
                 if conference is not None:
                     conference._on_event(event)
+                elif (member := self._calls.get(event.unique_id or "")) is not None:
+                    member._room_member(event)
             elif subclass == REGISTERED or subclass in UNREGISTERED:
                 self._on_registration(event, registered=subclass == REGISTERED)
             return
@@ -1119,6 +1133,10 @@ class FreeSwitchCall:
         self._handed_back = False
         self._spy_task: asyncio.Task[None] | None = None
         self._spy: FreeSwitchSpySession | None = None
+        #: The room :meth:`wait_in_room` keeps the call in, and its Member-ID once known.
+        self._room: tuple[str, str] | None = None
+        self._room_digits: Callable[[str], None] | None = None
+        self._room_joined = asyncio.Event()
         self._log = log.bind(call_id=info.call_id, channel=info.channel)
 
     # -- facts ------------------------------------------------------------------------------
@@ -1496,7 +1514,10 @@ class FreeSwitchCall:
             "{"
             + ",".join(values)
             + "}"
-            + ",".join(f"[origination_uuid={leg}]{t}" for leg, t in zip(legs, targets, strict=True))
+            + ",".join(
+                f"[origination_uuid={leg}{_ROOM_LEG_VARS if t.startswith(ROOM_TECH) else ''}]{t}"
+                for leg, t in zip(legs, targets, strict=True)
+            )
         )
         if music is not None:
             ringback = self._moh_source(music)
@@ -1566,6 +1587,56 @@ class FreeSwitchCall:
             hung_up_by=by,
             cause=result.cause,
         )
+
+    async def wait_in_room(self, room: str, *, on_digit: Callable[[str], None]) -> None:
+        """``conference <room>`` by sendmsg (no key bindings: ``conference_controls=none``)
+        until kicked (:meth:`leave_room`) or the hang-up; keys from the channel's DTMF
+        events."""
+        if not _ROOM.fullmatch(room):
+            raise CommandFailed(f"invalid conference room {room!r}")
+        self._check()
+        await self._stop_moh()
+        self._room = (room, "")
+        self._room_joined = asyncio.Event()
+        self._room_digits = on_digit
+        try:
+            await self._run_app("set", NO_ROOM_KEYS, self._settings.command_timeout)
+            await self._run_app("conference", room, self._long(self._settings.max_bridge_seconds))
+        finally:
+            self._room = None
+            self._room_digits = None
+        if self.hung_up:
+            raise CallHungUp(f"{self._info.channel} hung up in room {room}")
+
+    async def leave_room(self) -> None:
+        """``conference <room> kick <member id>`` (the id from its add-member event)."""
+        if self._room is None or self.hung_up:
+            return
+        room, member = self._room
+        if not member:
+            # Not seen joining yet: its add-member event is a moment away.
+            joined = self._room_joined
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.command_timeout):
+                    await joined.wait()
+            if self._room is None or not self._room[1]:
+                self._log.info("room_leave_without_member", room=room)
+                return
+            member = self._room[1]
+        text = await self._driver.esl.api(f"conference {room} kick {member}", check=False)
+        if not text.startswith("+OK"):
+            # Gone from the room already (hung up, or kicked a moment ago).
+            self._log.info("room_leave_refused", room=room, reply=text.strip())
+
+    def _room_member(self, event: ESLEvent) -> None:
+        """A ``conference::maintenance`` event of this call's own channel."""
+        if (
+            self._room is not None
+            and event.get("Action") == "add-member"
+            and event.get("Conference-Name") == self._room[0]
+        ):
+            self._room = (self._room[0], event.get("Member-ID", ""))
+            self._room_joined.set()
 
     async def conference(self, room: str, *, invite: Sequence[str] = ()) -> FreeSwitchConference:
         """``uuid_transfer <agent leg> conference:<room> inline``: the bridge ends with the
@@ -1975,7 +2046,14 @@ class FreeSwitchCall:
                 # outside (uuid_transfer, uuid_bridge) took the channel.
                 self._release("park ended")
         elif name == "DTMF":
-            self._dtmf.append(event.get("DTMF-Digit", ""))
+            digit = event.get("DTMF-Digit", "")
+            if self._room_digits is not None:
+                try:
+                    self._room_digits(digit)
+                except Exception:
+                    self._log.exception("room_digit_listener_failed")
+                return
+            self._dtmf.append(digit)
             if self._spy is not None:
                 self._spy._on_event(event)
         elif name == "PLAYBACK_STOP":

@@ -1,0 +1,278 @@
+"""Agents on an open line: logged in by ``*70``, they stay on that call and callers come
+through without ringing (app_agent_pool's ``AgentLogin``, mod_callcenter's
+``uuid-standby``): for agents on phones that take one call at a time, on long shifts, or
+behind links where every ring costs seconds.
+
+The agent's own call (the ``agent-line`` hook) stays with the daemon, waiting in a
+conference room of its own (:meth:`Call.wait_in_room
+<callcenter.pbx.interface.Call.wait_in_room>`, room ``line-<agent>``). For this shift the
+router knows the agent at a device that dials into that room (:meth:`PBX.room_device
+<callcenter.pbx.interface.PBX.room_device>`: a Local channel on Asterisk, a loopback leg
+on FreeSWITCH), so a caller offered to them is dialled as to any phone: the leg answers
+at once and the agent hears the caller as it joins. Everything that works on a bridged
+call (hold, consultations, transfers, recording, supervisors, surveys) works the same,
+on both PBXs.
+
+On the line:
+
+* ``acd.line_hangup_key`` (``*9``) ends the call with the caller, as hanging up would on
+  a ringing phone (the caller goes on to the queue's survey if it has one); the agent
+  stays on the line for the next caller.
+* ``acd.agent_keys`` work as from any agent's leg (transfers, consultations, hold ...).
+* Hanging up the phone ends the line: a call in progress ends as if the agent had hung
+  up, and the agent logs out.
+* A logout from elsewhere (``agent logout``, the API, ``*72`` from another phone) takes
+  the agent out of the room once the call they are on is over: they hear
+  ``agent-loggedoff`` and the line hangs up. So does the daemon stopping.
+
+An agent logged in already (at their phone, by ``*71`` or the CLI) who dials ``*70``
+moves onto the line between calls. A line does not outlive its daemon: a restarted
+daemon logs out the agents whose shift began on a line (the line was the old daemon's
+call), and they dial ``*70`` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+import structlog
+
+from callcenter.acd.agent import AgentState
+from callcenter.errors import CallHungUp, EngineError, IllegalTransition, PBXError, UnknownAgent
+from callcenter.events import AgentLoggedOut, EngineEvent
+
+if TYPE_CHECKING:
+    from callcenter.config.models import CallCenterConfig
+    from callcenter.pbx.interface import Call
+    from callcenter.switchboard import Switchboard
+
+log = structlog.get_logger(__name__)
+
+LINE_ROUTE: Final = "agent-line"
+"""The hook of ``*70`` (``AGI(agi://.../agent-line)``, ``callcenter_route=agent-line``)."""
+LINE_VIA: Final = "line"
+"""How a shift that began on a line was logged in (``via`` of its records)."""
+ROOM_PREFIX: Final = "line-"
+"""A line's conference room is this and the agent's id (``.`` made ``_``)."""
+CLOSE_SETTLE = 3.0
+"""Seconds the daemon's stop waits for its lines to hear ``agent-loggedoff``."""
+
+
+@dataclass(eq=False, slots=True)
+class Line:
+    """One agent's open line: their own call, in their room."""
+
+    agent: str
+    call: Call
+    room: str
+    device: str
+    """What the router dials to reach them (into ``room``)."""
+    since: float = field(default_factory=time.monotonic)
+    keys: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=16))
+    """The latest keys pressed on the line, with when (monotonic)."""
+    closing: bool = False
+    """The line is being ended (a logout, the daemon stopping): it leaves its room."""
+
+
+def room_of(agent_id: str) -> str:
+    """The conference room of ``agent_id``'s line."""
+    return ROOM_PREFIX + agent_id.replace(".", "_")
+
+
+class AgentLines:
+    """Every open line, by agent id (see the module docstring)."""
+
+    def __init__(self, board: Switchboard) -> None:
+        self._board = board
+        self._lines: dict[str, Line] = {}
+        self._devices: set[str] = set()
+        self._none = asyncio.Event()
+        self._none.set()
+        board.bus.subscribe(self._on_logout, (AgentLoggedOut,))
+
+    def __contains__(self, agent_id: object) -> bool:
+        return agent_id in self._lines
+
+    def on_line(self, call_id: str) -> bool:
+        """Is ``call_id`` an agent's line (not a caller's call)?"""
+        return any(line.call.info.call_id == call_id for line in self._lines.values())
+
+    def is_line_device(self, device: str) -> bool:
+        """Does ``device`` dial into a line's room (the PBX's device states of it say
+        nothing of the agent)?"""
+        return device in self._devices
+
+    def views(self) -> dict[str, dict[str, object]]:
+        """Agent id -> their line: its channel and for how long it is open (seconds)."""
+        now = time.monotonic()
+        return {
+            agent: {"channel": line.call.info.channel, "seconds": round(now - line.since, 1)}
+            for agent, line in self._lines.items()
+        }
+
+    # ------------------------------------------------------------------ the line's call
+
+    async def run(self, call: Call, config: CallCenterConfig) -> None:
+        """The ``*70`` call: who dials is the agent of the calling phone (their own, or
+        the one they hot-desk at), with their PIN if they have one. They hear
+        ``agent-loginok`` and stay on the line until they hang up or are logged out
+        (``agent-loggedoff``); ``beeperr`` when refused (on a line already, on a call)."""
+        board = self._board
+        agent_id = board.agent_for_channel(call.info.channel, config) or ""
+        pins = {aid: a.pin for aid, a in config.agents.items()}
+        if not await board.dialled_by(call, "agent", agent_id, pins, action="line"):
+            return
+        line = self._line_for(call, agent_id)
+        if line is None:
+            await call.play(["beeperr"])
+            return
+        await call.play(["agent-loginok"])
+        if not self._open(line):
+            await call.play(["beeperr"])
+            return
+        hung_up = False
+        try:
+            while not line.closing:
+                await call.wait_in_room(line.room, on_digit=functools.partial(self._key, line))
+                if not line.closing:
+                    # Taken out by someone else (an admin's kick): back in.
+                    log.info("agent_line_back_in_room", agent=agent_id, room=line.room)
+        except CallHungUp:
+            hung_up = True
+        finally:
+            await self._close(line, "hung up" if hung_up else "logged out")
+        if not hung_up:
+            with contextlib.suppress(PBXError):
+                await call.play(["agent-loggedoff"])
+
+    def _line_for(self, call: Call, agent_id: str) -> Line | None:
+        """The line ``agent_id`` would open at ``call``; None when they may not (logged)."""
+        board = self._board
+        room = room_of(agent_id)
+        try:
+            if board.pbx is None:
+                raise EngineError("no PBX to dial the line with")
+            if agent_id not in board.router.agents:
+                raise UnknownAgent(f"unknown agent {agent_id}")
+            if agent_id in self._lines:
+                raise EngineError(f"agent {agent_id} is on a line already")
+            if any(line.room == room for line in self._lines.values()):
+                raise EngineError(f"room {room} is another agent's line")
+            return Line(agent_id, call, room, board.pbx.room_device(room))
+        except (EngineError, PBXError) as exc:
+            log.info("agent_line_refused", agent=agent_id, error=str(exc))
+            return None
+
+    def _open(self, line: Line) -> bool:
+        """Log the agent in on ``line`` (or move them onto it): False when refused
+        (logged: on a call, another line opened meanwhile)."""
+        router = self._board.router
+        agent_id = line.agent
+        if agent_id in self._lines:
+            log.info("agent_line_refused", agent=agent_id, error="on a line already")
+            return False
+        # Known before the login: the router may offer a waiting caller at once.
+        self._lines[agent_id] = line
+        self._devices.add(line.device)
+        self._none.clear()
+        try:
+            if router.agents[agent_id].state is AgentState.LOGGED_OUT:
+                router.login(agent_id, via=LINE_VIA, device=line.device)
+            else:
+                router.seat(agent_id, line.device)
+        except EngineError as exc:
+            self._forget(line)
+            log.info("agent_line_refused", agent=agent_id, error=str(exc))
+            return False
+        log.info("agent_line_open", agent=agent_id, room=line.room, channel=line.call.info.channel)
+        return True
+
+    async def _close(self, line: Line, why: str) -> None:
+        """The line's call is over (hung up) or leaves the room for good (logged out):
+        the caller the agent talks to is let go, the agent logs out. Never raises."""
+        line.closing = True
+        agent_id = line.agent
+        self._forget(line)
+        board = self._board
+        router = board.router
+        agent = router.agents.get(agent_id)
+        if agent is not None and agent.state is not AgentState.LOGGED_OUT:
+            with contextlib.suppress(IllegalTransition, EngineError):
+                router.logout(agent_id, via=LINE_VIA)
+        if board.agent_call(agent_id) is not None:
+            try:
+                await board.leave_call(agent_id)
+            except (EngineError, PBXError) as exc:
+                log.info("agent_line_call_not_left", agent=agent_id, error=str(exc))
+        log.info("agent_line_closed", agent=agent_id, why=why)
+
+    def _forget(self, line: Line) -> None:
+        if self._lines.get(line.agent) is line:
+            del self._lines[line.agent]
+        self._devices.discard(line.device)
+        if not self._lines:
+            self._none.set()
+
+    # ------------------------------------------------------------------ keys
+
+    def _key(self, line: Line, digit: str) -> None:
+        """A key pressed on the line: the hang-up key ends the call with the caller; every
+        key also goes to the agent's acd.agent_keys."""
+        board = self._board
+        board.agent_key(line.agent, digit)
+        now = time.monotonic()
+        line.keys.append((now, digit))
+        wanted = board.config.acd.line_hangup_key
+        recent = list(line.keys)[-len(wanted) :]
+        timeout = board.config.acd.agent_keys.timeout if board.config.acd.agent_keys else 4.0
+        if "".join(d for _, d in recent) != wanted or now - recent[0][0] > timeout:
+            return
+        line.keys.clear()
+        if board.agent_call(line.agent) is None:
+            log.info("agent_line_hangup_key_without_call", agent=line.agent)
+            return
+        board.in_background(self._hang_up(line.agent), f"line-hangup-{line.agent}")
+
+    async def _hang_up(self, agent_id: str) -> None:
+        try:
+            call_id = await self._board.leave_call(agent_id)
+        except (EngineError, PBXError) as exc:
+            log.info("agent_line_hangup_refused", agent=agent_id, error=str(exc))
+            return
+        log.info("agent_line_hangup", agent=agent_id, call_id=call_id)
+
+    # ------------------------------------------------------------------ logouts, stop
+
+    def _on_logout(self, event: EngineEvent) -> None:
+        assert isinstance(event, AgentLoggedOut)
+        line = self._lines.get(event.agent)
+        if line is None or line.closing:
+            return
+        line.closing = True
+        self._board.in_background(self._leave_room(line), f"line-logout-{line.agent}")
+
+    @staticmethod
+    async def _leave_room(line: Line) -> None:
+        try:
+            await line.call.leave_room()
+        except PBXError as exc:
+            log.info("agent_line_not_left", agent=line.agent, error=str(exc))
+
+    async def close(self) -> None:
+        """The daemon stops: every line's agent logs out and hears it (for a moment)."""
+        lines = list(self._lines.values())
+        if not lines:
+            return
+        for line in lines:
+            if not line.closing:
+                line.closing = True
+                await self._leave_room(line)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_SETTLE):
+                await self._none.wait()

@@ -1,0 +1,160 @@
+"""Agents on an open line (``*70``): they stay on the call, callers come through without
+ringing their phone, ``*9`` ends a call with a caller, hanging up ends the line."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError
+from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
+
+#: Carol (PIN 4321) takes the sales calls; Alice is in no queue of these tests' callers.
+CAROL_SELLS = {"queues": {"sales": {"agents": ["1003"], "wrapup": 0}}}
+
+
+async def _until(predicate: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+async def _open_line(center: Center, number: str = "1003", pin: str = "4321") -> Any:
+    """``number``'s phone dials ``*70`` and gives the PIN; returns the line (its call)."""
+    line = await center.pbx.call("*70", caller_num=number)
+    await line.wait_for_prompt("agent-pass", timeout=5)
+    await line.press(pin)
+    await line.wait_for_prompt("agent-loginok", timeout=5)
+    room = f"line-{number}"
+    # In the room: both demo PBXs keep their conference rooms by name.
+    await _until(
+        lambda: room in center.pbx.conferences and number in center.daemon.switchboard.lines
+    )
+    return line
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        phone = center.add_phone("PJSIP/1003", answer_after=0.05)
+        line = await _open_line(center)
+        carol = center.daemon.router.agents["1003"]
+        on_line = (carol.state, carol.device)
+        first = await center.caller_presses("5550301", "1")
+        through = await first.wait_bridged(timeout=5)
+        await _until(lambda: carol.state == "on_call")
+        await line.press("*9")
+        await first.wait_ended(timeout=5)
+        await _until(lambda: carol.state == "available")
+        second = await center.caller_presses("5550302", "1")
+        await second.wait_bridged(timeout=5)
+        await _until(lambda: carol.state == "on_call")
+        await second.hangup()
+        await _until(lambda: carol.state == "available")
+        still = "1003" in center.daemon.switchboard.lines
+        await line.hangup()
+        await _until(lambda: carol.state == "logged_out")
+        await center.idle()
+        first_cdr = await center.cdr(first.uniqueid)
+        second_cdr = await center.cdr(second.uniqueid)
+        store = center.daemon.store
+        await _until(lambda: any(s["agent"] == "1003" for s in store.fetch_agent_sessions()))
+        shifts = store.fetch_agent_sessions()
+    assert on_line[0] == "available"
+    assert on_line[1].startswith(("Local/line-1003@", "loopback/app=conference:line-1003@"))
+    assert through.startswith(("Local/line-1003@", "loopback/app=conference:line-1003@"))
+    assert phone.rings == 0, "the agent's phone never rang: the callers came down the line"
+    assert (first_cdr["agent"], first_cdr["hung_up_by"]) == ("1003", "agent")
+    assert (second_cdr["agent"], second_cdr["hung_up_by"]) == ("1003", "caller")
+    assert still, "the line stayed open between the callers"
+    assert carol.device == "PJSIP/1003", "back at her own phone once logged out"
+    assert [(s["agent"], s["via_login"], s["via_logout"]) for s in shifts] == [
+        ("1003", "line", "line")
+    ]
+    assert "agent-loggedoff" not in line.heard, "she hung up: nobody to tell"
+
+
+def test_the_line_hangup_key_may_not_clash_with_the_agent_keys() -> None:
+    config = merge(BASE_CONFIG, {"acd": {"agent_keys": {}, "line_hangup_key": "*0"}})
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(yaml.safe_dump(config))
+    assert "line_hangup_key ('*0') and agent_keys.help ('*0') must differ" in str(caught.value)
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_carol_hanging_up_her_line_mid_call_ends_the_call_and_logs_her_out(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        carol = center.daemon.router.agents["1003"]
+        caller = await center.caller_presses("5550303", "1")
+        await caller.wait_bridged(timeout=5)
+        await _until(lambda: carol.state == "on_call")
+        await line.hangup()
+        await caller.wait_ended(timeout=5)
+        await _until(lambda: carol.state == "logged_out")
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert (cdr["agent"], cdr["hung_up_by"]) == ("1003", "agent")
+    assert "1003" not in center.daemon.switchboard.lines
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
+async def test_a_logout_from_the_api_tells_carol_on_her_line_and_hangs_it_up(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        status, _ = await center.api("POST", "/agents/1003/logout")
+        await line.wait_ended(timeout=5)
+        carol = center.daemon.router.agents["1003"]
+        await center.idle()
+    assert status == 200
+    assert carol.state == "logged_out" and carol.device == "PJSIP/1003"
+    assert line.heard[-1] == "agent-loggedoff"
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])
+async def test_alice_logged_in_at_her_desk_moves_onto_a_line_and_keys_a_transfer_from_it(
+    tmp_path: Path, agi: str
+) -> None:
+    config = merge(
+        CAROL_SELLS, {"acd": {"agent_keys": {}}, "queues": {"sales": {"agents": ["1001"]}}}
+    )
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        alice_phone = center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        line = await center.pbx.call("*70", caller_num="1001")
+        await line.wait_for_prompt("agent-loginok", timeout=5)
+        await _until(lambda: "line-1001" in center.pbx.conferences)
+        alice = center.daemon.router.agents["1001"]
+        moved = (alice.state, alice.device.startswith(("Local/", "loopback/")))
+        caller = await center.caller_presses("5550304", "1")
+        await caller.wait_bridged(timeout=5)
+        await _until(lambda: alice.state == "on_call")
+        await line.press("*11002#")
+        bob = await caller.wait_bridged(timeout=5, device=center_device(center, "1002"))
+        await caller.hangup()
+        await line.hangup()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert moved == ("available", True), "logged in already: she moved onto the line"
+    assert alice_phone.rings == 0
+    assert bob
+    assert (cdr["agent"], cdr["transfers"]) == ("1001", 1), (
+        "the agent who took it, and one transfer"
+    )
+
+
+def center_device(center: Center, extension: str) -> str:
+    """The device a demo bridges to for an agent's phone (``PJSIP/1002``; FreeSWITCH's
+    legs show the same registered device)."""
+    return f"PJSIP/{extension}"
