@@ -73,7 +73,6 @@ class Line:
     room: str
     device: str
     """What the router dials to reach them (into ``room``)."""
-    since: float = field(default_factory=time.monotonic)
     keys: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=16))
     """The latest keys pressed on the line, with when (monotonic)."""
     closing: bool = False
@@ -107,14 +106,6 @@ class AgentLines:
         """Does ``device`` dial into a line's room (the PBX's device states of it say
         nothing of the agent)?"""
         return device in self._devices
-
-    def views(self) -> dict[str, dict[str, object]]:
-        """Agent id -> their line: its channel and for how long it is open (seconds)."""
-        now = time.monotonic()
-        return {
-            agent: {"channel": line.call.info.channel, "seconds": round(now - line.since, 1)}
-            for agent, line in self._lines.items()
-        }
 
     # ------------------------------------------------------------------ the line's call
 
