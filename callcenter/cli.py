@@ -7,7 +7,7 @@
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | ready |
                                             transfer | hold | unhold | consult | consult-complete |
                                             consult-join | consult-cancel | help | survey |
-                                            record |
+                                            hangup | record |
                                             pause-recording |
                                             resume-recording | preview-dial | preview-skip |
                                             disposition | join | leave (--queue Q) |
@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="log an agent in/out, pause, end their wrap-up (ready), transfer, hold the "
         "caller, consult a "
         "colleague while the caller holds (then complete, join or cancel), send the caller "
-        "to the queue's survey, pause the "
+        "to the queue's survey, leave the call as hanging up does (hangup: for agents on an "
+        "open line), pause the "
         "call's recording, dial or skip the lead a preview campaign shows, give a call its "
         "disposition",
     )
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
             "consult-cancel",
             "help",
             "survey",
+            "hangup",
             "record",
             "pause-recording",
             "resume-recording",
@@ -1435,6 +1437,8 @@ def format_status(status: dict[str, Any]) -> str:
             )
         if agent.get("hot_desking"):
             notes.append(f"at {agent.get('device')} (hot desk)")
+        if agent.get("on_line"):
+            notes.append("on an open line (*70)")
         if agent.get("device_reachable") is False:
             notes.append(f"phone {agent.get('device')} not registered")
         if agent.get("pause_reason"):

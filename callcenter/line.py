@@ -91,6 +91,8 @@ class AgentLines:
         self._board = board
         self._lines: dict[str, Line] = {}
         self._devices: set[str] = set()
+        self._running: set[Line] = set()
+        """Lines whose call is still ours (until the agent has been told and hung up)."""
         self._none = asyncio.Event()
         self._none.set()
         board.bus.subscribe(self._on_logout, (AgentLoggedOut,))
@@ -129,18 +131,25 @@ class AgentLines:
             return
         hung_up = False
         try:
-            while not line.closing:
-                await call.wait_in_room(line.room, on_digit=functools.partial(self._key, line))
-                if not line.closing:
-                    # Taken out by someone else (an admin's kick): back in.
-                    log.info("agent_line_back_in_room", agent=agent_id, room=line.room)
-        except CallHungUp:
-            hung_up = True
+            try:
+                while not line.closing:
+                    await call.wait_in_room(line.room, on_digit=functools.partial(self._key, line))
+                    if not line.closing:
+                        # Taken out by someone else (an admin's kick): back in.
+                        log.info("agent_line_back_in_room", agent=agent_id, room=line.room)
+            except CallHungUp:
+                hung_up = True
+            finally:
+                await self._close(line, "hung up" if hung_up else "logged out")
+            if not hung_up:
+                with contextlib.suppress(PBXError):
+                    await call.play(["agent-loggedoff"])
+                    # Here, not when the handler returns: a stopping daemon waits for it.
+                    await call.hangup()
         finally:
-            await self._close(line, "hung up" if hung_up else "logged out")
-        if not hung_up:
-            with contextlib.suppress(PBXError):
-                await call.play(["agent-loggedoff"])
+            self._running.discard(line)
+            if not self._running:
+                self._none.set()
 
     def _line_for(self, call: Call, agent_id: str) -> Line | None:
         """The line ``agent_id`` would open at ``call``; None when they may not (logged)."""
@@ -171,16 +180,17 @@ class AgentLines:
         # Known before the login: the router may offer a waiting caller at once.
         self._lines[agent_id] = line
         self._devices.add(line.device)
-        self._none.clear()
         try:
             if router.agents[agent_id].state is AgentState.LOGGED_OUT:
-                router.login(agent_id, via=LINE_VIA, device=line.device)
+                router.login(agent_id, via=LINE_VIA, device=line.device, line=True)
             else:
-                router.seat(agent_id, line.device)
+                router.seat(agent_id, line.device, line=True)
         except EngineError as exc:
             self._forget(line)
             log.info("agent_line_refused", agent=agent_id, error=str(exc))
             return False
+        self._running.add(line)
+        self._none.clear()
         log.info("agent_line_open", agent=agent_id, room=line.room, channel=line.call.info.channel)
         return True
 
@@ -207,8 +217,6 @@ class AgentLines:
         if self._lines.get(line.agent) is line:
             del self._lines[line.agent]
         self._devices.discard(line.device)
-        if not self._lines:
-            self._none.set()
 
     # ------------------------------------------------------------------ keys
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from callcenter.cli import format_status
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
 from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
@@ -47,6 +48,8 @@ async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
         line = await _open_line(center)
         carol = center.daemon.router.agents["1003"]
         on_line = (carol.state, carol.device)
+        _, status = await center.api("GET", "/status")
+        shown = next(a for a in status["agents"] if a["id"] == "1003")
         first = await center.caller_presses("5550301", "1")
         through = await first.wait_bridged(timeout=5)
         await _until(lambda: carol.state == "on_call")
@@ -71,6 +74,8 @@ async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
     assert on_line[1].startswith(("Local/line-1003@", "loopback/app=conference:line-1003@"))
     assert through.startswith(("Local/line-1003@", "loopback/app=conference:line-1003@"))
     assert phone.rings == 0, "the agent's phone never rang: the callers came down the line"
+    assert (shown["on_line"], shown["hot_desking"]) == (True, False)
+    assert "on an open line (*70)" in format_status(status)
     assert (first_cdr["agent"], first_cdr["hung_up_by"]) == ("1003", "agent")
     assert (second_cdr["agent"], second_cdr["hung_up_by"]) == ("1003", "caller")
     assert still, "the line stayed open between the callers"
@@ -158,3 +163,112 @@ def center_device(center: Center, extension: str) -> str:
     """The device a demo bridges to for an agent's phone (``PJSIP/1002``; FreeSWITCH's
     legs show the same registered device)."""
     return f"PJSIP/{extension}"
+
+
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
+async def test_an_end_call_button_takes_the_agent_off_the_call_as_hanging_up_would(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        carol = center.daemon.router.agents["1003"]
+        idle_status, idle = await center.api("POST", "/agents/1003/hangup")
+        caller = await center.caller_presses("5550305", "1")
+        await caller.wait_bridged(timeout=5)
+        await _until(lambda: carol.state == "on_call")
+        status, answer = await center.api("POST", "/agents/1003/hangup")
+        await caller.wait_ended(timeout=5)
+        await _until(lambda: carol.state == "available")
+        await line.hangup()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert idle_status == 409 and "not on a call" in idle["error"]
+    assert status == 200 and answer["left"] is True
+    assert (cdr["agent"], cdr["hung_up_by"]) == ("1003", "agent")
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
+async def test_sam_listens_to_carol_on_her_line_then_barges_and_the_cdr_says_so(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        sam = center.add_phone("PJSIP/2000", answer_after=0.05)
+        line = await _open_line(center)
+        caller = await center.caller_presses("5550306", "1")
+        through = await caller.wait_bridged(timeout=5)
+        status, answer = await center.api("POST", "/supervisors/2000/listen", {"agent": "1003"})
+        await sam.wait_answered(timeout=5)
+        monitors = center.daemon.switchboard.monitoring
+
+        def spied() -> Any:
+            found = monitors.current("2000")
+            channel = found.session.channel if found is not None else ""
+            return center.pbx.find_channel(channel) if channel else None
+
+        await _until(lambda: spied() is not None and spied().spy_mode == "listen")
+        target = center.pbx.find_channel(spied().spy_target).name
+        await center.api("POST", "/supervisors/2000/barge", {"agent": "1003"})
+        await _until(lambda: spied() is not None and spied().spy_mode == "barge")
+        await caller.hangup()
+        await line.hangup()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert status == 200, answer
+    assert target.startswith(through), "the supervisor spies on the leg down Carol's line"
+    assert (cdr["agent"], cdr["monitored_by"], cdr["barged"]) == ("1003", "2000", True)
+
+
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-outbound"])
+async def test_carol_on_her_line_consults_bob_and_hands_him_the_caller_with_star_9(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        bob_phone = center.add_phone("PJSIP/1002", answer_after=0.05)
+        line = await _open_line(center)
+        router = center.daemon.router
+        board = center.daemon.switchboard
+        caller = await center.caller_presses("5550307", "1")
+        await caller.wait_bridged(timeout=5)
+        await _until(lambda: router.agents["1003"].state == "on_call")
+        status, _ = await center.api("POST", "/agents/1003/hold")
+        held = await center.api("GET", "/status")
+        await center.api("POST", "/agents/1003/unhold")
+        status_consult, answer = await center.api("POST", "/agents/1003/consult", {"to": "1002"})
+        await bob_phone.wait_answered(timeout=5)
+        await _until(lambda: router.agents["1002"].state == "on_call")
+        await line.press("*9")
+        await _until(lambda: board.agent_call("1003") is None)
+        bob_has_it = board.agent_call("1002") is not None
+        await _until(lambda: router.agents["1003"].state == "available")
+        still_on_line = "1003" in board.lines
+        await asyncio.sleep(0.2)
+        await bob_phone.hangup()
+        await caller.wait_ended(timeout=5)
+        await line.hangup()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert status == 200
+    call = next(c for c in held[1]["calls"] if c["agent"] == "1003")
+    assert call["on_hold"] is True
+    assert status_consult == 200, answer
+    assert bob_has_it, "leaving the consultation hands the caller over, as hanging up does"
+    assert still_on_line
+    assert (cdr["transfer_path"], cdr["transfers"]) == ("1003>1002", 1)
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
+async def test_a_daemon_restart_logs_carol_off_her_line_and_she_dials_star_70_again(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        daemon = await center.restart()
+        await line.wait_ended(timeout=5)
+        after_restart = daemon.router.agents["1003"].state
+        again = await _open_line(center)
+        back = daemon.router.agents["1003"].state
+        await again.hangup()
+        await center.idle()
+    assert line.heard[-1] == "agent-loggedoff", "told, not cut off"
+    assert after_restart == "logged_out", "the line was the old daemon's call"
+    assert back == "available"

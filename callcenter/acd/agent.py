@@ -121,6 +121,9 @@ class Agent:
     (``device`` is then that phone; the configured one is back at logout)."""
     home_device: str = ""
     """The agent's own device, as configured (``device`` when not hot-desking)."""
+    on_line: bool = False
+    """``device`` reaches the agent's open line (``*70``, :mod:`callcenter.line`), not a
+    phone that rings."""
 
     def __post_init__(self) -> None:
         if not self.home_device:

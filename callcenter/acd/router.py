@@ -297,13 +297,16 @@ class Router:
 
     # ------------------------------------------------------------------ agent sessions
 
-    def login(self, agent_id: str, *, via: str = "cli", device: str | None = None) -> None:
+    def login(
+        self, agent_id: str, *, via: str = "cli", device: str | None = None, line: bool = False
+    ) -> None:
         """Start the agent's shift: AVAILABLE, idle from now; at ``device`` for this shift
-        when given (hot desking: see :meth:`_sit_at`)."""
+        when given (hot desking: see :meth:`_sit_at`; ``line``: the device reaches the
+        agent's open line, :mod:`callcenter.line`)."""
         agent = self._agent(agent_id)
         if agent.state is not _S.LOGGED_OUT:
             raise IllegalTransition(f"agent {agent_id} is already logged in ({agent.state})")
-        self._sit_at(agent, device)
+        self._sit_at(agent, device, line=line)
         now = self._clock()
         agent.logged_in_at = now
         agent.no_answer_streak = 0
@@ -847,7 +850,8 @@ class Router:
             "id": a.id,
             "name": a.name,
             "device": a.device,
-            "hot_desking": a.desk is not None,
+            "hot_desking": a.desk is not None and not a.on_line,
+            "on_line": a.on_line,
             "state": a.state.value,
             "time_in_state": round(a.time_in_state(now), 1),
             "pause_reason": a.pause_reason,
@@ -1135,27 +1139,31 @@ class Router:
         self._set_state(agent, _S.LOGGED_OUT, now)
         self._sit_at(agent, None, check=False)
 
-    def seat(self, agent_id: str, device: str | None) -> None:
-        """A logged-in agent works at ``device`` from now (None: their own device again),
-        between calls: EngineError while a call rings them or they talk (or when another
-        agent works at that phone), IllegalTransition when logged out."""
+    def seat(self, agent_id: str, device: str | None, *, line: bool = False) -> None:
+        """A logged-in agent works at ``device`` from now (None: their own device again;
+        ``line``: their open line), between calls: EngineError while a call rings them or
+        they talk (or when another agent works at that phone), IllegalTransition when
+        logged out."""
         agent = self._agent(agent_id)
         if agent.state is _S.LOGGED_OUT:
             raise IllegalTransition(f"agent {agent_id} is not logged in")
         if agent.state in (_S.RINGING, _S.ON_CALL):
             raise EngineError(f"agent {agent_id} is on a call ({agent.state})")
         was_unreachable = agent.device_unreachable
-        self._sit_at(agent, device)
+        self._sit_at(agent, device, line=line)
         if was_unreachable and agent.state not in _ABSENT:
             self._presence(agent, True)
         if agent.state is _S.AVAILABLE and not agent.delayed:
             self._make_ready(agent)
 
-    def _sit_at(self, agent: Agent, device: str | None, *, check: bool = True) -> None:
+    def _sit_at(
+        self, agent: Agent, device: str | None, *, check: bool = True, line: bool = False
+    ) -> None:
         """The agent works at ``device`` from now (None or their own: back at their own
-        device). With ``check``, raises EngineError when that is another's phone and an
-        agent logged in works there."""
+        device; ``line``: it is their open line). With ``check``, raises EngineError when
+        that is another's phone and an agent logged in works there."""
         desk = None if device is None or device == agent.home_device else device
+        agent.on_line = line and desk is not None
         wanted = desk if desk is not None else agent.home_device
         if check and desk is not None:
             for other in self._by_device.get(wanted, ()):

@@ -673,6 +673,9 @@ class ControlAPI:
             elif action == "survey":
                 flow = await self.switchboard.send_to_survey(agent_id)
                 return {"agent": agent_id, "survey": flow}
+            elif action == "hangup":
+                call_id = await self.switchboard.leave_call(agent_id)
+                return {"agent": agent_id, "call_id": call_id, "left": True}
             elif action == "help":
                 supervisor, shown = await self.switchboard.monitoring.ask_for_help(agent_id)
                 return {"agent": agent_id, "supervisor": supervisor, "monitoring": shown}

@@ -13,7 +13,8 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
                                              surveys, survey_score: their mean)
     callcenter/agents/<id>         retained  JSON: state, since, pause_reason, call_id,
                                              queues, calls_taken, device (the phone they
-                                             work at), hot_desking, device_reachable,
+                                             work at), hot_desking, on_line (an open
+                                             line, *70), device_reachable,
                                              "today" (calls, missed, talk_seconds,
                                              paused_seconds, wrapup_seconds: pauses and
                                              wrap-ups over; surveys, survey_score), and
@@ -654,6 +655,7 @@ class MQTTPublisher:
                 "calls_taken": view["calls_taken"],
                 "device": view["device"],
                 "hot_desking": view["hot_desking"],
+                "on_line": view["on_line"],
                 "device_reachable": view["device_reachable"],
                 "today": self._agent_days.get(agent_id, _AgentDay()).as_dict(today),
                 "preview": _preview(shown.get(agent_id)),
