@@ -29,6 +29,7 @@ from callcenter.errors import ConfigError, EngineError, PBXError
 from callcenter.events import (
     AgentConnected,
     AgentLoggedIn,
+    AgentLoggedOut,
     AgentPaused,
     AgentPhoneReachable,
     AgentRingFailed,
@@ -127,6 +128,8 @@ class LiveView:
                 return f"call {event.call_id}: ended, hung up by {event.hung_up_by}"
             case AgentLoggedIn():
                 return f"agent {event.agent} logged in ({event.via})"
+            case AgentLoggedOut():
+                return f"agent {event.agent} logged out ({event.via})"
             case AgentPaused():
                 return f"agent {event.agent} paused ({event.reason})"
             case AgentUnpaused():
@@ -256,6 +259,47 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             await caller.press("5")
         await caller.wait_ended(timeout=60)
 
+    async def agent_on_a_line(agent_id: str, number: str) -> None:
+        """The agent dials ``*70`` and stays on the line; joined to sales for the while,
+        with the others on a break, a caller to sales comes down the line without a ring;
+        the agent ends the call with the line's hang-up key, then hangs up (logged
+        out)."""
+        line = await pbx.call("*70", caller_num=agent_id, caller_name=agents[agent_id].name)
+        pin = agents[agent_id].pin
+        if pin:
+            await line.wait_for_prompt("agent-pass", timeout=30)
+            await line.press(pin + "#")
+        await line.wait_for_prompt("agent-loginok", timeout=30)
+        for _ in range(1500):
+            if agent_id in daemon.switchboard.lines and f"line-{agent_id}" in pbx.conferences:
+                break
+            await asyncio.sleep(0.02)
+        print(f"-- agent {agent_id} stays on an open line (*70)", file=out, flush=True)
+        board = daemon.switchboard
+        joined = "sales" in daemon.config.queues and board.join_queue(agent_id, "sales", via="demo")
+        others = [a for a in ids if a != agent_id]
+        reason = daemon.config.pause_reasons[0] if daemon.config.pause_reasons else "break"
+        for other in others:
+            with contextlib.suppress(EngineError):
+                daemon.router.pause(other, reason, via="demo")
+        caller = await pbx.call("800", caller_num=number, caller_name="Line Caller")
+        await caller.wait_for_prompt("welcome-menu", timeout=30)
+        await caller.press("1")
+        await caller.wait_bridged(timeout=60)
+        await asyncio.sleep(1.5 * speed)
+        key = daemon.config.acd.line_hangup_key
+        print(f"-- agent {agent_id} presses {key} on the line: the call ends", file=out)
+        await line.press(key)
+        await caller.wait_ended(timeout=60)
+        for other in others:
+            with contextlib.suppress(EngineError):
+                daemon.router.unpause(other, via="demo")
+        if joined:
+            board.leave_queue(agent_id, "sales", via="demo")
+        await asyncio.sleep(0.5 * speed)
+        await line.hangup()
+        await line.wait_ended(timeout=30)
+
     async def hang_up_in_greeting(number: str) -> None:
         caller = await pbx.call("800", caller_num=number, caller_name="Wrong Number")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
@@ -291,6 +335,9 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             await agent_phone.wait_for_prompt("agent-pass", timeout=30)
             await agent_phone.press(pin + "#")
         await agent_phone.wait_ended(timeout=30)
+        with contextlib.suppress(EngineError):
+            daemon.router.logout(third, via="demo")
+        await agent_on_a_line(third, "5550107")
     await asyncio.sleep(0.2)
 
 

@@ -141,11 +141,12 @@ class AgentLines:
                 hung_up = True
             finally:
                 await self._close(line, "hung up" if hung_up else "logged out")
-            if not hung_up:
-                with contextlib.suppress(PBXError):
-                    await call.play(["agent-loggedoff"])
-                    # Here, not when the handler returns: a stopping daemon waits for it.
-                    await call.hangup()
+            if hung_up:
+                raise CallHungUp(f"{call.info.channel}: the agent hung up the line")
+            with contextlib.suppress(PBXError):
+                await call.play(["agent-loggedoff"])
+                # Here, not when the handler returns: a stopping daemon waits for it.
+                await call.hangup()
         finally:
             self._running.discard(line)
             if not self._running:
