@@ -3011,6 +3011,9 @@ class Switchboard:
             if unset or not _ANNOUNCE_FILE.fullmatch(announce) or {"", ".."} & set(parts):
                 log.info("agent_announce_skipped", call_id=info.call_id, template=wanted)
                 announce = None
+        if announce is None and any(agent.on_line for agent in agents):
+            # Nothing rings on an open line: the agent's cue that a caller is coming.
+            announce = config.acd.line_beep
         answered: list[Agent] = []
         ringing = list(agents)
         told: set[str] = set()

@@ -52,6 +52,7 @@ async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
         shown = next(a for a in status["agents"] if a["id"] == "1003")
         first = await center.caller_presses("5550301", "1")
         through = await first.wait_bridged(timeout=5)
+        leg = next(c for c in center.pbx.channels.values() if c.name.startswith(through))
         await _until(lambda: carol.state == "on_call")
         await line.press("*9")
         await first.wait_ended(timeout=5)
@@ -74,6 +75,7 @@ async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
     assert on_line[1].startswith(("Local/line-1003@", "loopback/app=conference:line-1003@"))
     assert through.startswith(("Local/line-1003@", "loopback/app=conference:line-1003@"))
     assert phone.rings == 0, "the agent's phone never rang: the callers came down the line"
+    assert leg.heard == ["beep"], "the leg down the line beeped: Carol's cue"
     assert (shown["on_line"], shown["hot_desking"]) == (True, False)
     assert "on an open line (*70)" in format_status(status)
     assert (first_cdr["agent"], first_cdr["hung_up_by"]) == ("1003", "agent")

@@ -2410,6 +2410,13 @@ class AcdConfig(_Model):
         "must not start like one of agent_keys' codes (nor they like it).",
         examples=["*9"],
     )
+    line_beep: AgentPrompt | None = Field(
+        default="beep",
+        description="Sound file an agent on an open line hears as a caller comes through "
+        "(app_agent_pool's custom_beep): nothing rings, so this is their cue. A queue's or "
+        "campaign's agent_announce plays instead when it has one. None: nothing.",
+        examples=["beep"],
+    )
 
     @model_validator(mode="after")
     def _transfer_numbers_need_a_dial(self) -> AcdConfig:
