@@ -21,6 +21,9 @@ On the line:
 * ``acd.agent_keys`` work as from any agent's leg (transfers, consultations, hold ...).
 * Hanging up the phone ends the line: a call in progress ends as if the agent had hung
   up, and the agent logs out.
+* A PBX link outage ends lines controlled over that link (AsyncAGI, FreeSWITCH's inbound
+  socket; FastAGI and the outbound socket keep theirs): the agent logs out and the line
+  is hung up once the link is back, so they know to dial ``*70`` again.
 * A logout from elsewhere (``agent logout``, the API, ``*72`` from another phone) takes
   the agent out of the room once the call they are on is over: they hear
   ``agent-loggedoff`` and the line hangs up. So does the daemon stopping.
@@ -44,7 +47,14 @@ from typing import TYPE_CHECKING, Final
 import structlog
 
 from callcenter.acd.agent import AgentState
-from callcenter.errors import CallHungUp, EngineError, IllegalTransition, PBXError, UnknownAgent
+from callcenter.errors import (
+    CallHungUp,
+    EngineError,
+    IllegalTransition,
+    PBXConnectionError,
+    PBXError,
+    UnknownAgent,
+)
 from callcenter.events import AgentLoggedOut, EngineEvent
 
 if TYPE_CHECKING:
@@ -62,6 +72,8 @@ ROOM_PREFIX: Final = "line-"
 """A line's conference room is this and the agent's id (``.`` made ``_``)."""
 CLOSE_SETTLE = 3.0
 """Seconds the daemon's stop waits for its lines to hear ``agent-loggedoff``."""
+ORPHAN_WAIT = 60.0
+"""Seconds a line the PBX link dropped waits for the link, to be hung up."""
 
 
 @dataclass(eq=False, slots=True)
@@ -130,6 +142,7 @@ class AgentLines:
             await call.play(["beeperr"])
             return
         hung_up = False
+        lost: PBXConnectionError | None = None
         try:
             try:
                 while not line.closing:
@@ -139,10 +152,16 @@ class AgentLines:
                         log.info("agent_line_back_in_room", agent=agent_id, room=line.room)
             except CallHungUp:
                 hung_up = True
+            except PBXConnectionError as exc:
+                lost = exc
             finally:
-                await self._close(line, "hung up" if hung_up else "logged out")
+                why = "hung up" if hung_up else "link lost" if lost else "logged out"
+                await self._close(line, why)
             if hung_up:
                 raise CallHungUp(f"{call.info.channel}: the agent hung up the line")
+            if lost is not None:
+                await self._drop_orphan(call)
+                raise lost
             with contextlib.suppress(PBXError):
                 await call.play(["agent-loggedoff"])
                 # Here, not when the handler returns: a stopping daemon waits for it.
@@ -151,6 +170,22 @@ class AgentLines:
             self._running.discard(line)
             if not self._running:
                 self._none.set()
+
+    async def _drop_orphan(self, call: Call) -> None:
+        """The PBX link went down under a line controlled over it (AsyncAGI, FreeSWITCH's
+        inbound socket): the call left our control and sits in its room on the PBX. Once
+        the link is back, hang it up, so the agent knows to dial ``*70`` again."""
+        board = self._board
+        channel = call.info.channel
+        try:
+            async with asyncio.timeout(ORPHAN_WAIT):
+                await board.wait_pbx_up()
+            if board.pbx is not None:
+                await board.pbx.hangup_channel(channel)
+        except (TimeoutError, PBXError) as exc:
+            log.warning("agent_line_left_on_the_pbx", channel=channel, error=str(exc))
+            return
+        log.info("agent_line_dropped_after_link_loss", channel=channel)
 
     def _line_for(self, call: Call, agent_id: str) -> Line | None:
         """The line ``agent_id`` would open at ``call``; None when they may not (logged)."""

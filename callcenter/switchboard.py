@@ -890,6 +890,10 @@ class Switchboard:
             return
         log.info("agent_keys", agent=agent_id, keys=keyed.keys, action=keyed.action, to=target)
 
+    async def wait_pbx_up(self) -> None:
+        """Return once the PBX link is up (at once when it is)."""
+        await self._pbx_up.wait()
+
     @property
     def draining(self) -> bool:
         return not self._taking.is_set()

@@ -274,3 +274,46 @@ async def test_a_daemon_restart_logs_carol_off_her_line_and_she_dials_star_70_ag
     assert line.heard[-1] == "agent-loggedoff", "told, not cut off"
     assert after_restart == "logged_out", "the line was the old daemon's call"
     assert back == "available"
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])
+async def test_carol_stays_on_her_line_through_a_pbx_link_outage(tmp_path: Path, agi: str) -> None:
+    """FastAGI and FreeSWITCH's outbound socket keep the line's call on a link of its own."""
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        carol = center.daemon.router.agents["1003"]
+        await center.drop_pbx_connections()
+        await asyncio.sleep(0.5)
+        caller = await center.caller_presses("5550308", "1")
+        await caller.wait_bridged(timeout=5)
+        await _until(lambda: carol.state == "on_call")
+        await line.press("*9")
+        await caller.wait_ended(timeout=5)
+        await _until(lambda: carol.state == "available")
+        await line.hangup()
+        await center.idle()
+    assert line.heard.count("agent-pass") == 1, "asked for her PIN once"
+
+
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
+async def test_a_link_outage_drops_a_line_run_over_that_link_and_carol_dials_again(
+    tmp_path: Path, agi: str
+) -> None:
+    """AsyncAGI and FreeSWITCH's inbound socket run the line's call over the link that went
+    down: the daemon cannot follow it any more, so the line is hung up once the link is
+    back (not left in a room no caller will reach)."""
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        carol = center.daemon.router.agents["1003"]
+        await center.drop_pbx_connections()
+        await line.wait_ended(timeout=10)
+        dropped = carol.state
+        again = await _open_line(center)
+        caller = await center.caller_presses("5550309", "1")
+        await caller.wait_bridged(timeout=5)
+        await caller.hangup()
+        await again.hangup()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert dropped == "logged_out"
+    assert cdr["agent"] == "1003"
