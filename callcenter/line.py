@@ -19,6 +19,9 @@ On the line:
   a ringing phone (the caller goes on to the queue's survey if it has one); the agent
   stays on the line for the next caller.
 * ``acd.agent_keys`` work as from any agent's leg (transfers, consultations, hold ...).
+* With ``acd.line_accept_key`` (app_agent_pool's ``ackcall``) an offer first takes the
+  agent out of the room (:meth:`AgentLines.ask`): they hear the beep and press the key
+  within the ring timeout, or the offer counts as a ring not answered.
 * Hanging up the phone ends the line: a call in progress ends as if the agent had hung
   up, and the agent logs out.
 * A PBX link outage ends lines controlled over that link (AsyncAGI, FreeSWITCH's inbound
@@ -72,6 +75,9 @@ ROOM_PREFIX: Final = "line-"
 """A line's conference room is this and the agent's id (``.`` made ``_``)."""
 CLOSE_SETTLE = 3.0
 """Seconds the daemon's stop waits for its lines to hear ``agent-loggedoff``."""
+ASK_MARGIN = 3.0
+"""Seconds beyond the ring timeout an accept waits for the line (leaving the room, the
+beep)."""
 ORPHAN_WAIT = 60.0
 """Seconds a line the PBX link dropped waits for the link, to be hung up."""
 
@@ -89,6 +95,9 @@ class Line:
     """The latest keys pressed on the line, with when (monotonic)."""
     closing: bool = False
     """The line is being ended (a logout, the daemon stopping): it leaves its room."""
+    asking: tuple[asyncio.Future[bool], float] | None = None
+    """A caller waits for the agent to accept (acd.line_accept_key): the answer, and
+    seconds to wait for the key."""
 
 
 def room_of(agent_id: str) -> str:
@@ -147,7 +156,9 @@ class AgentLines:
             try:
                 while not line.closing:
                     await call.wait_in_room(line.room, on_digit=functools.partial(self._key, line))
-                    if not line.closing:
+                    if line.asking is not None:
+                        await self._acknowledge(line)
+                    elif not line.closing:
                         # Taken out by someone else (an admin's kick): back in.
                         log.info("agent_line_back_in_room", agent=agent_id, room=line.room)
             except CallHungUp:
@@ -170,6 +181,45 @@ class AgentLines:
             self._running.discard(line)
             if not self._running:
                 self._none.set()
+
+    async def ask(self, agent_id: str, timeout: float) -> bool:
+        """Ask the agent on a line to accept a caller (acd.line_accept_key): out of their
+        room, they hear the beep and have ``timeout`` seconds to press the key. True when
+        they did (they are back in the room, for the caller to be dialled in); False when
+        not, or when they are on no line."""
+        line = self._lines.get(agent_id)
+        if line is None or line.closing or line.asking is not None:
+            return False
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        line.asking = (answer, timeout)
+        try:
+            await line.call.leave_room()
+            async with asyncio.timeout(timeout + ASK_MARGIN):
+                return await asyncio.shield(answer)
+        except (TimeoutError, PBXError):
+            return False
+        finally:
+            if line.asking is not None and line.asking[0] is answer:
+                line.asking = None
+
+    async def _acknowledge(self, line: Line) -> None:
+        """Out of the room for :meth:`ask`: the beep, the key or not; back in after."""
+        asking = line.asking
+        if asking is None:
+            return
+        answer, timeout = asking
+        board = self._board
+        wanted = board.config.acd.line_accept_key
+        pressed = ""
+        try:
+            pressed = await line.call.read_digits(
+                board.config.acd.line_beep, max_digits=1, timeout=timeout, terminator=""
+            )
+        finally:
+            accepted = bool(wanted) and pressed == wanted
+            if not answer.done():
+                answer.set_result(accepted)
+            log.info("agent_line_asked", agent=line.agent, accepted=accepted, pressed=pressed)
 
     async def _drop_orphan(self, call: Call) -> None:
         """The PBX link went down under a line controlled over it (AsyncAGI, FreeSWITCH's

@@ -234,6 +234,8 @@ class CallerGone(Exception):
     """Internal: the caller hung up while we waited for something else."""
 
 
+LINE_ASK_SLACK = 5.0
+"""Seconds beyond the ring timeout the caller's side waits for an open line's answer."""
 MAX_QUEUE_HOPS = 5
 """Queues one call may pass through (exits sending callers from queue to queue)."""
 
@@ -3021,6 +3023,7 @@ class Switchboard:
         answered: list[Agent] = []
         ringing = list(agents)
         told: set[str] = set()
+        asked: str | None = None
 
         def on_answer(peer_channel: str) -> None:
             if answered:
@@ -3076,6 +3079,14 @@ class Switchboard:
                     log.info(
                         "agent_ringing", call_id=info.call_id, agent=agent.id, device=agent.device
                     )
+            if asked is None and len(ringing) == 1 and ringing[0].on_line:
+                asked = ringing[0].id
+                if config.acd.line_accept_key is not None:
+                    if not await self._line_accepts(call, asked, qcfg.ring_timeout):
+                        result = DialResult(status=DialStatus.NOANSWER)
+                        break
+                    if announce == config.acd.line_beep:
+                        announce = None  # they heard it as they were asked
             remaining = qcfg.ring_timeout - (time.monotonic() - ring_start)
             timeout = min(qcfg.progressive_interval, remaining) if progressive else remaining
             self._ringing[info.call_id] = {agent.id for agent in ringing}
@@ -3126,6 +3137,18 @@ class Switchboard:
                 "agent_ring_failed", call_id=info.call_id, agent=agent.id, status=result.status
             )
         return None
+
+    async def _line_accepts(self, call: Call, agent_id: str, timeout: float) -> bool:
+        """Does the agent on an open line take the caller (acd.line_accept_key), asked
+        while the caller waits on? CallHungUp when the caller hangs up meanwhile."""
+        try:
+            return await self._unless_hangup(
+                call, self.lines.ask(agent_id, timeout), timeout + LINE_ASK_SLACK
+            )
+        except CallerGone:
+            raise CallHungUp(f"{call.info.channel} hung up while {agent_id} was asked") from None
+        except TimeoutError:
+            return False
 
     async def _talk(
         self, call: Call, active: ActiveCall, queue_name: str, agent: Agent, result: DialResult

@@ -317,3 +317,58 @@ async def test_a_link_outage_drops_a_line_run_over_that_link_and_carol_dials_aga
         cdr = await center.cdr(caller.uniqueid)
     assert dropped == "logged_out"
     assert cdr["agent"] == "1003"
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_with_an_accept_key_carol_takes_a_caller_by_pressing_it_and_one_she_lets_go_waits(
+    tmp_path: Path, agi: str
+) -> None:
+    config = merge(CAROL_SELLS, {"acd": {"line_accept_key": "1"}})
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        seen: list[Any] = []
+        center.daemon.bus.subscribe(seen.append)
+        line = await _open_line(center)
+        carol = center.daemon.router.agents["1003"]
+        caller = await center.caller_presses("5550310", "1")
+        await _until(lambda: line.heard[-1:] == ["beep"])
+        await asyncio.sleep(1.5)  # the ring timeout (1 s) passes: a ring not answered
+        missed = carol.missed_offers
+        beeps = line.heard.count("beep")
+        await _until(lambda: line.heard.count("beep") > beeps, timeout=10)
+        await line.press("1")
+        await caller.wait_bridged(timeout=5)
+        await _until(lambda: carol.state == "on_call")
+        await line.press("*9")
+        await caller.wait_ended(timeout=5)
+        await line.hangup()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    failed = [e for e in seen if type(e).__name__ == "AgentRingFailed"]
+    assert missed >= 1 and failed and failed[0].status == "NOANSWER"
+    assert (cdr["agent"], cdr["hung_up_by"]) == ("1003", "agent")
+    assert cdr["wait_seconds"] >= 1.0, "the caller waited on through the offer she let go"
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
+async def test_a_caller_hanging_up_while_carol_is_asked_leaves_her_on_her_line(
+    tmp_path: Path, agi: str
+) -> None:
+    config = merge(CAROL_SELLS, {"acd": {"line_accept_key": "1"}})
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        carol = center.daemon.router.agents["1003"]
+        caller = await center.caller_presses("5550311", "1")
+        await _until(lambda: line.heard[-1:] == ["beep"])
+        await caller.hangup()
+        await caller.wait_ended(timeout=5)
+        await line.press("1")  # too late: nobody waits any more
+        await _until(lambda: "line-1003" in center.pbx.conferences and carol.state == "available")
+        second = await center.caller_presses("5550312", "1")
+        await _until(lambda: line.heard.count("beep") == 2)
+        await line.press("1")
+        await second.wait_bridged(timeout=5)
+        await second.hangup()
+        await line.hangup()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert cdr["hung_up_by"] == "caller" and not cdr["agent"]

@@ -2410,6 +2410,23 @@ class AcdConfig(_Model):
         "must not start like one of agent_keys' codes (nor they like it).",
         examples=["*9"],
     )
+    line_accept_key: (
+        Annotated[
+            str,
+            Strict(),
+            AfterValidator(_matcher(r"[0-9*]", "accept_key", "must be one key: a digit 0-9 or *")),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="An agent on an open line must press this key to take each caller "
+        "(app_agent_pool's ackcall/acceptdtmf): offered a caller, they leave their room, "
+        "hear line_beep and have the queue's ring_timeout to press it; not pressed (or "
+        "another key) counts as a ring not answered (no-answer delay, autopause). None: "
+        "callers come through at once. Asked only when the offer goes to that one agent "
+        "(not a ring-all of several).",
+        examples=["1"],
+    )
     line_beep: AgentPrompt | None = Field(
         default="beep",
         description="Sound file an agent on an open line hears as a caller comes through "
