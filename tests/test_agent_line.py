@@ -372,3 +372,25 @@ async def test_a_caller_hanging_up_while_carol_is_asked_leaves_her_on_her_line(
         await center.idle()
         cdr = await center.cdr(caller.uniqueid)
     assert cdr["hung_up_by"] == "caller" and not cdr["agent"]
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "asyncagi"])
+async def test_with_no_supervisor_the_first_line_asks_asterisk_for_the_keys(
+    tmp_path: Path, agi: str
+) -> None:
+    base = {k: v for k, v in BASE_CONFIG.items() if k != "supervisors"}
+    base["queues"] = {
+        name: {k: v for k, v in queue.items() if k != "supervisor"}
+        for name, queue in BASE_CONFIG["queues"].items()
+    }
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS, base=base) as center:  # type: ignore[arg-type]
+        before = center.daemon.pbx.ami.events
+        line = await _open_line(center)
+        after = center.daemon.pbx.ami.events
+        caller = await center.caller_presses("5550313", "1")
+        await caller.wait_bridged(timeout=5)
+        await line.press("*9")
+        await caller.wait_ended(timeout=5)
+        await line.hangup()
+        await center.idle()
+    assert "dtmf" not in before and "dtmf" in after

@@ -555,22 +555,22 @@ async def test_a_supervisor_with_a_pin_is_asked_for_it_before_listening(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("transport", "supervisors", "events"),
+    ("transport", "extra", "events"),
     [
-        ("fastagi", True, "call,dtmf"),
-        ("fastagi", False, "call,dtmf"),
-        ("asyncagi", True, "call,agi,dtmf"),
-        ("asyncagi", False, "call,agi,dtmf"),
+        ("fastagi", "supervisors: {'2000': {name: Sam, device: PJSIP/2000}}", "call,dtmf"),
+        ("fastagi", "acd: {agent_keys: {}}", "call,dtmf"),
+        ("fastagi", "", "call"),
+        ("asyncagi", "supervisors: {'2000': {name: Sam, device: PJSIP/2000}}", "call,agi,dtmf"),
+        ("asyncagi", "", "call,agi"),
     ],
 )
-def test_the_daemon_asks_asterisk_for_keypad_events_with_or_without_supervisors(
-    transport: str, supervisors: bool, events: str
+def test_the_daemon_asks_asterisk_for_keypad_events_only_when_someone_keys(
+    transport: str, extra: str, events: str
 ) -> None:
-    """Agents' keys (acd.agent_keys) and open lines' keys come as DTMFEnd events too."""
+    """Supervisors switch a spy's mode and agents key transfers (acd.agent_keys) by DTMF;
+    without either, nobody's keys are read at first (an open line asks for them)."""
     text = "pbx: {type: asterisk, ami: {secret: x}, agi: {transport: TRANSPORT}}\n"
-    text = text.replace("TRANSPORT", transport)
-    if supervisors:
-        text += "supervisors: {'2000': {name: Sam, device: PJSIP/2000}}\n"
+    text = text.replace("TRANSPORT", transport) + (extra + "\n" if extra else "")
     assert asterisk_settings(load_config_text(text)).ami_events == events
 
 

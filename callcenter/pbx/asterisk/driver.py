@@ -565,6 +565,17 @@ class AsteriskDriver:
             self._originating[action_id] = outcome
         return outcome
 
+    async def want_keys(self) -> None:
+        """Have AMI send DTMFEnd events from now on (and after every login), if the
+        configured event mask leaves them out: an open line's keys come that way."""
+        ami = self.ami
+        classes = {part.strip().lower() for part in ami.events.split(",") if part.strip()}
+        if classes & {"dtmf", "all", "on"}:
+            return
+        ami.events = ",".join([*sorted(classes - {"off"}), "dtmf"])
+        await ami.send_action("Events", [("EventMask", ami.events)], retry_on_reconnect=False)
+        self._log.info("ami_events_widened", events=ami.events)
+
     def room_device(self, room: str) -> str:
         """``Local/<room>@callcenter-conference`` (:data:`CONFERENCE_CONTEXT`): the Local
         channel's second half runs ``ConfBridge(<room>)``, its first is the dialled leg."""
@@ -1462,6 +1473,7 @@ class AsteriskCall:
         if not _ROOM.fullmatch(room):
             raise CommandFailed(f"invalid conference room {room!r}")
         channel = self._info.channel
+        await self._driver.want_keys()
         await self._command("SET VARIABLE", QUIET_MEMBER, "yes")
         self._room = room
         self._driver._room_lines[channel] = on_digit
