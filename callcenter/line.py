@@ -134,13 +134,21 @@ class AgentLines:
 
     async def run(self, call: Call, config: CallCenterConfig) -> None:
         """The ``*70`` call: who dials is the agent of the calling phone (their own, or
-        the one they hot-desk at), with their PIN if they have one. They hear
-        ``agent-loginok`` and stay on the line until they hang up or are logged out
-        (``agent-loggedoff``); ``beeperr`` when refused (on a line already, on a call)."""
+        the one they hot-desk at), with their PIN if they have one; ``*70`` + an id
+        (``agent-line?agent=1003``) names the agent, who must have ``hot_desk`` unless it
+        is their own phone. They hear ``agent-loginok`` and stay on the line until they
+        hang up or are logged out (``agent-loggedoff``); ``beeperr`` when refused (on a
+        line already, on a call, at a phone not theirs without ``hot_desk``)."""
         board = self._board
-        agent_id = board.agent_for_channel(call.info.channel, config) or ""
+        info = call.info
+        named = info.params.get("agent") or (info.args[0] if info.args else "")
+        agent_id = named or board.agent_for_channel(info.channel, config) or ""
         pins = {aid: a.pin for aid, a in config.agents.items()}
         if not await board.dialled_by(call, "agent", agent_id, pins, action="line"):
+            return
+        if named and not board.may_sit_at(info, agent_id, config):
+            log.info("agent_line_refused", agent=agent_id, error="not their phone, no hot_desk")
+            await call.play(["beeperr"])
             return
         line = self._line_for(call, agent_id)
         if line is None:

@@ -3868,6 +3868,15 @@ class Switchboard:
         )
 
     @staticmethod
+    def may_sit_at(info: CallInfo, agent_id: str, config: CallCenterConfig) -> bool:
+        """May ``agent_id`` work at the phone that placed ``info``: their own, or any with
+        ``hot_desk``?"""
+        agent = config.agents.get(agent_id)
+        if agent is None:
+            return False
+        return agent.hot_desk or _owner_of(info.channel, {agent_id: agent.device}) == agent_id
+
+    @staticmethod
     def _hot_desk(info: CallInfo, agent_id: str, config: CallCenterConfig) -> str | None:
         """The phone a hot-desking agent logs in at (``*71<id>`` from a phone not their
         own): the calling device; None for their own phone, an agent without ``hot_desk``

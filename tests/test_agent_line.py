@@ -394,3 +394,28 @@ async def test_with_no_supervisor_the_first_line_asks_asterisk_for_the_keys(
         await line.hangup()
         await center.idle()
     assert "dtmf" not in before and "dtmf" in after
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_carol_opens_her_line_at_another_desk_with_star_70_and_her_id(
+    tmp_path: Path, agi: str
+) -> None:
+    config = merge(CAROL_SELLS, {"agents": {"1003": {"hot_desk": True}}})
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        refused = await center.pbx.call("*701001", caller_num="1010")  # Alice: no hot_desk
+        await refused.wait_ended(timeout=5)
+        line = await center.pbx.call("*701003", caller_num="1010")
+        await line.wait_for_prompt("agent-pass", timeout=5)
+        await line.press("4321")
+        await _until(lambda: "line-1003" in center.pbx.conferences)
+        carol = center.daemon.router.agents["1003"]
+        caller = await center.caller_presses("5550314", "1")
+        await caller.wait_bridged(timeout=5)
+        await _until(lambda: carol.state == "on_call")
+        await caller.hangup()
+        await line.hangup()
+        await _until(lambda: carol.state == "logged_out")
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert refused.heard[-1] == "beeperr"
+    assert cdr["agent"] == "1003"

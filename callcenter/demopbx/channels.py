@@ -584,6 +584,8 @@ CALLERS_CONTEXT = "from-callers"
 AGENTS_CONTEXT = "from-agents"
 #: Supervisors' feature codes: the code, then the agent's number (``*811001``) -> the AGI
 #: script (the agent goes as ``?agent=``).
+LINE_CODE: Final = "*70"
+"""``*70`` + agent: that agent opens a line at the calling phone (``agent-line?agent=``)."""
 HOT_DESK_CODE: Final = "*71"
 """``*71`` + agent: that agent logs in at the calling phone (``agent-login?agent=``)."""
 SWITCH_CODE: Final = "*28"
@@ -703,6 +705,9 @@ class DemoDialplan:
             routes[f"_{code}X."] = route(f"{script}?agent=${{EXTEN:{len(code)}}}")
         routes[f"_{HOT_DESK_CODE}X."] = route(
             f"{DEFAULT_ROUTES[HOT_DESK_CODE]}?agent=${{EXTEN:{len(HOT_DESK_CODE)}}}"
+        )
+        routes[f"_{LINE_CODE}X."] = route(
+            f"{DEFAULT_ROUTES[LINE_CODE]}?agent=${{EXTEN:{len(LINE_CODE)}}}"
         )
         # "." (one or more): a switch code may be a single digit.
         routes[f"_{SWITCH_CODE}."] = route(f"{SWITCH_SCRIPT}?code=${{EXTEN:{len(SWITCH_CODE)}}}")

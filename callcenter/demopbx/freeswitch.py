@@ -57,6 +57,7 @@ from callcenter.demopbx.channels import (
     DISPOSITION_CODE,
     DISPOSITION_SCRIPT,
     HOT_DESK_CODE,
+    LINE_CODE,
     QUEUE_CODE,
     QUEUE_SCRIPT,
     QUEUE_STATUS_CODE,
@@ -727,6 +728,7 @@ class DemoFreeSwitch:
         coded = {
             **{c: f"{script}?agent=" for c, script in SUPERVISOR_CODES.items()},
             HOT_DESK_CODE: f"{DEFAULT_ROUTES[HOT_DESK_CODE]}?agent=",
+            LINE_CODE: f"{DEFAULT_ROUTES[LINE_CODE]}?agent=",
             SWITCH_CODE: f"{SWITCH_SCRIPT}?code=",
             DISPOSITION_CODE: f"{DISPOSITION_SCRIPT}?code=",
             QUEUE_CODE: f"{QUEUE_SCRIPT}?code=",
