@@ -281,6 +281,12 @@ Transport = Literal["fastagi", "asyncagi", "esl-inbound", "esl-outbound"]
 
 TRANSPORTS: tuple[Transport, ...] = ("fastagi", "asyncagi", "esl-inbound", "esl-outbound")
 
+CALLBACKS_ON: dict[str, Any] = {
+    "acd": {"callback_dial": "PJSIP/${number}", "callback_allow": ["_555XXXX"]}
+}
+"""Merged into :data:`BASE_CONFIG` (``config=``): queue callbacks on, for the test callers'
+numbers (``555XXXX``), dialled as the phones the demo PBXs know."""
+
 
 @asynccontextmanager
 async def running_center(

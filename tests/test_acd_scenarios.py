@@ -41,7 +41,7 @@ from callcenter.events import (
     QueueJoined,
     VoicemailLeft,
 )
-from callcenter.testing import TRANSPORTS, Center, Transport, running_center
+from callcenter.testing import CALLBACKS_ON, TRANSPORTS, Center, Transport, running_center
 
 S = AgentState
 AGENTS = ("1001", "1002", "1003")
@@ -939,7 +939,7 @@ async def test_a_caller_who_hung_up_before_a_restart_takes_back_their_place_afte
 # ---------------------------------------------------------------------- callbacks
 
 
-CALLBACKS = {"acd": {"callback_dial": "PJSIP/${number}", "callback_allow": ["_555XXXX"]}}
+CALLBACKS = CALLBACKS_ON
 
 
 async def test_callback_keeps_the_callers_place_and_connects_them_to_the_agent(

@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,20 @@ from callcenter.records.writer import RecordWriter
 from callcenter.testing import BASE_CONFIG, merge, running_center
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def both_stores(tmp_path: Path, postgres_url: str) -> Iterator[RecordStore]:
+    """A SQLite store (``tmp_path/cdr.sqlite3``), then a PostgreSQL one, each closed once
+    its turn is over (or the test failed in it)."""
+    for opened in (
+        lambda: SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        lambda: PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        store: RecordStore = opened()
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 def queue_log_of_one_call() -> list[QueueLogEntry]:
@@ -97,17 +112,11 @@ def test_a_call_left_at_a_shutdown_is_superseded_as_in_sqlite(
         hung_up_by="caller",
     )
     rows = []
-    for store in (
-        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        try:
-            assert store.write_cdr(left) is True
-            assert store.write_cdr(later) is True, "the record of the call taken back wins"
-            assert store.write_cdr(later) is False
-            rows.append(store.fetch_cdrs())
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        assert store.write_cdr(left) is True
+        assert store.write_cdr(later) is True, "the record of the call taken back wins"
+        assert store.write_cdr(later) is False
+        rows.append(store.fetch_cdrs())
     assert rows[0] == rows[1]
     (row,) = rows[1]
     assert row["hung_up_by"] == "caller"
@@ -361,15 +370,9 @@ def test_campaign_leads_move_on_until_final_in_both_databases(
         LeadRecord("spring", "bob", "5551004", "answered", 2, "answered", "c-9", updated=retry_at),
     ]
     seen = []
-    for store in (
-        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        try:
-            written = [store.write_campaign_lead(move) for move in moves]
-            seen.append(store.fetch_campaign_leads())
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        written = [store.write_campaign_lead(move) for move in moves]
+        seen.append(store.fetch_campaign_leads())
         assert written == [True, True, True, True, False, True, True, True, True, True, True]
     assert seen[0] == seen[1]
     bob = next(r for r in seen[1] if r.lead == "bob")
@@ -413,12 +416,9 @@ def test_a_campaign_lead_table_from_before_predictive_dialling_gets_dropped_at(
             "INSERT INTO campaign_leads VALUES ('spring', 'ada', '5551001', 'retry', 1,"
             f" 'no-answer', '', NULL, '{T0.isoformat()}')"
         )
-    for store in (SqliteCdrStore(db), PostgresRecordStore(postgres_url, password=PASSWORD)):
-        try:
-            assert store.write_campaign_lead(dropped) is True
-            rows = {r.lead: r for r in store.fetch_campaign_leads()}
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        assert store.write_campaign_lead(dropped) is True
+        rows = {r.lead: r for r in store.fetch_campaign_leads()}
         assert rows == {"ada": old, "bob": dropped}, type(store).__name__
 
 
@@ -445,28 +445,19 @@ def test_an_agent_presence_table_from_before_owed_codes_keeps_its_rows_and_takes
     with psycopg.connect(postgres_url, password=PASSWORD, autocommit=True) as conn:
         conn.execute(SIXTEENTH_AGENT_PRESENCE)
         conn.execute(insert)
-    for store in (SqliteCdrStore(db), PostgresRecordStore(postgres_url, password=PASSWORD)):
-        try:
-            assert store.write_agent_presence(owing) is True
-            rows = store.fetch_agent_presence()
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        assert store.write_agent_presence(owing) is True
+        rows = store.fetch_agent_presence()
         assert rows == [AgentPresence("1001", T0, "cli"), owing], type(store).__name__
 
 
 def test_a_switch_keeps_its_last_flip_in_both_databases(tmp_path: Path, postgres_url: str) -> None:
     later = T0 + timedelta(minutes=5)
-    for store in (
-        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        try:
-            store.write_switch(SwitchState("storm", True, T0, "api"))
-            store.write_switch(SwitchState("storm", False, later, "cli"))
-            store.write_switch(SwitchState("outage", True, T0, "api"))
-            rows = store.fetch_switches()
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_switch(SwitchState("storm", True, T0, "api"))
+        store.write_switch(SwitchState("storm", False, later, "cli"))
+        store.write_switch(SwitchState("outage", True, T0, "api"))
+        rows = store.fetch_switches()
         assert rows == [
             SwitchState("outage", True, T0, "api"),
             SwitchState("storm", False, later, "cli"),
@@ -483,21 +474,15 @@ def test_a_callers_last_agent_is_read_from_the_cdrs_in_both_databases(
         cdr("1.4", start=T0 + timedelta(hours=3), agent="1001", queue="sales"),
         cdr("1.5", start=T0 + timedelta(hours=4), agent="1001", src="0699999999"),
     ]
-    for store in (
-        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        try:
-            for record in calls:
-                store.write_cdr(record)
-            found = [
-                store.fetch_last_agent("0612345678", "support", T0),
-                store.fetch_last_agent("0612345678", "support", T0 + timedelta(hours=1.5)),
-                store.fetch_last_agent("0612345678", "sales", T0),
-                store.fetch_last_agent("0600000000", "support", T0),
-            ]
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        for record in calls:
+            store.write_cdr(record)
+        found = [
+            store.fetch_last_agent("0612345678", "support", T0),
+            store.fetch_last_agent("0612345678", "support", T0 + timedelta(hours=1.5)),
+            store.fetch_last_agent("0612345678", "sales", T0),
+            store.fetch_last_agent("0600000000", "support", T0),
+        ]
         assert found == ["1003", None, "1001", None], type(store).__name__
 
 
@@ -511,17 +496,11 @@ def test_the_calls_that_left_a_queue_lately_are_read_from_the_cdrs_in_both_datab
         cdr("2.3", start=T0 - 9 * minute, end=T0 + minute, queue=""),
         cdr("2.4", start=T0 - minute, end=T0, ivr_variables='{"campaign": "spring"}'),
     ]
-    for store in (
-        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        try:
-            for record in calls:
-                store.write_cdr(record)
-            visits = store.fetch_queue_visits(ended=T0 + minute, started=T0 - 5 * minute)
-            late = store.fetch_queue_visits(ended=T0 + 2 * minute, started=T0 - 5 * minute)
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        for record in calls:
+            store.write_cdr(record)
+        visits = store.fetch_queue_visits(ended=T0 + minute, started=T0 - 5 * minute)
+        late = store.fetch_queue_visits(ended=T0 + 2 * minute, started=T0 - 5 * minute)
         name = type(store).__name__
         assert [(v.number, v.abandoned, v.wait_seconds) for v in visits] == [
             ("0612345678", True, 50.0),
@@ -537,20 +516,14 @@ def test_queue_member_changes_are_kept_and_cleared_in_both_databases(
     tmp_path: Path, postgres_url: str
 ) -> None:
     later = T0 + timedelta(minutes=5)
-    for store in (
-        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        try:
-            store.write_member_change(MemberState("sales", "1002", True, None, T0, "api"))
-            store.write_member_change(MemberState("sales", "1002", True, 2, later, "cli"))
-            store.write_member_change(MemberState("support", "1001", False, None, T0, "api"))
-            store.write_member_change(MemberState("support", "1003", True, 1, T0, "api"))
-            store.clear_member_change("support", "1003")
-            store.write_member_change(MemberState("support", "1002", True, 1, T0, "api", "lunch"))
-            rows = store.fetch_member_changes()
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_member_change(MemberState("sales", "1002", True, None, T0, "api"))
+        store.write_member_change(MemberState("sales", "1002", True, 2, later, "cli"))
+        store.write_member_change(MemberState("support", "1001", False, None, T0, "api"))
+        store.write_member_change(MemberState("support", "1003", True, 1, T0, "api"))
+        store.clear_member_change("support", "1003")
+        store.write_member_change(MemberState("support", "1002", True, 1, T0, "api", "lunch"))
+        rows = store.fetch_member_changes()
         assert rows == [
             MemberState("sales", "1002", True, 2, later, "cli"),
             MemberState("support", "1001", False, None, T0, "api"),
@@ -562,19 +535,13 @@ def test_numbers_added_to_number_lists_are_kept_and_cleared_in_both_databases(
     tmp_path: Path, postgres_url: str
 ) -> None:
     later = T0 + timedelta(minutes=5)
-    for store in (
-        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        try:
-            store.write_number_list_entry(NumberListEntry("blocked", "5550666", T0, "api"))
-            store.write_number_list_entry(NumberListEntry("blocked", "_0900X.", later, "cli"))
-            store.write_number_list_entry(NumberListEntry("vip", "+4930123456", T0, "api"))
-            store.clear_number_list_entry("vip", "+4930123456")
-            store.write_number_list_entry(NumberListEntry("blocked", "5550666", later, "cli"))
-            rows = store.fetch_number_list_entries()
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_number_list_entry(NumberListEntry("blocked", "5550666", T0, "api"))
+        store.write_number_list_entry(NumberListEntry("blocked", "_0900X.", later, "cli"))
+        store.write_number_list_entry(NumberListEntry("vip", "+4930123456", T0, "api"))
+        store.clear_number_list_entry("vip", "+4930123456")
+        store.write_number_list_entry(NumberListEntry("blocked", "5550666", later, "cli"))
+        rows = store.fetch_number_list_entries()
         assert rows == [
             NumberListEntry("blocked", "5550666", later, "cli"),
             NumberListEntry("blocked", "_0900X.", later, "cli"),
@@ -585,18 +552,12 @@ def test_supervisor_desks_are_kept_and_cleared_in_both_databases(
     tmp_path: Path, postgres_url: str
 ) -> None:
     later = T0 + timedelta(minutes=5)
-    for store in (
-        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        try:
-            store.write_supervisor_desk(SupervisorDesk("2000", "PJSIP/2010", T0, "api"))
-            store.write_supervisor_desk(SupervisorDesk("2000", "PJSIP/2011", later, "cli"))
-            store.write_supervisor_desk(SupervisorDesk("2001", "PJSIP/2012", T0, "api"))
-            store.clear_supervisor_desk("2001")
-            rows = store.fetch_supervisor_desks()
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_supervisor_desk(SupervisorDesk("2000", "PJSIP/2010", T0, "api"))
+        store.write_supervisor_desk(SupervisorDesk("2000", "PJSIP/2011", later, "cli"))
+        store.write_supervisor_desk(SupervisorDesk("2001", "PJSIP/2012", T0, "api"))
+        store.clear_supervisor_desk("2001")
+        rows = store.fetch_supervisor_desks()
         assert rows == [SupervisorDesk("2000", "PJSIP/2011", later, "cli")], type(store).__name__
 
 
@@ -604,18 +565,12 @@ def test_agents_skills_are_kept_and_cleared_in_both_databases(
     tmp_path: Path, postgres_url: str
 ) -> None:
     later = T0 + timedelta(minutes=5)
-    for store in (
-        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        try:
-            store.write_agent_skills(SkillsState.of("1001", {"fr": 5}, T0, "api"))
-            store.write_agent_skills(SkillsState.of("1001", {"fr": 7, "de": 2}, later, "cli"))
-            store.write_agent_skills(SkillsState.of("1002", {"billing": 3}, T0, "api"))
-            store.clear_agent_skills("1002")
-            rows = store.fetch_agent_skills()
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_agent_skills(SkillsState.of("1001", {"fr": 5}, T0, "api"))
+        store.write_agent_skills(SkillsState.of("1001", {"fr": 7, "de": 2}, later, "cli"))
+        store.write_agent_skills(SkillsState.of("1002", {"billing": 3}, T0, "api"))
+        store.clear_agent_skills("1002")
+        rows = store.fetch_agent_skills()
         expected = SkillsState("1001", (("de", 2), ("fr", 7)), later, "cli")
         assert rows == [expected], type(store).__name__
 
@@ -639,19 +594,13 @@ def test_dispositions_keep_the_last_word_per_call_in_both_databases(
     )  # fmt: skip
     handed_over = QueueCallback("c-3+callback", "support", "5550199", T0 + timedelta(hours=2))
     seen = []
-    for store in (
-        SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        try:
-            moves = (first, corrected, callback, timed)
-            written = [store.write_disposition(r) for r in moves]
-            before = store.fetch_timed_callbacks()
-            store.write_queue_callback(handed_over)
-            after = store.fetch_timed_callbacks()
-            seen.append((store.fetch_dispositions(), store.fetch_asked_not(), before, after))
-        finally:
-            store.close()
+    for store in both_stores(tmp_path, postgres_url):
+        moves = (first, corrected, callback, timed)
+        written = [store.write_disposition(r) for r in moves]
+        before = store.fetch_timed_callbacks()
+        store.write_queue_callback(handed_over)
+        after = store.fetch_timed_callbacks()
+        seen.append((store.fetch_dispositions(), store.fetch_asked_not(), before, after))
         assert written == [True, True, True, True]
     assert seen[0] == seen[1]
     assert seen[0] == ([corrected, callback, timed], {"5551001"}, [timed], []), (

@@ -23,13 +23,10 @@ from callcenter.records.callbacks import QueueCallback, QueueCallbackRecorder
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.writer import RecordWriter
 from callcenter.switchboard import callback_origin, callback_token
-from callcenter.testing import running_center
+from callcenter.testing import CALLBACKS_ON, merge, running_center
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
-CALLBACKS = {
-    "acd": {"callback_dial": "PJSIP/${number}", "callback_allow": ["_555XXXX"]},
-    "queues": {"sales": {"callback_max_age": 600}},
-}
+CALLBACKS = merge(CALLBACKS_ON, {"queues": {"sales": {"callback_max_age": 600}}})
 
 
 def requested(call_id: str, t: float = 0.0, **kw: object) -> QueueCallbackRequested:

@@ -15,9 +15,9 @@ from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.events import EngineEvent, QueueCallbackRequested
 from callcenter.live.api import RequestRate
-from callcenter.testing import running_center
+from callcenter.testing import CALLBACKS_ON, running_center
 
-CALLBACKS = {"acd": {"callback_dial": "PJSIP/${number}", "callback_allow": ["_555XXXX"]}}
+CALLBACKS = CALLBACKS_ON
 
 
 async def test_the_command_line_asks_for_a_callback_and_a_draining_centre_takes_none(
