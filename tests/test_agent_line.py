@@ -48,6 +48,8 @@ async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
         line = await _open_line(center)
         carol = center.daemon.router.agents["1003"]
         on_line = (carol.state, carol.device)
+        await asyncio.sleep(0.2)
+        music_alone = line.moh_starts
         _, status = await center.api("GET", "/status")
         shown = next(a for a in status["agents"] if a["id"] == "1003")
         first = await center.caller_presses("5550301", "1")
@@ -77,6 +79,7 @@ async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
     assert phone.rings == 0, "the agent's phone never rang: the callers came down the line"
     assert leg.heard == ["beep"], "the leg down the line beeped: Carol's cue"
     assert (shown["on_line"], shown["hot_desking"]) == (True, False)
+    assert music_alone == 0, "alone on her line between callers she hears silence"
     assert "on an open line (*70)" in format_status(status)
     assert (first_cdr["agent"], first_cdr["hung_up_by"]) == ("1003", "agent")
     assert (second_cdr["agent"], second_cdr["hung_up_by"]) == ("1003", "caller")

@@ -822,6 +822,8 @@ class FSConfRoom:
     member_ids: dict[str, int] = field(default_factory=dict)
     """Channel Unique-ID -> Member-ID (counted from 1 per room, as mod_conference does)."""
     kicked: set[str] = field(default_factory=set)
+    no_music: set[str] = field(default_factory=set)
+    """Unique-IDs of members that joined with ``+flags{nomoh}``."""
     next_id: int = 1
 
 
@@ -852,15 +854,24 @@ def _conf_event(room: FSConfRoom, chan: FSChannel, action: str) -> None:
 
 def _music_when_alone(room: FSConfRoom) -> None:
     """A member left alone hears the profile's ``moh-sound`` (the stock default profile
-    has one): counted as a music start, like ``local_stream://`` playback."""
+    has one), unless it joined with the ``nomoh`` flag: counted as a music start, like
+    ``local_stream://`` playback."""
     if len(room.members) == 1:
         alone = room.members[0]
+        if alone.uuid in room.no_music:
+            return
         alone.moh_starts += 1
         alone.notify()
 
 
+def _member_flags(arg: str) -> set[str]:
+    """The ``+flags{a|b}`` of ``conference <room>@<profile>+flags{a|b}``."""
+    _, found, rest = arg.partition("+flags{")
+    return set(rest.partition("}")[0].split("|")) - {""} if found else set()
+
+
 async def app_conference(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
-    """``conference <room>[@profile]``: join the room (created on first join) until the
+    """``conference <room>[@profile][+flags{...}]``: join the room (created on first join) until the
     channel hangs up, is transferred, or ``conference <room> kick`` takes it out.
 
     CUSTOM ``conference::maintenance`` events as mod_conference's: ``conference-create``,
@@ -876,6 +887,8 @@ async def app_conference(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None
         pbx.conferences[name] = room
         _conf_event(room, chan, "conference-create")
     room.members.append(chan)
+    if "nomoh" in _member_flags(arg):
+        room.no_music.add(chan.uuid)
     room.member_ids[chan.uuid] = room.next_id
     room.next_id += 1
     chan.notify()
@@ -888,6 +901,7 @@ async def app_conference(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None
         _conf_event(room, chan, "del-member")
         _music_when_alone(room)
         room.member_ids.pop(chan.uuid, None)
+        room.no_music.discard(chan.uuid)
         if not room.members:
             del pbx.conferences[name]
             _conf_event(room, chan, "conference-destroy")

@@ -1589,9 +1589,9 @@ class FreeSwitchCall:
         )
 
     async def wait_in_room(self, room: str, *, on_digit: Callable[[str], None]) -> None:
-        """``conference <room>`` by sendmsg (no key bindings: ``conference_controls=none``)
-        until kicked (:meth:`leave_room`) or the hang-up; keys from the channel's DTMF
-        events."""
+        """``conference <room>@default+flags{nomoh}`` by sendmsg (no key bindings:
+        ``conference_controls=none``; no music while alone) until kicked
+        (:meth:`leave_room`) or the hang-up; keys from the channel's DTMF events."""
         if not _ROOM.fullmatch(room):
             raise CommandFailed(f"invalid conference room {room!r}")
         self._check()
@@ -1601,7 +1601,13 @@ class FreeSwitchCall:
         self._room_digits = on_digit
         try:
             await self._run_app("set", NO_ROOM_KEYS, self._settings.command_timeout)
-            await self._run_app("conference", room, self._long(self._settings.max_bridge_seconds))
+            # nomoh: alone in the room (between callers) the agent hears silence, not the
+            # profile's moh-sound, as on Asterisk.
+            await self._run_app(
+                "conference",
+                f"{room}@default+flags{{nomoh}}",
+                self._long(self._settings.max_bridge_seconds),
+            )
         finally:
             self._room = None
             self._room_digits = None
