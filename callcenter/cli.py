@@ -43,6 +43,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from callcenter.errors import (
@@ -413,7 +414,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--team",
         default=None,
-        help="--agents: only the agents of this team (agents.<id>.team), for its leader",
+        help="--agents, --surveys: only the agents of this team (agents.<id>.team), for its leader",
+    )
+    report.add_argument(
+        "--agent",
+        default=None,
+        help="--surveys: only the surveys about this agent",
+    )
+    report.add_argument(
+        "--queue",
+        default=None,
+        help="--surveys: only the surveys of this queue's callers",
     )
     report.add_argument(
         "--since",
@@ -514,8 +525,11 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.csv and args.json:
             parser.error("--csv or --json, not both")
         figure_flags = [("--by", args.by, "day"), ("--fcr-days", args.fcr_days, 7)]
-        if args.team is not None and not args.agents:
-            parser.error("--team goes with --agents")
+        if args.team is not None and not (args.agents or args.surveys):
+            parser.error("--team goes with --agents or --surveys")
+        for flag, value in (("--agent", args.agent), ("--queue", args.queue)):
+            if value is not None and not args.surveys:
+                parser.error(f"{flag} goes with --surveys")
         range_flags = [
             ("--since", args.since, None),
             ("--until", args.until, None),
@@ -563,6 +577,7 @@ def _main(argv: Sequence[str] | None) -> int:
             since=args.since,
             until=args.until,
             zone=args.tz,
+            about=SurveyFilter(args.agent, args.queue, args.team),
         )
     if command == "status":
         render = None if args.json else format_status
@@ -955,10 +970,12 @@ def cmd_report(
     since: str | None = None,
     until: str | None = None,
     zone: str | None = None,
+    about: SurveyFilter | None = None,
 ) -> int:
     """``report --queue-log | --campaign ID | --dispositions | --surveys`` (the CDRs:
     :func:`cmd_cdr_export`, the figures: :func:`cmd_summary`); ``since`` / ``until`` /
-    ``zone``: the surveys that ended within (as people type times, see ``parse_when``)."""
+    ``zone``: the surveys that ended within (as people type times, see ``parse_when``);
+    ``about``: only the surveys of an agent, a team, a queue."""
     from callcenter.records.summary import parse_when
 
     config = _report_config(path)
@@ -983,7 +1000,14 @@ def cmd_report(
         if campaign is not None:
             return _print_campaign(store, campaign, known=list(config.campaigns), as_json=as_json)
         if surveys:
-            return _print_surveys(store, last, as_json=as_json, stretch=stretch)
+            team = about.team if about is not None else None
+            if team is not None and not team_members(config, team):
+                print(_no_such_team(config, team), file=sys.stderr)
+                return EXIT_CONFIG
+            agents, queue = about.chosen(config) if about is not None else (None, None)
+            return _print_surveys(
+                store, last, as_json=as_json, stretch=stretch, agents=agents, queue=queue
+            )
         return _print_dispositions(store, last, as_json=as_json)
     except RecordError as exc:
         print(exc, file=sys.stderr)
@@ -1153,8 +1177,7 @@ def cmd_summary(
         return EXIT_CONFIG
     members = team_members(config, team) if team is not None else None
     if team is not None and not members:
-        known = ", ".join(sorted({a.team for a in config.agents.values() if a.team})) or "none"
-        print(f"report: no agent is in team {team!r} (teams: {known})", file=sys.stderr)
+        print(_no_such_team(config, team), file=sys.stderr)
         return EXIT_CONFIG
     if which == "queues" and not config.records.queue_log:
         print(
@@ -1250,15 +1273,18 @@ def _print_surveys(
     *,
     as_json: bool,
     stretch: tuple[datetime, datetime] | None = None,
+    agents: set[str] | None = None,
+    queue: str | None = None,
 ) -> int:
     """The newest ``last`` surveys (or every one that ended within ``stretch``), oldest
-    first, as CSV (answers as one JSON object) or JSON lines."""
+    first, as CSV (answers as one JSON object) or JSON lines; only about ``agents`` and
+    of ``queue`` when given."""
     import csv
 
     if stretch is None:
-        found = store.fetch_surveys(last=last)
+        found = store.fetch_surveys(last=last, agents=agents, queue=queue)
     else:
-        found = store.fetch_surveys_between(*stretch)
+        found = store.fetch_surveys_between(*stretch, agents=agents, queue=queue)
 
     rows: list[dict[str, Any]] = [
         {
@@ -1661,6 +1687,30 @@ def cmd_drain(base: str, *, timeout: float | None, wait: bool) -> int:
         if _left(drain) != shown:
             shown = _left(drain)
             print(format_drain(drain), flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyFilter:
+    """``report --surveys --agent A --team T --queue Q``: whose surveys to print."""
+
+    agent: str | None = None
+    queue: str | None = None
+    team: str | None = None
+
+    def chosen(self, config: CallCenterConfig) -> tuple[set[str] | None, str | None]:
+        """(the agents, None: anyone; the queue, None: any). An agent outside the team
+        (or a team nobody is in) leaves nobody: an empty report, not every survey."""
+        agents: set[str] | None = None
+        if self.team is not None:
+            agents = team_members(config, self.team)
+        if self.agent is not None:
+            agents = {self.agent} if agents is None else agents & {self.agent}
+        return agents, self.queue
+
+
+def _no_such_team(config: CallCenterConfig, team: str) -> str:
+    known = ", ".join(sorted({a.team for a in config.agents.values() if a.team})) or "none"
+    return f"report: no agent is in team {team!r} (teams: {known})"
 
 
 def team_members(config: CallCenterConfig, team: str) -> set[str]:

@@ -556,6 +556,33 @@ def test_report_surveys_lists_what_each_caller_answered(
     assert [r["call_id"] for r in rows] == ["c2"], "those that ended in the stretch (Berlin)"
 
 
+def test_report_surveys_of_one_agent_one_team_or_one_queue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _records(tmp_path)
+    config.write_text(config.read_text().replace("PJSIP/1002}", "PJSIP/1002, team: blue}"))
+    capsys.readouterr()
+
+    def surveys(*argv: str) -> list[str]:
+        assert cli_main(["report", str(config), "--surveys", "--json", *argv]) == 0
+        return [json.loads(x)["call_id"] for x in capsys.readouterr().out.splitlines()]
+
+    assert surveys("--agent", "1002") == ["c1", "c6"]
+    assert surveys("--agent", "1002", "--last", "1") == ["c6"], "the newest of hers"
+    assert surveys("--team", "blue") == ["c1", "c6"]
+    assert surveys("--team", "blue", "--agent", "1001") == [], "1001 is not in blue"
+    assert surveys("--queue", "support", "--agent", "1001") == ["c2"]
+    assert surveys("--queue", "sales") == []
+    stretch = ["--since", "2026-12-01 09:05", "--until", "2026-12-01 10:00"]
+    assert surveys(*stretch, "--agent", "1001") == ["c2"]
+    assert surveys(*stretch, "--agent", "1002") == []
+    assert cli_main(["report", str(config), "--surveys", "--team", "red"]) == 1
+    assert "no agent is in team 'red' (teams: blue)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["report", str(config), "--agent", "1001"])
+    assert "--agent goes with --surveys" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

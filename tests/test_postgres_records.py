@@ -36,6 +36,7 @@ from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPresence, OwedCode
 from callcenter.records.skills import SkillsState
 from callcenter.records.store import CDR_COLUMNS, RecordStore, SqliteCdrStore
+from callcenter.records.surveys import SurveyRecord
 from callcenter.records.switches import SwitchState
 from callcenter.records.writer import RecordWriter
 from callcenter.testing import BASE_CONFIG, merge, running_center
@@ -606,3 +607,30 @@ def test_dispositions_keep_the_last_word_per_call_in_both_databases(
     assert seen[0] == ([corrected, callback, timed], {"5551001"}, [timed], []), (
         "an inbound callback set for a time waits until its request is written"
     )
+
+
+def test_surveys_are_read_for_some_agents_and_a_queue_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    def survey(call_id: str, agent: str, queue: str, minutes: int) -> SurveyRecord:
+        at = T0 + timedelta(minutes=minutes)
+        return SurveyRecord(call_id, queue, agent, "csat", "5550100", 5, (), True, 9.0, at)
+
+    written = [
+        survey("s1", "1001", "support", 1),
+        survey("s2", "1002", "support", 2),
+        survey("s3", "1002", "sales", 3),
+        survey("s4", "1003", "support", 4),
+    ]
+    hour = (T0, T0 + timedelta(hours=1))
+    for store in both_stores(tmp_path, postgres_url):
+        for record in written:
+            store.write_survey(record)
+        found = [
+            [r.call_id for r in store.fetch_surveys(agents={"1002", "1003"})],
+            [r.call_id for r in store.fetch_surveys(last=1, agents={"1002"})],
+            [r.call_id for r in store.fetch_surveys(queue="support", agents={"1002"})],
+            [r.call_id for r in store.fetch_surveys(agents=set())],
+            [r.call_id for r in store.fetch_surveys_between(*hour, queue="sales")],
+        ]
+        assert found == [["s2", "s3", "s4"], ["s3"], ["s2"], [], ["s3"]], type(store).__name__

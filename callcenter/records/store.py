@@ -69,7 +69,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -553,13 +553,15 @@ class Statements:
         )
         self.insert_survey = insert("surveys", SURVEY_COLUMNS)
         named = _quoted(SURVEY_COLUMNS)
+        # {where}: nothing, or " AND " + the filters of :meth:`RecordStore.fetch_surveys`.
         self.fetch_surveys = (
-            f"SELECT {named} FROM (SELECT {named} FROM surveys"
+            f"SELECT {named} FROM (SELECT {named} FROM surveys WHERE 1 = 1{{where}}"
             f' ORDER BY "at" DESC, "call_id" DESC LIMIT {p}) AS newest'
             ' ORDER BY "at", "call_id"'
         )
         self.fetch_surveys_between = (
-            f'SELECT {named} FROM surveys WHERE "at" >= {p} AND "at" < {p} ORDER BY "at", "call_id"'
+            f'SELECT {named} FROM surveys WHERE "at" >= {p} AND "at" < {p}{{where}}'
+            ' ORDER BY "at", "call_id"'
         )
         self.fetch_campaign_leads = (
             f"SELECT {_quoted(CAMPAIGN_LEAD_COLUMNS)} FROM campaign_leads"
@@ -1119,15 +1121,51 @@ class RecordStore(abc.ABC):
         )
         return self._write(f"survey of call {record.call_id}", self._sql.insert_survey, params)
 
-    def fetch_surveys(self, *, last: int | None = None) -> list[SurveyRecord]:
-        """Every survey, or the ``last`` newest, oldest first."""
+    def fetch_surveys(
+        self,
+        *,
+        last: int | None = None,
+        agents: Collection[str] | None = None,
+        queue: str | None = None,
+    ) -> list[SurveyRecord]:
+        """Every survey, or the ``last`` newest, oldest first; only about ``agents`` and of
+        ``queue`` when given."""
         limit = self.dialect.no_limit if last is None else max(last, 0)
-        return self._surveys(self._sql.fetch_surveys, (limit,))
+        where, params = self._survey_filter(agents, queue)
+        return self._surveys(self._sql.fetch_surveys.format(where=where), (*params, limit))
 
-    def fetch_surveys_between(self, since: datetime, until: datetime) -> list[SurveyRecord]:
-        """The surveys ended from ``since`` (included) to ``until`` (excluded), oldest first."""
+    def fetch_surveys_between(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        agents: Collection[str] | None = None,
+        queue: str | None = None,
+    ) -> list[SurveyRecord]:
+        """The surveys ended from ``since`` (included) to ``until`` (excluded), oldest
+        first; only about ``agents`` and of ``queue`` when given."""
         bounds = (_iso(since.astimezone(UTC)), _iso(until.astimezone(UTC)))
-        return self._surveys(self._sql.fetch_surveys_between, bounds)
+        where, params = self._survey_filter(agents, queue)
+        sql = self._sql.fetch_surveys_between.format(where=where)
+        return self._surveys(sql, (*bounds, *params))
+
+    def _survey_filter(
+        self, agents: Collection[str] | None, queue: str | None
+    ) -> tuple[str, list[object]]:
+        p = self.dialect.placeholder
+        where = ""
+        params: list[object] = []
+        if agents is not None:
+            chosen = sorted(agents)
+            if chosen:
+                where += f' AND "agent" IN ({", ".join(p for _ in chosen)})'
+                params += chosen
+            else:
+                where += " AND 1 = 0"
+        if queue is not None:
+            where += f' AND "queue" = {p}'
+            params.append(queue)
+        return where, params
 
     def _surveys(self, sql: str, params: Sequence[object]) -> list[SurveyRecord]:
         return [
