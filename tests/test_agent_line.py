@@ -422,3 +422,35 @@ async def test_carol_opens_her_line_at_another_desk_with_star_70_and_her_id(
         cdr = await center.cdr(caller.uniqueid)
     assert refused.heard[-1] == "beeperr"
     assert cdr["agent"] == "1003"
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_alice_consults_carol_on_her_line_and_hands_her_the_caller(
+    tmp_path: Path, agi: str
+) -> None:
+    """A colleague on a line is consulted, and handed callers, down her line."""
+    config = {"queues": {"sales": {"agents": ["1001"]}}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        carol_phone = center.add_phone("PJSIP/1003", answer_after=0.05)
+        line = await _open_line(center)
+        board = center.daemon.switchboard
+        caller = await center.caller_presses("5550315", "1")
+        await caller.wait_bridged(timeout=5)
+        await _until(lambda: board.agent_call("1001") is not None)
+        status, answer = await center.api("POST", "/agents/1001/consult", {"to": "1003"})
+        await _until(lambda: center.daemon.router.agents["1003"].state == "on_call")
+        await alice.hangup()
+        await _until(
+            lambda: board.agent_call("1003") is not None and board.agent_call("1001") is None
+        )
+        await line.press("*9")
+        await caller.wait_ended(timeout=5)
+        still = "1003" in board.lines
+        await line.hangup()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert status == 200, answer
+    assert carol_phone.rings == 0, "the consultation came down her line"
+    assert still
+    assert (cdr["transfer_path"], cdr["hung_up_by"]) == ("1001>1003", "agent")

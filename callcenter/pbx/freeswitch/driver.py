@@ -2252,6 +2252,8 @@ class FreeSwitchConference(RoomLife):
             NO_ROOM_KEYS,
             *_caller_id_vars(caller_id or None),
         ]
+        if targets[0].startswith(ROOM_TECH):
+            values.append("loopback_export=conference_controls")  # see _ROOM_LEG_VARS
         dial_string = "{" + ",".join(values) + "}" + targets[0]
         room = self._side if aside else self._room
         job = await self._driver.esl.start_bgapi(
