@@ -4,6 +4,8 @@ ringing their phone, ``*9`` ends a call with a caller, hanging up ends the line.
 from __future__ import annotations
 
 import asyncio
+import re
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,12 @@ async def _until(predicate: Any, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.02)
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text: str = answer.read().decode()
+    return text
 
 
 async def _open_line(center: Center, number: str = "1003", pin: str = "4321") -> Any:
@@ -52,6 +60,7 @@ async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
         music_alone = line.moh_starts
         _, status = await center.api("GET", "/status")
         shown = next(a for a in status["agents"] if a["id"] == "1003")
+        metrics = await asyncio.to_thread(_scrape, center.daemon.api.port)
         first = await center.caller_presses("5550301", "1")
         through = await first.wait_bridged(timeout=5)
         leg = next(c for c in center.pbx.channels.values() if c.name.startswith(through))
@@ -79,6 +88,7 @@ async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
     assert phone.rings == 0, "the agent's phone never rang: the callers came down the line"
     assert leg.heard == ["beep"], "the leg down the line beeped: Carol's cue"
     assert (shown["on_line"], shown["hot_desking"]) == (True, False)
+    assert re.search(r"^callcenter_agents_on_line 1(\.0)?$", metrics, re.M), metrics[-400:]
     assert music_alone == 0, "alone on her line between callers she hears silence"
     assert "on an open line (*70)" in format_status(status)
     assert (first_cdr["agent"], first_cdr["hung_up_by"]) == ("1003", "agent")

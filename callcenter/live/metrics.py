@@ -22,10 +22,9 @@ Counters (``_total``) and histograms, by queue where there is one:
 Gauges: ``callcenter_calls_active``, ``callcenter_queue_waiting``,
 ``callcenter_queue_longest_wait_seconds``, ``callcenter_queue_agents_available``,
 ``callcenter_queue_agents_staffed``, ``callcenter_queue_callbacks_waiting``,
-``callcenter_agents{state}``, ``callcenter_supervisors_monitoring``,
-``callcenter_pbx_connected``, ``callcenter_draining``, ``callcenter_switch{switch}``,
-``callcenter_records_ok``,
-``callcenter_records_unwritten``.
+``callcenter_agents{state}``, ``callcenter_agents_on_line``,
+``callcenter_supervisors_monitoring``, ``callcenter_pbx_connected``, ``callcenter_draining``,
+``callcenter_switch{switch}``, ``callcenter_records_ok``, ``callcenter_records_unwritten``.
 
 Service level as a ratio over a window, in PromQL::
 
@@ -326,6 +325,13 @@ class Metrics:
             "gauge",
             "Configured agents by state.",
             [((("state", s),), n) for s, n in sorted(states.items())],
+        )
+        on_line = sum(1 for agent in snapshot.get("agents", []) if agent.get("on_line"))
+        out.family(
+            "callcenter_agents_on_line",
+            "gauge",
+            "Agents logged in on an open line (*70): callers reach them without ringing.",
+            [((), on_line)],
         )
         out.family(
             "callcenter_calls_active", "gauge", "Calls being handled now.", [((), calls_active)]
