@@ -75,6 +75,8 @@ ROOM_PREFIX: Final = "line-"
 """A line's conference room is this and the agent's id (``.`` made ``_``)."""
 CLOSE_SETTLE = 3.0
 """Seconds the daemon's stop waits for its lines to hear ``agent-loggedoff``."""
+ASK_KICK_AGAIN = 0.5
+"""Seconds an accept waits for the line to leave its room before kicking it again."""
 ASK_MARGIN = 3.0
 """Seconds beyond the ring timeout an accept waits for the line (leaving the room, the
 beep)."""
@@ -98,6 +100,13 @@ class Line:
     asking: tuple[asyncio.Future[bool], float] | None = None
     """A caller waits for the agent to accept (acd.line_accept_key): the answer, and
     seconds to wait for the key."""
+    heard_ask: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the line, out of its room, puts the question to the agent."""
+
+
+def _asked(line: Line) -> bool:
+    """Is a question to the agent waiting for the line (asked, not answered yet)?"""
+    return line.asking is not None and not line.asking[0].done()
 
 
 def room_of(agent_id: str) -> str:
@@ -163,10 +172,11 @@ class AgentLines:
         try:
             try:
                 while not line.closing:
-                    await call.wait_in_room(line.room, on_digit=functools.partial(self._key, line))
-                    if line.asking is not None:
+                    if _asked(line):
                         await self._acknowledge(line)
-                    elif not line.closing:
+                        continue
+                    await call.wait_in_room(line.room, on_digit=functools.partial(self._key, line))
+                    if not _asked(line) and not line.closing:
                         # Taken out by someone else (an admin's kick): back in.
                         log.info("agent_line_back_in_room", agent=agent_id, room=line.room)
             except CallHungUp:
@@ -200,9 +210,17 @@ class AgentLines:
             return False
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         line.asking = (answer, timeout)
+        line.heard_ask.clear()
         try:
-            await line.call.leave_room()
             async with asyncio.timeout(timeout + ASK_MARGIN):
+                # A line between rooms (back from the last question) is not in one to be
+                # taken out of: it sees the question before it goes in, or the next kick
+                # reaches it.
+                while not line.heard_ask.is_set():
+                    await line.call.leave_room()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(ASK_KICK_AGAIN):
+                            await line.heard_ask.wait()
                 return await asyncio.shield(answer)
         except (TimeoutError, PBXError):
             return False
@@ -213,9 +231,10 @@ class AgentLines:
     async def _acknowledge(self, line: Line) -> None:
         """Out of the room for :meth:`ask`: the beep, the key or not; back in after."""
         asking = line.asking
-        if asking is None:
+        if asking is None or asking[0].done():
             return
         answer, timeout = asking
+        line.heard_ask.set()
         board = self._board
         wanted = board.config.acd.line_accept_key
         pressed = ""
