@@ -47,6 +47,15 @@ async def _open_line(center: Center, number: str = "1003", pin: str = "4321") ->
     return line
 
 
+async def _put_through(center: Center, number: str, agent: str = "1003") -> Any:
+    """A sales caller from ``number``, put through to ``agent`` (on the call now)."""
+    caller = await center.caller_presses(number, "1")
+    await caller.wait_bridged(timeout=5)
+    taker = center.daemon.router.agents[agent]
+    await _until(lambda: taker.state == "on_call")
+    return caller
+
+
 @pytest.mark.parametrize("agi", TRANSPORTS)
 async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
     tmp_path: Path, agi: str
@@ -68,9 +77,7 @@ async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
         await line.press("*9")
         await first.wait_ended(timeout=5)
         await _until(lambda: carol.state == "available")
-        second = await center.caller_presses("5550302", "1")
-        await second.wait_bridged(timeout=5)
-        await _until(lambda: carol.state == "on_call")
+        second = await _put_through(center, "5550302")
         await second.hangup()
         await _until(lambda: carol.state == "available")
         still = "1003" in center.daemon.switchboard.lines
@@ -115,9 +122,7 @@ async def test_carol_hanging_up_her_line_mid_call_ends_the_call_and_logs_her_out
     async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
         line = await _open_line(center)
         carol = center.daemon.router.agents["1003"]
-        caller = await center.caller_presses("5550303", "1")
-        await caller.wait_bridged(timeout=5)
-        await _until(lambda: carol.state == "on_call")
+        caller = await _put_through(center, "5550303")
         await line.hangup()
         await caller.wait_ended(timeout=5)
         await _until(lambda: carol.state == "logged_out")
@@ -157,9 +162,7 @@ async def test_alice_logged_in_at_her_desk_moves_onto_a_line_and_keys_a_transfer
         await _until(lambda: "line-1001" in center.pbx.conferences)
         alice = center.daemon.router.agents["1001"]
         moved = (alice.state, alice.device.startswith(("Local/", "loopback/")))
-        caller = await center.caller_presses("5550304", "1")
-        await caller.wait_bridged(timeout=5)
-        await _until(lambda: alice.state == "on_call")
+        caller = await _put_through(center, "5550304", "1001")
         await line.press("*11002#")
         bob = await caller.wait_bridged(timeout=5, device=center_device(center, "1002"))
         await caller.hangup()
@@ -188,9 +191,7 @@ async def test_an_end_call_button_takes_the_agent_off_the_call_as_hanging_up_wou
         line = await _open_line(center)
         carol = center.daemon.router.agents["1003"]
         idle_status, idle = await center.api("POST", "/agents/1003/hangup")
-        caller = await center.caller_presses("5550305", "1")
-        await caller.wait_bridged(timeout=5)
-        await _until(lambda: carol.state == "on_call")
+        caller = await _put_through(center, "5550305")
         status, answer = await center.api("POST", "/agents/1003/hangup")
         await caller.wait_ended(timeout=5)
         await _until(lambda: carol.state == "available")
@@ -242,9 +243,7 @@ async def test_carol_on_her_line_consults_bob_and_hands_him_the_caller_with_star
         line = await _open_line(center)
         router = center.daemon.router
         board = center.daemon.switchboard
-        caller = await center.caller_presses("5550307", "1")
-        await caller.wait_bridged(timeout=5)
-        await _until(lambda: router.agents["1003"].state == "on_call")
+        caller = await _put_through(center, "5550307")
         status, _ = await center.api("POST", "/agents/1003/hold")
         held = await center.api("GET", "/status")
         await center.api("POST", "/agents/1003/unhold")
@@ -297,9 +296,7 @@ async def test_carol_stays_on_her_line_through_a_pbx_link_outage(tmp_path: Path,
         carol = center.daemon.router.agents["1003"]
         await center.drop_pbx_connections()
         await asyncio.sleep(0.5)
-        caller = await center.caller_presses("5550308", "1")
-        await caller.wait_bridged(timeout=5)
-        await _until(lambda: carol.state == "on_call")
+        caller = await _put_through(center, "5550308")
         await line.press("*9")
         await caller.wait_ended(timeout=5)
         await _until(lambda: carol.state == "available")
@@ -422,9 +419,7 @@ async def test_carol_opens_her_line_at_another_desk_with_star_70_and_her_id(
         await line.press("4321")
         await _until(lambda: "line-1003" in center.pbx.conferences)
         carol = center.daemon.router.agents["1003"]
-        caller = await center.caller_presses("5550314", "1")
-        await caller.wait_bridged(timeout=5)
-        await _until(lambda: carol.state == "on_call")
+        caller = await _put_through(center, "5550314")
         await caller.hangup()
         await line.hangup()
         await _until(lambda: carol.state == "logged_out")
