@@ -18,6 +18,9 @@ On the line:
 * ``acd.line_hangup_key`` (``*9``) ends the call with the caller, as hanging up would on
   a ringing phone (the caller goes on to the queue's survey if it has one); the agent
   stays on the line for the next caller.
+* ``acd.line_ready_key`` (``*6``) ends the after-call work or the pause (the line's
+  ``*75`` / ``*74``: the phone is busy with the line), ``acd.line_pause_key`` (``*8``)
+  pauses with the first of ``pause_reasons``.
 * ``acd.agent_keys`` work as from any agent's leg (transfers, consultations, hold ...).
 * With ``acd.line_accept_key`` (app_agent_pool's ``ackcall``) an offer first takes the
   agent out of the room (:meth:`AgentLines.ask`): they hear the beep and press the key
@@ -334,22 +337,50 @@ class AgentLines:
     # ------------------------------------------------------------------ keys
 
     def _key(self, line: Line, digit: str) -> None:
-        """A key pressed on the line: the hang-up key ends the call with the caller; every
-        key also goes to the agent's acd.agent_keys."""
+        """A key pressed on the line: the line's keys (hang up, ready, pause) act once
+        whole; every key also goes to the agent's acd.agent_keys."""
         board = self._board
+        acd = board.config.acd
         board.agent_key(line.agent, digit)
         now = time.monotonic()
         line.keys.append((now, digit))
-        wanted = board.config.acd.line_hangup_key
-        recent = list(line.keys)[-len(wanted) :]
-        timeout = board.config.acd.agent_keys.timeout if board.config.acd.agent_keys else 4.0
-        if "".join(d for _, d in recent) != wanted or now - recent[0][0] > timeout:
+        timeout = acd.agent_keys.timeout if acd.agent_keys else 4.0
+        for action, wanted in (
+            ("hangup", acd.line_hangup_key),
+            ("ready", acd.line_ready_key),
+            ("pause", acd.line_pause_key),
+        ):
+            if wanted is None:
+                continue
+            recent = list(line.keys)[-len(wanted) :]
+            if "".join(d for _, d in recent) == wanted and now - recent[0][0] <= timeout:
+                line.keys.clear()
+                self._keyed(line, action)
+                return
+
+    def _keyed(self, line: Line, action: str) -> None:
+        """One of the line's own keys was pressed in full."""
+        board = self._board
+        agent_id = line.agent
+        if action == "hangup":
+            if board.agent_call(agent_id) is None:
+                log.info("agent_line_hangup_key_without_call", agent=agent_id)
+                return
+            board.in_background(self._hang_up(agent_id), f"line-hangup-{agent_id}")
             return
-        line.keys.clear()
-        if board.agent_call(line.agent) is None:
-            log.info("agent_line_hangup_key_without_call", agent=line.agent)
+        router = board.router
+        try:
+            if action == "pause":
+                reasons = board.config.pause_reasons
+                router.pause(agent_id, reasons[0] if reasons else "break", via=LINE_VIA)
+            elif router.agents[agent_id].state is AgentState.PAUSED:
+                router.unpause(agent_id, via=LINE_VIA)
+            else:
+                router.end_wrapup(agent_id)
+        except (EngineError, IllegalTransition) as exc:
+            log.info("agent_line_key_refused", agent=agent_id, action=action, error=str(exc))
             return
-        board.in_background(self._hang_up(line.agent), f"line-hangup-{line.agent}")
+        log.info("agent_line_key", agent=agent_id, action=action)
 
     async def _hang_up(self, agent_id: str) -> None:
         try:

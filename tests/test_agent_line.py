@@ -14,6 +14,7 @@ import yaml
 
 from callcenter.cli import format_status
 from callcenter.config import load_config_text
+from callcenter.config.models import AcdConfig
 from callcenter.errors import ConfigError
 from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
 
@@ -459,3 +460,44 @@ async def test_alice_consults_carol_on_her_line_and_hands_her_the_caller(
     assert carol_phone.rings == 0, "the consultation came down her line"
     assert still
     assert (cdr["transfer_path"], cdr["hung_up_by"]) == ("1001>1003", "agent")
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])
+async def test_carol_on_her_line_keys_ready_after_a_call_and_a_break_and_back(
+    tmp_path: Path, agi: str
+) -> None:
+    """Her phone is busy with the line, so *75 and *73 have keys on it: *6 and *8."""
+    config = merge(CAROL_SELLS, {"queues": {"sales": {"wrapup_until_ready": True}}})
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        carol = center.daemon.router.agents["1003"]
+        caller = await _put_through(center, "5550316")
+        await line.press("*9")
+        await caller.wait_ended(timeout=5)
+        await asyncio.sleep(0.3)
+        after_call = carol.state
+        await line.press("*6")
+        await _until(lambda: carol.state == "available")
+        await line.press("*8")
+        await _until(lambda: carol.state == "paused")
+        reason = carol.pause_reason
+        await line.press("*6")
+        await _until(lambda: carol.state == "available")
+        await line.hangup()
+        await center.idle()
+    assert after_call == "wrap_up", "manual-in: the wrap-up waits for her"
+    assert reason == "break"
+
+
+def test_the_line_keys_may_not_clash_with_each_other() -> None:
+    config = merge(BASE_CONFIG, {"acd": {"line_pause_key": "*9"}})
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(yaml.safe_dump(config))
+    assert "line_hangup_key ('*9') and line_pause_key ('*9') must differ" in str(caught.value)
+
+
+def test_the_line_settings_by_default_are_ones_a_config_file_may_give() -> None:
+    """Defaults are not validated by pydantic: a default key the config would refuse
+    (``**`` once) could not be written back into a file."""
+    defaults = AcdConfig().model_dump(exclude_none=True)
+    assert AcdConfig.model_validate(defaults).model_dump(exclude_none=True) == defaults

@@ -2410,6 +2410,19 @@ class AcdConfig(_Model):
         "must not start like one of agent_keys' codes (nor they like it).",
         examples=["*9"],
     )
+    line_ready_key: KeySequence | None = Field(
+        default="*6",
+        description="What an agent on an open line presses when ready for the next caller: "
+        "it ends their after-call work (what *75 does from a phone: a queue with "
+        "wrapup_until_ready waits for it) or their pause (*74). None: no key.",
+        examples=["*6"],
+    )
+    line_pause_key: KeySequence | None = Field(
+        default="*8",
+        description="What an agent on an open line presses to go on a break (the first of "
+        "pause_reasons), as *73 does from a phone; line_ready_key ends it. None: no key.",
+        examples=["*8"],
+    )
     line_accept_key: (
         Annotated[
             str,
@@ -2446,16 +2459,29 @@ class AcdConfig(_Model):
 
     @model_validator(mode="after")
     def _line_key_apart(self) -> AcdConfig:
+        named = [
+            (f"line_{name}_key", code)
+            for name, code in (
+                ("hangup", self.line_hangup_key),
+                ("ready", self.line_ready_key),
+                ("pause", self.line_pause_key),
+            )
+            if code is not None
+        ]
         keys = self.agent_keys
-        if keys is None:
-            return self
-        own = self.line_hangup_key
-        for consulting in (False, True):
-            for code, action in keys.codes(consulting=consulting).items():
+        others = list(named)
+        if keys is not None:
+            for consulting in (False, True):
+                others += [
+                    (f"agent_keys.{action}", code)
+                    for code, action in keys.codes(consulting=consulting).items()
+                ]
+        for at, (name, own) in enumerate(named):
+            for other, code in others[at + 1 :]:
                 if code.startswith(own) or own.startswith(code):
                     raise ValueError(
-                        f"line_hangup_key ({own!r}) and agent_keys.{action} ({code!r}) must "
-                        "differ, and neither may start with the other"
+                        f"{name} ({own!r}) and {other} ({code!r}) must differ, and neither "
+                        "may start with the other"
                     )
         return self
 
