@@ -408,7 +408,10 @@ class AgentLines:
             log.info("agent_line_not_left", agent=line.agent, error=str(exc))
 
     async def close(self) -> None:
-        """The daemon stops: every line's agent logs out and hears it (for a moment)."""
+        """The daemon stops: every line's agent logs out and hears it (for a moment); a
+        line still busy then (asking its agent to accept a caller) is hung up, not left to
+        the PBX (a parked FreeSWITCH line would be taken as a new ``*70`` by the next
+        daemon)."""
         lines = list(self._lines.values())
         if not lines:
             return
@@ -419,3 +422,7 @@ class AgentLines:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_SETTLE):
                 await self._none.wait()
+        for line in list(self._running):
+            log.info("agent_line_hung_up_at_stop", agent=line.agent)
+            with contextlib.suppress(PBXError):
+                await line.call.hangup()

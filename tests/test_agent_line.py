@@ -501,3 +501,24 @@ def test_the_line_settings_by_default_are_ones_a_config_file_may_give() -> None:
     (``**`` once) could not be written back into a file."""
     defaults = AcdConfig().model_dump(exclude_none=True)
     assert AcdConfig.model_validate(defaults).model_dump(exclude_none=True) == defaults
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
+async def test_a_daemon_stopping_while_carol_is_asked_to_accept_hangs_her_line_up(
+    tmp_path: Path, agi: str
+) -> None:
+    config = merge(
+        CAROL_SELLS, {"acd": {"line_accept_key": "1"}, "queues": {"sales": {"ring_timeout": 20}}}
+    )
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        caller = await center.caller_presses("5550317", "1")
+        await _until(lambda: line.heard[-1:] == ["beep"])
+        daemon = await center.restart()
+        await line.wait_ended(timeout=10)
+        await asyncio.sleep(0.3)
+        carol = daemon.router.agents["1003"].state
+        await caller.hangup()
+        await center.idle()
+    assert line.heard.count("agent-pass") == 1, "not taken by the next daemon as a new *70"
+    assert carol == "logged_out"
