@@ -332,6 +332,16 @@ class AgentLoggedIn(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AgentSeated(AgentEvent):
+    """A logged-in agent works at ``device`` from now on, between calls: their open line
+    (``line``: they dialled ``*70``), or back at their own phone."""
+
+    device: str
+    line: bool = False
+    via: str = "cli"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentLoggedOut(AgentEvent):
     shift_seconds: float
     via: str = "cli"

@@ -300,7 +300,7 @@ class AgentLines:
             if router.agents[agent_id].state is AgentState.LOGGED_OUT:
                 router.login(agent_id, via=LINE_VIA, device=line.device, line=True)
             else:
-                router.seat(agent_id, line.device, line=True)
+                router.seat(agent_id, line.device, line=True, via=LINE_VIA)
         except EngineError as exc:
             self._forget(line)
             log.info("agent_line_refused", agent=agent_id, error=str(exc))

@@ -16,6 +16,7 @@ from callcenter.cli import format_status
 from callcenter.config import load_config_text
 from callcenter.config.models import AcdConfig
 from callcenter.errors import ConfigError
+from callcenter.events import AgentSeated
 from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
 
 #: Carol (PIN 4321) takes the sales calls; Alice is in no queue of these tests' callers.
@@ -156,6 +157,8 @@ async def test_alice_logged_in_at_her_desk_moves_onto_a_line_and_keys_a_transfer
         CAROL_SELLS, {"acd": {"agent_keys": {}}, "queues": {"sales": {"agents": ["1001"]}}}
     )
     async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        seen: list[Any] = []
+        center.daemon.bus.subscribe(seen.append)
         alice_phone = center.add_phone("PJSIP/1001", answer_after=0.05)
         center.add_phone("PJSIP/1002", answer_after=0.05)
         line = await center.pbx.call("*70", caller_num="1001")
@@ -171,6 +174,8 @@ async def test_alice_logged_in_at_her_desk_moves_onto_a_line_and_keys_a_transfer
         await center.idle()
         cdr = await center.cdr(caller.uniqueid)
     assert moved == ("available", True), "logged in already: she moved onto the line"
+    seated = [e for e in seen if isinstance(e, AgentSeated)]
+    assert [(e.agent, e.line, e.via) for e in seated] == [("1001", True, "line")]
     assert alice_phone.rings == 0
     assert bob
     assert (cdr["agent"], cdr["transfers"]) == ("1001", 1), (

@@ -52,6 +52,7 @@ from callcenter.events import (
     AgentLoggedOut,
     AgentPaused,
     AgentPhoneReachable,
+    AgentSeated,
     AgentStateChanged,
     AgentUnpaused,
     EngineEvent,
@@ -1139,7 +1140,9 @@ class Router:
         self._set_state(agent, _S.LOGGED_OUT, now)
         self._sit_at(agent, None, check=False)
 
-    def seat(self, agent_id: str, device: str | None, *, line: bool = False) -> None:
+    def seat(
+        self, agent_id: str, device: str | None, *, line: bool = False, via: str = "cli"
+    ) -> None:
         """A logged-in agent works at ``device`` from now (None: their own device again;
         ``line``: their open line), between calls: EngineError while a call rings them or
         they talk (or when another agent works at that phone), IllegalTransition when
@@ -1151,6 +1154,7 @@ class Router:
             raise EngineError(f"agent {agent_id} is on a call ({agent.state})")
         was_unreachable = agent.device_unreachable
         self._sit_at(agent, device, line=line)
+        self._publish(AgentSeated(agent=agent_id, device=agent.device, line=line, via=via))
         if was_unreachable and agent.state not in _ABSENT:
             self._presence(agent, True)
         if agent.state is _S.AVAILABLE and not agent.delayed:
