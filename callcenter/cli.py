@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         "to the queue's survey, leave the call as hanging up does (hangup: for agents on an "
         "open line), pause the "
         "call's recording, dial or skip the lead a preview campaign shows, give a call its "
-        "disposition",
+        "disposition, dial a number for the agent (dial --to NUMBER: their phone rings "
+        "first)",
     )
     agent.add_argument(
         "action",
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
             "help",
             "survey",
             "hangup",
+            "dial",
             "record",
             "pause-recording",
             "resume-recording",
@@ -220,14 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("agent", help="agent id, e.g. 1001")
     agent.add_argument("--reason", default="break", help="pause reason (see pause_reasons)")
     agent.add_argument(
-        "--to", default=None, help="transfer or consult target (default: supervisor)"
+        "--to",
+        default=None,
+        help="transfer or consult target (default: supervisor); dial: the number",
     )
     agent.add_argument(
         "--queue",
         default=None,
         help="transfer: into this queue instead (the caller waits there for its next agent); "
         "join / leave: the queue; pause / unpause: in this queue only (its callers are not "
-        "offered to the agent, the other queues' are)",
+        "offered to the agent, the other queues' are); dial: the queue the call goes "
+        "through (default: the agent's first)",
     )
     agent.add_argument(
         "--skills",
@@ -607,6 +612,14 @@ def _main(argv: Sequence[str] | None) -> int:
                 body["to"] = args.to or "supervisor"
         if args.action == "consult":
             body["to"] = args.to or "supervisor"
+        if args.action == "dial":
+            if not args.to:
+                parser.error("agent dial needs --to: e.g. dial 1001 --to 0612345678")
+            body["number"] = args.to
+            if args.queue is not None:
+                body["queue"] = args.queue
+            agent = urllib.parse.quote(args.agent, safe="")
+            return _api_call(args.api, "POST", f"/agents/{agent}/dial", body, render=_dialling)
         if args.action in ("join", "leave"):
             if args.queue is None:
                 parser.error(
@@ -1374,6 +1387,13 @@ def format_cdr_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _dialling(answer: dict[str, Any]) -> str:
+    return (
+        f"agent {answer['agent']} dials {answer['number']} through queue {answer['queue']} "
+        f"(dial {answer['dial_id']}): their phone rings first, unless they are on an open line"
+    )
+
+
 def _parse_skills(parser: argparse.ArgumentParser, text: str | None) -> dict[str, int] | None:
     """``fr=7,billing=3`` -> {"fr": 7, "billing": 3}; ``config`` -> None (the config's)."""
     if text is None:
@@ -1438,6 +1458,7 @@ def format_status(status: dict[str, Any]) -> str:
     agent_cols += [("calls", 5), ("queues", 20), ("note", 0)]
     lines.append(_row([name for name, _ in agent_cols], agent_cols))
     previews = {p.get("agent"): p for p in status.get("previews", [])}
+    dialling = {d.get("agent"): d for d in status.get("dialling", [])}
     moves: dict[Any, list[str]] = {}
     for change in status.get("member_changes", []):
         verb = "joined" if change.get("member") else "left"
@@ -1461,6 +1482,10 @@ def format_status(status: dict[str, Any]) -> str:
                 f"preview: lead {shown.get('lead')} ({shown.get('number')}) of campaign "
                 f"{shown.get('campaign')}, {shown.get('seconds_left', 0):.0f}s left"
             )
+        dial = dialling.get(agent.get("id"))
+        if dial is not None:
+            doing = "talking to" if dial.get("state") == "talking" else "dialling"
+            notes.append(f"{doing} {dial.get('number')} (own call, through {dial.get('queue')})")
         if agent.get("hot_desking"):
             notes.append(f"at {agent.get('device')} (hot desk)")
         if agent.get("on_line"):

@@ -28,6 +28,9 @@ from callcenter.daemon import resolve
 from callcenter.errors import ConfigError, EngineError, PBXError
 from callcenter.events import (
     AgentConnected,
+    AgentDialAnswered,
+    AgentDialFailed,
+    AgentDialing,
     AgentLoggedIn,
     AgentLoggedOut,
     AgentPaused,
@@ -138,6 +141,15 @@ class LiveView:
                 return (
                     f"agent {event.agent}: phone {event.device} not registered, not offered calls"
                 )
+            case AgentDialing():
+                return (
+                    f"agent {event.agent} dials {event.number} (own call, through queue "
+                    f"{event.queue})"
+                )
+            case AgentDialAnswered():
+                return f"call {event.call_id}: {event.number} answered agent {event.agent}'s call"
+            case AgentDialFailed():
+                return f"agent {event.agent}'s call to {event.number} failed: {event.reason}"
             case AgentPhoneReachable():
                 return f"agent {event.agent}: phone {event.device} registered again"
         return None
@@ -300,6 +312,25 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         await line.hangup()
         await line.wait_ended(timeout=30)
 
+    async def agent_dials_out(agent_id: str, number: str) -> None:
+        """The agent dials ``*77`` and a customer's number from their phone; the customer
+        answers, they talk, and the customer hangs up (when the config has dial_out)."""
+        acd = daemon.config.acd
+        if acd.dial_out is None:
+            return
+        center.add_phone(
+            acd.dial_out.replace("${number}", number),
+            answer_after=0.8 * speed,
+            hangup_after=2.0 * speed,
+        )
+        print(f"-- agent {agent_id} dials *77{number} on the phone", file=out, flush=True)
+        leg = await pbx.call(f"*77{number}", caller_num=agent_id, caller_name=agents[agent_id].name)
+        pin = agents[agent_id].pin
+        if pin:
+            await leg.wait_for_prompt("agent-pass", timeout=30)
+            await leg.press(pin + "#")
+        await leg.wait_ended(timeout=60)
+
     async def hang_up_in_greeting(number: str) -> None:
         caller = await pbx.call("800", caller_num=number, caller_name="Wrong Number")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
@@ -338,6 +369,7 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         with contextlib.suppress(EngineError):
             daemon.router.logout(third, via="demo")
         await agent_on_a_line(third, "5550107")
+    await agent_dials_out(ids[0], "5550108")
     await asyncio.sleep(0.2)
 
 

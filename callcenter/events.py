@@ -493,6 +493,46 @@ class QueueCallbackAnswered(CallEvent):
     original_call_id: str
 
 
+# --------------------------------------------------------------------------- agents' own calls
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDialing(AgentEvent):
+    """``agent`` dials ``number`` through ``queue`` (``via``: ``phone`` for ``*77``,
+    ``cli``, ``api``). ``dial_id`` names this dial in the events that follow; the call
+    that answers has an id of its own (:class:`AgentDialAnswered`)."""
+
+    dial_id: str
+    number: str
+    queue: str
+    via: str = "cli"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDialFailed(AgentEvent):
+    """``agent``'s dial ``dial_id`` of ``number`` got nobody: ``reason`` is ``busy``,
+    ``no-answer``, ``rejected``, ``unavailable``, ``congestion``, ``failed`` (the PBX could
+    not place it), ``agent-no-answer`` (their own phone was not answered), ``agent-left``
+    (they hung up, or logged out, first), ``stopped`` (the daemon stopped) or
+    ``pbx-down``."""
+
+    dial_id: str
+    number: str
+    queue: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDialAnswered(CallEvent):
+    """The ``number`` ``agent`` dialled (dial ``dial_id``) answered: call ``call_id`` is
+    theirs and is put through to the agent."""
+
+    agent: str
+    number: str
+    queue: str
+    dial_id: str
+
+
 # --------------------------------------------------------------------------- campaigns
 
 

@@ -83,6 +83,7 @@ from callcenter.events import (
     LEFT_WHILE_DRAINING,
     QUEUE_TRANSFER,
     AgentConnected,
+    AgentDialAnswered,
     AgentKeysRefused,
     AgentRingFailed,
     AgentRinging,
@@ -141,6 +142,7 @@ from callcenter.outbound.campaign import (
     parse_lead_origin,
 )
 from callcenter.outbound.leads import Lead
+from callcenter.outbound.manual import DIAL_ROUTE, ManualDials
 from callcenter.pbx.interface import (
     PBX,
     Call,
@@ -270,6 +272,7 @@ at the calling phone from now on (their own phone: back at it)."""
 FEATURE_ROUTES = (
     *AGENT_ROUTES,
     LINE_ROUTE,
+    DIAL_ROUTE,
     *SUPERVISOR_ROUTES,
     SWITCH_ROUTE,
     QUEUE_STATUS_ROUTE,
@@ -387,6 +390,8 @@ class _KeptPlace:
     """Set when the place is a campaign's dial, not a caller's."""
     data: tuple[tuple[str, str], ...] = ()
     """Variables the callback call gets (the asking call's IVR variables, a web form's)."""
+    dial_id: str = ""
+    """Set when the place is an agent's own outbound call (``entry.dialled_by``)."""
 
 
 @dataclass(slots=True)
@@ -555,6 +560,7 @@ class Switchboard:
         self.consults = Consultations(self)
         """Agents consulting a colleague while their caller holds (attended transfers)."""
         self.lines = AgentLines(self)
+        self.dials = ManualDials(self)
         """Agents on an open line (``*70``), whom callers reach without ringing."""
         self.find_lead: Callable[[str, str], Lead | None] = lambda campaign, lead: None
         """(campaign, lead id) -> the lead, for a lead who answers a dial placed before a
@@ -980,6 +986,7 @@ class Switchboard:
         :meth:`handle_call`)."""
         self._closing = True
         await self.lines.close()
+        await self.dials.close()
         try:
             async with asyncio.timeout(STOP_SETTLE):
                 await self.consults.settle_for_stop()
@@ -1036,6 +1043,8 @@ class Switchboard:
                 await self._desk_code(call, config)
             elif info.route == LINE_ROUTE:
                 await self.lines.run(call, config)
+            elif info.route == DIAL_ROUTE:
+                hung_up_by = await self.dials.run(call, config)
             elif info.params.get("callback"):
                 hung_up_by = await self._callback_answered(
                     call, active, config, info.params["callback"]
@@ -2480,6 +2489,8 @@ class Switchboard:
         nobody waits for any more (answered after its ring timeout, or placed by the daemon
         before a restart) still finds the place by the request's call id in the token."""
         info = call.info
+        if self.dials.owns(token):
+            return await self.dials.leg_answered(call, token)
         machine = info.params.get("amd", "").upper() == "MACHINE"
         pending = self._callbacks.get(token)
         if pending is not None and not pending.answered.done():
@@ -2526,7 +2537,9 @@ class Switchboard:
         active.queue = queue_name
         active.queue_hops += 1
         lead = place.lead
-        if lead is None:
+        if place.dial_id:
+            self._dial_answered(active, place)
+        elif lead is None:
             self.bus.publish(
                 QueueCallbackAnswered(
                     call_id=info.call_id,
@@ -2635,6 +2648,57 @@ class Switchboard:
                 self.router.leave(entry)
             if self._kept_places.get(origin) is kept:
                 del self._kept_places[origin]
+
+    async def dial_for_agent(
+        self,
+        entry: QueueEntry,
+        number: str,
+        *,
+        dial_id: str,
+        device: str,
+        caller_id: str,
+        ring_timeout: float,
+    ) -> str:
+        """Dial ``number`` at ``device`` for the agent ``entry`` has reserved
+        (``entry.dialled_by``: their own outbound call). Returns ``""`` once the person
+        answered (their call takes the place and is put through to the agent), else why
+        not (``busy``, ``no-answer``..., ``pbx-down``). Cancelled, or failed, the place is
+        left and the agent released."""
+        origin = entry.call_id
+        kept = _KeptPlace(
+            entry, number, entry.joined, self.config, asyncio.current_task(), dial_id=dial_id
+        )
+        self._kept_places[origin] = kept
+        try:
+            reason = await self._place_callback(
+                kept, device=device, caller_id=caller_id, ring_timeout=ring_timeout
+            )
+            return "failed" if reason == "originate-failed" else reason
+        finally:
+            if entry.call_id == origin:
+                self.router.leave(entry)
+            if self._kept_places.get(origin) is kept:
+                del self._kept_places[origin]
+
+    def _dial_answered(self, active: ActiveCall, place: _KeptPlace) -> None:
+        """The person an agent dialled answered on call ``active``: the records say whose
+        call it is, the agent's screen gets ``dialled_by``."""
+        call_id = active.call.info.call_id
+        agent = place.entry.dialled_by
+        self.bus.publish(
+            AgentDialAnswered(
+                call_id=call_id,
+                agent=agent,
+                number=place.number,
+                queue=place.entry.queue,
+                dial_id=place.dial_id,
+            )
+        )
+        log.info("agent_dial_answered", call_id=call_id, agent=agent, dial_id=place.dial_id)
+        active.variables["dialled_by"] = agent
+        self.bus.publish(
+            IvrVariableSet(call_id=call_id, flow="dial", node=agent, name="dialled_by", value=agent)
+        )
 
     async def _preview(self, lead: LeadCall, agent_id: str) -> str:
         """Show ``lead`` to ``agent_id`` (reserved for it) and wait for their word, or
@@ -3005,7 +3069,7 @@ class Switchboard:
         info = call.info
         queue_name = entry.queue
         ring_start = time.monotonic()
-        progressive = qcfg.strategy == "ring-progressively"
+        progressive = qcfg.strategy == "ring-progressively" and not entry.dialled_by
         announce = qcfg.agent_announce
         campaign = config.campaigns.get(active.campaign) if active.campaign else None
         if campaign is not None and campaign.agent_announce:
@@ -3017,9 +3081,17 @@ class Switchboard:
             if unset or not _ANNOUNCE_FILE.fullmatch(announce) or {"", ".."} & set(parts):
                 log.info("agent_announce_skipped", call_id=info.call_id, template=wanted)
                 announce = None
-        if announce is None and any(agent.on_line for agent in agents):
+        if entry.dialled_by:
+            announce = None  # the agent dialled this number and waits for it
+        elif announce is None and any(agent.on_line for agent in agents):
             # Nothing rings on an open line: the agent's cue that a caller is coming.
             announce = config.acd.line_beep
+
+        def device(agent: Agent) -> str:
+            if entry.device and agent.id == entry.dialled_by:
+                return entry.device
+            return agent.device
+
         answered: list[Agent] = []
         ringing = list(agents)
         told: set[str] = set()
@@ -3073,13 +3145,18 @@ class Switchboard:
                             call_id=info.call_id,
                             queue=queue_name,
                             agent=agent.id,
-                            device=agent.device,
+                            device=device(agent),
                         )
                     )
                     log.info(
-                        "agent_ringing", call_id=info.call_id, agent=agent.id, device=agent.device
+                        "agent_ringing", call_id=info.call_id, agent=agent.id, device=device(agent)
                     )
-            if asked is None and len(ringing) == 1 and ringing[0].on_line:
+            if (
+                asked is None
+                and len(ringing) == 1
+                and ringing[0].on_line
+                and ringing[0].id != entry.dialled_by
+            ):
                 asked = ringing[0].id
                 if config.acd.line_accept_key is not None:
                     if not await self._line_accepts(call, asked, qcfg.ring_timeout):
@@ -3092,7 +3169,7 @@ class Switchboard:
             self._ringing[info.call_id] = {agent.id for agent in ringing}
             try:
                 result = await call.dial(
-                    "&".join(agent.device for agent in ringing),
+                    "&".join(device(agent) for agent in ringing),
                     timeout=max(1.0, timeout),
                     hold_music=qcfg.hold_music,
                     on_answer=on_answer,

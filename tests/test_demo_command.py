@@ -44,7 +44,10 @@ def test_demo_plays_its_calls_prints_the_cdrs_and_exits_0(tmp_path: Path, pbx: s
     assert "ringing agent 1003 (Local/line-1003@" in text or "(loopback/app=conference:" in text
     assert "agent 1003 presses *9 on the line: the call ends" in text
     assert "agent 1003 logged out (line)" in text
-    assert f"9 CDR rows from this run in {tmp_path / 'var' / 'cdr.sqlite3'}" in text
+    assert "agent 1001 dials 5550108 (own call, through queue sales)" in text
+    assert "5550108 answered agent 1001's call" in text
+    assert "ringing agent 1001 (Local/dial-1001@" in text or "(loopback/app=conference:dial" in text
+    assert f"11 CDR rows from this run in {tmp_path / 'var' / 'cdr.sqlite3'}" in text
 
 
 def test_a_second_demo_prints_its_own_calls_and_counts_the_earlier_ones(tmp_path: Path) -> None:
@@ -55,6 +58,6 @@ def test_a_second_demo_prints_its_own_calls_and_counts_the_earlier_ones(tmp_path
     text = out.getvalue()
     table = text[text.index("\nstart ") :]
     rows = [line for line in table.splitlines() if line[:4].isdigit()]
-    assert len(rows) == 9, table
-    assert "9 CDR rows from this run (and 9 from earlier runs)" in text
+    assert len(rows) == 11, table
+    assert "11 CDR rows from this run (and 11 from earlier runs)" in text
     assert "agent 1003 logged in (feature-code)" in text, "a fresh day: nobody resumed"

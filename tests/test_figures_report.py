@@ -746,3 +746,18 @@ def test_report_exports_the_cdrs_of_a_stretch_of_days_with_every_column(
 
 
 CDR_NAMES = [name for name, _ in CDR_COLUMNS]
+
+
+def test_calls_agents_dialled_out_are_not_the_queue_s_inbound_callers() -> None:
+    dialled = [
+        line("11:10:00", "d1", "ENTERQUEUE", "agent:1001", "5551003", "1"),
+        line("11:10:00", "d1", "CONNECT", "0", "", "0", agent="Agent/1001"),
+        line("11:12:00", "d1", "COMPLETEAGENT", "0", "120", "1", agent="Agent/1001"),
+    ]
+    [support] = queue_summary([*MORNING, *dialled], whole_day(), {"support": 20.0})
+    [alone] = queue_summary(MORNING, whole_day(), {"support": 20.0})
+    assert (support.agent_calls, support.campaign_calls) == (1, 0)
+    assert {**support.as_dict(), "agent_calls": 0} == alone.as_dict(), "inbound unchanged"
+    assert "1 call(s) agents dialled out" in format_queue_table([support], "total")
+    [alice] = agent_summary(dialled, [], [], whole_day(), now=DAY + timedelta(days=1))
+    assert (alice.calls, alice.talk) == (1, 120), "the agent's work counts"

@@ -106,6 +106,12 @@ class QueueEntry:
     """The number to call back: the caller hung up and keeps their place."""
     campaign: str | None = None
     """Set for a campaign's dial waiting for an agent (no caller is on the line yet)."""
+    dialled_by: str = ""
+    """The agent whose own outbound call this is (:mod:`callcenter.outbound.manual`): they
+    are reserved for it from the start."""
+    device: str = ""
+    """What to dial for ``dialled_by`` instead of their device (the room their own leg
+    waits in); "" for their device."""
     heap_version: int = field(default=0, repr=False)
     rank: int = field(default=-1, repr=False)
     klass: HuntClass | None = field(default=None, repr=False)

@@ -594,6 +594,31 @@ class Router:
         self._reserve_for(queue, entry, [agent])
         return True
 
+    def claim(self, entry: QueueEntry, agent_id: str) -> Agent:
+        """Reserve ``agent_id`` for ``entry`` at once, ahead of the queue's order and
+        whatever their phone's state: the agent asked for this call (one they dial out).
+        :meth:`next_agents` then returns them. Raises UnknownAgent, or EngineError when
+        they are not ready for a call (logged out, paused, ringing, talking, in after-call
+        work) or not a member of the queue (or paused in it)."""
+        agent = self._agent(agent_id)
+        queue = self._queue(entry.queue)
+        if agent.state is not _S.AVAILABLE:
+            doing = {
+                _S.LOGGED_OUT: "is not logged in",
+                _S.PAUSED: "is paused (ready first: *74 or agent unpause)",
+                _S.WRAP_UP: "is in after-call work (ready first: *75 or agent ready)",
+            }.get(agent.state, "is on a call")
+            raise EngineError(f"agent {agent_id} {doing}")
+        if agent_id not in queue.by_agent:
+            raise EngineError(
+                f"agent {agent_id} is not a member of queue {entry.queue} (or is paused in it)"
+            )
+        if entry.status is not EntryStatus.WAITING:
+            raise EngineError(f"call {entry.call_id} is not waiting in {entry.queue}")
+        entry.move(EntryStatus.HUNTING)
+        self._reserve_for(queue, entry, [agent])
+        return agent
+
     async def next_agent(self, entry: QueueEntry) -> Agent:
         """Like :meth:`next_agents`, for one agent (the first reserved). Raises
         EngineError when the queue emptied (leave-when-empty)."""

@@ -2356,6 +2356,40 @@ class AcdConfig(_Model):
         description='Outside numbers agents may transfer callers to or consult ("2100", '
         '"_0800XXXXXX"); any other number is refused.',
     )
+    dial_out: _DialTemplate | None = Field(
+        default=None,
+        description="How an agent's own outbound calls reach the number they dial (`*77` + "
+        "number from their phone, `callcenter agent dial`, `POST /agents/<id>/dial`), such "
+        'as "PJSIP/${number}@trunk". The agent\'s phone is called first (or their open '
+        "line used); the number is dialled once they are on, and the call runs as a queue's "
+        "call with its recording, supervisors, transfers, wrap-up and dispositions. Unset: "
+        "agents dial no calls through the centre.",
+        examples=["PJSIP/${number}@trunk"],
+    )
+    dial_out_allow: list[NumberPattern] = Field(
+        default_factory=list,
+        description='Numbers agents may dial out to ("_0XXXXXXXXX"); any other is refused.',
+        examples=[["_0[1-9]XXXXXXXX"]],
+    )
+    dial_out_block: list[Name] = Field(
+        default_factory=list,
+        description="Number lists (under ivr.number_lists, kept at runtime by `callcenter "
+        "numbers add`) whose numbers agents may not dial: the centre's do-not-call list.",
+        examples=[["do_not_call"]],
+    )
+    dial_out_caller_id: str = Field(
+        default="",
+        description="Caller ID the called person sees (empty: callback_caller_id, else the PBX's).",
+    )
+    dial_out_timeout: _Seconds = Field(
+        default=30,
+        description="Seconds the number dialled rings before the agent is told nobody answered.",
+    )
+    dial_out_failed_prompt: Prompt | None = Field(
+        default="beeperr",
+        description="What the agent hears when the number dialled is busy, does not answer "
+        "or cannot be reached (then their phone hangs up). None: nothing.",
+    )
     callback_context: _Text = Field(
         default="callcenter-callback",
         description="Dialplan context an answered callback goes to (it must hand the call "
@@ -2454,6 +2488,20 @@ class AcdConfig(_Model):
             raise ValueError(
                 "transfer_allow lists outside numbers, but transfer_dial (how to dial them, "
                 'such as "PJSIP/${number}@trunk") is not set'
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _dial_out_numbers_need_a_dial(self) -> AcdConfig:
+        if self.dial_out_allow and self.dial_out is None:
+            raise ValueError(
+                "dial_out_allow lists numbers agents may dial, but dial_out (how to dial "
+                'them, such as "PJSIP/${number}@trunk") is not set'
+            )
+        if self.dial_out is not None and not self.dial_out_allow:
+            raise ValueError(
+                "dial_out is set, but dial_out_allow lists no number agents may dial "
+                '(patterns such as "_0XXXXXXXXX")'
             )
         return self
 
@@ -3410,6 +3458,15 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
             )
 
     out += _agent_problems(agents or {}, _section(data, "acd"))
+    acd_data = _section(data, "acd")
+    blocked = acd_data.get("dial_out_block") if acd_data is not None else None
+    if isinstance(blocked, list):
+        ivr_data = _section(data, "ivr")
+        lists = (_section(ivr_data, "number_lists") if ivr_data is not None else None) or {}
+        for i, listed in enumerate(blocked):
+            if isinstance(listed, str) and listed not in {str(k) for k in lists}:
+                message = _unknown("number list", listed, lists, "ivr.number_lists")
+                out.append(Problem(("acd", "dial_out_block", i), message))
     out += _campaign_problems(
         _section(data, "campaigns") or {}, queues or {}, flows or {}, base_dir
     )

@@ -601,6 +601,9 @@ DESK_CODE: Final = "*86"
 """``*86`` + supervisor: that supervisor works at the calling phone from now on, or at their
 own again when it is theirs (``supervisor-desk?supervisor=``)."""
 DESK_SCRIPT: Final = "supervisor-desk"
+DIAL_CODE: Final = "*77"
+"""``*77`` + a number: the agent dials it through the centre (``agent-dial?number=``)."""
+DIAL_SCRIPT: Final = "agent-dial"
 QUEUE_CODE: Final = "*45"
 """``*45`` + digits: the agent joins or leaves a queue (``agent-queue?code=``)."""
 QUEUE_SCRIPT: Final = "agent-queue"
@@ -715,6 +718,7 @@ class DemoDialplan:
             f"{DISPOSITION_SCRIPT}?code=${{EXTEN:{len(DISPOSITION_CODE)}}}"
         )
         routes[f"_{QUEUE_CODE}."] = route(f"{QUEUE_SCRIPT}?code=${{EXTEN:{len(QUEUE_CODE)}}}")
+        routes[f"_{DIAL_CODE}X."] = route(f"{DIAL_SCRIPT}?number=${{EXTEN:{len(DIAL_CODE)}}}")
         routes[f"_{QUEUE_STATUS_CODE}."] = route(
             f"{QUEUE_STATUS_SCRIPT}?code=${{EXTEN:{len(QUEUE_STATUS_CODE)}}}"
         )

@@ -54,6 +54,8 @@ from callcenter.demopbx.channels import (
     DEFAULT_ROUTES,
     DESK_CODE,
     DESK_SCRIPT,
+    DIAL_CODE,
+    DIAL_SCRIPT,
     DISPOSITION_CODE,
     DISPOSITION_SCRIPT,
     HOT_DESK_CODE,
@@ -484,7 +486,8 @@ class DemoFreeSwitch:
         if not resource:
             return None
         for device, phone in self.phones.items():
-            if device.partition("/")[2] == resource or phone.number == resource:
+            user = device.partition("/")[2].partition("@")[0]  # PJSIP/5550108@trunk
+            if resource in (user, phone.number):
                 return device, phone
         return None
 
@@ -732,6 +735,7 @@ class DemoFreeSwitch:
             SWITCH_CODE: f"{SWITCH_SCRIPT}?code=",
             DISPOSITION_CODE: f"{DISPOSITION_SCRIPT}?code=",
             QUEUE_CODE: f"{QUEUE_SCRIPT}?code=",
+            DIAL_CODE: f"{DIAL_SCRIPT}?number=",
             QUEUE_STATUS_CODE: f"{QUEUE_STATUS_SCRIPT}?code=",
             DESK_CODE: f"{DESK_SCRIPT}?supervisor=",
         }

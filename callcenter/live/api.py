@@ -29,6 +29,13 @@ Routes (all JSON)::
                                           agent is not in wrap-up)
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
                                           or {"queue": "<queue>", "priority": 0}
+    POST /agents/{id}/dial                {"number": "0612345678", "queue": "sales"}: the
+                                          agent's phone rings (or their open line is
+                                          used), then the number (acd.dial_out; queue:
+                                          default the agent's first); {"dial_id", "agent",
+                                          "number", "queue"} once under way (409: not
+                                          ready, a number not allowed); AgentDialAnswered or
+                                          AgentDialFailed follow on webhooks and MQTT
     POST /agents/{id}/hold                {}: the caller hears music, the agent nothing;
     POST /agents/{id}/unhold              {}: back together (409 when not on hold)
     POST /agents/{id}/consult             {"to": "supervisor" | "<supervisor or agent id>"}:
@@ -422,6 +429,7 @@ class ControlAPI:
             ]
             snapshot["supervisors"] = board.monitoring.snapshot()
             snapshot["previews"] = board.previews()
+            snapshot["dialling"] = board.dials.dialling()
             snapshot["campaigns"] = self.campaigns.view() if self.campaigns is not None else []
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
             snapshot["switches"] = board.switch_views()
@@ -673,6 +681,13 @@ class ControlAPI:
             elif action == "survey":
                 flow = await self.switchboard.send_to_survey(agent_id)
                 return {"agent": agent_id, "survey": flow}
+            elif action == "dial":
+                number, queue = body.get("number"), body.get("queue")
+                if not isinstance(number, str) or not number:
+                    raise HTTPError(400, 'say which number: {"number": "0612345678"}')
+                if queue is not None and (not isinstance(queue, str) or not queue):
+                    raise HTTPError(400, '"queue" names a queue: {"queue": "sales"}')
+                return await self.switchboard.dials.start(agent_id, number, queue, via="api")
             elif action == "hangup":
                 call_id = await self.switchboard.leave_call(agent_id)
                 return {"agent": agent_id, "call_id": call_id, "left": True}

@@ -34,6 +34,8 @@ Call-centre fields:
   as ``***``), e.g. ``{"language": "fr", "account": "1234"}``.
 * A campaign's call (a lead who answered): ``accountcode`` is the campaign's id, and
   ``ivr_variables`` has ``campaign``, ``lead`` and the lead file's other columns.
+* An agent's own outbound call (``*77``, ``agent dial``): ``dst`` is the number they
+  dialled and ``ivr_variables`` has ``dialled_by`` (the agent, also in ``agent``).
 * ``voicemail``: the file of the message the caller left (empty when none).
 * ``recordingfile``: the recording of the call (queues with ``record: true``; a path on
   the PBX's machine, empty when none), as FreePBX's CDR names it;
@@ -71,6 +73,7 @@ import structlog
 from callcenter.events import (
     QUEUE_TRANSFER,
     AgentConnected,
+    AgentDialAnswered,
     AgentRinging,
     CallAnswered,
     CallbackRequested,
@@ -304,6 +307,10 @@ def _on_campaign_call(
     d.accountcode = e.campaign
 
 
+def _on_agent_dial(d: CdrDraft, e: AgentDialAnswered) -> None:
+    d.dst = e.number
+
+
 def _on_voicemail(d: CdrDraft, e: VoicemailLeft) -> None:
     d.voicemail = e.path
     d.lastapp = "Record"
@@ -409,6 +416,7 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     CampaignAnswered: _on_campaign_call,
     CampaignLeadWaiting: _on_campaign_call,
     CampaignMachineAnswered: _on_campaign_call,
+    AgentDialAnswered: _on_agent_dial,
     QueueJoined: _on_queue_joined,
     AgentRinging: _on_agent_ringing,
     AgentConnected: _on_agent_connected,

@@ -11,9 +11,10 @@ when no agent) | ``event`` | its data, with app_queue's meaning:
 
 * ``ENTERQUEUE`` url|callerid|position: the caller joined (a called-back caller rejoins
   with position 1 when they answer); url is ``campaign:<id>`` for a campaign's lead put
-  through the queue, ``resumed`` for a caller who took back the place they had abandoned a
-  moment ago (empty otherwise), so that reports can keep leads out of the queue's inbound
-  figures and count the callers who came back;
+  through the queue, ``agent:<id>`` for the person an agent dialled out to (``*77``),
+  ``resumed`` for a caller who took back the place they had abandoned a
+  moment ago (empty otherwise), so that reports can keep leads and agents' own calls out
+  of the queue's inbound figures and count the callers who came back;
 * ``RINGNOANSWER`` ringtime (ms): an agent was rung and did not take the call;
   ``RINGCANCELED`` ringtime (ms): the ring stopped because the caller went;
 * ``CONNECT`` holdtime|bridged uniqueid (empty: the daemon does not see it)|ringtime;
@@ -63,6 +64,7 @@ from callcenter.errors import RecordError
 from callcenter.events import (
     ATTENDED_TRANSFER,
     AgentConnected,
+    AgentDialAnswered,
     AgentEvent,
     AgentLoggedIn,
     AgentLoggedOut,
@@ -91,6 +93,9 @@ log = structlog.get_logger(__name__)
 
 NONE: Final = "NONE"
 CAMPAIGN_URL: Final = "campaign:"
+AGENT_URL: Final = "agent:"
+"""How ``ENTERQUEUE``'s url field begins for an agent's own outbound call (the agent's id
+follows): the person joined no queue, the agent called them."""
 RESUMED_URL: Final = "resumed"
 """ENTERQUEUE's url of a caller who took back the place they had abandoned a moment ago
 (the queue's ``resume_abandoned``)."""
@@ -147,6 +152,8 @@ class _Caller:
     """Entries made for the call so far (their keys)."""
     campaign: str = ""
     """The campaign whose lead this call is (they join queues as ``campaign:<id>``)."""
+    dialled_by: str = ""
+    """The agent whose own outbound call this is (``agent:<id>``)."""
 
 
 def agent_name(agent_id: str) -> str:
@@ -186,12 +193,21 @@ def _on_started(step: _Step, e: CallStarted) -> None:
 def _join(step: _Step, queue: str, position: int, *, resumed: bool = False) -> None:
     c = step.caller
     c.queue, c.joined, c.position, c.agent = queue, step.event.mono, position, ""
-    url = f"{CAMPAIGN_URL}{c.campaign}" if c.campaign else (RESUMED_URL if resumed else "")
+    if c.campaign:
+        url = f"{CAMPAIGN_URL}{c.campaign}"
+    elif c.dialled_by:
+        url = f"{AGENT_URL}{c.dialled_by}"
+    else:
+        url = RESUMED_URL if resumed else ""
     step.call_entry(queue, NONE, "ENTERQUEUE", url, c.caller, str(position))
 
 
 def _on_lead(step: _Step, e: CampaignAnswered | CampaignLeadWaiting) -> None:
     step.caller.campaign = e.campaign
+
+
+def _on_agent_dial(step: _Step, e: AgentDialAnswered) -> None:
+    step.caller.dialled_by = e.agent
 
 
 def _on_joined(step: _Step, e: QueueJoined) -> None:
@@ -277,6 +293,7 @@ CALL_HANDLERS: Mapping[type[EngineEvent], _CallHandler] = {
     QueueCallbackAnswered: _on_callback_answered,
     CampaignAnswered: _on_lead,
     CampaignLeadWaiting: _on_lead,
+    AgentDialAnswered: _on_agent_dial,
     AgentRingFailed: _on_ring_failed,
     AgentConnected: _on_connected,
     TalkEnded: _on_talk_ended,

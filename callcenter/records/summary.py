@@ -20,7 +20,8 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
   whose number is known. A campaign's lead put through the queue (``ENTERQUEUE`` url
   ``campaign:<id>``) is no inbound caller: it counts as a campaign call, not as offered,
   and none of its outcomes count (``report --campaign`` has the campaign's own figures);
-  the agents' figures count its talk as any other.
+  the agents' figures count its talk as any other. A person an agent dialled out to
+  (``ENTERQUEUE`` url ``agent:<id>``) counts the same way, as an agent call.
 * :func:`agent_summary` counts each agent's ``CONNECT`` (calls), ``RINGNOANSWER`` (offers
   missed), talk (``COMPLETECALLER`` / ``COMPLETEAGENT`` / ``BLINDTRANSFER`` /
   ``ATTENDEDTRANSFER``) in the period
@@ -47,7 +48,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Literal, Protocol
 
 from callcenter.records.dispositions import DispositionRecord
-from callcenter.records.queue_log import CAMPAIGN_URL, RESUMED_URL, QueueLogEntry
+from callcenter.records.queue_log import AGENT_URL, CAMPAIGN_URL, RESUMED_URL, QueueLogEntry
 from callcenter.records.surveys import SurveyRecord
 
 Grouping = Literal["hour", "day", "total"]
@@ -203,6 +204,8 @@ class QueueFigures:
     """... of whom called again within the FCR window."""
     campaign_calls: int = 0
     """Campaign leads put through the queue (not offered: outbound, not inbound)."""
+    agent_calls: int = 0
+    """People agents dialled out to through the queue (``*77``: not offered either)."""
     resumed: int = 0
     """Offered callers who took back the place they had abandoned (``resume_abandoned``)."""
     survey: SurveyFigures = field(default_factory=SurveyFigures)
@@ -253,6 +256,7 @@ class QueueFigures:
             "called_again": self.called_again,
             "fcr_percent": _rounded(self.fcr_percent),
             "campaign_calls": self.campaign_calls,
+            "agent_calls": self.agent_calls,
             "resumed": self.resumed,
             **self.survey.as_dict(),
         }
@@ -416,6 +420,11 @@ def queue_summary(
                 visits.pop(key, None)
                 if periods.covers(entry.time):
                     row(periods.label(entry.time), queue).campaign_calls += 1
+                continue
+            if entry.data and entry.data[0].startswith(AGENT_URL):
+                visits.pop(key, None)
+                if periods.covers(entry.time):
+                    row(periods.label(entry.time), queue).agent_calls += 1
                 continue
             number = entry.data[1].strip().lower() if len(entry.data) > 1 else ""
             if number not in _ANONYMOUS and entry.time >= periods.since:
@@ -727,6 +736,12 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
         text += (
             f"\n{leads} campaign lead(s) put through these queues, not counted above "
             "(report --campaign ID)"
+        )
+    dialled = sum(f.agent_calls for f in figures)
+    if dialled:
+        text += (
+            f"\n{dialled} call(s) agents dialled out through these queues (*77), not counted "
+            "above (report --agents counts their talk)"
         )
     return text
 

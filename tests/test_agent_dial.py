@@ -1,0 +1,309 @@
+"""Agents' own outbound calls: ``*77`` + a number from their phone, ``agent dial`` and
+``POST /agents/<id>/dial`` (click-to-dial). The agent is on the line first, the number is
+dialled, and the person who answers is put through as a queue's caller."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from callcenter.cli import format_status
+from callcenter.cli import main as cli_main
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError
+from callcenter.events import (
+    AgentDialAnswered,
+    AgentDialFailed,
+    AgentDialing,
+    EngineEvent,
+)
+from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
+
+#: Alice (1001) alone takes sales; agents dial 555XXXX numbers, the demo PBX's phones.
+DIALS: dict[str, Any] = {
+    "acd": {"dial_out": "PJSIP/${number}", "dial_out_allow": ["_555XXXX"]},
+    "queues": {"sales": {"agents": ["1001"], "wrapup": 0}},
+}
+
+
+async def _until(predicate: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+def _events(center: Center) -> list[EngineEvent]:
+    seen: list[EngineEvent] = []
+    center.daemon.switchboard.bus.subscribe(
+        seen.append, (AgentDialing, AgentDialAnswered, AgentDialFailed)
+    )
+    return seen
+
+
+def _answered(seen: list[EngineEvent]) -> AgentDialAnswered | None:
+    return next((e for e in seen if isinstance(e, AgentDialAnswered)), None)
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_alice_clicks_to_dial_her_phone_rings_first_then_the_customer_talks_to_her(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        alice_phone = center.add_phone("PJSIP/1001", answer_after=0.05)
+        customer = center.add_phone("PJSIP/5550401", answer_after=0.2, hangup_after=0.6)
+        seen = _events(center)
+        alice = center.daemon.router.agents["1001"]
+        status, said = await center.api("POST", "/agents/1001/dial", {"number": "5550401"})
+        await _until(lambda: alice.state == "on_call")
+        _, shown = await center.api("GET", "/status")
+        await _until(
+            lambda: alice.state == "available" and "1001" not in center.daemon.switchboard.dials
+        )
+        answered = _answered(seen)
+        assert answered is not None
+        await center.idle()
+        cdr = await center.cdr(answered.call_id)
+        rows = [e for _, e in await asyncio.to_thread(center.daemon.store.fetch_queue_log)]
+    assert status == 200, said
+    assert (said["agent"], said["number"], said["queue"]) == ("1001", "5550401", "sales")
+    assert (alice_phone.rings, customer.rings) == (1, 1)
+    assert [d["state"] for d in shown["dialling"]] == ["talking"]
+    assert "talking to 5550401 (own call, through sales)" in format_status(shown)
+    assert (cdr["agent"], cdr["dst"], cdr["queue"]) == ("1001", "5550401", "sales")
+    assert cdr["hung_up_by"] == "caller"
+    assert '"dialled_by": "1001"' in cdr["ivr_variables"]
+    enter = [r for r in rows if r.callid == answered.call_id and r.event == "ENTERQUEUE"]
+    assert [r.data[0] for r in enter] == ["agent:1001"]
+    assert [type(e).__name__ for e in seen] == ["AgentDialing", "AgentDialAnswered"]
+    assert isinstance(seen[0], AgentDialing) and seen[0].via == "api"
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_alice_dials_star_77_and_a_number_and_hanging_up_ends_the_call(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        customer = center.add_phone("PJSIP/5550402", answer_after=0.1)
+        seen = _events(center)
+        alice = center.daemon.router.agents["1001"]
+        leg = await center.pbx.call("*775550402", caller_num="1001")
+        await _until(lambda: alice.state == "on_call")
+        await asyncio.sleep(0.2)
+        await leg.hangup()
+        await _until(lambda: alice.state == "available")
+        answered = _answered(seen)
+        assert answered is not None
+        await center.idle()
+        cdr = await center.cdr(answered.call_id)
+    assert customer.rings == 1
+    assert (cdr["agent"], cdr["dst"], cdr["hung_up_by"]) == ("1001", "5550402", "agent")
+    assert isinstance(seen[0], AgentDialing) and seen[0].via == "phone"
+    assert "1001" not in center.daemon.switchboard.dials
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_a_busy_number_tells_alice_and_hangs_her_phone_up(tmp_path: Path, agi: str) -> None:
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/5550403", reject=True)
+        seen = _events(center)
+        alice = center.daemon.router.agents["1001"]
+        leg = await center.pbx.call("*775550403", caller_num="1001")
+        await leg.wait_for_prompt("beeperr", timeout=5)
+        await leg.wait_ended(timeout=5)
+        await _until(lambda: "1001" not in center.daemon.switchboard.dials)
+        state = alice.state
+    failed = [e for e in seen if isinstance(e, AgentDialFailed)]
+    assert [f.reason for f in failed] in (["busy"], ["rejected"])
+    assert state == "available", "free for the next caller"
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
+async def test_carol_on_her_open_line_dials_from_the_cli_and_nothing_rings_on_her_side(
+    tmp_path: Path, agi: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = merge(DIALS, {"queues": {"sales": {"agents": ["1003"]}}})
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        phone = center.add_phone("PJSIP/1003", answer_after=0.05)
+        customer = center.add_phone("PJSIP/5550405", answer_after=0.1, hangup_after=0.4)
+        seen = _events(center)
+        line = await center.pbx.call("*70", caller_num="1003")
+        await line.wait_for_prompt("agent-pass", timeout=5)
+        await line.press("4321")
+        await line.wait_for_prompt("agent-loginok", timeout=5)
+        carol = center.daemon.router.agents["1003"]
+        await _until(lambda: "1003" in center.daemon.switchboard.lines)
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        argv = ["agent", "dial", "1003", "--to", "5550405", "--api", api]
+        code = await asyncio.to_thread(cli_main, argv)
+        printed = capsys.readouterr().out
+        await _until(lambda: carol.state == "on_call")
+        await _until(
+            lambda: carol.state == "available" and "1003" not in center.daemon.switchboard.dials
+        )
+        still_on_line = "1003" in center.daemon.switchboard.lines
+        answered = _answered(seen)
+        assert answered is not None
+        await line.hangup()
+        await _until(lambda: carol.state == "logged_out")
+        await center.idle()
+        cdr = await center.cdr(answered.call_id)
+    assert code == 0
+    assert "agent 1003 dials 5550405 through queue sales" in printed
+    assert (phone.rings, customer.rings) == (0, 1), "her line was used, her phone not rung"
+    assert still_on_line, "the line stays open for the next call"
+    assert (cdr["agent"], cdr["dst"], cdr["hung_up_by"]) == ("1003", "5550405", "caller")
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])
+async def test_alice_not_answering_her_phone_fails_the_dial_and_nobody_is_called(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=None)
+        customer = center.add_phone("PJSIP/5550406", answer_after=0.1)
+        seen = _events(center)
+        alice = center.daemon.router.agents["1001"]
+        status, _ = await center.api("POST", "/agents/1001/dial", {"number": "5550406"})
+        reserved = alice.state
+        await _until(lambda: any(isinstance(e, AgentDialFailed) for e in seen), timeout=10)
+        await _until(lambda: alice.state == "available")
+    failed = [e for e in seen if isinstance(e, AgentDialFailed)]
+    assert status == 200
+    assert reserved == "ringing", "no queue caller is offered to her meanwhile"
+    assert [f.reason for f in failed] == ["agent-no-answer"]
+    assert customer.rings == 0
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
+async def test_alice_hanging_up_while_the_number_rings_calls_it_off(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        customer = center.add_phone("PJSIP/5550407", answer_after=1.0)
+        seen = _events(center)
+        alice = center.daemon.router.agents["1001"]
+        leg = await center.pbx.call("*775550407", caller_num="1001")
+        await _until(lambda: customer.rings == 1)
+        await leg.hangup()
+        await _until(lambda: any(isinstance(e, AgentDialFailed) for e in seen))
+        await _until(lambda: alice.state == "available")
+        await asyncio.sleep(1.5)  # the number answers late: nobody waits for it
+        waiting = center.daemon.router.waiting("sales")
+        await center.idle()
+        state = alice.state
+    failed = [e for e in seen if isinstance(e, AgentDialFailed)]
+    assert [f.reason for f in failed] == ["agent-left"]
+    assert _answered(seen) is None
+    assert (waiting, state) == (0, "available"), "the late answer was not queued for anyone"
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
+async def test_alice_transfers_the_person_she_called_and_her_phone_is_free_again(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/5550408", answer_after=0.1, hangup_after=1.5)
+        sam = center.add_phone("PJSIP/2000", answer_after=0.1)
+        seen = _events(center)
+        alice = center.daemon.router.agents["1001"]
+        leg = await center.pbx.call("*775550408", caller_num="1001")
+        await _until(lambda: alice.state == "on_call")
+        status, said = await center.api("POST", "/agents/1001/transfer", {"to": "2000"})
+        await leg.wait_ended(timeout=5)
+        await _until(lambda: alice.state == "available")
+        await _until(lambda: sam.answered == 1)
+        answered = _answered(seen)
+        assert answered is not None
+        call = center.daemon.switchboard.active.get(answered.call_id)
+        await center.idle()
+        cdr = await center.cdr(answered.call_id)
+    assert (status, said["transferred_to"]) == (200, "2000"), said
+    assert call is not None, "the person called was still on, with Sam"
+    assert cdr["transfer_path"] == "1001>2000"
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
+async def test_a_daemon_stopping_while_the_number_rings_tells_alice_and_hangs_up(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        customer = center.add_phone("PJSIP/5550409", answer_after=None)
+        leg = await center.pbx.call("*775550409", caller_num="1001")
+        await _until(lambda: customer.rings == 1)
+        await center.restart()
+        await leg.wait_ended(timeout=10)
+        await center.idle()
+    assert leg.heard[-1:] == ["beeperr"], "she heard that the dial was off"
+
+
+async def test_dials_that_cannot_be_made_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    config = merge(DIALS, {"acd": {"dial_out_block": ["do_not_call"]}})
+    config["ivr"] = {"number_lists": {"do_not_call": ["5550499"]}}
+    async with running_center(tmp_path, config=config) as center:
+        refused = {
+            "not allowed": await center.api("POST", "/agents/1001/dial", {"number": "0612345678"}),
+            "blocked": await center.api("POST", "/agents/1001/dial", {"number": "5550499"}),
+            "no number": await center.api("POST", "/agents/1001/dial", {}),
+            "unknown agent": await center.api("POST", "/agents/9999/dial", {"number": "5550401"}),
+            "not a member": await center.api(
+                "POST", "/agents/1002/dial", {"number": "5550401", "queue": "sales"}
+            ),
+        }
+        center.daemon.router.pause("1001", "break")
+        refused["paused"] = await center.api("POST", "/agents/1001/dial", {"number": "5550401"})
+        left = center.daemon.router.waiting("sales")
+        center.daemon.router.unpause("1001")
+        center.daemon.switchboard.begin_drain()
+        refused["draining"] = await center.api("POST", "/agents/1001/dial", {"number": "5550401"})
+    assert {k: v[0] for k, v in refused.items()} == {
+        "not allowed": 409,
+        "blocked": 409,
+        "no number": 400,
+        "unknown agent": 404,
+        "not a member": 409,
+        "paused": 409,
+        "draining": 409,
+    }
+    assert "acd.dial_out_allow" in refused["not allowed"][1]["error"]
+    assert "do_not_call" in refused["blocked"][1]["error"]
+    assert "is paused" in refused["paused"][1]["error"]
+    assert "not a member of queue sales" in refused["not a member"][1]["error"]
+    assert left == 0, "a refused dial leaves nobody waiting in the queue"
+
+
+async def test_without_dial_out_agents_dial_nothing(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        status, said = await center.api("POST", "/agents/1001/dial", {"number": "5550401"})
+    assert status == 409
+    assert "acd.dial_out is not set" in said["error"]
+
+
+@pytest.mark.parametrize(
+    ("acd", "ivr", "expected"),
+    [
+        ({"dial_out_allow": ["_0X."]}, None, "dial_out (how to dial them"),
+        ({"dial_out": "PJSIP/${number}@trunk"}, None, "dial_out_allow lists no number"),
+        (
+            {
+                "dial_out": "PJSIP/${number}@trunk",
+                "dial_out_allow": ["_0X."],
+                "dial_out_block": ["dnc"],
+            },
+            {"number_lists": {"do_not_call": ["0612345678"]}},
+            'acd.dial_out_block[0]: no number list named "dnc"',
+        ),
+    ],
+)
+def test_a_dial_out_config_that_cannot_work_is_an_error(
+    acd: dict[str, Any], ivr: dict[str, Any] | None, expected: str
+) -> None:
+    config = merge(BASE_CONFIG, {"acd": acd})
+    if ivr is not None:
+        config["ivr"] = ivr
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(yaml.safe_dump(config))
+    assert expected in str(caught.value)
