@@ -19,6 +19,8 @@ from callcenter.events import (
     AgentDialAnswered,
     AgentDialFailed,
     AgentDialing,
+    AgentPaused,
+    AgentUnpaused,
     EngineEvent,
 )
 from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
@@ -226,6 +228,35 @@ async def test_alice_transfers_the_person_she_called_and_her_phone_is_free_again
     assert cdr["transfer_path"] == "1001>2000"
 
 
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-outbound"])
+async def test_alice_on_a_break_dials_and_is_back_on_her_break_after_the_call(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/5550410", answer_after=0.1, hangup_after=0.5)
+        moves: list[EngineEvent] = []
+        center.daemon.switchboard.bus.subscribe(moves.append, (AgentPaused, AgentUnpaused))
+        router = center.daemon.router
+        alice = router.agents["1001"]
+        router.pause("1001", "lunch")
+        caller = await center.caller_presses("5550411", "1")  # a sales caller waits meanwhile
+        leg = await center.pbx.call("*775550410", caller_num="1001")
+        await _until(lambda: alice.state == "on_call")
+        waited = router.waiting("sales")
+        await leg.wait_ended(timeout=5)
+        await _until(lambda: alice.state == "paused")
+        reason = alice.pause_reason
+        await caller.hangup()
+        await center.idle()
+    assert waited == 1, "the caller waiting in sales did not get her"
+    assert reason == "lunch", "back on the break she was on"
+    assert [(type(m).__name__, m.via) for m in moves] == [  # type: ignore[attr-defined]
+        ("AgentPaused", "cli"),
+        ("AgentUnpaused", "dial"),
+        ("AgentPaused", "dial"),
+    ]
+
+
 @pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
 async def test_a_daemon_stopping_while_the_number_rings_tells_alice_and_hangs_up(
     tmp_path: Path, agi: str
@@ -253,10 +284,10 @@ async def test_dials_that_cannot_be_made_are_refused_with_what_to_do(tmp_path: P
                 "POST", "/agents/1002/dial", {"number": "5550401", "queue": "sales"}
             ),
         }
-        center.daemon.router.pause("1001", "break")
-        refused["paused"] = await center.api("POST", "/agents/1001/dial", {"number": "5550401"})
+        refused["logged out"] = await center.api(
+            "POST", "/agents/1003/dial", {"number": "5550401", "queue": "sales"}
+        )
         left = center.daemon.router.waiting("sales")
-        center.daemon.router.unpause("1001")
         center.daemon.switchboard.begin_drain()
         refused["draining"] = await center.api("POST", "/agents/1001/dial", {"number": "5550401"})
     assert {k: v[0] for k, v in refused.items()} == {
@@ -265,12 +296,13 @@ async def test_dials_that_cannot_be_made_are_refused_with_what_to_do(tmp_path: P
         "no number": 400,
         "unknown agent": 404,
         "not a member": 409,
-        "paused": 409,
+        "logged out": 409,
         "draining": 409,
     }
     assert "acd.dial_out_allow" in refused["not allowed"][1]["error"]
     assert "do_not_call" in refused["blocked"][1]["error"]
-    assert "is paused" in refused["paused"][1]["error"]
+    assert "agent 1003 is not logged in" in refused["logged out"][1]["error"]
+    assert "draining" in refused["draining"][1]["error"]
     assert "not a member of queue sales" in refused["not a member"][1]["error"]
     assert left == 0, "a refused dial leaves nobody waiting in the queue"
 

@@ -658,6 +658,24 @@ class RouterMachine(RuleBasedStateMachine):
         assert caller.entry.status is EntryStatus.WAITING
         self._in_loop(lambda: self._hunt(caller))
 
+    @rule(agent_id=st.sampled_from(AGENT_IDS), queue=st.sampled_from(sorted(QUEUES)))
+    def agent_dials_out(self, agent_id: str, queue: str) -> None:
+        self.count += 1
+        call_id = f"dial:{agent_id}:{self.count}"
+
+        def dial() -> None:
+            entry = self.router.enqueue(queue, call_id)
+            try:
+                agent = self.router.claim(entry, agent_id)
+            except EngineError:
+                self.router.leave(entry)
+                return
+            assert entry.status is EntryStatus.OFFERED and entry.agents == [agent]
+            self.callers[call_id] = Caller(entry, ringing=agent)
+            self.outcomes[call_id] = []
+
+        self._in_loop(dial)
+
     def _end(self, call_id: str, why: str) -> None:
         caller = self.callers.pop(call_id)
         if caller.talking is not None:
@@ -887,3 +905,40 @@ async def test_free_agents_counts_the_idle_ones_less_the_callers_not_yet_offered
     router.pause("b", "lunch")
     router.enqueue("sales", "call-3")
     assert router.free_agents("sales") == 0, "never below nought"
+
+
+async def test_an_agent_claimed_for_their_own_call_goes_before_every_waiting_caller() -> None:
+    router, _ = make_router({"q": ["a1"]}, wrapup={"q": 30.0})
+    router.login("a1")
+    router.pause("a1", "lunch")
+    waiting = router.enqueue("q", "caller")
+    hunting = asyncio.ensure_future(router.next_agents(waiting))
+    await asyncio.sleep(0)
+    own = router.enqueue("q", "dial:a1:1")
+    agent = router.claim(own, "a1")
+    assert (agent.state, own.status, await router.next_agents(own)) == (
+        S.RINGING,
+        EntryStatus.OFFERED,
+        [agent],
+    )
+    with pytest.raises(EngineError, match="a1 is on a call"):
+        router.claim(router.enqueue("q", "dial:a1:2"), "a1")
+    router.connected(own, agent)
+    router.call_finished("a1", "q", talk_seconds=60)
+    assert not hunting.done(), "the waiting caller did not get her"
+    assert (agent.state, agent.pause_reason) == (S.PAUSED, "lunch"), "back on her break"
+    hunting.cancel()
+
+
+async def test_claiming_an_agent_in_after_call_work_ends_it_unless_a_code_is_owed() -> None:
+    router, _ = make_router({"q": ["a1"]}, wrapup={"q": 30.0})
+    router.login("a1")
+    await take_call(router, "q", "c1")
+    router.call_finished("a1", "q", talk_seconds=10)
+    agent = router.agents["a1"]
+    agent.owes_disposition = True
+    with pytest.raises(EngineError, match="disposition first"):
+        router.claim(router.enqueue("q", "dial:a1:1"), "a1")
+    agent.owes_disposition = False
+    assert agent.state is S.WRAP_UP
+    assert router.claim(router.enqueue("q", "dial:a1:2"), "a1").state is S.RINGING

@@ -66,6 +66,8 @@ OfferRevoked = Callable[[QueueEntry | None, Agent], None]
 """``(entry, agent)``: the agent being rung for ``entry`` (None: a direct reservation) logged
 out; the engine should stop ringing it."""
 
+DIAL_VIA = "dial"
+"""``via`` of the pause a paused agent's own outbound call ends, and begins again after."""
 AUTOPAUSE_REASON = "no-answer"
 """The pause reason of an agent paused for letting offers ring out."""
 
@@ -597,24 +599,35 @@ class Router:
     def claim(self, entry: QueueEntry, agent_id: str) -> Agent:
         """Reserve ``agent_id`` for ``entry`` at once, ahead of the queue's order and
         whatever their phone's state: the agent asked for this call (one they dial out).
-        :meth:`next_agents` then returns them. Raises UnknownAgent, or EngineError when
-        they are not ready for a call (logged out, paused, ringing, talking, in after-call
-        work) or not a member of the queue (or paused in it)."""
+        :meth:`next_agents` then returns them. A paused agent's pause ends now and begins
+        again when the call is over (they dial while on a break from queue callers); an
+        agent in after-call work ends it. Raises UnknownAgent, or EngineError when they
+        cannot take a call (logged out, ringing, talking, owing the last call its
+        disposition) or are not a member of the queue (or are paused in it)."""
         agent = self._agent(agent_id)
         queue = self._queue(entry.queue)
-        if agent.state is not _S.AVAILABLE:
-            doing = {
-                _S.LOGGED_OUT: "is not logged in",
-                _S.PAUSED: "is paused (ready first: *74 or agent unpause)",
-                _S.WRAP_UP: "is in after-call work (ready first: *75 or agent ready)",
-            }.get(agent.state, "is on a call")
+        state = agent.state
+        if state in (_S.LOGGED_OUT, _S.RINGING, _S.ON_CALL):
+            doing = "is not logged in" if state is _S.LOGGED_OUT else "is on a call"
             raise EngineError(f"agent {agent_id} {doing}")
+        if agent.owes_disposition:
+            raise EngineError(f"agent {agent_id} has to give the last call a disposition first")
         if agent_id not in queue.by_agent:
             raise EngineError(
                 f"agent {agent_id} is not a member of queue {entry.queue} (or is paused in it)"
             )
         if entry.status is not EntryStatus.WAITING:
             raise EngineError(f"call {entry.call_id} is not waiting in {entry.queue}")
+        now = self._clock()
+        if state is _S.PAUSED:
+            reason = agent.pause_reason or "break"
+            agent.pause_reason = None
+            self._publish(AgentUnpaused(agent=agent_id, via=DIAL_VIA, mono=now))
+            agent.pending_pause = reason
+            self._pause_via[agent_id] = DIAL_VIA
+        if state is not _S.AVAILABLE:
+            # Not through _make_available: a waiting caller must not take them first.
+            self._set_state(agent, _S.AVAILABLE, now)
         entry.move(EntryStatus.HUNTING)
         self._reserve_for(queue, entry, [agent])
         return agent

@@ -15,7 +15,9 @@ the person called hears them at once, not a silence while an agent is found):
   member of), which gives it its recording, wrap-up, dispositions, survey and
   supervisors; agent keys, hold, consultations and transfers work as on any call.
 * The agent is reserved for the call from the start (no queue caller is offered to them
-  meanwhile) and must be ready: not paused, not in after-call work.
+  meanwhile). An agent on a break may dial: the pause ends for the call and begins again
+  (same reason) once it is over; one in after-call work ends it by dialling, unless the
+  last call still waits for its disposition.
 * Nobody answers (busy, no answer, a number the PBX cannot reach): the agent hears
   ``acd.dial_out_failed_prompt`` and their phone hangs up. The talk over (either side hung
   up, or the agent transferred the call), the agent's phone hangs up and their after-call
