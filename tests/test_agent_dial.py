@@ -5,6 +5,7 @@ dialled, and the person who answers is put through as a queue's caller."""
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,12 @@ async def _until(predicate: Any, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.02)
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text: str = answer.read().decode()
+    return text
 
 
 def _events(center: Center) -> list[EngineEvent]:
@@ -70,6 +77,7 @@ async def test_alice_clicks_to_dial_her_phone_rings_first_then_the_customer_talk
         await center.idle()
         cdr = await center.cdr(answered.call_id)
         rows = [e for _, e in await asyncio.to_thread(center.daemon.store.fetch_queue_log)]
+        metrics = await asyncio.to_thread(_scrape, center.daemon.api.port)
     assert status == 200, said
     assert (said["agent"], said["number"], said["queue"]) == ("1001", "5550401", "sales")
     assert (alice_phone.rings, customer.rings) == (1, 1)
@@ -81,6 +89,8 @@ async def test_alice_clicks_to_dial_her_phone_rings_first_then_the_customer_talk
     enter = [r for r in rows if r.callid == answered.call_id and r.event == "ENTERQUEUE"]
     assert [r.data[0] for r in enter] == ["agent:1001"]
     assert [type(e).__name__ for e in seen] == ["AgentDialing", "AgentDialAnswered"]
+    assert 'callcenter_agent_dials_total{agent="1001",outcome="answered"} 1' in metrics
+    assert 'callcenter_queue_joined_total{queue="sales"}' not in metrics, "not inbound"
     assert isinstance(seen[0], AgentDialing) and seen[0].via == "api"
 
 

@@ -13,7 +13,8 @@ Counters (``_total``) and histograms, by queue where there is one:
   ``..._answered_in_service_level_total`` (within the queue's ``service_level`` seconds),
   ``..._abandoned_total``, ``callcenter_queue_exited_total{queue,reason}`` (inbound
   callers: campaign leads put through a queue count in the ``callcenter_campaign_*``
-  counters instead);
+  counters instead, and the people agents dial in ``callcenter_agent_dials_total{agent,
+  outcome}``);
 * ``callcenter_queue_wait_seconds`` (histogram: the wait of answered callers),
   ``callcenter_queue_abandon_wait_seconds`` (histogram: how long those who gave up waited),
   ``callcenter_talk_seconds`` (histogram: each talk with an agent);
@@ -42,6 +43,8 @@ from typing import Any, Final
 
 from callcenter.events import (
     AgentConnected,
+    AgentDialAnswered,
+    AgentDialFailed,
     AgentRingFailed,
     AgentStateChanged,
     CallDisposed,
@@ -171,6 +174,8 @@ class Metrics:
             SurveyEnded: self._on_survey,
             ConsultEnded: self._on_consult_ended,
             CallUnheld: self._on_unheld,
+            AgentDialAnswered: self._on_dial_answered,
+            AgentDialFailed: self._on_dial_failed,
         }
 
     def kinds(self) -> tuple[type[EngineEvent], ...]:
@@ -265,6 +270,13 @@ class Metrics:
     def _on_campaign_answered(self, e: CampaignAnswered) -> None:
         self._leads.add(e.call_id)
         self._count("callcenter_campaign_answered_total", (("campaign", e.campaign),))
+
+    def _on_dial_answered(self, e: AgentDialAnswered) -> None:
+        self._leads.add(e.call_id)  # outbound: kept out of the queue's inbound figures
+        self._count("callcenter_agent_dials_total", (("agent", e.agent), ("outcome", "answered")))
+
+    def _on_dial_failed(self, e: AgentDialFailed) -> None:
+        self._count("callcenter_agent_dials_total", (("agent", e.agent), ("outcome", e.reason)))
 
     def _on_campaign_failed(self, e: CampaignAttemptFailed) -> None:
         labels = (("campaign", e.campaign), ("reason", e.reason))
@@ -459,6 +471,10 @@ _COUNTERS: Final = (
     ("callcenter_hold_seconds_total", "Seconds callers held (consultations and agent holds)."),
     ("callcenter_agent_calls_total", "Calls each agent answered."),
     ("callcenter_agent_missed_total", "Calls each agent was rung for and did not take."),
+    (
+        "callcenter_agent_dials_total",
+        "Agents' own calls (*77, agent dial) by outcome: answered, or why nobody was put through.",
+    ),
     ("callcenter_agent_talk_seconds_total", "Seconds each agent (or supervisor) talked."),
     (
         "callcenter_agent_wrapup_seconds_total",
