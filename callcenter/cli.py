@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument(
         "--to",
         default=None,
-        help="transfer or consult target (default: supervisor); dial: the number",
+        help="transfer or consult target (default: supervisor); dial: the number (last: "
+        "the number of the agent's last call)",
     )
     agent.add_argument(
         "--queue",

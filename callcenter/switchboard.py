@@ -2763,6 +2763,12 @@ class Switchboard:
             )
         )
 
+    def last_call_of(self, agent_id: str) -> tuple[str, str] | None:
+        """The number and queue of the call ``agent_id`` talks on or talked on last (the
+        caller's number, or the one the daemon dialled); None when none since the start."""
+        call = self._agent_calls.get(agent_id)
+        return (call.number, call.queue) if call is not None else None
+
     def owed_taken_back(self, owed: DispositionOwed) -> None:
         """A restarted daemon takes back the code an agent still owes a call (their shift
         was resumed with ``owes_disposition``): :meth:`dispose` gives it to that call, and
@@ -3122,7 +3128,7 @@ class Switchboard:
             log.info("agent_connected", call_id=info.call_id, agent=agent.id)
             self._agent_calls[agent.id] = _AgentCall(
                 info.call_id,
-                info.caller_num,
+                active.called or info.caller_num,
                 queue_name,
                 active.variables.get("campaign", ""),
                 active.variables.get("lead", ""),

@@ -118,6 +118,35 @@ async def test_alice_dials_star_77_and_a_number_and_hanging_up_ends_the_call(
 
 
 @pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_a_caller_cut_off_is_called_back_by_star_77_alone(tmp_path: Path, agi: str) -> None:
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        back = center.add_phone("PJSIP/5550412", answer_after=0.1, hangup_after=0.3)
+        seen = _events(center)
+        alice = center.daemon.router.agents["1001"]
+        caller = await center.caller_presses("5550412", "1")
+        await caller.wait_bridged(timeout=5)
+        await caller.hangup()  # cut off
+        await _until(lambda: alice.state == "available")
+        leg = await center.pbx.call("*77", caller_num="1001")
+        await _until(lambda: _answered(seen) is not None)
+        await leg.wait_ended(timeout=5)
+        answered = _answered(seen)
+        assert answered is not None
+        await center.idle()
+        cdr = await center.cdr(answered.call_id)
+    assert back.rings == 1, "the caller's own number was dialled"
+    assert (cdr["agent"], cdr["dst"], cdr["queue"]) == ("1001", "5550412", "sales")
+
+
+async def test_calling_back_the_last_caller_needs_a_last_call(tmp_path: Path) -> None:
+    async with running_center(tmp_path, config=DIALS) as center:
+        status, said = await center.api("POST", "/agents/1001/dial", {"number": "last"})
+    assert status == 409
+    assert "agent 1001 has had no call to call back" in said["error"]
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
 async def test_a_busy_number_tells_alice_and_hangs_her_phone_up(tmp_path: Path, agi: str) -> None:
     async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/5550403", reject=True)

@@ -621,6 +621,7 @@ DEFAULT_ROUTES: dict[str, str] = {
     "*73": "agent-pause",
     "*74": "agent-unpause",
     "*75": "agent-ready",
+    "*77": "agent-dial",
 }
 
 

@@ -29,7 +29,8 @@ Routes (all JSON)::
                                           agent is not in wrap-up)
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
                                           or {"queue": "<queue>", "priority": 0}
-    POST /agents/{id}/dial                {"number": "0612345678", "queue": "sales"}: the
+    POST /agents/{id}/dial                {"number": "0612345678", "queue": "sales"}
+                                          ("last": their last call's number): the
                                           agent's phone rings (or their open line is
                                           used), then the number (acd.dial_out; queue:
                                           default the agent's first); {"dial_id", "agent",

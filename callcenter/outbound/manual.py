@@ -2,6 +2,9 @@
 their phone, ``callcenter agent dial 1001 --to 0612345678``, or ``POST /agents/1001/dial``
 from a CRM's click.
 
+``*77`` alone (``--to last``, ``{"number": "last"}``) calls back the number of the
+agent's last call (a caller cut off), through that call's queue.
+
 The agent is on the line before the number rings, as agents expect (they hear it answer;
 the person called hears them at once, not a silence while an agent is found):
 
@@ -75,6 +78,9 @@ ANSWER_MARGIN = 5.0
 """Seconds beyond the ring timeout the agent's answered phone has to reach the daemon."""
 
 _DIALABLE: Final = re.compile(r"\+?[0-9]{3,20}")
+LAST: Final = "last"
+"""The number that means "the number of the agent's last call" (``*77`` alone, ``agent
+dial --to last``): a caller cut off is called back at once."""
 
 
 def room_of(agent_id: str) -> str:
@@ -157,7 +163,8 @@ class ManualDials:
 
     async def run(self, call: Call, config: CallCenterConfig) -> str:
         """The ``*77`` call: the agent of the calling phone (PIN if they have one) dials
-        the number after the code; ``beeperr`` when it cannot be dialled. Returns who ended
+        the number after the code (none: their last call's); ``beeperr`` when it cannot be
+        dialled. Returns who ended
         the call (the handler's ``hung_up_by``)."""
         board = self._board
         info = call.info
@@ -209,6 +216,13 @@ class ManualDials:
         if agent_id in self._dials:
             raise EngineError(f"agent {agent_id} is dialling already")
         number = number.strip()
+        if number in ("", LAST):
+            last = board.last_call_of(agent_id)
+            if last is None:
+                raise EngineError(f"agent {agent_id} has had no call to call back")
+            number, queue = last[0], queue or last[1]
+            if queue not in router.agent_view(agent_id)["queues"]:
+                queue = None  # no longer theirs: through their first queue
         if not _DIALABLE.fullmatch(number) or not matches_any(acd.dial_out_allow, number):
             raise EngineError(f"{number!r} is not a number agents may dial (acd.dial_out_allow)")
         lists = board.number_lists(config)
