@@ -105,6 +105,10 @@ class Line:
     seconds to wait for the key."""
     heard_ask: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the line, out of its room, puts the question to the agent."""
+    telling: list[str] = field(default_factory=list)
+    """Prompts the agent is to hear out of the room (:meth:`AgentLines.tell`)."""
+    told: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the line, out of its room, plays what it was told to."""
 
 
 def _asked(line: Line) -> bool:
@@ -178,6 +182,11 @@ class AgentLines:
                     if _asked(line):
                         await self._acknowledge(line)
                         continue
+                    if line.telling:
+                        prompts, line.telling = line.telling, []
+                        line.told.set()
+                        await call.play(prompts)
+                        continue
                     await call.wait_in_room(line.room, on_digit=functools.partial(self._key, line))
                     if not _asked(line) and not line.closing:
                         # Taken out by someone else (an admin's kick): back in.
@@ -230,6 +239,28 @@ class AgentLines:
         finally:
             if line.asking is not None and line.asking[0] is answer:
                 line.asking = None
+
+    async def tell(self, agent_id: str, prompt: str) -> bool:
+        """Have the agent on a line hear ``prompt``: out of their room for it, back in
+        after (their own outbound call got nobody, say). False when they are on no line
+        or it could not be done in time."""
+        line = self._lines.get(agent_id)
+        if line is None or line.closing:
+            return False
+        line.told.clear()
+        line.telling.append(prompt)
+        try:
+            async with asyncio.timeout(ASK_MARGIN):
+                # As for ask(): a line between rooms sees it before it goes back in.
+                while not line.told.is_set():
+                    await line.call.leave_room()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(ASK_KICK_AGAIN):
+                            await line.told.wait()
+        except (TimeoutError, PBXError) as exc:
+            log.info("agent_line_not_told", agent=agent_id, prompt=prompt, error=str(exc))
+            return False
+        return True
 
     async def _acknowledge(self, line: Line) -> None:
         """Out of the room for :meth:`ask`: the beep, the key or not; back in after."""

@@ -199,6 +199,32 @@ async def test_carol_on_her_open_line_dials_from_the_cli_and_nothing_rings_on_he
     assert (cdr["agent"], cdr["dst"], cdr["hung_up_by"]) == ("1003", "5550405", "caller")
 
 
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-outbound"])
+async def test_carol_on_her_line_hears_that_the_number_is_busy_and_stays_on_the_line(
+    tmp_path: Path, agi: str
+) -> None:
+    config = merge(DIALS, {"queues": {"sales": {"agents": ["1003"]}}})
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/5550413", reject=True)
+        seen = _events(center)
+        line = await center.pbx.call("*70", caller_num="1003")
+        await line.wait_for_prompt("agent-pass", timeout=5)
+        await line.press("4321")
+        await line.wait_for_prompt("agent-loginok", timeout=5)
+        board = center.daemon.switchboard
+        await _until(lambda: "1003" in board.lines)
+        status, _ = await center.api("POST", "/agents/1003/dial", {"number": "5550413"})
+        await line.wait_for_prompt("beeperr", timeout=5)
+        await _until(lambda: center.daemon.router.agents["1003"].state == "available")
+        await _until(lambda: "line-1003" in center.pbx.conferences)
+        still = "1003" in board.lines
+        await line.hangup()
+        await center.idle()
+    assert status == 200
+    assert [type(e).__name__ for e in seen] == ["AgentDialing", "AgentDialFailed"]
+    assert still, "her line stays open for the next call"
+
+
 @pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])
 async def test_alice_not_answering_her_phone_fails_the_dial_and_nobody_is_called(
     tmp_path: Path, agi: str

@@ -22,7 +22,8 @@ the person called hears them at once, not a silence while an agent is found):
   (same reason) once it is over; one in after-call work ends it by dialling, unless the
   last call still waits for its disposition.
 * Nobody answers (busy, no answer, a number the PBX cannot reach): the agent hears
-  ``acd.dial_out_failed_prompt`` and their phone hangs up. The talk over (either side hung
+  ``acd.dial_out_failed_prompt`` and their phone hangs up (an open line hears it and
+  stays open). The talk over (either side hung
   up, or the agent transferred the call), the agent's phone hangs up and their after-call
   work starts as for any call. Hanging up their phone first ends the call with the person
   called (counted as the agent hanging up) or, while it still rings, the dial.
@@ -383,7 +384,11 @@ class ManualDials:
         """The agent is done with ``dial``: their leg (if any) leaves its room."""
         dial.over.set()
         if not dial.leg.done():
-            self._forget(dial)  # an open line's: no leg of its own to see it out
+            # An open line's: no leg of its own to see out; the line hears why, if need be.
+            self._forget(dial)
+            prompt = self._board.config.acd.dial_out_failed_prompt
+            if dial.reason and prompt and dial.reason != "stopped":
+                await self._board.lines.tell(dial.agent, prompt)
             return
         leg = dial.leg.result()
         for _ in range(KICKS):
