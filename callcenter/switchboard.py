@@ -2658,15 +2658,23 @@ class Switchboard:
         device: str,
         caller_id: str,
         ring_timeout: float,
+        data: tuple[tuple[str, str], ...] = (),
     ) -> str:
         """Dial ``number`` at ``device`` for the agent ``entry`` has reserved
         (``entry.dialled_by``: their own outbound call). Returns ``""`` once the person
         answered (their call takes the place and is put through to the agent), else why
         not (``busy``, ``no-answer``..., ``pbx-down``). Cancelled, or failed, the place is
-        left and the agent released."""
+        left and the agent released. ``data``: variables the answered call gets (a CRM's
+        reference), shown to the agent and kept in the CDR."""
         origin = entry.call_id
         kept = _KeptPlace(
-            entry, number, entry.joined, self.config, asyncio.current_task(), dial_id=dial_id
+            entry,
+            number,
+            entry.joined,
+            self.config,
+            asyncio.current_task(),
+            data=data,
+            dial_id=dial_id,
         )
         self._kept_places[origin] = kept
         try:
@@ -2682,7 +2690,7 @@ class Switchboard:
 
     def _dial_answered(self, active: ActiveCall, place: _KeptPlace) -> None:
         """The person an agent dialled answered on call ``active``: the records say whose
-        call it is, the agent's screen gets ``dialled_by``."""
+        call it is, the agent's screen gets ``dialled_by`` (and the dial's ``data``)."""
         call_id = active.call.info.call_id
         agent = place.entry.dialled_by
         self.bus.publish(
@@ -2695,10 +2703,11 @@ class Switchboard:
             )
         )
         log.info("agent_dial_answered", call_id=call_id, agent=agent, dial_id=place.dial_id)
-        active.variables["dialled_by"] = agent
-        self.bus.publish(
-            IvrVariableSet(call_id=call_id, flow="dial", node=agent, name="dialled_by", value=agent)
-        )
+        for name, value in (*place.data, ("dialled_by", agent)):
+            active.variables[name] = value
+            self.bus.publish(
+                IvrVariableSet(call_id=call_id, flow="dial", node=agent, name=name, value=value)
+            )
 
     async def _preview(self, lead: LeadCall, agent_id: str) -> str:
         """Show ``lead`` to ``agent_id`` (reserved for it) and wait for their word, or

@@ -5,6 +5,7 @@ dialled, and the person who answers is put through as a queue's caller."""
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ async def test_alice_clicks_to_dial_her_phone_rings_first_then_the_customer_talk
         customer = center.add_phone("PJSIP/5550401", answer_after=0.2, hangup_after=0.6)
         seen = _events(center)
         alice = center.daemon.router.agents["1001"]
-        status, said = await center.api("POST", "/agents/1001/dial", {"number": "5550401"})
+        status, said = await center.api(
+            "POST", "/agents/1001/dial", {"number": "5550401", "data": {"ticket": "T-42"}}
+        )
         await _until(lambda: alice.state == "on_call")
         _, shown = await center.api("GET", "/status")
         await _until(
@@ -85,7 +88,10 @@ async def test_alice_clicks_to_dial_her_phone_rings_first_then_the_customer_talk
     assert "talking to 5550401 (own call, through sales)" in format_status(shown)
     assert (cdr["agent"], cdr["dst"], cdr["queue"]) == ("1001", "5550401", "sales")
     assert cdr["hung_up_by"] == "caller"
-    assert '"dialled_by": "1001"' in cdr["ivr_variables"]
+    assert json.loads(cdr["ivr_variables"]) == {"ticket": "T-42", "dialled_by": "1001"}
+    assert [c["variables"] for c in shown["calls"] if c["agent"] == "1001"] == [
+        {"ticket": "T-42", "dialled_by": "1001"}
+    ], "the agent's screen shows what the CRM sent"
     enter = [r for r in rows if r.callid == answered.call_id and r.event == "ENTERQUEUE"]
     assert [r.data[0] for r in enter] == ["agent:1001"]
     assert [type(e).__name__ for e in seen] == ["AgentDialing", "AgentDialAnswered"]
@@ -344,6 +350,9 @@ async def test_dials_that_cannot_be_made_are_refused_with_what_to_do(tmp_path: P
             "not allowed": await center.api("POST", "/agents/1001/dial", {"number": "0612345678"}),
             "blocked": await center.api("POST", "/agents/1001/dial", {"number": "5550499"}),
             "no number": await center.api("POST", "/agents/1001/dial", {}),
+            "bad data": await center.api(
+                "POST", "/agents/1001/dial", {"number": "5550401", "data": {"a b": "x"}}
+            ),
             "unknown agent": await center.api("POST", "/agents/9999/dial", {"number": "5550401"}),
             "not a member": await center.api(
                 "POST", "/agents/1002/dial", {"number": "5550401", "queue": "sales"}
@@ -359,6 +368,7 @@ async def test_dials_that_cannot_be_made_are_refused_with_what_to_do(tmp_path: P
         "not allowed": 409,
         "blocked": 409,
         "no number": 400,
+        "bad data": 400,
         "unknown agent": 404,
         "not a member": 409,
         "logged out": 409,

@@ -30,7 +30,9 @@ Routes (all JSON)::
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
                                           or {"queue": "<queue>", "priority": 0}
     POST /agents/{id}/dial                {"number": "0612345678", "queue": "sales"}
-                                          ("last": their last call's number): the
+                                          ("last": their last call's number; "data":
+                                          {"ticket": "T-42"}, variables of the call for
+                                          the agent's screen and the CDR): the
                                           agent's phone rings (or their open line is
                                           used), then the number (acd.dial_out; queue:
                                           default the agent's first); {"dial_id", "agent",
@@ -688,7 +690,10 @@ class ControlAPI:
                     raise HTTPError(400, 'say which number: {"number": "0612345678"}')
                 if queue is not None and (not isinstance(queue, str) or not queue):
                     raise HTTPError(400, '"queue" names a queue: {"queue": "sales"}')
-                return await self.switchboard.dials.start(agent_id, number, queue, via="api")
+                data = _callback_data(body.get("data"))
+                return await self.switchboard.dials.start(
+                    agent_id, number, queue, via="api", data=data
+                )
             elif action == "hangup":
                 call_id = await self.switchboard.leave_call(agent_id)
                 return {"agent": agent_id, "call_id": call_id, "left": True}

@@ -42,6 +42,7 @@ import contextlib
 import functools
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -114,6 +115,8 @@ class Dial:
     left: bool = False
     """The agent hung up their own leg."""
     number_task: asyncio.Task[None] | None = None
+    data: tuple[tuple[str, str], ...] = ()
+    """Variables the answered call gets (what a CRM's click sent: a ticket, a contact)."""
 
 
 class ManualDials:
@@ -149,13 +152,21 @@ class ManualDials:
     # ------------------------------------------------------------------ asking
 
     async def start(
-        self, agent_id: str, number: str, queue: str | None = None, *, via: str = "cli"
+        self,
+        agent_id: str,
+        number: str,
+        queue: str | None = None,
+        *,
+        via: str = "cli",
+        data: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Dial ``number`` for ``agent_id`` (CLI, API): their phone rings first, or their
-        open line is used. Returns once the dial is under way, with its id. Raises
+        open line is used; ``data`` becomes variables of the answered call (the agent's
+        screen, the CDR). Returns once the dial is under way, with its id. Raises
         UnknownAgent, or EngineError (with what to do) when it cannot be made."""
         board = self._board
         dial = self._prepare(agent_id, number, queue, via, board.config)
+        dial.data = tuple((data or {}).items())
         if agent_id in board.lines:
             dial.number_task = board.in_background(self._dial_number(dial), f"dial-{dial.id}")
         else:
@@ -361,6 +372,7 @@ class ManualDials:
                 device=acd.dial_out.replace("${number}", dial.number),
                 caller_id=acd.dial_out_caller_id or acd.callback_caller_id,
                 ring_timeout=acd.dial_out_timeout,
+                data=dial.data,
             )
         finally:
             if reason:
