@@ -18,7 +18,8 @@ import asyncio
 import copy
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,6 +270,24 @@ class Center:
         except TimeoutError:
             active = list(self.daemon.switchboard.active)
             raise TimeoutError(f"calls still active after {timeout}s: {active}") from None
+
+
+async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Return once ``predicate()`` holds (polled every 20 ms); TimeoutError after
+    ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        # Polled: the predicate reads any state of the daemon or the demo PBX, which has
+        # no event to wait on.
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+def scrape_metrics(port: int) -> str:
+    """The Prometheus text of the control API listening on ``port`` (blocking: call it
+    with ``asyncio.to_thread``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text: str = answer.read().decode()
+    return text
 
 
 def _write_config(path: Path, settings: Mapping[str, Any]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +24,21 @@ from callcenter.events import (
     AgentUnpaused,
     EngineEvent,
 )
-from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
+from callcenter.testing import (
+    BASE_CONFIG,
+    TRANSPORTS,
+    Center,
+    merge,
+    running_center,
+    scrape_metrics,
+    until,
+)
 
 #: Alice (1001) alone takes sales; agents dial 555XXXX numbers, the demo PBX's phones.
 DIALS: dict[str, Any] = {
     "acd": {"dial_out": "PJSIP/${number}", "dial_out_allow": ["_555XXXX"]},
     "queues": {"sales": {"agents": ["1001"], "wrapup": 0}},
 }
-
-
-async def _until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text: str = answer.read().decode()
-    return text
 
 
 def _events(center: Center) -> list[EngineEvent]:
@@ -70,9 +65,9 @@ async def test_alice_clicks_to_dial_her_phone_rings_first_then_the_customer_talk
         status, said = await center.api(
             "POST", "/agents/1001/dial", {"number": "5550401", "data": {"ticket": "T-42"}}
         )
-        await _until(lambda: alice.state == "on_call")
+        await until(lambda: alice.state == "on_call")
         _, shown = await center.api("GET", "/status")
-        await _until(
+        await until(
             lambda: alice.state == "available" and "1001" not in center.daemon.switchboard.dials
         )
         answered = _answered(seen)
@@ -80,7 +75,7 @@ async def test_alice_clicks_to_dial_her_phone_rings_first_then_the_customer_talk
         await center.idle()
         cdr = await center.cdr(answered.call_id)
         rows = [e for _, e in await asyncio.to_thread(center.daemon.store.fetch_queue_log)]
-        metrics = await asyncio.to_thread(_scrape, center.daemon.api.port)
+        metrics = await asyncio.to_thread(scrape_metrics, center.daemon.api.port)
     assert status == 200, said
     assert (said["agent"], said["number"], said["queue"]) == ("1001", "5550401", "sales")
     assert (alice_phone.rings, customer.rings) == (1, 1)
@@ -109,10 +104,10 @@ async def test_alice_dials_star_77_and_a_number_and_hanging_up_ends_the_call(
         seen = _events(center)
         alice = center.daemon.router.agents["1001"]
         leg = await center.pbx.call("*775550402", caller_num="1001")
-        await _until(lambda: alice.state == "on_call")
+        await until(lambda: alice.state == "on_call")
         await asyncio.sleep(0.2)
         await leg.hangup()
-        await _until(lambda: alice.state == "available")
+        await until(lambda: alice.state == "available")
         answered = _answered(seen)
         assert answered is not None
         await center.idle()
@@ -133,9 +128,9 @@ async def test_a_caller_cut_off_is_called_back_by_star_77_alone(tmp_path: Path, 
         caller = await center.caller_presses("5550412", "1")
         await caller.wait_bridged(timeout=5)
         await caller.hangup()  # cut off
-        await _until(lambda: alice.state == "available")
+        await until(lambda: alice.state == "available")
         leg = await center.pbx.call("*77", caller_num="1001")
-        await _until(lambda: _answered(seen) is not None)
+        await until(lambda: _answered(seen) is not None)
         await leg.wait_ended(timeout=5)
         answered = _answered(seen)
         assert answered is not None
@@ -161,7 +156,7 @@ async def test_a_busy_number_tells_alice_and_hangs_her_phone_up(tmp_path: Path, 
         leg = await center.pbx.call("*775550403", caller_num="1001")
         await leg.wait_for_prompt("beeperr", timeout=5)
         await leg.wait_ended(timeout=5)
-        await _until(lambda: "1001" not in center.daemon.switchboard.dials)
+        await until(lambda: "1001" not in center.daemon.switchboard.dials)
         state = alice.state
     failed = [e for e in seen if isinstance(e, AgentDialFailed)]
     assert [f.reason for f in failed] in (["busy"], ["rejected"])
@@ -182,20 +177,20 @@ async def test_carol_on_her_open_line_dials_from_the_cli_and_nothing_rings_on_he
         await line.press("4321")
         await line.wait_for_prompt("agent-loginok", timeout=5)
         carol = center.daemon.router.agents["1003"]
-        await _until(lambda: "1003" in center.daemon.switchboard.lines)
+        await until(lambda: "1003" in center.daemon.switchboard.lines)
         api = f"http://127.0.0.1:{center.daemon.api.port}"
         argv = ["agent", "dial", "1003", "--to", "5550405", "--api", api]
         code = await asyncio.to_thread(cli_main, argv)
         printed = capsys.readouterr().out
-        await _until(lambda: carol.state == "on_call")
-        await _until(
+        await until(lambda: carol.state == "on_call")
+        await until(
             lambda: carol.state == "available" and "1003" not in center.daemon.switchboard.dials
         )
         still_on_line = "1003" in center.daemon.switchboard.lines
         answered = _answered(seen)
         assert answered is not None
         await line.hangup()
-        await _until(lambda: carol.state == "logged_out")
+        await until(lambda: carol.state == "logged_out")
         await center.idle()
         cdr = await center.cdr(answered.call_id)
     assert code == 0
@@ -218,11 +213,11 @@ async def test_carol_on_her_line_hears_that_the_number_is_busy_and_stays_on_the_
         await line.press("4321")
         await line.wait_for_prompt("agent-loginok", timeout=5)
         board = center.daemon.switchboard
-        await _until(lambda: "1003" in board.lines)
+        await until(lambda: "1003" in board.lines)
         status, _ = await center.api("POST", "/agents/1003/dial", {"number": "5550413"})
         await line.wait_for_prompt("beeperr", timeout=5)
-        await _until(lambda: center.daemon.router.agents["1003"].state == "available")
-        await _until(lambda: "line-1003" in center.pbx.conferences)
+        await until(lambda: center.daemon.router.agents["1003"].state == "available")
+        await until(lambda: "line-1003" in center.pbx.conferences)
         still = "1003" in board.lines
         await line.hangup()
         await center.idle()
@@ -242,8 +237,8 @@ async def test_alice_not_answering_her_phone_fails_the_dial_and_nobody_is_called
         alice = center.daemon.router.agents["1001"]
         status, _ = await center.api("POST", "/agents/1001/dial", {"number": "5550406"})
         reserved = alice.state
-        await _until(lambda: any(isinstance(e, AgentDialFailed) for e in seen), timeout=10)
-        await _until(lambda: alice.state == "available")
+        await until(lambda: any(isinstance(e, AgentDialFailed) for e in seen), timeout=10)
+        await until(lambda: alice.state == "available")
     failed = [e for e in seen if isinstance(e, AgentDialFailed)]
     assert status == 200
     assert reserved == "ringing", "no queue caller is offered to her meanwhile"
@@ -260,10 +255,10 @@ async def test_alice_hanging_up_while_the_number_rings_calls_it_off(
         seen = _events(center)
         alice = center.daemon.router.agents["1001"]
         leg = await center.pbx.call("*775550407", caller_num="1001")
-        await _until(lambda: customer.rings == 1)
+        await until(lambda: customer.rings == 1)
         await leg.hangup()
-        await _until(lambda: any(isinstance(e, AgentDialFailed) for e in seen))
-        await _until(lambda: alice.state == "available")
+        await until(lambda: any(isinstance(e, AgentDialFailed) for e in seen))
+        await until(lambda: alice.state == "available")
         await asyncio.sleep(1.5)  # the number answers late: nobody waits for it
         waiting = center.daemon.router.waiting("sales")
         await center.idle()
@@ -284,11 +279,11 @@ async def test_alice_transfers_the_person_she_called_and_her_phone_is_free_again
         seen = _events(center)
         alice = center.daemon.router.agents["1001"]
         leg = await center.pbx.call("*775550408", caller_num="1001")
-        await _until(lambda: alice.state == "on_call")
+        await until(lambda: alice.state == "on_call")
         status, said = await center.api("POST", "/agents/1001/transfer", {"to": "2000"})
         await leg.wait_ended(timeout=5)
-        await _until(lambda: alice.state == "available")
-        await _until(lambda: sam.answered == 1)
+        await until(lambda: alice.state == "available")
+        await until(lambda: sam.answered == 1)
         answered = _answered(seen)
         assert answered is not None
         call = center.daemon.switchboard.active.get(answered.call_id)
@@ -312,10 +307,10 @@ async def test_alice_on_a_break_dials_and_is_back_on_her_break_after_the_call(
         router.pause("1001", "lunch")
         caller = await center.caller_presses("5550411", "1")  # a sales caller waits meanwhile
         leg = await center.pbx.call("*775550410", caller_num="1001")
-        await _until(lambda: alice.state == "on_call")
+        await until(lambda: alice.state == "on_call")
         waited = router.waiting("sales")
         await leg.wait_ended(timeout=5)
-        await _until(lambda: alice.state == "paused")
+        await until(lambda: alice.state == "paused")
         reason = alice.pause_reason
         await caller.hangup()
         await center.idle()
@@ -335,7 +330,7 @@ async def test_a_daemon_stopping_while_the_number_rings_tells_alice_and_hangs_up
     async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
         customer = center.add_phone("PJSIP/5550409", answer_after=None)
         leg = await center.pbx.call("*775550409", caller_num="1001")
-        await _until(lambda: customer.rings == 1)
+        await until(lambda: customer.rings == 1)
         await center.restart()
         await leg.wait_ended(timeout=10)
         await center.idle()

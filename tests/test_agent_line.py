@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,18 @@ from callcenter.config import load_config_text
 from callcenter.config.models import AcdConfig
 from callcenter.errors import ConfigError
 from callcenter.events import AgentSeated
-from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
+from callcenter.testing import (
+    BASE_CONFIG,
+    TRANSPORTS,
+    Center,
+    merge,
+    running_center,
+    scrape_metrics,
+    until,
+)
 
 #: Carol (PIN 4321) takes the sales calls; Alice is in no queue of these tests' callers.
 CAROL_SELLS = {"queues": {"sales": {"agents": ["1003"], "wrapup": 0}}}
-
-
-async def _until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text: str = answer.read().decode()
-    return text
 
 
 async def _open_line(center: Center, number: str = "1003", pin: str = "4321") -> Any:
@@ -43,7 +38,7 @@ async def _open_line(center: Center, number: str = "1003", pin: str = "4321") ->
     await line.wait_for_prompt("agent-loginok", timeout=5)
     room = f"line-{number}"
     # In the room: both demo PBXs keep their conference rooms by name.
-    await _until(
+    await until(
         lambda: room in center.pbx.conferences and number in center.daemon.switchboard.lines
     )
     return line
@@ -54,7 +49,7 @@ async def _put_through(center: Center, number: str, agent: str = "1003") -> Any:
     caller = await center.caller_presses(number, "1")
     await caller.wait_bridged(timeout=5)
     taker = center.daemon.router.agents[agent]
-    await _until(lambda: taker.state == "on_call")
+    await until(lambda: taker.state == "on_call")
     return caller
 
 
@@ -71,25 +66,25 @@ async def test_carol_on_her_open_line_takes_callers_without_her_phone_ringing(
         music_alone = line.moh_starts
         _, status = await center.api("GET", "/status")
         shown = next(a for a in status["agents"] if a["id"] == "1003")
-        metrics = await asyncio.to_thread(_scrape, center.daemon.api.port)
+        metrics = await asyncio.to_thread(scrape_metrics, center.daemon.api.port)
         first = await center.caller_presses("5550301", "1")
         through = await first.wait_bridged(timeout=5)
         leg = next(c for c in center.pbx.channels.values() if c.name.startswith(through))
-        await _until(lambda: carol.state == "on_call")
+        await until(lambda: carol.state == "on_call")
         await line.press("*9")
         await first.wait_ended(timeout=5)
-        await _until(lambda: carol.state == "available")
+        await until(lambda: carol.state == "available")
         second = await _put_through(center, "5550302")
         await second.hangup()
-        await _until(lambda: carol.state == "available")
+        await until(lambda: carol.state == "available")
         still = "1003" in center.daemon.switchboard.lines
         await line.hangup()
-        await _until(lambda: carol.state == "logged_out")
+        await until(lambda: carol.state == "logged_out")
         await center.idle()
         first_cdr = await center.cdr(first.uniqueid)
         second_cdr = await center.cdr(second.uniqueid)
         store = center.daemon.store
-        await _until(lambda: any(s["agent"] == "1003" for s in store.fetch_agent_sessions()))
+        await until(lambda: any(s["agent"] == "1003" for s in store.fetch_agent_sessions()))
         shifts = store.fetch_agent_sessions()
     assert on_line[0] == "available"
     assert on_line[1].startswith(("Local/line-1003@", "loopback/app=conference:line-1003@"))
@@ -127,7 +122,7 @@ async def test_carol_hanging_up_her_line_mid_call_ends_the_call_and_logs_her_out
         caller = await _put_through(center, "5550303")
         await line.hangup()
         await caller.wait_ended(timeout=5)
-        await _until(lambda: carol.state == "logged_out")
+        await until(lambda: carol.state == "logged_out")
         await center.idle()
         cdr = await center.cdr(caller.uniqueid)
     assert (cdr["agent"], cdr["hung_up_by"]) == ("1003", "agent")
@@ -163,7 +158,7 @@ async def test_alice_logged_in_at_her_desk_moves_onto_a_line_and_keys_a_transfer
         center.add_phone("PJSIP/1002", answer_after=0.05)
         line = await center.pbx.call("*70", caller_num="1001")
         await line.wait_for_prompt("agent-loginok", timeout=5)
-        await _until(lambda: "line-1001" in center.pbx.conferences)
+        await until(lambda: "line-1001" in center.pbx.conferences)
         alice = center.daemon.router.agents["1001"]
         moved = (alice.state, alice.device.startswith(("Local/", "loopback/")))
         caller = await _put_through(center, "5550304", "1001")
@@ -200,7 +195,7 @@ async def test_an_end_call_button_takes_the_agent_off_the_call_as_hanging_up_wou
         caller = await _put_through(center, "5550305")
         status, answer = await center.api("POST", "/agents/1003/hangup")
         await caller.wait_ended(timeout=5)
-        await _until(lambda: carol.state == "available")
+        await until(lambda: carol.state == "available")
         await line.hangup()
         await center.idle()
         cdr = await center.cdr(caller.uniqueid)
@@ -227,10 +222,10 @@ async def test_sam_listens_to_carol_on_her_line_then_barges_and_the_cdr_says_so(
             channel = found.session.channel if found is not None else ""
             return center.pbx.find_channel(channel) if channel else None
 
-        await _until(lambda: spied() is not None and spied().spy_mode == "listen")
+        await until(lambda: spied() is not None and spied().spy_mode == "listen")
         target = center.pbx.find_channel(spied().spy_target).name
         await center.api("POST", "/supervisors/2000/barge", {"agent": "1003"})
-        await _until(lambda: spied() is not None and spied().spy_mode == "barge")
+        await until(lambda: spied() is not None and spied().spy_mode == "barge")
         await caller.hangup()
         await line.hangup()
         await center.idle()
@@ -255,11 +250,11 @@ async def test_carol_on_her_line_consults_bob_and_hands_him_the_caller_with_star
         await center.api("POST", "/agents/1003/unhold")
         status_consult, answer = await center.api("POST", "/agents/1003/consult", {"to": "1002"})
         await bob_phone.wait_answered(timeout=5)
-        await _until(lambda: router.agents["1002"].state == "on_call")
+        await until(lambda: router.agents["1002"].state == "on_call")
         await line.press("*9")
-        await _until(lambda: board.agent_call("1003") is None)
+        await until(lambda: board.agent_call("1003") is None)
         bob_has_it = board.agent_call("1002") is not None
-        await _until(lambda: router.agents["1003"].state == "available")
+        await until(lambda: router.agents["1003"].state == "available")
         still_on_line = "1003" in board.lines
         await asyncio.sleep(0.2)
         await bob_phone.hangup()
@@ -305,7 +300,7 @@ async def test_carol_stays_on_her_line_through_a_pbx_link_outage(tmp_path: Path,
         caller = await _put_through(center, "5550308")
         await line.press("*9")
         await caller.wait_ended(timeout=5)
-        await _until(lambda: carol.state == "available")
+        await until(lambda: carol.state == "available")
         await line.hangup()
         await center.idle()
     assert line.heard.count("agent-pass") == 1, "asked for her PIN once"
@@ -346,14 +341,14 @@ async def test_with_an_accept_key_carol_takes_a_caller_by_pressing_it_and_one_sh
         line = await _open_line(center)
         carol = center.daemon.router.agents["1003"]
         caller = await center.caller_presses("5550310", "1")
-        await _until(lambda: line.heard[-1:] == ["beep"])
+        await until(lambda: line.heard[-1:] == ["beep"])
         await asyncio.sleep(1.5)  # the ring timeout (1 s) passes: a ring not answered
         missed = carol.missed_offers
         beeps = line.heard.count("beep")
-        await _until(lambda: line.heard.count("beep") > beeps, timeout=10)
+        await until(lambda: line.heard.count("beep") > beeps, timeout=10)
         await line.press("1")
         await caller.wait_bridged(timeout=5)
-        await _until(lambda: carol.state == "on_call")
+        await until(lambda: carol.state == "on_call")
         await line.press("*9")
         await caller.wait_ended(timeout=5)
         await line.hangup()
@@ -374,13 +369,13 @@ async def test_a_caller_hanging_up_while_carol_is_asked_leaves_her_on_her_line(
         line = await _open_line(center)
         carol = center.daemon.router.agents["1003"]
         caller = await center.caller_presses("5550311", "1")
-        await _until(lambda: line.heard[-1:] == ["beep"])
+        await until(lambda: line.heard[-1:] == ["beep"])
         await caller.hangup()
         await caller.wait_ended(timeout=5)
         await line.press("1")  # too late: nobody waits any more
-        await _until(lambda: "line-1003" in center.pbx.conferences and carol.state == "available")
+        await until(lambda: "line-1003" in center.pbx.conferences and carol.state == "available")
         second = await center.caller_presses("5550312", "1")
-        await _until(lambda: line.heard.count("beep") == 2)
+        await until(lambda: line.heard.count("beep") == 2)
         await line.press("1")
         await second.wait_bridged(timeout=5)
         await second.hangup()
@@ -423,12 +418,12 @@ async def test_carol_opens_her_line_at_another_desk_with_star_70_and_her_id(
         line = await center.pbx.call("*701003", caller_num="1010")
         await line.wait_for_prompt("agent-pass", timeout=5)
         await line.press("4321")
-        await _until(lambda: "line-1003" in center.pbx.conferences)
+        await until(lambda: "line-1003" in center.pbx.conferences)
         carol = center.daemon.router.agents["1003"]
         caller = await _put_through(center, "5550314")
         await caller.hangup()
         await line.hangup()
-        await _until(lambda: carol.state == "logged_out")
+        await until(lambda: carol.state == "logged_out")
         await center.idle()
         cdr = await center.cdr(caller.uniqueid)
     assert refused.heard[-1] == "beeperr"
@@ -448,11 +443,11 @@ async def test_alice_consults_carol_on_her_line_and_hands_her_the_caller(
         board = center.daemon.switchboard
         caller = await center.caller_presses("5550315", "1")
         await caller.wait_bridged(timeout=5)
-        await _until(lambda: board.agent_call("1001") is not None)
+        await until(lambda: board.agent_call("1001") is not None)
         status, answer = await center.api("POST", "/agents/1001/consult", {"to": "1003"})
-        await _until(lambda: center.daemon.router.agents["1003"].state == "on_call")
+        await until(lambda: center.daemon.router.agents["1003"].state == "on_call")
         await alice.hangup()
-        await _until(
+        await until(
             lambda: board.agent_call("1003") is not None and board.agent_call("1001") is None
         )
         await line.press("*9")
@@ -482,12 +477,12 @@ async def test_carol_on_her_line_keys_ready_after_a_call_and_a_break_and_back(
         await asyncio.sleep(0.3)
         after_call = carol.state
         await line.press("*6")
-        await _until(lambda: carol.state == "available")
+        await until(lambda: carol.state == "available")
         await line.press("*8")
-        await _until(lambda: carol.state == "paused")
+        await until(lambda: carol.state == "paused")
         reason = carol.pause_reason
         await line.press("*6")
-        await _until(lambda: carol.state == "available")
+        await until(lambda: carol.state == "available")
         await line.hangup()
         await center.idle()
     assert after_call == "wrap_up", "manual-in: the wrap-up waits for her"
@@ -518,7 +513,7 @@ async def test_a_daemon_stopping_while_carol_is_asked_to_accept_hangs_her_line_u
     async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
         line = await _open_line(center)
         caller = await center.caller_presses("5550317", "1")
-        await _until(lambda: line.heard[-1:] == ["beep"])
+        await until(lambda: line.heard[-1:] == ["beep"])
         daemon = await center.restart()
         await line.wait_ended(timeout=10)
         await asyncio.sleep(0.3)

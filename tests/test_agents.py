@@ -19,7 +19,7 @@ from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError, EngineError
 from callcenter.events import AgentRinging
-from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center
+from callcenter.testing import BASE_CONFIG, TRANSPORTS, Center, merge, running_center, until
 
 
 def _api(center: Center, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -30,12 +30,6 @@ def _api(center: Center, method: str, path: str, body: dict[str, Any] | None = N
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
-
-
-async def _until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("agi", TRANSPORTS)
@@ -208,7 +202,7 @@ async def test_cli_logs_agent_in_and_out_and_the_shift_is_recorded(
         status = json.loads(capsys.readouterr().out)
         assert {a["id"]: a["state"] for a in status["agents"]}["1003"] == "logged_out"
         store = center.daemon.store
-        await _until(lambda: any(s["agent"] == "1003" for s in store.fetch_agent_sessions()))
+        await until(lambda: any(s["agent"] == "1003" for s in store.fetch_agent_sessions()))
         shift = next(s for s in store.fetch_agent_sessions() if s["agent"] == "1003")
         assert shift["via_login"] == "api" and shift["via_logout"] == "api"
         assert 0.2 <= shift["duration_seconds"] < 5
@@ -246,8 +240,8 @@ async def test_a_restart_keeps_agents_logged_in_and_paused_and_their_shift_whole
         router.logout("1003", via="cli")
         router.unpause("1002", via="cli")
         store = daemon.store
-        await _until(lambda: any(s["agent"] == "1003" for s in store.fetch_agent_sessions()))
-        await _until(lambda: any(p["agent"] == "1002" for p in store.fetch_agent_pauses()))
+        await until(lambda: any(s["agent"] == "1003" for s in store.fetch_agent_sessions()))
+        await until(lambda: any(p["agent"] == "1002" for p in store.fetch_agent_pauses()))
         (shift,) = [s for s in store.fetch_agent_sessions() if s["agent"] == "1003"]
         (lunch,) = [p for p in store.fetch_agent_pauses() if p["agent"] == "1002"]
         present = {p.agent for p in store.fetch_agent_presence()}
