@@ -290,6 +290,94 @@ def scrape_metrics(port: int) -> str:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class StreamMessage:
+    """One message of ``GET /events`` (Server-Sent Events), as an EventSource gets it:
+    ``event`` its name, ``data`` its JSON decoded, ``id`` ("" when it carries none); or a
+    comment line (``comment``, the rest empty)."""
+
+    event: str = ""
+    data: dict[str, Any] | None = None
+    id: str = ""
+    comment: str = ""
+
+
+class EventStreamClient:
+    """A client of the control API's ``GET /events`` over TCP, reading it as a browser's
+    EventSource does::
+
+        stream = await EventStreamClient.open(center.daemon.api.port, "agent=1001")
+        message = await stream.next()      # StreamMessage(event="AgentRinging", ...)
+    """
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.status = status
+        """The HTTP status: 200, or the error's (then :attr:`error` says why)."""
+        self.error: dict[str, Any] | None = None
+        self.retry_ms: int | None = None
+
+    @classmethod
+    async def open(
+        cls, port: int, query: str = "", headers: Mapping[str, str] | None = None
+    ) -> EventStreamClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        lines = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        path = f"/events?{query}" if query else "/events"
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n{lines}\r\n".encode())
+        await writer.drain()
+        status = int((await reader.readline()).split()[1])
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        client = cls(reader, writer, status)
+        if status != 200:
+            client.error = json.loads(await reader.readexactly(length))
+            writer.close()
+        return client
+
+    async def next(self, timeout: float = 5.0) -> StreamMessage:
+        """The next message or comment; EOFError once the daemon closed the stream."""
+        fields: dict[str, str] = {}
+        async with asyncio.timeout(timeout):
+            while True:
+                line = (await self.reader.readline()).decode()
+                if not line:
+                    raise EOFError("the stream ended")
+                line = line.rstrip("\n")
+                if line.startswith(":"):
+                    return StreamMessage(comment=line[1:].strip())
+                if line:
+                    name, _, value = line.partition(": ")
+                    fields[name] = value
+                    continue
+                if "retry" in fields and "data" not in fields:
+                    self.retry_ms = int(fields.pop("retry"))
+                if "data" in fields:
+                    data = json.loads(fields["data"])
+                    return StreamMessage(fields.get("event", ""), data, fields.get("id", ""))
+
+    async def until(self, event: str, timeout: float = 5.0) -> list[StreamMessage]:
+        """Messages (not comments) up to and including the first ``event``."""
+        seen: list[StreamMessage] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.next(timeout)
+                if message.comment:
+                    continue
+                seen.append(message)
+                if message.event == event:
+                    return seen
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 def _write_config(path: Path, settings: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(dict(settings), sort_keys=False))

@@ -122,6 +122,10 @@ Routes (all JSON)::
                                           ..., "on": false, "since": ..., "via": ...}]}
     POST /switches/{name}/on              {}: flows' `switch: name` cases hold from now on
     POST /switches/{name}/off             {}: they no longer do
+    GET  /events                          the engine's events live, as Server-Sent Events
+                                          (?agent=1001, ?queue=sales, ?events=A,B;
+                                          Last-Event-ID or ?last_id= resumes): see
+                                          callcenter.live.stream
 
 With ``api.token`` set, every route but ``GET /health`` and ``GET /metrics`` needs the header
 ``Authorization: Bearer <token>`` (401 without it).
@@ -156,7 +160,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
@@ -179,6 +183,7 @@ from callcenter.errors import (
     UnknownSupervisor,
 )
 from callcenter.live.metrics import Metrics
+from callcenter.live.stream import EventStreams, StreamFilter
 from callcenter.outbound.campaign import Campaigns
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
@@ -331,6 +336,8 @@ class ControlAPI:
             link = PBXLink(name, connected=True)
         self.link = link
         self._server: asyncio.Server | None = None
+        self.streams = None if read_only else EventStreams(switchboard.bus)
+        """``GET /events`` clients (not on the read-only metrics listener)."""
 
     async def start(self) -> None:
         """Bind and listen; raises ``ListenError`` if the address is unusable."""
@@ -345,6 +352,8 @@ class ControlAPI:
         log.info("api_listening", host=self.host, port=self.port, read_only=self.read_only)
 
     async def stop(self) -> None:
+        if self.streams is not None:
+            await self.streams.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -359,6 +368,9 @@ class ControlAPI:
             route = path.split("?", 1)[0]
             if method == "GET" and route == "/metrics":
                 status, text = 200, self.render_metrics()
+            elif method == "GET" and route == "/events" and self.streams is not None:
+                await self._stream(reader, writer, request)
+                return
             else:
                 if not (method == "GET" and route == "/health"):
                     self._authorize(request.authorization)
@@ -387,6 +399,22 @@ class ControlAPI:
                 await _linger(reader, writer)
         writer.close()
 
+    async def _stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: _Request
+    ) -> None:
+        """``GET /events``: the live stream (:mod:`callcenter.live.stream`). A browser's
+        EventSource sends no headers: ``?token=`` and ``?last_id=`` stand in for them."""
+        assert self.streams is not None
+        query = parse_qs(urlsplit(request.path).query)
+        given = query.pop("token", [""])[0]
+        last_id = query.pop("last_id", [""])[0] or request.last_event_id
+        self._authorize(request.authorization or (f"Bearer {given}" if given else ""))
+        try:
+            wanted = StreamFilter.parse(query)
+        except ValueError as exc:
+            raise HTTPError(400, f"/events: {exc}") from None
+        await self.streams.serve(reader, writer, wanted, last_id)
+
     def _authorize(self, authorization: str) -> None:
         """With ``api.token``, every route but ``GET /health`` and ``GET /metrics`` needs
         ``Authorization: Bearer <token>`` (401 otherwise, never saying why it failed)."""
@@ -409,6 +437,8 @@ class ControlAPI:
             health = {"pbx": pbx, **self._records_health()}
             if self._drain is not None and self._drain.active:
                 health["drain"] = self._drain.view()
+            if self.streams is not None and self.streams.served:
+                health["streams"] = self.streams.health()
             if not self.link.connected:
                 raise HTTPError(503, "pbx link down", {"status": "pbx link down", **health})
             return {"status": "ok", **health}
@@ -1007,6 +1037,7 @@ class _Request:
     path: str
     body: dict[str, Any]
     authorization: str = ""
+    last_event_id: str = ""
 
 
 async def _read_request(reader: asyncio.StreamReader) -> _Request:
@@ -1016,7 +1047,7 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
     except ValueError:
         raise HTTPError(400, "malformed request line") from None
     length = 0
-    authorization = ""
+    authorization = last_event_id = ""
     for _ in range(MAX_HEADERS + 1):
         line = await _read_line(reader)
         if line in ("\r\n", "\n", ""):
@@ -1024,6 +1055,8 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
         name, _, value = line.partition(":")
         if name.strip().lower() == "authorization":
             authorization = value.strip()
+        elif name.strip().lower() == "last-event-id":
+            last_event_id = value.strip()
         elif name.strip().lower() == "content-length":
             try:
                 length = int(value.strip())
@@ -1045,4 +1078,4 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
         if not isinstance(parsed, dict):
             raise HTTPError(400, "body must be a JSON object")
         body = parsed
-    return _Request(method.upper(), path, body, authorization)
+    return _Request(method.upper(), path, body, authorization, last_event_id)
