@@ -83,8 +83,6 @@ ASK_KICK_AGAIN = 0.5
 ASK_MARGIN = 3.0
 """Seconds beyond the ring timeout an accept waits for the line (leaving the room, the
 beep)."""
-ORPHAN_WAIT = 60.0
-"""Seconds a line the PBX link dropped waits for the link, to be hung up."""
 
 
 @dataclass(eq=False, slots=True)
@@ -201,7 +199,7 @@ class AgentLines:
             if hung_up:
                 raise CallHungUp(f"{call.info.channel}: the agent hung up the line")
             if lost is not None:
-                await self._drop_orphan(call)
+                await board.drop_after_link_loss(call)
                 raise lost
             with contextlib.suppress(PBXError):
                 await call.play(["agent-loggedoff"])
@@ -281,22 +279,6 @@ class AgentLines:
             if not answer.done():
                 answer.set_result(accepted)
             log.info("agent_line_asked", agent=line.agent, accepted=accepted, pressed=pressed)
-
-    async def _drop_orphan(self, call: Call) -> None:
-        """The PBX link went down under a line controlled over it (AsyncAGI, FreeSWITCH's
-        inbound socket): the call left our control and sits in its room on the PBX. Once
-        the link is back, hang it up, so the agent knows to dial ``*70`` again."""
-        board = self._board
-        channel = call.info.channel
-        try:
-            async with asyncio.timeout(ORPHAN_WAIT):
-                await board.wait_pbx_up()
-            if board.pbx is not None:
-                await board.pbx.hangup_channel(channel)
-        except (TimeoutError, PBXError) as exc:
-            log.warning("agent_line_left_on_the_pbx", channel=channel, error=str(exc))
-            return
-        log.info("agent_line_dropped_after_link_loss", channel=channel)
 
     def _line_for(self, call: Call, agent_id: str) -> Line | None:
         """The line ``agent_id`` would open at ``call``; None when they may not (logged)."""

@@ -288,6 +288,10 @@ PBX_DOWN = "pbx-down"
 PBX_DOWN_PAUSE = 5.0
 """Seconds a callback waits after finding the link down, before it waits for the link."""
 
+ORPHAN_WAIT = 60.0
+"""Seconds a call the PBX link dropped (a line, an agent's own call) waits for the link,
+to be hung up."""
+
 CALLBACK_ANSWER_MARGIN = 5.0
 """Seconds after the callback ring timeout we still wait for the answered call to reach us."""
 
@@ -901,6 +905,22 @@ class Switchboard:
     async def wait_pbx_up(self) -> None:
         """Return once the PBX link is up (at once when it is)."""
         await self._pbx_up.wait()
+
+    async def drop_after_link_loss(self, call: Call) -> None:
+        """The PBX link went down under a call controlled over it (AsyncAGI, FreeSWITCH's
+        inbound socket) that waits in a room of the daemon's (an open line, an agent's own
+        outbound call): it left our control and would sit there. Once the link is back,
+        hang it up, so the agent knows (and dials again). Never raises."""
+        channel = call.info.channel
+        try:
+            async with asyncio.timeout(ORPHAN_WAIT):
+                await self.wait_pbx_up()
+            if self.pbx is not None:
+                await self.pbx.hangup_channel(channel)
+        except (TimeoutError, PBXError) as exc:
+            log.warning("room_leg_left_on_the_pbx", channel=channel, error=str(exc))
+            return
+        log.info("room_leg_dropped_after_link_loss", channel=channel)
 
     @property
     def draining(self) -> bool:

@@ -337,6 +337,40 @@ async def test_a_daemon_stopping_while_the_number_rings_tells_alice_and_hangs_up
     assert leg.heard[-1:] == ["beeperr"], "she heard that the dial was off"
 
 
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
+async def test_a_link_outage_under_alice_s_dial_hangs_her_phone_up_once_the_link_is_back(
+    tmp_path: Path, agi: str
+) -> None:
+    """AsyncAGI and FreeSWITCH's inbound socket run her own call over the link that went
+    down: the daemon cannot follow it any more, so it is hung up, not left in its room."""
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        customer = center.add_phone("PJSIP/5550414", answer_after=None)
+        alice = center.daemon.router.agents["1001"]
+        leg = await center.pbx.call("*775550414", caller_num="1001")
+        await until(lambda: customer.rings == 1)
+        await center.drop_pbx_connections()
+        await leg.wait_ended(timeout=10)
+        await until(lambda: alice.state == "available", timeout=10)
+        await until(lambda: "1001" not in center.daemon.switchboard.dials)
+        await center.idle(timeout=10)
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])
+async def test_alice_s_phone_hangs_up_after_her_call_even_when_the_link_was_down_then(
+    tmp_path: Path, agi: str
+) -> None:
+    """The kick out of the room goes over the PBX link: once it is back."""
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/5550415", answer_after=0.1, hangup_after=0.8)
+        alice = center.daemon.router.agents["1001"]
+        leg = await center.pbx.call("*775550415", caller_num="1001")
+        await until(lambda: alice.state == "on_call")
+        await center.drop_pbx_connections()
+        await leg.wait_ended(timeout=15)
+        await until(lambda: alice.state == "available", timeout=10)
+        await center.idle(timeout=10)
+
+
 async def test_dials_that_cannot_be_made_are_refused_with_what_to_do(tmp_path: Path) -> None:
     config = merge(DIALS, {"acd": {"dial_out_block": ["do_not_call"]}})
     config["ivr"] = {"number_lists": {"do_not_call": ["5550499"]}}

@@ -49,7 +49,13 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 
 from callcenter.acd.agent import AgentState
-from callcenter.errors import CallHungUp, EngineError, PBXError, UnknownAgent
+from callcenter.errors import (
+    CallHungUp,
+    EngineError,
+    PBXConnectionError,
+    PBXError,
+    UnknownAgent,
+)
 from callcenter.events import AgentDialFailed, AgentDialing, AgentStateChanged, EngineEvent
 from callcenter.ivr.values import matches_any
 
@@ -76,6 +82,9 @@ KICKS = 20
 """Kicks at most before the leg is hung up instead."""
 CLOSE_SETTLE = 3.0
 """Seconds a stopping daemon waits for the agents whose dial it called off to hear it."""
+LINK_WAIT = 60.0
+"""Seconds the end of a dial waits for a PBX link that is down, to take the agent's leg
+out of its room."""
 ANSWER_MARGIN = 5.0
 """Seconds beyond the ring timeout the agent's answered phone has to reach the daemon."""
 
@@ -324,11 +333,13 @@ class ManualDials:
                     )
             finally:
                 dial.out.set()
-        except (CallHungUp, PBXError):
+        except (CallHungUp, PBXError) as exc:
             dial.left = True
             dial.over.set()
             await self._agent_left(dial)
             self._forget(dial)
+            if isinstance(exc, PBXConnectionError):
+                await board.drop_after_link_loss(leg)
             raise
         prompt = board.config.acd.dial_out_failed_prompt
         try:
@@ -408,6 +419,14 @@ class ManualDials:
                 return
             try:
                 await leg.leave_room()
+            except PBXConnectionError as exc:
+                # The kick goes over the link that is down (FastAGI's own session is busy
+                # in the room): once it is back.
+                log.info("agent_dial_leg_kick_waits_for_the_link", error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LINK_WAIT):
+                        await self._board.wait_pbx_up()
+                continue
             except PBXError as exc:
                 log.info("agent_dial_leg_not_left", agent=dial.agent, error=str(exc))
                 return
