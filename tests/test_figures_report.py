@@ -759,5 +759,10 @@ def test_calls_agents_dialled_out_are_not_the_queue_s_inbound_callers() -> None:
     assert (support.agent_calls, support.campaign_calls) == (1, 0)
     assert {**support.as_dict(), "agent_calls": 0} == alone.as_dict(), "inbound unchanged"
     assert "1 call(s) agents dialled out" in format_queue_table([support], "total")
-    [alice] = agent_summary(dialled, [], [], whole_day(), now=DAY + timedelta(days=1))
-    assert (alice.calls, alice.talk) == (1, 120), "the agent's work counts"
+    everyone = agent_summary([*dialled, *MORNING], [], [], whole_day(), now=DAY + timedelta(1))
+    [alice] = [a for a in everyone if a.agent == "1001"]
+    assert (alice.calls - alice.dialled, alice.dialled) == (
+        sum(1 for e in MORNING if e.event == "CONNECT" and e.agent == "Agent/1001"),
+        1,
+    ), "her own call counts among her calls, and apart"
+    assert "dialled" in format_agent_table([alice], "total")

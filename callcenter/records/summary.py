@@ -22,7 +22,8 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
   and none of its outcomes count (``report --campaign`` has the campaign's own figures);
   the agents' figures count its talk as any other. A person an agent dialled out to
   (``ENTERQUEUE`` url ``agent:<id>``) counts the same way, as an agent call.
-* :func:`agent_summary` counts each agent's ``CONNECT`` (calls), ``RINGNOANSWER`` (offers
+* :func:`agent_summary` counts each agent's ``CONNECT`` (calls; ``dialled``: those of
+  them the agent dialled out, ``ENTERQUEUE`` url ``agent:<id>``), ``RINGNOANSWER`` (offers
   missed), talk (``COMPLETECALLER`` / ``COMPLETEAGENT`` / ``BLINDTRANSFER`` /
   ``ATTENDEDTRANSFER``) in the period
   the line falls in, and their logged-in, paused and after-call work (wrap-up) time from
@@ -270,6 +271,8 @@ class AgentFigures:
     agent: str
     name: str = ""
     calls: int = 0
+    dialled: int = 0
+    """Of ``calls``, those the agent dialled out themselves (``*77``, ``agent dial``)."""
     missed: int = 0
     talk: float = 0.0
     talks: int = 0
@@ -304,6 +307,7 @@ class AgentFigures:
             "agent": self.agent,
             "name": self.name,
             "calls": self.calls,
+            "dialled": self.dialled,
             "missed": self.missed,
             "talk_seconds": round(self.talk, 1),
             "aht_seconds": _rounded(self.aht_seconds),
@@ -525,15 +529,21 @@ def agent_summary(
             found = figures[(label, agent)] = AgentFigures(label, agent, names.get(agent, ""))
         return found
 
+    dialled: set[str] = set()
     for entry in entries:
         verb = entry.event
+        if verb == "ENTERQUEUE" and entry.data and entry.data[0].startswith(AGENT_URL):
+            dialled.add(entry.callid)
         if not periods.covers(entry.time):
             continue
         agent = agent_id(entry.agent)
         if agent is None:
             continue
         if verb == "CONNECT":
-            row(periods.label(entry.time), agent).calls += 1
+            counted = row(periods.label(entry.time), agent)
+            counted.calls += 1
+            if entry.callid in dialled:
+                counted.dialled += 1
         elif verb == "RINGNOANSWER":
             row(periods.label(entry.time), agent).missed += 1
         elif verb in _TALK_ENDS:
@@ -754,6 +764,7 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
         ("agent", 8),
         ("name", 16),
         ("calls", 5),
+        ("dialled", 7),
         ("missed", 6),
         ("talk", 8),
         ("AHT", 7),
@@ -773,6 +784,7 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
             f.agent,
             f.name,
             str(f.calls),
+            str(f.dialled),
             str(f.missed),
             _clock(f.talk),
             _clock(f.aht_seconds),
