@@ -371,6 +371,7 @@ class Daemon:
             callback_record=self._callback_record,
             webhooks=lambda: [w.health() for w in self.webhooks],
             token=config.api.token.get_secret_value() if config.api.token else None,
+            cors_origins=config.api.cors_origins,
         )
         self.metrics_api: ControlAPI | None = None
         if config.api.metrics_host is not None:

@@ -7,13 +7,18 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import yaml
 
 import callcenter.live.stream as stream_module
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError
 from callcenter.events import AgentStateChanged
 from callcenter.testing import (
+    BASE_CONFIG,
     TRANSPORTS,
     Center,
     EventStreamClient,
+    merge,
     running_center,
     until,
 )
@@ -164,3 +169,53 @@ async def test_a_daemon_stopping_ends_its_streams(tmp_path: Path) -> None:
         with pytest.raises(EOFError):
             while True:
                 await stream.next(timeout=5)
+
+
+async def _raw(port: int, request: str) -> tuple[int, dict[str, str]]:
+    """Send ``request`` as is; the status and the response's headers (lower-case names)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request.encode())
+    await writer.drain()
+    status = int((await reader.readline()).split()[1])
+    headers: dict[str, str] = {}
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    writer.close()
+    return status, headers
+
+
+async def test_a_desktop_page_on_the_crm_s_site_may_call_the_api_from_the_browser(
+    tmp_path: Path,
+) -> None:
+    config = {"api": {"cors_origins": ["https://crm.example"]}}
+    environ = {"CALLCENTER_API_TOKEN": TOKEN}
+    async with running_center(tmp_path, config=config, environ=environ) as center:
+        port = center.daemon.api.port
+        asks = "OPTIONS /agents/1001/pause HTTP/1.1\r\nHost: x\r\nOrigin: {}\r\n\r\n"
+        allowed = await _raw(port, asks.format("https://crm.example"))
+        other = await _raw(port, asks.format("https://evil.example"))
+        status = await _raw(
+            port,
+            "GET /status HTTP/1.1\r\nHost: x\r\nOrigin: https://crm.example\r\n"
+            f"Authorization: Bearer {TOKEN}\r\n\r\n",
+        )
+        stream = await _raw(
+            port,
+            f"GET /events?token={TOKEN} HTTP/1.1\r\nHost: x\r\nOrigin: https://crm.example\r\n\r\n",
+        )
+    assert allowed[0] == 204
+    assert allowed[1]["access-control-allow-origin"] == "https://crm.example"
+    assert "Authorization" in allowed[1]["access-control-allow-headers"]
+    assert "Last-Event-ID" in allowed[1]["access-control-allow-headers"]
+    assert other[0] == 204 and "access-control-allow-origin" not in other[1]
+    assert status[0] == 200 and status[1]["access-control-allow-origin"] == "https://crm.example"
+    assert stream[0] == 200 and stream[1]["access-control-allow-origin"] == "https://crm.example"
+    assert stream[1]["content-type"].startswith("text/event-stream")
+
+
+def test_an_origin_is_a_scheme_and_a_host_not_a_page() -> None:
+    config = merge(BASE_CONFIG, {"api": {"cors_origins": ["https://crm.example/desk"]}})
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(yaml.safe_dump(config))
+    assert "api.cors_origins[0]: must be a page's origin" in str(caught.value)

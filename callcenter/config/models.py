@@ -510,6 +510,20 @@ class PBXConfig(_Model):
         return data
 
 
+_Origin = Annotated[
+    str,
+    Strict(),
+    AfterValidator(
+        _matcher(
+            r"https?://[A-Za-z0-9.\[\]:_-]+(?::[0-9]{1,5})?",
+            "origin",
+            "must be a page's origin: scheme and host (and port), no path, such as "
+            '"https://crm.example"',
+        )
+    ),
+]
+
+
 class APIConfig(_Model):
     """The local control API the ``callcenter`` command line talks to."""
 
@@ -533,6 +547,15 @@ class APIConfig(_Model):
         "CALLCENTER_API_TOKEN. Normally from the environment (CALLCENTER_API_TOKEN) or the "
         "secrets file. Needed when `host` is not a loopback address: the API controls "
         "agents and lets supervisors listen to calls.",
+    )
+
+    cors_origins: list[_Origin] = Field(
+        default_factory=list,
+        description="Web pages (their origins) whose scripts may call the API from a "
+        "browser, such as an agent desktop or wallboard served by another site: "
+        '"https://crm.example". Their requests still need the token. Empty: none (a '
+        "page served through your own web backend needs none).",
+        examples=[["https://crm.example"]],
     )
 
     @model_validator(mode="after")

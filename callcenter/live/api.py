@@ -156,7 +156,7 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -313,8 +313,11 @@ class ControlAPI:
         token: str | None = None,
         webhooks: LiveHealths | None = None,
         read_only: bool = False,
+        cors_origins: Sequence[str] = (),
     ) -> None:
         self.switchboard = switchboard
+        self.cors_origins = frozenset(cors_origins)
+        """Origins whose pages may call the API from a browser (api.cors_origins)."""
         self._callback_rate = RequestRate()
         self._figures = figures
         self._callback_record = callback_record
@@ -362,14 +365,19 @@ class ControlAPI:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         status, payload = 500, {"error": "internal error"}
         text: str | None = None
+        cors = ""
         try:
             request = await asyncio.wait_for(_read_request(reader), 10.0)
             method, path = request.method, request.path
             route = path.split("?", 1)[0]
+            cors = self._cors(request.origin)
+            if method == "OPTIONS":
+                await _preflight(writer, cors)
+                return
             if method == "GET" and route == "/metrics":
                 status, text = 200, self.render_metrics()
             elif method == "GET" and route == "/events" and self.streams is not None:
-                await self._stream(reader, writer, request)
+                await self._stream(reader, writer, request, cors)
                 return
             else:
                 if not (method == "GET" and route == "/health"):
@@ -389,7 +397,7 @@ class ControlAPI:
         challenge = 'WWW-Authenticate: Bearer realm="callcenter"\r\n' if status == 401 else ""
         head = (
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: {kind}\r\nContent-Length: {len(data)}\r\n{challenge}"
+            f"Content-Type: {kind}\r\nContent-Length: {len(data)}\r\n{challenge}{cors}"
             "Connection: close\r\n\r\n"
         ).encode()
         with contextlib.suppress(ConnectionError):
@@ -399,8 +407,18 @@ class ControlAPI:
                 await _linger(reader, writer)
         writer.close()
 
+    def _cors(self, origin: str) -> str:
+        """The CORS header lines for a request from ``origin`` (api.cors_origins), or ""."""
+        if not origin or origin not in self.cors_origins:
+            return ""
+        return f"Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n"
+
     async def _stream(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: _Request
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: _Request,
+        cors: str = "",
     ) -> None:
         """``GET /events``: the live stream (:mod:`callcenter.live.stream`). A browser's
         EventSource sends no headers: ``?token=`` and ``?last_id=`` stand in for them."""
@@ -413,7 +431,7 @@ class ControlAPI:
             wanted = StreamFilter.parse(query)
         except ValueError as exc:
             raise HTTPError(400, f"/events: {exc}") from None
-        await self.streams.serve(reader, writer, wanted, last_id)
+        await self.streams.serve(reader, writer, wanted, last_id, headers=cors.encode())
 
     def _authorize(self, authorization: str) -> None:
         """With ``api.token``, every route but ``GET /health`` and ``GET /metrics`` needs
@@ -1023,6 +1041,24 @@ async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 dropped += len(chunk)
 
 
+async def _preflight(writer: asyncio.StreamWriter, cors: str) -> None:
+    """A browser asks whether its page may call (a CORS preflight): yes for the origins of
+    api.cors_origins, with the methods and headers the API takes; no for others (without
+    Allow-Origin the browser refuses the call). Needs no token: it carries none."""
+    allow = (
+        cors + "Access-Control-Allow-Methods: GET, POST\r\n"
+        "Access-Control-Allow-Headers: Authorization, Content-Type, Last-Event-ID\r\n"
+        "Access-Control-Max-Age: 600\r\n"
+        if cors
+        else ""
+    )
+    with contextlib.suppress(ConnectionError):
+        head = f"HTTP/1.1 204 No Content\r\n{allow}Content-Length: 0\r\n"
+        writer.write(f"{head}Connection: close\r\n\r\n".encode())
+        await writer.drain()
+    writer.close()
+
+
 async def _read_line(reader: asyncio.StreamReader) -> str:
     try:
         line = await reader.readline()
@@ -1038,6 +1074,7 @@ class _Request:
     body: dict[str, Any]
     authorization: str = ""
     last_event_id: str = ""
+    origin: str = ""
 
 
 async def _read_request(reader: asyncio.StreamReader) -> _Request:
@@ -1047,7 +1084,7 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
     except ValueError:
         raise HTTPError(400, "malformed request line") from None
     length = 0
-    authorization = last_event_id = ""
+    authorization = last_event_id = origin = ""
     for _ in range(MAX_HEADERS + 1):
         line = await _read_line(reader)
         if line in ("\r\n", "\n", ""):
@@ -1057,6 +1094,8 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
             authorization = value.strip()
         elif name.strip().lower() == "last-event-id":
             last_event_id = value.strip()
+        elif name.strip().lower() == "origin":
+            origin = value.strip()
         elif name.strip().lower() == "content-length":
             try:
                 length = int(value.strip())
@@ -1078,4 +1117,4 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
         if not isinstance(parsed, dict):
             raise HTTPError(400, "body must be a JSON object")
         body = parsed
-    return _Request(method.upper(), path, body, authorization, last_event_id)
+    return _Request(method.upper(), path, body, authorization, last_event_id, origin)

@@ -237,8 +237,11 @@ class EventStreams:
         writer: asyncio.StreamWriter,
         wanted: StreamFilter,
         last_id: str,
+        *,
+        headers: bytes = b"",
     ) -> None:
-        """Stream events to one client until it goes, falls behind, or :meth:`close`."""
+        """Stream events to one client until it goes, falls behind, or :meth:`close`;
+        ``headers``: more response header lines (CORS)."""
         if not self._listening:
             self._bus.subscribe(self._on_event)
             self._listening = True
@@ -254,7 +257,8 @@ class EventStreams:
         watcher = asyncio.ensure_future(reader.read(1))
         try:
             replay, gap = self._since(last_id)
-            out = _HEAD + f"retry: {RETRY_MS}\n\n".encode()
+            out = _HEAD.replace(b"\r\n\r\n", b"\r\n" + headers + b"\r\n", 1)
+            out += f"retry: {RETRY_MS}\n\n".encode()
             if gap is not None:
                 out += _message("", "StreamGap", json.dumps(gap).encode())
             backlog = [item for s, e in replay for item in client.admit(s, e)]
