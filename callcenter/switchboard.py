@@ -2372,7 +2372,7 @@ class Switchboard:
                         reason = await self._place_callback(
                             kept,
                             device=config.acd.callback_dial.replace("${number}", number),
-                            caller_id=config.acd.callback_caller_id,
+                            caller_id=qcfg.caller_id or config.acd.callback_caller_id,
                             ring_timeout=qcfg.callback_ring_timeout,
                         )
                     elif agents:

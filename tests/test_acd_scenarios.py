@@ -980,7 +980,7 @@ async def test_callback_keeps_the_callers_place_and_connects_them_to_the_agent(
 async def test_a_callback_asked_for_on_the_web_waits_its_turn_and_is_put_through(
     tmp_path: Path,
 ) -> None:
-    config = setup({"strategy": "linear"}, extra=CALLBACKS)
+    config = setup({"strategy": "linear", "caller_id": "0800123456"}, extra=CALLBACKS)
     async with scene(tmp_path, config) as s:
         home = s.center.add_phone("PJSIP/5551234", answer_after=0.05)
         alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
@@ -1008,6 +1008,7 @@ async def test_a_callback_asked_for_on_the_web_waits_its_turn_and_is_put_through
     assert unknown[0] == 404
     assert answered.original_call_id == asked["call_id"]
     assert s.answered() == ["1001", "1001"], "the caller first, then the callback"
+    assert row["src"] == "0800123456", "called from the queue's own line (caller_id)"
     assert (row["queue"], row["agent"]) == ("acd", "1001")
     assert device_of(row["channel"]) == "5551234"
     assert json.loads(row["ivr_variables"]) == {"topic": "invoice 1234"}

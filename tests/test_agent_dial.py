@@ -99,7 +99,8 @@ async def test_alice_clicks_to_dial_her_phone_rings_first_then_the_customer_talk
 async def test_alice_dials_star_77_and_a_number_and_hanging_up_ends_the_call(
     tmp_path: Path, agi: str
 ) -> None:
-    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+    config = merge(DIALS, {"queues": {"sales": {"caller_id": "0800123456"}}})
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
         customer = center.add_phone("PJSIP/5550402", answer_after=0.1)
         seen = _events(center)
         alice = center.daemon.router.agents["1001"]
@@ -114,6 +115,7 @@ async def test_alice_dials_star_77_and_a_number_and_hanging_up_ends_the_call(
         cdr = await center.cdr(answered.call_id)
     assert customer.rings == 1
     assert (cdr["agent"], cdr["dst"], cdr["hung_up_by"]) == ("1001", "5550402", "agent")
+    assert cdr["src"] == "0800123456", "the person called sees the sales line"
     assert isinstance(seen[0], AgentDialing) and seen[0].via == "phone"
     assert "1001" not in center.daemon.switchboard.dials
 

@@ -1995,6 +1995,13 @@ class QueueConfig(_Model):
         "the queue's service level (app_queue's servicelevel; callcenter_queue_answered_"
         "in_service_level_total in /metrics).",
     )
+    caller_id: str | None = Field(
+        default=None,
+        description="Caller ID the people the centre calls for this queue see (its callbacks, "
+        "agents' own calls through it), so that they see the line of the queue to call "
+        'back, such as "0800123456". Unset: acd.callback_caller_id / acd.dial_out_caller_id.',
+        examples=["0800123456"],
+    )
     record: bool = Field(
         default=False,
         description="Record every call of this queue an agent answers, from the answer to "
@@ -2402,7 +2409,8 @@ class AcdConfig(_Model):
     )
     dial_out_caller_id: str = Field(
         default="",
-        description="Caller ID the called person sees (empty: callback_caller_id, else the PBX's).",
+        description="Caller ID the called person sees (empty: the queue's caller_id, else "
+        "callback_caller_id, else the PBX's).",
     )
     dial_out_timeout: _Seconds = Field(
         default=30,

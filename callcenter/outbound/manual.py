@@ -381,7 +381,7 @@ class ManualDials:
                 dial.number,
                 dial_id=dial.id,
                 device=acd.dial_out.replace("${number}", dial.number),
-                caller_id=acd.dial_out_caller_id or acd.callback_caller_id,
+                caller_id=self._caller_id(dial),
                 ring_timeout=acd.dial_out_timeout,
                 data=dial.data,
             )
@@ -389,6 +389,13 @@ class ManualDials:
             if reason:
                 self._failed(dial, reason)
                 await self._end(dial)
+
+    def _caller_id(self, dial: Dial) -> str:
+        """What the person called sees: the queue's caller_id, else the centre's."""
+        config = self._board.config
+        queue = config.queues.get(dial.queue)
+        own = queue.caller_id if queue is not None else None
+        return own or config.acd.dial_out_caller_id or config.acd.callback_caller_id
 
     def _failed(self, dial: Dial, reason: str) -> None:
         dial.reason = dial.reason or reason
