@@ -21,6 +21,11 @@ On the line:
 * ``acd.line_ready_key`` (``*6``) ends the after-call work or the pause (the line's
   ``*75`` / ``*74``: the phone is busy with the line), ``acd.line_pause_key`` (``*8``)
   pauses with the first of ``pause_reasons``.
+* Between calls, ``acd.line_disposition_key`` (``*76``) + a disposition's digits + ``#``
+  gives the last call its code, and ``acd.line_queue_key`` (``*45``) + a queue's digits +
+  ``#`` joins or leaves that queue, as the phone's feature codes do: an agent on a line
+  with no screen gets out of a ``disposition_required`` wrap-up. They hear
+  ``auth-thankyou`` / ``agent-loginok`` / ``agent-loggedoff``, or ``beeperr``.
 * ``acd.agent_keys`` work as from any agent's leg (transfers, consultations, hold ...).
 * With ``acd.line_accept_key`` (app_agent_pool's ``ackcall``) an offer first takes the
   agent out of the room (:meth:`AgentLines.ask`): they hear the beep and press the key
@@ -103,6 +108,9 @@ class Line:
     seconds to wait for the key."""
     heard_ask: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the line, out of its room, puts the question to the agent."""
+    coding: tuple[str, str, float] | None = None
+    """A coded key is being typed (``*76`` ... ``#``): its action, the digits so far, when
+    the last came (monotonic)."""
     telling: list[str] = field(default_factory=list)
     """Prompts the agent is to hear out of the room (:meth:`AgentLines.tell`)."""
     told: asyncio.Event = field(default_factory=asyncio.Event)
@@ -351,25 +359,64 @@ class AgentLines:
 
     def _key(self, line: Line, digit: str) -> None:
         """A key pressed on the line: the line's keys (hang up, ready, pause) act once
-        whole; every key also goes to the agent's acd.agent_keys."""
+        whole, its coded keys (disposition, queue) once their digits end with ``#``;
+        every key also goes to the agent's acd.agent_keys."""
         board = self._board
         acd = board.config.acd
         board.agent_key(line.agent, digit)
         now = time.monotonic()
-        line.keys.append((now, digit))
         timeout = acd.agent_keys.timeout if acd.agent_keys else 4.0
+        if line.coding is not None:
+            action, typed, last = line.coding
+            if now - last <= timeout:
+                if digit == "#":
+                    line.coding = None
+                    self._coded(line, action, typed)
+                else:
+                    line.coding = (action, typed + digit, now)
+                return
+            line.coding = None  # given up on: this key starts afresh
+        line.keys.append((now, digit))
+        between_calls = board.agent_call(line.agent) is None
         for action, wanted in (
             ("hangup", acd.line_hangup_key),
             ("ready", acd.line_ready_key),
             ("pause", acd.line_pause_key),
+            ("disposition", acd.line_disposition_key if between_calls else None),
+            ("queue", acd.line_queue_key if between_calls else None),
         ):
             if wanted is None:
                 continue
             recent = list(line.keys)[-len(wanted) :]
             if "".join(d for _, d in recent) == wanted and now - recent[0][0] <= timeout:
                 line.keys.clear()
-                self._keyed(line, action)
+                if action in ("disposition", "queue"):
+                    line.coding = (action, "", now)
+                else:
+                    self._keyed(line, action)
                 return
+
+    def _coded(self, line: Line, action: str, typed: str) -> None:
+        """A coded key typed in full (``*76`` 1 ``#``): the disposition or the queue, as
+        the phone's feature code does; the agent hears how it went out of their room."""
+        board = self._board
+        agent_id = line.agent
+        try:
+            if action == "disposition":
+                board.phone_disposition(agent_id, typed, board.config)
+                prompt = "auth-thankyou"
+            else:
+                joined = board.phone_queue(agent_id, typed, board.config)
+                prompt = "agent-loginok" if joined else "agent-loggedoff"
+        except (EngineError, UnknownAgent) as exc:
+            log.info("agent_line_code_refused", agent=agent_id, action=action, error=str(exc))
+            prompt = "beeperr"
+        else:
+            log.info("agent_line_code", agent=agent_id, action=action, digits=typed)
+        board.in_background(self._tell(agent_id, prompt), f"line-tell-{agent_id}")
+
+    async def _tell(self, agent_id: str, prompt: str) -> None:
+        await self.tell(agent_id, prompt)
 
     def _keyed(self, line: Line, action: str) -> None:
         """One of the line's own keys was pressed in full."""

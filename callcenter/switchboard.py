@@ -3784,9 +3784,9 @@ class Switchboard:
                 # Done with the after-call work before its time is up.
                 self.router.end_wrapup(agent_id)
             elif action == "disposition":
-                self._phone_disposition(agent_id, info.params.get("code", ""), config)
+                self.phone_disposition(agent_id, info.params.get("code", ""), config)
             elif action == "queue":
-                joined = self._phone_queue(agent_id, info.params.get("code", ""), config)
+                joined = self.phone_queue(agent_id, info.params.get("code", ""), config)
                 await call.play(["agent-loginok" if joined else "agent-loggedoff"])
                 return
             else:
@@ -3797,7 +3797,7 @@ class Switchboard:
             return
         await call.play([FEATURE_PROMPTS[action]])
 
-    def _phone_queue(self, agent_id: str, digits: str, config: CallCenterConfig) -> bool:
+    def phone_queue(self, agent_id: str, digits: str, config: CallCenterConfig) -> bool:
         """``*45`` + digits: the agent joins the queue with those ``digits``, or leaves it
         when a member (True: joined). EngineError for digits no queue has."""
         queue = _queue_with_digits(config, digits)
@@ -3809,7 +3809,7 @@ class Switchboard:
         self.join_queue(agent_id, queue, via="feature-code")
         return True
 
-    def _phone_disposition(self, agent_id: str, keyed: str, config: CallCenterConfig) -> None:
+    def phone_disposition(self, agent_id: str, keyed: str, config: CallCenterConfig) -> None:
         """``*76`` + digits (``*769*30``: a callback code, in 30 minutes): the code whose
         ``digits`` those are, given as :meth:`dispose` does. EngineError for digits no code
         has, or a callback code without its minutes."""

@@ -44,6 +44,12 @@ async def _open_line(center: Center, number: str = "1003", pin: str = "4321") ->
     return line
 
 
+def _in_room(center: Center, line: Any, room: str = "line-1003") -> bool:
+    """Is the line's call in its room (both demo PBXs keep their rooms by name)?"""
+    found = center.pbx.conferences.get(room)
+    return found is not None and any(m.name == line.channel for m in found.members)
+
+
 async def _put_through(center: Center, number: str, agent: str = "1003") -> Any:
     """A sales caller from ``number``, put through to ``agent`` (on the call now)."""
     caller = await center.caller_presses(number, "1")
@@ -522,3 +528,50 @@ async def test_a_daemon_stopping_while_carol_is_asked_to_accept_hangs_her_line_u
         await center.idle()
     assert line.heard.count("agent-pass") == 1, "not taken by the next daemon as a new *70"
     assert carol == "logged_out"
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound"])
+async def test_carol_with_no_screen_gives_her_call_its_code_and_joins_a_queue_from_her_line(
+    tmp_path: Path, agi: str
+) -> None:
+    config = merge(
+        CAROL_SELLS,
+        {
+            "queues": {"sales": {"disposition_required": True}, "support": {"digits": "22"}},
+            "dispositions": {
+                "sale": {"digits": "1"},
+                "callback": {"digits": "9", "callback": True},
+            },
+        },
+    )
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        router = center.daemon.router
+        carol = router.agents["1003"]
+        caller = await _put_through(center, "5550331")
+        await caller.hangup()
+        await until(lambda: carol.state == "wrap_up")
+        await line.press("*761#")
+        await line.wait_for_prompt("auth-thankyou", timeout=5)
+        await until(lambda: carol.state == "available")
+        await until(lambda: _in_room(center, line))  # back from hearing it
+        await line.press("*4522#")
+        await until(lambda: line.heard.count("agent-loginok") == 2)  # once at its *70
+        joined = router.agent_view("1003")["queues"]
+        await until(lambda: _in_room(center, line))
+        await line.press("*45999#")
+        await line.wait_for_prompt("beeperr", timeout=5)
+        still = "1003" in center.daemon.switchboard.lines
+        await line.hangup()
+        await center.idle()
+        rows = await asyncio.to_thread(center.daemon.store.fetch_dispositions)
+    assert [(r.agent, r.code) for r in rows] == [("1003", "sale")]
+    assert "support" in joined, "*45 + the queue's digits + #: a member now"
+    assert still, "the codes leave her on the line"
+
+
+def test_the_line_s_coded_keys_may_not_clash_with_its_other_keys() -> None:
+    config = merge(BASE_CONFIG, {"acd": {"line_queue_key": "*9"}})
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(yaml.safe_dump(config))
+    assert "line_queue_key ('*9') and line_hangup_key ('*9') must differ" in str(caught.value)

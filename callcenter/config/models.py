@@ -2488,6 +2488,20 @@ class AcdConfig(_Model):
         "pause_reasons), as *73 does from a phone; line_ready_key ends it. None: no key.",
         examples=["*8"],
     )
+    line_disposition_key: KeySequence | None = Field(
+        default="*76",
+        description="On an open line between calls, this, the digits of a disposition "
+        "(dispositions.<code>.digits; a callback code: digits * minutes) and # give the last "
+        "call its code, as *76 does from a phone: a line agent with no screen gets out of a "
+        "disposition_required wrap-up. During a call the keys are agent_keys'. None: off.",
+        examples=["*76"],
+    )
+    line_queue_key: KeySequence | None = Field(
+        default="*45",
+        description="On an open line between calls, this, a queue's digits (queues.<q>.digits) "
+        "and # join that queue or leave it, as *45 does from a phone. None: off.",
+        examples=["*45"],
+    )
     line_accept_key: (
         Annotated[
             str,
@@ -2547,6 +2561,23 @@ class AcdConfig(_Model):
             )
             if code is not None
         ]
+        # The coded keys (digits and # follow) act between calls only, when agent_keys do
+        # not: they need to stand apart from the line's own keys, not from agent_keys.
+        coded = [
+            (f"line_{name}_key", code)
+            for name, code in (
+                ("disposition", self.line_disposition_key),
+                ("queue", self.line_queue_key),
+            )
+            if code is not None
+        ]
+        for at, (name, own) in enumerate(coded):
+            for other, code in [*coded[at + 1 :], *named]:
+                if code.startswith(own) or own.startswith(code):
+                    raise ValueError(
+                        f"{name} ({own!r}) and {other} ({code!r}) must differ, and neither "
+                        "may start with the other"
+                    )
         keys = self.agent_keys
         others = list(named)
         if keys is not None:
