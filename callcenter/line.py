@@ -26,6 +26,8 @@ On the line:
   ``#`` joins or leaves that queue, as the phone's feature codes do: an agent on a line
   with no screen gets out of a ``disposition_required`` wrap-up. They hear
   ``auth-thankyou`` / ``agent-loginok`` / ``agent-loggedoff``, or ``beeperr``.
+  ``acd.line_dial_key`` (``*77``) + a number + ``#`` calls it down the line (``*77#``: the
+  last call's number), see :mod:`callcenter.outbound.manual`.
 * ``acd.agent_keys`` work as from any agent's leg (transfers, consultations, hold ...).
 * With ``acd.line_accept_key`` (app_agent_pool's ``ackcall``) an offer first takes the
   agent out of the room (:meth:`AgentLines.ask`): they hear the beep and press the key
@@ -83,6 +85,8 @@ ROOM_PREFIX: Final = "line-"
 """A line's conference room is this and the agent's id (``.`` made ``_``)."""
 CLOSE_SETTLE = 3.0
 """Seconds the daemon's stop waits for its lines to hear ``agent-loggedoff``."""
+_CODED: Final = ("disposition", "queue", "dial")
+"""The line's keys that take digits and ``#`` after them."""
 ASK_KICK_AGAIN = 0.5
 """Seconds an accept waits for the line to leave its room before kicking it again."""
 ASK_MARGIN = 3.0
@@ -384,13 +388,14 @@ class AgentLines:
             ("pause", acd.line_pause_key),
             ("disposition", acd.line_disposition_key if between_calls else None),
             ("queue", acd.line_queue_key if between_calls else None),
+            ("dial", acd.line_dial_key if between_calls else None),
         ):
             if wanted is None:
                 continue
             recent = list(line.keys)[-len(wanted) :]
             if "".join(d for _, d in recent) == wanted and now - recent[0][0] <= timeout:
                 line.keys.clear()
-                if action in ("disposition", "queue"):
+                if action in _CODED:
                     line.coding = (action, "", now)
                 else:
                     self._keyed(line, action)
@@ -401,6 +406,9 @@ class AgentLines:
         the phone's feature code does; the agent hears how it went out of their room."""
         board = self._board
         agent_id = line.agent
+        if action == "dial":
+            board.in_background(self._dial(agent_id, typed), f"line-dial-{agent_id}")
+            return
         try:
             if action == "disposition":
                 board.phone_disposition(agent_id, typed, board.config)
@@ -417,6 +425,15 @@ class AgentLines:
 
     async def _tell(self, agent_id: str, prompt: str) -> None:
         await self.tell(agent_id, prompt)
+
+    async def _dial(self, agent_id: str, number: str) -> None:
+        """``*77`` + a number + ``#`` on the line: the agent's own call down the line (a
+        refusal heard as ``beeperr``; a dial that gets nobody tells them itself)."""
+        try:
+            await self._board.dials.start(agent_id, number or "last", via=LINE_VIA)
+        except (EngineError, UnknownAgent) as exc:
+            log.info("agent_line_dial_refused", agent=agent_id, error=str(exc))
+            await self.tell(agent_id, "beeperr")
 
     def _keyed(self, line: Line, action: str) -> None:
         """One of the line's own keys was pressed in full."""

@@ -202,6 +202,35 @@ async def test_carol_on_her_open_line_dials_from_the_cli_and_nothing_rings_on_he
     assert (cdr["agent"], cdr["dst"], cdr["hung_up_by"]) == ("1003", "5550405", "caller")
 
 
+@pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])
+async def test_carol_with_no_screen_dials_from_her_line_with_star_77_a_number_and_hash(
+    tmp_path: Path, agi: str
+) -> None:
+    config = merge(DIALS, {"queues": {"sales": {"agents": ["1003"]}}})
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        customer = center.add_phone("PJSIP/5550416", answer_after=0.1, hangup_after=0.4)
+        seen = _events(center)
+        line = await center.pbx.call("*70", caller_num="1003")
+        await line.wait_for_prompt("agent-pass", timeout=5)
+        await line.press("4321")
+        await line.wait_for_prompt("agent-loginok", timeout=5)
+        board = center.daemon.switchboard
+        carol = center.daemon.router.agents["1003"]
+        await until(lambda: "1003" in board.lines and "line-1003" in center.pbx.conferences)
+        await line.press("*775550416#")
+        await until(lambda: carol.state == "on_call")
+        await until(lambda: carol.state == "available" and "1003" not in board.dials)
+        still = "1003" in board.lines
+        await line.hangup()
+        await center.idle()
+    assert customer.rings == 1
+    assert [(type(e).__name__, getattr(e, "via", "")) for e in seen][:2] == [
+        ("AgentDialing", "line"),
+        ("AgentDialAnswered", ""),
+    ]
+    assert still, "back on her line for the next call"
+
+
 @pytest.mark.parametrize("agi", ["asyncagi", "esl-outbound"])
 async def test_carol_on_her_line_hears_that_the_number_is_busy_and_stays_on_the_line(
     tmp_path: Path, agi: str

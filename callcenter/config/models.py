@@ -2502,6 +2502,13 @@ class AcdConfig(_Model):
         "and # join that queue or leave it, as *45 does from a phone. None: off.",
         examples=["*45"],
     )
+    line_dial_key: KeySequence | None = Field(
+        default="*77",
+        description="On an open line between calls, this, a number and # call that number "
+        "(this and # alone: the last call's number), as *77 does from a phone "
+        "(acd.dial_out). None: off.",
+        examples=["*77"],
+    )
     line_accept_key: (
         Annotated[
             str,
@@ -2568,6 +2575,7 @@ class AcdConfig(_Model):
             for name, code in (
                 ("disposition", self.line_disposition_key),
                 ("queue", self.line_queue_key),
+                ("dial", self.line_dial_key),
             )
             if code is not None
         ]
