@@ -151,6 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "status":
             p.add_argument("--json", action="store_true", help="the API's JSON, as it comes")
 
+    events = sub.add_parser(
+        "events",
+        help="follow the running daemon's engine events live, one line each (GET /events)",
+    )
+    _add_api_option(events)
+    events.add_argument("--agent", default=None, help="that agent's events, and their calls'")
+    events.add_argument("--queue", default=None, help="that queue's events, and its calls'")
+    events.add_argument(
+        "--events", default=None, help="these kinds only, such as AgentConnected,CallEnded"
+    )
+    events.add_argument("--json", action="store_true", help="each event's JSON, as it comes")
+    events.add_argument(
+        "--count", type=int, default=None, help="stop after this many events (default: never)"
+    )
+
     drain = sub.add_parser(
         "drain",
         help="the running daemon takes no new calls (they go to the PBX's failover) and stops "
@@ -590,6 +605,17 @@ def _main(argv: Sequence[str] | None) -> int:
         return _api_call(args.api, "GET", "/status", None, render=render)
     if command == "reload":
         return _api_call(args.api, "POST", "/reload", {})
+    if command == "events":
+        if args.count is not None and args.count < 1:
+            parser.error("--count takes a number of 1 or more")
+        return cmd_events(
+            args.api,
+            agent=args.agent,
+            queue=args.queue,
+            kinds=args.events,
+            as_json=args.json,
+            count=args.count,
+        )
     if command == "drain":
         if args.cancel:
             if args.timeout is not None or args.wait:
@@ -1631,6 +1657,75 @@ def _api_token() -> str | None:
 
 class _Refused(Exception):
     """The daemon answered with an error (its message is the exception's)."""
+
+
+EVENTS_QUIET_LIMIT = 60.0
+"""Seconds ``callcenter events`` waits for a line (the daemon sends a comment every 15 s)
+before taking the daemon as gone."""
+
+
+def cmd_events(
+    base: str,
+    *,
+    agent: str | None = None,
+    queue: str | None = None,
+    kinds: str | None = None,
+    as_json: bool = False,
+    count: int | None = None,
+) -> int:
+    """``callcenter events``: print the daemon's events as they come (``GET /events``), one
+    line each, until ``count`` of them or Ctrl-C; exit 0 then, 3 when the daemon cannot be
+    reached or ends the stream."""
+    wanted = {"agent": agent, "queue": queue, "events": kinds}
+    query = urllib.parse.urlencode({k: v for k, v in wanted.items() if v})
+    headers = {"Accept": "text/event-stream"}
+    token = _api_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    url = base.rstrip("/") + "/events" + (f"?{query}" if query else "")
+    request = urllib.request.Request(url, headers=headers)
+    shown = 0
+    try:
+        with urllib.request.urlopen(request, timeout=EVENTS_QUIET_LIMIT) as response:
+            data = ""
+            while True:
+                raw = response.readline()
+                if not raw:
+                    print("callcenter: the daemon ended the stream", file=sys.stderr)
+                    return EXIT_UNREACHABLE
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if line.startswith("data: "):
+                    data = line[6:]
+                elif not line and data:
+                    print(data if as_json else format_event(json.loads(data)), flush=True)
+                    data = ""
+                    shown += 1
+                    if count is not None and shown >= count:
+                        return 0
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except (ValueError, AttributeError):
+            message = exc.reason
+        print(f"callcenter: {message}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"callcenter: cannot follow the daemon at {base}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+
+
+def format_event(event: Mapping[str, Any]) -> str:
+    """One event of ``GET /events`` as a line: its time, name and fields (``key=value``)."""
+    at = str(event.get("at", ""))
+    fields = []
+    for name, value in event.items():
+        if name in ("event", "at") or value in (None, "", [], {}):
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        fields.append(f"{name}={shown}")
+    return f"{at[11:23] or '-':12} {event.get('event', '?')} " + " ".join(fields)
 
 
 def _api_request(

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 import callcenter.live.stream as stream_module
+from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
 from callcenter.events import AgentStateChanged
@@ -219,3 +221,38 @@ def test_an_origin_is_a_scheme_and_a_host_not_a_page() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config_text(yaml.safe_dump(config))
     assert "api.cors_origins[0]: must be a page's origin" in str(caught.value)
+
+
+async def test_ops_follow_one_agent_s_events_in_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path) as center:
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        streams = center.daemon.api.streams
+        assert streams is not None
+        argv = ["events", "--agent", "1002", "--events", "AgentPaused,AgentUnpaused"]
+        follow = asyncio.ensure_future(
+            asyncio.to_thread(cli_main, [*argv, "--count", "2", "--api", api])
+        )
+        await until(lambda: streams.clients == 1)
+        router = center.daemon.router
+        router.pause("1001", "lunch")  # not Bob: not shown
+        router.pause("1002", "training")
+        router.unpause("1002")
+        code = await asyncio.wait_for(follow, 10)
+        # The daemon's own log lines share the test's stdout: the CLI's are the events.
+        printed = [
+            line
+            for line in capsys.readouterr().out.splitlines()
+            if re.match(r"\d\d:\d\d:\d\d\.\d{3} +[A-Z]", line)
+        ]
+        refused = await asyncio.to_thread(
+            cli_main, ["events", "--events", "NoSuchEvent", "--api", api]
+        )
+        wrong = capsys.readouterr().err
+    assert code == 0
+    assert [line.split()[1:] for line in printed] == [
+        ["AgentPaused", "agent=1002", "reason=training", "via=cli"],
+        ["AgentUnpaused", "agent=1002", "via=cli"],
+    ]
+    assert refused == 1 and "no engine event 'NoSuchEvent'" in wrong
