@@ -23,6 +23,7 @@ from callcenter.events import (
     AgentPaused,
     AgentUnpaused,
     EngineEvent,
+    QueueJoined,
 )
 from callcenter.testing import (
     BASE_CONFIG,
@@ -400,6 +401,25 @@ async def test_alice_s_phone_hangs_up_after_her_call_even_when_the_link_was_down
         await leg.wait_ended(timeout=15)
         await until(lambda: alice.state == "available", timeout=10)
         await center.idle(timeout=10)
+
+
+async def test_a_dial_in_progress_is_no_caller_waiting_nor_ahead_of_one(tmp_path: Path) -> None:
+    async with running_center(tmp_path, config=DIALS) as center:
+        customer = center.add_phone("PJSIP/5550417", answer_after=None)
+        joined: list[EngineEvent] = []
+        center.daemon.switchboard.bus.subscribe(joined.append, (QueueJoined,))
+        leg = await center.pbx.call("*775550417", caller_num="1001")
+        await until(lambda: customer.rings == 1)
+        caller = await center.caller_presses("5550418", "1")
+        await caller.wait_moh(timeout=5)
+        _, status = await center.api("GET", "/status")
+        sales = next(q for q in status["queues"] if q["name"] == "sales")
+        first = [e.position for e in joined if e.call_id == caller.uniqueid]  # type: ignore[attr-defined]
+        await leg.hangup()
+        await caller.hangup()
+        await center.idle()
+    assert (sales["waiting"], sales["agent_dials"]) == (1, 1)
+    assert first == [1], "the caller is first in line: the dial is the agent's already"
 
 
 async def test_dials_that_cannot_be_made_are_refused_with_what_to_do(tmp_path: Path) -> None:

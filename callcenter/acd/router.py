@@ -247,8 +247,11 @@ class Router:
 
     def waiting(self, queue: str) -> int:
         """Callers in ``queue`` not yet connected or gone (those being rung included; not
-        the campaign dials waiting for an agent). Counts them: O(callers)."""
-        return sum(1 for e in self._queue(queue).entries() if e.campaign is None)
+        the campaign dials waiting for an agent, nor agents' own dials). Counts them:
+        O(callers)."""
+        return sum(
+            1 for e in self._queue(queue).entries() if e.campaign is None and not e.dialled_by
+        )
 
     def available_agents(self, queue: str) -> list[str]:
         """Idle, ready members of ``queue`` in the order they would be offered."""
@@ -916,23 +919,30 @@ class Router:
         q = self._queue(name)
         now = self._clock() if now is None else now
         oldest = q.oldest_joined()
-        callbacks = dials = 0
+        callbacks = dials = own = 0
         for e in q.entries():
             if e.callback is not None:
                 callbacks += 1
             elif e.campaign is not None:
                 dials += 1
-        if dials:
-            # Campaign dials wait behind callers; the longest wait is a caller's.
-            oldest = min((e.joined for e in q.entries() if e.campaign is None), default=None)
+            elif e.dialled_by:
+                own += 1
+        if dials or own:
+            # Campaign dials wait behind callers, agents' own dials wait for nobody: the
+            # longest wait is a caller's.
+            oldest = min(
+                (e.joined for e in q.entries() if e.campaign is None and not e.dialled_by),
+                default=None,
+            )
         return {
             "name": q.name,
             "strategy": str(q.strategy),
             "weight": q.rules.weight,
             "members": list(q.members),
-            "waiting": len(q) - dials,
+            "waiting": len(q) - dials - own,
             "callbacks": callbacks,
             "campaign_dials": dials,
+            "agent_dials": own,
             "available": len(q.idle_members()),
             "staffed": q.present,
             "longest_wait": round(now - oldest, 1) if oldest is not None else 0.0,

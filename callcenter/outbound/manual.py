@@ -75,6 +75,9 @@ DIAL_PREFIX: Final = "dial:"
 """A dial's id (and the place its number takes in the queue) begins with this."""
 LEG_PREFIX: Final = "dialleg:"
 """The origin of the call that rings the agent's phone (click-to-dial)."""
+DIAL_PRIORITY: Final = -1001
+"""The place a dial takes in its queue ranks behind every caller (config priorities stop at
+-1000): it is the agent's from the start and must not push callers' positions back."""
 KICK_AGAIN = 0.5
 """Seconds the end of a dial waits for the agent's leg to leave its room before kicking it
 again (a leg between rooms, or not in yet, is not kicked out by the first)."""
@@ -258,7 +261,7 @@ class ManualDials:
         elif queue not in config.queues:
             raise EngineError(f"unknown queue {queue}")
         dial_id = f"{DIAL_PREFIX}{agent_id}:{secrets.token_hex(4)}"
-        entry = router.enqueue(queue, dial_id)
+        entry = router.enqueue(queue, dial_id, priority=DIAL_PRIORITY)
         entry.dialled_by = agent_id
         try:
             router.claim(entry, agent_id)
