@@ -568,3 +568,23 @@ async def test_an_agents_desktop_sees_the_caller_on_hold_and_whom_the_agent_cons
     assert held.json()["consulting"] is None
     assert talking.json()["consulting"] == {"to": "2000", "state": "talking"}
     assert done.json()["on_hold"] is False
+
+
+async def test_a_person_an_agent_dials_is_no_caller_of_the_queue_on_the_wallboard(
+    tmp_path: Path,
+) -> None:
+    dials = {"acd": {"dial_out": "PJSIP/${number}", "dial_out_allow": ["_555XXXX"]}}
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        config = {**mqtt_config(broker), **dials}
+        async with running_center(tmp_path, config=config) as center:
+            await board.wait_for("agents/1001", _is(state="available"))
+            center.add_phone("PJSIP/5550419", answer_after=0.1, hangup_after=0.3)
+            leg = await center.pbx.call("*775550419", caller_num="1001")
+            await leg.wait_ended(timeout=5)
+            await center.idle()
+            alice = await board.wait_for("agents/1001", _today(calls=1))
+            await asyncio.sleep(0.5)  # a few publishing rounds (interval 0.1 s)
+            sales = board.latest("queues/sales")
+    assert alice.json()["today"]["calls"] == 1, "her call counts as hers"
+    assert sales is not None
+    assert (sales.json()["today"]["offered"], sales.json()["today"]["answered"]) == (0, 0)

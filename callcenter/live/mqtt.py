@@ -68,6 +68,7 @@ from callcenter.config.models import MQTTConfig
 from callcenter.errors import BrokerRefused, MQTTProtocolError
 from callcenter.events import (
     AgentConnected,
+    AgentDialAnswered,
     AgentEvent,
     AgentLoggedIn,
     AgentLoggedOut,
@@ -361,7 +362,8 @@ class MQTTPublisher:
         self._agent_day(e.agent).talk_seconds += e.talk_seconds
         self._dirty.add(e.agent)
 
-    def _on_lead(self, e: CampaignAnswered | CampaignLeadWaiting) -> None:
+    def _on_lead(self, e: CampaignAnswered | CampaignLeadWaiting | AgentDialAnswered) -> None:
+        # Outbound (a campaign's lead, a person an agent dialled): not the queue's callers.
         self._leads.add(e.call_id)
 
     def _on_call_ended(self, e: CallEnded) -> None:
@@ -742,6 +744,7 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     SurveyEnded: MQTTPublisher._on_survey,
     CampaignAnswered: MQTTPublisher._on_lead,
     CampaignLeadWaiting: MQTTPublisher._on_lead,
+    AgentDialAnswered: MQTTPublisher._on_lead,
     CallEnded: MQTTPublisher._on_call_ended,
     AgentRingFailed: MQTTPublisher._on_ring_failed,
     TalkEnded: MQTTPublisher._on_talk_ended,
