@@ -3165,7 +3165,7 @@ class Switchboard:
             if self._leads_on_hold:
                 self._lead_put_through(info.call_id)
             if qcfg.last_agent and not active.variables.get("campaign"):
-                self._remember_agent(qcfg, queue_name, info.caller_num, agent.id)
+                self._remember_agent(qcfg, queue_name, active.called or info.caller_num, agent.id)
             if qcfg.record and active.recording is None:
                 path = recording_path(config, queue_name, info.call_id)
                 active.recording = path

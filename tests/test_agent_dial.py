@@ -422,6 +422,28 @@ async def test_a_dial_in_progress_is_no_caller_waiting_nor_ahead_of_one(tmp_path
     assert first == [1], "the caller is first in line: the dial is the agent's already"
 
 
+async def test_the_person_alice_called_who_calls_back_gets_alice_with_last_agent(
+    tmp_path: Path,
+) -> None:
+    sticky = {"sales": {"agents": ["1002", "1001"], "strategy": "linear", "last_agent": 3600}}
+    config = merge(DIALS, {"queues": sticky})
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/5550420", answer_after=0.1, hangup_after=0.3)
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        alice = center.daemon.router.agents["1001"]
+        leg = await center.pbx.call("*775550420", caller_num="1001")
+        await leg.wait_ended(timeout=5)
+        await until(lambda: alice.state == "available")
+        await center.idle()
+        await center.restart()  # the next daemon finds it in the CDRs
+        back = await center.caller_presses("5550420", "1")
+        bridged = await back.wait_bridged(timeout=5)
+        await back.hangup()
+        await center.idle()
+    assert bridged.endswith("1001"), "the customer calling back reaches the agent who called"
+
+
 async def test_dials_that_cannot_be_made_are_refused_with_what_to_do(tmp_path: Path) -> None:
     config = merge(DIALS, {"acd": {"dial_out_block": ["do_not_call"]}})
     config["ivr"] = {"number_lists": {"do_not_call": ["5550499"]}}

@@ -176,6 +176,7 @@ CREATE TABLE IF NOT EXISTS cdr ({", ".join(f'"{n}" {t}' for n, t in CDR_COLUMNS)
 CREATE INDEX IF NOT EXISTS cdr_start ON cdr ("start");
 CREATE INDEX IF NOT EXISTS cdr_queue ON cdr ("queue", "start");
 CREATE INDEX IF NOT EXISTS cdr_src ON cdr ("src", "start");
+CREATE INDEX IF NOT EXISTS cdr_dst ON cdr ("dst", "start");
 CREATE TABLE IF NOT EXISTS agent_sessions (
     "agent" TEXT NOT NULL,
     "login" TEXT NOT NULL,
@@ -868,14 +869,19 @@ class RecordStore(abc.ABC):
 
     def fetch_last_agent(self, number: str, queue: str, since: datetime) -> str | None:
         """The agent who last talked to ``number`` on a call of ``queue`` that started at
-        ``since`` or later (the CDRs), or None. ``since`` in UTC: the daemon's own ISO text
-        compares as text, and the ``cdr_src`` index serves."""
+        ``since`` or later (the CDRs: calls from that number, and calls an agent dialled to
+        it), or None. ``since`` in UTC: the daemon's own ISO text compares as text, and
+        the ``cdr_src`` / ``cdr_dst`` indexes serve."""
         p = self.dialect.placeholder
         sql = (
-            f'SELECT "agent" FROM cdr WHERE "src" = {p} AND "queue" = {p} AND "agent" <> \'\' '
-            f'AND "start" >= {p} ORDER BY "start" DESC LIMIT 1'
+            f'SELECT "agent", "start" FROM cdr WHERE "src" = {p} AND "queue" = {p} '
+            f'AND "agent" <> \'\' AND "start" >= {p} '
+            f'UNION ALL SELECT "agent", "start" FROM cdr WHERE "dst" = {p} AND "queue" = {p} '
+            f'AND "agent" <> \'\' AND "start" >= {p} AND "ivr_variables" LIKE {p} '
+            'ORDER BY "start" DESC LIMIT 1'
         )
-        rows = self._fetch(sql, (number, queue, _stamp(since)))
+        stamp = _stamp(since)
+        rows = self._fetch(sql, (number, queue, stamp, number, queue, stamp, '%"dialled_by"%'))
         return str(rows[0]["agent"]) if rows else None
 
     def fetch_queue_visits(self, *, ended: datetime, started: datetime) -> list[QueueVisit]:
