@@ -493,6 +493,19 @@ class QueueCallbackAnswered(CallEvent):
     original_call_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueAlert(EngineEvent):
+    """``queue``'s ``figure`` (``waiting`` callers, ``longest_wait`` seconds) reached its
+    ``threshold`` (``raised``: it is ``value`` now) or went back under it (``raised``
+    false; ``value`` then)."""
+
+    queue: str
+    figure: str
+    value: float
+    threshold: float
+    raised: bool
+
+
 # --------------------------------------------------------------------------- agents' own calls
 
 

@@ -134,6 +134,7 @@ from callcenter.ivr.trace import (
 )
 from callcenter.ivr.values import matches_any, render
 from callcenter.line import LINE_ROUTE, AgentLines
+from callcenter.live.alerts import QueueAlerts
 from callcenter.outbound.campaign import (
     ABANDONED,
     AGENT_SKIPPED,
@@ -565,6 +566,8 @@ class Switchboard:
         """Agents consulting a colleague while their caller holds (attended transfers)."""
         self.lines = AgentLines(self)
         self.dials = ManualDials(self)
+        self.alerts = QueueAlerts(router, bus, lambda: self.config)
+        """Queue alerts (queues.<q>.alerts); the daemon runs :meth:`QueueAlerts.run`."""
         """Agents on an open line (``*70``), whom callers reach without ringing."""
         self.find_lead: Callable[[str, str], Lead | None] = lambda campaign, lead: None
         """(campaign, lead id) -> the lead, for a lead who answers a dial placed before a

@@ -1836,6 +1836,26 @@ class QueueHours(_Model):
     )
 
 
+class QueueAlerts(_Model):
+    """Thresholds that raise a ``QueueAlert`` event (webhooks, MQTT, ``GET /events``, a
+    gauge in /metrics) while the queue stands beyond them, and clear it once back: a
+    supervisor paged before the callers give up."""
+
+    waiting: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="Raised while this many callers or more wait. null: not watched.",
+        examples=[10],
+    )
+    longest_wait: _Seconds | None = Field(
+        default=None,
+        description="Raised while a caller has waited this many seconds or more. null: not "
+        "watched.",
+        examples=[120],
+    )
+
+
 class AbandonedCallback(_Model):
     """Calling back the callers who hung up waiting ("we saw you called")."""
 
@@ -2056,6 +2076,12 @@ class QueueConfig(_Model):
         "needs (penalties and escalation stages do not count); otherwise the strategy "
         "decides, as usual. Read from the CDRs, so it holds across restarts. 0: off.",
         examples=[86400],
+    )
+    alerts: QueueAlerts | None = Field(
+        default=None,
+        description="Thresholds of waiting callers and of the longest wait that raise a "
+        "QueueAlert event while the queue stands beyond them (checked every second).",
+        examples=[{"waiting": 10, "longest_wait": 120}],
     )
     opening: QueueHours | None = Field(
         default=None,

@@ -481,6 +481,7 @@ class ControlAPI:
             snapshot["supervisors"] = board.monitoring.snapshot()
             snapshot["previews"] = board.previews()
             snapshot["dialling"] = board.dials.dialling()
+            snapshot["alerts"] = board.alerts.raised()
             snapshot["campaigns"] = self.campaigns.view() if self.campaigns is not None else []
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
             snapshot["switches"] = board.switch_views()
@@ -605,6 +606,7 @@ class ControlAPI:
             campaigns=self.campaigns.view() if self.campaigns is not None else (),
             draining=board.draining,
             switches={v["name"]: v["on"] for v in board.switch_views()},
+            alerts=board.alerts.states(),
         )
 
     def _records_health(self) -> dict[str, Any]:

@@ -310,6 +310,7 @@ class Metrics:
         campaigns: Sequence[Mapping[str, Any]] = (),
         draining: bool = False,
         switches: Mapping[str, bool] | None = None,
+        alerts: Mapping[tuple[str, str], bool] | None = None,
     ) -> str:
         """The exposition text: counters and histograms so far, gauges from ``snapshot``
         (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest."""
@@ -374,6 +375,17 @@ class Metrics:
                 [
                     ((("switch", name),), 1.0 if on else 0.0)
                     for name, on in sorted(switches.items())
+                ],
+            )
+        if alerts:
+            out.family(
+                "callcenter_queue_alert",
+                "gauge",
+                "1 while the queue's figure (waiting, longest_wait) is at or over its "
+                "alerts threshold (queues.<q>.alerts).",
+                [
+                    ((("figure", figure), ("queue", queue)), 1.0 if raised else 0.0)
+                    for (queue, figure), raised in sorted(alerts.items())
                 ],
             )
         if campaigns:

@@ -1,0 +1,114 @@
+"""Queue alerts: a ``QueueAlert`` event when a queue's waiting callers or longest wait
+reach the thresholds of its ``alerts`` (``queues.<q>.alerts``), and another when they are
+back under them, so that a supervisor is paged (a webhook into the team's chat) before the
+callers give up. Wallboards get the same events (MQTT ``events``, ``GET /events``) and
+Prometheus a gauge, ``callcenter_queue_alert{queue,figure}``.
+
+The figures are looked at every :data:`LOOK_EVERY` seconds (a wait grows without any
+event to say so), from the router's view of the queue: callers, not the campaign's or
+agents' own dials. A queue that leaves the config (a reload) clears its alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+import structlog
+
+from callcenter.events import EventBus, QueueAlert
+
+if TYPE_CHECKING:
+    from callcenter.acd.router import Router
+    from callcenter.config.models import CallCenterConfig
+
+log = structlog.get_logger(__name__)
+
+LOOK_EVERY: Final = 1.0
+"""Seconds between two looks at the queues' figures."""
+FIGURES: Final = ("waiting", "longest_wait")
+
+
+class QueueAlerts:
+    """Watches the queues that have ``alerts`` (see the module docstring)."""
+
+    def __init__(
+        self, router: Router, bus: EventBus, config: Callable[[], CallCenterConfig]
+    ) -> None:
+        self._router = router
+        self._bus = bus
+        self._config = config
+        self._raised: dict[tuple[str, str], float] = {}
+        """(queue, figure) -> threshold, for the alerts raised now."""
+
+    def raised(self) -> list[dict[str, object]]:
+        """The alerts standing now (``/status``)."""
+        return [
+            {"queue": queue, "figure": figure, "threshold": threshold}
+            for (queue, figure), threshold in sorted(self._raised.items())
+        ]
+
+    def states(self) -> dict[tuple[str, str], bool]:
+        """Every watched (queue, figure) of the config, and whether its alert stands."""
+        out: dict[tuple[str, str], bool] = {}
+        for queue, settings in self._config().queues.items():
+            alerts = settings.alerts
+            for figure in FIGURES:
+                if alerts is not None and getattr(alerts, figure) is not None:
+                    out[(queue, figure)] = (queue, figure) in self._raised
+        return out
+
+    def look(self) -> None:
+        """Compare every watched queue's figures with its thresholds once."""
+        config = self._config()
+        known = set(self._router.queue_names())
+        for key in list(self._raised):
+            queue, figure = key
+            settings = config.queues.get(queue)
+            alerts = settings.alerts if settings is not None else None
+            if queue not in known or alerts is None or getattr(alerts, figure) is None:
+                self._change(queue, figure, 0.0, self._raised[key], raised=False)
+        for queue, settings in config.queues.items():
+            alerts = settings.alerts
+            if alerts is None or queue not in known:
+                continue
+            view = self._router.queue_view(queue)
+            for figure in FIGURES:
+                threshold = getattr(alerts, figure)
+                if threshold is None:
+                    continue
+                value = float(view[figure])
+                standing = (queue, figure) in self._raised
+                if value >= threshold and not standing:
+                    self._change(queue, figure, value, float(threshold), raised=True)
+                elif value < threshold and standing:
+                    self._change(queue, figure, value, float(threshold), raised=False)
+
+    def _change(
+        self, queue: str, figure: str, value: float, threshold: float, *, raised: bool
+    ) -> None:
+        if raised:
+            self._raised[(queue, figure)] = threshold
+        else:
+            self._raised.pop((queue, figure), None)
+        self._bus.publish(
+            QueueAlert(queue=queue, figure=figure, value=value, threshold=threshold, raised=raised)
+        )
+        said = log.warning if raised else log.info
+        said(
+            "queue_alert_raised" if raised else "queue_alert_cleared",
+            queue=queue,
+            figure=figure,
+            value=value,
+            threshold=threshold,
+        )
+
+    async def run(self) -> None:
+        """Look every :data:`LOOK_EVERY` seconds until cancelled."""
+        while True:
+            try:
+                self.look()
+            except Exception:
+                log.exception("queue_alerts_look_failed")
+            await asyncio.sleep(LOOK_EVERY)
