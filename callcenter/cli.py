@@ -1446,6 +1446,11 @@ def format_status(status: dict[str, Any]) -> str:
     for view in status.get("switches", []):
         if view.get("on"):
             lines.append(f"Switch {format_switches([view])}")
+    for alert in status.get("alerts", []):
+        figure = " callers waiting" if alert.get("figure") == "waiting" else "s longest wait"
+        lines.append(
+            f"ALERT queue {alert.get('queue')}: {alert.get('threshold'):g}{figure} or more"
+        )
     pbx = status.get("pbx") or {}
     if pbx:
         if pbx.get("connected"):

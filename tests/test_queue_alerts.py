@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from callcenter.cli import format_status
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
 from callcenter.events import EngineEvent, EventBus, QueueAlert
@@ -49,6 +50,7 @@ async def test_a_caller_left_waiting_raises_the_alerts_and_an_answer_clears_them
         ("waiting", False),
         ("longest_wait", False),
     ]
+    assert "ALERT queue sales: 1 callers waiting or more" in format_status(status)
     assert [(a["queue"], a["figure"]) for a in status["alerts"]] == [
         ("sales", "longest_wait"),
         ("sales", "waiting"),
