@@ -150,6 +150,26 @@ async def test_calling_back_the_last_caller_needs_a_last_call(tmp_path: Path) ->
     assert "agent 1001 has had no call to call back" in said["error"]
 
 
+async def test_alice_s_own_direct_line_is_what_the_people_she_dials_see(tmp_path: Path) -> None:
+    config = merge(
+        DIALS,
+        {
+            "agents": {"1001": {"caller_id": "0301234567"}},
+            "queues": {"sales": {"caller_id": "0800123456"}},
+        },
+    )
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/5550421", answer_after=0.1, hangup_after=0.2)
+        seen = _events(center)
+        leg = await center.pbx.call("*775550421", caller_num="1001")
+        await leg.wait_ended(timeout=5)
+        await center.idle()
+        answered = _answered(seen)
+        assert answered is not None
+        cdr = await center.cdr(answered.call_id)
+    assert cdr["src"] == "0301234567", "her direct line, before the queue's"
+
+
 @pytest.mark.parametrize("agi", TRANSPORTS)
 async def test_a_busy_number_tells_alice_and_hangs_her_phone_up(tmp_path: Path, agi: str) -> None:
     async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]

@@ -921,7 +921,7 @@ async def test_an_agent_claimed_for_their_own_call_goes_before_every_waiting_cal
         EntryStatus.OFFERED,
         [agent],
     )
-    with pytest.raises(EngineError, match="a1 is on a call"):
+    with pytest.raises(EngineError, match="a1 is being offered a call"):
         router.claim(router.enqueue("q", "dial:a1:2"), "a1")
     router.connected(own, agent)
     router.call_finished("a1", "q", talk_seconds=60)

@@ -611,7 +611,10 @@ class Router:
         queue = self._queue(entry.queue)
         state = agent.state
         if state in (_S.LOGGED_OUT, _S.RINGING, _S.ON_CALL):
-            doing = "is not logged in" if state is _S.LOGGED_OUT else "is on a call"
+            doing = {
+                _S.LOGGED_OUT: "is not logged in",
+                _S.RINGING: "is being offered a call (or shown a lead)",
+            }.get(state, "is on a call")
             raise EngineError(f"agent {agent_id} {doing}")
         if agent.owes_disposition:
             raise EngineError(f"agent {agent_id} has to give the last call a disposition first")

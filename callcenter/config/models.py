@@ -2231,6 +2231,13 @@ class AgentConfig(_Model):
         "agent's id (ids of digits) and then the PIN from that phone, or `callcenter agent "
         "login ID --device PJSIP/1010`; calls ring that phone until logout. Needs a `pin`.",
     )
+    caller_id: str | None = Field(
+        default=None,
+        description="Caller ID the people this agent dials themselves (*77, agent dial) see: "
+        'their direct line, such as "0301234567". Unset: the queue\'s caller_id, else '
+        "acd.dial_out_caller_id.",
+        examples=["0301234567"],
+    )
 
     @model_validator(mode="after")
     def _hot_desk_needs_pin(self) -> AgentConfig:

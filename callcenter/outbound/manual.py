@@ -394,11 +394,17 @@ class ManualDials:
                 await self._end(dial)
 
     def _caller_id(self, dial: Dial) -> str:
-        """What the person called sees: the queue's caller_id, else the centre's."""
+        """What the person called sees: the agent's own caller_id, else the queue's, else
+        the centre's."""
         config = self._board.config
+        agent = config.agents.get(dial.agent)
         queue = config.queues.get(dial.queue)
-        own = queue.caller_id if queue is not None else None
-        return own or config.acd.dial_out_caller_id or config.acd.callback_caller_id
+        return (
+            (agent.caller_id if agent is not None else None)
+            or (queue.caller_id if queue is not None else None)
+            or config.acd.dial_out_caller_id
+            or config.acd.callback_caller_id
+        )
 
     def _failed(self, dial: Dial, reason: str) -> None:
         dial.reason = dial.reason or reason
