@@ -1497,10 +1497,16 @@ class Switchboard:
         )
         if self._scheduled:
             self._called_again(queue_name, info.caller_num)
+        hold: tuple[asyncio.Future[bool], float] | None = None
         if qcfg.last_agent and not active.variables.get("campaign"):
             last = await self._last_agent(queue_name, info.caller_num, qcfg.last_agent)
             if last is not None and self.router.prefer(entry, last):
                 qlog.info("last_agent_offered", agent=last)
+            elif last is not None and qcfg.last_agent_wait > 0:
+                held = self.router.hold_for(entry, last)
+                if held is not None:
+                    hold = (held, qcfg.last_agent_wait)
+                    qlog.info("last_agent_awaited", agent=last, seconds=qcfg.last_agent_wait)
         qlog.info(
             "queue_joined",
             position=position,
@@ -1516,7 +1522,26 @@ class Switchboard:
             deadline=joined + qcfg.max_wait,
             greet=True,
             resumed=place is not None,
+            hold=hold,
         )
+
+    async def _hunt_after_hold(
+        self, entry: QueueEntry, held: asyncio.Future[bool], seconds: float
+    ) -> list[Agent]:
+        """The caller waits up to ``seconds`` for the agent kept for them (their sticky
+        agent, busy), then for anyone; the agents :meth:`Router.next_agents` gives."""
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(held), seconds)
+        except asyncio.CancelledError:
+            self.router.release_hold(entry)
+            self.router.stop_hunting(entry)  # a reservation the hold got meanwhile
+            raise
+        kept = held.done() and held.result()
+        self.router.release_hold(entry)
+        if not kept:
+            log.info("last_agent_not_awaited_longer", call_id=entry.call_id)
+        return await self.router.next_agents(entry)
 
     async def _last_agent(self, queue_name: str, number: str, window: float) -> str | None:
         """The agent who took ``number``'s last call of ``queue_name`` less than ``window``
@@ -1644,12 +1669,14 @@ class Switchboard:
         greet: bool,
         on_timeout: tuple[str, QueueExit] | None = None,
         resumed: bool = False,
+        hold: tuple[asyncio.Future[bool], float] | None = None,
     ) -> str:
         """The caller waits with music on hold: agents are rung as the router reserves them,
         announcements play between offers, exit keys and exit rules are watched.
         ``on_timeout``: (reason, where) at ``deadline`` instead of the queue's ``timeout``
         / ``on_timeout``. ``resumed``: the caller took back the place they abandoned (they
-        are greeted with ``resumed_prompt``)."""
+        are greeted with ``resumed_prompt``). ``hold``: an agent kept for the caller
+        (:meth:`Router.hold_for`) and how long they wait for them alone."""
         info = call.info
         queue_name = entry.queue
         qcfg = config.queues[queue_name]
@@ -1659,7 +1686,11 @@ class Switchboard:
         connected: tuple[Agent, DialResult] | None = None
         try:
             # Hunting starts at once: an agent may be reserved while the greeting plays.
-            hunt = asyncio.ensure_future(self.router.next_agents(entry))
+            hunt = asyncio.ensure_future(
+                self.router.next_agents(entry)
+                if hold is None
+                else self._hunt_after_hold(entry, *hold)
+            )
             greeting = (resumed and qcfg.resumed_prompt) or qcfg.announce
             if greet and greeting:
                 await call.play([greeting])

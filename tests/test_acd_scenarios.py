@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from test_metrics import samples
 
 from callcenter import switchboard
 from callcenter.acd.agent import AgentState
 from callcenter.cli import format_status
+from callcenter.config import load_config_text
 from callcenter.demo import LiveView
+from callcenter.errors import ConfigError
 from callcenter.events import (
     AgentConnected,
     AgentPaused,
@@ -41,7 +44,16 @@ from callcenter.events import (
     QueueJoined,
     VoicemailLeft,
 )
-from callcenter.testing import CALLBACKS_ON, TRANSPORTS, Center, Transport, running_center
+from callcenter.testing import (
+    BASE_CONFIG,
+    CALLBACKS_ON,
+    TRANSPORTS,
+    Center,
+    Transport,
+    merge,
+    running_center,
+    until,
+)
 
 S = AgentState
 AGENTS = ("1001", "1002", "1003")
@@ -1292,3 +1304,59 @@ async def test_a_remote_agent_on_an_allowed_outside_number_is_rung(tmp_path: Pat
         row = await s.center.cdr(caller.uniqueid)
     assert home.answered == 1
     assert row["agent"] == "1001" and device_of(row["dstchannel"]) == "5559001"
+
+
+async def _bob_took_their_last_call_and_is_busy(s: Scene) -> tuple[Any, Any, Any]:
+    """5550901 talked to Bob; Bob talks to 5550902 now; Alice just logged in, free."""
+    alice = s.phone("1001", answer_after=0.05)
+    bob = s.phone("1002", answer_after=0.05)
+    s.login("1002")
+    first = await s.call("5550901")
+    await first.wait_bridged(timeout=5)
+    await first.hangup()
+    await bob.wait_idle(timeout=5)
+    busy = await s.call("5550902")
+    await busy.wait_bridged(timeout=5)
+    s.login("1001")
+    return alice, bob, busy
+
+
+async def test_a_caller_waits_a_little_for_the_busy_agent_they_talked_to_last(
+    tmp_path: Path,
+) -> None:
+    """With last_agent_wait the caller waits for Bob, their last agent, though Alice is
+    free, and gets him the moment his call ends."""
+    config = setup({"strategy": "linear", "last_agent": 3600, "last_agent_wait": 10.0})
+    async with scene(tmp_path, config) as s:
+        alice, _bob, busy = await _bob_took_their_last_call_and_is_busy(s)
+        again = await s.call("5550901")
+        await again.wait_moh(timeout=5)
+        await asyncio.sleep(0.5)
+        rang_alice = alice.rings
+        await busy.hangup()
+        through = await again.wait_bridged(timeout=5)
+        await again.hangup()
+    assert rang_alice == 0, "Alice was free, but the caller waited for Bob"
+    assert device_of(through) == "1002"
+
+
+async def test_a_caller_whose_last_agent_stays_busy_gets_another_after_the_wait(
+    tmp_path: Path,
+) -> None:
+    config = setup({"strategy": "linear", "last_agent": 3600, "last_agent_wait": 0.5})
+    async with scene(tmp_path, config) as s:
+        await _bob_took_their_last_call_and_is_busy(s)
+        again = await s.call("5550901")
+        through = await again.wait_bridged(timeout=5)
+        await until(lambda: len(s.of(AgentConnected)) == 3)
+        waited = s.of(AgentConnected)[-1].wait_seconds
+        await again.hangup()
+    assert device_of(through) == "1001", "Alice, once Bob was waited for long enough"
+    assert waited >= 0.5
+
+
+def test_waiting_for_the_last_agent_needs_last_agent() -> None:
+    config = merge(BASE_CONFIG, {"queues": {"sales": {"last_agent_wait": 30}}})
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(yaml.safe_dump(config))
+    assert "queues.sales: last_agent_wait waits for the caller's last agent" in str(caught.value)

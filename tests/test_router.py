@@ -942,3 +942,37 @@ async def test_claiming_an_agent_in_after_call_work_ends_it_unless_a_code_is_owe
     agent.owes_disposition = False
     assert agent.state is S.WRAP_UP
     assert router.claim(router.enqueue("q", "dial:a1:2"), "a1").state is S.RINGING
+
+
+async def test_a_busy_agent_kept_for_a_caller_takes_them_first_once_free() -> None:
+    router, _ = make_router({"q": ["a1", "a2"]})
+    router.login("a1")
+    router.login("a2")
+    busy = await take_call(router, "q", "first")  # a1 or a2 talks
+    free = next(a for a in router.agents.values() if a is not busy)
+    router.pause(free.id, "lunch")
+    kept = router.enqueue("q", "sticky")
+    held = router.hold_for(kept, busy.id)
+    other = router.enqueue("q", "other")
+    hunting = asyncio.ensure_future(router.next_agents(other))
+    await asyncio.sleep(0)
+    assert held is not None and not held.done()
+    router.call_finished(busy.id, "q")
+    assert held.done() and held.result() is True
+    assert await router.next_agents(kept) == [busy], "kept for the sticky caller"
+    assert not hunting.done(), "the other caller, hunting earlier, did not get them"
+    assert router.hold_for(router.enqueue("q", "third"), free.id) is None, "paused: not kept"
+    hunting.cancel()
+
+
+async def test_a_kept_agent_who_goes_on_a_break_lets_the_caller_go_to_anyone() -> None:
+    router, _ = make_router({"q": ["a1"]})
+    router.login("a1")
+    busy = await take_call(router, "q", "first")
+    kept = router.enqueue("q", "sticky")
+    held = router.hold_for(kept, busy.id)
+    assert held is not None
+    router.pause(busy.id, "lunch")  # pending while on the call
+    router.call_finished(busy.id, "q")
+    assert held.done() and held.result() is False
+    assert kept.status is EntryStatus.WAITING

@@ -126,6 +126,8 @@ class Router:
         self._by_device: dict[str, list[Agent]] = {}
         self._offers: dict[str, QueueEntry] = {}  # agent id -> caller it is ringing for
         self._direct: set[str] = set()  # agents reserved for a dial outside queues
+        self._holds: dict[str, tuple[QueueEntry, asyncio.Future[bool]]] = {}
+        """Agent id -> the waiting caller they are kept for (:meth:`hold_for`)."""
         self._wrapup_timers: dict[str, asyncio.TimerHandle] = {}
         self._until_ready: set[str] = set()
         """Agents in a wrap-up that lasts until they say they are ready."""
@@ -638,6 +640,71 @@ class Router:
         self._reserve_for(queue, entry, [agent])
         return agent
 
+    def hold_for(self, entry: QueueEntry, agent_id: str) -> asyncio.Future[bool] | None:
+        """Keep ``agent_id`` for the waiting caller ``entry`` (their sticky agent, busy
+        now): the moment they are ready they are reserved for it, before any other caller,
+        and :meth:`next_agents` returns them. The future is True then, False when the
+        agent went (logged out, paused) or :meth:`release_hold` gave up. None, changing
+        nothing, when they cannot be kept for it (not a member with the skills the caller
+        needs, logged out, paused, kept for another caller) or the caller is not WAITING.
+        The caller must not hunt meanwhile."""
+        agent = self._agents.get(agent_id)
+        queue = self._queue(entry.queue)
+        if (
+            agent is None
+            or agent.state in _ABSENT
+            or agent_id in self._holds
+            or entry.status is not EntryStatus.WAITING
+            or agent_id not in queue.by_agent
+        ):
+            return None
+        final = queue.klass(entry.skills, len(queue.rules.stages) - 1)
+        if queue.by_agent[agent_id] not in final.members:
+            return None
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._holds[agent_id] = (entry, future)
+        return future
+
+    def release_hold(self, entry: QueueEntry) -> None:
+        """Stop keeping an agent for ``entry`` (the wait for them is over)."""
+        for agent_id, (held, future) in list(self._holds.items()):
+            if held is entry:
+                del self._holds[agent_id]
+                if not future.done():
+                    future.set_result(False)
+
+    def stop_hunting(self, entry: QueueEntry) -> None:
+        """Undo what a hunt for ``entry`` got (agents reserved go back to AVAILABLE); the
+        caller is WAITING again."""
+        self._stop_hunting(entry)
+
+    def _serve_hold(self, agent: Agent) -> bool:
+        """``agent`` just became ready: reserve them for the caller they are kept for, if
+        that caller still waits. False when there is none."""
+        held = self._holds.pop(agent.id, None)
+        if held is None:
+            return False
+        entry, future = held
+        queue = self._queues.get(entry.queue)
+        if (
+            future.done()
+            or entry.status is not EntryStatus.WAITING
+            or queue is None
+            or agent.id not in queue.by_agent
+        ):
+            if not future.done():
+                future.set_result(False)
+            return False
+        if not self._ready_for(agent, queue):
+            # Free, but their phone is still in use (its device state lags the hang-up):
+            # kept until it is not.
+            self._holds[agent.id] = held
+            return False
+        entry.move(EntryStatus.HUNTING)
+        self._reserve_for(queue, entry, [agent])
+        future.set_result(True)
+        return True
+
     async def next_agent(self, entry: QueueEntry) -> Agent:
         """Like :meth:`next_agents`, for one agent (the first reserved). Raises
         EngineError when the queue emptied (leave-when-empty)."""
@@ -974,6 +1041,10 @@ class Router:
             self._until_ready.discard(agent.id)
         if not agent.device_unreachable and (old in _ABSENT) != (new in _ABSENT):
             self._presence(agent, new not in _ABSENT)
+        if new in _ABSENT and self._holds:
+            held = self._holds.pop(agent.id, None)
+            if held is not None and not held[1].done():
+                held[1].set_result(False)  # gone: the caller is not kept waiting for them
         if self._bus is not None:
             self._bus.publish(
                 AgentStateChanged(agent=agent.id, old=old.value, new=new.value, mono=now)
@@ -1038,8 +1109,10 @@ class Router:
             self._make_ready(agent)
 
     def _serve_agent(self, agent: Agent) -> bool:
-        """``agent`` just became ready: give it the best hunting caller it may take.
-        False when nobody waits for it."""
+        """``agent`` just became ready: give it the caller it is kept for, else the best
+        hunting caller it may take. False when nobody waits for it."""
+        if self._holds and self._serve_hold(agent):
+            return True
         best: tuple[tuple[float, ...], QueueEntry, CallQueue] | None = None
         for queue in self._member_of[agent.id]:
             if not self._ready_for(agent, queue):

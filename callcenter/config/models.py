@@ -2077,6 +2077,14 @@ class QueueConfig(_Model):
         "decides, as usual. Read from the CDRs, so it holds across restarts. 0: off.",
         examples=[86400],
     )
+    last_agent_wait: _SecondsOrZero = Field(
+        default=0,
+        description="With last_agent: a caller whose agent is busy (talking, in after-call "
+        "work, their phone in use) waits up to this many seconds for them, with music, "
+        "before any other agent may take the call; the agent is kept for the caller the "
+        "moment they are free. Not for an agent who is paused or logged out. 0: no wait.",
+        examples=[30],
+    )
     alerts: QueueAlerts | None = Field(
         default=None,
         description="Thresholds of waiting callers and of the longest wait that raise a "
@@ -2193,6 +2201,16 @@ class QueueConfig(_Model):
         "served them (`callcenter surveys`, `report --agents`). null: none.",
         examples=[{"flow": "csat", "score": "rating"}],
     )
+
+    @model_validator(mode="after")
+    def _waiting_for_the_last_agent_needs_one(self) -> QueueConfig:
+        if self.last_agent_wait and not self.last_agent:
+            raise PydanticCustomError(
+                "last_agent_wait",
+                "last_agent_wait waits for the caller's last agent: set last_agent too (how "
+                "long an agent is remembered, such as 86400)",
+            )
+        return self
 
 
 class AgentConfig(_Model):
