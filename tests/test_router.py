@@ -508,6 +508,8 @@ class Caller:
     task: asyncio.Task[Agent] | None = None
     ringing: Agent | None = None  # the agent the "engine" is dialing
     talking: Agent | None = None
+    held: asyncio.Future[bool] | None = None  # waiting for a kept agent (hold_for)
+    held_for: str = ""
 
 
 @dataclass
@@ -560,6 +562,15 @@ class RouterMachine(RuleBasedStateMachine):
 
     def _harvest(self) -> None:
         for caller in self.callers.values():
+            if caller.held is not None and caller.held.done():
+                kept = caller.held.result()
+                caller.held = None
+                if kept:
+                    assert caller.entry.status is EntryStatus.OFFERED
+                    caller.ringing = caller.entry.agents[0]
+                    assert caller.ringing.id == caller.held_for
+                else:
+                    self._hunt(caller)
             task = caller.task
             if task is not None and task.done():
                 caller.task = None
@@ -659,6 +670,31 @@ class RouterMachine(RuleBasedStateMachine):
         self._in_loop(lambda: self._hunt(caller))
 
     @rule(agent_id=st.sampled_from(AGENT_IDS), queue=st.sampled_from(sorted(QUEUES)))
+    def sticky_caller_arrives(self, agent_id: str, queue: str) -> None:
+        self.count += 1
+        call_id = f"sticky-{self.count}"
+
+        def arrive() -> None:
+            entry = self.router.enqueue(queue, call_id)
+            caller = Caller(entry)
+            self.callers[call_id] = caller
+            self.outcomes[call_id] = []
+            held = self.router.hold_for(entry, agent_id)
+            if held is None:
+                self._hunt(caller)
+            else:
+                caller.held, caller.held_for = held, agent_id
+
+        self._in_loop(arrive)
+
+    @precondition(lambda self: any(c.held is not None for c in self.callers.values()))
+    @rule(data=st.data())
+    def the_wait_for_a_kept_agent_runs_out(self, data: st.DataObject) -> None:
+        held = sorted(cid for cid, c in self.callers.items() if c.held is not None)
+        caller = self.callers[data.draw(st.sampled_from(held))]
+        self._in_loop(lambda: self.router.release_hold(caller.entry))
+
+    @rule(agent_id=st.sampled_from(AGENT_IDS), queue=st.sampled_from(sorted(QUEUES)))
     def agent_dials_out(self, agent_id: str, queue: str) -> None:
         self.count += 1
         call_id = f"dial:{agent_id}:{self.count}"
@@ -678,6 +714,8 @@ class RouterMachine(RuleBasedStateMachine):
 
     def _end(self, call_id: str, why: str) -> None:
         caller = self.callers.pop(call_id)
+        if caller.held is not None:
+            self.router.release_hold(caller.entry)
         if caller.talking is not None:
             self.router.call_finished(caller.talking.id, caller.entry.queue)
             return
@@ -815,6 +853,16 @@ class RouterMachine(RuleBasedStateMachine):
                 assert agent_id in talking, f"{agent_id} on a call with nobody"
             else:
                 assert agent_id not in talking
+
+    @invariant()
+    def a_kept_agent_is_never_idle_while_their_caller_waits(self) -> None:
+        for caller in self.callers.values():
+            if caller.held is not None and not caller.held.done():
+                agent = self.router.agents[caller.held_for]
+                assert caller.entry.status is EntryStatus.WAITING
+                assert not (agent.state is S.AVAILABLE and not agent.delayed), (
+                    f"{agent.id} idle while kept for {caller.entry.call_id}"
+                )
 
     @invariant()
     def nobody_paused_or_logged_out_is_offered_a_call(self) -> None:

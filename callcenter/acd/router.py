@@ -662,6 +662,12 @@ class Router:
         if queue.by_agent[agent_id] not in final.members:
             return None
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if queue.ready(agent):
+            # Free already: theirs at once (as prefer() would have done).
+            entry.move(EntryStatus.HUNTING)
+            self._reserve_for(queue, entry, [agent])
+            future.set_result(True)
+            return future
         self._holds[agent_id] = (entry, future)
         return future
 
@@ -695,7 +701,7 @@ class Router:
             if not future.done():
                 future.set_result(False)
             return False
-        if not self._ready_for(agent, queue):
+        if not queue.ready(agent):
             # Free, but their phone is still in use (its device state lags the hang-up):
             # kept until it is not.
             self._holds[agent.id] = held
