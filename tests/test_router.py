@@ -560,7 +560,10 @@ class RouterMachine(RuleBasedStateMachine):
         self.loop.run_until_complete(run())
         self._harvest()
 
-    def _harvest(self) -> None:
+    def _kept(self) -> list[Caller]:
+        """Callers whose wait for a kept agent is over: ringing them now (the engine dials
+        at once), or back to hunting (returned: the engine asks for anyone)."""
+        again = []
         for caller in self.callers.values():
             if caller.held is not None and caller.held.done():
                 kept = caller.held.result()
@@ -570,7 +573,13 @@ class RouterMachine(RuleBasedStateMachine):
                     caller.ringing = caller.entry.agents[0]
                     assert caller.ringing.id == caller.held_for
                 else:
-                    self._hunt(caller)
+                    again.append(caller)
+        return again
+
+    def _harvest(self) -> None:
+        for caller in self._kept():
+            self._in_loop(lambda caller=caller: self._hunt(caller))
+        for caller in self.callers.values():
             task = caller.task
             if task is not None and task.done():
                 caller.task = None
@@ -692,7 +701,14 @@ class RouterMachine(RuleBasedStateMachine):
     def the_wait_for_a_kept_agent_runs_out(self, data: st.DataObject) -> None:
         held = sorted(cid for cid, c in self.callers.items() if c.held is not None)
         caller = self.callers[data.draw(st.sampled_from(held))]
-        self._in_loop(lambda: self.router.release_hold(caller.entry))
+
+        def run_out() -> None:
+            self.router.release_hold(caller.entry)
+            if caller.held is not None and caller.held.done() and not caller.held.result():
+                caller.held = None
+                self._hunt(caller)
+
+        self._in_loop(run_out)
 
     @rule(agent_id=st.sampled_from(AGENT_IDS), queue=st.sampled_from(sorted(QUEUES)))
     def agent_dials_out(self, agent_id: str, queue: str) -> None:
@@ -784,6 +800,7 @@ class RouterMachine(RuleBasedStateMachine):
                 self.router.logout(agent_id)
             return
         self.router.logout(agent_id)
+        again = self._kept()  # a kept agent reserved within this very action
         # The engine aborts the dials of revoked offers and asks for another agent.
         for entry in self.revoked:
             assert entry is not None
@@ -793,6 +810,8 @@ class RouterMachine(RuleBasedStateMachine):
             caller.ringing = None
             self._hunt(caller)
         self.revoked.clear()
+        for caller in again:
+            self._hunt(caller)
 
     @rule(agent_id=st.sampled_from(AGENT_IDS), reason=st.sampled_from(["lunch", "break"]))
     def pause(self, agent_id: str, reason: str) -> None:
