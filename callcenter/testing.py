@@ -170,6 +170,19 @@ class Center:
         await caller.hangup()
         return caller
 
+    async def open_line(self, agent: str = "1003", pin: str | None = "4321") -> Any:
+        """``agent``'s phone dials ``*70`` (and the PIN); returns the line (its call) once
+        it waits in its room ``line-<agent>``, the agent logged in on it."""
+        line = await self.pbx.call("*70", caller_num=agent)
+        if pin is not None:
+            await line.wait_for_prompt("agent-pass", timeout=5)
+            await line.press(pin)
+        await line.wait_for_prompt("agent-loginok", timeout=5)
+        room = f"line-{agent}"
+        # Both demo PBXs keep their conference rooms by name.
+        await until(lambda: room in self.pbx.conferences and agent in self.daemon.switchboard.lines)
+        return line
+
     async def api(
         self,
         method: str,

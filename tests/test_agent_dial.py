@@ -195,10 +195,7 @@ async def test_carol_on_her_open_line_dials_from_the_cli_and_nothing_rings_on_he
         phone = center.add_phone("PJSIP/1003", answer_after=0.05)
         customer = center.add_phone("PJSIP/5550405", answer_after=0.1, hangup_after=0.4)
         seen = _events(center)
-        line = await center.pbx.call("*70", caller_num="1003")
-        await line.wait_for_prompt("agent-pass", timeout=5)
-        await line.press("4321")
-        await line.wait_for_prompt("agent-loginok", timeout=5)
+        line = await center.open_line("1003")
         carol = center.daemon.router.agents["1003"]
         await until(lambda: "1003" in center.daemon.switchboard.lines)
         api = f"http://127.0.0.1:{center.daemon.api.port}"
@@ -231,10 +228,7 @@ async def test_carol_with_no_screen_dials_from_her_line_with_star_77_a_number_an
     async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
         customer = center.add_phone("PJSIP/5550416", answer_after=0.1, hangup_after=0.4)
         seen = _events(center)
-        line = await center.pbx.call("*70", caller_num="1003")
-        await line.wait_for_prompt("agent-pass", timeout=5)
-        await line.press("4321")
-        await line.wait_for_prompt("agent-loginok", timeout=5)
+        line = await center.open_line("1003")
         board = center.daemon.switchboard
         carol = center.daemon.router.agents["1003"]
         await until(lambda: "1003" in board.lines and "line-1003" in center.pbx.conferences)
@@ -260,10 +254,7 @@ async def test_carol_on_her_line_hears_that_the_number_is_busy_and_stays_on_the_
     async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/5550413", reject=True)
         seen = _events(center)
-        line = await center.pbx.call("*70", caller_num="1003")
-        await line.wait_for_prompt("agent-pass", timeout=5)
-        await line.press("4321")
-        await line.wait_for_prompt("agent-loginok", timeout=5)
+        line = await center.open_line("1003")
         board = center.daemon.switchboard
         await until(lambda: "1003" in board.lines)
         status, _ = await center.api("POST", "/agents/1003/dial", {"number": "5550413"})

@@ -32,16 +32,7 @@ CAROL_SELLS = {"queues": {"sales": {"agents": ["1003"], "wrapup": 0}}}
 
 async def _open_line(center: Center, number: str = "1003", pin: str = "4321") -> Any:
     """``number``'s phone dials ``*70`` and gives the PIN; returns the line (its call)."""
-    line = await center.pbx.call("*70", caller_num=number)
-    await line.wait_for_prompt("agent-pass", timeout=5)
-    await line.press(pin)
-    await line.wait_for_prompt("agent-loginok", timeout=5)
-    room = f"line-{number}"
-    # In the room: both demo PBXs keep their conference rooms by name.
-    await until(
-        lambda: room in center.pbx.conferences and number in center.daemon.switchboard.lines
-    )
-    return line
+    return await center.open_line(number, pin)
 
 
 def _in_room(center: Center, line: Any, room: str = "line-1003") -> bool:
