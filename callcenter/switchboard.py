@@ -2602,7 +2602,9 @@ class Switchboard:
                     original_call_id=original,
                 )
             )
-            for name, value in place.data:
+            # callback_of: the request's call, for the agent's screen and the CDR (a
+            # restarted daemon finds the agent the called-back person talked to by it).
+            for name, value in (*place.data, ("callback_of", original)):
                 active.variables[name] = value
                 self.bus.publish(
                     IvrVariableSet(

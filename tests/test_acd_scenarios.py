@@ -986,7 +986,11 @@ async def test_callback_keeps_the_callers_place_and_connects_them_to_the_agent(
     assert row["queue"] == "acd" and row["agent"] == "1001"
     assert device_of(row["channel"]) == "5551234"
     assert requested.data == {"account": "4711"}
-    assert json.loads(row["ivr_variables"]) == {"account": "4711"}, "what the caller keyed"
+    assert json.loads(row["ivr_variables"]) == {
+        "account": "4711",
+        "callback_of": caller.uniqueid,
+    }, "what the caller keyed, and the call that asked"
+    assert row["dst"] == "5551234", "the number called back"
 
 
 async def test_a_callback_asked_for_on_the_web_waits_its_turn_and_is_put_through(
@@ -1023,7 +1027,10 @@ async def test_a_callback_asked_for_on_the_web_waits_its_turn_and_is_put_through
     assert row["src"] == "0800123456", "called from the queue's own line (caller_id)"
     assert (row["queue"], row["agent"]) == ("acd", "1001")
     assert device_of(row["channel"]) == "5551234"
-    assert json.loads(row["ivr_variables"]) == {"topic": "invoice 1234"}
+    assert json.loads(row["ivr_variables"]) == {
+        "topic": "invoice 1234",
+        "callback_of": asked["call_id"],
+    }
 
 
 async def test_a_callback_to_a_caller_goes_to_the_agent_they_talked_to_last(

@@ -475,7 +475,7 @@ def test_a_callers_last_agent_is_read_from_the_cdrs_in_both_databases(
         cdr("1.4", start=T0 + timedelta(hours=3), agent="1001", queue="sales"),
         cdr("1.5", start=T0 + timedelta(hours=4), agent="1001", src="0699999999"),
         # 1004 dialled 0611111111 (dst) from the queue's line (src), then 0622222222 called
-        # 800 with no agent dialling: only the first is theirs.
+        # 800 with no agent dialling: only the first is theirs; 1006 called 0633333333 back.
         cdr(
             "1.6",
             start=T0 + timedelta(hours=5),
@@ -485,6 +485,14 @@ def test_a_callers_last_agent_is_read_from_the_cdrs_in_both_databases(
             ivr_variables='{"dialled_by": "1004"}',
         ),
         cdr("1.7", start=T0 + timedelta(hours=6), agent="1005", src="0699", dst="0622222222"),
+        cdr(
+            "1.8",
+            start=T0 + timedelta(hours=7),
+            agent="1006",
+            src="0800123456",
+            dst="0633333333",
+            ivr_variables='{"callback_of": "1.0"}',
+        ),
     ]
     for store in both_stores(tmp_path, postgres_url):
         for record in calls:
@@ -496,8 +504,9 @@ def test_a_callers_last_agent_is_read_from_the_cdrs_in_both_databases(
             store.fetch_last_agent("0600000000", "support", T0),
             store.fetch_last_agent("0611111111", "support", T0),
             store.fetch_last_agent("0622222222", "support", T0),
+            store.fetch_last_agent("0633333333", "support", T0),
         ]
-        assert found == ["1003", None, "1001", None, "1004", None], type(store).__name__
+        assert found == ["1003", None, "1001", None, "1004", None, "1006"], type(store).__name__
 
 
 def test_the_calls_that_left_a_queue_lately_are_read_from_the_cdrs_in_both_databases(

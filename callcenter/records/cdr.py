@@ -35,7 +35,9 @@ Call-centre fields:
 * A campaign's call (a lead who answered): ``accountcode`` is the campaign's id, and
   ``ivr_variables`` has ``campaign``, ``lead`` and the lead file's other columns.
 * An agent's own outbound call (``*77``, ``agent dial``): ``dst`` is the number they
-  dialled and ``ivr_variables`` has ``dialled_by`` (the agent, also in ``agent``).
+  dialled and ``ivr_variables`` has ``dialled_by`` (the agent, also in ``agent``); a queue
+  callback: ``dst`` is the number called back and ``ivr_variables`` has ``callback_of``
+  (the call that asked for it).
 * ``voicemail``: the file of the message the caller left (empty when none).
 * ``recordingfile``: the recording of the call (queues with ``record: true``; a path on
   the PBX's machine, empty when none), as FreePBX's CDR names it;
@@ -92,6 +94,7 @@ from callcenter.events import (
     IvrStep,
     IvrVariableSet,
     QueueAbandoned,
+    QueueCallbackAnswered,
     QueueExited,
     QueueJoined,
     RecordingMuted,
@@ -307,7 +310,7 @@ def _on_campaign_call(
     d.accountcode = e.campaign
 
 
-def _on_agent_dial(d: CdrDraft, e: AgentDialAnswered) -> None:
+def _on_agent_dial(d: CdrDraft, e: AgentDialAnswered | QueueCallbackAnswered) -> None:
     d.dst = e.number
 
 
@@ -417,6 +420,7 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     CampaignLeadWaiting: _on_campaign_call,
     CampaignMachineAnswered: _on_campaign_call,
     AgentDialAnswered: _on_agent_dial,
+    QueueCallbackAnswered: _on_agent_dial,
     QueueJoined: _on_queue_joined,
     AgentRinging: _on_agent_ringing,
     AgentConnected: _on_agent_connected,

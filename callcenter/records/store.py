@@ -870,18 +870,20 @@ class RecordStore(abc.ABC):
     def fetch_last_agent(self, number: str, queue: str, since: datetime) -> str | None:
         """The agent who last talked to ``number`` on a call of ``queue`` that started at
         ``since`` or later (the CDRs: calls from that number, and calls an agent dialled to
-        it), or None. ``since`` in UTC: the daemon's own ISO text compares as text, and
-        the ``cdr_src`` / ``cdr_dst`` indexes serve."""
+        it or that called it back), or None. ``since`` in UTC: the daemon's own ISO text
+        compares as text, and the ``cdr_src`` / ``cdr_dst`` indexes serve."""
         p = self.dialect.placeholder
         sql = (
             f'SELECT "agent", "start" FROM cdr WHERE "src" = {p} AND "queue" = {p} '
             f'AND "agent" <> \'\' AND "start" >= {p} '
             f'UNION ALL SELECT "agent", "start" FROM cdr WHERE "dst" = {p} AND "queue" = {p} '
-            f'AND "agent" <> \'\' AND "start" >= {p} AND "ivr_variables" LIKE {p} '
+            f'AND "agent" <> \'\' AND "start" >= {p} '
+            f'AND ("ivr_variables" LIKE {p} OR "ivr_variables" LIKE {p}) '
             'ORDER BY "start" DESC LIMIT 1'
         )
         stamp = _stamp(since)
-        rows = self._fetch(sql, (number, queue, stamp, number, queue, stamp, '%"dialled_by"%'))
+        dialled, called_back = '%"dialled_by"%', '%"callback_of"%'
+        rows = self._fetch(sql, (number, queue, stamp, number, queue, stamp, dialled, called_back))
         return str(rows[0]["agent"]) if rows else None
 
     def fetch_queue_visits(self, *, ended: datetime, started: datetime) -> list[QueueVisit]:
