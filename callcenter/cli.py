@@ -274,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--code", help="disposition: the code (see dispositions: in the config)")
     agent.add_argument("--note", default="", help="disposition: a note on the call")
     agent.add_argument(
+        "--wait",
+        action="store_true",
+        help="dial: wait for the outcome (answered, or why not) and say it; exit 1 when "
+        "nobody was put through",
+    )
+    agent.add_argument(
         "--at",
         default=None,
         help="disposition, a callback code: when to call again (2026-12-07T15:00, in the "
@@ -646,7 +652,11 @@ def _main(argv: Sequence[str] | None) -> int:
             if args.queue is not None:
                 body["queue"] = args.queue
             agent = urllib.parse.quote(args.agent, safe="")
+            if args.wait:
+                return cmd_dial_and_wait(args.api, args.agent, body)
             return _api_call(args.api, "POST", f"/agents/{agent}/dial", body, render=_dialling)
+        if args.wait:
+            parser.error("--wait is for agent dial")
         if args.action in ("join", "leave"):
             if args.queue is None:
                 parser.error(
@@ -1718,6 +1728,47 @@ def cmd_events(
         return 0
     except OSError as exc:
         print(f"callcenter: cannot follow the daemon at {base}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+
+
+def cmd_dial_and_wait(base: str, agent: str, body: dict[str, Any]) -> int:
+    """``agent dial --wait``: follow the agent's dial events first (nothing is missed),
+    then ask for the dial; print how it ended: 0 once the person answered, 1 when nobody
+    was put through (busy, no answer ...), 3 when the daemon cannot be reached."""
+    kinds = "AgentDialAnswered,AgentDialFailed"
+    query = urllib.parse.urlencode({"agent": agent, "events": kinds})
+    headers = {"Accept": "text/event-stream"}
+    token = _api_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    stream = urllib.request.Request(f"{base.rstrip('/')}/events?{query}", headers=headers)
+    quoted = urllib.parse.quote(agent, safe="")
+    try:
+        with urllib.request.urlopen(stream, timeout=EVENTS_QUIET_LIMIT) as response:
+            try:
+                dial = _api_request(base, "POST", f"/agents/{quoted}/dial", body, token=token)
+            except _Refused as exc:
+                print(f"callcenter: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
+            print(_dialling(dial), flush=True)
+            data = ""
+            while raw := response.readline():
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if line.startswith("data: "):
+                    data = line[6:]
+                elif not line and data:
+                    event, data = json.loads(data), ""
+                    if event.get("dial_id") != dial["dial_id"]:
+                        continue
+                    if event.get("event") == "AgentDialAnswered":
+                        print(f"answered: call {event.get('call_id')}")
+                        return 0
+                    print(f"nobody put through: {event.get('reason')}")
+                    return EXIT_CONFIG
+            print("callcenter: the daemon ended the stream", file=sys.stderr)
+            return EXIT_UNREACHABLE
+    except OSError as exc:
+        print(f"callcenter: cannot reach the daemon at {base}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
 
 

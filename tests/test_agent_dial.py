@@ -455,6 +455,33 @@ async def test_the_person_alice_called_who_calls_back_gets_alice_with_last_agent
     assert bridged.endswith("1001"), "the customer calling back reaches the agent who called"
 
 
+async def test_ops_dial_for_alice_from_the_terminal_and_wait_for_the_outcome(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path, config=DIALS) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/5550423", answer_after=0.1, hangup_after=0.3)
+        center.add_phone("PJSIP/5550424", reject=True)
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        alice = center.daemon.router.agents["1001"]
+        answered = await asyncio.to_thread(
+            cli_main, ["agent", "dial", "1001", "--to", "5550423", "--wait", "--api", api]
+        )
+        first = capsys.readouterr().out
+        await until(
+            lambda: alice.state == "available" and "1001" not in center.daemon.switchboard.dials
+        )
+        busy = await asyncio.to_thread(
+            cli_main, ["agent", "dial", "1001", "--to", "5550424", "--wait", "--api", api]
+        )
+        second = capsys.readouterr().out
+        await until(lambda: "1001" not in center.daemon.switchboard.dials)
+        await center.idle()
+    assert answered == 0 and "answered: call " in first
+    assert busy == 1
+    assert "nobody put through: busy" in second or "nobody put through: rejected" in second
+
+
 async def test_dials_that_cannot_be_made_are_refused_with_what_to_do(tmp_path: Path) -> None:
     config = merge(DIALS, {"acd": {"dial_out_block": ["do_not_call"]}})
     config["ivr"] = {"number_lists": {"do_not_call": ["5550499"]}}
