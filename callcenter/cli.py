@@ -42,7 +42,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -1679,6 +1679,30 @@ EVENTS_QUIET_LIMIT = 60.0
 before taking the daemon as gone."""
 
 
+def _stream_request(base: str, **wanted: str | None) -> urllib.request.Request:
+    """``GET /events`` with ``wanted`` (agent, queue, events) and the CLI's token."""
+    query = urllib.parse.urlencode({k: v for k, v in wanted.items() if v})
+    headers = {"Accept": "text/event-stream"}
+    token = _api_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    url = base.rstrip("/") + "/events" + (f"?{query}" if query else "")
+    return urllib.request.Request(url, headers=headers)
+
+
+def _stream_data(response: Any) -> Iterator[str]:
+    """The ``data`` of each message of an open ``GET /events`` response (comments and
+    ids skipped), until the daemon ends the stream."""
+    data = ""
+    while raw := response.readline():
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if line.startswith("data: "):
+            data = line[6:]
+        elif not line and data:
+            yield data
+            data = ""
+
+
 def cmd_events(
     base: str,
     *,
@@ -1691,32 +1715,17 @@ def cmd_events(
     """``callcenter events``: print the daemon's events as they come (``GET /events``), one
     line each, until ``count`` of them or Ctrl-C; exit 0 then, 3 when the daemon cannot be
     reached or ends the stream."""
-    wanted = {"agent": agent, "queue": queue, "events": kinds}
-    query = urllib.parse.urlencode({k: v for k, v in wanted.items() if v})
-    headers = {"Accept": "text/event-stream"}
-    token = _api_token()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    url = base.rstrip("/") + "/events" + (f"?{query}" if query else "")
-    request = urllib.request.Request(url, headers=headers)
+    request = _stream_request(base, agent=agent, queue=queue, events=kinds)
     shown = 0
     try:
         with urllib.request.urlopen(request, timeout=EVENTS_QUIET_LIMIT) as response:
-            data = ""
-            while True:
-                raw = response.readline()
-                if not raw:
-                    print("callcenter: the daemon ended the stream", file=sys.stderr)
-                    return EXIT_UNREACHABLE
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if line.startswith("data: "):
-                    data = line[6:]
-                elif not line and data:
-                    print(data if as_json else format_event(json.loads(data)), flush=True)
-                    data = ""
-                    shown += 1
-                    if count is not None and shown >= count:
-                        return 0
+            for data in _stream_data(response):
+                print(data if as_json else format_event(json.loads(data)), flush=True)
+                shown += 1
+                if count is not None and shown >= count:
+                    return 0
+            print("callcenter: the daemon ended the stream", file=sys.stderr)
+            return EXIT_UNREACHABLE
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read()).get("error", exc.reason)
@@ -1735,36 +1744,27 @@ def cmd_dial_and_wait(base: str, agent: str, body: dict[str, Any]) -> int:
     """``agent dial --wait``: follow the agent's dial events first (nothing is missed),
     then ask for the dial; print how it ended: 0 once the person answered, 1 when nobody
     was put through (busy, no answer ...), 3 when the daemon cannot be reached."""
-    kinds = "AgentDialAnswered,AgentDialFailed"
-    query = urllib.parse.urlencode({"agent": agent, "events": kinds})
-    headers = {"Accept": "text/event-stream"}
-    token = _api_token()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    stream = urllib.request.Request(f"{base.rstrip('/')}/events?{query}", headers=headers)
+    stream = _stream_request(base, agent=agent, events="AgentDialAnswered,AgentDialFailed")
     quoted = urllib.parse.quote(agent, safe="")
     try:
         with urllib.request.urlopen(stream, timeout=EVENTS_QUIET_LIMIT) as response:
             try:
-                dial = _api_request(base, "POST", f"/agents/{quoted}/dial", body, token=token)
+                dial = _api_request(
+                    base, "POST", f"/agents/{quoted}/dial", body, token=_api_token()
+                )
             except _Refused as exc:
                 print(f"callcenter: {exc}", file=sys.stderr)
                 return EXIT_CONFIG
             print(_dialling(dial), flush=True)
-            data = ""
-            while raw := response.readline():
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if line.startswith("data: "):
-                    data = line[6:]
-                elif not line and data:
-                    event, data = json.loads(data), ""
-                    if event.get("dial_id") != dial["dial_id"]:
-                        continue
-                    if event.get("event") == "AgentDialAnswered":
-                        print(f"answered: call {event.get('call_id')}")
-                        return 0
-                    print(f"nobody put through: {event.get('reason')}")
-                    return EXIT_CONFIG
+            for data in _stream_data(response):
+                event = json.loads(data)
+                if event.get("dial_id") != dial["dial_id"]:
+                    continue
+                if event.get("event") == "AgentDialAnswered":
+                    print(f"answered: call {event.get('call_id')}")
+                    return 0
+                print(f"nobody put through: {event.get('reason')}")
+                return EXIT_CONFIG
             print("callcenter: the daemon ended the stream", file=sys.stderr)
             return EXIT_UNREACHABLE
     except OSError as exc:
