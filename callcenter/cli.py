@@ -1727,11 +1727,7 @@ def cmd_events(
             print("callcenter: the daemon ended the stream", file=sys.stderr)
             return EXIT_UNREACHABLE
     except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except (ValueError, AttributeError):
-            message = exc.reason
-        print(f"callcenter: {message}", file=sys.stderr)
+        print(f"callcenter: {_refusal(exc)}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 0
@@ -1801,11 +1797,16 @@ def _api_request(
             payload: dict[str, Any] = json.loads(response.read())
             return payload
     except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except (ValueError, AttributeError):
-            message = exc.reason
-        raise _Refused(str(message)) from None
+        raise _Refused(_refusal(exc)) from None
+
+
+def _refusal(exc: urllib.error.HTTPError) -> str:
+    """What the daemon said when it refused a request (its ``error``), else the reason."""
+    try:
+        message = json.loads(exc.read()).get("error", exc.reason)
+    except (ValueError, AttributeError):
+        message = exc.reason
+    return str(message)
 
 
 def _api_call(

@@ -2630,13 +2630,7 @@ class AcdConfig(_Model):
             )
             if code is not None
         ]
-        for at, (name, own) in enumerate(coded):
-            for other, code in [*coded[at + 1 :], *named]:
-                if code.startswith(own) or own.startswith(code):
-                    raise ValueError(
-                        f"{name} ({own!r}) and {other} ({code!r}) must differ, and neither "
-                        "may start with the other"
-                    )
+        _keys_apart(coded, [*coded, *named])
         keys = self.agent_keys
         others = list(named)
         if keys is not None:
@@ -2645,14 +2639,21 @@ class AcdConfig(_Model):
                     (f"agent_keys.{action}", code)
                     for code, action in keys.codes(consulting=consulting).items()
                 ]
-        for at, (name, own) in enumerate(named):
-            for other, code in others[at + 1 :]:
-                if code.startswith(own) or own.startswith(code):
-                    raise ValueError(
-                        f"{name} ({own!r}) and {other} ({code!r}) must differ, and neither "
-                        "may start with the other"
-                    )
+        _keys_apart(named, others)
         return self
+
+
+def _keys_apart(own: list[tuple[str, str]], others: list[tuple[str, str]]) -> None:
+    """Raise ValueError when a key of ``own`` (``others`` starts with them, in order) and
+    one after it in ``others`` are equal or one starts with the other: the first pressed
+    in full would always win."""
+    for at, (name, key) in enumerate(own):
+        for other, code in others[at + 1 :]:
+            if code.startswith(key) or key.startswith(code):
+                raise ValueError(
+                    f"{name} ({key!r}) and {other} ({code!r}) must differ, and neither "
+                    "may start with the other"
+                )
 
 
 class DispositionConfig(_Model):
