@@ -7,6 +7,7 @@ info events with ``capture_logs`` would pass or fail depending on which tests ra
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,8 +18,18 @@ from postgres_server import PostgresServer, running_postgres
 @pytest.fixture(autouse=True)
 def _structlog_defaults() -> Iterator[None]:
     structlog.reset_defaults()
+    # structlog's default prints to stdout; a daemon running in the test's process (its
+    # own thread or loop) would then mix its log lines into what a command printed.
+    structlog.configure(logger_factory=_StderrPrinter())
     yield
     structlog.reset_defaults()
+
+
+class _StderrPrinter:
+    """Prints to whatever ``sys.stderr`` is when a logger is made (capsys swaps it)."""
+
+    def __call__(self, *args: object) -> structlog.PrintLogger:
+        return structlog.PrintLogger(sys.stderr)
 
 
 @pytest.fixture(scope="session")
