@@ -24,6 +24,8 @@
                                             --cancel: take calls again
     callcenter report [CONFIG]              the latest CDRs; --queues / --agents: figures
     callcenter purge [CONFIG]               delete records older than --older-than DAYS
+    callcenter erase NUMBER...              take a caller's numbers, name and recordings
+                                            out of the records (right to erasure)
 
 Exit status: 0 fine, 1 invalid config or a refused request, 2 the PBX refused our
 credentials, 3 the PBX or the daemon could not be reached, 4 ``run`` found a port it
@@ -57,6 +59,7 @@ from callcenter.errors import (
 
 if TYPE_CHECKING:
     from datetime import datetime, tzinfo
+    from pathlib import Path
 
     from callcenter.config import CallCenterConfig
     from callcenter.records.store import RecordStore
@@ -389,6 +392,22 @@ def build_parser() -> argparse.ArgumentParser:
         "age: acd.recordings_keep_days)",
     )
 
+    erase = sub.add_parser(
+        "erase",
+        help="take a caller's number out of every record (right to erasure): the calls stay "
+        "in the figures, the number, name, IVR data, notes and recordings go",
+    )
+    erase.add_argument(
+        "numbers",
+        nargs="+",
+        metavar="NUMBER",
+        help="the number as the records hold it; give each form it takes (+33612345678 0612345678)",
+    )
+    erase.add_argument("--config", default=None, help="config file (CALLCENTER_CONFIG)")
+    erase.add_argument(
+        "--dry-run", action="store_true", help="count what would be erased, change nothing"
+    )
+
     report = sub.add_parser(
         "report",
         help="print the latest call detail records (or the queue_log, leads, dispositions),"
@@ -537,6 +556,8 @@ def _main(argv: Sequence[str] | None) -> int:
             dry_run=args.dry_run,
             recordings=args.recordings,
         )
+    if command == "erase":
+        return cmd_erase(args.config or _default_config(), args.numbers, dry_run=args.dry_run)
     if command == "report":
         if args.follow and not args.queue_log:
             parser.error("--follow goes with --queue-log")
@@ -988,11 +1009,10 @@ def _report_store(config: CallCenterConfig, *, rescued: bool = False) -> RecordS
     """The records database of ``config``, or the exit status when there is none to read
     (said on stderr). ``rescued``: also say when refused records wait beside it."""
     from callcenter.daemon import record_store, resolve
-    from callcenter.records.rescue import rescue_path
 
     db = resolve(config, config.records.cdr_path)
-    waiting = rescue_path(db if config.records.postgres is None else db.with_name("postgres"))
-    if rescued and waiting.exists():
+    waiting = _rescued(config, db)
+    if rescued and waiting is not None:
         print(
             f"callcenter: records the database refused are waiting in {waiting}; "
             "the next start of the daemon writes them",
@@ -1191,6 +1211,89 @@ def cmd_purge(
     for table, count in counts.items():
         print(f"  {table:16} {count}")
     return EXIT_OK
+
+
+def cmd_erase(path: str, numbers: Sequence[str], *, dry_run: bool) -> int:
+    """``erase``: take ``numbers`` out of the records, the recordings and the queue_log file
+    (:mod:`callcenter.records.erasure`); one line per table, then the files."""
+    from callcenter.daemon import resolve
+    from callcenter.errors import ErasureRefused
+    from callcenter.records import erasure
+
+    config = _report_config(path)
+    if config is None:
+        return EXIT_CONFIG
+    phones = {
+        **{
+            a.device.rpartition("/")[2].partition("@")[0]: f"agent {i}'s phone"
+            for i, a in config.agents.items()
+        },
+        **{
+            s.device.rpartition("/")[2].partition("@")[0]: f"supervisor {i}'s phone"
+            for i, s in config.supervisors.items()
+        },
+    }
+    problems = erasure.check_numbers(numbers, phones)
+    if problems:
+        for problem in problems:
+            print(f"erase: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    store = _report_store(config)
+    if isinstance(store, int):
+        return store
+    db = resolve(config, config.records.cdr_path)
+    waiting = _rescued(config, db)
+    if waiting is not None:
+        print(
+            f"erase: records the database refused wait in {waiting}: start the daemon (it "
+            "writes them) and erase again, so that none of them brings the number back",
+            file=sys.stderr,
+        )
+        store.close()
+        return EXIT_CONFIG
+    try:
+        done = erasure.erase_records(store, numbers, dry_run=dry_run)
+    except ErasureRefused as exc:
+        print("erase: nothing erased, as work still waits on the number:", file=sys.stderr)
+        for hold in exc.holds:
+            print(f"  {hold}", file=sys.stderr)
+        return EXIT_CONFIG
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        store.close()
+    erasure.erase_recordings(
+        done, config.resolve_path(config.acd.recordings_folder), dry_run=dry_run
+    )
+    if config.records.queue_log_file is not None:
+        erasure.erase_queue_log_file(
+            done, resolve(config, config.records.queue_log_file), dry_run=dry_run
+        )
+    verb = "would erase" if dry_run else "erased"
+    for number, token in done.tokens.items():
+        print(f"{verb} {number}" + ("" if dry_run else f" (now {token})"))
+    print(f"calls the number was in: {len(done.call_ids)}")
+    for table, count in done.rows.items():
+        print(f"  {table:16} {count} rows")
+    print(f"  {'recordings':16} {len(done.recordings)} files, {done.recording_bytes / 1e6:.1f} MB")
+    if config.records.queue_log_file is not None:
+        print(f"  {'queue_log file':16} {done.file_lines} lines")
+    for kept in done.kept:
+        print(f"kept: {kept}")
+    for copy in done.not_rewritten:
+        print(f"not rewritten (a rotated copy; rewrite or delete it yourself): {copy}")
+    for failure in done.failed:
+        print(f"erase: not done: {failure}", file=sys.stderr)
+    return EXIT_CONFIG if done.failed else EXIT_OK
+
+
+def _rescued(config: CallCenterConfig, db: Path) -> Path | None:
+    """The rescue file of records the database refused, when one waits beside it."""
+    from callcenter.records.rescue import rescue_path
+
+    waiting = rescue_path(db if config.records.postgres is None else db.with_name("postgres"))
+    return waiting if waiting.exists() else None
 
 
 def cmd_summary(

@@ -29,7 +29,8 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   └── DestinationNotAllowed   a transfer/dial target that the config does not allow
     ├── ListenError                 an address the daemon must listen on is taken or refused
     ├── BrokerRefused               the MQTT broker refused the daemon's connection
-    └── RecordError                 a record could not be stored (or its database opened)
+    ├── RecordError                 a record could not be stored (or its database opened)
+    └── ErasureRefused              a number to erase is one that work still waits on
 """
 
 from __future__ import annotations
@@ -187,3 +188,12 @@ class BrokerRefused(CallCenterError):
 
 class RecordError(CallCenterError):
     """A record could not be stored."""
+
+
+class ErasureRefused(CallCenterError):
+    """A number cannot be erased yet: work still waits on it (``holds``: what, and what to
+    do first). Nothing was changed."""
+
+    def __init__(self, holds: list[str]) -> None:
+        self.holds = holds
+        super().__init__("; ".join(holds))

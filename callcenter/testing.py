@@ -151,10 +151,12 @@ class Center:
             ),
         )
 
-    async def caller_presses(self, number: str, key: str, *, prompt: str = "welcome-menu") -> Any:
+    async def caller_presses(
+        self, number: str, key: str, *, prompt: str = "welcome-menu", caller_name: str = ""
+    ) -> Any:
         """A caller dials 800, hears ``prompt`` and presses ``key`` (in the test config: 1
         sales, 2 support); returns the caller."""
-        caller = await self.pbx.call("800", caller_num=number)
+        caller = await self.pbx.call("800", caller_num=number, caller_name=caller_name)
         await caller.wait_for_prompt(prompt, timeout=5)
         await caller.press(key)
         return caller

@@ -49,14 +49,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import functools
 import operator
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TextIO
 
 import structlog
 
@@ -455,6 +456,18 @@ class QueueLogSource(Protocol):
     def close(self) -> None: ...
 
 
+@contextlib.contextmanager
+def locked_append(path: Path) -> Iterator[TextIO]:
+    """``path`` open for appending, under the lock an erasure
+    (:func:`callcenter.records.erasure.erase_queue_log_file`) takes to rewrite it."""
+    with path.open("a", encoding="utf-8") as out:
+        fcntl.flock(out.fileno(), fcntl.LOCK_EX)
+        try:
+            yield out
+        finally:
+            fcntl.flock(out.fileno(), fcntl.LOCK_UN)
+
+
 FILE_INTERVAL: Final = 0.2
 """Seconds between two looks at the queue_log table for lines the file lacks."""
 
@@ -518,13 +531,16 @@ class QueueLogFile:
             after = 0
         except ValueError:
             raise OSError(f"{self._pos_path} does not hold a row id") from None
-        rows = self.store.fetch_queue_log(after=after)
-        if not rows:
+        if not self.store.fetch_queue_log(after=after):
             return 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(f"{entry.line()}\n" for _, entry in rows)
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(text)
+        with locked_append(self.path) as out:
+            # Read again under the lock: an erasure that changed these rows meanwhile
+            # rewrites the file only once this append is done.
+            rows = self.store.fetch_queue_log(after=after)
+            if not rows:
+                return 0
+            out.write("".join(f"{entry.line()}\n" for _, entry in rows))
             out.flush()
             os.fsync(out.fileno())
         spare = self._pos_path.with_name(self._pos_path.name + ".tmp")

@@ -52,11 +52,14 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   number, status (``dialing``, ``retry``, ``answered``, ``failed``, ``skipped``), attempts,
   result, call_id, retry_at, updated, dropped_at (see :mod:`callcenter.records.campaigns`);
 * ``dispositions``: the code an agent gave a call: call_id, agent, code, note, number,
-  campaign, lead, callback_at, do_not_call, at (see :mod:`callcenter.records.dispositions`).
+  campaign, lead, callback_at, do_not_call, at (see :mod:`callcenter.records.dispositions`);
 * ``surveys``: what a caller answered in a post-call survey: call_id, queue, agent, flow,
   number, score (NULL: none given), answers (JSON), completed, seconds, at, satisfied
   (the score reached the survey's satisfied_from; NULL: no score or no threshold) (see
-  :mod:`callcenter.records.surveys`).
+  :mod:`callcenter.records.surveys`);
+* ``erasures``: one row per ``callcenter erase`` (see :mod:`callcenter.records.erasure`):
+  at, via, numbers (how many), counts (JSON: rows changed per table); never the numbers.
+  Retention keeps it: it is what shows a request was carried out.
 
 A database made by an older version gets the columns added since (``ALTER TABLE``).
 """
@@ -69,7 +72,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -329,6 +332,12 @@ CREATE TABLE IF NOT EXISTS queue_log (
     "data3" TEXT NOT NULL DEFAULT '',
     "data4" TEXT NOT NULL DEFAULT '',
     "data5" TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS erasures (
+    "at" TEXT NOT NULL,
+    "via" TEXT NOT NULL DEFAULT '',
+    "numbers" INTEGER NOT NULL,
+    "counts" TEXT NOT NULL DEFAULT '{{}}'
 );
 """
 
@@ -685,6 +694,23 @@ def _queue_log_entry(row: Any) -> QueueLogEntry:
     )
 
 
+class Transaction:
+    """Statements run in one transaction of a store (:meth:`RecordStore.transaction`)."""
+
+    def __init__(self, conn: Any, placeholder: str) -> None:
+        self._conn = conn
+        self.p = placeholder
+        """The parameter placeholder of the database's SQL (``?`` or ``%s``)."""
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[Mapping[str, Any]]:
+        """The rows a query gives, as mappings."""
+        return list(self._conn.execute(sql, params).fetchall())
+
+    def change(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run a statement that changes rows; how many it changed."""
+        return int(self._conn.execute(sql, params).rowcount)
+
+
 class RecordStore(abc.ABC):
     """What every record database does (blocking; see the module doc). Subclasses connect
     (:meth:`_connect`), run a transaction (:meth:`_transaction`) and name their errors."""
@@ -750,6 +776,20 @@ class RecordStore(abc.ABC):
         cursor = conn.cursor()
         cursor.executemany(sql, rows)
         return int(cursor.rowcount)
+
+    @contextlib.contextmanager
+    def transaction(self, what: str) -> Iterator[Transaction]:
+        """One transaction for statements of a caller's own (a maintenance job): committed
+        when the block ends, rolled back when it raises. A database error becomes
+        :class:`RecordError` ("cannot <what> <database>: ...")."""
+        try:
+            with self._lock:
+                conn = self._connection()
+                with self._transaction(conn):
+                    yield Transaction(conn, self.dialect.placeholder)
+        except self.errors as exc:
+            self._failed(exc)
+            raise RecordError(f"cannot {what} {self.where}: {exc}") from exc
 
     # ------------------------------------------------------------------ writes
 

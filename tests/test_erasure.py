@@ -1,0 +1,250 @@
+"""A caller asks to be forgotten (the right to erasure): ``callcenter erase NUMBER``. What a
+data-protection officer checks afterwards: the number, the caller's name, what the IVR and
+the agent noted and the recording are gone from every record and file, while the queue's
+figures stay what they were; and nothing is erased while work still waits on the number."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from postgres_server import PASSWORD
+from test_record_rescue import T0, snapshot, writes_of_a_working_day
+
+from callcenter.cli import main as cli_main
+from callcenter.errors import ErasureRefused
+from callcenter.records.dispositions import DispositionRecord
+from callcenter.records.erasure import Erasure as ErasureDone
+from callcenter.records.erasure import (
+    check_numbers,
+    erase_queue_log_file,
+    erase_records,
+    new_tokens,
+    number_pattern,
+)
+from callcenter.records.postgres import PostgresRecordStore
+from callcenter.records.queue_log import QueueLogEntry, locked_append
+from callcenter.records.store import RecordStore, SqliteCdrStore
+from callcenter.testing import BASE_CONFIG, CALLBACKS_ON, merge, running_center, until
+
+ADA = "+4930123456"
+BOB = "5550002"
+CAROL = "5557001"
+TOKEN = re.compile(r"erased-[0-9a-f]{8}")
+
+CENTRE = {
+    "queues": {"support": {"record": True}},
+    "records": {"queue_log_file": "log/queue_log"},
+    "dispositions": {"sale": "Sale made"},
+}
+
+
+def database_text(path: Path) -> str:
+    """Everything the SQLite file holds, as SQL (what someone with a copy of it could read)."""
+    conn = sqlite3.connect(path)
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def erase(config: Path, *args: str) -> int:
+    return cli_main(["erase", *args, "--config", str(config)])
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_an_erased_caller_leaves_no_number_name_note_or_voice_and_the_figures_stay(
+    tmp_path: Path, transport: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ada talks to Alice, who notes a disposition naming her; Bob calls too. Ada asks to
+    be forgotten while the centre runs: her number, name, note and recording go from the
+    database and the queue_log file; Bob's stay; both calls still count."""
+    async with running_center(tmp_path, transport=transport, config=CENTRE) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.daemon.router.pause("1002", "break", via="test")
+        ada = await center.caller_presses(ADA, "2", caller_name="Ada Lovelace")
+        await ada.wait_bridged(timeout=5)
+        await asyncio.sleep(0.3)
+        await ada.hangup()
+        center.daemon.switchboard.dispose("1001", "sale", note="Ada Lovelace, invoice 42")
+        bob = await center.caller_talks_to_an_agent(BOB)
+        ada_before = await center.cdr(ada.uniqueid)
+        bob_before = await center.cdr(bob.uniqueid)
+        writer = center.daemon.recorder.writer
+        await writer.wait_written(f"disposition:{ada.uniqueid}")
+        recording = Path(ada_before["recordingfile"])
+        queue_log = tmp_path / "log" / "queue_log"
+        await until(lambda: recording.exists() and BOB in queue_log.read_text())
+        assert ADA in queue_log.read_text()
+        db = Path(center.daemon.store.where)
+        assert ADA in database_text(db) and "Ada Lovelace" in database_text(db)
+        capsys.readouterr()
+        counted = await asyncio.to_thread(erase, center.config_path, ADA, "--dry-run")
+        dry = capsys.readouterr().out
+        still = await asyncio.to_thread(recording.exists)
+        assert ADA in database_text(db) and still, "a dry run changes nothing"
+        code = await asyncio.to_thread(erase, center.config_path, ADA)
+        printed, complaints = capsys.readouterr()
+        rows = {r["uniqueid"]: r for r in center.daemon.store.fetch_cdrs()}
+        text = database_text(db)
+        file_text = queue_log.read_text()
+        recordings_left = await asyncio.to_thread(
+            lambda: [p.exists() for p in (recording, Path(bob_before["recordingfile"]))]
+        )
+    assert counted == 0 and f"would erase {ADA}\n" in dry
+    assert code == 0, complaints
+    (token,) = TOKEN.findall(printed.splitlines()[0])
+    assert f"erased {ADA} (now {token})" in printed
+    assert "calls the number was in: 1" in printed
+    assert "  cdr              1 rows" in printed and "  dispositions     1 rows" in printed
+    assert "  recordings       1 files" in printed
+    assert ADA not in text and "Ada Lovelace" not in text and "invoice 42" not in text
+    assert ADA not in file_text and token in file_text and BOB in file_text
+    assert recordings_left == [False, True], "her voice is gone, Bob's is not"
+    ada_after = rows[ada.uniqueid]
+    assert (ada_after["src"], ada_after["clid"]) == (token, f'"" <{token}>')
+    figures = ("queue", "agent", "billsec", "wait_seconds", "talk_seconds", "disposition")
+    assert {k: ada_after[k] for k in figures} == {k: ada_before[k] for k in figures}
+    assert rows[bob.uniqueid] == bob_before
+    assert '"numbers", "counts"' not in text and 'INSERT INTO "erasures"' in text
+
+
+async def test_a_number_a_callback_still_waits_for_is_refused_until_it_is_cancelled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path, config=CALLBACKS_ON) as center:
+        for agent in ("1001", "1002"):
+            center.daemon.router.logout(agent, via="test")
+        status, asked = await center.api("POST", "/callbacks", {"number": CAROL, "queue": "sales"})
+        assert status == 200
+        await until(lambda: center.daemon.store.fetch_queue_callbacks() != [])
+        capsys.readouterr()
+        refused = await asyncio.to_thread(erase, center.config_path, CAROL)
+        said = capsys.readouterr().err
+        kept = [c.number for c in center.daemon.store.fetch_queue_callbacks()]
+        cancelled = await center.api("POST", f"/callbacks/{asked['call_id']}/cancel")
+        await until(
+            lambda: [c.status for c in center.daemon.store.fetch_queue_callbacks()] == ["cancelled"]
+        )
+        code = await asyncio.to_thread(erase, center.config_path, CAROL)
+        (place,) = center.daemon.store.fetch_queue_callbacks()
+    assert refused == 1
+    assert "nothing erased, as work still waits on the number" in said
+    assert f"callcenter callback cancel {asked['call_id']}" in said
+    assert kept == [CAROL], "nothing changed"
+    assert cancelled[0] == 200 and code == 0
+    assert TOKEN.fullmatch(place.number)
+
+
+def test_numbers_that_are_too_short_not_numbers_or_the_centres_own_phones_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "callcenter.yaml"
+    config.write_text(yaml.safe_dump(merge(BASE_CONFIG, {}), sort_keys=False))
+    code = erase(config, "1234", "call me", "1001")
+    said = capsys.readouterr().err
+    assert code == 1
+    assert "'1234' has fewer than 5 digits" in said
+    assert "'call me' is no phone number" in said
+    assert "'1001' is agent 1001's phone: erasure is for callers" in said
+    assert check_numbers(["+33 6"], {}) != [] and check_numbers(["0612345678"], {}) == []
+
+
+def both_stores(tmp_path: Path, postgres_url: str) -> Iterator[RecordStore]:
+    for opened in (
+        lambda: SqliteCdrStore(tmp_path / "cdr.sqlite3"),
+        lambda: PostgresRecordStore(postgres_url, password=PASSWORD),
+    ):
+        store: RecordStore = opened()
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def test_erasure_does_the_same_in_postgresql_as_in_sqlite(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A working day of records (one caller's CDR, queue_log, kept place, disposition,
+    survey): refused while the kept place waits, then erased alike in both databases."""
+    number = "0612345678"
+    after: list[str] = []
+    counts = []
+    for store in both_stores(tmp_path, postgres_url):
+        for _, write in writes_of_a_working_day(store):  # type: ignore[arg-type]
+            write()
+        entry = ("k1", T0, "1796444790.1", "support", "NONE", "ENTERQUEUE", ("", number, "1"))
+        store.write_queue_log([QueueLogEntry(*entry)])
+        asked_not = DispositionRecord(
+            "1796444790.9", "1001", "do-not-call", "shouted", number, "", "", "", None, True, T0
+        )
+        store.write_disposition(asked_not)
+        with pytest.raises(ErasureRefused) as refused:
+            erase_records(store, [number])
+        assert "a callback to 0612345678 waits in queue 'support'" in str(refused.value)
+        store.update_queue_callback(
+            "1796444790.5", updated=T0 + timedelta(hours=1), status="cancelled", attempts=None
+        )
+        done = erase_records(store, [number, "5550666"])
+        counts.append(done.rows)
+        assert any("on number list 'blocked'" in kept for kept in done.kept)
+        records = {**snapshot(store), "queue_log": store.fetch_queue_log()}  # type: ignore[arg-type]
+        dispositions = {d.call_id: d for d in records["dispositions"]}
+        assert store.fetch_asked_not() == {number}, "a do-not-call request keeps the number"
+        assert any("do-not-call disposition of call 1796444790.9" in kept for kept in done.kept)
+        assert dispositions["1796444790.9"].note == ""
+        assert dispositions["1796444790.1"].note == "", "a note on a call of theirs goes"
+        records["dispositions"] = [d for d in records["dispositions"] if not d.do_not_call]
+        text = repr(records)
+        assert number not in text and "Zoë" not in text and "shouted" not in repr(dispositions)
+        assert "5550666" in text, "a blocked number stays blocked"
+        after.append(TOKEN.sub("TOKEN", text))
+    assert counts[0] == counts[1]
+    assert counts[0]["cdr"] == counts[0]["queue_log"] == counts[0]["queue_callbacks"] == 1
+    assert after[0] == after[1]
+
+
+@given(
+    st.lists(st.sampled_from("0123456789+|* ,<>"), max_size=40).map("".join),
+    st.text("0123456789", min_size=5, max_size=8),
+)
+def test_a_number_is_replaced_only_where_it_stands_whole(text: str, number: str) -> None:
+    """``5551234`` is erased in ``"" <5551234>`` but not inside ``15551234`` or
+    ``55512345``."""
+    tokens = {number: "erased-0000abcd"}
+    replaced = number_pattern([number]).sub(tokens[number], text)
+    runs = re.findall(r"[0-9]+", text)
+    assert re.findall(r"[0-9]+", replaced.replace("erased-0000abcd", " ")) == [
+        run for run in runs if run != number
+    ]
+
+
+def test_a_queue_log_file_is_rewritten_under_the_lock_the_appends_take(tmp_path: Path) -> None:
+    """The daemon appends under the file's lock; an erasure rewrites it under the same lock,
+    so an append made meanwhile is neither lost nor left unerased."""
+    path = tmp_path / "queue_log"
+    path.write_text(
+        f"1|c1|support|NONE|ENTERQUEUE||{ADA}|1\n1|c2|support|NONE|ENTERQUEUE||{BOB}|1\n"
+    )
+    (tmp_path / "queue_log.1").write_text("rotated\n")
+    done = ErasureDone(tokens=new_tokens([ADA]))
+    with locked_append(path) as out:
+        out.write(f"2|c3|support|NONE|ENTERQUEUE||{ADA}|1\n")
+        out.flush()
+    erase_queue_log_file(done, path)
+    (token,) = done.tokens.values()
+    assert path.read_text().splitlines() == [
+        f"1|c1|support|NONE|ENTERQUEUE||{token}|1",
+        f"1|c2|support|NONE|ENTERQUEUE||{BOB}|1",
+        f"2|c3|support|NONE|ENTERQUEUE||{token}|1",
+    ]
+    assert done.file_lines == 2
+    assert done.not_rewritten == [tmp_path / "queue_log.1"]
