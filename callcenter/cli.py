@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -51,6 +52,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from callcenter.errors import (
     AuthenticationError,
     ConfigError,
+    ErasureRefused,
     ListenError,
     PBXClaimed,
     PBXConnectionError,
@@ -407,6 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument(
         "--dry-run", action="store_true", help="count what would be erased, change nothing"
     )
+    erase.add_argument(
+        "--api",
+        type=_api_address,
+        default=None,
+        help="through the running daemon's control API (http://127.0.0.1:8470): it also "
+        "forgets the numbers in memory and refuses while a call with one is in progress",
+    )
 
     report = sub.add_parser(
         "report",
@@ -557,7 +566,9 @@ def _main(argv: Sequence[str] | None) -> int:
             recordings=args.recordings,
         )
     if command == "erase":
-        return cmd_erase(args.config or _default_config(), args.numbers, dry_run=args.dry_run)
+        return cmd_erase(
+            args.config or _default_config(), args.numbers, dry_run=args.dry_run, api=args.api
+        )
     if command == "report":
         if args.follow and not args.queue_log:
             parser.error("--follow goes with --queue-log")
@@ -1213,27 +1224,22 @@ def cmd_purge(
     return EXIT_OK
 
 
-def cmd_erase(path: str, numbers: Sequence[str], *, dry_run: bool) -> int:
+def cmd_erase(path: str, numbers: Sequence[str], *, dry_run: bool, api: str | None) -> int:
     """``erase``: take ``numbers`` out of the records, the recordings and the queue_log file
-    (:mod:`callcenter.records.erasure`); one line per table, then the files."""
+    (:mod:`callcenter.records.erasure`): through the running daemon's API with ``api``
+    (it also forgets them in memory and waits for calls in progress), else in the records
+    database of the config; one line per table, then the files."""
     from callcenter.daemon import resolve
-    from callcenter.errors import ErasureRefused
     from callcenter.records import erasure
 
+    if api is not None:
+        body = {"numbers": list(numbers), "dry_run": dry_run}
+        render = functools.partial(format_erasure, dry_run=dry_run)
+        return _api_call(api, "POST", "/erasures", body, render=render)
     config = _report_config(path)
     if config is None:
         return EXIT_CONFIG
-    phones = {
-        **{
-            a.device.rpartition("/")[2].partition("@")[0]: f"agent {i}'s phone"
-            for i, a in config.agents.items()
-        },
-        **{
-            s.device.rpartition("/")[2].partition("@")[0]: f"supervisor {i}'s phone"
-            for i, s in config.supervisors.items()
-        },
-    }
-    problems = erasure.check_numbers(numbers, phones)
+    problems = erasure.check_numbers(numbers, erasure.centre_phones(config))
     if problems:
         for problem in problems:
             print(f"erase: {problem}", file=sys.stderr)
@@ -1241,8 +1247,7 @@ def cmd_erase(path: str, numbers: Sequence[str], *, dry_run: bool) -> int:
     store = _report_store(config)
     if isinstance(store, int):
         return store
-    db = resolve(config, config.records.cdr_path)
-    waiting = _rescued(config, db)
+    waiting = _rescued(config, resolve(config, config.records.cdr_path))
     if waiting is not None:
         print(
             f"erase: records the database refused wait in {waiting}: start the daemon (it "
@@ -1263,29 +1268,37 @@ def cmd_erase(path: str, numbers: Sequence[str], *, dry_run: bool) -> int:
         return EXIT_CONFIG
     finally:
         store.close()
-    erasure.erase_recordings(
-        done, config.resolve_path(config.acd.recordings_folder), dry_run=dry_run
+    queue_log = config.records.queue_log_file
+    erasure.erase_files(
+        done,
+        resolve(config, config.acd.recordings_folder),
+        resolve(config, queue_log) if queue_log is not None else None,
+        dry_run=dry_run,
     )
-    if config.records.queue_log_file is not None:
-        erasure.erase_queue_log_file(
-            done, resolve(config, config.records.queue_log_file), dry_run=dry_run
-        )
-    verb = "would erase" if dry_run else "erased"
-    for number, token in done.tokens.items():
-        print(f"{verb} {number}" + ("" if dry_run else f" (now {token})"))
-    print(f"calls the number was in: {len(done.call_ids)}")
-    for table, count in done.rows.items():
-        print(f"  {table:16} {count} rows")
-    print(f"  {'recordings':16} {len(done.recordings)} files, {done.recording_bytes / 1e6:.1f} MB")
-    if config.records.queue_log_file is not None:
-        print(f"  {'queue_log file':16} {done.file_lines} lines")
-    for kept in done.kept:
-        print(f"kept: {kept}")
-    for copy in done.not_rewritten:
-        print(f"not rewritten (a rotated copy; rewrite or delete it yourself): {copy}")
-    for failure in done.failed:
-        print(f"erase: not done: {failure}", file=sys.stderr)
+    print(format_erasure(done.as_dict(), dry_run=dry_run))
     return EXIT_CONFIG if done.failed else EXIT_OK
+
+
+def format_erasure(view: Mapping[str, Any], *, dry_run: bool) -> str:
+    """What an erasure did (:meth:`Erasure.as_dict
+    <callcenter.records.erasure.Erasure.as_dict>`), as ``callcenter erase`` prints it."""
+    verb = "would erase" if dry_run else "erased"
+    lines = [
+        f"{verb} {number}" + ("" if dry_run else f" (now {token})")
+        for number, token in view["erased"].items()
+    ]
+    lines.append(f"calls the number was in: {view['calls']}")
+    lines += [f"  {table:16} {count} rows" for table, count in view["rows"].items()]
+    recordings = f"{view['recordings']} files, {view['recording_bytes'] / 1e6:.1f} MB"
+    lines.append(f"  {'recordings':16} {recordings}")
+    lines.append(f"  {'queue_log file':16} {view['queue_log_file_lines']} lines")
+    lines += [f"kept: {kept}" for kept in view["kept"]]
+    lines += [
+        f"not rewritten (a rotated copy: rewrite or delete it yourself): {copy}"
+        for copy in view["not_rewritten"]
+    ]
+    lines += [f"not done: {failure}" for failure in view["failed"]]
+    return "\n".join(lines)
 
 
 def _rescued(config: CallCenterConfig, db: Path) -> Path | None:

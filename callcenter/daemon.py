@@ -38,7 +38,14 @@ from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
 from callcenter.config import CallCenterConfig, load_config
 from callcenter.drain import Drain
-from callcenter.errors import ConfigError, ConfigIssue, EngineError, PBXClaimed, RecordError
+from callcenter.errors import (
+    ConfigError,
+    ConfigIssue,
+    EngineError,
+    ErasureRefused,
+    PBXClaimed,
+    RecordError,
+)
 from callcenter.events import CallCentreStarted, CallEvent, ConfigReloaded, EventBus
 from callcenter.line import LINE_VIA
 from callcenter.live.api import ControlAPI, PBXLink
@@ -57,7 +64,7 @@ from callcenter.pbx.interface import (
     PBXDisconnected,
     PBXEvent,
 )
-from callcenter.records import summary
+from callcenter.records import erasure, summary
 from callcenter.records.callbacks import QueueCallback, QueueCallbackRecorder
 from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.cdr import CdrRecorder
@@ -369,6 +376,7 @@ class Daemon:
             campaigns=self.campaigns,
             figures=self._read_figures,
             callback_record=self._callback_record,
+            erase=self.erase,
             webhooks=lambda: [w.health() for w in self.webhooks],
             token=config.api.token.get_secret_value() if config.api.token else None,
             cors_origins=config.api.cors_origins,
@@ -503,6 +511,42 @@ class Daemon:
         """A callback request's row, read on the record writer's thread."""
         read = functools.partial(self.store.fetch_queue_callback, call_id)
         return await self.recorder.writer.run(read)
+
+    async def erase(self, numbers: list[str], dry_run: bool = False) -> dict[str, Any]:
+        """``POST /erasures``: erase ``numbers`` from the records and files (see
+        :mod:`callcenter.records.erasure`), after the records of calls that just ended are
+        written, on the record writer's thread; then from what the daemon keeps in memory
+        (the agents' last calls, the events kept for ``GET /events``). EngineError for
+        numbers that will not do; ErasureRefused while a call with one is in progress or
+        other work waits on one."""
+        problems = erasure.check_numbers(numbers, erasure.centre_phones(self.config))
+        if problems:
+            raise EngineError("; ".join(problems))
+        pattern = erasure.number_pattern(numbers)
+        busy = self.switchboard.calls_with_number(pattern)
+        if busy:
+            raise ErasureRefused(
+                [
+                    f"call {call_id} with the number is in progress: erase once it ended"
+                    for call_id in busy
+                ]
+            )
+        writer = self.recorder.writer
+        for key in writer.pending:
+            await writer.wait_written(key)
+        done = await writer.run(
+            functools.partial(
+                erasure.erase_records, self.store, numbers, dry_run=dry_run, via="api"
+            )
+        )
+        folder = resolve(self.config, self.config.acd.recordings_folder)
+        queue_log = self.queue_log_file.path if self.queue_log_file is not None else None
+        await asyncio.to_thread(erasure.erase_files, done, folder, queue_log, dry_run=dry_run)
+        if not dry_run:
+            self.switchboard.forget_numbers(pattern, done.tokens)
+            if self.api.streams is not None:
+                self.api.streams.forget(pattern)
+        return done.as_dict()
 
     async def _read_figures(
         self, which: str, periods: summary.Periods, fcr_days: int

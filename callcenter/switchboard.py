@@ -2828,6 +2828,25 @@ class Switchboard:
             )
         )
 
+    def calls_with_number(self, pattern: re.Pattern[str]) -> list[str]:
+        """The calls in progress whose caller's or dialled number ``pattern`` finds, and the
+        agents' own dials to such a number (an erasure waits for them to end)."""
+        busy = [
+            call_id
+            for call_id, active in self.active.items()
+            if pattern.search(active.call.info.caller_num)
+            or pattern.search(active.call.info.dialed)
+        ]
+        busy += [d["dial_id"] for d in self.dials.dialling() if pattern.search(d["number"])]
+        return busy
+
+    def forget_numbers(self, pattern: re.Pattern[str], tokens: Mapping[str, str]) -> None:
+        """An erasure took these numbers out of the records: the agents' last calls (what
+        ``*77`` alone calls back, what a disposition is given to) hold the tokens instead."""
+        for agent_id, call in self._agent_calls.items():
+            if pattern.fullmatch(call.number):
+                self._agent_calls[agent_id] = dataclasses.replace(call, number=tokens[call.number])
+
     def last_call_of(self, agent_id: str) -> tuple[str, str] | None:
         """The number and queue of the call ``agent_id`` talks on or talked on last (the
         caller's number, or the one the daemon dialled); None when none since the start."""

@@ -21,6 +21,7 @@ from test_record_rescue import T0, snapshot, writes_of_a_working_day
 
 from callcenter.cli import main as cli_main
 from callcenter.errors import ErasureRefused
+from callcenter.live.mqtt import event_json
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.erasure import Erasure as ErasureDone
 from callcenter.records.erasure import (
@@ -33,7 +34,14 @@ from callcenter.records.erasure import (
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry, locked_append
 from callcenter.records.store import RecordStore, SqliteCdrStore
-from callcenter.testing import BASE_CONFIG, CALLBACKS_ON, merge, running_center, until
+from callcenter.testing import (
+    BASE_CONFIG,
+    CALLBACKS_ON,
+    EventStreamClient,
+    merge,
+    running_center,
+    until,
+)
 
 ADA = "+4930123456"
 BOB = "5550002"
@@ -248,3 +256,45 @@ def test_a_queue_log_file_is_rewritten_under_the_lock_the_appends_take(tmp_path:
     ]
     assert done.file_lines == 2
     assert done.not_rewritten == [tmp_path / "queue_log.1"]
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_through_the_daemon_a_call_in_progress_is_waited_for_and_its_memory_forgets(
+    tmp_path: Path, transport: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the running daemon (``erase --api``, ``POST /erasures``): refused while Ada
+    is still on the line; once she hung up, erased from the records, from the agent's last
+    call (``*77`` alone would call her back) and from the events kept for resuming
+    ``GET /events`` clients."""
+    async with running_center(tmp_path, transport=transport) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.daemon.router.pause("1002", "break", via="test")
+        watcher = await EventStreamClient.open(center.daemon.api.port)
+        ada = await center.caller_presses(ADA, "2", caller_name="Ada Lovelace")
+        await ada.wait_bridged(timeout=5)
+        busy = await center.api("POST", "/erasures", {"numbers": [ADA]})
+        too_short = await center.api("POST", "/erasures", {"numbers": ["123"]})
+        not_a_list = await center.api("POST", "/erasures", {"numbers": ADA})
+        await ada.hangup()
+        await center.idle()
+        streams = center.daemon.api.streams
+        assert streams is not None
+        kept_before = [e for _, e in streams._recent if ADA in event_json(e).decode()]
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        capsys.readouterr()
+        code = await asyncio.to_thread(cli_main, ["erase", ADA, "--api", api])
+        printed = capsys.readouterr().out
+        last = center.daemon.switchboard.last_call_of("1001")
+        kept_after = [e for _, e in streams._recent if ADA in event_json(e).decode()]
+        text = database_text(Path(center.daemon.store.where))
+        watcher.writer.close()
+    assert busy[0] == 409
+    assert f"call {ada.uniqueid} with the number is in progress" in busy[1]["holds"][0]
+    assert too_short[0] == 400 and "fewer than 5 digits" in too_short[1]["error"]
+    assert not_a_list[0] == 400
+    assert code == 0
+    (token,) = TOKEN.findall(printed)
+    assert "  cdr              1 rows" in printed
+    assert last is not None and last[0] == token
+    assert kept_before and not kept_after
+    assert ADA not in text and "Ada Lovelace" not in text

@@ -122,6 +122,14 @@ Routes (all JSON)::
                                           ..., "on": false, "since": ..., "via": ...}]}
     POST /switches/{name}/on              {}: flows' `switch: name` cases hold from now on
     POST /switches/{name}/off             {}: they no longer do
+    POST /erasures                        {"numbers": ["+4930123456"], "dry_run": false}: a
+                                          caller's right to erasure, as ``callcenter erase``
+                                          (callcenter.records.erasure): {"erased": {number:
+                                          token}, "calls", "rows": {table: n}, "recordings",
+                                          "queue_log_file_lines", "kept", "failed"}; 409
+                                          with "holds" while work waits on a number (a call
+                                          in progress, a callback waiting ...): nothing
+                                          erased
     GET  /events                          the engine's events live, as Server-Sent Events
                                           (?agent=1001, ?queue=sales, ?events=A,B;
                                           Last-Event-ID or ?last_id= resumes): see
@@ -173,6 +181,7 @@ from callcenter.errors import (
     ConfigError,
     DestinationNotAllowed,
     EngineError,
+    ErasureRefused,
     ListenError,
     NotPermitted,
     RecordError,
@@ -218,6 +227,10 @@ FiguresReader = Callable[[str, Periods, int], Awaitable[list[dict[str, Any]]]]
 """``(queues|agents, periods, fcr_days)`` -> the figures' rows, read from the records."""
 CallbackReader = Callable[[str], Awaitable[QueueCallback | None]]
 """A callback request's record by its id (what became of it once it stopped waiting)."""
+Eraser = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
+"""``(numbers, dry_run)`` -> what the erasure did (:meth:`Erasure.as_dict
+<callcenter.records.erasure.Erasure.as_dict>`); EngineError for numbers that will not do
+(400), ErasureRefused while work waits on one (409)."""
 
 
 class HTTPError(Exception):
@@ -310,6 +323,7 @@ class ControlAPI:
         campaigns: Campaigns | None = None,
         figures: FiguresReader | None = None,
         callback_record: CallbackReader | None = None,
+        erase: Eraser | None = None,
         token: str | None = None,
         webhooks: LiveHealths | None = None,
         read_only: bool = False,
@@ -321,6 +335,7 @@ class ControlAPI:
         self._callback_rate = RequestRate()
         self._figures = figures
         self._callback_record = callback_record
+        self._erase = erase
         self._token = token or None
         self._webhooks = webhooks
         self.campaigns = campaigns
@@ -527,6 +542,8 @@ class ControlAPI:
                 raise HTTPError(404, str(exc)) from None
             except EngineError as exc:
                 raise HTTPError(409, str(exc)) from None
+        if parts == ["erasures"]:
+            return await self._erasure(method, body)
         if parts and parts[0] == "drain":
             return self._drain_action(method, parts[1:], body)
         if parts and parts[0] == "switches":
@@ -843,6 +860,33 @@ class ControlAPI:
         except EngineError as exc:
             raise HTTPError(400 if rest[1] == "add" else 409, str(exc)) from None
         return {"list": rest[0], "number": number, "on_list": rest[1] == "add", "changed": changed}
+
+    async def _erasure(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /erasures {"numbers": [...], "dry_run": false}``: a caller's right to
+        erasure (see :mod:`callcenter.records.erasure`)."""
+        if method != "POST":
+            raise HTTPError(405, "use POST for /erasures")
+        if self._erase is None:
+            raise HTTPError(404, "this daemon erases no records")
+        numbers = body.get("numbers")
+        dry_run = body.get("dry_run", False)
+        if (
+            not isinstance(numbers, list)
+            or not numbers
+            or not all(isinstance(n, str) for n in numbers)
+        ):
+            raise HTTPError(400, 'say which numbers: {"numbers": ["+4930123456"]}')
+        if not isinstance(dry_run, bool):
+            raise HTTPError(400, "dry_run is true or false")
+        try:
+            return await self._erase(numbers, dry_run)
+        except ErasureRefused as exc:
+            error = "nothing erased, as work still waits on the number: " + "; ".join(exc.holds)
+            raise HTTPError(409, error, {"error": error, "holds": exc.holds}) from None
+        except RecordError as exc:
+            raise HTTPError(503, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(400, str(exc)) from None
 
     async def _callback_status(self, call_id: str) -> dict[str, Any]:
         """``GET /callbacks/<id>``: where a callback request stands (a web page polls it:

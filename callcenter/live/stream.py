@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -201,6 +202,16 @@ class EventStreams:
     def clients(self) -> int:
         """Streams open now."""
         return len(self._clients)
+
+    def forget(self, pattern: re.Pattern[str]) -> int:
+        """Drop the kept events (those a resuming client would get again) that ``pattern``
+        finds in (an erasure's numbers); how many went. A client resuming from before them
+        gets the others."""
+        kept = [(seq, e) for seq, e in self._recent if not pattern.search(event_json(e).decode())]
+        gone = len(self._recent) - len(kept)
+        self._recent.clear()
+        self._recent.extend(kept)
+        return gone
 
     def health(self) -> dict[str, int]:
         """Streams open now, opened since the start, dropped for falling behind."""

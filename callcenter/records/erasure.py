@@ -41,13 +41,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
 from callcenter.errors import ErasureRefused
 from callcenter.records.recordings import RECORDING_NAME
 from callcenter.records.store import QUEUE_LOG_DATA, RecordStore, Transaction
+
+if TYPE_CHECKING:
+    from callcenter.config import CallCenterConfig
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +89,17 @@ def check_numbers(numbers: Sequence[str], protected: Mapping[str, str]) -> list[
     return problems
 
 
+def centre_phones(config: CallCenterConfig) -> dict[str, str]:
+    """The extensions of the agents' and supervisors' phones (``PJSIP/1001`` -> ``1001``),
+    and whose they are: what :func:`check_numbers` refuses."""
+    phones = {}
+    for kind, people in (("agent", config.agents), ("supervisor", config.supervisors)):
+        for person, settings in people.items():
+            extension = settings.device.rpartition("/")[2].partition("@")[0]
+            phones[extension] = f"{kind} {person}'s phone"
+    return phones
+
+
 def number_pattern(numbers: Iterable[str]) -> re.Pattern[str]:
     """Any of ``numbers``, not inside a longer run of digits (``5551234`` is not in
     ``15551234``)."""
@@ -115,6 +129,20 @@ class Erasure:
     """Rotated copies of the queue_log file (not rewritten)."""
     kept: list[str] = field(default_factory=list)
     """Where a number stays on purpose, and why."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """What ``POST /erasures`` answers and ``callcenter erase`` prints."""
+        return {
+            "erased": dict(self.tokens),
+            "calls": len(self.call_ids),
+            "rows": dict(self.rows),
+            "recordings": len(self.recordings),
+            "recording_bytes": self.recording_bytes,
+            "queue_log_file_lines": self.file_lines,
+            "kept": list(self.kept),
+            "not_rewritten": [str(p) for p in self.not_rewritten],
+            "failed": list(self.failed),
+        }
 
 
 def new_tokens(numbers: Iterable[str]) -> dict[str, str]:
@@ -378,6 +406,16 @@ def _kept_variables(text: str) -> str:
 
 
 # -- files -------------------------------------------------------------------------------
+
+
+def erase_files(
+    done: Erasure, recordings_folder: Path, queue_log_file: Path | None, *, dry_run: bool
+) -> None:
+    """After :func:`erase_records`: the recordings of the calls, and the queue_log file
+    (blocking)."""
+    erase_recordings(done, recordings_folder, dry_run=dry_run)
+    if queue_log_file is not None:
+        erase_queue_log_file(done, queue_log_file, dry_run=dry_run)
 
 
 def erase_recordings(done: Erasure, folder: Path, *, dry_run: bool = False) -> None:
