@@ -22,6 +22,7 @@ from test_record_rescue import T0, snapshot, writes_of_a_working_day
 from callcenter.cli import main as cli_main
 from callcenter.errors import ErasureRefused
 from callcenter.live.mqtt import event_json
+from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.erasure import Erasure as ErasureDone
 from callcenter.records.erasure import (
@@ -214,6 +215,13 @@ def test_erasure_does_the_same_in_postgresql_as_in_sqlite(
         text = repr(records)
         assert number not in text and "Zoë" not in text and "shouted" not in repr(dispositions)
         assert "5550666" in text, "a blocked number stays blocked"
+        with pytest.raises(ErasureRefused) as still_to_dial:
+            erase_records(store, ["5551001"])
+        assert "lead 'ada' of campaign 'spring' is still to be dialled" in str(still_to_dial.value)
+        store.write_campaign_lead(LeadRecord("spring", "ada", "5551001", "failed", 3, updated=T0))
+        lead_done = erase_records(store, ["5551001"])
+        assert "in the lead file of campaign 'spring' (lead 'ada'" in lead_done.kept[0]
+        assert TOKEN.fullmatch(store.fetch_campaign_leads()[0].number)
         after.append(TOKEN.sub("TOKEN", text))
     assert counts[0] == counts[1]
     assert counts[0]["cdr"] == counts[0]["queue_log"] == counts[0]["queue_callbacks"] == 1

@@ -353,7 +353,12 @@ def _erase_side_tables(
         columns=("number",),
         dry_run=dry_run,
     )
-    leads = _select_in(tx, "campaign_leads", "number", numbers, ("campaign", "lead"))
+    leads = list(_select_in(tx, "campaign_leads", "number", numbers, ("campaign", "lead")))
+    for lead in leads:
+        done.kept.append(
+            f"in the lead file of campaign {lead['campaign']!r} (lead {lead['lead']!r}, "
+            "tried already): the file is yours, take the number out of it"
+        )
     by_lead = ("campaign", "lead")
     _update(
         tx, done, "campaign_leads", by_lead, leads, cleared={}, columns=("number",), dry_run=dry_run
