@@ -56,6 +56,7 @@ from callcenter.errors import (
     ListenError,
     PBXClaimed,
     PBXConnectionError,
+    PBXError,
     RecordError,
 )
 
@@ -93,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", nargs="?", default=None, help="config file to check")
     check.add_argument(
         "--explain", action="store_true", help="print every config field with its meaning"
+    )
+    check.add_argument(
+        "--pbx",
+        action="store_true",
+        help="then log in to the PBX as the daemon would and check what it needs there: "
+        "AMI actions allowed, dialplan contexts, modules, agents' phones, free ports",
     )
 
     demo = sub.add_parser("demo", help="run the demo PBX and the daemon with scripted calls")
@@ -546,6 +553,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
             print(describe_fields())
             return EXIT_OK
+        if args.pbx:
+            return cmd_check_pbx(args.config or _default_config())
         return cmd_check(args.config or _default_config())
     if command == "run":
         return cmd_run(args.config or _default_config())
@@ -872,6 +881,43 @@ def cmd_check(path: str) -> int:
         return EXIT_CONFIG
     print(f"{path}: OK")
     return EXIT_OK
+
+
+def cmd_check_pbx(path: str) -> int:
+    """``check --pbx``: the config, then the PBX (:mod:`callcenter.pbx.checkup`): one line
+    per finding; 1 when one is a problem (or the config is), 2 when the PBX refuses the
+    credentials, 3 when it cannot be reached."""
+    from callcenter.config import load_config
+    from callcenter.daemon import asterisk_settings, freeswitch_settings
+    from callcenter.pbx.checkup import check_pbx
+
+    if cmd_check(path) != EXIT_OK:
+        return EXIT_CONFIG
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    settings = (
+        asterisk_settings(config) if config.pbx.type == "asterisk" else freeswitch_settings(config)
+    )
+    try:
+        findings = asyncio.run(check_pbx(config, settings))
+    except AuthenticationError as exc:
+        print(f"callcenter: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except PBXConnectionError as exc:
+        print(f"callcenter: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except PBXError as exc:
+        print(f"callcenter: the PBX did not answer a check: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    for finding in findings:
+        print(finding.line())
+    problems = sum(f.status == "problem" for f in findings)
+    warnings = sum(f.status == "warning" for f in findings)
+    print(f"{config.pbx.type}: {problems} problem(s), {warnings} warning(s)")
+    return EXIT_CONFIG if problems else EXIT_OK
 
 
 def _offline_environ() -> dict[str, str]:

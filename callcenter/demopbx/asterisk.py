@@ -70,6 +70,22 @@ def _split_callerid(text: str) -> tuple[str, str]:
     return rest.partition(">")[0].strip(), name.strip().strip('"')
 
 
+LOADED_MODULES: frozenset[str] = frozenset(
+    {
+        "res_agi",
+        "app_dial",
+        "app_confbridge",
+        "res_musiconhold",
+        "app_mixmonitor",
+        "app_chanspy",
+        "app_amd",
+        "chan_pjsip",
+        "res_pjsip",
+    }
+)
+"""What the demo Asterisk says is loaded: a stock Asterisk with what the daemon uses."""
+
+
 class DemoAsterisk:
     """A simulated Asterisk. Start it (``await pbx.start()`` or ``async with``), then
     register phones with :meth:`add_phone` and place calls with :meth:`call`.
@@ -80,7 +96,8 @@ class DemoAsterisk:
     plays unless ``prompt_durations`` says otherwise; prompts in ``missing_prompts`` do not
     exist (STREAM FILE answers ``result=-1 endpos=0``). ``login_failure_delay`` is the
     pause before a wrong AMI secret is refused (Asterisk: about 1 s). ``ami_write`` is the AMI
-    user's ``write=`` classes of manager.conf (the ``Filter`` action needs ``system``).
+    user's ``write=`` classes of manager.conf (the ``Filter`` action needs ``system``);
+    ``modules`` the modules loaded (``ModuleCheck``).
     ``failover_after``: with AsyncAGI, seconds the default dialplan gives a daemon to take a
     caller (``TIMEOUT(absolute)``) before its ``T`` extension plays the failover, as the
     shipped dialplan does (None: no guard, the caller waits).
@@ -93,7 +110,8 @@ class DemoAsterisk:
         agi_mode: AGIMode = "fastagi",
         ami_username: str = "callcenter",
         ami_secret: str = "demo-secret",
-        ami_write: str = "system,call,agi,originate",
+        ami_write: str = "system,call,agi,originate,reporting",
+        modules: Collection[str] = LOADED_MODULES,
         prompt_seconds: float = 0.05,
         login_failure_delay: float = 1.0,
         dialplan: DemoDialplan | None = None,
@@ -110,6 +128,8 @@ class DemoAsterisk:
         self.ami_username = ami_username
         self.ami_secret = ami_secret
         self.ami_write = frozenset(c.strip().lower() for c in ami_write.split(",") if c.strip())
+        #: The modules loaded (AMI ``ModuleCheck``), by name without ``.so``.
+        self.modules = frozenset(modules)
         self.prompt_seconds = prompt_seconds
         self.login_failure_delay = login_failure_delay
         self.failover_after = failover_after

@@ -141,6 +141,21 @@ def _phone_port(device: str) -> int:
     return 5060 + sum(device.encode()) % 1000
 
 
+LOADED_MODULES: frozenset[str] = frozenset(
+    {
+        "mod_commands",
+        "mod_dptools",
+        "mod_sofia",
+        "mod_conference",
+        "mod_sndfile",
+        "mod_local_stream",
+        "mod_event_socket",
+        "mod_tone_stream",
+    }
+)
+"""What the demo FreeSWITCH says is loaded (``module_exists``): a stock 1.10 build."""
+
+
 class DemoFreeSwitch:
     """A simulated FreeSWITCH. Start it (``await pbx.start()`` or ``async with``), register
     phones with :meth:`add_phone`, place calls with :meth:`call`.
@@ -171,6 +186,7 @@ class DemoFreeSwitch:
         host: str = "127.0.0.1",
         port: int = 0,
         hostname: str = "demo",
+        modules: Collection[str] = LOADED_MODULES,
     ) -> None:
         if mode not in ("inbound", "outbound"):
             raise ValueError(f"mode must be 'inbound' or 'outbound', not {mode!r}")
@@ -181,6 +197,8 @@ class DemoFreeSwitch:
         self.heartbeat_interval = heartbeat_interval
         self.prompt_durations = dict(prompt_durations or {})
         self.missing_prompts = frozenset(missing_prompts)
+        #: The modules loaded (``module_exists``).
+        self.modules = frozenset(modules)
         default_route: Route = "park" if mode == "inbound" else "socket"
         routes: Mapping[str, Route] = (
             dialplan if dialplan is not None else dict.fromkeys(DEFAULT_ROUTES, default_route)

@@ -418,6 +418,11 @@ async def api_sofia_contact(pbx: DemoFreeSwitch, args: str) -> str:
     return pbx.registered_contact(user) or "error/user_not_registered"
 
 
+async def api_module_exists(pbx: DemoFreeSwitch, args: str) -> str:
+    """``module_exists <mod>``: ``true`` or ``false`` (mod_commands)."""
+    return "true" if args.strip() in pbx.modules else "false"
+
+
 async def api_log(pbx: DemoFreeSwitch, args: str) -> str:
     """``log <level> <text>``."""
     level, _, text = args.partition(" ")
@@ -437,6 +442,7 @@ API_COMMANDS: dict[str, ApiHandler] = {
     "global_setvar": api_global_setvar,
     "hupall": api_hupall,
     "log": api_log,
+    "module_exists": api_module_exists,
     "originate": api_originate,
     "sched_del": api_sched_del,
     "show": api_show,

@@ -374,8 +374,55 @@ class ManagerSession:
         self.respond(msg, "Success", ("Message", "Success"))
 
     async def action_listcommands(self, msg: AMIMessage) -> None:
-        fields = [(name, f"{text}  (Priv: {priv})") for name, text, priv in _DESCRIPTIONS]
+        # manager.c: only the actions the user's write= classes allow, and those that need
+        # none ("writeperm & authority || authority == 0").
+        write = self.pbx.ami_write
+        fields = [
+            (name, f"{text}  (Priv: {priv})")
+            for name, text, priv in _DESCRIPTIONS
+            if "all" in write or not _AUTHORITY[name.lower()] or _AUTHORITY[name.lower()] & write
+        ]
         self.respond(msg, "Success", *fields)
+
+    async def action_showdialplan(self, msg: AMIMessage) -> None:
+        wanted = msg.get("Context") or ""
+        contexts = self.pbx.dialplan.contexts
+        if wanted and wanted not in contexts:
+            self.error(msg, f"Did not find context {wanted}")
+            return
+        items: list[Pairs] = []
+        extensions = 0
+        for context, exts in sorted(contexts.items()):
+            if wanted and context != wanted:
+                continue
+            for exten, steps in exts.items():
+                extensions += 1
+                items += [
+                    [
+                        ("Event", "ListDialplan"),
+                        ("Context", context),
+                        ("Extension", exten),
+                        ("Priority", str(priority)),
+                        ("Application", type(step).__name__),
+                        ("AppData", ""),
+                        ("Registrar", "pbx_config"),
+                    ]
+                    for priority, step in enumerate(steps, 1)
+                ]
+        shown = 1 if wanted else len(contexts)
+        counts: Pairs = [
+            ("ListExtensions", str(extensions)),
+            ("ListPriorities", str(len(items))),
+            ("ListContexts", str(shown)),
+        ]
+        self._list(msg, "DialPlan list will follow", "ShowDialPlanComplete", items, extra=counts)
+
+    async def action_modulecheck(self, msg: AMIMessage) -> None:
+        module = (msg.get("Module") or "").partition(".")[0]
+        if module not in self.pbx.modules:
+            self.error(msg, "Module not loaded")
+            return
+        self.respond(msg, "Success", ("Version", ""))
 
     async def action_coresettings(self, msg: AMIMessage) -> None:
         self.respond(
@@ -787,6 +834,8 @@ ACTIONS: dict[str, Handler] = {
     "filter": ManagerSession.action_filter,
     "events": ManagerSession.action_events,
     "listcommands": ManagerSession.action_listcommands,
+    "showdialplan": ManagerSession.action_showdialplan,
+    "modulecheck": ManagerSession.action_modulecheck,
     "coresettings": ManagerSession.action_coresettings,
     "corestatus": ManagerSession.action_corestatus,
     "command": ManagerSession.action_command,
@@ -827,6 +876,7 @@ _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
     ("Logoff", "Logoff Manager.", "<none>"),
     ("MixMonitor", "Record a call and mix the audio during the recording.", "system,all"),
     ("MixMonitorMute", "Mute / unMute a Mixmonitor recording.", "system,call,all"),
+    ("ModuleCheck", "Check if module is loaded.", "system,all"),
     ("MuteAudio", "Mute an audio stream.", "system,all"),
     ("Originate", "Originate a call.", "originate,all"),
     ("Ping", "Keepalive command.", "<none>"),
@@ -835,6 +885,7 @@ _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
     ("QueueSummary", "Show queue summary.", "<none>"),
     ("Redirect", "Redirect (transfer) a call.", "call,all"),
     ("Setvar", "Sets a channel variable or function value.", "call,all"),
+    ("ShowDialPlan", "Show dialplan contexts and extensions", "config,reporting,all"),
     ("Status", "List channel status.", "system,call,reporting,all"),
     ("StopMixMonitor", "Stop recording a call through MixMonitor.", "system,call,all"),
 )

@@ -1,0 +1,379 @@
+"""What ``callcenter check --pbx`` asks the PBX before the daemon runs on it: the things a PBX
+admin gets wrong when pasting the dialplan and the manager/event-socket user, found before
+the first caller finds them.
+
+Asterisk (over AMI, as the daemon logs in):
+
+* the AMI actions the daemon sends are allowed to its user (``ListCommands`` lists only
+  those the user's ``write=`` classes allow, as manager.c does): a missing one names the
+  class to add to manager.conf;
+* the contexts the daemon sends calls into exist (``ShowDialPlan``): the callback context,
+  the IVR's transfer context, campaigns' contexts, ``callcenter-conference`` and
+  ``callcenter-hangup``;
+* the modules the configured features need are loaded (``ModuleCheck``): AGI, ConfBridge,
+  Dial, music on hold, MixMonitor for recorded queues, ChanSpy for supervisors, AMD for
+  a campaign that detects machines;
+* the agents' and supervisors' phones: known to the PBX and registered now
+  (``DeviceStateList``); a phone not registered is a warning, not a failure (its agent may
+  be off today).
+
+FreeSWITCH (over the event socket): the modules (``module_exists``) and the phones
+(``sofia_contact`` for ``user/<id>`` devices, and ``PJSIP/<id>`` ones, which the driver
+dials as users too).
+
+Both: the ports the daemon listens on are free on this machine (a warning when one is
+taken: the daemon may be running already). A check the PBX will not answer (the user may
+not run the action) is said as such, never as a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Literal
+
+from callcenter.errors import ActionFailed, PBXError
+from callcenter.pbx.asterisk.ami import AMIConnection
+from callcenter.pbx.freeswitch.connection import ESLConnection
+
+if TYPE_CHECKING:
+    from callcenter.config import CallCenterConfig
+    from callcenter.pbx.asterisk.driver import AsteriskSettings
+    from callcenter.pbx.freeswitch.driver import FreeSwitchSettings
+
+Status = Literal["ok", "warning", "problem"]
+
+MARKS: Final[Mapping[Status, str]] = {"ok": "ok  ", "warning": "warn", "problem": "FAIL"}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing checked: ``problem`` stops a clean start, ``warning`` is worth a look."""
+
+    status: Status
+    text: str
+
+    def line(self) -> str:
+        return f"{MARKS[self.status]}  {self.text}"
+
+
+ACTION_CLASSES: Final[Mapping[str, str]] = {
+    "Originate": "originate",
+    "Redirect": "call",
+    "Hangup": "call",
+    "Setvar": "call",
+    "Getvar": "call",
+    "ConfbridgeKick": "call",
+    "PlayDTMF": "call",
+    "CoreShowChannels": "reporting",
+    "DeviceStateList": "call",
+    "MixMonitor": "system",
+    "MixMonitorMute": "call",
+    "StopMixMonitor": "call",
+    "AGI": "agi",
+}
+"""Each AMI action the daemon sends and one write= class of manager.conf that allows it."""
+
+CONFERENCE_CONTEXT: Final = "callcenter-conference"
+HANGUP_CONTEXT: Final = "callcenter-hangup"
+
+_REGISTERED_STATES: Final = frozenset(
+    {"NOT_INUSE", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"}
+)
+
+
+def needed_actions(config: CallCenterConfig) -> list[str]:
+    """The AMI actions this config has the daemon send."""
+    actions = [
+        "Originate",
+        "Redirect",
+        "Hangup",
+        "Setvar",
+        "Getvar",
+        "ConfbridgeKick",
+        "CoreShowChannels",
+        "DeviceStateList",
+    ]
+    if _records_calls(config):
+        actions += ["MixMonitor", "MixMonitorMute", "StopMixMonitor"]
+    if config.pbx.agi.transport == "asyncagi":
+        actions.append("AGI")
+    return actions
+
+
+def needed_contexts(config: CallCenterConfig) -> dict[str, str]:
+    """The dialplan contexts the daemon sends calls into, and what for."""
+    contexts = {
+        config.acd.callback_context: "acd.callback_context: callbacks and agents' own calls",
+        CONFERENCE_CONTEXT: "rooms: consultations, holds, supervisors, open lines",
+        HANGUP_CONTEXT: "ending a supervisor's listening",
+    }
+    if config.ivr.transfer_allow:
+        contexts.setdefault(config.ivr.transfer_context, "ivr.transfer_context: IVR transfers")
+    for name, campaign in config.campaigns.items():
+        if campaign.context:
+            contexts.setdefault(campaign.context, f"campaigns.{name}.context")
+    return contexts
+
+
+def needed_asterisk_modules(config: CallCenterConfig) -> dict[str, str]:
+    """Asterisk modules the configured features need, and which feature."""
+    modules = {
+        "res_agi": "AGI: the daemon's call control",
+        "app_dial": "ringing agents",
+        "app_confbridge": "rooms: consultations, holds, supervisors, open lines",
+        "res_musiconhold": "music for waiting callers",
+    }
+    if _records_calls(config):
+        modules["app_mixmonitor"] = "call recording"
+    if config.supervisors:
+        modules["app_chanspy"] = "supervisors listening, whispering, barging"
+    if any("amd" in (c.context or "") for c in config.campaigns.values()):
+        modules["app_amd"] = "answering machine detection of campaigns"
+    return modules
+
+
+def needed_freeswitch_modules(config: CallCenterConfig) -> dict[str, str]:
+    """FreeSWITCH modules the configured features need, and which feature."""
+    return {
+        "mod_commands": "the API commands the daemon sends (uuid_*, originate)",
+        "mod_dptools": "answer, playback, bridge, record_session",
+        "mod_sofia": "SIP phones and trunks",
+        "mod_conference": "rooms: consultations, holds, supervisors, open lines",
+        "mod_sndfile": "playing and recording sound files",
+        "mod_local_stream": "music for waiting callers",
+    }
+
+
+def _records_calls(config: CallCenterConfig) -> bool:
+    return any(q.record for q in config.queues.values())
+
+
+def _phones(config: CallCenterConfig) -> list[tuple[str, str]]:
+    """(device, whose) of every agent and supervisor."""
+    phones = [(a.device, f"agent {i}") for i, a in config.agents.items()]
+    phones += [(s.device, f"supervisor {i}") for i, s in config.supervisors.items()]
+    return phones
+
+
+def listen_ports(config: CallCenterConfig) -> list[tuple[str, int, str]]:
+    """(host, port, what) of the sockets the daemon will listen on."""
+    ports = [(config.api.host, config.api.port, "api.port: the control API")]
+    if config.pbx.type == "asterisk" and config.pbx.agi.transport == "fastagi":
+        agi = config.pbx.agi
+        ports.append((agi.listen_host, agi.listen_port, "pbx.agi.listen_port: FastAGI"))
+    if config.pbx.type == "freeswitch":
+        esl = config.pbx.esl
+        ports.append(
+            (esl.outbound_listen_host, esl.outbound_listen_port, "the outbound event socket")
+        )
+    return [(h, p, w) for h, p, w in ports if p]
+
+
+def check_ports(config: CallCenterConfig) -> list[Finding]:
+    """Whether the daemon could listen where its config says (blocking: a bind each)."""
+    findings = []
+    for host, port, what in listen_ports(config):
+        probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = (
+                "in use (is the daemon running already?)"
+                if exc.errno == errno.EADDRINUSE
+                else exc.strerror or str(exc)
+            )
+            findings.append(Finding("warning", f"{what} {host}:{port}: {why}"))
+        else:
+            findings.append(Finding("ok", f"{what} {host}:{port} is free"))
+        finally:
+            probe.close()
+    return findings
+
+
+# -- Asterisk ----------------------------------------------------------------------------
+
+
+async def check_asterisk(config: CallCenterConfig, settings: AsteriskSettings) -> list[Finding]:
+    """Log in to AMI as the daemon does and check what the module docstring lists.
+    AuthenticationError / PBXConnectionError when the login itself fails."""
+    ami = AMIConnection(
+        settings.ami_host,
+        settings.ami_port,
+        settings.ami_username,
+        settings.ami_secret,
+        events="",
+        connect_timeout=settings.connect_timeout,
+        action_timeout=settings.action_timeout,
+        use_md5=settings.ami_use_md5,
+        action_id_prefix="cccheck",
+    )
+    await ami.connect()
+    try:
+        where = f"{settings.ami_username}@{settings.ami_host}:{settings.ami_port}"
+        findings = [Finding("ok", f"AMI login as {where}")]
+        listed = await ami.send_action("ListCommands")
+        allowed = {name.lower() for name, _ in listed.headers} - {"response", "actionid"}
+        findings += _allowed_actions(config, allowed, settings.ami_username)
+        findings += await _asterisk_contexts(ami, config, allowed)
+        findings += await _asterisk_modules(ami, config, allowed)
+        findings += await _asterisk_phones(ami, config, allowed)
+    finally:
+        await ami.close()
+    return findings
+
+
+def _allowed_actions(config: CallCenterConfig, allowed: set[str], user: str) -> list[Finding]:
+    missing = [a for a in needed_actions(config) if a.lower() not in allowed]
+    if not missing:
+        return [Finding("ok", f"AMI user {user} may send every action the daemon sends")]
+    return [
+        Finding(
+            "problem",
+            f"AMI user {user} may not send {action}: add {ACTION_CLASSES[action]} to its "
+            "write= line in manager.conf",
+        )
+        for action in missing
+    ]
+
+
+async def _asterisk_contexts(
+    ami: AMIConnection, config: CallCenterConfig, allowed: set[str]
+) -> list[Finding]:
+    if "showdialplan" not in allowed:
+        return [
+            Finding(
+                "warning",
+                "cannot see the dialplan (ShowDialPlan needs reporting in write= of "
+                "manager.conf): check by hand that these contexts exist: "
+                + ", ".join(needed_contexts(config)),
+            )
+        ]
+    findings = []
+    for context, why in needed_contexts(config).items():
+        try:
+            await ami.send_list_action("ShowDialPlan", [("Context", context)])
+        except ActionFailed as exc:
+            findings.append(
+                Finding(
+                    "problem",
+                    f"dialplan context {context} ({why}) is missing: paste it from "
+                    f"dialplans/asterisk/extensions.conf ({_said(exc)})",
+                )
+            )
+        else:
+            findings.append(Finding("ok", f"dialplan context {context} ({why})"))
+    return findings
+
+
+async def _asterisk_modules(
+    ami: AMIConnection, config: CallCenterConfig, allowed: set[str]
+) -> list[Finding]:
+    modules = needed_asterisk_modules(config)
+    if "modulecheck" not in allowed:
+        return [
+            Finding(
+                "warning",
+                "cannot ask which modules are loaded (ModuleCheck needs system in write=): "
+                "check by hand: " + ", ".join(modules),
+            )
+        ]
+    findings = []
+    for module, why in modules.items():
+        try:
+            await ami.send_action("ModuleCheck", [("Module", module)])
+        except ActionFailed:
+            findings.append(Finding("problem", f"module {module} ({why}) is not loaded: load it"))
+        else:
+            findings.append(Finding("ok", f"module {module} ({why})"))
+    return findings
+
+
+async def _asterisk_phones(
+    ami: AMIConnection, config: CallCenterConfig, allowed: set[str]
+) -> list[Finding]:
+    if "devicestatelist" not in allowed:
+        return []
+    _, items = await ami.send_list_action("DeviceStateList")
+    states = {(i.get("Device") or "").lower(): i.get("State") or "" for i in items}
+    return _phone_findings(_phones(config), states)
+
+
+def _phone_findings(phones: Iterable[tuple[str, str]], states: Mapping[str, str]) -> list[Finding]:
+    findings = []
+    for device, whose in phones:
+        state = states.get(device.lower())
+        if state is None:
+            findings.append(
+                Finding("warning", f"{device} ({whose}): the PBX knows no such phone (yet)")
+            )
+        elif state == "INVALID":
+            findings.append(Finding("problem", f"{device} ({whose}): no such phone on the PBX"))
+        elif state in _REGISTERED_STATES:
+            findings.append(Finding("ok", f"{device} ({whose}) registered ({state})"))
+        else:
+            findings.append(Finding("warning", f"{device} ({whose}) not registered now ({state})"))
+    return findings
+
+
+# -- FreeSWITCH --------------------------------------------------------------------------
+
+
+async def check_freeswitch(config: CallCenterConfig, settings: FreeSwitchSettings) -> list[Finding]:
+    """Authenticate on the event socket as the daemon does and check the modules and the
+    phones. AuthenticationError / PBXConnectionError when the login itself fails."""
+    esl = ESLConnection(
+        settings.esl_host,
+        settings.esl_port,
+        settings.esl_password,
+        events=("HEARTBEAT",),
+        connect_timeout=settings.connect_timeout,
+        command_timeout=settings.command_timeout,
+    )
+    await esl.connect()
+    try:
+        findings = [Finding("ok", f"event socket at {settings.esl_host}:{settings.esl_port}")]
+        for module, why in needed_freeswitch_modules(config).items():
+            answer = (await esl.api(f"module_exists {module}", check=False)).strip()
+            if answer == "true":
+                findings.append(Finding("ok", f"module {module} ({why})"))
+            else:
+                findings.append(
+                    Finding("problem", f"module {module} ({why}) is not loaded: load it")
+                )
+        states = {}
+        for device, _whose in _phones(config):
+            kind, _, user = device.partition("/")
+            user = user.partition("@")[0]
+            if kind.lower() not in ("user", "pjsip", "sip") or not user:
+                continue
+            contact = (await esl.api(f"sofia_contact */{user}", check=False)).strip()
+            registered = contact and not contact.startswith(("error/", "-ERR"))
+            states[device.lower()] = "NOT_INUSE" if registered else "UNAVAILABLE"
+        phones = [(d, w) for d, w in _phones(config) if d.lower() in states]
+        findings += _phone_findings(phones, states)
+    finally:
+        await esl.close()
+    return findings
+
+
+def _said(exc: PBXError) -> str:
+    response = getattr(exc, "response", None)
+    message = response.get("Message") if response is not None else None
+    return f"the PBX said: {message}" if message else str(exc)
+
+
+async def check_pbx(
+    config: CallCenterConfig, settings: AsteriskSettings | FreeSwitchSettings
+) -> list[Finding]:
+    """Every finding for ``config``'s PBX, then its listening ports."""
+    from callcenter.pbx.asterisk.driver import AsteriskSettings
+
+    if isinstance(settings, AsteriskSettings):
+        findings = await check_asterisk(config, settings)
+    else:
+        findings = await check_freeswitch(config, settings)
+    return findings + await asyncio.to_thread(check_ports, config)
