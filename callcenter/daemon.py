@@ -51,6 +51,7 @@ from callcenter.line import LINE_VIA
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
+from callcenter.live.today import Today
 from callcenter.live.webhooks import Webhook
 from callcenter.outbound.campaign import Campaigns, LeadRecord
 from callcenter.outbound.leads import normalise_number
@@ -330,6 +331,9 @@ class Daemon:
         self.drain = Drain(self.switchboard, self.campaigns, self.bus, self._stop_requested.set)
         self.metrics = Metrics(self._service_level)
         self.bus.subscribe(self.metrics.on_event, kinds=self.metrics.kinds())
+        self.today = Today(self._service_level, config.ivr.timezone)
+        """The day's figures per queue and agent (MQTT's "today", ``GET /wallboard``)."""
+        self.bus.subscribe(self.today.on_event, kinds=self.today.kinds())
         self.mqtt: MQTTPublisher | None = None
         if config.mqtt is not None:
             password = config.mqtt.password
@@ -350,6 +354,7 @@ class Daemon:
                 holding=self.switchboard.holding,
                 switches=self.switchboard.switch_views,
                 closed=self.switchboard.queue_closed,
+                today=self.today,
             )
             self.bus.subscribe(self.mqtt.on_event, kinds=self.mqtt.kinds())
         self.webhooks = [
@@ -377,6 +382,7 @@ class Daemon:
             figures=self._read_figures,
             callback_record=self._callback_record,
             erase=self.erase,
+            today=self.today,
             webhooks=lambda: [w.health() for w in self.webhooks],
             token=config.api.token.get_secret_value() if config.api.token else None,
             cors_origins=config.api.cors_origins,

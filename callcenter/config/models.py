@@ -557,6 +557,11 @@ class APIConfig(_Model):
         "page served through your own web backend needs none).",
         examples=[["https://crm.example"]],
     )
+    wallboard_title: _Text = Field(
+        default="Call centre",
+        description="Heading of the wallboard page (GET /wallboard), such as the site's name.",
+        examples=["Support, Lyon"],
+    )
 
     @model_validator(mode="after")
     def _open_api_needs_token(self) -> APIConfig:

@@ -130,6 +130,9 @@ Routes (all JSON)::
                                           with "holds" while work waits on a number (a call
                                           in progress, a callback waiting ...): nothing
                                           erased
+    GET  /wallboard                       an HTML page for the floor's screen
+                                          (callcenter.live.wallboard; ?queues=a,b,
+                                          ?refresh=5, ?token=)
     GET  /events                          the engine's events live, as Server-Sent Events
                                           (?agent=1001, ?queue=sales, ?events=A,B;
                                           Last-Event-ID or ?last_id= resumes): see
@@ -191,8 +194,10 @@ from callcenter.errors import (
     UnknownQueue,
     UnknownSupervisor,
 )
+from callcenter.live import wallboard
 from callcenter.live.metrics import Metrics
 from callcenter.live.stream import EventStreams, StreamFilter
+from callcenter.live.today import Today
 from callcenter.outbound.campaign import Campaigns
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
@@ -324,6 +329,7 @@ class ControlAPI:
         figures: FiguresReader | None = None,
         callback_record: CallbackReader | None = None,
         erase: Eraser | None = None,
+        today: Today | None = None,
         token: str | None = None,
         webhooks: LiveHealths | None = None,
         read_only: bool = False,
@@ -336,6 +342,8 @@ class ControlAPI:
         self._figures = figures
         self._callback_record = callback_record
         self._erase = erase
+        self.today = today
+        """The day's figures the wallboard shows (None: none counted)."""
         self._token = token or None
         self._webhooks = webhooks
         self.campaigns = campaigns
@@ -380,6 +388,7 @@ class ControlAPI:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         status, payload = 500, {"error": "internal error"}
         text: str | None = None
+        kind = METRICS_CONTENT_TYPE
         cors = ""
         try:
             request = await asyncio.wait_for(_read_request(reader), 10.0)
@@ -394,6 +403,9 @@ class ControlAPI:
             elif method == "GET" and route == "/events" and self.streams is not None:
                 await self._stream(reader, writer, request, cors)
                 return
+            elif method == "GET" and route == "/wallboard" and not self.read_only:
+                status, text = 200, self._wallboard(request)
+                kind = "text/html; charset=utf-8"
             else:
                 if not (method == "GET" and route == "/health"):
                     self._authorize(request.authorization)
@@ -406,7 +418,7 @@ class ControlAPI:
         except Exception:
             log.exception("api_request_failed")
         if text is not None:
-            data, kind = text.encode(), METRICS_CONTENT_TYPE
+            data = text.encode()
         else:
             data, kind = json.dumps(payload).encode(), "application/json"
         challenge = 'WWW-Authenticate: Bearer realm="callcenter"\r\n' if status == 401 else ""
@@ -447,6 +459,47 @@ class ControlAPI:
         except ValueError as exc:
             raise HTTPError(400, f"/events: {exc}") from None
         await self.streams.serve(reader, writer, wanted, last_id, headers=cors.encode())
+
+    def _wallboard(self, request: _Request) -> str:
+        """``GET /wallboard``: the page of :mod:`callcenter.live.wallboard` (``?token=``
+        stands in for the header a TV's browser cannot send)."""
+        query = parse_qs(urlsplit(request.path).query)
+        given = query.pop("token", [""])[0]
+        self._authorize(request.authorization or (f"Bearer {given}" if given else ""))
+        try:
+            wanted, refresh = wallboard.parse_query(query)
+        except ValueError as exc:
+            raise HTTPError(400, f"/wallboard: {exc}") from None
+        board = self.switchboard
+        router = board.router
+        names = router.queue_names()
+        unknown = [q for q in wanted or () if q not in names]
+        if unknown:
+            raise HTTPError(404, f"/wallboard: no queue {', '.join(unknown)}")
+        shown = wanted or names
+        now = time.monotonic()
+        queues = [router.queue_view(name, now) for name in shown]
+        members = {agent for view in queues for agent in view["members"]}
+        agents = [router.agent_view(a, now) for a in router.agent_ids() if a in members]
+        today = self.today
+        if today is not None:
+            today.roll()
+        config = board.config
+        page = wallboard.Board(
+            title=config.api.wallboard_title,
+            now=datetime.now(ZoneInfo(config.ivr.timezone)),
+            queues=queues,
+            agents=agents,
+            queue_days={q: today.queue(q) for q in shown} if today is not None else {},
+            agent_days=(
+                {a["id"]: today.agent(a["id"]) for a in agents} if today is not None else {}
+            ),
+            alerts={str(a["queue"]) for a in board.alerts.raised()},
+            closed={q: board.queue_closed(q) for q in shown},
+            pbx_down=None if self.link.connected else self.link.reason,
+            refresh=refresh,
+        )
+        return wallboard.render(page)
 
     def _authorize(self, authorization: str) -> None:
         """With ``api.token``, every route but ``GET /health`` and ``GET /metrics`` needs

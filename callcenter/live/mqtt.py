@@ -55,11 +55,10 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -68,7 +67,6 @@ from callcenter.config.models import MQTTConfig
 from callcenter.errors import BrokerRefused, MQTTProtocolError
 from callcenter.events import (
     AgentConnected,
-    AgentDialAnswered,
     AgentEvent,
     AgentLoggedIn,
     AgentLoggedOut,
@@ -78,24 +76,19 @@ from callcenter.events import (
     AgentSkillsChanged,
     AgentStateChanged,
     AgentUnpaused,
-    CallEnded,
     CallHeld,
     CallUnheld,
-    CampaignAnswered,
-    CampaignLeadWaiting,
     CampaignPreview,
     ConsultAnswered,
     ConsultEnded,
     ConsultJoined,
     ConsultStarted,
     EngineEvent,
-    QueueAbandoned,
-    QueueExited,
-    QueueJoined,
     QueueMemberChanged,
     SurveyEnded,
     TalkEnded,
 )
+from callcenter.live.today import Today
 from callcenter.pbx.reconnect import backoff
 from callcenter.protocols import mqtt as wire
 from callcenter.tasks import cancel_and_wait
@@ -113,67 +106,6 @@ sees one write instead of one per event."""
 HIGH_WATER: Final = 1 << 20
 """Bytes waiting in the socket's buffer above which events are dropped and a look at the
 figures is put off: the broker is not reading."""
-
-
-@dataclass(slots=True)
-class _Day:
-    """One queue's counts since midnight."""
-
-    offered: int = 0
-    answered: int = 0
-    abandoned: int = 0
-    exited: int = 0
-    in_service_level: int = 0
-    wait_total: float = 0.0
-    surveys: int = 0
-    scored: int = 0
-    score_total: int = 0
-
-    def as_dict(self, day: date) -> dict[str, Any]:
-        return {
-            "date": day.isoformat(),
-            "surveys": self.surveys,
-            "survey_score": _mean_score(self.score_total, self.scored),
-            "offered": self.offered,
-            "answered": self.answered,
-            "abandoned": self.abandoned,
-            "exited": self.exited,
-            "answered_in_service_level": self.in_service_level,
-            "service_level_percent": (
-                round(100.0 * self.in_service_level / self.answered, 1) if self.answered else None
-            ),
-            "average_wait": round(self.wait_total / self.answered, 1) if self.answered else None,
-        }
-
-
-def _mean_score(total: int, scored: int) -> float | None:
-    return round(total / scored, 2) if scored else None
-
-
-@dataclass(slots=True)
-class _AgentDay:
-    """One agent's figures since midnight."""
-
-    calls: int = 0
-    missed: int = 0
-    talk_seconds: float = 0.0
-    paused_seconds: float = 0.0
-    wrapup_seconds: float = 0.0
-    surveys: int = 0
-    scored: int = 0
-    score_total: int = 0
-
-    def as_dict(self, day: date) -> dict[str, Any]:
-        return {
-            "date": day.isoformat(),
-            "surveys": self.surveys,
-            "survey_score": _mean_score(self.score_total, self.scored),
-            "calls": self.calls,
-            "missed": self.missed,
-            "talk_seconds": round(self.talk_seconds),
-            "paused_seconds": round(self.paused_seconds),
-            "wrapup_seconds": round(self.wrapup_seconds),
-        }
 
 
 class _BrokerProtocol(asyncio.Protocol):
@@ -269,8 +201,12 @@ class MQTTPublisher:
         holding: Callable[[], dict[str, dict[str, Any]]] | None = None,
         switches: Callable[[], list[dict[str, Any]]] | None = None,
         closed: Callable[[str], str | None] | None = None,
+        today: Today | None = None,
     ) -> None:
         self.config = config
+        self._owns_today = today is None
+        self.today = today if today is not None else Today(service_level, timezone)
+        """The day's counters (the daemon's own, which its bus feeds; else this one's)."""
         self._switches = switches
         self._closed = closed
         self._supervisors = supervisors
@@ -281,8 +217,6 @@ class MQTTPublisher:
         self._cert_file = cert_file
         self._key_file = key_file
         self._router = router
-        self._service_level = service_level
-        self._zone = ZoneInfo(timezone)
         self._password = password
         self._prefix = config.topic_prefix
         self.client_id = config.client_id or f"callcenter-{socket.gethostname()}"[:64]
@@ -293,13 +227,7 @@ class MQTTPublisher:
         ]
         self._dirty: set[str] = set()
         self._since: dict[str, str] = {}
-        self._days: dict[str, _Day] = {}
-        self._leads: set[str] = set()
-        """Calls of campaign leads: kept out of the queues' (inbound) day figures."""
-        self._agent_days: dict[str, _AgentDay] = {}
-        self._paused_at: dict[str, float] = {}
-        self._wrapup_at: dict[str, float] = {}
-        self._day = self._today()
+        self._day = self.today.day
         self._last: dict[str, bytes] = {}
         self._out: list[bytes] = []
         self._flush_pending = False
@@ -317,10 +245,14 @@ class MQTTPublisher:
 
     def kinds(self) -> tuple[type[EngineEvent], ...] | None:
         """The events the figures need (None: all, when every event goes out too)."""
-        return None if self.config.events else tuple(_HANDLERS)
+        if self.config.events:
+            return None
+        return tuple({*_HANDLERS, *(self.today.kinds() if self._owns_today else ())})
 
     def on_event(self, event: EngineEvent) -> None:
         """Bus listener: note what changed (and send the event itself with ``events``)."""
+        if self._owns_today:
+            self.today.on_event(event)
         handler = _HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event)
@@ -340,76 +272,15 @@ class MQTTPublisher:
     def _on_state(self, e: AgentStateChanged) -> None:
         self._dirty.add(e.agent)
         self._since[e.agent] = e.at.isoformat(timespec="seconds")
-        if e.new == "paused":
-            self._paused_at[e.agent] = e.mono
-        elif e.old == "paused" and e.agent in self._paused_at:
-            self._agent_day(e.agent).paused_seconds += e.mono - self._paused_at.pop(e.agent)
-        if e.new == "wrap_up":
-            self._wrapup_at[e.agent] = e.mono
-        elif e.old == "wrap_up" and e.agent in self._wrapup_at:
-            self._agent_day(e.agent).wrapup_seconds += e.mono - self._wrapup_at.pop(e.agent)
 
     def _on_preview(self, e: CampaignPreview | CallHeld | CallUnheld | ConsultStarted) -> None:
         """What the agent's desk shows changed: a lead shown, a caller held or consulted for
         (every consultation event has the ``agent`` the handler needs)."""
         self._dirty.add(e.agent)
 
-    def _on_ring_failed(self, e: AgentRingFailed) -> None:
-        self._agent_day(e.agent).missed += 1
+    def _on_figures(self, e: AgentRingFailed | TalkEnded | AgentConnected | SurveyEnded) -> None:
+        """The agent's figures of today changed."""
         self._dirty.add(e.agent)
-
-    def _on_talk_ended(self, e: TalkEnded) -> None:
-        self._agent_day(e.agent).talk_seconds += e.talk_seconds
-        self._dirty.add(e.agent)
-
-    def _on_lead(self, e: CampaignAnswered | CampaignLeadWaiting | AgentDialAnswered) -> None:
-        # Outbound (a campaign's lead, a person an agent dialled): not the queue's callers.
-        self._leads.add(e.call_id)
-
-    def _on_call_ended(self, e: CallEnded) -> None:
-        self._leads.discard(e.call_id)
-
-    def _on_joined(self, e: QueueJoined) -> None:
-        if e.call_id not in self._leads:
-            self._count(e.queue).offered += 1
-
-    def _on_connected(self, e: AgentConnected) -> None:
-        if e.call_id not in self._leads:
-            day = self._count(e.queue)
-            day.answered += 1
-            day.wait_total += e.wait_seconds
-            if e.wait_seconds <= self._service_level(e.queue):
-                day.in_service_level += 1
-        self._agent_day(e.agent).calls += 1
-        self._dirty.add(e.agent)
-
-    def _on_abandoned(self, e: QueueAbandoned) -> None:
-        if e.call_id not in self._leads:
-            self._count(e.queue).abandoned += 1
-
-    def _on_exited(self, e: QueueExited) -> None:
-        if e.call_id not in self._leads:
-            self._count(e.queue).exited += 1
-
-    def _on_survey(self, e: SurveyEnded) -> None:
-        for day in (self._count(e.queue), self._agent_day(e.agent)):
-            day.surveys += 1
-            if e.score is not None:
-                day.scored += 1
-                day.score_total += e.score
-        self._dirty.add(e.agent)
-
-    def _agent_day(self, agent: str) -> _AgentDay:
-        day = self._agent_days.get(agent)
-        if day is None:
-            day = self._agent_days[agent] = _AgentDay()
-        return day
-
-    def _count(self, queue: str) -> _Day:
-        day = self._days.get(queue)
-        if day is None:
-            day = self._days[queue] = _Day()
-        return day
 
     # ------------------------------------------------------------------ life
 
@@ -599,9 +470,6 @@ class MQTTPublisher:
 
     # ------------------------------------------------------------------ figures
 
-    def _today(self) -> date:
-        return datetime.now(self._zone).date()
-
     def _publish_figures(self, *, everything: bool = False) -> None:
         protocol = self._protocol
         if protocol is None or protocol.transport is None:
@@ -611,11 +479,9 @@ class MQTTPublisher:
         if everything:
             self._last.clear()
             self._resend = False
-        today = self._today()
+        today = self.today.roll()
         if today != self._day:
             self._day = today
-            self._days.clear()
-            self._agent_days.clear()
             everything = True  # every agent's "today" starts again
         router = self._router
         now = time.monotonic()
@@ -630,7 +496,7 @@ class MQTTPublisher:
                 "staffed": view["staffed"],
                 "callbacks": view["callbacks"],
                 "closed": self._closed(name) if self._closed is not None else None,
-                "today": self._days.get(name, _Day()).as_dict(today),
+                "today": self.today.queue(name).as_dict(today),
             }
             self._retain(f"{self._prefix}/queues/{name}", payload)
         agent_ids = router.agent_ids()
@@ -659,7 +525,7 @@ class MQTTPublisher:
                 "hot_desking": view["hot_desking"],
                 "on_line": view["on_line"],
                 "device_reachable": view["device_reachable"],
-                "today": self._agent_days.get(agent_id, _AgentDay()).as_dict(today),
+                "today": self.today.agent(agent_id).as_dict(today),
                 "preview": _preview(shown.get(agent_id)),
                 "on_hold": holding.get(agent_id, {}).get("on_hold", False),
                 "consulting": _consulting(holding.get(agent_id, {}).get("consulting")),
@@ -740,19 +606,13 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     ConsultAnswered: MQTTPublisher._on_preview,
     ConsultJoined: MQTTPublisher._on_preview,
     ConsultEnded: MQTTPublisher._on_preview,
-    QueueJoined: MQTTPublisher._on_joined,
-    SurveyEnded: MQTTPublisher._on_survey,
-    CampaignAnswered: MQTTPublisher._on_lead,
-    CampaignLeadWaiting: MQTTPublisher._on_lead,
-    AgentDialAnswered: MQTTPublisher._on_lead,
-    CallEnded: MQTTPublisher._on_call_ended,
-    AgentRingFailed: MQTTPublisher._on_ring_failed,
-    TalkEnded: MQTTPublisher._on_talk_ended,
-    AgentConnected: MQTTPublisher._on_connected,
-    QueueAbandoned: MQTTPublisher._on_abandoned,
-    QueueExited: MQTTPublisher._on_exited,
+    SurveyEnded: MQTTPublisher._on_figures,
+    AgentRingFailed: MQTTPublisher._on_figures,
+    TalkEnded: MQTTPublisher._on_figures,
+    AgentConnected: MQTTPublisher._on_figures,
 }
-"""What each engine event changes in the figures; the others change none."""
+"""Which agent's retained figures each engine event changes; the day's counters are
+:class:`~callcenter.live.today.Today`'s."""
 
 
 def _consulting(consult: dict[str, Any] | None) -> dict[str, Any] | None:
