@@ -333,7 +333,7 @@ class Daemon:
         self.bus.subscribe(self.metrics.on_event, kinds=self.metrics.kinds())
         self.today = Today(self._service_level, config.ivr.timezone)
         """The day's figures per queue and agent (MQTT's "today", ``GET /wallboard``)."""
-        self.bus.subscribe(self.today.on_event, kinds=self.today.kinds())
+        self.today.subscribe(self.bus)
         self.mqtt: MQTTPublisher | None = None
         if config.mqtt is not None:
             password = config.mqtt.password

@@ -9,6 +9,7 @@ is no caller of the queue (the agents' own figures count their talk all the same
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,6 +25,7 @@ from callcenter.events import (
     CampaignAnswered,
     CampaignLeadWaiting,
     EngineEvent,
+    EventBus,
     QueueAbandoned,
     QueueExited,
     QueueJoined,
@@ -115,6 +117,12 @@ class Today:
     def kinds() -> tuple[type[EngineEvent], ...]:
         """The events the counters read (``EventBus.subscribe``'s ``kinds``)."""
         return tuple(_HANDLERS)
+
+    def subscribe(self, bus: EventBus) -> None:
+        """Have ``bus`` call each event's handler straight away: one call per event on the
+        calls' path, not a dispatch through :meth:`on_event` as well."""
+        for kind, handler in _HANDLERS.items():
+            bus.subscribe(types.MethodType(handler, self), kinds=(kind,))
 
     def on_event(self, event: EngineEvent) -> None:
         handler = _HANDLERS.get(type(event))
