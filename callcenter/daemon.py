@@ -330,7 +330,7 @@ class Daemon:
         self._stop_requested = asyncio.Event()
         self.drain = Drain(self.switchboard, self.campaigns, self.bus, self._stop_requested.set)
         self.metrics = Metrics(self._service_level)
-        self.bus.subscribe(self.metrics.on_event, kinds=self.metrics.kinds())
+        self.metrics.subscribe(self.bus)
         self.today = Today(self._service_level, config.ivr.timezone)
         """The day's figures per queue and agent (MQTT's "today", ``GET /wallboard``)."""
         self.today.subscribe(self.bus)

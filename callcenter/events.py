@@ -7,6 +7,7 @@ UTC timestamp ``at`` (for records) and a monotonic ``mono`` (for durations).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EngineEvent:
-    at: datetime = field(default_factory=utcnow)
+    # A partial, not utcnow: no Python frame for every event the engine publishes.
+    at: datetime = field(default_factory=functools.partial(datetime.now, UTC))
     mono: float = field(default_factory=time.monotonic)
 
 

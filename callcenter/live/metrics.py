@@ -59,6 +59,7 @@ from callcenter.events import (
     CampaignLeadWaiting,
     ConsultEnded,
     EngineEvent,
+    EventBus,
     QueueAbandoned,
     QueueExited,
     QueueJoined,
@@ -186,6 +187,12 @@ class Metrics:
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
+
+    def subscribe(self, bus: EventBus) -> None:
+        """Have ``bus`` call each event's handler straight away (not through
+        :meth:`on_event`: one Python call less per event on the calls' path)."""
+        for kind, handler in self._handlers.items():
+            bus.subscribe(handler, kinds=(kind,))
 
     def _count(self, name: str, labels: Labels = (), amount: float = 1.0) -> None:
         self._counters[name][labels] += amount
