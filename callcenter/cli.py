@@ -454,6 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
         "object per line)",
     )
     report.add_argument(
+        "--erasures",
+        action="store_true",
+        help="the erasures carried out (callcenter erase): when, through what, how many "
+        "numbers and rows per table, never the numbers (the newest --last; --json: one "
+        "object per line)",
+    )
+    report.add_argument(
         "--surveys",
         action="store_true",
         help="what callers answered in post-call surveys (the newest --last, or those that "
@@ -583,11 +590,17 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--follow goes with --queue-log")
         if args.queue_log and args.json:
             parser.error("--queue-log prints queue_log lines, not JSON")
-        chosen = (args.campaign is not None, args.queue_log, args.dispositions, args.surveys)
+        chosen = (
+            args.campaign is not None,
+            args.queue_log,
+            args.dispositions,
+            args.surveys,
+            args.erasures,
+        )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
-                "--campaign, --queue-log, --dispositions, --surveys, --queues and --agents: "
-                "one report at a time"
+                "--campaign, --queue-log, --dispositions, --surveys, --erasures, --queues and "
+                "--agents: one report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -642,6 +655,7 @@ def _main(argv: Sequence[str] | None) -> int:
             follow=args.follow,
             campaign=args.campaign,
             surveys=args.surveys,
+            erasures=args.erasures,
             since=args.since,
             until=args.until,
             zone=args.tz,
@@ -1094,6 +1108,7 @@ def cmd_report(
     follow: bool = False,
     campaign: str | None = None,
     surveys: bool = False,
+    erasures: bool = False,
     since: str | None = None,
     until: str | None = None,
     zone: str | None = None,
@@ -1135,6 +1150,8 @@ def cmd_report(
             return _print_surveys(
                 store, last, as_json=as_json, stretch=stretch, agents=agents, queue=queue
             )
+        if erasures:
+            return _print_erasures(store, last, as_json=as_json)
         return _print_dispositions(store, last, as_json=as_json)
     except RecordError as exc:
         print(exc, file=sys.stderr)
@@ -1476,6 +1493,22 @@ def _print_dispositions(store: RecordStore, last: int, *, as_json: bool) -> int:
     )
     writer.writeheader()
     writer.writerows(rows)
+    return EXIT_OK
+
+
+def _print_erasures(store: RecordStore, last: int, *, as_json: bool) -> int:
+    """The newest ``last`` erasures, oldest first: a line each, or JSON lines."""
+    from callcenter.records.erasure import fetch_erasures
+
+    rows = fetch_erasures(store, last)
+    if not rows:
+        print("no erasure yet", file=sys.stderr)
+    for row in rows:
+        if as_json:
+            print(json.dumps(row))
+        else:
+            counts = " ".join(f"{table}={n}" for table, n in row["counts"].items() if n)
+            print(f"{row['at']}  via {row['via']}  {row['numbers']} number(s)  {counts}")
     return EXIT_OK
 
 

@@ -108,6 +108,9 @@ async def test_an_erased_caller_leaves_no_number_name_note_or_voice_and_the_figu
         recordings_left = await asyncio.to_thread(
             lambda: [p.exists() for p in (recording, Path(bob_before["recordingfile"]))]
         )
+        argv = ["report", str(center.config_path), "--erasures"]
+        audited = await asyncio.to_thread(cli_main, argv)
+        (audit,) = capsys.readouterr().out.splitlines()
     assert counted == 0 and f"would erase {ADA}\n" in dry
     assert code == 0, complaints
     (token,) = TOKEN.findall(printed.splitlines()[0])
@@ -123,7 +126,10 @@ async def test_an_erased_caller_leaves_no_number_name_note_or_voice_and_the_figu
     figures = ("queue", "agent", "billsec", "wait_seconds", "talk_seconds", "disposition")
     assert {k: ada_after[k] for k in figures} == {k: ada_before[k] for k in figures}
     assert rows[bob.uniqueid] == bob_before
-    assert '"numbers", "counts"' not in text and 'INSERT INTO "erasures"' in text
+    (logged,) = [line for line in text.splitlines() if line.startswith('INSERT INTO "erasures"')]
+    assert "'cli',1," in logged and '"cdr": 1' in logged, "when and how much, not whose"
+    assert audited == 0 and "  via cli  1 number(s)  " in audit and ADA not in audit
+    assert "cdr=1 " in audit and "dispositions=1 " in audit
 
 
 async def test_a_number_a_callback_still_waits_for_is_refused_until_it_is_cancelled(

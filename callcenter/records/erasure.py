@@ -190,6 +190,26 @@ def erase_records(
     return done
 
 
+def fetch_erasures(store: RecordStore, last: int) -> list[dict[str, Any]]:
+    """The newest ``last`` rows of ``erasures``, oldest first: at (ISO, UTC), via, numbers
+    (how many), counts (rows changed per table)."""
+    with store.transaction("read the erasures of") as tx:
+        rows = tx.rows(
+            'SELECT "at", "via", "numbers", "counts" FROM erasures ORDER BY "at" DESC '
+            f"LIMIT {tx.p}",
+            (last,),
+        )
+    return [
+        {
+            "at": str(row["at"]),
+            "via": str(row["via"]),
+            "numbers": int(row["numbers"]),
+            "counts": json.loads(str(row["counts"])),
+        }
+        for row in reversed(rows)
+    ]
+
+
 def _holds(tx: Transaction, numbers: Sequence[str]) -> list[str]:
     """What still waits on the numbers: each a sentence saying what to do first."""
     holds = []
