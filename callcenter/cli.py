@@ -917,15 +917,10 @@ def cmd_check_pbx(path: str) -> int:
     )
     try:
         findings = asyncio.run(check_pbx(config, settings))
-    except AuthenticationError as exc:
-        print(f"callcenter: {exc}", file=sys.stderr)
-        return EXIT_AUTH
-    except PBXConnectionError as exc:
-        print(f"callcenter: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
     except PBXError as exc:
-        print(f"callcenter: the PBX did not answer a check: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        # A refused login exits as `run` does (2), a PBX out of reach or not answering 3.
+        print(f"callcenter: {exc}", file=sys.stderr)
+        return EXIT_AUTH if isinstance(exc, AuthenticationError) else EXIT_UNREACHABLE
     for finding in findings:
         print(finding.line())
     problems = sum(f.status == "problem" for f in findings)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from postgres_server import PASSWORD
+from test_postgres_records import both_stores
 from test_record_rescue import T0, snapshot, writes_of_a_working_day
 
 from callcenter.cli import main as cli_main
@@ -32,9 +31,7 @@ from callcenter.records.erasure import (
     new_tokens,
     number_pattern,
 )
-from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry, locked_append
-from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.testing import (
     BASE_CONFIG,
     CALLBACKS_ON,
@@ -171,18 +168,6 @@ def test_numbers_that_are_too_short_not_numbers_or_the_centres_own_phones_are_re
     assert "'call me' is no phone number" in said
     assert "'1001' is agent 1001's phone: erasure is for callers" in said
     assert check_numbers(["+33 6"], {}) != [] and check_numbers(["0612345678"], {}) == []
-
-
-def both_stores(tmp_path: Path, postgres_url: str) -> Iterator[RecordStore]:
-    for opened in (
-        lambda: SqliteCdrStore(tmp_path / "cdr.sqlite3"),
-        lambda: PostgresRecordStore(postgres_url, password=PASSWORD),
-    ):
-        store: RecordStore = opened()
-        try:
-            yield store
-        finally:
-            store.close()
 
 
 def test_erasure_does_the_same_in_postgresql_as_in_sqlite(

@@ -37,11 +37,12 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from callcenter.errors import ActionFailed, PBXError
 from callcenter.pbx.asterisk.ami import AMIConnection
-from callcenter.pbx.freeswitch.connection import ESLConnection
+from callcenter.pbx.asterisk.driver import AsteriskSettings
+from callcenter.pbx.asterisk.driver import probe_connection as asterisk_probe
+from callcenter.pbx.freeswitch.driver import probe_connection as freeswitch_probe
 
 if TYPE_CHECKING:
     from callcenter.config import CallCenterConfig
-    from callcenter.pbx.asterisk.driver import AsteriskSettings
     from callcenter.pbx.freeswitch.driver import FreeSwitchSettings
 
 Status = Literal["ok", "warning", "problem"]
@@ -200,17 +201,7 @@ def check_ports(config: CallCenterConfig) -> list[Finding]:
 async def check_asterisk(config: CallCenterConfig, settings: AsteriskSettings) -> list[Finding]:
     """Log in to AMI as the daemon does and check what the module docstring lists.
     AuthenticationError / PBXConnectionError when the login itself fails."""
-    ami = AMIConnection(
-        settings.ami_host,
-        settings.ami_port,
-        settings.ami_username,
-        settings.ami_secret,
-        events="",
-        connect_timeout=settings.connect_timeout,
-        action_timeout=settings.action_timeout,
-        use_md5=settings.ami_use_md5,
-        action_id_prefix="cccheck",
-    )
+    ami = asterisk_probe(settings, "cccheck")
     await ami.connect()
     try:
         where = f"{settings.ami_username}@{settings.ami_host}:{settings.ami_port}"
@@ -325,14 +316,7 @@ def _phone_findings(phones: Iterable[tuple[str, str]], states: Mapping[str, str]
 async def check_freeswitch(config: CallCenterConfig, settings: FreeSwitchSettings) -> list[Finding]:
     """Authenticate on the event socket as the daemon does and check the modules and the
     phones. AuthenticationError / PBXConnectionError when the login itself fails."""
-    esl = ESLConnection(
-        settings.esl_host,
-        settings.esl_port,
-        settings.esl_password,
-        events=("HEARTBEAT",),
-        connect_timeout=settings.connect_timeout,
-        command_timeout=settings.command_timeout,
-    )
+    esl = freeswitch_probe(settings)
     await esl.connect()
     try:
         findings = [Finding("ok", f"event socket at {settings.esl_host}:{settings.esl_port}")]
@@ -370,8 +354,6 @@ async def check_pbx(
     config: CallCenterConfig, settings: AsteriskSettings | FreeSwitchSettings
 ) -> list[Finding]:
     """Every finding for ``config``'s PBX, then its listening ports."""
-    from callcenter.pbx.asterisk.driver import AsteriskSettings
-
     if isinstance(settings, AsteriskSettings):
         findings = await check_asterisk(config, settings)
     else:

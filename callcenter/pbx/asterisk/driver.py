@@ -271,6 +271,22 @@ class _Dial:
     bridged_event: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+def probe_connection(settings: AsteriskSettings, action_id_prefix: str) -> AMIConnection:
+    """A second, short-lived AMI login as the daemon's user, reading no events (the PBX
+    claim's, ``callcenter check --pbx``'s): connect it, use it, close it."""
+    return AMIConnection(
+        settings.ami_host,
+        settings.ami_port,
+        settings.ami_username,
+        settings.ami_secret,
+        events="",
+        connect_timeout=settings.connect_timeout,
+        action_timeout=settings.action_timeout,
+        use_md5=settings.ami_use_md5,
+        action_id_prefix=action_id_prefix,
+    )
+
+
 class AsteriskDriver:
     """One Asterisk PBX (implements :class:`callcenter.pbx.interface.PBX`)."""
 
@@ -367,17 +383,7 @@ class AsteriskDriver:
         if keeper is None:
             return
         settings = self.settings
-        probe = AMIConnection(
-            settings.ami_host,
-            settings.ami_port,
-            settings.ami_username,
-            settings.ami_secret,
-            events="",
-            connect_timeout=settings.connect_timeout,
-            action_timeout=settings.action_timeout,
-            use_md5=settings.ami_use_md5,
-            action_id_prefix="ccclaim",
-        )
+        probe = probe_connection(settings, "ccclaim")
         await probe.connect()
         try:
             await keeper.acquire(*self._owner_variable(probe))

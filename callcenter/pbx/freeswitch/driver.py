@@ -408,6 +408,19 @@ class FreeSwitchSettings:
     """Longest an answered dial may stay bridged before the command counts as stuck."""
 
 
+def probe_connection(settings: FreeSwitchSettings) -> ESLConnection:
+    """A second, short-lived event-socket login as the daemon does, subscribed to heartbeats
+    only (the PBX claim's, ``callcenter check --pbx``'s): connect it, use it, close it."""
+    return ESLConnection(
+        settings.esl_host,
+        settings.esl_port,
+        settings.esl_password,
+        events=("HEARTBEAT",),
+        connect_timeout=settings.connect_timeout,
+        command_timeout=settings.command_timeout,
+    )
+
+
 class FreeSwitchDriver:
     """One FreeSWITCH (implements :class:`callcenter.pbx.interface.PBX`)."""
 
@@ -474,14 +487,7 @@ class FreeSwitchDriver:
         if keeper is None:
             return
         settings = self.settings
-        probe = ESLConnection(
-            settings.esl_host,
-            settings.esl_port,
-            settings.esl_password,
-            events=("HEARTBEAT",),
-            connect_timeout=settings.connect_timeout,
-            command_timeout=settings.command_timeout,
-        )
+        probe = probe_connection(settings)
         await probe.connect()
         try:
             await keeper.acquire(*_owner_variable(probe))
