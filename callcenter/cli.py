@@ -24,6 +24,7 @@
                                             --cancel: take calls again
     callcenter report [CONFIG]              the latest CDRs; --queues / --agents: figures
     callcenter purge [CONFIG]               delete records older than --older-than DAYS
+    callcenter staffing --calls N --aht S   agents needed for a load (Erlang C)
     callcenter erase NUMBER...              take a caller's numbers, name and recordings
                                             out of the records (right to erasure)
 
@@ -39,6 +40,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import math
 import os
 import sys
 import time
@@ -111,6 +113,46 @@ def build_parser() -> argparse.ArgumentParser:
         type=_time_scale,
         default=1.0,
         help="time scale of the scripted calls (prompts, rings, talk): 0.5 runs twice as fast",
+    )
+
+    staffing = sub.add_parser(
+        "staffing",
+        help="how many agents a load needs to answer in time (Erlang C): calls in an "
+        "interval, handle time, service level target",
+    )
+    staffing.add_argument(
+        "--calls", type=_calls, required=True, help="calls offered in the interval"
+    )
+    staffing.add_argument(
+        "--minutes",
+        type=_bounded(float, 1.0, 1440.0, "minutes"),
+        default=60.0,
+        help="the interval the calls come in (default 60)",
+    )
+    staffing.add_argument(
+        "--aht",
+        type=_bounded(float, 1.0, 86400.0, "seconds"),
+        required=True,
+        help="average handle time in seconds (talk plus after-call work)",
+    )
+    staffing.add_argument(
+        "--target",
+        type=_service_target,
+        default=(0.8, 20.0),
+        help="service level: PERCENT/SECONDS answered within (default 80/20)",
+    )
+    staffing.add_argument(
+        "--shrinkage",
+        type=_bounded(float, 0.0, 95.0, "a percentage"),
+        default=0.0,
+        help="percent of paid time off the phones (breaks, training, absence): the agents "
+        "to schedule",
+    )
+    staffing.add_argument(
+        "--max-occupancy",
+        type=_bounded(float, 1.0, 100.0, "a percentage"),
+        default=None,
+        help="percent of their time agents may spend on calls at most (e.g. 85)",
     )
 
     simulate = sub.add_parser(
@@ -519,6 +561,15 @@ def build_parser() -> argparse.ArgumentParser:
         "ivr.timezone of the config)",
     )
     report.add_argument(
+        "--staffing",
+        type=_bounded(float, 1.0, 99.9, "a percentage"),
+        default=None,
+        metavar="PERCENT",
+        help="with --queues --by hour: the agents each hour's callers needed (Erlang C) for "
+        "PERCENT of them answered within the queue's service_level (handle time: that "
+        "hour's mean talk plus the queue's wrapup)",
+    )
+    report.add_argument(
         "--fcr-days",
         type=_positive_int,
         default=7,
@@ -569,6 +620,15 @@ def _main(argv: Sequence[str] | None) -> int:
         from callcenter.demo import run_demo
 
         return run_demo(config_path=args.config, pbx=args.pbx, agi=args.agi, speed=args.speed)
+    if command == "staffing":
+        return cmd_staffing(
+            args.calls,
+            args.minutes,
+            args.aht,
+            args.target,
+            shrinkage=args.shrinkage,
+            max_occupancy=args.max_occupancy,
+        )
     if command == "simulate":
         return cmd_simulate(args)
     if command == "purge":
@@ -606,6 +666,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.csv and args.json:
             parser.error("--csv or --json, not both")
         figure_flags = [("--by", args.by, "day"), ("--fcr-days", args.fcr_days, 7)]
+        if args.staffing is not None and not (args.queues and args.by == "hour"):
+            parser.error("--staffing goes with --queues --by hour (callers per hour)")
         if args.team is not None and not (args.agents or args.surveys):
             parser.error("--team goes with --agents or --surveys")
         for flag, value in (("--agent", args.agent), ("--queue", args.queue)):
@@ -646,6 +708,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 output="csv" if args.csv else "json" if args.json else "table",
                 fcr_days=args.fcr_days,
                 team=args.team,
+                staffing=args.staffing,
             )
         return cmd_report(
             args.config or _default_config(),
@@ -881,6 +944,81 @@ def _bounded(
 _time_scale = _bounded(float, 0.01, 100.0, "a number")
 _drain_seconds = _bounded(float, 0.1, 10.0**6, "seconds")
 _positive_int = _bounded(int, 1, None, "a whole number")
+_calls = _bounded(float, 0.0, 10.0**7, "a number of calls")
+
+
+def _service_target(text: str) -> tuple[float, float]:
+    """``--target 80/20``: (0.8, 20.0), a share answered within seconds."""
+    percent, slash, seconds = text.partition("/")
+    try:
+        share, within = float(percent) / 100.0, float(seconds)
+    except ValueError:
+        share, within = -1.0, -1.0
+    if not slash or not 0.0 < share < 1.0 or not 0.0 <= within <= 3600.0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not PERCENT/SECONDS, such as 80/20 (80 % answered within 20 s)"
+        )
+    return share, within
+
+
+def cmd_staffing(
+    calls: float,
+    minutes: float,
+    aht: float,
+    target: tuple[float, float],
+    *,
+    shrinkage: float = 0.0,
+    max_occupancy: float | None = None,
+) -> int:
+    """``staffing``: the agents a load needs (:mod:`callcenter.staffing`), with the figures
+    of a few more and fewer around that number."""
+    from callcenter import staffing
+
+    share, within = target
+    interval = minutes * 60.0
+    try:
+        needed = staffing.agents_needed(
+            calls,
+            aht,
+            within,
+            share,
+            interval=interval,
+            max_occupancy=max_occupancy / 100.0 if max_occupancy is not None else None,
+        )
+    except ValueError as exc:
+        print(f"staffing: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(
+        f"{calls:g} calls in {minutes:g} min, handled in {aht:g} s: "
+        f"{needed.traffic:.2f} erlangs of work"
+    )
+    print(f"  agents  answered in {within:g} s  speed of answer  callers who wait  occupancy")
+    low = max(1, needed.agents - 2)
+    for agents in range(low, needed.agents + 3):
+        row = staffing.staffing(agents, calls, aht, within, interval)
+        mark = ">" if agents == needed.agents else " "
+        asa = (
+            "never"
+            if math.isinf(row.average_speed_of_answer)
+            else f"{row.average_speed_of_answer:.1f} s"
+        )
+        print(
+            f"{mark} {agents:6d}  {100 * row.service_level:17.1f} %  {asa:>15}  "
+            f"{100 * row.wait_probability:14.1f} %  {100 * row.occupancy:7.1f} %"
+        )
+    line = (
+        f"needed: {needed.agents} agents on the phones for {100 * share:g} % answered "
+        f"within {within:g} s"
+    )
+    if max_occupancy is not None:
+        line += f", none busy more than {max_occupancy:g} % of the time"
+    if shrinkage:
+        line += (
+            f"; with {shrinkage:g} % shrinkage, schedule "
+            f"{staffing.scheduled(needed.agents, shrinkage / 100.0)}"
+        )
+    print(line)
+    return EXIT_OK
 
 
 def cmd_check(path: str) -> int:
@@ -1378,9 +1516,11 @@ def cmd_summary(
     output: str,
     fcr_days: int = 7,
     team: str | None = None,
+    staffing: float | None = None,
 ) -> int:
     """``report --queues`` / ``--agents``: figures over a stretch of time (see
-    :mod:`callcenter.records.summary`); ``team``: the agents of that team only."""
+    :mod:`callcenter.records.summary`); ``team``: the agents of that team only;
+    ``staffing``: the agents each hour needed for that percentage answered in time."""
     import csv
 
     from callcenter.records import summary as figures
@@ -1419,7 +1559,17 @@ def cmd_summary(
             levels = {name: q.service_level for name, q in config.queues.items()}
             queues = figures.read_queue_figures(store, periods, levels, fcr_days=fcr_days)
             rows = [f.as_dict() for f in queues]
-            table = figures.format_queue_table(queues, grouping)
+            needed = None
+            if staffing is not None:
+                needed = [
+                    figures.agents_needed(f, staffing / 100.0, config.queues[f.queue].wrapup)
+                    if f.queue in config.queues
+                    else None
+                    for f in queues
+                ]
+                for row, count in zip(rows, needed, strict=True):
+                    row["agents_needed"] = count
+            table = figures.format_queue_table(queues, grouping, needed)
         else:
             names = {aid: a.name for aid, a in config.agents.items() if a.name}
             agents = figures.read_agent_figures(store, periods, names)

@@ -6,6 +6,7 @@ figures stay what they were; and nothing is erased while work still waits on the
 from __future__ import annotations
 
 import asyncio
+import gzip
 import re
 import sqlite3
 from datetime import timedelta
@@ -236,25 +237,38 @@ def test_a_number_is_replaced_only_where_it_stands_whole(text: str, number: str)
 
 def test_a_queue_log_file_is_rewritten_under_the_lock_the_appends_take(tmp_path: Path) -> None:
     """The daemon appends under the file's lock; an erasure rewrites it under the same lock,
-    so an append made meanwhile is neither lost nor left unerased."""
+    so an append made meanwhile is neither lost nor left unerased. logrotate's copies are
+    rewritten too, gzip ones included; one compressed otherwise is named."""
     path = tmp_path / "queue_log"
-    path.write_text(
-        f"1|c1|support|NONE|ENTERQUEUE||{ADA}|1\n1|c2|support|NONE|ENTERQUEUE||{BOB}|1\n"
+    ada, bob = (
+        f"1|c1|support|NONE|ENTERQUEUE||{ADA}|1\n",
+        f"1|c2|support|NONE|ENTERQUEUE||{BOB}|1\n",
     )
-    (tmp_path / "queue_log.1").write_text("rotated\n")
+    path.write_text(ada + bob)
+    (tmp_path / "queue_log.pos").write_text("2\n")
+    (tmp_path / "queue_log.1").write_text(ada)
+    (tmp_path / "queue_log.2.gz").write_bytes(gzip.compress((bob + ada).encode()))
+    (tmp_path / "queue_log.3.xz").write_bytes(b"\xfd7zXZ")
     done = ErasureDone(tokens=new_tokens([ADA]))
     with locked_append(path) as out:
         out.write(f"2|c3|support|NONE|ENTERQUEUE||{ADA}|1\n")
         out.flush()
     erase_queue_log_file(done, path)
     (token,) = done.tokens.values()
-    assert path.read_text().splitlines() == [
-        f"1|c1|support|NONE|ENTERQUEUE||{token}|1",
-        f"1|c2|support|NONE|ENTERQUEUE||{BOB}|1",
-        f"2|c3|support|NONE|ENTERQUEUE||{token}|1",
+    erased = ada.replace(ADA, token)
+    assert path.read_text() == erased + bob + f"2|c3|support|NONE|ENTERQUEUE||{token}|1\n"
+    assert (tmp_path / "queue_log.1").read_text() == erased
+    assert gzip.decompress((tmp_path / "queue_log.2.gz").read_bytes()).decode() == bob + erased
+    assert (tmp_path / "queue_log.pos").read_text() == "2\n"
+    assert done.file_lines == 4
+    assert done.not_rewritten == [tmp_path / "queue_log.3.xz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "queue_log",
+        "queue_log.1",
+        "queue_log.2.gz",
+        "queue_log.3.xz",
+        "queue_log.pos",
     ]
-    assert done.file_lines == 2
-    assert done.not_rewritten == [tmp_path / "queue_log.1"]
 
 
 @pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])

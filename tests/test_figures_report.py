@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from test_metrics import samples
 from test_record_rescue import cdr
 
+from callcenter import staffing
 from callcenter.cli import main as cli_main
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import QueueLogEntry
@@ -766,3 +767,31 @@ def test_calls_agents_dialled_out_are_not_the_queue_s_inbound_callers() -> None:
         1,
     ), "her own call counts among her calls, and apart"
     assert "dialled" in format_agent_table([alice], "total")
+
+
+def test_report_queues_by_hour_says_how_many_agents_each_hour_needed(
+    records: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Erlang C on each hour's offered callers and mean talk, for 80 % answered within the
+    queue's 30 s: what a planner staffs the same hour next week by."""
+    args = ["report", str(records), "--queues", "--since", "2026-12-01", "--until", "2026-12-02"]
+    hourly = [*args, "--by", "hour", "--staffing", "80"]
+    assert cli_main([*hourly, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert cli_main(hourly) == 0
+    table = capsys.readouterr().out.splitlines()
+    with pytest.raises(SystemExit):
+        cli_main([*args, "--staffing", "80"])
+    refused = capsys.readouterr().err
+    expected = [
+        staffing.agents_needed(r["offered"], r["aht_seconds"], 30.0, 0.8, interval=3600).agents
+        for r in rows
+    ]
+    assert [(r["period"][-5:], r["agents_needed"]) for r in rows] == [
+        ("09:00", expected[0]),
+        ("10:00", expected[1]),
+    ]
+    assert expected == [1, 1], "one agent answers a handful of short calls an hour in time"
+    assert table[0].split()[-1] == "agents"
+    assert [line.split()[-1] for line in table[2:4]] == ["1", "1"]
+    assert "--staffing goes with --queues --by hour" in refused

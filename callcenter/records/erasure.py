@@ -15,7 +15,8 @@ change); what makes them the person's goes:
   ``campaign``, ``lead``, ``dialled_by``, ``callback_of``) and the agents' disposition
   notes go;
 * the recordings of those calls are deleted, and the lines of ``records.queue_log_file``
-  are rewritten (under the lock the daemon's appends take, so none is lost).
+  are rewritten (under the lock the daemon's appends take, so none is lost), its rotated
+  copies too (plain or gzip).
 
 What is kept on purpose: a number on a number list (a blocklist, a do-not-call list) stays
 there, as that is how the number stays blocked; the output says so. What is refused: a
@@ -25,18 +26,21 @@ nothing is changed. A number has at least :data:`MIN_DIGITS` digits, so that a s
 match half the records.
 
 Not reached: what left the daemon already (webhooks, MQTT, a CRM), the PBX's own logs and
-voicemail, rotated copies of the queue_log file (listed), and a call with the number in
-progress (its record is written when it ends: erase again after it). One erasure is one
+voicemail, rotated copies of the queue_log file compressed other than by gzip (listed), and
+a call with the number in progress (its record is written when it ends: erase again after
+it, or go through the running daemon, which waits). One erasure is one
 transaction; a line in ``erasures`` says when and how much, never which number.
 """
 
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -126,7 +130,8 @@ class Erasure:
     file_lines: int = 0
     """Lines of the queue_log file rewritten."""
     not_rewritten: list[Path] = field(default_factory=list)
-    """Rotated copies of the queue_log file (not rewritten)."""
+    """Rotated copies of the queue_log file compressed other than by gzip (not
+    rewritten)."""
     kept: list[str] = field(default_factory=list)
     """Where a number stays on purpose, and why."""
 
@@ -484,35 +489,81 @@ def erase_recordings(done: Erasure, folder: Path, *, dry_run: bool = False) -> N
 
 
 def erase_queue_log_file(done: Erasure, path: Path, *, dry_run: bool = False) -> None:
-    """Rewrite the lines of the queue_log file ``path`` that hold a number or belong to one
-    of ``done``'s calls, in place and under the appends' lock (blocking)."""
+    """Rewrite the lines of the queue_log file ``path`` that hold one of ``done``'s numbers:
+    the file in place, under the appends' lock; its rotated copies (``queue_log.1``,
+    ``queue_log.2.gz``, ``queue_log-20261201``: nobody appends to them) by a new file put
+    in their place. A copy compressed other than by gzip is listed in ``not_rewritten``
+    (blocking)."""
     pattern = number_pattern(done.tokens)
-    for sibling in sorted(path.parent.glob(f"{path.name}.*")) if path.parent.exists() else []:
-        if sibling.suffix not in (".pos", ".tmp", ".lock"):
-            done.not_rewritten.append(sibling)
     try:
         handle = path.open("r+", encoding="utf-8", newline="")
     except FileNotFoundError:
-        return
+        handle = None
     except OSError as exc:
         done.failed.append(f"{path}: {exc.strerror or exc}")
+        handle = None
+    if handle is not None:
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            text, changed = _erase_lines(handle.read(), pattern, done.tokens)
+            done.file_lines += changed
+            if changed and not dry_run:
+                handle.seek(0)
+                handle.write(text)
+                handle.truncate()
+                handle.flush()
+                os.fsync(handle.fileno())
+    for copy in _rotated_copies(path):
+        if copy.suffix in _OTHER_COMPRESSIONS:
+            done.not_rewritten.append(copy)
+            continue
+        try:
+            _erase_rotated(done, copy, pattern, dry_run)
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            done.failed.append(f"{copy}: {getattr(exc, 'strerror', None) or exc}")
+
+
+_OTHER_COMPRESSIONS: Final = frozenset({".bz2", ".xz", ".zst", ".lz4", ".lzma", ".Z"})
+
+
+def _rotated_copies(path: Path) -> list[Path]:
+    """logrotate's copies of ``path`` beside it (numbered or dated, compressed or not); not
+    the daemon's own ``.pos`` files."""
+    if not path.parent.is_dir():
+        return []
+    copies = {*path.parent.glob(f"{path.name}.*"), *path.parent.glob(f"{path.name}-*")}
+    own = (f"{path.name}.pos", f"{path.name}.pos.tmp", f"{path.name}.erasing")
+    return sorted(c for c in copies if c.is_file() and c.name not in own)
+
+
+def _erase_rotated(done: Erasure, copy: Path, pattern: re.Pattern[str], dry_run: bool) -> None:
+    packed = copy.suffix == ".gz"
+    raw = copy.read_bytes()
+    text, changed = _erase_lines(
+        (gzip.decompress(raw) if packed else raw).decode("utf-8"), pattern, done.tokens
+    )
+    done.file_lines += changed
+    if not changed or dry_run:
         return
-    with handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        lines = handle.read().splitlines(keepends=True)
-        out = []
-        for line in lines:
-            new = line
-            if pattern.search(line):
-                fields = line.split("|")
-                head, data = fields[:5], fields[5:]
-                new = "|".join([*head, *(_substitute(pattern, done.tokens, d) for d in data)])
-            if new != line:
-                done.file_lines += 1
-            out.append(new)
-        if done.file_lines and not dry_run:
-            handle.seek(0)
-            handle.write("".join(out))
-            handle.truncate()
-            handle.flush()
-            os.fsync(handle.fileno())
+    data = text.encode("utf-8")
+    spare = copy.with_name(copy.name + ".erasing")
+    spare.write_bytes(gzip.compress(data) if packed else data)
+    shutil.copymode(copy, spare)
+    with spare.open("rb") as written:
+        os.fsync(written.fileno())
+    spare.replace(copy)
+
+
+def _erase_lines(text: str, pattern: re.Pattern[str], tokens: Mapping[str, str]) -> tuple[str, int]:
+    """``text`` (queue_log lines) with the numbers in the data fields replaced; how many
+    lines changed."""
+    out = []
+    changed = 0
+    for line in text.splitlines(keepends=True):
+        new = line
+        if pattern.search(line):
+            fields = line.split("|")
+            new = "|".join([*fields[:5], *(_substitute(pattern, tokens, d) for d in fields[5:])])
+        changed += new != line
+        out.append(new)
+    return "".join(out), changed

@@ -43,11 +43,12 @@ thread.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Literal, Protocol
 
+from callcenter import staffing
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import AGENT_URL, CAMPAIGN_URL, RESUMED_URL, QueueLogEntry
 from callcenter.records.surveys import SurveyRecord
@@ -692,8 +693,25 @@ def _table(head: list[tuple[str, int]], rows: list[list[str]]) -> str:
 _LEFT: Final = frozenset({"period", "queue", "agent", "name", "codes"})
 
 
-def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
-    """The queue summary as a terminal table."""
+def agents_needed(f: QueueFigures, target: float, wrapup: float = 0.0) -> int | None:
+    """Erlang C (:mod:`callcenter.staffing`): the agents an hour's callers of ``f`` needed
+    for ``target`` (a share) of them to be answered within the queue's service level, their
+    mean talk plus ``wrapup`` (the queue's after-call seconds) as the handle time. None
+    when no call was answered to measure the handle time by (0 when none was offered)."""
+    if f.offered == 0:
+        return 0
+    talk = f.aht_seconds
+    if talk is None:
+        return None
+    handle = max(1.0, talk + wrapup)
+    return staffing.agents_needed(f.offered, handle, f.service_level_seconds, target).agents
+
+
+def format_queue_table(
+    figures: list[QueueFigures], by: Grouping, needed: Sequence[int | None] | None = None
+) -> str:
+    """The queue summary as a terminal table (``needed``: an "agents" column, one per
+    figure, from :func:`agents_needed`)."""
     width = 33 if by == "total" else (16 if by == "hour" else 10)
     head = [
         ("period", width),
@@ -713,6 +731,8 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
         ("score", 5),
         ("CSAT %", 6),
     ]
+    if needed is not None:
+        head.append(("agents", 6))
     rows = [
         [
             f.period,
@@ -734,6 +754,9 @@ def format_queue_table(figures: list[QueueFigures], by: Grouping) -> str:
         ]
         for f in figures
     ]
+    if needed is not None:
+        for row, agents in zip(rows, needed, strict=True):
+            row.append("-" if agents is None else str(agents))
     text = _table(head, rows)
     turned = sum(f.turned_away for f in figures)
     if turned:
