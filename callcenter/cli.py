@@ -25,6 +25,7 @@
     callcenter report [CONFIG]              the latest CDRs; --queues / --agents: figures
     callcenter purge [CONFIG]               delete records older than --older-than DAYS
     callcenter staffing --calls N --aht S   agents needed for a load (Erlang C)
+    callcenter backup [CONFIG] --to FILE    a consistent copy of the SQLite records, live
     callcenter erase NUMBER...              take a caller's numbers, name and recordings
                                             out of the records (right to erasure)
 
@@ -443,6 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
         "age: acd.recordings_keep_days)",
     )
 
+    backup = sub.add_parser(
+        "backup",
+        help="copy the SQLite record database to a new file, consistently, while the daemon "
+        "runs (PostgreSQL: use pg_dump)",
+    )
+    backup.add_argument("config", nargs="?", default=None)
+    backup.add_argument("--to", required=True, help="the new file (it must not exist)")
+
     erase = sub.add_parser(
         "erase",
         help="take a caller's number out of every record (right to erasure): the calls stay "
@@ -641,6 +650,8 @@ def _main(argv: Sequence[str] | None) -> int:
             dry_run=args.dry_run,
             recordings=args.recordings,
         )
+    if command == "backup":
+        return cmd_backup(args.config or _default_config(), args.to)
     if command == "erase":
         return cmd_erase(
             args.config or _default_config(), args.numbers, dry_run=args.dry_run, api=args.api
@@ -1417,6 +1428,42 @@ def cmd_purge(
     print(f"records before {cut.isoformat(timespec='seconds')}: {verb}")
     for table, count in counts.items():
         print(f"  {table:16} {count}")
+    return EXIT_OK
+
+
+def cmd_backup(path: str, to: str) -> int:
+    """``backup``: the record database copied to ``to`` as one snapshot (see
+    :meth:`SqliteCdrStore.backup <callcenter.records.store.SqliteCdrStore.backup>`)."""
+    from pathlib import Path
+
+    from callcenter.records.store import SqliteCdrStore
+
+    config = _report_config(path)
+    if config is None:
+        return EXIT_CONFIG
+    if config.records.postgres is not None:
+        print(
+            "backup: the records are in PostgreSQL: back them up with pg_dump (it takes a "
+            "consistent snapshot while the daemon writes)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    store = _report_store(config, rescued=True)
+    if isinstance(store, int):
+        return store or EXIT_CONFIG  # none yet: nothing to back up is no backup
+    assert isinstance(store, SqliteCdrStore)  # records.postgres is None
+    target = Path(to)
+    try:
+        counts = store.backup(target)
+    except RecordError as exc:
+        print(f"backup: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        store.close()
+    size = target.stat().st_size
+    print(f"backed up {store.path} to {target} ({size / 1e6:.1f} MB, checked)")
+    for table, count in counts.items():
+        print(f"  {table:20} {count}")
     return EXIT_OK
 
 

@@ -1520,6 +1520,47 @@ class SqliteCdrStore(RecordStore):
     def _transaction(self, conn: Any) -> contextlib.AbstractContextManager[Any]:
         return conn  # type: ignore[no-any-return]  # sqlite3: commit, or roll back on error
 
+    def backup(self, target: Path) -> dict[str, int]:
+        """Copy the database to ``target`` (a new file) as one consistent snapshot, with
+        SQLite's online backup: a daemon may go on writing meanwhile (a copy of the file
+        itself could catch a write half done, or miss what the WAL still holds). The copy
+        is checked (``PRAGMA integrity_check``); returns its rows per table. RecordError
+        when ``target`` exists or the copy fails."""
+        if target.exists():
+            raise RecordError(f"{target} exists already: back up to a new file")
+        partial = target.with_name(target.name + ".part")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy = sqlite3.connect(str(partial))
+            try:
+                with self._lock:
+                    self._connection().backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")
+                checked = copy.execute("PRAGMA integrity_check").fetchone()[0]
+                if checked != "ok":
+                    raise RecordError(f"the copy in {partial} is damaged: {checked}")
+                tables = [
+                    row[0]
+                    for row in copy.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table'"
+                        " AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                    )
+                ]
+                counts = {
+                    t: int(copy.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])
+                    for t in tables
+                }
+            finally:
+                copy.close()
+            partial.replace(target)
+        except (OSError, sqlite3.Error) as exc:
+            partial.unlink(missing_ok=True)
+            raise RecordError(f"cannot back up {self.path} to {target}: {exc}") from exc
+        except RecordError:
+            partial.unlink(missing_ok=True)
+            raise
+        return counts
+
 
 def _owed(row: Mapping[str, Any]) -> OwedCode | None:
     """The disposition a presence row says its agent still owes, if any."""
