@@ -157,3 +157,17 @@ def test_a_lost_pbx_an_alert_and_a_closed_queue_are_on_the_screen() -> None:
     assert cells.row("sales")[1:] == ["7", "12:34", "0 / 2", "1", "40", "30", "10 (25 %)",
                                       "80 %", "0:30"]  # fmt: skip
     assert cells.row("support")[0] == "support closed: closed until 08:00"
+
+
+async def test_a_team_leader_s_screen_shows_their_team_and_the_queues_it_works(
+    tmp_path: Path,
+) -> None:
+    """Bob (team night) works support only: his screen leaves Alice and sales out."""
+    config = {"agents": {"1002": {"team": "night"}}}
+    async with running_center(tmp_path, config=config) as center:
+        port = center.daemon.api.port
+        status, _, night = await asyncio.to_thread(read, port, "?team=night")
+        nobody = await asyncio.to_thread(read, port, "?team=day")
+    assert status == 200
+    assert [r[0] for r in night.rows if r] == ["queue", "support", "agent", "Bob"]
+    assert nobody[0] == 404

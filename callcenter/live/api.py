@@ -132,7 +132,7 @@ Routes (all JSON)::
                                           erased
     GET  /wallboard                       an HTML page for the floor's screen
                                           (callcenter.live.wallboard; ?queues=a,b,
-                                          ?refresh=5, ?token=)
+                                          ?team=night, ?refresh=5, ?token=)
     GET  /events                          the engine's events live, as Server-Sent Events
                                           (?agent=1001, ?queue=sales, ?events=A,B;
                                           Last-Event-ID or ?last_id= resumes): see
@@ -467,24 +467,30 @@ class ControlAPI:
         given = query.pop("token", [""])[0]
         self._authorize(request.authorization or (f"Bearer {given}" if given else ""))
         try:
-            wanted, refresh = wallboard.parse_query(query)
+            asked = wallboard.parse_query(query)
         except ValueError as exc:
             raise HTTPError(400, f"/wallboard: {exc}") from None
         board = self.switchboard
         router = board.router
+        config = board.config
         names = router.queue_names()
-        unknown = [q for q in wanted or () if q not in names]
+        unknown = [q for q in asked.queues or () if q not in names]
         if unknown:
             raise HTTPError(404, f"/wallboard: no queue {', '.join(unknown)}")
-        shown = wanted or names
         now = time.monotonic()
-        queues = [router.queue_view(name, now) for name in shown]
+        queues = [router.queue_view(name, now) for name in asked.queues or names]
         members = {agent for view in queues for agent in view["members"]}
+        if asked.team is not None:
+            team = {aid for aid, a in config.agents.items() if a.team == asked.team}
+            if not team:
+                raise HTTPError(404, f"/wallboard: no agent is in team {asked.team!r}")
+            members &= team
+            queues = [v for v in queues if team & set(v["members"])]
+        shown = [str(v["name"]) for v in queues]
         agents = [router.agent_view(a, now) for a in router.agent_ids() if a in members]
         today = self.today
         if today is not None:
             today.roll()
-        config = board.config
         page = wallboard.Board(
             title=config.api.wallboard_title,
             now=datetime.now(ZoneInfo(config.ivr.timezone)),
@@ -497,7 +503,7 @@ class ControlAPI:
             alerts={str(a["queue"]) for a in board.alerts.raised()},
             closed={q: board.queue_closed(q) for q in shown},
             pbx_down=None if self.link.connected else self.link.reason,
-            refresh=refresh,
+            refresh=asked.refresh,
         )
         return wallboard.render(page)
 

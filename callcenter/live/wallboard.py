@@ -3,7 +3,8 @@
 It is rendered by the daemon (no script, no assets, nothing to install): a browser on a TV
 opens ``http://<daemon>:8470/wallboard`` (``?token=`` with ``api.token``) and the page
 reloads itself every ``?refresh=`` seconds (5 by default). ``?queues=sales,support`` shows
-those queues and their agents only.
+those queues and their agents only; ``?team=night`` the agents of that team and the queues
+they are in (one screen per team leader).
 
 Each queue: callers waiting and the longest wait, agents free of those present, callbacks
 waiting, and today's offered, answered, abandoned, service level and average wait
@@ -67,9 +68,19 @@ class Board:
     refresh: int = REFRESH
 
 
-def parse_query(query: Mapping[str, list[str]]) -> tuple[list[str] | None, int]:
-    """(the queues asked for, None: all; the refresh seconds) from ``?queues=&refresh=``;
-    ValueError for a refresh that is not 1..300 seconds."""
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What ``?queues=a,b&team=night&refresh=10`` asks for."""
+
+    queues: list[str] | None = None
+    """The queues to show (None: every one)."""
+    team: str | None = None
+    """Only the agents of this team (``agents.<id>.team``), and the queues they are in."""
+    refresh: int = REFRESH
+
+
+def parse_query(query: Mapping[str, list[str]]) -> Query:
+    """The page's query; ValueError for a refresh that is not 1..300 seconds."""
     wanted = None
     if query.get("queues"):
         wanted = [q for part in query["queues"] for q in part.split(",") if q]
@@ -79,7 +90,8 @@ def parse_query(query: Mapping[str, list[str]]) -> tuple[list[str] | None, int]:
         if not text.isdigit() or not 1 <= int(text) <= 300:
             raise ValueError(f"refresh is a number of seconds from 1 to 300, not {text!r}")
         refresh = int(text)
-    return wanted, refresh
+    team = query["team"][0] if query.get("team") else None
+    return Query(wanted, team, refresh)
 
 
 def clock(seconds: float) -> str:

@@ -26,10 +26,11 @@ nothing is changed. A number has at least :data:`MIN_DIGITS` digits, so that a s
 match half the records.
 
 Not reached: what left the daemon already (webhooks, MQTT, a CRM), backups taken before
-(``callcenter backup``: they go as you rotate them), the PBX's own logs and voicemail, rotated copies of the queue_log file compressed other than by gzip (listed), and
-a call with the number in progress (its record is written when it ends: erase again after
-it, or go through the running daemon, which waits). One erasure is one
-transaction; a line in ``erasures`` says when and how much, never which number.
+(``callcenter backup``: they go as you rotate them), the PBX's own logs and voicemail,
+rotated copies of the queue_log file compressed other than by gzip (listed), and a call
+with the number in progress (its record is written when it ends: erase again after it, or
+go through the running daemon, which waits). One erasure is one transaction; a line in
+``erasures`` says when and how much, never which number.
 """
 
 from __future__ import annotations
