@@ -1833,6 +1833,19 @@ def _parse_skills(parser: argparse.ArgumentParser, text: str | None) -> dict[str
     return skills
 
 
+def _queue_notes(queue: Mapping[str, Any]) -> list[str]:
+    notes = [f"closed: {queue['closed']}"] if queue.get("closed") else []
+    today = queue.get("today") or {}
+    if today.get("offered"):
+        level = today.get("service_level_percent")
+        notes.append(
+            f"today {today['offered']} offered, {today.get('answered', 0)} answered, "
+            f"{today.get('abandoned', 0)} abandoned"
+            + ("" if level is None else f", {level:g} % in service level")
+        )
+    return notes
+
+
 def format_status(status: dict[str, Any]) -> str:
     """``/status`` as a supervisor reads it: the PBX link and the records, one line per
     agent and per queue, then the calls in progress."""
@@ -1959,7 +1972,7 @@ def format_status(status: dict[str, Any]) -> str:
             queue.get("available"),
             queue.get("staffed"),
             f"{queue.get('longest_wait', 0):.0f}s",
-            f"closed: {queue['closed']}" if queue.get("closed") else "",
+            "; ".join(_queue_notes(queue)),
         ]
         lines.append(_row(cells, queue_cols))
     supervisors = status.get("supervisors", [])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.cli import format_status
 from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import Board, render
 from callcenter.testing import running_center, until
@@ -95,6 +96,7 @@ async def test_the_floor_sees_who_waits_who_talks_and_todays_figures(
         await talking.hangup()
         await until(lambda: router.agents["1001"].state != "on_call")
         _, _, after = await asyncio.to_thread(read, port)
+        _, snapshot = await center.api("GET", "/status")
         _, _, sales_only = await asyncio.to_thread(read, port, "?queues=sales&refresh=15")
         bad_refresh = await asyncio.to_thread(read, port, "?refresh=0")
         no_queue = await asyncio.to_thread(read, port, "?queues=billing")
@@ -111,6 +113,10 @@ async def test_the_floor_sees_who_waits_who_talks_and_todays_figures(
     assert support[5:7] == ["1", "1"], "offered 1, answered 1 today"
     assert support[8] == "100 %"
     assert after.row("Alice")[3] == "1", "one call today"
+    shown = format_status(snapshot).splitlines()
+    (support_line,) = [x for x in shown if x.startswith("support ")]
+    assert support_line.endswith("today 1 offered, 1 answered, 0 abandoned, 100 % in service level")
+    assert {a["id"]: a["today"]["calls"] for a in snapshot["agents"]}["1001"] == 1
     assert [r[0] for r in sales_only.rows[1:] if r] == ["sales", "agent", "Alice"]
     assert sales_only.refresh == "15"
     assert bad_refresh[0] == 400 and no_queue[0] == 404

@@ -8,7 +8,8 @@ Routes (all JSON)::
                                           monitoring)
     GET  /status                          the PBX link, records, agents, queues, active calls
                                           (with their IVR variables: the agent's screen pop),
-                                          supervisors, campaigns
+                                          supervisors, campaigns; each queue and agent with
+                                          "today" (callcenter.live.today, as MQTT's)
     GET  /metrics                         live figures for Prometheus (text exposition format,
                                           see :mod:`callcenter.live.metrics`)
     GET  /figures/queues?since=&until=&by=&tz=&fcr_days=
@@ -561,9 +562,15 @@ class ControlAPI:
             snapshot["switches"] = board.switch_views()
             snapshot["member_changes"] = board.member_views()
             later = board.scheduled_callbacks()
+            day = self.today.roll() if self.today is not None else None
             for queue in snapshot.get("queues", []):
                 queue["callbacks_later"] = later.get(queue["name"], 0)
                 queue["closed"] = board.queue_closed(queue["name"])
+                if self.today is not None and day is not None:
+                    queue["today"] = self.today.queue(queue["name"]).as_dict(day)
+            for agent in snapshot.get("agents", []):
+                if self.today is not None and day is not None:
+                    agent["today"] = self.today.agent(agent["id"]).as_dict(day)
             snapshot["skill_changes"] = board.skill_views()
             return snapshot
         if parts and parts[0] == "campaigns":
