@@ -1475,8 +1475,9 @@ def cmd_erase(path: str, numbers: Sequence[str], *, dry_run: bool, api: str | No
     from callcenter.daemon import resolve
     from callcenter.records import erasure
 
+    numbers = erasure.as_typed(numbers)
     if api is not None:
-        body = {"numbers": list(numbers), "dry_run": dry_run}
+        body = {"numbers": numbers, "dry_run": dry_run}
         render = functools.partial(format_erasure, dry_run=dry_run)
         return _api_call(api, "POST", "/erasures", body, render=render)
     config = _report_config(path)

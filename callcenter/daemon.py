@@ -525,6 +525,7 @@ class Daemon:
         (the agents' last calls, the events kept for ``GET /events``). EngineError for
         numbers that will not do; ErasureRefused while a call with one is in progress or
         other work waits on one."""
+        numbers = erasure.as_typed(numbers)
         problems = erasure.check_numbers(numbers, erasure.centre_phones(self.config))
         if problems:
             raise EngineError("; ".join(problems))

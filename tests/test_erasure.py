@@ -26,6 +26,7 @@ from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.erasure import Erasure as ErasureDone
 from callcenter.records.erasure import (
+    as_typed,
     check_numbers,
     erase_queue_log_file,
     erase_records,
@@ -169,6 +170,11 @@ def test_numbers_that_are_too_short_not_numbers_or_the_centres_own_phones_are_re
     assert "'call me' is no phone number" in said
     assert "'1001' is agent 1001's phone: erasure is for callers" in said
     assert check_numbers(["+33 6"], {}) != [] and check_numbers(["0612345678"], {}) == []
+    assert as_typed(["06 12 34 56 78", "(030) 123-456", "0612345678", "call me"]) == [
+        "0612345678",
+        "030123456",
+        "call me",
+    ], "as a letter asking for it writes them"
 
 
 def test_erasure_does_the_same_in_postgresql_as_in_sqlite(

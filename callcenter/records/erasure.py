@@ -63,6 +63,7 @@ MIN_DIGITS: Final = 5
 """Digits a number to erase must have at least."""
 
 _NUMBER: Final = re.compile(r"\+?[0-9*#]+", re.ASCII)
+_SEPARATORS: Final = re.compile(r"[\s().-]")
 
 KEPT_VARIABLES: Final = frozenset({"campaign", "lead", "dialled_by", "callback_of"})
 """``ivr_variables`` an erasure keeps: the engine's own ids, nobody's personal data."""
@@ -72,6 +73,16 @@ _CDR_TEXT: Final = ("src", "dst", "clid", "channel", "dstchannel", "transfer_pat
 
 _CHUNK: Final = 400
 """Values per ``IN (...)``: under every SQLite build's limit on parameters."""
+
+
+def as_typed(numbers: Iterable[str]) -> list[str]:
+    """The numbers as the records hold them, from how people write them: spaces, dots,
+    dashes and parentheses dropped (``06 12 34 56 78`` -> ``0612345678``), each once."""
+    found: dict[str, None] = {}
+    for number in numbers:
+        bare = _SEPARATORS.sub("", number)
+        found[bare if _NUMBER.fullmatch(bare) else number] = None
+    return list(found)
 
 
 def check_numbers(numbers: Sequence[str], protected: Mapping[str, str]) -> list[str]:
