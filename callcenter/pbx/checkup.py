@@ -179,6 +179,9 @@ def check_ports(config: CallCenterConfig) -> list[Finding]:
     findings = []
     for host, port, what in listen_ports(config):
         probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        # As the daemon's own servers bind (asyncio sets it): a port whose last connections
+        # linger in TIME_WAIT after a stop is free for them, so it is for this check.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
