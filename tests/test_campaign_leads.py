@@ -652,7 +652,9 @@ async def test_report_exports_where_each_lead_stands_as_csv(
 ) -> None:
     leads = "number,id,name\n5551001,ada,Ada\n0900123456,premium,Premium\n"
     async with scene(tmp_path, campaign_config(), leads) as s:
-        s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.1)
+        # On the line long enough for her answered call to reach the daemon on a loaded
+        # machine (else she never talked to anyone and is rightly dialled again).
+        s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.5)
         s.center.add_phone("PJSIP/1001", answer_after=0.05)
         await s.wait_for(lambda: s.view["state"] == "finished")
         await s.center.idle(timeout=10)
