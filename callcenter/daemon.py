@@ -97,6 +97,8 @@ _Row = TypeVar("_Row")
 #: needing a restart. The PBX links, listening sockets, record store and event loop stay as
 #: they are, and so does logging (loggers bound at start would keep the old level).
 RESTART_SECTIONS = ("pbx", "api", "records", "runtime", "logging", "mqtt", "webhooks")
+LIVE_SETTINGS = frozenset({"api.wallboard_title", "api.desktop", "api.desktop_session_hours"})
+"""Settings of RESTART_SECTIONS read at each use: a reload applies them."""
 
 RETENTION_FIRST = 60.0
 """Seconds after a start before ``records.keep_days`` first deletes old records (a start
@@ -902,7 +904,10 @@ class Daemon:
             calls_keeping_old_config=len(self.switchboard.active),
         )
         pending = [
-            path for section in RESTART_SECTIONS for path in section_changes(old, new, section)
+            path
+            for section in RESTART_SECTIONS
+            for path in section_changes(old, new, section)
+            if path not in LIVE_SETTINGS
         ]
         if pending:
             log.warning(

@@ -18,10 +18,12 @@ import asyncio
 import copy
 import json
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
 
@@ -391,6 +393,162 @@ class EventStreamClient:
 
     def close(self) -> None:
         self.writer.close()
+
+
+@dataclass
+class DesktopForm:
+    """One form of a desktop page: where it goes, its fields, and its button's label."""
+
+    method: str
+    action: str
+    fields: dict[str, str]
+    label: str = ""
+
+
+class DesktopPage(HTMLParser):
+    """A page of the agent desktop as a person reads it: its status, its forms (one per
+    button), the text of its notes and state, and its tables' rows."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: str) -> None:
+        super().__init__()
+        self.status = status
+        self.headers = dict(headers)
+        self.forms: list[DesktopForm] = []
+        self.texts: dict[str, str] = {}
+        """The text of elements by id or class: ``state``, ``said``, ``error``, ``down``."""
+        self.table_rows: list[list[str]] = []
+        """Every table row as its cells' text (``th`` and ``td`` alike)."""
+        self.refresh = ""
+        self._open: list[tuple[str, str]] = []
+        self._cell: list[str] | None = None
+        self.feed(body)
+
+    @property
+    def buttons(self) -> list[str]:
+        return [f.label for f in self.forms]
+
+    @property
+    def rows(self) -> dict[str, str]:
+        """The two-cell rows (a ``th`` and its ``td``: the call's details) by heading."""
+        return {r[0]: r[1] for r in self.table_rows if len(r) == 2}
+
+    def form(self, label: str) -> DesktopForm:
+        """The form whose button says ``label`` (AssertionError when none does)."""
+        found = [f for f in self.forms if f.label == label]
+        assert found, f"no button {label!r}; the page has {self.buttons}"
+        return found[0]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append(DesktopForm(a.get("method", "get"), a.get("action", ""), {}))
+        elif tag in ("input", "select") and self.forms and a.get("name"):
+            self.forms[-1].fields[a["name"]] = a.get("value", "")
+        elif tag == "option" and self.forms and self.forms[-1].fields:
+            last = list(self.forms[-1].fields)[-1]
+            self.forms[-1].fields[last] = self.forms[-1].fields[last] or a.get("value", "")
+        elif tag == "meta" and a.get("http-equiv") == "refresh":
+            self.refresh = a.get("content", "")
+        elif tag == "tr":
+            self.table_rows.append([])
+        elif tag in ("th", "td"):
+            self._cell = []
+        key = a.get("id") or a.get("class", "").split(" ")[0]
+        if key in ("state", "said", "error", "down"):
+            self.texts[key] = ""
+            self._open.append((tag, key))
+        elif tag == "button" and self.forms:
+            self._open.append((tag, "button"))
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and self._open[-1][0] == tag:
+            self._open.pop()
+        if tag in ("th", "td") and self._cell is not None and self.table_rows:
+            self.table_rows[-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+        for _tag, key in self._open:
+            if key == "button":
+                self.forms[-1].label += data
+            else:
+                self.texts[key] += data
+
+
+class DesktopBrowser:
+    """A browser on the agent desktop (``/desktop``) over TCP: it keeps the session
+    cookie, follows the redirect after each form, and presses buttons by their label::
+
+        browser = DesktopBrowser(center.daemon.api.port)
+        page = await browser.sign_in("1001", "1234")
+        page = await browser.press("Pause: lunch")
+        page.texts["state"]                # "paused: lunch"
+    """
+
+    def __init__(self, port: int, *, origin: str | None = None) -> None:
+        self.port = port
+        self.cookie = ""
+        self.origin = origin if origin is not None else f"http://127.0.0.1:{port}"
+        self.page: DesktopPage | None = None
+
+    async def get(self, path: str = "/desktop") -> DesktopPage:
+        return await self._request("GET", path, b"")
+
+    async def post(
+        self, path: str, fields: Mapping[str, str], *, follow: bool = True
+    ) -> DesktopPage:
+        """Post a form; a redirect (303) is followed with a GET, as a browser does (unless
+        not ``follow``: the redirect itself)."""
+        body = urllib.parse.urlencode(dict(fields)).encode()
+        page = await self._request("POST", path, body)
+        if page.status == 303 and follow:
+            return await self.get(page.headers["location"])
+        return page
+
+    async def sign_in(self, agent: str, pin: str) -> DesktopPage:
+        return await self.post("/desktop/sign-in", {"agent": agent, "pin": pin})
+
+    async def press(self, label: str, **typed: str) -> DesktopPage:
+        """Press the button ``label`` of the last page (``typed``: what was typed into the
+        form's fields); a button that opens a page of its own gives that page."""
+        assert self.page is not None, "no page yet"
+        form = self.page.form(label)
+        fields = {**form.fields, **typed}
+        if form.method.lower() == "get":
+            return await self.get(f"{form.action}?{urllib.parse.urlencode(fields)}")
+        return await self.post(form.action, fields)
+
+    async def _request(self, method: str, path: str, body: bytes) -> DesktopPage:
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+        if self.cookie:
+            head += f"Cookie: {self.cookie}\r\n"
+        if method == "POST":
+            head += f"Origin: {self.origin}\r\n"
+            head += "Content-Type: application/x-www-form-urlencoded\r\n"
+        head += f"Content-Length: {len(body)}\r\n\r\n"
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            writer.write(head.encode() + body)
+            await writer.drain()
+            data = await reader.read()
+        finally:
+            writer.close()
+        top, _, answer = data.partition(b"\r\n\r\n")
+        lines = top.decode("latin-1").split("\r\n")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        cookie = headers.get("set-cookie", "")
+        if cookie:
+            pair = cookie.split(";", 1)[0]
+            self.cookie = "" if "Max-Age=0" in cookie else pair
+        page = DesktopPage(int(lines[0].split()[1]), headers, answer.decode())
+        if page.headers.get("content-type", "").startswith("text/html"):
+            self.page = page
+        return page
 
 
 def _write_config(path: Path, settings: Mapping[str, Any]) -> None:

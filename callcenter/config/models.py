@@ -562,6 +562,21 @@ class APIConfig(_Model):
         description="Heading of the wallboard page (GET /wallboard), such as the site's name.",
         examples=["Support, Lyon"],
     )
+    desktop: bool = Field(
+        default=True,
+        description="Serve the agent desktop (http://<api.host>:<api.port>/desktop): agents "
+        "sign in with their id and PIN (agents without a pin cannot) and see their state, "
+        "their call and its screen pop, and buttons to pause, transfer, hold, give "
+        "dispositions... It needs no api.token (the PIN is its key); false: off. For agents "
+        "on other machines set api.host (and a token), best behind a TLS proxy.",
+    )
+    desktop_session_hours: float = Field(
+        default=12,
+        gt=0,
+        le=24,
+        description="How long a sign-in to the agent desktop lasts (a restart of the daemon "
+        "signs everyone out; a PIN changed by a reload signs that agent out).",
+    )
 
     @model_validator(mode="after")
     def _open_api_needs_token(self) -> APIConfig:

@@ -134,13 +134,22 @@ Routes (all JSON)::
     GET  /wallboard                       an HTML page for the floor's screen
                                           (callcenter.live.wallboard; ?queues=a,b,
                                           ?team=night, ?refresh=5, ?token=)
+    GET  /desktop                         the agent desktop: an HTML page per agent, who
+    POST /desktop/sign-in                 signs in with their id and PIN (a cookie) and
+    POST /desktop/act                     presses buttons (forms posting agent actions):
+    POST /desktop/sign-out                callcenter.live.desktop (no token: the PIN is
+    GET  /desktop/dial, /desktop/callback its key; off with api.desktop: false)
     GET  /events                          the engine's events live, as Server-Sent Events
                                           (?agent=1001, ?queue=sales, ?events=A,B;
                                           Last-Event-ID or ?last_id= resumes): see
                                           callcenter.live.stream
 
-With ``api.token`` set, every route but ``GET /health`` and ``GET /metrics`` needs the header
-``Authorization: Bearer <token>`` (401 without it).
+With ``api.token`` set, every route but ``GET /health``, ``GET /metrics`` and the desktop's
+needs the header ``Authorization: Bearer <token>`` (401 without it).
+
+A ``POST`` from a browser's page of another site (an ``Origin`` neither this server's, by
+``Host`` or ``X-Forwarded-Host``, nor one of ``api.cors_origins``) is refused with 403: a
+form needs no preflight, so any page could otherwise make a browser on this machine act.
 
 Errors come back as ``{"error": "..."}`` with status 400 (bad request), 403 (a supervisor
 monitoring an agent outside their ``teams``), 404 (unknown agent, supervisor or route) or
@@ -165,6 +174,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import math
 import re
 import time
 from collections import deque
@@ -195,10 +205,10 @@ from callcenter.errors import (
     UnknownQueue,
     UnknownSupervisor,
 )
-from callcenter.live import wallboard
+from callcenter.live import desktop, wallboard
 from callcenter.live.metrics import Metrics
 from callcenter.live.stream import EventStreams, StreamFilter
-from callcenter.live.today import Today
+from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
@@ -365,6 +375,12 @@ class ControlAPI:
         self._server: asyncio.Server | None = None
         self.streams = None if read_only else EventStreams(switchboard.bus)
         """``GET /events`` clients (not on the read-only metrics listener)."""
+        self.desktop_sessions = desktop.DesktopSessions(
+            switchboard.config.api.desktop_session_hours
+        )
+        self._sign_in_guard = desktop.SignInGuard()
+        self._desktop_notes: dict[str, tuple[str, str]] = {}
+        """Agent -> (what happened, what went wrong): said once on their next page."""
 
     async def start(self) -> None:
         """Bind and listen; raises ``ListenError`` if the address is unusable."""
@@ -390,7 +406,7 @@ class ControlAPI:
         status, payload = 500, {"error": "internal error"}
         text: str | None = None
         kind = METRICS_CONTENT_TYPE
-        cors = ""
+        cors = extra = ""
         try:
             request = await asyncio.wait_for(_read_request(reader), 10.0)
             method, path = request.method, request.path
@@ -399,7 +415,16 @@ class ControlAPI:
             if method == "OPTIONS":
                 await _preflight(writer, cors)
                 return
-            if method == "GET" and route == "/metrics":
+            if method == "POST" and not cors and not _same_origin(request):
+                # A page of another site posting here (a form needs no preflight): refused
+                # whatever it sends, so that no browser can be made to act for its user.
+                raise HTTPError(403, f"requests from pages of {request.origin} are refused")
+            if route == "/desktop" or route.startswith("/desktop/"):
+                if self.read_only or not self.switchboard.config.api.desktop:
+                    raise HTTPError(404, "the agent desktop is off (api.desktop)")
+                status, text, extra = await self._desktop_page(request)
+                kind = "text/html; charset=utf-8"
+            elif method == "GET" and route == "/metrics":
                 status, text = 200, self.render_metrics()
             elif method == "GET" and route == "/events" and self.streams is not None:
                 await self._stream(reader, writer, request, cors)
@@ -422,10 +447,12 @@ class ControlAPI:
             data = text.encode()
         else:
             data, kind = json.dumps(payload).encode(), "application/json"
-        challenge = 'WWW-Authenticate: Bearer realm="callcenter"\r\n' if status == 401 else ""
+        challenge = ""
+        if status == 401 and text is None:
+            challenge = 'WWW-Authenticate: Bearer realm="callcenter"\r\n'
         head = (
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: {kind}\r\nContent-Length: {len(data)}\r\n{challenge}{cors}"
+            f"Content-Type: {kind}\r\nContent-Length: {len(data)}\r\n{challenge}{cors}{extra}"
             "Connection: close\r\n\r\n"
         ).encode()
         with contextlib.suppress(ConnectionError):
@@ -507,6 +534,155 @@ class ControlAPI:
             refresh=asked.refresh,
         )
         return wallboard.render(page)
+
+    async def _desktop_page(self, request: _Request) -> tuple[int, str, str]:
+        """The routes of the agent desktop (:mod:`callcenter.live.desktop`): (status, page,
+        extra header lines)."""
+        config = self.switchboard.config
+        title = config.api.wallboard_title
+        method, route = request.method, request.path.split("?", 1)[0]
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(request.path).query).items()}
+        router = self.switchboard.router
+        pins = {aid: a.pin for aid, a in config.agents.items() if aid in router.agents}
+        sessions = self.desktop_sessions
+        sessions.seconds = int(config.api.desktop_session_hours * 3600)
+        if method == "POST" and route == "/desktop/sign-in":
+            return self._desktop_sign_in(request.form, pins, title)
+        if method == "POST" and route == "/desktop/sign-out":
+            leaving = sessions.agent(_cookie(request.cookie, desktop.COOKIE), pins)
+            if leaving is not None:
+                sessions.sign_out(leaving)
+                log.info("desktop_signed_out", agent=leaving)
+            gone = f"Set-Cookie: {desktop.COOKIE}=; Path=/desktop; Max-Age=0; HttpOnly; "
+            return 303, "", _PAGE_HEADERS + "Location: /desktop\r\n" + gone + "SameSite=Strict\r\n"
+        agent_id = sessions.agent(_cookie(request.cookie, desktop.COOKIE), pins)
+        if agent_id is None:
+            if method == "GET" and route == "/desktop":
+                return 200, desktop.render_sign_in(title), _PAGE_HEADERS
+            return 303, "", _PAGE_HEADERS + "Location: /desktop\r\n"
+        if method == "POST" and route == "/desktop/act":
+            await self._desktop_act(agent_id, request.form)
+            return 303, "", _PAGE_HEADERS + "Location: /desktop\r\n"
+        if method != "GET":
+            raise HTTPError(405, f"use GET for {route}")
+        agent = router.agent_view(agent_id)
+        if route == "/desktop":
+            refresh = query.get("refresh", str(desktop.REFRESH))
+            if not refresh.isdigit() or not 1 <= int(refresh) <= 60:
+                raise HTTPError(400, f"refresh is 1 to 60 seconds, not {refresh!r}")
+            return 200, desktop.render(self._desktop_view(agent, int(refresh))), _PAGE_HEADERS
+        if route == "/desktop/dial":
+            if config.acd.dial_out is None:
+                raise HTTPError(404, "agents dial no numbers here (acd.dial_out)")
+            queues = [str(q) for q in agent["queues"]]
+            return 200, desktop.render_dial(title, agent, queues), _PAGE_HEADERS
+        if route == "/desktop/callback":
+            code = query.get("code", "")
+            disposition = config.dispositions.get(code)
+            if disposition is None or not disposition.callback:
+                raise HTTPError(404, f"no callback code {code!r} (dispositions)")
+            now = datetime.now(ZoneInfo(config.ivr.timezone))
+            earliest = now.strftime("%Y-%m-%dT%H:%M")
+            return 200, desktop.render_callback(title, agent, code, earliest), _PAGE_HEADERS
+        raise HTTPError(404, f"no route {method} {route}")
+
+    def _desktop_sign_in(
+        self, form: dict[str, str], pins: dict[str, str | None], title: str
+    ) -> tuple[int, str, str]:
+        agent_id, given = form.get("agent", "").strip(), form.get("pin", "").strip()
+        wait = self._sign_in_guard.wait(agent_id)
+        if wait > 0:
+            log.warning("desktop_sign_in_held", agent=agent_id, seconds=round(wait))
+            error = f"Too many wrong PINs: try again in {math.ceil(wait)} seconds."
+            return 429, desktop.render_sign_in(title, agent=agent_id, error=error), _PAGE_HEADERS
+        pin = pins.get(agent_id)
+        if agent_id in pins and pin is None:
+            error = (
+                f"Agent {agent_id} has no PIN, and the desktop needs one: ask for "
+                f"agents.{agent_id}.pin in the config."
+            )
+            return 403, desktop.render_sign_in(title, agent=agent_id, error=error), _PAGE_HEADERS
+        if pin is None or not hmac.compare_digest(given.encode(), pin.encode()):
+            self._sign_in_guard.failed(agent_id)
+            log.warning("desktop_sign_in_refused", agent=agent_id)
+            error = "Wrong agent or PIN."
+            return 401, desktop.render_sign_in(title, agent=agent_id, error=error), _PAGE_HEADERS
+        self._sign_in_guard.succeeded(agent_id)
+        log.info("desktop_signed_in", agent=agent_id)
+        cookie = (
+            f"Set-Cookie: {desktop.COOKIE}={self.desktop_sessions.issue(agent_id, pin)}; "
+            f"Path=/desktop; Max-Age={self.desktop_sessions.seconds}; HttpOnly; "
+            "SameSite=Strict\r\n"
+        )
+        return 303, "", _PAGE_HEADERS + "Location: /desktop\r\n" + cookie
+
+    async def _desktop_act(self, agent_id: str, form: dict[str, str]) -> None:
+        """One button of the desktop: the API's agent action, what it did noted for the page."""
+        action = form.get("action", "")
+        if action not in desktop.ACTIONS:
+            self._desktop_notes[agent_id] = ("", f"No such action: {action!r}")
+            return
+        body: dict[str, Any] = {k: v for k, v in form.items() if k in desktop.FIELDS and v}
+        try:
+            answer = await self._agent_action(agent_id, action, body, via="desktop")
+        except HTTPError as exc:
+            self._desktop_notes[agent_id] = ("", str(exc))
+            return
+        self._desktop_notes[agent_id] = (desktop.said(action, answer, body), "")
+
+    def _desktop_view(self, agent: dict[str, Any], refresh: int) -> desktop.Desktop:
+        board = self.switchboard
+        config = board.config
+        router = board.router
+        agent_id = str(agent["id"])
+        now = time.monotonic()
+        mine = [str(q) for q in agent["queues"]]
+        call: desktop.CallShown | None = None
+        active = board.active.get(agent["call_id"]) if agent["call_id"] else None
+        if active is None:
+            found = board.agent_call(agent_id)
+            active = found[1] if found is not None else None
+        if active is not None:
+            info = active.call.info
+            call = desktop.CallShown(
+                number=active.called or info.caller_num,
+                name=info.caller_name,
+                queue=active.queue,
+                call_id=info.call_id,
+                on_line_seconds=now - active.started,
+                talk_seconds=now - active.talk_since if active.talk_since else None,
+                variables=dict(active.variables),
+                on_hold=active.held_since is not None,
+                recording=active.recording is not None,
+                recording_paused=active.recording_muted,
+                consult=consult_view(active.consult),
+            )
+        elif agent["state"] not in ("ringing", "on_call"):
+            last = board.last_call_of(agent_id)
+            if last is not None:
+                call = desktop.CallShown(number=last[0], queue=last[1] or None)
+        today = self.today
+        day = today.agent(agent_id) if today is not None else AgentDay()
+        if today is not None:
+            today.roll()
+        said, error = self._desktop_notes.pop(agent_id, ("", ""))
+        return desktop.Desktop(
+            title=config.api.wallboard_title,
+            now=datetime.now(ZoneInfo(config.ivr.timezone)),
+            agent=agent,
+            queues=[router.queue_view(q, now) for q in mine],
+            day=day,
+            pause_reasons=list(config.pause_reasons),
+            dispositions={code: d.callback for code, d in config.dispositions.items()},
+            transfer_queues=[q for q in router.queue_names() if call is None or q != call.queue],
+            call=call,
+            preview=next((p for p in board.previews() if p["agent"] == agent_id), None),
+            can_dial=config.acd.dial_out is not None,
+            pbx_down=None if self.link.connected else self.link.reason,
+            said=said,
+            error=error,
+            refresh=refresh,
+        )
 
     def _authorize(self, authorization: str) -> None:
         """With ``api.token``, every route but ``GET /health`` and ``GET /metrics`` needs
@@ -765,14 +941,14 @@ class ControlAPI:
         return {"campaign": campaign.view()}
 
     async def _agent_action(
-        self, agent_id: str, action: str, body: dict[str, Any]
+        self, agent_id: str, action: str, body: dict[str, Any], via: str = "api"
     ) -> dict[str, Any]:
         router = self.switchboard.router
         try:
             if action == "login":
-                router.login(agent_id, via="api", device=self._desk(agent_id, body))
+                router.login(agent_id, via=via, device=self._desk(agent_id, body))
             elif action == "logout":
-                router.logout(agent_id, via="api")
+                router.logout(agent_id, via=via)
             elif action == "pause":
                 reason = str(body.get("reason", "break"))
                 allowed = self.switchboard.config.pause_reasons
@@ -780,11 +956,11 @@ class ControlAPI:
                     raise HTTPError(400, f"unknown pause reason {reason!r}; use one of {allowed}")
                 if "queue" in body:
                     return self._queue_pause(agent_id, body, reason)
-                router.pause(agent_id, reason, via="api")
+                router.pause(agent_id, reason, via=via)
             elif action == "unpause":
                 if "queue" in body:
                     return self._queue_pause(agent_id, body, None)
-                router.unpause(agent_id, via="api")
+                router.unpause(agent_id, via=via)
             elif action == "ready":
                 router.end_wrapup(agent_id)
             elif action == "transfer":
@@ -825,7 +1001,7 @@ class ControlAPI:
                     raise HTTPError(400, '"queue" names a queue: {"queue": "sales"}')
                 data = _callback_data(body.get("data"))
                 return await self.switchboard.dials.start(
-                    agent_id, number, queue, via="api", data=data
+                    agent_id, number, queue, via=via, data=data
                 )
             elif action == "hangup":
                 call_id = await self.switchboard.leave_call(agent_id)
@@ -1137,6 +1313,34 @@ def _callback_time(value: object, zone: str) -> datetime | None:
     return at.replace(tzinfo=ZoneInfo(zone)) if at.tzinfo is None else at
 
 
+_PAGE_HEADERS: Final = (
+    "Cache-Control: no-store\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
+    "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'\r\n"
+)
+"""The desktop's pages: never cached, never framed (a page of another site putting ours
+in a frame could make an agent press our buttons), no script at all."""
+
+
+def _cookie(header: str, name: str) -> str:
+    """The value of cookie ``name`` in a ``Cookie:`` header ("" when absent)."""
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return ""
+
+
+def _same_origin(request: _Request) -> bool:
+    """Whether the page that sent ``request`` is one of this server's (no ``Origin``: not
+    sent by a browser's page). Behind a proxy, its ``Host`` reaches us as
+    ``X-Forwarded-Host`` or as ``Host`` itself."""
+    if not request.origin:
+        return True
+    sent_from = urlsplit(request.origin).netloc.lower()
+    return bool(sent_from) and sent_from in (request.host.lower(), request.forwarded_host.lower())
+
+
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """After an error answer: end our side, then drop what the client still sends (at most
     LINGER_BYTES for LINGER_SECONDS). Closing with its unread bytes in our buffer would send
@@ -1187,6 +1391,11 @@ class _Request:
     authorization: str = ""
     last_event_id: str = ""
     origin: str = ""
+    host: str = ""
+    forwarded_host: str = ""
+    cookie: str = ""
+    form: dict[str, str] = field(default_factory=dict)
+    """A ``/desktop`` page's form fields (``application/x-www-form-urlencoded``)."""
 
 
 async def _read_request(reader: asyncio.StreamReader) -> _Request:
@@ -1196,19 +1405,26 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
     except ValueError:
         raise HTTPError(400, "malformed request line") from None
     length = 0
-    authorization = last_event_id = origin = ""
+    authorization = last_event_id = origin = host = forwarded_host = cookie = ""
     for _ in range(MAX_HEADERS + 1):
         line = await _read_line(reader)
         if line in ("\r\n", "\n", ""):
             break
         name, _, value = line.partition(":")
-        if name.strip().lower() == "authorization":
+        name = name.strip().lower()
+        if name == "authorization":
             authorization = value.strip()
-        elif name.strip().lower() == "last-event-id":
+        elif name == "last-event-id":
             last_event_id = value.strip()
-        elif name.strip().lower() == "origin":
+        elif name == "origin":
             origin = value.strip()
-        elif name.strip().lower() == "content-length":
+        elif name == "host":
+            host = value.strip()
+        elif name == "x-forwarded-host":
+            forwarded_host = value.strip()
+        elif name == "cookie":
+            cookie = value.strip()
+        elif name == "content-length":
             try:
                 length = int(value.strip())
             except ValueError:
@@ -1220,7 +1436,16 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
     if length > MAX_BODY:
         raise HTTPError(413, "body too large")
     body: dict[str, Any] = {}
-    if length:
+    form: dict[str, str] = {}
+    route = path.split("?", 1)[0]
+    if length and (route == "/desktop" or route.startswith("/desktop/")):
+        raw = await reader.readexactly(length)
+        try:
+            fields = parse_qs(raw.decode(), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise HTTPError(400, "form is not UTF-8") from None
+        form = {k: v[-1] for k, v in fields.items()}
+    elif length:
         raw = await reader.readexactly(length)
         try:
             parsed = json.loads(raw)
@@ -1229,4 +1454,15 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
         if not isinstance(parsed, dict):
             raise HTTPError(400, "body must be a JSON object")
         body = parsed
-    return _Request(method.upper(), path, body, authorization, last_event_id, origin)
+    return _Request(
+        method.upper(),
+        path,
+        body,
+        authorization,
+        last_event_id,
+        origin,
+        host,
+        forwarded_host,
+        cookie,
+        form,
+    )

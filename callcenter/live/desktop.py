@@ -1,0 +1,556 @@
+"""The agent desktop: ``/desktop``, one web page per agent with their state, their call and
+what they can do about it.
+
+An agent opens ``http://<daemon>:8470/desktop`` in a browser and signs in with their id and
+PIN (``agents.<id>.pin``: an agent without a PIN cannot sign in). The page shows:
+
+* their state and for how long (the pause reason; a pause or logout waiting for the call's
+  end; a disposition the call still owes);
+* the call that rings or that they talk on: the caller's number and name, the queue, how
+  long the caller has been on the line, the IVR's variables (the screen pop), hold,
+  recording and consultation; in wrap-up, the call just ended;
+* a lead shown to them by a preview campaign, with its data;
+* the queues they are in, with the callers waiting there and the longest wait;
+* today's calls and talk time.
+
+And one button for each thing the state allows: log in and out of the queues, pause (a
+button per ``pause_reasons`` entry), ready, hold, transfer (to the supervisor, into another
+queue), consult the supervisor and hand over, join or go back, ask for help, record, pause
+the recording, hang up, give the disposition (a button per code), dial or skip a preview.
+What needs typing (a number to dial, a callback code's time) has a page of its own: the
+desktop reloads itself every few seconds (``?refresh=``), which would wipe a half-typed
+field.
+
+Rendered by the daemon as the wallboard is: no script, no assets. Each button posts a form
+to ``/desktop/act``; the answer sends the browser back to ``/desktop``, where what happened
+(or why it could not) is said once, on top.
+
+Signing in gives a cookie (``HttpOnly``, ``SameSite=Strict``, ``Path=/desktop``) signed with
+a key the daemon draws at start, valid for ``api.desktop_session_hours``: a restart signs
+everyone out, a PIN changed by a reload ends that agent's sessions (the PIN is in the
+signature), and signing out on one browser ends the agent's sessions on all.
+:class:`SignInGuard` stops PIN guessing: five wrong PINs for one agent within five minutes
+refuse that agent's sign-in until the first of them is five minutes old; fifty wrong tries
+within a minute, for whoever, refuse every sign-in for that minute. A form posted from
+another site's page (its ``Origin`` is not this server's) is refused with 403, and the pages
+may not be framed.
+
+The desktop needs no ``api.token`` (the PIN is its key); ``api.desktop: false`` turns it off.
+Between machines, the PIN and the cookie cross the network in clear unless a TLS proxy fronts
+the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import html
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from callcenter.live.today import AgentDay
+from callcenter.live.wallboard import STATE_NAMES, clock
+
+REFRESH: Final = 3
+"""Seconds between two reloads of the desktop, unless ``?refresh=`` says otherwise."""
+COOKIE: Final = "cc_desktop"
+PIN_TRIES: Final = 5
+"""Wrong PINs for one agent within :data:`PIN_WINDOW` before that agent's sign-in waits."""
+PIN_WINDOW: Final = 300.0
+ALL_TRIES: Final = 50
+"""Wrong tries within :data:`ALL_WINDOW`, whichever agents they named, before every sign-in
+waits (someone is going through the agents)."""
+ALL_WINDOW: Final = 60.0
+ACTIONS: Final = frozenset(
+    {
+        "login",
+        "logout",
+        "pause",
+        "unpause",
+        "ready",
+        "hold",
+        "unhold",
+        "transfer",
+        "consult",
+        "consult-complete",
+        "consult-join",
+        "consult-cancel",
+        "help",
+        "record",
+        "pause-recording",
+        "resume-recording",
+        "hangup",
+        "disposition",
+        "dial",
+        "preview-dial",
+        "preview-skip",
+    }
+)
+"""The agent actions of the control API (``POST /agents/{id}/<action>``) the desktop's
+forms may post; their other fields (reason, code, at, number, queue, to) are the body."""
+FIELDS: Final = frozenset({"reason", "code", "at", "number", "queue", "to"})
+
+_STYLE: Final = """
+body{font-family:system-ui,sans-serif;background:#f4f4f6;color:#222;margin:1em auto;
+max-width:60em;padding:0 1em}
+h1{font-size:1.3em;margin:.2em 0 .6em}h1 small{color:#777;font-weight:normal}
+h2{font-size:1em;color:#555;margin:1.2em 0 .4em}
+section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:.6em 0}
+table{border-collapse:collapse}th,td{padding:.15em .8em .15em 0;text-align:left}
+th{color:#777;font-weight:normal}
+form{display:inline-block;margin:.2em .3em .2em 0}
+button{font-size:1em;padding:.4em .9em;border-radius:4px;border:1px solid #888;background:#fff;
+cursor:pointer}button.main{background:#2a6;color:#fff;border-color:#2a6}
+button.warn{background:#c33;color:#fff;border-color:#c33}
+input,select{font-size:1em;padding:.3em}
+.said{background:#e6f4ea;border:1px solid #2a6;padding:.5em;border-radius:4px}
+.error{background:#fce8e6;border:1px solid #c33;padding:.5em;border-radius:4px}
+.down{background:#c33;color:#fff;padding:.5em;border-radius:4px}
+.state{font-weight:bold}.available{color:#2a6}.ringing{color:#b80}.on_call{color:#26c}
+.wrap_up{color:#85c}.paused{color:#d60}.logged_out{color:#777}
+"""
+
+
+# -- sessions and guessing ---------------------------------------------------------------
+
+
+class DesktopSessions:
+    """Signed session cookies: ``<agent, base64>.<signed in at, unix ms>.<HMAC-SHA256>``,
+    the HMAC over the agent, the time and the agent's PIN with this daemon's key. Signing
+    out (:meth:`sign_out`) ends every session of that agent signed in before it."""
+
+    def __init__(
+        self,
+        hours: float,
+        *,
+        key: bytes | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.seconds = int(hours * 3600)
+        self._key = key if key is not None else secrets.token_bytes(32)
+        self._clock = clock
+        self._signed_out: dict[str, int] = {}
+
+    def issue(self, agent: str, pin: str) -> str:
+        """The cookie value that signs ``agent`` in for :attr:`seconds` from now."""
+        at = self._now_ms()
+        name = base64.urlsafe_b64encode(agent.encode()).decode().rstrip("=")
+        return f"{name}.{at}.{self._sign(agent, at, pin)}"
+
+    def agent(self, value: str, pins: Mapping[str, str | None]) -> str | None:
+        """The agent ``value`` signs in (``pins``: agent id -> PIN now), or None: forged,
+        expired, signed out since, an agent since removed, a PIN since changed."""
+        name, _, rest = value.partition(".")
+        at_text, _, signature = rest.partition(".")
+        if not at_text.isdigit() or len(at_text) > 16 or not signature:
+            return None
+        try:
+            agent = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
+        except (binascii.Error, ValueError):
+            return None
+        pin = pins.get(agent)
+        at = int(at_text)
+        if pin is None or at + self.seconds * 1000 < self._now_ms():
+            return None
+        if at < self._signed_out.get(agent, 0):
+            return None
+        if not hmac.compare_digest(signature, self._sign(agent, at, pin)):
+            return None
+        return agent
+
+    def sign_out(self, agent: str) -> None:
+        """End the agent's sessions (every browser they signed in on)."""
+        self._signed_out[agent] = self._now_ms() + 1
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _sign(self, agent: str, at: int, pin: str) -> str:
+        message = f"{agent}\x00{at}\x00{pin}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+
+class SignInGuard:
+    """Counts wrong PINs (see the module doc): :meth:`wait` says how long a sign-in for an
+    agent must wait, :meth:`failed` and :meth:`succeeded` record the outcome of one."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._all: deque[float] = deque()
+
+    def wait(self, agent: str) -> float:
+        """Seconds before a sign-in for ``agent`` is tried (0: now)."""
+        now = self._clock()
+        _drop_before(self._all, now - ALL_WINDOW)
+        waits = [0.0]
+        if len(self._all) >= ALL_TRIES:
+            waits.append(self._all[0] + ALL_WINDOW - now)
+        mine = self._failures.get(agent)
+        if mine is not None:
+            _drop_before(mine, now - PIN_WINDOW)
+            if not mine:
+                del self._failures[agent]
+            elif len(mine) >= PIN_TRIES:
+                waits.append(mine[0] + PIN_WINDOW - now)
+        return max(waits)
+
+    def failed(self, agent: str) -> None:
+        now = self._clock()
+        self._all.append(now)
+        self._failures.setdefault(agent, deque()).append(now)
+        if len(self._failures) > 10_000:
+            # Made-up agent ids by the thousand: keep the newest (the overall count stays).
+            for stale in list(self._failures)[:5_000]:
+                del self._failures[stale]
+
+    def succeeded(self, agent: str) -> None:
+        self._failures.pop(agent, None)
+
+
+def _drop_before(times: deque[float], cutoff: float) -> None:
+    while times and times[0] <= cutoff:
+        times.popleft()
+
+
+# -- what one page shows -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallShown:
+    """The call on the desktop: the one ringing or talked on, or else the last one (what a
+    disposition goes to)."""
+
+    number: str
+    name: str = ""
+    queue: str | None = None
+    call_id: str = ""
+    on_line_seconds: float | None = None
+    """Since the caller's call reached the daemon (None: the call is over)."""
+    talk_seconds: float | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    on_hold: bool = False
+    recording: bool = False
+    recording_paused: bool = False
+    consult: Mapping[str, Any] | None = None
+    """:func:`callcenter.consult.consult_view`: ``to``, ``state``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Desktop:
+    """What one rendering of an agent's desktop shows (gathered by the API)."""
+
+    title: str
+    now: datetime
+    agent: Mapping[str, Any]
+    """The router's agent view (``Router.agent_view``)."""
+    queues: Sequence[Mapping[str, Any]]
+    """Router queue views of the agent's queues."""
+    day: AgentDay
+    pause_reasons: Sequence[str]
+    dispositions: Mapping[str, bool]
+    """Code -> whether it is a callback code (asks for a time)."""
+    transfer_queues: Sequence[str]
+    """Queues a caller may be transferred into (every queue but the call's)."""
+    call: CallShown | None = None
+    preview: Mapping[str, Any] | None = None
+    """The lead a preview campaign shows the agent (``Switchboard.previews``)."""
+    can_dial: bool = False
+    """Agents may dial numbers themselves (``acd.dial_out``)."""
+    pbx_down: str | None = None
+    said: str = ""
+    error: str = ""
+    refresh: int = REFRESH
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+_e = html.escape
+
+
+def _head(title: str, refresh: int | None = None) -> list[str]:
+    reload = f'<meta http-equiv="refresh" content="{refresh};url=/desktop?refresh={refresh}">'
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        reload if refresh is not None else "",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
+    ]
+
+
+def button(action: str, label: str, css: str = "", **fields: str) -> str:
+    """One button: a form posting ``action`` and ``fields`` to ``/desktop/act``."""
+    hidden = "".join(
+        f'<input type="hidden" name="{_e(k)}" value="{_e(v)}">'
+        for k, v in {"action": action, **fields}.items()
+    )
+    css_attr = f' class="{css}"' if css else ""
+    return (
+        f'<form method="post" action="/desktop/act">{hidden}'
+        f"<button{css_attr}>{_e(label)}</button></form>"
+    )
+
+
+def _notes(said: str, error: str) -> list[str]:
+    parts = []
+    if said:
+        parts.append(f'<p class="said" role="status">{_e(said)}</p>')
+    if error:
+        parts.append(f'<p class="error" role="alert">{_e(error)}</p>')
+    return parts
+
+
+def render_sign_in(title: str, *, agent: str = "", error: str = "") -> str:
+    """The sign-in page (``agent``: the id typed before, kept in its field)."""
+    parts = _head(title)
+    parts.append(f"<h1>{_e(title)} <small>agent desktop</small></h1>")
+    parts += _notes("", error)
+    parts.append(
+        '<section><form method="post" action="/desktop/sign-in">'
+        '<label>Agent <input name="agent" autocomplete="username" required '
+        f'value="{_e(agent)}" size="8"></label> '
+        '<label>PIN <input name="pin" type="password" inputmode="numeric" '
+        'autocomplete="current-password" required size="6"></label> '
+        '<button class="main">Sign in</button></form></section></body></html>'
+    )
+    return "\n".join(parts)
+
+
+def render(desk: Desktop) -> str:
+    """The agent's desktop."""
+    agent = desk.agent
+    state = str(agent["state"])
+    who = agent.get("name") or agent["id"]
+    parts = _head(desk.title, desk.refresh)
+    parts.append(
+        f"<h1>{_e(str(who))} <small>agent {_e(str(agent['id']))} · "
+        f"{desk.now.strftime('%H:%M:%S')}</small></h1>"
+    )
+    if desk.pbx_down is not None:
+        parts.append(f'<p class="down">PBX link down: {_e(desk.pbx_down)}</p>')
+    parts += _notes(desk.said, desk.error)
+    parts.append(_state_section(desk, state))
+    if desk.preview is not None:
+        parts.append(_preview_section(desk.preview))
+    if desk.call is not None:
+        parts.append(_call_section(desk, state, desk.call))
+    parts.append(_actions_section(desk, state))
+    parts.append(_queues_section(desk))
+    parts.append(
+        '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
+        "</button></form> <small>(signing out of the page leaves you logged in to the "
+        "queues)</small></p></body></html>"
+    )
+    return "\n".join(parts)
+
+
+def _state_section(desk: Desktop, state: str) -> str:
+    agent = desk.agent
+    shown = STATE_NAMES.get(state, state)
+    if state == "paused" and agent.get("pause_reason"):
+        shown += f": {agent['pause_reason']}"
+    lines = [
+        f'<section><span class="state {_e(state)}" id="state">{_e(shown)}</span> '
+        f"for {clock(float(agent['time_in_state']))}"
+    ]
+    if agent.get("pending_pause"):
+        lines.append(f"<br>Pause ({_e(str(agent['pending_pause']))}) once this call is over")
+    if agent.get("logout_pending"):
+        lines.append("<br>Logged out once this call is over")
+    if agent.get("owes_disposition"):
+        lines.append("<br><strong>This call still needs its disposition.</strong>")
+    if state != "logged_out" and not agent.get("device_reachable", True):
+        lines.append(f"<br>Your phone ({_e(str(agent['device']))}) cannot be reached")
+    day = desk.day
+    lines.append(
+        f"<br><small>Today: {day.calls} call{'' if day.calls == 1 else 's'}, "
+        f"talk {clock(day.talk_seconds)}, paused {clock(day.paused_seconds)}</small>"
+    )
+    lines.append("</section>")
+    return "".join(lines)
+
+
+def _call_section(desk: Desktop, state: str, call: CallShown) -> str:
+    heading = "Last call" if call.on_line_seconds is None else "Ringing"
+    if state == "on_call" and call.on_line_seconds is not None:
+        heading = "Call"
+    rows = [("Number", call.number or "unknown")]
+    if call.name and call.name != call.number and call.name.strip("<>") != "unknown":
+        rows.append(("Name", call.name))
+    if call.queue:
+        rows.append(("Queue", call.queue))
+    if call.on_line_seconds is not None:
+        rows.append(("On the line", clock(call.on_line_seconds)))
+    if call.talk_seconds is not None:
+        rows.append(("Talking", clock(call.talk_seconds)))
+    if call.on_hold:
+        rows.append(("Hold", "the caller is on hold"))
+    if call.recording:
+        rows.append(("Recording", "paused" if call.recording_paused else "on"))
+    if call.consult is not None:
+        rows.append(("Consulting", f"{call.consult.get('to')} ({call.consult.get('state')})"))
+    for name, value in call.variables.items():
+        rows.append((name, value))
+    cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows)
+    return f'<section id="call"><h2>{heading}</h2><table>{cells}</table></section>'
+
+
+def _preview_section(preview: Mapping[str, Any]) -> str:
+    rows = [("Number", str(preview.get("number", ""))), ("Campaign", str(preview["campaign"]))]
+    rows += [(str(k), str(v)) for k, v in dict(preview.get("data") or {}).items()]
+    cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    seconds = float(preview.get("seconds_left", 0))
+    return (
+        f'<section id="preview"><h2>Lead to call ({clock(seconds)} left)</h2>'
+        f"<table>{cells}</table>"
+        + button("preview-dial", "Dial this lead", "main")
+        + button("preview-skip", "Skip")
+        + "</section>"
+    )
+
+
+def _actions_section(desk: Desktop, state: str) -> str:
+    buttons: list[str] = []
+    agent = desk.agent
+    call = desk.call
+    talking = state == "on_call" and call is not None and call.on_line_seconds is not None
+    if state == "logged_out":
+        buttons.append(button("login", "Log in to my queues", "main"))
+    if state in ("available", "wrap_up", "on_call", "ringing") and not agent.get("pending_pause"):
+        buttons += [button("pause", f"Pause: {r}", "", reason=r) for r in desk.pause_reasons]
+    if state == "paused":
+        buttons.append(button("unpause", "Ready", "main"))
+    if state == "wrap_up":
+        buttons.append(button("ready", "Ready: wrap-up done", "main"))
+    if talking and call is not None:
+        if call.on_hold:
+            buttons.append(button("unhold", "Take off hold", "main"))
+        else:
+            buttons.append(button("hold", "Hold"))
+        if call.consult is None:
+            buttons.append(button("transfer", "Transfer to the supervisor", "", to="supervisor"))
+            buttons += [
+                button("transfer", f"Transfer to queue {q}", "", queue=q)
+                for q in desk.transfer_queues
+            ]
+            buttons.append(button("consult", "Consult the supervisor", "", to="supervisor"))
+        else:
+            buttons += [
+                button("consult-complete", "Hand the caller over", "main"),
+                button("consult-join", "Talk all together"),
+                button("consult-cancel", "Back to the caller"),
+            ]
+        buttons.append(button("help", "Ask the supervisor for help"))
+        if not call.recording:
+            buttons.append(button("record", "Record"))
+        elif call.recording_paused:
+            buttons.append(button("resume-recording", "Resume recording"))
+        else:
+            buttons.append(button("pause-recording", "Pause recording"))
+        buttons.append(button("hangup", "Hang up", "warn"))
+    if desk.dispositions and (talking or (call is not None and state != "ringing")):
+        for code, is_callback in desk.dispositions.items():
+            if is_callback:
+                buttons.append(
+                    f'<form method="get" action="/desktop/callback">'
+                    f'<input type="hidden" name="code" value="{_e(code)}">'
+                    f"<button>Code: {_e(code)} …</button></form>"
+                )
+            else:
+                buttons.append(button("disposition", f"Code: {code}", "", code=code))
+    if desk.can_dial and state in ("available", "paused", "wrap_up"):
+        buttons.append(
+            '<form method="get" action="/desktop/dial"><button>Dial a number …</button></form>'
+        )
+    if state != "logged_out" and not agent.get("logout_pending"):
+        buttons.append(button("logout", "Log out of my queues"))
+    return '<section id="actions">' + "".join(buttons) + "</section>"
+
+
+def _queues_section(desk: Desktop) -> str:
+    if not desk.queues:
+        return "<section><h2>Queues</h2>You are in no queue.</section>"
+    rows = "".join(
+        f"<tr><td>{_e(str(q['name']))}</td><td>{q['waiting']}</td>"
+        f"<td>{clock(float(q['longest_wait']))}</td><td>{q['available']} / {q['staffed']}"
+        "</td></tr>"
+        for q in desk.queues
+    )
+    return (
+        '<section id="queues"><h2>Queues</h2><table><tr><th>queue</th><th>waiting</th>'
+        f"<th>longest wait</th><th>agents free</th></tr>{rows}</table></section>"
+    )
+
+
+def render_dial(title: str, agent: Mapping[str, Any], queues: Sequence[str]) -> str:
+    """The form for a number the agent dials (``POST /desktop/act`` ``action=dial``)."""
+    parts = _head(title)
+    options = "".join(f'<option value="{_e(q)}">{_e(q)}</option>' for q in queues)
+    choose = f' <label>as queue <select name="queue">{options}</select></label>' if queues else ""
+    parts.append(
+        f"<h1>{_e(str(agent.get('name') or agent['id']))} <small>dial a number</small></h1>"
+        '<section><form method="post" action="/desktop/act">'
+        '<input type="hidden" name="action" value="dial">'
+        '<label>Number <input name="number" type="tel" required autofocus size="16"></label>'
+        f'{choose} <button class="main">Dial</button></form> '
+        '<p><a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
+
+
+def render_callback(title: str, agent: Mapping[str, Any], code: str, earliest: str) -> str:
+    """The form for a callback code's time (``earliest``: ``YYYY-MM-DDTHH:MM``, now)."""
+    parts = _head(title)
+    parts.append(
+        f"<h1>{_e(str(agent.get('name') or agent['id']))} <small>code {_e(code)}</small></h1>"
+        '<section><form method="post" action="/desktop/act">'
+        '<input type="hidden" name="action" value="disposition">'
+        f'<input type="hidden" name="code" value="{_e(code)}">'
+        '<label>Call back at <input name="at" type="datetime-local" required '
+        f'min="{_e(earliest)}" value="{_e(earliest)}"></label> '
+        '<button class="main">Give the code</button></form> '
+        '<p><a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
+
+
+def said(action: str, answer: Mapping[str, Any], fields: Mapping[str, str]) -> str:
+    """What the desktop says once an action went through."""
+    if action == "pause":
+        return f"Paused: {fields.get('reason', '')}"
+    if action == "transfer":
+        target = answer.get("transferred_to") or answer.get("transferred_to_queue")
+        return f"Transferred to {target}"
+    if action == "consult":
+        return f"Consulting {answer.get('consulting')}: the caller is on hold"
+    if action == "disposition":
+        return f"Code {answer.get('code')} given to the call"
+    if action == "dial":
+        return f"Dialling {answer.get('number', fields.get('number', ''))}"
+    if action == "help":
+        return f"Supervisor {answer.get('supervisor')} is called to help"
+    return {
+        "login": "Logged in",
+        "logout": "Logged out",
+        "unpause": "Ready",
+        "ready": "Ready: wrap-up over",
+        "hold": "The caller is on hold",
+        "unhold": "Back with the caller",
+        "consult-complete": "The caller was handed over",
+        "consult-join": "Talking all together",
+        "consult-cancel": "Back with the caller",
+        "record": "Recording",
+        "pause-recording": "Recording paused",
+        "resume-recording": "Recording again",
+        "hangup": "Hung up",
+        "preview-dial": "Dialling the lead",
+        "preview-skip": "Lead skipped",
+    }.get(action, "Done")

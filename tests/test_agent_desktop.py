@@ -1,0 +1,314 @@
+"""The agent desktop (``/desktop``), as an agent uses it in a browser: sign in with the PIN,
+see the call that rings and the caller on it, press the buttons; over real TCP against both
+demo PBXs, read as a browser reads the pages (:class:`callcenter.testing.DesktopBrowser`)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callcenter.events import CallDisposed, EngineEvent
+from callcenter.live.desktop import ALL_TRIES, PIN_TRIES, DesktopSessions, SignInGuard
+from callcenter.testing import DesktopBrowser, merge, running_center, until
+
+#: Alice (1001, PIN 1111) takes sales and support; Bob (1002) support; Carol (1003, PIN
+#: 4321) is logged out and in sales. Two codes: a sale, and a callback with its time.
+DESK: dict[str, Any] = {
+    "agents": {"1001": {"pin": "1111"}},
+    "queues": {"sales": {"agents": ["1001", "1003"], "wrapup": 0}},
+    "dispositions": {"sale": "a sale", "later": {"callback": True}},
+    "acd": {"callback_dial": "PJSIP/${number}", "callback_allow": ["_555XXXX"]},
+}
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_alice_signs_in_with_her_pin_and_works_a_call_from_the_page(
+    tmp_path: Path, transport: str
+) -> None:
+    """A wrong PIN is refused; with hers Alice sees she is free. A sales caller rings
+    through: the page shows his number and queue; she holds him, takes him back, gives the
+    code "sale", hangs up, pauses for lunch, comes back, and signs out."""
+    async with running_center(tmp_path, transport=transport, config=DESK) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        disposed: list[EngineEvent] = []
+        board = center.daemon.switchboard
+        board.bus.subscribe(disposed.append, (CallDisposed,))
+        router = center.daemon.router
+        browser = DesktopBrowser(center.daemon.api.port)
+        first = await browser.get()
+        wrong = await browser.sign_in("1001", "9999")
+        free = await browser.sign_in("1001", "1111")
+        caller = await center.caller_presses("5550001", "1")
+        await caller.wait_bridged(timeout=5)
+        talking = await browser.get()
+        held = await browser.press("Hold")
+        on_hold_in_status = [c["on_hold"] for c in (await center.api("GET", "/status"))[1]["calls"]]
+        back = await browser.press("Take off hold")
+        coded = await browser.press("Code: sale")
+        hung_up = await browser.press("Hang up")
+        await caller.wait_ended(timeout=5)
+        paused = await browser.press("Pause: lunch")
+        reason = router.agents["1001"].pause_reason
+        ready = await browser.press("Ready")
+        gone = await browser.press("Sign out of this page")
+        after = await browser.get()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert first.status == 200 and first.buttons == ["Sign in"]
+    assert (wrong.status, wrong.texts["error"]) == (401, "Wrong agent or PIN.")
+    assert (free.status, free.texts["state"]) == (200, "free")
+    assert free.refresh == "3;url=/desktop?refresh=3", "the page keeps itself up to date"
+    assert talking.texts["state"] == "on a call"
+    assert talking.rows["Number"] == "5550001"
+    assert talking.rows["Queue"] == "sales"
+    assert {"Hold", "Transfer to the supervisor", "Hang up", "Code: sale"} <= set(talking.buttons)
+    assert "Log in to my queues" not in talking.buttons
+    assert held.texts["said"] == "The caller is on hold"
+    assert held.rows["Hold"] == "the caller is on hold"
+    assert on_hold_in_status == [True]
+    assert back.texts["said"] == "Back with the caller" and "Hold" not in back.rows
+    assert coded.texts["said"] == "Code sale given to the call"
+    assert [(e.code, e.agent) for e in disposed if isinstance(e, CallDisposed)] == [
+        ("sale", "1001")
+    ]
+    assert hung_up.texts["said"] == "Hung up"
+    assert cdr["hung_up_by"] == "agent" and cdr["agent"] == "1001"
+    assert (paused.texts["state"], reason) == ("paused: lunch", "lunch")
+    assert paused.buttons[0] == "Ready"
+    assert ready.texts["state"] == "free"
+    assert gone.buttons == after.buttons == ["Sign in"]
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_carol_logs_in_from_the_page_and_transfers_her_caller_into_support(
+    tmp_path: Path, transport: str
+) -> None:
+    async with running_center(tmp_path, transport=transport, config=DESK) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1003", answer_after=0.05)
+        bob = center.add_phone("PJSIP/1002", answer_after=0.05)
+        router = center.daemon.router
+        router.pause("1001", "break", via="test")
+        browser = DesktopBrowser(center.daemon.api.port)
+        logged_out = await browser.sign_in("1003", "4321")
+        logged_in = await browser.press("Log in to my queues")
+        caller = await center.caller_presses("5550002", "1")
+        await caller.wait_bridged(timeout=5)
+        await until(lambda: router.agents["1003"].state == "on_call")
+        talking = await browser.get()
+        moved = await browser.press("Transfer to queue support")
+        await bob.wait_answered(timeout=5)
+        await until(lambda: router.agents["1002"].state == "on_call")
+        await caller.hangup()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
+    assert logged_out.texts["state"] == "logged out"
+    assert logged_out.buttons[0] == "Log in to my queues"
+    assert logged_in.texts == {"said": "Logged in", "state": "free"}
+    assert "Transfer to queue sales" not in talking.buttons, "not into the queue it came from"
+    assert moved.texts["said"] == "Transferred to support"
+    assert cdr["agent"] == "1003", "the first agent who answered"
+    assert cdr["transfer_path"] == "1003>support>1002"
+
+
+async def test_a_callback_code_and_a_number_to_dial_have_pages_of_their_own(
+    tmp_path: Path,
+) -> None:
+    """The page reloads itself: what needs typing (the time to call back, a number) is
+    asked on a page that does not."""
+    config = merge(DESK, {"acd": {"dial_out": "PJSIP/${number}", "dial_out_allow": ["_555XXXX"]}})
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        customer = center.add_phone("PJSIP/5550404", answer_after=0.1, hangup_after=0.3)
+        router = center.daemon.router
+        board = center.daemon.switchboard
+        browser = DesktopBrowser(center.daemon.api.port)
+        await browser.sign_in("1001", "1111")
+        caller = await center.caller_talks_to_an_agent("5550003", key="1")
+        await until(lambda: router.agents["1001"].state == "available")
+        free = await browser.get()
+        asked = await browser.press("Code: later …")
+        at = datetime.now(UTC) + timedelta(hours=2)
+        local = at.astimezone(ZoneInfo(board.config.ivr.timezone))
+        coded = await browser.press("Give the code", at=local.strftime("%Y-%m-%dT%H:%M"))
+        past = await browser.get("/desktop/callback?code=later")
+        refused = await browser.press("Give the code", at="2020-01-01T10:00")
+        dial_page = await browser.press("Dial a number …")
+        dialled = await browser.press("Dial", number="5550404")
+        await customer.wait_answered(timeout=5)
+        await until(lambda: router.agents["1001"].state == "available", timeout=5)
+        no_code = await browser.get("/desktop/callback?code=sale")
+        await center.idle()
+        timed = dict(board._timed_callbacks)
+    assert "Dial a number …" in free.buttons
+    assert free.rows["Number"] == "5550003", "the last call, to give it its code"
+    assert asked.refresh == "", "no reload while typing"
+    assert asked.forms[0].fields["code"] == "later"
+    assert coded.texts["said"] == "Code later given to the call"
+    assert list(timed) == [f"{caller.uniqueid}+callback"]
+    assert past.status == 200
+    assert "has passed" in refused.texts["error"]
+    assert dial_page.refresh == "" and "number" in dial_page.form("Dial").fields
+    assert dialled.texts["said"] == "Dialling 5550404"
+    assert customer.rings == 1
+    assert no_code.status == 404
+
+
+async def test_an_agent_without_a_pin_is_told_what_the_desktop_needs(tmp_path: Path) -> None:
+    async with running_center(tmp_path) as center:
+        browser = DesktopBrowser(center.daemon.api.port)
+        page = await browser.sign_in("1002", "")
+        nobody = await browser.sign_in("9999", "1234")
+    assert page.status == 403
+    assert "agents.1002.pin" in page.texts["error"]
+    assert (nobody.status, nobody.texts["error"]) == (401, "Wrong agent or PIN.")
+
+
+async def test_five_wrong_pins_hold_that_agents_sign_in_but_not_the_others(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path, config=DESK) as center:
+        browser = DesktopBrowser(center.daemon.api.port)
+        tries = [(await browser.sign_in("1003", "0000")).status for _ in range(PIN_TRIES)]
+        held = await browser.sign_in("1003", "4321")
+        alice = await DesktopBrowser(center.daemon.api.port).sign_in("1001", "1111")
+    assert tries == [401] * PIN_TRIES
+    assert held.status == 429, "even the right PIN waits"
+    assert held.texts["error"] == "Too many wrong PINs: try again in 300 seconds."
+    assert alice.texts["state"] == "free"
+
+
+async def test_a_page_of_another_site_cannot_post_to_the_desktop_or_the_api(
+    tmp_path: Path,
+) -> None:
+    """A browser posts forms anywhere without asking: a page of another site could make an
+    agent's browser pause them or sign in. Its Origin gives it away."""
+    config = merge(DESK, {"api": {"cors_origins": ["https://crm.example"]}})
+    async with running_center(tmp_path, config=config) as center:
+        port = center.daemon.api.port
+        evil = DesktopBrowser(port, origin="https://evil.example")
+        refused = await evil.sign_in("1001", "1111")
+        api = await _post(port, "/agents/1001/pause", "https://evil.example")
+        crm = await _post(port, "/agents/1001/pause", "https://crm.example")
+        proxied = await _post(port, "/agents/1001/unpause", "https://desk.example", "desk.example")
+        state = center.daemon.router.agents["1001"].state
+    assert refused.status == 403
+    assert api.startswith("HTTP/1.1 403")
+    assert crm.startswith("HTTP/1.1 200"), "an origin of api.cors_origins may"
+    assert proxied.startswith("HTTP/1.1 200"), "behind a proxy: X-Forwarded-Host"
+    assert state == "available"
+
+
+async def _post(port: int, path: str, origin: str, forwarded: str = "") -> str:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    extra = f"X-Forwarded-Host: {forwarded}\r\n" if forwarded else ""
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\n{extra}"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".encode()
+    )
+    data = await reader.read()
+    writer.close()
+    return data.decode()
+
+
+async def test_the_desktop_is_turned_off_by_a_reload_without_a_restart(tmp_path: Path) -> None:
+    async with running_center(tmp_path, config=DESK) as center:
+        browser = DesktopBrowser(center.daemon.api.port)
+        on = await browser.sign_in("1001", "1111")
+        path = tmp_path / "callcenter.yaml"
+        settings = yaml.safe_load(path.read_text())
+        settings["api"]["desktop"] = False
+        path.write_text(yaml.safe_dump(settings))
+        status, reloaded = await center.api("POST", "/reload")
+        off = await browser.get()
+    assert on.texts["state"] == "free"
+    assert (status, reloaded["needs_restart"]) == (200, [])
+    assert off.status == 404
+
+
+async def test_pages_are_never_cached_nor_framed_and_the_cookie_stays_with_the_desktop(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path, config=DESK) as center:
+        browser = DesktopBrowser(center.daemon.api.port)
+        await browser.get()
+        signed = await browser.post(
+            "/desktop/sign-in", {"agent": "1001", "pin": "1111"}, follow=False
+        )
+        page = await browser.get()
+    cookie = signed.headers["set-cookie"]
+    assert signed.status == 303 and signed.headers["location"] == "/desktop"
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/desktop" in cookie
+    assert "Max-Age=43200" in cookie, "api.desktop_session_hours: 12"
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_a_session_ends_with_its_hours_a_new_pin_or_a_sign_out() -> None:
+    clock = Clock()
+    sessions = DesktopSessions(1, key=b"k" * 32, clock=clock)
+    pins: dict[str, str | None] = {"1001": "1111", "1002": "2222"}
+    alice = sessions.issue("1001", "1111")
+    bob = sessions.issue("1002", "2222")
+    assert sessions.agent(alice, pins) == "1001"
+    assert sessions.agent(alice, {**pins, "1001": "1112"}) is None, "PIN changed"
+    assert sessions.agent(alice, {"1002": "2222"}) is None, "agent removed"
+    forged = alice.rsplit(".", 1)[0] + "." + "0" * 64
+    assert sessions.agent(forged, pins) is None
+    as_bob = bob.split(".", 1)[0] + "." + alice.split(".", 1)[1]
+    assert sessions.agent(as_bob, pins) is None, "Alice's signature does not sign Bob in"
+    other_daemon = DesktopSessions(1, key=b"x" * 32, clock=clock)
+    assert other_daemon.agent(alice, pins) is None, "a restart signs everyone out"
+    clock.now += 3599
+    assert sessions.agent(alice, pins) == "1001"
+    sessions.sign_out("1002")
+    assert sessions.agent(bob, pins) is None
+    clock.now += 0.01
+    assert sessions.agent(sessions.issue("1002", "2222"), pins) == "1002", "signs in again"
+    clock.now += 2
+    assert sessions.agent(alice, pins) is None, "an hour is over"
+
+
+@given(st.text(max_size=200))
+def test_any_cookie_text_signs_nobody_in_and_raises_nothing(value: str) -> None:
+    sessions = DesktopSessions(12, key=b"k" * 32)
+    assert sessions.agent(value, {"1001": "1111", "": "0"}) is None
+
+
+def test_the_guard_counts_wrong_pins_per_agent_and_overall() -> None:
+    clock = Clock()
+    guard = SignInGuard(clock)
+    for _ in range(PIN_TRIES - 1):
+        guard.failed("1001")
+    assert guard.wait("1001") == 0
+    guard.failed("1001")
+    assert guard.wait("1001") == 300
+    assert guard.wait("1002") == 0
+    clock.now += 299
+    assert guard.wait("1001") == pytest.approx(1)
+    clock.now += 1
+    assert guard.wait("1001") == 0
+    guard.failed("1001")
+    guard.succeeded("1001")
+    assert guard.wait("1001") == 0
+    for n in range(ALL_TRIES):
+        guard.failed(f"guess{n}")
+    assert guard.wait("1002") == 60, "someone goes through the agents: everyone waits"
+    clock.now += 60
+    assert guard.wait("1002") == 0
