@@ -432,10 +432,16 @@ class DesktopPage(HTMLParser):
         """The two-cell rows (a ``th`` and its ``td``: the call's details) by heading."""
         return {r[0]: r[1] for r in self.table_rows if len(r) == 2}
 
-    def form(self, label: str) -> DesktopForm:
-        """The form whose button says ``label`` (AssertionError when none does)."""
-        found = [f for f in self.forms if f.label == label]
-        assert found, f"no button {label!r}; the page has {self.buttons}"
+    def form(self, label: str, picking: Mapping[str, str] | None = None) -> DesktopForm:
+        """The form whose button says ``label`` (and whose fields hold ``picking``: the
+        "Log out" of agent 1002 among those of each agent); AssertionError when none."""
+        wanted = dict(picking or {})
+        found = [
+            f
+            for f in self.forms
+            if f.label == label and all(f.fields.get(k) == v for k, v in wanted.items())
+        ]
+        assert found, f"no button {label!r} with {wanted}; the page has {self.buttons}"
         return found[0]
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -507,14 +513,18 @@ class DesktopBrowser:
             return await self.get(page.headers["location"])
         return page
 
-    async def sign_in(self, agent: str, pin: str) -> DesktopPage:
-        return await self.post("/desktop/sign-in", {"agent": agent, "pin": pin})
+    async def sign_in(self, person: str, pin: str, *, role: str = "agent") -> DesktopPage:
+        """Sign in as agent (or ``role`` supervisor) ``person``."""
+        return await self.post("/desktop/sign-in", {"role": role, "id": person, "pin": pin})
 
-    async def press(self, label: str, **typed: str) -> DesktopPage:
-        """Press the button ``label`` of the last page (``typed``: what was typed into the
-        form's fields); a button that opens a page of its own gives that page."""
+    async def press(
+        self, label: str, *, picking: Mapping[str, str] | None = None, **typed: str
+    ) -> DesktopPage:
+        """Press the button ``label`` of the last page (``picking``: see
+        :meth:`DesktopPage.form`; ``typed``: what was typed into the form's fields); a
+        button that opens a page of its own gives that page."""
         assert self.page is not None, "no page yet"
-        form = self.page.form(label)
+        form = self.page.form(label, picking)
         fields = {**form.fields, **typed}
         if form.method.lower() == "get":
             return await self.get(f"{form.action}?{urllib.parse.urlencode(fields)}")

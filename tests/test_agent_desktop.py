@@ -247,9 +247,7 @@ async def test_pages_are_never_cached_nor_framed_and_the_cookie_stays_with_the_d
     async with running_center(tmp_path, config=DESK) as center:
         browser = DesktopBrowser(center.daemon.api.port)
         await browser.get()
-        signed = await browser.post(
-            "/desktop/sign-in", {"agent": "1001", "pin": "1111"}, follow=False
-        )
+        signed = await browser.post("/desktop/sign-in", {"id": "1001", "pin": "1111"}, follow=False)
         page = await browser.get()
     cookie = signed.headers["set-cookie"]
     assert signed.status == 303 and signed.headers["location"] == "/desktop"
@@ -266,29 +264,29 @@ def test_a_session_ends_with_its_hours_a_new_pin_or_a_sign_out() -> None:
     pins: dict[str, str | None] = {"1001": "1111", "1002": "2222"}
     alice = sessions.issue("1001", "1111")
     bob = sessions.issue("1002", "2222")
-    assert sessions.agent(alice, pins) == "1001"
-    assert sessions.agent(alice, {**pins, "1001": "1112"}) is None, "PIN changed"
-    assert sessions.agent(alice, {"1002": "2222"}) is None, "agent removed"
+    assert sessions.signed_in(alice, pins) == "1001"
+    assert sessions.signed_in(alice, {**pins, "1001": "1112"}) is None, "PIN changed"
+    assert sessions.signed_in(alice, {"1002": "2222"}) is None, "agent removed"
     forged = alice.rsplit(".", 1)[0] + "." + "0" * 64
-    assert sessions.agent(forged, pins) is None
+    assert sessions.signed_in(forged, pins) is None
     as_bob = bob.split(".", 1)[0] + "." + alice.split(".", 1)[1]
-    assert sessions.agent(as_bob, pins) is None, "Alice's signature does not sign Bob in"
+    assert sessions.signed_in(as_bob, pins) is None, "Alice's signature does not sign Bob in"
     other_daemon = DesktopSessions(1, key=b"x" * 32, clock=clock)
-    assert other_daemon.agent(alice, pins) is None, "a restart signs everyone out"
+    assert other_daemon.signed_in(alice, pins) is None, "a restart signs everyone out"
     clock.now += 3599
-    assert sessions.agent(alice, pins) == "1001"
+    assert sessions.signed_in(alice, pins) == "1001"
     sessions.sign_out("1002")
-    assert sessions.agent(bob, pins) is None
+    assert sessions.signed_in(bob, pins) is None
     clock.now += 0.01
-    assert sessions.agent(sessions.issue("1002", "2222"), pins) == "1002", "signs in again"
+    assert sessions.signed_in(sessions.issue("1002", "2222"), pins) == "1002", "signs in again"
     clock.now += 2
-    assert sessions.agent(alice, pins) is None, "an hour is over"
+    assert sessions.signed_in(alice, pins) is None, "an hour is over"
 
 
 @given(st.text(max_size=200))
 def test_any_cookie_text_signs_nobody_in_and_raises_nothing(value: str) -> None:
     sessions = DesktopSessions(12, key=b"k" * 32)
-    assert sessions.agent(value, {"1001": "1111", "": "0"}) is None
+    assert sessions.signed_in(value, {"1001": "1111", "": "0"}) is None
 
 
 def test_the_guard_counts_wrong_pins_per_agent_and_overall() -> None:
@@ -312,3 +310,79 @@ def test_the_guard_counts_wrong_pins_per_agent_and_overall() -> None:
     assert guard.wait("1002") == 60, "someone goes through the agents: everyone waits"
     clock.now += 60
     assert guard.wait("1002") == 0
+
+
+#: Sam (2000, PIN 2468) supervises; Alice is in team day, Bob in team night.
+WATCHED: dict[str, Any] = merge(
+    DESK,
+    {
+        "supervisors": {"2000": {"pin": "2468"}},
+        "agents": {"1001": {"team": "day"}, "1002": {"team": "night"}},
+    },
+)
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_sam_sees_his_agents_and_listens_then_whispers_to_alice_from_his_page(
+    tmp_path: Path, transport: str
+) -> None:
+    async with running_center(tmp_path, transport=transport, config=WATCHED) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        sam = center.add_phone("PJSIP/2000", answer_after=0.05)
+        router = center.daemon.router
+        monitoring = center.daemon.switchboard.monitoring
+        router.pause("1002", "lunch", via="test")
+        browser = DesktopBrowser(center.daemon.api.port)
+        as_agent = await browser.sign_in("2000", "2468")
+        wrong = await browser.sign_in("2000", "0000", role="supervisor")
+        idle = await browser.sign_in("2000", "2468", role="supervisor")
+        caller = await center.caller_presses("5550005", "2")
+        await caller.wait_bridged(timeout=5)
+        busy = await browser.get()
+        listening = await browser.press("Listen", picking={"agent": "1001"})
+        await sam.wait_answered(timeout=5)
+        await until(lambda: (monitoring.current("2000") or _Never).answered is not None)
+        heard = await browser.get()
+        whispered = await browser.press("Whisper")
+        mode = (monitoring.current("2000") or _Never).mode
+        stopped = await browser.press("Stop")
+        out = await browser.press("Log out", picking={"agent": "1002"})
+        bob = router.agents["1002"].state
+        await caller.hangup()
+        await center.idle()
+    assert as_agent.status == 401, "Sam is no agent"
+    assert (wrong.status, wrong.texts["error"]) == (401, "Wrong supervisor or PIN.")
+    assert idle.texts["state"] == "Monitoring nobody"
+    rows = {r[0]: r for r in idle.table_rows if r and r[0] != "agent"}
+    assert rows["Alice 1001"][1] == "free"
+    assert rows["Bob 1002"][1] == "paused: lunch"
+    assert rows["Carol 1003"][1] == "logged out"
+    alice = next(r for r in busy.table_rows if r and r[0] == "Alice 1001")
+    assert (alice[1], alice[3]) == ("on a call", "5550005")
+    assert busy.form("Listen").fields == {"action": "listen", "agent": "1001"}
+    assert listening.texts["said"] == "Your phone rings: answer it to listen to agent 1001"
+    assert heard.texts["state"].startswith("Listening to agent 1001 for")
+    assert {"Whisper", "Barge", "Take the call over", "Stop"} <= set(heard.buttons)
+    assert (whispered.texts["said"], mode) == ("You whisper to agent 1001", "whisper")
+    assert stopped.texts == {"said": "Monitoring stopped", "state": "Monitoring nobody"}
+    assert (out.texts["said"], bob) == ("Agent 1002 logged out", "logged_out")
+
+
+class _Never:
+    answered = None
+    mode = ""
+
+
+async def test_a_supervisor_with_teams_sees_and_acts_on_those_agents_only(
+    tmp_path: Path,
+) -> None:
+    config = merge(WATCHED, {"supervisors": {"2000": {"teams": ["day"]}}})
+    async with running_center(tmp_path, config=config) as center:
+        browser = DesktopBrowser(center.daemon.api.port)
+        page = await browser.sign_in("2000", "2468", role="supervisor")
+        forged = await browser.post("/desktop/act", {"action": "logout-agent", "agent": "1002"})
+        bob = center.daemon.router.agents["1002"].state
+    names = [r[0] for r in page.table_rows if r and r[0] not in ("agent", "queue")]
+    assert "Alice 1001" in names and "Bob 1002" not in names
+    assert forged.texts["error"] == "agent 1002 is not in your teams"
+    assert bob == "available"

@@ -567,7 +567,8 @@ class APIConfig(_Model):
         description="Serve the agent desktop (http://<api.host>:<api.port>/desktop): agents "
         "sign in with their id and PIN (agents without a pin cannot) and see their state, "
         "their call and its screen pop, and buttons to pause, transfer, hold, give "
-        "dispositions... It needs no api.token (the PIN is its key); false: off. For agents "
+        "dispositions...; supervisors (with a pin) listen, whisper and barge from theirs. "
+        "It needs no api.token (the PIN is its key); false: off. For agents "
         "on other machines set api.host (and a token), best behind a TLS proxy.",
     )
     desktop_session_hours: float = Field(

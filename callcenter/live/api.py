@@ -537,40 +537,52 @@ class ControlAPI:
 
     async def _desktop_page(self, request: _Request) -> tuple[int, str, str]:
         """The routes of the agent desktop (:mod:`callcenter.live.desktop`): (status, page,
-        extra header lines)."""
+        extra header lines). Sessions are of ``agent:<id>`` or ``supervisor:<id>``."""
         config = self.switchboard.config
         title = config.api.wallboard_title
         method, route = request.method, request.path.split("?", 1)[0]
         query = {k: v[-1] for k, v in parse_qs(urlsplit(request.path).query).items()}
         router = self.switchboard.router
-        pins = {aid: a.pin for aid, a in config.agents.items() if aid in router.agents}
+        pins = {f"agent:{a}": c.pin for a, c in config.agents.items() if a in router.agents}
+        pins |= {f"supervisor:{s}": c.pin for s, c in config.supervisors.items()}
         sessions = self.desktop_sessions
         sessions.seconds = int(config.api.desktop_session_hours * 3600)
+        home = _PAGE_HEADERS + "Location: /desktop\r\n"
         if method == "POST" and route == "/desktop/sign-in":
             return self._desktop_sign_in(request.form, pins, title)
+        who = sessions.signed_in(_cookie(request.cookie, desktop.COOKIE), pins)
         if method == "POST" and route == "/desktop/sign-out":
-            leaving = sessions.agent(_cookie(request.cookie, desktop.COOKIE), pins)
-            if leaving is not None:
-                sessions.sign_out(leaving)
-                log.info("desktop_signed_out", agent=leaving)
+            if who is not None:
+                sessions.sign_out(who)
+                log.info("desktop_signed_out", who=who)
             gone = f"Set-Cookie: {desktop.COOKIE}=; Path=/desktop; Max-Age=0; HttpOnly; "
-            return 303, "", _PAGE_HEADERS + "Location: /desktop\r\n" + gone + "SameSite=Strict\r\n"
-        agent_id = sessions.agent(_cookie(request.cookie, desktop.COOKIE), pins)
-        if agent_id is None:
+            return 303, "", home + gone + "SameSite=Strict\r\n"
+        if who is None:
             if method == "GET" and route == "/desktop":
-                return 200, desktop.render_sign_in(title), _PAGE_HEADERS
-            return 303, "", _PAGE_HEADERS + "Location: /desktop\r\n"
+                role = "supervisor" if query.get("as") == "supervisor" else "agent"
+                return 200, desktop.render_sign_in(title, role=role), _PAGE_HEADERS
+            return 303, "", home
+        role, _, person = who.partition(":")
         if method == "POST" and route == "/desktop/act":
-            await self._desktop_act(agent_id, request.form)
-            return 303, "", _PAGE_HEADERS + "Location: /desktop\r\n"
+            if role == "supervisor":
+                await self._supervisor_desk_act(person, request.form)
+            else:
+                await self._desktop_act(person, request.form)
+            return 303, "", home
         if method != "GET":
             raise HTTPError(405, f"use GET for {route}")
-        agent = router.agent_view(agent_id)
         if route == "/desktop":
             refresh = query.get("refresh", str(desktop.REFRESH))
             if not refresh.isdigit() or not 1 <= int(refresh) <= 60:
                 raise HTTPError(400, f"refresh is 1 to 60 seconds, not {refresh!r}")
-            return 200, desktop.render(self._desktop_view(agent, int(refresh))), _PAGE_HEADERS
+            if role == "supervisor":
+                page = desktop.render_supervisor(self._supervisor_view(person, int(refresh)))
+            else:
+                page = desktop.render(self._desktop_view(router.agent_view(person), int(refresh)))
+            return 200, page, _PAGE_HEADERS
+        if role != "agent":
+            raise HTTPError(404, f"no route {method} {route} for supervisors")
+        agent = router.agent_view(person)
         if route == "/desktop/dial":
             if config.acd.dial_out is None:
                 raise HTTPError(404, "agents dial no numbers here (acd.dial_out)")
@@ -589,46 +601,129 @@ class ControlAPI:
     def _desktop_sign_in(
         self, form: dict[str, str], pins: dict[str, str | None], title: str
     ) -> tuple[int, str, str]:
-        agent_id, given = form.get("agent", "").strip(), form.get("pin", "").strip()
-        wait = self._sign_in_guard.wait(agent_id)
+        person, given = form.get("id", "").strip(), form.get("pin", "").strip()
+        role = "supervisor" if form.get("role") == "supervisor" else "agent"
+        who = f"{role}:{person}"
+
+        def again(status: int, error: str) -> tuple[int, str, str]:
+            page = desktop.render_sign_in(title, role=role, person=person, error=error)
+            return status, page, _PAGE_HEADERS
+
+        wait = self._sign_in_guard.wait(who)
         if wait > 0:
-            log.warning("desktop_sign_in_held", agent=agent_id, seconds=round(wait))
-            error = f"Too many wrong PINs: try again in {math.ceil(wait)} seconds."
-            return 429, desktop.render_sign_in(title, agent=agent_id, error=error), _PAGE_HEADERS
-        pin = pins.get(agent_id)
-        if agent_id in pins and pin is None:
-            error = (
-                f"Agent {agent_id} has no PIN, and the desktop needs one: ask for "
-                f"agents.{agent_id}.pin in the config."
+            log.warning("desktop_sign_in_held", who=who, seconds=round(wait))
+            return again(429, f"Too many wrong PINs: try again in {math.ceil(wait)} seconds.")
+        pin = pins.get(who)
+        if who in pins and pin is None:
+            return again(
+                403,
+                f"{role.capitalize()} {person} has no PIN, and the desktop needs one: ask "
+                f"for {role}s.{person}.pin in the config.",
             )
-            return 403, desktop.render_sign_in(title, agent=agent_id, error=error), _PAGE_HEADERS
         if pin is None or not hmac.compare_digest(given.encode(), pin.encode()):
-            self._sign_in_guard.failed(agent_id)
-            log.warning("desktop_sign_in_refused", agent=agent_id)
-            error = "Wrong agent or PIN."
-            return 401, desktop.render_sign_in(title, agent=agent_id, error=error), _PAGE_HEADERS
-        self._sign_in_guard.succeeded(agent_id)
-        log.info("desktop_signed_in", agent=agent_id)
+            self._sign_in_guard.failed(who)
+            log.warning("desktop_sign_in_refused", who=who)
+            return again(401, f"Wrong {role} or PIN.")
+        self._sign_in_guard.succeeded(who)
+        log.info("desktop_signed_in", who=who)
         cookie = (
-            f"Set-Cookie: {desktop.COOKIE}={self.desktop_sessions.issue(agent_id, pin)}; "
+            f"Set-Cookie: {desktop.COOKIE}={self.desktop_sessions.issue(who, pin)}; "
             f"Path=/desktop; Max-Age={self.desktop_sessions.seconds}; HttpOnly; "
             "SameSite=Strict\r\n"
         )
         return 303, "", _PAGE_HEADERS + "Location: /desktop\r\n" + cookie
 
     async def _desktop_act(self, agent_id: str, form: dict[str, str]) -> None:
-        """One button of the desktop: the API's agent action, what it did noted for the page."""
+        """One button of an agent's desktop: the API's agent action, what it did noted for
+        the page."""
         action = form.get("action", "")
+        note = f"agent:{agent_id}"
         if action not in desktop.ACTIONS:
-            self._desktop_notes[agent_id] = ("", f"No such action: {action!r}")
+            self._desktop_notes[note] = ("", f"No such action: {action!r}")
             return
         body: dict[str, Any] = {k: v for k, v in form.items() if k in desktop.FIELDS and v}
         try:
             answer = await self._agent_action(agent_id, action, body, via="desktop")
         except HTTPError as exc:
-            self._desktop_notes[agent_id] = ("", str(exc))
+            self._desktop_notes[note] = ("", str(exc))
             return
-        self._desktop_notes[agent_id] = (desktop.said(action, answer, body), "")
+        self._desktop_notes[note] = (desktop.said(action, answer, body), "")
+
+    async def _supervisor_desk_act(self, supervisor_id: str, form: dict[str, str]) -> None:
+        """One button of a supervisor's desktop: monitor an agent, switch, take over, stop,
+        or log out an agent of their teams."""
+        action, agent = form.get("action", ""), form.get("agent", "")
+        note = f"supervisor:{supervisor_id}"
+        try:
+            if action == "logout-agent":
+                if agent not in self._supervised(supervisor_id):
+                    raise HTTPError(403, f"agent {agent} is not in your teams")
+                await self._agent_action(agent, "logout", {}, via=f"supervisor:{supervisor_id}")
+                said = f"Agent {agent} logged out"
+            elif action in desktop.SUPERVISOR_ACTIONS:
+                body = {"agent": agent} if agent else {}
+                answer = await self._supervisor_action(supervisor_id, action, body)
+                said = desktop.supervisor_said(action, answer)
+            else:
+                raise HTTPError(400, f"No such action: {action!r}")
+        except HTTPError as exc:
+            self._desktop_notes[note] = ("", str(exc))
+            return
+        self._desktop_notes[note] = (said, "")
+
+    def _supervised(self, supervisor_id: str) -> list[str]:
+        """The agents ``supervisor_id`` may monitor (their ``teams``; none given: all)."""
+        config = self.switchboard.config
+        teams = config.supervisors[supervisor_id].teams
+        return [
+            a
+            for a in self.switchboard.router.agent_ids()
+            if not teams or (a in config.agents and config.agents[a].team in teams)
+        ]
+
+    def _supervisor_view(self, supervisor_id: str, refresh: int) -> desktop.SupervisorDesk:
+        board = self.switchboard
+        config = board.config
+        router = board.router
+        now = time.monotonic()
+        agents = [router.agent_view(a, now) for a in self._supervised(supervisor_id)]
+        members = {str(a["id"]) for a in agents}
+        queues = [
+            router.queue_view(q, now)
+            for q in router.queue_names()
+            if members & set(router.queue_view(q, now)["members"])
+        ]
+        callers: dict[str, str] = {}
+        for agent in agents:
+            found = board.agent_call(str(agent["id"]))
+            if found is not None:
+                active = found[1]
+                callers[str(agent["id"])] = active.called or active.call.info.caller_num
+        today = self.today
+        if today is not None:
+            today.roll()
+        monitoring = board.monitoring.current(supervisor_id)
+        said, error = self._desktop_notes.pop(f"supervisor:{supervisor_id}", ("", ""))
+        return desktop.SupervisorDesk(
+            title=config.api.wallboard_title,
+            now=datetime.now(ZoneInfo(config.ivr.timezone)),
+            supervisor=supervisor_id,
+            name=config.supervisors[supervisor_id].name,
+            device=board.supervisor_device(supervisor_id),
+            agents=agents,
+            callers=callers,
+            queues=queues,
+            queue_days={str(q["name"]): today.queue(str(q["name"])) for q in queues}
+            if today is not None
+            else {},
+            agent_days={a: today.agent(a) for a in members} if today is not None else {},
+            monitoring=monitoring.as_dict(now) if monitoring is not None else None,
+            alerts={str(a["queue"]) for a in board.alerts.raised()},
+            pbx_down=None if self.link.connected else self.link.reason,
+            said=said,
+            error=error,
+            refresh=refresh,
+        )
 
     def _desktop_view(self, agent: dict[str, Any], refresh: int) -> desktop.Desktop:
         board = self.switchboard
@@ -665,7 +760,7 @@ class ControlAPI:
         day = today.agent(agent_id) if today is not None else AgentDay()
         if today is not None:
             today.roll()
-        said, error = self._desktop_notes.pop(agent_id, ("", ""))
+        said, error = self._desktop_notes.pop(f"agent:{agent_id}", ("", ""))
         return desktop.Desktop(
             title=config.api.wallboard_title,
             now=datetime.now(ZoneInfo(config.ivr.timezone)),

@@ -21,6 +21,12 @@ What needs typing (a number to dial, a callback code's time) has a page of its o
 desktop reloads itself every few seconds (``?refresh=``), which would wipe a half-typed
 field.
 
+Supervisors sign in on the same page (``/desktop?as=supervisor``, their id and
+``supervisors.<id>.pin``) and see what they monitor (switch to whisper or barge, take the call
+over, stop), the agents of their ``teams`` (every agent without teams) with their state and
+the number they talk to, a button to listen, whisper or barge in on each call and one to log
+an agent out, and the queues those agents work with today's figures.
+
 Rendered by the daemon as the wallboard is: no script, no assets. Each button posts a form
 to ``/desktop/act``; the answer sends the browser back to ``/desktop``, where what happened
 (or why it could not) is said once, on top.
@@ -50,12 +56,12 @@ import html
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from callcenter.live.today import AgentDay
+from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import STATE_NAMES, clock
 
 REFRESH: Final = 3
@@ -96,6 +102,9 @@ ACTIONS: Final = frozenset(
 """The agent actions of the control API (``POST /agents/{id}/<action>``) the desktop's
 forms may post; their other fields (reason, code, at, number, queue, to) are the body."""
 FIELDS: Final = frozenset({"reason", "code", "at", "number", "queue", "to"})
+SUPERVISOR_ACTIONS: Final = frozenset({"listen", "whisper", "barge", "stop", "takeover"})
+"""The supervisor actions of the control API (``POST /supervisors/{id}/<action>``) the
+supervisor's desktop posts (``agent``: whom to monitor), and ``logout-agent``."""
 
 _STYLE: Final = """
 body{font-family:system-ui,sans-serif;background:#f4f4f6;color:#222;margin:1em auto;
@@ -144,9 +153,9 @@ class DesktopSessions:
         name = base64.urlsafe_b64encode(agent.encode()).decode().rstrip("=")
         return f"{name}.{at}.{self._sign(agent, at, pin)}"
 
-    def agent(self, value: str, pins: Mapping[str, str | None]) -> str | None:
-        """The agent ``value`` signs in (``pins``: agent id -> PIN now), or None: forged,
-        expired, signed out since, an agent since removed, a PIN since changed."""
+    def signed_in(self, value: str, pins: Mapping[str, str | None]) -> str | None:
+        """Who ``value`` signs in (``pins``: who -> PIN now), or None: forged, expired,
+        signed out since, someone since removed, a PIN since changed."""
         name, _, rest = value.partition(".")
         at_text, _, signature = rest.partition(".")
         if not at_text.isdigit() or len(at_text) > 16 or not signature:
@@ -166,7 +175,7 @@ class DesktopSessions:
         return agent
 
     def sign_out(self, agent: str) -> None:
-        """End the agent's sessions (every browser they signed in on)."""
+        """End the sessions of ``agent`` (every browser they signed in on)."""
         self._signed_out[agent] = self._now_ms() + 1
 
     def _now_ms(self) -> int:
@@ -270,6 +279,32 @@ class Desktop:
     refresh: int = REFRESH
 
 
+@dataclass(frozen=True, slots=True)
+class SupervisorDesk:
+    """What one rendering of a supervisor's desktop shows (gathered by the API)."""
+
+    title: str
+    now: datetime
+    supervisor: str
+    name: str
+    device: str
+    agents: Sequence[Mapping[str, Any]]
+    """Router agent views of the agents of their teams (every agent without teams)."""
+    callers: Mapping[str, str]
+    """Agent -> the number of the person they talk to."""
+    queues: Sequence[Mapping[str, Any]]
+    """Router queue views of the queues those agents are in."""
+    queue_days: Mapping[str, QueueDay]
+    agent_days: Mapping[str, AgentDay]
+    monitoring: Mapping[str, Any] | None
+    """``Monitor.as_dict``: ``agent``, ``mode``, ``state``, ``seconds``; None: none."""
+    alerts: Collection[str] = ()
+    pbx_down: str | None = None
+    said: str = ""
+    error: str = ""
+    refresh: int = REFRESH
+
+
 # -- rendering ---------------------------------------------------------------------------
 
 _e = html.escape
@@ -308,18 +343,27 @@ def _notes(said: str, error: str) -> list[str]:
     return parts
 
 
-def render_sign_in(title: str, *, agent: str = "", error: str = "") -> str:
-    """The sign-in page (``agent``: the id typed before, kept in its field)."""
+def render_sign_in(title: str, *, role: str = "agent", person: str = "", error: str = "") -> str:
+    """The sign-in page of agents (``role`` ``agent``) or supervisors (``person``: the id
+    typed before, kept in its field)."""
     parts = _head(title)
-    parts.append(f"<h1>{_e(title)} <small>agent desktop</small></h1>")
+    heading = "supervisor desktop" if role == "supervisor" else "agent desktop"
+    parts.append(f"<h1>{_e(title)} <small>{heading}</small></h1>")
     parts += _notes("", error)
+    other = (
+        '<a href="/desktop">Agents sign in here</a>'
+        if role == "supervisor"
+        else '<a href="/desktop?as=supervisor">Supervisors sign in here</a>'
+    )
     parts.append(
         '<section><form method="post" action="/desktop/sign-in">'
-        '<label>Agent <input name="agent" autocomplete="username" required '
-        f'value="{_e(agent)}" size="8"></label> '
+        f'<input type="hidden" name="role" value="{_e(role)}">'
+        f'<label>{role.capitalize()} <input name="id" autocomplete="username" required '
+        f'value="{_e(person)}" size="8"></label> '
         '<label>PIN <input name="pin" type="password" inputmode="numeric" '
         'autocomplete="current-password" required size="6"></label> '
-        '<button class="main">Sign in</button></form></section></body></html>'
+        f'<button class="main">Sign in</button></form><p><small>{other}</small></p>'
+        "</section></body></html>"
     )
     return "\n".join(parts)
 
@@ -554,3 +598,107 @@ def said(action: str, answer: Mapping[str, Any], fields: Mapping[str, str]) -> s
         "preview-dial": "Dialling the lead",
         "preview-skip": "Lead skipped",
     }.get(action, "Done")
+
+
+MODE_NAMES: Final[Mapping[str, str]] = {
+    "listen": "Listening to",
+    "whisper": "Whispering to",
+    "barge": "Talking with",
+}
+
+
+def supervisor_said(action: str, answer: Mapping[str, Any]) -> str:
+    """What the supervisor's desktop says once an action went through."""
+    shown = answer.get("monitoring") or {}
+    if action == "stop":
+        return "Monitoring stopped"
+    if action == "takeover":
+        return f"You take over the call of agent {shown.get('agent', '')}: your phone rings"
+    verb = {"listen": "listen to", "whisper": "whisper to", "barge": "barge in on"}[action]
+    if shown.get("state") == "ringing":
+        return f"Your phone rings: answer it to {verb} agent {shown.get('agent', '')}"
+    return f"You {verb} agent {shown.get('agent', '')}"
+
+
+def render_supervisor(desk: SupervisorDesk) -> str:
+    """A supervisor's desktop: what they monitor, their agents with buttons to listen,
+    whisper or barge in, and the queues those agents work."""
+    parts = _head(desk.title, desk.refresh)
+    parts.append(
+        f"<h1>{_e(desk.name)} <small>supervisor {_e(desk.supervisor)} · "
+        f"{_e(desk.device)} · {desk.now.strftime('%H:%M:%S')}</small></h1>"
+    )
+    if desk.pbx_down is not None:
+        parts.append(f'<p class="down">PBX link down: {_e(desk.pbx_down)}</p>')
+    parts += _notes(desk.said, desk.error)
+    shown = desk.monitoring
+    if shown is not None:
+        watched = str(shown["agent"])
+        mode = str(shown["mode"])
+        doing = MODE_NAMES.get(mode, mode)
+        if shown["state"] == "ringing":
+            text = f"Your phone rings: answer it to start ({mode}, agent {watched})"
+        else:
+            text = f"{doing} agent {watched} for {clock(float(shown['seconds']))}"
+        others = [m for m in MODE_NAMES if m != mode]
+        parts.append(
+            f'<section id="monitoring"><span class="state on_call" id="state">{_e(text)}'
+            "</span><br>"
+            + "".join(button(m, m.capitalize(), "", agent=watched) for m in others)
+            + button("takeover", "Take the call over")
+            + button("stop", "Stop", "warn")
+            + "</section>"
+        )
+    else:
+        parts.append('<section><span class="state" id="state">Monitoring nobody</span></section>')
+    rows = []
+    for agent in desk.agents:
+        aid = str(agent["id"])
+        state = str(agent["state"])
+        named = STATE_NAMES.get(state, state)
+        if state == "paused" and agent.get("pause_reason"):
+            named += f": {agent['pause_reason']}"
+        day = desk.agent_days.get(aid) or AgentDay()
+        actions = ""
+        if state == "on_call" and aid in desk.callers:
+            actions = "".join(
+                button(m, m.capitalize(), "", agent=aid) for m in ("listen", "whisper", "barge")
+            )
+        if state != "logged_out":
+            actions += button("logout-agent", "Log out", "", agent=aid)
+        rows.append(
+            f"<tr><td>{_e(str(agent.get('name') or aid))} <small>{_e(aid)}</small></td>"
+            f'<td class="{_e(state)}">{_e(named)}</td>'
+            f"<td>{clock(float(agent['time_in_state']))}</td>"
+            f"<td>{_e(desk.callers.get(aid, ''))}</td><td>{day.calls}</td>"
+            f"<td>{actions}</td></tr>"
+        )
+    parts.append(
+        '<section id="agents"><h2>Agents</h2><table><tr><th>agent</th><th>state</th>'
+        "<th>for</th><th>with</th><th>calls today</th><th></th></tr>"
+        + "".join(rows)
+        + "</table></section>"
+    )
+    queue_rows = []
+    for view in desk.queues:
+        name = str(view["name"])
+        qday = desk.queue_days.get(name) or QueueDay()
+        level = qday.service_level_percent
+        alert = " ⚠" if name in desk.alerts else ""
+        queue_rows.append(
+            f"<tr><td>{_e(name)}{alert}</td><td>{view['waiting']}</td>"
+            f"<td>{clock(float(view['longest_wait']))}</td>"
+            f"<td>{view['available']} / {view['staffed']}</td><td>{qday.offered}</td>"
+            f"<td>{qday.answered}</td><td>{qday.abandoned}</td>"
+            f"<td>{'-' if level is None else f'{level:g} %'}</td></tr>"
+        )
+    parts.append(
+        '<section id="queues"><h2>Queues</h2><table><tr><th>queue</th><th>waiting</th>'
+        "<th>longest wait</th><th>agents free</th><th>offered</th><th>answered</th>"
+        "<th>abandoned</th><th>service level</th></tr>" + "".join(queue_rows) + "</table></section>"
+    )
+    parts.append(
+        '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
+        "</button></form></p></body></html>"
+    )
+    return "\n".join(parts)
