@@ -24,7 +24,8 @@
                                             --cancel: take calls again
     callcenter report [CONFIG]              the latest CDRs; --queues / --agents: figures
     callcenter purge [CONFIG]               delete records older than --older-than DAYS
-    callcenter staffing --calls N --aht S   agents needed for a load (Erlang C)
+    callcenter staffing --calls N --aht S   agents needed for a load (Erlang C; with
+                                            --patience S, Erlang A)
     callcenter backup [CONFIG] --to FILE    a consistent copy of the SQLite records, live
     callcenter erase NUMBER...              take a caller's numbers, name and recordings
                                             out of the records (right to erasure)
@@ -118,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     staffing = sub.add_parser(
         "staffing",
-        help="how many agents a load needs to answer in time (Erlang C): calls in an "
-        "interval, handle time, service level target",
+        help="how many agents a load needs to answer in time (Erlang C; Erlang A with "
+        "--patience): calls in an interval, handle time, service level target",
     )
     staffing.add_argument(
         "--calls", type=_calls, required=True, help="calls offered in the interval"
@@ -154,6 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded(float, 1.0, 100.0, "a percentage"),
         default=None,
         help="percent of their time agents may spend on calls at most (e.g. 85)",
+    )
+    staffing.add_argument(
+        "--patience",
+        type=_bounded(float, 1.0, 3600.0, "seconds"),
+        default=None,
+        help="callers hang up after this many seconds of waiting on average: Erlang A "
+        "(fewer agents than Erlang C; `report --queues` measures it); the service level "
+        "then counts those who hang up against it",
+    )
+    staffing.add_argument(
+        "--max-abandon",
+        type=_bounded(float, 0.1, 99.0, "a percentage"),
+        default=None,
+        help="with --patience: percent of callers who may hang up before an answer, at most",
     )
 
     simulate = sub.add_parser(
@@ -637,6 +652,8 @@ def _main(argv: Sequence[str] | None) -> int:
             args.target,
             shrinkage=args.shrinkage,
             max_occupancy=args.max_occupancy,
+            patience=args.patience,
+            max_abandon=args.max_abandon,
         )
     if command == "simulate":
         return cmd_simulate(args)
@@ -980,6 +997,8 @@ def cmd_staffing(
     *,
     shrinkage: float = 0.0,
     max_occupancy: float | None = None,
+    patience: float | None = None,
+    max_abandon: float | None = None,
 ) -> int:
     """``staffing``: the agents a load needs (:mod:`callcenter.staffing`), with the figures
     of a few more and fewer around that number."""
@@ -987,6 +1006,9 @@ def cmd_staffing(
 
     share, within = target
     interval = minutes * 60.0
+    if max_abandon is not None and patience is None:
+        print("staffing: --max-abandon needs --patience (callers who give up)", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         needed = staffing.agents_needed(
             calls,
@@ -995,34 +1017,50 @@ def cmd_staffing(
             share,
             interval=interval,
             max_occupancy=max_occupancy / 100.0 if max_occupancy is not None else None,
+            patience=patience,
+            max_abandon=max_abandon / 100.0 if max_abandon is not None else None,
         )
     except ValueError as exc:
         print(f"staffing: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    model = (
+        f"Erlang A, callers hanging up after {patience:g} s on average"
+        if patience is not None
+        else "Erlang C, nobody hangs up"
+    )
     print(
         f"{calls:g} calls in {minutes:g} min, handled in {aht:g} s: "
-        f"{needed.traffic:.2f} erlangs of work"
+        f"{needed.traffic:.2f} erlangs of work ({model})"
     )
-    print(f"  agents  answered in {within:g} s  speed of answer  callers who wait  occupancy")
+    head = f"  agents  answered in {within:g} s  speed of answer  callers who wait  occupancy"
+    print(head + ("  hang up" if patience is not None else ""))
     low = max(1, needed.agents - 2)
     for agents in range(low, needed.agents + 3):
-        row = staffing.staffing(agents, calls, aht, within, interval)
+        try:
+            row = staffing.staffing(agents, calls, aht, within, interval, patience=patience)
+        except ValueError:
+            continue  # too few agents for the model to say anything
         mark = ">" if agents == needed.agents else " "
         asa = (
             "never"
             if math.isinf(row.average_speed_of_answer)
             else f"{row.average_speed_of_answer:.1f} s"
         )
-        print(
+        line = (
             f"{mark} {agents:6d}  {100 * row.service_level:17.1f} %  {asa:>15}  "
             f"{100 * row.wait_probability:14.1f} %  {100 * row.occupancy:7.1f} %"
         )
+        if patience is not None:
+            line += f"  {100 * row.abandon_probability:5.1f} %"
+        print(line)
     line = (
         f"needed: {needed.agents} agents on the phones for {100 * share:g} % answered "
         f"within {within:g} s"
     )
     if max_occupancy is not None:
         line += f", none busy more than {max_occupancy:g} % of the time"
+    if max_abandon is not None:
+        line += f", at most {max_abandon:g} % hanging up"
     if shrinkage:
         line += (
             f"; with {shrinkage:g} % shrinkage, schedule "
@@ -1609,15 +1647,22 @@ def cmd_summary(
             rows = [f.as_dict() for f in queues]
             needed = None
             if staffing is not None:
+                patience = figures.patience_by_queue(queues)
                 needed = [
-                    figures.agents_needed(f, staffing / 100.0, config.queues[f.queue].wrapup)
+                    figures.agents_needed(
+                        f, staffing / 100.0, config.queues[f.queue].wrapup, patience[f.queue]
+                    )
                     if f.queue in config.queues
                     else None
                     for f in queues
                 ]
-                for row, count in zip(rows, needed, strict=True):
+                for row, count, f in zip(rows, needed, queues, strict=True):
                     row["agents_needed"] = count
+                    measured = patience[f.queue]
+                    row["patience_seconds"] = round(measured) if measured is not None else None
             table = figures.format_queue_table(queues, grouping, needed)
+            if staffing is not None:
+                table += "\n" + _staffing_note(figures.patience_by_queue(queues))
         else:
             names = {aid: a.name for aid, a in config.agents.items() if a.name}
             agents = figures.read_agent_figures(store, periods, names)
@@ -1645,6 +1690,23 @@ def cmd_summary(
     else:
         print(table)
     return EXIT_OK
+
+
+def _staffing_note(patience: Mapping[str, float | None]) -> str:
+    """How ``report --staffing`` counted: Erlang A with each queue's measured patience,
+    Erlang C where nobody hung up."""
+    measured = [f"{q} {p:.0f} s" for q, p in sorted(patience.items()) if p is not None]
+    never = sorted(q for q, p in patience.items() if p is None)
+    parts = []
+    if measured:
+        parts.append(
+            "agents: Erlang A, with the callers' patience measured over the period ("
+            + ", ".join(measured)
+            + ")"
+        )
+    if never:
+        parts.append(f"Erlang C for {', '.join(never)} (nobody hung up while waiting)")
+    return "; ".join(parts)
 
 
 def _print_queue_log(store: RecordStore, last: int, *, follow: bool) -> int:

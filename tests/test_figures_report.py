@@ -772,8 +772,9 @@ def test_calls_agents_dialled_out_are_not_the_queue_s_inbound_callers() -> None:
 def test_report_queues_by_hour_says_how_many_agents_each_hour_needed(
     records: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Erlang C on each hour's offered callers and mean talk, for 80 % answered within the
-    queue's 30 s: what a planner staffs the same hour next week by."""
+    """Erlang A on each hour's offered callers and mean talk, for 80 % answered within the
+    queue's 30 s, with the patience the day's callers showed (82 s: 24 s x 2 + 4 s + 30 s
+    waited, one hung up): what a planner staffs the same hour next week by."""
     args = ["report", str(records), "--queues", "--since", "2026-12-01", "--until", "2026-12-02"]
     hourly = [*args, "--by", "hour", "--staffing", "80"]
     assert cli_main([*hourly, "--json"]) == 0
@@ -784,9 +785,13 @@ def test_report_queues_by_hour_says_how_many_agents_each_hour_needed(
         cli_main([*args, "--staffing", "80"])
     refused = capsys.readouterr().err
     expected = [
-        staffing.agents_needed(r["offered"], r["aht_seconds"], 30.0, 0.8, interval=3600).agents
+        staffing.agents_needed(r["offered"], r["aht_seconds"], 30.0, 0.8, patience=82).agents
         for r in rows
     ]
+    assert [r["patience_seconds"] for r in rows] == [82, 82]
+    assert table[-1] == (
+        "agents: Erlang A, with the callers' patience measured over the period (support 82 s)"
+    )
     assert [(r["period"][-5:], r["agents_needed"]) for r in rows] == [
         ("09:00", expected[0]),
         ("10:00", expected[1]),

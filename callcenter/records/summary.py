@@ -693,9 +693,12 @@ def _table(head: list[tuple[str, int]], rows: list[list[str]]) -> str:
 _LEFT: Final = frozenset({"period", "queue", "agent", "name", "codes"})
 
 
-def agents_needed(f: QueueFigures, target: float, wrapup: float = 0.0) -> int | None:
-    """Erlang C (:mod:`callcenter.staffing`): the agents an hour's callers of ``f`` needed
-    for ``target`` (a share) of them to be answered within the queue's service level, their
+def agents_needed(
+    f: QueueFigures, target: float, wrapup: float = 0.0, patience: float | None = None
+) -> int | None:
+    """Erlang C (:mod:`callcenter.staffing`; with ``patience``, the callers' mean seconds
+    before hanging up, Erlang A): the agents an hour's callers of ``f`` needed for
+    ``target`` (a share) of them to be answered within the queue's service level, their
     mean talk plus ``wrapup`` (the queue's after-call seconds) as the handle time. None
     when no call was answered to measure the handle time by (0 when none was offered)."""
     if f.offered == 0:
@@ -704,7 +707,28 @@ def agents_needed(f: QueueFigures, target: float, wrapup: float = 0.0) -> int | 
     if talk is None:
         return None
     handle = max(1.0, talk + wrapup)
-    return staffing.agents_needed(f.offered, handle, f.service_level_seconds, target).agents
+    try:
+        needed = staffing.agents_needed(
+            f.offered, handle, f.service_level_seconds, target, patience=patience
+        )
+    except ValueError:
+        return None  # callers so patient beside so few agents: no figure to give
+    return needed.agents
+
+
+def patience_by_queue(figures: Sequence[QueueFigures]) -> dict[str, float | None]:
+    """Each queue's callers' mean patience in seconds over all of ``figures``
+    (:func:`callcenter.staffing.patience_estimate`: abandons over every second callers
+    waited, answered or not; callers taken out by a timeout or an exit key are left out);
+    None for a queue where nobody hung up."""
+    abandoned: dict[str, int] = {}
+    waited: dict[str, float] = {}
+    for f in figures:
+        abandoned[f.queue] = abandoned.get(f.queue, 0) + f.abandoned
+        waited[f.queue] = waited.get(f.queue, 0.0) + f.wait_answered + f.wait_abandoned
+    return {
+        queue: staffing.patience_estimate(abandoned[queue], waited[queue]) for queue in abandoned
+    }
 
 
 def format_queue_table(
