@@ -167,6 +167,7 @@ async def test_a_callback_code_and_a_number_to_dial_have_pages_of_their_own(
     assert dialled.texts["said"] == "Dialling 5550404"
     assert customer.rings == 1
     assert no_code.status == 404
+    assert no_code.texts["error"] == "no callback code 'sale' (dispositions)"
 
 
 async def test_an_agent_without_a_pin_is_told_what_the_desktop_needs(tmp_path: Path) -> None:
@@ -239,6 +240,19 @@ async def test_the_desktop_is_turned_off_by_a_reload_without_a_restart(tmp_path:
     assert on.texts["state"] == "free"
     assert (status, reloaded["needs_restart"]) == (200, [])
     assert off.status == 404
+
+
+async def test_with_an_api_token_the_desktop_still_needs_only_the_pin(tmp_path: Path) -> None:
+    """The token is for ops' tools; agents do not get it. The rest of the API keeps it."""
+    config = merge(DESK, {"api": {"token": "a-token-for-ops-only-1234"}})
+    async with running_center(tmp_path, config=config) as center:
+        browser = DesktopBrowser(center.daemon.api.port)
+        page = await browser.sign_in("1001", "1111")
+        paused = await browser.press("Pause: break")
+        status, _ = await center.api("GET", "/status")
+    assert (page.status, page.texts["state"]) == (200, "free")
+    assert paused.texts["state"] == "paused: break"
+    assert status == 401
 
 
 async def test_pages_are_never_cached_nor_framed_and_the_cookie_stays_with_the_desktop(

@@ -422,8 +422,13 @@ class ControlAPI:
             if route == "/desktop" or route.startswith("/desktop/"):
                 if self.read_only or not self.switchboard.config.api.desktop:
                     raise HTTPError(404, "the agent desktop is off (api.desktop)")
-                status, text, extra = await self._desktop_page(request)
                 kind = "text/html; charset=utf-8"
+                try:
+                    status, text, extra = await self._desktop_page(request)
+                except HTTPError as exc:
+                    title = self.switchboard.config.api.wallboard_title
+                    status, text = exc.status, desktop.render_error(title, str(exc))
+                    extra = _PAGE_HEADERS
             elif method == "GET" and route == "/metrics":
                 status, text = 200, self.render_metrics()
             elif method == "GET" and route == "/events" and self.streams is not None:

@@ -368,6 +368,15 @@ def render_sign_in(title: str, *, role: str = "agent", person: str = "", error: 
     return "\n".join(parts)
 
 
+def render_error(title: str, message: str) -> str:
+    """A page saying what went wrong, with the way back."""
+    parts = _head(title)
+    parts.append(f"<h1>{_e(title)}</h1>")
+    parts += _notes("", message)
+    parts.append('<p><a href="/desktop">Back to the desktop</a></p></body></html>')
+    return "\n".join(parts)
+
+
 def render(desk: Desktop) -> str:
     """The agent's desktop."""
     agent = desk.agent
