@@ -14,10 +14,12 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from test_campaigns import campaign as campaign_config
+from test_campaigns import scene
 
 from callcenter.events import CallDisposed, EngineEvent
 from callcenter.live.desktop import ALL_TRIES, PIN_TRIES, DesktopSessions, SignInGuard
-from callcenter.testing import DesktopBrowser, merge, running_center, until
+from callcenter.testing import DesktopBrowser, DesktopPage, merge, running_center, until
 
 #: Alice (1001, PIN 1111) takes sales and support; Bob (1002) support; Carol (1003, PIN
 #: 4321) is logged out and in sales. Two codes: a sale, and a callback with its time.
@@ -400,3 +402,38 @@ async def test_a_supervisor_with_teams_sees_and_acts_on_those_agents_only(
     assert "Alice 1001" in names and "Bob 1002" not in names
     assert forged.texts["error"] == "agent 1002 is not in your teams"
     assert bob == "available"
+
+
+async def test_a_preview_lead_is_on_alices_page_with_its_data_and_she_dials_it(
+    tmp_path: Path,
+) -> None:
+    """A preview campaign shows Alice the lead on her page (number, campaign, the list's
+    columns); she skips Ada and dials Alan from the page."""
+    config = merge(campaign_config(mode="preview", preview_seconds=30), DESK)
+    leads = "number,id,name\n5551001,ada,Ada\n5551002,alan,Alan\n"
+    async with scene(tmp_path, config, leads) as s:
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        alan = s.center.add_phone("PJSIP/5551002", answer_after=0.05, hangup_after=0.3)
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05)
+        browser = DesktopBrowser(s.center.daemon.api.port)
+        await browser.sign_in("1001", "1111")
+
+        async def lead_shown(name: str) -> DesktopPage:
+            async with asyncio.timeout(5):
+                while True:
+                    page = await browser.get()
+                    if page.rows.get("name") == name:
+                        return page
+                    await asyncio.sleep(0.05)
+
+        first = await lead_shown("Ada")
+        skipped = await browser.press("Skip")
+        second = await lead_shown("Alan")
+        dialled = await browser.press("Dial this lead")
+        await alan.wait_answered(timeout=5)
+        await s.center.idle(timeout=10)
+    assert (first.rows["Number"], first.rows["Campaign"]) == ("5551001", "spring")
+    assert skipped.texts["said"] == "Lead skipped"
+    assert second.rows["Number"] == "5551002"
+    assert dialled.texts["said"] == "Dialling the lead"
+    assert (ada.rings, alan.rings) == (0, 1)
