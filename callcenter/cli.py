@@ -1491,6 +1491,7 @@ def cmd_backup(path: str, to: str) -> int:
         return store or EXIT_CONFIG  # none yet: nothing to back up is no backup
     assert isinstance(store, SqliteCdrStore)  # records.postgres is None
     target = Path(to)
+    waiting = _rescued(config, Path(store.path))
     try:
         counts = store.backup(target)
     except RecordError as exc:
@@ -1502,6 +1503,37 @@ def cmd_backup(path: str, to: str) -> int:
     print(f"backed up {store.path} to {target} ({size / 1e6:.1f} MB, checked)")
     for table, count in counts.items():
         print(f"  {table:20} {count}")
+    if waiting is not None:
+        return _back_up_rescued(waiting, target)
+    return EXIT_OK
+
+
+def _back_up_rescued(waiting: Path, target: Path) -> int:
+    """Records the database refused wait in ``waiting``: copied beside the backup, where
+    a daemon started on the backup writes them (:func:`rescue_path` of it)."""
+    import shutil
+
+    from callcenter.records.rescue import rescue_path
+
+    copy = rescue_path(target)
+    part = copy.with_name(copy.name + ".part")
+    try:
+        shutil.copyfile(waiting, part)
+        part.rename(copy)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        print(
+            f"backup: the records waiting in {waiting} (the database refused them) were not "
+            f"copied to {copy}: {exc.strerror}; the backup lacks them",
+            file=sys.stderr,
+        )
+        return EXIT_RESOURCE
+    with copy.open("rb") as lines:
+        count = sum(1 for _ in lines)
+    print(
+        f"  + {count} record(s) the database refused, waiting in {waiting}: copied to {copy} "
+        "(a daemon started on the backup writes them)"
+    )
     return EXIT_OK
 
 

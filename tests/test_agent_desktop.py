@@ -362,6 +362,8 @@ async def test_sam_sees_his_agents_and_listens_then_whispers_to_alice_from_his_p
         whispered = await browser.press("Whisper")
         mode = (monitoring.current("2000") or _Never).mode
         stopped = await browser.press("Stop")
+        ready = await browser.press("Ready", picking={"agent": "1002"})
+        bob_ready = router.agents["1002"].state
         out = await browser.press("Log out", picking={"agent": "1002"})
         bob = router.agents["1002"].state
         await caller.hangup()
@@ -381,6 +383,7 @@ async def test_sam_sees_his_agents_and_listens_then_whispers_to_alice_from_his_p
     assert {"Whisper", "Barge", "Take the call over", "Stop"} <= set(heard.buttons)
     assert (whispered.texts["said"], mode) == ("You whisper to agent 1001", "whisper")
     assert stopped.texts == {"said": "Monitoring stopped", "state": "Monitoring nobody"}
+    assert (ready.texts["said"], bob_ready) == ("Agent 1002 is ready", "available")
     assert (out.texts["said"], bob) == ("Agent 1002 logged out", "logged_out")
 
 

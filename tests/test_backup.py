@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_record_rescue import writes_of_a_working_day
 
 from callcenter.cli import main as cli_main
+from callcenter.records.rescue import RecordRescue, rescue_path
+from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import BASE_CONFIG, merge, running_center
 
 
@@ -56,3 +59,34 @@ def test_records_in_postgresql_are_left_to_pg_dump(
     config.write_text(yaml.safe_dump(settings, sort_keys=False))
     code = cli_main(["backup", str(config), "--to", str(tmp_path / "x.sqlite3")])
     assert code == 1 and "back them up with pg_dump" in capsys.readouterr().err
+
+
+def test_records_the_database_refused_go_with_the_backup_and_a_daemon_on_it_writes_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk left records in the rescue file beside the database: a backup without
+    them would lack the last calls; they are copied where a daemon on the backup finds
+    them."""
+    config = tmp_path / "callcenter.yaml"
+    config.write_text(yaml.safe_dump(BASE_CONFIG, sort_keys=False))
+    db = tmp_path / "var" / "cdr.sqlite3"
+    db.parent.mkdir()
+    store = SqliteCdrStore(db)
+    store.open()
+    writes = writes_of_a_working_day(store)
+    RecordRescue(db, store).keep(writes)
+    store.close()
+    target = tmp_path / "backups" / "tonight.sqlite3"
+    code = cli_main(["backup", str(config), "--to", str(target)])
+    printed = capsys.readouterr().out.splitlines()
+    copied = rescue_path(target)
+    restored = SqliteCdrStore(target)
+    replayed = RecordRescue(target, restored).replay()
+    assert code == 0
+    assert printed[-1] == (
+        f"  + {len(writes)} record(s) the database refused, waiting in {rescue_path(db)}: "
+        f"copied to {copied} (a daemon started on the backup writes them)"
+    )
+    assert rescue_path(db).exists(), "the daemon on the database still has them to write"
+    assert replayed.written == len(writes)
+    assert [r["uniqueid"] for r in restored.fetch_cdrs()] == ["1796444790.1"]

@@ -660,11 +660,12 @@ class ControlAPI:
         action, agent = form.get("action", ""), form.get("agent", "")
         note = f"supervisor:{supervisor_id}"
         try:
-            if action == "logout-agent":
+            if action in ("logout-agent", "unpause-agent"):
                 if agent not in self._supervised(supervisor_id):
                     raise HTTPError(403, f"agent {agent} is not in your teams")
-                await self._agent_action(agent, "logout", {}, via=f"supervisor:{supervisor_id}")
-                said = f"Agent {agent} logged out"
+                verb = action.removesuffix("-agent")
+                await self._agent_action(agent, verb, {}, via=f"supervisor:{supervisor_id}")
+                said = f"Agent {agent} {'logged out' if verb == 'logout' else 'is ready'}"
             elif action in desktop.SUPERVISOR_ACTIONS:
                 body = {"agent": agent} if agent else {}
                 answer = await self._supervisor_action(supervisor_id, action, body)

@@ -24,8 +24,9 @@ field.
 Supervisors sign in on the same page (``/desktop?as=supervisor``, their id and
 ``supervisors.<id>.pin``) and see what they monitor (switch to whisper or barge, take the call
 over, stop), the agents of their ``teams`` (every agent without teams) with their state and
-the number they talk to, a button to listen, whisper or barge in on each call and one to log
-an agent out, and the queues those agents work with today's figures.
+the number they talk to, a button to listen, whisper or barge in on each call, one to make
+a paused agent ready (an automatic pause after missed calls, say) and one to log an agent
+out, and the queues those agents work with today's figures.
 
 Rendered by the daemon as the wallboard is: no script, no assets. Each button posts a form
 to ``/desktop/act``; the answer sends the browser back to ``/desktop``, where what happened
@@ -104,7 +105,8 @@ forms may post; their other fields (reason, code, at, number, queue, to) are the
 FIELDS: Final = frozenset({"reason", "code", "at", "number", "queue", "to"})
 SUPERVISOR_ACTIONS: Final = frozenset({"listen", "whisper", "barge", "stop", "takeover"})
 """The supervisor actions of the control API (``POST /supervisors/{id}/<action>``) the
-supervisor's desktop posts (``agent``: whom to monitor), and ``logout-agent``."""
+supervisor's desktop posts (``agent``: whom to monitor); and ``logout-agent``,
+``unpause-agent`` for an agent of their teams."""
 
 _STYLE: Final = """
 body{font-family:system-ui,sans-serif;background:#f4f4f6;color:#222;margin:1em auto;
@@ -673,6 +675,8 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             actions = "".join(
                 button(m, m.capitalize(), "", agent=aid) for m in ("listen", "whisper", "barge")
             )
+        if state == "paused":
+            actions += button("unpause-agent", "Ready", "", agent=aid)
         if state != "logged_out":
             actions += button("logout-agent", "Log out", "", agent=aid)
         rows.append(
