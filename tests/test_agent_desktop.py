@@ -63,6 +63,8 @@ async def test_alice_signs_in_with_her_pin_and_works_a_call_from_the_page(
         on_hold_in_status = [c["on_hold"] for c in (await center.api("GET", "/status"))[1]["calls"]]
         back = await browser.press("Take off hold")
         coded = await browser.press("Code: sale")
+        note_page = await browser.press("Code with a note …")
+        noted = await browser.press("Give the code", code="sale", note="wants the brochure")
         hung_up = await browser.press("Hang up")
         await caller.wait_ended(timeout=5)
         paused = await browser.press("Pause: lunch")
@@ -86,8 +88,11 @@ async def test_alice_signs_in_with_her_pin_and_works_a_call_from_the_page(
     assert on_hold_in_status == [True]
     assert back.texts["said"] == "Back with the caller" and "Hold" not in back.rows
     assert coded.texts["said"] == "Code sale given to the call"
-    assert [(e.code, e.agent) for e in disposed if isinstance(e, CallDisposed)] == [
-        ("sale", "1001")
+    assert note_page.refresh == "", "no reload while typing"
+    assert noted.texts["said"] == "Code sale given to the call"
+    assert [(e.code, e.agent, e.note) for e in disposed if isinstance(e, CallDisposed)] == [
+        ("sale", "1001", ""),
+        ("sale", "1001", "wants the brochure"),
     ]
     assert hung_up.texts["said"] == "Hung up"
     assert cdr["hung_up_by"] == "agent" and cdr["agent"] == "1001"
@@ -385,6 +390,9 @@ async def test_sam_sees_his_agents_and_listens_then_whispers_to_alice_from_his_p
     assert stopped.texts == {"said": "Monitoring stopped", "state": "Monitoring nobody"}
     assert (ready.texts["said"], bob_ready) == ("Agent 1002 is ready", "available")
     assert (out.texts["said"], bob) == ("Agent 1002 logged out", "logged_out")
+    queues = [r for r in idle.table_rows if r and r[0] in ("queue", "support")]
+    assert queues[0][:5] == ["queue", "waiting", "longest wait", "agents free", "callbacks"]
+    assert queues[1][:5] == ["support", "0", "0:00", "1 / 1", "0"], "Bob is paused"
 
 
 class _Never:

@@ -593,6 +593,11 @@ class ControlAPI:
                 raise HTTPError(404, "agents dial no numbers here (acd.dial_out)")
             queues = [str(q) for q in agent["queues"]]
             return 200, desktop.render_dial(title, agent, queues), _PAGE_HEADERS
+        if route == "/desktop/note":
+            codes = {code: d.callback for code, d in config.dispositions.items()}
+            if not any(not callback for callback in codes.values()):
+                raise HTTPError(404, "no code to give a note with (dispositions)")
+            return 200, desktop.render_note(title, agent, codes), _PAGE_HEADERS
         if route == "/desktop/callback":
             code = query.get("code", "")
             disposition = config.dispositions.get(code)

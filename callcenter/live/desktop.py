@@ -102,7 +102,7 @@ ACTIONS: Final = frozenset(
 )
 """The agent actions of the control API (``POST /agents/{id}/<action>``) the desktop's
 forms may post; their other fields (reason, code, at, number, queue, to) are the body."""
-FIELDS: Final = frozenset({"reason", "code", "at", "number", "queue", "to"})
+FIELDS: Final = frozenset({"reason", "code", "at", "note", "number", "queue", "to"})
 SUPERVISOR_ACTIONS: Final = frozenset({"listen", "whisper", "barge", "stop", "takeover"})
 """The supervisor actions of the control API (``POST /supervisors/{id}/<action>``) the
 supervisor's desktop posts (``agent``: whom to monitor); and ``logout-agent``,
@@ -521,6 +521,11 @@ def _actions_section(desk: Desktop, state: str) -> str:
                 )
             else:
                 buttons.append(button("disposition", f"Code: {code}", "", code=code))
+        if any(not is_callback for is_callback in desk.dispositions.values()):
+            buttons.append(
+                '<form method="get" action="/desktop/note"><button>Code with a note …'
+                "</button></form>"
+            )
     if desk.can_dial and state in ("available", "paused", "wrap_up"):
         buttons.append(
             '<form method="get" action="/desktop/dial"><button>Dial a number …</button></form>'
@@ -562,7 +567,8 @@ def render_dial(title: str, agent: Mapping[str, Any], queues: Sequence[str]) -> 
 
 
 def render_callback(title: str, agent: Mapping[str, Any], code: str, earliest: str) -> str:
-    """The form for a callback code's time (``earliest``: ``YYYY-MM-DDTHH:MM``, now)."""
+    """The form for a callback code's time (``earliest``: ``YYYY-MM-DDTHH:MM``, now) and
+    a note."""
     parts = _head(title)
     parts.append(
         f"<h1>{_e(str(agent.get('name') or agent['id']))} <small>code {_e(code)}</small></h1>"
@@ -570,7 +576,29 @@ def render_callback(title: str, agent: Mapping[str, Any], code: str, earliest: s
         '<input type="hidden" name="action" value="disposition">'
         f'<input type="hidden" name="code" value="{_e(code)}">'
         '<label>Call back at <input name="at" type="datetime-local" required '
-        f'min="{_e(earliest)}" value="{_e(earliest)}"></label> '
+        f'min="{_e(earliest)}" value="{_e(earliest)}"></label><br>'
+        '<label>Note <input name="note" size="60" maxlength="500"></label> '
+        '<button class="main">Give the code</button></form> '
+        '<p><a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
+
+
+def render_note(title: str, agent: Mapping[str, Any], codes: Mapping[str, bool]) -> str:
+    """The form for a code with a note (``codes``: code -> whether it is a callback code:
+    those go through their own page, which asks for the time)."""
+    parts = _head(title)
+    options = "".join(
+        f'<option value="{_e(code)}">{_e(code)}</option>'
+        for code, is_callback in codes.items()
+        if not is_callback
+    )
+    parts.append(
+        f"<h1>{_e(str(agent.get('name') or agent['id']))} <small>code with a note</small></h1>"
+        '<section><form method="post" action="/desktop/act">'
+        '<input type="hidden" name="action" value="disposition">'
+        f'<label>Code <select name="code">{options}</select></label><br>'
+        '<label>Note <input name="note" size="60" maxlength="500" autofocus></label> '
         '<button class="main">Give the code</button></form> '
         '<p><a href="/desktop">Back</a></p></section></body></html>'
     )
@@ -701,14 +729,17 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         queue_rows.append(
             f"<tr><td>{_e(name)}{alert}</td><td>{view['waiting']}</td>"
             f"<td>{clock(float(view['longest_wait']))}</td>"
-            f"<td>{view['available']} / {view['staffed']}</td><td>{qday.offered}</td>"
+            f"<td>{view['available']} / {view['staffed']}</td><td>{view['callbacks']}</td>"
+            f"<td>{qday.offered}</td>"
             f"<td>{qday.answered}</td><td>{qday.abandoned}</td>"
             f"<td>{'-' if level is None else f'{level:g} %'}</td></tr>"
         )
     parts.append(
         '<section id="queues"><h2>Queues</h2><table><tr><th>queue</th><th>waiting</th>'
-        "<th>longest wait</th><th>agents free</th><th>offered</th><th>answered</th>"
-        "<th>abandoned</th><th>service level</th></tr>" + "".join(queue_rows) + "</table></section>"
+        "<th>longest wait</th><th>agents free</th><th>callbacks</th><th>offered</th>"
+        "<th>answered</th><th>abandoned</th><th>service level</th></tr>"
+        + "".join(queue_rows)
+        + "</table></section>"
     )
     parts.append(
         '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
