@@ -409,6 +409,7 @@ class Daemon:
         self._watchdog: asyncio.Task[None] | None = None
         self._lock_keeper: asyncio.Task[None] | None = None
         self._retention: asyncio.Task[None] | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self.pbx.subscribe(self._on_pbx_event)
 
     @property
@@ -457,6 +458,18 @@ class Daemon:
             self.lock.release()
             raise
         try:
+            try:
+                lost = await self.recorder.mark_lost()
+            except RecordError as exc:
+                lost = 0  # records are no reason to refuse calls; the writer retries its own
+                log.error("cdr_lost_calls_not_marked", error=str(exc))
+            if lost:
+                log.warning(
+                    "cdr_calls_lost",
+                    count=lost,
+                    hint="the daemon before this one died with calls in progress (no stop): "
+                    "their records say hung_up_by lost, ending at their last checkpoint",
+                )
             await self.api.start()
             if self.metrics_api is not None:
                 await self.metrics_api.start()
@@ -501,6 +514,11 @@ class Daemon:
                 self._keep_records_lock(database), name="records-lock"
             )
         self._retention = asyncio.create_task(self._purge_old_records(), name="records-retention")
+        if self.config.records.checkpoint_seconds:
+            self._checkpoints = asyncio.create_task(
+                self._checkpoint_calls(self.config.records.checkpoint_seconds),
+                name="records-checkpoints",
+            )
         systemd.notify("READY=1", f"STATUS=taking calls from {self.pbx.name}")
         interval = systemd.watchdog_interval()
         if interval is not None:
@@ -573,6 +591,16 @@ class Daemon:
         names = {aid: a.name for aid, a in config.agents.items() if a.name}
         agents = functools.partial(summary.read_agent_figures, self.store, periods, names)
         return [f.as_dict() for f in await self.recorder.writer.run(agents)]
+
+    async def _checkpoint_calls(self, seconds: float) -> None:
+        """Every ``seconds`` (``records.checkpoint_seconds``, read at the start as all of
+        ``records``), the calls in progress for as long written as they stand
+        (:meth:`CdrRecorder.checkpoint`)."""
+        while True:
+            await asyncio.sleep(seconds)
+            written = self.recorder.checkpoint(seconds)
+            if written:
+                log.debug("cdr_checkpoints", calls=written)
 
     async def _purge_old_records(self) -> None:
         """With ``records.keep_days`` (read at the start, as all of ``records``): delete
@@ -934,6 +962,9 @@ class Daemon:
         if self._retention is not None:
             await cancel_and_wait(self._retention)
             self._retention = None
+        if self._checkpoints is not None:
+            await cancel_and_wait(self._checkpoints)
+            self._checkpoints = None
         if self._lock_keeper is not None:
             await cancel_and_wait(self._lock_keeper)
             self._lock_keeper = None

@@ -281,6 +281,14 @@ to the PBX's failover untouched (``Call.fail_over``)."""
 LEFT_TO_PBX = (LEFT_AT_SHUTDOWN, LEFT_ON_LINK_LOSS, LEFT_WHILE_DRAINING)
 """Calls that were not over when their record was written: a later record of the same call
 (it was taken back) replaces it."""
+STILL_IN_PROGRESS = "in_progress"
+"""``hung_up_by`` of a call's checkpoint record (``records.checkpoint_seconds``): the call
+was going on when it was written; its own record replaces it."""
+LOST_TRACK = "lost"
+"""``hung_up_by`` a checkpoint record gets at the next start when the daemon that wrote it
+died without stopping (kill -9, a power cut): ``end`` is its last checkpoint."""
+SUPERSEDED = (*LEFT_TO_PBX, STILL_IN_PROGRESS, LOST_TRACK)
+"""Records of calls not over when written: a later record of the same call replaces them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

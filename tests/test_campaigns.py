@@ -388,7 +388,9 @@ async def test_a_busy_lead_frees_the_agent_at_once_for_the_next_one(tmp_path: Pa
         await alan.wait_answered(timeout=4)
         await s.wait_for(lambda: s.of(CampaignAnswered))
         await s.center.idle(timeout=10)
-    (busy,) = s.of(CampaignAttemptFailed)
+    # Ada's retry (0.2 s later, once Alan's call freed Alice) may come before the scene
+    # ends: the first try is the one that tells.
+    busy = s.of(CampaignAttemptFailed)[0]
     assert (busy.lead, busy.reason, busy.final) == ("ada", "busy", False)
     assert [e.lead for e in s.of(CampaignAnswered)] == ["alan"]
 

@@ -821,6 +821,16 @@ class RecordsConfig(_Model):
         "still to come are kept). None: kept for ever. `callcenter purge` does it by hand.",
         examples=[400],
     )
+    checkpoint_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="Every this many seconds, the calls in progress for as long are written "
+        "as they stand (a CDR with hung_up_by in_progress, replaced by the call's own when "
+        "it ends): a daemon killed without stopping (kill -9, a power cut) leaves their "
+        "records, which the next start marks hung_up_by lost. 0: none (such calls leave no "
+        "CDR).",
+    )
     queue_log_file: _Text | None = Field(
         default=None,
         description="Also keep the queue_log in this file, in Asterisk's format, for reporting "

@@ -28,8 +28,10 @@ Call-centre fields:
   the call in progress and left it to the PBX; ``end`` is then the stop, and the cause
   ``UNSPECIFIED`` unless the PBX had ended the call; or ``link_lost``: the PBX link went down
   under the call and it could not be hung up. A daemon that takes such a caller back later
-  replaces that row, see the store), ``hangup_cause`` (Q.850 code) and
-  ``hangup_cause_name``.
+  replaces that row, see the store; ``in_progress``: a checkpoint of a call still going
+  (:meth:`CdrRecorder.checkpoint`), replaced by its record when it ends; ``lost``: such a
+  checkpoint whose daemon died without stopping, marked at the next start, ``end`` being
+  the last checkpoint), ``hangup_cause`` (Q.850 code) and ``hangup_cause_name``.
 * ``ivr_variables``: the variables the IVR set (a JSON object; private input such as PINs
   as ``***``), e.g. ``{"language": "fr", "account": "1234"}``.
 * A campaign's call (a lead who answered): ``accountcode`` is the campaign's id, and
@@ -65,15 +67,17 @@ import functools
 import json
 import math
 import operator
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from callcenter.events import (
     QUEUE_TRANSFER,
+    STILL_IN_PROGRESS,
     AgentConnected,
     AgentDialAnswered,
     AgentRinging,
@@ -485,6 +489,14 @@ def _disposition(d: CdrDraft) -> str:
     return Disposition.NO_ANSWER
 
 
+def so_far(draft: CdrDraft, at: datetime, mono: float) -> CdrRecord:
+    """The checkpoint record of a call still in progress at ``at`` (``mono``: the same
+    moment on the monotonic clock): ``hung_up_by`` ``in_progress``, ended then."""
+    going = _copy(draft)
+    going.end, going.end_mono, going.hung_up_by = at, mono, STILL_IN_PROGRESS
+    return finish(going)
+
+
 def finish(draft: CdrDraft) -> CdrRecord:
     """The record of a finished call (a call whose CallEnded never came ends at its last
     event)."""
@@ -556,6 +568,8 @@ class CdrStore(Protocol):
 
     def has_cdr(self, uniqueid: str) -> bool: ...
 
+    def mark_lost(self) -> int: ...
+
     def write_callback(self, request: CallbackRecord) -> bool: ...
 
 
@@ -621,6 +635,28 @@ class CdrRecorder:
             cdr_key(record.uniqueid), functools.partial(self.store.write_cdr, record)
         )
         log.debug("cdr_finished", call_id=record.uniqueid, disposition=record.disposition)
+
+    def checkpoint(self, older_than: float) -> int:
+        """Write each call in progress for ``older_than`` seconds or more as it stands now
+        (:func:`so_far`: ``hung_up_by`` ``in_progress``; its own record replaces it when
+        it ends), so that a daemon killed without stopping leaves a record of its calls
+        (the next start marks them ``lost``). Returns how many were submitted."""
+        now, mono = datetime.now(UTC), time.monotonic()
+        count = 0
+        for call_id, draft in self._drafts.items():
+            if mono - draft.start_mono < older_than:
+                continue
+            record = so_far(draft, now, mono)
+            self.writer.submit(
+                f"cdr-checkpoint:{call_id}", functools.partial(self.store.write_cdr, record)
+            )
+            count += 1
+        return count
+
+    async def mark_lost(self) -> int:
+        """At the start: the checkpoints a daemon that died left say ``lost`` (RecordError
+        when the store refuses); returns how many."""
+        return await self.writer.run(self.store.mark_lost)
 
     async def start(self) -> None:
         """Open the store and start writing (RecordError if the store cannot be opened)."""

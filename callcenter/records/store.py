@@ -13,8 +13,9 @@ idempotent: a CDR is keyed by ``uniqueid``, a session by (agent, login), a pause
 exception: a CDR of a call left to the PBX (``hung_up_by`` ``shutdown`` or ``link_lost``:
 not over when it was written) is superseded by the record of the same call written later,
 once a daemon took the caller back (a FreeSWITCH caller parked afresh at a shutdown, an
-AsyncAGI caller after the AMI link came back). The row keeps its ``start``; its
-``duration`` runs from there to the new end.
+AsyncAGI caller after the AMI link came back), and so is a checkpoint of a call in progress
+(``in_progress``, or ``lost`` once its daemon died: see ``records.checkpoint_seconds``). The
+row keeps its ``start``; its ``duration`` runs from there to the new end.
 
 Every method is blocking. In the daemon they run in the record writer's thread
 (:class:`~callcenter.records.writer.RecordWriter`), never on the event loop; a lock makes
@@ -81,7 +82,7 @@ from typing import Any, TypeVar
 import structlog
 
 from callcenter.errors import RecordError
-from callcenter.events import LEFT_TO_PBX
+from callcenter.events import LOST_TRACK, STILL_IN_PROGRESS, SUPERSEDED
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord, QueueVisit
@@ -482,8 +483,12 @@ class Statements:
             + ", ".join(f'"{n}" = {p}' for n in _SUPERSEDED)
             + f', "duration" = {dialect.greatest}({p}, {dialect.seconds_between})'
             + f' WHERE "uniqueid" = {p} AND "hung_up_by" IN ('
-            + ", ".join(f"'{who}'" for who in LEFT_TO_PBX)
+            + ", ".join(f"'{who}'" for who in SUPERSEDED)
             + ")"
+        )
+        self.mark_lost = (
+            f"UPDATE cdr SET \"hung_up_by\" = '{LOST_TRACK}' "
+            f"WHERE \"hung_up_by\" = '{STILL_IN_PROGRESS}'"
         )
         self.insert_session = insert("agent_sessions", SESSION_COLUMNS)
         self.insert_pause = insert("agent_pauses", PAUSE_COLUMNS)
@@ -1267,6 +1272,16 @@ class RecordStore(abc.ABC):
 
     def has_cdr(self, uniqueid: str) -> bool:
         return bool(self._fetch(self._sql.has_cdr, (uniqueid,)))
+
+    def mark_lost(self) -> int:
+        """The checkpoint records of calls still in progress (``hung_up_by``
+        ``in_progress``) say ``lost`` instead: run at the start, when no call is in progress
+        yet, they are those of a daemon that died without stopping. Returns how many."""
+        try:
+            return self._execute(self._sql.mark_lost, ())
+        except self.errors as exc:
+            self._failed(exc)
+            raise RecordError(f"cannot mark lost calls in {self.where}: {exc}") from exc
 
     def write_queue_log(self, entries: Sequence[QueueLogEntry]) -> bool:
         """Store queue_log entries in order, in one statement run for each (one round trip
