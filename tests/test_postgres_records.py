@@ -124,6 +124,23 @@ def test_a_call_left_at_a_shutdown_is_superseded_as_in_sqlite(
     assert row["duration"] == 61 + 75, "from the first start to the new end"
 
 
+def test_a_checkpoint_is_marked_lost_then_superseded_as_in_sqlite(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    going = cdr(hung_up_by="in_progress")
+    ended = dataclasses.replace(going, end=going.end + timedelta(seconds=30), hung_up_by="agent")
+    seen = []
+    for store in both_stores(tmp_path, postgres_url):
+        assert store.write_cdr(going) is True
+        marked = store.mark_lost(), store.mark_lost()
+        lost = store.fetch_cdrs()[0]["hung_up_by"]
+        assert store.write_cdr(ended) is True, "the call taken back: its own record wins"
+        seen.append((marked, lost, store.fetch_cdrs()))
+    assert seen[0] == seen[1]
+    assert seen[1][:2] == ((1, 0), "lost")
+    assert seen[1][2][0]["hung_up_by"] == "agent"
+
+
 def test_a_database_of_an_older_version_gets_the_new_columns(
     postgres_server: PostgresServer, postgres_url: str
 ) -> None:
