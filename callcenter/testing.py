@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -40,6 +42,9 @@ from callcenter.pbx.interface import Call
 
 DEMO_SECRET = "demo-secret"
 DEMO_ESL_PASSWORD = "ClueCon-demo"
+
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""Where ``python -m callcenter.cli`` finds this package (a checkout's root)."""
 
 BASE_CONFIG: dict[str, Any] = {
     "pbx": {
@@ -279,6 +284,32 @@ class Center:
         else:
             self.pbx.set_agi_url(f"agi://127.0.0.1:{daemon.agi_port}")
         return daemon
+
+    @asynccontextmanager
+    async def run_apart(
+        self, *, stderr: int = asyncio.subprocess.PIPE
+    ) -> AsyncIterator[asyncio.subprocess.Process]:
+        """``callcenter run`` on this center's config in a process of its own, as systemd
+        starts it (the daemon in this process is stopped first; the PBX's secret comes
+        from the environment): yields the process once it drives the PBX (its claim
+        names its pid), kills it at the end if it still runs."""
+        await self.daemon.stop()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callcenter.cli", "run", str(self.config_path),
+            stdout=asyncio.subprocess.PIPE, stderr=stderr,
+            env={**os.environ, **(self.daemon.environ or {})}, cwd=_PACKAGE_ROOT,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(20):
+                while f"|{proc.pid}|" not in self.pbx.global_vars.get("callcenter_owner", ""):
+                    if proc.returncode is not None:
+                        raise RuntimeError(f"callcenter run exited with {proc.returncode}")
+                    await asyncio.sleep(0.05)
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
     async def idle(self, timeout: float = 5.0) -> None:
         """Wait until the daemon handles no call."""

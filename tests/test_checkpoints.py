@@ -6,15 +6,13 @@ daemon marks what is left ``lost``. Here a real ``callcenter run`` is killed und
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
-from test_drain import REPO, _with_api_port
+from test_drain import _with_api_port
 
 from callcenter.events import (
     AgentConnected,
@@ -42,34 +40,21 @@ async def test_a_killed_daemon_leaves_its_talking_callers_records_marked_lost_at
     tmp_path: Path,
 ) -> None:
     async with running_center(tmp_path, transport="esl-inbound") as center:
-        await center.daemon.stop()
         center.add_phone("PJSIP/1001", answer_after=0.05)
         config = yaml.safe_load(center.config_path.read_text())
         config["records"]["checkpoint_seconds"] = 0.3
         center.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         _with_api_port(center.config_path)
         db = tmp_path / "var" / "cdr.sqlite3"
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "callcenter.cli", "run", str(center.config_path),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "CALLCENTER_ESL_PASSWORD": center.pbx.password}, cwd=REPO,
-        )  # fmt: skip
-        try:
-            async with asyncio.timeout(20):
-                while f"|{proc.pid}|" not in center.pbx.global_vars.get("callcenter_owner", ""):
-                    await asyncio.sleep(0.05)
+        async with center.run_apart(stderr=asyncio.subprocess.DEVNULL) as proc:
             talking = await center.caller_presses("5550042", "1")
             await talking.wait_bridged(timeout=5)
             async with asyncio.timeout(10):
                 while (await asyncio.to_thread(_rows, db)).get("5550042") is None:
                     await asyncio.sleep(0.1)
             checkpoint = (await asyncio.to_thread(_rows, db))["5550042"]
-            proc.kill()
+            proc.kill()  # kill -9: no stop, nothing written at the end
             await proc.wait()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
         await talking.hangup()
         daemon = await center.restart()
         rows = await asyncio.to_thread(daemon.store.fetch_cdrs)

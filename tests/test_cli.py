@@ -398,24 +398,13 @@ async def test_a_daemon_another_one_took_the_pbx_over_from_stops_with_status_4(
     """What a daemon cut off from its PBX long enough for a standby to take over does once
     back: it stops (calls are the standby's now) and tells systemd why, in one line."""
     config = {"pbx": {"claim_refresh": 0.2}}
-    async with running_center(tmp_path, transport="esl-inbound", config=config) as center:
-        await center.daemon.stop()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "callcenter.cli", "run", str(center.config_path),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "CALLCENTER_ESL_PASSWORD": center.pbx.password}, cwd=REPO,
-        )  # fmt: skip
-        try:
-            async with asyncio.timeout(20):
-                while f"|{proc.pid}|" not in center.pbx.global_vars.get("callcenter_owner", ""):
-                    await asyncio.sleep(0.05)
-            now = int(datetime.now(UTC).timestamp())
-            center.pbx.global_vars["callcenter_owner"] = f"5ca1ab1e|pbx-b|4243||{now}|5"
-            _out, err = await asyncio.wait_for(proc.communicate(), 20)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+    async with (
+        running_center(tmp_path, transport="esl-inbound", config=config) as center,
+        center.run_apart() as proc,
+    ):
+        now = int(datetime.now(UTC).timestamp())
+        center.pbx.global_vars["callcenter_owner"] = f"5ca1ab1e|pbx-b|4243||{now}|5"
+        _out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 4, err
     assert "another callcenter daemon took this PBX over: pid 4243 on host pbx-b" in err.decode()
     assert "Traceback" not in err.decode()

@@ -5,7 +5,6 @@ daemon stops once nobody is left, on both PBXs over real TCP."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -244,18 +243,9 @@ async def test_sigquit_drains_callcenter_run_which_exits_0_once_the_last_caller_
     tmp_path: Path,
 ) -> None:
     async with running_center(tmp_path, transport="esl-inbound") as center:
-        await center.daemon.stop()
         alice = center.add_phone("PJSIP/1001", answer_after=0.05)
         api = _with_api_port(center.config_path)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "callcenter.cli", "run", str(center.config_path),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "CALLCENTER_ESL_PASSWORD": center.pbx.password}, cwd=REPO,
-        )  # fmt: skip
-        try:
-            async with asyncio.timeout(20):
-                while f"|{proc.pid}|" not in center.pbx.global_vars.get("callcenter_owner", ""):
-                    await asyncio.sleep(0.05)
+        async with center.run_apart() as proc:
             talking = await sales_caller(center, "5550009")
             assert await talking.wait_bridged(timeout=5) == "PJSIP/1001"
             proc.send_signal(signal.SIGQUIT)
@@ -267,10 +257,6 @@ async def test_sigquit_drains_callcenter_run_which_exits_0_once_the_last_caller_
             assert proc.returncode is None, "still running: a caller talks"
             await talking.hangup()
             _out, err = await asyncio.wait_for(proc.communicate(), 20)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
         rows = {r["src"]: r for r in await asyncio.to_thread(center.daemon.store.fetch_cdrs)}
         await alice.wait_idle(timeout=5)
     assert proc.returncode == 0, err.decode()

@@ -550,59 +550,60 @@ def _queues_section(desk: Desktop) -> str:
     )
 
 
-def render_dial(title: str, agent: Mapping[str, Any], queues: Sequence[str]) -> str:
-    """The form for a number the agent dials (``POST /desktop/act`` ``action=dial``)."""
+def _form_page(
+    title: str, agent: Mapping[str, Any], heading: str, *, action: str, fields: str, label: str
+) -> str:
+    """A page of one form posting ``action`` with ``fields`` (HTML) to ``/desktop/act``:
+    what the desktop asks for on a page that does not reload."""
     parts = _head(title)
-    options = "".join(f'<option value="{_e(q)}">{_e(q)}</option>' for q in queues)
-    choose = f' <label>as queue <select name="queue">{options}</select></label>' if queues else ""
     parts.append(
-        f"<h1>{_e(str(agent.get('name') or agent['id']))} <small>dial a number</small></h1>"
+        f"<h1>{_e(str(agent.get('name') or agent['id']))} <small>{_e(heading)}</small></h1>"
         '<section><form method="post" action="/desktop/act">'
-        '<input type="hidden" name="action" value="dial">'
-        '<label>Number <input name="number" type="tel" required autofocus size="16"></label>'
-        f'{choose} <button class="main">Dial</button></form> '
+        f'<input type="hidden" name="action" value="{_e(action)}">{fields} '
+        f'<button class="main">{_e(label)}</button></form> '
         '<p><a href="/desktop">Back</a></p></section></body></html>'
     )
     return "\n".join(parts)
+
+
+def render_dial(title: str, agent: Mapping[str, Any], queues: Sequence[str]) -> str:
+    """The form for a number the agent dials (``POST /desktop/act`` ``action=dial``)."""
+    options = "".join(f'<option value="{_e(q)}">{_e(q)}</option>' for q in queues)
+    choose = f' <label>as queue <select name="queue">{options}</select></label>' if queues else ""
+    number = '<label>Number <input name="number" type="tel" required autofocus size="16"></label>'
+    return _form_page(
+        title, agent, "dial a number", action="dial", fields=number + choose, label="Dial"
+    )
 
 
 def render_callback(title: str, agent: Mapping[str, Any], code: str, earliest: str) -> str:
     """The form for a callback code's time (``earliest``: ``YYYY-MM-DDTHH:MM``, now) and
     a note."""
-    parts = _head(title)
-    parts.append(
-        f"<h1>{_e(str(agent.get('name') or agent['id']))} <small>code {_e(code)}</small></h1>"
-        '<section><form method="post" action="/desktop/act">'
-        '<input type="hidden" name="action" value="disposition">'
+    fields = (
         f'<input type="hidden" name="code" value="{_e(code)}">'
         '<label>Call back at <input name="at" type="datetime-local" required '
-        f'min="{_e(earliest)}" value="{_e(earliest)}"></label><br>'
-        '<label>Note <input name="note" size="60" maxlength="500"></label> '
-        '<button class="main">Give the code</button></form> '
-        '<p><a href="/desktop">Back</a></p></section></body></html>'
+        f'min="{_e(earliest)}" value="{_e(earliest)}"></label><br>' + _NOTE
     )
-    return "\n".join(parts)
+    return _form_page(
+        title, agent, f"code {code}", action="disposition", fields=fields, label="Give the code"
+    )
 
 
 def render_note(title: str, agent: Mapping[str, Any], codes: Mapping[str, bool]) -> str:
     """The form for a code with a note (``codes``: code -> whether it is a callback code:
     those go through their own page, which asks for the time)."""
-    parts = _head(title)
     options = "".join(
         f'<option value="{_e(code)}">{_e(code)}</option>'
         for code, is_callback in codes.items()
         if not is_callback
     )
-    parts.append(
-        f"<h1>{_e(str(agent.get('name') or agent['id']))} <small>code with a note</small></h1>"
-        '<section><form method="post" action="/desktop/act">'
-        '<input type="hidden" name="action" value="disposition">'
-        f'<label>Code <select name="code">{options}</select></label><br>'
-        '<label>Note <input name="note" size="60" maxlength="500" autofocus></label> '
-        '<button class="main">Give the code</button></form> '
-        '<p><a href="/desktop">Back</a></p></section></body></html>'
+    fields = f'<label>Code <select name="code">{options}</select></label><br>' + _NOTE
+    return _form_page(
+        title, agent, "code with a note", action="disposition", fields=fields, label="Give the code"
     )
-    return "\n".join(parts)
+
+
+_NOTE: Final = '<label>Note <input name="note" size="60" maxlength="500"></label>'
 
 
 def said(action: str, answer: Mapping[str, Any], fields: Mapping[str, str]) -> str:
