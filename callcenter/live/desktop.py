@@ -345,6 +345,15 @@ def _notes(said: str, error: str) -> list[str]:
     return parts
 
 
+def _top(desk: Desktop | SupervisorDesk, who: str, small: str) -> list[str]:
+    """The start of a desktop page: who it is for, a PBX link that is down, the notes."""
+    parts = _head(desk.title, desk.refresh)
+    parts.append(f"<h1>{_e(who)} <small>{_e(small)}</small></h1>")
+    if desk.pbx_down is not None:
+        parts.append(f'<p class="down">PBX link down: {_e(desk.pbx_down)}</p>')
+    return parts + _notes(desk.said, desk.error)
+
+
 def render_sign_in(title: str, *, role: str = "agent", person: str = "", error: str = "") -> str:
     """The sign-in page of agents (``role`` ``agent``) or supervisors (``person``: the id
     typed before, kept in its field)."""
@@ -384,14 +393,8 @@ def render(desk: Desktop) -> str:
     agent = desk.agent
     state = str(agent["state"])
     who = agent.get("name") or agent["id"]
-    parts = _head(desk.title, desk.refresh)
-    parts.append(
-        f"<h1>{_e(str(who))} <small>agent {_e(str(agent['id']))} · "
-        f"{desk.now.strftime('%H:%M:%S')}</small></h1>"
-    )
-    if desk.pbx_down is not None:
-        parts.append(f'<p class="down">PBX link down: {_e(desk.pbx_down)}</p>')
-    parts += _notes(desk.said, desk.error)
+    small = f"agent {agent['id']} · {desk.now.strftime('%H:%M:%S')}"
+    parts = _top(desk, str(who), small)
     parts.append(_state_section(desk, state))
     if desk.preview is not None:
         parts.append(_preview_section(desk.preview))
@@ -663,14 +666,8 @@ def supervisor_said(action: str, answer: Mapping[str, Any]) -> str:
 def render_supervisor(desk: SupervisorDesk) -> str:
     """A supervisor's desktop: what they monitor, their agents with buttons to listen,
     whisper or barge in, and the queues those agents work."""
-    parts = _head(desk.title, desk.refresh)
-    parts.append(
-        f"<h1>{_e(desk.name)} <small>supervisor {_e(desk.supervisor)} · "
-        f"{_e(desk.device)} · {desk.now.strftime('%H:%M:%S')}</small></h1>"
-    )
-    if desk.pbx_down is not None:
-        parts.append(f'<p class="down">PBX link down: {_e(desk.pbx_down)}</p>')
-    parts += _notes(desk.said, desk.error)
+    small = f"supervisor {desk.supervisor} · {desk.device} · {desk.now.strftime('%H:%M:%S')}"
+    parts = _top(desk, desk.name, small)
     shown = desk.monitoring
     if shown is not None:
         watched = str(shown["agent"])
