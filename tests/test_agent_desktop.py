@@ -369,6 +369,11 @@ async def test_sam_sees_his_agents_and_listens_then_whispers_to_alice_from_his_p
         stopped = await browser.press("Stop")
         ready = await browser.press("Ready", picking={"agent": "1002"})
         bob_ready = router.agents["1002"].state
+        bobs_queues = await browser.press("Queues …", picking={"id": "1002"})
+        taken_out = await browser.press("Take out of support")
+        bob_in = router.agent_view("1002")["queues"]
+        put_back = await browser.press("Put in support")
+        await browser.get()
         out = await browser.press("Log out", picking={"agent": "1002"})
         bob = router.agents["1002"].state
         await caller.hangup()
@@ -389,6 +394,10 @@ async def test_sam_sees_his_agents_and_listens_then_whispers_to_alice_from_his_p
     assert (whispered.texts["said"], mode) == ("You whisper to agent 1001", "whisper")
     assert stopped.texts == {"said": "Monitoring stopped", "state": "Monitoring nobody"}
     assert (ready.texts["said"], bob_ready) == ("Agent 1002 is ready", "available")
+    assert bobs_queues.refresh == "" and "Take out of support" in bobs_queues.buttons
+    assert taken_out.texts["said"] == "Agent 1002 no longer takes support calls"
+    assert bob_in == [] and "Put in support" in taken_out.buttons, "back on Bob's page"
+    assert put_back.texts["said"] == "Agent 1002 takes support calls now"
     assert (out.texts["said"], bob) == ("Agent 1002 logged out", "logged_out")
     queues = [r for r in idle.table_rows if r and r[0] in ("queue", "support")]
     assert queues[0][:5] == ["queue", "waiting", "longest wait", "agents free", "callbacks"]
@@ -409,10 +418,12 @@ async def test_a_supervisor_with_teams_sees_and_acts_on_those_agents_only(
         page = await browser.sign_in("2000", "2468", role="supervisor")
         forged = await browser.post("/desktop/act", {"action": "logout-agent", "agent": "1002"})
         bob = center.daemon.router.agents["1002"].state
+        not_his = await browser.get("/desktop/agent?id=1002")
     names = [r[0] for r in page.table_rows if r and r[0] not in ("agent", "queue")]
     assert "Alice 1001" in names and "Bob 1002" not in names
     assert forged.texts["error"] == "agent 1002 is not in your teams"
     assert bob == "available"
+    assert (not_his.status, not_his.texts["error"]) == (404, "no agent '1002' in your teams")
 
 
 async def test_a_preview_lead_is_on_alices_page_with_its_data_and_she_dials_it(

@@ -573,6 +573,9 @@ class ControlAPI:
                 await self._supervisor_desk_act(person, request.form)
             else:
                 await self._desktop_act(person, request.form)
+            back = request.form.get("back", "")
+            if back.startswith("/desktop/agent?id=") and back.isprintable():
+                return 303, "", _PAGE_HEADERS + f"Location: {back}\r\n"
             return 303, "", home
         if method != "GET":
             raise HTTPError(405, f"use GET for {route}")
@@ -584,6 +587,19 @@ class ControlAPI:
                 page = desktop.render_supervisor(self._supervisor_view(person, int(refresh)))
             else:
                 page = desktop.render(self._desktop_view(router.agent_view(person), int(refresh)))
+            return 200, page, _PAGE_HEADERS
+        if role == "supervisor" and route == "/desktop/agent":
+            agent_id = query.get("id", "")
+            if agent_id not in self._supervised(person):
+                raise HTTPError(404, f"no agent {agent_id!r} in your teams")
+            said, error = self._desktop_notes.pop(f"supervisor:{person}", ("", ""))
+            page = desktop.render_membership(
+                title,
+                router.agent_view(agent_id),
+                router.queue_names(),
+                said=said,
+                error=error,
+            )
             return 200, page, _PAGE_HEADERS
         if role != "agent":
             raise HTTPError(404, f"no route {method} {route} for supervisors")
@@ -665,12 +681,14 @@ class ControlAPI:
         action, agent = form.get("action", ""), form.get("agent", "")
         note = f"supervisor:{supervisor_id}"
         try:
-            if action in ("logout-agent", "unpause-agent"):
+            if action in desktop.AGENT_ACTIONS_OF_SUPERVISORS:
                 if agent not in self._supervised(supervisor_id):
                     raise HTTPError(403, f"agent {agent} is not in your teams")
                 verb = action.removesuffix("-agent")
-                await self._agent_action(agent, verb, {}, via=f"supervisor:{supervisor_id}")
-                said = f"Agent {agent} {'logged out' if verb == 'logout' else 'is ready'}"
+                queue = form.get("queue", "")
+                body = {"queue": queue} if verb in ("join", "leave") else {}
+                await self._agent_action(agent, verb, body, via=f"supervisor:{supervisor_id}")
+                said = desktop.agent_moved(agent, verb, queue)
             elif action in desktop.SUPERVISOR_ACTIONS:
                 body = {"agent": agent} if agent else {}
                 answer = await self._supervisor_action(supervisor_id, action, body)
@@ -1138,7 +1156,7 @@ class ControlAPI:
                 call_id = await self.switchboard.mute_recording(agent_id, muted)
                 return {"agent": agent_id, "call_id": call_id, "recording_paused": muted}
             elif action in ("join", "leave"):
-                return self._membership(agent_id, action, body)
+                return self._membership(agent_id, action, body, via)
             elif action == "skills":
                 return self._skills(agent_id, body)
             else:
@@ -1302,7 +1320,9 @@ class ControlAPI:
             changed = board.pause_in_queue(agent_id, queue, reason, via="api")
         return {"agent": agent_id, "queue": queue, "paused": reason, "changed": changed}
 
-    def _membership(self, agent_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _membership(
+        self, agent_id: str, action: str, body: dict[str, Any], via: str = "api"
+    ) -> dict[str, Any]:
         """``join`` / ``leave`` a queue (raises UnknownAgent / UnknownQueue)."""
         queue = body.get("queue")
         if not isinstance(queue, str) or not queue:
@@ -1314,11 +1334,11 @@ class ControlAPI:
                 not isinstance(penalty, int) or isinstance(penalty, bool) or penalty < 0
             ):
                 raise HTTPError(400, '"penalty" is a whole number from 0: {"penalty": 1}')
-            changed = board.join_queue(agent_id, queue, penalty=penalty, via="api")
+            changed = board.join_queue(agent_id, queue, penalty=penalty, via=via)
         else:
             if "penalty" in body:
                 raise HTTPError(400, "leave takes no penalty")
-            changed = board.leave_queue(agent_id, queue, via="api")
+            changed = board.leave_queue(agent_id, queue, via=via)
         view = board.router.agent_view(agent_id)
         return {
             "agent": agent_id,

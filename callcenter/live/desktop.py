@@ -25,8 +25,9 @@ Supervisors sign in on the same page (``/desktop?as=supervisor``, their id and
 ``supervisors.<id>.pin``) and see what they monitor (switch to whisper or barge, take the call
 over, stop), the agents of their ``teams`` (every agent without teams) with their state and
 the number they talk to, a button to listen, whisper or barge in on each call, one to make
-a paused agent ready (an automatic pause after missed calls, say) and one to log an agent
-out, and the queues those agents work with today's figures.
+a paused agent ready (an automatic pause after missed calls, say), one to log an agent
+out and one to their queues (``/desktop/agent?id=``: put them in a queue or take them out),
+and the queues those agents work with today's figures.
 
 Rendered by the daemon as the wallboard is: no script, no assets. Each button posts a form
 to ``/desktop/act``; the answer sends the browser back to ``/desktop``, where what happened
@@ -104,9 +105,13 @@ ACTIONS: Final = frozenset(
 forms may post; their other fields (reason, code, at, number, queue, to) are the body."""
 FIELDS: Final = frozenset({"reason", "code", "at", "note", "number", "queue", "to"})
 SUPERVISOR_ACTIONS: Final = frozenset({"listen", "whisper", "barge", "stop", "takeover"})
+AGENT_ACTIONS_OF_SUPERVISORS: Final = frozenset(
+    {"logout-agent", "unpause-agent", "join-agent", "leave-agent"}
+)
+"""What a supervisor's desktop does to an agent of their teams (``agent``; ``queue`` for
+joining and leaving one)."""
 """The supervisor actions of the control API (``POST /supervisors/{id}/<action>``) the
-supervisor's desktop posts (``agent``: whom to monitor); and ``logout-agent``,
-``unpause-agent`` for an agent of their teams."""
+supervisor's desktop posts (``agent``: whom to monitor)."""
 
 _STYLE: Final = """
 body{font-family:system-ui,sans-serif;background:#f4f4f6;color:#222;margin:1em auto;
@@ -703,6 +708,10 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             )
         if state == "paused":
             actions += button("unpause-agent", "Ready", "", agent=aid)
+        actions += (
+            '<form method="get" action="/desktop/agent">'
+            f'<input type="hidden" name="id" value="{_e(aid)}"><button>Queues …</button></form>'
+        )
         if state != "logged_out":
             actions += button("logout-agent", "Log out", "", agent=aid)
         rows.append(
@@ -742,5 +751,45 @@ def render_supervisor(desk: SupervisorDesk) -> str:
     parts.append(
         '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
         "</button></form></p></body></html>"
+    )
+    return "\n".join(parts)
+
+
+def agent_moved(agent: str, verb: str, queue: str) -> str:
+    """What the supervisor's desktop says once it did ``verb`` to ``agent``."""
+    return {
+        "logout": f"Agent {agent} logged out",
+        "unpause": f"Agent {agent} is ready",
+        "join": f"Agent {agent} takes {queue} calls now",
+        "leave": f"Agent {agent} no longer takes {queue} calls",
+    }[verb]
+
+
+def render_membership(
+    title: str, agent: Mapping[str, Any], queues: Sequence[str], *, said: str, error: str
+) -> str:
+    """A supervisor's page for one agent's queues: a button to put them in each queue they
+    are not in and to take them out of each they are in (kept across restarts, as ``agent
+    join``/``leave``)."""
+    aid = str(agent["id"])
+    member = set(agent["queues"])
+    back = f"/desktop/agent?id={aid}"
+    parts = _head(title)
+    parts.append(f"<h1>{_e(str(agent.get('name') or aid))} <small>agent {_e(aid)}</small></h1>")
+    parts += _notes(said, error)
+    rows = []
+    for queue in queues:
+        if queue in member:
+            act = button(
+                "leave-agent", f"Take out of {queue}", "", agent=aid, queue=queue, back=back
+            )
+        else:
+            act = button("join-agent", f"Put in {queue}", "main", agent=aid, queue=queue, back=back)
+        shown = "member" if queue in member else ""
+        rows.append(f"<tr><td>{_e(queue)}</td><td>{shown}</td><td>{act}</td></tr>")
+    parts.append(
+        '<section id="queues"><h2>Queues</h2><table><tr><th>queue</th><th></th><th></th></tr>'
+        + "".join(rows)
+        + '</table><p><a href="/desktop">Back to the desktop</a></p></section></body></html>'
     )
     return "\n".join(parts)
