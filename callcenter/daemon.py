@@ -382,6 +382,7 @@ class Daemon:
             mqtt=live,
             campaigns=self.campaigns,
             figures=self._read_figures,
+            agent_calls=self._agent_calls,
             callback_record=self._callback_record,
             erase=self.erase,
             today=self.today,
@@ -591,6 +592,11 @@ class Daemon:
         names = {aid: a.name for aid, a in config.agents.items() if a.name}
         agents = functools.partial(summary.read_agent_figures, self.store, periods, names)
         return [f.as_dict() for f in await self.recorder.writer.run(agents)]
+
+    async def _agent_calls(self, agent: str, since: datetime, last: int) -> list[dict[str, Any]]:
+        """An agent's latest calls for their desktop, read on the record writer's thread."""
+        read = functools.partial(self.store.fetch_agent_calls, agent, since, last)
+        return await self.recorder.writer.run(read)
 
     async def _checkpoint_calls(self, seconds: float) -> None:
         """Every ``seconds`` (``records.checkpoint_seconds``, read at the start as all of

@@ -69,6 +69,7 @@ async def test_alice_signs_in_with_her_pin_and_works_a_call_from_the_page(
         await caller.wait_ended(timeout=5)
         paused = await browser.press("Pause: lunch")
         reason = router.agents["1001"].pause_reason
+        await center.cdr(caller.uniqueid)
         ready = await browser.press("Ready")
         gone = await browser.press("Sign out of this page")
         after = await browser.get()
@@ -99,6 +100,8 @@ async def test_alice_signs_in_with_her_pin_and_works_a_call_from_the_page(
     assert (paused.texts["state"], reason) == ("paused: lunch", "lunch")
     assert paused.buttons[0] == "Ready"
     assert ready.texts["state"] == "free"
+    (today,) = [r for r in ready.table_rows if len(r) == 5 and r[1] == "5550001"]
+    assert today[2:] == ["sales", "0:00", "sale"], "today's calls, with the code given"
     assert gone.buttons == after.buttons == ["Sign in"]
 
 

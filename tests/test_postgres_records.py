@@ -141,6 +141,35 @@ def test_a_checkpoint_is_marked_lost_then_superseded_as_in_sqlite(
     assert seen[1][2][0]["hung_up_by"] == "agent"
 
 
+def test_an_agents_calls_of_the_day_read_alike_from_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """What the agent's desktop lists: their calls since a time, newest first, the number
+    of the person they talked to (dialled ones too) and the code they gave."""
+    theirs = [
+        cdr("c1", agent="1002", start=T0 + timedelta(minutes=1)),
+        cdr("c2", agent="1002", start=T0 + timedelta(minutes=5), src="0800123456",
+            dst="0611111111", ivr_variables=json.dumps({"dialled_by": "1002"})),
+        cdr("c3", agent="1002", start=T0 - timedelta(days=1)),
+        cdr("c4", agent="1001", start=T0 + timedelta(minutes=2)),
+    ]  # fmt: skip
+    code = DispositionRecord(
+        "c1", "1002", "sale", "", "0612345678", "support", "", "", None, False, T0
+    )
+    seen = []
+    for store in both_stores(tmp_path, postgres_url):
+        for record in theirs:
+            store.write_cdr(record)
+        store.write_disposition(code)
+        seen.append(store.fetch_agent_calls("1002", T0, 10))
+    assert seen[0] == seen[1]
+    assert [(c["call_id"], c["number"], c["code"]) for c in seen[1]] == [
+        ("c2", "0611111111", None),
+        ("c1", "0612345678", "sale"),
+    ]
+    assert abs(seen[1][0]["start"] - (T0 + timedelta(minutes=5))) < timedelta(milliseconds=1)
+
+
 def test_a_database_of_an_older_version_gets_the_new_columns(
     postgres_server: PostgresServer, postgres_url: str
 ) -> None:

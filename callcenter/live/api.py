@@ -172,13 +172,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import json
 import math
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -218,6 +219,9 @@ from callcenter.switchboard import Switchboard
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
+AGENT_CALLS_FOR = 10.0
+"""Seconds an agent's desktop shows the calls it read from the records before reading
+them again (each agent's page reloads every few seconds)."""
 _DEVICE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]*/[^\s/][^\s]*")
 #: The agent actions that move a consultation on (the CLI's ``agent consult --complete``...).
 CONSULT_STEPS: dict[str, Callable[[Switchboard, str], Awaitable[str]]] = {
@@ -241,6 +245,9 @@ LiveHealths = Callable[[], list[dict[str, Any]]]
 """The states of several (the webhooks)."""
 FiguresReader = Callable[[str, Periods, int], Awaitable[list[dict[str, Any]]]]
 """``(queues|agents, periods, fcr_days)`` -> the figures' rows, read from the records."""
+AgentCallsReader = Callable[[str, datetime, int], Awaitable[list[dict[str, Any]]]]
+"""``(agent, since, last)`` -> the agent's latest calls from the records
+(:meth:`RecordStore.fetch_agent_calls <callcenter.records.store.RecordStore.fetch_agent_calls>`)."""
 CallbackReader = Callable[[str], Awaitable[QueueCallback | None]]
 """A callback request's record by its id (what became of it once it stopped waiting)."""
 Eraser = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
@@ -338,6 +345,7 @@ class ControlAPI:
         mqtt: LiveHealth | None = None,
         campaigns: Campaigns | None = None,
         figures: FiguresReader | None = None,
+        agent_calls: AgentCallsReader | None = None,
         callback_record: CallbackReader | None = None,
         erase: Eraser | None = None,
         today: Today | None = None,
@@ -351,6 +359,10 @@ class ControlAPI:
         """Origins whose pages may call the API from a browser (api.cors_origins)."""
         self._callback_rate = RequestRate()
         self._figures = figures
+        self._agent_calls = agent_calls
+        self._agent_calls_seen: dict[str, tuple[float, tuple[int, str], list[dict[str, Any]]]] = {}
+        """Agent -> (when read, (calls taken, state) then, their calls): the desktop reads
+        the records again once the agent's calls moved on, or after AGENT_CALLS_FOR."""
         self._callback_record = callback_record
         self._erase = erase
         self.today = today
@@ -586,7 +598,9 @@ class ControlAPI:
             if role == "supervisor":
                 page = desktop.render_supervisor(self._supervisor_view(person, int(refresh)))
             else:
-                page = desktop.render(self._desktop_view(router.agent_view(person), int(refresh)))
+                view = self._desktop_view(router.agent_view(person), int(refresh))
+                view = dataclasses.replace(view, calls=await self._todays_calls(view.agent))
+                page = desktop.render(view)
             return 200, page, _PAGE_HEADERS
         if role == "supervisor" and route == "/desktop/agent":
             agent_id = query.get("id", "")
@@ -623,6 +637,28 @@ class ControlAPI:
             earliest = now.strftime("%Y-%m-%dT%H:%M")
             return 200, desktop.render_callback(title, agent, code, earliest), _PAGE_HEADERS
         raise HTTPError(404, f"no route {method} {route}")
+
+    async def _todays_calls(self, agent: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The agent's calls today (``desktop.CALLS_SHOWN`` newest), read from the records
+        at most every AGENT_CALLS_FOR seconds unless they took a call or changed state."""
+        if self._agent_calls is None:
+            return []
+        agent_id = str(agent["id"])
+        mark = (int(agent["calls_taken"]), str(agent["state"]))
+        now = time.monotonic()
+        seen = self._agent_calls_seen.get(agent_id)
+        if seen is not None and seen[1] == mark and now - seen[0] < AGENT_CALLS_FOR:
+            return seen[2]
+        zone = ZoneInfo(self.switchboard.config.ivr.timezone)
+        midnight = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        try:
+            calls = await self._agent_calls(agent_id, midnight, desktop.CALLS_SHOWN)
+        except RecordError:
+            return seen[2] if seen is not None else []  # the page goes on without them
+        for call in calls:
+            call["start"] = call["start"].astimezone(zone)
+        self._agent_calls_seen[agent_id] = (now, mark, calls)
+        return calls
 
     def _desktop_sign_in(
         self, form: dict[str, str], pins: dict[str, str | None], title: str

@@ -11,7 +11,9 @@ PIN (``agents.<id>.pin``: an agent without a PIN cannot sign in). The page shows
   recording and consultation; in wrap-up, the call just ended;
 * a lead shown to them by a preview campaign, with its data;
 * the queues they are in, with the callers waiting there and the longest wait;
-* today's calls and talk time.
+* today's calls and talk time, and the last ten calls they answered today (time, number,
+  queue, talk, the code given), read from the records at most every 10 s unless the
+  agent's state changed.
 
 And one button for each thing the state allows: log in and out of the queues, pause (a
 button per ``pause_reasons`` entry), ready, hold, transfer (to the supervisor, into another
@@ -67,6 +69,8 @@ from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import STATE_NAMES, clock
 
 REFRESH: Final = 3
+CALLS_SHOWN: Final = 10
+"""Today's calls an agent's desktop lists, newest first."""
 """Seconds between two reloads of the desktop, unless ``?refresh=`` says otherwise."""
 COOKIE: Final = "cc_desktop"
 PIN_TRIES: Final = 5
@@ -284,6 +288,9 @@ class Desktop:
     said: str = ""
     error: str = ""
     refresh: int = REFRESH
+    calls: Sequence[Mapping[str, Any]] = ()
+    """Today's calls the agent answered, newest first (``RecordStore.fetch_agent_calls``,
+    ``start`` in the centre's time zone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +414,8 @@ def render(desk: Desktop) -> str:
         parts.append(_call_section(desk, state, desk.call))
     parts.append(_actions_section(desk, state))
     parts.append(_queues_section(desk))
+    if desk.calls:
+        parts.append(_calls_section(desk.calls))
     parts.append(
         '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
         "</button></form> <small>(signing out of the page leaves you logged in to the "
@@ -541,6 +550,19 @@ def _actions_section(desk: Desktop, state: str) -> str:
     if state != "logged_out" and not agent.get("logout_pending"):
         buttons.append(button("logout", "Log out of my queues"))
     return '<section id="actions">' + "".join(buttons) + "</section>"
+
+
+def _calls_section(calls: Sequence[Mapping[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr><td>{call['start'].strftime('%H:%M')}</td><td>{_e(str(call['number']))}</td>"
+        f"<td>{_e(str(call['queue']))}</td><td>{clock(float(call['talk_seconds']))}</td>"
+        f"<td>{_e(str(call['code'] or ''))}</td></tr>"
+        for call in calls
+    )
+    return (
+        '<section id="calls"><h2>Today\'s calls</h2><table><tr><th>at</th><th>number</th>'
+        f"<th>queue</th><th>talk</th><th>code</th></tr>{rows}</table></section>"
+    )
 
 
 def _queues_section(desk: Desktop) -> str:

@@ -633,6 +633,13 @@ class Statements:
             f'SELECT {columns} FROM cdr WHERE "start" >= {p} AND "start" < {p}'
             ' ORDER BY "start", uniqueid'
         )
+        self.fetch_agent_calls = (
+            'SELECT c."uniqueid", c."start", c."src", c."dst", c."queue", c."talk_seconds",'
+            ' c."ivr_variables", d."code" FROM cdr AS c'
+            ' LEFT JOIN dispositions AS d ON d."call_id" = c."uniqueid"'
+            f' WHERE c."agent" = {p} AND c."start" >= {p}'
+            f' ORDER BY c."start" DESC, c."uniqueid" DESC LIMIT {p}'
+        )
         self.fetch_cdrs = (
             f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
             f' ORDER BY "start" DESC, uniqueid DESC LIMIT {p}) AS newest'
@@ -1396,6 +1403,28 @@ class RecordStore(abc.ABC):
         (excluded), oldest first, as :meth:`fetch_cdrs` gives them."""
         rows = self._fetch(self._sql.fetch_cdrs_between, (_stamp(since), _stamp(until)))
         return [_cdr_row(row) for row in rows]
+
+    def fetch_agent_calls(self, agent: str, since: datetime, last: int) -> list[dict[str, Any]]:
+        """The ``last`` newest calls ``agent`` answered first that started from ``since``,
+        newest first: ``call_id``, ``start`` (datetime), ``number`` (the caller's, or the
+        one dialled for a callback, a lead, the agent's own call), ``queue``,
+        ``talk_seconds`` and ``code`` (its disposition, None when none)."""
+        rows = self._fetch(self._sql.fetch_agent_calls, (agent, _stamp(since), max(last, 0)))
+        calls = []
+        for row in rows:
+            variables = json.loads(row["ivr_variables"] or "{}")
+            outbound = any(k in variables for k in ("dialled_by", "callback_of", "campaign"))
+            calls.append(
+                {
+                    "call_id": row["uniqueid"],
+                    "start": _utc(row["start"]),
+                    "number": row["dst"] if outbound else row["src"],
+                    "queue": row["queue"],
+                    "talk_seconds": float(row["talk_seconds"]),
+                    "code": row["code"],
+                }
+            )
+        return calls
 
     def fetch_cdrs(self, *, last: int | None = None) -> list[dict[str, Any]]:
         """Every CDR, or the ``last`` newest, oldest first, keyed by CdrRecord field name
