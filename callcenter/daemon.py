@@ -574,6 +574,7 @@ class Daemon:
             self.switchboard.forget_numbers(pattern, done.tokens)
             if self.api.streams is not None:
                 self.api.streams.forget(pattern)
+            self.api.forget_calls_read()
         return done.as_dict()
 
     async def _read_figures(

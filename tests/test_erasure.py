@@ -37,6 +37,7 @@ from callcenter.records.queue_log import QueueLogEntry, locked_append
 from callcenter.testing import (
     BASE_CONFIG,
     CALLBACKS_ON,
+    DesktopBrowser,
     EventStreamClient,
     merge,
     running_center,
@@ -283,9 +284,10 @@ async def test_through_the_daemon_a_call_in_progress_is_waited_for_and_its_memor
 ) -> None:
     """Through the running daemon (``erase --api``, ``POST /erasures``): refused while Ada
     is still on the line; once she hung up, erased from the records, from the agent's last
-    call (``*77`` alone would call her back) and from the events kept for resuming
-    ``GET /events`` clients."""
-    async with running_center(tmp_path, transport=transport) as center:  # type: ignore[arg-type]
+    call (``*77`` alone would call her back), from the events kept for resuming
+    ``GET /events`` clients and from the calls Alice's desktop lists."""
+    config = {"agents": {"1001": {"pin": "1111"}}}
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)
         center.daemon.router.pause("1002", "break", via="test")
         watcher = await EventStreamClient.open(center.daemon.api.port)
@@ -296,6 +298,9 @@ async def test_through_the_daemon_a_call_in_progress_is_waited_for_and_its_memor
         not_a_list = await center.api("POST", "/erasures", {"numbers": ADA})
         await ada.hangup()
         await center.idle()
+        await center.cdr(ada.uniqueid)
+        desk = DesktopBrowser(center.daemon.api.port)
+        listed_before = (await desk.sign_in("1001", "1111")).table_rows
         streams = center.daemon.api.streams
         assert streams is not None
         kept_before = [e for _, e in streams._recent if ADA in event_json(e).decode()]
@@ -306,6 +311,7 @@ async def test_through_the_daemon_a_call_in_progress_is_waited_for_and_its_memor
         last = center.daemon.switchboard.last_call_of("1001")
         kept_after = [e for _, e in streams._recent if ADA in event_json(e).decode()]
         text = database_text(Path(center.daemon.store.where))
+        listed_after = (await desk.get()).table_rows
         watcher.writer.close()
     assert busy[0] == 409
     assert f"call {ada.uniqueid} with the number is in progress" in busy[1]["holds"][0]
@@ -317,3 +323,5 @@ async def test_through_the_daemon_a_call_in_progress_is_waited_for_and_its_memor
     assert last is not None and last[0] == token
     assert kept_before and not kept_after
     assert ADA not in text and "Ada Lovelace" not in text
+    assert [r[1] for r in listed_before if len(r) == 5][1:] == [ADA], "her call on the desktop"
+    assert [r[1] for r in listed_after if len(r) == 5][1:] == [token], "read again"

@@ -638,6 +638,11 @@ class ControlAPI:
             return 200, desktop.render_callback(title, agent, code, earliest), _PAGE_HEADERS
         raise HTTPError(404, f"no route {method} {route}")
 
+    def forget_calls_read(self) -> None:
+        """Drop the agents' calls read for their desktops (an erasure changed the records:
+        the next page reads them again)."""
+        self._agent_calls_seen.clear()
+
     async def _todays_calls(self, agent: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The agent's calls today (``desktop.CALLS_SHOWN`` newest), read from the records
         at most every AGENT_CALLS_FOR seconds unless they took a call or changed state."""
