@@ -313,27 +313,29 @@ def test_any_cookie_text_signs_nobody_in_and_raises_nothing(value: str) -> None:
     assert sessions.signed_in(value, {"1001": "1111", "": "0"}) is None
 
 
-def test_the_guard_counts_wrong_pins_per_agent_and_overall() -> None:
+def test_the_guard_counts_wrong_pins_per_agent_and_address() -> None:
     clock = Clock()
     guard = SignInGuard(clock)
     for _ in range(PIN_TRIES - 1):
-        guard.failed("1001")
-    assert guard.wait("1001") == 0
-    guard.failed("1001")
-    assert guard.wait("1001") == 300
-    assert guard.wait("1002") == 0
+        guard.failed("1001", "10.0.0.9")
+    assert guard.wait("1001", "10.0.0.9") == 0
+    guard.failed("1001", "10.0.0.9")
+    assert guard.wait("1001", "10.0.0.9") == 300
+    assert guard.wait("1002", "10.0.0.9") == 0, "another agent"
+    assert guard.wait("1001", "10.0.0.7") == 0, "Alice at her own PC"
     clock.now += 299
-    assert guard.wait("1001") == pytest.approx(1)
+    assert guard.wait("1001", "10.0.0.9") == pytest.approx(1)
     clock.now += 1
-    assert guard.wait("1001") == 0
-    guard.failed("1001")
-    guard.succeeded("1001")
-    assert guard.wait("1001") == 0
+    assert guard.wait("1001", "10.0.0.9") == 0
+    guard.failed("1001", "10.0.0.9")
+    guard.succeeded("1001", "10.0.0.9")
+    assert guard.wait("1001", "10.0.0.9") == 0
     for n in range(ALL_TRIES):
-        guard.failed(f"guess{n}")
-    assert guard.wait("1002") == 60, "someone goes through the agents: everyone waits"
+        guard.failed(f"guess{n}", "10.0.0.66")
+    assert guard.wait("1002", "10.0.0.66") == 60, "going through the agents: that address waits"
+    assert guard.wait("1002", "10.0.0.7") == 0, "the others do not"
     clock.now += 60
-    assert guard.wait("1002") == 0
+    assert guard.wait("1002", "10.0.0.66") == 0
 
 
 #: Sam (2000, PIN 2468) supervises; Alice is in team day, Bob in team night.

@@ -421,6 +421,9 @@ class ControlAPI:
         cors = extra = ""
         try:
             request = await asyncio.wait_for(_read_request(reader), 10.0)
+            peer = writer.get_extra_info("peername")
+            if isinstance(peer, tuple) and peer:
+                request = dataclasses.replace(request, peer=str(peer[0]))
             method, path = request.method, request.path
             route = path.split("?", 1)[0]
             cors = self._cors(request.origin)
@@ -566,7 +569,7 @@ class ControlAPI:
         sessions.seconds = int(config.api.desktop_session_hours * 3600)
         home = _PAGE_HEADERS + "Location: /desktop\r\n"
         if method == "POST" and route == "/desktop/sign-in":
-            return self._desktop_sign_in(request.form, pins, title)
+            return self._desktop_sign_in(request, pins, title)
         who = sessions.signed_in(_cookie(request.cookie, desktop.COOKIE), pins)
         if method == "POST" and route == "/desktop/sign-out":
             if who is not None:
@@ -666,8 +669,9 @@ class ControlAPI:
         return calls
 
     def _desktop_sign_in(
-        self, form: dict[str, str], pins: dict[str, str | None], title: str
+        self, request: _Request, pins: dict[str, str | None], title: str
     ) -> tuple[int, str, str]:
+        form, peer = request.form, request.peer
         person, given = form.get("id", "").strip(), form.get("pin", "").strip()
         role = "supervisor" if form.get("role") == "supervisor" else "agent"
         who = f"{role}:{person}"
@@ -676,9 +680,9 @@ class ControlAPI:
             page = desktop.render_sign_in(title, role=role, person=person, error=error)
             return status, page, _PAGE_HEADERS
 
-        wait = self._sign_in_guard.wait(who)
+        wait = self._sign_in_guard.wait(who, peer)
         if wait > 0:
-            log.warning("desktop_sign_in_held", who=who, seconds=round(wait))
+            log.warning("desktop_sign_in_held", who=who, peer=peer, seconds=round(wait))
             return again(429, f"Too many wrong PINs: try again in {math.ceil(wait)} seconds.")
         pin = pins.get(who)
         if who in pins and pin is None:
@@ -688,11 +692,11 @@ class ControlAPI:
                 f"for {role}s.{person}.pin in the config.",
             )
         if pin is None or not hmac.compare_digest(given.encode(), pin.encode()):
-            self._sign_in_guard.failed(who)
-            log.warning("desktop_sign_in_refused", who=who)
+            self._sign_in_guard.failed(who, peer)
+            log.warning("desktop_sign_in_refused", who=who, peer=peer)
             return again(401, f"Wrong {role} or PIN.")
-        self._sign_in_guard.succeeded(who)
-        log.info("desktop_signed_in", who=who)
+        self._sign_in_guard.succeeded(who, peer)
+        log.info("desktop_signed_in", who=who, peer=peer)
         cookie = (
             f"Set-Cookie: {desktop.COOKIE}={self.desktop_sessions.issue(who, pin)}; "
             f"Path=/desktop; Max-Age={self.desktop_sessions.seconds}; HttpOnly; "
@@ -1562,6 +1566,8 @@ class _Request:
     forwarded_host: str = ""
     cookie: str = ""
     form: dict[str, str] = field(default_factory=dict)
+    peer: str = ""
+    """The client's address (set by the server, not read from the request)."""
     """A ``/desktop`` page's form fields (``application/x-www-form-urlencoded``)."""
 
 

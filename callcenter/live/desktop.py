@@ -39,9 +39,11 @@ Signing in gives a cookie (``HttpOnly``, ``SameSite=Strict``, ``Path=/desktop``)
 a key the daemon draws at start, valid for ``api.desktop_session_hours``: a restart signs
 everyone out, a PIN changed by a reload ends that agent's sessions (the PIN is in the
 signature), and signing out on one browser ends the agent's sessions on all.
-:class:`SignInGuard` stops PIN guessing: five wrong PINs for one agent within five minutes
-refuse that agent's sign-in until the first of them is five minutes old; fifty wrong tries
-within a minute, for whoever, refuse every sign-in for that minute. A form posted from
+:class:`SignInGuard` stops PIN guessing, counting per client address: five wrong PINs for
+one agent within five minutes refuse that agent's sign-in from that address until the first
+of them is five minutes old; fifty wrong tries from one address within a minute, for
+whoever, refuse every sign-in from it for that minute. (Behind a proxy every browser has
+the proxy's address: the counts are then the whole site's.) A form posted from
 another site's page (its ``Origin`` is not this server's) is refused with 403, and the pages
 may not be framed.
 
@@ -198,41 +200,54 @@ class DesktopSessions:
 
 
 class SignInGuard:
-    """Counts wrong PINs (see the module doc): :meth:`wait` says how long a sign-in for an
-    agent must wait, :meth:`failed` and :meth:`succeeded` record the outcome of one."""
+    """Counts wrong PINs per client address (see the module doc): :meth:`wait` says how
+    long a sign-in for an agent from an address must wait, :meth:`failed` and
+    :meth:`succeeded` record the outcome of one. Counted per address, someone guessing
+    from one machine cannot keep agents on others from signing in."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._by_address: dict[str, deque[float]] = {}
 
-    def wait(self, agent: str) -> float:
-        """Seconds before a sign-in for ``agent`` is tried (0: now)."""
+    def wait(self, agent: str, address: str = "") -> float:
+        """Seconds before a sign-in for ``agent`` from ``address`` is tried (0: now)."""
         now = self._clock()
-        _drop_before(self._all, now - ALL_WINDOW)
         waits = [0.0]
-        if len(self._all) >= ALL_TRIES:
-            waits.append(self._all[0] + ALL_WINDOW - now)
-        mine = self._failures.get(agent)
-        if mine is not None:
-            _drop_before(mine, now - PIN_WINDOW)
-            if not mine:
-                del self._failures[agent]
-            elif len(mine) >= PIN_TRIES:
-                waits.append(mine[0] + PIN_WINDOW - now)
+        everyone = self._recent(self._by_address, address, now - ALL_WINDOW)
+        if len(everyone) >= ALL_TRIES:
+            waits.append(everyone[0] + ALL_WINDOW - now)
+        mine = self._recent(self._failures, (agent, address), now - PIN_WINDOW)
+        if len(mine) >= PIN_TRIES:
+            waits.append(mine[0] + PIN_WINDOW - now)
         return max(waits)
 
-    def failed(self, agent: str) -> None:
+    def failed(self, agent: str, address: str = "") -> None:
         now = self._clock()
-        self._all.append(now)
-        self._failures.setdefault(agent, deque()).append(now)
-        if len(self._failures) > 10_000:
-            # Made-up agent ids by the thousand: keep the newest (the overall count stays).
-            for stale in list(self._failures)[:5_000]:
-                del self._failures[stale]
+        self._by_address.setdefault(address, deque()).append(now)
+        self._failures.setdefault((agent, address), deque()).append(now)
+        _keep_newest(self._failures)
+        _keep_newest(self._by_address)
 
-    def succeeded(self, agent: str) -> None:
-        self._failures.pop(agent, None)
+    def succeeded(self, agent: str, address: str = "") -> None:
+        self._failures.pop((agent, address), None)
+
+    @staticmethod
+    def _recent(counted: dict[Any, deque[float]], key: object, cutoff: float) -> deque[float]:
+        times = counted.get(key)
+        if times is None:
+            return deque()
+        _drop_before(times, cutoff)
+        if not times:
+            del counted[key]
+        return times
+
+
+def _keep_newest(counted: dict[Any, deque[float]]) -> None:
+    if len(counted) > 10_000:
+        # Made-up agent ids or addresses by the thousand: the older half goes.
+        for stale in list(counted)[:5_000]:
+            del counted[stale]
 
 
 def _drop_before(times: deque[float], cutoff: float) -> None:
