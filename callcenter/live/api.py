@@ -762,11 +762,8 @@ class ControlAPI:
         now = time.monotonic()
         agents = [router.agent_view(a, now) for a in self._supervised(supervisor_id)]
         members = {str(a["id"]) for a in agents}
-        queues = [
-            router.queue_view(q, now)
-            for q in router.queue_names()
-            if members & set(router.queue_view(q, now)["members"])
-        ]
+        views = [router.queue_view(q, now) for q in router.queue_names()]
+        queues = [view for view in views if members & set(view["members"])]
         callers: dict[str, str] = {}
         for agent in agents:
             found = board.agent_call(str(agent["id"]))
