@@ -464,3 +464,28 @@ async def test_a_preview_lead_is_on_alices_page_with_its_data_and_she_dials_it(
     assert second.rows["Number"] == "5551002"
     assert dialled.texts["said"] == "Dialling the lead"
     assert (ada.rings, alan.rings) == (0, 1)
+
+
+async def test_a_hot_desking_agent_logs_in_at_the_phone_she_types(tmp_path: Path) -> None:
+    config = merge(DESK, {"agents": {"1003": {"hot_desk": True}}})
+    async with running_center(tmp_path, config=config) as center:
+        router = center.daemon.router
+        carol = DesktopBrowser(center.daemon.api.port)
+        page = await carol.sign_in("1003", "4321")
+        asked = await carol.press("Log in at another phone …")
+        bad = await carol.press("Log in", device="not a phone")
+        await carol.press("Log in at another phone …")
+        logged = await carol.press("Log in", device="PJSIP/1010")
+        device = router.agent_view("1003")["device"]
+        alice = DesktopBrowser(center.daemon.api.port)
+        await alice.sign_in("1001", "1111")
+        own_only = await alice.get("/desktop/login")
+    assert "Log in to my queues" in page.buttons
+    assert asked.refresh == "" and "device" in asked.form("Log in").fields
+    assert "TECH/resource" in bad.texts["error"] and bad.texts["state"] == "logged out"
+    assert (logged.texts["said"], logged.texts["state"], device) == (
+        "Logged in",
+        "free",
+        "PJSIP/1010",
+    )
+    assert own_only.status == 404

@@ -626,6 +626,11 @@ class ControlAPI:
                 raise HTTPError(404, "agents dial no numbers here (acd.dial_out)")
             queues = [str(q) for q in agent["queues"]]
             return 200, desktop.render_dial(title, agent, queues), _PAGE_HEADERS
+        if route == "/desktop/login":
+            agent_config = config.agents.get(person)
+            if agent_config is None or not agent_config.hot_desk:
+                raise HTTPError(404, "you log in at your own phone only (agents.<id>.hot_desk)")
+            return 200, desktop.render_login(title, agent), _PAGE_HEADERS
         if route == "/desktop/note":
             codes = {code: d.callback for code, d in config.dispositions.items()}
             if not any(not callback for callback in codes.values()):
@@ -844,6 +849,7 @@ class ControlAPI:
             call=call,
             preview=next((p for p in board.previews() if p["agent"] == agent_id), None),
             can_dial=config.acd.dial_out is not None,
+            hot_desk=agent_id in config.agents and config.agents[agent_id].hot_desk,
             pbx_down=None if self.link.connected else self.link.reason,
             said=said,
             error=error,

@@ -19,9 +19,9 @@ And one button for each thing the state allows: log in and out of the queues, pa
 button per ``pause_reasons`` entry), ready, hold, transfer (to the supervisor, into another
 queue), consult the supervisor and hand over, join or go back, ask for help, record, pause
 the recording, hang up, give the disposition (a button per code), dial or skip a preview.
-What needs typing (a number to dial, a callback code's time) has a page of its own: the
-desktop reloads itself every few seconds (``?refresh=``), which would wipe a half-typed
-field.
+What needs typing (a number to dial, a callback code's time, a note, the phone a
+``hot_desk`` agent logs in at) has a page of its own: the desktop reloads itself every few
+seconds (``?refresh=``), which would wipe a half-typed field.
 
 Supervisors sign in on the same page (``/desktop?as=supervisor``, their id and
 ``supervisors.<id>.pin``) and see what they monitor (switch to whisper or barge, take the call
@@ -109,7 +109,7 @@ ACTIONS: Final = frozenset(
 )
 """The agent actions of the control API (``POST /agents/{id}/<action>``) the desktop's
 forms may post; their other fields (reason, code, at, number, queue, to) are the body."""
-FIELDS: Final = frozenset({"reason", "code", "at", "note", "number", "queue", "to"})
+FIELDS: Final = frozenset({"reason", "code", "at", "note", "number", "queue", "to", "device"})
 SUPERVISOR_ACTIONS: Final = frozenset({"listen", "whisper", "barge", "stop", "takeover"})
 AGENT_ACTIONS_OF_SUPERVISORS: Final = frozenset(
     {"logout-agent", "unpause-agent", "join-agent", "leave-agent"}
@@ -299,6 +299,8 @@ class Desktop:
     """The lead a preview campaign shows the agent (``Switchboard.previews``)."""
     can_dial: bool = False
     """Agents may dial numbers themselves (``acd.dial_out``)."""
+    hot_desk: bool = False
+    """The agent may log in at any phone (``agents.<id>.hot_desk``)."""
     pbx_down: str | None = None
     said: str = ""
     error: str = ""
@@ -511,6 +513,11 @@ def _actions_section(desk: Desktop, state: str) -> str:
     talking = state == "on_call" and call is not None and call.on_line_seconds is not None
     if state == "logged_out":
         buttons.append(button("login", "Log in to my queues", "main"))
+        if desk.hot_desk:
+            buttons.append(
+                '<form method="get" action="/desktop/login"><button>Log in at another phone …'
+                "</button></form>"
+            )
     if state in ("available", "wrap_up", "on_call", "ringing") and not agent.get("pending_pause"):
         buttons += [button("pause", f"Pause: {r}", "", reason=r) for r in desk.pause_reasons]
     if state == "paused":
@@ -618,6 +625,17 @@ def render_dial(title: str, agent: Mapping[str, Any], queues: Sequence[str]) -> 
     number = '<label>Number <input name="number" type="tel" required autofocus size="16"></label>'
     return _form_page(
         title, agent, "dial a number", action="dial", fields=number + choose, label="Dial"
+    )
+
+
+def render_login(title: str, agent: Mapping[str, Any]) -> str:
+    """The form for the phone a hot-desking agent logs in at (``action=login``)."""
+    phone = (
+        '<label>Phone <input name="device" required autofocus size="16" '
+        'placeholder="PJSIP/1010"></label>'
+    )
+    return _form_page(
+        title, agent, "log in at another phone", action="login", fields=phone, label="Log in"
     )
 
 
