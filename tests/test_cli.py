@@ -402,9 +402,20 @@ async def test_a_daemon_another_one_took_the_pbx_over_from_stops_with_status_4(
         running_center(tmp_path, transport="esl-inbound", config=config) as center,
         center.run_apart() as proc,
     ):
-        now = int(datetime.now(UTC).timestamp())
-        center.pbx.global_vars["callcenter_owner"] = f"5ca1ab1e|pbx-b|4243||{now}|5"
-        _out, err = await asyncio.wait_for(proc.communicate(), 20)
+
+        async def standby() -> None:
+            # As a standby that took over does: its mark, written again and again (written
+            # once, it could land between the daemon's read and its own refresh's write).
+            while True:
+                now = int(datetime.now(UTC).timestamp())
+                center.pbx.global_vars["callcenter_owner"] = f"5ca1ab1e|pbx-b|4243||{now}|5"
+                await asyncio.sleep(0.1)
+
+        taking_over = asyncio.create_task(standby())
+        try:
+            _out, err = await asyncio.wait_for(proc.communicate(), 20)
+        finally:
+            taking_over.cancel()
     assert proc.returncode == 4, err
     assert "another callcenter daemon took this PBX over: pid 4243 on host pbx-b" in err.decode()
     assert "Traceback" not in err.decode()

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -263,16 +264,18 @@ async def test_calls_go_on_while_the_crm_is_unreachable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(webhooks_module, "RETRY_FIRST", 0.02)
-    async with endpoint() as crm:
-        port = crm.port  # closed when the block ends: nothing listens there any more
-    config = hook(port, max_tries=2)
-    async with running_center(tmp_path, config=config) as center:
-        center.add_phone("PJSIP/1002", answer_after=0.05)
-        caller = await center.caller_talks_to_an_agent("5551234")
-        row = await center.cdr(caller.uniqueid)
-        webhook = center.daemon.webhooks[0]
-        await until(lambda: webhook.failed > 0, "the events were given up")
-        health = webhook.health()
+    with socket.socket() as reserved:
+        # Bound and never listening: connections to it are refused, and no other test's
+        # server can take the port meanwhile (a port closed and left free could be).
+        reserved.bind(("127.0.0.1", 0))
+        config = hook(reserved.getsockname()[1], max_tries=2)
+        async with running_center(tmp_path, config=config) as center:
+            center.add_phone("PJSIP/1002", answer_after=0.05)
+            caller = await center.caller_talks_to_an_agent("5551234")
+            row = await center.cdr(caller.uniqueid)
+            webhook = center.daemon.webhooks[0]
+            await until(lambda: webhook.failed > 0, "the events were given up")
+            health = webhook.health()
     assert row["agent"] == "1002", "the call was not held up"
     assert health["delivered"] == 0 and "cannot reach" in health["last_error"]
 
