@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="time scale of the scripted calls (prompts, rings, talk): 0.5 runs twice as fast",
     )
+    demo.add_argument(
+        "--stay",
+        nargs="?",
+        const=-1.0,
+        default=0.0,
+        type=_bounded(float, 1.0, 86400.0, "seconds"),
+        help="go on after the scripted calls, a caller every few seconds, until Ctrl-C (or "
+        "for SECONDS): open the wallboard and the desktops meanwhile",
+    )
 
     staffing = sub.add_parser(
         "staffing",
@@ -643,7 +652,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if command == "demo":
         from callcenter.demo import run_demo
 
-        return run_demo(config_path=args.config, pbx=args.pbx, agi=args.agi, speed=args.speed)
+        stay = None if args.stay < 0 else args.stay
+        return run_demo(
+            config_path=args.config, pbx=args.pbx, agi=args.agi, speed=args.speed, stay=stay
+        )
     if command == "staffing":
         return cmd_staffing(
             args.calls,

@@ -8,12 +8,19 @@ on a break while a caller gives up in the queue
 up during the greeting, and an agent logging in with the ``*71`` feature code (the
 consultation is keyed on the agent's phone when the config has ``acd.agent_keys``). Then it
 prints the CDRs and where they are stored.
+
+With ``stay`` (``--stay``) the demo goes on afterwards until Ctrl-C (or for that many
+seconds): every agent answers, a caller comes every few seconds and talks a while, and the
+web pages can be opened: the wallboard and the agents' and supervisors' desktops (agents and
+supervisors without a PIN get a demo one, printed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import signal
 import sys
 import tempfile
 import time
@@ -25,7 +32,7 @@ import yaml
 from callcenter.cli import format_cdr_table
 from callcenter.config import load_config
 from callcenter.daemon import resolve
-from callcenter.errors import ConfigError, EngineError, PBXError
+from callcenter.errors import CallHungUp, ConfigError, EngineError, PBXError
 from callcenter.events import (
     AgentConnected,
     AgentDialAnswered,
@@ -373,16 +380,86 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
     await asyncio.sleep(0.2)
 
 
+DEMO_PIN = "1234"
+"""The PIN the demo gives agents and supervisors without one while it stays."""
+
+
+async def _stay(center: Center, speed: float, seconds: float | None, out: TextIO) -> None:
+    """After the script: every agent at work and answering, a caller every few seconds
+    (sales or support, talking a while), until SIGINT/SIGTERM or ``seconds``."""
+    daemon = center.daemon
+    config = daemon.config
+    for agent_id, agent in config.agents.items():
+        center.add_phone(agent.device, answer_after=1.0 * speed)
+        state = daemon.router.agents[agent_id].state
+        if state == "logged_out":
+            daemon.router.login(agent_id, via="demo")
+        elif state == "paused":
+            daemon.router.unpause(agent_id, via="demo")
+    port = daemon.api.port
+    print(
+        f"\nthe demo stays (Ctrl-C ends it): the wallboard at http://127.0.0.1:{port}/"
+        f"wallboard, the desktops at http://127.0.0.1:{port}/desktop (agents "
+        + ", ".join(f"{a} PIN {c.pin}" for a, c in config.agents.items() if c.pin)
+        + "; supervisors at /desktop?as=supervisor: "
+        + ", ".join(f"{s} PIN {c.pin}" for s, c in config.supervisors.items() if c.pin)
+        + ")",
+        file=out,
+        flush=True,
+    )
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, done.set)
+    callers: set[asyncio.Task[None]] = set()
+
+    async def one_caller(number: str, key: str, talk: float) -> None:
+        caller = await center.pbx.call("800", caller_num=number, caller_name="Demo Caller")
+        try:
+            with contextlib.suppress(CallHungUp, TimeoutError, PBXError):
+                await caller.wait_for_prompt("welcome-menu", timeout=30)
+                await caller.press(key)
+                await caller.wait_bridged(timeout=60)
+                await asyncio.sleep(talk)
+        finally:
+            # At the end of the demo too: callers hang up, none is left to the PBX.
+            with contextlib.suppress(CallHungUp, PBXError):
+                await asyncio.shield(caller.hangup())
+
+    rng = random.Random(7)
+    deadline = None if seconds is None else loop.time() + seconds
+    n = 0
+    try:
+        while not done.is_set() and (deadline is None or loop.time() < deadline):
+            n += 1
+            talk = rng.uniform(8.0, 30.0) * speed
+            task = asyncio.create_task(one_caller(f"55590{n % 100:02d}", rng.choice("12"), talk))
+            callers.add(task)
+            task.add_done_callback(callers.discard)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), rng.uniform(2.0, 6.0) * speed)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        for task in list(callers):
+            task.cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+
+
 def run_demo(
     config_path: str | None = None,
     *,
     pbx: str = "asterisk",
     agi: str = "fastagi",
     speed: float = 1.0,
+    stay: float | None = 0.0,
     out: TextIO | None = None,
 ) -> int:
     """Run the demo on a demo Asterisk (``agi``: fastagi/asyncagi) or a demo FreeSWITCH
-    (``pbx="freeswitch"``, park mode); returns the process exit status."""
+    (``pbx="freeswitch"``, park mode); ``stay``: go on after the script for that many
+    seconds (None: until SIGINT/SIGTERM; 0: not at all). Returns the process exit
+    status."""
     stream = out if out is not None else sys.stdout
     path = Path(config_path) if config_path else EXAMPLE
     configure_logging("warning", "console", stream=sys.stderr)
@@ -414,7 +491,15 @@ def run_demo(
     transport: Transport = (
         "esl-inbound" if pbx == "freeswitch" else ("asyncagi" if agi == "asyncagi" else "fastagi")
     )
+    staying = stay is None or stay > 0
+    pins: dict[str, object] = {}
+    if staying:
+        pins["agents"] = {a: {"pin": DEMO_PIN} for a, c in config.agents.items() if not c.pin}
+        pins["supervisors"] = {
+            s: {"pin": DEMO_PIN} for s, c in config.supervisors.items() if not c.pin
+        }
     overrides = {
+        **pins,
         "records": {"cdr_path": str(cdr_path), "postgres": None},
         "ivr": {"voicemail_folder": str(cdr_path.parent / "voicemail")},
         "acd": {"recordings_folder": str(cdr_path.parent / "recordings")},
@@ -461,6 +546,8 @@ def run_demo(
                     flush=True,
                 )
                 await _script(center, speed, stream)
+                if staying:
+                    await _stay(center, speed, stay, stream)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(daemon.switchboard.wait_idle(), 10)
                 # The end of the demo's day: every shift is recorded and none is left for

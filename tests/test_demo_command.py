@@ -61,3 +61,23 @@ def test_a_second_demo_prints_its_own_calls_and_counts_the_earlier_ones(tmp_path
     assert len(rows) == 11, table
     assert "11 CDR rows from this run (and 11 from earlier runs)" in text
     assert "agent 1003 logged in (feature-code)" in text, "a fresh day: nobody resumed"
+
+
+def test_a_demo_that_stays_goes_on_taking_calls_and_names_the_pages_and_pins(
+    tmp_path: Path,
+) -> None:
+    """``--stay``: callers keep coming after the script, the wallboard and the desktops are
+    there to open (agents without a PIN get the demo's), and at its end the callers hang
+    up: no call is left to the PBX."""
+    config = copy_example(tmp_path)
+    out = io.StringIO()
+    assert run_demo(str(config), speed=0.1, stay=2.5, out=out) == 0
+    text = out.getvalue()
+    (said,) = [line for line in text.splitlines() if line.startswith("the demo stays")]
+    assert re.search(r"http://127\.0\.0\.1:\d+/desktop \(agents 1001 PIN 1234, ", said)
+    assert "1003 PIN 0420" in said, "the example's own PIN is kept"
+    assert "supervisors at /desktop?as=supervisor: 2000 PIN 1234" in said
+    (count,) = re.findall(r"(\d+) CDR rows from this run", text)
+    assert int(count) > 11, "the script's 11 calls and the callers who came after"
+    table = text[text.index("\nstart ") :]
+    assert "shutdown" not in table
