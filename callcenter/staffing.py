@@ -199,6 +199,7 @@ def erlang_a(
     for n in range(1, agents + 1):
         blocking = load * blocking / (n + load * blocking)
     above = [1.0]  # above[j]: j callers waiting, relative to the full state
+    total = 1.0  # sum(above), kept as it grows: the chain may run to thousands of states
     while True:
         j = len(above)
         if j > MAX_WAITING:
@@ -208,9 +209,10 @@ def erlang_a(
             )
         term = above[-1] * arrival / (full + j * giving_up)
         above.append(term)
-        if term < TAIL * sum(above) and arrival < full + j * giving_up:
+        total += term
+        if term < TAIL * total and arrival < full + j * giving_up:
             break
-    busy = 1.0 / (1.0 / blocking + sum(above) - 1.0)  # the full state's probability
+    busy = 1.0 / (1.0 / blocking + total - 1.0)  # the full state's probability
     states = [busy * r for r in above]  # states[j]: every agent busy and j waiting
     wait_probability = sum(states)
     queue_length = sum(j * p for j, p in enumerate(states))
