@@ -97,7 +97,9 @@ _Row = TypeVar("_Row")
 #: needing a restart. The PBX links, listening sockets, record store and event loop stay as
 #: they are, and so does logging (loggers bound at start would keep the old level).
 RESTART_SECTIONS = ("pbx", "api", "records", "runtime", "logging", "mqtt", "webhooks")
-LIVE_SETTINGS = frozenset({"api.wallboard_title", "api.desktop", "api.desktop_session_hours"})
+LIVE_SETTINGS = frozenset(
+    {"api.wallboard_title", "api.desktop", "api.desktop_session_hours", "api.trusted_proxies"}
+)
 """Settings of RESTART_SECTIONS read at each use: a reload applies them."""
 
 RETENTION_FIRST = 60.0

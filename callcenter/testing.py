@@ -522,12 +522,18 @@ class DesktopBrowser:
         page = await browser.sign_in("1001", "1234")
         page = await browser.press("Pause: lunch")
         page.texts["state"]                # "paused: lunch"
+
+    ``forwarded_for``: sent as ``X-Forwarded-For``, as a reverse proxy would for a
+    browser at that address.
     """
 
-    def __init__(self, port: int, *, origin: str | None = None) -> None:
+    def __init__(
+        self, port: int, *, origin: str | None = None, forwarded_for: str | None = None
+    ) -> None:
         self.port = port
         self.cookie = ""
         self.origin = origin if origin is not None else f"http://127.0.0.1:{port}"
+        self.forwarded_for = forwarded_for
         self.page: DesktopPage | None = None
 
     async def get(self, path: str = "/desktop") -> DesktopPage:
@@ -565,6 +571,8 @@ class DesktopBrowser:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
         if self.cookie:
             head += f"Cookie: {self.cookie}\r\n"
+        if self.forwarded_for is not None:
+            head += f"X-Forwarded-For: {self.forwarded_for}\r\n"
         if method == "POST":
             head += f"Origin: {self.origin}\r\n"
             head += "Content-Type: application/x-www-form-urlencoded\r\n"

@@ -18,6 +18,7 @@ from test_campaigns import campaign as campaign_config
 from test_campaigns import scene
 
 from callcenter.events import CallDisposed, EngineEvent
+from callcenter.live.api import client_address
 from callcenter.live.desktop import ALL_TRIES, PIN_TRIES, DesktopSessions, SignInGuard
 from callcenter.testing import DesktopBrowser, DesktopPage, merge, running_center, until
 
@@ -202,6 +203,60 @@ async def test_five_wrong_pins_hold_that_agents_sign_in_but_not_the_others(
     assert held.status == 429, "even the right PIN waits"
     assert held.texts["error"] == "Too many wrong PINs: try again in 300 seconds."
     assert alice.texts["state"] == "free"
+
+
+async def test_behind_a_trusted_proxy_wrong_pins_hold_only_the_guessers_machine(
+    tmp_path: Path,
+) -> None:
+    """Every browser reaches the daemon through the proxy on 127.0.0.1: trusted, its
+    X-Forwarded-For tells the machines apart; not trusted, the header is ignored and every
+    machine shares the proxy's hold."""
+    trusting = merge(DESK, {"api": {"trusted_proxies": ["127.0.0.0/8"]}})
+    for config, alice_after in ((trusting, 303), (DESK, 429)):
+        async with running_center(tmp_path, config=config) as center:
+            port = center.daemon.api.port
+            guesser = DesktopBrowser(port, forwarded_for="10.0.0.9")
+            for _ in range(PIN_TRIES):
+                await guesser.sign_in("1001", "0000")
+            held = await guesser.sign_in("1001", "1111")
+            alice = DesktopBrowser(port, forwarded_for="10.0.0.66, 10.0.0.7")
+            page = await alice.post("/desktop/sign-in", {"id": "1001", "pin": "1111"}, follow=False)
+        assert held.status == 429
+        assert page.status == alice_after
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "seen"),
+    [
+        ("127.0.0.1", "10.0.0.7", "10.0.0.7"),
+        ("127.0.0.1", "6.6.6.6, 10.0.0.7", "10.0.0.7"),
+        ("127.0.0.1", "10.0.0.7, 127.0.0.2", "10.0.0.7"),
+        ("127.0.0.1", "127.0.0.3, 127.0.0.2", "127.0.0.3"),
+        ("127.0.0.1", "10.0.0.7, not-an-address", "127.0.0.1"),
+        ("127.0.0.1", "", "127.0.0.1"),
+        ("10.0.0.5", "10.0.0.7", "10.0.0.5"),
+        ("::ffff:127.0.0.1", "2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_the_client_is_the_nearest_address_no_trusted_proxy_holds(
+    peer: str, forwarded: str, seen: str
+) -> None:
+    assert client_address(peer, forwarded, ["127.0.0.0/8"]) == seen
+
+
+@given(st.lists(st.ip_addresses(v=4).map(str), max_size=5), st.ip_addresses(v=4).map(str))
+def test_what_a_client_writes_is_never_believed_past_an_untrusted_hop(
+    written: list[str], client: str
+) -> None:
+    """A client may write any X-Forwarded-For; the trusted proxy appends the address it
+    saw. Unless that address is a trusted proxy itself, it is the one counted."""
+    trusted = ["127.0.0.0/8", "10.0.0.0/8"]
+    forwarded = ", ".join([*written, client])
+    seen = client_address("127.0.0.1", forwarded, trusted)
+    assert seen in [*written, client, "127.0.0.1"]
+    if not client.startswith(("127.", "10.")):
+        assert seen == client
+    assert client_address("192.0.2.1", forwarded, trusted) == "192.0.2.1", "not a proxy"
 
 
 async def test_a_page_of_another_site_cannot_post_to_the_desktop_or_the_api(

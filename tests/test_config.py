@@ -694,3 +694,10 @@ def test_a_supervisors_team_that_no_agent_is_in_is_refused_at_its_line() -> None
     assert load_config_text(text.replace(", rde]", "]"), environ=SECRET_ENV).supervisors[
         "2000"
     ].teams == ["red"]
+
+
+def test_a_trusted_proxy_that_is_no_address_is_refused_at_its_line() -> None:
+    text = BASE + 'api:\n  trusted_proxies: ["127.0.0.1", "10.0.0.0/8", "proxy.lan"]\n'
+    [issue] = problems(text)
+    assert (issue.line, issue.field) == (line_no(text, "trusted_proxies"), "api.trusted_proxies[2]")
+    assert issue.message.startswith("must be an IP address or a network (CIDR)")

@@ -524,6 +524,20 @@ _Origin = Annotated[
 ]
 
 
+def _check_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise PydanticCustomError(
+            "network",
+            'must be an IP address or a network (CIDR), such as "127.0.0.1" or "10.0.0.0/8"',
+        ) from None
+    return value
+
+
+_Network = Annotated[str, Strict(), AfterValidator(_check_network)]
+
+
 class APIConfig(_Model):
     """The local control API the ``callcenter`` command line talks to."""
 
@@ -570,6 +584,15 @@ class APIConfig(_Model):
         "dispositions...; supervisors (with a pin) listen, whisper and barge from theirs. "
         "It needs no api.token (the PIN is its key); false: off. For agents "
         "on other machines set api.host (and a token), best behind a TLS proxy.",
+    )
+    trusted_proxies: list[_Network] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or networks) in front of the API whose "
+        "X-Forwarded-For header names the client: a request from one of them counts as "
+        "from the address it forwards for (the desktop's hold on wrong PINs, the logs). "
+        "Requests from anywhere else are taken as from their own address, whatever they "
+        "send. Empty: none (behind a proxy, every client then shares its address).",
+        examples=[["127.0.0.1"], ["10.0.0.0/8"]],
     )
     desktop_session_hours: float = Field(
         default=12,

@@ -173,7 +173,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hmac
+import ipaddress
 import json
 import math
 import re
@@ -423,7 +425,9 @@ class ControlAPI:
             request = await asyncio.wait_for(_read_request(reader), 10.0)
             peer = writer.get_extra_info("peername")
             if isinstance(peer, tuple) and peer:
-                request = dataclasses.replace(request, peer=str(peer[0]))
+                trusted = self.switchboard.config.api.trusted_proxies
+                address = client_address(str(peer[0]), request.forwarded_for, trusted)
+                request = dataclasses.replace(request, peer=address)
             method, path = request.method, request.path
             route = path.split("?", 1)[0]
             cors = self._cors(request.origin)
@@ -506,7 +510,9 @@ class ControlAPI:
             wanted = StreamFilter.parse(query)
         except ValueError as exc:
             raise HTTPError(400, f"/events: {exc}") from None
-        await self.streams.serve(reader, writer, wanted, last_id, headers=cors.encode())
+        await self.streams.serve(
+            reader, writer, wanted, last_id, headers=cors.encode(), peer=request.peer
+        )
 
     def _wallboard(self, request: _Request) -> str:
         """``GET /wallboard``: the page of :mod:`callcenter.live.wallboard` (``?token=``
@@ -1569,9 +1575,12 @@ class _Request:
     forwarded_host: str = ""
     cookie: str = ""
     form: dict[str, str] = field(default_factory=dict)
-    peer: str = ""
-    """The client's address (set by the server, not read from the request)."""
     """A ``/desktop`` page's form fields (``application/x-www-form-urlencoded``)."""
+    peer: str = ""
+    """The client's address (set by the server: the TCP peer's, or the one a trusted proxy
+    forwards for)."""
+    forwarded_for: str = ""
+    """The ``X-Forwarded-For`` header's addresses, comma-separated (several lines joined)."""
 
 
 async def _read_request(reader: asyncio.StreamReader) -> _Request:
@@ -1582,6 +1591,7 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
         raise HTTPError(400, "malformed request line") from None
     length = 0
     authorization = last_event_id = origin = host = forwarded_host = cookie = ""
+    forwarded_for: list[str] = []
     for _ in range(MAX_HEADERS + 1):
         line = await _read_line(reader)
         if line in ("\r\n", "\n", ""):
@@ -1600,6 +1610,8 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
             forwarded_host = value.strip()
         elif name == "cookie":
             cookie = value.strip()
+        elif name == "x-forwarded-for":
+            forwarded_for.append(value.strip())
         elif name == "content-length":
             try:
                 length = int(value.strip())
@@ -1641,4 +1653,48 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
         forwarded_host,
         cookie,
         form,
+        forwarded_for=",".join(forwarded_for),
     )
+
+
+def client_address(peer: str, forwarded_for: str, trusted: Sequence[str]) -> str:
+    """The address a request comes from: ``peer`` (the TCP peer's) unless it is one of the
+    ``trusted`` proxies (addresses or networks), then the nearest address of
+    ``forwarded_for`` (``X-Forwarded-For``, the client first, each proxy appending the
+    address it received from) that is not a trusted proxy itself. Each proxy appends on
+    the right, so what a client wrote on the left is read only after every trusted hop;
+    an entry that is no address stops the walk at the last hop known."""
+    if not trusted or not forwarded_for:
+        return peer
+    networks = _networks(tuple(trusted))
+    if not _within(peer, networks):
+        return peer
+    address = peer
+    for entry in reversed(forwarded_for.split(",")):
+        hop = entry.strip()
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return address
+        address = hop
+        if not _within(hop, networks):
+            return hop
+    return address
+
+
+_Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(trusted: tuple[str, ...]) -> _Networks:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in trusted)
+
+
+def _within(address: str, networks: _Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)

@@ -250,9 +250,11 @@ class EventStreams:
         last_id: str,
         *,
         headers: bytes = b"",
+        peer: str = "",
     ) -> None:
         """Stream events to one client until it goes, falls behind, or :meth:`close`;
-        ``headers``: more response header lines (CORS)."""
+        ``headers``: more response header lines (CORS); ``peer``: the client's address for
+        the logs (default: the socket's peer)."""
         if not self._listening:
             self._bus.subscribe(self._on_event)
             self._listening = True
@@ -262,7 +264,7 @@ class EventStreams:
         self._clients.add(client)
         self._none.clear()
         self.served += 1
-        peer = str(writer.get_extra_info("peername"))
+        peer = peer or str(writer.get_extra_info("peername"))
         log.info("event_stream_opened", peer=peer, filter=_shown(wanted))
         why = "client gone"
         watcher = asyncio.ensure_future(reader.read(1))
