@@ -181,6 +181,37 @@ async def test_a_callback_code_and_a_number_to_dial_have_pages_of_their_own(
     assert no_code.texts["error"] == "no callback code 'sale' (dispositions)"
 
 
+async def test_carol_joins_and_leaves_the_queues_open_to_agents_from_her_page(
+    tmp_path: Path,
+) -> None:
+    """Support has digits (agents join it with *45 2): Carol's page offers it, and she
+    leaves it again. Sales has none: its membership is her supervisor's to change, and a
+    forged form saying otherwise is refused."""
+    config = merge(DESK, {"queues": {"support": {"digits": "2"}}})
+    async with running_center(tmp_path, config=config) as center:
+        router = center.daemon.router
+        browser = DesktopBrowser(center.daemon.api.port)
+        first = await browser.sign_in("1003", "4321")
+        joined = await browser.press("Join support")
+        after_join = router.agent_view("1003")["queues"]
+        left = await browser.press("Leave support")
+        after_leave = router.agent_view("1003")["queues"]
+        forged = await browser.post("/desktop/act", {"action": "leave", "queue": "sales"})
+        still = router.agent_view("1003")["queues"]
+    assert "Join support" in first.buttons
+    assert not [b for b in first.buttons if b.startswith("Leave")], "sales is not open"
+    assert joined.texts["said"] == "You take support calls now"
+    assert sorted(after_join) == ["sales", "support"]
+    assert "Leave support" in joined.buttons and "Join support" not in joined.buttons
+    assert left.texts["said"] == "You no longer take support calls"
+    assert after_leave == ["sales"]
+    assert forged.texts["error"] == (
+        "Queue sales is not open to agents joining or leaving it themselves "
+        "(queues.sales.digits): ask a supervisor."
+    )
+    assert still == ["sales"]
+
+
 async def test_an_agent_without_a_pin_is_told_what_the_desktop_needs(tmp_path: Path) -> None:
     async with running_center(tmp_path) as center:
         browser = DesktopBrowser(center.daemon.api.port)

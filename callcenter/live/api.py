@@ -725,11 +725,29 @@ class ControlAPI:
             return
         body: dict[str, Any] = {k: v for k, v in form.items() if k in desktop.FIELDS and v}
         try:
+            if action in ("join", "leave"):
+                self._check_open_queue(str(body.get("queue", "")))
             answer = await self._agent_action(agent_id, action, body, via="desktop")
         except HTTPError as exc:
             self._desktop_notes[note] = ("", str(exc))
             return
         self._desktop_notes[note] = (desktop.said(action, answer, body), "")
+
+    def _check_open_queue(self, queue: str) -> None:
+        """Agents join and leave from their desktop the queues they may from their phone
+        (``*45``): those with ``digits``; the others are their supervisors' to change."""
+        if queue not in self._open_queues():
+            raise HTTPError(
+                403,
+                f"Queue {queue} is not open to agents joining or leaving it themselves "
+                f"(queues.{queue}.digits): ask a supervisor.",
+            )
+
+    def _open_queues(self) -> list[str]:
+        queues = self.switchboard.config.queues
+        return [
+            q for q in self.switchboard.router.queue_names() if q in queues and queues[q].digits
+        ]
 
     async def _supervisor_desk_act(self, supervisor_id: str, form: dict[str, str]) -> None:
         """One button of a supervisor's desktop: monitor an agent, switch, take over, stop,
@@ -855,6 +873,7 @@ class ControlAPI:
             call=call,
             preview=next((p for p in board.previews() if p["agent"] == agent_id), None),
             can_dial=config.acd.dial_out is not None,
+            open_queues=self._open_queues(),
             hot_desk=agent_id in config.agents and config.agents[agent_id].hot_desk,
             pbx_down=None if self.link.connected else self.link.reason,
             said=said,

@@ -18,8 +18,9 @@ PIN (``agents.<id>.pin``: an agent without a PIN cannot sign in). The page shows
 And one button for each thing the state allows: log in and out of the queues, pause (a
 button per ``pause_reasons`` entry), ready, hold, transfer (to the supervisor, into another
 queue), consult the supervisor and hand over, join or go back, ask for help, record, pause
-the recording, hang up, give the disposition (a button per code), dial or skip a preview.
-What needs typing (a number to dial, a callback code's time, a note, the phone a
+the recording, hang up, give the disposition (a button per code), dial or skip a preview,
+join or leave the queues open to agents (those with ``digits``, which ``*45`` joins from a
+phone; the others are the supervisors' to change). What needs typing (a number to dial, a callback code's time, a note, the phone a
 ``hot_desk`` agent logs in at) has a page of its own: the desktop reloads itself every few
 seconds (``?refresh=``), which would wipe a half-typed field.
 
@@ -105,6 +106,8 @@ ACTIONS: Final = frozenset(
         "dial",
         "preview-dial",
         "preview-skip",
+        "join",
+        "leave",
     }
 )
 """The agent actions of the control API (``POST /agents/{id}/<action>``) the desktop's
@@ -308,6 +311,8 @@ class Desktop:
     calls: Sequence[Mapping[str, Any]] = ()
     """Today's calls the agent answered, newest first (``RecordStore.fetch_agent_calls``,
     ``start`` in the centre's time zone)."""
+    open_queues: Sequence[str] = ()
+    """Queues agents join and leave themselves (those with ``digits``, as by ``*45``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,17 +593,27 @@ def _calls_section(calls: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _queues_section(desk: Desktop) -> str:
+    mine = [str(q["name"]) for q in desk.queues]
+    joinable = "".join(
+        button("join", f"Join {q}", queue=q) for q in desk.open_queues if q not in mine
+    )
+    more = f"<p>Take calls of another queue: {joinable}</p>" if joinable else ""
     if not desk.queues:
-        return "<section><h2>Queues</h2>You are in no queue.</section>"
+        return f'<section id="queues"><h2>Queues</h2>You are in no queue.{more}</section>'
+
+    def leave(queue: str) -> str:
+        return button("leave", f"Leave {queue}", queue=queue) if queue in desk.open_queues else ""
+
     rows = "".join(
         f"<tr><td>{_e(str(q['name']))}</td><td>{q['waiting']}</td>"
         f"<td>{clock(float(q['longest_wait']))}</td><td>{q['available']} / {q['staffed']}"
-        "</td></tr>"
+        f"</td><td>{leave(str(q['name']))}</td></tr>"
         for q in desk.queues
     )
     return (
         '<section id="queues"><h2>Queues</h2><table><tr><th>queue</th><th>waiting</th>'
-        f"<th>longest wait</th><th>agents free</th></tr>{rows}</table></section>"
+        f"<th>longest wait</th><th>agents free</th><th></th></tr>{rows}</table>{more}"
+        "</section>"
     )
 
 
@@ -684,6 +699,10 @@ def said(action: str, answer: Mapping[str, Any], fields: Mapping[str, str]) -> s
         return f"Dialling {answer.get('number', fields.get('number', ''))}"
     if action == "help":
         return f"Supervisor {answer.get('supervisor')} is called to help"
+    if action == "join":
+        return f"You take {fields.get('queue', '')} calls now"
+    if action == "leave":
+        return f"You no longer take {fields.get('queue', '')} calls"
     return {
         "login": "Logged in",
         "logout": "Logged out",
