@@ -385,6 +385,7 @@ class Daemon:
             campaigns=self.campaigns,
             figures=self._read_figures,
             agent_calls=self._agent_calls,
+            agent_records=self.recorder.written_for,
             callback_record=self._callback_record,
             erase=self.erase,
             today=self.today,

@@ -101,8 +101,8 @@ async def test_alice_signs_in_with_her_pin_and_works_a_call_from_the_page(
     assert (paused.texts["state"], reason) == ("paused: lunch", "lunch")
     assert paused.buttons[0] == "Ready"
     assert ready.texts["state"] == "free"
-    (today,) = [r for r in ready.table_rows if len(r) == 5 and r[1] == "5550001"]
-    assert today[2:] == ["sales", "0:00", "sale"], "today's calls, with the code given"
+    (today,) = [r for r in ready.table_rows if len(r) == 6 and r[1] == "5550001"]
+    assert today[2:] == ["sales", "0:00", "sale", ""], "today's calls, with the code given"
     assert gone.buttons == after.buttons == ["Sign in"]
 
 
@@ -128,6 +128,7 @@ async def test_carol_logs_in_from_the_page_and_transfers_her_caller_into_support
         await caller.hangup()
         await center.idle()
         cdr = await center.cdr(caller.uniqueid)
+        later = await browser.get()
     assert logged_out.texts["state"] == "logged out"
     assert logged_out.buttons[0] == "Log in to my queues"
     assert logged_in.texts == {"said": "Logged in", "state": "free"}
@@ -135,6 +136,8 @@ async def test_carol_logs_in_from_the_page_and_transfers_her_caller_into_support
     assert moved.texts["said"] == "Transferred to support"
     assert cdr["agent"] == "1003", "the first agent who answered"
     assert cdr["transfer_path"] == "1003>support>1002"
+    (listed,) = [r for r in later.table_rows if len(r) == 6 and r[1] == "5550002"]
+    assert (listed[2], listed[5]) == ("support", "to support"), "her calls: where it went"
 
 
 async def test_a_callback_code_and_a_number_to_dial_have_pages_of_their_own(

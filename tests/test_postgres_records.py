@@ -145,13 +145,20 @@ def test_an_agents_calls_of_the_day_read_alike_from_both_databases(
     tmp_path: Path, postgres_url: str
 ) -> None:
     """What the agent's desktop lists: their calls since a time, newest first, the number
-    of the person they talked to (dialled ones too) and the code they gave."""
+    of the person they talked to (dialled ones too), the code they gave, and the calls
+    handed over to them or by them."""
     theirs = [
         cdr("c1", agent="1002", start=T0 + timedelta(minutes=1)),
         cdr("c2", agent="1002", start=T0 + timedelta(minutes=5), src="0800123456",
             dst="0611111111", ivr_variables=json.dumps({"dialled_by": "1002"})),
         cdr("c3", agent="1002", start=T0 - timedelta(days=1)),
         cdr("c4", agent="1001", start=T0 + timedelta(minutes=2)),
+        cdr("c5", agent="1001", start=T0 + timedelta(minutes=6), transfer_path="1001>1002"),
+        cdr("c6", agent="1002", start=T0 + timedelta(minutes=7), transfer_path="1002>2000"),
+        cdr("c7", agent="1001", start=T0 + timedelta(minutes=8), queue="support",
+            transfer_path="1001>support>1002"),
+        cdr("c8", agent="1001", start=T0 + timedelta(minutes=9), transfer_path="1001>10021"),
+        cdr("c9", agent="1001", start=T0 + timedelta(minutes=9), transfer_path="1001>1x02"),
     ]  # fmt: skip
     code = DispositionRecord(
         "c1", "1002", "sale", "", "0612345678", "support", "", "", None, False, T0
@@ -162,12 +169,16 @@ def test_an_agents_calls_of_the_day_read_alike_from_both_databases(
             store.write_cdr(record)
         store.write_disposition(code)
         seen.append(store.fetch_agent_calls("1002", T0, 10))
+        assert store.fetch_agent_calls("1_02", T0, 10) == [], "no LIKE wildcard"
     assert seen[0] == seen[1]
-    assert [(c["call_id"], c["number"], c["code"]) for c in seen[1]] == [
-        ("c2", "0611111111", None),
-        ("c1", "0612345678", "sale"),
+    assert [(c["call_id"], c["number"], c["code"], c["transfer"]) for c in seen[1]] == [
+        ("c7", "0612345678", None, "from 1001 via support"),
+        ("c6", "0612345678", None, "to 2000"),
+        ("c5", "0612345678", None, "from 1001"),
+        ("c2", "0611111111", None, ""),
+        ("c1", "0612345678", "sale", ""),
     ]
-    assert abs(seen[1][0]["start"] - (T0 + timedelta(minutes=5))) < timedelta(milliseconds=1)
+    assert abs(seen[1][3]["start"] - (T0 + timedelta(minutes=5))) < timedelta(milliseconds=1)
 
 
 def test_a_database_of_an_older_version_gets_the_new_columns(

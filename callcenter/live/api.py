@@ -348,6 +348,7 @@ class ControlAPI:
         campaigns: Campaigns | None = None,
         figures: FiguresReader | None = None,
         agent_calls: AgentCallsReader | None = None,
+        agent_records: Mapping[str, int] | None = None,
         callback_record: CallbackReader | None = None,
         erase: Eraser | None = None,
         today: Today | None = None,
@@ -362,9 +363,12 @@ class ControlAPI:
         self._callback_rate = RequestRate()
         self._figures = figures
         self._agent_calls = agent_calls
-        self._agent_calls_seen: dict[str, tuple[float, tuple[int, str], list[dict[str, Any]]]] = {}
-        """Agent -> (when read, (calls taken, state) then, their calls): the desktop reads
-        the records again once the agent's calls moved on, or after AGENT_CALLS_FOR."""
+        self._agent_records = agent_records if agent_records is not None else {}
+        self._agent_calls_seen: dict[
+            str, tuple[float, tuple[int, str, int], list[dict[str, Any]]]
+        ] = {}
+        """Agent -> (when read, (calls taken, state, records naming them) then, their calls):
+        the desktop reads the records again once that moved on, or after AGENT_CALLS_FOR."""
         self._callback_record = callback_record
         self._erase = erase
         self.today = today
@@ -659,11 +663,16 @@ class ControlAPI:
 
     async def _todays_calls(self, agent: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The agent's calls today (``desktop.CALLS_SHOWN`` newest), read from the records
-        at most every AGENT_CALLS_FOR seconds unless they took a call or changed state."""
+        at most every AGENT_CALLS_FOR seconds unless they took a call, changed state, or a
+        record naming them was written."""
         if self._agent_calls is None:
             return []
         agent_id = str(agent["id"])
-        mark = (int(agent["calls_taken"]), str(agent["state"]))
+        mark = (
+            int(agent["calls_taken"]),
+            str(agent["state"]),
+            self._agent_records.get(agent_id, 0),
+        )
         now = time.monotonic()
         seen = self._agent_calls_seen.get(agent_id)
         if seen is not None and seen[1] == mark and now - seen[0] < AGENT_CALLS_FOR:

@@ -11,18 +11,19 @@ PIN (``agents.<id>.pin``: an agent without a PIN cannot sign in). The page shows
   recording and consultation; in wrap-up, the call just ended;
 * a lead shown to them by a preview campaign, with its data;
 * the queues they are in, with the callers waiting there and the longest wait;
-* today's calls and talk time, and the last ten calls they answered today (time, number,
-  queue, talk, the code given), read from the records at most every 10 s unless the
-  agent's state changed.
+* today's calls and talk time, and the last ten calls they talked on today (time, number,
+  queue, the call's talk, the code given, who handed it to them or whom they handed it
+  to), read from the records at most every 10 s unless the agent's state changed.
 
 And one button for each thing the state allows: log in and out of the queues, pause (a
 button per ``pause_reasons`` entry), ready, hold, transfer (to the supervisor, into another
 queue), consult the supervisor and hand over, join or go back, ask for help, record, pause
 the recording, hang up, give the disposition (a button per code), dial or skip a preview,
 join or leave the queues open to agents (those with ``digits``, which ``*45`` joins from a
-phone; the others are the supervisors' to change). What needs typing (a number to dial, a callback code's time, a note, the phone a
-``hot_desk`` agent logs in at) has a page of its own: the desktop reloads itself every few
-seconds (``?refresh=``), which would wipe a half-typed field.
+phone; the others are the supervisors' to change). What needs typing (a number to dial, a
+callback code's time, a note, the phone a ``hot_desk`` agent logs in at) has a page of
+its own: the desktop reloads itself every few seconds (``?refresh=``), which would wipe a
+half-typed field.
 
 Supervisors sign in on the same page (``/desktop?as=supervisor``, their id and
 ``supervisors.<id>.pin``) and see what they monitor (switch to whisper or barge, take the call
@@ -309,7 +310,7 @@ class Desktop:
     error: str = ""
     refresh: int = REFRESH
     calls: Sequence[Mapping[str, Any]] = ()
-    """Today's calls the agent answered, newest first (``RecordStore.fetch_agent_calls``,
+    """Today's calls the agent talked on, newest first (``RecordStore.fetch_agent_calls``,
     ``start`` in the centre's time zone)."""
     open_queues: Sequence[str] = ()
     """Queues agents join and leave themselves (those with ``digits``, as by ``*45``)."""
@@ -583,12 +584,14 @@ def _calls_section(calls: Sequence[Mapping[str, Any]]) -> str:
     rows = "".join(
         f"<tr><td>{call['start'].strftime('%H:%M')}</td><td>{_e(str(call['number']))}</td>"
         f"<td>{_e(str(call['queue']))}</td><td>{clock(float(call['talk_seconds']))}</td>"
-        f"<td>{_e(str(call['code'] or ''))}</td></tr>"
+        f"<td>{_e(str(call['code'] or ''))}</td><td>{_e(str(call.get('transfer', '')))}</td>"
+        "</tr>"
         for call in calls
     )
     return (
         '<section id="calls"><h2>Today\'s calls</h2><table><tr><th>at</th><th>number</th>'
-        f"<th>queue</th><th>talk</th><th>code</th></tr>{rows}</table></section>"
+        "<th>queue</th><th>talk</th><th>code</th><th>transfer</th></tr>"
+        f"{rows}</table></section>"
     )
 
 

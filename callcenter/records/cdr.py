@@ -573,6 +573,9 @@ class CdrStore(Protocol):
     def write_callback(self, request: CallbackRecord) -> bool: ...
 
 
+_WRITTEN_FOR_MAX = 10_000
+
+
 def cdr_key(call_id: str) -> str:
     """The writer key of a call's CDR."""
     return f"cdr:{call_id}"
@@ -590,6 +593,11 @@ class CdrRecorder:
         self.store = store
         self.writer = writer if writer is not None else RecordWriter(store)
         self._drafts: dict[str, CdrDraft] = {}
+        self._agents_of: dict[str, tuple[str, ...]] = {}
+        #: Agent -> how many records naming them (as the agent or in a transfer) were made
+        #: durable by this process: what was read of an agent's calls is stale once it grows.
+        self.written_for: dict[str, int] = {}
+        self.writer.on_written = self._written
 
     @property
     def calls_in_progress(self) -> int:
@@ -631,10 +639,25 @@ class CdrRecorder:
             return
         self._drafts.pop(event.call_id, None)
         record = finish(draft)
+        if draft.agent or draft.transfer_path:
+            if len(self._agents_of) > _WRITTEN_FOR_MAX:
+                self._agents_of.clear()  # records the store refused for good keep theirs
+            self._agents_of[record.uniqueid] = (draft.agent or "", *draft.transfer_path)
         self.writer.submit(
             cdr_key(record.uniqueid), functools.partial(self.store.write_cdr, record)
         )
         log.debug("cdr_finished", call_id=record.uniqueid, disposition=record.disposition)
+
+    def _written(self, key: str) -> None:
+        if not key.startswith("cdr:"):
+            return
+        agents = self._agents_of.pop(key[4:], None)
+        if agents:
+            written = self.written_for
+            if len(written) > _WRITTEN_FOR_MAX:
+                written.clear()  # transfers to outside numbers would grow it without end
+            for agent in set(agents):
+                written[agent] = written.get(agent, 0) + 1
 
     def checkpoint(self, older_than: float) -> int:
         """Write each call in progress for ``older_than`` seconds or more as it stands now

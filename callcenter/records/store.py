@@ -635,9 +635,10 @@ class Statements:
         )
         self.fetch_agent_calls = (
             'SELECT c."uniqueid", c."start", c."src", c."dst", c."queue", c."talk_seconds",'
-            ' c."ivr_variables", d."code" FROM cdr AS c'
+            ' c."ivr_variables", c."agent", c."transfer_path", d."code" FROM cdr AS c'
             ' LEFT JOIN dispositions AS d ON d."call_id" = c."uniqueid"'
-            f' WHERE c."agent" = {p} AND c."start" >= {p}'
+            f' WHERE (c."agent" = {p} OR c."transfer_path" LIKE {p} ESCAPE \'!\''
+            f' OR c."transfer_path" LIKE {p} ESCAPE \'!\') AND c."start" >= {p}'
             f' ORDER BY c."start" DESC, c."uniqueid" DESC LIMIT {p}'
         )
         self.fetch_cdrs = (
@@ -667,6 +668,21 @@ def _iso(value: Any) -> str:
     # Microseconds: (agent, login) and (agent, start) are primary keys, and two pauses can
     # start within one millisecond (a reason change right after a pause).
     return str(value.isoformat(timespec="microseconds"))
+
+
+def _transfer_of(agent: str, answered_by: str, path: str, queue: str) -> str:
+    """How ``agent`` took part in a call's transfers (``transfer_path``, the transferring
+    agent first: ``1001>2000``, ``1001>support>1002`` through a queue): ``"from 1001"``,
+    ``"from 1001 via support"``, ``"to 2000"``, ``"to support"`` or ``""``."""
+    hops = path.split(">") if path else []
+    if agent in hops[1:]:
+        at = hops.index(agent, 1)
+        if at >= 2 and hops[at - 1] == queue:
+            return f"from {hops[at - 2]} via {queue}"
+        return f"from {hops[at - 1]}"
+    if answered_by == agent and len(hops) > 1 and hops[0] == agent:
+        return f"to {hops[1]}"
+    return ""
 
 
 def _stamp(value: datetime) -> str:
@@ -1405,13 +1421,17 @@ class RecordStore(abc.ABC):
         return [_cdr_row(row) for row in rows]
 
     def fetch_agent_calls(self, agent: str, since: datetime, last: int) -> list[dict[str, Any]]:
-        """The ``last`` newest calls ``agent`` answered first that started from ``since``,
-        newest first: ``call_id``, ``start`` (datetime), ``number`` (the caller's, or the
-        one dialled for a callback, a lead, the agent's own call), ``queue``,
-        ``talk_seconds`` and ``code`` (its disposition, None when none)."""
-        rows = self._fetch(self._sql.fetch_agent_calls, (agent, _stamp(since), max(last, 0)))
+        """The ``last`` newest calls ``agent`` talked on (answered first, or was
+        transferred) that started from ``since``, newest first: ``call_id``, ``start``
+        (datetime), ``number`` (the caller's, or the one dialled for a callback, a lead,
+        the agent's own call), ``queue``, ``talk_seconds`` (the call's, every agent
+        together), ``code`` (its disposition, None when none) and ``transfer`` (``"from
+        1001"`` when 1001 handed it over to them, ``"from 1001 via support"`` through a
+        queue, ``"to 2000"`` when they handed it over, else ``""``)."""
+        escaped = agent.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        params = (agent, f"%>{escaped}", f"%>{escaped}>%", _stamp(since), max(last, 0))
         calls = []
-        for row in rows:
+        for row in self._fetch(self._sql.fetch_agent_calls, params):
             variables = json.loads(row["ivr_variables"] or "{}")
             outbound = any(k in variables for k in ("dialled_by", "callback_of", "campaign"))
             calls.append(
@@ -1422,6 +1442,9 @@ class RecordStore(abc.ABC):
                     "queue": row["queue"],
                     "talk_seconds": float(row["talk_seconds"]),
                     "code": row["code"],
+                    "transfer": _transfer_of(
+                        agent, row["agent"], row["transfer_path"] or "", row["queue"] or ""
+                    ),
                 }
             )
         return calls

@@ -115,6 +115,8 @@ class RecordWriter:
         self._failing_since: datetime | None = None
         self._failure = ""
         self._replay_pending = False
+        #: Called on the event loop with each key once its records are durable.
+        self.on_written: Callable[[str], None] | None = None
 
     @property
     def started(self) -> bool:
@@ -396,6 +398,8 @@ class RecordWriter:
                 self._written.popitem(last=False)
         if key in self._pending:
             return
+        if failure is None and self.on_written is not None:
+            self.on_written(key)
         for future in self._waiters.pop(key, []):
             if future.done():
                 continue
