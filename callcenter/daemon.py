@@ -82,6 +82,7 @@ from callcenter.records.skills import SkillsRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.records.surveys import SurveyRecorder
 from callcenter.records.switches import SwitchRecorder
+from callcenter.records.voicemails import VoicemailInbox, VoicemailRecorder
 from callcenter.records.writer import RecordWriter
 from callcenter.switchboard import Switchboard, timed_callback_origin
 from callcenter.tasks import cancel_and_wait
@@ -294,6 +295,9 @@ class Daemon:
         self.bus.subscribe(self.dispositions.on_event, kinds=DispositionRecorder.kinds())
         self.surveys = SurveyRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.surveys.on_event, kinds=SurveyRecorder.kinds())
+        self.voicemail_records = VoicemailRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(self.voicemail_records.on_event, kinds=VoicemailRecorder.kinds())
+        self.voicemails = VoicemailInbox(self.store, self.recorder.writer, self.bus)
         self.desks = DeskRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.desks.on_event, kinds=DeskRecorder.kinds())
         self.number_lists = NumberListRecorder(self.store, self.recorder.writer)
@@ -386,6 +390,7 @@ class Daemon:
             figures=self._read_figures,
             agent_calls=self._agent_calls,
             agent_records=self.recorder.written_for,
+            voicemails=self.voicemails,
             callback_record=self._callback_record,
             erase=self.erase,
             today=self.today,

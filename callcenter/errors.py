@@ -23,6 +23,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── UnknownAgent
     │   ├── UnknownQueue
     │   ├── UnknownCallback
+    │   ├── UnknownVoicemail
     │   ├── UnknownNumberList
     │   ├── UnknownSupervisor
     │   ├── NotPermitted            the config does not let this person do that (a team)
@@ -153,6 +154,10 @@ class UnknownQueue(EngineError):
 
 class UnknownCallback(EngineError):
     """No callback request waits under that id."""
+
+
+class UnknownVoicemail(EngineError):
+    """No voicemail message of a queue's box has that id."""
 
 
 class UnknownNumberList(EngineError):

@@ -75,11 +75,38 @@ class IvrVariableSet(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoicemailLeft(CallEvent):
-    """The caller left a voicemail message in ``box``; ``path`` is the file the PBX wrote."""
+    """The caller left a voicemail message in ``box``; ``path`` is the file the PBX wrote.
+    ``queue``: the queue whose agents call back the messages of that box
+    (``queues.<q>.mailbox``; "" when none); ``number`` and ``name``: the caller's."""
 
     box: str
     path: str
     seconds: float
+    queue: str = ""
+    number: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoicemailTaken(EngineEvent):
+    """Agent ``agent`` took the message the caller of ``call_id`` left (to listen to it and
+    call them back): no other agent is offered it."""
+
+    call_id: str
+    queue: str
+    agent: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoicemailDone(EngineEvent):
+    """The message of ``call_id`` is dealt with: ``outcome`` ``called-back`` (the agent
+    dialled the caller), ``done`` (they said so) or ``released`` (put back for another
+    agent: it waits again)."""
+
+    call_id: str
+    queue: str
+    agent: str
+    outcome: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1403,11 +1403,7 @@ class Switchboard:
                 )
             )
         elif isinstance(event, VoicemailRecorded):
-            self.bus.publish(
-                VoicemailLeft(
-                    call_id=call_id, box=event.box, path=event.path, seconds=event.seconds
-                )
-            )
+            self.bus.publish(self._voicemail_left(active, event.box, event.path, event.seconds))
         elif isinstance(event, CallbackTaken):
             self.bus.publish(
                 CallbackRequested(
@@ -1938,10 +1934,25 @@ class Switchboard:
         if result.ended == "error":
             log.error("voicemail_not_recorded", call_id=info.call_id, path=result.path)
             return "system"
-        self.bus.publish(
-            VoicemailLeft(call_id=info.call_id, box=box, path=result.path, seconds=result.seconds)
-        )
+        self.bus.publish(self._voicemail_left(active, box, result.path, result.seconds))
         return "caller" if result.ended == "hangup" else "system"
+
+    def _voicemail_left(
+        self, active: ActiveCall, box: str, path: str, seconds: float
+    ) -> VoicemailLeft:
+        """The event of a message left in ``box``, with the queue whose agents call the
+        box's messages back (``queues.<q>.mailbox``), if any."""
+        info = active.call.info
+        queue = next((q for q, c in self.config.queues.items() if c.mailbox == box), "")
+        return VoicemailLeft(
+            call_id=info.call_id,
+            box=box,
+            path=path,
+            seconds=seconds,
+            queue=queue,
+            number=info.caller_num,
+            name=info.caller_name,
+        )
 
     async def _queue_flow(
         self, call: Call, active: ActiveCall, config: CallCenterConfig, flow: str

@@ -450,6 +450,8 @@ class DesktopPage(HTMLParser):
         self.table_rows: list[list[str]] = []
         """Every table row as its cells' text (``th`` and ``td`` alike)."""
         self.refresh = ""
+        self.sounds: list[str] = []
+        """The ``src`` of each ``<audio>`` player (a voicemail message's page)."""
         self._open: list[tuple[str, str]] = []
         self._cell: list[str] | None = None
         self.feed(body)
@@ -486,6 +488,8 @@ class DesktopPage(HTMLParser):
             self.forms[-1].fields[last] = self.forms[-1].fields[last] or a.get("value", "")
         elif tag == "meta" and a.get("http-equiv") == "refresh":
             self.refresh = a.get("content", "")
+        elif tag == "audio" and a.get("src"):
+            self.sounds.append(a["src"])
         elif tag == "tr":
             self.table_rows.append([])
         elif tag in ("th", "td"):
@@ -567,7 +571,24 @@ class DesktopBrowser:
             return await self.get(f"{form.action}?{urllib.parse.urlencode(fields)}")
         return await self.post(form.action, fields)
 
+    async def fetch(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """GET what is no page (a message's sound): status, headers and the bytes."""
+        return await self._exchange("GET", path, b"")
+
     async def _request(self, method: str, path: str, body: bytes) -> DesktopPage:
+        status, headers, answer = await self._exchange(method, path, body)
+        cookie = headers.get("set-cookie", "")
+        if cookie:
+            pair = cookie.split(";", 1)[0]
+            self.cookie = "" if "Max-Age=0" in cookie else pair
+        page = DesktopPage(status, headers, answer.decode())
+        if page.headers.get("content-type", "").startswith("text/html"):
+            self.page = page
+        return page
+
+    async def _exchange(
+        self, method: str, path: str, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
         if self.cookie:
             head += f"Cookie: {self.cookie}\r\n"
@@ -590,14 +611,7 @@ class DesktopBrowser:
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        cookie = headers.get("set-cookie", "")
-        if cookie:
-            pair = cookie.split(";", 1)[0]
-            self.cookie = "" if "Max-Age=0" in cookie else pair
-        page = DesktopPage(int(lines[0].split()[1]), headers, answer.decode())
-        if page.headers.get("content-type", "").startswith("text/html"):
-            self.page = page
-        return page
+        return int(lines[0].split()[1]), headers, answer
 
 
 def _write_config(path: Path, settings: Mapping[str, Any]) -> None:

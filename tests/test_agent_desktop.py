@@ -5,6 +5,8 @@ demo PBXs, read as a browser reads the pages (:class:`callcenter.testing.Desktop
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -578,3 +580,97 @@ async def test_a_hot_desking_agent_logs_in_at_the_phone_she_types(tmp_path: Path
         "PJSIP/1010",
     )
     assert own_only.status == 404
+
+
+def _voicemail_config(tmp_path: Path) -> dict[str, Any]:
+    """Key 7 leaves a message in box sales, which queue sales' agents call back."""
+    return merge(
+        DESK,
+        {
+            "ivr": {"voicemail_folder": str(tmp_path / "vm")},
+            "flows": {
+                "main": {
+                    "nodes": {
+                        "welcome": {"choices": {"7": "message"}},
+                        "message": {"kind": "voicemail", "box": "sales", "prompt": "leave-one"},
+                    }
+                }
+            },
+            "queues": {"sales": {"mailbox": "sales"}},
+            "acd": {"dial_out": "PJSIP/${number}", "dial_out_allow": ["_555XXXX"]},
+        },
+    )
+
+
+async def _leave_a_message(center: Any, number: str, name: str = "") -> str:
+    caller = await center.caller_presses(number, "7", caller_name=name)
+    await caller.wait_for_prompt("leave-one", timeout=5)
+    await asyncio.sleep(0.3)
+    await caller.press("#")
+    await caller.wait_ended(timeout=5)
+    return str(caller.uniqueid)
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_alice_hears_a_message_left_for_sales_and_calls_the_caller_back(
+    tmp_path: Path, transport: str
+) -> None:
+    """A caller leaves a message in sales' box. Alice's page lists it; she takes it (Carol
+    then sees it taken), hears it in the browser and calls the caller back from it: her
+    phone rings, then his; the message is dealt with and the call carries its id."""
+    config = _voicemail_config(tmp_path)
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        customer = center.add_phone("PJSIP/5550077", answer_after=0.1, hangup_after=0.3)
+        router = center.daemon.router
+        message_id = await _leave_a_message(center, "5550077", "Dan")
+        alice = DesktopBrowser(center.daemon.api.port)
+        await alice.sign_in("1001", "1111")
+        listed = await until_page(alice, lambda p: "Take and listen" in p.buttons)
+        opened = await alice.press("Take and listen")
+        status, headers, sound = await alice.fetch(opened.sounds[0])
+        carol = DesktopBrowser(center.daemon.api.port)
+        carols = await carol.sign_in("1003", "4321")
+        called = await alice.press("Call 5550077 back")
+        await customer.wait_answered(timeout=5)
+        await until(lambda: router.agents["1001"].state == "available", timeout=5)
+        await center.idle()
+        after = await alice.get()
+        message = await center.daemon.voicemails.get(message_id)
+        dialled = await _record_where(center, lambda row: row["dst"] == "5550077")
+    (row,) = [r for r in listed.table_rows if len(r) == 5 and r[1] == "5550077 (Dan)"]
+    assert row[2:4] == ["sales", row[3]] and row[3].startswith("0:0")
+    assert opened.refresh == "", "no reload while listening"
+    assert opened.rows["From"] == "5550077 (Dan)" and opened.rows["Queue"] == "sales"
+    assert (status, headers["content-type"]) == (200, "audio/wav")
+    assert sound[:4] == b"RIFF"
+    assert "taken by 1001" in " ".join(" ".join(r) for r in carols.table_rows)
+    assert "Take and listen" not in carols.buttons
+    assert called.texts["said"] == "Calling 5550077 back"
+    assert (message.status, message.outcome, message.agent) == ("done", "called-back", "1001")
+    assert not [r for r in after.table_rows if "5550077 (Dan)" in r], "no longer listed"
+    assert json.loads(dialled["ivr_variables"])["voicemail"] == message_id
+
+
+async def until_page(
+    browser: DesktopBrowser, predicate: Callable[[DesktopPage], bool], timeout: float = 5.0
+) -> DesktopPage:
+    """The desktop page, read again until ``predicate`` holds of it."""
+    async with asyncio.timeout(timeout):
+        while not predicate(page := await browser.get()):
+            await asyncio.sleep(0.1)
+    return page
+
+
+async def _record_where(
+    center: Any, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+) -> dict[str, Any]:
+    """The first CDR that ``predicate`` holds of, once written."""
+    daemon = center.daemon
+    async with asyncio.timeout(timeout):
+        while True:
+            rows = await daemon.recorder.writer.run(daemon.store.fetch_cdrs)
+            found = [row for row in rows if predicate(row)]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.05)

@@ -224,6 +224,7 @@ def test_erasure_does_the_same_in_postgresql_as_in_sqlite(
         after.append(TOKEN.sub("TOKEN", text))
     assert counts[0] == counts[1]
     assert counts[0]["cdr"] == counts[0]["queue_log"] == counts[0]["queue_callbacks"] == 1
+    assert counts[0]["voicemails"] == 1, "the message she left: number and name"
     assert after[0] == after[1]
 
 
@@ -323,5 +324,5 @@ async def test_through_the_daemon_a_call_in_progress_is_waited_for_and_its_memor
     assert last is not None and last[0] == token
     assert kept_before and not kept_after
     assert ADA not in text and "Ada Lovelace" not in text
-    assert [r[1] for r in listed_before if len(r) == 5][1:] == [ADA], "her call on the desktop"
-    assert [r[1] for r in listed_after if len(r) == 5][1:] == [token], "read again"
+    assert [r[1] for r in listed_before if len(r) == 6][1:] == [ADA], "her call on the desktop"
+    assert [r[1] for r in listed_after if len(r) == 6][1:] == [token], "read again"

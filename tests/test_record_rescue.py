@@ -42,6 +42,7 @@ from callcenter.records.skills import SkillsState
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.surveys import SurveyRecord
 from callcenter.records.switches import SwitchState
+from callcenter.records.voicemails import VoicemailMessage
 from callcenter.records.writer import RecordWriter
 
 T0 = datetime(2026, 12, 5, 9, 30, 0, 123456, tzinfo=UTC)
@@ -224,6 +225,26 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
                 ),
             ),
         ),
+        (
+            "voicemail:1796444790.1",
+            functools.partial(
+                store.write_voicemail,
+                VoicemailMessage(
+                    "1796444790.1",
+                    "sales",
+                    "sales",
+                    "0612345678",
+                    "Zoë",
+                    "/var/lib/callcenter/voicemail/sales/20261205-093000-1796444790.1.wav",
+                    14.2,
+                    T0,
+                    "done",
+                    "1001",
+                    "called-back",
+                    updated=T0,
+                ),
+            ),
+        ),
     ]
 
 
@@ -244,6 +265,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "supervisor_desks": store.fetch_supervisor_desks(),
         "queue_members": store.fetch_member_changes(),
         "agent_skills": store.fetch_agent_skills(),
+        "voicemails": store.fetch_voicemails(),
     }
 
 

@@ -27,6 +27,7 @@ from callcenter.records.recordings import purge_recordings
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, AgentWrapup
 from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.records.surveys import SurveyRecord
+from callcenter.records.voicemails import VoicemailMessage
 from callcenter.testing import running_center
 
 NOW = datetime.now(UTC)
@@ -104,6 +105,12 @@ def two_years_of_records(store: RecordStore) -> None:
     store.write_disposition(disposition("old.later", OLD, callback_at=later, code="callback"))
     store.write_disposition(disposition("old.done", OLD, callback_at=OLD, code="callback"))
     store.write_agent_presence(AgentPresence("1002", OLD, "cli", "break", OLD, "cli"))
+    for call_id, status in (("old.vm", "done"), ("old.vm.waiting", "waiting")):
+        store.write_voicemail(
+            VoicemailMessage(
+                call_id, "sales", "sales", "061", "", f"/vm/{call_id}.wav", 9.0, OLD, status
+            )
+        )
 
 
 def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
@@ -126,6 +133,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
             "queue_callbacks": 1,
             "dispositions": 2,
             "surveys": 1,
+            "voicemails": 1,
         }
     )
     assert [row["uniqueid"] for row in store.fetch_cdrs()] == ["new.1"]
@@ -139,6 +147,8 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
     assert store.fetch_asked_not() == {"0612345678"}, "the do-not-call request outlives it"
     assert [r.call_id for r in store.fetch_surveys()] == ["new.1"]
     assert [p.agent for p in store.fetch_agent_presence()] == ["1002"], "logged in now"
+    kept_messages = [m.call_id for m in store.fetch_voicemails()]
+    assert kept_messages == ["old.vm.waiting"], "a message nobody called back yet stays"
     assert store.purge(CUT) == dict.fromkeys(purged, 0), "a second round finds nothing"
 
 

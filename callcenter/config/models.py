@@ -2057,6 +2057,15 @@ class QueueConfig(_Model):
         "(kept across restarts). None: no code for it.",
         examples=["1"],
     )
+    mailbox: Name | None = Field(
+        default=None,
+        description="Voicemail box (a sub-folder of ivr.voicemail_folder) whose messages "
+        "this queue's agents listen to and call back: each message left in it (an IVR "
+        "voicemail node, a queue exit to voicemail) waits on their desktops and in "
+        "GET /voicemails until one of them takes it. None: messages are files only. A box "
+        "belongs to one queue at most.",
+        examples=["sales"],
+    )
     hold_music: _Text = Field(
         default="default",
         description=(
@@ -3587,6 +3596,7 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                 out.append(Problem(("supervisors", sid, "teams", i), message))
 
     codes = _section(data, "dispositions")
+    boxes: dict[str, str] = {}
     for qname, queue in (queues or {}).items():
         if not isinstance(queue, Mapping):
             continue
@@ -3624,6 +3634,17 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                 )
             )
         out += _queue_problems(qname, queue, queues or {}, flows or {}, _section(data, "acd"))
+        box = queue.get("mailbox")
+        if isinstance(box, str):
+            if box in boxes:
+                out.append(
+                    Problem(
+                        ("queues", qname, "mailbox"),
+                        f'box "{box}" is queue {boxes[box]}\'s already: a box belongs to one '
+                        "queue at most",
+                    )
+                )
+            boxes.setdefault(box, str(qname))
         music = queue.get("hold_music")
         if isinstance(music, str) and not _MUSIC_CLASS[pbx_type].fullmatch(music):
             out.append(

@@ -103,6 +103,21 @@ Routes (all JSON)::
                                           then those asked for a later time
     POST /callbacks/{id}/cancel           {}: withdraw it (its record says cancelled);
                                           404 when none waits, 409 while it is dialled
+    GET  /voicemails                      {"voicemails": [{"id", "queue", "box", "number",
+                                          "name", "seconds", "left_at", "status", "agent",
+                                          "outcome"}]}: the messages of the queues' boxes
+                                          (queues.<q>.mailbox) still to deal with, oldest
+                                          first (?queue= for one queue)
+    GET  /voicemails/{id}                 one message, whatever became of it
+    GET  /voicemails/{id}/audio           the message's sound file as the PBX wrote it
+    POST /voicemails/{id}/take            {"agent": "1001"}: theirs to call back (409 when
+                                          another agent's or dealt with)
+    POST /voicemails/{id}/call-back       {"agent"}: the agent dials the caller (as
+                                          /agents/{id}/dial, through the message's queue,
+                                          with voicemail=<id> on the call); the message is
+                                          then done (called-back)
+    POST /voicemails/{id}/done            {"agent"}: dealt with otherwise
+    POST /voicemails/{id}/release         {"agent"} or {}: put back for another agent
     GET  /numbers                         {"lists": [{"name": "blocked", "config": [...],
                                           "added": [{"number", "since", "via"}]}]}: the IVR's
                                           number lists (ivr.number_lists)
@@ -184,6 +199,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -207,6 +223,7 @@ from callcenter.errors import (
     UnknownNumberList,
     UnknownQueue,
     UnknownSupervisor,
+    UnknownVoicemail,
 )
 from callcenter.live import desktop, wallboard
 from callcenter.live.metrics import Metrics
@@ -215,12 +232,17 @@ from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
+from callcenter.records.voicemails import VoicemailInbox, VoicemailMessage
 from callcenter.supervision.monitor import MONITOR_MODES
 from callcenter.switchboard import Switchboard
 
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
+MESSAGES_FOR = 2.0
+"""Seconds the voicemail messages read for the desktops are shown before being read again."""
+_BACK_TO: Final = ("/desktop/agent?id=", "/desktop/voicemail?id=")
+"""Where a desktop form may send the browser back to (no open redirect)."""
 AGENT_CALLS_FOR = 10.0
 """Seconds an agent's desktop shows the calls it read from the records before reading
 them again (each agent's page reloads every few seconds)."""
@@ -349,6 +371,7 @@ class ControlAPI:
         figures: FiguresReader | None = None,
         agent_calls: AgentCallsReader | None = None,
         agent_records: Mapping[str, int] | None = None,
+        voicemails: VoicemailInbox | None = None,
         callback_record: CallbackReader | None = None,
         erase: Eraser | None = None,
         today: Today | None = None,
@@ -364,6 +387,9 @@ class ControlAPI:
         self._figures = figures
         self._agent_calls = agent_calls
         self._agent_records = agent_records if agent_records is not None else {}
+        self.voicemails = voicemails
+        """The messages agents call back (None: no record store)."""
+        self._messages_seen: tuple[float, list[VoicemailMessage]] | None = None
         self._agent_calls_seen: dict[
             str, tuple[float, tuple[int, str, int], list[dict[str, Any]]]
         ] = {}
@@ -423,6 +449,7 @@ class ControlAPI:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         status, payload = 500, {"error": "internal error"}
         text: str | None = None
+        media: Media | None = None
         kind = METRICS_CONTENT_TYPE
         cors = extra = ""
         try:
@@ -447,7 +474,11 @@ class ControlAPI:
                     raise HTTPError(404, "the agent desktop is off (api.desktop)")
                 kind = "text/html; charset=utf-8"
                 try:
-                    status, text, extra = await self._desktop_page(request)
+                    status, page, extra = await self._desktop_page(request)
+                    if isinstance(page, Media):
+                        media = page
+                    else:
+                        text = page
                 except HTTPError as exc:
                     title = self.switchboard.config.api.wallboard_title
                     status, text = exc.status, desktop.render_error(title, str(exc))
@@ -460,6 +491,16 @@ class ControlAPI:
             elif method == "GET" and route == "/wallboard" and not self.read_only:
                 status, text = 200, self._wallboard(request)
                 kind = "text/html; charset=utf-8"
+            elif (
+                method == "GET"
+                and route.startswith("/voicemails/")
+                and route.endswith("/audio")
+                and route.count("/") == 3
+                and not self.read_only
+            ):
+                self._authorize(request.authorization)
+                media = await self.voicemail_audio(unquote(route.split("/")[2]))
+                status, extra = 200, "Cache-Control: no-store\r\n"
             else:
                 if not (method == "GET" and route == "/health"):
                     self._authorize(request.authorization)
@@ -471,7 +512,9 @@ class ControlAPI:
             return
         except Exception:
             log.exception("api_request_failed")
-        if text is not None:
+        if media is not None:
+            data, kind = media.data, media.kind
+        elif text is not None:
             data = text.encode()
         else:
             data, kind = json.dumps(payload).encode(), "application/json"
@@ -565,7 +608,7 @@ class ControlAPI:
         )
         return wallboard.render(page)
 
-    async def _desktop_page(self, request: _Request) -> tuple[int, str, str]:
+    async def _desktop_page(self, request: _Request) -> tuple[int, str | Media, str]:
         """The routes of the agent desktop (:mod:`callcenter.live.desktop`): (status, page,
         extra header lines). Sessions are of ``agent:<id>`` or ``supervisor:<id>``."""
         config = self.switchboard.config
@@ -599,7 +642,7 @@ class ControlAPI:
             else:
                 await self._desktop_act(person, request.form)
             back = request.form.get("back", "")
-            if back.startswith("/desktop/agent?id=") and back.isprintable():
+            if back.startswith(_BACK_TO) and back.isprintable():
                 return 303, "", _PAGE_HEADERS + f"Location: {back}\r\n"
             return 303, "", home
         if method != "GET":
@@ -612,7 +655,11 @@ class ControlAPI:
                 page = desktop.render_supervisor(self._supervisor_view(person, int(refresh)))
             else:
                 view = self._desktop_view(router.agent_view(person), int(refresh))
-                view = dataclasses.replace(view, calls=await self._todays_calls(view.agent))
+                view = dataclasses.replace(
+                    view,
+                    calls=await self._todays_calls(view.agent),
+                    messages=await self._agent_messages(view.agent),
+                )
                 page = desktop.render(view)
             return 200, page, _PAGE_HEADERS
         if role == "supervisor" and route == "/desktop/agent":
@@ -631,6 +678,21 @@ class ControlAPI:
         if role != "agent":
             raise HTTPError(404, f"no route {method} {route} for supervisors")
         agent = router.agent_view(person)
+        if route in ("/desktop/voicemail", "/desktop/voicemail/audio"):
+            message = await self._voicemail(query.get("id", ""))
+            mine = message.status == "taken" and message.agent == person
+            if not mine and message.queue not in agent["queues"]:
+                raise HTTPError(404, f"no message {message.call_id} in your queues")
+            if route.endswith("/audio"):
+                return (
+                    200,
+                    await self.voicemail_audio(message.call_id),
+                    "Cache-Control: no-store\r\n",
+                )
+            said, error = self._desktop_notes.pop(f"agent:{person}", ("", ""))
+            zone = ZoneInfo(config.ivr.timezone)
+            page = desktop.render_voicemail(title, agent, message, zone, said=said, error=error)
+            return 200, page, _PAGE_HEADERS
         if route == "/desktop/dial":
             if config.acd.dial_out is None:
                 raise HTTPError(404, "agents dial no numbers here (acd.dial_out)")
@@ -688,6 +750,22 @@ class ControlAPI:
         self._agent_calls_seen[agent_id] = (now, mark, calls)
         return calls
 
+    async def _agent_messages(self, agent: Mapping[str, Any]) -> list[VoicemailMessage]:
+        """The voicemail messages of the agent's queues still to call back (read at most
+        every MESSAGES_FOR seconds for every agent, or after a step through this API)."""
+        if self.voicemails is None:
+            return []
+        now = time.monotonic()
+        seen = self._messages_seen
+        if seen is None or now - seen[0] >= MESSAGES_FOR:
+            try:
+                seen = self._messages_seen = (now, await self.voicemails.waiting())
+            except RecordError:
+                return []  # the page goes on without them
+        queues = {str(q) for q in agent["queues"]}
+        me = str(agent["id"])
+        return [m for m in seen[1] if m.queue in queues or m.agent == me]
+
     def _desktop_sign_in(
         self, request: _Request, pins: dict[str, str | None], title: str
     ) -> tuple[int, str, str]:
@@ -729,6 +807,18 @@ class ControlAPI:
         the page."""
         action = form.get("action", "")
         note = f"agent:{agent_id}"
+        if action.startswith("voicemail-"):
+            step = action.removeprefix("voicemail-")
+            try:
+                answer = await self.voicemail_step(
+                    agent_id, form.get("id", ""), step, via="desktop"
+                )
+            except HTTPError as exc:
+                self._desktop_notes[note] = ("", str(exc))
+                return
+            if step != "take":
+                self._desktop_notes[note] = (desktop.said(action, answer, form), "")
+            return
         if action not in desktop.ACTIONS:
             self._desktop_notes[note] = ("", f"No such action: {action!r}")
             return
@@ -741,6 +831,125 @@ class ControlAPI:
             self._desktop_notes[note] = ("", str(exc))
             return
         self._desktop_notes[note] = (desktop.said(action, answer, body), "")
+
+    async def _voicemail_action(
+        self, method: str, path: str, parts: list[str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``/voicemails...``: the messages agents call back
+        (:mod:`callcenter.records.voicemails`)."""
+        inbox = self._inbox()
+        if not parts:
+            if method != "GET":
+                raise HTTPError(405, "use GET for /voicemails")
+            queue = parse_qs(urlsplit(path).query).get("queue", [None])[-1]
+            messages = await self._voicemails(None if queue is None else [queue])
+            return {"voicemails": [m.as_dict() for m in messages]}
+        if len(parts) == 1:
+            if method != "GET":
+                raise HTTPError(405, f"use GET for /voicemails/{parts[0]}")
+            return (await self._voicemail(parts[0])).as_dict()
+        if len(parts) != 2:
+            raise HTTPError(404, "no such route under /voicemails")
+        message_id, step = parts
+        if method != "POST":
+            raise HTTPError(405, f"use POST for /voicemails/{message_id}/{step}")
+        agent = body.get("agent")
+        if step == "release" and agent is None:
+            self._messages_seen = None
+            return (await self._voicemail_step(inbox.release(message_id))).as_dict()
+        if not isinstance(agent, str) or not agent:
+            raise HTTPError(400, f'say which agent: {{"agent": "1001"}} ({step})')
+        if agent not in self.switchboard.router.agents:
+            raise HTTPError(404, f"unknown agent {agent}")
+        return await self.voicemail_step(agent, message_id, step, via="api")
+
+    async def voicemail_step(
+        self, agent: str, message_id: str, step: str, *, via: str
+    ) -> dict[str, Any]:
+        """``take``, ``call-back``, ``done`` or ``release`` a message for ``agent``."""
+        try:
+            return await self._voicemail_step_for(agent, message_id, step, via)
+        finally:
+            self._messages_seen = None  # the desktops show the change at once
+
+    async def _voicemail_step_for(
+        self, agent: str, message_id: str, step: str, via: str
+    ) -> dict[str, Any]:
+        inbox = self._inbox()
+        if step in ("take", "call-back"):
+            message = await self._voicemail(message_id)
+            theirs = message.status == "taken" and message.agent == agent
+            if (
+                not theirs
+                and message.queue not in self.switchboard.router.agent_view(agent)["queues"]
+            ):
+                raise HTTPError(403, f"agent {agent} is not in queue {message.queue}")
+        if step == "take":
+            message = await self._voicemail_step(inbox.take(message_id, agent))
+        elif step == "call-back":
+            message = await self._voicemail_step(inbox.take(message_id, agent))
+            if not message.number:
+                raise HTTPError(409, "the caller's number is unknown: nobody to call back")
+            dialled = await self._agent_action(
+                agent,
+                "dial",
+                {"number": message.number, "queue": message.queue,
+                 "data": {"voicemail": message_id}},
+                via=via,
+            )  # fmt: skip
+            message = await self._voicemail_step(inbox.settle(message_id, agent, "called-back"))
+            return {**message.as_dict(), "dial_id": dialled.get("dial_id")}
+        elif step == "done":
+            message = await self._voicemail_step(inbox.settle(message_id, agent, "done"))
+        elif step == "release":
+            message = await self._voicemail_step(inbox.release(message_id, agent))
+        else:
+            raise HTTPError(
+                404, f"no step {step!r} for a voicemail (take, call-back, done, release)"
+            )
+        log.info("voicemail_step", message=message_id, agent=agent, step=step, via=via)
+        return message.as_dict()
+
+    def _inbox(self) -> VoicemailInbox:
+        if self.voicemails is None:
+            raise HTTPError(404, "no voicemail inbox here")
+        return self.voicemails
+
+    async def _voicemails(self, queues: Sequence[str] | None) -> list[VoicemailMessage]:
+        try:
+            return await self._inbox().waiting(queues)
+        except RecordError as exc:
+            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+
+    async def _voicemail(self, message_id: str) -> VoicemailMessage:
+        return await self._voicemail_step(self._inbox().get(message_id))
+
+    @staticmethod
+    async def _voicemail_step(step: Awaitable[VoicemailMessage]) -> VoicemailMessage:
+        try:
+            return await step
+        except UnknownVoicemail as exc:
+            raise HTTPError(404, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(409, str(exc)) from None
+        except RecordError as exc:
+            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+
+    async def voicemail_audio(self, message_id: str) -> Media:
+        """The sound file of a message: only a file inside ``ivr.voicemail_folder``."""
+        message = await self._voicemail(message_id)
+        config = self.switchboard.config
+        folder = config.resolve_path(config.ivr.voicemail_folder)
+        try:
+            data = await asyncio.to_thread(_read_within, Path(message.path), folder)
+        except FileNotFoundError:
+            raise HTTPError(404, "the message's file is gone") from None
+        except PermissionError as exc:
+            raise HTTPError(403, str(exc)) from None
+        except OSError as exc:
+            raise HTTPError(503, f"the message's file cannot be read: {exc.strerror}") from None
+        kind = MEDIA_TYPES.get(Path(message.path).suffix.lower(), "application/octet-stream")
+        return Media(data, kind)
 
     def _check_open_queue(self, queue: str) -> None:
         """Agents join and leave from their desktop the queues they may from their phone
@@ -990,6 +1199,8 @@ class ControlAPI:
                 raise HTTPError(404, str(exc)) from None
             except EngineError as exc:
                 raise HTTPError(409, str(exc)) from None
+        if parts and parts[0] == "voicemails":
+            return await self._voicemail_action(method, path, parts[1:], body)
         if parts == ["erasures"]:
             return await self._erasure(method, body)
         if parts and parts[0] == "drain":
@@ -1521,10 +1732,40 @@ def _callback_time(value: object, zone: str) -> datetime | None:
     return at.replace(tzinfo=ZoneInfo(zone)) if at.tzinfo is None else at
 
 
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A response that is no page: bytes of type ``kind`` (a voicemail's sound)."""
+
+    data: bytes
+    kind: str
+
+
+MEDIA_TYPES: Final[Mapping[str, str]] = {
+    ".wav": "audio/wav",
+    ".gsm": "audio/x-gsm",
+    ".ulaw": "audio/basic",
+}
+"""Content types of the sound files the PBX writes (others: application/octet-stream)."""
+MAX_MEDIA: Final = 64 * 1024 * 1024
+
+
+def _read_within(path: Path, folder: Path) -> bytes:
+    """The bytes of ``path`` if it lies inside ``folder`` (symbolic links resolved):
+    PermissionError otherwise, FileNotFoundError when it is gone."""
+    real = path.resolve()
+    if not real.is_relative_to(folder.resolve()):
+        raise PermissionError(f"the message's file is not in ivr.voicemail_folder ({folder})")
+    with real.open("rb") as file:
+        data = file.read(MAX_MEDIA + 1)
+    if len(data) > MAX_MEDIA:
+        raise PermissionError(f"the message's file is larger than {MAX_MEDIA} bytes")
+    return data
+
+
 _PAGE_HEADERS: Final = (
     "Cache-Control: no-store\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
     "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self'; frame-ancestors 'none'\r\n"
+    "media-src 'self'; form-action 'self'; frame-ancestors 'none'\r\n"
 )
 """The desktop's pages: never cached, never framed (a page of another site putting ours
 in a frame could make an agent press our buttons), no script at all."""

@@ -66,11 +66,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, Final
+from urllib.parse import quote
 
 from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import STATE_NAMES, clock
+from callcenter.records.voicemails import VoicemailMessage
 
 REFRESH: Final = 3
 CALLS_SHOWN: Final = 10
@@ -314,6 +316,8 @@ class Desktop:
     ``start`` in the centre's time zone)."""
     open_queues: Sequence[str] = ()
     """Queues agents join and leave themselves (those with ``digits``, as by ``*45``)."""
+    messages: Sequence[VoicemailMessage] = ()
+    """Voicemail messages of the agent's queues still to call back, oldest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,6 +441,8 @@ def render(desk: Desktop) -> str:
         parts.append(_call_section(desk, state, desk.call))
     parts.append(_actions_section(desk, state))
     parts.append(_queues_section(desk))
+    if desk.messages:
+        parts.append(_messages_section(desk))
     if desk.calls:
         parts.append(_calls_section(desk.calls))
     parts.append(
@@ -580,6 +586,77 @@ def _actions_section(desk: Desktop, state: str) -> str:
     return '<section id="actions">' + "".join(buttons) + "</section>"
 
 
+def _messages_section(desk: Desktop) -> str:
+    me = str(desk.agent["id"])
+    zone = desk.now.tzinfo
+    rows = []
+    for message in desk.messages:
+        if message.status == "taken" and message.agent != me:
+            act = f"taken by {_e(message.agent)}"
+        else:
+            label = "Open" if message.agent == me else "Take and listen"
+            back = f"/desktop/voicemail?id={message.call_id}"
+            act = button("voicemail-take", label, id=message.call_id, back=back)
+        who = message.number + (f" ({message.name})" if message.name else "")
+        rows.append(
+            f"<tr><td>{message.left_at.astimezone(zone).strftime('%H:%M')}</td>"
+            f"<td>{_e(who)}</td><td>{_e(message.queue)}</td>"
+            f"<td>{clock(message.seconds)}</td><td>{act}</td></tr>"
+        )
+    return (
+        f'<section id="messages"><h2>Messages to call back ({len(desk.messages)})</h2><table>'
+        "<tr><th>left</th><th>from</th><th>queue</th><th>length</th><th></th></tr>"
+        f"{''.join(rows)}</table></section>"
+    )
+
+
+def render_voicemail(
+    title: str,
+    agent: Mapping[str, Any],
+    message: VoicemailMessage,
+    zone: tzinfo | None,
+    *,
+    said: str = "",
+    error: str = "",
+) -> str:
+    """One message the agent took: its sound (a browser plays WAV files) and what to do
+    with it. The page does not reload itself (that would stop the sound)."""
+    parts = _head(title)
+    who = str(agent.get("name") or agent["id"])
+    parts.append(f"<h1>{_e(who)} <small>a message to call back</small></h1>")
+    parts += _notes(said, error)
+    audio = f"/desktop/voicemail/audio?id={quote(message.call_id)}"
+    if message.path.lower().endswith(".wav"):
+        player = f'<audio controls preload="none" src="{_e(audio)}"></audio> '
+    else:
+        player = ""
+    rows = [
+        ("From", message.number + (f" ({message.name})" if message.name else "")),
+        ("Left", message.left_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")),
+        ("Queue", message.queue),
+        ("Length", clock(message.seconds)),
+    ]
+    table = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    buttons = ""
+    if message.status == "taken" and message.agent == str(agent["id"]):
+        ident = message.call_id
+        buttons = (
+            button("voicemail-call-back", f"Call {message.number} back", "main", id=ident)
+            + button("voicemail-done", "Done (dealt with otherwise)", id=ident)
+            + button("voicemail-release", "Put back for someone else", id=ident)
+        )
+    elif message.status == "done":
+        buttons = f"Dealt with by agent {_e(message.agent)} ({_e(message.outcome)})."
+    else:
+        buttons = f"Agent {_e(message.agent)} has taken this message."
+    parts.append(
+        f'<section><table id="message">{table}</table><p>{player}'
+        f'<a href="{_e(audio)}">the sound file</a></p><p>{buttons}</p>'
+        '<p><a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
+
+
 def _calls_section(calls: Sequence[Mapping[str, Any]]) -> str:
     rows = "".join(
         f"<tr><td>{call['start'].strftime('%H:%M')}</td><td>{_e(str(call['number']))}</td>"
@@ -702,6 +779,12 @@ def said(action: str, answer: Mapping[str, Any], fields: Mapping[str, str]) -> s
         return f"Dialling {answer.get('number', fields.get('number', ''))}"
     if action == "help":
         return f"Supervisor {answer.get('supervisor')} is called to help"
+    if action == "voicemail-call-back":
+        return f"Calling {answer.get('number', '')} back"
+    if action == "voicemail-done":
+        return "Message dealt with"
+    if action == "voicemail-release":
+        return "Message put back for someone else"
     if action == "join":
         return f"You take {fields.get('queue', '')} calls now"
     if action == "leave":

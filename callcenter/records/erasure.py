@@ -14,9 +14,10 @@ change); what makes them the person's goes:
   IVR, a lead file or a web form brought (``ivr_variables`` keeps only the engine's own ids:
   ``campaign``, ``lead``, ``dialled_by``, ``callback_of``) and the agents' disposition
   notes go;
-* the recordings of those calls are deleted, and the lines of ``records.queue_log_file``
-  are rewritten (under the lock the daemon's appends take, so none is lost), its rotated
-  copies too (plain or gzip).
+* the recordings of those calls and the voicemail messages they left are deleted (a
+  message waiting for an agent holds the erasure: deal with it first), and the lines of
+  ``records.queue_log_file`` are rewritten (under the lock the daemon's appends take, so
+  none is lost), its rotated copies too (plain or gzip).
 
 What is kept on purpose: a number on a number list (a blocklist, a do-not-call list) stays
 there, as that is how the number stays blocked; the output says so. What is refused: a
@@ -243,6 +244,14 @@ def _holds(tx: Transaction, numbers: Sequence[str]) -> list[str]:
                 f"({row['status']}): take it out of the campaign's lead file, reload, and "
                 "erase once it is skipped"
             )
+    voicemails = _select_in(tx, "voicemails", "number", numbers, ("call_id", "queue", "status"))
+    for row in voicemails:
+        if row["status"] in ("waiting", "taken"):
+            holds.append(
+                f"a voicemail message of {row['number']} waits in queue {row['queue']!r}: "
+                f"call back or mark it done first (POST /voicemails/{row['call_id']}/done, "
+                "or from an agent's desktop)"
+            )
     for row in _select_in(tx, "agent_presence", "owed_number", numbers, ("agent",)):
         holds.append(
             f"agent {row['agent']} still owes a disposition for a call with "
@@ -278,7 +287,7 @@ def _likes(columns: Sequence[str], numbers: Sequence[str]) -> list[str]:
 def _erase_cdr(tx: Transaction, done: Erasure, pattern: re.Pattern[str], dry_run: bool) -> None:
     numbers = list(done.tokens)
     columns = (*_CDR_TEXT, "ivr_variables")
-    names = ", ".join(f'"{c}"' for c in ("uniqueid", *columns, "recordingfile"))
+    names = ", ".join(f'"{c}"' for c in ("uniqueid", *columns, "recordingfile", "voicemail"))
     rows = tx.rows(
         f"SELECT {names} FROM cdr WHERE {_like_any(tx, columns, len(numbers))}",
         _likes(columns, numbers),
@@ -288,8 +297,9 @@ def _erase_cdr(tx: Transaction, done: Erasure, pattern: re.Pattern[str], dry_run
         if not any(pattern.search(str(row[c])) for c in columns):
             continue
         done.call_ids.add(row["uniqueid"])
-        if row["recordingfile"]:
-            done.recordings.append(Path(row["recordingfile"]))
+        for file in (row["recordingfile"], row["voicemail"]):
+            if file:
+                done.recordings.append(Path(file))
         values = {c: _substitute(pattern, done.tokens, str(row[c])) for c in _CDR_TEXT}
         if pattern.search(str(row["clid"])):
             values["clid"] = f'"" <{_substitute(pattern, done.tokens, str(row["src"]))}>'
@@ -334,8 +344,8 @@ def _erase_queue_log(
 def _erase_side_tables(
     tx: Transaction, done: Erasure, numbers: Sequence[str], dry_run: bool
 ) -> None:
-    """The tables keyed by call (dispositions, surveys) and by number (callback requests,
-    kept places, finished leads)."""
+    """The tables keyed by call (dispositions, surveys, voicemail messages) and by number
+    (callback requests, kept places, finished leads)."""
     for table, extra, cleared in (
         ("dispositions", ', "do_not_call"', {"note": ""}),
         ("surveys", "", {}),
@@ -387,6 +397,25 @@ def _erase_side_tables(
         ("call_id",),
         places,
         cleared=cleared,
+        columns=("number",),
+        dry_run=dry_run,
+    )
+    messages: dict[str, Mapping[str, Any]] = {}
+    for chunk in _chunks(done.call_ids):
+        marks = ", ".join([tx.p] * len(chunk))
+        sql = f'SELECT "call_id", "number", "path" FROM voicemails WHERE "call_id" IN ({marks})'
+        messages.update((row["call_id"], row) for row in tx.rows(sql, chunk))
+    for row in _select_in(tx, "voicemails", "number", numbers, ("call_id", "path")):
+        messages[row["call_id"]] = row
+    for row in messages.values():
+        done.recordings.append(Path(row["path"]))
+    _update(
+        tx,
+        done,
+        "voicemails",
+        ("call_id",),
+        list(messages.values()),
+        cleared={"name": ""},
         columns=("number",),
         dry_run=dry_run,
     )

@@ -64,6 +64,7 @@ from callcenter.records.shifts import (
 from callcenter.records.skills import SkillsState
 from callcenter.records.surveys import SurveyRecord
 from callcenter.records.switches import SwitchState
+from callcenter.records.voicemails import VoicemailMessage
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +95,7 @@ REPLAYABLE: Final = frozenset(
         "clear_supervisor_desk",
         "clear_number_list_entry",
         "write_survey",
+        "write_voicemail",
     }
 )
 
@@ -115,6 +117,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         LeadRecord,
         DispositionRecord,
         SurveyRecord,
+        VoicemailMessage,
         NumberListEntry,
         SupervisorDesk,
     )

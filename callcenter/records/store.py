@@ -102,6 +102,7 @@ from callcenter.records.skills import SkillsState
 from callcenter.records.summary import Stretch
 from callcenter.records.surveys import SurveyRecord
 from callcenter.records.switches import SwitchState
+from callcenter.records.voicemails import VoicemailMessage
 
 log = structlog.get_logger(__name__)
 
@@ -320,6 +321,21 @@ CREATE TABLE IF NOT EXISTS surveys (
     "satisfied" INTEGER
 );
 CREATE INDEX IF NOT EXISTS surveys_at ON surveys ("at");
+CREATE TABLE IF NOT EXISTS voicemails (
+    "call_id" TEXT PRIMARY KEY,
+    "queue" TEXT NOT NULL,
+    "box" TEXT NOT NULL,
+    "number" TEXT NOT NULL DEFAULT '',
+    "name" TEXT NOT NULL DEFAULT '',
+    "path" TEXT NOT NULL,
+    "seconds" REAL NOT NULL DEFAULT 0,
+    "left_at" TEXT NOT NULL,
+    "status" TEXT NOT NULL DEFAULT 'waiting',
+    "agent" TEXT NOT NULL DEFAULT '',
+    "outcome" TEXT NOT NULL DEFAULT '',
+    "updated" TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS voicemails_status ON voicemails ("status", "left_at");
 CREATE TABLE IF NOT EXISTS queue_log (
     "id" INTEGER PRIMARY KEY AUTOINCREMENT,
     "key" TEXT NOT NULL UNIQUE,
@@ -407,6 +423,20 @@ SURVEY_COLUMNS = (
     "seconds",
     "at",
     "satisfied",
+)
+VOICEMAIL_COLUMNS = (
+    "call_id",
+    "queue",
+    "box",
+    "number",
+    "name",
+    "path",
+    "seconds",
+    "left_at",
+    "status",
+    "agent",
+    "outcome",
+    "updated",
 )
 PRESENCE_COLUMNS = (
     "agent",
@@ -567,6 +597,30 @@ class Statements:
             ' ORDER BY "callback_at"'
         )
         self.insert_survey = insert("surveys", SURVEY_COLUMNS)
+        self.insert_voicemail = insert("voicemails", VOICEMAIL_COLUMNS)
+        voicemail_columns = _quoted(VOICEMAIL_COLUMNS)
+        self.fetch_open_voicemails = (
+            f"SELECT {voicemail_columns} FROM voicemails"
+            """ WHERE "status" IN ('waiting', 'taken') ORDER BY "left_at", call_id"""
+        )
+        self.fetch_voicemail = f"SELECT {voicemail_columns} FROM voicemails WHERE call_id = {p}"
+        self.fetch_voicemails = (
+            f'SELECT {voicemail_columns} FROM voicemails ORDER BY "left_at", call_id'
+        )
+        # Conditional: a message goes to one agent at a time, whoever asks at once.
+        self.take_voicemail = (
+            f"""UPDATE voicemails SET "status" = 'taken', "agent" = {p}, "updated" = {p}"""
+            f""" WHERE "call_id" = {p} AND ("status" = 'waiting'"""
+            f""" OR ("status" = 'taken' AND "agent" = {p}))"""
+        )
+        self.settle_voicemail = (
+            f"""UPDATE voicemails SET "status" = 'done', "outcome" = {p}, "updated" = {p}"""
+            f""" WHERE "call_id" = {p} AND "status" = 'taken' AND "agent" = {p}"""
+        )
+        self.release_voicemail = (
+            f"""UPDATE voicemails SET "status" = 'waiting', "agent" = '', "updated" = {p}"""
+            f""" WHERE "call_id" = {p} AND "status" = 'taken'"""
+        )
         named = _quoted(SURVEY_COLUMNS)
         # {where}: nothing, or " AND " + the filters of :meth:`RecordStore.fetch_surveys`.
         self.fetch_surveys = (
@@ -597,6 +651,7 @@ class Statements:
                 ("callbacks", "requested", """ AND "status" <> 'pending'"""),
                 ("queue_callbacks", "updated", """ AND "status" <> 'waiting'"""),
                 ("surveys", "at", ""),
+                ("voicemails", "left_at", """ AND "status" = 'done'"""),
                 # A do-not-call request outlives any retention; a callback set for later
                 # waits for its time.
                 (
@@ -668,6 +723,23 @@ def _iso(value: Any) -> str:
     # Microseconds: (agent, login) and (agent, start) are primary keys, and two pauses can
     # start within one millisecond (a reason change right after a pause).
     return str(value.isoformat(timespec="microseconds"))
+
+
+def _voicemail(row: Mapping[str, Any]) -> VoicemailMessage:
+    return VoicemailMessage(
+        call_id=row["call_id"],
+        queue=row["queue"],
+        box=row["box"],
+        number=row["number"],
+        name=row["name"],
+        path=row["path"],
+        seconds=float(row["seconds"]),
+        left_at=_utc(row["left_at"]),
+        status=row["status"],
+        agent=row["agent"],
+        outcome=row["outcome"],
+        updated=_utc(row["updated"]),
+    )
 
 
 def _transfer_of(agent: str, answered_by: str, path: str, queue: str) -> str:
@@ -1197,6 +1269,55 @@ class RecordStore(abc.ABC):
         )
         return self._write(f"survey of call {record.call_id}", self._sql.insert_survey, params)
 
+    def write_voicemail(self, message: VoicemailMessage) -> bool:
+        """Store a message left in a queue's box (once a call)."""
+        params = (
+            message.call_id,
+            message.queue,
+            message.box,
+            message.number,
+            message.name,
+            message.path,
+            message.seconds,
+            _iso(message.left_at),
+            message.status,
+            message.agent,
+            message.outcome,
+            _iso(message.updated or message.left_at),
+        )
+        return self._write(
+            f"voicemail of call {message.call_id}", self._sql.insert_voicemail, params
+        )
+
+    def fetch_voicemails(self) -> list[VoicemailMessage]:
+        """Every message kept, oldest first."""
+        return [_voicemail(row) for row in self._fetch(self._sql.fetch_voicemails)]
+
+    def fetch_open_voicemails(self) -> list[VoicemailMessage]:
+        """The messages still to deal with (waiting or taken), oldest first."""
+        return [_voicemail(row) for row in self._fetch(self._sql.fetch_open_voicemails)]
+
+    def fetch_voicemail(self, call_id: str) -> VoicemailMessage | None:
+        """The message ``call_id`` left, whatever became of it; None when none."""
+        rows = self._fetch(self._sql.fetch_voicemail, (call_id,))
+        return _voicemail(rows[0]) if rows else None
+
+    def take_voicemail(self, call_id: str, agent: str, at: datetime) -> bool:
+        """Give the message to ``agent`` if it waits (or is theirs already); False when it
+        does not exist, is another agent's or is done."""
+        params = (agent, _iso(at), call_id, agent)
+        return self._write(f"voicemail of call {call_id}", self._sql.take_voicemail, params)
+
+    def settle_voicemail(self, call_id: str, agent: str, outcome: str, at: datetime) -> bool:
+        """Mark ``agent``'s message dealt with (``outcome``); False when it is not theirs."""
+        params = (outcome, _iso(at), call_id, agent)
+        return self._write(f"voicemail of call {call_id}", self._sql.settle_voicemail, params)
+
+    def release_voicemail(self, call_id: str, at: datetime) -> bool:
+        """Put a taken message back for any agent; False when it was not taken."""
+        params = (_iso(at), call_id)
+        return self._write(f"voicemail of call {call_id}", self._sql.release_voicemail, params)
+
     def fetch_surveys(
         self,
         *,
@@ -1354,7 +1475,7 @@ class RecordStore(abc.ABC):
     def purge(self, before: datetime, *, dry_run: bool = False) -> dict[str, int]:
         """Delete the records older than ``before`` (see :data:`Statements.purges`: CDRs,
         queue_log, shifts, pauses, finished callback requests, dispositions that ask for
-        nothing any more, surveys), in one transaction; returns the rows per table. ``dry_run``:
+        nothing any more, surveys, voicemail messages dealt with), in one transaction; returns the rows per table. ``dry_run``:
         count them, delete nothing. Campaign leads and agents logged in now are kept."""
         stamp = before.astimezone(UTC).isoformat(timespec="microseconds")
         counts: dict[str, int] = {}

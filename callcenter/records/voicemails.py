@@ -1,0 +1,201 @@
+"""Voicemail messages as work: a message left in a queue's box waits for one of its agents.
+
+A queue with ``mailbox: <box>`` owns the messages callers leave in that box (an IVR
+voicemail node, a queue exit to voicemail). :class:`VoicemailRecorder` writes each one to
+the ``voicemails`` table as it is left (:class:`~callcenter.events.VoicemailLeft` with a
+queue); from then on the table is the inbox, so a restart loses no message::
+
+    waiting  --take-->  taken (agent)  --called-back / done-->  done
+                          |
+                          +--release-->  waiting
+
+An agent *takes* a message (their desktop's Messages, ``POST /voicemails/<id>/take``): no
+other agent is offered it while they listen and call back. Dialling the caller from the
+message (``POST /voicemails/<id>/call-back``) settles it as ``called-back``; an agent who
+dealt with it otherwise says ``done``; one who cannot *releases* it for another. Those
+steps are conditional updates of one row, so two agents taking the same message at once
+cannot both have it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal, Protocol
+
+from callcenter.errors import EngineError, UnknownVoicemail
+from callcenter.events import EngineEvent, EventBus, VoicemailDone, VoicemailLeft, VoicemailTaken
+from callcenter.records.writer import RecordWriter
+
+VoicemailStatus = Literal["waiting", "taken", "done"]
+OPEN: Final = ("waiting", "taken")
+"""The statuses of a message still to deal with."""
+OUTCOMES: Final = ("called-back", "done")
+"""How a taken message is settled (``VoicemailDone.outcome``; ``released`` puts it back)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailMessage:
+    """One message, as the ``voicemails`` table keeps it (times in UTC)."""
+
+    call_id: str
+    """The call that left it (the message's id)."""
+    queue: str
+    box: str
+    number: str
+    name: str
+    path: str
+    """The file the PBX wrote, with its extension."""
+    seconds: float
+    left_at: datetime
+    status: VoicemailStatus = "waiting"
+    agent: str = ""
+    """Who took it (or settled it)."""
+    outcome: str = ""
+    updated: datetime | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.call_id,
+            "queue": self.queue,
+            "box": self.box,
+            "number": self.number,
+            "name": self.name,
+            "seconds": round(self.seconds, 1),
+            "left_at": self.left_at.isoformat(),
+            "status": self.status,
+            "agent": self.agent,
+            "outcome": self.outcome,
+        }
+
+
+class VoicemailStore(Protocol):
+    """Where the messages go (blocking calls, run in the writer's thread)."""
+
+    def write_voicemail(self, message: VoicemailMessage) -> bool: ...
+
+
+class VoicemailRecorder:
+    """Event-bus listener writing a ``voicemails`` row per message left in a queue's box
+    (the writer is the CDR recorder's; starting and closing it is its owner's job)."""
+
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
+        return (VoicemailLeft,)
+
+    def __init__(self, store: VoicemailStore, writer: RecordWriter) -> None:
+        self.store = store
+        self.writer = writer
+
+    def on_event(self, event: EngineEvent) -> None:
+        if type(event) is VoicemailLeft and event.queue:
+            message = VoicemailMessage(
+                call_id=event.call_id,
+                queue=event.queue,
+                box=event.box,
+                number=event.number,
+                name=event.name,
+                path=event.path,
+                seconds=round(event.seconds, 3),
+                left_at=event.at,
+                updated=event.at,
+            )
+            key = f"voicemail:{event.call_id}"
+            self.writer.submit(key, functools.partial(self.store.write_voicemail, message))
+
+
+class VoicemailInboxStore(VoicemailStore, Protocol):
+    def fetch_open_voicemails(self) -> list[VoicemailMessage]: ...
+
+    def fetch_voicemail(self, call_id: str) -> VoicemailMessage | None: ...
+
+    def take_voicemail(self, call_id: str, agent: str, at: datetime) -> bool: ...
+
+    def settle_voicemail(self, call_id: str, agent: str, outcome: str, at: datetime) -> bool: ...
+
+    def release_voicemail(self, call_id: str, at: datetime) -> bool: ...
+
+
+class VoicemailInbox:
+    """The messages waiting for agents, read and changed in the record store (on the
+    writer's thread), each change published as an event. Raises
+    :class:`~callcenter.errors.UnknownVoicemail` for a message that is not there and
+    :class:`~callcenter.errors.EngineError` for a step its state does not allow;
+    :class:`~callcenter.errors.RecordError` when the store fails."""
+
+    def __init__(self, store: VoicemailInboxStore, writer: RecordWriter, bus: EventBus) -> None:
+        self.store = store
+        self.writer = writer
+        self.bus = bus
+
+    async def waiting(self, queues: Collection[str] | None = None) -> list[VoicemailMessage]:
+        """The messages still to deal with, oldest first (of ``queues`` when given)."""
+        messages = await self.writer.run(self.store.fetch_open_voicemails)
+        return [m for m in messages if queues is None or m.queue in queues]
+
+    async def get(self, call_id: str) -> VoicemailMessage:
+        message = await self.writer.run(functools.partial(self.store.fetch_voicemail, call_id))
+        if message is None:
+            raise UnknownVoicemail(f"no voicemail message {call_id}")
+        return message
+
+    async def take(self, call_id: str, agent: str) -> VoicemailMessage:
+        """Give the message to ``agent`` (theirs already: unchanged)."""
+        message = await self.get(call_id)
+        took = functools.partial(self.store.take_voicemail, call_id, agent, datetime.now(UTC))
+        if not await self.writer.run(took):
+            raise EngineError(_why_not(message, agent))
+        if message.status == "waiting":
+            self.bus.publish(VoicemailTaken(call_id=call_id, queue=message.queue, agent=agent))
+        return await self.get(call_id)
+
+    async def settle(self, call_id: str, agent: str, outcome: str) -> VoicemailMessage:
+        """``agent`` dealt with their message: ``outcome`` one of :data:`OUTCOMES`."""
+        message = await self.get(call_id)
+        at = datetime.now(UTC)
+        settled = functools.partial(self.store.settle_voicemail, call_id, agent, outcome, at)
+        if not await self.writer.run(settled):
+            raise EngineError(_why_not(message, agent, taking=False))
+        self.bus.publish(
+            VoicemailDone(call_id=call_id, queue=message.queue, agent=agent, outcome=outcome)
+        )
+        return await self.get(call_id)
+
+    async def release(self, call_id: str, agent: str | None = None) -> VoicemailMessage:
+        """Put a taken message back for any agent (``agent``: only if it is theirs)."""
+        message = await self.get(call_id)
+        if message.status != "taken" or (agent is not None and message.agent != agent):
+            raise EngineError(_why_not(message, agent or "", taking=False))
+        released = functools.partial(self.store.release_voicemail, call_id, datetime.now(UTC))
+        if not await self.writer.run(released):
+            raise EngineError(_why_not(await self.get(call_id), agent or "", taking=False))
+        self.bus.publish(
+            VoicemailDone(
+                call_id=call_id, queue=message.queue, agent=message.agent, outcome="released"
+            )
+        )
+        return await self.get(call_id)
+
+
+def _why_not(message: VoicemailMessage, agent: str, *, taking: bool = True) -> str:
+    if message.status == "done":
+        return f"the message of {message.number or 'an unknown number'} is dealt with already"
+    if message.status == "taken" and message.agent != agent:
+        return f"agent {message.agent} has taken that message"
+    if not taking and message.status == "waiting":
+        return "that message is not taken: take it first"
+    return f"that message cannot change now ({message.status})"
+
+
+__all__ = [
+    "OPEN",
+    "OUTCOMES",
+    "VoicemailInbox",
+    "VoicemailMessage",
+    "VoicemailRecorder",
+    "VoicemailStatus",
+    "VoicemailStore",
+]

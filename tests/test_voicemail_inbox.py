@@ -1,0 +1,188 @@
+"""Messages callers leave in a queue's box wait for its agents: one agent takes a message,
+listens, calls back, and it is done; a message nobody may lose survives a restart (it is a
+row), and two agents never get the same one."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_agent_desktop import _leave_a_message, _voicemail_config
+from test_postgres_records import both_stores
+from test_record_rescue import T0
+
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError, ErasureRefused
+from callcenter.events import VoicemailDone, VoicemailLeft, VoicemailTaken
+from callcenter.records.erasure import erase_records
+from callcenter.records.voicemails import VoicemailMessage
+from callcenter.testing import running_center, until
+
+
+def message(call_id: str = "1796444790.7", **changes: Any) -> VoicemailMessage:
+    fields: dict[str, Any] = {
+        "call_id": call_id,
+        "queue": "sales",
+        "box": "sales",
+        "number": "0612345678",
+        "name": "Zoë",
+        "path": f"/var/lib/callcenter/voicemail/sales/20261205-093000-{call_id}.wav",
+        "seconds": 21.5,
+        "left_at": T0,
+        "updated": T0,
+    }
+    return VoicemailMessage(**{**fields, **changes})
+
+
+def test_a_message_goes_to_one_agent_at_a_time_alike_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    seen = []
+    for store in both_stores(tmp_path, postgres_url):
+        later = T0 + timedelta(minutes=5)
+        assert store.write_voicemail(message()) is True
+        assert store.write_voicemail(message()) is False, "once a call"
+        store.write_voicemail(message("1796444790.8", left_at=T0 + timedelta(minutes=1)))
+        taken = store.take_voicemail("1796444790.7", "1001", later)
+        again = store.take_voicemail("1796444790.7", "1001", later)
+        stolen = store.take_voicemail("1796444790.7", "1002", later)
+        not_hers = store.settle_voicemail("1796444790.7", "1002", "done", later)
+        released = store.release_voicemail("1796444790.7", later)
+        bob = store.take_voicemail("1796444790.7", "1002", later)
+        settled = store.settle_voicemail("1796444790.7", "1002", "called-back", later)
+        late = store.take_voicemail("1796444790.7", "1001", later)
+        still_open = [m.call_id for m in store.fetch_open_voicemails()]
+        done = store.fetch_voicemail("1796444790.7")
+        kept = store.purge(T0 + timedelta(days=1), dry_run=True)["voicemails"]
+        seen.append((taken, again, stolen, not_hers, released, bob, settled, late, still_open))
+        assert done is not None
+        assert (done.status, done.agent, done.outcome) == ("done", "1002", "called-back")
+        assert done.updated is not None and abs(done.updated - later) < timedelta(seconds=1)
+        assert kept == 1, "the message dealt with goes with retention, the open one stays"
+        assert store.fetch_voicemail("nope") is None
+    assert seen[0] == seen[1]
+    assert seen[1] == (True, True, False, False, True, True, True, False, ["1796444790.8"])
+
+
+def test_a_message_still_to_call_back_holds_the_erasure_of_its_number(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_voicemail(message())
+        with pytest.raises(ErasureRefused) as refused:
+            erase_records(store, ["0612345678"])
+        store.take_voicemail("1796444790.7", "1001", T0)
+        store.settle_voicemail("1796444790.7", "1001", "done", T0)
+        done = erase_records(store, ["0612345678"])
+        (erased,) = store.fetch_voicemails()
+        assert "a voicemail message of 0612345678 waits in queue 'sales'" in str(refused.value)
+        assert "POST /voicemails/1796444790.7/done" in str(refused.value)
+        assert erased.number.startswith("erased-") and erased.name == ""
+        assert done.rows["voicemails"] == 1
+        assert [str(p) for p in done.recordings] == [message().path], "her voice goes too"
+
+
+def test_a_box_belongs_to_one_queue() -> None:
+    text = """\
+pbx: {ami: {username: u, secret: s}}
+queues:
+  sales: {agents: ["1001"], mailbox: general}
+  support: {agents: ["1001"], mailbox: general}
+agents:
+  "1001": {name: Alice, device: PJSIP/1001}
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, filename="cc.yaml")
+    (issue,) = caught.value.issues
+    assert (issue.line, issue.field) == (4, "queues.support.mailbox")
+    assert (
+        issue.message
+        == 'box "general" is queue sales\'s already: a box belongs to one queue at most'
+    )
+
+
+async def test_the_api_takes_releases_and_settles_messages_for_the_agents_of_their_queue(
+    tmp_path: Path,
+) -> None:
+    config = _voicemail_config(tmp_path)
+    async with running_center(tmp_path, config=config) as center:
+        board = center.daemon.switchboard
+        events: list[Any] = []
+        board.bus.subscribe(events.append, (VoicemailLeft, VoicemailTaken, VoicemailDone))
+        first = await _leave_a_message(center, "5550071")
+        await until(lambda: center.daemon.store.fetch_open_voicemails() != [])
+        listed = await center.api("GET", "/voicemails")
+        other_queue = await center.api("GET", "/voicemails?queue=support")
+        one = await center.api("GET", f"/voicemails/{first}")
+        bob = await center.api("POST", f"/voicemails/{first}/take", {"agent": "1002"})
+        alice = await center.api("POST", f"/voicemails/{first}/take", {"agent": "1001"})
+        carol = await center.api("POST", f"/voicemails/{first}/take", {"agent": "1003"})
+        released = await center.api("POST", f"/voicemails/{first}/release", {})
+        not_taken = await center.api("POST", f"/voicemails/{first}/done", {"agent": "1001"})
+        await center.api("POST", f"/voicemails/{first}/take", {"agent": "1003"})
+        done = await center.api("POST", f"/voicemails/{first}/done", {"agent": "1003"})
+        twice = await center.api("POST", f"/voicemails/{first}/take", {"agent": "1001"})
+        unknown = await center.api("GET", "/voicemails/nope")
+        no_agent = await center.api("POST", f"/voicemails/{first}/take", {})
+        bad_step = await center.api("POST", f"/voicemails/{first}/forward", {"agent": "1001"})
+        sound = await _get(center.daemon.api.port, f"/voicemails/{first}/audio")
+        gone = await center.api("GET", "/voicemails")
+    assert listed[0] == 200
+    (shown,) = listed[1]["voicemails"]
+    assert shown["id"] == first and shown["number"] == "5550071" and shown["status"] == "waiting"
+    assert shown["queue"] == "sales" and shown["box"] == "sales" and shown["seconds"] > 0
+    assert other_queue == (200, {"voicemails": []})
+    assert one[1]["id"] == first
+    assert bob[0] == 403 and "agent 1002 is not in queue sales" in bob[1]["error"]
+    assert alice[0] == 200 and alice[1]["status"] == "taken" and alice[1]["agent"] == "1001"
+    assert carol[0] == 409 and carol[1]["error"] == "agent 1001 has taken that message"
+    assert released[0] == 200 and released[1]["status"] == "waiting"
+    assert not_taken[0] == 409 and "take it first" in not_taken[1]["error"]
+    assert done[1]["status"] == "done" and done[1]["outcome"] == "done"
+    assert twice[0] == 409 and "dealt with already" in twice[1]["error"]
+    assert unknown[0] == 404 and no_agent[0] == 400 and bad_step[0] == 404
+    assert sound[0].startswith(b"HTTP/1.1 200") and b"Content-Type: audio/wav" in sound[0]
+    assert sound[1][:4] == b"RIFF"
+    assert gone == (200, {"voicemails": []})
+    left = [e for e in events if isinstance(e, VoicemailLeft)]
+    assert [(e.queue, e.number, e.box) for e in left] == [("sales", "5550071", "sales")]
+    moves = [
+        (type(e).__name__, e.agent, getattr(e, "outcome", ""))
+        for e in events
+        if not isinstance(e, VoicemailLeft)
+    ]
+    assert moves == [
+        ("VoicemailTaken", "1001", ""),
+        ("VoicemailDone", "1001", "released"),
+        ("VoicemailTaken", "1003", ""),
+        ("VoicemailDone", "1003", "done"),
+    ]
+
+
+async def test_a_message_file_outside_the_voicemail_folder_is_not_served(tmp_path: Path) -> None:
+    config = _voicemail_config(tmp_path)
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(b"RIFF not for you")
+    async with running_center(tmp_path, config=config) as center:
+        store = center.daemon.store
+        await center.daemon.recorder.writer.run(
+            lambda: store.write_voicemail(message("x1", path=str(secret)))
+        )
+        head, body = await _get(center.daemon.api.port, "/voicemails/x1/audio")
+    assert head.startswith(b"HTTP/1.1 403")
+    assert b"not in ivr.voicemail_folder" in body
+
+
+async def _get(port: int, path: str) -> tuple[bytes, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
