@@ -415,6 +415,21 @@ def build_parser() -> argparse.ArgumentParser:
     numbers.add_argument("number", nargs="?", default=None, help="the number or pattern")
     _add_api_option(numbers)
 
+    voicemail = sub.add_parser(
+        "voicemail",
+        help="the voicemail messages queues' agents call back (queues.<q>.mailbox): list, "
+        "take, done, release",
+        description="list [--queue Q]: the messages still to deal with. take ID --agent A: "
+        "theirs to call back. done ID --agent A: dealt with. release ID [--agent A]: put "
+        "back for another agent (without --agent: whoever has it, as ops do for an agent "
+        "who left).",
+    )
+    voicemail.add_argument("action", choices=["list", "take", "done", "release"])
+    voicemail.add_argument("id", nargs="?", default=None, help="the message's id (not for list)")
+    voicemail.add_argument("--agent", default=None, help="the agent who takes or settles it")
+    voicemail.add_argument("--queue", default=None, help="list: one queue's messages")
+    _add_api_option(voicemail)
+
     callback = sub.add_parser(
         "callback",
         help="call a number back through a queue (a web callback); list or cancel requests",
@@ -857,6 +872,19 @@ def _main(argv: Sequence[str] | None) -> int:
         return _api_call(
             args.api, "POST", f"/numbers/{which}/{args.action}", {"number": args.number}
         )
+    if command == "voicemail":
+        if args.action == "list":
+            if args.id is not None:
+                parser.error("voicemail list takes no id")
+            query = f"?queue={urllib.parse.quote(args.queue)}" if args.queue else ""
+            return _api_call(args.api, "GET", f"/voicemails{query}", None)
+        if args.id is None:
+            parser.error(f"voicemail {args.action} needs the message's id")
+        if args.agent is None and args.action != "release":
+            parser.error(f"voicemail {args.action} needs --agent: e.g. --agent 1001")
+        which = urllib.parse.quote(args.id, safe="")
+        body = {"agent": args.agent} if args.agent is not None else {}
+        return _api_call(args.api, "POST", f"/voicemails/{which}/{args.action}", body)
     if command == "callback":
         if args.action == "list":
             if args.target is not None:

@@ -14,6 +14,7 @@ from test_agent_desktop import _leave_a_message, _voicemail_config
 from test_postgres_records import both_stores
 from test_record_rescue import T0
 
+from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError, ErasureRefused
 from callcenter.events import VoicemailDone, VoicemailLeft, VoicemailTaken
@@ -79,7 +80,7 @@ def test_a_message_still_to_call_back_holds_the_erasure_of_its_number(
         done = erase_records(store, ["0612345678"])
         (erased,) = store.fetch_voicemails()
         assert "a voicemail message of 0612345678 waits in queue 'sales'" in str(refused.value)
-        assert "POST /voicemails/1796444790.7/done" in str(refused.value)
+        assert "callcenter voicemail done 1796444790.7 --agent" in str(refused.value)
         assert erased.number.startswith("erased-") and erased.name == ""
         assert done.rows["voicemails"] == 1
         assert [str(p) for p in done.recordings] == [message().path], "her voice goes too"
@@ -186,3 +187,39 @@ async def _get(port: int, path: str) -> tuple[bytes, bytes]:
         writer.close()
     head, _, body = data.partition(b"\r\n\r\n")
     return head, body
+
+
+async def test_ops_list_and_put_back_messages_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An agent went home with a message taken: ops see it and put it back."""
+    config = _voicemail_config(tmp_path)
+    async with running_center(tmp_path, config=config) as center:
+        left = await _leave_a_message(center, "5550072", "Eve")
+        await until(lambda: center.daemon.store.fetch_open_voicemails() != [])
+        api = f"http://127.0.0.1:{center.daemon.api.port}"
+        took = await asyncio.to_thread(
+            cli_main, ["voicemail", "take", left, "--agent", "1003", "--api", api]
+        )
+        capsys.readouterr()
+        listed = await asyncio.to_thread(cli_main, ["voicemail", "list", "--api", api])
+        shown = capsys.readouterr().out
+        put_back = await asyncio.to_thread(cli_main, ["voicemail", "release", left, "--api", api])
+        (message,) = center.daemon.store.fetch_open_voicemails()
+    assert took == listed == put_back == 0
+    assert left in shown and '"agent": "1003"' in shown and '"name": "Eve"' in shown
+    assert (message.status, message.agent) == ("waiting", "")
+
+
+def test_the_command_line_says_what_a_voicemail_command_needs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv, words in (
+        (["voicemail", "take"], "needs the message's id"),
+        (["voicemail", "done", "1796444790.7"], "needs --agent"),
+        (["voicemail", "list", "1796444790.7"], "takes no id"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            cli_main(argv)
+        assert stopped.value.code == 2
+        assert words in capsys.readouterr().err

@@ -249,8 +249,8 @@ def _holds(tx: Transaction, numbers: Sequence[str]) -> list[str]:
         if row["status"] in ("waiting", "taken"):
             holds.append(
                 f"a voicemail message of {row['number']} waits in queue {row['queue']!r}: "
-                f"call back or mark it done first (POST /voicemails/{row['call_id']}/done, "
-                "or from an agent's desktop)"
+                "call back or mark it done first (an agent's desktop, or callcenter "
+                f"voicemail done {row['call_id']} --agent <who dealt with it>)"
             )
     for row in _select_in(tx, "agent_presence", "owed_number", numbers, ("agent",)):
         holds.append(

@@ -1475,8 +1475,9 @@ class RecordStore(abc.ABC):
     def purge(self, before: datetime, *, dry_run: bool = False) -> dict[str, int]:
         """Delete the records older than ``before`` (see :data:`Statements.purges`: CDRs,
         queue_log, shifts, pauses, finished callback requests, dispositions that ask for
-        nothing any more, surveys, voicemail messages dealt with), in one transaction; returns the rows per table. ``dry_run``:
-        count them, delete nothing. Campaign leads and agents logged in now are kept."""
+        nothing any more, surveys, voicemail messages dealt with), in one transaction;
+        returns the rows per table. ``dry_run``: count them, delete nothing. Campaign leads
+        and agents logged in now are kept."""
         stamp = before.astimezone(UTC).isoformat(timespec="microseconds")
         counts: dict[str, int] = {}
         try:
