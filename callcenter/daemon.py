@@ -298,6 +298,7 @@ class Daemon:
         self.voicemail_records = VoicemailRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.voicemail_records.on_event, kinds=VoicemailRecorder.kinds())
         self.voicemails = VoicemailInbox(self.store, self.recorder.writer, self.bus)
+        self.bus.subscribe(self.voicemails.on_event, kinds=VoicemailInbox.kinds())
         self.desks = DeskRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.desks.on_event, kinds=DeskRecorder.kinds())
         self.number_lists = NumberListRecorder(self.store, self.recorder.writer)
@@ -472,6 +473,10 @@ class Daemon:
             except RecordError as exc:
                 lost = 0  # records are no reason to refuse calls; the writer retries its own
                 log.error("cdr_lost_calls_not_marked", error=str(exc))
+            try:
+                await self.voicemails.load()
+            except RecordError as exc:
+                log.error("voicemails_not_counted", error=str(exc))
             if lost:
                 log.warning(
                     "cdr_calls_lost",

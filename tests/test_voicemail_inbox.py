@@ -5,6 +5,7 @@ row), and two agents never get the same one."""
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,32 @@ def test_the_command_line_says_what_a_voicemail_command_needs(
             cli_main(argv)
         assert stopped.value.code == 2
         assert words in capsys.readouterr().err
+
+
+async def test_the_wallboard_and_prometheus_count_the_messages_still_to_call_back(
+    tmp_path: Path,
+) -> None:
+    """Two messages for sales; one is dealt with, one put back: one still to call back. A
+    restart counts it again from the records."""
+    config = _voicemail_config(tmp_path)
+    async with running_center(tmp_path, config=config) as center:
+        first = await _leave_a_message(center, "5550073")
+        await _leave_a_message(center, "5550074")
+        await until(lambda: len(center.daemon.store.fetch_open_voicemails()) == 2)
+        before = center.daemon.api.render_metrics()
+        await center.api("POST", f"/voicemails/{first}/take", {"agent": "1001"})
+        await center.api("POST", f"/voicemails/{first}/done", {"agent": "1001"})
+        board = await asyncio.to_thread(_wallboard, center.daemon.api.port)
+        after = center.daemon.api.render_metrics()
+        await center.daemon.voicemails.load()
+        counted = dict(center.daemon.voicemails.open)
+    assert 'callcenter_queue_voicemails_waiting{queue="sales"} 2' in before
+    assert 'callcenter_queue_voicemails_waiting{queue="sales"} 1' in after
+    assert "callcenter_queue_voicemails_waiting{queue=\"support\"}" not in after, "no box"
+    assert "<th>messages</th>" in board
+    assert counted == {"sales": 1}
+
+
+def _wallboard(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/wallboard") as answer:
+        return str(answer.read().decode())

@@ -605,6 +605,7 @@ class ControlAPI:
             closed={q: board.queue_closed(q) for q in shown},
             pbx_down=None if self.link.connected else self.link.reason,
             refresh=asked.refresh,
+            voicemails=self._voicemails_open(),
         )
         return wallboard.render(page)
 
@@ -1283,7 +1284,16 @@ class ControlAPI:
             draining=board.draining,
             switches={v["name"]: v["on"] for v in board.switch_views()},
             alerts=board.alerts.states(),
+            voicemails=self._voicemails_open(),
         )
+
+    def _voicemails_open(self) -> dict[str, int]:
+        """Queue -> its messages still to call back, for every queue with a box."""
+        if self.voicemails is None:
+            return {}
+        counts = self.voicemails.open
+        queues = self.switchboard.config.queues
+        return {name: counts.get(name, 0) for name, q in queues.items() if q.mailbox}
 
     def _records_health(self) -> dict[str, Any]:
         health: dict[str, Any] = {"records": self._records()} if self._records is not None else {}

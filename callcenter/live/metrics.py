@@ -318,9 +318,11 @@ class Metrics:
         draining: bool = False,
         switches: Mapping[str, bool] | None = None,
         alerts: Mapping[tuple[str, str], bool] | None = None,
+        voicemails: Mapping[str, int] | None = None,
     ) -> str:
         """The exposition text: counters and histograms so far, gauges from ``snapshot``
-        (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest."""
+        (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest
+        (``voicemails``: queue -> messages still to call back, for the queues with a box)."""
         out = Exposition()
         for name, help_text in _COUNTERS:
             series = self._counters.get(name, {})
@@ -336,6 +338,13 @@ class Metrics:
                 "gauge",
                 help_text,
                 [((("queue", str(q.get("name"))),), float(q.get(key) or 0)) for q in queues],
+            )
+        if voicemails:
+            out.family(
+                "callcenter_queue_voicemails_waiting",
+                "gauge",
+                "Voicemail messages of the queue's box still to call back (queues.<q>.mailbox).",
+                [((("queue", q),), float(n)) for q, n in sorted(voicemails.items())],
             )
         states: dict[str, int] = defaultdict(int)
         for agent in snapshot.get("agents", []):

@@ -7,7 +7,8 @@ those queues and their agents only; ``?team=night`` the agents of that team and 
 they are in (one screen per team leader).
 
 Each queue: callers waiting and the longest wait, agents free of those present, callbacks
-waiting, and today's offered, answered, abandoned, service level and average wait
+waiting, voicemail messages still to call back (when some queue has a ``mailbox``), and
+today's offered, answered, abandoned, service level and average wait
 (:class:`~callcenter.live.today.Today`); a queue whose alert stands (``queues.<q>.alerts``)
 is marked, a queue closed by its hours says so. Each agent logged in: state and for how
 long, the pause reason, calls and talk today. A PBX link that is down is said first.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -66,6 +67,9 @@ class Board:
     pbx_down: str | None = None
     """Why the PBX link is down; None while it is up."""
     refresh: int = REFRESH
+    voicemails: Mapping[str, int] = field(default_factory=dict)
+    """Queue -> voicemail messages still to call back (queues with a box only; none: no
+    column)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +121,9 @@ def render(board: Board) -> str:
         parts.append(f'<div class="down">PBX link down: {e(board.pbx_down)}</div>')
     parts.append(
         "<table><thead><tr><th>queue</th><th>waiting</th><th>longest wait</th>"
-        "<th>agents free</th><th>callbacks</th><th>offered</th><th>answered</th>"
+        "<th>agents free</th><th>callbacks</th>"
+        + ("<th>messages</th>" if board.voicemails else "")
+        + "<th>offered</th><th>answered</th>"
         "<th>abandoned</th><th>service level</th><th>average wait</th></tr></thead><tbody>"
     )
     for view in board.queues:
@@ -131,10 +137,15 @@ def render(board: Board) -> str:
         abandon = f" ({round(100 * day.abandoned / day.offered)} %)" if day.offered else ""
         average = clock(day.wait_total / day.answered) if day.answered else "-"
         label = e(name) + (f" <small>closed: {e(closed)}</small>" if closed else "")
+        messages = ""
+        if board.voicemails:
+            count = board.voicemails.get(name)
+            messages = f"<td>{'-' if count is None else count}</td>"
         parts.append(
             f'<tr class="{classes}"><td>{label}</td><td>{view["waiting"]}</td>'
             f"<td>{clock(view['longest_wait'])}</td>"
             f"<td>{view['available']} / {view['staffed']}</td><td>{view['callbacks']}</td>"
+            f"{messages}"
             f"<td>{day.offered}</td><td>{day.answered}</td><td>{day.abandoned}{abandon}</td>"
             f"<td>{'-' if level is None else f'{level:g} %'}</td><td>{average}</td></tr>"
         )

@@ -130,6 +130,30 @@ class VoicemailInbox:
         self.store = store
         self.writer = writer
         self.bus = bus
+        self.open: dict[str, int] = {}
+        """Queue -> its messages still to deal with (waiting or taken), kept from the events
+        after :meth:`load`: what the wallboard and ``/metrics`` show without a read."""
+
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        return (VoicemailLeft, VoicemailDone)
+
+    async def load(self) -> None:
+        """Count the messages still open in the store (at the start)."""
+        counts: dict[str, int] = {}
+        for message in await self.writer.run(self.store.fetch_open_voicemails):
+            counts[message.queue] = counts.get(message.queue, 0) + 1
+        self.open = counts
+
+    def on_event(self, event: EngineEvent) -> None:
+        if type(event) is VoicemailLeft and event.queue:
+            self.open[event.queue] = self.open.get(event.queue, 0) + 1
+        elif type(event) is VoicemailDone and event.outcome != "released":
+            left = self.open.get(event.queue, 0) - 1
+            if left > 0:
+                self.open[event.queue] = left
+            else:
+                self.open.pop(event.queue, None)
 
     async def waiting(self, queues: Collection[str] | None = None) -> list[VoicemailMessage]:
         """The messages still to deal with, oldest first (of ``queues`` when given)."""
