@@ -53,6 +53,14 @@ class QueueDay:
         """Answered within the queue's service level, of those answered (None: none yet)."""
         return round(100.0 * self.in_service_level / self.answered, 1) if self.answered else None
 
+    @property
+    def service_level_offered_percent(self) -> float | None:
+        """Answered within the queue's service level, of the callers whose wait is over
+        (answered, abandoned or taken out by a queue rule), as ``report --queues`` counts
+        it: those who gave up count against it (None: none yet)."""
+        over = self.answered + self.abandoned + self.exited
+        return round(100.0 * self.in_service_level / over, 1) if over else None
+
     def as_dict(self, day: date) -> dict[str, Any]:
         return {
             "date": day.isoformat(),
@@ -64,6 +72,7 @@ class QueueDay:
             "exited": self.exited,
             "answered_in_service_level": self.in_service_level,
             "service_level_percent": self.service_level_percent,
+            "service_level_offered_percent": self.service_level_offered_percent,
             "average_wait": round(self.wait_total / self.answered, 1) if self.answered else None,
         }
 

@@ -147,7 +147,7 @@ def render(board: Board) -> str:
             f"<td>{view['available']} / {view['staffed']}</td><td>{view['callbacks']}</td>"
             f"{messages}"
             f"<td>{day.offered}</td><td>{day.answered}</td><td>{day.abandoned}{abandon}</td>"
-            f"<td>{'-' if level is None else f'{level:g} %'}</td><td>{average}</td></tr>"
+            f"<td>{_levels(level, day.service_level_offered_percent)}</td><td>{average}</td></tr>"
         )
     parts.append("</tbody></table>")
     parts.append(
@@ -171,3 +171,11 @@ def render(board: Board) -> str:
         )
     parts.append("</tbody></table></body></html>")
     return "\n".join(parts)
+
+
+def _levels(answered: float | None, offered: float | None) -> str:
+    """The service level of the answered, and under it that of every caller whose wait is
+    over (the report's): a queue where callers give up shows the gap."""
+    if answered is None:
+        return "-" if offered is None else f"- <small>{offered:g} % of offered</small>"
+    return f"{answered:g} % <small>{offered:g} % of offered</small>"
