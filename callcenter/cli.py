@@ -1996,6 +1996,13 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(
             f"ALERT queue {alert.get('queue')}: {alert.get('threshold'):g}{figure} or more"
         )
+    for alert in status.get("agent_alerts", []):
+        state = str(alert.get("figure", "")).replace("_", " ")
+        reason = f" ({alert['reason']})" if alert.get("reason") else ""
+        lines.append(
+            f"ALERT agent {alert.get('agent')}: {state}{reason} for "
+            f"{alert.get('threshold'):g} s or more"
+        )
     pbx = status.get("pbx") or {}
     if pbx:
         if pbx.get("connected"):

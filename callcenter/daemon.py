@@ -521,6 +521,7 @@ class Daemon:
             await self._restore_callbacks()
         await self.campaigns.start(self.config, await self._campaign_leads())
         self.switchboard.in_background(self.switchboard.alerts.run(), "queue-alerts")
+        self.switchboard.in_background(self.switchboard.agent_alerts.run(), "agent-alerts")
         if self.queue_log_file is not None:
             self.queue_log_file.start()
         if database := self.config.records.postgres:

@@ -543,6 +543,21 @@ class QueueAlert(EngineEvent):
     raised: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentAlert(EngineEvent):
+    """``agent`` has been in ``figure`` (their state: ``paused``, ``wrap_up``,
+    ``on_call``) for ``threshold`` seconds of ``acd.agent_alerts`` (``raised``; ``value``
+    seconds so far), or left it (``raised`` false; ``value``: how long it lasted).
+    ``reason``: the pause reason."""
+
+    agent: str
+    figure: str
+    value: float
+    threshold: float
+    raised: bool
+    reason: str = ""
+
+
 # --------------------------------------------------------------------------- agents' own calls
 
 

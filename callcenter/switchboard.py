@@ -134,7 +134,7 @@ from callcenter.ivr.trace import (
 )
 from callcenter.ivr.values import matches_any, render
 from callcenter.line import LINE_ROUTE, AgentLines
-from callcenter.live.alerts import QueueAlerts
+from callcenter.live.alerts import AgentAlerts, QueueAlerts
 from callcenter.outbound.campaign import (
     ABANDONED,
     AGENT_SKIPPED,
@@ -565,10 +565,12 @@ class Switchboard:
         self.consults = Consultations(self)
         """Agents consulting a colleague while their caller holds (attended transfers)."""
         self.lines = AgentLines(self)
+        """Agents on an open line (``*70``), whom callers reach without ringing."""
         self.dials = ManualDials(self)
         self.alerts = QueueAlerts(router, bus, lambda: self.config)
         """Queue alerts (queues.<q>.alerts); the daemon runs :meth:`QueueAlerts.run`."""
-        """Agents on an open line (``*70``), whom callers reach without ringing."""
+        self.agent_alerts = AgentAlerts(router, bus, lambda: self.config)
+        """Agent alerts (acd.agent_alerts); the daemon runs :meth:`AgentAlerts.run`."""
         self.find_lead: Callable[[str, str], Lead | None] = lambda campaign, lead: None
         """(campaign, lead id) -> the lead, for a lead who answers a dial placed before a
         restart (the daemon sets it to :meth:`Campaigns.find_lead`)."""

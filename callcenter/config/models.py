@@ -1910,6 +1910,53 @@ class QueueAlerts(_Model):
     )
 
 
+PAUSE_REASONS: Final = ("break", "lunch", "training", "meeting")
+"""The pause reasons of a config that lists none."""
+
+
+class AgentAlerts(_Model):
+    """How long an agent may stay in a state before an ``AgentAlert`` event (webhooks,
+    MQTT, ``GET /events``, the wallboard and supervisors' desktops, a gauge in /metrics)
+    says so; cleared when they leave it. Real-time adherence: a break that runs over, a
+    wrap-up nobody ends, a call that goes on and on."""
+
+    paused: _Seconds | None = Field(
+        default=None,
+        description="Seconds paused (any reason not in pause_reasons) before the alert. "
+        "null: not watched.",
+        examples=[1800],
+    )
+    pause_reasons: dict[_Text, _Seconds] = Field(
+        default_factory=dict,
+        description="Seconds per pause reason (of the top-level pause_reasons), instead of "
+        "`paused`: a lunch may last longer than a break.",
+        examples=[{"break": 900, "lunch": 3600}],
+    )
+    wrap_up: _Seconds | None = Field(
+        default=None,
+        description="Seconds in after-call work before the alert (a queue's wrapup ends "
+        "it by itself; this watches agents who hold it open). null: not watched.",
+        examples=[180],
+    )
+    on_call: _Seconds | None = Field(
+        default=None,
+        description="Seconds on one call before the alert (a supervisor may want to listen "
+        "in). null: not watched.",
+        examples=[1200],
+    )
+
+    def threshold(self, state: str, reason: str | None) -> float | None:
+        """The seconds an agent may stay in ``state`` (``paused`` for ``reason``)."""
+        if state == "paused":
+            by_reason = self.pause_reasons.get(reason or "")
+            return by_reason if by_reason is not None else self.paused
+        if state == "wrap_up":
+            return self.wrap_up
+        if state == "on_call":
+            return self.on_call
+        return None
+
+
 class AbandonedCallback(_Model):
     """Calling back the callers who hung up waiting ("we saw you called")."""
 
@@ -2640,6 +2687,12 @@ class AcdConfig(_Model):
         "(not a ring-all of several).",
         examples=["1"],
     )
+    agent_alerts: AgentAlerts | None = Field(
+        default=None,
+        description="How long agents may stay paused, in wrap-up or on one call before an "
+        "AgentAlert tells their supervisors. None: not watched.",
+        examples=[{"paused": 1800, "pause_reasons": {"lunch": 3600}, "wrap_up": 180}],
+    )
     line_beep: AgentPrompt | None = Field(
         default="beep",
         description="Sound file an agent on an open line hears as a caller comes through "
@@ -3011,7 +3064,7 @@ class CallCenterConfig(_Model):
         default_factory=dict, description='Supervisors by id (quoted, such as "2000").'
     )
     pause_reasons: list[_Text] = Field(
-        default_factory=lambda: ["break", "lunch", "training", "meeting"],
+        default_factory=lambda: list(PAUSE_REASONS),
         description="Reasons an agent may give when pausing.",
     )
     campaigns: dict[Name, CampaignConfig] = Field(
@@ -3694,6 +3747,21 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
             if isinstance(reason, str) and reason in seen_reasons:
                 out.append(Problem(("pause_reasons", i), f'"{reason}" is listed twice'))
             seen_reasons.add(reason)
+    watched = _section(_section(data, "acd") or {}, "agent_alerts") or {}
+    by_reason = watched.get("pause_reasons")
+    known_reasons = (
+        reasons if isinstance(reasons, list) else ["break", "lunch", "training", "meeting"]
+    )
+    if isinstance(by_reason, Mapping):
+        for reason in by_reason:
+            if isinstance(reason, str) and reason not in known_reasons:
+                shown = {str(r): None for r in known_reasons}
+                out.append(
+                    Problem(
+                        ("acd", "agent_alerts", "pause_reasons", reason),
+                        _unknown("pause reason", reason, shown, "pause_reasons"),
+                    )
+                )
 
     pbx = _section(data, "pbx") or {}
     if pbx.get("type") == "freeswitch":

@@ -1,4 +1,6 @@
-"""Queue alerts: a ``QueueAlert`` event when a queue's waiting callers or longest wait
+"""Queue and agent alerts.
+
+Queue alerts: a ``QueueAlert`` event when a queue's waiting callers or longest wait
 reach the thresholds of its ``alerts`` (``queues.<q>.alerts``), and another when they are
 back under them, so that a supervisor is paged (a webhook into the team's chat) before the
 callers give up. Wallboards get the same events (MQTT ``events``, ``GET /events``) and
@@ -7,6 +9,11 @@ Prometheus a gauge, ``callcenter_queue_alert{queue,figure}``.
 The figures are looked at every :data:`LOOK_EVERY` seconds (a wait grows without any
 event to say so), from the router's view of the queue: callers, not the campaign's or
 agents' own dials. A queue that leaves the config (a reload) clears its alerts.
+
+Agent alerts (``acd.agent_alerts``): an ``AgentAlert`` event when an agent has been paused
+(per reason), in wrap-up or on one call for longer than allowed, and another when they leave
+that state; the wallboard and the supervisors' desktops mark them, Prometheus has
+``callcenter_agent_alert{agent,figure}``. Looked at every :data:`LOOK_EVERY` seconds too.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 
 import structlog
 
-from callcenter.events import EventBus, QueueAlert
+from callcenter.events import AgentAlert, EventBus, QueueAlert
 
 if TYPE_CHECKING:
     from callcenter.acd.router import Router
@@ -111,4 +118,89 @@ class QueueAlerts:
                 self.look()
             except Exception:
                 log.exception("queue_alerts_look_failed")
+            await asyncio.sleep(LOOK_EVERY)
+
+
+class AgentAlerts:
+    """Watches how long agents stay paused, in wrap-up or on a call (``acd.agent_alerts``;
+    see the module docstring)."""
+
+    def __init__(
+        self, router: Router, bus: EventBus, config: Callable[[], CallCenterConfig]
+    ) -> None:
+        self._router = router
+        self._bus = bus
+        self._config = config
+        self._raised: dict[str, tuple[str, float, str]] = {}
+        """agent -> (figure, threshold, pause reason) of the alert standing for them."""
+
+    def raised(self) -> list[dict[str, object]]:
+        """The alerts standing now (``/status``)."""
+        return [
+            {"agent": agent, "figure": figure, "threshold": threshold, "reason": reason}
+            for agent, (figure, threshold, reason) in sorted(self._raised.items())
+        ]
+
+    def standing(self) -> dict[str, str]:
+        """Agent -> the figure of the alert standing for them."""
+        return {agent: figure for agent, (figure, _t, _r) in self._raised.items()}
+
+    def look(self) -> None:
+        """Compare every agent's time in their state with its threshold once."""
+        settings = self._config().acd.agent_alerts
+        router = self._router
+        known = set(router.agent_ids())
+        for agent in list(self._raised):
+            if agent not in known or settings is None:
+                self._clear(agent, 0.0)
+        if settings is None:
+            return
+        for agent in known:
+            view = router.agent_view(agent)
+            state = str(view["state"])
+            reason = str(view.get("pause_reason") or "")
+            seconds = float(view["time_in_state"])
+            standing = self._raised.get(agent)
+            if standing is not None and (standing[0], standing[2]) != (state, reason):
+                # Left the state (or changed the reason): that stretch is over.
+                self._clear(agent, 0.0)
+                standing = None
+            threshold = settings.threshold(state, reason)
+            if threshold is not None and seconds >= threshold and standing is None:
+                self._raised[agent] = (state, float(threshold), reason)
+                self._publish(agent, state, seconds, float(threshold), reason, raised=True)
+
+    def _clear(self, agent: str, value: float) -> None:
+        figure, threshold, reason = self._raised.pop(agent)
+        self._publish(agent, figure, value, threshold, reason, raised=False)
+
+    def _publish(
+        self, agent: str, figure: str, value: float, threshold: float, reason: str, *, raised: bool
+    ) -> None:
+        self._bus.publish(
+            AgentAlert(
+                agent=agent,
+                figure=figure,
+                value=round(value, 1),
+                threshold=threshold,
+                raised=raised,
+                reason=reason,
+            )
+        )
+        said = log.warning if raised else log.info
+        said(
+            "agent_alert_raised" if raised else "agent_alert_cleared",
+            agent=agent,
+            figure=figure,
+            reason=reason,
+            threshold=threshold,
+        )
+
+    async def run(self) -> None:
+        """Look every :data:`LOOK_EVERY` seconds until cancelled."""
+        while True:
+            try:
+                self.look()
+            except Exception:
+                log.exception("agent_alerts_look_failed")
             await asyncio.sleep(LOOK_EVERY)

@@ -602,6 +602,7 @@ class ControlAPI:
                 {a["id"]: today.agent(a["id"]) for a in agents} if today is not None else {}
             ),
             alerts={str(a["queue"]) for a in board.alerts.raised()},
+            agent_alerts=set(board.agent_alerts.standing()),
             closed={q: board.queue_closed(q) for q in shown},
             pbx_down=None if self.link.connected else self.link.reason,
             refresh=asked.refresh,
@@ -1038,6 +1039,7 @@ class ControlAPI:
             agent_days={a: today.agent(a) for a in members} if today is not None else {},
             monitoring=monitoring.as_dict(now) if monitoring is not None else None,
             alerts={str(a["queue"]) for a in board.alerts.raised()},
+            agent_alerts=set(board.agent_alerts.standing()),
             pbx_down=None if self.link.connected else self.link.reason,
             said=said,
             error=error,
@@ -1149,6 +1151,7 @@ class ControlAPI:
             snapshot["previews"] = board.previews()
             snapshot["dialling"] = board.dials.dialling()
             snapshot["alerts"] = board.alerts.raised()
+            snapshot["agent_alerts"] = board.agent_alerts.raised()
             snapshot["campaigns"] = self.campaigns.view() if self.campaigns is not None else []
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
             snapshot["switches"] = board.switch_views()
@@ -1285,6 +1288,7 @@ class ControlAPI:
             switches={v["name"]: v["on"] for v in board.switch_views()},
             alerts=board.alerts.states(),
             voicemails=self._voicemails_open(),
+            agent_alerts=(board.agent_alerts.standing() if board.config.acd.agent_alerts else None),
         )
 
     def _voicemails_open(self) -> dict[str, int]:

@@ -340,6 +340,8 @@ class SupervisorDesk:
     monitoring: Mapping[str, Any] | None
     """``Monitor.as_dict``: ``agent``, ``mode``, ``state``, ``seconds``; None: none."""
     alerts: Collection[str] = ()
+    agent_alerts: Collection[str] = ()
+    """Agents whose alert stands (``acd.agent_alerts``): marked with ⚠ over their time."""
     pbx_down: str | None = None
     said: str = ""
     error: str = ""
@@ -874,10 +876,11 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         )
         if state != "logged_out":
             actions += button("logout-agent", "Log out", "", agent=aid)
+        over = " ⚠" if aid in desk.agent_alerts else ""
         rows.append(
             f"<tr><td>{_e(str(agent.get('name') or aid))} <small>{_e(aid)}</small></td>"
             f'<td class="{_e(state)}">{_e(named)}</td>'
-            f"<td>{clock(float(agent['time_in_state']))}</td>"
+            f"<td>{clock(float(agent['time_in_state']))}{over}</td>"
             f"<td>{_e(desk.callers.get(aid, ''))}</td><td>{day.calls}</td>"
             f"<td>{actions}</td></tr>"
         )

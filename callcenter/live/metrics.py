@@ -319,6 +319,7 @@ class Metrics:
         switches: Mapping[str, bool] | None = None,
         alerts: Mapping[tuple[str, str], bool] | None = None,
         voicemails: Mapping[str, int] | None = None,
+        agent_alerts: Mapping[str, str] | None = None,
     ) -> str:
         """The exposition text: counters and histograms so far, gauges from ``snapshot``
         (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest
@@ -338,6 +339,17 @@ class Metrics:
                 "gauge",
                 help_text,
                 [((("queue", str(q.get("name"))),), float(q.get(key) or 0)) for q in queues],
+            )
+        if agent_alerts is not None:
+            out.family(
+                "callcenter_agent_alert",
+                "gauge",
+                "1 while an agent has been in a state longer than acd.agent_alerts allows "
+                "(figure: paused, wrap_up, on_call).",
+                [
+                    ((("agent", agent), ("figure", figure)), 1.0)
+                    for agent, figure in sorted(agent_alerts.items())
+                ],
             )
         if voicemails:
             out.family(

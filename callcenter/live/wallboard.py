@@ -11,7 +11,8 @@ waiting, voicemail messages still to call back (when some queue has a ``mailbox`
 today's offered, answered, abandoned, service level and average wait
 (:class:`~callcenter.live.today.Today`); a queue whose alert stands (``queues.<q>.alerts``)
 is marked, a queue closed by its hours says so. Each agent logged in: state and for how
-long, the pause reason, calls and talk today. A PBX link that is down is said first.
+long, the pause reason, calls and talk today; an agent whose alert stands
+(``acd.agent_alerts``: a break that runs over) is marked. A PBX link that is down is said first.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class Board:
     pbx_down: str | None = None
     """Why the PBX link is down; None while it is up."""
     refresh: int = REFRESH
+    agent_alerts: Collection[str] = ()
+    """Agents whose alert stands (``acd.agent_alerts``: a break that runs over...)."""
     voicemails: Mapping[str, int] = field(default_factory=dict)
     """Queue -> voicemail messages still to call back (queues with a box only; none: no
     column)."""
@@ -163,8 +166,9 @@ def render(board: Board) -> str:
         if state == "paused" and agent.get("pause_reason"):
             shown += f": {agent['pause_reason']}"
         who = agent.get("name") or agent["id"]
+        row = ' class="alert"' if agent["id"] in board.agent_alerts else ""
         parts.append(
-            f'<tr><td>{e(str(who))}</td><td class="{e(state)}">{e(shown)}</td>'
+            f'<tr{row}><td>{e(str(who))}</td><td class="{e(state)}">{e(shown)}</td>'
             f"<td>{clock(float(agent['time_in_state']))}</td><td>{figures.calls}</td>"
             f"<td>{clock(figures.talk_seconds)}</td>"
             f"<td>{e(', '.join(agent['queues']))}</td></tr>"
