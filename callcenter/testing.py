@@ -452,6 +452,8 @@ class DesktopPage(HTMLParser):
         self.refresh = ""
         self.sounds: list[str] = []
         """The ``src`` of each ``<audio>`` player (a voicemail message's page)."""
+        self.links: dict[str, str] = {}
+        """The ``href`` of each link with an id (``screen-pop``: the caller's CRM page)."""
         self._open: list[tuple[str, str]] = []
         self._cell: list[str] | None = None
         self.feed(body)
@@ -490,6 +492,8 @@ class DesktopPage(HTMLParser):
             self.refresh = a.get("content", "")
         elif tag == "audio" and a.get("src"):
             self.sounds.append(a["src"])
+        elif tag == "a" and a.get("id"):
+            self.links[a["id"]] = a.get("href", "")
         elif tag == "tr":
             self.table_rows.append([])
         elif tag in ("th", "td"):

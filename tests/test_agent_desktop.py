@@ -674,3 +674,43 @@ async def _record_where(
             if found:
                 return found[0]
             await asyncio.sleep(0.05)
+
+
+async def test_the_call_on_the_page_links_to_the_callers_record_in_the_crm(
+    tmp_path: Path,
+) -> None:
+    """Sales has its own screen_pop; the other queues use acd's. The values go into the
+    address URL-encoded (a name with a space, an IVR variable)."""
+    config = merge(
+        DESK,
+        {
+            "queues": {
+                "sales": {"screen_pop": "https://crm.example/c?phone=${number}&n=${caller_name}"}
+            },
+            "acd": {"screen_pop": "https://crm.example/q/${queue}?c=${call_id}&t=${ticket}"},
+        },
+    )
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.3)
+        router = center.daemon.router
+        router.pause("1002", "lunch", via="test")  # support's calls go to Alice
+        browser = DesktopBrowser(center.daemon.api.port)
+        await browser.sign_in("1001", "1111")
+        caller = await center.caller_presses("+33612345678", "1", caller_name="Zoë Martin")
+        await until(lambda: router.agents["1001"].state in ("ringing", "on_call"))
+        ringing = await browser.get()
+        await caller.wait_bridged(timeout=5)
+        await caller.hangup()
+        await until(lambda: router.agents["1001"].state != "on_call")
+        after = await browser.get()
+        support = await center.caller_presses("5550009", "2")
+        await support.wait_bridged(timeout=5)
+        other = await browser.get()
+        await support.hangup()
+        await center.idle()
+    assert ringing.links["screen-pop"] == (
+        "https://crm.example/c?phone=%2B33612345678&n=Zo%C3%AB%20Martin"
+    )
+    assert "screen-pop" not in after.links, "the call is over"
+    assert other.links["screen-pop"].startswith("https://crm.example/q/support?c=")
+    assert other.links["screen-pop"].endswith("&t="), "an IVR variable the call lacks: empty"

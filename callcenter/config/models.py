@@ -2104,6 +2104,15 @@ class QueueConfig(_Model):
         "(kept across restarts). None: no code for it.",
         examples=["1"],
     )
+    screen_pop: _Url | None = Field(
+        default=None,
+        description="A page of your CRM about the caller, linked from the agent's desktop "
+        "while the call rings and is talked on (opens in a new tab): ${caller_num}, "
+        "${caller_name}, ${number} (the person talked to: the caller, or the number "
+        "dialled), ${queue}, ${agent}, ${call_id} and the call's IVR variables fill it, "
+        "URL-encoded. None: acd.screen_pop, if any.",
+        examples=["https://crm.example/contacts?phone=${number}&ticket=${ticket}"],
+    )
     mailbox: Name | None = Field(
         default=None,
         description="Voicemail box (a sub-folder of ivr.voicemail_folder) whose messages "
@@ -2686,6 +2695,12 @@ class AcdConfig(_Model):
         "callers come through at once. Asked only when the offer goes to that one agent "
         "(not a ring-all of several).",
         examples=["1"],
+    )
+    screen_pop: _Url | None = Field(
+        default=None,
+        description="The CRM page linked from agents' desktops for the calls of queues "
+        "without their own screen_pop (same variables).",
+        examples=["https://crm.example/contacts?phone=${number}"],
     )
     agent_alerts: AgentAlerts | None = Field(
         default=None,

@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import structlog
 
@@ -71,7 +70,7 @@ from callcenter.ivr.trace import (
     VariableSet,
     VoicemailRecorded,
 )
-from callcenter.ivr.values import matches_any, render
+from callcenter.ivr.values import matches_any, render, render_url
 from callcenter.pbx.interface import Call
 
 log = structlog.get_logger(__name__)
@@ -803,11 +802,6 @@ def _collect_problem(node: CollectNode, value: str) -> str | None:
 
 def _callback_number_ok(node: CallbackNode, number: str) -> bool:
     return number.isdigit() and node.min_digits <= len(number) <= node.max_digits
-
-
-def render_url(template: str, variables: Mapping[str, str]) -> str:
-    """``template`` with each ``${name}`` replaced by its URL-encoded value."""
-    return render(template, {k: quote(v, safe="") for k, v in variables.items()})
 
 
 def _without_query(url: str) -> str:

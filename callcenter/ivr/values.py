@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
+from urllib.parse import quote
 
 VARIABLE_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
 """What a variable name looks like (letters, digits, ``_``; not starting with a digit)."""
@@ -48,6 +49,11 @@ def has_variables(text: str) -> bool:
 def render(text: str, variables: Mapping[str, str]) -> str:
     """``text`` with every ``${name}`` replaced by its value (``""`` when unset)."""
     return _REF.sub(lambda m: variables.get(m.group(1), ""), text)
+
+
+def render_url(template: str, variables: Mapping[str, str]) -> str:
+    """``template`` with each ``${name}`` replaced by its URL-encoded value."""
+    return render(template, {k: quote(v, safe="") for k, v in variables.items()})
 
 
 # --------------------------------------------------------------------------- numbers

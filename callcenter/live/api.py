@@ -207,6 +207,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import structlog
 
 from callcenter.acd.rules import EXTERNAL_TECH
+from callcenter.config import CallCenterConfig
 from callcenter.consult import consult_view
 from callcenter.drain import Drain
 from callcenter.errors import (
@@ -225,6 +226,7 @@ from callcenter.errors import (
     UnknownSupervisor,
     UnknownVoicemail,
 )
+from callcenter.ivr.values import render_url
 from callcenter.live import desktop, wallboard
 from callcenter.live.metrics import Metrics
 from callcenter.live.stream import EventStreams, StreamFilter
@@ -234,7 +236,7 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
 from callcenter.records.voicemails import VoicemailInbox, VoicemailMessage
 from callcenter.supervision.monitor import MONITOR_MODES
-from callcenter.switchboard import Switchboard
+from callcenter.switchboard import ActiveCall, Switchboard
 
 log = structlog.get_logger(__name__)
 
@@ -1072,6 +1074,7 @@ class ControlAPI:
                 recording=active.recording is not None,
                 recording_paused=active.recording_muted,
                 consult=consult_view(active.consult),
+                link=_screen_pop(config, active, agent_id),
             )
         elif agent["state"] not in ("ringing", "on_call"):
             last = board.last_call_of(agent_id)
@@ -1744,6 +1747,26 @@ def _callback_time(value: object, zone: str) -> datetime | None:
     except ValueError:
         raise HTTPError(400, f'at: {value!r} is not a time such as "2026-12-07T15:00"') from None
     return at.replace(tzinfo=ZoneInfo(zone)) if at.tzinfo is None else at
+
+
+def _screen_pop(config: CallCenterConfig, active: ActiveCall, agent_id: str) -> str:
+    """The CRM page of the call (``queues.<q>.screen_pop``, else ``acd.screen_pop``), its
+    variables URL-encoded; "" when none is configured."""
+    queue = config.queues.get(active.queue or "")
+    template = (queue.screen_pop if queue is not None else None) or config.acd.screen_pop
+    if template is None:
+        return ""
+    info = active.call.info
+    variables = {
+        **active.variables,
+        "caller_num": info.caller_num,
+        "caller_name": info.caller_name,
+        "number": active.called or info.caller_num,
+        "queue": active.queue or "",
+        "agent": agent_id,
+        "call_id": info.call_id,
+    }
+    return render_url(template, variables)
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,6 +282,8 @@ class CallShown:
     recording_paused: bool = False
     consult: Mapping[str, Any] | None = None
     """:func:`callcenter.consult.consult_view`: ``to``, ``state``."""
+    link: str = ""
+    """The caller's page in the CRM (``screen_pop``), "" when none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,7 +505,13 @@ def _call_section(desk: Desktop, state: str, call: CallShown) -> str:
     for name, value in call.variables.items():
         rows.append((name, value))
     cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows)
-    return f'<section id="call"><h2>{heading}</h2><table>{cells}</table></section>'
+    link = ""
+    if call.link:
+        link = (
+            f'<p><a id="screen-pop" href="{_e(call.link)}" target="_blank" '
+            'rel="noopener noreferrer">Open the caller\'s record</a></p>'
+        )
+    return f'<section id="call"><h2>{heading}</h2><table>{cells}</table>{link}</section>'
 
 
 def _preview_section(preview: Mapping[str, Any]) -> str:
