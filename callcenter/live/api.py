@@ -902,6 +902,7 @@ class ControlAPI:
                 via=via,
             )  # fmt: skip
             message = await self._voicemail_step(inbox.settle(message_id, agent, "called-back"))
+            log.info("voicemail_step", message=message_id, agent=agent, step=step, via=via)
             return {**message.as_dict(), "dial_id": dialled.get("dial_id")}
         elif step == "done":
             message = await self._voicemail_step(inbox.settle(message_id, agent, "done"))

@@ -86,6 +86,8 @@ ALL_TRIES: Final = 50
 """Wrong tries within :data:`ALL_WINDOW`, whichever agents they named, before every sign-in
 waits (someone is going through the agents)."""
 ALL_WINDOW: Final = 60.0
+MESSAGES_SHOWN: Final = 10
+"""Voicemail messages listed on an agent's page (theirs first, then the oldest)."""
 ACTIONS: Final = frozenset(
     {
         "login",
@@ -600,7 +602,9 @@ def _messages_section(desk: Desktop) -> str:
     me = str(desk.agent["id"])
     zone = desk.now.tzinfo
     rows = []
-    for message in desk.messages:
+    # Theirs first, then the oldest: a page lists MESSAGES_SHOWN, the heading counts all.
+    ordered = sorted(desk.messages, key=lambda m: m.agent != me)
+    for message in ordered[:MESSAGES_SHOWN]:
         if message.status == "taken" and message.agent != me:
             act = f"taken by {_e(message.agent)}"
         else:
@@ -613,10 +617,12 @@ def _messages_section(desk: Desktop) -> str:
             f"<td>{_e(who)}</td><td>{_e(message.queue)}</td>"
             f"<td>{clock(message.seconds)}</td><td>{act}</td></tr>"
         )
+    hidden = len(desk.messages) - len(rows)
+    more = f"<p>and {hidden} more</p>" if hidden > 0 else ""
     return (
         f'<section id="messages"><h2>Messages to call back ({len(desk.messages)})</h2><table>'
         "<tr><th>left</th><th>from</th><th>queue</th><th>length</th><th></th></tr>"
-        f"{''.join(rows)}</table></section>"
+        f"{''.join(rows)}</table>{more}</section>"
     )
 
 
