@@ -392,6 +392,7 @@ class Daemon:
             agent_calls=self._agent_calls,
             agent_records=self.recorder.written_for,
             voicemails=self.voicemails,
+            call_record=self._call_record,
             callback_record=self._callback_record,
             erase=self.erase,
             today=self.today,
@@ -607,6 +608,10 @@ class Daemon:
         names = {aid: a.name for aid, a in config.agents.items() if a.name}
         agents = functools.partial(summary.read_agent_figures, self.store, periods, names)
         return [f.as_dict() for f in await self.recorder.writer.run(agents)]
+
+    async def _call_record(self, call_id: str) -> dict[str, Any] | None:
+        """A call's CDR, read on the record writer's thread (None: none)."""
+        return await self.recorder.writer.run(functools.partial(self.store.fetch_cdr, call_id))
 
     async def _agent_calls(self, agent: str, since: datetime, last: int) -> list[dict[str, Any]]:
         """An agent's latest calls for their desktop, read on the record writer's thread."""

@@ -714,3 +714,57 @@ async def test_the_call_on_the_page_links_to_the_callers_record_in_the_crm(
     assert "screen-pop" not in after.links, "the call is over"
     assert other.links["screen-pop"].startswith("https://crm.example/q/support?c=")
     assert other.links["screen-pop"].endswith("&t="), "an IVR variable the call lacks: empty"
+
+
+async def test_sam_reviews_alices_recorded_call_of_the_day_from_his_page(
+    tmp_path: Path,
+) -> None:
+    """Support records its calls. Sam (all agents) opens Alice's calls and hears the one
+    she took; Nina leads the night team only: Alice's calls and recordings are not hers."""
+    config = merge(
+        WATCHED,
+        {
+            "queues": {"support": {"record": True}},
+            "supervisors": {"2001": {"name": "Nina", "device": "PJSIP/2001", "pin": "1357",
+                                     "teams": ["night"]}},
+        },
+    )  # fmt: skip
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.daemon.router.pause("1002", "break", via="test")
+        caller = await center.caller_presses("5550321", "2")
+        await caller.wait_bridged(timeout=5)
+        await asyncio.sleep(0.5)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        port = center.daemon.api.port
+        api_sound = await _until_served(port, f"/calls/{caller.uniqueid}/recording")
+        sam = DesktopBrowser(port)
+        await sam.sign_in("2000", "2468", role="supervisor")
+        review = await sam.press("Calls …", picking={"agent": "1001"})
+        status, headers, sound = await sam.fetch(review.sounds[0])
+        nina = DesktopBrowser(port)
+        await nina.sign_in("2001", "1357", role="supervisor")
+        not_hers = await nina.get("/desktop/calls?agent=1001")
+        not_hers_sound = await nina.fetch(f"/desktop/recording?call={caller.uniqueid}")
+    assert row["recordingfile"]
+    assert api_sound[:4] == b"RIFF"
+    (listed,) = [r for r in review.table_rows if len(r) == 7 and r[1] == "5550321"]
+    assert listed[2] == "support" and review.refresh == ""
+    assert review.sounds == [f"/desktop/recording?call={caller.uniqueid}"]
+    assert (status, headers["content-type"], sound) == (200, "audio/wav", api_sound)
+    assert not_hers.status == 404 and not_hers_sound[0] == 404
+
+
+async def _until_served(port: int, path: str, timeout: float = 5.0) -> bytes:
+    """The body of ``GET path`` once it answers 200 (a recording is written at the end)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            data = await reader.read()
+            writer.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            if head.startswith(b"HTTP/1.1 200"):
+                return body
+            await asyncio.sleep(0.05)

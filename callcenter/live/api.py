@@ -103,6 +103,8 @@ Routes (all JSON)::
                                           then those asked for a later time
     POST /callbacks/{id}/cancel           {}: withdraw it (its record says cancelled);
                                           404 when none waits, 409 while it is dialled
+    GET  /calls/{id}/recording            the call's recording (its CDR's recordingfile,
+                                          served from acd.recordings_folder only)
     GET  /voicemails                      {"voicemails": [{"id", "queue", "box", "number",
                                           "name", "seconds", "left_at", "status", "agent",
                                           "outcome"}]}: the messages of the queues' boxes
@@ -241,6 +243,8 @@ from callcenter.switchboard import ActiveCall, Switchboard
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
+REVIEW_CALLS = 50
+"""Calls of the day a supervisor's review page lists for an agent (newest first)."""
 MESSAGES_FOR = 2.0
 """Seconds the voicemail messages read for the desktops are shown before being read again."""
 _BACK_TO: Final = ("/desktop/agent?id=", "/desktop/voicemail?id=")
@@ -374,6 +378,7 @@ class ControlAPI:
         agent_calls: AgentCallsReader | None = None,
         agent_records: Mapping[str, int] | None = None,
         voicemails: VoicemailInbox | None = None,
+        call_record: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None,
         callback_record: CallbackReader | None = None,
         erase: Eraser | None = None,
         today: Today | None = None,
@@ -392,6 +397,7 @@ class ControlAPI:
         self.voicemails = voicemails
         """The messages agents call back (None: no record store)."""
         self._messages_seen: tuple[float, list[VoicemailMessage]] | None = None
+        self._call_record = call_record
         self._agent_calls_seen: dict[
             str, tuple[float, tuple[int, str, int], list[dict[str, Any]]]
         ] = {}
@@ -502,6 +508,16 @@ class ControlAPI:
             ):
                 self._authorize(request.authorization)
                 media = await self.voicemail_audio(unquote(route.split("/")[2]))
+                status, extra = 200, "Cache-Control: no-store\r\n"
+            elif (
+                method == "GET"
+                and route.startswith("/calls/")
+                and route.endswith("/recording")
+                and route.count("/") == 3
+                and not self.read_only
+            ):
+                self._authorize(request.authorization)
+                media, _ = await self.call_recording(unquote(route.split("/")[2]))
                 status, extra = 200, "Cache-Control: no-store\r\n"
             else:
                 if not (method == "GET" and route == "/health"):
@@ -666,6 +682,31 @@ class ControlAPI:
                 )
                 page = desktop.render(view)
             return 200, page, _PAGE_HEADERS
+        if role == "supervisor" and route == "/desktop/calls":
+            agent_id = query.get("agent", "")
+            if agent_id not in self._supervised(person):
+                raise HTTPError(404, f"no agent {agent_id!r} in your teams")
+            zone = ZoneInfo(config.ivr.timezone)
+            midnight = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+            if self._agent_calls is None:
+                raise HTTPError(404, "no records here")
+            try:
+                calls = await self._agent_calls(agent_id, midnight, REVIEW_CALLS)
+            except RecordError as exc:
+                raise HTTPError(503, f"the records cannot be read: {exc}") from None
+            for call in calls:
+                call["start"] = call["start"].astimezone(zone)
+            page = desktop.render_agent_calls(title, router.agent_view(agent_id), calls)
+            return 200, page, _PAGE_HEADERS
+        if role == "supervisor" and route == "/desktop/recording":
+            team = set(self._supervised(person))
+
+            def theirs(row: Mapping[str, Any]) -> bool:
+                hops = str(row.get("transfer_path") or "").split(">")
+                return bool(team & {str(row.get("agent") or ""), *hops})
+
+            sound, _ = await self.call_recording(query.get("call", ""), theirs)
+            return 200, sound, "Cache-Control: no-store\r\n"
         if role == "supervisor" and route == "/desktop/agent":
             agent_id = query.get("id", "")
             if agent_id not in self._supervised(person):
@@ -940,21 +981,31 @@ class ControlAPI:
         except RecordError as exc:
             raise HTTPError(503, f"the records cannot be read: {exc}") from None
 
+    async def call_recording(
+        self, call_id: str, allowed: Callable[[Mapping[str, Any]], bool] | None = None
+    ) -> tuple[Media, dict[str, Any]]:
+        """The recording of a call (only a file inside ``acd.recordings_folder``) and its
+        CDR; ``allowed`` (of the CDR) False: 404, as for a call that is not there."""
+        if self._call_record is None:
+            raise HTTPError(404, "no records here")
+        try:
+            row = await self._call_record(call_id)
+        except RecordError as exc:
+            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+        if row is None or (allowed is not None and not allowed(row)):
+            raise HTTPError(404, f"no call {call_id} in the records")
+        if not row["recordingfile"]:
+            raise HTTPError(404, f"call {call_id} was not recorded")
+        config = self.switchboard.config
+        folder = config.resolve_path(config.acd.recordings_folder)
+        return await _media(Path(row["recordingfile"]), folder, "acd.recordings_folder"), row
+
     async def voicemail_audio(self, message_id: str) -> Media:
         """The sound file of a message: only a file inside ``ivr.voicemail_folder``."""
         message = await self._voicemail(message_id)
         config = self.switchboard.config
         folder = config.resolve_path(config.ivr.voicemail_folder)
-        try:
-            data = await asyncio.to_thread(_read_within, Path(message.path), folder)
-        except FileNotFoundError:
-            raise HTTPError(404, "the message's file is gone") from None
-        except PermissionError as exc:
-            raise HTTPError(403, str(exc)) from None
-        except OSError as exc:
-            raise HTTPError(503, f"the message's file cannot be read: {exc.strerror}") from None
-        kind = MEDIA_TYPES.get(Path(message.path).suffix.lower(), "application/octet-stream")
-        return Media(data, kind)
+        return await _media(Path(message.path), folder, "ivr.voicemail_folder")
 
     def _check_open_queue(self, queue: str) -> None:
         """Agents join and leave from their desktop the queues they may from their phone
@@ -1787,16 +1838,30 @@ MEDIA_TYPES: Final[Mapping[str, str]] = {
 MAX_MEDIA: Final = 64 * 1024 * 1024
 
 
-def _read_within(path: Path, folder: Path) -> bytes:
+async def _media(path: Path, folder: Path, setting: str) -> Media:
+    """A sound file the PBX wrote, served only from inside ``folder`` (the config's
+    ``setting``): HTTPError 403 outside it, 404 when gone."""
+    try:
+        data = await asyncio.to_thread(_read_within, path, folder, setting)
+    except FileNotFoundError:
+        raise HTTPError(404, "the sound file is gone") from None
+    except PermissionError as exc:
+        raise HTTPError(403, str(exc)) from None
+    except OSError as exc:
+        raise HTTPError(503, f"the sound file cannot be read: {exc.strerror}") from None
+    return Media(data, MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream"))
+
+
+def _read_within(path: Path, folder: Path, setting: str) -> bytes:
     """The bytes of ``path`` if it lies inside ``folder`` (symbolic links resolved):
     PermissionError otherwise, FileNotFoundError when it is gone."""
     real = path.resolve()
     if not real.is_relative_to(folder.resolve()):
-        raise PermissionError(f"the message's file is not in ivr.voicemail_folder ({folder})")
+        raise PermissionError(f"the sound file is not in {setting} ({folder})")
     with real.open("rb") as file:
         data = file.read(MAX_MEDIA + 1)
     if len(data) > MAX_MEDIA:
-        raise PermissionError(f"the message's file is larger than {MAX_MEDIA} bytes")
+        raise PermissionError(f"the sound file is larger than {MAX_MEDIA} bytes")
     return data
 
 

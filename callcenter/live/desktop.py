@@ -30,8 +30,10 @@ Supervisors sign in on the same page (``/desktop?as=supervisor``, their id and
 over, stop), the agents of their ``teams`` (every agent without teams) with their state and
 the number they talk to, a button to listen, whisper or barge in on each call, one to make
 a paused agent ready (an automatic pause after missed calls, say), one to log an agent
-out and one to their queues (``/desktop/agent?id=``: put them in a queue or take them out),
-and the queues those agents work with today's figures.
+out, one to their queues (``/desktop/agent?id=``: put them in a queue or take them out)
+and one to their calls of the day (``/desktop/calls?agent=``: the recorded ones play there,
+``/desktop/recording?call=``, for the supervisors of an agent on the call), and the queues
+those agents work with today's figures.
 
 Rendered by the daemon as the wallboard is: no script, no assets. Each button posts a form
 to ``/desktop/act``; the answer sends the browser back to ``/desktop``, where what happened
@@ -626,6 +628,42 @@ def _messages_section(desk: Desktop) -> str:
     )
 
 
+def render_agent_calls(
+    title: str, agent: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]
+) -> str:
+    """A supervisor's review of an agent's calls of the day, newest first: each recorded
+    one with a player (WAV; other formats as a link). The page does not reload itself."""
+    parts = _head(title)
+    who = str(agent.get("name") or agent["id"])
+    parts.append(f"<h1>{_e(who)} <small>agent {_e(str(agent['id']))}: today's calls</small></h1>")
+    rows = []
+    for call in calls:
+        recording = str(call.get("recording") or "")
+        sound = f"/desktop/recording?call={quote(str(call['call_id']))}"
+        if recording.lower().endswith(".wav"):
+            heard = f'<audio controls preload="none" src="{_e(sound)}"></audio>'
+        elif recording:
+            heard = f'<a href="{_e(sound)}">the recording</a>'
+        else:
+            heard = "not recorded"
+        rows.append(
+            f"<tr><td>{call['start'].strftime('%H:%M')}</td><td>{_e(str(call['number']))}</td>"
+            f"<td>{_e(str(call['queue']))}</td><td>{clock(float(call['talk_seconds']))}</td>"
+            f"<td>{_e(str(call['code'] or ''))}</td><td>{_e(str(call.get('transfer', '')))}</td>"
+            f"<td>{heard}</td></tr>"
+        )
+    table = (
+        "<table><tr><th>at</th><th>number</th><th>queue</th><th>talk</th><th>code</th>"
+        f"<th>transfer</th><th>recording</th></tr>{''.join(rows)}</table>"
+        if rows
+        else "<p>No call today.</p>"
+    )
+    parts.append(
+        f'<section id="calls">{table}<p><a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
+
+
 def render_voicemail(
     title: str,
     agent: Mapping[str, Any],
@@ -887,6 +925,8 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         actions += (
             '<form method="get" action="/desktop/agent">'
             f'<input type="hidden" name="id" value="{_e(aid)}"><button>Queues …</button></form>'
+            '<form method="get" action="/desktop/calls">'
+            f'<input type="hidden" name="agent" value="{_e(aid)}"><button>Calls …</button></form>'
         )
         if state != "logged_out":
             actions += button("logout-agent", "Log out", "", agent=aid)

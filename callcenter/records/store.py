@@ -690,12 +690,14 @@ class Statements:
         )
         self.fetch_agent_calls = (
             'SELECT c."uniqueid", c."start", c."src", c."dst", c."queue", c."talk_seconds",'
-            ' c."ivr_variables", c."agent", c."transfer_path", d."code" FROM cdr AS c'
+            ' c."ivr_variables", c."agent", c."transfer_path", c."recordingfile", d."code"'
+            " FROM cdr AS c"
             ' LEFT JOIN dispositions AS d ON d."call_id" = c."uniqueid"'
             f' WHERE (c."agent" = {p} OR c."transfer_path" LIKE {p} ESCAPE \'!\''
             f' OR c."transfer_path" LIKE {p} ESCAPE \'!\') AND c."start" >= {p}'
             f' ORDER BY c."start" DESC, c."uniqueid" DESC LIMIT {p}'
         )
+        self.fetch_cdr = f"SELECT {columns} FROM cdr WHERE uniqueid = {p}"
         self.fetch_cdrs = (
             f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
             f' ORDER BY "start" DESC, uniqueid DESC LIMIT {p}) AS newest'
@@ -1549,7 +1551,8 @@ class RecordStore(abc.ABC):
         the agent's own call), ``queue``, ``talk_seconds`` (the call's, every agent
         together), ``code`` (its disposition, None when none) and ``transfer`` (``"from
         1001"`` when 1001 handed it over to them, ``"from 1001 via support"`` through a
-        queue, ``"to 2000"`` when they handed it over, else ``""``)."""
+        queue, ``"to 2000"`` when they handed it over, else ``""``) and ``recording`` (the
+        file the call was recorded into, "" when none)."""
         escaped = agent.replace("!", "!!").replace("%", "!%").replace("_", "!_")
         params = (agent, f"%>{escaped}", f"%>{escaped}>%", _stamp(since), max(last, 0))
         calls = []
@@ -1567,9 +1570,15 @@ class RecordStore(abc.ABC):
                     "transfer": _transfer_of(
                         agent, row["agent"], row["transfer_path"] or "", row["queue"] or ""
                     ),
+                    "recording": row["recordingfile"] or "",
                 }
             )
         return calls
+
+    def fetch_cdr(self, uniqueid: str) -> dict[str, Any] | None:
+        """The CDR of one call (as :meth:`fetch_cdrs` gives them), None when none."""
+        rows = self._fetch(self._sql.fetch_cdr, (uniqueid,))
+        return _cdr_row(rows[0]) if rows else None
 
     def fetch_cdrs(self, *, last: int | None = None) -> list[dict[str, Any]]:
         """Every CDR, or the ``last`` newest, oldest first, keyed by CdrRecord field name
