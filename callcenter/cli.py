@@ -558,6 +558,13 @@ def build_parser() -> argparse.ArgumentParser:
         "object per line)",
     )
     report.add_argument(
+        "--voicemails",
+        action="store_true",
+        help="the voicemail messages left in queues' boxes (the newest --last, or those left "
+        "from --since to --until): queue, number, length, what became of them, who dealt "
+        "with them and after how long, as CSV (--json: one object per line)",
+    )
+    report.add_argument(
         "--queues",
         action="store_true",
         help="each queue's figures by --by period: offered, answered, abandoned, exited, "
@@ -583,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--queue",
         default=None,
-        help="--surveys: only the surveys of this queue's callers",
+        help="--surveys, --voicemails: only those of this queue's callers",
     )
     report.add_argument(
         "--since",
@@ -711,11 +718,12 @@ def _main(argv: Sequence[str] | None) -> int:
             args.dispositions,
             args.surveys,
             args.erasures,
+            args.voicemails,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
-                "--campaign, --queue-log, --dispositions, --surveys, --erasures, --queues and "
-                "--agents: one report at a time"
+                "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
+                "--queues and --agents: one report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -725,9 +733,10 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--staffing goes with --queues --by hour (callers per hour)")
         if args.team is not None and not (args.agents or args.surveys):
             parser.error("--team goes with --agents or --surveys")
-        for flag, value in (("--agent", args.agent), ("--queue", args.queue)):
-            if value is not None and not args.surveys:
-                parser.error(f"{flag} goes with --surveys")
+        if args.agent is not None and not args.surveys:
+            parser.error("--agent goes with --surveys")
+        if args.queue is not None and not (args.surveys or args.voicemails):
+            parser.error("--queue goes with --surveys or --voicemails")
         range_flags = [
             ("--since", args.since, None),
             ("--until", args.until, None),
@@ -735,7 +744,7 @@ def _main(argv: Sequence[str] | None) -> int:
             ("--csv", args.csv, False),
         ]
         other = any(chosen)
-        ranged = range_flags[3:] if args.surveys else range_flags
+        ranged = range_flags[3:] if args.surveys or args.voicemails else range_flags
         wrong = [f for f, value, default in figure_flags if value != default and not summary]
         wrong += [f for f, value, default in ranged if value != default and other]
         if wrong:
@@ -774,6 +783,7 @@ def _main(argv: Sequence[str] | None) -> int:
             campaign=args.campaign,
             surveys=args.surveys,
             erasures=args.erasures,
+            voicemails=args.voicemails,
             since=args.since,
             until=args.until,
             zone=args.tz,
@@ -1331,6 +1341,7 @@ def cmd_report(
     campaign: str | None = None,
     surveys: bool = False,
     erasures: bool = False,
+    voicemails: bool = False,
     since: str | None = None,
     until: str | None = None,
     zone: str | None = None,
@@ -1374,6 +1385,9 @@ def cmd_report(
             )
         if erasures:
             return _print_erasures(store, last, as_json=as_json)
+        if voicemails:
+            queue = about.queue if about is not None else None
+            return _print_voicemails(store, last, as_json=as_json, stretch=stretch, queue=queue)
         return _print_dispositions(store, last, as_json=as_json)
     except RecordError as exc:
         print(exc, file=sys.stderr)
@@ -1888,6 +1902,56 @@ def _print_surveys(
         score = "" if row["score"] is None else row["score"]
         satisfied = "" if row["satisfied"] is None else row["satisfied"]
         writer.writerow({**row, "answers": answers, "score": score, "satisfied": satisfied})
+    return EXIT_OK
+
+
+def _print_voicemails(
+    store: RecordStore,
+    last: int,
+    *,
+    as_json: bool,
+    stretch: tuple[datetime, datetime] | None = None,
+    queue: str | None = None,
+) -> int:
+    """The newest ``last`` voicemail messages (or every one left within ``stretch``), oldest
+    first, as CSV or JSON lines; ``dealt_after``: seconds from the message to its
+    settling (a message still open: none)."""
+    import csv
+
+    found = [m for m in store.fetch_voicemails() if queue is None or m.queue == queue]
+    if stretch is None:
+        found = found[-last:] if last > 0 else []
+    else:
+        found = [m for m in found if stretch[0] <= m.left_at < stretch[1]]
+    rows = []
+    for m in found:
+        settled = m.status == "done" and m.updated is not None
+        after = round((m.updated - m.left_at).total_seconds()) if settled and m.updated else None
+        rows.append(
+            {
+                "left_at": m.left_at.isoformat(timespec="seconds"),
+                "id": m.call_id,
+                "queue": m.queue,
+                "number": m.number,
+                "name": m.name,
+                "seconds": round(m.seconds, 1),
+                "status": m.status,
+                "outcome": m.outcome,
+                "agent": m.agent,
+                "dealt_after": after,
+            }
+        )
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return EXIT_OK
+    fields = ["left_at", "id", "queue", "number", "name", "seconds", "status", "outcome"]
+    writer = csv.DictWriter(sys.stdout, [*fields, "agent", "dealt_after"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {**row, "dealt_after": "" if row["dealt_after"] is None else row["dealt_after"]}
+        )
     return EXIT_OK
 
 

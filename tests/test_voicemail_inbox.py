@@ -5,6 +5,7 @@ row), and two agents never get the same one."""
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from callcenter.config import load_config_text
 from callcenter.errors import ConfigError, ErasureRefused
 from callcenter.events import VoicemailDone, VoicemailLeft, VoicemailTaken
 from callcenter.records.erasure import erase_records
+from callcenter.records.store import SqliteCdrStore
 from callcenter.records.voicemails import VoicemailMessage
 from callcenter.testing import running_center, until
 
@@ -253,3 +255,33 @@ async def test_the_wallboard_and_prometheus_count_the_messages_still_to_call_bac
 def _wallboard(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/wallboard") as answer:
         return str(answer.read().decode())
+
+
+def test_the_report_lists_what_became_of_each_message_and_after_how_long(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "callcenter.yaml"
+    config.write_text(
+        "pbx: {type: asterisk, ami: {secret: x}}\nrecords: {cdr_path: var/cdr.sqlite3}\n"
+    )
+    (tmp_path / "var").mkdir()
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    try:
+        store.write_voicemail(message("m1"))
+        store.write_voicemail(message("m2", queue="support", left_at=T0 + timedelta(hours=1)))
+        store.take_voicemail("m1", "1001", T0)
+        store.settle_voicemail("m1", "1001", "called-back", T0 + timedelta(minutes=12))
+    finally:
+        store.close()
+    args = ["report", str(config), "--voicemails"]
+    assert cli_main([*args, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert cli_main([*args, "--queue", "support", "--since", "2026-12-05", "--until",
+                     "2026-12-06", "--tz", "UTC"]) == 0  # fmt: skip
+    table = capsys.readouterr().out.splitlines()
+    assert [(r["id"], r["status"], r["outcome"], r["dealt_after"]) for r in rows] == [
+        ("m1", "done", "called-back", 720),
+        ("m2", "waiting", "", None),
+    ]
+    assert table[0] == "left_at,id,queue,number,name,seconds,status,outcome,agent,dealt_after"
+    assert [line.split(",")[1] for line in table[1:]] == ["m2"]
