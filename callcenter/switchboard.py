@@ -1936,6 +1936,9 @@ class Switchboard:
         if result.ended == "error":
             log.error("voicemail_not_recorded", call_id=info.call_id, path=result.path)
             return "system"
+        if result.empty:
+            log.info("voicemail_empty", call_id=info.call_id, ended=result.ended)
+            return "caller" if result.ended == "hangup" else "system"
         self.bus.publish(self._voicemail_left(active, box, result.path, result.seconds))
         return "caller" if result.ended == "hangup" else "system"
 

@@ -285,3 +285,26 @@ def test_the_report_lists_what_became_of_each_message_and_after_how_long(
     ]
     assert table[0] == "left_at,id,queue,number,name,seconds,status,outcome,agent,dealt_after"
     assert [line.split(",")[1] for line in table[1:]] == ["m2"]
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "asyncagi"])
+async def test_a_caller_who_presses_the_end_key_at_the_tone_leaves_no_message(
+    tmp_path: Path, transport: str
+) -> None:
+    """Asterisk answers a key pressed during RECORD FILE's beep with ``randomerror`` and
+    records nothing: that is the caller's doing, no error, and nothing waits for agents.
+    (FreeSWITCH plays the beep with no terminators: the key is not heard, the recording
+    goes on.)"""
+    config = _voicemail_config(tmp_path)
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+        events: list[Any] = []
+        center.daemon.switchboard.bus.subscribe(events.append, (VoicemailLeft,))
+        caller = await center.caller_presses("5550075", "7")
+        await caller.wait_for_prompt("beep", timeout=5)
+        await caller.press("#")
+        await caller.wait_ended(timeout=5)
+        row = await center.cdr(caller.uniqueid)
+        await asyncio.sleep(0.1)
+        waiting = center.daemon.store.fetch_voicemails()
+    assert events == [] and waiting == []
+    assert row["voicemail"] == ""

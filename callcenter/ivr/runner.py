@@ -694,6 +694,14 @@ class FlowRunner:
             self._log.error("voicemail_not_recorded", path=result.path)
             self._decide("nothing could be recorded")
             return _Go(node.fallback) if node.fallback is not None else Hangup("voicemail-failed")
+        if result.empty:
+            # The caller ended it at the tone: no message, and nothing for an agent to call
+            # back (the PBX may have written no file at all).
+            self._log.info("voicemail_empty", ended=result.ended)
+            if result.ended == "hangup":
+                raise CallHungUp("the caller hung up at the tone")
+            self._decide("nothing was recorded")
+            return _Go(node.fallback) if node.fallback is not None else Hangup("voicemail-empty")
         self.on_event(
             VoicemailRecorded(
                 self._flow, self._node, node.box, result.path, result.seconds, result.ended

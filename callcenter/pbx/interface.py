@@ -132,6 +132,10 @@ SayKind = Literal["digits", "number", "date", "time"]
 (``YYYY-MM-DD``) or a time of day (``HH:MM``)."""
 
 
+SHORTEST_MESSAGE = 0.5
+"""Seconds under which a recording is no message (see :attr:`RecordResult.empty`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RecordResult:
     """The outcome of :meth:`Call.record`.
@@ -146,6 +150,12 @@ class RecordResult:
     seconds: float
     ended: Literal["dtmf", "timeout", "hangup", "error"]
     digit: str = ""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing worth keeping was recorded: the caller ended it (a key during the beep,
+        a hang-up at the tone) within :data:`SHORTEST_MESSAGE` seconds."""
+        return self.ended != "error" and self.seconds < SHORTEST_MESSAGE
 
 
 class Call(Protocol):

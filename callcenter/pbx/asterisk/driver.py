@@ -1225,6 +1225,11 @@ class AsteriskCall:
             return RecordResult(full, seconds, "hangup")
         if reason == "timeout":
             return RecordResult(full, seconds, "timeout")
+        if reason == "randomerror" and code is not None and code > 0:
+            # An end key pressed while the beep played: RECORD FILE stops before recording
+            # anything (res_agi answers the beep's interruption this way).
+            self._log.info("record_ended_in_beep", path=full, digit=chr(code))
+            return RecordResult(full, 0.0, "dtmf", chr(code))
         self._log.warning("record_failed", path=full, reason=reason, result=result.result)
         return RecordResult(full, 0.0, "error")
 
