@@ -77,7 +77,10 @@ async def test_alice_clicks_to_dial_her_phone_rings_first_then_the_customer_talk
         cdr = await center.cdr(answered.call_id)
         rows = [e for _, e in await asyncio.to_thread(center.daemon.store.fetch_queue_log)]
         metrics = await asyncio.to_thread(scrape_metrics, center.daemon.api.port)
+        await until(lambda: len(center.daemon.store.fetch_cdrs()) == 2)
+        (leg,) = [r for r in center.daemon.store.fetch_cdrs() if r["uniqueid"] != cdr["uniqueid"]]
     assert status == 200, said
+    assert leg["disposition"] == "ANSWERED", "Alice picked her phone up for the call"
     assert (said["agent"], said["number"], said["queue"]) == ("1001", "5550401", "sales")
     assert (alice_phone.rings, customer.rings) == (1, 1)
     assert [d["state"] for d in shown["dialling"]] == ["talking"]

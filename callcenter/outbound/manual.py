@@ -56,7 +56,13 @@ from callcenter.errors import (
     PBXError,
     UnknownAgent,
 )
-from callcenter.events import AgentDialFailed, AgentDialing, AgentStateChanged, EngineEvent
+from callcenter.events import (
+    AgentDialFailed,
+    AgentDialing,
+    AgentStateChanged,
+    CallAnswered,
+    EngineEvent,
+)
 from callcenter.ivr.values import matches_any
 
 if TYPE_CHECKING:
@@ -214,6 +220,8 @@ class ManualDials:
             log.info("agent_dial_leg_late", call_id=call.info.call_id)
             return "system"
         await call.answer()
+        # The agent picked up: their leg's record says ANSWERED, as a *77 call's does.
+        self._board.bus.publish(CallAnswered(call_id=call.info.call_id))
         dial.leg.set_result(call)
         return await self._talk(dial, call)
 
