@@ -34,6 +34,7 @@ from callcenter.config import load_config
 from callcenter.daemon import resolve
 from callcenter.errors import CallHungUp, ConfigError, EngineError, PBXError
 from callcenter.events import (
+    AgentAlert,
     AgentConnected,
     AgentDialAnswered,
     AgentDialFailed,
@@ -59,7 +60,11 @@ from callcenter.events import (
     QueueJoined,
     RecordingStarted,
     SurveyEnded,
+    VoicemailDone,
+    VoicemailLeft,
+    VoicemailTaken,
 )
+from callcenter.live.api import HTTPError
 from callcenter.log import configure_logging
 from callcenter.records.lock import holder
 from callcenter.records.store import SqliteCdrStore
@@ -159,6 +164,22 @@ class LiveView:
                 return f"agent {event.agent}'s call to {event.number} failed: {event.reason}"
             case AgentPhoneReachable():
                 return f"agent {event.agent}: phone {event.device} registered again"
+            case VoicemailLeft(queue=queue) if queue:
+                return (
+                    f"call {event.call_id}: left a {event.seconds:.1f}s message for queue "
+                    f"{queue}'s agents to call back"
+                )
+            case VoicemailLeft():
+                return f"call {event.call_id}: left a message in box {event.box}"
+            case VoicemailTaken():
+                return f"agent {event.agent} takes the message of call {event.call_id}"
+            case VoicemailDone():
+                return f"agent {event.agent}: message of call {event.call_id} {event.outcome}"
+            case AgentAlert(raised=True):
+                return (
+                    f"agent {event.agent}: {event.figure.replace('_', ' ')} for over "
+                    f"{event.threshold:g}s (alert)"
+                )
         return None
 
 
@@ -231,6 +252,74 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         await asyncio.sleep(1.5 * speed)
         await caller.hangup()
         await center.cdr(caller.uniqueid, timeout=30)
+
+    async def leave_a_message(number: str, others_busy: asyncio.Event) -> None:
+        """A sales caller tired of waiting presses the queue's voicemail key and leaves a
+        message (when the config has one: queues.sales.exit_keys and mailbox)."""
+        sales = daemon.config.queues.get("sales")
+        key = next(
+            (k for k, e in (sales.exit_keys if sales else {}).items() if e.to == "voicemail"),
+            None,
+        )
+        if key is None:
+            return
+        await others_busy.wait()
+        await asyncio.sleep(0.5 * speed)
+        caller = await pbx.call("800", caller_num=number, caller_name="Left A Message")
+        await caller.wait_for_prompt("welcome-menu", timeout=30)
+        await caller.press("1")
+        await caller.wait_moh(timeout=30)
+        await asyncio.sleep(0.5 * speed)
+        await caller.press(key)
+        await caller.wait_for_prompt("beep", timeout=30)
+        # A message of a second at least, whatever --speed: a shorter one is no message.
+        caller.speak(max(1.0, 1.5 * speed))
+        await asyncio.sleep(max(1.2, 1.8 * speed))
+        with contextlib.suppress(CallHungUp):
+            await caller.press("#")
+        await caller.wait_ended(timeout=30)
+
+    async def agent_calls_the_message_back() -> None:
+        """An agent of the queue takes the message left for it, hears it and calls back (as
+        from their desktop): one free now, else the first once free."""
+        acd = daemon.config.acd
+        if acd.dial_out is None:
+            return
+        waiting = []
+        for _ in range(100):
+            waiting = [m for m in await daemon.voicemails.waiting() if m.status == "waiting"]
+            if waiting:
+                break
+            await asyncio.sleep(0.05)
+        if not waiting:
+            return
+        message = waiting[0]
+        router = daemon.router
+        members = [a for a in ids if message.queue in router.agent_view(a)["queues"]]
+        if not members:
+            return
+        agent_id = next((a for a in members if router.agents[a].state == "available"), members[0])
+        center.add_phone(
+            acd.dial_out.replace("${number}", message.number),
+            answer_after=0.8 * speed,
+            hangup_after=2.0 * speed,
+        )
+
+        async def free() -> None:
+            async with asyncio.timeout(60):
+                while router.agents[agent_id].state != "available":  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+
+        await free()  # their last call's wrap-up over
+        print(f"-- agent {agent_id} takes the message on the desktop", file=out, flush=True)
+        with contextlib.suppress(HTTPError):
+            await daemon.api.voicemail_step(agent_id, message.call_id, "take", via="demo")
+            await asyncio.sleep(1.0 * speed)  # listening
+            await daemon.api.voicemail_step(agent_id, message.call_id, "call-back", via="demo")
+            async with asyncio.timeout(60):
+                while router.agents[agent_id].state == "available":  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            await free()
 
     async def supervisor_listens_in(bridged: asyncio.Event) -> None:
         """The supervisor listens to the long call, then coaches its agent, then leaves."""
@@ -359,11 +448,13 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
     await asyncio.gather(
         talk_then_hang_up("2", 7.0, "5550104", first_busy),
         give_up("5550105", first_busy),
+        leave_a_message("5550109", first_busy),
         supervisor_listens_in(first_busy),
     )
     if on_break is not None:
         with contextlib.suppress(EngineError):
             daemon.router.unpause(on_break, via="demo")
+    await agent_calls_the_message_back()
     await caller_rates_the_call("5550106")
     if len(ids) >= 3:
         third = ids[2]

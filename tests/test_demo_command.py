@@ -47,7 +47,9 @@ def test_demo_plays_its_calls_prints_the_cdrs_and_exits_0(tmp_path: Path, pbx: s
     assert "agent 1001 dials 5550108 (own call, through queue sales)" in text
     assert "5550108 answered agent 1001's call" in text
     assert "ringing agent 1001 (Local/dial-1001@" in text or "(loopback/app=conference:dial" in text
-    assert f"11 CDR rows from this run in {tmp_path / 'var' / 'cdr.sqlite3'}" in text
+    assert re.search(r"left a \d+\.\ds message for queue sales's agents to call back", text)
+    assert re.search(r"agent 100[12]: message of call \S+ called-back", text)
+    assert f"14 CDR rows from this run in {tmp_path / 'var' / 'cdr.sqlite3'}" in text
 
 
 def test_a_second_demo_prints_its_own_calls_and_counts_the_earlier_ones(tmp_path: Path) -> None:
@@ -58,8 +60,8 @@ def test_a_second_demo_prints_its_own_calls_and_counts_the_earlier_ones(tmp_path
     text = out.getvalue()
     table = text[text.index("\nstart ") :]
     rows = [line for line in table.splitlines() if line[:4].isdigit()]
-    assert len(rows) == 11, table
-    assert "11 CDR rows from this run (and 11 from earlier runs)" in text
+    assert len(rows) == 14, table
+    assert "14 CDR rows from this run (and 14 from earlier runs)" in text
     assert "agent 1003 logged in (feature-code)" in text, "a fresh day: nobody resumed"
 
 
@@ -78,6 +80,6 @@ def test_a_demo_that_stays_goes_on_taking_calls_and_names_the_pages_and_pins(
     assert "1003 PIN 0420" in said, "the example's own PIN is kept"
     assert "supervisors at /desktop?as=supervisor: 2000 PIN 1234" in said
     (count,) = re.findall(r"(\d+) CDR rows from this run", text)
-    assert int(count) > 11, "the script's 11 calls and the callers who came after"
+    assert int(count) > 14, "the script's 14 calls and the callers who came after"
     table = text[text.index("\nstart ") :]
     assert "shutdown" not in table
