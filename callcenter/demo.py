@@ -272,7 +272,7 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         await asyncio.sleep(0.5 * speed)
         await caller.press(key)
         await caller.wait_for_prompt("beep", timeout=30)
-        # A message of a second at least, whatever --speed: a shorter one is no message.
+        # A message of a second at least, whatever --speed: one an agent can hear.
         caller.speak(max(1.0, 1.5 * speed))
         await asyncio.sleep(max(1.2, 1.8 * speed))
         with contextlib.suppress(CallHungUp):

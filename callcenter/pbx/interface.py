@@ -132,8 +132,9 @@ SayKind = Literal["digits", "number", "date", "time"]
 (``YYYY-MM-DD``) or a time of day (``HH:MM``)."""
 
 
-SHORTEST_MESSAGE = 0.5
-"""Seconds under which a recording is no message (see :attr:`RecordResult.empty`)."""
+SHORTEST_MESSAGE = 0.1
+"""Seconds under which a recording is no message (see :attr:`RecordResult.empty`): the
+time of the key that ended it, not of anything said."""
 
 
 @dataclass(frozen=True, slots=True)
