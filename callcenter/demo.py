@@ -316,10 +316,12 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             await daemon.api.voicemail_step(agent_id, message.call_id, "take", via="demo")
             await asyncio.sleep(1.0 * speed)  # listening
             await daemon.api.voicemail_step(agent_id, message.call_id, "call-back", via="demo")
+            # Until the talk is over (not their wrap-up: the script goes on meanwhile).
             async with asyncio.timeout(60):
                 while router.agents[agent_id].state == "available":  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
-            await free()
+                while router.agents[agent_id].state in ("ringing", "on_call"):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
 
     async def supervisor_listens_in(bridged: asyncio.Event) -> None:
         """The supervisor listens to the long call, then coaches its agent, then leaves."""
@@ -454,7 +456,6 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
     if on_break is not None:
         with contextlib.suppress(EngineError):
             daemon.router.unpause(on_break, via="demo")
-    await agent_calls_the_message_back()
     await caller_rates_the_call("5550106")
     if len(ids) >= 3:
         third = ids[2]
@@ -468,6 +469,7 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             daemon.router.logout(third, via="demo")
         await agent_on_a_line(third, "5550107")
     await agent_dials_out(ids[0], "5550108")
+    await agent_calls_the_message_back()
     await asyncio.sleep(0.2)
 
 
