@@ -363,6 +363,7 @@ class Daemon:
                 holding=self.switchboard.holding,
                 switches=self.switchboard.switch_views,
                 closed=self.switchboard.queue_closed,
+                voicemails=self._voicemails_waiting,
                 today=self.today,
             )
             self.bus.subscribe(self.mqtt.on_event, kinds=self.mqtt.kinds())
@@ -608,6 +609,13 @@ class Daemon:
         names = {aid: a.name for aid, a in config.agents.items() if a.name}
         agents = functools.partial(summary.read_agent_figures, self.store, periods, names)
         return [f.as_dict() for f in await self.recorder.writer.run(agents)]
+
+    def _voicemails_waiting(self, queue: str) -> int | None:
+        """Messages still to call back in ``queue`` (None: the queue has no box)."""
+        settings = self.config.queues.get(queue)
+        if settings is None or not settings.mailbox:
+            return None
+        return self.voicemails.open.get(queue, 0)
 
     async def _call_record(self, call_id: str) -> dict[str, Any] | None:
         """A call's CDR, read on the record writer's thread (None: none)."""

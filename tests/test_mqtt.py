@@ -114,11 +114,15 @@ async def test_a_wallboard_sees_callers_wait_agents_talk_and_the_days_figures(
     assert sales.json()["waiting"] == 0
     assert sales.json()["today"]["offered"] == 1
     assert sales.json()["closed"] is None, "no opening hours: open"
+    assert sales.json()["voicemails"] is None, "no mailbox: no messages to count"
     assert sales.json()["today"]["answered"] == 0
+    assert sales.json()["today"]["service_level_percent"] is None, "none answered"
+    assert sales.json()["today"]["service_level_offered_percent"] == 0.0, "one gave up"
     day = support.json()["today"]
     assert day["offered"] == 1
     assert day["answered_in_service_level"] == 1
     assert day["service_level_percent"] == 100.0
+    assert day["service_level_offered_percent"] == 100.0
     assert 0 <= day["average_wait"] < 5
 
     assert bob.json()["today"]["talk_seconds"] >= 0 and bob.json()["today"]["missed"] == 0

@@ -243,6 +243,10 @@ async def test_the_wallboard_and_prometheus_count_the_messages_still_to_call_bac
         await center.api("POST", f"/voicemails/{first}/done", {"agent": "1001"})
         board = await asyncio.to_thread(_wallboard, center.daemon.api.port)
         after = center.daemon.api.render_metrics()
+        on_mqtt = (
+            center.daemon._voicemails_waiting("sales"),
+            center.daemon._voicemails_waiting("support"),
+        )
         await center.daemon.voicemails.load()
         counted = dict(center.daemon.voicemails.open)
     assert 'callcenter_queue_voicemails_waiting{queue="sales"} 2' in before
@@ -250,6 +254,7 @@ async def test_the_wallboard_and_prometheus_count_the_messages_still_to_call_bac
     assert 'callcenter_queue_voicemails_waiting{queue="support"}' not in after, "no box"
     assert "<th>messages</th>" in board
     assert counted == {"sales": 1}
+    assert on_mqtt == (1, None), "MQTT's queues/<q> voicemails: null for a queue without a box"
 
 
 def _wallboard(port: int) -> str:

@@ -202,6 +202,7 @@ class MQTTPublisher:
         switches: Callable[[], list[dict[str, Any]]] | None = None,
         closed: Callable[[str], str | None] | None = None,
         today: Today | None = None,
+        voicemails: Callable[[str], int | None] | None = None,
     ) -> None:
         self.config = config
         self._owns_today = today is None
@@ -209,6 +210,7 @@ class MQTTPublisher:
         """The day's counters (the daemon's own, which its bus feeds; else this one's)."""
         self._switches = switches
         self._closed = closed
+        self._voicemails = voicemails
         self._supervisors = supervisors
         self._campaigns = campaigns
         self._previews = previews
@@ -496,6 +498,7 @@ class MQTTPublisher:
                 "staffed": view["staffed"],
                 "callbacks": view["callbacks"],
                 "closed": self._closed(name) if self._closed is not None else None,
+                "voicemails": self._voicemails(name) if self._voicemails is not None else None,
                 "today": self.today.queue(name).as_dict(today),
             }
             self._retain(f"{self._prefix}/queues/{name}", payload)
