@@ -113,12 +113,7 @@ class QueueAlerts:
 
     async def run(self) -> None:
         """Look every :data:`LOOK_EVERY` seconds until cancelled."""
-        while True:
-            try:
-                self.look()
-            except Exception:
-                log.exception("queue_alerts_look_failed")
-            await asyncio.sleep(LOOK_EVERY)
+        await _look_every(self.look, "queue_alerts_look_failed")
 
 
 class AgentAlerts:
@@ -198,9 +193,14 @@ class AgentAlerts:
 
     async def run(self) -> None:
         """Look every :data:`LOOK_EVERY` seconds until cancelled."""
-        while True:
-            try:
-                self.look()
-            except Exception:
-                log.exception("agent_alerts_look_failed")
-            await asyncio.sleep(LOOK_EVERY)
+        await _look_every(self.look, "agent_alerts_look_failed")
+
+
+async def _look_every(look: Callable[[], None], failed: str) -> None:
+    # A look that fails (a bug) is logged and tried again: alerts must not stop for good.
+    while True:
+        try:
+            look()
+        except Exception:
+            log.exception(failed)
+        await asyncio.sleep(LOOK_EVERY)

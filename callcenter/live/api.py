@@ -243,6 +243,8 @@ from callcenter.switchboard import ActiveCall, Switchboard
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
+_SOUND: Final = re.compile(r"/voicemails/[^/]+/audio|/calls/[^/]+/recording")
+"""The routes that answer a sound file, not JSON."""
 REVIEW_CALLS = 50
 """Calls of the day a supervisor's review page lists for an agent (newest first)."""
 MESSAGES_FOR = 2.0
@@ -499,25 +501,13 @@ class ControlAPI:
             elif method == "GET" and route == "/wallboard" and not self.read_only:
                 status, text = 200, self._wallboard(request)
                 kind = "text/html; charset=utf-8"
-            elif (
-                method == "GET"
-                and route.startswith("/voicemails/")
-                and route.endswith("/audio")
-                and route.count("/") == 3
-                and not self.read_only
-            ):
+            elif method == "GET" and _SOUND.fullmatch(route) and not self.read_only:
                 self._authorize(request.authorization)
-                media = await self.voicemail_audio(unquote(route.split("/")[2]))
-                status, extra = 200, "Cache-Control: no-store\r\n"
-            elif (
-                method == "GET"
-                and route.startswith("/calls/")
-                and route.endswith("/recording")
-                and route.count("/") == 3
-                and not self.read_only
-            ):
-                self._authorize(request.authorization)
-                media, _ = await self.call_recording(unquote(route.split("/")[2]))
+                _, what, which, _ = route.split("/")
+                if what == "voicemails":
+                    media = await self.voicemail_audio(unquote(which))
+                else:
+                    media, _ = await self.call_recording(unquote(which))
                 status, extra = 200, "Cache-Control: no-store\r\n"
             else:
                 if not (method == "GET" and route == "/health"):
