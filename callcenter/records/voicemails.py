@@ -30,8 +30,6 @@ from callcenter.events import EngineEvent, EventBus, VoicemailDone, VoicemailLef
 from callcenter.records.writer import RecordWriter
 
 VoicemailStatus = Literal["waiting", "taken", "done"]
-OPEN: Final = ("waiting", "taken")
-"""The statuses of a message still to deal with."""
 OUTCOMES: Final = ("called-back", "done")
 """How a taken message is settled (``VoicemailDone.outcome``; ``released`` puts it back)."""
 
@@ -178,6 +176,8 @@ class VoicemailInbox:
 
     async def settle(self, call_id: str, agent: str, outcome: str) -> VoicemailMessage:
         """``agent`` dealt with their message: ``outcome`` one of :data:`OUTCOMES`."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"a message is settled {' or '.join(OUTCOMES)}, not {outcome!r}")
         message = await self.get(call_id)
         at = datetime.now(UTC)
         settled = functools.partial(self.store.settle_voicemail, call_id, agent, outcome, at)
@@ -215,7 +215,6 @@ def _why_not(message: VoicemailMessage, agent: str, *, taking: bool = True) -> s
 
 
 __all__ = [
-    "OPEN",
     "OUTCOMES",
     "VoicemailInbox",
     "VoicemailMessage",
