@@ -58,6 +58,9 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   number, score (NULL: none given), answers (JSON), completed, seconds, at, satisfied
   (the score reached the survey's satisfied_from; NULL: no score or no threshold) (see
   :mod:`callcenter.records.surveys`);
+* ``voicemails``: the messages left in a queue's box: call_id, queue, box, number, name,
+  path, seconds, left_at, status (``waiting``, ``taken``, ``done``), agent, outcome
+  (``called-back``, ``done``), updated (see :mod:`callcenter.records.voicemails`);
 * ``erasures``: one row per ``callcenter erase`` (see :mod:`callcenter.records.erasure`):
   at, via, numbers (how many), counts (JSON: rows changed per table); never the numbers.
   Retention keeps it: it is what shows a request was carried out.
