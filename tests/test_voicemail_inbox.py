@@ -23,7 +23,7 @@ from callcenter.events import VoicemailDone, VoicemailLeft, VoicemailTaken
 from callcenter.records.erasure import erase_records
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.voicemails import VoicemailMessage
-from callcenter.testing import running_center, until
+from callcenter.testing import DesktopBrowser, merge, running_center, until
 
 
 def message(call_id: str = "1796444790.7", **changes: Any) -> VoicemailMessage:
@@ -313,3 +313,20 @@ async def test_a_caller_who_presses_the_end_key_at_the_tone_leaves_no_message(
         waiting = center.daemon.store.fetch_voicemails()
     assert events == [] and waiting == []
     assert row["voicemail"] == ""
+
+
+async def test_a_supervisor_puts_back_a_message_an_agent_left_taken(tmp_path: Path) -> None:
+    config = merge(_voicemail_config(tmp_path), {"supervisors": {"2000": {"pin": "2468"}}})
+    async with running_center(tmp_path, config=config) as center:
+        left = await _leave_a_message(center, "5550076")
+        await until(lambda: center.daemon.store.fetch_open_voicemails() != [])
+        await center.api("POST", f"/voicemails/{left}/take", {"agent": "1003"})
+        sam = DesktopBrowser(center.daemon.api.port)
+        page = await sam.sign_in("2000", "2468", role="supervisor")
+        put_back = await sam.press("Put back")
+        (message,) = center.daemon.store.fetch_open_voicemails()
+    (row,) = [r for r in page.table_rows if len(r) == 5 and r[1] == "5550076"]
+    assert (row[0], row[3]) == ("sales", "taken by 1003")
+    assert put_back.texts["said"] == "The message of 5550076 waits again for agents of sales"
+    assert (message.status, message.agent) == ("waiting", "")
+    assert "Put back" not in put_back.buttons

@@ -662,7 +662,10 @@ class ControlAPI:
             if not refresh.isdigit() or not 1 <= int(refresh) <= 60:
                 raise HTTPError(400, f"refresh is 1 to 60 seconds, not {refresh!r}")
             if role == "supervisor":
-                page = desktop.render_supervisor(self._supervisor_view(person, int(refresh)))
+                view_s = self._supervisor_view(person, int(refresh))
+                shown = {str(q["name"]) for q in view_s.queues}
+                messages = [m for m in await self._open_messages() if m.queue in shown]
+                page = desktop.render_supervisor(dataclasses.replace(view_s, messages=messages))
             else:
                 view = self._desktop_view(router.agent_view(person), int(refresh))
                 view = dataclasses.replace(
@@ -785,9 +788,9 @@ class ControlAPI:
         self._agent_calls_seen[agent_id] = (now, mark, calls)
         return calls
 
-    async def _agent_messages(self, agent: Mapping[str, Any]) -> list[VoicemailMessage]:
-        """The voicemail messages of the agent's queues still to call back (read at most
-        every MESSAGES_FOR seconds for every agent, or after a step through this API)."""
+    async def _open_messages(self) -> list[VoicemailMessage]:
+        """The voicemail messages still to call back, oldest first (read at most every
+        MESSAGES_FOR seconds for every page, or after a step through this API)."""
         if self.voicemails is None:
             return []
         now = time.monotonic()
@@ -797,9 +800,13 @@ class ControlAPI:
                 seen = self._messages_seen = (now, await self.voicemails.waiting())
             except RecordError:
                 return []  # the page goes on without them
+        return seen[1]
+
+    async def _agent_messages(self, agent: Mapping[str, Any]) -> list[VoicemailMessage]:
+        """The messages of the agent's queues still to call back, and theirs."""
         queues = {str(q) for q in agent["queues"]}
         me = str(agent["id"])
-        return [m for m in seen[1] if m.queue in queues or m.agent == me]
+        return [m for m in await self._open_messages() if m.queue in queues or m.agent == me]
 
     def _desktop_sign_in(
         self, request: _Request, pins: dict[str, str | None], title: str
@@ -1019,7 +1026,9 @@ class ControlAPI:
         action, agent = form.get("action", ""), form.get("agent", "")
         note = f"supervisor:{supervisor_id}"
         try:
-            if action in desktop.AGENT_ACTIONS_OF_SUPERVISORS:
+            if action == "voicemail-release":
+                said = await self._supervisor_release(supervisor_id, form.get("id", ""))
+            elif action in desktop.AGENT_ACTIONS_OF_SUPERVISORS:
                 if agent not in self._supervised(supervisor_id):
                     raise HTTPError(403, f"agent {agent} is not in your teams")
                 verb = action.removesuffix("-agent")
@@ -1037,6 +1046,23 @@ class ControlAPI:
             self._desktop_notes[note] = ("", str(exc))
             return
         self._desktop_notes[note] = (said, "")
+
+    async def _supervisor_release(self, supervisor_id: str, message_id: str) -> str:
+        """A supervisor puts back a message taken in one of their agents' queues (its agent
+        went home with it)."""
+        message = await self._voicemail(message_id)
+        mine = set(self._supervised(supervisor_id))
+        queues = {q for a in mine for q in self.switchboard.router.agent_view(a)["queues"]}
+        if message.queue not in queues:
+            raise HTTPError(404, f"no message {message_id} in your queues")
+        try:
+            await self._voicemail_step(self._inbox().release(message_id))
+        finally:
+            self._messages_seen = None
+        log.info(
+            "voicemail_step", message=message_id, step="release", via=f"supervisor:{supervisor_id}"
+        )
+        return f"The message of {message.number} waits again for agents of {message.queue}"
 
     def _supervised(self, supervisor_id: str) -> list[str]:
         """The agents ``supervisor_id`` may monitor (their ``teams``; none given: all)."""

@@ -348,6 +348,8 @@ class SupervisorDesk:
     alerts: Collection[str] = ()
     agent_alerts: Collection[str] = ()
     """Agents whose alert stands (``acd.agent_alerts``): marked with ⚠ over their time."""
+    messages: Sequence[VoicemailMessage] = ()
+    """Voicemail messages of their queues still to call back, oldest first."""
     pbx_down: str | None = None
     said: str = ""
     error: str = ""
@@ -965,11 +967,37 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         + "".join(queue_rows)
         + "</table></section>"
     )
+    if desk.messages:
+        parts.append(_supervised_messages(desk.messages, desk.now))
     parts.append(
         '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
         "</button></form></p></body></html>"
     )
     return "\n".join(parts)
+
+
+def _supervised_messages(messages: Sequence[VoicemailMessage], now: datetime) -> str:
+    """The messages of a supervisor's queues: who has taken which (and a button to put one
+    back, for an agent who left with it), how long the others have waited."""
+    rows = []
+    for message in messages[:MESSAGES_SHOWN]:
+        if message.status == "taken":
+            state = f"taken by {_e(message.agent)}"
+            act = button("voicemail-release", "Put back", id=message.call_id)
+        else:
+            state, act = "waiting", ""
+        waited = clock(max(0.0, (now - message.left_at).total_seconds()))
+        rows.append(
+            f"<tr><td>{_e(message.queue)}</td><td>{_e(message.number)}</td><td>{waited}</td>"
+            f"<td>{state}</td><td>{act}</td></tr>"
+        )
+    hidden = len(messages) - len(rows)
+    more = f"<p>and {hidden} more</p>" if hidden > 0 else ""
+    return (
+        f'<section id="messages"><h2>Messages to call back ({len(messages)})</h2><table>'
+        "<tr><th>queue</th><th>from</th><th>waiting for</th><th></th><th></th></tr>"
+        f"{''.join(rows)}</table>{more}</section>"
+    )
 
 
 def agent_moved(agent: str, verb: str, queue: str) -> str:
