@@ -446,7 +446,8 @@ class DesktopPage(HTMLParser):
         self.headers = dict(headers)
         self.forms: list[DesktopForm] = []
         self.texts: dict[str, str] = {}
-        """The text of elements by id or class: ``state``, ``said``, ``error``, ``down``."""
+        """The text of elements by id or class: ``state``, ``said``, ``error``, ``down``,
+        ``over`` (the agent is over the time allowed in their state)."""
         self.table_rows: list[list[str]] = []
         """Every table row as its cells' text (``th`` and ``td`` alike)."""
         self.refresh = ""
@@ -499,7 +500,7 @@ class DesktopPage(HTMLParser):
         elif tag in ("th", "td"):
             self._cell = []
         key = a.get("id") or a.get("class", "").split(" ")[0]
-        if key in ("state", "said", "error", "down"):
+        if key in ("state", "said", "error", "down", "over"):
             self.texts[key] = ""
             self._open.append((tag, key))
         elif tag == "button" and self.forms:

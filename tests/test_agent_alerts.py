@@ -29,6 +29,7 @@ from callcenter.testing import (
 WATCHED: dict[str, Any] = {
     "acd": {"agent_alerts": {"paused": 60, "pause_reasons": {"break": 0.5}}},
     "supervisors": {"2000": {"pin": "2468"}},
+    "agents": {"1002": {"pin": "2222"}},
 }
 
 
@@ -55,6 +56,7 @@ async def test_a_break_that_runs_over_is_flagged_to_supervisors_until_the_agent_
         board = await asyncio.to_thread(_get, port, "/wallboard")
         sam = DesktopBrowser(port)
         desk = await sam.sign_in("2000", "2468", role="supervisor")
+        bobs = await DesktopBrowser(port).sign_in("1002", "2222")
         router.unpause("1002", via="test")
         await until(lambda: len(_alerts(seen)) == 2, timeout=5)
         cleared = await asyncio.to_thread(scrape_metrics, port)
@@ -71,6 +73,7 @@ async def test_a_break_that_runs_over_is_flagged_to_supervisors_until_the_agent_
     assert '<tr class="alert"><td>Alice</td>' not in board, "lunch may last longer"
     bob = next(r for r in desk.table_rows if r and r[0] == "Bob 1002")
     assert bob[2].endswith("⚠")
+    assert bobs.texts["over"] == "Over the 0:00 allowed: your supervisors see it."
 
 
 def _get(port: int, path: str) -> str:

@@ -136,6 +136,11 @@ class AgentAlerts:
             for agent, (figure, threshold, reason) in sorted(self._raised.items())
         ]
 
+    def over(self, agent: str) -> float | None:
+        """The seconds ``agent`` was allowed in their state, while their alert stands."""
+        standing = self._raised.get(agent)
+        return standing[1] if standing is not None else None
+
     def standing(self) -> dict[str, str]:
         """Agent -> the figure of the alert standing for them."""
         return {agent: figure for agent, (figure, _t, _r) in self._raised.items()}

@@ -1166,6 +1166,7 @@ class ControlAPI:
             preview=next((p for p in board.previews() if p["agent"] == agent_id), None),
             can_dial=config.acd.dial_out is not None,
             open_queues=self._open_queues(),
+            over=board.agent_alerts.over(agent_id),
             hot_desk=agent_id in config.agents and config.agents[agent_id].hot_desk,
             pbx_down=None if self.link.connected else self.link.reason,
             said=said,

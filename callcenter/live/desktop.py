@@ -324,6 +324,9 @@ class Desktop:
     """Queues agents join and leave themselves (those with ``digits``, as by ``*45``)."""
     messages: Sequence[VoicemailMessage] = ()
     """Voicemail messages of the agent's queues still to call back, oldest first."""
+    over: float | None = None
+    """Seconds ``acd.agent_alerts`` allows the state they are in, once they are over it
+    (their supervisors are told); None: not over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,6 +481,11 @@ def _state_section(desk: Desktop, state: str) -> str:
         lines.append("<br>Logged out once this call is over")
     if agent.get("owes_disposition"):
         lines.append("<br><strong>This call still needs its disposition.</strong>")
+    if desk.over is not None:
+        lines.append(
+            f'<br><strong id="over">Over the {clock(desk.over)} allowed: your supervisors '
+            "see it.</strong>"
+        )
     if state != "logged_out" and not agent.get("device_reachable", True):
         lines.append(f"<br>Your phone ({_e(str(agent['device']))}) cannot be reached")
     day = desk.day
