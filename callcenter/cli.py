@@ -2034,6 +2034,8 @@ def _parse_skills(parser: argparse.ArgumentParser, text: str | None) -> dict[str
 
 def _queue_notes(queue: Mapping[str, Any]) -> list[str]:
     notes = [f"closed: {queue['closed']}"] if queue.get("closed") else []
+    if queue.get("voicemails"):
+        notes.append(f"{queue['voicemails']} message(s) to call back")
     today = queue.get("today") or {}
     if today.get("offered"):
         level = today.get("service_level_percent")

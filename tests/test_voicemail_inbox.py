@@ -16,6 +16,7 @@ from test_agent_desktop import _leave_a_message, _voicemail_config
 from test_postgres_records import both_stores
 from test_record_rescue import T0
 
+from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError, ErasureRefused
@@ -239,6 +240,7 @@ async def test_the_wallboard_and_prometheus_count_the_messages_still_to_call_bac
         await _leave_a_message(center, "5550074")
         await until(lambda: len(center.daemon.store.fetch_open_voicemails()) == 2)
         before = center.daemon.api.render_metrics()
+        _, status = await center.api("GET", "/status")
         await center.api("POST", f"/voicemails/{first}/take", {"agent": "1001"})
         await center.api("POST", f"/voicemails/{first}/done", {"agent": "1001"})
         board = await asyncio.to_thread(_wallboard, center.daemon.api.port)
@@ -253,6 +255,9 @@ async def test_the_wallboard_and_prometheus_count_the_messages_still_to_call_bac
     assert 'callcenter_queue_voicemails_waiting{queue="sales"} 1' in after
     assert 'callcenter_queue_voicemails_waiting{queue="support"}' not in after, "no box"
     assert "<th>messages</th>" in board
+    shown = {q["name"]: q["voicemails"] for q in status["queues"]}
+    assert shown == {"sales": 2, "support": None}
+    assert "2 message(s) to call back" in format_status(status)
     assert counted == {"sales": 1}
     assert on_mqtt == (1, None), "MQTT's queues/<q> voicemails: null for a queue without a box"
 

@@ -1230,9 +1230,11 @@ class ControlAPI:
             snapshot["member_changes"] = board.member_views()
             later = board.scheduled_callbacks()
             day = self.today.roll() if self.today is not None else None
+            messages = self._voicemails_open()
             for queue in snapshot.get("queues", []):
                 queue["callbacks_later"] = later.get(queue["name"], 0)
                 queue["closed"] = board.queue_closed(queue["name"])
+                queue["voicemails"] = messages.get(queue["name"])
                 if self.today is not None and day is not None:
                     queue["today"] = self.today.queue(queue["name"]).as_dict(day)
             for agent in snapshot.get("agents", []):
