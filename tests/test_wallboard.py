@@ -147,7 +147,8 @@ def test_a_lost_pbx_an_alert_and_a_closed_queue_are_on_the_screen() -> None:
             queue_days={
                 "sales": QueueDay(
                     offered=40, answered=30, abandoned=10, in_service_level=24, wait_total=900.0
-                )
+                ),
+                "support": QueueDay(offered=2, abandoned=2),
             },
             agent_days={"1001": AgentDay()},
             alerts={"sales"},
@@ -163,6 +164,7 @@ def test_a_lost_pbx_an_alert_and_a_closed_queue_are_on_the_screen() -> None:
     assert cells.row("sales")[1:] == ["7", "12:34", "0 / 2", "1", "40", "30", "10 (25 %)",
                                       "80 % 60 % of offered", "0:30"]  # fmt: skip
     assert cells.row("support")[0] == "support closed: closed until 08:00"
+    assert cells.row("support")[8] == "- 0 % of offered", "none answered, two gave up"
 
 
 async def test_a_team_leader_s_screen_shows_their_team_and_the_queues_it_works(
