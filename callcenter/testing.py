@@ -438,7 +438,8 @@ class DesktopForm:
 
 class DesktopPage(HTMLParser):
     """A page of the agent desktop as a person reads it: its status, its forms (one per
-    button), the text of its notes and state, and its tables' rows."""
+    button: a form with several named buttons is one per button, each sending its own
+    ``name=value``), the text of its notes and state, and its tables' rows."""
 
     def __init__(self, status: int, headers: Mapping[str, str], body: str) -> None:
         super().__init__()
@@ -457,6 +458,7 @@ class DesktopPage(HTMLParser):
         """The ``href`` of each link with an id (``screen-pop``: the caller's CRM page)."""
         self._open: list[tuple[str, str]] = []
         self._cell: list[str] | None = None
+        self._button_names: set[str] = set()
         self.feed(body)
 
     @property
@@ -499,6 +501,15 @@ class DesktopPage(HTMLParser):
             self.table_rows.append([])
         elif tag in ("th", "td"):
             self._cell = []
+        if tag == "button" and self.forms and a.get("name"):
+            form = self.forms[-1]
+            if form.label:  # a second named button: a form of its own
+                named = self._button_names
+                fields = {k: v for k, v in form.fields.items() if k not in named}
+                form = DesktopForm(form.method, form.action, fields)
+                self.forms.append(form)
+            form.fields[a["name"]] = a.get("value", "")
+            self._button_names.add(a["name"])
         key = a.get("id") or a.get("class", "").split(" ")[0]
         if key in ("state", "said", "error", "down", "over"):
             self.texts[key] = ""

@@ -768,3 +768,50 @@ async def _until_served(port: int, path: str, timeout: float = 5.0) -> bytes:
             if head.startswith(b"HTTP/1.1 200"):
                 return body
             await asyncio.sleep(0.05)
+
+
+async def test_alice_transfers_her_caller_to_bob_picked_from_the_free_colleagues(
+    tmp_path: Path,
+) -> None:
+    """Bob is free: the transfer page offers him; the caller is handed to him. A second
+    caller is sent to an outside number Alice types (acd.transfer_allow lists it)."""
+    config = merge(
+        DESK,
+        {"acd": {"transfer_dial": "PJSIP/${number}", "transfer_allow": ["_555XXXX"]}},
+    )
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        bob = center.add_phone("PJSIP/1002", answer_after=0.05)
+        outside = center.add_phone("PJSIP/5550888", answer_after=0.05)
+        router = center.daemon.router
+        router.pause("1002", "lunch", via="test")  # support's first caller goes to Alice
+        browser = DesktopBrowser(center.daemon.api.port)
+        await browser.sign_in("1001", "1111")
+        caller = await center.caller_presses("5550011", "2")
+        await caller.wait_bridged(timeout=5, device="PJSIP/1001")
+        router.unpause("1002", via="test")
+        await until(lambda: router.agents["1001"].state == "on_call")
+        await browser.get()
+        page = await browser.press("Transfer to …")
+        moved = await browser.press("Transfer", to="1002")
+        await caller.wait_bridged(timeout=5, device="PJSIP/1002")
+        await bob.wait_answered(timeout=5)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await until(lambda: router.agents["1001"].state == "available", timeout=10)
+        router.pause("1002", "lunch", via="test")
+        second = await center.caller_presses("5550012", "2")
+        await second.wait_bridged(timeout=5, device="PJSIP/1001")
+        await until(lambda: router.agents["1001"].state == "on_call")
+        await browser.get()
+        await browser.press("Transfer to …")
+        typed = await browser.press("Transfer", number="5550888")
+        await outside.wait_answered(timeout=5)
+        await second.hangup()
+        await center.idle()
+    assert page.refresh == "", "no reload while choosing"
+    assert page.form("Transfer").fields["to"] == "1002"
+    assert "Consult first" in page.buttons
+    assert moved.texts["said"] == "Transferred to 1002"
+    assert row["transfer_path"] == "1001>1002"
+    assert typed.texts["said"] == "Transferred to 5550888"

@@ -731,6 +731,15 @@ class ControlAPI:
             zone = ZoneInfo(config.ivr.timezone)
             page = desktop.render_voicemail(title, agent, message, zone, said=said, error=error)
             return 200, page, _PAGE_HEADERS
+        if route == "/desktop/transfer":
+            looked = time.monotonic()
+            free = [
+                router.agent_view(a, looked)
+                for a in router.agent_ids()
+                if a != person and router.agents[a].state == "available"
+            ]
+            numbers = config.acd.transfer_dial is not None
+            return 200, desktop.render_transfer(title, agent, free, numbers), _PAGE_HEADERS
         if route == "/desktop/dial":
             if config.acd.dial_out is None:
                 raise HTTPError(404, "agents dial no numbers here (acd.dial_out)")
@@ -865,6 +874,8 @@ class ControlAPI:
             self._desktop_notes[note] = ("", f"No such action: {action!r}")
             return
         body: dict[str, Any] = {k: v for k, v in form.items() if k in desktop.FIELDS and v}
+        if action in ("transfer", "consult") and body.get("number"):
+            body["to"] = body.pop("number")  # a number typed on the transfer page
         try:
             if action in ("join", "leave"):
                 self._check_open_queue(str(body.get("queue", "")))

@@ -567,6 +567,10 @@ def _actions_section(desk: Desktop, state: str) -> str:
             buttons.append(button("hold", "Hold"))
         if call.consult is None:
             buttons.append(button("transfer", "Transfer to the supervisor", "", to="supervisor"))
+            buttons.append(
+                '<form method="get" action="/desktop/transfer"><button>Transfer to …</button>'
+                "</form>"
+            )
             buttons += [
                 button("transfer", f"Transfer to queue {q}", "", queue=q)
                 for q in desk.transfer_queues
@@ -772,6 +776,41 @@ def _form_page(
         '<section><form method="post" action="/desktop/act">'
         f'<input type="hidden" name="action" value="{_e(action)}">{fields} '
         f'<button class="main">{_e(label)}</button></form> '
+        '<p><a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
+
+
+def render_transfer(
+    title: str, agent: Mapping[str, Any], colleagues: Sequence[Mapping[str, Any]], numbers: bool
+) -> str:
+    """The form for a transfer (or a consultation first) to a colleague who is free, or to
+    an outside number when ``numbers`` (``acd.transfer_dial``): it does not reload."""
+    parts = _head(title)
+    who = str(agent.get("name") or agent["id"])
+    parts.append(f"<h1>{_e(who)} <small>transfer the caller</small></h1>")
+    options = "".join(
+        f'<option value="{_e(str(c["id"]))}">{_e(str(c.get("name") or c["id"]))} '
+        f"({_e(str(c['id']))})</option>"
+        for c in colleagues
+    )
+    fields = []
+    if options:
+        fields.append(f'<label>To <select name="to">{options}</select></label>')
+    if numbers:
+        # A typed number wins over the list: the form sends both and the API takes one.
+        fields.append('<label>or the number <input name="number" type="tel" size="16"></label>')
+    if not fields:
+        parts.append(
+            "<section><p>No colleague is free and no outside number may be dialled.</p>"
+            '<p><a href="/desktop">Back</a></p></section></body></html>'
+        )
+        return "\n".join(parts)
+    parts.append(
+        '<section><form method="post" action="/desktop/act">'
+        + " ".join(fields)
+        + ' <button name="action" value="transfer" class="main">Transfer</button>'
+        ' <button name="action" value="consult">Consult first</button></form>'
         '<p><a href="/desktop">Back</a></p></section></body></html>'
     )
     return "\n".join(parts)
