@@ -10,7 +10,8 @@ PIN (``agents.<id>.pin``: an agent without a PIN cannot sign in). The page shows
   long the caller has been on the line, the IVR's variables (the screen pop), hold,
   recording and consultation; in wrap-up, the call just ended;
 * a lead shown to them by a preview campaign, with its data;
-* the queues they are in, with the callers waiting there and the longest wait;
+* the queues they are in, with the callers waiting there, the longest wait and the callers
+  waiting to be called back;
 * today's calls and talk time, and the last ten calls they talked on today (time, number,
   queue, the call's talk, the code given, who handed it to them or whom they handed it
   to), read from the records at most every 10 s unless the agent's state changed.
@@ -755,13 +756,13 @@ def _queues_section(desk: Desktop) -> str:
     rows = "".join(
         f"<tr><td>{_e(str(q['name']))}</td><td>{q['waiting']}</td>"
         f"<td>{clock(float(q['longest_wait']))}</td><td>{q['available']} / {q['staffed']}"
-        f"</td><td>{leave(str(q['name']))}</td></tr>"
+        f"</td><td>{q['callbacks']}</td><td>{leave(str(q['name']))}</td></tr>"
         for q in desk.queues
     )
     return (
         '<section id="queues"><h2>Queues</h2><table><tr><th>queue</th><th>waiting</th>'
-        f"<th>longest wait</th><th>agents free</th><th></th></tr>{rows}</table>{more}"
-        "</section>"
+        "<th>longest wait</th><th>agents free</th><th>callbacks</th><th></th></tr>"
+        f"{rows}</table>{more}</section>"
     )
 
 
