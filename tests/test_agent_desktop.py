@@ -815,3 +815,30 @@ async def test_alice_transfers_her_caller_to_bob_picked_from_the_free_colleagues
     assert moved.texts["said"] == "Transferred to 1002"
     assert row["transfer_path"] == "1001>1002"
     assert typed.texts["said"] == "Transferred to 5550888"
+
+
+async def test_sam_gives_bob_french_from_his_page_then_the_configs_skills_again(
+    tmp_path: Path,
+) -> None:
+    config = merge(
+        WATCHED, {"acd": {"skills": ["fr", "de"]}, "agents": {"1002": {"skills": {"de": 4}}}}
+    )
+    async with running_center(tmp_path, config=config) as center:
+        router = center.daemon.router
+        sam = DesktopBrowser(center.daemon.api.port)
+        await sam.sign_in("2000", "2468", role="supervisor")
+        page = await sam.press("Queues …", picking={"id": "1002"})
+        given = await sam.press("Set skills", **{"skill:fr": "7", "skill:de": "4"})
+        fr = dict(router.agents["1002"].skills)
+        refused = await sam.press("Set skills", **{"skill:fr": "11"})
+        reset = await sam.press("Back to the config's skills")
+        back = dict(router.agents["1002"].skills)
+    assert page.form("Set skills").fields == {
+        "action": "skills-agent", "agent": "1002", "back": "/desktop/agent?id=1002",
+        "skill:fr": "", "skill:de": "4",
+    }  # fmt: skip
+    assert given.texts["said"] == "Agent 1002's skills: de 4, fr 7"
+    assert fr == {"fr": 7, "de": 4}
+    assert refused.texts["error"] == "skill 'fr': a level is a whole number 1-10"
+    assert reset.texts["said"] == "Agent 1002 has the config's skills again: de 4"
+    assert back == {"de": 4}

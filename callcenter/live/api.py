@@ -711,6 +711,7 @@ class ControlAPI:
                 router.queue_names(),
                 said=said,
                 error=error,
+                skills=list(config.acd.skills),
             )
             return 200, page, _PAGE_HEADERS
         if role != "agent":
@@ -1039,6 +1040,12 @@ class ControlAPI:
         try:
             if action == "voicemail-release":
                 said = await self._supervisor_release(supervisor_id, form.get("id", ""))
+            elif action in ("skills-agent", "reset-skills-agent"):
+                if agent not in self._supervised(supervisor_id):
+                    raise HTTPError(403, f"agent {agent} is not in your teams")
+                skills = None if action == "reset-skills-agent" else desktop.skills_of(form)
+                answer = self._skills(agent, {"skills": skills}, via=f"supervisor:{supervisor_id}")
+                said = desktop.skills_said(agent, answer["skills"], reset=skills is None)
             elif action in desktop.AGENT_ACTIONS_OF_SUPERVISORS:
                 if agent not in self._supervised(supervisor_id):
                     raise HTTPError(403, f"agent {agent} is not in your teams")
@@ -1567,7 +1574,7 @@ class ControlAPI:
             shown["device"] = agent.device
         return shown
 
-    def _skills(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _skills(self, agent_id: str, body: dict[str, Any], via: str = "api") -> dict[str, Any]:
         """``{"skills": {"fr": 7}}`` gives the agent those skills; ``{"skills": null}`` the
         config's again (raises UnknownAgent; EngineError for a bad skill or level)."""
         if "skills" not in body:
@@ -1578,7 +1585,7 @@ class ControlAPI:
         if skills is not None and not isinstance(skills, dict):
             raise HTTPError(400, '"skills" maps skill names to levels 1-10: {"fr": 7}')
         try:
-            changed = self.switchboard.set_skills(agent_id, skills, via="api")
+            changed = self.switchboard.set_skills(agent_id, skills, via=via)
         except UnknownAgent:
             raise
         except EngineError as exc:

@@ -1059,11 +1059,18 @@ def agent_moved(agent: str, verb: str, queue: str) -> str:
 
 
 def render_membership(
-    title: str, agent: Mapping[str, Any], queues: Sequence[str], *, said: str, error: str
+    title: str,
+    agent: Mapping[str, Any],
+    queues: Sequence[str],
+    *,
+    said: str,
+    error: str,
+    skills: Sequence[str] = (),
 ) -> str:
     """A supervisor's page for one agent's queues: a button to put them in each queue they
     are not in and to take them out of each they are in (kept across restarts, as ``agent
-    join``/``leave``)."""
+    join``/``leave``), and their skill levels to change (``skills``: those of
+    ``acd.skills``; the agent's own are shown too)."""
     aid = str(agent["id"])
     member = set(agent["queues"])
     back = f"/desktop/agent?id={aid}"
@@ -1083,6 +1090,50 @@ def render_membership(
     parts.append(
         '<section id="queues"><h2>Queues</h2><table><tr><th>queue</th><th></th><th></th></tr>'
         + "".join(rows)
-        + '</table><p><a href="/desktop">Back to the desktop</a></p></section></body></html>'
+        + "</table></section>"
     )
+    current: Mapping[str, int] = agent.get("skills") or {}
+    names = [*skills, *(name for name in current if name not in skills)]
+    if names:
+        inputs = "".join(
+            f'<label>{_e(name)} <input name="skill:{_e(name)}" type="number" min="0" max="10" '
+            f'size="3" value="{current.get(name, "")}"></label> '
+            for name in names
+        )
+        hidden = (
+            f'<input type="hidden" name="agent" value="{_e(aid)}">'
+            f'<input type="hidden" name="back" value="{_e(back)}">'
+        )
+        parts.append(
+            '<section id="skills"><h2>Skills</h2><form method="post" action="/desktop/act">'
+            f'<input type="hidden" name="action" value="skills-agent">{hidden}{inputs}'
+            '<button class="main">Set skills</button></form> '
+            + button("reset-skills-agent", "Back to the config's skills", agent=aid, back=back)
+            + "<p><small>A level 1-10; 0 or empty: not that skill. Kept across restarts "
+            "until set back.</small></p></section>"
+        )
+    parts.append('<p><a href="/desktop">Back to the desktop</a></p></body></html>')
     return "\n".join(parts)
+
+
+def skills_of(form: Mapping[str, str]) -> dict[str, int]:
+    """The skill levels typed on an agent's page (``skill:<name>`` fields; 0 or empty:
+    not that skill). A level that is no whole number becomes -1, which the engine refuses
+    with its own message."""
+    levels: dict[str, int] = {}
+    for key, value in form.items():
+        if not key.startswith("skill:") or not value.strip():
+            continue
+        text = value.strip()
+        level = int(text) if text.lstrip("-").isdigit() else -1
+        if level != 0:
+            levels[key.removeprefix("skill:")] = level
+    return levels
+
+
+def skills_said(agent: str, skills: Mapping[str, int], *, reset: bool) -> str:
+    """What a supervisor's page says once an agent's skills changed."""
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(skills.items())) or "none"
+    if reset:
+        return f"Agent {agent} has the config's skills again: {shown}"
+    return f"Agent {agent}'s skills: {shown}"
