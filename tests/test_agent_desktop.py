@@ -176,6 +176,9 @@ async def test_a_callback_code_and_a_number_to_dial_have_pages_of_their_own(
     assert asked.refresh == "", "no reload while typing"
     assert asked.forms[0].fields["code"] == "later"
     assert coded.texts["said"] == "Code later given to the call"
+    promised = [r for r in coded.table_rows if len(r) == 3 and r[1] == "5550003"]
+    assert [r[2] for r in promised] == ["sales"], "her page lists the callback she promised"
+    assert promised[0][0].endswith(local.strftime("%H:%M"))
     assert list(timed) == [f"{caller.uniqueid}+callback"]
     assert past.status == 200
     assert "has passed" in refused.texts["error"]

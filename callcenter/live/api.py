@@ -1185,6 +1185,7 @@ class ControlAPI:
             can_dial=config.acd.dial_out is not None,
             open_queues=self._open_queues(),
             over=board.agent_alerts.over(agent_id),
+            promised=board.promised_callbacks(agent_id),
             hot_desk=agent_id in config.agents and config.agents[agent_id].hot_desk,
             pbx_down=None if self.link.connected else self.link.reason,
             said=said,

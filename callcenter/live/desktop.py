@@ -328,6 +328,9 @@ class Desktop:
     over: float | None = None
     """Seconds ``acd.agent_alerts`` allows the state they are in, once they are over it
     (their supervisors are told); None: not over."""
+    promised: Sequence[Mapping[str, Any]] = ()
+    """The callbacks the agent promised (a callback code's time), not yet due: ``number``,
+    ``queue``, ``at`` (in the centre's time zone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,6 +460,8 @@ def render(desk: Desktop) -> str:
     parts.append(_queues_section(desk))
     if desk.messages:
         parts.append(_messages_section(desk))
+    if desk.promised:
+        parts.append(_promised_section(desk.promised, desk.now))
     if desk.calls:
         parts.append(_calls_section(desk.calls))
     parts.append(
@@ -613,6 +618,27 @@ def _actions_section(desk: Desktop, state: str) -> str:
     if state != "logged_out" and not agent.get("logout_pending"):
         buttons.append(button("logout", "Log out of my queues"))
     return '<section id="actions">' + "".join(buttons) + "</section>"
+
+
+def _promised_section(promised: Sequence[Mapping[str, Any]], now: datetime) -> str:
+    rows = "".join(
+        f"<tr><td>{_when(c['at'], now)}</td><td>{_e(str(c['number']))}</td>"
+        f"<td>{_e(str(c['queue']))}</td></tr>"
+        for c in promised
+    )
+    return (
+        '<section id="promised"><h2>Callbacks you promised</h2><table><tr><th>at</th>'
+        f"<th>number</th><th>queue</th></tr>{rows}</table><p><small>Offered to you first "
+        "when due.</small></p></section>"
+    )
+
+
+def _when(at: datetime, now: datetime) -> str:
+    """A time as an agent reads it: ``14:30`` today, else ``Tue 12-08 09:00``."""
+    local = at.astimezone(now.tzinfo)
+    return (
+        local.strftime("%H:%M") if local.date() == now.date() else local.strftime("%a %m-%d %H:%M")
+    )
 
 
 def _messages_section(desk: Desktop) -> str:
