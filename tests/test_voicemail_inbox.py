@@ -328,9 +328,11 @@ async def test_a_supervisor_puts_back_a_message_an_agent_left_taken(tmp_path: Pa
         await center.api("POST", f"/voicemails/{left}/take", {"agent": "1003"})
         sam = DesktopBrowser(center.daemon.api.port)
         page = await sam.sign_in("2000", "2468", role="supervisor")
+        listened = await sam.fetch(page.links.get("listen-" + left, ""))
         put_back = await sam.press("Put back")
         (message,) = center.daemon.store.fetch_open_voicemails()
-    (row,) = [r for r in page.table_rows if len(r) == 5 and r[1] == "5550076"]
+    (row,) = [r for r in page.table_rows if len(r) == 6 and r[1] == "5550076"]
+    assert (listened[0], listened[2][:4]) == (200, b"RIFF"), "Sam hears it too"
     assert (row[0], row[3]) == ("sales", "taken by 1003")
     assert put_back.texts["said"] == "The message of 5550076 waits again for agents of sales"
     assert (message.status, message.agent) == ("waiting", "")

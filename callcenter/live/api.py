@@ -700,6 +700,11 @@ class ControlAPI:
 
             sound, _ = await self.call_recording(query.get("call", ""), theirs)
             return 200, sound, "Cache-Control: no-store\r\n"
+        if role == "supervisor" and route == "/desktop/voicemail/audio":
+            message = await self._voicemail(query.get("id", ""))
+            if message.queue not in self._supervised_queues(person):
+                raise HTTPError(404, f"no message {message.call_id} in your queues")
+            return 200, await self.voicemail_audio(message.call_id), "Cache-Control: no-store\r\n"
         if role == "supervisor" and route == "/desktop/agent":
             agent_id = query.get("id", "")
             if agent_id not in self._supervised(person):
@@ -1069,9 +1074,7 @@ class ControlAPI:
         """A supervisor puts back a message taken in one of their agents' queues (its agent
         went home with it)."""
         message = await self._voicemail(message_id)
-        mine = set(self._supervised(supervisor_id))
-        queues = {q for a in mine for q in self.switchboard.router.agent_view(a)["queues"]}
-        if message.queue not in queues:
+        if message.queue not in self._supervised_queues(supervisor_id):
             raise HTTPError(404, f"no message {message_id} in your queues")
         try:
             await self._voicemail_step(self._inbox().release(message_id))
@@ -1081,6 +1084,11 @@ class ControlAPI:
             "voicemail_step", message=message_id, step="release", via=f"supervisor:{supervisor_id}"
         )
         return f"The message of {message.number} waits again for agents of {message.queue}"
+
+    def _supervised_queues(self, supervisor_id: str) -> set[str]:
+        """The queues the agents of ``supervisor_id``'s teams are in."""
+        router = self.switchboard.router
+        return {q for a in self._supervised(supervisor_id) for q in router.agent_view(a)["queues"]}
 
     def _supervised(self, supervisor_id: str) -> list[str]:
         """The agents ``supervisor_id`` may monitor (their ``teams``; none given: all)."""

@@ -1061,15 +1061,23 @@ def _supervised_messages(messages: Sequence[VoicemailMessage], now: datetime) ->
         else:
             state, act = "waiting", ""
         waited = clock(max(0.0, (now - message.left_at).total_seconds()))
+        # A link, not a player: this page reloads itself, which would cut the sound off.
+        sound = f"/desktop/voicemail/audio?id={quote(message.call_id)}"
+        heard = (
+            f'<a id="listen-{_e(message.call_id)}" href="{_e(sound)}" target="_blank" '
+            'rel="noopener">Listen</a>'
+        )
+
         rows.append(
             f"<tr><td>{_e(message.queue)}</td><td>{_e(message.number)}</td><td>{waited}</td>"
-            f"<td>{state}</td><td>{act}</td></tr>"
+            f"<td>{state}</td><td>{heard}</td><td>{act}</td></tr>"
         )
     hidden = len(messages) - len(rows)
     more = f"<p>and {hidden} more</p>" if hidden > 0 else ""
     return (
         f'<section id="messages"><h2>Messages to call back ({len(messages)})</h2><table>'
-        "<tr><th>queue</th><th>from</th><th>waiting for</th><th></th><th></th></tr>"
+        "<tr><th>queue</th><th>from</th><th>waiting for</th><th></th><th>message</th><th></th>"
+        "</tr>"
         f"{''.join(rows)}</table>{more}</section>"
     )
 
