@@ -2058,7 +2058,10 @@ def format_status(status: dict[str, Any]) -> str:
         if view.get("on"):
             lines.append(f"Switch {format_switches([view])}")
     for alert in status.get("alerts", []):
-        figure = " callers waiting" if alert.get("figure") == "waiting" else "s longest wait"
+        figure = {
+            "waiting": " callers waiting",
+            "voicemails": " messages to call back",
+        }.get(str(alert.get("figure")), "s longest wait")
         lines.append(
             f"ALERT queue {alert.get('queue')}: {alert.get('threshold'):g}{figure} or more"
         )

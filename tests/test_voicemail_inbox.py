@@ -20,7 +20,7 @@ from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError, ErasureRefused
-from callcenter.events import VoicemailDone, VoicemailLeft, VoicemailTaken
+from callcenter.events import QueueAlert, VoicemailDone, VoicemailLeft, VoicemailTaken
 from callcenter.records.erasure import erase_records
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.voicemails import VoicemailMessage
@@ -337,3 +337,25 @@ async def test_a_supervisor_puts_back_a_message_an_agent_left_taken(tmp_path: Pa
     assert put_back.texts["said"] == "The message of 5550076 waits again for agents of sales"
     assert (message.status, message.agent) == ("waiting", "")
     assert "Put back" not in put_back.buttons
+
+
+async def test_messages_piling_up_raise_the_queues_alert_until_one_is_dealt_with(
+    tmp_path: Path,
+) -> None:
+    config = merge(
+        _voicemail_config(tmp_path), {"queues": {"sales": {"alerts": {"voicemails": 1}}}}
+    )
+    async with running_center(tmp_path, config=config) as center:
+        seen: list[Any] = []
+        center.daemon.switchboard.bus.subscribe(seen.append, (QueueAlert,))
+        left = await _leave_a_message(center, "5550077")
+        await until(lambda: len(seen) == 1, timeout=5)
+        _, status = await center.api("GET", "/status")
+        await center.api("POST", f"/voicemails/{left}/take", {"agent": "1001"})
+        await center.api("POST", f"/voicemails/{left}/done", {"agent": "1001"})
+        await until(lambda: len(seen) == 2, timeout=5)
+    assert [(e.queue, e.figure, e.raised) for e in seen] == [
+        ("sales", "voicemails", True),
+        ("sales", "voicemails", False),
+    ]
+    assert "ALERT queue sales: 1 messages to call back or more" in format_status(status)

@@ -1908,6 +1908,14 @@ class QueueAlerts(_Model):
         "watched.",
         examples=[120],
     )
+    voicemails: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="Raised while this many voicemail messages or more wait to be called back "
+        "(the queue's mailbox). null: not watched.",
+        examples=[5],
+    )
 
 
 PAUSE_REASONS: Final = ("break", "lunch", "training", "meeting")

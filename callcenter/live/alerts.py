@@ -1,10 +1,11 @@
 """Queue and agent alerts.
 
-Queue alerts: a ``QueueAlert`` event when a queue's waiting callers or longest wait
-reach the thresholds of its ``alerts`` (``queues.<q>.alerts``), and another when they are
-back under them, so that a supervisor is paged (a webhook into the team's chat) before the
-callers give up. Wallboards get the same events (MQTT ``events``, ``GET /events``) and
-Prometheus a gauge, ``callcenter_queue_alert{queue,figure}``.
+Queue alerts: a ``QueueAlert`` event when a queue's waiting callers, longest wait or
+voicemail messages still to call back reach the thresholds of its ``alerts``
+(``queues.<q>.alerts``), and another when they are back under them, so that a supervisor
+is paged (a webhook into the team's chat) before the callers give up. Wallboards get the
+same events (MQTT ``events``, ``GET /events``) and Prometheus a gauge,
+``callcenter_queue_alert{queue,figure}``.
 
 The figures are looked at every :data:`LOOK_EVERY` seconds (a wait grows without any
 event to say so), from the router's view of the queue: callers, not the campaign's or
@@ -34,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 LOOK_EVERY: Final = 1.0
 """Seconds between two looks at the queues' figures."""
-FIGURES: Final = ("waiting", "longest_wait")
+FIGURES: Final = ("waiting", "longest_wait", "voicemails")
 
 
 class QueueAlerts:
@@ -48,6 +49,9 @@ class QueueAlerts:
         self._config = config
         self._raised: dict[tuple[str, str], float] = {}
         """(queue, figure) -> threshold, for the alerts raised now."""
+        self.voicemails: Callable[[str], int] = lambda queue: 0
+        """A queue's voicemail messages still to call back (the daemon sets it: the inbox
+        is the records')."""
 
     def raised(self) -> list[dict[str, object]]:
         """The alerts standing now (``/status``)."""
@@ -85,7 +89,10 @@ class QueueAlerts:
                 threshold = getattr(alerts, figure)
                 if threshold is None:
                     continue
-                value = float(view[figure])
+                if figure == "voicemails":
+                    value = float(self.voicemails(queue))
+                else:
+                    value = float(view[figure])
                 standing = (queue, figure) in self._raised
                 if value >= threshold and not standing:
                     self._change(queue, figure, value, float(threshold), raised=True)
