@@ -479,7 +479,8 @@ DEMO_PIN = "1234"
 
 async def _stay(center: Center, speed: float, seconds: float | None, out: TextIO) -> None:
     """After the script: every agent at work and answering, a caller every few seconds
-    (sales or support, talking a while), until SIGINT/SIGTERM or ``seconds``."""
+    (sales or support, talking a while; now and then a sales caller leaves a message
+    instead), until SIGINT/SIGTERM or ``seconds``."""
     daemon = center.daemon
     config = daemon.config
     for agent_id, agent in config.agents.items():
@@ -507,12 +508,30 @@ async def _stay(center: Center, speed: float, seconds: float | None, out: TextIO
             loop.add_signal_handler(signum, done.set)
     callers: set[asyncio.Task[None]] = set()
 
-    async def one_caller(number: str, key: str, talk: float) -> None:
+    sales = config.queues.get("sales")
+    voicemail_key = next(
+        (k for k, e in (sales.exit_keys if sales else {}).items() if e.to == "voicemail"), None
+    )
+
+    async def one_caller(number: str, key: str, talk: float, message: bool) -> None:
         caller = await center.pbx.call("800", caller_num=number, caller_name="Demo Caller")
         try:
             with contextlib.suppress(CallHungUp, TimeoutError, PBXError):
                 await caller.wait_for_prompt("welcome-menu", timeout=30)
                 await caller.press(key)
+                if message and voicemail_key is not None:
+                    # Tired of waiting: a message for the desktops' "Messages to call back".
+                    await caller.wait_moh(timeout=30)
+                    await asyncio.sleep(0.5)
+                    message = caller.state != "bridged"
+                if message and voicemail_key is not None:
+                    await caller.press(voicemail_key)
+                    await caller.wait_for_prompt("beep", timeout=30)
+                    caller.speak(3.0)
+                    await asyncio.sleep(3.5)
+                    await caller.press("#")
+                    await caller.wait_ended(timeout=30)
+                    return
                 await caller.wait_bridged(timeout=60)
                 await asyncio.sleep(talk)
         finally:
@@ -527,7 +546,9 @@ async def _stay(center: Center, speed: float, seconds: float | None, out: TextIO
         while not done.is_set() and (deadline is None or loop.time() < deadline):
             n += 1
             talk = rng.uniform(8.0, 30.0) * speed
-            task = asyncio.create_task(one_caller(f"55590{n % 100:02d}", rng.choice("12"), talk))
+            key = rng.choice("12")
+            message = key == "1" and rng.random() < 0.15
+            task = asyncio.create_task(one_caller(f"55590{n % 100:02d}", key, talk, message))
             callers.add(task)
             task.add_done_callback(callers.discard)
             with contextlib.suppress(TimeoutError):
