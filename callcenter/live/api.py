@@ -772,9 +772,10 @@ class ControlAPI:
         raise HTTPError(404, f"no route {method} {route}")
 
     def forget_calls_read(self) -> None:
-        """Drop the agents' calls read for their desktops (an erasure changed the records:
-        the next page reads them again)."""
+        """Drop the agents' calls and the messages read for the desktops (an erasure changed
+        the records: the next page reads them again)."""
         self._agent_calls_seen.clear()
+        self._messages_seen = None
 
     async def _todays_calls(self, agent: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The agent's calls today (``desktop.CALLS_SHOWN`` newest), read from the records
