@@ -359,3 +359,23 @@ async def test_messages_piling_up_raise_the_queues_alert_until_one_is_dealt_with
         ("sales", "voicemails", False),
     ]
     assert "ALERT queue sales: 1 messages to call back or more" in format_status(status)
+
+
+async def test_without_dial_out_a_message_is_heard_and_marked_done_not_called_back(
+    tmp_path: Path,
+) -> None:
+    """No acd.dial_out: agents call nobody through the centre; the message's page offers
+    Done and Put back only (the agent calls from elsewhere)."""
+    config = merge(_voicemail_config(tmp_path), {"acd": {"dial_out": None, "dial_out_allow": []}})
+    async with running_center(tmp_path, config=config) as center:
+        await _leave_a_message(center, "5550078")
+        await until(lambda: center.daemon.store.fetch_open_voicemails() != [])
+        alice = DesktopBrowser(center.daemon.api.port)
+        await alice.sign_in("1001", "1111")
+        page = await alice.get()
+        opened = await alice.press("Take and listen")
+        done = await alice.press("Done (dealt with otherwise)")
+    assert "Take and listen" in page.buttons
+    assert not [b for b in opened.buttons if b.startswith("Call ")]
+    assert "Put back for someone else" in opened.buttons
+    assert done.texts["said"] == "Message dealt with"

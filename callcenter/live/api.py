@@ -735,7 +735,15 @@ class ControlAPI:
                 )
             said, error = self._desktop_notes.pop(f"agent:{person}", ("", ""))
             zone = ZoneInfo(config.ivr.timezone)
-            page = desktop.render_voicemail(title, agent, message, zone, said=said, error=error)
+            page = desktop.render_voicemail(
+                title,
+                agent,
+                message,
+                zone,
+                said=said,
+                error=error,
+                can_dial=config.acd.dial_out is not None,
+            )
             return 200, page, _PAGE_HEADERS
         if route == "/desktop/transfer":
             looked = time.monotonic()

@@ -713,9 +713,11 @@ def render_voicemail(
     *,
     said: str = "",
     error: str = "",
+    can_dial: bool = True,
 ) -> str:
     """One message the agent took: its sound (a browser plays WAV files) and what to do
-    with it. The page does not reload itself (that would stop the sound)."""
+    with it (calling back when ``can_dial``: ``acd.dial_out``). The page does not reload
+    itself (that would stop the sound)."""
     parts = _head(title)
     who = str(agent.get("name") or agent["id"])
     parts.append(f"<h1>{_e(who)} <small>a message to call back</small></h1>")
@@ -735,8 +737,13 @@ def render_voicemail(
     buttons = ""
     if message.status == "taken" and message.agent == str(agent["id"]):
         ident = message.call_id
-        buttons = (
+        call_back = (
             button("voicemail-call-back", f"Call {message.number} back", "main", id=ident)
+            if can_dial and message.number
+            else ""
+        )
+        buttons = (
+            call_back
             + button("voicemail-done", "Done (dealt with otherwise)", id=ident)
             + button("voicemail-release", "Put back for someone else", id=ident)
         )
