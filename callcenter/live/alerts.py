@@ -109,14 +109,7 @@ class QueueAlerts:
         self._bus.publish(
             QueueAlert(queue=queue, figure=figure, value=value, threshold=threshold, raised=raised)
         )
-        said = log.warning if raised else log.info
-        said(
-            "queue_alert_raised" if raised else "queue_alert_cleared",
-            queue=queue,
-            figure=figure,
-            value=value,
-            threshold=threshold,
-        )
+        _logged("queue_alert", raised, queue=queue, figure=figure, value=value, threshold=threshold)
 
     async def run(self) -> None:
         """Look every :data:`LOOK_EVERY` seconds until cancelled."""
@@ -194,18 +187,21 @@ class AgentAlerts:
                 reason=reason,
             )
         )
-        said = log.warning if raised else log.info
-        said(
-            "agent_alert_raised" if raised else "agent_alert_cleared",
-            agent=agent,
-            figure=figure,
-            reason=reason,
-            threshold=threshold,
+        _logged(
+            "agent_alert", raised, agent=agent, figure=figure, reason=reason, threshold=threshold
         )
 
     async def run(self) -> None:
         """Look every :data:`LOOK_EVERY` seconds until cancelled."""
         await _look_every(self.look, "agent_alerts_look_failed")
+
+
+def _logged(what: str, raised: bool, **fields: object) -> None:
+    """``<what>_raised`` (a warning) or ``<what>_cleared``."""
+    if raised:
+        log.warning(f"{what}_raised", **fields)
+    else:
+        log.info(f"{what}_cleared", **fields)
 
 
 async def _look_every(look: Callable[[], None], failed: str) -> None:
