@@ -449,6 +449,8 @@ class DesktopPage(HTMLParser):
         self.texts: dict[str, str] = {}
         """The text of elements by id or class: ``state``, ``said``, ``error``, ``down``,
         ``over`` (the agent is over the time allowed in their state)."""
+        self.title = ""
+        """The browser tab's title."""
         self.table_rows: list[list[str]] = []
         """Every table row as its cells' text (``th`` and ``td`` alike)."""
         self.refresh = ""
@@ -510,6 +512,8 @@ class DesktopPage(HTMLParser):
                 self.forms.append(form)
             form.fields[a["name"]] = a.get("value", "")
             self._button_names.add(a["name"])
+        if tag == "title":
+            self._open.append((tag, "title"))
         key = a.get("id") or a.get("class", "").split(" ")[0]
         if key in ("state", "said", "error", "down", "over"):
             self.texts[key] = ""
@@ -530,6 +534,8 @@ class DesktopPage(HTMLParser):
         for _tag, key in self._open:
             if key == "button":
                 self.forms[-1].label += data
+            elif key == "title":
+                self.title += data
             else:
                 self.texts[key] += data
 

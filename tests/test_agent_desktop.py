@@ -5,6 +5,7 @@ demo PBXs, read as a browser reads the pages (:class:`callcenter.testing.Desktop
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,16 @@ from test_campaigns import scene
 
 from callcenter.events import CallDisposed, EngineEvent
 from callcenter.live.api import client_address
-from callcenter.live.desktop import ALL_TRIES, PIN_TRIES, DesktopSessions, SignInGuard
+from callcenter.live.desktop import (
+    ALL_TRIES,
+    PIN_TRIES,
+    Desktop,
+    DesktopSessions,
+    SignInGuard,
+    render,
+)
+from callcenter.live.today import AgentDay
+from callcenter.records.voicemails import VoicemailMessage
 from callcenter.testing import DesktopBrowser, DesktopPage, merge, running_center, until
 
 #: Alice (1001, PIN 1111) takes sales and support; Bob (1002) support; Carol (1003, PIN
@@ -641,6 +651,7 @@ async def test_alice_hears_a_message_left_for_sales_and_calls_the_caller_back(
         after = await alice.get()
         message = await center.daemon.voicemails.get(message_id)
         dialled = await _record_where(center, lambda row: row["dst"] == "5550077")
+    assert listed.title == "(1) Call centre", "the tab says a message waits"
     (row,) = [r for r in listed.table_rows if len(r) == 5 and r[1] == "5550077 (Dan)"]
     assert row[2:4] == ["sales", row[3]] and row[3].startswith("0:0")
     assert opened.refresh == "", "no reload while listening"
@@ -845,3 +856,31 @@ async def test_sam_gives_bob_french_from_his_page_then_the_configs_skills_again(
     assert refused.texts["error"] == "skill 'fr': a level is a whole number 1-10"
     assert reset.texts["said"] == "Agent 1002 has the config's skills again: de 4"
     assert back == {"de": 4}
+
+
+def test_the_browser_tab_says_a_call_rings_and_how_many_messages_wait() -> None:
+    """The desktop is often behind the CRM's page: its tab's title is what shows."""
+    agent = {"id": "1001", "name": "Alice", "state": "ringing", "time_in_state": 2.0,
+             "queues": ["sales"], "device": "PJSIP/1001"}  # fmt: skip
+    left = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    waiting = VoicemailMessage("m1", "sales", "sales", "5550001", "", "/vm/m1.wav", 4.0, left)
+    taken = dataclasses.replace(waiting, call_id="m2", status="taken", agent="1003")
+    desk = Desktop(
+        title="Support",
+        now=datetime(2026, 12, 6, 10, 0, tzinfo=UTC),
+        agent=agent,
+        queues=[],
+        day=AgentDay(),
+        pause_reasons=["lunch"],
+        dispositions={},
+        transfer_queues=[],
+        messages=[waiting, taken],
+    )
+    ringing = DesktopPage(200, {}, render(desk))
+    free = DesktopPage(
+        200,
+        {},
+        render(dataclasses.replace(desk, agent={**agent, "state": "available"}, messages=[])),
+    )
+    assert ringing.title == "Ringing · (1) Support", "a message taken by Carol is not Alice's"
+    assert free.title == "Support"
