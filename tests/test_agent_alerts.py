@@ -73,6 +73,7 @@ async def test_a_break_that_runs_over_is_flagged_to_supervisors_until_the_agent_
     assert '<tr class="alert"><td>Alice</td>' not in board, "lunch may last longer"
     bob = next(r for r in desk.table_rows if r and r[0] == "Bob 1002")
     assert bob[2].endswith("⚠")
+    assert desk.title == "⚠ 1 · Call centre", "Sam's tab shows an alert stands"
     assert bobs.texts["over"] == "Over the 0:00 allowed: your supervisors see it."
 
 

@@ -403,8 +403,8 @@ def _notes(said: str, error: str) -> list[str]:
 
 def _top(desk: Desktop | SupervisorDesk, who: str, small: str) -> list[str]:
     """The start of a desktop page: who it is for, a PBX link that is down, the notes. The
-    browser tab's title says what needs the agent: a call ringing, messages to call back
-    (the page is often behind another one, the CRM's)."""
+    browser tab's title says what needs the agent (a call ringing, messages to call back)
+    or the supervisor (alerts standing): the page is often behind another one."""
     title = desk.title
     if isinstance(desk, Desktop):
         waiting = [m for m in desk.messages if m.status == "waiting"]
@@ -412,6 +412,10 @@ def _top(desk: Desktop | SupervisorDesk, who: str, small: str) -> list[str]:
             title = f"({len(waiting)}) {title}"
         if desk.agent.get("state") == "ringing":
             title = f"Ringing · {title}"
+    else:
+        standing = len(desk.alerts) + len(desk.agent_alerts)
+        if standing:
+            title = f"⚠ {standing} · {title}"
     parts = _head(title, desk.refresh)
     parts.append(f"<h1>{_e(who)} <small>{_e(small)}</small></h1>")
     if desk.pbx_down is not None:
