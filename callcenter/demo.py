@@ -68,7 +68,7 @@ from callcenter.live.api import HTTPError
 from callcenter.log import configure_logging
 from callcenter.records.lock import holder
 from callcenter.records.store import SqliteCdrStore
-from callcenter.testing import DEMO_SECRET, Center, Transport, running_center
+from callcenter.testing import DEMO_SECRET, Center, Transport, running_center, until
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "callcenter.yaml"
 
@@ -304,24 +304,16 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             answer_after=0.8 * speed,
             hangup_after=2.0 * speed,
         )
-
-        async def free() -> None:
-            async with asyncio.timeout(60):
-                while router.agents[agent_id].state != "available":  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-
-        await free()  # their last call's wrap-up over
+        agent = router.agents[agent_id]
+        await until(lambda: agent.state == "available", timeout=60)  # their wrap-up over
         print(f"-- agent {agent_id} takes the message on the desktop", file=out, flush=True)
         with contextlib.suppress(HTTPError):
             await daemon.api.voicemail_step(agent_id, message.call_id, "take", via="demo")
             await asyncio.sleep(1.0 * speed)  # listening
             await daemon.api.voicemail_step(agent_id, message.call_id, "call-back", via="demo")
             # Until the talk is over (not their wrap-up: the script goes on meanwhile).
-            async with asyncio.timeout(60):
-                while router.agents[agent_id].state == "available":  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-                while router.agents[agent_id].state in ("ringing", "on_call"):  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
+            await until(lambda: agent.state != "available", timeout=60)
+            await until(lambda: agent.state not in ("ringing", "on_call"), timeout=60)
 
     async def supervisor_listens_in(bridged: asyncio.Event) -> None:
         """The supervisor listens to the long call, then coaches its agent, then leaves."""
