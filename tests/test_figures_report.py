@@ -234,9 +234,18 @@ def test_an_agent_s_day_gives_calls_missed_talk_logged_in_paused_and_occupancy()
         Stretch("1002", at("10:30:00"), at("11:00:00"), "lunch"),
         Stretch("1002", at("11:30:00"), at("11:45:00"), "break"),
     ]
-    figures = agent_summary(MORNING, sessions, pauses, whole_day(), names={"1002": "Bob"})
+    messages = [
+        ("1002", at("11:10:00")),
+        ("1002", at("11:50:00")),
+        ("1002", at("23:59:00", DAY - timedelta(days=1))),
+    ]
+    figures = agent_summary(
+        MORNING, sessions, pauses, whole_day(), names={"1002": "Bob"}, messages=messages
+    )
     by_agent = {f.agent: f.as_dict() for f in figures}
     bob = by_agent["1002"]
+    assert bob["voicemails"] == 2, "the messages he dealt with that day, not the day before"
+    assert "msgs" in format_agent_table(figures, "day").splitlines()[0]
     assert (bob["name"], bob["calls"], bob["missed"], bob["talk_seconds"]) == ("Bob", 2, 0, 150)
     assert bob["logged_in_seconds"] == 4 * 3600
     assert bob["paused_seconds"] == 45 * 60

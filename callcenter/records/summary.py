@@ -28,8 +28,9 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
   ``ATTENDEDTRANSFER``) in the period
   the line falls in, and their logged-in, paused and after-call work (wrap-up) time from
   the shift records cut at the periods' edges (an agent logged in now counts up to now),
-  and the dispositions they gave by code. Handle time = talk + after-call work (ACW), per
-  talk; occupancy = (talk + ACW) / (logged in - paused).
+  the dispositions they gave by code, and the voicemail messages they dealt with (called
+  back or done, in the period they settled them). Handle time = talk + after-call work
+  (ACW), per talk; occupancy = (talk + ACW) / (logged in - paused).
 * Both count the post-call surveys (``queues.<q>.survey``) that ended in the period, by
   the queue and by the agent the caller rated: surveys taken, surveys scored, the mean
   score, and CSAT % (scored surveys at or over the survey's ``satisfied_from``, of those
@@ -52,6 +53,7 @@ from callcenter import staffing
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.queue_log import AGENT_URL, CAMPAIGN_URL, RESUMED_URL, QueueLogEntry
 from callcenter.records.surveys import SurveyRecord
+from callcenter.records.voicemails import VoicemailMessage
 
 Grouping = Literal["hour", "day", "total"]
 
@@ -286,6 +288,8 @@ class AgentFigures:
     """Dispositions given, by code."""
     survey: SurveyFigures = field(default_factory=SurveyFigures)
     """Post-call surveys about this agent."""
+    messages: int = 0
+    """Voicemail messages they dealt with (called back or done: ``queues.<q>.mailbox``)."""
 
     @property
     def occupancy_percent(self) -> float | None:
@@ -319,6 +323,7 @@ class AgentFigures:
             "pauses": {reason: round(s, 1) for reason, s in sorted(self.pauses.items())},
             "occupancy_percent": _rounded(self.occupancy_percent),
             "dispositions": dict(sorted(self.codes.items())),
+            "voicemails": self.messages,
             **self.survey.as_dict(),
         }
 
@@ -515,11 +520,13 @@ def agent_summary(
     codes: Iterable[tuple[str, str, datetime]] = (),
     wrapups: Iterable[Stretch] = (),
     surveys: Iterable[SurveyTaken] = (),
+    messages: Iterable[tuple[str, datetime]] = (),
 ) -> list[AgentFigures]:
     """Each agent's figures in each period, by period then agent (an agent with nothing in
     a period is left out). A stretch still going (``end`` None) counts up to ``now``.
     ``codes``: (agent, disposition code, when) of the dispositions they gave; ``wrapups``:
-    their stretches of after-call work; ``surveys``: the post-call surveys about them."""
+    their stretches of after-call work; ``surveys``: the post-call surveys about them;
+    ``messages``: (agent, when) of the voicemail messages they dealt with."""
     names = names or {}
     now = now or datetime.now(UTC)
     figures: dict[tuple[str, str], AgentFigures] = {}
@@ -562,6 +569,9 @@ def agent_summary(
     for wrapup in wrapups:
         for label, seconds in periods.spans(wrapup.start, wrapup.end or now):
             row(label, wrapup.agent).wrapup += seconds
+    for agent, when in messages:
+        if periods.covers(when):
+            row(periods.label(when), agent).messages += 1
     for agent, code, when in codes:
         if periods.covers(when):
             figures_row = row(periods.label(when), agent)
@@ -588,6 +598,8 @@ class FiguresStore(Protocol):
     def fetch_wrapups_between(self, since: datetime, until: datetime) -> list[Stretch]: ...
 
     def fetch_surveys_between(self, since: datetime, until: datetime) -> list[SurveyRecord]: ...
+
+    def fetch_voicemails(self) -> list[VoicemailMessage]: ...
 
 
 def read_queue_figures(
@@ -629,6 +641,11 @@ def read_agent_figures(
         codes=codes,
         wrapups=wrapups,
         surveys=_surveys(store, periods),
+        messages=[
+            (m.agent, m.updated)
+            for m in store.fetch_voicemails()
+            if m.status == "done" and m.updated is not None and m.agent
+        ],
     )
 
 
@@ -823,6 +840,7 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
         ("surveys", 7),
         ("score", 5),
         ("CSAT %", 6),
+        ("msgs", 4),
         ("codes", 30),
     ]
     rows = [
@@ -843,6 +861,7 @@ def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
             str(f.survey.surveys),
             _score(f.survey.score_mean),
             _pct(f.survey.csat_percent),
+            str(f.messages),
             " ".join(f"{code}={n}" for code, n in sorted(f.codes.items())),
         ]
         for f in figures
