@@ -411,6 +411,17 @@ class _ScheduledCallback:
     data: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class _Promised:
+    """A callback an agent promised (a callback code's time), waiting for that time."""
+
+    task: asyncio.Task[None]
+    agent: str
+    number: str
+    queue: str
+    at: datetime
+
+
 @dataclass(slots=True)
 class _PendingCallback:
     """A callback being placed: the place it is for, and whether its call was answered."""
@@ -530,9 +541,8 @@ class Switchboard:
         """Agent id -> the lead a preview campaign shows them."""
         self._agent_calls: dict[str, _AgentCall] = {}
         """Agent id -> the call they talk on, or talked on last."""
-        self._timed_callbacks: dict[str, asyncio.Task[None]] = {}
-        self._promised: dict[str, tuple[str, str, str, datetime]] = {}
-        """Timed callbacks not yet due: origin -> (agent, number, queue, when)."""
+        self._timed_callbacks: dict[str, _Promised] = {}
+        """Timed callbacks not yet due, by origin."""
         """Origin (``<call id>+callback``) -> the timer of a callback set for a time."""
         self._abandoned: dict[tuple[str, str], tuple[float, float]] = {}
         """(queue, caller number) -> (when they had joined, until when they may come back):
@@ -2267,7 +2277,6 @@ class Switchboard:
         async def when_due() -> None:
             await asyncio.sleep(delay)
             self._timed_callbacks.pop(origin, None)
-            self._promised.pop(origin, None)
             config = self.config
             if queue not in config.queues:
                 log.warning("timed_callback_no_queue", call_id=origin, queue=queue)
@@ -2278,31 +2287,26 @@ class Switchboard:
             self._request_callback(entry, number, time.monotonic(), config)
 
         task = asyncio.get_running_loop().create_task(when_due(), name=f"call-back-{origin}")
-        self._timed_callbacks[origin] = task
-        self._promised[origin] = (agent, number, queue, at)
+        self._timed_callbacks[origin] = _Promised(task, agent, number, queue, at)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         log.info("timed_callback_set", call_id=origin, queue=queue, at=at.isoformat())
 
     def cancel_call_back_later(self, call_id: str) -> bool:
         """Call off a :meth:`call_back_later` not yet due; False when none is waiting."""
-        origin = timed_callback_origin(call_id)
-        self._promised.pop(origin, None)
-        task = self._timed_callbacks.pop(origin, None)
-        if task is None:
+        promised = self._timed_callbacks.pop(timed_callback_origin(call_id), None)
+        if promised is None:
             return False
-        task.cancel()
+        promised.task.cancel()
         return True
 
     def promised_callbacks(self, agent: str) -> list[dict[str, Any]]:
         """The timed callbacks ``agent`` promised that are not yet due, soonest first:
         ``number``, ``queue``, ``at`` (aware datetime)."""
-        found = [
-            {"number": number, "queue": queue, "at": at}
-            for who, number, queue, at in self._promised.values()
-            if who == agent
-        ]
-        return sorted(found, key=lambda c: c["at"])
+        found = sorted(
+            (p for p in self._timed_callbacks.values() if p.agent == agent), key=lambda p: p.at
+        )
+        return [{"number": p.number, "queue": p.queue, "at": p.at} for p in found]
 
     def in_background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run ``work`` beside the calls; :meth:`close` stops it."""

@@ -19,6 +19,7 @@ that state; the wallboard and the supervisors' desktops mark them, Prometheus ha
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -38,8 +39,11 @@ LOOK_EVERY: Final = 1.0
 FIGURES: Final = ("waiting", "longest_wait", "voicemails")
 
 
-class QueueAlerts:
-    """Watches the queues that have ``alerts`` (see the module docstring)."""
+class _Watch(abc.ABC):
+    """What both watchers share: the router they read, the bus they tell, the config of
+    the moment, and a look every :data:`LOOK_EVERY` seconds (:meth:`run`)."""
+
+    _failed = "alerts_look_failed"
 
     def __init__(
         self, router: Router, bus: EventBus, config: Callable[[], CallCenterConfig]
@@ -47,6 +51,31 @@ class QueueAlerts:
         self._router = router
         self._bus = bus
         self._config = config
+
+    @abc.abstractmethod
+    def look(self) -> None:
+        """Compare the watched figures with their thresholds once."""
+
+    async def run(self) -> None:
+        """Look every :data:`LOOK_EVERY` seconds until cancelled; a look that fails (a bug)
+        is logged and tried again: alerts must not stop for good."""
+        while True:
+            try:
+                self.look()
+            except Exception:
+                log.exception(self._failed)
+            await asyncio.sleep(LOOK_EVERY)
+
+
+class QueueAlerts(_Watch):
+    """Watches the queues that have ``alerts`` (see the module docstring)."""
+
+    _failed = "queue_alerts_look_failed"
+
+    def __init__(
+        self, router: Router, bus: EventBus, config: Callable[[], CallCenterConfig]
+    ) -> None:
+        super().__init__(router, bus, config)
         self._raised: dict[tuple[str, str], float] = {}
         """(queue, figure) -> threshold, for the alerts raised now."""
         self.voicemails: Callable[[str], int] = lambda queue: 0
@@ -111,21 +140,17 @@ class QueueAlerts:
         )
         _logged("queue_alert", raised, queue=queue, figure=figure, value=value, threshold=threshold)
 
-    async def run(self) -> None:
-        """Look every :data:`LOOK_EVERY` seconds until cancelled."""
-        await _look_every(self.look, "queue_alerts_look_failed")
 
-
-class AgentAlerts:
+class AgentAlerts(_Watch):
     """Watches how long agents stay paused, in wrap-up or on a call (``acd.agent_alerts``;
     see the module docstring)."""
+
+    _failed = "agent_alerts_look_failed"
 
     def __init__(
         self, router: Router, bus: EventBus, config: Callable[[], CallCenterConfig]
     ) -> None:
-        self._router = router
-        self._bus = bus
-        self._config = config
+        super().__init__(router, bus, config)
         self._raised: dict[str, tuple[str, float, str]] = {}
         """agent -> (figure, threshold, pause reason) of the alert standing for them."""
 
@@ -148,13 +173,15 @@ class AgentAlerts:
     def look(self) -> None:
         """Compare every agent's time in their state with its threshold once."""
         settings = self._config().acd.agent_alerts
+        if settings is None:  # not watched (or no longer, after a reload)
+            for agent in list(self._raised):
+                self._clear(agent, 0.0)
+            return
         router = self._router
         known = set(router.agent_ids())
         for agent in list(self._raised):
-            if agent not in known or settings is None:
+            if agent not in known:
                 self._clear(agent, 0.0)
-        if settings is None:
-            return
         for agent in known:
             view = router.agent_view(agent)
             state = str(view["state"])
@@ -191,10 +218,6 @@ class AgentAlerts:
             "agent_alert", raised, agent=agent, figure=figure, reason=reason, threshold=threshold
         )
 
-    async def run(self) -> None:
-        """Look every :data:`LOOK_EVERY` seconds until cancelled."""
-        await _look_every(self.look, "agent_alerts_look_failed")
-
 
 def _logged(what: str, raised: bool, **fields: object) -> None:
     """``<what>_raised`` (a warning) or ``<what>_cleared``."""
@@ -202,13 +225,3 @@ def _logged(what: str, raised: bool, **fields: object) -> None:
         log.warning(f"{what}_raised", **fields)
     else:
         log.info(f"{what}_cleared", **fields)
-
-
-async def _look_every(look: Callable[[], None], failed: str) -> None:
-    # A look that fails (a bug) is logged and tried again: alerts must not stop for good.
-    while True:
-        try:
-            look()
-        except Exception:
-            log.exception(failed)
-        await asyncio.sleep(LOOK_EVERY)
