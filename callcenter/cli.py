@@ -1915,7 +1915,7 @@ def _print_voicemails(
 ) -> int:
     """The newest ``last`` voicemail messages (or every one left within ``stretch``), oldest
     first, as CSV or JSON lines; ``dealt_after``: seconds from the message to its
-    settling (a message still open: none)."""
+    settling (a message still open: none); ``tries``: calls back that got nobody."""
     import csv
 
     found = [m for m in store.fetch_voicemails() if queue is None or m.queue == queue]
@@ -1939,6 +1939,7 @@ def _print_voicemails(
                 "outcome": m.outcome,
                 "agent": m.agent,
                 "dealt_after": after,
+                "tries": m.tries,
             }
         )
     if as_json:
@@ -1946,7 +1947,8 @@ def _print_voicemails(
             print(json.dumps(row, ensure_ascii=False))
         return EXIT_OK
     fields = ["left_at", "id", "queue", "number", "name", "seconds", "status", "outcome"]
-    writer = csv.DictWriter(sys.stdout, [*fields, "agent", "dealt_after"], lineterminator="\n")
+    fields += ["agent", "dealt_after", "tries"]
+    writer = csv.DictWriter(sys.stdout, fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(

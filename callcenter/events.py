@@ -100,13 +100,27 @@ class VoicemailTaken(EngineEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoicemailDone(EngineEvent):
     """The message of ``call_id`` is dealt with: ``outcome`` ``called-back`` (the agent
-    dialled the caller), ``done`` (they said so) or ``released`` (put back for another
-    agent: it waits again)."""
+    called the caller back and they answered), ``done`` (they said so) or ``released``
+    (put back for another agent: it waits again)."""
 
     call_id: str
     queue: str
     agent: str
     outcome: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoicemailNotReached(EngineEvent):
+    """Agent ``agent`` called back the caller who left the message of ``call_id`` and got
+    nobody (``reason``: ``busy``, ``no-answer``, ``rejected``, ``unavailable``,
+    ``congestion``, ``failed``): the message stays theirs, to try again later or put back;
+    ``tries``: the calls back that got nobody so far."""
+
+    call_id: str
+    queue: str
+    agent: str
+    reason: str
+    tries: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,7 +20,13 @@ from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError, ErasureRefused
-from callcenter.events import QueueAlert, VoicemailDone, VoicemailLeft, VoicemailTaken
+from callcenter.events import (
+    QueueAlert,
+    VoicemailDone,
+    VoicemailLeft,
+    VoicemailNotReached,
+    VoicemailTaken,
+)
 from callcenter.records.erasure import erase_records
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.voicemails import VoicemailMessage
@@ -57,19 +63,27 @@ def test_a_message_goes_to_one_agent_at_a_time_alike_in_both_databases(
         not_hers = store.settle_voicemail("1796444790.7", "1002", "done", later)
         released = store.release_voicemail("1796444790.7", later)
         bob = store.take_voicemail("1796444790.7", "1002", later)
+        tried = store.note_voicemail_try("1796444790.7", "1002", "busy", later)
+        not_alices_try = store.note_voicemail_try("1796444790.7", "1001", "busy", later)
+        store.note_voicemail_try("1796444790.7", "1002", "no-answer", later)
         settled = store.settle_voicemail("1796444790.7", "1002", "called-back", later)
+        after_done = store.note_voicemail_try("1796444790.7", "1002", "busy", later)
         late = store.take_voicemail("1796444790.7", "1001", later)
         still_open = [m.call_id for m in store.fetch_open_voicemails()]
         done = store.fetch_voicemail("1796444790.7")
         kept = store.purge(T0 + timedelta(days=1), dry_run=True)["voicemails"]
         seen.append((taken, again, stolen, not_hers, released, bob, settled, late, still_open))
+        seen.append((tried, not_alices_try, after_done))
         assert done is not None
         assert (done.status, done.agent, done.outcome) == ("done", "1002", "called-back")
+        assert (done.tries, done.last_try) == (2, "no-answer"), "what the last call back met"
+        assert done.tried_at is not None and abs(done.tried_at - later) < timedelta(seconds=1)
         assert done.updated is not None and abs(done.updated - later) < timedelta(seconds=1)
         assert kept == 1, "the message dealt with goes with retention, the open one stays"
         assert store.fetch_voicemail("nope") is None
-    assert seen[0] == seen[1]
-    assert seen[1] == (True, True, False, False, True, True, True, False, ["1796444790.8"])
+    assert seen[:2] == seen[2:]
+    assert seen[0] == (True, True, False, False, True, True, True, False, ["1796444790.8"])
+    assert seen[1] == (True, False, False), "a try counts for the agent who has it, not after"
 
 
 def test_a_message_still_to_call_back_holds_the_erasure_of_its_number(
@@ -280,6 +294,7 @@ def test_the_report_lists_what_became_of_each_message_and_after_how_long(
         store.write_voicemail(message("m1"))
         store.write_voicemail(message("m2", queue="support", left_at=T0 + timedelta(hours=1)))
         store.take_voicemail("m1", "1001", T0)
+        store.note_voicemail_try("m1", "1001", "no-answer", T0 + timedelta(minutes=2))
         store.settle_voicemail("m1", "1001", "called-back", T0 + timedelta(minutes=12))
     finally:
         store.close()
@@ -289,11 +304,13 @@ def test_the_report_lists_what_became_of_each_message_and_after_how_long(
     assert cli_main([*args, "--queue", "support", "--since", "2026-12-05", "--until",
                      "2026-12-06", "--tz", "UTC"]) == 0  # fmt: skip
     table = capsys.readouterr().out.splitlines()
-    assert [(r["id"], r["status"], r["outcome"], r["dealt_after"]) for r in rows] == [
-        ("m1", "done", "called-back", 720),
-        ("m2", "waiting", "", None),
+    assert [(r["id"], r["status"], r["outcome"], r["dealt_after"], r["tries"]) for r in rows] == [
+        ("m1", "done", "called-back", 720, 1),
+        ("m2", "waiting", "", None, 0),
     ]
-    assert table[0] == "left_at,id,queue,number,name,seconds,status,outcome,agent,dealt_after"
+    assert table[0] == (
+        "left_at,id,queue,number,name,seconds,status,outcome,agent,dealt_after,tries"
+    )
     assert [line.split(",")[1] for line in table[1:]] == ["m2"]
 
 
@@ -379,3 +396,48 @@ async def test_without_dial_out_a_message_is_heard_and_marked_done_not_called_ba
     assert not [b for b in opened.buttons if b.startswith("Call ")]
     assert "Put back for someone else" in opened.buttons
     assert done.texts["said"] == "Message dealt with"
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_a_call_back_nobody_answers_leaves_the_message_with_the_agent_to_try_again(
+    tmp_path: Path, transport: str
+) -> None:
+    """Alice calls back the caller of a message: his line is busy. The message stays hers,
+    her page says when and why it failed; she tries again later, he answers, and only
+    then is the message dealt with (called-back)."""
+    config = _voicemail_config(tmp_path)
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        customer = center.add_phone("PJSIP/5550078", reject=True)
+        daemon = center.daemon
+        events: list[Any] = []
+        daemon.bus.subscribe(events.append, (VoicemailNotReached, VoicemailDone))
+        message_id = await _leave_a_message(center, "5550078")
+        await until(lambda: daemon.store.fetch_open_voicemails() != [])
+        await center.api("POST", f"/voicemails/{message_id}/take", {"agent": "1001"})
+        first = await center.api("POST", f"/voicemails/{message_id}/call-back", {"agent": "1001"})
+        await until(lambda: events != [], timeout=10)
+        await until(lambda: "1001" not in daemon.switchboard.dials, timeout=5)
+        tried = await center.api("GET", f"/voicemails/{message_id}")
+        alice = DesktopBrowser(daemon.api.port)
+        desk = await alice.sign_in("1001", "1111")
+        page = await alice.get(f"/desktop/voicemail?id={message_id}")
+        customer.reject, customer.answer_after, customer.hangup_after = False, 0.1, 0.3
+        again = await center.api("POST", f"/voicemails/{message_id}/call-back", {"agent": "1001"})
+        await customer.wait_answered(timeout=5)
+        await until(lambda: len(events) == 2, timeout=5)
+        settled = await daemon.voicemails.get(message_id)
+    assert first[0] == 200 and first[1]["status"] == "taken", "not settled by dialling"
+    assert [(type(e).__name__, e.agent) for e in events] == [
+        ("VoicemailNotReached", "1001"),
+        ("VoicemailDone", "1001"),
+    ]
+    assert (events[0].reason, events[0].tries) == ("busy", 1)
+    assert events[1].outcome == "called-back"
+    assert tried[1]["status"] == "taken" and tried[1]["agent"] == "1001"
+    assert (tried[1]["tries"], tried[1]["last_try"]) == (1, "busy")
+    (row,) = [r for r in desk.table_rows if len(r) == 5 and r[1].startswith("5550078")]
+    assert row[4].startswith("Open busy at ") and row[4].endswith("(1 try)")
+    assert page.rows["Called back"].startswith("busy at ")
+    assert again[0] == 200
+    assert (settled.status, settled.outcome, settled.tries) == ("done", "called-back", 1)

@@ -107,7 +107,8 @@ Routes (all JSON)::
                                           served from acd.recordings_folder only)
     GET  /voicemails                      {"voicemails": [{"id", "queue", "box", "number",
                                           "name", "seconds", "left_at", "status", "agent",
-                                          "outcome"}]}: the messages of the queues' boxes
+                                          "outcome", "tries", "last_try", "tried_at"}]}:
+                                          the messages of the queues' boxes
                                           (queues.<q>.mailbox) still to deal with, oldest
                                           first (?queue= for one queue)
     GET  /voicemails/{id}                 one message, whatever became of it
@@ -117,7 +118,8 @@ Routes (all JSON)::
     POST /voicemails/{id}/call-back       {"agent"}: the agent dials the caller (as
                                           /agents/{id}/dial, through the message's queue,
                                           with voicemail=<id> on the call); the message is
-                                          then done (called-back)
+                                          done (called-back) once the caller answers, else
+                                          it stays theirs with its tries counted
     POST /voicemails/{id}/done            {"agent"}: dealt with otherwise
     POST /voicemails/{id}/release         {"agent"} or {}: put back for another agent
     GET  /numbers                         {"lists": [{"name": "blocked", "config": [...],
@@ -398,7 +400,7 @@ class ControlAPI:
         self._agent_records = agent_records if agent_records is not None else {}
         self.voicemails = voicemails
         """The messages agents call back (None: no record store)."""
-        self._messages_seen: tuple[float, list[VoicemailMessage]] | None = None
+        self._messages_seen: tuple[float, int, list[VoicemailMessage]] | None = None
         self._call_record = call_record
         self._agent_calls_seen: dict[
             str, tuple[float, tuple[int, str, int], list[dict[str, Any]]]
@@ -814,17 +816,19 @@ class ControlAPI:
 
     async def _open_messages(self) -> list[VoicemailMessage]:
         """The voicemail messages still to call back, oldest first (read at most every
-        MESSAGES_FOR seconds for every page, or after a step through this API)."""
-        if self.voicemails is None:
+        MESSAGES_FOR seconds for every page, or once one of them changed)."""
+        inbox = self.voicemails
+        if inbox is None:
             return []
         now = time.monotonic()
         seen = self._messages_seen
-        if seen is None or now - seen[0] >= MESSAGES_FOR:
+        if seen is None or now - seen[0] >= MESSAGES_FOR or seen[1] != inbox.changes:
+            changes = inbox.changes
             try:
-                seen = self._messages_seen = (now, await self.voicemails.waiting())
+                seen = self._messages_seen = (now, changes, await inbox.waiting())
             except RecordError:
                 return []  # the page goes on without them
-        return seen[1]
+        return seen[2]
 
     async def _agent_messages(self, agent: Mapping[str, Any]) -> list[VoicemailMessage]:
         """The messages of the agent's queues still to call back, and theirs."""
@@ -958,14 +962,19 @@ class ControlAPI:
             message = await self._voicemail_step(inbox.take(message_id, agent))
             if not message.number:
                 raise HTTPError(409, "the caller's number is unknown: nobody to call back")
-            dialled = await self._agent_action(
-                agent,
-                "dial",
-                {"number": message.number, "queue": message.queue,
-                 "data": {"voicemail": message_id}},
-                via=via,
-            )  # fmt: skip
-            message = await self._voicemail_step(inbox.settle(message_id, agent, "called-back"))
+            # Settled once the caller answers; a call back that gets nobody counts a try.
+            inbox.calling_back(message_id, agent)
+            try:
+                dialled = await self._agent_action(
+                    agent,
+                    "dial",
+                    {"number": message.number, "queue": message.queue,
+                     "data": {"voicemail": message_id}},
+                    via=via,
+                )  # fmt: skip
+            except BaseException:
+                inbox.not_calling_back(agent)
+                raise
             log.info("voicemail_step", message=message_id, agent=agent, step=step, via=via)
             return {**message.as_dict(), "dial_id": dialled.get("dial_id")}
         elif step == "done":

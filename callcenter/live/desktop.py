@@ -667,6 +667,7 @@ def _messages_section(desk: Desktop) -> str:
             label = "Open" if message.agent == me else "Take and listen"
             back = f"/desktop/voicemail?id={message.call_id}"
             act = button("voicemail-take", label, id=message.call_id, back=back)
+            act += _tries(message, zone, " ")
         who = message.number + (f" ({message.name})" if message.name else "")
         rows.append(
             f"<tr><td>{message.left_at.astimezone(zone).strftime('%H:%M')}</td>"
@@ -746,6 +747,8 @@ def render_voicemail(
         ("Queue", message.queue),
         ("Length", clock(message.seconds)),
     ]
+    if message.tries:
+        rows.append(("Called back", _tries(message, zone, "")))
     table = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
     buttons = ""
     if message.status == "taken" and message.agent == str(agent["id"]):
@@ -770,6 +773,16 @@ def render_voicemail(
         '<p><a href="/desktop">Back</a></p></section></body></html>'
     )
     return "\n".join(parts)
+
+
+def _tries(message: VoicemailMessage, zone: tzinfo | None, before: str) -> str:
+    """The calls back of ``message`` that got nobody, as a person reads them ("" if
+    none): ``no answer at 14:02 (2 tries)``."""
+    if not message.tries or message.tried_at is None:
+        return ""
+    at = message.tried_at.astimezone(zone).strftime("%H:%M")
+    tries = "1 try" if message.tries == 1 else f"{message.tries} tries"
+    return f"{before}{_e(message.last_try.replace('-', ' '))} at {at} ({tries})"
 
 
 def _calls_section(calls: Sequence[Mapping[str, Any]]) -> str:
@@ -1076,7 +1089,7 @@ def _supervised_messages(messages: Sequence[VoicemailMessage], now: datetime) ->
     rows = []
     for message in messages[:MESSAGES_SHOWN]:
         if message.status == "taken":
-            state = f"taken by {_e(message.agent)}"
+            state = f"taken by {_e(message.agent)}" + _tries(message, now.tzinfo, ", ")
             act = button("voicemail-release", "Put back", id=message.call_id)
         else:
             state, act = "waiting", ""

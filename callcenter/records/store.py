@@ -60,7 +60,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   :mod:`callcenter.records.surveys`);
 * ``voicemails``: the messages left in a queue's box: call_id, queue, box, number, name,
   path, seconds, left_at, status (``waiting``, ``taken``, ``done``), agent, outcome
-  (``called-back``, ``done``), updated (see :mod:`callcenter.records.voicemails`);
+  (``called-back``, ``done``), updated, tries (calls back that got nobody), last_try (the
+  reason of the last), tried_at (see :mod:`callcenter.records.voicemails`);
 * ``erasures``: one row per ``callcenter erase`` (see :mod:`callcenter.records.erasure`):
   at, via, numbers (how many), counts (JSON: rows changed per table); never the numbers.
   Retention keeps it: it is what shows a request was carried out.
@@ -336,7 +337,10 @@ CREATE TABLE IF NOT EXISTS voicemails (
     "status" TEXT NOT NULL DEFAULT 'waiting',
     "agent" TEXT NOT NULL DEFAULT '',
     "outcome" TEXT NOT NULL DEFAULT '',
-    "updated" TEXT NOT NULL
+    "updated" TEXT NOT NULL,
+    "tries" INTEGER NOT NULL DEFAULT 0,
+    "last_try" TEXT NOT NULL DEFAULT '',
+    "tried_at" TEXT
 );
 CREATE INDEX IF NOT EXISTS voicemails_status ON voicemails ("status", "left_at");
 CREATE TABLE IF NOT EXISTS queue_log (
@@ -398,6 +402,9 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("queue_members", "paused", "TEXT"),
     ("queue_callbacks", "data", "TEXT NOT NULL DEFAULT '{}'"),
     ("surveys", "satisfied", "INTEGER"),
+    ("voicemails", "tries", "INTEGER NOT NULL DEFAULT 0"),
+    ("voicemails", "last_try", "TEXT NOT NULL DEFAULT ''"),
+    ("voicemails", "tried_at", "TEXT"),
 )
 """(table, column, type) added to a table other than cdr since its first version: a
 database made before gets them at its next opening."""
@@ -440,6 +447,9 @@ VOICEMAIL_COLUMNS = (
     "agent",
     "outcome",
     "updated",
+    "tries",
+    "last_try",
+    "tried_at",
 )
 PRESENCE_COLUMNS = (
     "agent",
@@ -624,6 +634,11 @@ class Statements:
             f"""UPDATE voicemails SET "status" = 'waiting', "agent" = '', "updated" = {p}"""
             f""" WHERE "call_id" = {p} AND "status" = 'taken'"""
         )
+        self.note_voicemail_try = (
+            f"""UPDATE voicemails SET "tries" = "tries" + 1, "last_try" = {p},"""
+            f""" "tried_at" = {p}, "updated" = {p}"""
+            f""" WHERE "call_id" = {p} AND "status" = 'taken' AND "agent" = {p}"""
+        )
         named = _quoted(SURVEY_COLUMNS)
         # {where}: nothing, or " AND " + the filters of :meth:`RecordStore.fetch_surveys`.
         self.fetch_surveys = (
@@ -744,6 +759,9 @@ def _voicemail(row: Mapping[str, Any]) -> VoicemailMessage:
         agent=row["agent"],
         outcome=row["outcome"],
         updated=_utc(row["updated"]),
+        tries=int(row["tries"]),
+        last_try=row["last_try"],
+        tried_at=_utc(row["tried_at"]) if row["tried_at"] else None,
     )
 
 
@@ -1289,6 +1307,9 @@ class RecordStore(abc.ABC):
             message.agent,
             message.outcome,
             _iso(message.updated or message.left_at),
+            message.tries,
+            message.last_try,
+            _iso(message.tried_at) if message.tried_at is not None else None,
         )
         return self._write(
             f"voicemail of call {message.call_id}", self._sql.insert_voicemail, params
@@ -1322,6 +1343,12 @@ class RecordStore(abc.ABC):
         """Put a taken message back for any agent; False when it was not taken."""
         params = (_iso(at), call_id)
         return self._write(f"voicemail of call {call_id}", self._sql.release_voicemail, params)
+
+    def note_voicemail_try(self, call_id: str, agent: str, reason: str, at: datetime) -> bool:
+        """Count a call back of ``agent``'s message that got nobody (``reason``); False
+        when the message is not theirs (any more)."""
+        params = (reason, _iso(at), _iso(at), call_id, agent)
+        return self._write(f"voicemail of call {call_id}", self._sql.note_voicemail_try, params)
 
     def fetch_surveys(
         self,

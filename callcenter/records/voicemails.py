@@ -6,32 +6,57 @@ the ``voicemails`` table as it is left (:class:`~callcenter.events.VoicemailLeft
 queue); from then on the table is the inbox, so a restart loses no message::
 
     waiting  --take-->  taken (agent)  --called-back / done-->  done
-                          |
+                          |   ^
+                          |   +--call back, nobody answers (tries + 1)
                           +--release-->  waiting
 
 An agent *takes* a message (their desktop's Messages, ``POST /voicemails/<id>/take``): no
-other agent is offered it while they listen and call back. Dialling the caller from the
-message (``POST /voicemails/<id>/call-back``) settles it as ``called-back``; an agent who
-dealt with it otherwise says ``done``; one who cannot *releases* it for another. Those
-steps are conditional updates of one row, so two agents taking the same message at once
-cannot both have it.
+other agent is offered it while they listen and call back. Calling the caller back from
+the message (``POST /voicemails/<id>/call-back``) dials them from the agent's phone; once
+they answer, the message is settled ``called-back``. Nobody answers (busy, no answer): the
+message stays the agent's, with its ``tries`` counted and the last one's reason and time,
+to try again later, say ``done``, or put back. An agent who dealt with it otherwise says
+``done``; one who cannot *releases* it for another. Those steps are conditional updates of
+one row, so two agents taking the same message at once cannot both have it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, Protocol
+from typing import Final, Literal, Protocol, TypeVar
 
-from callcenter.errors import EngineError, UnknownVoicemail
-from callcenter.events import EngineEvent, EventBus, VoicemailDone, VoicemailLeft, VoicemailTaken
+import structlog
+
+from callcenter.errors import CallCenterError, EngineError, UnknownVoicemail
+from callcenter.events import (
+    AgentDialAnswered,
+    AgentDialFailed,
+    AgentDialing,
+    EngineEvent,
+    EventBus,
+    VoicemailDone,
+    VoicemailLeft,
+    VoicemailNotReached,
+    VoicemailTaken,
+)
 from callcenter.records.writer import RecordWriter
+
+log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 VoicemailStatus = Literal["waiting", "taken", "done"]
 OUTCOMES: Final = ("called-back", "done")
 """How a taken message is settled (``VoicemailDone.outcome``; ``released`` puts it back)."""
+NOT_REACHED: Final = frozenset(
+    ("busy", "no-answer", "rejected", "unavailable", "congestion", "failed")
+)
+"""Why a call back got nobody, of the reasons of ``AgentDialFailed``: the caller's line
+(a try counted). The others (the agent's phone not answered, the agent hanging up first,
+the daemon stopping) are no try of the caller's number."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +78,11 @@ class VoicemailMessage:
     """Who took it (or settled it)."""
     outcome: str = ""
     updated: datetime | None = None
+    tries: int = 0
+    """Calls back that got nobody."""
+    last_try: str = ""
+    """Why the last of them got nobody (``no-answer``, ``busy`` ...)."""
+    tried_at: datetime | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -66,6 +96,9 @@ class VoicemailMessage:
             "status": self.status,
             "agent": self.agent,
             "outcome": self.outcome,
+            "tries": self.tries,
+            "last_try": self.last_try,
+            "tried_at": self.tried_at.isoformat() if self.tried_at is not None else None,
         }
 
 
@@ -116,6 +149,8 @@ class VoicemailInboxStore(VoicemailStore, Protocol):
 
     def release_voicemail(self, call_id: str, at: datetime) -> bool: ...
 
+    def note_voicemail_try(self, call_id: str, agent: str, reason: str, at: datetime) -> bool: ...
+
 
 class VoicemailInbox:
     """The messages waiting for agents, read and changed in the record store (on the
@@ -131,10 +166,24 @@ class VoicemailInbox:
         self.open: dict[str, int] = {}
         """Queue -> its messages still to deal with (waiting or taken), kept from the events
         after :meth:`load`: what the wallboard and ``/metrics`` show without a read."""
+        self.changes = 0
+        """Counts the messages' changes (left, taken, tried, settled): a page that read
+        them when it was lower reads them again."""
+        self._calling: dict[str, _CallingBack] = {}
+        """Agent -> the message they are calling back (an agent dials one call at a time)."""
+        self._steps: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def kinds() -> tuple[type[EngineEvent], ...]:
-        return (VoicemailLeft, VoicemailDone)
+        return (
+            VoicemailLeft,
+            VoicemailTaken,
+            VoicemailNotReached,
+            VoicemailDone,
+            AgentDialing,
+            AgentDialAnswered,
+            AgentDialFailed,
+        )
 
     async def load(self) -> None:
         """Count the messages still open in the store (at the start)."""
@@ -144,14 +193,78 @@ class VoicemailInbox:
         self.open = counts
 
     def on_event(self, event: EngineEvent) -> None:
-        if type(event) is VoicemailLeft and event.queue:
+        if isinstance(event, VoicemailLeft | VoicemailTaken | VoicemailNotReached | VoicemailDone):
+            self.changes += 1
+        if isinstance(event, VoicemailLeft) and event.queue:
             self.open[event.queue] = self.open.get(event.queue, 0) + 1
-        elif type(event) is VoicemailDone and event.outcome != "released":
+        elif isinstance(event, VoicemailDone) and event.outcome != "released":
             left = self.open.get(event.queue, 0) - 1
             if left > 0:
                 self.open[event.queue] = left
             else:
                 self.open.pop(event.queue, None)
+        elif isinstance(event, AgentDialing):
+            calling = self._calling.get(event.agent)
+            if calling is not None and not calling.dial_id:
+                calling.dial_id = event.dial_id
+        elif isinstance(event, AgentDialAnswered | AgentDialFailed):
+            calling = self._calling.get(event.agent)
+            if calling is None or calling.dial_id != event.dial_id:
+                return
+            del self._calling[event.agent]
+            if isinstance(event, AgentDialAnswered):
+                self._later(self._answered(calling))
+            elif event.reason in NOT_REACHED:
+                self._later(self._not_reached(calling, event.reason))
+
+    def calling_back(self, call_id: str, agent: str) -> None:
+        """``agent`` is about to dial the caller of their message ``call_id``: their next
+        dial's outcome settles it (answered: ``called-back``) or counts a try."""
+        self._calling[agent] = _CallingBack(call_id)
+
+    def not_calling_back(self, agent: str) -> None:
+        """The dial :meth:`calling_back` announced could not start."""
+        self._calling.pop(agent, None)
+
+    def _later(self, step: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(step)
+        self._steps.add(task)
+        task.add_done_callback(self._steps.discard)
+
+    async def _answered(self, calling: _CallingBack) -> None:
+        message = await self._quietly(self.get(calling.call_id))
+        if message is not None and message.status == "taken":
+            await self._quietly(self.settle(calling.call_id, message.agent, "called-back"))
+
+    async def _not_reached(self, calling: _CallingBack, reason: str) -> None:
+        message = await self._quietly(self.get(calling.call_id))
+        if message is None or message.status != "taken":
+            return
+        noted = functools.partial(
+            self.store.note_voicemail_try, calling.call_id, message.agent, reason,
+            datetime.now(UTC),
+        )  # fmt: skip
+        if not await self._quietly(self.writer.run(noted)):
+            return
+        self.bus.publish(
+            VoicemailNotReached(
+                call_id=calling.call_id,
+                queue=message.queue,
+                agent=message.agent,
+                reason=reason,
+                tries=message.tries + 1,
+            )
+        )
+
+    @staticmethod
+    async def _quietly(step: Awaitable[_T]) -> _T | None:
+        """A step no one waits for: what stops it (the message dealt with meanwhile, the
+        store failing) is logged, not raised."""
+        try:
+            return await step
+        except CallCenterError as exc:
+            log.info("voicemail_call_back_not_noted", error=str(exc))
+            return None
 
     async def waiting(self, queues: Collection[str] | None = None) -> list[VoicemailMessage]:
         """The messages still to deal with, oldest first (of ``queues`` when given)."""
@@ -204,6 +317,13 @@ class VoicemailInbox:
         return await self.get(call_id)
 
 
+@dataclass(slots=True)
+class _CallingBack:
+    call_id: str
+    dial_id: str = ""
+    """The agent's dial for it, once under way."""
+
+
 def _why_not(message: VoicemailMessage, agent: str, *, taking: bool = True) -> str:
     if message.status == "done":
         return f"the message of {message.number or 'an unknown number'} is dealt with already"
@@ -215,6 +335,7 @@ def _why_not(message: VoicemailMessage, agent: str, *, taking: bool = True) -> s
 
 
 __all__ = [
+    "NOT_REACHED",
     "OUTCOMES",
     "VoicemailInbox",
     "VoicemailMessage",
