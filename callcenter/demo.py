@@ -62,6 +62,7 @@ from callcenter.events import (
     SurveyEnded,
     VoicemailDone,
     VoicemailLeft,
+    VoicemailNotReached,
     VoicemailTaken,
 )
 from callcenter.live.api import HTTPError
@@ -173,6 +174,11 @@ class LiveView:
                 return f"call {event.call_id}: left a message in box {event.box}"
             case VoicemailTaken():
                 return f"agent {event.agent} takes the message of call {event.call_id}"
+            case VoicemailNotReached():
+                return (
+                    f"agent {event.agent}: calling back the message of call {event.call_id} "
+                    f"got nobody ({event.reason}, try {event.tries})"
+                )
             case VoicemailDone():
                 return f"agent {event.agent}: message of call {event.call_id} {event.outcome}"
             case AgentAlert(raised=True):
