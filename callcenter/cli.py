@@ -2034,10 +2034,25 @@ def _parse_skills(parser: argparse.ArgumentParser, text: str | None) -> dict[str
     return skills
 
 
+def _duration(seconds: float) -> str:
+    """``45s``, ``12 min``, ``3 h 05``: a time a person reads at a glance."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    hours, rest = divmod(whole, 3600)
+    return f"{hours} h {rest // 60:02d}"
+
+
 def _queue_notes(queue: Mapping[str, Any]) -> list[str]:
     notes = [f"closed: {queue['closed']}"] if queue.get("closed") else []
     if queue.get("voicemails"):
-        notes.append(f"{queue['voicemails']} message(s) to call back")
+        oldest = float(queue.get("oldest_voicemail") or 0)
+        notes.append(
+            f"{queue['voicemails']} message(s) to call back"
+            + (f", the oldest left {_duration(oldest)} ago" if oldest >= 1 else "")
+        )
     today = queue.get("today") or {}
     if today.get("offered"):
         level = today.get("service_level_percent")

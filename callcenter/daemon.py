@@ -330,6 +330,7 @@ class Daemon:
         )
         self.switchboard = Switchboard(config, self.router, self.bus)
         self.switchboard.alerts.voicemails = lambda queue: self.voicemails.open.get(queue, 0)
+        self.switchboard.alerts.oldest_voicemail = self.voicemails.oldest
         self.pbx: PBX = pbx if pbx is not None else build_pbx(config)
         self.switchboard.attach_pbx(self.pbx)
         self.campaigns = Campaigns(self.switchboard, self.bus)

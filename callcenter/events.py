@@ -546,7 +546,8 @@ class QueueCallbackAnswered(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueAlert(EngineEvent):
-    """``queue``'s ``figure`` (``waiting`` callers, ``longest_wait`` seconds) reached its
+    """``queue``'s ``figure`` (``waiting`` callers, ``longest_wait`` seconds,
+    ``voicemails`` still to call back, ``oldest_voicemail`` seconds) reached its
     ``threshold`` (``raised``: it is ``value`` now) or went back under it (``raised``
     false; ``value`` then)."""
 

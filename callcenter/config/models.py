@@ -1916,6 +1916,13 @@ class QueueAlerts(_Model):
         "(the queue's mailbox). null: not watched.",
         examples=[5],
     )
+    oldest_voicemail: _Seconds | None = Field(
+        default=None,
+        description="Raised while a voicemail message of the queue's mailbox left this many "
+        "seconds ago or more is still to deal with (waiting, or taken and not settled: a "
+        "caller promised a call back who has not had it). null: not watched.",
+        examples=[3600],
+    )
 
 
 PAUSE_REASONS: Final = ("break", "lunch", "training", "meeting")

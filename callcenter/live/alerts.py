@@ -1,7 +1,8 @@
 """Queue and agent alerts.
 
-Queue alerts: a ``QueueAlert`` event when a queue's waiting callers, longest wait or
-voicemail messages still to call back reach the thresholds of its ``alerts``
+Queue alerts: a ``QueueAlert`` event when a queue's waiting callers, longest wait,
+voicemail messages still to call back or the age of the oldest of them reach the
+thresholds of its ``alerts``
 (``queues.<q>.alerts``), and another when they are back under them, so that a supervisor
 is paged (a webhook into the team's chat) before the callers give up. Wallboards get the
 same events (MQTT ``events``, ``GET /events``) and Prometheus a gauge,
@@ -36,7 +37,7 @@ log = structlog.get_logger(__name__)
 
 LOOK_EVERY: Final = 1.0
 """Seconds between two looks at the queues' figures."""
-FIGURES: Final = ("waiting", "longest_wait", "voicemails")
+FIGURES: Final = ("waiting", "longest_wait", "voicemails", "oldest_voicemail")
 
 
 class _Watch(abc.ABC):
@@ -81,6 +82,8 @@ class QueueAlerts(_Watch):
         self.voicemails: Callable[[str], int] = lambda queue: 0
         """A queue's voicemail messages still to call back (the daemon sets it: the inbox
         is the records')."""
+        self.oldest_voicemail: Callable[[str], float] = lambda queue: 0.0
+        """Seconds since the oldest of them was left."""
 
     def raised(self) -> list[dict[str, object]]:
         """The alerts standing now (``/status``)."""
@@ -120,6 +123,8 @@ class QueueAlerts(_Watch):
                     continue
                 if figure == "voicemails":
                     value = float(self.voicemails(queue))
+                elif figure == "oldest_voicemail":
+                    value = self.oldest_voicemail(queue)
                 else:
                     value = float(view[figure])
                 standing = (queue, figure) in self._raised

@@ -617,6 +617,7 @@ class ControlAPI:
             pbx_down=None if self.link.connected else self.link.reason,
             refresh=asked.refresh,
             voicemails=self._voicemails_open(),
+            oldest_voicemails=self._voicemails_oldest(),
         )
         return wallboard.render(page)
 
@@ -1276,10 +1277,13 @@ class ControlAPI:
             later = board.scheduled_callbacks()
             day = self.today.roll() if self.today is not None else None
             messages = self._voicemails_open()
+            oldest = self._voicemails_oldest()
             for queue in snapshot.get("queues", []):
                 queue["callbacks_later"] = later.get(queue["name"], 0)
                 queue["closed"] = board.queue_closed(queue["name"])
                 queue["voicemails"] = messages.get(queue["name"])
+                age = oldest.get(queue["name"])
+                queue["oldest_voicemail"] = None if age is None else round(age, 1)
                 if self.today is not None and day is not None:
                     queue["today"] = self.today.queue(queue["name"]).as_dict(day)
             for agent in snapshot.get("agents", []):
@@ -1408,7 +1412,18 @@ class ControlAPI:
             alerts=board.alerts.states(),
             voicemails=self._voicemails_open(),
             agent_alerts=(board.agent_alerts.standing() if board.config.acd.agent_alerts else None),
+            oldest_voicemails=self._voicemails_oldest(),
         )
+
+    def _voicemails_oldest(self) -> dict[str, float]:
+        """Queue -> seconds since its oldest message still to call back was left (0: none),
+        for every queue with a box."""
+        inbox = self.voicemails
+        if inbox is None:
+            return {}
+        now = datetime.now(UTC)
+        queues = self.switchboard.config.queues
+        return {name: inbox.oldest(name, now) for name, q in queues.items() if q.mailbox}
 
     def _voicemails_open(self) -> dict[str, int]:
         """Queue -> its messages still to call back, for every queue with a box."""

@@ -320,10 +320,12 @@ class Metrics:
         alerts: Mapping[tuple[str, str], bool] | None = None,
         voicemails: Mapping[str, int] | None = None,
         agent_alerts: Mapping[str, str] | None = None,
+        oldest_voicemails: Mapping[str, float] | None = None,
     ) -> str:
         """The exposition text: counters and histograms so far, gauges from ``snapshot``
         (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest
-        (``voicemails``: queue -> messages still to call back, for the queues with a box)."""
+        (``voicemails``: queue -> messages still to call back, for the queues with a box;
+        ``oldest_voicemails``: queue -> seconds since the oldest of them was left)."""
         out = Exposition()
         for name, help_text in _COUNTERS:
             series = self._counters.get(name, {})
@@ -357,6 +359,14 @@ class Metrics:
                 "gauge",
                 "Voicemail messages of the queue's box still to call back (queues.<q>.mailbox).",
                 [((("queue", q),), float(n)) for q, n in sorted(voicemails.items())],
+            )
+        if oldest_voicemails:
+            out.family(
+                "callcenter_queue_oldest_voicemail_seconds",
+                "gauge",
+                "Seconds since the oldest voicemail message of the queue's box still to call "
+                "back was left (0: none waits).",
+                [((("queue", q),), round(a, 3)) for q, a in sorted(oldest_voicemails.items())],
             )
         states: dict[str, int] = defaultdict(int)
         for agent in snapshot.get("agents", []):

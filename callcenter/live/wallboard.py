@@ -73,6 +73,8 @@ class Board:
     voicemails: Mapping[str, int] = field(default_factory=dict)
     """Queue -> voicemail messages still to call back (queues with a box only; none: no
     column)."""
+    oldest_voicemails: Mapping[str, float] = field(default_factory=dict)
+    """Queue -> seconds since the oldest of them was left."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,9 @@ def render(board: Board) -> str:
         messages = ""
         if board.voicemails:
             count = board.voicemails.get(name)
-            messages = f"<td>{'-' if count is None else count}</td>"
+            oldest = board.oldest_voicemails.get(name, 0.0)
+            age = f" <small>oldest {clock(oldest)}</small>" if count and oldest else ""
+            messages = f"<td>{'-' if count is None else count}{age}</td>"
         parts.append(
             f'<tr class="{classes}"><td>{label}</td><td>{view["waiting"]}</td>'
             f"<td>{clock(view['longest_wait'])}</td>"

@@ -163,9 +163,10 @@ class VoicemailInbox:
         self.store = store
         self.writer = writer
         self.bus = bus
-        self.open: dict[str, int] = {}
-        """Queue -> its messages still to deal with (waiting or taken), kept from the events
-        after :meth:`load`: what the wallboard and ``/metrics`` show without a read."""
+        self._left_at: dict[str, dict[str, datetime]] = {}
+        """Queue -> its messages still to deal with (waiting or taken) -> when left, kept
+        from the events after :meth:`load`: what the wallboard and ``/metrics`` show
+        without a read."""
         self.changes = 0
         """Counts the messages' changes (left, taken, tried, settled): a page that read
         them when it was lower reads them again."""
@@ -187,22 +188,35 @@ class VoicemailInbox:
 
     async def load(self) -> None:
         """Count the messages still open in the store (at the start)."""
-        counts: dict[str, int] = {}
+        left_at: dict[str, dict[str, datetime]] = {}
         for message in await self.writer.run(self.store.fetch_open_voicemails):
-            counts[message.queue] = counts.get(message.queue, 0) + 1
-        self.open = counts
+            left_at.setdefault(message.queue, {})[message.call_id] = message.left_at
+        self._left_at = left_at
+
+    @property
+    def open(self) -> dict[str, int]:
+        """Queue -> its messages still to deal with (waiting or taken)."""
+        return {queue: len(messages) for queue, messages in self._left_at.items()}
+
+    def oldest(self, queue: str, now: datetime | None = None) -> float:
+        """Seconds since the oldest message of ``queue`` still to deal with was left
+        (0 when none)."""
+        messages = self._left_at.get(queue)
+        if not messages:
+            return 0.0
+        now = now or datetime.now(UTC)
+        return max(0.0, (now - min(messages.values())).total_seconds())
 
     def on_event(self, event: EngineEvent) -> None:
         if isinstance(event, VoicemailLeft | VoicemailTaken | VoicemailNotReached | VoicemailDone):
             self.changes += 1
         if isinstance(event, VoicemailLeft) and event.queue:
-            self.open[event.queue] = self.open.get(event.queue, 0) + 1
+            self._left_at.setdefault(event.queue, {})[event.call_id] = event.at
         elif isinstance(event, VoicemailDone) and event.outcome != "released":
-            left = self.open.get(event.queue, 0) - 1
-            if left > 0:
-                self.open[event.queue] = left
-            else:
-                self.open.pop(event.queue, None)
+            messages = self._left_at.get(event.queue, {})
+            messages.pop(event.call_id, None)
+            if not messages:
+                self._left_at.pop(event.queue, None)
         elif isinstance(event, AgentDialing):
             calling = self._calling.get(event.agent)
             if calling is not None and not calling.dial_id:
