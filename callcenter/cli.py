@@ -26,7 +26,8 @@
     callcenter purge [CONFIG]               delete records older than --older-than DAYS
     callcenter staffing --calls N --aht S   agents needed for a load (Erlang C; with
                                             --patience S, Erlang A)
-    callcenter backup [CONFIG] --to FILE    a consistent copy of the SQLite records, live
+    callcenter backup [CONFIG] --to FILE    a consistent copy of the SQLite records, live;
+                                            --files DIR: recordings, voicemail, queue_log
     callcenter erase NUMBER...              take a caller's numbers, name and recordings
                                             out of the records (right to erasure)
 
@@ -489,7 +490,15 @@ def build_parser() -> argparse.ArgumentParser:
         "runs (PostgreSQL: use pg_dump)",
     )
     backup.add_argument("config", nargs="?", default=None)
-    backup.add_argument("--to", required=True, help="the new file (it must not exist)")
+    backup.add_argument("--to", default=None, help="the new file (it must not exist)")
+    backup.add_argument(
+        "--files",
+        default=None,
+        metavar="DIR",
+        help="also copy the files the records name into DIR: call recordings "
+        "(acd.recordings_folder), voicemail messages (ivr.voicemail_folder) and the "
+        "queue_log file; incremental (files already there unchanged are skipped)",
+    )
 
     erase = sub.add_parser(
         "erase",
@@ -702,7 +711,9 @@ def _main(argv: Sequence[str] | None) -> int:
             recordings=args.recordings,
         )
     if command == "backup":
-        return cmd_backup(args.config or _default_config(), args.to)
+        if args.to is None and args.files is None:
+            parser.error("backup needs --to FILE (the records), --files DIR, or both")
+        return cmd_backup(args.config or _default_config(), args.to, args.files)
     if command == "erase":
         return cmd_erase(
             args.config or _default_config(), args.numbers, dry_run=args.dry_run, api=args.api
@@ -1523,16 +1534,58 @@ def cmd_purge(
     return EXIT_OK
 
 
-def cmd_backup(path: str, to: str) -> int:
+def cmd_backup(path: str, to: str | None, files: str | None = None) -> int:
     """``backup``: the record database copied to ``to`` as one snapshot (see
-    :meth:`SqliteCdrStore.backup <callcenter.records.store.SqliteCdrStore.backup>`)."""
+    :meth:`SqliteCdrStore.backup <callcenter.records.store.SqliteCdrStore.backup>`), and
+    with ``files`` the recordings, voicemail messages and queue_log file copied into that
+    folder (:mod:`callcenter.records.backup`)."""
+    config = _report_config(path)
+    if config is None:
+        return EXIT_CONFIG
+    code = EXIT_OK if to is None else _back_up_records(config, to)
+    if files is not None and code == EXIT_OK:
+        code = _back_up_files(config, files)
+    return code
+
+
+def _back_up_files(config: CallCenterConfig, into: str) -> int:
+    """Copy the folders the records name into ``into``, one line each."""
+    from pathlib import Path
+
+    from callcenter.daemon import resolve
+    from callcenter.records.backup import copy_folder
+
+    sources = [
+        ("recordings", resolve(config, config.acd.recordings_folder)),
+        ("voicemail", resolve(config, config.ivr.voicemail_folder)),
+    ]
+    if config.records.queue_log_file:
+        sources.append(("queue_log", resolve(config, config.records.queue_log_file)))
+    code = EXIT_OK
+    for name, source in sources:
+        try:
+            done = copy_folder(name, Path(source), Path(into))
+        except RecordError as exc:
+            print(f"backup: {exc}", file=sys.stderr)
+            return EXIT_RESOURCE
+        if done.missing:
+            print(f"{name}: {source} is not on this machine (nothing copied)")
+            continue
+        print(
+            f"{name}: {done.copied} file(s) copied ({done.copied_bytes / 1e6:.1f} MB), "
+            f"{done.unchanged} unchanged, from {source} to {Path(into) / name}"
+        )
+        for why in done.failed:
+            print(f"backup: not copied: {why}", file=sys.stderr)
+            code = EXIT_RESOURCE
+    return code
+
+
+def _back_up_records(config: CallCenterConfig, to: str) -> int:
     from pathlib import Path
 
     from callcenter.records.store import SqliteCdrStore
 
-    config = _report_config(path)
-    if config is None:
-        return EXIT_CONFIG
     if config.records.postgres is not None:
         print(
             "backup: the records are in PostgreSQL: back them up with pg_dump (it takes a "
