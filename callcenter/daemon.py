@@ -49,6 +49,7 @@ from callcenter.errors import (
 from callcenter.events import CallCentreStarted, CallEvent, ConfigReloaded, EventBus
 from callcenter.line import LINE_VIA
 from callcenter.live.api import ControlAPI, PBXLink
+from callcenter.live.lamps import MessageLamps
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
 from callcenter.live.today import Today
@@ -333,6 +334,9 @@ class Daemon:
         self.switchboard.alerts.oldest_voicemail = self.voicemails.oldest
         self.pbx: PBX = pbx if pbx is not None else build_pbx(config)
         self.switchboard.attach_pbx(self.pbx)
+        self.lamps = MessageLamps(self.pbx, self.voicemails, lambda: self.config)
+        self.bus.subscribe(self.lamps.on_event, kinds=MessageLamps.kinds())
+        self.pbx.subscribe(self.lamps.on_pbx_event)
         self.campaigns = Campaigns(self.switchboard, self.bus)
         self.router.idle_listeners.append(self.campaigns.agent_free)
         self.switchboard.find_lead = self.campaigns.find_lead
@@ -526,6 +530,7 @@ class Daemon:
         await self.campaigns.start(self.config, await self._campaign_leads())
         self.switchboard.in_background(self.switchboard.alerts.run(), "queue-alerts")
         self.switchboard.in_background(self.switchboard.agent_alerts.run(), "agent-alerts")
+        self.switchboard.in_background(self.lamps.run(), "message-lamps")
         if self.queue_log_file is not None:
             self.queue_log_file.start()
         if database := self.config.records.postgres:

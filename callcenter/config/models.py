@@ -261,6 +261,14 @@ _Port = Annotated[int, Field(ge=1, le=65535)]
 _ListenPort = Annotated[int, Field(ge=0, le=65535)]
 _Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _SecondsOrZero = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_Mailbox = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_.+-]+@[A-Za-z0-9_.-]+$",
+        description="A mailbox as the PBX names it: box@context (Asterisk) or user@domain "
+        "(FreeSWITCH).",
+    ),
+]
 _ReconnectMin = Annotated[
     _Seconds, Field(description="First delay (s) before reconnecting a lost link; it doubles.")
 ]
@@ -2137,6 +2145,16 @@ class QueueConfig(_Model):
         "belongs to one queue at most.",
         examples=["sales"],
     )
+    message_lamp: _Mailbox | None = Field(
+        default=None,
+        description="The mailbox whose message-waiting lamp the PBX lights on the phones "
+        "subscribed to it while messages of this queue's mailbox wait for an agent (new: "
+        "waiting; old: taken, not yet dealt with). Asterisk: box@context, set by MWIUpdate "
+        "(load res_mwi_external_ami; list it in the agents' PJSIP endpoints' mailboxes=); "
+        "FreeSWITCH: user@domain, sent as MESSAGE_WAITING (set the agents' users' "
+        "MWI-Account to it). None: no lamp.",
+        examples=["sales@callcenter"],
+    )
     hold_music: _Text = Field(
         default="default",
         description=(
@@ -3728,6 +3746,13 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                     )
                 )
             boxes.setdefault(box, str(qname))
+        if queue.get("message_lamp") and not isinstance(box, str):
+            out.append(
+                Problem(
+                    ("queues", qname, "message_lamp"),
+                    "a message lamp shows the messages of the queue's mailbox: set mailbox too",
+                )
+            )
         music = queue.get("hold_music")
         if isinstance(music, str) and not _MUSIC_CLASS[pbx_type].fullmatch(music):
             out.append(

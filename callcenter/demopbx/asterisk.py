@@ -81,6 +81,8 @@ LOADED_MODULES: frozenset[str] = frozenset(
         "app_amd",
         "chan_pjsip",
         "res_pjsip",
+        "res_mwi_external",
+        "res_mwi_external_ami",
     }
 )
 """What the demo Asterisk says is loaded: a stock Asterisk with what the daemon uses."""
@@ -130,6 +132,9 @@ class DemoAsterisk:
         self.ami_write = frozenset(c.strip().lower() for c in ami_write.split(",") if c.strip())
         #: The modules loaded (AMI ``ModuleCheck``), by name without ``.so``.
         self.modules = frozenset(modules)
+        #: Mailbox -> (new, old) messages, as ``MWIUpdate`` last set them (the lamps of the
+        #: phones subscribed to it).
+        self.message_lamps: dict[str, tuple[int, int]] = {}
         self.prompt_seconds = prompt_seconds
         self.login_failure_delay = login_failure_delay
         self.failover_after = failover_after

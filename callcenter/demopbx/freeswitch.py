@@ -240,6 +240,9 @@ class DemoFreeSwitch:
         self.hub = EventHub(self._publish, hostname=hostname)
         #: Registered phones by device (``PJSIP/1001``).
         self.phones: dict[str, AgentPhone] = {}
+        #: Account (user@domain) -> (new, old) messages, as the last MESSAGE_WAITING sent
+        #: for it said (the lamps of the phones subscribed to it).
+        self.message_lamps: dict[str, tuple[int, int]] = {}
         #: Global variables (``global_setvar``).
         self.global_vars: dict[str, str] = {}
         #: Timed tasks (``sched_transfer``, ``sched_del``).
@@ -466,6 +469,20 @@ class DemoFreeSwitch:
         it fail with USER_NOT_REGISTERED from now on."""
         if self.phones.pop(device, None) is not None:
             self._registration(device, "sofia::unregister")
+
+    def subscribe_message_lamp(self, account: str) -> None:
+        """A phone subscribes to the message lamp of ``account`` (user@domain): mod_sofia
+        asks whoever keeps its messages with a ``MESSAGE_QUERY`` event."""
+        self.hub.fire("MESSAGE_QUERY", [("Message-Account", f"sip:{account}")])
+
+    def message_waiting(self, headers: Mapping[str, str]) -> None:
+        """A ``MESSAGE_WAITING`` event was sent (``sendevent``): mod_sofia would notify the
+        phones subscribed to its account; the demo keeps the counts."""
+        account = (headers.get("MWI-Message-Account") or "").removeprefix("sip:")
+        counts = (headers.get("MWI-Voice-Message") or "0/0").partition(" ")[0]
+        new, _, old = counts.partition("/")
+        if account and new.isdigit() and old.isdigit():
+            self.message_lamps[account] = (int(new), int(old))
 
     def registered_contact(self, user: str) -> str | None:
         """The contact of the phone registered as SIP user ``user`` (None: not registered)."""

@@ -628,6 +628,8 @@ class ESLSession:
         leading.append(("Event-UUID", event_uuid))
         body = command.body_text if command.body else None
         self.pbx.hub.fire(name, (), body, leading=leading)
+        if name == "MESSAGE_WAITING":
+            self.pbx.message_waiting(dict(command.headers))
         return encode_reply(f"+OK {event_uuid}")
 
 

@@ -380,7 +380,8 @@ class ManagerSession:
         fields = [
             (name, f"{text}  (Priv: {priv})")
             for name, text, priv in _DESCRIPTIONS
-            if "all" in write or not _AUTHORITY[name.lower()] or _AUTHORITY[name.lower()] & write
+            if ("all" in write or not _AUTHORITY[name.lower()] or _AUTHORITY[name.lower()] & write)
+            and _MODULE_OF.get(name, "") in self.pbx.modules | {""}
         ]
         self.respond(msg, "Success", *fields)
 
@@ -654,6 +655,40 @@ class ManagerSession:
             value = self.pbx.global_vars.get(variable)
         self.respond(msg, "Success", ("Variable", variable), ("Value", value or ""))
 
+    async def action_mwiupdate(self, msg: AMIMessage) -> None:
+        """res_mwi_external_ami's ``MWIUpdate``: the mailbox's counts are kept (the phones
+        subscribed to it would be notified) and ``MessageWaiting`` is raised, as Asterisk
+        does for any mailbox whose state changes."""
+        if "res_mwi_external_ami" not in self.pbx.modules:
+            self.error(
+                msg,
+                "Invalid/unknown command: MWIUpdate. "
+                "Use Action: ListCommands to show available commands.",
+            )
+            return
+        mailbox = msg.get("Mailbox") or ""
+        if not mailbox:
+            self.error(msg, "Mailbox ID must be specified.")
+            return
+        try:
+            old = int(msg.get("OldMessages") or "0")
+            new = int(msg.get("NewMessages") or "0")
+        except ValueError:
+            self.error(msg, "Error updating mailbox")
+            return
+        self.pbx.message_lamps[mailbox] = (new, old)
+        self.respond(msg, "Success", ("Message", "Mailbox updated successfully"))
+        self.pbx.emit(
+            "MessageWaiting",
+            "call",
+            [
+                ("Mailbox", mailbox),
+                ("Waiting", "1" if new else "0"),
+                ("New", str(new)),
+                ("Old", str(old)),
+            ],
+        )
+
     async def action_setvar(self, msg: AMIMessage) -> None:
         variable = msg.get("Variable") or ""
         if not variable:
@@ -849,6 +884,7 @@ ACTIONS: dict[str, Handler] = {
     "confbridgekick": ManagerSession.action_confbridgekick,
     "getvar": ManagerSession.action_getvar,
     "setvar": ManagerSession.action_setvar,
+    "mwiupdate": ManagerSession.action_mwiupdate,
     "agi": ManagerSession.action_agi,
     "originate": ManagerSession.action_originate,
     "playdtmf": ManagerSession.action_playdtmf,
@@ -857,6 +893,9 @@ ACTIONS: dict[str, Handler] = {
     "stopmixmonitor": ManagerSession.action_stopmixmonitor,
     "mixmonitormute": ManagerSession.action_mixmonitormute,
 }
+
+#: Actions a module registers: listed only while it is loaded.
+_MODULE_OF: dict[str, str] = {"MWIUpdate": "res_mwi_external_ami"}
 
 _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
     ("AGI", "Add an AGI command to execute by Async AGI.", "agi,all"),
@@ -878,6 +917,7 @@ _DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
     ("MixMonitorMute", "Mute / unMute a Mixmonitor recording.", "system,call,all"),
     ("ModuleCheck", "Check if module is loaded.", "system,all"),
     ("MuteAudio", "Mute an audio stream.", "system,all"),
+    ("MWIUpdate", "Update the mailbox message counts.", "call,all"),
     ("Originate", "Originate a call.", "originate,all"),
     ("Ping", "Keepalive command.", "<none>"),
     ("PlayDTMF", "Play DTMF signal on a specific channel.", "call,all"),

@@ -75,8 +75,11 @@ ACTION_CLASSES: Final[Mapping[str, str]] = {
     "MixMonitorMute": "call",
     "StopMixMonitor": "call",
     "AGI": "agi",
+    "MWIUpdate": "call",
 }
 """Each AMI action the daemon sends and one write= class of manager.conf that allows it."""
+ACTION_MODULES: Final[Mapping[str, str]] = {"MWIUpdate": "res_mwi_external_ami"}
+"""Actions a module registers: absent from ListCommands while it is not loaded."""
 
 CONFERENCE_CONTEXT: Final = "callcenter-conference"
 HANGUP_CONTEXT: Final = "callcenter-hangup"
@@ -102,6 +105,8 @@ def needed_actions(config: CallCenterConfig) -> list[str]:
         actions += ["MixMonitor", "MixMonitorMute", "StopMixMonitor"]
     if config.pbx.agi.transport == "asyncagi":
         actions.append("AGI")
+    if _lamps(config):
+        actions.append("MWIUpdate")
     return actions
 
 
@@ -134,6 +139,8 @@ def needed_asterisk_modules(config: CallCenterConfig) -> dict[str, str]:
         modules["app_chanspy"] = "supervisors listening, whispering, barging"
     if any("amd" in (c.context or "") for c in config.campaigns.values()):
         modules["app_amd"] = "answering machine detection of campaigns"
+    if _lamps(config):
+        modules["res_mwi_external_ami"] = "the queues' message lamps (not beside app_voicemail)"
     return modules
 
 
@@ -147,6 +154,10 @@ def needed_freeswitch_modules(config: CallCenterConfig) -> dict[str, str]:
         "mod_sndfile": "playing and recording sound files",
         "mod_local_stream": "music for waiting callers",
     }
+
+
+def _lamps(config: CallCenterConfig) -> bool:
+    return any(q.message_lamp for q in config.queues.values())
 
 
 def _records_calls(config: CallCenterConfig) -> bool:
@@ -228,7 +239,12 @@ def _allowed_actions(config: CallCenterConfig, allowed: set[str], user: str) -> 
         Finding(
             "problem",
             f"AMI user {user} may not send {action}: add {ACTION_CLASSES[action]} to its "
-            "write= line in manager.conf",
+            "write= line in manager.conf"
+            + (
+                f" (and load {ACTION_MODULES[action]}, which brings it)"
+                if action in ACTION_MODULES
+                else ""
+            ),
         )
         for action in missing
     ]

@@ -629,6 +629,15 @@ class PBX(Protocol):
         """Every live channel, from the PBX's own state."""
         ...
 
+    async def set_message_lamp(self, mailbox: str, new: int, old: int) -> None:
+        """Tell the phones subscribed to ``mailbox`` (Asterisk: ``box@context``, FreeSWITCH:
+        ``user@domain``) how many voicemail messages wait there: ``new`` ones (their
+        message lamp is lit while there is one) and ``old`` ones. The PBX keeps the counts
+        for phones that subscribe later. Raises ``ActionFailed`` when the PBX refuses it
+        (Asterisk without res_mwi_external_ami), ``PBXConnectionError`` while the link is
+        down."""
+        ...
+
     def room_device(self, room: str) -> str:
         """The device string that puts a dialled leg into conference room ``room``
         (Asterisk: ``Local/<room>@callcenter-conference``, FreeSWITCH:

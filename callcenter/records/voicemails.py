@@ -167,6 +167,8 @@ class VoicemailInbox:
         """Queue -> its messages still to deal with (waiting or taken) -> when left, kept
         from the events after :meth:`load`: what the wallboard and ``/metrics`` show
         without a read."""
+        self._taken: set[str] = set()
+        """The open messages an agent has taken."""
         self.changes = 0
         """Counts the messages' changes (left, taken, tried, settled): a page that read
         them when it was lower reads them again."""
@@ -189,14 +191,24 @@ class VoicemailInbox:
     async def load(self) -> None:
         """Count the messages still open in the store (at the start)."""
         left_at: dict[str, dict[str, datetime]] = {}
+        taken: set[str] = set()
         for message in await self.writer.run(self.store.fetch_open_voicemails):
             left_at.setdefault(message.queue, {})[message.call_id] = message.left_at
-        self._left_at = left_at
+            if message.status == "taken":
+                taken.add(message.call_id)
+        self._left_at, self._taken = left_at, taken
+        self.changes += 1
 
     @property
     def open(self) -> dict[str, int]:
         """Queue -> its messages still to deal with (waiting or taken)."""
         return {queue: len(messages) for queue, messages in self._left_at.items()}
+
+    def counts(self, queue: str) -> tuple[int, int]:
+        """``queue``'s messages still to deal with: (waiting for an agent, taken)."""
+        messages = self._left_at.get(queue, {})
+        taken = sum(1 for call_id in messages if call_id in self._taken)
+        return len(messages) - taken, taken
 
     def oldest(self, queue: str, now: datetime | None = None) -> float:
         """Seconds since the oldest message of ``queue`` still to deal with was left
@@ -212,11 +224,15 @@ class VoicemailInbox:
             self.changes += 1
         if isinstance(event, VoicemailLeft) and event.queue:
             self._left_at.setdefault(event.queue, {})[event.call_id] = event.at
-        elif isinstance(event, VoicemailDone) and event.outcome != "released":
-            messages = self._left_at.get(event.queue, {})
-            messages.pop(event.call_id, None)
-            if not messages:
-                self._left_at.pop(event.queue, None)
+        elif isinstance(event, VoicemailTaken):
+            self._taken.add(event.call_id)
+        elif isinstance(event, VoicemailDone):
+            self._taken.discard(event.call_id)
+            if event.outcome != "released":
+                messages = self._left_at.get(event.queue, {})
+                messages.pop(event.call_id, None)
+                if not messages:
+                    self._left_at.pop(event.queue, None)
         elif isinstance(event, AgentDialing):
             calling = self._calling.get(event.agent)
             if calling is not None and not calling.dial_id:

@@ -571,6 +571,14 @@ class AsteriskDriver:
             self._originating[action_id] = outcome
         return outcome
 
+    async def set_message_lamp(self, mailbox: str, new: int, old: int) -> None:
+        """AMI ``MWIUpdate`` (res_mwi_external_ami): Asterisk keeps the counts and notifies
+        the endpoints whose ``mailboxes`` name ``mailbox``."""
+        await self.ami.send_action(
+            "MWIUpdate",
+            [("Mailbox", mailbox), ("OldMessages", str(old)), ("NewMessages", str(new))],
+        )
+
     async def want_keys(self) -> None:
         """Have AMI send DTMFEnd events from now on (and after every login), if the
         configured event mask leaves them out: an open line's keys come that way."""

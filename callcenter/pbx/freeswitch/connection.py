@@ -94,12 +94,14 @@ DEFAULT_EVENTS: Final = (
     "PLAYBACK_STOP",
     "BACKGROUND_JOB",
     "HEARTBEAT",
+    "MESSAGE_QUERY",
     # Last: every word after CUSTOM names a subclass (mod_conference's membership events;
     # mod_sofia's registrations, which say whether an agent's phone can be called).
     "CUSTOM conference::maintenance sofia::register sofia::unregister sofia::expire",
 )
 """What the driver subscribes to: the events it acts on and nothing else (CHANNEL_CREATE and
-CHANNEL_HANGUP_COMPLETE tell which SIP users' devices are in use). CHANNEL_STATE,
+CHANNEL_HANGUP_COMPLETE tell which SIP users' devices are in use; MESSAGE_QUERY, a phone
+asking for its message lamp, is answered for the queues' lamps). CHANNEL_STATE,
 CALLSTATE, CODEC and CALL_UPDATE, about half of FreeSWITCH's event volume under load (trace i:
 55 events per bridged call with ``ALL``), are left out."""
 

@@ -456,6 +456,9 @@ class FreeSwitchDriver:
         self._user_channels: dict[str, set[str]] = {}
         self._channel_user: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Mailbox (user@domain) -> the (new, old) counts its lamp was last given, for the
+        #: MESSAGE_QUERY a phone's registration raises.
+        self._lamps: dict[str, tuple[int, int]] = {}
         self._outbound: ESLOutboundServer | None = None
         self._started = False
         self._stopping = False
@@ -903,6 +906,42 @@ class FreeSwitchDriver:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def set_message_lamp(self, mailbox: str, new: int, old: int) -> None:
+        """A ``MESSAGE_WAITING`` event (``sendevent``): mod_sofia notifies the phones
+        subscribed to ``sip:<mailbox>``. The counts are kept here to answer the
+        ``MESSAGE_QUERY`` of a phone registering later (as mod_voicemail does for its
+        boxes)."""
+        _check_line("mailbox", mailbox)
+        self._lamps[mailbox] = (new, old)
+        await self._send_lamp(mailbox, new, old)
+
+    async def _send_lamp(self, mailbox: str, new: int, old: int) -> None:
+        headers = [
+            ("MWI-Messages-Waiting", "yes" if new else "no"),
+            ("MWI-Message-Account", f"sip:{mailbox}"),
+            ("MWI-Voice-Message", f"{new}/{old} (0/0)"),
+        ]
+        reply = await self.esl.command("sendevent MESSAGE_WAITING", headers)
+        if not reply.startswith("+OK"):
+            raise ActionFailed(f"FreeSWITCH refused sendevent MESSAGE_WAITING: {reply}", reply)
+
+    def _on_message_query(self, event: ESLEvent) -> None:
+        account = event.get("Message-Account") or ""
+        mailbox = account.removeprefix("sip:")
+        counts = self._lamps.get(mailbox)
+        if counts is None:
+            return  # not one of ours (mod_voicemail's, say)
+
+        async def answer() -> None:
+            try:
+                await self._send_lamp(mailbox, *counts)
+            except PBXError as exc:
+                self._log.warning("message_lamp_not_sent", mailbox=mailbox, error=str(exc))
+
+        task = asyncio.create_task(answer(), name=f"fs-mwi-{mailbox}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _check_registered(self, user: str, host: str) -> None:
         target = f"*/{user}@{host}" if host and _SIP_USER.fullmatch(host) else f"*/{user}"
         try:
@@ -923,6 +962,9 @@ class FreeSwitchDriver:
     def _on_inbound_event(self, event: ESLEvent) -> None:
         name = event.name
         if name in ("HEARTBEAT", "BACKGROUND_JOB"):
+            return
+        if name == "MESSAGE_QUERY":
+            self._on_message_query(event)
             return
         if name == "CUSTOM":
             subclass = event.get("Event-Subclass")
