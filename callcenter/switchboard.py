@@ -1492,6 +1492,8 @@ class Switchboard:
         place = (
             self._place_kept(queue_name, info.caller_num, joined) if qcfg.resume_abandoned else None
         )
+        if qcfg.seniority == "call" and (place is None or active.started < place):
+            place = active.started  # the whole wait counts: IVR, other queues, a talk
         entry = self.router.enqueue(
             queue_name, info.call_id, priority=priority, skills=needed, joined=place
         )

@@ -733,6 +733,52 @@ async def test_max_wait_overflows_to_another_queue(tmp_path: Path) -> None:
     assert row["queue"] == "overflow" and row["agent"] == "1003"
 
 
+@pytest.mark.parametrize(("seniority", "served_first"), [("call", "X"), ("queue", "Y")])
+async def test_a_caller_overflowing_keeps_the_seniority_of_their_whole_wait_when_asked(
+    tmp_path: Path, seniority: str, served_first: str
+) -> None:
+    """X calls first and waits in acd, then overflows into the second queue, where Y (who
+    called after X, straight to it) waits already. With ``seniority: call`` X's whole wait
+    counts and the agent takes X first; by default (``queue``) X starts at the back."""
+    config = setup(
+        {"max_wait": 0.6, "on_timeout": {"to": "queue", "queue": "overflow"}},
+        extra={
+            "queues": {"overflow": {"agents": ["1003"], "ring_timeout": 1, "seniority": seniority}},
+            "flows": {
+                "direct": {
+                    "start": "route",
+                    "nodes": {
+                        "route": {
+                            "kind": "branch",
+                            "cases": [{"caller": ["5550002"], "goto": "over"}],
+                            "default": "q",
+                        },
+                        "q": {"kind": "queue", "queue": "acd"},
+                        "over": {"kind": "queue", "queue": "overflow"},
+                    },
+                }
+            },
+        },
+    )
+    async with scene(tmp_path, config) as s:
+        s.phone("1003", **QUICK)
+        s.login("1003")
+        s.router.pause("1003", "break")
+        x = await s.call("5550001")
+        await x.wait_moh(timeout=5)
+        y = await s.call("5550002")
+        await y.wait_moh(timeout=5)
+        await s.wait_for(QueueExited, timeout=5)
+        async with asyncio.timeout(5):
+            while s.router.waiting("overflow") < 2:
+                await asyncio.sleep(0.01)
+        s.router.unpause("1003")
+        await s.wait_for(AgentConnected, timeout=5)
+        (connected,) = s.of(AgentConnected)
+    first = {x.uniqueid: "X", y.uniqueid: "Y"}[connected.call_id]
+    assert first == served_first
+
+
 async def test_a_full_queue_sends_callers_to_voicemail(tmp_path: Path) -> None:
     config = setup(
         {"max_length": 1, "on_full": {"to": "voicemail", "box": "acd", "prompt": "queue-full"}},

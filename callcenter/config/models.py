@@ -2279,6 +2279,16 @@ class QueueConfig(_Model):
         description="Played instead of `announce` to a caller who took back their place "
         '(resume_abandoned), such as "welcome back, you kept your place in the line".',
     )
+    seniority: Literal["queue", "call"] = Field(
+        default="queue",
+        description="How callers of the same priority are ordered. queue: by when they "
+        "joined this queue (app_queue's way: a caller sent over from another queue, or "
+        "transferred here, starts at the back). call: by when their call reached the "
+        "centre (mod_callcenter's time-base-score: system): a caller overflowing from "
+        "another queue keeps the seniority of their whole wait, and the queue's longest "
+        "wait and escalation stages count it too (max_wait and the wait in the records "
+        "stay this queue's).",
+    )
     max_wait: _Seconds = Field(
         default=600,
         description="Seconds a caller may wait; then on_timeout (default: timeout_prompt and "
