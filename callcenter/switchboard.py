@@ -244,6 +244,8 @@ MAX_QUEUE_HOPS = 5
 
 EXIT_KEY_POLL = 1.0
 """Seconds one digit read lasts while a queue's exit keys are armed."""
+EMPTY_LOOK = 0.25
+"""Seconds between two looks at an empty queue during its ``empty_grace``."""
 
 AGENT_ROUTES = (
     "agent-login",
@@ -1696,6 +1698,7 @@ class Switchboard:
         waiting = _Waiting.start(qcfg, time.monotonic())
         hunt: asyncio.Future[list[Agent]] | None = None
         connected: tuple[Agent, DialResult] | None = None
+        empty_since: float | None = None  # nobody could take the caller since (empty_grace)
         try:
             # Hunting starts at once: an agent may be reserved while the greeting plays.
             hunt = asyncio.ensure_future(
@@ -1720,10 +1723,18 @@ class Switchboard:
                 if now >= deadline:
                     raise _LeaveQueue(*(on_timeout or ("timeout", qcfg.on_timeout)))
                 if qcfg.leave_when_empty and self.router.is_empty_for(entry):
-                    raise _LeaveQueue("leaveempty", qcfg.on_empty)
-                if hunt is None:
+                    empty_since = now if empty_since is None else empty_since
+                    if now - empty_since >= qcfg.empty_grace:
+                        raise _LeaveQueue("leaveempty", qcfg.on_empty)
+                else:
+                    empty_since = None
+                if hunt is None and empty_since is None:
                     hunt = asyncio.ensure_future(self.router.next_agents(entry))
                 wake = min(deadline, waiting.next_announce, waiting.next_periodic)
+                if empty_since is not None:
+                    # Nobody to hunt for: look again soon (a phone registering again, an
+                    # agent back) and at the end of the grace.
+                    wake = min(wake, empty_since + qcfg.empty_grace, now + EMPTY_LOOK)
                 digit = await self._wait_a_little(call, hunt, wake - now, bool(qcfg.exit_keys))
                 dest = qcfg.exit_keys.get(digit) if digit else None
                 if dest is not None:
@@ -1732,11 +1743,13 @@ class Switchboard:
                     qlog.info("callback_refused", number=info.caller_num)
                     await call.play([qcfg.callback_refused_prompt])
                     await call.start_hold_music(qcfg.hold_music)
-                if hunt.done():
+                if hunt is not None and hunt.done():
                     agents = hunt.result()
                     hunt = None
                     if not agents:
-                        raise _LeaveQueue("leaveempty", qcfg.on_empty)
+                        if not qcfg.empty_grace:
+                            raise _LeaveQueue("leaveempty", qcfg.on_empty)
+                        continue  # the grace starts at the top of the loop
                     connected = await self._offer(
                         call,
                         active,
@@ -1819,15 +1832,16 @@ class Switchboard:
         return await self._talk(call, active, queue_name, agent, result)
 
     async def _wait_a_little(
-        self, call: Call, hunt: asyncio.Future[list[Agent]], seconds: float, keys: bool
+        self, call: Call, hunt: asyncio.Future[list[Agent]] | None, seconds: float, keys: bool
     ) -> str:
-        """Wait up to ``seconds`` for agents, the caller hanging up (CallerGone) or, when
-        ``keys`` (exit keys are set), a key: the key pressed, or ``""``.
+        """Wait up to ``seconds`` for agents (``hunt``; None: no hunt runs), the caller
+        hanging up (CallerGone) or, when ``keys`` (exit keys are set), a key: the key
+        pressed, or ``""``.
 
         With exit keys the wait is a digit read of at most EXIT_KEY_POLL seconds: a PBX
         command cannot be interrupted, so a reservation made meanwhile waits for its end.
         """
-        if seconds <= 0 or hunt.done():
+        if seconds <= 0 or (hunt is not None and hunt.done()):
             return ""
         if keys:
             digits = await call.read_digits(
@@ -1835,7 +1849,7 @@ class Switchboard:
             )
             return digits[:1]
         gone: asyncio.Future[None] = asyncio.ensure_future(call.wait_hangup())
-        both: set[asyncio.Future[Any]] = {hunt, gone}
+        both: set[asyncio.Future[Any]] = {gone} if hunt is None else {hunt, gone}
         try:
             done, _ = await asyncio.wait(both, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:

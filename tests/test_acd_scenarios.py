@@ -866,6 +866,43 @@ async def test_callers_leave_a_queue_whose_last_agent_lost_their_phone_and_new_o
     ], "the last caller joined and waited: the phone was back"
 
 
+async def test_a_phone_registering_again_within_the_grace_keeps_the_callers_waiting(
+    tmp_path: Path,
+) -> None:
+    """The only agent's phone unregisters for a moment (a softphone restarting): with
+    ``empty_grace`` the waiting caller stays, and is put through once the agent is free."""
+    config = setup({"leave_when_empty": True, "empty_grace": 3, "wrapup": 30, "strategy": "linear"})
+    async with scene(tmp_path, config) as s:
+        waiting = await waiting_while_1001_wraps_up(s)
+        s.center.remove_phone("PJSIP/1001")
+        await s.phone_reachable("1001", reachable=False)
+        await asyncio.sleep(0.5)
+        s.phone("1001", **QUICK)
+        await s.phone_reachable("1001")
+        s.router.end_wrapup("1001")
+        await waiting.wait_bridged(timeout=5)
+        await waiting.hangup()
+        await s.settle()
+    assert s.of(QueueExited) == []
+    assert s.answered() == ["1001", "1001"]
+
+
+async def test_callers_leave_an_empty_queue_once_its_grace_is_over(tmp_path: Path) -> None:
+    config = setup(
+        {"leave_when_empty": True, "empty_grace": 1.2, "wrapup": 30, "strategy": "linear"}
+    )
+    async with scene(tmp_path, config) as s:
+        waiting = await waiting_while_1001_wraps_up(s)
+        s.router.pause("1001", "lunch")
+        paused = time.monotonic()
+        await waiting.wait_for_prompt("queue-unavailable", timeout=5)
+        left_after = time.monotonic() - paused
+        await waiting.wait_ended(timeout=5)
+        await s.settle()
+    assert [e.reason for e in s.of(QueueExited)] == ["leaveempty"]
+    assert 1.2 <= left_after < 3, "after the grace, not at once nor much later"
+
+
 async def test_exit_key_takes_the_caller_to_voicemail(tmp_path: Path) -> None:
     config = setup(
         {"exit_keys": {"5": {"to": "voicemail", "box": "sales", "prompt": "leave-a-message"}}},

@@ -2317,6 +2317,14 @@ class QueueConfig(_Model):
         description="Waiting callers go on_empty when the last agent who could take them "
         "logs out, pauses or loses their phone (it unregisters).",
     )
+    empty_grace: _SecondsOrZero = Field(
+        default=0,
+        description="With leave_when_empty: seconds the queue may stay without anyone to "
+        "take its callers before they go on_empty (mod_callcenter's "
+        "max-wait-time-with-no-agent), so that a phone registering again or an agent "
+        "logging out and back in does not send every waiting caller away. 0: at once.",
+        examples=[30],
+    )
     on_empty: QueueExit = Field(
         default_factory=_default_exit("queue-unavailable"),
         description="Where callers go when the queue has nobody to take them.",
