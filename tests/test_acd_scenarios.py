@@ -743,23 +743,12 @@ async def test_a_caller_overflowing_keeps_the_seniority_of_their_whole_wait_when
     config = setup(
         {"max_wait": 0.6, "on_timeout": {"to": "queue", "queue": "overflow"}},
         extra={
-            "queues": {"overflow": {"agents": ["1003"], "ring_timeout": 1, "seniority": seniority}},
-            "flows": {
-                "direct": {
-                    "start": "route",
-                    "nodes": {
-                        "route": {
-                            "kind": "branch",
-                            "cases": [{"caller": ["5550002"], "goto": "over"}],
-                            "default": "q",
-                        },
-                        "q": {"kind": "queue", "queue": "acd"},
-                        "over": {"kind": "queue", "queue": "overflow"},
-                    },
-                }
-            },
+            "queues": {"overflow": {"agents": ["1003"], "ring_timeout": 1, "seniority": seniority}}
         },
     )
+    nodes = config["flows"]["direct"]["nodes"]
+    nodes["route"]["cases"].append({"caller": ["5550002"], "goto": "over"})
+    nodes["over"] = {"kind": "queue", "queue": "overflow"}
     async with scene(tmp_path, config) as s:
         s.phone("1003", **QUICK)
         s.login("1003")
