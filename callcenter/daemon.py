@@ -49,7 +49,7 @@ from callcenter.errors import (
 from callcenter.events import CallCentreStarted, CallEvent, ConfigReloaded, EventBus
 from callcenter.line import LINE_VIA
 from callcenter.live.api import ControlAPI, PBXLink
-from callcenter.live.lamps import MessageLamps
+from callcenter.live.lamps import BusyLamps, MessageLamps
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
 from callcenter.live.today import Today
@@ -337,6 +337,9 @@ class Daemon:
         self.lamps = MessageLamps(self.pbx, self.voicemails, lambda: self.config)
         self.bus.subscribe(self.lamps.on_event, kinds=MessageLamps.kinds())
         self.pbx.subscribe(self.lamps.on_pbx_event)
+        self.busy_lamps = BusyLamps(self.pbx, self.router, lambda: self.config)
+        self.bus.subscribe(self.busy_lamps.on_event, kinds=BusyLamps.kinds())
+        self.pbx.subscribe(self.busy_lamps.on_pbx_event)
         self.campaigns = Campaigns(self.switchboard, self.bus)
         self.router.idle_listeners.append(self.campaigns.agent_free)
         self.switchboard.find_lead = self.campaigns.find_lead
@@ -531,6 +534,7 @@ class Daemon:
         self.switchboard.in_background(self.switchboard.alerts.run(), "queue-alerts")
         self.switchboard.in_background(self.switchboard.agent_alerts.run(), "agent-alerts")
         self.switchboard.in_background(self.lamps.run(), "message-lamps")
+        self.switchboard.in_background(self.busy_lamps.run(), "busy-lamps")
         if self.queue_log_file is not None:
             self.queue_log_file.start()
         if database := self.config.records.postgres:

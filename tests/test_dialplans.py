@@ -54,6 +54,7 @@ PAUSE_REASONS = set(
 _SECTION = re.compile(r"^\[([^\]]+)\]")
 _EXTEN = re.compile(r"^exten\s*=>\s*([^,]+),([^,]+),(\w+)\((.*)\)$")
 _SAME = re.compile(r"^same\s*=>\s*([^,]+),(\w+)\((.*)\)$")
+_HINT = re.compile(r"^exten\s*=>\s*([^,]+),hint,(.+)$")
 
 
 def default(model: type[BaseModel], name: str) -> Any:
@@ -77,6 +78,10 @@ def extensions() -> dict[str, list[tuple[str, str, str, str]]]:
             continue
         line = line.split(" ;", 1)[0].strip()
         first = _EXTEN.match(line)
+        hint = _HINT.match(line)
+        if hint:  # (exten, "hint", "", the device it watches)
+            current.append((hint.group(1).strip(), "hint", "", hint.group(2).strip()))
+            continue
         if first:
             exten, priority, app, args = first.groups()
         else:
@@ -85,6 +90,18 @@ def extensions() -> dict[str, list[tuple[str, str, str, str]]]:
             priority, app, args = step.groups()
         current.append((exten.strip(), priority.strip(), app, args))
     return contexts
+
+
+def test_the_busy_lamp_hints_watch_the_device_states_the_readme_names() -> None:
+    """The shipped hints follow the lamp names of the README's example (acd.blf)."""
+    blf = {"agent": "callcenter-agent-${agent}", "queue": "callcenter-queue-${queue}"}
+    hints = [(exten, device) for exten, prio, _a, device in extensions()["callcenter-blf"]]
+    assert hints == [
+        ("agent-1001", "Custom:" + blf["agent"].replace("${agent}", "1001")),
+        ("queue-sales", "Custom:" + blf["queue"].replace("${queue}", "sales")),
+    ]
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "blf: {agent: callcenter-agent-${agent}, queue: callcenter-queue-${queue}}" in readme
 
 
 def agi_hooks() -> list[tuple[str, str]]:

@@ -127,6 +127,19 @@ async def test_message_lamps_need_the_external_mwi_module_and_the_action(
     assert any(line.startswith("ok    module res_mwi_external_ami") for line in loaded)
 
 
+async def test_busy_lamps_need_the_device_state_functions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blf = {"acd": {"blf": {"agent": "callcenter-agent-${agent}"}}}
+    async with asterisk(modules=LOADED_MODULES - {"func_devstate"}) as pbx:
+        code, lines, _ = await check(config_for(tmp_path, pbx, blf), capsys)
+    assert code == 1
+    assert (
+        "FAIL  module func_devstate (busy lamps (acd.blf: custom device states)) is not "
+        "loaded: load it"
+    ) in lines
+
+
 async def test_without_reporting_the_dialplan_is_left_to_the_admin_not_failed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1937,6 +1937,44 @@ PAUSE_REASONS: Final = ("break", "lunch", "training", "meeting")
 """The pause reasons of a config that lists none."""
 
 
+def _lamp(placeholder: str) -> typing.Callable[[str], str]:
+    return _matcher(
+        r"[A-Za-z0-9_.+@-]*\$\{" + placeholder + r"\}[A-Za-z0-9_.+@-]*",
+        "lamp_name",
+        f"must name each {placeholder}'s lamp with ${{{placeholder}}} once, in letters, digits "
+        f'and _.+@- (such as "callcenter-{placeholder}-${{{placeholder}}}")',
+    )
+
+
+_AgentLamp = Annotated[str, Strict(), AfterValidator(_lamp("agent"))]
+_QueueLamp = Annotated[str, Strict(), AfterValidator(_lamp("queue"))]
+
+
+class BusyLamps(_Model):
+    """The busy lamps (BLF keys) of phones that watch agents and queues: a supervisor's
+    phone, a colleague's sidecar. Asterisk: the daemon sets the custom device state
+    Custom:<name>; map it to an extension with a hint (exten => agent-1001,hint,
+    Custom:callcenter-agent-1001) and point the phones' BLF keys at that extension.
+    FreeSWITCH: the daemon sends the presence of <name>, a user@domain the BLF keys
+    watch."""
+
+    agent: _AgentLamp | None = Field(
+        default=None,
+        description="Each agent's lamp, ${agent} their id: off while they are ready, "
+        "flashing while their phone rings for a caller, on during a call and after-call "
+        "work (or any call on their phone), on hold during a break, unavailable when "
+        "logged out (FreeSWITCH: off). None: no agent lamps.",
+        examples=["callcenter-agent-${agent}", "agent-${agent}@pbx.example.com"],
+    )
+    queue: _QueueLamp | None = Field(
+        default=None,
+        description="Each queue's lamp, ${queue} its name: off while nobody waits, on "
+        "while callers wait, flashing once one has waited longer than the queue's "
+        "service_level. None: no queue lamps.",
+        examples=["callcenter-queue-${queue}"],
+    )
+
+
 class AgentAlerts(_Model):
     """How long an agent may stay in a state before an ``AgentAlert`` event (webhooks,
     MQTT, ``GET /events``, the wallboard and supervisors' desktops, a gauge in /metrics)
@@ -2758,6 +2796,12 @@ class AcdConfig(_Model):
         description="How long agents may stay paused, in wrap-up or on one call before an "
         "AgentAlert tells their supervisors. None: not watched.",
         examples=[{"paused": 1800, "pause_reasons": {"lunch": 3600}, "wrap_up": 180}],
+    )
+    blf: BusyLamps | None = Field(
+        default=None,
+        description="Busy lamps (BLF keys) the daemon keeps showing agents' and queues' "
+        "states. None: none.",
+        examples=[{"agent": "callcenter-agent-${agent}", "queue": "callcenter-queue-${queue}"}],
     )
     line_beep: AgentPrompt | None = Field(
         default="beep",

@@ -83,6 +83,7 @@ LOADED_MODULES: frozenset[str] = frozenset(
         "res_pjsip",
         "res_mwi_external",
         "res_mwi_external_ami",
+        "func_devstate",
     }
 )
 """What the demo Asterisk says is loaded: a stock Asterisk with what the daemon uses."""
@@ -135,6 +136,9 @@ class DemoAsterisk:
         #: Mailbox -> (new, old) messages, as ``MWIUpdate`` last set them (the lamps of the
         #: phones subscribed to it).
         self.message_lamps: dict[str, tuple[int, int]] = {}
+        #: Custom device states (``DEVICE_STATE(Custom:<name>)``): what the phones' BLF
+        #: keys watching a hint on them show.
+        self.custom_states: dict[str, str] = {}
         self.prompt_seconds = prompt_seconds
         self.login_failure_delay = login_failure_delay
         self.failover_after = failover_after

@@ -243,6 +243,9 @@ class DemoFreeSwitch:
         #: Account (user@domain) -> (new, old) messages, as the last MESSAGE_WAITING sent
         #: for it said (the lamps of the phones subscribed to it).
         self.message_lamps: dict[str, tuple[int, int]] = {}
+        #: Presence id (user@domain) -> the dialog state the last PRESENCE_IN sent for it
+        #: gave (``early``, ``confirmed``, ``terminated``): what BLF keys watching it show.
+        self.presence: dict[str, str] = {}
         #: Global variables (``global_setvar``).
         self.global_vars: dict[str, str] = {}
         #: Timed tasks (``sched_transfer``, ``sched_del``).

@@ -630,6 +630,10 @@ class ESLSession:
         self.pbx.hub.fire(name, (), body, leading=leading)
         if name == "MESSAGE_WAITING":
             self.pbx.message_waiting(dict(command.headers))
+        elif name == "PRESENCE_IN":
+            headers = dict(command.headers)
+            if headers.get("from") and headers.get("answer-state"):
+                self.pbx.presence[headers["from"]] = headers["answer-state"]
         return encode_reply(f"+OK {event_uuid}")
 
 

@@ -701,6 +701,16 @@ class ManagerSession:
                 self.error(msg, "No such channel")
                 return
             chan.set_var(variable, value)
+        elif (custom := _CUSTOM_STATE.fullmatch(variable)) is not None:
+            # func_devstate: DEVICE_STATE(Custom:x) is a device state, not a variable.
+            state = value.upper()
+            if "func_devstate" not in self.pbx.modules or state not in _DEVICE_STATES:
+                self.error(msg, "Failed to set variable")
+                return
+            self.pbx.custom_states[custom[1]] = state
+            self.pbx.emit(
+                "DeviceStateChange", "call", [("Device", f"Custom:{custom[1]}"), ("State", state)]
+            )
         else:
             self.pbx.global_vars[variable] = value
             self.pbx.emit(
@@ -893,6 +903,12 @@ ACTIONS: dict[str, Handler] = {
     "stopmixmonitor": ManagerSession.action_stopmixmonitor,
     "mixmonitormute": ManagerSession.action_mixmonitormute,
 }
+
+_CUSTOM_STATE = re.compile(r"DEVICE_STATE\(Custom:([^)]+)\)", re.IGNORECASE)
+_DEVICE_STATES = frozenset(
+    {"UNKNOWN", "NOT_INUSE", "INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING",
+     "RINGINUSE", "ONHOLD"}
+)  # fmt: skip
 
 #: Actions a module registers: listed only while it is loaded.
 _MODULE_OF: dict[str, str] = {"MWIUpdate": "res_mwi_external_ami"}

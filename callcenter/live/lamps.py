@@ -1,4 +1,7 @@
-"""Message lamps: the phones of a queue's agents light up while its voicemail messages wait.
+"""Lamps on the phones: message lamps for the queues' voicemail, busy lamps (BLF keys) for
+agents and queues.
+
+Message lamps: the phones of a queue's agents light up while its voicemail messages wait.
 
 ``queues.<q>.message_lamp`` names a mailbox as the PBX knows it (Asterisk ``box@context``,
 FreeSWITCH ``user@domain``); the agents' phones subscribe to it (a PBX admin's setting: a
@@ -11,33 +14,60 @@ queues sharing a lamp add up. It tells the PBX after every change of the inbox, 
 link was down) and after a reload (a lamp no longer in the config is put out once). A PBX
 that refuses (Asterisk without res_mwi_external_ami) is logged with what to load, and asked
 again at the next change.
+
+Busy lamps (``acd.blf``): a supervisor's phone, or a colleague's sidecar, shows each agent's
+state on a BLF key (:class:`~callcenter.pbx.interface.LampState`: off ready, flashing
+ringing, on busy, hold on a break, unavailable logged out) and each queue's (off nobody
+waits, on callers wait, flashing one waits beyond the service level). :class:`BusyLamps`
+tells the PBX every change (:meth:`PBX.set_lamp <callcenter.pbx.interface.PBX.set_lamp>`),
+looks every :data:`LOOK_EVERY` seconds (a wait crosses the service level with no event),
+tells everything again after a reconnection, and after a reload sets the lamps no longer
+named to unavailable once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import structlog
 
+from callcenter.acd.agent import AgentState
 from callcenter.errors import ActionFailed, PBXConnectionError, PBXError
 from callcenter.events import (
+    AgentStateChanged,
     ConfigReloaded,
     EngineEvent,
+    QueueAbandoned,
+    QueueExited,
+    QueueJoined,
     VoicemailDone,
     VoicemailLeft,
     VoicemailTaken,
 )
-from callcenter.pbx.interface import PBX, PBXConnected, PBXEvent
+from callcenter.pbx.interface import PBX, LampState, PBXConnected, PBXEvent
 
 if TYPE_CHECKING:
+    from callcenter.acd.agent import Agent
+    from callcenter.acd.router import Router
     from callcenter.config.models import CallCenterConfig
     from callcenter.records.voicemails import VoicemailInbox
 
 log = structlog.get_logger(__name__)
 
 OUT: Final = (0, 0)
+LOOK_EVERY: Final = 1.0
+"""Seconds between two looks at the busy lamps when nothing woke them."""
+_AGENT_LAMPS: Final = {
+    AgentState.AVAILABLE: LampState.OFF,
+    AgentState.RINGING: LampState.FLASHING,
+    AgentState.ON_CALL: LampState.ON,
+    AgentState.WRAP_UP: LampState.ON,
+    AgentState.PAUSED: LampState.HOLD,
+    AgentState.LOGGED_OUT: LampState.UNAVAILABLE,
+}
 
 
 class MessageLamps:
@@ -118,4 +148,98 @@ class MessageLamps:
                 self._told[mailbox] = counts
 
 
-__all__ = ["MessageLamps"]
+class BusyLamps:
+    """The BLF lamps of ``acd.blf``, kept in step with the router (see the module doc)."""
+
+    def __init__(self, pbx: PBX, router: Router, config: Callable[[], CallCenterConfig]) -> None:
+        self._pbx = pbx
+        self._router = router
+        self._config = config
+        self._told: dict[str, LampState] = {}
+        """Lamp name -> the state the PBX shows."""
+        self._wake = asyncio.Event()
+        self._wake.set()
+
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        """The engine events that change a lamp."""
+        return (AgentStateChanged, QueueJoined, QueueExited, QueueAbandoned, ConfigReloaded)
+
+    def on_event(self, event: EngineEvent) -> None:
+        if self._told or self._config().acd.blf is not None:
+            self._wake.set()
+
+    def on_pbx_event(self, event: PBXEvent) -> None:
+        if isinstance(event, PBXConnected):
+            self._told.clear()
+            self._wake.set()
+
+    def lamps(self) -> dict[str, LampState]:
+        """Lamp name -> the state it should show, for every lamp of ``acd.blf``."""
+        config = self._config()
+        blf = config.acd.blf
+        if blf is None:
+            return {}
+        router = self._router
+        wanted: dict[str, LampState] = {}
+        if blf.agent is not None:
+            for agent_id, agent in router.agents.items():
+                wanted[blf.agent.replace("${agent}", agent_id)] = _agent_lamp(agent)
+        if blf.queue is not None:
+            for name in router.queue_names():
+                settings = config.queues.get(name)
+                if settings is None:
+                    continue
+                view = router.queue_view(name)
+                if not view["waiting"]:
+                    state = LampState.OFF
+                elif float(view["longest_wait"]) > settings.service_level:
+                    state = LampState.FLASHING
+                else:
+                    state = LampState.ON
+                wanted[blf.queue.replace("${queue}", name)] = state
+        return wanted
+
+    async def run(self) -> None:
+        """Tell the PBX each change until cancelled."""
+        while True:
+            look = LOOK_EVERY if self._config().acd.blf is not None else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(look):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.tell()
+            except Exception:
+                log.exception("busy_lamps_failed")
+
+    async def tell(self) -> None:
+        """Give the PBX every lamp whose state it does not show yet."""
+        wanted = self.lamps()
+        gone = self._told.keys() - wanted.keys()
+        for name in gone:
+            wanted[name] = LampState.UNAVAILABLE
+        for name, state in wanted.items():
+            if self._told.get(name) is state:
+                continue
+            try:
+                await self._pbx.set_lamp(name, state)
+            except PBXConnectionError:
+                return  # told again once the link is back (PBXConnected)
+            except PBXError as exc:
+                log.warning("busy_lamp_not_told", lamp=name, error=str(exc))
+                continue
+            if name in gone:
+                self._told.pop(name, None)
+            else:
+                self._told[name] = state
+
+
+def _agent_lamp(agent: Agent) -> LampState:
+    state = _AGENT_LAMPS[agent.state]
+    if state is LampState.OFF and agent.device_busy:
+        return LampState.ON  # ready, but on a call of their own (a personal call)
+    return state
+
+
+__all__ = ["BusyLamps", "MessageLamps"]

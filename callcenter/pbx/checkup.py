@@ -141,6 +141,8 @@ def needed_asterisk_modules(config: CallCenterConfig) -> dict[str, str]:
         modules["app_amd"] = "answering machine detection of campaigns"
     if _lamps(config):
         modules["res_mwi_external_ami"] = "the queues' message lamps (not beside app_voicemail)"
+    if config.acd.blf is not None:
+        modules["func_devstate"] = "busy lamps (acd.blf: custom device states)"
     return modules
 
 

@@ -423,6 +423,23 @@ class DigitPressed:
 
 
 SpyMode = Literal["listen", "whisper", "barge"]
+
+
+class LampState(enum.StrEnum):
+    """What a phone's busy lamp (a BLF key) shows for an agent or a queue."""
+
+    OFF = "off"
+    """Free: an agent ready for a call; a queue nobody waits in."""
+    FLASHING = "flashing"
+    """Ringing: an agent's phone rings for a caller; a queue's caller waits too long."""
+    ON = "on"
+    """Busy: an agent on a call or in after-call work; callers wait in a queue."""
+    HOLD = "hold"
+    """An agent on a break (phones show it as a call on hold)."""
+    UNAVAILABLE = "unavailable"
+    """An agent logged out."""
+
+
 """How a supervisor takes part in an agent's call: ``listen`` (hears both sides, nobody
 hears them), ``whisper`` (the agent hears the supervisor, the caller does not), ``barge``
 (everybody hears everybody)."""
@@ -627,6 +644,14 @@ class PBX(Protocol):
 
     async def channels(self) -> list[ChannelSnapshot]:
         """Every live channel, from the PBX's own state."""
+        ...
+
+    async def set_lamp(self, name: str, state: LampState) -> None:
+        """Show ``state`` on the busy lamps (BLF keys) of the phones watching ``name``
+        (Asterisk: the custom device state ``Custom:<name>``, which a hint maps to an
+        extension; FreeSWITCH: the presence of ``name``, a ``user@domain``). Raises
+        ``ActionFailed`` when the PBX refuses it, ``PBXConnectionError`` while the link is
+        down."""
         ...
 
     async def set_message_lamp(self, mailbox: str, new: int, old: int) -> None:

@@ -79,6 +79,7 @@ from callcenter.pbx.interface import (
     DigitPressed,
     HangupCause,
     HungUpBy,
+    LampState,
     PBXClaimLost,
     PBXConnected,
     PBXDisconnected,
@@ -570,6 +571,15 @@ class AsteriskDriver:
         else:
             self._originating[action_id] = outcome
         return outcome
+
+    async def set_lamp(self, name: str, state: LampState) -> None:
+        """``Setvar DEVICE_STATE(Custom:<name>)`` (func_devstate): Asterisk keeps the state
+        (in its astdb, across restarts) and notifies the phones subscribed to a hint on it."""
+        _check_lamp(name)
+        await self.ami.send_action(
+            "Setvar",
+            [("Variable", f"DEVICE_STATE(Custom:{name})"), ("Value", _DEVICE_STATES[state])],
+        )
 
     async def set_message_lamp(self, mailbox: str, new: int, old: int) -> None:
         """AMI ``MWIUpdate`` (res_mwi_external_ami): Asterisk keeps the counts and notifies
@@ -1952,6 +1962,22 @@ class AsteriskConference(RoomLife):
         if changed:
             self._log.info("conference_resynced", members=self._members, aside=self._aside)
             self._changed()
+
+
+_LAMP = re.compile(r"[A-Za-z0-9_.+@-]{1,80}")
+_DEVICE_STATES: Final = {
+    LampState.OFF: "NOT_INUSE",
+    LampState.FLASHING: "RINGING",
+    LampState.ON: "INUSE",
+    LampState.HOLD: "ONHOLD",
+    LampState.UNAVAILABLE: "UNAVAILABLE",
+}
+"""The custom device state that shows each lamp state (func_devstate's values)."""
+
+
+def _check_lamp(name: str) -> None:
+    if not _LAMP.fullmatch(name):
+        raise CommandFailed(f"invalid lamp name {name!r}: letters, digits and _.+@- only")
 
 
 def _check_device(device: str) -> None:

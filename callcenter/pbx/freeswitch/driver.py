@@ -126,6 +126,7 @@ from callcenter.pbx.interface import (
     DigitPressed,
     HangupCause,
     HungUpBy,
+    LampState,
     PBXClaimLost,
     PBXConnected,
     PBXDisconnected,
@@ -356,6 +357,16 @@ _SPY_KEYS: dict[str, SpyMode] = {"0": "listen", "1": "barge", "2": "whisper", "3
 #: Seconds a supervisor's own call may eavesdrop (:meth:`FreeSwitchCall.spy`).
 SPY_LIMIT = 12 * 3600.0
 _RECORD_PATH: Final = re.compile(r"[A-Za-z0-9_./-]{1,255}\.[a-z0-9]{2,8}")
+
+
+_PRESENCE: Final = {
+    LampState.OFF: ("terminated", "Available"),
+    LampState.FLASHING: ("early", "Ringing"),
+    LampState.ON: ("confirmed", "On the phone"),
+    LampState.HOLD: ("confirmed", "On a break"),
+    LampState.UNAVAILABLE: ("terminated", "Logged out"),
+}
+"""The dialog state (what the lamp shows) and the presence note of each lamp state."""
 
 
 def _check_line(what: str, text: str) -> None:
@@ -905,6 +916,27 @@ class FreeSwitchDriver:
         task = asyncio.create_task(self._check_registered(user, host), name=f"fs-reg-{user}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def set_lamp(self, name: str, state: LampState) -> None:
+        """A ``PRESENCE_IN`` event (``sendevent``) for ``name`` (``user@domain``): mod_sofia
+        notifies the phones whose BLF keys watch it (dialog state: ``early`` flashes,
+        ``confirmed`` lights, ``terminated`` puts out)."""
+        _check_line("lamp name", name)
+        answer, status = _PRESENCE[state]
+        headers = [
+            ("proto", "sip"),
+            ("from", name),
+            ("login", name),
+            ("status", status),
+            ("rpid", "unknown"),
+            ("event_type", "presence"),
+            ("alt_event_type", "dialog"),
+            ("Presence-Call-Direction", "outbound"),
+            ("answer-state", answer),
+        ]
+        reply = await self.esl.command("sendevent PRESENCE_IN", headers)
+        if not reply.startswith("+OK"):
+            raise ActionFailed(f"FreeSWITCH refused sendevent PRESENCE_IN: {reply}", reply)
 
     async def set_message_lamp(self, mailbox: str, new: int, old: int) -> None:
         """A ``MESSAGE_WAITING`` event (``sendevent``): mod_sofia notifies the phones
