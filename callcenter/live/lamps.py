@@ -157,6 +157,8 @@ class BusyLamps:
         self._config = config
         self._told: dict[str, LampState] = {}
         """Lamp name -> the state the PBX shows."""
+        self._on = config().acd.blf is not None
+        """Lamps configured (read again at each reload): without, events cost one test."""
         self._wake = asyncio.Event()
         self._wake.set()
 
@@ -166,7 +168,10 @@ class BusyLamps:
         return (AgentStateChanged, QueueJoined, QueueExited, QueueAbandoned, ConfigReloaded)
 
     def on_event(self, event: EngineEvent) -> None:
-        if self._told or self._config().acd.blf is not None:
+        if type(event) is ConfigReloaded:
+            self._on = self._config().acd.blf is not None
+            self._wake.set()  # lamps no longer named go out
+        elif self._on:
             self._wake.set()
 
     def on_pbx_event(self, event: PBXEvent) -> None:
@@ -203,7 +208,7 @@ class BusyLamps:
     async def run(self) -> None:
         """Tell the PBX each change until cancelled."""
         while True:
-            look = LOOK_EVERY if self._config().acd.blf is not None else None
+            look = LOOK_EVERY if self._on else None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(look):
                     await self._wake.wait()
