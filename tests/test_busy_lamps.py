@@ -86,7 +86,7 @@ async def test_a_supervisors_lamps_follow_the_agents_and_the_queue(
     assert [state for name, state in seen if name == queue] == ["off", "on", "flashing", "off"]
 
 
-async def test_lamps_no_longer_named_go_unavailable_once_at_the_reload(tmp_path: Path) -> None:
+async def test_lamps_a_reload_no_longer_names_go_unavailable_once(tmp_path: Path) -> None:
     config = {"acd": {"blf": NAMES["fastagi"]}}
     async with running_center(tmp_path, config=config) as center:
         states = center.pbx.custom_states
@@ -98,7 +98,15 @@ async def test_lamps_no_longer_named_go_unavailable_once_at_the_reload(tmp_path:
         await until(lambda: states.get("blf-1001") == "NOT_INUSE", timeout=5)
         await until(lambda: states.get("callcenter-queue-sales") == "UNAVAILABLE", timeout=5)
         after = {k: v for k, v in states.items() if not k.startswith("blf-")}
+        del settings["acd"]["blf"]
+        center.config_path.write_text(yaml.safe_dump(settings, sort_keys=False))
+        await center.api("POST", "/reload", {})
+        await until(lambda: states.get("blf-1001") == "UNAVAILABLE", timeout=5)
+        center.daemon.router.pause("1001", "break", via="test")
+        await center.idle()
+        unwatched = dict(states)
     assert set(after.values()) == {"UNAVAILABLE"}, after
+    assert set(unwatched.values()) == {"UNAVAILABLE"}, "no lamp told once acd.blf is gone"
 
 
 def test_a_lamp_name_says_where_the_agent_goes(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from callcenter.events import (
     AgentStateChanged,
     ConfigReloaded,
     EngineEvent,
+    EventBus,
     QueueAbandoned,
     QueueExited,
     QueueJoined,
@@ -151,28 +152,36 @@ class MessageLamps:
 class BusyLamps:
     """The BLF lamps of ``acd.blf``, kept in step with the router (see the module doc)."""
 
-    def __init__(self, pbx: PBX, router: Router, config: Callable[[], CallCenterConfig]) -> None:
+    #: The engine events that change a lamp (followed only while lamps are configured:
+    #: without, the engine's events cost nothing here).
+    KINDS: Final = (AgentStateChanged, QueueJoined, QueueExited, QueueAbandoned)
+
+    def __init__(
+        self, pbx: PBX, router: Router, bus: EventBus, config: Callable[[], CallCenterConfig]
+    ) -> None:
         self._pbx = pbx
         self._router = router
+        self._bus = bus
         self._config = config
         self._told: dict[str, LampState] = {}
         """Lamp name -> the state the PBX shows."""
-        self._on = config().acd.blf is not None
-        """Lamps configured (read again at each reload): without, events cost one test."""
+        self._on = False
         self._wake = asyncio.Event()
         self._wake.set()
+        bus.subscribe(self._reloaded, (ConfigReloaded,))
+        self._reloaded()
 
-    @staticmethod
-    def kinds() -> tuple[type[EngineEvent], ...]:
-        """The engine events that change a lamp."""
-        return (AgentStateChanged, QueueJoined, QueueExited, QueueAbandoned, ConfigReloaded)
+    def _reloaded(self, event: EngineEvent | None = None) -> None:
+        on = self._config().acd.blf is not None
+        if on and not self._on:
+            self._bus.subscribe(self._changed, self.KINDS)
+        elif self._on and not on:
+            self._bus.unsubscribe(self._changed)
+        self._on = on
+        self._wake.set()  # lamps no longer named go out
 
-    def on_event(self, event: EngineEvent) -> None:
-        if type(event) is ConfigReloaded:
-            self._on = self._config().acd.blf is not None
-            self._wake.set()  # lamps no longer named go out
-        elif self._on:
-            self._wake.set()
+    def _changed(self, event: EngineEvent) -> None:
+        self._wake.set()
 
     def on_pbx_event(self, event: PBXEvent) -> None:
         if isinstance(event, PBXConnected):
