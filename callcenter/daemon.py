@@ -336,9 +336,7 @@ class Daemon:
         self.switchboard.attach_pbx(self.pbx)
         self.lamps = MessageLamps(self.pbx, self.voicemails, lambda: self.config)
         self.bus.subscribe(self.lamps.on_event, kinds=MessageLamps.kinds())
-        self.pbx.subscribe(self.lamps.on_pbx_event)
         self.busy_lamps = BusyLamps(self.pbx, self.router, self.bus, lambda: self.config)
-        self.pbx.subscribe(self.busy_lamps.on_pbx_event)
         self.campaigns = Campaigns(self.switchboard, self.bus)
         self.router.idle_listeners.append(self.campaigns.agent_free)
         self.switchboard.find_lead = self.campaigns.find_lead
@@ -920,6 +918,9 @@ class Daemon:
             systemd.notify(f"STATUS={self.pbx.name} link lost ({event.reason}), reconnecting")
         elif isinstance(event, PBXConnected):
             self.link.up()
+            # Whatever the PBX had may be gone (a restart) or stale: tell it again.
+            self.lamps.reconnected()
+            self.busy_lamps.reconnected()
             systemd.notify(f"STATUS=taking calls from {self.pbx.name}")
         elif isinstance(event, PBXClaimLost) and self.exit_error is None:
             message = f"another callcenter daemon took this PBX over: {event.other}"

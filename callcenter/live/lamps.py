@@ -48,7 +48,7 @@ from callcenter.events import (
     VoicemailLeft,
     VoicemailTaken,
 )
-from callcenter.pbx.interface import PBX, LampState, PBXConnected, PBXEvent
+from callcenter.pbx.interface import PBX, LampState
 
 if TYPE_CHECKING:
     from callcenter.acd.agent import Agent
@@ -93,10 +93,10 @@ class MessageLamps:
     def on_event(self, event: EngineEvent) -> None:
         self._wake.set()
 
-    def on_pbx_event(self, event: PBXEvent) -> None:
-        if isinstance(event, PBXConnected):
-            self._told.clear()  # whatever the PBX had may be gone: tell it all again
-            self._wake.set()
+    def reconnected(self) -> None:
+        """The PBX link is up again: whatever the PBX had may be gone, tell it all again."""
+        self._told.clear()
+        self._wake.set()
 
     def lamps(self) -> dict[str, tuple[int, int]]:
         """Mailbox -> (new, old) of every lamp of the config."""
@@ -183,10 +183,10 @@ class BusyLamps:
     def _changed(self, event: EngineEvent) -> None:
         self._wake.set()
 
-    def on_pbx_event(self, event: PBXEvent) -> None:
-        if isinstance(event, PBXConnected):
-            self._told.clear()
-            self._wake.set()
+    def reconnected(self) -> None:
+        """The PBX link is up again: whatever the PBX had may be gone, tell it all again."""
+        self._told.clear()
+        self._wake.set()
 
     def lamps(self) -> dict[str, LampState]:
         """Lamp name -> the state it should show, for every lamp of ``acd.blf``."""
