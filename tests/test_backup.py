@@ -4,10 +4,17 @@ engineer's nightly job runs it; the copy is whole, checked and readable by the r
 from __future__ import annotations
 
 import asyncio
+import configparser
 import errno
+import functools
 import os
+import re
+import shlex
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -215,3 +222,60 @@ def test_a_backup_folder_inside_the_folder_it_copies_is_refused(tmp_path: Path) 
     (tmp_path / "recordings").mkdir()
     with pytest.raises(RecordError, match="is inside"):
         copy_folder("recordings", tmp_path / "recordings", tmp_path / "recordings" / "bk")
+
+
+SYSTEMD = Path(__file__).resolve().parents[1] / "systemd"
+
+
+def test_the_shipped_nightly_timer_runs_a_backup_that_works(tmp_path: Path) -> None:
+    """The unit's own command lines, with this machine's paths put in: a dated copy of the
+    records, the files beside it, and copies older than 14 nights removed."""
+    unit = configparser.ConfigParser(interpolation=None, strict=False)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string((SYSTEMD / "callcenter-backup.service").read_text())
+    timer = configparser.ConfigParser(interpolation=None, strict=False)
+    timer.optionxform = str  # type: ignore[assignment,method-assign]
+    timer.read_string((SYSTEMD / "callcenter-backup.timer").read_text())
+    config = tmp_path / "etc" / "callcenter.yaml"
+    config.parent.mkdir()
+    settings = merge(
+        BASE_CONFIG,
+        {
+            "records": {"cdr_path": str(tmp_path / "var" / "cdr.sqlite3")},
+            "acd": {"recordings_folder": str(tmp_path / "var" / "recordings")},
+        },
+    )
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    store.open()
+    writes_of_a_working_day(store)
+    store.close()
+    (tmp_path / "var" / "recordings" / "sales").mkdir(parents=True)
+    (tmp_path / "var" / "recordings" / "sales" / "call.wav").write_bytes(b"RIFF-call")
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    stale = backups / "cdr-20261101-023000.sqlite3"
+    stale.write_bytes(b"")
+    os.utime(stale, (time.time() - 20 * 86400,) * 2)
+    here = {
+        "/opt/callcenter/bin/callcenter": str(Path(sys.executable).parent / "callcenter"),
+        "/etc/callcenter/callcenter.yaml": str(config),
+        "/var/backups/callcenter": str(backups),
+        "%%": "%",
+    }
+    service = unit["Service"]
+    env = {**os.environ, "CALLCENTER_AMI_SECRET": "x"}
+    for command in (service["ExecStart"], service["ExecStartPost"]):
+        argv = shlex.split(
+            functools.reduce(lambda line, pair: line.replace(*pair), here.items(), command)
+        )
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stderr
+    copies = sorted(p.name for p in backups.glob("cdr-*.sqlite3"))
+    assert service["Type"] == "oneshot" and service["User"] == "callcenter"
+    assert timer["Timer"]["Persistent"] == "true" and timer["Timer"]["OnCalendar"]
+    assert len(copies) == 1 and copies[0] != stale.name, "tonight's, the old one removed"
+    assert re.fullmatch(r"cdr-\d{8}-\d{6}\.sqlite3", copies[0])
+    assert (backups / "files" / "recordings" / "sales" / "call.wav").read_bytes() == b"RIFF-call"
