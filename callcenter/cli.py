@@ -15,6 +15,8 @@
     callcenter campaign ACTION [ID]         list | pause | resume
     callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
     callcenter callback ACTION [NUMBER|ID]  request NUMBER --queue Q | list | cancel ID
+    callcenter notice ACTION [TEXT|ID]      post TEXT [--team T] [--minutes N] | list |
+                                            take-down ID (agents' desktops, wallboard)
     callcenter numbers ACTION [LIST NUMBER] list | add | remove (ivr.number_lists, at runtime)
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call;
                                               stop; takeover
@@ -430,6 +432,23 @@ def build_parser() -> argparse.ArgumentParser:
     voicemail.add_argument("--agent", default=None, help="the agent who takes or settles it")
     voicemail.add_argument("--queue", default=None, help="list: one queue's messages")
     _add_api_option(voicemail)
+
+    notice = sub.add_parser(
+        "notice",
+        help="a line for the agents' desktops and the wallboard: list, post, take-down",
+        description="post TEXT [--team T ...] [--minutes N]: shown to the agents of those "
+        "teams (none: every agent) and on the wallboard for N minutes (60). list: the "
+        "notices standing. take-down ID: before its time.",
+    )
+    notice.add_argument("action", choices=["list", "post", "take-down"])
+    notice.add_argument(
+        "target", nargs="?", default=None, help="post: the text; take-down: the notice's id"
+    )
+    notice.add_argument(
+        "--team", action="append", default=[], help="post: for this team (repeat for more)"
+    )
+    notice.add_argument("--minutes", type=float, default=60, help="post: how long it stands")
+    _add_api_option(notice)
 
     callback = sub.add_parser(
         "callback",
@@ -906,6 +925,17 @@ def _main(argv: Sequence[str] | None) -> int:
         which = urllib.parse.quote(args.id, safe="")
         body = {"agent": args.agent} if args.agent is not None else {}
         return _api_call(args.api, "POST", f"/voicemails/{which}/{args.action}", body)
+    if command == "notice":
+        if args.action == "list":
+            return _api_call(args.api, "GET", "/notices", None)
+        if args.target is None:
+            what = "text" if args.action == "post" else "notice's id"
+            parser.error(f"notice {args.action} needs the {what}")
+        if args.action == "post":
+            body = {"text": args.target, "teams": args.team, "minutes": args.minutes, "by": "cli"}
+            return _api_call(args.api, "POST", "/notices", body)
+        which = urllib.parse.quote(args.target, safe="")
+        return _api_call(args.api, "POST", f"/notices/{which}/take-down", {"by": "cli"})
     if command == "callback":
         if args.action == "list":
             if args.target is not None:

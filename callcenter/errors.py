@@ -24,6 +24,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── UnknownQueue
     │   ├── UnknownCallback
     │   ├── UnknownVoicemail
+    │   ├── UnknownNotice
     │   ├── UnknownNumberList
     │   ├── UnknownSupervisor
     │   ├── NotPermitted            the config does not let this person do that (a team)
@@ -158,6 +159,10 @@ class UnknownCallback(EngineError):
 
 class UnknownVoicemail(EngineError):
     """No voicemail message of a queue's box has that id."""
+
+
+class UnknownNotice(EngineError):
+    """No notice of that id stands (taken down, or its time is up)."""
 
 
 class UnknownNumberList(EngineError):

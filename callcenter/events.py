@@ -124,6 +124,28 @@ class VoicemailNotReached(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NoticePosted(EngineEvent):
+    """A notice for agents (``text``) stands until ``until``: for ``teams``, or every agent
+    when empty; ``by`` who posted it (``supervisor:2000``, ``api``, ``cli``)."""
+
+    notice_id: str
+    text: str
+    by: str
+    teams: tuple[str, ...] = ()
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoticeTakenDown(EngineEvent):
+    """Notice ``notice_id`` no longer stands: ``why`` ``taken-down`` (by ``by``),
+    ``expired`` or ``replaced`` (the board was full)."""
+
+    notice_id: str
+    by: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallbackRequested(CallEvent):
     """The caller asked to be called back on ``number`` by ``queue`` (for the outbound side)."""
 

@@ -458,6 +458,8 @@ class DesktopPage(HTMLParser):
         """The ``src`` of each ``<audio>`` player (a voicemail message's page)."""
         self.links: dict[str, str] = {}
         """The ``href`` of each link with an id (``screen-pop``: the caller's CRM page)."""
+        self.notices: list[str] = []
+        """The text of each notice shown (what supervisors tell the agents)."""
         self._open: list[tuple[str, str]] = []
         self._cell: list[str] | None = None
         self._button_names: set[str] = set()
@@ -515,7 +517,10 @@ class DesktopPage(HTMLParser):
         if tag == "title":
             self._open.append((tag, "title"))
         key = a.get("id") or a.get("class", "").split(" ")[0]
-        if key in ("state", "said", "error", "down", "over"):
+        if key == "notice":
+            self.notices.append("")
+            self._open.append((tag, key))
+        elif key in ("state", "said", "error", "down", "over"):
             self.texts[key] = ""
             self._open.append((tag, key))
         elif tag == "button" and self.forms:
@@ -536,6 +541,8 @@ class DesktopPage(HTMLParser):
                 self.forms[-1].label += data
             elif key == "title":
                 self.title += data
+            elif key == "notice":
+                self.notices[-1] += data
             else:
                 self.texts[key] += data
 

@@ -122,6 +122,14 @@ Routes (all JSON)::
                                           it stays theirs with its tries counted
     POST /voicemails/{id}/done            {"agent"}: dealt with otherwise
     POST /voicemails/{id}/release         {"agent"} or {}: put back for another agent
+    GET  /notices                         {"notices": [{"id", "text", "by", "teams",
+                                          "posted", "until"}]}: the notices for agents
+                                          standing, newest first (?team= those an agent
+                                          of that team sees)
+    POST /notices                         {"text": "Team meeting at 15:00", "teams":
+                                          ["night"] (none: everyone), "minutes": 60}: shown
+                                          on the agents' desktops and the wallboard
+    POST /notices/{id}/take-down          before its time
     GET  /numbers                         {"lists": [{"name": "blocked", "config": [...],
                                           "added": [{"number", "since", "via"}]}]}: the IVR's
                                           number lists (ivr.number_lists)
@@ -200,7 +208,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,6 +233,7 @@ from callcenter.errors import (
     RecordError,
     UnknownAgent,
     UnknownCallback,
+    UnknownNotice,
     UnknownNumberList,
     UnknownQueue,
     UnknownSupervisor,
@@ -233,6 +242,7 @@ from callcenter.errors import (
 from callcenter.ivr.values import render_url
 from callcenter.live import desktop, wallboard
 from callcenter.live.metrics import Metrics
+from callcenter.live.notices import NoticeBoard
 from callcenter.live.stream import EventStreams, StreamFilter
 from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
@@ -400,6 +410,8 @@ class ControlAPI:
         self._agent_records = agent_records if agent_records is not None else {}
         self.voicemails = voicemails
         """The messages agents call back (None: no record store)."""
+        self.notices = NoticeBoard(switchboard.bus)
+        """What supervisors tell their agents (the desktops, the wallboard)."""
         self._messages_seen: tuple[float, int, list[VoicemailMessage]] | None = None
         self._call_record = call_record
         self._agent_calls_seen: dict[
@@ -618,6 +630,14 @@ class ControlAPI:
             refresh=asked.refresh,
             voicemails=self._voicemails_open(),
             oldest_voicemails=self._voicemails_oldest(),
+            notices=[
+                f"{n.text} ({n.author}, until {n.until})"
+                for n in (
+                    self._notices_shown(asked.team)
+                    if asked.team is not None
+                    else self._notices_shown(teams=())
+                )
+            ],
         )
         return wallboard.render(page)
 
@@ -708,6 +728,10 @@ class ControlAPI:
             if message.queue not in self._supervised_queues(person):
                 raise HTTPError(404, f"no message {message.call_id} in your queues")
             return 200, await self.voicemail_audio(message.call_id), "Cache-Control: no-store\r\n"
+        if role == "supervisor" and route == "/desktop/notice":
+            teams = list(config.supervisors[person].teams)
+            page = desktop.render_notice(title, config.supervisors[person].name, teams)
+            return 200, page, _PAGE_HEADERS
         if role == "supervisor" and route == "/desktop/agent":
             agent_id = query.get("id", "")
             if agent_id not in self._supervised(person):
@@ -1064,6 +1088,8 @@ class ControlAPI:
         try:
             if action == "voicemail-release":
                 said = await self._supervisor_release(supervisor_id, form.get("id", ""))
+            elif action in ("notice-post", "notice-take-down"):
+                said = self._supervisor_notice(supervisor_id, action, form)
             elif action in ("skills-agent", "reset-skills-agent"):
                 if agent not in self._supervised(supervisor_id):
                     raise HTTPError(403, f"agent {agent} is not in your teams")
@@ -1088,6 +1114,68 @@ class ControlAPI:
             self._desktop_notes[note] = ("", str(exc))
             return
         self._desktop_notes[note] = (said, "")
+
+    def _supervisor_notice(self, supervisor_id: str, action: str, form: Mapping[str, str]) -> str:
+        """A supervisor posts a notice for their teams' agents (every agent without teams),
+        or takes down one their agents see: any, for a supervisor of every agent; else one
+        for their teams only, or their own."""
+        by = f"supervisor:{supervisor_id}"
+        teams = self.switchboard.config.supervisors[supervisor_id].teams
+        zone = ZoneInfo(self.switchboard.config.ivr.timezone)
+        if action == "notice-post":
+            minutes = form.get("minutes", "60")
+            if not minutes.isdigit():
+                raise HTTPError(400, f"minutes: a whole number, not {minutes!r}")
+            try:
+                notice = self.notices.post(
+                    form.get("text", ""), by=by, teams=teams, minutes=int(minutes)
+                )
+            except ValueError as exc:
+                raise HTTPError(400, str(exc)) from None
+            log.info("notice_posted", notice=notice.id, by=by, teams=notice.teams)
+            return f"Your notice stands until {notice.until.astimezone(zone):%H:%M}"
+        try:
+            notice = self.notices.get(form.get("id", ""))
+        except UnknownNotice as exc:
+            raise HTTPError(404, str(exc)) from None
+        theirs = notice.by == by or not teams or (notice.teams and set(notice.teams) <= set(teams))
+        if not theirs:
+            raise HTTPError(403, "that notice is for agents of other teams too: not yours")
+        self.notices.take_down(notice.id, by=by)
+        log.info("notice_taken_down", notice=notice.id, by=by)
+        return "Notice taken down"
+
+    def _notices_shown(
+        self, team: str | None = None, *, teams: Collection[str] | None = None
+    ) -> list[desktop.NoticeShown]:
+        """The notices an agent of ``team`` sees, or (``teams``) those the agents of a
+        supervisor of those teams see (every notice for a supervisor of every agent)."""
+        config = self.switchboard.config
+        zone = ZoneInfo(config.ivr.timezone)
+        if teams is None:
+            standing = self.notices.standing(team)
+        else:
+            standing = [
+                n
+                for n in self.notices.standing(everyone=True)
+                if not teams or not n.teams or set(n.teams) & set(teams)
+            ]
+        shown = []
+        for notice in standing:
+            role, _, person = notice.by.partition(":")
+            author = notice.by
+            if role == "supervisor" and person in config.supervisors:
+                author = config.supervisors[person].name
+            shown.append(
+                desktop.NoticeShown(
+                    id=notice.id,
+                    text=notice.text,
+                    author=author,
+                    until=f"{notice.until.astimezone(zone):%H:%M}",
+                    teams=notice.teams,
+                )
+            )
+        return shown
 
     async def _supervisor_release(self, supervisor_id: str, message_id: str) -> str:
         """A supervisor puts back a message taken in one of their agents' queues (its agent
@@ -1155,6 +1243,7 @@ class ControlAPI:
             monitoring=monitoring.as_dict(now) if monitoring is not None else None,
             alerts={str(a["queue"]) for a in board.alerts.raised()},
             agent_alerts=set(board.agent_alerts.standing()),
+            notices=self._notices_shown(teams=config.supervisors[supervisor_id].teams),
             pbx_down=None if self.link.connected else self.link.reason,
             said=said,
             error=error,
@@ -1214,6 +1303,9 @@ class ControlAPI:
             over=board.agent_alerts.over(agent_id),
             promised=board.promised_callbacks(agent_id),
             hot_desk=agent_id in config.agents and config.agents[agent_id].hot_desk,
+            notices=self._notices_shown(
+                config.agents[agent_id].team if agent_id in config.agents else None
+            ),
             pbx_down=None if self.link.connected else self.link.reason,
             said=said,
             error=error,
@@ -1328,6 +1420,8 @@ class ControlAPI:
                 raise HTTPError(409, str(exc)) from None
         if parts and parts[0] == "voicemails":
             return await self._voicemail_action(method, path, parts[1:], body)
+        if parts and parts[0] == "notices":
+            return self._notice_action(method, path, parts[1:], body)
         if parts == ["erasures"]:
             return await self._erasure(method, body)
         if parts and parts[0] == "drain":
@@ -1343,6 +1437,48 @@ class ControlAPI:
                 raise HTTPError(405, f"use POST for /supervisors/{parts[1]}/{parts[2]}")
             return await self._supervisor_action(parts[1], parts[2], body)
         raise HTTPError(404, f"no route {method} {path}")
+
+    def _notice_action(
+        self, method: str, path: str, parts: list[str], body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``GET /notices``, ``POST /notices``, ``POST /notices/<id>/take-down``."""
+        notices = self.notices
+        if not parts:
+            if method == "GET":
+                query = parse_qs(path.partition("?")[2])
+                team = query["team"][-1] if "team" in query else None
+                shown = notices.standing(team, everyone=team is None)
+                return {"notices": [n.as_dict() for n in shown]}
+            if method != "POST":
+                raise HTTPError(405, "use GET or POST for /notices")
+            text, teams, minutes = body.get("text"), body.get("teams", []), body.get("minutes", 60)
+            if not isinstance(text, str):
+                raise HTTPError(400, 'say what: {"text": "Team meeting at 15:00"}')
+            if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
+                raise HTTPError(400, '"teams" lists team names: {"teams": ["night"]}')
+            if isinstance(minutes, bool) or not isinstance(minutes, int | float):
+                raise HTTPError(400, '"minutes" is a number: {"minutes": 60}')
+            known = {a.team for a in self.switchboard.config.agents.values() if a.team}
+            unknown = sorted(set(teams) - known)
+            if unknown:
+                raise HTTPError(404, f"no agent is in team {', '.join(unknown)}")
+            try:
+                notice = notices.post(text, by=str(body.get("by") or "api"), teams=teams,
+                                      minutes=minutes)  # fmt: skip
+            except ValueError as exc:
+                raise HTTPError(400, str(exc)) from None
+            log.info("notice_posted", notice=notice.id, by=notice.by, teams=notice.teams)
+            return notice.as_dict()
+        if len(parts) == 2 and parts[1] == "take-down":
+            if method != "POST":
+                raise HTTPError(405, f"use POST for /notices/{parts[0]}/take-down")
+            try:
+                notice = notices.take_down(parts[0], by=str(body.get("by") or "api"))
+            except UnknownNotice as exc:
+                raise HTTPError(404, str(exc)) from None
+            log.info("notice_taken_down", notice=notice.id)
+            return notice.as_dict()
+        raise HTTPError(404, f"no route {method} /notices/{'/'.join(parts)}")
 
     async def _read_figures(self, which: str, query: str) -> dict[str, Any]:
         """``GET /figures/queues|agents?since=&until=&by=&tz=&fcr_days=`` (agents: and

@@ -73,6 +73,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Final
 from urllib.parse import quote
 
+from callcenter.live.notices import MAX_TEXT
 from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import STATE_NAMES, clock
 from callcenter.records.voicemails import VoicemailMessage
@@ -122,6 +123,9 @@ ACTIONS: Final = frozenset(
 forms may post; their other fields (reason, code, at, number, queue, to) are the body."""
 FIELDS: Final = frozenset({"reason", "code", "at", "note", "number", "queue", "to", "device"})
 SUPERVISOR_ACTIONS: Final = frozenset({"listen", "whisper", "barge", "stop", "takeover"})
+NOTICE_TIMES: Final = ((15, "15 minutes"), (30, "30 minutes"), (60, "an hour"),
+                       (120, "2 hours"), (240, "4 hours"), (480, "the day (8 hours)"))  # fmt: skip
+"""How long a supervisor's notice may stand, as the notice page offers it."""
 AGENT_ACTIONS_OF_SUPERVISORS: Final = frozenset(
     {"logout-agent", "unpause-agent", "join-agent", "leave-agent"}
 )
@@ -146,6 +150,7 @@ input,select{font-size:1em;padding:.3em}
 .said{background:#e6f4ea;border:1px solid #2a6;padding:.5em;border-radius:4px}
 .error{background:#fce8e6;border:1px solid #c33;padding:.5em;border-radius:4px}
 .down{background:#c33;color:#fff;padding:.5em;border-radius:4px}
+.notice{background:#fff4c2;border-left:4px solid #c90;padding:.4em .6em;margin:.3em 0}
 .state{font-weight:bold}.available{color:#2a6}.ringing{color:#b80}.on_call{color:#26c}
 .wrap_up{color:#85c}.paused{color:#d60}.logged_out{color:#777}
 """
@@ -331,6 +336,8 @@ class Desktop:
     promised: Sequence[Mapping[str, Any]] = ()
     """The callbacks the agent promised (a callback code's time), not yet due: ``number``,
     ``queue``, ``at`` (in the centre's time zone)."""
+    notices: Sequence[NoticeShown] = ()
+    """What their supervisors tell them now, newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,10 +364,39 @@ class SupervisorDesk:
     """Agents whose alert stands (``acd.agent_alerts``): marked with ⚠ over their time."""
     messages: Sequence[VoicemailMessage] = ()
     """Voicemail messages of their queues still to call back, oldest first."""
+    notices: Sequence[NoticeShown] = ()
+    """The notices their agents see, newest first (theirs to take down)."""
     pbx_down: str | None = None
     said: str = ""
     error: str = ""
     refresh: int = REFRESH
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeShown:
+    """One notice as a desktop shows it."""
+
+    id: str
+    text: str
+    author: str
+    """Who posted it, as people know them (the supervisor's name)."""
+    until: str
+    """``HH:MM`` in the centre's time zone."""
+    teams: tuple[str, ...] = ()
+
+
+def _notices_section(notices: Sequence[NoticeShown], *, take_down: bool = False) -> str:
+    if not notices:
+        return ""
+    rows = []
+    for notice in notices:
+        to = f" to {', '.join(notice.teams)}" if notice.teams and take_down else ""
+        act = button("notice-take-down", "Take down", id=notice.id) if take_down else ""
+        rows.append(
+            f'<p class="notice">{_e(notice.text)} <small>{_e(notice.author)}{_e(to)}, '
+            f"until {_e(notice.until)}</small>{act}</p>"
+        )
+    return f'<section id="notices" role="status">{"".join(rows)}</section>'
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -464,6 +500,7 @@ def render(desk: Desktop) -> str:
     who = agent.get("name") or agent["id"]
     small = f"agent {agent['id']} · {desk.now.strftime('%H:%M:%S')}"
     parts = _top(desk, str(who), small)
+    parts.append(_notices_section(desk.notices))
     parts.append(_state_section(desk, state))
     if desk.preview is not None:
         parts.append(_preview_section(desk.preview))
@@ -1077,10 +1114,33 @@ def render_supervisor(desk: SupervisorDesk) -> str:
     if desk.messages:
         parts.append(_supervised_messages(desk.messages, desk.now))
     parts.append(
+        '<section id="tell"><h2>Notices</h2>'
+        + _notices_section(desk.notices, take_down=True)
+        + '<p><a href="/desktop/notice">Post a notice for your agents …</a></p></section>'
+    )
+    parts.append(
         '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
         "</button></form></p></body></html>"
     )
     return "\n".join(parts)
+
+
+def render_notice(title: str, name: str, teams: Sequence[str]) -> str:
+    """The page where a supervisor writes a notice for their agents (it does not reload)."""
+    to = f"agents of {', '.join(teams)}" if teams else "every agent"
+    choices = "".join(
+        f'<option value="{m}"{" selected" if m == 60 else ""}>{label}</option>'
+        for m, label in NOTICE_TIMES
+    )
+    fields = (
+        f'<input type="hidden" name="back" value="/desktop">'
+        f'<label>Tell {_e(to)} <input name="text" required maxlength="{MAX_TEXT}" size="60" '
+        "autofocus></label> "
+        f'<label>for <select name="minutes">{choices}</select></label>'
+    )
+    return _form_page(
+        title, {"id": name}, "a notice", action="notice-post", fields=fields, label="Post"
+    )
 
 
 def _supervised_messages(messages: Sequence[VoicemailMessage], now: datetime) -> str:

@@ -45,6 +45,7 @@ th,td{padding:.25em .6em;text-align:right;border-bottom:1px solid #333}
 th:first-child,td:first-child{text-align:left}th{color:#999;font-weight:normal}
 tr.alert td{background:#5a1010}tr.closed td{color:#777}
 .down{background:#a00;padding:.5em;margin-bottom:1em}
+.notice{background:#246;padding:.5em;margin-bottom:1em;font-size:1.4em}
 .available{color:#4c4}.ringing{color:#fc3}.on_call{color:#6af}.wrap_up{color:#c8f}
 .paused{color:#f93}.logged_out{color:#777}
 """
@@ -75,6 +76,8 @@ class Board:
     column)."""
     oldest_voicemails: Mapping[str, float] = field(default_factory=dict)
     """Queue -> seconds since the oldest of them was left."""
+    notices: Sequence[str] = ()
+    """What supervisors tell the floor now (``/notices``), newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ def render(board: Board) -> str:
     ]
     if board.pbx_down is not None:
         parts.append(f'<div class="down">PBX link down: {e(board.pbx_down)}</div>')
+    for notice in board.notices:
+        parts.append(f'<div class="notice">{e(notice)}</div>')
     parts.append(
         "<table><thead><tr><th>queue</th><th>waiting</th><th>longest wait</th>"
         "<th>agents free</th><th>callbacks</th>"

@@ -1,0 +1,136 @@
+"""Notices: a line a supervisor posts for their agents ("Team meeting at 15:00", "The
+billing system is down: take messages"), shown at the top of the agents' desktops and on
+the wallboard until it expires or is taken down.
+
+A notice is for teams (``agents.<id>.team``) or, with none named, for every agent. A
+supervisor with ``teams`` posts for those; one without, for everyone. The API
+(``POST /notices``) and the CLI (``callcenter notice post``) may name any teams.
+:class:`NoticeBoard` keeps them in the daemon's memory (a restart clears the board: notices
+are for the hours ahead), at most :data:`MAX_NOTICES` at once (the oldest go first), and
+publishes :class:`~callcenter.events.NoticePosted` and
+:class:`~callcenter.events.NoticeTakenDown` for webhooks, MQTT and browsers.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from callcenter.errors import UnknownNotice
+from callcenter.events import EventBus, NoticePosted, NoticeTakenDown
+
+MAX_NOTICES: Final = 20
+MAX_TEXT: Final = 280
+"""Characters of one notice: a line, not a letter."""
+MAX_MINUTES: Final = 24 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One notice on the board."""
+
+    id: str
+    text: str
+    by: str
+    """Who posted it: ``supervisor:2000``, ``api``, ``cli``."""
+    teams: tuple[str, ...]
+    """The teams it is for; empty: every agent."""
+    posted: datetime
+    until: datetime
+
+    def for_team(self, team: str | None) -> bool:
+        """Is it shown to an agent of ``team`` (None: an agent in no team)?"""
+        return not self.teams or team in self.teams
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "by": self.by,
+            "teams": list(self.teams),
+            "posted": self.posted.isoformat(timespec="seconds"),
+            "until": self.until.isoformat(timespec="seconds"),
+        }
+
+
+class NoticeBoard:
+    """The notices standing now (see the module docstring)."""
+
+    def __init__(
+        self, bus: EventBus, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._notices: dict[str, Notice] = {}
+
+    def post(
+        self, text: str, *, by: str, teams: Collection[str] = (), minutes: float = 60
+    ) -> Notice:
+        """Put up ``text`` for ``teams`` (none: everyone) for ``minutes``. ValueError says
+        what is wrong with the text or the time."""
+        text = " ".join(text.split())
+        if not text:
+            raise ValueError("a notice needs some text")
+        if len(text) > MAX_TEXT:
+            raise ValueError(f"a notice is one line of at most {MAX_TEXT} characters")
+        if not 1 <= minutes <= MAX_MINUTES:
+            raise ValueError(f"a notice stands 1 to {MAX_MINUTES} minutes, not {minutes:g}")
+        self._expire()
+        while len(self._notices) >= MAX_NOTICES:
+            self._drop(next(iter(self._notices)), by="board", why="replaced")  # the oldest
+        now = self._clock()
+        notice = Notice(
+            id=secrets.token_hex(4),
+            text=text,
+            by=by,
+            teams=tuple(sorted(set(teams))),
+            posted=now,
+            until=now + timedelta(minutes=minutes),
+        )
+        self._notices[notice.id] = notice
+        self._bus.publish(
+            NoticePosted(
+                notice_id=notice.id,
+                text=notice.text,
+                by=by,
+                teams=notice.teams,
+                until=notice.until,
+            )
+        )
+        return notice
+
+    def take_down(self, notice_id: str, *, by: str) -> Notice:
+        """Take notice ``notice_id`` down before its time; UnknownNotice when none stands."""
+        self._expire()
+        if notice_id not in self._notices:
+            raise UnknownNotice(f"no notice {notice_id} stands (taken down, or its time is up)")
+        return self._drop(notice_id, by=by, why="taken-down")
+
+    def get(self, notice_id: str) -> Notice:
+        self._expire()
+        if notice_id not in self._notices:
+            raise UnknownNotice(f"no notice {notice_id} stands (taken down, or its time is up)")
+        return self._notices[notice_id]
+
+    def standing(self, team: str | None = None, *, everyone: bool = False) -> list[Notice]:
+        """The notices standing, newest first: those an agent of ``team`` sees, or every
+        one with ``everyone``."""
+        self._expire()
+        shown = [n for n in self._notices.values() if everyone or n.for_team(team)]
+        return shown[::-1]  # posted in turn: the newest last
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for notice in [n for n in self._notices.values() if n.until <= now]:
+            self._drop(notice.id, by="board", why="expired")
+
+    def _drop(self, notice_id: str, *, by: str, why: str) -> Notice:
+        notice = self._notices.pop(notice_id)
+        self._bus.publish(NoticeTakenDown(notice_id=notice_id, by=by, why=why))
+        return notice
+
+
+__all__ = ["MAX_MINUTES", "MAX_NOTICES", "MAX_TEXT", "Notice", "NoticeBoard"]
