@@ -601,6 +601,23 @@ async def test_a_guarded_asyncagi_caller_the_driver_took_is_not_sent_to_the_fail
     assert run.calls[0].info.route == "inbound"
 
 
+async def test_the_guard_is_cleared_before_the_calls_first_command() -> None:
+    """The Setvar is sent, not awaited (Asterisk runs one manager session's actions in
+    turn): it must still be on the wire before the call's first ``Action: AGI``."""
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        await call.hangup()
+
+    async with guarded_pbx() as pbx, heartbeating(pbx, handler) as (_driver, run):
+        caller = await pbx.call("800", caller_num="5550100")
+        await caller.wait_ended(timeout=5)
+        await asyncio.wait_for(run.done.wait(), 5)
+    mine = [action for action, channel in pbx.action_log if channel == caller.channel]
+    assert mine[:2] == ["Setvar", "AGI"], mine
+    assert run.errors == []
+
+
 async def test_an_absolute_timeout_the_arguments_do_not_call_a_guard_is_left_to_the_admin() -> None:
     """An admin's own limit (no ``guard`` argument) is not the driver's to clear."""
     dialplan = DemoDialplan(

@@ -22,6 +22,7 @@ Messages copy the shapes, header names and order of the real Asterisk 22.10.1 tr
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import random
 import time
@@ -139,6 +140,9 @@ class DemoAsterisk:
         #: Custom device states (``DEVICE_STATE(Custom:<name>)``): what the phones' BLF
         #: keys watching a hint on them show.
         self.custom_states: dict[str, str] = {}
+        #: (action, its Channel header) of every AMI action received, in the order the
+        #: sessions read them (the newest 1,000).
+        self.action_log: collections.deque[tuple[str, str]] = collections.deque(maxlen=1000)
         self.prompt_seconds = prompt_seconds
         self.login_failure_delay = login_failure_delay
         self.failover_after = failover_after

@@ -255,6 +255,7 @@ class ManagerSession:
             self.error(msg, "Missing action in request")
             return
         name = action.lower()
+        self.pbx.action_log.append((action, msg.get("Channel") or ""))
         if not self.authenticated and name not in ("login", "challenge", "logoff"):
             self.error(msg, "Permission denied")
             return

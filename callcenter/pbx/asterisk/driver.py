@@ -329,6 +329,8 @@ class AsteriskDriver:
         """ActionID -> the outcome of an Originate waiting for its OriginateResponse."""
         self._originate_early: dict[str, str] = {}
         """Outcomes of OriginateResponses nobody waited for yet (see :meth:`originate`)."""
+        self._guards: set[asyncio.Task[None]] = set()
+        """Setvars clearing AsyncAGI guards, on their way (see :meth:`_clear_guard`)."""
         #: Conference name -> the conference one of our calls runs in it.
         self._conferences: dict[str, AsteriskConference] = {}
         self._fastagi: FastAGIServer | None = None
@@ -688,7 +690,9 @@ class AsteriskDriver:
         handler = self._handler
         try:
             if transport == "asyncagi" and GUARD_PARAM in info.params:
-                await self._clear_guard(info)
+                self._clear_guard(info)
+                # One loop turn: the Setvar is written before any command of the handler.
+                await asyncio.sleep(0)
             if handler is not None:
                 await handler(call)
         except CallHungUp:
@@ -700,27 +704,35 @@ class AsteriskDriver:
                 del self._calls[info.call_id]
             bound.info("call_released", hung_up=call.hung_up)
 
-    async def _clear_guard(self, info: CallInfo) -> None:
+    def _clear_guard(self, info: CallInfo) -> None:
         """Clear the absolute timeout the AsyncAGI context set as a guard (see the module
-        docstring): the call is ours now. Awaited, so that no command of ours (an ``EXEC
-        Dial`` above all) can run while the guard could still cut the call; AsyncAGI's own
-        100 ms polling dwarfs the round trip."""
-        try:
-            await self.ami.send_action(
-                "Setvar",
-                [("Channel", info.channel), ("Variable", ABSOLUTE_TIMEOUT), ("Value", "0")],
-                timeout=GUARD_CLEAR_TIMEOUT,
-                retry_on_reconnect=False,
-            )
-        except PBXError as exc:
-            # The caller goes to the failover when the timeout runs out: not silence, and the
-            # call is served meanwhile.
-            self._log.warning(
-                "failover_guard_not_cleared",
-                call_id=info.call_id,
-                channel=info.channel,
-                error=str(exc),
-            )
+        docstring): the call is ours now. Sent, not awaited: Asterisk runs the actions of
+        one manager session in turn, so the Setvar is done before any ``Action: AGI`` sent
+        after it on the same link (an ``EXEC Dial`` above all) reaches the channel, and the
+        call's first command need not wait for a round trip to the PBX. The caller must let
+        the loop turn once before its first command (the write happens then)."""
+
+        async def clear() -> None:
+            try:
+                await self.ami.send_action(
+                    "Setvar",
+                    [("Channel", info.channel), ("Variable", ABSOLUTE_TIMEOUT), ("Value", "0")],
+                    timeout=GUARD_CLEAR_TIMEOUT,
+                    retry_on_reconnect=False,
+                )
+            except PBXError as exc:
+                # The caller goes to the failover when the timeout runs out: not silence, and
+                # the call is served meanwhile.
+                self._log.warning(
+                    "failover_guard_not_cleared",
+                    call_id=info.call_id,
+                    channel=info.channel,
+                    error=str(exc),
+                )
+
+        task = asyncio.get_running_loop().create_task(clear())
+        self._guards.add(task)
+        task.add_done_callback(self._guards.discard)
 
     def _call_info(self, session: AGISession, transport: Transport, linkedid: str) -> CallInfo:
         env = session.env
