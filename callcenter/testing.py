@@ -448,7 +448,8 @@ class DesktopPage(HTMLParser):
         self.forms: list[DesktopForm] = []
         self.texts: dict[str, str] = {}
         """The text of elements by id or class: ``state``, ``said``, ``error``, ``down``,
-        ``over`` (the agent is over the time allowed in their state)."""
+        ``over`` (the agent is over the time allowed in their state), ``missed`` (paused
+        for calls that rang out)."""
         self.title = ""
         """The browser tab's title."""
         self.table_rows: list[list[str]] = []
@@ -520,7 +521,7 @@ class DesktopPage(HTMLParser):
         if key == "notice":
             self.notices.append("")
             self._open.append((tag, key))
-        elif key in ("state", "said", "error", "down", "over"):
+        elif key in ("state", "said", "error", "down", "over", "missed"):
             self.texts[key] = ""
             self._open.append((tag, key))
         elif tag == "button" and self.forms:

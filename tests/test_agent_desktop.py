@@ -884,3 +884,23 @@ def test_the_browser_tab_says_a_call_rings_and_how_many_messages_wait() -> None:
     )
     assert ringing.title == "Ringing · (1) Support", "a message taken by Carol is not Alice's"
     assert free.title == "Support"
+
+
+async def test_alice_paused_for_a_call_she_missed_is_told_why_and_gets_back(
+    tmp_path: Path,
+) -> None:
+    config = merge(DESK, {"queues": {"sales": {"autopause": 1}}})
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=None)
+        router = center.daemon.router
+        caller = await center.caller_presses("5550061", "1")
+        await until(lambda: router.agents["1001"].state == "paused", timeout=6)
+        alice = DesktopBrowser(center.daemon.api.port)
+        page = await alice.sign_in("1001", "1111")
+        await caller.hangup()
+        await center.idle()
+        back = await alice.press("Ready")
+    assert page.texts["state"] == "paused: no-answer"
+    assert page.texts["missed"].startswith("Paused for you: calls rang on your phone")
+    assert "(1 missed today)" in page.texts["missed"]
+    assert "missed" not in back.texts and back.texts["state"] == "free"

@@ -73,6 +73,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Final
 from urllib.parse import quote
 
+from callcenter.acd.router import AUTOPAUSE_REASON
 from callcenter.live.notices import MAX_TEXT
 from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import STATE_NAMES, clock
@@ -531,6 +532,12 @@ def _state_section(desk: Desktop, state: str) -> str:
         f'<section><span class="state {_e(state)}" id="state">{_e(shown)}</span> '
         f"for {clock(float(agent['time_in_state']))}"
     ]
+    if state == "paused" and agent.get("pause_reason") == AUTOPAUSE_REASON:
+        missed = desk.day.missed
+        lines.append(
+            '<br><strong id="missed">Paused for you: calls rang on your phone and nobody '
+            f"answered ({missed} missed today). Press Ready once you are back.</strong>"
+        )
     if agent.get("pending_pause"):
         lines.append(f"<br>Pause ({_e(str(agent['pending_pause']))}) once this call is over")
     if agent.get("logout_pending"):
