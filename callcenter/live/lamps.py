@@ -27,10 +27,11 @@ named to unavailable once.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 import structlog
 
@@ -71,19 +72,94 @@ _AGENT_LAMPS: Final = {
 }
 
 
-class MessageLamps:
-    """The lamps of the config's queues, kept in step with the inbox (see the module doc)."""
+_V = TypeVar("_V")
+
+
+class _Lamps(abc.ABC, Generic[_V]):
+    """What both kinds of lamps share: the values the PBX shows, a wake-up on changes, and
+    the telling (see the module docstring)."""
+
+    _gone: _V
+    """What a lamp no longer in the config is told once."""
+    _failed = "lamps_failed"
+
+    def __init__(self) -> None:
+        self._told: dict[str, _V] = {}
+        """Lamp -> the value the PBX shows."""
+        self._wake = asyncio.Event()
+        self._wake.set()  # the first look: whatever stands at the start
+
+    @abc.abstractmethod
+    def lamps(self) -> dict[str, _V]:
+        """Lamp -> the value it should show, for every lamp of the config."""
+
+    @abc.abstractmethod
+    async def _send(self, name: str, value: _V) -> None:
+        """Tell the PBX one lamp's value."""
+
+    def _look_every(self) -> float | None:
+        """Seconds between looks with no change told (None: only on changes)."""
+        return None
+
+    def _refused(self, name: str, exc: ActionFailed) -> None:
+        log.warning("lamp_refused", lamp=name, error=str(exc))
+
+    def reconnected(self) -> None:
+        """The PBX link is up again: whatever the PBX had may be gone, tell it all again."""
+        self._told.clear()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Tell the PBX each change until cancelled."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._look_every()):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.tell()
+            except Exception:
+                log.exception(self._failed)
+
+    async def tell(self) -> None:
+        """Give the PBX every lamp whose value it does not show yet."""
+        wanted = self.lamps()
+        gone = self._told.keys() - wanted.keys()
+        for name in gone:
+            wanted[name] = self._gone
+        for name, value in wanted.items():
+            if self._told.get(name) == value:
+                continue
+            try:
+                await self._send(name, value)
+            except PBXConnectionError:
+                return  # told again once the link is back (reconnected)
+            except ActionFailed as exc:
+                self._refused(name, exc)
+                continue
+            except PBXError as exc:
+                log.warning("lamp_not_told", lamp=name, error=str(exc))
+                continue
+            if name in gone:
+                self._told.pop(name, None)
+            else:
+                self._told[name] = value
+
+
+class MessageLamps(_Lamps[tuple[int, int]]):
+    """The message lamps of the config's queues, kept in step with the inbox (see the
+    module docstring)."""
+
+    _gone = OUT
+    _failed = "message_lamps_failed"
 
     def __init__(
         self, pbx: PBX, inbox: VoicemailInbox, config: Callable[[], CallCenterConfig]
     ) -> None:
+        super().__init__()
         self._pbx = pbx
         self._inbox = inbox
         self._config = config
-        self._told: dict[str, tuple[int, int]] = {}
-        """Mailbox -> the (new, old) counts the PBX has."""
-        self._wake = asyncio.Event()
-        self._wake.set()  # the first look: whatever the records hold at the start
 
     @staticmethod
     def kinds() -> tuple[type[EngineEvent], ...]:
@@ -91,11 +167,6 @@ class MessageLamps:
         return (VoicemailLeft, VoicemailTaken, VoicemailDone, ConfigReloaded)
 
     def on_event(self, event: EngineEvent) -> None:
-        self._wake.set()
-
-    def reconnected(self) -> None:
-        """The PBX link is up again: whatever the PBX had may be gone, tell it all again."""
-        self._told.clear()
         self._wake.set()
 
     def lamps(self) -> dict[str, tuple[int, int]]:
@@ -108,66 +179,38 @@ class MessageLamps:
                 wanted[queue.message_lamp] = (was_new + new, was_old + old)
         return wanted
 
-    async def run(self) -> None:
-        """Tell the PBX each change until cancelled."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.tell()
-            except Exception:
-                log.exception("message_lamps_failed")
+    async def _send(self, name: str, value: tuple[int, int]) -> None:
+        await self._pbx.set_message_lamp(name, *value)
+        log.info("message_lamp", mailbox=name, new=value[0], old=value[1])
 
-    async def tell(self) -> None:
-        """Give the PBX every lamp whose counts it does not have yet."""
-        wanted = self.lamps()
-        for gone in self._told.keys() - wanted.keys():
-            wanted[gone] = OUT
-        for mailbox, counts in wanted.items():
-            if self._told.get(mailbox) == counts:
-                continue
-            try:
-                await self._pbx.set_message_lamp(mailbox, *counts)
-            except PBXConnectionError:
-                return  # told again once the link is back (PBXConnected)
-            except ActionFailed as exc:
-                log.error(
-                    "message_lamp_refused",
-                    mailbox=mailbox,
-                    error=str(exc),
-                    hint="Asterisk: load res_mwi_external_ami (and res_mwi_external), which "
-                    "cannot run beside app_voicemail",
-                )
-                continue
-            except PBXError as exc:
-                log.warning("message_lamp_not_told", mailbox=mailbox, error=str(exc))
-                continue
-            log.info("message_lamp", mailbox=mailbox, new=counts[0], old=counts[1])
-            if counts == OUT and mailbox not in self.lamps():
-                self._told.pop(mailbox, None)
-            else:
-                self._told[mailbox] = counts
+    def _refused(self, name: str, exc: ActionFailed) -> None:
+        log.error(
+            "message_lamp_refused",
+            mailbox=name,
+            error=str(exc),
+            hint="Asterisk: load res_mwi_external_ami (and res_mwi_external), which cannot "
+            "run beside app_voicemail",
+        )
 
 
-class BusyLamps:
+class BusyLamps(_Lamps[LampState]):
     """The BLF lamps of ``acd.blf``, kept in step with the router (see the module doc)."""
 
     #: The engine events that change a lamp (followed only while lamps are configured:
     #: without, the engine's events cost nothing here).
     KINDS: Final = (AgentStateChanged, QueueJoined, QueueExited, QueueAbandoned)
+    _gone = LampState.UNAVAILABLE
+    _failed = "busy_lamps_failed"
 
     def __init__(
         self, pbx: PBX, router: Router, bus: EventBus, config: Callable[[], CallCenterConfig]
     ) -> None:
+        super().__init__()
         self._pbx = pbx
         self._router = router
         self._bus = bus
         self._config = config
-        self._told: dict[str, LampState] = {}
-        """Lamp name -> the state the PBX shows."""
         self._on = False
-        self._wake = asyncio.Event()
-        self._wake.set()
         bus.subscribe(self._reloaded, (ConfigReloaded,))
         self._reloaded()
 
@@ -183,10 +226,8 @@ class BusyLamps:
     def _changed(self, event: EngineEvent) -> None:
         self._wake.set()
 
-    def reconnected(self) -> None:
-        """The PBX link is up again: whatever the PBX had may be gone, tell it all again."""
-        self._told.clear()
-        self._wake.set()
+    def _look_every(self) -> float | None:
+        return LOOK_EVERY if self._on else None
 
     def lamps(self) -> dict[str, LampState]:
         """Lamp name -> the state it should show, for every lamp of ``acd.blf``."""
@@ -214,39 +255,8 @@ class BusyLamps:
                 wanted[blf.queue.replace("${queue}", name)] = state
         return wanted
 
-    async def run(self) -> None:
-        """Tell the PBX each change until cancelled."""
-        while True:
-            look = LOOK_EVERY if self._on else None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(look):
-                    await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.tell()
-            except Exception:
-                log.exception("busy_lamps_failed")
-
-    async def tell(self) -> None:
-        """Give the PBX every lamp whose state it does not show yet."""
-        wanted = self.lamps()
-        gone = self._told.keys() - wanted.keys()
-        for name in gone:
-            wanted[name] = LampState.UNAVAILABLE
-        for name, state in wanted.items():
-            if self._told.get(name) is state:
-                continue
-            try:
-                await self._pbx.set_lamp(name, state)
-            except PBXConnectionError:
-                return  # told again once the link is back (PBXConnected)
-            except PBXError as exc:
-                log.warning("busy_lamp_not_told", lamp=name, error=str(exc))
-                continue
-            if name in gone:
-                self._told.pop(name, None)
-            else:
-                self._told[name] = state
+    async def _send(self, name: str, value: LampState) -> None:
+        await self._pbx.set_lamp(name, value)
 
 
 def _agent_lamp(agent: Agent) -> LampState:
