@@ -106,38 +106,44 @@ async def test_what_the_pbx_lacks_is_named_with_what_to_do(
     assert lines[-1].startswith("asterisk: 3 problem(s), ")
 
 
-async def test_message_lamps_need_the_external_mwi_module_and_the_action(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("extra", "module", "named"),
+    [
+        (
+            {"queues": {"support": {"mailbox": "support", "message_lamp": "support@callcenter"}}},
+            "res_mwi_external_ami",
+            [
+                "FAIL  module res_mwi_external_ami (the queues' message lamps (not beside "
+                "app_voicemail)) is not loaded: load it",
+                "FAIL  AMI user callcenter may not send MWIUpdate: add call to its write= line "
+                "in manager.conf (and load res_mwi_external_ami, which brings it)",
+            ],
+        ),
+        (
+            {"acd": {"blf": {"agent": "callcenter-agent-${agent}"}}},
+            "func_devstate",
+            [
+                "FAIL  module func_devstate (busy lamps (acd.blf: custom device states)) is "
+                "not loaded: load it"
+            ],
+        ),
+    ],
+)
+async def test_the_lamps_need_their_modules_and_say_so(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: dict[str, Any],
+    module: str,
+    named: list[str],
 ) -> None:
-    lamp = {"queues": {"support": {"mailbox": "support", "message_lamp": "support@callcenter"}}}
-    async with asterisk(modules=LOADED_MODULES - {"res_mwi_external_ami"}) as pbx:
-        code, lines, _ = await check(config_for(tmp_path, pbx, lamp), capsys)
+    async with asterisk(modules=LOADED_MODULES - {module}) as pbx:
+        code, lines, _ = await check(config_for(tmp_path, pbx, extra), capsys)
     async with asterisk() as pbx:
-        _, loaded, _ = await check(config_for(tmp_path, pbx, lamp), capsys)
+        _, loaded, _ = await check(config_for(tmp_path, pbx, extra), capsys)
     assert code == 1
-    assert (
-        "FAIL  module res_mwi_external_ami (the queues' message lamps (not beside "
-        "app_voicemail)) is not loaded: load it"
-    ) in lines
-    assert (
-        "FAIL  AMI user callcenter may not send MWIUpdate: add call to its write= line in "
-        "manager.conf (and load res_mwi_external_ami, which brings it)"
-    ) in lines
+    assert [line for line in named if line not in lines] == []
     assert "ok    AMI user callcenter may send every action the daemon sends" in loaded
-    assert any(line.startswith("ok    module res_mwi_external_ami") for line in loaded)
-
-
-async def test_busy_lamps_need_the_device_state_functions(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    blf = {"acd": {"blf": {"agent": "callcenter-agent-${agent}"}}}
-    async with asterisk(modules=LOADED_MODULES - {"func_devstate"}) as pbx:
-        code, lines, _ = await check(config_for(tmp_path, pbx, blf), capsys)
-    assert code == 1
-    assert (
-        "FAIL  module func_devstate (busy lamps (acd.blf: custom device states)) is not "
-        "loaded: load it"
-    ) in lines
+    assert any(line.startswith(f"ok    module {module}") for line in loaded)
 
 
 async def test_without_reporting_the_dialplan_is_left_to_the_admin_not_failed(
