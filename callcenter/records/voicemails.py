@@ -243,9 +243,9 @@ class VoicemailInbox:
                 return
             del self._calling[event.agent]
             if isinstance(event, AgentDialAnswered):
-                self._later(self._answered(calling))
+                self._later(self._answered(calling, event.agent))
             elif event.reason in NOT_REACHED:
-                self._later(self._not_reached(calling, event.reason))
+                self._later(self._not_reached(calling, event.agent, event.reason))
 
     def calling_back(self, call_id: str, agent: str) -> None:
         """``agent`` is about to dial the caller of their message ``call_id``: their next
@@ -261,19 +261,17 @@ class VoicemailInbox:
         self._steps.add(task)
         task.add_done_callback(self._steps.discard)
 
-    async def _answered(self, calling: _CallingBack) -> None:
-        message = await self._quietly(self.get(calling.call_id))
-        if message is not None and message.status == "taken":
-            await self._quietly(self.settle(calling.call_id, message.agent, "called-back"))
+    async def _answered(self, calling: _CallingBack, agent: str) -> None:
+        # Settled as the caller's: still theirs (not put back and taken by another meanwhile).
+        await self._quietly(self.settle(calling.call_id, agent, "called-back"))
 
-    async def _not_reached(self, calling: _CallingBack, reason: str) -> None:
+    async def _not_reached(self, calling: _CallingBack, agent: str, reason: str) -> None:
         message = await self._quietly(self.get(calling.call_id))
-        if message is None or message.status != "taken":
+        if message is None or message.status != "taken" or message.agent != agent:
             return
         noted = functools.partial(
-            self.store.note_voicemail_try, calling.call_id, message.agent, reason,
-            datetime.now(UTC),
-        )  # fmt: skip
+            self.store.note_voicemail_try, calling.call_id, agent, reason, datetime.now(UTC)
+        )
         if not await self._quietly(self.writer.run(noted)):
             return
         self.bus.publish(
