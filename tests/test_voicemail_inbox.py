@@ -489,3 +489,27 @@ async def test_a_message_nobody_calls_back_for_too_long_raises_the_queues_alert(
     assert float(gauge.split()[-1]) >= 1.5
     assert reread >= 1.5, "the age is the message's, not the daemon's"
     assert gone == 0.0
+
+
+async def test_a_message_put_back_while_its_call_back_rings_stays_with_whoever_took_it_next(
+    tmp_path: Path,
+) -> None:
+    """Alice calls back the caller of a message; while it rings, a supervisor puts the
+    message back and Carol takes it. The caller answers Alice: Carol's message is not
+    settled by Alice's call."""
+    config = _voicemail_config(tmp_path)
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        customer = center.add_phone("PJSIP/5550087", answer_after=1.0, hangup_after=0.3)
+        daemon = center.daemon
+        message_id = await _leave_a_message(center, "5550087")
+        await until(lambda: daemon.store.fetch_open_voicemails() != [])
+        await center.api("POST", f"/voicemails/{message_id}/take", {"agent": "1001"})
+        await center.api("POST", f"/voicemails/{message_id}/call-back", {"agent": "1001"})
+        await center.api("POST", f"/voicemails/{message_id}/release", {})
+        await center.api("POST", f"/voicemails/{message_id}/take", {"agent": "1003"})
+        await customer.wait_answered(timeout=5)
+        await until(lambda: "1001" not in daemon.switchboard.dials, timeout=5)
+        await center.idle()
+        message = await daemon.voicemails.get(message_id)
+    assert (message.status, message.agent, message.outcome) == ("taken", "1003", "")
