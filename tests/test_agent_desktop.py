@@ -478,7 +478,7 @@ async def test_sam_sees_his_agents_and_listens_then_whispers_to_alice_from_his_p
         stopped = await browser.press("Stop")
         ready = await browser.press("Ready", picking={"agent": "1002"})
         bob_ready = router.agents["1002"].state
-        bobs_queues = await browser.press("Queues …", picking={"id": "1002"})
+        bobs_queues = await browser.press("Pause, queues …", picking={"id": "1002"})
         taken_out = await browser.press("Take out of support")
         bob_in = router.agent_view("1002")["queues"]
         put_back = await browser.press("Put in support")
@@ -841,7 +841,7 @@ async def test_sam_gives_bob_french_from_his_page_then_the_configs_skills_again(
         router = center.daemon.router
         sam = DesktopBrowser(center.daemon.api.port)
         await sam.sign_in("2000", "2468", role="supervisor")
-        page = await sam.press("Queues …", picking={"id": "1002"})
+        page = await sam.press("Pause, queues …", picking={"id": "1002"})
         given = await sam.press("Set skills", **{"skill:fr": "7", "skill:de": "4"})
         fr = dict(router.agents["1002"].skills)
         refused = await sam.press("Set skills", **{"skill:fr": "11"})
@@ -904,3 +904,20 @@ async def test_alice_paused_for_a_call_she_missed_is_told_why_and_gets_back(
     assert page.texts["missed"].startswith("Paused for you: calls rang on your phone")
     assert "(1 missed today)" in page.texts["missed"]
     assert "missed" not in back.texts and back.texts["state"] == "free"
+
+
+async def test_sam_takes_alice_off_the_queues_for_a_training_and_back(tmp_path: Path) -> None:
+    async with running_center(tmp_path, config=WATCHED) as center:
+        router = center.daemon.router
+        browser = DesktopBrowser(center.daemon.api.port)
+        await browser.sign_in("2000", "2468", role="supervisor")
+        page = await browser.press("Pause, queues …", picking={"id": "1001"})
+        paused = await browser.press("Pause: training")
+        state, reason = router.agents["1001"].state, router.agents["1001"].pause_reason
+        ready = await browser.press("Ready", picking={"agent": "1001"})
+    assert page.texts["state"] == "free"
+    assert "Pause: lunch" in page.buttons and "Ready" not in page.buttons
+    assert paused.texts["said"] == "Agent 1001 pauses (training): now, or once their call is over"
+    assert paused.texts["state"] == "paused: training"
+    assert (state, reason) == ("paused", "training")
+    assert ready.texts["state"] == "free" and router.agents["1001"].state == "available"

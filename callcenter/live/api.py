@@ -744,6 +744,7 @@ class ControlAPI:
                 said=said,
                 error=error,
                 skills=list(config.acd.skills),
+                pause_reasons=list(config.pause_reasons),
             )
             return 200, page, _PAGE_HEADERS
         if role != "agent":
@@ -1100,10 +1101,12 @@ class ControlAPI:
                 if agent not in self._supervised(supervisor_id):
                     raise HTTPError(403, f"agent {agent} is not in your teams")
                 verb = action.removesuffix("-agent")
-                queue = form.get("queue", "")
-                body = {"queue": queue} if verb in ("join", "leave") else {}
+                queue, reason = form.get("queue", ""), form.get("reason", "")
+                body: dict[str, Any] = {"queue": queue} if verb in ("join", "leave") else {}
+                if verb == "pause":
+                    body = {"reason": reason}
                 await self._agent_action(agent, verb, body, via=f"supervisor:{supervisor_id}")
-                said = desktop.agent_moved(agent, verb, queue)
+                said = desktop.agent_moved(agent, verb, queue, reason)
             elif action in desktop.SUPERVISOR_ACTIONS:
                 body = {"agent": agent} if agent else {}
                 answer = await self._supervisor_action(supervisor_id, action, body)

@@ -128,10 +128,10 @@ NOTICE_TIMES: Final = ((15, "15 minutes"), (30, "30 minutes"), (60, "an hour"),
                        (120, "2 hours"), (240, "4 hours"), (480, "the day (8 hours)"))  # fmt: skip
 """How long a supervisor's notice may stand, as the notice page offers it."""
 AGENT_ACTIONS_OF_SUPERVISORS: Final = frozenset(
-    {"logout-agent", "unpause-agent", "join-agent", "leave-agent"}
+    {"logout-agent", "pause-agent", "unpause-agent", "join-agent", "leave-agent"}
 )
 """What a supervisor's desktop does to an agent of their teams (``agent``; ``queue`` for
-joining and leaving one)."""
+joining and leaving one, ``reason`` for a pause)."""
 """The supervisor actions of the control API (``POST /supervisors/{id}/<action>``) the
 supervisor's desktop posts (``agent``: whom to monitor)."""
 
@@ -1077,7 +1077,7 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             actions += button("unpause-agent", "Ready", "", agent=aid)
         actions += (
             '<form method="get" action="/desktop/agent">'
-            f'<input type="hidden" name="id" value="{_e(aid)}"><button>Queues …</button></form>'
+            f'<input type="hidden" name="id" value="{_e(aid)}"><button>Pause, queues …</button></form>'
             '<form method="get" action="/desktop/calls">'
             f'<input type="hidden" name="agent" value="{_e(aid)}"><button>Calls …</button></form>'
         )
@@ -1182,10 +1182,11 @@ def _supervised_messages(messages: Sequence[VoicemailMessage], now: datetime) ->
     )
 
 
-def agent_moved(agent: str, verb: str, queue: str) -> str:
+def agent_moved(agent: str, verb: str, queue: str, reason: str = "") -> str:
     """What the supervisor's desktop says once it did ``verb`` to ``agent``."""
     return {
         "logout": f"Agent {agent} logged out",
+        "pause": f"Agent {agent} pauses ({reason}): now, or once their call is over",
         "unpause": f"Agent {agent} is ready",
         "join": f"Agent {agent} takes {queue} calls now",
         "leave": f"Agent {agent} no longer takes {queue} calls",
@@ -1200,9 +1201,11 @@ def render_membership(
     said: str,
     error: str,
     skills: Sequence[str] = (),
+    pause_reasons: Sequence[str] = (),
 ) -> str:
-    """A supervisor's page for one agent's queues: a button to put them in each queue they
-    are not in and to take them out of each they are in (kept across restarts, as ``agent
+    """A supervisor's page for one agent: a pause for each of ``pause_reasons`` (a
+    coaching session, a meeting) or Ready, a button to put them in each queue they are not
+    in and to take them out of each they are in (kept across restarts, as ``agent
     join``/``leave``), and their skill levels to change (``skills``: those of
     ``acd.skills``; the agent's own are shown too)."""
     aid = str(agent["id"])
@@ -1211,6 +1214,22 @@ def render_membership(
     parts = _head(title)
     parts.append(f"<h1>{_e(str(agent.get('name') or aid))} <small>agent {_e(aid)}</small></h1>")
     parts += _notes(said, error)
+    state = str(agent["state"])
+    shown = STATE_NAMES.get(state, state)
+    if state == "paused" and agent.get("pause_reason"):
+        shown += f": {agent['pause_reason']}"
+    if state == "paused":
+        acts = button("unpause-agent", "Ready", "main", agent=aid, back=back)
+    elif state == "logged_out" or agent.get("pending_pause"):
+        acts = ""
+    else:
+        acts = "".join(
+            button("pause-agent", f"Pause: {reason}", "", agent=aid, reason=reason, back=back)
+            for reason in pause_reasons
+        )
+    parts.append(
+        f'<section><span class="state {_e(state)}" id="state">{_e(shown)}</span> {acts}</section>'
+    )
     rows = []
     for queue in queues:
         if queue in member:
