@@ -32,6 +32,7 @@ import yaml
 from callcenter.cli import format_cdr_table
 from callcenter.config import load_config
 from callcenter.daemon import resolve
+from callcenter.demopbx.freeswitch import SOFIA_DOMAIN
 from callcenter.errors import CallHungUp, ConfigError, EngineError, PBXError
 from callcenter.events import (
     AgentAlert,
@@ -610,11 +611,20 @@ def run_demo(
         pins["supervisors"] = {
             s: {"pin": DEMO_PIN} for s, c in config.supervisors.items() if not c.pin
         }
+    acd: dict[str, object] = {"recordings_folder": str(cdr_path.parent / "recordings")}
+    blf = config.acd.blf
+    if pbx == "freeswitch" and blf is not None:
+        # FreeSWITCH's lamps are presence ids (user@domain): the demo switch's domain.
+        acd["blf"] = {
+            kind: name if "@" in name else f"{name}@{SOFIA_DOMAIN}"
+            for kind, name in (("agent", blf.agent), ("queue", blf.queue))
+            if name is not None
+        }
     overrides = {
         **pins,
         "records": {"cdr_path": str(cdr_path), "postgres": None},
         "ivr": {"voicemail_folder": str(cdr_path.parent / "voicemail")},
-        "acd": {"recordings_folder": str(cdr_path.parent / "recordings")},
+        "acd": acd,
         "pbx": {"ami": {"reconnect_min": 0.1}},
         # The config is copied to a folder of its own: its campaigns' files stay where
         # they are.
@@ -626,7 +636,6 @@ def run_demo(
             for cid, c in config.campaigns.items()
         },
     }
-
     this_run: set[str] = set()
 
     def note_call(event: EngineEvent) -> None:

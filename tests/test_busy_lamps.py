@@ -119,3 +119,23 @@ def test_a_lamp_name_says_where_the_agent_goes(tmp_path: Path) -> None:
         )
     (issue,) = refused.value.issues
     assert issue.field == "acd.blf.agent" and "${agent}" in issue.message
+
+
+def test_a_freeswitch_lamp_name_is_a_presence_id() -> None:
+    settings: dict[str, Any] = merge(
+        BASE_CONFIG,
+        {
+            "pbx": {"type": "freeswitch", "esl": {"host": "127.0.0.1"}},
+            "acd": {"blf": {"agent": "agent-${agent}@pbx.test", "queue": "queue-${queue}"}},
+        },
+    )
+    settings["pbx"].pop("agi", None)
+    settings["pbx"].pop("ami", None)
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(
+            yaml.safe_dump(settings, sort_keys=False),
+            filename="callcenter.yaml",
+            environ={"CALLCENTER_ESL_PASSWORD": "x"},
+        )
+    (issue,) = refused.value.issues
+    assert issue.field == "acd.blf.queue" and "user@domain" in issue.message

@@ -3826,6 +3826,17 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
 
     out += _agent_problems(agents or {}, _section(data, "acd"))
     acd_data = _section(data, "acd")
+    blf = _section(acd_data, "blf") if acd_data is not None else None
+    for kind in ("agent", "queue"):
+        name = blf.get(kind) if blf is not None else None
+        if pbx_type == "freeswitch" and isinstance(name, str) and "@" not in name:
+            out.append(
+                Problem(
+                    ("acd", "blf", kind),
+                    "FreeSWITCH's busy lamps are presence ids: user@domain, such as "
+                    f'"{name}@pbx.example.com"',
+                )
+            )
     blocked = acd_data.get("dial_out_block") if acd_data is not None else None
     if isinstance(blocked, list):
         ivr_data = _section(data, "ivr")

@@ -1077,7 +1077,8 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             actions += button("unpause-agent", "Ready", "", agent=aid)
         actions += (
             '<form method="get" action="/desktop/agent">'
-            f'<input type="hidden" name="id" value="{_e(aid)}"><button>Pause, queues …</button></form>'
+            f'<input type="hidden" name="id" value="{_e(aid)}">'
+            "<button>Pause, queues …</button></form>"
             '<form method="get" action="/desktop/calls">'
             f'<input type="hidden" name="agent" value="{_e(aid)}"><button>Calls …</button></form>'
         )
