@@ -1491,9 +1491,10 @@ class Switchboard:
                 return await self._keep_place(call, config, entry, time.monotonic(), dest)
             return await self._go(call, active, config, qcfg, dest, priority=priority)
         joined = time.monotonic()
-        place = (
+        kept = (
             self._place_kept(queue_name, info.caller_num, joined) if qcfg.resume_abandoned else None
         )
+        place = kept
         if qcfg.seniority == "call" and (place is None or active.started < place):
             place = active.started  # the whole wait counts: IVR, other queues, a talk
         entry = self.router.enqueue(
@@ -1506,7 +1507,7 @@ class Switchboard:
                 queue=queue_name,
                 position=position,
                 priority=priority,
-                resumed=place is not None,
+                resumed=kept is not None,
             )
         )
         if self._scheduled:
@@ -1525,7 +1526,7 @@ class Switchboard:
             "queue_joined",
             position=position,
             skills=sorted(entry.skills),
-            resumed=place is not None,
+            resumed=kept is not None,
         )
         return await self._wait_in_queue(
             call,
@@ -1535,7 +1536,7 @@ class Switchboard:
             joined=joined,
             deadline=joined + qcfg.max_wait,
             greet=True,
-            resumed=place is not None,
+            resumed=kept is not None,
             hold=hold,
         )
 

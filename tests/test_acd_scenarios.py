@@ -761,11 +761,14 @@ async def test_a_caller_overflowing_keeps_the_seniority_of_their_whole_wait_when
         async with asyncio.timeout(5):
             while s.router.waiting("overflow") < 2:
                 await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # X's hunt starts in the loop turn after it joined
         s.router.unpause("1003")
         await s.wait_for(AgentConnected, timeout=5)
         (connected,) = s.of(AgentConnected)
     first = {x.uniqueid: "X", y.uniqueid: "Y"}[connected.call_id]
     assert first == served_first
+    joined = [(e.queue, e.position, e.resumed) for e in s.of(QueueJoined) if e.queue == "overflow"]
+    assert joined == [("overflow", 1, False), ("overflow", 1 if seniority == "call" else 2, False)]
 
 
 async def test_a_full_queue_sends_callers_to_voicemail(tmp_path: Path) -> None:
