@@ -52,6 +52,7 @@ from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.lamps import BusyLamps, MessageLamps
 from callcenter.live.metrics import Metrics
 from callcenter.live.mqtt import MQTTPublisher
+from callcenter.live.notices import NoticeBoard
 from callcenter.live.today import Today
 from callcenter.live.webhooks import Webhook
 from callcenter.outbound.campaign import Campaigns, LeadRecord
@@ -349,6 +350,8 @@ class Daemon:
         self.today = Today(self._service_level, config.ivr.timezone)
         """The day's figures per queue and agent (MQTT's "today", ``GET /wallboard``)."""
         self.today.subscribe(self.bus)
+        self.notices = NoticeBoard(self.bus)
+        """What supervisors tell their agents (desktops, wallboard, MQTT)."""
         self.mqtt: MQTTPublisher | None = None
         if config.mqtt is not None:
             password = config.mqtt.password
@@ -370,6 +373,7 @@ class Daemon:
                 switches=self.switchboard.switch_views,
                 closed=self.switchboard.queue_closed,
                 voicemails=self._voicemails_waiting,
+                notices=lambda: [n.as_dict() for n in self.notices.standing(everyone=True)],
                 today=self.today,
             )
             self.bus.subscribe(self.mqtt.on_event, kinds=self.mqtt.kinds())
@@ -399,6 +403,7 @@ class Daemon:
             agent_calls=self._agent_calls,
             agent_records=self.recorder.written_for,
             voicemails=self.voicemails,
+            notices=self.notices,
             call_record=self._call_record,
             callback_record=self._callback_record,
             erase=self.erase,

@@ -592,3 +592,25 @@ async def test_a_person_an_agent_dials_is_no_caller_of_the_queue_on_the_wallboar
     assert alice.json()["today"]["calls"] == 1, "her call counts as hers"
     assert sales is not None
     assert (sales.json()["today"]["offered"], sales.json()["today"]["answered"]) == (0, 0)
+
+
+async def test_a_wallboard_on_mqtt_shows_the_notices_standing_even_connecting_later(
+    tmp_path: Path,
+) -> None:
+    with running_broker(tmp_path) as broker:
+        async with running_center(tmp_path, config=mqtt_config(broker)) as center:
+            notice = center.daemon.notices.post("Fire drill at 16:00", by="cli")
+            with Wallboard(broker.port) as first:
+                await first.wait_for("notices", lambda m: bool(m.json()["notices"]))
+            with Wallboard(broker.port) as board:
+                shown = await board.wait_for("notices")
+                center.daemon.notices.take_down(notice.id, by="cli")
+                gone = await board.wait_for("notices", lambda m: m.json()["notices"] == [])
+    (standing,) = shown.json()["notices"]
+    assert (standing["text"], standing["by"], standing["teams"]) == (
+        "Fire drill at 16:00",
+        "cli",
+        [],
+    )
+    assert shown.retain, "a wallboard connecting later gets it at once"
+    assert gone.json() == {"notices": []}

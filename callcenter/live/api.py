@@ -392,6 +392,7 @@ class ControlAPI:
         agent_calls: AgentCallsReader | None = None,
         agent_records: Mapping[str, int] | None = None,
         voicemails: VoicemailInbox | None = None,
+        notices: NoticeBoard | None = None,
         call_record: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None,
         callback_record: CallbackReader | None = None,
         erase: Eraser | None = None,
@@ -410,7 +411,7 @@ class ControlAPI:
         self._agent_records = agent_records if agent_records is not None else {}
         self.voicemails = voicemails
         """The messages agents call back (None: no record store)."""
-        self.notices = NoticeBoard(switchboard.bus)
+        self.notices = notices if notices is not None else NoticeBoard(switchboard.bus)
         """What supervisors tell their agents (the desktops, the wallboard)."""
         self._messages_seen: tuple[float, int, list[VoicemailMessage]] | None = None
         self._call_record = call_record

@@ -28,6 +28,9 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
                                              failed, skipped), ringing, dialled
     callcenter/switches/<name>     retained  JSON: description, on, since, via (the
                                              ``ivr.switches`` flows test)
+    callcenter/notices             retained  JSON: notices, the notices for agents
+                                             standing (id, text, by, teams, posted, until),
+                                             newest first
     callcenter/events/<EventName>            JSON of every engine event (``mqtt.events``)
 
 Queues and agents are looked at every ``mqtt.interval`` seconds and published when their JSON
@@ -203,6 +206,7 @@ class MQTTPublisher:
         closed: Callable[[str], str | None] | None = None,
         today: Today | None = None,
         voicemails: Callable[[str], int | None] | None = None,
+        notices: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.config = config
         self._owns_today = today is None
@@ -211,6 +215,7 @@ class MQTTPublisher:
         self._switches = switches
         self._closed = closed
         self._voicemails = voicemails
+        self._notices = notices
         self._supervisors = supervisors
         self._campaigns = campaigns
         self._previews = previews
@@ -553,6 +558,8 @@ class MQTTPublisher:
             self._retain(f"{self._prefix}/campaigns/{campaign['id']}", campaign)
         for switch in self._switch_views():
             self._retain(f"{self._prefix}/switches/{switch['name']}", switch)
+        if self._notices is not None:
+            self._retain(f"{self._prefix}/notices", {"notices": self._notices()})
 
     def _supervisor_views(self) -> list[dict[str, Any]]:
         return self._supervisors() if self._supervisors is not None else []
