@@ -2161,6 +2161,7 @@ def format_status(status: dict[str, Any]) -> str:
         figure = {
             "waiting": " callers waiting",
             "voicemails": " messages to call back",
+            "oldest_voicemail": "s since the oldest message to call back was left",
         }.get(str(alert.get("figure")), "s longest wait")
         lines.append(
             f"ALERT queue {alert.get('queue')}: {alert.get('threshold'):g}{figure} or more"
@@ -2172,6 +2173,12 @@ def format_status(status: dict[str, Any]) -> str:
             f"ALERT agent {alert.get('agent')}: {state}{reason} for "
             f"{alert.get('threshold'):g} s or more"
         )
+    for notice in status.get("notices", []):
+        from datetime import datetime
+
+        teams = ", ".join(notice.get("teams") or []) or "everyone"
+        until = datetime.fromisoformat(str(notice["until"])).astimezone()  # this machine's
+        lines.append(f"Notice for {teams} until {until:%H:%M}: {notice.get('text')}")
     pbx = status.get("pbx") or {}
     if pbx:
         if pbx.get("connected"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.errors import UnknownNotice
 from callcenter.events import EngineEvent, EventBus, NoticePosted, NoticeTakenDown
@@ -105,6 +107,7 @@ async def test_sam_tells_the_night_team_and_only_they_and_the_wallboard_see_it(
         board = await asyncio.to_thread(_get, port, "/wallboard")
         night_board = await asyncio.to_thread(_get, port, "/wallboard?team=day")
         listed = await center.api("GET", "/notices")
+        _, status = await center.api("GET", "/status")
         ada = DesktopBrowser(port)
         adas = await ada.sign_in("2001", "1357", role="supervisor")
         ops = await center.api(
@@ -121,6 +124,9 @@ async def test_sam_tells_the_night_team_and_only_they_and_the_wallboard_see_it(
     assert alices.notices == [], "Alice is in the day team"
     assert "Team meeting at 15:00" in board and "Team meeting" not in night_board
     (notice,) = listed[1]["notices"]
+    assert re.search(
+        r"^Notice for night until \d\d:\d\d: Team meeting at 15:00$", format_status(status), re.M
+    )
     assert notice["teams"] == ["night"] and notice["by"] == "supervisor:2000"
     assert "Team meeting at 15:00" in " ".join(adas.notices), "Ada leads every agent"
     assert ops[0] == 200

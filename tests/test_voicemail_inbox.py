@@ -480,6 +480,7 @@ async def test_a_message_nobody_calls_back_for_too_long_raises_the_queues_alert(
     assert ages["support"] is None and ages["sales"] >= 1.5
     said = format_status(status)
     assert re.search(r"1 message\(s\) to call back, the oldest left \d+s ago", said)
+    assert "ALERT queue sales: 1.5s since the oldest message to call back was left" in said
     assert re.search(r"<td>1 <small>oldest 0:\d\d</small></td>", board)
     (gauge,) = [
         line

@@ -1386,6 +1386,7 @@ class ControlAPI:
                 if self.today is not None and day is not None:
                     agent["today"] = self.today.agent(agent["id"]).as_dict(day)
             snapshot["skill_changes"] = board.skill_views()
+            snapshot["notices"] = [n.as_dict() for n in self.notices.standing(everyone=True)]
             return snapshot
         if parts and parts[0] == "campaigns":
             return self._campaign_action(method, parts[1:])
