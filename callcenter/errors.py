@@ -23,6 +23,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── UnknownAgent
     │   ├── UnknownQueue
     │   ├── UnknownCallback
+    │   ├── CallbackSlotFull        the slot asked for has no room (``next_free`` has)
     │   ├── UnknownVoicemail
     │   ├── UnknownNotice
     │   ├── UnknownNumberList
@@ -38,6 +39,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class CallCenterError(Exception):
@@ -155,6 +157,16 @@ class UnknownQueue(EngineError):
 
 class UnknownCallback(EngineError):
     """No callback request waits under that id."""
+
+
+class CallbackSlotFull(EngineError):
+    """The slot a callback was asked for takes no more (``queues.<q>.callback_slots``);
+    ``next_free`` is the first time after it in a slot with room (None: none within two
+    weeks)."""
+
+    def __init__(self, message: str, next_free: datetime | None) -> None:
+        super().__init__(message)
+        self.next_free = next_free
 
 
 class UnknownVoicemail(EngineError):

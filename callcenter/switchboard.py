@@ -26,9 +26,10 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
+from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
@@ -62,6 +63,7 @@ from callcenter.consult import (
     consult_view,
 )
 from callcenter.errors import (
+    CallbackSlotFull,
     CallHungUp,
     CommandFailed,
     DestinationNotAllowed,
@@ -399,6 +401,12 @@ class _KeptPlace:
     """Variables the callback call gets (the asking call's IVR variables, a web form's)."""
     dial_id: str = ""
     """Set when the place is an agent's own outbound call (``entry.dialled_by``)."""
+
+
+def _queue_zone(qcfg: QueueConfig, config: CallCenterConfig) -> str:
+    """The time zone of a queue's day: its opening hours', else the centre's."""
+    hours = qcfg.opening
+    return (hours.timezone if hours is not None else None) or config.ivr.timezone
 
 
 @dataclass(slots=True)
@@ -1370,6 +1378,70 @@ class Switchboard:
         opens = _opening_hours(hours).next_opening(local)
         return opens.astimezone(UTC) if opens is not None else None
 
+    def _slot_of(self, at: datetime, qcfg: QueueConfig) -> datetime:
+        """The start (UTC) of the ``callback_slots`` slot ``at`` falls in, counted from
+        midnight in the queue's time zone."""
+        assert qcfg.callback_slots is not None
+        local = at.astimezone(ZoneInfo(_queue_zone(qcfg, self.config)))
+        into = (local.hour * 60 + local.minute) % qcfg.callback_slots.minutes
+        start = local - timedelta(
+            minutes=into, seconds=local.second, microseconds=local.microsecond
+        )
+        return start.astimezone(UTC)
+
+    def _slot_taken(self, queue: str, start: datetime, minutes: int) -> int:
+        """Callbacks of ``queue`` asked for a later time that fall in the slot at ``start``."""
+        end = start + timedelta(minutes=minutes)
+        return sum(1 for s in self._scheduled.values() if s.queue == queue and start <= s.due < end)
+
+    def _slot_with_room(
+        self, queue: str, qcfg: QueueConfig, config: CallCenterConfig, at: datetime
+    ) -> datetime | None:
+        """The first time from ``at`` the queue is open in a slot with room (``at`` itself
+        when its slot has some); None when none within two weeks."""
+        slots = qcfg.callback_slots
+        if slots is None:
+            return at
+        step = timedelta(minutes=slots.minutes)
+        moment = at
+        for _ in range(int(timedelta(days=14) / step)):
+            opens = self._opens_at(qcfg, config, moment)
+            if opens is None:
+                return None
+            start = self._slot_of(opens, qcfg)
+            if self._slot_taken(queue, start, slots.minutes) < slots.at_most:
+                return opens
+            moment = start + step
+        return None
+
+    def callback_slots(self, queue: str, day: date) -> dict[str, Any]:
+        """The slots of ``queue`` on ``day`` (its time zone) while it is open, with the
+        callbacks asked for each and the room left (``GET /callbacks/slots``). Raises
+        UnknownQueue, or EngineError for a queue without ``callback_slots``."""
+        config = self.config
+        qcfg = config.queues.get(queue)
+        if qcfg is None:
+            raise UnknownQueue(f"no queue {queue!r} is configured")
+        slots = qcfg.callback_slots
+        if slots is None:
+            raise EngineError(f"queue {queue} takes callbacks at any time (no callback_slots)")
+        zone = ZoneInfo(_queue_zone(qcfg, config))
+        moment = datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
+        step = timedelta(minutes=slots.minutes)
+        out = []
+        while moment.astimezone(zone).date() == day:
+            if self._opens_at(qcfg, config, moment) == moment:
+                taken = self._slot_taken(queue, moment, slots.minutes)
+                out.append(
+                    {
+                        "start": moment.astimezone(zone).isoformat(timespec="minutes"),
+                        "taken": taken,
+                        "free": max(0, slots.at_most - taken),
+                    }
+                )
+            moment += step
+        return {"queue": queue, "minutes": slots.minutes, "at_most": slots.at_most, "slots": out}
+
     def queue_closed(self, queue: str) -> str | None:
         """Why ``queue`` takes no callers now by its own ``opening`` hours, or None (open,
         or no hours, or no such queue)."""
@@ -2112,6 +2184,7 @@ class Switchboard:
         origin = f"{WEB_CALLBACK_PREFIX}{secrets.token_hex(8)}"
         given = tuple((data or {}).items())
         now = datetime.now(UTC)
+        chosen = at  # the time the caller picked (the opening may move it)
         if qcfg.opening is not None:
             # Closed then: the call back waits for the opening (agents went home).
             asked = at if at is not None and at > now else self._clock_utc()
@@ -2123,6 +2196,18 @@ class Switchboard:
         if at is not None and at > now:
             if at - now > MAX_SCHEDULE_AHEAD:
                 raise EngineError(f"{at.isoformat()} is more than a year ahead")
+            slots = qcfg.callback_slots
+            if slots is not None and at == chosen:
+                free = self._slot_with_room(queue, qcfg, config, at)
+                if free is None or self._slot_of(free, qcfg) != self._slot_of(at, qcfg):
+                    zone = ZoneInfo(_queue_zone(qcfg, config))
+                    raise CallbackSlotFull(
+                        f"queue {queue} takes no more callbacks at "
+                        f"{at.astimezone(zone):%Y-%m-%d %H:%M} ({slots.at_most} a "
+                        f"{slots.minutes}-minute slot)"
+                        + (f": the next room is at {free.astimezone(zone):%H:%M}" if free else ""),
+                        free,
+                    )
             self._call_back_later(origin, queue, number, priority, at, data=given)
         else:
             if qcfg.max_length and self.router.waiting(queue) >= qcfg.max_length:
@@ -2143,7 +2228,11 @@ class Switchboard:
         data: tuple[tuple[str, str], ...],
     ) -> None:
         """Ask for a callback of ``number`` through ``queue`` at ``due`` (recorded now, so
-        a restart schedules it again) and schedule it."""
+        a restart schedules it again) and schedule it; with ``callback_slots``, in the first
+        slot from ``due`` that has room."""
+        qcfg = self.config.queues.get(queue)
+        if qcfg is not None and qcfg.callback_slots is not None:
+            due = self._slot_with_room(queue, qcfg, self.config, due) or due
         self.bus.publish(
             QueueCallbackRequested(
                 call_id=origin,

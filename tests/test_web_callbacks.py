@@ -15,7 +15,7 @@ from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.events import EngineEvent, QueueCallbackRequested
 from callcenter.live.api import RequestRate
-from callcenter.testing import CALLBACKS_ON, running_center
+from callcenter.testing import CALLBACKS_ON, merge, running_center
 
 CALLBACKS = CALLBACKS_ON
 
@@ -243,3 +243,51 @@ async def test_a_call_back_falling_due_while_the_queue_is_closed_waits_for_the_o
     moved = datetime.fromisoformat(shown["due"]) - datetime.now(UTC)
     assert timedelta(hours=11, minutes=58) < moved < timedelta(hours=12), "at 08:00 next day"
     assert waiting == 0
+
+
+SLOTS = merge(
+    CALLBACKS,
+    {
+        "queues": {
+            "sales": {
+                "callback_slots": {"minutes": 15, "at_most": 2},
+                "opening": {"hours": {"mon-sun": ["08:00-18:00"]}},
+            }
+        }
+    },
+)
+
+
+async def test_a_full_slot_is_refused_with_the_next_one_and_a_nights_requests_spread(
+    tmp_path: Path,
+) -> None:
+    """Sales takes two callbacks a quarter of an hour. A web form asks for 10:00 three
+    times: the third hears 10:15 has room. Three requests for the evening, when sales is
+    closed, go to the next morning: two at 08:00, one at 08:15."""
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    after = tomorrow + timedelta(days=1)
+    async with running_center(tmp_path, config=SLOTS) as center:
+        asked = []
+        for n in range(3):
+            body = {"number": f"555100{n}", "queue": "sales", "at": f"{tomorrow}T10:00"}
+            asked.append(await center.api("POST", "/callbacks", body))
+        for n in range(3):
+            body = {"number": f"555200{n}", "queue": "sales", "at": f"{tomorrow}T22:00"}
+            await center.api("POST", "/callbacks", body)
+        _, slots = await center.api("GET", f"/callbacks/slots?queue=sales&date={tomorrow}")
+        _, listed = await center.api("GET", "/callbacks")
+        unknown = await center.api("GET", "/callbacks/slots?queue=support")
+    assert [a[0] for a in asked] == [200, 200, 409]
+    refused = asked[2][1]
+    assert refused["next_free"] == f"{tomorrow}T10:15:00+00:00"
+    assert "takes no more callbacks at" in refused["error"] and "10:15" in refused["error"]
+    by_start = {s["start"][11:16]: (s["taken"], s["free"]) for s in slots["slots"]}
+    assert by_start["10:00"] == (2, 0) and by_start["10:15"] == (0, 2)
+    assert len(slots["slots"]) == 40, "08:00 to 17:45, while sales is open"
+    evening = sorted(c["due"] for c in listed["callbacks"] if c["number"].startswith("5552"))
+    assert evening == [
+        f"{after}T08:00:00+00:00",
+        f"{after}T08:00:00+00:00",
+        f"{after}T08:15:00+00:00",
+    ]
+    assert unknown[0] == 404 and "no callback_slots" in unknown[1]["error"]

@@ -1898,6 +1898,28 @@ class QueueHours(_Model):
     )
 
 
+class CallbackSlots(_Model):
+    """How many callbacks asked for a later time each stretch of a queue's day takes: a
+    promise of 10:00 is kept only if 10:00 is not promised to everyone."""
+
+    minutes: int = Field(
+        default=15,
+        ge=5,
+        le=240,
+        description="Length of a slot, counted from midnight in the queue's time zone "
+        "(15: 10:00, 10:15, ...).",
+    )
+    at_most: int = Field(
+        ge=1,
+        le=10000,
+        description="Callbacks asked for a later time one slot takes. A web request for a "
+        "full slot is refused (409) with the next slot that has room; the callbacks the "
+        "daemon places itself (at a closed queue's opening, an abandoned caller's) go to "
+        "the next slot with room, which spreads a night's requests over the morning.",
+        examples=[10],
+    )
+
+
 class QueueAlerts(_Model):
     """Thresholds that raise a ``QueueAlert`` event (webhooks, MQTT, ``GET /events``, a
     gauge in /metrics) while the queue stands beyond them, and clear it once back: a
@@ -2392,6 +2414,12 @@ class QueueConfig(_Model):
     )
     callback_ring_timeout: _Seconds = Field(
         default=30, description="Seconds the caller's phone rings on a callback."
+    )
+    callback_slots: CallbackSlots | None = Field(
+        default=None,
+        description="Capacity of the callbacks asked for a later time, per slot of the day "
+        "(GET /callbacks/slots lists the room left). None: any number at any time.",
+        examples=[{"minutes": 15, "at_most": 10}],
     )
     callback_max_age: _Seconds = Field(
         default=4 * 3600,

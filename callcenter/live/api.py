@@ -97,6 +97,9 @@ Routes (all JSON)::
     GET  /callbacks/{id}                  one request: as listed below with its "status"
                                           (waiting, scheduled, dialling), or, once over, its
                                           record's (answered, failed, expired, cancelled)
+    GET  /callbacks/slots?queue=&date=    {"slots": [{"start", "taken", "free"}]}: the
+                                          room left per slot of a day while the queue is
+                                          open (queues.<q>.callback_slots)
     GET  /callbacks                       {"callbacks": [{"call_id", "queue", "number",
                                           "position", "priority", "dialling", "due"}]}:
                                           every callback request waiting (web, key, timed),
@@ -210,7 +213,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -223,6 +226,7 @@ from callcenter.config import CallCenterConfig
 from callcenter.consult import consult_view
 from callcenter.drain import Drain
 from callcenter.errors import (
+    CallbackSlotFull,
     CallCenterError,
     ConfigError,
     DestinationNotAllowed,
@@ -1410,6 +1414,10 @@ class ControlAPI:
             if method != "POST":
                 raise HTTPError(405, "use GET or POST for /callbacks")
             return self._callback_request(body)
+        if parts == ["callbacks", "slots"]:
+            if method != "GET":
+                raise HTTPError(405, "use GET for /callbacks/slots")
+            return self._callback_slots(path)
         if len(parts) == 2 and parts[0] == "callbacks":
             if method != "GET":
                 raise HTTPError(405, f"use GET for /callbacks/{parts[1]}")
@@ -1885,8 +1893,31 @@ class ControlAPI:
             raise HTTPError(404, str(exc)) from None
         except DestinationNotAllowed as exc:
             raise HTTPError(403, str(exc)) from None
+        except CallbackSlotFull as exc:
+            free = exc.next_free.isoformat() if exc.next_free is not None else None
+            raise HTTPError(409, str(exc), {"error": str(exc), "next_free": free}) from None
         except EngineError as exc:
             raise HTTPError(409, str(exc)) from None
+
+    def _callback_slots(self, path: str) -> dict[str, Any]:
+        """``GET /callbacks/slots?queue=sales&date=2026-12-07``: the room left per slot."""
+        query = {k: v[-1] for k, v in parse_qs(path.partition("?")[2]).items()}
+        queue = query.get("queue", "")
+        if not queue:
+            raise HTTPError(400, "say which queue: /callbacks/slots?queue=sales&date=2026-12-07")
+        zone = ZoneInfo(self.switchboard.config.ivr.timezone)
+        try:
+            day = (
+                date.fromisoformat(query["date"]) if "date" in query else datetime.now(zone).date()
+            )
+        except ValueError:
+            raise HTTPError(400, f"date: a day such as 2026-12-07, not {query['date']!r}") from None
+        try:
+            return self.switchboard.callback_slots(queue, day)
+        except UnknownQueue as exc:
+            raise HTTPError(404, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(404, str(exc)) from None
 
     def _queue_pause(
         self, agent_id: str, body: dict[str, Any], reason: str | None
