@@ -28,7 +28,7 @@ from callcenter.errors import RecordError
 from callcenter.records.backup import copy_folder
 from callcenter.records.rescue import RecordRescue, rescue_path
 from callcenter.records.store import SqliteCdrStore
-from callcenter.testing import BASE_CONFIG, merge, running_center
+from callcenter.testing import BASE_CONFIG, merge, running_center, until
 
 
 async def test_a_backup_taken_during_calls_holds_every_record_written_and_is_checked(
@@ -123,7 +123,9 @@ async def test_the_nightly_backup_copies_the_recordings_and_messages_the_records
         await caller.hangup()
         row = await center.cdr(caller.uniqueid)
         message = await _leave_a_message(center, "5550032")
-        (left,) = await asyncio.to_thread(center.daemon.store.fetch_open_voicemails)
+        store = center.daemon.store
+        await until(lambda: store.fetch_open_voicemails() != [])  # written by the writer
+        (left,) = await asyncio.to_thread(store.fetch_open_voicemails)
         argv = ["backup", str(center.config_path), "--to", str(tmp_path / "backups" / "db")]
         capsys.readouterr()
         first = await asyncio.to_thread(cli_main, [*argv, "--files", str(files)])
