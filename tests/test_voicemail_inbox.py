@@ -447,12 +447,12 @@ async def test_a_call_back_nobody_answers_leaves_the_message_with_the_agent_to_t
 async def test_a_message_nobody_calls_back_for_too_long_raises_the_queues_alert(
     tmp_path: Path,
 ) -> None:
-    """Sales promises a call back within the hour (here 1.5 s): a message older than that
+    """Sales promises a call back within the hour (here 2.5 s): a message older than that
     and still open raises the alert; the wallboard, status and Prometheus show its age; a
     restart (the inbox read again from the records) still knows it; dealt with, it clears."""
     config = merge(
         _voicemail_config(tmp_path),
-        {"queues": {"sales": {"alerts": {"oldest_voicemail": 1.5}}}},
+        {"queues": {"sales": {"alerts": {"oldest_voicemail": 2.5}}}},
     )
     async with running_center(tmp_path, config=config) as center:
         daemon = center.daemon
@@ -460,7 +460,7 @@ async def test_a_message_nobody_calls_back_for_too_long_raises_the_queues_alert(
         daemon.bus.subscribe(seen.append, (QueueAlert,))
         left = await _leave_a_message(center, "5550079")
         young = daemon.voicemails.oldest("sales")
-        await until(lambda: len(seen) == 1, timeout=5)
+        await until(lambda: len(seen) == 1, timeout=8)
         _, status = await center.api("GET", "/status")
         board = await asyncio.to_thread(_wallboard, daemon.api.port)
         metrics = daemon.api.render_metrics()
@@ -470,25 +470,25 @@ async def test_a_message_nobody_calls_back_for_too_long_raises_the_queues_alert(
         await center.api("POST", f"/voicemails/{left}/done", {"agent": "1001"})
         await until(lambda: len(seen) == 2, timeout=5)
         gone = daemon.voicemails.oldest("sales")
-    assert young < 1.5, "not raised while the message is young"
+    assert young < 2.5, "not raised while the message is young"
     assert [(e.figure, e.raised, e.threshold) for e in seen] == [
-        ("oldest_voicemail", True, 1.5),
-        ("oldest_voicemail", False, 1.5),
+        ("oldest_voicemail", True, 2.5),
+        ("oldest_voicemail", False, 2.5),
     ]
-    assert seen[0].value >= 1.5
+    assert seen[0].value >= 2.5
     ages = {q["name"]: q["oldest_voicemail"] for q in status["queues"]}
-    assert ages["support"] is None and ages["sales"] >= 1.5
+    assert ages["support"] is None and ages["sales"] >= 2.5
     said = format_status(status)
     assert re.search(r"1 message\(s\) to call back, the oldest left \d+s ago", said)
-    assert "ALERT queue sales: 1.5s since the oldest message to call back was left" in said
+    assert "ALERT queue sales: 2.5s since the oldest message to call back was left" in said
     assert re.search(r"<td>1 <small>oldest 0:\d\d</small></td>", board)
     (gauge,) = [
         line
         for line in metrics.splitlines()
         if line.startswith('callcenter_queue_oldest_voicemail_seconds{queue="sales"}')
     ]
-    assert float(gauge.split()[-1]) >= 1.5
-    assert reread >= 1.5, "the age is the message's, not the daemon's"
+    assert float(gauge.split()[-1]) >= 2.5
+    assert reread >= 2.5, "the age is the message's, not the daemon's"
     assert gone == 0.0
 
 
