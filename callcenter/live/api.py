@@ -8,8 +8,10 @@ Routes (all JSON)::
                                           monitoring)
     GET  /status                          the PBX link, records, agents, queues, active calls
                                           (with their IVR variables: the agent's screen pop),
-                                          supervisors, campaigns; each queue and agent with
-                                          "today" (callcenter.live.today, as MQTT's)
+                                          supervisors, campaigns, the notices standing;
+                                          each queue and agent with "today"
+                                          (callcenter.live.today, as MQTT's), each queue
+                                          with its voicemails and oldest_voicemail (s)
     GET  /metrics                         live figures for Prometheus (text exposition format,
                                           see :mod:`callcenter.live.metrics`)
     GET  /figures/queues?since=&until=&by=&tz=&fcr_days=
