@@ -67,6 +67,7 @@ from callcenter.events import (
     VoicemailTaken,
 )
 from callcenter.live.api import HTTPError
+from callcenter.live.notices import MAX_MINUTES
 from callcenter.log import configure_logging
 from callcenter.records.lock import holder
 from callcenter.records.store import SqliteCdrStore
@@ -489,6 +490,11 @@ async def _stay(center: Center, speed: float, seconds: float | None, out: TextIO
             daemon.router.login(agent_id, via="demo")
         elif state == "paused":
             daemon.router.unpause(agent_id, via="demo")
+    daemon.notices.post(
+        "Welcome to the demo: the callers are scripted, the buttons are real",
+        by="demo",
+        minutes=MAX_MINUTES,
+    )
     port = daemon.api.port
     print(
         f"\nthe demo stays (Ctrl-C ends it): the wallboard at http://127.0.0.1:{port}/"
