@@ -109,15 +109,20 @@ async def test_lamps_a_reload_no_longer_names_go_unavailable_once(tmp_path: Path
     assert set(unwatched.values()) == {"UNAVAILABLE"}, "no lamp told once acd.blf is gone"
 
 
-def test_a_lamp_name_says_where_the_agent_goes(tmp_path: Path) -> None:
-    settings: dict[str, Any] = merge(BASE_CONFIG, {"acd": {"blf": {"agent": "callcenter-agent"}}})
+def _refused(settings: dict[str, Any]) -> Any:
+    """The one issue ``check`` finds in ``settings``."""
     with pytest.raises(ConfigError) as refused:
         load_config_text(
             yaml.safe_dump(settings, sort_keys=False),
             filename="callcenter.yaml",
-            environ={"CALLCENTER_AMI_SECRET": "x"},
+            environ={"CALLCENTER_AMI_SECRET": "x", "CALLCENTER_ESL_PASSWORD": "x"},
         )
     (issue,) = refused.value.issues
+    return issue
+
+
+def test_a_lamp_name_says_where_the_agent_goes() -> None:
+    issue = _refused(merge(BASE_CONFIG, {"acd": {"blf": {"agent": "callcenter-agent"}}}))
     assert issue.field == "acd.blf.agent" and "${agent}" in issue.message
 
 
@@ -131,11 +136,5 @@ def test_a_freeswitch_lamp_name_is_a_presence_id() -> None:
     )
     settings["pbx"].pop("agi", None)
     settings["pbx"].pop("ami", None)
-    with pytest.raises(ConfigError) as refused:
-        load_config_text(
-            yaml.safe_dump(settings, sort_keys=False),
-            filename="callcenter.yaml",
-            environ={"CALLCENTER_ESL_PASSWORD": "x"},
-        )
-    (issue,) = refused.value.issues
+    issue = _refused(settings)
     assert issue.field == "acd.blf.queue" and "user@domain" in issue.message
