@@ -1612,6 +1612,8 @@ def _back_up_files(config: CallCenterConfig, into: str) -> int:
 
 
 def _back_up_records(config: CallCenterConfig, to: str) -> int:
+    """The SQLite record database copied to ``to``, checked, with the records a full disk
+    left waiting beside it (PostgreSQL: refused, pg_dump's job)."""
     from pathlib import Path
 
     from callcenter.records.store import SqliteCdrStore
