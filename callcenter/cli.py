@@ -593,6 +593,14 @@ def build_parser() -> argparse.ArgumentParser:
         "with them and after how long, as CSV (--json: one object per line)",
     )
     report.add_argument(
+        "--callbacks",
+        action="store_true",
+        help="the callback requests (a caller's key, the web, a closed queue, an abandoned "
+        "caller; the newest --last, or those due from --since to --until): queue, number, "
+        "what became of them, the tries and how long after their time they were settled, "
+        "as CSV (--json: one object per line)",
+    )
+    report.add_argument(
         "--queues",
         action="store_true",
         help="each queue's figures by --by period: offered, answered, abandoned, exited, "
@@ -749,11 +757,12 @@ def _main(argv: Sequence[str] | None) -> int:
             args.surveys,
             args.erasures,
             args.voicemails,
+            args.callbacks,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
                 "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
-                "--queues and --agents: one report at a time"
+                "--callbacks, --queues and --agents: one report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -765,8 +774,8 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--team goes with --agents or --surveys")
         if args.agent is not None and not args.surveys:
             parser.error("--agent goes with --surveys")
-        if args.queue is not None and not (args.surveys or args.voicemails):
-            parser.error("--queue goes with --surveys or --voicemails")
+        if args.queue is not None and not (args.surveys or args.voicemails or args.callbacks):
+            parser.error("--queue goes with --surveys, --voicemails or --callbacks")
         range_flags = [
             ("--since", args.since, None),
             ("--until", args.until, None),
@@ -774,7 +783,9 @@ def _main(argv: Sequence[str] | None) -> int:
             ("--csv", args.csv, False),
         ]
         other = any(chosen)
-        ranged = range_flags[3:] if args.surveys or args.voicemails else range_flags
+        ranged = (
+            range_flags[3:] if args.surveys or args.voicemails or args.callbacks else range_flags
+        )
         wrong = [f for f, value, default in figure_flags if value != default and not summary]
         wrong += [f for f, value, default in ranged if value != default and other]
         if wrong:
@@ -814,6 +825,7 @@ def _main(argv: Sequence[str] | None) -> int:
             surveys=args.surveys,
             erasures=args.erasures,
             voicemails=args.voicemails,
+            callbacks=args.callbacks,
             since=args.since,
             until=args.until,
             zone=args.tz,
@@ -1383,6 +1395,7 @@ def cmd_report(
     surveys: bool = False,
     erasures: bool = False,
     voicemails: bool = False,
+    callbacks: bool = False,
     since: str | None = None,
     until: str | None = None,
     zone: str | None = None,
@@ -1429,6 +1442,9 @@ def cmd_report(
         if voicemails:
             queue = about.queue if about is not None else None
             return _print_voicemails(store, last, as_json=as_json, stretch=stretch, queue=queue)
+        if callbacks:
+            queue = about.queue if about is not None else None
+            return _print_callbacks(store, last, as_json=as_json, stretch=stretch, queue=queue)
         return _print_dispositions(store, last, as_json=as_json)
     except RecordError as exc:
         print(exc, file=sys.stderr)
@@ -2038,6 +2054,55 @@ def _print_voicemails(
     for row in rows:
         writer.writerow(
             {**row, "dealt_after": "" if row["dealt_after"] is None else row["dealt_after"]}
+        )
+    return EXIT_OK
+
+
+def _print_callbacks(
+    store: RecordStore,
+    last: int,
+    *,
+    as_json: bool,
+    stretch: tuple[datetime, datetime] | None = None,
+    queue: str | None = None,
+) -> int:
+    """The newest ``last`` callback requests (or every one due within ``stretch``), oldest
+    first, as CSV or JSON lines; ``requested``: when it was asked for, or the time asked
+    for (a later one); ``settled_after``: seconds from then to its end (answered, failed,
+    expired, cancelled; still waiting: none): how well the promises were kept."""
+    import csv
+
+    found = [c for c in store.fetch_queue_callbacks() if queue is None or c.queue == queue]
+    if stretch is None:
+        found = found[-last:] if last > 0 else []
+    else:
+        found = [c for c in found if stretch[0] <= c.requested < stretch[1]]
+    rows = []
+    for c in found:
+        settled = c.status != "waiting" and c.updated is not None
+        after = round((c.updated - c.requested).total_seconds()) if settled and c.updated else None
+        rows.append(
+            {
+                "requested": c.requested.isoformat(timespec="seconds"),
+                "id": c.call_id,
+                "queue": c.queue,
+                "number": c.number,
+                "priority": c.priority,
+                "status": c.status,
+                "attempts": c.attempts,
+                "settled_after": after,
+            }
+        )
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return EXIT_OK
+    fields = ["requested", "id", "queue", "number", "priority", "status", "attempts"]
+    writer = csv.DictWriter(sys.stdout, [*fields, "settled_after"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {**row, "settled_after": "" if row["settled_after"] is None else row["settled_after"]}
         )
     return EXIT_OK
 

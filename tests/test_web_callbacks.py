@@ -15,6 +15,8 @@ from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.events import EngineEvent, QueueCallbackRequested
 from callcenter.live.api import RequestRate
+from callcenter.records.callbacks import QueueCallback
+from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import CALLBACKS_ON, merge, running_center
 
 CALLBACKS = CALLBACKS_ON
@@ -291,3 +293,45 @@ async def test_a_full_slot_is_refused_with_the_next_one_and_a_nights_requests_sp
         f"{after}T08:15:00+00:00",
     ]
     assert unknown[0] == 404 and "no callback_slots" in unknown[1]["error"]
+
+
+def test_the_report_says_what_became_of_each_callback_and_how_late(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ops check their promises: a request answered 3 minutes after its time, one that
+    expired, one still waiting (support's, left out by --queue)."""
+    config = tmp_path / "callcenter.yaml"
+    config.write_text(
+        "pbx: {type: asterisk, ami: {secret: x}}\nrecords: {cdr_path: var/cdr.sqlite3}\n"
+    )
+    (tmp_path / "var").mkdir()
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    due = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    try:
+        for call_id, queue, at in (
+            ("web-a", "sales", due),
+            ("web-b", "sales", due + timedelta(minutes=15)),
+            ("web-c", "support", due + timedelta(hours=1)),
+        ):
+            store.write_queue_callback(QueueCallback(call_id, queue, "5551000", at, updated=at))
+        store.update_queue_callback(
+            "web-a", updated=due + timedelta(minutes=3), status="answered", attempts=1
+        )
+        store.update_queue_callback(
+            "web-b", updated=due + timedelta(hours=4, minutes=15), status="expired", attempts=2
+        )
+    finally:
+        store.close()
+    args = ["report", str(config), "--callbacks"]
+    assert cli_main([*args, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert cli_main([*args, "--queue", "sales", "--since", "2026-12-05 10:10", "--until",
+                     "2026-12-06", "--tz", "UTC"]) == 0  # fmt: skip
+    table = capsys.readouterr().out.splitlines()
+    assert [(r["id"], r["status"], r["attempts"], r["settled_after"]) for r in rows] == [
+        ("web-a", "answered", 1, 180),
+        ("web-b", "expired", 2, 4 * 3600),
+        ("web-c", "waiting", 0, None),
+    ]
+    assert table[0] == "requested,id,queue,number,priority,status,attempts,settled_after"
+    assert [line.split(",")[1] for line in table[1:]] == ["web-b"]
