@@ -1390,9 +1390,16 @@ class Switchboard:
         return start.astimezone(UTC)
 
     def _slot_taken(self, queue: str, start: datetime, minutes: int) -> int:
-        """Callbacks of ``queue`` asked for a later time that fall in the slot at ``start``."""
+        """Callbacks of ``queue`` due in the slot at ``start``: those asked for a later time
+        and those agents promised (their time is kept, but they take the agents too)."""
         end = start + timedelta(minutes=minutes)
-        return sum(1 for s in self._scheduled.values() if s.queue == queue and start <= s.due < end)
+        asked = sum(
+            1 for s in self._scheduled.values() if s.queue == queue and start <= s.due < end
+        )
+        promised = sum(
+            1 for p in self._timed_callbacks.values() if p.queue == queue and start <= p.at < end
+        )
+        return asked + promised
 
     def _slot_with_room(
         self, queue: str, qcfg: QueueConfig, config: CallCenterConfig, at: datetime

@@ -263,14 +263,18 @@ SLOTS = merge(
 async def test_a_full_slot_is_refused_with_the_next_one_and_a_nights_requests_spread(
     tmp_path: Path,
 ) -> None:
-    """Sales takes two callbacks a quarter of an hour. A web form asks for 10:00 three
-    times: the third hears 10:15 has room. Three requests for the evening, when sales is
-    closed, go to the next morning: two at 08:00, one at 08:15."""
+    """Sales takes two callbacks a quarter of an hour. Alice promised a caller 10:00 (a
+    callback code): a web form asks for 10:00 twice, the second hears 10:15 has room.
+    Three requests for the evening, when sales is closed, go to the next morning: two at
+    08:00, one at 08:15."""
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
     after = tomorrow + timedelta(days=1)
     async with running_center(tmp_path, config=SLOTS) as center:
+        ten = datetime.fromisoformat(f"{tomorrow}T10:00+00:00")
+        center.daemon.switchboard.call_back_later("1796500000.1", "sales", "5559999", ten,
+                                                  agent="1001")  # fmt: skip
         asked = []
-        for n in range(3):
+        for n in range(2):
             body = {"number": f"555100{n}", "queue": "sales", "at": f"{tomorrow}T10:00"}
             asked.append(await center.api("POST", "/callbacks", body))
         for n in range(3):
@@ -279,8 +283,8 @@ async def test_a_full_slot_is_refused_with_the_next_one_and_a_nights_requests_sp
         _, slots = await center.api("GET", f"/callbacks/slots?queue=sales&date={tomorrow}")
         _, listed = await center.api("GET", "/callbacks")
         unknown = await center.api("GET", "/callbacks/slots?queue=support")
-    assert [a[0] for a in asked] == [200, 200, 409]
-    refused = asked[2][1]
+    assert [a[0] for a in asked] == [200, 409], "Alice's promise takes a place at 10:00"
+    refused = asked[1][1]
     assert refused["next_free"] == f"{tomorrow}T10:15:00+00:00"
     assert "takes no more callbacks at" in refused["error"] and "10:15" in refused["error"]
     by_start = {s["start"][11:16]: (s["taken"], s["free"]) for s in slots["slots"]}
