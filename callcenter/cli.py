@@ -14,7 +14,8 @@
                                             skills (--skills fr=7,de=3)
     callcenter campaign ACTION [ID]         list | pause | resume
     callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
-    callcenter callback ACTION [NUMBER|ID]  request NUMBER --queue Q | list | cancel ID
+    callcenter callback ACTION [NUMBER|ID]  request NUMBER --queue Q | list | cancel ID |
+                                            slots --queue Q [--date D]
     callcenter notice ACTION [TEXT|ID]      post TEXT [--team T] [--minutes N] | list |
                                             take-down ID (agents' desktops, wallboard)
     callcenter numbers ACTION [LIST NUMBER] list | add | remove (ivr.number_lists, at runtime)
@@ -456,13 +457,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="request NUMBER --queue Q: the number takes a place in the queue now and "
         "is called once an agent is free for it (acd.callback_dial; only numbers "
         "acd.callback_allow lists), kept across restarts; asking again while it waits gives "
-        "the same request. list: the requests waiting. cancel ID: withdraw one.",
+        "the same request. list: the requests waiting. cancel ID: withdraw one. slots "
+        "--queue Q [--date D]: the room left in each slot of a day (queues.<q>."
+        "callback_slots).",
     )
-    callback.add_argument("action", choices=["request", "list", "cancel"])
+    callback.add_argument("action", choices=["request", "list", "cancel", "slots"])
     callback.add_argument(
         "target", nargs="?", default=None, help="request: the number; cancel: the request's id"
     )
-    callback.add_argument("--queue", default=None, help="request: the queue it waits in")
+    callback.add_argument(
+        "--queue", default=None, help="request: the queue it waits in; slots: the queue"
+    )
+    callback.add_argument("--date", default=None, help="slots: the day (default today)")
     callback.add_argument("--priority", type=int, default=0, help="request: its priority there")
     callback.add_argument(
         "--data",
@@ -949,6 +955,12 @@ def _main(argv: Sequence[str] | None) -> int:
         which = urllib.parse.quote(args.target, safe="")
         return _api_call(args.api, "POST", f"/notices/{which}/take-down", {"by": "cli"})
     if command == "callback":
+        if args.action == "slots":
+            if args.queue is None:
+                parser.error("callback slots needs --queue: e.g. slots --queue sales")
+            asked = {"queue": args.queue} | ({"date": args.date} if args.date else {})
+            slots = "/callbacks/slots?" + urllib.parse.urlencode(asked)
+            return _api_call(args.api, "GET", slots, None)
         if args.action == "list":
             if args.target is not None:
                 parser.error("callback list takes no number or id")

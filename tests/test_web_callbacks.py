@@ -261,7 +261,7 @@ SLOTS = merge(
 
 
 async def test_a_full_slot_is_refused_with_the_next_one_and_a_nights_requests_spread(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Sales takes two callbacks a quarter of an hour. Alice promised a caller 10:00 (a
     callback code): a web form asks for 10:00 twice, the second hears 10:15 has room.
@@ -281,6 +281,12 @@ async def test_a_full_slot_is_refused_with_the_next_one_and_a_nights_requests_sp
             body = {"number": f"555200{n}", "queue": "sales", "at": f"{tomorrow}T22:00"}
             await center.api("POST", "/callbacks", body)
         _, slots = await center.api("GET", f"/callbacks/slots?queue=sales&date={tomorrow}")
+        api = ["--api", f"http://127.0.0.1:{center.daemon.api.port}"]
+        capsys.readouterr()
+        by_cli = await asyncio.to_thread(
+            cli_main, ["callback", "slots", "--queue", "sales", "--date", str(tomorrow), *api]
+        )
+        printed = json.loads(capsys.readouterr().out)
         _, listed = await center.api("GET", "/callbacks")
         unknown = await center.api("GET", "/callbacks/slots?queue=support")
     assert [a[0] for a in asked] == [200, 409], "Alice's promise takes a place at 10:00"
@@ -290,6 +296,7 @@ async def test_a_full_slot_is_refused_with_the_next_one_and_a_nights_requests_sp
     by_start = {s["start"][11:16]: (s["taken"], s["free"]) for s in slots["slots"]}
     assert by_start["10:00"] == (2, 0) and by_start["10:15"] == (0, 2)
     assert len(slots["slots"]) == 40, "08:00 to 17:45, while sales is open"
+    assert by_cli == 0 and printed == slots, "ops read the same from the command line"
     evening = sorted(c["due"] for c in listed["callbacks"] if c["number"].startswith("5552"))
     assert evening == [
         f"{after}T08:00:00+00:00",
