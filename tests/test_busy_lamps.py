@@ -50,7 +50,10 @@ async def test_a_supervisors_lamps_follow_the_agents_and_the_queue(
     agent = names["agent"].replace("${agent}", "1001")
     absent = names["agent"].replace("${agent}", "1003")
     queue = names["queue"].replace("${queue}", "sales")
-    config = {"acd": {"blf": names}, "queues": {"sales": {"service_level": 0.5}}}
+    config = {
+        "acd": {"blf": names},
+        "queues": {"sales": {"service_level": 0.5, "ring_timeout": 5}},
+    }
     shown = SHOWN[transport]
     async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
         lamps = lamps_of(center, transport)
@@ -65,7 +68,7 @@ async def test_a_supervisors_lamps_follow_the_agents_and_the_queue(
         await shows(queue, "off")
         center.daemon.router.pause("1001", "break", via="test")
         await shows(agent, "hold")
-        phone = center.add_phone("PJSIP/1001", answer_after=0.4)
+        phone = center.add_phone("PJSIP/1001", answer_after=1.5)  # time to see it flash
         caller = await center.caller_presses("5550091", "1")
         await shows(queue, "on")
         await shows(queue, "flashing")  # past the 0.5 s service level
