@@ -85,6 +85,7 @@ DEFAULT_CONFIG = "config/callcenter.yaml"
 DEFAULT_API = "http://127.0.0.1:8470"
 
 Number = TypeVar("Number", int, float)
+_Row = TypeVar("_Row")
 
 
 def _default_config() -> str:
@@ -1966,6 +1967,42 @@ def _print_erasures(store: RecordStore, last: int, *, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _newest_or_within(
+    items: Sequence[_Row],
+    last: int,
+    stretch: tuple[datetime, datetime] | None,
+    when: Callable[[_Row], datetime],
+) -> list[_Row]:
+    """Of ``items`` (oldest first): the newest ``last``, or every one whose ``when`` falls
+    within ``stretch``."""
+    if stretch is None:
+        return list(items[-last:]) if last > 0 else []
+    return [item for item in items if stretch[0] <= when(item) < stretch[1]]
+
+
+def _print_rows(rows: Sequence[Mapping[str, Any]], fields: Sequence[str], *, as_json: bool) -> int:
+    """A report's rows as JSON lines, or as CSV under a header of ``fields`` (None: an
+    empty cell; a mapping: its JSON)."""
+    import csv
+
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return EXIT_OK
+    writer = csv.DictWriter(sys.stdout, fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                key: "" if value is None
+                else json.dumps(value, ensure_ascii=False) if isinstance(value, Mapping)
+                else value
+                for key, value in row.items()
+            }
+        )  # fmt: skip
+    return EXIT_OK
+
+
 def _print_surveys(
     store: RecordStore,
     last: int,
@@ -1978,8 +2015,6 @@ def _print_surveys(
     """The newest ``last`` surveys (or every one that ended within ``stretch``), oldest
     first, as CSV (answers as one JSON object) or JSON lines; only about ``agents`` and
     of ``queue`` when given."""
-    import csv
-
     if stretch is None:
         found = store.fetch_surveys(last=last, agents=agents, queue=queue)
     else:
@@ -2001,21 +2036,8 @@ def _print_surveys(
         }
         for r in found
     ]
-    if as_json:
-        for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
-        return EXIT_OK
     fields = ["at", "call_id", "queue", "agent", "number", "flow", "score", "completed"]
-    writer = csv.DictWriter(
-        sys.stdout, [*fields, "seconds", "satisfied", "answers"], lineterminator="\n"
-    )
-    writer.writeheader()
-    for row in rows:
-        answers = json.dumps(row["answers"], ensure_ascii=False)
-        score = "" if row["score"] is None else row["score"]
-        satisfied = "" if row["satisfied"] is None else row["satisfied"]
-        writer.writerow({**row, "answers": answers, "score": score, "satisfied": satisfied})
-    return EXIT_OK
+    return _print_rows(rows, [*fields, "seconds", "satisfied", "answers"], as_json=as_json)
 
 
 def _print_voicemails(
@@ -2029,13 +2051,8 @@ def _print_voicemails(
     """The newest ``last`` voicemail messages (or every one left within ``stretch``), oldest
     first, as CSV or JSON lines; ``dealt_after``: seconds from the message to its
     settling (a message still open: none); ``tries``: calls back that got nobody."""
-    import csv
-
-    found = [m for m in store.fetch_voicemails() if queue is None or m.queue == queue]
-    if stretch is None:
-        found = found[-last:] if last > 0 else []
-    else:
-        found = [m for m in found if stretch[0] <= m.left_at < stretch[1]]
+    every = [m for m in store.fetch_voicemails() if queue is None or m.queue == queue]
+    found = _newest_or_within(every, last, stretch, lambda m: m.left_at)
     rows = []
     for m in found:
         settled = m.status == "done" and m.updated is not None
@@ -2055,19 +2072,8 @@ def _print_voicemails(
                 "tries": m.tries,
             }
         )
-    if as_json:
-        for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
-        return EXIT_OK
     fields = ["left_at", "id", "queue", "number", "name", "seconds", "status", "outcome"]
-    fields += ["agent", "dealt_after", "tries"]
-    writer = csv.DictWriter(sys.stdout, fields, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {**row, "dealt_after": "" if row["dealt_after"] is None else row["dealt_after"]}
-        )
-    return EXIT_OK
+    return _print_rows(rows, [*fields, "agent", "dealt_after", "tries"], as_json=as_json)
 
 
 def _print_callbacks(
@@ -2082,13 +2088,8 @@ def _print_callbacks(
     first, as CSV or JSON lines; ``requested``: when it was asked for, or the time asked
     for (a later one); ``settled_after``: seconds from then to its end (answered, failed,
     expired, cancelled; still waiting: none): how well the promises were kept."""
-    import csv
-
-    found = [c for c in store.fetch_queue_callbacks() if queue is None or c.queue == queue]
-    if stretch is None:
-        found = found[-last:] if last > 0 else []
-    else:
-        found = [c for c in found if stretch[0] <= c.requested < stretch[1]]
+    every = [c for c in store.fetch_queue_callbacks() if queue is None or c.queue == queue]
+    found = _newest_or_within(every, last, stretch, lambda c: c.requested)
     rows = []
     for c in found:
         settled = c.status != "waiting" and c.updated is not None
@@ -2105,18 +2106,8 @@ def _print_callbacks(
                 "settled_after": after,
             }
         )
-    if as_json:
-        for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
-        return EXIT_OK
     fields = ["requested", "id", "queue", "number", "priority", "status", "attempts"]
-    writer = csv.DictWriter(sys.stdout, [*fields, "settled_after"], lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {**row, "settled_after": "" if row["settled_after"] is None else row["settled_after"]}
-        )
-    return EXIT_OK
+    return _print_rows(rows, [*fields, "settled_after"], as_json=as_json)
 
 
 def _print_campaign(store: RecordStore, campaign: str, *, known: list[str], as_json: bool) -> int:
