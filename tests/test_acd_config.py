@@ -92,6 +92,7 @@ def test_a_full_queue_setup_loads_and_becomes_router_rules() -> None:
         busy_delay: 2
         reject_delay: 1
         autopause: 3
+        autopause_on: [no-answer, busy]
         ring_in_use: true
         max_length: 10
         join_empty: false
@@ -133,6 +134,7 @@ def test_a_full_queue_setup_loads_and_becomes_router_rules() -> None:
     ]
     assert (rules.penalties["1002"], rules.weights["1001"], rules.weight) == (2, 3.0, 7)
     assert rules.skills == {"billing"} and rules.leave_when_empty and rules.ring_in_use
+    assert rules.autopause_on == {"no-answer", "busy"}
     bob = agent_rules(config)["1002"]
     assert (dict(bob.skills), bob.wrapup, bob.autopause) == ({"billing": 7, "fr": 4}, 0, 1)
     assert config.acd.longest_waiting_first
@@ -143,6 +145,7 @@ def test_defaults_keep_the_longest_idle_agent_and_no_escalation() -> None:
     assert rules.strategy is Strategy.LONGEST_IDLE
     assert len(rules.stages) == 1 and rules.stages[0].max_penalty is None
     assert not rules.ring_in_use and rules.autopause == 0
+    assert rules.autopause_on == {"no-answer"}, "a busy phone pauses nobody unless asked"
 
 
 @pytest.mark.parametrize(
@@ -168,6 +171,8 @@ def test_defaults_keep_the_longest_idle_agent_and_no_escalation() -> None:
         ("opening: {hours: {}}\n", "opening", "at least 1"),
         ("survey: {flow: bye, score: rating}\n", "survey", 'no flow stores "rating"'),
         ("survey: {flow: bye, opt_in: 1x}\n", "survey", "must be a variable name"),
+        ("autopause_on: [bussy]\n", "autopause_on", "did you mean busy?"),
+        ("autopause_on: []\n", "autopause_on", "at least 1"),
     ],
 )
 def test_queue_mistakes_are_refused_at_their_line(extra: str, fragment: str, message: str) -> None:

@@ -335,6 +335,27 @@ async def test_a_phone_that_fails_every_call_at_once_is_not_rung_in_a_loop(
     assert rings == 1
 
 
+async def test_an_agent_whose_phone_answers_busy_to_every_offer_is_paused_when_counted(
+    tmp_path: Path,
+) -> None:
+    """app_queue's autopausebusy: Alice's phone is on do not disturb and answers every offer
+    with 486 Busy Here; with ``autopause_on`` counting busy she is paused after two offers
+    (and told why), instead of showing as available all shift while every offer fails."""
+    config = setup({"autopause": 2, "autopause_on": ["no-answer", "busy"], "busy_delay": 0.1})
+    async with scene(tmp_path, config) as s:
+        s.phone("1001", reject=True)
+        s.login("1001")
+        caller = await s.call()
+        await s.wait_for(AgentPaused, timeout=6)
+        rings = len(s.rang(caller.uniqueid))
+        await caller.hangup()
+        await s.settle()
+        a = s.router.agents["1001"]
+        state, why, via = a.state, a.pause_reason, a.pause_via
+    assert rings == 2
+    assert (state, why, via) == (S.PAUSED, "busy", "auto")
+
+
 async def test_an_agent_whose_softphone_unregisters_is_not_rung_until_it_registers_again(
     tmp_path: Path,
 ) -> None:

@@ -443,6 +443,33 @@ async def test_autopause_after_n_offers_in_a_row_rang_out() -> None:
     assert router.agents["b"].no_answer_streak == 0
 
 
+async def test_busy_phones_pause_the_agent_when_the_queue_counts_them() -> None:
+    """app_queue's autopausebusy: counted outcomes share one streak, the reason is the one
+    that tipped it; an outcome the queue does not count leaves the streak as it was."""
+    bus = EventBus()
+    events: list[EngineEvent] = []
+    bus.subscribe(events.append)
+    rules = QueueRules(members=("a",), autopause=2, autopause_on=frozenset({"no-answer", "busy"}))
+    router, clock = make_router({"q": rules}, bus=bus)
+    login_all(router, clock, ["a"])
+    entry = router.enqueue("q", "call-1")
+    streaks = []
+    for outcome in (RingOutcome.NO_ANSWER, RingOutcome.REJECTED, RingOutcome.BUSY):
+        entry.tried.clear()
+        (agent,) = await offer(router, entry)
+        router.ring_failed(entry, agent, outcome)
+        streaks.append(agent.no_answer_streak)
+        clock.advance(10)
+    a = router.agents["a"]
+    assert streaks == [1, 1, 0], "reset by the pause"
+    assert (a.state, a.pause_reason, a.pause_via) == (S.PAUSED, "busy", "auto")
+    assert router.agent_view("a")["pause_via"] == "auto"
+    (paused,) = [e for e in events if isinstance(e, AgentPaused)]
+    assert (paused.reason, paused.via) == ("busy", "auto")
+    router.unpause("a")
+    assert (a.pause_reason, a.pause_via) == (None, None)
+
+
 async def test_an_answer_resets_the_no_answer_streak() -> None:
     router, clock = make_router({"q": QueueRules(members=("a",), autopause=2)})
     login_all(router, clock, ["a"])

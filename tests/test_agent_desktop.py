@@ -886,6 +886,40 @@ def test_the_browser_tab_says_a_call_rings_and_how_many_messages_wait() -> None:
     assert free.title == "Support"
 
 
+@pytest.mark.parametrize(
+    ("reason", "via", "told"),
+    [
+        ("busy", "auto", "your phone was busy or could not be reached"),
+        ("rejected", "auto", "your phone declined them"),
+        ("busy", "api", None),
+    ],
+)
+def test_an_agent_paused_for_a_phone_that_failed_every_offer_is_told_so(
+    reason: str, via: str, told: str | None
+) -> None:
+    """A pause reason an agent chose (a "busy" pause from the API) says nothing more."""
+    agent = {"id": "1001", "name": "Alice", "state": "paused", "time_in_state": 2.0,
+             "pause_reason": reason, "pause_via": via, "queues": ["sales"],
+             "device": "PJSIP/1001"}  # fmt: skip
+    desk = Desktop(
+        title="Support",
+        now=datetime(2026, 12, 6, 10, 0, tzinfo=UTC),
+        agent=agent,
+        queues=[],
+        day=AgentDay(),
+        pause_reasons=["busy"],
+        dispositions={},
+        transfer_queues=[],
+    )
+    page = DesktopPage(200, {}, render(desk))
+    assert page.texts["state"] == f"paused: {reason}"
+    if told is None:
+        assert "missed" not in page.texts
+    else:
+        assert told in page.texts["missed"]
+        assert page.texts["missed"].endswith("Press Ready once you are back.")
+
+
 async def test_alice_paused_for_a_call_she_missed_is_told_why_and_gets_back(
     tmp_path: Path,
 ) -> None:

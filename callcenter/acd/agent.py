@@ -85,6 +85,9 @@ class Agent:
     """When the agent last became AVAILABLE (login, unpause) or finished a call: the
     longest-idle key. A failed ring or a released reservation leaves it unchanged."""
     pause_reason: str | None = None
+    pause_via: str | None = None
+    """Who paused the agent: ``auto`` (autopause, the reason says why), ``cli``, ``api``,
+    ``phone`` ...; None when not paused."""
     logged_in_at: float | None = None
     calls_taken: int = 0
     missed_offers: int = 0
@@ -109,7 +112,8 @@ class Agent:
     talk_seconds: float = 0.0
     """Talk time of every call since start-up (least-talk-time routing)."""
     no_answer_streak: int = 0
-    """Offers in a row the agent let ring out (reset by an answer)."""
+    """Offers in a row that failed in ways the queue's ``autopause_on`` counts (reset by an
+    answer, a pause and its end)."""
     device_busy: bool = False
     """The PBX says the agent's device is in use (ringing, talking) outside our offers."""
     device_unreachable: bool = False

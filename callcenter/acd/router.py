@@ -68,8 +68,8 @@ out; the engine should stop ringing it."""
 
 DIAL_VIA = "dial"
 """``via`` of the pause a paused agent's own outbound call ends, and begins again after."""
-AUTOPAUSE_REASON = "no-answer"
-"""The pause reason of an agent paused for letting offers ring out."""
+AUTOPAUSE_VIA = "auto"
+"""``via`` of every automatic pause; its reason is the ``RingOutcome`` that made it."""
 
 _S = AgentState
 _ABSENT = frozenset({_S.LOGGED_OUT, _S.PAUSED})
@@ -374,7 +374,7 @@ class Router:
             return
         reason, paused_at = paused
         agent.pending_pause = None
-        agent.pause_reason = reason
+        agent.pause_reason, agent.pause_via = reason, via_pause
         self._publish(
             AgentPaused(
                 agent=agent_id, reason=reason, via=via_pause, at=paused_at, mono=since(paused_at)
@@ -422,7 +422,7 @@ class Router:
             raise IllegalTransition(f"agent {agent_id} is logged out and cannot pause")
         if state is _S.PAUSED:
             if agent.pause_reason != reason:
-                agent.pause_reason = reason
+                agent.pause_reason, agent.pause_via = reason, via
                 self._publish(
                     AgentPaused(agent=agent_id, reason=reason, via=via, mono=self._clock())
                 )
@@ -439,7 +439,7 @@ class Router:
         agent = self._agent(agent_id)
         if agent.state is _S.PAUSED:
             now = self._clock()
-            agent.pause_reason = None
+            agent.pause_reason = agent.pause_via = None
             agent.no_answer_streak = 0
             self._publish(AgentUnpaused(agent=agent_id, via=via, mono=now))
             log.info("agent_unpaused", agent=agent_id, via=via)
@@ -629,7 +629,7 @@ class Router:
         now = self._clock()
         if state is _S.PAUSED:
             reason = agent.pause_reason or "break"
-            agent.pause_reason = None
+            agent.pause_reason = agent.pause_via = None
             self._publish(AgentUnpaused(agent=agent_id, via=DIAL_VIA, mono=now))
             agent.pending_pause = reason
             self._pause_via[agent_id] = DIAL_VIA
@@ -746,9 +746,10 @@ class Router:
         self, entry: QueueEntry, agent: Agent, outcome: RingOutcome = RingOutcome.NO_ANSWER
     ) -> None:
         """The reserved agent did not take the call: back to AVAILABLE (after the queue's
-        delay for ``outcome``), or paused with reason ``no-answer`` once it let
-        ``autopause`` offers in a row ring out. The caller is not offered it again this
-        round. A no-op when the offer was already undone (caller left, agent logged out)."""
+        delay for ``outcome``), or paused (reason: ``outcome``'s value) once ``autopause``
+        offers in a row failed in ways the queue's ``autopause_on`` counts. The caller is not
+        offered it again this round. A no-op when the offer was already undone (caller
+        left, agent logged out)."""
         if self._offers.get(agent.id) is not entry or agent not in entry.agents:
             log.debug("ring_failed_after_offer_ended", call_id=entry.call_id, agent=agent.id)
             return
@@ -761,17 +762,19 @@ class Router:
         if not entry.agents:
             entry.move(EntryStatus.WAITING)
         delay = 0.0
-        auto_pause = False
+        auto_pause: str | None = None
         if outcome is RingOutcome.NO_ANSWER:
             agent.missed_offers += 1
-            agent.no_answer_streak += 1
-            limit = agent.autopause if agent.autopause is not None else rules.autopause
-            auto_pause = bool(limit) and agent.no_answer_streak >= limit
             delay = rules.no_answer_delay
         elif outcome is RingOutcome.BUSY:
             delay = rules.busy_delay
         elif outcome is RingOutcome.REJECTED:
             delay = rules.reject_delay
+        if outcome in rules.autopause_on:
+            agent.no_answer_streak += 1
+            limit = agent.autopause if agent.autopause is not None else rules.autopause
+            if limit and agent.no_answer_streak >= limit:
+                auto_pause = outcome.value
         self._release(agent, now, delay=delay, auto_pause=auto_pause)
 
     def connected(self, entry: QueueEntry, agent: Agent) -> None:
@@ -973,6 +976,7 @@ class Router:
             "state": a.state.value,
             "time_in_state": round(a.time_in_state(now), 1),
             "pause_reason": a.pause_reason,
+            "pause_via": a.pause_via,
             "pending_pause": a.pending_pause,
             "logout_pending": a.logout_pending,
             "owes_disposition": a.owes_disposition,
@@ -1215,19 +1219,21 @@ class Router:
             self.escalate(entry)
 
     def _release(
-        self, agent: Agent, now: float, *, delay: float = 0.0, auto_pause: bool = False
+        self, agent: Agent, now: float, *, delay: float = 0.0, auto_pause: str | None = None
     ) -> None:
         """An offer ended without a conversation: back to AVAILABLE, idle time unchanged
-        (after ``delay``), or paused."""
+        (after ``delay``), or paused for the reason ``auto_pause``."""
         self._offers.pop(agent.id, None)
         self._direct.discard(agent.id)
         agent.call_id = None
         if agent.pending_pause is not None:
             self._apply_pause(agent, agent.pending_pause, self._pause_via.pop(agent.id, "cli"), now)
-        elif auto_pause:
+        elif auto_pause is not None:
             agent.no_answer_streak = 0
-            log.info("agent_auto_paused", agent=agent.id, missed=agent.missed_offers)
-            self._apply_pause(agent, AUTOPAUSE_REASON, "auto", now)
+            log.info(
+                "agent_auto_paused", agent=agent.id, reason=auto_pause, missed=agent.missed_offers
+            )
+            self._apply_pause(agent, auto_pause, AUTOPAUSE_VIA, now)
         else:
             self._make_available(agent, now, delay=delay)
 
@@ -1251,7 +1257,7 @@ class Router:
 
     def _apply_pause(self, agent: Agent, reason: str, via: str, now: float) -> None:
         agent.pending_pause = None
-        agent.pause_reason = reason
+        agent.pause_reason, agent.pause_via = reason, via
         self._publish(AgentPaused(agent=agent.id, reason=reason, via=via, mono=now))
         log.info("agent_paused", agent=agent.id, reason=reason, via=via)
         self._set_state(agent, _S.PAUSED, now)
@@ -1261,7 +1267,7 @@ class Router:
         agent.logout_pending = False
         agent.owes_disposition = False
         agent.pending_pause = None
-        agent.pause_reason = None
+        agent.pause_reason = agent.pause_via = None
         agent.logged_in_at = None
         self._logout_via.pop(agent.id, None)
         self._pause_via.pop(agent.id, None)

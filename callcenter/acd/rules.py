@@ -62,7 +62,10 @@ class QueueRules:
     busy_delay: float = 0.0
     reject_delay: float = 0.0
     autopause: int = 0
-    """Pause an agent after this many unanswered offers in a row (0: never)."""
+    """Pause an agent after this many failed offers in a row (0: never), counting the
+    outcomes in ``autopause_on``."""
+    autopause_on: frozenset[str] = frozenset({"no-answer"})
+    """The ``RingOutcome`` values that count toward ``autopause``."""
     ring_in_use: bool = False
     """Offer agents whose device the PBX reports in use (app_queue's ringinuse)."""
     leave_when_empty: bool = False
@@ -160,6 +163,7 @@ def queue_rules(config: CallCenterConfig) -> dict[str, QueueRules]:
             busy_delay=q.busy_delay,
             reject_delay=q.reject_delay,
             autopause=q.autopause,
+            autopause_on=frozenset(q.autopause_on),
             ring_in_use=q.ring_in_use,
             leave_when_empty=q.leave_when_empty,
         )

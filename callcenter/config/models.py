@@ -2171,8 +2171,20 @@ class QueueConfig(_Model):
         default=0,
         ge=0,
         le=100,
-        description="Pause an agent (reason no-answer) after this many offers in a row rang "
-        "out (0: never).",
+        description="Pause an agent after this many offers in a row failed in a way "
+        "autopause_on counts (0: never). The pause reason says which: no-answer, busy or "
+        "rejected.",
+    )
+    autopause_on: list[Literal["no-answer", "busy", "rejected"]] = Field(
+        default=["no-answer"],
+        min_length=1,
+        description="Which failed offers count toward autopause: no-answer (the phone rang "
+        "out), busy (busy, not reachable or congested: app_queue's autopausebusy and "
+        "autopauseunavail) and rejected (declined, or do not disturb on phones that decline). "
+        "Counting busy pauses an agent whose phone is off or on do not disturb, instead of "
+        "offering them a call every busy_delay all shift while they show as available. An "
+        "offer that fails in a way not counted leaves the count as it was.",
+        examples=[["no-answer", "busy", "rejected"]],
     )
     ring_in_use: bool = Field(
         default=False,

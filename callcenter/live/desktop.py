@@ -73,7 +73,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Final
 from urllib.parse import quote
 
-from callcenter.acd.router import AUTOPAUSE_REASON
+from callcenter.acd.router import AUTOPAUSE_VIA
 from callcenter.live.notices import MAX_TEXT
 from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import STATE_NAMES, clock
@@ -523,6 +523,18 @@ def render(desk: Desktop) -> str:
     return "\n".join(parts)
 
 
+def _autopaused_why(agent: Mapping[str, Any], desk: Desktop) -> str:
+    """What an agent paused by autopause is told, by the kind of failed offers that did it."""
+    reason = agent.get("pause_reason")
+    if reason == "busy":
+        why = "calls were offered and your phone was busy or could not be reached"
+    elif reason == "rejected":
+        why = "calls were offered and your phone declined them (do not disturb?)"
+    else:
+        why = f"calls rang on your phone and nobody answered ({desk.day.missed} missed today)"
+    return f"Paused for you: {why}. Press Ready once you are back."
+
+
 def _state_section(desk: Desktop, state: str) -> str:
     agent = desk.agent
     shown = STATE_NAMES.get(state, state)
@@ -532,12 +544,8 @@ def _state_section(desk: Desktop, state: str) -> str:
         f'<section><span class="state {_e(state)}" id="state">{_e(shown)}</span> '
         f"for {clock(float(agent['time_in_state']))}"
     ]
-    if state == "paused" and agent.get("pause_reason") == AUTOPAUSE_REASON:
-        missed = desk.day.missed
-        lines.append(
-            '<br><strong id="missed">Paused for you: calls rang on your phone and nobody '
-            f"answered ({missed} missed today). Press Ready once you are back.</strong>"
-        )
+    if state == "paused" and agent.get("pause_via") == AUTOPAUSE_VIA:
+        lines.append(f'<br><strong id="missed">{_e(_autopaused_why(agent, desk))}</strong>')
     if agent.get("pending_pause"):
         lines.append(f"<br>Pause ({_e(str(agent['pending_pause']))}) once this call is over")
     if agent.get("logout_pending"):
