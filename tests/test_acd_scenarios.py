@@ -467,6 +467,31 @@ async def test_skills_escalation_brings_in_weaker_agents_as_the_wait_grows(
     assert escalations == [1]
 
 
+async def test_a_caller_skips_a_tier_nobody_staffs_instead_of_waiting_it_out(
+    tmp_path: Path,
+) -> None:
+    """mod_callcenter's tier-rule-no-agent-no-wait: the first-line agents have all gone
+    home; the caller reaches the second line at once, not after the first tier's minute."""
+    queue = {
+        "penalties": {"1003": 1},
+        "escalation": [{"after": 0, "max_penalty": 0}, {"after": 60}],
+        "escalate_unstaffed": True,
+    }
+    async with scene(tmp_path, setup(queue)) as s:
+        s.phone("1003", **QUICK)
+        s.login("1003")
+        started = time.monotonic()
+        caller = await s.call()
+        await caller.wait_bridged(timeout=5)
+        waited = time.monotonic() - started
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+        escalations = [e.stage for e in s.of(QueueEscalated)]
+    assert s.rang() == ["1003"]
+    assert waited < 5
+    assert escalations == [1]
+
+
 # ---------------------------------------------------------------------- agents
 
 

@@ -333,6 +333,57 @@ async def test_an_escalation_timer_moves_the_caller_on_its_own() -> None:
     assert agent.id == "a" and entry.stage == 1
 
 
+async def test_a_step_nobody_staffs_is_skipped_at_once_with_escalate_unstaffed() -> None:
+    """mod_callcenter's tier-rule-no-agent-no-wait: the penalty-0 tier is logged out, so
+    the caller goes to Bob (penalty 1) now, not after 60 s; and when the only penalty-0
+    agent still there pauses, the caller waiting for her moves on too."""
+    stages = (Stage(after=0, max_penalty=0), Stage(after=60, max_penalty=1), Stage(after=120))
+    rules = QueueRules(
+        members=("alice", "bob", "carol"),
+        penalties={"bob": 1, "carol": 2},
+        stages=stages,
+        escalate_unstaffed=True,
+    )
+    router, clock = make_router({"q": rules})
+    login_all(router, clock, ["bob", "carol"])
+    first = router.enqueue("q", "call-1")
+    (agent,) = await offer(router, first)
+    assert (agent.id, first.stage) == ("bob", 1), "stage 1 is staffed: no further"
+    router.connected(first, agent)
+    router.login("alice")
+    third = router.enqueue("q", "call-3")
+    (agent,) = await offer(router, third)
+    assert (agent.id, third.stage) == ("alice", 0)
+    router.connected(third, agent)
+    router.pause("carol", "lunch")
+    second = router.enqueue("q", "call-2")
+    task = asyncio.ensure_future(router.next_agents(second))
+    await asyncio.sleep(0.01)
+    assert not task.done() and second.stage == 0, "Alice talks: stage 0 is staffed"
+    router.pause("alice", "break")
+    router.call_finished("alice", "q")  # her pause begins: nobody left at stage 0
+    await asyncio.sleep(0.01)
+    assert not task.done() and second.stage == 1, "Bob talks: stage 1 is staffed"
+    router.call_finished("bob", "q")
+    assert [a.id for a in await asyncio.wait_for(task, 1)] == ["bob"]
+
+
+async def test_without_escalate_unstaffed_a_step_nobody_staffs_is_waited_out() -> None:
+    rules = QueueRules(
+        members=("alice", "bob"),
+        penalties={"bob": 1},
+        stages=(Stage(after=0, max_penalty=0), Stage(after=60)),
+    )
+    router, clock = make_router({"q": rules})
+    login_all(router, clock, ["bob"])
+    entry = router.enqueue("q", "call-1")
+    task = asyncio.ensure_future(router.next_agents(entry))
+    await asyncio.sleep(0.01)
+    assert not task.done() and entry.stage == 0
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_queue_skills_are_added_to_the_callers_and_an_unskilled_agent_waits() -> None:
     rules = QueueRules(members=("a", "b"), skills=frozenset({"billing"}))
     router, clock = make_router({"q": rules}, skills={"b": {"billing": 4}})

@@ -363,6 +363,10 @@ class CallQueue:
         """Callers in queue order (O(n log n); for reports and tests)."""
         return sorted(self._entries.values(), key=lambda e: e.key)
 
+    def entries_unordered(self) -> list[QueueEntry]:
+        """Callers in no particular order (O(n))."""
+        return list(self._entries.values())
+
     def add(self, entry: QueueEntry) -> None:
         if entry.call_id in self._entries:
             raise EngineError(f"call {entry.call_id} is already waiting in queue {self.name}")

@@ -1065,13 +1065,28 @@ class Router:
         """``agent`` became able (or unable) to take calls at all: logged in, unpaused and
         on a reachable phone. Queues with ``leave_when_empty`` let go of callers nobody is
         left to take."""
-        emptied = [
-            queue
-            for queue in self._member_of.get(agent.id, ())
-            if queue.presence(agent, 1 if present else -1) and queue.rules.leave_when_empty
-        ]
+        emptied = []
+        for queue in self._member_of.get(agent.id, ()):
+            classes = queue.presence(agent, 1 if present else -1)
+            if not classes:
+                continue
+            if queue.rules.leave_when_empty:
+                emptied.append(queue)
+            if queue.rules.escalate_unstaffed:
+                self._escalate_unstaffed(queue, {(k.skills, k.stage) for k in classes})
         for queue in emptied:
             self._wake_if_empty(queue)
+
+    def _escalate_unstaffed(
+        self, queue: CallQueue, unstaffed: set[tuple[frozenset[str], int]]
+    ) -> None:
+        """The last agent of some stages left: their callers move on (O(callers))."""
+        last = len(queue.rules.stages) - 1
+        for entry in queue.entries_unordered():
+            if entry.stage < last and (entry.skills, entry.stage) in unstaffed:
+                if entry.status in (EntryStatus.CONNECTED, EntryStatus.LEFT):
+                    continue
+                self._schedule_escalation(queue, entry)
 
     def _make_available(
         self,
@@ -1210,7 +1225,13 @@ class Router:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        delay = max(0.0, stages[nxt].after - (self._clock() - entry.joined))
+        if queue.rules.escalate_unstaffed and not queue.klass(entry.skills, entry.stage).present:
+            # Soon rather than now: whoever enqueued the caller has not announced it yet.
+            delay = 0.0
+        else:
+            delay = max(0.0, stages[nxt].after - (self._clock() - entry.joined))
+        if entry.timer is not None:
+            entry.timer.cancel()
         entry.timer = loop.call_later(delay, self._escalation_due, entry, nxt)
 
     def _escalation_due(self, entry: QueueEntry, stage: int) -> None:

@@ -55,6 +55,9 @@ class QueueRules:
     skills: frozenset[str] = frozenset()
     """Skills every caller of this queue needs."""
     stages: tuple[Stage, ...] = (Stage(),)
+    escalate_unstaffed: bool = False
+    """A caller whose stage nobody present may serve goes on to the next stage at once
+    (mod_callcenter's tier-rule-no-agent-no-wait)."""
     penalties: Mapping[str, int] = field(default_factory=_empty)
     weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     """Member weights for weighted-random (missing: 1)."""
@@ -157,6 +160,7 @@ def queue_rules(config: CallCenterConfig) -> dict[str, QueueRules]:
             wrapup_until_ready=q.wrapup_until_ready,
             skills=frozenset(q.skills),
             stages=stages,
+            escalate_unstaffed=q.escalate_unstaffed,
             penalties=MappingProxyType(dict(q.penalties)),
             weights=MappingProxyType(dict(q.member_weights)),
             no_answer_delay=q.no_answer_delay,

@@ -2131,6 +2131,14 @@ class QueueConfig(_Model):
             "the skills at once."
         ),
     )
+    escalate_unstaffed: bool = Field(
+        default=False,
+        description="A caller moves on to the next escalation step at once, not at its "
+        "`after`, while nobody who may take them at their step is logged in, unpaused and on "
+        "a reachable phone (mod_callcenter's tier-rule-no-agent-no-wait): when they join, "
+        "and when the last such agent logs out or pauses. Off: a step nobody staffs is "
+        "waited out.",
+    )
     ring_timeout: _Seconds = Field(
         default=15, description="Seconds an agent rings before the next agent is tried."
     )
