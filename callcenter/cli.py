@@ -487,6 +487,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_api_option(callback)
 
+    queue = sub.add_parser(
+        "queue",
+        help="who waits in a queue; change a caller's priority, send them elsewhere, or give "
+        "them to an agent",
+        description="callers QUEUE: everyone waiting, in queue order, with their call ids. "
+        "priority CALL N: served before callers of lower priority (app_queue's "
+        "QueueChangePriorityCaller). withdraw CALL --to queue|voicemail|flow|callback|hangup "
+        "[--queue Q | --box B | --flow F] [--prompt P]: the caller leaves their queue for there "
+        "(QueueWithdrawCaller). give CALL AGENT: that agent is rung for the caller now, ahead "
+        "of the queue's order (if they do not answer, the caller waits on).",
+    )
+    queue.add_argument("action", choices=["callers", "priority", "withdraw", "give"])
+    queue.add_argument("target", help="callers: the queue; the others: the caller's call id")
+    queue.add_argument(
+        "value", nargs="?", default=None, help="priority: the new priority; give: the agent id"
+    )
+    queue.add_argument(
+        "--to",
+        choices=["queue", "voicemail", "flow", "callback", "hangup"],
+        default=None,
+        help="withdraw: where the caller goes",
+    )
+    queue.add_argument("--queue", default=None, help="withdraw --to queue: the queue")
+    queue.add_argument("--box", default=None, help="withdraw --to voicemail: the mailbox")
+    queue.add_argument("--flow", default=None, help="withdraw --to flow: the IVR flow")
+    queue.add_argument("--prompt", default=None, help="withdraw: played to the caller first")
+    queue.add_argument("--json", action="store_true", help="callers: the API's JSON")
+    _add_api_option(queue)
+
     purge = sub.add_parser(
         "purge",
         help="delete records older than a time (retention), as records.keep_days does daily",
@@ -955,6 +984,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _api_call(args.api, "POST", "/notices", body)
         which = urllib.parse.quote(args.target, safe="")
         return _api_call(args.api, "POST", f"/notices/{which}/take-down", {"by": "cli"})
+    if command == "queue":
+        return _queue_command(parser, args)
     if command == "callback":
         if args.action == "slots":
             if args.queue is None:
@@ -2615,6 +2646,53 @@ def _api_call(
         return EXIT_UNREACHABLE
     print(render(payload) if render is not None else json.dumps(payload, indent=2))
     return EXIT_OK
+
+
+def _queue_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``callcenter queue callers|priority|withdraw|give``."""
+    where = {"queue": args.queue, "box": args.box, "flow": args.flow, "prompt": args.prompt}
+    if args.action != "withdraw" and (args.to is not None or any(where.values())):
+        parser.error("--to, --queue, --box, --flow and --prompt go with queue withdraw")
+    target = urllib.parse.quote(args.target, safe="")
+    if args.action == "callers":
+        if args.value is not None:
+            parser.error("queue callers takes the queue only: queue callers sales")
+        render = None if args.json else lambda b: format_callers(b["queue"], b["callers"])
+        return _api_call(args.api, "GET", f"/queues/{target}/callers", None, render=render)
+    if args.action == "priority":
+        try:
+            priority = int(args.value) if args.value is not None else None
+        except ValueError:
+            priority = None
+        if priority is None:
+            parser.error("queue priority needs the call id and a whole number: priority ID 5")
+        return _api_call(args.api, "POST", f"/calls/{target}/priority", {"priority": priority})
+    if args.action == "give":
+        if args.value is None:
+            parser.error("queue give needs the call id and the agent: give ID 1002")
+        return _api_call(args.api, "POST", f"/calls/{target}/give", {"agent": args.value})
+    if args.value is not None:
+        parser.error("queue withdraw takes the call id and --to: withdraw ID --to voicemail")
+    if args.to is None:
+        parser.error("queue withdraw needs --to: queue, voicemail, flow, callback or hangup")
+    body = {"to": args.to} | {k: v for k, v in where.items() if v is not None}
+    return _api_call(args.api, "POST", f"/calls/{target}/withdraw", body)
+
+
+def format_callers(queue: str, callers: Sequence[Mapping[str, Any]]) -> str:
+    """``queue callers``: one line per caller waiting, in queue order."""
+    if not callers:
+        return f"{queue}: nobody waits"
+    lines = [f"{queue}: {len(callers)} waiting"]
+    for c in callers:
+        who = " ".join(str(x) for x in (c.get("number"), c.get("name")) if x) or "-"
+        kind = "" if c["kind"] == "caller" else f" ({c['kind']})"
+        state = f", ringing {', '.join(c['agents'])}" if c["state"] == "ringing" else ""
+        lines.append(
+            f"  {c['position']:>3}. {c['call_id']}  {who}{kind}  waited "
+            f"{_duration(float(c['waited']))}, priority {c['priority']}{state}"
+        )
+    return "\n".join(lines)
 
 
 DRAIN_POLL = 1.0

@@ -23,6 +23,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── UnknownAgent
     │   ├── UnknownQueue
     │   ├── UnknownCallback
+    │   ├── UnknownCall             no caller of that id waits in a queue
     │   ├── CallbackSlotFull        the slot asked for has no room (``next_free`` has)
     │   ├── UnknownVoicemail
     │   ├── UnknownNotice
@@ -153,6 +154,10 @@ class UnknownAgent(EngineError):
 
 class UnknownQueue(EngineError):
     """No queue with that name is configured."""
+
+
+class UnknownCall(EngineError):
+    """No caller of that call id waits in a queue."""
 
 
 class UnknownCallback(EngineError):

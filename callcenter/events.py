@@ -506,6 +506,17 @@ class QueueEscalated(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QueuePriorityChanged(CallEvent):
+    """A supervisor gave the waiting caller (or callback request) ``call_id`` another
+    priority in ``queue`` (``old`` before); ``via``: cli, api, desktop."""
+
+    queue: str
+    priority: int
+    old: int
+    via: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueAnnounced(CallEvent):
     """The caller was told its position and/or estimated wait (None: not said)."""
 

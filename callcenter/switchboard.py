@@ -73,6 +73,7 @@ from callcenter.errors import (
     PBXError,
     RecordError,
     UnknownAgent,
+    UnknownCall,
     UnknownCallback,
     UnknownNumberList,
     UnknownQueue,
@@ -115,6 +116,7 @@ from callcenter.events import (
     QueueExited,
     QueueJoined,
     QueueMemberChanged,
+    QueuePriorityChanged,
     RecordingMuted,
     RecordingStarted,
     SupervisorSeated,
@@ -245,6 +247,8 @@ MAX_QUEUE_HOPS = 5
 """Queues one call may pass through (exits sending callers from queue to queue)."""
 
 EXIT_KEY_POLL = 1.0
+WITHDRAWN = "withdrawn"
+"""QueueExited reason of a caller a supervisor sent elsewhere (app_queue's WITHDRAW)."""
 """Seconds one digit read lasts while a queue's exit keys are armed."""
 EMPTY_LOOK = 0.25
 """Seconds between two looks at an empty queue during its ``empty_grace``."""
@@ -517,6 +521,8 @@ class Switchboard:
         self._callbacks: dict[str, _PendingCallback] = {}
         """Callbacks and campaign dials being placed, by the token their call brings back."""
         self._kept_places: dict[str, _KeptPlace] = {}
+        self._withdrawals: dict[str, asyncio.Future[QueueExit]] = {}
+        """Callers on the line waiting in a queue: set to send one elsewhere (supervisors)."""
         """Callback requests (and campaign dials) waiting for their call, by the call id
         that made them (a campaign dial's ``campaign:<id>:<lead>``)."""
         self._scheduled: dict[str, _ScheduledCallback] = {}
@@ -1779,6 +1785,8 @@ class Switchboard:
         hunt: asyncio.Future[list[Agent]] | None = None
         connected: tuple[Agent, DialResult] | None = None
         empty_since: float | None = None  # nobody could take the caller since (empty_grace)
+        withdrawal: asyncio.Future[QueueExit] = asyncio.get_running_loop().create_future()
+        self._withdrawals[info.call_id] = withdrawal
         try:
             # Hunting starts at once: an agent may be reserved while the greeting plays.
             hunt = asyncio.ensure_future(
@@ -1800,6 +1808,8 @@ class Switchboard:
                 await call.start_hold_music(qcfg.hold_music)
             while connected is None:
                 now = time.monotonic()
+                if withdrawal.done():
+                    raise _LeaveQueue(WITHDRAWN, withdrawal.result())
                 if now >= deadline:
                     raise _LeaveQueue(*(on_timeout or ("timeout", qcfg.on_timeout)))
                 if qcfg.leave_when_empty and self.router.is_empty_for(entry):
@@ -1815,7 +1825,9 @@ class Switchboard:
                     # Nobody to hunt for: look again soon (a phone registering again, an
                     # agent back) and at the end of the grace.
                     wake = min(wake, empty_since + qcfg.empty_grace, now + EMPTY_LOOK)
-                digit = await self._wait_a_little(call, hunt, wake - now, bool(qcfg.exit_keys))
+                digit = await self._wait_a_little(
+                    call, hunt, wake - now, bool(qcfg.exit_keys), withdrawal
+                )
                 dest = qcfg.exit_keys.get(digit) if digit else None
                 if dest is not None:
                     if dest.to != "callback" or self._callback_allowed(config, info.caller_num):
@@ -1907,21 +1919,28 @@ class Switchboard:
             self.router.leave(entry)
             raise
         finally:
+            if self._withdrawals.get(info.call_id) is withdrawal:
+                del self._withdrawals[info.call_id]
             await self._drop_hunt(entry, hunt)
         agent, result = connected
         return await self._talk(call, active, queue_name, agent, result)
 
     async def _wait_a_little(
-        self, call: Call, hunt: asyncio.Future[list[Agent]] | None, seconds: float, keys: bool
+        self,
+        call: Call,
+        hunt: asyncio.Future[list[Agent]] | None,
+        seconds: float,
+        keys: bool,
+        withdrawal: asyncio.Future[QueueExit],
     ) -> str:
-        """Wait up to ``seconds`` for agents (``hunt``; None: no hunt runs), the caller
-        hanging up (CallerGone) or, when ``keys`` (exit keys are set), a key: the key
-        pressed, or ``""``.
+        """Wait up to ``seconds`` for agents (``hunt``; None: no hunt runs), a supervisor
+        sending the caller elsewhere (``withdrawal``), the caller hanging up (CallerGone)
+        or, when ``keys`` (exit keys are set), a key: the key pressed, or ``""``.
 
         With exit keys the wait is a digit read of at most EXIT_KEY_POLL seconds: a PBX
         command cannot be interrupted, so a reservation made meanwhile waits for its end.
         """
-        if seconds <= 0 or (hunt is not None and hunt.done()):
+        if seconds <= 0 or (hunt is not None and hunt.done()) or withdrawal.done():
             return ""
         if keys:
             digits = await call.read_digits(
@@ -1929,7 +1948,9 @@ class Switchboard:
             )
             return digits[:1]
         gone: asyncio.Future[None] = asyncio.ensure_future(call.wait_hangup())
-        both: set[asyncio.Future[Any]] = {gone} if hunt is None else {hunt, gone}
+        both: set[asyncio.Future[Any]] = (
+            {gone, withdrawal} if hunt is None else {hunt, gone, withdrawal}
+        )
         try:
             done, _ = await asyncio.wait(both, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -2336,6 +2357,119 @@ class Switchboard:
             for origin, scheduled in sorted(self._scheduled.items(), key=lambda i: i[1].due)
         ]
         return out + later
+
+    def queue_callers(self, queue: str) -> list[dict[str, Any]]:
+        """Everyone waiting in ``queue``, in queue order, as supervisors see them: a caller
+        on the line (``kind`` caller, with ``withdrawable`` true), a callback request
+        (``callback``), a campaign's dial or an agent's own dial waiting for an agent.
+        ``state`` is ``waiting`` or ``ringing`` (agents are being rung: ``agents``). Raises
+        UnknownQueue."""
+        now = time.monotonic()
+        rows = []
+        for position, entry in enumerate(self.router.callers(queue), start=1):
+            active = self.active.get(entry.call_id)
+            kept = self._kept_places.get(entry.call_id)
+            if entry.campaign is not None:
+                kind = "campaign"
+            elif entry.dialled_by:
+                kind = "agent-dial"
+            elif entry.callback is not None:
+                kind = "callback"
+            else:
+                kind = "caller"
+            number = name = ""
+            if active is not None:
+                number, name = active.call.info.caller_num, active.call.info.caller_name
+            elif kept is not None:
+                number = kept.number
+            rows.append(
+                {
+                    "call_id": entry.call_id,
+                    "position": position,
+                    "kind": kind,
+                    "number": number,
+                    "name": name,
+                    "priority": entry.priority,
+                    "waited": round(max(0.0, now - entry.joined), 1),
+                    "state": "ringing" if entry.status is EntryStatus.OFFERED else "waiting",
+                    "agents": [a.id for a in entry.agents],
+                    "stage": entry.stage,
+                    "skills": sorted(entry.skills),
+                    "withdrawable": entry.call_id in self._withdrawals,
+                }
+            )
+        return rows
+
+    def _waiting_entry(self, call_id: str) -> QueueEntry:
+        entry = self.router.find(call_id)
+        if entry is None:
+            raise UnknownCall(f"no caller {call_id!r} waits in a queue")
+        return entry
+
+    def change_priority(self, call_id: str, priority: int, *, via: str = "cli") -> dict[str, Any]:
+        """Give a waiting caller (or callback request) another priority (app_queue's
+        QueueChangePriorityCaller): higher is served first. Raises UnknownCall."""
+        entry = self._waiting_entry(call_id)
+        old = self.router.reprioritise(entry, priority, via=via)
+        if old != priority:
+            self.bus.publish(
+                QueuePriorityChanged(
+                    call_id=call_id, queue=entry.queue, priority=priority, old=old, via=via
+                )
+            )
+        return {
+            "call_id": call_id,
+            "queue": entry.queue,
+            "priority": priority,
+            "old_priority": old,
+            "position": self.router.position(entry),
+        }
+
+    def withdraw(self, call_id: str, dest: QueueExit, *, via: str = "cli") -> dict[str, Any]:
+        """Send a caller on the line out of their queue to ``dest`` (app_queue's
+        QueueWithdrawCaller): another queue (they join it at the back, with their
+        priority), a voicemail box, a flow, a callback (they keep their place and hang up)
+        or a hang-up, each after ``dest.prompt`` if set. Their queue_log line says
+        ``WITHDRAW``. Raises UnknownCall (no such caller waits on the line: a callback
+        request is cancelled instead), UnknownQueue, or EngineError while an agent is
+        being rung for them, for the queue they are in, or a flow that does not exist."""
+        entry = self._waiting_entry(call_id)
+        withdrawal = self._withdrawals.get(call_id)
+        if withdrawal is None:
+            raise UnknownCall(
+                f"call {call_id} waits in {entry.queue} without a caller on the line "
+                "(a callback request is cancelled instead)"
+            )
+        if withdrawal.done():
+            raise EngineError(f"call {call_id} is on its way out of {entry.queue} already")
+        if entry.status is EntryStatus.OFFERED:
+            raise EngineError(f"an agent is being rung for call {call_id}: try again after")
+        config = self.config
+        if dest.to == "queue":
+            if dest.queue not in config.queues:
+                raise UnknownQueue(f"no queue {dest.queue!r} is configured")
+            if dest.queue == entry.queue:
+                raise EngineError(f"call {call_id} waits in {entry.queue} already")
+        if dest.to == "flow" and dest.flow not in config.flows:
+            raise EngineError(f"no flow {dest.flow!r} is configured")
+        if dest.to == "callback" and config.acd.callback_dial is None:
+            raise EngineError("callbacks need acd.callback_dial")
+        withdrawal.set_result(dest)
+        log.info("caller_withdrawn", call_id=call_id, queue=entry.queue, to=dest.to, via=via)
+        where = dest.queue or dest.box or dest.flow
+        return {"call_id": call_id, "queue": entry.queue, "to": dest.to, "where": where}
+
+    def hand_to(self, call_id: str, agent_id: str, *, via: str = "cli") -> dict[str, Any]:
+        """Ring ``agent_id`` for the waiting caller ``call_id`` now, ahead of the queue's
+        order, skills and stages (a supervisor picks who takes whom). If the agent does
+        not answer, the caller waits on as before. Raises UnknownCall, UnknownAgent, or
+        EngineError (see :meth:`Router.hand_to`; a callback request cannot be handed)."""
+        entry = self._waiting_entry(call_id)
+        if call_id not in self._withdrawals:
+            raise UnknownCall(f"call {call_id} waits in {entry.queue} without a caller on the line")
+        self.router.hand_to(entry, agent_id)
+        log.info("caller_handed", call_id=call_id, queue=entry.queue, agent=agent_id, via=via)
+        return {"call_id": call_id, "queue": entry.queue, "agent": agent_id}
 
     def cancel_callback(self, call_id: str, *, reason: str = CANCELLED) -> dict[str, Any]:
         """Withdraw the callback request ``call_id`` (the person no longer wants the call):

@@ -42,6 +42,7 @@ from callcenter.events import (
     QueueEscalated,
     QueueExited,
     QueueJoined,
+    QueuePriorityChanged,
     VoicemailLeft,
 )
 from callcenter.testing import (
@@ -1492,3 +1493,165 @@ def test_waiting_for_the_last_agent_needs_last_agent() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config_text(yaml.safe_dump(config))
     assert "queues.sales: last_agent_wait waits for the caller's last agent" in str(caught.value)
+
+
+# ---------------------------------------------------------------------- supervisors and callers
+
+
+async def test_a_supervisor_sends_a_caller_waiting_in_sales_to_the_overflow_queue(
+    tmp_path: Path,
+) -> None:
+    """app_queue's QueueWithdrawCaller: nobody staffs the queue; the supervisor sees the
+    caller in ``GET /queues/acd/callers`` and sends them to the overflow queue, where Carol
+    answers."""
+    config = setup(
+        {"agents": ["1001"]},
+        extra={"queues": {"overflow": {"agents": ["1003"], "ring_timeout": 1}}},
+    )
+    async with scene(tmp_path, config) as s:
+        s.phone("1003", **QUICK)
+        s.login("1003")
+        caller = await s.call("5550123")
+        await caller.wait_moh(timeout=5)
+        _, shown = await s.center.api("GET", "/queues/acd/callers")
+        status, moved = await s.center.api(
+            "POST", f"/calls/{caller.uniqueid}/withdraw", {"to": "queue", "queue": "overflow"}
+        )
+        await caller.wait_bridged(timeout=5)
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+        _, after = await s.center.api("GET", "/queues/acd/callers")
+    (waiting,) = shown["callers"]
+    assert (waiting["call_id"], waiting["number"], waiting["kind"]) == (
+        caller.uniqueid,
+        "5550123",
+        "caller",
+    )
+    assert (waiting["position"], waiting["state"], waiting["withdrawable"]) == (1, "waiting", True)
+    assert status == 200
+    assert moved == {"call_id": caller.uniqueid, "queue": "acd", "to": "queue", "where": "overflow"}
+    (exited,) = s.of(QueueExited)
+    assert (exited.queue, exited.reason) == ("acd", "withdrawn")
+    assert [e.queue for e in s.of(QueueJoined)] == ["acd", "overflow"]
+    assert s.answered() == ["1003"]
+    assert after["callers"] == []
+
+
+async def test_a_supervisor_gives_a_waiting_caller_to_the_agent_of_their_choice(
+    tmp_path: Path,
+) -> None:
+    """Bob is second line (penalty 1, after a minute): the supervisor puts this caller
+    through to him at once; the queue's order and stages do not stand in the way."""
+    queue = {
+        "agents": ["1001", "1002"],
+        "penalties": {"1002": 1},
+        "escalation": [{"after": 0, "max_penalty": 0}, {"after": 60}],
+    }
+    async with scene(tmp_path, setup(queue)) as s:
+        s.phone("1002", **QUICK)
+        s.login("1002")
+        caller = await s.call()
+        await caller.wait_moh(timeout=5)
+        busy = await s.center.api("POST", f"/calls/{caller.uniqueid}/give", {"agent": "1001"})
+        given = await s.center.api("POST", f"/calls/{caller.uniqueid}/give", {"agent": "1002"})
+        await caller.wait_bridged(timeout=5)
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+    assert busy == (409, {"error": "agent 1001 is not free (logged_out)"})
+    assert given == (200, {"call_id": caller.uniqueid, "queue": "acd", "agent": "1002"})
+    assert s.rang() == ["1002"] and s.answered() == ["1002"]
+
+
+async def test_a_caller_given_a_higher_priority_gets_the_next_free_agent(
+    tmp_path: Path,
+) -> None:
+    """app_queue's QueueChangePriorityCaller: the third caller is a VIP; once raised, they
+    are first in line and the agent who logs in takes them before the two ahead."""
+    async with scene(tmp_path, setup({"agents": ["1001"]})) as s:
+        s.phone("1001", answer_after=0.05, hangup_after=0.1)
+        callers = []
+        for number in ("5550001", "5550002", "5550003"):
+            callers.append(await s.call(number))
+            await callers[-1].wait_moh(timeout=5)
+        vip = callers[-1]
+        status, changed = await s.center.api(
+            "POST", f"/calls/{vip.uniqueid}/priority", {"priority": 5}
+        )
+        _, shown = await s.center.api("GET", "/queues/acd/callers")
+        s.login("1001")
+        await vip.wait_bridged(timeout=5)
+        await vip.wait_ended(timeout=5)
+        for caller in callers[:2]:
+            await caller.hangup()
+        await s.settle()
+    assert status == 200
+    assert (changed["priority"], changed["old_priority"], changed["position"]) == (5, 0, 1)
+    assert [c["number"] for c in shown["callers"]] == ["5550003", "5550001", "5550002"]
+    assert s.of(AgentConnected)[0].call_id == vip.uniqueid
+    (raised,) = s.of(QueuePriorityChanged)
+    assert (raised.call_id, raised.priority, raised.old, raised.via) == (vip.uniqueid, 5, 0, "api")
+
+
+async def test_what_a_supervisor_asks_of_a_caller_that_cannot_be_done_is_refused_clearly(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, setup({"agents": ["1001"], "ring_timeout": 10})) as s:
+        alice = s.phone("1001", answer_after=None)
+        caller = await s.call()
+        await caller.wait_moh(timeout=5)
+        cid = caller.uniqueid
+        api = s.center.api
+        answers = {
+            "unknown call": await api("POST", "/calls/nope/priority", {"priority": 1}),
+            "no priority": await api("POST", f"/calls/{cid}/priority", {"priority": "high"}),
+            "same queue": await api(
+                "POST", f"/calls/{cid}/withdraw", {"to": "queue", "queue": "acd"}
+            ),
+            "no such queue": await api(
+                "POST", f"/calls/{cid}/withdraw", {"to": "queue", "queue": "x"}
+            ),
+            "nowhere": await api("POST", f"/calls/{cid}/withdraw", {"to": "moon"}),
+            "unknown agent": await api("POST", f"/calls/{cid}/give", {"agent": "9999"}),
+            "not a member": await api("POST", f"/calls/{cid}/give", {"agent": "1002"}),
+            "unknown queue": await api("GET", "/queues/nope/callers"),
+        }
+        s.login("1001")
+        await alice.wait_rings(1, timeout=5)
+        answers["ringing"] = await api("POST", f"/calls/{cid}/withdraw", {"to": "hangup"})
+        await caller.hangup()
+        await s.settle()
+    codes = {what: status for what, (status, _) in answers.items()}
+    assert codes == {
+        "unknown call": 404, "no priority": 400, "same queue": 409, "no such queue": 404,
+        "nowhere": 400, "unknown agent": 404, "not a member": 409, "unknown queue": 404,
+        "ringing": 409,
+    }  # fmt: skip
+    assert answers["unknown call"][1]["error"] == "no caller 'nope' waits in a queue"
+    assert answers["ringing"][1]["error"].startswith("an agent is being rung for call")
+    assert "to:" in answers["nowhere"][1]["error"]
+
+
+async def test_a_supervisor_sends_a_waiting_caller_to_voicemail_and_they_leave_a_message(
+    tmp_path: Path,
+) -> None:
+    config = setup({"agents": ["1001"]}, extra={"ivr": {"voicemail_folder": str(tmp_path / "vm")}})
+    async with scene(tmp_path, config) as s:
+        caller = await s.call()
+        await caller.wait_moh(timeout=5)
+        status, _ = await s.center.api(
+            "POST",
+            f"/calls/{caller.uniqueid}/withdraw",
+            {"to": "voicemail", "box": "acd", "prompt": "queue-full"},
+        )
+        await caller.wait_for_prompt("queue-full", timeout=5)
+        await caller.wait_for_prompt("beep", timeout=5)
+        caller.speak(0.8)
+        await asyncio.sleep(0.8)
+        await caller.press("#")
+        row = await s.center.cdr(caller.uniqueid)
+    assert status == 200
+    (exited,) = s.of(QueueExited)
+    assert exited.reason == "withdrawn"
+    (left,) = s.of(VoicemailLeft)
+    assert Path(left.path).parent == tmp_path / "vm" / "acd"
+    assert row["voicemail"] == left.path

@@ -177,6 +177,7 @@ def test_a_caller_who_gives_up_waiting_is_abandon_with_positions_and_wait() -> N
         ("callback", "", "EXITWITHTIMEOUT|1|2|300"),
         ("full", "", "FULL|"),
         ("joinempty", "", "JOINEMPTY|"),
+        ("withdrawn", "", "WITHDRAW|1|2|300"),
     ],
 )
 def test_a_queue_rule_taking_the_caller_out_is_its_exit_line(

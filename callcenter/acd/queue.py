@@ -379,6 +379,22 @@ class CallQueue:
             del self._entries[entry.call_id]
             self._ranks.remove(entry, self._entries)
 
+    def find(self, call_id: str) -> QueueEntry | None:
+        """The caller ``call_id`` if it waits in this queue."""
+        return self._entries.get(call_id)
+
+    def reprioritise(self, entry: QueueEntry, priority: int) -> None:
+        """Give a caller in this queue another priority: its place among callers of its new
+        level is by arrival, as if it had joined with that priority."""
+        if self._entries.get(entry.call_id) is not entry:
+            raise EngineError(f"call {entry.call_id} is not waiting in queue {self.name}")
+        self._ranks.remove(entry, self._entries)
+        entry.priority = priority
+        entry.key = (-priority, entry.joined, entry.seq)
+        self._ranks.add(entry, self._entries)
+        if entry.status is EntryStatus.HUNTING and entry.klass is not None:
+            entry.klass.push(entry)  # the old heap item goes stale by its version
+
     def rekey(self, entry: QueueEntry, call_id: str) -> None:
         """The caller is now on another call (a callback): keep its place under a new id."""
         if self._entries.get(entry.call_id) is entry:

@@ -247,6 +247,65 @@ class Router:
         """1-based place of the caller in its queue (0 once it connected or left)."""
         return self._queue(entry.queue).position(entry.call_id)
 
+    def find(self, call_id: str) -> QueueEntry | None:
+        """The queue entry of ``call_id`` (a caller, a callback request, a dial waiting for
+        an agent), whichever queue it waits in; None when it waits in none. O(queues)."""
+        for queue in self._queues.values():
+            entry = queue.find(call_id)
+            if entry is not None:
+                return entry
+        return None
+
+    def callers(self, queue: str) -> list[QueueEntry]:
+        """Everyone waiting in ``queue``, in queue order (O(n log n); for supervisors)."""
+        return self._queue(queue).entries()
+
+    def reprioritise(self, entry: QueueEntry, priority: int, *, via: str = "cli") -> int:
+        """Change a waiting caller's priority (app_queue's QueueChangePriorityCaller):
+        higher is served first; among callers of the same priority, by arrival. Returns the
+        old priority. Raises EngineError once the caller left or connected."""
+        if entry.status in (EntryStatus.CONNECTED, EntryStatus.LEFT):
+            raise EngineError(f"call {entry.call_id} is no longer waiting in {entry.queue}")
+        old = entry.priority
+        if priority != old:
+            self._queue(entry.queue).reprioritise(entry, priority)
+            log.info(
+                "caller_priority_changed",
+                call_id=entry.call_id,
+                queue=entry.queue,
+                old=old,
+                new=priority,
+                via=via,
+            )
+        return old
+
+    def hand_to(self, entry: QueueEntry, agent_id: str) -> Agent:
+        """A supervisor gives the waiting caller to ``agent_id`` now, ahead of the queue's
+        order, strategy, skills and escalation stages: the agent is reserved (RINGING) and
+        :meth:`next_agents` returns them. Raises UnknownAgent, or EngineError when the
+        caller is not waiting (an agent rings for it already, or it is gone), the agent is
+        not a member of the queue (or is paused in it), or is not free (logged out, paused,
+        ringing, talking, in after-call work, on a phone the PBX cannot reach)."""
+        agent = self._agent(agent_id)
+        queue = self._queue(entry.queue)
+        if entry.status is EntryStatus.OFFERED:
+            raise EngineError(f"an agent is being rung for call {entry.call_id}: try again after")
+        if entry.status not in (EntryStatus.WAITING, EntryStatus.HUNTING):
+            raise EngineError(f"call {entry.call_id} is no longer waiting in {entry.queue}")
+        if agent_id not in queue.by_agent:
+            raise EngineError(
+                f"agent {agent_id} is not a member of queue {entry.queue} (or is paused in it)"
+            )
+        if agent.state is not _S.AVAILABLE or agent_id in self._offers:
+            raise EngineError(f"agent {agent_id} is not free ({agent.state.value})")
+        if agent.device_unreachable:
+            raise EngineError(f"agent {agent_id}'s phone cannot be reached")
+        if entry.status is EntryStatus.WAITING:
+            entry.move(EntryStatus.HUNTING)
+        self._reserve_for(queue, entry, [agent])
+        log.info("caller_handed_to_agent", call_id=entry.call_id, queue=entry.queue, agent=agent_id)
+        return agent
+
     def waiting(self, queue: str) -> int:
         """Callers in ``queue`` not yet connected or gone (those being rung included; not
         the campaign dials waiting for an agent, nor agents' own dials). Counts them:

@@ -110,6 +110,24 @@ Routes (all JSON)::
                                           404 when none waits, 409 while it is dialled
     GET  /calls/{id}/recording            the call's recording (its CDR's recordingfile,
                                           served from acd.recordings_folder only)
+    GET  /queues/{name}/callers           {"queue", "callers": [{"call_id", "position",
+                                          "kind" (caller, callback, campaign, agent-dial),
+                                          "number", "name", "priority", "waited", "state"
+                                          (waiting, ringing), "agents", "stage", "skills",
+                                          "withdrawable"}]}: who waits, in queue order
+    POST /calls/{id}/priority             {"priority": 5}: served before callers of lower
+                                          priority (app_queue's QueueChangePriorityCaller);
+                                          {"call_id", "queue", "priority", "old_priority",
+                                          "position"}
+    POST /calls/{id}/withdraw             {"to": "queue", "queue": "support"} (or voicemail
+                                          + box, flow + flow, callback, hangup; "prompt"
+                                          first): the caller leaves their queue for there
+                                          (app_queue's QueueWithdrawCaller; queue_log
+                                          WITHDRAW); 409 while an agent rings for them
+    POST /calls/{id}/give                 {"agent": "1002"}: that agent is rung for the
+                                          caller now, ahead of the queue's order, skills and
+                                          stages (409: not free, not a member, a ring
+                                          already under way); unanswered, the caller waits on
     GET  /voicemails                      {"voicemails": [{"id", "queue", "box", "number",
                                           "name", "seconds", "left_at", "status", "agent",
                                           "outcome", "tries", "last_try", "tried_at"}]}:
@@ -222,9 +240,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
+from pydantic import ValidationError
 
 from callcenter.acd.rules import EXTERNAL_TECH
 from callcenter.config import CallCenterConfig
+from callcenter.config.models import QueueExit
 from callcenter.consult import consult_view
 from callcenter.drain import Drain
 from callcenter.errors import (
@@ -238,6 +258,7 @@ from callcenter.errors import (
     NotPermitted,
     RecordError,
     UnknownAgent,
+    UnknownCall,
     UnknownCallback,
     UnknownNotice,
     UnknownNumberList,
@@ -261,6 +282,8 @@ from callcenter.switchboard import ActiveCall, Switchboard
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
+_CALLER_ACTIONS: Final = frozenset({"priority", "withdraw", "give"})
+
 _SOUND: Final = re.compile(r"/voicemails/[^/]+/audio|/calls/[^/]+/recording")
 """The routes that answer a sound file, not JSON."""
 REVIEW_CALLS = 50
@@ -1433,6 +1456,17 @@ class ControlAPI:
                 raise HTTPError(404, str(exc)) from None
             except EngineError as exc:
                 raise HTTPError(409, str(exc)) from None
+        if len(parts) == 3 and parts[0] == "queues" and parts[2] == "callers":
+            if method != "GET":
+                raise HTTPError(405, f"use GET for /queues/{parts[1]}/callers")
+            try:
+                return {"queue": parts[1], "callers": board.queue_callers(parts[1])}
+            except UnknownQueue as exc:
+                raise HTTPError(404, str(exc)) from None
+        if len(parts) == 3 and parts[0] == "calls" and parts[2] in _CALLER_ACTIONS:
+            if method != "POST":
+                raise HTTPError(405, f"use POST for /calls/{parts[1]}/{parts[2]}")
+            return self._caller_action(parts[1], parts[2], body)
         if parts and parts[0] == "voicemails":
             return await self._voicemail_action(method, path, parts[1:], body)
         if parts and parts[0] == "notices":
@@ -1845,6 +1879,36 @@ class ControlAPI:
             raise HTTPError(503, str(exc)) from None
         except EngineError as exc:
             raise HTTPError(400, str(exc)) from None
+
+    def _caller_action(self, call_id: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /calls/<id>/priority|withdraw|give``: a supervisor acts on a waiting caller."""
+        board = self.switchboard
+        try:
+            if action == "priority":
+                priority = body.get("priority")
+                if isinstance(priority, bool) or not isinstance(priority, int):
+                    raise HTTPError(400, 'say which priority: {"priority": 5} (a whole number)')
+                return board.change_priority(call_id, priority, via="api")
+            if action == "give":
+                agent = body.get("agent")
+                if not isinstance(agent, str) or not agent:
+                    raise HTTPError(400, 'say to whom: {"agent": "1002"}')
+                return board.hand_to(call_id, agent, via="api")
+            try:
+                dest = QueueExit.model_validate(dict(body))
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'to'}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                raise HTTPError(
+                    400, f'say where: {{"to": "queue", "queue": "support"}} ({problems})'
+                ) from None
+            return board.withdraw(call_id, dest, via="api")
+        except (UnknownCall, UnknownAgent, UnknownQueue) as exc:
+            raise HTTPError(404, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(409, str(exc)) from None
 
     async def _callback_status(self, call_id: str) -> dict[str, Any]:
         """``GET /callbacks/<id>``: where a callback request stands (a web page polls it:

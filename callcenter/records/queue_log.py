@@ -28,6 +28,8 @@ when no agent) | ``event`` | its data, with app_queue's meaning:
 * ``EXITWITHTIMEOUT`` / ``EXITEMPTY`` position|origposition|waittime,
   ``EXITWITHKEY`` key|position|origposition|waittime: a queue rule took the caller out
   (a callback request counts as the exit that asked for it: the key, else the timeout);
+* ``WITHDRAW`` position|origposition|waittime: a supervisor sent the caller elsewhere
+  (``callcenter call withdraw``, app_queue's QueueWithdrawCaller);
 * ``FULL`` and ``JOINEMPTY``: the caller was turned away on arrival;
 * ``AGENTLOGIN`` channel (the agent's device) and ``AGENTLOGOFF`` channel|logintime;
 * ``ADDMEMBER`` and ``REMOVEMEMBER`` (no data): ``agent join`` / ``agent leave`` put the
@@ -109,6 +111,7 @@ _EXIT_EVENTS: Final = {
     "full": "FULL",
     "joinempty": "JOINEMPTY",
     "closed": "JOINEMPTY",
+    "withdrawn": "WITHDRAW",
 }
 
 
