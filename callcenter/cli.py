@@ -2685,7 +2685,9 @@ def format_callers(queue: str, callers: Sequence[Mapping[str, Any]]) -> str:
         return f"{queue}: nobody waits"
     lines = [f"{queue}: {len(callers)} waiting"]
     for c in callers:
-        who = " ".join(str(x) for x in (c.get("number"), c.get("name")) if x) or "-"
+        name = str(c.get("name") or "")
+        name = "" if name.lower() == "unknown" or name == c.get("number") else name
+        who = " ".join(x for x in (str(c.get("number") or ""), name) if x) or "-"
         kind = "" if c["kind"] == "caller" else f" ({c['kind']})"
         state = f", ringing {', '.join(c['agents'])}" if c["state"] == "ringing" else ""
         lines.append(

@@ -445,6 +445,8 @@ class DesktopPage(HTMLParser):
         super().__init__()
         self.status = status
         self.headers = dict(headers)
+        self.body = body
+        """The page's HTML."""
         self.forms: list[DesktopForm] = []
         self.texts: dict[str, str] = {}
         """The text of elements by id or class: ``state``, ``said``, ``error``, ``down``,

@@ -940,6 +940,75 @@ async def test_alice_paused_for_a_call_she_missed_is_told_why_and_gets_back(
     assert "missed" not in back.texts and back.texts["state"] == "free"
 
 
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_sam_sees_a_caller_waiting_in_sales_raises_them_and_sends_them_to_support(
+    tmp_path: Path, transport: str
+) -> None:
+    """Nobody of sales is in; Sam sees the caller in his "Waiting" list, puts them first in
+    line, opens their page (nobody of sales free to give them to) and sends them to
+    support, where Bob answers."""
+    async with running_center(tmp_path, transport=transport, config=WATCHED) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        router = center.daemon.router
+        router.logout("1001", via="test")
+        caller = await center.caller_presses("5550061", "1", caller_name="Ann")
+        await caller.wait_moh(timeout=5)
+        sam = DesktopBrowser(center.daemon.api.port)
+        page = await sam.sign_in("2000", "2468", role="supervisor")
+        raised = await sam.press("Priority +1", picking={"caller": caller.uniqueid})
+        opened = await sam.press("Send, give …", picking={"id": caller.uniqueid})
+        sent = await sam.press("Send to support")
+        await caller.wait_bridged(timeout=5)
+        await caller.hangup()
+        await center.idle()
+        late = await sam.post(
+            "/desktop/act",
+            {"action": "priority-caller", "caller": caller.uniqueid, "priority": "3"},
+        )
+    waiting = [r for r in page.table_rows if len(r) == 7 and r[0] == "sales"]
+    assert [r[:5] for r in waiting] == [["sales", "1", "5550061 Ann", waiting[0][3], "0"]]
+    assert raised.texts["said"] == "5550061 Ann has priority 1: #1 in sales now"
+    assert "No agent of this queue is free now." in opened.body
+    assert {"Send to support", "Call them back (keeps their place)"} <= set(opened.buttons)
+    assert "Send to sales" not in opened.buttons
+    assert sent.texts["said"] == "5550061 Ann leaves sales for queue support"
+    assert late.texts["error"] == "That caller waits no more (answered, gone or sent on)."
+
+
+async def test_sam_puts_a_waiting_caller_through_to_carol_who_is_second_line(
+    tmp_path: Path,
+) -> None:
+    """Carol would take sales callers only after a minute (penalty 1): Sam gives her this
+    one now from the caller's page."""
+    config = merge(
+        WATCHED,
+        {
+            "queues": {
+                "sales": {
+                    "penalties": {"1003": 1},
+                    "escalation": [{"after": 0, "max_penalty": 0}, {"after": 60}],
+                }
+            },
+            "agents": {"1003": {"logged_in": True}},
+        },
+    )
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1003", answer_after=0.05)
+        center.daemon.router.logout("1001", via="test")
+        caller = await center.caller_presses("5550062", "1")
+        await caller.wait_moh(timeout=5)
+        sam = DesktopBrowser(center.daemon.api.port)
+        await sam.sign_in("2000", "2468", role="supervisor")
+        opened = await sam.press("Send, give …", picking={"id": caller.uniqueid})
+        given = await sam.press(next(b for b in opened.buttons if b.startswith("Give to")))
+        device = await caller.wait_bridged(timeout=5)
+        await caller.hangup()
+        await center.idle()
+    assert [b for b in opened.buttons if b.startswith("Give to")] == ["Give to Carol (1003)"]
+    assert given.texts["said"] == "Agent 1003's phone rings for 5550062"
+    assert "1003" in device
+
+
 async def test_sam_takes_alice_off_the_queues_for_a_training_and_back(tmp_path: Path) -> None:
     async with running_center(tmp_path, config=WATCHED) as center:
         router = center.daemon.router

@@ -758,6 +758,8 @@ class ControlAPI:
             if message.queue not in self._supervised_queues(person):
                 raise HTTPError(404, f"no message {message.call_id} in your queues")
             return 200, await self.voicemail_audio(message.call_id), "Cache-Control: no-store\r\n"
+        if role == "supervisor" and route == "/desktop/caller":
+            return 200, self._caller_page(person, query.get("id", ""), title), _PAGE_HEADERS
         if role == "supervisor" and route == "/desktop/notice":
             teams = list(config.supervisors[person].teams)
             page = desktop.render_notice(title, config.supervisors[person].name, teams)
@@ -1121,6 +1123,8 @@ class ControlAPI:
                 said = await self._supervisor_release(supervisor_id, form.get("id", ""))
             elif action in ("notice-post", "notice-take-down"):
                 said = self._supervisor_notice(supervisor_id, action, form)
+            elif action in desktop.CALLER_ACTIONS_OF_SUPERVISORS:
+                said = self._supervisor_caller_act(supervisor_id, action, form)
             elif action in ("skills-agent", "reset-skills-agent"):
                 if agent not in self._supervised(supervisor_id):
                     raise HTTPError(403, f"agent {agent} is not in your teams")
@@ -1147,6 +1151,71 @@ class ControlAPI:
             self._desktop_notes[note] = ("", str(exc))
             return
         self._desktop_notes[note] = (said, "")
+
+    def _their_caller(self, supervisor_id: str, call_id: str) -> dict[str, Any]:
+        """The waiting caller ``call_id`` as ``queue callers`` shows them (with ``queue``),
+        if they wait in a queue of the supervisor's agents: HTTPError 404 otherwise."""
+        board = self.switchboard
+        entry = board.router.find(call_id)
+        if entry is None or entry.queue not in self._supervised_queues(supervisor_id):
+            raise HTTPError(404, "That caller waits no more (answered, gone or sent on).")
+        for row in board.queue_callers(entry.queue):
+            if row["call_id"] == call_id and row["kind"] == "caller":
+                return {**row, "queue": entry.queue}
+        raise HTTPError(404, "That caller waits no more (answered, gone or sent on).")
+
+    def _caller_page(self, supervisor_id: str, call_id: str, title: str) -> str:
+        """``/desktop/caller?id=``: what a supervisor may do with one waiting caller."""
+        caller = self._their_caller(supervisor_id, call_id)
+        board = self.switchboard
+        config = board.config
+        queue = str(caller["queue"])
+        now = time.monotonic()
+        free = [
+            view
+            for view in (board.router.agent_view(a, now) for a in self._supervised(supervisor_id))
+            if view["ready"] and queue in view["queues"]
+        ]
+        return desktop.render_caller(
+            title,
+            caller,
+            free=free,
+            queues=[q for q in config.queues if q != queue],
+            box=config.queues[queue].mailbox,
+            callback=config.acd.callback_dial is not None,
+        )
+
+    def _supervisor_caller_act(
+        self, supervisor_id: str, action: str, form: Mapping[str, str]
+    ) -> str:
+        """A supervisor raises a waiting caller's priority, gives them to a free agent of
+        their teams, or sends them elsewhere (another queue, voicemail, a callback)."""
+        caller = self._their_caller(supervisor_id, form.get("caller", ""))
+        board = self.switchboard
+        cid, via = str(caller["call_id"]), f"supervisor:{supervisor_id}"
+        try:
+            if action == "priority-caller":
+                wanted = form.get("priority", "")
+                if not wanted.lstrip("-").isdigit():
+                    raise HTTPError(400, f"priority: a whole number, not {wanted!r}")
+                answer = board.change_priority(cid, int(wanted), via=via)
+            elif action == "give-caller":
+                agent = form.get("agent", "")
+                if agent not in self._supervised(supervisor_id):
+                    raise HTTPError(403, f"agent {agent} is not in your teams")
+                answer = board.hand_to(cid, agent, via=via)
+            else:
+                fields = {k: form[k] for k in ("to", "queue", "box") if form.get(k)}
+                try:
+                    dest = QueueExit.model_validate(fields)
+                except ValidationError:
+                    raise HTTPError(400, f"Nowhere to send a caller: {fields}") from None
+                answer = board.withdraw(cid, dest, via=via)
+        except (UnknownCall, UnknownAgent, UnknownQueue) as exc:
+            raise HTTPError(404, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(409, str(exc)) from None
+        return desktop.caller_said(action, answer, desktop.caller_name(caller))
 
     def _supervisor_notice(self, supervisor_id: str, action: str, form: Mapping[str, str]) -> str:
         """A supervisor posts a notice for their teams' agents (every agent without teams),
@@ -1260,6 +1329,14 @@ class ControlAPI:
             today.roll()
         monitoring = board.monitoring.current(supervisor_id)
         said, error = self._desktop_notes.pop(f"supervisor:{supervisor_id}", ("", ""))
+        waiting = [
+            {**row, "queue": view["name"]}
+            for view in queues
+            if view["waiting"]
+            for row in [r for r in board.queue_callers(str(view["name"])) if r["kind"] == "caller"][
+                : desktop.WAITING_SHOWN
+            ]
+        ]
         return desktop.SupervisorDesk(
             title=config.api.wallboard_title,
             now=datetime.now(ZoneInfo(config.ivr.timezone)),
@@ -1277,6 +1354,7 @@ class ControlAPI:
             alerts={str(a["queue"]) for a in board.alerts.raised()},
             agent_alerts=set(board.agent_alerts.standing()),
             notices=self._notices_shown(teams=config.supervisors[supervisor_id].teams),
+            waiting=waiting,
             pbx_down=None if self.link.connected else self.link.reason,
             said=said,
             error=error,

@@ -33,8 +33,11 @@ the number they talk to, a button to listen, whisper or barge in on each call, o
 a paused agent ready (an automatic pause after missed calls, say), one to log an agent
 out, one to their queues (``/desktop/agent?id=``: put them in a queue or take them out)
 and one to their calls of the day (``/desktop/calls?agent=``: the recorded ones play there,
-``/desktop/recording?call=``, for the supervisors of an agent on the call), and the queues
-those agents work with today's figures.
+``/desktop/recording?call=``, for the supervisors of an agent on the call), the queues
+those agents work with today's figures, and the callers waiting in them (the first ten of
+each queue): a button raises one's priority, another opens their page
+(``/desktop/caller?id=``: put them through to a free agent of the supervisor's teams, send
+them to another queue, the queue's voicemail box or a callback, or first in line).
 
 Rendered by the daemon as the wallboard is: no script, no assets. Each button posts a form
 to ``/desktop/act``; the answer sends the browser back to ``/desktop``, where what happened
@@ -124,6 +127,8 @@ ACTIONS: Final = frozenset(
 forms may post; their other fields (reason, code, at, number, queue, to) are the body."""
 FIELDS: Final = frozenset({"reason", "code", "at", "note", "number", "queue", "to", "device"})
 SUPERVISOR_ACTIONS: Final = frozenset({"listen", "whisper", "barge", "stop", "takeover"})
+"""The supervisor actions of the control API (``POST /supervisors/{id}/<action>``) the
+supervisor's desktop posts (``agent``: whom to monitor)."""
 NOTICE_TIMES: Final = ((15, "15 minutes"), (30, "30 minutes"), (60, "an hour"),
                        (120, "2 hours"), (240, "4 hours"), (480, "the day (8 hours)"))  # fmt: skip
 """How long a supervisor's notice may stand, as the notice page offers it."""
@@ -132,8 +137,12 @@ AGENT_ACTIONS_OF_SUPERVISORS: Final = frozenset(
 )
 """What a supervisor's desktop does to an agent of their teams (``agent``; ``queue`` for
 joining and leaving one, ``reason`` for a pause)."""
-"""The supervisor actions of the control API (``POST /supervisors/{id}/<action>``) the
-supervisor's desktop posts (``agent``: whom to monitor)."""
+CALLER_ACTIONS_OF_SUPERVISORS: Final = frozenset({"priority-caller", "give-caller", "send-caller"})
+"""What a supervisor's desktop does to a caller waiting in their agents' queues
+(``caller``: the call id; ``priority``; ``agent`` to give them to; ``to`` and ``queue`` or
+``box`` to send them to)."""
+WAITING_SHOWN: Final = 10
+"""Callers shown per queue in a supervisor's "Waiting" list (the first in line)."""
 
 _STYLE: Final = """
 body{font-family:system-ui,sans-serif;background:#f4f4f6;color:#222;margin:1em auto;
@@ -367,6 +376,9 @@ class SupervisorDesk:
     """Voicemail messages of their queues still to call back, oldest first."""
     notices: Sequence[NoticeShown] = ()
     """The notices their agents see, newest first (theirs to take down)."""
+    waiting: Sequence[Mapping[str, Any]] = ()
+    """Callers on the line waiting in those queues (``Switchboard.queue_callers`` rows
+    with their ``queue``), the first WAITING_SHOWN of each queue in line order."""
     pbx_down: str | None = None
     said: str = ""
     error: str = ""
@@ -1127,6 +1139,8 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         + "".join(queue_rows)
         + "</table></section>"
     )
+    if desk.waiting:
+        parts.append(_waiting_section(desk.waiting))
     if desk.messages:
         parts.append(_supervised_messages(desk.messages, desk.now))
     parts.append(
@@ -1139,6 +1153,120 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         "</button></form></p></body></html>"
     )
     return "\n".join(parts)
+
+
+def caller_name(caller: Mapping[str, Any]) -> str:
+    """A waiting caller as a supervisor reads them: number and name, or what hides them.
+    Asterisk says ``unknown`` for a caller without a name: left out."""
+    number, name = str(caller.get("number") or ""), str(caller.get("name") or "")
+    if name.lower() == "unknown" or name == number:
+        name = ""
+    return " ".join(x for x in (number, name) if x) or "a withheld number"
+
+
+def _waiting_section(waiting: Sequence[Mapping[str, Any]]) -> str:
+    """Callers in line, with a priority raise and a page to send or give them on."""
+    rows = []
+    for caller in waiting:
+        cid = str(caller["call_id"])
+        priority = int(caller["priority"])
+        ringing = caller["state"] == "ringing"
+        state = f"ringing {', '.join(caller['agents'])}" if ringing else "waiting"
+        actions = ""
+        if not ringing:
+            actions = button(
+                "priority-caller", "Priority +1", caller=cid, priority=str(priority + 1)
+            )
+            actions += (
+                '<form method="get" action="/desktop/caller">'
+                f'<input type="hidden" name="id" value="{_e(cid)}">'
+                "<button>Send, give …</button></form>"
+            )
+        rows.append(
+            f"<tr><td>{_e(str(caller['queue']))}</td><td>{caller['position']}</td>"
+            f"<td>{_e(caller_name(caller))}</td><td>{clock(float(caller['waited']))}</td>"
+            f"<td>{priority}</td><td>{_e(state)}</td><td>{actions}</td></tr>"
+        )
+    return (
+        '<section id="waiting"><h2>Waiting</h2><table><tr><th>queue</th><th>#</th>'
+        "<th>caller</th><th>waited</th><th>priority</th><th></th><th></th></tr>"
+        + "".join(rows)
+        + "</table></section>"
+    )
+
+
+def render_caller(
+    title: str,
+    caller: Mapping[str, Any],
+    *,
+    free: Sequence[Mapping[str, Any]],
+    queues: Sequence[str],
+    box: str | None,
+    callback: bool,
+) -> str:
+    """A supervisor's page for one waiting caller (it does not reload): give them to one of
+    ``free`` (agents of the caller's queue free now), send them to another of ``queues``,
+    to the queue's voicemail ``box`` or to a callback (``callback``: the centre calls
+    back), or put them first in line."""
+    cid = str(caller["call_id"])
+    parts = _head(title)
+    parts.append(
+        f"<h1>{_e(caller_name(caller))} <small>waiting in {_e(str(caller['queue']))}, "
+        f"#{caller['position']} for {clock(float(caller['waited']))}, priority "
+        f"{caller['priority']}</small></h1>"
+    )
+    give = "".join(
+        button(
+            "give-caller",
+            f"Give to {a.get('name') or a['id']} ({a['id']})",
+            caller=cid,
+            agent=str(a["id"]),
+        )
+        for a in free
+    )
+    parts.append(
+        '<section id="give"><h2>Put through to</h2>'
+        + (give or "<p>No agent of this queue is free now.</p>")
+        + "</section>"
+    )
+    send = [button("send-caller", f"Send to {q}", caller=cid, to="queue", queue=q) for q in queues]
+    if box is not None:
+        send.append(
+            button("send-caller", f"Voicemail ({box})", caller=cid, to="voicemail", box=box)
+        )
+    if callback:
+        send.append(
+            button("send-caller", "Call them back (keeps their place)", caller=cid, to="callback")
+        )
+    parts.append(
+        '<section id="send"><h2>Send elsewhere</h2>'
+        + ("".join(send) or "<p>Nowhere else to send them.</p>")
+        + "</section>"
+    )
+    first = max(10, int(caller["priority"]) + 1)
+    parts.append(
+        "<section>"
+        + button(
+            "priority-caller", f"First in line (priority {first})", caller=cid, priority=str(first)
+        )
+        + '<p><a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
+
+
+def caller_said(action: str, answer: Mapping[str, Any], who: str) -> str:
+    """What the supervisor's desktop says once a waiting caller was dealt with."""
+    if action == "priority-caller":
+        return (
+            f"{who} has priority {answer['priority']}: #{answer['position']} in "
+            f"{answer['queue']} now"
+        )
+    if action == "give-caller":
+        return f"Agent {answer['agent']}'s phone rings for {who}"
+    where = {"callback": "a callback: they keep their place"}.get(
+        str(answer["to"]), f"{answer['to']} {answer.get('where') or ''}".strip()
+    )
+    return f"{who} leaves {answer['queue']} for {where}"
 
 
 def render_notice(title: str, name: str, teams: Sequence[str]) -> str:
