@@ -25,7 +25,7 @@ from callcenter.config import (
     load_config_text,
     read_settings,
 )
-from callcenter.config.models import BranchNode
+from callcenter.config.models import BranchNode, QueueFiguresNode
 from callcenter.daemon import freeswitch_settings
 from callcenter.errors import ConfigError, ConfigIssue
 
@@ -112,7 +112,9 @@ def test_example_file_loads_with_the_secret_from_the_environment() -> None:
     assert welcome.prompt == "welcome-menu"
     busy, support = (main.nodes[welcome.choices[k]] for k in ("1", "2"))
     assert isinstance(busy, BranchNode) and busy.cases[0].queue == "sales", "a long line"
-    sales = main.nodes[busy.default]
+    figures = main.nodes[busy.default]
+    assert isinstance(figures, QueueFiguresNode) and figures.queue == "sales", "callers ahead"
+    sales = main.nodes[main.nodes[figures.next].next]  # type: ignore[union-attr]
     assert isinstance(sales, QueueNode) and sales.queue == "sales"
     assert isinstance(support, QueueNode) and support.queue == "support"
     assert config.queues["sales"].agents == ["1001", "1002"]
@@ -614,8 +616,8 @@ def test_describe_fields_documents_every_field() -> None:
     assert "flows.<name>.nodes.<name>.<menu>.default" in text
     assert (
         "flows.<name>.nodes  (mapping of node, kind: play | menu | collect | branch | schedule"
-        " | language | set | lookup | queue | transfer | voicemail | callback | subflow | goto"
-        " | return | hangup)"
+        " | language | set | lookup | queue_figures | queue | transfer | voicemail | callback"
+        " | subflow | goto | return | hangup)"
     ) in text
     assert "Seconds an agent rings before the next agent is tried." in text
     assert textwrap.dedent(text) == text

@@ -54,6 +54,7 @@ def test_the_example_config_with_every_node_kind_passes(tmp_path: Path) -> None:
     kinds = {node.kind for f in config.flows.values() for node in f.nodes.values()}
     assert kinds >= {"menu", "collect", "branch", "schedule", "lookup", "voicemail"}
     assert kinds >= {"language", "set", "queue", "transfer", "callback", "subflow", "goto"}
+    assert "queue_figures" in kinds
 
 
 def test_a_loop_that_waits_for_nobody_is_refused_at_its_first_node(tmp_path: Path) -> None:
@@ -200,6 +201,35 @@ def test_variables_must_be_set_somewhere_and_builtins_are_read_only(tmp_path: Pa
     assert "is set from the call itself" in messages["flows.ivr.nodes.s.variables.caller_num"]
     assert "did you mean account?" in messages["flows.ivr.nodes.s.variables.team"]
     assert 'variable "prio" is never set' in messages["flows.ivr.nodes.q.priority_from"]
+
+
+def test_queue_figures_set_the_variables_a_play_node_says_and_name_a_real_queue(
+    tmp_path: Path,
+) -> None:
+    issues, text = issues_of(
+        tmp_path,
+        flow(
+            "f",
+            f={"kind": "queue_figures", "queue": "sales", "into": "line", "next": "say"},
+            say={
+                "kind": "play",
+                "prompts": [
+                    {"say": "number", "value": "${line_waiting}"},
+                    {"say": "number", "value": "${line_wait_minutes}"},
+                    {"say": "number", "value": "${line_callers}"},
+                ],
+                "next": "g",
+            },
+            g={"kind": "queue_figures", "queue": "sailes", "next": "q"},
+            q={"kind": "queue", "queue": "sales"},
+        ),
+    )
+    messages = {i.field: i.message for i in issues}
+    assert set(messages) == {"flows.ivr.nodes.say.prompts[2]", "flows.ivr.nodes.g.queue"}
+    assert 'variable "line_callers" is never set' in messages["flows.ivr.nodes.say.prompts[2]"]
+    assert "did you mean sales?" in messages["flows.ivr.nodes.g.queue"]
+    line = next(i.line for i in issues if i.field == "flows.ivr.nodes.g.queue")
+    assert line == line_of(text, "queue: sailes")
 
 
 def test_missing_prompt_files_are_found_for_every_language_a_call_can_be_in(

@@ -444,6 +444,45 @@ async def test_a_busy_queue_sends_callers_down_another_branch_before_they_join(
     assert why is None or why in decided
 
 
+FIGURES_FLOW = {
+    "w": {
+        "start": "look",
+        "nodes": {
+            "look": {"kind": "queue_figures", "queue": "sales", "into": "sales", "next": "say"},
+            "say": {
+                "kind": "play",
+                "prompts": ["callers-ahead", {"say": "number", "value": "${sales_waiting}"}],
+                "next": "now",
+            },
+            "now": {"kind": "queue", "queue": "sales"},
+        },
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("look", "figures"),
+    [
+        (QueueLook(waiting=3, free=0, staffed=2, expected_wait=150.0), ("3", "0", "2", "3", "1")),
+        (QueueLook(waiting=0, free=2, staffed=2, expected_wait=0.0), ("0", "2", "2", "0", "1")),
+        (QueueLook(waiting=4, staffed=0, closed=True), ("4", "0", "0", "", "0")),
+    ],
+)
+async def test_queue_figures_become_variables_the_caller_is_told(
+    look: QueueLook, figures: tuple[str, ...]
+) -> None:
+    """app_queue's QUEUE_WAITING_COUNT: "there are 3 callers ahead of you"."""
+    call = FakeCall()
+    outcome, events = await walk(
+        config_with(FIGURES_FLOW), "w", call, queue_look=lambda queue: look
+    )
+    set_now = {e.name: e.value for e in events if isinstance(e, VariableSet)}
+    names = ("waiting", "free", "staffed", "wait_minutes", "open")
+    assert set_now == {f"sales_{n}": v for n, v in zip(names, figures, strict=True)}
+    assert call.said == [("number", figures[0])]
+    assert isinstance(outcome, ToQueue)
+
+
 SCHEDULE_FLOW = {
     "s": {
         "start": "hours",

@@ -242,6 +242,35 @@ async def test_collect_ends_the_input_when_the_inter_digit_timeout_passes(
     assert json.loads(row["ivr_variables"]) == {"code": "42"}
 
 
+async def test_a_caller_is_told_how_many_callers_are_ahead_before_joining(
+    tmp_path: Path,
+) -> None:
+    """A queue_figures node, then a play node saying ``${sales_waiting}``: the first caller
+    hears "0 ahead", the second "1 ahead" (the first still waits: nobody staffs sales)."""
+    nodes = {
+        "look": {"kind": "queue_figures", "queue": "sales", "into": "sales", "next": "say"},
+        "say": {
+            "kind": "play",
+            "prompts": ["callers-ahead", {"say": "number", "value": "${sales_waiting}"}],
+            "next": "wait",
+        },
+        "wait": {"kind": "queue", "queue": "sales"},
+    }
+    async with ivr_center(tmp_path, one_flow("look", nodes)) as center:
+        center.daemon.router.logout("1001", via="test")
+        first = await center.pbx.call("800", caller_num="5550001")
+        await first.wait_moh(timeout=5)
+        second = await center.pbx.call("800", caller_num="5550002")
+        await second.wait_moh(timeout=5)
+        for caller in (first, second):
+            await caller.hangup()
+        await center.idle()
+        rows = [await center.cdr(c.uniqueid) for c in (first, second)]
+    assert first.heard[:2] == ["callers-ahead", "digits/0"]
+    assert second.heard[:2] == ["callers-ahead", "digits/1"]
+    assert json.loads(rows[1]["ivr_variables"])["sales_waiting"] == "1"
+
+
 async def test_play_says_numbers_dates_and_times(tmp_path: Path) -> None:
     nodes = {
         "say": {

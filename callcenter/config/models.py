@@ -95,6 +95,7 @@ __all__ = [
     "Prompt",
     "QueueConfig",
     "QueueExit",
+    "QueueFiguresNode",
     "QueueNode",
     "RecordsConfig",
     "ReturnNode",
@@ -1502,6 +1503,28 @@ class LookupNode(_Model):
     )
 
 
+class QueueFiguresNode(_Model):
+    """Read a queue's figures into call variables, to say them to the caller or pass them
+    on (app_queue's QUEUE_WAITING_COUNT and QUEUE_MEMBER)."""
+
+    kind: Literal["queue_figures"] = Field(
+        description="A queue's figures now into variables: `<into>_waiting`, `_free`, "
+        "`_staffed`, `_wait_minutes`, `_open`."
+    )
+    queue: _Ref = Field(description="Name of the queue (under `queues`).")
+    into: Annotated[VarName, Field(max_length=48)] = Field(
+        default="queue",
+        description="Prefix of the variables set: `<into>_waiting` (callers waiting in it), "
+        "`<into>_free` (agents free for a new caller now), `<into>_staffed` (members logged "
+        "in, not paused), `<into>_wait_minutes` (the estimated wait of a caller joining now, "
+        "in whole minutes rounded up as announce_holdtime says it, 0 when an agent is free for "
+        'them; "" when nothing to go on) and `<into>_open` ("1", or "0" while its opening '
+        "hours say closed).",
+        examples=["sales"],
+    )
+    next: _Ref = Field(description="Node run next.")
+
+
 class QueueNode(_Model):
     """Put the caller in a queue to wait for an agent."""
 
@@ -1655,6 +1678,7 @@ Node = Annotated[
     | LanguageNode
     | SetNode
     | LookupNode
+    | QueueFiguresNode
     | QueueNode
     | TransferNode
     | VoicemailNode
@@ -3316,6 +3340,7 @@ _EDGE_FIELDS: dict[str, tuple[str, ...]] = {
     "language": ("next",),
     "set": ("next",),
     "lookup": ("next", "fallback"),
+    "queue_figures": ("next",),
     "transfer": ("fallback",),
     "voicemail": ("next", "fallback"),
     "callback": ("next", "default"),
@@ -3426,7 +3451,7 @@ def _node_reference_problems(
     kind = node.get("kind")
     queue = node.get("queue")
     if (
-        kind in ("queue", "callback")
+        kind in ("queue", "callback", "queue_figures")
         and isinstance(queue, str)
         and queues is not None
         and queue not in {str(k) for k in queues}

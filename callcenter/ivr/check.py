@@ -49,6 +49,7 @@ from callcenter.config.models import (
     MenuNode,
     Node,
     PlayNode,
+    QueueFiguresNode,
     QueueNode,
     ReturnNode,
     SetNode,
@@ -58,7 +59,13 @@ from callcenter.config.models import (
     did_you_mean,
     node_edges,
 )
-from callcenter.ivr.values import BUILTIN_VARIABLES, has_variables, matches_any, names_in
+from callcenter.ivr.values import (
+    BUILTIN_VARIABLES,
+    QUEUE_FIGURES,
+    has_variables,
+    matches_any,
+    names_in,
+)
 
 Path_ = tuple[object, ...]
 GraphProblem = tuple[Path_, str]
@@ -476,6 +483,8 @@ def _assignments(node: Node) -> list[tuple[Path_, str]]:
         return [(("variable",), node.variable)]
     if isinstance(node, LookupNode):
         return [(("fields", name), name) for name in node.fields]
+    if isinstance(node, QueueFiguresNode):
+        return [(("into",), f"{node.into}_{name}") for name in QUEUE_FIGURES]
     return []
 
 

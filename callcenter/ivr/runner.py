@@ -21,6 +21,7 @@ What a caller can count on:
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from callcenter.config.models import (
     MenuNode,
     Node,
     PlayNode,
+    QueueFiguresNode,
     QueueNode,
     ReturnNode,
     ScheduleNode,
@@ -70,7 +72,7 @@ from callcenter.ivr.trace import (
     VariableSet,
     VoicemailRecorded,
 )
-from callcenter.ivr.values import matches_any, render, render_url
+from callcenter.ivr.values import QUEUE_FIGURES, matches_any, render, render_url
 from callcenter.pbx.interface import Call
 
 log = structlog.get_logger(__name__)
@@ -288,6 +290,8 @@ class FlowRunner:
             return _Go(node.next)
         if isinstance(node, LookupNode):
             return await self._lookup(node)
+        if isinstance(node, QueueFiguresNode):
+            return self._queue_figures(node)
         if isinstance(node, QueueNode):
             return self._queue(node)
         if isinstance(node, TransferNode):
@@ -594,6 +598,20 @@ class FlowRunner:
         return _Go(node.closed)
 
     # ------------------------------------------------------------------ data dip
+
+    def _queue_figures(self, node: QueueFiguresNode) -> _Step:
+        look = self.queue_look(node.queue)
+        wait = look.expected_wait
+        figures = (
+            str(look.waiting),
+            str(look.free),
+            str(look.staffed),
+            "" if wait is None else str(math.ceil(wait / 60)),
+            "0" if look.closed else "1",
+        )
+        for name, value in zip(QUEUE_FIGURES, figures, strict=True):
+            self._set(f"{node.into}_{name}", value)
+        return _Go(node.next)
 
     async def _lookup(self, node: LookupNode) -> _Step:
         values = self.variables
