@@ -1874,7 +1874,10 @@ def cmd_summary(
         rows: list[dict[str, Any]]
         if which == "queues":
             levels = {name: q.service_level for name, q in config.queues.items()}
-            queues = figures.read_queue_figures(store, periods, levels, fcr_days=fcr_days)
+            short = {name: q.short_abandon for name, q in config.queues.items()}
+            queues = figures.read_queue_figures(
+                store, periods, levels, fcr_days=fcr_days, short_abandons=short
+            )
             rows = [f.as_dict() for f in queues]
             needed = None
             if staffing is not None:

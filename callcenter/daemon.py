@@ -345,9 +345,9 @@ class Daemon:
         self.link = PBXLink(self.pbx.name)
         self._stop_requested = asyncio.Event()
         self.drain = Drain(self.switchboard, self.campaigns, self.bus, self._stop_requested.set)
-        self.metrics = Metrics(self._service_level)
+        self.metrics = Metrics(self._service_level, self._short_abandon)
         self.metrics.subscribe(self.bus)
-        self.today = Today(self._service_level, config.ivr.timezone)
+        self.today = Today(self._service_level, config.ivr.timezone, self._short_abandon)
         """The day's figures per queue and agent (MQTT's "today", ``GET /wallboard``)."""
         self.today.subscribe(self.bus)
         self.notices = NoticeBoard(self.bus)
@@ -444,6 +444,10 @@ class Daemon:
     def _service_level(self, queue: str) -> float:
         qcfg = self.config.queues.get(queue)
         return qcfg.service_level if qcfg is not None else 0.0
+
+    def _short_abandon(self, queue: str) -> float:
+        qcfg = self.config.queues.get(queue)
+        return qcfg.short_abandon if qcfg is not None else 0.0
 
     def _rescue(self, database: Path) -> RecordRescue | None:
         if str(database) == IN_MEMORY:
@@ -615,8 +619,14 @@ class Daemon:
             if not config.records.queue_log:
                 raise EngineError("queue figures read the queue_log: records.queue_log is off")
             levels = {name: q.service_level for name, q in config.queues.items()}
+            short = {name: q.short_abandon for name, q in config.queues.items()}
             read = functools.partial(
-                summary.read_queue_figures, self.store, periods, levels, fcr_days=fcr_days
+                summary.read_queue_figures,
+                self.store,
+                periods,
+                levels,
+                fcr_days=fcr_days,
+                short_abandons=short,
             )
             return [f.as_dict() for f in await self.recorder.writer.run(read)]
         names = {aid: a.name for aid, a in config.agents.items() if a.name}

@@ -1655,3 +1655,35 @@ async def test_a_supervisor_sends_a_waiting_caller_to_voicemail_and_they_leave_a
     (left,) = s.of(VoicemailLeft)
     assert Path(left.path).parent == tmp_path / "vm" / "acd"
     assert row["voicemail"] == left.path
+
+
+async def test_a_caller_who_hangs_up_at_once_is_a_short_abandon_in_every_figure(
+    tmp_path: Path,
+) -> None:
+    """``short_abandon``: the first caller hangs up as the music starts (a wrong number),
+    the second after a second of waiting. The day's figures, Prometheus and the report
+    from the records all count one abandon and one short abandon."""
+    async with scene(tmp_path, setup({"agents": ["1001"], "short_abandon": 0.6})) as s:
+        wrong = await s.call("5550001")
+        await wrong.wait_moh(timeout=5)
+        await wrong.hangup()
+        tired = await s.call("5550002")
+        await tired.wait_moh(timeout=5)
+        await asyncio.sleep(1.0)
+        await tired.hangup()
+        await s.settle()
+        _, status = await s.center.api("GET", "/status")
+        async with asyncio.timeout(5):  # the queue_log lines gather before a write
+            while True:
+                _, figures = await s.center.api("GET", "/figures/queues?by=total")
+                rows = [r for r in figures["rows"] if r["queue"] == "acd"]
+                if rows and rows[0]["abandoned"] + rows[0]["short_abandoned"] == 2:
+                    break
+                await asyncio.sleep(0.05)
+        metrics = samples(s.center.daemon.api.render_metrics())
+    (acd,) = [q for q in status["queues"] if q["name"] == "acd"]
+    assert (acd["today"]["abandoned"], acd["today"]["short_abandoned"]) == (1, 1)
+    assert (rows[0]["abandoned"], rows[0]["short_abandoned"]) == (1, 1)
+    q = (("queue", "acd"),)
+    assert metrics["callcenter_queue_short_abandoned_total", q] == 1
+    assert metrics["callcenter_queue_abandoned_total", q] == 1

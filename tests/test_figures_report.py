@@ -27,6 +27,7 @@ from callcenter.records.summary import (
     Stretch,
     SurveyTaken,
     agent_summary,
+    agents_needed,
     format_agent_table,
     format_queue_table,
     parse_when,
@@ -140,6 +141,29 @@ def test_campaign_leads_put_through_a_queue_are_not_its_inbound_callers() -> Non
     [alice] = [a for a in agent_summary(leads, [], [], whole_day(), now=DAY + timedelta(days=1))]
     assert (alice.calls, alice.talk) == (1, 60), "the agent's work counts"
     assert "2 campaign lead(s) put through these queues" in format_queue_table([support], "total")
+
+
+def test_a_caller_who_hangs_up_within_short_abandon_is_neither_abandoned_nor_counted() -> None:
+    """A wrong number hangs up after 3 s: with ``short_abandon: 5`` the morning's service
+    level and abandon rate are of the 5 callers who meant to call, as before it."""
+    wrong = [
+        line("10:30:00", "c8", "ENTERQUEUE", "", "5550008", "1"),
+        line("10:30:03", "c8", "ABANDON", "1", "1", "3"),
+    ]
+    [counted] = queue_summary([*MORNING, *wrong], whole_day(), {"support": 20.0})
+    [short] = queue_summary(
+        [*MORNING, *wrong], whole_day(), {"support": 20.0}, short_abandons={"support": 5.0}
+    )
+    [alone] = queue_summary(MORNING, whole_day(), {"support": 20.0})
+    assert (counted.offered, counted.abandoned, counted.short_abandoned) == (6, 2, 0)
+    assert (short.offered, short.abandoned, short.short_abandoned) == (6, 1, 1)
+    figures = short.as_dict()
+    assert figures["short_abandoned"] == 1
+    for key in ("service_level_percent", "abandon_percent", "mean_abandon_wait_seconds"):
+        assert figures[key] == alone.as_dict()[key], key
+    assert counted.as_dict()["service_level_percent"] == round(100 * 2 / 6, 1)
+    assert "1 short abandon(s)" in format_queue_table([short], "total")
+    assert agents_needed(short, 0.8) == agents_needed(alone, 0.8), "no load"
 
 
 def test_the_service_level_is_each_queue_s_own() -> None:

@@ -27,6 +27,7 @@ from callcenter.events import (
     TalkEnded,
 )
 from callcenter.live.metrics import Metrics
+from callcenter.live.today import Today
 from callcenter.testing import running_center
 
 T0 = datetime(2024, 5, 6, 9, 0, 0, tzinfo=UTC)
@@ -90,6 +91,32 @@ SNAPSHOT = {
         {"name": 'odd"name\\', "waiting": 0, "longest_wait": 0, "available": 0, "staffed": 0},
     ],
 }
+
+
+def test_a_wrong_number_that_hangs_up_at_once_is_a_short_abandon_on_the_board_too() -> None:
+    """``short_abandon: 5``: the caller who gave up after 2 s is counted apart, in
+    Prometheus and in the day's figures (wallboard, MQTT), and the service level of those
+    whose wait is over leaves them out; the one after 12 s is an abandon."""
+    short = {"support": 5.0}.get
+    metrics = Metrics(lambda queue: 20.0, lambda queue: short(queue, 0.0))
+    today = Today(lambda queue: 20.0, "UTC", lambda queue: short(queue, 0.0))
+    events = [
+        *a_call("a", 4.0, answered=True),
+        *a_call("b", 2.0, answered=False),
+        *a_call("c", 12.0, answered=False),
+    ]
+    for event in events:
+        metrics.on_event(event)
+        today.on_event(event)
+    got = samples(
+        metrics.render(SNAPSHOT, calls_active=0, monitoring=0, pbx_connected=True, records={})
+    )
+    q = (("queue", "support"),)
+    day = today.queue("support")
+    assert got[("callcenter_queue_abandoned_total", q)] == 1
+    assert got[("callcenter_queue_short_abandoned_total", q)] == 1
+    assert (day.offered, day.abandoned, day.short_abandoned) == (3, 1, 1)
+    assert day.service_level_offered_percent == 50.0, "1 in time of the 2 who meant to call"
 
 
 def test_counts_answered_callers_the_service_level_abandons_and_wait_buckets() -> None:

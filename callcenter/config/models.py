@@ -2155,6 +2155,15 @@ class QueueConfig(_Model):
             "the skills at once."
         ),
     )
+    short_abandon: _SecondsOrZero = Field(
+        default=0,
+        description="Callers who hang up within this many seconds of joining (a wrong "
+        "number, a mind changed at the greeting) are short abandons: counted apart "
+        "(`short_abandoned`), neither as abandoned nor among the callers the service level "
+        "and the abandon rate are of (`report --queues`, the wallboard, MQTT, /metrics' "
+        "callcenter_queue_short_abandoned_total). 0: every hang-up in the queue is an abandon.",
+        examples=[5],
+    )
     escalate_unstaffed: bool = Field(
         default=False,
         description="A caller moves on to the next escalation step at once, not at its "

@@ -11,7 +11,9 @@ Counters (``_total``) and histograms, by queue where there is one:
 * ``callcenter_queue_joined_total`` (of whom ``..._resumed_total`` took back the place
   they had abandoned), ``..._answered_total``,
   ``..._answered_in_service_level_total`` (within the queue's ``service_level`` seconds),
-  ``..._abandoned_total``, ``callcenter_queue_exited_total{queue,reason}`` (inbound
+  ``..._abandoned_total``, ``..._short_abandoned_total`` (within the queue's
+  ``short_abandon`` seconds, not in ``..._abandoned_total``),
+  ``callcenter_queue_exited_total{queue,reason}`` (inbound
   callers: campaign leads put through a queue count in the ``callcenter_campaign_*``
   counters instead, and the people agents dial in ``callcenter_agent_dials_total{agent,
   outcome}``);
@@ -30,7 +32,8 @@ Gauges: ``callcenter_calls_active``, ``callcenter_queue_waiting``,
 Service level as a ratio over a window, in PromQL::
 
     increase(callcenter_queue_answered_in_service_level_total[1h])
-      / increase(callcenter_queue_joined_total[1h])
+      / (increase(callcenter_queue_joined_total[1h])
+         - increase(callcenter_queue_short_abandoned_total[1h]))
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from callcenter.events import (
     SurveyEnded,
     TalkEnded,
 )
+from callcenter.live.today import is_short_abandon
 
 WAIT_BUCKETS: Final = (5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 TALK_BUCKETS: Final = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
@@ -146,8 +150,13 @@ class Metrics:
     gauges of the moment. ``service_level(queue)`` gives a queue's service level in
     seconds (the config's, as it is now)."""
 
-    def __init__(self, service_level: Callable[[str], float]) -> None:
+    def __init__(
+        self,
+        service_level: Callable[[str], float],
+        short_abandon: Callable[[str], float] | None = None,
+    ) -> None:
         self._service_level = service_level
+        self._short_abandon = short_abandon
         self._counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
         self._histograms: dict[str, dict[Labels, Histogram]] = defaultdict(dict)
         self._queue_of: dict[str, str] = {}
@@ -242,6 +251,9 @@ class Metrics:
         if e.call_id in self._leads:
             return
         q = (("queue", e.queue),)
+        if is_short_abandon(self._short_abandon, e):
+            self._count("callcenter_queue_short_abandoned_total", q)
+            return
         self._count("callcenter_queue_abandoned_total", q)
         self._observe("callcenter_queue_abandon_wait_seconds", q, WAIT_BUCKETS, e.wait_seconds)
 
@@ -510,7 +522,14 @@ _COUNTERS: Final = (
         "callcenter_queue_answered_in_service_level_total",
         "Queue callers answered within the queue's service_level seconds.",
     ),
-    ("callcenter_queue_abandoned_total", "Queue callers who hung up waiting."),
+    (
+        "callcenter_queue_abandoned_total",
+        "Queue callers who hung up waiting (after the queue's short_abandon seconds).",
+    ),
+    (
+        "callcenter_queue_short_abandoned_total",
+        "Queue callers who hung up within the queue's short_abandon seconds.",
+    ),
     ("callcenter_queue_exited_total", "Queue callers a queue rule took out, by reason."),
     ("callcenter_agent_ring_failed_total", "Agents rung who did not take the call."),
     ("callcenter_transfers_total", "Calls transferred by an agent."),

@@ -41,6 +41,8 @@ class QueueDay:
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
+    short_abandoned: int = 0
+    """Hung up within the queue's ``short_abandon`` seconds: not counted in ``abandoned``."""
     exited: int = 0
     in_service_level: int = 0
     wait_total: float = 0.0
@@ -57,7 +59,7 @@ class QueueDay:
     def service_level_offered_percent(self) -> float | None:
         """Answered within the queue's service level, of the callers whose wait is over
         (answered, abandoned or taken out by a queue rule), as ``report --queues`` counts
-        it: those who gave up count against it (None: none yet)."""
+        it: those who gave up count against it, short abandons do not (None: none yet)."""
         over = self.answered + self.abandoned + self.exited
         return round(100.0 * self.in_service_level / over, 1) if over else None
 
@@ -69,6 +71,7 @@ class QueueDay:
             "offered": self.offered,
             "answered": self.answered,
             "abandoned": self.abandoned,
+            "short_abandoned": self.short_abandoned,
             "exited": self.exited,
             "answered_in_service_level": self.in_service_level,
             "service_level_percent": self.service_level_percent,
@@ -103,6 +106,14 @@ class AgentDay:
         }
 
 
+def is_short_abandon(short_abandon: Callable[[str], float] | None, e: QueueAbandoned) -> bool:
+    """Did the caller of ``e`` hang up within their queue's ``short_abandon`` seconds?"""
+    if short_abandon is None:
+        return False
+    limit = short_abandon(e.queue)
+    return limit > 0 and e.wait_seconds <= limit
+
+
 def _mean_score(total: int, scored: int) -> float | None:
     return round(total / scored, 2) if scored else None
 
@@ -110,8 +121,15 @@ def _mean_score(total: int, scored: int) -> float | None:
 class Today:
     """The day's counters; subscribe :meth:`on_event` to the bus (with :meth:`kinds`)."""
 
-    def __init__(self, service_level: Callable[[str], float], timezone: str = "UTC") -> None:
+    def __init__(
+        self,
+        service_level: Callable[[str], float],
+        timezone: str = "UTC",
+        short_abandon: Callable[[str], float] | None = None,
+    ) -> None:
         self._service_level = service_level
+        self._short_abandon = short_abandon
+        """A queue's ``short_abandon`` seconds (None: no queue has any)."""
         self._zone = ZoneInfo(timezone)
         self.day = self._date()
         """The day the counters are of."""
@@ -207,7 +225,10 @@ class Today:
 
     def _on_abandoned(self, e: QueueAbandoned) -> None:
         if e.call_id not in self._leads:
-            self._count(e.queue).abandoned += 1
+            if is_short_abandon(self._short_abandon, e):
+                self._count(e.queue).short_abandoned += 1
+            else:
+                self._count(e.queue).abandoned += 1
 
     def _on_exited(self, e: QueueExited) -> None:
         if e.call_id not in self._leads:

@@ -13,15 +13,18 @@ of the report's time zone (:class:`Periods`: by hour, by day, or one total):
   visit with none of them was cut by a restart of the daemon. ``FULL`` and ``JOINEMPTY``
   callers never joined: *turned away*, not offered.
   Service level = visits answered within the queue's ``service_level`` seconds / visits
-  offered (abandoned callers count against it, as in app_queue's "service level performance
-  (all calls)"); ASA = mean wait of the answered; AHT = mean talk (transfer legs excluded:
-  the talk of the queue's agent); FCR (first-call resolution) = answered callers whose
-  number did not join a queue again on another call within ``fcr_days`` / answered callers
-  whose number is known. A campaign's lead put through the queue (``ENTERQUEUE`` url
-  ``campaign:<id>``) is no inbound caller: it counts as a campaign call, not as offered,
-  and none of its outcomes count (``report --campaign`` has the campaign's own figures);
-  the agents' figures count its talk as any other. A person an agent dialled out to
-  (``ENTERQUEUE`` url ``agent:<id>``) counts the same way, as an agent call.
+  offered (abandoned callers count against it, as in app_queue's "service level
+  performance (all calls)"), short abandons left out of both (an ``ABANDON`` within the
+  queue's ``short_abandon`` seconds: a wrong number, not a caller the centre failed); the
+  abandon rate is over the same callers; ASA = mean wait of the answered; AHT = mean talk
+  (transfer legs excluded: the talk of the queue's agent); FCR (first-call resolution) =
+  answered callers whose number did not join a queue again on another call within
+  ``fcr_days`` / answered callers whose number is known. A campaign's lead put through the
+  queue (``ENTERQUEUE`` url ``campaign:<id>``) is no inbound caller: it counts as a
+  campaign call, not as offered, and none of its outcomes count (``report --campaign`` has
+  the campaign's own figures); the agents' figures count its talk as any other. A person
+  an agent dialled out to (``ENTERQUEUE`` url ``agent:<id>``) counts the same way, as an
+  agent call.
 * :func:`agent_summary` counts each agent's ``CONNECT`` (calls; ``dialled``: those of
   them the agent dialled out, ``ENTERQUEUE`` url ``agent:<id>``), ``RINGNOANSWER`` (offers
   missed), talk (``COMPLETECALLER`` / ``COMPLETEAGENT`` / ``BLINDTRANSFER`` /
@@ -195,6 +198,9 @@ class QueueFigures:
     answered: int = 0
     answered_in_time: int = 0
     abandoned: int = 0
+    short_abandoned: int = 0
+    """Hung up within the queue's ``short_abandon`` seconds: offered, but neither
+    abandoned nor among the callers the service level and abandon rate are of."""
     exited: int = 0
     turned_away: int = 0
     wait_answered: float = 0.0
@@ -222,12 +228,17 @@ class QueueFigures:
         return _percent(known - self.called_again, known)
 
     @property
+    def counted(self) -> int:
+        """The callers offered that the service level and abandon rate are of."""
+        return self.offered - self.short_abandoned
+
+    @property
     def service_level_percent(self) -> float | None:
-        return _percent(self.answered_in_time, self.offered)
+        return _percent(self.answered_in_time, self.counted)
 
     @property
     def abandon_percent(self) -> float | None:
-        return _percent(self.abandoned, self.offered)
+        return _percent(self.abandoned, self.counted)
 
     @property
     def asa_seconds(self) -> float | None:
@@ -263,6 +274,8 @@ class QueueFigures:
             "agent_calls": self.agent_calls,
             "resumed": self.resumed,
             **self.survey.as_dict(),
+            # Last: CSV readers of the columns before it keep their places.
+            "short_abandoned": self.short_abandoned,
         }
 
 
@@ -403,12 +416,14 @@ def queue_summary(
     default_service_level: float = 20.0,
     fcr_days: int = FCR_DAYS,
     surveys: Iterable[SurveyTaken] = (),
+    short_abandons: Mapping[str, float] | None = None,
 ) -> list[QueueFigures]:
     """Each queue's figures in each period, by period then queue (periods without a line
     are left out). ``entries`` in the order they were written; lines before
     ``periods.since`` are ignored, and lines after ``periods.until`` only give the
     outcome of visits that started inside and, up to ``fcr_days`` later, whether their
-    callers called again. ``surveys`` count in the period they ended in."""
+    callers called again. ``surveys`` count in the period they ended in.
+    ``short_abandons``: per queue, the seconds within which a hang-up is a short abandon."""
     figures: dict[tuple[str, str], QueueFigures] = {}
     visits: dict[tuple[str, str], _Visit] = {}
     answered: list[tuple[_Visit, datetime, str]] = []
@@ -469,6 +484,11 @@ def queue_summary(
                 counted.answered_in_time += 1
         elif verb == "ABANDON" and not visit.answered:
             wait = _number(data, 2)
+            short = (short_abandons or {}).get(queue, 0.0)
+            if short > 0 and wait <= short:
+                counted.short_abandoned += 1
+                del visits[key]
+                continue
             counted.abandoned += 1
             counted.wait_abandoned += wait
             counted.max_wait = max(counted.max_wait, wait)
@@ -608,12 +628,20 @@ def read_queue_figures(
     service_levels: Mapping[str, float],
     *,
     fcr_days: int = FCR_DAYS,
+    short_abandons: Mapping[str, float] | None = None,
 ) -> list[QueueFigures]:
     """:func:`queue_summary` of what ``store`` holds (blocking: a thread's job)."""
     later = max(OUTCOME_GRACE, timedelta(days=fcr_days))
     entries = store.fetch_queue_log_between(periods.since, periods.until + later)
     surveys = _surveys(store, periods)
-    return queue_summary(entries, periods, service_levels, fcr_days=fcr_days, surveys=surveys)
+    return queue_summary(
+        entries,
+        periods,
+        service_levels,
+        fcr_days=fcr_days,
+        surveys=surveys,
+        short_abandons=short_abandons,
+    )
 
 
 def _surveys(store: FiguresStore, periods: Periods) -> list[SurveyTaken]:
@@ -717,8 +745,9 @@ def agents_needed(
     before hanging up, Erlang A): the agents an hour's callers of ``f`` needed for
     ``target`` (a share) of them to be answered within the queue's service level, their
     mean talk plus ``wrapup`` (the queue's after-call seconds) as the handle time. None
-    when no call was answered to measure the handle time by (0 when none was offered)."""
-    if f.offered == 0:
+    when no call was answered to measure the handle time by (0 when none was offered).
+    Short abandons are no load: they are left out."""
+    if f.counted == 0:
         return 0
     talk = f.aht_seconds
     if talk is None:
@@ -726,7 +755,7 @@ def agents_needed(
     handle = max(1.0, talk + wrapup)
     try:
         needed = staffing.agents_needed(
-            f.offered, handle, f.service_level_seconds, target, patience=patience
+            f.counted, handle, f.service_level_seconds, target, patience=patience
         )
     except ValueError:
         return None  # callers so patient beside so few agents: no figure to give
@@ -802,6 +831,12 @@ def format_queue_table(
     turned = sum(f.turned_away for f in figures)
     if turned:
         text += f"\n{turned} caller(s) turned away on arrival (queue full or no agents)"
+    short = sum(f.short_abandoned for f in figures)
+    if short:
+        text += (
+            f"\n{short} short abandon(s): hung up within the queue's short_abandon seconds, "
+            "not counted as abandoned nor in SL % and aband %"
+        )
     resumed = sum(f.resumed for f in figures)
     if resumed:
         text += f"\n{resumed} caller(s) took back the place they had abandoned (resume_abandoned)"
