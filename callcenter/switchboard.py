@@ -407,6 +407,27 @@ class _KeptPlace:
     """Set when the place is an agent's own outbound call (``entry.dialled_by``)."""
 
 
+_NOT_IN_CALLER_NAME: Final = re.compile(r"[^A-Za-z0-9 .@+*#_-]+")
+
+
+def agent_caller_name(template: str, active: ActiveCall, queue: str) -> str | None:
+    """The caller's name for the agents' phones (``queues.<q>.agent_caller_name``): the
+    template filled, what a phone cannot show made spaces, at most 40 characters; None when
+    nothing is left."""
+    info = active.call.info
+    # Asterisk says "unknown" for a caller without a name.
+    name = "" if info.caller_name.lower() in ("unknown", "<unknown>") else info.caller_name
+    variables = {
+        **active.variables,
+        "caller_num": info.caller_num,
+        "caller_name": name,
+        "queue": queue,
+        "call_id": info.call_id,
+    }
+    text = " ".join(_NOT_IN_CALLER_NAME.sub(" ", render(template, variables)).split())
+    return text[:40].rstrip() or None
+
+
 def _queue_zone(qcfg: QueueConfig, config: CallCenterConfig) -> str:
     """The time zone of a queue's day: its opening hours', else the centre's."""
     hours = qcfg.opening
@@ -3454,6 +3475,9 @@ class Switchboard:
             if unset or not _ANNOUNCE_FILE.fullmatch(announce) or {"", ".."} & set(parts):
                 log.info("agent_announce_skipped", call_id=info.call_id, template=wanted)
                 announce = None
+        shown = None
+        if qcfg.agent_caller_name is not None and not entry.dialled_by:
+            shown = agent_caller_name(qcfg.agent_caller_name, active, queue_name)
         if entry.dialled_by:
             announce = None  # the agent dialled this number and waits for it
         elif announce is None and any(agent.on_line for agent in agents):
@@ -3547,6 +3571,7 @@ class Switchboard:
                     hold_music=qcfg.hold_music,
                     on_answer=on_answer,
                     announce=announce,
+                    caller_name=shown,
                 )
             except CallHungUp:
                 if not answered:

@@ -1687,3 +1687,27 @@ async def test_a_caller_who_hangs_up_at_once_is_a_short_abandon_in_every_figure(
     q = (("queue", "acd"),)
     assert metrics["callcenter_queue_short_abandoned_total", q] == 1
     assert metrics["callcenter_queue_abandoned_total", q] == 1
+
+
+@pytest.mark.parametrize(
+    ("template", "shown"),
+    [(None, "Ann"), ("${queue}: ${caller_name} (${tier})", "acd Ann gold"), ("${nothing}", "Ann")],
+)
+async def test_the_agents_phone_shows_which_queue_the_caller_waited_in(
+    tmp_path: Path, template: str | None, shown: str
+) -> None:
+    """mod_callcenter's cc_outbound_cid_name_prefix: ``agent_caller_name`` is what Alice's
+    display shows while it rings (what a phone cannot show becomes a space; an empty result
+    leaves the caller's own name)."""
+    config = setup({"agents": ["1001"], "agent_caller_name": template})
+    nodes = config["flows"]["direct"]["nodes"]
+    nodes["tag"] = {"kind": "set", "variables": {"tier": "gold"}, "next": "q"}
+    nodes["route"]["default"] = "tag"
+    async with scene(tmp_path, config) as s:
+        alice = s.phone("1001", **QUICK)
+        s.login("1001")
+        caller = await s.center.pbx.call("800", caller_num="5550123", caller_name="Ann")
+        await caller.wait_bridged(timeout=5)
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+    assert alice.shown == [shown]

@@ -2308,6 +2308,16 @@ class QueueConfig(_Model):
         "variable unset or not a file name: no announcement for that call).",
         examples=["custom/queue-sales", "custom/tier-${tier}"],
     )
+    agent_caller_name: Template | None = Field(
+        default=None,
+        description="The caller's name as the agents' phones show it while they ring "
+        "(mod_callcenter's cc_outbound_cid_name_prefix), from ${queue}, ${caller_name}, "
+        '${caller_num} and the call\'s IVR variables: "Sales ${caller_name}" shows "Sales '
+        "Ann\"; the number stays the caller's. Letters, digits, spaces and .@+*#_- are kept "
+        "(the rest becomes a space), up to 40. On Asterisk it becomes the caller channel's "
+        "CALLERID(name) (one AGI command per queue visit). None: the caller's own name.",
+        examples=["Sales ${caller_name}", "${tier} ${caller_name}"],
+    )
     periodic_announce: list[Prompt] = Field(
         default_factory=list,
         description="Sound files played in turn every periodic_announce_frequency seconds.",

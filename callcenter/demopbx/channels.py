@@ -261,11 +261,23 @@ class Channel:
         return True
 
     def set_var(self, name: str, value: str) -> None:
-        """Set a channel variable and emit ``VarSet``; ``CHANNEL(language)`` sets the language
-        and ``TIMEOUT(absolute)`` the absolute timeout (seconds; 0 clears it)."""
+        """Set a channel variable and emit ``VarSet``; ``CHANNEL(language)`` sets the language,
+        ``TIMEOUT(absolute)`` the absolute timeout (seconds; 0 clears it) and
+        ``CALLERID(name)`` / ``CALLERID(num)`` the caller ID (``NewCallerid``)."""
         upper = name.upper()
         if upper == "CHANNEL(LANGUAGE)":
             self.language = value
+            return
+        if upper in ("CALLERID(NAME)", "CALLERID(NUM)"):
+            if upper == "CALLERID(NAME)":
+                self.caller_name = value
+            else:
+                self.caller_num = value
+            self.emit(
+                "NewCallerid",
+                "call",
+                [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")],
+            )
             return
         if upper == "TIMEOUT(ABSOLUTE)":
             self._set_absolute_timeout(value)

@@ -72,6 +72,8 @@ class AgentPhone:
         self.current_channel: str | None = None
         #: Prompts played on its ended calls, in order (what a called lead heard).
         self.heard: list[str] = []
+        #: The caller's name its display showed, one per ring (the leg's caller ID name).
+        self.shown: list[str] = []
         self._current: FSChannel | None = None
         self._pbx: DemoFreeSwitch | None = None
         self._changed = asyncio.Event()
@@ -97,6 +99,7 @@ class AgentPhone:
             log.info("demofs_phone_busy", device=self.device, channel=channel.name)
             return RingDecision(reject=True, answer_after=None)
         self.rings += 1
+        self.shown.append(channel.cid_name)
         self._current = channel
         self.current_channel = channel.name
         self._notify()

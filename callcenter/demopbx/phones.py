@@ -74,6 +74,8 @@ class AgentPhone:
         self.current_channel: str | None = None
         #: Prompts played on its ended calls, in order (what a called lead heard).
         self.heard: list[str] = []
+        #: The caller's name its display showed, one per ring (the connected line's).
+        self.shown: list[str] = []
         self._pbx: DemoAsterisk | None = None
         self._changed = asyncio.Event()
 
@@ -98,6 +100,7 @@ class AgentPhone:
             log.info("demopbx_phone_busy", device=self.device, channel=channel.name)
             return RingDecision(reject=True, answer_after=None)
         self.rings += 1
+        self.shown.append(channel.connected_name)
         self.current_channel = channel.name
         self._notify()
         log.info("demopbx_phone_ringing", device=self.device, channel=channel.name)

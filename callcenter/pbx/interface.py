@@ -81,6 +81,8 @@ class DialStatus(enum.StrEnum):
 Transport = Literal["fastagi", "asyncagi", "esl-inbound", "esl-outbound", "demo"]
 
 ANNOUNCE_FILE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}")
+CALLER_NAME: Final = re.compile(r"[A-Za-z0-9.@+*#_-][A-Za-z0-9 .@+*#_-]{0,39}")
+"""A caller name a dial may show on the rung phones (:meth:`Call.dial`'s ``caller_name``)."""
 """What :meth:`Call.dial` accepts as ``announce``: it lands inside Asterisk's ``Dial``
 option ``A()`` and a FreeSWITCH dial string, where ``,``, ``)``, ``:`` or a quote would
 end it early."""
@@ -251,8 +253,14 @@ class Call(Protocol):
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
         announce: str | None = None,
+        caller_name: str | None = None,
     ) -> DialResult:
         """Ring ``device`` (``PJSIP/1001``) for ``timeout`` s and bridge the caller to it.
+
+        ``caller_name``: the name the rung phones show for the caller (their number stays
+        the caller's), such as ``sales Ann``: letters, digits, spaces and ``.-_@+*#`` only
+        (``CommandFailed`` otherwise). On Asterisk it becomes the caller channel's
+        ``CALLERID(name)`` from then on, as app_queue setups prefix it.
 
         The caller hears music on hold meanwhile (``hold_music``: True, or the name of a
         music class) or ringing (False). ``on_answer`` is

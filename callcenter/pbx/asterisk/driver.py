@@ -69,6 +69,7 @@ from callcenter.pbx.asterisk.ami import AMIConnection
 from callcenter.pbx.claim import PBXClaim, ReadGlobal, WriteGlobal
 from callcenter.pbx.interface import (
     ANNOUNCE_FILE,
+    CALLER_NAME,
     CallHandler,
     CallInfo,
     ChannelHungUp,
@@ -1051,6 +1052,8 @@ class AsteriskCall:
         self._local_hangup = False
         self._released = ""
         self._dial: _Dial | None = None
+        self._shown_name = ""
+        """The CALLERID(name) a dial last set (``dial``'s ``caller_name``)."""
         self._moh = False
         self._on_hold = False
         self._recording: str | None = None
@@ -1293,8 +1296,15 @@ class AsteriskCall:
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
         announce: str | None = None,
+        caller_name: str | None = None,
     ) -> DialResult:
         _check_device(device)
+        if caller_name and caller_name != self._shown_name:
+            if not CALLER_NAME.fullmatch(caller_name):
+                raise CommandFailed(f"invalid caller name {caller_name!r}")
+            # app_dial hands the caller's CallerID to the rung phone as its connected line.
+            await self._command("SET VARIABLE", "CALLERID(name)", caller_name)
+            self._shown_name = caller_name
         options = ""
         if announce:
             if not ANNOUNCE_FILE.fullmatch(announce):

@@ -116,6 +116,7 @@ from callcenter.pbx.freeswitch.connection import (
 )
 from callcenter.pbx.interface import (
     ANNOUNCE_FILE,
+    CALLER_NAME,
     CallHandler,
     CallInfo,
     ChannelHungUp,
@@ -1563,9 +1564,14 @@ class FreeSwitchCall:
         caller_id: str | None = None,
         on_answer: Callable[[str], None] | None = None,
         announce: str | None = None,
+        caller_name: str | None = None,
     ) -> DialResult:
         targets = fs_dial_targets(device)
         leg_vars = _caller_id_vars(caller_id)
+        if caller_name:
+            if not CALLER_NAME.fullmatch(caller_name):
+                raise CommandFailed(f"invalid caller name {caller_name!r}")
+            leg_vars.append(f"origination_caller_id_name={_quote_var(caller_name)}")
         music = hold_music if isinstance(hold_music, str) and hold_music else None
         if music is not None and not _MOH_CLASS.fullmatch(music):
             raise CommandFailed(f"invalid music class {music!r}")
