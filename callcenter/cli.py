@@ -660,6 +660,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="--surveys: only the surveys about this agent",
     )
     report.add_argument(
+        "--number",
+        default=None,
+        help="the CDRs: only the calls from or to this number (as the records hold it), with "
+        "each call's disposition code and note: a caller's history",
+    )
+    report.add_argument(
         "--queue",
         default=None,
         help="--surveys, --voicemails: only those of this queue's callers",
@@ -810,6 +816,8 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--team goes with --agents or --surveys")
         if args.agent is not None and not args.surveys:
             parser.error("--agent goes with --surveys")
+        if args.number is not None and (summary is not None or any(chosen)):
+            parser.error("--number goes with the CDRs (no other report)")
         if args.queue is not None and not (args.surveys or args.voicemails or args.callbacks):
             parser.error("--queue goes with --surveys, --voicemails or --callbacks")
         range_flags = [
@@ -837,6 +845,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 zone=args.tz,
                 last=args.last,
                 output="csv" if args.csv else "json" if args.json else "table",
+                number=args.number,
             )
         if summary is not None:
             return cmd_summary(
@@ -1505,10 +1514,12 @@ def cmd_cdr_export(
     zone: str | None,
     last: int,
     output: str,
+    number: str | None = None,
 ) -> int:
     """The CDRs that started from ``since`` to ``until`` (every one of them), or with
     ``since`` None the ``last`` newest; as a table, JSON lines or CSV (every column, for a
-    spreadsheet or a billing system)."""
+    spreadsheet or a billing system). ``number``: only the calls from or to it (the
+    ``last`` newest of them within the times), with ``code`` and ``note`` columns."""
     import csv
 
     from callcenter.records.store import CDR_COLUMNS
@@ -1529,8 +1540,12 @@ def cmd_cdr_export(
     store = _report_store(config, rescued=True)
     if isinstance(store, int):
         return store
+    columns = [name for name, _ in CDR_COLUMNS]
     try:
-        if start is None:
+        if number is not None:
+            rows = store.fetch_number_calls(number, last, since=start, until=end)
+            columns += ["code", "note"]
+        elif start is None:
             rows = [r for r in store.fetch_cdrs(last=last) if _started_before(r, end)]
         else:
             rows = store.fetch_cdrs_between(start, end)
@@ -1543,13 +1558,13 @@ def cmd_cdr_export(
         for row in rows:
             print(json.dumps(row, default=str))
     elif output == "csv":
-        writer = csv.DictWriter(sys.stdout, [name for name, _ in CDR_COLUMNS], lineterminator="\n")
+        writer = csv.DictWriter(sys.stdout, columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(
             {k: int(v) if isinstance(v, bool) else v for k, v in r.items()} for r in rows
         )
     else:
-        print(format_cdr_table(rows))
+        print(format_cdr_table(rows, [("code", 12), ("note", 30)] if number is not None else []))
     return EXIT_OK
 
 
@@ -2169,8 +2184,9 @@ def _print_campaign(store: RecordStore, campaign: str, *, known: list[str], as_j
     return EXIT_OK
 
 
-def format_cdr_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A terminal table of CDR rows (the columns a supervisor reads first)."""
+def format_cdr_table(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, int]] = ()) -> str:
+    """A terminal table of CDR rows (the columns a supervisor reads first, then ``extra``:
+    (column, width))."""
     cols = [
         ("start", 19),
         ("src", 12),
@@ -2183,6 +2199,7 @@ def format_cdr_table(rows: Sequence[dict[str, Any]]) -> str:
         ("transfer_path", 12),
         ("hung_up_by", 10),
         ("ivr_path", 40),
+        *extra,
     ]
     head = " ".join(name[:w].ljust(w) for name, w in cols)
     lines = [head, "-" * len(head)]

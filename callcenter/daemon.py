@@ -405,6 +405,7 @@ class Daemon:
             voicemails=self.voicemails,
             notices=self.notices,
             call_record=self._call_record,
+            number_calls=self._number_calls,
             callback_record=self._callback_record,
             erase=self.erase,
             today=self.today,
@@ -643,6 +644,12 @@ class Daemon:
     async def _call_record(self, call_id: str) -> dict[str, Any] | None:
         """A call's CDR, read on the record writer's thread (None: none)."""
         return await self.recorder.writer.run(functools.partial(self.store.fetch_cdr, call_id))
+
+    async def _number_calls(self, number: str, last: int) -> list[dict[str, Any]]:
+        """A number's latest calls (CDR rows with their dispositions, oldest first), read on
+        the record writer's thread."""
+        read = functools.partial(self.store.fetch_number_calls, number, last)
+        return await self.recorder.writer.run(read)
 
     async def _agent_calls(self, agent: str, since: datetime, last: int) -> list[dict[str, Any]]:
         """An agent's latest calls for their desktop, read on the record writer's thread."""

@@ -108,6 +108,12 @@ Routes (all JSON)::
                                           then those asked for a later time
     POST /callbacks/{id}/cancel           {}: withdraw it (its record says cancelled);
                                           404 when none waits, 409 while it is dialled
+    GET  /calls?number=0612345678&last=10 {"number", "calls": [{"call_id", "start",
+                                          "direction" (in, out), "queue", "agent",
+                                          "outcome" (answered, abandoned, voicemail, no
+                                          agent), "wait_seconds", "talk_seconds", "code",
+                                          "note"}]}: a caller's history, newest first
+                                          (the CDRs, as the records hold the number)
     GET  /calls/{id}/recording            the call's recording (its CDR's recordingfile,
                                           served from acd.recordings_folder only)
     GET  /queues/{name}/callers           {"queue", "callers": [{"call_id", "position",
@@ -274,6 +280,7 @@ from callcenter.live.stream import EventStreams, StreamFilter
 from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
 from callcenter.records.callbacks import QueueCallback
+from callcenter.records.history import history
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
 from callcenter.records.voicemails import VoicemailInbox, VoicemailMessage
 from callcenter.supervision.monitor import MONITOR_MODES
@@ -283,6 +290,7 @@ log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
 _CALLER_ACTIONS: Final = frozenset({"priority", "withdraw", "give"})
+_NO_NUMBER: Final = frozenset({"anonymous", "unknown", "restricted", "private", "withheld"})
 
 _SOUND: Final = re.compile(r"/voicemails/[^/]+/audio|/calls/[^/]+/recording")
 """The routes that answer a sound file, not JSON."""
@@ -319,6 +327,12 @@ LiveHealths = Callable[[], list[dict[str, Any]]]
 FiguresReader = Callable[[str, Periods, int], Awaitable[list[dict[str, Any]]]]
 """``(queues|agents, periods, fcr_days)`` -> the figures' rows, read from the records."""
 AgentCallsReader = Callable[[str, datetime, int], Awaitable[list[dict[str, Any]]]]
+NumberCallsReader = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
+"""A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
+HISTORY_SHOWN: Final = 5
+"""Earlier calls of the caller's number on an agent's desktop."""
+HISTORY_FOR: Final = 60.0
+"""Seconds a caller's history read for the desktops is kept (the page reloads every few)."""
 """``(agent, since, last)`` -> the agent's latest calls from the records
 (:meth:`RecordStore.fetch_agent_calls <callcenter.records.store.RecordStore.fetch_agent_calls>`)."""
 CallbackReader = Callable[[str], Awaitable[QueueCallback | None]]
@@ -419,6 +433,7 @@ class ControlAPI:
         campaigns: Campaigns | None = None,
         figures: FiguresReader | None = None,
         agent_calls: AgentCallsReader | None = None,
+        number_calls: NumberCallsReader | None = None,
         agent_records: Mapping[str, int] | None = None,
         voicemails: VoicemailInbox | None = None,
         notices: NoticeBoard | None = None,
@@ -437,6 +452,9 @@ class ControlAPI:
         self._callback_rate = RequestRate()
         self._figures = figures
         self._agent_calls = agent_calls
+        self._number_calls = number_calls
+        self._history_seen: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
+        """(number, call going on) -> (when read, the number's latest calls): desktops."""
         self._agent_records = agent_records if agent_records is not None else {}
         self.voicemails = voicemails
         """The messages agents call back (None: no record store)."""
@@ -721,10 +739,14 @@ class ControlAPI:
                 page = desktop.render_supervisor(dataclasses.replace(view_s, messages=messages))
             else:
                 view = self._desktop_view(router.agent_view(person), int(refresh))
+                shown_call = view.call
                 view = dataclasses.replace(
                     view,
                     calls=await self._todays_calls(view.agent),
                     messages=await self._agent_messages(view.agent),
+                    history=await self._caller_history(shown_call.number, shown_call.call_id)
+                    if shown_call is not None and shown_call.on_line_seconds is not None
+                    else (),
                 )
                 page = desktop.render(view)
             return 200, page, _PAGE_HEADERS
@@ -1534,6 +1556,10 @@ class ControlAPI:
                 raise HTTPError(404, str(exc)) from None
             except EngineError as exc:
                 raise HTTPError(409, str(exc)) from None
+        if parts == ["calls"]:
+            if method != "GET":
+                raise HTTPError(405, "use GET for /calls?number=")
+            return await self._number_history(path.partition("?")[2])
         if len(parts) == 3 and parts[0] == "queues" and parts[2] == "callers":
             if method != "GET":
                 raise HTTPError(405, f"use GET for /queues/{parts[1]}/callers")
@@ -1957,6 +1983,42 @@ class ControlAPI:
             raise HTTPError(503, str(exc)) from None
         except EngineError as exc:
             raise HTTPError(400, str(exc)) from None
+
+    async def _number_history(self, query_text: str) -> dict[str, Any]:
+        """``GET /calls?number=0612345678&last=10``: that number's latest calls, newest
+        first (:func:`callcenter.records.history.earlier_call`)."""
+        query = {k: v[-1] for k, v in parse_qs(query_text).items()}
+        number = query.get("number", "").strip()
+        if not number:
+            raise HTTPError(400, "say whose calls: /calls?number=0612345678")
+        last = query.get("last", "10")
+        if not last.isdigit() or not 1 <= int(last) <= 1000:
+            raise HTTPError(400, f"last is 1 to 1000 calls, not {last!r}")
+        if self._number_calls is None:
+            raise HTTPError(404, "no records here")
+        try:
+            rows = await self._number_calls(number, int(last))
+        except RecordError as exc:
+            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+        return {"number": number, "calls": history(rows)}
+
+    async def _caller_history(self, number: str, call_id: str) -> list[dict[str, Any]]:
+        """The earlier calls of the number an agent talks to, for their desktop: read once
+        per call and at most every HISTORY_FOR seconds; [] when unknown or unreadable."""
+        if self._number_calls is None or not number or number.lower() in _NO_NUMBER:
+            return []
+        now = time.monotonic()
+        key = (number, call_id)
+        seen = self._history_seen.get(key)
+        if seen is None or now - seen[0] >= HISTORY_FOR:
+            try:
+                rows = await self._number_calls(number, HISTORY_SHOWN + 1)
+            except RecordError:
+                return []  # the page goes on without them
+            if len(self._history_seen) >= 1024:
+                self._history_seen.clear()
+            seen = self._history_seen[key] = (now, rows)
+        return history(seen[1], leaving_out=call_id)[:HISTORY_SHOWN]
 
     def _caller_action(self, call_id: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /calls/<id>/priority|withdraw|give``: a supervisor acts on a waiting caller."""

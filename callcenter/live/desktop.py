@@ -8,7 +8,8 @@ PIN (``agents.<id>.pin``: an agent without a PIN cannot sign in). The page shows
   end; a disposition the call still owes);
 * the call that rings or that they talk on: the caller's number and name, the queue, how
   long the caller has been on the line, the IVR's variables (the screen pop), hold,
-  recording and consultation; in wrap-up, the call just ended;
+  recording and consultation; in wrap-up, the call just ended; while it rings or is talked
+  on, the number's earlier calls (:mod:`callcenter.records.history`);
 * a lead shown to them by a preview campaign, with its data;
 * the queues they are in, with the callers waiting there, the longest wait and the callers
   waiting to be called back;
@@ -343,6 +344,9 @@ class Desktop:
     over: float | None = None
     """Seconds ``acd.agent_alerts`` allows the state they are in, once they are over it
     (their supervisors are told); None: not over."""
+    history: Sequence[Mapping[str, Any]] = ()
+    """Earlier calls of the number of ``call``, newest first
+    (:func:`callcenter.records.history.earlier_call`)."""
     promised: Sequence[Mapping[str, Any]] = ()
     """The callbacks the agent promised (a callback code's time), not yet due: ``number``,
     ``queue``, ``at`` (in the centre's time zone)."""
@@ -519,6 +523,8 @@ def render(desk: Desktop) -> str:
         parts.append(_preview_section(desk.preview))
     if desk.call is not None:
         parts.append(_call_section(desk, state, desk.call))
+        if desk.history:
+            parts.append(_history_section(desk.history, desk.now))
     parts.append(_actions_section(desk, state))
     parts.append(_queues_section(desk))
     if desk.messages:
@@ -609,6 +615,32 @@ def _call_section(desk: Desktop, state: str, call: CallShown) -> str:
             'rel="noopener noreferrer">Open the caller\'s record</a></p>'
         )
     return f'<section id="call"><h2>{heading}</h2><table>{cells}</table>{link}</section>'
+
+
+def _history_section(calls: Sequence[Mapping[str, Any]], now: datetime) -> str:
+    """The caller's earlier calls: when, which way, the queue, who took it, the outcome,
+    the talk and the code given with its note."""
+    rows = []
+    for call in calls:
+        try:
+            at = datetime.fromisoformat(str(call["start"])).astimezone(now.tzinfo)
+            when = at.strftime("%H:%M") if at.date() == now.date() else at.strftime("%d %b %H:%M")
+        except ValueError:
+            when = str(call["start"])
+        outcome = str(call["outcome"])
+        if call["agent"]:
+            outcome = f"{call['agent']}, talked {clock(float(call['talk_seconds']))}"
+        coded = " · ".join(str(x) for x in (call.get("code"), call.get("note")) if x)
+        way = "called us" if call["direction"] == "in" else "we called"
+        rows.append(
+            f"<tr><td>{_e(when)}</td><td>{way}</td><td>{_e(str(call['queue'] or '-'))}</td>"
+            f"<td>{_e(outcome)}</td><td>{_e(coded)}</td></tr>"
+        )
+    return (
+        '<section id="history"><h2>Earlier calls of this number</h2><table>'
+        + "".join(rows)
+        + "</table></section>"
+    )
 
 
 def _preview_section(preview: Mapping[str, Any]) -> str:

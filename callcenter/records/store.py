@@ -715,6 +715,13 @@ class Statements:
             f' OR c."transfer_path" LIKE {p} ESCAPE \'!\') AND c."start" >= {p}'
             f' ORDER BY c."start" DESC, c."uniqueid" DESC LIMIT {p}'
         )
+        joined = ", ".join(f'c."{n}"' for n in _CDR_NAMES)
+        self.fetch_number_calls = (
+            f'SELECT {joined}, d."code", d."note" FROM cdr AS c'
+            ' LEFT JOIN dispositions AS d ON d."call_id" = c."uniqueid"'
+            f' WHERE (c."src" = {p} OR c."dst" = {p}) AND c."start" >= {p} AND c."start" < {p}'
+            f' ORDER BY c."start" DESC, c."uniqueid" DESC LIMIT {p}'
+        )
         self.fetch_cdr = f"SELECT {columns} FROM cdr WHERE uniqueid = {p}"
         self.fetch_cdrs = (
             f"SELECT {columns} FROM (SELECT {columns} FROM cdr"
@@ -1604,6 +1611,26 @@ class RecordStore(abc.ABC):
                 }
             )
         return calls
+
+    def fetch_number_calls(
+        self,
+        number: str,
+        last: int,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The ``last`` newest calls from or to ``number`` (its CDRs: ``src`` or ``dst``
+        exactly as the records hold it) that started from ``since`` to ``until`` (default:
+        any time), oldest first, each a CDR row (as :meth:`fetch_cdrs`) with the ``code``
+        and ``note`` of its disposition (None when none was given). The ``cdr_src`` and
+        ``cdr_dst`` indexes serve."""
+        low = _stamp(since) if since is not None else ""
+        high = _stamp(until) if until is not None else "9999"
+        params = (number, number, low, high, max(last, 0))
+        rows = [_cdr_row(row) for row in self._fetch(self._sql.fetch_number_calls, params)]
+        rows.reverse()
+        return rows
 
     def fetch_cdr(self, uniqueid: str) -> dict[str, Any] | None:
         """The CDR of one call (as :meth:`fetch_cdrs` gives them), None when none."""
