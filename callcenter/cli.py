@@ -683,9 +683,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--by",
-        choices=["hour", "day", "total"],
+        choices=["15min", "30min", "hour", "day", "week", "month", "total"],
         default="day",
-        help="with --queues/--agents: one row per hour, per day (the default) or one total",
+        help="with --queues/--agents: one row per quarter hour, half hour, hour, day (the "
+        "default), ISO week (from Monday) or month, or one total",
     )
     report.add_argument(
         "--tz",

@@ -23,6 +23,7 @@ from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession
 from callcenter.records.store import CDR_COLUMNS, SqliteCdrStore
 from callcenter.records.summary import (
+    GROUPINGS,
     Periods,
     Stretch,
     SurveyTaken,
@@ -164,6 +165,15 @@ def test_a_caller_who_hangs_up_within_short_abandon_is_neither_abandoned_nor_cou
     assert counted.as_dict()["service_level_percent"] == round(100 * 2 / 6, 1)
     assert "1 short abandon(s)" in format_queue_table([short], "total")
     assert agents_needed(short, 0.8) == agents_needed(alone, 0.8), "no load"
+
+
+def test_a_caller_a_supervisor_sent_elsewhere_counts_as_exited() -> None:
+    withdrawn = [
+        line("11:00:00", "c9", "ENTERQUEUE", "", "5550009", "1"),
+        line("11:00:40", "c9", "WITHDRAW", "1", "1", "40"),
+    ]
+    [support] = queue_summary([*MORNING, *withdrawn], whole_day(), {"support": 20.0})
+    assert (support.offered, support.exited, support.max_wait) == (6, 2, 40)
 
 
 def test_the_service_level_is_each_queue_s_own() -> None:
@@ -325,11 +335,37 @@ def test_the_day_the_clocks_go_back_has_25_hours() -> None:
     assert list(day_periods.spans(day, day + timedelta(days=1))) == [("2026-10-25", 25 * 3600)]
 
 
+def test_quarter_hours_weeks_and_months_are_named_and_cut_in_the_centres_time() -> None:
+    """The intervals workforce planning reads: a morning's calls by quarter hour, and the
+    same calls in their ISO week and month; the night the clocks go back has 100 quarters."""
+    quarters = {f.period: f.offered for f in queue_summary(MORNING, whole_day("15min"), {})}
+    halves = {f.period: f.offered for f in queue_summary(MORNING, whole_day("30min"), {})}
+    [week] = queue_summary(MORNING, whole_day("week"), {})
+    [month] = queue_summary(MORNING, whole_day("month"), {})
+    assert quarters == {
+        "2026-12-01 09:00": 2, "2026-12-01 09:15": 1, "2026-12-01 09:30": 1,
+        "2026-12-01 10:00": 1,
+    }  # fmt: skip
+    assert halves == {"2026-12-01 09:00": 3, "2026-12-01 09:30": 1, "2026-12-01 10:00": 1}
+    assert (week.period, week.offered) == ("2026-W49", 5)
+    assert (month.period, month.offered) == ("2026-12", 5)
+    night = datetime(2026, 10, 25, tzinfo=BERLIN)
+    periods = Periods(night, night + timedelta(days=1), "15min", BERLIN)
+    spans = list(periods.spans(periods.since, periods.until))
+    assert len(spans) == 100 and len({label for label, _ in spans}) == 100
+    assert all(seconds == 900 for _, seconds in spans)
+    later = night + timedelta(days=40)
+    months = Periods(night, later, "month", BERLIN).spans(night, later)
+    assert [(label, round(s / 86400, 2)) for label, s in months] == [
+        ("2026-10", 7.04), ("2026-11", 30.0), ("2026-12", 3.0),
+    ], "October's last week has the hour the clocks go back"  # fmt: skip
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     start=st.integers(0, 5 * 86400),
     length=st.integers(0, 3 * 86400),
-    by=st.sampled_from(["hour", "day", "total"]),
+    by=st.sampled_from(GROUPINGS),
     zone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]),
 )
 def test_any_stretch_is_cut_into_pieces_that_add_up_to_its_part_inside_the_report(
@@ -741,7 +777,7 @@ async def test_the_control_api_serves_the_same_figures_for_dashboards(tmp_path: 
         cases = [
             ("/figures/agents?team=green", 400, "no agent is in team 'green'"),
             ("/figures/queues?team=red", 400, "team: goes with /figures/agents"),
-            ("/figures/queues?by=week", 400, "by: one of hour, day, total"),
+            ("/figures/queues?by=fortnight", 400, "by: one of 15min, 30min, hour, day, week"),
             ("/figures/queues?tz=Mars/Olympus", 400, "unknown time zone"),
             ("/figures/queues?since=soon", 400, "'soon' is not a time"),
             ("/figures/queues?fcr_days=0", 400, "fcr_days"),

@@ -18,8 +18,9 @@ Routes (all JSON)::
     GET  /figures/agents?since=&until=&by=&tz=&team=
                                           figures over a stretch of time from the records, as
                                           `callcenter report --queues|--agents --json` (since
-                                          today, until now, by day|hour|total, tz
-                                          ivr.timezone): {"figures": "queues", "since": ...,
+                                          today, until now, by 15min|30min|hour|day|week|
+                                          month|total, tz ivr.timezone): {"figures":
+                                          "queues", "since": ...,
                                           "rows": [{"period": ..., "queue": ...}]}
     POST /agents/{id}/login               {} or {"device": "PJSIP/1010"}: at that phone for
                                           the shift (agents with hot_desk; 403 otherwise,

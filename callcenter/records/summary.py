@@ -58,15 +58,18 @@ from callcenter.records.queue_log import AGENT_URL, CAMPAIGN_URL, RESUMED_URL, Q
 from callcenter.records.surveys import SurveyRecord
 from callcenter.records.voicemails import VoicemailMessage
 
-Grouping = Literal["hour", "day", "total"]
+Grouping = Literal["15min", "30min", "hour", "day", "week", "month", "total"]
 
-GROUPINGS: Final[tuple[Grouping, ...]] = ("hour", "day", "total")
+GROUPINGS: Final[tuple[Grouping, ...]] = ("15min", "30min", "hour", "day", "week", "month", "total")
+"""Periods a report is cut into: quarter and half hours (the intervals workforce planning
+reads), hours, days, ISO weeks (from Monday), calendar months, or one total."""
+_MINUTES: Final[dict[str, int]] = {"15min": 15, "30min": 30, "hour": 60}
 
 OUTCOME_GRACE: Final = timedelta(days=1)
 """How long after the end of the report the outcome of a visit that started inside it is
 looked for (a caller waiting through midnight is answered in the next day's lines)."""
 
-_EXITS: Final = frozenset({"EXITWITHTIMEOUT", "EXITWITHKEY", "EXITEMPTY"})
+_EXITS: Final = frozenset({"EXITWITHTIMEOUT", "EXITWITHKEY", "EXITEMPTY", "WITHDRAW"})
 _TURNED_AWAY: Final = frozenset({"FULL", "JOINEMPTY"})
 _TALK_ENDS: Final = {
     "COMPLETECALLER": 1,
@@ -81,9 +84,9 @@ AGENT_PREFIX: Final = "Agent/"
 @dataclass(frozen=True, slots=True)
 class Periods:
     """The report's stretch of time, ``since`` (included) to ``until`` (excluded), cut
-    into hours or days of ``tz`` (or left whole: ``total``). Kept in UTC: Python compares
-    and subtracts two times of one zone on the wall clock, which is wrong on the days the
-    clocks change."""
+    into quarter hours, half hours, hours, days, weeks or months of ``tz`` (or left whole:
+    ``total``). Kept in UTC: Python compares and subtracts two times of one zone on the wall
+    clock, which is wrong on the days the clocks change."""
 
     since: datetime
     until: datetime
@@ -101,22 +104,38 @@ class Periods:
     def covers(self, at: datetime) -> bool:
         return self.since <= at < self.until
 
+    def _first_day(self, at: datetime) -> date:
+        """The first day of the day, week or month of ``tz`` that ``at`` falls in."""
+        day = at.astimezone(self.tz).date()
+        if self.by == "week":
+            return day - timedelta(days=day.weekday())
+        if self.by == "month":
+            return day.replace(day=1)
+        return day
+
     def _floor(self, at: datetime) -> datetime:
-        """The start of the hour or day of ``tz`` that ``at`` falls in, in UTC."""
+        """The start of the period of ``tz`` that ``at`` falls in, in UTC."""
+        minutes = _MINUTES.get(self.by)
+        if minutes is None:
+            return datetime.combine(self._first_day(at), time(), tzinfo=self.tz).astimezone(UTC)
         local = at.astimezone(self.tz)
-        if self.by == "day":
-            return datetime.combine(local.date(), time(), tzinfo=self.tz).astimezone(UTC)
-        return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        floor = local.minute - local.minute % minutes
+        return local.replace(minute=floor, second=0, microsecond=0).astimezone(UTC)
 
     def _next(self, at: datetime) -> datetime:
         """The start of the period after the one ``at`` falls in (not clipped)."""
         if self.by == "total":
             return self.until
-        if self.by == "day":
-            day = at.astimezone(self.tz).date() + timedelta(days=1)
-            return datetime.combine(day, time(), tzinfo=self.tz).astimezone(UTC)
-        # An hour is an hour in UTC, also across a change of the clocks.
-        return self._floor(at) + timedelta(hours=1)
+        minutes = _MINUTES.get(self.by)
+        if minutes is not None:
+            # A quarter hour is one in UTC, also across a change of the clocks.
+            return self._floor(at) + timedelta(minutes=minutes)
+        first = self._first_day(at)
+        if self.by == "month":
+            after = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+        else:
+            after = first + timedelta(days=7 if self.by == "week" else 1)
+        return datetime.combine(after, time(), tzinfo=self.tz).astimezone(UTC)
 
     def label(self, at: datetime) -> str:
         """How the period ``at`` falls in is named in the report."""
@@ -125,7 +144,12 @@ class Periods:
         local = self._floor(at).astimezone(self.tz)
         if self.by == "day":
             return local.date().isoformat()
-        text = local.strftime("%Y-%m-%d %H:00")
+        if self.by == "week":
+            year, week, _ = local.date().isocalendar()
+            return f"{year}-W{week:02d}"
+        if self.by == "month":
+            return local.strftime("%Y-%m")
+        text = local.strftime("%Y-%m-%d %H:%M")
         # The hour the clocks go back comes twice: the second one says its offset.
         return f"{text} {local.strftime('%z')}" if local.fold else text
 
@@ -782,7 +806,7 @@ def format_queue_table(
 ) -> str:
     """The queue summary as a terminal table (``needed``: an "agents" column, one per
     figure, from :func:`agents_needed`)."""
-    width = 33 if by == "total" else (16 if by == "hour" else 10)
+    width = 33 if by == "total" else (16 if by in _MINUTES else 10)
     head = [
         ("period", width),
         ("queue", 12),
@@ -857,7 +881,7 @@ def format_queue_table(
 
 def format_agent_table(figures: list[AgentFigures], by: Grouping) -> str:
     """The agent summary as a terminal table."""
-    width = 33 if by == "total" else (16 if by == "hour" else 10)
+    width = 33 if by == "total" else (16 if by in _MINUTES else 10)
     head = [
         ("period", width),
         ("agent", 8),
