@@ -539,6 +539,21 @@ def build_parser() -> argparse.ArgumentParser:
         "age: acd.recordings_keep_days)",
     )
 
+    token = sub.add_parser(
+        "token",
+        help="make a control API token for one client (a CRM, a callback form), allowed only "
+        "part of the API",
+        description="new NAME --allow read,callbacks: prints a new token (give it to that "
+        "client; it is kept nowhere) and the api.tokens lines for the config, which keep "
+        "only its SHA-256. Scopes: read, recordings, callbacks, agents, supervise, queues, "
+        "voicemails, admin.",
+    )
+    token.add_argument("action", choices=["new"])
+    token.add_argument("name", help="the client's name, such as crm (logged with its requests)")
+    token.add_argument(
+        "--allow", required=True, help="what it may do, comma-separated: read,callbacks"
+    )
+
     backup = sub.add_parser(
         "backup",
         help="copy the SQLite record database to a new file, consistently, while the daemon "
@@ -780,6 +795,8 @@ def _main(argv: Sequence[str] | None) -> int:
             dry_run=args.dry_run,
             recordings=args.recordings,
         )
+    if command == "token":
+        return _new_token(parser, args.name, args.allow)
     if command == "backup":
         if args.to is None and args.files is None:
             parser.error("backup needs --to FILE (the records), --files DIR, or both")
@@ -2666,6 +2683,31 @@ def _api_call(
         print(f"callcenter: cannot reach the daemon at {base}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     print(render(payload) if render is not None else json.dumps(payload, indent=2))
+    return EXIT_OK
+
+
+def _new_token(parser: argparse.ArgumentParser, name: str, allow: str) -> int:
+    """``callcenter token new NAME --allow ...``: a token and the config lines for it."""
+    import hashlib
+    import re
+    import secrets
+
+    from callcenter.config.models import API_SCOPES
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", name):
+        parser.error(f"token name {name!r}: letters, digits and _.- only")
+    scopes = [s.strip() for s in allow.split(",") if s.strip()]
+    unknown = [s for s in scopes if s not in API_SCOPES]
+    if unknown or not scopes:
+        parser.error(f"--allow: one or more of {', '.join(API_SCOPES)} (not {allow!r})")
+    value = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(value.encode()).hexdigest()
+    print(f"token for {name} (give it to that client now: it is kept nowhere):")
+    print(f"  {value}")
+    print("config (the daemon keeps only its SHA-256; restart it to take it up):")
+    print("api:")
+    print("  tokens:")
+    print(f"    {name}: {{sha256: {digest}, allow: [{', '.join(scopes)}]}}")
     return EXIT_OK
 
 

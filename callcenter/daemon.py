@@ -411,6 +411,7 @@ class Daemon:
             today=self.today,
             webhooks=lambda: [w.health() for w in self.webhooks],
             token=config.api.token.get_secret_value() if config.api.token else None,
+            tokens={name: (t.sha256, tuple(t.allow)) for name, t in config.api.tokens.items()},
             cors_origins=config.api.cors_origins,
         )
         self.metrics_api: ControlAPI | None = None

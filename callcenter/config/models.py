@@ -13,6 +13,7 @@ when other parts of the file are invalid, and point at file lines.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import itertools
 import os
@@ -547,6 +548,52 @@ def _check_network(value: str) -> str:
 _Network = Annotated[str, Strict(), AfterValidator(_check_network)]
 
 
+API_SCOPES: Final = (
+    "read",
+    "recordings",
+    "callbacks",
+    "agents",
+    "supervise",
+    "queues",
+    "voicemails",
+    "admin",
+)
+"""What a named API token may do (``api.tokens.<name>.allow``); see :class:`ApiToken`."""
+ApiScope = Literal[
+    "read", "recordings", "callbacks", "agents", "supervise", "queues", "voicemails", "admin"
+]
+
+
+def _sha256(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise PydanticCustomError(
+            "sha256",
+            "not a SHA-256: 64 lower-case hex digits (`callcenter token new` prints the line)",
+        )
+    return value
+
+
+class ApiToken(_Model):
+    """A token for one client of the control API (a CRM, a callback form's backend, a
+    wallboard), allowed only some of it. The config keeps its SHA-256, never the token:
+    ``callcenter token new NAME --allow ...`` makes both."""
+
+    sha256: Annotated[str, Strict(), AfterValidator(_sha256)] = Field(
+        description="SHA-256 of the token, 64 lower-case hex digits (`callcenter token new` "
+        "prints it; `printf %s TOKEN | sha256sum` too).",
+    )
+    allow: list[ApiScope] = Field(
+        min_length=1,
+        description="What it may do: read (every GET: status, figures, callers, a number's "
+        "calls, the event stream, the wallboard), recordings (a call's recording, a voicemail's "
+        "sound), callbacks (ask for and cancel callbacks), agents (POST /agents/...), "
+        "supervise (listen, whisper, barge, take over), queues (a waiting caller's priority, "
+        "withdraw, give), voicemails (take and settle messages), admin (reload, drain, "
+        "switches, number lists, notices, campaigns, erasures).",
+        examples=[["read", "callbacks"]],
+    )
+
+
 class APIConfig(_Model):
     """The local control API the ``callcenter`` command line talks to."""
 
@@ -572,6 +619,14 @@ class APIConfig(_Model):
         "agents and lets supervisors listen to calls.",
     )
 
+    tokens: dict[Name, ApiToken] = Field(
+        default_factory=dict,
+        description="Tokens of the API's other clients, each allowed only part of it: "
+        "{crm: {sha256: ..., allow: [read]}, web: {sha256: ..., allow: [callbacks]}}. With "
+        "any set, every request needs a token (`token` may do everything). Requests made "
+        "with one are logged with its name (`api_request`), and every recording or message "
+        "served names whose token fetched it.",
+    )
     cors_origins: list[_Origin] = Field(
         default_factory=list,
         description="Web pages (their origins) whose scripts may call the API from a "
@@ -613,7 +668,7 @@ class APIConfig(_Model):
 
     @model_validator(mode="after")
     def _open_api_needs_token(self) -> APIConfig:
-        if self.token is None and not _loopback(self.host):
+        if self.token is None and not self.tokens and not _loopback(self.host):
             raise PydanticCustomError(
                 "api_token",
                 "api.host {host} lets other machines control agents and listen to calls: "
@@ -624,6 +679,17 @@ class APIConfig(_Model):
             raise PydanticCustomError(
                 "api_token", "api.token is too short to guess hard: 16 characters or more"
             )
+        seen: dict[str, str] = {}
+        if self.token is not None:
+            seen[hashlib.sha256(self.token.get_secret_value().encode()).hexdigest()] = "token"
+        for name, given in self.tokens.items():
+            if given.sha256 in seen:
+                raise PydanticCustomError(
+                    "api_token",
+                    "api.tokens.{name} is the same token as {other}: give each client its own",
+                    {"name": name, "other": seen[given.sha256]},
+                )
+            seen[given.sha256] = f"api.tokens.{name}"
         return self
 
 

@@ -231,6 +231,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -291,6 +292,26 @@ log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
 _CALLER_ACTIONS: Final = frozenset({"priority", "withdraw", "give"})
+MAIN_TOKEN: Final = "token"
+"""Who asked, for a request made with ``api.token`` (which may do everything)."""
+_POST_SCOPES: Final = {
+    "callbacks": "callbacks",
+    "agents": "agents",
+    "supervisors": "supervise",
+    "calls": "queues",
+    "voicemails": "voicemails",
+}
+
+
+def scope_of(method: str, route: str) -> str:
+    """What a request needs a named token to be allowed (``api.tokens.<name>.allow``): a
+    GET ``read`` (a sound file ``recordings``), a POST its area's scope, else ``admin``."""
+    first = route.strip("/").partition("/")[0]
+    if method == "GET":
+        return "recordings" if _SOUND.fullmatch(route) else "read"
+    return _POST_SCOPES.get(first, "admin")
+
+
 _NO_NUMBER: Final = frozenset({"anonymous", "unknown", "restricted", "private", "withheld"})
 
 _SOUND: Final = re.compile(r"/voicemails/[^/]+/audio|/calls/[^/]+/recording")
@@ -443,6 +464,7 @@ class ControlAPI:
         erase: Eraser | None = None,
         today: Today | None = None,
         token: str | None = None,
+        tokens: Mapping[str, tuple[str, Sequence[str]]] | None = None,
         webhooks: LiveHealths | None = None,
         read_only: bool = False,
         cors_origins: Sequence[str] = (),
@@ -473,6 +495,10 @@ class ControlAPI:
         self.today = today
         """The day's figures the wallboard shows (None: none counted)."""
         self._token = token or None
+        self._tokens = {
+            sha: (name, frozenset(allow)) for name, (sha, allow) in (tokens or {}).items()
+        }
+        """SHA-256 of a named token -> (its name, what it may do): ``api.tokens``."""
         self._webhooks = webhooks
         self.campaigns = campaigns
         self.metrics = metrics
@@ -565,17 +591,25 @@ class ControlAPI:
                 status, text = 200, self._wallboard(request)
                 kind = "text/html; charset=utf-8"
             elif method == "GET" and _SOUND.fullmatch(route) and not self.read_only:
-                self._authorize(request.authorization)
+                who = self._authorize(request.authorization, "recordings")
                 _, what, which, _ = route.split("/")
                 if what == "voicemails":
                     media = await self.voicemail_audio(unquote(which))
                 else:
                     media, _ = await self.call_recording(unquote(which))
+                log.info(
+                    "api_sound_served", what=what, id=unquote(which), by=who, peer=request.peer
+                )
                 status, extra = 200, "Cache-Control: no-store\r\n"
             else:
+                who = None
                 if not (method == "GET" and route == "/health"):
-                    self._authorize(request.authorization)
-                status, payload = 200, await self.dispatch(method, path, request.body)
+                    who = self._authorize(request.authorization, scope_of(method, route))
+                try:
+                    status, payload = 200, await self.dispatch(method, path, request.body)
+                finally:
+                    if who is not None and who != MAIN_TOKEN:
+                        log.info("api_request", by=who, method=method, route=route)
         except HTTPError as exc:
             status, payload = exc.status, exc.payload
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
@@ -623,7 +657,7 @@ class ControlAPI:
         query = parse_qs(urlsplit(request.path).query)
         given = query.pop("token", [""])[0]
         last_id = query.pop("last_id", [""])[0] or request.last_event_id
-        self._authorize(request.authorization or (f"Bearer {given}" if given else ""))
+        self._authorize(request.authorization or (f"Bearer {given}" if given else ""), "read")
         try:
             wanted = StreamFilter.parse(query)
         except ValueError as exc:
@@ -637,7 +671,7 @@ class ControlAPI:
         stands in for the header a TV's browser cannot send)."""
         query = parse_qs(urlsplit(request.path).query)
         given = query.pop("token", [""])[0]
-        self._authorize(request.authorization or (f"Bearer {given}" if given else ""))
+        self._authorize(request.authorization or (f"Bearer {given}" if given else ""), "read")
         try:
             asked = wallboard.parse_query(query)
         except ValueError as exc:
@@ -1446,17 +1480,33 @@ class ControlAPI:
             refresh=refresh,
         )
 
-    def _authorize(self, authorization: str) -> None:
-        """With ``api.token``, every route but ``GET /health`` and ``GET /metrics`` needs
-        ``Authorization: Bearer <token>`` (401 otherwise, never saying why it failed)."""
+    def _authorize(self, authorization: str, scope: str) -> str | None:
+        """With ``api.token`` or ``api.tokens``, every route but ``GET /health`` and ``GET
+        /metrics`` needs ``Authorization: Bearer <token>`` (401 otherwise, never saying why
+        it failed); a named token only where its ``allow`` has ``scope`` (403). Returns who
+        asked: MAIN_TOKEN, a named token's name, or None when no token is needed."""
         token = self._token
-        if token is None:
-            return
+        if token is None and not self._tokens:
+            return None
         scheme, _, given = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
+        given = given.strip() if scheme.lower() == "bearer" else ""
+        if token is not None and hmac.compare_digest(given.encode(), token.encode()):
+            return MAIN_TOKEN
+        digest = hashlib.sha256(given.encode()).hexdigest()
+        found = next(
+            (v for sha, v in self._tokens.items() if hmac.compare_digest(sha, digest)), None
+        )
+        if not given or found is None:
             raise HTTPError(401, "this control API needs its token: Authorization: Bearer ...")
+        name, allowed = found
+        if scope not in allowed:
+            log.warning("api_request_refused", by=name, scope=scope)
+            raise HTTPError(
+                403,
+                f"token {name!r} may not do this (it needs {scope!r}; api.tokens.{name}.allow "
+                f"has {', '.join(sorted(allowed))})",
+            )
+        return name
 
     async def dispatch(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Run one request; raises HTTPError for anything the caller got wrong."""
