@@ -1248,7 +1248,15 @@ class Switchboard:
         if isinstance(outcome, Hangup):
             return ended_by
         active.skills = outcome.skills
-        return await self._queue(call, active, config, outcome.queue, outcome.priority)
+        return await self._queue(
+            call,
+            active,
+            config,
+            outcome.queue,
+            outcome.priority,
+            agent=outcome.agent,
+            agent_wait=outcome.agent_wait,
+        )
 
     def supervisor_device(self, supervisor_id: str) -> str:
         """The phone supervisor ``supervisor_id`` works at now: their desk, or their own."""
@@ -1550,9 +1558,14 @@ class Switchboard:
         priority: int,
         *,
         skills: Sequence[str] | None = None,
+        agent: str = "",
+        agent_wait: float = 0.0,
     ) -> str:
         """Wait in ``queue_name`` until an agent answers or a queue rule sends the caller
         elsewhere; returns who ended the call.
+
+        ``agent``: offered the caller first when free (the IVR's ``agent_from``, before
+        ``last_agent``); while busy, waited for alone up to ``agent_wait`` seconds.
 
         ``skills``: what an agent needs to take the caller (default: ``active.skills``, set
         by the IVR); the queue's own skills are added by the router. A full queue
@@ -1619,15 +1632,12 @@ class Switchboard:
         if self._scheduled:
             self._called_again(queue_name, info.caller_num)
         hold: tuple[asyncio.Future[bool], float] | None = None
-        if qcfg.last_agent and not active.variables.get("campaign"):
+        if agent:
+            hold = self._prefer(entry, agent, agent_wait, qlog, "preferred_agent")
+        elif qcfg.last_agent and not active.variables.get("campaign"):
             last = await self._last_agent(queue_name, info.caller_num, qcfg.last_agent)
-            if last is not None and self.router.prefer(entry, last):
-                qlog.info("last_agent_offered", agent=last)
-            elif last is not None and qcfg.last_agent_wait > 0:
-                held = self.router.hold_for(entry, last)
-                if held is not None:
-                    hold = (held, qcfg.last_agent_wait)
-                    qlog.info("last_agent_awaited", agent=last, seconds=qcfg.last_agent_wait)
+            if last is not None:
+                hold = self._prefer(entry, last, qcfg.last_agent_wait, qlog, "last_agent")
         qlog.info(
             "queue_joined",
             position=position,
@@ -1645,6 +1655,23 @@ class Switchboard:
             resumed=kept is not None,
             hold=hold,
         )
+
+    def _prefer(
+        self, entry: QueueEntry, agent: str, wait: float, qlog: Any, why: str
+    ) -> tuple[asyncio.Future[bool], float] | None:
+        """Offer ``agent`` the caller now if they are free; else, with ``wait``, keep them
+        for the caller that long (the hold :meth:`_wait_in_queue` waits out). ``why``
+        names the log lines (``last_agent_offered``, ``preferred_agent_awaited``)."""
+        if self.router.prefer(entry, agent):
+            qlog.info(f"{why}_offered", agent=agent)
+            return None
+        if wait <= 0:
+            return None
+        held = self.router.hold_for(entry, agent)
+        if held is None:
+            return None
+        qlog.info(f"{why}_awaited", agent=agent, seconds=wait)
+        return held, wait
 
     async def _hunt_after_hold(
         self, entry: QueueEntry, held: asyncio.Future[bool], seconds: float

@@ -1711,3 +1711,25 @@ async def test_the_agents_phone_shows_which_queue_the_caller_waited_in(
         await caller.wait_ended(timeout=5)
         await s.settle()
     assert alice.shown == [shown]
+
+
+async def test_a_caller_is_put_through_to_their_account_manager_first(tmp_path: Path) -> None:
+    """The IVR found the caller's account manager (``owner``: Carol, last in line) and the
+    queue node's ``agent_from`` offers her first; the next caller, whose manager Carol is
+    busy with the first, waits ``agent_wait`` for her instead of going to Alice."""
+    config = setup({"strategy": "linear"}, node={"agent_from": "owner", "agent_wait": 5})
+    nodes = config["flows"]["direct"]["nodes"]
+    nodes["tag"] = {"kind": "set", "variables": {"owner": "1003"}, "next": "q"}
+    nodes["route"]["default"] = "tag"
+    async with scene(tmp_path, config) as s:
+        s.phone("1001", **QUICK)
+        s.phone("1003", answer_after=0.05, hangup_after=0.4)
+        s.login("1001", "1003")
+        first = await s.call("5550001")
+        await first.wait_bridged(timeout=5)
+        second = await s.call("5550002")
+        await second.wait_bridged(timeout=5)
+        await second.wait_ended(timeout=5)
+        await s.settle()
+    assert s.rang(first.uniqueid) == ["1003"]
+    assert s.rang(second.uniqueid) == ["1003"], "waited for Carol, not offered to Alice"

@@ -1603,6 +1603,20 @@ class QueueNode(_Model):
         default=None,
         description="Variable holding the priority (an integer); when unset, `priority`.",
     )
+    agent_from: VarName | None = Field(
+        default=None,
+        description="Variable naming the agent this caller is offered first, such as the "
+        "account manager a lookup found (`owner`): when free and a member of the queue with "
+        "the skills the caller needs, they ring at once, ahead of the queue's order (and of "
+        "`last_agent`). Empty or not such an agent: the queue's order.",
+        examples=["owner"],
+    )
+    agent_wait: _SecondsOrZero = Field(
+        default=0,
+        description="With `agent_from`: seconds the caller waits for that agent alone while "
+        "they are busy (talking, in after-call work), with music; then anyone. 0: anyone at "
+        "once. A paused or logged-out agent is not waited for.",
+    )
     skills: list[Template] = Field(
         default_factory=list,
         description=(

@@ -511,6 +511,8 @@ def _uses(node: Node) -> list[tuple[Path_, str]]:
         texts += [(("skills", i), v) for i, v in enumerate(node.skills)]
         if node.priority_from is not None:
             names.append((("priority_from",), node.priority_from))
+        if node.agent_from is not None:
+            names.append((("agent_from",), node.agent_from))
     elif isinstance(node, TransferNode):
         texts.append((("to",), node.to))
     for path, text in texts:

@@ -100,6 +100,10 @@ class ToQueue:
     queue: str
     priority: int
     skills: tuple[str, ...] = ()
+    agent: str = ""
+    """The agent offered this caller first (the node's ``agent_from``), "" for none."""
+    agent_wait: float = 0.0
+    """Seconds the caller waits for ``agent`` alone while they are busy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,7 +661,10 @@ class FlowRunner:
             for skill in render(template, self.variables).split(","):
                 if skill.strip() and skill.strip() not in skills:
                     skills.append(skill.strip())
-        return ToQueue(node.queue, priority, tuple(skills))
+        agent = ""
+        if node.agent_from is not None:
+            agent = self.variables.get(node.agent_from, "").strip()
+        return ToQueue(node.queue, priority, tuple(skills), agent, node.agent_wait)
 
     async def _transfer(self, node: TransferNode) -> _Step:
         number = render(node.to, self.variables).strip()
