@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import random
 import re
 import secrets
 import time
@@ -366,6 +367,8 @@ class _Waiting:
     next_announce: float
     next_periodic: float
     periodic_index: int = 0
+    periodic_last: int = -1
+    """The periodic announcement played last (random order never plays it twice in a row)."""
     told: int | None = None
     """The position last announced (announcements only follow an improvement)."""
 
@@ -2032,8 +2035,16 @@ class Switchboard:
         now = time.monotonic()
         if qcfg.periodic_announce and now >= waiting.next_periodic and not force:
             prompts = qcfg.periodic_announce
-            await call.play([prompts[waiting.periodic_index % len(prompts)]])
+            index = waiting.periodic_index % len(prompts)
+            if qcfg.periodic_announce_order == "random" and len(prompts) > 1:
+                # Any but the one just played: a caller never hears the same one twice.
+                last = waiting.periodic_last
+                index = random.choice([i for i in range(len(prompts)) if i != last])
+            await call.play([prompts[index]])
+            waiting.periodic_last = index
             waiting.periodic_index += 1
+            if qcfg.periodic_announce_relative:
+                now = time.monotonic()
             waiting.next_periodic = now + qcfg.periodic_announce_frequency
         if not (force or now >= waiting.next_announce):
             return

@@ -7,6 +7,7 @@ inbound, ESL outbound socket)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -1733,3 +1734,22 @@ async def test_a_caller_is_put_through_to_their_account_manager_first(tmp_path: 
         await s.settle()
     assert s.rang(first.uniqueid) == ["1003"]
     assert s.rang(second.uniqueid) == ["1003"], "waited for Carol, not offered to Alice"
+
+
+async def test_random_periodic_announcements_never_repeat_one_twice_in_a_row(
+    tmp_path: Path,
+) -> None:
+    queue = {
+        "periodic_announce": ["promo-a", "promo-b", "promo-c"],
+        "periodic_announce_frequency": 0.1,
+        "periodic_announce_order": "random",
+    }
+    async with scene(tmp_path, setup(queue)) as s:
+        caller = await s.call()
+        async with asyncio.timeout(10):
+            while sum(p.startswith("promo-") for p in caller.heard) < 8:
+                await asyncio.sleep(0.05)
+        await caller.hangup()
+        await s.settle()
+    heard = [p for p in caller.heard if p.startswith("promo-")]
+    assert all(a != b for a, b in itertools.pairwise(heard)), heard

@@ -2405,6 +2405,17 @@ class QueueConfig(_Model):
     periodic_announce_frequency: _Seconds = Field(
         default=60, description="Seconds between periodic announcements."
     )
+    periodic_announce_order: Literal["in-turn", "random"] = Field(
+        default="in-turn",
+        description="in-turn: the files one after the other, from the first; random: any "
+        "of them, never the same twice in a row (app_queue's random-periodic-announce).",
+    )
+    periodic_announce_relative: bool = Field(
+        default=False,
+        description="Count periodic_announce_frequency from the end of the last "
+        "announcement, not its start (app_queue's relative-periodic-announce): long "
+        "announcements keep music between them.",
+    )
     announce_position: bool = Field(
         default=False, description="Tell callers their position in the queue."
     )
