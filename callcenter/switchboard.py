@@ -431,6 +431,15 @@ def agent_caller_name(template: str, active: ActiveCall, queue: str) -> str | No
     return text[:40].rstrip() or None
 
 
+def _records(config: CallCenterConfig, qcfg: QueueConfig, agent: str) -> bool:
+    """Is the call of queue ``qcfg`` that ``agent`` answered recorded? The agent's own
+    ``record`` first, else the queue's ``record`` for a ``record_share`` of its calls."""
+    mine = config.agents[agent].record if agent in config.agents else None
+    if mine is not None:
+        return mine
+    return qcfg.record and (qcfg.record_share >= 1 or random.random() < qcfg.record_share)
+
+
 def _queue_zone(qcfg: QueueConfig, config: CallCenterConfig) -> str:
     """The time zone of a queue's day: its opening hours', else the centre's."""
     hours = qcfg.opening
@@ -3566,7 +3575,7 @@ class Switchboard:
                 self._lead_put_through(info.call_id)
             if qcfg.last_agent and not active.variables.get("campaign"):
                 self._remember_agent(qcfg, queue_name, active.called or info.caller_num, agent.id)
-            if qcfg.record and active.recording is None:
+            if active.recording is None and _records(config, qcfg, agent.id):
                 path = recording_path(config, queue_name, info.call_id)
                 active.recording = path
                 self.in_background(self._record(active, path), f"record-{info.call_id}")

@@ -348,3 +348,44 @@ def test_status_marks_recorded_calls_and_paused_recordings() -> None:
     assert table[-3] == "  a  support 1001  main:welcome"
     assert table[-2] == "  b  support 1002    [recorded]"
     assert table[-1] == "  c  1003    [recording paused]"
+
+
+async def test_an_agent_s_own_record_setting_wins_over_the_queue_s(tmp_path: Path) -> None:
+    """Support records its calls but Alice is not recorded (``record: false``); sales
+    records none but Bob, a new hire, is (``record: true``)."""
+    config = merge(
+        RECORDED,
+        {
+            "queues": {"sales": {"agents": ["1002"]}},
+            "agents": {"1001": {"record": False}, "1002": {"record": True}},
+        },
+    )
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        center.daemon.router.pause("1002", "break", via="test")
+        alice = await caller_talks(center, "5552001", "2", 0.3)
+        await alice.hangup()
+        alice_row = await center.cdr(alice.uniqueid)
+        center.daemon.router.unpause("1002", via="test")
+        bob = await caller_talks(center, "5552002", "1", 0.1)
+        path = await recording_started(center, bob)
+        await bob.hangup()
+        bob_row = await center.cdr(bob.uniqueid)
+    assert (alice_row["agent"], alice_row["recordingfile"]) == ("1001", "")
+    assert (bob_row["agent"], bob_row["queue"], bob_row["recordingfile"]) == ("1002", "sales", path)
+
+
+@pytest.mark.parametrize(("drawn", "recorded"), [(0.05, True), (0.5, False)])
+def test_a_share_of_a_queue_s_calls_is_recorded(
+    monkeypatch: pytest.MonkeyPatch, drawn: float, recorded: bool
+) -> None:
+    from callcenter import switchboard
+    from callcenter.config import load_config_text
+
+    config = load_config_text(
+        "queues:\n  q:\n    agents: []\n    record: true\n    record_share: 0.1\n",
+        environ={"CALLCENTER_AMI_SECRET": "x"},
+    )
+    monkeypatch.setattr(switchboard.random, "random", lambda: drawn)
+    assert switchboard._records(config, config.queues["q"], "1001") is recorded

@@ -2373,6 +2373,12 @@ class QueueConfig(_Model):
         "the hang-up (transfers included), into acd.recordings_folder/<queue>/; the CDR's "
         "recordingfile names the file.",
     )
+    record_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=1,
+        description="With `record`: the share of the queue's answered calls recorded, drawn "
+        "at random per call (0.1: one in ten, for quality reviews). 1: every one.",
+        examples=[0.1],
+    )
     announce: Prompt | None = Field(
         default=None, description="Sound file played to a caller on joining the queue."
     )
@@ -2626,6 +2632,12 @@ class AgentConfig(_Model):
     team: Name | None = Field(
         default=None,
         description="The agent's team: supervisors with `teams` monitor only the agents of theirs.",
+    )
+    record: bool | None = Field(
+        default=None,
+        description="Record every queue call this agent answers (true: a new hire's, for "
+        "coaching), or none of them (false), whatever the queue's `record` and "
+        "`record_share`. null: as the queue says.",
     )
     autopause: int | None = Field(
         default=None,
