@@ -637,6 +637,14 @@ def build_parser() -> argparse.ArgumentParser:
         "object per line)",
     )
     report.add_argument(
+        "--evaluations",
+        action="store_true",
+        help="the supervisors' scorecards of calls (evaluation_forms) made from --since "
+        "(today) to --until: call, agent, supervisor, points per criterion, percent, passed, "
+        "comment, as CSV (--json: one object per line), and each agent's mean on stderr "
+        "(--agent, --team: only theirs)",
+    )
+    report.add_argument(
         "--voicemails",
         action="store_true",
         help="the voicemail messages left in queues' boxes (the newest --last, or those left "
@@ -818,11 +826,12 @@ def _main(argv: Sequence[str] | None) -> int:
             args.erasures,
             args.voicemails,
             args.callbacks,
+            args.evaluations,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
                 "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
-                "--callbacks, --queues and --agents: one report at a time"
+                "--callbacks, --evaluations, --queues and --agents: one report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -830,10 +839,10 @@ def _main(argv: Sequence[str] | None) -> int:
         figure_flags = [("--by", args.by, "day"), ("--fcr-days", args.fcr_days, 7)]
         if args.staffing is not None and not (args.queues and args.by == "hour"):
             parser.error("--staffing goes with --queues --by hour (callers per hour)")
-        if args.team is not None and not (args.agents or args.surveys):
-            parser.error("--team goes with --agents or --surveys")
-        if args.agent is not None and not args.surveys:
-            parser.error("--agent goes with --surveys")
+        if args.team is not None and not (args.agents or args.surveys or args.evaluations):
+            parser.error("--team goes with --agents, --surveys or --evaluations")
+        if args.agent is not None and not (args.surveys or args.evaluations):
+            parser.error("--agent goes with --surveys or --evaluations")
         if args.number is not None and (summary is not None or any(chosen)):
             parser.error("--number goes with the CDRs (no other report)")
         if args.queue is not None and not (args.surveys or args.voicemails or args.callbacks):
@@ -846,7 +855,9 @@ def _main(argv: Sequence[str] | None) -> int:
         ]
         other = any(chosen)
         ranged = (
-            range_flags[3:] if args.surveys or args.voicemails or args.callbacks else range_flags
+            range_flags[3:]
+            if args.surveys or args.voicemails or args.callbacks or args.evaluations
+            else range_flags
         )
         wrong = [f for f, value, default in figure_flags if value != default and not summary]
         wrong += [f for f, value, default in ranged if value != default and other]
@@ -889,6 +900,7 @@ def _main(argv: Sequence[str] | None) -> int:
             erasures=args.erasures,
             voicemails=args.voicemails,
             callbacks=args.callbacks,
+            evaluations=args.evaluations,
             since=args.since,
             until=args.until,
             zone=args.tz,
@@ -1467,6 +1479,7 @@ def cmd_report(
     erasures: bool = False,
     voicemails: bool = False,
     callbacks: bool = False,
+    evaluations: bool = False,
     since: str | None = None,
     until: str | None = None,
     zone: str | None = None,
@@ -1482,6 +1495,8 @@ def cmd_report(
     if config is None:
         return EXIT_CONFIG
     stretch: tuple[datetime, datetime] | None = None
+    if evaluations and since is None:
+        since = "today"
     if since is not None or until is not None:
         tz = _report_zone(zone or config.ivr.timezone)
         if tz is None:
@@ -1508,6 +1523,14 @@ def cmd_report(
             return _print_surveys(
                 store, last, as_json=as_json, stretch=stretch, agents=agents, queue=queue
             )
+        if evaluations:
+            team = about.team if about is not None else None
+            if team is not None and not team_members(config, team):
+                print(_no_such_team(config, team), file=sys.stderr)
+                return EXIT_CONFIG
+            agents, _ = about.chosen(config) if about is not None else (None, None)
+            assert stretch is not None
+            return _print_evaluations(store, stretch, agents, as_json=as_json)
         if erasures:
             return _print_erasures(store, last, as_json=as_json)
         if voicemails:
@@ -2105,6 +2128,31 @@ def _print_surveys(
     ]
     fields = ["at", "call_id", "queue", "agent", "number", "flow", "score", "completed"]
     return _print_rows(rows, [*fields, "seconds", "satisfied", "answers"], as_json=as_json)
+
+
+def _print_evaluations(
+    store: RecordStore,
+    stretch: tuple[datetime, datetime],
+    agents: set[str] | None,
+    *,
+    as_json: bool,
+) -> int:
+    """The scorecards made within ``stretch`` (of ``agents``' calls when given), oldest
+    first, as CSV (points per criterion as one JSON object) or JSON lines; each agent's
+    mean on stderr (the output stays one table)."""
+    from callcenter.records.evaluations import agent_means
+
+    found = store.fetch_evaluations_between(*stretch, agents=agents)
+    rows = [e.as_dict() for e in found]
+    fields = ["at", "call_id", "agent", "queue", "supervisor", "form", "points", "max_points"]
+    code = _print_rows(rows, [*fields, "percent", "passed", "scores", "comment"], as_json=as_json)
+    for mean in agent_means(found):
+        print(
+            f"agent {mean['agent']}: {mean['evaluations']} scored, mean "
+            f"{mean['mean_percent']:g} %, {mean['passed']} passed",
+            file=sys.stderr,
+        )
+    return code
 
 
 def _print_voicemails(

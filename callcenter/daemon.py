@@ -25,7 +25,7 @@ import contextlib
 import functools
 import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -73,6 +73,7 @@ from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.desks import DeskRecorder
 from callcenter.records.dispositions import DispositionRecorder
+from callcenter.records.evaluations import Evaluation
 from callcenter.records.lock import IN_MEMORY, RecordLock
 from callcenter.records.members import MemberRecorder
 from callcenter.records.number_lists import NumberListRecorder
@@ -406,6 +407,8 @@ class Daemon:
             notices=self.notices,
             call_record=self._call_record,
             number_calls=self._number_calls,
+            evaluation_writer=self._write_evaluation,
+            evaluations=self._evaluations_between,
             callback_record=self._callback_record,
             erase=self.erase,
             today=self.today,
@@ -645,6 +648,18 @@ class Daemon:
     async def _call_record(self, call_id: str) -> dict[str, Any] | None:
         """A call's CDR, read on the record writer's thread (None: none)."""
         return await self.recorder.writer.run(functools.partial(self.store.fetch_cdr, call_id))
+
+    async def _evaluations_between(
+        self, since: datetime, until: datetime, agents: Collection[str] | None
+    ) -> list[Evaluation]:
+        """Scorecards made in a stretch of time, read on the record writer's thread."""
+        read = functools.partial(self.store.fetch_evaluations_between, since, until, agents=agents)
+        return await self.recorder.writer.run(read)
+
+    async def _write_evaluation(self, evaluation: Evaluation) -> bool:
+        """Store a scorecard on the record writer's thread; False when it failed (logged)."""
+        write = functools.partial(self.store.write_evaluation, evaluation)
+        return bool(await self.recorder.writer.run(write))
 
     async def _number_calls(self, number: str, last: int) -> list[dict[str, Any]]:
         """A number's latest calls (CDR rows with their dispositions, oldest first), read on

@@ -718,6 +718,19 @@ class CallDisposed(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallEvaluated(CallEvent):
+    """Supervisor ``supervisor`` scored ``agent``'s call ``call_id`` of ``queue`` with
+    the form ``form``: ``percent`` of its points, ``passed`` its pass mark."""
+
+    supervisor: str
+    agent: str
+    queue: str
+    form: str
+    percent: float
+    passed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SurveyEnded(CallEvent):
     """The caller of ``call_id`` walked ``queue``'s post-call survey (flow ``flow``) about
     ``agent``, who served them last: ``answers`` are the variables the survey set (private

@@ -2394,6 +2394,11 @@ class QueueConfig(_Model):
         "variable unset or not a file name: no announcement for that call).",
         examples=["custom/queue-sales", "custom/tier-${tier}"],
     )
+    evaluation_form: _Ref | None = Field(
+        default=None,
+        description="The scorecard (`evaluation_forms`) this queue's calls are scored with; "
+        "null: the first.",
+    )
     agent_caller_name: Template | None = Field(
         default=None,
         description="The caller's name as the agents' phones show it while they ring "
@@ -3106,6 +3111,20 @@ class DispositionConfig(_Model):
         return {"description": data} if isinstance(data, str) else data
 
 
+class EvaluationForm(_Model):
+    """A quality scorecard supervisors fill in for a call they listened to (its recording,
+    or live): points per criterion, and the share of them a call passes with."""
+
+    criteria: dict[_Text, Annotated[int, Field(ge=1, le=100)]] = Field(
+        min_length=1,
+        description="Criterion -> the most points it gives, such as {greeting: 10, "
+        '"identified the caller": 20, solved: 50, tone: 20}. Each is scored 0 to that.',
+    )
+    pass_percent: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=80, description="A call passes with this share of the points or more."
+    )
+
+
 class SupervisorConfig(_Model):
     """A person who watches queues and helps agents."""
 
@@ -3378,6 +3397,13 @@ class CallCenterConfig(_Model):
         default_factory=dict,
         description="Codes agents give their calls (`callcenter agent disposition <agent> "
         "--code <code>`), kept in the `dispositions` table; none: agents give none.",
+    )
+    evaluation_forms: dict[Name, EvaluationForm] = Field(
+        default_factory=dict,
+        description="Quality scorecards by name: supervisors score their agents' calls "
+        "with them (the desktop's calls of an agent, POST /calls/<id>/evaluation), kept in "
+        "the `evaluations` table, read back by `report --evaluations`. A queue's "
+        "`evaluation_form` chooses; else the first. None: no scoring.",
     )
 
     _source: Path | None = PrivateAttr(default=None)
@@ -3992,6 +4018,15 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                 )
             )
         out += _queue_problems(qname, queue, queues or {}, flows or {}, _section(data, "acd"))
+        form = queue.get("evaluation_form")
+        forms = _section(data, "evaluation_forms") or {}
+        if isinstance(form, str) and form not in {str(k) for k in forms}:
+            out.append(
+                Problem(
+                    ("queues", qname, "evaluation_form"),
+                    _unknown("evaluation form", form, forms, "evaluation_forms"),
+                )
+            )
         box = queue.get("mailbox")
         if isinstance(box, str):
             if box in boxes:

@@ -274,6 +274,7 @@ from callcenter.errors import (
     UnknownSupervisor,
     UnknownVoicemail,
 )
+from callcenter.events import CallEvaluated
 from callcenter.ivr.values import render_url
 from callcenter.live import desktop, wallboard
 from callcenter.live.metrics import Metrics
@@ -282,6 +283,7 @@ from callcenter.live.stream import EventStreams, StreamFilter
 from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
 from callcenter.records.callbacks import QueueCallback
+from callcenter.records.evaluations import Evaluation, form_for, score
 from callcenter.records.history import history
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
 from callcenter.records.voicemails import VoicemailInbox, VoicemailMessage
@@ -309,6 +311,8 @@ def scope_of(method: str, route: str) -> str:
     first = route.strip("/").partition("/")[0]
     if method == "GET":
         return "recordings" if _SOUND.fullmatch(route) else "read"
+    if first == "calls" and route.rstrip("/").endswith("/evaluation"):
+        return "supervise"  # quality scoring is the supervisors'
     return _POST_SCOPES.get(first, "admin")
 
 
@@ -320,7 +324,7 @@ REVIEW_CALLS = 50
 """Calls of the day a supervisor's review page lists for an agent (newest first)."""
 MESSAGES_FOR = 2.0
 """Seconds the voicemail messages read for the desktops are shown before being read again."""
-_BACK_TO: Final = ("/desktop/agent?id=", "/desktop/voicemail?id=")
+_BACK_TO: Final = ("/desktop/agent?id=", "/desktop/voicemail?id=", "/desktop/calls?agent=")
 """Where a desktop form may send the browser back to (no open redirect)."""
 AGENT_CALLS_FOR = 10.0
 """Seconds an agent's desktop shows the calls it read from the records before reading
@@ -350,6 +354,10 @@ FiguresReader = Callable[[str, Periods, int], Awaitable[list[dict[str, Any]]]]
 """``(queues|agents, periods, fcr_days)`` -> the figures' rows, read from the records."""
 AgentCallsReader = Callable[[str, datetime, int], Awaitable[list[dict[str, Any]]]]
 NumberCallsReader = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
+EvaluationsReader = Callable[
+    [datetime, datetime, Collection[str] | None], Awaitable[list[Evaluation]]
+]
+"""The scorecards made in a stretch of time, of some agents' calls (None: everyone's)."""
 """A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
 HISTORY_SHOWN: Final = 5
 """Earlier calls of the caller's number on an agent's desktop."""
@@ -456,6 +464,8 @@ class ControlAPI:
         figures: FiguresReader | None = None,
         agent_calls: AgentCallsReader | None = None,
         number_calls: NumberCallsReader | None = None,
+        evaluation_writer: Callable[[Evaluation], Awaitable[bool]] | None = None,
+        evaluations: EvaluationsReader | None = None,
         agent_records: Mapping[str, int] | None = None,
         voicemails: VoicemailInbox | None = None,
         notices: NoticeBoard | None = None,
@@ -476,6 +486,8 @@ class ControlAPI:
         self._figures = figures
         self._agent_calls = agent_calls
         self._number_calls = number_calls
+        self._write_evaluation = evaluation_writer
+        self._evaluations = evaluations
         self._history_seen: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
         """(number, call going on) -> (when read, the number's latest calls): desktops."""
         self._agent_records = agent_records if agent_records is not None else {}
@@ -799,7 +811,42 @@ class ControlAPI:
                 raise HTTPError(503, f"the records cannot be read: {exc}") from None
             for call in calls:
                 call["start"] = call["start"].astimezone(zone)
-            page = desktop.render_agent_calls(title, router.agent_view(agent_id), calls)
+            scoring = bool(config.evaluation_forms)
+            scored: dict[str, float] = {}
+            if scoring and self._evaluations is not None:
+                with contextlib.suppress(RecordError):  # the page goes on without them
+                    made = await self._evaluations(midnight, datetime.now(UTC), [agent_id])
+                    scored = {e.call_id: e.percent for e in made if e.supervisor == person}
+            said, error = self._desktop_notes.pop(f"supervisor:{person}", ("", ""))
+            page = desktop.render_agent_calls(
+                title,
+                router.agent_view(agent_id),
+                calls,
+                scoring=scoring,
+                scored=scored,
+                said=said,
+                error=error,
+            )
+            return 200, page, _PAGE_HEADERS
+        if role == "supervisor" and route == "/desktop/evaluate":
+            row = await self._scorable(person, query.get("call", ""))
+            chosen = form_for(config, str(row.get("queue") or ""))
+            if chosen is None:
+                raise HTTPError(404, "no scorecard to score with (evaluation_forms)")
+            name, form = chosen
+            scored_call = {
+                "call_id": row["uniqueid"],
+                "number": row["src"],
+                "queue": row.get("queue") or "",
+                "agent": row["agent"],
+            }
+            page = desktop.render_evaluation(
+                title,
+                scored_call,
+                name,
+                criteria=form.criteria,
+                pass_percent=form.pass_percent,
+            )
             return 200, page, _PAGE_HEADERS
         if role == "supervisor" and route == "/desktop/recording":
             team = set(self._supervised(person))
@@ -1182,6 +1229,18 @@ class ControlAPI:
                 said = self._supervisor_notice(supervisor_id, action, form)
             elif action in desktop.CALLER_ACTIONS_OF_SUPERVISORS:
                 said = self._supervisor_caller_act(supervisor_id, action, form)
+            elif action == "evaluate-call":
+                row = await self._scorable(supervisor_id, form.get("call", ""))
+                scores = {
+                    key.removeprefix("score:"): value.strip()
+                    for key, value in form.items()
+                    if key.startswith("score:")
+                }
+                done = await self.evaluate(
+                    str(row["uniqueid"]), supervisor_id, scores, form.get("comment", "")
+                )
+                verdict = "passed" if done.passed else "not passed"
+                said = f"Call of {done.agent} scored {done.percent:g} % ({verdict})"
             elif action in ("skills-agent", "reset-skills-agent"):
                 if agent not in self._supervised(supervisor_id):
                     raise HTTPError(403, f"agent {agent} is not in your teams")
@@ -1208,6 +1267,18 @@ class ControlAPI:
             self._desktop_notes[note] = ("", str(exc))
             return
         self._desktop_notes[note] = (said, "")
+
+    async def _scorable(self, supervisor_id: str, call_id: str) -> dict[str, Any]:
+        """The CDR of a call of one of ``supervisor_id``'s agents (HTTPError 404 else)."""
+        if self._call_record is None:
+            raise HTTPError(404, "no records here")
+        try:
+            row = await self._call_record(call_id)
+        except RecordError as exc:
+            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+        if row is None or str(row.get("agent") or "") not in self._supervised(supervisor_id):
+            raise HTTPError(404, f"no call {call_id!r} of an agent of your teams")
+        return row
 
     def _their_caller(self, supervisor_id: str, call_id: str) -> dict[str, Any]:
         """The waiting caller ``call_id`` as ``queue callers`` shows them (with ``queue``),
@@ -1611,6 +1682,19 @@ class ControlAPI:
             if method != "GET":
                 raise HTTPError(405, "use GET for /calls?number=")
             return await self._number_history(path.partition("?")[2])
+        if len(parts) == 3 and parts[0] == "calls" and parts[2] == "evaluation":
+            if method != "POST":
+                raise HTTPError(405, f"use POST for /calls/{parts[1]}/evaluation")
+            supervisor, scores = body.get("supervisor"), body.get("scores")
+            comment = body.get("comment", "")
+            if not isinstance(supervisor, str) or not isinstance(scores, dict):
+                raise HTTPError(
+                    400, 'say who scored what: {"supervisor": "2000", "scores": {"greeting": 8}}'
+                )
+            if not isinstance(comment, str):
+                raise HTTPError(400, '"comment" is text')
+            evaluated = await self.evaluate(parts[1], supervisor, scores, comment)
+            return evaluated.as_dict()
         if len(parts) == 3 and parts[0] == "queues" and parts[2] == "callers":
             if method != "GET":
                 raise HTTPError(405, f"use GET for /queues/{parts[1]}/callers")
@@ -2034,6 +2118,71 @@ class ControlAPI:
             raise HTTPError(503, str(exc)) from None
         except EngineError as exc:
             raise HTTPError(400, str(exc)) from None
+
+    async def evaluate(
+        self, call_id: str, supervisor: str, scores: Mapping[str, object], comment: str
+    ) -> Evaluation:
+        """Store ``supervisor``'s scorecard of the answered call ``call_id`` (its queue's
+        form; again: replaces theirs) and tell the bus (``CallEvaluated``). HTTPError: 404
+        for an unknown supervisor or call, 409 for a call nobody took or a config without
+        forms, 400 for points the form does not take."""
+        config = self.switchboard.config
+        if supervisor not in config.supervisors:
+            raise HTTPError(404, f"no supervisor {supervisor!r} is configured")
+        if self._call_record is None or self._write_evaluation is None:
+            raise HTTPError(404, "no records here")
+        try:
+            row = await self._call_record(call_id)
+        except RecordError as exc:
+            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+        if row is None:
+            raise HTTPError(404, f"no record of call {call_id!r} (is it over?)")
+        agent, queue = str(row.get("agent") or ""), str(row.get("queue") or "")
+        if not agent:
+            raise HTTPError(409, f"no agent took call {call_id}: nothing to score")
+        chosen = form_for(config, queue)
+        if chosen is None:
+            raise HTTPError(409, "no scorecard to score with (evaluation_forms)")
+        name, form = chosen
+        try:
+            given = score(form, scores)
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
+        points, most = sum(p for _, p in given), sum(form.criteria.values())
+        evaluation = Evaluation(
+            call_id=call_id,
+            supervisor=supervisor,
+            agent=agent,
+            queue=queue,
+            form=name,
+            scores=given,
+            points=points,
+            max_points=most,
+            passed=100.0 * points >= form.pass_percent * most,
+            comment=comment.strip()[:2000],
+            at=datetime.now(UTC),
+        )
+        if not await self._write_evaluation(evaluation):
+            raise HTTPError(503, "the evaluation could not be stored (see the log)")
+        self.switchboard.bus.publish(
+            CallEvaluated(
+                call_id=call_id,
+                supervisor=supervisor,
+                agent=agent,
+                queue=queue,
+                form=name,
+                percent=evaluation.percent,
+                passed=evaluation.passed,
+            )
+        )
+        log.info(
+            "call_evaluated",
+            call_id=call_id,
+            supervisor=supervisor,
+            agent=agent,
+            percent=evaluation.percent,
+        )
+        return evaluation
 
     async def _number_history(self, query_text: str) -> dict[str, Any]:
         """``GET /calls?number=0612345678&last=10``: that number's latest calls, newest

@@ -780,13 +780,24 @@ def _messages_section(desk: Desktop) -> str:
 
 
 def render_agent_calls(
-    title: str, agent: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]
+    title: str,
+    agent: Mapping[str, Any],
+    calls: Sequence[Mapping[str, Any]],
+    *,
+    scoring: bool = False,
+    scored: Mapping[str, float] | None = None,
+    said: str = "",
+    error: str = "",
 ) -> str:
     """A supervisor's review of an agent's calls of the day, newest first: each recorded
-    one with a player (WAV; other formats as a link). The page does not reload itself."""
+    one with a player (WAV; other formats as a link), and with ``scoring`` (scorecards
+    configured) a button to score it, or its score when the supervisor gave one
+    (``scored``: call id -> percent). The page does not reload itself."""
+    scored = scored or {}
     parts = _head(title)
     who = str(agent.get("name") or agent["id"])
     parts.append(f"<h1>{_e(who)} <small>agent {_e(str(agent['id']))}: today's calls</small></h1>")
+    parts += _notes(said, error)
     rows = []
     for call in calls:
         recording = str(call.get("recording") or "")
@@ -801,16 +812,67 @@ def render_agent_calls(
             f"<tr><td>{call['start'].strftime('%H:%M')}</td><td>{_e(str(call['number']))}</td>"
             f"<td>{_e(str(call['queue']))}</td><td>{clock(float(call['talk_seconds']))}</td>"
             f"<td>{_e(str(call['code'] or ''))}</td><td>{_e(str(call.get('transfer', '')))}</td>"
-            f"<td>{heard}</td></tr>"
+            f"<td>{heard}</td>{_score_cell(call, scoring, scored)}</tr>"
         )
+    quality = "<th>quality</th>" if scoring else ""
     table = (
         "<table><tr><th>at</th><th>number</th><th>queue</th><th>talk</th><th>code</th>"
-        f"<th>transfer</th><th>recording</th></tr>{''.join(rows)}</table>"
+        f"<th>transfer</th><th>recording</th>{quality}</tr>{''.join(rows)}</table>"
         if rows
         else "<p>No call today.</p>"
     )
     parts.append(
         f'<section id="calls">{table}<p><a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
+
+
+def _score_cell(call: Mapping[str, Any], scoring: bool, scored: Mapping[str, float]) -> str:
+    if not scoring:
+        return ""
+    cid = str(call["call_id"])
+    done = f"{scored[cid]:g} % " if cid in scored else ""
+    label = "Score again …" if done else "Score …"
+    return (
+        f'<td>{_e(done)}<form method="get" action="/desktop/evaluate">'
+        f'<input type="hidden" name="call" value="{_e(cid)}"><button>{label}</button></form></td>'
+    )
+
+
+def render_evaluation(
+    title: str,
+    call: Mapping[str, Any],
+    form_name: str,
+    *,
+    criteria: Mapping[str, int],
+    pass_percent: float,
+    given: Mapping[str, int] | None = None,
+    comment: str = "",
+) -> str:
+    """The scorecard page of one call (it does not reload): a number per criterion (0 to
+    its points), a comment, "Save the score" (``action=evaluate-call``)."""
+    parts = _head(title)
+    back = f"/desktop/calls?agent={quote(str(call['agent']))}"
+    parts.append(
+        f"<h1>Score the call <small>{_e(str(call['number']))}, "
+        f"{_e(str(call.get('queue') or ''))}, agent {_e(str(call['agent']))} "
+        f"(form {_e(form_name)}: passes at {pass_percent:g} %)</small></h1>"
+    )
+    given = given or {}
+    fields = "".join(
+        f'<label>{_e(name)} (0-{most}) <input name="score:{_e(name)}" type="number" min="0" '
+        f'max="{most}" required value="{_e(str(given.get(name, "")))}"></label><br>'
+        for name, most in criteria.items()
+    )
+    parts.append(
+        '<section><form method="post" action="/desktop/act">'
+        '<input type="hidden" name="action" value="evaluate-call">'
+        f'<input type="hidden" name="call" value="{_e(str(call["call_id"]))}">'
+        f'<input type="hidden" name="back" value="{_e(back)}">'
+        f'{fields}<label>Comment <textarea name="comment" rows="3" cols="60">'
+        f"{_e(comment)}</textarea></label><br>"
+        '<button class="main">Save the score</button></form>'
+        '<p><a href="/desktop">Back</a></p></section></body></html>'
     )
     return "\n".join(parts)
 

@@ -62,6 +62,10 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   path, seconds, left_at, status (``waiting``, ``taken``, ``done``), agent, outcome
   (``called-back``, ``done``), updated, tries (calls back that got nobody), last_try (the
   reason of the last), tried_at (see :mod:`callcenter.records.voicemails`);
+* ``evaluations``: a supervisor's scorecard of a call: call_id, supervisor (one row per
+  both: scoring again replaces it), agent, queue, form, scores (JSON: criterion ->
+  points), points, max_points, passed, comment, at (see
+  :mod:`callcenter.records.evaluations`);
 * ``erasures``: one row per ``callcenter erase`` (see :mod:`callcenter.records.erasure`):
   at, via, numbers (how many), counts (JSON: rows changed per table); never the numbers.
   Retention keeps it: it is what shows a request was carried out.
@@ -92,6 +96,7 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord, CdrRecord, QueueVisit
 from callcenter.records.desks import SupervisorDesk
 from callcenter.records.dispositions import DispositionRecord
+from callcenter.records.evaluations import Evaluation
 from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
@@ -325,6 +330,21 @@ CREATE TABLE IF NOT EXISTS surveys (
     "satisfied" INTEGER
 );
 CREATE INDEX IF NOT EXISTS surveys_at ON surveys ("at");
+CREATE TABLE IF NOT EXISTS evaluations (
+    "call_id" TEXT NOT NULL,
+    "supervisor" TEXT NOT NULL,
+    "agent" TEXT NOT NULL,
+    "queue" TEXT NOT NULL DEFAULT '',
+    "form" TEXT NOT NULL,
+    "scores" TEXT NOT NULL DEFAULT '{{}}',
+    "points" INTEGER NOT NULL,
+    "max_points" INTEGER NOT NULL,
+    "passed" INTEGER NOT NULL DEFAULT 0,
+    "comment" TEXT NOT NULL DEFAULT '',
+    "at" TEXT NOT NULL,
+    PRIMARY KEY ("call_id", "supervisor")
+);
+CREATE INDEX IF NOT EXISTS evaluations_at ON evaluations ("at");
 CREATE TABLE IF NOT EXISTS voicemails (
     "call_id" TEXT PRIMARY KEY,
     "queue" TEXT NOT NULL,
@@ -433,6 +453,19 @@ SURVEY_COLUMNS = (
     "seconds",
     "at",
     "satisfied",
+)
+EVALUATION_COLUMNS = (
+    "call_id",
+    "supervisor",
+    "agent",
+    "queue",
+    "form",
+    "scores",
+    "points",
+    "max_points",
+    "passed",
+    "comment",
+    "at",
 )
 VOICEMAIL_COLUMNS = (
     "call_id",
@@ -610,6 +643,11 @@ class Statements:
             ' ORDER BY "callback_at"'
         )
         self.insert_survey = insert("surveys", SURVEY_COLUMNS)
+        self.upsert_evaluation = upsert("evaluations", EVALUATION_COLUMNS, keys=2)
+        self.fetch_evaluations_between = (
+            f"SELECT {_quoted(EVALUATION_COLUMNS)} FROM evaluations"
+            f' WHERE "at" >= {p} AND "at" < {p}{{where}} ORDER BY "at", "call_id"'
+        )
         self.insert_voicemail = insert("voicemails", VOICEMAIL_COLUMNS)
         voicemail_columns = _quoted(VOICEMAIL_COLUMNS)
         self.fetch_open_voicemails = (
@@ -669,6 +707,7 @@ class Statements:
                 ("callbacks", "requested", """ AND "status" <> 'pending'"""),
                 ("queue_callbacks", "updated", """ AND "status" <> 'waiting'"""),
                 ("surveys", "at", ""),
+                ("evaluations", "at", ""),
                 ("voicemails", "left_at", """ AND "status" = 'done'"""),
                 # A do-not-call request outlives any retention; a callback set for later
                 # waits for its time.
@@ -1298,6 +1337,51 @@ class RecordStore(abc.ABC):
             None if record.satisfied is None else int(record.satisfied),
         )
         return self._write(f"survey of call {record.call_id}", self._sql.insert_survey, params)
+
+    def write_evaluation(self, record: Evaluation) -> bool:
+        """Store a supervisor's scorecard of a call (again: replaces theirs)."""
+        params = (
+            record.call_id,
+            record.supervisor,
+            record.agent,
+            record.queue,
+            record.form,
+            json.dumps(dict(record.scores), ensure_ascii=False),
+            record.points,
+            record.max_points,
+            int(record.passed),
+            record.comment,
+            _iso(record.at),
+        )
+        what = f"evaluation of call {record.call_id} by {record.supervisor}"
+        return self._write(what, self._sql.upsert_evaluation, params)
+
+    def fetch_evaluations_between(
+        self, since: datetime, until: datetime, *, agents: Collection[str] | None = None
+    ) -> list[Evaluation]:
+        """The scorecards made from ``since`` (included) to ``until`` (excluded), oldest
+        first; only of ``agents``' calls when given."""
+        bounds = (_iso(since.astimezone(UTC)), _iso(until.astimezone(UTC)))
+        where, params = self._survey_filter(agents, None)
+        sql = self._sql.fetch_evaluations_between.format(where=where)
+        return [
+            Evaluation(
+                call_id=row["call_id"],
+                supervisor=row["supervisor"],
+                agent=row["agent"],
+                queue=row["queue"],
+                form=row["form"],
+                scores=tuple(
+                    (str(k), int(v)) for k, v in json.loads(row["scores"] or "{}").items()
+                ),
+                points=int(row["points"]),
+                max_points=int(row["max_points"]),
+                passed=bool(row["passed"]),
+                comment=row["comment"],
+                at=_utc(row["at"]),
+            )
+            for row in self._fetch(sql, (*bounds, *params))
+        ]
 
     def write_voicemail(self, message: VoicemailMessage) -> bool:
         """Store a message left in a queue's box (once a call)."""

@@ -1,0 +1,184 @@
+"""Quality scorecards (``evaluation_forms``): a supervisor scores an agent's call from the
+desktop's review of their calls or through ``POST /calls/<id>/evaluation``; the
+``evaluations`` table keeps one per call and supervisor (again: replaced), in SQLite and
+PostgreSQL alike; ``report --evaluations`` prints them with each agent's mean."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_postgres_records import both_stores
+
+from callcenter.cli import main as cli_main
+from callcenter.config import load_config_text
+from callcenter.errors import ConfigError
+from callcenter.events import CallEvaluated, EngineEvent
+from callcenter.records.evaluations import Evaluation, agent_means, score
+from callcenter.testing import DesktopBrowser, merge, running_center
+
+FORMS = {
+    "evaluation_forms": {
+        "standard": {
+            "criteria": {"greeting": 10, "solved": 50, "tone": 40},
+            "pass_percent": 80,
+        }
+    },
+    "supervisors": {"2000": {"pin": "2468"}},
+}
+NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+
+
+def scorecard(call_id: str, supervisor: str, points: int, **changes: object) -> Evaluation:
+    fields: dict[str, object] = {
+        "call_id": call_id,
+        "supervisor": supervisor,
+        "agent": "1001",
+        "queue": "support",
+        "form": "standard",
+        "scores": (("greeting", 10), ("solved", points - 10), ("tone", 0)),
+        "points": points,
+        "max_points": 100,
+        "passed": points >= 80,
+        "comment": "ok",
+        "at": NOW,
+    }
+    fields.update(changes)
+    return Evaluation(**fields)  # type: ignore[arg-type]
+
+
+def test_scorecards_are_kept_and_replaced_alike_in_postgresql_and_sqlite(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    seen = []
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_evaluation(scorecard("c1", "2000", 60))
+        store.write_evaluation(scorecard("c1", "2000", 90, comment="listened again"))
+        store.write_evaluation(scorecard("c1", "2001", 70))
+        store.write_evaluation(scorecard("c2", "2000", 50, agent="1002"))
+        day = (NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+        every = store.fetch_evaluations_between(*day)
+        alices = store.fetch_evaluations_between(*day, agents=["1001"])
+        purged = store.purge(NOW + timedelta(minutes=1))
+        seen.append([e.as_dict() for e in every])
+        assert [(e.call_id, e.supervisor, e.points) for e in every] == [
+            ("c1", "2000", 90),
+            ("c1", "2001", 70),
+            ("c2", "2000", 50),
+        ]
+        assert every[0].comment == "listened again" and every[0].passed
+        assert {e.agent for e in alices} == {"1001"}
+        assert purged.get("evaluations") == 3, "retention deletes old scorecards"
+    assert seen[0] == seen[1]
+
+
+def test_points_are_checked_against_the_form() -> None:
+    config = load_config_text(
+        json.dumps(
+            {"queues": {"q": {"agents": []}}, "evaluation_forms": FORMS["evaluation_forms"]}
+        ),
+        environ={"CALLCENTER_AMI_SECRET": "x"},
+    )
+    form = config.evaluation_forms["standard"]
+    assert score(form, {"greeting": "8", "solved": 50, "tone": 30}) == (
+        ("greeting", 8),
+        ("solved", 50),
+        ("tone", 30),
+    )
+    for given, message in (
+        ({"greeting": 8, "solved": 50}, "'tone' is not scored"),
+        ({"greeting": 11, "solved": 50, "tone": 1}, "'greeting': a whole number from 0 to 10"),
+        ({"greeting": "x", "solved": 50, "tone": 1}, "'greeting': a whole number"),
+        ({"greeting": 1, "solved": 5, "tone": 1, "humour": 3}, "no criterion 'humour'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            score(form, given)
+    means = agent_means([scorecard("c1", "2000", 90), scorecard("c2", "2000", 60)])
+    assert means == [{"agent": "1001", "evaluations": 2, "mean_percent": 75.0, "passed": 1}]
+
+
+def test_a_queue_naming_a_form_that_does_not_exist_is_refused_at_its_line() -> None:
+    text = "queues:\n  q:\n    agents: []\n    evaluation_form: standrd\n" + (
+        "evaluation_forms:\n  standard: {criteria: {greeting: 10}}\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(text, filename="cc.yaml", environ={"CALLCENTER_AMI_SECRET": "x"})
+    (issue,) = refused.value.issues
+    assert (issue.line, issue.field) == (4, "queues.q.evaluation_form")
+    assert "did you mean standard?" in issue.message
+
+
+async def test_sam_scores_alices_call_from_her_calls_of_the_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sam opens Alice's calls, scores the one she took (8 + 45 + 35: 88 %, passed), sees
+    the score on the list; the API refuses points the form does not take and a call nobody
+    answered; ``report --evaluations`` prints the scorecard and Alice's mean."""
+    config = merge({"agents": {"1001": {"pin": "1111"}}}, FORMS)
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.daemon.router.pause("1002", "break", via="test")
+        told: list[EngineEvent] = []
+        center.daemon.bus.subscribe(told.append, (CallEvaluated,))
+        caller = await center.caller_presses("5550321", "2")
+        await caller.wait_bridged(timeout=5)
+        await caller.hangup()
+        await center.cdr(caller.uniqueid)
+        nobody = await center.pbx.call("800", caller_num="5550322")
+        await nobody.wait_for_prompt("welcome-menu", timeout=5)
+        await nobody.hangup()
+        await center.cdr(nobody.uniqueid)
+        sam = DesktopBrowser(center.daemon.api.port)
+        await sam.sign_in("2000", "2468", role="supervisor")
+        calls = await sam.press("Calls …", picking={"agent": "1001"})
+        card = await sam.press("Score …", picking={"call": caller.uniqueid})
+        saved = await sam.press(
+            "Save the score",
+            **{"score:greeting": "8", "score:solved": "45", "score:tone": "35"},
+            comment="kind and quick",
+        )
+        api = center.api
+        wrong = await api(
+            "POST",
+            f"/calls/{caller.uniqueid}/evaluation",
+            {"supervisor": "2000", "scores": {"greeting": 80, "solved": 1, "tone": 1}},
+        )
+        unanswered = await api(
+            "POST",
+            f"/calls/{nobody.uniqueid}/evaluation",
+            {"supervisor": "2000", "scores": {"greeting": 1, "solved": 1, "tone": 1}},
+        )
+        stranger = await api(
+            "POST", f"/calls/{caller.uniqueid}/evaluation", {"supervisor": "9", "scores": {}}
+        )
+        await center.idle()
+        code = await asyncio.to_thread(
+            cli_main, ["report", str(center.config_path), "--evaluations", "--json"]
+        )
+        out, err = capsys.readouterr()
+    assert "Score …" in calls.buttons
+    assert card.refresh == "" and card.form("Save the score").fields["call"] == caller.uniqueid
+    assert saved.texts["said"] == "Call of 1001 scored 88 % (passed)"
+    (listed,) = [r for r in saved.table_rows if len(r) == 8 and r[1] == "5550321"]
+    assert listed[7].startswith("88 %")
+    assert wrong[0] == 400 and "'greeting': a whole number from 0 to 10" in wrong[1]["error"]
+    assert unanswered[0] == 409 and stranger[0] == 404
+    (event,) = [e for e in told if isinstance(e, CallEvaluated)]
+    assert (event.agent, event.supervisor, event.percent, event.passed) == (
+        "1001",
+        "2000",
+        88.0,
+        True,
+    )
+    assert code == 0
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert (row["call_id"], row["percent"], row["comment"]) == (
+        caller.uniqueid,
+        88.0,
+        "kind and quick",
+    )
+    assert row["scores"] == {"greeting": 8, "solved": 45, "tone": 35}
+    assert "agent 1001: 1 scored, mean 88 %, 1 passed" in err
