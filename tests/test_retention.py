@@ -21,6 +21,7 @@ from callcenter.records import recordings as recordings_module
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord
 from callcenter.records.dispositions import DispositionRecord
+from callcenter.records.evaluations import Evaluation
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.recordings import purge_recordings
@@ -96,6 +97,21 @@ def two_years_of_records(store: RecordStore) -> None:
                 when,
             )
         )
+        store.write_evaluation(
+            Evaluation(
+                f"{name}.1",
+                "2000",
+                "1001",
+                "support",
+                "std",
+                (("tone", 5),),
+                5,
+                10,
+                False,
+                "",
+                when,
+            )
+        )
     # What an old row must not lose:
     store.write_queue_callback(
         QueueCallback("old.waiting", "support", "0611111111", OLD, status="waiting", updated=OLD)
@@ -133,6 +149,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
             "queue_callbacks": 1,
             "dispositions": 2,
             "surveys": 1,
+            "evaluations": 1,
             "voicemails": 1,
         }
     )
