@@ -637,6 +637,13 @@ def build_parser() -> argparse.ArgumentParser:
         "object per line)",
     )
     report.add_argument(
+        "--ivr",
+        action="store_true",
+        help="where callers went in the IVR, from --since (today) to --until: each node's "
+        "callers, the keys pressed there, callers who hung up there (--json: one object per "
+        "node; --csv)",
+    )
+    report.add_argument(
         "--evaluations",
         action="store_true",
         help="the supervisors' scorecards of calls (evaluation_forms) made from --since "
@@ -827,11 +834,12 @@ def _main(argv: Sequence[str] | None) -> int:
             args.voicemails,
             args.callbacks,
             args.evaluations,
+            args.ivr,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
                 "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
-                "--callbacks, --evaluations, --queues and --agents: one report at a time"
+                "--callbacks, --evaluations, --ivr, --queues and --agents: one report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -857,6 +865,8 @@ def _main(argv: Sequence[str] | None) -> int:
         ranged = (
             range_flags[3:]
             if args.surveys or args.voicemails or args.callbacks or args.evaluations
+            else []
+            if args.ivr
             else range_flags
         )
         wrong = [f for f, value, default in figure_flags if value != default and not summary]
@@ -875,6 +885,14 @@ def _main(argv: Sequence[str] | None) -> int:
                 last=args.last,
                 output="csv" if args.csv else "json" if args.json else "table",
                 number=args.number,
+            )
+        if args.ivr:
+            return cmd_ivr_report(
+                args.config or _default_config(),
+                since=args.since or "today",
+                until=args.until or "now",
+                zone=args.tz,
+                output="csv" if args.csv else "json" if args.json else "table",
             )
         if summary is not None:
             return cmd_summary(
@@ -2128,6 +2146,42 @@ def _print_surveys(
     ]
     fields = ["at", "call_id", "queue", "agent", "number", "flow", "score", "completed"]
     return _print_rows(rows, [*fields, "seconds", "satisfied", "answers"], as_json=as_json)
+
+
+def cmd_ivr_report(path: str, *, since: str, until: str, zone: str | None, output: str) -> int:
+    """``report --ivr``: the IVR's nodes over the calls that started from ``since`` to
+    ``until`` (:mod:`callcenter.records.ivr_paths`)."""
+    from callcenter.records.ivr_paths import format_ivr_table, ivr_summary
+    from callcenter.records.summary import parse_when
+
+    config = _report_config(path)
+    if config is None:
+        return EXIT_CONFIG
+    tz = _report_zone(zone or config.ivr.timezone)
+    if tz is None:
+        return EXIT_CONFIG
+    try:
+        start, end = parse_when(since, tz), parse_when(until, tz)
+    except ValueError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    store = _report_store(config, rescued=True)
+    if isinstance(store, int):
+        return store
+    try:
+        calls, figures = ivr_summary(store.fetch_cdrs_between(start, end))
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        store.close()
+    if output == "table":
+        print(format_ivr_table(calls, figures))
+        return EXIT_OK
+    rows = [f.as_dict() for f in figures]
+    return _print_rows(
+        rows, ["node", "callers", "hung_up", "ended", "keys"], as_json=output == "json"
+    )
 
 
 def _print_evaluations(

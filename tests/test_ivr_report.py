@@ -1,0 +1,64 @@
+"""``callcenter report --ivr``: where callers went in the IVR, node by node, the keys they
+pressed and where they gave up, from the CDRs' ``ivr_path``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from callcenter.cli import main as cli_main
+from callcenter.records.ivr_paths import format_ivr_table, ivr_summary
+from callcenter.testing import running_center
+
+
+def test_each_node_counts_its_callers_their_keys_and_who_gave_up_there() -> None:
+    rows = [
+        {"ivr_path": "main:welcome>1>main:sales", "queue": "sales", "hung_up_by": "agent"},
+        {"ivr_path": "main:welcome>2>main:support", "queue": "support", "hung_up_by": "caller"},
+        {"ivr_path": "main:welcome>7>main:welcome>2>main:support", "queue": "support"},
+        {"ivr_path": "main:welcome", "queue": "", "hung_up_by": "caller"},
+        {"ivr_path": "main:welcome>9>main:bye", "queue": "", "hung_up_by": "system"},
+        {"ivr_path": "main:welcome>8>main:box", "queue": "", "hung_up_by": "caller",
+         "voicemail": "/vm/box/1.wav"},
+        {"ivr_path": "", "queue": "sales"},
+    ]  # fmt: skip
+    calls, figures = ivr_summary(rows)
+    by_node = {f.node: f.as_dict() for f in figures}
+    assert calls == 6, "a call without an IVR path is not the IVR's"
+    assert list(by_node) == ["main:welcome", "main:sales", "main:support", "main:bye", "main:box"]
+    welcome = by_node["main:welcome"]
+    assert welcome["callers"] == 6, "a menu heard twice counts once for the call"
+    assert welcome["keys"] == {"2": 2, "1": 1, "7": 1, "9": 1, "8": 1}
+    assert (welcome["hung_up"], welcome["ended"]) == (1, 0)
+    assert (by_node["main:bye"]["hung_up"], by_node["main:bye"]["ended"]) == (0, 1)
+    assert by_node["main:box"]["hung_up"] == 0, "a message left is no giving up"
+    assert by_node["main:support"]["hung_up"] == 0, "they reached a queue"
+    table = format_ivr_table(calls, figures)
+    assert table.splitlines()[2].startswith("main:welcome")
+    assert "2: 2, 1: 1" in table and table.endswith("6 call(s) went through the IVR")
+
+
+async def test_report_ivr_reads_the_day_s_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05, hangup_after=0.1)
+        center.add_phone("PJSIP/1002", answer_after=0.05, hangup_after=0.1)
+        served = await center.caller_presses("5550001", "2")
+        await served.wait_ended(timeout=5)
+        gave_up = await center.pbx.call("800", caller_num="5550002")
+        await gave_up.wait_for_prompt("welcome-menu", timeout=5)
+        await gave_up.hangup()
+        for caller in (served, gave_up):
+            await center.cdr(caller.uniqueid)
+        await center.idle()
+        code = await asyncio.to_thread(
+            cli_main, ["report", str(center.config_path), "--ivr", "--json"]
+        )
+        printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    welcome = next(r for r in printed if r["node"].endswith(":welcome"))
+    assert (welcome["callers"], welcome["keys"], welcome["hung_up"]) == (2, {"2": 1}, 1)
