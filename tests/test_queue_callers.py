@@ -135,3 +135,20 @@ async def test_a_caller_is_given_only_to_a_free_member_and_never_twice() -> None
     with pytest.raises(EngineError, match="an agent is being rung for call c1"):
         router.hand_to(entry, "b")
     assert router.find("c1") is entry and router.find("nope") is None
+
+
+async def test_a_caller_waiting_for_their_busy_agent_is_given_to_another_at_once() -> None:
+    """The caller waits for Alice (their last agent, talking); the supervisor gives them
+    to Bob: the wait for Alice ends, Bob is the one offered."""
+    router = _router()
+    router.login("a")
+    router.login("b")
+    other = router.enqueue("q", "c0")
+    assert router.prefer(other, "a")
+    router.connected(other, router.agents["a"])  # Alice talks
+    entry = router.enqueue("q", "c1")
+    held = router.hold_for(entry, "a")
+    assert held is not None and not held.done()
+    router.hand_to(entry, "b")
+    assert held.done() and held.result() is False
+    assert [a.id for a in await asyncio.wait_for(router.next_agents(entry), 1)] == ["b"]

@@ -300,6 +300,8 @@ class Router:
             raise EngineError(f"agent {agent_id} is not free ({agent.state.value})")
         if agent.device_unreachable:
             raise EngineError(f"agent {agent_id}'s phone cannot be reached")
+        # A caller waiting for their sticky agent stops: the one given rings at once.
+        self.release_hold(entry)
         if entry.status is EntryStatus.WAITING:
             entry.move(EntryStatus.HUNTING)
         self._reserve_for(queue, entry, [agent])
