@@ -1451,6 +1451,16 @@ def _report_config(path: str) -> CallCenterConfig | None:
         return None
 
 
+def _report_config_and_zone(path: str, zone: str | None) -> tuple[CallCenterConfig, tzinfo] | None:
+    """A report's config and the time zone its times are in (``zone``, else the config's
+    ``ivr.timezone``); None, said on stderr, when either is wrong."""
+    config = _report_config(path)
+    if config is None:
+        return None
+    tz = _report_zone(zone or config.ivr.timezone)
+    return None if tz is None else (config, tz)
+
+
 def _report_zone(zone: str) -> tzinfo | None:
     """The time zone a report's times are in; None, said on stderr, for a name that is none."""
     import zoneinfo
@@ -1584,12 +1594,10 @@ def cmd_cdr_export(
     from callcenter.records.store import CDR_COLUMNS
     from callcenter.records.summary import parse_when
 
-    config = _report_config(path)
-    if config is None:
+    found = _report_config_and_zone(path, zone)
+    if found is None:
         return EXIT_CONFIG
-    tz = _report_zone(zone or config.ivr.timezone)
-    if tz is None:
-        return EXIT_CONFIG
+    config, tz = found
     try:
         end = parse_when(until, tz)
         start = parse_when(since, tz) if since is not None else None
@@ -1916,12 +1924,10 @@ def cmd_summary(
 
     from callcenter.records import summary as figures
 
-    config = _report_config(path)
-    if config is None:
+    found = _report_config_and_zone(path, zone)
+    if found is None:
         return EXIT_CONFIG
-    tz = _report_zone(zone or config.ivr.timezone)
-    if tz is None:
-        return EXIT_CONFIG
+    config, tz = found
     grouping = next(g for g in figures.GROUPINGS if g == by)
     try:
         start = figures.parse_when(since, tz)
@@ -2154,12 +2160,10 @@ def cmd_ivr_report(path: str, *, since: str, until: str, zone: str | None, outpu
     from callcenter.records.ivr_paths import format_ivr_table, ivr_summary
     from callcenter.records.summary import parse_when
 
-    config = _report_config(path)
-    if config is None:
+    found = _report_config_and_zone(path, zone)
+    if found is None:
         return EXIT_CONFIG
-    tz = _report_zone(zone or config.ivr.timezone)
-    if tz is None:
-        return EXIT_CONFIG
+    config, tz = found
     try:
         start, end = parse_when(since, tz), parse_when(until, tz)
     except ValueError as exc:

@@ -858,30 +858,33 @@ async def test_sam_gives_bob_french_from_his_page_then_the_configs_skills_again(
     assert back == {"de": 4}
 
 
+def alices_desk(state: str, **changes: Any) -> Desktop:
+    """Alice's desktop in ``state`` at 10:00 (``changes``: other fields, ``agent_extra``:
+    more of her agent view)."""
+    agent = {"id": "1001", "name": "Alice", "state": state, "time_in_state": 2.0,
+             "queues": ["sales"], "device": "PJSIP/1001"}  # fmt: skip
+    agent.update(changes.pop("agent_extra", {}))
+    fields: dict[str, Any] = {
+        "title": "Support",
+        "now": datetime(2026, 12, 6, 10, 0, tzinfo=UTC),
+        "agent": agent,
+        "queues": [],
+        "day": AgentDay(),
+        "pause_reasons": ["lunch"],
+        "dispositions": {},
+        "transfer_queues": [],
+        **changes,
+    }
+    return Desktop(**fields)
+
+
 def test_the_browser_tab_says_a_call_rings_and_how_many_messages_wait() -> None:
     """The desktop is often behind the CRM's page: its tab's title is what shows."""
-    agent = {"id": "1001", "name": "Alice", "state": "ringing", "time_in_state": 2.0,
-             "queues": ["sales"], "device": "PJSIP/1001"}  # fmt: skip
     left = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
     waiting = VoicemailMessage("m1", "sales", "sales", "5550001", "", "/vm/m1.wav", 4.0, left)
     taken = dataclasses.replace(waiting, call_id="m2", status="taken", agent="1003")
-    desk = Desktop(
-        title="Support",
-        now=datetime(2026, 12, 6, 10, 0, tzinfo=UTC),
-        agent=agent,
-        queues=[],
-        day=AgentDay(),
-        pause_reasons=["lunch"],
-        dispositions={},
-        transfer_queues=[],
-        messages=[waiting, taken],
-    )
-    ringing = DesktopPage(200, {}, render(desk))
-    free = DesktopPage(
-        200,
-        {},
-        render(dataclasses.replace(desk, agent={**agent, "state": "available"}, messages=[])),
-    )
+    ringing = DesktopPage(200, {}, render(alices_desk("ringing", messages=[waiting, taken])))
+    free = DesktopPage(200, {}, render(alices_desk("available")))
     assert ringing.title == "Ringing · (1) Support", "a message taken by Carol is not Alice's"
     assert free.title == "Support"
 
@@ -898,18 +901,10 @@ def test_an_agent_paused_for_a_phone_that_failed_every_offer_is_told_so(
     reason: str, via: str, told: str | None
 ) -> None:
     """A pause reason an agent chose (a "busy" pause from the API) says nothing more."""
-    agent = {"id": "1001", "name": "Alice", "state": "paused", "time_in_state": 2.0,
-             "pause_reason": reason, "pause_via": via, "queues": ["sales"],
-             "device": "PJSIP/1001"}  # fmt: skip
-    desk = Desktop(
-        title="Support",
-        now=datetime(2026, 12, 6, 10, 0, tzinfo=UTC),
-        agent=agent,
-        queues=[],
-        day=AgentDay(),
+    desk = alices_desk(
+        "paused",
         pause_reasons=["busy"],
-        dispositions={},
-        transfer_queues=[],
+        agent_extra={"pause_reason": reason, "pause_via": via},
     )
     page = DesktopPage(200, {}, render(desk))
     assert page.texts["state"] == f"paused: {reason}"

@@ -1180,12 +1180,7 @@ class ControlAPI:
     ) -> tuple[Media, dict[str, Any]]:
         """The recording of a call (only a file inside ``acd.recordings_folder``) and its
         CDR; ``allowed`` (of the CDR) False: 404, as for a call that is not there."""
-        if self._call_record is None:
-            raise HTTPError(404, "no records here")
-        try:
-            row = await self._call_record(call_id)
-        except RecordError as exc:
-            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+        row = await self._read_record(call_id)
         if row is None or (allowed is not None and not allowed(row)):
             raise HTTPError(404, f"no call {call_id} in the records")
         if not row["recordingfile"]:
@@ -1268,14 +1263,19 @@ class ControlAPI:
             return
         self._desktop_notes[note] = (said, "")
 
-    async def _scorable(self, supervisor_id: str, call_id: str) -> dict[str, Any]:
-        """The CDR of a call of one of ``supervisor_id``'s agents (HTTPError 404 else)."""
+    async def _read_record(self, call_id: str) -> dict[str, Any] | None:
+        """A call's CDR, None when there is none; HTTPError 404 without records, 503 when
+        they cannot be read."""
         if self._call_record is None:
             raise HTTPError(404, "no records here")
         try:
-            row = await self._call_record(call_id)
+            return await self._call_record(call_id)
         except RecordError as exc:
             raise HTTPError(503, f"the records cannot be read: {exc}") from None
+
+    async def _scorable(self, supervisor_id: str, call_id: str) -> dict[str, Any]:
+        """The CDR of a call of one of ``supervisor_id``'s agents (HTTPError 404 else)."""
+        row = await self._read_record(call_id)
         if row is None or str(row.get("agent") or "") not in self._supervised(supervisor_id):
             raise HTTPError(404, f"no call {call_id!r} of an agent of your teams")
         return row
@@ -2129,12 +2129,9 @@ class ControlAPI:
         config = self.switchboard.config
         if supervisor not in config.supervisors:
             raise HTTPError(404, f"no supervisor {supervisor!r} is configured")
-        if self._call_record is None or self._write_evaluation is None:
+        if self._write_evaluation is None:
             raise HTTPError(404, "no records here")
-        try:
-            row = await self._call_record(call_id)
-        except RecordError as exc:
-            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+        row = await self._read_record(call_id)
         if row is None:
             raise HTTPError(404, f"no record of call {call_id!r} (is it over?)")
         agent, queue = str(row.get("agent") or ""), str(row.get("queue") or "")
