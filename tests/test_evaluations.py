@@ -154,6 +154,9 @@ async def test_sam_scores_alices_call_from_her_calls_of_the_day(
         stranger = await api(
             "POST", f"/calls/{caller.uniqueid}/evaluation", {"supervisor": "9", "scores": {}}
         )
+        alice = DesktopBrowser(center.daemon.api.port)
+        desk = await alice.sign_in("1001", "1111")
+        scores = await alice.press("My quality scores …")
         await center.idle()
         code = await asyncio.to_thread(
             cli_main, ["report", str(center.config_path), "--evaluations", "--json"]
@@ -182,3 +185,7 @@ async def test_sam_scores_alices_call_from_her_calls_of_the_day(
     )
     assert row["scores"] == {"greeting": 8, "solved": 45, "tone": 35}
     assert "agent 1001: 1 scored, mean 88 %, 1 passed" in err
+    assert "My quality scores …" in desk.buttons and scores.refresh == ""
+    (seen,) = [r for r in scores.table_rows if len(r) == 6 and r[2] == "88 %"]
+    assert seen[3:] == ["passed", "Sam", "kind and quick"]
+    assert "1 scored, mean 88 %, 1 passed" in scores.body

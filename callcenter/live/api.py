@@ -241,7 +241,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -359,6 +359,8 @@ EvaluationsReader = Callable[
 ]
 """The scorecards made in a stretch of time, of some agents' calls (None: everyone's)."""
 """A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
+SCORES_SHOWN_FOR: Final = timedelta(days=30)
+"""How far back an agent's page of their quality scores goes."""
 HISTORY_SHOWN: Final = 5
 """Earlier calls of the caller's number on an agent's desktop."""
 HISTORY_FOR: Final = 60.0
@@ -928,6 +930,18 @@ class ControlAPI:
             if agent_config is None or not agent_config.hot_desk:
                 raise HTTPError(404, "you log in at your own phone only (agents.<id>.hot_desk)")
             return 200, desktop.render_login(title, agent), _PAGE_HEADERS
+        if route == "/desktop/scores":
+            if not config.evaluation_forms or self._evaluations is None:
+                raise HTTPError(404, "calls are not scored here (evaluation_forms)")
+            zone = ZoneInfo(config.ivr.timezone)
+            until = datetime.now(UTC)
+            try:
+                own_scores = await self._evaluations(until - SCORES_SHOWN_FOR, until, [person])
+            except RecordError as exc:
+                raise HTTPError(503, f"the records cannot be read: {exc}") from None
+            names = {s: c.name for s, c in config.supervisors.items()}
+            page = desktop.render_scores(title, agent, own_scores[::-1], zone, names)
+            return 200, page, _PAGE_HEADERS
         if route == "/desktop/note":
             codes = {code: d.callback for code, d in config.dispositions.items()}
             if not any(not callback for callback in codes.values()):
@@ -1542,6 +1556,7 @@ class ControlAPI:
             over=board.agent_alerts.over(agent_id),
             promised=board.promised_callbacks(agent_id),
             hot_desk=agent_id in config.agents and config.agents[agent_id].hot_desk,
+            scores=bool(config.evaluation_forms),
             notices=self._notices_shown(
                 config.agents[agent_id].team if agent_id in config.agents else None
             ),

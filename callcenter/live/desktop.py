@@ -81,6 +81,7 @@ from callcenter.acd.router import AUTOPAUSE_VIA
 from callcenter.live.notices import MAX_TEXT
 from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import STATE_NAMES, clock
+from callcenter.records.evaluations import Evaluation
 from callcenter.records.voicemails import VoicemailMessage
 
 REFRESH: Final = 3
@@ -344,6 +345,8 @@ class Desktop:
     over: float | None = None
     """Seconds ``acd.agent_alerts`` allows the state they are in, once they are over it
     (their supervisors are told); None: not over."""
+    scores: bool = False
+    """Calls are scored here (``evaluation_forms``): a link to the agent's scores."""
     history: Sequence[Mapping[str, Any]] = ()
     """Earlier calls of the number of ``call``, newest first
     (:func:`callcenter.records.history.earlier_call`)."""
@@ -533,6 +536,11 @@ def render(desk: Desktop) -> str:
         parts.append(_promised_section(desk.promised, desk.now))
     if desk.calls:
         parts.append(_calls_section(desk.calls))
+    if desk.scores:
+        parts.append(
+            '<p><form method="get" action="/desktop/scores"><button>My quality scores …'
+            "</button></form></p>"
+        )
     parts.append(
         '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
         "</button></form> <small>(signing out of the page leaves you logged in to the "
@@ -956,6 +964,41 @@ def _calls_section(calls: Sequence[Mapping[str, Any]]) -> str:
         "<th>queue</th><th>talk</th><th>code</th><th>transfer</th></tr>"
         f"{rows}</table></section>"
     )
+
+
+def render_scores(
+    title: str,
+    agent: Mapping[str, Any],
+    scored: Sequence[Evaluation],
+    zone: tzinfo | None,
+    supervisors: Mapping[str, str],
+) -> str:
+    """An agent's quality scores of the last 30 days, newest first, with their mean: when,
+    the queue, the percent, passed or not, who scored it and their comment (it does not
+    reload)."""
+    parts = _head(title)
+    who = str(agent.get("name") or agent["id"])
+    parts.append(f"<h1>{_e(who)} <small>your quality scores, last 30 days</small></h1>")
+    if not scored:
+        parts.append("<section><p>None of your calls was scored lately.</p>")
+    else:
+        mean = sum(e.percent for e in scored) / len(scored)
+        passed = sum(e.passed for e in scored)
+        rows = "".join(
+            f"<tr><td>{e.at.astimezone(zone).strftime('%d %b %H:%M')}</td>"
+            f"<td>{_e(e.queue)}</td><td>{e.percent:g} %</td>"
+            f"<td>{'passed' if e.passed else 'not passed'}</td>"
+            f"<td>{_e(supervisors.get(e.supervisor, e.supervisor))}</td>"
+            f"<td>{_e(e.comment)}</td></tr>"
+            for e in scored
+        )
+        parts.append(
+            f'<section id="scores"><p id="mean">{len(scored)} scored, mean {mean:.0f} %, '
+            f"{passed} passed</p><table><tr><th>scored</th><th>queue</th><th>score</th>"
+            f"<th></th><th>by</th><th>comment</th></tr>{rows}</table>"
+        )
+    parts.append('<p><a href="/desktop">Back</a></p></section></body></html>')
+    return "\n".join(parts)
 
 
 def _queues_section(desk: Desktop) -> str:
