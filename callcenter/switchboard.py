@@ -1268,6 +1268,7 @@ class Switchboard:
             outcome.priority,
             agent=outcome.agent,
             agent_wait=outcome.agent_wait,
+            head_start=outcome.head_start,
         )
 
     def supervisor_device(self, supervisor_id: str) -> str:
@@ -1572,12 +1573,14 @@ class Switchboard:
         skills: Sequence[str] | None = None,
         agent: str = "",
         agent_wait: float = 0.0,
+        head_start: float = 0.0,
     ) -> str:
         """Wait in ``queue_name`` until an agent answers or a queue rule sends the caller
         elsewhere; returns who ended the call.
 
         ``agent``: offered the caller first when free (the IVR's ``agent_from``, before
         ``last_agent``); while busy, waited for alone up to ``agent_wait`` seconds.
+        ``head_start``: seconds the caller is served as if they had joined earlier.
 
         ``skills``: what an agent needs to take the caller (default: ``active.skills``, set
         by the IVR); the queue's own skills are added by the router. A full queue
@@ -1629,7 +1632,12 @@ class Switchboard:
         if qcfg.seniority == "call" and (place is None or active.started < place):
             place = active.started  # the whole wait counts: IVR, other queues, a talk
         entry = self.router.enqueue(
-            queue_name, info.call_id, priority=priority, skills=needed, joined=place
+            queue_name,
+            info.call_id,
+            priority=priority,
+            skills=needed,
+            joined=place,
+            head_start=head_start,
         )
         position = self.router.position(entry)
         self.bus.publish(

@@ -1753,3 +1753,25 @@ async def test_random_periodic_announcements_never_repeat_one_twice_in_a_row(
         await s.settle()
     heard = [p for p in caller.heard if p.startswith("promo-")]
     assert all(a != b for a, b in itertools.pairwise(heard)), heard
+
+
+async def test_a_vip_with_a_head_start_is_served_before_callers_who_joined_shortly_before(
+    tmp_path: Path,
+) -> None:
+    """The queue node reads the head start from a variable (600 s for a VIP): the VIP who
+    joins after Ann gets Alice first; Ann is next."""
+    config = setup({"agents": ["1001"]}, node={"head_start_from": "lead"})
+    nodes = config["flows"]["direct"]["nodes"]
+    nodes["route"]["cases"].append({"caller": ["5550002"], "goto": "vip"})
+    nodes["vip"] = {"kind": "set", "variables": {"lead": "600"}, "next": "q"}
+    async with scene(tmp_path, config) as s:
+        s.phone("1001", answer_after=0.05, hangup_after=0.1)
+        ann = await s.call("5550001")
+        await ann.wait_moh(timeout=5)
+        vip = await s.call("5550002")
+        await vip.wait_moh(timeout=5)
+        s.login("1001")
+        await vip.wait_ended(timeout=5)
+        await ann.wait_ended(timeout=5)
+        await s.settle()
+    assert [e.call_id for e in s.of(AgentConnected)] == [vip.uniqueid, ann.uniqueid]

@@ -152,3 +152,18 @@ async def test_a_caller_waiting_for_their_busy_agent_is_given_to_another_at_once
     router.hand_to(entry, "b")
     assert held.done() and held.result() is False
     assert [a.id for a in await asyncio.wait_for(router.next_agents(entry), 1)] == ["b"]
+
+
+def test_a_head_start_puts_a_caller_before_those_who_joined_less_long_ago() -> None:
+    """mod_callcenter's cc_base_score: a VIP with a 60 s head start who joins 50 s after
+    Ann is ahead of her, not of Ben who joined 100 s earlier; their waits stay theirs."""
+    clock = [0.0]
+    agents = [Agent(id="a", device="PJSIP/a")]
+    router = Router(agents, {"q": ["a"]}, clock=lambda: clock[0])
+    ben = router.enqueue("q", "ben", joined=-100.0)
+    ann = router.enqueue("q", "ann")
+    clock[0] = 50.0
+    vip = router.enqueue("q", "vip", head_start=60)
+    assert [e.call_id for e in router.callers("q")] == ["ben", "vip", "ann"]
+    assert [router.position(e) for e in (ben, vip, ann)] == [1, 2, 3]
+    assert vip.joined == 50.0, "the wait is counted from the join"

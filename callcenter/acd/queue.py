@@ -4,9 +4,9 @@ Both sides are indexed, so a queue with 10,000 callers and 5,000 members costs O
 arrival, offer or agent release, never a scan:
 
 * callers hunting for an agent sit in one heap per *class*, a class being the skills they
-  need and their escalation stage, keyed ``(-priority, joined, seq)``. An entry that stops
-  hunting or moves to another class stays in its old heap and is skipped when it reaches the
-  top (its ``status`` or heap version no longer match);
+  need and their escalation stage, keyed ``(-priority, joined - head_start, seq)``. An
+  entry that stops hunting or moves to another class stays in its old heap and is skipped
+  when it reaches the top (its ``status`` or heap version no longer match);
 * idle members sit in one :class:`~callcenter.acd.strategies.IdleIndex` per class: the
   agents that class may be offered, ordered by penalty then the queue's strategy. Which
   members fit which class is worked out once, when the class first appears; an agent that
@@ -116,11 +116,20 @@ class QueueEntry:
     rank: int = field(default=-1, repr=False)
     klass: HuntClass | None = field(default=None, repr=False)
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    head_start: float = 0.0
+    """Seconds the caller is served as if they had waited longer (mod_callcenter's
+    cc_base_score): their place among callers of the same priority, not their wait."""
     key: tuple[int, float, int] = field(init=False, repr=False)
     """Queue order: higher priority first, then earlier arrival."""
 
     def __post_init__(self) -> None:
-        self.key = (-self.priority, self.joined, self.seq)
+        self.key = (-self.priority, self.joined - self.head_start, self.seq)
+
+    @property
+    def order(self) -> float:
+        """Where the caller stands among those of its priority: its join time, less its
+        head start."""
+        return self.key[1]
 
     @property
     def agent(self) -> Agent | None:
@@ -136,7 +145,7 @@ class QueueEntry:
         return old
 
 
-_HuntItem = tuple[int, float, int, int, QueueEntry]  # (-priority, joined, seq, version, entry)
+_HuntItem = tuple[int, float, int, int, QueueEntry]  # (-priority, order, seq, version, entry)
 
 
 class HuntClass:
@@ -164,7 +173,7 @@ class HuntClass:
         entry.heap_version += 1
         entry.klass = self
         heapq.heappush(
-            self._heap, (-entry.priority, entry.joined, entry.seq, entry.heap_version, entry)
+            self._heap, (-entry.priority, entry.order, entry.seq, entry.heap_version, entry)
         )
 
     def head(self) -> QueueEntry | None:
@@ -220,10 +229,10 @@ class _Ranks:
         if tree is None:
             tree = self._levels[entry.priority] = Fenwick(0)
         latest = self._latest.get(entry.priority)
-        if latest is not None and entry.joined < latest and tree.total:
+        if latest is not None and entry.order < latest and tree.total:
             self._rebuild(entry.priority, entries)
             return
-        self._latest[entry.priority] = entry.joined
+        self._latest[entry.priority] = entry.order
         entry.rank = tree.size
         tree.append(1)
 
@@ -243,14 +252,14 @@ class _Ranks:
         """Renumber the callers still waiting at ``priority`` from 0 (O(n log n), rare)."""
         level = sorted(
             (e for e in entries.values() if e.priority == priority),
-            key=lambda e: (e.joined, e.seq),
+            key=lambda e: (e.order, e.seq),
         )
         tree = self._levels[priority] = Fenwick(0)
         for entry in level:
             entry.rank = tree.size
             tree.append(1)
         if level:
-            self._latest[priority] = level[-1].joined
+            self._latest[priority] = level[-1].order
 
 
 class CallQueue:
@@ -390,7 +399,7 @@ class CallQueue:
             raise EngineError(f"call {entry.call_id} is not waiting in queue {self.name}")
         self._ranks.remove(entry, self._entries)
         entry.priority = priority
-        entry.key = (-priority, entry.joined, entry.seq)
+        entry.key = (-priority, entry.joined - entry.head_start, entry.seq)
         self._ranks.add(entry, self._entries)
         if entry.status is EntryStatus.HUNTING and entry.klass is not None:
             entry.klass.push(entry)  # the old heap item goes stale by its version

@@ -582,8 +582,12 @@ class Router:
         priority: int = 0,
         skills: Collection[str] = (),
         joined: float | None = None,
+        head_start: float = 0.0,
     ) -> QueueEntry:
         """Put a caller in ``queue``; it is offered agents once ``next_agents`` is awaited.
+
+        ``head_start``: seconds the caller is served as if they had joined earlier, among
+        callers of the same priority (their wait, escalation and records keep ``joined``).
 
         ``skills``: what the IVR asked for (the queue's own skills are added). ``joined``:
         when the caller joined, on the router's clock (now by default; earlier for a caller
@@ -597,6 +601,7 @@ class Router:
             joined=self._clock() if joined is None else joined,
             seq=next(self._seq),
             skills=frozenset(skills) | q.rules.skills,
+            head_start=max(0.0, head_start),
         )
         q.add(entry)
         self._schedule_escalation(q, entry)

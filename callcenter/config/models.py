@@ -1603,6 +1603,19 @@ class QueueNode(_Model):
         default=None,
         description="Variable holding the priority (an integer); when unset, `priority`.",
     )
+    head_start: _SecondsOrZero = Field(
+        default=0,
+        description="Seconds this caller is served as if they had waited longer, among "
+        "callers of the same priority (mod_callcenter's cc_base_score): a VIP 300 s ahead "
+        "goes before everyone who joined less than 5 minutes earlier, not before all, as a "
+        "higher priority would. Their wait, escalation and records are their own.",
+        examples=[300],
+    )
+    head_start_from: VarName | None = Field(
+        default=None,
+        description="Variable holding the head start in seconds (a lookup's answer); when "
+        "unset or not a number, `head_start`.",
+    )
     agent_from: VarName | None = Field(
         default=None,
         description="Variable naming the agent this caller is offered first, such as the "

@@ -104,6 +104,8 @@ class ToQueue:
     """The agent offered this caller first (the node's ``agent_from``), "" for none."""
     agent_wait: float = 0.0
     """Seconds the caller waits for ``agent`` alone while they are busy."""
+    head_start: float = 0.0
+    """Seconds the caller is served as if they had waited longer (the node's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -664,7 +666,18 @@ class FlowRunner:
         agent = ""
         if node.agent_from is not None:
             agent = self.variables.get(node.agent_from, "").strip()
-        return ToQueue(node.queue, priority, tuple(skills), agent, node.agent_wait)
+        head_start = float(node.head_start)
+        if node.head_start_from is not None:
+            text = self.variables.get(node.head_start_from, "").strip()
+            try:
+                head_start = max(0.0, min(86400.0, float(text)))
+            except ValueError:
+                if text:
+                    self._decide(
+                        f"{node.head_start_from}={text!r} is not a number: head start "
+                        f"{head_start:g} s"
+                    )
+        return ToQueue(node.queue, priority, tuple(skills), agent, node.agent_wait, head_start)
 
     async def _transfer(self, node: TransferNode) -> _Step:
         number = render(node.to, self.variables).strip()
