@@ -1775,3 +1775,19 @@ async def test_a_vip_with_a_head_start_is_served_before_callers_who_joined_short
         await ann.wait_ended(timeout=5)
         await s.settle()
     assert [e.call_id for e in s.of(AgentConnected)] == [vip.uniqueid, ann.uniqueid]
+
+
+async def test_callers_of_a_ringback_queue_hear_ringing_not_music(tmp_path: Path) -> None:
+    """app_queue's ``r`` option: ``hold_music: ringback`` rings in the caller's ear while
+    they wait, and while Alice's phone rings."""
+    async with scene(tmp_path, setup({"agents": ["1001"], "hold_music": "ringback"})) as s:
+        s.phone("1001", answer_after=0.3, hangup_after=0.1)
+        caller = await s.call()
+        await caller.wait_for_prompt("ringback", timeout=5)
+        s.login("1001")
+        await caller.wait_bridged(timeout=5)
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+        moh = caller.moh_starts
+    assert moh == 0, "no music at any time"
+    assert "ringback" in caller.heard

@@ -2363,9 +2363,10 @@ class QueueConfig(_Model):
     )
     hold_music: _Text = Field(
         default="default",
-        description=(
-            "Music-on-hold class callers hear while waiting and while an agent's phone rings."
-        ),
+        description="Music-on-hold class callers hear while waiting and while an agent's "
+        "phone rings; `ringback`: a ring tone instead, as if the phone still rang "
+        "(app_queue's `r` option; announcements still play).",
+        examples=["default", "ringback"],
     )
     service_level: _Seconds = Field(
         default=20.0,

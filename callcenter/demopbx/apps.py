@@ -382,6 +382,21 @@ async def app_stop_moh(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     return 0
 
 
+async def app_playtones(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``Playtones(ring)``: indications.conf's tone until StopPlaytones (heard as
+    ``ringback`` for ``ring``, else as the tone's name)."""
+    tone = data.strip() or "ring"
+    channel.heard.append("ringback" if tone == "ring" else tone)
+    channel.heard_in.append((channel.language, channel.heard[-1]))
+    channel.notify()
+    return 0
+
+
+async def app_stop_playtones(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``StopPlaytones()``."""
+    return 0
+
+
 async def app_moh(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     """``MusicOnHold([class[,duration]])``: blocks for ``duration`` s or until hang-up."""
     moh_class, _, duration = data.partition(",")
@@ -917,6 +932,8 @@ APPLICATIONS: dict[str, Application] = {
     "playback": app_playback,
     "background": app_playback,
     "startmusiconhold": app_start_moh,
+    "playtones": app_playtones,
+    "stopplaytones": app_stop_playtones,
     "stopmusiconhold": app_stop_moh,
     "musiconhold": app_moh,
     "echo": app_echo,

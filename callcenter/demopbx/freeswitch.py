@@ -739,9 +739,11 @@ class DemoFreeSwitch:
         return "CHAN_NOT_IMPLEMENTED"
 
     def prompt_duration(self, path: str) -> float | None:
-        """How long ``path`` plays (seconds; ``inf`` for ``local_stream://``); None if the
-        file does not exist."""
-        if path.startswith("local_stream://"):
+        """How long ``path`` plays (seconds; ``inf`` for ``local_stream://`` and a tone
+        looped for ever); None if the file does not exist."""
+        if path.startswith("local_stream://") or (
+            path.startswith("tone_stream://") and "loops=-1" in path
+        ):
             return float("inf")
         if path.startswith("silence_stream://"):
             ms = path[len("silence_stream://") :].split(",", maxsplit=1)[0]

@@ -215,7 +215,8 @@ async def play(
                 chan.moh_starts += 1
                 chan.notify()
             elif file.startswith("tone_stream://"):
-                _heard(chan, "beep", file, language)
+                ringing = "440,480" in file  # the ring tone the driver plays as ringback
+                _heard(chan, "ringback" if ringing else "beep", file, language)
             elif not file.startswith(MEDIA_SCHEMES):
                 _heard(chan, label or prompt_name(file), file, language)
             duration = pbx.prompt_duration(file)

@@ -81,6 +81,8 @@ class DialStatus(enum.StrEnum):
 Transport = Literal["fastagi", "asyncagi", "esl-inbound", "esl-outbound", "demo"]
 
 ANNOUNCE_FILE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}")
+RINGBACK: Final = "ringback"
+"""The hold music "class" that is a ring tone, not music (``queues.<q>.hold_music``)."""
 CALLER_NAME: Final = re.compile(r"[A-Za-z0-9.@+*#_-][A-Za-z0-9 .@+*#_-]{0,39}")
 """A caller name a dial may show on the rung phones (:meth:`Call.dial`'s ``caller_name``)."""
 """What :meth:`Call.dial` accepts as ``announce``: it lands inside Asterisk's ``Dial``
@@ -239,7 +241,9 @@ class Call(Protocol):
         ...
 
     async def start_hold_music(self, music_class: str = "default") -> None:
-        """Start music on hold; it plays until stopped or until the next dial/play."""
+        """Start music on hold; it plays until stopped or until the next dial/play.
+        ``RINGBACK`` plays a ring tone instead (app_queue's ``r`` option), and a dial
+        with ``hold_music=RINGBACK`` lets the caller hear ringing too."""
         ...
 
     async def stop_hold_music(self) -> None: ...

@@ -70,6 +70,7 @@ from callcenter.pbx.claim import PBXClaim, ReadGlobal, WriteGlobal
 from callcenter.pbx.interface import (
     ANNOUNCE_FILE,
     CALLER_NAME,
+    RINGBACK,
     CallHandler,
     CallInfo,
     ChannelHungUp,
@@ -1054,6 +1055,8 @@ class AsteriskCall:
         self._dial: _Dial | None = None
         self._shown_name = ""
         """The CALLERID(name) a dial last set (``dial``'s ``caller_name``)."""
+        self._tones = False
+        """The hold "music" started last is the ring tone (Playtones), not music."""
         self._moh = False
         self._on_hold = False
         self._recording: str | None = None
@@ -1274,11 +1277,21 @@ class AsteriskCall:
     async def start_hold_music(self, music_class: str = "default") -> None:
         if not _MOH_CLASS.fullmatch(music_class):
             raise CommandFailed(f"invalid music class {music_class!r}")
-        await self._exec("StartMusicOnHold", music_class)
+        if music_class == RINGBACK:
+            # indications.conf's ring tone, as a generator (like the music) until stopped.
+            await self._exec("Playtones", "ring")
+            self._tones = True
+        else:
+            await self._exec("StartMusicOnHold", music_class)
+            self._tones = False
         self._moh = True
 
     async def stop_hold_music(self) -> None:
-        await self._exec("StopMusicOnHold", "")
+        if self._tones:
+            await self._exec("StopPlaytones", "")
+            self._tones = False
+        else:
+            await self._exec("StopMusicOnHold", "")
         self._moh = False
 
     async def _exec(self, app: str, data: str, *, limit: float | None = None) -> AGIResult:
@@ -1311,7 +1324,9 @@ class AsteriskCall:
                 raise CommandFailed(f"invalid announcement {announce!r}")
             # Played to the answering device before the bridge (app_dial's A option).
             options = f"A({announce})"
-        if isinstance(hold_music, str) and hold_music and hold_music != "default":
+        if hold_music == RINGBACK:
+            pass  # no m: Dial indicates ringing to the caller
+        elif isinstance(hold_music, str) and hold_music and hold_music != "default":
             if not _MOH_CLASS.fullmatch(hold_music):
                 raise CommandFailed(f"invalid music class {hold_music!r}")
             options += f"m({hold_music})"

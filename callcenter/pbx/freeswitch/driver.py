@@ -117,6 +117,7 @@ from callcenter.pbx.freeswitch.connection import (
 from callcenter.pbx.interface import (
     ANNOUNCE_FILE,
     CALLER_NAME,
+    RINGBACK,
     CallHandler,
     CallInfo,
     ChannelHungUp,
@@ -1517,6 +1518,8 @@ class FreeSwitchCall:
     def _moh_source(self, music_class: str) -> str:
         if music_class == "default":
             return self._settings.hold_music
+        if music_class == RINGBACK:
+            return f"tone_stream://{_RING_TONE};loops=-1"
         return f"local_stream://{music_class}"
 
     async def start_hold_music(self, music_class: str = "default") -> None:
@@ -1605,7 +1608,9 @@ class FreeSwitchCall:
                 for leg, t in zip(legs, targets, strict=True)
             )
         )
-        if music is not None:
+        if music == RINGBACK:
+            ringback = _RING_TONE
+        elif music is not None:
             ringback = self._moh_source(music)
         else:
             ringback = self._moh_source(self._moh_class) if hold_music else _RING_TONE
