@@ -120,6 +120,19 @@ async def test_what_the_pbx_lacks_is_named_with_what_to_do(
             ],
         ),
         (
+            {"queues": {"support": {"hold_music": "ringback"}}},
+            "app_playtones",
+            [
+                "FAIL  module app_playtones (the ring tone of queues with hold_music: ringback) "
+                "is not loaded: load it"
+            ],
+        ),
+        (
+            {"queues": {"support": {"record": False}}, "agents": {"1002": {"record": True}}},
+            "app_mixmonitor",
+            ["FAIL  module app_mixmonitor (call recording) is not loaded: load it"],
+        ),
+        (
             {"acd": {"blf": {"agent": "callcenter-agent-${agent}"}}},
             "func_devstate",
             [

@@ -40,6 +40,7 @@ from callcenter.pbx.asterisk.ami import AMIConnection
 from callcenter.pbx.asterisk.driver import AsteriskSettings
 from callcenter.pbx.asterisk.driver import probe_connection as asterisk_probe
 from callcenter.pbx.freeswitch.driver import probe_connection as freeswitch_probe
+from callcenter.pbx.interface import RINGBACK
 
 if TYPE_CHECKING:
     from callcenter.config import CallCenterConfig
@@ -143,6 +144,8 @@ def needed_asterisk_modules(config: CallCenterConfig) -> dict[str, str]:
         modules["res_mwi_external_ami"] = "the queues' message lamps (not beside app_voicemail)"
     if config.acd.blf is not None:
         modules["func_devstate"] = "busy lamps (acd.blf: custom device states)"
+    if any(q.hold_music == RINGBACK for q in config.queues.values()):
+        modules["app_playtones"] = "the ring tone of queues with hold_music: ringback"
     return modules
 
 
@@ -163,7 +166,10 @@ def _lamps(config: CallCenterConfig) -> bool:
 
 
 def _records_calls(config: CallCenterConfig) -> bool:
-    return any(q.record for q in config.queues.values())
+    """Does some call get recorded: a queue's ``record``, or an agent's own ``record``?"""
+    return any(q.record for q in config.queues.values()) or any(
+        a.record for a in config.agents.values()
+    )
 
 
 def _phones(config: CallCenterConfig) -> list[tuple[str, str]]:
