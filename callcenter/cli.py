@@ -644,6 +644,13 @@ def build_parser() -> argparse.ArgumentParser:
         "node; --csv)",
     )
     report.add_argument(
+        "--dialled",
+        action="store_true",
+        help="calls by the number callers dialled (the centre's numbers), from --since "
+        "(today) to --until: calls, answered, abandoned, voicemail, other, ASA (--json: one "
+        "object per number; --csv)",
+    )
+    report.add_argument(
         "--evaluations",
         action="store_true",
         help="the supervisors' scorecards of calls (evaluation_forms) made from --since "
@@ -835,11 +842,13 @@ def _main(argv: Sequence[str] | None) -> int:
             args.callbacks,
             args.evaluations,
             args.ivr,
+            args.dialled,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
                 "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
-                "--callbacks, --evaluations, --ivr, --queues and --agents: one report at a time"
+                "--callbacks, --evaluations, --ivr, --dialled, --queues and --agents: one "
+                "report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -866,7 +875,7 @@ def _main(argv: Sequence[str] | None) -> int:
             range_flags[3:]
             if args.surveys or args.voicemails or args.callbacks or args.evaluations
             else []
-            if args.ivr
+            if args.ivr or args.dialled
             else range_flags
         )
         wrong = [f for f, value, default in figure_flags if value != default and not summary]
@@ -886,9 +895,10 @@ def _main(argv: Sequence[str] | None) -> int:
                 output="csv" if args.csv else "json" if args.json else "table",
                 number=args.number,
             )
-        if args.ivr:
-            return cmd_ivr_report(
+        if args.ivr or args.dialled:
+            return cmd_cdr_fold(
                 args.config or _default_config(),
+                "ivr" if args.ivr else "dialled",
                 since=args.since or "today",
                 until=args.until or "now",
                 zone=args.tz,
@@ -2154,9 +2164,13 @@ def _print_surveys(
     return _print_rows(rows, [*fields, "seconds", "satisfied", "answers"], as_json=as_json)
 
 
-def cmd_ivr_report(path: str, *, since: str, until: str, zone: str | None, output: str) -> int:
-    """``report --ivr``: the IVR's nodes over the calls that started from ``since`` to
-    ``until`` (:mod:`callcenter.records.ivr_paths`)."""
+def cmd_cdr_fold(
+    path: str, which: str, *, since: str, until: str, zone: str | None, output: str
+) -> int:
+    """``report --ivr`` (the IVR's nodes, :mod:`callcenter.records.ivr_paths`) or
+    ``--dialled`` (calls by dialled number, :mod:`callcenter.records.dialled`) over the
+    calls that started from ``since`` to ``until``."""
+    from callcenter.records.dialled import dialled_summary, format_dialled_table
     from callcenter.records.ivr_paths import format_ivr_table, ivr_summary
     from callcenter.records.summary import parse_when
 
@@ -2173,19 +2187,27 @@ def cmd_ivr_report(path: str, *, since: str, until: str, zone: str | None, outpu
     if isinstance(store, int):
         return store
     try:
-        calls, figures = ivr_summary(store.fetch_cdrs_between(start, end))
+        cdrs = store.fetch_cdrs_between(start, end)
     except RecordError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     finally:
         store.close()
+    rows: list[dict[str, Any]]
+    if which == "ivr":
+        calls, nodes = ivr_summary(cdrs)
+        table = format_ivr_table(calls, nodes)
+        rows = [f.as_dict() for f in nodes]
+        fields = ["node", "callers", "hung_up", "ended", "keys"]
+    else:
+        numbers = dialled_summary(cdrs)
+        table = format_dialled_table(numbers)
+        rows = [f.as_dict() for f in numbers]
+        fields = list(rows[0]) if rows else ["number"]
     if output == "table":
-        print(format_ivr_table(calls, figures))
+        print(table)
         return EXIT_OK
-    rows = [f.as_dict() for f in figures]
-    return _print_rows(
-        rows, ["node", "callers", "hung_up", "ended", "keys"], as_json=output == "json"
-    )
+    return _print_rows(rows, fields, as_json=output == "json")
 
 
 def _print_evaluations(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.cli import main as cli_main
+from callcenter.records.dialled import dialled_summary, format_dialled_table
 from callcenter.records.ivr_paths import format_ivr_table, ivr_summary
 from callcenter.testing import running_center
 
@@ -62,3 +63,42 @@ async def test_report_ivr_reads_the_day_s_calls(
     assert code == 0
     welcome = next(r for r in printed if r["node"].endswith(":welcome"))
     assert (welcome["callers"], welcome["keys"], welcome["hung_up"]) == (2, {"2": 1}, 1)
+
+
+def test_calls_are_counted_by_the_number_dialled_without_the_centres_own_dials() -> None:
+    rows = [
+        {"dst": "800", "agent": "1001", "wait_seconds": 10.0, "talk_seconds": 60.0},
+        {"dst": "800", "agent": "1002", "wait_seconds": 30.0, "talk_seconds": 30.0},
+        {"dst": "800", "agent": "", "abandoned": True},
+        {"dst": "801", "agent": "", "voicemail": "/vm/x.wav"},
+        {"dst": "801", "agent": ""},
+        {"dst": "0612345678", "agent": "1001", "ivr_variables": '{"dialled_by": "1001"}'},
+    ]
+    figures = [f.as_dict() for f in dialled_summary(rows)]
+    assert figures == [
+        {"number": "800", "calls": 3, "answered": 2, "abandoned": 1, "voicemail": 0,
+         "other": 0, "answered_percent": 66.7, "asa_seconds": 20.0, "talk_seconds": 90.0},
+        {"number": "801", "calls": 2, "answered": 0, "abandoned": 0, "voicemail": 1,
+         "other": 1, "answered_percent": 0.0, "asa_seconds": None, "talk_seconds": 0.0},
+    ]  # fmt: skip
+    table = format_dialled_table(dialled_summary(rows))
+    assert table.splitlines()[2].split() == ["800", "3", "2", "67", "1", "0", "0", "20s"]
+
+
+async def test_report_dialled_reads_the_day_s_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_center(tmp_path) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05, hangup_after=0.1)
+        center.add_phone("PJSIP/1002", answer_after=0.05, hangup_after=0.1)
+        served = await center.caller_presses("5550001", "2")
+        await served.wait_ended(timeout=5)
+        await center.cdr(served.uniqueid)
+        await center.idle()
+        code = await asyncio.to_thread(
+            cli_main, ["report", str(center.config_path), "--dialled", "--csv"]
+        )
+        lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[0].startswith("number,calls,answered,abandoned")
+    assert lines[1].startswith("800,1,1,0,0,0,100.0,")
