@@ -42,29 +42,6 @@ def test_each_node_counts_its_callers_their_keys_and_who_gave_up_there() -> None
     assert "2: 2, 1: 1" in table and table.endswith("6 call(s) went through the IVR")
 
 
-async def test_report_ivr_reads_the_day_s_calls(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    async with running_center(tmp_path) as center:
-        center.add_phone("PJSIP/1001", answer_after=0.05, hangup_after=0.1)
-        center.add_phone("PJSIP/1002", answer_after=0.05, hangup_after=0.1)
-        served = await center.caller_presses("5550001", "2")
-        await served.wait_ended(timeout=5)
-        gave_up = await center.pbx.call("800", caller_num="5550002")
-        await gave_up.wait_for_prompt("welcome-menu", timeout=5)
-        await gave_up.hangup()
-        for caller in (served, gave_up):
-            await center.cdr(caller.uniqueid)
-        await center.idle()
-        code = await asyncio.to_thread(
-            cli_main, ["report", str(center.config_path), "--ivr", "--json"]
-        )
-        printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert code == 0
-    welcome = next(r for r in printed if r["node"].endswith(":welcome"))
-    assert (welcome["callers"], welcome["keys"], welcome["hung_up"]) == (2, {"2": 1}, 1)
-
-
 def test_calls_are_counted_by_the_number_dialled_without_the_centres_own_dials() -> None:
     rows = [
         {"dst": "800", "agent": "1001", "wait_seconds": 10.0, "talk_seconds": 60.0},
@@ -85,20 +62,29 @@ def test_calls_are_counted_by_the_number_dialled_without_the_centres_own_dials()
     assert table.splitlines()[2].split() == ["800", "3", "2", "67", "1", "0", "0", "20s"]
 
 
-async def test_report_dialled_reads_the_day_s_calls(
+async def test_a_day_s_calls_by_ivr_node_and_by_number_dialled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """One caller talks to support, one gives up at the welcome menu: ``report --ivr`` and
+    ``report --dialled`` read them back from the records."""
     async with running_center(tmp_path) as center:
         center.add_phone("PJSIP/1001", answer_after=0.05, hangup_after=0.1)
         center.add_phone("PJSIP/1002", answer_after=0.05, hangup_after=0.1)
         served = await center.caller_presses("5550001", "2")
         await served.wait_ended(timeout=5)
-        await center.cdr(served.uniqueid)
+        gave_up = await center.pbx.call("800", caller_num="5550002")
+        await gave_up.wait_for_prompt("welcome-menu", timeout=5)
+        await gave_up.hangup()
+        for caller in (served, gave_up):
+            await center.cdr(caller.uniqueid)
         await center.idle()
-        code = await asyncio.to_thread(
-            cli_main, ["report", str(center.config_path), "--dialled", "--csv"]
-        )
+        config = str(center.config_path)
+        ivr_code = await asyncio.to_thread(cli_main, ["report", config, "--ivr", "--json"])
+        nodes = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        dialled_code = await asyncio.to_thread(cli_main, ["report", config, "--dialled", "--csv"])
         lines = capsys.readouterr().out.splitlines()
-    assert code == 0
+    assert ivr_code == dialled_code == 0
+    welcome = next(r for r in nodes if r["node"].endswith(":welcome"))
+    assert (welcome["callers"], welcome["keys"], welcome["hung_up"]) == (2, {"2": 1}, 1)
     assert lines[0].startswith("number,calls,answered,abandoned")
-    assert lines[1].startswith("800,1,1,0,0,0,100.0,")
+    assert lines[1].startswith("800,2,1,0,0,1,50.0,")
