@@ -1324,13 +1324,12 @@ class AsteriskCall:
                 raise CommandFailed(f"invalid announcement {announce!r}")
             # Played to the answering device before the bridge (app_dial's A option).
             options = f"A({announce})"
-        if hold_music == RINGBACK:
-            pass  # no m: Dial indicates ringing to the caller
-        elif isinstance(hold_music, str) and hold_music and hold_music != "default":
+        # RINGBACK: no m at all, Dial indicates ringing to the caller.
+        if isinstance(hold_music, str) and hold_music not in ("", "default", RINGBACK):
             if not _MOH_CLASS.fullmatch(hold_music):
                 raise CommandFailed(f"invalid music class {hold_music!r}")
             options += f"m({hold_music})"
-        elif hold_music:
+        elif hold_music and hold_music != RINGBACK:
             options += "m"
         if caller_id:
             if not _CALLER_ID.fullmatch(caller_id):
