@@ -3619,6 +3619,10 @@ class Switchboard:
             remaining = qcfg.ring_timeout - (time.monotonic() - ring_start)
             timeout = min(qcfg.progressive_interval, remaining) if progressive else remaining
             self._ringing[info.call_id] = {agent.id for agent in ringing}
+            report_wait = None
+            if qcfg.report_holdtime is not None and not entry.dialled_by and not campaign:
+                waited = time.monotonic() - joined
+                report_wait = waited if waited >= qcfg.report_holdtime else None
             try:
                 result = await call.dial(
                     "&".join(device(agent) for agent in ringing),
@@ -3627,6 +3631,7 @@ class Switchboard:
                     on_answer=on_answer,
                     announce=announce,
                     caller_name=shown,
+                    report_wait=report_wait,
                 )
             except CallHungUp:
                 if not answered:

@@ -229,6 +229,17 @@ def test_a_music_class_the_pbx_cannot_play_is_refused_at_its_line() -> None:
     assert config.queues["sales"].hold_music == "moh/8000"
 
 
+def test_telling_agents_the_wait_takes_a_threshold_in_seconds_at_its_line() -> None:
+    config = load_config_text(with_queue("report_holdtime: 60\n"), environ=ENV)
+    assert config.queues["sales"].report_holdtime == 60
+    assert load_config_text(with_queue(""), environ=ENV).queues["sales"].report_holdtime is None
+    for bad in ("-5", "yes", "1:00"):
+        text = with_queue(f"report_holdtime: {bad}\n")
+        (issue,) = problems(text)
+        assert issue.line == line_of(text, "report_holdtime")
+        assert "queues.sales.report_holdtime" in str(issue)
+
+
 def test_an_agent_announcement_that_would_break_the_dial_is_refused_at_its_line() -> None:
     text = with_queue("agent_announce: queue(sales),now\n")
     (issue,) = problems(text)

@@ -571,6 +571,30 @@ async def test_the_agent_hears_which_queue_calls_before_the_caller_is_put_throug
     assert row["disposition"] == "ANSWERED"
 
 
+async def test_the_agent_hears_how_long_the_caller_waited_after_the_queues_announcement(
+    tmp_path: Path,
+) -> None:
+    config = setup({"agent_announce": "queue-sales", "report_holdtime": 1, "ring_timeout": 5})
+    async with scene(tmp_path, config) as s:
+        agent = s.phone("1001", answer_after=0.05, hangup_after=0.3)
+        caller = await s.call()
+        await s.wait_for(QueueJoined)
+        await asyncio.sleep(1.3)
+        s.login("1001")
+        await caller.wait_bridged(timeout=5)
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+        # The demo FreeSWITCH names a file it plays by its base name (digits/1.wav: "1").
+        told = [prompt.rsplit("/", 1)[-1] for prompt in agent.heard]
+        await s.answered_call()  # answered at once: under report_holdtime, nothing said
+        row = await s.center.cdr(caller.uniqueid)
+    assert told[:2] == ["queue-sales", "queue-reporthold"], told
+    assert told[2:] in (["1", "queue-seconds"], ["2", "queue-seconds"]), told
+    assert agent.heard[len(told) :] == ["queue-sales"], "the next caller had no wait to tell"
+    assert "queue-reporthold" not in caller.heard, "the caller does not hear it"
+    assert (row["agent"], row["disposition"]) == ("1001", "ANSWERED")
+
+
 async def test_the_agent_hears_a_vip_is_calling_from_the_callers_own_variables(
     tmp_path: Path,
 ) -> None:

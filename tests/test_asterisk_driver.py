@@ -36,6 +36,7 @@ from callcenter.errors import ActionFailed, AuthenticationError, CallHungUp, Com
 from callcenter.pbx.asterisk.agi import AsyncAGIRouter, AsyncAGISession
 from callcenter.pbx.asterisk.ami import AMIConnection
 from callcenter.pbx.asterisk.driver import (
+    AGENT_HEAR_CONTEXT,
     HEARTBEAT_VARIABLE,
     AsteriskCall,
     AsteriskDriver,
@@ -55,6 +56,7 @@ from callcenter.pbx.interface import (
     PBXConnected,
     PBXDisconnected,
     PBXEvent,
+    reported_wait,
 )
 from callcenter.protocols.ami import AMIMessage, AMIParser
 from callcenter.testing import HandBackProbe
@@ -697,6 +699,53 @@ async def test_demo_call_answer_menu_dial_two_agents_then_goodbye(transport: str
         "800",
     )
     assert info.transport == transport
+
+
+@pytest.mark.parametrize(
+    ("seconds", "told"),
+    [(0.4, (0, "queue-seconds")), (59.9, (59, "queue-seconds")), (60, (1, "queue-minutes")),
+     (185, (3, "queue-minutes"))],
+)  # fmt: skip
+def test_a_wait_is_told_in_seconds_under_a_minute_then_in_whole_minutes(
+    seconds: float, told: tuple[int, str]
+) -> None:
+    assert reported_wait(seconds) == told
+
+
+@pytest.mark.parametrize("pasted", [True, False])
+async def test_the_agent_hears_the_wait_through_the_dialplans_subroutine_if_it_was_pasted(
+    pasted: bool,
+) -> None:
+    seen: dict[str, Any] = {}
+    answered: list[str] = []
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        seen["dial"] = await call.dial(
+            "PJSIP/1001", timeout=5, on_answer=answered.append, report_wait=185
+        )
+        await call.hangup()
+
+    async with demo_driver("fastagi", handler) as (pbx, _, run):
+        if not pasted:
+            plan = pbx.dialplan
+            pbx.dialplan = DemoDialplan(
+                contexts={k: v for k, v in plan.contexts.items() if k != AGENT_HEAR_CONTEXT},
+                default_context=plan.default_context,
+                fallback=plan.fallback,
+            )
+        agent = pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05, hangup_after=0.3))
+        async with asyncio.timeout(10):
+            caller = await pbx.call("800")
+            await caller.wait_ended()
+            await run.done.wait()
+    assert run.errors == []
+    result = seen["dial"]
+    assert result.status is DialStatus.ANSWER and result.hung_up_by == "peer"
+    assert answered == [result.peer_channel], "answered once put through"
+    expected = ["queue-reporthold", "digits/3", "queue-minutes"] if pasted else []
+    assert agent.heard == expected, "without the subroutine Asterisk bridges all the same"
+    assert "queue-reporthold" not in caller.heard
 
 
 @pytest.mark.parametrize("transport", ["fastagi", "asyncagi"])

@@ -35,6 +35,7 @@ from callcenter.demopbx.freeswitch import (
 )
 from callcenter.pbx.asterisk.driver import (
     ABSOLUTE_TIMEOUT,
+    AGENT_HEAR_CONTEXT,
     CONFERENCE_CONTEXT,
     GUARD_PARAM,
     HEARTBEAT_VARIABLE,
@@ -404,6 +405,19 @@ def test_the_demo_pbx_dials_the_shipped_feature_codes_and_contexts() -> None:
     demo_contexts = set(DemoDialplan.default("agi://127.0.0.1:4573").contexts)
     shared = {"callcenter-hangup", CONFERENCE_CONTEXT, default(AcdConfig, "callback_context")}
     assert shared <= demo_contexts & set(extensions())
+
+
+def test_the_agent_hears_the_callers_wait_through_the_same_subroutine_on_both_dialplans() -> None:
+    shipped = [(app, args) for exten, _p, app, args in extensions()[AGENT_HEAR_CONTEXT]]
+    demo = DemoDialplan.default("agi://127.0.0.1:4573").contexts[AGENT_HEAR_CONTEXT]["s"]
+    assert [(step.app, step.data) for step in demo] == [
+        ("Playback", "${ARG1}"),
+        ("SayNumber", "${ARG2}"),
+        ("Playback", "${ARG3}"),
+        ("Return", ""),
+    ]
+    assert shipped == [(step.app, step.data) for step in demo]
+    assert {exten for exten, _p, _a, _x in extensions()[AGENT_HEAR_CONTEXT]} == {"s"}
 
 
 AMD_CONTEXT = "callcenter-campaign-amd"

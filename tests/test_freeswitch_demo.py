@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
+from callcenter.demopbx import fs_api
 from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.demopbx.fs_phones import AgentPhone
 from callcenter.errors import AuthenticationError, CallHungUp
@@ -105,6 +106,44 @@ async def test_caller_picks_an_option_is_bridged_to_an_agent_who_hangs_up_then_h
     assert seen["answered"] == [result.peer_channel]
     assert caller.hangup_cause_name == "NORMAL_CLEARING"
     assert caller.uniqueid in [e.call_id for e in events if isinstance(e, ChannelHungUp)]
+
+
+@pytest.mark.parametrize("says", [True, False])
+async def test_the_agent_hears_the_wait_in_the_calls_language_or_nothing_if_it_cannot_be_said(
+    says: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results: list[DialResult] = []
+
+    async def handler(call: FreeSwitchCall) -> None:
+        await call.answer()
+        await call.set_language("fr_FR")
+        results.append(
+            await call.dial("PJSIP/1001", timeout=5, announce="queue-sales", report_wait=185)
+        )
+        results.append(await call.dial("PJSIP/1001", timeout=5, report_wait=185))
+        await call.hangup()
+
+    if not says:
+
+        async def cannot_say(pbx: DemoFreeSwitch, args: str) -> str:
+            return "-ERR Usage: <module_name>[.<ext>] ...\n"
+
+        monkeypatch.setitem(fs_api.API_COMMANDS, "say_string", cannot_say)
+    commands: list[str] = []
+    monkeypatch.setattr(fs_api.log, "debug", lambda _e, **kw: commands.append(kw["command"]))
+    with structlog.testing.capture_logs() as logs:
+        async with center(handler) as (pbx, _, _events, finished):
+            agent = pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05, hangup_after=0.2))
+            await pbx.call("800")
+            async with asyncio.timeout(10):
+                await finished.wait()
+    assert [r.status for r in results] == [DialStatus.ANSWER, DialStatus.ANSWER]
+    told = ["queue-reporthold", "3", "queue-minutes"] if says else []
+    assert agent.heard == ["queue-sales", *told, *told], "after the queue's announcement"
+    assert commands.count("say_string") == (1 if says else 2), "a number said once is kept"
+    refused = [e for e in logs if e["event"] == "wait_not_said"]
+    assert len(refused) == (0 if says else 2)
+    assert all(e["language"] == "fr" for e in refused)
 
 
 async def test_busy_agent_then_caller_gives_up_while_the_next_one_rings() -> None:

@@ -16,10 +16,12 @@ import yaml
 
 from callcenter.cli import main as cli_main
 from callcenter.demopbx.asterisk import LOADED_MODULES, DemoAsterisk
+from callcenter.demopbx.channels import DemoDialplan
 from callcenter.demopbx.freeswitch import LOADED_MODULES as FS_MODULES
 from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.demopbx.fs_phones import AgentPhone as FreeSwitchAgentPhone
 from callcenter.demopbx.phones import AgentPhone
+from callcenter.pbx.asterisk.driver import AGENT_HEAR_CONTEXT
 from callcenter.testing import BASE_CONFIG, DEMO_ESL_PASSWORD, DEMO_SECRET, merge
 
 RECORDED = {"queues": {"support": {"record": True}}}
@@ -157,6 +159,28 @@ async def test_the_lamps_need_their_modules_and_say_so(
     assert [line for line in named if line not in lines] == []
     assert "ok    AMI user callcenter may send every action the daemon sends" in loaded
     assert any(line.startswith(f"ok    module {module}") for line in loaded)
+
+
+async def test_a_queue_telling_agents_the_wait_needs_the_pasted_subroutine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = {"queues": {"support": {"report_holdtime": 30}}}
+    plan = DemoDialplan.default("agi://127.0.0.1:4573")
+    unpasted = DemoDialplan(
+        contexts={k: v for k, v in plan.contexts.items() if k != AGENT_HEAR_CONTEXT},
+        default_context=plan.default_context,
+        fallback=plan.fallback,
+    )
+    async with asterisk(dialplan=unpasted) as pbx:
+        code, lines, _ = await check(config_for(tmp_path, pbx, extra), capsys)
+    async with asterisk() as pbx:
+        _, pasted, _ = await check(config_for(tmp_path, pbx, extra), capsys)
+    assert code == 1
+    (missing,) = [line for line in lines if AGENT_HEAR_CONTEXT in line]
+    assert missing.startswith(
+        f"FAIL  dialplan context {AGENT_HEAR_CONTEXT} (queues.<q>.report_holdtime: support"
+    )
+    assert any(line.startswith(f"ok    dialplan context {AGENT_HEAR_CONTEXT}") for line in pasted)
 
 
 async def test_without_reporting_the_dialplan_is_left_to_the_admin_not_failed(

@@ -2408,6 +2408,21 @@ class QueueConfig(_Model):
         "variable unset or not a file name: no announcement for that call).",
         examples=["custom/queue-sales", "custom/tier-${tier}"],
     )
+    report_holdtime: _SecondsOrZero | None = Field(
+        default=None,
+        description="Tell the agent who answers how long the caller waited, when it was at "
+        "least this many seconds (0: always), before the caller is put through (app_queue's "
+        'reportholdtime): "queue-reporthold" ("hold time"), then the whole minutes and '
+        '"queue-minutes" from a minute on, else the seconds and "queue-seconds", after '
+        "agent_announce. The wait counts to the moment the agent's phone starts ringing. "
+        "Asterisk runs the shipped dialplan's [callcenter-agent-hear] for it (Dial's U "
+        "option: paste that context; `callcenter check --pbx` looks for it); FreeSWITCH says "
+        "the number through its say_string in the call's language. An agent who hangs up "
+        "during it: on FreeSWITCH a ring not taken (the caller waits on); on Asterisk "
+        "app_dial puts the caller through all the same, as app_queue does, so it is a talk "
+        "the agent ended at once. None: never.",
+        examples=[60, 0],
+    )
     evaluation_form: _Ref | None = Field(
         default=None,
         description="The scorecard (`evaluation_forms`) this queue's calls are scored with; "

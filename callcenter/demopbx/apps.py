@@ -370,6 +370,20 @@ async def app_playback(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     return 0
 
 
+async def app_say_number(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``SayNumber(number[,gender])``: the number as English SAY NUMBER says it."""
+    text = data.partition(",")[0].strip()
+    try:
+        number = int(text)
+    except ValueError:
+        log.warning("demopbx_say_number_invalid", channel=channel.name, number=text)
+        return 0
+    for prompt in number_prompts(number):
+        if (await play(pbx, channel, prompt)).end is MediaEnd.HANGUP:
+            return -1
+    return 0
+
+
 async def app_start_moh(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     """``StartMusicOnHold([class])``: music until StopMusicOnHold or hang-up."""
     pbx.start_moh(channel, data.partition(",")[0] or "default")
@@ -677,7 +691,8 @@ async def app_dial(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
 
     Options: ``m`` music on hold while ringing, ``g`` return 0 (not -1) after the
     answered call ends, ``A(file)`` play ``file`` to the answering phone before the bridge
-    (the caller hears nothing meanwhile). Sets DIALSTATUS, DIALEDTIME, ANSWEREDTIME, DIALEDPEERNAME,
+    (the caller hears nothing meanwhile), ``U(context^arg1^...)`` then run that subroutine
+    on it (:func:`callee_gosub`). Sets DIALSTATUS, DIALEDTIME, ANSWEREDTIME, DIALEDPEERNAME,
     DIALEDPEERNUMBER and (from the peer) HANGUPCAUSE.
     """
     targets, timeout, options = _parse_dial(data)
@@ -698,14 +713,18 @@ async def app_dial(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     announcement = flags.get("A", "").partition(":")[0]
     if announcement:
         await play(pbx, peer, announcement)
-        if peer.check_hangup() or channel.check_hangup():
-            # Someone left during the announcement: nobody is put through (no bridge).
-            if not peer.ended:
-                peer.request_hangup(16)
-                pbx.destroy_channel(peer)
-            channel.set_var("DIALSTATUS", "ANSWER")
-            channel.set_var("ANSWEREDTIME", "0")
-            return -1 if channel.check_hangup() else 0
+    if flags.get("U") and not (peer.check_hangup() or channel.check_hangup()):
+        await callee_gosub(pbx, peer, flags["U"])
+        # app_dial bridges after U() whatever happened in it (unless GOSUB_RESULT says
+        # otherwise, which the demo does not model): a peer gone meanwhile ends the bridge.
+    elif announcement and (peer.check_hangup() or channel.check_hangup()):
+        # Someone left during the announcement: nobody is put through (no bridge).
+        if not peer.ended:
+            peer.request_hangup(16)
+            pbx.destroy_channel(peer)
+        channel.set_var("DIALSTATUS", "ANSWER")
+        channel.set_var("ANSWEREDTIME", "0")
+        return -1 if channel.check_hangup() else 0
     result = await bridge_call(pbx, channel, peer, continue_after="g" in flags)
     ended = time.monotonic()
     channel.set_var("DIALEDPEERNAME", peer.name)
@@ -716,6 +735,30 @@ async def app_dial(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     channel.set_var("DIALEDTIME_MS", str(int((ended - started) * 1000)))
     channel.set_var("DIALSTATUS", "ANSWER")
     return result
+
+
+async def callee_gosub(pbx: DemoAsterisk, peer: Channel, spec: str) -> None:
+    """Dial's ``U(context[^arg1[^arg2...]])``: the ``s`` extension of ``context`` on the
+    answering channel, with ``ARG1``... set, up to its ``Return`` (or a failing step)."""
+    context, *args = spec.split("^")
+    steps = pbx.dialplan.contexts.get(context, {}).get("s")
+    if not steps:
+        # Asterisk logs the missing subroutine and bridges the call as if U() was not there.
+        log.warning("demopbx_no_gosub", channel=peer.name, context=context)
+        return
+    place = (peer.context, peer.exten, peer.priority)
+    for number, arg in enumerate(args, 1):
+        peer.set_var(f"ARG{number}", arg)
+    peer.context, peer.exten = context, "s"
+    try:
+        for priority, step in enumerate(steps, 1):
+            if step.app.lower() == "return":
+                break
+            peer.priority = priority
+            if await pbx.run_step(peer, step) != 0 or peer.check_hangup():
+                break
+    finally:
+        peer.context, peer.exten, peer.priority = place
 
 
 async def bridge_call(
@@ -930,6 +973,7 @@ APPLICATIONS: dict[str, Application] = {
     "set": app_set,
     "wait": app_wait,
     "playback": app_playback,
+    "saynumber": app_say_number,
     "background": app_playback,
     "startmusiconhold": app_start_moh,
     "playtones": app_playtones,

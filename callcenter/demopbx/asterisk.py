@@ -604,7 +604,7 @@ class DemoAsterisk:
                         exten=chan.exten,
                     )
                 return
-            result = await self._run_step(chan, step)
+            result = await self.run_step(chan, step)
             # A redirect wins over whatever the application returned (as pbx.c does).
             target = chan.take_goto()
             if target is not None:
@@ -615,7 +615,8 @@ class DemoAsterisk:
                 return
             chan.priority += 1
 
-    async def _run_step(self, chan: Channel, step: DialplanApp) -> int:
+    async def run_step(self, chan: Channel, step: DialplanApp) -> int:
+        """Run one dialplan application on ``chan`` (as ``Newexten`` announces it)."""
         data = chan.substitute(step.data)
         chan.application, chan.application_data = step.app, data
         chan.applications.append(step.app)
@@ -636,7 +637,7 @@ class DemoAsterisk:
             return
         chan.exten, chan.priority = "h", 1
         for step in steps:
-            await self._run_step(chan, step)
+            await self.run_step(chan, step)
             chan.priority += 1
 
     # ------------------------------------------------------------------ AMI-driven actions

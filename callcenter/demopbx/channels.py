@@ -753,6 +753,15 @@ class DemoDialplan:
                 "callcenter-hangup": hangup_context,
                 # Where the daemon moves an agent leg into a conference (Call.conference).
                 "callcenter-conference": {"_[0-9a-zA-Z].": [ConfBridge("${EXTEN}"), Hangup()]},
+                # What an answering agent hears of the caller's wait (Dial's U option).
+                "callcenter-agent-hear": {
+                    "s": [
+                        Playback("${ARG1}"),
+                        DialplanApp("SayNumber", "${ARG2}"),
+                        Playback("${ARG3}"),
+                        DialplanApp("Return", ""),
+                    ]
+                },
                 "transfer": {"_X.": dial_exten, "inbound": [agi("inbound"), Hangup()]},
                 "callcenter": {"inbound": [Answer(), agi("inbound"), Hangup()]},
                 # An answered queue callback (Originate with CALLCENTER_CALLBACK set).

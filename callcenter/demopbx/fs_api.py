@@ -39,6 +39,7 @@ from callcenter.demopbx.fs_channels import (
     uptime_words,
 )
 from callcenter.demopbx.fs_esl import json_rows, plain_dump
+from callcenter.demopbx.fs_say import parse_say, say_prompts
 
 if TYPE_CHECKING:
     from callcenter.demopbx.freeswitch import DemoFreeSwitch
@@ -430,6 +431,32 @@ async def api_log(pbx: DemoFreeSwitch, args: str) -> str:
     return "+OK\n"
 
 
+_SAY_STRING_USAGE = (
+    "-ERR Usage: <module_name>[.<ext>] <lang>[.<ext>] <say_type> <say_method> "
+    "[<say_gender>] <text>\n"
+)
+
+
+async def api_say_string(pbx: DemoFreeSwitch, args: str) -> str:
+    """``say_string <module>[.<ext>] <lang>[.<ext>] <type> <method> [<gender>] <text>``: the
+    files ``say`` would play, as ``file_string://a.wav!b.wav`` (a text starting with ``~``:
+    without the ``file_string://``), as mod_commands prints them."""
+    words = args.split()
+    if len(words) not in (5, 6):
+        return _SAY_STRING_USAGE
+    module, _, ext = words[0].partition(".")
+    language, _, lang_ext = words[1].partition(".")
+    text = words[-1]
+    strip = text.startswith("~")
+    request = parse_say(" ".join([f"{module}:{language}", *words[2:-1], text.lstrip("~")]))
+    prompts = say_prompts(request) if request is not None else None
+    if not prompts:
+        return _SAY_STRING_USAGE
+    suffix = "." + (ext or lang_ext or "wav")
+    joined = "!".join(prompt + suffix for prompt in prompts)
+    return joined if strip else "file_string://" + joined
+
+
 async def api_echo(pbx: DemoFreeSwitch, args: str) -> str:
     """``echo <text>``."""
     return args
@@ -444,6 +471,7 @@ API_COMMANDS: dict[str, ApiHandler] = {
     "log": api_log,
     "module_exists": api_module_exists,
     "originate": api_originate,
+    "say_string": api_say_string,
     "sched_del": api_sched_del,
     "show": api_show,
     "sofia_contact": api_sofia_contact,

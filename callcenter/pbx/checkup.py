@@ -8,8 +8,8 @@ Asterisk (over AMI, as the daemon logs in):
   those the user's ``write=`` classes allow, as manager.c does): a missing one names the
   class to add to manager.conf;
 * the contexts the daemon sends calls into exist (``ShowDialPlan``): the callback context,
-  the IVR's transfer context, campaigns' contexts, ``callcenter-conference`` and
-  ``callcenter-hangup``;
+  the IVR's transfer context, campaigns' contexts, ``callcenter-conference``,
+  ``callcenter-hangup`` and, for queues with ``report_holdtime``, ``callcenter-agent-hear``;
 * the modules the configured features need are loaded (``ModuleCheck``): AGI, ConfBridge,
   Dial, music on hold, MixMonitor for recorded queues, ChanSpy for supervisors, AMD for
   a campaign that detects machines;
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from callcenter.errors import ActionFailed, PBXError
 from callcenter.pbx.asterisk.ami import AMIConnection
-from callcenter.pbx.asterisk.driver import AsteriskSettings
+from callcenter.pbx.asterisk.driver import AGENT_HEAR_CONTEXT, AsteriskSettings
 from callcenter.pbx.asterisk.driver import probe_connection as asterisk_probe
 from callcenter.pbx.freeswitch.driver import probe_connection as freeswitch_probe
 from callcenter.pbx.interface import RINGBACK
@@ -123,6 +123,9 @@ def needed_contexts(config: CallCenterConfig) -> dict[str, str]:
     for name, campaign in config.campaigns.items():
         if campaign.context:
             contexts.setdefault(campaign.context, f"campaigns.{name}.context")
+    telling = [name for name, q in config.queues.items() if q.report_holdtime is not None]
+    if telling:
+        contexts[AGENT_HEAR_CONTEXT] = "queues.<q>.report_holdtime: " + ", ".join(telling)
     return contexts
 
 

@@ -81,13 +81,28 @@ class DialStatus(enum.StrEnum):
 Transport = Literal["fastagi", "asyncagi", "esl-inbound", "esl-outbound", "demo"]
 
 ANNOUNCE_FILE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}")
+"""What :meth:`Call.dial` accepts as ``announce``: it lands inside Asterisk's ``Dial``
+option ``A()`` and a FreeSWITCH dial string, where ``,``, ``)``, ``:`` or a quote would
+end it early."""
 RINGBACK: Final = "ringback"
 """The hold music "class" that is a ring tone, not music (``queues.<q>.hold_music``)."""
 CALLER_NAME: Final = re.compile(r"[A-Za-z0-9.@+*#_-][A-Za-z0-9 .@+*#_-]{0,39}")
 """A caller name a dial may show on the rung phones (:meth:`Call.dial`'s ``caller_name``)."""
-"""What :meth:`Call.dial` accepts as ``announce``: it lands inside Asterisk's ``Dial``
-option ``A()`` and a FreeSWITCH dial string, where ``,``, ``)``, ``:`` or a quote would
-end it early."""
+REPORT_HOLD_PROMPT: Final = "queue-reporthold"
+"""What an agent hears before the caller's wait (:meth:`Call.dial`'s ``report_wait``):
+Asterisk's "Hold time"."""
+
+
+def reported_wait(seconds: float) -> tuple[int, str]:
+    """How a wait is told to the agent who takes the caller (app_queue's reportholdtime):
+    whole minutes and ``queue-minutes`` from a minute on, else whole seconds and
+    ``queue-seconds``."""
+    whole = max(0, int(seconds))
+    if whole >= 60:
+        return whole // 60, "queue-minutes"
+    return whole, "queue-seconds"
+
+
 HungUpBy = Literal["caller", "peer", "system"]
 
 
@@ -258,6 +273,7 @@ class Call(Protocol):
         on_answer: Callable[[str], None] | None = None,
         announce: str | None = None,
         caller_name: str | None = None,
+        report_wait: float | None = None,
     ) -> DialResult:
         """Ring ``device`` (``PJSIP/1001``) for ``timeout`` s and bridge the caller to it.
 
@@ -272,7 +288,10 @@ class Call(Protocol):
         file played to the device once it answered, before the bridge (letters, digits and
         ``_./-`` only; ``CommandFailed`` otherwise); the device then counts as answered
         (``on_answer``, the talk time) once bridged, and one that hangs up before gives
-        ``NOANSWER``. Returns when ringing failed
+        ``NOANSWER``. ``report_wait``: seconds the caller waited, told to the device the
+        same way after ``announce`` (:data:`REPORT_HOLD_PROMPT`, then
+        :func:`reported_wait`'s number and unit; Asterisk runs the shipped dialplan's
+        ``callcenter-agent-hear`` through Dial's ``U()`` for it). Returns when ringing failed
         or, after an answer, when the bridge ended; the caller stays under our control if the
         peer hung up or :meth:`unbridge` was used. Raises ``CallHungUp`` only if the caller hung
         up before the device answered; a caller hanging up mid-bridge returns a result with

@@ -70,6 +70,7 @@ from callcenter.pbx.claim import PBXClaim, ReadGlobal, WriteGlobal
 from callcenter.pbx.interface import (
     ANNOUNCE_FILE,
     CALLER_NAME,
+    REPORT_HOLD_PROMPT,
     RINGBACK,
     CallHandler,
     CallInfo,
@@ -91,6 +92,7 @@ from callcenter.pbx.interface import (
     SayKind,
     SpyMode,
     Transport,
+    reported_wait,
 )
 from callcenter.pbx.room import RoomLife
 from callcenter.pbx.spy import SpyLife
@@ -151,6 +153,10 @@ SPY_STOP_LOCATION = ("callcenter-hangup", "hangup", 1)
 #: The dialplan context whose ``_[0-9a-zA-Z].`` extension runs ``ConfBridge(${EXTEN})``:
 #: where :meth:`AsteriskCall.conference` redirects the agent leg.
 CONFERENCE_CONTEXT = "callcenter-conference"
+#: The dialplan subroutine Dial's ``U()`` runs on an answering agent's channel to tell
+#: them the caller's wait (``Call.dial``'s ``report_wait``): ``Playback(${ARG1})``,
+#: ``SayNumber(${ARG2})``, ``Playback(${ARG3})``, ``Return()``.
+AGENT_HEAR_CONTEXT: Final = "callcenter-agent-hear"
 _ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 #: The ConfBridge user-profile setting that plays music on hold to a member left alone.
 MOH_WHEN_ALONE: Final = "CONFBRIDGE(user,music_on_hold_when_empty)"
@@ -1310,6 +1316,7 @@ class AsteriskCall:
         on_answer: Callable[[str], None] | None = None,
         announce: str | None = None,
         caller_name: str | None = None,
+        report_wait: float | None = None,
     ) -> DialResult:
         _check_device(device)
         if caller_name and caller_name != self._shown_name:
@@ -1324,6 +1331,10 @@ class AsteriskCall:
                 raise CommandFailed(f"invalid announcement {announce!r}")
             # Played to the answering device before the bridge (app_dial's A option).
             options = f"A({announce})"
+        if report_wait is not None:
+            # A() plays one file; the number needs SayNumber in the agent's language.
+            number, unit = reported_wait(report_wait)
+            options += f"U({AGENT_HEAR_CONTEXT}^{REPORT_HOLD_PROMPT}^{number}^{unit})"
         # RINGBACK: no m at all, Dial indicates ringing to the caller.
         if isinstance(hold_music, str) and hold_music not in ("", "default", RINGBACK):
             if not _MOH_CLASS.fullmatch(hold_music):
@@ -1337,7 +1348,7 @@ class AsteriskCall:
             options += f"o({caller_id})"
         ring = max(1, math.ceil(timeout))
         data = f"{device},{ring}" + (f",{options}" if options else "")
-        state = _Dial(on_answer, wait_bridge=bool(announce))
+        state = _Dial(on_answer, wait_bridge=bool(announce) or report_wait is not None)
         self._dial = state
         self._moh = False
         try:

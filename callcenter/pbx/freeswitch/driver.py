@@ -117,6 +117,7 @@ from callcenter.pbx.freeswitch.connection import (
 from callcenter.pbx.interface import (
     ANNOUNCE_FILE,
     CALLER_NAME,
+    REPORT_HOLD_PROMPT,
     RINGBACK,
     CallHandler,
     CallInfo,
@@ -138,6 +139,7 @@ from callcenter.pbx.interface import (
     SayKind,
     SpyMode,
     Transport,
+    reported_wait,
 )
 from callcenter.pbx.link import reply_within
 from callcenter.pbx.room import RoomLife
@@ -460,6 +462,8 @@ class FreeSwitchDriver:
         self._calls: dict[str, FreeSwitchCall] = {}
         #: Leg uuid of a dial -> the call whose dial rang it.
         self._peers: dict[str, FreeSwitchCall] = {}
+        #: (say module, number) -> the files FreeSWITCH's say_string renders it as.
+        self._said: dict[tuple[str, int], list[str]] = {}
         #: Unique-ID of a supervisor's leg -> its spy session.
         self._spies: dict[str, FreeSwitchSpySession] = {}
         #: Conference name -> the conference one of our calls runs in it.
@@ -1415,6 +1419,24 @@ class FreeSwitchCall:
         module = re.split("[_-]", self._language)[0].lower()
         return await self._interruptible("say", f"{module} {what}", interrupt_digits, what)
 
+    async def _wait_told(self, seconds: float) -> list[str]:
+        """The files that tell an agent the caller's wait (``dial``'s ``report_wait``): the
+        number as ``say_string`` renders it in the call's language, between
+        :data:`REPORT_HOLD_PROMPT` and the unit; none when FreeSWITCH cannot say it."""
+        number, unit = reported_wait(seconds)
+        module = re.split("[_-]", self._language)[0].lower()
+        said = self._driver._said.get((module, number))
+        if said is None:
+            text = (
+                await self._api(f"say_string {module}.wav {module} number pronounced ~{number}")
+            ).strip()
+            said = text.split("!") if text and not text.startswith("-") else []
+            if not said or not all(ANNOUNCE_FILE.fullmatch(part) for part in said):
+                self._log.warning("wait_not_said", number=number, language=module, reply=text[:80])
+                return []
+            self._driver._said[(module, number)] = said
+        return [REPORT_HOLD_PROMPT, *said, unit]
+
     async def set_language(self, language: str) -> None:
         if not _LANGUAGE.fullmatch(language):
             raise CommandFailed(f"invalid language {language!r}")
@@ -1568,6 +1590,7 @@ class FreeSwitchCall:
         on_answer: Callable[[str], None] | None = None,
         announce: str | None = None,
         caller_name: str | None = None,
+        report_wait: float | None = None,
     ) -> DialResult:
         targets = fs_dial_targets(device)
         leg_vars = _caller_id_vars(caller_id)
@@ -1581,10 +1604,14 @@ class FreeSwitchCall:
         if announce and not ANNOUNCE_FILE.fullmatch(announce):
             raise CommandFailed(f"invalid announcement {announce!r}")
         self._check()
+        confirm = [announce] if announce else []
+        if report_wait is not None:
+            confirm += await self._wait_told(report_wait)
         await self._stop_moh()
         ring = max(1, math.ceil(timeout))
         legs = [str(uuid.uuid4()) for _ in targets]
-        if announce:
+        if confirm:
+            played = confirm[0] if len(confirm) == 1 else "file_string://" + "!".join(confirm)
             # Answer confirmation running an application: the answering leg plays the file,
             # then is bridged. originate_timeout would still run during it, so each leg
             # rings for leg_timeout and group_confirm_cancel_timeout stops that at the
@@ -1593,7 +1620,7 @@ class FreeSwitchCall:
                 f"leg_timeout={ring}",
                 f"originate_timeout={ring + ANNOUNCE_LIMIT}",
                 "group_confirm_key=exec",
-                f"group_confirm_file='playback {announce}'",
+                f"group_confirm_file='playback {played}'",
                 "group_confirm_cancel_timeout=true",
             ]
         else:
@@ -1614,7 +1641,7 @@ class FreeSwitchCall:
             ringback = self._moh_source(music)
         else:
             ringback = self._moh_source(self._moh_class) if hold_music else _RING_TONE
-        state = _Dial(on_answer, set(legs), wait_bridge=bool(announce))
+        state = _Dial(on_answer, set(legs), wait_bridge=bool(confirm))
         peers = self._driver._peers
         self._dial = state
         for leg in legs:
