@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
         "open line), pause the "
         "call's recording, dial or skip the lead a preview campaign shows, give a call its "
         "disposition, dial a number for the agent (dial --to NUMBER: their phone rings "
-        "first)",
+        "first); add an agent while the centre runs (add ID --name --device), change or "
+        "remove one added so, list them (roster)",
     )
     agent.add_argument(
         "action",
@@ -316,9 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
             "join",
             "leave",
             "skills",
+            "add",
+            "change",
+            "remove",
+            "roster",
         ],
     )
-    agent.add_argument("agent", help="agent id, e.g. 1001")
+    agent.add_argument("agent", nargs="?", default=None, help="agent id, e.g. 1001 (roster: none)")
     agent.add_argument("--reason", default="break", help="pause reason (see pause_reasons)")
     agent.add_argument(
         "--to",
@@ -354,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="login: at this phone for the shift (hot desking, agents with hot_desk), such as "
         "PJSIP/1010",
+    )
+    agent.add_argument("--name", default=None, help="add / change: the agent's name")
+    agent.add_argument("--team", default=None, help="add / change: the agent's team")
+    agent.add_argument(
+        "--pin", default=None, help="add / change: the PIN of their desktop and feature codes"
+    )
+    agent.add_argument(
+        "--hot-desk",
+        action="store_true",
+        help="add / change: the agent may log in at any phone (needs --pin)",
     )
     agent.add_argument("--code", help="disposition: the code (see dispositions: in the config)")
     agent.add_argument("--note", default="", help="disposition: a note on the call")
@@ -959,6 +974,14 @@ def _main(argv: Sequence[str] | None) -> int:
             )
         return cmd_drain(args.api, timeout=args.timeout, wait=args.wait)
     if command == "agent":
+        if args.action in ("add", "change", "remove", "roster"):
+            return _roster_command(parser, args)
+        if args.agent is None:
+            parser.error(f"agent {args.action} needs the agent's id: e.g. {args.action} 1001")
+        roster_only = {"--name": args.name, "--team": args.team, "--pin": args.pin}
+        for option, value in [*roster_only.items(), ("--hot-desk", args.hot_desk or None)]:
+            if value is not None:
+                parser.error(f"{option} is for agent add / change")
         body: dict[str, Any] = {}
         if args.action == "pause":
             body["reason"] = args.reason
@@ -1003,7 +1026,7 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--skills is for agent skills")
         if args.device is not None:
             if args.action != "login":
-                parser.error("--device is for agent login (hot desking)")
+                parser.error("--device is for agent login (hot desking) and agent add / change")
             body["device"] = args.device
         if args.action == "disposition":
             if not args.code:
@@ -1455,10 +1478,41 @@ def _report_config(path: str) -> CallCenterConfig | None:
 
     _quiet_logging()
     try:
-        return load_config(path, environ=_offline_environ())
+        config = load_config(path, environ=_offline_environ())
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return None
+    return _with_roster(config)
+
+
+def _with_roster(config: CallCenterConfig) -> CallCenterConfig:
+    """``config`` with the agents the daemon added while it ran (``agent add``), as the
+    records hold them: a report names them and counts them in their team."""
+    from pydantic import ValidationError
+
+    from callcenter.acd.roster import with_added
+    from callcenter.config.models import AgentConfig
+    from callcenter.daemon import record_store, resolve
+
+    if config.records.postgres is None and not resolve(config, config.records.cdr_path).exists():
+        return config
+    try:
+        store = record_store(config)
+    except RecordError:
+        return config  # the report itself says what is wrong with the database
+    try:
+        rows = store.fetch_added_agents()
+    except RecordError:
+        rows = []
+    finally:
+        store.close()
+    added: dict[str, AgentConfig] = {}
+    for row in rows:
+        try:
+            added[row.agent] = AgentConfig.model_validate(row.values())
+        except ValidationError:
+            continue
+    return with_added(config, added)
 
 
 def _report_config_and_zone(path: str, zone: str | None) -> tuple[CallCenterConfig, tzinfo] | None:
@@ -2369,6 +2423,71 @@ def _dialling(answer: dict[str, Any]) -> str:
     )
 
 
+def _roster_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``agent add|change|remove ID`` and ``agent roster``: agents added while it runs."""
+    if args.action == "roster":
+        if args.agent is not None:
+            parser.error("agent roster takes no agent id")
+        return _api_call(args.api, "GET", "/roster", None, render=_roster_lines)
+    if args.agent is None:
+        parser.error(f"agent {args.action} needs the agent's id: e.g. {args.action} 1010")
+    settings: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("name", args.name),
+            ("device", args.device),
+            ("team", args.team),
+            ("pin", args.pin),
+        )
+        if value is not None
+    }
+    if args.hot_desk:
+        settings["hot_desk"] = True
+    if args.skills is not None:
+        settings["skills"] = _parse_skills(parser, args.skills) or {}
+    agent = urllib.parse.quote(args.agent, safe="")
+    if args.action == "remove":
+        if settings:
+            parser.error("agent remove takes only the agent's id")
+        return _api_call(
+            args.api,
+            "POST",
+            f"/roster/{agent}/remove",
+            {},
+            render=lambda _: f"agent {args.agent} removed",
+        )
+    if args.action == "add":
+        if "name" not in settings or "device" not in settings:
+            parser.error(
+                "agent add needs --name and --device: e.g. add 1010 --name Zoe --device PJSIP/1010"
+            )
+        return _api_call(
+            args.api, "POST", "/roster", {"agent": args.agent, **settings}, render=_roster_added
+        )
+    if not settings:
+        parser.error("agent change needs what changes: --name, --device, --team, --pin ...")
+    return _api_call(args.api, "POST", f"/roster/{agent}", settings, render=_roster_added)
+
+
+def _roster_added(view: dict[str, Any]) -> str:
+    return f"agent {view.get('agent')}: {_roster_line(view)}"
+
+
+def _roster_line(view: dict[str, Any]) -> str:
+    team = f", team {view['team']}" if view.get("team") else ""
+    return (
+        f"{view.get('name')} at {view.get('device')}{team}, added {view.get('since')} "
+        f"({view.get('via')})"
+    )
+
+
+def _roster_lines(payload: dict[str, Any]) -> str:
+    added = payload.get("agents", [])
+    if not added:
+        return "no agent added while the centre runs"
+    return "\n".join(f"{view.get('agent')}: {_roster_line(view)}" for view in added)
+
+
 def _parse_skills(parser: argparse.ArgumentParser, text: str | None) -> dict[str, int] | None:
     """``fr=7,billing=3`` -> {"fr": 7, "billing": 3}; ``config`` -> None (the config's)."""
     if text is None:
@@ -2495,6 +2614,10 @@ def format_status(status: dict[str, Any]) -> str:
         at = f" (penalty {penalty})" if change.get("member") and penalty is not None else ""
         moves.setdefault(change.get("agent"), []).append(
             f"{verb} {change.get('queue')}{at} since {change.get('since')} ({change.get('via')})"
+        )
+    for view in status.get("added_agents", []):
+        moves.setdefault(view.get("agent"), []).append(
+            f"added {view.get('since')} ({view.get('via')})"
         )
     for change in status.get("skill_changes", []):
         skills = ",".join(f"{k}={v}" for k, v in sorted(change.get("skills", {}).items()))

@@ -46,7 +46,15 @@ from callcenter.errors import (
     PBXClaimed,
     RecordError,
 )
-from callcenter.events import CallCentreStarted, CallEvent, ConfigReloaded, EventBus
+from callcenter.events import (
+    AgentAdded,
+    AgentRemoved,
+    CallCentreStarted,
+    CallEvent,
+    ConfigReloaded,
+    EngineEvent,
+    EventBus,
+)
 from callcenter.line import LINE_VIA
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.lamps import BusyLamps, MessageLamps
@@ -80,6 +88,7 @@ from callcenter.records.number_lists import NumberListRecorder
 from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
 from callcenter.records.recordings import purge_recordings
 from callcenter.records.rescue import RecordRescue
+from callcenter.records.roster import RosterRecorder
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.skills import SkillsRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
@@ -312,6 +321,8 @@ class Daemon:
         self.bus.subscribe(members.on_event, kinds=MemberRecorder.kinds())
         skills = SkillsRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(skills.on_event, kinds=SkillsRecorder.kinds())
+        roster = RosterRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(roster.on_event, kinds=RosterRecorder.kinds())
         self.queue_log: QueueLogRecorder | None = None
         if config.records.queue_log:
             self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
@@ -332,6 +343,7 @@ class Daemon:
             bus=self.bus,
         )
         self.switchboard = Switchboard(config, self.router, self.bus)
+        self.bus.subscribe(self._follow_roster, kinds=(AgentAdded, AgentRemoved))
         self.switchboard.alerts.voicemails = lambda queue: self.voicemails.open.get(queue, 0)
         self.switchboard.alerts.oldest_voicemail = self.voicemails.oldest
         self.pbx: PBX = pbx if pbx is not None else build_pbx(config)
@@ -827,6 +839,15 @@ class Daemon:
         """Agents keep the skills and queues they were given, supervisors the desk they
         moved to, the IVR's number lists the numbers ops added."""
         board = self.switchboard
+        # The agents added first: the queues they were given name them.
+        await self._restore(
+            "added_agents",
+            self.store.fetch_added_agents,
+            lambda rows: board.restore_added_agents(
+                [(row.agent, row.values(), row.changed, row.via) for row in rows]
+            ),
+        )
+        self.config = board.config
         await self._restore(
             "queue_members",
             self.store.fetch_member_changes,
@@ -980,6 +1001,10 @@ class Daemon:
             except Exception as exc:
                 log.error("cdr_not_durable", call_id=call.info.call_id, error=str(exc))
 
+    def _follow_roster(self, _event: EngineEvent) -> None:
+        """An agent added or removed while the centre runs: the config every part reads."""
+        self.config = self.switchboard.config
+
     async def reload(self) -> list[str]:
         """Re-read the config file: calls that arrive from now on use it.
 
@@ -998,10 +1023,10 @@ class Daemon:
 
     async def _reload(self, config_path: str | os.PathLike[str]) -> list[str]:
         new = await asyncio.to_thread(load_config, config_path, environ=self.environ)
-        old = self.config
+        old = self.switchboard.file_config
         self.switchboard.apply_config(new)
-        self.config = new
-        await self.campaigns.apply_config(new, self._campaign_leads)
+        self.config = self.switchboard.config  # with the agents added while it runs
+        await self.campaigns.apply_config(self.config, self._campaign_leads)
         self.bus.publish(ConfigReloaded())
         changed = sorted(
             name

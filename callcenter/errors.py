@@ -21,6 +21,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     ├── EngineError
     │   ├── IllegalTransition       a state machine was asked for a move its table forbids
     │   ├── UnknownAgent
+    │   ├── InvalidAgent            settings an agent added at run time cannot have
     │   ├── UnknownQueue
     │   ├── UnknownCallback
     │   ├── UnknownCall             no caller of that id waits in a queue
@@ -150,6 +151,11 @@ class IllegalTransition(EngineError):
 
 class UnknownAgent(EngineError):
     """No agent with that id is configured."""
+
+
+class InvalidAgent(EngineError):
+    """An agent added or changed while the centre runs (``agent add``) would have settings
+    the config could not hold: every problem as ``field: message``."""
 
 
 class UnknownQueue(EngineError):

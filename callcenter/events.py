@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import structlog
 
@@ -378,6 +378,24 @@ class AgentSkillsChanged(AgentEvent):
     skills: dict[str, int] = field(default_factory=dict)
     via: str = "cli"
     kept: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentAdded(AgentEvent):
+    """An agent was added while the centre runs (``agent add``, ``POST /roster``), or an
+    added agent's settings changed (``changed``): ``settings`` are the agent's config fields
+    as the config file would give them (``name``, ``device`` ...)."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    via: str = "cli"
+    changed: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRemoved(AgentEvent):
+    """An agent added while the centre runs was removed (``agent remove``)."""
+
+    via: str = "cli"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,9 +35,10 @@ from zoneinfo import ZoneInfo
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-from callcenter.acd.agent import Agent
+from callcenter.acd.agent import Agent, AgentState
 from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
+from callcenter.acd.roster import agent_settings, settings_of, with_added
 from callcenter.acd.router import RingOutcome, Router
 from callcenter.acd.rules import (
     EXTERNAL_TECH,
@@ -47,6 +48,7 @@ from callcenter.acd.rules import (
     with_changes,
 )
 from callcenter.config.models import (
+    AgentConfig,
     AgentKeysConfig,
     CallCenterConfig,
     Device,
@@ -69,6 +71,7 @@ from callcenter.errors import (
     CommandFailed,
     DestinationNotAllowed,
     EngineError,
+    InvalidAgent,
     NotPermitted,
     PBXConnectionError,
     PBXError,
@@ -86,9 +89,11 @@ from callcenter.events import (
     LEFT_TO_PBX,
     LEFT_WHILE_DRAINING,
     QUEUE_TRANSFER,
+    AgentAdded,
     AgentConnected,
     AgentDialAnswered,
     AgentKeysRefused,
+    AgentRemoved,
     AgentRingFailed,
     AgentRinging,
     AgentSkillsChanged,
@@ -538,6 +543,10 @@ class Switchboard:
 
     def __init__(self, config: CallCenterConfig, router: Router, bus: EventBus) -> None:
         self.config = config
+        self.file_config = config
+        """The config as its file says, without the agents added while the centre runs."""
+        self.added_agents: dict[str, tuple[AgentConfig, datetime, str]] = {}
+        """Agents added while the centre runs (``agent add``): id -> (settings, since, via)."""
         self.router = router
         self.bus = bus
         self.active: dict[str, ActiveCall] = {}
@@ -640,9 +649,127 @@ class Switchboard:
         """Use ``config`` for calls that arrive from now on; calls in progress keep theirs.
 
         Routing rules (strategies, skills, penalties ...) apply to waiting callers at once.
+        The agents added while the centre runs stay (the file's own agents of the same id
+        win).
         """
-        self.config = config
-        self._configure_router(config)
+        self.file_config = config
+        self.config = with_added(config, self._added())
+        for agent_id in sorted(set(self.added_agents) & set(config.agents)):
+            log.warning(
+                "added_agent_shadowed",
+                agent=agent_id,
+                hint="the config file names this agent now: its settings win",
+            )
+        self._configure_router(self.config)
+
+    def _added(self) -> dict[str, AgentConfig]:
+        return {agent_id: agent for agent_id, (agent, _, _) in self.added_agents.items()}
+
+    # ------------------------------------------------------------------ the roster
+
+    def add_agent(
+        self, agent_id: str, settings: Mapping[str, Any], *, via: str = "cli"
+    ) -> dict[str, Any]:
+        """Add an agent while the centre runs (mod_callcenter's ``callcenter_config agent
+        add``): ``settings`` as the config file's ``agents.<id>`` takes them. They start
+        logged out and in no queue (``agent join``). Kept across reloads and restarts.
+        InvalidAgent for settings the config could not hold, EngineError when the id is
+        taken."""
+        if agent_id in self.file_config.agents:
+            raise EngineError(f"agent {agent_id} is in the config file: change it there")
+        if agent_id in self.added_agents:
+            raise EngineError(f"agent {agent_id} was added already: change it (agent change)")
+        agent = agent_settings(agent_id, settings, self.config)
+        view = self._keep_added(agent_id, agent, via, changed=False)
+        if agent.logged_in:
+            self.router.login(agent_id, via=via)
+        return view
+
+    def change_agent(
+        self, agent_id: str, settings: Mapping[str, Any], *, via: str = "cli"
+    ) -> dict[str, Any]:
+        """Change an added agent's settings (those given replace theirs; ``null`` takes
+        one back to its default). UnknownAgent for an id nobody added."""
+        kept = self.added_agents.get(agent_id)
+        if kept is None or agent_id in self.file_config.agents:
+            raise UnknownAgent(f"no agent {agent_id!r} was added while the centre runs")
+        merged = {**settings_of(kept[0]), **settings}
+        merged = {key: value for key, value in merged.items() if value is not None}
+        agent = agent_settings(agent_id, merged, self.config)
+        return self._keep_added(agent_id, agent, via, changed=True)
+
+    def remove_agent(self, agent_id: str, *, via: str = "cli") -> dict[str, Any]:
+        """Remove an agent added while the centre runs, with the queues and skills they
+        were given. EngineError while they are logged in (log them out first)."""
+        if agent_id not in self.added_agents or agent_id in self.file_config.agents:
+            raise UnknownAgent(f"no agent {agent_id!r} was added while the centre runs")
+        router_agent = self.router.agents.get(agent_id)
+        if router_agent is not None and router_agent.state is not AgentState.LOGGED_OUT:
+            raise EngineError(f"agent {agent_id} is logged in: log them out first")
+        for key, (change, _, _) in list(self.member_changes.items()):
+            if change.agent == agent_id:
+                del self.member_changes[key]
+                self.bus.publish(
+                    QueueMemberChanged(
+                        agent=agent_id, queue=change.queue, member=False, via=via, kept=False
+                    )
+                )
+        if self.skill_changes.pop(agent_id, None) is not None:
+            self.bus.publish(AgentSkillsChanged(agent=agent_id, skills={}, via=via, kept=False))
+        del self.added_agents[agent_id]
+        self.config = with_added(self.file_config, self._added())
+        self._configure_router(self.config)
+        self.bus.publish(AgentRemoved(agent=agent_id, via=via))
+        log.info("agent_removed", agent=agent_id, via=via)
+        return {"agent": agent_id, "removed": True}
+
+    def _keep_added(
+        self, agent_id: str, agent: AgentConfig, via: str, *, changed: bool
+    ) -> dict[str, Any]:
+        since = datetime.now(UTC)
+        self.added_agents[agent_id] = (agent, since, via)
+        self.config = with_added(self.file_config, self._added())
+        self._configure_router(self.config)
+        settings = settings_of(agent)
+        self.bus.publish(AgentAdded(agent=agent_id, settings=settings, via=via, changed=changed))
+        log.info("agent_changed" if changed else "agent_added", agent=agent_id, via=via)
+        return self._added_view(agent_id)
+
+    def restore_added_agents(
+        self, kept: Sequence[tuple[str, Mapping[str, Any], datetime, str]]
+    ) -> int:
+        """Take back the agents a previous daemon added (those the config file does not
+        name; settings the config can no longer hold are logged and left out)."""
+        taken = 0
+        for agent_id, settings, since, via in kept:
+            if agent_id in self.file_config.agents:
+                log.warning("added_agent_shadowed", agent=agent_id)
+                continue
+            try:
+                agent = agent_settings(agent_id, settings, self.config)
+            except InvalidAgent as exc:
+                log.error("added_agent_not_restored", agent=agent_id, error=str(exc))
+                continue
+            self.added_agents[agent_id] = (agent, since, via)
+            self.config = with_added(self.file_config, self._added())
+            taken += 1
+        if taken:
+            self._configure_router(self.config)
+        return taken
+
+    def _added_view(self, agent_id: str) -> dict[str, Any]:
+        agent, since, via = self.added_agents[agent_id]
+        return {
+            "agent": agent_id,
+            **settings_of(agent),
+            "since": since.isoformat(timespec="seconds"),
+            "via": via,
+            "in_config_file": agent_id in self.file_config.agents,
+        }
+
+    def added_views(self) -> list[dict[str, Any]]:
+        """The agents added while the centre runs (for status and ``GET /roster``)."""
+        return [self._added_view(agent_id) for agent_id in sorted(self.added_agents)]
 
     def _configure_router(self, config: CallCenterConfig) -> None:
         changes = [change for change, _, _ in self.member_changes.values()]

@@ -33,6 +33,7 @@ from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
+from callcenter.records.roster import AddedAgent
 from callcenter.records.shifts import AgentPresence, OwedCode
 from callcenter.records.skills import SkillsState
 from callcenter.records.store import CDR_COLUMNS, RecordStore, SqliteCdrStore
@@ -653,6 +654,22 @@ def test_agents_skills_are_kept_and_cleared_in_both_databases(
         rows = store.fetch_agent_skills()
         expected = SkillsState("1001", (("de", 2), ("fr", 7)), later, "cli")
         assert rows == [expected], type(store).__name__
+
+
+def test_agents_added_while_the_centre_runs_are_kept_and_removed_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    later = T0 + timedelta(minutes=5)
+    zoe = {"name": "Zoe", "device": "PJSIP/1010", "skills": {"fr": 7}}
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_added_agent(AddedAgent.of("1010", zoe, T0, "api"))
+        store.write_added_agent(AddedAgent.of("1010", {**zoe, "team": "a"}, later, "cli"))
+        store.write_added_agent(AddedAgent.of("1011", {"name": "Yann", "device": "x/1"}, T0, "api"))
+        store.clear_added_agent("1011")
+        rows = store.fetch_added_agents()
+        assert rows == [AddedAgent.of("1010", {**zoe, "team": "a"}, later, "cli")], type(
+            store
+        ).__name__
 
 
 def test_dispositions_keep_the_last_word_per_call_in_both_databases(

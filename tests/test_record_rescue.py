@@ -31,6 +31,7 @@ from callcenter.records.rescue import (
     rescue_path,
     spare_path,
 )
+from callcenter.records.roster import AddedAgent
 from callcenter.records.shifts import (
     AgentPause,
     AgentPresence,
@@ -171,6 +172,16 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
             ),
         ),
         ("skills:1003", functools.partial(store.clear_agent_skills, "1003")),
+        (
+            "roster:1010",
+            functools.partial(
+                store.write_added_agent,
+                AddedAgent.of(
+                    "1010", {"name": "Zoe", "device": "PJSIP/1010", "skills": {"fr": 7}}, T0, "api"
+                ),
+            ),
+        ),
+        ("roster:1011", functools.partial(store.clear_added_agent, "1011")),
         (
             "disposition:1796444790.1",
             functools.partial(

@@ -262,6 +262,7 @@ from callcenter.errors import (
     DestinationNotAllowed,
     EngineError,
     ErasureRefused,
+    InvalidAgent,
     ListenError,
     NotPermitted,
     RecordError,
@@ -1652,6 +1653,7 @@ class ControlAPI:
                 if self.today is not None and day is not None:
                     agent["today"] = self.today.agent(agent["id"]).as_dict(day)
             snapshot["skill_changes"] = board.skill_views()
+            snapshot["added_agents"] = board.added_views()
             snapshot["notices"] = [n.as_dict() for n in self.notices.standing(everyone=True)]
             return snapshot
         if parts and parts[0] == "campaigns":
@@ -1731,6 +1733,8 @@ class ControlAPI:
             return self._drain_action(method, parts[1:], body)
         if parts and parts[0] == "switches":
             return self._switch_action(method, parts[1:])
+        if parts and parts[0] == "roster":
+            return self._roster_action(method, parts[1:], body)
         if len(parts) == 3 and parts[0] == "agents":
             if method != "POST":
                 raise HTTPError(405, f"use POST for /agents/{parts[1]}/{parts[2]}")
@@ -1896,6 +1900,42 @@ class ControlAPI:
         changed = board.flip(rest[0], rest[1] == "on", via="api")
         (view,) = [v for v in board.switch_views() if v["name"] == rest[0]]
         return {"switch": view, "changed": changed}
+
+    def _roster_action(self, method: str, rest: list[str], body: dict[str, Any]) -> dict[str, Any]:
+        """``GET /roster``, ``POST /roster`` (add), ``POST /roster/<id>`` (change),
+        ``POST /roster/<id>/remove``: agents added while the centre runs."""
+        board = self.switchboard
+        if not rest:
+            if method == "GET":
+                return {"agents": board.added_views()}
+            if method != "POST":
+                raise HTTPError(405, "use GET or POST for /roster")
+            agent_id = body.get("agent")
+            if not isinstance(agent_id, str):
+                raise HTTPError(
+                    400, 'say who: {"agent": "1010", "name": "Zoe", "device": "PJSIP/1010"}'
+                )
+            settings = {key: value for key, value in body.items() if key != "agent"}
+            call = functools.partial(board.add_agent, agent_id, settings, via="api")
+        elif len(rest) == 1 or rest[1:] == ["remove"]:
+            if method != "POST":
+                raise HTTPError(405, f"use POST for /roster/{'/'.join(rest)}")
+            if len(rest) == 1:
+                call = functools.partial(board.change_agent, rest[0], body, via="api")
+            else:
+                call = functools.partial(board.remove_agent, rest[0], via="api")
+        else:
+            raise HTTPError(
+                404, "roster routes: GET /roster, POST /roster, POST /roster/{id}[/remove]"
+            )
+        try:
+            return call()
+        except InvalidAgent as exc:
+            raise HTTPError(400, str(exc)) from None
+        except UnknownAgent as exc:
+            raise HTTPError(404, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(409, str(exc)) from None
 
     def _drain_action(self, method: str, rest: list[str], body: dict[str, Any]) -> dict[str, Any]:
         drain = self._drain

@@ -69,12 +69,14 @@ from callcenter.acd.router import Router
 from callcenter.config.models import MQTTConfig
 from callcenter.errors import BrokerRefused, MQTTProtocolError
 from callcenter.events import (
+    AgentAdded,
     AgentConnected,
     AgentEvent,
     AgentLoggedIn,
     AgentLoggedOut,
     AgentPaused,
     AgentPhoneReachable,
+    AgentRemoved,
     AgentRingFailed,
     AgentSkillsChanged,
     AgentStateChanged,
@@ -608,6 +610,8 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     AgentPhoneReachable: MQTTPublisher._on_agent,
     QueueMemberChanged: MQTTPublisher._on_agent,
     AgentSkillsChanged: MQTTPublisher._on_agent,
+    AgentAdded: MQTTPublisher._on_agent,
+    AgentRemoved: MQTTPublisher._on_agent,
     AgentStateChanged: MQTTPublisher._on_state,
     CampaignPreview: MQTTPublisher._on_preview,
     CallHeld: MQTTPublisher._on_preview,

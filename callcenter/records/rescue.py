@@ -54,6 +54,7 @@ from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
+from callcenter.records.roster import AddedAgent
 from callcenter.records.shifts import (
     AgentPause,
     AgentPresence,
@@ -83,6 +84,8 @@ REPLAYABLE: Final = frozenset(
         "clear_member_change",
         "write_agent_skills",
         "clear_agent_skills",
+        "write_added_agent",
+        "clear_added_agent",
         "write_agent_presence",
         "clear_agent_presence",
         "write_queue_callback",
@@ -112,6 +115,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         SwitchState,
         MemberState,
         SkillsState,
+        AddedAgent,
         QueueCallback,
         QueueLogEntry,
         LeadRecord,

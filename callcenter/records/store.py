@@ -38,6 +38,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   (``callcenter numbers add``): number_list, number, added, via;
 * ``agent_skills``: agents' skills kept on top of the config (``agent skills``): agent,
   skills (JSON: skill -> level), changed, via;
+* ``added_agents``: agents added while the centre runs (``agent add``): agent, settings
+  (JSON: the agent's config fields), changed, via;
 * ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
   written; the outbound side updates it);
 * ``agent_presence``: the agents logged in now: agent, logged_in, via_login, pause_reason,
@@ -100,6 +102,7 @@ from callcenter.records.evaluations import Evaluation
 from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
+from callcenter.records.roster import AddedAgent
 from callcenter.records.shifts import (
     AgentPause,
     AgentPresence,
@@ -174,6 +177,7 @@ WRAPUP_COLUMNS = ("agent", "start", "end", "duration_seconds", "call_id")
 SWITCH_COLUMNS = ("name", "on", "changed", "via")
 MEMBER_COLUMNS = ("queue", "agent", "member", "penalty", "changed", "via", "paused")
 SKILLS_COLUMNS = ("agent", "skills", "changed", "via")
+ROSTER_COLUMNS = ("agent", "settings", "changed", "via")
 NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
 DESK_COLUMNS = ("supervisor", "device", "since", "via")
 
@@ -250,6 +254,12 @@ CREATE TABLE IF NOT EXISTS number_list_entries (
 CREATE TABLE IF NOT EXISTS agent_skills (
     "agent" TEXT PRIMARY KEY,
     "skills" TEXT NOT NULL,
+    "changed" TEXT NOT NULL,
+    "via" TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS added_agents (
+    "agent" TEXT PRIMARY KEY,
+    "settings" TEXT NOT NULL,
     "changed" TEXT NOT NULL,
     "via" TEXT NOT NULL DEFAULT ''
 );
@@ -576,6 +586,8 @@ class Statements:
         self.upsert_member = upsert("queue_members", MEMBER_COLUMNS, keys=2)
         self.clear_member = f"DELETE FROM queue_members WHERE queue = {p} AND agent = {p}"
         self.upsert_skills = upsert("agent_skills", SKILLS_COLUMNS)
+        self.upsert_added_agent = upsert("added_agents", ROSTER_COLUMNS)
+        self.clear_added_agent = f"DELETE FROM added_agents WHERE agent = {p}"
         self.upsert_number_list_entry = upsert("number_list_entries", NUMBER_LIST_COLUMNS, keys=2)
         self.upsert_supervisor_desk = upsert("supervisor_desks", DESK_COLUMNS)
         self.clear_supervisor_desk = f'DELETE FROM supervisor_desks WHERE "supervisor" = {p}'
@@ -1072,6 +1084,25 @@ class RecordStore(abc.ABC):
                 {str(k): int(v) for k, v in json.loads(row["skills"]).items()},
                 _utc(row["changed"]),
                 row["via"],
+            )
+            for row in self._fetch(sql)
+        ]
+
+    def write_added_agent(self, added: AddedAgent) -> bool:
+        """Store an agent added while the centre runs (one row per agent)."""
+        params = (added.agent, added.settings, _iso(added.changed), added.via)
+        return self._write(f"added agent {added.agent}", self._sql.upsert_added_agent, params)
+
+    def clear_added_agent(self, agent: str) -> bool:
+        """The agent added while the centre runs was removed."""
+        return self._write(f"added agent {agent}", self._sql.clear_added_agent, (agent,))
+
+    def fetch_added_agents(self) -> list[AddedAgent]:
+        """Every agent added while the centre runs, by id."""
+        sql = f"SELECT {_quoted(ROSTER_COLUMNS)} FROM added_agents ORDER BY agent"
+        return [
+            AddedAgent.of(
+                row["agent"], json.loads(row["settings"]), _utc(row["changed"]), row["via"]
             )
             for row in self._fetch(sql)
         ]

@@ -1,0 +1,69 @@
+"""Agents added while the centre runs, as records: the ``added_agents`` table.
+
+:class:`RosterRecorder` listens to AgentAdded and AgentRemoved: an agent added (``agent
+add``, ``POST /roster``) is stored with its settings, one row per agent, replaced when
+they change; removing the agent deletes the row. A restarted daemon reads the rows back
+(:meth:`~callcenter.daemon.Daemon.start`) before the queues' kept members, so the agents
+it adds can be members again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from callcenter.events import AgentAdded, AgentRemoved, EngineEvent
+from callcenter.records.writer import RecordWriter
+
+
+@dataclass(frozen=True, slots=True)
+class AddedAgent:
+    """An agent added while the centre runs: its config fields (``settings``: JSON of what
+    the config file's ``agents.<id>`` would give, keys sorted), since ``changed`` (UTC),
+    added ``via``."""
+
+    agent: str
+    settings: str
+    changed: datetime
+    via: str = ""
+
+    @classmethod
+    def of(cls, agent: str, settings: Mapping[str, Any], changed: datetime, via: str) -> AddedAgent:
+        return cls(agent, json.dumps(dict(settings), sort_keys=True), changed, via)
+
+    def values(self) -> dict[str, Any]:
+        """The settings as a mapping (``name``, ``device`` ...)."""
+        loaded = json.loads(self.settings)
+        return dict(loaded) if isinstance(loaded, dict) else {}
+
+
+class RosterStore(Protocol):
+    def write_added_agent(self, added: AddedAgent) -> bool: ...
+
+    def clear_added_agent(self, agent: str) -> bool: ...
+
+
+class RosterRecorder:
+    """Event-bus listener writing each addition and removal through ``writer``."""
+
+    @staticmethod
+    def kinds() -> tuple[type[EngineEvent], ...]:
+        """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
+        return (AgentAdded, AgentRemoved)
+
+    def __init__(self, store: RosterStore, writer: RecordWriter) -> None:
+        self.store = store
+        self.writer = writer
+
+    def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, AgentAdded):
+            added = AddedAgent.of(event.agent, event.settings, event.at, event.via)
+            write = functools.partial(self.store.write_added_agent, added)
+            self.writer.submit(f"roster:{event.agent}", write)
+        elif isinstance(event, AgentRemoved):
+            clear = functools.partial(self.store.clear_added_agent, event.agent)
+            self.writer.submit(f"roster:{event.agent}", clear)
