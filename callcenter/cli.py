@@ -674,6 +674,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(--agent, --team: only theirs)",
     )
     report.add_argument(
+        "--adherence",
+        action="store_true",
+        help="each scheduled agent's days (agents.<id>.schedule) from --since (today) to "
+        "--until: scheduled, logged in and paused within it, adherence (ready as a percent "
+        "of scheduled), logged in outside it, late; CSV (--json: one object per line; "
+        "--agent, --team: only theirs)",
+    )
+    report.add_argument(
         "--voicemails",
         action="store_true",
         help="the voicemail messages left in queues' boxes (the newest --last, or those left "
@@ -858,12 +866,13 @@ def _main(argv: Sequence[str] | None) -> int:
             args.evaluations,
             args.ivr,
             args.dialled,
+            args.adherence,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
                 "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
-                "--callbacks, --evaluations, --ivr, --dialled, --queues and --agents: one "
-                "report at a time"
+                "--callbacks, --evaluations, --adherence, --ivr, --dialled, --queues and "
+                "--agents: one report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -871,10 +880,11 @@ def _main(argv: Sequence[str] | None) -> int:
         figure_flags = [("--by", args.by, "day"), ("--fcr-days", args.fcr_days, 7)]
         if args.staffing is not None and not (args.queues and args.by == "hour"):
             parser.error("--staffing goes with --queues --by hour (callers per hour)")
-        if args.team is not None and not (args.agents or args.surveys or args.evaluations):
-            parser.error("--team goes with --agents, --surveys or --evaluations")
-        if args.agent is not None and not (args.surveys or args.evaluations):
-            parser.error("--agent goes with --surveys or --evaluations")
+        by_agent = args.surveys or args.evaluations or args.adherence
+        if args.team is not None and not (args.agents or by_agent):
+            parser.error("--team goes with --agents, --surveys, --evaluations or --adherence")
+        if args.agent is not None and not by_agent:
+            parser.error("--agent goes with --surveys, --evaluations or --adherence")
         if args.number is not None and (summary is not None or any(chosen)):
             parser.error("--number goes with the CDRs (no other report)")
         if args.queue is not None and not (args.surveys or args.voicemails or args.callbacks):
@@ -888,7 +898,11 @@ def _main(argv: Sequence[str] | None) -> int:
         other = any(chosen)
         ranged = (
             range_flags[3:]
-            if args.surveys or args.voicemails or args.callbacks or args.evaluations
+            if args.surveys
+            or args.voicemails
+            or args.callbacks
+            or args.evaluations
+            or args.adherence
             else []
             if args.ivr or args.dialled
             else range_flags
@@ -944,6 +958,7 @@ def _main(argv: Sequence[str] | None) -> int:
             voicemails=args.voicemails,
             callbacks=args.callbacks,
             evaluations=args.evaluations,
+            adherence=args.adherence,
             since=args.since,
             until=args.until,
             zone=args.tz,
@@ -1572,6 +1587,7 @@ def cmd_report(
     voicemails: bool = False,
     callbacks: bool = False,
     evaluations: bool = False,
+    adherence: bool = False,
     since: str | None = None,
     until: str | None = None,
     zone: str | None = None,
@@ -1587,7 +1603,7 @@ def cmd_report(
     if config is None:
         return EXIT_CONFIG
     stretch: tuple[datetime, datetime] | None = None
-    if evaluations and since is None:
+    if (evaluations or adherence) and since is None:
         since = "today"
     if since is not None or until is not None:
         tz = _report_zone(zone or config.ivr.timezone)
@@ -1615,13 +1631,15 @@ def cmd_report(
             return _print_surveys(
                 store, last, as_json=as_json, stretch=stretch, agents=agents, queue=queue
             )
-        if evaluations:
+        if evaluations or adherence:
             team = about.team if about is not None else None
             if team is not None and not team_members(config, team):
                 print(_no_such_team(config, team), file=sys.stderr)
                 return EXIT_CONFIG
             agents, _ = about.chosen(config) if about is not None else (None, None)
             assert stretch is not None
+            if adherence:
+                return _print_adherence(store, config, stretch, agents, as_json=as_json)
             return _print_evaluations(store, stretch, agents, as_json=as_json)
         if erasures:
             return _print_erasures(store, last, as_json=as_json)
@@ -2287,6 +2305,46 @@ def _print_evaluations(
             file=sys.stderr,
         )
     return code
+
+
+def _print_adherence(
+    store: RecordStore,
+    config: CallCenterConfig,
+    stretch: tuple[datetime, datetime],
+    agents: set[str] | None,
+    *,
+    as_json: bool,
+) -> int:
+    """The scheduled agents' days within ``stretch`` (``agents`` only when given), by
+    agent and day, as CSV or JSON lines (:mod:`callcenter.records.adherence`)."""
+    from callcenter.acd.schedule import schedule_of
+    from callcenter.records.adherence import adherence_days
+
+    schedules = {
+        agent_id: schedule
+        for agent_id in config.agents
+        if (agents is None or agent_id in agents)
+        and (schedule := schedule_of(config, agent_id)) is not None
+    }
+    if not schedules:
+        print("report: no agent has a schedule (agents.<id>.schedule)", file=sys.stderr)
+        return EXIT_CONFIG
+    sessions, pauses = store.fetch_shifts_between(*stretch)
+    names = {agent_id: agent.name for agent_id, agent in config.agents.items()}
+    days = adherence_days(schedules, sessions, pauses, *stretch, names=names)
+    rows = [day.as_dict() for day in days]
+    fields = [
+        "agent",
+        "name",
+        "day",
+        "scheduled_seconds",
+        "logged_in_seconds",
+        "paused_seconds",
+        "adherence_percent",
+        "outside_seconds",
+        "late_seconds",
+    ]
+    return _print_rows(rows, fields, as_json=as_json)
 
 
 def _print_voicemails(

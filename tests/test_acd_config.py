@@ -229,6 +229,18 @@ def test_a_music_class_the_pbx_cannot_play_is_refused_at_its_line() -> None:
     assert config.queues["sales"].hold_music == "moh/8000"
 
 
+def test_an_agents_schedule_reads_as_opening_hours_and_a_bad_range_is_named_at_its_line() -> None:
+    good = with_queue("", agents='schedule: {hours: {mon-fri: ["09:00-17:00"]}}\n')
+    schedule = load_config_text(good, environ=ENV).agents["1002"].schedule
+    assert schedule is not None and schedule.hours == {"mon-fri": ["09:00-17:00"]}
+    text = with_queue("", agents='schedule: {hours: {mon-fri: ["9-17"]}}\n')
+    (issue,) = problems(text)
+    assert issue.line == line_of(text, "schedule:")
+    assert "agents.1002.schedule.hours" in str(issue) and "HH:MM-HH:MM" in str(issue)
+    absent = with_queue("", acd="agent_alerts: {absent: 0}\n")
+    assert "acd.agent_alerts.absent" in str(problems(absent)[0])
+
+
 def test_telling_agents_the_wait_takes_a_threshold_in_seconds_at_its_line() -> None:
     config = load_config_text(with_queue("report_holdtime: 60\n"), environ=ENV)
     assert config.queues["sales"].report_holdtime == 60

@@ -33,6 +33,7 @@ from callcenter.records.erasure import (
     new_tokens,
     number_pattern,
 )
+from callcenter.records.evaluations import Evaluation
 from callcenter.records.queue_log import QueueLogEntry, locked_append
 from callcenter.testing import (
     BASE_CONFIG,
@@ -195,6 +196,12 @@ def test_erasure_does_the_same_in_postgresql_as_in_sqlite(
             "1796444790.9", "1001", "do-not-call", "shouted", number, "", "", "", None, True, T0
         )
         store.write_disposition(asked_not)
+        for call_id, comment in (("1796444790.1", "Ada was upset"), ("1796444790.2", "calm")):
+            scorecard = Evaluation(
+                call_id, "2000", "1001", "support", "basic", (("greeting", 4),), 4, 5, True,
+                comment, T0,
+            )  # fmt: skip
+            store.write_evaluation(scorecard)
         with pytest.raises(ErasureRefused) as refused:
             erase_records(store, [number])
         assert "a callback to 0612345678 waits in queue 'support'" in str(refused.value)
@@ -210,6 +217,12 @@ def test_erasure_does_the_same_in_postgresql_as_in_sqlite(
         assert any("do-not-call disposition of call 1796444790.9" in kept for kept in done.kept)
         assert dispositions["1796444790.9"].note == ""
         assert dispositions["1796444790.1"].note == "", "a note on a call of theirs goes"
+        scorecards = {
+            e.call_id: e for e in store.fetch_evaluations_between(T0, T0 + timedelta(days=1))
+        }
+        assert scorecards["1796444790.1"].comment == "", "a comment on a call of theirs goes"
+        assert scorecards["1796444790.1"].points == 4, "the agent's score stays"
+        assert scorecards["1796444790.2"].comment == "calm", "another caller's call keeps it"
         records["dispositions"] = [d for d in records["dispositions"] if not d.do_not_call]
         text = repr(records)
         assert number not in text and "Zoë" not in text and "shouted" not in repr(dispositions)

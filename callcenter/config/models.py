@@ -2144,6 +2144,14 @@ class AgentAlerts(_Model):
         "in). null: not watched.",
         examples=[1200],
     )
+    absent: _Seconds | None = Field(
+        default=None,
+        description="Seconds an agent with a `schedule` may be logged out while scheduled "
+        "(late from their start, or gone before its end) before the alert (figure "
+        "`absent`); cleared when they log in or the scheduled stretch ends. null: not "
+        "watched.",
+        examples=[300],
+    )
 
     def threshold(self, state: str, reason: str | None) -> float | None:
         """The seconds an agent may stay in ``state`` (``paused`` for ``reason``)."""
@@ -2691,6 +2699,15 @@ class AgentConfig(_Model):
         'their direct line, such as "0301234567". Unset: the queue\'s caller_id, else '
         "acd.dial_out_caller_id.",
         examples=["0301234567"],
+    )
+    schedule: QueueHours | None = Field(
+        default=None,
+        description="When the agent is scheduled to work, as a queue's opening hours are "
+        'written: {hours: {mon-fri: ["09:00-17:00"]}, holidays: {dates: ["12-24"]}} (a '
+        "holiday: a day off; timezone: default ivr.timezone). `report --adherence` compares "
+        "it with when they were logged in, and acd.agent_alerts.absent raises an alert "
+        "while they are scheduled and logged out. None: no schedule.",
+        examples=[{"hours": {"mon-fri": ["09:00-13:00", "14:00-18:00"]}}],
     )
 
     @model_validator(mode="after")

@@ -13,9 +13,11 @@ event to say so), from the router's view of the queue: callers, not the campaign
 agents' own dials. A queue that leaves the config (a reload) clears its alerts.
 
 Agent alerts (``acd.agent_alerts``): an ``AgentAlert`` event when an agent has been paused
-(per reason), in wrap-up or on one call for longer than allowed, and another when they leave
-that state; the wallboard and the supervisors' desktops mark them, Prometheus has
-``callcenter_agent_alert{agent,figure}``. Looked at every :data:`LOOK_EVERY` seconds too.
+(per reason), in wrap-up or on one call for longer than allowed, or logged out while their
+``schedule`` says they work (figure ``absent``), and another when they leave that state
+(or the scheduled stretch ends); the wallboard and the supervisors' desktops mark them,
+Prometheus has ``callcenter_agent_alert{agent,figure}``. Looked at every
+:data:`LOOK_EVERY` seconds too.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 import structlog
 
+from callcenter.acd.schedule import schedule_of, stretch_at
 from callcenter.events import AgentAlert, EventBus, QueueAlert
 
 if TYPE_CHECKING:
@@ -38,6 +42,8 @@ log = structlog.get_logger(__name__)
 LOOK_EVERY: Final = 1.0
 """Seconds between two looks at the queues' figures."""
 FIGURES: Final = ("waiting", "longest_wait", "voicemails", "oldest_voicemail")
+ABSENT: Final = "absent"
+"""The figure of an agent alert for an agent logged out while scheduled."""
 
 
 class _Watch(abc.ABC):
@@ -187,20 +193,34 @@ class AgentAlerts(_Watch):
         for agent in list(self._raised):
             if agent not in known:
                 self._clear(agent, 0.0)
+        config = self._config()
+        now = datetime.now(UTC)
         for agent in known:
             view = router.agent_view(agent)
             state = str(view["state"])
             reason = str(view.get("pause_reason") or "")
-            seconds = float(view["time_in_state"])
+            in_state = float(view["time_in_state"])
+            seconds: float | None = in_state
+            figure, threshold = state, settings.threshold(state, reason)
+            if state == "logged_out":
+                figure, threshold = ABSENT, settings.absent
+                seconds = _absent_for(config, agent, now, in_state) if threshold else None
             standing = self._raised.get(agent)
-            if standing is not None and (standing[0], standing[2]) != (state, reason):
-                # Left the state (or changed the reason): that stretch is over.
+            if standing is not None and (
+                (standing[0], standing[2]) != (figure, reason) or seconds is None
+            ):
+                # Left the state (or changed the reason, or the scheduled stretch ended):
+                # that stretch is over.
                 self._clear(agent, 0.0)
                 standing = None
-            threshold = settings.threshold(state, reason)
-            if threshold is not None and seconds >= threshold and standing is None:
-                self._raised[agent] = (state, float(threshold), reason)
-                self._publish(agent, state, seconds, float(threshold), reason, raised=True)
+            if (
+                threshold is not None
+                and seconds is not None
+                and seconds >= threshold
+                and standing is None
+            ):
+                self._raised[agent] = (figure, float(threshold), reason)
+                self._publish(agent, figure, seconds, float(threshold), reason, raised=True)
 
     def _clear(self, agent: str, value: float) -> None:
         figure, threshold, reason = self._raised.pop(agent)
@@ -222,6 +242,19 @@ class AgentAlerts(_Watch):
         _logged(
             "agent_alert", raised, agent=agent, figure=figure, reason=reason, threshold=threshold
         )
+
+
+def _absent_for(
+    config: CallCenterConfig, agent: str, now: datetime, logged_out: float
+) -> float | None:
+    """Seconds ``agent`` has been logged out while scheduled (``agents.<id>.schedule``):
+    since the stretch began or since they logged out, the later; None when they are not
+    scheduled now."""
+    schedule = schedule_of(config, agent)
+    stretch = stretch_at(schedule, now) if schedule is not None else None
+    if stretch is None:
+        return None
+    return min((now - stretch[0]).total_seconds(), logged_out)
 
 
 def _logged(what: str, raised: bool, **fields: object) -> None:

@@ -578,7 +578,12 @@ def _state_section(desk: Desktop, state: str) -> str:
         lines.append("<br>Logged out once this call is over")
     if agent.get("owes_disposition"):
         lines.append("<br><strong>This call still needs its disposition.</strong>")
-    if desk.over is not None:
+    if desk.over is not None and state == "logged_out":
+        lines.append(
+            '<br><strong id="over">Your schedule says you work now: your supervisors see '
+            "you are not logged in.</strong>"
+        )
+    elif desk.over is not None:
         lines.append(
             f'<br><strong id="over">Over the {clock(desk.over)} allowed: your supervisors '
             "see it.</strong>"

@@ -12,8 +12,8 @@ change); what makes them the person's goes:
   kept leads back to the number;
 * in those calls, the caller's name (``clid`` becomes ``"" <token>``), the variables the
   IVR, a lead file or a web form brought (``ivr_variables`` keeps only the engine's own ids:
-  ``campaign``, ``lead``, ``dialled_by``, ``callback_of``) and the agents' disposition
-  notes go;
+  ``campaign``, ``lead``, ``dialled_by``, ``callback_of``), the agents' disposition
+  notes and the supervisors' scorecard comments go (the scores stay);
 * the recordings of those calls and the voicemail messages they left are deleted (a
   message waiting for an agent holds the erasure: deal with it first), and the lines of
   ``records.queue_log_file`` are rewritten (under the lock the daemon's appends take, so
@@ -375,6 +375,23 @@ def _erase_side_tables(
             _update(
                 tx, done, table, by_call, asked_not, cleared=cleared, columns=(), dry_run=dry_run
             )
+    # A scorecard's comment is free text about the call (it may quote the caller): it goes
+    # as the disposition notes do; the scores stay (the agent's quality figures).
+    scorecards: list[Mapping[str, Any]] = []
+    for chunk in _chunks(done.call_ids):
+        marks = ", ".join([tx.p] * len(chunk))
+        sql = f'SELECT "call_id", "supervisor" FROM evaluations WHERE "call_id" IN ({marks})'
+        scorecards += tx.rows(sql, chunk)
+    _update(
+        tx,
+        done,
+        "evaluations",
+        ("call_id", "supervisor"),
+        scorecards,
+        cleared={"comment": ""},
+        columns=(),
+        dry_run=dry_run,
+    )
     callbacks = list(_select_in(tx, "callbacks", "number", numbers, ("call_id", "caller_num")))
     callbacks += _select_in(tx, "callbacks", "caller_num", numbers, ("call_id", "number"))
     columns = ("number", "caller_num")

@@ -1,0 +1,110 @@
+"""Agents' schedules (``agents.<id>.schedule``): when each agent is meant to work.
+
+A schedule is written as a queue's opening hours are (day specs to time ranges, days off
+as holidays, a time zone). Here it becomes stretches of wall-clock time: the live
+``absent`` alert asks :func:`stretch_at` whether an agent should be working now, and
+``report --adherence`` (:mod:`callcenter.records.adherence`) lays the agents' logged-in
+time over :func:`stretches_between`. Ranges of one day that touch or overlap are one
+stretch (``09:00-12:00`` and ``12:00-13:00`` are a morning); a night shift is two ranges
+(``22:00-24:00`` and the next day's ``00:00-06:00``), joined when they meet at midnight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+from callcenter.config.models import CallCenterConfig, QueueHours
+from callcenter.ivr.calendar import OpeningHours, parse_days, parse_range
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """One agent's schedule: its hours and the time zone they are in."""
+
+    hours: OpeningHours
+    zone: tzinfo
+
+    @classmethod
+    def of(cls, hours: QueueHours, default_zone: str) -> Schedule:
+        holidays = hours.holidays
+        opening = (
+            OpeningHours(hours.hours)
+            if holidays is None
+            else OpeningHours(hours.hours, holidays.dates, holidays.country, holidays.subdivision)
+        )
+        return cls(opening, ZoneInfo(hours.timezone or default_zone))
+
+    def day_stretches(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The stretches scheduled on ``day`` (local), merged, as aware datetimes; none on
+        a day off."""
+        if self.hours.closed_day(day) is not None:
+            return []
+        minutes = sorted(
+            parsed
+            for spec, ranges in self.hours.hours.items()
+            if day.weekday() in (parse_days(spec) or ())
+            for text in ranges
+            if (parsed := parse_range(text)) is not None
+        )
+        merged: list[list[int]] = []
+        for start, end in minutes:
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        return [(self._at(day, start), self._at(day, end)) for start, end in merged]
+
+    def _at(self, day: date, minute: int) -> datetime:
+        if minute >= 24 * 60:
+            return datetime.combine(day + timedelta(days=1), time(), tzinfo=self.zone)
+        return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self.zone)
+
+
+def schedule_of(config: CallCenterConfig, agent_id: str) -> Schedule | None:
+    """The schedule of ``agent_id`` in ``config``, None when they have none."""
+    agent = config.agents.get(agent_id)
+    if agent is None or agent.schedule is None:
+        return None
+    return Schedule.of(agent.schedule, config.ivr.timezone)
+
+
+def stretches_between(
+    schedule: Schedule, since: datetime, until: datetime
+) -> Iterator[tuple[datetime, datetime]]:
+    """The stretches scheduled from ``since`` to ``until``, clipped to them, in order; a
+    stretch ending at midnight and one starting then are one."""
+    first = since.astimezone(schedule.zone).date() - timedelta(days=1)
+    last = until.astimezone(schedule.zone).date()
+    pending: tuple[datetime, datetime] | None = None
+    day = first
+    while day <= last:
+        for start, end in schedule.day_stretches(day):
+            if pending is not None and start <= pending[1]:
+                pending = (pending[0], max(pending[1], end))
+                continue
+            if pending is not None:
+                yield from _clipped(pending, since, until)
+            pending = (start, end)
+        day += timedelta(days=1)
+    if pending is not None:
+        yield from _clipped(pending, since, until)
+
+
+def _clipped(
+    stretch: tuple[datetime, datetime], since: datetime, until: datetime
+) -> Iterator[tuple[datetime, datetime]]:
+    start, end = max(stretch[0], since), min(stretch[1], until)
+    if start < end:
+        yield start, end
+
+
+def stretch_at(schedule: Schedule, moment: datetime) -> tuple[datetime, datetime] | None:
+    """The scheduled stretch ``moment`` falls in (whole, not clipped), or None."""
+    day_before = moment - timedelta(days=1)
+    for start, end in stretches_between(schedule, day_before, moment + timedelta(days=1)):
+        if start <= moment < end:
+            return start, end
+    return None

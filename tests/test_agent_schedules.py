@@ -1,0 +1,191 @@
+"""Agents' schedules (``agents.<id>.schedule``) and adherence: when each agent is meant to
+work, an alert while one is scheduled and logged out (``acd.agent_alerts.absent``), and
+``report --adherence``: scheduled time against logged-in and paused time, per day."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callcenter.acd.schedule import Schedule, stretch_at, stretches_between
+from callcenter.cli import main as cli_main
+from callcenter.config.models import QueueHours
+from callcenter.events import AgentAlert, EngineEvent
+from callcenter.records.adherence import adherence_days
+from callcenter.records.summary import Stretch
+from callcenter.testing import running_center, until
+
+PARIS = ZoneInfo("Europe/Paris")
+SPLIT_DAY = {"hours": {"mon-fri": ["09:00-13:00", "14:00-18:00"]}}
+
+
+def schedule(spec: dict[str, object], zone: str = "Europe/Paris") -> Schedule:
+    return Schedule.of(QueueHours.model_validate(spec), zone)
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """December 2026 in Paris: the 7th is a Monday."""
+    return datetime(2026, 12, day, hour, minute, tzinfo=PARIS)
+
+
+def test_touching_ranges_are_one_stretch_and_a_day_off_has_none() -> None:
+    week = schedule(
+        {
+            "hours": {"mon-fri": ["09:00-12:00", "12:00-13:00", "14:00-18:00"]},
+            "holidays": {"dates": ["2026-12-08"]},
+        }
+    )
+    assert week.day_stretches(date(2026, 12, 7)) == [(at(7, 9), at(7, 13)), (at(7, 14), at(7, 18))]
+    assert week.day_stretches(date(2026, 12, 8)) == [], "a day off"
+    assert week.day_stretches(date(2026, 12, 12)) == [], "Saturday is not scheduled"
+
+
+def test_a_night_shift_is_one_stretch_over_midnight() -> None:
+    nights = schedule({"hours": {"mon": ["22:00-24:00"], "tue": ["00:00-06:00"]}})
+    assert list(stretches_between(nights, at(7, 0), at(9, 0))) == [(at(7, 22), at(8, 6))]
+    assert stretch_at(nights, at(8, 3)) == (at(7, 22), at(8, 6))
+    assert stretch_at(nights, at(8, 7)) is None
+
+
+def test_a_split_day_with_a_late_start_a_break_and_overtime_reads_as_the_manager_counts() -> None:
+    sessions = [
+        Stretch("1001", at(7, 9, 10), at(7, 12)),
+        Stretch("1001", at(7, 13, 30), at(7, 18, 30)),
+        Stretch("1001", at(12, 10), at(12, 11)),  # a Saturday: not scheduled
+    ]
+    pauses = [Stretch("1001", at(7, 10), at(7, 10, 15), "break")]
+    days = adherence_days(
+        {"1001": schedule(SPLIT_DAY)},
+        sessions,
+        pauses,
+        at(7, 0),
+        at(14, 0),
+        names={"1001": "Alice"},
+    )
+    by_day = {d.day.isoformat(): d for d in days}
+    monday = by_day["2026-12-07"]
+    assert (monday.scheduled, monday.logged_in, monday.paused) == (8 * 3600, 24600, 900)
+    assert monday.outside == 3600, "13:30-14:00 and 18:00-18:30"
+    assert monday.late == 600, "ten minutes late"
+    assert monday.adherence == 82.3
+    assert monday.as_dict()["name"] == "Alice"
+    tuesday = by_day["2026-12-08"]
+    assert (tuesday.logged_in, tuesday.late, tuesday.adherence) == (0, None, 0.0)
+    saturday = by_day["2026-12-12"]
+    assert (saturday.scheduled, saturday.outside, saturday.adherence) == (0, 3600, None)
+    assert "2026-12-13" not in by_day, "a Sunday with nothing scheduled nor worked"
+    assert len(days) == 6
+
+
+def test_a_login_still_going_counts_up_to_the_end_of_the_report() -> None:
+    (day,) = adherence_days(
+        {"1001": schedule(SPLIT_DAY)},
+        [Stretch("1001", at(7, 9), None)],
+        [Stretch("1001", at(7, 11), None, "lunch")],
+        at(7, 0),
+        at(7, 12),
+    )
+    assert (day.scheduled, day.logged_in, day.paused, day.late) == (3 * 3600, 3 * 3600, 3600, 0)
+
+
+starts_and_lengths = st.lists(
+    st.tuples(st.integers(0, 48 * 60 - 1), st.integers(1, 12 * 60), st.booleans()), max_size=6
+)
+
+
+@given(starts_and_lengths)
+def test_adherence_never_counts_more_than_was_scheduled_or_worked(
+    items: list[tuple[int, int, bool]],
+) -> None:
+    """Logins that do not overlap (minutes from Monday 00:00), each paused for its first
+    half or not: every day adds up."""
+    sessions: list[Stretch] = []
+    pauses: list[Stretch] = []
+    last = 0
+    for offset, length, paused in sorted(items):
+        begin = at(7, 0) + timedelta(minutes=max(offset, last))
+        finish = begin + timedelta(minutes=length)
+        last = max(offset, last) + length
+        sessions.append(Stretch("1001", begin, finish))
+        if paused:
+            pauses.append(Stretch("1001", begin, begin + (finish - begin) / 2, "break"))
+    until_ = at(9, 0)
+    days = adherence_days({"1001": schedule(SPLIT_DAY)}, sessions, pauses, at(7, 0), until_)
+    worked = sum(
+        (min(s.end or until_, until_) - s.start).total_seconds()
+        for s in sessions
+        if s.start < until_
+    )
+    for day in days:
+        assert 0 <= day.paused <= day.logged_in <= day.scheduled
+        assert day.adherence is None or 0 <= day.adherence <= 100
+        assert day.late is None or day.late >= 0
+    assert abs(sum(d.logged_in + d.outside for d in days) - worked) < 1e-6
+
+
+def _always() -> dict[str, object]:
+    return {"hours": {"daily": ["00:00-24:00"]}, "timezone": "UTC"}
+
+
+async def test_an_agent_scheduled_now_and_logged_out_raises_an_alert_until_they_log_in(
+    tmp_path: Path,
+) -> None:
+    config = {
+        "agents": {"1002": {"schedule": _always()}},
+        "acd": {"agent_alerts": {"absent": 0.5}},
+    }
+    async with running_center(tmp_path, config=config) as center:
+        events: list[EngineEvent] = []
+        center.daemon.bus.subscribe(events.append)
+        board = center.daemon.switchboard
+        center.daemon.router.logout("1002", via="test")
+        center.daemon.router.logout("1001", via="test")
+        await until(lambda: board.agent_alerts.standing().get("1002") == "absent", timeout=5)
+        _, page = await center.api("GET", "/status")
+        center.daemon.router.login("1002", via="test")
+        await until(lambda: "1002" not in board.agent_alerts.standing(), timeout=5)
+        standing = board.agent_alerts.standing()
+    alerts = [(e.agent, e.figure, e.raised) for e in events if isinstance(e, AgentAlert)]
+    assert alerts == [("1002", "absent", True), ("1002", "absent", False)]
+    assert "1001" not in standing, "no schedule: never absent"
+    assert {"agent": "1002", "figure": "absent"}.items() <= page["agent_alerts"][0].items()
+
+
+async def test_the_report_lists_each_scheduled_agents_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {"agents": {"1002": {"schedule": _always()}}}
+    async with running_center(tmp_path, config=config) as center:
+        router = center.daemon.router
+        router.logout("1002", via="test")  # logged in by the config at the start
+        router.login("1002", via="test")
+        await asyncio.sleep(1.2)
+        router.pause("1002", "break", via="test")
+        await asyncio.sleep(0.3)
+        router.logout("1002", via="test")
+        await center.idle()
+        path = center.config_path
+    capsys.readouterr()
+    argv = ["report", str(path), "--adherence", "--json", "--tz", "UTC"]
+    code = await asyncio.to_thread(cli_main, argv)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    only = await asyncio.to_thread(
+        cli_main, ["report", str(path), "--adherence", "--agent", "1001"]
+    )
+    said = capsys.readouterr().err
+    assert code == 0
+    assert [row["agent"] for row in rows] == ["1002"], "only the agents with a schedule"
+    (row,) = rows
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date(), datetime.min.time(), tzinfo=UTC)
+    assert abs(row["scheduled_seconds"] - (now - midnight).total_seconds()) < 30
+    assert 1 <= row["logged_in_seconds"] <= 3 and row["paused_seconds"] <= 1
+    assert row["outside_seconds"] == 0 and row["late_seconds"] > 0
+    assert only == 1 and "no agent has a schedule" in said
