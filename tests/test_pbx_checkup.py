@@ -239,3 +239,30 @@ async def test_freeswitch_modules_and_phone_registrations_are_checked(
     assert "ok    PJSIP/1001 (agent 1001) registered (NOT_INUSE)" in lines
     assert "warn  PJSIP/1002 (agent 1002) not registered now (UNAVAILABLE)" in lines
     assert lines[-1] == "freeswitch: 1 problem(s), 3 warning(s)"
+
+
+async def test_freeswitch_needs_the_say_module_of_each_language_calls_can_be_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    french = {
+        "flows": {
+            "french": {
+                "start": "fr",
+                "nodes": {
+                    "fr": {"kind": "language", "language": "fr_FR", "next": "bye"},
+                    "bye": {"kind": "hangup"},
+                },
+            }
+        }
+    }
+    pbx = DemoFreeSwitch(password=DEMO_ESL_PASSWORD)
+    await pbx.start()
+    try:
+        code, lines, _ = await check(config_for(tmp_path, pbx, french), capsys)
+    finally:
+        await pbx.stop()
+    assert code == 1
+    assert "ok    module mod_say_en (numbers and times said in en)" in lines
+    assert (
+        "FAIL  module mod_say_fr (numbers and times said in fr_FR) is not loaded: load it"
+    ) in lines

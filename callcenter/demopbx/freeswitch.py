@@ -151,6 +151,7 @@ LOADED_MODULES: frozenset[str] = frozenset(
         "mod_local_stream",
         "mod_event_socket",
         "mod_tone_stream",
+        "mod_say_en",
     }
 )
 """What the demo FreeSWITCH says is loaded (``module_exists``): a stock 1.10 build."""

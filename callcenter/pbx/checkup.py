@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from callcenter.config.models import LanguageNode
 from callcenter.errors import ActionFailed, PBXError
 from callcenter.pbx.asterisk.ami import AMIConnection
 from callcenter.pbx.asterisk.driver import AGENT_HEAR_CONTEXT, AsteriskSettings
@@ -154,7 +156,7 @@ def needed_asterisk_modules(config: CallCenterConfig) -> dict[str, str]:
 
 def needed_freeswitch_modules(config: CallCenterConfig) -> dict[str, str]:
     """FreeSWITCH modules the configured features need, and which feature."""
-    return {
+    modules = {
         "mod_commands": "the API commands the daemon sends (uuid_*, originate)",
         "mod_dptools": "answer, playback, bridge, record_session",
         "mod_sofia": "SIP phones and trunks",
@@ -162,6 +164,19 @@ def needed_freeswitch_modules(config: CallCenterConfig) -> dict[str, str]:
         "mod_sndfile": "playing and recording sound files",
         "mod_local_stream": "music for waiting callers",
     }
+    # The say application and say_string speak through mod_say_<language>: positions,
+    # waits, numbers an IVR says, the wait told to agents.
+    languages = {config.ivr.default_language}
+    languages |= {
+        node.language
+        for flow in config.flows.values()
+        for node in flow.nodes.values()
+        if isinstance(node, LanguageNode)
+    }
+    for language in sorted(languages):
+        module = re.split("[_-]", language)[0].lower()
+        modules.setdefault(f"mod_say_{module}", f"numbers and times said in {language}")
+    return modules
 
 
 def _lamps(config: CallCenterConfig) -> bool:
