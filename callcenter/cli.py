@@ -670,8 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the supervisors' scorecards of calls (evaluation_forms) made from --since "
         "(today) to --until: call, agent, supervisor, points per criterion, percent, passed, "
-        "comment, as CSV (--json: one object per line), and each agent's mean on stderr "
-        "(--agent, --team: only theirs)",
+        "comment, the agent's answer (agreed, disputed and why), as CSV (--json: one object "
+        "per line), and each agent's mean on stderr (--agent, --team: only theirs)",
     )
     report.add_argument(
         "--adherence",
@@ -2297,7 +2297,10 @@ def _print_evaluations(
     found = store.fetch_evaluations_between(*stretch, agents=agents)
     rows = [e.as_dict() for e in found]
     fields = ["at", "call_id", "agent", "queue", "supervisor", "form", "points", "max_points"]
-    code = _print_rows(rows, [*fields, "percent", "passed", "scores", "comment"], as_json=as_json)
+    answer = ["reply", "reply_note", "replied_at"]
+    code = _print_rows(
+        rows, [*fields, "percent", "passed", "scores", "comment", *answer], as_json=as_json
+    )
     for mean in agent_means(found):
         print(
             f"agent {mean['agent']}: {mean['evaluations']} scored, mean "

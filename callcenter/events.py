@@ -749,6 +749,17 @@ class CallEvaluated(CallEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EvaluationReplied(CallEvent):
+    """``agent`` answered ``supervisor``'s scorecard of their call ``call_id``: ``reply``
+    is ``agreed`` or ``disputed``, ``note`` what they said (a dispute says why)."""
+
+    supervisor: str
+    agent: str
+    reply: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SurveyEnded(CallEvent):
     """The caller of ``call_id`` walked ``queue``'s post-call survey (flow ``flow``) about
     ``agent``, who served them last: ``answers`` are the variables the survey set (private

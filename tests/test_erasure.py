@@ -199,7 +199,7 @@ def test_erasure_does_the_same_in_postgresql_as_in_sqlite(
         for call_id, comment in (("1796444790.1", "Ada was upset"), ("1796444790.2", "calm")):
             scorecard = Evaluation(
                 call_id, "2000", "1001", "support", "basic", (("greeting", 4),), 4, 5, True,
-                comment, T0,
+                comment, T0, "disputed", f"{comment}, I said", T0,
             )  # fmt: skip
             store.write_evaluation(scorecard)
         with pytest.raises(ErasureRefused) as refused:
@@ -221,8 +221,11 @@ def test_erasure_does_the_same_in_postgresql_as_in_sqlite(
             e.call_id: e for e in store.fetch_evaluations_between(T0, T0 + timedelta(days=1))
         }
         assert scorecards["1796444790.1"].comment == "", "a comment on a call of theirs goes"
+        assert scorecards["1796444790.1"].reply_note == "", "and the agent's answer to it"
+        assert scorecards["1796444790.1"].reply == "disputed"
         assert scorecards["1796444790.1"].points == 4, "the agent's score stays"
         assert scorecards["1796444790.2"].comment == "calm", "another caller's call keeps it"
+        assert scorecards["1796444790.2"].reply_note == "calm, I said"
         records["dispositions"] = [d for d in records["dispositions"] if not d.do_not_call]
         text = repr(records)
         assert number not in text and "Zoë" not in text and "shouted" not in repr(dispositions)

@@ -16,7 +16,8 @@ from test_postgres_records import both_stores
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
-from callcenter.events import CallEvaluated, EngineEvent
+from callcenter.events import CallEvaluated, EngineEvent, EvaluationReplied
+from callcenter.live.api import scope_of
 from callcenter.records.evaluations import Evaluation, agent_means, score
 from callcenter.testing import DesktopBrowser, merge, running_center
 
@@ -186,6 +187,79 @@ async def test_sam_scores_alices_call_from_her_calls_of_the_day(
     assert row["scores"] == {"greeting": 8, "solved": 45, "tone": 35}
     assert "agent 1001: 1 scored, mean 88 %, 1 passed" in err
     assert "My quality scores …" in desk.buttons and scores.refresh == ""
-    (seen,) = [r for r in scores.table_rows if len(r) == 6 and r[2] == "88 %"]
-    assert seen[3:] == ["passed", "Sam", "kind and quick"]
+    (seen,) = [r for r in scores.table_rows if len(r) == 7 and r[2] == "88 %"]
+    assert seen[3:6] == ["passed", "Sam", "kind and quick"]
+    assert "Agree" in scores.buttons and "Dispute …" in scores.buttons, "not answered yet"
     assert "1 scored, mean 88 %, 1 passed" in scores.body
+
+
+async def test_alice_disputes_a_score_with_why_and_sam_scoring_again_asks_her_anew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alice disputes Sam's 20 % from her scores (a note is needed); the supervisors are
+    told (``EvaluationReplied``) and the report shows it; Sam scores again: her answer is
+    asked anew, and she agrees through the API. Nobody answers another agent's card."""
+    config = merge({"agents": {"1001": {"pin": "1111"}}}, FORMS)
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.daemon.router.pause("1002", "break", via="test")
+        told: list[EngineEvent] = []
+        center.daemon.bus.subscribe(told.append, (EvaluationReplied,))
+        caller = await center.caller_presses("5550331", "2")
+        await caller.wait_bridged(timeout=5)
+        await caller.hangup()
+        call = (await center.cdr(caller.uniqueid))["uniqueid"]
+        api = center.api
+        low = {"greeting": 10, "solved": 10, "tone": 0}
+        await api("POST", f"/calls/{call}/evaluation", {"supervisor": "2000", "scores": low})
+        alice = DesktopBrowser(center.daemon.api.port)
+        await alice.sign_in("1001", "1111")
+        scores = await alice.press("My quality scores …")
+        dispute = await alice.press("Dispute …")
+        no_reason = await alice.press("Dispute it", note="  ")
+        scores = await alice.press("My quality scores …")
+        dispute = await alice.press("Dispute …")
+        disputed = await alice.press("Dispute it", note="the caller hung up on me")
+        scores = await alice.press("My quality scores …")
+        await center.idle()
+        capsys.readouterr()
+        argv = ["report", str(center.config_path), "--evaluations", "--json"]
+        await asyncio.to_thread(cli_main, argv)
+        reported = json.loads(capsys.readouterr().out.splitlines()[0])
+        again = {"greeting": 10, "solved": 30, "tone": 20}
+        await api("POST", f"/calls/{call}/evaluation", {"supervisor": "2000", "scores": again})
+        rescored = await alice.get("/desktop/scores")
+        agreed = await api(
+            "POST",
+            f"/calls/{call}/evaluation/reply",
+            {"agent": "1001", "supervisor": "2000", "reply": "agreed"},
+        )
+        not_hers = await api(
+            "POST",
+            f"/calls/{call}/evaluation/reply",
+            {"agent": "1002", "supervisor": "2000", "reply": "agreed"},
+        )
+        shrug = await api(
+            "POST",
+            f"/calls/{call}/evaluation/reply",
+            {"agent": "1001", "supervisor": "2000", "reply": "maybe"},
+        )
+        bare = await api(
+            "POST",
+            f"/calls/{call}/evaluation/reply",
+            {"agent": "1001", "supervisor": "2000", "reply": "disputed"},
+        )
+    assert "Scored 20 %" in dispute.body
+    assert no_reason.texts.get("error", "").startswith("say why you dispute the score")
+    assert disputed.texts["said"] == f"You disputed the score of call {call}"
+    (row,) = [r for r in scores.table_rows if len(r) == 7 and r[2] == "20 %"]
+    assert row[6] == "disputed: the caller hung up on me" and "Agree" not in scores.buttons
+    assert [(e.agent, e.supervisor, e.reply, e.note) for e in told] == [
+        ("1001", "2000", "disputed", "the caller hung up on me"),
+        ("1001", "2000", "agreed", ""),
+    ]
+    assert (reported["reply"], reported["reply_note"]) == ("disputed", "the caller hung up on me")
+    assert "Agree" in rescored.buttons, "scored again: her answer is asked anew"
+    assert agreed[0] == 200 and agreed[1]["reply"] == "agreed" and agreed[1]["percent"] == 60.0
+    assert not_hers[0] == 404 and shrug[0] == 400 and bare[0] == 400
+    assert scope_of("POST", f"/calls/{call}/evaluation/reply") == "agents"

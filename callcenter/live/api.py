@@ -275,7 +275,7 @@ from callcenter.errors import (
     UnknownSupervisor,
     UnknownVoicemail,
 )
-from callcenter.events import CallEvaluated
+from callcenter.events import CallEvaluated, EvaluationReplied
 from callcenter.ivr.values import render_url
 from callcenter.live import desktop, wallboard
 from callcenter.live.metrics import Metrics
@@ -284,7 +284,7 @@ from callcenter.live.stream import EventStreams, StreamFilter
 from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
 from callcenter.records.callbacks import QueueCallback
-from callcenter.records.evaluations import Evaluation, form_for, score
+from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score
 from callcenter.records.history import history
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
 from callcenter.records.voicemails import VoicemailInbox, VoicemailMessage
@@ -314,6 +314,8 @@ def scope_of(method: str, route: str) -> str:
         return "recordings" if _SOUND.fullmatch(route) else "read"
     if first == "calls" and route.rstrip("/").endswith("/evaluation"):
         return "supervise"  # quality scoring is the supervisors'
+    if first == "calls" and route.rstrip("/").endswith("/evaluation/reply"):
+        return "agents"  # the agent's answer to it
     return _POST_SCOPES.get(first, "admin")
 
 
@@ -361,6 +363,8 @@ EvaluationsReader = Callable[
 """The scorecards made in a stretch of time, of some agents' calls (None: everyone's)."""
 """A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
 SCORES_SHOWN_FOR: Final = timedelta(days=30)
+EVER: Final = datetime(2000, 1, 1, tzinfo=UTC)
+"""The start of "every scorecard": before any the daemon can have written."""
 """How far back an agent's page of their quality scores goes."""
 HISTORY_SHOWN: Final = 5
 """Earlier calls of the caller's number on an agent's desktop."""
@@ -943,6 +947,19 @@ class ControlAPI:
             names = {s: c.name for s, c in config.supervisors.items()}
             page = desktop.render_scores(title, agent, own_scores[::-1], zone, names)
             return 200, page, _PAGE_HEADERS
+        if route == "/desktop/dispute":
+            if not config.evaluation_forms or self._evaluations is None:
+                raise HTTPError(404, "calls are not scored here (evaluation_forms)")
+            until = datetime.now(UTC)
+            try:
+                own_scores = await self._evaluations(EVER, until, [person])
+            except RecordError as exc:
+                raise HTTPError(503, f"the records cannot be read: {exc}") from None
+            wanted = (query.get("call", ""), query.get("supervisor", ""))
+            found = [e for e in own_scores if (e.call_id, e.supervisor) == wanted]
+            if not found:
+                raise HTTPError(404, f"no scorecard of your call {wanted[0]!r}")
+            return 200, desktop.render_dispute(title, agent, found[-1]), _PAGE_HEADERS
         if route == "/desktop/note":
             codes = {code: d.callback for code, d in config.dispositions.items()}
             if not any(not callback for callback in codes.values()):
@@ -1065,6 +1082,21 @@ class ControlAPI:
                 return
             if step != "take":
                 self._desktop_notes[note] = (desktop.said(action, answer, form), "")
+            return
+        if action == "reply-evaluation":
+            try:
+                done = await self.reply_to_evaluation(
+                    form.get("call", ""),
+                    agent_id,
+                    form.get("supervisor", ""),
+                    form.get("reply", ""),
+                    form.get("note", ""),
+                )
+            except HTTPError as exc:
+                self._desktop_notes[note] = ("", str(exc))
+                return
+            verb = "agreed with" if done.reply == "agreed" else "disputed"
+            self._desktop_notes[note] = (f"You {verb} the score of call {done.call_id}", "")
             return
         if action not in desktop.ACTIONS:
             self._desktop_notes[note] = ("", f"No such action: {action!r}")
@@ -1712,6 +1744,21 @@ class ControlAPI:
                 raise HTTPError(400, '"comment" is text')
             evaluated = await self.evaluate(parts[1], supervisor, scores, comment)
             return evaluated.as_dict()
+        if parts[:1] == ["calls"] and parts[2:] == ["evaluation", "reply"]:
+            if method != "POST":
+                raise HTTPError(405, f"use POST for /calls/{parts[1]}/evaluation/reply")
+            agent, supervisor = body.get("agent"), body.get("supervisor")
+            reply, note = body.get("reply"), body.get("note", "")
+            if not all(isinstance(v, str) for v in (agent, supervisor, reply, note)):
+                raise HTTPError(
+                    400,
+                    'say who answers whose scorecard: {"agent": "1001", "supervisor": "2000", '
+                    '"reply": "agreed"} (or "disputed" with a "note")',
+                )
+            replied = await self.reply_to_evaluation(
+                parts[1], str(agent), str(supervisor), str(reply), str(note)
+            )
+            return replied.as_dict()
         if len(parts) == 3 and parts[0] == "queues" and parts[2] == "callers":
             if method != "GET":
                 raise HTTPError(405, f"use GET for /queues/{parts[1]}/callers")
@@ -2173,6 +2220,41 @@ class ControlAPI:
             raise HTTPError(503, str(exc)) from None
         except EngineError as exc:
             raise HTTPError(400, str(exc)) from None
+
+    async def reply_to_evaluation(
+        self, call_id: str, agent: str, supervisor: str, reply: str, note: str
+    ) -> Evaluation:
+        """``agent``'s answer to ``supervisor``'s scorecard of their call ``call_id``:
+        ``agreed``, or ``disputed`` with a ``note`` saying why (again: replaces it); tells
+        the bus (``EvaluationReplied``). HTTPError: 400 for another answer or a dispute
+        without a note, 404 when there is no such scorecard of theirs."""
+        if reply not in REPLIES:
+            raise HTTPError(400, f"answer {' or '.join(REPLIES)}, not {reply!r}")
+        note = note.strip()[:2000]
+        if reply == "disputed" and not note:
+            raise HTTPError(400, "say why you dispute the score (a note)")
+        if self._evaluations is None or self._write_evaluation is None:
+            raise HTTPError(404, "calls are not scored here (evaluation_forms)")
+        now = datetime.now(UTC)
+        try:
+            theirs = await self._evaluations(EVER, now, [agent])
+        except RecordError as exc:
+            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+        found = [e for e in theirs if (e.call_id, e.supervisor) == (call_id, supervisor)]
+        if not found:
+            raise HTTPError(
+                404, f"no scorecard of {agent}'s call {call_id!r} by supervisor {supervisor!r}"
+            )
+        answered = dataclasses.replace(found[-1], reply=reply, reply_note=note, replied_at=now)
+        if not await self._write_evaluation(answered):
+            raise HTTPError(503, "the answer could not be stored (see the log)")
+        self.switchboard.bus.publish(
+            EvaluationReplied(
+                call_id=call_id, supervisor=supervisor, agent=agent, reply=reply, note=note
+            )
+        )
+        log.info("evaluation_replied", call_id=call_id, agent=agent, reply=reply)
+        return answered
 
     async def evaluate(
         self, call_id: str, supervisor: str, scores: Mapping[str, object], comment: str

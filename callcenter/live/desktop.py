@@ -994,16 +994,52 @@ def render_scores(
             f"<td>{_e(e.queue)}</td><td>{e.percent:g} %</td>"
             f"<td>{'passed' if e.passed else 'not passed'}</td>"
             f"<td>{_e(supervisors.get(e.supervisor, e.supervisor))}</td>"
-            f"<td>{_e(e.comment)}</td></tr>"
+            f"<td>{_e(e.comment)}</td><td>{_reply_cell(e)}</td></tr>"
             for e in scored
         )
         parts.append(
             f'<section id="scores"><p id="mean">{len(scored)} scored, mean {mean:.0f} %, '
             f"{passed} passed</p><table><tr><th>scored</th><th>queue</th><th>score</th>"
-            f"<th></th><th>by</th><th>comment</th></tr>{rows}</table>"
+            f"<th></th><th>by</th><th>comment</th><th>your answer</th></tr>{rows}</table>"
         )
     parts.append('<p><a href="/desktop">Back</a></p></section></body></html>')
     return "\n".join(parts)
+
+
+def _reply_cell(scored: Evaluation) -> str:
+    """The agent's answer to a scorecard, or the buttons to give it."""
+    if scored.reply == "disputed":
+        return f"disputed: {_e(scored.reply_note)}"
+    if scored.reply:
+        return _e(scored.reply)
+    which = {"call": scored.call_id, "supervisor": scored.supervisor}
+    hidden = "".join(
+        f'<input type="hidden" name="{key}" value="{_e(value)}">' for key, value in which.items()
+    )
+    return (
+        button("reply-evaluation", "Agree", reply="agreed", **which)
+        + f'<form method="get" action="/desktop/dispute">{hidden}<button>Dispute …</button>'
+        "</form>"
+    )
+
+
+def render_dispute(title: str, agent: Mapping[str, Any], scored: Evaluation) -> str:
+    """The form for disputing a scorecard: why (the supervisors read it)."""
+    fields = (
+        f'<input type="hidden" name="call" value="{_e(scored.call_id)}">'
+        f'<input type="hidden" name="supervisor" value="{_e(scored.supervisor)}">'
+        '<input type="hidden" name="reply" value="disputed">'
+        f"<p>Scored {scored.percent:g} %: {_e(scored.comment)}</p>"
+        '<label>Why <input name="note" size="60" maxlength="500" required></label>'
+    )
+    return _form_page(
+        title,
+        agent,
+        f"dispute the score of call {scored.call_id}",
+        action="reply-evaluation",
+        fields=fields,
+        label="Dispute it",
+    )
 
 
 def _queues_section(desk: Desktop) -> str:

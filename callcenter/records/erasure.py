@@ -13,7 +13,8 @@ change); what makes them the person's goes:
 * in those calls, the caller's name (``clid`` becomes ``"" <token>``), the variables the
   IVR, a lead file or a web form brought (``ivr_variables`` keeps only the engine's own ids:
   ``campaign``, ``lead``, ``dialled_by``, ``callback_of``), the agents' disposition
-  notes and the supervisors' scorecard comments go (the scores stay);
+  notes and the scorecards' comments (the supervisor's, the agent's answer) go (the scores
+  stay);
 * the recordings of those calls and the voicemail messages they left are deleted (a
   message waiting for an agent holds the erasure: deal with it first), and the lines of
   ``records.queue_log_file`` are rewritten (under the lock the daemon's appends take, so
@@ -375,8 +376,8 @@ def _erase_side_tables(
             _update(
                 tx, done, table, by_call, asked_not, cleared=cleared, columns=(), dry_run=dry_run
             )
-    # A scorecard's comment is free text about the call (it may quote the caller): it goes
-    # as the disposition notes do; the scores stay (the agent's quality figures).
+    # A scorecard's comment and the agent's answer to it are free text about the call (they
+    # may quote the caller): they go as the disposition notes do; the scores stay.
     scorecards: list[Mapping[str, Any]] = []
     for chunk in _chunks(done.call_ids):
         marks = ", ".join([tx.p] * len(chunk))
@@ -388,7 +389,7 @@ def _erase_side_tables(
         "evaluations",
         ("call_id", "supervisor"),
         scorecards,
-        cleared={"comment": ""},
+        cleared={"comment": "", "reply_note": ""},
         columns=(),
         dry_run=dry_run,
     )

@@ -5,7 +5,10 @@ against the queue's form (``evaluation_forms``, ``queues.<q>.evaluation_form``):
 criterion, a comment. :func:`score` checks the points against the form and totals them;
 the ``evaluations`` table keeps one row per call and supervisor (scoring again replaces
 it), with whether it passed by the form of the time. ``report --evaluations`` lists them
-with each agent's mean; the ``CallEvaluated`` event tells webhooks and MQTT.
+with each agent's mean; the ``CallEvaluated`` event tells webhooks and MQTT. The agent
+answers each scorecard of theirs (``reply``: agreed, or disputed with a note, from their
+desktop or ``POST /calls/<id>/evaluation/reply``); ``EvaluationReplied`` tells the
+supervisors.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from callcenter.config.models import CallCenterConfig, EvaluationForm
 
@@ -34,6 +37,12 @@ class Evaluation:
     passed: bool
     comment: str
     at: datetime
+    reply: str = ""
+    """The agent's answer: ``agreed``, ``disputed``, or "" (none yet). Scoring the call
+    again clears it."""
+    reply_note: str = ""
+    """What the agent said with it (why they dispute it)."""
+    replied_at: datetime | None = None
 
     @property
     def percent(self) -> float:
@@ -53,6 +62,11 @@ class Evaluation:
             "passed": self.passed,
             "comment": self.comment,
             "at": self.at.isoformat(timespec="seconds"),
+            "reply": self.reply,
+            "reply_note": self.reply_note,
+            "replied_at": (
+                None if self.replied_at is None else self.replied_at.isoformat(timespec="seconds")
+            ),
         }
 
 
@@ -90,6 +104,10 @@ def score(form: EvaluationForm, given: Mapping[str, object]) -> tuple[tuple[str,
             raise ValueError(f"{criterion!r}: a whole number from 0 to {most}, not {points}")
         out.append((criterion, points))
     return tuple(out)
+
+
+REPLIES: Final = ("agreed", "disputed")
+"""What an agent may answer to a scorecard of their call."""
 
 
 def agent_means(evaluations: Sequence[Evaluation]) -> list[dict[str, Any]]:

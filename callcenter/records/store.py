@@ -352,6 +352,9 @@ CREATE TABLE IF NOT EXISTS evaluations (
     "passed" INTEGER NOT NULL DEFAULT 0,
     "comment" TEXT NOT NULL DEFAULT '',
     "at" TEXT NOT NULL,
+    "reply" TEXT NOT NULL DEFAULT '',
+    "reply_note" TEXT NOT NULL DEFAULT '',
+    "replied_at" TEXT,
     PRIMARY KEY ("call_id", "supervisor")
 );
 CREATE INDEX IF NOT EXISTS evaluations_at ON evaluations ("at");
@@ -435,6 +438,9 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("voicemails", "tries", "INTEGER NOT NULL DEFAULT 0"),
     ("voicemails", "last_try", "TEXT NOT NULL DEFAULT ''"),
     ("voicemails", "tried_at", "TEXT"),
+    ("evaluations", "reply", "TEXT NOT NULL DEFAULT ''"),
+    ("evaluations", "reply_note", "TEXT NOT NULL DEFAULT ''"),
+    ("evaluations", "replied_at", "TEXT"),
 )
 """(table, column, type) added to a table other than cdr since its first version: a
 database made before gets them at its next opening."""
@@ -476,6 +482,9 @@ EVALUATION_COLUMNS = (
     "passed",
     "comment",
     "at",
+    "reply",
+    "reply_note",
+    "replied_at",
 )
 VOICEMAIL_COLUMNS = (
     "call_id",
@@ -1383,6 +1392,9 @@ class RecordStore(abc.ABC):
             int(record.passed),
             record.comment,
             _iso(record.at),
+            record.reply,
+            record.reply_note,
+            None if record.replied_at is None else _iso(record.replied_at),
         )
         what = f"evaluation of call {record.call_id} by {record.supervisor}"
         return self._write(what, self._sql.upsert_evaluation, params)
@@ -1410,6 +1422,9 @@ class RecordStore(abc.ABC):
                 passed=bool(row["passed"]),
                 comment=row["comment"],
                 at=_utc(row["at"]),
+                reply=row["reply"],
+                reply_note=row["reply_note"],
+                replied_at=None if row["replied_at"] is None else _utc(row["replied_at"]),
             )
             for row in self._fetch(sql, (*bounds, *params))
         ]
