@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_wallboard import read
 
 from callcenter.acd.schedule import Schedule, stretch_at, stretches_between
 from callcenter.cli import main as cli_main
@@ -149,6 +150,7 @@ async def test_an_agent_scheduled_now_and_logged_out_raises_an_alert_until_they_
         center.daemon.router.logout("1001", via="test")
         await until(lambda: board.agent_alerts.standing().get("1002") == "absent", timeout=5)
         _, page = await center.api("GET", "/status")
+        _, _, wallboard = await asyncio.to_thread(read, center.daemon.api.port)
         center.daemon.router.login("1002", via="test")
         await until(lambda: "1002" not in board.agent_alerts.standing(), timeout=5)
         standing = board.agent_alerts.standing()
@@ -156,6 +158,8 @@ async def test_an_agent_scheduled_now_and_logged_out_raises_an_alert_until_they_
     assert alerts == [("1002", "absent", True), ("1002", "absent", False)]
     assert "1001" not in standing, "no schedule: never absent"
     assert {"agent": "1002", "figure": "absent"}.items() <= page["agent_alerts"][0].items()
+    assert wallboard.row("Bob")[1] == "absent (scheduled)", "the floor sees who is missing"
+    assert not [r for r in wallboard.rows if r and r[0].startswith("Alice")], "no schedule"
 
 
 async def test_the_report_lists_each_scheduled_agents_day(

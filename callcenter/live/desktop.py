@@ -1265,6 +1265,8 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         named = STATE_NAMES.get(state, state)
         if state == "paused" and agent.get("pause_reason"):
             named += f": {agent['pause_reason']}"
+        if state == "logged_out" and aid in desk.agent_alerts:
+            named = "absent (scheduled)"
         day = desk.agent_days.get(aid) or AgentDay()
         actions = ""
         if state == "on_call" and aid in desk.callers:

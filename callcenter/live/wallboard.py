@@ -12,7 +12,9 @@ today's offered, answered, abandoned, service level and average wait
 (:class:`~callcenter.live.today.Today`); a queue whose alert stands (``queues.<q>.alerts``)
 is marked, a queue closed by its hours says so. Each agent logged in: state and for how
 long, the pause reason, calls and talk today; an agent whose alert stands
-(``acd.agent_alerts``: a break that runs over) is marked. A PBX link that is down is said first.
+(``acd.agent_alerts``: a break that runs over) is marked, and an agent scheduled now but
+logged out (the ``absent`` alert) is listed as absent. A PBX link that is down is said
+first.
 """
 
 from __future__ import annotations
@@ -168,10 +170,12 @@ def render(board: Board) -> str:
     )
     for agent in board.agents:
         state = str(agent["state"])
-        if state == "logged_out":
+        if state == "logged_out" and agent["id"] not in board.agent_alerts:
             continue
         figures = board.agent_days.get(str(agent["id"])) or AgentDay()
         shown = STATE_NAMES.get(state, state)
+        if state == "logged_out":
+            shown = "absent (scheduled)"  # a logged-out agent's alert: acd.agent_alerts.absent
         if state == "paused" and agent.get("pause_reason"):
             shown += f": {agent['pause_reason']}"
         who = agent.get("name") or agent["id"]
