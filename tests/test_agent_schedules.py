@@ -21,7 +21,7 @@ from callcenter.config.models import QueueHours
 from callcenter.events import AgentAlert, EngineEvent
 from callcenter.records.adherence import adherence_days
 from callcenter.records.summary import Stretch
-from callcenter.testing import running_center, until
+from callcenter.testing import DesktopBrowser, running_center, until
 
 PARIS = ZoneInfo("Europe/Paris")
 SPLIT_DAY = {"hours": {"mon-fri": ["09:00-13:00", "14:00-18:00"]}}
@@ -193,3 +193,23 @@ async def test_the_report_lists_each_scheduled_agents_day(
     assert 1 <= row["logged_in_seconds"] <= 3 and row["paused_seconds"] <= 1
     assert row["outside_seconds"] == 0 and row["late_seconds"] > 0
     assert only == 1 and "no agent has a schedule" in said
+
+
+@pytest.mark.parametrize("day_off", [False, True])
+async def test_the_agent_reads_todays_schedule_on_their_desktop(
+    tmp_path: Path, day_off: bool
+) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    planned: dict[str, object] = {
+        "hours": {"daily": ["08:00-12:00", "13:00-17:00", "17:00-24:00"]},
+        "timezone": "UTC",
+    }
+    if day_off:
+        planned["holidays"] = {"dates": [today]}
+    config = {"agents": {"1002": {"pin": "2222", "schedule": planned}, "1001": {"pin": "1111"}}}
+    async with running_center(tmp_path, config=config) as center:
+        bob = await DesktopBrowser(center.daemon.api.port).sign_in("1002", "2222")
+        alice = await DesktopBrowser(center.daemon.api.port).sign_in("1001", "1111")
+    expected = "a day off" if day_off else "08:00-12:00, 13:00-24:00"
+    assert bob.texts["schedule"] == f"Your schedule today: {expected}"
+    assert "schedule" not in alice.texts, "no schedule, nothing said"

@@ -251,6 +251,7 @@ import structlog
 from pydantic import ValidationError
 
 from callcenter.acd.rules import EXTERNAL_TECH
+from callcenter.acd.schedule import schedule_of
 from callcenter.config import CallCenterConfig
 from callcenter.config.models import QueueExit
 from callcenter.consult import consult_view
@@ -304,6 +305,19 @@ _POST_SCOPES: Final = {
     "calls": "queues",
     "voicemails": "voicemails",
 }
+
+
+def _schedule_today(config: CallCenterConfig, agent_id: str) -> str | None:
+    """``agent_id``'s scheduled stretches today, as their desktop says them ("" on a day
+    off); None when they have no schedule."""
+    schedule = schedule_of(config, agent_id)
+    if schedule is None:
+        return None
+    today = datetime.now(schedule.zone).date()
+    return ", ".join(
+        f"{start:%H:%M}-{'24:00' if end.date() > today else f'{end:%H:%M}'}"
+        for start, end in schedule.day_stretches(today)
+    )
 
 
 def scope_of(method: str, route: str) -> str:
@@ -1597,6 +1611,7 @@ class ControlAPI:
             said=said,
             error=error,
             refresh=refresh,
+            schedule=_schedule_today(config, agent_id),
         )
 
     def _authorize(self, authorization: str, scope: str) -> str | None:

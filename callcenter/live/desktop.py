@@ -355,6 +355,9 @@ class Desktop:
     ``queue``, ``at`` (in the centre's time zone)."""
     notices: Sequence[NoticeShown] = ()
     """What their supervisors tell them now, newest first."""
+    schedule: str | None = None
+    """Their schedule today (``agents.<id>.schedule``), such as ``08:00-12:00,
+    13:00-17:00`` ("" on a day off); None: they have none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,6 +598,9 @@ def _state_section(desk: Desktop, state: str) -> str:
         f"<br><small>Today: {day.calls} call{'' if day.calls == 1 else 's'}, "
         f"talk {clock(day.talk_seconds)}, paused {clock(day.paused_seconds)}</small>"
     )
+    if desk.schedule is not None:
+        planned = desk.schedule or "a day off"
+        lines.append(f'<br><small id="schedule">Your schedule today: {_e(planned)}</small>')
     lines.append("</section>")
     return "".join(lines)
 
