@@ -226,8 +226,15 @@ async def test_alice_disputes_a_score_with_why_and_sam_scoring_again_asks_her_an
         argv = ["report", str(center.config_path), "--evaluations", "--json"]
         await asyncio.to_thread(cli_main, argv)
         reported = json.loads(capsys.readouterr().out.splitlines()[0])
-        again = {"greeting": 10, "solved": 30, "tone": 20}
-        await api("POST", f"/calls/{call}/evaluation", {"supervisor": "2000", "scores": again})
+        sam = DesktopBrowser(center.daemon.api.port)
+        home = await sam.sign_in("2000", "2468", role="supervisor")
+        await sam.press("Score again …", picking={"call": call})
+        await sam.press(
+            "Save the score",
+            **{"score:greeting": "10", "score:solved": "30", "score:tone": "20"},
+            comment="listened again: fair point",
+        )
+        home_after = await sam.get("/desktop")
         rescored = await alice.get("/desktop/scores")
         agreed = await api(
             "POST",
@@ -259,6 +266,9 @@ async def test_alice_disputes_a_score_with_why_and_sam_scoring_again_asks_her_an
         ("1001", "2000", "agreed", ""),
     ]
     assert (reported["reply"], reported["reply_note"]) == ("disputed", "the caller hung up on me")
+    (listed,) = [r for r in home.table_rows if len(r) == 5 and r[1] == "1001"]
+    assert listed[2:4] == ["20 %", "the caller hung up on me"], "Sam sees why"
+    assert not [r for r in home_after.table_rows if len(r) == 5 and r[1] == "1001"]
     assert "Agree" in rescored.buttons, "scored again: her answer is asked anew"
     assert agreed[0] == 200 and agreed[1]["reply"] == "agreed" and agreed[1]["percent"] == 60.0
     assert not_hers[0] == 404 and shrug[0] == 400 and bare[0] == 400

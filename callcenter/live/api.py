@@ -377,6 +377,9 @@ EvaluationsReader = Callable[
 """The scorecards made in a stretch of time, of some agents' calls (None: everyone's)."""
 """A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
 SCORES_SHOWN_FOR: Final = timedelta(days=30)
+DISPUTES_READ_EVERY: Final = 10.0
+"""Seconds a supervisor's page keeps the disputed scores it read (a reply or a new score
+by them reads again at once)."""
 EVER: Final = datetime(2000, 1, 1, tzinfo=UTC)
 """The start of "every scorecard": before any the daemon can have written."""
 """How far back an agent's page of their quality scores goes."""
@@ -509,6 +512,7 @@ class ControlAPI:
         self._number_calls = number_calls
         self._write_evaluation = evaluation_writer
         self._evaluations = evaluations
+        self._disputes_read: dict[str, tuple[float, list[Evaluation]]] = {}
         self._history_seen: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
         """(number, call going on) -> (when read, the number's latest calls): desktops."""
         self._agent_records = agent_records if agent_records is not None else {}
@@ -804,7 +808,10 @@ class ControlAPI:
                 view_s = self._supervisor_view(person, int(refresh))
                 shown = {str(q["name"]) for q in view_s.queues}
                 messages = [m for m in await self._open_messages() if m.queue in shown]
-                page = desktop.render_supervisor(dataclasses.replace(view_s, messages=messages))
+                disputed = await self._disputed(person)
+                page = desktop.render_supervisor(
+                    dataclasses.replace(view_s, messages=messages, disputed=disputed)
+                )
             else:
                 view = self._desktop_view(router.agent_view(person), int(refresh))
                 shown_call = view.call
@@ -1333,6 +1340,28 @@ class ControlAPI:
             return await self._call_record(call_id)
         except RecordError as exc:
             raise HTTPError(503, f"the records cannot be read: {exc}") from None
+
+    async def _disputed(self, supervisor_id: str) -> list[Evaluation]:
+        """``supervisor_id``'s scorecards of the last 30 days their agents dispute, newest
+        first; read at most every :data:`DISPUTES_READ_EVERY` seconds per supervisor (the
+        page reloads every few), none when the records cannot be read."""
+        if not self.switchboard.config.evaluation_forms or self._evaluations is None:
+            return []
+        now = time.monotonic()
+        kept = self._disputes_read.get(supervisor_id)
+        if kept is not None and now - kept[0] < DISPUTES_READ_EVERY:
+            return kept[1]
+        until = datetime.now(UTC)
+        agents = self._supervised(supervisor_id)
+        try:
+            made = await self._evaluations(until - SCORES_SHOWN_FOR, until, agents)
+        except RecordError:
+            return []
+        disputed = [
+            e for e in made[::-1] if e.supervisor == supervisor_id and e.reply == "disputed"
+        ]
+        self._disputes_read[supervisor_id] = (now, disputed)
+        return disputed
 
     async def _scorable(self, supervisor_id: str, call_id: str) -> dict[str, Any]:
         """The CDR of a call of one of ``supervisor_id``'s agents (HTTPError 404 else)."""
@@ -2268,6 +2297,7 @@ class ControlAPI:
                 call_id=call_id, supervisor=supervisor, agent=agent, reply=reply, note=note
             )
         )
+        self._disputes_read.pop(supervisor, None)
         log.info("evaluation_replied", call_id=call_id, agent=agent, reply=reply)
         return answered
 
@@ -2313,6 +2343,7 @@ class ControlAPI:
         )
         if not await self._write_evaluation(evaluation):
             raise HTTPError(503, "the evaluation could not be stored (see the log)")
+        self._disputes_read.pop(supervisor, None)
         self.switchboard.bus.publish(
             CallEvaluated(
                 call_id=call_id,

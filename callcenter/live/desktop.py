@@ -389,6 +389,8 @@ class SupervisorDesk:
     waiting: Sequence[Mapping[str, Any]] = ()
     """Callers on the line waiting in those queues (``Switchboard.queue_callers`` rows
     with their ``queue``), the first WAITING_SHOWN of each queue in line order."""
+    disputed: Sequence[Evaluation] = ()
+    """The supervisor's scorecards their agents disputed lately, newest first."""
     pbx_down: str | None = None
     said: str = ""
     error: str = ""
@@ -1329,6 +1331,8 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         parts.append(_waiting_section(desk.waiting))
     if desk.messages:
         parts.append(_supervised_messages(desk.messages, desk.now))
+    if desk.disputed:
+        parts.append(_disputed_section(desk.disputed, desk.now))
     parts.append(
         '<section id="tell"><h2>Notices</h2>'
         + _notices_section(desk.notices, take_down=True)
@@ -1348,6 +1352,23 @@ def caller_name(caller: Mapping[str, Any]) -> str:
     if name.lower() == "unknown" or name == number:
         name = ""
     return " ".join(x for x in (number, name) if x) or "a withheld number"
+
+
+def _disputed_section(disputed: Sequence[Evaluation], now: datetime) -> str:
+    """The scorecards agents disputed, with why, and the page to score the call again
+    (which asks the agent anew)."""
+    rows = "".join(
+        f"<tr><td>{e.at.astimezone(now.tzinfo).strftime('%d %b %H:%M')}</td>"
+        f"<td>{_e(e.agent)}</td><td>{e.percent:g} %</td><td>{_e(e.reply_note)}</td>"
+        '<td><form method="get" action="/desktop/evaluate">'
+        f'<input type="hidden" name="call" value="{_e(e.call_id)}">'
+        "<button>Score again …</button></form></td></tr>"
+        for e in disputed
+    )
+    return (
+        '<section id="disputed"><h2>Disputed scores</h2><table><tr><th>scored</th>'
+        "<th>agent</th><th>score</th><th>why</th><th></th></tr>" + rows + "</table></section>"
+    )
 
 
 def _waiting_section(waiting: Sequence[Mapping[str, Any]]) -> str:
