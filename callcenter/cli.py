@@ -2056,7 +2056,13 @@ def cmd_summary(
                     row["agents_needed"] = count
                     measured = patience[f.queue]
                     row["patience_seconds"] = round(measured) if measured is not None else None
-            table = figures.format_queue_table(queues, grouping, needed)
+            scheduled = None
+            if staffing is not None:
+                scheduled = _scheduled_agents(config, store, periods, queues)
+                if scheduled is not None:
+                    for row, planned in zip(rows, scheduled, strict=True):
+                        row["agents_scheduled"] = round(planned, 1)
+            table = figures.format_queue_table(queues, grouping, needed, scheduled)
             if staffing is not None:
                 table += "\n" + _staffing_note(figures.patience_by_queue(queues))
         else:
@@ -2086,6 +2092,33 @@ def cmd_summary(
     else:
         print(table)
     return EXIT_OK
+
+
+def _scheduled_agents(
+    config: CallCenterConfig, store: RecordStore, periods: Any, queues: Sequence[Any]
+) -> list[float] | None:
+    """The agents scheduled (``agents.<id>.schedule``) in each row's hour among the
+    queue's members (the config's, with the joins and leaves kept in the records); None
+    when no agent has a schedule."""
+    from callcenter.acd.schedule import schedule_of
+    from callcenter.records.adherence import scheduled_per_period
+
+    schedules = {
+        agent_id: schedule
+        for agent_id in config.agents
+        if (schedule := schedule_of(config, agent_id)) is not None
+    }
+    if not schedules:
+        return None
+    members = {name: set(q.agents) for name, q in config.queues.items()}
+    for change in store.fetch_member_changes():
+        if change.queue in members:
+            if change.member and change.paused is None:
+                members[change.queue].add(change.agent)
+            else:
+                members[change.queue].discard(change.agent)
+    planned = scheduled_per_period(schedules, members, periods)
+    return [planned.get((f.period, f.queue), 0.0) for f in queues]
 
 
 def _staffing_note(patience: Mapping[str, float | None]) -> str:

@@ -869,3 +869,58 @@ def test_report_queues_by_hour_says_how_many_agents_each_hour_needed(
     assert table[0].split()[-1] == "agents"
     assert [line.split()[-1] for line in table[2:4]] == ["1", "1"]
     assert "--staffing goes with --queues --by hour" in refused
+
+
+def test_staffing_sets_the_agents_scheduled_each_hour_beside_those_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alice is scheduled 09:00-10:30, Bob 09:30-12:00: 1.5 agents in each of the two hours,
+    set beside the agents Erlang says they needed."""
+    config = _records(tmp_path)
+    text = config.read_text()
+    text = text.replace(
+        "{name: Alice, device: PJSIP/1001}",
+        "{name: Alice, device: PJSIP/1001, schedule: {hours: {daily: ['09:00-10:30']}}}",
+    ).replace(
+        "{name: Bob, device: PJSIP/1002}",
+        "{name: Bob, device: PJSIP/1002, schedule: {hours: {daily: ['09:30-12:00']}}}",
+    )
+    config.write_text(text)
+    capsys.readouterr()
+    args = ["report", str(config), "--queues", "--since", "2026-12-01", "--until", "2026-12-02"]
+    hourly = [*args, "--by", "hour", "--staffing", "80"]
+    assert cli_main([*hourly, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert cli_main(hourly) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [(r["period"][-5:], r["agents_needed"], r["agents_scheduled"]) for r in rows] == [
+        ("09:00", 1, 1.5),
+        ("10:00", 1, 1.5),
+    ]
+    assert table[0].split()[-2:] == ["agents", "sched"]
+    assert [line.split()[-2:] for line in table[2:4]] == [["1", "1.5"], ["1", "1.5"]]
+
+
+def test_agents_scheduled_are_counted_per_queue_and_hour() -> None:
+    from callcenter.acd.schedule import Schedule
+    from callcenter.config.models import QueueHours
+    from callcenter.records.adherence import scheduled_per_period
+
+    def schedule(ranges: list[str]) -> Schedule:
+        return Schedule.of(QueueHours.model_validate({"hours": {"daily": ranges}}), "UTC")
+
+    periods = Periods(
+        datetime(2026, 12, 7, 9, tzinfo=UTC), datetime(2026, 12, 7, 12, tzinfo=UTC), "hour", UTC
+    )
+    planned = scheduled_per_period(
+        {"1001": schedule(["09:00-10:30"]), "1002": schedule(["09:30-12:00"])},
+        {"sales": {"1001", "1002"}, "support": {"1001"}, "empty": set()},
+        periods,
+    )
+    assert {k: round(v, 2) for k, v in planned.items()} == {
+        ("2026-12-07 09:00", "sales"): 1.5,
+        ("2026-12-07 10:00", "sales"): 1.5,
+        ("2026-12-07 11:00", "sales"): 1.0,
+        ("2026-12-07 09:00", "support"): 1.0,
+        ("2026-12-07 10:00", "support"): 0.5,
+    }

@@ -15,17 +15,18 @@ and who is logged in or paused now) over their scheduled stretches
   logged in (0: on time; None: not logged in during it at all).
 
 Days with neither a schedule nor a login are left out; agents without a schedule too.
+:func:`scheduled_per_period` counts the agents scheduled per queue and hour, for staffing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from callcenter.acd.schedule import Schedule, stretches_between
-from callcenter.records.summary import Stretch
+from callcenter.records.summary import Periods, Stretch
 
 Span = tuple[datetime, datetime]
 
@@ -139,3 +140,28 @@ def _overlap(first: Iterable[Span], second: Sequence[Span]) -> float:
             if low < high:
                 total += (high - low).total_seconds()
     return total
+
+
+def scheduled_per_period(
+    schedules: Mapping[str, Schedule], members: Mapping[str, Collection[str]], periods: Periods
+) -> dict[tuple[str, str], float]:
+    """(period label, queue) -> the agents of ``members[queue]`` scheduled in that period,
+    on average over it (their scheduled seconds in it over its length within the report):
+    what ``report --queues --by hour --staffing`` sets beside the agents needed. An agent
+    in two queues counts in each."""
+    lengths: dict[str, float] = {}
+    for label, seconds in periods.spans(periods.since, periods.until):
+        lengths[label] = lengths.get(label, 0.0) + seconds
+    per_agent: dict[str, dict[str, float]] = {}
+    for agent, schedule in schedules.items():
+        seen = per_agent.setdefault(agent, {})
+        for start, end in stretches_between(schedule, periods.since, periods.until):
+            for label, seconds in periods.spans(start, end):
+                seen[label] = seen.get(label, 0.0) + seconds
+    out: dict[tuple[str, str], float] = {}
+    for queue, agents in members.items():
+        for agent in agents:
+            for label, seconds in per_agent.get(agent, {}).items():
+                key = (label, queue)
+                out[key] = out.get(key, 0.0) + seconds / lengths[label]
+    return out

@@ -802,10 +802,14 @@ def patience_by_queue(figures: Sequence[QueueFigures]) -> dict[str, float | None
 
 
 def format_queue_table(
-    figures: list[QueueFigures], by: Grouping, needed: Sequence[int | None] | None = None
+    figures: list[QueueFigures],
+    by: Grouping,
+    needed: Sequence[int | None] | None = None,
+    scheduled: Sequence[float] | None = None,
 ) -> str:
     """The queue summary as a terminal table (``needed``: an "agents" column, one per
-    figure, from :func:`agents_needed`)."""
+    figure, from :func:`agents_needed`; ``scheduled``: a "sched" column beside it, the
+    agents scheduled then)."""
     width = 33 if by == "total" else (16 if by in _MINUTES else 10)
     head = [
         ("period", width),
@@ -827,6 +831,8 @@ def format_queue_table(
     ]
     if needed is not None:
         head.append(("agents", 6))
+    if scheduled is not None:
+        head.append(("sched", 5))
     rows = [
         [
             f.period,
@@ -851,6 +857,9 @@ def format_queue_table(
     if needed is not None:
         for row, agents in zip(rows, needed, strict=True):
             row.append("-" if agents is None else str(agents))
+    if scheduled is not None:
+        for row, planned in zip(rows, scheduled, strict=True):
+            row.append(f"{planned:.1f}")
     text = _table(head, rows)
     turned = sum(f.turned_away for f in figures)
     if turned:
