@@ -47,6 +47,7 @@ from callcenter.acd.rules import (
     queue_rules,
     with_changes,
 )
+from callcenter.acd.schedule import opening_hours
 from callcenter.config.models import (
     AgentConfig,
     AgentKeysConfig,
@@ -55,7 +56,6 @@ from callcenter.config.models import (
     NumberPattern,
     QueueConfig,
     QueueExit,
-    QueueHours,
     SurveyConfig,
 )
 from callcenter.consult import (
@@ -131,7 +131,7 @@ from callcenter.events import (
     TalkEnded,
     VoicemailLeft,
 )
-from callcenter.ivr.calendar import OpeningHours, local_time
+from callcenter.ivr.calendar import local_time
 from callcenter.ivr.lookup import Fetcher, fetch_json
 from callcenter.ivr.runner import Clock, FlowRunner, Hangup, QueueLook, Transferred, utc_now
 from callcenter.ivr.trace import (
@@ -1550,7 +1550,7 @@ class Switchboard:
         if hours is None:
             return moment
         local = local_time(moment, hours.timezone or config.ivr.timezone)
-        opens = _opening_hours(hours).next_opening(local)
+        opens = opening_hours(hours).next_opening(local)
         return opens.astimezone(UTC) if opens is not None else None
 
     def _slot_of(self, at: datetime, qcfg: QueueConfig) -> datetime:
@@ -1636,7 +1636,7 @@ class Switchboard:
         if hours is None:
             return None
         now = local_time(self.clock(), hours.timezone or config.ivr.timezone)
-        return _opening_hours(hours).closed_because(now)
+        return opening_hours(hours).closed_because(now)
 
     def look_at_queue(self, queue: str) -> QueueLook:
         """``queue``'s state now, as a branch case's ``queue:`` tests it."""
@@ -4619,13 +4619,6 @@ _CONSULT_KEYS: Final[Mapping[str, Callable[[Switchboard, str], Awaitable[str]]]]
     "consult_join": Switchboard.consult_join,
 }
 """What the keys of an agent consulting a colleague do (``acd.agent_keys``)."""
-
-
-def _opening_hours(hours: QueueHours) -> OpeningHours:
-    holidays = hours.holidays
-    if holidays is None:
-        return OpeningHours(hours.hours)
-    return OpeningHours(hours.hours, holidays.dates, holidays.country, holidays.subdivision)
 
 
 def _opted_in(value: str | None) -> bool:

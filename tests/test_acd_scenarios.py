@@ -618,12 +618,18 @@ async def test_the_agent_hears_a_vip_is_calling_from_the_callers_own_variables(
         (datetime(2026, 12, 8, 10, 0, tzinfo=UTC), False),  # a Tuesday morning
         (datetime(2026, 12, 8, 20, 0, tzinfo=UTC), True),  # that evening
         (datetime(2026, 12, 24, 10, 0, tzinfo=UTC), True),  # a closed day listed
+        (datetime(2026, 12, 26, 10, 0, tzinfo=UTC), False),  # a Saturday opened (special)
+        (datetime(2026, 12, 9, 10, 0, tzinfo=UTC), True),  # a Wednesday closed (special)
     ],
 )
 async def test_a_queue_closed_for_the_night_sends_callers_to_its_on_closed(
     tmp_path: Path, now: datetime, closed: bool
 ) -> None:
-    opening = {"hours": {"mon-fri": ["08:00-18:00"]}, "holidays": {"dates": ["12-24"]}}
+    opening = {
+        "hours": {"mon-fri": ["08:00-18:00"]},
+        "holidays": {"dates": ["12-24"]},
+        "special": {"2026-12-26": ["09:00-12:00"], "2026-12-09": []},
+    }
     config = setup({"opening": opening, "on_closed": {"to": "hangup", "prompt": "closed-now"}})
     async with scene(tmp_path, config) as s:
         s.center.daemon.switchboard.clock = lambda: now

@@ -48,6 +48,19 @@ def test_touching_ranges_are_one_stretch_and_a_day_off_has_none() -> None:
     assert week.day_stretches(date(2026, 12, 12)) == [], "Saturday is not scheduled"
 
 
+def test_a_special_day_of_a_schedule_replaces_the_week_and_the_days_off() -> None:
+    week = schedule(
+        {
+            **SPLIT_DAY,
+            "holidays": {"dates": ["12-24"]},
+            "special": {"12-24": ["09:00-12:00"], "2026-12-08": []},
+        }
+    )
+    assert week.day_stretches(date(2026, 12, 24)) == [(at(24, 9), at(24, 12))]
+    assert week.day_stretches(date(2026, 12, 8)) == [], "a Tuesday off for once"
+    assert week.day_stretches(date(2026, 12, 9)) == [(at(9, 9), at(9, 13)), (at(9, 14), at(9, 18))]
+
+
 def test_a_night_shift_is_one_stretch_over_midnight() -> None:
     nights = schedule({"hours": {"mon": ["22:00-24:00"], "tue": ["00:00-06:00"]}})
     assert list(stretches_between(nights, at(7, 0), at(9, 0))) == [(at(7, 22), at(8, 6))]

@@ -777,6 +777,33 @@ def test_a_place_is_closed_outside_its_hours_on_holidays_and_on_days_listed(
     assert place.closed_because(moment) == why
 
 
+@pytest.mark.parametrize(
+    ("moment", "why"),
+    [
+        (datetime(2026, 12, 24, 10, 0), None),  # the 24th: a short day, not closed
+        (datetime(2026, 12, 24, 14, 0), "outside the day's hours"),
+        (datetime(2026, 12, 26, 10, 0), None),  # Boxing Day, a Saturday: opened for once
+        (datetime(2026, 12, 22, 10, 0), "a special day, closed"),  # a Tuesday: stocktaking
+        (datetime(2026, 12, 23, 10, 0), None),  # the weekly hours again
+        (datetime(2027, 12, 24, 12, 30), None),  # every year
+        (datetime(2027, 12, 26, 10, 0), "a public holiday (Boxing Day)"),  # that year only
+    ],
+)
+def test_special_days_have_their_own_hours_whatever_the_week_or_the_holidays_say(
+    moment: datetime, why: str | None
+) -> None:
+    special = {"12-24": ["09:00-13:00"], "2026-12-26": ["09:00-12:00"], "2026-12-22": []}
+    place = OpeningHours({"mon-fri": ["08:00-18:00"]}, country="GB", special=special)
+    assert place.closed_because(moment) == why
+
+
+def test_the_next_opening_goes_by_the_special_days_hours() -> None:
+    special = {"2026-12-21": [], "2026-12-22": ["14:00-16:00"]}
+    office = OpeningHours({"mon-fri": ["08:00-12:00"]}, special=special)
+    friday_evening = datetime(2026, 12, 18, 19, 0)
+    assert office.next_opening(friday_evening) == datetime(2026, 12, 22, 14, 0)
+
+
 def test_the_next_opening_skips_nights_weekends_holidays_and_days_listed() -> None:
     office = OpeningHours({"mon-fri": ["08:00-12:00", "13:00-18:00"]})
     friday_evening = datetime(2026, 12, 18, 19, 0)

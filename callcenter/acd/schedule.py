@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from callcenter.config.models import CallCenterConfig, QueueHours
-from callcenter.ivr.calendar import OpeningHours, parse_days, parse_range
+from callcenter.ivr.calendar import OpeningHours, parse_range
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,24 +29,14 @@ class Schedule:
 
     @classmethod
     def of(cls, hours: QueueHours, default_zone: str) -> Schedule:
-        holidays = hours.holidays
-        opening = (
-            OpeningHours(hours.hours)
-            if holidays is None
-            else OpeningHours(hours.hours, holidays.dates, holidays.country, holidays.subdivision)
-        )
-        return cls(opening, ZoneInfo(hours.timezone or default_zone))
+        return cls(opening_hours(hours), ZoneInfo(hours.timezone or default_zone))
 
     def day_stretches(self, day: date) -> list[tuple[datetime, datetime]]:
         """The stretches scheduled on ``day`` (local), merged, as aware datetimes; none on
         a day off."""
-        if self.hours.closed_day(day) is not None:
-            return []
         minutes = sorted(
             parsed
-            for spec, ranges in self.hours.hours.items()
-            if day.weekday() in (parse_days(spec) or ())
-            for text in ranges
+            for text in self.hours.day_ranges(day)
             if (parsed := parse_range(text)) is not None
         )
         merged: list[list[int]] = []
@@ -61,6 +51,17 @@ class Schedule:
         if minute >= 24 * 60:
             return datetime.combine(day + timedelta(days=1), time(), tzinfo=self.zone)
         return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self.zone)
+
+
+def opening_hours(hours: QueueHours) -> OpeningHours:
+    """A queue's ``opening`` or an agent's ``schedule`` as :class:`OpeningHours`."""
+    holidays = hours.holidays
+    special = {day: tuple(ranges) for day, ranges in hours.special.items()}
+    if holidays is None:
+        return OpeningHours(hours.hours, special=special)
+    return OpeningHours(
+        hours.hours, holidays.dates, holidays.country, holidays.subdivision, special=special
+    )
 
 
 def schedule_of(config: CallCenterConfig, agent_id: str) -> Schedule | None:

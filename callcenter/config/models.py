@@ -2013,6 +2013,13 @@ class QueueHours(_Model):
     holidays: HolidayCalendar | None = Field(
         default=None, description="Days closed all day (public holidays and added dates)."
     )
+    special: dict[HolidayDate, list[TimeRange]] = Field(
+        default_factory=dict,
+        description='Days with other hours than the week\'s: {"12-24": ["09:00-13:00"]} (every '
+        'year), {"2026-12-31": []} (that day, closed). They win over `hours` and `holidays` '
+        "(a public holiday the centre opens).",
+        examples=[{"12-24": ["09:00-13:00"], "2026-12-27": []}],
+    )
 
 
 class CallbackSlots(_Model):

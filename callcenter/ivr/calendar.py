@@ -18,7 +18,7 @@ import functools
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 import holidays
@@ -114,17 +114,46 @@ def open_spec(hours: Mapping[str, Iterable[str]], moment: datetime) -> str | Non
 
 @dataclass(frozen=True, slots=True)
 class OpeningHours:
-    """When a place (a queue) is open: ``hours`` (day spec -> time ranges, local wall
-    time), closed on the ``dates`` listed (``YYYY-MM-DD`` or yearly ``MM-DD``) and on the
-    public holidays of ``country`` (and ``subdivision``)."""
+    """When a place (a queue, an agent's schedule) is open: ``hours`` (day spec -> time
+    ranges, local wall time), closed on the ``dates`` listed (``YYYY-MM-DD`` or yearly
+    ``MM-DD``) and on the public holidays of ``country`` (and ``subdivision``); a day of
+    ``special`` (date -> time ranges, none: closed) has its own hours instead of all that."""
 
     hours: Mapping[str, Sequence[str]]
     dates: Sequence[str] = ()
     country: str | None = None
     subdivision: str | None = None
+    special: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def special_ranges(self, day: date) -> Sequence[str] | None:
+        """The ranges of ``day`` when ``special`` lists it (the exact date before a yearly
+        ``MM-DD``), else None."""
+        full = day.isoformat()
+        for key in (full, full[5:]):
+            if key in self.special:
+                return self.special[key]
+        return None
+
+    def day_ranges(self, day: date) -> list[str]:
+        """The time ranges ``day`` is open (none on a closed day)."""
+        special = self.special_ranges(day)
+        if special is not None:
+            return list(special)
+        if self.closed_day(day) is not None:
+            return []
+        return [
+            text
+            for spec, ranges in self.hours.items()
+            if day.weekday() in (parse_days(spec) or ())
+            for text in ranges
+        ]
 
     def closed_day(self, day: date) -> str | None:
-        """Why the place is closed all ``day`` (a day listed, a public holiday), or None."""
+        """Why the place is closed all ``day`` (a day listed, a public holiday, a special
+        day without hours), or None."""
+        special = self.special_ranges(day)
+        if special is not None:
+            return None if special else "a special day, closed"
         if date_listed(self.dates, day):
             return "a closed day listed in the config"
         if self.country is not None:
@@ -139,6 +168,9 @@ class OpeningHours:
         closed = self.closed_day(moment.date())
         if closed is not None:
             return closed
+        special = self.special_ranges(moment.date())
+        if special is not None:
+            return None if in_ranges(special, moment.time()) else "outside the day's hours"
         return None if open_spec(self.hours, moment) is not None else "outside the opening hours"
 
     def next_opening(self, moment: datetime, *, days: int = 14) -> datetime | None:
@@ -153,9 +185,7 @@ class OpeningHours:
                 continue
             starts = sorted(
                 parsed[0]
-                for spec, ranges in self.hours.items()
-                if day.weekday() in (parse_days(spec) or ())
-                for text in ranges
+                for text in self.day_ranges(day)
                 if (parsed := parse_range(text)) is not None
             )
             for start in starts:
