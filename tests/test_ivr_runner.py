@@ -4,6 +4,7 @@ property test that no key sequence ever leaves a caller without a next step."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -519,6 +520,25 @@ async def test_schedule_uses_the_nodes_time_zone_and_holiday_calendar(
 ) -> None:
     call = FakeCall()
     await walk(config_with(SCHEDULE_FLOW), "s", call, now=now)
+    assert call.heard == [heard]
+
+
+@pytest.mark.parametrize(
+    ("now", "heard"),
+    [
+        (datetime(2026, 12, 24, 15, 0, tzinfo=UTC), "open"),  # 10:00 NY on a short day
+        (datetime(2026, 12, 24, 19, 0, tzinfo=UTC), "closed"),  # 14:00 NY: closed, no holiday
+        (datetime(2026, 11, 25, 15, 0, tzinfo=UTC), "closed"),  # a Wednesday shut for once
+        (datetime(2026, 11, 24, 15, 0, tzinfo=UTC), "open"),  # the week's hours again
+    ],
+)
+async def test_a_schedule_nodes_special_days_have_their_own_hours(
+    now: datetime, heard: str
+) -> None:
+    flow = copy.deepcopy(SCHEDULE_FLOW)
+    flow["s"]["nodes"]["hours"]["special"] = {"12-24": ["09:00-13:00"], "2026-11-25": []}
+    call = FakeCall()
+    await walk(config_with(flow), "s", call, now=now)
     assert call.heard == [heard]
 
 

@@ -1514,6 +1514,13 @@ class ScheduleNode(_Model):
     holidays: HolidayCalendar | None = Field(
         default=None, description="Days closed all day (public holidays and added dates)."
     )
+    special: dict[HolidayDate, list[TimeRange]] = Field(
+        default_factory=dict,
+        description='Days with other hours: {"12-24": ["09:00-13:00"]} (every year), '
+        '{"2026-12-31": []} (that day, closed: `closed`, not `holiday`). They win over '
+        "`hours` and `holidays`.",
+        examples=[{"12-24": ["09:00-13:00"]}],
+    )
     open: _Ref = Field(description="Node run within the opening hours.")
     closed: _Ref = Field(description="Node run outside them.")
     holiday: _Ref | None = Field(

@@ -54,6 +54,7 @@ from callcenter.config.models import (
 )
 from callcenter.errors import CallHungUp, CommandFailed, PBXError
 from callcenter.ivr.calendar import (
+    OpeningHours,
     date_listed,
     in_ranges,
     local_time,
@@ -584,6 +585,12 @@ class FlowRunner:
         zone = node.timezone or self.ivr.timezone
         now = local_time(self.clock(), zone)
         when = f"{now:%a %Y-%m-%d %H:%M} {zone}"
+        special = OpeningHours(node.hours, special=node.special).special_ranges(now.date())
+        if special is not None:
+            target = node.open if in_ranges(special, now.time()) else node.closed
+            ranges = ", ".join(special) or "closed"
+            self._decide(f"a special day ({ranges}) on {when}: go to {target}")
+            return _Go(target)
         holiday: str | None = None
         calendar = node.holidays
         if calendar is not None:
