@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -144,6 +145,11 @@ def test_adherence_never_counts_more_than_was_scheduled_or_worked(
     assert abs(sum(d.logged_in + d.outside for d in days) - worked) < 1e-6
 
 
+def fetch(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
 def _always() -> dict[str, object]:
     return {"hours": {"daily": ["00:00-24:00"]}, "timezone": "UTC"}
 
@@ -164,6 +170,8 @@ async def test_an_agent_scheduled_now_and_logged_out_raises_an_alert_until_they_
         await until(lambda: board.agent_alerts.standing().get("1002") == "absent", timeout=5)
         _, page = await center.api("GET", "/status")
         _, _, wallboard = await asyncio.to_thread(read, center.daemon.api.port)
+        floor = await asyncio.to_thread(fetch, center.daemon.api.port, "/wallboard")
+        metrics = await asyncio.to_thread(fetch, center.daemon.api.port, "/metrics")
         center.daemon.router.login("1002", via="test")
         await until(lambda: "1002" not in board.agent_alerts.standing(), timeout=5)
         standing = board.agent_alerts.standing()
@@ -172,6 +180,9 @@ async def test_an_agent_scheduled_now_and_logged_out_raises_an_alert_until_they_
     assert "1001" not in standing, "no schedule: never absent"
     assert {"agent": "1002", "figure": "absent"}.items() <= page["agent_alerts"][0].items()
     assert wallboard.row("Bob")[1] == "absent (scheduled)", "the floor sees who is missing"
+    assert '<p id="scheduled">Scheduled now: 1, logged in 0, absent 1</p>' in floor
+    assert "callcenter_agents_scheduled 1" in metrics.splitlines()
+    assert "callcenter_agents_scheduled_logged_in 0" in metrics.splitlines()
     assert not [r for r in wallboard.rows if r and r[0].startswith("Alice")], "no schedule"
 
 

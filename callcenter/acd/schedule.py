@@ -109,3 +109,17 @@ def stretch_at(schedule: Schedule, moment: datetime) -> tuple[datetime, datetime
         if start <= moment < end:
             return start, end
     return None
+
+
+def scheduled_now(config: CallCenterConfig, now: datetime) -> set[str] | None:
+    """The agents whose schedule has them working at ``now``; None when no agent has a
+    schedule (nothing to say, rather than "nobody")."""
+    found: set[str] | None = None
+    for agent_id in config.agents:
+        schedule = schedule_of(config, agent_id)
+        if schedule is None:
+            continue
+        found = found if found is not None else set()
+        if stretch_at(schedule, now) is not None:
+            found.add(agent_id)
+    return found

@@ -250,8 +250,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import structlog
 from pydantic import ValidationError
 
+from callcenter.acd.agent import AgentState
 from callcenter.acd.rules import EXTERNAL_TECH
-from callcenter.acd.schedule import schedule_of
+from callcenter.acd.schedule import schedule_of, scheduled_now
 from callcenter.config import CallCenterConfig
 from callcenter.config.models import QueueExit
 from callcenter.consult import consult_view
@@ -750,6 +751,7 @@ class ControlAPI:
             refresh=asked.refresh,
             voicemails=self._voicemails_open(),
             oldest_voicemails=self._voicemails_oldest(),
+            scheduled=self._scheduled(members),
             notices=[
                 f"{n.text} ({n.author}, until {n.until})"
                 for n in (
@@ -1947,7 +1949,23 @@ class ControlAPI:
             voicemails=self._voicemails_open(),
             agent_alerts=(board.agent_alerts.standing() if board.config.acd.agent_alerts else None),
             oldest_voicemails=self._voicemails_oldest(),
+            scheduled=self._scheduled(set(board.config.agents)),
         )
+
+    def _scheduled(self, among: Collection[str]) -> tuple[int, int] | None:
+        """(agents of ``among`` scheduled now, of whom logged in); None: no schedules."""
+        board = self.switchboard
+        working = scheduled_now(board.config, datetime.now(UTC))
+        if working is None:
+            return None
+        chosen = [a for a in working if a in among]
+        present = sum(
+            1
+            for a in chosen
+            if a in board.router.agents
+            and board.router.agents[a].state is not AgentState.LOGGED_OUT
+        )
+        return len(chosen), present
 
     def _voicemails_oldest(self) -> dict[str, float]:
         """Queue -> seconds since its oldest message still to call back was left (0: none),

@@ -333,6 +333,7 @@ class Metrics:
         voicemails: Mapping[str, int] | None = None,
         agent_alerts: Mapping[str, str] | None = None,
         oldest_voicemails: Mapping[str, float] | None = None,
+        scheduled: tuple[int, int] | None = None,
     ) -> str:
         """The exposition text: counters and histograms so far, gauges from ``snapshot``
         (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest
@@ -364,6 +365,19 @@ class Metrics:
                     ((("agent", agent), ("figure", figure)), 1.0)
                     for agent, figure in sorted(agent_alerts.items())
                 ],
+            )
+        if scheduled is not None:
+            out.family(
+                "callcenter_agents_scheduled",
+                "gauge",
+                "Agents whose schedule (agents.<id>.schedule) has them working now.",
+                [((), float(scheduled[0]))],
+            )
+            out.family(
+                "callcenter_agents_scheduled_logged_in",
+                "gauge",
+                "Of the agents scheduled now, those logged in (the rest are absent).",
+                [((), float(scheduled[1]))],
             )
         if voicemails:
             out.family(

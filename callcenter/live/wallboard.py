@@ -78,6 +78,9 @@ class Board:
     column)."""
     oldest_voicemails: Mapping[str, float] = field(default_factory=dict)
     """Queue -> seconds since the oldest of them was left."""
+    scheduled: tuple[int, int] | None = None
+    """(agents shown whose schedule has them working now, of whom logged in); None when
+    no agent shown has a schedule."""
     notices: Sequence[str] = ()
     """What supervisors tell the floor now (``/notices``), newest first."""
 
@@ -164,6 +167,12 @@ def render(board: Board) -> str:
             f"<td>{_levels(level, day.service_level_offered_percent)}</td><td>{average}</td></tr>"
         )
     parts.append("</tbody></table>")
+    if board.scheduled is not None:
+        planned, present = board.scheduled
+        missing = f", absent {planned - present}" if present < planned else ""
+        parts.append(
+            f'<p id="scheduled">Scheduled now: {planned}, logged in {present}{missing}</p>'
+        )
     parts.append(
         "<table><thead><tr><th>agent</th><th>state</th><th>for</th><th>calls today</th>"
         "<th>talk today</th><th>queues</th></tr></thead><tbody>"
