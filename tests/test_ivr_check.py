@@ -303,6 +303,21 @@ def test_an_agent_announcement_without_its_sound_file_is_reported(tmp_path: Path
     assert check_config(path, environ=ENV) == []
 
 
+def test_the_prompts_that_tell_agents_the_wait_are_looked_for(tmp_path: Path) -> None:
+    (tmp_path / "s" / "en").mkdir(parents=True)
+    for name in ("goodbye", "queue-timeout", "queue-minutes"):
+        (tmp_path / "s" / "en" / f"{name}.wav").write_bytes(b"")
+    path, _ = write(tmp_path, flow("q", q={"kind": "queue", "queue": "sales"}), prompt_folder="s")
+    settings = yaml.safe_load(path.read_text())
+    settings["queues"]["sales"]["report_holdtime"] = 60
+    text = yaml.safe_dump(settings, sort_keys=False)
+    path.write_text(text)
+    issues = check_config(path, environ=ENV)
+    assert {i.field for i in issues} == {"queues.sales.report_holdtime"}
+    assert [i.message.split('"')[1] for i in issues] == ["queue-reporthold", "queue-seconds"]
+    assert all(i.line == line_of(text, "report_holdtime") for i in issues)
+
+
 @pytest.mark.parametrize(
     ("node", "field", "words"),
     [

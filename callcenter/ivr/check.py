@@ -66,6 +66,7 @@ from callcenter.ivr.values import (
     matches_any,
     names_in,
 )
+from callcenter.pbx.interface import REPORT_HOLD_PROMPT
 
 Path_ = tuple[object, ...]
 GraphProblem = tuple[Path_, str]
@@ -416,6 +417,12 @@ class _Checker:
                 if isinstance(name, str) and "${" not in name:
                     path = ("queues", queue_name, "agent_announce")
                     self._find_prompt(finder, folder, path, name, {self.ivr.default_language})
+                told = qcfg.get("report_holdtime") if isinstance(qcfg, Mapping) else None
+                if told is not None:
+                    # The wait told to the agent: "hold time", the number, the unit.
+                    path = ("queues", queue_name, "report_holdtime")
+                    for prompt in (REPORT_HOLD_PROMPT, "queue-minutes", "queue-seconds"):
+                        self._find_prompt(finder, folder, path, prompt, {self.ivr.default_language})
 
     def _find_prompt(
         self, finder: _SoundFinder, folder: Path, path: Path_, name: str, langs: set[str]
