@@ -451,7 +451,8 @@ class DesktopPage(HTMLParser):
         self.texts: dict[str, str] = {}
         """The text of elements by id or class: ``state``, ``said``, ``error``, ``down``,
         ``over`` (the agent is over the time allowed in their state), ``missed`` (paused
-        for calls that rang out), ``schedule`` (their schedule today)."""
+        for calls that rang out), ``schedule`` (their schedule today), ``scheduled`` (a
+        supervisor's agents scheduled now and logged in)."""
         self.title = ""
         """The browser tab's title."""
         self.table_rows: list[list[str]] = []
@@ -523,7 +524,7 @@ class DesktopPage(HTMLParser):
         if key == "notice":
             self.notices.append("")
             self._open.append((tag, key))
-        elif key in ("state", "said", "error", "down", "over", "missed", "schedule"):
+        elif key in ("state", "said", "error", "down", "over", "missed", "schedule", "scheduled"):
             self.texts[key] = ""
             self._open.append((tag, key))
         elif tag == "button" and self.forms:

@@ -10,27 +10,20 @@ import asyncio
 import json
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from test_queue_members import caller_to_sales
 
 from callcenter.acd.agent import AgentState
 from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.events import AgentAdded, AgentRemoved, EngineEvent
 from callcenter.live.api import scope_of
-from callcenter.testing import Center, Transport, running_center
+from callcenter.testing import Transport, running_center
 
 STEP = 5.0
 ZOE = {"agent": "1010", "name": "Zoe", "device": "PJSIP/1010", "team": "seasonal"}
-
-
-async def caller_to_sales(center: Center, number: str) -> Any:
-    caller = await center.pbx.call("800", caller_num=number)
-    await caller.wait_for_prompt("welcome-menu", timeout=STEP)
-    await caller.press("1")
-    return caller
 
 
 @pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
@@ -124,6 +117,10 @@ async def test_settings_the_config_could_not_hold_are_refused_with_the_field_nam
         twice = await center.api("POST", "/roster", ZOE)
         moved = await center.api("POST", "/roster/1010", {"device": "PJSIP/1011", "team": None})
         bad_change = await center.api("POST", "/roster/1010", {"device": "PJSIP/1001"})
+        week = {"schedule": {"hours": {"mon-fri": ["09:00-17:00"]}}}
+        scheduled = await center.api("POST", "/roster/1010", week)
+        bad_hours = await center.api("POST", "/roster/1010", {"schedule": {"hours": {"x": []}}})
+        planned = center.daemon.config.agents["1010"].schedule
         change_file_agent = await center.api("POST", "/roster/1001", {"name": "Al"})
         remove_unknown = await center.api("POST", "/roster/9999/remove", {})
         wrong_method = await center.api("GET", "/roster/1010")
@@ -141,6 +138,9 @@ async def test_settings_the_config_could_not_hold_are_refused_with_the_field_nam
     assert moved[0] == 200 and moved[1]["device"] == "PJSIP/1011" and "team" not in moved[1]
     assert device_now == "PJSIP/1011", "every part of the daemon reads the change"
     assert bad_change[0] == 400 and 'already agent "1001"' in bad_change[1]["error"]
+    assert scheduled[0] == 200 and scheduled[1]["schedule"] == week["schedule"]
+    assert planned is not None and planned.hours == {"mon-fri": ["09:00-17:00"]}
+    assert bad_hours[0] == 400 and bad_hours[1]["error"].startswith("schedule.hours.x")
     assert change_file_agent[0] == 404 and remove_unknown[0] == 404
     assert wrong_method[0] == 405
     assert scope_of("POST", "/roster") == "admin", "a named token needs admin to add agents"

@@ -237,3 +237,19 @@ async def test_the_agent_reads_todays_schedule_on_their_desktop(
     expected = "a day off" if day_off else "08:00-12:00, 13:00-24:00"
     assert bob.texts["schedule"] == f"Your schedule today: {expected}"
     assert "schedule" not in alice.texts, "no schedule, nothing said"
+
+
+async def test_a_supervisor_sees_how_many_of_their_agents_the_schedule_wants_now(
+    tmp_path: Path,
+) -> None:
+    config = {
+        "agents": {"1002": {"schedule": _always()}},
+        "supervisors": {"2000": {"pin": "2468"}},
+    }
+    async with running_center(tmp_path, config=config) as center:
+        sam = DesktopBrowser(center.daemon.api.port)
+        present = await sam.sign_in("2000", "2468", role="supervisor")
+        center.daemon.router.logout("1002", via="test")
+        gone = await sam.get("/desktop")
+    assert present.texts["scheduled"] == "Scheduled now: 1, logged in 1"
+    assert gone.texts["scheduled"] == "Scheduled now: 1, logged in 0, absent 1"

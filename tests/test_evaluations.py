@@ -9,6 +9,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_postgres_records import both_stores
@@ -19,7 +20,7 @@ from callcenter.errors import ConfigError
 from callcenter.events import CallEvaluated, EngineEvent, EvaluationReplied
 from callcenter.live.api import scope_of
 from callcenter.records.evaluations import Evaluation, agent_means, score
-from callcenter.testing import DesktopBrowser, merge, running_center
+from callcenter.testing import Center, DesktopBrowser, merge, running_center
 
 FORMS = {
     "evaluation_forms": {
@@ -112,22 +113,32 @@ def test_a_queue_naming_a_form_that_does_not_exist_is_refused_at_its_line() -> N
     assert "did you mean standard?" in issue.message
 
 
+ALICE_SCORED = merge({"agents": {"1001": {"pin": "1111"}}}, FORMS)
+"""Alice signs in to her desktop; Sam (2000) scores with the standard form."""
+
+
+async def alice_takes_a_call(center: Center, number: str) -> Any:
+    """A caller of ``number`` for support, taken by Alice (Bob is on a break); once their
+    record is written."""
+    center.add_phone("PJSIP/1001", answer_after=0.05)
+    center.daemon.router.pause("1002", "break", via="test")
+    caller = await center.caller_presses(number, "2")
+    await caller.wait_bridged(timeout=5)
+    await caller.hangup()
+    await center.cdr(caller.uniqueid)
+    return caller
+
+
 async def test_sam_scores_alices_call_from_her_calls_of_the_day(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Sam opens Alice's calls, scores the one she took (8 + 45 + 35: 88 %, passed), sees
     the score on the list; the API refuses points the form does not take and a call nobody
     answered; ``report --evaluations`` prints the scorecard and Alice's mean."""
-    config = merge({"agents": {"1001": {"pin": "1111"}}}, FORMS)
-    async with running_center(tmp_path, config=config) as center:
-        center.add_phone("PJSIP/1001", answer_after=0.05)
-        center.daemon.router.pause("1002", "break", via="test")
+    async with running_center(tmp_path, config=ALICE_SCORED) as center:
         told: list[EngineEvent] = []
         center.daemon.bus.subscribe(told.append, (CallEvaluated,))
-        caller = await center.caller_presses("5550321", "2")
-        await caller.wait_bridged(timeout=5)
-        await caller.hangup()
-        await center.cdr(caller.uniqueid)
+        caller = await alice_takes_a_call(center, "5550321")
         nobody = await center.pbx.call("800", caller_num="5550322")
         await nobody.wait_for_prompt("welcome-menu", timeout=5)
         await nobody.hangup()
@@ -199,16 +210,10 @@ async def test_alice_disputes_a_score_with_why_and_sam_scoring_again_asks_her_an
     """Alice disputes Sam's 20 % from her scores (a note is needed); the supervisors are
     told (``EvaluationReplied``) and the report shows it; Sam scores again: her answer is
     asked anew, and she agrees through the API. Nobody answers another agent's card."""
-    config = merge({"agents": {"1001": {"pin": "1111"}}}, FORMS)
-    async with running_center(tmp_path, config=config) as center:
-        center.add_phone("PJSIP/1001", answer_after=0.05)
-        center.daemon.router.pause("1002", "break", via="test")
+    async with running_center(tmp_path, config=ALICE_SCORED) as center:
         told: list[EngineEvent] = []
         center.daemon.bus.subscribe(told.append, (EvaluationReplied,))
-        caller = await center.caller_presses("5550331", "2")
-        await caller.wait_bridged(timeout=5)
-        await caller.hangup()
-        call = (await center.cdr(caller.uniqueid))["uniqueid"]
+        call = (await alice_takes_a_call(center, "5550331")).uniqueid
         api = center.api
         low = {"greeting": 10, "solved": 10, "tone": 0}
         await api("POST", f"/calls/{call}/evaluation", {"supervisor": "2000", "scores": low})
@@ -236,26 +241,15 @@ async def test_alice_disputes_a_score_with_why_and_sam_scoring_again_asks_her_an
         )
         home_after = await sam.get("/desktop")
         rescored = await alice.get("/desktop/scores")
-        agreed = await api(
-            "POST",
-            f"/calls/{call}/evaluation/reply",
-            {"agent": "1001", "supervisor": "2000", "reply": "agreed"},
-        )
-        not_hers = await api(
-            "POST",
-            f"/calls/{call}/evaluation/reply",
-            {"agent": "1002", "supervisor": "2000", "reply": "agreed"},
-        )
-        shrug = await api(
-            "POST",
-            f"/calls/{call}/evaluation/reply",
-            {"agent": "1001", "supervisor": "2000", "reply": "maybe"},
-        )
-        bare = await api(
-            "POST",
-            f"/calls/{call}/evaluation/reply",
-            {"agent": "1001", "supervisor": "2000", "reply": "disputed"},
-        )
+
+        async def reply(agent: str, answer: str) -> tuple[int, Any]:
+            body = {"agent": agent, "supervisor": "2000", "reply": answer}
+            return await api("POST", f"/calls/{call}/evaluation/reply", body)
+
+        agreed = await reply("1001", "agreed")
+        not_hers = await reply("1002", "agreed")
+        shrug = await reply("1001", "maybe")
+        bare = await reply("1001", "disputed")
     assert "Scored 20 %" in dispute.body
     assert no_reason.texts.get("error", "").startswith("say why you dispute the score")
     assert disputed.texts["said"] == f"You disputed the score of call {call}"

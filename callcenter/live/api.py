@@ -971,18 +971,10 @@ class ControlAPI:
             page = desktop.render_scores(title, agent, own_scores[::-1], zone, names)
             return 200, page, _PAGE_HEADERS
         if route == "/desktop/dispute":
-            if not config.evaluation_forms or self._evaluations is None:
+            if not config.evaluation_forms:
                 raise HTTPError(404, "calls are not scored here (evaluation_forms)")
-            until = datetime.now(UTC)
-            try:
-                own_scores = await self._evaluations(EVER, until, [person])
-            except RecordError as exc:
-                raise HTTPError(503, f"the records cannot be read: {exc}") from None
-            wanted = (query.get("call", ""), query.get("supervisor", ""))
-            found = [e for e in own_scores if (e.call_id, e.supervisor) == wanted]
-            if not found:
-                raise HTTPError(404, f"no scorecard of your call {wanted[0]!r}")
-            return 200, desktop.render_dispute(title, agent, found[-1]), _PAGE_HEADERS
+            card = await self._scorecard(person, query.get("call", ""), query.get("supervisor", ""))
+            return 200, desktop.render_dispute(title, agent, card), _PAGE_HEADERS
         if route == "/desktop/note":
             codes = {code: d.callback for code, d in config.dispositions.items()}
             if not any(not callback for callback in codes.values()):
@@ -1579,6 +1571,7 @@ class ControlAPI:
             said=said,
             error=error,
             refresh=refresh,
+            scheduled=self._scheduled(members),
         )
 
     def _desktop_view(self, agent: dict[str, Any], refresh: int) -> desktop.Desktop:
@@ -2295,19 +2288,11 @@ class ControlAPI:
         note = note.strip()[:2000]
         if reply == "disputed" and not note:
             raise HTTPError(400, "say why you dispute the score (a note)")
-        if self._evaluations is None or self._write_evaluation is None:
+        if self._write_evaluation is None:
             raise HTTPError(404, "calls are not scored here (evaluation_forms)")
+        scored = await self._scorecard(agent, call_id, supervisor)
         now = datetime.now(UTC)
-        try:
-            theirs = await self._evaluations(EVER, now, [agent])
-        except RecordError as exc:
-            raise HTTPError(503, f"the records cannot be read: {exc}") from None
-        found = [e for e in theirs if (e.call_id, e.supervisor) == (call_id, supervisor)]
-        if not found:
-            raise HTTPError(
-                404, f"no scorecard of {agent}'s call {call_id!r} by supervisor {supervisor!r}"
-            )
-        answered = dataclasses.replace(found[-1], reply=reply, reply_note=note, replied_at=now)
+        answered = dataclasses.replace(scored, reply=reply, reply_note=note, replied_at=now)
         if not await self._write_evaluation(answered):
             raise HTTPError(503, "the answer could not be stored (see the log)")
         self.switchboard.bus.publish(
@@ -2318,6 +2303,22 @@ class ControlAPI:
         self._disputes_read.pop(supervisor, None)
         log.info("evaluation_replied", call_id=call_id, agent=agent, reply=reply)
         return answered
+
+    async def _scorecard(self, agent: str, call_id: str, supervisor: str) -> Evaluation:
+        """``supervisor``'s scorecard of ``agent``'s call ``call_id``; HTTPError 404 when
+        there is none (or no records), 503 when the records cannot be read."""
+        if self._evaluations is None:
+            raise HTTPError(404, "calls are not scored here (evaluation_forms)")
+        try:
+            theirs = await self._evaluations(EVER, datetime.now(UTC), [agent])
+        except RecordError as exc:
+            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+        found = [e for e in theirs if (e.call_id, e.supervisor) == (call_id, supervisor)]
+        if not found:
+            raise HTTPError(
+                404, f"no scorecard of {agent}'s call {call_id!r} by supervisor {supervisor!r}"
+            )
+        return found[-1]
 
     async def evaluate(
         self, call_id: str, supervisor: str, scores: Mapping[str, object], comment: str

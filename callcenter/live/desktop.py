@@ -80,7 +80,7 @@ from urllib.parse import quote
 from callcenter.acd.router import AUTOPAUSE_VIA
 from callcenter.live.notices import MAX_TEXT
 from callcenter.live.today import AgentDay, QueueDay
-from callcenter.live.wallboard import STATE_NAMES, clock
+from callcenter.live.wallboard import STATE_NAMES, clock, scheduled_text
 from callcenter.records.evaluations import Evaluation
 from callcenter.records.voicemails import VoicemailMessage
 
@@ -389,6 +389,8 @@ class SupervisorDesk:
     waiting: Sequence[Mapping[str, Any]] = ()
     """Callers on the line waiting in those queues (``Switchboard.queue_callers`` rows
     with their ``queue``), the first WAITING_SHOWN of each queue in line order."""
+    scheduled: tuple[int, int] | None = None
+    """(their agents scheduled now, of whom logged in); None: no schedules."""
     disputed: Sequence[Evaluation] = ()
     """The supervisor's scorecards their agents disputed lately, newest first."""
     pbx_down: str | None = None
@@ -1300,8 +1302,11 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             f"<td>{_e(desk.callers.get(aid, ''))}</td><td>{day.calls}</td>"
             f"<td>{actions}</td></tr>"
         )
+    planned = ""
+    if desk.scheduled is not None:
+        planned = f'<p id="scheduled">{_e(scheduled_text(desk.scheduled))}</p>'
     parts.append(
-        '<section id="agents"><h2>Agents</h2><table><tr><th>agent</th><th>state</th>'
+        '<section id="agents"><h2>Agents</h2>' + planned + "<table><tr><th>agent</th><th>state</th>"
         "<th>for</th><th>with</th><th>calls today</th><th></th></tr>"
         + "".join(rows)
         + "</table></section>"

@@ -168,11 +168,7 @@ def render(board: Board) -> str:
         )
     parts.append("</tbody></table>")
     if board.scheduled is not None:
-        planned, present = board.scheduled
-        missing = f", absent {planned - present}" if present < planned else ""
-        parts.append(
-            f'<p id="scheduled">Scheduled now: {planned}, logged in {present}{missing}</p>'
-        )
+        parts.append(f'<p id="scheduled">{e(scheduled_text(board.scheduled))}</p>')
     parts.append(
         "<table><thead><tr><th>agent</th><th>state</th><th>for</th><th>calls today</th>"
         "<th>talk today</th><th>queues</th></tr></thead><tbody>"
@@ -197,6 +193,14 @@ def render(board: Board) -> str:
         )
     parts.append("</tbody></table></body></html>")
     return "\n".join(parts)
+
+
+def scheduled_text(scheduled: tuple[int, int]) -> str:
+    """(agents scheduled now, of whom logged in) as the floor reads it: "Scheduled now: 8,
+    logged in 7, absent 1"."""
+    planned, present = scheduled
+    missing = f", absent {planned - present}" if present < planned else ""
+    return f"Scheduled now: {planned}, logged in {present}{missing}"
 
 
 def _levels(answered: float | None, offered: float | None) -> str:
