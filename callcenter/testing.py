@@ -601,7 +601,10 @@ class DesktopBrowser:
         form = self.page.form(label, picking)
         fields = {**form.fields, **typed}
         if form.method.lower() == "get":
-            return await self.get(f"{form.action}?{urllib.parse.urlencode(fields)}")
+            page = await self.get(f"{form.action}?{urllib.parse.urlencode(fields)}")
+            if page.status == 303:  # a page that sends the browser on (Pick a call …)
+                return await self.get(page.headers["location"])
+            return page
         return await self.post(form.action, fields)
 
     async def fetch(self, path: str) -> tuple[int, dict[str, str], bytes]:

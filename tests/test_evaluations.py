@@ -267,3 +267,36 @@ async def test_alice_disputes_a_score_with_why_and_sam_scoring_again_asks_her_an
     assert agreed[0] == 200 and agreed[1]["reply"] == "agreed" and agreed[1]["percent"] == 60.0
     assert not_hers[0] == 404 and shrug[0] == 400 and bare[0] == 400
     assert scope_of("POST", f"/calls/{call}/evaluation/reply") == "agents"
+
+
+async def test_sam_works_through_his_quota_picking_calls_nobody_scored(tmp_path: Path) -> None:
+    """Two calls a week to score per agent: Alice took two; "Pick a call …" opens one
+    of hers nobody scored, then the other; then there is none left, and the count says
+    2 / 2."""
+    config = merge(ALICE_SCORED, {"evaluation_target": {"per_agent": 2, "days": 7}})
+    async with running_center(tmp_path, config=config) as center:
+        first = await alice_takes_a_call(center, "5550341")
+        second = await alice_takes_a_call(center, "5550342")
+        sam = DesktopBrowser(center.daemon.api.port)
+        home = await sam.sign_in("2000", "2468", role="supervisor")
+        picked: list[str] = []
+        for _ in range(2):
+            await sam.get("/desktop")
+            card = await sam.press("Pick a call …", picking={"agent": "1001"})
+            picked.append(card.form("Save the score").fields["call"])
+            await sam.press(
+                "Save the score",
+                **{"score:greeting": "10", "score:solved": "50", "score:tone": "40"},
+            )
+        center.daemon.api._disputes_read.clear()  # the page's 10 s memory of the counts
+        done = await sam.get("/desktop")
+        none_left = await sam.press("Pick a call …", picking={"agent": "1001"})
+
+    def alice(page: Any) -> list[str]:
+        (row,) = [r for r in page.table_rows if r and r[0].startswith("Alice")]
+        return row
+
+    assert alice(home)[5] == "0 / 2"
+    assert sorted(picked) == sorted([first.uniqueid, second.uniqueid]), "each once"
+    assert alice(done)[5] == "2 / 2"
+    assert none_left.texts["error"] == "No call of 1001 to score in the last 7 days."

@@ -3185,6 +3185,21 @@ class EvaluationForm(_Model):
     )
 
 
+class EvaluationTarget(_Model):
+    """How many calls of each agent the supervisors mean to score (quality teams' quota):
+    their desktops count each agent's scored calls against it and pick a call to score."""
+
+    per_agent: int = Field(
+        ge=1, le=1000, description="Calls of each agent to score within `days`.", examples=[4]
+    )
+    days: int = Field(
+        default=7,
+        ge=1,
+        le=30,
+        description="The rolling window the target is counted over (7: the last week).",
+    )
+
+
 class SupervisorConfig(_Model):
     """A person who watches queues and helps agents."""
 
@@ -3464,6 +3479,13 @@ class CallCenterConfig(_Model):
         "with them (the desktop's calls of an agent, POST /calls/<id>/evaluation), kept in "
         "the `evaluations` table, read back by `report --evaluations`. A queue's "
         "`evaluation_form` chooses; else the first. None: no scoring.",
+    )
+    evaluation_target: EvaluationTarget | None = Field(
+        default=None,
+        description="Calls of each agent to score per window (with evaluation_forms): a "
+        "supervisor's desktop shows each agent's count (2 / 4) and picks a call of theirs "
+        "not yet scored (Pick a call …). None: no target.",
+        examples=[{"per_agent": 4, "days": 7}],
     )
 
     _source: Path | None = PrivateAttr(default=None)

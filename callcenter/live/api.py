@@ -237,6 +237,7 @@ import ipaddress
 import json
 import math
 import re
+import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -244,7 +245,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
@@ -378,6 +379,8 @@ EvaluationsReader = Callable[
 """The scorecards made in a stretch of time, of some agents' calls (None: everyone's)."""
 """A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
 SCORES_SHOWN_FOR: Final = timedelta(days=30)
+PICK_AMONG: Final = 500
+"""The newest calls of an agent ``Pick a call …`` chooses among."""
 DISPUTES_READ_EVERY: Final = 10.0
 """Seconds a supervisor's page keeps the disputed scores it read (a reply or a new score
 by them reads again at once)."""
@@ -513,7 +516,7 @@ class ControlAPI:
         self._number_calls = number_calls
         self._write_evaluation = evaluation_writer
         self._evaluations = evaluations
-        self._disputes_read: dict[str, tuple[float, list[Evaluation]]] = {}
+        self._disputes_read: dict[str, tuple[float, list[Evaluation], dict[str, int]]] = {}
         self._history_seen: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
         """(number, call going on) -> (when read, the number's latest calls): desktops."""
         self._agent_records = agent_records if agent_records is not None else {}
@@ -810,9 +813,16 @@ class ControlAPI:
                 view_s = self._supervisor_view(person, int(refresh))
                 shown = {str(q["name"]) for q in view_s.queues}
                 messages = [m for m in await self._open_messages() if m.queue in shown]
-                disputed = await self._disputed(person)
+                disputed, counted = await self._quality(person)
+                target = config.evaluation_target
                 page = desktop.render_supervisor(
-                    dataclasses.replace(view_s, messages=messages, disputed=disputed)
+                    dataclasses.replace(
+                        view_s,
+                        messages=messages,
+                        disputed=disputed,
+                        scored=counted,
+                        target=target.per_agent if target is not None else None,
+                    )
                 )
             else:
                 view = self._desktop_view(router.agent_view(person), int(refresh))
@@ -858,6 +868,15 @@ class ControlAPI:
                 error=error,
             )
             return 200, page, _PAGE_HEADERS
+        if role == "supervisor" and route == "/desktop/pick":
+            agent_id = query.get("agent", "")
+            try:
+                picked = await self._pick_call(person, agent_id)
+            except HTTPError as exc:
+                self._desktop_notes[f"supervisor:{person}"] = ("", str(exc))
+                return 303, "", _PAGE_HEADERS + "Location: /desktop\r\n"
+            where = f"/desktop/evaluate?{urlencode({'call': picked})}"
+            return 303, "", _PAGE_HEADERS + f"Location: {where}\r\n"
         if role == "supervisor" and route == "/desktop/evaluate":
             row = await self._scorable(person, query.get("call", ""))
             chosen = form_for(config, str(row.get("queue") or ""))
@@ -1335,27 +1354,63 @@ class ControlAPI:
         except RecordError as exc:
             raise HTTPError(503, f"the records cannot be read: {exc}") from None
 
-    async def _disputed(self, supervisor_id: str) -> list[Evaluation]:
-        """``supervisor_id``'s scorecards of the last 30 days their agents dispute, newest
-        first; read at most every :data:`DISPUTES_READ_EVERY` seconds per supervisor (the
-        page reloads every few), none when the records cannot be read."""
-        if not self.switchboard.config.evaluation_forms or self._evaluations is None:
-            return []
+    async def _quality(self, supervisor_id: str) -> tuple[list[Evaluation], dict[str, int]]:
+        """``supervisor_id``'s scorecards of the last 30 days their agents dispute (newest
+        first), and how many calls of each of their agents were scored within
+        ``evaluation_target.days`` (by anyone); read at most every
+        :data:`DISPUTES_READ_EVERY` seconds per supervisor (the page reloads every few),
+        nothing when the records cannot be read."""
+        config = self.switchboard.config
+        if not config.evaluation_forms or self._evaluations is None:
+            return [], {}
         now = time.monotonic()
         kept = self._disputes_read.get(supervisor_id)
         if kept is not None and now - kept[0] < DISPUTES_READ_EVERY:
-            return kept[1]
+            return kept[1], kept[2]
         until = datetime.now(UTC)
+        target = config.evaluation_target
+        window = timedelta(days=target.days) if target is not None else SCORES_SHOWN_FOR
         agents = self._supervised(supervisor_id)
         try:
-            made = await self._evaluations(until - SCORES_SHOWN_FOR, until, agents)
+            made = await self._evaluations(until - max(window, SCORES_SHOWN_FOR), until, agents)
         except RecordError:
-            return []
+            return [], {}
         disputed = [
             e for e in made[::-1] if e.supervisor == supervisor_id and e.reply == "disputed"
         ]
-        self._disputes_read[supervisor_id] = (now, disputed)
-        return disputed
+        scored: dict[str, int] = {}
+        for call in {(e.agent, e.call_id) for e in made if e.at >= until - window}:
+            scored[call[0]] = scored.get(call[0], 0) + 1
+        self._disputes_read[supervisor_id] = (now, disputed, scored)
+        return disputed, scored
+
+    async def _pick_call(self, supervisor_id: str, agent_id: str) -> str:
+        """A call of ``agent_id`` (one of the supervisor's) within ``evaluation_target.days``
+        that they answered and nobody scored, at random (recorded ones first): HTTPError
+        404 when there is none."""
+        config = self.switchboard.config
+        target = config.evaluation_target
+        if target is None or self._agent_calls is None or self._evaluations is None:
+            raise HTTPError(404, "no evaluation_target here")
+        if agent_id not in self._supervised(supervisor_id):
+            raise HTTPError(404, f"no agent {agent_id!r} in your teams")
+        until = datetime.now(UTC)
+        since = until - timedelta(days=target.days)
+        try:
+            calls = await self._agent_calls(agent_id, since, PICK_AMONG)
+            made = await self._evaluations(since, until, [agent_id])
+        except RecordError as exc:
+            raise HTTPError(503, f"the records cannot be read: {exc}") from None
+        scored = {e.call_id for e in made}
+        theirs = [
+            c
+            for c in calls
+            if c["call_id"] not in scored and not str(c["transfer"]).startswith("from ")
+        ]
+        recorded = [c for c in theirs if c["recording"]]
+        if not theirs:
+            raise HTTPError(404, f"No call of {agent_id} to score in the last {target.days} days.")
+        return str(secrets.choice(recorded or theirs)["call_id"])
 
     async def _scorable(self, supervisor_id: str, call_id: str) -> dict[str, Any]:
         """The CDR of a call of one of ``supervisor_id``'s agents (HTTPError 404 else)."""

@@ -391,6 +391,10 @@ class SupervisorDesk:
     with their ``queue``), the first WAITING_SHOWN of each queue in line order."""
     scheduled: tuple[int, int] | None = None
     """(their agents scheduled now, of whom logged in); None: no schedules."""
+    scored: Mapping[str, int] = field(default_factory=dict)
+    """Agent -> their calls scored within ``evaluation_target.days``."""
+    target: int | None = None
+    """``evaluation_target.per_agent``: a "scored" column and "Pick a call …"; None: none."""
     disputed: Sequence[Evaluation] = ()
     """The supervisor's scorecards their agents disputed lately, newest first."""
     pbx_down: str | None = None
@@ -1292,6 +1296,12 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             '<form method="get" action="/desktop/calls">'
             f'<input type="hidden" name="agent" value="{_e(aid)}"><button>Calls …</button></form>'
         )
+        if desk.target is not None:
+            actions += (
+                '<form method="get" action="/desktop/pick">'
+                f'<input type="hidden" name="agent" value="{_e(aid)}">'
+                "<button>Pick a call …</button></form>"
+            )
         if state != "logged_out":
             actions += button("logout-agent", "Log out", "", agent=aid)
         over = " ⚠" if aid in desk.agent_alerts else ""
@@ -1300,14 +1310,17 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             f'<td class="{_e(state)}">{_e(named)}</td>'
             f"<td>{clock(float(agent['time_in_state']))}{over}</td>"
             f"<td>{_e(desk.callers.get(aid, ''))}</td><td>{day.calls}</td>"
-            f"<td>{actions}</td></tr>"
+            + (f"<td>{desk.scored.get(aid, 0)} / {desk.target}</td>" if desk.target else "")
+            + f"<td>{actions}</td></tr>"
         )
     planned = ""
     if desk.scheduled is not None:
         planned = f'<p id="scheduled">{_e(scheduled_text(desk.scheduled))}</p>'
     parts.append(
         '<section id="agents"><h2>Agents</h2>' + planned + "<table><tr><th>agent</th><th>state</th>"
-        "<th>for</th><th>with</th><th>calls today</th><th></th></tr>"
+        "<th>for</th><th>with</th><th>calls today</th>"
+        + ("<th>scored</th>" if desk.target else "")
+        + "<th></th></tr>"
         + "".join(rows)
         + "</table></section>"
     )
