@@ -5,6 +5,7 @@ work, an alert while one is scheduled and logged out (``acd.agent_alerts.absent`
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import urllib.request
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +21,7 @@ from callcenter.acd.schedule import Schedule, stretch_at, stretches_between
 from callcenter.cli import main as cli_main
 from callcenter.config.models import QueueHours
 from callcenter.events import AgentAlert, EngineEvent
+from callcenter.ivr.calendar import parse_range
 from callcenter.records.adherence import adherence_days
 from callcenter.records.summary import Stretch
 from callcenter.testing import DesktopBrowser, running_center, until
@@ -253,3 +255,47 @@ async def test_a_supervisor_sees_how_many_of_their_agents_the_schedule_wants_now
         gone = await sam.get("/desktop")
     assert present.texts["scheduled"] == "Scheduled now: 1, logged in 1"
     assert gone.texts["scheduled"] == "Scheduled now: 1, logged in 0, absent 1"
+
+
+ranges = st.lists(
+    st.tuples(st.integers(0, 47), st.integers(1, 16)).map(
+        lambda r: (
+            f"{r[0] // 2:02d}:{30 * (r[0] % 2):02d}-"
+            f"{min(24 * 60, r[0] * 30 + r[1] * 30) // 60:02d}:"
+            f"{min(24 * 60, r[0] * 30 + r[1] * 30) % 60:02d}"
+        )
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@given(
+    week=st.dictionaries(st.sampled_from(["mon", "tue", "sat", "daily"]), ranges, min_size=1),
+    special=st.dictionaries(
+        st.sampled_from(["2026-12-08", "2026-12-09", "12-10"]),
+        st.one_of(st.just([]), ranges),
+        max_size=2,
+    ),
+    probes=st.lists(st.integers(0, 4 * 24 * 60 - 1), max_size=20),
+)
+def test_scheduled_stretches_are_ordered_apart_and_hold_exactly_the_moments_scheduled(
+    week: dict[str, list[str]], special: dict[str, list[str]], probes: list[int]
+) -> None:
+    plan = schedule({"hours": week, "special": special}, zone="UTC")
+    start = datetime(2026, 12, 7, tzinfo=UTC)
+    end = start + timedelta(days=4)
+    found = list(stretches_between(plan, start, end))
+    for (a_start, a_end), (b_start, _b_end) in itertools.pairwise(found):
+        assert a_start < a_end < b_start, "in order, apart (touching ones are one)"
+    assert all(start <= a and b <= end for a, b in found)
+    for minute in probes:
+        moment = start + timedelta(minutes=minute)
+        inside = any(a <= moment < b for a, b in found)
+        local = moment.time()
+        expected = any(
+            (r := parse_range(text)) is not None and r[0] <= local.hour * 60 + local.minute < r[1]
+            for text in plan.hours.day_ranges(moment.date())
+        )
+        assert inside == expected, (moment, found)
+        assert (stretch_at(plan, moment) is not None) == expected
