@@ -234,11 +234,16 @@ async def test_the_agent_reads_todays_schedule_on_their_desktop(
         planned["holidays"] = {"dates": [today]}
     config = {"agents": {"1002": {"pin": "2222", "schedule": planned}, "1001": {"pin": "1111"}}}
     async with running_center(tmp_path, config=config) as center:
-        bob = await DesktopBrowser(center.daemon.api.port).sign_in("1002", "2222")
+        browser = DesktopBrowser(center.daemon.api.port)
+        bob = await browser.sign_in("1002", "2222")
+        week = await browser.press("My schedule …")
         alice = await DesktopBrowser(center.daemon.api.port).sign_in("1001", "1111")
     expected = "a day off" if day_off else "08:00-12:00, 13:00-24:00"
     assert bob.texts["schedule"] == f"Your schedule today: {expected}"
-    assert "schedule" not in alice.texts, "no schedule, nothing said"
+    days = [row for row in week.table_rows if row[0] != "day"]
+    assert len(days) == 14 and days[0][1] == expected
+    assert days[1][1] == "08:00-12:00, 13:00-24:00", "the day off was today only"
+    assert "schedule" not in alice.texts and "My schedule …" not in alice.buttons
 
 
 async def test_a_supervisor_sees_how_many_of_their_agents_the_schedule_wants_now(

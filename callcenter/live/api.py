@@ -253,7 +253,7 @@ from pydantic import ValidationError
 
 from callcenter.acd.agent import AgentState
 from callcenter.acd.rules import EXTERNAL_TECH
-from callcenter.acd.schedule import schedule_of, scheduled_now
+from callcenter.acd.schedule import Schedule, schedule_of, scheduled_now
 from callcenter.config import CallCenterConfig
 from callcenter.config.models import QueueExit
 from callcenter.consult import consult_view
@@ -315,10 +315,14 @@ def _schedule_today(config: CallCenterConfig, agent_id: str) -> str | None:
     schedule = schedule_of(config, agent_id)
     if schedule is None:
         return None
-    today = datetime.now(schedule.zone).date()
+    return _hours_of(schedule, datetime.now(schedule.zone).date())
+
+
+def _hours_of(schedule: Schedule, day: date) -> str:
+    """The stretches of ``day`` as people write them: ``08:00-12:00, 13:00-24:00``."""
     return ", ".join(
-        f"{start:%H:%M}-{'24:00' if end.date() > today else f'{end:%H:%M}'}"
-        for start, end in schedule.day_stretches(today)
+        f"{start:%H:%M}-{'24:00' if end.date() > day else f'{end:%H:%M}'}"
+        for start, end in schedule.day_stretches(day)
     )
 
 
@@ -379,6 +383,8 @@ EvaluationsReader = Callable[
 """The scorecards made in a stretch of time, of some agents' calls (None: everyone's)."""
 """A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
 SCORES_SHOWN_FOR: Final = timedelta(days=30)
+SCHEDULE_SHOWN_DAYS: Final = 14
+"""Days of their schedule an agent's desktop shows ahead, today first."""
 PICK_AMONG: Final = 500
 """The newest calls of an agent ``Pick a call …`` chooses among."""
 DISPUTES_READ_EVERY: Final = 10.0
@@ -989,6 +995,14 @@ class ControlAPI:
             names = {s: c.name for s, c in config.supervisors.items()}
             page = desktop.render_scores(title, agent, own_scores[::-1], zone, names)
             return 200, page, _PAGE_HEADERS
+        if route == "/desktop/schedule":
+            schedule = schedule_of(config, person)
+            if schedule is None:
+                raise HTTPError(404, "you have no schedule (agents.<id>.schedule)")
+            today = datetime.now(schedule.zone).date()
+            days = [today + timedelta(days=n) for n in range(SCHEDULE_SHOWN_DAYS)]
+            week = [(day, _hours_of(schedule, day)) for day in days]
+            return 200, desktop.render_schedule(title, agent, week), _PAGE_HEADERS
         if route == "/desktop/dispute":
             if not config.evaluation_forms:
                 raise HTTPError(404, "calls are not scored here (evaluation_forms)")

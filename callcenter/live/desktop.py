@@ -73,7 +73,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -552,6 +552,11 @@ def render(desk: Desktop) -> str:
             '<p><form method="get" action="/desktop/scores"><button>My quality scores …'
             "</button></form></p>"
         )
+    if desk.schedule is not None:
+        parts.append(
+            '<p><form method="get" action="/desktop/schedule"><button>My schedule …'
+            "</button></form></p>"
+        )
     parts.append(
         '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
         "</button></form> <small>(signing out of the page leaves you logged in to the "
@@ -983,6 +988,23 @@ def _calls_section(calls: Sequence[Mapping[str, Any]]) -> str:
         "<th>queue</th><th>talk</th><th>code</th><th>transfer</th></tr>"
         f"{rows}</table></section>"
     )
+
+
+def render_schedule(title: str, agent: Mapping[str, Any], days: Sequence[tuple[date, str]]) -> str:
+    """An agent's schedule for the days ahead: each day and its hours ("a day off"); it
+    does not reload."""
+    parts = _head(title)
+    who = str(agent.get("name") or agent["id"])
+    parts.append(f"<h1>{_e(who)} <small>your schedule</small></h1>")
+    rows = "".join(
+        f"<tr><td>{day.strftime('%a %d %b')}</td><td>{_e(hours or 'a day off')}</td></tr>"
+        for day, hours in days
+    )
+    parts.append(
+        f'<section id="week"><table><tr><th>day</th><th>hours</th></tr>{rows}</table>'
+        '<p><a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
 
 
 def render_scores(
