@@ -660,6 +660,18 @@ class Switchboard:
                 agent=agent_id,
                 hint="the config file names this agent now: its settings win",
             )
+        owners = {agent.device: agent_id for agent_id, agent in config.agents.items()}
+        for agent_id, (agent, _, _) in sorted(self.added_agents.items()):
+            owner = owners.get(agent.device)
+            if owner is not None and owner != agent_id:
+                log.warning(
+                    "added_agent_device_taken",
+                    agent=agent_id,
+                    device=agent.device,
+                    owner=owner,
+                    hint=f"the config file gives this phone to {owner}: agent change "
+                    f"{agent_id} --device ... or agent remove {agent_id}",
+                )
         self._configure_router(self.config)
 
     def _added(self) -> dict[str, AgentConfig]:

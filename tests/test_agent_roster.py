@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import structlog
 import yaml
 from test_queue_members import caller_to_sales
 
@@ -154,6 +155,12 @@ async def test_a_reload_keeps_the_added_agents_and_the_files_own_agent_of_that_i
         first = await center.api("POST", "/reload", {})
         kept = center.daemon.config.agents["1010"].device
         settings = yaml.safe_load(center.config_path.read_text())
+        settings["agents"]["1098"] = {"name": "Yves", "device": "PJSIP/1010"}
+        center.config_path.write_text(yaml.safe_dump(settings, sort_keys=False))
+        with structlog.testing.capture_logs() as logs:
+            await center.api("POST", "/reload", {})
+        taken = [e for e in logs if e["event"] == "added_agent_device_taken"]
+        del settings["agents"]["1098"]
         settings["agents"]["1010"] = {"name": "Zoe Filed", "device": "PJSIP/1099"}
         center.config_path.write_text(yaml.safe_dump(settings, sort_keys=False))
         second = await center.api("POST", "/reload", {})
@@ -161,6 +168,7 @@ async def test_a_reload_keeps_the_added_agents_and_the_files_own_agent_of_that_i
         _, roster = await center.api("GET", "/roster")
         change = await center.api("POST", "/roster/1010", {"name": "Zoe Again"})
     assert first[0] == 200 and kept == "PJSIP/1010"
+    assert [(e["agent"], e["owner"]) for e in taken] == [("1010", "1098")], "said at the reload"
     assert second[0] == 200
     assert (filed.name, filed.device) == ("Zoe Filed", "PJSIP/1099"), "the file's wins"
     assert roster["agents"][0]["in_config_file"] is True, "kept aside, not lost"
