@@ -92,6 +92,7 @@ from callcenter.records.roster import RosterRecorder
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.skills import SkillsRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
+from callcenter.records.summary import Stretch
 from callcenter.records.surveys import SurveyRecorder
 from callcenter.records.switches import SwitchRecorder
 from callcenter.records.voicemails import VoicemailInbox, VoicemailRecorder
@@ -421,6 +422,7 @@ class Daemon:
             number_calls=self._number_calls,
             evaluation_writer=self._write_evaluation,
             evaluations=self._evaluations_between,
+            shifts=self._shifts_between,
             callback_record=self._callback_record,
             erase=self.erase,
             today=self.today,
@@ -666,6 +668,14 @@ class Daemon:
     ) -> list[Evaluation]:
         """Scorecards made in a stretch of time, read on the record writer's thread."""
         read = functools.partial(self.store.fetch_evaluations_between, since, until, agents=agents)
+        return await self.recorder.writer.run(read)
+
+    async def _shifts_between(
+        self, since: datetime, until: datetime
+    ) -> tuple[list[Stretch], list[Stretch]]:
+        """The agents' logged-in and paused stretches in a stretch of time (those still
+        going included), read on the record writer's thread."""
+        read = functools.partial(self.store.fetch_shifts_between, since, until)
         return await self.recorder.writer.run(read)
 
     async def _write_evaluation(self, evaluation: Evaluation) -> bool:

@@ -260,6 +260,12 @@ async def test_a_supervisor_sees_how_many_of_their_agents_the_schedule_wants_now
         gone = await sam.get("/desktop")
     assert present.texts["scheduled"] == "Scheduled now: 1, logged in 1"
     assert gone.texts["scheduled"] == "Scheduled now: 1, logged in 0, absent 1"
+    head = next(row for row in present.table_rows if row[:2] == ["agent", "state"])
+    column = head.index("adherence")
+    (bob,) = [row for row in present.table_rows if row[0].startswith("Bob")]
+    (alice,) = [row for row in present.table_rows if row[0].startswith("Alice")]
+    assert bob[column].endswith(" %"), "logged in for a sliver of today's schedule"
+    assert alice[column] == "-", "no schedule"
 
 
 ranges = st.lists(

@@ -286,10 +286,11 @@ from callcenter.live.notices import NoticeBoard
 from callcenter.live.stream import EventStreams, StreamFilter
 from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
+from callcenter.records.adherence import adherence_days
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score
 from callcenter.records.history import history
-from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, parse_when
+from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, Stretch, parse_when
 from callcenter.records.voicemails import VoicemailInbox, VoicemailMessage
 from callcenter.supervision.monitor import MONITOR_MODES
 from callcenter.switchboard import ActiveCall, Switchboard
@@ -381,6 +382,8 @@ EvaluationsReader = Callable[
     [datetime, datetime, Collection[str] | None], Awaitable[list[Evaluation]]
 ]
 """The scorecards made in a stretch of time, of some agents' calls (None: everyone's)."""
+ShiftsReader = Callable[[datetime, datetime], Awaitable[tuple[list[Stretch], list[Stretch]]]]
+"""The agents' logged-in and paused stretches in a stretch of time (open ones included)."""
 """A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
 SCORES_SHOWN_FOR: Final = timedelta(days=30)
 SCHEDULE_SHOWN_DAYS: Final = 14
@@ -500,6 +503,7 @@ class ControlAPI:
         number_calls: NumberCallsReader | None = None,
         evaluation_writer: Callable[[Evaluation], Awaitable[bool]] | None = None,
         evaluations: EvaluationsReader | None = None,
+        shifts: ShiftsReader | None = None,
         agent_records: Mapping[str, int] | None = None,
         voicemails: VoicemailInbox | None = None,
         notices: NoticeBoard | None = None,
@@ -523,6 +527,8 @@ class ControlAPI:
         self._write_evaluation = evaluation_writer
         self._evaluations = evaluations
         self._disputes_read: dict[str, tuple[float, list[Evaluation], dict[str, int]]] = {}
+        self._shifts = shifts
+        self._adherence_read: dict[str, tuple[float, dict[str, float | None]]] = {}
         self._history_seen: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
         """(number, call going on) -> (when read, the number's latest calls): desktops."""
         self._agent_records = agent_records if agent_records is not None else {}
@@ -828,6 +834,7 @@ class ControlAPI:
                         disputed=disputed,
                         scored=counted,
                         target=target.per_agent if target is not None else None,
+                        adherence=await self._adherence_today(person),
                     )
                 )
             else:
@@ -1397,6 +1404,38 @@ class ControlAPI:
             scored[call[0]] = scored.get(call[0], 0) + 1
         self._disputes_read[supervisor_id] = (now, disputed, scored)
         return disputed, scored
+
+    async def _adherence_today(self, supervisor_id: str) -> dict[str, float | None]:
+        """Adherence so far today (``report --adherence``'s percent) of the supervisor's
+        agents who have a schedule (None: nothing scheduled yet today); read at most every
+        :data:`DISPUTES_READ_EVERY` seconds per supervisor; empty without schedules or
+        records."""
+        config = self.switchboard.config
+        schedules = {
+            agent_id: schedule
+            for agent_id in self._supervised(supervisor_id)
+            if (schedule := schedule_of(config, agent_id)) is not None
+        }
+        if not schedules or self._shifts is None:
+            return {}
+        now = time.monotonic()
+        kept = self._adherence_read.get(supervisor_id)
+        if kept is not None and now - kept[0] < DISPUTES_READ_EVERY:
+            return kept[1]
+        until = datetime.now(UTC)
+        since = datetime.now(ZoneInfo(config.ivr.timezone)).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        try:
+            sessions, pauses = await self._shifts(since, until)
+        except RecordError:
+            return {}
+        days = adherence_days(schedules, sessions, pauses, since, until)
+        today: dict[str, float | None] = dict.fromkeys(schedules)
+        for day in days:
+            today[day.agent] = day.adherence  # the last day of each agent's zone: today
+        self._adherence_read[supervisor_id] = (now, today)
+        return today
 
     async def _pick_call(self, supervisor_id: str, agent_id: str) -> str:
         """A call of ``agent_id`` (one of the supervisor's) within ``evaluation_target.days``

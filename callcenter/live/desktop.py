@@ -395,6 +395,9 @@ class SupervisorDesk:
     """Agent -> their calls scored within ``evaluation_target.days``."""
     target: int | None = None
     """``evaluation_target.per_agent``: a "scored" column and "Pick a call …"; None: none."""
+    adherence: Mapping[str, float | None] = field(default_factory=dict)
+    """Agent -> adherence so far today (percent; None: nothing scheduled yet), for the
+    agents with a schedule: an "adherence" column when any."""
     disputed: Sequence[Evaluation] = ()
     """The supervisor's scorecards their agents disputed lately, newest first."""
     pbx_down: str | None = None
@@ -1333,6 +1336,7 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             f"<td>{clock(float(agent['time_in_state']))}{over}</td>"
             f"<td>{_e(desk.callers.get(aid, ''))}</td><td>{day.calls}</td>"
             + (f"<td>{desk.scored.get(aid, 0)} / {desk.target}</td>" if desk.target else "")
+            + (f"<td>{_percent(desk.adherence, aid)}</td>" if desk.adherence else "")
             + f"<td>{actions}</td></tr>"
         )
     planned = ""
@@ -1342,6 +1346,7 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         '<section id="agents"><h2>Agents</h2>' + planned + "<table><tr><th>agent</th><th>state</th>"
         "<th>for</th><th>with</th><th>calls today</th>"
         + ("<th>scored</th>" if desk.target else "")
+        + ("<th>adherence</th>" if desk.adherence else "")
         + "<th></th></tr>"
         + "".join(rows)
         + "</table></section>"
@@ -1392,6 +1397,11 @@ def caller_name(caller: Mapping[str, Any]) -> str:
     if name.lower() == "unknown" or name == number:
         name = ""
     return " ".join(x for x in (number, name) if x) or "a withheld number"
+
+
+def _percent(adherence: Mapping[str, float | None], agent: str) -> str:
+    value = adherence.get(agent)
+    return "-" if value is None else f"{value:g} %"
 
 
 def _disputed_section(disputed: Sequence[Evaluation], now: datetime) -> str:
