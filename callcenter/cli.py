@@ -679,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="each scheduled agent's days (agents.<id>.schedule) from --since (today) to "
         "--until: scheduled, logged in and paused within it, adherence (ready as a percent "
         "of scheduled), logged in outside it, late; CSV (--json: one object per line; "
-        "--agent, --team: only theirs)",
+        "--agent, --team: only theirs), and each agent's totals on stderr",
     )
     report.add_argument(
         "--voicemails",
@@ -2354,7 +2354,7 @@ def _print_adherence(
     """The scheduled agents' days within ``stretch`` (``agents`` only when given), by
     agent and day, as CSV or JSON lines (:mod:`callcenter.records.adherence`)."""
     from callcenter.acd.schedule import schedule_of
-    from callcenter.records.adherence import adherence_days
+    from callcenter.records.adherence import adherence_days, agent_totals
 
     schedules = {
         agent_id: schedule
@@ -2368,6 +2368,14 @@ def _print_adherence(
     sessions, pauses = store.fetch_shifts_between(*stretch)
     names = {agent_id: agent.name for agent_id, agent in config.agents.items()}
     days = adherence_days(schedules, sessions, pauses, *stretch, names=names)
+    for total in agent_totals(days):
+        percent = total["adherence_percent"]
+        print(
+            f"agent {total['agent']} ({total['name']}): {total['days_scheduled']} day(s) "
+            f"scheduled, adherence {'-' if percent is None else f'{percent:g} %'}, late on "
+            f"{total['days_late']}, absent on {total['days_absent']}",
+            file=sys.stderr,
+        )
     rows = [day.as_dict() for day in days]
     fields = [
         "agent",

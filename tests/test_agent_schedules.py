@@ -22,7 +22,7 @@ from callcenter.cli import main as cli_main
 from callcenter.config.models import QueueHours
 from callcenter.events import AgentAlert, EngineEvent
 from callcenter.ivr.calendar import parse_range
-from callcenter.records.adherence import adherence_days
+from callcenter.records.adherence import adherence_days, agent_totals
 from callcenter.records.summary import Stretch
 from callcenter.testing import DesktopBrowser, running_center, until
 
@@ -99,6 +99,15 @@ def test_a_split_day_with_a_late_start_a_break_and_overtime_reads_as_the_manager
     assert (saturday.scheduled, saturday.outside, saturday.adherence) == (0, 3600, None)
     assert "2026-12-13" not in by_day, "a Sunday with nothing scheduled nor worked"
     assert len(days) == 6
+    (total,) = agent_totals(days)
+    assert total == {
+        "agent": "1001",
+        "name": "Alice",
+        "days_scheduled": 5,
+        "adherence_percent": 16.5,  # 23,700 s ready of 5 x 28,800 scheduled
+        "days_late": 1,
+        "days_absent": 4,
+    }
 
 
 def test_a_login_still_going_counts_up_to_the_end_of_the_report() -> None:
@@ -205,7 +214,8 @@ async def test_the_report_lists_each_scheduled_agents_day(
     capsys.readouterr()
     argv = ["report", str(path), "--adherence", "--json", "--tz", "UTC"]
     code = await asyncio.to_thread(cli_main, argv)
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out, totals = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
     only = await asyncio.to_thread(
         cli_main, ["report", str(path), "--adherence", "--agent", "1001"]
     )
@@ -219,6 +229,8 @@ async def test_the_report_lists_each_scheduled_agents_day(
     assert 1 <= row["logged_in_seconds"] <= 3 and row["paused_seconds"] <= 1
     assert row["outside_seconds"] == 0 and row["late_seconds"] > 0
     assert only == 1 and "no agent has a schedule" in said
+    assert totals.startswith("agent 1002 (Bob): 1 day(s) scheduled, adherence ")
+    assert totals.rstrip().endswith(", absent on 0"), "logged in during the schedule"
 
 
 @pytest.mark.parametrize("day_off", [False, True])

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Final
 
 from callcenter.acd.schedule import Schedule, stretches_between
 from callcenter.records.summary import Periods, Stretch
@@ -164,4 +164,34 @@ def scheduled_per_period(
             for label, seconds in per_agent.get(agent, {}).items():
                 key = (label, queue)
                 out[key] = out.get(key, 0.0) + seconds / lengths[label]
+    return out
+
+
+LATE_AFTER: Final = 60.0
+"""Seconds after the schedule's start a first login counts as late in the summary."""
+
+
+def agent_totals(days: Sequence[AdherenceDay]) -> list[dict[str, Any]]:
+    """Per agent (in order of first appearance) over ``days``: days scheduled, adherence
+    over all of them (ready seconds over scheduled seconds), days late (the first login
+    more than :data:`LATE_AFTER` seconds after the start) and days absent (scheduled,
+    never logged in during it)."""
+    seen: dict[str, list[AdherenceDay]] = {}
+    for day in days:
+        seen.setdefault(day.agent, []).append(day)
+    out = []
+    for agent, rows in seen.items():
+        planned = [d for d in rows if d.scheduled > 0]
+        scheduled = sum(d.scheduled for d in planned)
+        ready = sum(d.logged_in - d.paused for d in planned)
+        out.append(
+            {
+                "agent": agent,
+                "name": rows[0].name,
+                "days_scheduled": len(planned),
+                "adherence_percent": round(100.0 * ready / scheduled, 1) if scheduled else None,
+                "days_late": sum(1 for d in planned if d.late is not None and d.late > LATE_AFTER),
+                "days_absent": sum(1 for d in planned if d.late is None),
+            }
+        )
     return out
