@@ -251,7 +251,10 @@ async def test_the_agent_reads_todays_schedule_on_their_desktop(
         week = await browser.press("My schedule …")
         alice = await DesktopBrowser(center.daemon.api.port).sign_in("1001", "1111")
     expected = "a day off" if day_off else "08:00-12:00, 13:00-24:00"
-    assert bob.texts["schedule"] == f"Your schedule today: {expected}"
+    said = bob.texts["schedule"]
+    assert said.startswith(f"Your schedule today: {expected}")
+    begun = not day_off and datetime.now(UTC).hour >= 8
+    assert ("(adherence so far: " in said) == begun, "once something was scheduled today"
     days = [row for row in week.table_rows if row[0] != "day"]
     assert len(days) == 14 and days[0][1] == expected
     assert days[1][1] == "08:00-12:00, 13:00-24:00", "the day off was today only"

@@ -528,7 +528,9 @@ class ControlAPI:
         self._evaluations = evaluations
         self._disputes_read: dict[str, tuple[float, list[Evaluation], dict[str, int]]] = {}
         self._shifts = shifts
-        self._adherence_read: dict[str, tuple[float, dict[str, float | None]]] = {}
+        self._shifts_read: tuple[float, datetime, datetime, list[Stretch], list[Stretch]] | None = (
+            None
+        )
         self._history_seen: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
         """(number, call going on) -> (when read, the number's latest calls): desktops."""
         self._agent_records = agent_records if agent_records is not None else {}
@@ -834,7 +836,7 @@ class ControlAPI:
                         disputed=disputed,
                         scored=counted,
                         target=target.per_agent if target is not None else None,
-                        adherence=await self._adherence_today(person),
+                        adherence=await self._adherence_today(self._supervised(person)),
                     )
                 )
             else:
@@ -847,6 +849,7 @@ class ControlAPI:
                     history=await self._caller_history(shown_call.number, shown_call.call_id)
                     if shown_call is not None and shown_call.on_line_seconds is not None
                     else (),
+                    adherence=(await self._adherence_today([person])).get(person),
                 )
                 page = desktop.render(view)
             return 200, page, _PAGE_HEADERS
@@ -1405,36 +1408,36 @@ class ControlAPI:
         self._disputes_read[supervisor_id] = (now, disputed, scored)
         return disputed, scored
 
-    async def _adherence_today(self, supervisor_id: str) -> dict[str, float | None]:
-        """Adherence so far today (``report --adherence``'s percent) of the supervisor's
-        agents who have a schedule (None: nothing scheduled yet today); read at most every
-        :data:`DISPUTES_READ_EVERY` seconds per supervisor; empty without schedules or
-        records."""
+    async def _adherence_today(self, agents: Collection[str]) -> dict[str, float | None]:
+        """Adherence so far today (``report --adherence``'s percent) of those of ``agents``
+        who have a schedule (None: nothing scheduled yet today); the day's stretches are
+        read at most every :data:`DISPUTES_READ_EVERY` seconds for every desktop together;
+        empty without schedules or records."""
         config = self.switchboard.config
         schedules = {
             agent_id: schedule
-            for agent_id in self._supervised(supervisor_id)
+            for agent_id in agents
             if (schedule := schedule_of(config, agent_id)) is not None
         }
         if not schedules or self._shifts is None:
             return {}
         now = time.monotonic()
-        kept = self._adherence_read.get(supervisor_id)
-        if kept is not None and now - kept[0] < DISPUTES_READ_EVERY:
-            return kept[1]
-        until = datetime.now(UTC)
-        since = datetime.now(ZoneInfo(config.ivr.timezone)).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        try:
-            sessions, pauses = await self._shifts(since, until)
-        except RecordError:
-            return {}
+        kept = self._shifts_read
+        if kept is None or now - kept[0] >= DISPUTES_READ_EVERY:
+            until = datetime.now(UTC)
+            since = datetime.now(ZoneInfo(config.ivr.timezone)).replace(
+                hour=0, minute=0, second=0, microsecond=0
+            )
+            try:
+                sessions, pauses = await self._shifts(since, until)
+            except RecordError:
+                return {}
+            kept = self._shifts_read = (now, since, until, sessions, pauses)
+        _, since, until, sessions, pauses = kept
         days = adherence_days(schedules, sessions, pauses, since, until)
         today: dict[str, float | None] = dict.fromkeys(schedules)
         for day in days:
             today[day.agent] = day.adherence  # the last day of each agent's zone: today
-        self._adherence_read[supervisor_id] = (now, today)
         return today
 
     async def _pick_call(self, supervisor_id: str, agent_id: str) -> str:

@@ -358,6 +358,8 @@ class Desktop:
     schedule: str | None = None
     """Their schedule today (``agents.<id>.schedule``), such as ``08:00-12:00,
     13:00-17:00`` ("" on a day off); None: they have none."""
+    adherence: float | None = None
+    """Their adherence so far today (percent), once something was scheduled; None: none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -616,7 +618,8 @@ def _state_section(desk: Desktop, state: str) -> str:
     )
     if desk.schedule is not None:
         planned = desk.schedule or "a day off"
-        lines.append(f'<br><small id="schedule">Your schedule today: {_e(planned)}</small>')
+        kept = f" (adherence so far: {desk.adherence:g} %)" if desk.adherence is not None else ""
+        lines.append(f'<br><small id="schedule">Your schedule today: {_e(planned)}{kept}</small>')
     lines.append("</section>")
     return "".join(lines)
 
