@@ -17,9 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_wallboard import read
 
-from callcenter.acd.schedule import Schedule, stretch_at, stretches_between
+from callcenter.acd.schedule import Schedule, schedule_of, stretch_at, stretches_between
 from callcenter.cli import main as cli_main
+from callcenter.config import load_config_text
 from callcenter.config.models import QueueHours
+from callcenter.errors import ConfigError
 from callcenter.events import AgentAlert, EngineEvent
 from callcenter.ivr.calendar import parse_range
 from callcenter.records.adherence import adherence_days, agent_totals
@@ -325,3 +327,30 @@ def test_scheduled_stretches_are_ordered_apart_and_hold_exactly_the_moments_sche
         )
         assert inside == expected, (moment, found)
         assert (stretch_at(plan, moment) is not None) == expected
+
+
+def test_an_agent_without_a_schedule_of_their_own_has_their_teams() -> None:
+    text = """\
+pbx: {ami: {secret: x}}
+ivr: {timezone: UTC}
+teams:
+  early: {schedule: {hours: {mon-fri: ["06:00-14:00"]}}}
+  late: {}
+agents:
+  "1001": {name: Alice, device: PJSIP/1001, team: early}
+  "1002": {name: Bob, device: PJSIP/1002, team: early, schedule: {hours: {sat: ["10:00-12:00"]}}}
+  "1003": {name: Carol, device: PJSIP/1003, team: late}
+supervisors:
+  "2000": {name: Sam, device: PJSIP/2000, teams: [early, night]}
+"""
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(text)
+    (issue,) = refused.value.issues
+    assert issue.field == "supervisors.2000.teams[1]" and "night" in issue.message
+    config = load_config_text(text.replace("[early, night]", "[early, late]"))
+    alice, bob, carol = (schedule_of(config, a) for a in ("1001", "1002", "1003"))
+    assert alice is not None and alice.day_stretches(date(2026, 12, 7)) == [
+        (datetime(2026, 12, 7, 6, tzinfo=UTC), datetime(2026, 12, 7, 14, tzinfo=UTC))
+    ], "the team's shift"
+    assert bob is not None and bob.day_stretches(date(2026, 12, 7)) == [], "his own wins"
+    assert carol is None, "a team listed without a schedule"

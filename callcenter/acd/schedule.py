@@ -65,11 +65,16 @@ def opening_hours(hours: QueueHours) -> OpeningHours:
 
 
 def schedule_of(config: CallCenterConfig, agent_id: str) -> Schedule | None:
-    """The schedule of ``agent_id`` in ``config``, None when they have none."""
+    """The schedule of ``agent_id`` in ``config``: their own, else their team's
+    (``teams.<team>.schedule``); None when they have none."""
     agent = config.agents.get(agent_id)
-    if agent is None or agent.schedule is None:
+    if agent is None:
         return None
-    return Schedule.of(agent.schedule, config.ivr.timezone)
+    hours = agent.schedule
+    if hours is None and agent.team is not None:
+        team = config.teams.get(agent.team)
+        hours = team.schedule if team is not None else None
+    return Schedule.of(hours, config.ivr.timezone) if hours is not None else None
 
 
 def stretches_between(

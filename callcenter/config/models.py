@@ -2716,7 +2716,8 @@ class AgentConfig(_Model):
     )
     schedule: QueueHours | None = Field(
         default=None,
-        description="When the agent is scheduled to work, as a queue's opening hours are "
+        description="When the agent is scheduled to work (default: their team's, "
+        "`teams.<team>.schedule`), as a queue's opening hours are "
         'written: {hours: {mon-fri: ["09:00-17:00"]}, holidays: {dates: ["12-24"]}} (a '
         "holiday: a day off; timezone: default ivr.timezone). `report --adherence` compares "
         "it with when they were logged in, and acd.agent_alerts.absent raises an alert "
@@ -3200,6 +3201,17 @@ class EvaluationTarget(_Model):
     )
 
 
+class TeamConfig(_Model):
+    """A team of agents (those whose `team` names it): what they share."""
+
+    schedule: QueueHours | None = Field(
+        default=None,
+        description="The team's schedule, for each of its agents without a `schedule` of "
+        'their own: a shift, such as {hours: {mon-fri: ["06:00-14:00"]}}.',
+        examples=[{"hours": {"mon-fri": ["06:00-14:00"]}}],
+    )
+
+
 class SupervisorConfig(_Model):
     """A person who watches queues and helps agents."""
 
@@ -3460,6 +3472,12 @@ class CallCenterConfig(_Model):
     )
     supervisors: dict[Name, SupervisorConfig] = Field(
         default_factory=dict, description='Supervisors by id (quoted, such as "2000").'
+    )
+    teams: dict[Name, TeamConfig] = Field(
+        default_factory=dict,
+        description="Teams by name (agents' `team`), with what their agents share: a "
+        "schedule (a shift). A team need not be listed to be used.",
+        examples=[{"early": {"schedule": {"hours": {"mon-fri": ["06:00-14:00"]}}}}],
     )
     pause_reasons: list[_Text] = Field(
         default_factory=lambda: list(PAUSE_REASONS),
@@ -4053,6 +4071,8 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
         for a in (agents or {}).values()
         if isinstance(a, Mapping) and a.get("team")
     }
+    listed = _section(data, "teams")
+    teams |= {str(name) for name in (listed or {})}
     for sid, supervisor in (supervisors or {}).items():
         wanted = supervisor.get("teams") if isinstance(supervisor, Mapping) else None
         for i, team in enumerate(wanted if isinstance(wanted, list) else []):
