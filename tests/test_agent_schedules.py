@@ -354,3 +354,16 @@ supervisors:
     ], "the team's shift"
     assert bob is not None and bob.day_stretches(date(2026, 12, 7)) == [], "his own wins"
     assert carol is None, "a team listed without a schedule"
+
+
+@pytest.mark.parametrize(("day", "hours"), [(29, 23), (30, 24)])
+def test_a_day_the_clocks_change_is_scheduled_for_the_hours_it_has(day: int, hours: int) -> None:
+    """Paris, March 2026: the clocks go forward on the 29th (a day of 23 hours)."""
+    always = schedule({"hours": {"daily": ["00:00-24:00"]}})
+    start = datetime(2026, 3, day, tzinfo=PARIS)
+    end = datetime(2026, 3, day + 1, tzinfo=PARIS)
+    (only,) = adherence_days(
+        {"1001": always}, [Stretch("1001", start - timedelta(hours=2), None)], [], start, end
+    )
+    assert only.scheduled == only.logged_in == hours * 3600
+    assert only.adherence == 100.0 and only.late == 0

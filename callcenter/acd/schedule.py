@@ -1,4 +1,5 @@
-"""Agents' schedules (``agents.<id>.schedule``): when each agent is meant to work.
+"""Agents' schedules (``agents.<id>.schedule``, else ``teams.<team>.schedule``): when each
+agent is meant to work.
 
 A schedule is written as a queue's opening hours are (day specs to time ranges, days off
 as holidays, a time zone). Here it becomes stretches of wall-clock time: the live
@@ -7,13 +8,15 @@ as holidays, a time zone). Here it becomes stretches of wall-clock time: the liv
 time over :func:`stretches_between`. Ranges of one day that touch or overlap are one
 stretch (``09:00-12:00`` and ``12:00-13:00`` are a morning); a night shift is two ranges
 (``22:00-24:00`` and the next day's ``00:00-06:00``), joined when they meet at midnight.
+:func:`stretches_between` gives them in UTC: lengths come out right on the days the
+clocks change (two times of one zone subtract on the wall clock).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from callcenter.config.models import CallCenterConfig, QueueHours
@@ -80,14 +83,15 @@ def schedule_of(config: CallCenterConfig, agent_id: str) -> Schedule | None:
 def stretches_between(
     schedule: Schedule, since: datetime, until: datetime
 ) -> Iterator[tuple[datetime, datetime]]:
-    """The stretches scheduled from ``since`` to ``until``, clipped to them, in order; a
-    stretch ending at midnight and one starting then are one."""
+    """The stretches scheduled from ``since`` to ``until``, clipped to them, in order, in
+    UTC; a stretch ending at midnight and one starting then are one."""
     first = since.astimezone(schedule.zone).date() - timedelta(days=1)
     last = until.astimezone(schedule.zone).date()
     pending: tuple[datetime, datetime] | None = None
     day = first
     while day <= last:
-        for start, end in schedule.day_stretches(day):
+        for local_start, local_end in schedule.day_stretches(day):
+            start, end = local_start.astimezone(UTC), local_end.astimezone(UTC)
             if pending is not None and start <= pending[1]:
                 pending = (pending[0], max(pending[1], end))
                 continue
@@ -108,7 +112,8 @@ def _clipped(
 
 
 def stretch_at(schedule: Schedule, moment: datetime) -> tuple[datetime, datetime] | None:
-    """The scheduled stretch ``moment`` falls in (whole, not clipped), or None."""
+    """The scheduled stretch ``moment`` falls in (in UTC, clipped to a day either side of
+    ``moment``), or None."""
     day_before = moment - timedelta(days=1)
     for start, end in stretches_between(schedule, day_before, moment + timedelta(days=1)):
         if start <= moment < end:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
 from callcenter.acd.schedule import Schedule, stretches_between
@@ -90,7 +90,9 @@ def adherence_days(
         last = until.astimezone(schedule.zone).date()
         while day <= last:
             opens = datetime.combine(day, time(), tzinfo=schedule.zone)
-            window = (max(opens, since), min(opens + timedelta(days=1), until))
+            closes = datetime.combine(day + timedelta(days=1), time(), tzinfo=schedule.zone)
+            # In UTC: a day the clocks change has 23 or 25 hours.
+            window = (max(opens, since).astimezone(UTC), min(closes, until).astimezone(UTC))
             if window[0] < window[1]:
                 planned = list(stretches_between(schedule, *window))
                 found = _day(planned, window, logged.get(agent, []), resting.get(agent, []))
