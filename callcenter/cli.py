@@ -674,6 +674,12 @@ def build_parser() -> argparse.ArgumentParser:
         "per line), and each agent's mean on stderr (--agent, --team: only theirs)",
     )
     report.add_argument(
+        "--calibration",
+        action="store_true",
+        help="with --evaluations: only the calls two supervisors or more scored, each one's "
+        "percent side by side and the spread (do the supervisors score alike?)",
+    )
+    report.add_argument(
         "--adherence",
         action="store_true",
         help="each scheduled agent's days (agents.<id>.schedule) from --since (today) to "
@@ -880,6 +886,8 @@ def _main(argv: Sequence[str] | None) -> int:
         figure_flags = [("--by", args.by, "day"), ("--fcr-days", args.fcr_days, 7)]
         if args.staffing is not None and not (args.queues and args.by == "hour"):
             parser.error("--staffing goes with --queues --by hour (callers per hour)")
+        if args.calibration and not args.evaluations:
+            parser.error("--calibration goes with --evaluations")
         by_agent = args.surveys or args.evaluations or args.adherence
         if args.team is not None and not (args.agents or by_agent):
             parser.error("--team goes with --agents, --surveys, --evaluations or --adherence")
@@ -958,6 +966,7 @@ def _main(argv: Sequence[str] | None) -> int:
             voicemails=args.voicemails,
             callbacks=args.callbacks,
             evaluations=args.evaluations,
+            calibration=args.calibration,
             adherence=args.adherence,
             since=args.since,
             until=args.until,
@@ -1587,6 +1596,7 @@ def cmd_report(
     voicemails: bool = False,
     callbacks: bool = False,
     evaluations: bool = False,
+    calibration: bool = False,
     adherence: bool = False,
     since: str | None = None,
     until: str | None = None,
@@ -1640,6 +1650,8 @@ def cmd_report(
             assert stretch is not None
             if adherence:
                 return _print_adherence(store, config, stretch, agents, as_json=as_json)
+            if calibration:
+                return _print_calibration(store, stretch, agents, as_json=as_json)
             return _print_evaluations(store, stretch, agents, as_json=as_json)
         if erasures:
             return _print_erasures(store, last, as_json=as_json)
@@ -2340,6 +2352,31 @@ def _print_evaluations(
             f"{mean['mean_percent']:g} %, {mean['passed']} passed",
             file=sys.stderr,
         )
+    return code
+
+
+def _print_calibration(
+    store: RecordStore,
+    stretch: tuple[datetime, datetime],
+    agents: set[str] | None,
+    *,
+    as_json: bool,
+) -> int:
+    """The calls several supervisors scored within ``stretch``, their percents side by
+    side (:func:`callcenter.records.evaluations.calibration`); the mean spread on stderr."""
+    from callcenter.records.evaluations import calibration
+
+    rows = calibration(store.fetch_evaluations_between(*stretch, agents=agents))
+    code = _print_rows(rows, ["call_id", "agent", "queue", "percents", "spread"], as_json=as_json)
+    if rows:
+        mean = sum(float(r["spread"]) for r in rows) / len(rows)
+        print(
+            f"{len(rows)} call(s) scored by several supervisors, mean spread {mean:.1f} "
+            "percentage points",
+            file=sys.stderr,
+        )
+    else:
+        print("no call was scored by two supervisors or more", file=sys.stderr)
     return code
 
 

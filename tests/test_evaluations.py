@@ -19,7 +19,8 @@ from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
 from callcenter.events import CallEvaluated, EngineEvent, EvaluationReplied
 from callcenter.live.api import scope_of
-from callcenter.records.evaluations import Evaluation, agent_means, score
+from callcenter.records.evaluations import Evaluation, agent_means, calibration, score
+from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import Center, DesktopBrowser, merge, running_center
 
 FORMS = {
@@ -300,3 +301,40 @@ async def test_sam_works_through_his_quota_picking_calls_nobody_scored(tmp_path:
     assert sorted(picked) == sorted([first.uniqueid, second.uniqueid]), "each once"
     assert alice(done)[5] == "2 / 2"
     assert none_left.texts["error"] == "No call of 1001 to score in the last 7 days."
+
+
+def test_calibration_sets_side_by_side_the_calls_several_supervisors_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cards = [
+        scorecard("c1", "2000", 90),
+        scorecard("c1", "2001", 70),
+        scorecard("c2", "2000", 50, agent="1002"),
+        scorecard("c3", "2000", 80),
+        scorecard("c3", "2001", 85),
+        scorecard("c3", "2002", 75),
+    ]
+    assert calibration(cards) == [
+        {"call_id": "c1", "agent": "1001", "queue": "support",
+         "percents": {"2000": 90.0, "2001": 70.0}, "spread": 20.0},
+        {"call_id": "c3", "agent": "1001", "queue": "support",
+         "percents": {"2000": 80.0, "2001": 85.0, "2002": 75.0}, "spread": 10.0},
+    ]  # fmt: skip
+    config = tmp_path / "callcenter.yaml"
+    config.write_text(
+        "pbx: {type: asterisk, ami: {secret: x}}\nrecords: {cdr_path: cdr.sqlite3}\n"
+        "evaluation_forms: {standard: {criteria: {greeting: 10, solved: 50, tone: 40}}}\n"
+    )
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    for card in cards:
+        store.write_evaluation(card)
+    store.close()
+    capsys.readouterr()
+    argv = ["report", str(config), "--evaluations", "--calibration", "--json"]
+    assert cli_main([*argv, "--since", "2026-12-06", "--until", "2026-12-07"]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["call_id"] for line in out.splitlines()] == ["c1", "c3"]
+    assert "2 call(s) scored by several supervisors, mean spread 15.0 percentage points" in err
+    with pytest.raises(SystemExit):
+        cli_main(["report", str(config), "--calibration"])
+    assert "--calibration goes with --evaluations" in capsys.readouterr().err

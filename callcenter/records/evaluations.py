@@ -8,7 +8,7 @@ it), with whether it passed by the form of the time. ``report --evaluations`` li
 with each agent's mean; the ``CallEvaluated`` event tells webhooks and MQTT. The agent
 answers each scorecard of theirs (``reply``: agreed, or disputed with a note, from their
 desktop or ``POST /calls/<id>/evaluation/reply``); ``EvaluationReplied`` tells the
-supervisors.
+supervisors. :func:`calibration` sets side by side the calls several supervisors scored.
 """
 
 from __future__ import annotations
@@ -124,3 +124,27 @@ def agent_means(evaluations: Sequence[Evaluation]) -> list[dict[str, Any]]:
         }
         for agent, rows in seen.items()
     ]
+
+
+def calibration(evaluations: Sequence[Evaluation]) -> list[dict[str, Any]]:
+    """The calls scored by two supervisors or more (calibration: do they score alike?),
+    in order of the first scorecard: the call, its agent, each supervisor's percent and
+    the spread between the highest and the lowest."""
+    by_call: dict[str, list[Evaluation]] = {}
+    for e in evaluations:
+        by_call.setdefault(e.call_id, []).append(e)
+    out = []
+    for call_id, cards in by_call.items():
+        if len({c.supervisor for c in cards}) < 2:
+            continue
+        percents = {c.supervisor: c.percent for c in cards}
+        out.append(
+            {
+                "call_id": call_id,
+                "agent": cards[0].agent,
+                "queue": cards[0].queue,
+                "percents": percents,
+                "spread": round(max(percents.values()) - min(percents.values()), 1),
+            }
+        )
+    return out
