@@ -2698,6 +2698,11 @@ def format_status(status: dict[str, Any]) -> str:
             f"ALERT agent {alert.get('agent')}: {state}{reason} for "
             f"{alert.get('threshold'):g} s or more"
         )
+    planned = status.get("scheduled")
+    if planned:
+        from callcenter.live.wallboard import scheduled_text
+
+        lines.append(scheduled_text((int(planned["now"]), int(planned["logged_in"]))))
     for notice in status.get("notices", []):
         from datetime import datetime
 

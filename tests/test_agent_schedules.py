@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from test_wallboard import read
 
 from callcenter.acd.schedule import Schedule, schedule_of, stretch_at, stretches_between
+from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.config.models import QueueHours
@@ -192,6 +193,8 @@ async def test_an_agent_scheduled_now_and_logged_out_raises_an_alert_until_they_
     assert alerts == [("1002", "absent", True), ("1002", "absent", False)]
     assert "1001" not in standing, "no schedule: never absent"
     assert {"agent": "1002", "figure": "absent"}.items() <= page["agent_alerts"][0].items()
+    assert page["scheduled"] == {"now": 1, "logged_in": 0}
+    assert "Scheduled now: 1, logged in 0, absent 1" in format_status(page).splitlines()
     assert wallboard.row("Bob")[1] == "absent (scheduled)", "the floor sees who is missing"
     assert '<p id="scheduled">Scheduled now: 1, logged in 0, absent 1</p>' in floor
     assert "callcenter_agents_scheduled 1" in metrics.splitlines()

@@ -1836,6 +1836,9 @@ class ControlAPI:
                     agent["today"] = self.today.agent(agent["id"]).as_dict(day)
             snapshot["skill_changes"] = board.skill_views()
             snapshot["added_agents"] = board.added_views()
+            planned = self._scheduled(set(board.config.agents))
+            if planned is not None:
+                snapshot["scheduled"] = {"now": planned[0], "logged_in": planned[1]}
             snapshot["notices"] = [n.as_dict() for n in self.notices.standing(everyone=True)]
             return snapshot
         if parts and parts[0] == "campaigns":
