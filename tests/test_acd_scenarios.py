@@ -157,6 +157,12 @@ class Scene:
     async def call(self, number: str = "5550100") -> Any:
         return await self.center.pbx.call("800", caller_num=number)
 
+    async def waiting(self, number: str = "5550100") -> Any:
+        """A caller who dialled in and waits in the queue (hears its music)."""
+        caller = await self.call(number)
+        await caller.wait_moh(timeout=5)
+        return caller
+
     async def settle(self) -> None:
         """Wait until no call runs (its record folded), phones are idle and the daemon saw
         their devices free."""
@@ -328,8 +334,7 @@ async def test_a_phone_that_fails_every_call_at_once_is_not_rung_in_a_loop(
         if phone == "declines every call":
             s.phone("1001", reject=True)
         s.login("1001")
-        caller = await s.call()
-        await caller.wait_moh(timeout=5)
+        caller = await s.waiting()
         await asyncio.sleep(1.5)
         rings = len(s.rang(caller.uniqueid))
         await caller.hangup()
@@ -692,8 +697,7 @@ async def test_an_agent_in_manual_wrap_up_gets_the_next_call_only_after_star_75(
         s.phone("1002", **QUICK)
         s.login("1002")
         await s.answered_call("5550301")
-        waiting = await s.call("5550302")
-        await waiting.wait_moh(timeout=5)
+        waiting = await s.waiting("5550302")
         await asyncio.sleep(0.5)
         still = s.router.agents["1002"].state
         _, shown = await s.center.api("GET", "/status")
@@ -776,10 +780,8 @@ async def test_agent_in_two_queues_takes_the_heavier_queues_caller_first(
     config["flows"]["direct"]["nodes"]["vip"] = {"kind": "queue", "queue": "vip"}
     async with scene(tmp_path, config) as s:
         s.phone("1001", answer_after=0.05, hangup_after=0.2)
-        early = await s.call("5550001")
-        await early.wait_moh(timeout=5)
-        late = await s.call("5550002")
-        await late.wait_moh(timeout=5)
+        early = await s.waiting("5550001")
+        late = await s.waiting("5550002")
         s.login("1001")
         await late.wait_bridged(timeout=5)
         await early.wait_bridged(timeout=5)
@@ -800,8 +802,7 @@ async def test_max_wait_overflows_to_another_queue(tmp_path: Path) -> None:
         s.phone("1003", **QUICK)
         s.login("1003")
         s.router.pause("1003", "break")
-        caller = await s.call()
-        await caller.wait_moh(timeout=5)
+        caller = await s.waiting()
         await s.wait_for(QueueExited, timeout=5)
         s.router.unpause("1003")
         assert device_of(await caller.wait_bridged(timeout=5)) == "1003"
@@ -831,10 +832,8 @@ async def test_a_caller_overflowing_keeps_the_seniority_of_their_whole_wait_when
         s.phone("1003", **QUICK)
         s.login("1003")
         s.router.pause("1003", "break")
-        x = await s.call("5550001")
-        await x.wait_moh(timeout=5)
-        y = await s.call("5550002")
-        await y.wait_moh(timeout=5)
+        x = await s.waiting("5550001")
+        y = await s.waiting("5550002")
         await s.wait_for(QueueExited, timeout=5)
         async with asyncio.timeout(5):
             while s.router.waiting("overflow") < 2:
@@ -855,8 +854,7 @@ async def test_a_full_queue_sends_callers_to_voicemail(tmp_path: Path) -> None:
         extra={"ivr": {"voicemail_folder": str(tmp_path / "vm")}},
     )
     async with scene(tmp_path, config) as s:
-        first = await s.call("5550001")
-        await first.wait_moh(timeout=5)
+        first = await s.waiting("5550001")
         second = await s.call("5550002")
         await second.wait_for_prompt("queue-full", timeout=5)
         await second.wait_for_prompt("beep", timeout=5)
@@ -890,8 +888,7 @@ async def waiting_while_1001_wraps_up(s: Scene) -> Any:
     s.login("1001")
     await s.answered_call("5550001")
     assert s.router.agents["1001"].state is S.WRAP_UP
-    caller = await s.call("5550002")
-    await caller.wait_moh(timeout=5)
+    caller = await s.waiting("5550002")
     return caller
 
 
@@ -926,8 +923,7 @@ async def test_callers_leave_a_queue_whose_last_agent_lost_their_phone_and_new_o
         await refused.wait_ended(timeout=5)
         s.phone("1001", **QUICK)
         await s.phone_reachable("1001")
-        joined = await s.call("5550004")
-        await joined.wait_moh(timeout=5)
+        joined = await s.waiting("5550004")
         await joined.hangup()
         await s.settle()
     assert [(e.call_id, e.reason) for e in s.of(QueueExited)] == [
@@ -979,8 +975,7 @@ async def test_exit_key_takes_the_caller_to_voicemail(tmp_path: Path) -> None:
         extra={"ivr": {"voicemail_folder": str(tmp_path / "vm")}},
     )
     async with scene(tmp_path, config) as s:
-        caller = await s.call()
-        await caller.wait_moh(timeout=5)
+        caller = await s.waiting()
         await asyncio.sleep(0.2)
         await caller.press("5")
         await caller.wait_for_prompt("leave-a-message", timeout=5)
@@ -999,8 +994,7 @@ async def test_position_is_announced_at_join_and_again_only_when_it_improves(
 ) -> None:
     queue = {"announce_position": True, "announce_frequency": 0.3}
     async with scene(tmp_path, setup(queue)) as s:
-        first = await s.call("5550001")
-        await first.wait_moh(timeout=5)
+        first = await s.waiting("5550001")
         second = await s.call("5550002")
         await second.wait_for_prompt("queue-callswaiting", timeout=5)
         await asyncio.sleep(0.5)
@@ -1021,20 +1015,14 @@ async def test_a_caller_who_hangs_up_and_calls_straight_back_takes_back_their_pl
     queue = {"resume_abandoned": 10, "announce": "queue-hello", "resumed_prompt": "welcome-back"}
     async with scene(tmp_path, setup(queue)) as s:
         s.phone("1001", answer_after=0.05, hangup_after=0.1)
-        first = await s.call("5550001")
-        await first.wait_moh(timeout=5)
-        second = await s.call("5550002")
-        await second.wait_moh(timeout=5)
-        withheld = await s.call("anonymous")
-        await withheld.wait_moh(timeout=5)
+        first = await s.waiting("5550001")
+        second = await s.waiting("5550002")
+        withheld = await s.waiting("anonymous")
         await first.hangup()
         await withheld.hangup()
-        third = await s.call("5550003")
-        await third.wait_moh(timeout=5)
-        again = await s.call("5550001")
-        await again.wait_moh(timeout=5)
-        withheld_again = await s.call("anonymous")
-        await withheld_again.wait_moh(timeout=5)
+        third = await s.waiting("5550003")
+        again = await s.waiting("5550001")
+        withheld_again = await s.waiting("anonymous")
         s.login("1001")
         await again.wait_ended(timeout=5)
         for caller in (second, third, withheld_again):
@@ -1063,14 +1051,11 @@ async def test_a_caller_who_hangs_up_and_calls_straight_back_takes_back_their_pl
 
 async def test_a_caller_who_calls_back_too_late_starts_at_the_back(tmp_path: Path) -> None:
     async with scene(tmp_path, setup({"resume_abandoned": 0.5})) as s:
-        first = await s.call("5550001")
-        await first.wait_moh(timeout=5)
-        second = await s.call("5550002")
-        await second.wait_moh(timeout=5)
+        first = await s.waiting("5550001")
+        second = await s.waiting("5550002")
         await first.hangup()
         await asyncio.sleep(0.7)
-        again = await s.call("5550001")
-        await again.wait_moh(timeout=5)
+        again = await s.waiting("5550001")
         for caller in (second, again):
             await caller.hangup()
         await s.settle()
@@ -1084,17 +1069,14 @@ async def test_a_caller_who_hung_up_before_a_restart_takes_back_their_place_afte
 ) -> None:
     async with scene(tmp_path, setup({"resume_abandoned": 60})) as s:
         s.phone("1001", answer_after=0.05, hangup_after=0.1)
-        first = await s.call("5550001")
-        await first.wait_moh(timeout=5)
+        first = await s.waiting("5550001")
         await first.hangup()
         await s.settle()
         daemon = await s.center.restart()
         daemon.bus.subscribe(s.events.append)
         s.router = daemon.router
-        later = await s.call("5550002")
-        await later.wait_moh(timeout=5)
-        again = await s.call("5550001")
-        await again.wait_moh(timeout=5)
+        later = await s.waiting("5550002")
+        again = await s.waiting("5550001")
         s.login("1001")
         await again.wait_ended(timeout=5)
         await later.hangup()
@@ -1159,8 +1141,7 @@ async def test_a_callback_asked_for_on_the_web_waits_its_turn_and_is_put_through
         alice = s.phone("1001", answer_after=0.05, hangup_after=0.3)
         s.login("1001")
         s.router.pause("1001", "break")
-        earlier = await s.call("5550002")
-        await earlier.wait_moh(timeout=5)
+        earlier = await s.waiting("5550002")
         web = {"number": "5551234", "queue": "acd", "data": {"topic": "invoice 1234"}}
         status, asked = await s.center.api("POST", "/callbacks", web)
         again = await s.center.api("POST", "/callbacks", web)
@@ -1217,15 +1198,13 @@ async def test_a_caller_who_hung_up_waiting_is_called_back_unless_they_call_agai
         home = s.center.add_phone("PJSIP/5551234", answer_after=0.05)
         other = s.center.add_phone("PJSIP/5555678", answer_after=0.05)
         s.phone("1001", answer_after=0.05, hangup_after=0.3)
-        gave_up = await s.call("5551234")
-        await gave_up.wait_moh(timeout=5)
+        gave_up = await s.waiting("5551234")
         await asyncio.sleep(0.4)
         await gave_up.hangup()
         quick = await s.call("5550002")  # hangs up at once: a wrong number
         await quick.wait_moh(timeout=5)
         await quick.hangup()
-        changed_mind = await s.call("5555678")
-        await changed_mind.wait_moh(timeout=5)
+        changed_mind = await s.waiting("5555678")
         await asyncio.sleep(0.4)
         await changed_mind.hangup()
         again = await s.call("5555678")  # calls again before the call back is due
@@ -1256,8 +1235,7 @@ async def test_a_drain_puts_the_waiting_caller_through_and_leaves_the_callback_t
         s.login("1001")
         s.router.pause("1001", "break")
         await s.keep_place_for_a_callback("5551234")
-        later = await s.call("5550002")
-        await later.wait_moh(timeout=5)
+        later = await s.waiting("5550002")
         s.center.daemon.drain.start(30)
         s.router.unpause("1001")
         assert await later.wait_bridged(timeout=5) == "PJSIP/1001", "the caller in progress"
@@ -1296,8 +1274,7 @@ async def test_a_callback_promised_before_a_restart_is_made_by_the_next_daemon(
         s.events.clear()
         daemon.bus.subscribe(s.events.append)
         s.router = daemon.router
-        later = await s.call("5550002")
-        await later.wait_moh(timeout=5)
+        later = await s.waiting("5550002")
         (acd,) = [q for q in s.router.snapshot()["queues"] if q["name"] == "acd"]
         assert (acd["waiting"], acd["callbacks"]) == (2, 1), "callcenter status shows it"
         s.login("1001")
@@ -1394,8 +1371,7 @@ async def test_an_unanswered_callback_is_retried(
     async with scene(tmp_path, setup(queue, extra=CALLBACKS)) as s:
         home = s.center.add_phone("PJSIP/5551234", answer_after=None)
         s.phone("1001", answer_after=0.05, hangup_after=0.1)
-        caller = await s.call("5551234")
-        await caller.wait_moh(timeout=5)
+        caller = await s.waiting("5551234")
         await asyncio.sleep(0.1)
         await caller.press("2")
         await caller.wait_ended(timeout=5)
@@ -1415,8 +1391,7 @@ async def test_an_unanswered_callback_is_retried(
 async def test_callback_refused_for_a_number_not_allowed(tmp_path: Path) -> None:
     config = setup({"exit_keys": {"2": "callback"}}, extra=CALLBACKS)
     async with scene(tmp_path, config) as s:
-        caller = await s.call("0900123456")
-        await caller.wait_moh(timeout=5)
+        caller = await s.waiting("0900123456")
         await asyncio.sleep(0.1)
         await caller.press("2")
         await caller.wait_for_prompt("queue-callback-unavailable", timeout=5)
@@ -1493,8 +1468,7 @@ async def test_a_caller_waits_a_little_for_the_busy_agent_they_talked_to_last(
     config = setup({"strategy": "linear", "last_agent": 3600, "last_agent_wait": 10.0})
     async with scene(tmp_path, config) as s:
         alice, _bob, busy = await _bob_took_their_last_call_and_is_busy(s)
-        again = await s.call("5550901")
-        await again.wait_moh(timeout=5)
+        again = await s.waiting("5550901")
         await asyncio.sleep(0.5)
         rang_alice = alice.rings
         await busy.hangup()
@@ -1542,8 +1516,7 @@ async def test_a_supervisor_sends_a_caller_waiting_in_sales_to_the_overflow_queu
     async with scene(tmp_path, config) as s:
         s.phone("1003", **QUICK)
         s.login("1003")
-        caller = await s.call("5550123")
-        await caller.wait_moh(timeout=5)
+        caller = await s.waiting("5550123")
         _, shown = await s.center.api("GET", "/queues/acd/callers")
         status, moved = await s.center.api(
             "POST", f"/calls/{caller.uniqueid}/withdraw", {"to": "queue", "queue": "overflow"}
@@ -1581,8 +1554,7 @@ async def test_a_supervisor_gives_a_waiting_caller_to_the_agent_of_their_choice(
     async with scene(tmp_path, setup(queue)) as s:
         s.phone("1002", **QUICK)
         s.login("1002")
-        caller = await s.call()
-        await caller.wait_moh(timeout=5)
+        caller = await s.waiting()
         busy = await s.center.api("POST", f"/calls/{caller.uniqueid}/give", {"agent": "1001"})
         given = await s.center.api("POST", f"/calls/{caller.uniqueid}/give", {"agent": "1002"})
         await caller.wait_bridged(timeout=5)
@@ -1628,8 +1600,7 @@ async def test_what_a_supervisor_asks_of_a_caller_that_cannot_be_done_is_refused
 ) -> None:
     async with scene(tmp_path, setup({"agents": ["1001"], "ring_timeout": 10})) as s:
         alice = s.phone("1001", answer_after=None)
-        caller = await s.call()
-        await caller.wait_moh(timeout=5)
+        caller = await s.waiting()
         cid = caller.uniqueid
         api = s.center.api
         answers = {
@@ -1667,8 +1638,7 @@ async def test_a_supervisor_sends_a_waiting_caller_to_voicemail_and_they_leave_a
 ) -> None:
     config = setup({"agents": ["1001"]}, extra={"ivr": {"voicemail_folder": str(tmp_path / "vm")}})
     async with scene(tmp_path, config) as s:
-        caller = await s.call()
-        await caller.wait_moh(timeout=5)
+        caller = await s.waiting()
         status, _ = await s.center.api(
             "POST",
             f"/calls/{caller.uniqueid}/withdraw",
@@ -1695,11 +1665,9 @@ async def test_a_caller_who_hangs_up_at_once_is_a_short_abandon_in_every_figure(
     the second after a second of waiting. The day's figures, Prometheus and the report
     from the records all count one abandon and one short abandon."""
     async with scene(tmp_path, setup({"agents": ["1001"], "short_abandon": 0.6})) as s:
-        wrong = await s.call("5550001")
-        await wrong.wait_moh(timeout=5)
+        wrong = await s.waiting("5550001")
         await wrong.hangup()
-        tired = await s.call("5550002")
-        await tired.wait_moh(timeout=5)
+        tired = await s.waiting("5550002")
         await asyncio.sleep(1.0)
         await tired.hangup()
         await s.settle()
@@ -1796,10 +1764,8 @@ async def test_a_vip_with_a_head_start_is_served_before_callers_who_joined_short
     nodes["vip"] = {"kind": "set", "variables": {"lead": "600"}, "next": "q"}
     async with scene(tmp_path, config) as s:
         s.phone("1001", answer_after=0.05, hangup_after=0.1)
-        ann = await s.call("5550001")
-        await ann.wait_moh(timeout=5)
-        vip = await s.call("5550002")
-        await vip.wait_moh(timeout=5)
+        ann = await s.waiting("5550001")
+        vip = await s.waiting("5550002")
         s.login("1001")
         await vip.wait_ended(timeout=5)
         await ann.wait_ended(timeout=5)
