@@ -3762,6 +3762,10 @@ class Switchboard:
             if qcfg.report_holdtime is not None and not entry.dialled_by and not campaign:
                 waited = time.monotonic() - joined
                 report_wait = waited if waited >= qcfg.report_holdtime else None
+            delay = 0.0
+            if qcfg.member_delay and not entry.dialled_by and not campaign:
+                # An open line's agent is there already: nothing to settle.
+                delay = 0.0 if any(agent.on_line for agent in ringing) else qcfg.member_delay
             try:
                 result = await call.dial(
                     "&".join(device(agent) for agent in ringing),
@@ -3771,6 +3775,7 @@ class Switchboard:
                     announce=announce,
                     caller_name=shown,
                     report_wait=report_wait,
+                    delay=delay,
                 )
             except CallHungUp:
                 if not answered:

@@ -252,6 +252,17 @@ def test_telling_agents_the_wait_takes_a_threshold_in_seconds_at_its_line() -> N
         assert "queues.sales.report_holdtime" in str(issue)
 
 
+def test_the_agents_pause_is_up_to_a_minute_and_refused_at_its_line_otherwise() -> None:
+    config = load_config_text(with_queue("member_delay: 1.5\n"), environ=ENV)
+    assert config.queues["sales"].member_delay == 1.5
+    assert load_config_text(with_queue(""), environ=ENV).queues["sales"].member_delay is None
+    for bad in ("0", "-1", "61", "soon", ".inf"):
+        text = with_queue(f"member_delay: {bad}\n")
+        (issue,) = problems(text)
+        assert issue.line == line_of(text, "member_delay")
+        assert "queues.sales.member_delay" in str(issue)
+
+
 def test_an_agent_announcement_that_would_break_the_dial_is_refused_at_its_line() -> None:
     text = with_queue("agent_announce: queue(sales),now\n")
     (issue,) = problems(text)

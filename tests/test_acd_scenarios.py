@@ -600,6 +600,55 @@ async def test_the_agent_hears_how_long_the_caller_waited_after_the_queues_annou
     assert (row["agent"], row["disposition"]) == ("1001", "ANSWERED")
 
 
+async def test_the_agent_has_a_moment_of_silence_before_the_announcement_and_the_caller(
+    tmp_path: Path,
+) -> None:
+    queue = {"member_delay": 0.6, "agent_announce": "queue-sales", "report_holdtime": 0}
+    config = setup({**queue, "ring_timeout": 5})
+    async with scene(tmp_path, config) as s:
+        agent = s.phone("1001", answer_after=0.05, hangup_after=1.5)
+        s.login("1001")
+        caller = await s.call()
+        await agent.wait_answered(timeout=5)
+        answered = time.monotonic()
+        await caller.wait_bridged(timeout=5)
+        put_through = time.monotonic() - answered
+        await caller.wait_ended(timeout=5)
+        await s.settle()
+        row = await s.center.cdr(caller.uniqueid)
+    told = [prompt.rsplit("/", 1)[-1] for prompt in agent.heard]
+    assert told[:2] == ["queue-sales", "queue-reporthold"], "the pause, then as without it"
+    assert told[3:] == ["queue-seconds"], told
+    assert put_through >= 0.6, "the caller was put through after the pause and the prompts"
+    assert "queue-sales" not in caller.heard
+    (connected,) = s.of(AgentConnected)
+    assert connected.ring_seconds >= 0.6, "the agent counts as answered once put through"
+    assert (row["agent"], row["disposition"]) == ("1001", "ANSWERED")
+
+
+async def test_an_agent_who_hangs_up_during_the_pause_is_a_ring_not_taken_on_freeswitch(
+    tmp_path: Path,
+) -> None:
+    config = setup({"member_delay": 1.0, "ring_timeout": 3})
+    async with scene(tmp_path, config) as s:
+        quitter = s.phone("1001", answer_after=0.05, hangup_after=0.2)
+        s.login("1001")
+        caller = await s.call()
+        await quitter.wait_answered(timeout=5)
+        if _transport[0].startswith("esl"):
+            await s.wait_for(AgentRingFailed)
+            await caller.hangup()
+        await caller.wait_ended(timeout=10)
+        await s.settle()
+        row = await s.center.cdr(caller.uniqueid)
+    if _transport[0].startswith("esl"):
+        assert not row["agent"], "FreeSWITCH puts nobody through"
+        assert not s.of(AgentConnected)
+    else:
+        # app_dial bridges after U() whatever happened in it, as app_queue does.
+        assert (row["agent"], row["billsec"]) == ("1001", 0), "a talk the agent ended at once"
+
+
 async def test_the_agent_hears_a_vip_is_calling_from_the_callers_own_variables(
     tmp_path: Path,
 ) -> None:

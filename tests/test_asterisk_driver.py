@@ -37,6 +37,7 @@ from callcenter.pbx.asterisk.agi import AsyncAGIRouter, AsyncAGISession
 from callcenter.pbx.asterisk.ami import AMIConnection
 from callcenter.pbx.asterisk.driver import (
     AGENT_HEAR_CONTEXT,
+    AGENT_WAIT_CONTEXT,
     HEARTBEAT_VARIABLE,
     AsteriskCall,
     AsteriskDriver,
@@ -746,6 +747,87 @@ async def test_the_agent_hears_the_wait_through_the_dialplans_subroutine_if_it_w
     expected = ["queue-reporthold", "digits/3", "queue-minutes"] if pasted else []
     assert agent.heard == expected, "without the subroutine Asterisk bridges all the same"
     assert "queue-reporthold" not in caller.heard
+
+
+@pytest.mark.parametrize("pasted", [True, False])
+async def test_a_pause_comes_before_the_announcement_and_the_wait_through_u_if_pasted(
+    pasted: bool,
+) -> None:
+    seen: dict[str, Any] = {}
+    answered: list[str] = []
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        seen["dial"] = await call.dial(
+            "PJSIP/1001",
+            timeout=5,
+            on_answer=answered.append,
+            announce="queue-sales",
+            report_wait=185,
+            delay=0.5,
+        )
+        await call.hangup()
+
+    async with demo_driver("fastagi", handler) as (pbx, _, run):
+        if not pasted:
+            plan = pbx.dialplan
+            pbx.dialplan = DemoDialplan(
+                contexts={k: v for k, v in plan.contexts.items() if k != AGENT_WAIT_CONTEXT},
+                default_context=plan.default_context,
+                fallback=plan.fallback,
+            )
+        agent = pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05, hangup_after=1.0))
+        async with asyncio.timeout(10):
+            caller = await pbx.call("800")
+            await agent.wait_answered()
+            picked_up = time.monotonic()
+            await caller.wait_bridged()
+            put_through = time.monotonic() - picked_up
+            await caller.wait_ended()
+            await run.done.wait()
+    assert run.errors == []
+    result = seen["dial"]
+    assert result.status is DialStatus.ANSWER and answered == [result.peer_channel]
+    steps = subroutine_steps(pbx, AGENT_WAIT_CONTEXT)
+    if pasted:
+        assert steps[:2] == [
+            ("Wait", "0.5"),
+            ("ExecIf", "1?Playback(queue-sales&queue-reporthold)"),
+        ], "the announcement waits for the pause (not Dial's A())"
+    expected = ["queue-sales", "queue-reporthold", "digits/3", "queue-minutes"]
+    assert agent.heard == (expected if pasted else [])
+    assert (put_through >= 0.5) is pasted, "without the subroutine Asterisk bridges at once"
+
+
+async def test_a_pause_alone_passes_the_other_arguments_empty() -> None:
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        await call.dial("PJSIP/1001", timeout=5, delay=2)
+        await call.hangup()
+
+    async with demo_driver("fastagi", handler) as (pbx, _, run):
+        agent = pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05, hangup_after=2.5))
+        async with asyncio.timeout(10):
+            caller = await pbx.call("800")
+            await caller.wait_ended()
+            await run.done.wait()
+    assert run.errors == []
+    assert subroutine_steps(pbx, AGENT_WAIT_CONTEXT) == [
+        ("Wait", "2"),
+        ("ExecIf", "0?Playback()"),
+        ("ExecIf", "0?SayNumber()"),
+        ("ExecIf", "0?Playback()"),
+    ]
+    assert agent.heard == []
+
+
+def subroutine_steps(pbx: DemoAsterisk, context: str) -> list[tuple[str | None, str | None]]:
+    """The applications a Dial U() subroutine ran, as AMI's Newexten events show them."""
+    return [
+        (event.get("Application"), event.get("AppData"))
+        for event in pbx.event_log
+        if event.name == "Newexten" and event.get("Context") == context
+    ]
 
 
 @pytest.mark.parametrize("transport", ["fastagi", "asyncagi"])

@@ -36,6 +36,7 @@ from callcenter.demopbx.freeswitch import (
 from callcenter.pbx.asterisk.driver import (
     ABSOLUTE_TIMEOUT,
     AGENT_HEAR_CONTEXT,
+    AGENT_WAIT_CONTEXT,
     CONFERENCE_CONTEXT,
     GUARD_PARAM,
     HEARTBEAT_VARIABLE,
@@ -418,6 +419,14 @@ def test_the_agent_hears_the_callers_wait_through_the_same_subroutine_on_both_di
     ]
     assert shipped == [(step.app, step.data) for step in demo]
     assert {exten for exten, _p, _a, _x in extensions()[AGENT_HEAR_CONTEXT]} == {"s"}
+
+
+def test_the_agents_pause_runs_the_same_subroutine_on_both_dialplans() -> None:
+    shipped = [(app, args) for exten, _p, app, args in extensions()[AGENT_WAIT_CONTEXT]]
+    demo = DemoDialplan.default("agi://127.0.0.1:4573").contexts[AGENT_WAIT_CONTEXT]["s"]
+    assert [step.app for step in demo] == ["Wait", "ExecIf", "ExecIf", "ExecIf", "Return"]
+    assert shipped == [(step.app, step.data) for step in demo]
+    assert {exten for exten, _p, _a, _x in extensions()[AGENT_WAIT_CONTEXT]} == {"s"}
 
 
 AMD_CONTEXT = "callcenter-campaign-amd"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -144,6 +145,32 @@ async def test_the_agent_hears_the_wait_in_the_calls_language_or_nothing_if_it_c
     refused = [e for e in logs if e["event"] == "wait_not_said"]
     assert len(refused) == (0 if says else 2)
     assert all(e["language"] == "fr" for e in refused)
+
+
+async def test_the_agent_hears_silence_first_then_the_announcement_and_the_wait() -> None:
+    results: list[DialResult] = []
+
+    async def handler(call: FreeSwitchCall) -> None:
+        await call.answer()
+        results.append(
+            await call.dial(
+                "PJSIP/1001", timeout=5, announce="queue-sales", report_wait=185, delay=0.5
+            )
+        )
+        await call.hangup()
+
+    async with center(handler) as (pbx, _, _events, finished):
+        agent = pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05, hangup_after=1.0))
+        caller = await pbx.call("800")
+        async with asyncio.timeout(10):
+            await agent.wait_answered()
+            picked_up = time.monotonic()
+            await caller.wait_bridged()
+            put_through = time.monotonic() - picked_up
+            await finished.wait()
+    assert [r.status for r in results] == [DialStatus.ANSWER]
+    assert agent.heard == ["queue-sales", "queue-reporthold", "3", "queue-minutes"]
+    assert put_through >= 0.5, "half a second of silence before the announcement"
 
 
 async def test_busy_agent_then_caller_gives_up_while_the_next_one_rings() -> None:

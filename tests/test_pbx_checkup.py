@@ -21,7 +21,7 @@ from callcenter.demopbx.freeswitch import LOADED_MODULES as FS_MODULES
 from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.demopbx.fs_phones import AgentPhone as FreeSwitchAgentPhone
 from callcenter.demopbx.phones import AgentPhone
-from callcenter.pbx.asterisk.driver import AGENT_HEAR_CONTEXT
+from callcenter.pbx.asterisk.driver import AGENT_HEAR_CONTEXT, AGENT_WAIT_CONTEXT
 from callcenter.testing import BASE_CONFIG, DEMO_ESL_PASSWORD, DEMO_SECRET, merge
 
 RECORDED = {"queues": {"support": {"record": True}}}
@@ -181,6 +181,27 @@ async def test_a_queue_telling_agents_the_wait_needs_the_pasted_subroutine(
         f"FAIL  dialplan context {AGENT_HEAR_CONTEXT} (queues.<q>.report_holdtime: support"
     )
     assert any(line.startswith(f"ok    dialplan context {AGENT_HEAR_CONTEXT}") for line in pasted)
+
+
+async def test_a_queue_pausing_before_the_caller_needs_the_wait_subroutine_not_the_hear_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = {"queues": {"support": {"report_holdtime": 30, "member_delay": 2}}}
+    plan = DemoDialplan.default("agi://127.0.0.1:4573")
+    unpasted = DemoDialplan(
+        contexts={k: v for k, v in plan.contexts.items() if k != AGENT_WAIT_CONTEXT},
+        default_context=plan.default_context,
+        fallback=plan.fallback,
+    )
+    async with asterisk(dialplan=unpasted) as pbx:
+        code, lines, _ = await check(config_for(tmp_path, pbx, extra), capsys)
+    assert code == 1
+    (missing,) = [line for line in lines if f"context {AGENT_WAIT_CONTEXT}" in line]
+    assert missing.startswith(
+        f"FAIL  dialplan context {AGENT_WAIT_CONTEXT} (queues.<q>.member_delay: support"
+    )
+    assert not [line for line in lines if AGENT_HEAR_CONTEXT in line], "that queue never uses it"
+    assert any(line.startswith("ok    module app_exec") for line in lines), "ExecIf"
 
 
 async def test_without_reporting_the_dialplan_is_left_to_the_admin_not_failed(

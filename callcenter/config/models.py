@@ -2445,6 +2445,18 @@ class QueueConfig(_Model):
         "the agent ended at once. None: never.",
         examples=[60, 0],
     )
+    member_delay: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="Seconds of silence the agent who answers hears before anything else "
+        "(app_queue's memberdelay): time for a headset's audio to come up, or to put the "
+        "last call's notes away, before agent_announce, report_holdtime and the caller. "
+        "The caller keeps hearing the queue's music or ringing meanwhile; the agent counts "
+        "as answering once the caller is put through. Not for campaigns' leads (waiting for "
+        "an agent already) nor an agent's own calls. Asterisk runs the shipped dialplan's "
+        "[callcenter-agent-wait] for it (Dial's U option; `callcenter check --pbx` looks "
+        "for it), FreeSWITCH plays silence_stream. None: the caller is put through at once.",
+        examples=[2],
+    )
     evaluation_form: _Ref | None = Field(
         default=None,
         description="The scorecard (`evaluation_forms`) this queue's calls are scored with; "

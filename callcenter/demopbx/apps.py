@@ -356,6 +356,27 @@ async def app_wait(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     return -1 if channel.check_hangup() else 0
 
 
+async def app_exec_if(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
+    """``ExecIf(condition?App(args)[:App(args)])`` (the condition already substituted to
+    a number): the first application when it is not 0 or empty, else the second if any."""
+    condition, _, apps = data.partition("?")
+    depth, split = 0, len(apps)
+    for index, char in enumerate(apps):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == ":" and depth == 0:
+            split = index
+            break
+    chosen = apps[:split] if condition.strip() not in ("", "0") else apps[split + 1 :]
+    name, _, args = chosen.partition("(")
+    if not name:
+        return 0
+    app = find_application(name.strip())
+    if app is None:
+        log.warning("demopbx_no_application", channel=channel.name, app=name)
+        return -1
+    return await app(pbx, channel, args.removesuffix(")"))
+
+
 async def app_playback(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     """``Playback(p1&p2[,options])``; sets PLAYBACKSTATUS."""
     prompts = data.partition(",")[0]
@@ -966,6 +987,7 @@ APPLICATIONS: dict[str, Application] = {
     "answer": app_answer,
     "hangup": app_hangup,
     "noop": app_noop,
+    "execif": app_exec_if,
     "verbose": app_noop,
     "log": app_noop,
     "progress": app_noop,

@@ -86,6 +86,7 @@ LOADED_MODULES: frozenset[str] = frozenset(
         "res_mwi_external_ami",
         "func_devstate",
         "app_playtones",
+        "app_exec",
     }
 )
 """What the demo Asterisk says is loaded: a stock Asterisk with what the daemon uses."""

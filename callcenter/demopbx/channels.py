@@ -368,12 +368,16 @@ class Channel:
         return None
 
     def substitute(self, text: str) -> str:
-        """Expand ``${VAR}`` / ``${FUNC(arg)}`` references (inner ones first)."""
+        """Expand ``${VAR}`` / ``${FUNC(arg)}`` references (inner ones first), then
+        ``$[a = b]`` / ``$[a != b]`` comparisons (1 or 0; quotes around a side are kept
+        out of it, as Asterisk's expression parser compares quoted strings)."""
         for _ in range(16):
             new = _VAR_REF.sub(lambda m: self.get_var(m.group(1)) or "", text)
             if new == text:
                 break
             text = new
+        if "$[" in text:
+            text = _EXPRESSION.sub(_compare, text)
         return text
 
     # ----------------------------------------------------------------- hang-up / redirect
@@ -493,6 +497,14 @@ class Channel:
 
 
 _VAR_REF = re.compile(r"\$\{([^${}]*)\}")
+_EXPRESSION = re.compile(r"\$\[\s*(\"[^\"]*\"|[^\s!=\]]*)\s*(!=|=)\s*(\"[^\"]*\"|[^\s\]]*)\s*\]")
+
+
+def _compare(match: re.Match[str]) -> str:
+    left, operator, right = (part.strip('"') for part in match.groups())
+    return "1" if (left == right) == (operator == "=") else "0"
+
+
 _SUBSTRING = re.compile(r"([^:]+):(-?[0-9]+)(?::(-?[0-9]+))?")
 
 
@@ -759,6 +771,17 @@ class DemoDialplan:
                         Playback("${ARG1}"),
                         DialplanApp("SayNumber", "${ARG2}"),
                         Playback("${ARG3}"),
+                        DialplanApp("Return", ""),
+                    ]
+                },
+                # The same after a pause, with the announcement (Dial's U option, for
+                # queues.<q>.member_delay).
+                "callcenter-agent-wait": {
+                    "s": [
+                        DialplanApp("Wait", "${ARG1}"),
+                        DialplanApp("ExecIf", '$["${ARG2}" != ""]?Playback(${ARG2})'),
+                        DialplanApp("ExecIf", '$["${ARG3}" != ""]?SayNumber(${ARG3})'),
+                        DialplanApp("ExecIf", '$["${ARG4}" != ""]?Playback(${ARG4})'),
                         DialplanApp("Return", ""),
                     ]
                 },

@@ -9,7 +9,8 @@ Asterisk (over AMI, as the daemon logs in):
   class to add to manager.conf;
 * the contexts the daemon sends calls into exist (``ShowDialPlan``): the callback context,
   the IVR's transfer context, campaigns' contexts, ``callcenter-conference``,
-  ``callcenter-hangup`` and, for queues with ``report_holdtime``, ``callcenter-agent-hear``;
+  ``callcenter-hangup`` and, for queues with ``report_holdtime``, ``callcenter-agent-hear``
+  (``callcenter-agent-wait`` for those with ``member_delay``);
 * the modules the configured features need are loaded (``ModuleCheck``): AGI, ConfBridge,
   Dial, music on hold, MixMonitor for recorded queues, ChanSpy for supervisors, AMD for
   a campaign that detects machines;
@@ -39,7 +40,11 @@ from typing import TYPE_CHECKING, Final, Literal
 from callcenter.config.models import LanguageNode
 from callcenter.errors import ActionFailed, PBXError
 from callcenter.pbx.asterisk.ami import AMIConnection
-from callcenter.pbx.asterisk.driver import AGENT_HEAR_CONTEXT, AsteriskSettings
+from callcenter.pbx.asterisk.driver import (
+    AGENT_HEAR_CONTEXT,
+    AGENT_WAIT_CONTEXT,
+    AsteriskSettings,
+)
 from callcenter.pbx.asterisk.driver import probe_connection as asterisk_probe
 from callcenter.pbx.freeswitch.driver import probe_connection as freeswitch_probe
 from callcenter.pbx.interface import RINGBACK
@@ -125,9 +130,16 @@ def needed_contexts(config: CallCenterConfig) -> dict[str, str]:
     for name, campaign in config.campaigns.items():
         if campaign.context:
             contexts.setdefault(campaign.context, f"campaigns.{name}.context")
-    telling = [name for name, q in config.queues.items() if q.report_holdtime is not None]
+    telling = [
+        name
+        for name, q in config.queues.items()
+        if q.report_holdtime is not None and not q.member_delay
+    ]
     if telling:
         contexts[AGENT_HEAR_CONTEXT] = "queues.<q>.report_holdtime: " + ", ".join(telling)
+    pausing = _pausing(config)
+    if pausing:
+        contexts[AGENT_WAIT_CONTEXT] = "queues.<q>.member_delay: " + ", ".join(pausing)
     return contexts
 
 
@@ -151,7 +163,13 @@ def needed_asterisk_modules(config: CallCenterConfig) -> dict[str, str]:
         modules["func_devstate"] = "busy lamps (acd.blf: custom device states)"
     if any(q.hold_music == RINGBACK for q in config.queues.values()):
         modules["app_playtones"] = "the ring tone of queues with hold_music: ringback"
+    if _pausing(config):
+        modules["app_exec"] = "ExecIf in callcenter-agent-wait (queues.<q>.member_delay)"
     return modules
+
+
+def _pausing(config: CallCenterConfig) -> list[str]:
+    return [name for name, q in config.queues.items() if q.member_delay]
 
 
 def needed_freeswitch_modules(config: CallCenterConfig) -> dict[str, str]:

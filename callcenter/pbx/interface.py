@@ -88,6 +88,8 @@ RINGBACK: Final = "ringback"
 """The hold music "class" that is a ring tone, not music (``queues.<q>.hold_music``)."""
 CALLER_NAME: Final = re.compile(r"[A-Za-z0-9.@+*#_-][A-Za-z0-9 .@+*#_-]{0,39}")
 """A caller name a dial may show on the rung phones (:meth:`Call.dial`'s ``caller_name``)."""
+MAX_DELAY: Final = 60.0
+"""The longest pause :meth:`Call.dial`'s ``delay`` gives an answering device, in seconds."""
 REPORT_HOLD_PROMPT: Final = "queue-reporthold"
 """What an agent hears before the caller's wait (:meth:`Call.dial`'s ``report_wait``):
 Asterisk's "Hold time"."""
@@ -274,6 +276,7 @@ class Call(Protocol):
         announce: str | None = None,
         caller_name: str | None = None,
         report_wait: float | None = None,
+        delay: float = 0.0,
     ) -> DialResult:
         """Ring ``device`` (``PJSIP/1001``) for ``timeout`` s and bridge the caller to it.
 
@@ -291,7 +294,11 @@ class Call(Protocol):
         ``NOANSWER``. ``report_wait``: seconds the caller waited, told to the device the
         same way after ``announce`` (:data:`REPORT_HOLD_PROMPT`, then
         :func:`reported_wait`'s number and unit; Asterisk runs the shipped dialplan's
-        ``callcenter-agent-hear`` through Dial's ``U()`` for it). Returns when ringing failed
+        ``callcenter-agent-hear`` through Dial's ``U()`` for it). ``delay``: seconds of
+        silence the device hears once it answered, before ``announce`` and the wait
+        (app_queue's memberdelay; Asterisk runs the shipped ``callcenter-agent-wait``
+        through ``U()`` then, with the announcement and the wait); the device counts as
+        answered once bridged, as with ``announce``. Returns when ringing failed
         or, after an answer, when the bridge ended; the caller stays under our control if the
         peer hung up or :meth:`unbridge` was used. Raises ``CallHungUp`` only if the caller hung
         up before the device answered; a caller hanging up mid-bridge returns a result with

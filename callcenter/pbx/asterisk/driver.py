@@ -70,6 +70,7 @@ from callcenter.pbx.claim import PBXClaim, ReadGlobal, WriteGlobal
 from callcenter.pbx.interface import (
     ANNOUNCE_FILE,
     CALLER_NAME,
+    MAX_DELAY,
     REPORT_HOLD_PROMPT,
     RINGBACK,
     CallHandler,
@@ -157,6 +158,12 @@ CONFERENCE_CONTEXT = "callcenter-conference"
 #: them the caller's wait (``Call.dial``'s ``report_wait``): ``Playback(${ARG1})``,
 #: ``SayNumber(${ARG2})``, ``Playback(${ARG3})``, ``Return()``.
 AGENT_HEAR_CONTEXT: Final = "callcenter-agent-hear"
+#: The dialplan subroutine Dial's ``U()`` runs on an answering agent's channel for a
+#: ``Call.dial`` with a ``delay`` (app_queue's memberdelay): ``Wait(${ARG1})``, then, each
+#: only when given, ``Playback(${ARG2})`` (the announcement and "hold time", joined by
+#: ``&``), ``SayNumber(${ARG3})``, ``Playback(${ARG4})``, ``Return()``. A() would play the
+#: announcement before the pause, while the agent's audio may not be up yet.
+AGENT_WAIT_CONTEXT: Final = "callcenter-agent-wait"
 _ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 #: The ConfBridge user-profile setting that plays music on hold to a member left alone.
 MOH_WHEN_ALONE: Final = "CONFBRIDGE(user,music_on_hold_when_empty)"
@@ -1317,6 +1324,7 @@ class AsteriskCall:
         announce: str | None = None,
         caller_name: str | None = None,
         report_wait: float | None = None,
+        delay: float = 0.0,
     ) -> DialResult:
         _check_device(device)
         if caller_name and caller_name != self._shown_name:
@@ -1326,15 +1334,27 @@ class AsteriskCall:
             await self._command("SET VARIABLE", "CALLERID(name)", caller_name)
             self._shown_name = caller_name
         options = ""
-        if announce:
-            if not ANNOUNCE_FILE.fullmatch(announce):
-                raise CommandFailed(f"invalid announcement {announce!r}")
-            # Played to the answering device before the bridge (app_dial's A option).
-            options = f"A({announce})"
-        if report_wait is not None:
-            # A() plays one file; the number needs SayNumber in the agent's language.
-            number, unit = reported_wait(report_wait)
-            options += f"U({AGENT_HEAR_CONTEXT}^{REPORT_HOLD_PROMPT}^{number}^{unit})"
+        if announce and not ANNOUNCE_FILE.fullmatch(announce):
+            raise CommandFailed(f"invalid announcement {announce!r}")
+        if not 0 <= delay <= MAX_DELAY:
+            raise CommandFailed(f"invalid delay {delay!r}")
+        if delay:
+            files = [announce] if announce else []
+            number, unit = "", ""
+            if report_wait is not None:
+                told, unit = reported_wait(report_wait)
+                files.append(REPORT_HOLD_PROMPT)
+                number = str(told)
+            args = [f"{delay:g}", "&".join(files), number, unit]
+            options = f"U({AGENT_WAIT_CONTEXT}^{'^'.join(args)})"
+        else:
+            if announce:
+                # Played to the answering device before the bridge (app_dial's A option).
+                options = f"A({announce})"
+            if report_wait is not None:
+                # A() plays one file; the number needs SayNumber in the agent's language.
+                number_told, unit = reported_wait(report_wait)
+                options += f"U({AGENT_HEAR_CONTEXT}^{REPORT_HOLD_PROMPT}^{number_told}^{unit})"
         # RINGBACK: no m at all, Dial indicates ringing to the caller.
         if isinstance(hold_music, str) and hold_music not in ("", "default", RINGBACK):
             if not _MOH_CLASS.fullmatch(hold_music):
@@ -1348,7 +1368,8 @@ class AsteriskCall:
             options += f"o({caller_id})"
         ring = max(1, math.ceil(timeout))
         data = f"{device},{ring}" + (f",{options}" if options else "")
-        state = _Dial(on_answer, wait_bridge=bool(announce) or report_wait is not None)
+        waits = bool(announce) or report_wait is not None or bool(delay)
+        state = _Dial(on_answer, wait_bridge=waits)
         self._dial = state
         self._moh = False
         try:

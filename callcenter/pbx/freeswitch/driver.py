@@ -117,6 +117,7 @@ from callcenter.pbx.freeswitch.connection import (
 from callcenter.pbx.interface import (
     ANNOUNCE_FILE,
     CALLER_NAME,
+    MAX_DELAY,
     REPORT_HOLD_PROMPT,
     RINGBACK,
     CallHandler,
@@ -1591,6 +1592,7 @@ class FreeSwitchCall:
         announce: str | None = None,
         caller_name: str | None = None,
         report_wait: float | None = None,
+        delay: float = 0.0,
     ) -> DialResult:
         targets = fs_dial_targets(device)
         leg_vars = _caller_id_vars(caller_id)
@@ -1604,7 +1606,11 @@ class FreeSwitchCall:
         if announce and not ANNOUNCE_FILE.fullmatch(announce):
             raise CommandFailed(f"invalid announcement {announce!r}")
         self._check()
-        confirm = [announce] if announce else []
+        if not 0 <= delay <= MAX_DELAY:
+            raise CommandFailed(f"invalid delay {delay!r}")
+        confirm = [f"silence_stream://{round(delay * 1000)}"] if delay else []
+        if announce:
+            confirm.append(announce)
         if report_wait is not None:
             confirm += await self._wait_told(report_wait)
         await self._stop_moh()
@@ -1618,7 +1624,7 @@ class FreeSwitchCall:
             # answer; originate_timeout is only the outer bound.
             values = [
                 f"leg_timeout={ring}",
-                f"originate_timeout={ring + ANNOUNCE_LIMIT}",
+                f"originate_timeout={ring + ANNOUNCE_LIMIT + math.ceil(delay)}",
                 "group_confirm_key=exec",
                 f"group_confirm_file='playback {played}'",
                 "group_confirm_cancel_timeout=true",
