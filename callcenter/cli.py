@@ -11,7 +11,8 @@
                                             pause-recording |
                                             resume-recording | preview-dial | preview-skip |
                                             disposition | join | leave (--queue Q) |
-                                            skills (--skills fr=7,de=3)
+                                            skills (--skills fr=7,de=3) |
+                                            schedule [--day D --hours H | --off | --as-planned]
     callcenter campaign ACTION [ID]         list | pause | resume
     callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
     callcenter callback ACTION [NUMBER|ID]  request NUMBER --queue Q | list | cancel ID |
@@ -321,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
             "change",
             "remove",
             "roster",
+            "schedule",
         ],
     )
     agent.add_argument("agent", nargs="?", default=None, help="agent id, e.g. 1001 (roster: none)")
@@ -369,6 +371,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--hot-desk",
         action="store_true",
         help="add / change: the agent may log in at any phone (needs --pin)",
+    )
+    agent.add_argument(
+        "--day",
+        default=None,
+        help="schedule: the day (2026-12-08, in the schedule's time zone); without --hours, "
+        "--off or --as-planned, the days from then on are shown (default: from today)",
+    )
+    agent.add_argument(
+        "--hours",
+        default=None,
+        help="schedule: the hours that day instead of the schedule's, such as "
+        "10:00-18:00 or 08:00-12:00,13:00-17:00 (a swapped shift, an extra day)",
+    )
+    agent.add_argument("--off", action="store_true", help="schedule: a day off that day")
+    agent.add_argument(
+        "--as-planned",
+        action="store_true",
+        help="schedule: that day as the schedule says again",
+    )
+    agent.add_argument(
+        "--days", type=int, default=14, help="schedule, shown: how many days (default 14)"
     )
     agent.add_argument("--code", help="disposition: the code (see dispositions: in the config)")
     agent.add_argument("--note", default="", help="disposition: a note on the call")
@@ -1002,6 +1025,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return _roster_command(parser, args)
         if args.agent is None:
             parser.error(f"agent {args.action} needs the agent's id: e.g. {args.action} 1001")
+        if args.action == "schedule":
+            return _schedule_command(parser, args)
+        if args.day is not None or args.hours is not None or args.off or args.as_planned:
+            parser.error("--day, --hours, --off and --as-planned are for agent schedule")
         roster_only = {"--name": args.name, "--team": args.team, "--pin": args.pin}
         for option, value in [*roster_only.items(), ("--hot-desk", args.hot_desk or None)]:
             if value is not None:
@@ -1510,11 +1537,15 @@ def _report_config(path: str) -> CallCenterConfig | None:
 
 
 def _with_roster(config: CallCenterConfig) -> CallCenterConfig:
-    """``config`` with the agents the daemon added while it ran (``agent add``), as the
-    records hold them: a report names them and counts them in their team."""
+    """``config`` with the agents the daemon added while it ran (``agent add``) and the
+    schedule days it changed (``agent schedule``), as the records hold them: a report names
+    them, counts them in their team and measures adherence against the changed days."""
+    from datetime import date
+
     from pydantic import ValidationError
 
     from callcenter.acd.roster import with_added
+    from callcenter.acd.schedule import with_day_changes
     from callcenter.config.models import AgentConfig
     from callcenter.daemon import record_store, resolve
 
@@ -1526,8 +1557,9 @@ def _with_roster(config: CallCenterConfig) -> CallCenterConfig:
         return config  # the report itself says what is wrong with the database
     try:
         rows = store.fetch_added_agents()
+        changed_days = store.fetch_schedule_changes()
     except RecordError:
-        rows = []
+        rows, changed_days = [], []
     finally:
         store.close()
     added: dict[str, AgentConfig] = {}
@@ -1536,7 +1568,10 @@ def _with_roster(config: CallCenterConfig) -> CallCenterConfig:
             added[row.agent] = AgentConfig.model_validate(row.values())
         except ValidationError:
             continue
-    return with_added(config, added)
+    days: dict[str, dict[date, tuple[str, ...]]] = {}
+    for change in changed_days:
+        days.setdefault(change.agent, {})[change.date()] = change.ranges()
+    return with_day_changes(with_added(config, added), days)
 
 
 def _report_config_and_zone(path: str, zone: str | None) -> tuple[CallCenterConfig, tzinfo] | None:
@@ -2562,6 +2597,51 @@ def _dialling(answer: dict[str, Any]) -> str:
     )
 
 
+def _schedule_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``agent schedule 1001 --day D --hours 10:00-18:00 | --off | --as-planned``: change
+    one day; without those, show the agent's days."""
+    agent = urllib.parse.quote(args.agent, safe="")
+    given = [flag for flag, on in (("--hours", args.hours is not None), ("--off", args.off),
+             ("--as-planned", args.as_planned)) if on]  # fmt: skip
+    if len(given) > 1:
+        parser.error(f"agent schedule: one of {', '.join(given)}")
+    if not given:
+        query = urllib.parse.urlencode(
+            {"days": args.days} | ({"since": args.day} if args.day else {})
+        )
+        return _api_call(
+            args.api, "GET", f"/agents/{agent}/schedule?{query}", None, render=_schedule_days
+        )
+    if args.day is None:
+        parser.error(f"agent schedule {given[0]} needs --day: e.g. --day 2026-12-08")
+    hours: list[str] | None = None
+    if args.hours is not None:
+        hours = [part.strip() for part in args.hours.split(",") if part.strip()]
+    elif args.off:
+        hours = []
+    body = {"day": args.day, "hours": hours}
+    return _api_call(
+        args.api,
+        "POST",
+        f"/agents/{agent}/schedule",
+        body,
+        render=lambda day: _schedule_days({"agent": day["agent"], "days": [day]}),
+    )
+
+
+def _schedule_days(body: dict[str, Any]) -> str:
+    """An agent's days as ``GET /agents/<id>/schedule`` gives them, one line each."""
+    from datetime import date
+
+    lines = [f"agent {body['agent']}:"]
+    for day in body["days"]:
+        when = date.fromisoformat(day["day"])
+        hours = ", ".join(day["hours"]) or "off"
+        changed = f"  (changed {day['since']} via {day['via']})" if day.get("changed") else ""
+        lines.append(f"  {when:%a %Y-%m-%d}  {hours}{changed}")
+    return "\n".join(lines)
+
+
 def _roster_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``agent add|change|remove ID`` and ``agent roster``: agents added while it runs."""
     if args.action == "roster":
@@ -2767,6 +2847,11 @@ def format_status(status: dict[str, Any]) -> str:
         skills = ",".join(f"{k}={v}" for k, v in sorted(change.get("skills", {}).items()))
         moves.setdefault(change.get("agent"), []).append(
             f"skills {skills or 'none'} since {change.get('since')} ({change.get('via')})"
+        )
+    for change in status.get("schedule_changes", []):
+        hours = ", ".join(change.get("hours", [])) or "off"
+        moves.setdefault(change.get("agent"), []).append(
+            f"on {change.get('day')} {hours} since {change.get('since')} ({change.get('via')})"
         )
     for agent in status.get("agents", []):
         notes = []

@@ -49,6 +49,7 @@ from callcenter.errors import (
 from callcenter.events import (
     AgentAdded,
     AgentRemoved,
+    AgentScheduleChanged,
     CallCentreStarted,
     CallEvent,
     ConfigReloaded,
@@ -89,6 +90,7 @@ from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
 from callcenter.records.recordings import purge_recordings
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.roster import RosterRecorder
+from callcenter.records.schedule_changes import ScheduleChangeRecorder
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.skills import SkillsRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
@@ -324,6 +326,8 @@ class Daemon:
         self.bus.subscribe(skills.on_event, kinds=SkillsRecorder.kinds())
         roster = RosterRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(roster.on_event, kinds=RosterRecorder.kinds())
+        days = ScheduleChangeRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(days.on_event, kinds=ScheduleChangeRecorder.kinds())
         self.queue_log: QueueLogRecorder | None = None
         if config.records.queue_log:
             self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
@@ -344,7 +348,9 @@ class Daemon:
             bus=self.bus,
         )
         self.switchboard = Switchboard(config, self.router, self.bus)
-        self.bus.subscribe(self._follow_roster, kinds=(AgentAdded, AgentRemoved))
+        self.bus.subscribe(
+            self._follow_roster, kinds=(AgentAdded, AgentRemoved, AgentScheduleChanged)
+        )
         self.switchboard.alerts.voicemails = lambda queue: self.voicemails.open.get(queue, 0)
         self.switchboard.alerts.oldest_voicemail = self.voicemails.oldest
         self.pbx: PBX = pbx if pbx is not None else build_pbx(config)
@@ -857,6 +863,15 @@ class Daemon:
                 [(row.agent, row.values(), row.changed, row.via) for row in rows]
             ),
         )
+        # Days before yesterday no longer matter live (the reports read them themselves).
+        recent = datetime.now(UTC).date() - timedelta(days=2)
+        await self._restore(
+            "schedule_changes",
+            functools.partial(self.store.fetch_schedule_changes, recent),
+            lambda rows: board.restore_schedule_changes(
+                [(row.agent, row.date(), row.ranges(), row.changed, row.via) for row in rows]
+            ),
+        )
         self.config = board.config
         await self._restore(
             "queue_members",
@@ -1012,7 +1027,8 @@ class Daemon:
                 log.error("cdr_not_durable", call_id=call.info.call_id, error=str(exc))
 
     def _follow_roster(self, _event: EngineEvent) -> None:
-        """An agent added or removed while the centre runs: the config every part reads."""
+        """An agent added or removed, or a day of a schedule changed, while the centre
+        runs: the config every part reads."""
         self.config = self.switchboard.config
 
     async def reload(self) -> list[str]:

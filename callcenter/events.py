@@ -399,6 +399,18 @@ class AgentRemoved(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AgentScheduleChanged(AgentEvent):
+    """One day of the agent's schedule changed while the centre runs (``agent schedule``,
+    ``POST /agents/<id>/schedule``): ``day`` (ISO date, in the schedule's time zone) has
+    ``hours`` (``["10:00-18:00"]``; empty: a day off) instead of the schedule's; ``hours``
+    None: the day is as the schedule says again."""
+
+    day: str
+    hours: list[str] | None = None
+    via: str = "cli"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueMemberChanged(AgentEvent):
     """The agent joined (``member``) or left ``queue`` while the centre runs (``agent
     join`` / ``agent leave``; ``via``: cli, api, or ``restart`` when a daemon takes a kept

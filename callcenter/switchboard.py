@@ -47,7 +47,7 @@ from callcenter.acd.rules import (
     queue_rules,
     with_changes,
 )
-from callcenter.acd.schedule import opening_hours
+from callcenter.acd.schedule import day_hours, opening_hours, schedule_of, with_day_changes
 from callcenter.config.models import (
     AgentConfig,
     AgentKeysConfig,
@@ -96,6 +96,7 @@ from callcenter.events import (
     AgentRemoved,
     AgentRingFailed,
     AgentRinging,
+    AgentScheduleChanged,
     AgentSkillsChanged,
     CallAnswered,
     CallbackRequested,
@@ -547,6 +548,9 @@ class Switchboard:
         """The config as its file says, without the agents added while the centre runs."""
         self.added_agents: dict[str, tuple[AgentConfig, datetime, str]] = {}
         """Agents added while the centre runs (``agent add``): id -> (settings, since, via)."""
+        self.schedule_changes: dict[str, dict[date, tuple[tuple[str, ...], datetime, str]]] = {}
+        """Schedule days changed while the centre runs (``agent schedule``): agent -> day ->
+        (hours, since, via)."""
         self.router = router
         self.bus = bus
         self.active: dict[str, ActiveCall] = {}
@@ -653,7 +657,7 @@ class Switchboard:
         win).
         """
         self.file_config = config
-        self.config = with_added(config, self._added())
+        self.config = self._with_changes(config)
         for agent_id in sorted(set(self.added_agents) & set(config.agents)):
             log.warning(
                 "added_agent_shadowed",
@@ -673,6 +677,102 @@ class Switchboard:
                     f"{agent_id} --device ... or agent remove {agent_id}",
                 )
         self._configure_router(self.config)
+
+    def _with_changes(self, config: CallCenterConfig) -> CallCenterConfig:
+        """``config`` (the file's) with the agents added and the schedule days changed
+        while the centre runs."""
+        days = {
+            agent_id: {day: hours for day, (hours, _, _) in changed.items()}
+            for agent_id, changed in self.schedule_changes.items()
+        }
+        return with_day_changes(with_added(config, self._added()), days)
+
+    # ------------------------------------------------------------------ schedule days
+
+    def change_schedule(
+        self, agent_id: str, day: date, hours: Sequence[str] | None, *, via: str = "cli"
+    ) -> dict[str, Any]:
+        """``agent_id`` works ``hours`` (``["10:00-18:00"]``; empty: a day off) on ``day``
+        (the schedule's own date) instead of what their schedule says: a shift swapped, an
+        extra day. None: the day as the schedule says again. Kept across reloads and
+        restarts; the ``absent`` alert, the desktops and ``report --adherence`` follow.
+        UnknownAgent, or InvalidAgent for hours a schedule cannot have."""
+        if agent_id not in self.config.agents:
+            raise UnknownAgent(f"no agent {agent_id!r} is configured")
+        ranges = None if hours is None else day_hours(hours)
+        self._forget_old_days()
+        days = self.schedule_changes.setdefault(agent_id, {})
+        if ranges is None:
+            days.pop(day, None)
+        else:
+            days[day] = (ranges, datetime.now(UTC), via)
+        if not days:
+            del self.schedule_changes[agent_id]
+        self.config = self._with_changes(self.file_config)
+        shown = None if hours is None else list(days[day][0])
+        self.bus.publish(
+            AgentScheduleChanged(agent=agent_id, day=day.isoformat(), hours=shown, via=via)
+        )
+        log.info("agent_schedule_changed", agent=agent_id, day=day.isoformat(), hours=shown)
+        return self.schedule_day(agent_id, day)
+
+    def schedule_day(self, agent_id: str, day: date) -> dict[str, Any]:
+        """What ``agent_id`` works on ``day``: the hours (none: a day off or no schedule),
+        and whether they were changed while the centre runs (when, by whom)."""
+        schedule = schedule_of(self.config, agent_id)
+        hours = list(schedule.hours.day_ranges(day)) if schedule is not None else []
+        kept = self.schedule_changes.get(agent_id, {}).get(day)
+        return {
+            "agent": agent_id,
+            "day": day.isoformat(),
+            "hours": hours,
+            "changed": kept is not None,
+            **({"since": kept[1].isoformat(timespec="seconds"), "via": kept[2]} if kept else {}),
+        }
+
+    def restore_schedule_changes(
+        self, kept: Sequence[tuple[str, date, Sequence[str], datetime, str]]
+    ) -> int:
+        """Take back the schedule days a previous daemon changed (agents the config still
+        has; hours no schedule can have any more are logged and left out)."""
+        taken = 0
+        for agent_id, day, hours, since, via in kept:
+            if agent_id not in self.config.agents:
+                continue
+            try:
+                ranges = day_hours(hours)
+            except InvalidAgent as exc:
+                log.error("schedule_change_not_restored", agent=agent_id, error=str(exc))
+                continue
+            self.schedule_changes.setdefault(agent_id, {})[day] = (ranges, since, via)
+            taken += 1
+        if taken:
+            self.config = self._with_changes(self.file_config)
+        return taken
+
+    def _forget_old_days(self) -> None:
+        """Days before yesterday no longer matter live (the records keep them for the
+        reports)."""
+        oldest = datetime.now(UTC).date() - timedelta(days=2)
+        for agent_id, days in list(self.schedule_changes.items()):
+            for day in [day for day in days if day < oldest]:
+                del days[day]
+            if not days:
+                del self.schedule_changes[agent_id]
+
+    def schedule_change_views(self) -> list[dict[str, Any]]:
+        """The schedule days changed while the centre runs (for status), by agent and day."""
+        return [
+            {
+                "agent": agent_id,
+                "day": day.isoformat(),
+                "hours": list(hours),
+                "since": since.isoformat(timespec="seconds"),
+                "via": via,
+            }
+            for agent_id, days in sorted(self.schedule_changes.items())
+            for day, (hours, since, via) in sorted(days.items())
+        ]
 
     def _added(self) -> dict[str, AgentConfig]:
         return {agent_id: agent for agent_id, (agent, _, _) in self.added_agents.items()}
@@ -728,8 +828,10 @@ class Switchboard:
                 )
         if self.skill_changes.pop(agent_id, None) is not None:
             self.bus.publish(AgentSkillsChanged(agent=agent_id, skills={}, via=via, kept=False))
+        for day in sorted(self.schedule_changes.pop(agent_id, {})):
+            self.bus.publish(AgentScheduleChanged(agent=agent_id, day=day.isoformat(), via=via))
         del self.added_agents[agent_id]
-        self.config = with_added(self.file_config, self._added())
+        self.config = self._with_changes(self.file_config)
         self._configure_router(self.config)
         self.bus.publish(AgentRemoved(agent=agent_id, via=via))
         log.info("agent_removed", agent=agent_id, via=via)
@@ -740,7 +842,7 @@ class Switchboard:
     ) -> dict[str, Any]:
         since = datetime.now(UTC)
         self.added_agents[agent_id] = (agent, since, via)
-        self.config = with_added(self.file_config, self._added())
+        self.config = self._with_changes(self.file_config)
         self._configure_router(self.config)
         settings = settings_of(agent)
         self.bus.publish(AgentAdded(agent=agent_id, settings=settings, via=via, changed=changed))
@@ -763,7 +865,7 @@ class Switchboard:
                 log.error("added_agent_not_restored", agent=agent_id, error=str(exc))
                 continue
             self.added_agents[agent_id] = (agent, since, via)
-            self.config = with_added(self.file_config, self._added())
+            self.config = self._with_changes(self.file_config)
             taken += 1
         if taken:
             self._configure_router(self.config)

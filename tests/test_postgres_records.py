@@ -12,7 +12,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.roster import AddedAgent
+from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.shifts import AgentPresence, OwedCode
 from callcenter.records.skills import SkillsState
 from callcenter.records.store import CDR_COLUMNS, RecordStore, SqliteCdrStore
@@ -670,6 +671,27 @@ def test_agents_added_while_the_centre_runs_are_kept_and_removed_in_both_databas
         assert rows == [AddedAgent.of("1010", {**zoe, "team": "a"}, later, "cli")], type(
             store
         ).__name__
+
+
+def test_changed_schedule_days_are_kept_replaced_and_purged_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    later = T0 + timedelta(minutes=5)
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_schedule_change(ScheduleChange.of("1002", "2026-12-08", [], T0, "api"))
+        swap = ScheduleChange.of("1002", "2026-12-08", ["10:00-18:00"], later, "cli")
+        store.write_schedule_change(swap)
+        early = ScheduleChange.of("1001", "2026-11-02", ["08:00-12:00"], T0, "api")
+        store.write_schedule_change(early)
+        store.write_schedule_change(ScheduleChange.of("1002", "2026-12-09", [], T0, "api"))
+        store.clear_schedule_change("1002", "2026-12-09")
+        name = type(store).__name__
+        assert store.fetch_schedule_changes() == [early, swap], name
+        assert store.fetch_schedule_changes(date(2026, 12, 1)) == [swap], name
+        assert swap.ranges() == ("10:00-18:00",) and swap.date() == date(2026, 12, 8)
+        counts = store.purge(datetime(2026, 12, 1, tzinfo=UTC))
+        assert counts["schedule_changes"] == 1, name
+        assert store.fetch_schedule_changes() == [swap], name
 
 
 def test_dispositions_keep_the_last_word_per_call_in_both_databases(

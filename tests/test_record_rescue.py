@@ -32,6 +32,7 @@ from callcenter.records.rescue import (
     spare_path,
 )
 from callcenter.records.roster import AddedAgent
+from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.shifts import (
     AgentPause,
     AgentPresence,
@@ -182,6 +183,17 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
             ),
         ),
         ("roster:1011", functools.partial(store.clear_added_agent, "1011")),
+        (
+            "schedule:1002:2026-12-08",
+            functools.partial(
+                store.write_schedule_change,
+                ScheduleChange.of("1002", "2026-12-08", ["10:00-18:00"], T0, "api"),
+            ),
+        ),
+        (
+            "schedule:1002:2026-12-09",
+            functools.partial(store.clear_schedule_change, "1002", "2026-12-09"),
+        ),
         (
             "disposition:1796444790.1",
             functools.partial(

@@ -25,6 +25,7 @@ from callcenter.records.evaluations import Evaluation
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.recordings import purge_recordings
+from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, AgentWrapup
 from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.records.surveys import SurveyRecord
@@ -112,6 +113,8 @@ def two_years_of_records(store: RecordStore) -> None:
                 when,
             )
         )
+        day = when.date().isoformat()
+        store.write_schedule_change(ScheduleChange.of("1001", day, ["10:00-18:00"], when, "api"))
     # What an old row must not lose:
     store.write_queue_callback(
         QueueCallback("old.waiting", "support", "0611111111", OLD, status="waiting", updated=OLD)
@@ -151,6 +154,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
             "surveys": 1,
             "evaluations": 1,
             "voicemails": 1,
+            "schedule_changes": 1,
         }
     )
     assert [row["uniqueid"] for row in store.fetch_cdrs()] == ["new.1"]
@@ -166,6 +170,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
     assert [p.agent for p in store.fetch_agent_presence()] == ["1002"], "logged in now"
     kept_messages = [m.call_id for m in store.fetch_voicemails()]
     assert kept_messages == ["old.vm.waiting"], "a message nobody called back yet stays"
+    assert [c.day for c in store.fetch_schedule_changes()] == [RECENT.date().isoformat()]
     assert store.purge(CUT) == dict.fromkeys(purged, 0), "a second round finds nothing"
 
 

@@ -10,17 +10,28 @@ stretch (``09:00-12:00`` and ``12:00-13:00`` are a morning); a night shift is tw
 (``22:00-24:00`` and the next day's ``00:00-06:00``), joined when they meet at midnight.
 :func:`stretches_between` gives them in UTC: lengths come out right on the days the
 clocks change (two times of one zone subtract on the wall clock).
+
+A day of an agent's schedule can be changed while the centre runs (a shift swapped, an
+extra day, a day off: ``agent schedule``): :func:`with_day_changes` lays those days over
+the config's schedules as ``special`` days, so that everything reading
+:func:`schedule_of` sees them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from callcenter.config.models import CallCenterConfig, QueueHours
+from pydantic import TypeAdapter, ValidationError
+
+from callcenter.config.models import CallCenterConfig, QueueHours, TimeRange
+from callcenter.errors import InvalidAgent
 from callcenter.ivr.calendar import OpeningHours, parse_range
+
+_DAY_HOURS: Final[TypeAdapter[list[str]]] = TypeAdapter(list[TimeRange])
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +144,51 @@ def scheduled_now(config: CallCenterConfig, now: datetime) -> set[str] | None:
         if stretch_at(schedule, now) is not None:
             found.add(agent_id)
     return found
+
+
+def day_hours(hours: Any) -> tuple[str, ...]:
+    """``hours`` (``["10:00-18:00", "19:00-21:00"]``; empty: a day off) checked as a
+    schedule's day takes them; InvalidAgent names each bad one."""
+    if not isinstance(hours, Sequence) or isinstance(hours, str):
+        raise InvalidAgent('hours: a list of ranges, such as ["10:00-18:00"] ([]: a day off)')
+    try:
+        return tuple(_DAY_HOURS.validate_python(list(hours)))
+    except ValidationError as exc:
+        raise InvalidAgent(
+            "; ".join(
+                f"hours.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+                for error in exc.errors()
+            )
+        ) from None
+
+
+def with_day_changes(
+    config: CallCenterConfig, changes: Mapping[str, Mapping[date, Sequence[str]]]
+) -> CallCenterConfig:
+    """``config`` with days of agents' schedules changed while the centre runs (agent ->
+    day -> its hours; empty: a day off): they win over the schedule's own hours, holidays
+    and special days, as ``special`` days do. An agent on a team schedule gets their own
+    (the team's, with those days); one without any, a schedule of those days only (in
+    ``ivr.timezone``). Agents the config does not have are left out."""
+    agents = dict(config.agents)
+    changed = False
+    for agent_id, days in changes.items():
+        agent = agents.get(agent_id)
+        if agent is None or not days:
+            continue
+        hours = agent.schedule
+        if hours is None and agent.team is not None:
+            team = config.teams.get(agent.team)
+            hours = team.schedule if team is not None else None
+        special = {**(hours.special if hours is not None else {})}
+        special.update({day.isoformat(): list(ranges) for day, ranges in days.items()})
+        if hours is not None:
+            merged = hours.model_copy(update={"special": special})
+        else:
+            # No weekly hours at all: QueueHours asks for some, a schedule need not.
+            merged = QueueHours.model_construct(
+                timezone=None, hours={}, holidays=None, special=special
+            )
+        agents[agent_id] = agent.model_copy(update={"schedule": merged})
+        changed = True
+    return config.model_copy(update={"agents": agents}) if changed else config

@@ -68,6 +68,14 @@ Routes (all JSON)::
                                           skills from now on (for waiting callers too),
                                           kept across reloads and restarts; {"skills": null}
                                           gives back the config's
+    GET  /agents/{id}/schedule            the agent's days (?since=2026-12-08, today where
+                                          their schedule is; ?days=14): {"agent", "days":
+                                          [{"day", "hours", "changed"}]}
+    POST /agents/{id}/schedule            {"day": "2026-12-08", "hours": ["10:00-18:00"]}:
+                                          that day's hours instead of the schedule's (a
+                                          swapped shift; []: a day off; null: as the
+                                          schedule says), kept across reloads and restarts;
+                                          scope supervise
     POST /supervisors/{id}/listen         {"agent": "1001"}: ring the supervisor's phone and,
     POST /supervisors/{id}/whisper        once answered, join the agent's call in that mode
     POST /supervisors/{id}/barge          (again for the same agent: switch mode, no ring);
@@ -327,6 +335,13 @@ def _hours_of(schedule: Schedule, day: date) -> str:
     )
 
 
+def _iso_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HTTPError(400, f"{text!r} is not a day: 2026-12-08") from None
+
+
 def scope_of(method: str, route: str) -> str:
     """What a request needs a named token to be allowed (``api.tokens.<name>.allow``): a
     GET ``read`` (a sound file ``recordings``), a POST its area's scope, else ``admin``."""
@@ -337,6 +352,8 @@ def scope_of(method: str, route: str) -> str:
         return "supervise"  # quality scoring is the supervisors'
     if first == "calls" and route.rstrip("/").endswith("/evaluation/reply"):
         return "agents"  # the agent's answer to it
+    if first == "agents" and route.rstrip("/").endswith("/schedule"):
+        return "supervise"  # who works when is the supervisors'
     return _POST_SCOPES.get(first, "admin")
 
 
@@ -946,6 +963,11 @@ class ControlAPI:
                 error=error,
                 skills=list(config.acd.skills),
                 pause_reasons=list(config.pause_reasons),
+                days=[
+                    self.switchboard.schedule_day(agent_id, first + timedelta(days=n))
+                    for first in (self._today(agent_id),)
+                    for n in range(7)
+                ],
             )
             return 200, page, _PAGE_HEADERS
         if role != "agent":
@@ -1347,6 +1369,23 @@ class ControlAPI:
                 skills = None if action == "reset-skills-agent" else desktop.skills_of(form)
                 answer = self._skills(agent, {"skills": skills}, via=f"supervisor:{supervisor_id}")
                 said = desktop.skills_said(agent, answer["skills"], reset=skills is None)
+            elif action in desktop.SCHEDULE_ACTIONS:
+                if agent not in self._supervised(supervisor_id):
+                    raise HTTPError(403, f"agent {agent} is not in your teams")
+                typed = [h.strip() for h in form.get("hours", "").split(",") if h.strip()]
+                if action == "schedule-agent" and not typed:
+                    raise HTTPError(400, "Type the hours, such as 10:00-18:00 (or: Day off)")
+                hours = {"schedule-agent": typed, "day-off-agent": []}
+                try:
+                    day = self.switchboard.change_schedule(
+                        agent,
+                        _iso_day(form.get("day", "")),
+                        hours.get(action),
+                        via=f"supervisor:{supervisor_id}",
+                    )
+                except InvalidAgent as exc:
+                    raise HTTPError(400, str(exc)) from None
+                said = desktop.schedule_said(agent, day)
             elif action in desktop.AGENT_ACTIONS_OF_SUPERVISORS:
                 if agent not in self._supervised(supervisor_id):
                     raise HTTPError(403, f"agent {agent} is not in your teams")
@@ -1836,6 +1875,7 @@ class ControlAPI:
                     agent["today"] = self.today.agent(agent["id"]).as_dict(day)
             snapshot["skill_changes"] = board.skill_views()
             snapshot["added_agents"] = board.added_views()
+            snapshot["schedule_changes"] = board.schedule_change_views()
             planned = self._scheduled(set(board.config.agents))
             if planned is not None:
                 snapshot["scheduled"] = {"now": planned[0], "logged_in": planned[1]}
@@ -1935,6 +1975,8 @@ class ControlAPI:
             return self._switch_action(method, parts[1:])
         if parts and parts[0] == "roster":
             return self._roster_action(method, parts[1:], body)
+        if len(parts) == 3 and parts[0] == "agents" and parts[2] == "schedule":
+            return self._schedule_action(method, path, parts[1], body)
         if len(parts) == 3 and parts[0] == "agents":
             if method != "POST":
                 raise HTTPError(405, f"use POST for /agents/{parts[1]}/{parts[2]}")
@@ -1944,6 +1986,50 @@ class ControlAPI:
                 raise HTTPError(405, f"use POST for /supervisors/{parts[1]}/{parts[2]}")
             return await self._supervisor_action(parts[1], parts[2], body)
         raise HTTPError(404, f"no route {method} {path}")
+
+    def _schedule_action(
+        self, method: str, path: str, agent_id: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``GET /agents/<id>/schedule[?since=2026-12-08&days=14]``: the agent's days;
+        ``POST /agents/<id>/schedule {"day": "2026-12-08", "hours": ["10:00-18:00"]}``:
+        that day's hours from now on (``[]``: a day off, null: as the schedule says)."""
+        board = self.switchboard
+        if agent_id not in board.config.agents:
+            raise HTTPError(404, f"unknown agent {agent_id}")
+        if method == "GET":
+            query = parse_qs(path.partition("?")[2])
+            since = _iso_day(query["since"][-1]) if "since" in query else self._today(agent_id)
+            try:
+                days = int(query["days"][-1]) if "days" in query else 14
+            except ValueError:
+                days = 0
+            if not 1 <= days <= 366:
+                raise HTTPError(400, "days: a whole number of days, 1-366")
+            shown = [board.schedule_day(agent_id, since + timedelta(days=n)) for n in range(days)]
+            return {"agent": agent_id, "days": shown}
+        if method != "POST":
+            raise HTTPError(405, f"use GET or POST for /agents/{agent_id}/schedule")
+        day, hours = body.get("day"), body.get("hours", ...)
+        if not isinstance(day, str) or hours is ...:
+            raise HTTPError(
+                400,
+                'say which day and its hours: {"day": "2026-12-08", "hours": ["10:00-18:00"]} '
+                "([]: a day off, null: as the schedule says)",
+            )
+        try:
+            return board.change_schedule(agent_id, _iso_day(day), hours, via="api")
+        except InvalidAgent as exc:
+            raise HTTPError(400, str(exc)) from None
+
+    def _today(self, agent_id: str) -> date:
+        """Today where ``agent_id``'s schedule is (the centre's time zone without one)."""
+        schedule = schedule_of(self.switchboard.config, agent_id)
+        zone = (
+            schedule.zone
+            if schedule is not None
+            else ZoneInfo(self.switchboard.config.ivr.timezone)
+        )
+        return datetime.now(zone).date()
 
     def _notice_action(
         self, method: str, path: str, parts: list[str], body: Mapping[str, Any]

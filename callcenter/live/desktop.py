@@ -1599,12 +1599,15 @@ def render_membership(
     error: str,
     skills: Sequence[str] = (),
     pause_reasons: Sequence[str] = (),
+    days: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """A supervisor's page for one agent: a pause for each of ``pause_reasons`` (a
     coaching session, a meeting) or Ready, a button to put them in each queue they are not
     in and to take them out of each they are in (kept across restarts, as ``agent
-    join``/``leave``), and their skill levels to change (``skills``: those of
-    ``acd.skills``; the agent's own are shown too)."""
+    join``/``leave``), their skill levels to change (``skills``: those of
+    ``acd.skills``; the agent's own are shown too), and their ``days`` to come (as
+    ``Switchboard.schedule_day`` gives them) with a form to change one (``agent
+    schedule``)."""
     aid = str(agent["id"])
     member = set(agent["queues"])
     back = f"/desktop/agent?id={aid}"
@@ -1662,8 +1665,52 @@ def render_membership(
             + "<p><small>A level 1-10; 0 or empty: not that skill. Kept across restarts "
             "until set back.</small></p></section>"
         )
+    if days:
+        parts.append(_schedule_section(aid, back, days))
     parts.append('<p><a href="/desktop">Back to the desktop</a></p></body></html>')
     return "\n".join(parts)
+
+
+SCHEDULE_ACTIONS: Final = {
+    "schedule-agent": "Set these hours",
+    "day-off-agent": "Day off",
+    "as-planned-agent": "As planned",
+}
+"""A supervisor's buttons on an agent's day (``agent schedule``): the hours typed, a day
+off, the schedule's own hours again."""
+
+
+def _schedule_section(aid: str, back: str, days: Sequence[Mapping[str, Any]]) -> str:
+    rows = []
+    for day in days:
+        when = date.fromisoformat(str(day["day"]))
+        hours = ", ".join(day["hours"]) or "off"
+        note = f"changed by {day.get('via', '')}" if day.get("changed") else ""
+        rows.append(f"<tr><td>{when:%a %d %b}</td><td>{_e(hours)}</td><td>{_e(note)}</td></tr>")
+    buttons = "".join(
+        f'<button name="action" value="{action}"{css}>{_e(label)}</button> '
+        for (action, label), css in zip(
+            SCHEDULE_ACTIONS.items(), (' class="main"', "", ""), strict=True
+        )
+    )
+    return (
+        '<section id="schedule"><h2>Schedule</h2><table><tr><th>day</th><th>hours</th>'
+        "<th></th></tr>" + "".join(rows) + "</table>"
+        '<form method="post" action="/desktop/act">'
+        f'<input type="hidden" name="agent" value="{_e(aid)}">'
+        f'<input type="hidden" name="back" value="{_e(back)}">'
+        f'<label>Day <input name="day" type="date" value="{_e(str(days[0]["day"]))}"></label> '
+        '<label>Hours <input name="hours" placeholder="10:00-14:00, 15:00-19:00"></label> '
+        f"{buttons}</form><p><small>A swapped shift, an extra day or a day off, in the "
+        "schedule's time zone; kept across restarts until set back.</small></p></section>"
+    )
+
+
+def schedule_said(agent: str, day: Mapping[str, Any]) -> str:
+    """What a supervisor's page says once a day of an agent's schedule changed."""
+    hours = ", ".join(day["hours"]) or "a day off"
+    how = "" if day.get("changed") else " (as the schedule says)"
+    return f"Agent {agent} on {day['day']}: {hours}{how}"
 
 
 def skills_of(form: Mapping[str, str]) -> dict[str, int]:

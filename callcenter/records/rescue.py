@@ -55,6 +55,7 @@ from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.roster import AddedAgent
+from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.shifts import (
     AgentPause,
     AgentPresence,
@@ -86,6 +87,8 @@ REPLAYABLE: Final = frozenset(
         "clear_agent_skills",
         "write_added_agent",
         "clear_added_agent",
+        "write_schedule_change",
+        "clear_schedule_change",
         "write_agent_presence",
         "clear_agent_presence",
         "write_queue_callback",
@@ -116,6 +119,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         MemberState,
         SkillsState,
         AddedAgent,
+        ScheduleChange,
         QueueCallback,
         QueueLogEntry,
         LeadRecord,

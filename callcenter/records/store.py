@@ -40,6 +40,9 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   skills (JSON: skill -> level), changed, via;
 * ``added_agents``: agents added while the centre runs (``agent add``): agent, settings
   (JSON: the agent's config fields), changed, via;
+* ``schedule_changes``: days of agents' schedules changed while the centre runs (``agent
+  schedule``): agent, day (ISO date), hours (JSON list of ranges; ``[]``: a day off),
+  changed, via;
 * ``callbacks``: call_id, number, queue, caller_num, requested, status (``pending`` when
   written; the outbound side updates it);
 * ``agent_presence``: the agents logged in now: agent, logged_in, via_login, pause_reason,
@@ -85,7 +88,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,6 +106,7 @@ from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.roster import AddedAgent
+from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.shifts import (
     AgentPause,
     AgentPresence,
@@ -178,6 +182,7 @@ SWITCH_COLUMNS = ("name", "on", "changed", "via")
 MEMBER_COLUMNS = ("queue", "agent", "member", "penalty", "changed", "via", "paused")
 SKILLS_COLUMNS = ("agent", "skills", "changed", "via")
 ROSTER_COLUMNS = ("agent", "settings", "changed", "via")
+SCHEDULE_CHANGE_COLUMNS = ("agent", "day", "hours", "changed", "via")
 NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
 DESK_COLUMNS = ("supervisor", "device", "since", "via")
 
@@ -262,6 +267,14 @@ CREATE TABLE IF NOT EXISTS added_agents (
     "settings" TEXT NOT NULL,
     "changed" TEXT NOT NULL,
     "via" TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS schedule_changes (
+    "agent" TEXT NOT NULL,
+    "day" TEXT NOT NULL,
+    "hours" TEXT NOT NULL,
+    "changed" TEXT NOT NULL,
+    "via" TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY ("agent", "day")
 );
 CREATE TABLE IF NOT EXISTS callbacks (
     "call_id" TEXT NOT NULL,
@@ -597,6 +610,10 @@ class Statements:
         self.upsert_skills = upsert("agent_skills", SKILLS_COLUMNS)
         self.upsert_added_agent = upsert("added_agents", ROSTER_COLUMNS)
         self.clear_added_agent = f"DELETE FROM added_agents WHERE agent = {p}"
+        self.upsert_schedule_change = upsert("schedule_changes", SCHEDULE_CHANGE_COLUMNS, keys=2)
+        self.clear_schedule_change = (
+            f'DELETE FROM schedule_changes WHERE "agent" = {p} AND "day" = {p}'
+        )
         self.upsert_number_list_entry = upsert("number_list_entries", NUMBER_LIST_COLUMNS, keys=2)
         self.upsert_supervisor_desk = upsert("supervisor_desks", DESK_COLUMNS)
         self.clear_supervisor_desk = f'DELETE FROM supervisor_desks WHERE "supervisor" = {p}'
@@ -730,6 +747,9 @@ class Statements:
                 ("surveys", "at", ""),
                 ("evaluations", "at", ""),
                 ("voicemails", "left_at", """ AND "status" = 'done'"""),
+                # An ISO date sorts before the cutoff's timestamp of the same day: the days
+                # before it go, as the sessions of those days do.
+                ("schedule_changes", "day", ""),
                 # A do-not-call request outlives any retention; a callback set for later
                 # waits for its time.
                 (
@@ -1114,6 +1134,31 @@ class RecordStore(abc.ABC):
                 row["agent"], json.loads(row["settings"]), _utc(row["changed"]), row["via"]
             )
             for row in self._fetch(sql)
+        ]
+
+    def write_schedule_change(self, change: ScheduleChange) -> bool:
+        """Store a day of an agent's schedule changed while the centre runs (one row per
+        agent and day)."""
+        params = (change.agent, change.day, change.hours, _iso(change.changed), change.via)
+        what = f"schedule of {change.agent} on {change.day}"
+        return self._write(what, self._sql.upsert_schedule_change, params)
+
+    def clear_schedule_change(self, agent: str, day: str) -> bool:
+        """The agent's day is as their schedule says again."""
+        what = f"schedule of {agent} on {day}"
+        return self._write(what, self._sql.clear_schedule_change, (agent, day))
+
+    def fetch_schedule_changes(self, since: date | None = None) -> list[ScheduleChange]:
+        """The days of agents' schedules changed while the centre ran (from ``since`` on,
+        when given), by agent and day."""
+        sql = f"SELECT {_quoted(SCHEDULE_CHANGE_COLUMNS)} FROM schedule_changes"
+        params: tuple[str, ...] = ()
+        if since is not None:
+            sql += f' WHERE "day" >= {self.dialect.placeholder}'
+            params = (since.isoformat(),)
+        return [
+            ScheduleChange(row["agent"], row["day"], row["hours"], _utc(row["changed"]), row["via"])
+            for row in self._fetch(sql + ' ORDER BY "agent", "day"', params)
         ]
 
     def fetch_last_agent(self, number: str, queue: str, since: datetime) -> str | None:

@@ -1,0 +1,244 @@
+"""Days of agents' schedules changed while the centre runs: a swapped shift, an extra day,
+a day off (`callcenter agent schedule 1002 --day D --hours 10:00-18:00`, ``POST
+/agents/<id>/schedule``). The absent alert, the desktops, the status and ``report
+--adherence`` follow the changed day; it is kept across reloads and restarts, and hours a
+schedule cannot have are refused with the field named."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callcenter.acd.schedule import schedule_of, stretch_at, with_day_changes
+from callcenter.cli import format_status
+from callcenter.cli import main as cli_main
+from callcenter.config import load_config_text
+from callcenter.events import AgentAlert, AgentScheduleChanged, EngineEvent
+from callcenter.live.api import scope_of
+from callcenter.testing import DesktopBrowser, running_center, until
+
+DAY_LABEL = re.compile(r"[A-Z][a-z]{2} \d\d [A-Z][a-z]{2}")  # Tue 08 Dec
+ALWAYS = {"hours": {"daily": ["00:00-24:00"]}, "timezone": "UTC"}
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+async def test_a_day_off_given_today_stops_the_absent_alert_and_the_report_counts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {
+        "agents": {"1002": {"schedule": ALWAYS, "pin": "2222"}},
+        "acd": {"agent_alerts": {"absent": 0.3}},
+    }
+    day = today().isoformat()
+    async with running_center(tmp_path, config=config) as center:
+        events: list[EngineEvent] = []
+        center.daemon.bus.subscribe(events.append)
+        board = center.daemon.switchboard
+        center.daemon.router.logout("1002", via="test")
+        await until(lambda: board.agent_alerts.standing().get("1002") == "absent", timeout=5)
+        off = await center.api("POST", "/agents/1002/schedule", {"day": day, "hours": []})
+        await until(lambda: "1002" not in board.agent_alerts.standing(), timeout=5)
+        _, shown = await center.api("GET", "/status")
+        _, days = await center.api("GET", "/agents/1002/schedule?days=2")
+        bob = await DesktopBrowser(center.daemon.api.port).sign_in("1002", "2222")
+        await center.idle()
+        path = center.config_path
+    assert off[0] == 200, off
+    assert off[1] == {**off[1], "agent": "1002", "day": day, "hours": [], "changed": True}
+    assert off[1]["via"] == "api"
+    raised = [(e.figure, e.raised) for e in events if isinstance(e, AgentAlert)]
+    assert raised == [("absent", True), ("absent", False)], "a day off: nobody is missing"
+    assert [e.hours for e in events if isinstance(e, AgentScheduleChanged)] == [[]]
+    assert f"on {day} off since " in format_status(shown)
+    assert [(d["day"], d["hours"], d["changed"]) for d in days["days"]] == [
+        (day, [], True),
+        ((today() + timedelta(days=1)).isoformat(), ["00:00-24:00"], False),
+    ]
+    assert bob.texts["schedule"].startswith("Your schedule today: a day off")
+    capsys.readouterr()
+    argv = ["report", str(path), "--adherence", "--json", "--tz", "UTC"]
+    code = await asyncio.to_thread(cli_main, argv)
+    out = capsys.readouterr().out
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [(r["agent"], r["scheduled_seconds"]) for r in rows] == [("1002", 0)], (
+        "the report lays the changed day over the schedule, as the daemon did"
+    )
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_a_swapped_shift_is_kept_across_a_reload_and_a_restart_and_taken_back(
+    tmp_path: Path, transport: Any
+) -> None:
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    config = {"agents": {"1002": {"schedule": ALWAYS}}}
+    body = {"day": tomorrow, "hours": ["10:00-14:00", "15:00-19:00"]}
+    async with running_center(tmp_path, transport=transport, config=config) as center:
+        swapped = await center.api("POST", "/agents/1002/schedule", body)
+        await center.daemon.reload()
+        after_reload = center.daemon.switchboard.schedule_day("1002", date.fromisoformat(tomorrow))
+        await center.restart()
+        await center.idle()
+        _, after_restart = await center.api("GET", f"/agents/1002/schedule?since={tomorrow}&days=1")
+        back = await center.api("POST", "/agents/1002/schedule", {"day": tomorrow, "hours": None})
+        await center.idle()
+        await center.restart()
+        _, in_the_end = await center.api("GET", f"/agents/1002/schedule?since={tomorrow}&days=1")
+    assert swapped[0] == 200 and swapped[1]["hours"] == ["10:00-14:00", "15:00-19:00"]
+    assert after_reload["hours"] == ["10:00-14:00", "15:00-19:00"] and after_reload["changed"]
+    (day,) = after_restart["days"]
+    assert (day["hours"], day["changed"], day["via"]) == (body["hours"], True, "api")
+    assert back[0] == 200 and back[1]["hours"] == ["00:00-24:00"] and not back[1]["changed"]
+    assert in_the_end["days"][0]["hours"] == ["00:00-24:00"], "as the schedule says again"
+
+
+async def test_an_extra_day_for_an_agent_without_a_schedule_makes_them_scheduled_then(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path) as center:
+        day = today().isoformat()
+        extra = await center.api(
+            "POST", "/agents/1001/schedule", {"day": day, "hours": ["00:00-24:00"]}
+        )
+        _, shown = await center.api("GET", "/status")
+    assert extra[0] == 200 and extra[1]["hours"] == ["00:00-24:00"]
+    assert shown["scheduled"]["now"] == 1, "scheduled today only"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "said"),
+    [
+        ({"day": "2026-12-08", "hours": ["18:00-10:00"]}, 400, "hours.0"),
+        ({"day": "2026-12-08", "hours": ["9h-17h"]}, 400, "hours.0"),
+        ({"day": "2026-12-08", "hours": "10:00-18:00"}, 400, "a list of ranges"),
+        ({"day": "08/12/2026", "hours": []}, 400, "is not a day"),
+        ({"day": "2026-12-08"}, 400, "say which day and its hours"),
+        ({"hours": []}, 400, "say which day and its hours"),
+    ],
+)
+async def test_hours_a_schedule_cannot_have_are_refused_with_the_field_named(
+    tmp_path: Path, body: dict[str, Any], status: int, said: str
+) -> None:
+    async with running_center(tmp_path) as center:
+        answer = await center.api("POST", "/agents/1002/schedule", body)
+        nobody = await center.api("POST", "/agents/9999/schedule", {"day": "2026-12-08"})
+        changes = center.daemon.switchboard.schedule_changes
+    assert answer[0] == status and said in answer[1]["error"], answer
+    assert nobody[0] == 404
+    assert changes == {}, "nothing kept"
+
+
+def test_changing_who_works_when_is_the_supervisors_scope_reading_it_anyones() -> None:
+    assert scope_of("POST", "/agents/1002/schedule") == "supervise"
+    assert scope_of("GET", "/agents/1002/schedule") == "read"
+    assert scope_of("POST", "/agents/1002/pause") == "agents"
+
+
+async def test_the_cli_changes_a_day_and_shows_the_days(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {"agents": {"1002": {"schedule": ALWAYS}}}
+    day = (today() + timedelta(days=1)).isoformat()
+    async with running_center(tmp_path, config=config) as center:
+        api = ["--api", f"http://127.0.0.1:{center.daemon.api.port}"]
+
+        def run(*argv: str) -> tuple[int, str, str]:
+            try:
+                code = cli_main(["agent", "schedule", "1002", *argv, *api])
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+            out, err = capsys.readouterr()
+            return code, out, err
+
+        capsys.readouterr()
+        changed = await asyncio.to_thread(run, "--day", day, "--hours", "08:00-12:00,13:00-16:00")
+        shown = await asyncio.to_thread(run, "--days", "3")
+        off = await asyncio.to_thread(run, "--day", day, "--off")
+        both = await asyncio.to_thread(run, "--day", day, "--off", "--as-planned")
+        no_day = await asyncio.to_thread(run, "--off")
+    assert changed[0] == 0, changed
+    assert f"{day}  08:00-12:00, 13:00-16:00  (changed " in changed[1]
+    lines = shown[1].splitlines()
+    assert lines[0] == "agent 1002:" and len(lines) == 4
+    assert "00:00-24:00" in lines[1] and "(changed" not in lines[1]
+    assert "08:00-12:00, 13:00-16:00  (changed" in lines[2] and "via api" in lines[2]
+    assert off[0] == 0 and f"{day}  off  (changed" in off[1]
+    assert both[0] == 2 and "one of --off, --as-planned" in both[2]
+    assert no_day[0] == 2 and "needs --day" in no_day[2]
+
+
+@given(
+    st.lists(st.dates(date(2026, 1, 1), date(2027, 12, 31)), max_size=5, unique=True),
+    st.lists(st.sampled_from(["08:00-12:00", "13:00-17:00", "22:00-24:00", "00:00-06:00"]),
+             max_size=3, unique=True),
+)  # fmt: skip
+def test_a_changed_day_has_exactly_its_hours_and_every_other_day_keeps_the_schedules(
+    days: list[date], hours: list[str]
+) -> None:
+    config = load_config_text(
+        "pbx: {ami: {secret: s}}\n"
+        "agents:\n"
+        '  "1002": {name: Bob, device: PJSIP/1002, team: day}\n'
+        "teams:\n"
+        '  day: {schedule: {hours: {mon-fri: ["09:00-17:00"]}, timezone: UTC}}\n'
+    )
+    changed = with_day_changes(config, {"1002": dict.fromkeys(days, tuple(hours))})
+    before, after = schedule_of(config, "1002"), schedule_of(changed, "1002")
+    assert before is not None and after is not None
+    for day in days:
+        assert list(after.hours.day_ranges(day)) == hours
+    for offset in range(-3, 4):
+        other = (days[0] if days else date(2026, 12, 7)) + timedelta(days=offset)
+        if other not in days:
+            assert after.hours.day_ranges(other) == before.hours.day_ranges(other)
+    if not days:
+        assert changed is config
+    noon = datetime(2026, 12, 7, 12, tzinfo=UTC)  # a Monday
+    if date(2026, 12, 7) not in days:
+        assert stretch_at(after, noon) is not None
+
+
+async def test_sam_swaps_bobs_shift_from_his_page_and_gives_him_a_day_off(
+    tmp_path: Path,
+) -> None:
+    config = {
+        "supervisors": {"2000": {"pin": "2468", "teams": ["night"]}},
+        "teams": {"night": {}},
+        "agents": {"1002": {"team": "night", "schedule": ALWAYS}, "1001": {}},
+    }
+    first = today()
+    second = (first + timedelta(days=1)).isoformat()
+    async with running_center(tmp_path, config=config) as center:
+        sam = DesktopBrowser(center.daemon.api.port)
+        await sam.sign_in("2000", "2468", role="supervisor")
+        page = await sam.press("Pause, queues …", picking={"id": "1002"})
+        swapped = await sam.press("Set these hours", day=second, hours="10:00-14:00, 15:00-19:00")
+        empty = await sam.press("Set these hours", day=second, hours="")
+        wrong = await sam.press("Set these hours", day=second, hours="19:00-15:00")
+        off = await sam.press("Day off", day=first.isoformat())
+        again = await sam.press("As planned", day=first.isoformat())
+        kept = center.daemon.switchboard.schedule_change_views()
+    days = [row for row in page.table_rows if DAY_LABEL.fullmatch(row[0])]
+    assert len(days) == 7 and days[0][1] == "00:00-24:00" and days[0][2] == ""
+    assert page.form("Day off").fields["day"] == first.isoformat()
+    assert swapped.texts["said"] == f"Agent 1002 on {second}: 10:00-14:00, 15:00-19:00"
+    shown = [row for row in swapped.table_rows if len(row) == 3]
+    assert ["10:00-14:00, 15:00-19:00", "changed by supervisor:2000"] in [r[1:] for r in shown]
+    assert empty.texts["error"] == "Type the hours, such as 10:00-18:00 (or: Day off)"
+    assert wrong.texts["error"].startswith("hours.0: ")
+    assert off.texts["said"] == f"Agent 1002 on {first.isoformat()}: a day off"
+    assert again.texts["said"] == (
+        f"Agent 1002 on {first.isoformat()}: 00:00-24:00 (as the schedule says)"
+    )
+    assert [(k["day"], k["via"]) for k in kept] == [(second, "supervisor:2000")]
