@@ -1783,6 +1783,34 @@ async def test_a_caller_is_put_through_to_their_account_manager_first(tmp_path: 
     assert s.rang(second.uniqueid) == ["1003"], "waited for Carol, not offered to Alice"
 
 
+async def test_the_crm_names_the_queue_a_caller_waits_in_else_the_nodes_own(
+    tmp_path: Path,
+) -> None:
+    """A lookup (here a set node by caller) answered ``team_queue``; the queue node's
+    ``queue_from`` puts the caller there; a name that is no queue, or none, leaves them in
+    the node's queue."""
+    config = setup({}, node={"queue_from": "team_queue"})
+    config["queues"]["vip"] = {"agents": ["1002"], "ring_timeout": 1, "max_wait": 20}
+    nodes = config["flows"]["direct"]["nodes"]
+    nodes["route"]["cases"] += [
+        {"caller": ["5550001"], "goto": "vip"},
+        {"caller": ["5550002"], "goto": "nonsense"},
+    ]
+    nodes["vip"] = {"kind": "set", "variables": {"team_queue": "vip"}, "next": "q"}
+    nodes["nonsense"] = {"kind": "set", "variables": {"team_queue": "gold"}, "next": "q"}
+    async with scene(tmp_path, config) as s:
+        for agent in ("1001", "1002"):
+            s.phone(agent, **QUICK)
+        s.login("1001", "1002")
+        callers = [await s.answered_call(n) for n in ("5550001", "5550002", "5550003")]
+        rows = [await s.center.cdr(c.uniqueid) for c in callers]
+    assert [(row["src"], row["queue"]) for row in rows] == [
+        ("5550001", "vip"),
+        ("5550002", "acd"),
+        ("5550003", "acd"),
+    ]
+
+
 async def test_random_periodic_announcements_never_repeat_one_twice_in_a_row(
     tmp_path: Path,
 ) -> None:

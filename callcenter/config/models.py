@@ -1603,6 +1603,14 @@ class QueueNode(_Model):
 
     kind: Literal["queue"] = Field(description="Wait in a queue for an agent.")
     queue: _Ref = Field(description="Name of the queue (under `queues`).")
+    queue_from: VarName | None = Field(
+        default=None,
+        description="Variable naming the queue instead, such as the one a CRM lookup "
+        "answered (`team_queue`): the caller waits there when it names a queue of the "
+        "config (agents' CRM-directed routing); unset, empty or no such queue: `queue` "
+        "(said in the IVR trace).",
+        examples=["team_queue"],
+    )
     priority: _Priority = Field(
         default=0, description="Callers with a higher priority are served before others."
     )

@@ -520,6 +520,8 @@ def _uses(node: Node) -> list[tuple[Path_, str]]:
             names.append((("priority_from",), node.priority_from))
         if node.agent_from is not None:
             names.append((("agent_from",), node.agent_from))
+        if node.queue_from is not None:
+            names.append((("queue_from",), node.queue_from))
         if node.head_start_from is not None:
             names.append((("head_start_from",), node.head_start_from))
     elif isinstance(node, TransferNode):

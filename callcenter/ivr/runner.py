@@ -684,7 +684,16 @@ class FlowRunner:
                         f"{node.head_start_from}={text!r} is not a number: head start "
                         f"{head_start:g} s"
                     )
-        return ToQueue(node.queue, priority, tuple(skills), agent, node.agent_wait, head_start)
+        queue = node.queue
+        if node.queue_from is not None:
+            named = self.variables.get(node.queue_from, "").strip()
+            if named in self.config.queues:
+                queue = named
+                self._decide(f"{node.queue_from}={named!r}: queue {named}")
+            elif named:
+                self._log.warning("ivr_no_such_queue", variable=node.queue_from, queue=named)
+                self._decide(f"{node.queue_from}={named!r} is no queue: queue {queue}")
+        return ToQueue(queue, priority, tuple(skills), agent, node.agent_wait, head_start)
 
     async def _transfer(self, node: TransferNode) -> _Step:
         number = render(node.to, self.variables).strip()
