@@ -534,10 +534,23 @@ def build_parser() -> argparse.ArgumentParser:
         "QueueChangePriorityCaller). withdraw CALL --to queue|voicemail|flow|callback|hangup "
         "[--queue Q | --box B | --flow F] [--prompt P]: the caller leaves their queue for there "
         "(QueueWithdrawCaller). give CALL AGENT: that agent is rung for the caller now, ahead "
-        "of the queue's order (if they do not answer, the caller waits on).",
+        "of the queue's order (if they do not answer, the caller waits on). add QUEUE "
+        "[--like Q] [--agents A,B] [--strategy S] [--settings JSON]: a queue added while the "
+        "centre runs (settings as queues.<name> takes them; callers reach it through a queue "
+        "node's queue_from, transfers and callbacks); change QUEUE ... changes one; remove "
+        "QUEUE removes it once nobody waits; added lists them.",
     )
-    queue.add_argument("action", choices=["callers", "priority", "withdraw", "give"])
-    queue.add_argument("target", help="callers: the queue; the others: the caller's call id")
+    queue.add_argument(
+        "action",
+        choices=["callers", "priority", "withdraw", "give", "add", "change", "remove", "added"],
+    )
+    queue.add_argument(
+        "target",
+        nargs="?",
+        default=None,
+        help="callers, add, change, remove: the queue; priority, withdraw, give: the caller's "
+        "call id",
+    )
     queue.add_argument(
         "value", nargs="?", default=None, help="priority: the new priority; give: the agent id"
     )
@@ -552,6 +565,17 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--flow", default=None, help="withdraw --to flow: the IVR flow")
     queue.add_argument("--prompt", default=None, help="withdraw: played to the caller first")
     queue.add_argument("--json", action="store_true", help="callers: the API's JSON")
+    queue.add_argument(
+        "--like", default=None, help="add: start from this queue's settings (file or added)"
+    )
+    queue.add_argument("--agents", default=None, help="add / change: its agents, 1001,1002")
+    queue.add_argument("--strategy", default=None, help="add / change: its strategy (ringall ...)")
+    queue.add_argument(
+        "--settings",
+        default=None,
+        help='add / change: more settings as JSON, such as \'{"ring_timeout": 20, '
+        '"max_wait": 300}\' (null takes one back to its default)',
+    )
     _add_api_option(queue)
 
     purge = sub.add_parser(
@@ -1537,7 +1561,8 @@ def _report_config(path: str) -> CallCenterConfig | None:
 
 
 def _with_roster(config: CallCenterConfig) -> CallCenterConfig:
-    """``config`` with the agents the daemon added while it ran (``agent add``) and the
+    """``config`` with the agents and queues the daemon added while it ran (``agent add``,
+    ``queue add``) and the
     schedule days it changed (``agent schedule``), as the records hold them: a report names
     them, counts them in their team and measures adherence against the changed days."""
     from datetime import date
@@ -1546,7 +1571,7 @@ def _with_roster(config: CallCenterConfig) -> CallCenterConfig:
 
     from callcenter.acd.roster import with_added
     from callcenter.acd.schedule import with_day_changes
-    from callcenter.config.models import AgentConfig
+    from callcenter.config.models import AgentConfig, QueueConfig
     from callcenter.daemon import record_store, resolve
 
     if config.records.postgres is None and not resolve(config, config.records.cdr_path).exists():
@@ -1557,9 +1582,10 @@ def _with_roster(config: CallCenterConfig) -> CallCenterConfig:
         return config  # the report itself says what is wrong with the database
     try:
         rows = store.fetch_added_agents()
+        queue_rows = store.fetch_added_queues()
         changed_days = store.fetch_schedule_changes()
     except RecordError:
-        rows, changed_days = [], []
+        rows, queue_rows, changed_days = [], [], []
     finally:
         store.close()
     added: dict[str, AgentConfig] = {}
@@ -1568,10 +1594,16 @@ def _with_roster(config: CallCenterConfig) -> CallCenterConfig:
             added[row.agent] = AgentConfig.model_validate(row.values())
         except ValidationError:
             continue
+    queues: dict[str, QueueConfig] = {}
+    for queue_row in queue_rows:
+        try:
+            queues[queue_row.queue] = QueueConfig.model_validate(queue_row.values())
+        except ValidationError:
+            continue
     days: dict[str, dict[date, tuple[str, ...]]] = {}
     for change in changed_days:
         days.setdefault(change.agent, {})[change.date()] = change.ranges()
-    return with_day_changes(with_added(config, added), days)
+    return with_day_changes(with_added(config, added, queues), days)
 
 
 def _report_config_and_zone(path: str, zone: str | None) -> tuple[CallCenterConfig, tzinfo] | None:
@@ -2848,6 +2880,9 @@ def format_status(status: dict[str, Any]) -> str:
         moves.setdefault(change.get("agent"), []).append(
             f"skills {skills or 'none'} since {change.get('since')} ({change.get('via')})"
         )
+    added_queues = [str(view.get("queue")) for view in status.get("added_queues", [])]
+    if added_queues:
+        lines.append("Queues added while running: " + ", ".join(added_queues))
     for change in status.get("schedule_changes", []):
         hours = ", ".join(change.get("hours", [])) or "off"
         moves.setdefault(change.get("agent"), []).append(
@@ -3192,7 +3227,15 @@ def _new_token(parser: argparse.ArgumentParser, name: str, allow: str) -> int:
 
 
 def _queue_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``callcenter queue callers|priority|withdraw|give``."""
+    """``callcenter queue callers|priority|withdraw|give|add|change|remove|added``."""
+    if args.action in ("add", "change", "remove", "added"):
+        return _queue_roster_command(parser, args)
+    if args.like is not None or args.agents is not None or args.strategy is not None:
+        parser.error("--like, --agents and --strategy are for queue add / change")
+    if args.settings is not None:
+        parser.error("--settings is for queue add / change")
+    if args.target is None:
+        parser.error(f"queue {args.action} needs the queue or the caller's call id")
     where = {"queue": args.queue, "box": args.box, "flow": args.flow, "prompt": args.prompt}
     if args.action != "withdraw" and (args.to is not None or any(where.values())):
         parser.error("--to, --queue, --box, --flow and --prompt go with queue withdraw")
@@ -3220,6 +3263,43 @@ def _queue_command(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         parser.error("queue withdraw needs --to: queue, voicemail, flow, callback or hangup")
     body = {"to": args.to} | {k: v for k, v in where.items() if v is not None}
     return _api_call(args.api, "POST", f"/calls/{target}/withdraw", body)
+
+
+def _queue_roster_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``queue add|change|remove|added``: queues added while the centre runs."""
+    if args.action == "added":
+        if args.target is not None:
+            parser.error("queue added takes no queue")
+        return _api_call(args.api, "GET", "/queues/added", None)
+    if args.target is None:
+        parser.error(f"queue {args.action} needs the queue's name: e.g. {args.action} vip")
+    which = urllib.parse.quote(args.target, safe="")
+    if args.action == "remove":
+        if any(v is not None for v in (args.like, args.agents, args.strategy, args.settings)):
+            parser.error("queue remove takes the queue only")
+        return _api_call(args.api, "POST", f"/queues/{which}/remove", {})
+    body: dict[str, Any] = {}
+    if args.settings is not None:
+        try:
+            given = json.loads(args.settings)
+        except ValueError as exc:
+            parser.error(f"--settings: not JSON ({exc})")
+        if not isinstance(given, dict):
+            parser.error('--settings: a JSON object, such as {"ring_timeout": 20}')
+        body.update(given)
+    if args.agents is not None:
+        body["agents"] = [a.strip() for a in args.agents.split(",") if a.strip()]
+    if args.strategy is not None:
+        body["strategy"] = args.strategy
+    if args.like is not None:
+        if args.action != "add":
+            parser.error("--like is for queue add")
+        body["like"] = args.like
+    if args.action == "add":
+        return _api_call(args.api, "POST", "/queues", {"queue": args.target, **body})
+    if not body:
+        parser.error("queue change needs what to change: --agents, --strategy or --settings")
+    return _api_call(args.api, "POST", f"/queues/{which}", body)
 
 
 def format_callers(queue: str, callers: Sequence[Mapping[str, Any]]) -> str:

@@ -55,6 +55,8 @@ from callcenter.events import (
     ConfigReloaded,
     EngineEvent,
     EventBus,
+    QueueAdded,
+    QueueRemoved,
 )
 from callcenter.line import LINE_VIA
 from callcenter.live.api import ControlAPI, PBXLink
@@ -349,7 +351,8 @@ class Daemon:
         )
         self.switchboard = Switchboard(config, self.router, self.bus)
         self.bus.subscribe(
-            self._follow_roster, kinds=(AgentAdded, AgentRemoved, AgentScheduleChanged)
+            self._follow_roster,
+            kinds=(AgentAdded, AgentRemoved, AgentScheduleChanged, QueueAdded, QueueRemoved),
         )
         self.switchboard.alerts.voicemails = lambda queue: self.voicemails.open.get(queue, 0)
         self.switchboard.alerts.oldest_voicemail = self.voicemails.oldest
@@ -863,6 +866,14 @@ class Daemon:
                 [(row.agent, row.values(), row.changed, row.via) for row in rows]
             ),
         )
+        # Then the queues added: they name those agents; the kept members name them.
+        await self._restore(
+            "added_queues",
+            self.store.fetch_added_queues,
+            lambda rows: board.restore_added_queues(
+                [(row.queue, row.values(), row.changed, row.via) for row in rows]
+            ),
+        )
         # Days before yesterday no longer matter live (the reports read them themselves).
         recent = datetime.now(UTC).date() - timedelta(days=2)
         await self._restore(
@@ -1027,8 +1038,8 @@ class Daemon:
                 log.error("cdr_not_durable", call_id=call.info.call_id, error=str(exc))
 
     def _follow_roster(self, _event: EngineEvent) -> None:
-        """An agent added or removed, or a day of a schedule changed, while the centre
-        runs: the config every part reads."""
+        """An agent or a queue added or removed, or a day of a schedule changed, while the
+        centre runs: the config every part reads."""
         self.config = self.switchboard.config
 
     async def reload(self) -> list[str]:

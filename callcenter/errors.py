@@ -22,6 +22,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── IllegalTransition       a state machine was asked for a move its table forbids
     │   ├── UnknownAgent
     │   ├── InvalidAgent            settings an agent added at run time cannot have
+    │   ├── InvalidQueue            settings a queue added at run time cannot have
     │   ├── UnknownQueue
     │   ├── UnknownCallback
     │   ├── UnknownCall             no caller of that id waits in a queue
@@ -155,6 +156,11 @@ class UnknownAgent(EngineError):
 
 class InvalidAgent(EngineError):
     """An agent added or changed while the centre runs (``agent add``) would have settings
+    the config could not hold: every problem as ``field: message``."""
+
+
+class InvalidQueue(EngineError):
+    """A queue added or changed while the centre runs (``queue add``) would have settings
     the config could not hold: every problem as ``field: message``."""
 
 

@@ -399,6 +399,26 @@ class AgentRemoved(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QueueAdded(EngineEvent):
+    """A queue was added while the centre runs (``queue add``, ``POST /queues``), or an
+    added queue's settings changed (``changed``): ``settings`` are its config fields as the
+    config file's ``queues.<queue>`` would give them."""
+
+    queue: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    via: str = "cli"
+    changed: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueRemoved(EngineEvent):
+    """A queue added while the centre runs was removed (``queue remove``)."""
+
+    queue: str
+    via: str = "cli"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentScheduleChanged(AgentEvent):
     """One day of the agent's schedule changed while the centre runs (``agent schedule``,
     ``POST /agents/<id>/schedule``): ``day`` (ISO date, in the schedule's time zone) has

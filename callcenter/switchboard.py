@@ -38,7 +38,7 @@ from pydantic import TypeAdapter, ValidationError
 from callcenter.acd.agent import Agent, AgentState
 from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
-from callcenter.acd.roster import agent_settings, settings_of, with_added
+from callcenter.acd.roster import agent_settings, queue_settings, settings_of, with_added
 from callcenter.acd.router import RingOutcome, Router
 from callcenter.acd.rules import (
     EXTERNAL_TECH,
@@ -57,6 +57,7 @@ from callcenter.config.models import (
     QueueConfig,
     QueueExit,
     SurveyConfig,
+    reference_problems,
 )
 from callcenter.consult import (
     Consultation,
@@ -72,6 +73,7 @@ from callcenter.errors import (
     DestinationNotAllowed,
     EngineError,
     InvalidAgent,
+    InvalidQueue,
     NotPermitted,
     PBXConnectionError,
     PBXError,
@@ -115,6 +117,7 @@ from callcenter.events import (
     IvrVariableSet,
     NumberListChanged,
     QueueAbandoned,
+    QueueAdded,
     QueueAnnounced,
     QueueCallbackAnswered,
     QueueCallbackAttempt,
@@ -124,6 +127,7 @@ from callcenter.events import (
     QueueJoined,
     QueueMemberChanged,
     QueuePriorityChanged,
+    QueueRemoved,
     RecordingMuted,
     RecordingStarted,
     SupervisorSeated,
@@ -548,6 +552,9 @@ class Switchboard:
         """The config as its file says, without the agents added while the centre runs."""
         self.added_agents: dict[str, tuple[AgentConfig, datetime, str]] = {}
         """Agents added while the centre runs (``agent add``): id -> (settings, since, via)."""
+        self.added_queues: dict[str, tuple[QueueConfig, datetime, str]] = {}
+        """Queues added while the centre runs (``queue add``): name -> (settings, since,
+        via)."""
         self.schedule_changes: dict[str, dict[date, tuple[tuple[str, ...], datetime, str]]] = {}
         """Schedule days changed while the centre runs (``agent schedule``): agent -> day ->
         (hours, since, via)."""
@@ -658,6 +665,12 @@ class Switchboard:
         """
         self.file_config = config
         self.config = self._with_changes(config)
+        for name in sorted(set(self.added_queues) & set(config.queues)):
+            log.warning(
+                "added_queue_shadowed",
+                queue=name,
+                hint="the config file names this queue now: its settings win",
+            )
         for agent_id in sorted(set(self.added_agents) & set(config.agents)):
             log.warning(
                 "added_agent_shadowed",
@@ -685,7 +698,8 @@ class Switchboard:
             agent_id: {day: hours for day, (hours, _, _) in changed.items()}
             for agent_id, changed in self.schedule_changes.items()
         }
-        return with_day_changes(with_added(config, self._added()), days)
+        queues = {name: queue for name, (queue, _, _) in self.added_queues.items()}
+        return with_day_changes(with_added(config, self._added(), queues), days)
 
     # ------------------------------------------------------------------ schedule days
 
@@ -777,6 +791,127 @@ class Switchboard:
     def _added(self) -> dict[str, AgentConfig]:
         return {agent_id: agent for agent_id, (agent, _, _) in self.added_agents.items()}
 
+    # ------------------------------------------------------------------ queues added
+
+    def add_queue(
+        self, name: str, settings: Mapping[str, Any], *, via: str = "cli"
+    ) -> dict[str, Any]:
+        """Add a queue while the centre runs (app_queue's realtime queues, mod_callcenter's
+        ``callcenter_config queue load``): ``settings`` as the config file's
+        ``queues.<name>`` takes them (``like``: another queue's settings first, these
+        over them). Callers reach it through a queue node's
+        ``queue_from``, transfers and callbacks into it. Kept across reloads and restarts.
+        InvalidQueue for settings the config could not hold, EngineError when the name is
+        taken."""
+        if name in self.file_config.queues:
+            raise EngineError(f"queue {name} is in the config file: change it there")
+        if name in self.added_queues:
+            raise EngineError(f"queue {name} was added already: change it (queue change)")
+        like = settings.get("like")
+        if like is not None:
+            model = self.config.queues.get(str(like))
+            if model is None:
+                raise InvalidQueue(f"like: no queue {like!r} to start from")
+            # Digits pick one queue (app_queue's context keys): not copied.
+            copied = {k: v for k, v in settings_of(model).items() if k != "digits"}
+            settings = {**copied, **{k: v for k, v in settings.items() if k != "like"}}
+        queue = queue_settings(name, settings, self.config)
+        return self._keep_queue(name, queue, via, changed=False)
+
+    def change_queue(
+        self, name: str, settings: Mapping[str, Any], *, via: str = "cli"
+    ) -> dict[str, Any]:
+        """Change an added queue's settings (those given replace its; ``null`` takes one
+        back to its default); callers waiting keep their places. UnknownQueue for a name
+        nobody added."""
+        kept = self.added_queues.get(name)
+        if kept is None or name in self.file_config.queues:
+            raise UnknownQueue(f"no queue {name!r} was added while the centre runs")
+        merged = {**settings_of(kept[0]), **settings}
+        merged = {key: value for key, value in merged.items() if value is not None}
+        without = self.config.model_copy(
+            update={"queues": {q: c for q, c in self.config.queues.items() if q != name}}
+        )
+        queue = queue_settings(name, merged, without)
+        return self._keep_queue(name, queue, via, changed=True)
+
+    def remove_queue(self, name: str, *, via: str = "cli") -> dict[str, Any]:
+        """Remove a queue added while the centre runs, with the members agents were given
+        in it. EngineError while anyone waits in it, or another queue sends callers to it."""
+        if name not in self.added_queues or name in self.file_config.queues:
+            raise UnknownQueue(f"no queue {name!r} was added while the centre runs")
+        waiting = self.router.callers(name)
+        if waiting:
+            raise EngineError(f"queue {name}: {len(waiting)} waiting, let them be served first")
+        without = self.config.model_copy(
+            update={"queues": {q: c for q, c in self.config.queues.items() if q != name}}
+        )
+        data = without.model_dump(mode="json")
+        naming = [str(problem) for problem in reference_problems(data)]
+        if naming:
+            raise EngineError(f"queue {name} is still named: " + "; ".join(naming))
+        for key, (change, _, _) in list(self.member_changes.items()):
+            if change.queue == name:
+                del self.member_changes[key]
+                self.bus.publish(
+                    QueueMemberChanged(
+                        agent=change.agent, queue=name, member=False, via=via, kept=False
+                    )
+                )
+        del self.added_queues[name]
+        self.config = self._with_changes(self.file_config)
+        self._configure_router(self.config)
+        self.bus.publish(QueueRemoved(queue=name, via=via))
+        log.info("queue_removed", queue=name, via=via)
+        return {"queue": name, "removed": True}
+
+    def _keep_queue(
+        self, name: str, queue: QueueConfig, via: str, *, changed: bool
+    ) -> dict[str, Any]:
+        self.added_queues[name] = (queue, datetime.now(UTC), via)
+        self.config = self._with_changes(self.file_config)
+        self._configure_router(self.config)
+        settings = settings_of(queue)
+        self.bus.publish(QueueAdded(queue=name, settings=settings, via=via, changed=changed))
+        log.info("queue_changed" if changed else "queue_added", queue=name, via=via)
+        return self._queue_view(name)
+
+    def restore_added_queues(
+        self, kept: Sequence[tuple[str, Mapping[str, Any], datetime, str]]
+    ) -> int:
+        """Take back the queues a previous daemon added (those the config file does not
+        name; settings the config can no longer hold are logged and left out)."""
+        taken = 0
+        for name, settings, since, via in kept:
+            if name in self.file_config.queues:
+                log.warning("added_queue_shadowed", queue=name)
+                continue
+            try:
+                queue = queue_settings(name, settings, self.config)
+            except InvalidQueue as exc:
+                log.error("added_queue_not_restored", queue=name, error=str(exc))
+                continue
+            self.added_queues[name] = (queue, since, via)
+            self.config = self._with_changes(self.file_config)
+            taken += 1
+        if taken:
+            self._configure_router(self.config)
+        return taken
+
+    def _queue_view(self, name: str) -> dict[str, Any]:
+        queue, since, via = self.added_queues[name]
+        return {
+            "queue": name,
+            **settings_of(queue),
+            "since": since.isoformat(timespec="seconds"),
+            "via": via,
+            "in_config_file": name in self.file_config.queues,
+        }
+
+    def added_queue_views(self) -> list[dict[str, Any]]:
+        """The queues added while the centre runs (for status and ``GET /queues/added``)."""
+        return [self._queue_view(name) for name in sorted(self.added_queues)]
+
     # ------------------------------------------------------------------ the roster
 
     def add_agent(
@@ -818,6 +953,12 @@ class Switchboard:
         router_agent = self.router.agents.get(agent_id)
         if router_agent is not None and router_agent.state is not AgentState.LOGGED_OUT:
             raise EngineError(f"agent {agent_id} is logged in: log them out first")
+        listing = sorted(q for q, (c, _, _) in self.added_queues.items() if agent_id in c.agents)
+        if listing:
+            raise EngineError(
+                f"agent {agent_id} is among the agents of queue(s) {', '.join(listing)}: "
+                "change those first (queue change)"
+            )
         for key, (change, _, _) in list(self.member_changes.items()):
             if change.agent == agent_id:
                 del self.member_changes[key]

@@ -33,7 +33,7 @@ from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
-from callcenter.records.roster import AddedAgent
+from callcenter.records.roster import AddedAgent, AddedQueue
 from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.shifts import AgentPresence, OwedCode
 from callcenter.records.skills import SkillsState
@@ -671,6 +671,23 @@ def test_agents_added_while_the_centre_runs_are_kept_and_removed_in_both_databas
         assert rows == [AddedAgent.of("1010", {**zoe, "team": "a"}, later, "cli")], type(
             store
         ).__name__
+
+
+def test_queues_added_while_the_centre_runs_are_kept_and_removed_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    later = T0 + timedelta(minutes=5)
+    vip = {"agents": ["1001"], "strategy": "ringall"}
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_added_queue(AddedQueue.of("vip", vip, T0, "api"))
+        store.write_added_queue(AddedQueue.of("vip", {**vip, "weight": 5}, later, "cli"))
+        store.write_added_queue(AddedQueue.of("gold", {"agents": []}, T0, "api"))
+        store.clear_added_queue("gold")
+        rows = store.fetch_added_queues()
+        assert rows == [AddedQueue.of("vip", {**vip, "weight": 5}, later, "cli")], type(
+            store
+        ).__name__
+        assert rows[0].values()["weight"] == 5
 
 
 def test_changed_schedule_days_are_kept_replaced_and_purged_in_both_databases(

@@ -31,7 +31,7 @@ from callcenter.records.rescue import (
     rescue_path,
     spare_path,
 )
-from callcenter.records.roster import AddedAgent
+from callcenter.records.roster import AddedAgent, AddedQueue
 from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.shifts import (
     AgentPause,
@@ -183,6 +183,14 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
             ),
         ),
         ("roster:1011", functools.partial(store.clear_added_agent, "1011")),
+        (
+            "roster-queue:vip",
+            functools.partial(
+                store.write_added_queue,
+                AddedQueue.of("vip", {"agents": ["1010"], "strategy": "ringall"}, T0, "api"),
+            ),
+        ),
+        ("roster-queue:gold", functools.partial(store.clear_added_queue, "gold")),
         (
             "schedule:1002:2026-12-08",
             functools.partial(

@@ -125,6 +125,14 @@ Routes (all JSON)::
                                           (the CDRs, as the records hold the number)
     GET  /calls/{id}/recording            the call's recording (its CDR's recordingfile,
                                           served from acd.recordings_folder only)
+    POST /queues                          {"queue": "vip", "agents": ["1001"], "strategy":
+                                          "ringall", ...}: a queue added while the centre
+                                          runs (settings as queues.<name>), kept across
+                                          reloads and restarts; callers reach it through
+                                          queue_from, transfers, callbacks (scope admin)
+    POST /queues/{name}                   change an added queue's settings (null: back to
+                                          the default); POST /queues/{name}/remove removes
+                                          it once nobody waits; GET /queues/added lists them
     GET  /queues/{name}/callers           {"queue", "callers": [{"call_id", "position",
                                           "kind" (caller, callback, campaign, agent-dial),
                                           "number", "name", "priority", "waited", "state"
@@ -274,6 +282,7 @@ from callcenter.errors import (
     EngineError,
     ErasureRefused,
     InvalidAgent,
+    InvalidQueue,
     ListenError,
     NotPermitted,
     RecordError,
@@ -1875,6 +1884,7 @@ class ControlAPI:
                     agent["today"] = self.today.agent(agent["id"]).as_dict(day)
             snapshot["skill_changes"] = board.skill_views()
             snapshot["added_agents"] = board.added_views()
+            snapshot["added_queues"] = board.added_queue_views()
             snapshot["schedule_changes"] = board.schedule_change_views()
             planned = self._scheduled(set(board.config.agents))
             if planned is not None:
@@ -1952,6 +1962,10 @@ class ControlAPI:
                 parts[1], str(agent), str(supervisor), str(reply), str(note)
             )
             return replied.as_dict()
+        if parts[:1] == ["queues"] and (
+            len(parts) == 1 or parts[1:] == ["added"] or len(parts) == 2 or parts[2:] == ["remove"]
+        ):
+            return self._queue_roster_action(method, parts[1:], body)
         if len(parts) == 3 and parts[0] == "queues" and parts[2] == "callers":
             if method != "GET":
                 raise HTTPError(405, f"use GET for /queues/{parts[1]}/callers")
@@ -2235,6 +2249,39 @@ class ControlAPI:
         except InvalidAgent as exc:
             raise HTTPError(400, str(exc)) from None
         except UnknownAgent as exc:
+            raise HTTPError(404, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(409, str(exc)) from None
+
+    def _queue_roster_action(
+        self, method: str, rest: list[str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``GET /queues/added``, ``POST /queues`` (add), ``POST /queues/<name>`` (change),
+        ``POST /queues/<name>/remove``: queues added while the centre runs."""
+        board = self.switchboard
+        if rest == ["added"]:
+            if method != "GET":
+                raise HTTPError(405, "use GET for /queues/added")
+            return {"queues": board.added_queue_views()}
+        if method != "POST":
+            raise HTTPError(405, f"use POST for /queues{''.join('/' + r for r in rest)}")
+        if not rest:
+            name = body.get("queue")
+            if not isinstance(name, str):
+                raise HTTPError(
+                    400, 'say which: {"queue": "vip", "agents": ["1001"], "strategy": "ringall"}'
+                )
+            settings = {key: value for key, value in body.items() if key != "queue"}
+            call = functools.partial(board.add_queue, name, settings, via="api")
+        elif len(rest) == 1:
+            call = functools.partial(board.change_queue, rest[0], body, via="api")
+        else:
+            call = functools.partial(board.remove_queue, rest[0], via="api")
+        try:
+            return call()
+        except InvalidQueue as exc:
+            raise HTTPError(400, str(exc)) from None
+        except UnknownQueue as exc:
             raise HTTPError(404, str(exc)) from None
         except EngineError as exc:
             raise HTTPError(409, str(exc)) from None

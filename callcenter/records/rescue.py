@@ -54,7 +54,7 @@ from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
-from callcenter.records.roster import AddedAgent
+from callcenter.records.roster import AddedAgent, AddedQueue
 from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.shifts import (
     AgentPause,
@@ -87,6 +87,8 @@ REPLAYABLE: Final = frozenset(
         "clear_agent_skills",
         "write_added_agent",
         "clear_added_agent",
+        "write_added_queue",
+        "clear_added_queue",
         "write_schedule_change",
         "clear_schedule_change",
         "write_agent_presence",
@@ -119,6 +121,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         MemberState,
         SkillsState,
         AddedAgent,
+        AddedQueue,
         ScheduleChange,
         QueueCallback,
         QueueLogEntry,

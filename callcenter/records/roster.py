@@ -1,10 +1,12 @@
-"""Agents added while the centre runs, as records: the ``added_agents`` table.
+"""Agents and queues added while the centre runs, as records: the ``added_agents`` and
+``added_queues`` tables.
 
-:class:`RosterRecorder` listens to AgentAdded and AgentRemoved: an agent added (``agent
-add``, ``POST /roster``) is stored with its settings, one row per agent, replaced when
-they change; removing the agent deletes the row. A restarted daemon reads the rows back
-(:meth:`~callcenter.daemon.Daemon.start`) before the queues' kept members, so the agents
-it adds can be members again.
+:class:`RosterRecorder` listens to AgentAdded, AgentRemoved, QueueAdded and QueueRemoved:
+an agent added (``agent add``, ``POST /roster``) or a queue (``queue add``, ``POST
+/queues``) is stored with its settings, one row each, replaced when they change; removing
+it deletes the row. A restarted daemon reads the rows back
+(:meth:`~callcenter.daemon.Daemon.start`), agents then queues, before the queues' kept
+members, so the agents it adds can be members again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from callcenter.events import AgentAdded, AgentRemoved, EngineEvent
+from callcenter.events import AgentAdded, AgentRemoved, EngineEvent, QueueAdded, QueueRemoved
 from callcenter.records.writer import RecordWriter
 
 
@@ -41,10 +43,35 @@ class AddedAgent:
         return dict(loaded) if isinstance(loaded, dict) else {}
 
 
+@dataclass(frozen=True, slots=True)
+class AddedQueue:
+    """A queue added while the centre runs: its config fields (``settings``: JSON of what
+    the config file's ``queues.<queue>`` would give, keys sorted), since ``changed`` (UTC),
+    added ``via``."""
+
+    queue: str
+    settings: str
+    changed: datetime
+    via: str = ""
+
+    @classmethod
+    def of(cls, queue: str, settings: Mapping[str, Any], changed: datetime, via: str) -> AddedQueue:
+        return cls(queue, json.dumps(dict(settings), sort_keys=True), changed, via)
+
+    def values(self) -> dict[str, Any]:
+        """The settings as a mapping (``strategy``, ``agents`` ...)."""
+        loaded = json.loads(self.settings)
+        return dict(loaded) if isinstance(loaded, dict) else {}
+
+
 class RosterStore(Protocol):
     def write_added_agent(self, added: AddedAgent) -> bool: ...
 
     def clear_added_agent(self, agent: str) -> bool: ...
+
+    def write_added_queue(self, added: AddedQueue) -> bool: ...
+
+    def clear_added_queue(self, queue: str) -> bool: ...
 
 
 class RosterRecorder:
@@ -53,7 +80,7 @@ class RosterRecorder:
     @staticmethod
     def kinds() -> tuple[type[EngineEvent], ...]:
         """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
-        return (AgentAdded, AgentRemoved)
+        return (AgentAdded, AgentRemoved, QueueAdded, QueueRemoved)
 
     def __init__(self, store: RosterStore, writer: RecordWriter) -> None:
         self.store = store
@@ -67,3 +94,10 @@ class RosterRecorder:
         elif isinstance(event, AgentRemoved):
             clear = functools.partial(self.store.clear_added_agent, event.agent)
             self.writer.submit(f"roster:{event.agent}", clear)
+        elif isinstance(event, QueueAdded):
+            queue = AddedQueue.of(event.queue, event.settings, event.at, event.via)
+            write = functools.partial(self.store.write_added_queue, queue)
+            self.writer.submit(f"roster-queue:{event.queue}", write)
+        elif isinstance(event, QueueRemoved):
+            clear = functools.partial(self.store.clear_added_queue, event.queue)
+            self.writer.submit(f"roster-queue:{event.queue}", clear)

@@ -40,6 +40,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   skills (JSON: skill -> level), changed, via;
 * ``added_agents``: agents added while the centre runs (``agent add``): agent, settings
   (JSON: the agent's config fields), changed, via;
+* ``added_queues``: queues added while the centre runs (``queue add``): queue, settings
+  (JSON: the queue's config fields), changed, via;
 * ``schedule_changes``: days of agents' schedules changed while the centre runs (``agent
   schedule``): agent, day (ISO date), hours (JSON list of ranges; ``[]``: a day off),
   changed, via;
@@ -105,7 +107,7 @@ from callcenter.records.evaluations import Evaluation
 from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
-from callcenter.records.roster import AddedAgent
+from callcenter.records.roster import AddedAgent, AddedQueue
 from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.shifts import (
     AgentPause,
@@ -182,6 +184,7 @@ SWITCH_COLUMNS = ("name", "on", "changed", "via")
 MEMBER_COLUMNS = ("queue", "agent", "member", "penalty", "changed", "via", "paused")
 SKILLS_COLUMNS = ("agent", "skills", "changed", "via")
 ROSTER_COLUMNS = ("agent", "settings", "changed", "via")
+QUEUE_ROSTER_COLUMNS = ("queue", "settings", "changed", "via")
 SCHEDULE_CHANGE_COLUMNS = ("agent", "day", "hours", "changed", "via")
 NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
 DESK_COLUMNS = ("supervisor", "device", "since", "via")
@@ -264,6 +267,12 @@ CREATE TABLE IF NOT EXISTS agent_skills (
 );
 CREATE TABLE IF NOT EXISTS added_agents (
     "agent" TEXT PRIMARY KEY,
+    "settings" TEXT NOT NULL,
+    "changed" TEXT NOT NULL,
+    "via" TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS added_queues (
+    "queue" TEXT PRIMARY KEY,
     "settings" TEXT NOT NULL,
     "changed" TEXT NOT NULL,
     "via" TEXT NOT NULL DEFAULT ''
@@ -610,6 +619,8 @@ class Statements:
         self.upsert_skills = upsert("agent_skills", SKILLS_COLUMNS)
         self.upsert_added_agent = upsert("added_agents", ROSTER_COLUMNS)
         self.clear_added_agent = f"DELETE FROM added_agents WHERE agent = {p}"
+        self.upsert_added_queue = upsert("added_queues", QUEUE_ROSTER_COLUMNS)
+        self.clear_added_queue = f'DELETE FROM added_queues WHERE "queue" = {p}'
         self.upsert_schedule_change = upsert("schedule_changes", SCHEDULE_CHANGE_COLUMNS, keys=2)
         self.clear_schedule_change = (
             f'DELETE FROM schedule_changes WHERE "agent" = {p} AND "day" = {p}'
@@ -1133,6 +1144,23 @@ class RecordStore(abc.ABC):
             AddedAgent.of(
                 row["agent"], json.loads(row["settings"]), _utc(row["changed"]), row["via"]
             )
+            for row in self._fetch(sql)
+        ]
+
+    def write_added_queue(self, added: AddedQueue) -> bool:
+        """Store a queue added while the centre runs (one row per queue)."""
+        params = (added.queue, added.settings, _iso(added.changed), added.via)
+        return self._write(f"added queue {added.queue}", self._sql.upsert_added_queue, params)
+
+    def clear_added_queue(self, queue: str) -> bool:
+        """The queue added while the centre runs was removed."""
+        return self._write(f"added queue {queue}", self._sql.clear_added_queue, (queue,))
+
+    def fetch_added_queues(self) -> list[AddedQueue]:
+        """Every queue added while the centre runs, by name."""
+        sql = f'SELECT {_quoted(QUEUE_ROSTER_COLUMNS)} FROM added_queues ORDER BY "queue"'
+        return [
+            AddedQueue(row["queue"], row["settings"], _utc(row["changed"]), row["via"])
             for row in self._fetch(sql)
         ]
 
