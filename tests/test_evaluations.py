@@ -303,6 +303,44 @@ async def test_sam_works_through_his_quota_picking_calls_nobody_scored(tmp_path:
     assert none_left.texts["error"] == "No call of 1001 to score in the last 7 days."
 
 
+@pytest.mark.parametrize("everyone", [True, False])
+async def test_a_new_hires_team_has_a_quota_of_its_own(tmp_path: Path, everyone: bool) -> None:
+    """New hires (team ``new``: Alice) are scored 3 calls a week; the rest of the floor 2,
+    or none when only the team sets one (no count and no "Pick a call …" for Bob then)."""
+    quota: dict[str, Any] = {
+        "teams": {"new": {"evaluation_target": {"per_agent": 3, "days": 7}}},
+        "agents": {"1001": {"team": "new"}},
+    }
+    if everyone:
+        quota["evaluation_target"] = {"per_agent": 2, "days": 7}
+    config = merge(ALICE_SCORED, quota)
+    async with running_center(tmp_path, config=config) as center:
+        await alice_takes_a_call(center, "5550351")
+        sam = DesktopBrowser(center.daemon.api.port)
+        await sam.sign_in("2000", "2468", role="supervisor")
+        card = await sam.press("Pick a call …", picking={"agent": "1001"})
+        await sam.press(
+            "Save the score", **{"score:greeting": "10", "score:solved": "50", "score:tone": "40"}
+        )
+        center.daemon.api._disputes_read.clear()
+        home = await sam.get("/desktop")
+        bob_pick = await sam.get("/desktop/pick?agent=1002")
+        if bob_pick.status == 303:
+            bob_pick = await sam.get(bob_pick.headers["location"])
+
+    def row(name: str) -> list[str]:
+        (found,) = [r for r in home.table_rows if r and r[0].startswith(name)]
+        return found
+
+    assert card.form("Save the score").fields["call"], "one of Alice's calls"
+    assert row("Alice")[5] == "1 / 3", "her team's quota"
+    assert row("Bob")[5] == ("0 / 2" if everyone else ""), "the floor's, if any"
+    picks = [f.fields.get("agent") for f in home.forms if f.action == "/desktop/pick"]
+    assert picks == (["1001", "1002", "1003"] if everyone else ["1001"])
+    if not everyone:
+        assert bob_pick.texts.get("error") == "no evaluation_target for 1002", bob_pick.body
+
+
 def test_calibration_sets_side_by_side_the_calls_several_supervisors_scored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

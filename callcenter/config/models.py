@@ -3230,6 +3230,13 @@ class TeamConfig(_Model):
         'their own: a shift, such as {hours: {mon-fri: ["06:00-14:00"]}}.',
         examples=[{"hours": {"mon-fri": ["06:00-14:00"]}}],
     )
+    evaluation_target: EvaluationTarget | None = Field(
+        default=None,
+        description="The team's own quality quota, instead of the top-level "
+        "`evaluation_target`, for its agents: new hires scored 8 calls a week, the others "
+        "4.",
+        examples=[{"per_agent": 8, "days": 7}],
+    )
 
 
 class SupervisorConfig(_Model):
@@ -3522,7 +3529,8 @@ class CallCenterConfig(_Model):
         default=None,
         description="Calls of each agent to score per window (with evaluation_forms): a "
         "supervisor's desktop shows each agent's count (2 / 4) and picks a call of theirs "
-        "not yet scored (Pick a call …). None: no target.",
+        "not yet scored (Pick a call …). A team's `evaluation_target` wins for its agents. "
+        "None: no target (but the teams').",
         examples=[{"per_agent": 4, "days": 7}],
     )
 

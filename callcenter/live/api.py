@@ -305,7 +305,7 @@ from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
 from callcenter.records.adherence import adherence_days
 from callcenter.records.callbacks import QueueCallback
-from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score
+from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score, target_of
 from callcenter.records.history import history
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, Stretch, parse_when
 from callcenter.records.voicemails import VoicemailInbox, VoicemailMessage
@@ -854,14 +854,18 @@ class ControlAPI:
                 shown = {str(q["name"]) for q in view_s.queues}
                 messages = [m for m in await self._open_messages() if m.queue in shown]
                 disputed, counted = await self._quality(person)
-                target = config.evaluation_target
+                quotas = {
+                    agent_id: target.per_agent
+                    for agent_id in self._supervised(person)
+                    if (target := target_of(config, agent_id)) is not None
+                }
                 page = desktop.render_supervisor(
                     dataclasses.replace(
                         view_s,
                         messages=messages,
                         disputed=disputed,
                         scored=counted,
-                        target=target.per_agent if target is not None else None,
+                        targets=quotas,
                         adherence=await self._adherence_today(self._supervised(person)),
                     )
                 )
@@ -1429,7 +1433,8 @@ class ControlAPI:
     async def _quality(self, supervisor_id: str) -> tuple[list[Evaluation], dict[str, int]]:
         """``supervisor_id``'s scorecards of the last 30 days their agents dispute (newest
         first), and how many calls of each of their agents were scored within
-        ``evaluation_target.days`` (by anyone); read at most every
+        their ``evaluation_target.days`` (their team's, else the config's; by anyone); read
+        at most every
         :data:`DISPUTES_READ_EVERY` seconds per supervisor (the page reloads every few),
         nothing when the records cannot be read."""
         config = self.switchboard.config
@@ -1440,19 +1445,28 @@ class ControlAPI:
         if kept is not None and now - kept[0] < DISPUTES_READ_EVERY:
             return kept[1], kept[2]
         until = datetime.now(UTC)
-        target = config.evaluation_target
-        window = timedelta(days=target.days) if target is not None else SCORES_SHOWN_FOR
         agents = self._supervised(supervisor_id)
+        windows = {
+            agent_id: timedelta(days=target.days)
+            for agent_id in agents
+            if (target := target_of(config, agent_id)) is not None
+        }
+        longest = max([SCORES_SHOWN_FOR, *windows.values()])
         try:
-            made = await self._evaluations(until - max(window, SCORES_SHOWN_FOR), until, agents)
+            made = await self._evaluations(until - longest, until, agents)
         except RecordError:
             return [], {}
         disputed = [
             e for e in made[::-1] if e.supervisor == supervisor_id and e.reply == "disputed"
         ]
         scored: dict[str, int] = {}
-        for call in {(e.agent, e.call_id) for e in made if e.at >= until - window}:
-            scored[call[0]] = scored.get(call[0], 0) + 1
+        counted = {
+            (e.agent, e.call_id)
+            for e in made
+            if e.agent in windows and e.at >= until - windows[e.agent]
+        }
+        for agent_id, _call in counted:
+            scored[agent_id] = scored.get(agent_id, 0) + 1
         self._disputes_read[supervisor_id] = (now, disputed, scored)
         return disputed, scored
 
@@ -1493,9 +1507,9 @@ class ControlAPI:
         that they answered and nobody scored, at random (recorded ones first): HTTPError
         404 when there is none."""
         config = self.switchboard.config
-        target = config.evaluation_target
+        target = target_of(config, agent_id)
         if target is None or self._agent_calls is None or self._evaluations is None:
-            raise HTTPError(404, "no evaluation_target here")
+            raise HTTPError(404, f"no evaluation_target for {agent_id}")
         if agent_id not in self._supervised(supervisor_id):
             raise HTTPError(404, f"no agent {agent_id!r} in your teams")
         until = datetime.now(UTC)

@@ -394,9 +394,10 @@ class SupervisorDesk:
     scheduled: tuple[int, int] | None = None
     """(their agents scheduled now, of whom logged in); None: no schedules."""
     scored: Mapping[str, int] = field(default_factory=dict)
-    """Agent -> their calls scored within ``evaluation_target.days``."""
-    target: int | None = None
-    """``evaluation_target.per_agent``: a "scored" column and "Pick a call …"; None: none."""
+    """Agent -> their calls scored within their ``evaluation_target.days``."""
+    targets: Mapping[str, int] = field(default_factory=dict)
+    """Agent -> their ``evaluation_target.per_agent`` (their team's, else the config's): a
+    "scored" column and "Pick a call …" for them; empty: no column."""
     adherence: Mapping[str, float | None] = field(default_factory=dict)
     """Agent -> adherence so far today (percent; None: nothing scheduled yet), for the
     agents with a schedule: an "adherence" column when any."""
@@ -1324,7 +1325,7 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             '<form method="get" action="/desktop/calls">'
             f'<input type="hidden" name="agent" value="{_e(aid)}"><button>Calls …</button></form>'
         )
-        if desk.target is not None:
+        if aid in desk.targets:
             actions += (
                 '<form method="get" action="/desktop/pick">'
                 f'<input type="hidden" name="agent" value="{_e(aid)}">'
@@ -1338,7 +1339,7 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             f'<td class="{_e(state)}">{_e(named)}</td>'
             f"<td>{clock(float(agent['time_in_state']))}{over}</td>"
             f"<td>{_e(desk.callers.get(aid, ''))}</td><td>{day.calls}</td>"
-            + (f"<td>{desk.scored.get(aid, 0)} / {desk.target}</td>" if desk.target else "")
+            + (_quota(desk, aid) if desk.targets else "")
             + (f"<td>{_percent(desk.adherence, aid)}</td>" if desk.adherence else "")
             + f"<td>{actions}</td></tr>"
         )
@@ -1348,7 +1349,7 @@ def render_supervisor(desk: SupervisorDesk) -> str:
     parts.append(
         '<section id="agents"><h2>Agents</h2>' + planned + "<table><tr><th>agent</th><th>state</th>"
         "<th>for</th><th>with</th><th>calls today</th>"
-        + ("<th>scored</th>" if desk.target else "")
+        + ("<th>scored</th>" if desk.targets else "")
         + ("<th>adherence</th>" if desk.adherence else "")
         + "<th></th></tr>"
         + "".join(rows)
@@ -1400,6 +1401,13 @@ def caller_name(caller: Mapping[str, Any]) -> str:
     if name.lower() == "unknown" or name == number:
         name = ""
     return " ".join(x for x in (number, name) if x) or "a withheld number"
+
+
+def _quota(desk: SupervisorDesk, agent: str) -> str:
+    """The "scored" cell: ``2 / 4`` of the agent's quota, empty without one."""
+    if agent not in desk.targets:
+        return "<td></td>"
+    return f"<td>{desk.scored.get(agent, 0)} / {desk.targets[agent]}</td>"
 
 
 def _percent(adherence: Mapping[str, float | None], agent: str) -> str:

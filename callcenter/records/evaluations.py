@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from callcenter.config.models import CallCenterConfig, EvaluationForm
+from callcenter.config.models import CallCenterConfig, EvaluationForm, EvaluationTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,18 @@ def form_for(config: CallCenterConfig, queue: str) -> tuple[str, EvaluationForm]
         return name, forms[name]
     first = next(iter(forms.items()), None)
     return first
+
+
+def target_of(config: CallCenterConfig, agent_id: str) -> EvaluationTarget | None:
+    """The quality quota of ``agent_id``: their team's ``evaluation_target``, else the
+    config's; None when neither (or no evaluation_forms) sets one."""
+    if not config.evaluation_forms:
+        return None
+    agent = config.agents.get(agent_id)
+    team = config.teams.get(agent.team) if agent is not None and agent.team else None
+    if team is not None and team.evaluation_target is not None:
+        return team.evaluation_target
+    return config.evaluation_target
 
 
 def score(form: EvaluationForm, given: Mapping[str, object]) -> tuple[tuple[str, int], ...]:
