@@ -125,6 +125,28 @@ async def test_alice_dials_star_77_and_a_number_and_hanging_up_ends_the_call(
 
 
 @pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_alice_hears_the_number_ring_until_the_customer_answers(
+    tmp_path: Path, agi: str
+) -> None:
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        customer = center.add_phone("PJSIP/5550409", answer_after=0.6, hangup_after=0.3)
+        alice = center.daemon.router.agents["1001"]
+        leg = await center.pbx.call("*775550409", caller_num="1001")
+        await until(lambda: "ringback" in leg.heard)
+        ringing_before_answer = customer.answered == 0
+        await until(lambda: alice.state == "on_call")
+        await asyncio.sleep(0.1)
+        rooms = getattr(center.pbx, "conferences", {})
+        still_playing = [r.playing for r in rooms.values() if getattr(r, "playing", None)]
+        moh = [getattr(c, "moh_class", None) for c in center.pbx.channels.values()]
+        heard = list(leg.heard)
+        await until(lambda: alice.state == "available")
+    assert ringing_before_answer, "the ring came while the number rang"
+    assert heard.count("ringback") == 1, "once, until the customer came in"
+    assert still_playing == [] and "callcenter-ringback" not in moh, "no ring in the talk"
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
 async def test_a_caller_cut_off_is_called_back_by_star_77_alone(tmp_path: Path, agi: str) -> None:
     async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)

@@ -7,9 +7,13 @@ here instead of on a real PBX.
 
 from __future__ import annotations
 
+import array
+import math
 import re
 import secrets
+import wave
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,6 +47,7 @@ from callcenter.pbx.asterisk.driver import (
     SPY_STOP_LOCATION,
 )
 from callcenter.pbx.freeswitch.driver import FAILOVER_TASK_VARIABLE
+from callcenter.pbx.interface import RINGBACK_CLASS
 from callcenter.switchboard import CALLBACK_VARIABLE, FEATURE_ROUTES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -427,6 +432,32 @@ def test_the_agents_pause_runs_the_same_subroutine_on_both_dialplans() -> None:
     assert [step.app for step in demo] == ["Wait", "ExecIf", "ExecIf", "ExecIf", "Return"]
     assert shipped == [(step.app, step.data) for step in demo]
     assert {exten for exten, _p, _a, _x in extensions()[AGENT_WAIT_CONTEXT]} == {"s"}
+
+
+def test_the_ringback_class_agents_hear_while_their_own_call_rings_is_a_ring_tone() -> None:
+    """musiconhold.conf defines RINGBACK_CLASS over the shipped folder, whose one file is
+    North American ringback (440+480 Hz for 2 s, 4 s of silence) as Asterisk reads it."""
+    text = (ASTERISK / "musiconhold.conf").read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and line[0] != ";"]
+    assert lines == [f"[{RINGBACK_CLASS}]", "mode=files", f"directory=moh/{RINGBACK_CLASS}"]
+    (sound,) = (ASTERISK / "moh" / RINGBACK_CLASS).iterdir()
+    with wave.open(str(sound)) as ring:
+        shape = (ring.getframerate(), ring.getnchannels(), ring.getsampwidth())
+        samples = array.array("h", ring.readframes(ring.getnframes()))
+    assert shape == (8000, 1, 2) and len(samples) == 6 * 8000
+    on, off = samples[: 2 * 8000], samples[2 * 8000 :]
+    assert max(abs(v) for v in on) > 4000 and max(abs(v) for v in off) == 0
+    power = {hz: _power(on[:4000], hz) for hz in (350, 440, 480, 620, 1000)}
+    assert min(power[440], power[480]) > 100 * max(power[350], power[620], power[1000])
+
+
+def _power(samples: Sequence[int], hz: float, rate: int = 8000) -> float:
+    """How much of ``hz`` there is in ``samples`` (Goertzel)."""
+    coefficient = 2 * math.cos(2 * math.pi * hz / rate)
+    before = earlier = 0.0
+    for value in samples:
+        before, earlier = value + coefficient * before - earlier, before
+    return before * before + earlier * earlier - coefficient * before * earlier
 
 
 AMD_CONTEXT = "callcenter-campaign-amd"

@@ -54,6 +54,7 @@ from callcenter.demopbx.manager import DemoEvent, ManagerSession, build_event, h
 from callcenter.demopbx.phones import AgentPhone, Caller
 from callcenter.demopbx.recording import Recording
 from callcenter.demopbx.res_agi import app_agi
+from callcenter.pbx.interface import RINGBACK_CLASS
 
 log = structlog.get_logger(__name__)
 
@@ -486,6 +487,9 @@ class DemoAsterisk:
             return
         chan.moh_class = moh_class
         chan.moh_starts += 1
+        if moh_class == RINGBACK_CLASS:
+            # The class dialplans/asterisk/musiconhold.conf defines: a ring tone.
+            chan.heard.append("ringback")
         chan.emit("MusicOnHoldStart", "call", [("Class", moh_class)])
         chan.notify()
 

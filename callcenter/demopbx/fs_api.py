@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from callcenter.demopbx.fs_apps import (
+    FSConfRoom,
     execute,
     link,
     mask_session_recording,
@@ -36,6 +37,7 @@ from callcenter.demopbx.fs_channels import (
     Transfer,
     cause_name,
     channel_row,
+    prompt_name,
     uptime_words,
 )
 from callcenter.demopbx.fs_esl import json_rows, plain_dump
@@ -373,13 +375,17 @@ async def api_originate(pbx: DemoFreeSwitch, args: str) -> str:
 
 
 async def api_conference(pbx: DemoFreeSwitch, args: str) -> str:
-    """``conference <room> kick <member id>|all`` (mod_conference's API, kick only)."""
+    """``conference <room> kick <member id>|all``, ``conference <room> play <file>
+    <member id>`` (to that member only: a ``tone_stream`` of the ring is heard as
+    ``ringback``) and ``conference <room> stop all <member id>`` (mod_conference's API)."""
     words = args.split()
-    if len(words) < 3 or words[1] != "kick":
+    if len(words) < 3 or words[1] not in ("kick", "play", "stop"):
         return "-ERR usage: conference <room> kick <member id>|all\n"
     room = pbx.conferences.get(words[0])
     if room is None:
         return f"-ERR Conference {words[0]} not found\n"
+    if words[1] in ("play", "stop"):
+        return _member_sound(room, words)
     members = [c for c in room.members if words[2] in ("all", str(room.member_ids.get(c.uuid)))]
     if not members:
         return f"Non-Existent ID {words[2]}\n"
@@ -387,6 +393,23 @@ async def api_conference(pbx: DemoFreeSwitch, args: str) -> str:
         room.kicked.add(member.uuid)
         member.notify()
     return "+OK kicked " + " ".join(str(room.member_ids.get(c.uuid)) for c in members) + "\n"
+
+
+def _member_sound(room: FSConfRoom, words: list[str]) -> str:
+    member_id = words[3] if len(words) > 3 else ""
+    found = [c for c in room.members if str(room.member_ids.get(c.uuid)) == member_id]
+    if not found:
+        # The demo plays to one member only (the room-wide forms are not modelled).
+        return f"Non-Existent ID {member_id or '(none)'}\n"
+    (member,) = found
+    if words[1] == "stop":
+        stopped = 1 if room.playing.pop(member.uuid, None) is not None else 0
+        return f"Stopped {stopped} files\n"
+    room.playing[member.uuid] = words[2]
+    ringing = words[2].startswith("tone_stream://") and "440,480" in words[2]
+    member.heard.append("ringback" if ringing else prompt_name(words[2]))
+    member.notify()
+    return f"+OK (play) Playing file {words[2]} to member {member_id}\n"
 
 
 async def api_global_getvar(pbx: DemoFreeSwitch, args: str) -> str:

@@ -825,6 +825,8 @@ class FSConfRoom:
     kicked: set[str] = field(default_factory=set)
     no_music: set[str] = field(default_factory=set)
     """Unique-IDs of members that joined with ``+flags{nomoh}``."""
+    playing: dict[str, str] = field(default_factory=dict)
+    """Unique-ID -> what ``conference <room> play ... <member>`` plays to that member now."""
     next_id: int = 1
 
 

@@ -12,11 +12,13 @@ the person called hears them at once, not a silence while an agent is found):
   daemon rings their phone first (its display shows the number to be called) and takes
   the answered call; an agent on an open line (``*70``) is on the line already.
 * Their call waits in a conference room of its own (``dial-<agent>``, as an open line's
-  does), the number is dialled through ``acd.dial_out`` into the callback context, and
-  when it answers it is put through to that room as a queue's caller is put through to an
-  agent: the call goes through the agent's queue (``--queue``, else the first they are a
-  member of), which gives it its recording, wrap-up, dispositions, survey and
-  supervisors; agent keys, hold, consultations and transfers work as on any call.
+  does), hearing a ring tone while alone there (Asterisk: the ``callcenter-ringback``
+  music class of dialplans/asterisk/musiconhold.conf), the number is dialled through
+  ``acd.dial_out`` into the callback context, and when it answers it is put through to
+  that room as a queue's caller is put through to an agent: the call goes through the
+  agent's queue (``--queue``, else the first they are a member of), which gives it its
+  recording, wrap-up, dispositions, survey and supervisors; agent keys, hold,
+  consultations and transfers work as on any call.
 * The agent is reserved for the call from the start (no queue caller is offered to them
   meanwhile). An agent on a break may dial: the pause ends for the call and begins again
   (same reason) once it is over; one in after-call work ends it by dialling, unless the
@@ -339,8 +341,11 @@ class ManualDials:
         try:
             try:
                 while not dial.over.is_set():
+                    # A ring while the number rings, as on any phone; not once they talk.
                     await leg.wait_in_room(
-                        room, on_digit=functools.partial(board.agent_key, dial.agent)
+                        room,
+                        on_digit=functools.partial(board.agent_key, dial.agent),
+                        ringing=not dial.talking,
                     )
             finally:
                 dial.out.set()

@@ -90,6 +90,10 @@ CALLER_NAME: Final = re.compile(r"[A-Za-z0-9.@+*#_-][A-Za-z0-9 .@+*#_-]{0,39}")
 """A caller name a dial may show on the rung phones (:meth:`Call.dial`'s ``caller_name``)."""
 MAX_DELAY: Final = 60.0
 """The longest pause :meth:`Call.dial`'s ``delay`` gives an answering device, in seconds."""
+RINGBACK_CLASS: Final = "callcenter-ringback"
+"""The Asterisk music-on-hold class whose sound is a ring tone (``musiconhold.conf``, as
+dialplans/asterisk/musiconhold.conf defines it): what a member alone in a room hears
+while an agent's own dial rings (:meth:`Call.wait_in_room`'s ``ringing``)."""
 REPORT_HOLD_PROMPT: Final = "queue-reporthold"
 """What an agent hears before the caller's wait (:meth:`Call.dial`'s ``report_wait``):
 Asterisk's "Hold time"."""
@@ -397,13 +401,19 @@ class Call(Protocol):
         """
         ...
 
-    async def wait_in_room(self, room: str, *, on_digit: Callable[[str], None]) -> None:
+    async def wait_in_room(
+        self, room: str, *, on_digit: Callable[[str], None], ringing: bool = False
+    ) -> None:
         """Sit in conference room ``room`` (letters, digits, ``_`` and ``-``, 2 to 64
         characters) on this call's own channel until :meth:`leave_room` takes it out (the
         call goes on under our control) or the caller hangs up (``CallHungUp``). Keys
         pressed meanwhile go to ``on_digit``, one at a time. An agent on an open line waits
         for callers this way: each caller is dialled into the room
-        (:meth:`PBX.room_device`). Raises ``CommandFailed`` for a bad room name."""
+        (:meth:`PBX.room_device`). ``ringing``: the call hears a ring tone while it is
+        alone in the room (an agent's own dial while the number rings), silence otherwise;
+        it stops as the first other member joins (Asterisk: the music class
+        :data:`RINGBACK_CLASS` played to a member alone; FreeSWITCH: the ring
+        ``tone_stream`` played to the member). Raises ``CommandFailed`` for a bad room name."""
         ...
 
     async def leave_room(self) -> None:

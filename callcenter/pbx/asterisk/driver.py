@@ -73,6 +73,7 @@ from callcenter.pbx.interface import (
     MAX_DELAY,
     REPORT_HOLD_PROMPT,
     RINGBACK,
+    RINGBACK_CLASS,
     CallHandler,
     CallInfo,
     ChannelHungUp,
@@ -167,6 +168,8 @@ AGENT_WAIT_CONTEXT: Final = "callcenter-agent-wait"
 _ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 #: The ConfBridge user-profile setting that plays music on hold to a member left alone.
 MOH_WHEN_ALONE: Final = "CONFBRIDGE(user,music_on_hold_when_empty)"
+#: The ConfBridge user-profile setting naming that music's class.
+MOH_CLASS_ALONE: Final = "CONFBRIDGE(user,music_on_hold_class)"
 #: The ConfBridge user-profile setting that keeps a member from hearing the join prompts.
 QUIET_MEMBER: Final = "CONFBRIDGE(user,quiet)"
 #: ChanSpy options: ``q`` no beep/announcement, ``E`` end when the spied-on channel
@@ -1075,6 +1078,7 @@ class AsteriskCall:
         self._recording: str | None = None
         self._spy_task: asyncio.Task[None] | None = None
         self._room: str | None = None
+        self._ringing_alone = False
         self._log = log.bind(call_id=info.call_id, channel=info.channel)
         session.on_hangup(self._session_hung_up)
 
@@ -1563,15 +1567,24 @@ class AsteriskCall:
         await self._ami_on_caller("MixMonitorMute", [("Direction", "both"), ("State", state)])
         self._log.info("recording_muted" if muted else "recording_unmuted", path=self._recording)
 
-    async def wait_in_room(self, room: str, *, on_digit: Callable[[str], None]) -> None:
+    async def wait_in_room(
+        self, room: str, *, on_digit: Callable[[str], None], ringing: bool = False
+    ) -> None:
         """``ConfBridge(<room>)`` on this call's own AGI (quiet: no "you are the only
         person" prompt) until ``ConfbridgeKick`` (:meth:`leave_room`) or the hang-up; keys
-        come from AMI ``DTMFEnd`` of the channel."""
+        come from AMI ``DTMFEnd`` of the channel. ``ringing``: the user profile plays the
+        music class :data:`RINGBACK_CLASS` while the member is alone."""
         if not _ROOM.fullmatch(room):
             raise CommandFailed(f"invalid conference room {room!r}")
         channel = self._info.channel
         await self._driver.want_keys()
         await self._command("SET VARIABLE", QUIET_MEMBER, "yes")
+        if ringing != self._ringing_alone:
+            # The profile's settings stay on the channel: set back for its next room.
+            await self._command("SET VARIABLE", MOH_WHEN_ALONE, "yes" if ringing else "no")
+            if ringing:
+                await self._command("SET VARIABLE", MOH_CLASS_ALONE, RINGBACK_CLASS)
+            self._ringing_alone = ringing
         self._room = room
         self._driver._room_lines[channel] = on_digit
         try:

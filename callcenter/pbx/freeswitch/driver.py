@@ -89,7 +89,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -474,6 +474,8 @@ class FreeSwitchDriver:
         self._user_channels: dict[str, set[str]] = {}
         self._channel_user: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ringing_rooms: dict[str, FreeSwitchCall] = {}
+        """Rooms a call waits alone in with a ring tone (``wait_in_room(ringing=True)``)."""
         #: Mailbox (user@domain) -> the (new, old) counts its lamp was last given, for the
         #: MESSAGE_QUERY a phone's registration raises.
         self._lamps: dict[str, tuple[int, int]] = {}
@@ -924,6 +926,13 @@ class FreeSwitchDriver:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` beside the event handling that asks for it (an API command whose
+        answer nothing waits for), kept until done."""
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def set_lamp(self, name: str, state: LampState) -> None:
         """A ``PRESENCE_IN`` event (``sendevent``) for ``name`` (``user@domain``): mod_sofia
         notifies the phones whose BLF keys watch it (dialog state: ``early`` flashes,
@@ -1008,7 +1017,15 @@ class FreeSwitchDriver:
         if name == "CUSTOM":
             subclass = event.get("Event-Subclass")
             if subclass == CONFERENCE_SUBCLASS:
-                conference = self._conferences.get(event.get("Conference-Name", ""))
+                name = event.get("Conference-Name", "")
+                conference = self._conferences.get(name)
+                ringing = self._ringing_rooms.get(name)
+                if (
+                    ringing is not None
+                    and event.get("Action") == "add-member"
+                    and event.unique_id != ringing.uuid
+                ):
+                    ringing._someone_joined(name)
                 if conference is not None:
                     conference._on_event(event)
                 elif (member := self._calls.get(event.unique_id or "")) is not None:
@@ -1712,10 +1729,14 @@ class FreeSwitchCall:
             cause=result.cause,
         )
 
-    async def wait_in_room(self, room: str, *, on_digit: Callable[[str], None]) -> None:
+    async def wait_in_room(
+        self, room: str, *, on_digit: Callable[[str], None], ringing: bool = False
+    ) -> None:
         """``conference <room>@default+flags{nomoh}`` by sendmsg (no key bindings:
         ``conference_controls=none``; no music while alone) until kicked
-        (:meth:`leave_room`) or the hang-up; keys from the channel's DTMF events."""
+        (:meth:`leave_room`) or the hang-up; keys from the channel's DTMF events.
+        ``ringing``: once in, ``conference <room> play`` the ring tone to this member
+        alone, stopped (``conference <room> stop all <member>``) as another joins."""
         if not _ROOM.fullmatch(room):
             raise CommandFailed(f"invalid conference room {room!r}")
         self._check()
@@ -1723,6 +1744,8 @@ class FreeSwitchCall:
         self._room = (room, "")
         self._room_joined = asyncio.Event()
         self._room_digits = on_digit
+        if ringing:
+            self._driver._ringing_rooms[room] = self
         try:
             await self._run_app("set", NO_ROOM_KEYS, self._settings.command_timeout)
             # nomoh: alone in the room (between callers) the agent hears silence, not the
@@ -1735,6 +1758,8 @@ class FreeSwitchCall:
         finally:
             self._room = None
             self._room_digits = None
+            if self._driver._ringing_rooms.get(room) is self:
+                del self._driver._ringing_rooms[room]
         if self.hung_up:
             raise CallHungUp(f"{self._info.channel} hung up in room {room}")
 
@@ -1767,6 +1792,36 @@ class FreeSwitchCall:
         ):
             self._room = (self._room[0], event.get("Member-ID", ""))
             self._room_joined.set()
+            if self._driver._ringing_rooms.get(self._room[0]) is self:
+                self._driver.in_background(self._ring(*self._room), f"fs-ring-{self._uuid}")
+
+    def _someone_joined(self, room: str) -> None:
+        """Another member came into the room this call rings alone in: the ring stops."""
+        if self._driver._ringing_rooms.get(room) is self:
+            del self._driver._ringing_rooms[room]
+            if self._room is not None and self._room[1]:
+                self._driver.in_background(
+                    self._stop_ring(*self._room), f"fs-ring-stop-{self._uuid}"
+                )
+
+    async def _ring(self, room: str, member: str) -> None:
+        command = f"conference {room} play tone_stream://{_RING_TONE};loops=-1 {member}"
+        await self._room_command(command, "ringback_not_played")
+        if self._driver._ringing_rooms.get(room) is not self:
+            # Someone came in while the ring was being started.
+            await self._stop_ring(room, member)
+
+    async def _stop_ring(self, room: str, member: str) -> None:
+        await self._room_command(f"conference {room} stop all {member}", "ringback_not_stopped")
+
+    async def _room_command(self, command: str, failure: str) -> None:
+        try:
+            text = await self._driver.esl.api(command, check=False)
+        except (PBXError, ESLProtocolError) as exc:
+            self._log.info(failure, error=str(exc))
+            return
+        if text.startswith("-ERR"):
+            self._log.info(failure, reply=text.strip()[:80])
 
     async def conference(self, room: str, *, invite: Sequence[str] = ()) -> FreeSwitchConference:
         """``uuid_transfer <agent leg> conference:<room> inline``: the bridge ends with the
