@@ -15,7 +15,9 @@ driver cannot tell the demo PBX from a real Asterisk for what it uses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import io
 import json
 import os
 import sys
@@ -328,6 +330,24 @@ async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
         # no event to wait on.
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+async def run_cli(center: Center, *argv: str) -> tuple[int, str, str]:
+    """``callcenter *argv --api <center's API>`` as ops type it, run in a thread beside the
+    daemon's loop (the CLI blocks on its HTTP request): its exit status (a usage error's 2
+    too), what it printed and what it said on stderr."""
+    from callcenter.cli import main as cli_main
+
+    def run() -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli_main([*argv, "--api", f"http://127.0.0.1:{center.daemon.api.port}"])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+        return code, out.getvalue(), err.getvalue()
+
+    return await asyncio.to_thread(run)
 
 
 def scrape_metrics(port: int) -> str:

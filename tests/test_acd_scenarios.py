@@ -176,6 +176,15 @@ class Scene:
             ):
                 await asyncio.sleep(0.01)
 
+    async def call_put_through(self, agent: Any) -> tuple[Any, float]:
+        """A caller whom ``agent`` answers: the caller, and the seconds from the agent
+        picking up to the caller being put through (what the agent heard first)."""
+        caller = await self.call()
+        await agent.wait_answered(timeout=5)
+        answered = time.monotonic()
+        await caller.wait_bridged(timeout=5)
+        return caller, time.monotonic() - answered
+
     async def answered_call(self, number: str = "5550100") -> Any:
         """A caller who is answered; the agent hangs up (``hangup_after``)."""
         caller = await self.call(number)
@@ -558,11 +567,7 @@ async def test_the_agent_hears_which_queue_calls_before_the_caller_is_put_throug
         s.center.pbx.prompt_durations["queue-sales"] = 0.5
         agent = s.phone("1001", answer_after=0.05, hangup_after=1.0)
         s.login("1001")
-        caller = await s.call()
-        await agent.wait_answered(timeout=5)
-        answered = time.monotonic()
-        await caller.wait_bridged(timeout=5)
-        put_through = time.monotonic() - answered
+        caller, put_through = await s.call_put_through(agent)
         await s.wait_for(AgentConnected)
         await caller.wait_ended(timeout=5)
         await s.settle()
@@ -608,11 +613,7 @@ async def test_the_agent_has_a_moment_of_silence_before_the_announcement_and_the
     async with scene(tmp_path, config) as s:
         agent = s.phone("1001", answer_after=0.05, hangup_after=1.5)
         s.login("1001")
-        caller = await s.call()
-        await agent.wait_answered(timeout=5)
-        answered = time.monotonic()
-        await caller.wait_bridged(timeout=5)
-        put_through = time.monotonic() - answered
+        caller, put_through = await s.call_put_through(agent)
         await caller.wait_ended(timeout=5)
         await s.settle()
         row = await s.center.cdr(caller.uniqueid)

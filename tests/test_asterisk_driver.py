@@ -729,12 +729,7 @@ async def test_the_agent_hears_the_wait_through_the_dialplans_subroutine_if_it_w
 
     async with demo_driver("fastagi", handler) as (pbx, _, run):
         if not pasted:
-            plan = pbx.dialplan
-            pbx.dialplan = DemoDialplan(
-                contexts={k: v for k, v in plan.contexts.items() if k != AGENT_HEAR_CONTEXT},
-                default_context=plan.default_context,
-                fallback=plan.fallback,
-            )
+            pbx.dialplan = pbx.dialplan.without(AGENT_HEAR_CONTEXT)
         agent = pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05, hangup_after=0.3))
         async with asyncio.timeout(10):
             caller = await pbx.call("800")
@@ -770,12 +765,7 @@ async def test_a_pause_comes_before_the_announcement_and_the_wait_through_u_if_p
 
     async with demo_driver("fastagi", handler) as (pbx, _, run):
         if not pasted:
-            plan = pbx.dialplan
-            pbx.dialplan = DemoDialplan(
-                contexts={k: v for k, v in plan.contexts.items() if k != AGENT_WAIT_CONTEXT},
-                default_context=plan.default_context,
-                fallback=plan.fallback,
-            )
+            pbx.dialplan = pbx.dialplan.without(AGENT_WAIT_CONTEXT)
         agent = pbx.add_phone("PJSIP/1001", AgentPhone(answer_after=0.05, hangup_after=1.0))
         async with asyncio.timeout(10):
             caller = await pbx.call("800")

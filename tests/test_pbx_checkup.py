@@ -165,12 +165,7 @@ async def test_a_queue_telling_agents_the_wait_needs_the_pasted_subroutine(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     extra = {"queues": {"support": {"report_holdtime": 30}}}
-    plan = DemoDialplan.default("agi://127.0.0.1:4573")
-    unpasted = DemoDialplan(
-        contexts={k: v for k, v in plan.contexts.items() if k != AGENT_HEAR_CONTEXT},
-        default_context=plan.default_context,
-        fallback=plan.fallback,
-    )
+    unpasted = DemoDialplan.default("agi://127.0.0.1:4573").without(AGENT_HEAR_CONTEXT)
     async with asterisk(dialplan=unpasted) as pbx:
         code, lines, _ = await check(config_for(tmp_path, pbx, extra), capsys)
     async with asterisk() as pbx:
@@ -187,12 +182,7 @@ async def test_a_queue_pausing_before_the_caller_needs_the_wait_subroutine_not_t
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     extra = {"queues": {"support": {"report_holdtime": 30, "member_delay": 2}}}
-    plan = DemoDialplan.default("agi://127.0.0.1:4573")
-    unpasted = DemoDialplan(
-        contexts={k: v for k, v in plan.contexts.items() if k != AGENT_WAIT_CONTEXT},
-        default_context=plan.default_context,
-        fallback=plan.fallback,
-    )
+    unpasted = DemoDialplan.default("agi://127.0.0.1:4573").without(AGENT_WAIT_CONTEXT)
     async with asterisk(dialplan=unpasted) as pbx:
         code, lines, _ = await check(config_for(tmp_path, pbx, extra), capsys)
     assert code == 1

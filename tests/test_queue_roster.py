@@ -7,7 +7,6 @@ field named."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,9 @@ from typing import Any
 import pytest
 
 from callcenter.cli import format_status
-from callcenter.cli import main as cli_main
 from callcenter.events import EngineEvent, QueueAdded, QueueRemoved
 from callcenter.live.api import scope_of
-from callcenter.testing import Transport, running_center
+from callcenter.testing import Transport, run_cli, running_center
 
 STEP = 5.0
 CRM = {
@@ -136,30 +134,18 @@ def test_adding_queues_is_the_admins_scope_reading_them_anyones() -> None:
     assert scope_of("GET", "/queues/added") == "read"
 
 
-async def test_the_cli_adds_changes_lists_and_removes_a_queue(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_the_cli_adds_changes_lists_and_removes_a_queue(tmp_path: Path) -> None:
     async with running_center(tmp_path) as center:
-        api = ["--api", f"http://127.0.0.1:{center.daemon.api.port}"]
-
-        def run(*argv: str) -> tuple[int, str, str]:
-            try:
-                code = cli_main(["queue", *argv, *api])
-            except SystemExit as exc:
-                code = int(exc.code or 0)
-            out, err = capsys.readouterr()
-            return code, out, err
-
-        capsys.readouterr()
-        added = await asyncio.to_thread(
-            run, "add", "vip", "--like", "support", "--agents", "1002", "--strategy", "ringall"
-        )
-        changed = await asyncio.to_thread(run, "change", "vip", "--settings", '{"weight": 5}')
-        listed = await asyncio.to_thread(run, "added")
-        bad_json = await asyncio.to_thread(run, "change", "vip", "--settings", "{weight: 5}")
-        nothing = await asyncio.to_thread(run, "change", "vip")
-        removed = await asyncio.to_thread(run, "remove", "vip")
-        unknown = await asyncio.to_thread(run, "remove", "vip")
+        added = await run_cli(
+            center, "queue", "add", "vip", "--like", "support", "--agents", "1002",
+            "--strategy", "ringall",
+        )  # fmt: skip
+        changed = await run_cli(center, "queue", "change", "vip", "--settings", '{"weight": 5}')
+        listed = await run_cli(center, "queue", "added")
+        bad_json = await run_cli(center, "queue", "change", "vip", "--settings", "{weight: 5}")
+        nothing = await run_cli(center, "queue", "change", "vip")
+        removed = await run_cli(center, "queue", "remove", "vip")
+        unknown = await run_cli(center, "queue", "remove", "vip")
     assert added[0] == 0, added
     shown = json.loads(added[1])
     assert (shown["agents"], shown["supervisor"], shown["via"]) == (["1002"], "2000", "api")

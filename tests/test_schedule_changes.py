@@ -23,7 +23,7 @@ from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.events import AgentAlert, AgentScheduleChanged, EngineEvent
 from callcenter.live.api import scope_of
-from callcenter.testing import DesktopBrowser, running_center, until
+from callcenter.testing import DesktopBrowser, run_cli, running_center, until
 
 DAY_LABEL = re.compile(r"[A-Z][a-z]{2} \d\d [A-Z][a-z]{2}")  # Tue 08 Dec
 ALWAYS = {"hours": {"daily": ["00:00-24:00"]}, "timezone": "UTC"}
@@ -145,28 +145,19 @@ def test_changing_who_works_when_is_the_supervisors_scope_reading_it_anyones() -
     assert scope_of("POST", "/agents/1002/pause") == "agents"
 
 
-async def test_the_cli_changes_a_day_and_shows_the_days(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_the_cli_changes_a_day_and_shows_the_days(tmp_path: Path) -> None:
     config = {"agents": {"1002": {"schedule": ALWAYS}}}
     day = (today() + timedelta(days=1)).isoformat()
     async with running_center(tmp_path, config=config) as center:
-        api = ["--api", f"http://127.0.0.1:{center.daemon.api.port}"]
 
-        def run(*argv: str) -> tuple[int, str, str]:
-            try:
-                code = cli_main(["agent", "schedule", "1002", *argv, *api])
-            except SystemExit as exc:
-                code = int(exc.code or 0)
-            out, err = capsys.readouterr()
-            return code, out, err
+        async def run(*argv: str) -> tuple[int, str, str]:
+            return await run_cli(center, "agent", "schedule", "1002", *argv)
 
-        capsys.readouterr()
-        changed = await asyncio.to_thread(run, "--day", day, "--hours", "08:00-12:00,13:00-16:00")
-        shown = await asyncio.to_thread(run, "--days", "3")
-        off = await asyncio.to_thread(run, "--day", day, "--off")
-        both = await asyncio.to_thread(run, "--day", day, "--off", "--as-planned")
-        no_day = await asyncio.to_thread(run, "--off")
+        changed = await run("--day", day, "--hours", "08:00-12:00,13:00-16:00")
+        shown = await run("--days", "3")
+        off = await run("--day", day, "--off")
+        both = await run("--day", day, "--off", "--as-planned")
+        no_day = await run("--off")
     assert changed[0] == 0, changed
     assert f"{day}  08:00-12:00, 13:00-16:00  (changed " in changed[1]
     lines = shown[1].splitlines()

@@ -687,6 +687,13 @@ class DemoDialplan:
             self._contexts.setdefault(name, {}).update({k: _normalise(v) for k, v in exts.items()})
         self.fallback = _normalise(fallback) if fallback is not None else None
 
+    def without(self, *contexts: str) -> DemoDialplan:
+        """This dialplan with ``contexts`` left out: a PBX admin who did not paste them."""
+        kept = {k: v for k, v in self._contexts.items() if k not in contexts}
+        return DemoDialplan(
+            contexts=kept, default_context=self.default_context, fallback=self.fallback
+        )
+
     @classmethod
     def default(
         cls,

@@ -344,6 +344,19 @@ def _hours_of(schedule: Schedule, day: date) -> str:
     )
 
 
+def _roster_answer(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """What an add, change or remove of the roster answers: settings the config cannot
+    hold are 400, a name nobody added 404, a name taken or in use 409."""
+    try:
+        return call()
+    except (InvalidAgent, InvalidQueue) as exc:
+        raise HTTPError(400, str(exc)) from None
+    except (UnknownAgent, UnknownQueue) as exc:
+        raise HTTPError(404, str(exc)) from None
+    except EngineError as exc:
+        raise HTTPError(409, str(exc)) from None
+
+
 def _iso_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -2258,14 +2271,7 @@ class ControlAPI:
             raise HTTPError(
                 404, "roster routes: GET /roster, POST /roster, POST /roster/{id}[/remove]"
             )
-        try:
-            return call()
-        except InvalidAgent as exc:
-            raise HTTPError(400, str(exc)) from None
-        except UnknownAgent as exc:
-            raise HTTPError(404, str(exc)) from None
-        except EngineError as exc:
-            raise HTTPError(409, str(exc)) from None
+        return _roster_answer(call)
 
     def _queue_roster_action(
         self, method: str, rest: list[str], body: dict[str, Any]
@@ -2291,14 +2297,7 @@ class ControlAPI:
             call = functools.partial(board.change_queue, rest[0], body, via="api")
         else:
             call = functools.partial(board.remove_queue, rest[0], via="api")
-        try:
-            return call()
-        except InvalidQueue as exc:
-            raise HTTPError(400, str(exc)) from None
-        except UnknownQueue as exc:
-            raise HTTPError(404, str(exc)) from None
-        except EngineError as exc:
-            raise HTTPError(409, str(exc)) from None
+        return _roster_answer(call)
 
     def _drain_action(self, method: str, rest: list[str], body: dict[str, Any]) -> dict[str, Any]:
         drain = self._drain

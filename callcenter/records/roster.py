@@ -22,6 +22,15 @@ from callcenter.events import AgentAdded, AgentRemoved, EngineEvent, QueueAdded,
 from callcenter.records.writer import RecordWriter
 
 
+def _settings_json(settings: Mapping[str, Any]) -> str:
+    return json.dumps(dict(settings), sort_keys=True)
+
+
+def _settings_of(text: str) -> dict[str, Any]:
+    loaded = json.loads(text)
+    return dict(loaded) if isinstance(loaded, dict) else {}
+
+
 @dataclass(frozen=True, slots=True)
 class AddedAgent:
     """An agent added while the centre runs: its config fields (``settings``: JSON of what
@@ -35,12 +44,11 @@ class AddedAgent:
 
     @classmethod
     def of(cls, agent: str, settings: Mapping[str, Any], changed: datetime, via: str) -> AddedAgent:
-        return cls(agent, json.dumps(dict(settings), sort_keys=True), changed, via)
+        return cls(agent, _settings_json(settings), changed, via)
 
     def values(self) -> dict[str, Any]:
         """The settings as a mapping (``name``, ``device`` ...)."""
-        loaded = json.loads(self.settings)
-        return dict(loaded) if isinstance(loaded, dict) else {}
+        return _settings_of(self.settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +64,11 @@ class AddedQueue:
 
     @classmethod
     def of(cls, queue: str, settings: Mapping[str, Any], changed: datetime, via: str) -> AddedQueue:
-        return cls(queue, json.dumps(dict(settings), sort_keys=True), changed, via)
+        return cls(queue, _settings_json(settings), changed, via)
 
     def values(self) -> dict[str, Any]:
         """The settings as a mapping (``strategy``, ``agents`` ...)."""
-        loaded = json.loads(self.settings)
-        return dict(loaded) if isinstance(loaded, dict) else {}
+        return _settings_of(self.settings)
 
 
 class RosterStore(Protocol):
