@@ -413,6 +413,40 @@ async def test_a_lead_dropped_for_want_of_an_agent_is_called_again_only_with_one
     assert campaign.leads["5551001"].attempts == 2
 
 
+async def test_a_busy_line_is_tried_again_sooner_than_one_nobody_answers(tmp_path: Path) -> None:
+    """``retry_delays`` by outcome: busy after 5 minutes, a machine after 4 hours, the rest
+    (``no-answer`` here) after ``retry_delay``."""
+    numbers = ["5551001", "5551002", "5551003"]
+    delays = {"busy": 300, "machine": 14400}
+    campaign, board, events = await dialler(
+        tmp_path, numbers, lines=3, retry_delay=3600, retry_delays=delays
+    )
+    campaign.start()
+    await until(lambda: len(board.dials) == 3)
+    for (_call, outcome), reason in zip(board.dials, ("busy", "no-answer", "machine"), strict=True):
+        outcome.set_result(reason)
+    await until(lambda: len([e for e in events if isinstance(e, CampaignAttemptFailed)]) == 3)
+    await campaign.stop()
+    failed = {e.number: e for e in events if isinstance(e, CampaignAttemptFailed)}
+    waits = {
+        number: (e.retry_at - e.at).total_seconds()
+        for number, e in failed.items()
+        if e.retry_at is not None
+    }
+    assert waits == pytest.approx({"5551001": 300, "5551002": 3600, "5551003": 14400}, abs=2)
+
+
+def test_a_retry_delay_for_no_such_outcome_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, retry_delays={"voicemail": 60})
+    (tmp_path / "leads.csv").write_text("number\n5551001\n")
+    (tmp_path / "dnc.txt").write_text("")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
+    (issue,) = caught.value.issues
+    assert issue.field.startswith("campaigns.spring.retry_delays")
+    assert "voicemail" in str(issue)
+
+
 async def test_after_a_restart_a_dropped_lead_is_still_called_only_with_an_agent(
     tmp_path: Path,
 ) -> None:

@@ -3279,6 +3279,20 @@ class SupervisorConfig(_Model):
         return self
 
 
+RetryReason = Literal[
+    "busy",
+    "no-answer",
+    "rejected",
+    "unavailable",
+    "congestion",
+    "failed",
+    "machine",
+    "abandoned",
+    "agent-skipped",
+]
+"""How a campaign's try failed, as ``campaigns.<c>.retry_delays`` names it."""
+
+
 class CampaignConfig(_Model):
     """An outbound campaign: a lead list dialled for a queue's agents, progressively (an
     agent reserved before each dial), with a preview (the agent sees the lead first and
@@ -3395,6 +3409,16 @@ class CampaignConfig(_Model):
     )
     retry_delay: _Seconds = Field(
         default=3600, description="Seconds before a lead that did not answer is tried again."
+    )
+    retry_delays: dict[RetryReason, _Seconds] = Field(
+        default_factory=dict,
+        description="A try's own delay by how it failed, over `retry_delay`: a busy line "
+        "is tried again sooner than one nobody answers, a machine later (a dialler's "
+        "per-outcome retry). Reasons: busy, no-answer, rejected, unavailable, congestion, "
+        "failed (the PBX's), machine (answering machine detected), abandoned (answered and "
+        "dropped for want of an agent), agent-skipped (preview: the agent skipped it; no "
+        "try used).",
+        examples=[{"busy": 300, "no-answer": 3600, "machine": 14400, "abandoned": 600}],
     )
     priority: int = Field(
         default=-1,

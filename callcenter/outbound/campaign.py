@@ -32,9 +32,10 @@ Each lead by another (:class:`LeadStatus`)::
 
 (``pending``/``retry`` -> ``answered``: a dial placed before a restart was answered after
 it.) A lead is **skipped** when its number is on the do-not-call list or outside ``allow``;
-a try that gets no answer (busy, rang out ...) is retried ``retry_delay`` later until
-``attempts`` are used. A try the daemon could not make (the PBX link down, the campaign
-paused before an agent was free, no agent logged in at all) does not count. Every move is
+a try that gets no answer (busy, rang out ...) is retried ``retry_delay`` later (that
+reason's own ``retry_delays``, if given) until ``attempts`` are used. A try the daemon
+could not make (the PBX link down, the campaign paused before an agent was free, no agent
+logged in at all) does not count. Every move is
 published as an engine event (:mod:`callcenter.events`), which
 :mod:`callcenter.records.campaigns` keeps in the ``campaign_leads`` table; a restarted
 daemon takes the leads' progress back from there (:meth:`Campaign.prepare`), so nobody is
@@ -793,7 +794,7 @@ class Campaign:
             return
         if reason == AGENT_SKIPPED:
             self._move_lead(p, LeadStatus.PENDING)
-            p.due = now + self.settings.retry_delay
+            p.due = now + self._retry_delay(reason)
             self._push_retry(lead_id, p.due)
             self._log.info("campaign_lead_skipped_by_agent", lead=lead_id)
             return
@@ -818,8 +819,9 @@ class Campaign:
             self._move_lead(p, LeadStatus.FAILED)
         else:
             self._move_lead(p, LeadStatus.RETRY)
-            p.due = now + self.settings.retry_delay
-            retry_at = self.clock() + timedelta(seconds=self.settings.retry_delay)
+            delay = self._retry_delay(reason)
+            p.due = now + delay
+            retry_at = self.clock() + timedelta(seconds=delay)
             self._push_retry(lead_id, p.due)
         self.bus.publish(
             CampaignAttemptFailed(
@@ -835,6 +837,14 @@ class Campaign:
         self._log.info(
             "campaign_attempt_failed", lead=lead_id, attempt=p.attempts, reason=reason, final=final
         )
+
+    def _retry_delay(self, reason: str) -> float:
+        """Seconds before a lead whose try failed for ``reason`` is tried again:
+        ``retry_delays`` of that reason, else ``retry_delay``."""
+        for named, delay in self.settings.retry_delays.items():
+            if named == reason:
+                return delay
+        return self.settings.retry_delay
 
     def _move_lead(self, p: LeadProgress, new: LeadStatus) -> None:
         old = p.status
