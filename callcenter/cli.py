@@ -735,6 +735,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent, --team: only theirs), and each agent's totals on stderr",
     )
     report.add_argument(
+        "--pauses",
+        action="store_true",
+        help="each agent's pause time per reason from --since (today) to --until: pauses, "
+        "time paused, the longest, the mean, whether one goes on now; CSV (--json: one "
+        "object per line; --agent, --team: only theirs), and each agent's totals on stderr",
+    )
+    report.add_argument(
         "--voicemails",
         action="store_true",
         help="the voicemail messages left in queues' boxes (the newest --last, or those left "
@@ -920,12 +927,13 @@ def _main(argv: Sequence[str] | None) -> int:
             args.ivr,
             args.dialled,
             args.adherence,
+            args.pauses,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
                 "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
-                "--callbacks, --evaluations, --adherence, --ivr, --dialled, --queues and "
-                "--agents: one report at a time"
+                "--callbacks, --evaluations, --adherence, --pauses, --ivr, --dialled, --queues "
+                "and --agents: one report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -935,11 +943,13 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--staffing goes with --queues --by hour (callers per hour)")
         if args.calibration and not args.evaluations:
             parser.error("--calibration goes with --evaluations")
-        by_agent = args.surveys or args.evaluations or args.adherence
+        by_agent = args.surveys or args.evaluations or args.adherence or args.pauses
         if args.team is not None and not (args.agents or by_agent):
-            parser.error("--team goes with --agents, --surveys, --evaluations or --adherence")
+            parser.error(
+                "--team goes with --agents, --surveys, --evaluations, --adherence or --pauses"
+            )
         if args.agent is not None and not by_agent:
-            parser.error("--agent goes with --surveys, --evaluations or --adherence")
+            parser.error("--agent goes with --surveys, --evaluations, --adherence or --pauses")
         if args.number is not None and (summary is not None or any(chosen)):
             parser.error("--number goes with the CDRs (no other report)")
         if args.queue is not None and not (args.surveys or args.voicemails or args.callbacks):
@@ -958,6 +968,7 @@ def _main(argv: Sequence[str] | None) -> int:
             or args.callbacks
             or args.evaluations
             or args.adherence
+            or args.pauses
             else []
             if args.ivr or args.dialled
             else range_flags
@@ -1015,6 +1026,7 @@ def _main(argv: Sequence[str] | None) -> int:
             evaluations=args.evaluations,
             calibration=args.calibration,
             adherence=args.adherence,
+            pauses=args.pauses,
             since=args.since,
             until=args.until,
             zone=args.tz,
@@ -1665,6 +1677,7 @@ def cmd_report(
     evaluations: bool = False,
     calibration: bool = False,
     adherence: bool = False,
+    pauses: bool = False,
     since: str | None = None,
     until: str | None = None,
     zone: str | None = None,
@@ -1680,7 +1693,7 @@ def cmd_report(
     if config is None:
         return EXIT_CONFIG
     stretch: tuple[datetime, datetime] | None = None
-    if (evaluations or adherence) and since is None:
+    if (evaluations or adherence or pauses) and since is None:
         since = "today"
     if since is not None or until is not None:
         tz = _report_zone(zone or config.ivr.timezone)
@@ -1708,7 +1721,7 @@ def cmd_report(
             return _print_surveys(
                 store, last, as_json=as_json, stretch=stretch, agents=agents, queue=queue
             )
-        if evaluations or adherence:
+        if evaluations or adherence or pauses:
             team = about.team if about is not None else None
             if team is not None and not team_members(config, team):
                 print(_no_such_team(config, team), file=sys.stderr)
@@ -1717,6 +1730,8 @@ def cmd_report(
             assert stretch is not None
             if adherence:
                 return _print_adherence(store, config, stretch, agents, as_json=as_json)
+            if pauses:
+                return _print_pauses(store, config, stretch, agents, as_json=as_json)
             if calibration:
                 return _print_calibration(store, stretch, agents, as_json=as_json)
             return _print_evaluations(store, stretch, agents, as_json=as_json)
@@ -2491,6 +2506,45 @@ def _print_adherence(
         "adherence_percent",
         "outside_seconds",
         "late_seconds",
+    ]
+    return _print_rows(rows, fields, as_json=as_json)
+
+
+def _print_pauses(
+    store: RecordStore,
+    config: CallCenterConfig,
+    stretch: tuple[datetime, datetime],
+    agents: set[str] | None,
+    *,
+    as_json: bool,
+) -> int:
+    """Each agent's pause time per reason within ``stretch`` (``agents`` only when given),
+    as CSV or JSON lines, and each agent's totals on stderr
+    (:mod:`callcenter.records.pauses`)."""
+    from callcenter.records.pauses import agent_pause_totals, pause_totals
+
+    _, paused = store.fetch_shifts_between(*stretch)
+    names = {agent_id: agent.name for agent_id, agent in config.agents.items()}
+    totals = pause_totals(paused, *stretch, names=names, agents=agents)
+    for seen in agent_pause_totals(totals):
+        each = ", ".join(f"{reason} {_duration(s)}" for reason, s in sorted(seen["by"].items()))
+        print(
+            f"agent {seen['agent']} ({seen['name']}): {seen['pauses']} pause(s), "
+            f"{_duration(seen['seconds'])} paused: {each}",
+            file=sys.stderr,
+        )
+    if not totals:
+        print("report: no agent paused then", file=sys.stderr)
+    rows = [total.as_dict() for total in totals]
+    fields = [
+        "agent",
+        "name",
+        "reason",
+        "pauses",
+        "paused_seconds",
+        "longest_seconds",
+        "mean_seconds",
+        "going_on",
     ]
     return _print_rows(rows, fields, as_json=as_json)
 
