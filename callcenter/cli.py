@@ -428,10 +428,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_api_option(supervisor)
 
-    campaign = sub.add_parser("campaign", help="list the outbound campaigns; pause or resume one")
-    campaign.add_argument("action", choices=["list", "pause", "resume"])
+    campaign = sub.add_parser(
+        "campaign",
+        help="list the outbound campaigns; pause or resume one; recycle its failed leads",
+    )
+    campaign.add_argument("action", choices=["list", "pause", "resume", "recycle"])
     campaign.add_argument("campaign", nargs="?", default=None, help="campaign id (not for list)")
     campaign.add_argument("--json", action="store_true", help="list: the API's JSON")
+    campaign.add_argument(
+        "--reasons",
+        default=None,
+        help="recycle: only the failed leads whose last try failed so, such as "
+        "busy,no-answer (default: every failed lead)",
+    )
     _add_api_option(campaign)
 
     switch = sub.add_parser(
@@ -1223,7 +1232,12 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.campaign is None:
             parser.error(f"campaign {args.action} needs the campaign id: e.g. {args.action} spring")
         which = urllib.parse.quote(args.campaign, safe="")
-        return _api_call(args.api, "POST", f"/campaigns/{which}/{args.action}", {})
+        recycling: dict[str, Any] = {}
+        if args.reasons is not None:
+            if args.action != "recycle":
+                parser.error("--reasons goes with campaign recycle")
+            recycling["reasons"] = [r.strip() for r in args.reasons.split(",") if r.strip()]
+        return _api_call(args.api, "POST", f"/campaigns/{which}/{args.action}", recycling)
     if command == "supervisor":
         if args.device is not None and args.action != "desk":
             parser.error("--device goes with supervisor desk")

@@ -828,6 +828,19 @@ class CampaignLeadRescheduled(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignLeadRecycled(EngineEvent):
+    """Failed lead ``lead`` of ``campaign`` (its tries used up, the last ``reason``: busy,
+    no-answer ...) is tried again from now on, its tries counted afresh (``campaign
+    recycle``), as diallers recycle a list."""
+
+    campaign: str
+    lead: str
+    number: str
+    reason: str
+    via: str = "cli"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignPreview(EngineEvent):
     """Lead ``lead`` of preview ``campaign`` is shown to ``agent`` (reserved for it), with
     the lead's columns (``data``), for ``seconds``; ``decision`` says how it ended once it

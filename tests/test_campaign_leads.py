@@ -29,6 +29,7 @@ from callcenter.config import load_config
 from callcenter.errors import ConfigError, IllegalTransition
 from callcenter.events import (
     CampaignAttemptFailed,
+    CampaignLeadRecycled,
     CampaignLeadRescheduled,
     CampaignStateChanged,
     EngineEvent,
@@ -45,6 +46,7 @@ from callcenter.outbound.campaign import (
     read_lists,
 )
 from callcenter.outbound.leads import Lead, normalise_number, parse_do_not_call, parse_leads
+from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import BASE_CONFIG, merge
@@ -331,6 +333,38 @@ async def test_a_lead_whose_last_try_fails_is_given_up_and_the_campaign_finishes
     (failed,) = [e for e in events if isinstance(e, CampaignAttemptFailed)]
     assert (failed.final, failed.retry_at) == (True, None)
     assert campaign.leads["5551001"].status is LeadStatus.FAILED
+
+
+async def test_recycling_the_busy_leads_of_a_finished_campaign_dials_them_again(
+    tmp_path: Path,
+) -> None:
+    """``campaign recycle --reasons busy``: the lead given up on a busy line is tried
+    again, its tries afresh; the one nobody answered stays given up; the campaign runs
+    again, then finishes; a restart reads the recycled lead as one to try."""
+    numbers = ["5551001", "5551002"]
+    campaign, board, events = await dialler(tmp_path, numbers, attempts=1, lines=2)
+    campaign.start()
+    await until(lambda: len(board.dials) == 2)
+    board.dials[0][1].set_result("busy")
+    board.dials[1][1].set_result("no-answer")
+    await until(lambda: campaign.state == "finished")
+    nothing = campaign.recycle(["machine"])
+    recycled = campaign.recycle(["busy"], via="api")
+    await until(lambda: len(board.dials) == 3)
+    board.dials[2][1].set_result("")
+    await until(lambda: campaign.state == "finished")
+    await campaign.stop()
+    (again,) = [e for e in events if isinstance(e, CampaignLeadRecycled)]
+    record = CampaignRecorder.fold(again)
+    assert record is not None
+    states = [e.state for e in events if isinstance(e, CampaignStateChanged)]
+    assert nothing == [] and recycled == ["5551001"]
+    assert (board.dials[2][0].number, board.dials[2][0].attempt) == ("5551001", 1), "afresh"
+    assert (again.reason, again.via) == ("busy", "api")
+    assert campaign.leads["5551001"].status is LeadStatus.ANSWERED
+    assert campaign.leads["5551002"].status is LeadStatus.FAILED
+    assert states[-4:] == ["finished", "running", "finished", "stopped"]
+    assert (record.status, record.attempts, record.result) == ("retry", 0, "recycled")
 
 
 async def test_the_records_of_a_previous_daemon_decide_who_is_called(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from callcenter.events import (
     CampaignAnswered,
     CampaignAttemptFailed,
     CampaignDialing,
+    CampaignLeadRecycled,
     CampaignLeadSkipped,
     CampaignMachineAnswered,
     CampaignPreview,
@@ -33,7 +34,7 @@ from callcenter.events import (
 )
 from callcenter.outbound import campaign as campaign_module
 from callcenter.outbound import pacing
-from callcenter.testing import TRANSPORTS, Center, Transport, merge, running_center
+from callcenter.testing import TRANSPORTS, Center, Transport, merge, run_cli, running_center
 
 _transport: list[Transport] = ["fastagi"]
 
@@ -650,3 +651,33 @@ async def test_an_agent_who_logs_out_while_shown_a_lead_gives_it_back(tmp_path: 
     assert [e.decision for e in s.of(CampaignPreview)] == ["", "withdrawn"]
     assert after["previews"] == [] and ada.rings == 0
     assert (view["pending"], view["dialled"]) == (1, 0)
+
+
+async def test_ops_recycle_the_leads_nobody_answered_and_they_are_called_again(
+    tmp_path: Path,
+) -> None:
+    """Ada never picks up on the campaign's one try: it finishes with her given up.
+    `campaign recycle spring --reasons no-answer` tries her again (a first try afresh); she
+    answers this time, and a restart keeps her answered."""
+    leads = "number,id,name\n5551001,ada,Ada\n"
+    async with scene(tmp_path, campaign(attempts=1), leads) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=None)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.view["state"] == "finished")
+        wrong = await run_cli(s.center, "campaign", "pause", "spring", "--reasons", "busy")
+        none = await run_cli(s.center, "campaign", "recycle", "spring", "--reasons", "busy")
+        ada.answer_after = 0.05
+        ada.hangup_after = 0.3
+        again = await run_cli(s.center, "campaign", "recycle", "spring", "--reasons", "no-answer")
+        await s.wait_for(lambda: s.view["answered"] == 1 and s.view["state"] == "finished")
+        await s.center.idle(timeout=10)
+        await s.center.daemon.recorder.writer.wait_written("campaign-lead:spring:ada")
+        await s.center.restart()
+        after_restart = s.view
+    assert wrong[0] == 2 and "--reasons goes with campaign recycle" in wrong[2]
+    assert none[0] == 0 and json.loads(none[1])["recycled"] == 0
+    assert again[0] == 0 and json.loads(again[1])["recycled"] == 1
+    (recycled,) = s.of(CampaignLeadRecycled)
+    assert (recycled.lead, recycled.reason, recycled.via) == ("ada", "no-answer", "api")
+    assert ada.rings == 2
+    assert (after_restart["answered"], after_restart["failed"]) == (1, 0)

@@ -446,6 +446,25 @@ def test_campaign_leads_move_on_until_final_in_both_databases(
     assert rows["autumn", "ada"].status == "failed"
 
 
+def test_a_failed_lead_opens_again_only_when_recycled_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    later = T0 + timedelta(days=1)
+    moves = [
+        LeadRecord("spring", "ada", "5551001", "failed", 3, "busy", updated=T0),
+        LeadRecord("spring", "ada", "5551001", "retry", 3, "no-answer", updated=T0),
+        LeadRecord(
+            "spring", "ada", "5551001", "retry", 0, "recycled", retry_at=later, updated=later
+        ),
+        LeadRecord("spring", "ada", "5551001", "dialing", 1, updated=later),
+    ]
+    for store in both_stores(tmp_path, postgres_url):
+        written = [store.write_campaign_lead(move) for move in moves]
+        (ada,) = store.fetch_campaign_leads()
+        assert written == [True, False, True, True], type(store).__name__
+        assert (ada.status, ada.attempts, ada.updated) == ("dialing", 1, later), "tries afresh"
+
+
 THIRTEENTH_CAMPAIGN_LEADS = (
     'CREATE TABLE campaign_leads ("campaign" TEXT NOT NULL, "lead" TEXT NOT NULL,'
     ' "number" TEXT NOT NULL, "status" TEXT NOT NULL, "attempts" INTEGER NOT NULL DEFAULT 0,'

@@ -92,6 +92,10 @@ Routes (all JSON)::
                                           "leads": 120, "pending": 80, "answered": 30 ...}]}
     POST /campaigns/{id}/pause            {}: no new dial (those waiting for an agent are
     POST /campaigns/{id}/resume           withdrawn; a lead's phone that rings goes on)
+    POST /campaigns/{id}/recycle          {"reasons": ["busy", "no-answer"]}: the failed
+                                          leads (whose last try failed so; no reasons:
+                                          every one) are tried again, tries afresh;
+                                          {"campaign": ..., "recycled": N}
     POST /callbacks                       {"number": "0612345678", "queue": "sales",
                                           "priority": 0, "at": null, "data": {"topic":
                                           "invoice 1234"}}: call that number back
@@ -1919,7 +1923,7 @@ class ControlAPI:
             snapshot["notices"] = [n.as_dict() for n in self.notices.standing(everyone=True)]
             return snapshot
         if parts and parts[0] == "campaigns":
-            return self._campaign_action(method, parts[1:])
+            return self._campaign_action(method, parts[1:], body)
         if parts and parts[0] == "figures":
             if method != "GET" or len(parts) != 2 or parts[1] not in ("queues", "agents"):
                 raise HTTPError(404, "figure routes: GET /figures/queues, GET /figures/agents")
@@ -2320,15 +2324,17 @@ class ControlAPI:
             raise HTTPError(400, "timeout must be a number of seconds above 0")
         return {"drain": drain.start(float(timeout))}
 
-    def _campaign_action(self, method: str, rest: list[str]) -> dict[str, Any]:
+    def _campaign_action(
+        self, method: str, rest: list[str], body: Mapping[str, Any]
+    ) -> dict[str, Any]:
         campaigns = self.campaigns
         if not rest:
             if method != "GET":
                 raise HTTPError(405, "use GET for /campaigns")
             return {"campaigns": campaigns.view() if campaigns is not None else []}
-        if len(rest) != 2 or rest[1] not in ("pause", "resume"):
+        if len(rest) != 2 or rest[1] not in ("pause", "resume", "recycle"):
             raise HTTPError(
-                404, "campaign routes: GET /campaigns, POST /campaigns/{id}/pause|resume"
+                404, "campaign routes: GET /campaigns, POST /campaigns/{id}/pause|resume|recycle"
             )
         if method != "POST":
             raise HTTPError(405, f"use POST for /campaigns/{rest[0]}/{rest[1]}")
@@ -2336,6 +2342,14 @@ class ControlAPI:
             known = ", ".join(campaigns.by_id) if campaigns is not None else ""
             raise HTTPError(404, f"no campaign {rest[0]!r} running (campaigns: {known or 'none'})")
         campaign = campaigns.by_id[rest[0]]
+        if rest[1] == "recycle":
+            reasons = body.get("reasons")
+            if reasons is not None and (
+                not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons)
+            ):
+                raise HTTPError(400, '"reasons" lists how the tries failed: ["busy", "no-answer"]')
+            recycled = campaign.recycle(reasons, via="api")
+            return {"campaign": campaign.view(), "recycled": len(recycled)}
         if rest[1] == "pause":
             campaign.pause("api")
         elif self.switchboard.draining:

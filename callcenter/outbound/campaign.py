@@ -28,7 +28,8 @@ Each lead by another (:class:`LeadStatus`)::
     dialing  -> retry | answered | failed | pending   (pending: the try never happened)
     retry    -> dialing | skipped | answered
     answered -> retry     (only when the person asked to be called again: a disposition)
-    failed, skipped: final
+    failed   -> retry     (only when ops recycle the campaign: ``campaign recycle``)
+    skipped: final
 
 (``pending``/``retry`` -> ``answered``: a dial placed before a restart was answered after
 it.) A lead is **skipped** when its number is on the do-not-call list or outside ``allow``;
@@ -50,7 +51,7 @@ import enum
 import heapq
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -63,6 +64,7 @@ from callcenter.events import (
     CallDisposed,
     CampaignAnswered,
     CampaignAttemptFailed,
+    CampaignLeadRecycled,
     CampaignLeadRescheduled,
     CampaignLeadSkipped,
     CampaignStateChanged,
@@ -83,6 +85,8 @@ DO_NOT_CALL: Final = "do-not-call"
 NOT_ALLOWED: Final = "not-allowed"
 ORIGIN_PREFIX: Final = "campaign:"
 
+RECYCLED: Final = "recycled"
+"""A failed lead tried again, its tries counted afresh (``campaign recycle``)."""
 ABANDONED: Final = "abandoned"
 """A try answered by a person the predictive dialler had no agent for (dropped)."""
 MACHINE: Final = "machine"
@@ -139,7 +143,7 @@ _LEAD_MOVES: Final[Mapping[LeadStatus, frozenset[LeadStatus]]] = {
     _L.DIALING: frozenset({_L.RETRY, _L.ANSWERED, _L.FAILED, _L.PENDING}),
     _L.RETRY: frozenset({_L.DIALING, _L.SKIPPED, _L.ANSWERED}),
     _L.ANSWERED: frozenset({_L.RETRY}),
-    _L.FAILED: frozenset(),
+    _L.FAILED: frozenset({_L.RETRY}),
     _L.SKIPPED: frozenset(),
 }
 FINAL: Final = frozenset({_L.ANSWERED, _L.FAILED, _L.SKIPPED})
@@ -519,6 +523,34 @@ class Campaign:
         )
         self._changed.set()
         return True
+
+    def recycle(self, reasons: Collection[str] | None = None, *, via: str = "cli") -> list[str]:
+        """Try the failed leads again (those whose last try failed for one of ``reasons``,
+        such as busy or no-answer; None: every failed one), their tries counted afresh, from
+        now on: a list recycled, as diallers do. A finished campaign runs again. The ids of
+        the leads recycled."""
+        recycled = []
+        now = time.monotonic()
+        for lead_id, p in self.leads.items():
+            if p.status is not LeadStatus.FAILED or (
+                reasons is not None and p.result not in reasons
+            ):
+                continue
+            self._move_lead(p, LeadStatus.RETRY)
+            self.bus.publish(
+                CampaignLeadRecycled(
+                    campaign=self.id, lead=lead_id, number=p.lead.number, reason=p.result, via=via
+                )
+            )
+            p.attempts = 0
+            p.result = RECYCLED
+            p.due = now
+            self._push_retry(lead_id, now)
+            recycled.append(lead_id)
+        if recycled:
+            self._log.info("campaign_recycled", leads=len(recycled), via=via)
+            self._changed.set()
+        return recycled
 
     def agent_free(self) -> None:
         """An agent became free with nobody waiting for them: a predictive campaign counts

@@ -13,9 +13,11 @@
     CampaignLeadRescheduled -> status "retry", result "callback", tries 0, retry_at (the
                               person asked an agent to be called again); without
                               retry_at (called off), "answered" again
+    CampaignLeadRecycled   -> status "retry", result "recycled", tries 0, retry_at now (a
+                              failed lead tried again: ``campaign recycle``)
 
 A row that reached answered, failed or skipped stays so (but for an answered one moving to
-a callback). A restarted daemon reads the rows
+a callback, and a failed one recycled). A restarted daemon reads the rows
 back (:meth:`~callcenter.outbound.campaign.Campaign.load`): answered, failed and skipped
 leads are not called again, and the others keep their tries and retry times.
 """
@@ -30,11 +32,12 @@ from callcenter.events import (
     CampaignAnswered,
     CampaignAttemptFailed,
     CampaignDialing,
+    CampaignLeadRecycled,
     CampaignLeadRescheduled,
     CampaignLeadSkipped,
     EngineEvent,
 )
-from callcenter.outbound.campaign import ABANDONED, CALLBACK, LeadRecord
+from callcenter.outbound.campaign import ABANDONED, CALLBACK, RECYCLED, LeadRecord
 from callcenter.records.writer import RecordWriter
 
 
@@ -57,10 +60,15 @@ class CampaignRecorder:
         self.store = store
         self.writer = writer
 
-    def on_event(self, event: EngineEvent) -> None:
+    @staticmethod
+    def fold(event: EngineEvent) -> LeadRecord | None:
+        """The lead's row after ``event`` (None: an event that moves no lead)."""
         fold = _FOLDS.get(type(event))
-        if fold is not None:
-            record = fold(event)
+        return fold(event) if fold is not None else None
+
+    def on_event(self, event: EngineEvent) -> None:
+        record = self.fold(event)
+        if record is not None:
             # One key per lead: the writer keeps a key's writes in order.
             key = f"campaign-lead:{record.campaign}:{record.lead}"
             self.writer.submit(key, functools.partial(self.store.write_campaign_lead, record))
@@ -72,6 +80,7 @@ _LeadEvent = (
     | CampaignAttemptFailed
     | CampaignLeadSkipped
     | CampaignLeadRescheduled
+    | CampaignLeadRecycled
 )
 
 
@@ -108,6 +117,10 @@ def _rescheduled(e: CampaignLeadRescheduled) -> LeadRecord:
     return _row(e, "retry", 0, CALLBACK, retry_at=e.retry_at)
 
 
+def _recycled(e: CampaignLeadRecycled) -> LeadRecord:
+    return _row(e, "retry", 0, RECYCLED, retry_at=e.at)
+
+
 def _skipped(e: CampaignLeadSkipped) -> LeadRecord:
     return _row(e, "skipped", 0, e.reason)
 
@@ -118,6 +131,7 @@ _FOLDS: Mapping[type[EngineEvent], Callable[[Any], LeadRecord]] = {
     CampaignAttemptFailed: _failed,
     CampaignLeadSkipped: _skipped,
     CampaignLeadRescheduled: _rescheduled,
+    CampaignLeadRecycled: _recycled,
 }
 
 __all__ = ["CampaignLeadStore", "CampaignRecorder"]

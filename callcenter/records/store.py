@@ -649,13 +649,15 @@ class Statements:
             f' "attempts" = {dialect.greatest}("attempts", coalesce({p}, 0))'
             f' WHERE "call_id" = {p}'
         )
-        # A lead's row moves on until answered, failed or skipped, and stays so.
+        # A lead's row moves on until answered, failed or skipped, and stays so (but for a
+        # callback reopening an answered one and a recycle a failed one).
         self.upsert_campaign_lead = (
             f"INSERT INTO campaign_leads ({_quoted(CAMPAIGN_LEAD_COLUMNS)}) "
             f"VALUES ({marks(len(CAMPAIGN_LEAD_COLUMNS))}) "
             'ON CONFLICT("campaign", "lead") DO UPDATE SET '
             '"number" = excluded."number", "status" = excluded."status", '
-            '"attempts" = CASE WHEN excluded."result" = \'callback\' THEN excluded."attempts" '
+            "\"attempts\" = CASE WHEN excluded.\"result\" IN ('callback', 'recycled') "
+            'THEN excluded."attempts" '
             f'ELSE {dialect.greatest}(campaign_leads."attempts", excluded."attempts") END, '
             '"result" = excluded."result", '
             '"call_id" = CASE WHEN excluded."call_id" <> \'\' THEN excluded."call_id" '
@@ -664,6 +666,7 @@ class Statements:
             '"dropped_at" = coalesce(excluded."dropped_at", campaign_leads."dropped_at") '
             "WHERE campaign_leads.\"status\" NOT IN ('answered', 'failed', 'skipped')"
             " OR (campaign_leads.\"status\" = 'answered' AND excluded.\"result\" = 'callback')"
+            " OR (campaign_leads.\"status\" = 'failed' AND excluded.\"result\" = 'recycled')"
         )
         # An agent who corrects a call's code replaces its row.
         self.upsert_disposition = (
