@@ -544,7 +544,17 @@ class DesktopPage(HTMLParser):
         if key == "notice":
             self.notices.append("")
             self._open.append((tag, key))
-        elif key in ("state", "said", "error", "down", "over", "missed", "schedule", "scheduled"):
+        elif key in (
+            "state",
+            "said",
+            "error",
+            "down",
+            "over",
+            "missed",
+            "schedule",
+            "scheduled",
+            "pauses",
+        ):
             self.texts[key] = ""
             self._open.append((tag, key))
         elif tag == "button" and self.forms:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from callcenter.cli import main as cli_main
 from callcenter.records.pauses import agent_pause_totals, pause_totals
 from callcenter.records.summary import Stretch
-from callcenter.testing import running_center
+from callcenter.testing import DesktopBrowser, running_center
 
 NOON = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
@@ -129,3 +129,27 @@ def test_pauses_go_with_agent_and_team_and_one_report_at_a_time(
     with pytest.raises(SystemExit):
         cli_main(["report", "--queues", "--agent", "1001"])
     assert "--pauses" in capsys.readouterr().err
+
+
+async def test_alice_and_her_supervisor_read_her_pauses_of_the_day_on_their_pages(
+    tmp_path: Path,
+) -> None:
+    config = {
+        "agents": {"1001": {"pin": "1111", "team": "day"}},
+        "supervisors": {"2000": {"pin": "2468", "teams": ["day"]}},
+    }
+    async with running_center(tmp_path, config=config) as center:
+        router = center.daemon.router
+        router.pause("1001", "break", via="test")
+        await asyncio.sleep(1.1)
+        router.unpause("1001", via="test")
+        router.pause("1001", "lunch", via="test")
+        await center.idle()
+        alice = await DesktopBrowser(center.daemon.api.port).sign_in("1001", "1111")
+        sam = DesktopBrowser(center.daemon.api.port)
+        await sam.sign_in("2000", "2468", role="supervisor")
+        her_page = await sam.press("Pause, queues …", picking={"id": "1001"})
+    said = alice.texts["pauses"]
+    assert said.startswith("Pauses today: break 1 (0:01"), said
+    assert said.endswith("lunch 1 (0:00, one now)"), said
+    assert her_page.texts["pauses"] == said, "her supervisor reads the same"

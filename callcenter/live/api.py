@@ -311,6 +311,7 @@ from callcenter.records.adherence import adherence_days
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score, target_of
 from callcenter.records.history import history
+from callcenter.records.pauses import PauseTotal, pause_totals
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, Stretch, parse_when
 from callcenter.records.voicemails import VoicemailInbox, VoicemailMessage
 from callcenter.supervision.monitor import MONITOR_MODES
@@ -897,6 +898,7 @@ class ControlAPI:
                     if shown_call is not None and shown_call.on_line_seconds is not None
                     else (),
                     adherence=(await self._adherence_today([person])).get(person),
+                    pauses=await self._pauses_today([person]),
                 )
                 page = desktop.render(view)
             return 200, page, _PAGE_HEADERS
@@ -998,6 +1000,7 @@ class ControlAPI:
                     for first in (self._today(agent_id),)
                     for n in range(7)
                 ],
+                pauses=await self._pauses_today([agent_id]),
             )
             return 200, page, _PAGE_HEADERS
         if role != "agent":
@@ -1489,35 +1492,56 @@ class ControlAPI:
 
     async def _adherence_today(self, agents: Collection[str]) -> dict[str, float | None]:
         """Adherence so far today (``report --adherence``'s percent) of those of ``agents``
-        who have a schedule (None: nothing scheduled yet today); the day's stretches are
-        read at most every :data:`DISPUTES_READ_EVERY` seconds for every desktop together;
-        empty without schedules or records."""
+        who have a schedule (None: nothing scheduled yet today); empty without schedules or
+        records (the day's stretches: :meth:`_day_stretches`)."""
         config = self.switchboard.config
         schedules = {
             agent_id: schedule
             for agent_id in agents
             if (schedule := schedule_of(config, agent_id)) is not None
         }
-        if not schedules or self._shifts is None:
+        if not schedules:
             return {}
-        now = time.monotonic()
-        kept = self._shifts_read
-        if kept is None or now - kept[0] >= DISPUTES_READ_EVERY:
-            until = datetime.now(UTC)
-            since = datetime.now(ZoneInfo(config.ivr.timezone)).replace(
-                hour=0, minute=0, second=0, microsecond=0
-            )
-            try:
-                sessions, pauses = await self._shifts(since, until)
-            except RecordError:
-                return {}
-            kept = self._shifts_read = (now, since, until, sessions, pauses)
-        _, since, until, sessions, pauses = kept
+        read = await self._day_stretches()
+        if read is None:
+            return {}
+        since, until, sessions, pauses = read
         days = adherence_days(schedules, sessions, pauses, since, until)
         today: dict[str, float | None] = dict.fromkeys(schedules)
         for day in days:
             today[day.agent] = day.adherence  # the last day of each agent's zone: today
         return today
+
+    async def _pauses_today(self, agents: Collection[str]) -> list[PauseTotal]:
+        """The pauses of ``agents`` so far today, per agent and reason (``report
+        --pauses``' rows); empty without records (:meth:`_day_stretches`)."""
+        read = await self._day_stretches()
+        if read is None:
+            return []
+        since, until, _, pauses = read
+        return pause_totals(pauses, since, until, agents=set(agents))
+
+    async def _day_stretches(
+        self,
+    ) -> tuple[datetime, datetime, list[Stretch], list[Stretch]] | None:
+        """Today's logged-in and paused stretches of every agent (since midnight in
+        ``ivr.timezone``), read at most every :data:`DISPUTES_READ_EVERY` seconds for every
+        desktop together; None without records or when they cannot be read."""
+        if self._shifts is None:
+            return None
+        now = time.monotonic()
+        kept = self._shifts_read
+        if kept is None or now - kept[0] >= DISPUTES_READ_EVERY:
+            until = datetime.now(UTC)
+            zone = ZoneInfo(self.switchboard.config.ivr.timezone)
+            since = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+            try:
+                sessions, pauses = await self._shifts(since, until)
+            except RecordError:
+                return None
+            kept = self._shifts_read = (now, since, until, sessions, pauses)
+        _, since, until, sessions, pauses = kept
+        return since, until, sessions, pauses
 
     async def _pick_call(self, supervisor_id: str, agent_id: str) -> str:
         """A call of ``agent_id`` (one of the supervisor's) within ``evaluation_target.days``

@@ -82,6 +82,7 @@ from callcenter.live.notices import MAX_TEXT
 from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import STATE_NAMES, clock, scheduled_text
 from callcenter.records.evaluations import Evaluation
+from callcenter.records.pauses import PauseTotal
 from callcenter.records.voicemails import VoicemailMessage
 
 REFRESH: Final = 3
@@ -360,6 +361,8 @@ class Desktop:
     13:00-17:00`` ("" on a day off); None: they have none."""
     adherence: float | None = None
     """Their adherence so far today (percent), once something was scheduled; None: none."""
+    pauses: Sequence[PauseTotal] = ()
+    """Their pauses so far today, per reason (read from the records every 10 s at most)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,6 +620,8 @@ def _state_section(desk: Desktop, state: str) -> str:
         f"<br><small>Today: {day.calls} call{'' if day.calls == 1 else 's'}, "
         f"talk {clock(day.talk_seconds)}, paused {clock(day.paused_seconds)}</small>"
     )
+    if desk.pauses:
+        lines.append(f'<br><small id="pauses">Pauses today: {_e(pauses_said(desk.pauses))}</small>')
     if desk.schedule is not None:
         planned = desk.schedule or "a day off"
         kept = f" (adherence so far: {desk.adherence:g} %)" if desk.adherence is not None else ""
@@ -1608,6 +1613,7 @@ def render_membership(
     skills: Sequence[str] = (),
     pause_reasons: Sequence[str] = (),
     days: Sequence[Mapping[str, Any]] = (),
+    pauses: Sequence[PauseTotal] = (),
 ) -> str:
     """A supervisor's page for one agent: a pause for each of ``pause_reasons`` (a
     coaching session, a meeting) or Ready, a button to put them in each queue they are not
@@ -1615,7 +1621,7 @@ def render_membership(
     join``/``leave``), their skill levels to change (``skills``: those of
     ``acd.skills``; the agent's own are shown too), and their ``days`` to come (as
     ``Switchboard.schedule_day`` gives them) with a form to change one (``agent
-    schedule``)."""
+    schedule``), and their ``pauses`` today per reason."""
     aid = str(agent["id"])
     member = set(agent["queues"])
     back = f"/desktop/agent?id={aid}"
@@ -1635,8 +1641,10 @@ def render_membership(
             button("pause-agent", f"Pause: {reason}", "", agent=aid, reason=reason, back=back)
             for reason in pause_reasons
         )
+    today = f'<p id="pauses">Pauses today: {_e(pauses_said(pauses))}</p>' if pauses else ""
     parts.append(
-        f'<section><span class="state {_e(state)}" id="state">{_e(shown)}</span> {acts}</section>'
+        f'<section><span class="state {_e(state)}" id="state">{_e(shown)}</span> {acts}'
+        f"{today}</section>"
     )
     rows = []
     for queue in queues:
@@ -1719,6 +1727,18 @@ def schedule_said(agent: str, day: Mapping[str, Any]) -> str:
     hours = ", ".join(day["hours"]) or "a day off"
     how = "" if day.get("changed") else " (as the schedule says)"
     return f"Agent {agent} on {day['day']}: {hours}{how}"
+
+
+def pauses_said(pauses: Sequence[PauseTotal]) -> str:
+    """``break 2 (25:00, longest 15:00), lunch 1 (30:00)``: an agent's pauses of a day per
+    reason, one going on marked."""
+    said = []
+    for pause in pauses:
+        spent = clock(pause.seconds)
+        longest = f", longest {clock(pause.longest)}" if pause.pauses > 1 else ""
+        now = ", one now" if pause.going_on else ""
+        said.append(f"{pause.reason or 'no reason'} {pause.pauses} ({spent}{longest}{now})")
+    return ", ".join(said)
 
 
 def skills_of(form: Mapping[str, str]) -> dict[str, int]:
