@@ -860,6 +860,8 @@ class Switchboard:
                 )
         del self.added_queues[name]
         self.config = self._with_changes(self.file_config)
+        # Nobody waits in it: the router forgets it too (a reload keeps a removed queue).
+        self.router.remove_queue(name)
         self._configure_router(self.config)
         self.bus.publish(QueueRemoved(queue=name, via=via))
         log.info("queue_removed", queue=name, via=via)

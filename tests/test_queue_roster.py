@@ -68,6 +68,7 @@ async def test_a_vip_queue_added_while_running_takes_the_crms_callers_and_outliv
         await waiting.hangup()
         await center.idle()
         removed = await center.api("POST", "/queues/vip/remove", {})
+        _, status_after = await center.api("GET", "/status")
         daemon = await center.restart()
         _, listed_after = await center.api("GET", "/queues/added")
         gone = daemon.config.queues.get("vip")
@@ -85,6 +86,7 @@ async def test_a_vip_queue_added_while_running_takes_the_crms_callers_and_outliv
     assert [view["queue"] for view in listed["queues"]] == ["vip"]
     assert while_waiting[0] == 409 and "1 waiting" in while_waiting[1]["error"]
     assert removed == (200, {"queue": "vip", "removed": True})
+    assert "vip" not in [q["name"] for q in status_after["queues"]], "gone before a restart"
     assert listed_after == {"queues": []} and gone is None
     kinds = [type(e).__name__ for e in events if isinstance(e, QueueAdded | QueueRemoved)]
     assert kinds == ["QueueAdded", "QueueAdded"], "added, then changed (before the restart)"

@@ -1043,3 +1043,19 @@ async def test_a_kept_agent_who_goes_on_a_break_lets_the_caller_go_to_anyone() -
     router.call_finished(busy.id, "q")
     assert held.done() and held.result() is False
     assert kept.status is EntryStatus.WAITING
+
+
+async def test_a_queue_removed_with_nobody_in_it_is_forgotten_and_its_agent_serves_the_other() -> (
+    None
+):
+    router, _ = make_router({"sales": ["a"], "vip": ["a"]})
+    router.login("a")
+    waiting = router.enqueue("vip", "vip-call")
+    with pytest.raises(EngineError, match="callers wait in it"):
+        router.remove_queue("vip")
+    router.leave(waiting)
+    router.remove_queue("vip")
+    assert router.queue_names() == ["sales"]
+    with pytest.raises(UnknownQueue):
+        router.remove_queue("vip")
+    assert (await take_call(router, "sales", "s-1")).id == "a"

@@ -229,6 +229,17 @@ class Router:
             if queue.rules.leave_when_empty:
                 self._wake_if_empty(queue)
 
+    def remove_queue(self, name: str) -> None:
+        """Forget ``name``, a queue nobody waits in (one added while the centre runs, then
+        removed): its members serve their other queues. EngineError while anyone waits
+        in it; UnknownQueue when there is no such queue."""
+        queue = self._queue(name)
+        if queue.entries():
+            raise EngineError(f"queue {name}: callers wait in it")
+        del self._queues[name]
+        self._rules.pop(name, None)
+        self._install(self._rules)
+
     # ------------------------------------------------------------------ lookups
 
     def _agent(self, agent_id: str) -> Agent:
