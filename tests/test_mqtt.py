@@ -614,3 +614,25 @@ async def test_a_wallboard_on_mqtt_shows_the_notices_standing_even_connecting_la
     )
     assert shown.retain, "a wallboard connecting later gets it at once"
     assert gone.json() == {"notices": []}
+
+
+async def test_a_queue_added_at_run_time_then_removed_leaves_the_wallboard_at_once(
+    tmp_path: Path,
+) -> None:
+    with running_broker(tmp_path) as broker:
+        async with running_center(tmp_path, config=mqtt_config(broker)) as center:
+            publisher = center.daemon.mqtt
+            assert publisher is not None
+            for _ in range(200):
+                if publisher.connected:
+                    break
+                await asyncio.sleep(0.02)
+            with Wallboard(broker.port, name="floor") as board:
+                await center.api("POST", "/queues", {"queue": "vip", "agents": ["1002"]})
+                await board.wait_for("queues/vip")
+                await center.api("POST", "/queues/vip/remove", {})
+                await board.wait_for("queues/vip", lambda m: m.payload == b"")
+            with Wallboard(broker.port, name="late") as late:
+                await late.wait_for("queues/support")
+                await asyncio.sleep(0.3)
+    assert late.on("queues/vip") == [], "nothing retained for a queue that is gone"

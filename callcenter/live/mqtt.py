@@ -90,6 +90,7 @@ from callcenter.events import (
     ConsultStarted,
     EngineEvent,
     QueueMemberChanged,
+    QueueRemoved,
     SurveyEnded,
     TalkEnded,
 )
@@ -277,6 +278,14 @@ class MQTTPublisher:
 
     def _on_agent(self, e: AgentEvent) -> None:
         self._dirty.add(e.agent)
+
+    def _on_queue_removed(self, e: QueueRemoved) -> None:
+        """A queue added at run time was removed: its retained figures go (a wallboard
+        would show them forever)."""
+        topic = f"{self._prefix}/queues/{e.queue}"
+        self._last.pop(topic, None)
+        if self.connected:
+            self._send(wire.encode_publish(topic, b"", retain=True))
 
     def _on_state(self, e: AgentStateChanged) -> None:
         self._dirty.add(e.agent)
@@ -613,6 +622,7 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     AgentAdded: MQTTPublisher._on_agent,
     AgentRemoved: MQTTPublisher._on_agent,
     AgentStateChanged: MQTTPublisher._on_state,
+    QueueRemoved: MQTTPublisher._on_queue_removed,
     CampaignPreview: MQTTPublisher._on_preview,
     CallHeld: MQTTPublisher._on_preview,
     CallUnheld: MQTTPublisher._on_preview,
