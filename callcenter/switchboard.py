@@ -976,6 +976,8 @@ class Switchboard:
         del self.added_agents[agent_id]
         self.config = self._with_changes(self.file_config)
         self._configure_router(self.config)
+        # Logged out and in no queue now: the router forgets them too.
+        self.router.remove_agent(agent_id)
         self.bus.publish(AgentRemoved(agent=agent_id, via=via))
         log.info("agent_removed", agent=agent_id, via=via)
         return {"agent": agent_id, "removed": True}

@@ -198,17 +198,19 @@ async def test_the_command_line_adds_lists_changes_and_removes_through_the_api(
             "agent", "add", "1010", "--name", "Zoe", "--device", "PJSIP/1010",
             "--skills", "fr=7", "--team", "seasonal",
         )  # fmt: skip
+        skills = dict(center.daemon.router.agents["1010"].skills)
         listed = await cli("agent", "roster")
         changed = await cli("agent", "change", "1010", "--device", "PJSIP/1011")
         removed = await cli("agent", "remove", "1010")
         empty = await cli("agent", "roster")
-        skills = dict(center.daemon.router.agents["1010"].skills)
+        forgotten = "1010" not in center.daemon.router.agents
     assert added[0] == 0 and added[1].startswith("agent 1010: Zoe at PJSIP/1010, team seasonal")
     assert listed[1].startswith("1010: Zoe at PJSIP/1010, team seasonal, added ")
     assert changed[0] == 0 and "PJSIP/1011" in changed[1]
     assert removed == (0, "agent 1010 removed\n")
     assert empty[1] == "no agent added while the centre runs\n"
     assert skills == {"fr": 7}
+    assert forgotten, "the router forgets them at once"
 
 
 @pytest.mark.parametrize(

@@ -616,7 +616,7 @@ async def test_a_wallboard_on_mqtt_shows_the_notices_standing_even_connecting_la
     assert gone.json() == {"notices": []}
 
 
-async def test_a_queue_added_at_run_time_then_removed_leaves_the_wallboard_at_once(
+async def test_a_queue_and_an_agent_added_at_run_time_then_removed_leave_the_wallboard(
     tmp_path: Path,
 ) -> None:
     with running_broker(tmp_path) as broker:
@@ -632,7 +632,13 @@ async def test_a_queue_added_at_run_time_then_removed_leaves_the_wallboard_at_on
                 await board.wait_for("queues/vip")
                 await center.api("POST", "/queues/vip/remove", {})
                 await board.wait_for("queues/vip", lambda m: m.payload == b"")
+                zoe = {"agent": "1010", "name": "Zoe", "device": "PJSIP/1010"}
+                await center.api("POST", "/roster", zoe)
+                await board.wait_for("agents/1010")
+                await center.api("POST", "/roster/1010/remove", {})
+                await board.wait_for("agents/1010", lambda m: m.payload == b"")
             with Wallboard(broker.port, name="late") as late:
                 await late.wait_for("queues/support")
                 await asyncio.sleep(0.3)
     assert late.on("queues/vip") == [], "nothing retained for a queue that is gone"
+    assert late.on("agents/1010") == [], "nor for an agent"

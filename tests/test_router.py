@@ -1059,3 +1059,17 @@ async def test_a_queue_removed_with_nobody_in_it_is_forgotten_and_its_agent_serv
     with pytest.raises(UnknownQueue):
         router.remove_queue("vip")
     assert (await take_call(router, "sales", "s-1")).id == "a"
+
+
+def test_an_agent_removed_logged_out_and_in_no_queue_is_forgotten() -> None:
+    router, _ = make_router({"sales": ["a", "b"]})
+    router.login("b")
+    with pytest.raises(EngineError, match="is logged in"):
+        router.remove_agent("b")
+    with pytest.raises(EngineError, match="member of sales"):
+        router.remove_agent("a")
+    router.configure({"sales": QueueRules(members=("b",))})
+    router.remove_agent("a")
+    assert router.agent_ids() == ["b"]
+    with pytest.raises(UnknownAgent):
+        router.remove_agent("a")

@@ -229,6 +229,21 @@ class Router:
             if queue.rules.leave_when_empty:
                 self._wake_if_empty(queue)
 
+    def remove_agent(self, agent_id: str) -> None:
+        """Forget ``agent_id``, an agent added while the centre runs then removed: logged
+        out and a member of no queue (EngineError otherwise; UnknownAgent when there is no
+        such agent)."""
+        agent = self._agent(agent_id)
+        if agent.state is not AgentState.LOGGED_OUT:
+            raise EngineError(f"agent {agent_id} is logged in")
+        queues = [queue.name for queue in self._member_of.get(agent_id, ())]
+        if queues:
+            raise EngineError(f"agent {agent_id} is a member of {', '.join(queues)}")
+        del self._agents[agent_id]
+        for kept in (self._logout_via, self._pause_via):
+            kept.pop(agent_id, None)
+        self._install(self._rules)
+
     def remove_queue(self, name: str) -> None:
         """Forget ``name``, a queue nobody waits in (one added while the centre runs, then
         removed): its members serve their other queues. EngineError while anyone waits

@@ -279,10 +279,14 @@ class MQTTPublisher:
     def _on_agent(self, e: AgentEvent) -> None:
         self._dirty.add(e.agent)
 
-    def _on_queue_removed(self, e: QueueRemoved) -> None:
-        """A queue added at run time was removed: its retained figures go (a wallboard
-        would show them forever)."""
-        topic = f"{self._prefix}/queues/{e.queue}"
+    def _on_removed(self, e: QueueRemoved | AgentRemoved) -> None:
+        """A queue or an agent added at run time was removed: its retained figures go (a
+        wallboard would show them forever)."""
+        if isinstance(e, QueueRemoved):
+            topic = f"{self._prefix}/queues/{e.queue}"
+        else:
+            topic = f"{self._prefix}/agents/{e.agent}"
+            self._since.pop(e.agent, None)
         self._last.pop(topic, None)
         if self.connected:
             self._send(wire.encode_publish(topic, b"", retain=True))
@@ -620,9 +624,9 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     QueueMemberChanged: MQTTPublisher._on_agent,
     AgentSkillsChanged: MQTTPublisher._on_agent,
     AgentAdded: MQTTPublisher._on_agent,
-    AgentRemoved: MQTTPublisher._on_agent,
+    AgentRemoved: MQTTPublisher._on_removed,
     AgentStateChanged: MQTTPublisher._on_state,
-    QueueRemoved: MQTTPublisher._on_queue_removed,
+    QueueRemoved: MQTTPublisher._on_removed,
     CampaignPreview: MQTTPublisher._on_preview,
     CallHeld: MQTTPublisher._on_preview,
     CallUnheld: MQTTPublisher._on_preview,
