@@ -51,7 +51,9 @@ async def test_a_day_off_given_today_stops_the_absent_alert_and_the_report_count
         await until(lambda: "1002" not in board.agent_alerts.standing(), timeout=5)
         _, shown = await center.api("GET", "/status")
         _, days = await center.api("GET", "/agents/1002/schedule?days=2")
-        bob = await DesktopBrowser(center.daemon.api.port).sign_in("1002", "2222")
+        browser = DesktopBrowser(center.daemon.api.port)
+        bob = await browser.sign_in("1002", "2222")
+        week = await browser.press("My schedule …")
         await center.idle()
         path = center.config_path
     assert off[0] == 200, off
@@ -66,6 +68,8 @@ async def test_a_day_off_given_today_stops_the_absent_alert_and_the_report_count
         ((today() + timedelta(days=1)).isoformat(), ["00:00-24:00"], False),
     ]
     assert bob.texts["schedule"].startswith("Your schedule today: a day off")
+    shown = [row for row in week.table_rows if row[0] != "day"]
+    assert shown[0][1:] == ["a day off", "changed"] and shown[1][1:] == ["00:00-24:00", ""]
     capsys.readouterr()
     argv = ["report", str(path), "--adherence", "--json", "--tz", "UTC"]
     code = await asyncio.to_thread(cli_main, argv)

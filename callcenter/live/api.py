@@ -1066,7 +1066,8 @@ class ControlAPI:
                 raise HTTPError(404, "you have no schedule (agents.<id>.schedule)")
             today = datetime.now(schedule.zone).date()
             days = [today + timedelta(days=n) for n in range(SCHEDULE_SHOWN_DAYS)]
-            week = [(day, _hours_of(schedule, day)) for day in days]
+            changed = self.switchboard.schedule_changes.get(person, {})
+            week = [(day, _hours_of(schedule, day), day in changed) for day in days]
             return 200, desktop.render_schedule(title, agent, week), _PAGE_HEADERS
         if route == "/desktop/dispute":
             if not config.evaluation_forms:

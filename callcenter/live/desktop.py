@@ -1002,18 +1002,22 @@ def _calls_section(calls: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def render_schedule(title: str, agent: Mapping[str, Any], days: Sequence[tuple[date, str]]) -> str:
-    """An agent's schedule for the days ahead: each day and its hours ("a day off"); it
-    does not reload."""
+def render_schedule(
+    title: str, agent: Mapping[str, Any], days: Sequence[tuple[date, str, bool]]
+) -> str:
+    """An agent's schedule for the days ahead: each day, its hours ("a day off") and
+    whether it was changed from the plan (``agent schedule``); it does not reload."""
     parts = _head(title)
     who = str(agent.get("name") or agent["id"])
     parts.append(f"<h1>{_e(who)} <small>your schedule</small></h1>")
     rows = "".join(
-        f"<tr><td>{day.strftime('%a %d %b')}</td><td>{_e(hours or 'a day off')}</td></tr>"
-        for day, hours in days
+        f"<tr><td>{day.strftime('%a %d %b')}</td><td>{_e(hours or 'a day off')}</td>"
+        f"<td>{'changed' if changed else ''}</td></tr>"
+        for day, hours, changed in days
     )
     parts.append(
-        f'<section id="week"><table><tr><th>day</th><th>hours</th></tr>{rows}</table>'
+        '<section id="week"><table><tr><th>day</th><th>hours</th><th></th></tr>'
+        f"{rows}</table>"
         '<p><a href="/desktop">Back</a></p></section></body></html>'
     )
     return "\n".join(parts)
