@@ -573,7 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--box", default=None, help="withdraw --to voicemail: the mailbox")
     queue.add_argument("--flow", default=None, help="withdraw --to flow: the IVR flow")
     queue.add_argument("--prompt", default=None, help="withdraw: played to the caller first")
-    queue.add_argument("--json", action="store_true", help="callers: the API's JSON")
+    queue.add_argument(
+        "--json", action="store_true", help="callers, add, change, remove, added: the API's JSON"
+    )
     queue.add_argument(
         "--like", default=None, help="add: start from this queue's settings (file or added)"
     )
@@ -3338,14 +3340,21 @@ def _queue_roster_command(parser: argparse.ArgumentParser, args: argparse.Namesp
     if args.action == "added":
         if args.target is not None:
             parser.error("queue added takes no queue")
-        return _api_call(args.api, "GET", "/queues/added", None)
+        listing = None if args.json else _added_queue_lines
+        return _api_call(args.api, "GET", "/queues/added", None, render=listing)
     if args.target is None:
         parser.error(f"queue {args.action} needs the queue's name: e.g. {args.action} vip")
     which = urllib.parse.quote(args.target, safe="")
     if args.action == "remove":
         if any(v is not None for v in (args.like, args.agents, args.strategy, args.settings)):
             parser.error("queue remove takes the queue only")
-        return _api_call(args.api, "POST", f"/queues/{which}/remove", {})
+        return _api_call(
+            args.api,
+            "POST",
+            f"/queues/{which}/remove",
+            {},
+            render=None if args.json else lambda b: f"queue {b['queue']} removed",
+        )
     body: dict[str, Any] = {}
     if args.settings is not None:
         try:
@@ -3363,11 +3372,30 @@ def _queue_roster_command(parser: argparse.ArgumentParser, args: argparse.Namesp
         if args.action != "add":
             parser.error("--like is for queue add")
         body["like"] = args.like
+    shown = None if args.json else _added_queue_line
     if args.action == "add":
-        return _api_call(args.api, "POST", "/queues", {"queue": args.target, **body})
+        return _api_call(args.api, "POST", "/queues", {"queue": args.target, **body}, render=shown)
     if not body:
         parser.error("queue change needs what to change: --agents, --strategy or --settings")
-    return _api_call(args.api, "POST", f"/queues/{which}", body)
+    return _api_call(args.api, "POST", f"/queues/{which}", body, render=shown)
+
+
+def _added_queue_line(view: dict[str, Any]) -> str:
+    """``vip: ringall, agents 1002, 1003, supervisor 2000, added ... (api)``."""
+    agents = ", ".join(view.get("agents", [])) or "none"
+    supervisor = f", supervisor {view['supervisor']}" if view.get("supervisor") else ""
+    strategy = view.get("strategy", "longest-idle-agent")
+    return (
+        f"{view.get('queue')}: {strategy}, agents {agents}{supervisor}, added "
+        f"{view.get('since')} ({view.get('via')})"
+    )
+
+
+def _added_queue_lines(payload: dict[str, Any]) -> str:
+    added = payload.get("queues", [])
+    if not added:
+        return "no queue added while the centre runs"
+    return "\n".join(_added_queue_line(view) for view in added)
 
 
 def format_callers(queue: str, callers: Sequence[Mapping[str, Any]]) -> str:

@@ -20,6 +20,7 @@ import copy
 import io
 import json
 import os
+import re
 import sys
 import time
 import urllib.parse
@@ -335,7 +336,8 @@ async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
 async def run_cli(center: Center, *argv: str) -> tuple[int, str, str]:
     """``callcenter *argv --api <center's API>`` as ops type it, run in a thread beside the
     daemon's loop (the CLI blocks on its HTTP request): its exit status (a usage error's 2
-    too), what it printed and what it said on stderr."""
+    too), what it printed and what it said on stderr (the daemon's own log lines left
+    out)."""
     from callcenter.cli import main as cli_main
 
     def run() -> tuple[int, str, str]:
@@ -345,9 +347,16 @@ async def run_cli(center: Center, *argv: str) -> tuple[int, str, str]:
                 code = cli_main([*argv, "--api", f"http://127.0.0.1:{center.daemon.api.port}"])
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
-        return code, out.getvalue(), err.getvalue()
+        # The daemon runs in this process too: its log lines are not the CLI's.
+        said = "".join(
+            line for line in err.getvalue().splitlines(keepends=True) if not _LOG_LINE.match(line)
+        )
+        return code, out.getvalue(), said
 
     return await asyncio.to_thread(run)
+
+
+_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 
 
 def scrape_metrics(port: int) -> str:

@@ -144,16 +144,20 @@ async def test_the_cli_adds_changes_lists_and_removes_a_queue(tmp_path: Path) ->
         )  # fmt: skip
         changed = await run_cli(center, "queue", "change", "vip", "--settings", '{"weight": 5}')
         listed = await run_cli(center, "queue", "added")
+        as_json = await run_cli(center, "queue", "added", "--json")
         bad_json = await run_cli(center, "queue", "change", "vip", "--settings", "{weight: 5}")
         nothing = await run_cli(center, "queue", "change", "vip")
         removed = await run_cli(center, "queue", "remove", "vip")
         unknown = await run_cli(center, "queue", "remove", "vip")
+        emptied = await run_cli(center, "queue", "added")
     assert added[0] == 0, added
-    shown = json.loads(added[1])
-    assert (shown["agents"], shown["supervisor"], shown["via"]) == (["1002"], "2000", "api")
-    assert changed[0] == 0 and json.loads(changed[1])["weight"] == 5
-    assert [q["queue"] for q in json.loads(listed[1])["queues"]] == ["vip"]
+    assert added[1].startswith("vip: ringall, agents 1002, supervisor 2000, added ")
+    assert added[1].rstrip().endswith("(api)")
+    assert changed[0] == 0 and changed[1].startswith("vip: ringall, agents 1002")
+    assert listed[1].startswith("vip: ringall, agents 1002")
+    assert as_json[0] == 0 and json.loads(as_json[1])["queues"][0]["weight"] == 5
     assert bad_json[0] == 2 and "--settings: not JSON" in bad_json[2]
     assert nothing[0] == 2 and "needs what to change" in nothing[2]
-    assert removed[0] == 0 and json.loads(removed[1]) == {"queue": "vip", "removed": True}
+    assert removed == (0, "queue vip removed\n", "")
     assert unknown[0] != 0 and "no queue 'vip' was added" in unknown[2]
+    assert emptied[1] == "no queue added while the centre runs\n"
