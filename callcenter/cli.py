@@ -1425,8 +1425,9 @@ def cmd_check(path: str) -> int:
 
 
 def cmd_check_pbx(path: str) -> int:
-    """``check --pbx``: the config, then the PBX (:mod:`callcenter.pbx.checkup`): one line
-    per finding; 1 when one is a problem (or the config is), 2 when the PBX refuses the
+    """``check --pbx``: the config (with the agents and queues the records say were added
+    while the daemon ran), then the PBX (:mod:`callcenter.pbx.checkup`): one line per
+    finding; 1 when one is a problem (or the config is), 2 when the PBX refuses the
     credentials, 3 when it cannot be reached."""
     from callcenter.config import load_config
     from callcenter.daemon import asterisk_settings, freeswitch_settings
@@ -1435,7 +1436,8 @@ def cmd_check_pbx(path: str) -> int:
     if cmd_check(path) != EXIT_OK:
         return EXIT_CONFIG
     try:
-        config = load_config(path)
+        # The agents and queues added while the daemon ran need their phones and contexts.
+        config = _with_roster(load_config(path))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

@@ -8,6 +8,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from callcenter.cli import main as cli_main
+from callcenter.config import load_config
 from callcenter.demopbx.asterisk import LOADED_MODULES, DemoAsterisk
 from callcenter.demopbx.channels import DemoDialplan
 from callcenter.demopbx.freeswitch import LOADED_MODULES as FS_MODULES
@@ -22,6 +24,8 @@ from callcenter.demopbx.freeswitch import DemoFreeSwitch
 from callcenter.demopbx.fs_phones import AgentPhone as FreeSwitchAgentPhone
 from callcenter.demopbx.phones import AgentPhone
 from callcenter.pbx.asterisk.driver import AGENT_HEAR_CONTEXT, AGENT_WAIT_CONTEXT
+from callcenter.records.roster import AddedAgent, AddedQueue
+from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import BASE_CONFIG, DEMO_ESL_PASSWORD, DEMO_SECRET, merge
 
 RECORDED = {"queues": {"support": {"record": True}}}
@@ -277,3 +281,27 @@ async def test_freeswitch_needs_the_say_module_of_each_language_calls_can_be_in(
     assert (
         "FAIL  module mod_say_fr (numbers and times said in fr_FR) is not loaded: load it"
     ) in lines
+
+
+async def test_the_agents_and_queues_added_while_running_are_checked_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Zoe was added with her phone, and a queue pausing before the caller: the records
+    say so, and `check --pbx` looks for her phone and for the wait subroutine."""
+    async with asterisk(
+        dialplan=DemoDialplan.default("agi://127.0.0.1:4573").without(AGENT_WAIT_CONTEXT)
+    ) as pbx:
+        path = config_for(tmp_path, pbx)
+        config = load_config(path)
+        store = SqliteCdrStore(config.cdr_path_resolved)
+        zoe = {"name": "Zoe", "device": "PJSIP/1010"}
+        store.write_added_agent(AddedAgent.of("1010", zoe, datetime.now(UTC), "api"))
+        vip = {"agents": ["1010"], "member_delay": 2}
+        store.write_added_queue(AddedQueue.of("vip", vip, datetime.now(UTC), "api"))
+        store.close()
+        code, lines, _ = await check(path, capsys)
+    assert code == 1
+    assert any("PJSIP/1010 (agent 1010)" in line for line in lines), lines
+    (missing,) = [line for line in lines if f"context {AGENT_WAIT_CONTEXT}" in line]
+    assert missing.startswith(f"FAIL  dialplan context {AGENT_WAIT_CONTEXT}")
+    assert "member_delay: vip" in missing
