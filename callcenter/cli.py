@@ -746,6 +746,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent, --team: only theirs), and each agent's totals on stderr",
     )
     report.add_argument(
+        "--waits",
+        action="store_true",
+        help="how long callers waited, in bands, from --since (today) to --until: each "
+        "queue's callers answered, abandoned and exited by the band of their wait, and the "
+        "share answered by each band's end (--queue: one queue; --bands to choose them); "
+        "CSV (--json: one object per line)",
+    )
+    report.add_argument(
+        "--bands",
+        default=None,
+        help="with --waits: where the bands end, in seconds, such as 15,30,60 (default "
+        "10,20,30,60,120,300)",
+    )
+    report.add_argument(
         "--pauses",
         action="store_true",
         help="each agent's pause time per reason from --since (today) to --until: pauses, "
@@ -939,12 +953,13 @@ def _main(argv: Sequence[str] | None) -> int:
             args.dialled,
             args.adherence,
             args.pauses,
+            args.waits,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
                 "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
-                "--callbacks, --evaluations, --adherence, --pauses, --ivr, --dialled, --queues "
-                "and --agents: one report at a time"
+                "--callbacks, --evaluations, --adherence, --pauses, --waits, --ivr, --dialled, "
+                "--queues and --agents: one report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -963,8 +978,12 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--agent goes with --surveys, --evaluations, --adherence or --pauses")
         if args.number is not None and (summary is not None or any(chosen)):
             parser.error("--number goes with the CDRs (no other report)")
-        if args.queue is not None and not (args.surveys or args.voicemails or args.callbacks):
-            parser.error("--queue goes with --surveys, --voicemails or --callbacks")
+        if args.queue is not None and not (
+            args.surveys or args.voicemails or args.callbacks or args.waits
+        ):
+            parser.error("--queue goes with --surveys, --voicemails, --callbacks or --waits")
+        if args.bands is not None and not args.waits:
+            parser.error("--bands goes with --waits")
         range_flags = [
             ("--since", args.since, None),
             ("--until", args.until, None),
@@ -980,6 +999,7 @@ def _main(argv: Sequence[str] | None) -> int:
             or args.evaluations
             or args.adherence
             or args.pauses
+            or args.waits
             else []
             if args.ivr or args.dialled
             else range_flags
@@ -1038,6 +1058,7 @@ def _main(argv: Sequence[str] | None) -> int:
             calibration=args.calibration,
             adherence=args.adherence,
             pauses=args.pauses,
+            waits=_bands(parser, args.bands) if args.waits else None,
             since=args.since,
             until=args.until,
             zone=args.tz,
@@ -1696,6 +1717,7 @@ def cmd_report(
     calibration: bool = False,
     adherence: bool = False,
     pauses: bool = False,
+    waits: Sequence[int] | None = None,
     since: str | None = None,
     until: str | None = None,
     zone: str | None = None,
@@ -1711,7 +1733,7 @@ def cmd_report(
     if config is None:
         return EXIT_CONFIG
     stretch: tuple[datetime, datetime] | None = None
-    if (evaluations or adherence or pauses) and since is None:
+    if (evaluations or adherence or pauses or waits is not None) and since is None:
         since = "today"
     if since is not None or until is not None:
         tz = _report_zone(zone or config.ivr.timezone)
@@ -1753,6 +1775,10 @@ def cmd_report(
             if calibration:
                 return _print_calibration(store, stretch, agents, as_json=as_json)
             return _print_evaluations(store, stretch, agents, as_json=as_json)
+        if waits is not None:
+            assert stretch is not None
+            queue = about.queue if about is not None else None
+            return _print_waits(store, stretch, waits, queue, as_json=as_json)
         if erasures:
             return _print_erasures(store, last, as_json=as_json)
         if voicemails:
@@ -2525,6 +2551,45 @@ def _print_adherence(
         "outside_seconds",
         "late_seconds",
     ]
+    return _print_rows(rows, fields, as_json=as_json)
+
+
+def _bands(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, ...]:
+    """``--bands 15,30,60``: where the wait bands end (the default's without)."""
+    from callcenter.records.waits import BANDS
+
+    if text is None:
+        return BANDS
+    try:
+        ends = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        ends = ()
+    if not ends or any(end <= 0 for end in ends):
+        parser.error("--bands: whole seconds over 0, such as 15,30,60")
+    return ends
+
+
+def _print_waits(
+    store: RecordStore,
+    stretch: tuple[datetime, datetime],
+    bands: Sequence[int],
+    queue: str | None,
+    *,
+    as_json: bool,
+) -> int:
+    """Each queue's callers of ``stretch`` by the band of their wait, as CSV or JSON lines
+    (:mod:`callcenter.records.waits`)."""
+    from callcenter.records.summary import OUTCOME_GRACE
+    from callcenter.records.waits import wait_bands
+
+    since, until = stretch
+    entries = store.fetch_queue_log_between(since, until + OUTCOME_GRACE)
+    chosen = {queue} if queue is not None else None
+    found = wait_bands(entries, since, until, bands=bands, queues=chosen)
+    if not found:
+        print("report: no caller joined a queue then", file=sys.stderr)
+    rows = [row for waits in found for row in waits.rows()]
+    fields = ["queue", "wait", "answered", "abandoned", "exited", "answered_by_then_percent"]
     return _print_rows(rows, fields, as_json=as_json)
 
 
