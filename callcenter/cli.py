@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
         "campaign",
         help="list the outbound campaigns; pause or resume one; recycle its failed leads",
     )
-    campaign.add_argument("action", choices=["list", "pause", "resume", "recycle"])
+    campaign.add_argument("action", choices=["list", "pause", "resume", "recycle", "add-lead"])
     campaign.add_argument("campaign", nargs="?", default=None, help="campaign id (not for list)")
     campaign.add_argument("--json", action="store_true", help="list: the API's JSON")
     campaign.add_argument(
@@ -440,6 +440,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="recycle: only the failed leads whose last try failed so, such as "
         "busy,no-answer (default: every failed lead)",
+    )
+    campaign.add_argument("--number", default=None, help="add-lead: the number to call")
+    campaign.add_argument(
+        "--lead", default=None, help="add-lead: the lead's id (default: the number)"
+    )
+    campaign.add_argument(
+        "--timezone", default=None, help="add-lead: where the lead lives, such as Europe/Paris"
+    )
+    campaign.add_argument(
+        "--data",
+        default=None,
+        help="add-lead: the lead file's other columns, such as name=Ada Lovelace,account=A-17",
     )
     _add_api_option(campaign)
 
@@ -1255,6 +1267,11 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.campaign is None:
             parser.error(f"campaign {args.action} needs the campaign id: e.g. {args.action} spring")
         which = urllib.parse.quote(args.campaign, safe="")
+        lead_flags = (args.number, args.lead, args.timezone, args.data)
+        if args.action == "add-lead":
+            return _add_lead(parser, args, which)
+        if any(flag is not None for flag in lead_flags):
+            parser.error("--number, --lead, --timezone and --data go with campaign add-lead")
         recycling: dict[str, Any] = {}
         if args.reasons is not None:
             if args.action != "recycle":
@@ -2552,6 +2569,30 @@ def _print_adherence(
         "late_seconds",
     ]
     return _print_rows(rows, fields, as_json=as_json)
+
+
+def _add_lead(parser: argparse.ArgumentParser, args: argparse.Namespace, which: str) -> int:
+    """``campaign add-lead ID --number N [--lead L] [--timezone TZ] [--data k=v,...]``."""
+    if args.number is None:
+        parser.error("campaign add-lead needs --number: e.g. --number 0612345678")
+    body: dict[str, Any] = {"number": args.number}
+    if args.lead is not None:
+        body["id"] = args.lead
+    if args.timezone is not None:
+        body["timezone"] = args.timezone
+    if args.data is not None:
+        data: dict[str, str] = {}
+        for item in args.data.split(","):
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                parser.error(f"--data: {item!r} is not column=value")
+            data[name.strip()] = value.strip()
+        body["data"] = data
+
+    def said(answer: dict[str, Any]) -> str:
+        return f"lead {answer['lead']} ({answer['number']}) added to {answer['campaign']}"
+
+    return _api_call(args.api, "POST", f"/campaigns/{which}/leads", body, render=said)
 
 
 def _bands(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, ...]:

@@ -994,12 +994,16 @@ class Daemon:
         """Where the campaigns' leads stood when the previous daemon stopped; None when the
         records cannot be read (dialling without them could call people twice). Also takes
         back the numbers whose people asked an agent never to be called again (always:
-        that request outlives any fresh start)."""
+        that request outlives any fresh start) and the leads added while campaigns ran."""
         try:
             asked_not = await self.recorder.writer.run(self.store.fetch_asked_not)
             self.campaigns.asked_not.update(
                 n for n in map(normalise_number, asked_not) if n is not None
             )
+            # The leads added while a campaign ran are part of its list, a fresh start too.
+            for added in await self.recorder.writer.run(self.store.fetch_added_leads):
+                leads = self.campaigns.added.setdefault(added.campaign, {})
+                leads.setdefault(added.lead, added.as_lead())
             if not self.resume:
                 return []
             return await self.recorder.writer.run(self.store.fetch_campaign_leads)

@@ -828,6 +828,20 @@ class CampaignLeadRescheduled(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignLeadAdded(EngineEvent):
+    """Lead ``lead`` (``number``, its ``timezone`` and lead-file columns ``data``) was
+    added to ``campaign`` while it runs (``campaign add-lead``, ``POST
+    /campaigns/<id>/leads``): called as the file's leads are, kept across restarts."""
+
+    campaign: str
+    lead: str
+    number: str
+    timezone: str = ""
+    data: dict[str, str] = field(default_factory=dict)
+    via: str = "cli"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignLeadRecycled(EngineEvent):
     """Failed lead ``lead`` of ``campaign`` (its tries used up, the last ``reason``: busy,
     no-answer ...) is tried again from now on, its tries counted afresh (``campaign

@@ -681,3 +681,45 @@ async def test_ops_recycle_the_leads_nobody_answered_and_they_are_called_again(
     assert (recycled.lead, recycled.reason, recycled.via) == ("ada", "no-answer", "api")
     assert ada.rings == 2
     assert (after_restart["answered"], after_restart["failed"]) == (1, 0)
+
+
+async def test_a_crm_adds_a_lead_while_the_campaign_runs_and_it_is_called_once(
+    tmp_path: Path,
+) -> None:
+    """Grace's contact came in after the file was written: `campaign add-lead` (POST
+    /campaigns/spring/leads) adds her with her columns; she is called, put through with
+    them, and a restart neither forgets nor calls her again."""
+    leads = "number,id,name\n5551001,ada,Ada\n"
+    async with scene(tmp_path, campaign(), leads) as s:
+        s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.3)
+        s.center.add_phone("PJSIP/5551004", answer_after=0.05, hangup_after=0.3)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.view["answered"] == 1)
+        added = await run_cli(
+            s.center, "campaign", "add-lead", "spring", "--number", "555-1004",
+            "--lead", "c-4", "--data", "name=Grace Hopper,account=C-11",
+        )  # fmt: skip
+        again = await s.api("POST", "/campaigns/spring/leads", {"number": "5551004", "id": "c-4"})
+        bad = await s.api("POST", "/campaigns/spring/leads", {"number": "call me"})
+        zone = await s.api(
+            "POST", "/campaigns/spring/leads", {"number": "5551005", "timezone": "Mars/Base"}
+        )
+        await s.wait_for(lambda: s.view["answered"] == 2 and s.view["state"] == "finished")
+        await s.center.idle(timeout=10)
+        (answered,) = [e for e in s.of(CampaignAnswered) if e.lead == "c-4"]
+        row = await s.center.cdr(answered.call_id)
+        await s.center.daemon.recorder.writer.wait_written("campaign-lead:spring:c-4")
+        await s.center.restart()
+        await asyncio.sleep(0.3)
+        after = s.view
+        await s.center.daemon.reload()
+        after_reload = s.view
+    assert added == (0, "lead c-4 (5551004) added to spring\n", ""), added
+    assert again[0] == 409 and "has a lead 'c-4' already" in again[1]["error"]
+    assert bad[0] == 400 and "is not a phone number" in bad[1]["error"]
+    assert zone[0] == 400 and "is no time zone" in zone[1]["error"]
+    variables = json.loads(row["ivr_variables"])
+    assert (variables["name"], variables["account"]) == ("Grace Hopper", "C-11")
+    assert (after["leads"], after["answered"], after["pending"]) == (2, 2, 0), after
+    assert after_reload["leads"] == 2, "a reload of the lead file keeps her"
+    assert len(s.of(CampaignDialing)) == 2, "nobody called twice"

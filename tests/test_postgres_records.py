@@ -27,6 +27,7 @@ from callcenter.daemon import Daemon
 from callcenter.errors import ConfigError, RecordError
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
+from callcenter.records.campaigns import AddedLead
 from callcenter.records.desks import SupervisorDesk
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.members import MemberState
@@ -444,6 +445,21 @@ def test_campaign_leads_move_on_until_final_in_both_databases(
     assert (ada.status, ada.attempts, ada.result, ada.call_id) == ("answered", 2, "answered", "c-7")
     assert rows["spring", "grace"].result == "do-not-call"
     assert rows["autumn", "ada"].status == "failed"
+
+
+def test_leads_added_to_a_campaign_are_kept_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    grace = AddedLead("spring", "c-4", "5551004", "America/New_York", '{"name": "Grace"}', T0)
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_added_lead(grace)
+        store.write_added_lead(AddedLead("autumn", "c-1", "5551001", "", "{}", T0, "cli"))
+        (autumn, spring) = store.fetch_added_leads()
+        assert spring == grace and autumn.via == "cli", type(store).__name__
+        lead = spring.as_lead()
+        assert (lead.id, lead.number, lead.timezone, lead.data) == (
+            "c-4", "5551004", "America/New_York", (("name", "Grace"),)
+        )  # fmt: skip
 
 
 def test_a_failed_lead_opens_again_only_when_recycled_in_both_databases(

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from callcenter.errors import RecordError
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
+from callcenter.records.campaigns import AddedLead
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.desks import SupervisorDesk
 from callcenter.records.dispositions import DispositionRecord
@@ -191,6 +192,13 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
             ),
         ),
         ("roster-queue:gold", functools.partial(store.clear_added_queue, "gold")),
+        (
+            "campaign-added:spring:c-4",
+            functools.partial(
+                store.write_added_lead,
+                AddedLead("spring", "c-4", "5551004", "", '{"name": "Grace"}', T0, "api"),
+            ),
+        ),
         (
             "schedule:1002:2026-12-08",
             functools.partial(

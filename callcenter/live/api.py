@@ -92,6 +92,11 @@ Routes (all JSON)::
                                           "leads": 120, "pending": 80, "answered": 30 ...}]}
     POST /campaigns/{id}/pause            {}: no new dial (those waiting for an agent are
     POST /campaigns/{id}/resume           withdrawn; a lead's phone that rings goes on)
+    POST /campaigns/{id}/leads            {"number": "5551009", "id": "c-9", "timezone":
+                                          "Europe/Paris", "data": {"name": "Ada"}}: a lead
+                                          added while the campaign runs (as a lead file's
+                                          line; id: the number when left out), kept across
+                                          restarts; 409 when the campaign has that id
     POST /campaigns/{id}/recycle          {"reasons": ["busy", "no-answer"]}: the failed
                                           leads (whose last try failed so; no reasons:
                                           every one) are tried again, tries afresh;
@@ -300,6 +305,7 @@ from callcenter.errors import (
     UnknownVoicemail,
 )
 from callcenter.events import CallEvaluated, EvaluationReplied
+from callcenter.ivr.calendar import timezone_problem
 from callcenter.ivr.values import render_url
 from callcenter.live import desktop, wallboard
 from callcenter.live.metrics import Metrics
@@ -307,6 +313,7 @@ from callcenter.live.notices import NoticeBoard
 from callcenter.live.stream import EventStreams, StreamFilter
 from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
+from callcenter.outbound.leads import Lead, normalise_number
 from callcenter.records.adherence import adherence_days
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score, target_of
@@ -347,6 +354,37 @@ def _hours_of(schedule: Schedule, day: date) -> str:
         f"{start:%H:%M}-{'24:00' if end.date() > day else f'{end:%H:%M}'}"
         for start, end in schedule.day_stretches(day)
     )
+
+
+def _lead_of(body: Mapping[str, Any]) -> Lead:
+    """A lead from ``{"number": ..., "id": ..., "timezone": ..., "data": {...}}`` as a lead
+    file's line would give it; HTTPError 400 naming what is wrong."""
+    raw, lead_id = body.get("number"), body.get("id")
+    number = normalise_number(raw) if isinstance(raw, str) else None
+    if number is None:
+        raise HTTPError(400, f'"number": {raw!r} is not a phone number, such as "0612345678"')
+    if lead_id is None:
+        lead_id = number
+    if not isinstance(lead_id, str) or not _LEAD_ID.fullmatch(lead_id):
+        raise HTTPError(400, '"id": letters, digits and ._:@+- only, 1 to 64 of them')
+    zone = body.get("timezone", "")
+    if not isinstance(zone, str) or (zone and timezone_problem(zone) is not None):
+        raise HTTPError(400, f'"timezone": {zone!r} is no time zone, such as "Europe/Paris"')
+    data = body.get("data", {})
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and _LEAD_COLUMN.fullmatch(k) and isinstance(v, str | int | float)
+        for k, v in data.items()
+    ):
+        raise HTTPError(400, '"data": the lead file\'s columns, such as {"name": "Ada"}')
+    reserved = {"number", "id", "timezone"} & set(data)
+    if reserved:
+        raise HTTPError(400, f'"data" cannot hold {", ".join(sorted(reserved))}: give them apart')
+    pairs = tuple((str(k), str(v)) for k, v in data.items())
+    return Lead(lead_id, number, pairs, timezone=zone)
+
+
+_LEAD_ID: Final = re.compile(r"[A-Za-z0-9._:@+-]{1,64}")
+_LEAD_COLUMN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 def _roster_answer(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -2357,9 +2395,10 @@ class ControlAPI:
             if method != "GET":
                 raise HTTPError(405, "use GET for /campaigns")
             return {"campaigns": campaigns.view() if campaigns is not None else []}
-        if len(rest) != 2 or rest[1] not in ("pause", "resume", "recycle"):
+        if len(rest) != 2 or rest[1] not in ("pause", "resume", "recycle", "leads"):
             raise HTTPError(
-                404, "campaign routes: GET /campaigns, POST /campaigns/{id}/pause|resume|recycle"
+                404,
+                "campaign routes: GET /campaigns, POST /campaigns/{id}/pause|resume|recycle|leads",
             )
         if method != "POST":
             raise HTTPError(405, f"use POST for /campaigns/{rest[0]}/{rest[1]}")
@@ -2367,6 +2406,11 @@ class ControlAPI:
             known = ", ".join(campaigns.by_id) if campaigns is not None else ""
             raise HTTPError(404, f"no campaign {rest[0]!r} running (campaigns: {known or 'none'})")
         campaign = campaigns.by_id[rest[0]]
+        if rest[1] == "leads":
+            try:
+                return campaign.add_lead(_lead_of(body), via="api")
+            except EngineError as exc:
+                raise HTTPError(409, str(exc)) from None
         if rest[1] == "recycle":
             reasons = body.get("reasons")
             if reasons is not None and (

@@ -59,11 +59,12 @@ from typing import Any, Final, Protocol
 import structlog
 
 from callcenter.config.models import CallCenterConfig, CampaignConfig
-from callcenter.errors import ConfigError, IllegalTransition
+from callcenter.errors import ConfigError, EngineError, IllegalTransition
 from callcenter.events import (
     CallDisposed,
     CampaignAnswered,
     CampaignAttemptFailed,
+    CampaignLeadAdded,
     CampaignLeadRecycled,
     CampaignLeadRescheduled,
     CampaignLeadSkipped,
@@ -331,8 +332,46 @@ class Campaign:
         self.asked_not: set[str] = set()
         """Numbers whose people asked agents never to be called again (shared by every
         campaign: :attr:`Campaigns.asked_not`)."""
+        self.added: dict[str, Lead] = {}
+        """Leads added while the campaign runs (:meth:`add_lead`), by id: laid over the
+        lead file at every read of it (:attr:`Campaigns.added`)."""
 
     # ------------------------------------------------------------------ set-up
+
+    def _with_added(self, lists: LeadLists) -> LeadLists:
+        """``lists`` with the leads added while the campaign ran (the file's win by id)."""
+        if not self.added:
+            return lists
+        listed = {lead.id for lead in lists.leads}
+        extra = [lead for lead_id, lead in self.added.items() if lead_id not in listed]
+        return LeadLists([*lists.leads, *extra], lists.do_not_call) if extra else lists
+
+    def add_lead(self, lead: Lead, *, via: str = "cli") -> dict[str, Any]:
+        """Add ``lead`` while the campaign runs (a CRM's new contact): called as the file's
+        leads are (the do-not-call list and ``allow`` apply when its turn comes), kept
+        across reloads and restarts. EngineError when the campaign has a lead of that id."""
+        if lead.id in self.leads or lead.id in self.added:
+            raise EngineError(f"campaign {self.id} has a lead {lead.id!r} already")
+        self.added[lead.id] = lead
+        p = LeadProgress(lead)
+        self.leads[lead.id] = p
+        self._counts[p.status] += 1
+        zone = lead.timezone or self.zone
+        self._zones.add(zone)
+        self._order.setdefault(zone, deque()).append(lead.id)
+        self.bus.publish(
+            CampaignLeadAdded(
+                campaign=self.id,
+                lead=lead.id,
+                number=lead.number,
+                timezone=lead.timezone,
+                data=dict(lead.data),
+                via=via,
+            )
+        )
+        self._log.info("campaign_lead_added", lead=lead.id, via=via)
+        self._changed.set()
+        return {"campaign": self.id, "lead": lead.id, "number": lead.number, "status": "pending"}
 
     def load(self, lists: LeadLists, restored: Iterable[LeadRecord] = ()) -> None:
         """Take the lead list (and what the records say of each lead): :meth:`prepare`
@@ -347,6 +386,7 @@ class Campaign:
         """Each listed lead's progress as the records give it (fresh when they have none).
         Touches nothing of the running campaign: it may run in a thread (a big lead file
         would hold the event loop up)."""
+        lists = self._with_added(lists)
         progress: dict[str, LeadProgress] = {}
         now = time.monotonic()
         wall = self.clock()
@@ -374,7 +414,8 @@ class Campaign:
 
     def install(self, lists: LeadLists, prepared: dict[str, LeadProgress]) -> None:
         """Use the leads :meth:`prepare` made; a lead already known here keeps its
-        progress, a lead no longer listed is dropped unless being dialled."""
+        progress, a lead no longer listed (nor added while running) is dropped unless being
+        dialled."""
         self._do_not_call = lists.do_not_call
         known = self.leads
         if known:
@@ -915,6 +956,9 @@ class Campaigns:
         """Numbers whose people asked an agent never to be called again (a ``do_not_call``
         disposition): no campaign dials them. The daemon fills it from the records at a
         start."""
+        self.added: dict[str, dict[str, Lead]] = {}
+        """Campaign -> the leads added while it ran, by id (:meth:`Campaign.add_lead`).
+        The daemon fills it from the records at a start."""
         bus.subscribe(self._on_event, kinds=(CampaignAnswered, CallDisposed))
 
     def _on_event(self, event: EngineEvent) -> None:
@@ -962,6 +1006,7 @@ class Campaigns:
             return
         campaign = Campaign(campaign_id, config, self.dialer, self.bus, clock=self.clock)
         campaign.asked_not = self.asked_not
+        campaign.added = self.added.setdefault(campaign_id, {})
         campaign.install(lists, await asyncio.to_thread(campaign.prepare, lists, restored))
         campaign.restore_pacing(restored)
         self.by_id[campaign_id] = campaign

@@ -20,31 +20,63 @@ A row that reached answered, failed or skipped stays so (but for an answered one
 a callback, and a failed one recycled). A restarted daemon reads the rows
 back (:meth:`~callcenter.outbound.campaign.Campaign.load`): answered, failed and skipped
 leads are not called again, and the others keep their tries and retry times.
+
+A lead added while the campaign ran (``CampaignLeadAdded``) is kept in ``added_leads``
+(:class:`AddedLead`): a restarted daemon lays those over the lead file.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from callcenter.events import (
     CampaignAnswered,
     CampaignAttemptFailed,
     CampaignDialing,
+    CampaignLeadAdded,
     CampaignLeadRecycled,
     CampaignLeadRescheduled,
     CampaignLeadSkipped,
     EngineEvent,
 )
 from callcenter.outbound.campaign import ABANDONED, CALLBACK, RECYCLED, LeadRecord
+from callcenter.outbound.leads import Lead
 from callcenter.records.writer import RecordWriter
+
+
+@dataclass(frozen=True, slots=True)
+class AddedLead:
+    """A lead added to ``campaign`` while it ran (``campaign add-lead``): what the lead file
+    would say of them (``data``: JSON of the other columns), since ``added`` (UTC)."""
+
+    campaign: str
+    lead: str
+    number: str
+    timezone: str
+    data: str
+    added: datetime
+    via: str = ""
+
+    def as_lead(self) -> Lead:
+        """The lead as the campaign dials it."""
+        loaded = json.loads(self.data)
+        pairs = (
+            tuple((str(k), str(v)) for k, v in loaded.items()) if isinstance(loaded, dict) else ()
+        )
+        return Lead(self.lead, self.number, pairs, timezone=self.timezone)
 
 
 class CampaignLeadStore(Protocol):
     """Where campaign lead rows go (blocking calls, run in the writer's thread)."""
 
     def write_campaign_lead(self, record: LeadRecord) -> bool: ...
+
+    def write_added_lead(self, added: AddedLead) -> bool: ...
 
 
 class CampaignRecorder:
@@ -54,7 +86,7 @@ class CampaignRecorder:
     @staticmethod
     def kinds() -> tuple[type[EngineEvent], ...]:
         """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
-        return tuple(_FOLDS)
+        return (*_FOLDS, CampaignLeadAdded)
 
     def __init__(self, store: CampaignLeadStore, writer: RecordWriter) -> None:
         self.store = store
@@ -67,6 +99,19 @@ class CampaignRecorder:
         return fold(event) if fold is not None else None
 
     def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, CampaignLeadAdded):
+            added = AddedLead(
+                event.campaign,
+                event.lead,
+                event.number,
+                event.timezone,
+                json.dumps(event.data),
+                event.at,
+                event.via,
+            )
+            key = f"campaign-added:{event.campaign}:{event.lead}"
+            self.writer.submit(key, functools.partial(self.store.write_added_lead, added))
+            return
         record = self.fold(event)
         if record is not None:
             # One key per lead: the writer keeps a key's writes in order.

@@ -48,6 +48,7 @@ import structlog
 from callcenter.errors import RecordError
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
+from callcenter.records.campaigns import AddedLead
 from callcenter.records.cdr import CallbackRecord, CdrRecord
 from callcenter.records.desks import SupervisorDesk
 from callcenter.records.dispositions import DispositionRecord
@@ -88,6 +89,7 @@ REPLAYABLE: Final = frozenset(
         "write_added_agent",
         "clear_added_agent",
         "write_added_queue",
+        "write_added_lead",
         "clear_added_queue",
         "write_schedule_change",
         "clear_schedule_change",
@@ -122,6 +124,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         SkillsState,
         AddedAgent,
         AddedQueue,
+        AddedLead,
         ScheduleChange,
         QueueCallback,
         QueueLogEntry,

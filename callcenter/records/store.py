@@ -42,6 +42,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   (JSON: the agent's config fields), changed, via;
 * ``added_queues``: queues added while the centre runs (``queue add``): queue, settings
   (JSON: the queue's config fields), changed, via;
+* ``added_leads``: leads added to campaigns while they ran (``campaign add-lead``):
+  campaign, lead, number, timezone, data (JSON: the lead-file columns), added, via;
 * ``schedule_changes``: days of agents' schedules changed while the centre runs (``agent
   schedule``): agent, day (ISO date), hours (JSON list of ranges; ``[]``: a day off),
   changed, via;
@@ -100,6 +102,7 @@ from callcenter.errors import RecordError
 from callcenter.events import LOST_TRACK, STILL_IN_PROGRESS, SUPERSEDED
 from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
+from callcenter.records.campaigns import AddedLead
 from callcenter.records.cdr import CallbackRecord, CdrRecord, QueueVisit
 from callcenter.records.desks import SupervisorDesk
 from callcenter.records.dispositions import DispositionRecord
@@ -186,6 +189,7 @@ SKILLS_COLUMNS = ("agent", "skills", "changed", "via")
 ROSTER_COLUMNS = ("agent", "settings", "changed", "via")
 QUEUE_ROSTER_COLUMNS = ("queue", "settings", "changed", "via")
 SCHEDULE_CHANGE_COLUMNS = ("agent", "day", "hours", "changed", "via")
+ADDED_LEAD_COLUMNS = ("campaign", "lead", "number", "timezone", "data", "added", "via")
 NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
 DESK_COLUMNS = ("supervisor", "device", "since", "via")
 
@@ -276,6 +280,16 @@ CREATE TABLE IF NOT EXISTS added_queues (
     "settings" TEXT NOT NULL,
     "changed" TEXT NOT NULL,
     "via" TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS added_leads (
+    "campaign" TEXT NOT NULL,
+    "lead" TEXT NOT NULL,
+    "number" TEXT NOT NULL,
+    "timezone" TEXT NOT NULL DEFAULT '',
+    "data" TEXT NOT NULL DEFAULT '{{}}',
+    "added" TEXT NOT NULL,
+    "via" TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY ("campaign", "lead")
 );
 CREATE TABLE IF NOT EXISTS schedule_changes (
     "agent" TEXT NOT NULL,
@@ -621,6 +635,7 @@ class Statements:
         self.clear_added_agent = f"DELETE FROM added_agents WHERE agent = {p}"
         self.upsert_added_queue = upsert("added_queues", QUEUE_ROSTER_COLUMNS)
         self.clear_added_queue = f'DELETE FROM added_queues WHERE "queue" = {p}'
+        self.upsert_added_lead = upsert("added_leads", ADDED_LEAD_COLUMNS, keys=2)
         self.upsert_schedule_change = upsert("schedule_changes", SCHEDULE_CHANGE_COLUMNS, keys=2)
         self.clear_schedule_change = (
             f'DELETE FROM schedule_changes WHERE "agent" = {p} AND "day" = {p}'
@@ -1164,6 +1179,39 @@ class RecordStore(abc.ABC):
         sql = f'SELECT {_quoted(QUEUE_ROSTER_COLUMNS)} FROM added_queues ORDER BY "queue"'
         return [
             AddedQueue(row["queue"], row["settings"], _utc(row["changed"]), row["via"])
+            for row in self._fetch(sql)
+        ]
+
+    def write_added_lead(self, added: AddedLead) -> bool:
+        """Store a lead added to a campaign while it ran (one row per campaign and lead)."""
+        params = (
+            added.campaign,
+            added.lead,
+            added.number,
+            added.timezone,
+            added.data,
+            _iso(added.added),
+            added.via,
+        )
+        what = f"lead {added.lead} of campaign {added.campaign}"
+        return self._write(what, self._sql.upsert_added_lead, params)
+
+    def fetch_added_leads(self) -> list[AddedLead]:
+        """Every lead added to a campaign while it ran, by campaign and lead."""
+        sql = (
+            f"SELECT {_quoted(ADDED_LEAD_COLUMNS)} FROM added_leads "
+            'ORDER BY "campaign", "added", "lead"'
+        )
+        return [
+            AddedLead(
+                row["campaign"],
+                row["lead"],
+                row["number"],
+                row["timezone"],
+                row["data"],
+                _utc(row["added"]),
+                row["via"],
+            )
             for row in self._fetch(sql)
         ]
 
