@@ -23,6 +23,7 @@ from callcenter.cli import main as cli_main
 from callcenter.errors import ErasureRefused
 from callcenter.live.mqtt import event_json
 from callcenter.outbound.campaign import LeadRecord
+from callcenter.records.campaigns import AddedLead
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.erasure import Erasure as ErasureDone
 from callcenter.records.erasure import (
@@ -242,6 +243,24 @@ def test_erasure_does_the_same_in_postgresql_as_in_sqlite(
     assert counts[0]["cdr"] == counts[0]["queue_log"] == counts[0]["queue_callbacks"] == 1
     assert counts[0]["voicemails"] == 1, "the message she left: number and name"
     assert after[0] == after[1]
+
+
+def test_a_lead_added_while_running_is_erased_with_its_columns_once_tried(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    grace = AddedLead("spring", "c-4", "5551004", "", '{"name": "Grace Hopper"}', T0, "api")
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_added_lead(grace)
+        with pytest.raises(ErasureRefused) as refused:
+            erase_records(store, ["5551004"])
+        assert "lead 'c-4' added to campaign 'spring' while it ran is still to be dialled" in (
+            str(refused.value)
+        )
+        store.write_campaign_lead(LeadRecord("spring", "c-4", "5551004", "answered", 1, updated=T0))
+        done = erase_records(store, ["5551004"])
+        (kept,) = store.fetch_added_leads()
+        assert TOKEN.fullmatch(kept.number) and kept.data == "{}", type(store).__name__
+        assert done.rows["added_leads"] == 1
 
 
 @given(

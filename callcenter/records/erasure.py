@@ -6,7 +6,8 @@ change); what makes them the person's goes:
 
 * wherever the number appears (``cdr``'s ``src``, ``dst``, ``clid``, channel names, transfer
   and consultation targets; queue_log data such as ``ENTERQUEUE``'s caller id; callback
-  requests, kept places, dispositions, surveys, finished campaign leads) it is replaced by
+  requests, kept places, dispositions, surveys, finished campaign leads, leads added while
+  a campaign ran, with their columns) it is replaced by
   a token, ``erased-`` and 8 random hex digits, one per number and erasure: the person's
   calls still read as one caller's (first-call resolution counts stay right), and nothing
   kept leads back to the number;
@@ -245,6 +246,17 @@ def _holds(tx: Transaction, numbers: Sequence[str]) -> list[str]:
                 f"({row['status']}): take it out of the campaign's lead file, reload, and "
                 "erase once it is skipped"
             )
+    for row in _select_in(tx, "added_leads", "number", numbers, ("campaign", "lead")):
+        tried = tx.rows(
+            f'SELECT "status" FROM campaign_leads WHERE "campaign" = {tx.p} AND "lead" = {tx.p}',
+            [row["campaign"], row["lead"]],
+        )
+        if not any(t["status"] in ("answered", "failed", "skipped") for t in tried):
+            holds.append(
+                f"lead {row['lead']!r} added to campaign {row['campaign']!r} while it ran is "
+                "still to be dialled: erase once it was tried (or put the number on the "
+                "campaign's do-not-call list and reload: it is skipped)"
+            )
     voicemails = _select_in(tx, "voicemails", "number", numbers, ("call_id", "queue", "status"))
     for row in voicemails:
         if row["status"] in ("waiting", "taken"):
@@ -446,6 +458,17 @@ def _erase_side_tables(
     by_lead = ("campaign", "lead")
     _update(
         tx, done, "campaign_leads", by_lead, leads, cleared={}, columns=("number",), dry_run=dry_run
+    )
+    added = list(_select_in(tx, "added_leads", "number", numbers, ("campaign", "lead")))
+    _update(
+        tx,
+        done,
+        "added_leads",
+        by_lead,
+        added,
+        cleared={"data": "{}"},
+        columns=("number",),
+        dry_run=dry_run,
     )
 
 
