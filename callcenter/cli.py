@@ -758,6 +758,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent, --team: only theirs), and each agent's totals on stderr",
     )
     report.add_argument(
+        "--schedule-changes",
+        action="store_true",
+        help="the days of agents' schedules changed while the centre ran (agent schedule: "
+        "swapped shifts, extra days, days off) falling from --since (today) to --until: "
+        "day, agent, the hours given, when and by whom; CSV (--json: one object per line; "
+        "--agent, --team: only theirs)",
+    )
+    report.add_argument(
         "--waits",
         action="store_true",
         help="how long callers waited, in bands, from --since (today) to --until: each "
@@ -966,12 +974,13 @@ def _main(argv: Sequence[str] | None) -> int:
             args.adherence,
             args.pauses,
             args.waits,
+            args.schedule_changes,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
                 "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
-                "--callbacks, --evaluations, --adherence, --pauses, --waits, --ivr, --dialled, "
-                "--queues and --agents: one report at a time"
+                "--callbacks, --evaluations, --adherence, --pauses, --waits, --schedule-changes, "
+                "--ivr, --dialled, --queues and --agents: one report at a time"
             )
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
@@ -981,13 +990,23 @@ def _main(argv: Sequence[str] | None) -> int:
             parser.error("--staffing goes with --queues --by hour (callers per hour)")
         if args.calibration and not args.evaluations:
             parser.error("--calibration goes with --evaluations")
-        by_agent = args.surveys or args.evaluations or args.adherence or args.pauses
+        by_agent = (
+            args.surveys
+            or args.evaluations
+            or args.adherence
+            or args.pauses
+            or args.schedule_changes
+        )
         if args.team is not None and not (args.agents or by_agent):
             parser.error(
-                "--team goes with --agents, --surveys, --evaluations, --adherence or --pauses"
+                "--team goes with --agents, --surveys, --evaluations, --adherence, --pauses or "
+                "--schedule-changes"
             )
         if args.agent is not None and not by_agent:
-            parser.error("--agent goes with --surveys, --evaluations, --adherence or --pauses")
+            parser.error(
+                "--agent goes with --surveys, --evaluations, --adherence, --pauses or "
+                "--schedule-changes"
+            )
         if args.number is not None and (summary is not None or any(chosen)):
             parser.error("--number goes with the CDRs (no other report)")
         if args.queue is not None and not (
@@ -1012,6 +1031,7 @@ def _main(argv: Sequence[str] | None) -> int:
             or args.adherence
             or args.pauses
             or args.waits
+            or args.schedule_changes
             else []
             if args.ivr or args.dialled
             else range_flags
@@ -1070,6 +1090,7 @@ def _main(argv: Sequence[str] | None) -> int:
             calibration=args.calibration,
             adherence=args.adherence,
             pauses=args.pauses,
+            schedule_changes=args.schedule_changes,
             waits=_bands(parser, args.bands) if args.waits else None,
             since=args.since,
             until=args.until,
@@ -1734,6 +1755,7 @@ def cmd_report(
     calibration: bool = False,
     adherence: bool = False,
     pauses: bool = False,
+    schedule_changes: bool = False,
     waits: Sequence[int] | None = None,
     since: str | None = None,
     until: str | None = None,
@@ -1750,7 +1772,9 @@ def cmd_report(
     if config is None:
         return EXIT_CONFIG
     stretch: tuple[datetime, datetime] | None = None
-    if (evaluations or adherence or pauses or waits is not None) and since is None:
+    if (evaluations or adherence or pauses or schedule_changes or waits is not None) and (
+        since is None
+    ):
         since = "today"
     if since is not None or until is not None:
         tz = _report_zone(zone or config.ivr.timezone)
@@ -1778,7 +1802,7 @@ def cmd_report(
             return _print_surveys(
                 store, last, as_json=as_json, stretch=stretch, agents=agents, queue=queue
             )
-        if evaluations or adherence or pauses:
+        if evaluations or adherence or pauses or schedule_changes:
             team = about.team if about is not None else None
             if team is not None and not team_members(config, team):
                 print(_no_such_team(config, team), file=sys.stderr)
@@ -1789,6 +1813,8 @@ def cmd_report(
                 return _print_adherence(store, config, stretch, agents, as_json=as_json)
             if pauses:
                 return _print_pauses(store, config, stretch, agents, as_json=as_json)
+            if schedule_changes:
+                return _print_schedule_changes(store, config, stretch, agents, as_json=as_json)
             if calibration:
                 return _print_calibration(store, stretch, agents, as_json=as_json)
             return _print_evaluations(store, stretch, agents, as_json=as_json)
@@ -2631,6 +2657,39 @@ def _print_waits(
         print("report: no caller joined a queue then", file=sys.stderr)
     rows = [row for waits in found for row in waits.rows()]
     fields = ["queue", "wait", "answered", "abandoned", "exited", "answered_by_then_percent"]
+    return _print_rows(rows, fields, as_json=as_json)
+
+
+def _print_schedule_changes(
+    store: RecordStore,
+    config: CallCenterConfig,
+    stretch: tuple[datetime, datetime],
+    agents: set[str] | None,
+    *,
+    as_json: bool,
+) -> int:
+    """The schedule days changed while the centre ran that fall within ``stretch`` (the
+    days, in the report's time zone), by day then agent, as CSV or JSON lines."""
+    from datetime import timedelta
+
+    since, until = stretch
+    first, last = since.date(), (until - timedelta(microseconds=1)).date()
+    names = {agent_id: agent.name for agent_id, agent in config.agents.items()}
+    rows = [
+        {
+            "day": change.day,
+            "agent": change.agent,
+            "name": names.get(change.agent, ""),
+            "hours": ", ".join(change.ranges()) or "off",
+            "changed": change.changed.isoformat(timespec="seconds"),
+            "via": change.via,
+        }
+        for change in sorted(store.fetch_schedule_changes(first), key=lambda c: (c.day, c.agent))
+        if change.date() <= last and (agents is None or change.agent in agents)
+    ]
+    if not rows:
+        print("report: no schedule day was changed for then", file=sys.stderr)
+    fields = ["day", "agent", "name", "hours", "changed", "via"]
     return _print_rows(rows, fields, as_json=as_json)
 
 

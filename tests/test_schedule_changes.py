@@ -237,3 +237,30 @@ async def test_sam_swaps_bobs_shift_from_his_page_and_gives_him_a_day_off(
         f"Agent 1002 on {first.isoformat()}: 00:00-24:00 (as the schedule says)"
     )
     assert [(k["day"], k["via"]) for k in kept] == [(second, "supervisor:2000")]
+
+
+async def test_the_report_lists_the_days_changed_for_the_period_and_who_changed_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tomorrow = today() + timedelta(days=1)
+    config = {"agents": {"1002": {"schedule": ALWAYS}}}
+    async with running_center(tmp_path, config=config) as center:
+        body = {"day": tomorrow.isoformat(), "hours": ["10:00-14:00"]}
+        await center.api("POST", "/agents/1002/schedule", body)
+        far = {"day": (today() + timedelta(days=9)).isoformat(), "hours": []}
+        await center.api("POST", "/agents/1002/schedule", far)
+        await center.idle()
+        path = center.config_path
+    until = (today() + timedelta(days=3)).isoformat()
+    argv = ["report", str(path), "--schedule-changes", "--json", "--tz", "UTC", "--until", until]
+    capsys.readouterr()
+    code = await asyncio.to_thread(cli_main, argv)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    alice = await asyncio.to_thread(cli_main, [*argv, "--agent", "1001"])
+    said = capsys.readouterr()
+    assert code == 0 and alice == 0
+    assert [(r["day"], r["agent"], r["name"], r["hours"], r["via"]) for r in rows] == [
+        (tomorrow.isoformat(), "1002", "Bob", "10:00-14:00", "api")
+    ], "the day off in nine days is after the report"
+    assert said.out == "", "no row for Alice"
+    assert "no schedule day was changed for then" in said.err
