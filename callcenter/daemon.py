@@ -92,7 +92,7 @@ from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
 from callcenter.records.recordings import purge_recordings
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.roster import RosterRecorder
-from callcenter.records.schedule_changes import ScheduleChangeRecorder
+from callcenter.records.schedule_changes import ScheduleChangeRecorder, ScheduleRequest
 from callcenter.records.shifts import ShiftRecorder
 from callcenter.records.skills import SkillsRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
@@ -328,8 +328,8 @@ class Daemon:
         self.bus.subscribe(skills.on_event, kinds=SkillsRecorder.kinds())
         roster = RosterRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(roster.on_event, kinds=RosterRecorder.kinds())
-        days = ScheduleChangeRecorder(self.store, self.recorder.writer)
-        self.bus.subscribe(days.on_event, kinds=ScheduleChangeRecorder.kinds())
+        self._days = ScheduleChangeRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(self._days.on_event, kinds=ScheduleChangeRecorder.kinds())
         self.queue_log: QueueLogRecorder | None = None
         if config.records.queue_log:
             self.queue_log = QueueLogRecorder(self.store, self.recorder.writer)
@@ -884,6 +884,19 @@ class Daemon:
             ),
         )
         self.config = board.config
+
+        def waiting(rows: Sequence[ScheduleRequest]) -> int:
+            for row in rows:
+                self._days.remember(row)
+            return board.restore_schedule_requests(
+                [(r.id, r.agent, r.date(), r.ranges(), r.note, r.asked) for r in rows]
+            )
+
+        await self._restore(
+            "schedule_requests",
+            functools.partial(self.store.fetch_schedule_requests, "asked"),
+            waiting,
+        )
         await self._restore(
             "queue_members",
             self.store.fetch_member_changes,

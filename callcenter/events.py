@@ -431,6 +431,28 @@ class AgentScheduleChanged(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleRequested(AgentEvent):
+    """The agent asks for ``day`` (ISO date) to be ``hours`` (empty: a day off) instead of
+    their schedule's (their desktop, ``POST /schedule-requests``), saying why in ``note``:
+    request ``request`` waits for a supervisor's word."""
+
+    request: str
+    day: str
+    hours: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleRequestDecided(AgentEvent):
+    """A supervisor (``by``) ``approved`` the agent's request ``request`` (their schedule
+    changes so: AgentScheduleChanged) or declined it."""
+
+    request: str
+    approved: bool
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QueueMemberChanged(AgentEvent):
     """The agent joined (``member``) or left ``queue`` while the centre runs (``agent
     join`` / ``agent leave``; ``via``: cli, api, or ``restart`` when a daemon takes a kept

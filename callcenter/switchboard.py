@@ -25,7 +25,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
@@ -130,6 +130,8 @@ from callcenter.events import (
     QueueRemoved,
     RecordingMuted,
     RecordingStarted,
+    ScheduleRequestDecided,
+    ScheduleRequested,
     SupervisorSeated,
     SurveyEnded,
     SwitchFlipped,
@@ -255,6 +257,10 @@ class CallerGone(Exception):
 LINE_ASK_SLACK = 5.0
 """Seconds beyond the ring timeout the caller's side waits for an open line's answer."""
 MAX_QUEUE_HOPS = 5
+MAX_REQUEST_NOTE = 200
+"""Characters an agent's note on a schedule request may have."""
+MAX_REQUESTS_WAITING = 20
+"""Schedule requests one agent may have waiting at once."""
 """Queues one call may pass through (exits sending callers from queue to queue)."""
 
 EXIT_KEY_POLL = 1.0
@@ -555,6 +561,9 @@ class Switchboard:
         self.added_queues: dict[str, tuple[QueueConfig, datetime, str]] = {}
         """Queues added while the centre runs (``queue add``): name -> (settings, since,
         via)."""
+        self.schedule_requests: dict[str, dict[str, Any]] = {}
+        """Agents' requests for a day of their schedule waiting for a supervisor's word
+        (:meth:`ask_schedule`), by id."""
         self.schedule_changes: dict[str, dict[date, tuple[tuple[str, ...], datetime, str]]] = {}
         """Schedule days changed while the centre runs (``agent schedule``): agent -> day ->
         (hours, since, via)."""
@@ -763,6 +772,93 @@ class Switchboard:
         if taken:
             self.config = self._with_changes(self.file_config)
         return taken
+
+    def ask_schedule(
+        self, agent_id: str, day: date, hours: Sequence[str], *, note: str = ""
+    ) -> dict[str, Any]:
+        """The agent asks for ``day`` to be ``hours`` (empty: a day off) instead of their
+        schedule's, saying why in ``note``: a request their supervisors approve
+        (:meth:`decide_schedule`) or decline. UnknownAgent; InvalidAgent for hours a
+        schedule cannot have, a day gone by, a note over 200 characters or too many
+        requests waiting."""
+        if agent_id not in self.config.agents:
+            raise UnknownAgent(f"no agent {agent_id!r} is configured")
+        ranges = day_hours(hours)
+        if day < datetime.now(UTC).date() - timedelta(days=1):
+            raise InvalidAgent(f"day: {day.isoformat()} is gone by")
+        if len(note) > MAX_REQUEST_NOTE:
+            raise InvalidAgent(f"note: {MAX_REQUEST_NOTE} characters at the most")
+        waiting = [r for r in self.schedule_requests.values() if r["agent"] == agent_id]
+        if len(waiting) >= MAX_REQUESTS_WAITING:
+            raise InvalidAgent(f"{len(waiting)} requests wait already: let them be answered")
+        request = secrets.token_hex(4)
+        self.schedule_requests[request] = {
+            "id": request,
+            "agent": agent_id,
+            "day": day.isoformat(),
+            "hours": list(ranges),
+            "note": note,
+            "asked": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.bus.publish(
+            ScheduleRequested(
+                agent=agent_id, request=request, day=day.isoformat(), hours=list(ranges), note=note
+            )
+        )
+        log.info("schedule_requested", agent=agent_id, request=request, day=day.isoformat())
+        return dict(self.schedule_requests[request])
+
+    def decide_schedule(self, request_id: str, *, approve: bool, by: str) -> dict[str, Any]:
+        """A supervisor's word (``by``) on a waiting request: approved, the agent's day
+        changes as asked (:meth:`change_schedule`); declined, nothing changes. EngineError
+        for a request that waits no more (or never did)."""
+        request = self.schedule_requests.get(request_id)
+        if request is None:
+            raise EngineError(f"no request {request_id!r} waits")
+        changed: dict[str, Any] | None = None
+        if approve:
+            day = date.fromisoformat(str(request["day"]))
+            changed = self.change_schedule(str(request["agent"]), day, request["hours"], via=by)
+        del self.schedule_requests[request_id]
+        self.bus.publish(
+            ScheduleRequestDecided(
+                agent=str(request["agent"]), request=request_id, approved=approve, by=by
+            )
+        )
+        log.info("schedule_request_decided", request=request_id, approved=approve, by=by)
+        return {**request, "status": "approved" if approve else "declined", "by": by} | (
+            {"schedule": changed} if changed is not None else {}
+        )
+
+    def restore_schedule_requests(
+        self, kept: Sequence[tuple[str, str, date, Sequence[str], str, datetime]]
+    ) -> int:
+        """Offer again the requests a previous daemon left waiting (agents the config
+        still has; days not gone by)."""
+        taken = 0
+        oldest = datetime.now(UTC).date() - timedelta(days=1)
+        for request_id, agent_id, day, hours, note, asked in kept:
+            if agent_id not in self.config.agents or day < oldest:
+                continue
+            self.schedule_requests[request_id] = {
+                "id": request_id,
+                "agent": agent_id,
+                "day": day.isoformat(),
+                "hours": list(hours),
+                "note": note,
+                "asked": asked.isoformat(timespec="seconds"),
+            }
+            taken += 1
+        return taken
+
+    def schedule_request_views(self, agents: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The requests waiting for a supervisor's word (of ``agents`` only when given),
+        oldest first."""
+        return [
+            dict(r)
+            for r in sorted(self.schedule_requests.values(), key=lambda r: str(r["asked"]))
+            if agents is None or r["agent"] in agents
+        ]
 
     def _forget_old_days(self) -> None:
         """Days before yesterday no longer matter live (the records keep them for the

@@ -563,6 +563,7 @@ class DesktopPage(HTMLParser):
             "schedule",
             "scheduled",
             "pauses",
+            "requests",
         ):
             self.texts[key] = ""
             self._open.append((tag, key))

@@ -35,7 +35,7 @@ from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.roster import AddedAgent, AddedQueue
-from callcenter.records.schedule_changes import ScheduleChange
+from callcenter.records.schedule_changes import ScheduleChange, ScheduleRequest
 from callcenter.records.shifts import AgentPresence, OwedCode
 from callcenter.records.skills import SkillsState
 from callcenter.records.store import CDR_COLUMNS, RecordStore, SqliteCdrStore
@@ -706,6 +706,25 @@ def test_agents_added_while_the_centre_runs_are_kept_and_removed_in_both_databas
         assert rows == [AddedAgent.of("1010", {**zoe, "team": "a"}, later, "cli")], type(
             store
         ).__name__
+
+
+def test_schedule_requests_are_kept_and_answered_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    asked = ScheduleRequest("ab12", "1002", "2026-12-08", "[]", "dentist", T0)
+    later = T0 + timedelta(hours=2)
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_schedule_request(asked)
+        store.write_schedule_request(ScheduleRequest("cd34", "1001", "2026-12-09", "[]", "", T0))
+        store.write_schedule_request(
+            ScheduleRequest("cd34", "1001", "2026-12-09", "[]", "", T0, "declined", later, "2000")
+        )
+        assert store.fetch_schedule_requests("asked") == [asked], type(store).__name__
+        (_, declined) = store.fetch_schedule_requests()
+        assert (declined.status, declined.decided, declined.decided_by) == (
+            "declined", later, "2000"
+        )  # fmt: skip
+        assert asked.ranges() == () and asked.date().isoformat() == "2026-12-08"
 
 
 def test_queues_added_while_the_centre_runs_are_kept_and_removed_in_both_databases(

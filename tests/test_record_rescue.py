@@ -33,7 +33,7 @@ from callcenter.records.rescue import (
     spare_path,
 )
 from callcenter.records.roster import AddedAgent, AddedQueue
-from callcenter.records.schedule_changes import ScheduleChange
+from callcenter.records.schedule_changes import ScheduleChange, ScheduleRequest
 from callcenter.records.shifts import (
     AgentPause,
     AgentPresence,
@@ -204,6 +204,13 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
             functools.partial(
                 store.write_schedule_change,
                 ScheduleChange.of("1002", "2026-12-08", ["10:00-18:00"], T0, "api"),
+            ),
+        ),
+        (
+            "schedule-request:ab12cd34",
+            functools.partial(
+                store.write_schedule_request,
+                ScheduleRequest("ab12cd34", "1002", "2026-12-08", "[]", "dentist", T0),
             ),
         ),
         (

@@ -25,7 +25,7 @@ from callcenter.records.evaluations import Evaluation
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.recordings import purge_recordings
-from callcenter.records.schedule_changes import ScheduleChange
+from callcenter.records.schedule_changes import ScheduleChange, ScheduleRequest
 from callcenter.records.shifts import AgentPause, AgentPresence, AgentSession, AgentWrapup
 from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.records.surveys import SurveyRecord
@@ -115,6 +115,8 @@ def two_years_of_records(store: RecordStore) -> None:
         )
         day = when.date().isoformat()
         store.write_schedule_change(ScheduleChange.of("1001", day, ["10:00-18:00"], when, "api"))
+        decided = ScheduleRequest(f"{name}-r", "1001", day, "[]", "", when, "approved", when, "s")
+        store.write_schedule_request(decided)
     # What an old row must not lose:
     store.write_queue_callback(
         QueueCallback("old.waiting", "support", "0611111111", OLD, status="waiting", updated=OLD)
@@ -155,6 +157,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
             "evaluations": 1,
             "voicemails": 1,
             "schedule_changes": 1,
+            "schedule_requests": 1,
         }
     )
     assert [row["uniqueid"] for row in store.fetch_cdrs()] == ["new.1"]
@@ -171,6 +174,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
     kept_messages = [m.call_id for m in store.fetch_voicemails()]
     assert kept_messages == ["old.vm.waiting"], "a message nobody called back yet stays"
     assert [c.day for c in store.fetch_schedule_changes()] == [RECENT.date().isoformat()]
+    assert [r.id for r in store.fetch_schedule_requests()] == ["new-r"]
     assert store.purge(CUT) == dict.fromkeys(purged, 0), "a second round finds nothing"
 
 

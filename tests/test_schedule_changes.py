@@ -264,3 +264,85 @@ async def test_the_report_lists_the_days_changed_for_the_period_and_who_changed_
     ], "the day off in nine days is after the report"
     assert said.out == "", "no row for Alice"
     assert "no schedule day was changed for then" in said.err
+
+
+async def test_bob_asks_for_a_day_off_and_sam_approves_it_then_declines_his_next_ask(
+    tmp_path: Path,
+) -> None:
+    config = {
+        "supervisors": {"2000": {"pin": "2468", "teams": ["night"]}},
+        "teams": {"night": {}},
+        "agents": {"1002": {"team": "night", "schedule": ALWAYS, "pin": "2222"}, "1001": {}},
+    }
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    later = (today() + timedelta(days=2)).isoformat()
+    async with running_center(tmp_path, config=config) as center:
+        bob = DesktopBrowser(center.daemon.api.port)
+        await bob.sign_in("1002", "2222")
+        await bob.press("Ask for another day …")
+        asked = await bob.press("Ask for a day off", day=tomorrow, note="dentist")
+        await bob.press("Ask for another day …")
+        empty = await bob.press("Ask for these hours", day=later, hours="")
+        await bob.press("Ask for another day …")
+        second = await bob.press("Ask for these hours", day=later, hours="10:00-14:00")
+        sam = DesktopBrowser(center.daemon.api.port)
+        home = await sam.sign_in("2000", "2468", role="supervisor")
+        approved = await sam.press("Approve", picking={"request": _request_of(home, tomorrow)})
+        off = center.daemon.switchboard.schedule_day("1002", date.fromisoformat(tomorrow))
+        await center.idle()
+        await center.restart()
+        _, waiting = await center.api("GET", "/schedule-requests")
+        sam = DesktopBrowser(center.daemon.api.port)
+        home = await sam.sign_in("2000", "2468", role="supervisor")
+        second_id = _request_of(home, later)
+        declined = await sam.press("Decline", picking={"request": second_id})
+        kept = center.daemon.switchboard.schedule_day("1002", date.fromisoformat(later))
+        await center.daemon.recorder.writer.wait_written(f"schedule-request:{second_id}")
+        rows = center.daemon.store.fetch_schedule_requests()
+    assert asked.texts["said"].endswith("a day off; your supervisors answer")
+    assert asked.texts["requests"].startswith("Waiting for an answer: ")
+    assert empty.texts["error"] == "Type the hours, such as 10:00-18:00 (or: a day off)"
+    assert "10:00-14:00" in second.texts["requests"]
+    assert approved.texts["said"].startswith("Approved: agent 1002 on ")
+    assert (off["hours"], off["changed"], off["via"]) == ([], True, "supervisor:2000")
+    assert [r["day"] for r in waiting["requests"]] == [later], "kept across a restart"
+    assert declined.texts["said"].startswith("Declined: agent 1002 on ")
+    assert kept["hours"] == ["00:00-24:00"] and not kept["changed"]
+    assert [(r.day, r.status, r.decided_by, r.note) for r in rows] == [
+        (tomorrow, "approved", "supervisor:2000", "dentist"),
+        (later, "declined", "supervisor:2000", ""),
+    ]
+
+
+def _request_of(page: Any, day: str) -> str:
+    """The id of the waiting request for ``day`` on a supervisor's page."""
+    label = date.fromisoformat(day).strftime("%a %d %b")
+    (row,) = [r for r in page.table_rows if len(r) == 5 and r[1] == label]
+    forms = [f for f in page.forms if f.label == "Approve"]
+    index = [r for r in page.table_rows if len(r) == 5 and r[0] != "agent"].index(row)
+    return forms[index].fields["request"]
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"agent": "1002", "day": "2026-12-08"}, "say who asks for which day"),
+        ({"agent": "1002", "day": "2020-01-01", "hours": []}, "is gone by"),
+        ({"agent": "1002", "day": "2026-12-08", "hours": ["9-5"]}, "hours.0"),
+        ({"agent": "1002", "day": "2026-12-08", "hours": [], "note": "x" * 201}, "note: 200"),
+    ],
+)
+async def test_requests_an_agent_cannot_make_are_refused(
+    tmp_path: Path, body: dict[str, Any], said: str
+) -> None:
+    async with running_center(tmp_path) as center:
+        answer = await center.api("POST", "/schedule-requests", body)
+        nobody = await center.api("POST", "/schedule-requests/abc/approve", {"by": "2000"})
+    assert answer[0] == 400 and said in answer[1]["error"], answer
+    assert nobody[0] == 404
+
+
+def test_agents_ask_and_supervisors_answer() -> None:
+    assert scope_of("POST", "/schedule-requests") == "agents"
+    assert scope_of("POST", "/schedule-requests/ab12/approve") == "supervise"
+    assert scope_of("POST", "/schedule-requests/ab12/decline") == "supervise"

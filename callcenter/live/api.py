@@ -76,6 +76,13 @@ Routes (all JSON)::
                                           swapped shift; []: a day off; null: as the
                                           schedule says), kept across reloads and restarts;
                                           scope supervise
+    GET  /schedule-requests               the agents' requests for a day of their schedule
+                                          waiting for a supervisor's word
+    POST /schedule-requests               {"agent": "1002", "day": "2026-12-08", "hours":
+                                          [] (a day off) or ["10:00-18:00"], "note": ...}:
+                                          an agent asks (scope agents); {"id", ...}
+    POST /schedule-requests/{id}/approve  {"by": "2000"}: the day changes as asked (scope
+    POST /schedule-requests/{id}/decline  supervise); declined, nothing changes
     POST /supervisors/{id}/listen         {"agent": "1001"}: ring the supervisor's phone and,
     POST /supervisors/{id}/whisper        once answered, join the agent's call in that mode
     POST /supervisors/{id}/barge          (again for the same agent: switch mode, no ring);
@@ -419,6 +426,10 @@ def scope_of(method: str, route: str) -> str:
         return "agents"  # the agent's answer to it
     if first == "agents" and route.rstrip("/").endswith("/schedule"):
         return "supervise"  # who works when is the supervisors'
+    if first == "schedule-requests":
+        # Agents ask; their supervisors answer.
+        end = route.rstrip("/").rsplit("/", 1)[-1]
+        return "supervise" if end in ("approve", "decline") else "agents"
     return _POST_SCOPES.get(first, "admin")
 
 
@@ -920,6 +931,7 @@ class ControlAPI:
                         view_s,
                         messages=messages,
                         disputed=disputed,
+                        requests=self.switchboard.schedule_request_views(self._supervised(person)),
                         scored=counted,
                         targets=quotas,
                         adherence=await self._adherence_today(self._supervised(person)),
@@ -937,6 +949,7 @@ class ControlAPI:
                     else (),
                     adherence=(await self._adherence_today([person])).get(person),
                     pauses=await self._pauses_today([person]),
+                    requests=self.switchboard.schedule_request_views([person]),
                 )
                 page = desktop.render(view)
             return 200, page, _PAGE_HEADERS
@@ -1098,6 +1111,9 @@ class ControlAPI:
             names = {s: c.name for s, c in config.supervisors.items()}
             page = desktop.render_scores(title, agent, own_scores[::-1], zone, names)
             return 200, page, _PAGE_HEADERS
+        if route == "/desktop/ask-schedule":
+            page = desktop.render_ask_schedule(title, agent, self._today(person))
+            return 200, page, _PAGE_HEADERS
         if route == "/desktop/schedule":
             schedule = schedule_of(config, person)
             if schedule is None:
@@ -1234,6 +1250,22 @@ class ControlAPI:
                 return
             if step != "take":
                 self._desktop_notes[note] = (desktop.said(action, answer, form), "")
+            return
+        if action in ("ask-hours", "ask-day-off"):
+            typed = [h.strip() for h in form.get("hours", "").split(",") if h.strip()]
+            try:
+                if action == "ask-hours" and not typed:
+                    raise InvalidAgent("Type the hours, such as 10:00-18:00 (or: a day off)")
+                asked = self.switchboard.ask_schedule(
+                    agent_id,
+                    _iso_day(form.get("day", "")),
+                    typed if action == "ask-hours" else [],
+                    note=form.get("note", "").strip(),
+                )
+            except (InvalidAgent, HTTPError) as exc:
+                self._desktop_notes[note] = ("", str(exc))
+                return
+            self._desktop_notes[note] = (desktop.request_said(asked), "")
             return
         if action == "reply-evaluation":
             try:
@@ -1441,6 +1473,25 @@ class ControlAPI:
                 skills = None if action == "reset-skills-agent" else desktop.skills_of(form)
                 answer = self._skills(agent, {"skills": skills}, via=f"supervisor:{supervisor_id}")
                 said = desktop.skills_said(agent, answer["skills"], reset=skills is None)
+            elif action in ("approve-request", "decline-request"):
+                waiting = {
+                    str(r["id"]): r
+                    for r in self.switchboard.schedule_request_views(
+                        self._supervised(supervisor_id)
+                    )
+                }
+                request = form.get("request", "")
+                if request not in waiting:
+                    raise HTTPError(404, f"no request {request!r} of your agents waits")
+                try:
+                    decided = self.switchboard.decide_schedule(
+                        request,
+                        approve=action == "approve-request",
+                        by=f"supervisor:{supervisor_id}",
+                    )
+                except (InvalidAgent, EngineError) as exc:
+                    raise HTTPError(409, str(exc)) from None
+                said = desktop.request_said(decided)
             elif action in desktop.SCHEDULE_ACTIONS:
                 if agent not in self._supervised(supervisor_id):
                     raise HTTPError(403, f"agent {agent} is not in your teams")
@@ -2083,6 +2134,8 @@ class ControlAPI:
             return self._switch_action(method, parts[1:])
         if parts and parts[0] == "roster":
             return self._roster_action(method, parts[1:], body)
+        if parts and parts[0] == "schedule-requests":
+            return self._schedule_request_action(method, parts[1:], body)
         if len(parts) == 3 and parts[0] == "agents" and parts[2] == "schedule":
             return self._schedule_action(method, path, parts[1], body)
         if len(parts) == 3 and parts[0] == "agents":
@@ -2128,6 +2181,47 @@ class ControlAPI:
             return board.change_schedule(agent_id, _iso_day(day), hours, via="api")
         except InvalidAgent as exc:
             raise HTTPError(400, str(exc)) from None
+
+    def _schedule_request_action(
+        self, method: str, rest: list[str], body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``GET /schedule-requests``, ``POST /schedule-requests`` (an agent asks),
+        ``POST /schedule-requests/<id>/approve|decline`` (a supervisor answers)."""
+        board = self.switchboard
+        if not rest:
+            if method == "GET":
+                return {"requests": board.schedule_request_views()}
+            if method != "POST":
+                raise HTTPError(405, "use GET or POST for /schedule-requests")
+            agent, day, hours, note = (body.get(k) for k in ("agent", "day", "hours", "note"))
+            if not isinstance(agent, str) or not isinstance(day, str) or hours is None:
+                raise HTTPError(
+                    400,
+                    'say who asks for which day: {"agent": "1002", "day": "2026-12-08", '
+                    '"hours": ["10:00-18:00"], "note": "swap with Ann"} ([]: a day off)',
+                )
+            if not isinstance(note, str | None):
+                raise HTTPError(400, '"note" is text')
+            try:
+                return board.ask_schedule(agent, _iso_day(day), hours, note=note or "")
+            except UnknownAgent as exc:
+                raise HTTPError(404, str(exc)) from None
+            except InvalidAgent as exc:
+                raise HTTPError(400, str(exc)) from None
+        if len(rest) != 2 or rest[1] not in ("approve", "decline") or method != "POST":
+            raise HTTPError(
+                404,
+                "routes: GET /schedule-requests, POST /schedule-requests[/{id}/approve|decline]",
+            )
+        by = body.get("by", "api")
+        if not isinstance(by, str) or not by:
+            raise HTTPError(400, 'say who answers: {"by": "2000"}')
+        try:
+            return board.decide_schedule(rest[0], approve=rest[1] == "approve", by=by)
+        except InvalidAgent as exc:
+            raise HTTPError(400, str(exc)) from None
+        except EngineError as exc:
+            raise HTTPError(404, str(exc)) from None
 
     def _today(self, agent_id: str) -> date:
         """Today where ``agent_id``'s schedule is (the centre's time zone without one)."""

@@ -363,6 +363,8 @@ class Desktop:
     """Their adherence so far today (percent), once something was scheduled; None: none."""
     pauses: Sequence[PauseTotal] = ()
     """Their pauses so far today, per reason (read from the records every 10 s at most)."""
+    requests: Sequence[Mapping[str, Any]] = ()
+    """Their requests for a day of their schedule waiting for an answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +408,9 @@ class SupervisorDesk:
     agents with a schedule: an "adherence" column when any."""
     disputed: Sequence[Evaluation] = ()
     """The supervisor's scorecards their agents disputed lately, newest first."""
+    requests: Sequence[Mapping[str, Any]] = ()
+    """Their agents' requests for a day of their schedule waiting for an answer, oldest
+    first (``Switchboard.schedule_request_views``)."""
     pbx_down: str | None = None
     said: str = ""
     error: str = ""
@@ -564,8 +569,15 @@ def render(desk: Desktop) -> str:
     if desk.schedule is not None:
         parts.append(
             '<p><form method="get" action="/desktop/schedule"><button>My schedule …'
-            "</button></form></p>"
+            '</button></form> <form method="get" action="/desktop/ask-schedule">'
+            "<button>Ask for another day …</button></form></p>"
         )
+    if desk.requests:
+        waiting = "; ".join(
+            f"{_day_label(str(r['day']))}: {', '.join(r['hours']) or 'a day off'}"
+            for r in desk.requests
+        )
+        parts.append(f'<p><small id="requests">Waiting for an answer: {_e(waiting)}</small></p>')
     parts.append(
         '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
         "</button></form> <small>(signing out of the page leaves you logged in to the "
@@ -1391,6 +1403,8 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         parts.append(_supervised_messages(desk.messages, desk.now))
     if desk.disputed:
         parts.append(_disputed_section(desk.disputed, desk.now))
+    if desk.requests:
+        parts.append(_requests_section(desk.requests))
     parts.append(
         '<section id="tell"><h2>Notices</h2>'
         + _notices_section(desk.notices, take_down=True)
@@ -1422,6 +1436,57 @@ def _quota(desk: SupervisorDesk, agent: str) -> str:
 def _percent(adherence: Mapping[str, float | None], agent: str) -> str:
     value = adherence.get(agent)
     return "-" if value is None else f"{value:g} %"
+
+
+def _requests_section(requests: Sequence[Mapping[str, Any]]) -> str:
+    """The agents' schedule requests waiting for the supervisor's word, each with Approve
+    and Decline."""
+    rows = "".join(
+        f"<tr><td>{_e(str(r['agent']))}</td><td>{_e(_day_label(str(r['day'])))}</td>"
+        f"<td>{_e(', '.join(r['hours']) or 'a day off')}</td><td>{_e(str(r['note']))}</td>"
+        "<td>"
+        + button("approve-request", "Approve", "main", request=str(r["id"]))
+        + button("decline-request", "Decline", "", request=str(r["id"]))
+        + "</td></tr>"
+        for r in requests
+    )
+    return (
+        '<section id="requests"><h2>Schedule requests</h2><table><tr><th>agent</th>'
+        "<th>day</th><th>asked</th><th>why</th><th></th></tr>" + rows + "</table></section>"
+    )
+
+
+def _day_label(day: str) -> str:
+    return date.fromisoformat(day).strftime("%a %d %b")
+
+
+def request_said(request: Mapping[str, Any]) -> str:
+    """What a page says once a schedule request was asked for or answered."""
+    asked = ", ".join(request["hours"]) or "a day off"
+    day = _day_label(str(request["day"]))
+    status = request.get("status")
+    if status is None:
+        return f"You asked for {day}: {asked}; your supervisors answer"
+    return f"{status.capitalize()}: agent {request['agent']} on {day}, {asked}"
+
+
+def render_ask_schedule(title: str, agent: Mapping[str, Any], first: date) -> str:
+    """An agent's page to ask for another day: the day (from ``first``), the hours or a
+    day off, and why (it does not reload)."""
+    parts = _head(title)
+    who = str(agent.get("name") or agent["id"])
+    parts.append(f"<h1>{_e(who)} <small>ask for another day</small></h1>")
+    parts.append(
+        '<section id="ask"><form method="post" action="/desktop/act">'
+        f'<label>Day <input name="day" type="date" value="{first.isoformat()}"></label> '
+        '<label>Hours <input name="hours" placeholder="10:00-14:00, 15:00-19:00"></label> '
+        '<label>Why <input name="note" maxlength="200" placeholder="swap with Ann"></label> '
+        '<button name="action" value="ask-hours" class="main">Ask for these hours</button> '
+        '<button name="action" value="ask-day-off">Ask for a day off</button></form>'
+        "<p><small>Your supervisors approve or decline; an approved day shows in My "
+        'schedule.</small></p><p><a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
 
 
 def _disputed_section(disputed: Sequence[Evaluation], now: datetime) -> str:

@@ -56,7 +56,7 @@ from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.roster import AddedAgent, AddedQueue
-from callcenter.records.schedule_changes import ScheduleChange
+from callcenter.records.schedule_changes import ScheduleChange, ScheduleRequest
 from callcenter.records.shifts import (
     AgentPause,
     AgentPresence,
@@ -92,6 +92,7 @@ REPLAYABLE: Final = frozenset(
         "write_added_lead",
         "clear_added_queue",
         "write_schedule_change",
+        "write_schedule_request",
         "clear_schedule_change",
         "write_agent_presence",
         "clear_agent_presence",
@@ -126,6 +127,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         AddedQueue,
         AddedLead,
         ScheduleChange,
+        ScheduleRequest,
         QueueCallback,
         QueueLogEntry,
         LeadRecord,

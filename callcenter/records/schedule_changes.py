@@ -6,10 +6,15 @@ schedule``, ``POST /agents/<id>/schedule``) is stored with its hours, one row pe
 day, replaced when it changes again; a day back to the schedule's hours deletes its row. A
 restarted daemon reads the rows back (:meth:`~callcenter.daemon.Daemon.start`), and
 ``report --adherence`` lays them over the config's schedules, as the daemon did.
+
+It also keeps the agents' requests for such a day (ScheduleRequested) and the supervisors'
+word on them (ScheduleRequestDecided) in ``schedule_requests``, one row per request: a
+restarted daemon offers the open ones to the supervisors again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Sequence
@@ -17,7 +22,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from callcenter.events import AgentScheduleChanged, EngineEvent
+from callcenter.events import (
+    AgentScheduleChanged,
+    EngineEvent,
+    ScheduleRequestDecided,
+    ScheduleRequested,
+)
 from callcenter.records.writer import RecordWriter
 
 
@@ -47,10 +57,37 @@ class ScheduleChange:
         return date.fromisoformat(self.day)
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleRequest:
+    """Agent ``agent`` asked at ``asked`` (UTC) for ``day`` to be ``hours`` (JSON list;
+    ``[]``: a day off), saying ``note``; ``status`` ``asked``, ``approved`` or
+    ``declined`` (``decided`` when, ``decided_by`` whom)."""
+
+    id: str
+    agent: str
+    day: str
+    hours: str
+    note: str
+    asked: datetime
+    status: str = "asked"
+    decided: datetime | None = None
+    decided_by: str = ""
+
+    def ranges(self) -> tuple[str, ...]:
+        """The hours asked for (``10:00-18:00``); none: a day off."""
+        loaded = json.loads(self.hours)
+        return tuple(str(r) for r in loaded) if isinstance(loaded, list) else ()
+
+    def date(self) -> date:
+        return date.fromisoformat(self.day)
+
+
 class ScheduleChangeStore(Protocol):
     def write_schedule_change(self, change: ScheduleChange) -> bool: ...
 
     def clear_schedule_change(self, agent: str, day: str) -> bool: ...
+
+    def write_schedule_request(self, request: ScheduleRequest) -> bool: ...
 
 
 class ScheduleChangeRecorder:
@@ -59,13 +96,34 @@ class ScheduleChangeRecorder:
     @staticmethod
     def kinds() -> tuple[type[EngineEvent], ...]:
         """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
-        return (AgentScheduleChanged,)
+        return (AgentScheduleChanged, ScheduleRequested, ScheduleRequestDecided)
 
     def __init__(self, store: ScheduleChangeStore, writer: RecordWriter) -> None:
         self.store = store
         self.writer = writer
+        self._asked: dict[str, ScheduleRequest] = {}
+        """Requests asked while this daemon ran, until decided (their row is rewritten)."""
+
+    def remember(self, request: ScheduleRequest) -> None:
+        """A request a previous daemon kept open (its row is rewritten when decided)."""
+        self._asked[request.id] = request
 
     def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, ScheduleRequested):
+            request = ScheduleRequest(
+                event.request, event.agent, event.day, json.dumps(event.hours), event.note, event.at
+            )
+            self._asked[event.request] = request
+            self._write_request(request)
+            return
+        if isinstance(event, ScheduleRequestDecided):
+            asked = self._asked.pop(event.request, None)
+            if asked is not None:
+                status = "approved" if event.approved else "declined"
+                self._write_request(
+                    dataclasses.replace(asked, status=status, decided=event.at, decided_by=event.by)
+                )
+            return
         if not isinstance(event, AgentScheduleChanged):
             return
         key = f"schedule:{event.agent}:{event.day}"
@@ -75,3 +133,7 @@ class ScheduleChangeRecorder:
             return
         change = ScheduleChange.of(event.agent, event.day, event.hours, event.at, event.via)
         self.writer.submit(key, functools.partial(self.store.write_schedule_change, change))
+
+    def _write_request(self, request: ScheduleRequest) -> None:
+        write = functools.partial(self.store.write_schedule_request, request)
+        self.writer.submit(f"schedule-request:{request.id}", write)

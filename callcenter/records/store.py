@@ -44,6 +44,9 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   (JSON: the queue's config fields), changed, via;
 * ``added_leads``: leads added to campaigns while they ran (``campaign add-lead``):
   campaign, lead, number, timezone, data (JSON: the lead-file columns), added, via;
+* ``schedule_requests``: agents' requests for a day of their schedule (their desktop): id,
+  agent, day, hours (JSON; ``[]``: a day off), note, asked, status (asked, approved,
+  declined), decided, decided_by;
 * ``schedule_changes``: days of agents' schedules changed while the centre runs (``agent
   schedule``): agent, day (ISO date), hours (JSON list of ranges; ``[]``: a day off),
   changed, via;
@@ -111,7 +114,7 @@ from callcenter.records.members import MemberState
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.roster import AddedAgent, AddedQueue
-from callcenter.records.schedule_changes import ScheduleChange
+from callcenter.records.schedule_changes import ScheduleChange, ScheduleRequest
 from callcenter.records.shifts import (
     AgentPause,
     AgentPresence,
@@ -189,6 +192,17 @@ SKILLS_COLUMNS = ("agent", "skills", "changed", "via")
 ROSTER_COLUMNS = ("agent", "settings", "changed", "via")
 QUEUE_ROSTER_COLUMNS = ("queue", "settings", "changed", "via")
 SCHEDULE_CHANGE_COLUMNS = ("agent", "day", "hours", "changed", "via")
+SCHEDULE_REQUEST_COLUMNS = (
+    "id",
+    "agent",
+    "day",
+    "hours",
+    "note",
+    "asked",
+    "status",
+    "decided",
+    "decided_by",
+)
 ADDED_LEAD_COLUMNS = ("campaign", "lead", "number", "timezone", "data", "added", "via")
 NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
 DESK_COLUMNS = ("supervisor", "device", "since", "via")
@@ -290,6 +304,17 @@ CREATE TABLE IF NOT EXISTS added_leads (
     "added" TEXT NOT NULL,
     "via" TEXT NOT NULL DEFAULT '',
     PRIMARY KEY ("campaign", "lead")
+);
+CREATE TABLE IF NOT EXISTS schedule_requests (
+    "id" TEXT PRIMARY KEY,
+    "agent" TEXT NOT NULL,
+    "day" TEXT NOT NULL,
+    "hours" TEXT NOT NULL,
+    "note" TEXT NOT NULL DEFAULT '',
+    "asked" TEXT NOT NULL,
+    "status" TEXT NOT NULL,
+    "decided" TEXT,
+    "decided_by" TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS schedule_changes (
     "agent" TEXT NOT NULL,
@@ -636,6 +661,7 @@ class Statements:
         self.upsert_added_queue = upsert("added_queues", QUEUE_ROSTER_COLUMNS)
         self.clear_added_queue = f'DELETE FROM added_queues WHERE "queue" = {p}'
         self.upsert_added_lead = upsert("added_leads", ADDED_LEAD_COLUMNS, keys=2)
+        self.upsert_schedule_request = upsert("schedule_requests", SCHEDULE_REQUEST_COLUMNS)
         self.upsert_schedule_change = upsert("schedule_changes", SCHEDULE_CHANGE_COLUMNS, keys=2)
         self.clear_schedule_change = (
             f'DELETE FROM schedule_changes WHERE "agent" = {p} AND "day" = {p}'
@@ -779,6 +805,7 @@ class Statements:
                 # An ISO date sorts before the cutoff's timestamp of the same day: the days
                 # before it go, as the sessions of those days do.
                 ("schedule_changes", "day", ""),
+                ("schedule_requests", "day", """ AND "status" <> 'asked'"""),
                 # A do-not-call request outlives any retention; a callback set for later
                 # waits for its time.
                 (
@@ -1213,6 +1240,45 @@ class RecordStore(abc.ABC):
                 row["via"],
             )
             for row in self._fetch(sql)
+        ]
+
+    def write_schedule_request(self, request: ScheduleRequest) -> bool:
+        """Store an agent's request for a day of their schedule (one row per request)."""
+        params = (
+            request.id,
+            request.agent,
+            request.day,
+            request.hours,
+            request.note,
+            _iso(request.asked),
+            request.status,
+            _iso(request.decided) if request.decided is not None else None,
+            request.decided_by,
+        )
+        what = f"schedule request {request.id} of {request.agent}"
+        return self._write(what, self._sql.upsert_schedule_request, params)
+
+    def fetch_schedule_requests(self, status: str | None = None) -> list[ScheduleRequest]:
+        """The agents' requests for days of their schedules (``status`` only when given),
+        oldest first."""
+        sql = f"SELECT {_quoted(SCHEDULE_REQUEST_COLUMNS)} FROM schedule_requests"
+        params: tuple[str, ...] = ()
+        if status is not None:
+            sql += f' WHERE "status" = {self.dialect.placeholder}'
+            params = (status,)
+        return [
+            ScheduleRequest(
+                row["id"],
+                row["agent"],
+                row["day"],
+                row["hours"],
+                row["note"],
+                _utc(row["asked"]),
+                row["status"],
+                _utc(row["decided"]) if row["decided"] else None,
+                row["decided_by"],
+            )
+            for row in self._fetch(sql + ' ORDER BY "asked", "id"', params)
         ]
 
     def write_schedule_change(self, change: ScheduleChange) -> bool:
