@@ -3117,6 +3117,13 @@ def format_status(status: dict[str, Any]) -> str:
         moves.setdefault(change.get("agent"), []).append(
             f"skills {skills or 'none'} since {change.get('since')} ({change.get('via')})"
         )
+    asked = status.get("schedule_requests", [])
+    if asked:
+        lines.append(
+            f"Schedule requests waiting: {len(asked)} ("
+            + ", ".join(f"{r.get('agent')} on {r.get('day')}" for r in asked)
+            + ")"
+        )
     added_queues = [str(view.get("queue")) for view in status.get("added_queues", [])]
     if added_queues:
         lines.append("Queues added while running: " + ", ".join(added_queues))

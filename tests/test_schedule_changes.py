@@ -292,6 +292,7 @@ async def test_bob_asks_for_a_day_off_and_sam_approves_it_then_declines_his_next
         await center.idle()
         await center.restart()
         _, waiting = await center.api("GET", "/schedule-requests")
+        _, status = await center.api("GET", "/status")
         sam = DesktopBrowser(center.daemon.api.port)
         home = await sam.sign_in("2000", "2468", role="supervisor")
         second_id = _request_of(home, later)
@@ -306,6 +307,7 @@ async def test_bob_asks_for_a_day_off_and_sam_approves_it_then_declines_his_next
     assert approved.texts["said"].startswith("Approved: agent 1002 on ")
     assert (off["hours"], off["changed"], off["via"]) == ([], True, "supervisor:2000")
     assert [r["day"] for r in waiting["requests"]] == [later], "kept across a restart"
+    assert f"Schedule requests waiting: 1 (1002 on {later})" in format_status(status)
     assert declined.texts["said"].startswith("Declined: agent 1002 on ")
     assert kept["hours"] == ["00:00-24:00"] and not kept["changed"]
     assert [(r.day, r.status, r.decided_by, r.note) for r in rows] == [

@@ -2031,6 +2031,7 @@ class ControlAPI:
             snapshot["added_agents"] = board.added_views()
             snapshot["added_queues"] = board.added_queue_views()
             snapshot["schedule_changes"] = board.schedule_change_views()
+            snapshot["schedule_requests"] = board.schedule_request_views()
             planned = self._scheduled(set(board.config.agents))
             if planned is not None:
                 snapshot["scheduled"] = {"now": planned[0], "logged_in": planned[1]}
