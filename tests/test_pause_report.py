@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from callcenter.cli import main as cli_main
 from callcenter.records.pauses import agent_pause_totals, pause_totals
 from callcenter.records.summary import Stretch
-from callcenter.testing import DesktopBrowser, running_center
+from callcenter.testing import Center, DesktopBrowser, running_center
 
 NOON = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
@@ -91,16 +91,21 @@ def test_pause_time_is_never_more_than_the_report_lasts_per_pause_nor_counted_tw
     )
 
 
+async def alice_breaks_then_goes_to_lunch(center: Center) -> None:
+    """Alice takes a break of a second, is ready, and goes to lunch (still on it)."""
+    router = center.daemon.router
+    router.pause("1001", "break", via="test")
+    await asyncio.sleep(1.1)
+    router.unpause("1001", via="test")
+    router.pause("1001", "lunch", via="test")
+    await center.idle()
+
+
 async def test_the_report_lists_alices_breaks_and_the_lunch_she_is_on_now(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with running_center(tmp_path) as center:
-        router = center.daemon.router
-        router.pause("1001", "break", via="test")
-        await asyncio.sleep(1.1)
-        router.unpause("1001", via="test")
-        router.pause("1001", "lunch", via="test")
-        await center.idle()
+        await alice_breaks_then_goes_to_lunch(center)
         path = center.config_path
         capsys.readouterr()
         argv = ["report", str(path), "--pauses", "--json", "--tz", "UTC"]
@@ -139,12 +144,7 @@ async def test_alice_and_her_supervisor_read_her_pauses_of_the_day_on_their_page
         "supervisors": {"2000": {"pin": "2468", "teams": ["day"]}},
     }
     async with running_center(tmp_path, config=config) as center:
-        router = center.daemon.router
-        router.pause("1001", "break", via="test")
-        await asyncio.sleep(1.1)
-        router.unpause("1001", via="test")
-        router.pause("1001", "lunch", via="test")
-        await center.idle()
+        await alice_breaks_then_goes_to_lunch(center)
         alice = await DesktopBrowser(center.daemon.api.port).sign_in("1001", "1111")
         sam = DesktopBrowser(center.daemon.api.port)
         await sam.sign_in("2000", "2468", role="supervisor")
