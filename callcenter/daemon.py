@@ -886,17 +886,20 @@ class Daemon:
         self.config = board.config
 
         def waiting(rows: Sequence[ScheduleRequest]) -> int:
-            for row in rows:
+            asked = [r for r in rows if r.status == "asked"]
+            for row in asked:
                 self._days.remember(row)
+            answered = sorted(
+                (r for r in rows if r.status != "asked"), key=lambda r: r.decided or r.asked
+            )
+            board.remember_schedule_answers(
+                [(r.agent, r.date(), r.ranges(), r.status) for r in reversed(answered)]
+            )
             return board.restore_schedule_requests(
-                [(r.id, r.agent, r.date(), r.ranges(), r.note, r.asked) for r in rows]
+                [(r.id, r.agent, r.date(), r.ranges(), r.note, r.asked) for r in asked]
             )
 
-        await self._restore(
-            "schedule_requests",
-            functools.partial(self.store.fetch_schedule_requests, "asked"),
-            waiting,
-        )
+        await self._restore("schedule_requests", self.store.fetch_schedule_requests, waiting)
         await self._restore(
             "queue_members",
             self.store.fetch_member_changes,

@@ -261,6 +261,8 @@ MAX_REQUEST_NOTE = 200
 """Characters an agent's note on a schedule request may have."""
 MAX_REQUESTS_WAITING = 20
 """Schedule requests one agent may have waiting at once."""
+MAX_ANSWERS_SHOWN = 5
+"""Answers to an agent's schedule requests their desktop shows (the newest)."""
 """Queues one call may pass through (exits sending callers from queue to queue)."""
 
 EXIT_KEY_POLL = 1.0
@@ -561,6 +563,8 @@ class Switchboard:
         self.added_queues: dict[str, tuple[QueueConfig, datetime, str]] = {}
         """Queues added while the centre runs (``queue add``): name -> (settings, since,
         via)."""
+        self.schedule_answers: dict[str, list[dict[str, Any]]] = {}
+        """Agent -> the answers to their latest schedule requests, newest first."""
         self.schedule_requests: dict[str, dict[str, Any]] = {}
         """Agents' requests for a day of their schedule waiting for a supervisor's word
         (:meth:`ask_schedule`), by id."""
@@ -820,6 +824,9 @@ class Switchboard:
             day = date.fromisoformat(str(request["day"]))
             changed = self.change_schedule(str(request["agent"]), day, request["hours"], via=by)
         del self.schedule_requests[request_id]
+        answered = {**request, "status": "approved" if approve else "declined"}
+        answers = self.schedule_answers.setdefault(str(request["agent"]), [])
+        answers[:] = [answered, *answers][:MAX_ANSWERS_SHOWN]
         self.bus.publish(
             ScheduleRequestDecided(
                 agent=str(request["agent"]), request=request_id, approved=approve, by=by
@@ -850,6 +857,28 @@ class Switchboard:
             }
             taken += 1
         return taken
+
+    def remember_schedule_answers(
+        self, kept: Sequence[tuple[str, date, Sequence[str], str]]
+    ) -> None:
+        """The answers a previous daemon gave to requests (agent, day, hours, status),
+        newest first, for the agents' desktops."""
+        for agent_id, day, hours, status in kept:
+            answers = self.schedule_answers.setdefault(agent_id, [])
+            if len(answers) < MAX_ANSWERS_SHOWN:
+                answers.append(
+                    {
+                        "agent": agent_id,
+                        "day": day.isoformat(),
+                        "hours": list(hours),
+                        "status": status,
+                    }
+                )
+
+    def schedule_answers_of(self, agent_id: str) -> list[dict[str, Any]]:
+        """The answers to the agent's requests for days not gone by, newest first."""
+        oldest = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+        return [dict(a) for a in self.schedule_answers.get(agent_id, []) if a["day"] >= oldest]
 
     def schedule_request_views(self, agents: Collection[str] | None = None) -> list[dict[str, Any]]:
         """The requests waiting for a supervisor's word (of ``agents`` only when given),

@@ -564,6 +564,7 @@ class DesktopPage(HTMLParser):
             "scheduled",
             "pauses",
             "requests",
+            "answers",
         ):
             self.texts[key] = ""
             self._open.append((tag, key))

@@ -298,6 +298,7 @@ async def test_bob_asks_for_a_day_off_and_sam_approves_it_then_declines_his_next
         second_id = _request_of(home, later)
         declined = await sam.press("Decline", picking={"request": second_id})
         kept = center.daemon.switchboard.schedule_day("1002", date.fromisoformat(later))
+        told = await DesktopBrowser(center.daemon.api.port).sign_in("1002", "2222")
         await center.daemon.recorder.writer.wait_written(f"schedule-request:{second_id}")
         rows = center.daemon.store.fetch_schedule_requests()
     assert asked.texts["said"].endswith("a day off; your supervisors answer")
@@ -310,6 +311,10 @@ async def test_bob_asks_for_a_day_off_and_sam_approves_it_then_declines_his_next
     assert f"Schedule requests waiting: 1 (1002 on {later})" in format_status(status)
     assert declined.texts["said"].startswith("Declined: agent 1002 on ")
     assert kept["hours"] == ["00:00-24:00"] and not kept["changed"]
+    day, other = (date.fromisoformat(d).strftime("%a %d %b") for d in (tomorrow, later))
+    assert told.texts["answers"] == (
+        f"Answered: {other}, 10:00-14:00: declined; {day}, a day off: approved"
+    ), "Bob reads his answers, the one before the restart too"
     assert [(r.day, r.status, r.decided_by, r.note) for r in rows] == [
         (tomorrow, "approved", "supervisor:2000", "dentist"),
         (later, "declined", "supervisor:2000", ""),

@@ -950,6 +950,7 @@ class ControlAPI:
                     adherence=(await self._adherence_today([person])).get(person),
                     pauses=await self._pauses_today([person]),
                     requests=self.switchboard.schedule_request_views([person]),
+                    answers=self.switchboard.schedule_answers_of(person),
                 )
                 page = desktop.render(view)
             return 200, page, _PAGE_HEADERS

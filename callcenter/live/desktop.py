@@ -365,6 +365,8 @@ class Desktop:
     """Their pauses so far today, per reason (read from the records every 10 s at most)."""
     requests: Sequence[Mapping[str, Any]] = ()
     """Their requests for a day of their schedule waiting for an answer."""
+    answers: Sequence[Mapping[str, Any]] = ()
+    """The answers to their latest requests (days not gone by), newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,6 +580,12 @@ def render(desk: Desktop) -> str:
             for r in desk.requests
         )
         parts.append(f'<p><small id="requests">Waiting for an answer: {_e(waiting)}</small></p>')
+    if desk.answers:
+        told = "; ".join(
+            f"{_day_label(str(a['day']))}, {', '.join(a['hours']) or 'a day off'}: {a['status']}"
+            for a in desk.answers
+        )
+        parts.append(f'<p><small id="answers">Answered: {_e(told)}</small></p>')
     parts.append(
         '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
         "</button></form> <small>(signing out of the page leaves you logged in to the "
