@@ -363,7 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
         "PJSIP/1010",
     )
     agent.add_argument("--name", default=None, help="add / change: the agent's name")
-    agent.add_argument("--team", default=None, help="add / change: the agent's team")
+    agent.add_argument(
+        "--team",
+        default=None,
+        help="add / change: the agent's team; schedule (no agent id): every agent of the team",
+    )
     agent.add_argument(
         "--pin", default=None, help="add / change: the PIN of their desktop and feature codes"
     )
@@ -1124,9 +1128,13 @@ def _main(argv: Sequence[str] | None) -> int:
     if command == "agent":
         if args.action in ("add", "change", "remove", "roster"):
             return _roster_command(parser, args)
+        if args.action == "schedule" and args.agent is None and args.team is not None:
+            return _team_schedule_command(parser, args)
         if args.agent is None:
             parser.error(f"agent {args.action} needs the agent's id: e.g. {args.action} 1001")
         if args.action == "schedule":
+            if args.team is not None:
+                parser.error("agent schedule: an agent's id or --team, not both")
             return _schedule_command(parser, args)
         if args.day is not None or args.hours is not None or args.off or args.as_planned:
             parser.error("--day, --hours, --off and --as-planned are for agent schedule")
@@ -2896,6 +2904,30 @@ def _schedule_command(parser: argparse.ArgumentParser, args: argparse.Namespace)
         body,
         render=lambda day: _schedule_days({"agent": day["agent"], "days": [day]}),
     )
+
+
+def _team_schedule_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``agent schedule --team T --day D --hours H | --off | --as-planned``: that day for
+    every agent of the team."""
+    if args.day is None:
+        parser.error("agent schedule --team needs --day: e.g. --day 2026-12-08")
+    given = [args.hours is not None, args.off, args.as_planned]
+    if sum(given) != 1:
+        parser.error("agent schedule --team: one of --hours, --off, --as-planned")
+    hours: list[str] | None = None
+    if args.hours is not None:
+        hours = [part.strip() for part in args.hours.split(",") if part.strip()]
+    elif args.off:
+        hours = []
+    team = urllib.parse.quote(args.team, safe="")
+
+    def said(answer: dict[str, Any]) -> str:
+        agents = ", ".join(day["agent"] for day in answer["days"]) or "nobody"
+        hours_said = ", ".join(answer["hours"]) if answer["hours"] is not None else "as planned"
+        return f"team {answer['team']} on {answer['day']}: {hours_said or 'off'} ({agents})"
+
+    body = {"day": args.day, "hours": hours}
+    return _api_call(args.api, "POST", f"/teams/{team}/schedule", body, render=said)
 
 
 def _schedule_days(body: dict[str, Any]) -> str:

@@ -353,3 +353,35 @@ def test_agents_ask_and_supervisors_answer() -> None:
     assert scope_of("POST", "/schedule-requests") == "agents"
     assert scope_of("POST", "/schedule-requests/ab12/approve") == "supervise"
     assert scope_of("POST", "/schedule-requests/ab12/decline") == "supervise"
+
+
+async def test_the_night_team_has_a_training_morning_and_a_day_off_in_one_go(
+    tmp_path: Path,
+) -> None:
+    config = {
+        "teams": {"night": {"schedule": ALWAYS}},
+        "agents": {"1001": {"team": "night"}, "1002": {"team": "night"}, "1003": {}},
+    }
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    async with running_center(tmp_path, config=config) as center:
+        training = await run_cli(
+            center, "agent", "schedule", "--team", "night", "--day", tomorrow,
+            "--hours", "09:00-12:00",
+        )  # fmt: skip
+        board = center.daemon.switchboard
+        days = {a: board.schedule_day(a, date.fromisoformat(tomorrow)) for a in AGENTS}
+        bad = await center.api("POST", "/teams/night/schedule", {"day": tomorrow, "hours": ["x"]})
+        nobody = await center.api("POST", "/teams/day/schedule", {"day": tomorrow, "hours": []})
+        both = await run_cli(center, "agent", "schedule", "1001", "--team", "night")
+    assert training[0] == 0, training
+    assert training[1] == f"team night on {tomorrow}: 09:00-12:00 (1001, 1002)\n"
+    assert days["1001"]["hours"] == days["1002"]["hours"] == ["09:00-12:00"]
+    assert days["1001"]["via"] == "api:team night"
+    assert not days["1003"]["changed"], "not of the team"
+    assert bad[0] == 400 and "hours.0" in bad[1]["error"]
+    assert nobody[0] == 404 and "no team 'day'" in nobody[1]["error"]
+    assert both[0] == 2 and "an agent's id or --team, not both" in both[2]
+    assert scope_of("POST", "/teams/night/schedule") == "supervise"
+
+
+AGENTS = ("1001", "1002", "1003")

@@ -78,6 +78,9 @@ Routes (all JSON)::
                                           scope supervise
     GET  /schedule-requests               the agents' requests for a day of their schedule
                                           waiting for a supervisor's word
+    POST /teams/{team}/schedule           {"day": "2026-12-08", "hours": ["09:00-12:00"]}:
+                                          that day for every agent of the team ([]: off,
+                                          null: as planned); scope supervise
     POST /schedule-requests               {"agent": "1002", "day": "2026-12-08", "hours":
                                           [] (a day off) or ["10:00-18:00"], "note": ...}:
                                           an agent asks (scope agents); {"id", ...}
@@ -285,7 +288,7 @@ from pydantic import ValidationError
 
 from callcenter.acd.agent import AgentState
 from callcenter.acd.rules import EXTERNAL_TECH
-from callcenter.acd.schedule import Schedule, schedule_of, scheduled_now
+from callcenter.acd.schedule import Schedule, day_hours, schedule_of, scheduled_now
 from callcenter.config import CallCenterConfig
 from callcenter.config.models import QueueExit
 from callcenter.consult import consult_view
@@ -424,7 +427,7 @@ def scope_of(method: str, route: str) -> str:
         return "supervise"  # quality scoring is the supervisors'
     if first == "calls" and route.rstrip("/").endswith("/evaluation/reply"):
         return "agents"  # the agent's answer to it
-    if first == "agents" and route.rstrip("/").endswith("/schedule"):
+    if first in ("agents", "teams") and route.rstrip("/").endswith("/schedule"):
         return "supervise"  # who works when is the supervisors'
     if first == "schedule-requests":
         # Agents ask; their supervisors answer.
@@ -2136,6 +2139,10 @@ class ControlAPI:
             return self._switch_action(method, parts[1:])
         if parts and parts[0] == "roster":
             return self._roster_action(method, parts[1:], body)
+        if len(parts) == 3 and parts[0] == "teams" and parts[2] == "schedule":
+            if method != "POST":
+                raise HTTPError(405, f"use POST for /teams/{parts[1]}/schedule")
+            return self._team_schedule(parts[1], body)
         if parts and parts[0] == "schedule-requests":
             return self._schedule_request_action(method, parts[1:], body)
         if len(parts) == 3 and parts[0] == "agents" and parts[2] == "schedule":
@@ -2224,6 +2231,30 @@ class ControlAPI:
             raise HTTPError(400, str(exc)) from None
         except EngineError as exc:
             raise HTTPError(404, str(exc)) from None
+
+    def _team_schedule(self, team: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /teams/<team>/schedule {"day", "hours"}``: that day for every agent of the
+        team (a training morning, a team's day off)."""
+        board = self.switchboard
+        config = board.config
+        members = sorted(a for a, agent in config.agents.items() if agent.team == team)
+        if team not in config.teams and not members:
+            raise HTTPError(404, f"no team {team!r}")
+        day, hours = body.get("day"), body.get("hours", ...)
+        if not isinstance(day, str) or hours is ...:
+            raise HTTPError(
+                400,
+                'say which day and its hours: {"day": "2026-12-08", "hours": ["09:00-12:00"]} '
+                "([]: a day off, null: as the schedule says)",
+            )
+        when = _iso_day(day)
+        try:
+            shown = None if hours is None else list(day_hours(hours))
+        except InvalidAgent as exc:
+            raise HTTPError(400, str(exc)) from None
+        via = f"api:team {team}"
+        days = [board.change_schedule(a, when, shown, via=via) for a in members]
+        return {"team": team, "day": when.isoformat(), "hours": shown, "days": days}
 
     def _today(self, agent_id: str) -> date:
         """Today where ``agent_id``'s schedule is (the centre's time zone without one)."""
