@@ -26,9 +26,10 @@ from test_campaigns import scene
 from callcenter.cli import format_campaigns
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config
-from callcenter.errors import ConfigError, IllegalTransition
+from callcenter.errors import ConfigError, EngineError, IllegalTransition
 from callcenter.events import (
     CampaignAttemptFailed,
+    CampaignLeadAdded,
     CampaignLeadRecycled,
     CampaignLeadRescheduled,
     CampaignStateChanged,
@@ -974,3 +975,19 @@ def test_a_lead_in_a_time_zone_that_does_not_exist_is_refused_naming_the_line() 
         parse_leads("number,timezone\n5551001,Europe/Berlin\n5551002,Europe/Berln\n", "leads.csv")
     (lead,) = parse_leads("number,timezone,name\n5551001,America/Chicago,Ada\n", "x")
     assert (lead.timezone, lead.data) == ("America/Chicago", (("name", "Ada"),))
+
+
+async def test_a_lead_added_while_a_reload_reads_the_file_is_not_lost(tmp_path: Path) -> None:
+    """A reload prepares the leads in a thread, then installs them: a CRM's lead added in
+    between stays in the campaign."""
+    campaign, _board, events = await dialler(tmp_path, ["5551001"])
+    lists = read_lists(campaign.config, campaign.settings)
+    prepared = campaign.prepare(lists)
+    campaign.add_lead(Lead("c-9", "5551009"), via="api")
+    campaign.install(lists, prepared)
+    assert set(campaign.leads) == {"5551001", "c-9"}
+    assert campaign.view()["pending"] == 2
+    (added,) = [e for e in events if isinstance(e, CampaignLeadAdded)]
+    assert (added.lead, added.number, added.via) == ("c-9", "5551009", "api")
+    with pytest.raises(EngineError, match="has a lead 'c-9' already"):
+        campaign.add_lead(Lead("c-9", "5551010"))

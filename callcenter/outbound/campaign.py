@@ -340,10 +340,11 @@ class Campaign:
 
     def _with_added(self, lists: LeadLists) -> LeadLists:
         """``lists`` with the leads added while the campaign ran (the file's win by id)."""
-        if not self.added:
+        added = dict(self.added)  # one copy: prepare may run in a thread meanwhile
+        if not added:
             return lists
         listed = {lead.id for lead in lists.leads}
-        extra = [lead for lead_id, lead in self.added.items() if lead_id not in listed]
+        extra = [lead for lead_id, lead in added.items() if lead_id not in listed]
         return LeadLists([*lists.leads, *extra], lists.do_not_call) if extra else lists
 
     def add_lead(self, lead: Lead, *, via: str = "cli") -> dict[str, Any]:
@@ -427,6 +428,10 @@ class Campaign:
                     prepared[lead_id] = old
         for lead_id, attempt in self._attempts.items():
             prepared.setdefault(lead_id, attempt.progress)
+        for lead_id, lead in self.added.items():
+            # Added while prepare ran in its thread.
+            if lead_id not in prepared:
+                prepared[lead_id] = known.get(lead_id) or LeadProgress(lead)
         self.leads = prepared
         self._counts = Counter(p.status for p in prepared.values())
         now = time.monotonic()
