@@ -805,7 +805,8 @@ class Statements:
                 # An ISO date sorts before the cutoff's timestamp of the same day: the days
                 # before it go, as the sessions of those days do.
                 ("schedule_changes", "day", ""),
-                ("schedule_requests", "day", """ AND "status" <> 'asked'"""),
+                # A request for a day that long gone is moot, answered or not.
+                ("schedule_requests", "day", ""),
                 # A do-not-call request outlives any retention; a callback set for later
                 # waits for its time.
                 (
