@@ -13,20 +13,26 @@
                                             disposition | join | leave (--queue Q) |
                                             skills (--skills fr=7,de=3) |
                                             schedule [--day D --hours H | --off | --as-planned]
-    callcenter campaign ACTION [ID]         list | pause | resume
+                                            (AGENT, or --team T for a whole team)
+    callcenter campaign ACTION [ID]         list | pause | resume | recycle [--reasons R] |
+                                            add-lead --number N [--lead L] [--data k=v]
     callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
     callcenter callback ACTION [NUMBER|ID]  request NUMBER --queue Q | list | cancel ID |
                                             slots --queue Q [--date D]
     callcenter notice ACTION [TEXT|ID]      post TEXT [--team T] [--minutes N] | list |
                                             take-down ID (agents' desktops, wallboard)
     callcenter numbers ACTION [LIST NUMBER] list | add | remove (ivr.number_lists, at runtime)
+    callcenter queue ACTION [QUEUE|ID]      callers | priority | withdraw | give (waiting
+                                            callers); add | change | remove | added (queues
+                                            added at runtime: --like Q --agents A,B)
     callcenter supervisor ACTION SUP [AGENT]  listen | whisper | barge an agent's call;
                                               stop; takeover
     callcenter status [--json]              agents, queues and calls of the running daemon
     callcenter reload                       re-read the config of the running daemon
     callcenter drain [--timeout S] [--wait]  take no new calls, stop once those left end;
                                             --cancel: take calls again
-    callcenter report [CONFIG]              the latest CDRs; --queues / --agents: figures
+    callcenter report [CONFIG]              the latest CDRs; --queues / --agents: figures;
+                                            --adherence, --pauses, --waits, --ivr ...
     callcenter purge [CONFIG]               delete records older than --older-than DAYS
     callcenter staffing --calls N --aht S   agents needed for a load (Erlang C; with
                                             --patience S, Erlang A)
