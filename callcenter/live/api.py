@@ -410,6 +410,23 @@ def _roster_answer(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         raise HTTPError(409, str(exc)) from None
 
 
+def _day_and_hours(body: Mapping[str, Any]) -> tuple[date, list[str] | None]:
+    """``{"day": "2026-12-08", "hours": ["10:00-18:00"]}`` checked: the day, and its hours
+    (``[]``: a day off; None: as the schedule says); HTTPError 400 naming what is wrong."""
+    day, hours = body.get("day"), body.get("hours", ...)
+    if not isinstance(day, str) or hours is ...:
+        raise HTTPError(
+            400,
+            'say which day and its hours: {"day": "2026-12-08", "hours": ["10:00-18:00"]} '
+            "([]: a day off, null: as the schedule says)",
+        )
+    when = _iso_day(day)
+    try:
+        return when, None if hours is None else list(day_hours(hours))
+    except InvalidAgent as exc:
+        raise HTTPError(400, str(exc)) from None
+
+
 def _iso_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -2179,17 +2196,8 @@ class ControlAPI:
             return {"agent": agent_id, "days": shown}
         if method != "POST":
             raise HTTPError(405, f"use GET or POST for /agents/{agent_id}/schedule")
-        day, hours = body.get("day"), body.get("hours", ...)
-        if not isinstance(day, str) or hours is ...:
-            raise HTTPError(
-                400,
-                'say which day and its hours: {"day": "2026-12-08", "hours": ["10:00-18:00"]} '
-                "([]: a day off, null: as the schedule says)",
-            )
-        try:
-            return board.change_schedule(agent_id, _iso_day(day), hours, via="api")
-        except InvalidAgent as exc:
-            raise HTTPError(400, str(exc)) from None
+        when, hours = _day_and_hours(body)
+        return board.change_schedule(agent_id, when, hours, via="api")
 
     def _schedule_request_action(
         self, method: str, rest: list[str], body: Mapping[str, Any]
@@ -2240,18 +2248,7 @@ class ControlAPI:
         members = sorted(a for a, agent in config.agents.items() if agent.team == team)
         if team not in config.teams and not members:
             raise HTTPError(404, f"no team {team!r}")
-        day, hours = body.get("day"), body.get("hours", ...)
-        if not isinstance(day, str) or hours is ...:
-            raise HTTPError(
-                400,
-                'say which day and its hours: {"day": "2026-12-08", "hours": ["09:00-12:00"]} '
-                "([]: a day off, null: as the schedule says)",
-            )
-        when = _iso_day(day)
-        try:
-            shown = None if hours is None else list(day_hours(hours))
-        except InvalidAgent as exc:
-            raise HTTPError(400, str(exc)) from None
+        when, shown = _day_and_hours(body)
         via = f"api:team {team}"
         days = [board.change_schedule(a, when, shown, via=via) for a in members]
         return {"team": team, "day": when.isoformat(), "hours": shown, "days": days}
