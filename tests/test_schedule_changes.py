@@ -224,6 +224,7 @@ async def test_sam_swaps_bobs_shift_from_his_page_and_gives_him_a_day_off(
         off = await sam.press("Day off", day=first.isoformat())
         again = await sam.press("As planned", day=first.isoformat())
         kept = center.daemon.switchboard.schedule_change_views()
+        home = await sam.get("/desktop")
     days = [row for row in page.table_rows if DAY_LABEL.fullmatch(row[0])]
     assert len(days) == 7 and days[0][1] == "00:00-24:00" and days[0][2] == ""
     assert page.form("Day off").fields["day"] == first.isoformat()
@@ -237,6 +238,11 @@ async def test_sam_swaps_bobs_shift_from_his_page_and_gives_him_a_day_off(
         f"Agent 1002 on {first.isoformat()}: 00:00-24:00 (as the schedule says)"
     )
     assert [(k["day"], k["via"]) for k in kept] == [(second, "supervisor:2000")]
+    label = date.fromisoformat(second).strftime("%a %d %b")
+    ahead = [r for r in home.table_rows if r[:2] == [label, "1002"]]
+    assert ahead == [[label, "1002", "10:00-14:00, 15:00-19:00", "supervisor:2000"]], (
+        "Sam's desktop lists the days changed ahead"
+    )
 
 
 async def test_the_report_lists_the_days_changed_for_the_period_and_who_changed_them(

@@ -952,6 +952,7 @@ class ControlAPI:
                         messages=messages,
                         disputed=disputed,
                         requests=self.switchboard.schedule_request_views(self._supervised(person)),
+                        changed_days=self._changed_days(self._supervised(person)),
                         scored=counted,
                         targets=quotas,
                         adherence=await self._adherence_today(self._supervised(person)),
@@ -1622,6 +1623,20 @@ class ControlAPI:
         for day in days:
             today[day.agent] = day.adherence  # the last day of each agent's zone: today
         return today
+
+    def _changed_days(self, agents: Collection[str]) -> list[dict[str, Any]]:
+        """The days of ``agents``' schedules changed from today on (as the switchboard
+        keeps them), by day."""
+        today = datetime.now(ZoneInfo(self.switchboard.config.ivr.timezone)).date().isoformat()
+        chosen = set(agents)
+        return sorted(
+            (
+                view
+                for view in self.switchboard.schedule_change_views()
+                if view["agent"] in chosen and view["day"] >= today
+            ),
+            key=lambda view: (view["day"], view["agent"]),
+        )
 
     async def _pauses_today(self, agents: Collection[str]) -> list[PauseTotal]:
         """The pauses of ``agents`` so far today, per agent and reason (``report

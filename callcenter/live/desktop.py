@@ -413,6 +413,9 @@ class SupervisorDesk:
     requests: Sequence[Mapping[str, Any]] = ()
     """Their agents' requests for a day of their schedule waiting for an answer, oldest
     first (``Switchboard.schedule_request_views``)."""
+    changed_days: Sequence[Mapping[str, Any]] = ()
+    """Their agents' schedule days changed from today on (who is off, who works other
+    hours), by day (``Switchboard.schedule_change_views``)."""
     pbx_down: str | None = None
     said: str = ""
     error: str = ""
@@ -1413,6 +1416,8 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         parts.append(_disputed_section(desk.disputed, desk.now))
     if desk.requests:
         parts.append(_requests_section(desk.requests))
+    if desk.changed_days:
+        parts.append(_changed_days_section(desk.changed_days))
     parts.append(
         '<section id="tell"><h2>Notices</h2>'
         + _notices_section(desk.notices, take_down=True)
@@ -1461,6 +1466,19 @@ def _requests_section(requests: Sequence[Mapping[str, Any]]) -> str:
     return (
         '<section id="requests"><h2>Schedule requests</h2><table><tr><th>agent</th>'
         "<th>day</th><th>asked</th><th>why</th><th></th></tr>" + rows + "</table></section>"
+    )
+
+
+def _changed_days_section(days: Sequence[Mapping[str, Any]]) -> str:
+    """The agents' days changed from the plan, coming (a swapped shift, a day off)."""
+    rows = "".join(
+        f"<tr><td>{_e(_day_label(str(d['day'])))}</td><td>{_e(str(d['agent']))}</td>"
+        f"<td>{_e(', '.join(d['hours']) or 'a day off')}</td><td>{_e(str(d['via']))}</td></tr>"
+        for d in days
+    )
+    return (
+        '<section id="changed-days"><h2>Days changed ahead</h2><table><tr><th>day</th>'
+        "<th>agent</th><th>hours</th><th>by</th></tr>" + rows + "</table></section>"
     )
 
 
