@@ -757,6 +757,10 @@ class Switchboard:
             **({"since": kept[1].isoformat(timespec="seconds"), "via": kept[2]} if kept else {}),
         }
 
+    def schedule_days(self, agent_id: str, first: date, count: int) -> list[dict[str, Any]]:
+        """:meth:`schedule_day` of ``count`` days from ``first`` on."""
+        return [self.schedule_day(agent_id, first + timedelta(days=n)) for n in range(count)]
+
     def restore_schedule_changes(
         self, kept: Sequence[tuple[str, date, Sequence[str], datetime, str]]
     ) -> int:

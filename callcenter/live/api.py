@@ -410,6 +410,18 @@ def _roster_answer(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         raise HTTPError(409, str(exc)) from None
 
 
+@dataclass(frozen=True, slots=True)
+class _DayStretches:
+    """The day's logged-in and paused stretches of every agent, as read for the desktops
+    (``pauses_of``: the pauses by agent)."""
+
+    since: datetime
+    until: datetime
+    sessions: list[Stretch]
+    pauses: list[Stretch]
+    pauses_of: dict[str, list[Stretch]]
+
+
 def _day_and_hours(body: Mapping[str, Any]) -> tuple[date, list[str] | None]:
     """``{"day": "2026-12-08", "hours": ["10:00-18:00"]}`` checked: the day, and its hours
     (``[]``: a day off; None: as the schedule says); HTTPError 400 naming what is wrong."""
@@ -641,9 +653,7 @@ class ControlAPI:
         self._evaluations = evaluations
         self._disputes_read: dict[str, tuple[float, list[Evaluation], dict[str, int]]] = {}
         self._shifts = shifts
-        self._shifts_read: tuple[float, datetime, datetime, list[Stretch], list[Stretch]] | None = (
-            None
-        )
+        self._shifts_read: tuple[float, _DayStretches] | None = None
         self._history_seen: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
         """(number, call going on) -> (when read, the number's latest calls): desktops."""
         self._agent_records = agent_records if agent_records is not None else {}
@@ -1068,11 +1078,7 @@ class ControlAPI:
                 error=error,
                 skills=list(config.acd.skills),
                 pause_reasons=list(config.pause_reasons),
-                days=[
-                    self.switchboard.schedule_day(agent_id, first + timedelta(days=n))
-                    for first in (self._today(agent_id),)
-                    for n in range(7)
-                ],
+                days=self.switchboard.schedule_days(agent_id, self._today(agent_id), 7),
                 pauses=await self._pauses_today([agent_id]),
             )
             return 200, page, _PAGE_HEADERS
@@ -1617,8 +1623,7 @@ class ControlAPI:
         read = await self._day_stretches()
         if read is None:
             return {}
-        since, until, sessions, pauses = read
-        days = adherence_days(schedules, sessions, pauses, since, until)
+        days = adherence_days(schedules, read.sessions, read.pauses, read.since, read.until)
         today: dict[str, float | None] = dict.fromkeys(schedules)
         for day in days:
             today[day.agent] = day.adherence  # the last day of each agent's zone: today
@@ -1644,12 +1649,11 @@ class ControlAPI:
         read = await self._day_stretches()
         if read is None:
             return []
-        since, until, _, pauses = read
-        return pause_totals(pauses, since, until, agents=set(agents))
+        # Every desktop asks at each reload: only the asked agents' pauses are folded.
+        theirs = [pause for agent in agents for pause in read.pauses_of.get(agent, ())]
+        return pause_totals(theirs, read.since, read.until)
 
-    async def _day_stretches(
-        self,
-    ) -> tuple[datetime, datetime, list[Stretch], list[Stretch]] | None:
+    async def _day_stretches(self) -> _DayStretches | None:
         """Today's logged-in and paused stretches of every agent (since midnight in
         ``ivr.timezone``), read at most every :data:`DISPUTES_READ_EVERY` seconds for every
         desktop together; None without records or when they cannot be read."""
@@ -1665,9 +1669,14 @@ class ControlAPI:
                 sessions, pauses = await self._shifts(since, until)
             except RecordError:
                 return None
-            kept = self._shifts_read = (now, since, until, sessions, pauses)
-        _, since, until, sessions, pauses = kept
-        return since, until, sessions, pauses
+            pauses_of: dict[str, list[Stretch]] = {}
+            for pause in pauses:
+                pauses_of.setdefault(pause.agent, []).append(pause)
+            kept = self._shifts_read = (
+                now,
+                _DayStretches(since, until, sessions, pauses, pauses_of),
+            )
+        return kept[1]
 
     async def _pick_call(self, supervisor_id: str, agent_id: str) -> str:
         """A call of ``agent_id`` (one of the supervisor's) within ``evaluation_target.days``
@@ -2207,8 +2216,7 @@ class ControlAPI:
                 days = 0
             if not 1 <= days <= 366:
                 raise HTTPError(400, "days: a whole number of days, 1-366")
-            shown = [board.schedule_day(agent_id, since + timedelta(days=n)) for n in range(days)]
-            return {"agent": agent_id, "days": shown}
+            return {"agent": agent_id, "days": board.schedule_days(agent_id, since, days)}
         if method != "POST":
             raise HTTPError(405, f"use GET or POST for /agents/{agent_id}/schedule")
         when, hours = _day_and_hours(body)
