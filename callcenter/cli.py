@@ -15,7 +15,8 @@
                                             schedule [--day D --hours H | --off | --as-planned]
                                             (AGENT, or --team T for a whole team)
     callcenter campaign ACTION [ID]         list | pause | resume | recycle [--reasons R] |
-                                            add-lead --number N [--lead L] [--data k=v]
+                                            add-lead --number N [--lead L] [--data k=v] |
+                                            remove-lead --lead L
     callcenter switch ACTION [NAME]         list | on | off (ivr.switches, tested by flows)
     callcenter callback ACTION [NUMBER|ID]  request NUMBER --queue Q | list | cancel ID |
                                             slots --queue Q [--date D]
@@ -440,9 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     campaign = sub.add_parser(
         "campaign",
-        help="list the outbound campaigns; pause or resume one; recycle its failed leads",
+        help="list the outbound campaigns; pause or resume one; recycle its failed leads; "
+        "add a lead or take one off",
     )
-    campaign.add_argument("action", choices=["list", "pause", "resume", "recycle", "add-lead"])
+    campaign.add_argument(
+        "action", choices=["list", "pause", "resume", "recycle", "add-lead", "remove-lead"]
+    )
     campaign.add_argument("campaign", nargs="?", default=None, help="campaign id (not for list)")
     campaign.add_argument("--json", action="store_true", help="list: the API's JSON")
     campaign.add_argument(
@@ -453,7 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     campaign.add_argument("--number", default=None, help="add-lead: the number to call")
     campaign.add_argument(
-        "--lead", default=None, help="add-lead: the lead's id (default: the number)"
+        "--lead",
+        default=None,
+        help="add-lead: the lead's id (default: the number); remove-lead: the lead to take off",
     )
     campaign.add_argument(
         "--timezone", default=None, help="add-lead: where the lead lives, such as Europe/Paris"
@@ -1305,6 +1311,18 @@ def _main(argv: Sequence[str] | None) -> int:
         lead_flags = (args.number, args.lead, args.timezone, args.data)
         if args.action == "add-lead":
             return _add_lead(parser, args, which)
+        if args.action == "remove-lead":
+            others = (args.number, args.timezone, args.data)
+            if args.lead is None or any(flag is not None for flag in others):
+                parser.error("campaign remove-lead takes --lead only: e.g. --lead c-4")
+            lead = urllib.parse.quote(args.lead, safe="")
+
+            def removed(answer: dict[str, Any]) -> str:
+                return f"lead {answer['lead']} taken off {answer['campaign']}"
+
+            return _api_call(
+                args.api, "POST", f"/campaigns/{which}/leads/{lead}/remove", {}, render=removed
+            )
         if any(flag is not None for flag in lead_flags):
             parser.error("--number, --lead, --timezone and --data go with campaign add-lead")
         recycling: dict[str, Any] = {}

@@ -862,7 +862,7 @@ class Daemon:
         await self._restore(
             "added_agents",
             self.store.fetch_added_agents,
-            lambda rows: board.restore_added_agents(
+            lambda rows: board.roster.restore_added_agents(
                 [(row.agent, row.values(), row.changed, row.via) for row in rows]
             ),
         )
@@ -870,7 +870,7 @@ class Daemon:
         await self._restore(
             "added_queues",
             self.store.fetch_added_queues,
-            lambda rows: board.restore_added_queues(
+            lambda rows: board.roster.restore_added_queues(
                 [(row.queue, row.values(), row.changed, row.via) for row in rows]
             ),
         )
@@ -879,7 +879,7 @@ class Daemon:
         await self._restore(
             "schedule_changes",
             functools.partial(self.store.fetch_schedule_changes, recent),
-            lambda rows: board.restore_schedule_changes(
+            lambda rows: board.roster.restore_schedule_changes(
                 [(row.agent, row.date(), row.ranges(), row.changed, row.via) for row in rows]
             ),
         )
@@ -890,12 +890,13 @@ class Daemon:
             for row in asked:
                 self._days.remember(row)
             answered = sorted(
-                (r for r in rows if r.status != "asked"), key=lambda r: r.decided or r.asked
+                (r for r in rows if r.status in ("approved", "declined")),
+                key=lambda r: r.decided or r.asked,
             )
-            board.remember_schedule_answers(
+            board.roster.remember_schedule_answers(
                 [(r.agent, r.date(), r.ranges(), r.status) for r in reversed(answered)]
             )
-            return board.restore_schedule_requests(
+            return board.roster.restore_schedule_requests(
                 [(r.id, r.agent, r.date(), r.ranges(), r.note, r.asked) for r in asked]
             )
 
@@ -903,14 +904,14 @@ class Daemon:
         await self._restore(
             "queue_members",
             self.store.fetch_member_changes,
-            lambda states: board.restore_member_changes(
+            lambda states: board.roster.restore_member_changes(
                 [(state.change(), state.changed, state.via) for state in states]
             ),
         )
         await self._restore(
             "agent_skills",
             self.store.fetch_agent_skills,
-            lambda states: board.restore_skill_changes(
+            lambda states: board.roster.restore_skill_changes(
                 [(state.agent, dict(state.skills), state.changed, state.via) for state in states]
             ),
         )

@@ -386,7 +386,9 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             await asyncio.sleep(0.02)
         print(f"-- agent {agent_id} stays on an open line (*70)", file=out, flush=True)
         board = daemon.switchboard
-        joined = "sales" in daemon.config.queues and board.join_queue(agent_id, "sales", via="demo")
+        joined = "sales" in daemon.config.queues and board.roster.join_queue(
+            agent_id, "sales", via="demo"
+        )
         others = [a for a in ids if a != agent_id]
         reason = daemon.config.pause_reasons[0] if daemon.config.pause_reasons else "break"
         for other in others:
@@ -405,7 +407,7 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             with contextlib.suppress(EngineError):
                 daemon.router.unpause(other, via="demo")
         if joined:
-            board.leave_queue(agent_id, "sales", via="demo")
+            board.roster.leave_queue(agent_id, "sales", via="demo")
         await asyncio.sleep(0.5 * speed)
         await line.hangup()
         await line.wait_ended(timeout=30)

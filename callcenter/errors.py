@@ -31,6 +31,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── UnknownNotice
     │   ├── UnknownNumberList
     │   ├── UnknownSupervisor
+    │   ├── UnknownLead             a campaign has no lead of that id
     │   ├── NotPermitted            the config does not let this person do that (a team)
     │   └── DestinationNotAllowed   a transfer/dial target that the config does not allow
     ├── ListenError                 an address the daemon must listen on is taken or refused
@@ -200,6 +201,10 @@ class UnknownNumberList(EngineError):
 
 class UnknownSupervisor(EngineError):
     """No supervisor of that id in the config."""
+
+
+class UnknownLead(EngineError):
+    """The campaign has no lead of that id (in its file or added while it runs)."""
 
 
 class NotPermitted(EngineError):

@@ -445,11 +445,13 @@ class ScheduleRequested(AgentEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleRequestDecided(AgentEvent):
     """A supervisor (``by``) ``approved`` the agent's request ``request`` (their schedule
-    changes so: AgentScheduleChanged) or declined it."""
+    changes so: AgentScheduleChanged) or declined it; or the agent took it back
+    (``withdrawn``, ``by`` the agent) before anyone answered."""
 
     request: str
     approved: bool
     by: str = ""
+    withdrawn: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -936,13 +938,17 @@ class CampaignAttemptFailed(EngineEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignLeadSkipped(EngineEvent):
-    """Lead ``lead`` is never dialled: ``reason`` is ``do-not-call`` (its number is on the
-    campaign's list) or ``not-allowed`` (outside the campaign's ``allow`` patterns)."""
+    """Lead ``lead`` is never dialled (again): ``reason`` is ``do-not-call`` (its number is
+    on the campaign's list), ``not-allowed`` (outside the campaign's ``allow`` patterns) or
+    ``removed`` (taken off the campaign: ``campaign remove-lead``, ``via`` cli or api,
+    after ``attempts`` tries)."""
 
     campaign: str
     lead: str
     number: str
     reason: str
+    via: str = ""
+    attempts: int = 0
 
 
 # --------------------------------------------------------------------------- the daemon

@@ -85,8 +85,8 @@ async def test_a_report_names_the_added_agent_and_counts_them_in_their_team(
         center.daemon.router.logout("1001", via="test")
         center.add_phone("PJSIP/1010", answer_after=0.05)
         board = center.daemon.switchboard
-        board.add_agent("1010", {k: v for k, v in ZOE.items() if k != "agent"}, via="cli")
-        board.join_queue("1010", "sales", via="cli")
+        board.roster.add_agent("1010", {k: v for k, v in ZOE.items() if k != "agent"}, via="cli")
+        board.roster.join_queue("1010", "sales", via="cli")
         center.daemon.router.login("1010", via="test")
         caller = await caller_to_sales(center, "5553011")
         await caller.wait_bridged(timeout=STEP)

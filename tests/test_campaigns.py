@@ -683,6 +683,48 @@ async def test_ops_recycle_the_leads_nobody_answered_and_they_are_called_again(
     assert (after_restart["answered"], after_restart["failed"]) == (1, 0)
 
 
+async def test_the_crm_takes_leads_off_the_campaign_and_they_are_never_called_again(
+    tmp_path: Path,
+) -> None:
+    """Ada and Alan do not pick up; before their next tries the CRM hears they signed up
+    elsewhere: `campaign remove-lead` (POST /campaigns/spring/leads/<lead>/remove) takes
+    each off (not while a try rings), the campaign finishes, and a restart keeps them off."""
+    leads = "number,id,name\n5551001,ada,Ada\n5551002,alan,Alan\n"
+    async with scene(tmp_path, campaign(attempts=3, retry_delay=30), leads) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=None)
+        alan = s.center.add_phone("PJSIP/5551002", answer_after=None)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: any(e.lead == "ada" for e in s.of(CampaignAttemptFailed)))
+        removed = await run_cli(s.center, "campaign", "remove-lead", "spring", "--lead", "ada")
+        await s.wait_for(lambda: any(e.lead == "alan" for e in s.of(CampaignDialing)))
+        ringing = await s.api("POST", "/campaigns/spring/leads/alan/remove")
+        await s.wait_for(lambda: any(e.lead == "alan" for e in s.of(CampaignAttemptFailed)))
+        later = await s.api("POST", "/campaigns/spring/leads/alan/remove")
+        twice = await s.api("POST", "/campaigns/spring/leads/alan/remove")
+        nobody = await s.api("POST", "/campaigns/spring/leads/zoe/remove")
+        bare = await run_cli(s.center, "campaign", "remove-lead", "spring", "--number", "5551001")
+        await s.wait_for(lambda: s.view["state"] == "finished")
+        await s.center.daemon.recorder.writer.wait_written("campaign-lead:spring:alan")
+        await s.center.restart()
+        await asyncio.sleep(0.3)
+        after = s.view
+        rows = {r.lead: r for r in s.center.daemon.store.fetch_campaign_leads()}
+    assert removed == (0, "lead ada taken off spring\n", ""), removed
+    assert ringing[0] == 409 and "is being dialled" in ringing[1]["error"]
+    assert later[0] == 200 and later[1]["result"] == "removed"
+    assert twice[0] == 409 and "is skipped (removed)" in twice[1]["error"]
+    assert nobody[0] == 404 and "has no lead 'zoe'" in nobody[1]["error"]
+    assert bare[0] == 2 and "takes --lead only" in bare[2]
+    skipped = [(e.lead, e.reason, e.via, e.attempts) for e in s.of(CampaignLeadSkipped)]
+    assert skipped == [("ada", "removed", "api", 1), ("alan", "removed", "api", 1)]
+    assert (ada.rings, alan.rings) == (1, 1), "neither tried again"
+    assert (after["skipped"], after["pending"], after["state"]) == (2, 0, "finished"), after
+    assert {(r.lead, r.status, r.result, r.attempts) for r in rows.values()} == {
+        ("ada", "skipped", "removed", 1),
+        ("alan", "skipped", "removed", 1),
+    }
+
+
 async def test_a_crm_adds_a_lead_while_the_campaign_runs_and_it_is_called_once(
     tmp_path: Path,
 ) -> None:

@@ -460,7 +460,7 @@ async def test_the_wallboard_shows_a_switch_ops_flip_and_where_a_hot_desker_sits
             on = await board.wait_for("switches/storm", _is(on=True))
             center.daemon.router.login("1003", via="test", device="PJSIP/1010")
             carol = await board.wait_for("agents/1003", _is(state="available"))
-            center.daemon.switchboard.join_queue("1003", "sales", via="api")
+            center.daemon.switchboard.roster.join_queue("1003", "sales", via="api")
             moved = await board.wait_for("agents/1003", _is(queues=["sales"]))
     assert off.json()["description"] == "Closed for the storm"
     assert moved.json()["state"] == "available", "Carol's queues follow agent join"

@@ -84,7 +84,7 @@ async def test_bob_joins_sales_for_the_afternoon_takes_its_callers_and_stays_aft
         after_leave = center.daemon.router.rules("sales").members
         lines = await queue_log(center, "REMOVEMEMBER", 1)
         daemon = await center.restart()
-        assert daemon.switchboard.member_views() == [], "back to the config: nothing kept"
+        assert daemon.switchboard.roster.member_views() == [], "back to the config: nothing kept"
 
     assert status == 200
     assert joined == {
@@ -112,16 +112,16 @@ async def test_alice_leaves_support_with_a_penalty_change_and_comes_back_to_the_
 ) -> None:
     async with running_center(tmp_path) as center:
         board = center.daemon.switchboard
-        assert board.leave_queue("1001", "support", via="cli")
+        assert board.roster.leave_queue("1001", "support", via="cli")
         assert center.daemon.router.rules("support").members == ("1002",)
-        assert board.member_views()[0]["member"] is False
-        assert board.join_queue("1001", "support", penalty=3, via="cli")
+        assert board.roster.member_views()[0]["member"] is False
+        assert board.roster.join_queue("1001", "support", penalty=3, via="cli")
         assert center.daemon.router.rules("support").penalties["1001"] == 3
-        assert board.member_views()[0]["penalty"] == 3, "a penalty of its own is kept"
-        assert board.join_queue("1001", "support", via="cli")
+        assert board.roster.member_views()[0]["penalty"] == 3, "a penalty of its own is kept"
+        assert board.roster.join_queue("1001", "support", via="cli")
         assert center.daemon.router.rules("support").penalties.get("1001") is None
-        assert board.member_views() == [], "the config's own membership again"
-        assert not board.join_queue("1001", "support", via="cli"), "nothing to change"
+        assert board.roster.member_views() == [], "the config's own membership again"
+        assert not board.roster.join_queue("1001", "support", via="cli"), "nothing to change"
         reloaded = await center.api("POST", "/reload", {})
         assert reloaded[0] == 200
 
@@ -285,7 +285,7 @@ async def test_alice_paused_in_support_only_takes_sales_callers_and_stays_paused
                     break
                 await asyncio.sleep(0.02)
         daemon = await center.restart()
-        left = daemon.switchboard.member_views()
+        left = daemon.switchboard.roster.member_views()
     assert paused == (
         200,
         {"agent": "1001", "queue": "support", "paused": "lunch", "changed": True},

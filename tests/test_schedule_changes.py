@@ -91,7 +91,9 @@ async def test_a_swapped_shift_is_kept_across_a_reload_and_a_restart_and_taken_b
     async with running_center(tmp_path, transport=transport, config=config) as center:
         swapped = await center.api("POST", "/agents/1002/schedule", body)
         await center.daemon.reload()
-        after_reload = center.daemon.switchboard.schedule_day("1002", date.fromisoformat(tomorrow))
+        after_reload = center.daemon.switchboard.roster.schedule_day(
+            "1002", date.fromisoformat(tomorrow)
+        )
         await center.restart()
         await center.idle()
         _, after_restart = await center.api("GET", f"/agents/1002/schedule?since={tomorrow}&days=1")
@@ -137,7 +139,7 @@ async def test_hours_a_schedule_cannot_have_are_refused_with_the_field_named(
     async with running_center(tmp_path) as center:
         answer = await center.api("POST", "/agents/1002/schedule", body)
         nobody = await center.api("POST", "/agents/9999/schedule", {"day": "2026-12-08"})
-        changes = center.daemon.switchboard.schedule_changes
+        changes = center.daemon.switchboard.roster.schedule_changes
     assert answer[0] == status and said in answer[1]["error"], answer
     assert nobody[0] == 404
     assert changes == {}, "nothing kept"
@@ -223,7 +225,7 @@ async def test_sam_swaps_bobs_shift_from_his_page_and_gives_him_a_day_off(
         wrong = await sam.press("Set these hours", day=second, hours="19:00-15:00")
         off = await sam.press("Day off", day=first.isoformat())
         again = await sam.press("As planned", day=first.isoformat())
-        kept = center.daemon.switchboard.schedule_change_views()
+        kept = center.daemon.switchboard.roster.schedule_change_views()
         home = await sam.get("/desktop")
     days = [row for row in page.table_rows if DAY_LABEL.fullmatch(row[0])]
     assert len(days) == 7 and days[0][1] == "00:00-24:00" and days[0][2] == ""
@@ -294,7 +296,7 @@ async def test_bob_asks_for_a_day_off_and_sam_approves_it_then_declines_his_next
         sam = DesktopBrowser(center.daemon.api.port)
         home = await sam.sign_in("2000", "2468", role="supervisor")
         approved = await sam.press("Approve", picking={"request": _request_of(home, tomorrow)})
-        off = center.daemon.switchboard.schedule_day("1002", date.fromisoformat(tomorrow))
+        off = center.daemon.switchboard.roster.schedule_day("1002", date.fromisoformat(tomorrow))
         await center.idle()
         await center.restart()
         _, waiting = await center.api("GET", "/schedule-requests")
@@ -303,12 +305,12 @@ async def test_bob_asks_for_a_day_off_and_sam_approves_it_then_declines_his_next
         home = await sam.sign_in("2000", "2468", role="supervisor")
         second_id = _request_of(home, later)
         declined = await sam.press("Decline", picking={"request": second_id})
-        kept = center.daemon.switchboard.schedule_day("1002", date.fromisoformat(later))
+        kept = center.daemon.switchboard.roster.schedule_day("1002", date.fromisoformat(later))
         told = await DesktopBrowser(center.daemon.api.port).sign_in("1002", "2222")
         await center.daemon.recorder.writer.wait_written(f"schedule-request:{second_id}")
         rows = center.daemon.store.fetch_schedule_requests()
     assert asked.texts["said"].endswith("a day off; your supervisors answer")
-    assert asked.texts["requests"].startswith("Waiting for an answer: ")
+    assert asked.texts["requests"].startswith("Waiting for an answer:")
     assert empty.texts["error"] == "Type the hours, such as 10:00-18:00 (or: a day off)"
     assert "10:00-14:00" in second.texts["requests"]
     assert approved.texts["said"].startswith("Approved: agent 1002 on ")
@@ -325,6 +327,59 @@ async def test_bob_asks_for_a_day_off_and_sam_approves_it_then_declines_his_next
         (tomorrow, "approved", "supervisor:2000", "dentist"),
         (later, "declined", "supervisor:2000", ""),
     ]
+
+
+async def test_bob_takes_back_a_request_his_plans_no_longer_need(tmp_path: Path) -> None:
+    config = {
+        "supervisors": {"2000": {"pin": "2468", "teams": ["night"]}},
+        "teams": {"night": {}},
+        "agents": {"1002": {"team": "night", "schedule": ALWAYS, "pin": "2222"}, "1001": {}},
+    }
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    later = (today() + timedelta(days=2)).isoformat()
+    async with running_center(tmp_path, config=config) as center:
+        bob = DesktopBrowser(center.daemon.api.port)
+        await bob.sign_in("1002", "2222")
+        await bob.press("Ask for another day …")
+        await bob.press("Ask for a day off", day=tomorrow, note="dentist")
+        await bob.press("Ask for another day …")
+        two = await bob.press("Ask for these hours", day=later, hours="10:00-14:00")
+        (first, _) = [f.fields["request"] for f in two.forms if f.label == "Withdraw"]
+        taken = await bob.press("Withdraw", picking={"request": first})
+        again = await bob.post("/desktop/act", {"action": "withdraw-request", "request": first})
+        _, waiting = await center.api("GET", "/schedule-requests")
+        (other,) = [r["id"] for r in waiting["requests"]]
+        alice = await center.api("POST", f"/schedule-requests/{other}/withdraw", {"agent": "1001"})
+        nobody = await center.api("POST", f"/schedule-requests/{other}/withdraw", {})
+        sam = await DesktopBrowser(center.daemon.api.port).sign_in(
+            "2000", "2468", role="supervisor"
+        )
+        by_api = await center.api("POST", f"/schedule-requests/{other}/withdraw", {"agent": "1002"})
+        await center.daemon.recorder.writer.wait_written(f"schedule-request:{other}")
+        await center.restart()
+        _, after = await center.api("GET", "/schedule-requests")
+        told = await DesktopBrowser(center.daemon.api.port).sign_in("1002", "2222")
+        rows = center.daemon.store.fetch_schedule_requests()
+        plan = center.daemon.switchboard.roster.schedule_day("1002", date.fromisoformat(tomorrow))
+    label = date.fromisoformat(tomorrow).strftime("%a %d %b")
+    assert taken.texts["said"] == f"You took back your request for {label}: a day off"
+    assert "a day off" not in taken.texts["requests"] and "10:00-14:00" in taken.texts["requests"]
+    assert again.texts["error"] == f"no request {first!r} waits"
+    assert alice[0] == 403 and "agent 1002's" in alice[1]["error"], "only Bob takes his back"
+    assert nobody[0] == 400
+    assert [r[1] for r in sam.table_rows if len(r) == 5 and r[0] == "1002"] == [
+        date.fromisoformat(later).strftime("%a %d %b")
+    ], "Sam sees only the request still asked"
+    assert by_api[0] == 200 and by_api[1]["status"] == "withdrawn"
+    assert after["requests"] == [], "nothing waits after the restart"
+    assert "answers" not in told.texts, "a request taken back is no answer to read"
+    assert "requests" not in told.texts
+    assert sorted((r.day, r.status, r.decided_by) for r in rows) == [
+        (tomorrow, "withdrawn", "1002"),
+        (later, "withdrawn", "1002"),
+    ]
+    assert not plan["changed"], "the day stays as planned"
+    assert scope_of("POST", "/schedule-requests/ab12/withdraw") == "agents"
 
 
 def _request_of(page: Any, day: str) -> str:
@@ -375,7 +430,7 @@ async def test_the_night_team_has_a_training_morning_and_a_day_off_in_one_go(
             "--hours", "09:00-12:00",
         )  # fmt: skip
         board = center.daemon.switchboard
-        days = {a: board.schedule_day(a, date.fromisoformat(tomorrow)) for a in AGENTS}
+        days = {a: board.roster.schedule_day(a, date.fromisoformat(tomorrow)) for a in AGENTS}
         bad = await center.api("POST", "/teams/night/schedule", {"day": tomorrow, "hours": ["x"]})
         nobody = await center.api("POST", "/teams/day/schedule", {"day": tomorrow, "hours": []})
         both = await run_cli(center, "agent", "schedule", "1001", "--team", "night")

@@ -86,6 +86,8 @@ Routes (all JSON)::
                                           an agent asks (scope agents); {"id", ...}
     POST /schedule-requests/{id}/approve  {"by": "2000"}: the day changes as asked (scope
     POST /schedule-requests/{id}/decline  supervise); declined, nothing changes
+    POST /schedule-requests/{id}/withdraw {"agent": "1002"}: the agent takes their request back
+                                          before it is answered (scope agents)
     POST /supervisors/{id}/listen         {"agent": "1001"}: ring the supervisor's phone and,
     POST /supervisors/{id}/whisper        once answered, join the agent's call in that mode
     POST /supervisors/{id}/barge          (again for the same agent: switch mode, no ring);
@@ -111,6 +113,9 @@ Routes (all JSON)::
                                           leads (whose last try failed so; no reasons:
                                           every one) are tried again, tries afresh;
                                           {"campaign": ..., "recycled": N}
+    POST /campaigns/{id}/leads/{lead}/remove  {}: the lead is taken off (never called
+                                          again; skipped, result removed); 409 while
+                                          it is dialled or once answered
     POST /callbacks                       {"number": "0612345678", "queue": "sales",
                                           "priority": 0, "at": null, "data": {"topic":
                                           "invoice 1234"}}: call that number back
@@ -308,6 +313,7 @@ from callcenter.errors import (
     UnknownAgent,
     UnknownCall,
     UnknownCallback,
+    UnknownLead,
     UnknownNotice,
     UnknownNumberList,
     UnknownQueue,
@@ -961,7 +967,9 @@ class ControlAPI:
                         view_s,
                         messages=messages,
                         disputed=disputed,
-                        requests=self.switchboard.schedule_request_views(self._supervised(person)),
+                        requests=self.switchboard.roster.schedule_request_views(
+                            self._supervised(person)
+                        ),
                         changed_days=self._changed_days(self._supervised(person)),
                         scored=counted,
                         targets=quotas,
@@ -980,8 +988,8 @@ class ControlAPI:
                     else (),
                     adherence=(await self._adherence_today([person])).get(person),
                     pauses=await self._pauses_today([person]),
-                    requests=self.switchboard.schedule_request_views([person]),
-                    answers=self.switchboard.schedule_answers_of(person),
+                    requests=self.switchboard.roster.schedule_request_views([person]),
+                    answers=self.switchboard.roster.schedule_answers_of(person),
                 )
                 page = desktop.render(view)
             return 200, page, _PAGE_HEADERS
@@ -1078,7 +1086,7 @@ class ControlAPI:
                 error=error,
                 skills=list(config.acd.skills),
                 pause_reasons=list(config.pause_reasons),
-                days=self.switchboard.schedule_days(agent_id, self._today(agent_id), 7),
+                days=self.switchboard.roster.schedule_days(agent_id, self._today(agent_id), 7),
                 pauses=await self._pauses_today([agent_id]),
             )
             return 200, page, _PAGE_HEADERS
@@ -1148,7 +1156,7 @@ class ControlAPI:
                 raise HTTPError(404, "you have no schedule (agents.<id>.schedule)")
             today = datetime.now(schedule.zone).date()
             days = [today + timedelta(days=n) for n in range(SCHEDULE_SHOWN_DAYS)]
-            changed = self.switchboard.schedule_changes.get(person, {})
+            changed = self.switchboard.roster.schedule_changes.get(person, {})
             week = [(day, _hours_of(schedule, day), day in changed) for day in days]
             return 200, desktop.render_schedule(title, agent, week), _PAGE_HEADERS
         if route == "/desktop/dispute":
@@ -1284,7 +1292,7 @@ class ControlAPI:
             try:
                 if action == "ask-hours" and not typed:
                     raise InvalidAgent("Type the hours, such as 10:00-18:00 (or: a day off)")
-                asked = self.switchboard.ask_schedule(
+                asked = self.switchboard.roster.ask_schedule(
                     agent_id,
                     _iso_day(form.get("day", "")),
                     typed if action == "ask-hours" else [],
@@ -1294,6 +1302,16 @@ class ControlAPI:
                 self._desktop_notes[note] = ("", str(exc))
                 return
             self._desktop_notes[note] = (desktop.request_said(asked), "")
+            return
+        if action == "withdraw-request":
+            try:
+                taken = self.switchboard.roster.withdraw_schedule_request(
+                    form.get("request", ""), agent_id
+                )
+            except EngineError as exc:
+                self._desktop_notes[note] = ("", str(exc))
+                return
+            self._desktop_notes[note] = (desktop.request_said(taken), "")
             return
         if action == "reply-evaluation":
             try:
@@ -1504,7 +1522,7 @@ class ControlAPI:
             elif action in ("approve-request", "decline-request"):
                 waiting = {
                     str(r["id"]): r
-                    for r in self.switchboard.schedule_request_views(
+                    for r in self.switchboard.roster.schedule_request_views(
                         self._supervised(supervisor_id)
                     )
                 }
@@ -1512,7 +1530,7 @@ class ControlAPI:
                 if request not in waiting:
                     raise HTTPError(404, f"no request {request!r} of your agents waits")
                 try:
-                    decided = self.switchboard.decide_schedule(
+                    decided = self.switchboard.roster.decide_schedule(
                         request,
                         approve=action == "approve-request",
                         by=f"supervisor:{supervisor_id}",
@@ -1528,7 +1546,7 @@ class ControlAPI:
                     raise HTTPError(400, "Type the hours, such as 10:00-18:00 (or: Day off)")
                 hours = {"schedule-agent": typed, "day-off-agent": []}
                 try:
-                    day = self.switchboard.change_schedule(
+                    day = self.switchboard.roster.change_schedule(
                         agent,
                         _iso_day(form.get("day", "")),
                         hours.get(action),
@@ -1637,7 +1655,7 @@ class ControlAPI:
         return sorted(
             (
                 view
-                for view in self.switchboard.schedule_change_views()
+                for view in self.switchboard.roster.schedule_change_views()
                 if view["agent"] in chosen and view["day"] >= today
             ),
             key=lambda view: (view["day"], view["agent"]),
@@ -2056,7 +2074,7 @@ class ControlAPI:
             snapshot["campaigns"] = self.campaigns.view() if self.campaigns is not None else []
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
             snapshot["switches"] = board.switch_views()
-            snapshot["member_changes"] = board.member_views()
+            snapshot["member_changes"] = board.roster.member_views()
             later = board.scheduled_callbacks()
             day = self.today.roll() if self.today is not None else None
             messages = self._voicemails_open()
@@ -2072,11 +2090,11 @@ class ControlAPI:
             for agent in snapshot.get("agents", []):
                 if self.today is not None and day is not None:
                     agent["today"] = self.today.agent(agent["id"]).as_dict(day)
-            snapshot["skill_changes"] = board.skill_views()
-            snapshot["added_agents"] = board.added_views()
-            snapshot["added_queues"] = board.added_queue_views()
-            snapshot["schedule_changes"] = board.schedule_change_views()
-            snapshot["schedule_requests"] = board.schedule_request_views()
+            snapshot["skill_changes"] = board.roster.skill_views()
+            snapshot["added_agents"] = board.roster.added_views()
+            snapshot["added_queues"] = board.roster.added_queue_views()
+            snapshot["schedule_changes"] = board.roster.schedule_change_views()
+            snapshot["schedule_requests"] = board.roster.schedule_request_views()
             planned = self._scheduled(set(board.config.agents))
             if planned is not None:
                 snapshot["scheduled"] = {"now": planned[0], "logged_in": planned[1]}
@@ -2216,21 +2234,22 @@ class ControlAPI:
                 days = 0
             if not 1 <= days <= 366:
                 raise HTTPError(400, "days: a whole number of days, 1-366")
-            return {"agent": agent_id, "days": board.schedule_days(agent_id, since, days)}
+            return {"agent": agent_id, "days": board.roster.schedule_days(agent_id, since, days)}
         if method != "POST":
             raise HTTPError(405, f"use GET or POST for /agents/{agent_id}/schedule")
         when, hours = _day_and_hours(body)
-        return board.change_schedule(agent_id, when, hours, via="api")
+        return board.roster.change_schedule(agent_id, when, hours, via="api")
 
     def _schedule_request_action(
         self, method: str, rest: list[str], body: Mapping[str, Any]
     ) -> dict[str, Any]:
         """``GET /schedule-requests``, ``POST /schedule-requests`` (an agent asks),
-        ``POST /schedule-requests/<id>/approve|decline`` (a supervisor answers)."""
+        ``POST /schedule-requests/<id>/approve|decline`` (a supervisor answers),
+        ``POST /schedule-requests/<id>/withdraw`` (the agent takes it back)."""
         board = self.switchboard
         if not rest:
             if method == "GET":
-                return {"requests": board.schedule_request_views()}
+                return {"requests": board.roster.schedule_request_views()}
             if method != "POST":
                 raise HTTPError(405, "use GET or POST for /schedule-requests")
             agent, day, hours, note = (body.get(k) for k in ("agent", "day", "hours", "note"))
@@ -2243,21 +2262,32 @@ class ControlAPI:
             if not isinstance(note, str | None):
                 raise HTTPError(400, '"note" is text')
             try:
-                return board.ask_schedule(agent, _iso_day(day), hours, note=note or "")
+                return board.roster.ask_schedule(agent, _iso_day(day), hours, note=note or "")
             except UnknownAgent as exc:
                 raise HTTPError(404, str(exc)) from None
             except InvalidAgent as exc:
                 raise HTTPError(400, str(exc)) from None
-        if len(rest) != 2 or rest[1] not in ("approve", "decline") or method != "POST":
+        if len(rest) != 2 or rest[1] not in ("approve", "decline", "withdraw") or method != "POST":
             raise HTTPError(
                 404,
-                "routes: GET /schedule-requests, POST /schedule-requests[/{id}/approve|decline]",
+                "routes: GET /schedule-requests, "
+                "POST /schedule-requests[/{id}/approve|decline|withdraw]",
             )
+        if rest[1] == "withdraw":
+            agent = body.get("agent")
+            if not isinstance(agent, str) or not agent:
+                raise HTTPError(400, 'say whose request it is: {"agent": "1002"}')
+            try:
+                return board.roster.withdraw_schedule_request(rest[0], agent)
+            except NotPermitted as exc:
+                raise HTTPError(403, str(exc)) from None
+            except EngineError as exc:
+                raise HTTPError(404, str(exc)) from None
         by = body.get("by", "api")
         if not isinstance(by, str) or not by:
             raise HTTPError(400, 'say who answers: {"by": "2000"}')
         try:
-            return board.decide_schedule(rest[0], approve=rest[1] == "approve", by=by)
+            return board.roster.decide_schedule(rest[0], approve=rest[1] == "approve", by=by)
         except InvalidAgent as exc:
             raise HTTPError(400, str(exc)) from None
         except EngineError as exc:
@@ -2273,7 +2303,7 @@ class ControlAPI:
             raise HTTPError(404, f"no team {team!r}")
         when, shown = _day_and_hours(body)
         via = f"api:team {team}"
-        days = [board.change_schedule(a, when, shown, via=via) for a in members]
+        days = [board.roster.change_schedule(a, when, shown, via=via) for a in members]
         return {"team": team, "day": when.isoformat(), "hours": shown, "days": days}
 
     def _today(self, agent_id: str) -> date:
@@ -2464,7 +2494,7 @@ class ControlAPI:
         board = self.switchboard
         if not rest:
             if method == "GET":
-                return {"agents": board.added_views()}
+                return {"agents": board.roster.added_views()}
             if method != "POST":
                 raise HTTPError(405, "use GET or POST for /roster")
             agent_id = body.get("agent")
@@ -2473,14 +2503,14 @@ class ControlAPI:
                     400, 'say who: {"agent": "1010", "name": "Zoe", "device": "PJSIP/1010"}'
                 )
             settings = {key: value for key, value in body.items() if key != "agent"}
-            call = functools.partial(board.add_agent, agent_id, settings, via="api")
+            call = functools.partial(board.roster.add_agent, agent_id, settings, via="api")
         elif len(rest) == 1 or rest[1:] == ["remove"]:
             if method != "POST":
                 raise HTTPError(405, f"use POST for /roster/{'/'.join(rest)}")
             if len(rest) == 1:
-                call = functools.partial(board.change_agent, rest[0], body, via="api")
+                call = functools.partial(board.roster.change_agent, rest[0], body, via="api")
             else:
-                call = functools.partial(board.remove_agent, rest[0], via="api")
+                call = functools.partial(board.roster.remove_agent, rest[0], via="api")
         else:
             raise HTTPError(
                 404, "roster routes: GET /roster, POST /roster, POST /roster/{id}[/remove]"
@@ -2496,7 +2526,7 @@ class ControlAPI:
         if rest == ["added"]:
             if method != "GET":
                 raise HTTPError(405, "use GET for /queues/added")
-            return {"queues": board.added_queue_views()}
+            return {"queues": board.roster.added_queue_views()}
         if method != "POST":
             raise HTTPError(405, f"use POST for /queues{''.join('/' + r for r in rest)}")
         if not rest:
@@ -2506,11 +2536,11 @@ class ControlAPI:
                     400, 'say which: {"queue": "vip", "agents": ["1001"], "strategy": "ringall"}'
                 )
             settings = {key: value for key, value in body.items() if key != "queue"}
-            call = functools.partial(board.add_queue, name, settings, via="api")
+            call = functools.partial(board.roster.add_queue, name, settings, via="api")
         elif len(rest) == 1:
-            call = functools.partial(board.change_queue, rest[0], body, via="api")
+            call = functools.partial(board.roster.change_queue, rest[0], body, via="api")
         else:
-            call = functools.partial(board.remove_queue, rest[0], via="api")
+            call = functools.partial(board.roster.remove_queue, rest[0], via="api")
         return _roster_answer(call)
 
     def _drain_action(self, method: str, rest: list[str], body: dict[str, Any]) -> dict[str, Any]:
@@ -2542,10 +2572,14 @@ class ControlAPI:
             if method != "GET":
                 raise HTTPError(405, "use GET for /campaigns")
             return {"campaigns": campaigns.view() if campaigns is not None else []}
-        if len(rest) != 2 or rest[1] not in ("pause", "resume", "recycle", "leads"):
+        removing = len(rest) == 4 and rest[1] == "leads" and rest[3] == "remove"
+        if not removing and (
+            len(rest) != 2 or rest[1] not in ("pause", "resume", "recycle", "leads")
+        ):
             raise HTTPError(
                 404,
-                "campaign routes: GET /campaigns, POST /campaigns/{id}/pause|resume|recycle|leads",
+                "campaign routes: GET /campaigns, POST /campaigns/{id}/pause|resume|recycle|leads, "
+                "POST /campaigns/{id}/leads/{lead}/remove",
             )
         if method != "POST":
             raise HTTPError(405, f"use POST for /campaigns/{rest[0]}/{rest[1]}")
@@ -2553,6 +2587,13 @@ class ControlAPI:
             known = ", ".join(campaigns.by_id) if campaigns is not None else ""
             raise HTTPError(404, f"no campaign {rest[0]!r} running (campaigns: {known or 'none'})")
         campaign = campaigns.by_id[rest[0]]
+        if removing:
+            try:
+                return campaign.remove_lead(rest[2], via="api")
+            except UnknownLead as exc:
+                raise HTTPError(404, str(exc)) from None
+            except EngineError as exc:
+                raise HTTPError(409, str(exc)) from None
         if rest[1] == "leads":
             try:
                 return campaign.add_lead(_lead_of(body), via="api")
@@ -2698,7 +2739,7 @@ class ControlAPI:
         if skills is not None and not isinstance(skills, dict):
             raise HTTPError(400, '"skills" maps skill names to levels 1-10: {"fr": 7}')
         try:
-            changed = self.switchboard.set_skills(agent_id, skills, via=via)
+            changed = self.switchboard.roster.set_skills(agent_id, skills, via=via)
         except UnknownAgent:
             raise
         except EngineError as exc:
@@ -2707,7 +2748,7 @@ class ControlAPI:
             "agent": agent_id,
             "skills": dict(self.switchboard.router.agents[agent_id].skills),
             "changed": changed,
-            "kept": agent_id in self.switchboard.skill_changes,
+            "kept": agent_id in self.switchboard.roster.skill_changes,
         }
 
     def _number_list_action(
@@ -3023,9 +3064,9 @@ class ControlAPI:
             raise HTTPError(400, 'say which queue: {"queue": "support"}')
         board = self.switchboard
         if reason is None:
-            changed = board.unpause_in_queue(agent_id, queue, via="api")
+            changed = board.roster.unpause_in_queue(agent_id, queue, via="api")
         else:
-            changed = board.pause_in_queue(agent_id, queue, reason, via="api")
+            changed = board.roster.pause_in_queue(agent_id, queue, reason, via="api")
         return {"agent": agent_id, "queue": queue, "paused": reason, "changed": changed}
 
     def _membership(
@@ -3042,11 +3083,11 @@ class ControlAPI:
                 not isinstance(penalty, int) or isinstance(penalty, bool) or penalty < 0
             ):
                 raise HTTPError(400, '"penalty" is a whole number from 0: {"penalty": 1}')
-            changed = board.join_queue(agent_id, queue, penalty=penalty, via=via)
+            changed = board.roster.join_queue(agent_id, queue, penalty=penalty, via=via)
         else:
             if "penalty" in body:
                 raise HTTPError(400, "leave takes no penalty")
-            changed = board.leave_queue(agent_id, queue, via=via)
+            changed = board.roster.leave_queue(agent_id, queue, via=via)
         view = board.router.agent_view(agent_id)
         return {
             "agent": agent_id,

@@ -412,10 +412,10 @@ class SupervisorDesk:
     """The supervisor's scorecards their agents disputed lately, newest first."""
     requests: Sequence[Mapping[str, Any]] = ()
     """Their agents' requests for a day of their schedule waiting for an answer, oldest
-    first (``Switchboard.schedule_request_views``)."""
+    first (``Roster.schedule_request_views``)."""
     changed_days: Sequence[Mapping[str, Any]] = ()
     """Their agents' schedule days changed from today on (who is off, who works other
-    hours), by day (``Switchboard.schedule_change_views``)."""
+    hours), by day (``Roster.schedule_change_views``)."""
     pbx_down: str | None = None
     said: str = ""
     error: str = ""
@@ -578,11 +578,15 @@ def render(desk: Desktop) -> str:
             "<button>Ask for another day …</button></form></p>"
         )
     if desk.requests:
-        waiting = "; ".join(
-            f"{_day_label(str(r['day']))}: {', '.join(r['hours']) or 'a day off'}"
+        waiting = "".join(
+            f"<li>{_e(_day_label(str(r['day'])))}: {_e(', '.join(r['hours']) or 'a day off')} "
+            + button("withdraw-request", "Withdraw", "", request=str(r["id"]))
+            + "</li>"
             for r in desk.requests
         )
-        parts.append(f'<p><small id="requests">Waiting for an answer: {_e(waiting)}</small></p>')
+        parts.append(
+            f'<div id="requests"><small>Waiting for an answer:</small><ul>{waiting}</ul></div>'
+        )
     if desk.answers:
         told = "; ".join(
             f"{_day_label(str(a['day']))}, {', '.join(a['hours']) or 'a day off'}: {a['status']}"
@@ -1493,6 +1497,8 @@ def request_said(request: Mapping[str, Any]) -> str:
     status = request.get("status")
     if status is None:
         return f"You asked for {day}: {asked}; your supervisors answer"
+    if status == "withdrawn":
+        return f"You took back your request for {day}: {asked}"
     return f"{status.capitalize()}: agent {request['agent']} on {day}, {asked}"
 
 
@@ -1715,7 +1721,7 @@ def render_membership(
     in and to take them out of each they are in (kept across restarts, as ``agent
     join``/``leave``), their skill levels to change (``skills``: those of
     ``acd.skills``; the agent's own are shown too), and their ``days`` to come (as
-    ``Switchboard.schedule_day`` gives them) with a form to change one (``agent
+    ``Roster.schedule_day`` gives them) with a form to change one (``agent
     schedule``), and their ``pauses`` today per reason."""
     aid = str(agent["id"])
     member = set(agent["queues"])

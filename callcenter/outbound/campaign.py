@@ -59,7 +59,7 @@ from typing import Any, Final, Protocol
 import structlog
 
 from callcenter.config.models import CallCenterConfig, CampaignConfig
-from callcenter.errors import ConfigError, EngineError, IllegalTransition
+from callcenter.errors import ConfigError, EngineError, IllegalTransition, UnknownLead
 from callcenter.events import (
     CallDisposed,
     CampaignAnswered,
@@ -84,6 +84,8 @@ NOT_MADE: Final = frozenset({"pbx-down", "no-pbx", "no-agents"})
 """Reasons of a try that did not happen: the lead's attempts are not used."""
 DO_NOT_CALL: Final = "do-not-call"
 NOT_ALLOWED: Final = "not-allowed"
+REMOVED: Final = "removed"
+"""Result of a lead taken off the campaign while it runs (``campaign remove-lead``)."""
 ORIGIN_PREFIX: Final = "campaign:"
 
 RECYCLED: Final = "recycled"
@@ -144,7 +146,7 @@ _LEAD_MOVES: Final[Mapping[LeadStatus, frozenset[LeadStatus]]] = {
     _L.DIALING: frozenset({_L.RETRY, _L.ANSWERED, _L.FAILED, _L.PENDING}),
     _L.RETRY: frozenset({_L.DIALING, _L.SKIPPED, _L.ANSWERED}),
     _L.ANSWERED: frozenset({_L.RETRY}),
-    _L.FAILED: frozenset({_L.RETRY}),
+    _L.FAILED: frozenset({_L.RETRY, _L.SKIPPED}),
     _L.SKIPPED: frozenset(),
 }
 FINAL: Final = frozenset({_L.ANSWERED, _L.FAILED, _L.SKIPPED})
@@ -373,6 +375,38 @@ class Campaign:
         self._log.info("campaign_lead_added", lead=lead.id, via=via)
         self._changed.set()
         return {"campaign": self.id, "lead": lead.id, "number": lead.number, "status": "pending"}
+
+    def remove_lead(self, lead_id: str, *, via: str = "cli") -> dict[str, Any]:
+        """Take lead ``lead_id`` off the campaign while it runs (the CRM reached them
+        another way, they became a customer): never called again, a failed lead not
+        recycled either, kept so across reloads and restarts (skipped, result
+        ``removed``). UnknownLead for an id the campaign does not have; EngineError while
+        it is being dialled or once it was answered."""
+        p = self.leads.get(lead_id)
+        if p is None:
+            raise UnknownLead(f"campaign {self.id} has no lead {lead_id!r}")
+        if p.status is LeadStatus.DIALING or lead_id in self._attempts:
+            raise EngineError(f"lead {lead_id} is being dialled: take it off once the try ends")
+        if p.status in (LeadStatus.ANSWERED, LeadStatus.SKIPPED):
+            raise EngineError(f"lead {lead_id} is {p.status.value} ({p.result}): not called again")
+        self._move_lead(p, LeadStatus.SKIPPED)
+        p.result = REMOVED
+        # Its retry time must not keep a campaign with nothing else to do from finishing.
+        self._retries = [entry for entry in self._retries if entry[2] != lead_id]
+        heapq.heapify(self._retries)
+        self.bus.publish(
+            CampaignLeadSkipped(
+                campaign=self.id,
+                lead=lead_id,
+                number=p.lead.number,
+                reason=REMOVED,
+                via=via,
+                attempts=p.attempts,
+            )
+        )
+        self._log.info("campaign_lead_removed", lead=lead_id, via=via)
+        self._changed.set()
+        return {"campaign": self.id, "lead": lead_id, "status": "skipped", "result": REMOVED}
 
     def load(self, lists: LeadLists, restored: Iterable[LeadRecord] = ()) -> None:
         """Take the lead list (and what the records say of each lead): :meth:`prepare`

@@ -9,7 +9,8 @@
                               = why (busy, no-answer, rejected, unavailable,
                               congestion, failed, originate-failed, machine,
                               abandoned: then also dropped_at, kept from then on)
-    CampaignLeadSkipped    -> status "skipped"; result = do-not-call or not-allowed
+    CampaignLeadSkipped    -> status "skipped"; result = do-not-call, not-allowed or
+                              removed (``campaign remove-lead``: tries kept)
     CampaignLeadRescheduled -> status "retry", result "callback", tries 0, retry_at (the
                               person asked an agent to be called again); without
                               retry_at (called off), "answered" again
@@ -167,7 +168,7 @@ def _recycled(e: CampaignLeadRecycled) -> LeadRecord:
 
 
 def _skipped(e: CampaignLeadSkipped) -> LeadRecord:
-    return _row(e, "skipped", 0, e.reason)
+    return _row(e, "skipped", e.attempts, e.reason)
 
 
 _FOLDS: Mapping[type[EngineEvent], Callable[[Any], LeadRecord]] = {

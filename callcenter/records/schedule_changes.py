@@ -60,8 +60,8 @@ class ScheduleChange:
 @dataclass(frozen=True, slots=True)
 class ScheduleRequest:
     """Agent ``agent`` asked at ``asked`` (UTC) for ``day`` to be ``hours`` (JSON list;
-    ``[]``: a day off), saying ``note``; ``status`` ``asked``, ``approved`` or
-    ``declined`` (``decided`` when, ``decided_by`` whom)."""
+    ``[]``: a day off), saying ``note``; ``status`` ``asked``, ``approved``,
+    ``declined`` (``decided`` when, ``decided_by`` whom) or ``withdrawn`` (by the agent)."""
 
     id: str
     agent: str
@@ -119,7 +119,9 @@ class ScheduleChangeRecorder:
         if isinstance(event, ScheduleRequestDecided):
             asked = self._asked.pop(event.request, None)
             if asked is not None:
-                status = "approved" if event.approved else "declined"
+                status = (
+                    "withdrawn" if event.withdrawn else "approved" if event.approved else "declined"
+                )
                 self._write_request(
                     dataclasses.replace(asked, status=status, decided=event.at, decided_by=event.by)
                 )
