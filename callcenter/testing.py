@@ -481,7 +481,8 @@ class DesktopPage(HTMLParser):
         """The text of elements by id or class: ``state``, ``said``, ``error``, ``down``,
         ``over`` (the agent is over the time allowed in their state), ``missed`` (paused
         for calls that rang out), ``schedule`` (their schedule today), ``scheduled`` (a
-        supervisor's agents scheduled now and logged in)."""
+        supervisor's agents scheduled now and logged in), ``script`` (the call's script),
+        ``preview`` (a preview campaign's lead)."""
         self.title = ""
         """The browser tab's title."""
         self.table_rows: list[list[str]] = []
@@ -565,6 +566,9 @@ class DesktopPage(HTMLParser):
             "pauses",
             "requests",
             "answers",
+            "script",
+            "script-missing",
+            "preview",
         ):
             self.texts[key] = ""
             self._open.append((tag, key))

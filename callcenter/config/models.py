@@ -2372,6 +2372,12 @@ class QueueConfig(_Model):
         "URL-encoded. None: acd.screen_pop, if any.",
         examples=["https://crm.example/contacts?phone=${number}&ticket=${ticket}"],
     )
+    script: Name | None = Field(
+        default=None,
+        description="The call script (under `scripts`) this queue's agents see on their "
+        "desktop while its calls ring and are talked on. None: no script.",
+        examples=["welcome"],
+    )
     mailbox: Name | None = Field(
         default=None,
         description="Voicemail box (a sub-folder of ivr.voicemail_folder) whose messages "
@@ -3162,6 +3168,35 @@ def _keys_apart(own: list[tuple[str, str]], others: list[tuple[str, str]]) -> No
                 )
 
 
+class ScriptConfig(_Model):
+    """What agents say on a queue's or a campaign's calls: shown on their desktop while the
+    call rings and is talked on (and with a preview's lead), the call's variables filled
+    in. A script may be given as its text alone."""
+
+    title: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=80,
+        description="The heading the desktop shows above it. None: the script's name.",
+        examples=["Spring offer"],
+    )
+    text: Annotated[str, AfterValidator(_check_template)] = Field(
+        min_length=1,
+        max_length=20_000,
+        description="The words: ${name} is filled from the call (${caller_num}, "
+        "${caller_name}, ${number}: the person talked to, ${queue}, ${agent}, "
+        "${agent_name}, ${call_id}, ${campaign}, the IVR's variables and a lead's "
+        "columns); one the call does not have shows as [name], for the agent to ask. A "
+        "blank line starts a new paragraph; a line starting with '- ' is a point of a list.",
+        examples=["Hello ${name}, this is ${agent_name} from Acme about account ${account}."],
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_alone(cls, data: Any) -> Any:
+        return {"text": data} if isinstance(data, str) else data
+
+
 class DispositionConfig(_Model):
     """A code an agent gives a call when it ends (a wrap-up code: "sale", "no-interest");
     a plain string is short for ``{description: ...}``."""
@@ -3365,6 +3400,13 @@ class CampaignConfig(_Model):
         "queue's `survey`; rows and figures name the campaign's queue. null: the queue's.",
         examples=[{"flow": "csat", "score": "rating"}],
     )
+    script: Name | None = Field(
+        default=None,
+        description="The call script (under `scripts`) agents see for this campaign's "
+        "leads (in a preview, while the lead's call rings and is talked on), its columns "
+        "filled in, instead of the queue's `script`. None: the queue's.",
+        examples=["spring-offer"],
+    )
     drop_prompt: Prompt | None = Field(
         default=None,
         description="predictive (required there): what a dropped lead hears before the "
@@ -3536,6 +3578,13 @@ class CallCenterConfig(_Model):
     )
     campaigns: dict[Name, CampaignConfig] = Field(
         default_factory=dict, description="Outbound campaigns by id."
+    )
+    scripts: dict[Name, ScriptConfig] = Field(
+        default_factory=dict,
+        description="Call scripts by name: what agents say, shown on their desktop during "
+        "the call (GET /agents/<id>/script for a CRM) with the call's variables filled in. "
+        "A queue's or a campaign's `script` chooses (the campaign's wins for its leads).",
+        examples=[{"welcome": "Thank you for calling Acme, my name is ${agent_name}."}],
     )
     dispositions: dict[Name, DispositionConfig] = Field(
         default_factory=dict,
@@ -4024,11 +4073,20 @@ def _recording_problems(
     ]
 
 
+def _script_problems(
+    where: tuple[Any, ...], script: object, scripts: Mapping[Any, Any]
+) -> list[Problem]:
+    if isinstance(script, str) and script not in {str(k) for k in scripts}:
+        return [Problem((*where, "script"), _unknown("script", script, scripts, "scripts"))]
+    return []
+
+
 def _campaign_problems(
     campaigns: Mapping[Any, Any],
     queues: Mapping[Any, Any],
     flows: Mapping[Any, Any],
     base_dir: Path | None,
+    scripts: Mapping[Any, Any],
 ) -> list[Problem]:
     """A campaign's queue that is not there, a survey naming no flow; with ``base_dir``,
     its lead and do-not-call files that cannot be read as such (the file's own line in
@@ -4043,6 +4101,7 @@ def _campaign_problems(
                 Problem(("campaigns", cid, "queue"), _unknown("queue", queue, queues, "queues"))
             )
         out += _survey_problems(("campaigns", cid), campaign.get("survey"), flows)
+        out += _script_problems(("campaigns", cid), campaign.get("script"), scripts)
         if base_dir is None:
             continue
         for key, load in (("leads", load_leads), ("do_not_call", load_do_not_call)):
@@ -4071,6 +4130,7 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
     agents = _section(data, "agents")
     supervisors = _section(data, "supervisors")
     routes = _section(data, "routes") or {}
+    scripts = _section(data, "scripts") or {}
 
     pbx = _section(data, "pbx")
     pbx_type = pbx.get("type") if pbx is not None else None
@@ -4172,6 +4232,7 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                 )
             )
         out += _queue_problems(qname, queue, queues or {}, flows or {}, _section(data, "acd"))
+        out += _script_problems(("queues", qname), queue.get("script"), scripts)
         form = queue.get("evaluation_form")
         forms = _section(data, "evaluation_forms") or {}
         if isinstance(form, str) and form not in {str(k) for k in forms}:
@@ -4230,7 +4291,7 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                 message = _unknown("number list", listed, lists, "ivr.number_lists")
                 out.append(Problem(("acd", "dial_out_block", i), message))
     out += _campaign_problems(
-        _section(data, "campaigns") or {}, queues or {}, flows or {}, base_dir
+        _section(data, "campaigns") or {}, queues or {}, flows or {}, base_dir, scripts
     )
 
     owners: dict[str, object] = {}

@@ -53,6 +53,12 @@ def render(text: str, variables: Mapping[str, str]) -> str:
     return _REF.sub(lambda m: variables.get(m.group(1), ""), text)
 
 
+def render_marked(text: str, variables: Mapping[str, str]) -> str:
+    """``text`` with every ``${name}`` replaced by its value, ``[name]`` when unset or
+    empty (words read out by a person, who then knows what to ask)."""
+    return _REF.sub(lambda m: variables.get(m.group(1)) or f"[{m.group(1)}]", text)
+
+
 def render_url(template: str, variables: Mapping[str, str]) -> str:
     """``template`` with each ``${name}`` replaced by its URL-encoded value."""
     return render(template, {k: quote(v, safe="") for k, v in variables.items()})

@@ -68,6 +68,10 @@ Routes (all JSON)::
                                           skills from now on (for waiting callers too),
                                           kept across reloads and restarts; {"skills": null}
                                           gives back the config's
+    GET  /agents/{id}/script              the script of the call the agent is offered or
+                                          talks on (or of a preview's lead), filled in:
+                                          {"agent", "call_id", "script", "title", "text",
+                                          "missing": [...]}; 404 when none
     GET  /agents/{id}/schedule            the agent's days (?since=2026-12-08, today where
                                           their schedule is; ?days=14): {"agent", "days":
                                           [{"day", "hours", "changed"}]}
@@ -326,6 +330,7 @@ from callcenter.ivr.values import render_url
 from callcenter.live import desktop, wallboard
 from callcenter.live.metrics import Metrics
 from callcenter.live.notices import NoticeBoard
+from callcenter.live.scripts import call_variables, script_of_call, script_of_preview
 from callcenter.live.stream import EventStreams, StreamFilter
 from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
@@ -1968,11 +1973,13 @@ class ControlAPI:
                 recording_paused=active.recording_muted,
                 consult=consult_view(active.consult),
                 link=_screen_pop(config, active, agent_id),
+                script=script_of_call(config, active, agent_id, str(agent.get("name") or "")),
             )
         elif agent["state"] not in ("ringing", "on_call"):
             last = board.last_call_of(agent_id)
             if last is not None:
                 call = desktop.CallShown(number=last[0], queue=last[1] or None)
+        preview = next((p for p in board.previews() if p["agent"] == agent_id), None)
         today = self.today
         day = today.agent(agent_id) if today is not None else AgentDay()
         if today is not None:
@@ -1988,7 +1995,12 @@ class ControlAPI:
             dispositions={code: d.callback for code, d in config.dispositions.items()},
             transfer_queues=[q for q in router.queue_names() if call is None or q != call.queue],
             call=call,
-            preview=next((p for p in board.previews() if p["agent"] == agent_id), None),
+            preview=preview,
+            preview_script=(
+                script_of_preview(config, preview, str(agent.get("name") or ""))
+                if preview is not None
+                else None
+            ),
             can_dial=config.acd.dial_out is not None,
             open_queues=self._open_queues(),
             over=board.agent_alerts.over(agent_id),
@@ -2206,6 +2218,10 @@ class ControlAPI:
             return self._schedule_request_action(method, parts[1:], body)
         if len(parts) == 3 and parts[0] == "agents" and parts[2] == "schedule":
             return self._schedule_action(method, path, parts[1], body)
+        if len(parts) == 3 and parts[0] == "agents" and parts[2] == "script":
+            if method != "GET":
+                raise HTTPError(405, f"use GET for /agents/{parts[1]}/script")
+            return self._agent_script(parts[1])
         if len(parts) == 3 and parts[0] == "agents":
             if method != "POST":
                 raise HTTPError(405, f"use POST for /agents/{parts[1]}/{parts[2]}")
@@ -2215,6 +2231,31 @@ class ControlAPI:
                 raise HTTPError(405, f"use POST for /supervisors/{parts[1]}/{parts[2]}")
             return await self._supervisor_action(parts[1], parts[2], body)
         raise HTTPError(404, f"no route {method} {path}")
+
+    def _agent_script(self, agent_id: str) -> dict[str, Any]:
+        """``GET /agents/<id>/script``: the script of the call the agent is offered or
+        talks on (else of the lead a preview shows them), filled in for that call."""
+        board = self.switchboard
+        config = board.config
+        try:
+            agent = board.router.agent_view(agent_id)
+        except UnknownAgent:
+            raise HTTPError(404, f"unknown agent {agent_id}") from None
+        name = str(agent.get("name") or "")
+        offered = board.active.get(agent["call_id"]) if agent["call_id"] else None
+        found = (agent["call_id"], offered) if offered else board.agent_call(agent_id)
+        script = None
+        call_id = ""
+        if found is not None:
+            call_id, active = found
+            script = script_of_call(config, active, agent_id, name)
+        else:
+            preview = next((p for p in board.previews() if p["agent"] == agent_id), None)
+            if preview is not None:
+                script = script_of_preview(config, preview, name)
+        if script is None:
+            raise HTTPError(404, f"agent {agent_id} has no call with a script now")
+        return {"agent": agent_id, "call_id": call_id, **script.view()}
 
     def _schedule_action(
         self, method: str, path: str, agent_id: str, body: Mapping[str, Any]
@@ -3195,17 +3236,7 @@ def _screen_pop(config: CallCenterConfig, active: ActiveCall, agent_id: str) -> 
     template = (queue.screen_pop if queue is not None else None) or config.acd.screen_pop
     if template is None:
         return ""
-    info = active.call.info
-    variables = {
-        **active.variables,
-        "caller_num": info.caller_num,
-        "caller_name": info.caller_name,
-        "number": active.called or info.caller_num,
-        "queue": active.queue or "",
-        "agent": agent_id,
-        "call_id": info.call_id,
-    }
-    return render_url(template, variables)
+    return render_url(template, call_variables(active, agent_id))
 
 
 @dataclass(frozen=True, slots=True)

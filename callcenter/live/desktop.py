@@ -10,7 +10,9 @@ PIN (``agents.<id>.pin``: an agent without a PIN cannot sign in). The page shows
   long the caller has been on the line, the IVR's variables (the screen pop), hold,
   recording and consultation; in wrap-up, the call just ended; while it rings or is talked
   on, the number's earlier calls (:mod:`callcenter.records.history`);
-* a lead shown to them by a preview campaign, with its data;
+* a lead shown to them by a preview campaign, with its data (and the campaign's script);
+* the call's script (``scripts``: the campaign's or the queue's), the call's variables
+  filled in (:mod:`callcenter.live.scripts`);
 * the queues they are in, with the callers waiting there, the longest wait and the callers
   waiting to be called back;
 * today's calls and talk time, and the last ten calls they talked on today (time, number,
@@ -79,6 +81,7 @@ from urllib.parse import quote
 
 from callcenter.acd.router import AUTOPAUSE_VIA
 from callcenter.live.notices import MAX_TEXT
+from callcenter.live.scripts import FilledScript
 from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import STATE_NAMES, clock, scheduled_text
 from callcenter.records.evaluations import Evaluation
@@ -307,6 +310,8 @@ class CallShown:
     """:func:`callcenter.consult.consult_view`: ``to``, ``state``."""
     link: str = ""
     """The caller's page in the CRM (``screen_pop``), "" when none."""
+    script: FilledScript | None = None
+    """The call's script (``scripts``), filled in; None when its queue has none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +333,8 @@ class Desktop:
     call: CallShown | None = None
     preview: Mapping[str, Any] | None = None
     """The lead a preview campaign shows the agent (``Switchboard.previews``)."""
+    preview_script: FilledScript | None = None
+    """The script of that lead's campaign, its columns filled in."""
     can_dial: bool = False
     """Agents may dial numbers themselves (``acd.dial_out``)."""
     hot_desk: bool = False
@@ -554,8 +561,12 @@ def render(desk: Desktop) -> str:
     parts.append(_state_section(desk, state))
     if desk.preview is not None:
         parts.append(_preview_section(desk.preview))
+        if desk.preview_script is not None:
+            parts.append(script_section(desk.preview_script))
     if desk.call is not None:
         parts.append(_call_section(desk, state, desk.call))
+        if desk.call.script is not None and desk.call.on_line_seconds is not None:
+            parts.append(script_section(desk.call.script))
         if desk.history:
             parts.append(_history_section(desk.history, desk.now))
     parts.append(_actions_section(desk, state))
@@ -712,6 +723,26 @@ def _history_section(calls: Sequence[Mapping[str, Any]], now: datetime) -> str:
         + "".join(rows)
         + "</table></section>"
     )
+
+
+def script_section(script: FilledScript) -> str:
+    """The call's script: paragraphs at blank lines, lines starting with "- " as a list's
+    points, the other line breaks kept."""
+    blocks = []
+    for block in (b for b in script.text.split("\n\n") if b.strip()):
+        lines = [line.rstrip() for line in block.strip("\n").splitlines()]
+        if all(line.lstrip().startswith("- ") for line in lines if line.strip()):
+            points = "".join(f"<li>{_e(line.lstrip()[2:])}</li>" for line in lines if line.strip())
+            blocks.append(f"<ul>{points}</ul>")
+        else:
+            blocks.append("<p>" + "<br>".join(_e(line) for line in lines) + "</p>")
+    missing = ""
+    if script.missing:
+        missing = (
+            f'<p><small id="script-missing">Not known for this call: '
+            f"{_e(', '.join(script.missing))}</small></p>"
+        )
+    return f'<section id="script"><h2>{_e(script.title)}</h2>{"".join(blocks)}{missing}</section>'
 
 
 def _preview_section(preview: Mapping[str, Any]) -> str:
