@@ -782,6 +782,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent, --team: only theirs)",
     )
     report.add_argument(
+        "--audit",
+        action="store_true",
+        help="the audit trail from --since (today) to --until: every change asked of the "
+        "control API and the desktops (who, from where, what, the answer) and every read of "
+        "a recording, a voicemail or a number's calls, personal values hidden; CSV (--json: "
+        "one object per line; --who: one token or person, such as supervisor:2000)",
+    )
+    report.add_argument(
+        "--who",
+        default=None,
+        help="--audit: only the rows of this API token's name or desktop person "
+        "(agent:1001, supervisor:2000; token for api.token, local without one)",
+    )
+    report.add_argument(
         "--waits",
         action="store_true",
         help="how long callers waited, in bands, from --since (today) to --until: each "
@@ -991,13 +1005,16 @@ def _main(argv: Sequence[str] | None) -> int:
             args.pauses,
             args.waits,
             args.schedule_changes,
+            args.audit,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
                 "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
                 "--callbacks, --evaluations, --adherence, --pauses, --waits, --schedule-changes, "
-                "--ivr, --dialled, --queues and --agents: one report at a time"
+                "--audit, --ivr, --dialled, --queues and --agents: one report at a time"
             )
+        if args.who is not None and not args.audit:
+            parser.error("--who goes with --audit")
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
             parser.error("--csv or --json, not both")
@@ -1048,6 +1065,7 @@ def _main(argv: Sequence[str] | None) -> int:
             or args.pauses
             or args.waits
             or args.schedule_changes
+            or args.audit
             else []
             if args.ivr or args.dialled
             else range_flags
@@ -1107,6 +1125,8 @@ def _main(argv: Sequence[str] | None) -> int:
             adherence=args.adherence,
             pauses=args.pauses,
             schedule_changes=args.schedule_changes,
+            audit=args.audit,
+            who=args.who,
             waits=_bands(parser, args.bands) if args.waits else None,
             since=args.since,
             until=args.until,
@@ -1788,6 +1808,8 @@ def cmd_report(
     adherence: bool = False,
     pauses: bool = False,
     schedule_changes: bool = False,
+    audit: bool = False,
+    who: str | None = None,
     waits: Sequence[int] | None = None,
     since: str | None = None,
     until: str | None = None,
@@ -1804,7 +1826,7 @@ def cmd_report(
     if config is None:
         return EXIT_CONFIG
     stretch: tuple[datetime, datetime] | None = None
-    if (evaluations or adherence or pauses or schedule_changes or waits is not None) and (
+    if (evaluations or adherence or pauses or schedule_changes or audit or waits is not None) and (
         since is None
     ):
         since = "today"
@@ -1854,6 +1876,9 @@ def cmd_report(
             assert stretch is not None
             queue = about.queue if about is not None else None
             return _print_waits(store, stretch, waits, queue, as_json=as_json)
+        if audit:
+            assert stretch is not None
+            return _print_audit(store, stretch, who, as_json=as_json)
         if erasures:
             return _print_erasures(store, last, as_json=as_json)
         if voicemails:
@@ -2689,6 +2714,19 @@ def _print_waits(
         print("report: no caller joined a queue then", file=sys.stderr)
     rows = [row for waits in found for row in waits.rows()]
     fields = ["queue", "wait", "answered", "abandoned", "exited", "answered_by_then_percent"]
+    return _print_rows(rows, fields, as_json=as_json)
+
+
+def _print_audit(
+    store: RecordStore, stretch: tuple[datetime, datetime], who: str | None, *, as_json: bool
+) -> int:
+    """The audit trail's rows within ``stretch`` (of ``who`` only when given), oldest
+    first, as CSV or JSON lines (:mod:`callcenter.records.audit`)."""
+    since, until = stretch
+    rows = [entry.view() for entry in store.fetch_audit_between(since, until, who=who)]
+    if not rows:
+        print("report: nothing was asked of the API or the desktops then", file=sys.stderr)
+    fields = ["at", "who", "peer", "method", "route", "status", "detail"]
     return _print_rows(rows, fields, as_json=as_json)
 
 

@@ -79,6 +79,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
 )
 from callcenter.records import erasure, summary
+from callcenter.records.audit import AuditTrail
 from callcenter.records.callbacks import QueueCallback, QueueCallbackRecorder
 from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.cdr import CdrRecorder
@@ -439,6 +440,7 @@ class Daemon:
             token=config.api.token.get_secret_value() if config.api.token else None,
             tokens={name: (t.sha256, tuple(t.allow)) for name, t in config.api.tokens.items()},
             cors_origins=config.api.cors_origins,
+            audit=AuditTrail(self.store, self.recorder.writer),
         )
         self.metrics_api: ControlAPI | None = None
         if config.api.metrics_host is not None:

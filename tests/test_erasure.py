@@ -242,6 +242,7 @@ def test_erasure_does_the_same_in_postgresql_as_in_sqlite(
     assert counts[0] == counts[1]
     assert counts[0]["cdr"] == counts[0]["queue_log"] == counts[0]["queue_callbacks"] == 1
     assert counts[0]["voicemails"] == 1, "the message she left: number and name"
+    assert counts[0]["audit_log"] == 1, "a route naming her number (a lead's id)"
     assert after[0] == after[1]
 
 

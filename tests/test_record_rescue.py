@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from callcenter.errors import RecordError
 from callcenter.outbound.campaign import LeadRecord
+from callcenter.records.audit import AuditEntry
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.campaigns import AddedLead
 from callcenter.records.cdr import CallbackRecord, CdrRecord
@@ -291,6 +292,22 @@ def writes_of_a_working_day(store: SqliteCdrStore) -> list[tuple[str, functools.
                 ),
             ),
         ),
+        (
+            "audit:20261205093000-ab12cd-1",
+            functools.partial(
+                store.write_audit,
+                AuditEntry(
+                    "20261205093000-ab12cd-1",
+                    T0,
+                    "crm",
+                    "192.0.2.7",
+                    "POST",
+                    "/campaigns/spring/leads/0612345678/remove",
+                    200,
+                    '{"body": {"number": "***"}}',
+                ),
+            ),
+        ),
     ]
 
 
@@ -312,6 +329,7 @@ def snapshot(store: SqliteCdrStore) -> dict[str, Any]:
         "queue_members": store.fetch_member_changes(),
         "agent_skills": store.fetch_agent_skills(),
         "voicemails": store.fetch_voicemails(),
+        "audit": store.fetch_audit_between(T0 - timedelta(days=1), T0 + timedelta(days=1)),
     }
 
 

@@ -18,6 +18,7 @@ from test_record_rescue import cdr
 from callcenter import daemon as daemon_module
 from callcenter.cli import main as cli_main
 from callcenter.records import recordings as recordings_module
+from callcenter.records.audit import AuditEntry
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord
 from callcenter.records.dispositions import DispositionRecord
@@ -117,6 +118,7 @@ def two_years_of_records(store: RecordStore) -> None:
         store.write_schedule_change(ScheduleChange.of("1001", day, ["10:00-18:00"], when, "api"))
         decided = ScheduleRequest(f"{name}-r", "1001", day, "[]", "", when, "approved", when, "s")
         store.write_schedule_request(decided)
+        store.write_audit(AuditEntry(f"{name}-a", when, "ops", "", "POST", "/reload", 200))
     # What an old row must not lose:
     store.write_queue_callback(
         QueueCallback("old.waiting", "support", "0611111111", OLD, status="waiting", updated=OLD)
@@ -158,6 +160,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
             "voicemails": 1,
             "schedule_changes": 1,
             "schedule_requests": 1,
+            "audit_log": 1,
         }
     )
     assert [row["uniqueid"] for row in store.fetch_cdrs()] == ["new.1"]

@@ -916,7 +916,8 @@ class RecordsConfig(_Model):
         description="Retention: records older than this many days are deleted, a minute "
         "after the start and then once a day: CDRs, queue_log, agent shifts and pauses, "
         "finished callback requests, dispositions (a do-not-call request and a callback "
-        "still to come are kept). None: kept for ever. `callcenter purge` does it by hand.",
+        "still to come are kept), the audit trail. None: kept for ever. `callcenter purge` "
+        "does it by hand.",
         examples=[400],
     )
     checkpoint_seconds: float = Field(

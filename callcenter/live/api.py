@@ -14,6 +14,11 @@ Routes (all JSON)::
                                           with its voicemails and oldest_voicemail (s)
     GET  /metrics                         live figures for Prometheus (text exposition format,
                                           see :mod:`callcenter.live.metrics`)
+    GET  /audit?since=&until=&who=&tz=    the audit trail (today by default; scope admin):
+                                          {"since", "until", "rows": [{"at", "who",
+                                          "peer", "method", "route", "status", "detail"}]}:
+                                          every POST and every read of a recording, a
+                                          voicemail or a number's calls
     GET  /figures/queues?since=&until=&by=&tz=&fcr_days=
     GET  /figures/agents?since=&until=&by=&tz=&team=
                                           figures over a stretch of time from the records, as
@@ -273,6 +278,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -336,6 +342,7 @@ from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
 from callcenter.outbound.leads import Lead, normalise_number
 from callcenter.records.adherence import adherence_days
+from callcenter.records.audit import AuditTrail, detail_of
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score, target_of
 from callcenter.records.history import history
@@ -351,6 +358,25 @@ MAX_BODY = 64 * 1024
 _CALLER_ACTIONS: Final = frozenset({"priority", "withdraw", "give"})
 MAIN_TOKEN: Final = "token"
 """Who asked, for a request made with ``api.token`` (which may do everything)."""
+LOCAL: Final = "local"
+"""Who asked, when the API needs no token (a loopback listener without ``api.token``)."""
+UNKNOWN: Final = "unknown"
+"""Who asked, for a request refused before it said (a wrong token, a desktop signed out)."""
+_ACTOR: contextvars.ContextVar[str] = contextvars.ContextVar("callcenter_api_actor", default="")
+"""Who the request being served comes from (each connection is a task of its own)."""
+_AUDITED_READS: Final = frozenset({"/calls", "/desktop/recording", "/desktop/voicemail/audio"})
+"""GET routes that read a person's history or voice (with the sound routes)."""
+
+
+def _audited(request: _Request) -> bool:
+    """Whether ``request`` goes into the audit trail: every change (POST) and every read
+    of a person's voice or history."""
+    if request.method == "POST":
+        return True
+    route = request.path.split("?", 1)[0]
+    return request.method == "GET" and (route in _AUDITED_READS or bool(_SOUND.fullmatch(route)))
+
+
 _POST_SCOPES: Final = {
     "callbacks": "callbacks",
     "agents": "agents",
@@ -461,6 +487,8 @@ def scope_of(method: str, route: str) -> str:
     """What a request needs a named token to be allowed (``api.tokens.<name>.allow``): a
     GET ``read`` (a sound file ``recordings``), a POST its area's scope, else ``admin``."""
     first = route.strip("/").partition("/")[0]
+    if method == "GET" and route.rstrip("/") == "/audit":
+        return "admin"  # who did what is the administrators' to read
     if method == "GET":
         return "recordings" if _SOUND.fullmatch(route) else "read"
     if first == "calls" and route.rstrip("/").endswith("/evaluation"):
@@ -652,8 +680,12 @@ class ControlAPI:
         webhooks: LiveHealths | None = None,
         read_only: bool = False,
         cors_origins: Sequence[str] = (),
+        audit: AuditTrail | None = None,
     ) -> None:
         self.switchboard = switchboard
+        self._audit = audit
+        """Where each change and each read of a person's voice or history is kept (None:
+        nowhere)."""
         self.cors_origins = frozenset(cors_origins)
         """Origins whose pages may call the API from a browser (api.cors_origins)."""
         self._callback_rate = RequestRate()
@@ -740,6 +772,8 @@ class ControlAPI:
         media: Media | None = None
         kind = METRICS_CONTENT_TYPE
         cors = extra = ""
+        request: _Request | None = None
+        _ACTOR.set("")
         try:
             request = await asyncio.wait_for(_read_request(reader), 10.0)
             peer = writer.get_extra_info("peername")
@@ -781,6 +815,7 @@ class ControlAPI:
                 kind = "text/html; charset=utf-8"
             elif method == "GET" and _SOUND.fullmatch(route) and not self.read_only:
                 who = self._authorize(request.authorization, "recordings")
+                _ACTOR.set(who or LOCAL)
                 _, what, which, _ = route.split("/")
                 if what == "voicemails":
                     media = await self.voicemail_audio(unquote(which))
@@ -794,6 +829,7 @@ class ControlAPI:
                 who = None
                 if not (method == "GET" and route == "/health"):
                     who = self._authorize(request.authorization, scope_of(method, route))
+                _ACTOR.set(who or LOCAL)
                 try:
                     status, payload = 200, await self.dispatch(method, path, request.body)
                 finally:
@@ -806,6 +842,8 @@ class ControlAPI:
             return
         except Exception:
             log.exception("api_request_failed")
+        if request is not None and self._audit is not None and _audited(request):
+            self._audit_request(request, status)
         if media is not None:
             data, kind = media.data, media.kind
         elif text is not None:
@@ -826,6 +864,23 @@ class ControlAPI:
             if status >= 400:
                 await _linger(reader, writer)
         writer.close()
+
+    def _audit_request(self, request: _Request, status: int) -> None:
+        """One row of the audit trail for ``request``, answered ``status``."""
+        assert self._audit is not None
+        route, _, query = request.path.partition("?")
+        asked = {k: v[-1] for k, v in parse_qs(query).items()}
+        try:
+            self._audit.record(
+                who=_ACTOR.get() or UNKNOWN,
+                peer=request.peer,
+                method=request.method,
+                route=route,
+                status=status,
+                detail=detail_of(request.body, request.form, asked),
+            )
+        except Exception:  # the trail must never cost the request its answer
+            log.exception("audit_not_recorded", route=route)
 
     def _cors(self, origin: str) -> str:
         """The CORS header lines for a request from ``origin`` (api.cors_origins), or ""."""
@@ -930,6 +985,7 @@ class ControlAPI:
         if method == "POST" and route == "/desktop/sign-in":
             return self._desktop_sign_in(request, pins, title)
         who = sessions.signed_in(_cookie(request.cookie, desktop.COOKIE), pins)
+        _ACTOR.set(who or "")
         if method == "POST" and route == "/desktop/sign-out":
             if who is not None:
                 sessions.sign_out(who)
@@ -1246,6 +1302,7 @@ class ControlAPI:
         person, given = form.get("id", "").strip(), form.get("pin", "").strip()
         role = "supervisor" if form.get("role") == "supervisor" else "agent"
         who = f"{role}:{person}"
+        _ACTOR.set(who)
 
         def again(status: int, error: str) -> tuple[int, str, str]:
             page = desktop.render_sign_in(title, role=role, person=person, error=error)
@@ -2036,6 +2093,7 @@ class ControlAPI:
         if not given or found is None:
             raise HTTPError(401, "this control API needs its token: Authorization: Bearer ...")
         name, allowed = found
+        _ACTOR.set(name)  # the trail names a known token refused a route too
         if scope not in allowed:
             log.warning("api_request_refused", by=name, scope=scope)
             raise HTTPError(
@@ -2114,6 +2172,10 @@ class ControlAPI:
             return snapshot
         if parts and parts[0] == "campaigns":
             return self._campaign_action(method, parts[1:], body)
+        if parts == ["audit"]:
+            if method != "GET":
+                raise HTTPError(405, "use GET for /audit")
+            return await self._read_audit(path.partition("?")[2])
         if parts and parts[0] == "figures":
             if method != "GET" or len(parts) != 2 or parts[1] not in ("queues", "agents"):
                 raise HTTPError(404, "figure routes: GET /figures/queues, GET /figures/agents")
@@ -2398,6 +2460,29 @@ class ControlAPI:
             log.info("notice_taken_down", notice=notice.id)
             return notice.as_dict()
         raise HTTPError(404, f"no route {method} /notices/{'/'.join(parts)}")
+
+    async def _read_audit(self, query: str) -> dict[str, Any]:
+        """``GET /audit?since=&until=&who=&tz=``: the audit trail's rows of a stretch of
+        time (today by default), oldest first."""
+        if self._audit is None:
+            raise HTTPError(404, "no records to read the audit trail from")
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        zone = params.get("tz") or self.switchboard.config.ivr.timezone
+        try:
+            tz = ZoneInfo(zone)
+            since = parse_when(params.get("since", "today"), tz)
+            until = parse_when(params.get("until", "now"), tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise HTTPError(400, str(exc)) from None
+        try:
+            rows = await self._audit.reader()(since, until, params.get("who") or None)
+        except RecordError as exc:
+            raise HTTPError(503, str(exc)) from None
+        return {
+            "since": since.isoformat(timespec="seconds"),
+            "until": until.isoformat(timespec="seconds"),
+            "rows": [row.view() for row in rows],
+        }
 
     async def _read_figures(self, which: str, query: str) -> dict[str, Any]:
         """``GET /figures/queues|agents?since=&until=&by=&tz=&fcr_days=`` (agents: and

@@ -7,7 +7,7 @@ change); what makes them the person's goes:
 * wherever the number appears (``cdr``'s ``src``, ``dst``, ``clid``, channel names, transfer
   and consultation targets; queue_log data such as ``ENTERQUEUE``'s caller id; callback
   requests, kept places, dispositions, surveys, finished campaign leads, leads added while
-  a campaign ran, with their columns) it is replaced by
+  a campaign ran, with their columns, the audit trail's routes) it is replaced by
   a token, ``erased-`` and 8 random hex digits, one per number and erasure: the person's
   calls still read as one caller's (first-call resolution counts stay right), and nothing
   kept leads back to the number;
@@ -185,6 +185,7 @@ def erase_records(
         _erase_cdr(tx, done, pattern, dry_run)
         _erase_queue_log(tx, done, pattern, dry_run)
         _erase_side_tables(tx, done, numbers, dry_run)
+        _erase_audit(tx, done, pattern, dry_run)
         for row in _select_in(tx, "number_list_entries", "number", numbers, ("number_list",)):
             done.kept.append(
                 f"on number list {row['number_list']!r}: a blocked number stays blocked "
@@ -352,6 +353,29 @@ def _erase_queue_log(
             sets = ", ".join(f'"{c}" = {tx.p}' for c in values)
             tx.change(f"UPDATE queue_log SET {sets} WHERE id = {tx.p}", [*values.values(), row_id])
     done.rows["queue_log"] = changed
+
+
+def _erase_audit(tx: Transaction, done: Erasure, pattern: re.Pattern[str], dry_run: bool) -> None:
+    """The audit trail hides a person's values already; a route can still name one (a
+    lead whose id is their number)."""
+    numbers = list(done.tokens)
+    columns = ("route", "detail")
+    likes = _like_any(tx, columns, len(numbers))
+    rows = tx.rows(
+        f'SELECT "key", "route", "detail" FROM audit_log WHERE {likes}', _likes(columns, numbers)
+    )
+    changed = 0
+    for row in rows:
+        values = {c: _substitute(pattern, done.tokens, str(row[c])) for c in columns}
+        if all(values[c] == row[c] for c in columns):
+            continue
+        changed += 1
+        if not dry_run:
+            tx.change(
+                f'UPDATE audit_log SET "route" = {tx.p}, "detail" = {tx.p} WHERE "key" = {tx.p}',
+                [values["route"], values["detail"], row["key"]],
+            )
+    done.rows["audit_log"] = changed
 
 
 def _erase_side_tables(

@@ -47,6 +47,7 @@ import structlog
 
 from callcenter.errors import RecordError
 from callcenter.outbound.campaign import LeadRecord
+from callcenter.records.audit import AuditEntry
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.campaigns import AddedLead
 from callcenter.records.cdr import CallbackRecord, CdrRecord
@@ -107,6 +108,7 @@ REPLAYABLE: Final = frozenset(
         "clear_number_list_entry",
         "write_survey",
         "write_voicemail",
+        "write_audit",
     }
 )
 
@@ -136,6 +138,7 @@ _RECORDS: Final[dict[str, type[Any]]] = {
         VoicemailMessage,
         NumberListEntry,
         SupervisorDesk,
+        AuditEntry,
     )
 }
 

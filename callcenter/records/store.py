@@ -78,6 +78,9 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   both: scoring again replaces it), agent, queue, form, scores (JSON: criterion ->
   points), points, max_points, passed, comment, at (see
   :mod:`callcenter.records.evaluations`);
+* ``audit_log``: who did what through the control API and the desktops: key, at, who,
+  peer, method, route, status, detail (JSON, personal values hidden; see
+  :mod:`callcenter.records.audit`);
 * ``erasures``: one row per ``callcenter erase`` (see :mod:`callcenter.records.erasure`):
   at, via, numbers (how many), counts (JSON: rows changed per table); never the numbers.
   Retention keeps it: it is what shows a request was carried out.
@@ -104,6 +107,7 @@ import structlog
 from callcenter.errors import RecordError
 from callcenter.events import LOST_TRACK, STILL_IN_PROGRESS, SUPERSEDED
 from callcenter.outbound.campaign import LeadRecord
+from callcenter.records.audit import AuditEntry
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.campaigns import AddedLead
 from callcenter.records.cdr import CallbackRecord, CdrRecord, QueueVisit
@@ -206,6 +210,7 @@ SCHEDULE_REQUEST_COLUMNS = (
 ADDED_LEAD_COLUMNS = ("campaign", "lead", "number", "timezone", "data", "added", "via")
 NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
 DESK_COLUMNS = ("supervisor", "device", "since", "via")
+AUDIT_COLUMNS = ("key", "at", "who", "peer", "method", "route", "status", "detail")
 
 
 def _quoted(names: Sequence[str]) -> str:
@@ -451,6 +456,17 @@ CREATE TABLE IF NOT EXISTS queue_log (
     "data4" TEXT NOT NULL DEFAULT '',
     "data5" TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS audit_log (
+    "key" TEXT PRIMARY KEY,
+    "at" TEXT NOT NULL,
+    "who" TEXT NOT NULL DEFAULT '',
+    "peer" TEXT NOT NULL DEFAULT '',
+    "method" TEXT NOT NULL,
+    "route" TEXT NOT NULL,
+    "status" INTEGER NOT NULL,
+    "detail" TEXT NOT NULL DEFAULT '{{}}'
+);
+CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log ("at");
 CREATE TABLE IF NOT EXISTS erasures (
     "at" TEXT NOT NULL,
     "via" TEXT NOT NULL DEFAULT '',
@@ -661,6 +677,11 @@ class Statements:
         self.upsert_added_queue = upsert("added_queues", QUEUE_ROSTER_COLUMNS)
         self.clear_added_queue = f'DELETE FROM added_queues WHERE "queue" = {p}'
         self.upsert_added_lead = upsert("added_leads", ADDED_LEAD_COLUMNS, keys=2)
+        self.upsert_audit = upsert("audit_log", AUDIT_COLUMNS)
+        self.fetch_audit_between = (
+            f"SELECT {_quoted(AUDIT_COLUMNS)} FROM audit_log"
+            f' WHERE "at" >= {p} AND "at" < {p}{{where}} ORDER BY "at", "key"'
+        )
         self.upsert_schedule_request = upsert("schedule_requests", SCHEDULE_REQUEST_COLUMNS)
         self.upsert_schedule_change = upsert("schedule_changes", SCHEDULE_CHANGE_COLUMNS, keys=2)
         self.clear_schedule_change = (
@@ -801,6 +822,7 @@ class Statements:
                 ("queue_callbacks", "updated", """ AND "status" <> 'waiting'"""),
                 ("surveys", "at", ""),
                 ("evaluations", "at", ""),
+                ("audit_log", "at", ""),
                 ("voicemails", "left_at", """ AND "status" = 'done'"""),
                 # An ISO date sorts before the cutoff's timestamp of the same day: the days
                 # before it go, as the sessions of those days do.
@@ -1223,6 +1245,44 @@ class RecordStore(abc.ABC):
         )
         what = f"lead {added.lead} of campaign {added.campaign}"
         return self._write(what, self._sql.upsert_added_lead, params)
+
+    def write_audit(self, entry: AuditEntry) -> bool:
+        """Store one row of the audit trail (one key is one row)."""
+        params = (
+            entry.key,
+            _iso(entry.at),
+            entry.who,
+            entry.peer,
+            entry.method,
+            entry.route,
+            entry.status,
+            entry.detail,
+        )
+        return self._write(f"audit row {entry.key}", self._sql.upsert_audit, params)
+
+    def fetch_audit_between(
+        self, since: datetime, until: datetime, *, who: str | None = None
+    ) -> list[AuditEntry]:
+        """The audit rows from ``since`` (included) to ``until`` (excluded), oldest first;
+        of ``who`` only when given."""
+        bounds = (_iso(since.astimezone(UTC)), _iso(until.astimezone(UTC)))
+        where, params = (
+            ("", ()) if who is None else (f' AND "who" = {self.dialect.placeholder}', (who,))
+        )
+        sql = self._sql.fetch_audit_between.format(where=where)
+        return [
+            AuditEntry(
+                key=row["key"],
+                at=_utc(row["at"]),
+                who=row["who"],
+                peer=row["peer"],
+                method=row["method"],
+                route=row["route"],
+                status=int(row["status"]),
+                detail=row["detail"],
+            )
+            for row in self._fetch(sql, (*bounds, *params))
+        ]
 
     def fetch_added_leads(self) -> list[AddedLead]:
         """Every lead added to a campaign while it ran, by campaign and lead."""
