@@ -683,6 +683,25 @@ async def test_ops_recycle_the_leads_nobody_answered_and_they_are_called_again(
     assert (after_restart["answered"], after_restart["failed"]) == (1, 0)
 
 
+async def test_each_lead_sees_the_centres_number_of_their_own_area(tmp_path: Path) -> None:
+    """Local presence: Ada's number matches the first pattern, Alan's only the second,
+    Gus's none: each is called from the line of their own area, Gus from the campaign's."""
+    leads = "number,id\n5551001,ada\n5551002,alan\n5552000,gus\n"
+    local = {"_5551001": "5550101", "_55510XX": "5550100"}
+    settings = campaign(caller_id="5550999", local_caller_ids=local)
+    async with scene(tmp_path, settings, leads) as s:
+        for number in ("5551001", "5551002", "5552000"):
+            s.center.add_phone(f"PJSIP/{number}", answer_after=0.05, hangup_after=0.2)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.view["answered"] == 3)
+        await s.center.idle(timeout=10)
+        shown = {}
+        for answered in s.of(CampaignAnswered):
+            row = await s.center.cdr(answered.call_id)
+            shown[answered.lead] = row["src"]
+    assert shown == {"ada": "5550101", "alan": "5550100", "gus": "5550999"}
+
+
 async def test_the_crm_takes_leads_off_the_campaign_and_they_are_never_called_again(
     tmp_path: Path,
 ) -> None:

@@ -3437,6 +3437,14 @@ class CampaignConfig(_Model):
     caller_id: str = Field(
         default="", description="Caller ID the called people see (empty: the PBX's)."
     )
+    local_caller_ids: dict[NumberPattern, _Text] = Field(
+        default_factory=dict,
+        description="Local presence: the caller ID shown to a lead whose number matches a "
+        "pattern (the first that matches, in the order written), such as a number of "
+        "their own area, which people answer more often than a far one; the others get "
+        "`caller_id`. Each should be a line of the centre that rings back into a queue.",
+        examples=[{"_+3361.": "+33612000000", "_+4930.": "+493012340000"}],
+    )
     lines: int = Field(
         default=1,
         ge=1,

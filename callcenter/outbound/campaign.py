@@ -73,7 +73,7 @@ from callcenter.events import (
     EventBus,
 )
 from callcenter.ivr.calendar import date_listed, local_time, open_spec, public_holiday
-from callcenter.ivr.values import matches_any
+from callcenter.ivr.values import matches_any, number_matches
 from callcenter.outbound.leads import Lead, load_do_not_call, load_leads, normalise_number
 from callcenter.outbound.pacing import ABANDON_WINDOW, Pacer
 from callcenter.tasks import cancel_and_wait
@@ -150,6 +150,15 @@ _LEAD_MOVES: Final[Mapping[LeadStatus, frozenset[LeadStatus]]] = {
     _L.SKIPPED: frozenset(),
 }
 FINAL: Final = frozenset({_L.ANSWERED, _L.FAILED, _L.SKIPPED})
+
+
+def caller_id_for(settings: CampaignConfig, number: str) -> str:
+    """The caller ID a lead of ``number`` sees: the first of ``local_caller_ids`` whose
+    pattern it matches, else the campaign's ``caller_id``."""
+    for pattern, caller_id in settings.local_caller_ids.items():
+        if number_matches(pattern, number):
+            return caller_id
+    return settings.caller_id
 
 
 def lead_origin(campaign: str, lead: str) -> str:
@@ -848,7 +857,7 @@ class Campaign:
             number=lead.number,
             queue=settings.queue,
             device=settings.dial.replace("${number}", lead.number),
-            caller_id=settings.caller_id,
+            caller_id=caller_id_for(settings, lead.number),
             ring_timeout=settings.ring_timeout,
             priority=settings.priority,
             attempt=p.attempts + 1,
