@@ -39,9 +39,7 @@ from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.roster import Roster
 from callcenter.acd.router import RingOutcome, Router
-from callcenter.acd.rules import (
-    EXTERNAL_TECH,
-)
+from callcenter.acd.rules import EXTERNAL_TECH, answers_by_itself
 from callcenter.acd.schedule import opening_hours
 from callcenter.config.models import (
     AgentKeysConfig,
@@ -3414,6 +3412,9 @@ class Switchboard:
                     caller_name=shown,
                     report_wait=report_wait,
                     delay=delay,
+                    auto_answer=all(
+                        agent.on_line or answers_by_itself(config, agent.id) for agent in ringing
+                    ),
                 )
             except CallHungUp:
                 if not answered:
@@ -3540,6 +3541,7 @@ class Switchboard:
                     timeout=self.ring_timeout(queue_name),
                     hold_music=True,
                     on_answer=on_answer,
+                    auto_answer=is_agent and answers_by_itself(self.config, target),
                 )
             except CallHungUp:
                 if is_agent and not connected:

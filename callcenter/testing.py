@@ -138,9 +138,11 @@ class Center:
         reject: bool = False,
         hangup_after: float | None = None,
         machine: bool = False,
+        auto_answer: bool = False,
     ) -> Any:
         """Register a scripted agent phone of the right kind for this PBX; returns it
-        (``machine``: an answering machine answers it)."""
+        (``machine``: an answering machine answers it; ``auto_answer``: it answers at once
+        a call that asks it to)."""
         if isinstance(self.pbx, DemoFreeSwitch):
             return self.pbx.add_phone(
                 device,
@@ -149,6 +151,7 @@ class Center:
                     reject=reject,
                     hangup_after=hangup_after,
                     machine=machine,
+                    auto_answer=auto_answer,
                 ),
             )
         return self.pbx.add_phone(
@@ -158,6 +161,7 @@ class Center:
                 reject=reject,
                 hangup_after=hangup_after,
                 machine=machine,
+                auto_answer=auto_answer,
             ),
         )
 

@@ -186,3 +186,11 @@ def agent_rules(config: CallCenterConfig) -> dict[str, AgentRules]:
         )
         for agent_id, a in config.agents.items()
     }
+
+
+def answers_by_itself(config: CallCenterConfig, agent_id: str) -> bool:
+    """Whether the agent's phone is to answer the calls the daemon rings it with by itself
+    (``agents.<id>.auto_answer``, else ``acd.auto_answer``)."""
+    agent = config.agents.get(agent_id)
+    chosen = agent.auto_answer if agent is not None else None
+    return config.acd.auto_answer if chosen is None else chosen

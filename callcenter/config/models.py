@@ -2734,6 +2734,16 @@ class AgentConfig(_Model):
         "agent's id (ids of digits) and then the PIN from that phone, or `callcenter agent "
         "login ID --device PJSIP/1010`; calls ring that phone until logout. Needs a `pin`.",
     )
+    auto_answer: bool | None = Field(
+        default=None,
+        description="The agent's phone answers the calls the daemon rings it with by itself "
+        "(a headset agent: queue calls, a campaign's leads, callbacks, transfers to them, "
+        "the first leg of their own dials): Asterisk adds Call-Info answer-after=0 through "
+        "the shipped [callcenter-auto-answer] (Dial's b() option; edit it for phones that "
+        "want another header), FreeSWITCH sets sip_auto_answer. The phone must allow it "
+        "(intercom / auto-answer settings). A ring-all dial answers by itself only when "
+        "every agent it rings does. None: acd.auto_answer.",
+    )
     caller_id: str | None = Field(
         default=None,
         description="Caller ID the people this agent dials themselves (*77, agent dial) see: "
@@ -2952,6 +2962,11 @@ class AcdConfig(_Model):
         description="Number lists (under ivr.number_lists, kept at runtime by `callcenter "
         "numbers add`) whose numbers agents may not dial: the centre's do-not-call list.",
         examples=[["do_not_call"]],
+    )
+    auto_answer: bool = Field(
+        default=False,
+        description="Agents' phones answer the calls the daemon rings them with by "
+        "themselves, unless an agent's `auto_answer` says otherwise (see there).",
     )
     dial_out_caller_id: str = Field(
         default="",

@@ -553,8 +553,10 @@ async def ring_device(
     callerid: tuple[str, str] | None = None,
     uniqueid: str | None = None,
     variables: Sequence[tuple[str, str]] = (),
+    predial: str | None = None,
 ) -> tuple[str, _Leg | None]:
     """Ring ``targets`` for up to ``ring_for`` s on behalf of ``caller`` (None: Originate).
+    ``predial``: Dial's ``b(context^exten^priority)``, run on each leg before it rings.
 
     Returns ``(DIALSTATUS, answered leg or None)``. Legs that did not
     answer are hung up and destroyed here; the answered leg is left UP for the caller.
@@ -597,6 +599,8 @@ async def ring_device(
         uniqueid = None
         for var_name, var_value in variables:
             leg_chan.set_var(var_name, var_value)
+        if predial:
+            await predial_gosub(pbx, leg_chan, predial)
         leg_chan.application, leg_chan.application_data = "AppDial", "(Outgoing Line)"
         if caller is not None:
             leg_chan.exten = caller.exten
@@ -724,7 +728,9 @@ async def app_dial(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
         channel.set_var("DIALSTATUS", "CHANUNAVAIL")
         return 0
     flags = _app_options(options)
-    status, answered = await ring_device(pbx, channel, targets, timeout, moh=flags.get("m"))
+    status, answered = await ring_device(
+        pbx, channel, targets, timeout, moh=flags.get("m"), predial=flags.get("b")
+    )
     if answered is None:
         channel.set_var("DIALEDTIME", str(int(time.monotonic() - started)))
         channel.set_var("DIALSTATUS", status)
@@ -756,6 +762,29 @@ async def app_dial(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     channel.set_var("DIALEDTIME_MS", str(int((ended - started) * 1000)))
     channel.set_var("DIALSTATUS", "ANSWER")
     return result
+
+
+async def predial_gosub(pbx: DemoAsterisk, leg: Channel, spec: str) -> None:
+    """Dial's ``b(context^exten^priority)``: that subroutine on a leg about to ring (its
+    ``Set(PJSIP_HEADER(add,...))`` reaches the INVITE), up to its ``Return``."""
+    context, exten, priority = [*spec.split("^"), "s", "1"][:3]
+    steps = pbx.dialplan.contexts.get(context, {}).get(exten)
+    if not steps:
+        log.warning("demopbx_no_gosub", channel=leg.name, context=context)
+        return
+    place = (leg.context, leg.exten, leg.priority)
+    leg.context, leg.exten = context, exten
+    try:
+        for number, step in enumerate(steps, 1):
+            if number < int(priority or 1):
+                continue
+            if step.app.lower() == "return":
+                break
+            leg.priority = number
+            if await pbx.run_step(leg, step) != 0:
+                break
+    finally:
+        leg.context, leg.exten, leg.priority = place
 
 
 async def callee_gosub(pbx: DemoAsterisk, peer: Channel, spec: str) -> None:

@@ -184,6 +184,8 @@ class Channel:
         self.moh_starts = 0
         #: Every application run on the channel (dialplan or AGI ``EXEC``), in order.
         self.applications: list[str] = []
+        #: SIP headers added for its INVITE (``PJSIP_HEADER(add,<name>)``), in order.
+        self.sip_headers: list[tuple[str, str]] = []
         #: While ChanSpy runs on this channel: its mode (listen, whisper, barge) and target.
         self.spy_mode: str | None = None
         self.spy_target = ""
@@ -262,11 +264,16 @@ class Channel:
 
     def set_var(self, name: str, value: str) -> None:
         """Set a channel variable and emit ``VarSet``; ``CHANNEL(language)`` sets the language,
-        ``TIMEOUT(absolute)`` the absolute timeout (seconds; 0 clears it) and
-        ``CALLERID(name)`` / ``CALLERID(num)`` the caller ID (``NewCallerid``)."""
+        ``TIMEOUT(absolute)`` the absolute timeout (seconds; 0 clears it),
+        ``CALLERID(name)`` / ``CALLERID(num)`` the caller ID (``NewCallerid``) and
+        ``PJSIP_HEADER(add,<name>)`` a header of its INVITE (:attr:`sip_headers`)."""
         upper = name.upper()
         if upper == "CHANNEL(LANGUAGE)":
             self.language = value
+            return
+        if upper.startswith("PJSIP_HEADER(ADD,") and upper.endswith(")"):
+            # res_pjsip_header_funcs: kept for the INVITE of an outgoing channel.
+            self.sip_headers.append((name[len("PJSIP_HEADER(add,") : -1], value))
             return
         if upper in ("CALLERID(NAME)", "CALLERID(NUM)"):
             if upper == "CALLERID(NAME)":
@@ -284,6 +291,14 @@ class Channel:
             return
         self.variables[name] = value
         self.emit("VarSet", "dialplan", [("Variable", name), ("Value", value)])
+
+    @property
+    def asks_auto_answer(self) -> bool:
+        """Its INVITE asks the phone to answer by itself (``Call-Info: ...;answer-after=``)."""
+        return any(
+            name.lower() == "call-info" and "answer-after=" in value.lower()
+            for name, value in self.sip_headers
+        )
 
     def _set_absolute_timeout(self, value: str) -> None:
         # func_timeout.c: a new value replaces the old deadline; 0 (or less) removes it.
@@ -783,6 +798,16 @@ class DemoDialplan:
                 },
                 # The same after a pause, with the announcement (Dial's U option, for
                 # queues.<q>.member_delay).
+                # Agents' phones that answer by themselves (Dial's b option, before the
+                # phone rings).
+                "callcenter-auto-answer": {
+                    "s": [
+                        DialplanApp(
+                            "Set", "PJSIP_HEADER(add,Call-Info)=<sip:callcenter>;answer-after=0"
+                        ),
+                        DialplanApp("Return", ""),
+                    ]
+                },
                 "callcenter-agent-wait": {
                     "s": [
                         DialplanApp("Wait", "${ARG1}"),

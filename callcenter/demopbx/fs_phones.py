@@ -44,7 +44,9 @@ class AgentPhone:
     ``hangup_after``: after answering, hang up after this many seconds of talk (None: wait
     for the other side). ``number``/``name`` are the phone's caller ID (default: the
     endpoint name, no name). ``machine``: an answering machine answers it (what the
-    dialplan's answering machine detection finds).
+    dialplan's answering machine detection finds). ``auto_answer``: it answers at once a
+    call whose leg has ``sip_auto_answer=true`` (mod_sofia's Call-Info answer-after=0), as
+    a phone set to allow intercom calls does.
     """
 
     def __init__(
@@ -56,8 +58,12 @@ class AgentPhone:
         number: str | None = None,
         name: str | None = None,
         machine: bool = False,
+        auto_answer: bool = False,
     ) -> None:
         self.answer_after = answer_after
+        self.auto_answer = auto_answer
+        #: Calls it answered by itself, as their INVITE asked.
+        self.auto_answered = 0
         self.machine = machine
         self.reject = reject
         self.hangup_after = hangup_after
@@ -104,6 +110,9 @@ class AgentPhone:
         self.current_channel = channel.name
         self._notify()
         log.info("demofs_phone_ringing", device=self.device, channel=channel.name)
+        if self.auto_answer and channel.var("sip_auto_answer").lower() == "true":
+            self.auto_answered += 1
+            return RingDecision(reject=False, answer_after=0.0)
         return RingDecision(reject=False, answer_after=self.answer_after)
 
     def answered_call(self, channel: FSChannel) -> None:

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 
 from callcenter.acd.agent import AgentState
+from callcenter.acd.rules import answers_by_itself
 from callcenter.errors import (
     CallHungUp,
     EngineError,
@@ -311,6 +312,7 @@ class ManualDials:
                 caller_id=dial.number,
                 timeout=ring,
                 variables={CALLBACK_VARIABLE: token},
+                auto_answer=answers_by_itself(config, dial.agent),
             )
             async with asyncio.timeout(ring + ANSWER_MARGIN):
                 await asyncio.wait((dial.leg, outcome), return_when=asyncio.FIRST_COMPLETED)

@@ -10,7 +10,8 @@ Asterisk (over AMI, as the daemon logs in):
 * the contexts the daemon sends calls into exist (``ShowDialPlan``): the callback context,
   the IVR's transfer context, campaigns' contexts, ``callcenter-conference``,
   ``callcenter-hangup`` and, for queues with ``report_holdtime``, ``callcenter-agent-hear``
-  (``callcenter-agent-wait`` for those with ``member_delay``);
+  (``callcenter-agent-wait`` for those with ``member_delay``, ``callcenter-auto-answer``
+  when agents' phones answer by themselves);
 * the modules the configured features need are loaded (``ModuleCheck``): AGI, ConfBridge,
   Dial, music on hold, MixMonitor for recorded queues, ChanSpy for supervisors, AMD for
   a campaign that detects machines;
@@ -37,12 +38,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from callcenter.acd.rules import answers_by_itself
 from callcenter.config.models import LanguageNode
 from callcenter.errors import ActionFailed, PBXError
 from callcenter.pbx.asterisk.ami import AMIConnection
 from callcenter.pbx.asterisk.driver import (
     AGENT_HEAR_CONTEXT,
     AGENT_WAIT_CONTEXT,
+    AUTO_ANSWER_CONTEXT,
     AsteriskSettings,
 )
 from callcenter.pbx.asterisk.driver import probe_connection as asterisk_probe
@@ -140,6 +143,9 @@ def needed_contexts(config: CallCenterConfig) -> dict[str, str]:
     pausing = _pausing(config)
     if pausing:
         contexts[AGENT_WAIT_CONTEXT] = "queues.<q>.member_delay: " + ", ".join(pausing)
+    answering = _auto_answering(config)
+    if answering:
+        contexts[AUTO_ANSWER_CONTEXT] = "auto_answer of agents " + ", ".join(answering)
     return contexts
 
 
@@ -165,11 +171,17 @@ def needed_asterisk_modules(config: CallCenterConfig) -> dict[str, str]:
         modules["app_playtones"] = "the ring tone of queues with hold_music: ringback"
     if _pausing(config):
         modules["app_exec"] = "ExecIf in callcenter-agent-wait (queues.<q>.member_delay)"
+    if _auto_answering(config):
+        modules["res_pjsip_header_funcs"] = "PJSIP_HEADER for agents' phones that auto-answer"
     return modules
 
 
 def _pausing(config: CallCenterConfig) -> list[str]:
     return [name for name, q in config.queues.items() if q.member_delay]
+
+
+def _auto_answering(config: CallCenterConfig) -> list[str]:
+    return [agent_id for agent_id in config.agents if answers_by_itself(config, agent_id)]
 
 
 def needed_freeswitch_modules(config: CallCenterConfig) -> dict[str, str]:

@@ -281,6 +281,7 @@ class Call(Protocol):
         caller_name: str | None = None,
         report_wait: float | None = None,
         delay: float = 0.0,
+        auto_answer: bool = False,
     ) -> DialResult:
         """Ring ``device`` (``PJSIP/1001``) for ``timeout`` s and bridge the caller to it.
 
@@ -306,7 +307,9 @@ class Call(Protocol):
         or, after an answer, when the bridge ended; the caller stays under our control if the
         peer hung up or :meth:`unbridge` was used. Raises ``CallHungUp`` only if the caller hung
         up before the device answered; a caller hanging up mid-bridge returns a result with
-        ``hung_up_by="caller"``.
+        ``hung_up_by="caller"``. ``auto_answer``: ask the rung phones to answer by
+        themselves (Asterisk: Dial's ``b()`` runs the shipped ``callcenter-auto-answer`` on
+        each, which adds the header; FreeSWITCH: ``sip_auto_answer=true``).
         """
         ...
 
@@ -679,12 +682,16 @@ class PBX(Protocol):
         caller_id: str = "",
         timeout: float = 30.0,
         variables: Mapping[str, str] | None = None,
+        auto_answer: bool = False,
     ) -> asyncio.Future[str]:
         """Ring ``device`` and, when it answers, send it to ``context,exten,1``; returns
         once the PBX took the request, with a future of how it ended: ``""`` when the
         device answered, else one of ORIGINATE_FAILURES (``busy`` as soon as the PBX
         knows). The future is cancelled when the PBX cannot say any more (its link was
         lost); callers keep a timeout of their own.
+        ``auto_answer``: ask the phone to answer by itself (Asterisk: a ``Call-Info:
+        ...;answer-after=0`` header through ``PJSIP_HEADER``; FreeSWITCH:
+        ``sip_auto_answer=true``).
 
         Never resent after a reconnect (not idempotent).
         """

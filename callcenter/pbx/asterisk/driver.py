@@ -165,6 +165,13 @@ AGENT_HEAR_CONTEXT: Final = "callcenter-agent-hear"
 #: ``&``), ``SayNumber(${ARG3})``, ``Playback(${ARG4})``, ``Return()``. A() would play the
 #: announcement before the pause, while the agent's audio may not be up yet.
 AGENT_WAIT_CONTEXT: Final = "callcenter-agent-wait"
+#: The dialplan subroutine Dial's ``b()`` runs on each rung agent channel before it rings
+#: when its phone is to answer by itself (agents' ``auto_answer``): it adds the header.
+AUTO_ANSWER_CONTEXT: Final = "callcenter-auto-answer"
+#: What an originated leg gets for the same (no pre-dial subroutine with Originate): the
+#: header most phones honour (RFC 5373's predecessor, read by Yealink, Snom, Grandstream,
+#: Polycom with its setting), through res_pjsip_header_funcs.
+AUTO_ANSWER_VARIABLE: Final = ("PJSIP_HEADER(add,Call-Info)", "<sip:callcenter>;answer-after=0")
 _ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}")
 #: The ConfBridge user-profile setting that plays music on hold to a member left alone.
 MOH_WHEN_ALONE: Final = "CONFBRIDGE(user,music_on_hold_when_empty)"
@@ -561,6 +568,7 @@ class AsteriskDriver:
         caller_id: str = "",
         timeout: float = 30.0,
         variables: Mapping[str, str] | None = None,
+        auto_answer: bool = False,
     ) -> asyncio.Future[str]:
         """AMI ``Originate`` with ``Async: true``: returns once queued (never resent), with
         the outcome its ``OriginateResponse`` (matched by ActionID) gives."""
@@ -577,6 +585,8 @@ class AsteriskDriver:
             fields.append(("CallerID", caller_id))
         for key, value in (variables or {}).items():
             fields.append(("Variable", f"{key}={value}"))
+        if auto_answer:
+            fields.append(("Variable", "=".join(AUTO_ANSWER_VARIABLE)))
         response = await self.ami.send_action("Originate", fields, retry_on_reconnect=False)
         outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         action_id = response.action_id
@@ -1329,6 +1339,7 @@ class AsteriskCall:
         caller_name: str | None = None,
         report_wait: float | None = None,
         delay: float = 0.0,
+        auto_answer: bool = False,
     ) -> DialResult:
         _check_device(device)
         if caller_name and caller_name != self._shown_name:
@@ -1370,6 +1381,8 @@ class AsteriskCall:
             if not _CALLER_ID.fullmatch(caller_id):
                 raise CommandFailed(f"invalid caller id {caller_id!r}")
             options += f"o({caller_id})"
+        if auto_answer:
+            options += f"b({AUTO_ANSWER_CONTEXT}^s^1)"
         ring = max(1, math.ceil(timeout))
         data = f"{device},{ring}" + (f",{options}" if options else "")
         waits = bool(announce) or report_wait is not None or bool(delay)

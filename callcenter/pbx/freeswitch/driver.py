@@ -207,6 +207,9 @@ ROOM_TECH: Final = "loopback/app=conference:"
 """What :meth:`FreeSwitchDriver.room_device` strings start with: mod_loopback's B leg runs
 ``conference <room>`` and its A leg is the dialled one."""
 _ROOM_LEG_VARS: Final = ",conference_controls=none,loopback_export=conference_controls"
+AUTO_ANSWER_VAR: Final = "sip_auto_answer=true"
+"""mod_sofia adds ``Call-Info: <sip:...>;answer-after=0`` (and Polycom's Alert-Info) to
+the INVITE: a phone that allows it answers by itself (agents' ``auto_answer``)."""
 """On a leg dialled into a room: the loopback's B leg (exported to it) gets no key bindings
 either, so a caller's keys passed through the bridge cannot hang it up (``#``)."""
 REGISTERED: Final = "sofia::register"
@@ -622,6 +625,7 @@ class FreeSwitchDriver:
         caller_id: str = "",
         timeout: float = 30.0,
         variables: Mapping[str, str] | None = None,
+        auto_answer: bool = False,
     ) -> asyncio.Future[str]:
         """``bgapi originate {...}<device> <exten> XML <context>``: returns once FreeSWITCH
         accepted the job (never resent), with the outcome its BACKGROUND_JOB gives
@@ -635,6 +639,8 @@ class FreeSwitchDriver:
             if not _VAR_NAME.fullmatch(key) or any(c in value for c in ",{}[]'\"\n\r\x00"):
                 raise CommandFailed(f"invalid originate variable {key!r}={value!r}")
             values.append(f"{key}={_quote_var(value)}")
+        if auto_answer:
+            values.append(AUTO_ANSWER_VAR)
         dial_string = "{" + ",".join(values) + "}" + ",".join(targets)
         job = await self.esl.start_bgapi(f"originate {dial_string} {exten} XML {context}")
         bound = self._log.bind(device=device, context=context, exten=exten)
@@ -1610,6 +1616,7 @@ class FreeSwitchCall:
         caller_name: str | None = None,
         report_wait: float | None = None,
         delay: float = 0.0,
+        auto_answer: bool = False,
     ) -> DialResult:
         targets = fs_dial_targets(device)
         leg_vars = _caller_id_vars(caller_id)
@@ -1649,6 +1656,8 @@ class FreeSwitchCall:
         else:
             values = [f"originate_timeout={ring}"]
         values += ["ignore_early_media=true", *leg_vars]
+        if auto_answer:
+            values.append(AUTO_ANSWER_VAR)
         dial_string = (
             "{"
             + ",".join(values)
