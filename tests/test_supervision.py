@@ -212,6 +212,22 @@ async def test_a_supervisor_who_does_not_answer_leaves_no_trace_on_the_call(
         assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["not_answered"]
 
 
+async def test_a_supervisor_on_a_headset_hears_the_call_without_picking_up(
+    tmp_path: Path, transport: str
+) -> None:
+    """Sam's phone never picks up by itself; with auto_answer it is asked to, and he
+    listens at once."""
+    config = {"supervisors": {"2000": {"auto_answer": True}}}
+    async with supervised(tmp_path, transport, **config) as (center, _alice, sam):
+        sam.answer_after = None
+        sam.auto_answer = True
+        caller = await caller_with_agent(center, "5551239")
+        status, _ = await api(center, "/supervisors/2000/listen", {"agent": "1001"})
+        await until(answered_in(center), "Sam hears the call")
+        assert status == 200 and sam.auto_answered == 1
+        await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=False)
+
+
 async def test_supervisor_hanging_up_ends_the_monitoring_not_the_call(
     tmp_path: Path, transport: str
 ) -> None:

@@ -3302,6 +3302,13 @@ class SupervisorConfig(_Model):
         description="Seconds the supervisor's phone rings when they ask to listen, whisper "
         "or barge; unanswered, the request lapses and the agent's call goes on untouched.",
     )
+    auto_answer: bool = Field(
+        default=False,
+        description="The supervisor's phone answers by itself when they ask to listen, "
+        "whisper or barge from the desktop or the API (a headset: they hear the call at "
+        "once), as agents' `auto_answer` does (Asterisk: the Call-Info header on the "
+        "Originate; FreeSWITCH: sip_auto_answer). The phone must allow it.",
+    )
     teams: list[Name] = Field(
         default_factory=list,
         description="Teams (agents' `team`) whose calls this supervisor may listen to, "

@@ -734,10 +734,12 @@ class PBX(Protocol):
         *,
         caller_id: str = "",
         timeout: float = 30.0,
+        auto_answer: bool = False,
     ) -> SpySession:
         """Ring ``supervisor_device`` (``PJSIP/2000``) and, once answered, let it spy on
         ``target_channel`` (an agent leg, as :attr:`DialResult.peer_channel` names it) in
         ``mode``. Returns as soon as the PBX accepted the request: the session ends (see
         :attr:`SpySession.ended`) if the supervisor does not answer within ``timeout`` s.
+        ``auto_answer``: ask the phone to answer by itself (as :meth:`originate`).
         """
         ...

@@ -206,6 +206,7 @@ class Monitoring:
                     spy_mode,
                     caller_id=_caller_id(agent_id, active.call.info.caller_num),
                     timeout=supervisor.ring_timeout,
+                    auto_answer=supervisor.auto_answer,
                 )
             monitor = Monitor(
                 supervisor=supervisor_id,

@@ -665,6 +665,7 @@ class AsteriskDriver:
         *,
         caller_id: str = "",
         timeout: float = 30.0,
+        auto_answer: bool = False,
     ) -> AsteriskSpySession:
         """AMI ``Originate`` of ``supervisor_device`` into ``ChanSpy(<target>,qEd[w|B])``
         with our own ``ChannelId``, so the supervisor's leg is known before it rings."""
@@ -688,6 +689,8 @@ class AsteriskDriver:
             if not _CALLER_ID.fullmatch(caller_id):
                 raise CommandFailed(f"invalid caller id {caller_id!r}")
             fields.append(("CallerID", caller_id))
+        if auto_answer:
+            fields.append(("Variable", "=".join(AUTO_ANSWER_VARIABLE)))
         try:
             await self.ami.send_action("Originate", fields, retry_on_reconnect=False)
         except BaseException:

@@ -709,6 +709,7 @@ class FreeSwitchDriver:
         *,
         caller_id: str = "",
         timeout: float = 30.0,
+        auto_answer: bool = False,
     ) -> FreeSwitchSpySession:
         """``bgapi originate {origination_uuid=..,eavesdrop_enable_dtmf=true,..}<device>
         &eavesdrop(<target uuid>)``; ``target_channel`` is a Unique-ID or a channel name."""
@@ -728,6 +729,7 @@ class FreeSwitchDriver:
             "eavesdrop_enable_dtmf=true",
             *_SPY_VARS[mode],
             *_caller_id_vars(caller_id or None),
+            *([AUTO_ANSWER_VAR] if auto_answer else []),
         ]
         session = FreeSwitchSpySession(self, leg, target, mode)
         self._spies[leg] = session
