@@ -138,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="go on after the scripted calls, a caller every few seconds, until Ctrl-C (or "
         "for SECONDS): open the wallboard and the desktops meanwhile",
     )
+    demo.add_argument(
+        "--sip-port",
+        type=_bounded(int, 0, 65535, "port"),
+        default=None,
+        help="also take SIP calls (UDP, signalling only: no audio) on this port of "
+        "127.0.0.1 while the demo runs, such as SIPp's: sipp 127.0.0.1:PORT -sn uac -s 800 "
+        "(0: any free port, printed)",
+    )
 
     staffing = sub.add_parser(
         "staffing",
@@ -950,7 +958,12 @@ def _main(argv: Sequence[str] | None) -> int:
 
         stay = None if args.stay < 0 else args.stay
         return run_demo(
-            config_path=args.config, pbx=args.pbx, agi=args.agi, speed=args.speed, stay=stay
+            config_path=args.config,
+            pbx=args.pbx,
+            agi=args.agi,
+            speed=args.speed,
+            stay=stay,
+            sip_port=args.sip_port,
         )
     if command == "staffing":
         return cmd_staffing(

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import yaml
 
@@ -33,6 +33,7 @@ from callcenter.cli import format_cdr_table
 from callcenter.config import load_config
 from callcenter.daemon import resolve
 from callcenter.demopbx.freeswitch import SOFIA_DOMAIN
+from callcenter.demopbx.sip import SIPFront
 from callcenter.errors import CallHungUp, ConfigError, EngineError, PBXError
 from callcenter.events import (
     AgentAlert,
@@ -479,6 +480,17 @@ DEMO_PIN = "1234"
 """The PIN the demo gives agents and supervisors without one while it stays."""
 
 
+async def _sip_front(center: Center, port: int) -> SIPFront:
+    """The demo PBX's SIP side on ``port``: a SIP caller becomes one of its callers."""
+
+    async def dial(exten: str, number: str, name: str) -> Any:
+        return await center.pbx.call(exten, caller_num=number, caller_name=name)
+
+    front = SIPFront(dial, port=port)
+    await front.start()
+    return front
+
+
 async def _stay(center: Center, speed: float, seconds: float | None, out: TextIO) -> None:
     """After the script: every agent at work and answering, a caller every few seconds
     (sales or support, talking a while; now and then a sales caller leaves a message
@@ -576,11 +588,13 @@ def run_demo(
     speed: float = 1.0,
     stay: float | None = 0.0,
     out: TextIO | None = None,
+    sip_port: int | None = None,
 ) -> int:
     """Run the demo on a demo Asterisk (``agi``: fastagi/asyncagi) or a demo FreeSWITCH
     (``pbx="freeswitch"``, park mode); ``stay``: go on after the script for that many
-    seconds (None: until SIGINT/SIGTERM; 0: not at all). Returns the process exit
-    status."""
+    seconds (None: until SIGINT/SIGTERM; 0: not at all); ``sip_port``: also take SIP
+    calls on that UDP port of 127.0.0.1 (0: any; :mod:`callcenter.demopbx.sip`). Returns
+    the process exit status."""
     stream = out if out is not None else sys.stdout
     path = Path(config_path) if config_path else EXAMPLE
     configure_logging("warning", "console", stream=sys.stderr)
@@ -674,9 +688,19 @@ def run_demo(
                     file=stream,
                     flush=True,
                 )
-                await _script(center, speed, stream)
-                if staying:
-                    await _stay(center, speed, stay, stream)
+                async with contextlib.AsyncExitStack() as stack:
+                    if sip_port is not None:
+                        front = await _sip_front(center, sip_port)
+                        stack.push_async_callback(front.stop)
+                        print(
+                            f"SIP calls on udp 127.0.0.1:{front.port} (signalling only): "
+                            f"sipp 127.0.0.1:{front.port} -sn uac -s 800",
+                            file=stream,
+                            flush=True,
+                        )
+                    await _script(center, speed, stream)
+                    if staying:
+                        await _stay(center, speed, stay, stream)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(daemon.switchboard.wait_idle(), 10)
                 # The end of the demo's day: every shift is recorded and none is left for

@@ -8,7 +8,8 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     │   ├── AMIProtocolError
     │   ├── AGIProtocolError
     │   ├── ESLProtocolError
-    │   └── MQTTProtocolError
+    │   ├── MQTTProtocolError
+    │   └── SIPProtocolError        a SIP datagram the demo PBX's phones' side cannot read
     ├── PBXError                    talking to the PBX went wrong
     │   ├── AuthenticationError     wrong AMI secret / ESL password (exit status 2)
     │   ├── PBXConnectionError      the PBX link is down or was lost mid-request
@@ -92,6 +93,10 @@ class ESLProtocolError(ProtocolError):
 
 class MQTTProtocolError(ProtocolError):
     """An MQTT packet that cannot be framed, or one the standard forbids us to send."""
+
+
+class SIPProtocolError(ProtocolError):
+    """A SIP message (a datagram to the demo PBX's SIP side) that cannot be decoded."""
 
 
 class PBXError(CallCenterError):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import socket
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +87,57 @@ def test_a_demo_that_stays_goes_on_taking_calls_and_names_the_pages_and_pins(
     assert int(count) > 14, "the script's 14 calls and the callers who came after"
     table = text[text.index("\nstart ") :]
     assert "shutdown" not in table
+
+
+def test_a_sip_caller_calls_the_demo_while_it_stays(tmp_path: Path) -> None:
+    """``--sip-port 0``: the demo prints its SIP port; SIPp's built-in caller (``-sn uac``)
+    calls it while the demo stays, and the call is one of the demo's CDRs."""
+    config = copy_example(tmp_path)
+    out = io.StringIO()
+    sipp: list[subprocess.CompletedProcess[bytes]] = []
+
+    def call_when_listening() -> None:
+        deadline = time.monotonic() + 60
+        while "the demo stays" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (port,) = re.findall(r"SIP calls on udp 127\.0\.0\.1:(\d+)", out.getvalue())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            local = str(sock.getsockname()[1])
+        sipp.append(
+            subprocess.run(
+                [
+                    "sipp",
+                    f"127.0.0.1:{port}",
+                    "-sn",
+                    "uac",
+                    "-s",
+                    "800",
+                    "-m",
+                    "1",
+                    "-d",
+                    "300",
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    local,
+                    "-nostdin",
+                    "-timeout",
+                    "20s",
+                    "-timeout_error",
+                ],
+                capture_output=True,
+                timeout=40,
+                cwd=tmp_path,
+                check=False,
+            )
+        )
+
+    caller = threading.Thread(target=call_when_listening)
+    caller.start()
+    code = run_demo(str(config), speed=0.1, stay=4.0, out=out, sip_port=0)
+    caller.join(timeout=60)
+    assert code == 0
+    assert sipp and sipp[0].returncode == 0, sipp[0].stderr.decode(errors="replace")[-2000:]
+    table = out.getvalue()[out.getvalue().index("\nstart ") :]
+    assert "sipp" in table, "the SIP caller's CDR (From: sip:sipp@...)"
