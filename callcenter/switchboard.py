@@ -118,6 +118,7 @@ from callcenter.events import (
     TalkEnded,
     VoicemailLeft,
 )
+from callcenter.hook import EMPTY_HOOK, read_hook
 from callcenter.ivr.calendar import local_time
 from callcenter.ivr.lookup import Fetcher, fetch_json
 from callcenter.ivr.runner import Clock, FlowRunner, Hangup, QueueLook, Transferred, utc_now
@@ -982,18 +983,34 @@ class Switchboard:
         subflows included: a reload only changes calls that arrive afterwards.
         """
         info = call.info
+        hook = read_hook(info.params, config) if info.params else EMPTY_HOOK
+        for problem in hook.problems:
+            log.warning(
+                "dialplan_hook_ignored",
+                call_id=info.call_id,
+                problem=problem,
+                hint="fix the parameters of the dialplan's inbound hook",
+            )
+        for name, value in hook.variables:
+            active.variables[name] = value
+            self.bus.publish(
+                IvrVariableSet(
+                    call_id=info.call_id, flow="dialplan", node=info.route, name=name, value=value
+                )
+            )
         route = config.routes.get(info.dialed) or config.routes.get("default")
-        queue_param = info.params.get("queue")
         await call.answer()
         self.bus.publish(CallAnswered(call_id=info.call_id))
-        if queue_param is not None and route is None:
-            return await self._queue(call, active, config, queue_param, 0)
-        if route is None:
+        if hook.queue is not None:
+            active.skills = hook.skills
+            return await self._queue(call, active, config, hook.queue, hook.priority)
+        flow = hook.flow or (route.flow if route is not None else None)
+        if flow is None:
             log.warning("no_route_for_dialed_number", dialed=info.dialed, call_id=info.call_id)
             await call.play(["ss-noservice"])
             return "system"
 
-        return await self._walk(call, active, config, route.flow)
+        return await self._walk(call, active, config, flow, variables=dict(hook.variables))
 
     async def _walk(
         self,
@@ -1004,10 +1021,12 @@ class Switchboard:
         *,
         on_event: IvrListener | None = None,
         ended_by: str = "system",
+        variables: Mapping[str, str] | None = None,
     ) -> str:
         """Walk the caller through IVR flow ``flow`` and on to where it sends them (a
         transfer, a queue); returns who ended the call (``ended_by`` when the flow hung up).
-        ``on_event`` hears the walk's steps as well."""
+        ``on_event`` hears the walk's steps as well; ``variables``: the walk starts with
+        them (the dialplan's)."""
         info = call.info
 
         def record(event: IvrEvent) -> None:
@@ -1024,6 +1043,7 @@ class Switchboard:
             switches=self.switches,
             queue_look=self.queue_look,
             number_lists=self.number_lists(config),
+            variables=variables,
         )
         outcome = await runner.run(flow)
         if isinstance(outcome, Transferred):

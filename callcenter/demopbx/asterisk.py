@@ -43,12 +43,15 @@ from callcenter.demopbx.apps import (
     ring_device,
 )
 from callcenter.demopbx.channels import (
+    AGI,
     ASYNC_FAILOVER_AFTER,
+    Answer,
     Bridge,
     Channel,
     ChannelState,
     DemoDialplan,
     DialplanApp,
+    Hangup,
 )
 from callcenter.demopbx.manager import DemoEvent, ManagerSession, build_event, hangup_headers
 from callcenter.demopbx.phones import AgentPhone, Caller
@@ -238,6 +241,22 @@ class DemoAsterisk:
                 agi_url, agi_mode=self.agi_mode, failover_after=self.failover_after
             )
         self._log.info("demopbx_agi_url", agi_url=agi_url)
+
+    def add_route(self, exten: str, script: str) -> None:
+        """Extension ``exten`` of the callers' context hands its calls to the daemon as
+        ``script`` (``inbound?queue=sales&var_ticket=T-42``: a PBX admin's own hook)."""
+        agi = (
+            AGI(f"{self.agi_url.rstrip('/')}/{script}")
+            if self.agi_mode == "fastagi"
+            else AGI("agi:async", script)
+        )
+        contexts = {name: dict(exts) for name, exts in self.dialplan.contexts.items()}
+        contexts[self.dialplan.default_context][exten] = (Answer(), agi, Hangup())
+        self.dialplan = DemoDialplan(
+            contexts=contexts,
+            default_context=self.dialplan.default_context,
+            fallback=self.dialplan.fallback,
+        )
 
     @property
     def ami_port(self) -> int:

@@ -795,6 +795,13 @@ class DemoFreeSwitch:
             ]
         return None
 
+    def add_route(self, destination: str, route: str) -> None:
+        """Destination ``destination`` hands its calls to the daemon with
+        ``callcenter_route=<route>`` (``inbound?queue=sales&var_ticket=T-42``: a PBX
+        admin's own hook), parked or through the socket as the others."""
+        how: Route = "park" if self.mode == "inbound" else "socket"
+        self.dialplan[destination] = _expand_route(destination, how, self._failover_after, route)
+
     def phone_of(self, chan: FSChannel) -> AgentPhone | None:
         """The scripted phone an originated leg rings, if any."""
         return self._leg_phones.get(chan.uuid)

@@ -181,6 +181,7 @@ class FlowRunner:
     """Walks one call through the flows of ``config`` (a snapshot the call keeps).
 
     ``clock`` gives "now" for schedules and time branches (``callcenter simulate --at``);
+    ``variables``: what the call brought (the dialplan's ``var_`` parameters);
     ``fetch`` runs lookups (default: real HTTP); ``voicemail_root`` overrides the resolved
     ``ivr.voicemail_folder``.
     """
@@ -197,6 +198,7 @@ class FlowRunner:
         switches: Mapping[str, bool] | None = None,
         queue_look: Callable[[str], QueueLook] = _nothing_known,
         number_lists: Mapping[str, Sequence[str]] | None = None,
+        variables: Mapping[str, str] | None = None,
     ) -> None:
         self.call = call
         self.switches: Mapping[str, bool] = switches if switches is not None else {}
@@ -223,6 +225,9 @@ class FlowRunner:
             "call_id": info.call_id,
             "language": self.language,
         }
+        for name, value in (variables or {}).items():
+            # What the call brought (the dialplan's): the engine's own names stay its own.
+            self.variables.setdefault(name, value)
         self.private: set[str] = set()
         self.pending = ""
         """A key pressed during an interruptible prompt, not consumed yet."""
