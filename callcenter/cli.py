@@ -583,18 +583,29 @@ def build_parser() -> argparse.ArgumentParser:
         "[--like Q] [--agents A,B] [--strategy S] [--settings JSON]: a queue added while the "
         "centre runs (settings as queues.<name> takes them; callers reach it through a queue "
         "node's queue_from, transfers and callbacks); change QUEUE ... changes one; remove "
-        "QUEUE removes it once nobody waits; added lists them.",
+        "QUEUE removes it once nobody waits; added lists them. wait QUEUE: what a caller "
+        "calling now would wait (GET /queues/<q>/wait).",
     )
     queue.add_argument(
         "action",
-        choices=["callers", "priority", "withdraw", "give", "add", "change", "remove", "added"],
+        choices=[
+            "callers",
+            "wait",
+            "priority",
+            "withdraw",
+            "give",
+            "add",
+            "change",
+            "remove",
+            "added",
+        ],
     )
     queue.add_argument(
         "target",
         nargs="?",
         default=None,
-        help="callers, add, change, remove: the queue; priority, withdraw, give: the caller's "
-        "call id",
+        help="callers, wait, add, change, remove: the queue; priority, withdraw, give: the "
+        "caller's call id",
     )
     queue.add_argument(
         "value", nargs="?", default=None, help="priority: the new priority; give: the agent id"
@@ -610,7 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--flow", default=None, help="withdraw --to flow: the IVR flow")
     queue.add_argument("--prompt", default=None, help="withdraw: played to the caller first")
     queue.add_argument(
-        "--json", action="store_true", help="callers, add, change, remove, added: the API's JSON"
+        "--json",
+        action="store_true",
+        help="callers, wait, add, change, remove, added: the API's JSON",
     )
     queue.add_argument(
         "--like", default=None, help="add: start from this queue's settings (file or added)"
@@ -3578,7 +3591,7 @@ def _new_token(parser: argparse.ArgumentParser, name: str, allow: str) -> int:
 
 
 def _queue_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``callcenter queue callers|priority|withdraw|give|add|change|remove|added``."""
+    """``callcenter queue callers|wait|priority|withdraw|give|add|change|remove|added``."""
     if args.action in ("add", "change", "remove", "added"):
         return _queue_roster_command(parser, args)
     if args.like is not None or args.agents is not None or args.strategy is not None:
@@ -3591,6 +3604,24 @@ def _queue_command(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     if args.action != "withdraw" and (args.to is not None or any(where.values())):
         parser.error("--to, --queue, --box, --flow and --prompt go with queue withdraw")
     target = urllib.parse.quote(args.target, safe="")
+    if args.action == "wait":
+        if args.value is not None:
+            parser.error("queue wait takes the queue only: queue wait sales")
+
+        def said(body: dict[str, Any]) -> str:
+            text = f"{body['queue']}: {body['said']}"
+            if body["open"]:
+                text += (
+                    f" ({body['waiting']} waiting, {body['agents_free']} of "
+                    f"{body['agents_staffed']} agents free)"
+                )
+            elif body["opens_at"]:
+                text += f" (opens {body['opens_at']})"
+            return text
+
+        return _api_call(
+            args.api, "GET", f"/queues/{target}/wait", None, render=None if args.json else said
+        )
     if args.action == "callers":
         if args.value is not None:
             parser.error("queue callers takes the queue only: queue callers sales")

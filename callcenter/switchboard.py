@@ -1298,6 +1298,15 @@ class Switchboard:
         qcfg = self.config.queues.get(queue)
         return self._queue_closed(qcfg, self.config) if qcfg is not None else None
 
+    def queue_opens_at(self, queue: str) -> datetime | None:
+        """When ``queue`` takes callers again by its ``opening`` hours (UTC; now when it is
+        open); None when it opens on none of the next two weeks (or there is no such
+        queue)."""
+        qcfg = self.config.queues.get(queue)
+        if qcfg is None:
+            return None
+        return self._opens_at(qcfg, self.config, self._clock_utc())
+
     def _queue_closed(self, qcfg: QueueConfig, config: CallCenterConfig) -> str | None:
         """Why the queue does not take callers now (its ``opening`` hours), or None."""
         hours = qcfg.opening

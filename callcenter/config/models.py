@@ -586,7 +586,8 @@ class ApiToken(_Model):
         min_length=1,
         description="What it may do: read (every GET: status, figures, callers, a number's "
         "calls, the event stream, the wallboard), recordings (a call's recording, a voicemail's "
-        "sound), callbacks (ask for and cancel callbacks), agents (POST /agents/...), "
+        "sound), callbacks (ask for and cancel callbacks; read a queue's wait and the "
+        "callback slots), agents (POST /agents/...), "
         "supervise (listen, whisper, barge, take over), queues (a waiting caller's priority, "
         "withdraw, give), voicemails (take and settle messages), admin (reload, drain, "
         "switches, number lists, notices, campaigns, erasures).",

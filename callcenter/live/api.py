@@ -166,6 +166,12 @@ Routes (all JSON)::
     POST /queues/{name}                   change an added queue's settings (null: back to
                                           the default); POST /queues/{name}/remove removes
                                           it once nobody waits; GET /queues/added lists them
+    GET  /queues/{name}/wait              {"queue", "open", "closed_because", "opens_at",
+                                          "waiting", "agents_free", "agents_staffed",
+                                          "expected_wait_seconds" (null: nothing to go
+                                          on), "said" ("about 3 minutes"), "callbacks"}:
+                                          what a caller calling now would wait (a web
+                                          page's box; scope read or callbacks)
     GET  /queues/{name}/callers           {"queue", "callers": [{"call_id", "position",
                                           "kind" (caller, callback, campaign, agent-dial),
                                           "number", "name", "priority", "waited", "state"
@@ -483,12 +489,31 @@ def _iso_day(text: str) -> date:
         raise HTTPError(400, f"{text!r} is not a day: 2026-12-08") from None
 
 
+def wait_said(seconds: int | None, *, staffed: int, closed: bool) -> str:
+    """A wait as a web page says it: "no wait", "under a minute", "about 4 minutes";
+    "closed" / "no agent at work" / "unknown" when there is no wait to say."""
+    if closed:
+        return "closed"
+    if staffed == 0:
+        return "no agent at work"
+    if seconds is None:
+        return "unknown"
+    if seconds == 0:
+        return "no wait"
+    if seconds < 60:
+        return "under a minute"
+    minutes = round(seconds / 60)
+    return "about a minute" if minutes == 1 else f"about {minutes} minutes"
+
+
 def scope_of(method: str, route: str) -> str:
     """What a request needs a named token to be allowed (``api.tokens.<name>.allow``): a
     GET ``read`` (a sound file ``recordings``), a POST its area's scope, else ``admin``."""
     first = route.strip("/").partition("/")[0]
     if method == "GET" and route.rstrip("/") == "/audit":
         return "admin"  # who did what is the administrators' to read
+    if method == "GET" and _WEB_READS.fullmatch(route.rstrip("/")):
+        return WEB_READ  # a callback form's backend reads these too
     if method == "GET":
         return "recordings" if _SOUND.fullmatch(route) else "read"
     if first == "calls" and route.rstrip("/").endswith("/evaluation"):
@@ -506,6 +531,10 @@ def scope_of(method: str, route: str) -> str:
 
 _NO_NUMBER: Final = frozenset({"anonymous", "unknown", "restricted", "private", "withheld"})
 
+_WEB_READS: Final = re.compile(r"/queues/[^/]+/wait|/callbacks/slots")
+"""GET routes a web page's backend needs beside asking for callbacks."""
+WEB_READ: Final = "read or callbacks"
+"""The scope of :data:`_WEB_READS`: a token allowed either may read them."""
 _SOUND: Final = re.compile(r"/voicemails/[^/]+/audio|/calls/[^/]+/recording")
 """The routes that answer a sound file, not JSON."""
 REVIEW_CALLS = 50
@@ -2094,6 +2123,8 @@ class ControlAPI:
             raise HTTPError(401, "this control API needs its token: Authorization: Bearer ...")
         name, allowed = found
         _ACTOR.set(name)  # the trail names a known token refused a route too
+        if scope == WEB_READ and allowed & {"read", "callbacks"}:
+            return name
         if scope not in allowed:
             log.warning("api_request_refused", by=name, scope=scope)
             raise HTTPError(
@@ -2249,6 +2280,10 @@ class ControlAPI:
             len(parts) == 1 or parts[1:] == ["added"] or len(parts) == 2 or parts[2:] == ["remove"]
         ):
             return self._queue_roster_action(method, parts[1:], body)
+        if len(parts) == 3 and parts[0] == "queues" and parts[2] == "wait":
+            if method != "GET":
+                raise HTTPError(405, f"use GET for /queues/{parts[1]}/wait")
+            return self._queue_wait(parts[1])
         if len(parts) == 3 and parts[0] == "queues" and parts[2] == "callers":
             if method != "GET":
                 raise HTTPError(405, f"use GET for /queues/{parts[1]}/callers")
@@ -2460,6 +2495,33 @@ class ControlAPI:
             log.info("notice_taken_down", notice=notice.id)
             return notice.as_dict()
         raise HTTPError(404, f"no route {method} /notices/{'/'.join(parts)}")
+
+    def _queue_wait(self, queue: str) -> dict[str, Any]:
+        """``GET /queues/<q>/wait``: what a caller calling now would wait, for a web page's
+        "call us now" (or "ask for a callback") box."""
+        board = self.switchboard
+        config = board.config
+        qcfg = config.queues.get(queue)
+        if qcfg is None:
+            raise HTTPError(404, f"no queue {queue!r}")
+        look = board.look_at_queue(queue)
+        closed = board.queue_closed(queue)
+        opens = board.queue_opens_at(queue) if closed is not None else None
+        wait = None if look.expected_wait is None else round(look.expected_wait)
+        if look.free > 0 and look.waiting == 0:
+            wait = 0  # an agent is free for them now
+        return {
+            "queue": queue,
+            "open": closed is None and look.staffed > 0,
+            "closed_because": closed,
+            "opens_at": None if opens is None else opens.isoformat(timespec="seconds"),
+            "waiting": look.waiting,
+            "agents_free": look.free,
+            "agents_staffed": look.staffed,
+            "expected_wait_seconds": wait,
+            "said": wait_said(wait, staffed=look.staffed, closed=closed is not None),
+            "callbacks": config.acd.callback_dial is not None,
+        }
 
     async def _read_audit(self, query: str) -> dict[str, Any]:
         """``GET /audit?since=&until=&who=&tz=``: the audit trail's rows of a stretch of
