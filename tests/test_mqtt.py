@@ -114,6 +114,8 @@ async def test_a_wallboard_sees_callers_wait_agents_talk_and_the_days_figures(
     assert sales.json()["waiting"] == 0
     assert sales.json()["today"]["offered"] == 1
     assert sales.json()["closed"] is None, "no opening hours: open"
+    assert waiting.json()["expected_wait"] is None, "sales never took a call: nothing to go on"
+    assert support.json()["expected_wait"] == 0, "Bob is free again"
     assert sales.json()["voicemails"] is None, "no mailbox: no messages to count"
     assert sales.json()["today"]["answered"] == 0
     assert sales.json()["today"]["service_level_percent"] is None, "none answered"

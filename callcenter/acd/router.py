@@ -387,6 +387,14 @@ class Router:
         its callers, see :meth:`CallQueue.estimated_wait`); None with nothing to go on."""
         return self._queue(queue).wait_at(self.waiting(queue) + 1)
 
+    def wait_for_new_caller(self, queue: str) -> float | None:
+        """What a caller calling ``queue`` now would wait, as told to people (a web page,
+        a wallboard): 0 while more agents are free than callers wait, else
+        :meth:`expected_wait`."""
+        if self.free_agents(queue) > self.waiting(queue):
+            return 0.0
+        return self.expected_wait(queue)
+
     def rules(self, queue: str) -> QueueRules:
         return self._queue(queue).rules
 

@@ -2507,9 +2507,8 @@ class ControlAPI:
         look = board.look_at_queue(queue)
         closed = board.queue_closed(queue)
         opens = board.queue_opens_at(queue) if closed is not None else None
-        wait = None if look.expected_wait is None else round(look.expected_wait)
-        if look.free > 0 and look.waiting == 0:
-            wait = 0  # an agent is free for them now
+        expected = board.router.wait_for_new_caller(queue)
+        wait = None if expected is None else round(expected)
         return {
             "queue": queue,
             "open": closed is None and look.staffed > 0,

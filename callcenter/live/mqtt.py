@@ -5,7 +5,9 @@ What a subscriber sees (``callcenter`` is ``mqtt.topic_prefix``)::
     callcenter/status              retained  "online"; "offline" at a clean stop, and as the
                                              broker's last will when the daemon vanishes
     callcenter/queues/<queue>      retained  JSON: waiting, longest_wait, available, staffed,
-                                             callbacks, closed (why, by the queue's
+                                             callbacks, expected_wait (s a caller calling
+                                             now would wait; null: nothing to go on),
+                                             closed (why, by the queue's
                                              opening hours; null: open), and "today"
                                              (offered, answered,
                                              abandoned, exited, answered_in_service_level,
@@ -517,6 +519,7 @@ class MQTTPublisher:
                 "available": view["available"],
                 "staffed": view["staffed"],
                 "callbacks": view["callbacks"],
+                "expected_wait": _seconds(router.wait_for_new_caller(name)),
                 "closed": self._closed(name) if self._closed is not None else None,
                 "voicemails": self._voicemails(name) if self._voicemails is not None else None,
                 "today": self.today.queue(name).as_dict(today),
@@ -656,3 +659,7 @@ def _preview(shown: dict[str, Any] | None) -> dict[str, Any] | None:
     if shown is None:
         return None
     return {k: shown[k] for k in ("campaign", "lead", "number", "data")}
+
+
+def _seconds(value: float | None) -> int | None:
+    return None if value is None else round(value)
