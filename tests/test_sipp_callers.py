@@ -17,7 +17,8 @@ from callcenter.protocols.sip import parse
 from callcenter.testing import TRANSPORTS, Center, running_center, until
 
 SCENARIOS = Path(__file__).parent / "sipp"
-TRACE_SCENARIOS = Path(__file__).resolve().parents[1].parent / "shared/traces/asterisk/config/sipp"
+TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
+TRACE_SCENARIOS = TRACES / "asterisk" / "config" / "sipp"
 CALLS = 3
 
 
@@ -157,6 +158,34 @@ async def test_the_sipp_caller_the_asterisk_traces_were_made_with_reaches_sales(
         "1001",
         "agent",
     )
+
+
+@pytest.mark.parametrize("transport", ["esl-inbound", "esl-outbound"])
+async def test_the_freeswitch_traces_caller_hangs_up_in_the_menu(
+    tmp_path: Path, transport: str
+) -> None:
+    """``uac_hangup_3s.xml``, the SIPp caller of the FreeSWITCH traces (shared/traces/
+    freeswitch/config/sipp), as it is: answered, it hangs up after 3 s without a key,
+    while the menu (5 s here) still waits; its BYE goes to our 200's Contact."""
+    scenario = TRACES / "freeswitch/config/sipp/uac_hangup_3s.xml"
+    patient = {"flows": {"main": {"nodes": {"welcome": {"timeout": 5.0}}}}}
+    async with running_center(tmp_path, transport=transport, config=patient) as center:  # type: ignore[arg-type]
+        front = _front(center)
+        await front.start()
+        try:
+            code, said = await _sipp(front.port, str(scenario), tmp_path, "-m", "1")
+        finally:
+            await front.stop()
+        await _written(center, 1)
+        (row,) = await asyncio.to_thread(center.daemon.store.fetch_cdrs)
+    assert code == 0, said
+    assert (row["src"], row["queue"], row["agent"], row["hung_up_by"]) == (
+        "555001",
+        "",
+        "",
+        "caller",
+    )
+    assert row["ivr_path"].startswith("main:welcome")
 
 
 async def test_the_sip_side_answers_what_is_no_call_and_drops_what_is_no_sip(
