@@ -153,6 +153,7 @@ def test_a_lost_pbx_an_alert_and_a_closed_queue_are_on_the_screen() -> None:
             agent_days={"1001": AgentDay()},
             alerts={"sales"},
             closed={"support": "closed until 08:00"},
+            waits={"sales": 185.0, "support": 0.0},
             pbx_down="AMI connection lost",
         )
     )
@@ -162,7 +163,8 @@ def test_a_lost_pbx_an_alert_and_a_closed_queue_are_on_the_screen() -> None:
     assert '<tr class="alert"><td>sales</td>' in page
     assert "Night &lt;shift&gt;" in page and "22:05:09" in page
     assert cells.row("sales")[1:] == ["7", "12:34", "0 / 2", "1", "40", "30", "10 (25 %)",
-                                      "80 % 60 % of offered", "0:30"]  # fmt: skip
+                                      "80 % 60 % of offered", "0:30", "3:05"]  # fmt: skip
+    assert cells.row("support")[-1] == "-", "closed: nobody waits for it now"
     assert cells.row("support")[0] == "support closed: closed until 08:00"
     assert cells.row("support")[8] == "- 0 % of offered", "none answered, two gave up"
 

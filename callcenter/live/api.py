@@ -982,6 +982,7 @@ class ControlAPI:
             alerts={str(a["queue"]) for a in board.alerts.raised()},
             agent_alerts=set(board.agent_alerts.standing()),
             closed={q: board.queue_closed(q) for q in shown},
+            waits={q: router.wait_for_new_caller(q) for q in shown},
             pbx_down=None if self.link.connected else self.link.reason,
             refresh=asked.refresh,
             voicemails=self._voicemails_open(),

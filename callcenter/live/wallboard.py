@@ -7,14 +7,14 @@ those queues and their agents only; ``?team=night`` the agents of that team and 
 they are in (one screen per team leader).
 
 Each queue: callers waiting and the longest wait, agents free of those present, callbacks
-waiting, voicemail messages still to call back (when some queue has a ``mailbox``), and
+waiting, voicemail messages still to call back (when some queue has a ``mailbox``),
 today's offered, answered, abandoned, service level and average wait
-(:class:`~callcenter.live.today.Today`); a queue whose alert stands (``queues.<q>.alerts``)
-is marked, a queue closed by its hours says so. Each agent logged in: state and for how
-long, the pause reason, calls and talk today; an agent whose alert stands
-(``acd.agent_alerts``: a break that runs over) is marked, and an agent scheduled now but
-logged out (the ``absent`` alert) is listed as absent. A PBX link that is down is said
-first.
+(:class:`~callcenter.live.today.Today`), and the wait of a caller calling now; a queue
+whose alert stands (``queues.<q>.alerts``) is marked, a queue closed by its hours says so.
+Each agent logged in: state and for how long, the pause reason, calls and talk today; an
+agent whose alert stands (``acd.agent_alerts``: a break that runs over) is marked, and an
+agent scheduled now but logged out (the ``absent`` alert) is listed as absent. A PBX link
+that is down is said first.
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ class Board:
     """Queue -> voicemail messages still to call back (queues with a box only; none: no
     column)."""
     oldest_voicemails: Mapping[str, float] = field(default_factory=dict)
+    waits: Mapping[str, float | None] = field(default_factory=dict)
+    """Queue -> what a caller calling now would wait (``Router.wait_for_new_caller``)."""
     """Queue -> seconds since the oldest of them was left."""
     scheduled: tuple[int, int] | None = None
     """(agents shown whose schedule has them working now, of whom logged in); None when
@@ -111,6 +113,12 @@ def parse_query(query: Mapping[str, list[str]]) -> Query:
     return Query(wanted, team, refresh)
 
 
+def _wait_now(seconds: float | None, closed: str | None) -> str:
+    if closed or seconds is None:
+        return "-"
+    return clock(seconds)
+
+
 def clock(seconds: float) -> str:
     """``m:ss`` (``h:mm:ss`` from an hour)."""
     whole = int(seconds)
@@ -139,7 +147,8 @@ def render(board: Board) -> str:
         "<th>agents free</th><th>callbacks</th>"
         + ("<th>messages</th>" if board.voicemails else "")
         + "<th>offered</th><th>answered</th>"
-        "<th>abandoned</th><th>service level</th><th>average wait</th></tr></thead><tbody>"
+        "<th>abandoned</th><th>service level</th><th>average wait</th><th>wait now</th>"
+        "</tr></thead><tbody>"
     )
     for view in board.queues:
         name = str(view["name"])
@@ -164,7 +173,8 @@ def render(board: Board) -> str:
             f"<td>{view['available']} / {view['staffed']}</td><td>{view['callbacks']}</td>"
             f"{messages}"
             f"<td>{day.offered}</td><td>{day.answered}</td><td>{day.abandoned}{abandon}</td>"
-            f"<td>{_levels(level, day.service_level_offered_percent)}</td><td>{average}</td></tr>"
+            f"<td>{_levels(level, day.service_level_offered_percent)}</td><td>{average}</td>"
+            f"<td>{_wait_now(board.waits.get(name), closed)}</td></tr>"
         )
     parts.append("</tbody></table>")
     if board.scheduled is not None:
