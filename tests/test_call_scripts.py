@@ -5,12 +5,11 @@ both demo PBXs, read as a browser reads the page."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_agent_desktop import DESK
+from test_agent_desktop import DESK, until_page
 from test_campaigns import campaign as campaign_config
 from test_campaigns import scene
 from test_config import BASE, SECRET_ENV, edit, line_no, problems
@@ -18,7 +17,7 @@ from test_config import BASE, SECRET_ENV, edit, line_no, problems
 from callcenter.config import load_config_text
 from callcenter.live.desktop import script_section
 from callcenter.live.scripts import FilledScript
-from callcenter.testing import DesktopBrowser, DesktopPage, merge, running_center, until
+from callcenter.testing import DesktopBrowser, merge, running_center, until
 
 WELCOME = (
     "Thank you for calling Acme sales, ${caller_name}. My name is ${agent_name}.\n"
@@ -111,20 +110,11 @@ async def test_a_preview_lead_comes_with_the_campaigns_script_and_its_columns(
         ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05)
         browser = DesktopBrowser(s.center.daemon.api.port)
         await browser.sign_in("1001", "1111")
-
-        async def shown(check: Any) -> DesktopPage:
-            async with asyncio.timeout(5):
-                while True:
-                    page = await browser.get()
-                    if check(page):
-                        return page
-                    await asyncio.sleep(0.05)
-
-        preview = await shown(lambda page: "preview" in page.texts)
+        preview = await until_page(browser, lambda page: "preview" in page.texts)
         _, crm = await s.api("GET", "/agents/1001/script")
         await browser.press("Dial this lead")
         await ada.wait_answered(timeout=5)
-        talking = await shown(lambda page: page.rows.get("account") == "A-17")
+        talking = await until_page(browser, lambda page: page.rows.get("account") == "A-17")
         await ada.hangup()
         await s.center.idle(timeout=10)
     assert preview.texts["script"] == "springHello Ada, about account A-17: Alice."

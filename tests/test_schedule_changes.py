@@ -274,17 +274,21 @@ async def test_the_report_lists_the_days_changed_for_the_period_and_who_changed_
     assert "no schedule day was changed for then" in said.err
 
 
+#: Bob (1002, PIN 2222) of the night team, on a schedule; Sam (2000, PIN 2468) their
+#: supervisor; Alice (1001) of no team.
+NIGHT_DESKS: dict[str, Any] = {
+    "supervisors": {"2000": {"pin": "2468", "teams": ["night"]}},
+    "teams": {"night": {}},
+    "agents": {"1002": {"team": "night", "schedule": ALWAYS, "pin": "2222"}, "1001": {}},
+}
+
+
 async def test_bob_asks_for_a_day_off_and_sam_approves_it_then_declines_his_next_ask(
     tmp_path: Path,
 ) -> None:
-    config = {
-        "supervisors": {"2000": {"pin": "2468", "teams": ["night"]}},
-        "teams": {"night": {}},
-        "agents": {"1002": {"team": "night", "schedule": ALWAYS, "pin": "2222"}, "1001": {}},
-    }
     tomorrow = (today() + timedelta(days=1)).isoformat()
     later = (today() + timedelta(days=2)).isoformat()
-    async with running_center(tmp_path, config=config) as center:
+    async with running_center(tmp_path, config=NIGHT_DESKS) as center:
         bob = DesktopBrowser(center.daemon.api.port)
         await bob.sign_in("1002", "2222")
         await bob.press("Ask for another day …")
@@ -330,14 +334,9 @@ async def test_bob_asks_for_a_day_off_and_sam_approves_it_then_declines_his_next
 
 
 async def test_bob_takes_back_a_request_his_plans_no_longer_need(tmp_path: Path) -> None:
-    config = {
-        "supervisors": {"2000": {"pin": "2468", "teams": ["night"]}},
-        "teams": {"night": {}},
-        "agents": {"1002": {"team": "night", "schedule": ALWAYS, "pin": "2222"}, "1001": {}},
-    }
     tomorrow = (today() + timedelta(days=1)).isoformat()
     later = (today() + timedelta(days=2)).isoformat()
-    async with running_center(tmp_path, config=config) as center:
+    async with running_center(tmp_path, config=NIGHT_DESKS) as center:
         bob = DesktopBrowser(center.daemon.api.port)
         await bob.sign_in("1002", "2222")
         await bob.press("Ask for another day …")

@@ -41,6 +41,22 @@ def _front(center: Center) -> SIPFront:
     return SIPFront(dial)
 
 
+async def _calls(
+    center: Center, scenario: str, tmp_path: Path, *args: str, calls: int = 1
+) -> tuple[int, str, SIPFront, list[dict[str, Any]]]:
+    """SIPp runs ``scenario`` (``calls`` calls) into the demo PBX's SIP side: its exit
+    status and errors, the SIP side, and the CDRs once written."""
+    front = _front(center)
+    await front.start()
+    try:
+        code, said = await _sipp(front.port, scenario, tmp_path, "-m", str(calls), *args)
+    finally:
+        await front.stop()
+    await _written(center, calls)
+    rows = await asyncio.to_thread(center.daemon.store.fetch_cdrs)
+    return code, said, front, rows
+
+
 async def _sipp(port: int, scenario: str, tmp_path: Path, *args: str) -> tuple[int, str]:
     """Run SIPp against the demo PBX's SIP port: its exit status and its error log."""
     errors = tmp_path / "sipp_errors.log"
@@ -78,24 +94,9 @@ async def test_sipp_callers_press_1_talk_to_alice_and_are_hung_up_on(
 ) -> None:
     async with running_center(tmp_path, transport=transport) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05, hangup_after=0.3)
-        front = _front(center)
-        await front.start()
-        try:
-            code, said = await _sipp(
-                front.port,
-                "press_1_agent_hangs_up.xml",
-                tmp_path,
-                "-m",
-                str(CALLS),
-                "-l",
-                "1",
-                "-r",
-                "5",
-            )
-        finally:
-            await front.stop()
-        await _written(center, CALLS)
-        rows = await asyncio.to_thread(center.daemon.store.fetch_cdrs)
+        code, said, front, rows = await _calls(
+            center, "press_1_agent_hangs_up.xml", tmp_path, "-l", "1", "-r", "5", calls=CALLS
+        )
     assert code == 0, said
     assert front.calls_taken == CALLS and front.dropped == 0
     assert sorted(row["src"] for row in rows) == [f"555{n}" for n in range(1, CALLS + 1)]
@@ -113,14 +114,7 @@ async def test_a_sipp_caller_who_hangs_up_while_waiting_is_counted_abandoned(
     (BYE): the call leaves the queue as an abandon, and the SIP side answers the BYE."""
     async with running_center(tmp_path, transport=transport) as center:  # type: ignore[arg-type]
         alice = center.add_phone("PJSIP/1001", answer_after=None)
-        front = _front(center)
-        await front.start()
-        try:
-            code, said = await _sipp(front.port, "press_1_hang_up_waiting.xml", tmp_path, "-m", "1")
-        finally:
-            await front.stop()
-        await _written(center, 1)
-        (row,) = await asyncio.to_thread(center.daemon.store.fetch_cdrs)
+        code, said, _, (row,) = await _calls(center, "press_1_hang_up_waiting.xml", tmp_path)
     assert code == 0, said
     assert (row["src"], row["queue"], row["agent"]) == ("5551", "sales", "")
     assert (bool(row["abandoned"]), row["hung_up_by"]) == (True, "caller")
@@ -143,14 +137,7 @@ async def test_the_sipp_caller_the_asterisk_traces_were_made_with_reaches_sales(
         # She talks past the scenario's keys 2 and 3 (0.6 s after the 1): a BYE before
         # them would be one its caller does not expect yet.
         center.add_phone("PJSIP/1001", answer_after=0.05, hangup_after=1.5)
-        front = _front(center)
-        await front.start()
-        try:
-            code, said = await _sipp(front.port, str(scenario), tmp_path, "-m", "1")
-        finally:
-            await front.stop()
-        await _written(center, 1)
-        (row,) = await asyncio.to_thread(center.daemon.store.fetch_cdrs)
+        code, said, _, (row,) = await _calls(center, str(scenario), tmp_path)
     assert code == 0, said
     assert (row["src"], row["queue"], row["agent"], row["hung_up_by"]) == (
         "sipp",
@@ -170,14 +157,7 @@ async def test_the_freeswitch_traces_caller_hangs_up_in_the_menu(
     scenario = TRACES / "freeswitch/config/sipp/uac_hangup_3s.xml"
     patient = {"flows": {"main": {"nodes": {"welcome": {"timeout": 5.0}}}}}
     async with running_center(tmp_path, transport=transport, config=patient) as center:  # type: ignore[arg-type]
-        front = _front(center)
-        await front.start()
-        try:
-            code, said = await _sipp(front.port, str(scenario), tmp_path, "-m", "1")
-        finally:
-            await front.stop()
-        await _written(center, 1)
-        (row,) = await asyncio.to_thread(center.daemon.store.fetch_cdrs)
+        code, said, _, (row,) = await _calls(center, str(scenario), tmp_path)
     assert code == 0, said
     assert (row["src"], row["queue"], row["agent"], row["hung_up_by"]) == (
         "555001",
