@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
@@ -60,6 +60,8 @@ from callcenter.events import (
 )
 
 log = structlog.get_logger(__name__)
+
+_Added = TypeVar("_Added", AgentConfig, QueueConfig)
 
 _ID: Final[TypeAdapter[str]] = TypeAdapter(Name)
 """An added agent's id reads as the config file's ``agents:`` keys do."""
@@ -576,32 +578,10 @@ class Roster:
     ) -> int:
         """Take back the queues a previous daemon added (those the config file does not
         name; settings the config can no longer hold are logged and left out)."""
-        taken = 0
-        for name, settings, since, via in kept:
-            if name in self.file_config.queues:
-                log.warning("added_queue_shadowed", queue=name)
-                continue
-            try:
-                queue = queue_settings(name, settings, self.config)
-            except InvalidQueue as exc:
-                log.error("added_queue_not_restored", queue=name, error=str(exc))
-                continue
-            self.added_queues[name] = (queue, since, via)
-            self._lay_over()
-            taken += 1
-        if taken:
-            self._configure_router(self.config)
-        return taken
+        return self._restore_added("queue", kept, self.added_queues, queue_settings)
 
     def _queue_view(self, name: str) -> dict[str, Any]:
-        queue, since, via = self.added_queues[name]
-        return {
-            "queue": name,
-            **settings_of(queue),
-            "since": since.isoformat(timespec="seconds"),
-            "via": via,
-            "in_config_file": name in self.file_config.queues,
-        }
+        return _added_view("queue", name, self.added_queues[name], self.file_config.queues)
 
     def added_queue_views(self) -> list[dict[str, Any]]:
         """The queues added while the centre runs (for status and ``GET /queues/added``)."""
@@ -692,17 +672,27 @@ class Roster:
     ) -> int:
         """Take back the agents a previous daemon added (those the config file does not
         name; settings the config can no longer hold are logged and left out)."""
+        return self._restore_added("agent", kept, self.added_agents, agent_settings)
+
+    def _restore_added(
+        self,
+        kind: str,
+        kept: Sequence[tuple[str, Mapping[str, Any], datetime, str]],
+        added: dict[str, tuple[_Added, datetime, str]],
+        check: Callable[[str, Mapping[str, Any], CallCenterConfig], _Added],
+    ) -> int:
+        in_file = self.file_config.agents if kind == "agent" else self.file_config.queues
         taken = 0
-        for agent_id, settings, since, via in kept:
-            if agent_id in self.file_config.agents:
-                log.warning("added_agent_shadowed", agent=agent_id)
+        for name, settings, since, via in kept:
+            if name in in_file:
+                log.warning(f"added_{kind}_shadowed", **{kind: name})
                 continue
             try:
-                agent = agent_settings(agent_id, settings, self.config)
-            except InvalidAgent as exc:
-                log.error("added_agent_not_restored", agent=agent_id, error=str(exc))
+                value = check(name, settings, self.config)
+            except (InvalidAgent, InvalidQueue) as exc:
+                log.error(f"added_{kind}_not_restored", error=str(exc), **{kind: name})
                 continue
-            self.added_agents[agent_id] = (agent, since, via)
+            added[name] = (value, since, via)
             self._lay_over()
             taken += 1
         if taken:
@@ -710,14 +700,7 @@ class Roster:
         return taken
 
     def _added_view(self, agent_id: str) -> dict[str, Any]:
-        agent, since, via = self.added_agents[agent_id]
-        return {
-            "agent": agent_id,
-            **settings_of(agent),
-            "since": since.isoformat(timespec="seconds"),
-            "via": via,
-            "in_config_file": agent_id in self.file_config.agents,
-        }
+        return _added_view("agent", agent_id, self.added_agents[agent_id], self.file_config.agents)
 
     def added_views(self) -> list[dict[str, Any]]:
         """The agents added while the centre runs (for status and ``GET /roster``)."""
@@ -942,3 +925,20 @@ class Roster:
             kept=kept,
         )
         return True
+
+
+def _added_view(
+    kind: str,
+    name: str,
+    kept: tuple[AgentConfig | QueueConfig, datetime, str],
+    in_file: Collection[str],
+) -> dict[str, Any]:
+    """An added agent or queue as status and the API show it."""
+    settings, since, via = kept
+    return {
+        kind: name,
+        **settings_of(settings),
+        "since": since.isoformat(timespec="seconds"),
+        "via": via,
+        "in_config_file": name in in_file,
+    }
