@@ -130,7 +130,7 @@ from callcenter.ivr.trace import (
     VariableSet,
     VoicemailRecorded,
 )
-from callcenter.ivr.values import matches_any, render
+from callcenter.ivr.values import TRANSFER_NOTE, matches_any, render
 from callcenter.line import LINE_ROUTE, AgentLines
 from callcenter.live.alerts import AgentAlerts, QueueAlerts
 from callcenter.outbound.campaign import (
@@ -239,6 +239,8 @@ LINE_ASK_SLACK = 5.0
 """Seconds beyond the ring timeout the caller's side waits for an open line's answer."""
 MAX_QUEUE_HOPS = 5
 """Queues one call may pass through (exits sending callers from queue to queue)."""
+MAX_TRANSFER_NOTE: Final = 200
+"""Characters of a transferring agent's note (``transfer_note``)."""
 
 EXIT_KEY_POLL = 1.0
 """Seconds one digit read lasts while a queue's exit keys are armed."""
@@ -3852,6 +3854,7 @@ class Switchboard:
         kind: str = "blind",
         queue: str | None = None,
         priority: int = 0,
+        note: str = "",
     ) -> str:
         """Blind-transfer the caller ``agent_id`` is talking to; returns the target id.
 
@@ -3861,10 +3864,14 @@ class Switchboard:
         ``kind`` is what the CallTransferred event says (``takeover``: a supervisor took
         the call over). ``queue``: the caller joins that queue instead
         (kind ``queue``), at ``priority``, with the skills the IVR gave the call; music on
-        hold meanwhile, and the queue's rules from there on.
+        hold meanwhile, and the queue's rules from there on. ``note``: what the next agent
+        reads of the call (``transfer_note``: their desktop, the screen pop's and the
+        script's variables, the CDR), at most :data:`MAX_TRANSFER_NOTE` characters.
         """
         if queue is not None and queue not in self.config.queues:
             raise UnknownQueue(f"unknown queue {queue!r}")
+        if len(note) > MAX_TRANSFER_NOTE:
+            raise EngineError(f"note: {MAX_TRANSFER_NOTE} characters at the most")
         found = self.agent_call(agent_id)
         if found is None:
             raise EngineError(f"agent {agent_id} is not on a call")
@@ -3881,6 +3888,7 @@ class Switchboard:
             active.transferred_by = agent_id
             active.transfer_kind = QUEUE_TRANSFER
             active.transfer_priority = priority
+            self._note_transfer(active, agent_id, note)
             try:
                 await self.consults.drop_talker(active)
             except PBXError:
@@ -3897,6 +3905,7 @@ class Switchboard:
         active.pending_transfer = target
         active.transferred_by = agent_id
         active.transfer_kind = kind
+        self._note_transfer(active, agent_id, note)
         try:
             await self.consults.drop_talker(active)
         except PBXError:
@@ -3905,6 +3914,22 @@ class Switchboard:
                 self.router.release(target)
             raise
         return target
+
+    def _note_transfer(self, active: ActiveCall, agent_id: str, note: str) -> None:
+        """The transferring agent's note, as a variable of the call (the latest wins)."""
+        note = note.strip()
+        if not note:
+            return
+        active.variables[TRANSFER_NOTE] = note
+        self.bus.publish(
+            IvrVariableSet(
+                call_id=active.call.info.call_id,
+                flow="transfer",
+                node=agent_id,
+                name=TRANSFER_NOTE,
+                value=note,
+            )
+        )
 
     async def send_to_survey(self, agent_id: str) -> str:
         """Leave the call ``agent_id`` is on and send its caller to the queue's post-call

@@ -786,6 +786,55 @@ async def _until_served(port: int, path: str, timeout: float = 5.0) -> bytes:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_bob_reads_the_note_alice_wrote_when_she_handed_him_the_caller(
+    tmp_path: Path, transport: str
+) -> None:
+    """Alice transfers her caller to Bob from the page with a note: Bob's page shows it
+    first among the call's data, the CRM reads it as ``transfer_note``, the CDR keeps it.
+    A second caller goes into sales by the API with a note: Alice, who takes him from
+    the queue, reads it."""
+    config = merge(DESK, {"agents": {"1002": {"pin": "2222"}}})
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/1002", answer_after=0.05)
+        router = center.daemon.router
+        router.pause("1002", "lunch", via="test")  # support's first caller goes to Alice
+        alice = DesktopBrowser(center.daemon.api.port)
+        await alice.sign_in("1001", "1111")
+        bob = DesktopBrowser(center.daemon.api.port)
+        await bob.sign_in("1002", "2222")
+        caller = await center.caller_presses("5550021", "2")
+        await caller.wait_bridged(timeout=5, device="PJSIP/1001")
+        router.unpause("1002", via="test")
+        await until(lambda: router.agents["1001"].state == "on_call")
+        await alice.get()
+        await alice.press("Transfer to …")
+        await alice.press("Transfer", to="1002", note="Wants a refund; ID checked")
+        await caller.wait_bridged(timeout=5, device="PJSIP/1002")
+        told = await until_page(bob, lambda page: "Note" in page.rows)
+        _, status = await center.api("GET", "/status")
+        too_long = await center.api(
+            "POST", "/agents/1002/transfer", {"queue": "sales", "note": "x" * 201}
+        )
+        await until(lambda: router.agents["1001"].state == "available", timeout=10)
+        moved = await center.api(
+            "POST", "/agents/1002/transfer", {"queue": "sales", "note": "VIP, be quick"}
+        )
+        await caller.wait_bridged(timeout=5, device="PJSIP/1001")
+        second = await until_page(alice, lambda page: page.rows.get("Note") == "VIP, be quick")
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+    assert told.rows["Note"] == "Wants a refund; ID checked"
+    assert list(told.rows).index("Note") == 1, "right under the number"
+    (call,) = status["calls"]
+    assert call["variables"]["transfer_note"] == "Wants a refund; ID checked"
+    assert too_long[0] == 409 and "200 characters" in too_long[1]["error"]
+    assert moved[0] == 200
+    assert second.rows["Note"] == "VIP, be quick", "the latest note"
+    assert json.loads(row["ivr_variables"])["transfer_note"] == "VIP, be quick"
+
+
 async def test_alice_transfers_her_caller_to_bob_picked_from_the_free_colleagues(
     tmp_path: Path,
 ) -> None:

@@ -24,6 +24,8 @@ _VARIABLE = re.compile(VARIABLE_NAME)
 
 BUILTIN_VARIABLES: tuple[str, ...] = ("caller_num", "caller_name", "dialed", "call_id", "language")
 """Variables every call has from the start (set from what the PBX told us)."""
+TRANSFER_NOTE = "transfer_note"
+"""The call variable an agent's note for the next one goes in (a transfer's ``note``)."""
 QUEUE_FIGURES: tuple[str, ...] = ("waiting", "free", "staffed", "wait_minutes", "open")
 """What a ``queue_figures`` node sets, each as ``<into>_<figure>``."""
 

@@ -37,7 +37,8 @@ Routes (all JSON)::
     POST /agents/{id}/ready               {}: wrap-up over before its time (409 when the
                                           agent is not in wrap-up)
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
-                                          or {"queue": "<queue>", "priority": 0}
+                                          or {"queue": "<queue>", "priority": 0}; "note":
+                                          what the next agent reads (transfer_note)
     POST /agents/{id}/dial                {"number": "0612345678", "queue": "sales"}
                                           ("last": their last call's number; "data":
                                           {"ticket": "T-42"}, variables of the call for
@@ -2830,9 +2831,12 @@ class ControlAPI:
                 router.end_wrapup(agent_id)
             elif action == "transfer":
                 queue = body.get("queue")
+                note = body.get("note", "")
+                if not isinstance(note, str):
+                    raise HTTPError(400, '"note" is text for the next agent: {"note": "..."}')
                 if queue is None:
                     target = await self.switchboard.transfer(
-                        agent_id, str(body.get("to", "supervisor"))
+                        agent_id, str(body.get("to", "supervisor")), note=note
                     )
                     return {"agent": agent_id, "transferred_to": target}
                 priority = body.get("priority", 0)
@@ -2842,7 +2846,9 @@ class ControlAPI:
                     raise HTTPError(400, 'say which queue: {"queue": "billing"}')
                 if not isinstance(priority, int) or isinstance(priority, bool):
                     raise HTTPError(400, '"priority" is a whole number: {"priority": 5}')
-                target = await self.switchboard.transfer(agent_id, queue=queue, priority=priority)
+                target = await self.switchboard.transfer(
+                    agent_id, queue=queue, priority=priority, note=note
+                )
                 return {"agent": agent_id, "transferred_to_queue": target, "priority": priority}
             elif action == "consult":
                 target = await self.switchboard.consult(agent_id, str(body.get("to", "supervisor")))

@@ -80,6 +80,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from callcenter.acd.router import AUTOPAUSE_VIA
+from callcenter.ivr.values import TRANSFER_NOTE
 from callcenter.live.notices import MAX_TEXT
 from callcenter.live.scripts import FilledScript
 from callcenter.live.today import AgentDay, QueueDay
@@ -687,8 +688,12 @@ def _call_section(desk: Desktop, state: str, call: CallShown) -> str:
         rows.append(("Recording", "paused" if call.recording_paused else "on"))
     if call.consult is not None:
         rows.append(("Consulting", f"{call.consult.get('to')} ({call.consult.get('state')})"))
+    note = call.variables.get(TRANSFER_NOTE)
+    if note:
+        rows.insert(1, ("Note", note))  # what the colleague who handed the call on said
     for name, value in call.variables.items():
-        rows.append((name, value))
+        if name != TRANSFER_NOTE:
+            rows.append((name, value))
     cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows)
     link = ""
     if call.link:
@@ -1212,6 +1217,10 @@ def render_transfer(
     if numbers:
         # A typed number wins over the list: the form sends both and the API takes one.
         fields.append('<label>or the number <input name="number" type="tel" size="16"></label>')
+    if fields:
+        fields.append(
+            '<br><label>Note for them <input name="note" maxlength="200" size="40"></label>'
+        )
     if not fields:
         parts.append(
             "<section><p>No colleague is free and no outside number may be dialled.</p>"
