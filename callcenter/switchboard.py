@@ -39,7 +39,7 @@ from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.roster import Roster
 from callcenter.acd.router import RingOutcome, Router
-from callcenter.acd.rules import EXTERNAL_TECH, answers_by_itself
+from callcenter.acd.rules import EXTERNAL_TECH, answers_by_itself, disposition_codes
 from callcenter.acd.schedule import opening_hours
 from callcenter.config.models import (
     AgentKeysConfig,
@@ -3012,6 +3012,14 @@ class Switchboard:
             if pattern.fullmatch(call.number):
                 self._agent_calls[agent_id] = dataclasses.replace(call, number=tokens[call.number])
 
+    def disposition_codes_for(self, agent_id: str) -> list[str]:
+        """The codes ``agent_id`` may give the call they talk on or talked on last (its
+        campaign's or queue's ``dispositions``); every code before any call."""
+        call = self._agent_calls.get(agent_id)
+        if call is None:
+            return list(self.config.dispositions)
+        return disposition_codes(self.config, call.queue, call.campaign)
+
     def last_call_of(self, agent_id: str) -> tuple[str, str] | None:
         """The number and queue of the call ``agent_id`` talks on or talked on last (the
         caller's number, or the one the daemon dialled); None when none since the start."""
@@ -3041,14 +3049,20 @@ class Switchboard:
         if disposition is None:
             known = ", ".join(codes) or "none are configured (dispositions:)"
             raise EngineError(f"unknown disposition {code!r}; use one of: {known}")
+        call = self._agent_calls.get(agent_id)
+        if call is None:
+            raise EngineError(f"agent {agent_id} has had no call to give a disposition to")
+        allowed = disposition_codes(self.config, call.queue, call.campaign)
+        if code not in allowed:
+            whose = f"campaign {call.campaign}" if call.campaign else f"queue {call.queue}"
+            raise EngineError(
+                f"disposition {code!r} is not one of {whose}'s: {', '.join(allowed) or 'none'}"
+            )
         if disposition.callback != (at is not None):
             need = "needs the time to call back (--at)" if at is None else "takes no time"
             raise EngineError(f"disposition {code!r} {need}")
         if at is not None and at <= datetime.now(UTC):
             raise EngineError(f"the time to call back ({at.isoformat()}) has passed")
-        call = self._agent_calls.get(agent_id)
-        if call is None:
-            raise EngineError(f"agent {agent_id} has had no call to give a disposition to")
         number = call.number
         if call.campaign and call.lead:
             known_lead = self.find_lead(call.campaign, call.lead)

@@ -34,7 +34,7 @@ from callcenter.events import (
     QueueCallbackAnswered,
 )
 from callcenter.records.dispositions import DispositionRecord
-from callcenter.testing import BASE_CONFIG, merge, running_center
+from callcenter.testing import BASE_CONFIG, DesktopBrowser, merge, running_center
 
 CODES = {
     "dispositions": {
@@ -92,6 +92,70 @@ async def test_an_agent_gives_the_call_they_took_its_code_and_can_correct_it(
     assert [e.code for e in s.of(CallDisposed)] == ["no-interest", "sale"]
     for code in ("no-interest", "sale"):
         assert figures["callcenter_dispositions_total", (("code", code),)] == 1
+
+
+async def test_each_queue_offers_its_own_codes_and_a_campaign_its_own(
+    tmp_path: Path,
+) -> None:
+    """Sales takes "sale" and "no-interest" only: Alice's page offers those two for a
+    sales call and the API refuses "callback" for it, naming the two; a campaign of
+    sales has its own list ("do-not-call" and "sale"), which wins for its leads."""
+    config = merge(
+        merge(campaign(dispositions=["do-not-call", "sale"]), CODES),
+        {
+            "queues": {"sales": {"dispositions": ["sale", "no-interest"]}},
+            "agents": {"1001": {"pin": "1111"}},
+        },
+    )
+    async with scene(tmp_path, config, "number,id\n5551001,ada\n") as s:
+        s.center.daemon.campaigns.by_id["spring"].pause("test")
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.3)
+        browser = DesktopBrowser(s.center.daemon.api.port)
+        await browser.sign_in("1001", "1111")
+        caller = await s.center.caller_presses("5550199", "1")
+        await caller.wait_bridged(timeout=5)
+        talking = await browser.get()
+        refused = await dispose(s, "1001", code="callback")
+        await caller.hangup()
+        given = await dispose(s, "1001", code="no-interest")
+        await s.api("POST", "/campaigns/spring/resume")
+        await ada.wait_answered(timeout=5)
+        await s.wait_for(lambda: len(s.of(AgentConnected)) == 2)  # the caller, then Ada
+        await ada.wait_idle(timeout=5)
+        await s.wait_for(lambda: s.center.daemon.router.agents["1001"].state != "on_call")
+        lead_page = await browser.get()
+        not_for_leads = await dispose(s, "1001", code="no-interest")
+        for_leads = await dispose(s, "1001", code="do-not-call")
+    codes = [label for label in talking.buttons if label.startswith("Code: ")]
+    assert codes == ["Code: sale", "Code: no-interest"]
+    assert refused[0] == 409
+    assert (
+        refused[1]["error"]
+        == "disposition 'callback' is not one of queue sales's: sale, no-interest"
+    )
+    assert given[0] == 200
+    lead_codes = [label for label in lead_page.buttons if label.startswith("Code: ")]
+    assert lead_codes == ["Code: do-not-call", "Code: sale"]
+    assert (
+        not_for_leads[0] == 409
+        and "campaign spring's: do-not-call, sale" in (not_for_leads[1]["error"])
+    )
+    assert for_leads[0] == 200
+
+
+def test_a_queue_may_list_only_codes_the_config_has() -> None:
+    text = yaml.safe_dump(
+        merge(
+            merge(BASE_CONFIG, CODES),
+            {"queues": {"sales": {"dispositions": ["sale", "sael"]}}},
+        )
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, environ={"CALLCENTER_AMI_SECRET": "x"})
+    (issue,) = caught.value.issues
+    assert issue.field == "queues.sales.dispositions[1]"
+    assert issue.message == 'no disposition named "sael"; did you mean sale?'
 
 
 async def test_a_lead_who_asks_to_be_called_back_is_called_again_at_that_time(

@@ -194,3 +194,18 @@ def answers_by_itself(config: CallCenterConfig, agent_id: str) -> bool:
     agent = config.agents.get(agent_id)
     chosen = agent.auto_answer if agent is not None else None
     return config.acd.auto_answer if chosen is None else chosen
+
+
+def disposition_codes(config: CallCenterConfig, queue: str, campaign: str = "") -> list[str]:
+    """The codes agents may give a call of ``queue`` (a lead of ``campaign``): the
+    campaign's ``dispositions``, else the queue's, else every configured code."""
+    listed: list[str] | None = None
+    chosen = config.campaigns.get(campaign) if campaign else None
+    if chosen is not None:
+        listed = chosen.dispositions
+    if listed is None:
+        qcfg = config.queues.get(queue)
+        listed = qcfg.dispositions if qcfg is not None else None
+    if listed is None:
+        return list(config.dispositions)
+    return [code for code in listed if code in config.dispositions]

@@ -2380,6 +2380,13 @@ class QueueConfig(_Model):
         "desktop while its calls ring and are talked on. None: no script.",
         examples=["welcome"],
     )
+    dispositions: list[Name] | None = Field(
+        default=None,
+        description="The codes (under `dispositions`) agents may give this queue's calls: "
+        "their desktop offers only these, and the API, the CLI and `*76` refuse the others. "
+        "None: every code.",
+        examples=[["sale", "no-interest", "callback"]],
+    )
     mailbox: Name | None = Field(
         default=None,
         description="Voicemail box (a sub-folder of ivr.voicemail_folder) whose messages "
@@ -3424,6 +3431,13 @@ class CampaignConfig(_Model):
         "queue's `survey`; rows and figures name the campaign's queue. null: the queue's.",
         examples=[{"flow": "csat", "score": "rating"}],
     )
+    dispositions: list[Name] | None = Field(
+        default=None,
+        description="The codes (under `dispositions`) agents may give this campaign's "
+        "calls, instead of its queue's `dispositions`: an outcome list of its own (sale, "
+        "not interested, wrong person, do not call). None: the queue's.",
+        examples=[["sale", "no-interest", "do-not-call"]],
+    )
     script: Name | None = Field(
         default=None,
         description="The call script (under `scripts`) agents see for this campaign's "
@@ -4113,12 +4127,26 @@ def _script_problems(
     return []
 
 
+def _code_problems(
+    where: tuple[Any, ...], listed: object, codes: Mapping[Any, Any]
+) -> list[Problem]:
+    if not isinstance(listed, list):
+        return []
+    return [
+        Problem((*where, "dispositions", i), _unknown("disposition", code, codes, "dispositions"))
+        for i, code in enumerate(listed)
+        if isinstance(code, str) and code not in {str(k) for k in codes}
+    ]
+
+
 def _campaign_problems(
     campaigns: Mapping[Any, Any],
     queues: Mapping[Any, Any],
     flows: Mapping[Any, Any],
     base_dir: Path | None,
+    *,
     scripts: Mapping[Any, Any],
+    codes: Mapping[Any, Any],
 ) -> list[Problem]:
     """A campaign's queue that is not there, a survey naming no flow; with ``base_dir``,
     its lead and do-not-call files that cannot be read as such (the file's own line in
@@ -4134,6 +4162,7 @@ def _campaign_problems(
             )
         out += _survey_problems(("campaigns", cid), campaign.get("survey"), flows)
         out += _script_problems(("campaigns", cid), campaign.get("script"), scripts)
+        out += _code_problems(("campaigns", cid), campaign.get("dispositions"), codes)
         if base_dir is None:
             continue
         for key, load in (("leads", load_leads), ("do_not_call", load_do_not_call)):
@@ -4163,6 +4192,7 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
     supervisors = _section(data, "supervisors")
     routes = _section(data, "routes") or {}
     scripts = _section(data, "scripts") or {}
+    known_codes = _section(data, "dispositions") or {}
 
     pbx = _section(data, "pbx")
     pbx_type = pbx.get("type") if pbx is not None else None
@@ -4265,6 +4295,7 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
             )
         out += _queue_problems(qname, queue, queues or {}, flows or {}, _section(data, "acd"))
         out += _script_problems(("queues", qname), queue.get("script"), scripts)
+        out += _code_problems(("queues", qname), queue.get("dispositions"), known_codes)
         form = queue.get("evaluation_form")
         forms = _section(data, "evaluation_forms") or {}
         if isinstance(form, str) and form not in {str(k) for k in forms}:
@@ -4323,7 +4354,12 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                 message = _unknown("number list", listed, lists, "ivr.number_lists")
                 out.append(Problem(("acd", "dial_out_block", i), message))
     out += _campaign_problems(
-        _section(data, "campaigns") or {}, queues or {}, flows or {}, base_dir, scripts
+        _section(data, "campaigns") or {},
+        queues or {},
+        flows or {},
+        base_dir,
+        scripts=scripts,
+        codes=known_codes,
     )
 
     owners: dict[str, object] = {}

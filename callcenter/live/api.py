@@ -1257,7 +1257,10 @@ class ControlAPI:
             card = await self._scorecard(person, query.get("call", ""), query.get("supervisor", ""))
             return 200, desktop.render_dispute(title, agent, card), _PAGE_HEADERS
         if route == "/desktop/note":
-            codes = {code: d.callback for code, d in config.dispositions.items()}
+            codes = {
+                code: config.dispositions[code].callback
+                for code in self.switchboard.disposition_codes_for(person)
+            }
             if not any(not callback for callback in codes.values()):
                 raise HTTPError(404, "no code to give a note with (dispositions)")
             return 200, desktop.render_note(title, agent, codes), _PAGE_HEADERS
@@ -2080,7 +2083,10 @@ class ControlAPI:
             queues=[router.queue_view(q, now) for q in mine],
             day=day,
             pause_reasons=list(config.pause_reasons),
-            dispositions={code: d.callback for code, d in config.dispositions.items()},
+            dispositions={
+                code: config.dispositions[code].callback
+                for code in board.disposition_codes_for(agent_id)
+            },
             transfer_queues=[q for q in router.queue_names() if call is None or q != call.queue],
             call=call,
             preview=preview,
