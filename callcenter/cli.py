@@ -521,9 +521,11 @@ def build_parser() -> argparse.ArgumentParser:
     notice = sub.add_parser(
         "notice",
         help="a line for the agents' desktops and the wallboard: list, post, take-down",
-        description="post TEXT [--team T ...] [--minutes N]: shown to the agents of those "
-        "teams (none: every agent) and on the wallboard for N minutes (60). list: the "
-        "notices standing. take-down ID: before its time.",
+        description="post TEXT [--team T ... | --agent A ...] [--minutes N]: shown to the "
+        "agents of those teams (none: every agent) and on the wallboard for N minutes (60); "
+        "with --agent, a "
+        "message on those agents' desktops alone. list: the notices standing. take-down "
+        "ID: before its time.",
     )
     notice.add_argument("action", choices=["list", "post", "take-down"])
     notice.add_argument(
@@ -533,6 +535,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--team", action="append", default=[], help="post: for this team (repeat for more)"
     )
     notice.add_argument("--minutes", type=float, default=60, help="post: how long it stands")
+    notice.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        help="post: a message to this agent alone, on their desktop (repeat for more)",
+    )
     _add_api_option(notice)
 
     callback = sub.add_parser(
@@ -1288,8 +1296,18 @@ def _main(argv: Sequence[str] | None) -> int:
             what = "text" if args.action == "post" else "notice's id"
             parser.error(f"notice {args.action} needs the {what}")
         if args.action == "post":
-            body = {"text": args.target, "teams": args.team, "minutes": args.minutes, "by": "cli"}
+            if args.team and args.agent:
+                parser.error("notice post: --team or --agent, not both")
+            body = {
+                "text": args.target,
+                "teams": args.team,
+                "agents": args.agent,
+                "minutes": args.minutes,
+                "by": "cli",
+            }
             return _api_call(args.api, "POST", "/notices", body)
+        if args.agent:
+            parser.error("--agent goes with notice post")
         which = urllib.parse.quote(args.target, safe="")
         return _api_call(args.api, "POST", f"/notices/{which}/take-down", {"by": "cli"})
     if command == "queue":

@@ -397,7 +397,10 @@ class Daemon:
                 switches=self.switchboard.switch_views,
                 closed=self.switchboard.queue_closed,
                 voicemails=self._voicemails_waiting,
-                notices=lambda: [n.as_dict() for n in self.notices.standing(everyone=True)],
+                # Messages to one agent stay on their desktop: not on a wallboard's topic.
+                notices=lambda: [
+                    n.as_dict() for n in self.notices.standing(everyone=True) if not n.agents
+                ],
                 today=self.today,
             )
             self.bus.subscribe(self.mqtt.on_event, kinds=self.mqtt.kinds())

@@ -126,13 +126,15 @@ class VoicemailNotReached(EngineEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NoticePosted(EngineEvent):
     """A notice for agents (``text``) stands until ``until``: for ``teams``, or every agent
-    when empty; ``by`` who posted it (``supervisor:2000``, ``api``, ``cli``)."""
+    when empty, or a message to ``agents`` alone; ``by`` who posted it
+    (``supervisor:2000``, ``api``, ``cli``)."""
 
     notice_id: str
     text: str
     by: str
     teams: tuple[str, ...] = ()
     until: datetime | None = None
+    agents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

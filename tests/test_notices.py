@@ -136,6 +136,49 @@ async def test_sam_tells_the_night_team_and_only_they_and_the_wallboard_see_it(
     assert after.notices == ["Fire drill at 16:00 ops, until " + after.notices[0][-5:]]
 
 
+async def test_sam_sends_bob_a_message_that_only_bob_reads(tmp_path: Path) -> None:
+    """From Bob's page Sam sends him a line: Bob's desktop shows it, nobody else's, nor
+    the wallboard; Sam may not message Alice (another team); ops message Alice by the
+    API, and Sam can take down his own message."""
+    async with running_center(tmp_path, config=TEAMS) as center:
+        port = center.daemon.api.port
+        sam = DesktopBrowser(port)
+        await sam.sign_in("2000", "2468", role="supervisor")
+        page = await sam.get("/desktop/agent?id=1002")
+        sent = await sam.press("Send", text="Take your break after this call", minutes="15")
+        stranger = await sam.post(
+            "/desktop/act",
+            {"action": "notice-post", "agent": "1001", "text": "hi", "minutes": "15"},
+        )
+        bobs = await DesktopBrowser(port).sign_in("1002", "2222")
+        alices = await DesktopBrowser(port).sign_in("1001", "1111")
+        board = await asyncio.to_thread(_get, port, "/wallboard")
+        night = await asyncio.to_thread(_get, port, "/wallboard?team=night")
+        ops = await center.api("POST", "/notices", {"text": "Call IT", "agents": ["1001"]})
+        both = await center.api(
+            "POST", "/notices", {"text": "x", "agents": ["1001"], "teams": ["day"]}
+        )
+        nobody = await center.api("POST", "/notices", {"text": "x", "agents": ["1999"]})
+        alices_after = await DesktopBrowser(port).sign_in("1001", "1111")
+        sams = await sam.get()
+        retained = center.daemon.notices.standing(everyone=True)
+        mine = next(n for n in retained if n.agents == ("1002",))
+        taken = await sam.press("Take down", picking={"id": mine.id})
+    assert "A message to them" in page.body
+    assert sent.texts["said"].startswith("Your message to 1002 stands until ")
+    assert stranger.texts["error"] == "agent 1001 is not in your teams"
+    (told,) = bobs.notices
+    assert told.startswith("Take your break after this call Sam, until ")
+    assert alices.notices == []
+    assert "Take your break" not in board and "Take your break" not in night
+    assert ops[0] == 200 and ops[1]["agents"] == ["1001"] and ops[1]["teams"] == []
+    assert both[0] == 400 and "teams or for agents, not both" in both[1]["error"]
+    assert nobody[0] == 404 and "no agent 1999" in nobody[1]["error"]
+    assert [n.split(" ")[0] for n in alices_after.notices] == ["Call"]
+    assert len(sams.notices) == 1, "Sam sees his message to Bob, not the one to Alice"
+    assert taken.texts["said"] == "Notice taken down"
+
+
 async def test_ops_post_and_take_down_notices_from_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -490,6 +490,11 @@ def _iso_day(text: str) -> date:
         raise HTTPError(400, f"{text!r} is not a day: 2026-12-08") from None
 
 
+def _team_of(config: CallCenterConfig, agent_id: str) -> str | None:
+    agent = config.agents.get(agent_id)
+    return agent.team if agent is not None else None
+
+
 def wait_said(seconds: int | None, *, staffed: int, closed: bool) -> str:
     """A wait as a web page says it: "no wait", "under a minute", "about 4 minutes";
     "closed" / "no agent at work" / "unknown" when there is no wait to say."""
@@ -992,9 +997,9 @@ class ControlAPI:
             notices=[
                 f"{n.text} ({n.author}, until {n.until})"
                 for n in (
-                    self._notices_shown(asked.team)
+                    self._notices_shown(asked.team, wallboard=True)
                     if asked.team is not None
-                    else self._notices_shown(teams=())
+                    else self._notices_shown(teams=(), wallboard=True)
                 )
             ],
         )
@@ -1903,19 +1908,34 @@ class ControlAPI:
             minutes = form.get("minutes", "60")
             if not minutes.isdigit():
                 raise HTTPError(400, f"minutes: a whole number, not {minutes!r}")
+            to = form.get("agent", "")
+            if to and to not in self._supervised(supervisor_id):
+                raise HTTPError(403, f"agent {to} is not in your teams")
             try:
                 notice = self.notices.post(
-                    form.get("text", ""), by=by, teams=teams, minutes=int(minutes)
+                    form.get("text", ""),
+                    by=by,
+                    teams=() if to else teams,
+                    minutes=int(minutes),
+                    agents=(to,) if to else (),
                 )
             except ValueError as exc:
                 raise HTTPError(400, str(exc)) from None
-            log.info("notice_posted", notice=notice.id, by=by, teams=notice.teams)
-            return f"Your notice stands until {notice.until.astimezone(zone):%H:%M}"
+            log.info("notice_posted", notice=notice.id, by=by, teams=notice.teams, agents=to)
+            until = notice.until.astimezone(zone)
+            if to:
+                return f"Your message to {to} stands until {until:%H:%M}"
+            return f"Your notice stands until {until:%H:%M}"
         try:
             notice = self.notices.get(form.get("id", ""))
         except UnknownNotice as exc:
             raise HTTPError(404, str(exc)) from None
-        theirs = notice.by == by or not teams or (notice.teams and set(notice.teams) <= set(teams))
+        theirs = (
+            notice.by == by
+            or not teams
+            or (notice.teams and set(notice.teams) <= set(teams))
+            or (notice.agents and set(notice.agents) <= set(self._supervised(supervisor_id)))
+        )
         if not theirs:
             raise HTTPError(403, "that notice is for agents of other teams too: not yours")
         self.notices.take_down(notice.id, by=by)
@@ -1923,20 +1943,31 @@ class ControlAPI:
         return "Notice taken down"
 
     def _notices_shown(
-        self, team: str | None = None, *, teams: Collection[str] | None = None
+        self,
+        team: str | None = None,
+        *,
+        teams: Collection[str] | None = None,
+        agent: str | None = None,
+        wallboard: bool = False,
     ) -> list[desktop.NoticeShown]:
-        """The notices an agent of ``team`` sees, or (``teams``) those the agents of a
-        supervisor of those teams see (every notice for a supervisor of every agent)."""
+        """The notices an agent of ``team`` sees (``agent``: that agent, with the messages
+        to them), or (``teams``) those the agents of a supervisor of those teams see
+        (every notice for a supervisor of every agent); ``wallboard``: no message to an
+        agent."""
         config = self.switchboard.config
         zone = ZoneInfo(config.ivr.timezone)
         if teams is None:
-            standing = self.notices.standing(team)
+            standing = self.notices.standing(team, agent=agent)
         else:
             standing = [
                 n
                 for n in self.notices.standing(everyone=True)
-                if not teams or not n.teams or set(n.teams) & set(teams)
+                if not teams
+                or (n.agents and any(_team_of(config, a) in teams for a in n.agents))
+                or (not n.agents and (not n.teams or set(n.teams) & set(teams)))
             ]
+        if wallboard:
+            standing = [n for n in standing if not n.agents]
         shown = []
         for notice in standing:
             role, _, person = notice.by.partition(":")
@@ -2102,7 +2133,8 @@ class ControlAPI:
             hot_desk=agent_id in config.agents and config.agents[agent_id].hot_desk,
             scores=bool(config.evaluation_forms),
             notices=self._notices_shown(
-                config.agents[agent_id].team if agent_id in config.agents else None
+                config.agents[agent_id].team if agent_id in config.agents else None,
+                agent=agent_id,
             ),
             pbx_down=None if self.link.connected else self.link.reason,
             said=said,
@@ -2476,10 +2508,16 @@ class ControlAPI:
             if method != "POST":
                 raise HTTPError(405, "use GET or POST for /notices")
             text, teams, minutes = body.get("text"), body.get("teams", []), body.get("minutes", 60)
+            agents = body.get("agents", [])
             if not isinstance(text, str):
                 raise HTTPError(400, 'say what: {"text": "Team meeting at 15:00"}')
             if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
                 raise HTTPError(400, '"teams" lists team names: {"teams": ["night"]}')
+            if not isinstance(agents, list) or not all(isinstance(a, str) for a in agents):
+                raise HTTPError(400, '"agents" lists agent ids: {"agents": ["1001"]}')
+            strangers = sorted(set(agents) - set(self.switchboard.router.agents))
+            if strangers:
+                raise HTTPError(404, f"no agent {', '.join(strangers)}")
             if isinstance(minutes, bool) or not isinstance(minutes, int | float):
                 raise HTTPError(400, '"minutes" is a number: {"minutes": 60}')
             known = {a.team for a in self.switchboard.config.agents.values() if a.team}
@@ -2488,10 +2526,16 @@ class ControlAPI:
                 raise HTTPError(404, f"no agent is in team {', '.join(unknown)}")
             try:
                 notice = notices.post(text, by=str(body.get("by") or "api"), teams=teams,
-                                      minutes=minutes)  # fmt: skip
+                                      minutes=minutes, agents=agents)  # fmt: skip
             except ValueError as exc:
                 raise HTTPError(400, str(exc)) from None
-            log.info("notice_posted", notice=notice.id, by=notice.by, teams=notice.teams)
+            log.info(
+                "notice_posted",
+                notice=notice.id,
+                by=notice.by,
+                teams=notice.teams,
+                agents=notice.agents,
+            )
             return notice.as_dict()
         if len(parts) == 2 and parts[1] == "take-down":
             if method != "POST":

@@ -1824,8 +1824,27 @@ def render_membership(
         )
     if days:
         parts.append(_schedule_section(aid, back, days))
+    parts.append(_message_section(aid, back))
     parts.append('<p><a href="/desktop">Back to the desktop</a></p></body></html>')
     return "\n".join(parts)
+
+
+def _message_section(agent_id: str, back: str) -> str:
+    """A line to this agent alone, on top of their desktop until its time is up."""
+    choices = "".join(
+        f'<option value="{m}"{" selected" if m == 60 else ""}>{label}</option>'
+        for m, label in NOTICE_TIMES
+    )
+    return (
+        '<section id="message"><h2>A message to them</h2>'
+        '<form method="post" action="/desktop/act">'
+        '<input type="hidden" name="action" value="notice-post">'
+        f'<input type="hidden" name="agent" value="{_e(agent_id)}">'
+        f'<input type="hidden" name="back" value="{_e(back)}">'
+        f'<label>Tell them <input name="text" required maxlength="{MAX_TEXT}" size="50">'
+        f'</label> <label>for <select name="minutes">{choices}</select></label> '
+        "<button>Send</button></form></section>"
+    )
 
 
 SCHEDULE_ACTIONS: Final = {

@@ -2,8 +2,10 @@
 billing system is down: take messages"), shown at the top of the agents' desktops and on
 the wallboard until it expires or is taken down.
 
-A notice is for teams (``agents.<id>.team``) or, with none named, for every agent. A
-supervisor with ``teams`` posts for those; one without, for everyone. The API
+A notice is for teams (``agents.<id>.team``) or, with none named, for every agent; or a
+message to some agents only (``agents``: a supervisor's word to one agent, shown on their
+desktop alone, never on the wallboard). A supervisor with ``teams`` posts for those; one
+without, for everyone. The API
 (``POST /notices``) and the CLI (``callcenter notice post``) may name any teams.
 :class:`NoticeBoard` keeps them in the daemon's memory (a restart clears the board: notices
 are for the hours ahead), at most :data:`MAX_NOTICES` at once (the oldest go first), and
@@ -40,10 +42,17 @@ class Notice:
     """The teams it is for; empty: every agent."""
     posted: datetime
     until: datetime
+    agents: tuple[str, ...] = ()
+    """The agents it is for alone (a message to them): its ``teams`` are then empty."""
 
     def for_team(self, team: str | None) -> bool:
-        """Is it shown to an agent of ``team`` (None: an agent in no team)?"""
-        return not self.teams or team in self.teams
+        """Is it shown to an agent of ``team`` (None: an agent in no team)? A message to
+        some agents is shown to no team."""
+        return not self.agents and (not self.teams or team in self.teams)
+
+    def for_agent(self, agent_id: str, team: str | None) -> bool:
+        """Is it shown to agent ``agent_id`` of ``team``?"""
+        return agent_id in self.agents if self.agents else self.for_team(team)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -51,6 +60,7 @@ class Notice:
             "text": self.text,
             "by": self.by,
             "teams": list(self.teams),
+            "agents": list(self.agents),
             "posted": self.posted.isoformat(timespec="seconds"),
             "until": self.until.isoformat(timespec="seconds"),
         }
@@ -67,10 +77,19 @@ class NoticeBoard:
         self._notices: dict[str, Notice] = {}
 
     def post(
-        self, text: str, *, by: str, teams: Collection[str] = (), minutes: float = 60
+        self,
+        text: str,
+        *,
+        by: str,
+        teams: Collection[str] = (),
+        minutes: float = 60,
+        agents: Collection[str] = (),
     ) -> Notice:
-        """Put up ``text`` for ``teams`` (none: everyone) for ``minutes``. ValueError says
-        what is wrong with the text or the time."""
+        """Put up ``text`` for ``teams`` (none: everyone), or for ``agents`` alone, for
+        ``minutes``. ValueError says what is wrong with the text, the time or the
+        audience."""
+        if teams and agents:
+            raise ValueError("a notice is for teams or for agents, not both")
         text = " ".join(text.split())
         if not text:
             raise ValueError("a notice needs some text")
@@ -89,6 +108,7 @@ class NoticeBoard:
             teams=tuple(sorted(set(teams))),
             posted=now,
             until=now + timedelta(minutes=minutes),
+            agents=tuple(sorted(set(agents))),
         )
         self._notices[notice.id] = notice
         self._bus.publish(
@@ -98,6 +118,7 @@ class NoticeBoard:
                 by=by,
                 teams=notice.teams,
                 until=notice.until,
+                agents=notice.agents,
             )
         )
         return notice
@@ -115,11 +136,17 @@ class NoticeBoard:
             raise UnknownNotice(f"no notice {notice_id} stands (taken down, or its time is up)")
         return self._notices[notice_id]
 
-    def standing(self, team: str | None = None, *, everyone: bool = False) -> list[Notice]:
-        """The notices standing, newest first: those an agent of ``team`` sees, or every
-        one with ``everyone``."""
+    def standing(
+        self, team: str | None = None, *, agent: str | None = None, everyone: bool = False
+    ) -> list[Notice]:
+        """The notices standing, newest first: those an agent of ``team`` sees (``agent``:
+        that agent, messages to them included), or every one with ``everyone``."""
         self._expire()
-        shown = [n for n in self._notices.values() if everyone or n.for_team(team)]
+        shown = [
+            n
+            for n in self._notices.values()
+            if everyone or (n.for_agent(agent, team) if agent is not None else n.for_team(team))
+        ]
         return shown[::-1]  # posted in turn: the newest last
 
     def _expire(self) -> None:
