@@ -811,6 +811,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent, --team: only theirs)",
     )
     report.add_argument(
+        "--outcomes",
+        action="store_true",
+        help="the codes agents gave calls (dispositions) from --since (today) to --until, "
+        "counted per agent (--per queue, campaign): calls and percent of the coded calls; "
+        "a sales team's conversion. CSV (--json: one object per line; --agent, --team: "
+        "only theirs)",
+    )
+    report.add_argument(
+        "--per",
+        choices=["agent", "queue", "campaign"],
+        default=None,
+        help="--outcomes: what to count the codes per (default: agent)",
+    )
+    report.add_argument(
         "--audit",
         action="store_true",
         help="the audit trail from --since (today) to --until: every change asked of the "
@@ -1040,15 +1054,19 @@ def _main(argv: Sequence[str] | None) -> int:
             args.waits,
             args.schedule_changes,
             args.audit,
+            args.outcomes,
         )
         if sum((*chosen, args.queues, args.agents)) > 1:
             parser.error(
                 "--campaign, --queue-log, --dispositions, --surveys, --erasures, --voicemails, "
                 "--callbacks, --evaluations, --adherence, --pauses, --waits, --schedule-changes, "
-                "--audit, --ivr, --dialled, --queues and --agents: one report at a time"
+                "--audit, --outcomes, --ivr, --dialled, --queues and --agents: one report at a "
+                "time"
             )
         if args.who is not None and not args.audit:
             parser.error("--who goes with --audit")
+        if args.per is not None and not args.outcomes:
+            parser.error("--per goes with --outcomes")
         summary = "queues" if args.queues else "agents" if args.agents else None
         if args.csv and args.json:
             parser.error("--csv or --json, not both")
@@ -1063,16 +1081,17 @@ def _main(argv: Sequence[str] | None) -> int:
             or args.adherence
             or args.pauses
             or args.schedule_changes
+            or args.outcomes
         )
         if args.team is not None and not (args.agents or by_agent):
             parser.error(
-                "--team goes with --agents, --surveys, --evaluations, --adherence, --pauses or "
-                "--schedule-changes"
+                "--team goes with --agents, --surveys, --evaluations, --adherence, --pauses, "
+                "--schedule-changes or --outcomes"
             )
         if args.agent is not None and not by_agent:
             parser.error(
-                "--agent goes with --surveys, --evaluations, --adherence, --pauses or "
-                "--schedule-changes"
+                "--agent goes with --surveys, --evaluations, --adherence, --pauses, "
+                "--schedule-changes or --outcomes"
             )
         if args.number is not None and (summary is not None or any(chosen)):
             parser.error("--number goes with the CDRs (no other report)")
@@ -1100,6 +1119,7 @@ def _main(argv: Sequence[str] | None) -> int:
             or args.waits
             or args.schedule_changes
             or args.audit
+            or args.outcomes
             else []
             if args.ivr or args.dialled
             else range_flags
@@ -1161,6 +1181,7 @@ def _main(argv: Sequence[str] | None) -> int:
             schedule_changes=args.schedule_changes,
             audit=args.audit,
             who=args.who,
+            outcomes=(args.per or "agent") if args.outcomes else None,
             waits=_bands(parser, args.bands) if args.waits else None,
             since=args.since,
             until=args.until,
@@ -1854,6 +1875,7 @@ def cmd_report(
     schedule_changes: bool = False,
     audit: bool = False,
     who: str | None = None,
+    outcomes: str | None = None,
     waits: Sequence[int] | None = None,
     since: str | None = None,
     until: str | None = None,
@@ -1870,9 +1892,8 @@ def cmd_report(
     if config is None:
         return EXIT_CONFIG
     stretch: tuple[datetime, datetime] | None = None
-    if (evaluations or adherence or pauses or schedule_changes or audit or waits is not None) and (
-        since is None
-    ):
+    ranged_report = evaluations or adherence or pauses or schedule_changes or audit
+    if (ranged_report or outcomes is not None or waits is not None) and since is None:
         since = "today"
     if since is not None or until is not None:
         tz = _report_zone(zone or config.ivr.timezone)
@@ -1900,7 +1921,7 @@ def cmd_report(
             return _print_surveys(
                 store, last, as_json=as_json, stretch=stretch, agents=agents, queue=queue
             )
-        if evaluations or adherence or pauses or schedule_changes:
+        if evaluations or adherence or pauses or schedule_changes or outcomes is not None:
             team = about.team if about is not None else None
             if team is not None and not team_members(config, team):
                 print(_no_such_team(config, team), file=sys.stderr)
@@ -1913,6 +1934,8 @@ def cmd_report(
                 return _print_pauses(store, config, stretch, agents, as_json=as_json)
             if schedule_changes:
                 return _print_schedule_changes(store, config, stretch, agents, as_json=as_json)
+            if outcomes is not None:
+                return _print_outcomes(store, stretch, agents, outcomes, as_json=as_json)
             if calibration:
                 return _print_calibration(store, stretch, agents, as_json=as_json)
             return _print_evaluations(store, stretch, agents, as_json=as_json)
@@ -2759,6 +2782,30 @@ def _print_waits(
     rows = [row for waits in found for row in waits.rows()]
     fields = ["queue", "wait", "answered", "abandoned", "exited", "answered_by_then_percent"]
     return _print_rows(rows, fields, as_json=as_json)
+
+
+def _print_outcomes(
+    store: RecordStore,
+    stretch: tuple[datetime, datetime],
+    agents: set[str] | None,
+    per: str,
+    *,
+    as_json: bool,
+) -> int:
+    """The codes given within ``stretch`` counted per ``per`` (of ``agents`` only when
+    given), as CSV or JSON lines (:func:`callcenter.records.dispositions.outcome_rows`)."""
+    from callcenter.records.dispositions import outcome_rows
+
+    since, until = stretch
+    given = [
+        r
+        for r in store.fetch_dispositions_between(since, until)
+        if agents is None or r.agent in agents
+    ]
+    rows = outcome_rows(given, per)
+    if not rows:
+        print("report: no call was given a code then", file=sys.stderr)
+    return _print_rows(rows, [per, "code", "calls", "percent"], as_json=as_json)
 
 
 def _print_audit(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from callcenter.events import (
     CampaignAnswered,
     QueueCallbackAnswered,
 )
-from callcenter.records.dispositions import DispositionRecord
+from callcenter.records.dispositions import DispositionRecord, outcome_rows
 from callcenter.testing import BASE_CONFIG, DesktopBrowser, merge, running_center
 
 CODES = {
@@ -156,6 +157,57 @@ def test_a_queue_may_list_only_codes_the_config_has() -> None:
     (issue,) = caught.value.issues
     assert issue.field == "queues.sales.dispositions[1]"
     assert issue.message == 'no disposition named "sael"; did you mean sale?'
+
+
+def test_outcomes_count_each_agents_codes_and_their_share() -> None:
+    def coded(call: str, agent: str, code: str, campaign: str = "") -> DispositionRecord:
+        return DispositionRecord(
+            call, agent, code, "", "0611", "sales", campaign, "", None, False,
+            datetime(2026, 12, 7, 9, tzinfo=UTC),
+        )  # fmt: skip
+
+    given = [
+        coded("c1", "1001", "sale"),
+        coded("c2", "1001", "no-interest"),
+        coded("c3", "1001", "sale"),
+        coded("c4", "1002", "no-interest", campaign="spring"),
+    ]
+    assert outcome_rows(given) == [
+        {"agent": "1001", "code": "sale", "calls": 2, "percent": 66.7},
+        {"agent": "1001", "code": "no-interest", "calls": 1, "percent": 33.3},
+        {"agent": "1002", "code": "no-interest", "calls": 1, "percent": 100.0},
+    ]
+    assert outcome_rows(given, "campaign") == [
+        {"campaign": "spring", "code": "no-interest", "calls": 1, "percent": 100.0}
+    ], "calls of no campaign are left out"
+    assert [r["calls"] for r in outcome_rows(given, "queue")] == [2, 2]
+    with pytest.raises(ValueError, match="per: one of agent, queue, campaign"):
+        outcome_rows(given, "team")
+
+
+async def test_a_manager_reads_the_days_outcomes_per_agent_from_the_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with scene(tmp_path, CODES, "number\n") as s:
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        for number, code in (("5550101", "sale"), ("5550102", "no-interest")):
+            caller = await s.center.caller_talks_to_an_agent(number, key="1")
+            await dispose(s, "1001", code=code)
+            await s.center.daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
+        path = s.center.config_path
+    capsys.readouterr()
+    argv = ["report", str(path), "--outcomes", "--json", "--tz", "UTC"]
+    code = await asyncio.to_thread(cli_main, argv)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    with pytest.raises(SystemExit) as wrong:
+        await asyncio.to_thread(cli_main, ["report", str(path), "--queues", "--per", "queue"])
+    said = capsys.readouterr().err
+    assert code == 0
+    assert rows == [
+        {"agent": "1001", "code": "no-interest", "calls": 1, "percent": 50.0},
+        {"agent": "1001", "code": "sale", "calls": 1, "percent": 50.0},
+    ]
+    assert wrong.value.code == 2 and "--per goes with --outcomes" in said
 
 
 async def test_a_lead_who_asks_to_be_called_back_is_called_again_at_that_time(

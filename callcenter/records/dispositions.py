@@ -6,15 +6,18 @@ lead of a campaign's call, when the person asked to be called again, whether the
 never to be called again, when). An agent who corrects the code replaces the row. A
 starting daemon reads back the numbers of ``do_not_call`` rows (no campaign calls them) and
 the callbacks set for a time on inbound calls that had not fallen due
-(:meth:`~callcenter.switchboard.Switchboard.call_back_later`).
+(:meth:`~callcenter.switchboard.Switchboard.call_back_later`). :func:`outcome_rows`
+counts the codes per agent, queue or campaign for ``report --outcomes``.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Final, Protocol
 
 from callcenter.events import CallDisposed, EngineEvent
 from callcenter.records.writer import RecordWriter
@@ -35,6 +38,33 @@ class DispositionRecord:
     callback_at: datetime | None
     do_not_call: bool
     at: datetime
+
+
+OUTCOME_KEYS: Final = ("agent", "queue", "campaign")
+"""What ``report --outcomes`` groups the codes by (``--per``)."""
+
+
+def outcome_rows(records: Iterable[DispositionRecord], per: str = "agent") -> list[dict[str, Any]]:
+    """The codes given, counted per ``per`` (agent, queue or campaign) and code: ``calls``
+    and their ``percent`` of that agent's (queue's, campaign's) coded calls, a row per
+    pair, busiest code first within each: a sales team's conversion, a queue's reasons
+    for calling. Calls without a campaign are left out with ``per="campaign"``."""
+    if per not in OUTCOME_KEYS:
+        raise ValueError(f"per: one of {', '.join(OUTCOME_KEYS)}, not {per!r}")
+    counts: dict[str, Counter[str]] = {}
+    for record in records:
+        key = str(getattr(record, per))
+        if per == "campaign" and not key:
+            continue
+        counts.setdefault(key, Counter())[record.code] += 1
+    rows: list[dict[str, Any]] = []
+    for key in sorted(counts):
+        coded = sum(counts[key].values())
+        for code, calls in sorted(counts[key].items(), key=lambda item: (-item[1], item[0])):
+            rows.append(
+                {per: key, "code": code, "calls": calls, "percent": round(100 * calls / coded, 1)}
+            )
+    return rows
 
 
 class DispositionStore(Protocol):
