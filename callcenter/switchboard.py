@@ -3058,6 +3058,8 @@ class Switchboard:
             raise EngineError(
                 f"disposition {code!r} is not one of {whose}'s: {', '.join(allowed) or 'none'}"
             )
+        if disposition.note_required and not note.strip():
+            raise EngineError(f"disposition {code!r} needs a note: say why")
         if disposition.callback != (at is not None):
             need = "needs the time to call back (--at)" if at is None else "takes no time"
             raise EngineError(f"disposition {code!r} {need}")

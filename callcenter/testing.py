@@ -532,7 +532,10 @@ class DesktopPage(HTMLParser):
             self.forms[-1].fields[a["name"]] = a.get("value", "")
         elif tag == "option" and self.forms and self.forms[-1].fields:
             last = list(self.forms[-1].fields)[-1]
-            self.forms[-1].fields[last] = self.forms[-1].fields[last] or a.get("value", "")
+            if "selected" in a:  # as a browser sends it: the selected option, else the first
+                self.forms[-1].fields[last] = a.get("value", "")
+            else:
+                self.forms[-1].fields[last] = self.forms[-1].fields[last] or a.get("value", "")
         elif tag == "meta" and a.get("http-equiv") == "refresh":
             self.refresh = a.get("content", "")
         elif tag == "audio" and a.get("src"):

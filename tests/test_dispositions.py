@@ -159,6 +159,50 @@ def test_a_queue_may_list_only_codes_the_config_has() -> None:
     assert issue.message == 'no disposition named "sael"; did you mean sale?'
 
 
+async def test_an_escalation_needs_the_agents_note(tmp_path: Path) -> None:
+    """ "escalated" needs a note: Alice's page opens the note page for it (the code chosen,
+    the note asked for), the API refuses it without one."""
+    config = merge(
+        CODES,
+        {
+            "dispositions": {"escalated": {"description": "To level 2", "note_required": True}},
+            "agents": {"1001": {"pin": "1111"}},
+        },
+    )
+    async with scene(tmp_path, config, "number\n") as s:
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        browser = DesktopBrowser(s.center.daemon.api.port)
+        await browser.sign_in("1001", "1111")
+        caller = await s.center.caller_presses("5550199", "1")
+        await caller.wait_bridged(timeout=5)
+        page = await browser.get()
+        bare = await dispose(s, "1001", code="escalated")
+        blank = await dispose(s, "1001", code="escalated", note="   ")
+        asked = await browser.press("Code: escalated …")
+        given = await browser.press("Give the code", note="Billing error, over 500 EUR")
+        await caller.hangup()
+        await s.center.daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
+        (row,) = await asyncio.to_thread(s.center.daemon.store.fetch_dispositions)
+    assert "Code: escalated …" in page.buttons and "Code: escalated" not in page.buttons
+    assert "Code: sale" in page.buttons, "the others are one press"
+    assert bare[0] == 409 and bare[1]["error"] == "disposition 'escalated' needs a note: say why"
+    assert blank[0] == 409
+    assert 'value="escalated" selected' in asked.body and "<input required" in asked.body
+    assert given.texts["said"] == "Code escalated given to the call"
+    assert (row.code, row.note) == ("escalated", "Billing error, over 500 EUR")
+
+
+def test_a_code_that_needs_a_note_is_not_keyed_on_a_phone() -> None:
+    text = yaml.safe_dump(
+        merge(
+            BASE_CONFIG,
+            {"dispositions": {"escalated": {"note_required": True, "digits": "5"}}},
+        )
+    )
+    with pytest.raises(ConfigError, match="cannot be keyed on a phone"):
+        load_config_text(text, environ={"CALLCENTER_AMI_SECRET": "x"})
+
+
 def test_outcomes_count_each_agents_codes_and_their_share() -> None:
     def coded(call: str, agent: str, code: str, campaign: str = "") -> DispositionRecord:
         return DispositionRecord(

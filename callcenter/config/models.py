@@ -3244,11 +3244,25 @@ class DispositionConfig(_Model):
         "(`*769*30`: in half an hour). None: the code is given by the CLI or API only.",
         examples=["1"],
     )
+    note_required: bool = Field(
+        default=False,
+        description="The agent must say why with this code (a note: an escalation, a "
+        "complaint): the desktop asks for it, the API and the CLI refuse the code without "
+        "one. Not with `digits` (a phone keys no note).",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _from_text(cls, data: Any) -> Any:
         return {"description": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _note_not_keyed(self) -> DispositionConfig:
+        if self.note_required and self.digits is not None:
+            raise ValueError(
+                "note_required: a code that needs a note cannot be keyed on a phone (digits)"
+            )
+        return self
 
 
 class EvaluationForm(_Model):

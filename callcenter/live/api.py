@@ -1268,7 +1268,11 @@ class ControlAPI:
             }
             if not any(not callback for callback in codes.values()):
                 raise HTTPError(404, "no code to give a note with (dispositions)")
-            return 200, desktop.render_note(title, agent, codes), _PAGE_HEADERS
+            noted = {code for code, d in config.dispositions.items() if d.note_required}
+            page = desktop.render_note(
+                title, agent, codes, chosen=query.get("code", ""), noted=noted
+            )
+            return 200, page, _PAGE_HEADERS
         if route == "/desktop/callback":
             code = query.get("code", "")
             disposition = config.dispositions.get(code)
@@ -2118,6 +2122,7 @@ class ControlAPI:
                 code: config.dispositions[code].callback
                 for code in board.disposition_codes_for(agent_id)
             },
+            noted={code for code, d in config.dispositions.items() if d.note_required},
             transfer_queues=[q for q in router.queue_names() if call is None or q != call.queue],
             call=call,
             preview=preview,

@@ -375,6 +375,8 @@ class Desktop:
     """Their requests for a day of their schedule waiting for an answer."""
     answers: Sequence[Mapping[str, Any]] = ()
     """The answers to their latest requests (days not gone by), newest first."""
+    noted: Collection[str] = ()
+    """The codes that need a note (``note_required``): their buttons open the note page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -817,6 +819,12 @@ def _actions_section(desk: Desktop, state: str) -> str:
             if is_callback:
                 buttons.append(
                     f'<form method="get" action="/desktop/callback">'
+                    f'<input type="hidden" name="code" value="{_e(code)}">'
+                    f"<button>Code: {_e(code)} …</button></form>"
+                )
+            elif code in desk.noted:
+                buttons.append(
+                    f'<form method="get" action="/desktop/note">'
                     f'<input type="hidden" name="code" value="{_e(code)}">'
                     f"<button>Code: {_e(code)} …</button></form>"
                 )
@@ -1271,15 +1279,24 @@ def render_callback(title: str, agent: Mapping[str, Any], code: str, earliest: s
     )
 
 
-def render_note(title: str, agent: Mapping[str, Any], codes: Mapping[str, bool]) -> str:
+def render_note(
+    title: str,
+    agent: Mapping[str, Any],
+    codes: Mapping[str, bool],
+    *,
+    chosen: str = "",
+    noted: Collection[str] = (),
+) -> str:
     """The form for a code with a note (``codes``: code -> whether it is a callback code:
-    those go through their own page, which asks for the time)."""
+    those go through their own page, which asks for the time); ``chosen`` comes selected,
+    and a note is asked for when it is one of the ``noted`` codes (they need one)."""
     options = "".join(
-        f'<option value="{_e(code)}">{_e(code)}</option>'
+        f'<option value="{_e(code)}"{" selected" if code == chosen else ""}>{_e(code)}</option>'
         for code, is_callback in codes.items()
         if not is_callback
     )
-    fields = f'<label>Code <select name="code">{options}</select></label><br>' + _NOTE
+    note = _NOTE.replace("<input", "<input required") if chosen in noted else _NOTE
+    fields = f'<label>Code <select name="code">{options}</select></label><br>' + note
     return _form_page(
         title, agent, "code with a note", action="disposition", fields=fields, label="Give the code"
     )
