@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-from callcenter.acd.agent import Agent
+from callcenter.acd.agent import Agent, AgentState
 from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.roster import Roster
@@ -3012,6 +3012,29 @@ class Switchboard:
             if pattern.fullmatch(call.number):
                 self._agent_calls[agent_id] = dataclasses.replace(call, number=tokens[call.number])
 
+    def break_refused(self, agent_id: str) -> str | None:
+        """Why ``agent_id`` may not go on a break now (their team's ``max_paused`` agents
+        are paused, or will be once their call ends), or None when they may."""
+        config = self.config
+        settings = config.agents.get(agent_id)
+        team = settings.team if settings is not None else None
+        rules = config.teams.get(team) if team is not None else None
+        if rules is None or rules.max_paused is None:
+            return None
+        away = 0
+        for other, agent in self.router.agents.items():
+            mate = config.agents.get(other)
+            if other == agent_id or mate is None or mate.team != team:
+                continue
+            if agent.state is AgentState.PAUSED or agent.pending_pause is not None:
+                away += 1
+        if away < rules.max_paused:
+            return None
+        return (
+            f"{away} of team {team} are on a break (at most {rules.max_paused} at once): "
+            "ask again when one is back"
+        )
+
     def disposition_codes_for(self, agent_id: str) -> list[str]:
         """The codes ``agent_id`` may give the call they talk on or talked on last (its
         campaign's or queue's ``dispositions``); every code before any call."""
@@ -4056,6 +4079,9 @@ class Switchboard:
                 if reason not in config.pause_reasons:
                     # Reason codes come from the config: reports group pauses by them.
                     raise EngineError(f"pause reason {reason!r} is not in pause_reasons")
+                refused = self.break_refused(agent_id)
+                if refused is not None:
+                    raise EngineError(refused)
                 self.router.pause(agent_id, reason, via="feature-code")
             elif action == "ready":
                 # Done with the after-call work before its time is up.

@@ -3310,6 +3310,15 @@ class TeamConfig(_Model):
         "4.",
         examples=[{"per_agent": 8, "days": 7}],
     )
+    max_paused: int | None = Field(
+        default=None,
+        ge=1,
+        description="At most this many of the team's agents on a break at once: one more "
+        "asking (desktop, API, CLI, `*73`, an open line's key) is refused, told how many "
+        "are away, until one is back. A pause their supervisor or `autopause` puts them "
+        "on, and a pause in one queue, are not counted against it. None: no limit.",
+        examples=[2],
+    )
 
 
 class SupervisorConfig(_Model):

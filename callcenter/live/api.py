@@ -2864,7 +2864,8 @@ class ControlAPI:
     async def _agent_action(
         self, agent_id: str, action: str, body: dict[str, Any], via: str = "api"
     ) -> dict[str, Any]:
-        router = self.switchboard.router
+        board = self.switchboard
+        router = board.router
         try:
             if action == "login":
                 router.login(agent_id, via=via, device=self._desk(agent_id, body))
@@ -2877,6 +2878,9 @@ class ControlAPI:
                     raise HTTPError(400, f"unknown pause reason {reason!r}; use one of {allowed}")
                 if "queue" in body:
                     return self._queue_pause(agent_id, body, reason)
+                refused = None if via.startswith("supervisor") else board.break_refused(agent_id)
+                if refused is not None:
+                    raise HTTPError(409, refused)
                 router.pause(agent_id, reason, via=via)
             elif action == "unpause":
                 if "queue" in body:
