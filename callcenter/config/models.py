@@ -3316,7 +3316,8 @@ class TeamConfig(_Model):
         description="At most this many of the team's agents on a break at once: one more "
         "asking (desktop, API, CLI, `*73`, an open line's key) is refused, told how many "
         "are away, until one is back. A pause their supervisor or `autopause` puts them "
-        "on, and a pause in one queue, are not counted against it. None: no limit.",
+        "on is never refused (it counts as away for the others); a pause in one queue is "
+        "no break. None: no limit.",
         examples=[2],
     )
 
