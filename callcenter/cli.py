@@ -12,6 +12,7 @@
                                             resume-recording | preview-dial | preview-skip |
                                             disposition | join | leave (--queue Q) |
                                             skills (--skills fr=7,de=3) |
+                                            profile (--profile P: its queues, skills) |
                                             schedule [--day D --hours H | --off | --as-planned]
                                             (AGENT, or --team T for a whole team)
     callcenter campaign ACTION [ID]         list | pause | resume | recycle [--reasons R] |
@@ -333,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
             "join",
             "leave",
             "skills",
+            "profile",
             "add",
             "change",
             "remove",
@@ -355,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
         "join / leave: the queue; pause / unpause: in this queue only (its callers are not "
         "offered to the agent, the other queues' are); dial: the queue the call goes "
         "through (default: the agent's first)",
+    )
+    agent.add_argument(
+        "--profile",
+        default=None,
+        help="profile: the profile (under profiles) to work as: its queues and skills",
     )
     agent.add_argument(
         "--skills",
@@ -1271,6 +1278,12 @@ def _main(argv: Sequence[str] | None) -> int:
             body["skills"] = _parse_skills(parser, args.skills)
         elif args.skills is not None:
             parser.error("--skills is for agent skills")
+        if args.action == "profile":
+            if not args.profile:
+                parser.error("agent profile needs --profile: e.g. profile 1001 --profile billing")
+            body["profile"] = args.profile
+        elif args.profile is not None:
+            parser.error("--profile is for agent profile")
         if args.device is not None:
             if args.action != "login":
                 parser.error("--device is for agent login (hot desking) and agent add / change")

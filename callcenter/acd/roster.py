@@ -775,6 +775,42 @@ class Roster:
         change = MemberChange(queue, agent_id, True, penalty)
         return self._change_members(change, kept, via, pause=True)
 
+    def apply_profile(self, agent_id: str, name: str, *, via: str = "cli") -> dict[str, Any]:
+        """Give ``agent_id`` profile ``name`` (``profiles``): a member of its queues (at its
+        penalties) and of no other, with its skills when it has some; each change is a
+        queue or skill change of its own, kept across reloads and restarts. Raises
+        UnknownAgent, or EngineError for a profile the config does not have."""
+        profile = self.config.profiles.get(name)
+        if profile is None:
+            known = ", ".join(self.config.profiles) or "none are configured (profiles:)"
+            raise EngineError(f"no profile {name!r}; use one of: {known}")
+        if agent_id not in self.config.agents:
+            raise UnknownAgent(f"no agent {agent_id!r} is configured")
+        joined, left = [], []
+        for queue in sorted(self.config.queues):
+            if queue in profile.queues:
+                penalty = profile.penalties.get(queue)
+                if self.join_queue(agent_id, queue, penalty=penalty, via=via):
+                    joined.append(queue)
+            elif self._membership(agent_id, queue)[0] and self.leave_queue(
+                agent_id, queue, via=via
+            ):
+                left.append(queue)
+        skills = False
+        if profile.skills is not None:
+            skills = self.set_skills(agent_id, dict(profile.skills), via=via)
+        log.info(
+            "agent_profile_applied", agent=agent_id, profile=name, joined=joined, left=left, via=via
+        )
+        return {
+            "agent": agent_id,
+            "profile": name,
+            "joined": joined,
+            "left": left,
+            "skills_changed": skills,
+            "queues": list(self.router.agent_view(agent_id)["queues"]),
+        }
+
     def _membership(self, agent_id: str, queue: str) -> tuple[bool, int | None, str | None]:
         """Whether ``agent_id`` is a member of ``queue`` now, at which penalty (None: the
         config's) and paused there why (None: not)."""

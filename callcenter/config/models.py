@@ -3322,6 +3322,30 @@ class TeamConfig(_Model):
     )
 
 
+class ProfileConfig(_Model):
+    """A set of queues and skills an agent is given in one go (a role on the floor:
+    ``sales-senior``, ``billing-fr``): ``agent profile 1001 billing-fr``."""
+
+    queues: list[Name] = Field(
+        min_length=1,
+        description="The queues an agent of this profile is a member of, and of no other "
+        "(`penalties` per queue optional).",
+        examples=[["billing", "support"]],
+    )
+    penalties: dict[Name, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Queue -> the penalty the agent joins it at (default: the queue's own "
+        "for them, else 0).",
+        examples=[{"support": 1}],
+    )
+    skills: dict[Name, _Level] | None = Field(
+        default=None,
+        description="The skills (1-10) the agent works with under this profile. None: "
+        "their own stay as they are.",
+        examples=[{"fr": 8, "billing": 6}],
+    )
+
+
 class SupervisorConfig(_Model):
     """A person who watches queues and helps agents."""
 
@@ -3635,6 +3659,14 @@ class CallCenterConfig(_Model):
     )
     supervisors: dict[Name, SupervisorConfig] = Field(
         default_factory=dict, description='Supervisors by id (quoted, such as "2000").'
+    )
+    profiles: dict[Name, ProfileConfig] = Field(
+        default_factory=dict,
+        description="Roles on the floor by name: the queues (and skills) an agent is given "
+        "in one go while the centre runs (`callcenter agent profile 1001 billing-fr`, POST "
+        "/agents/<id>/profile, the supervisor's agent page), kept across restarts as the "
+        "queue and skill changes it makes.",
+        examples=[{"billing-fr": {"queues": ["billing"], "skills": {"fr": 8}}}],
     )
     teams: dict[Name, TeamConfig] = Field(
         default_factory=dict,
@@ -4151,6 +4183,36 @@ def _script_problems(
     return []
 
 
+def _profile_problems(
+    profiles: Mapping[Any, Any], queues: Mapping[Any, Any], acd: Mapping[Any, Any] | None
+) -> list[Problem]:
+    """A profile's queue that is not there, a penalty for a queue it does not list, a skill
+    ``acd.skills`` does not list (when it lists any)."""
+    out: list[Problem] = []
+    known = acd.get("skills") if isinstance(acd, Mapping) else None
+    for name, profile in profiles.items():
+        if not isinstance(profile, Mapping):
+            continue
+        listed = profile.get("queues")
+        listed = listed if isinstance(listed, list) else []
+        for i, queue in enumerate(listed):
+            if isinstance(queue, str) and queue not in {str(q) for q in queues}:
+                message = _unknown("queue", queue, queues, "queues")
+                out.append(Problem(("profiles", name, "queues", i), message))
+        penalties = profile.get("penalties")
+        for queue in penalties if isinstance(penalties, Mapping) else {}:
+            if queue not in listed:
+                message = f'"{queue}" is not one of the profile\'s queues'
+                out.append(Problem(("profiles", name, "penalties", queue), message))
+        skills = profile.get("skills")
+        if isinstance(known, list) and known and isinstance(skills, Mapping):
+            for skill in skills:
+                if skill not in known:
+                    message = _unknown("skill", str(skill), {k: None for k in known}, "acd.skills")
+                    out.append(Problem(("profiles", name, "skills", skill), message))
+    return out
+
+
 def _code_problems(
     where: tuple[Any, ...], listed: object, codes: Mapping[Any, Any]
 ) -> list[Problem]:
@@ -4217,6 +4279,7 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
     routes = _section(data, "routes") or {}
     scripts = _section(data, "scripts") or {}
     known_codes = _section(data, "dispositions") or {}
+    out += _profile_problems(_section(data, "profiles") or {}, queues or {}, _section(data, "acd"))
 
     pbx = _section(data, "pbx")
     pbx_type = pbx.get("type") if pbx is not None else None

@@ -70,6 +70,10 @@ Routes (all JSON)::
     POST /agents/{id}/leave               {"queue": "support"}: no longer offered its
                                           callers; {"agent", "queue", "member", "changed",
                                           "queues": [...]} (404: unknown agent or queue)
+    POST /agents/{id}/profile             {"profile": "billing-fr"}: the profile's queues (and
+                                          no other) and skills from now on; {"agent",
+                                          "profile", "joined", "left", "skills_changed",
+                                          "queues"}
     POST /agents/{id}/skills              {"skills": {"fr": 7, "billing": 3}}: the agent's
                                           skills from now on (for waiting callers too),
                                           kept across reloads and restarts; {"skills": null}
@@ -1185,6 +1189,7 @@ class ControlAPI:
                 pause_reasons=list(config.pause_reasons),
                 days=self.switchboard.roster.schedule_days(agent_id, self._today(agent_id), 7),
                 pauses=await self._pauses_today([agent_id]),
+                profiles=list(config.profiles),
             )
             return 200, page, _PAGE_HEADERS
         if role != "agent":
@@ -1668,6 +1673,9 @@ class ControlAPI:
                 body: dict[str, Any] = {"queue": queue} if verb in ("join", "leave") else {}
                 if verb == "pause":
                     body = {"reason": reason}
+                elif verb == "profile":
+                    reason = form.get("profile", "")
+                    body = {"profile": reason}
                 await self._agent_action(agent, verb, body, via=f"supervisor:{supervisor_id}")
                 said = desktop.agent_moved(agent, verb, queue, reason)
             elif action in desktop.SUPERVISOR_ACTIONS:
@@ -2888,6 +2896,11 @@ class ControlAPI:
                 router.unpause(agent_id, via=via)
             elif action == "ready":
                 router.end_wrapup(agent_id)
+            elif action == "profile":
+                name = body.get("profile")
+                if not isinstance(name, str) or not name:
+                    raise HTTPError(400, 'say which profile: {"profile": "billing-fr"}')
+                return board.roster.apply_profile(agent_id, name, via=via)
             elif action == "transfer":
                 queue = body.get("queue")
                 note = body.get("note", "")

@@ -140,10 +140,10 @@ NOTICE_TIMES: Final = ((15, "15 minutes"), (30, "30 minutes"), (60, "an hour"),
                        (120, "2 hours"), (240, "4 hours"), (480, "the day (8 hours)"))  # fmt: skip
 """How long a supervisor's notice may stand, as the notice page offers it."""
 AGENT_ACTIONS_OF_SUPERVISORS: Final = frozenset(
-    {"logout-agent", "pause-agent", "unpause-agent", "join-agent", "leave-agent"}
+    {"logout-agent", "pause-agent", "unpause-agent", "join-agent", "leave-agent", "profile-agent"}
 )
 """What a supervisor's desktop does to an agent of their teams (``agent``; ``queue`` for
-joining and leaving one, ``reason`` for a pause)."""
+joining and leaving one, ``reason`` for a pause, ``profile`` for a profile)."""
 CALLER_ACTIONS_OF_SUPERVISORS: Final = frozenset({"priority-caller", "give-caller", "send-caller"})
 """What a supervisor's desktop does to a caller waiting in their agents' queues
 (``caller``: the call id; ``priority``; ``agent`` to give them to; ``to`` and ``queue`` or
@@ -1758,6 +1758,7 @@ def agent_moved(agent: str, verb: str, queue: str, reason: str = "") -> str:
         "unpause": f"Agent {agent} is ready",
         "join": f"Agent {agent} takes {queue} calls now",
         "leave": f"Agent {agent} no longer takes {queue} calls",
+        "profile": f"Agent {agent} works as {reason} now",
     }[verb]
 
 
@@ -1772,8 +1773,10 @@ def render_membership(
     pause_reasons: Sequence[str] = (),
     days: Sequence[Mapping[str, Any]] = (),
     pauses: Sequence[PauseTotal] = (),
+    profiles: Sequence[str] = (),
 ) -> str:
-    """A supervisor's page for one agent: a pause for each of ``pause_reasons`` (a
+    """A supervisor's page for one agent (and ``profiles`` to give them in one go): a
+    pause for each of ``pause_reasons`` (a
     coaching session, a meeting) or Ready, a button to put them in each queue they are not
     in and to take them out of each they are in (kept across restarts, as ``agent
     join``/``leave``), their skill levels to change (``skills``: those of
@@ -1838,6 +1841,17 @@ def render_membership(
             + button("reset-skills-agent", "Back to the config's skills", agent=aid, back=back)
             + "<p><small>A level 1-10; 0 or empty: not that skill. Kept across restarts "
             "until set back.</small></p></section>"
+        )
+    if profiles:
+        options = "".join(f'<option value="{_e(p)}">{_e(p)}</option>' for p in profiles)
+        parts.append(
+            '<section id="profile"><h2>Profile</h2><form method="post" action="/desktop/act">'
+            '<input type="hidden" name="action" value="profile-agent">'
+            f'<input type="hidden" name="agent" value="{_e(aid)}">'
+            f'<input type="hidden" name="back" value="{_e(back)}">'
+            f'<label>Work as <select name="profile">{options}</select></label> '
+            "<button>Give this profile</button></form><p><small>Its queues and no other, "
+            "and its skills.</small></p></section>"
         )
     if days:
         parts.append(_schedule_section(aid, back, days))
