@@ -3234,6 +3234,7 @@ def format_status(status: dict[str, Any]) -> str:
             "waiting": " callers waiting",
             "voicemails": " messages to call back",
             "oldest_voicemail": "s since the oldest message to call back was left",
+            "expected_wait": "s of wait for a caller calling now",
         }.get(str(alert.get("figure")), "s longest wait")
         lines.append(
             f"ALERT queue {alert.get('queue')}: {alert.get('threshold'):g}{figure} or more"

@@ -97,6 +97,41 @@ def test_an_alert_taken_out_of_the_config_by_a_reload_is_cleared() -> None:
     assert alerts.raised() == [] and alerts.states() == {}
 
 
+class _Busy(_Router):
+    """A queue where a caller calling now would wait ``wait`` seconds (None: unknown)."""
+
+    def __init__(self, wait: float | None) -> None:
+        super().__init__(waiting=0)
+        self.wait = wait
+
+    def wait_for_new_caller(self, name: str) -> float | None:
+        return self.wait if name == "sales" else None
+
+
+def test_the_wait_for_a_caller_calling_now_raises_its_alert_and_clears_it() -> None:
+    config = load_config_text(
+        yaml.safe_dump(
+            merge(BASE_CONFIG, {"queues": {"sales": {"alerts": {"expected_wait": 180}}}})
+        ),
+        environ={"CALLCENTER_AMI_SECRET": "x"},
+    )
+    bus = EventBus()
+    seen: list[EngineEvent] = []
+    bus.subscribe(seen.append)
+    router = _Busy(wait=None)
+    alerts = QueueAlerts(router, bus, lambda: config)  # type: ignore[arg-type]
+    alerts.look()  # nothing to go on: no alert
+    router.wait = 240.0
+    alerts.look()
+    raised = alerts.raised()
+    status = format_status({"alerts": raised})
+    router.wait = 60.0
+    alerts.look()
+    assert _alerts(seen) == [("expected_wait", True), ("expected_wait", False)]
+    assert raised == [{"queue": "sales", "figure": "expected_wait", "threshold": 180.0}]
+    assert "ALERT queue sales: 180s of wait for a caller calling now or more" in status
+
+
 def test_a_threshold_of_no_caller_is_refused() -> None:
     config = merge(BASE_CONFIG, {"queues": {"sales": {"alerts": {"waiting": 0}}}})
     with pytest.raises(ConfigError) as caught:

@@ -2094,6 +2094,14 @@ class QueueAlerts(_Model):
         "caller promised a call back who has not had it). null: not watched.",
         examples=[3600],
     )
+    expected_wait: _Seconds | None = Field(
+        default=None,
+        description="Raised while a caller calling now would wait this many seconds or more "
+        "(the wait the wallboard and GET /queues/<q>/wait say: the queue's handle time and "
+        "the agents at work): time to offer callbacks or call in help, before the waits "
+        "already long say so. null: not watched.",
+        examples=[180],
+    )
 
 
 PAUSE_REASONS: Final = ("break", "lunch", "training", "meeting")

@@ -1,8 +1,8 @@
 """Queue and agent alerts.
 
 Queue alerts: a ``QueueAlert`` event when a queue's waiting callers, longest wait,
-voicemail messages still to call back or the age of the oldest of them reach the
-thresholds of its ``alerts``
+voicemail messages still to call back, the age of the oldest of them or the wait a caller
+calling now would have reach the thresholds of its ``alerts``
 (``queues.<q>.alerts``), and another when they are back under them, so that a supervisor
 is paged (a webhook into the team's chat) before the callers give up. Wallboards get the
 same events (MQTT ``events``, ``GET /events``) and Prometheus a gauge,
@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 LOOK_EVERY: Final = 1.0
 """Seconds between two looks at the queues' figures."""
-FIGURES: Final = ("waiting", "longest_wait", "voicemails", "oldest_voicemail")
+FIGURES: Final = ("waiting", "longest_wait", "voicemails", "oldest_voicemail", "expected_wait")
 ABSENT: Final = "absent"
 """The figure of an agent alert for an agent logged out while scheduled."""
 
@@ -131,6 +131,8 @@ class QueueAlerts(_Watch):
                     value = float(self.voicemails(queue))
                 elif figure == "oldest_voicemail":
                     value = self.oldest_voicemail(queue)
+                elif figure == "expected_wait":
+                    value = self._router.wait_for_new_caller(queue) or 0.0  # None: not known
                 else:
                     value = float(view[figure])
                 standing = (queue, figure) in self._raised
