@@ -1152,6 +1152,27 @@ class Switchboard:
         log.info("number_list_added", number_list=name, number=number, via=via)
         return True
 
+    def block_caller(self, agent_id: str) -> dict[str, Any]:
+        """Put the number of the call ``agent_id`` talks on (or talked on last) on
+        ``acd.agent_block_list``: an abusive caller. EngineError when no list is set, the
+        agent has had no call, the number is withheld, or it is one of the centre's own
+        phones."""
+        name = self.config.acd.agent_block_list
+        if name is None:
+            raise EngineError("agents block no caller here (acd.agent_block_list)")
+        call = self._agent_calls.get(agent_id)
+        if call is None:
+            raise EngineError(f"agent {agent_id} has had no call to block the caller of")
+        number = call.number
+        if not _DIALABLE_NUMBER.fullmatch(number):
+            raise EngineError(f"the caller's number is withheld ({number or 'none'})")
+        own = {agent.device.partition("/")[2] for agent in self.config.agents.values()}
+        if number in own:
+            raise EngineError(f"{number} is a phone of the centre's own")
+        added = self.add_to_list(name, number, via=f"agent:{agent_id}")
+        log.info("caller_blocked", agent=agent_id, number_list=name, call_id=call.call_id)
+        return {"agent": agent_id, "number": number, "number_list": name, "added": added}
+
     def remove_from_list(self, name: str, number: str, *, via: str = "cli") -> bool:
         """Take ``number`` added by :meth:`add_to_list` off the list ``name``. False when
         it is not on it. Raises UnknownNumberList, or EngineError for a number the config

@@ -835,6 +835,37 @@ async def test_bob_reads_the_note_alice_wrote_when_she_handed_him_the_caller(
     assert json.loads(row["ivr_variables"])["transfer_note"] == "VIP, be quick"
 
 
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_alice_blocks_an_abusive_caller_from_her_page(tmp_path: Path, transport: str) -> None:
+    """The caller insults Alice: "Block this caller" puts his number on the block list
+    (ops see who added it); a second press says it is there already; a withheld number
+    cannot be blocked."""
+    config = merge(
+        DESK,
+        {"ivr": {"number_lists": {"blocked": []}}, "acd": {"agent_block_list": "blocked"}},
+    )
+    async with running_center(tmp_path, transport=transport, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        browser = DesktopBrowser(center.daemon.api.port)
+        await browser.sign_in("1001", "1111")
+        caller = await center.caller_presses("5550666", "1")
+        await caller.wait_bridged(timeout=5)
+        await browser.get()
+        blocked = await browser.press("Block this caller")
+        again = await browser.press("Block this caller")
+        await caller.hangup()
+        _, lists = await center.api("GET", "/numbers")
+        hidden = await center.caller_presses("anonymous", "1")
+        await hidden.wait_bridged(timeout=5)
+        refused = await center.api("POST", "/agents/1001/block", {})
+        await hidden.hangup()
+    assert blocked.texts["said"] == "5550666 is on the list blocked"
+    assert again.texts["said"] == "5550666 is already on the list blocked"
+    (listed,) = [entry for entry in lists["lists"] if entry["name"] == "blocked"]
+    assert [(a["number"], a["via"]) for a in listed["added"]] == [("5550666", "agent:1001")]
+    assert refused[0] == 409 and "withheld" in refused[1]["error"]
+
+
 async def test_alice_transfers_her_caller_to_bob_picked_from_the_free_colleagues(
     tmp_path: Path,
 ) -> None:

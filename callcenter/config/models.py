@@ -2979,6 +2979,15 @@ class AcdConfig(_Model):
         "numbers add`) whose numbers agents may not dial: the centre's do-not-call list.",
         examples=[["do_not_call"]],
     )
+    agent_block_list: Name | None = Field(
+        default=None,
+        description="The number list (under ivr.number_lists) an agent puts the caller they "
+        'talk to (or talked to last) on from their desktop: "Block this caller" (an '
+        "abusive caller, a prank line; POST /agents/<id>/block). What a listed number "
+        "meets is the flows' (a `caller_list` case); ops take a number off with `callcenter "
+        "numbers remove`. None: agents block nobody.",
+        examples=["blocked"],
+    )
     auto_answer: bool = Field(
         default=False,
         description="Agents' phones answer the calls the daemon rings them with by "
@@ -4440,6 +4449,13 @@ def reference_problems(data: Mapping[Any, Any], *, base_dir: Path | None = None)
                     f'"{name}@pbx.example.com"',
                 )
             )
+    block_list = acd_data.get("agent_block_list") if acd_data is not None else None
+    if isinstance(block_list, str):
+        ivr_data = _section(data, "ivr")
+        lists = (_section(ivr_data, "number_lists") if ivr_data is not None else None) or {}
+        if block_list not in {str(k) for k in lists}:
+            message = _unknown("number list", block_list, lists, "ivr.number_lists")
+            out.append(Problem(("acd", "agent_block_list"), message))
     blocked = acd_data.get("dial_out_block") if acd_data is not None else None
     if isinstance(blocked, list):
         ivr_data = _section(data, "ivr")

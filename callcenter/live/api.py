@@ -70,6 +70,9 @@ Routes (all JSON)::
     POST /agents/{id}/leave               {"queue": "support"}: no longer offered its
                                           callers; {"agent", "queue", "member", "changed",
                                           "queues": [...]} (404: unknown agent or queue)
+    POST /agents/{id}/block               {}: the number of the agent's call (or last call) on
+                                          acd.agent_block_list; {"agent", "number",
+                                          "number_list", "added"}
     POST /agents/{id}/profile             {"profile": "billing-fr"}: the profile's queues (and
                                           no other) and skills from now on; {"agent",
                                           "profile", "joined", "left", "skills_changed",
@@ -2144,6 +2147,7 @@ class ControlAPI:
             over=board.agent_alerts.over(agent_id),
             promised=board.promised_callbacks(agent_id),
             hot_desk=agent_id in config.agents and config.agents[agent_id].hot_desk,
+            can_block=config.acd.agent_block_list is not None,
             scores=bool(config.evaluation_forms),
             notices=self._notices_shown(
                 config.agents[agent_id].team if agent_id in config.agents else None,
@@ -2896,6 +2900,8 @@ class ControlAPI:
                 router.unpause(agent_id, via=via)
             elif action == "ready":
                 router.end_wrapup(agent_id)
+            elif action == "block":
+                return board.block_caller(agent_id)
             elif action == "profile":
                 name = body.get("profile")
                 if not isinstance(name, str) or not name:

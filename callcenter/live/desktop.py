@@ -128,6 +128,7 @@ ACTIONS: Final = frozenset(
         "preview-skip",
         "join",
         "leave",
+        "block",
     }
 )
 """The agent actions of the control API (``POST /agents/{id}/<action>``) the desktop's
@@ -377,6 +378,8 @@ class Desktop:
     """The answers to their latest requests (days not gone by), newest first."""
     noted: Collection[str] = ()
     """The codes that need a note (``note_required``): their buttons open the note page."""
+    can_block: bool = False
+    """Agents may put a caller on the block list (``acd.agent_block_list``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -835,6 +838,8 @@ def _actions_section(desk: Desktop, state: str) -> str:
                 '<form method="get" action="/desktop/note"><button>Code with a note …'
                 "</button></form>"
             )
+    if desk.can_block and call is not None and state != "ringing":
+        buttons.append(button("block", "Block this caller", "warn"))
     if desk.can_dial and state in ("available", "paused", "wrap_up"):
         buttons.append(
             '<form method="get" action="/desktop/dial"><button>Dial a number …</button></form>'
@@ -1320,6 +1325,9 @@ def said(action: str, answer: Mapping[str, Any], fields: Mapping[str, str]) -> s
         return f"Dialling {answer.get('number', fields.get('number', ''))}"
     if action == "help":
         return f"Supervisor {answer.get('supervisor')} is called to help"
+    if action == "block":
+        listed = "on" if answer.get("added") else "already on"
+        return f"{answer.get('number')} is {listed} the list {answer.get('number_list')}"
     if action == "voicemail-call-back":
         return f"Calling {answer.get('number', '')} back"
     if action == "voicemail-done":
