@@ -345,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("agent", nargs="?", default=None, help="agent id, e.g. 1001 (roster: none)")
     agent.add_argument("--reason", default="break", help="pause reason (see pause_reasons)")
     agent.add_argument(
+        "--paused",
+        action="store_true",
+        help="login: log in paused for --reason (not ready yet), no call offered meanwhile",
+    )
+    agent.add_argument(
         "--to",
         default=None,
         help="transfer or consult target (default: supervisor); dial: the number (last: "
@@ -1288,6 +1293,10 @@ def _main(argv: Sequence[str] | None) -> int:
             if args.action != "login":
                 parser.error("--device is for agent login (hot desking) and agent add / change")
             body["device"] = args.device
+        if args.paused:
+            if args.action != "login":
+                parser.error("--paused is for agent login")
+            body["paused"] = args.reason
         if args.action == "disposition":
             if not args.code:
                 parser.error("agent disposition needs --code: e.g. disposition 1001 --code sale")

@@ -401,11 +401,18 @@ class Router:
     # ------------------------------------------------------------------ agent sessions
 
     def login(
-        self, agent_id: str, *, via: str = "cli", device: str | None = None, line: bool = False
+        self,
+        agent_id: str,
+        *,
+        via: str = "cli",
+        device: str | None = None,
+        line: bool = False,
+        paused: str | None = None,
     ) -> None:
         """Start the agent's shift: AVAILABLE, idle from now; at ``device`` for this shift
         when given (hot desking: see :meth:`_sit_at`; ``line``: the device reaches the
-        agent's open line, :mod:`callcenter.line`)."""
+        agent's open line, :mod:`callcenter.line`). ``paused``: PAUSED for that reason
+        instead (not ready yet): no caller is offered to them before they unpause."""
         agent = self._agent(agent_id)
         if agent.state is not _S.LOGGED_OUT:
             raise IllegalTransition(f"agent {agent_id} is already logged in ({agent.state})")
@@ -414,8 +421,15 @@ class Router:
         agent.logged_in_at = now
         agent.no_answer_streak = 0
         self._publish(AgentLoggedIn(agent=agent_id, device=agent.device, via=via, mono=now))
-        log.info("agent_logged_in", agent=agent_id, via=via)
-        self._make_available(agent, now, idle_since=now)
+        log.info("agent_logged_in", agent=agent_id, via=via, paused=paused)
+        if paused is None:
+            self._make_available(agent, now, idle_since=now)
+            return
+        agent.idle_since = now
+        agent.pending_pause = None
+        agent.pause_reason, agent.pause_via = paused, via
+        self._publish(AgentPaused(agent=agent_id, reason=paused, via=via, mono=now))
+        self._set_state(agent, _S.PAUSED, now)
 
     def resume(
         self,

@@ -29,7 +29,8 @@ Routes (all JSON)::
                                           "rows": [{"period": ..., "queue": ...}]}
     POST /agents/{id}/login               {} or {"device": "PJSIP/1010"}: at that phone for
                                           the shift (agents with hot_desk; 403 otherwise,
-                                          409 when another agent works there)
+                                          409 when another agent works there); "paused":
+                                          "training" logs in paused for that reason
     POST /agents/{id}/logout              {}
     POST /agents/{id}/pause               {"reason": "lunch"} (and "queue": "sales": paused
                                           in that queue only, app_queue's QueuePause)
@@ -2880,7 +2881,18 @@ class ControlAPI:
         router = board.router
         try:
             if action == "login":
-                router.login(agent_id, via=via, device=self._desk(agent_id, body))
+                paused = body.get("paused")
+                if paused is not None and paused not in board.config.pause_reasons:
+                    allowed = board.config.pause_reasons
+                    raise HTTPError(400, f"unknown pause reason {paused!r}; use one of {allowed}")
+                # Not ready yet (a headset to plug in, a system to open): paused from the
+                # login on, no caller offered between the two.
+                router.login(
+                    agent_id,
+                    via=via,
+                    device=self._desk(agent_id, body),
+                    paused=None if paused is None else str(paused),
+                )
             elif action == "logout":
                 router.logout(agent_id, via=via)
             elif action == "pause":
