@@ -84,7 +84,7 @@ from callcenter.records.callbacks import QueueCallback, QueueCallbackRecorder
 from callcenter.records.campaigns import CampaignRecorder
 from callcenter.records.cdr import CdrRecorder
 from callcenter.records.desks import DeskRecorder
-from callcenter.records.dispositions import DispositionRecorder
+from callcenter.records.dispositions import DispositionRecord, DispositionRecorder
 from callcenter.records.evaluations import Evaluation
 from callcenter.records.lock import IN_MEMORY, RecordLock
 from callcenter.records.members import MemberRecorder
@@ -444,6 +444,7 @@ class Daemon:
             tokens={name: (t.sha256, tuple(t.allow)) for name, t in config.api.tokens.items()},
             cors_origins=config.api.cors_origins,
             audit=AuditTrail(self.store, self.recorder.writer),
+            dispositions=self._dispositions_between,
         )
         self.metrics_api: ControlAPI | None = None
         if config.api.metrics_host is not None:
@@ -682,6 +683,13 @@ class Daemon:
     ) -> list[Evaluation]:
         """Scorecards made in a stretch of time, read on the record writer's thread."""
         read = functools.partial(self.store.fetch_evaluations_between, since, until, agents=agents)
+        return await self.recorder.writer.run(read)
+
+    async def _dispositions_between(
+        self, since: datetime, until: datetime
+    ) -> list[DispositionRecord]:
+        """The codes given in a stretch of time, read on the record writer's thread."""
+        read = functools.partial(self.store.fetch_dispositions_between, since, until)
         return await self.recorder.writer.run(read)
 
     async def _shifts_between(

@@ -254,6 +254,23 @@ async def test_a_manager_reads_the_days_outcomes_per_agent_from_the_records(
     assert wrong.value.code == 2 and "--per goes with --outcomes" in said
 
 
+async def test_a_dashboard_reads_the_outcomes_per_queue_through_the_api(
+    tmp_path: Path,
+) -> None:
+    async with scene(tmp_path, CODES, "number\n") as s:
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await s.center.caller_talks_to_an_agent("5550101", key="1")
+        await dispose(s, "1001", code="sale")
+        await s.center.daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
+        status, body = await s.api("GET", "/figures/outcomes?per=queue")
+        wrong = await s.api("GET", "/figures/outcomes?per=team")
+        nobody = await s.api("GET", "/figures/outcomes?team=nobody")
+    assert status == 200 and body["per"] == "queue"
+    assert body["rows"] == [{"queue": "sales", "code": "sale", "calls": 1, "percent": 100.0}]
+    assert wrong[0] == 400 and "per: one of agent, queue, campaign" in wrong[1]["error"]
+    assert nobody[0] == 400
+
+
 async def test_a_lead_who_asks_to_be_called_back_is_called_again_at_that_time(
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,10 @@ Routes (all JSON)::
                                           with its voicemails and oldest_voicemail (s)
     GET  /metrics                         live figures for Prometheus (text exposition format,
                                           see :mod:`callcenter.live.metrics`)
+    GET  /figures/outcomes?since=&until=&tz=&per=agent|queue|campaign&team=
+                                          the codes given (dispositions) counted per agent
+                                          (queue, campaign): {"rows": [{"agent", "code",
+                                          "calls", "percent"}]}, as report --outcomes
     GET  /audit?since=&until=&who=&tz=    the audit trail (today by default; scope admin):
                                           {"since", "until", "rows": [{"at", "who",
                                           "peer", "method", "route", "status", "detail"}]}:
@@ -359,6 +363,7 @@ from callcenter.outbound.leads import Lead, normalise_number
 from callcenter.records.adherence import adherence_days
 from callcenter.records.audit import AuditTrail, detail_of
 from callcenter.records.callbacks import QueueCallback
+from callcenter.records.dispositions import OUTCOME_KEYS, DispositionRecord, outcome_rows
 from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score, target_of
 from callcenter.records.history import history
 from callcenter.records.pauses import PauseTotal, pause_totals
@@ -582,16 +587,18 @@ LiveHealth = Callable[[], dict[str, Any]]
 LiveHealths = Callable[[], list[dict[str, Any]]]
 """The states of several (the webhooks)."""
 FiguresReader = Callable[[str, Periods, int], Awaitable[list[dict[str, Any]]]]
+DispositionsReader = Callable[[datetime, datetime], Awaitable[list[DispositionRecord]]]
+"""(since, until) -> the codes given then, read from the records."""
 """``(queues|agents, periods, fcr_days)`` -> the figures' rows, read from the records."""
 AgentCallsReader = Callable[[str, datetime, int], Awaitable[list[dict[str, Any]]]]
 NumberCallsReader = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
+"""A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
 EvaluationsReader = Callable[
     [datetime, datetime, Collection[str] | None], Awaitable[list[Evaluation]]
 ]
 """The scorecards made in a stretch of time, of some agents' calls (None: everyone's)."""
 ShiftsReader = Callable[[datetime, datetime], Awaitable[tuple[list[Stretch], list[Stretch]]]]
 """The agents' logged-in and paused stretches in a stretch of time (open ones included)."""
-"""A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
 SCORES_SHOWN_FOR: Final = timedelta(days=30)
 SCHEDULE_SHOWN_DAYS: Final = 14
 """Days of their schedule an agent's desktop shows ahead, today first."""
@@ -724,8 +731,11 @@ class ControlAPI:
         read_only: bool = False,
         cors_origins: Sequence[str] = (),
         audit: AuditTrail | None = None,
+        dispositions: DispositionsReader | None = None,
     ) -> None:
         self.switchboard = switchboard
+        self._dispositions = dispositions
+        """The codes given in a stretch of time (``GET /figures/outcomes``)."""
         self._audit = audit
         """Where each change and each read of a person's voice or history is kept (None:
         nowhere)."""
@@ -2265,9 +2275,15 @@ class ControlAPI:
             if method != "GET":
                 raise HTTPError(405, "use GET for /audit")
             return await self._read_audit(path.partition("?")[2])
+        if parts == ["figures", "outcomes"] and method == "GET":
+            return await self._read_outcomes(path.partition("?")[2])
         if parts and parts[0] == "figures":
             if method != "GET" or len(parts) != 2 or parts[1] not in ("queues", "agents"):
-                raise HTTPError(404, "figure routes: GET /figures/queues, GET /figures/agents")
+                raise HTTPError(
+                    404,
+                    "figure routes: GET /figures/queues, GET /figures/agents, "
+                    "GET /figures/outcomes",
+                )
             return await self._read_figures(parts[1], path.partition("?")[2])
         if method == "POST" and parts == ["reload"]:
             if self._reload is None:
@@ -2590,6 +2606,41 @@ class ControlAPI:
             "expected_wait_seconds": wait,
             "said": wait_said(wait, staffed=look.staffed, closed=closed is not None),
             "callbacks": config.acd.callback_dial is not None,
+        }
+
+    async def _read_outcomes(self, query: str) -> dict[str, Any]:
+        """``GET /figures/outcomes?since=&until=&tz=&per=agent|queue|campaign&team=``: the
+        codes given in a stretch of time (today by default) counted per agent (queue,
+        campaign), as ``callcenter report --outcomes --json``."""
+        if self._dispositions is None:
+            raise HTTPError(404, "no records to read the outcomes from")
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        per = params.get("per", "agent")
+        if per not in OUTCOME_KEYS:
+            raise HTTPError(400, f"per: one of {', '.join(OUTCOME_KEYS)}, not {per!r}")
+        zone = params.get("tz") or self.switchboard.config.ivr.timezone
+        try:
+            tz = ZoneInfo(zone)
+            since = parse_when(params.get("since", "today"), tz)
+            until = parse_when(params.get("until", "now"), tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise HTTPError(400, str(exc)) from None
+        team = params.get("team")
+        agents = self.switchboard.config.agents
+        members = {a for a, c in agents.items() if c.team == team} if team else None
+        if team and not members:
+            raise HTTPError(400, f"team: no agent is in team {team!r}")
+        try:
+            given = await self._dispositions(since, until)
+        except RecordError as exc:
+            raise HTTPError(503, str(exc)) from None
+        chosen = [r for r in given if members is None or r.agent in members]
+        return {
+            "figures": "outcomes",
+            "since": since.isoformat(timespec="seconds"),
+            "until": until.isoformat(timespec="seconds"),
+            "per": per,
+            "rows": outcome_rows(chosen, per),
         }
 
     async def _read_audit(self, query: str) -> dict[str, Any]:
