@@ -511,6 +511,7 @@ async def test_sam_sees_his_agents_and_listens_then_whispers_to_alice_from_his_p
     queues = [r for r in idle.table_rows if r and r[0] in ("queue", "support")]
     assert queues[0][:5] == ["queue", "waiting", "longest wait", "agents free", "callbacks"]
     assert queues[1][:5] == ["support", "0", "0:00", "1 / 1", "0"], "Bob is paused"
+    assert queues[0][-1] == "wait now" and queues[1][-1] == "0:00", "an agent is free"
 
 
 class _Never:

@@ -404,6 +404,8 @@ class SupervisorDesk:
     alerts: Collection[str] = ()
     agent_alerts: Collection[str] = ()
     """Agents whose alert stands (``acd.agent_alerts``): marked with ⚠ over their time."""
+    waits: Mapping[str, float | None] = field(default_factory=dict)
+    """Queue -> what a caller calling now would wait (``Router.wait_for_new_caller``)."""
     messages: Sequence[VoicemailMessage] = ()
     """Voicemail messages of their queues still to call back, oldest first."""
     notices: Sequence[NoticeShown] = ()
@@ -1468,12 +1470,13 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             f"<td>{view['available']} / {view['staffed']}</td><td>{view['callbacks']}</td>"
             f"<td>{qday.offered}</td>"
             f"<td>{qday.answered}</td><td>{qday.abandoned}</td>"
-            f"<td>{'-' if level is None else f'{level:g} %'}</td></tr>"
+            f"<td>{'-' if level is None else f'{level:g} %'}</td>"
+            f"<td>{_wait_now(desk.waits.get(name))}</td></tr>"
         )
     parts.append(
         '<section id="queues"><h2>Queues</h2><table><tr><th>queue</th><th>waiting</th>'
         "<th>longest wait</th><th>agents free</th><th>callbacks</th><th>offered</th>"
-        "<th>answered</th><th>abandoned</th><th>service level</th></tr>"
+        "<th>answered</th><th>abandoned</th><th>service level</th><th>wait now</th></tr>"
         + "".join(queue_rows)
         + "</table></section>"
     )
@@ -1549,6 +1552,10 @@ def _changed_days_section(days: Sequence[Mapping[str, Any]]) -> str:
         '<section id="changed-days"><h2>Days changed ahead</h2><table><tr><th>day</th>'
         "<th>agent</th><th>hours</th><th>by</th></tr>" + rows + "</table></section>"
     )
+
+
+def _wait_now(seconds: float | None) -> str:
+    return "-" if seconds is None else clock(seconds)
 
 
 def _day_label(day: str) -> str:
