@@ -485,6 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--timezone", default=None, help="add-lead: where the lead lives, such as Europe/Paris"
     )
     campaign.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="add-lead: -1000..1000, higher called first (default 0)",
+    )
+    campaign.add_argument(
         "--data",
         default=None,
         help="add-lead: the lead file's other columns, such as name=Ada Lovelace,account=A-17",
@@ -1415,11 +1421,11 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.campaign is None:
             parser.error(f"campaign {args.action} needs the campaign id: e.g. {args.action} spring")
         which = urllib.parse.quote(args.campaign, safe="")
-        lead_flags = (args.number, args.lead, args.timezone, args.data)
+        lead_flags = (args.number, args.lead, args.timezone, args.data, args.priority)
         if args.action == "add-lead":
             return _add_lead(parser, args, which)
         if args.action == "remove-lead":
-            others = (args.number, args.timezone, args.data)
+            others = (args.number, args.timezone, args.data, args.priority)
             if args.lead is None or any(flag is not None for flag in others):
                 parser.error("campaign remove-lead takes --lead only: e.g. --lead c-4")
             lead = urllib.parse.quote(args.lead, safe="")
@@ -1431,7 +1437,9 @@ def _main(argv: Sequence[str] | None) -> int:
                 args.api, "POST", f"/campaigns/{which}/leads/{lead}/remove", {}, render=removed
             )
         if any(flag is not None for flag in lead_flags):
-            parser.error("--number, --lead, --timezone and --data go with campaign add-lead")
+            parser.error(
+                "--number, --lead, --timezone, --data and --priority go with campaign add-lead"
+            )
         recycling: dict[str, Any] = {}
         if args.reasons is not None:
             if args.action != "recycle":
@@ -2752,6 +2760,8 @@ def _add_lead(parser: argparse.ArgumentParser, args: argparse.Namespace, which: 
         body["id"] = args.lead
     if args.timezone is not None:
         body["timezone"] = args.timezone
+    if args.priority is not None:
+        body["priority"] = args.priority
     if args.data is not None:
         data: dict[str, str] = {}
         for item in args.data.split(","):

@@ -865,6 +865,7 @@ class CampaignLeadAdded(EngineEvent):
     timezone: str = ""
     data: dict[str, str] = field(default_factory=dict)
     via: str = "cli"
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,7 +47,7 @@ from callcenter.outbound.campaign import (
     read_lists,
 )
 from callcenter.outbound.leads import Lead, normalise_number, parse_do_not_call, parse_leads
-from callcenter.records.campaigns import CampaignRecorder
+from callcenter.records.campaigns import AddedLead, CampaignRecorder
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import BASE_CONFIG, merge
@@ -975,6 +975,37 @@ def test_a_lead_in_a_time_zone_that_does_not_exist_is_refused_naming_the_line() 
         parse_leads("number,timezone\n5551001,Europe/Berlin\n5551002,Europe/Berln\n", "leads.csv")
     (lead,) = parse_leads("number,timezone,name\n5551001,America/Chicago,Ada\n", "x")
     assert (lead.timezone, lead.data) == ("America/Chicago", (("name", "Ada"),))
+
+
+def test_a_priority_column_ranks_the_leads_and_is_no_data() -> None:
+    leads = parse_leads(
+        "number,priority,name\n5551001,,Ada\n5551002,-3,Alan\n5551003,7,Grace\n", "x"
+    )
+    assert [(lead.id, lead.priority) for lead in leads] == [
+        ("5551001", 0),
+        ("5551002", -3),
+        ("5551003", 7),
+    ]
+    assert [lead.data for lead in leads][2] == (("name", "Grace"),), "priority is no column to show"
+    assert [lead.id for lead in sorted(leads, key=lambda lead: lead.rank)] == [
+        "5551003",
+        "5551001",
+        "5551002",
+    ]
+    for bad in ("high", "1001", "2.5"):
+        with pytest.raises(ConfigError, match=rf"leads.csv:2: priority '{bad}' is not a whole"):
+            parse_leads(f"number,priority\n5551001,{bad}\n", "leads.csv")
+
+
+def test_an_added_leads_priority_is_kept_in_the_records(tmp_path: Path) -> None:
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    try:
+        when = datetime(2026, 12, 7, 9, tzinfo=UTC)
+        store.write_added_lead(AddedLead("spring", "zoe", "5551009", "", "{}", when, "api", 9))
+        (kept,) = store.fetch_added_leads()
+    finally:
+        store.close()
+    assert kept.priority == 9 and kept.as_lead().priority == 9
 
 
 async def test_a_lead_added_while_a_reload_reads_the_file_is_not_lost(tmp_path: Path) -> None:

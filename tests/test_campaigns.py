@@ -683,6 +683,28 @@ async def test_ops_recycle_the_leads_nobody_answered_and_they_are_called_again(
     assert (after_restart["answered"], after_restart["failed"]) == (1, 0)
 
 
+async def test_hot_leads_are_called_first_and_one_the_crm_adds_hotter_next(
+    tmp_path: Path,
+) -> None:
+    """The file gives Alan and Grace priority 5, Ada none: Alan, then Grace, then Ada;
+    Zoe added by the CRM at 9 while Alan talks is called before Grace."""
+    leads = "number,id,priority\n5551001,ada,\n5551002,alan,5\n5551003,grace,5\n"
+    async with scene(tmp_path, campaign(lines=1, allow=["_555XXXX"], do_not_call=None), leads) as s:
+        for number in ("5551001", "5551002", "5551003", "5551009"):
+            s.center.add_phone(f"PJSIP/{number}", answer_after=0.05, hangup_after=0.3)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: len(s.of(CampaignDialing)) == 1)
+        added = await s.api(
+            "POST", "/campaigns/spring/leads", {"number": "5551009", "id": "zoe", "priority": 9}
+        )
+        bad = await s.api(
+            "POST", "/campaigns/spring/leads", {"number": "5551008", "priority": "high"}
+        )
+        await s.wait_for(lambda: s.view["answered"] == 4, timeout=20)
+    assert added[0] == 200 and bad[0] == 400
+    assert [e.lead for e in s.of(CampaignDialing)] == ["alan", "zoe", "grace", "ada"]
+
+
 async def test_each_lead_sees_the_centres_number_of_their_own_area(tmp_path: Path) -> None:
     """Local presence: Ada's number matches the first pattern, Alan's only the second,
     Gus's none: each is called from the line of their own area, Gus from the campaign's."""

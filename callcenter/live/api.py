@@ -359,7 +359,7 @@ from callcenter.live.scripts import call_variables, script_of_call, script_of_pr
 from callcenter.live.stream import EventStreams, StreamFilter
 from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
-from callcenter.outbound.leads import Lead, normalise_number
+from callcenter.outbound.leads import MAX_PRIORITY, RESERVED_COLUMNS, Lead, normalise_number
 from callcenter.records.adherence import adherence_days
 from callcenter.records.audit import AuditTrail, detail_of
 from callcenter.records.callbacks import QueueCallback
@@ -424,8 +424,8 @@ def _hours_of(schedule: Schedule, day: date) -> str:
 
 
 def _lead_of(body: Mapping[str, Any]) -> Lead:
-    """A lead from ``{"number": ..., "id": ..., "timezone": ..., "data": {...}}`` as a lead
-    file's line would give it; HTTPError 400 naming what is wrong."""
+    """A lead from ``{"number": ..., "id": ..., "timezone": ..., "priority": 0, "data":
+    {...}}`` as a lead file's line would give it; HTTPError 400 naming what is wrong."""
     raw, lead_id = body.get("number"), body.get("id")
     number = normalise_number(raw) if isinstance(raw, str) else None
     if number is None:
@@ -443,11 +443,18 @@ def _lead_of(body: Mapping[str, Any]) -> Lead:
         for k, v in data.items()
     ):
         raise HTTPError(400, '"data": the lead file\'s columns, such as {"name": "Ada"}')
-    reserved = {"number", "id", "timezone"} & set(data)
+    reserved = set(RESERVED_COLUMNS) & set(data)
     if reserved:
         raise HTTPError(400, f'"data" cannot hold {", ".join(sorted(reserved))}: give them apart')
+    priority = body.get("priority", 0)
+    if (
+        isinstance(priority, bool)
+        or not isinstance(priority, int)
+        or not -MAX_PRIORITY <= priority <= MAX_PRIORITY
+    ):
+        raise HTTPError(400, '"priority": a whole number, -1000..1000 (higher: called first)')
     pairs = tuple((str(k), str(v)) for k, v in data.items())
-    return Lead(lead_id, number, pairs, timezone=zone)
+    return Lead(lead_id, number, pairs, timezone=zone, priority=priority)
 
 
 _LEAD_ID: Final = re.compile(r"[A-Za-z0-9._:@+-]{1,64}")

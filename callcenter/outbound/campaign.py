@@ -370,7 +370,10 @@ class Campaign:
         self._counts[p.status] += 1
         zone = lead.timezone or self.zone
         self._zones.add(zone)
-        self._order.setdefault(zone, deque()).append(lead.id)
+        line = self._order.setdefault(zone, deque())
+        # Its place by priority: ahead of the lower ones, after its equals (added last).
+        at = next((i for i, other in enumerate(line) if self._rank(other) > lead.rank), len(line))
+        line.insert(at, lead.id)
         self.bus.publish(
             CampaignLeadAdded(
                 campaign=self.id,
@@ -379,6 +382,7 @@ class Campaign:
                 timezone=lead.timezone,
                 data=dict(lead.data),
                 via=via,
+                priority=lead.priority,
             )
         )
         self._log.info("campaign_lead_added", lead=lead.id, via=via)
@@ -481,7 +485,8 @@ class Campaign:
         self._order = {}
         self._retries = []
         self._zones = {p.lead.timezone or self.zone for p in prepared.values()} or {self.zone}
-        for lead_id, p in prepared.items():
+        # Each zone's line in the order its leads are called: priority, then the file.
+        for lead_id, p in sorted(prepared.items(), key=lambda item: item[1].lead.rank):
             zone = p.lead.timezone or self.zone
             if p.status is LeadStatus.RETRY or (p.status is LeadStatus.PENDING and p.due > now):
                 self._push_retry(lead_id, p.due)
@@ -795,6 +800,10 @@ class Campaign:
             )
             self._log.info("campaign_lead_skipped", lead=lead_id, reason=why)
 
+    def _rank(self, lead_id: str) -> tuple[int, int]:
+        p = self.leads.get(lead_id)
+        return p.lead.rank if p is not None else (0, 0)
+
     def _refusal(self, number: str) -> str | None:
         if number in self._do_not_call or number in self.asked_not:
             return DO_NOT_CALL
@@ -803,9 +812,9 @@ class Campaign:
         return None
 
     def _first_in_line(self, open_zones: set[str]) -> str | None:
-        """Take the lead earliest in the file among the heads of the open zones' lines
-        (heads no longer to be tried are dropped on the way)."""
-        best: tuple[int, str] | None = None
+        """Take the lead of the highest priority, earliest in the file, among the heads of
+        the open zones' lines (heads no longer to be tried are dropped on the way)."""
+        best: tuple[tuple[int, int], str] | None = None
         for zone in open_zones:
             line = self._order.get(zone)
             while line:
@@ -813,8 +822,8 @@ class Campaign:
                 if p is not None and p.status in (LeadStatus.PENDING, LeadStatus.RETRY):
                     break
                 line.popleft()
-            if line and (best is None or self.leads[line[0]].lead.line < best[0]):
-                best = (self.leads[line[0]].lead.line, zone)
+            if line and (best is None or self.leads[line[0]].lead.rank < best[0]):
+                best = (self.leads[line[0]].lead.rank, zone)
         return self._order[best[1]].popleft() if best is not None else None
 
     def _next_due(self, now: float, open_zones: set[str]) -> float | None:

@@ -12,6 +12,8 @@
   Ids are unique in a file.
 * ``timezone`` (optional): where the lead lives (``America/Chicago``): the campaign's
   ``hours`` are their local time (empty: the campaign's ``timezone``).
+* ``priority`` (optional): a whole number, -1000 to 1000 (empty: 0); higher ones are called
+  first (a hot lead, a score from the CRM), the file's order among equals.
 * every other column (``name``, ``account`` ...) goes with the call: the agent's screen pop
   and the CDR's ``ivr_variables``.
 
@@ -28,6 +30,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from callcenter.errors import ConfigError, ConfigIssue
 from callcenter.ivr.calendar import timezone_problem
@@ -49,6 +52,21 @@ class Lead:
     """Line in the lead file (1 is the header)."""
     timezone: str = ""
     """The lead's own time zone (empty: the campaign's)."""
+    priority: int = 0
+    """Called before the leads of a lower priority (the file's order among equals)."""
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Sorts the leads in the order they are called: priority first, then the file (a
+        lead added while the campaign runs, of no line, after the file's of its priority)."""
+        return (-self.priority, self.line or ADDED_LINE)
+
+
+RESERVED_COLUMNS: Final = ("number", "id", "timezone", "priority")
+"""The columns a lead file reads itself (the others go with the call)."""
+MAX_PRIORITY: Final = 1000
+ADDED_LINE: Final = 1 << 30
+"""Where a lead added while the campaign runs ranks among the file's lines: after them."""
 
 
 def normalise_number(text: str) -> str | None:
@@ -99,7 +117,8 @@ def parse_leads(text: str, filename: str) -> list[Lead]:
         at_number = columns.index("number")
         at_id = columns.index("id") if "id" in columns else None
         at_zone = columns.index("timezone") if "timezone" in columns else None
-        others = [(i, c) for i, c in enumerate(columns) if c not in ("number", "id", "timezone")]
+        at_priority = columns.index("priority") if "priority" in columns else None
+        others = [(i, c) for i, c in enumerate(columns) if c not in RESERVED_COLUMNS]
         for row in reader:
             if len(row) != width:
                 if not any(cell.strip() for cell in row):
@@ -127,8 +146,27 @@ def parse_leads(text: str, filename: str) -> list[Lead]:
                 if problem is not None:
                     raise _bad(filename, at, f"timezone {zone!r} {problem}")
                 zones.add(zone)
+            priority = 0
+            text = row[at_priority].strip() if at_priority is not None else ""
+            if text:
+                try:
+                    priority = int(text)
+                except ValueError:
+                    priority = MAX_PRIORITY + 1
+                if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+                    message = f"priority {text!r} is not a whole number, -1000..1000"
+                    raise _bad(filename, at, message)
             data = tuple((c, row[i].strip()) for i, c in others)
-            leads.append(Lead(id=lead_id, number=number, data=data, line=at, timezone=zone))
+            leads.append(
+                Lead(
+                    id=lead_id,
+                    number=number,
+                    data=data,
+                    line=at,
+                    timezone=zone,
+                    priority=priority,
+                )
+            )
     except csv.Error as exc:
         raise _bad(filename, reader.line_num, f"not CSV: {exc}") from None
     return leads

@@ -62,6 +62,7 @@ class AddedLead:
     data: str
     added: datetime
     via: str = ""
+    priority: int = 0
 
     def as_lead(self) -> Lead:
         """The lead as the campaign dials it."""
@@ -69,7 +70,7 @@ class AddedLead:
         pairs = (
             tuple((str(k), str(v)) for k, v in loaded.items()) if isinstance(loaded, dict) else ()
         )
-        return Lead(self.lead, self.number, pairs, timezone=self.timezone)
+        return Lead(self.lead, self.number, pairs, timezone=self.timezone, priority=self.priority)
 
 
 class CampaignLeadStore(Protocol):
@@ -109,6 +110,7 @@ class CampaignRecorder:
                 json.dumps(event.data),
                 event.at,
                 event.via,
+                event.priority,
             )
             key = f"campaign-added:{event.campaign}:{event.lead}"
             self.writer.submit(key, functools.partial(self.store.write_added_lead, added))

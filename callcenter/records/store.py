@@ -207,7 +207,16 @@ SCHEDULE_REQUEST_COLUMNS = (
     "decided",
     "decided_by",
 )
-ADDED_LEAD_COLUMNS = ("campaign", "lead", "number", "timezone", "data", "added", "via")
+ADDED_LEAD_COLUMNS = (
+    "campaign",
+    "lead",
+    "number",
+    "timezone",
+    "data",
+    "added",
+    "via",
+    "priority",
+)
 NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
 DESK_COLUMNS = ("supervisor", "device", "since", "via")
 AUDIT_COLUMNS = ("key", "at", "who", "peer", "method", "route", "status", "detail")
@@ -308,6 +317,7 @@ CREATE TABLE IF NOT EXISTS added_leads (
     "data" TEXT NOT NULL DEFAULT '{{}}',
     "added" TEXT NOT NULL,
     "via" TEXT NOT NULL DEFAULT '',
+    "priority" INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY ("campaign", "lead")
 );
 CREATE TABLE IF NOT EXISTS schedule_requests (
@@ -518,6 +528,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("evaluations", "reply", "TEXT NOT NULL DEFAULT ''"),
     ("evaluations", "reply_note", "TEXT NOT NULL DEFAULT ''"),
     ("evaluations", "replied_at", "TEXT"),
+    ("added_leads", "priority", "INTEGER NOT NULL DEFAULT 0"),
 )
 """(table, column, type) added to a table other than cdr since its first version: a
 database made before gets them at its next opening."""
@@ -1242,6 +1253,7 @@ class RecordStore(abc.ABC):
             added.data,
             _iso(added.added),
             added.via,
+            added.priority,
         )
         what = f"lead {added.lead} of campaign {added.campaign}"
         return self._write(what, self._sql.upsert_added_lead, params)
@@ -1299,6 +1311,7 @@ class RecordStore(abc.ABC):
                 row["data"],
                 _utc(row["added"]),
                 row["via"],
+                int(row["priority"] or 0),
             )
             for row in self._fetch(sql)
         ]
