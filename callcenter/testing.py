@@ -576,6 +576,7 @@ class DesktopPage(HTMLParser):
             "script",
             "script-missing",
             "preview",
+            "codes",
         ):
             self.texts[key] = ""
             self._open.append((tag, key))

@@ -254,6 +254,18 @@ async def test_a_manager_reads_the_days_outcomes_per_agent_from_the_records(
     assert wrong.value.code == 2 and "--per goes with --outcomes" in said
 
 
+async def test_alice_reads_her_codes_of_the_day_on_her_desktop(tmp_path: Path) -> None:
+    config = merge(CODES, {"agents": {"1001": {"pin": "1111"}}})
+    async with scene(tmp_path, config, "number\n") as s:
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        for number, code in (("5550101", "sale"), ("5550102", "sale"), ("5550103", "no-interest")):
+            caller = await s.center.caller_talks_to_an_agent(number, key="1")
+            await dispose(s, "1001", code=code)
+            await s.center.daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
+        page = await DesktopBrowser(s.center.daemon.api.port).sign_in("1001", "1111")
+    assert page.texts["codes"] == "Codes today: sale 2, no-interest 1"
+
+
 async def test_a_dashboard_reads_the_outcomes_per_queue_through_the_api(
     tmp_path: Path,
 ) -> None:

@@ -743,6 +743,8 @@ class ControlAPI:
         self.switchboard = switchboard
         self._dispositions = dispositions
         """The codes given in a stretch of time (``GET /figures/outcomes``)."""
+        self._codes_read: tuple[float, dict[str, dict[str, int]]] | None = None
+        """(when read, agent -> code -> calls today): the desktops' "Codes today"."""
         self._audit = audit
         """Where each change and each read of a person's voice or history is kept (None:
         nowhere)."""
@@ -1110,6 +1112,7 @@ class ControlAPI:
                     else (),
                     adherence=(await self._adherence_today([person])).get(person),
                     pauses=await self._pauses_today([person]),
+                    codes=await self._codes_today(person),
                     requests=self.switchboard.roster.schedule_request_views([person]),
                     answers=self.switchboard.roster.schedule_answers_of(person),
                 )
@@ -1804,6 +1807,28 @@ class ControlAPI:
         # Every desktop asks at each reload: only the asked agents' pauses are folded.
         theirs = [pause for agent in agents for pause in read.pauses_of.get(agent, ())]
         return pause_totals(theirs, read.since, read.until)
+
+    async def _codes_today(self, agent_id: str) -> dict[str, int]:
+        """The codes ``agent_id`` gave today, code -> calls, read from the records at most
+        every :data:`DISPUTES_READ_EVERY` seconds for every desktop together (empty without
+        records or when they cannot be read)."""
+        if self._dispositions is None:
+            return {}
+        now = time.monotonic()
+        kept = self._codes_read
+        if kept is None or now - kept[0] >= DISPUTES_READ_EVERY:
+            zone = ZoneInfo(self.switchboard.config.ivr.timezone)
+            since = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+            try:
+                given = await self._dispositions(since, datetime.now(UTC))
+            except RecordError:
+                return {}
+            counts: dict[str, dict[str, int]] = {}
+            for record in given:
+                mine = counts.setdefault(record.agent, {})
+                mine[record.code] = mine.get(record.code, 0) + 1
+            kept = self._codes_read = (now, counts)
+        return dict(kept[1].get(agent_id, {}))
 
     async def _day_stretches(self) -> _DayStretches | None:
         """Today's logged-in and paused stretches of every agent (since midnight in

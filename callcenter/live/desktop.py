@@ -380,6 +380,8 @@ class Desktop:
     """The codes that need a note (``note_required``): their buttons open the note page."""
     can_block: bool = False
     """Agents may put a caller on the block list (``acd.agent_block_list``)."""
+    codes: Mapping[str, int] = field(default_factory=dict)
+    """The codes they gave today, code -> calls (read from the records every 10 s at most)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,6 +670,12 @@ def _state_section(desk: Desktop, state: str) -> str:
     )
     if desk.pauses:
         lines.append(f'<br><small id="pauses">Pauses today: {_e(pauses_said(desk.pauses))}</small>')
+    if desk.codes:
+        given = ", ".join(
+            f"{code} {calls}"
+            for code, calls in sorted(desk.codes.items(), key=lambda c: (-c[1], c[0]))
+        )
+        lines.append(f'<br><small id="codes">Codes today: {_e(given)}</small>')
     if desk.schedule is not None:
         planned = desk.schedule or "a day off"
         kept = f" (adherence so far: {desk.adherence:g} %)" if desk.adherence is not None else ""
