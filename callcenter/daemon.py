@@ -573,6 +573,7 @@ class Daemon:
         await self.campaigns.start(self.config, await self._campaign_leads())
         self.switchboard.in_background(self.switchboard.alerts.run(), "queue-alerts")
         self.switchboard.in_background(self.switchboard.agent_alerts.run(), "agent-alerts")
+        self.switchboard.in_background(self.switchboard.shift_ends.run(), "shift-ends")
         self.switchboard.in_background(self.lamps.run(), "message-lamps")
         self.switchboard.in_background(self.busy_lamps.run(), "busy-lamps")
         if self.queue_log_file is not None:

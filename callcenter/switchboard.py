@@ -132,7 +132,7 @@ from callcenter.ivr.trace import (
 )
 from callcenter.ivr.values import TRANSFER_NOTE, matches_any, render
 from callcenter.line import LINE_ROUTE, AgentLines
-from callcenter.live.alerts import AgentAlerts, QueueAlerts
+from callcenter.live.alerts import AgentAlerts, QueueAlerts, ShiftEnds
 from callcenter.outbound.campaign import (
     ABANDONED,
     AGENT_SKIPPED,
@@ -621,6 +621,8 @@ class Switchboard:
         """Queue alerts (queues.<q>.alerts); the daemon runs :meth:`QueueAlerts.run`."""
         self.agent_alerts = AgentAlerts(router, bus, lambda: self.config)
         """Agent alerts (acd.agent_alerts); the daemon runs :meth:`AgentAlerts.run`."""
+        self.shift_ends = ShiftEnds(router, bus, lambda: self.config)
+        """Logs out agents who forgot to (acd.logout_after_shift); the daemon runs it."""
         self.find_lead: Callable[[str, str], Lead | None] = lambda campaign, lead: None
         """(campaign, lead id) -> the lead, for a lead who answers a dial placed before a
         restart (the daemon sets it to :meth:`Campaigns.find_lead`)."""

@@ -387,6 +387,11 @@ class Router:
         its callers, see :meth:`CallQueue.estimated_wait`); None with nothing to go on."""
         return self._queue(queue).wait_at(self.waiting(queue) + 1)
 
+    def now(self) -> float:
+        """The router's clock (monotonic seconds): what ``logged_in_at``, ``idle_since``
+        and the other agent times count in."""
+        return self._clock()
+
     def wait_for_new_caller(self, queue: str) -> float | None:
         """What a caller calling ``queue`` now would wait, as told to people (a web page,
         a wallboard): 0 while more agents are free than callers wait, else

@@ -2979,6 +2979,15 @@ class AcdConfig(_Model):
         "numbers add`) whose numbers agents may not dial: the centre's do-not-call list.",
         examples=[["do_not_call"]],
     )
+    logout_after_shift: _Seconds | None = Field(
+        default=None,
+        description="Log out an agent still logged in this many seconds after their "
+        "scheduled stretch ended (`agents.<id>.schedule` or their team's), when no other "
+        "stretch has begun: a forgotten logout would leave their phone ringing at an empty "
+        "desk. On a call: once it ends. Agents without a schedule are left alone. None: "
+        "never.",
+        examples=[900],
+    )
     agent_block_list: Name | None = Field(
         default=None,
         description="The number list (under ivr.number_lists) an agent puts the caller they "

@@ -18,6 +18,10 @@ Agent alerts (``acd.agent_alerts``): an ``AgentAlert`` event when an agent has b
 (or the scheduled stretch ends); the wallboard and the supervisors' desktops mark them,
 Prometheus has ``callcenter_agent_alert{agent,figure}``. Looked at every
 :data:`LOOK_EVERY` seconds too.
+
+Shift ends (``acd.logout_after_shift``, :class:`ShiftEnds`): an agent still logged in that
+long after their scheduled stretch ended is logged out (via ``schedule``), at their call's
+end when on one; one who logged in after the stretch ended (overtime) is left alone.
 """
 
 from __future__ import annotations
@@ -25,15 +29,16 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 import structlog
 
-from callcenter.acd.schedule import schedule_of, stretch_at
+from callcenter.acd.schedule import schedule_of, stretch_at, stretches_between
 from callcenter.events import AgentAlert, EventBus, QueueAlert
 
 if TYPE_CHECKING:
+    from callcenter.acd.agent import Agent
     from callcenter.acd.router import Router
     from callcenter.config.models import CallCenterConfig
 
@@ -265,3 +270,57 @@ def _logged(what: str, raised: bool, **fields: object) -> None:
         log.warning(f"{what}_raised", **fields)
     else:
         log.info(f"{what}_cleared", **fields)
+
+
+SHIFT_LOOKBACK: Final = 1
+"""Days looked back for the last scheduled stretch (a night shift ends the next day)."""
+
+
+class ShiftEnds(_Watch):
+    """Logs out the agents still logged in ``acd.logout_after_shift`` seconds after their
+    scheduled stretch ended (a forgotten logout), via ``schedule``; one on a call at the
+    end of it (the router's pending logout)."""
+
+    _failed = "shift_ends_look_failed"
+
+    def __init__(
+        self, router: Router, bus: EventBus, config: Callable[[], CallCenterConfig]
+    ) -> None:
+        super().__init__(router, bus, config)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def look(self) -> None:
+        """Log out, once, each agent whose shift is over by more than the grace."""
+        config = self._config()
+        grace = config.acd.logout_after_shift
+        if grace is None:
+            return
+        now = self.clock()
+        for agent_id in self._router.agent_ids():
+            agent = self._router.agents[agent_id]
+            if str(agent.state) == "logged_out" or agent.logout_pending:
+                continue
+            ended = shift_ended(config, agent_id, now)
+            if ended is None or (now - ended).total_seconds() < grace:
+                continue
+            if self._logged_in_since(agent) > ended:
+                continue  # logged in after the shift: their choice, overtime
+            log.info("agent_logged_out_after_shift", agent=agent_id, shift_ended=ended.isoformat())
+            self._router.logout(agent_id, via="schedule")
+
+    def _logged_in_since(self, agent: Agent) -> datetime:
+        """When the agent logged in, on the wall clock."""
+        now = self._router.now()
+        logged = agent.logged_in_at if agent.logged_in_at is not None else now
+        return self.clock() - timedelta(seconds=max(0.0, now - logged))
+
+
+def shift_ended(config: CallCenterConfig, agent: str, now: datetime) -> datetime | None:
+    """When ``agent``'s last scheduled stretch before ``now`` ended (UTC), or None: no
+    schedule, or a stretch going on now."""
+    schedule = schedule_of(config, agent)
+    if schedule is None or stretch_at(schedule, now) is not None:
+        return None
+    since = now - timedelta(days=SHIFT_LOOKBACK)
+    ends = [end for _, end in stretches_between(schedule, since, now) if end <= now]
+    return ends[-1] if ends else None
