@@ -25,7 +25,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -3035,6 +3035,24 @@ class Switchboard:
             if pattern.fullmatch(call.number):
                 self._agent_calls[agent_id] = dataclasses.replace(call, number=tokens[call.number])
 
+    def breaks_taken(self, teams: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
+        """Team -> (its agents paused or with a pause pending, its ``max_paused``), for the
+        teams with a break limit (of ``teams`` only when given)."""
+        config = self.config
+        out: dict[str, tuple[int, int]] = {}
+        for team, rules in config.teams.items():
+            if rules.max_paused is None or (teams is not None and team not in teams):
+                continue
+            away = 0
+            for agent_id, agent in self.router.agents.items():
+                mate = config.agents.get(agent_id)
+                if mate is None or mate.team != team:
+                    continue
+                if agent.state is AgentState.PAUSED or agent.pending_pause is not None:
+                    away += 1
+            out[team] = (away, rules.max_paused)
+        return out
+
     def break_refused(self, agent_id: str) -> str | None:
         """Why ``agent_id`` may not go on a break now (their team's ``max_paused`` agents
         are paused, or will be once their call ends), or None when they may."""
@@ -3042,15 +3060,11 @@ class Switchboard:
         settings = config.agents.get(agent_id)
         team = settings.team if settings is not None else None
         rules = config.teams.get(team) if team is not None else None
-        if rules is None or rules.max_paused is None:
+        if team is None or rules is None or rules.max_paused is None:
             return None
-        away = 0
-        for other, agent in self.router.agents.items():
-            mate = config.agents.get(other)
-            if other == agent_id or mate is None or mate.team != team:
-                continue
-            if agent.state is AgentState.PAUSED or agent.pending_pause is not None:
-                away += 1
+        me = self.router.agents.get(agent_id)
+        mine = me is not None and (me.state is AgentState.PAUSED or me.pending_pause is not None)
+        away = self.breaks_taken([team])[team][0] - int(mine)
         if away < rules.max_paused:
             return None
         return (

@@ -577,6 +577,7 @@ class DesktopPage(HTMLParser):
             "script-missing",
             "preview",
             "codes",
+            "breaks",
         ):
             self.texts[key] = ""
             self._open.append((tag, key))

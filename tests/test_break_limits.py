@@ -41,7 +41,7 @@ async def test_carol_waits_for_bobs_break_to_end_before_she_takes_hers(
         keyed_state = router.agents["1003"].state
         alice_free = router.agents["1001"].state
         sam = DesktopBrowser(center.daemon.api.port)
-        await sam.sign_in("2000", "2468", role="supervisor")
+        sams = await sam.sign_in("2000", "2468", role="supervisor")
         await sam.get("/desktop/agent?id=1003")
         by_sam = await sam.press("Pause: meeting")
         sam_paused = router.agents["1003"].state
@@ -50,6 +50,7 @@ async def test_carol_waits_for_bobs_break_to_end_before_she_takes_hers(
         await until(lambda: router.agents["1002"].state == "available")
         carol_again = await center.api("POST", "/agents/1003/pause", {"reason": "break"})
     assert bob[0] == 200
+    assert sams.texts["breaks"] == "On a break: team night: 1 of 1 at most", "Sam sees it"
     assert carol_api[0] == 409
     assert carol_api[1]["error"] == (
         "1 of team night are on a break (at most 1 at once): ask again when one is back"

@@ -2118,6 +2118,7 @@ class ControlAPI:
             alerts={str(a["queue"]) for a in board.alerts.raised()},
             agent_alerts=set(board.agent_alerts.standing()),
             waits={str(q["name"]): router.wait_for_new_caller(str(q["name"])) for q in queues},
+            breaks=board.breaks_taken(config.supervisors[supervisor_id].teams or None),
             notices=self._notices_shown(teams=config.supervisors[supervisor_id].teams),
             waiting=waiting,
             pbx_down=None if self.link.connected else self.link.reason,

@@ -408,6 +408,9 @@ class SupervisorDesk:
     """Agents whose alert stands (``acd.agent_alerts``): marked with ⚠ over their time."""
     waits: Mapping[str, float | None] = field(default_factory=dict)
     """Queue -> what a caller calling now would wait (``Router.wait_for_new_caller``)."""
+    breaks: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """Team -> (agents on a break or about to be, ``max_paused``), for their teams with a
+    break limit."""
     messages: Sequence[VoicemailMessage] = ()
     """Voicemail messages of their queues still to call back, oldest first."""
     notices: Sequence[NoticeShown] = ()
@@ -1457,6 +1460,11 @@ def render_supervisor(desk: SupervisorDesk) -> str:
     planned = ""
     if desk.scheduled is not None:
         planned = f'<p id="scheduled">{_e(scheduled_text(desk.scheduled))}</p>'
+    if desk.breaks:
+        said = "; ".join(
+            f"team {team}: {away} of {limit}" for team, (away, limit) in sorted(desk.breaks.items())
+        )
+        planned += f'<p id="breaks">On a break: {_e(said)} at most</p>'
     parts.append(
         '<section id="agents"><h2>Agents</h2>' + planned + "<table><tr><th>agent</th><th>state</th>"
         "<th>for</th><th>with</th><th>calls today</th>"
