@@ -578,6 +578,7 @@ class DesktopPage(HTMLParser):
             "preview",
             "codes",
             "breaks",
+            "team-breaks",
         ):
             self.texts[key] = ""
             self._open.append((tag, key))

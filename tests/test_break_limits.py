@@ -56,6 +56,7 @@ async def test_carol_waits_for_bobs_break_to_end_before_she_takes_hers(
         "1 of team night are on a break (at most 1 at once): ask again when one is back"
     )
     assert carol_page.texts["error"].startswith("1 of team night are on a break")
+    assert carol_page.texts["team-breaks"] == "Your team on a break: 1 of 1 at most"
     assert keyed_state == "available", "*73 was refused too"
     assert alice_free == "available", "Alice is of no team: no limit"
     assert by_sam.texts.get("error", "") == ""

@@ -1113,6 +1113,7 @@ class ControlAPI:
                     adherence=(await self._adherence_today([person])).get(person),
                     pauses=await self._pauses_today([person]),
                     codes=await self._codes_today(person),
+                    breaks=self._team_breaks(person),
                     requests=self.switchboard.roster.schedule_request_views([person]),
                     answers=self.switchboard.roster.schedule_answers_of(person),
                 )
@@ -1807,6 +1808,14 @@ class ControlAPI:
         # Every desktop asks at each reload: only the asked agents' pauses are folded.
         theirs = [pause for agent in agents for pause in read.pauses_of.get(agent, ())]
         return pause_totals(theirs, read.since, read.until)
+
+    def _team_breaks(self, agent_id: str) -> tuple[int, int] | None:
+        """(the agent's team on a break, its limit) when the team has ``max_paused``."""
+        settings = self.switchboard.config.agents.get(agent_id)
+        team = settings.team if settings is not None else None
+        if team is None:
+            return None
+        return self.switchboard.breaks_taken([team]).get(team)
 
     async def _codes_today(self, agent_id: str) -> dict[str, int]:
         """The codes ``agent_id`` gave today, code -> calls, read from the records at most

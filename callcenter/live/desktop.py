@@ -382,6 +382,8 @@ class Desktop:
     """Agents may put a caller on the block list (``acd.agent_block_list``)."""
     codes: Mapping[str, int] = field(default_factory=dict)
     """The codes they gave today, code -> calls (read from the records every 10 s at most)."""
+    breaks: tuple[int, int] | None = None
+    """(their team's agents on a break, ``max_paused``) when the team has a break limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -673,6 +675,11 @@ def _state_section(desk: Desktop, state: str) -> str:
     )
     if desk.pauses:
         lines.append(f'<br><small id="pauses">Pauses today: {_e(pauses_said(desk.pauses))}</small>')
+    if desk.breaks is not None:
+        away, limit = desk.breaks
+        lines.append(
+            f'<br><small id="team-breaks">Your team on a break: {away} of {limit} at most</small>'
+        )
     if desk.codes:
         given = ", ".join(
             f"{code} {calls}"
