@@ -129,7 +129,9 @@ async def test_alice_hears_the_number_ring_until_the_customer_answers(
     tmp_path: Path, agi: str
 ) -> None:
     async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
-        customer = center.add_phone("PJSIP/5550409", answer_after=0.6, hangup_after=0.3)
+        # The customer stays two seconds: the test looks at Alice mid-call, which a loaded
+        # machine may reach only after a short call has already ended.
+        customer = center.add_phone("PJSIP/5550409", answer_after=0.6, hangup_after=2.0)
         alice = center.daemon.router.agents["1001"]
         leg = await center.pbx.call("*775550409", caller_num="1001")
         await until(lambda: "ringback" in leg.heard)
