@@ -1268,7 +1268,9 @@ async def test_a_caller_who_hung_up_waiting_is_called_back_unless_they_call_agai
     assert answered.original_call_id == f"{gave_up.uniqueid}+abandoned"
     assert other.rings == 0, "5555678 called again: not called back"
     asked = [(e.number, e.due is not None) for e in s.of(QueueCallbackRequested)]
-    assert asked == [("5551234", True), ("5555678", True), ("5551234", False)], (
+    # 5551234's callback may come due before or after 5555678 hangs up on a loaded machine.
+    assert asked[0] == ("5551234", True), "asked for later at the first hang-up"
+    assert sorted(asked) == [("5551234", False), ("5551234", True), ("5555678", True)], (
         "asked for later at the hang-ups, in the queue when due; none for the wrong number"
     )
     (off,) = s.of(QueueCallbackFailed)

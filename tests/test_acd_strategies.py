@@ -689,7 +689,7 @@ async def test_positions_come_from_priority_then_arrival_and_survive_many_caller
     assert router.position(entries[0]) == 0
 
 
-async def test_estimated_wait_is_position_over_staff_times_recent_handle_time() -> None:
+async def test_estimated_wait_is_a_handle_time_shared_by_the_staff_past_the_free_agents() -> None:
     router, clock = make_router({"q": QueueRules(members=("a", "b"), wrapup=0)})
     login_all(router, clock, ["a", "b"])
     first = router.enqueue("q", "first")
@@ -707,9 +707,16 @@ async def test_estimated_wait_is_position_over_staff_times_recent_handle_time() 
     router.unpause("a")
     router.unpause("b")
     assert router.staffed("q") == 2
-    # third in line, two agents: ceil(3 / 2) = 2 rounds of the mean handle time (60+120)/2
-    assert router.estimated_wait(waiting[2]) == 180.0
-    assert router.estimated_wait(waiting[0]) == 90.0
+    # Two free agents take the first two; the third waits for one of two calls of a mean
+    # handle time of (60 + 120) / 2 = 90 s to end: 90 / 2.
+    assert [router.estimated_wait(w) for w in waiting] == [0.0, 0.0, 45.0]
+    for entry in waiting[:2]:
+        (agent,) = await offer(router, entry)
+        router.connected(entry, agent)
+    waiting += [router.enqueue("q", f"w{n}") for n in (3, 4)]
+    assert [router.position(w) for w in waiting[2:]] == [1, 2, 3]
+    assert [router.estimated_wait(w) for w in waiting[2:]] == [45.0, 90.0, 135.0]
+    assert router.expected_wait("q") == 180.0, "a fourth in line"
 
 
 async def test_rebind_keeps_the_place_under_a_new_call_id() -> None:

@@ -495,22 +495,27 @@ class CallQueue:
         return self.klass(skills, len(self.rules.stages) - 1).present > 0
 
     def estimated_wait(self, call_id: str) -> float | None:
-        """Seconds the caller may still wait: ``ceil(position / staffed) * AHT``.
+        """Seconds the caller may still wait: ``max(0, position - idle) * AHT / staffed``.
 
         AHT is the mean handle time (talk + wrap-up) of the queue's last
-        ``HANDLE_TIME_SAMPLES`` calls; staffed is the members logged in and not paused. None
-        before the queue has handled a call (nothing to estimate from) or without staff.
+        ``HANDLE_TIME_SAMPLES`` calls; staffed is the members logged in and not paused;
+        idle those of them ready for a call now. With every one busy, a call ends every
+        ``AHT / staffed`` seconds on average (the memoryless handle times Erlang C assumes,
+        as ``callcenter staffing`` does), so the first in line waits that long, not a whole
+        handle time. None before the queue has handled a call (nothing to estimate from) or
+        without staff.
         """
         position = self.position(call_id)
         return self.wait_at(position) if position else None
 
     def wait_at(self, position: int) -> float | None:
-        """Seconds a caller at ``position`` may still wait (see :meth:`estimated_wait`)."""
+        """Seconds a caller at ``position`` may still wait (see :meth:`estimated_wait`):
+        O(members)."""
         if not self.handle_times or not self.present:
             return None
         aht = sum(self.handle_times) / len(self.handle_times)
-        rounds = -(-position // self.present)
-        return rounds * aht
+        idle = sum(1 for m in self.by_agent.values() if self.ready(m.agent))
+        return max(0, position - idle) * aht / self.present
 
 
 def _present(agent: Agent) -> bool:

@@ -2526,8 +2526,9 @@ class QueueConfig(_Model):
     )
     announce_holdtime: bool = Field(
         default=False,
-        description="Tell callers their estimated wait: ceil(position / agents logged in and "
-        "not paused) x the mean handle time (talk + wrap-up) of the queue's last 20 calls.",
+        description="Tell callers their estimated wait: (position - agents free) x the mean "
+        "handle time (talk + wrap-up) of the queue's last 20 calls / agents logged in and not "
+        "paused (a call ends every handle time / agents on average).",
     )
     announce_frequency: _Seconds = Field(
         default=30,
