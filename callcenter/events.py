@@ -508,6 +508,18 @@ class AgentUnpaused(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BreakLinedUp(AgentEvent):
+    """The agent asked for a break over their team's ``max_paused`` and waits in the team's
+    ``break_line``, at ``place`` (1: next); their break starts (AgentPaused, via
+    ``break-line``) once a teammate is back."""
+
+    team: str
+    reason: str
+    place: int
+    via: str = "cli"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentPhoneReachable(AgentEvent):
     """The PBX says whether the agent's phone can be called (``reachable`` false: not
     registered; the agent stays logged in and is not offered calls until it is back)."""

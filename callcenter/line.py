@@ -448,14 +448,13 @@ class AgentLines:
         router = board.router
         try:
             if action == "pause":
-                refused = board.break_refused(agent_id)
-                if refused is not None:
-                    log.info("agent_line_pause_refused", agent=agent_id, why=refused)
-                    return
                 reasons = board.config.pause_reasons
-                router.pause(agent_id, reasons[0] if reasons else "break", via=LINE_VIA)
-            elif router.agents[agent_id].state is AgentState.PAUSED:
-                router.unpause(agent_id, via=LINE_VIA)
+                board.breaks.pause(agent_id, reasons[0] if reasons else "break", via=LINE_VIA)
+            elif (
+                router.agents[agent_id].state is AgentState.PAUSED
+                or board.breaks.place(agent_id) is not None
+            ):
+                board.breaks.unpause(agent_id, via=LINE_VIA)
             else:
                 router.end_wrapup(agent_id)
         except (EngineError, IllegalTransition) as exc:

@@ -34,7 +34,8 @@ from zoneinfo import ZoneInfo
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-from callcenter.acd.agent import Agent, AgentState
+from callcenter.acd.agent import Agent
+from callcenter.acd.breaks import Breaks
 from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.roster import Roster
@@ -604,6 +605,8 @@ class Switchboard:
         self.roster = Roster(config, router, bus, self._use_config)
         """Agents, queues, members, skills and schedule days changed while the centre
         runs, laid over the config file's (it configures the router)."""
+        self.breaks = Breaks(lambda: self.config, router, bus)
+        """Break limits and the lines of agents waiting for a break."""
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
         self.lookup_fetch: Fetcher = fetch_json
@@ -632,9 +635,10 @@ class Switchboard:
 
         Routing rules (strategies, skills, penalties ...) apply to waiting callers at once.
         What the roster changed while the centre runs stays laid over it
-        (:meth:`Roster.apply_config`).
+        (:meth:`Roster.apply_config`). A break limit raised lets those in line go.
         """
         self.roster.apply_config(config)
+        self.breaks.let_next()
 
     @property
     def file_config(self) -> CallCenterConfig:
@@ -3037,40 +3041,12 @@ class Switchboard:
 
     def breaks_taken(self, teams: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
         """Team -> (its agents paused or with a pause pending, its ``max_paused``), for the
-        teams with a break limit (of ``teams`` only when given)."""
-        config = self.config
-        out: dict[str, tuple[int, int]] = {}
-        for team, rules in config.teams.items():
-            if rules.max_paused is None or (teams is not None and team not in teams):
-                continue
-            away = 0
-            for agent_id, agent in self.router.agents.items():
-                mate = config.agents.get(agent_id)
-                if mate is None or mate.team != team:
-                    continue
-                if agent.state is AgentState.PAUSED or agent.pending_pause is not None:
-                    away += 1
-            out[team] = (away, rules.max_paused)
-        return out
+        teams with a break limit (of ``teams`` only when given): :meth:`Breaks.taken`."""
+        return self.breaks.taken(teams)
 
     def break_refused(self, agent_id: str) -> str | None:
-        """Why ``agent_id`` may not go on a break now (their team's ``max_paused`` agents
-        are paused, or will be once their call ends), or None when they may."""
-        config = self.config
-        settings = config.agents.get(agent_id)
-        team = settings.team if settings is not None else None
-        rules = config.teams.get(team) if team is not None else None
-        if team is None or rules is None or rules.max_paused is None:
-            return None
-        me = self.router.agents.get(agent_id)
-        mine = me is not None and (me.state is AgentState.PAUSED or me.pending_pause is not None)
-        away = self.breaks_taken([team])[team][0] - int(mine)
-        if away < rules.max_paused:
-            return None
-        return (
-            f"{away} of team {team} are on a break (at most {rules.max_paused} at once): "
-            "ask again when one is back"
-        )
+        """Why ``agent_id`` may not go on a break now, or None: :meth:`Breaks.refused`."""
+        return self.breaks.refused(agent_id)
 
     def disposition_codes_for(self, agent_id: str) -> list[str]:
         """The codes ``agent_id`` may give the call they talk on or talked on last (its
@@ -4116,10 +4092,7 @@ class Switchboard:
                 if reason not in config.pause_reasons:
                     # Reason codes come from the config: reports group pauses by them.
                     raise EngineError(f"pause reason {reason!r} is not in pause_reasons")
-                refused = self.break_refused(agent_id)
-                if refused is not None:
-                    raise EngineError(refused)
-                self.router.pause(agent_id, reason, via="feature-code")
+                self.breaks.pause(agent_id, reason, via="feature-code")
             elif action == "ready":
                 # Done with the after-call work before its time is up.
                 self.router.end_wrapup(agent_id)
@@ -4130,7 +4103,7 @@ class Switchboard:
                 await call.play(["agent-loginok" if joined else "agent-loggedoff"])
                 return
             else:
-                self.router.unpause(agent_id, via="feature-code")
+                self.breaks.unpause(agent_id, via="feature-code")
         except (EngineError, UnknownAgent) as exc:
             log.info("feature_code_refused", agent=agent_id, action=action, error=str(exc))
             await call.play(["beeperr"])

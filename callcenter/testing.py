@@ -579,6 +579,8 @@ class DesktopPage(HTMLParser):
             "codes",
             "breaks",
             "team-breaks",
+            "break-line",
+            "break-lines",
         ):
             self.texts[key] = ""
             self._open.append((tag, key))

@@ -5,11 +5,13 @@ as one is back. On both PBXs."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from callcenter.events import AgentPaused, BreakLinedUp
 from callcenter.testing import DesktopBrowser, running_center, until
 
 NIGHT: dict[str, Any] = {
@@ -62,3 +64,120 @@ async def test_carol_waits_for_bobs_break_to_end_before_she_takes_hers(
     assert by_sam.texts.get("error", "") == ""
     assert sam_paused == "paused", "her supervisor may pause her all the same"
     assert carol_again[0] == 200, "Bob is back: her turn"
+
+
+LINED: dict[str, Any] = {
+    **NIGHT,
+    "teams": {"night": {"max_paused": 1, "break_line": True}},
+}
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_carol_waits_in_line_and_her_break_starts_when_bob_is_back(
+    tmp_path: Path, transport: str
+) -> None:
+    async with running_center(tmp_path, transport=transport, config=LINED) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1003", answer_after=0.05)
+        router = center.daemon.router
+        lined_up: list[BreakLinedUp] = []
+        paused: list[AgentPaused] = []
+        center.daemon.bus.subscribe(lined_up.append, kinds=(BreakLinedUp,))
+        center.daemon.bus.subscribe(paused.append, kinds=(AgentPaused,))
+        await center.api("POST", "/agents/1002/pause", {"reason": "lunch"})
+        carol = DesktopBrowser(center.daemon.api.port)
+        await carol.sign_in("1003", "4321")
+        asked = await carol.press("Pause: break")
+        waiting = await carol.get("/desktop")
+        waiting_state = router.agents["1003"].state
+        sam = DesktopBrowser(center.daemon.api.port)
+        sams = await sam.sign_in("2000", "2468", role="supervisor")
+        await center.api("POST", "/agents/1002/unpause", {})
+        await until(lambda: router.agents["1003"].state == "paused")
+        on_break = await carol.get("/desktop")
+    assert asked.texts["said"] == (
+        "Your team is at its break limit: you are 1st in line, your break (break) starts "
+        "when one is back"
+    )
+    assert waiting_state == "available", "she takes calls while she waits"
+    assert sams.texts["break-lines"] == "Waiting for a break: team night: Carol"
+    assert waiting.texts["break-line"] == (
+        "In line for a break: 1st. It starts when one of your team is back."
+    )
+    assert "Leave the break line" in waiting.buttons and "Pause: break" not in waiting.buttons
+    assert [(e.agent, e.team, e.reason, e.place) for e in lined_up] == [
+        ("1003", "night", "break", 1)
+    ]
+    assert [(e.agent, e.reason, e.via) for e in paused] == [
+        ("1002", "lunch", "api"),
+        ("1003", "break", "break-line"),
+    ]
+    assert on_break.texts["state"] == "paused: break"
+    assert "break-line" not in on_break.texts
+
+
+async def test_carol_on_a_call_when_bob_is_back_goes_on_her_break_once_it_is_over(
+    tmp_path: Path,
+) -> None:
+    config = {**LINED, "queues": {"sales": {"agents": ["1003"]}}}
+    async with running_center(tmp_path, config=config) as center:
+        center.add_phone("PJSIP/1003", answer_after=0.05, hangup_after=0.8)
+        router = center.daemon.router
+        carol = router.agents["1003"]
+        await center.api("POST", "/agents/1002/pause", {"reason": "lunch"})
+        status, said = await center.api("POST", "/agents/1003/pause", {"reason": "break"})
+        caller = await center.caller_presses("5550101", "1")
+        await caller.wait_bridged(timeout=5)
+        await center.api("POST", "/agents/1002/unpause", {})
+        await until(lambda: carol.pending_pause is not None)
+        state_in_call = carol.state
+        await until(lambda: carol.state == "paused")
+    assert (status, said["state"], said["break_line"]) == (200, "available", 1)
+    assert state_in_call == "on_call", "the call goes on"
+    assert (carol.pause_reason, carol.pause_via) == ("break", "break-line")
+
+
+async def test_carol_leaves_the_line_and_a_key_on_her_phone_lines_her_up_again(
+    tmp_path: Path,
+) -> None:
+    async with running_center(tmp_path, config=LINED) as center:
+        router = center.daemon.router
+        await center.api("POST", "/agents/1002/pause", {"reason": "lunch"})
+        await center.api("POST", "/agents/1003/pause", {"reason": "break"})
+        carol = DesktopBrowser(center.daemon.api.port)
+        await carol.sign_in("1003", "4321")
+        left = await carol.press("Leave the break line")
+        place_after_leaving = center.daemon.switchboard.breaks.place("1003")
+        keyed = await center.pbx.call("*73", caller_num="1003")
+        await keyed.wait_for_prompt("agent-pass", timeout=5)
+        await keyed.press("4321")
+        await keyed.wait_ended(timeout=5)
+        place_after_key = center.daemon.switchboard.breaks.place("1003")
+        again = await center.api("POST", "/agents/1003/pause", {"reason": "lunch"})
+        logged_out = await center.api("POST", "/agents/1003/logout", {})
+        await center.api("POST", "/agents/1002/unpause", {})
+        await asyncio.sleep(0.1)
+        lines = center.daemon.switchboard.breaks.lines()
+    assert left.texts["said"] == "Out of the break line"
+    assert place_after_leaving is None
+    assert place_after_key == 1, "*73 over the limit lines her up"
+    assert again[1]["break_line"] == 1, "asking again keeps her place"
+    assert logged_out[0] == 200 and lines == {}, "a logout leaves the line"
+    assert router.agents["1003"].state == "logged_out"
+
+
+async def test_a_limit_raised_by_a_reload_lets_carol_go_on_her_break(tmp_path: Path) -> None:
+    async with running_center(tmp_path, config=LINED) as center:
+        router = center.daemon.router
+        await center.api("POST", "/agents/1002/pause", {"reason": "lunch"})
+        await center.api("POST", "/agents/1003/pause", {"reason": "break"})
+        lined = router.agents["1003"].state
+        text = center.config_path.read_text()
+        assert text.count("max_paused: 1") == 1
+        center.config_path.write_text(text.replace("max_paused: 1", "max_paused: 2"))
+        await center.daemon.reload()
+        await until(lambda: router.agents["1003"].state == "paused")
+    assert lined == "available"
+    assert (router.agents["1003"].pause_reason, router.agents["1003"].pause_via) == (
+        "break",
+        "break-line",
+    )

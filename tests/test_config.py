@@ -703,3 +703,14 @@ def test_a_trusted_proxy_that_is_no_address_is_refused_at_its_line() -> None:
     [issue] = problems(text)
     assert (issue.line, issue.field) == (line_no(text, "trusted_proxies"), "api.trusted_proxies[2]")
     assert issue.message.startswith("must be an IP address or a network (CIDR)")
+
+
+def test_a_break_line_without_a_break_limit_is_refused_at_its_team() -> None:
+    text = BASE + "teams:\n  night:\n    break_line: true\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, environ=SECRET_ENV)
+    said = str(caught.value)
+    assert said.startswith("<config>:"), said
+    assert "teams.night: break_line keeps agents waiting for a break over max_paused" in said
+    lined = load_config_text(text + "    max_paused: 2\n", environ=SECRET_ENV)
+    assert lined.teams["night"].break_line and lined.teams["night"].max_paused == 2

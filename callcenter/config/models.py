@@ -3347,6 +3347,25 @@ class TeamConfig(_Model):
         "no break. None: no limit.",
         examples=[2],
     )
+    break_line: bool = Field(
+        default=False,
+        description="With `max_paused`: a break asked for over the limit waits in line "
+        "instead of being refused; the first in line goes on their break (with the reason "
+        "they asked with) as soon as a teammate is back. Asking to be ready leaves the line, "
+        "so do a logout and a pause someone else puts them on. The line lives in memory: a "
+        "restart empties it.",
+        examples=[True],
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TeamConfig:
+        if self.break_line and self.max_paused is None:
+            raise PydanticCustomError(
+                "break_line_without_limit",
+                "break_line keeps agents waiting for a break over max_paused: give the team "
+                "a max_paused",
+            )
+        return self
 
 
 class ProfileConfig(_Model):

@@ -1114,6 +1114,7 @@ class ControlAPI:
                     pauses=await self._pauses_today([person]),
                     codes=await self._codes_today(person),
                     breaks=self._team_breaks(person),
+                    break_line=self.switchboard.breaks.place(person),
                     requests=self.switchboard.roster.schedule_request_views([person]),
                     answers=self.switchboard.roster.schedule_answers_of(person),
                 )
@@ -2128,6 +2129,12 @@ class ControlAPI:
             agent_alerts=set(board.agent_alerts.standing()),
             waits={str(q["name"]): router.wait_for_new_caller(str(q["name"])) for q in queues},
             breaks=board.breaks_taken(config.supervisors[supervisor_id].teams or None),
+            break_lines={
+                team: [config.agents[a].name or a if a in config.agents else a for a in line]
+                for team, line in board.breaks.lines().items()
+                if not config.supervisors[supervisor_id].teams
+                or team in config.supervisors[supervisor_id].teams
+            },
             notices=self._notices_shown(teams=config.supervisors[supervisor_id].teams),
             waiting=waiting,
             pbx_down=None if self.link.connected else self.link.reason,
@@ -2973,6 +2980,7 @@ class ControlAPI:
     ) -> dict[str, Any]:
         board = self.switchboard
         router = board.router
+        left_line = False
         try:
             if action == "login":
                 paused = body.get("paused")
@@ -2996,14 +3004,14 @@ class ControlAPI:
                     raise HTTPError(400, f"unknown pause reason {reason!r}; use one of {allowed}")
                 if "queue" in body:
                     return self._queue_pause(agent_id, body, reason)
-                refused = None if via.startswith("supervisor") else board.break_refused(agent_id)
-                if refused is not None:
-                    raise HTTPError(409, refused)
-                router.pause(agent_id, reason, via=via)
+                if via.startswith("supervisor"):
+                    router.pause(agent_id, reason, via=via)
+                else:
+                    board.breaks.pause(agent_id, reason, via=via)
             elif action == "unpause":
                 if "queue" in body:
                     return self._queue_pause(agent_id, body, None)
-                router.unpause(agent_id, via=via)
+                left_line = board.breaks.unpause(agent_id, via=via)
             elif action == "ready":
                 router.end_wrapup(agent_id)
             elif action == "block":
@@ -3104,6 +3112,11 @@ class ControlAPI:
         shown = {"agent": agent_id, "state": str(agent.state), "pause_reason": agent.pause_reason}
         if action == "login":
             shown["device"] = agent.device
+        if action == "pause" and board.breaks.lines():
+            # Over the team's break limit with a break_line: waiting, not paused.
+            shown["break_line"] = board.breaks.place(agent_id)
+        if left_line:
+            shown["left_break_line"] = True
         return shown
 
     def _skills(self, agent_id: str, body: dict[str, Any], via: str = "api") -> dict[str, Any]:

@@ -384,6 +384,9 @@ class Desktop:
     """The codes they gave today, code -> calls (read from the records every 10 s at most)."""
     breaks: tuple[int, int] | None = None
     """(their team's agents on a break, ``max_paused``) when the team has a break limit."""
+    break_line: int | None = None
+    """Their place in their team's line for a break (``break_line``; 1: next), None when
+    not waiting for one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,6 +416,8 @@ class SupervisorDesk:
     breaks: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """Team -> (agents on a break or about to be, ``max_paused``), for their teams with a
     break limit."""
+    break_lines: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Team -> the names of its agents waiting for a break, first first (``break_line``)."""
     messages: Sequence[VoicemailMessage] = ()
     """Voicemail messages of their queues still to call back, oldest first."""
     notices: Sequence[NoticeShown] = ()
@@ -639,6 +644,12 @@ def _autopaused_why(agent: Mapping[str, Any], desk: Desktop) -> str:
     return f"Paused for you: {why}. Press Ready once you are back."
 
 
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th ... 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _state_section(desk: Desktop, state: str) -> str:
     agent = desk.agent
     shown = STATE_NAMES.get(state, state)
@@ -679,6 +690,11 @@ def _state_section(desk: Desktop, state: str) -> str:
         away, limit = desk.breaks
         lines.append(
             f'<br><small id="team-breaks">Your team on a break: {away} of {limit} at most</small>'
+        )
+    if desk.break_line is not None:
+        lines.append(
+            f'<br><strong id="break-line">In line for a break: {_ordinal(desk.break_line)}. '
+            "It starts when one of your team is back.</strong>"
         )
     if desk.codes:
         given = ", ".join(
@@ -801,7 +817,9 @@ def _actions_section(desk: Desktop, state: str) -> str:
                 '<form method="get" action="/desktop/login"><button>Log in at another phone …'
                 "</button></form>"
             )
-    if state in ("available", "wrap_up", "on_call", "ringing") and not agent.get("pending_pause"):
+    if desk.break_line is not None:
+        buttons.append(button("unpause", "Leave the break line", ""))
+    elif state in ("available", "wrap_up", "on_call", "ringing") and not agent.get("pending_pause"):
         buttons += [button("pause", f"Pause: {r}", "", reason=r) for r in desk.pause_reasons]
     if state == "paused":
         buttons.append(button("unpause", "Ready", "main"))
@@ -1332,8 +1350,15 @@ _NOTE: Final = '<label>Note <input name="note" size="60" maxlength="500"></label
 
 def said(action: str, answer: Mapping[str, Any], fields: Mapping[str, str]) -> str:
     """What the desktop says once an action went through."""
+    if action == "pause" and answer.get("break_line"):
+        return (
+            f"Your team is at its break limit: you are {_ordinal(int(answer['break_line']))} "
+            f"in line, your break ({fields.get('reason', '')}) starts when one is back"
+        )
     if action == "pause":
         return f"Paused: {fields.get('reason', '')}"
+    if action == "unpause" and answer.get("left_break_line"):
+        return "Out of the break line"
     if action == "transfer":
         target = answer.get("transferred_to") or answer.get("transferred_to_queue")
         return f"Transferred to {target}"
@@ -1472,6 +1497,11 @@ def render_supervisor(desk: SupervisorDesk) -> str:
             f"team {team}: {away} of {limit}" for team, (away, limit) in sorted(desk.breaks.items())
         )
         planned += f'<p id="breaks">On a break: {_e(said)} at most</p>'
+    if desk.break_lines:
+        said = "; ".join(
+            f"team {team}: {', '.join(names)}" for team, names in sorted(desk.break_lines.items())
+        )
+        planned += f'<p id="break-lines">Waiting for a break: {_e(said)}</p>'
     parts.append(
         '<section id="agents"><h2>Agents</h2>' + planned + "<table><tr><th>agent</th><th>state</th>"
         "<th>for</th><th>with</th><th>calls today</th>"
