@@ -3265,6 +3265,12 @@ def format_status(status: dict[str, Any]) -> str:
             f"ALERT agent {alert.get('agent')}: {state}{reason} for "
             f"{alert.get('threshold'):g} s or more"
         )
+    for team in status.get("breaks", []):
+        waiting = team.get("line") or []
+        lines.append(
+            f"Breaks team {team.get('team')}: {team.get('away')} of {team.get('max_paused')} "
+            "at most" + (f", waiting: {', '.join(waiting)}" if waiting else "")
+        )
     planned = status.get("scheduled")
     if planned:
         from callcenter.live.wallboard import scheduled_text

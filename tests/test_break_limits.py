@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from callcenter.cli import format_status
 from callcenter.events import AgentPaused, BreakLinedUp
 from callcenter.testing import DesktopBrowser, running_center, until
 
@@ -153,6 +154,7 @@ async def test_carol_leaves_the_line_and_a_key_on_her_phone_lines_her_up_again(
         await keyed.wait_ended(timeout=5)
         place_after_key = center.daemon.switchboard.breaks.place("1003")
         again = await center.api("POST", "/agents/1003/pause", {"reason": "lunch"})
+        _, status = await center.api("GET", "/status")
         logged_out = await center.api("POST", "/agents/1003/logout", {})
         await center.api("POST", "/agents/1002/unpause", {})
         await asyncio.sleep(0.1)
@@ -161,6 +163,8 @@ async def test_carol_leaves_the_line_and_a_key_on_her_phone_lines_her_up_again(
     assert place_after_leaving is None
     assert place_after_key == 1, "*73 over the limit lines her up"
     assert again[1]["break_line"] == 1, "asking again keeps her place"
+    assert status["breaks"] == [{"team": "night", "away": 1, "max_paused": 1, "line": ["1003"]}]
+    assert "Breaks team night: 1 of 1 at most, waiting: 1003" in format_status(status)
     assert logged_out[0] == 200 and lines == {}, "a logout leaves the line"
     assert router.agents["1003"].state == "logged_out"
 

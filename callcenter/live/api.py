@@ -2290,6 +2290,11 @@ class ControlAPI:
             snapshot["dialling"] = board.dials.dialling()
             snapshot["alerts"] = board.alerts.raised()
             snapshot["agent_alerts"] = board.agent_alerts.raised()
+            break_lines = board.breaks.lines()
+            snapshot["breaks"] = [
+                {"team": team, "away": away, "max_paused": limit, "line": break_lines.get(team, [])}
+                for team, (away, limit) in sorted(board.breaks_taken().items())
+            ]
             snapshot["campaigns"] = self.campaigns.view() if self.campaigns is not None else []
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
             snapshot["switches"] = board.switch_views()
