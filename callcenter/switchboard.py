@@ -4092,7 +4092,15 @@ class Switchboard:
                 if reason not in config.pause_reasons:
                     # Reason codes come from the config: reports group pauses by them.
                     raise EngineError(f"pause reason {reason!r} is not in pause_reasons")
-                self.breaks.pause(agent_id, reason, via="feature-code")
+                place = self.breaks.pause(agent_id, reason, via="feature-code")
+                if place is not None:
+                    # In line, not paused: "you are now first in line" / "there are N ...".
+                    await call.play(
+                        ["queue-youarenext"]
+                        if place == 1
+                        else ["queue-thereare", f"digits/{place - 1}", "queue-callswaiting"]
+                    )
+                    return
             elif action == "ready":
                 # Done with the after-call work before its time is up.
                 self.router.end_wrapup(agent_id)

@@ -137,10 +137,11 @@ async def test_carol_on_a_call_when_bob_is_back_goes_on_her_break_once_it_is_ove
     assert (carol.pause_reason, carol.pause_via) == ("break", "break-line")
 
 
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
 async def test_carol_leaves_the_line_and_a_key_on_her_phone_lines_her_up_again(
-    tmp_path: Path,
+    tmp_path: Path, transport: str
 ) -> None:
-    async with running_center(tmp_path, config=LINED) as center:
+    async with running_center(tmp_path, transport=transport, config=LINED) as center:  # type: ignore[arg-type]
         router = center.daemon.router
         await center.api("POST", "/agents/1002/pause", {"reason": "lunch"})
         await center.api("POST", "/agents/1003/pause", {"reason": "break"})
@@ -162,6 +163,7 @@ async def test_carol_leaves_the_line_and_a_key_on_her_phone_lines_her_up_again(
     assert left.texts["said"] == "Out of the break line"
     assert place_after_leaving is None
     assert place_after_key == 1, "*73 over the limit lines her up"
+    assert "queue-youarenext" in keyed.heard, "and her phone says she is next"
     assert again[1]["break_line"] == 1, "asking again keeps her place"
     assert status["breaks"] == [{"team": "night", "away": 1, "max_paused": 1, "line": ["1003"]}]
     assert "Breaks team night: 1 of 1 at most, waiting: 1003" in format_status(status)
