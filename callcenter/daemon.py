@@ -394,6 +394,7 @@ class Daemon:
                 campaigns=self.campaigns.view,
                 previews=self.switchboard.previews,
                 holding=self.switchboard.holding,
+                break_line=self.switchboard.breaks.place,
                 switches=self.switchboard.switch_views,
                 closed=self.switchboard.queue_closed,
                 voicemails=self._voicemails_waiting,

@@ -520,6 +520,16 @@ class BreakLinedUp(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BreakLineLeft(AgentEvent):
+    """The agent is out of their team's line for a break without having gone on it:
+    ``why`` is ``ready:<via>`` (they asked to be ready), ``paused`` (a pause went through
+    another way) or ``logged-out``. Going on the break is an AgentPaused (via ``break-line``)."""
+
+    team: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentPhoneReachable(AgentEvent):
     """The PBX says whether the agent's phone can be called (``reachable`` false: not
     registered; the agent stays logged in and is not offered calls until it is back)."""

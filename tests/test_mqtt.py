@@ -22,7 +22,7 @@ from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
 from callcenter.events import AgentStateChanged, CampaignAttemptFailed, SurveyEnded
 from callcenter.live.mqtt import event_json
-from callcenter.testing import running_center
+from callcenter.testing import running_center, until
 
 
 def _health(port: int) -> dict[str, Any]:
@@ -644,3 +644,28 @@ async def test_a_queue_and_an_agent_added_at_run_time_then_removed_leave_the_wal
                 await asyncio.sleep(0.3)
     assert late.on("queues/vip") == [], "nothing retained for a queue that is gone"
     assert late.on("agents/1010") == [], "nor for an agent"
+
+
+async def test_an_agents_desktop_sees_her_place_in_line_for_a_break(tmp_path: Path) -> None:
+    with running_broker(tmp_path) as broker, Wallboard(broker.port) as board:
+        config = {
+            **mqtt_config(broker),
+            "teams": {"night": {"max_paused": 1, "break_line": True}},
+            "agents": {"1002": {"team": "night"}, "1003": {"team": "night", "logged_in": True}},
+        }
+        async with running_center(tmp_path, config=config) as center:
+            await board.wait_for("agents/1003", _is(state="available", break_line=None))
+            await center.api("POST", "/agents/1002/pause", {"reason": "lunch"})
+            await center.api("POST", "/agents/1003/pause", {"reason": "break"})
+            lined = await board.wait_for("agents/1003", _is(break_line=1))
+            before = len(board.on("agents/1003"))
+            await center.api("POST", "/agents/1003/unpause", {})
+            await until(
+                lambda: any(
+                    m.json()["break_line"] is None for m in board.on("agents/1003")[before:]
+                ),
+                timeout=10,
+            )
+            left = board.on("agents/1003")[-1]
+    assert lined.json()["state"] == "available"
+    assert (left.json()["state"], left.json()["break_line"]) == ("available", None)

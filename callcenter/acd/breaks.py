@@ -30,6 +30,7 @@ from callcenter.events import (
     AgentStateChanged,
     AgentUnpaused,
     BreakLinedUp,
+    BreakLineLeft,
     EngineEvent,
     EventBus,
 )
@@ -118,7 +119,7 @@ class Breaks:
         ``Router.pause`` directly."""
         refused = self.refused(agent_id)
         if refused is None:
-            self.leave(agent_id)
+            self.leave(agent_id, why="paused")
             self._router.pause(agent_id, reason, via=via)
             return None
         team = self._team_of(agent_id)
@@ -152,19 +153,23 @@ class Breaks:
     def unpause(self, agent_id: str, *, via: str) -> bool:
         """The agent is ready: out of the line (True) when they waited in one, else
         ``Router.unpause`` (a pending pause dropped lets the next in line go)."""
-        if self.leave(agent_id):
-            log.info("break_line_left", agent=agent_id, via=via)
+        if self.leave(agent_id, why=f"ready:{via}"):
             return True
         self._router.unpause(agent_id, via=via)
         self.let_next()
         return False
 
-    def leave(self, agent_id: str) -> bool:
-        """Take ``agent_id`` out of any line; True when they were in one."""
-        for line in self._lines.values():
+    def leave(self, agent_id: str, *, why: str) -> bool:
+        """Take ``agent_id`` out of any line (``why``: ``ready:<via>``, ``paused``,
+        ``logged-out``); True when they were in one."""
+        for team, line in self._lines.items():
             for n, entry in enumerate(line):
                 if entry[0] == agent_id:
                     del line[n]
+                    log.info("break_line_left", agent=agent_id, team=team, why=why)
+                    self._bus.publish(
+                        BreakLineLeft(agent=agent_id, team=team, why=why, mono=self._router.now())
+                    )
                     return True
         return False
 
@@ -175,10 +180,10 @@ class Breaks:
         someone else or logged out leaves the line."""
         if not any(self._lines.values()):
             return
-        if isinstance(event, AgentLoggedOut) or (
-            isinstance(event, AgentPaused) and event.via != LINE_VIA
-        ):
-            self.leave(event.agent)
+        if isinstance(event, AgentLoggedOut):
+            self.leave(event.agent, why="logged-out")
+        elif isinstance(event, AgentPaused) and event.via != LINE_VIA:
+            self.leave(event.agent, why="paused")
         if isinstance(event, AgentUnpaused | AgentLoggedOut | AgentStateChanged):
             self._soon(self.let_next)
 

@@ -83,6 +83,8 @@ from callcenter.events import (
     AgentSkillsChanged,
     AgentStateChanged,
     AgentUnpaused,
+    BreakLinedUp,
+    BreakLineLeft,
     CallHeld,
     CallUnheld,
     CampaignPreview,
@@ -212,6 +214,7 @@ class MQTTPublisher:
         today: Today | None = None,
         voicemails: Callable[[str], int | None] | None = None,
         notices: Callable[[], list[dict[str, Any]]] | None = None,
+        break_line: Callable[[str], int | None] | None = None,
     ) -> None:
         self.config = config
         self._owns_today = today is None
@@ -225,6 +228,7 @@ class MQTTPublisher:
         self._campaigns = campaigns
         self._previews = previews
         self._holding = holding
+        self._break_line = break_line
         self._ca_file = ca_file
         self._cert_file = cert_file
         self._key_file = key_file
@@ -555,6 +559,7 @@ class MQTTPublisher:
                 "preview": _preview(shown.get(agent_id)),
                 "on_hold": holding.get(agent_id, {}).get("on_hold", False),
                 "consulting": _consulting(holding.get(agent_id, {}).get("consulting")),
+                "break_line": self._break_line(agent_id) if self._break_line else None,
             }
             self._retain(topic, payload)
         for supervisor in self._supervisor_views():
@@ -623,6 +628,8 @@ _HANDLERS: Final[dict[type[EngineEvent], Callable[[MQTTPublisher, Any], None]]] 
     AgentLoggedOut: MQTTPublisher._on_agent,
     AgentPaused: MQTTPublisher._on_agent,
     AgentUnpaused: MQTTPublisher._on_agent,
+    BreakLinedUp: MQTTPublisher._on_agent,
+    BreakLineLeft: MQTTPublisher._on_agent,
     AgentPhoneReachable: MQTTPublisher._on_agent,
     QueueMemberChanged: MQTTPublisher._on_agent,
     AgentSkillsChanged: MQTTPublisher._on_agent,
