@@ -1179,6 +1179,34 @@ class Switchboard:
         log.info("caller_blocked", agent=agent_id, number_list=name, call_id=call.call_id)
         return {"agent": agent_id, "number": number, "number_list": name, "added": added}
 
+    def unblock_caller(self, agent_id: str) -> dict[str, Any]:
+        """Take the number of ``agent_id``'s call (or last call) off ``acd.agent_block_list``
+        when they put it there (a mistake undone). EngineError when no list is set, the
+        agent has had no call, or the number is not there by them (someone else's entry is
+        ops' or their supervisor's to take off: ``numbers remove``)."""
+        name = self.config.acd.agent_block_list
+        if name is None:
+            raise EngineError("agents block no caller here (acd.agent_block_list)")
+        call = self._agent_calls.get(agent_id)
+        if call is None:
+            raise EngineError(f"agent {agent_id} has had no call to unblock the caller of")
+        number = call.number
+        if not self.blocked_by(agent_id):
+            raise EngineError(f"{number} is not on the list {name} by agent {agent_id}")
+        self.remove_from_list(name, number, via=f"agent:{agent_id}")
+        log.info("caller_unblocked", agent=agent_id, number_list=name, call_id=call.call_id)
+        return {"agent": agent_id, "number": number, "number_list": name, "removed": True}
+
+    def blocked_by(self, agent_id: str) -> bool:
+        """Did ``agent_id`` put the number of their call (or last call) on
+        ``acd.agent_block_list``? (Their desktop then offers to unblock it.)"""
+        name = self.config.acd.agent_block_list
+        call = self._agent_calls.get(agent_id)
+        if name is None or call is None:
+            return False
+        entry = self.list_additions.get(name, {}).get(call.number)
+        return entry is not None and entry[1] == f"agent:{agent_id}"
+
     def remove_from_list(self, name: str, number: str, *, via: str = "cli") -> bool:
         """Take ``number`` added by :meth:`add_to_list` off the list ``name``. False when
         it is not on it. Raises UnknownNumberList, or EngineError for a number the config

@@ -839,8 +839,8 @@ async def test_bob_reads_the_note_alice_wrote_when_she_handed_him_the_caller(
 @pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
 async def test_alice_blocks_an_abusive_caller_from_her_page(tmp_path: Path, transport: str) -> None:
     """The caller insults Alice: "Block this caller" puts his number on the block list
-    (ops see who added it); a second press says it is there already; a withheld number
-    cannot be blocked."""
+    (ops see who added it); a second block says it is there already; "Unblock this caller"
+    undoes her own block; a withheld number cannot be blocked."""
     config = merge(
         DESK,
         {"ivr": {"number_lists": {"blocked": []}}, "acd": {"agent_block_list": "blocked"}},
@@ -853,17 +853,27 @@ async def test_alice_blocks_an_abusive_caller_from_her_page(tmp_path: Path, tran
         await caller.wait_bridged(timeout=5)
         await browser.get()
         blocked = await browser.press("Block this caller")
-        again = await browser.press("Block this caller")
+        again = await center.api("POST", "/agents/1001/block", {})
+        unblocked = await browser.press("Unblock this caller")
+        off = (await center.api("GET", "/numbers"))[1]
+        await browser.press("Block this caller")
         await caller.hangup()
         _, lists = await center.api("GET", "/numbers")
+        await center.api("POST", "/numbers/blocked/remove", {"number": "5550666"})
+        await center.api("POST", "/numbers/blocked/add", {"number": "5550666"})
+        not_hers = await center.api("POST", "/agents/1001/unblock", {})
         hidden = await center.caller_presses("anonymous", "1")
         await hidden.wait_bridged(timeout=5)
         refused = await center.api("POST", "/agents/1001/block", {})
         await hidden.hangup()
     assert blocked.texts["said"] == "5550666 is on the list blocked"
-    assert again.texts["said"] == "5550666 is already on the list blocked"
+    assert "Unblock this caller" in blocked.buttons and "Block this caller" not in blocked.buttons
+    assert again[1]["added"] is False, "on the list already"
+    assert unblocked.texts["said"] == "5550666 is off the list blocked", "a mistake undone"
+    assert [e["added"] for e in off["lists"] if e["name"] == "blocked"] == [[]]
     (listed,) = [entry for entry in lists["lists"] if entry["name"] == "blocked"]
     assert [(a["number"], a["via"]) for a in listed["added"]] == [("5550666", "agent:1001")]
+    assert not_hers == (409, {"error": "5550666 is not on the list blocked by agent 1001"})
     assert refused[0] == 409 and "withheld" in refused[1]["error"]
 
 

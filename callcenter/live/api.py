@@ -2209,6 +2209,7 @@ class ControlAPI:
             promised=board.promised_callbacks(agent_id),
             hot_desk=agent_id in config.agents and config.agents[agent_id].hot_desk,
             can_block=config.acd.agent_block_list is not None,
+            blocked=board.blocked_by(agent_id),
             scores=bool(config.evaluation_forms),
             notices=self._notices_shown(
                 config.agents[agent_id].team if agent_id in config.agents else None,
@@ -3021,6 +3022,8 @@ class ControlAPI:
                 router.end_wrapup(agent_id)
             elif action == "block":
                 return board.block_caller(agent_id)
+            elif action == "unblock":
+                return board.unblock_caller(agent_id)
             elif action == "profile":
                 name = body.get("profile")
                 if not isinstance(name, str) or not name:

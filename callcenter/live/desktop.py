@@ -129,6 +129,7 @@ ACTIONS: Final = frozenset(
         "join",
         "leave",
         "block",
+        "unblock",
     }
 )
 """The agent actions of the control API (``POST /agents/{id}/<action>``) the desktop's
@@ -380,6 +381,9 @@ class Desktop:
     """The codes that need a note (``note_required``): their buttons open the note page."""
     can_block: bool = False
     """Agents may put a caller on the block list (``acd.agent_block_list``)."""
+    blocked: bool = False
+    """They put the number of their call (or last call) on the block list: the page offers
+    to take it off."""
     codes: Mapping[str, int] = field(default_factory=dict)
     """The codes they gave today, code -> calls (read from the records every 10 s at most)."""
     breaks: tuple[int, int] | None = None
@@ -877,7 +881,10 @@ def _actions_section(desk: Desktop, state: str) -> str:
                 "</button></form>"
             )
     if desk.can_block and call is not None and state != "ringing":
-        buttons.append(button("block", "Block this caller", "warn"))
+        if desk.blocked:
+            buttons.append(button("unblock", "Unblock this caller", ""))
+        else:
+            buttons.append(button("block", "Block this caller", "warn"))
     if desk.can_dial and state in ("available", "paused", "wrap_up"):
         buttons.append(
             '<form method="get" action="/desktop/dial"><button>Dial a number …</button></form>'
@@ -1373,6 +1380,8 @@ def said(action: str, answer: Mapping[str, Any], fields: Mapping[str, str]) -> s
     if action == "block":
         listed = "on" if answer.get("added") else "already on"
         return f"{answer.get('number')} is {listed} the list {answer.get('number_list')}"
+    if action == "unblock":
+        return f"{answer.get('number')} is off the list {answer.get('number_list')}"
     if action == "voicemail-call-back":
         return f"Calling {answer.get('number', '')} back"
     if action == "voicemail-done":
