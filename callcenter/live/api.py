@@ -2664,6 +2664,19 @@ class ControlAPI:
             "callbacks": config.acd.callback_dial is not None,
         }
 
+    def _period(self, params: Mapping[str, str]) -> tuple[datetime, datetime]:
+        """``since`` (default today) and ``until`` (default now) of a query, read in ``tz``
+        (default the IVR's time zone); 400 for a zone or a time that is none."""
+        zone = params.get("tz") or self.switchboard.config.ivr.timezone
+        try:
+            tz = ZoneInfo(zone)
+            return (
+                parse_when(params.get("since", "today"), tz),
+                parse_when(params.get("until", "now"), tz),
+            )
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise HTTPError(400, str(exc)) from None
+
     async def _read_outcomes(self, query: str) -> dict[str, Any]:
         """``GET /figures/outcomes?since=&until=&tz=&per=agent|queue|campaign&team=``: the
         codes given in a stretch of time (today by default) counted per agent (queue,
@@ -2674,13 +2687,7 @@ class ControlAPI:
         per = params.get("per", "agent")
         if per not in OUTCOME_KEYS:
             raise HTTPError(400, f"per: one of {', '.join(OUTCOME_KEYS)}, not {per!r}")
-        zone = params.get("tz") or self.switchboard.config.ivr.timezone
-        try:
-            tz = ZoneInfo(zone)
-            since = parse_when(params.get("since", "today"), tz)
-            until = parse_when(params.get("until", "now"), tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise HTTPError(400, str(exc)) from None
+        since, until = self._period(params)
         team = params.get("team")
         agents = self.switchboard.config.agents
         members = {a for a, c in agents.items() if c.team == team} if team else None
@@ -2705,13 +2712,7 @@ class ControlAPI:
         if self._audit is None:
             raise HTTPError(404, "no records to read the audit trail from")
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-        zone = params.get("tz") or self.switchboard.config.ivr.timezone
-        try:
-            tz = ZoneInfo(zone)
-            since = parse_when(params.get("since", "today"), tz)
-            until = parse_when(params.get("until", "now"), tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise HTTPError(400, str(exc)) from None
+        since, until = self._period(params)
         try:
             rows = await self._audit.reader()(since, until, params.get("who") or None)
         except RecordError as exc:
