@@ -206,14 +206,16 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         center.add_phone(sup.device, answer_after=0.5 * speed)
 
     async def talk_then_hang_up(
-        choice: str, talk: float, number: str, bridged: asyncio.Event | None = None
+        choice: str, talk: float, number: str, bridged: asyncio.Future[str] | None = None
     ) -> None:
+        """A caller picks ``choice``, talks ``talk`` time units, hangs up; ``bridged`` gets
+        their call's id once they hear an agent."""
         caller = await pbx.call("800", caller_num=number, caller_name="Demo Caller")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
         await caller.press(choice)
         await caller.wait_bridged(timeout=60)
         if bridged is not None:
-            bridged.set()
+            bridged.set_result(caller.uniqueid)
         await asyncio.sleep(talk * speed)
         await caller.hangup()
 
@@ -251,9 +253,12 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             await board.consult_complete(agent_id)
         await asyncio.sleep(1.0 * speed)
         await caller.hangup()
+        # On a busy machine the daemon sees this hang-up late: until it has, the call is
+        # still among its active ones, agent and all, and the next act could pick it.
+        await until(lambda: caller.uniqueid not in board.active, timeout=30)
 
-    async def give_up(number: str, others_busy: asyncio.Event) -> None:
-        await others_busy.wait()
+    async def give_up(number: str, others_busy: asyncio.Future[str]) -> None:
+        await asyncio.shield(others_busy)
         caller = await pbx.call("800", caller_num=number, caller_name="Impatient")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
         await caller.press("1")
@@ -262,7 +267,7 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         await caller.hangup()
         await center.cdr(caller.uniqueid, timeout=30)
 
-    async def leave_a_message(number: str, others_busy: asyncio.Event) -> None:
+    async def leave_a_message(number: str, others_busy: asyncio.Future[str]) -> None:
         """A sales caller tired of waiting presses the queue's voicemail key and leaves a
         message (when the config has one: queues.sales.exit_keys and mailbox)."""
         sales = daemon.config.queues.get("sales")
@@ -272,7 +277,7 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         )
         if key is None:
             return
-        await others_busy.wait()
+        await asyncio.shield(others_busy)
         await asyncio.sleep(0.5 * speed)
         caller = await pbx.call("800", caller_num=number, caller_name="Left A Message")
         await caller.wait_for_prompt("welcome-menu", timeout=30)
@@ -324,21 +329,20 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
             await until(lambda: agent.state != "available", timeout=60)
             await until(lambda: agent.state not in ("ringing", "on_call"), timeout=60)
 
-    async def supervisor_listens_in(bridged: asyncio.Event) -> None:
+    async def supervisor_listens_in(bridged: asyncio.Future[str]) -> None:
         """The supervisor listens to the long call, then coaches its agent, then leaves."""
         if not daemon.config.supervisors:
             return
-        await bridged.wait()
+        call_id = await asyncio.shield(bridged)
         supervisor = next(iter(daemon.config.supervisors))
         board = daemon.switchboard
-        agent_id: str | None = None
         # The caller hears the agent a moment before the daemon has seen the answer (a
         # busy machine): wait for it to know whose call this is.
-        for _ in range(500):
-            agent_id = next((a.agent for a in board.active.values() if a.agent_channel), None)
-            if agent_id is not None:
-                break
-            await asyncio.sleep(0.02)
+        await until(
+            lambda: (a := board.active.get(call_id)) is not None and bool(a.agent_channel),
+            timeout=30,
+        )
+        agent_id = board.active[call_id].agent
         if agent_id is None:
             return
         await board.monitoring.monitor(supervisor, agent_id, "listen")
@@ -449,7 +453,7 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         reason = daemon.config.pause_reasons[0] if daemon.config.pause_reasons else "break"
         with contextlib.suppress(EngineError):
             daemon.router.pause(on_break, reason, via="demo")
-    first_busy = asyncio.Event()
+    first_busy: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     await asyncio.gather(
         talk_then_hang_up("2", 7.0, "5550104", first_busy),
         give_up("5550105", first_busy),
