@@ -36,6 +36,7 @@ from pydantic import BaseModel
 from callcenter import systemd
 from callcenter.acd.agent import Agent
 from callcenter.acd.router import Router
+from callcenter.callback import timed_callback_origin
 from callcenter.config import CallCenterConfig, load_config
 from callcenter.drain import Drain
 from callcenter.errors import (
@@ -102,7 +103,7 @@ from callcenter.records.surveys import SurveyRecorder
 from callcenter.records.switches import SwitchRecorder
 from callcenter.records.voicemails import VoicemailInbox, VoicemailRecorder
 from callcenter.records.writer import RecordWriter
-from callcenter.switchboard import Switchboard, timed_callback_origin
+from callcenter.switchboard import Switchboard
 from callcenter.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -990,7 +991,7 @@ class Daemon:
             log.error("callbacks_not_restored", error=str(exc))
             return
         if waiting:
-            restored = self.switchboard.restore_callbacks(waiting)
+            restored = self.switchboard.callbacks.restore(waiting)
             log.info("callbacks_restored", restored=restored, given_up=len(waiting) - restored)
         try:
             timed = await self.recorder.writer.run(self.store.fetch_timed_callbacks)
@@ -1018,7 +1019,7 @@ class Daemon:
                     functools.partial(self.store.write_queue_callback, expired),
                 )
                 continue
-            self.switchboard.call_back_later(
+            self.switchboard.callbacks.promise(
                 request.call_id, request.queue, request.number, at, agent=request.agent
             )
 

@@ -23,13 +23,11 @@ import math
 import os
 import random
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
-from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
@@ -42,6 +40,15 @@ from callcenter.acd.roster import Roster
 from callcenter.acd.router import RingOutcome, Router
 from callcenter.acd.rules import EXTERNAL_TECH, answers_by_itself, disposition_codes
 from callcenter.acd.schedule import opening_hours
+from callcenter.callback import (
+    CALLBACK_VARIABLE,
+    DIALABLE_NUMBER,
+    PBX_DOWN,
+    Callbacks,
+    KeptPlace,
+    callback_origin,
+    callback_token,
+)
 from callcenter.config.models import (
     AgentKeysConfig,
     CallCenterConfig,
@@ -59,7 +66,6 @@ from callcenter.consult import (
     consult_view,
 )
 from callcenter.errors import (
-    CallbackSlotFull,
     CallHungUp,
     CommandFailed,
     DestinationNotAllowed,
@@ -70,7 +76,6 @@ from callcenter.errors import (
     RecordError,
     UnknownAgent,
     UnknownCall,
-    UnknownCallback,
     UnknownNumberList,
     UnknownQueue,
     UnknownSupervisor,
@@ -105,9 +110,6 @@ from callcenter.events import (
     QueueAbandoned,
     QueueAnnounced,
     QueueCallbackAnswered,
-    QueueCallbackAttempt,
-    QueueCallbackFailed,
-    QueueCallbackRequested,
     QueueExited,
     QueueJoined,
     QueuePriorityChanged,
@@ -158,7 +160,6 @@ from callcenter.pbx.interface import (
     PBXEvent,
     SpyMode,
 )
-from callcenter.records.callbacks import CALLED_AGAIN, CANCELLED, EXPIRED, QueueCallback
 from callcenter.records.cdr import QueueVisit
 from callcenter.supervision.monitor import Monitoring
 from callcenter.tasks import cancel_and_wait
@@ -286,13 +287,6 @@ FEATURE_ROUTES = (
 )
 """Every feature code's hook; any other route is an inbound call."""
 
-CALLBACK_VARIABLE = "CALLCENTER_CALLBACK"
-"""Channel variable an originated callback carries; the dialplan hands it back to us as
-``inbound?callback=${CALLCENTER_CALLBACK}``."""
-PBX_DOWN = "pbx-down"
-"""Why a callback could not be placed when the PBX link was down (the attempt is not used)."""
-PBX_DOWN_PAUSE = 5.0
-"""Seconds a callback waits after finding the link down, before it waits for the link."""
 
 ORPHAN_WAIT = 60.0
 """Seconds a call the PBX link dropped (a line, an agent's own call) waits for the link,
@@ -315,28 +309,15 @@ IN_USE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 UNREACHABLE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
 """Device states that mean the device cannot be called (not registered, no such device)."""
 
-_DIALABLE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 _ANNOUNCE_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 _VARIABLE_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 """What an agent announcement filled from call variables must be (it goes into a Dial
 option or a dial string)."""
 
-MAX_SCHEDULE_AHEAD = timedelta(days=366)
-"""How far ahead a callback may be asked for."""
 
 _NUMBER_PATTERN: TypeAdapter[str] = TypeAdapter(NumberPattern)
 _DEVICE: TypeAdapter[str] = TypeAdapter(Device)
 """What a number ops put on an IVR number list must be (as the config's entries)."""
-
-WEB_CALLBACK_PREFIX = "web-"
-
-ABANDONED_CALLBACK_SUFFIX = "+abandoned"
-"""Call id of the callback request for a caller who hung up waiting: theirs, then this."""
-
-
-def abandoned_callback_origin(call_id: str) -> str:
-    """The callback request id for the abandoned call ``call_id`` (``abandoned_callback``)."""
-    return call_id + ABANDONED_CALLBACK_SUFFIX
 
 
 """Call id of a callback asked for through the API (``POST /callbacks``): no call came in."""
@@ -387,23 +368,6 @@ class _LeaveQueue(Exception):
         self.key = key
 
 
-@dataclass(slots=True)
-class _KeptPlace:
-    """A caller keeping their place for a callback, and the task that will call them."""
-
-    entry: QueueEntry
-    number: str
-    joined: float
-    config: CallCenterConfig
-    worker: asyncio.Task[Any] | None
-    lead: LeadCall | None = None
-    """Set when the place is a campaign's dial, not a caller's."""
-    data: tuple[tuple[str, str], ...] = ()
-    """Variables the callback call gets (the asking call's IVR variables, a web form's)."""
-    dial_id: str = ""
-    """Set when the place is an agent's own outbound call (``entry.dialled_by``)."""
-
-
 _NOT_IN_CALLER_NAME: Final = re.compile(r"[^A-Za-z0-9 .@+*#_-]+")
 
 
@@ -434,40 +398,11 @@ def _records(config: CallCenterConfig, qcfg: QueueConfig, agent: str) -> bool:
     return qcfg.record and (qcfg.record_share >= 1 or random.random() < qcfg.record_share)
 
 
-def _queue_zone(qcfg: QueueConfig, config: CallCenterConfig) -> str:
-    """The time zone of a queue's day: its opening hours', else the centre's."""
-    hours = qcfg.opening
-    return (hours.timezone if hours is not None else None) or config.ivr.timezone
-
-
-@dataclass(slots=True)
-class _ScheduledCallback:
-    """A callback asked for a later time, waiting for it (not in the queue yet)."""
-
-    queue: str
-    number: str
-    priority: int
-    due: datetime
-    task: asyncio.Task[None]
-    data: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Promised:
-    """A callback an agent promised (a callback code's time), waiting for that time."""
-
-    task: asyncio.Task[None]
-    agent: str
-    number: str
-    queue: str
-    at: datetime
-
-
 @dataclass(slots=True)
 class _PendingCallback:
     """A callback being placed: the place it is for, and whether its call was answered."""
 
-    place: _KeptPlace | None
+    place: KeptPlace | None
     """None: a predictive campaign's dial (no agent reserved, no place kept)."""
     answered: asyncio.Future[str]
     """Set once the call reached us: ``""``, or ``machine`` (an answering machine)."""
@@ -499,34 +434,6 @@ class _Preview:
     """Monotonic time the agent has until."""
 
 
-_TOKEN_NONCE = 16
-"""Hex digits of randomness at the start of a callback token; the origin call id follows."""
-
-
-def callback_token(origin: str) -> str:
-    """The token an originated callback carries back (``CALLCENTER_CALLBACK``): random, then
-    the call id of the request in hex, so that a daemon that did not place the call (a
-    restart meanwhile) or no longer waits for it (answered late) still knows whose it is.
-    Hex only: the shipped FreeSWITCH dialplan matches ``^[0-9a-f]+$``."""
-    return secrets.token_hex(_TOKEN_NONCE // 2) + origin.encode().hex()
-
-
-TIMED_CALLBACK_SUFFIX: Final = "+callback"
-
-
-def timed_callback_origin(call_id: str) -> str:
-    """The origin of the callback an agent set for a time on call ``call_id``."""
-    return f"{call_id}{TIMED_CALLBACK_SUFFIX}"
-
-
-def callback_origin(token: str) -> str | None:
-    """The request's call id in a callback token; None when there is none."""
-    try:
-        return bytes.fromhex(token[_TOKEN_NONCE:]).decode() or None
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 class Switchboard:
     """Runs every call; owns the router (agents and queues) and the active-call table."""
 
@@ -547,13 +454,8 @@ class Switchboard:
         """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
         self._callbacks: dict[str, _PendingCallback] = {}
         """Callbacks and campaign dials being placed, by the token their call brings back."""
-        self._kept_places: dict[str, _KeptPlace] = {}
         self._withdrawals: dict[str, asyncio.Future[QueueExit]] = {}
         """Callers on the line waiting in a queue: set to send one elsewhere (supervisors)."""
-        """Callback requests (and campaign dials) waiting for their call, by the call id
-        that made them (a campaign dial's ``campaign:<id>:<lead>``)."""
-        self._scheduled: dict[str, _ScheduledCallback] = {}
-        """Callbacks asked for a later time, by request id (``request_callback`` ``at``)."""
         self._pbx_up = asyncio.Event()
         self._pbx_up.set()
         """Set while the PBX link is up (callbacks and campaigns wait for it)."""
@@ -584,9 +486,6 @@ class Switchboard:
         """Agent id -> the lead a preview campaign shows them."""
         self._agent_calls: dict[str, _AgentCall] = {}
         """Agent id -> the call they talk on, or talked on last."""
-        self._timed_callbacks: dict[str, _Promised] = {}
-        """Timed callbacks not yet due, by origin."""
-        """Origin (``<call id>+callback``) -> the timer of a callback set for a time."""
         self._abandoned: dict[tuple[str, str], tuple[float, float]] = {}
         """(queue, caller number) -> (when they had joined, until when they may come back):
         callers who hung up in a queue with ``resume_abandoned``."""
@@ -607,6 +506,8 @@ class Switchboard:
         runs, laid over the config file's (it configures the router)."""
         self.breaks = Breaks(lambda: self.config, router, bus)
         """Break limits and the lines of agents waiting for a break."""
+        self.callbacks = Callbacks(self)
+        """Callback requests: kept places in the queues, later ones, agents' promises."""
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
         self.lookup_fetch: Fetcher = fetch_json
@@ -755,6 +656,14 @@ class Switchboard:
     async def wait_pbx_up(self) -> None:
         """Return once the PBX link is up (at once when it is)."""
         await self._pbx_up.wait()
+
+    async def wait_taking(self) -> None:
+        """Return once the daemon takes calls (at once unless it drains)."""
+        await self._taking.wait()
+
+    def placing(self, place: KeptPlace) -> bool:
+        """Is a call for ``place`` being placed now (originated, not answered or failed)?"""
+        return any(p.place is place for p in self._callbacks.values())
 
     async def drop_after_link_loss(self, call: Call) -> None:
         """The PBX link went down under a call controlled over it (AsyncAGI, FreeSWITCH's
@@ -1170,7 +1079,7 @@ class Switchboard:
         if call is None:
             raise EngineError(f"agent {agent_id} has had no call to block the caller of")
         number = call.number
-        if not _DIALABLE_NUMBER.fullmatch(number):
+        if not DIALABLE_NUMBER.fullmatch(number):
             raise EngineError(f"the caller's number is withheld ({number or 'none'})")
         own = {agent.device.partition("/")[2] for agent in self.config.agents.values()}
         if number in own:
@@ -1260,12 +1169,12 @@ class Switchboard:
         self._merged_lists = None
         return taken
 
-    def _clock_utc(self) -> datetime:
+    def clock_utc(self) -> datetime:
         """Now by the switchboard's clock (a test's or ``simulate``'s too), in UTC."""
         now = self.clock()
         return now.astimezone(UTC) if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
-    def _opens_at(
+    def opens_at(
         self, qcfg: QueueConfig, config: CallCenterConfig, moment: datetime
     ) -> datetime | None:
         """When the queue takes callers at or after ``moment`` (UTC): ``moment`` itself when
@@ -1277,77 +1186,6 @@ class Switchboard:
         local = local_time(moment, hours.timezone or config.ivr.timezone)
         opens = opening_hours(hours).next_opening(local)
         return opens.astimezone(UTC) if opens is not None else None
-
-    def _slot_of(self, at: datetime, qcfg: QueueConfig) -> datetime:
-        """The start (UTC) of the ``callback_slots`` slot ``at`` falls in, counted from
-        midnight in the queue's time zone."""
-        assert qcfg.callback_slots is not None
-        local = at.astimezone(ZoneInfo(_queue_zone(qcfg, self.config)))
-        into = (local.hour * 60 + local.minute) % qcfg.callback_slots.minutes
-        start = local - timedelta(
-            minutes=into, seconds=local.second, microseconds=local.microsecond
-        )
-        return start.astimezone(UTC)
-
-    def _slot_taken(self, queue: str, start: datetime, minutes: int) -> int:
-        """Callbacks of ``queue`` due in the slot at ``start``: those asked for a later time
-        and those agents promised (their time is kept, but they take the agents too)."""
-        end = start + timedelta(minutes=minutes)
-        asked = sum(
-            1 for s in self._scheduled.values() if s.queue == queue and start <= s.due < end
-        )
-        promised = sum(
-            1 for p in self._timed_callbacks.values() if p.queue == queue and start <= p.at < end
-        )
-        return asked + promised
-
-    def _slot_with_room(
-        self, queue: str, qcfg: QueueConfig, config: CallCenterConfig, at: datetime
-    ) -> datetime | None:
-        """The first time from ``at`` the queue is open in a slot with room (``at`` itself
-        when its slot has some); None when none within two weeks."""
-        slots = qcfg.callback_slots
-        if slots is None:
-            return at
-        step = timedelta(minutes=slots.minutes)
-        moment = at
-        for _ in range(int(timedelta(days=14) / step)):
-            opens = self._opens_at(qcfg, config, moment)
-            if opens is None:
-                return None
-            start = self._slot_of(opens, qcfg)
-            if self._slot_taken(queue, start, slots.minutes) < slots.at_most:
-                return opens
-            moment = start + step
-        return None
-
-    def callback_slots(self, queue: str, day: date) -> dict[str, Any]:
-        """The slots of ``queue`` on ``day`` (its time zone) while it is open, with the
-        callbacks asked for each and the room left (``GET /callbacks/slots``). Raises
-        UnknownQueue, or EngineError for a queue without ``callback_slots``."""
-        config = self.config
-        qcfg = config.queues.get(queue)
-        if qcfg is None:
-            raise UnknownQueue(f"no queue {queue!r} is configured")
-        slots = qcfg.callback_slots
-        if slots is None:
-            raise EngineError(f"queue {queue} takes callbacks at any time (no callback_slots)")
-        zone = ZoneInfo(_queue_zone(qcfg, config))
-        moment = datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
-        step = timedelta(minutes=slots.minutes)
-        out = []
-        while moment.astimezone(zone).date() == day:
-            if self._opens_at(qcfg, config, moment) == moment:
-                taken = self._slot_taken(queue, moment, slots.minutes)
-                out.append(
-                    {
-                        "start": moment.astimezone(zone).isoformat(timespec="minutes"),
-                        "taken": taken,
-                        "free": max(0, slots.at_most - taken),
-                    }
-                )
-            moment += step
-        return {"queue": queue, "minutes": slots.minutes, "at_most": slots.at_most, "slots": out}
 
     def queue_closed(self, queue: str) -> str | None:
         """Why ``queue`` takes no callers now by its own ``opening`` hours, or None (open,
@@ -1362,7 +1200,7 @@ class Switchboard:
         qcfg = self.config.queues.get(queue)
         if qcfg is None:
             return None
-        return self._opens_at(qcfg, self.config, self._clock_utc())
+        return self.opens_at(qcfg, self.config, self.clock_utc())
 
     def _queue_closed(self, qcfg: QueueConfig, config: CallCenterConfig) -> str | None:
         """Why the queue does not take callers now (its ``opening`` hours), or None."""
@@ -1473,9 +1311,9 @@ class Switchboard:
                 QueueExited(call_id=info.call_id, queue=queue_name, reason=reason, wait_seconds=0)
             )
             qlog.info("queue_refused", reason=reason, to=dest.to)
-            if dest.to == "callback" and self._callback_allowed(config, info.caller_num):
+            if dest.to == "callback" and self.callbacks.allowed(config, info.caller_num):
                 if reason == "closed":
-                    opens = self._opens_at(qcfg, config, self._clock_utc())
+                    opens = self.opens_at(qcfg, config, self.clock_utc())
                     if opens is not None:
                         return await self._call_back_at(
                             call, active, qcfg, priority, at=opens, dest=dest
@@ -1510,13 +1348,13 @@ class Switchboard:
                 resumed=kept is not None,
             )
         )
-        if self._scheduled:
-            self._called_again(queue_name, info.caller_num)
+        if self.callbacks.scheduled:
+            self.callbacks.called_again(queue_name, info.caller_num)
         hold: tuple[asyncio.Future[bool], float] | None = None
         if agent:
             hold = self._prefer(entry, agent, agent_wait, qlog, "preferred_agent")
         elif qcfg.last_agent and not active.variables.get("campaign"):
-            last = await self._last_agent(queue_name, info.caller_num, qcfg.last_agent)
+            last = await self.last_agent(queue_name, info.caller_num, qcfg.last_agent)
             if last is not None:
                 hold = self._prefer(entry, last, qcfg.last_agent_wait, qlog, "last_agent")
         qlog.info(
@@ -1572,11 +1410,11 @@ class Switchboard:
             log.info("last_agent_not_awaited_longer", call_id=entry.call_id)
         return await self.router.next_agents(entry)
 
-    async def _last_agent(self, queue_name: str, number: str, window: float) -> str | None:
+    async def last_agent(self, queue_name: str, number: str, window: float) -> str | None:
         """The agent who took ``number``'s last call of ``queue_name`` less than ``window``
         seconds ago: this daemon's memory first, then the records. None when unknown, for
         a number that is no number, or when the records cannot be read (logged)."""
-        if not _DIALABLE_NUMBER.fullmatch(number):
+        if not DIALABLE_NUMBER.fullmatch(number):
             return None
         kept = self._last_agents.get((queue_name, number))
         if kept is not None and time.monotonic() - kept[1] <= window:
@@ -1593,7 +1431,7 @@ class Switchboard:
             return None
 
     def _remember_agent(self, qcfg: QueueConfig, queue_name: str, number: str, agent: str) -> None:
-        if not qcfg.last_agent or not _DIALABLE_NUMBER.fullmatch(number):
+        if not qcfg.last_agent or not DIALABLE_NUMBER.fullmatch(number):
             return
         now = time.monotonic()
         if len(self._last_agents) >= self._last_agents_prune_at:
@@ -1626,7 +1464,7 @@ class Switchboard:
                 or not qcfg.resume_abandoned
                 or not visit.abandoned
                 or visit.campaign
-                or not _DIALABLE_NUMBER.fullmatch(visit.number)
+                or not DIALABLE_NUMBER.fullmatch(visit.number)
                 or key in self._abandoned
             ):
                 continue
@@ -1638,38 +1476,6 @@ class Switchboard:
             kept += 1
         return kept
 
-    def _call_back_abandoned(
-        self, qcfg: QueueConfig, active: ActiveCall, entry: QueueEntry, number: str, waited: float
-    ) -> None:
-        """The caller hung up waiting: with ``abandoned_callback``, a callback request for
-        them is due a little later (unless they call again meanwhile)."""
-        wanted = qcfg.abandoned_callback
-        if (
-            wanted is None
-            or waited < wanted.min_wait
-            or active.variables.get("campaign")
-            or not self._callback_allowed(self.config, number)
-        ):
-            return
-        for view in self.waiting_callbacks():
-            if view["number"] == number and view["queue"] == entry.queue:
-                return  # a callback for them is on its way already
-        origin = abandoned_callback_origin(entry.call_id)
-        due = datetime.now(UTC) + timedelta(seconds=wanted.after)
-        data = tuple(active.variables.items())
-        self._call_back_later(origin, entry.queue, number, entry.priority, due, data=data)
-        log.info("abandoned_caller_to_call_back", call_id=entry.call_id, due=due.isoformat())
-
-    def _called_again(self, queue: str, number: str) -> None:
-        """``number`` joined ``queue`` again: a call back due for their abandon is off."""
-        for origin, scheduled in list(self._scheduled.items()):
-            if (
-                origin.endswith(ABANDONED_CALLBACK_SUFFIX)
-                and scheduled.queue == queue
-                and scheduled.number == number
-            ):
-                self.cancel_callback(origin, reason=CALLED_AGAIN)
-
     def _remember_abandon(
         self, qcfg: QueueConfig, active: ActiveCall, entry: QueueEntry, number: str, now: float
     ) -> None:
@@ -1677,7 +1483,7 @@ class Switchboard:
         take the place back if it calls again in time (campaign leads never do)."""
         if (
             not qcfg.resume_abandoned
-            or not _DIALABLE_NUMBER.fullmatch(number)
+            or not DIALABLE_NUMBER.fullmatch(number)
             or active.variables.get("campaign")
         ):
             return
@@ -1759,7 +1565,7 @@ class Switchboard:
                 )
                 dest = qcfg.exit_keys.get(digit) if digit else None
                 if dest is not None:
-                    if dest.to != "callback" or self._callback_allowed(config, info.caller_num):
+                    if dest.to != "callback" or self.callbacks.allowed(config, info.caller_num):
                         raise _LeaveQueue("exitkey", dest, key=digit or "")
                     qlog.info("callback_refused", number=info.caller_num)
                     await call.play([qcfg.callback_refused_prompt])
@@ -1795,7 +1601,7 @@ class Switchboard:
             if (
                 dest is not None
                 and dest.to == "callback"
-                and self._callback_allowed(config, info.caller_num)
+                and self.callbacks.allowed(config, info.caller_num)
             ):
                 self.bus.publish(
                     QueueExited(
@@ -1839,7 +1645,7 @@ class Switchboard:
                 )
                 qlog.info("queue_abandoned", waited=round(waited, 3))
                 self._remember_abandon(qcfg, active, entry, info.caller_num, time.monotonic())
-                self._call_back_abandoned(qcfg, active, entry, info.caller_num, waited)
+                self.callbacks.after_abandon(qcfg, active, entry, info.caller_num, waited)
             raise CallHungUp("caller hung up in queue") from None
         except BaseException:
             # Cancelled (daemon stopping) or a PBX failure: nobody stays reserved or queued.
@@ -2033,16 +1839,6 @@ class Switchboard:
 
     # ------------------------------------------------------------------ callbacks
 
-    def _callback_allowed(self, config: CallCenterConfig, number: str) -> bool:
-        """May ``number`` be called back (callbacks set up, number on the allow-list)?"""
-        acd = config.acd
-        return (
-            self.pbx is not None
-            and acd.callback_dial is not None
-            and _DIALABLE_NUMBER.fullmatch(number) is not None
-            and matches_any(acd.callback_allow, number)
-        )
-
     async def _keep_place(
         self,
         call: Call,
@@ -2056,7 +1852,7 @@ class Switchboard:
         qcfg = config.queues[entry.queue]
         asking = self.active.get(call.info.call_id)
         data = tuple(asking.variables.items()) if asking is not None else ()
-        self._request_callback(entry, call.info.caller_num, joined, config, data)
+        self.callbacks.keep(entry, call.info.caller_num, joined, config, data)
         await call.stop_hold_music()
         await call.play([dest.prompt or qcfg.callback_prompt])
         return "system"
@@ -2077,223 +1873,9 @@ class Switchboard:
         info = call.info
         queue = active.queue or ""
         data = tuple(active.variables.items())
-        self._call_back_later(info.call_id, queue, info.caller_num, priority, at, data=data)
+        self.callbacks.later(info.call_id, queue, info.caller_num, priority, at, data=data)
         await call.play([dest.prompt or qcfg.callback_prompt])
         return "system"
-
-    def _request_callback(
-        self,
-        entry: QueueEntry,
-        number: str,
-        joined: float,
-        config: CallCenterConfig,
-        data: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        """``entry`` (its caller gone) keeps its place and a background task calls
-        ``number`` back when an agent is reserved for it; its call gets ``data`` as
-        variables."""
-        entry.callback = number
-        position = self.router.position(entry)
-        self.bus.publish(
-            QueueCallbackRequested(
-                call_id=entry.call_id,
-                queue=entry.queue,
-                number=number,
-                position=position,
-                priority=entry.priority,
-                skills=tuple(sorted(entry.skills)),
-                data=dict(data),
-            )
-        )
-        log.info("callback_requested", call_id=entry.call_id, queue=entry.queue, position=position)
-        worker = self._callback_worker(
-            entry, number, joined, config, requested=time.monotonic(), data=data
-        )
-        task = self.in_background(worker, f"callback-{entry.call_id}")
-        # Known at once (the worker registers itself once it runs): a request made right
-        # after, or a cancel, finds it.
-        self._kept_places.setdefault(
-            entry.call_id, _KeptPlace(entry, number, joined, config, task, data=data)
-        )
-
-    def request_callback(
-        self,
-        number: str,
-        queue: str,
-        *,
-        priority: int = 0,
-        at: datetime | None = None,
-        data: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Call ``number`` back through ``queue`` (a callback asked for on a web page or in
-        an app): it takes its place in the queue now (or at ``at``, a later time), as a
-        caller who pressed the callback key, and is called once an agent is reserved for
-        it; kept across restarts like theirs. Asking again while it waits gives the waiting
-        request back (``new`` False). Raises UnknownQueue, DestinationNotAllowed
-        (callbacks not set up, or a number acd.callback_allow does not list) or
-        EngineError (draining, queue full, a time more than a year ahead). ``data``: the
-        variables its call gets (a name, a topic: the agent's screen shows them)."""
-        config = self.config
-        qcfg = config.queues.get(queue)
-        if qcfg is None:
-            raise UnknownQueue(f"no queue {queue!r} is configured")
-        if not self._callback_allowed(config, number):
-            raise DestinationNotAllowed(
-                f"{number!r} cannot be called back (acd.callback_dial, acd.callback_allow)"
-            )
-        for view in self.waiting_callbacks():
-            if view["queue"] == queue and view["number"] == number:
-                return {**view, "new": False}
-        if self.draining:
-            raise EngineError("the call centre is draining: no new callbacks now")
-        origin = f"{WEB_CALLBACK_PREFIX}{secrets.token_hex(8)}"
-        given = tuple((data or {}).items())
-        now = datetime.now(UTC)
-        chosen = at  # the time the caller picked (the opening may move it)
-        if qcfg.opening is not None:
-            # Closed then: the call back waits for the opening (agents went home).
-            asked = at if at is not None and at > now else self._clock_utc()
-            opens = self._opens_at(qcfg, config, asked)
-            if opens is None:
-                raise EngineError(f"queue {queue} does not open within two weeks")
-            if opens > asked:
-                at = opens
-        if at is not None and at > now:
-            if at - now > MAX_SCHEDULE_AHEAD:
-                raise EngineError(f"{at.isoformat()} is more than a year ahead")
-            slots = qcfg.callback_slots
-            if slots is not None and at == chosen:
-                free = self._slot_with_room(queue, qcfg, config, at)
-                if free is None or self._slot_of(free, qcfg) != self._slot_of(at, qcfg):
-                    zone = ZoneInfo(_queue_zone(qcfg, config))
-                    raise CallbackSlotFull(
-                        f"queue {queue} takes no more callbacks at "
-                        f"{at.astimezone(zone):%Y-%m-%d %H:%M} ({slots.at_most} a "
-                        f"{slots.minutes}-minute slot)"
-                        + (f": the next room is at {free.astimezone(zone):%H:%M}" if free else ""),
-                        free,
-                    )
-            self._call_back_later(origin, queue, number, priority, at, data=given)
-        else:
-            if qcfg.max_length and self.router.waiting(queue) >= qcfg.max_length:
-                raise EngineError(f"queue {queue} is full ({qcfg.max_length} waiting)")
-            entry = self.router.enqueue(queue, origin, priority=priority)
-            self._request_callback(entry, number, time.monotonic(), config, given)
-        view = next(v for v in self.waiting_callbacks() if v["call_id"] == origin)
-        return {**view, "new": True}
-
-    def _call_back_later(
-        self,
-        origin: str,
-        queue: str,
-        number: str,
-        priority: int,
-        due: datetime,
-        *,
-        data: tuple[tuple[str, str], ...],
-    ) -> None:
-        """Ask for a callback of ``number`` through ``queue`` at ``due`` (recorded now, so
-        a restart schedules it again) and schedule it; with ``callback_slots``, in the first
-        slot from ``due`` that has room."""
-        qcfg = self.config.queues.get(queue)
-        if qcfg is not None and qcfg.callback_slots is not None:
-            due = self._slot_with_room(queue, qcfg, self.config, due) or due
-        self.bus.publish(
-            QueueCallbackRequested(
-                call_id=origin,
-                queue=queue,
-                number=number,
-                position=0,
-                priority=priority,
-                due=due,
-                data=dict(data),
-            )
-        )
-        self._schedule_callback(origin, queue, number, priority, due, data=data)
-
-    def _schedule_callback(
-        self,
-        origin: str,
-        queue: str,
-        number: str,
-        priority: int,
-        due: datetime,
-        *,
-        data: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        """At ``due``, request ``origin`` joins ``queue`` as a callback request."""
-
-        async def when_due() -> None:
-            wait_until = due
-            while True:
-                await asyncio.sleep(max(0.0, (wait_until - datetime.now(UTC)).total_seconds()))
-                config = self.config
-                qcfg = config.queues.get(queue)
-                if qcfg is None:
-                    self._scheduled.pop(origin, None)
-                    log.warning("scheduled_callback_no_queue", call_id=origin, queue=queue)
-                    return
-                now = self._clock_utc()
-                opens = self._opens_at(qcfg, config, now)
-                if opens is None or opens <= now:
-                    break
-                # Due while the queue is closed: at its opening instead.
-                wait_until = datetime.now(UTC) + (opens - now)
-                scheduled = self._scheduled.get(origin)
-                if scheduled is not None:
-                    scheduled.due = wait_until
-                log.info("scheduled_callback_waits_for_opening", call_id=origin, at=str(opens))
-            self._scheduled.pop(origin, None)
-            entry = self.router.enqueue(queue, origin, priority=priority)
-            self._request_callback(entry, number, time.monotonic(), config, data)
-
-        task = self.in_background(when_due(), f"callback-due-{origin}")
-        self._scheduled[origin] = _ScheduledCallback(queue, number, priority, due, task, data)
-        log.info("callback_scheduled", call_id=origin, queue=queue, due=due.isoformat())
-
-    def scheduled_callbacks(self) -> dict[str, int]:
-        """How many callbacks asked for a later time wait for it, by queue."""
-        counts: dict[str, int] = {}
-        for scheduled in self._scheduled.values():
-            counts[scheduled.queue] = counts.get(scheduled.queue, 0) + 1
-        return counts
-
-    def waiting_callbacks(self) -> list[dict[str, Any]]:
-        """The callback requests waiting for their turn (or being placed: ``dialling``),
-        by queue and position, then those asked for a later time (``due``): what ``GET
-        /callbacks`` lists."""
-        out: list[dict[str, Any]] = []
-        for origin, kept in self._kept_places.items():
-            entry = kept.entry
-            if kept.lead is not None or entry.callback is None:
-                continue
-            out.append(
-                {
-                    "call_id": origin,
-                    "queue": entry.queue,
-                    "number": kept.number,
-                    "position": self.router.position(entry),
-                    "priority": entry.priority,
-                    "dialling": self._dialling(kept),
-                    "due": None,
-                    "data": dict(kept.data),
-                }
-            )
-        out.sort(key=lambda c: (c["queue"], c["position"]))
-        later = [
-            {
-                "call_id": origin,
-                "queue": scheduled.queue,
-                "number": scheduled.number,
-                "position": None,
-                "priority": scheduled.priority,
-                "dialling": False,
-                "due": scheduled.due.isoformat(),
-                "data": dict(scheduled.data),
-            }
-            for origin, scheduled in sorted(self._scheduled.items(), key=lambda i: i[1].due)
-        ]
-        return out + later
 
     def queue_callers(self, queue: str) -> list[dict[str, Any]]:
         """Everyone waiting in ``queue``, in queue order, as supervisors see them: a caller
@@ -2305,7 +1887,7 @@ class Switchboard:
         rows = []
         for position, entry in enumerate(self.router.callers(queue), start=1):
             active = self.active.get(entry.call_id)
-            kept = self._kept_places.get(entry.call_id)
+            kept = self.callbacks.kept.get(entry.call_id)
             if entry.campaign is not None:
                 kind = "campaign"
             elif entry.dialled_by:
@@ -2408,90 +1990,6 @@ class Switchboard:
         log.info("caller_handed", call_id=call_id, queue=entry.queue, agent=agent_id, via=via)
         return {"call_id": call_id, "queue": entry.queue, "agent": agent_id}
 
-    def cancel_callback(self, call_id: str, *, reason: str = CANCELLED) -> dict[str, Any]:
-        """Withdraw the callback request ``call_id`` (the person no longer wants the call):
-        it leaves the queue and its record says ``cancelled``. Raises UnknownCallback when
-        no request waits under that id, EngineError while its call is being placed."""
-        scheduled = self._scheduled.get(call_id)
-        kept = self._kept_places.get(call_id)
-        if scheduled is not None:
-            queue, number = scheduled.queue, scheduled.number
-        elif kept is not None and kept.lead is None and kept.entry.callback is not None:
-            if self._dialling(kept) or kept.worker is None:
-                raise EngineError(f"callback {call_id} is being placed now: too late to cancel")
-            queue, number = kept.entry.queue, kept.number
-        else:
-            raise UnknownCallback(f"no callback request {call_id!r} is waiting")
-        self.bus.publish(
-            QueueCallbackFailed(
-                origin_call_id=call_id,
-                queue=queue,
-                number=number,
-                attempt=0,
-                reason=reason,
-                final=True,
-            )
-        )
-        log.info("callback_cancelled", call_id=call_id, queue=queue, reason=reason)
-        if scheduled is not None:
-            del self._scheduled[call_id]
-            scheduled.task.cancel()
-        elif kept is not None and kept.worker is not None:
-            kept.worker.cancel()
-            self.router.leave(kept.entry)
-            del self._kept_places[call_id]
-        return {"call_id": call_id, "queue": queue, "number": number, "cancelled": True}
-
-    def _dialling(self, kept: _KeptPlace) -> bool:
-        """Is the call for this kept place being placed (agents reserved for it)?"""
-        return bool(kept.entry.agents) or any(p.place is kept for p in self._callbacks.values())
-
-    def call_back_later(
-        self, call_id: str, queue: str, number: str, at: datetime, *, agent: str = ""
-    ) -> None:
-        """Call ``number`` back through ``queue`` at ``at``: then it joins the queue as a
-        callback request (origin ``<call_id>+callback``, in ``queue_callbacks`` from then
-        on), offered first to ``agent`` (who promised the call) when they are free then. A
-        callback disposition on an inbound call; what a restarted daemon takes back from
-        the ``dispositions`` of such calls. Setting it again moves it."""
-        origin = timed_callback_origin(call_id)
-        self.cancel_call_back_later(call_id)
-        delay = max(0.0, (at - datetime.now(UTC)).total_seconds())
-
-        async def when_due() -> None:
-            await asyncio.sleep(delay)
-            self._timed_callbacks.pop(origin, None)
-            config = self.config
-            if queue not in config.queues:
-                log.warning("timed_callback_no_queue", call_id=origin, queue=queue)
-                return
-            entry = self.router.enqueue(queue, origin)
-            if agent and agent in self.router.agents and self.router.prefer(entry, agent):
-                log.info("timed_callback_for_its_agent", call_id=origin, agent=agent)
-            self._request_callback(entry, number, time.monotonic(), config)
-
-        task = asyncio.get_running_loop().create_task(when_due(), name=f"call-back-{origin}")
-        self._timed_callbacks[origin] = _Promised(task, agent, number, queue, at)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        log.info("timed_callback_set", call_id=origin, queue=queue, at=at.isoformat())
-
-    def cancel_call_back_later(self, call_id: str) -> bool:
-        """Call off a :meth:`call_back_later` not yet due; False when none is waiting."""
-        promised = self._timed_callbacks.pop(timed_callback_origin(call_id), None)
-        if promised is None:
-            return False
-        promised.task.cancel()
-        return True
-
-    def promised_callbacks(self, agent: str) -> list[dict[str, Any]]:
-        """The timed callbacks ``agent`` promised that are not yet due, soonest first:
-        ``number``, ``queue``, ``at`` (aware datetime)."""
-        found = sorted(
-            (p for p in self._timed_callbacks.values() if p.agent == agent), key=lambda p: p.at
-        )
-        return [{"number": p.number, "queue": p.queue, "at": p.at} for p in found]
-
     def in_background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run ``work`` beside the calls; :meth:`close` stops it."""
         task = asyncio.get_running_loop().create_task(work, name=name)
@@ -2499,193 +1997,8 @@ class Switchboard:
         task.add_done_callback(self._background.discard)
         return task
 
-    def restore_callbacks(
-        self, requests: Sequence[QueueCallback], now: datetime | None = None
-    ) -> int:
-        """Take back the callback requests a previous daemon left waiting (oldest first):
-        each gets its place again (by its request time, priority and skills) and is called
-        back on its turn, with the attempts already made counted. A request older than its
-        queue's ``callback_max_age``, or for a queue no longer configured, is given up
-        (QueueCallbackFailed, final). Returns how many were taken back."""
-        config = self.config
-        now = now or datetime.now(UTC)
-        restored = 0
-        for request in sorted(requests, key=lambda r: r.requested):
-            if request.requested > now and request.queue in config.queues:
-                # Asked for a later time (POST /callbacks with "at"): due then.
-                self._schedule_callback(
-                    request.call_id,
-                    request.queue,
-                    request.number,
-                    request.priority,
-                    request.requested,
-                    data=request.data,
-                )
-                restored += 1
-                continue
-            age = max(0.0, (now - request.requested).total_seconds())
-            qcfg = config.queues.get(request.queue)
-            if qcfg is None or age > qcfg.callback_max_age:
-                reason = "no-queue" if qcfg is None else EXPIRED
-                self.bus.publish(
-                    QueueCallbackFailed(
-                        origin_call_id=request.call_id,
-                        queue=request.queue,
-                        number=request.number,
-                        attempt=request.attempts,
-                        reason=reason,
-                        final=True,
-                    )
-                )
-                log.info("callback_not_restored", call_id=request.call_id, reason=reason)
-                continue
-            joined = time.monotonic() - age
-            entry = self.router.enqueue(
-                request.queue,
-                request.call_id,
-                priority=request.priority,
-                skills=request.skills,
-                joined=joined,
-            )
-            entry.callback = request.number
-            # An attempt the stop interrupted did not fail: at least one more is made.
-            made = min(request.attempts, qcfg.callback_attempts - 1)
-            worker = self._callback_worker(
-                entry,
-                request.number,
-                joined,
-                config,
-                requested=joined,
-                attempts_made=made,
-                data=request.data,
-            )
-            self.in_background(worker, f"callback-{entry.call_id}")
-            restored += 1
-            log.info(
-                "callback_restored",
-                call_id=request.call_id,
-                queue=request.queue,
-                position=self.router.position(entry),
-                waited=round(age, 1),
-            )
-        return restored
-
-    async def _callback_worker(
-        self,
-        entry: QueueEntry,
-        number: str,
-        joined: float,
-        config: CallCenterConfig,
-        *,
-        requested: float,
-        attempts_made: int = 0,
-        data: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        """Wait for the caller's turn, then call them back; retry on no answer. A request
-        whose turn has not come ``callback_max_age`` after it was made (``requested``, on
-        the monotonic clock) is given up. Its call gets ``data`` as variables."""
-        qcfg = config.queues[entry.queue]
-        origin = entry.call_id
-        clog = log.bind(call_id=origin, queue=entry.queue)
-        expires = requested + qcfg.callback_max_age
-        kept = _KeptPlace(entry, number, joined, config, asyncio.current_task(), data=data)
-        self._kept_places[origin] = kept
-        try:
-            if qcfg.last_agent:
-                # The person called back is the caller: the sticky agent holds for them too.
-                last = await self._last_agent(entry.queue, number, qcfg.last_agent)
-                if last is not None and self.router.prefer(entry, last):
-                    clog.info("last_agent_offered", agent=last)
-            attempt = attempts_made + 1
-            while attempt <= qcfg.callback_attempts:
-                try:
-                    if not self._taking.is_set():
-                        clog.info("callback_waits_for_drain", attempt=attempt)
-                        await asyncio.wait_for(
-                            self._taking.wait(), max(0.0, expires - time.monotonic())
-                        )
-                    agents = await asyncio.wait_for(
-                        self.router.next_agents(entry), max(0.0, expires - time.monotonic())
-                    )
-                    if agents and not self._taking.is_set():
-                        # A drain began while it hunted: no new call now, the place is kept.
-                        for agent in list(entry.agents):
-                            self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
-                        continue
-                    reason = "no-agents"
-                    if agents and self.pbx is not None and config.acd.callback_dial is not None:
-                        self.bus.publish(
-                            QueueCallbackAttempt(
-                                origin_call_id=origin,
-                                queue=entry.queue,
-                                number=number,
-                                agent=agents[0].id,
-                                attempt=attempt,
-                            )
-                        )
-                        reason = await self._place_callback(
-                            kept,
-                            device=config.acd.callback_dial.replace("${number}", number),
-                            caller_id=qcfg.caller_id or config.acd.callback_caller_id,
-                            ring_timeout=qcfg.callback_ring_timeout,
-                        )
-                    elif agents:
-                        reason = "no-pbx"
-                    if agents:
-                        if not reason:
-                            return
-                        for agent in list(entry.agents):
-                            self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
-                    if reason == PBX_DOWN:
-                        # Not the caller's doing: the same attempt once the link is back
-                        # (an outage must not use up the attempts promised to them).
-                        clog.info("callback_waits_for_pbx", attempt=attempt)
-                        await asyncio.sleep(min(qcfg.callback_retry_delay, PBX_DOWN_PAUSE))
-                        await asyncio.wait_for(
-                            self._pbx_up.wait(), max(0.0, expires - time.monotonic())
-                        )
-                        continue
-                except TimeoutError:
-                    self.bus.publish(
-                        QueueCallbackFailed(
-                            origin_call_id=origin,
-                            queue=entry.queue,
-                            number=number,
-                            attempt=attempt - 1,
-                            reason=EXPIRED,
-                            final=True,
-                        )
-                    )
-                    clog.info("callback_expired", waited=round(time.monotonic() - requested, 1))
-                    break
-                final = attempt == qcfg.callback_attempts
-                self.bus.publish(
-                    QueueCallbackFailed(
-                        origin_call_id=origin,
-                        queue=entry.queue,
-                        number=number,
-                        attempt=attempt,
-                        reason=reason,
-                        final=final,
-                    )
-                )
-                clog.info("callback_failed", attempt=attempt, reason=reason, final=final)
-                if not final:
-                    await asyncio.sleep(qcfg.callback_retry_delay)
-                attempt += 1
-            self.router.leave(entry)
-        except asyncio.CancelledError:
-            if entry.call_id == origin:
-                self.router.leave(entry)
-            raise
-        except EngineError as exc:
-            clog.info("callback_abandoned", error=str(exc))
-        finally:
-            if self._kept_places.get(origin) is kept:
-                del self._kept_places[origin]
-
-    async def _place_callback(
-        self, place: _KeptPlace, *, device: str, caller_id: str, ring_timeout: float
+    async def place_callback(
+        self, place: KeptPlace, *, device: str, caller_id: str, ring_timeout: float
     ) -> str:
         """Originate ``device`` for the kept place (its agents reserved); ``""`` once the
         called person answered and their call took over the place, else why not."""
@@ -2785,7 +2098,7 @@ class Switchboard:
             # previous daemon placed before a restart. The caller is here: they take their
             # place, and the worker (which may be ringing them again) stands down.
             origin = callback_origin(token)
-            kept = self._kept_places.pop(origin, None) if origin else None
+            kept = self.callbacks.kept.pop(origin, None) if origin else None
             if kept is None or kept.entry.call_id != origin:
                 dialled = parse_lead_origin(origin or "")
                 if dialled is not None and dialled[0] in config.campaigns:
@@ -2896,10 +2209,10 @@ class Switchboard:
             return "no-pbx"
         entry = self.router.enqueue(lead.queue, origin, priority=lead.priority)
         entry.campaign = lead.campaign
-        kept = _KeptPlace(
+        kept = KeptPlace(
             entry, lead.number, entry.joined, config, asyncio.current_task(), lead=lead
         )
-        self._kept_places[origin] = kept
+        self.callbacks.kept[origin] = kept
         try:
             agents = await self.router.next_agents(entry)
             if not agents:
@@ -2912,7 +2225,7 @@ class Switchboard:
                     return AGENT_SKIPPED if decision == "skip" else "no-agents"
             reserved()
             self._dialing(lead, agents[0].id)
-            reason = await self._place_callback(
+            reason = await self.place_callback(
                 kept, device=lead.device, caller_id=lead.caller_id, ring_timeout=lead.ring_timeout
             )
             if reason:
@@ -2922,8 +2235,8 @@ class Switchboard:
         finally:
             if entry.call_id == origin:
                 self.router.leave(entry)
-            if self._kept_places.get(origin) is kept:
-                del self._kept_places[origin]
+            if self.callbacks.kept.get(origin) is kept:
+                del self.callbacks.kept[origin]
 
     async def dial_for_agent(
         self,
@@ -2943,7 +2256,7 @@ class Switchboard:
         left and the agent released. ``data``: variables the answered call gets (a CRM's
         reference), shown to the agent and kept in the CDR."""
         origin = entry.call_id
-        kept = _KeptPlace(
+        kept = KeptPlace(
             entry,
             number,
             entry.joined,
@@ -2952,19 +2265,19 @@ class Switchboard:
             data=data,
             dial_id=dial_id,
         )
-        self._kept_places[origin] = kept
+        self.callbacks.kept[origin] = kept
         try:
-            reason = await self._place_callback(
+            reason = await self.place_callback(
                 kept, device=device, caller_id=caller_id, ring_timeout=ring_timeout
             )
             return "failed" if reason == "originate-failed" else reason
         finally:
             if entry.call_id == origin:
                 self.router.leave(entry)
-            if self._kept_places.get(origin) is kept:
-                del self._kept_places[origin]
+            if self.callbacks.kept.get(origin) is kept:
+                del self.callbacks.kept[origin]
 
-    def _dial_answered(self, active: ActiveCall, place: _KeptPlace) -> None:
+    def _dial_answered(self, active: ActiveCall, place: KeptPlace) -> None:
         """The person an agent dialled answered on call ``active``: the records say whose
         call it is, the agent's screen gets ``dialled_by`` (and the dial's ``data``)."""
         call_id = active.call.info.call_id
@@ -3133,7 +2446,7 @@ class Switchboard:
         if call.campaign and call.lead:
             known_lead = self.find_lead(call.campaign, call.lead)
             number = known_lead.number if known_lead is not None else number
-        elif at is not None and not self._callback_allowed(self.config, number):
+        elif at is not None and not self.callbacks.allowed(self.config, number):
             raise EngineError(
                 f"{number!r} cannot be called back (acd.callback_dial, acd.callback_allow)"
             )
@@ -3155,8 +2468,8 @@ class Switchboard:
         self.router.disposed(agent_id)
         if not call.campaign:
             if at is not None:
-                self.call_back_later(call.call_id, call.queue, number, at, agent=agent_id)
-            elif self.cancel_call_back_later(call.call_id):
+                self.callbacks.promise(call.call_id, call.queue, number, at, agent=agent_id)
+            elif self.callbacks.call_off_promise(call.call_id):
                 log.info("timed_callback_called_off", call_id=call.call_id)
         return {"call_id": call.call_id, "code": code, "campaign": call.campaign, "lead": call.lead}
 
@@ -3863,7 +3176,7 @@ class Switchboard:
         acd = self.config.acd
         if (
             acd.transfer_dial is not None
-            and _DIALABLE_NUMBER.fullmatch(target) is not None
+            and DIALABLE_NUMBER.fullmatch(target) is not None
             and matches_any(acd.transfer_allow, target)
         ):
             return acd.transfer_dial.replace("${number}", target)

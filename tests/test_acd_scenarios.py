@@ -715,7 +715,7 @@ async def test_a_caller_of_a_closed_queue_who_asks_for_a_callback_gets_it_at_the
         await caller.wait_for_prompt("we-call-you", timeout=5)
         await caller.wait_ended(timeout=5)
         await s.settle()
-        (waiting,) = board.waiting_callbacks()
+        (waiting,) = board.callbacks.waiting()
     assert (waiting["number"], waiting["queue"]) == ("5551234", "acd")
     assert waiting["due"] == "2026-12-09T08:00:00+00:00", "Wednesday's opening"
     assert waiting["data"] == {"account": "4711"}

@@ -180,7 +180,7 @@ async def test_a_callback_code_and_a_number_to_dial_have_pages_of_their_own(
         await until(lambda: router.agents["1001"].state == "available", timeout=5)
         no_code = await browser.get("/desktop/callback?code=sale")
         await center.idle()
-        timed = dict(board._timed_callbacks)
+        timed = dict(board.callbacks.promises)
     assert "Dial a number …" in free.buttons
     assert free.rows["Number"] == "5550003", "the last call, to give it its code"
     assert asked.refresh == "", "no reload while typing"

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 from pydantic import BaseModel
 
+from callcenter.callback import CALLBACK_VARIABLE
 from callcenter.config.models import AcdConfig, AGIConfig, AMIConfig, ESLConfig, IvrConfig
 from callcenter.demopbx.channels import (
     ASYNC_FAILOVER_AFTER,
@@ -48,7 +49,7 @@ from callcenter.pbx.asterisk.driver import (
 )
 from callcenter.pbx.freeswitch.driver import FAILOVER_TASK_VARIABLE
 from callcenter.pbx.interface import RINGBACK_CLASS
-from callcenter.switchboard import CALLBACK_VARIABLE, FEATURE_ROUTES
+from callcenter.switchboard import FEATURE_ROUTES
 
 REPO = Path(__file__).resolve().parents[1]
 ASTERISK = REPO / "dialplans" / "asterisk"

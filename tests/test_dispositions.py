@@ -366,7 +366,7 @@ async def test_alice_gives_codes_from_her_phone_with_star_76(tmp_path: Path) -> 
             heard.append(phone.heard[-1] if phone.heard else "")
         await s.center.daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
         (row,) = await asyncio.to_thread(s.center.daemon.store.fetch_dispositions)
-        timed = dict(s.center.daemon.switchboard._timed_callbacks)
+        timed = dict(s.center.daemon.switchboard.callbacks.promises)
         await s.center.idle()
     assert heard == ["auth-thankyou", "beeperr", "beeperr", "auth-thankyou"]
     assert [e.code for e in s.of(CallDisposed)] == ["sale", "callback"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callcenter.callback import callback_origin, callback_token
 from callcenter.errors import EngineError
 from callcenter.events import (
     QueueCallbackAnswered,
@@ -22,7 +23,6 @@ from callcenter.events import (
 from callcenter.records.callbacks import QueueCallback, QueueCallbackRecorder
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.writer import RecordWriter
-from callcenter.switchboard import callback_origin, callback_token
 from callcenter.testing import CALLBACKS_ON, merge, running_center
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
@@ -112,7 +112,7 @@ async def test_a_request_waits_no_longer_than_its_queue_allows(tmp_path: Path) -
         events: list[object] = []
         daemon.bus.subscribe(events.append)
         daemon.bus.publish(requested("x1"))  # what the previous daemon wrote
-        daemon.switchboard.restore_callbacks(
+        daemon.switchboard.callbacks.restore(
             [QueueCallback(call_id="x1", queue="sales", number="5551234", requested=T0)],
             now=T0 + timedelta(seconds=0.1),
         )
@@ -150,7 +150,7 @@ async def test_the_next_daemon_gives_up_requests_too_old_or_for_a_queue_gone(
             with contextlib.suppress(EngineError):
                 daemon.router.logout(agent, via="test")
         now = T0 + timedelta(seconds=601)
-        assert daemon.switchboard.restore_callbacks([old, gone, fresh], now=now) == 1
+        assert daemon.switchboard.callbacks.restore([old, gone, fresh], now=now) == 1
         assert daemon.router.waiting("sales") == 1
     failed = {e.origin_call_id: e.reason for e in events if isinstance(e, QueueCallbackFailed)}
     assert failed == {"old": "expired", "gone": "no-queue"}

@@ -77,7 +77,7 @@ async def test_a_waiting_callback_is_listed_and_cancelled_and_its_record_says_so
         unknown = await center.api("GET", "/callbacks/web-nobody")
         waiting = center.daemon.router.waiting("sales")
         daemon = await center.restart()
-        restored = [c["call_id"] for c in daemon.switchboard.waiting_callbacks()]
+        restored = [c["call_id"] for c in daemon.switchboard.callbacks.waiting()]
     assert [(c["number"], c["position"], c["dialling"]) for c in listed["callbacks"]] == [
         ("5555678", 1, False),
         ("5551234", 2, False),
@@ -238,9 +238,9 @@ async def test_a_call_back_falling_due_while_the_queue_is_closed_waits_for_the_o
         evening = datetime(2026, 12, 8, 20, 0, tzinfo=UTC)  # a Tuesday, closed since 18:00
         board.clock = lambda: evening
         due = datetime.now(UTC) + timedelta(seconds=0.2)
-        board._schedule_callback("c1+abandoned", "sales", "5551234", 0, due)
+        board.callbacks.later("c1+abandoned", "sales", "5551234", 0, due, data=())
         await asyncio.sleep(0.6)
-        (shown,) = board.waiting_callbacks()
+        (shown,) = board.callbacks.waiting()
         waiting = center.daemon.router.waiting("sales")
     moved = datetime.fromisoformat(shown["due"]) - datetime.now(UTC)
     assert timedelta(hours=11, minutes=58) < moved < timedelta(hours=12), "at 08:00 next day"
@@ -271,7 +271,7 @@ async def test_a_full_slot_is_refused_with_the_next_one_and_a_nights_requests_sp
     after = tomorrow + timedelta(days=1)
     async with running_center(tmp_path, config=SLOTS) as center:
         ten = datetime.fromisoformat(f"{tomorrow}T10:00+00:00")
-        center.daemon.switchboard.call_back_later("1796500000.1", "sales", "5559999", ten,
+        center.daemon.switchboard.callbacks.promise("1796500000.1", "sales", "5559999", ten,
                                                   agent="1001")  # fmt: skip
         asked = []
         for n in range(2):

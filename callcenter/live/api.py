@@ -2206,7 +2206,7 @@ class ControlAPI:
             can_dial=config.acd.dial_out is not None,
             open_queues=self._open_queues(),
             over=board.agent_alerts.over(agent_id),
-            promised=board.promised_callbacks(agent_id),
+            promised=board.callbacks.promised_by(agent_id),
             hot_desk=agent_id in config.agents and config.agents[agent_id].hot_desk,
             can_block=config.acd.agent_block_list is not None,
             blocked=board.blocked_by(agent_id),
@@ -2300,7 +2300,7 @@ class ControlAPI:
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
             snapshot["switches"] = board.switch_views()
             snapshot["member_changes"] = board.roster.member_views()
-            later = board.scheduled_callbacks()
+            later = board.callbacks.scheduled_by_queue()
             day = self.today.roll() if self.today is not None else None
             messages = self._voicemails_open()
             oldest = self._voicemails_oldest()
@@ -2353,7 +2353,7 @@ class ControlAPI:
             return self._number_list_action(method, parts[1:], body)
         if parts == ["callbacks"]:
             if method == "GET":
-                return {"callbacks": board.waiting_callbacks()}
+                return {"callbacks": board.callbacks.waiting()}
             if method != "POST":
                 raise HTTPError(405, "use GET or POST for /callbacks")
             return self._callback_request(body)
@@ -2369,7 +2369,7 @@ class ControlAPI:
             if method != "POST":
                 raise HTTPError(405, f"use POST for /callbacks/{parts[1]}/cancel")
             try:
-                return board.cancel_callback(parts[1])
+                return board.callbacks.cancel(parts[1])
             except UnknownCallback as exc:
                 raise HTTPError(404, str(exc)) from None
             except EngineError as exc:
@@ -3384,7 +3384,7 @@ class ControlAPI:
         """``GET /callbacks/<id>``: where a callback request stands (a web page polls it:
         "you are number 3"): waiting (with its position), scheduled (its due time),
         dialling, or what became of it from the records."""
-        for view in self.switchboard.waiting_callbacks():
+        for view in self.switchboard.callbacks.waiting():
             if view["call_id"] == call_id:
                 status = (
                     "dialling" if view["dialling"] else "scheduled" if view["due"] else "waiting"
@@ -3422,7 +3422,7 @@ class ControlAPI:
         if per_minute and not self._callback_rate.take(per_minute, time.monotonic()):
             raise HTTPError(429, f"more than {per_minute} callback requests a minute: try later")
         try:
-            return self.switchboard.request_callback(
+            return self.switchboard.callbacks.request(
                 number, queue, priority=priority, at=at, data=data
             )
         except UnknownQueue as exc:
@@ -3449,7 +3449,7 @@ class ControlAPI:
         except ValueError:
             raise HTTPError(400, f"date: a day such as 2026-12-07, not {query['date']!r}") from None
         try:
-            return self.switchboard.callback_slots(queue, day)
+            return self.switchboard.callbacks.slots(queue, day)
         except UnknownQueue as exc:
             raise HTTPError(404, str(exc)) from None
         except EngineError as exc:

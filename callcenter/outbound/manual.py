@@ -297,7 +297,7 @@ class ManualDials:
         board = self._board
         assert board.pbx is not None
         config = board.config
-        from callcenter.switchboard import CALLBACK_VARIABLE, callback_token
+        from callcenter.callback import CALLBACK_VARIABLE, callback_token
 
         ring = config.queues[dial.queue].ring_timeout
         device = board.router.agents[dial.agent].device

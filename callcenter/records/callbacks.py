@@ -4,7 +4,7 @@ A caller who asks to be called back hangs up and keeps their place in the queue;
 turn comes the request exists only in the engine. :class:`QueueCallbackRecorder` writes it to
 the ``queue_callbacks`` table as soon as it is made and follows it to its end, so that a
 daemon that restarts (or crashed) takes the waiting requests back
-(:meth:`~callcenter.switchboard.Switchboard.restore_callbacks`) instead of forgetting callers
+(:meth:`~callcenter.callback.Callbacks.restore`) instead of forgetting callers
 who were promised a call.
 
 One row per request, keyed by the call that made it::

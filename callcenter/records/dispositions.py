@@ -6,7 +6,7 @@ lead of a campaign's call, when the person asked to be called again, whether the
 never to be called again, when). An agent who corrects the code replaces the row. A
 starting daemon reads back the numbers of ``do_not_call`` rows (no campaign calls them) and
 the callbacks set for a time on inbound calls that had not fallen due
-(:meth:`~callcenter.switchboard.Switchboard.call_back_later`). :func:`outcome_rows`
+(:meth:`~callcenter.callback.Callbacks.promise`). :func:`outcome_rows`
 counts the codes per agent, queue or campaign for ``report --outcomes``.
 """
 
