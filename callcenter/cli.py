@@ -38,6 +38,8 @@
     callcenter purge [CONFIG]               delete records older than --older-than DAYS
     callcenter staffing --calls N --aht S   agents needed for a load (Erlang C; with
                                             --patience S, Erlang A)
+    callcenter forecast [CONFIG]            next week's callers and agents needed, hour by
+                                            hour, from the weeks before (and the schedules)
     callcenter backup [CONFIG] --to FILE    a consistent copy of the SQLite records, live;
                                             --files DIR: recordings, voicemail, queue_log
     callcenter erase NUMBER...              take a caller's numbers, name and recordings
@@ -201,6 +203,55 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --patience: percent of callers who may hang up before an answer, at most",
     )
+
+    forecast = sub.add_parser(
+        "forecast",
+        help="the coming week's callers and the agents they need, interval by interval, "
+        "from the same weekdays of the weeks before (days a queue took no caller left out), "
+        "beside the agents scheduled",
+    )
+    forecast.add_argument("config", nargs="?", default=None)
+    forecast.add_argument(
+        "--week-of",
+        default=None,
+        metavar="DATE",
+        help="forecast the week (Monday to Sunday) of this day, such as 2026-12-14 "
+        "(default: next week)",
+    )
+    forecast.add_argument(
+        "--weeks",
+        type=_bounded(int, 1, 52, "a number of weeks"),
+        default=4,
+        help="weeks of history the forecast reads (default 4)",
+    )
+    forecast.add_argument(
+        "--by",
+        choices=["15min", "30min", "hour"],
+        default="hour",
+        help="one row per quarter hour, half hour or hour (default)",
+    )
+    forecast.add_argument(
+        "--target",
+        type=_bounded(float, 1.0, 99.9, "a percentage"),
+        default=80.0,
+        metavar="PERCENT",
+        help="percent of callers to answer within each queue's service_level (default 80)",
+    )
+    forecast.add_argument(
+        "--shrinkage",
+        type=_bounded(float, 0.0, 95.0, "a percentage"),
+        default=0.0,
+        help="percent of paid time off the phones (breaks, training, absence): the agents "
+        "to schedule for those needed",
+    )
+    forecast.add_argument("--queue", default=None, help="only this queue")
+    forecast.add_argument(
+        "--tz",
+        default=None,
+        help="time zone of the days and hours (default: ivr.timezone of the config)",
+    )
+    forecast.add_argument("--json", action="store_true", help="one JSON object per line")
+    forecast.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
 
     simulate = sub.add_parser(
         "simulate",
@@ -1028,6 +1079,20 @@ def _main(argv: Sequence[str] | None) -> int:
             max_occupancy=args.max_occupancy,
             patience=args.patience,
             max_abandon=args.max_abandon,
+        )
+    if command == "forecast":
+        if args.csv and args.json:
+            parser.error("--csv or --json, not both")
+        return cmd_forecast(
+            args.config or _default_config(),
+            week_of=args.week_of,
+            weeks=args.weeks,
+            by=args.by,
+            target=args.target / 100.0,
+            shrinkage=args.shrinkage / 100.0,
+            queue=args.queue,
+            zone=args.tz,
+            output="csv" if args.csv else "json" if args.json else "table",
         )
     if command == "simulate":
         return cmd_simulate(args)
@@ -2429,6 +2494,134 @@ def cmd_summary(
     return EXIT_OK
 
 
+def cmd_forecast(
+    path: str,
+    *,
+    week_of: str | None,
+    weeks: int,
+    by: str,
+    target: float,
+    shrinkage: float,
+    queue: str | None,
+    zone: str | None,
+    output: str,
+) -> int:
+    """``forecast``: each queue's callers and agents needed in each interval of a week to
+    come (:mod:`callcenter.records.forecast`), beside the agents scheduled then."""
+    import csv
+    from datetime import date, datetime, timedelta
+
+    from callcenter import staffing
+    from callcenter.records import forecast as planning
+    from callcenter.records import summary as figures
+
+    found = _report_config_and_zone(path, zone)
+    if found is None:
+        return EXIT_CONFIG
+    config, tz = found
+    if queue is not None and queue not in config.queues:
+        known = ", ".join(sorted(config.queues)) or "none"
+        print(f"forecast: no queue {queue!r} (queues: {known})", file=sys.stderr)
+        return EXIT_CONFIG
+    if not config.records.queue_log:
+        print(
+            "forecast reads the queue_log: set records.queue_log: true (figures from then on)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    today = datetime.now(tz).date()
+    try:
+        first = date.fromisoformat(week_of) if week_of else planning.next_monday(today)
+    except ValueError:
+        print(f"--week-of: {week_of!r} is not a date such as 2026-12-14", file=sys.stderr)
+        return EXIT_CONFIG
+    days = planning.week_from(first)
+    since, until = planning.history_days(days[0], today, weeks)
+    grouping = next(g for g in figures.GROUPINGS if g == by)
+    history_periods = figures.Periods(
+        figures.day_start(since, tz), figures.day_start(until, tz), grouping, tz
+    )
+    store = _report_store(config)
+    if isinstance(store, int):
+        return store
+    try:
+        levels = {name: q.service_level for name, q in config.queues.items()}
+        short = {name: q.short_abandon for name, q in config.queues.items()}
+        history = figures.read_queue_figures(
+            store, history_periods, levels, fcr_days=1, short_abandons=short
+        )
+        if queue is not None:
+            history = [f for f in history if f.queue == queue]
+        patience = figures.patience_by_queue(history)
+        rows, nothing = planning.forecast(
+            history,
+            days,
+            interval_minutes={"15min": 15, "30min": 30}.get(by, 60),
+            target=target,
+            wrapups={name: q.wrapup for name, q in config.queues.items()},
+            patience=patience,
+        )
+        week = figures.Periods(
+            figures.day_start(days[0], tz),
+            figures.day_start(days[-1] + timedelta(days=1), tz),
+            grouping,
+            tz,
+        )
+        scheduled = _scheduled_agents(config, store, week, rows)
+    except RecordError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        store.close()
+    out: list[dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        item = row.as_dict()
+        needed = row.agents_needed
+        to_schedule = (
+            staffing.scheduled(needed, shrinkage) if needed is not None and shrinkage else needed
+        )
+        item["agents_to_schedule"] = to_schedule
+        if scheduled is not None:
+            item["agents_scheduled"] = round(scheduled[i], 1)
+            item["gap"] = round(scheduled[i] - to_schedule, 1) if to_schedule is not None else None
+        out.append(item)
+    if output == "json":
+        for item in out:
+            print(json.dumps(item))
+        return EXIT_OK
+    if output == "csv":
+        if out:
+            writer = csv.DictWriter(sys.stdout, list(out[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(out)
+        return EXIT_OK
+    print(
+        f"forecast for {days[0]} - {days[-1]} ({tz}) from {since} - "
+        f"{until - timedelta(days=1)}: {100 * target:g} % answered within each queue's "
+        "service level" + (f", {100 * shrinkage:g} % shrinkage" if shrinkage else "")
+    )
+    if out:
+        print(planning.format_table(out, scheduled is not None))
+    missing: dict[str, list[str]] = {}
+    for name, day in nothing:
+        missing.setdefault(name, []).append(planning.WEEKDAYS[day.weekday()])
+    for name, weekdays in missing.items():
+        print(
+            f"{name}: nothing to go on for {', '.join(weekdays)} (no caller on "
+            f"{'that weekday' if len(weekdays) == 1 else 'those weekdays'} in the {weeks} "
+            f"week(s) of history: closed?)"
+        )
+    quiet = sorted({queue} if queue is not None else set(config.queues))
+    quiet = [name for name in quiet if name not in patience]
+    if quiet:
+        print(f"no caller in the {weeks} week(s) of history for {', '.join(quiet)}")
+    if rows:
+        print(_staffing_note(patience))
+    elif not nothing:
+        print("no callers in the history: nothing to forecast")
+    return EXIT_OK
+
+
 def _scheduled_agents(
     config: CallCenterConfig, store: RecordStore, periods: Any, queues: Sequence[Any]
 ) -> list[float] | None:
@@ -2464,13 +2657,13 @@ def _staffing_note(patience: Mapping[str, float | None]) -> str:
     parts = []
     if measured:
         parts.append(
-            "agents: Erlang A, with the callers' patience measured over the period ("
+            "Erlang A, with the callers' patience measured over the period ("
             + ", ".join(measured)
             + ")"
         )
     if never:
         parts.append(f"Erlang C for {', '.join(never)} (nobody hung up while waiting)")
-    return "; ".join(parts)
+    return "agents: " + "; ".join(parts)
 
 
 def _print_queue_log(store: RecordStore, last: int, *, follow: bool) -> int:

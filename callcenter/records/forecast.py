@@ -1,0 +1,250 @@
+"""The coming week's load, hour by hour, from the weeks before it: a planner's first step
+(``callcenter forecast``).
+
+Each queue's callers in an hour (or half or quarter hour) of a day to come are expected as
+the mean of the callers offered in that hour of the same weekday over the ``weeks`` weeks
+of history, leaving out the days the queue was offered no caller at all (closed: a holiday,
+a special day), so that last Christmas does not halve next Tuesday. Their handle time is
+the talk of that hour over those days pooled (the queue's over the whole history where the
+hour had no answered call) plus the queue's wrap-up. The agents needed then follow as in
+``report --queues --by hour --staffing``: Erlang A with the callers' patience measured over
+the history, Erlang C for a queue where nobody hung up. No trend and no season beyond the
+weekday: a centre that grows fast sees it in the ``days_seen`` and ``calls`` it reads.
+
+Pure functions of the figures :func:`~callcenter.records.summary.read_queue_figures` gives
+for the history, cut by the same grouping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Final
+
+from callcenter import staffing
+from callcenter.records.summary import QueueFigures
+
+WEEKDAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True, slots=True)
+class SlotForecast:
+    """What one queue may expect in one interval of a day to come."""
+
+    queue: str
+    period: str
+    """``YYYY-MM-DD HH:MM``, local time, as the figures' reports name an interval."""
+    calls: float
+    """Callers expected (offered, short abandons left out)."""
+    aht_seconds: float | None
+    """Handle time expected: talk plus the queue's wrap-up; None with no call answered."""
+    days_seen: int
+    """Days of the same weekday in the history the queue was open on (the mean's days)."""
+    service_level_seconds: float
+    agents_needed: int | None
+    """Agents on the phones for the target; None without a handle time to go on."""
+
+    @property
+    def day(self) -> date:
+        return date.fromisoformat(self.period[:10])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "weekday": WEEKDAYS[self.day.weekday()],
+            "queue": self.queue,
+            "calls": round(self.calls, 1),
+            "aht_seconds": round(self.aht_seconds, 1) if self.aht_seconds is not None else None,
+            "days_seen": self.days_seen,
+            "service_level_seconds": self.service_level_seconds,
+            "agents_needed": self.agents_needed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    day: date
+    start: str
+    """``HH:MM``."""
+
+
+def _slot(period: str) -> _Slot:
+    # "2026-12-01 09:00" (the hour the clocks go back adds " +0100": the same hour here).
+    return _Slot(date.fromisoformat(period[:10]), period[11:16])
+
+
+def forecast(
+    history: Sequence[QueueFigures],
+    days: Sequence[date],
+    *,
+    interval_minutes: int,
+    target: float,
+    wrapups: Mapping[str, float],
+    patience: Mapping[str, float | None],
+) -> tuple[list[SlotForecast], list[tuple[str, date]]]:
+    """The forecast of each queue of ``history`` (its figures per interval of
+    ``interval_minutes``) for each of ``days``: a row per interval expected to get callers,
+    in day, queue and time order; and the (queue, day) pairs with no open day of that
+    weekday in the history (nothing to go on: no rows). ``target``: the share to answer
+    within each queue's service level (0..1, exclusive); ``wrapups``: each queue's
+    after-call seconds; ``patience``: each queue's callers' mean patience (None: Erlang
+    C)."""
+    offered: dict[tuple[str, date], int] = {}
+    levels: dict[str, float] = {}
+    by_slot: dict[tuple[str, date, str], QueueFigures] = {}
+    talk: dict[str, tuple[float, int]] = {}
+    for f in history:
+        slot = _slot(f.period)
+        key = (f.queue, slot.day)
+        offered[key] = offered.get(key, 0) + f.offered
+        levels[f.queue] = f.service_level_seconds
+        seen = by_slot.get((f.queue, slot.day, slot.start))
+        by_slot[(f.queue, slot.day, slot.start)] = f if seen is None else _merged(seen, f)
+        total, count = talk.get(f.queue, (0.0, 0))
+        talk[f.queue] = (total + f.talk, count + f.talks)
+    open_days: dict[tuple[str, int], list[date]] = {}
+    for (queue, day), count in sorted(offered.items()):
+        if count > 0:
+            open_days.setdefault((queue, day.weekday()), []).append(day)
+    rows: list[SlotForecast] = []
+    nothing: list[tuple[str, date]] = []
+    starts = [
+        f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(0, 1440, interval_minutes)
+    ]
+    for day in days:
+        for queue in sorted(levels):
+            seen_days = open_days.get((queue, day.weekday()), [])
+            if not seen_days:
+                nothing.append((queue, day))
+                continue
+            for start in starts:
+                counted = 0
+                slot_talk, slot_talks = 0.0, 0
+                for past in seen_days:
+                    figures = by_slot.get((queue, past, start))
+                    if figures is not None:
+                        counted += figures.counted
+                        slot_talk += figures.talk
+                        slot_talks += figures.talks
+                if counted == 0:
+                    continue
+                calls = counted / len(seen_days)
+                total, count = (slot_talk, slot_talks) if slot_talks else talk[queue]
+                aht = total / count + wrapups.get(queue, 0.0) if count else None
+                rows.append(
+                    SlotForecast(
+                        queue=queue,
+                        period=f"{day.isoformat()} {start}",
+                        calls=calls,
+                        aht_seconds=aht,
+                        days_seen=len(seen_days),
+                        service_level_seconds=levels[queue],
+                        agents_needed=_needed(
+                            calls,
+                            aht,
+                            levels[queue],
+                            target=target,
+                            interval_minutes=interval_minutes,
+                            patience=patience.get(queue),
+                        ),
+                    )
+                )
+    return rows, nothing
+
+
+def _needed(
+    calls: float,
+    aht: float | None,
+    threshold: float,
+    *,
+    target: float,
+    interval_minutes: int,
+    patience: float | None,
+) -> int | None:
+    if aht is None:
+        return None
+    try:
+        return staffing.agents_needed(
+            calls,
+            max(1.0, aht),
+            threshold,
+            target,
+            interval=interval_minutes * 60.0,
+            patience=patience,
+        ).agents
+    except ValueError:
+        return None  # callers so patient beside so few agents: no figure to give
+
+
+def _merged(a: QueueFigures, b: QueueFigures) -> QueueFigures:
+    """Two rows of one queue and local interval (the hour the clocks go back, twice)."""
+    return QueueFigures(
+        period=a.period,
+        queue=a.queue,
+        service_level_seconds=a.service_level_seconds,
+        offered=a.offered + b.offered,
+        short_abandoned=a.short_abandoned + b.short_abandoned,
+        talk=a.talk + b.talk,
+        talks=a.talks + b.talks,
+    )
+
+
+def history_days(first: date, today: date, weeks: int) -> tuple[date, date]:
+    """The history a forecast from ``first`` on reads: the ``weeks`` whole weeks before
+    ``first``, or before ``today`` when ``first`` is further ahead (days not lived yet
+    have no figures); (first day, day after the last)."""
+    end = min(first, today)
+    return end - timedelta(weeks=weeks), end
+
+
+def week_from(day: date) -> list[date]:
+    """The Monday to Sunday of ``day``'s week."""
+    monday = day - timedelta(days=day.weekday())
+    return [monday + timedelta(days=i) for i in range(7)]
+
+
+def next_monday(today: date) -> date:
+    """The Monday after ``today`` (a week on, when ``today`` is a Monday)."""
+    return today + timedelta(days=7 - today.weekday())
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], scheduled: bool) -> str:
+    """``callcenter forecast``'s table: one line per row of :func:`forecast` (as dicts,
+    with ``agents_to_schedule`` and, when ``scheduled``, ``agents_scheduled`` and
+    ``gap``: scheduled minus to schedule, negative where agents are missing)."""
+    head = ["day", "start", "queue", "calls", "aht", "days", "agents", "to sched"]
+    if scheduled:
+        head += ["sched", "gap"]
+    lines = []
+    for row in rows:
+        aht = row["aht_seconds"]
+        cells = [
+            f"{row['weekday']} {row['period'][:10]}",
+            row["period"][11:16],
+            row["queue"],
+            f"{row['calls']:.1f}",
+            "" if aht is None else f"{int(aht) // 60}:{int(aht) % 60:02d}",
+            str(row["days_seen"]),
+            _count(row["agents_needed"]),
+            _count(row["agents_to_schedule"]),
+        ]
+        if scheduled:
+            gap = row["gap"]
+            cells += [f"{row['agents_scheduled']:.1f}", "" if gap is None else f"{gap:+.1f}"]
+        lines.append(cells)
+    widths = [max([len(h), *(len(c[i]) for c in lines)]) for i, h in enumerate(head)]
+    left = {0, 1, 2}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i in left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    title = line(head)
+    return "\n".join([title, "-" * len(title), *(line(c) for c in lines)])
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else str(value)

@@ -1,0 +1,313 @@
+"""``callcenter forecast``: next week's callers, interval by interval, from the same weekdays
+of the weeks before, and the agents they need beside those scheduled: what a planner
+staffs by."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callcenter import staffing
+from callcenter.cli import main as cli_main
+from callcenter.records.forecast import forecast, history_days, next_monday, week_from
+from callcenter.records.queue_log import QueueLogEntry
+from callcenter.records.schedule_changes import ScheduleChange
+from callcenter.records.store import SqliteCdrStore
+from callcenter.records.summary import Periods, queue_summary
+
+BERLIN = ZoneInfo("Europe/Berlin")
+_keys = itertools.count()
+
+
+def callers(
+    day: date, hour: int, count: int, *, talk: int = 120, queue: str = "support"
+) -> list[QueueLogEntry]:
+    """``count`` callers of ``queue`` in that hour of ``day`` (Berlin), each answered after
+    10 s and talked to for ``talk`` s, as the daemon writes their queue_log lines."""
+    lines = []
+    for i in range(count):
+        start = datetime(day.year, day.month, day.day, hour, i, tzinfo=BERLIN).astimezone(UTC)
+        call = f"{day}-{hour}-{i}-{queue}"
+
+        def entry(
+            at: datetime, event: str, *data: str, agent: str = "NONE", call: str = call
+        ) -> QueueLogEntry:
+            return QueueLogEntry(f"k{next(_keys)}", at, call, queue, agent, event, data)
+
+        lines += [
+            entry(start, "ENTERQUEUE", "", "5550100", "1"),
+            entry(start + timedelta(seconds=10), "CONNECT", "10", "", "1", agent="Agent/1001"),
+            entry(
+                start + timedelta(seconds=10 + talk),
+                "COMPLETECALLER",
+                "10",
+                str(talk),
+                "1",
+                agent="Agent/1001",
+            ),
+        ]
+    return lines
+
+
+# Four Tuesdays before Tuesday 2025-12-16 (a past week: the forecast reads the weeks
+# before it whatever the day the tests run): 4, 6, closed (a holiday), 8 callers at 09:00;
+# 2 at 10:00 on the first only. Mondays: 3 callers at 14:00 each week.
+TUESDAYS = [date(2025, 11, 18), date(2025, 11, 25), date(2025, 12, 2), date(2025, 12, 9)]
+HISTORY = [
+    *callers(TUESDAYS[0], 9, 4),
+    *callers(TUESDAYS[0], 10, 2, talk=60),
+    *callers(TUESDAYS[1], 9, 6),
+    *callers(TUESDAYS[3], 9, 8),
+    *(line for w in range(4) for line in callers(date(2025, 11, 17) + timedelta(weeks=w), 14, 3)),
+]  # fmt: skip
+
+
+def figures(lines: list[QueueLogEntry], by: str = "hour") -> list:  # type: ignore[type-arg]
+    start = datetime(2025, 11, 17, tzinfo=BERLIN)
+    periods = Periods(start, start + timedelta(weeks=4), by, BERLIN)  # type: ignore[arg-type]
+    return queue_summary(lines, periods, {"support": 30.0})
+
+
+def test_a_tuesday_hour_expects_the_mean_of_the_open_tuesdays_before_it() -> None:
+    rows, nothing = forecast(
+        figures(HISTORY),
+        [date(2025, 12, 16), date(2025, 12, 17)],
+        interval_minutes=60,
+        target=0.8,
+        wrapups={"support": 30.0},
+        patience={"support": None},
+    )
+    nine, ten = rows
+    assert (nine.period, nine.calls, nine.days_seen) == ("2025-12-16 09:00", 6.0, 3), (
+        "(4 + 6 + 8) / 3: the holiday is left out, not counted as a quiet day"
+    )
+    assert nine.aht_seconds == 120 + 30, "that hour's talk plus the queue's wrap-up"
+    assert nine.agents_needed == staffing.agents_needed(6.0, 150.0, 30.0, 0.8).agents
+    assert (ten.period, round(ten.calls, 2), ten.aht_seconds) == ("2025-12-16 10:00", 0.67, 90)
+    assert nothing == [("support", date(2025, 12, 17))], "no Wednesday in the history"
+
+
+def test_an_hour_without_an_answered_call_takes_the_queue_s_handle_time() -> None:
+    gave_up = [
+        QueueLogEntry("g1", datetime(2025, 11, 18, 7, 0, tzinfo=UTC), "g1", "support", "NONE",
+                      "ENTERQUEUE", ("", "5550199", "1")),
+        QueueLogEntry("g2", datetime(2025, 11, 18, 7, 1, tzinfo=UTC), "g1", "support", "NONE",
+                      "ABANDON", ("1", "1", "60")),
+    ]  # fmt: skip
+    rows, _ = forecast(
+        figures([*HISTORY, *gave_up]),
+        [date(2025, 12, 16)],
+        interval_minutes=60,
+        target=0.8,
+        wrapups={},
+        patience={"support": 60.0},
+    )
+    eight = next(r for r in rows if r.period.endswith("08:00"))
+    talked = 120 * 18 + 60 * 2 + 120 * 12
+    assert eight.aht_seconds == pytest.approx(talked / 32), "every call of the history"
+    assert (
+        eight.agents_needed
+        == staffing.agents_needed(1 / 3, talked / 32, 30.0, 0.8, patience=60.0).agents
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    week=st.dictionaries(
+        st.tuples(st.integers(0, 6), st.integers(0, 23)), st.integers(1, 4), min_size=1
+    ),
+    weeks=st.integers(1, 4),
+)
+def test_weeks_alike_forecast_the_same_week_again(
+    week: dict[tuple[int, int], int], weeks: int
+) -> None:
+    monday = date(2025, 11, 17)
+    lines = [
+        line
+        for w in range(weeks)
+        for (weekday, hour), count in week.items()
+        for line in callers(monday + timedelta(weeks=w, days=weekday), hour, count)
+    ]
+    rows, nothing = forecast(
+        figures(lines),
+        week_from(date(2025, 12, 15)),
+        interval_minutes=60,
+        target=0.8,
+        wrapups={},
+        patience={},
+    )
+    got = {(date.fromisoformat(r.period[:10]).weekday(), int(r.period[11:13])): r.calls
+           for r in rows}  # fmt: skip
+    assert got == {k: float(v) for k, v in week.items()}
+    assert {r.days_seen for r in rows} == {weeks}
+    assert {d.weekday() for _, d in nothing} == set(range(7)) - {k[0] for k in week}
+
+
+def test_half_hours_forecast_each_half_hour_apart() -> None:
+    lines = [*callers(TUESDAYS[0], 9, 3)]
+    lines += [
+        QueueLogEntry(f"h{i}", e.time + timedelta(minutes=30), f"half-{e.callid}", e.queuename,
+                      e.agent, e.event, e.data)
+        for i, e in enumerate(callers(TUESDAYS[0], 9, 1))
+    ]  # fmt: skip
+    rows, _ = forecast(
+        figures(lines, "30min"),
+        [date(2025, 12, 16)],
+        interval_minutes=30,
+        target=0.8,
+        wrapups={},
+        patience={},
+    )
+    assert [(r.period[11:], r.calls) for r in rows] == [("09:00", 3.0), ("09:30", 1.0)]
+
+
+def test_the_history_is_the_weeks_before_the_week_or_before_today() -> None:
+    assert history_days(date(2026, 12, 14), date(2026, 12, 9), 4) == (
+        date(2026, 11, 11),
+        date(2026, 12, 9),
+    ), "days not lived yet have no figures"
+    assert history_days(date(2026, 11, 30), date(2026, 12, 9), 2) == (
+        date(2026, 11, 16),
+        date(2026, 11, 30),
+    ), "a past week: the weeks before it (how good was the forecast?)"
+    assert next_monday(date(2026, 12, 9)) == date(2026, 12, 14)
+    assert next_monday(date(2026, 12, 14)) == date(2026, 12, 21)
+    assert week_from(date(2026, 12, 17))[0] == date(2026, 12, 14)
+
+
+def _config(tmp_path: Path, agents: str = "", extra: str = "") -> Path:
+    config = tmp_path / "callcenter.yaml"
+    config.write_text(
+        "pbx: {type: asterisk, ami: {secret: x}}\n"
+        "records: {cdr_path: var/cdr.sqlite3, queue_log: true}\n"
+        "ivr: {timezone: Europe/Berlin}\n"
+        "agents:\n"
+        f"  '1001': {{name: Alice, device: PJSIP/1001{agents}}}\n"
+        "  '1002': {name: Bob, device: PJSIP/1002}\n"
+        "queues:\n"
+        "  support: {agents: ['1001', '1002'], service_level: 30, wrapup: 30}\n"
+        "  sales: {agents: ['1002']}\n" + extra
+    )
+    (tmp_path / "var").mkdir(exist_ok=True)
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    try:
+        store.write_queue_log(tuple(HISTORY))
+    finally:
+        store.close()
+    return config
+
+
+def test_forecast_prints_next_week_s_hours_with_agents_needed_and_scheduled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alice works Tuesdays 09:00-10:30: one agent at 09:00 where 6 callers of 2:30 need
+    more; half of her at 10:00 for two-thirds of a caller. With 25 % shrinkage the agents
+    to schedule grow, and the gap says how many are missing."""
+    config = _config(tmp_path, ", schedule: {hours: {tue: ['09:00-10:30']}}")
+    capsys.readouterr()
+    argv = ["forecast", str(config), "--week-of", "2025-12-16", "--queue", "support"]
+    assert cli_main([*argv, "--json", "--shrinkage", "25"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    needed = staffing.agents_needed(6.0, 150.0, 30.0, 0.8).agents
+    tuesday = [r for r in rows if r["weekday"] == "Tue"]
+    assert [(r["period"], r["calls"], r["agents_needed"]) for r in tuesday] == [
+        ("2025-12-16 09:00", 6.0, needed),
+        ("2025-12-16 10:00", 0.7, 1),
+    ]
+    nine = tuesday[0]
+    assert nine["agents_to_schedule"] == staffing.scheduled(needed, 0.25)
+    assert (nine["agents_scheduled"], nine["gap"]) == (1.0, 1.0 - nine["agents_to_schedule"])
+    assert tuesday[1]["agents_scheduled"] == 0.5
+    monday = [r for r in rows if r["weekday"] == "Mon"]
+    assert [(r["period"], r["calls"], r["days_seen"]) for r in monday] == [
+        ("2025-12-15 14:00", 3.0, 4)
+    ]
+    assert cli_main(argv) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("forecast for 2025-12-15 - 2025-12-21 (Europe/Berlin) from ")
+    assert table[1].split() == [
+        "day", "start", "queue", "calls", "aht", "days", "agents", "to", "sched", "sched", "gap"
+    ]  # fmt: skip
+    assert table[4].split()[:7] == ["Tue", "2025-12-16", "09:00", "support", "6.0", "2:30", "3"]
+    assert (
+        "support: nothing to go on for Wed, Thu, Fri, Sat, Sun (no caller on those weekdays "
+        "in the 4 week(s) of history: closed?)" in table
+    ), "no Wednesday in the history: said, not guessed"
+    assert table[-1] == "agents: Erlang C for support (nobody hung up while waiting)"
+
+
+def test_a_day_changed_while_the_centre_runs_counts_in_the_agents_scheduled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alice swapped next Tuesday for 10:00-11:00 (``agent schedule``): the 09:00 hour has
+    nobody scheduled, 10:00 has her whole."""
+    config = _config(tmp_path, ", schedule: {hours: {tue: ['09:00-10:30']}}")
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    try:
+        swapped = ScheduleChange.of("1001", "2025-12-16", ["10:00-11:00"], datetime.now(UTC), "t")
+        store.write_schedule_change(swapped)
+    finally:
+        store.close()
+    capsys.readouterr()
+    argv = ["forecast", str(config), "--week-of", "2025-12-16", "--queue", "support", "--json"]
+    assert cli_main(argv) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["period"][11:], r["agents_scheduled"]) for r in rows if r["weekday"] == "Tue"] == [
+        ("09:00", 0.0),
+        ("10:00", 1.0),
+    ]
+
+
+def test_forecast_as_csv_for_a_spreadsheet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    capsys.readouterr()
+    assert cli_main(["forecast", str(config), "--week-of", "2025-12-16", "--csv"]) == 0
+    head, *rows = capsys.readouterr().out.splitlines()
+    assert head.split(",") == [
+        "period", "weekday", "queue", "calls", "aht_seconds", "days_seen",
+        "service_level_seconds", "agents_needed", "agents_to_schedule",
+    ]  # fmt: skip
+    assert len(rows) == 1 + 2, "Monday 14:00, Tuesday 09:00 and 10:00; sales had nobody"
+
+
+def test_forecast_refuses_what_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    capsys.readouterr()
+    assert cli_main(["forecast", str(config), "--queue", "suport"]) == 1
+    assert "no queue 'suport' (queues: sales, support)" in capsys.readouterr().err
+    assert cli_main(["forecast", str(config), "--week-of", "next tuesday"]) == 1
+    assert "--week-of: 'next tuesday' is not a date" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["forecast", str(config), "--weeks", "0"])
+    assert "--weeks" in capsys.readouterr().err
+    config.write_text(config.read_text().replace("queue_log: true", "queue_log: false"))
+    assert cli_main(["forecast", str(config)]) == 1
+    assert "forecast reads the queue_log" in capsys.readouterr().err
+
+
+def test_a_week_far_ahead_reads_the_weeks_up_to_today(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The history is the four weeks before today (the tests run after 2025: none of
+    HISTORY's calls), not the weeks before 2030, which have not been lived."""
+    config = _config(tmp_path)
+    capsys.readouterr()
+    assert cli_main(["forecast", str(config), "--week-of", "2030-01-08", "--json"]) == 0
+    assert capsys.readouterr().out == ""
+    assert cli_main(["forecast", str(config), "--week-of", "2030-01-08"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2:] == [
+        "no caller in the 4 week(s) of history for sales, support",
+        "no callers in the history: nothing to forecast",
+    ]
