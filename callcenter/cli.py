@@ -2405,6 +2405,7 @@ def cmd_summary(
     import csv
 
     from callcenter.records import summary as figures
+    from callcenter.records.adherence import scheduled_agents
 
     found = _report_config_and_zone(path, zone)
     if found is None:
@@ -2458,7 +2459,7 @@ def cmd_summary(
                     row["patience_seconds"] = round(measured) if measured is not None else None
             scheduled = None
             if staffing is not None:
-                scheduled = _scheduled_agents(config, store, periods, queues)
+                scheduled = scheduled_agents(config, store, periods, queues)
                 if scheduled is not None:
                     for row, planned in zip(rows, scheduled, strict=True):
                         row["agents_scheduled"] = round(planned, 1)
@@ -2511,142 +2512,70 @@ def cmd_forecast(
     import csv
     from datetime import date, datetime, timedelta
 
-    from callcenter import staffing
     from callcenter.records import forecast as planning
-    from callcenter.records import summary as figures
 
     found = _report_config_and_zone(path, zone)
     if found is None:
         return EXIT_CONFIG
     config, tz = found
-    if queue is not None and queue not in config.queues:
-        known = ", ".join(sorted(config.queues)) or "none"
-        print(f"forecast: no queue {queue!r} (queues: {known})", file=sys.stderr)
-        return EXIT_CONFIG
-    if not config.records.queue_log:
-        print(
-            "forecast reads the queue_log: set records.queue_log: true (figures from then on)",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
-    today = datetime.now(tz).date()
     try:
-        first = date.fromisoformat(week_of) if week_of else planning.next_monday(today)
+        first = date.fromisoformat(week_of) if week_of else None
     except ValueError:
         print(f"--week-of: {week_of!r} is not a date such as 2026-12-14", file=sys.stderr)
         return EXIT_CONFIG
-    days = planning.week_from(first)
-    since, until = planning.history_days(days[0], today, weeks)
-    grouping = next(g for g in figures.GROUPINGS if g == by)
-    history_periods = figures.Periods(
-        figures.day_start(since, tz), figures.day_start(until, tz), grouping, tz
-    )
     store = _report_store(config)
     if isinstance(store, int):
         return store
     try:
-        levels = {name: q.service_level for name, q in config.queues.items()}
-        short = {name: q.short_abandon for name, q in config.queues.items()}
-        history = figures.read_queue_figures(
-            store, history_periods, levels, fcr_days=1, short_abandons=short
+        week = planning.read_forecast(
+            store,
+            config,
+            planning.ForecastAsked(
+                tz=tz,
+                today=datetime.now(tz).date(),
+                first=first,
+                weeks=weeks,
+                by=by,
+                target=target,
+                shrinkage=shrinkage,
+                queue=queue,
+            ),
         )
-        if queue is not None:
-            history = [f for f in history if f.queue == queue]
-        patience = figures.patience_by_queue(history)
-        rows, nothing = planning.forecast(
-            history,
-            days,
-            interval_minutes={"15min": 15, "30min": 30}.get(by, 60),
-            target=target,
-            wrapups={name: q.wrapup for name, q in config.queues.items()},
-            patience=patience,
-        )
-        week = figures.Periods(
-            figures.day_start(days[0], tz),
-            figures.day_start(days[-1] + timedelta(days=1), tz),
-            grouping,
-            tz,
-        )
-        scheduled = _scheduled_agents(config, store, week, rows)
-    except RecordError as exc:
-        print(exc, file=sys.stderr)
+    except (RecordError, ValueError) as exc:
+        print(f"forecast: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     finally:
         store.close()
-    out: list[dict[str, Any]] = []
-    for i, row in enumerate(rows):
-        item = row.as_dict()
-        needed = row.agents_needed
-        to_schedule = (
-            staffing.scheduled(needed, shrinkage) if needed is not None and shrinkage else needed
-        )
-        item["agents_to_schedule"] = to_schedule
-        if scheduled is not None:
-            item["agents_scheduled"] = round(scheduled[i], 1)
-            item["gap"] = round(scheduled[i] - to_schedule, 1) if to_schedule is not None else None
-        out.append(item)
     if output == "json":
-        for item in out:
+        for item in week.rows:
             print(json.dumps(item))
         return EXIT_OK
     if output == "csv":
-        if out:
-            writer = csv.DictWriter(sys.stdout, list(out[0]), lineterminator="\n")
+        if week.rows:
+            writer = csv.DictWriter(sys.stdout, list(week.rows[0]), lineterminator="\n")
             writer.writeheader()
-            writer.writerows(out)
+            writer.writerows(week.rows)
         return EXIT_OK
     print(
-        f"forecast for {days[0]} - {days[-1]} ({tz}) from {since} - "
-        f"{until - timedelta(days=1)}: {100 * target:g} % answered within each queue's "
-        "service level" + (f", {100 * shrinkage:g} % shrinkage" if shrinkage else "")
+        f"forecast for {week.days[0]} - {week.days[-1]} ({tz}) from {week.since} - "
+        f"{week.until - timedelta(days=1)}: {100 * target:g} % answered within each "
+        "queue's service level" + (f", {100 * shrinkage:g} % shrinkage" if shrinkage else "")
     )
-    if out:
-        print(planning.format_table(out, scheduled is not None))
-    missing: dict[str, list[str]] = {}
-    for name, day in nothing:
-        missing.setdefault(name, []).append(planning.WEEKDAYS[day.weekday()])
-    for name, weekdays in missing.items():
+    if week.rows:
+        print(planning.format_table(week.rows, week.scheduled))
+    for name, weekdays in week.missing.items():
         print(
             f"{name}: nothing to go on for {', '.join(weekdays)} (no caller on "
             f"{'that weekday' if len(weekdays) == 1 else 'those weekdays'} in the {weeks} "
             f"week(s) of history: closed?)"
         )
-    quiet = sorted({queue} if queue is not None else set(config.queues))
-    quiet = [name for name in quiet if name not in patience]
-    if quiet:
-        print(f"no caller in the {weeks} week(s) of history for {', '.join(quiet)}")
-    if rows:
-        print(_staffing_note(patience))
-    elif not nothing:
+    if week.quiet:
+        print(f"no caller in the {weeks} week(s) of history for {', '.join(week.quiet)}")
+    if week.rows:
+        print(_staffing_note(week.patience))
+    elif not week.missing:
         print("no callers in the history: nothing to forecast")
     return EXIT_OK
-
-
-def _scheduled_agents(
-    config: CallCenterConfig, store: RecordStore, periods: Any, queues: Sequence[Any]
-) -> list[float] | None:
-    """The agents scheduled (``agents.<id>.schedule``) in each row's hour among the
-    queue's members (the config's, with the joins and leaves kept in the records); None
-    when no agent has a schedule."""
-    from callcenter.acd.schedule import schedule_of
-    from callcenter.records.adherence import scheduled_per_period
-
-    schedules = {
-        agent_id: schedule
-        for agent_id in config.agents
-        if (schedule := schedule_of(config, agent_id)) is not None
-    }
-    if not schedules:
-        return None
-    members = {name: set(q.agents) for name, q in config.queues.items()}
-    for change in store.fetch_member_changes():
-        if change.queue in members:
-            if change.member and change.paused is None:
-                members[change.queue].add(change.agent)
-            else:
-                members[change.queue].discard(change.agent)
-    planned = scheduled_per_period(schedules, members, periods)
-    return [planned.get((f.period, f.queue), 0.0) for f in queues]
 
 
 def _staffing_note(patience: Mapping[str, float | None]) -> str:

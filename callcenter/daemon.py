@@ -87,6 +87,7 @@ from callcenter.records.cdr import CdrRecorder
 from callcenter.records.desks import DeskRecorder
 from callcenter.records.dispositions import DispositionRecord, DispositionRecorder
 from callcenter.records.evaluations import Evaluation
+from callcenter.records.forecast import ForecastAsked, WeekForecast, read_forecast
 from callcenter.records.lock import IN_MEMORY, RecordLock
 from callcenter.records.members import MemberRecorder
 from callcenter.records.number_lists import NumberListRecorder
@@ -429,6 +430,7 @@ class Daemon:
             mqtt=live,
             campaigns=self.campaigns,
             figures=self._read_figures,
+            forecast=self._read_forecast,
             agent_calls=self._agent_calls,
             agent_records=self.recorder.written_for,
             voicemails=self.voicemails,
@@ -669,6 +671,12 @@ class Daemon:
         names = {aid: a.name for aid, a in config.agents.items() if a.name}
         agents = functools.partial(summary.read_agent_figures, self.store, periods, names)
         return [f.as_dict() for f in await self.recorder.writer.run(agents)]
+
+    async def _read_forecast(self, asked: ForecastAsked) -> WeekForecast:
+        """``GET /figures/forecast``: the week's forecast, read on the record writer's
+        thread, with the queues and schedules of now (the roster's changes too)."""
+        read = functools.partial(read_forecast, self.store, self.switchboard.config, asked)
+        return await self.recorder.writer.run(read)
 
     def _voicemails_waiting(self, queue: str) -> int | None:
         """Messages still to call back in ``queue`` (None: the queue has no box)."""

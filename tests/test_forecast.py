@@ -21,6 +21,7 @@ from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.summary import Periods, queue_summary
+from callcenter.testing import running_center
 
 BERLIN = ZoneInfo("Europe/Berlin")
 _keys = itertools.count()
@@ -311,3 +312,40 @@ def test_a_week_far_ahead_reads_the_weeks_up_to_today(
         "no caller in the 4 week(s) of history for sales, support",
         "no callers in the history: nothing to forecast",
     ]
+
+
+async def test_a_planning_tool_reads_the_forecast_through_the_api(tmp_path: Path) -> None:
+    """``GET /figures/forecast``: the same week as ``callcenter forecast --json``, with the
+    schedules of the running centre (Alice's Tuesday morning), and a clear 400 for what
+    it cannot read."""
+    config = {
+        "records": {"queue_log": True},
+        "queues": {"support": {"service_level": 30, "wrapup": 30}},
+        "agents": {"1001": {"schedule": {"hours": {"tue": ["09:00-10:30"]}}}},
+        "ivr": {"timezone": "Europe/Berlin"},
+    }
+    async with running_center(tmp_path, config=config) as center:
+        daemon = center.daemon
+        await daemon.recorder.writer.run(lambda: daemon.store.write_queue_log(tuple(HISTORY)))
+        status, body = await center.api(
+            "GET", "/figures/forecast?week_of=2025-12-16&queue=support&shrinkage=25"
+        )
+        wrong = [
+            await center.api("GET", f"/figures/forecast?{query}")
+            for query in ("by=day", "weeks=0", "target=100", "week_of=soon", "queue=nope")
+        ]
+    assert status == 200, body
+    assert (body["week"], body["history"]) == (
+        ["2025-12-15", "2025-12-21"],
+        ["2025-11-17", "2025-12-14"],
+    )
+    nine = next(r for r in body["rows"] if r["period"] == "2025-12-16 09:00")
+    needed = staffing.agents_needed(6.0, 150.0, 30.0, 0.8).agents
+    assert (nine["calls"], nine["agents_needed"], nine["agents_scheduled"]) == (6.0, needed, 1.0)
+    assert nine["agents_to_schedule"] == staffing.scheduled(needed, 0.25)
+    assert body["nothing_for"] == {"support": ["Wed", "Thu", "Fri", "Sat", "Sun"]}
+    assert body["patience_seconds"] == {"support": None}
+    assert [code for code, _ in wrong] == [400] * 5
+    assert [answer["error"].split(":")[0] for _, answer in wrong] == [
+        "by", "weeks", "target", "week_of", "no queue 'nope' (queues"
+    ]  # fmt: skip

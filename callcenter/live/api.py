@@ -18,6 +18,14 @@ Routes (all JSON)::
                                           the codes given (dispositions) counted per agent
                                           (queue, campaign): {"rows": [{"agent", "code",
                                           "calls", "percent"}]}, as report --outcomes
+    GET  /figures/forecast?week_of=&weeks=&by=&target=&shrinkage=&queue=&tz=
+                                          the week to come (next week by default) from the
+                                          same weekdays of the 4 (weeks) before, as
+                                          `callcenter forecast --json`: {"week", "history",
+                                          "rows": [{"period", "queue", "calls",
+                                          "aht_seconds", "agents_needed",
+                                          "agents_to_schedule", "agents_scheduled", "gap"}],
+                                          "nothing_for", "no_history", "patience_seconds"}
     GET  /audit?since=&until=&who=&tz=    the audit trail (today by default; scope admin):
                                           {"since", "until", "rows": [{"at", "who",
                                           "peer", "method", "route", "status", "detail"}]}:
@@ -365,6 +373,7 @@ from callcenter.records.audit import AuditTrail, detail_of
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.dispositions import OUTCOME_KEYS, DispositionRecord, outcome_rows
 from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score, target_of
+from callcenter.records.forecast import ForecastAsked, WeekForecast
 from callcenter.records.history import history
 from callcenter.records.pauses import PauseTotal, pause_totals
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, Stretch, parse_when
@@ -532,6 +541,30 @@ def wait_said(seconds: int | None, *, staffed: int, closed: bool) -> str:
     return "about a minute" if minutes == 1 else f"about {minutes} minutes"
 
 
+def _number(
+    params: Mapping[str, str],
+    name: str,
+    default: float,
+    low: float,
+    high: float,
+    *,
+    whole: bool = False,
+) -> float:
+    """Query parameter ``name`` as a number from ``low`` to ``high`` (``default`` when it is
+    not given); 400 otherwise."""
+    text = params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = float(int(text)) if whole else float(text)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:
+        kind = "a whole number" if whole else "a number"
+        raise HTTPError(400, f"{name}: {kind} from {low:g} to {high:g}, not {text!r}")
+    return value
+
+
 def scope_of(method: str, route: str) -> str:
     """What a request needs a named token to be allowed (``api.tokens.<name>.allow``): a
     GET ``read`` (a sound file ``recordings``), a POST its area's scope, else ``admin``."""
@@ -594,9 +627,11 @@ LiveHealth = Callable[[], dict[str, Any]]
 LiveHealths = Callable[[], list[dict[str, Any]]]
 """The states of several (the webhooks)."""
 FiguresReader = Callable[[str, Periods, int], Awaitable[list[dict[str, Any]]]]
+"""``(queues|agents, periods, fcr_days)`` -> the figures' rows, read from the records."""
 DispositionsReader = Callable[[datetime, datetime], Awaitable[list[DispositionRecord]]]
 """(since, until) -> the codes given then, read from the records."""
-"""``(queues|agents, periods, fcr_days)`` -> the figures' rows, read from the records."""
+ForecastReader = Callable[[ForecastAsked], Awaitable[WeekForecast]]
+"""What is asked -> the week's forecast, read from the records (``GET /figures/forecast``)."""
 AgentCallsReader = Callable[[str, datetime, int], Awaitable[list[dict[str, Any]]]]
 NumberCallsReader = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
 """A number's latest calls: CDR rows with ``code`` and ``note``, oldest first."""
@@ -739,8 +774,10 @@ class ControlAPI:
         cors_origins: Sequence[str] = (),
         audit: AuditTrail | None = None,
         dispositions: DispositionsReader | None = None,
+        forecast: ForecastReader | None = None,
     ) -> None:
         self.switchboard = switchboard
+        self._forecast = forecast
         self._dispositions = dispositions
         """The codes given in a stretch of time (``GET /figures/outcomes``)."""
         self._codes_read: tuple[float, dict[str, dict[str, int]]] | None = None
@@ -2333,12 +2370,14 @@ class ControlAPI:
             return await self._read_audit(path.partition("?")[2])
         if parts == ["figures", "outcomes"] and method == "GET":
             return await self._read_outcomes(path.partition("?")[2])
+        if parts == ["figures", "forecast"] and method == "GET":
+            return await self._read_forecast(path.partition("?")[2])
         if parts and parts[0] == "figures":
             if method != "GET" or len(parts) != 2 or parts[1] not in ("queues", "agents"):
                 raise HTTPError(
                     404,
                     "figure routes: GET /figures/queues, GET /figures/agents, "
-                    "GET /figures/outcomes",
+                    "GET /figures/outcomes, GET /figures/forecast",
                 )
             return await self._read_figures(parts[1], path.partition("?")[2])
         if method == "POST" and parts == ["reload"]:
@@ -2705,6 +2744,41 @@ class ControlAPI:
             "per": per,
             "rows": outcome_rows(chosen, per),
         }
+
+    async def _read_forecast(self, query: str) -> dict[str, Any]:
+        """``GET /figures/forecast?week_of=&weeks=&by=&target=&shrinkage=&queue=&tz=``: the
+        week's forecast as ``callcenter forecast`` prints it (next week, 4 weeks of
+        history, by hour, 80 % within the service level, no shrinkage, every queue)."""
+        if self._forecast is None:
+            raise HTTPError(404, "no records to forecast from")
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        zone = params.get("tz") or self.switchboard.config.ivr.timezone
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise HTTPError(400, f"tz: unknown time zone {zone!r}") from None
+        week_of = params.get("week_of")
+        try:
+            first = date.fromisoformat(week_of) if week_of else None
+        except ValueError:
+            raise HTTPError(400, f"week_of: a date such as 2026-12-14, not {week_of!r}") from None
+        asked = ForecastAsked(
+            tz=tz,
+            today=datetime.now(tz).date(),
+            first=first,
+            weeks=int(_number(params, "weeks", 4, 1, 52, whole=True)),
+            by=params.get("by", "hour"),
+            target=_number(params, "target", 80.0, 1.0, 99.9) / 100.0,
+            shrinkage=_number(params, "shrinkage", 0.0, 0.0, 95.0) / 100.0,
+            queue=params.get("queue") or None,
+        )
+        try:
+            week = await self._forecast(asked)
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
+        except RecordError as exc:
+            raise HTTPError(503, str(exc)) from None
+        return {"figures": "forecast", "tz": zone, **week.as_dict()}
 
     async def _read_audit(self, query: str) -> dict[str, Any]:
         """``GET /audit?since=&until=&who=&tz=``: the audit trail's rows of a stretch of

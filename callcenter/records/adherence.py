@@ -15,7 +15,8 @@ and who is logged in or paused now) over their scheduled stretches
   logged in (0: on time; None: not logged in during it at all).
 
 Days with neither a schedule nor a login are left out; agents without a schedule too.
-:func:`scheduled_per_period` counts the agents scheduled per queue and hour, for staffing.
+:func:`scheduled_per_period` counts the agents scheduled per queue and hour, for staffing
+(:func:`scheduled_agents` with the queues' members as the records keep them).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from callcenter.acd.schedule import Schedule, stretches_between
+from callcenter.acd.schedule import Schedule, schedule_of, stretches_between
+from callcenter.config.models import CallCenterConfig
+from callcenter.records.members import MemberState
 from callcenter.records.summary import Periods, Stretch
 
 Span = tuple[datetime, datetime]
@@ -167,6 +170,43 @@ def scheduled_per_period(
                 key = (label, queue)
                 out[key] = out.get(key, 0.0) + seconds / lengths[label]
     return out
+
+
+class MembersStore(Protocol):
+    def fetch_member_changes(self) -> list[MemberState]: ...
+
+
+class PeriodRow(Protocol):
+    @property
+    def period(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+
+def scheduled_agents(
+    config: CallCenterConfig, store: MembersStore, periods: Periods, rows: Sequence[PeriodRow]
+) -> list[float] | None:
+    """The agents scheduled (``agents.<id>.schedule``, the days changed while the centre
+    runs as ``config`` has them) in each row's period among its queue's members (the
+    config's, with the joins and leaves kept in the records): :func:`scheduled_per_period`
+    for each of ``rows``. None when no agent has a schedule. Blocking (reads the store)."""
+    schedules = {
+        agent_id: schedule
+        for agent_id in config.agents
+        if (schedule := schedule_of(config, agent_id)) is not None
+    }
+    if not schedules:
+        return None
+    members = {name: set(q.agents) for name, q in config.queues.items()}
+    for change in store.fetch_member_changes():
+        if change.queue in members:
+            if change.member and change.paused is None:
+                members[change.queue].add(change.agent)
+            else:
+                members[change.queue].discard(change.agent)
+    planned = scheduled_per_period(schedules, members, periods)
+    return [planned.get((row.period, row.queue), 0.0) for row in rows]
 
 
 LATE_AFTER: Final = 60.0

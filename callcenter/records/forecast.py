@@ -18,12 +18,22 @@ for the history, cut by the same grouping.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any, Final
+from dataclasses import dataclass, field
+from datetime import date, timedelta, tzinfo
+from typing import Any, Final, Protocol
 
 from callcenter import staffing
-from callcenter.records.summary import QueueFigures
+from callcenter.config.models import CallCenterConfig
+from callcenter.records.adherence import MembersStore, scheduled_agents
+from callcenter.records.summary import (
+    GROUPINGS,
+    FiguresStore,
+    Periods,
+    QueueFigures,
+    day_start,
+    patience_by_queue,
+    read_queue_figures,
+)
 
 WEEKDAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -248,3 +258,131 @@ def format_table(rows: Sequence[Mapping[str, Any]], scheduled: bool) -> str:
 
 def _count(value: int | None) -> str:
     return "" if value is None else str(value)
+
+
+INTERVALS: Final = {"15min": 15, "30min": 30, "hour": 60}
+"""The groupings a forecast is cut by, and their minutes."""
+
+
+class ForecastStore(FiguresStore, MembersStore, Protocol):
+    """What :func:`read_forecast` reads: the queue_log and the queues' member changes."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastAsked:
+    """What a forecast is asked for: the week of ``first`` (None: next week, from
+    ``today`` in ``tz``), from ``weeks`` weeks of history, cut ``by`` 15min, 30min or
+    hour; ``target`` (a share) answered within each queue's service level; ``shrinkage``
+    (a share) of paid time off the phones; one ``queue`` or all."""
+
+    tz: tzinfo
+    today: date
+    first: date | None = None
+    weeks: int = 4
+    by: str = "hour"
+    target: float = 0.8
+    shrinkage: float = 0.0
+    queue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WeekForecast:
+    """A week's forecast: ``rows`` (dicts, :meth:`SlotForecast.as_dict` with
+    ``agents_to_schedule``, and with ``scheduled`` ``agents_scheduled`` and ``gap``:
+    scheduled minus to schedule), the weekdays each queue had no history for, the queues
+    with none at all, each queue's measured patience (None: nobody hung up)."""
+
+    days: list[date]
+    since: date
+    until: date
+    """The history read: ``since`` to ``until`` (excluded)."""
+    rows: list[dict[str, Any]]
+    scheduled: bool
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    quiet: list[str] = field(default_factory=list)
+    patience: dict[str, float | None] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "week": [self.days[0].isoformat(), self.days[-1].isoformat()],
+            "history": [self.since.isoformat(), (self.until - timedelta(days=1)).isoformat()],
+            "rows": self.rows,
+            "nothing_for": self.missing,
+            "no_history": self.quiet,
+            "patience_seconds": {
+                q: round(p) if p is not None else None for q, p in self.patience.items()
+            },
+        }
+
+
+def read_forecast(
+    store: ForecastStore, config: CallCenterConfig, asked: ForecastAsked
+) -> WeekForecast:
+    """The forecast ``asked`` for, from the records of ``store`` and ``config``'s queues
+    and schedules. ValueError for a queue ``config`` lacks, a grouping that is none or a
+    config that keeps no queue_log; RecordError when the records cannot be read. Blocking
+    (a thread's job)."""
+    by = next((g for g in GROUPINGS if g == asked.by and g in INTERVALS), None)
+    if by is None:
+        raise ValueError(f"by: one of {', '.join(INTERVALS)}, not {asked.by!r}")
+    if asked.queue is not None and asked.queue not in config.queues:
+        known = ", ".join(sorted(config.queues)) or "none"
+        raise ValueError(f"no queue {asked.queue!r} (queues: {known})")
+    if not config.records.queue_log:
+        raise ValueError(
+            "a forecast reads the queue_log: set records.queue_log: true (figures from then on)"
+        )
+    tz = asked.tz
+    days = week_from(asked.first or next_monday(asked.today))
+    since, until = history_days(days[0], asked.today, asked.weeks)
+    levels = {name: q.service_level for name, q in config.queues.items()}
+    short = {name: q.short_abandon for name, q in config.queues.items()}
+    history = read_queue_figures(
+        store,
+        Periods(day_start(since, tz), day_start(until, tz), by, tz),
+        levels,
+        fcr_days=1,
+        short_abandons=short,
+    )
+    if asked.queue is not None:
+        history = [f for f in history if f.queue == asked.queue]
+    patience = patience_by_queue(history)
+    slots, nothing = forecast(
+        history,
+        days,
+        interval_minutes=INTERVALS[by],
+        target=asked.target,
+        wrapups={name: q.wrapup for name, q in config.queues.items()},
+        patience=patience,
+    )
+    week = Periods(day_start(days[0], tz), day_start(days[-1] + timedelta(days=1), tz), by, tz)
+    planned = scheduled_agents(config, store, week, slots)
+    rows: list[dict[str, Any]] = []
+    for i, slot in enumerate(slots):
+        item = slot.as_dict()
+        needed = slot.agents_needed
+        to_schedule = (
+            staffing.scheduled(needed, asked.shrinkage)
+            if needed is not None and asked.shrinkage
+            else needed
+        )
+        item["agents_to_schedule"] = to_schedule
+        if planned is not None:
+            item["agents_scheduled"] = round(planned[i], 1)
+            gap = planned[i] - to_schedule if to_schedule is not None else None
+            item["gap"] = round(gap, 1) if gap is not None else None
+        rows.append(item)
+    missing: dict[str, list[str]] = {}
+    for name, day in nothing:
+        missing.setdefault(name, []).append(WEEKDAYS[day.weekday()])
+    asked_queues = [asked.queue] if asked.queue is not None else sorted(config.queues)
+    return WeekForecast(
+        days=days,
+        since=since,
+        until=until,
+        rows=rows,
+        scheduled=planned is not None,
+        missing=missing,
+        quiet=[name for name in asked_queues if name not in patience],
+        patience=patience,
+    )
