@@ -2571,6 +2571,13 @@ def cmd_forecast(
         )
     if week.quiet:
         print(f"no caller in the {weeks} week(s) of history for {', '.join(week.quiet)}")
+    for name, seen in week.accuracy.items():
+        off = seen["wape_percent"]
+        print(
+            f"{name}: {seen['forecast']:g} callers forecast over the {seen['days']} day(s) "
+            f"lived, {seen['actual']} came"
+            + ("" if off is None else f"; interval by interval off by {off:g} % (WAPE)")
+        )
     if week.rows:
         print(_staffing_note(week.patience))
     elif not week.missing:

@@ -234,7 +234,8 @@ def test_forecast_prints_next_week_s_hours_with_agents_needed_and_scheduled(
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("forecast for 2025-12-15 - 2025-12-21 (Europe/Berlin) from ")
     assert table[1].split() == [
-        "day", "start", "queue", "calls", "aht", "days", "agents", "to", "sched", "sched", "gap"
+        "day", "start", "queue", "calls", "aht", "days", "agents", "to", "sched", "sched", "gap",
+        "came",
     ]  # fmt: skip
     assert table[4].split()[:7] == ["Tue", "2025-12-16", "09:00", "support", "6.0", "2:30", "3"]
     assert (
@@ -266,6 +267,33 @@ def test_a_day_changed_while_the_centre_runs_counts_in_the_agents_scheduled(
     ]
 
 
+def test_a_week_already_lived_sets_the_callers_who_came_beside_the_forecast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The week of Monday 2025-12-08, forecast from the three weeks before it: Tuesday 09:00
+    expected (4 + 6) / 2 = 5 callers (the closed Tuesday left out) and got 8, 10:00
+    expected 1 and got none, Monday 14:00 expected 3 and got 3: 4 callers missed of 11,
+    36.4 % off interval by interval."""
+    config = _config(tmp_path)
+    capsys.readouterr()
+    argv = ["forecast", str(config), "--week-of", "2025-12-08", "--queue", "support"]
+    assert cli_main([*argv, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["period"], r["calls"], r["actual_calls"]) for r in rows] == [
+        ("2025-12-08 14:00", 3.0, 3),
+        ("2025-12-09 09:00", 5.0, 8),
+        ("2025-12-09 10:00", 1.0, 0),
+    ]
+    assert cli_main(argv) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split()[-1] == "came"
+    assert table[4].split()[-1] == "8"
+    assert (
+        "support: 9 callers forecast over the 7 day(s) lived, 11 came; interval by interval "
+        "off by 36.4 % (WAPE)" in table
+    )
+
+
 def test_forecast_as_csv_for_a_spreadsheet(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -275,7 +303,7 @@ def test_forecast_as_csv_for_a_spreadsheet(
     head, *rows = capsys.readouterr().out.splitlines()
     assert head.split(",") == [
         "period", "weekday", "queue", "calls", "aht_seconds", "days_seen",
-        "service_level_seconds", "agents_needed", "agents_to_schedule",
+        "service_level_seconds", "agents_needed", "agents_to_schedule", "actual_calls",
     ]  # fmt: skip
     assert len(rows) == 1 + 2, "Monday 14:00, Tuesday 09:00 and 10:00; sales had nobody"
 
@@ -345,6 +373,9 @@ async def test_a_planning_tool_reads_the_forecast_through_the_api(tmp_path: Path
     assert nine["agents_to_schedule"] == staffing.scheduled(needed, 0.25)
     assert body["nothing_for"] == {"support": ["Wed", "Thu", "Fri", "Sat", "Sun"]}
     assert body["patience_seconds"] == {"support": None}
+    assert body["accuracy"] == {
+        "support": {"days": 7, "forecast": 9.7, "actual": 0, "wape_percent": None}
+    }, "a week lived (2025) with nobody in the records: the forecast missed them all"
     assert [code for code, _ in wrong] == [400] * 5
     assert [answer["error"].split(":")[0] for _, answer in wrong] == [
         "by", "weeks", "target", "week_of", "no queue 'nope' (queues"

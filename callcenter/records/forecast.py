@@ -222,10 +222,14 @@ def next_monday(today: date) -> date:
 def format_table(rows: Sequence[Mapping[str, Any]], scheduled: bool) -> str:
     """``callcenter forecast``'s table: one line per row of :func:`forecast` (as dicts,
     with ``agents_to_schedule`` and, when ``scheduled``, ``agents_scheduled`` and
-    ``gap``: scheduled minus to schedule, negative where agents are missing)."""
+    ``gap``: scheduled minus to schedule, negative where agents are missing; "came": the
+    callers who did, on the days already lived)."""
     head = ["day", "start", "queue", "calls", "aht", "days", "agents", "to sched"]
     if scheduled:
         head += ["sched", "gap"]
+    lived = any(row.get("actual_calls") is not None for row in rows)
+    if lived:
+        head.append("came")
     lines = []
     for row in rows:
         aht = row["aht_seconds"]
@@ -242,6 +246,8 @@ def format_table(rows: Sequence[Mapping[str, Any]], scheduled: bool) -> str:
         if scheduled:
             gap = row["gap"]
             cells += [f"{row['agents_scheduled']:.1f}", "" if gap is None else f"{gap:+.1f}"]
+        if lived:
+            cells.append(_count(row.get("actual_calls")))
         lines.append(cells)
     widths = [max([len(h), *(len(c[i]) for c in lines)]) for i, h in enumerate(head)]
     left = {0, 1, 2}
@@ -301,6 +307,10 @@ class WeekForecast:
     missing: dict[str, list[str]] = field(default_factory=dict)
     quiet: list[str] = field(default_factory=list)
     patience: dict[str, float | None] = field(default_factory=dict)
+    accuracy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """For a week begun before today: per queue, over its days lived, the callers
+    forecast and come and the interval by interval error (``wape_percent``); the rows of
+    those days have ``actual_calls``."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -312,6 +322,7 @@ class WeekForecast:
             "patience_seconds": {
                 q: round(p) if p is not None else None for q, p in self.patience.items()
             },
+            "accuracy": self.accuracy,
         }
 
 
@@ -371,10 +382,24 @@ def read_forecast(
             item["agents_scheduled"] = round(planned[i], 1)
             gap = planned[i] - to_schedule if to_schedule is not None else None
             item["gap"] = round(gap, 1) if gap is not None else None
+        item["actual_calls"] = None
         rows.append(item)
     missing: dict[str, list[str]] = {}
     for name, day in nothing:
         missing.setdefault(name, []).append(WEEKDAYS[day.weekday()])
+    accuracy: dict[str, dict[str, Any]] = {}
+    lived = [day for day in days if day < asked.today]
+    if lived:
+        came = read_queue_figures(
+            store,
+            Periods(day_start(lived[0], tz), day_start(lived[-1] + timedelta(days=1), tz), by, tz),
+            levels,
+            fcr_days=1,
+            short_abandons=short,
+        )
+        accuracy = _compare(
+            rows, [f for f in came if asked.queue is None or f.queue == asked.queue], lived
+        )
     asked_queues = [asked.queue] if asked.queue is not None else sorted(config.queues)
     return WeekForecast(
         days=days,
@@ -385,4 +410,39 @@ def read_forecast(
         missing=missing,
         quiet=[name for name in asked_queues if name not in patience],
         patience=patience,
+        accuracy=accuracy,
     )
+
+
+def _compare(
+    rows: list[dict[str, Any]], came: Sequence[QueueFigures], lived: Sequence[date]
+) -> dict[str, dict[str, Any]]:
+    """Sets each row of a day of ``lived`` its ``actual_calls`` (the callers who came then)
+    and returns, per queue, the callers forecast and come over those days and how far off
+    the forecast was interval by interval: the weighted absolute percentage error (the sum
+    of each interval's miss over the callers who came; an interval that got callers the
+    forecast expected none in misses them all)."""
+    actual: dict[tuple[str, str], int] = {}
+    for f in came:
+        key = (f.queue, f.period[:16])
+        actual[key] = actual.get(key, 0) + f.counted
+    first, last = lived[0].isoformat(), lived[-1].isoformat()
+    forecast_of: dict[tuple[str, str], float] = {}
+    for row in rows:
+        if first <= row["period"][:10] <= last:
+            key = (row["queue"], row["period"])
+            row["actual_calls"] = actual.get(key, 0)
+            forecast_of[key] = row["calls"]
+    out: dict[str, dict[str, Any]] = {}
+    for queue in sorted({q for q, _ in actual} | {q for q, _ in forecast_of}):
+        keys = {k for k in actual if k[0] == queue} | {k for k in forecast_of if k[0] == queue}
+        expected = sum(forecast_of.get(k, 0.0) for k in keys)
+        total = sum(actual.get(k, 0) for k in keys)
+        missed = sum(abs(forecast_of.get(k, 0.0) - actual.get(k, 0)) for k in keys)
+        out[queue] = {
+            "days": len(lived),
+            "forecast": round(expected, 1),
+            "actual": total,
+            "wape_percent": round(100.0 * missed / total, 1) if total else None,
+        }
+    return out
