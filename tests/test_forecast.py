@@ -21,7 +21,7 @@ from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.store import SqliteCdrStore
 from callcenter.records.summary import Periods, queue_summary
-from callcenter.testing import running_center
+from callcenter.testing import DesktopBrowser, running_center
 
 BERLIN = ZoneInfo("Europe/Berlin")
 _keys = itertools.count()
@@ -380,3 +380,47 @@ async def test_a_planning_tool_reads_the_forecast_through_the_api(tmp_path: Path
     assert [answer["error"].split(":")[0] for _, answer in wrong] == [
         "by", "weeks", "target", "week_of", "no queue 'nope' (queues"
     ]  # fmt: skip
+
+
+async def test_sam_reads_the_forecast_of_his_queues_on_his_desktop(tmp_path: Path) -> None:
+    """Sam leads the day team (Alice: support and sales): his page shows support's week,
+    short of agents at Tuesday 09:00 (in red), says sales has no history, and leaves out
+    billing, which only Bob (night) works."""
+    config = {
+        "records": {"queue_log": True},
+        "ivr": {"timezone": "Europe/Berlin"},
+        "queues": {
+            "support": {"service_level": 30, "wrapup": 30},
+            "billing": {"agents": ["1002"]},
+        },
+        "agents": {
+            "1001": {"team": "day", "schedule": {"hours": {"tue": ["09:00-10:30"]}}},
+            "1002": {"team": "night"},
+        },
+        "supervisors": {"2000": {"pin": "2468", "teams": ["day"]}},
+    }
+    billing = callers(TUESDAYS[0], 9, 5, queue="billing")
+    async with running_center(tmp_path, config=config) as center:
+        daemon = center.daemon
+        lines = (*HISTORY, *billing)
+        await daemon.recorder.writer.run(lambda: daemon.store.write_queue_log(lines))
+        browser = DesktopBrowser(daemon.api.port)
+        home = await browser.sign_in("2000", "2468", role="supervisor")
+        page = await browser.get("/desktop/forecast?week_of=2025-12-17")
+        wrong = await browser.get("/desktop/forecast?week_of=someday")
+    assert 'href="/desktop/forecast"' in home.body
+    assert page.status == 200
+    assert "forecast for the week of Mon 15 Dec 2025" in page.body
+    head, *rows = page.table_rows
+    assert head == [
+        "day", "start", "queue", "callers", "handle", "agents", "to schedule", "scheduled",
+        "gap", "came",
+    ]  # fmt: skip
+    needed = staffing.agents_needed(6.0, 150.0, 30.0, 0.8).agents
+    assert ["Tue 12-16", "09:00", "support", "6.0", "2:30", str(needed), str(needed)] == rows[1][:7]
+    assert rows[1][7:] == ["1.0", f"{1.0 - needed:+.1f}", "0"]
+    assert '<td class="short">' in page.body
+    assert {r[2] for r in rows} == {"support"}, "billing is not his agents' queue"
+    assert "No caller in the history for sales." in page.body
+    assert 'href="/desktop/forecast?week_of=2025-12-22"' in page.body
+    assert wrong.status == 400

@@ -373,7 +373,7 @@ from callcenter.records.audit import AuditTrail, detail_of
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.dispositions import OUTCOME_KEYS, DispositionRecord, outcome_rows
 from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score, target_of
-from callcenter.records.forecast import ForecastAsked, WeekForecast
+from callcenter.records.forecast import ForecastAsked, WeekForecast, next_monday
 from callcenter.records.history import history
 from callcenter.records.pauses import PauseTotal, pause_totals
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, Stretch, parse_when
@@ -1233,6 +1233,12 @@ class ControlAPI:
             return 200, await self.voicemail_audio(message.call_id), "Cache-Control: no-store\r\n"
         if role == "supervisor" and route == "/desktop/caller":
             return 200, self._caller_page(person, query.get("id", ""), title), _PAGE_HEADERS
+        if role == "supervisor" and route == "/desktop/forecast":
+            return (
+                200,
+                await self._forecast_page(person, query.get("week_of"), title),
+                (_PAGE_HEADERS),
+            )
         if role == "supervisor" and route == "/desktop/notice":
             teams = list(config.supervisors[person].teams)
             page = desktop.render_notice(title, config.supervisors[person].name, teams)
@@ -2104,6 +2110,31 @@ class ControlAPI:
             "voicemail_step", message=message_id, step="release", via=f"supervisor:{supervisor_id}"
         )
         return f"The message of {message.number} waits again for agents of {message.queue}"
+
+    async def _forecast_page(self, supervisor_id: str, week_of: str | None, title: str) -> str:
+        """The supervisor's forecast page: the week of ``week_of`` (next week by default)
+        for the queues their agents work, the schedules of now beside it."""
+        config = self.switchboard.config
+        tz = ZoneInfo(config.ivr.timezone)
+        today = datetime.now(tz).date()
+        try:
+            first = date.fromisoformat(week_of) if week_of else next_monday(today)
+        except ValueError:
+            raise HTTPError(400, f"week_of: a date such as 2026-12-14, not {week_of!r}") from None
+        first -= timedelta(days=first.weekday())
+        name = config.supervisors[supervisor_id].name or supervisor_id
+        if self._forecast is None:
+            return desktop.render_forecast(title, name, {}, first, error="no records here")
+        try:
+            week = (await self._forecast(ForecastAsked(tz=tz, today=today, first=first))).as_dict()
+        except (ValueError, RecordError) as exc:
+            return desktop.render_forecast(title, name, {}, first, error=str(exc))
+        theirs = self._supervised_queues(supervisor_id)
+        week["rows"] = [row for row in week["rows"] if row["queue"] in theirs]
+        for key in ("nothing_for", "accuracy"):
+            week[key] = {q: v for q, v in week[key].items() if q in theirs}
+        week["no_history"] = [q for q in week["no_history"] if q in theirs]
+        return desktop.render_forecast(title, name, week, first)
 
     def _supervised_queues(self, supervisor_id: str) -> set[str]:
         """The queues the agents of ``supervisor_id``'s teams are in."""

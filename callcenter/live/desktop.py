@@ -75,7 +75,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -172,6 +172,7 @@ input,select{font-size:1em;padding:.3em}
 .notice{background:#fff4c2;border-left:4px solid #c90;padding:.4em .6em;margin:.3em 0}
 .state{font-weight:bold}.available{color:#2a6}.ringing{color:#b80}.on_call{color:#26c}
 .wrap_up{color:#85c}.paused{color:#d60}.logged_out{color:#777}
+td.short{color:#c33;font-weight:bold}
 """
 
 
@@ -1144,6 +1145,81 @@ def render_schedule(
     return "\n".join(parts)
 
 
+def render_forecast(
+    title: str, name: str, week: Mapping[str, Any], first: date, *, error: str = ""
+) -> str:
+    """A supervisor's forecast of a week for their agents' queues
+    (:func:`callcenter.records.forecast.read_forecast`): each interval's callers expected,
+    agents needed and to schedule, scheduled and the gap (short: red), and the callers
+    who came on the days lived; links to the weeks before and after. ``week``: the
+    forecast's :meth:`~callcenter.records.forecast.WeekForecast.as_dict` with the rows
+    of those queues only (empty with ``error``: why there is none)."""
+    parts = _head(title)
+    parts.append(
+        f"<h1>{_e(name)} <small>forecast for the week of {first.strftime('%a %d %b %Y')}"
+        "</small></h1>"
+    )
+    parts += _notes("", error)
+    rows = week.get("rows", [])
+    lived = any(row.get("actual_calls") is not None for row in rows)
+    scheduled = any("agents_scheduled" in row for row in rows)
+    head = ["day", "start", "queue", "callers", "handle", "agents", "to schedule"]
+    head += ["scheduled", "gap"] if scheduled else []
+    head += ["came"] if lived else []
+    lines = []
+    for row in rows:
+        aht = row.get("aht_seconds")
+        cells = [
+            f"{row['weekday']} {row['period'][5:10]}",
+            row["period"][11:16],
+            row["queue"],
+            f"{row['calls']:.1f}",
+            "" if aht is None else clock(float(aht)),
+            "" if row["agents_needed"] is None else str(row["agents_needed"]),
+            "" if row["agents_to_schedule"] is None else str(row["agents_to_schedule"]),
+        ]
+        html = "".join(f"<td>{_e(c)}</td>" for c in cells)
+        if scheduled:
+            gap = row.get("gap")
+            short = ' class="short"' if gap is not None and gap < 0 else ""
+            html += f"<td>{row['agents_scheduled']:.1f}</td>"
+            html += f"<td{short}>{'' if gap is None else f'{gap:+.1f}'}</td>"
+        if lived:
+            came = row.get("actual_calls")
+            html += f"<td>{'' if came is None else came}</td>"
+        lines.append(f"<tr>{html}</tr>")
+    table = (
+        "<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"
+        + "".join(lines) + "</table>"
+    )  # fmt: skip
+    said = []
+    history = week.get("history")
+    if history:
+        said.append(f"From the same weekdays of {history[0]} to {history[1]}.")
+    for queue, weekdays in week.get("nothing_for", {}).items():
+        said.append(f"{queue}: nothing to go on for {', '.join(weekdays)} (closed?).")
+    if week.get("no_history"):
+        said.append(f"No caller in the history for {', '.join(week['no_history'])}.")
+    for queue, seen in week.get("accuracy", {}).items():
+        off = seen["wape_percent"]
+        said.append(
+            f"{queue}: {seen['forecast']:g} callers forecast, {seen['actual']} came"
+            + ("" if off is None else f" (off by {off:g} % hour by hour)")
+            + "."
+        )
+    before = (first - timedelta(weeks=1)).isoformat()
+    after = (first + timedelta(weeks=1)).isoformat()
+    parts.append(
+        '<section id="forecast">'
+        + (table if rows else "<p>No callers expected.</p>" if not error else "")
+        + "".join(f"<p>{_e(line)}</p>" for line in said)
+        + f'<p><a href="/desktop/forecast?week_of={before}">Week before</a> · '
+        f'<a href="/desktop/forecast?week_of={after}">Week after</a> · '
+        '<a href="/desktop">Back</a></p></section></body></html>'
+    )
+    return "\n".join(parts)
+
+
 def render_scores(
     title: str,
     agent: Mapping[str, Any],
@@ -1557,6 +1633,7 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         + _notices_section(desk.notices, take_down=True)
         + '<p><a href="/desktop/notice">Post a notice for your agents …</a></p></section>'
     )
+    parts.append('<p><a href="/desktop/forecast">Next week\'s forecast for your queues …</a></p>')
     parts.append(
         '<p><form method="post" action="/desktop/sign-out"><button>Sign out of this page'
         "</button></form></p></body></html>"
