@@ -942,7 +942,7 @@ class Daemon:
         await self._restore(
             "number_lists",
             self.store.fetch_number_list_entries,
-            lambda entries: board.restore_list_additions(
+            lambda entries: board.lists.restore(
                 [(e.number_list, e.number, e.added, e.via) for e in entries]
             ),
         )

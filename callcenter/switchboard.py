@@ -53,7 +53,6 @@ from callcenter.config.models import (
     AgentKeysConfig,
     CallCenterConfig,
     Device,
-    NumberPattern,
     QueueConfig,
     QueueExit,
     SurveyConfig,
@@ -76,7 +75,6 @@ from callcenter.errors import (
     RecordError,
     UnknownAgent,
     UnknownCall,
-    UnknownNumberList,
     UnknownQueue,
     UnknownSupervisor,
 )
@@ -106,7 +104,6 @@ from callcenter.events import (
     EventBus,
     IvrStep,
     IvrVariableSet,
-    NumberListChanged,
     QueueAbandoned,
     QueueAnnounced,
     QueueCallbackAnswered,
@@ -124,6 +121,7 @@ from callcenter.events import (
 from callcenter.hook import EMPTY_HOOK, read_hook
 from callcenter.ivr.calendar import local_time
 from callcenter.ivr.lookup import Fetcher, fetch_json
+from callcenter.ivr.number_lists import NumberLists
 from callcenter.ivr.runner import Clock, FlowRunner, Hangup, QueueLook, Transferred, utc_now
 from callcenter.ivr.trace import (
     CallbackTaken,
@@ -315,7 +313,6 @@ _VARIABLE_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 option or a dial string)."""
 
 
-_NUMBER_PATTERN: TypeAdapter[str] = TypeAdapter(NumberPattern)
 _DEVICE: TypeAdapter[str] = TypeAdapter(Device)
 """What a number ops put on an IVR number list must be (as the config's entries)."""
 
@@ -469,10 +466,8 @@ class Switchboard:
         self.supervisor_desks: dict[str, tuple[str, datetime, str]] = {}
         """Supervisors working at another phone: id -> (device, since, via); see
         :meth:`seat_supervisor`."""
-        self.list_additions: dict[str, dict[str, tuple[datetime, str]]] = {}
-        """Numbers added to ``ivr.number_lists`` while the centre runs: list -> number ->
-        (when, via); see :meth:`add_to_list`."""
-        self._merged_lists: tuple[object, Mapping[str, Sequence[str]]] | None = None
+        self.lists = NumberLists(lambda: self.config, bus)
+        """The IVR's number lists with the numbers added while the centre runs."""
         self.queue_look: Callable[[str], QueueLook] = self.look_at_queue
         """A queue's state now, for the IVR's branch cases (``callcenter simulate`` sets
         its own)."""
@@ -959,7 +954,7 @@ class Switchboard:
             fetch=self.lookup_fetch,
             switches=self.switches,
             queue_look=self.queue_look,
-            number_lists=self.number_lists(config),
+            number_lists=self.lists.merged(config),
             variables=variables,
         )
         outcome = await runner.run(flow)
@@ -1033,40 +1028,6 @@ class Switchboard:
                 taken += 1
         return taken
 
-    def number_lists(self, config: CallCenterConfig) -> Mapping[str, Sequence[str]]:
-        """``config``'s IVR number lists with the numbers added while the centre runs."""
-        lists = config.ivr.number_lists
-        if not self.list_additions:
-            return lists
-        merged = self._merged_lists
-        if merged is None or merged[0] is not lists:
-            added = self.list_additions
-            view = {name: (*numbers, *added.get(name, ())) for name, numbers in lists.items()}
-            merged = self._merged_lists = (lists, view)
-        return merged[1]
-
-    def add_to_list(self, name: str, number: str, *, via: str = "cli") -> bool:
-        """Put ``number`` (an exact number, or an Asterisk pattern such as ``_0900X.``) on
-        the IVR number list ``name`` from now on (a nuisance caller on ``blocked``): the
-        flows' ``caller_list`` cases see it for the next calls, and it stays across
-        reloads and restarts until :meth:`remove_from_list`. False when it is on the list
-        already. Raises UnknownNumberList, or EngineError for something no number."""
-        numbers = self._number_list(name)
-        try:
-            _NUMBER_PATTERN.validate_python(number)
-        except ValidationError as exc:
-            raise EngineError(exc.errors()[0]["msg"]) from None
-        added = self.list_additions.setdefault(name, {})
-        if number in numbers or number in added:
-            if not added:
-                del self.list_additions[name]
-            return False
-        added[number] = (datetime.now(UTC), via)
-        self._merged_lists = None
-        self.bus.publish(NumberListChanged(number_list=name, number=number, added=True, via=via))
-        log.info("number_list_added", number_list=name, number=number, via=via)
-        return True
-
     def block_caller(self, agent_id: str) -> dict[str, Any]:
         """Put the number of the call ``agent_id`` talks on (or talked on last) on
         ``acd.agent_block_list``: an abusive caller. EngineError when no list is set, the
@@ -1084,7 +1045,7 @@ class Switchboard:
         own = {agent.device.partition("/")[2] for agent in self.config.agents.values()}
         if number in own:
             raise EngineError(f"{number} is a phone of the centre's own")
-        added = self.add_to_list(name, number, via=f"agent:{agent_id}")
+        added = self.lists.add(name, number, via=f"agent:{agent_id}")
         log.info("caller_blocked", agent=agent_id, number_list=name, call_id=call.call_id)
         return {"agent": agent_id, "number": number, "number_list": name, "added": added}
 
@@ -1102,7 +1063,7 @@ class Switchboard:
         number = call.number
         if not self.blocked_by(agent_id):
             raise EngineError(f"{number} is not on the list {name} by agent {agent_id}")
-        self.remove_from_list(name, number, via=f"agent:{agent_id}")
+        self.lists.remove(name, number, via=f"agent:{agent_id}")
         log.info("caller_unblocked", agent=agent_id, number_list=name, call_id=call.call_id)
         return {"agent": agent_id, "number": number, "number_list": name, "removed": True}
 
@@ -1113,61 +1074,7 @@ class Switchboard:
         call = self._agent_calls.get(agent_id)
         if name is None or call is None:
             return False
-        entry = self.list_additions.get(name, {}).get(call.number)
-        return entry is not None and entry[1] == f"agent:{agent_id}"
-
-    def remove_from_list(self, name: str, number: str, *, via: str = "cli") -> bool:
-        """Take ``number`` added by :meth:`add_to_list` off the list ``name``. False when
-        it is not on it. Raises UnknownNumberList, or EngineError for a number the config
-        file lists (edit the file, then reload)."""
-        numbers = self._number_list(name)
-        added = self.list_additions.get(name, {})
-        if number not in added:
-            if number in numbers:
-                raise EngineError(
-                    f"{number} is on number list {name} in the config file "
-                    f"(ivr.number_lists.{name}): take it out there and reload"
-                )
-            return False
-        del added[number]
-        if not added:
-            del self.list_additions[name]
-        self._merged_lists = None
-        self.bus.publish(NumberListChanged(number_list=name, number=number, added=False, via=via))
-        log.info("number_list_removed", number_list=name, number=number, via=via)
-        return True
-
-    def _number_list(self, name: str) -> Sequence[str]:
-        lists = self.config.ivr.number_lists
-        if name not in lists:
-            known = ", ".join(lists) or "none: add one under ivr.number_lists"
-            raise UnknownNumberList(f"no number list {name!r} (lists: {known})")
-        return lists[name]
-
-    def list_views(self) -> list[dict[str, Any]]:
-        """Every IVR number list: the config's numbers and those added while it runs."""
-        return [
-            {
-                "name": name,
-                "config": list(numbers),
-                "added": [
-                    {"number": number, "since": since.isoformat(timespec="seconds"), "via": via}
-                    for number, (since, via) in self.list_additions.get(name, {}).items()
-                ],
-            }
-            for name, numbers in self.config.ivr.number_lists.items()
-        ]
-
-    def restore_list_additions(self, kept: Sequence[tuple[str, str, datetime, str]]) -> int:
-        """Put back the numbers a previous daemon added (to lists the config still has);
-        returns how many."""
-        taken = 0
-        for name, number, since, via in kept:
-            if name in self.config.ivr.number_lists:
-                self.list_additions.setdefault(name, {})[number] = (since, via)
-                taken += 1
-        self._merged_lists = None
-        return taken
+        return self.lists.added_by(name, call.number) == f"agent:{agent_id}"
 
     def clock_utc(self) -> datetime:
         """Now by the switchboard's clock (a test's or ``simulate``'s too), in UTC."""

@@ -61,7 +61,7 @@ async def test_a_nuisance_caller_blocked_at_noon_is_turned_away_until_unblocked(
         unblocked = await first_prompt(center, "5550666")
         await center.idle()
         daemon = await center.restart()
-        kept = daemon.switchboard.list_additions
+        kept = daemon.switchboard.lists.additions
     assert before == "welcome-menu"
     assert added == (200, {"list": "blocked", "number": "5550666", "on_list": True,
                            "changed": True})  # fmt: skip

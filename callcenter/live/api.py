@@ -3264,7 +3264,7 @@ class ControlAPI:
         if not rest:
             if method != "GET":
                 raise HTTPError(405, "use GET for /numbers")
-            return {"lists": board.list_views()}
+            return {"lists": board.lists.views()}
         if len(rest) != 2 or rest[1] not in ("add", "remove"):
             raise HTTPError(
                 404, "number list routes: GET /numbers, POST /numbers/{list}/add|remove"
@@ -3276,9 +3276,9 @@ class ControlAPI:
             raise HTTPError(400, 'say which number: {"number": "0612345678"}')
         try:
             if rest[1] == "add":
-                changed = board.add_to_list(rest[0], number, via="api")
+                changed = board.lists.add(rest[0], number, via="api")
             else:
-                changed = board.remove_from_list(rest[0], number, via="api")
+                changed = board.lists.remove(rest[0], number, via="api")
         except UnknownNumberList as exc:
             raise HTTPError(404, str(exc)) from None
         except EngineError as exc:

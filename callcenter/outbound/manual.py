@@ -260,7 +260,7 @@ class ManualDials:
                 queue = None  # no longer theirs: through their first queue
         if not _DIALABLE.fullmatch(number) or not matches_any(acd.dial_out_allow, number):
             raise EngineError(f"{number!r} is not a number agents may dial (acd.dial_out_allow)")
-        lists = board.number_lists(config)
+        lists = board.lists.merged(config)
         for name in acd.dial_out_block:
             if matches_any(lists.get(name, ()), number):
                 raise EngineError(f"{number} is on number list {name} (acd.dial_out_block)")
