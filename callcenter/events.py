@@ -523,7 +523,8 @@ class BreakLinedUp(AgentEvent):
 class BreakLineLeft(AgentEvent):
     """The agent is out of their team's line for a break without having gone on it:
     ``why`` is ``ready:<via>`` (they asked to be ready), ``paused`` (a pause went through
-    another way) or ``logged-out``. Going on the break is an AgentPaused (via ``break-line``)."""
+    another way), ``logged-out`` or ``line-dropped`` (a reload took the team's line away).
+    Going on the break is an AgentPaused (via ``break-line``)."""
 
     team: str
     why: str

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from callcenter.cli import format_status
-from callcenter.events import AgentPaused, BreakLinedUp
+from callcenter.events import AgentPaused, BreakLinedUp, BreakLineLeft
 from callcenter.testing import DesktopBrowser, running_center, until
 
 NIGHT: dict[str, Any] = {
@@ -187,3 +187,28 @@ async def test_a_limit_raised_by_a_reload_lets_carol_go_on_her_break(tmp_path: P
         "break",
         "break-line",
     )
+
+
+async def test_a_reload_that_takes_the_line_away_tells_carol_she_is_out_of_it(
+    tmp_path: Path,
+) -> None:
+    """Ops turn break_line off while Carol waits in it: she is out of the line (her desktop,
+    MQTT and the supervisors hear BreakLineLeft ``line-dropped``) and stays at work; she
+    asks again if she still wants her break."""
+    async with running_center(tmp_path, config=LINED) as center:
+        router = center.daemon.router
+        left: list[BreakLineLeft] = []
+        center.daemon.bus.subscribe(left.append, kinds=(BreakLineLeft,))
+        await center.api("POST", "/agents/1002/pause", {"reason": "lunch"})
+        await center.api("POST", "/agents/1003/pause", {"reason": "break"})
+        lined = center.daemon.switchboard.breaks.place("1003")
+        text = center.config_path.read_text()
+        assert text.count("break_line: true") == 1
+        center.config_path.write_text(text.replace("break_line: true", "break_line: false"))
+        await center.daemon.reload()
+        await until(lambda: bool(left))
+        after = center.daemon.switchboard.breaks.place("1003")
+        state = router.agents["1003"].state
+    assert lined == 1
+    assert [(e.agent, e.team, e.why) for e in left] == [("1003", "night", "line-dropped")]
+    assert (after, state) == (None, "available")

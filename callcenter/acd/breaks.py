@@ -6,8 +6,9 @@ team's limit is refused, told how many are away; with the team's ``break_line`` 
 put in line instead, and the first in line goes on their break (with the reason they asked
 with) as soon as a teammate is back: unpaused, logged out, or the limit raised by a reload.
 Asking again, or asking to be ready, takes them out of the line; so does a pause someone else
-puts them on and a logout. A pause a supervisor or ``autopause`` puts an agent on is never
-refused and never waits (it counts as away for the others).
+puts them on, a logout, and a reload that takes the team's line (or limit) away. A pause a
+supervisor or ``autopause`` puts an agent on is never refused and never waits (it counts as
+away for the others).
 
 The switchboard owns one :class:`Breaks` (``Switchboard.breaks``), subscribed to the bus.
 """
@@ -39,6 +40,9 @@ log = structlog.get_logger(__name__)
 
 LINE_VIA: Final = "break-line"
 """``via`` of the pause the line starts: the agent asked for it earlier."""
+LINE_DROPPED: Final = "line-dropped"
+"""``why`` of BreakLineLeft for those in a line a reload took away (no ``break_line``, no
+limit, no team any more): they ask again, and go at once if the team is under its limit."""
 
 
 class Breaks:
@@ -198,6 +202,12 @@ class Breaks:
                 if line:
                     log.info("break_line_dropped", team=team, agents=[a for a, _r, _v in line])
                 del self._lines[team]
+                for agent_id, _reason, _via in line:
+                    self._bus.publish(
+                        BreakLineLeft(
+                            agent=agent_id, team=team, why=LINE_DROPPED, mono=self._router.now()
+                        )
+                    )
                 continue
             while line and self.taken([team])[team][0] < rules.max_paused:
                 agent_id, reason, via = line.pop(0)
