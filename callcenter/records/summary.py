@@ -425,8 +425,16 @@ def _resolved(
     again on another call within ``window`` of the answer was not helped the first time."""
     for visit, at, callid in answered:
         later = calls.get(visit.number, ())
-        start = bisect.bisect_right(later, (at, "\uffff"))
-        again = any(cid != callid for when, cid in later[start:] if when <= at + window)
+        limit = at + window
+        # Walk from the answer on and stop at the first other call or the window's end:
+        # a number that calls all day (a switchboard, a test line) costs no more per visit.
+        i = bisect.bisect_right(later, (at, "\uffff"))
+        again = False
+        while i < len(later) and later[i][0] <= limit:
+            if later[i][1] != callid:
+                again = True
+                break
+            i += 1
         visit.figures.answered_known += 1
         if again:
             visit.figures.called_again += 1
