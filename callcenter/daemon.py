@@ -25,6 +25,7 @@ import contextlib
 import functools
 import os
 import signal
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,7 +88,13 @@ from callcenter.records.cdr import CdrRecorder
 from callcenter.records.desks import DeskRecorder
 from callcenter.records.dispositions import DispositionRecord, DispositionRecorder
 from callcenter.records.evaluations import Evaluation
-from callcenter.records.forecast import ForecastAsked, WeekForecast, read_forecast
+from callcenter.records.forecast import (
+    ForecastAsked,
+    WeekForecast,
+    history_key,
+    read_forecast,
+    read_history,
+)
 from callcenter.records.lock import IN_MEMORY, RecordLock
 from callcenter.records.members import MemberRecorder
 from callcenter.records.number_lists import NumberListRecorder
@@ -128,6 +135,8 @@ RETENTION_FIRST = 60.0
 is busy enough)."""
 RETENTION_INTERVAL = 24 * 3600.0
 """Seconds between two rounds of deleting old records."""
+FORECAST_HISTORY_KEEP = 600.0
+"""Seconds the history figures of a forecast are kept for the next ask of the same week."""
 VISIT_LOOKBACK = timedelta(days=1)
 """How long before the ``resume_abandoned`` window a call that abandoned in it may have
 started (a caller who waited longer than that is not given their place back after a
@@ -377,6 +386,12 @@ class Daemon:
         """The day's figures per queue and agent (MQTT's "today", ``GET /wallboard``)."""
         self.today.subscribe(self.bus)
         self.notices = NoticeBoard(self.bus)
+        self._forecast_history: dict[
+            tuple[object, ...], tuple[float, CallCenterConfig, list[summary.QueueFigures]]
+        ] = {}
+        """History figures forecasts read (``history_key``), kept FORECAST_HISTORY_KEEP s
+        with the config they were read with: a supervisor's page reloaded, the API asked
+        again, reads them once."""
         """What supervisors tell their agents (desktops, wallboard, MQTT)."""
         self.mqtt: MQTTPublisher | None = None
         if config.mqtt is not None:
@@ -674,8 +689,26 @@ class Daemon:
 
     async def _read_forecast(self, asked: ForecastAsked) -> WeekForecast:
         """``GET /figures/forecast``: the week's forecast, read on the record writer's
-        thread, with the queues and schedules of now (the roster's changes too)."""
-        read = functools.partial(read_forecast, self.store, self.switchboard.config, asked)
+        thread, with the queues and schedules of now (the roster's changes too). The
+        weeks of history are read once per FORECAST_HISTORY_KEEP seconds (days gone by
+        do not change; a reload reads them again)."""
+        config = self.switchboard.config
+        key = history_key(asked)
+        now = time.monotonic()
+        kept = self._forecast_history.get(key)
+        if kept is not None and kept[1] is config and now - kept[0] <= FORECAST_HISTORY_KEEP:
+            history = kept[2]
+        else:
+            history = await self.recorder.writer.run(
+                functools.partial(read_history, self.store, config, asked)
+            )
+            self._forecast_history = {
+                k: v
+                for k, v in self._forecast_history.items()
+                if now - v[0] <= FORECAST_HISTORY_KEEP
+            }
+            self._forecast_history[key] = (now, config, history)
+        read = functools.partial(read_forecast, self.store, config, asked, history)
         return await self.recorder.writer.run(read)
 
     def _voicemails_waiting(self, queue: str) -> int | None:

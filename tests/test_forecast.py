@@ -424,3 +424,35 @@ async def test_sam_reads_the_forecast_of_his_queues_on_his_desktop(tmp_path: Pat
     assert "No caller in the history for sales." in page.body
     assert 'href="/desktop/forecast?week_of=2025-12-22"' in page.body
     assert wrong.status == 400
+
+
+async def test_the_weeks_of_history_are_read_once_for_a_page_reloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Days gone by do not change: asking for the same week again (a supervisor's page
+    reloaded, a planning tool polling) reads the schedules afresh but not the weeks of
+    queue_log; another week, or a reload of the config, reads them."""
+    import callcenter.daemon
+
+    reads: list[object] = []
+    real = callcenter.daemon.read_history
+
+    def counted(*args: object) -> list:  # type: ignore[type-arg]
+        reads.append(args[2])
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(callcenter.daemon, "read_history", counted)
+    config = {"records": {"queue_log": True}, "ivr": {"timezone": "Europe/Berlin"}}
+    async with running_center(tmp_path, config=config) as center:
+        daemon = center.daemon
+        await daemon.recorder.writer.run(lambda: daemon.store.write_queue_log(tuple(HISTORY)))
+        first = await center.api("GET", "/figures/forecast?week_of=2025-12-16")
+        again = await center.api("GET", "/figures/forecast?week_of=2025-12-16&shrinkage=30")
+        once = len(reads)
+        await center.api("GET", "/figures/forecast?week_of=2025-12-23")
+        await daemon.reload()
+        await center.api("GET", "/figures/forecast?week_of=2025-12-16")
+    assert first[1]["rows"] and again[1]["rows"]
+    assert [r["calls"] for r in first[1]["rows"]] == [r["calls"] for r in again[1]["rows"]]
+    assert once == 1, "the second ask of the same week read no history"
+    assert len(reads) == 3, "another week and a reloaded config read it again"

@@ -17,6 +17,7 @@ for the history, cut by the same grouping.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta, tzinfo
@@ -28,6 +29,7 @@ from callcenter.records.adherence import MembersStore, scheduled_agents
 from callcenter.records.summary import (
     GROUPINGS,
     FiguresStore,
+    Grouping,
     Periods,
     QueueFigures,
     day_start,
@@ -163,6 +165,7 @@ def forecast(
     return rows, nothing
 
 
+@functools.lru_cache(maxsize=8192)
 def _needed(
     calls: float,
     aht: float | None,
@@ -326,16 +329,49 @@ class WeekForecast:
         }
 
 
-def read_forecast(
+def history_key(asked: ForecastAsked) -> tuple[object, ...]:
+    """What the history :func:`read_history` reads for ``asked`` depends on: two asks
+    with the same key read the same figures (a cache may keep them)."""
+    days = week_from(asked.first or next_monday(asked.today))
+    return (*history_days(days[0], asked.today, asked.weeks), asked.by, str(asked.tz))
+
+
+def read_history(
     store: ForecastStore, config: CallCenterConfig, asked: ForecastAsked
+) -> list[QueueFigures]:
+    """The queue figures of the weeks of history a forecast of ``asked`` reads (every
+    queue, cut by ``asked.by``). Blocking (a thread's job); RecordError."""
+    tz = asked.tz
+    days = week_from(asked.first or next_monday(asked.today))
+    since, until = history_days(days[0], asked.today, asked.weeks)
+    return read_queue_figures(
+        store,
+        Periods(day_start(since, tz), day_start(until, tz), _grouping(asked.by), tz),
+        {name: q.service_level for name, q in config.queues.items()},
+        fcr_days=1,
+        short_abandons={name: q.short_abandon for name, q in config.queues.items()},
+    )
+
+
+def _grouping(by: str) -> Grouping:
+    found = next((g for g in GROUPINGS if g == by and g in INTERVALS), None)
+    if found is None:
+        raise ValueError(f"by: one of {', '.join(INTERVALS)}, not {by!r}")
+    return found
+
+
+def read_forecast(
+    store: ForecastStore,
+    config: CallCenterConfig,
+    asked: ForecastAsked,
+    history: Sequence[QueueFigures] | None = None,
 ) -> WeekForecast:
     """The forecast ``asked`` for, from the records of ``store`` and ``config``'s queues
-    and schedules. ValueError for a queue ``config`` lacks, a grouping that is none or a
-    config that keeps no queue_log; RecordError when the records cannot be read. Blocking
-    (a thread's job)."""
-    by = next((g for g in GROUPINGS if g == asked.by and g in INTERVALS), None)
-    if by is None:
-        raise ValueError(f"by: one of {', '.join(INTERVALS)}, not {asked.by!r}")
+    and schedules (``history``: :func:`read_history`'s figures for it, read before and
+    kept). ValueError for a queue ``config`` lacks, a grouping that is none or a config
+    that keeps no queue_log; RecordError when the records cannot be read. Blocking (a
+    thread's job)."""
+    by = _grouping(asked.by)
     if asked.queue is not None and asked.queue not in config.queues:
         known = ", ".join(sorted(config.queues)) or "none"
         raise ValueError(f"no queue {asked.queue!r} (queues: {known})")
@@ -348,13 +384,8 @@ def read_forecast(
     since, until = history_days(days[0], asked.today, asked.weeks)
     levels = {name: q.service_level for name, q in config.queues.items()}
     short = {name: q.short_abandon for name, q in config.queues.items()}
-    history = read_queue_figures(
-        store,
-        Periods(day_start(since, tz), day_start(until, tz), by, tz),
-        levels,
-        fcr_days=1,
-        short_abandons=short,
-    )
+    if history is None:
+        history = read_history(store, config, asked)
     if asked.queue is not None:
         history = [f for f in history if f.queue == asked.queue]
     patience = patience_by_queue(history)
