@@ -103,6 +103,17 @@ def _default_config() -> str:
     return os.environ.get("CALLCENTER_CONFIG", DEFAULT_CONFIG)
 
 
+def _add_shrinkage(parser: argparse.ArgumentParser) -> None:
+    """``--shrinkage PERCENT``, as ``staffing`` and ``forecast`` take it."""
+    parser.add_argument(
+        "--shrinkage",
+        type=_bounded(float, 0.0, 95.0, "a percentage"),
+        default=0.0,
+        help="percent of paid time off the phones (breaks, training, absence): the agents "
+        "to schedule for those needed",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callcenter", description="Call-centre engine for a PBX")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,13 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=(0.8, 20.0),
         help="service level: PERCENT/SECONDS answered within (default 80/20)",
     )
-    staffing.add_argument(
-        "--shrinkage",
-        type=_bounded(float, 0.0, 95.0, "a percentage"),
-        default=0.0,
-        help="percent of paid time off the phones (breaks, training, absence): the agents "
-        "to schedule",
-    )
+    _add_shrinkage(staffing)
     staffing.add_argument(
         "--max-occupancy",
         type=_bounded(float, 1.0, 100.0, "a percentage"),
@@ -237,13 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PERCENT",
         help="percent of callers to answer within each queue's service_level (default 80)",
     )
-    forecast.add_argument(
-        "--shrinkage",
-        type=_bounded(float, 0.0, 95.0, "a percentage"),
-        default=0.0,
-        help="percent of paid time off the phones (breaks, training, absence): the agents "
-        "to schedule for those needed",
-    )
+    _add_shrinkage(forecast)
     forecast.add_argument("--queue", default=None, help="only this queue")
     forecast.add_argument(
         "--tz",
@@ -2539,6 +2538,7 @@ def cmd_forecast(
                 target=target,
                 shrinkage=shrinkage,
                 queue=queue,
+                now=datetime.now(tz),
             ),
         )
     except (RecordError, ValueError) as exc:
@@ -2571,6 +2571,8 @@ def cmd_forecast(
         )
     if week.quiet:
         print(f"no caller in the {weeks} week(s) of history for {', '.join(week.quiet)}")
+    for name, seen in week.today.items():
+        print(planning.pace_said(name, seen))
     for name, seen in week.accuracy.items():
         off = seen["wape_percent"]
         print(

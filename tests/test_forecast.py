@@ -456,3 +456,37 @@ async def test_the_weeks_of_history_are_read_once_for_a_page_reloaded(
     assert [r["calls"] for r in first[1]["rows"]] == [r["calls"] for r in again[1]["rows"]]
     assert once == 1, "the second ask of the same week read no history"
     assert len(reads) == 3, "another week and a reloaded config read it again"
+
+
+def test_a_day_running_hot_shows_by_mid_morning(tmp_path: Path) -> None:
+    """Tuesday 2025-12-16 at 10:20: the 09:00 hour was forecast 6 callers and got 9, and one
+    came at 08:00 where none was expected: 10 against 6 so far, 167 % of the forecast; the
+    10:00 hour is not over, so it has no callers yet."""
+    from callcenter.config import load_config
+    from callcenter.records.forecast import ForecastAsked, pace_said, read_forecast
+
+    path = _config(tmp_path)
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    try:
+        today = date(2025, 12, 16)
+        store.write_queue_log(tuple([*callers(today, 9, 9), *callers(today, 8, 1)]))
+        config = load_config(str(path), environ={"CALLCENTER_AMI_SECRET": "x"})
+        asked = ForecastAsked(
+            tz=BERLIN,
+            today=today,
+            first=today,
+            queue="support",
+            now=datetime(2025, 12, 16, 10, 20, tzinfo=BERLIN),
+        )
+        week = read_forecast(store, config, asked)
+    finally:
+        store.close()
+    by_period = {r["period"]: r["actual_calls"] for r in week.rows}
+    assert (by_period["2025-12-16 09:00"], by_period["2025-12-16 10:00"]) == (9, None)
+    assert week.today == {
+        "support": {"until": "10:00", "forecast": 6.0, "actual": 10, "pace_percent": 167}
+    }
+    assert pace_said("support", week.today["support"]) == (
+        "support today until 10:00: 6 callers forecast, 10 came (167 % of the forecast)"
+    )
+    assert by_period["2025-12-15 14:00"] == 0, "Monday is lived: nobody came at 14:00"

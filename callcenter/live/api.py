@@ -2126,12 +2126,13 @@ class ControlAPI:
         if self._forecast is None:
             return desktop.render_forecast(title, name, {}, first, error="no records here")
         try:
-            week = (await self._forecast(ForecastAsked(tz=tz, today=today, first=first))).as_dict()
+            asked = ForecastAsked(tz=tz, today=today, first=first, now=datetime.now(tz))
+            week = (await self._forecast(asked)).as_dict()
         except (ValueError, RecordError) as exc:
             return desktop.render_forecast(title, name, {}, first, error=str(exc))
         theirs = self._supervised_queues(supervisor_id)
         week["rows"] = [row for row in week["rows"] if row["queue"] in theirs]
-        for key in ("nothing_for", "accuracy"):
+        for key in ("nothing_for", "accuracy", "today"):
             week[key] = {q: v for q, v in week[key].items() if q in theirs}
         week["no_history"] = [q for q in week["no_history"] if q in theirs]
         return desktop.render_forecast(title, name, week, first)
@@ -2802,6 +2803,7 @@ class ControlAPI:
             target=_number(params, "target", 80.0, 1.0, 99.9) / 100.0,
             shrinkage=_number(params, "shrinkage", 0.0, 0.0, 95.0) / 100.0,
             queue=params.get("queue") or None,
+            now=datetime.now(tz),
         )
         try:
             week = await self._forecast(asked)

@@ -86,6 +86,7 @@ from callcenter.live.scripts import FilledScript
 from callcenter.live.today import AgentDay, QueueDay
 from callcenter.live.wallboard import STATE_NAMES, clock, scheduled_text
 from callcenter.records.evaluations import Evaluation
+from callcenter.records.forecast import pace_said
 from callcenter.records.pauses import PauseTotal
 from callcenter.records.voicemails import VoicemailMessage
 
@@ -1200,6 +1201,8 @@ def render_forecast(
         said.append(f"{queue}: nothing to go on for {', '.join(weekdays)} (closed?).")
     if week.get("no_history"):
         said.append(f"No caller in the history for {', '.join(week['no_history'])}.")
+    for queue, now in week.get("today", {}).items():
+        said.append(pace_said(queue, now) + ".")
     for queue, seen in week.get("accuracy", {}).items():
         off = seen["wape_percent"]
         said.append(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Final, Protocol
 
 from callcenter import staffing
@@ -292,6 +292,9 @@ class ForecastAsked:
     target: float = 0.8
     shrinkage: float = 0.0
     queue: str | None = None
+    now: datetime | None = None
+    """When given and the week holds ``today``: the intervals of today over by then get
+    the callers who came (:attr:`WeekForecast.today`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +317,11 @@ class WeekForecast:
     """For a week begun before today: per queue, over its days lived, the callers
     forecast and come and the interval by interval error (``wape_percent``); the rows of
     those days have ``actual_calls``."""
+    today: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Asked with ``now`` in this week: per queue, today's intervals over by then
+    (``until``, ``HH:MM``), the callers forecast and come in them and the pace (come as a
+    percent of forecast): a day running hot or cold, in time to call agents in or send
+    them on training. Those rows have ``actual_calls``."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -326,6 +334,7 @@ class WeekForecast:
                 q: round(p) if p is not None else None for q, p in self.patience.items()
             },
             "accuracy": self.accuracy,
+            "today": self.today,
         }
 
 
@@ -431,6 +440,23 @@ def read_forecast(
         accuracy = _compare(
             rows, [f for f in came if asked.queue is None or f.queue == asked.queue], lived
         )
+    today: dict[str, dict[str, Any]] = {}
+    if asked.now is not None and days[0] <= asked.today <= days[-1]:
+        minutes = INTERVALS[by]
+        local = asked.now.astimezone(tz)
+        into = (local.hour * 60 + local.minute) // minutes * minutes
+        cut = local.replace(hour=into // 60, minute=into % 60, second=0, microsecond=0)
+        start = day_start(asked.today, tz)
+        if cut > start:
+            came = read_queue_figures(
+                store, Periods(start, cut, by, tz), levels, fcr_days=1, short_abandons=short
+            )
+            today = _so_far(
+                rows,
+                [f for f in came if asked.queue is None or f.queue == asked.queue],
+                asked.today,
+                f"{into // 60:02d}:{into % 60:02d}",
+            )
     asked_queues = [asked.queue] if asked.queue is not None else sorted(config.queues)
     return WeekForecast(
         days=days,
@@ -442,7 +468,40 @@ def read_forecast(
         quiet=[name for name in asked_queues if name not in patience],
         patience=patience,
         accuracy=accuracy,
+        today=today,
     )
+
+
+def _so_far(
+    rows: list[dict[str, Any]], came: Sequence[QueueFigures], day: date, until: str
+) -> dict[str, dict[str, Any]]:
+    """Sets today's rows before ``until`` (``HH:MM``) their ``actual_calls`` and returns,
+    per queue, the callers forecast and come in those intervals and the pace."""
+    actual: dict[tuple[str, str], int] = {}
+    for f in came:
+        key = (f.queue, f.period[:16])
+        actual[key] = actual.get(key, 0) + f.counted
+    prefix = day.isoformat()
+    expected: dict[str, float] = {}
+    for row in rows:
+        period = row["period"]
+        if period[:10] == prefix and period[11:16] < until:
+            row["actual_calls"] = actual.get((row["queue"], period), 0)
+            expected[row["queue"]] = expected.get(row["queue"], 0.0) + row["calls"]
+    total: dict[str, int] = {}
+    for (queue, _period), count in actual.items():
+        total[queue] = total.get(queue, 0) + count
+    out: dict[str, dict[str, Any]] = {}
+    for queue in sorted(set(expected) | set(total)):
+        forecast_calls = expected.get(queue, 0.0)
+        come = total.get(queue, 0)
+        out[queue] = {
+            "until": until,
+            "forecast": round(forecast_calls, 1),
+            "actual": come,
+            "pace_percent": round(100.0 * come / forecast_calls) if forecast_calls else None,
+        }
+    return out
 
 
 def _compare(
@@ -477,3 +536,13 @@ def _compare(
             "wape_percent": round(100.0 * missed / total, 1) if total else None,
         }
     return out
+
+
+def pace_said(queue: str, seen: Mapping[str, Any]) -> str:
+    """One line of :attr:`WeekForecast.today` for people: ``support today until 11:00: 32
+    callers forecast, 40 came (125 % of the forecast)``."""
+    pace = seen["pace_percent"]
+    return (
+        f"{queue} today until {seen['until']}: {seen['forecast']:g} callers forecast, "
+        f"{seen['actual']} came" + ("" if pace is None else f" ({pace} % of the forecast)")
+    )
