@@ -25,7 +25,8 @@ Routes (all JSON)::
                                           "rows": [{"period", "queue", "calls",
                                           "aht_seconds", "agents_needed",
                                           "agents_to_schedule", "agents_scheduled", "gap"}],
-                                          "nothing_for", "no_history", "patience_seconds"}
+                                          "nothing_for", "no_history", "patience_seconds",
+                                          "accuracy" (days lived), "today" (so far)}
     GET  /audit?since=&until=&who=&tz=    the audit trail (today by default; scope admin):
                                           {"since", "until", "rows": [{"at", "who",
                                           "peer", "method", "route", "status", "detail"}]}:

@@ -1,5 +1,6 @@
-"""The coming week's load, hour by hour, from the weeks before it: a planner's first step
-(``callcenter forecast``).
+"""The coming week's load, interval by interval, from the weeks before it: a planner's
+first step (``callcenter forecast``, ``GET /figures/forecast``, the supervisors' forecast
+page).
 
 Each queue's callers in an hour (or half or quarter hour) of a day to come are expected as
 the mean of the callers offered in that hour of the same weekday over the ``weeks`` weeks
@@ -9,10 +10,14 @@ the talk of that hour over those days pooled (the queue's over the whole history
 hour had no answered call) plus the queue's wrap-up. The agents needed then follow as in
 ``report --queues --by hour --staffing``: Erlang A with the callers' patience measured over
 the history, Erlang C for a queue where nobody hung up. No trend and no season beyond the
-weekday: a centre that grows fast sees it in the ``days_seen`` and ``calls`` it reads.
+weekday: a centre growing fast is under-forecast by its growth over the weeks read (fewer
+``weeks`` follow it closer).
 
-Pure functions of the figures :func:`~callcenter.records.summary.read_queue_figures` gives
-for the history, cut by the same grouping.
+:func:`forecast` is a pure function of the history's figures
+(:func:`~callcenter.records.summary.read_queue_figures`, cut by the same grouping);
+:func:`read_forecast` reads them (:func:`read_history`) and sets beside each interval the
+agents to schedule, the agents scheduled, and for the days already lived the callers who
+came: per queue, how far off the forecast was (WAPE) and how today is going so far.
 """
 
 from __future__ import annotations
