@@ -2571,6 +2571,8 @@ def cmd_forecast(
         )
     if week.quiet:
         print(f"no caller in the {weeks} week(s) of history for {', '.join(week.quiet)}")
+    for name, days in week.closed.items():
+        print(f"{name}: closed {'; '.join(days)} (its opening hours)")
     for name, seen in week.today.items():
         print(planning.pace_said(name, seen))
     for name, seen in week.accuracy.items():

@@ -490,3 +490,29 @@ def test_a_day_running_hot_shows_by_mid_morning(tmp_path: Path) -> None:
         "support today until 10:00: 6 callers forecast, 10 came (167 % of the forecast)"
     )
     assert by_period["2025-12-15 14:00"] == 0, "Monday is lived: nobody came at 14:00"
+
+
+def test_a_day_the_queue_is_closed_next_week_is_forecast_closed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Support closes on Tuesday 2025-12-16 (a special day without hours) and opens 09:30
+    on Monday the 15th: the Tuesdays before said 6 callers at 09:00, Monday's 14:00 stays;
+    the table says the day is closed rather than asking for agents nobody needs."""
+    opening = (
+        "queues:\n  support: {agents: ['1001', '1002'], service_level: 30, wrapup: 30,\n"
+        "    opening: {hours: {mon-fri: ['09:30-18:00']}, special: {'2025-12-16': []}}}\n"
+    )
+    config = _config(tmp_path)
+    text = config.read_text().replace(
+        "queues:\n  support: {agents: ['1001', '1002'], service_level: 30, wrapup: 30}\n",
+        opening,
+    )
+    config.write_text(text)
+    capsys.readouterr()
+    argv = ["forecast", str(config), "--week-of", "2025-12-16", "--queue", "support"]
+    assert cli_main([*argv, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["period"] for r in rows] == ["2025-12-15 14:00"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "support: closed Tue 2025-12-16: a special day, closed (its opening hours)" in out

@@ -2133,7 +2133,7 @@ class ControlAPI:
             return desktop.render_forecast(title, name, {}, first, error=str(exc))
         theirs = self._supervised_queues(supervisor_id)
         week["rows"] = [row for row in week["rows"] if row["queue"] in theirs]
-        for key in ("nothing_for", "accuracy", "today"):
+        for key in ("nothing_for", "accuracy", "today", "closed"):
             week[key] = {q: v for q, v in week[key].items() if q in theirs}
         week["no_history"] = [q for q in week["no_history"] if q in theirs]
         return desktop.render_forecast(title, name, week, first)

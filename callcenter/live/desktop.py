@@ -1201,6 +1201,8 @@ def render_forecast(
         said.append(f"{queue}: nothing to go on for {', '.join(weekdays)} (closed?).")
     if week.get("no_history"):
         said.append(f"No caller in the history for {', '.join(week['no_history'])}.")
+    for queue, days in week.get("closed", {}).items():
+        said.append(f"{queue}: closed {'; '.join(days)}.")
     for queue, now in week.get("today", {}).items():
         said.append(pace_said(queue, now) + ".")
     for queue, seen in week.get("accuracy", {}).items():

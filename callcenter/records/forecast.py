@@ -29,7 +29,9 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Final, Protocol
 
 from callcenter import staffing
+from callcenter.acd.schedule import opening_hours
 from callcenter.config.models import CallCenterConfig
+from callcenter.ivr.calendar import OpeningHours, local_time
 from callcenter.records.adherence import MembersStore, scheduled_agents
 from callcenter.records.summary import (
     GROUPINGS,
@@ -322,6 +324,9 @@ class WeekForecast:
     """For a week begun before today: per queue, over its days lived, the callers
     forecast and come and the interval by interval error (``wape_percent``); the rows of
     those days have ``actual_calls``."""
+    closed: dict[str, list[str]] = field(default_factory=dict)
+    """Per queue, the days of the week it is closed all day by its opening hours (a
+    holiday, a special day): no rows then, whatever the weeks before said."""
     today: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Asked with ``now`` in this week: per queue, today's intervals over by then
     (``until``, ``HH:MM``), the callers forecast and come in them and the pace (come as a
@@ -340,6 +345,7 @@ class WeekForecast:
             },
             "accuracy": self.accuracy,
             "today": self.today,
+            "closed": self.closed,
         }
 
 
@@ -411,6 +417,7 @@ def read_forecast(
         wrapups={name: q.wrapup for name, q in config.queues.items()},
         patience=patience,
     )
+    slots, closed = _open_only(slots, config, tz, INTERVALS[by])
     week = Periods(day_start(days[0], tz), day_start(days[-1] + timedelta(days=1), tz), by, tz)
     planned = scheduled_agents(config, store, week, slots)
     rows: list[dict[str, Any]] = []
@@ -474,7 +481,45 @@ def read_forecast(
         patience=patience,
         accuracy=accuracy,
         today=today,
+        closed=closed,
     )
+
+
+def _open_only(
+    slots: list[SlotForecast], config: CallCenterConfig, tz: tzinfo, minutes: int
+) -> tuple[list[SlotForecast], dict[str, list[str]]]:
+    """The intervals each queue takes callers in by its own ``opening`` hours (special
+    days and public holidays too: an interval open at its middle counts), and, per queue,
+    the days it is closed all day (``Thu 2026-12-24: <why>``): the weekdays before said
+    callers, the days forecast are closed."""
+    kept: list[SlotForecast] = []
+    closed: dict[str, list[str]] = {}
+    calendars: dict[str, tuple[OpeningHours, str] | None] = {}
+    for slot in slots:
+        if slot.queue not in calendars:
+            qcfg = config.queues.get(slot.queue)
+            hours = qcfg.opening if qcfg is not None else None
+            calendars[slot.queue] = (
+                (opening_hours(hours), hours.timezone or config.ivr.timezone)
+                if hours is not None
+                else None
+            )
+        calendar = calendars[slot.queue]
+        if calendar is None:
+            kept.append(slot)
+            continue
+        hours_of, zone = calendar
+        start = datetime.fromisoformat(slot.period).replace(tzinfo=tz)
+        middle = local_time(start + timedelta(minutes=minutes / 2), zone)
+        why = hours_of.closed_day(middle.date())
+        if why is not None:
+            said = f"{WEEKDAYS[slot.day.weekday()]} {slot.day}: {why}"
+            if said not in closed.setdefault(slot.queue, []):
+                closed[slot.queue].append(said)
+            continue
+        if hours_of.closed_because(middle) is None:
+            kept.append(slot)
+    return kept, closed
 
 
 def _so_far(
