@@ -428,29 +428,11 @@ class Callbacks:
                         )
                         continue
                 except TimeoutError:
-                    self._board.bus.publish(
-                        QueueCallbackFailed(
-                            origin_call_id=origin,
-                            queue=entry.queue,
-                            number=number,
-                            attempt=attempt - 1,
-                            reason=EXPIRED,
-                            final=True,
-                        )
-                    )
+                    self._failed(origin, entry.queue, number, attempt - 1, EXPIRED)
                     clog.info("callback_expired", waited=round(time.monotonic() - requested, 1))
                     break
                 final = attempt == qcfg.callback_attempts
-                self._board.bus.publish(
-                    QueueCallbackFailed(
-                        origin_call_id=origin,
-                        queue=entry.queue,
-                        number=number,
-                        attempt=attempt,
-                        reason=reason,
-                        final=final,
-                    )
-                )
+                self._failed(origin, entry.queue, number, attempt, reason, final=final)
                 clog.info("callback_failed", attempt=attempt, reason=reason, final=final)
                 if not final:
                     await asyncio.sleep(qcfg.callback_retry_delay)
@@ -492,15 +474,8 @@ class Callbacks:
             qcfg = config.queues.get(request.queue)
             if qcfg is None or age > qcfg.callback_max_age:
                 reason = "no-queue" if qcfg is None else EXPIRED
-                self._board.bus.publish(
-                    QueueCallbackFailed(
-                        origin_call_id=request.call_id,
-                        queue=request.queue,
-                        number=request.number,
-                        attempt=request.attempts,
-                        reason=reason,
-                        final=True,
-                    )
+                self._failed(
+                    request.call_id, request.queue, request.number, request.attempts, reason
                 )
                 log.info("callback_not_restored", call_id=request.call_id, reason=reason)
                 continue
@@ -579,6 +554,21 @@ class Callbacks:
             counts[scheduled.queue] = counts.get(scheduled.queue, 0) + 1
         return counts
 
+    def _failed(
+        self, origin: str, queue: str, number: str, attempt: int, reason: str, *, final: bool = True
+    ) -> None:
+        """Publish that the call back of request ``origin`` failed (``final``: given up)."""
+        self._board.bus.publish(
+            QueueCallbackFailed(
+                origin_call_id=origin,
+                queue=queue,
+                number=number,
+                attempt=attempt,
+                reason=reason,
+                final=final,
+            )
+        )
+
     def dialling(self, kept: KeptPlace) -> bool:
         """Is the call for this kept place being placed (agents reserved for it)?"""
         return bool(kept.entry.agents) or self._board.placing(kept)
@@ -597,16 +587,7 @@ class Callbacks:
             queue, number = kept.entry.queue, kept.number
         else:
             raise UnknownCallback(f"no callback request {call_id!r} is waiting")
-        self._board.bus.publish(
-            QueueCallbackFailed(
-                origin_call_id=call_id,
-                queue=queue,
-                number=number,
-                attempt=0,
-                reason=reason,
-                final=True,
-            )
-        )
+        self._failed(call_id, queue, number, 0, reason)
         log.info("callback_cancelled", call_id=call_id, queue=queue, reason=reason)
         if scheduled is not None:
             del self.scheduled[call_id]
