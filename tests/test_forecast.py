@@ -516,3 +516,36 @@ def test_a_day_the_queue_is_closed_next_week_is_forecast_closed(
     assert cli_main(argv) == 0
     out = capsys.readouterr().out.splitlines()
     assert "support: closed Tue 2025-12-16: a special day, closed (its opening hours)" in out
+
+
+def test_the_hour_the_clocks_go_back_counts_its_callers_once_for_the_hour() -> None:
+    """Sunday 2025-10-26 in Berlin has 02:00-03:00 twice (summer time, then winter time):
+    a caller in each is two callers of the 02:00 hour for the next Sunday."""
+    lines = []
+    for n, at in enumerate(
+        (datetime(2025, 10, 26, 0, 30, tzinfo=UTC), datetime(2025, 10, 26, 1, 30, tzinfo=UTC))
+    ):
+        call = f"fold-{n}"
+        lines += [
+            QueueLogEntry(f"f{n}a", at, call, "support", "NONE", "ENTERQUEUE",
+                          ("", "5550100", "1")),
+            QueueLogEntry(f"f{n}b", at + timedelta(seconds=5), call, "support", "Agent/1001",
+                          "CONNECT", ("5", "", "1")),
+            QueueLogEntry(f"f{n}c", at + timedelta(seconds=65), call, "support", "Agent/1001",
+                          "COMPLETECALLER", ("5", "60", "1")),
+        ]  # fmt: skip
+    start = datetime(2025, 10, 26, tzinfo=BERLIN)
+    periods = Periods(start, start + timedelta(days=1), "hour", BERLIN)
+    history = queue_summary(lines, periods, {"support": 30.0})
+    assert [f.period for f in history] == ["2025-10-26 02:00", "2025-10-26 02:00 +0100"], (
+        "the report names the two hours apart"
+    )
+    rows, _ = forecast(
+        history,
+        [date(2025, 11, 2)],
+        interval_minutes=60,
+        target=0.8,
+        wrapups={},
+        patience={},
+    )
+    assert [(r.period, r.calls, r.aht_seconds) for r in rows] == [("2025-11-02 02:00", 2.0, 60.0)]
