@@ -1033,12 +1033,7 @@ class Switchboard:
         ``acd.agent_block_list``: an abusive caller. EngineError when no list is set, the
         agent has had no call, the number is withheld, or it is one of the centre's own
         phones."""
-        name = self.config.acd.agent_block_list
-        if name is None:
-            raise EngineError("agents block no caller here (acd.agent_block_list)")
-        call = self._agent_calls.get(agent_id)
-        if call is None:
-            raise EngineError(f"agent {agent_id} has had no call to block the caller of")
+        name, call = self._block_list_call(agent_id, "block")
         number = call.number
         if not DIALABLE_NUMBER.fullmatch(number):
             raise EngineError(f"the caller's number is withheld ({number or 'none'})")
@@ -1054,18 +1049,24 @@ class Switchboard:
         when they put it there (a mistake undone). EngineError when no list is set, the
         agent has had no call, or the number is not there by them (someone else's entry is
         ops' or their supervisor's to take off: ``numbers remove``)."""
-        name = self.config.acd.agent_block_list
-        if name is None:
-            raise EngineError("agents block no caller here (acd.agent_block_list)")
-        call = self._agent_calls.get(agent_id)
-        if call is None:
-            raise EngineError(f"agent {agent_id} has had no call to unblock the caller of")
+        name, call = self._block_list_call(agent_id, "unblock")
         number = call.number
         if not self.blocked_by(agent_id):
             raise EngineError(f"{number} is not on the list {name} by agent {agent_id}")
         self.lists.remove(name, number, via=f"agent:{agent_id}")
         log.info("caller_unblocked", agent=agent_id, number_list=name, call_id=call.call_id)
         return {"agent": agent_id, "number": number, "number_list": name, "removed": True}
+
+    def _block_list_call(self, agent_id: str, verb: str) -> tuple[str, _AgentCall]:
+        """``acd.agent_block_list`` and the call ``agent_id`` talks on (or talked on last),
+        to ``verb`` its caller; EngineError when there is no list or no call."""
+        name = self.config.acd.agent_block_list
+        if name is None:
+            raise EngineError("agents block no caller here (acd.agent_block_list)")
+        call = self._agent_calls.get(agent_id)
+        if call is None:
+            raise EngineError(f"agent {agent_id} has had no call to {verb} the caller of")
+        return name, call
 
     def blocked_by(self, agent_id: str) -> bool:
         """Did ``agent_id`` put the number of their call (or last call) on
