@@ -100,6 +100,7 @@ from callcenter.records.members import MemberRecorder
 from callcenter.records.number_lists import NumberListRecorder
 from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
 from callcenter.records.recordings import purge_recordings
+from callcenter.records.reports import ReportReader
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.roster import RosterRecorder
 from callcenter.records.schedule_changes import ScheduleChangeRecorder, ScheduleRequest
@@ -300,6 +301,10 @@ class Daemon:
         self.bus = EventBus()
         database = resolve(config, config.records.cdr_path)
         self.store = record_store(config)
+        reader = self.store.reader()
+        self.reads = reader if reader is not None else self.store
+        """The store long reads use (reports, forecasts, desktops, a call's record): a
+        connection of its own in a thread of its own (:meth:`RecordWriter.read`)."""
         self.lock: RecordLock | PostgresLock = RecordLock(database)
         if config.records.postgres is not None:
             from callcenter.records.postgres import PostgresLock
@@ -311,8 +316,11 @@ class Daemon:
             self.store,
             commit_interval=config.records.commit_interval,
             rescue=self._rescue(database),
+            reader=reader,
         )
         self.recorder = CdrRecorder(self.store, writer=writer)
+        self.reports = ReportReader(reader, writer, log_level=config.logging.level)
+        """Month-long figures and forecasts, read in a process of their own."""
         self.bus.subscribe(self.recorder.on_event, kinds=(CallEvent,))
         self.shifts = ShiftRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.shifts.on_event, kinds=ShiftRecorder.kinds())
@@ -462,7 +470,7 @@ class Daemon:
             token=config.api.token.get_secret_value() if config.api.token else None,
             tokens={name: (t.sha256, tuple(t.allow)) for name, t in config.api.tokens.items()},
             cors_origins=config.api.cors_origins,
-            audit=AuditTrail(self.store, self.recorder.writer),
+            audit=AuditTrail(self.store, self.recorder.writer, reads=self.reads),
             dispositions=self._dispositions_between,
         )
         self.metrics_api: ControlAPI | None = None
@@ -584,6 +592,7 @@ class Daemon:
                 await self.mqtt.stop()
             for webhook in self.webhooks:
                 await webhook.close(drain=0)
+            self.reports.close()
             await self.recorder.close()
             self.lock.release()
             raise
@@ -622,9 +631,9 @@ class Daemon:
         )
 
     async def _callback_record(self, call_id: str) -> QueueCallback | None:
-        """A callback request's row, read on the record writer's thread."""
-        read = functools.partial(self.store.fetch_queue_callback, call_id)
-        return await self.recorder.writer.run(read)
+        """A callback request's row, read on the records' reading thread."""
+        read = functools.partial(self.reads.fetch_queue_callback, call_id)
+        return await self.recorder.writer.read(read)
 
     async def erase(self, numbers: list[str], dry_run: bool = False) -> dict[str, Any]:
         """``POST /erasures``: erase ``numbers`` from the records and files (see
@@ -667,29 +676,28 @@ class Daemon:
     async def _read_figures(
         self, which: str, periods: summary.Periods, fcr_days: int
     ) -> list[dict[str, Any]]:
-        """``GET /figures/...``: the figures, read on the record writer's thread."""
+        """``GET /figures/...``: the figures, read in the reports' process."""
         config = self.config
         if which == "queues":
             if not config.records.queue_log:
                 raise EngineError("queue figures read the queue_log: records.queue_log is off")
             levels = {name: q.service_level for name, q in config.queues.items()}
             short = {name: q.short_abandon for name, q in config.queues.items()}
-            read = functools.partial(
+            queues = await self.reports.read(
                 summary.read_queue_figures,
-                self.store,
                 periods,
                 levels,
                 fcr_days=fcr_days,
                 short_abandons=short,
             )
-            return [f.as_dict() for f in await self.recorder.writer.run(read)]
+            return [f.as_dict() for f in queues]
         names = {aid: a.name for aid, a in config.agents.items() if a.name}
-        agents = functools.partial(summary.read_agent_figures, self.store, periods, names)
-        return [f.as_dict() for f in await self.recorder.writer.run(agents)]
+        agents = await self.reports.read(summary.read_agent_figures, periods, names)
+        return [f.as_dict() for f in agents]
 
     async def _read_forecast(self, asked: ForecastAsked) -> WeekForecast:
-        """``GET /figures/forecast``: the week's forecast, read on the record writer's
-        thread, with the queues and schedules of now (the roster's changes too). The
+        """``GET /figures/forecast``: the week's forecast, read in the reports' process,
+        with the queues and schedules of now (the roster's changes too). The
         weeks of history are read once per FORECAST_HISTORY_KEEP seconds (days gone by
         do not change; a reload reads them again)."""
         config = self.switchboard.config
@@ -699,17 +707,14 @@ class Daemon:
         if kept is not None and kept[1] is config and now - kept[0] <= FORECAST_HISTORY_KEEP:
             history = kept[2]
         else:
-            history = await self.recorder.writer.run(
-                functools.partial(read_history, self.store, config, asked)
-            )
+            history = await self.reports.read(read_history, config, asked)
             self._forecast_history = {
                 k: v
                 for k, v in self._forecast_history.items()
                 if now - v[0] <= FORECAST_HISTORY_KEEP
             }
             self._forecast_history[key] = (now, config, history)
-        read = functools.partial(read_forecast, self.store, config, asked, history)
-        return await self.recorder.writer.run(read)
+        return await self.reports.read(read_forecast, config, asked, history)
 
     def _voicemails_waiting(self, queue: str) -> int | None:
         """Messages still to call back in ``queue`` (None: the queue has no box)."""
@@ -719,30 +724,30 @@ class Daemon:
         return self.voicemails.open.get(queue, 0)
 
     async def _call_record(self, call_id: str) -> dict[str, Any] | None:
-        """A call's CDR, read on the record writer's thread (None: none)."""
-        return await self.recorder.writer.run(functools.partial(self.store.fetch_cdr, call_id))
+        """A call's CDR, read on the records' reading thread (None: none)."""
+        return await self.recorder.writer.read(functools.partial(self.reads.fetch_cdr, call_id))
 
     async def _evaluations_between(
         self, since: datetime, until: datetime, agents: Collection[str] | None
     ) -> list[Evaluation]:
-        """Scorecards made in a stretch of time, read on the record writer's thread."""
-        read = functools.partial(self.store.fetch_evaluations_between, since, until, agents=agents)
-        return await self.recorder.writer.run(read)
+        """Scorecards made in a stretch of time, read on the records' reading thread."""
+        read = functools.partial(self.reads.fetch_evaluations_between, since, until, agents=agents)
+        return await self.recorder.writer.read(read)
 
     async def _dispositions_between(
         self, since: datetime, until: datetime
     ) -> list[DispositionRecord]:
-        """The codes given in a stretch of time, read on the record writer's thread."""
-        read = functools.partial(self.store.fetch_dispositions_between, since, until)
-        return await self.recorder.writer.run(read)
+        """The codes given in a stretch of time, read on the records' reading thread."""
+        read = functools.partial(self.reads.fetch_dispositions_between, since, until)
+        return await self.recorder.writer.read(read)
 
     async def _shifts_between(
         self, since: datetime, until: datetime
     ) -> tuple[list[Stretch], list[Stretch]]:
         """The agents' logged-in and paused stretches in a stretch of time (those still
-        going included), read on the record writer's thread."""
-        read = functools.partial(self.store.fetch_shifts_between, since, until)
-        return await self.recorder.writer.run(read)
+        going included), read on the records' reading thread."""
+        read = functools.partial(self.reads.fetch_shifts_between, since, until)
+        return await self.recorder.writer.read(read)
 
     async def _write_evaluation(self, evaluation: Evaluation) -> bool:
         """Store a scorecard on the record writer's thread; False when it failed (logged)."""
@@ -751,14 +756,14 @@ class Daemon:
 
     async def _number_calls(self, number: str, last: int) -> list[dict[str, Any]]:
         """A number's latest calls (CDR rows with their dispositions, oldest first), read on
-        the record writer's thread."""
-        read = functools.partial(self.store.fetch_number_calls, number, last)
-        return await self.recorder.writer.run(read)
+        the records' reading thread."""
+        read = functools.partial(self.reads.fetch_number_calls, number, last)
+        return await self.recorder.writer.read(read)
 
     async def _agent_calls(self, agent: str, since: datetime, last: int) -> list[dict[str, Any]]:
-        """An agent's latest calls for their desktop, read on the record writer's thread."""
-        read = functools.partial(self.store.fetch_agent_calls, agent, since, last)
-        return await self.recorder.writer.run(read)
+        """An agent's latest calls for their desktop, read on the records' reading thread."""
+        read = functools.partial(self.reads.fetch_agent_calls, agent, since, last)
+        return await self.recorder.writer.read(read)
 
     async def _checkpoint_calls(self, seconds: float) -> None:
         """Every ``seconds`` (``records.checkpoint_seconds``, read at the start as all of
@@ -888,9 +893,9 @@ class Daemon:
 
     async def _last_agent_in_records(self, number: str, queue: str, since: datetime) -> str | None:
         """The agent of ``number``'s last call of ``queue`` since ``since`` (queues'
-        ``last_agent``), read in the record writer's thread."""
-        return await self.recorder.writer.run(
-            functools.partial(self.store.fetch_last_agent, number, queue, since)
+        ``last_agent``), read on the records' reading thread."""
+        return await self.recorder.writer.read(
+            functools.partial(self.reads.fetch_last_agent, number, queue, since)
         )
 
     async def _restore(
@@ -1194,6 +1199,7 @@ class Daemon:
         await self.api.stop()
         if self.metrics_api is not None:
             await self.metrics_api.stop()
+        self.reports.close()
         await self.campaigns.stop()
         await self.switchboard.close()
         await self.pbx.stop()

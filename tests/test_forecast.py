@@ -8,6 +8,7 @@ import itertools
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -432,19 +433,20 @@ async def test_the_weeks_of_history_are_read_once_for_a_page_reloaded(
     """Days gone by do not change: asking for the same week again (a supervisor's page
     reloaded, a planning tool polling) reads the schedules afresh but not the weeks of
     queue_log; another week, or a reload of the config, reads them."""
-    import callcenter.daemon
+    from callcenter.records.forecast import read_history
 
     reads: list[object] = []
-    real = callcenter.daemon.read_history
-
-    def counted(*args: object) -> list:  # type: ignore[type-arg]
-        reads.append(args[2])
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(callcenter.daemon, "read_history", counted)
     config = {"records": {"queue_log": True}, "ivr": {"timezone": "Europe/Berlin"}}
     async with running_center(tmp_path, config=config) as center:
         daemon = center.daemon
+        real = daemon.reports.read
+
+        async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            if fn is read_history:
+                reads.append(args[1])
+            return await real(fn, *args, **kwargs)
+
+        monkeypatch.setattr(daemon.reports, "read", counted)
         await daemon.recorder.writer.run(lambda: daemon.store.write_queue_log(tuple(HISTORY)))
         first = await center.api("GET", "/figures/forecast?week_of=2025-12-16")
         again = await center.api("GET", "/figures/forecast?week_of=2025-12-16&shrinkage=30")

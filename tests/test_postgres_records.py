@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -823,3 +824,55 @@ def test_surveys_are_read_for_some_agents_and_a_queue_in_both_databases(
             [r.call_id for r in store.fetch_surveys_between(*hour, queue="sales")],
         ]
         assert found == [["s2", "s3", "s4"], ["s3"], ["s2"], [], ["s3"]], type(store).__name__
+
+
+async def test_a_long_report_read_does_not_hold_up_the_records_being_written_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A month's figures read for seconds: the calls that end meanwhile are on disk at once
+    (the read has a connection and a thread of its own), and the read sees what was
+    committed before it asked again."""
+    for store in both_stores(tmp_path, postgres_url):
+        reader = store.reader()
+        assert reader is not None
+        writer = RecordWriter(store, reader=reader)
+        await writer.start()
+        release = threading.Event()
+        first = cdr(uniqueid="1796444790.1")
+
+        def a_long_report(
+            release: threading.Event, reader: RecordStore, call_id: str
+        ) -> dict[str, Any] | None:
+            release.wait(10)
+            return reader.fetch_cdr(call_id)
+
+        try:
+            report = functools.partial(a_long_report, release, reader, first.uniqueid)
+            reading = asyncio.create_task(writer.read(report))
+            await asyncio.sleep(0)
+            writer.submit(f"cdr:{first.uniqueid}", functools.partial(store.write_cdr, first))
+            await writer.wait_written(f"cdr:{first.uniqueid}", timeout=5)
+            assert not reading.done(), "the report is still being read"
+            release.set()
+            row = await reading
+            assert row is not None and row["uniqueid"] == first.uniqueid
+            with pytest.raises(RecordError, match="cannot store CDR"):
+                await writer.read(functools.partial(reader.write_cdr, cdr(uniqueid="x.2")))
+            assert await writer.read(functools.partial(reader.has_cdr, "x.2")) is False
+        finally:
+            release.set()
+            await writer.close()
+
+
+async def test_an_in_memory_database_reads_on_the_writers_thread() -> None:
+    """SQLite in memory cannot be opened twice: reads see the one connection's rows."""
+    store = SqliteCdrStore(":memory:")
+    assert store.reader() is None
+    writer = RecordWriter(store, reader=store.reader())
+    await writer.start()
+    try:
+        writer.submit("cdr:1796444790.1", functools.partial(store.write_cdr, cdr()))
+        await writer.wait_written("cdr:1796444790.1")
+        assert await writer.read(functools.partial(store.has_cdr, "1796444790.1")) is True
+    finally:
+        await writer.close()

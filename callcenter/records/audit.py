@@ -117,9 +117,13 @@ class AuditStore(Protocol):
 class AuditTrail:
     """Writes the audit rows through the record writer (never blocking a request)."""
 
-    def __init__(self, store: AuditStore, writer: RecordWriter) -> None:
+    def __init__(
+        self, store: AuditStore, writer: RecordWriter, *, reads: AuditStore | None = None
+    ) -> None:
         self.store = store
         self.writer = writer
+        self.reads = reads if reads is not None else store
+        """The store the rows are read from (:meth:`RecordWriter.read`)."""
         self._seq = itertools.count(1)
         self._run = secrets.token_hex(3)
         """Keys stay unique across daemons writing to one database."""
@@ -142,11 +146,11 @@ class AuditTrail:
         return entry
 
     def reader(self) -> Callable[[datetime, datetime, str | None], Awaitable[list[AuditEntry]]]:
-        """The rows of a stretch of time (of ``who`` only when given), read on the writer's
-        thread."""
+        """The rows of a stretch of time (of ``who`` only when given), read on the records'
+        reading thread."""
 
         async def read(since: datetime, until: datetime, who: str | None) -> list[AuditEntry]:
-            fetch = functools.partial(self.store.fetch_audit_between, since, until, who=who)
-            return await self.writer.run(fetch)
+            fetch = functools.partial(self.reads.fetch_audit_between, since, until, who=who)
+            return await self.writer.read(fetch)
 
         return read

@@ -106,16 +106,29 @@ class PostgresRecordStore(RecordStore):
 
     dialect = POSTGRES
 
-    def __init__(self, conninfo: str, *, password: str | None = None) -> None:
+    def __init__(
+        self, conninfo: str, *, password: str | None = None, reading: bool = False
+    ) -> None:
         self.errors = (_driver().Error,)
-        super().__init__(describe(conninfo))
+        super().__init__(describe(conninfo), reading=reading)
         self.conninfo = conninfo
         self._password = password
 
     def __repr__(self) -> str:
-        return f"PostgresRecordStore({self.where!r})"
+        return f"PostgresRecordStore({self.where!r}{', reading=True' if self.reading else ''})"
+
+    def reader(self) -> PostgresRecordStore:
+        return PostgresRecordStore(self.conninfo, password=self._password, reading=True)
 
     def _connect(self) -> Any:
+        if self.reading:
+            conn = _connect(self.conninfo, self._password, "callcenter reports")
+            try:
+                conn.execute("SET default_transaction_read_only = on")
+            except self.errors as exc:
+                conn.close()
+                raise RecordError(f"cannot read record database {self.where}: {exc}") from exc
+            return conn
         conn = _connect(self.conninfo, self._password, "callcenter records")
         try:
             # The cdr table first, then the columns an older version lacks, then the

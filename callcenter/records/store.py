@@ -1019,14 +1019,30 @@ class RecordStore(abc.ABC):
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
     """The database driver's errors, turned into RecordError."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, *, reading: bool = False) -> None:
         self.where = where
         """The database as messages name it (a path, or a server and database)."""
+        self.reading = reading
+        """A store for reads alone (:meth:`reader`): its connection refuses writes and
+        leaves the schema to the writing store."""
         self._sql = Statements(self.dialect)
         self._conn: Any = None
         # Re-entrant: the writes a batch runs take it again.
         self._lock = threading.RLock()
         self._batching = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        # What a process of reports needs to open the same database (records/reports.py):
+        # never the connection or the lock, which belong to this process.
+        state = self.__dict__.copy()
+        state["_conn"] = None
+        state["_batching"] = False
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1047,6 +1063,13 @@ class RecordStore(abc.ABC):
         """True when the database's file system has (next to) no room left: a write the
         store refuses then waits for space rather than for a fix."""
         return False
+
+    def reader(self) -> RecordStore | None:
+        """A store on the same database with a connection of its own, for reads alone
+        (reports, forecasts, desktops): run in a thread of its own, a long read neither
+        waits for the records being written nor holds them up. None where the database
+        cannot have a second connection (SQLite in memory): read from this store then."""
+        return None
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -2123,12 +2146,19 @@ class RecordStore(abc.ABC):
 class SqliteCdrStore(RecordStore):
     """Records in one SQLite file, WAL, ``synchronous=FULL`` (see the module doc)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__(str(path))
+    def __init__(self, path: str | os.PathLike[str], *, reading: bool = False) -> None:
+        super().__init__(str(path), reading=reading)
         self.path = Path(path)
 
     def __repr__(self) -> str:
-        return f"SqliteCdrStore({str(self.path)!r})"
+        return f"SqliteCdrStore({str(self.path)!r}{', reading=True' if self.reading else ''})"
+
+    def reader(self) -> SqliteCdrStore | None:
+        # WAL lets one writer and any readers share the file without waiting for each
+        # other; an in-memory database is private to its one connection.
+        if str(self.path) == ":memory:":
+            return None
+        return SqliteCdrStore(self.path, reading=True)
 
     def out_of_space(self) -> bool:
         if str(self.path) == ":memory:":
@@ -2151,6 +2181,14 @@ class SqliteCdrStore(RecordStore):
             conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5.0)
         except (OSError, sqlite3.Error) as exc:
             raise RecordError(f"cannot open record database {self.path}: {exc}") from exc
+        if self.reading:
+            try:
+                conn.execute("PRAGMA query_only=ON")
+            except sqlite3.Error as exc:
+                conn.close()
+                raise RecordError(f"cannot read record database {self.path}: {exc}") from exc
+            conn.row_factory = sqlite3.Row
+            return conn
         try:
             if not in_memory:
                 conn.execute("PRAGMA journal_mode=WAL")

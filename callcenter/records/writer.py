@@ -15,6 +15,10 @@ succeeds or :meth:`RecordWriter.close` gives up; later records wait behind it so
 kept. Stores must therefore make writes idempotent (the SQLite store keys CDRs by uniqueid).
 What is still unwritten when :meth:`RecordWriter.close` gives up goes to the writer's
 rescue (:mod:`callcenter.records.rescue`): a file the next start writes to the database.
+
+Reads that take long (a month's figures, a forecast's weeks of history, a desktop's day)
+go to a second thread with a reading store of their own (:meth:`RecordWriter.read`), so
+that records keep reaching the disk while a supervisor's report is being read.
 """
 
 from __future__ import annotations
@@ -93,9 +97,14 @@ class RecordWriter:
         batch_max: int = 256,
         commit_interval: float = 0.0,
         rescue: Rescue | None = None,
+        reader: OpenableStore | None = None,
     ) -> None:
         self.store = store
         self.rescue = rescue
+        self.reader = reader
+        """The store :meth:`read`'s functions read (``store.reader()``), or None: they run
+        in the writer's thread then."""
+        self._read_executor: ThreadPoolExecutor | None = None
         self._batch_max = max(1, batch_max)
         self._commit_interval = max(0.0, commit_interval)
         self._last_commit = float("-inf")
@@ -198,6 +207,21 @@ class RecordWriter:
             raise RecordError("the record writer is not started")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
+    async def read(self, fn: Callable[[], T]) -> T:
+        """Run a blocking read (of :attr:`reader` when there is one, else of the store) in
+        the reading thread: it sees what was committed before it began, and neither waits
+        for the writes queued meanwhile nor holds them up. Without a reader it runs in
+        the writer's thread, as :meth:`run`."""
+        if self.reader is None:
+            return await self.run(fn)
+        if self._executor is None:
+            raise RecordError("the record writer is not started")
+        if self._read_executor is None:
+            self._read_executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="records-read"
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._read_executor, fn)
+
     async def wait_written(self, key: str, timeout: float = 5.0) -> None:
         """Return once the record ``key`` is durable; RecordError on timeout or give-up."""
         if key in self._written and key not in self._pending:
@@ -242,6 +266,10 @@ class RecordWriter:
         kept: str | None = None
         if unwritten and self._executor is not None and self.rescue is not None:
             kept = await self._keep(self.rescue, unwritten)
+        if self._read_executor is not None and self.reader is not None:
+            await asyncio.get_running_loop().run_in_executor(self._read_executor, self.reader.close)
+            self._read_executor.shutdown(wait=False)
+            self._read_executor = None
         if self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
             self._executor.shutdown(wait=False)
