@@ -160,6 +160,20 @@ class Promised:
     at: datetime
 
 
+@dataclass(slots=True)
+class PendingCallback:
+    """A callback being placed: the place it is for, and whether its call was answered."""
+
+    place: KeptPlace | None
+    """None: a predictive campaign's dial (no agent reserved, no place kept)."""
+    answered: asyncio.Future[str]
+    """Set once the call reached us: ``""``, or ``machine`` (an answering machine)."""
+    lead: LeadCall | None = None
+    """Predictive: the lead dialled."""
+    settled: asyncio.Future[str] | None = None
+    """Predictive, once answered: ``""`` when an agent took them, else ``abandoned``."""
+
+
 class Callbacks:
     """The callback requests of the centre: kept places, later ones and promised ones."""
 

@@ -381,7 +381,7 @@ class Daemon:
         self.lamps = MessageLamps(self.pbx, self.voicemails, lambda: self.config)
         self.bus.subscribe(self.lamps.on_event, kinds=MessageLamps.kinds())
         self.busy_lamps = BusyLamps(self.pbx, self.router, self.bus, lambda: self.config)
-        self.campaigns = Campaigns(self.switchboard, self.bus)
+        self.campaigns = Campaigns(self.switchboard.dialler, self.bus)
         self.router.idle_listeners.append(self.campaigns.agent_free)
         self.switchboard.find_lead = self.campaigns.find_lead
         self.switchboard.last_agent_lookup = self._last_agent_in_records
@@ -417,7 +417,7 @@ class Daemon:
                 key_file=resolve(config, config.mqtt.key_file) if config.mqtt.key_file else None,
                 supervisors=self.switchboard.monitoring.snapshot,
                 campaigns=self.campaigns.view,
-                previews=self.switchboard.previews,
+                previews=self.switchboard.dialler.previews,
                 holding=self.switchboard.holding,
                 break_line=self.switchboard.breaks.place,
                 switches=self.switchboard.switch_views,

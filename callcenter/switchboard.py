@@ -46,6 +46,7 @@ from callcenter.callback import (
     PBX_DOWN,
     Callbacks,
     KeptPlace,
+    PendingCallback,
     callback_origin,
     callback_token,
 )
@@ -95,11 +96,6 @@ from callcenter.events import (
     CallEnded,
     CallStarted,
     CallTransferred,
-    CampaignAnswered,
-    CampaignDialing,
-    CampaignLeadWaiting,
-    CampaignMachineAnswered,
-    CampaignPreview,
     DispositionOwed,
     EventBus,
     IvrStep,
@@ -135,12 +131,10 @@ from callcenter.ivr.values import TRANSFER_NOTE, matches_any, render
 from callcenter.line import LINE_ROUTE, AgentLines
 from callcenter.live.alerts import AgentAlerts, QueueAlerts, ShiftEnds
 from callcenter.outbound.campaign import (
-    ABANDONED,
-    AGENT_SKIPPED,
     MACHINE,
-    LeadCall,
     parse_lead_origin,
 )
+from callcenter.outbound.dialler import Dialler
 from callcenter.outbound.leads import Lead
 from callcenter.outbound.manual import DIAL_ROUTE, ManualDials
 from callcenter.pbx.interface import (
@@ -293,11 +287,6 @@ to be hung up."""
 CALLBACK_ANSWER_MARGIN = 5.0
 """Seconds after the callback ring timeout we still wait for the answered call to reach us."""
 
-ANSWERED_LEAD_PRIORITY = 1_000_000
-"""Queue priority of a lead who answered a predictive dial: before everyone, since they are
-dropped after a couple of seconds without an agent."""
-DROPPED = "dropped"
-"""QueueExited reason of a predictive campaign's lead dropped for want of an agent."""
 CUT_RING_TRIES = 5
 CUT_RING_RETRY = 0.2
 """A revoked agent's ring is cut up to CUT_RING_TRIES times, CUT_RING_RETRY s apart."""
@@ -395,20 +384,6 @@ def _records(config: CallCenterConfig, qcfg: QueueConfig, agent: str) -> bool:
     return qcfg.record and (qcfg.record_share >= 1 or random.random() < qcfg.record_share)
 
 
-@dataclass(slots=True)
-class _PendingCallback:
-    """A callback being placed: the place it is for, and whether its call was answered."""
-
-    place: KeptPlace | None
-    """None: a predictive campaign's dial (no agent reserved, no place kept)."""
-    answered: asyncio.Future[str]
-    """Set once the call reached us: ``""``, or ``machine`` (an answering machine)."""
-    lead: LeadCall | None = None
-    """Predictive: the lead dialled."""
-    settled: asyncio.Future[str] | None = None
-    """Predictive, once answered: ``""`` when an agent took them, else ``abandoned``."""
-
-
 @dataclass(frozen=True, slots=True)
 class _AgentCall:
     """The call an agent talks on or last talked on: what a disposition is given to."""
@@ -418,17 +393,6 @@ class _AgentCall:
     queue: str
     campaign: str
     lead: str
-
-
-@dataclass(slots=True)
-class _Preview:
-    """A lead shown to the agent reserved for it, waiting for the agent's word."""
-
-    lead: LeadCall
-    agent: str
-    decision: asyncio.Future[str]
-    until: float
-    """Monotonic time the agent has until."""
 
 
 class Switchboard:
@@ -449,7 +413,7 @@ class Switchboard:
         router.owed_listeners.append(self._disposition_owed)
         self.pbx: PBX | None = None
         """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
-        self._callbacks: dict[str, _PendingCallback] = {}
+        self._callbacks: dict[str, PendingCallback] = {}
         """Callbacks and campaign dials being placed, by the token their call brings back."""
         self._withdrawals: dict[str, asyncio.Future[QueueExit]] = {}
         """Callers on the line waiting in a queue: set to send one elsewhere (supervisors)."""
@@ -475,10 +439,6 @@ class Switchboard:
         """Switch -> when and how it was last flipped."""
         self._ringing: dict[str, set[str]] = {}
         """Call id -> agents its queue dial is ringing right now."""
-        self._leads_on_hold: dict[str, _PendingCallback] = {}
-        """Call id -> the predictive dial of a lead who answered and waits for an agent."""
-        self._previews: dict[str, _Preview] = {}
-        """Agent id -> the lead a preview campaign shows them."""
         self._agent_calls: dict[str, _AgentCall] = {}
         """Agent id -> the call they talk on, or talked on last."""
         self._abandoned: dict[tuple[str, str], tuple[float, float]] = {}
@@ -503,6 +463,8 @@ class Switchboard:
         """Break limits and the lines of agents waiting for a break."""
         self.callbacks = Callbacks(self)
         """Callback requests: kept places in the queues, later ones, agents' promises."""
+        self.dialler = Dialler(self)
+        """Campaigns' dials and the leads who answer them."""
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
         self.lookup_fetch: Fetcher = fetch_json
@@ -1912,8 +1874,8 @@ class Switchboard:
         called person answered and their call took over the place, else why not."""
         if self.pbx is None:
             return "no-pbx"
-        pending = _PendingCallback(place, asyncio.get_running_loop().create_future())
-        return await self._originate(
+        pending = PendingCallback(place, asyncio.get_running_loop().create_future())
+        return await self.originate(
             place.entry.call_id,
             pending,
             place.config,
@@ -1923,10 +1885,10 @@ class Switchboard:
             context=place.lead.context if place.lead is not None else "",
         )
 
-    async def _originate(
+    async def originate(
         self,
         origin: str,
-        pending: _PendingCallback,
+        pending: PendingCallback,
         config: CallCenterConfig,
         *,
         device: str,
@@ -1992,10 +1954,10 @@ class Switchboard:
             lead = pending.lead if pending.place is None else pending.place.lead
             if machine and lead is not None and lead.machine != "agent":
                 pending.answered.set_result(MACHINE)  # the dial frees its agent, if any
-                return await self._machine_answered(call, active, lead)
+                return await self.dialler.machine_answered(call, active, lead)
         if pending is not None and pending.place is None and not pending.answered.done():
             pending.answered.set_result("")
-            return await self._predictive_answered(call, active, config, pending)
+            return await self.dialler.predictive_answered(call, active, config, pending)
         if pending is not None and pending.place is not None and not pending.answered.done():
             place = pending.place
             original = place.entry.call_id
@@ -2010,7 +1972,7 @@ class Switchboard:
             if kept is None or kept.entry.call_id != origin:
                 dialled = parse_lead_origin(origin or "")
                 if dialled is not None and dialled[0] in config.campaigns:
-                    return await self._lead_answered_unawaited(
+                    return await self.dialler.lead_answered_unawaited(
                         call, active, config, *dialled, machine=machine
                     )
                 log.warning("callback_unknown_or_late", call_id=info.call_id)
@@ -2057,11 +2019,11 @@ class Switchboard:
                     )
                 )
         else:
-            self._lead_on_the_line(active, queue_name, lead, number)
+            self.dialler.lead_on_the_line(active, queue_name, lead, number)
         log.info("callback_answered", call_id=info.call_id, origin=original, queue=queue_name)
-        return await self._back_in_queue(call, active, used, entry, joined=joined)
+        return await self.back_in_queue(call, active, used, entry, joined=joined)
 
-    async def _back_in_queue(
+    async def back_in_queue(
         self,
         call: Call,
         active: ActiveCall,
@@ -2100,51 +2062,6 @@ class Switchboard:
     def pbx_up(self) -> bool:
         """A PBX is attached and its link is up (campaigns dial only then)."""
         return self.pbx is not None and self._pbx_up.is_set()
-
-    def free_agents(self, queue: str) -> int:
-        """Agents of ``queue`` idle and ready, less the callers waiting for one."""
-        return self.router.free_agents(queue)
-
-    async def dial_lead(self, lead: LeadCall, reserved: Callable[[], None]) -> str:
-        """One try of a campaign's lead: wait in ``lead.queue`` (at ``lead.priority``) for
-        an agent, call ``reserved()``, dial the lead with the agent reserved. Returns ``""``
-        once they answered (their call has the place and is put through to the agent),
-        else why not: ``no-answer``, ``originate-failed``, or, for a try that was not made,
-        ``pbx-down``, ``no-pbx``, ``no-agents``. Cancelled, the dial leaves the queue."""
-        config = self.config
-        origin = lead.origin
-        if self.pbx is None:
-            return "no-pbx"
-        entry = self.router.enqueue(lead.queue, origin, priority=lead.priority)
-        entry.campaign = lead.campaign
-        kept = KeptPlace(
-            entry, lead.number, entry.joined, config, asyncio.current_task(), lead=lead
-        )
-        self.callbacks.kept[origin] = kept
-        try:
-            agents = await self.router.next_agents(entry)
-            if not agents:
-                return "no-agents"
-            if lead.preview_seconds > 0:
-                decision = await self._preview(lead, agents[0].id)
-                if decision != "dial":
-                    for agent in list(entry.agents):
-                        self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
-                    return AGENT_SKIPPED if decision == "skip" else "no-agents"
-            reserved()
-            self._dialing(lead, agents[0].id)
-            reason = await self.place_callback(
-                kept, device=lead.device, caller_id=lead.caller_id, ring_timeout=lead.ring_timeout
-            )
-            if reason:
-                for agent in list(entry.agents):
-                    self.router.ring_failed(entry, agent, RingOutcome.CANCELLED)
-            return reason
-        finally:
-            if entry.call_id == origin:
-                self.router.leave(entry)
-            if self.callbacks.kept.get(origin) is kept:
-                del self.callbacks.kept[origin]
 
     async def dial_for_agent(
         self,
@@ -2205,53 +2122,6 @@ class Switchboard:
             self.bus.publish(
                 IvrVariableSet(call_id=call_id, flow="dial", node=agent, name=name, value=value)
             )
-
-    async def _preview(self, lead: LeadCall, agent_id: str) -> str:
-        """Show ``lead`` to ``agent_id`` (reserved for it) and wait for their word, or
-        ``lead.preview_seconds``: ``dial``, ``skip`` or ``withdrawn`` (they left)."""
-        loop = asyncio.get_running_loop()
-        preview = _Preview(
-            lead, agent_id, loop.create_future(), time.monotonic() + lead.preview_seconds
-        )
-        self._previews[agent_id] = preview
-
-        def shown(decision: str) -> CampaignPreview:
-            return CampaignPreview(
-                campaign=lead.campaign,
-                lead=lead.lead,
-                number=lead.number,
-                agent=agent_id,
-                seconds=lead.preview_seconds,
-                data=lead.data,
-                decision=decision,
-            )
-
-        self.bus.publish(shown(""))
-        log.info("campaign_preview", campaign=lead.campaign, lead=lead.lead, agent=agent_id)
-        said = "withdrawn"
-        try:
-            try:
-                said = await asyncio.wait_for(
-                    asyncio.shield(preview.decision), lead.preview_seconds
-                )
-            except TimeoutError:
-                said = f"timeout-{lead.preview_timeout}"
-        finally:
-            if self._previews.get(agent_id) is preview:
-                del self._previews[agent_id]
-            self.bus.publish(shown(said))
-            log.info("campaign_preview_decided", lead=lead.lead, agent=agent_id, decision=said)
-        return said.removeprefix("timeout-")
-
-    def preview_decision(self, agent_id: str, decision: str) -> dict[str, Any]:
-        """The agent's word on the lead they are shown: ``dial`` or ``skip``. Raises
-        EngineError when nothing is shown to them."""
-        preview = self._previews.get(agent_id)
-        if preview is None or preview.decision.done():
-            raise EngineError(f"agent {agent_id} has no lead to preview")
-        preview.decision.set_result(decision)
-        lead = preview.lead
-        return {"campaign": lead.campaign, "lead": lead.lead, "decision": decision}
 
     def _disposition_owed(self, agent_id: str, call_id: str) -> None:
         call = self._agent_calls.get(agent_id)
@@ -2381,231 +2251,6 @@ class Switchboard:
                 log.info("timed_callback_called_off", call_id=call.call_id)
         return {"call_id": call.call_id, "code": code, "campaign": call.campaign, "lead": call.lead}
 
-    def previews(self) -> list[dict[str, Any]]:
-        """The leads shown to agents now (``/status``): what the agent's screen shows."""
-        now = time.monotonic()
-        return [
-            {
-                "agent": p.agent,
-                "campaign": p.lead.campaign,
-                "lead": p.lead.lead,
-                "number": p.lead.number,
-                "data": dict(p.lead.data),
-                "seconds_left": round(max(0.0, p.until - now), 1),
-            }
-            for p in self._previews.values()
-        ]
-
-    def _dialing(self, lead: LeadCall, agent: str) -> None:
-        """Say that ``lead`` is being dialled (``agent`` reserved for them, or ``""``)."""
-        self.bus.publish(
-            CampaignDialing(
-                campaign=lead.campaign,
-                lead=lead.lead,
-                number=lead.number,
-                queue=lead.queue,
-                agent=agent,
-                attempt=lead.attempt,
-            )
-        )
-        log.info(
-            "campaign_dialing",
-            campaign=lead.campaign,
-            lead=lead.lead,
-            agent=agent,
-            attempt=lead.attempt,
-        )
-
-    async def dial_predictive(
-        self, lead: LeadCall, placed: Callable[[], None], answered: Callable[[], None]
-    ) -> str:
-        """One predictive try of a campaign's lead: dial at once (``placed()``), nobody
-        reserved. Answered (``answered()``), they join ``lead.queue`` before everyone and
-        get the first free agent: ``""``; with none within ``lead.drop_after`` seconds they
-        hear ``lead.drop_prompt`` and are cleared (or hang up first): ``abandoned``. Else
-        why not, as :meth:`dial_lead`."""
-        if self.pbx is None:
-            return "no-pbx"
-        loop = asyncio.get_running_loop()
-        pending = _PendingCallback(
-            None, loop.create_future(), lead=lead, settled=loop.create_future()
-        )
-        assert pending.settled is not None
-        placed()
-        self._dialing(lead, "")
-        reason = await self._originate(
-            lead.origin,
-            pending,
-            self.config,
-            device=lead.device,
-            caller_id=lead.caller_id,
-            ring_timeout=lead.ring_timeout,
-            context=lead.context,
-        )
-        if reason:
-            return reason
-        answered()
-        return await pending.settled
-
-    async def _predictive_answered(
-        self, call: Call, active: ActiveCall, config: CallCenterConfig, pending: _PendingCallback
-    ) -> str:
-        """A lead answered a predictive dial: first in the queue for ``drop_after``
-        seconds, then dropped with the drop prompt."""
-        lead, settled = pending.lead, pending.settled
-        assert lead is not None and settled is not None
-        info = call.info
-        call_id = info.call_id
-        self._leads_on_hold[call_id] = pending
-        try:
-            await call.answer()
-            self.bus.publish(CallAnswered(call_id=call_id))
-            entry = self.router.enqueue(lead.queue, call_id, priority=ANSWERED_LEAD_PRIORITY)
-            active.queue = lead.queue
-            active.queue_hops += 1
-            self.bus.publish(
-                CampaignLeadWaiting(
-                    call_id=call_id,
-                    campaign=lead.campaign,
-                    lead=lead.lead,
-                    number=lead.number,
-                    queue=lead.queue,
-                    attempt=lead.attempt,
-                    drop_after=lead.drop_after,
-                )
-            )
-            self._lead_on_the_line(active, lead.queue, lead, lead.number, put_through=False)
-            now = time.monotonic()
-            drop = QueueExit(to="hangup", prompt=lead.drop_prompt)
-            return await self._back_in_queue(
-                call,
-                active,
-                config,
-                entry,
-                joined=now,
-                deadline=now + lead.drop_after,
-                on_timeout=(DROPPED, drop),
-            )
-        finally:
-            self._leads_on_hold.pop(call_id, None)
-            if not settled.done():
-                log.info("campaign_lead_dropped", call_id=call_id, campaign=lead.campaign)
-                settled.set_result(ABANDONED)
-
-    async def _machine_answered(self, call: Call, active: ActiveCall, lead: LeadCall) -> str:
-        """An answering machine took a campaign's dial: leave the campaign's message on it
-        (``machine: message``) and hang up; who ended the call."""
-        call_id = call.info.call_id
-        await call.answer()
-        self.bus.publish(CallAnswered(call_id=call_id))
-        action = "message" if lead.machine == "message" and lead.machine_prompt else "hangup"
-        self.bus.publish(
-            CampaignMachineAnswered(
-                call_id=call_id,
-                campaign=lead.campaign,
-                lead=lead.lead,
-                number=lead.number,
-                attempt=lead.attempt,
-                action=action,
-            )
-        )
-        self._lead_on_the_line(active, "", lead, lead.number, put_through=False)
-        log.info("campaign_machine", call_id=call_id, campaign=lead.campaign, action=action)
-        if action == "message" and lead.machine_prompt:
-            await call.play([lead.machine_prompt])
-        return "system"
-
-    def _lead_put_through(self, call_id: str) -> None:
-        """The agent answered a predictive campaign's lead: the lead is answered."""
-        pending = self._leads_on_hold.pop(call_id, None)
-        if pending is None or pending.lead is None or pending.settled is None:
-            return
-        lead = pending.lead
-        self._lead_answered(call_id, lead.queue, lead, lead.number)
-        if not pending.settled.done():
-            pending.settled.set_result("")
-
-    def _lead_answered(self, call_id: str, queue: str, lead: LeadCall, number: str) -> None:
-        self.bus.publish(
-            CampaignAnswered(
-                call_id=call_id,
-                campaign=lead.campaign,
-                lead=lead.lead,
-                number=number,
-                queue=queue,
-                attempt=lead.attempt,
-            )
-        )
-        log.info("campaign_answered", call_id=call_id, campaign=lead.campaign, lead=lead.lead)
-
-    def _lead_on_the_line(
-        self,
-        active: ActiveCall,
-        queue: str,
-        lead: LeadCall,
-        number: str,
-        *,
-        put_through: bool = True,
-    ) -> None:
-        """A campaign's lead answered on call ``active``: give the agent's screen (and the
-        CDR) the lead's columns and, when an agent waits for them (``put_through``), say
-        they answered."""
-        call_id = active.call.info.call_id
-        active.campaign = lead.campaign
-        active.called = number
-        if put_through:
-            self._lead_answered(call_id, queue, lead, number)
-        for name, value in (("campaign", lead.campaign), ("lead", lead.lead), *lead.data):
-            active.variables[name] = value
-            self.bus.publish(
-                IvrVariableSet(
-                    call_id=call_id, flow="campaign", node=lead.campaign, name=name, value=value
-                )
-            )
-
-    async def _lead_answered_unawaited(
-        self,
-        call: Call,
-        active: ActiveCall,
-        config: CallCenterConfig,
-        campaign: str,
-        lead: str,
-        *,
-        machine: bool = False,
-    ) -> str:
-        """A campaign's lead answered a dial nobody waits for (placed before a restart):
-        they are put through to the next free agent of the campaign's queue, ahead of the
-        campaign's other dials, rather than hung up on (an answering machine is dealt with
-        as the campaign says)."""
-        settings = config.campaigns[campaign]
-        info = call.info
-        queue_name = settings.queue
-        known = self.find_lead(campaign, lead)
-        number = known.number if known is not None else info.caller_num
-        unawaited = LeadCall(
-            campaign=campaign,
-            lead=lead,
-            number=number,
-            queue=queue_name,
-            device="",
-            caller_id="",
-            ring_timeout=settings.ring_timeout,
-            priority=settings.priority,
-            attempt=0,
-            data=known.data if known is not None else (),
-            machine=settings.machine,
-            machine_prompt=settings.machine_prompt,
-        )
-        if machine and settings.machine != "agent":
-            return await self._machine_answered(call, active, unawaited)
-        await call.answer()
-        self.bus.publish(CallAnswered(call_id=info.call_id))
-        entry = self.router.enqueue(queue_name, info.call_id, priority=max(0, settings.priority))
-        active.queue = queue_name
-        active.queue_hops += 1
-        self._lead_on_the_line(active, queue_name, unawaited, number)
-        return await self._back_in_queue(call, active, config, entry, joined=time.monotonic())
-
     # ------------------------------------------------------------------ agents
 
     async def _offer(
@@ -2686,8 +2331,8 @@ class Switchboard:
                 active.variables.get("campaign", ""),
                 active.variables.get("lead", ""),
             )
-            if self._leads_on_hold:
-                self._lead_put_through(info.call_id)
+            if self.dialler.holding:
+                self.dialler.lead_put_through(info.call_id)
             if qcfg.last_agent and not active.variables.get("campaign"):
                 self._remember_agent(qcfg, queue_name, active.called or info.caller_num, agent.id)
             if active.recording is None and _records(config, qcfg, agent.id):
@@ -2999,9 +2644,7 @@ class Switchboard:
 
     def _offer_revoked(self, entry: QueueEntry | None, agent: Agent) -> None:
         """The agent being rung (or shown a lead) logged out: stop ringing their phone now."""
-        preview = self._previews.get(agent.id)
-        if preview is not None and not preview.decision.done():
-            preview.decision.set_result("withdrawn")
+        self.dialler.withdraw_preview(agent.id)
         call_id = entry.call_id if entry is not None else agent.call_id
         active = self.active.get(call_id or "")
         if active is None:

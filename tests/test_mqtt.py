@@ -511,7 +511,7 @@ async def test_an_agents_desktop_sees_the_lead_a_preview_campaign_shows_them(
             center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
             center.add_phone("PJSIP/1001", answer_after=0.05)
             shown = await board.wait_for("agents/1001", lambda m: m.json()["preview"] is not None)
-            center.daemon.switchboard.preview_decision("1001", "dial")
+            center.daemon.switchboard.dialler.preview_decision("1001", "dial")
             gone = await board.wait_for("agents/1001", lambda m: m.json()["preview"] is None)
             await center.idle(timeout=10)
     assert shown.json()["preview"] == {

@@ -2247,7 +2247,7 @@ class ControlAPI:
             last = board.last_call_of(agent_id)
             if last is not None:
                 call = desktop.CallShown(number=last[0], queue=last[1] or None)
-        preview = next((p for p in board.previews() if p["agent"] == agent_id), None)
+        preview = next((p for p in board.dialler.previews() if p["agent"] == agent_id), None)
         today = self.today
         day = today.agent(agent_id) if today is not None else AgentDay()
         if today is not None:
@@ -2357,7 +2357,7 @@ class ControlAPI:
                 for cid, a in board.active.items()
             ]
             snapshot["supervisors"] = board.monitoring.snapshot()
-            snapshot["previews"] = board.previews()
+            snapshot["previews"] = board.dialler.previews()
             snapshot["dialling"] = board.dials.dialling()
             snapshot["alerts"] = board.alerts.raised()
             snapshot["agent_alerts"] = board.agent_alerts.raised()
@@ -2549,7 +2549,7 @@ class ControlAPI:
             call_id, active = found
             script = script_of_call(config, active, agent_id, name)
         else:
-            preview = next((p for p in board.previews() if p["agent"] == agent_id), None)
+            preview = next((p for p in board.dialler.previews() if p["agent"] == agent_id), None)
             if preview is not None:
                 script = script_of_preview(config, preview, name)
         if script is None:
@@ -3197,7 +3197,9 @@ class ControlAPI:
                 said = self.switchboard.dispose(agent_id, code, str(body.get("note", "")), at)
                 return {"agent": agent_id, **said}
             elif action in ("preview-dial", "preview-skip"):
-                said = self.switchboard.preview_decision(agent_id, action.removeprefix("preview-"))
+                said = self.switchboard.dialler.preview_decision(
+                    agent_id, action.removeprefix("preview-")
+                )
                 return {"agent": agent_id, **said}
             elif action == "record":
                 path = await self.switchboard.record(agent_id)

@@ -5,7 +5,7 @@ agent (behind the callers, at the campaign's ``priority``), and the lead's numbe
 only once an agent is reserved for it, so nobody who answers waits for an agent. ``lines``
 dials may be under way at once. Answered, the call comes back through the dialplan's
 callback context (``callback=${CALLCENTER_CALLBACK}``, as queue callbacks do) and is put
-through to that agent (:meth:`~callcenter.switchboard.Switchboard.dial_lead`).
+through to that agent (:meth:`~callcenter.outbound.dialler.Dialler.dial_lead`).
 
 A **predictive** campaign dials for the queue's free agents without reserving them, as many
 dials per free agent as :class:`~callcenter.outbound.pacing.Pacer` allows; a lead who answers
@@ -13,7 +13,7 @@ joins the queue ahead of everyone and is put through to the first free agent, or
 ``drop_after`` seconds without one, hears ``drop_prompt`` and is dropped (the try failed as
 ``abandoned``). A dropped lead is only ever called again progressively, with an agent
 reserved (Ofcom: no repeat call within 72 hours without a guaranteed live operator)
-(:meth:`~callcenter.switchboard.Switchboard.dial_predictive`).
+(:meth:`~callcenter.outbound.dialler.Dialler.dial_predictive`).
 
 A campaign moves through :class:`CampaignState` by one transition table::
 
