@@ -39,7 +39,8 @@
     callcenter staffing --calls N --aht S   agents needed for a load (Erlang C; with
                                             --patience S, Erlang A)
     callcenter forecast [CONFIG]            next week's callers and agents needed, hour by
-                                            hour, from the weeks before (and the schedules)
+                                            hour, from the weeks before (and the schedules);
+                                            --shifts 8h,4h: the shifts that cover them
     callcenter backup [CONFIG] --to FILE    a consistent copy of the SQLite records, live;
                                             --files DIR: recordings, voicemail, queue_log
     callcenter erase NUMBER...              take a caller's numbers, name and recordings
@@ -248,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--tz",
         default=None,
         help="time zone of the days and hours (default: ivr.timezone of the config)",
+    )
+    forecast.add_argument(
+        "--shifts",
+        default=None,
+        metavar="LENGTHS",
+        help="also propose shifts of these lengths covering the agents to schedule, such as "
+        "8h,4h (whole intervals; with --json or --csv the shifts are printed instead of the "
+        "intervals)",
     )
     forecast.add_argument("--json", action="store_true", help="one JSON object per line")
     forecast.add_argument("--csv", action="store_true", help="CSV for a spreadsheet")
@@ -1092,6 +1101,7 @@ def _main(argv: Sequence[str] | None) -> int:
             queue=args.queue,
             zone=args.tz,
             output="csv" if args.csv else "json" if args.json else "table",
+            shifts=args.shifts,
         )
     if command == "simulate":
         return cmd_simulate(args)
@@ -2505,18 +2515,28 @@ def cmd_forecast(
     queue: str | None,
     zone: str | None,
     output: str,
+    shifts: str | None = None,
 ) -> int:
     """``forecast``: each queue's callers and agents needed in each interval of a week to
-    come (:mod:`callcenter.records.forecast`), beside the agents scheduled then."""
+    come (:mod:`callcenter.records.forecast`), beside the agents scheduled then; with
+    ``shifts`` (``8h,4h``), the shifts that cover them (:mod:`callcenter.shift_plan`)."""
     import csv
     from datetime import date, datetime, timedelta
 
+    from callcenter import shift_plan
     from callcenter.records import forecast as planning
 
     found = _report_config_and_zone(path, zone)
     if found is None:
         return EXIT_CONFIG
     config, tz = found
+    lengths: list[int] = []
+    if shifts is not None:
+        try:
+            lengths = shift_plan.parse_lengths(shifts, planning.INTERVALS[by])
+        except ValueError as exc:
+            print(f"--{exc}", file=sys.stderr)
+            return EXIT_CONFIG
     try:
         first = date.fromisoformat(week_of) if week_of else None
     except ValueError:
@@ -2546,15 +2566,17 @@ def cmd_forecast(
         return EXIT_CONFIG
     finally:
         store.close()
+    proposed = shift_plan.plan(week.rows, lengths, planning.INTERVALS[by]) if lengths else None
+    listed = [s.as_dict() for s in proposed.shifts] if proposed is not None else week.rows
     if output == "json":
-        for item in week.rows:
+        for item in listed:
             print(json.dumps(item))
         return EXIT_OK
     if output == "csv":
-        if week.rows:
-            writer = csv.DictWriter(sys.stdout, list(week.rows[0]), lineterminator="\n")
+        if listed:
+            writer = csv.DictWriter(sys.stdout, list(listed[0]), lineterminator="\n")
             writer.writeheader()
-            writer.writerows(week.rows)
+            writer.writerows(listed)
         return EXIT_OK
     print(
         f"forecast for {week.days[0]} - {week.days[-1]} ({tz}) from {week.since} - "
@@ -2586,6 +2608,8 @@ def cmd_forecast(
         print(_staffing_note(week.patience))
     elif not week.missing:
         print("no callers in the history: nothing to forecast")
+    if proposed is not None and proposed.shifts:
+        print(shift_plan.format_shifts(proposed))
     return EXIT_OK
 
 

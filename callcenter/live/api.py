@@ -18,7 +18,7 @@ Routes (all JSON)::
                                           the codes given (dispositions) counted per agent
                                           (queue, campaign): {"rows": [{"agent", "code",
                                           "calls", "percent"}]}, as report --outcomes
-    GET  /figures/forecast?week_of=&weeks=&by=&target=&shrinkage=&queue=&tz=
+    GET  /figures/forecast?week_of=&weeks=&by=&target=&shrinkage=&queue=&tz=&shifts=
                                           the week to come (next week by default) from the
                                           same weekdays of the 4 (weeks) before, as
                                           `callcenter forecast --json`: {"week", "history",
@@ -26,7 +26,10 @@ Routes (all JSON)::
                                           "aht_seconds", "agents_needed",
                                           "agents_to_schedule", "agents_scheduled", "gap"}],
                                           "nothing_for", "no_history", "patience_seconds",
-                                          "accuracy" (days lived), "today" (so far)}
+                                          "accuracy" (days lived), "today" (so far),
+                                          with shifts=8h,4h "shift_plan": {"shifts":
+                                          [{"queue", "day", "start", "end", "agents"}],
+                                          "hours": {queue: {"planned", "needed"}}}}
     GET  /audit?since=&until=&who=&tz=    the audit trail (today by default; scope admin):
                                           {"since", "until", "rows": [{"at", "who",
                                           "peer", "method", "route", "status", "detail"}]}:
@@ -329,6 +332,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import structlog
 from pydantic import ValidationError
 
+from callcenter import shift_plan
 from callcenter.acd.agent import AgentState
 from callcenter.acd.rules import EXTERNAL_TECH
 from callcenter.acd.schedule import Schedule, day_hours, schedule_of, scheduled_now
@@ -374,7 +378,7 @@ from callcenter.records.audit import AuditTrail, detail_of
 from callcenter.records.callbacks import QueueCallback
 from callcenter.records.dispositions import OUTCOME_KEYS, DispositionRecord, outcome_rows
 from callcenter.records.evaluations import REPLIES, Evaluation, form_for, score, target_of
-from callcenter.records.forecast import ForecastAsked, WeekForecast, next_monday
+from callcenter.records.forecast import INTERVALS, ForecastAsked, WeekForecast, next_monday
 from callcenter.records.history import history
 from callcenter.records.pauses import PauseTotal, pause_totals
 from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, Stretch, parse_when
@@ -2781,7 +2785,9 @@ class ControlAPI:
     async def _read_forecast(self, query: str) -> dict[str, Any]:
         """``GET /figures/forecast?week_of=&weeks=&by=&target=&shrinkage=&queue=&tz=``: the
         week's forecast as ``callcenter forecast`` prints it (next week, 4 weeks of
-        history, by hour, 80 % within the service level, no shrinkage, every queue)."""
+        history, by hour, 80 % within the service level, no shrinkage, every queue); with
+        ``shifts=8h,4h``, ``shift_plan``: the shifts that cover it
+        (:func:`callcenter.shift_plan.plan`)."""
         if self._forecast is None:
             raise HTTPError(404, "no records to forecast from")
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
@@ -2806,13 +2812,23 @@ class ControlAPI:
             queue=params.get("queue") or None,
             now=datetime.now(tz),
         )
+        lengths: list[int] = []
+        if params.get("shifts"):
+            try:
+                lengths = shift_plan.parse_lengths(params["shifts"], INTERVALS.get(asked.by, 60))
+            except ValueError as exc:
+                raise HTTPError(400, str(exc)) from None
         try:
             week = await self._forecast(asked)
         except ValueError as exc:
             raise HTTPError(400, str(exc)) from None
         except RecordError as exc:
             raise HTTPError(503, str(exc)) from None
-        return {"figures": "forecast", "tz": zone, **week.as_dict()}
+        answer = {"figures": "forecast", "tz": zone, **week.as_dict()}
+        if lengths:
+            proposed = shift_plan.plan(week.rows, lengths, INTERVALS[asked.by])
+            answer["shift_plan"] = proposed.as_dict()
+        return answer
 
     async def _read_audit(self, query: str) -> dict[str, Any]:
         """``GET /audit?since=&until=&who=&tz=``: the audit trail's rows of a stretch of
