@@ -251,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="time zone of the days and hours (default: ivr.timezone of the config)",
     )
     forecast.add_argument(
+        "--trend",
+        action="store_true",
+        help="follow each queue's trend over the weeks read (a straight line through its "
+        "weeks) rather than their plain mean: for a centre growing or shrinking",
+    )
+    forecast.add_argument(
         "--shifts",
         default=None,
         metavar="LENGTHS",
@@ -1102,6 +1108,7 @@ def _main(argv: Sequence[str] | None) -> int:
             zone=args.tz,
             output="csv" if args.csv else "json" if args.json else "table",
             shifts=args.shifts,
+            trend=args.trend,
         )
     if command == "simulate":
         return cmd_simulate(args)
@@ -2516,6 +2523,7 @@ def cmd_forecast(
     zone: str | None,
     output: str,
     shifts: str | None = None,
+    trend: bool = False,
 ) -> int:
     """``forecast``: each queue's callers and agents needed in each interval of a week to
     come (:mod:`callcenter.records.forecast`), beside the agents scheduled then; with
@@ -2559,6 +2567,7 @@ def cmd_forecast(
                 shrinkage=shrinkage,
                 queue=queue,
                 now=datetime.now(tz),
+                trend=trend,
             ),
         )
     except (RecordError, ValueError) as exc:
@@ -2595,6 +2604,8 @@ def cmd_forecast(
         print(f"no caller in the {weeks} week(s) of history for {', '.join(week.quiet)}")
     for name, days in week.closed.items():
         print(f"{name}: closed {'; '.join(days)} (its opening hours)")
+    for name, carried in week.trend.items():
+        print(planning.trend_said(name, carried))
     for name, seen in week.today.items():
         print(planning.pace_said(name, seen))
     for name, seen in week.accuracy.items():

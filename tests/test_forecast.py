@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 
 from callcenter import staffing
 from callcenter.cli import main as cli_main
-from callcenter.records.forecast import forecast, history_days, next_monday, week_from
+from callcenter.records.forecast import (
+    forecast,
+    history_days,
+    next_monday,
+    trend_said,
+    trends,
+    week_from,
+)
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.schedule_changes import ScheduleChange
 from callcenter.records.store import SqliteCdrStore
@@ -551,3 +558,88 @@ def test_the_hour_the_clocks_go_back_counts_its_callers_once_for_the_hour() -> N
         patience={},
     )
     assert [(r.period, r.calls, r.aht_seconds) for r in rows] == [("2025-11-02 02:00", 2.0, 60.0)]
+
+
+def _tuesdays_at_nine(counts: list[int]) -> list[QueueLogEntry]:
+    """``counts[k]`` callers at 09:00 on the Tuesday ``len(counts) - k`` weeks before
+    2025-12-16."""
+    first = date(2025, 12, 16) - timedelta(weeks=len(counts))
+    return [
+        line
+        for k, count in enumerate(counts)
+        for line in callers(first + timedelta(weeks=k), 9, count)
+    ]
+
+
+def _tuesday_nine(lines: list[QueueLogEntry], **kwargs: object) -> float:
+    rows, _ = forecast(
+        figures(lines),
+        [date(2025, 12, 16)],
+        interval_minutes=60,
+        target=0.8,
+        wrapups={"support": 30.0},
+        patience={"support": None},
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return rows[0].calls
+
+
+def test_a_growing_queue_is_forecast_along_its_trend_when_asked() -> None:
+    """4, 5, 6, 7 callers on the Tuesdays before: the plain mean says 5.5, the trend 8."""
+    lines = _tuesdays_at_nine([4, 5, 6, 7])
+    assert _tuesday_nine(lines) == 5.5
+    carried = trends(figures(lines), date(2025, 12, 15))
+    assert carried["support"].as_dict() == {
+        "weeks": 4,
+        "weekly_change_percent": round(100 / 5.5, 1),
+        "factor": round(8 / 5.5, 3),
+    }
+    factors = {q: t.factor for q, t in carried.items()}
+    assert round(_tuesday_nine(lines, factors=factors), 6) == 8.0
+
+
+def test_a_flat_queue_has_no_trend_and_one_week_none_to_follow() -> None:
+    flat = trends(figures(_tuesdays_at_nine([5, 5, 5, 5])), date(2025, 12, 15))
+    assert (flat["support"].weekly, flat["support"].factor) == (0.0, 1.0)
+    alone = trends(figures(_tuesdays_at_nine([6])), date(2025, 12, 15))["support"]
+    assert (alone.weeks, alone.factor) == (1, 1.0)
+    assert trend_said("support", alone) == "support: no trend to follow (1 week(s) with callers)"
+
+
+def test_a_collapsing_queue_is_held_to_half_its_mean() -> None:
+    """8, 4, 2, 1: the line would cross zero by next week; the forecast keeps half."""
+    carried = trends(figures(_tuesdays_at_nine([8, 4, 2, 1])), date(2025, 12, 15))["support"]
+    assert carried.factor == 0.5
+    assert trend_said("support", carried).endswith("forecast x0.50 (held to its limit)")
+
+
+def test_forecast_follows_the_trend_on_the_command_line_and_the_api(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The history's weeks: 4.5, 4.5, 3 (a holiday) and 5.5 callers a day: +3.4 % a week."""
+    config = _config(tmp_path)
+    capsys.readouterr()
+    argv = ["forecast", str(config), "--week-of", "2025-12-16", "--queue", "support"]
+    assert cli_main([*argv, "--trend"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "support: +3.4 % callers a week over the 4 weeks read: forecast x1.09" in out
+    assert cli_main([*argv, "--trend", "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    nine = next(r for r in rows if r["period"] == "2025-12-16 09:00")
+    assert nine["calls"] == round(6.0 * 4.75 / 4.375, 1)
+
+
+async def test_a_planning_tool_asks_for_the_trend_through_the_api(tmp_path: Path) -> None:
+    config = {"records": {"queue_log": True}, "ivr": {"timezone": "Europe/Berlin"}}
+    async with running_center(tmp_path, config=config) as center:
+        daemon = center.daemon
+        await daemon.recorder.writer.run(lambda: daemon.store.write_queue_log(tuple(HISTORY)))
+        status, body = await center.api(
+            "GET", "/figures/forecast?week_of=2025-12-16&queue=support&trend=true"
+        )
+        plain = await center.api("GET", "/figures/forecast?week_of=2025-12-16&queue=support")
+        wrong = await center.api("GET", "/figures/forecast?trend=maybe")
+    assert status == 200, body
+    assert body["trend"]["support"]["factor"] == round(4.75 / 4.375, 3)
+    assert plain[1]["trend"] == {}
+    assert wrong == (400, {"error": "trend: true or false, not 'maybe'"})

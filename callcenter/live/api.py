@@ -18,7 +18,7 @@ Routes (all JSON)::
                                           the codes given (dispositions) counted per agent
                                           (queue, campaign): {"rows": [{"agent", "code",
                                           "calls", "percent"}]}, as report --outcomes
-    GET  /figures/forecast?week_of=&weeks=&by=&target=&shrinkage=&queue=&tz=&shifts=
+    GET  /figures/forecast?week_of=&weeks=&by=&target=&shrinkage=&queue=&tz=&shifts=&trend=
                                           the week to come (next week by default) from the
                                           same weekdays of the 4 (weeks) before, as
                                           `callcenter forecast --json`: {"week", "history",
@@ -27,6 +27,8 @@ Routes (all JSON)::
                                           "agents_to_schedule", "agents_scheduled", "gap"}],
                                           "nothing_for", "no_history", "patience_seconds",
                                           "accuracy" (days lived), "today" (so far),
+                                          "trend" (with trend=true: per queue
+                                          "weekly_change_percent", "factor"),
                                           with shifts=8h,4h "shift_plan": {"shifts":
                                           [{"queue", "day", "start", "end", "agents"}],
                                           "hours": {queue: {"planned", "needed"}}}}
@@ -568,6 +570,17 @@ def _number(
         kind = "a whole number" if whole else "a number"
         raise HTTPError(400, f"{name}: {kind} from {low:g} to {high:g}, not {text!r}")
     return value
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    """Query parameter ``name`` as yes or no (``true``/``false``, ``1``/``0``; no when it is
+    not given); 400 otherwise."""
+    text = params.get(name, "").lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise HTTPError(400, f"{name}: true or false, not {params[name]!r}")
 
 
 def scope_of(method: str, route: str) -> str:
@@ -2811,6 +2824,7 @@ class ControlAPI:
             shrinkage=_number(params, "shrinkage", 0.0, 0.0, 95.0) / 100.0,
             queue=params.get("queue") or None,
             now=datetime.now(tz),
+            trend=_flag(params, "trend"),
         )
         lengths: list[int] = []
         if params.get("shifts"):

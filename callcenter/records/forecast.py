@@ -9,9 +9,10 @@ a special day), so that last Christmas does not halve next Tuesday. Their handle
 the talk of that hour over those days pooled (the queue's over the whole history where the
 hour had no answered call) plus the queue's wrap-up. The agents needed then follow as in
 ``report --queues --by hour --staffing``: Erlang A with the callers' patience measured over
-the history, Erlang C for a queue where nobody hung up. No trend and no season beyond the
-weekday: a centre growing fast is under-forecast by its growth over the weeks read (fewer
-``weeks`` follow it closer).
+the history, Erlang C for a queue where nobody hung up. No season beyond the weekday, and
+by default no trend (a centre growing fast is under-forecast by its growth over the weeks
+read); asked with ``trend``, each queue's callers follow the straight line through its
+weeks (:func:`trends`).
 
 :func:`forecast` is a pure function of the history's figures
 (:func:`~callcenter.records.summary.read_queue_figures`, cut by the same grouping);
@@ -101,6 +102,7 @@ def forecast(
     target: float,
     wrapups: Mapping[str, float],
     patience: Mapping[str, float | None],
+    factors: Mapping[str, float] | None = None,
 ) -> tuple[list[SlotForecast], list[tuple[str, date]]]:
     """The forecast of each queue of ``history`` (its figures per interval of
     ``interval_minutes``) for each of ``days``: a row per interval expected to get callers,
@@ -108,7 +110,7 @@ def forecast(
     weekday in the history (nothing to go on: no rows). ``target``: the share to answer
     within each queue's service level (0..1, exclusive); ``wrapups``: each queue's
     after-call seconds; ``patience``: each queue's callers' mean patience (None: Erlang
-    C)."""
+    C); ``factors``: each queue's callers multiplied by so much (its :func:`trends`)."""
     offered: dict[tuple[str, date], int] = {}
     levels: dict[str, float] = {}
     by_slot: dict[tuple[str, date, str], QueueFigures] = {}
@@ -148,7 +150,7 @@ def forecast(
                         slot_talks += figures.talks
                 if counted == 0:
                     continue
-                calls = counted / len(seen_days)
+                calls = counted / len(seen_days) * (factors or {}).get(queue, 1.0)
                 total, count = (slot_talk, slot_talks) if slot_talks else talk[queue]
                 aht = total / count + wrapups.get(queue, 0.0) if count else None
                 rows.append(
@@ -170,6 +172,64 @@ def forecast(
                     )
                 )
     return rows, nothing
+
+
+TREND_LIMITS: Final = (0.5, 2.0)
+"""The least and most a trend may multiply a queue's callers by: beyond, a few odd weeks
+(a campaign, an outage) say more than a trend does."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """A queue's callers week by week over the history, as a straight line: ``weekly``
+    the change a week (a share of the history's mean level), ``factor`` what the
+    forecast's callers are multiplied by to reach the line's level in the week forecast
+    (1.0 where there is nothing to fit: fewer than two weeks with callers)."""
+
+    weeks: int
+    weekly: float
+    factor: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "weeks": self.weeks,
+            "weekly_change_percent": round(100 * self.weekly, 1),
+            "factor": round(self.factor, 3),
+        }
+
+
+def trends(history: Sequence[QueueFigures], first: date) -> dict[str, Trend]:
+    """Each queue's :class:`Trend`: the callers of each day it was open, weeks counted
+    back from ``first`` (the week forecast), a least-squares line through the weeks' mean
+    callers a day; the forecast (the mean of the weeks) is taken from the history's
+    middle to the forecast week along that line, within :data:`TREND_LIMITS`."""
+    daily: dict[tuple[str, date], int] = {}
+    for f in history:
+        key = (f.queue, _slot(f.period).day)
+        daily[key] = daily.get(key, 0) + f.counted
+    weeks: dict[str, dict[int, list[int]]] = {}
+    for (queue, day), count in daily.items():
+        if count > 0:
+            back = (first - day).days // 7 + (1 if (first - day).days % 7 else 0)
+            weeks.setdefault(queue, {}).setdefault(back, []).append(count)
+    out: dict[str, Trend] = {}
+    for queue, by_week in sorted(weeks.items()):
+        points = [(-float(back), sum(c) / len(c)) for back, c in sorted(by_week.items())]
+        if len(points) < 2:
+            out[queue] = Trend(len(points), 0.0, 1.0)
+            continue
+        n = len(points)
+        mean_x = sum(x for x, _ in points) / n
+        mean_y = sum(y for _, y in points) / n
+        spread = sum((x - mean_x) ** 2 for x, _ in points)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+        # The line's level in the forecast week (x = 0) over its level where the
+        # forecast's mean sits (the middle of the weeks read).
+        projected = mean_y - slope * mean_x
+        low, high = TREND_LIMITS
+        factor = min(high, max(low, projected / mean_y)) if mean_y > 0 else 1.0
+        out[queue] = Trend(n, slope / mean_y if mean_y > 0 else 0.0, factor)
+    return out
 
 
 @functools.lru_cache(maxsize=8192)
@@ -302,6 +362,9 @@ class ForecastAsked:
     now: datetime | None = None
     """When given and the week holds ``today``: the intervals of today over by then get
     the callers who came (:attr:`WeekForecast.today`)."""
+    trend: bool = False
+    """Follow each queue's trend over the weeks read (:func:`trends`) rather than their
+    plain mean."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +395,8 @@ class WeekForecast:
     (``until``, ``HH:MM``), the callers forecast and come in them and the pace (come as a
     percent of forecast): a day running hot or cold, in time to call agents in or send
     them on training. Those rows have ``actual_calls``."""
+    trend: dict[str, Trend] = field(default_factory=dict)
+    """Asked with ``trend``: per queue, the trend the callers were carried along."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -346,6 +411,7 @@ class WeekForecast:
             "accuracy": self.accuracy,
             "today": self.today,
             "closed": self.closed,
+            "trend": {queue: t.as_dict() for queue, t in self.trend.items()},
         }
 
 
@@ -409,6 +475,7 @@ def read_forecast(
     if asked.queue is not None:
         history = [f for f in history if f.queue == asked.queue]
     patience = patience_by_queue(history)
+    carried = trends(history, days[0]) if asked.trend else {}
     slots, nothing = forecast(
         history,
         days,
@@ -416,6 +483,7 @@ def read_forecast(
         target=asked.target,
         wrapups={name: q.wrapup for name, q in config.queues.items()},
         patience=patience,
+        factors={queue: t.factor for queue, t in carried.items()},
     )
     slots, closed = _open_only(slots, config, tz, INTERVALS[by])
     week = Periods(day_start(days[0], tz), day_start(days[-1] + timedelta(days=1), tz), by, tz)
@@ -482,6 +550,7 @@ def read_forecast(
         accuracy=accuracy,
         today=today,
         closed=closed,
+        trend=carried,
     )
 
 
@@ -586,6 +655,18 @@ def _compare(
             "wape_percent": round(100.0 * missed / total, 1) if total else None,
         }
     return out
+
+
+def trend_said(queue: str, trend: Trend) -> str:
+    """A queue's trend as ``callcenter forecast --trend`` says it."""
+    if trend.weeks < 2:
+        return f"{queue}: no trend to follow ({trend.weeks} week(s) with callers)"
+    low, high = TREND_LIMITS
+    held = " (held to its limit)" if trend.factor in (low, high) else ""
+    return (
+        f"{queue}: {100 * trend.weekly:+.1f} % callers a week over the {trend.weeks} weeks "
+        f"read: forecast x{trend.factor:.2f}{held}"
+    )
 
 
 def pace_said(queue: str, seen: Mapping[str, Any]) -> str:
