@@ -434,6 +434,38 @@ async def test_sam_reads_the_forecast_of_his_queues_on_his_desktop(tmp_path: Pat
     assert wrong.status == 400
 
 
+async def test_sam_asks_his_forecast_page_for_the_trend_and_the_shifts(tmp_path: Path) -> None:
+    """The page's form: along the trend, with 8-hour and 4-hour shifts; the weeks before
+    and after keep what he asked; shifts that are no lengths say why."""
+    config = {
+        "records": {"queue_log": True},
+        "ivr": {"timezone": "Europe/Berlin"},
+        "queues": {"support": {"service_level": 30, "wrapup": 30}},
+        "agents": {"1001": {"team": "day"}},
+        "supervisors": {"2000": {"pin": "2468", "teams": ["day"]}},
+    }
+    async with running_center(tmp_path, config=config) as center:
+        daemon = center.daemon
+        await daemon.recorder.writer.run(lambda: daemon.store.write_queue_log(tuple(HISTORY)))
+        browser = DesktopBrowser(daemon.api.port)
+        await browser.sign_in("2000", "2468", role="supervisor")
+        plain = await browser.get("/desktop/forecast?week_of=2025-12-17")
+        asked = await browser.get("/desktop/forecast?week_of=2025-12-15&trend=true&shifts=8h,4h")
+        wrong = await browser.get("/desktop/forecast?week_of=2025-12-15&shifts=8x")
+    form = plain.form("Show")
+    assert (form.method, form.action) == ("get", "/desktop/forecast")
+    assert form.fields["week_of"] == "2025-12-15" and "shifts" in form.fields
+    assert "Shifts (" not in plain.body
+    assert "support: +3.4 % callers a week, forecast x1.09." in asked.body
+    assert "Shifts (8h, 4h)" in asked.body
+    shifts = asked.table_rows[asked.table_rows.index(["day", "queue", "shift", "agents"]) :]
+    assert shifts[2][:3] == ["Tue 12-16", "support", "09:00-11:00"]
+    assert 'href="/desktop/forecast?week_of=2025-12-22&amp;trend=true&amp;shifts=8h%2C4h"' in (
+        asked.body
+    )
+    assert wrong.status == 200 and "'8x' is not a shift length" in wrong.texts["error"]
+
+
 async def test_the_weeks_of_history_are_read_once_for_a_page_reloaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1254,7 +1254,7 @@ class ControlAPI:
         if role == "supervisor" and route == "/desktop/forecast":
             return (
                 200,
-                await self._forecast_page(person, query.get("week_of"), title),
+                await self._forecast_page(person, query, title),
                 (_PAGE_HEADERS),
             )
         if role == "supervisor" and route == "/desktop/notice":
@@ -2129,31 +2129,46 @@ class ControlAPI:
         )
         return f"The message of {message.number} waits again for agents of {message.queue}"
 
-    async def _forecast_page(self, supervisor_id: str, week_of: str | None, title: str) -> str:
+    async def _forecast_page(self, supervisor_id: str, query: Mapping[str, str], title: str) -> str:
         """The supervisor's forecast page: the week of ``week_of`` (next week by default)
-        for the queues their agents work, the schedules of now beside it."""
+        for the queues their agents work, the schedules of now beside it; with ``trend``
+        along each queue's trend, with ``shifts`` (``8h,4h``) the shifts that cover it."""
         config = self.switchboard.config
         tz = ZoneInfo(config.ivr.timezone)
         today = datetime.now(tz).date()
+        week_of = query.get("week_of")
         try:
             first = date.fromisoformat(week_of) if week_of else next_monday(today)
         except ValueError:
             raise HTTPError(400, f"week_of: a date such as 2026-12-14, not {week_of!r}") from None
         first -= timedelta(days=first.weekday())
         name = config.supervisors[supervisor_id].name or supervisor_id
+        options = desktop.ForecastOptions(
+            trend=_flag(query, "trend"), shifts=query.get("shifts", "").strip()
+        )
         if self._forecast is None:
-            return desktop.render_forecast(title, name, {}, first, error="no records here")
+            return desktop.render_forecast(title, name, {}, first, options, error="no records here")
         try:
-            asked = ForecastAsked(tz=tz, today=today, first=first, now=datetime.now(tz))
-            week = (await self._forecast(asked)).as_dict()
+            lengths = (
+                shift_plan.parse_lengths(options.shifts, INTERVALS["hour"])
+                if options.shifts
+                else []
+            )
+            asked = ForecastAsked(
+                tz=tz, today=today, first=first, now=datetime.now(tz), trend=options.trend
+            )
+            found = await self._forecast(asked)
         except (ValueError, RecordError) as exc:
-            return desktop.render_forecast(title, name, {}, first, error=str(exc))
+            return desktop.render_forecast(title, name, {}, first, options, error=str(exc))
         theirs = self._supervised_queues(supervisor_id)
+        week = found.as_dict()
         week["rows"] = [row for row in week["rows"] if row["queue"] in theirs]
-        for key in ("nothing_for", "accuracy", "today", "closed"):
+        for key in ("nothing_for", "accuracy", "today", "closed", "trend"):
             week[key] = {q: v for q, v in week[key].items() if q in theirs}
         week["no_history"] = [q for q in week["no_history"] if q in theirs]
-        return desktop.render_forecast(title, name, week, first)
+        if lengths:
+            week["shift_plan"] = shift_plan.plan(week["rows"], lengths, INTERVALS["hour"]).as_dict()
+        return desktop.render_forecast(title, name, week, first, options)
 
     def _supervised_queues(self, supervisor_id: str) -> set[str]:
         """The queues the agents of ``supervisor_id``'s teams are in."""

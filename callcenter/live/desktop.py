@@ -1146,21 +1146,52 @@ def render_schedule(
     return "\n".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class ForecastOptions:
+    """What the supervisor asked the forecast page for beside the week: along the trend,
+    and the shifts of these lengths (``8h,4h``; empty: none)."""
+
+    trend: bool = False
+    shifts: str = ""
+
+    def query(self) -> str:
+        """The options as they follow a link to another week."""
+        out = "&trend=true" if self.trend else ""
+        return out + (f"&shifts={quote(self.shifts)}" if self.shifts else "")
+
+
 def render_forecast(
-    title: str, name: str, week: Mapping[str, Any], first: date, *, error: str = ""
+    title: str,
+    name: str,
+    week: Mapping[str, Any],
+    first: date,
+    options: ForecastOptions | None = None,
+    *,
+    error: str = "",
 ) -> str:
     """A supervisor's forecast of a week for their agents' queues
     (:func:`callcenter.records.forecast.read_forecast`): each interval's callers expected,
     agents needed and to schedule, scheduled and the gap (short: red), and the callers
-    who came on the days lived; links to the weeks before and after. ``week``: the
-    forecast's :meth:`~callcenter.records.forecast.WeekForecast.as_dict` with the rows
+    who came on the days lived; links to the weeks before and after; a form to follow the
+    trend and to propose shifts (then a table of them, ``week["shift_plan"]``). ``week``:
+    the forecast's :meth:`~callcenter.records.forecast.WeekForecast.as_dict` with the rows
     of those queues only (empty with ``error``: why there is none)."""
+    options = options or ForecastOptions()
     parts = _head(title)
     parts.append(
         f"<h1>{_e(name)} <small>forecast for the week of {first.strftime('%a %d %b %Y')}"
         "</small></h1>"
     )
     parts += _notes("", error)
+    parts.append(
+        '<form method="get" action="/desktop/forecast">'
+        f'<input type="hidden" name="week_of" value="{first.isoformat()}">'
+        '<label><input type="checkbox" name="trend" value="true"'
+        + (" checked" if options.trend else "")
+        + "> along the trend</label> "
+        '<label>shifts <input name="shifts" placeholder="8h,4h" size="10" '
+        f'value="{_e(options.shifts)}"></label> <button>Show</button></form>'
+    )
     rows = week.get("rows", [])
     lived = any(row.get("actual_calls") is not None for row in rows)
     scheduled = any("agents_scheduled" in row for row in rows)
@@ -1203,6 +1234,11 @@ def render_forecast(
         said.append(f"No caller in the history for {', '.join(week['no_history'])}.")
     for queue, days in week.get("closed", {}).items():
         said.append(f"{queue}: closed {'; '.join(days)}.")
+    for queue, carried in week.get("trend", {}).items():
+        said.append(
+            f"{queue}: {carried['weekly_change_percent']:+g} % callers a week, forecast "
+            f"x{carried['factor']:.2f}."
+        )
     for queue, now in week.get("today", {}).items():
         said.append(pace_said(queue, now) + ".")
     for queue, seen in week.get("accuracy", {}).items():
@@ -1212,17 +1248,40 @@ def render_forecast(
             + ("" if off is None else f" (off by {off:g} % hour by hour)")
             + "."
         )
-    before = (first - timedelta(weeks=1)).isoformat()
-    after = (first + timedelta(weeks=1)).isoformat()
+    before = (first - timedelta(weeks=1)).isoformat() + options.query()
+    after = (first + timedelta(weeks=1)).isoformat() + options.query()
     parts.append(
         '<section id="forecast">'
         + (table if rows else "<p>No callers expected.</p>" if not error else "")
         + "".join(f"<p>{_e(line)}</p>" for line in said)
-        + f'<p><a href="/desktop/forecast?week_of={before}">Week before</a> · '
-        f'<a href="/desktop/forecast?week_of={after}">Week after</a> · '
+        + _shift_table(week.get("shift_plan"))
+        + f'<p><a href="/desktop/forecast?week_of={_e(before)}">Week before</a> · '
+        f'<a href="/desktop/forecast?week_of={_e(after)}">Week after</a> · '
         '<a href="/desktop">Back</a></p></section></body></html>'
     )
     return "\n".join(parts)
+
+
+def _shift_table(proposed: Mapping[str, Any] | None) -> str:
+    """The shifts proposed (:meth:`callcenter.shift_plan.ShiftPlan.as_dict`), and each
+    queue's hours planned against those needed."""
+    if not proposed:
+        return ""
+    lines = "".join(
+        f"<tr><td>{_e(date.fromisoformat(s['day']).strftime('%a %m-%d'))}</td>"
+        f"<td>{_e(s['queue'])}</td><td>{_e(s['start'])}-{_e(s['end'])}</td>"
+        f"<td>{s['agents']}</td></tr>"
+        for s in proposed["shifts"]
+    )
+    said = "".join(
+        f"<p>{_e(queue)}: {h['planned']:g} agent hours planned for {h['needed']:g} needed.</p>"
+        for queue, h in proposed["hours"].items()
+    )
+    return (
+        f'<h2 id="shifts">Shifts ({_e(", ".join(proposed["lengths"]))})</h2>'
+        "<table><tr><th>day</th><th>queue</th><th>shift</th><th>agents</th></tr>"
+        + lines + "</table>" + said
+    )  # fmt: skip
 
 
 def render_scores(
