@@ -876,3 +876,30 @@ async def test_an_in_memory_database_reads_on_the_writers_thread() -> None:
         assert await writer.read(functools.partial(store.has_cdr, "1796444790.1")) is True
     finally:
         await writer.close()
+
+
+async def test_a_months_figures_are_read_in_the_reports_process_from_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The reports' worker opens its own read-only session on PostgreSQL as on SQLite and
+    reads the same figures as the daemon's own connection would."""
+    from callcenter.records import summary
+    from callcenter.records.reports import ReportReader
+
+    periods = summary.Periods(T0 - timedelta(days=1), T0 + timedelta(days=1), "day", UTC)
+    read = []
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_queue_log(queue_log_of_one_call())
+        writer = RecordWriter(store, reader=store.reader())
+        await writer.start()
+        reports = ReportReader(writer.reader, writer)  # type: ignore[arg-type]
+        try:
+            there = await reports.read(summary.read_agent_figures, periods, {"1002": "Bob"})
+            here = summary.read_agent_figures(store, periods, {"1002": "Bob"})
+            assert reports.worker not in (None, os.getpid())
+        finally:
+            reports.close()
+            await writer.close()
+        assert there and [f.as_dict() for f in there] == [f.as_dict() for f in here]
+        read.append([f.as_dict() for f in there])
+    assert read[0] == read[1]
