@@ -13,6 +13,7 @@ import pytest
 
 from callcenter.cli import format_status
 from callcenter.events import AgentPaused, BreakLinedUp, BreakLineLeft
+from callcenter.live.api import scope_of
 from callcenter.testing import DesktopBrowser, running_center, until
 
 NIGHT: dict[str, Any] = {
@@ -212,3 +213,70 @@ async def test_a_reload_that_takes_the_line_away_tells_carol_she_is_out_of_it(
     assert lined == 1
     assert [(e.agent, e.team, e.why) for e in left] == [("1003", "night", "line-dropped")]
     assert (after, state) == (None, "available")
+
+
+THREE_IN_LINE: dict[str, Any] = {
+    "teams": {"night": {"max_paused": 1, "break_line": True}},
+    "agents": {
+        "1001": {"team": "night", "logged_in": True},
+        "1002": {"team": "night", "pin": "2222", "logged_in": True},
+        "1003": {"team": "night", "pin": "4321", "logged_in": True, "name": "Carol"},
+    },
+    "supervisors": {"2000": {"pin": "2468", "teams": ["night"]}},
+}
+
+
+async def test_sam_puts_carol_before_bob_in_the_break_line_and_her_break_comes_first(
+    tmp_path: Path,
+) -> None:
+    """Alice is on a break; Bob then Carol wait for one. Carol has a meeting at the top of
+    the hour: Sam puts her first (a button beside the line on his desktop), both are told
+    their new place, and when Alice is back Carol goes, not Bob."""
+    async with running_center(tmp_path, config=THREE_IN_LINE) as center:
+        router = center.daemon.router
+        lined_up: list[BreakLinedUp] = []
+        center.daemon.bus.subscribe(lined_up.append, kinds=(BreakLinedUp,))
+        await center.api("POST", "/agents/1001/pause", {"reason": "break"})
+        await center.api("POST", "/agents/1002/pause", {"reason": "break"})
+        await center.api("POST", "/agents/1003/pause", {"reason": "lunch"})
+        sam = DesktopBrowser(center.daemon.api.port)
+        desk = await sam.sign_in("2000", "2468", role="supervisor")
+        lined_before = list(lined_up)
+        moved = await sam.press("Carol first")
+        line_after = center.daemon.switchboard.breaks.lines()
+        bob_place = center.daemon.switchboard.breaks.place("1002")
+        await center.api("POST", "/agents/1001/unpause", {})
+        await until(lambda: router.agents["1003"].state == "paused")
+        bob_state = router.agents["1002"].state
+    assert desk.texts["break-lines"] == "Waiting for a break: team night: Bob, Carol"
+    assert "Carol first" in desk.buttons and "Bob first" not in desk.buttons
+    assert moved.texts["said"] == "Agent 1003 is next in line for a break"
+    assert line_after == {"night": ["1003", "1002"]}
+    assert [(e.agent, e.place, e.via) for e in lined_up[len(lined_before) :]] == [
+        ("1003", 1, "supervisor:2000"),
+        ("1002", 2, "api"),
+    ], "each moved is told their new place; Bob's break is still the one he asked"
+    assert bob_place == 2
+    assert (router.agents["1003"].pause_reason, bob_state) == ("lunch", "available")
+
+
+async def test_the_break_line_is_the_supervisors_to_reorder_and_says_what_will_not_do(
+    tmp_path: Path,
+) -> None:
+    """Moved past the end: last. An agent in no line, or a place that is none: said. A
+    token for agents' desktops may not reorder the line (scope supervise)."""
+    async with running_center(tmp_path, config=THREE_IN_LINE) as center:
+        await center.api("POST", "/agents/1001/pause", {"reason": "break"})
+        await center.api("POST", "/agents/1002/pause", {"reason": "break"})
+        await center.api("POST", "/agents/1003/pause", {"reason": "break"})
+        last = await center.api("POST", "/agents/1002/break-place", {"place": 9})
+        not_waiting = await center.api("POST", "/agents/1001/break-place", {"place": 1})
+        nonsense = [
+            await center.api("POST", "/agents/1003/break-place", body)
+            for body in ({}, {"place": 0}, {"place": "1"}, {"place": True})
+        ]
+    assert last == (200, {"agent": "1002", "break_line": 2, "lines": {"night": ["1003", "1002"]}})
+    assert not_waiting == (409, {"error": "agent 1001 is not waiting for a break"})
+    assert [code for code, _ in nonsense] == [400] * 4
+    assert scope_of("POST", "/agents/1003/break-place") == "supervise"
+    assert scope_of("POST", "/agents/1003/pause") != "supervise"

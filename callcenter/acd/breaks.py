@@ -8,7 +8,8 @@ with) as soon as a teammate is back: unpaused, logged out, or the limit raised b
 Asking again, or asking to be ready, takes them out of the line; so does a pause someone else
 puts them on, a logout, and a reload that takes the team's line (or limit) away. A pause a
 supervisor or ``autopause`` puts an agent on is never refused and never waits (it counts as
-away for the others).
+away for the others). A supervisor may move an agent up or down the line (:meth:`Breaks.move`:
+one whose break cannot wait, a lunch before a meeting).
 
 The switchboard owns one :class:`Breaks` (``Switchboard.breaks``), subscribed to the bus.
 """
@@ -153,6 +154,35 @@ class Breaks:
         )
         log.info("break_lined_up", agent=agent_id, team=team, reason=reason, place=place, via=via)
         return place
+
+    def move(self, agent_id: str, place: int, *, via: str) -> int:
+        """Move ``agent_id`` to ``place`` in their team's line (1: next; past the end: last);
+        their place now. The agents between move one place down (or up); each moved is
+        told their new place (``BreakLinedUp``). EngineError when they wait in no line."""
+        team = self._team_of(agent_id)
+        now = self.place(agent_id)
+        if team is None or now is None:
+            raise EngineError(f"agent {agent_id} is not waiting for a break")
+        line = self._lines[team]
+        before = [entry[0] for entry in line]
+        entry = line.pop(now - 1)
+        line.insert(min(max(1, place), len(line) + 1) - 1, entry)
+        log.info(
+            "break_line_reordered", agent=agent_id, team=team, place=self.place(agent_id), via=via
+        )
+        for n, (waiting, reason, asked) in enumerate(line, start=1):
+            if before[n - 1] != waiting:
+                self._bus.publish(
+                    BreakLinedUp(
+                        agent=waiting,
+                        team=team,
+                        reason=reason,
+                        place=n,
+                        via=via if waiting == agent_id else asked,
+                        mono=self._router.now(),
+                    )
+                )
+        return self.place(agent_id) or 0
 
     def unpause(self, agent_id: str, *, via: str) -> bool:
         """The agent is ready: out of the line (True) when they waited in one, else

@@ -55,6 +55,10 @@ Routes (all JSON)::
     POST /agents/{id}/unpause             {} (or {"queue": "sales"})
     POST /agents/{id}/ready               {}: wrap-up over before its time (409 when the
                                           agent is not in wrap-up)
+    POST /agents/{id}/break-place         {"place": 1}: the agent waiting for a break moves
+                                          to that place of their team's line (1: next;
+                                          scope supervise; 409 when not in a line):
+                                          {"agent", "break_line", "lines"}
     POST /agents/{id}/transfer            {"to": "supervisor" | "<supervisor or agent id>"}
                                           or {"queue": "<queue>", "priority": 0}; "note":
                                           what the next agent reads (transfer_note)
@@ -599,6 +603,8 @@ def scope_of(method: str, route: str) -> str:
         return "agents"  # the agent's answer to it
     if first in ("agents", "teams") and route.rstrip("/").endswith("/schedule"):
         return "supervise"  # who works when is the supervisors'
+    if first == "agents" and route.rstrip("/").endswith("/break-place"):
+        return "supervise"  # who goes on a break first is the supervisors'
     if first == "schedule-requests":
         # Agents ask; their supervisors answer.
         end = route.rstrip("/").rsplit("/", 1)[-1]
@@ -1763,6 +1769,8 @@ class ControlAPI:
                 elif verb == "profile":
                     reason = form.get("profile", "")
                     body = {"profile": reason}
+                elif verb == "break-place":
+                    body = {"place": 1}
                 await self._agent_action(agent, verb, body, via=f"supervisor:{supervisor_id}")
                 said = desktop.agent_moved(agent, verb, queue, reason)
             elif action in desktop.SUPERVISOR_ACTIONS:
@@ -2232,7 +2240,7 @@ class ControlAPI:
             waits={str(q["name"]): router.wait_for_new_caller(str(q["name"])) for q in queues},
             breaks=board.breaks_taken(config.supervisors[supervisor_id].teams or None),
             break_lines={
-                team: [config.agents[a].name or a if a in config.agents else a for a in line]
+                team: [(a, config.agents[a].name or a if a in config.agents else a) for a in line]
                 for team, line in board.breaks.lines().items()
                 if not config.supervisors[supervisor_id].teams
                 or team in config.supervisors[supervisor_id].teams
@@ -3178,6 +3186,14 @@ class ControlAPI:
                 return board.block_caller(agent_id)
             elif action == "unblock":
                 return board.unblock_caller(agent_id)
+            elif action == "break-place":
+                place = body.get("place")
+                if not isinstance(place, int) or isinstance(place, bool) or place < 1:
+                    raise HTTPError(
+                        400, 'place: their place in the break line, 1 for next: {"place": 1}'
+                    )
+                moved = board.breaks.move(agent_id, place, via=via)
+                return {"agent": agent_id, "break_line": moved, "lines": board.breaks.lines()}
             elif action == "profile":
                 name = body.get("profile")
                 if not isinstance(name, str) or not name:

@@ -143,10 +143,19 @@ NOTICE_TIMES: Final = ((15, "15 minutes"), (30, "30 minutes"), (60, "an hour"),
                        (120, "2 hours"), (240, "4 hours"), (480, "the day (8 hours)"))  # fmt: skip
 """How long a supervisor's notice may stand, as the notice page offers it."""
 AGENT_ACTIONS_OF_SUPERVISORS: Final = frozenset(
-    {"logout-agent", "pause-agent", "unpause-agent", "join-agent", "leave-agent", "profile-agent"}
+    {
+        "logout-agent",
+        "pause-agent",
+        "unpause-agent",
+        "join-agent",
+        "leave-agent",
+        "profile-agent",
+        "break-place-agent",
+    }
 )
 """What a supervisor's desktop does to an agent of their teams (``agent``; ``queue`` for
-joining and leaving one, ``reason`` for a pause, ``profile`` for a profile)."""
+joining and leaving one, ``reason`` for a pause, ``profile`` for a profile; a break place
+moves one waiting for a break to the front of the line)."""
 CALLER_ACTIONS_OF_SUPERVISORS: Final = frozenset({"priority-caller", "give-caller", "send-caller"})
 """What a supervisor's desktop does to a caller waiting in their agents' queues
 (``caller``: the call id; ``priority``; ``agent`` to give them to; ``to`` and ``queue`` or
@@ -422,8 +431,9 @@ class SupervisorDesk:
     breaks: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """Team -> (agents on a break or about to be, ``max_paused``), for their teams with a
     break limit."""
-    break_lines: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    """Team -> the names of its agents waiting for a break, first first (``break_line``)."""
+    break_lines: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
+    """Team -> (agent id, name) of its agents waiting for a break, first first
+    (``break_line``)."""
     messages: Sequence[VoicemailMessage] = ()
     """Voicemail messages of their queues still to call back, oldest first."""
     notices: Sequence[NoticeShown] = ()
@@ -1648,9 +1658,18 @@ def render_supervisor(desk: SupervisorDesk) -> str:
         planned += f'<p id="breaks">On a break: {_e(said)} at most</p>'
     if desk.break_lines:
         said = "; ".join(
-            f"team {team}: {', '.join(names)}" for team, names in sorted(desk.break_lines.items())
+            f"team {team}: {', '.join(name for _a, name in line)}"
+            for team, line in sorted(desk.break_lines.items())
         )
         planned += f'<p id="break-lines">Waiting for a break: {_e(said)}</p>'
+        # The first of each line is next anyway: the others may be put before them.
+        firsts = [
+            button("break-place-agent", f"{name} first", "", agent=agent)
+            for _team, line in sorted(desk.break_lines.items())
+            for agent, name in line[1:]
+        ]
+        if firsts:
+            planned += f'<div id="break-line-firsts">{"".join(firsts)}</div>'
     parts.append(
         '<section id="agents"><h2>Agents</h2>' + planned + "<table><tr><th>agent</th><th>state</th>"
         "<th>for</th><th>with</th><th>calls today</th>"
@@ -1977,6 +1996,7 @@ def agent_moved(agent: str, verb: str, queue: str, reason: str = "") -> str:
         "join": f"Agent {agent} takes {queue} calls now",
         "leave": f"Agent {agent} no longer takes {queue} calls",
         "profile": f"Agent {agent} works as {reason} now",
+        "break-place": f"Agent {agent} is next in line for a break",
     }[verb]
 
 
