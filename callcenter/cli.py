@@ -3554,6 +3554,8 @@ def format_status(status: dict[str, Any]) -> str:
             notes.append("in wrap-up until ready (*75, agent ready)")
         if agent.get("call_id"):
             notes.append(f"call {agent['call_id']}")
+        if agent.get("profile"):
+            notes.append(f"works as {agent['profile']}")
         for moved in moves.get(agent.get("id"), []):
             notes.append(moved)
         cells = [

@@ -581,6 +581,7 @@ class DesktopPage(HTMLParser):
             "team-breaks",
             "break-line",
             "break-lines",
+            "works-as",
         ):
             self.texts[key] = ""
             self._open.append((tag, key))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from callcenter.cli import format_status
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
 from callcenter.testing import BASE_CONFIG, DesktopBrowser, merge, run_cli, running_center
@@ -79,3 +80,32 @@ def test_a_profile_names_only_what_the_config_has(
         load_config_text(text, environ={"CALLCENTER_AMI_SECRET": "x"})
     (issue,) = caught.value.issues
     assert issue.field == field and said in issue.message
+
+
+async def test_who_works_as_which_profile_is_seen_after_a_restart_and_a_change_by_hand(
+    tmp_path: Path,
+) -> None:
+    """Bob given sales-only works as it after a restart (status, Sam's page); joining
+    support by hand makes him work as no profile; leaving it again, as sales-only."""
+    async with running_center(tmp_path, config=ROLES) as center:
+        await center.api("POST", "/agents/1002/profile", {"profile": "sales-only"})
+        await center.restart()
+        _, status = await center.api("GET", "/status")
+        bob = next(a for a in status["agents"] if a["id"] == "1002")
+        sam = DesktopBrowser(center.daemon.api.port)
+        await sam.sign_in("2000", "2468", role="supervisor")
+        page = await sam.get("/desktop/agent?id=1002")
+        await center.api("POST", "/agents/1002/join", {"queue": "support"})
+        mixed = center.daemon.switchboard.roster.profile_of("1002")
+        mixed_page = await sam.get("/desktop/agent?id=1002")
+        await center.api("POST", "/agents/1002/leave", {"queue": "support"})
+        again = center.daemon.switchboard.roster.profile_of("1002")
+        alice = center.daemon.switchboard.roster.profile_of("1001")
+    assert bob["profile"] == "sales-only"
+    assert "works as sales-only" in format_status(status)
+    assert page.texts["works-as"] == "Works as sales-only now."
+    assert page.form("Give this profile").fields["profile"] == "sales-only"
+    assert mixed is None
+    assert mixed_page.texts["works-as"].startswith("Works as no profile now")
+    assert again == "sales-only", "worked out from what he is, not from a label kept"
+    assert alice is None, "support at the config's penalty, not support-backup's 2"

@@ -811,6 +811,31 @@ class Roster:
             "queues": list(self.router.agent_view(agent_id)["queues"]),
         }
 
+    def profile_of(self, agent_id: str) -> str | None:
+        """The profile ``agent_id`` works as now: the first by name whose queues are
+        exactly theirs, at its penalties, with its skills where it has some. Worked out
+        from what they are (the queue and skill changes are what is kept), so it holds
+        across restarts and after the same changes made one by one; None when no profile
+        fits, or none is configured."""
+        profiles = self.config.profiles
+        if not profiles or agent_id not in self.router.agents:
+            return None
+        view = self.router.agent_view(agent_id)
+        queues = set(view["queues"])
+        for name in sorted(profiles):
+            profile = profiles[name]
+            if set(profile.queues) != queues:
+                continue
+            if any(
+                self.router.queues[queue].by_agent[agent_id].penalty != penalty
+                for queue, penalty in profile.penalties.items()
+            ):
+                continue
+            if profile.skills is not None and dict(profile.skills) != view["skills"]:
+                continue
+            return name
+        return None
+
     def _membership(self, agent_id: str, queue: str) -> tuple[bool, int | None, str | None]:
         """Whether ``agent_id`` is a member of ``queue`` now, at which penalty (None: the
         config's) and paused there why (None: not)."""

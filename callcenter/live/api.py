@@ -1283,6 +1283,7 @@ class ControlAPI:
                 days=self.switchboard.roster.schedule_days(agent_id, self._today(agent_id), 7),
                 pauses=await self._pauses_today([agent_id]),
                 profiles=list(config.profiles),
+                profile=self.switchboard.roster.profile_of(agent_id),
             )
             return 200, page, _PAGE_HEADERS
         if role != "agent":
@@ -2422,9 +2423,12 @@ class ControlAPI:
                 queue["oldest_voicemail"] = None if age is None else round(age, 1)
                 if self.today is not None and day is not None:
                     queue["today"] = self.today.queue(queue["name"]).as_dict(day)
+            profiles = bool(board.config.profiles)
             for agent in snapshot.get("agents", []):
                 if self.today is not None and day is not None:
                     agent["today"] = self.today.agent(agent["id"]).as_dict(day)
+                if profiles:
+                    agent["profile"] = board.roster.profile_of(agent["id"])
             snapshot["skill_changes"] = board.roster.skill_views()
             snapshot["added_agents"] = board.roster.added_views()
             snapshot["added_queues"] = board.roster.added_queue_views()

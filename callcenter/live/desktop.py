@@ -2012,8 +2012,10 @@ def render_membership(
     days: Sequence[Mapping[str, Any]] = (),
     pauses: Sequence[PauseTotal] = (),
     profiles: Sequence[str] = (),
+    profile: str | None = None,
 ) -> str:
-    """A supervisor's page for one agent (and ``profiles`` to give them in one go): a
+    """A supervisor's page for one agent (and ``profiles`` to give them in one go, the one
+    they work as now ``profile``): a
     pause for each of ``pause_reasons`` (a
     coaching session, a meeting) or Ready, a button to put them in each queue they are not
     in and to take them out of each they are in (kept across restarts, as ``agent
@@ -2081,9 +2083,18 @@ def render_membership(
             "until set back.</small></p></section>"
         )
     if profiles:
-        options = "".join(f'<option value="{_e(p)}">{_e(p)}</option>' for p in profiles)
+        options = "".join(
+            f'<option value="{_e(p)}"{" selected" if p == profile else ""}>{_e(p)}</option>'
+            for p in profiles
+        )
+        now = (
+            f'<p id="works-as">Works as {_e(profile)} now.</p>'
+            if profile
+            else '<p id="works-as">Works as no profile now (queues or skills of their own).</p>'
+        )
         parts.append(
-            '<section id="profile"><h2>Profile</h2><form method="post" action="/desktop/act">'
+            '<section id="profile"><h2>Profile</h2>' + now + '<form method="post" '
+            'action="/desktop/act">'
             '<input type="hidden" name="action" value="profile-agent">'
             f'<input type="hidden" name="agent" value="{_e(aid)}">'
             f'<input type="hidden" name="back" value="{_e(back)}">'
