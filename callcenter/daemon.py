@@ -667,7 +667,7 @@ class Daemon:
         queue_log = self.queue_log_file.path if self.queue_log_file is not None else None
         await asyncio.to_thread(erasure.erase_files, done, folder, queue_log, dry_run=dry_run)
         if not dry_run:
-            self.switchboard.forget_numbers(pattern, done.tokens)
+            self.switchboard.dispositions.forget_numbers(pattern, done.tokens)
             if self.api.streams is not None:
                 self.api.streams.forget(pattern)
             self.api.forget_calls_read()
@@ -881,7 +881,7 @@ class Daemon:
                 log.warning("agent_desk_not_resumed", agent=presence.agent, error=str(exc))
                 resume()
             if owed is not None:
-                self.switchboard.owed_taken_back(owed.owed_by(presence.agent))
+                self.switchboard.dispositions.owed_taken_back(owed.owed_by(presence.agent))
             if presence.via_login == LINE_VIA:
                 # The open line was the previous daemon's call: the shift ends here, and
                 # the agent dials *70 again.

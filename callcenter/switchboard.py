@@ -38,7 +38,7 @@ from callcenter.acd.keypad import Keyed, Keypad
 from callcenter.acd.queue import EntryStatus, QueueEntry
 from callcenter.acd.roster import Roster
 from callcenter.acd.router import RingOutcome, Router
-from callcenter.acd.rules import EXTERNAL_TECH, answers_by_itself, disposition_codes
+from callcenter.acd.rules import EXTERNAL_TECH, answers_by_itself
 from callcenter.acd.schedule import opening_hours
 from callcenter.callback import (
     CALLBACK_VARIABLE,
@@ -65,6 +65,7 @@ from callcenter.consult import (
     RoomLegs,
     consult_view,
 )
+from callcenter.disposition import AgentCall, Dispositions
 from callcenter.errors import (
     CallHungUp,
     CommandFailed,
@@ -92,11 +93,9 @@ from callcenter.events import (
     AgentRinging,
     CallAnswered,
     CallbackRequested,
-    CallDisposed,
     CallEnded,
     CallStarted,
     CallTransferred,
-    DispositionOwed,
     EventBus,
     IvrStep,
     IvrVariableSet,
@@ -384,17 +383,6 @@ def _records(config: CallCenterConfig, qcfg: QueueConfig, agent: str) -> bool:
     return qcfg.record and (qcfg.record_share >= 1 or random.random() < qcfg.record_share)
 
 
-@dataclass(frozen=True, slots=True)
-class _AgentCall:
-    """The call an agent talks on or last talked on: what a disposition is given to."""
-
-    call_id: str
-    number: str
-    queue: str
-    campaign: str
-    lead: str
-
-
 class Switchboard:
     """Runs every call; owns the router (agents and queues) and the active-call table."""
 
@@ -410,7 +398,6 @@ class Switchboard:
         #: Set by close(): a call task cancelled from now on is the daemon stopping.
         self._closing = False
         router.on_offer_revoked = self._offer_revoked
-        router.owed_listeners.append(self._disposition_owed)
         self.pbx: PBX | None = None
         """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
         self._callbacks: dict[str, PendingCallback] = {}
@@ -439,8 +426,6 @@ class Switchboard:
         """Switch -> when and how it was last flipped."""
         self._ringing: dict[str, set[str]] = {}
         """Call id -> agents its queue dial is ringing right now."""
-        self._agent_calls: dict[str, _AgentCall] = {}
-        """Agent id -> the call they talk on, or talked on last."""
         self._abandoned: dict[tuple[str, str], tuple[float, float]] = {}
         """(queue, caller number) -> (when they had joined, until when they may come back):
         callers who hung up in a queue with ``resume_abandoned``."""
@@ -465,6 +450,9 @@ class Switchboard:
         """Callback requests: kept places in the queues, later ones, agents' promises."""
         self.dialler = Dialler(self)
         """Campaigns' dials and the leads who answer them."""
+        self.dispositions = Dispositions(self)
+        """The call each agent talks or talked on last, and the codes they give it."""
+        router.owed_listeners.append(self.dispositions.owed)
         self.clock: Clock = utc_now
         """"Now" for IVR schedules and time branches (tests and simulate fix it)."""
         self.lookup_fetch: Fetcher = fetch_json
@@ -1019,13 +1007,13 @@ class Switchboard:
         log.info("caller_unblocked", agent=agent_id, number_list=name, call_id=call.call_id)
         return {"agent": agent_id, "number": number, "number_list": name, "removed": True}
 
-    def _block_list_call(self, agent_id: str, verb: str) -> tuple[str, _AgentCall]:
+    def _block_list_call(self, agent_id: str, verb: str) -> tuple[str, AgentCall]:
         """``acd.agent_block_list`` and the call ``agent_id`` talks on (or talked on last),
         to ``verb`` its caller; EngineError when there is no list or no call."""
         name = self.config.acd.agent_block_list
         if name is None:
             raise EngineError("agents block no caller here (acd.agent_block_list)")
-        call = self._agent_calls.get(agent_id)
+        call = self.dispositions.call_of(agent_id)
         if call is None:
             raise EngineError(f"agent {agent_id} has had no call to {verb} the caller of")
         return name, call
@@ -1034,7 +1022,7 @@ class Switchboard:
         """Did ``agent_id`` put the number of their call (or last call) on
         ``acd.agent_block_list``? (Their desktop then offers to unblock it.)"""
         name = self.config.acd.agent_block_list
-        call = self._agent_calls.get(agent_id)
+        call = self.dispositions.call_of(agent_id)
         if name is None or call is None:
             return False
         return self.lists.added_by(name, call.number) == f"agent:{agent_id}"
@@ -2123,22 +2111,6 @@ class Switchboard:
                 IvrVariableSet(call_id=call_id, flow="dial", node=agent, name=name, value=value)
             )
 
-    def _disposition_owed(self, agent_id: str, call_id: str) -> None:
-        call = self._agent_calls.get(agent_id)
-        if call is None or call.call_id != call_id:
-            log.warning("owed_call_unknown", agent=agent_id, call_id=call_id)
-            return
-        self.bus.publish(
-            DispositionOwed(
-                agent=agent_id,
-                call_id=call_id,
-                number=call.number,
-                queue=call.queue,
-                campaign=call.campaign,
-                lead=call.lead,
-            )
-        )
-
     def calls_with_number(self, pattern: re.Pattern[str]) -> list[str]:
         """The calls in progress whose caller's or dialled number ``pattern`` finds, and the
         agents' own dials to such a number (an erasure waits for them to end)."""
@@ -2151,13 +2123,6 @@ class Switchboard:
         busy += [d["dial_id"] for d in self.dials.dialling() if pattern.search(d["number"])]
         return busy
 
-    def forget_numbers(self, pattern: re.Pattern[str], tokens: Mapping[str, str]) -> None:
-        """An erasure took these numbers out of the records: the agents' last calls (what
-        ``*77`` alone calls back, what a disposition is given to) hold the tokens instead."""
-        for agent_id, call in self._agent_calls.items():
-            if pattern.fullmatch(call.number):
-                self._agent_calls[agent_id] = dataclasses.replace(call, number=tokens[call.number])
-
     def breaks_taken(self, teams: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
         """Team -> (its agents paused or with a pause pending, its ``max_paused``), for the
         teams with a break limit (of ``teams`` only when given): :meth:`Breaks.taken`."""
@@ -2166,90 +2131,6 @@ class Switchboard:
     def break_refused(self, agent_id: str) -> str | None:
         """Why ``agent_id`` may not go on a break now, or None: :meth:`Breaks.refused`."""
         return self.breaks.refused(agent_id)
-
-    def disposition_codes_for(self, agent_id: str) -> list[str]:
-        """The codes ``agent_id`` may give the call they talk on or talked on last (its
-        campaign's or queue's ``dispositions``); every code before any call."""
-        call = self._agent_calls.get(agent_id)
-        if call is None:
-            return list(self.config.dispositions)
-        return disposition_codes(self.config, call.queue, call.campaign)
-
-    def last_call_of(self, agent_id: str) -> tuple[str, str] | None:
-        """The number and queue of the call ``agent_id`` talks on or talked on last (the
-        caller's number, or the one the daemon dialled); None when none since the start."""
-        call = self._agent_calls.get(agent_id)
-        return (call.number, call.queue) if call is not None else None
-
-    def owed_taken_back(self, owed: DispositionOwed) -> None:
-        """A restarted daemon takes back the code an agent still owes a call (their shift
-        was resumed with ``owes_disposition``): :meth:`dispose` gives it to that call, and
-        the records keep owing it until then."""
-        self._agent_calls[owed.agent] = _AgentCall(
-            owed.call_id, owed.number, owed.queue, owed.campaign, owed.lead
-        )
-        self.bus.publish(owed)
-
-    def dispose(
-        self, agent_id: str, code: str, note: str = "", at: datetime | None = None
-    ) -> dict[str, Any]:
-        """The agent gives the call they talk on (or talked on last) the disposition
-        ``code`` (``at``: when the person asked to be called again, for a ``callback``
-        code). Raises UnknownAgent, or EngineError for a code, time or call that will not
-        do."""
-        if agent_id not in self.router.agents:
-            raise UnknownAgent(f"unknown agent {agent_id}")
-        codes = self.config.dispositions
-        disposition = codes.get(code)
-        if disposition is None:
-            known = ", ".join(codes) or "none are configured (dispositions:)"
-            raise EngineError(f"unknown disposition {code!r}; use one of: {known}")
-        call = self._agent_calls.get(agent_id)
-        if call is None:
-            raise EngineError(f"agent {agent_id} has had no call to give a disposition to")
-        allowed = disposition_codes(self.config, call.queue, call.campaign)
-        if code not in allowed:
-            whose = f"campaign {call.campaign}" if call.campaign else f"queue {call.queue}"
-            raise EngineError(
-                f"disposition {code!r} is not one of {whose}'s: {', '.join(allowed) or 'none'}"
-            )
-        if disposition.note_required and not note.strip():
-            raise EngineError(f"disposition {code!r} needs a note: say why")
-        if disposition.callback != (at is not None):
-            need = "needs the time to call back (--at)" if at is None else "takes no time"
-            raise EngineError(f"disposition {code!r} {need}")
-        if at is not None and at <= datetime.now(UTC):
-            raise EngineError(f"the time to call back ({at.isoformat()}) has passed")
-        number = call.number
-        if call.campaign and call.lead:
-            known_lead = self.find_lead(call.campaign, call.lead)
-            number = known_lead.number if known_lead is not None else number
-        elif at is not None and not self.callbacks.allowed(self.config, number):
-            raise EngineError(
-                f"{number!r} cannot be called back (acd.callback_dial, acd.callback_allow)"
-            )
-        self.bus.publish(
-            CallDisposed(
-                call_id=call.call_id,
-                agent=agent_id,
-                code=code,
-                note=note,
-                number=number,
-                queue=call.queue,
-                campaign=call.campaign,
-                lead=call.lead,
-                callback_at=at,
-                do_not_call=disposition.do_not_call,
-            )
-        )
-        log.info("call_disposed", call_id=call.call_id, agent=agent_id, code=code)
-        self.router.disposed(agent_id)
-        if not call.campaign:
-            if at is not None:
-                self.callbacks.promise(call.call_id, call.queue, number, at, agent=agent_id)
-            elif self.callbacks.call_off_promise(call.call_id):
-                log.info("timed_callback_called_off", call_id=call.call_id)
-        return {"call_id": call.call_id, "code": code, "campaign": call.campaign, "lead": call.lead}
 
     # ------------------------------------------------------------------ agents
 
@@ -2324,12 +2205,15 @@ class Switchboard:
                 )
             )
             log.info("agent_connected", call_id=info.call_id, agent=agent.id)
-            self._agent_calls[agent.id] = _AgentCall(
-                info.call_id,
-                active.called or info.caller_num,
-                queue_name,
-                active.variables.get("campaign", ""),
-                active.variables.get("lead", ""),
+            self.dispositions.talks_on(
+                agent.id,
+                AgentCall(
+                    info.call_id,
+                    active.called or info.caller_num,
+                    queue_name,
+                    active.variables.get("campaign", ""),
+                    active.variables.get("lead", ""),
+                ),
             )
             if self.dialler.holding:
                 self.dialler.lead_put_through(info.call_id)
@@ -3037,7 +2921,7 @@ class Switchboard:
             at = datetime.now(UTC) + timedelta(minutes=int(minutes))
         elif star:
             raise EngineError(f"disposition {code!r} takes no time")
-        self.dispose(agent_id, code, at=at)
+        self.dispositions.dispose(agent_id, code, at=at)
 
     async def _supervisor_code(self, call: Call, mode: SpyMode, config: CallCenterConfig) -> None:
         """``*81`` / ``*82`` / ``*83`` + agent from a supervisor's phone: the call itself

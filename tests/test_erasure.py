@@ -85,7 +85,9 @@ async def test_an_erased_caller_leaves_no_number_name_note_or_voice_and_the_figu
         await ada.wait_bridged(timeout=5)
         await asyncio.sleep(0.3)
         await ada.hangup()
-        center.daemon.switchboard.dispose("1001", "sale", note="Ada Lovelace, invoice 42")
+        center.daemon.switchboard.dispositions.dispose(
+            "1001", "sale", note="Ada Lovelace, invoice 42"
+        )
         bob = await center.caller_talks_to_an_agent(BOB)
         ada_before = await center.cdr(ada.uniqueid)
         bob_before = await center.cdr(bob.uniqueid)
@@ -345,7 +347,7 @@ async def test_through_the_daemon_a_call_in_progress_is_waited_for_and_its_memor
         capsys.readouterr()
         code = await asyncio.to_thread(cli_main, ["erase", ADA, "--api", api])
         printed = capsys.readouterr().out
-        last = center.daemon.switchboard.last_call_of("1001")
+        last = center.daemon.switchboard.dispositions.last_call_of("1001")
         kept_after = [e for _, e in streams._recent if ADA in event_json(e).decode()]
         text = database_text(Path(center.daemon.store.where))
         listed_after = (await desk.get()).table_rows

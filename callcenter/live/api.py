@@ -1363,7 +1363,7 @@ class ControlAPI:
         if route == "/desktop/note":
             codes = {
                 code: config.dispositions[code].callback
-                for code in self.switchboard.disposition_codes_for(person)
+                for code in self.switchboard.dispositions.codes_for(person)
             }
             if not any(not callback for callback in codes.values()):
                 raise HTTPError(404, "no code to give a note with (dispositions)")
@@ -2285,7 +2285,7 @@ class ControlAPI:
                 script=script_of_call(config, active, agent_id, str(agent.get("name") or "")),
             )
         elif agent["state"] not in ("ringing", "on_call"):
-            last = board.last_call_of(agent_id)
+            last = board.dispositions.last_call_of(agent_id)
             if last is not None:
                 call = desktop.CallShown(number=last[0], queue=last[1] or None)
         preview = next((p for p in board.dialler.previews() if p["agent"] == agent_id), None)
@@ -2303,7 +2303,7 @@ class ControlAPI:
             pause_reasons=list(config.pause_reasons),
             dispositions={
                 code: config.dispositions[code].callback
-                for code in board.disposition_codes_for(agent_id)
+                for code in board.dispositions.codes_for(agent_id)
             },
             noted={code for code, d in config.dispositions.items() if d.note_required},
             transfer_queues=[q for q in router.queue_names() if call is None or q != call.queue],
@@ -3259,7 +3259,9 @@ class ControlAPI:
                 if not isinstance(code, str) or not code:
                     raise HTTPError(400, 'say which code: {"code": "sale"}')
                 at = _callback_time(body.get("at"), self.switchboard.config.ivr.timezone)
-                said = self.switchboard.dispose(agent_id, code, str(body.get("note", "")), at)
+                said = self.switchboard.dispositions.dispose(
+                    agent_id, code, str(body.get("note", "")), at
+                )
                 return {"agent": agent_id, **said}
             elif action in ("preview-dial", "preview-skip"):
                 said = self.switchboard.dialler.preview_decision(

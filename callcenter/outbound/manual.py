@@ -252,7 +252,7 @@ class ManualDials:
             raise EngineError(f"agent {agent_id} is dialling already")
         number = number.strip()
         if number in ("", LAST):
-            last = board.last_call_of(agent_id)
+            last = board.dispositions.last_call_of(agent_id)
             if last is None:
                 raise EngineError(f"agent {agent_id} has had no call to call back")
             number, queue = last[0], queue or last[1]
