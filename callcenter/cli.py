@@ -368,8 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
         "open line), pause the "
         "call's recording, dial or skip the lead a preview campaign shows, give a call its "
         "disposition, dial a number for the agent (dial --to NUMBER: their phone rings "
-        "first); add an agent while the centre runs (add ID --name --device), change or "
-        "remove one added so, list them (roster)",
+        "first), put one waiting for a break first in line (break-place); add an agent "
+        "while the centre runs (add ID --name --device), change or remove one added so, "
+        "list them (roster)",
     )
     agent.add_argument(
         "action",
@@ -400,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
             "leave",
             "skills",
             "profile",
+            "break-place",
             "add",
             "change",
             "remove",
@@ -432,6 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         default=None,
         help="profile: the profile (under profiles) to work as: its queues and skills",
+    )
+    agent.add_argument(
+        "--place",
+        type=_bounded(int, 1, 10000, "a place in the line"),
+        default=None,
+        help="break-place: the agent's place in their team's line for a break (1: next)",
     )
     agent.add_argument(
         "--skills",
@@ -1376,6 +1384,10 @@ def _main(argv: Sequence[str] | None) -> int:
             body["profile"] = args.profile
         elif args.profile is not None:
             parser.error("--profile is for agent profile")
+        if args.action == "break-place":
+            body["place"] = args.place if args.place is not None else 1
+        elif args.place is not None:
+            parser.error("--place is for agent break-place")
         if args.device is not None:
             if args.action != "login":
                 parser.error("--device is for agent login (hot desking) and agent add / change")

@@ -14,7 +14,7 @@ import pytest
 from callcenter.cli import format_status
 from callcenter.events import AgentPaused, BreakLinedUp, BreakLineLeft
 from callcenter.live.api import scope_of
-from callcenter.testing import DesktopBrowser, running_center, until
+from callcenter.testing import DesktopBrowser, run_cli, running_center, until
 
 NIGHT: dict[str, Any] = {
     "teams": {"night": {"max_paused": 1}},
@@ -270,12 +270,17 @@ async def test_the_break_line_is_the_supervisors_to_reorder_and_says_what_will_n
         await center.api("POST", "/agents/1002/pause", {"reason": "break"})
         await center.api("POST", "/agents/1003/pause", {"reason": "break"})
         last = await center.api("POST", "/agents/1002/break-place", {"place": 9})
+        code, out, _ = await run_cli(center, "agent", "break-place", "1002")
+        by_cli = center.daemon.switchboard.breaks.lines()
+        await center.api("POST", "/agents/1002/break-place", {"place": 2})
         not_waiting = await center.api("POST", "/agents/1001/break-place", {"place": 1})
         nonsense = [
             await center.api("POST", "/agents/1003/break-place", body)
             for body in ({}, {"place": 0}, {"place": "1"}, {"place": True})
         ]
     assert last == (200, {"agent": "1002", "break_line": 2, "lines": {"night": ["1003", "1002"]}})
+    assert code == 0, out
+    assert by_cli == {"night": ["1002", "1003"]}, "agent break-place: first by default"
     assert not_waiting == (409, {"error": "agent 1001 is not waiting for a break"})
     assert [code for code, _ in nonsense] == [400] * 4
     assert scope_of("POST", "/agents/1003/break-place") == "supervise"
