@@ -104,7 +104,7 @@ from callcenter.records.reports import ReportReader
 from callcenter.records.rescue import RecordRescue
 from callcenter.records.roster import RosterRecorder
 from callcenter.records.schedule_changes import ScheduleChangeRecorder, ScheduleRequest
-from callcenter.records.shifts import ShiftRecorder
+from callcenter.records.shifts import BreakLine, ShiftRecorder
 from callcenter.records.skills import SkillsRecorder
 from callcenter.records.store import RecordStore, SqliteCdrStore
 from callcenter.records.summary import Stretch
@@ -844,8 +844,9 @@ class Daemon:
 
     async def _resume_shifts(self) -> set[str]:
         """Agents logged in when the previous daemon stopped (or crashed) stay logged in,
-        on the pause they were on, and in wrap-up while their last call still waits for
-        its disposition (which they can still give); returns who was resumed. A shift
+        on the pause they were on, in their team's line for a break in the order it had,
+        and in wrap-up while their last call still waits for its disposition (which they
+        can still give); returns who was resumed. A shift
         begun on an open line (``*70``) ends: the line was that daemon's call."""
         try:
             present = await self.recorder.writer.run(self.store.fetch_agent_presence)
@@ -853,6 +854,7 @@ class Daemon:
             log.error("agent_shifts_not_resumed", error=str(exc))
             return set()
         resumed: set[str] = set()
+        lined: list[tuple[int, datetime, str, BreakLine]] = []
         for presence in present:
             if presence.agent not in self.config.agents:
                 log.warning("agent_shift_dropped", agent=presence.agent, why="not in the config")
@@ -889,6 +891,14 @@ class Daemon:
                 self.router.logout(presence.agent, via="restart")
                 continue
             resumed.add(presence.agent)
+            if presence.line is not None and presence.pause_reason is None:
+                line = presence.line
+                lined.append((line.place, line.since, presence.agent, line))
+        # Each team's line as it stood: by place, then who lined up first.
+        for _place, _since, agent_id, line in sorted(lined):
+            self.switchboard.breaks.restore(agent_id, line.team, line.reason, line.via)
+        if lined:
+            self.switchboard.breaks.let_next()
         return resumed
 
     async def _last_agent_in_records(self, number: str, queue: str, since: datetime) -> str | None:

@@ -285,3 +285,56 @@ async def test_the_break_line_is_the_supervisors_to_reorder_and_says_what_will_n
     assert [code for code, _ in nonsense] == [400] * 4
     assert scope_of("POST", "/agents/1003/break-place") == "supervise"
     assert scope_of("POST", "/agents/1003/pause") != "supervise"
+
+
+async def test_the_break_line_is_taken_back_after_a_restart_in_its_order(tmp_path: Path) -> None:
+    """Alice is on a break; Bob then Carol wait, and Sam puts Carol first. The daemon
+    restarts: Alice is still on her break, Carol and Bob still wait, Carol first, each with
+    the reason they asked with; when Alice is back Carol goes."""
+    async with running_center(tmp_path, config=THREE_IN_LINE) as center:
+        await center.api("POST", "/agents/1001/pause", {"reason": "break"})
+        await center.api("POST", "/agents/1002/pause", {"reason": "break"})
+        await center.api("POST", "/agents/1003/pause", {"reason": "lunch"})
+        await center.api("POST", "/agents/1003/break-place", {"place": 1})
+        await center.restart()
+        breaks = center.daemon.switchboard.breaks
+        router = center.daemon.router
+        after = breaks.lines()
+        alice = router.agents["1001"].state
+        carol = DesktopBrowser(center.daemon.api.port)
+        await carol.sign_in("1003", "4321")
+        page = await carol.get("/desktop")
+        await center.api("POST", "/agents/1001/unpause", {})
+        await until(lambda: router.agents["1003"].state == "paused")
+        went = router.agents["1003"].pause_reason
+        await center.restart()
+        still = center.daemon.switchboard.breaks.lines()
+    assert after == {"night": ["1003", "1002"]}
+    assert alice == "paused"
+    assert page.texts["break-line"].startswith("In line for a break: 1st")
+    assert went == "lunch", "the reason she asked with before the restart"
+    assert still == {"night": ["1002"]}, "Carol went on her break: Bob waits alone"
+
+
+def test_a_place_in_a_break_line_is_kept_with_the_agent_s_presence(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from callcenter.records.shifts import AgentPresence, BreakLine
+    from callcenter.records.store import SqliteCdrStore
+
+    store = SqliteCdrStore(tmp_path / "cdr.sqlite3")
+    since = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+    lined = AgentPresence(
+        agent="1003",
+        logged_in=datetime(2026, 12, 7, 8, 0, tzinfo=UTC),
+        via_login="desktop",
+        line=BreakLine("night", "lunch", "desktop", 2, since),
+    )
+    try:
+        store.write_agent_presence(lined)
+        store.write_agent_presence(AgentPresence(agent="1002", logged_in=since, via_login="api"))
+        read = {p.agent: p for p in store.fetch_agent_presence()}
+    finally:
+        store.close()
+    assert read["1003"].line == BreakLine("night", "lunch", "desktop", 2, since)
+    assert read["1002"].line is None

@@ -903,3 +903,22 @@ async def test_a_months_figures_are_read_in_the_reports_process_from_both_databa
         assert there and [f.as_dict() for f in there] == [f.as_dict() for f in here]
         read.append([f.as_dict() for f in there])
     assert read[0] == read[1]
+
+
+def test_a_place_in_a_break_line_is_kept_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from callcenter.records.shifts import BreakLine
+
+    since = T0 + timedelta(minutes=5)
+    lined = AgentPresence(
+        agent="1003",
+        logged_in=T0,
+        via_login="desktop",
+        line=BreakLine("night", "lunch", "desktop", 2, since),
+    )
+    read = []
+    for store in both_stores(tmp_path, postgres_url):
+        store.write_agent_presence(lined)
+        read.append(store.fetch_agent_presence())
+    assert read[0] == read[1] == [lined]

@@ -9,7 +9,8 @@ Asking again, or asking to be ready, takes them out of the line; so does a pause
 puts them on, a logout, and a reload that takes the team's line (or limit) away. A pause a
 supervisor or ``autopause`` puts an agent on is never refused and never waits (it counts as
 away for the others). A supervisor may move an agent up or down the line (:meth:`Breaks.move`:
-one whose break cannot wait, a lunch before a meeting).
+one whose break cannot wait, a lunch before a meeting). The lines are kept with the agents'
+presence in the records: a restarted daemon takes them back (:meth:`Breaks.restore`).
 
 The switchboard owns one :class:`Breaks` (``Switchboard.breaks``), subscribed to the bus.
 """
@@ -183,6 +184,32 @@ class Breaks:
                     )
                 )
         return self.place(agent_id) or 0
+
+    def restore(self, agent_id: str, team: str, reason: str, via: str) -> bool:
+        """A restarted daemon puts ``agent_id`` back at the end of ``team``'s line (call it
+        in the order of the line), as they asked before the restart; False when that line
+        is no more (the team, its limit or its ``break_line`` gone, or the agent moved to
+        another team) or the agent is not logged in. The caller lets the line move after
+        (:meth:`let_next`)."""
+        if self._team_of(agent_id) != team or not self._config().teams[team].break_line:
+            log.info("break_line_not_resumed", agent=agent_id, team=team)
+            return False
+        agent = self._router.agents.get(agent_id)
+        if agent is None or agent.state is AgentState.LOGGED_OUT or self.place(agent_id):
+            return False
+        line = self._lines.setdefault(team, [])
+        line.append((agent_id, reason, via))
+        self._bus.publish(
+            BreakLinedUp(
+                agent=agent_id,
+                team=team,
+                reason=reason,
+                place=len(line),
+                via=via,
+                mono=self._router.now(),
+            )
+        )
+        return True
 
     def unpause(self, agent_id: str, *, via: str) -> bool:
         """The agent is ready: out of the line (True) when they waited in one, else

@@ -32,6 +32,8 @@ from callcenter.events import (
     AgentPaused,
     AgentStateChanged,
     AgentUnpaused,
+    BreakLinedUp,
+    BreakLineLeft,
     CallDisposed,
     DispositionOwed,
     EngineEvent,
@@ -123,6 +125,20 @@ class AgentPresence:
     """The call whose disposition the agent still owes."""
     device: str = ""
     """The phone the agent logged in at (another than their own when hot-desking)."""
+    line: BreakLine | None = None
+    """The team's line for a break the agent waits in (``break_line``), and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class BreakLine:
+    """An agent's place in their team's line for a break, as a restart takes it back."""
+
+    team: str
+    reason: str
+    via: str
+    place: int
+    since: datetime
+    """When they first lined up (the order of two with the same place, oldest first)."""
 
 
 class ShiftStore(Protocol):
@@ -169,6 +185,10 @@ class ShiftRecorder:
         self._devices: dict[str, str] = {}
         self._wrapups: dict[str, _Opened] = {}
         self._last_call: dict[str, str] = {}
+        self._lines: dict[str, list[str]] = {}
+        """Team -> the agents in its line for a break, first first (a fold of the events)."""
+        self._lined: dict[str, BreakLine] = {}
+        """Agent -> their line's team, the reason and via they asked with, since when."""
 
     def on_event(self, event: EngineEvent) -> None:
         if isinstance(event, TalkEnded):
@@ -189,6 +209,15 @@ class ShiftRecorder:
             self._owed[event.agent] = OwedCode.of(event)
             self._present(event.agent)
             return
+        if isinstance(event, BreakLinedUp):
+            self._lined_up(event)
+            return
+        if isinstance(event, BreakLineLeft):
+            self._out_of_line(event.agent)
+            self._present(event.agent)
+            return
+        if isinstance(event, AgentPaused | AgentLoggedOut):
+            self._out_of_line(event.agent)
         if isinstance(event, AgentLoggedIn):
             self._end_pause(event, via=event.via)
             self._sessions[event.agent] = _Opened(event.at, event.mono, event.via)
@@ -227,8 +256,42 @@ class ShiftRecorder:
         write = functools.partial(self.store.write_agent_wrapup, wrapup)
         self.writer.submit(f"wrapup:{event.agent}:{opened.at.isoformat()}", write)
 
+    def _lined_up(self, event: BreakLinedUp) -> None:
+        """``event.agent`` is at ``event.place`` of their team's line: every place of that
+        line is written again (those behind moved)."""
+        kept = self._lined.get(event.agent)
+        self._out_of_line(event.agent, write=False)
+        line = self._lines.setdefault(event.team, [])
+        line.insert(min(max(1, event.place), len(line) + 1) - 1, event.agent)
+        since = kept.since if kept is not None and kept.team == event.team else event.at
+        self._lined[event.agent] = BreakLine(event.team, event.reason, event.via, 0, since)
+        for waiting in line:
+            self._present(waiting)
+
+    def _out_of_line(self, agent: str, *, write: bool = True) -> None:
+        """``agent`` left their team's line (for their break, or not): the places of those
+        behind them are written again."""
+        lined = self._lined.pop(agent, None)
+        if lined is None:
+            return
+        line = self._lines.get(lined.team, [])
+        if agent in line:
+            at = line.index(agent)
+            line.remove(agent)
+            if write:
+                for waiting in line[at:]:
+                    self._present(waiting)
+
+    def _line_of(self, agent: str) -> BreakLine | None:
+        lined = self._lined.get(agent)
+        if lined is None:
+            return None
+        line = self._lines.get(lined.team, [])
+        place = line.index(agent) + 1 if agent in line else 0
+        return BreakLine(lined.team, lined.reason, lined.via, place, lined.since)
+
     def _present(self, agent: str) -> None:
-        """Write who is logged in now, as the open session and pause say."""
+        """Write who is logged in now, as the open session, pause and line say."""
         session = self._sessions.get(agent)
         if session is None:
             return  # logged in before this process and not resumed: nothing to say
@@ -242,6 +305,7 @@ class ShiftRecorder:
             via_pause=pause.via if pause is not None else "",
             owed=self._owed.get(agent),
             device=self._devices.get(agent, ""),
+            line=self._line_of(agent),
         )
         write = functools.partial(self.store.write_agent_presence, presence)
         self.writer.submit(f"presence:{agent}", write)

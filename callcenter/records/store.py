@@ -54,7 +54,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   written; the outbound side updates it);
 * ``agent_presence``: the agents logged in now: agent, logged_in, via_login, pause_reason,
   paused_at, via_pause, owed_call/_number/_queue/_campaign/_lead (a disposition owed),
-  device (deleted at logout; what a restarted daemon resumes);
+  device, line_team/_reason/_via/_place/_since (the team's line for a break they wait in;
+  line_team empty: none) (deleted at logout; what a restarted daemon resumes);
 * ``queue_log``: Asterisk's queue_log (see :mod:`callcenter.records.queue_log`): id (the
   order written), key (unique), time, callid, queuename, agent, event, data1..data5;
 * ``queue_callbacks``: callers keeping their place in a queue to be called back: call_id,
@@ -124,6 +125,7 @@ from callcenter.records.shifts import (
     AgentPresence,
     AgentSession,
     AgentWrapup,
+    BreakLine,
     OwedCode,
 )
 from callcenter.records.skills import SkillsState
@@ -361,7 +363,12 @@ CREATE TABLE IF NOT EXISTS agent_presence (
     "owed_queue" TEXT NOT NULL DEFAULT '',
     "owed_campaign" TEXT NOT NULL DEFAULT '',
     "owed_lead" TEXT NOT NULL DEFAULT '',
-    "device" TEXT NOT NULL DEFAULT ''
+    "device" TEXT NOT NULL DEFAULT '',
+    "line_team" TEXT NOT NULL DEFAULT '',
+    "line_reason" TEXT NOT NULL DEFAULT '',
+    "line_via" TEXT NOT NULL DEFAULT '',
+    "line_place" INTEGER NOT NULL DEFAULT 0,
+    "line_since" TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS queue_callbacks (
     "call_id" TEXT PRIMARY KEY,
@@ -519,6 +526,11 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("agent_presence", "owed_campaign", "TEXT NOT NULL DEFAULT ''"),
     ("agent_presence", "owed_lead", "TEXT NOT NULL DEFAULT ''"),
     ("agent_presence", "device", "TEXT NOT NULL DEFAULT ''"),
+    ("agent_presence", "line_team", "TEXT NOT NULL DEFAULT ''"),
+    ("agent_presence", "line_reason", "TEXT NOT NULL DEFAULT ''"),
+    ("agent_presence", "line_via", "TEXT NOT NULL DEFAULT ''"),
+    ("agent_presence", "line_place", "INTEGER NOT NULL DEFAULT 0"),
+    ("agent_presence", "line_since", "TEXT NOT NULL DEFAULT ''"),
     ("queue_members", "paused", "TEXT"),
     ("queue_callbacks", "data", "TEXT NOT NULL DEFAULT '{}'"),
     ("surveys", "satisfied", "INTEGER"),
@@ -604,6 +616,11 @@ PRESENCE_COLUMNS = (
     "owed_campaign",
     "owed_lead",
     "device",
+    "line_team",
+    "line_reason",
+    "line_via",
+    "line_place",
+    "line_since",
 )
 # What the record of a call taken back replaces in the row written when it was left:
 # everything but "start" (the first one stays) and "duration" (recomputed from that start).
@@ -1559,6 +1576,11 @@ class RecordStore(abc.ABC):
             owed.campaign if owed is not None else "",
             owed.lead if owed is not None else "",
             presence.device,
+            *(
+                (line.team, line.reason, line.via, line.place, _iso(line.since))
+                if (line := presence.line) is not None
+                else ("", "", "", 0, "")
+            ),
         )
         return self._write(f"presence of agent {presence.agent}", self._sql.upsert_presence, params)
 
@@ -2083,6 +2105,7 @@ class RecordStore(abc.ABC):
                 via_pause=row["via_pause"],
                 owed=_owed(row),
                 device=row["device"],
+                line=_line(row),
             )
             for row in self._fetch(sql)
         ]
@@ -2247,6 +2270,19 @@ class SqliteCdrStore(RecordStore):
             partial.unlink(missing_ok=True)
             raise
         return counts
+
+
+def _line(row: Mapping[str, Any]) -> BreakLine | None:
+    """The line for a break a presence row says its agent waits in, if any."""
+    if not row["line_team"]:
+        return None
+    return BreakLine(
+        row["line_team"],
+        row["line_reason"],
+        row["line_via"],
+        int(row["line_place"]),
+        datetime.fromisoformat(row["line_since"]),
+    )
 
 
 def _owed(row: Mapping[str, Any]) -> OwedCode | None:
