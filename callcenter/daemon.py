@@ -97,6 +97,7 @@ from callcenter.records.forecast import (
 )
 from callcenter.records.lock import IN_MEMORY, RecordLock
 from callcenter.records.members import MemberRecorder
+from callcenter.records.notices import NoticeRecorder
 from callcenter.records.number_lists import NumberListRecorder
 from callcenter.records.queue_log import QueueLogFile, QueueLogRecorder
 from callcenter.records.recordings import purge_recordings
@@ -338,6 +339,8 @@ class Daemon:
         self.bus.subscribe(self.voicemails.on_event, kinds=VoicemailInbox.kinds())
         self.desks = DeskRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.desks.on_event, kinds=DeskRecorder.kinds())
+        self.notice_records = NoticeRecorder(self.store, self.recorder.writer)
+        self.bus.subscribe(self.notice_records.on_event, kinds=NoticeRecorder.kinds())
         self.number_lists = NumberListRecorder(self.store, self.recorder.writer)
         self.bus.subscribe(self.number_lists.on_event, kinds=NumberListRecorder.kinds())
         switches = SwitchRecorder(self.store, self.recorder.writer)
@@ -928,7 +931,8 @@ class Daemon:
 
     async def _restore_changes(self) -> None:
         """Agents keep the skills and queues they were given, supervisors the desk they
-        moved to, the IVR's number lists the numbers ops added."""
+        moved to, the IVR's number lists the numbers ops added, agents the notices still
+        standing."""
         board = self.switchboard
         # The agents added first: the queues they were given name them.
         await self._restore(
@@ -994,6 +998,7 @@ class Daemon:
                 [(e.number_list, e.number, e.added, e.via) for e in entries]
             ),
         )
+        await self._restore("notices", self.store.fetch_notices, self.notices.restore)
         await self._restore(
             "supervisor_desks",
             self.store.fetch_supervisor_desks,

@@ -209,3 +209,48 @@ async def test_ops_post_and_take_down_notices_from_the_command_line(
 def _get(port: int, path: str) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}") as answer:
         return str(answer.read().decode())
+
+
+async def test_notices_still_standing_are_back_on_the_board_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Sam's notice for the night and his message to Bob outlive a restart (an upgrade at
+    14:00); the one he took down before it does not come back."""
+    async with running_center(tmp_path, config=TEAMS) as center:
+        _, meeting = await center.api(
+            "POST", "/notices", {"text": "Team meeting at 15:00", "teams": ["night"]}
+        )
+        _, message = await center.api(
+            "POST", "/notices", {"text": "Call IT back", "agents": ["1002"], "minutes": 30}
+        )
+        _, gone = await center.api("POST", "/notices", {"text": "Billing is down"})
+        await center.api("POST", f"/notices/{gone['id']}/take-down", {})
+        await center.restart()
+        back = center.daemon.notices.standing(everyone=True)
+        bobs = await DesktopBrowser(center.daemon.api.port).sign_in("1002", "2222")
+    assert [(n.id, n.text, n.teams, n.agents) for n in back] == [
+        (message["id"], "Call IT back", (), ("1002",)),
+        (meeting["id"], "Team meeting at 15:00", ("night",), ()),
+    ]
+    assert back[0].until.isoformat(timespec="seconds") == message["until"]
+    assert [n.split(" ")[0] for n in bobs.notices] == ["Call", "Team"]
+
+
+def test_a_notice_whose_time_passed_while_the_daemon_was_stopped_is_not_put_back() -> None:
+    from callcenter.records.notices import Notice
+
+    clock = Clock()
+    bus = EventBus()
+    said: list[EngineEvent] = []
+    bus.subscribe(said.append)
+    board = NoticeBoard(bus, clock=clock)
+    hour = timedelta(hours=1)
+    kept = [
+        Notice("a", "Lunch menu", "api", (), clock.now - 2 * hour, clock.now - hour),
+        Notice("b", "Meeting at 15:00", "api", ("night",), clock.now - hour, clock.now + hour),
+    ]
+    assert board.restore(kept) == 1
+    assert [n.id for n in board.standing(everyone=True)] == ["b"]
+    assert [(type(e).__name__, getattr(e, "notice_id", "")) for e in said] == [
+        ("NoticeTakenDown", "a")
+    ], "the records are told the expired one is gone; the standing one is not said again"

@@ -922,3 +922,24 @@ def test_a_place_in_a_break_line_is_kept_in_both_databases(
         store.write_agent_presence(lined)
         read.append(store.fetch_agent_presence())
     assert read[0] == read[1] == [lined]
+
+
+def test_notices_standing_are_kept_and_cleared_in_both_databases(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from callcenter.records.notices import Notice
+
+    meeting = Notice("a1", "Team meeting at 15:00", "supervisor:2000", ("night",), T0,
+                     T0 + timedelta(hours=1))  # fmt: skip
+    message = Notice("b2", "Call IT back", "api", (), T0 + timedelta(minutes=1),
+                     T0 + timedelta(minutes=31), ("1002",))  # fmt: skip
+    read = []
+    for store in both_stores(tmp_path, postgres_url):
+        assert store.write_notice(meeting) and store.write_notice(message)
+        assert store.clear_notice("a1") is True
+        assert store.write_notice(meeting)
+        read.append(store.fetch_notices())
+        purged = store.purge(T0 + timedelta(days=1))
+        assert purged.get("notices") == 2, purged
+        assert store.fetch_notices() == []
+    assert read[0] == read[1] == [meeting, message]

@@ -23,6 +23,7 @@ from callcenter.records.callbacks import QueueCallback
 from callcenter.records.cdr import CallbackRecord
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.evaluations import Evaluation
+from callcenter.records.notices import Notice
 from callcenter.records.postgres import PostgresRecordStore
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.recordings import purge_recordings
@@ -119,6 +120,7 @@ def two_years_of_records(store: RecordStore) -> None:
         decided = ScheduleRequest(f"{name}-r", "1001", day, "[]", "", when, "approved", when, "s")
         store.write_schedule_request(decided)
         store.write_audit(AuditEntry(f"{name}-a", when, "ops", "", "POST", "/reload", 200))
+        store.write_notice(Notice(f"{name}-n", "Meeting at 15:00", "api", (), when, when))
     # What an old row must not lose:
     store.write_queue_callback(
         QueueCallback("old.waiting", "support", "0611111111", OLD, status="waiting", updated=OLD)
@@ -161,6 +163,7 @@ def test_records_older_than_the_cut_go_and_what_still_asks_for_something_stays(
             "schedule_changes": 1,
             "schedule_requests": 1,
             "audit_log": 1,
+            "notices": 1,
         }
     )
     assert [row["uniqueid"] for row in store.fetch_cdrs()] == ["new.1"]

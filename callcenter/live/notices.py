@@ -7,63 +7,28 @@ message to some agents only (``agents``: a supervisor's word to one agent, shown
 desktop alone, never on the wallboard). A supervisor with ``teams`` posts for those; one
 without, for everyone. The API
 (``POST /notices``) and the CLI (``callcenter notice post``) may name any teams.
-:class:`NoticeBoard` keeps them in the daemon's memory (a restart clears the board: notices
-are for the hours ahead), at most :data:`MAX_NOTICES` at once (the oldest go first), and
-publishes :class:`~callcenter.events.NoticePosted` and
-:class:`~callcenter.events.NoticeTakenDown` for webhooks, MQTT and browsers.
+:class:`NoticeBoard` keeps them, at most :data:`MAX_NOTICES` at once (the oldest go first),
+and publishes :class:`~callcenter.events.NoticePosted` and
+:class:`~callcenter.events.NoticeTakenDown` for webhooks, MQTT and browsers, and for the
+records (:mod:`callcenter.records.notices`), from which a restarted daemon puts those still
+standing back (:meth:`NoticeBoard.restore`).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from callcenter.errors import UnknownNotice
 from callcenter.events import EventBus, NoticePosted, NoticeTakenDown
+from callcenter.records.notices import Notice
 
 MAX_NOTICES: Final = 20
 MAX_TEXT: Final = 280
 """Characters of one notice: a line, not a letter."""
 MAX_MINUTES: Final = 24 * 60
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """One notice on the board."""
-
-    id: str
-    text: str
-    by: str
-    """Who posted it: ``supervisor:2000``, ``api``, ``cli``."""
-    teams: tuple[str, ...]
-    """The teams it is for; empty: every agent."""
-    posted: datetime
-    until: datetime
-    agents: tuple[str, ...] = ()
-    """The agents it is for alone (a message to them): its ``teams`` are then empty."""
-
-    def for_team(self, team: str | None) -> bool:
-        """Is it shown to an agent of ``team`` (None: an agent in no team)? A message to
-        some agents is shown to no team."""
-        return not self.agents and (not self.teams or team in self.teams)
-
-    def for_agent(self, agent_id: str, team: str | None) -> bool:
-        """Is it shown to agent ``agent_id`` of ``team``?"""
-        return agent_id in self.agents if self.agents else self.for_team(team)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "text": self.text,
-            "by": self.by,
-            "teams": list(self.teams),
-            "agents": list(self.agents),
-            "posted": self.posted.isoformat(timespec="seconds"),
-            "until": self.until.isoformat(timespec="seconds"),
-        }
 
 
 class NoticeBoard:
@@ -122,6 +87,22 @@ class NoticeBoard:
             )
         )
         return notice
+
+    def restore(self, notices: Collection[Notice]) -> int:
+        """Put back the notices a previous daemon had standing (the records'), without
+        saying them again; those whose time is up are taken down (the records told).
+        How many stand again."""
+        now = self._clock()
+        back = 0
+        for notice in sorted(notices, key=lambda n: n.posted):
+            if notice.until <= now:
+                self._bus.publish(NoticeTakenDown(notice_id=notice.id, by="board", why="expired"))
+                continue
+            self._notices[notice.id] = notice
+            back += 1
+        while len(self._notices) > MAX_NOTICES:
+            self._drop(next(iter(self._notices)), by="board", why="replaced")
+        return back
 
     def take_down(self, notice_id: str, *, by: str) -> Notice:
         """Take notice ``notice_id`` down before its time; UnknownNotice when none stands."""

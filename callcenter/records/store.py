@@ -32,6 +32,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
 * ``queue_members``: changes to queues' members kept on top of the config (``agent
   join`` / ``leave``, ``agent pause --queue``): queue, agent, member, penalty (NULL: the
   config's), changed, via, paused (the reason of a pause in that queue only, or NULL);
+* ``notices``: the notices and messages supervisors posted for agents still standing: id,
+  text, by, teams and agents (JSON lists), posted, until (deleted when taken down);
 * ``supervisor_desks``: supervisors working at another phone (``callcenter supervisor
   desk``): supervisor, device, since, via;
 * ``number_list_entries``: numbers added to the IVR's number lists while the centre runs
@@ -116,6 +118,7 @@ from callcenter.records.desks import SupervisorDesk
 from callcenter.records.dispositions import DispositionRecord
 from callcenter.records.evaluations import Evaluation
 from callcenter.records.members import MemberState
+from callcenter.records.notices import Notice
 from callcenter.records.number_lists import NumberListEntry
 from callcenter.records.queue_log import QueueLogEntry
 from callcenter.records.roster import AddedAgent, AddedQueue
@@ -221,6 +224,7 @@ ADDED_LEAD_COLUMNS = (
 )
 NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
 DESK_COLUMNS = ("supervisor", "device", "since", "via")
+NOTICE_COLUMNS = ("id", "text", "by", "teams", "agents", "posted", "until")
 AUDIT_COLUMNS = ("key", "at", "who", "peer", "method", "route", "status", "detail")
 
 
@@ -279,6 +283,15 @@ CREATE TABLE IF NOT EXISTS queue_members (
     "via" TEXT NOT NULL DEFAULT '',
     "paused" TEXT,
     PRIMARY KEY ("queue", "agent")
+);
+CREATE TABLE IF NOT EXISTS notices (
+    "id" TEXT PRIMARY KEY,
+    "text" TEXT NOT NULL,
+    "by" TEXT NOT NULL DEFAULT '',
+    "teams" TEXT NOT NULL DEFAULT '[]',
+    "agents" TEXT NOT NULL DEFAULT '[]',
+    "posted" TEXT NOT NULL,
+    "until" TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS supervisor_desks (
     "supervisor" TEXT PRIMARY KEY,
@@ -716,6 +729,9 @@ class Statements:
             f'DELETE FROM schedule_changes WHERE "agent" = {p} AND "day" = {p}'
         )
         self.upsert_number_list_entry = upsert("number_list_entries", NUMBER_LIST_COLUMNS, keys=2)
+        self.upsert_notice = upsert("notices", NOTICE_COLUMNS)
+        self.clear_notice = f'DELETE FROM notices WHERE "id" = {p}'
+        self.fetch_notices = f'SELECT {_quoted(NOTICE_COLUMNS)} FROM notices ORDER BY "posted"'
         self.upsert_supervisor_desk = upsert("supervisor_desks", DESK_COLUMNS)
         self.clear_supervisor_desk = f'DELETE FROM supervisor_desks WHERE "supervisor" = {p}'
         self.fetch_supervisor_desks = (
@@ -851,6 +867,8 @@ class Statements:
                 ("surveys", "at", ""),
                 ("evaluations", "at", ""),
                 ("audit_log", "at", ""),
+                # A notice no daemon took down (stopped meanwhile) long after its time.
+                ("notices", "until", ""),
                 ("voicemails", "left_at", """ AND "status" = 'done'"""),
                 # An ISO date sorts before the cutoff's timestamp of the same day: the days
                 # before it go, as the sessions of those days do.
@@ -1464,6 +1482,38 @@ class RecordStore(abc.ABC):
             for row in rows
         ]
 
+    def write_notice(self, notice: Notice) -> bool:
+        """Store a notice standing (one row per notice, replaced)."""
+        params = (
+            notice.id,
+            notice.text,
+            notice.by,
+            json.dumps(list(notice.teams)),
+            json.dumps(list(notice.agents)),
+            _iso(notice.posted),
+            _iso(notice.until),
+        )
+        return self._write(f"notice {notice.id}", self._sql.upsert_notice, params)
+
+    def clear_notice(self, notice_id: str) -> bool:
+        """The notice no longer stands."""
+        return self._write(f"notice {notice_id}", self._sql.clear_notice, (notice_id,))
+
+    def fetch_notices(self) -> list[Notice]:
+        """The notices standing when the last daemon stopped (or now), oldest first."""
+        return [
+            Notice(
+                row["id"],
+                row["text"],
+                row["by"],
+                tuple(json.loads(row["teams"])),
+                _utc(row["posted"]),
+                _utc(row["until"]),
+                tuple(json.loads(row["agents"])),
+            )
+            for row in self._fetch(self._sql.fetch_notices)
+        ]
+
     def write_supervisor_desk(self, desk: SupervisorDesk) -> bool:
         """Store the phone a supervisor works at (one row per supervisor)."""
         params = (desk.supervisor, desk.device, _iso(desk.since), desk.via)
@@ -1953,9 +2003,9 @@ class RecordStore(abc.ABC):
     def purge(self, before: datetime, *, dry_run: bool = False) -> dict[str, int]:
         """Delete the records older than ``before`` (see :data:`Statements.purges`: CDRs,
         queue_log, shifts, pauses, finished callback requests, dispositions that ask for
-        nothing any more, surveys, voicemail messages dealt with), in one transaction;
-        returns the rows per table. ``dry_run``: count them, delete nothing. Campaign leads
-        and agents logged in now are kept."""
+        nothing any more, surveys, voicemail messages dealt with, notices expired), in one
+        transaction; returns the rows per table. ``dry_run``: count them, delete nothing.
+        Campaign leads and agents logged in now are kept."""
         stamp = before.astimezone(UTC).isoformat(timespec="microseconds")
         counts: dict[str, int] = {}
         try:
