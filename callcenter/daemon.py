@@ -671,6 +671,7 @@ class Daemon:
         await asyncio.to_thread(erasure.erase_files, done, folder, queue_log, dry_run=dry_run)
         if not dry_run:
             self.switchboard.dispositions.forget_numbers(pattern, done.tokens)
+            self.notices.forget_numbers(pattern, done.tokens)
             if self.api.streams is not None:
                 self.api.streams.forget(pattern)
             self.api.forget_calls_read()

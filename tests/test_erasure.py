@@ -364,3 +364,22 @@ async def test_through_the_daemon_a_call_in_progress_is_waited_for_and_its_memor
     assert ADA not in text and "Ada Lovelace" not in text
     assert [r[1] for r in listed_before if len(r) == 6 and ":" in r[0]] == [ADA], "her call"
     assert [r[1] for r in listed_after if len(r) == 6 and ":" in r[0]] == [token], "read again"
+
+
+async def test_a_notice_naming_the_number_says_its_token_on_the_board_and_in_the_records(
+    tmp_path: Path,
+) -> None:
+    """Sam told Alice "Call Ada back on <her number>": after the erasure the message on
+    Alice's desktop, and the copy kept for a restart, name the token."""
+    async with running_center(tmp_path) as center:
+        await center.api(
+            "POST", "/notices", {"text": f"Call Ada back on {ADA}", "agents": ["1001"]}
+        )
+        status, done = await center.api("POST", "/erasures", {"numbers": [ADA]})
+        (notice,) = center.daemon.notices.standing(everyone=True)
+        text = database_text(Path(center.daemon.store.where))
+    assert status == 200, done
+    (token,) = TOKEN.findall(notice.text)
+    assert notice.text == f"Call Ada back on {token}"
+    assert ADA not in text and token in text
+    assert done["rows"]["notices"] == 1

@@ -16,8 +16,10 @@ standing back (:meth:`NoticeBoard.restore`).
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import secrets
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -103,6 +105,14 @@ class NoticeBoard:
         while len(self._notices) > MAX_NOTICES:
             self._drop(next(iter(self._notices)), by="board", why="replaced")
         return back
+
+    def forget_numbers(self, pattern: re.Pattern[str], tokens: Mapping[str, str]) -> None:
+        """An erasure took these numbers out of the records: the notices standing say the
+        tokens instead (the records' copies were changed with the rest)."""
+        for notice_id, notice in list(self._notices.items()):
+            text = pattern.sub(lambda found: tokens[found.group(0)], notice.text)
+            if text != notice.text:
+                self._notices[notice_id] = dataclasses.replace(notice, text=text)
 
     def take_down(self, notice_id: str, *, by: str) -> Notice:
         """Take notice ``notice_id`` down before its time; UnknownNotice when none stands."""

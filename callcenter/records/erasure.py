@@ -7,7 +7,8 @@ change); what makes them the person's goes:
 * wherever the number appears (``cdr``'s ``src``, ``dst``, ``clid``, channel names, transfer
   and consultation targets; queue_log data such as ``ENTERQUEUE``'s caller id; callback
   requests, kept places, dispositions, surveys, finished campaign leads, leads added while
-  a campaign ran, with their columns, the audit trail's routes) it is replaced by
+  a campaign ran, with their columns, the audit trail's routes, the text of notices and
+  messages to agents still standing) it is replaced by
   a token, ``erased-`` and 8 random hex digits, one per number and erasure: the person's
   calls still read as one caller's (first-call resolution counts stay right), and nothing
   kept leads back to the number;
@@ -185,7 +186,11 @@ def erase_records(
         _erase_cdr(tx, done, pattern, dry_run)
         _erase_queue_log(tx, done, pattern, dry_run)
         _erase_side_tables(tx, done, numbers, dry_run)
-        _erase_audit(tx, done, pattern, dry_run)
+        for table, key, columns in (
+            ("audit_log", "key", ("route", "detail")),
+            ("notices", "id", ("text",)),
+        ):
+            _erase_in_text(tx, done, pattern, dry_run, table=table, key=key, columns=columns)
         for row in _select_in(tx, "number_list_entries", "number", numbers, ("number_list",)):
             done.kept.append(
                 f"on number list {row['number_list']!r}: a blocked number stays blocked "
@@ -355,15 +360,24 @@ def _erase_queue_log(
     done.rows["queue_log"] = changed
 
 
-def _erase_audit(tx: Transaction, done: Erasure, pattern: re.Pattern[str], dry_run: bool) -> None:
-    """The audit trail hides a person's values already; a route can still name one (a
-    lead whose id is their number)."""
+def _erase_in_text(
+    tx: Transaction,
+    done: Erasure,
+    pattern: re.Pattern[str],
+    dry_run: bool,
+    *,
+    table: str,
+    key: str,
+    columns: tuple[str, ...],
+) -> None:
+    """The number in free text: ``table``'s ``columns`` (rows keyed by ``key``) get its
+    token. The audit trail hides a person's values already, but a route can still name
+    one (a lead whose id is their number); a notice is what a supervisor typed ("call
+    0612345678 back")."""
     numbers = list(done.tokens)
-    columns = ("route", "detail")
     likes = _like_any(tx, columns, len(numbers))
-    rows = tx.rows(
-        f'SELECT "key", "route", "detail" FROM audit_log WHERE {likes}', _likes(columns, numbers)
-    )
+    names = ", ".join(f'"{c}"' for c in (key, *columns))
+    rows = tx.rows(f"SELECT {names} FROM {table} WHERE {likes}", _likes(columns, numbers))
     changed = 0
     for row in rows:
         values = {c: _substitute(pattern, done.tokens, str(row[c])) for c in columns}
@@ -371,11 +385,11 @@ def _erase_audit(tx: Transaction, done: Erasure, pattern: re.Pattern[str], dry_r
             continue
         changed += 1
         if not dry_run:
+            sets = ", ".join(f'"{c}" = {tx.p}' for c in columns)
             tx.change(
-                f'UPDATE audit_log SET "route" = {tx.p}, "detail" = {tx.p} WHERE "key" = {tx.p}',
-                [values["route"], values["detail"], row["key"]],
+                f'UPDATE {table} SET {sets} WHERE "{key}" = {tx.p}', [*values.values(), row[key]]
             )
-    done.rows["audit_log"] = changed
+    done.rows[table] = changed
 
 
 def _erase_side_tables(
