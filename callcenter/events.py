@@ -138,6 +138,15 @@ class NoticePosted(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NoticeRead(EngineEvent):
+    """``agent``'s desktop showed them the message ``notice_id`` (a notice to some agents
+    alone) for the first time: their supervisor sees it read."""
+
+    notice_id: str
+    agent: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NoticeTakenDown(EngineEvent):
     """Notice ``notice_id`` no longer stands: ``why`` ``taken-down`` (by ``by``),
     ``expired`` or ``replaced`` (the board was full)."""

@@ -270,10 +270,11 @@ async def test_fewest_calls_sends_calls_to_the_agents_who_took_fewest(tmp_path: 
 
 
 async def test_least_talk_time_sends_calls_to_who_talked_least(tmp_path: Path) -> None:
+    # Talks far apart (0.05 / 0.8 / 1.2 s): a busy machine stretches each by a few tenths.
     async with scene(tmp_path, setup({"strategy": "least-talk-time"})) as s:
-        s.phone("1001", answer_after=0.05, hangup_after=0.6)
+        s.phone("1001", answer_after=0.05, hangup_after=1.2)
         s.phone("1002", answer_after=0.05, hangup_after=0.05)
-        s.phone("1003", answer_after=0.05, hangup_after=0.3)
+        s.phone("1003", answer_after=0.05, hangup_after=0.8)
         s.login(*AGENTS)
         for _ in range(4):
             await s.answered_call()
@@ -908,6 +909,7 @@ async def test_a_full_queue_sends_callers_to_voicemail(tmp_path: Path) -> None:
         second = await s.call("5550002")
         await second.wait_for_prompt("queue-full", timeout=5)
         await second.wait_for_prompt("beep", timeout=5)
+        await second.wait_recording(timeout=5)
         second.speak(0.8)
         await asyncio.sleep(0.8)
         await second.press("#")
@@ -1030,6 +1032,7 @@ async def test_exit_key_takes_the_caller_to_voicemail(tmp_path: Path) -> None:
         await caller.press("5")
         await caller.wait_for_prompt("leave-a-message", timeout=5)
         await caller.wait_for_prompt("beep", timeout=5)
+        await caller.wait_recording(timeout=5)
         caller.speak(0.8)
         await asyncio.sleep(0.8)
         await caller.press("#")
@@ -1698,6 +1701,7 @@ async def test_a_supervisor_sends_a_waiting_caller_to_voicemail_and_they_leave_a
         )
         await caller.wait_for_prompt("queue-full", timeout=5)
         await caller.wait_for_prompt("beep", timeout=5)
+        await caller.wait_recording(timeout=5)
         caller.speak(0.8)
         await asyncio.sleep(0.8)
         await caller.press("#")

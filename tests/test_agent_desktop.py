@@ -618,9 +618,11 @@ def _voicemail_config(tmp_path: Path) -> dict[str, Any]:
 
 async def _leave_a_message(center: Any, number: str, name: str = "") -> str:
     caller = await center.caller_presses(number, "7", caller_name=name)
-    # The beep, not the prompt before it: on a busy machine the recording may start well
-    # after the prompt, and a message under 0.1 s is none.
+    # The recording itself, not the prompt or the beep before it: on a busy machine it may
+    # start well after them, a key pressed before it is lost, and a message under 0.1 s is
+    # none.
     await caller.wait_for_prompt("beep", timeout=5)
+    await caller.wait_recording(timeout=5)
     await asyncio.sleep(0.3)
     await caller.press("#")
     await caller.wait_ended(timeout=5)

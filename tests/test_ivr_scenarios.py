@@ -486,6 +486,7 @@ async def test_voicemail_is_recorded_into_the_box_and_listed_in_the_cdr(tmp_path
     async with ivr_center(tmp_path, one_flow("vm", VOICEMAIL)) as center:
         caller = await center.pbx.call("800", caller_num="5551234")
         await caller.wait_for_prompt("beep", timeout=5)
+        await caller.wait_recording(timeout=5)
         # 0.7 s: the recording starts a PBX round trip after the beep, later on a busy machine.
         caller.speak(0.7)
         await asyncio.sleep(0.7)
@@ -493,6 +494,7 @@ async def test_voicemail_is_recorded_into_the_box_and_listed_in_the_cdr(tmp_path
         await caller.wait_ended(timeout=5)
         hangs_up = await center.pbx.call("800", caller_num="5550000")
         await hangs_up.wait_for_prompt("beep", timeout=5)
+        await hangs_up.wait_recording(timeout=5)
         hangs_up.speak(1.0)
         await asyncio.sleep(0.2)
         await hangs_up.hangup()

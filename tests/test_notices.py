@@ -18,7 +18,7 @@ import pytest
 from callcenter.cli import format_status
 from callcenter.cli import main as cli_main
 from callcenter.errors import UnknownNotice
-from callcenter.events import EngineEvent, EventBus, NoticePosted, NoticeTakenDown
+from callcenter.events import EngineEvent, EventBus, NoticePosted, NoticeRead, NoticeTakenDown
 from callcenter.live.notices import MAX_NOTICES, NoticeBoard
 from callcenter.testing import DesktopBrowser, running_center
 
@@ -254,3 +254,37 @@ def test_a_notice_whose_time_passed_while_the_daemon_was_stopped_is_not_put_back
     assert [(type(e).__name__, getattr(e, "notice_id", "")) for e in said] == [
         ("NoticeTakenDown", "a")
     ], "the records are told the expired one is gone; the standing one is not said again"
+
+
+async def test_sam_sees_when_bob_read_his_message_even_after_a_restart(tmp_path: Path) -> None:
+    """Sam's message to Bob says "not read yet" on Sam's desktop until Bob's desktop shows
+    it; then who read it and when, also after a restart. A team notice is not followed."""
+    async with running_center(tmp_path, config=TEAMS) as center:
+        port = center.daemon.api.port
+        read: list[EngineEvent] = []
+        center.daemon.bus.subscribe(read.append, kinds=(NoticeRead,))
+        sam = DesktopBrowser(port)
+        await sam.sign_in("2000", "2468", role="supervisor")
+        await sam.get("/desktop/agent?id=1002")
+        await sam.press("Send", text="Take your break after this call", minutes="15")
+        await center.api("POST", "/notices", {"text": "Meeting at 15:00", "teams": ["night"]})
+        unread = await sam.get()
+        bob = DesktopBrowser(port)
+        await bob.sign_in("1002", "2222")
+        await bob.get()
+        seen = await sam.get()
+        await center.restart()
+        sam_again = DesktopBrowser(center.daemon.api.port)
+        await sam_again.sign_in("2000", "2468", role="supervisor")
+        after_restart = await sam_again.get()
+        _, listed = await center.api("GET", "/notices")
+    message = next(n for n in unread.notices if n.startswith("Take your break"))
+    assert "until" in message and message.endswith("; not read yetTake down")
+    assert [type(e).__name__ for e in read] == ["NoticeRead"], "once, however often shown"
+    (message,) = [n for n in seen.notices if n.startswith("Take your break")]
+    assert re.search(r"; read: Bob \d\d:\d\dTake down$", message), message
+    assert any(re.search(r"; read: Bob \d\d:\d\dTake down$", n) for n in after_restart.notices)
+    meeting = next(n for n in seen.notices if n.startswith("Meeting"))
+    assert "read" not in meeting.split(",")[-1]
+    (kept,) = [n for n in listed["notices"] if n["agents"] == ["1002"]]
+    assert list(kept["read_by"]) == ["1002"]

@@ -281,6 +281,8 @@ async def record(
     if channel.check_hangup():
         return Recording(MediaEnd.HANGUP, "hangup", 0)
     with channel.listen() as queue:
+        channel.messages_recorded += 1
+        channel.notify()
         while True:
             now = loop.time()
             if limit is not None and now >= start + limit:

@@ -182,6 +182,8 @@ class Channel:
         self.bridge_history: list[str] = []
         self.moh_class: str | None = None
         self.moh_starts = 0
+        #: How many times RECORD FILE began recording the caller (a voicemail message).
+        self.messages_recorded = 0
         #: Every application run on the channel (dialplan or AGI ``EXEC``), in order.
         self.applications: list[str] = []
         #: SIP headers added for its INVITE (``PJSIP_HEADER(add,<name>)``), in order.

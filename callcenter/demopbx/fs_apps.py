@@ -555,6 +555,8 @@ async def _capture(chan: FSChannel, terminators: str, limit: float, silence: flo
         return chan.stopped or chan.break_count != start_break or chan.has_digit
 
     with chan.listening():
+        chan.messages_recorded += 1
+        chan.notify()
         while True:
             now = loop.time()
             if chan.stopped or chan.break_count != start_break:

@@ -442,6 +442,8 @@ class FSChannel:
         self.talking_until = 0.0
         self.bridge_history: list[str] = []
         self.moh_starts = 0
+        #: How many times ``record`` began recording the caller (a voicemail message).
+        self.messages_recorded = 0
         #: Every application run on the channel (dialplan or ``sendmsg``), in order.
         self.applications: list[str] = []
         #: While ``eavesdrop`` runs on this channel: its mode (``listen``, ``whisper`` = the

@@ -294,6 +294,11 @@ class Caller:
         """How many times music on hold started for the caller so far."""
         return self._chan.moh_starts
 
+    async def wait_recording(self, timeout: float = 5.0) -> None:
+        """Return once the PBX records what the caller says (a voicemail message): from
+        then on a key pressed ends the message rather than being lost before it."""
+        await _wait_or_timeout(self._chan, lambda: self._chan.messages_recorded > 0, timeout)
+
     async def wait_moh(self, timeout: float = 5.0) -> None:
         """Return once music on hold (``local_stream://``) has started for the caller."""
         await _wait_or_timeout(self._chan, lambda: self._chan.moh_starts > 0, timeout)

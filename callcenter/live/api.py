@@ -239,7 +239,9 @@ Routes (all JSON)::
     POST /voicemails/{id}/done            {"agent"}: dealt with otherwise
     POST /voicemails/{id}/release         {"agent"} or {}: put back for another agent
     GET  /notices                         {"notices": [{"id", "text", "by", "teams",
-                                          "posted", "until"}]}: the notices for agents
+                                          "agents", "posted", "until", "read_by"}]}
+                                          (read_by: agent -> when a message's agent
+                                          first saw it): the notices for agents
                                           standing, newest first (?team= those an agent
                                           of that team sees)
     POST /notices                         {"text": "Team meeting at 15:00", "teams":
@@ -533,6 +535,11 @@ def _iso_day(text: str) -> date:
 def _team_of(config: CallCenterConfig, agent_id: str) -> str | None:
     agent = config.agents.get(agent_id)
     return agent.team if agent is not None else None
+
+
+def _name_of(config: CallCenterConfig, agent_id: str) -> str:
+    agent = config.agents.get(agent_id)
+    return (agent.name if agent is not None else None) or agent_id
 
 
 def wait_said(seconds: int | None, *, staffed: int, closed: bool) -> str:
@@ -2112,6 +2119,11 @@ class ControlAPI:
             author = notice.by
             if role == "supervisor" and person in config.supervisors:
                 author = config.supervisors[person].name
+            if agent is not None and teams is None:
+                self.notices.read(notice.id, agent)
+            read = ", ".join(
+                f"{_name_of(config, a)} {at.astimezone(zone):%H:%M}" for a, at in notice.read_by
+            )
             shown.append(
                 desktop.NoticeShown(
                     id=notice.id,
@@ -2119,6 +2131,7 @@ class ControlAPI:
                     author=author,
                     until=f"{notice.until.astimezone(zone):%H:%M}",
                     teams=notice.teams,
+                    read=(f"read: {read}" if read else "not read yet") if notice.agents else "",
                 )
             )
         return shown

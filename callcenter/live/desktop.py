@@ -476,6 +476,8 @@ class NoticeShown:
     until: str
     """``HH:MM`` in the centre's time zone."""
     teams: tuple[str, ...] = ()
+    read: str = ""
+    """A message to agents, for its supervisor: who read it when, or that nobody has."""
 
 
 def _notices_section(notices: Sequence[NoticeShown], *, take_down: bool = False) -> str:
@@ -485,9 +487,10 @@ def _notices_section(notices: Sequence[NoticeShown], *, take_down: bool = False)
     for notice in notices:
         to = f" to {', '.join(notice.teams)}" if notice.teams and take_down else ""
         act = button("notice-take-down", "Take down", id=notice.id) if take_down else ""
+        read = f"; {notice.read}" if notice.read and take_down else ""
         rows.append(
             f'<p class="notice">{_e(notice.text)} <small>{_e(notice.author)}{_e(to)}, '
-            f"until {_e(notice.until)}</small>{act}</p>"
+            f"until {_e(notice.until)}{_e(read)}</small>{act}</p>"
         )
     return f'<section id="notices" role="status">{"".join(rows)}</section>'
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from callcenter.errors import UnknownNotice
-from callcenter.events import EventBus, NoticePosted, NoticeTakenDown
+from callcenter.events import EventBus, NoticePosted, NoticeRead, NoticeTakenDown
 from callcenter.records.notices import Notice
 
 MAX_NOTICES: Final = 20
@@ -105,6 +105,21 @@ class NoticeBoard:
         while len(self._notices) > MAX_NOTICES:
             self._drop(next(iter(self._notices)), by="board", why="replaced")
         return back
+
+    def read(self, notice_id: str, agent: str) -> bool:
+        """``agent``'s desktop shows them message ``notice_id``: the first time, it is read
+        (NoticeRead; True). Team notices are not followed (False)."""
+        notice = self._notices.get(notice_id)
+        if notice is None or agent not in notice.agents:
+            return False
+        if any(who == agent for who, _at in notice.read_by):
+            return False
+        now = self._clock()
+        self._notices[notice_id] = dataclasses.replace(
+            notice, read_by=(*notice.read_by, (agent, now))
+        )
+        self._bus.publish(NoticeRead(notice_id=notice_id, agent=agent, at=now))
+        return True
 
     def forget_numbers(self, pattern: re.Pattern[str], tokens: Mapping[str, str]) -> None:
         """An erasure took these numbers out of the records: the notices standing say the

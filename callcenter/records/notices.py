@@ -1,8 +1,9 @@
 """Notices and messages supervisors post for agents, as records: the ``notices`` table, one
 row per notice standing.
 
-:class:`NoticeRecorder` listens to NoticePosted (a row written) and NoticeTakenDown (the
-row deleted: taken down, expired or replaced). A restarted daemon puts the notices still
+:class:`NoticeRecorder` listens to NoticePosted (a row written), NoticeRead (a message's
+agent saw it: when, kept in the row) and NoticeTakenDown (the row deleted: taken down,
+expired or replaced). A restarted daemon puts the notices still
 standing back on the board (:meth:`~callcenter.live.notices.NoticeBoard.restore`): "the
 billing system is down" outlives an upgrade. Retention (``records.keep_days``) deletes
 the rows of notices long expired that no daemon took down (it was stopped meanwhile).
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from callcenter.events import EngineEvent, NoticePosted, NoticeTakenDown
+from callcenter.events import EngineEvent, NoticePosted, NoticeRead, NoticeTakenDown
 from callcenter.records.writer import RecordWriter
 
 
@@ -33,6 +34,8 @@ class Notice:
     until: datetime
     agents: tuple[str, ...] = ()
     """The agents it is for alone (a message to them): its ``teams`` are then empty."""
+    read_by: tuple[tuple[str, datetime], ...] = ()
+    """A message: those of its ``agents`` whose desktop showed it, and when first."""
 
     def for_team(self, team: str | None) -> bool:
         """Is it shown to an agent of ``team`` (None: an agent in no team)? A message to
@@ -52,6 +55,7 @@ class Notice:
             "agents": list(self.agents),
             "posted": self.posted.isoformat(timespec="seconds"),
             "until": self.until.isoformat(timespec="seconds"),
+            "read_by": {a: at.isoformat(timespec="seconds") for a, at in self.read_by},
         }
 
 
@@ -60,6 +64,8 @@ class NoticeStore(Protocol):
 
     def clear_notice(self, notice_id: str) -> bool: ...
 
+    def mark_notice_read(self, notice_id: str, agent: str, at: datetime) -> bool: ...
+
 
 class NoticeRecorder:
     """Event-bus listener writing each notice posted and deleting each taken down."""
@@ -67,7 +73,7 @@ class NoticeRecorder:
     @staticmethod
     def kinds() -> tuple[type[EngineEvent], ...]:
         """The events this recorder reads (``EventBus.subscribe``'s ``kinds``)."""
-        return (NoticePosted, NoticeTakenDown)
+        return (NoticePosted, NoticeRead, NoticeTakenDown)
 
     def __init__(self, store: NoticeStore, writer: RecordWriter) -> None:
         self.store = store
@@ -88,6 +94,11 @@ class NoticeRecorder:
             )
             write = functools.partial(self.store.write_notice, notice)
             self.writer.submit(f"notice:{event.notice_id}", write)
+        elif isinstance(event, NoticeRead):
+            read = functools.partial(
+                self.store.mark_notice_read, event.notice_id, event.agent, event.at
+            )
+            self.writer.submit(f"notice:{event.notice_id}", read)
         elif isinstance(event, NoticeTakenDown):
             clear = functools.partial(self.store.clear_notice, event.notice_id)
             self.writer.submit(f"notice:{event.notice_id}", clear)

@@ -33,7 +33,8 @@ Tables (datetimes are ISO 8601 UTC text, booleans 0/1):
   join`` / ``leave``, ``agent pause --queue``): queue, agent, member, penalty (NULL: the
   config's), changed, via, paused (the reason of a pause in that queue only, or NULL);
 * ``notices``: the notices and messages supervisors posted for agents still standing: id,
-  text, by, teams and agents (JSON lists), posted, until (deleted when taken down);
+  text, by, teams and agents (JSON lists), posted, until, read_by (JSON: agent -> when a
+  message's agent first saw it) (deleted when taken down);
 * ``supervisor_desks``: supervisors working at another phone (``callcenter supervisor
   desk``): supervisor, device, since, via;
 * ``number_list_entries``: numbers added to the IVR's number lists while the centre runs
@@ -224,7 +225,7 @@ ADDED_LEAD_COLUMNS = (
 )
 NUMBER_LIST_COLUMNS = ("number_list", "number", "added", "via")
 DESK_COLUMNS = ("supervisor", "device", "since", "via")
-NOTICE_COLUMNS = ("id", "text", "by", "teams", "agents", "posted", "until")
+NOTICE_COLUMNS = ("id", "text", "by", "teams", "agents", "posted", "until", "read_by")
 AUDIT_COLUMNS = ("key", "at", "who", "peer", "method", "route", "status", "detail")
 
 
@@ -291,7 +292,8 @@ CREATE TABLE IF NOT EXISTS notices (
     "teams" TEXT NOT NULL DEFAULT '[]',
     "agents" TEXT NOT NULL DEFAULT '[]',
     "posted" TEXT NOT NULL,
-    "until" TEXT NOT NULL
+    "until" TEXT NOT NULL,
+    "read_by" TEXT NOT NULL DEFAULT '{{}}'
 );
 CREATE TABLE IF NOT EXISTS supervisor_desks (
     "supervisor" TEXT PRIMARY KEY,
@@ -544,6 +546,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("agent_presence", "line_via", "TEXT NOT NULL DEFAULT ''"),
     ("agent_presence", "line_place", "INTEGER NOT NULL DEFAULT 0"),
     ("agent_presence", "line_since", "TEXT NOT NULL DEFAULT ''"),
+    ("notices", "read_by", "TEXT NOT NULL DEFAULT '{}'"),
     ("queue_members", "paused", "TEXT"),
     ("queue_callbacks", "data", "TEXT NOT NULL DEFAULT '{}'"),
     ("surveys", "satisfied", "INTEGER"),
@@ -731,6 +734,8 @@ class Statements:
         self.upsert_number_list_entry = upsert("number_list_entries", NUMBER_LIST_COLUMNS, keys=2)
         self.upsert_notice = upsert("notices", NOTICE_COLUMNS)
         self.clear_notice = f'DELETE FROM notices WHERE "id" = {p}'
+        self.fetch_notice_read = f'SELECT "read_by" FROM notices WHERE "id" = {p}'
+        self.set_notice_read = f'UPDATE notices SET "read_by" = {p} WHERE "id" = {p}'
         self.fetch_notices = f'SELECT {_quoted(NOTICE_COLUMNS)} FROM notices ORDER BY "posted"'
         self.upsert_supervisor_desk = upsert("supervisor_desks", DESK_COLUMNS)
         self.clear_supervisor_desk = f'DELETE FROM supervisor_desks WHERE "supervisor" = {p}'
@@ -1492,8 +1497,22 @@ class RecordStore(abc.ABC):
             json.dumps(list(notice.agents)),
             _iso(notice.posted),
             _iso(notice.until),
+            json.dumps({agent: _iso(at) for agent, at in notice.read_by}),
         )
         return self._write(f"notice {notice.id}", self._sql.upsert_notice, params)
+
+    def mark_notice_read(self, notice_id: str, agent: str, at: datetime) -> bool:
+        """``agent`` saw message ``notice_id`` at ``at`` (the first time counts); False when
+        the notice is gone or they had seen it."""
+        with self.transaction(f"keep that {agent} read notice {notice_id} in") as tx:
+            rows = tx.rows(self._sql.fetch_notice_read, (notice_id,))
+            if not rows:
+                return False
+            read = json.loads(rows[0]["read_by"])
+            if agent in read:
+                return False
+            read[agent] = _iso(at)
+            return tx.change(self._sql.set_notice_read, (json.dumps(read), notice_id)) == 1
 
     def clear_notice(self, notice_id: str) -> bool:
         """The notice no longer stands."""
@@ -1510,6 +1529,7 @@ class RecordStore(abc.ABC):
                 _utc(row["posted"]),
                 _utc(row["until"]),
                 tuple(json.loads(row["agents"])),
+                tuple((a, _utc(at)) for a, at in json.loads(row["read_by"]).items()),
             )
             for row in self._fetch(self._sql.fetch_notices)
         ]
