@@ -143,16 +143,7 @@ class Breaks:
         else:
             # Asking again keeps the place; the break starts with the reason asked last.
             line[place - 1] = (agent_id, reason, via)
-        self._bus.publish(
-            BreakLinedUp(
-                agent=agent_id,
-                team=team,
-                reason=reason,
-                place=place,
-                via=via,
-                mono=self._router.now(),
-            )
-        )
+        self._lined_up(agent_id, team, reason, place, via)
         log.info("break_lined_up", agent=agent_id, team=team, reason=reason, place=place, via=via)
         return place
 
@@ -173,16 +164,7 @@ class Breaks:
         )
         for n, (waiting, reason, asked) in enumerate(line, start=1):
             if before[n - 1] != waiting:
-                self._bus.publish(
-                    BreakLinedUp(
-                        agent=waiting,
-                        team=team,
-                        reason=reason,
-                        place=n,
-                        via=via if waiting == agent_id else asked,
-                        mono=self._router.now(),
-                    )
-                )
+                self._lined_up(waiting, team, reason, n, via if waiting == agent_id else asked)
         return self.place(agent_id) or 0
 
     def restore(self, agent_id: str, team: str, reason: str, via: str) -> bool:
@@ -199,16 +181,7 @@ class Breaks:
             return False
         line = self._lines.setdefault(team, [])
         line.append((agent_id, reason, via))
-        self._bus.publish(
-            BreakLinedUp(
-                agent=agent_id,
-                team=team,
-                reason=reason,
-                place=len(line),
-                via=via,
-                mono=self._router.now(),
-            )
-        )
+        self._lined_up(agent_id, team, reason, len(line), via)
         return True
 
     def unpause(self, agent_id: str, *, via: str) -> bool:
@@ -275,6 +248,19 @@ class Breaks:
                 self._router.pause(agent_id, reason, via=LINE_VIA)
 
     # ------------------------------------------------------------------ inside
+
+    def _lined_up(self, agent_id: str, team: str, reason: str, place: int, via: str) -> None:
+        """Say where ``agent_id`` waits now (BreakLinedUp: their desktop, the records)."""
+        self._bus.publish(
+            BreakLinedUp(
+                agent=agent_id,
+                team=team,
+                reason=reason,
+                place=place,
+                via=via,
+                mono=self._router.now(),
+            )
+        )
 
     def _team_of(self, agent_id: str) -> str | None:
         """The agent's team when it has a break limit."""
