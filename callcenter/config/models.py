@@ -3352,8 +3352,8 @@ class TeamConfig(_Model):
         description="With `max_paused`: a break asked for over the limit waits in line "
         "instead of being refused; the first in line goes on their break (with the reason "
         "they asked with) as soon as a teammate is back. Asking to be ready leaves the line, "
-        "so do a logout and a pause someone else puts them on. The line lives in memory: a "
-        "restart empties it.",
+        "so do a logout and a pause someone else puts them on. A supervisor may put one "
+        "first; a restart takes the line back in its order.",
         examples=[True],
     )
 
