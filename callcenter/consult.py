@@ -29,13 +29,13 @@ import contextlib
 import enum
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
-from callcenter.errors import EngineError, IllegalTransition, PBXError
+from callcenter.errors import EngineError, IllegalTransition, PBXConnectionError, PBXError
 from callcenter.events import (
     ATTENDED_TRANSFER,
     CallHeld,
@@ -86,6 +86,9 @@ MOVE_SETTLE: Final = 5.0
 RING_MARGIN: Final = 2.0
 """Seconds past the ring timeout before an unanswered consultation is given up (the PBX
 ends the ringing itself at the ring timeout)."""
+LINK_BACK_WAIT: Final = 600.0
+"""Longest a room's clean-up (kick a leg, end the room) waits for a lost PBX link to come
+back before it is tried again; past it the leg is left to the PBX."""
 
 _ROOM_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -393,17 +396,10 @@ class Consultations:
         """The call's room has ended (the caller's dial returned): forget it. Returns when
         the caller was last handed over in it (their new talk starts there, or None) and
         whether every other party had left (the engine ended it)."""
-        legs, consult, conference = active.room, active.consult, active.conference
-        active.conference = None
-        active.room = None
-        if legs is not None and legs.recheck is not None:
-            legs.recheck.cancel()
-        call_id = active.call.info.call_id
-        self._unheld(call_id, active)
-        if consult is not None and consult.active:
-            self._over(call_id, active, consult, ConsultOutcome.CALLER_GONE)
+        legs, consult, conference = self._forget_room(active)
         if legs is None or conference is None:
             return None, False
+        call_id = active.call.info.call_id
         caller = (active.call.info.channel, call_id)
         for leg in (*conference.members, *conference.aside):
             if leg not in caller:
@@ -418,6 +414,33 @@ class Consultations:
             with contextlib.suppress(PBXError):
                 await active.call.play(["transfer-failed"])
         return legs.handed_over_at, legs.emptied
+
+    def room_abandoned(self, active: ActiveCall) -> None:
+        """The call's handler ended with its room still up (the PBX link went down under
+        it): everyone is taken out of the room and its side room once the link is back,
+        the caller too (their channel goes on in the dialplan, or is taken back by the
+        driver), so that no agent is left in a silent room."""
+        _legs, _consult, conference = self._forget_room(active)
+        if conference is None:
+            return
+        call_id = active.call.info.call_id
+        log.info("room_abandoned", call_id=call_id, room=conference.room)
+        for leg in (*conference.members, *conference.aside):
+            self._board.in_background(self._kick(conference, leg), f"room-kick-{call_id}")
+
+    def _forget_room(
+        self, active: ActiveCall
+    ) -> tuple[RoomLegs | None, Consultation | None, Conference | None]:
+        legs, consult, conference = active.room, active.consult, active.conference
+        active.conference = None
+        active.room = None
+        if legs is not None and legs.recheck is not None:
+            legs.recheck.cancel()
+        call_id = active.call.info.call_id
+        self._unheld(call_id, active)
+        if consult is not None and consult.active:
+            self._over(call_id, active, consult, ConsultOutcome.CALLER_GONE)
+        return legs, consult, conference
 
     # ------------------------------------------------------------------ inside
 
@@ -655,12 +678,29 @@ class Consultations:
         except PBXError as exc:
             log.info("consult_agent_not_back", agent=consult.agent, error=str(exc))
 
-    @staticmethod
-    async def _kick(conference: Conference, leg: str) -> None:
-        with contextlib.suppress(PBXError):
-            await conference.kick(leg)
+    async def _kick(self, conference: Conference, leg: str) -> None:
+        await self._once_linked(lambda: conference.kick(leg), room=conference.room, leg=leg)
 
-    @staticmethod
-    async def _end(conference: Conference) -> None:
-        with contextlib.suppress(PBXError):
-            await conference.end()
+    async def _end(self, conference: Conference) -> None:
+        await self._once_linked(conference.end, room=conference.room, leg="all")
+
+    async def _once_linked(
+        self, command: Callable[[], Awaitable[None]], *, room: str, leg: str
+    ) -> None:
+        """Run a room's clean-up; when the PBX link is down, again once it is back. Nobody
+        else takes an agent out of a room our caller has left: without it the agent would
+        sit in silence until they hang up."""
+        while True:
+            try:
+                await command()
+                return
+            except PBXConnectionError as exc:
+                log.info("room_cleanup_waits_for_pbx", room=room, leg=leg, error=str(exc))
+                try:
+                    async with asyncio.timeout(LINK_BACK_WAIT):
+                        await self._board.wait_pbx_up()
+                except TimeoutError:
+                    log.warning("room_cleanup_given_up", room=room, leg=leg)
+                    return
+            except PBXError:
+                return

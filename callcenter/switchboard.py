@@ -796,6 +796,8 @@ class Switchboard:
             if not self.active:
                 self._idle.set()
             self._release_leftovers(active, info.call_id)
+            if active.conference is not None and hung_up_by != LEFT_AT_SHUTDOWN:
+                self.consults.room_abandoned(active)
             if not call.hung_up and hung_up_by not in LEFT_TO_PBX:
                 with contextlib.suppress(PBXError):
                     await call.hangup()

@@ -407,13 +407,12 @@ async def test_a_daemon_stopping_while_the_number_rings_tells_alice_and_hangs_up
     assert leg.heard[-1:] == ["beeperr"], "she heard that the dial was off"
 
 
-@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
 async def test_a_link_outage_under_alice_s_dial_hangs_her_phone_up_once_the_link_is_back(
-    tmp_path: Path, agi: str
+    tmp_path: Path,
 ) -> None:
-    """AsyncAGI and FreeSWITCH's inbound socket run her own call over the link that went
-    down: the daemon cannot follow it any more, so it is hung up, not left in its room."""
-    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+    """AsyncAGI runs her own call over the AMI link that went down: the daemon cannot
+    follow it any more, so it is hung up, not left in its room."""
+    async with running_center(tmp_path, agi="asyncagi", config=DIALS) as center:
         customer = center.add_phone("PJSIP/5550414", answer_after=None)
         alice = center.daemon.router.agents["1001"]
         leg = await center.pbx.call("*775550414", caller_num="1001")
@@ -423,6 +422,30 @@ async def test_a_link_outage_under_alice_s_dial_hangs_her_phone_up_once_the_link
         await until(lambda: alice.state == "available", timeout=10)
         await until(lambda: "1001" not in center.daemon.switchboard.dials)
         await center.idle(timeout=10)
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound", "esl-outbound"])
+async def test_the_number_alice_dials_answers_after_a_link_outage_and_they_talk(
+    tmp_path: Path, agi: str
+) -> None:
+    """Her leg waits in its room across the outage (FastAGI and FreeSWITCH's socket
+    applications keep running): the person called answers once the link is back."""
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
+        customer = center.add_phone("PJSIP/5550416", answer_after=1.5)
+        board = center.daemon.switchboard
+        alice = center.daemon.router.agents["1001"]
+        leg = await center.pbx.call("*775550416", caller_num="1001")
+        await until(lambda: customer.rings == 1)
+        await center.drop_pbx_connections()
+        await until(lambda: not board.pbx_up)
+        await until(lambda: board.pbx_up, timeout=10)
+        await until(lambda: alice.state == "on_call", timeout=10)
+        talked = customer.answered
+        await customer.hangup()
+        await leg.wait_ended(timeout=10)
+        await until(lambda: alice.state == "available", timeout=10)
+        await center.idle(timeout=10)
+    assert talked == 1
 
 
 @pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])

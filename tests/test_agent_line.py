@@ -303,14 +303,13 @@ async def test_carol_stays_on_her_line_through_a_pbx_link_outage(tmp_path: Path,
     assert line.heard.count("agent-pass") == 1, "asked for her PIN once"
 
 
-@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
 async def test_a_link_outage_drops_a_line_run_over_that_link_and_carol_dials_again(
-    tmp_path: Path, agi: str
+    tmp_path: Path,
 ) -> None:
-    """AsyncAGI and FreeSWITCH's inbound socket run the line's call over the link that went
-    down: the daemon cannot follow it any more, so the line is hung up once the link is
-    back (not left in a room no caller will reach)."""
-    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+    """AsyncAGI runs the line's call over the AMI link that went down: the daemon cannot
+    follow it any more, so the line is hung up once the link is back (not left in a room
+    no caller will reach)."""
+    async with running_center(tmp_path, agi="asyncagi", config=CAROL_SELLS) as center:
         line = await _open_line(center)
         carol = center.daemon.router.agents["1003"]
         await center.drop_pbx_connections()
@@ -324,6 +323,29 @@ async def test_a_link_outage_drops_a_line_run_over_that_link_and_carol_dials_aga
         await center.idle()
         cdr = await center.cdr(caller.uniqueid)
     assert dropped == "logged_out"
+    assert cdr["agent"] == "1003"
+
+
+@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound", "esl-outbound"])
+async def test_carols_line_stays_open_across_a_lost_pbx_link_and_the_next_caller_reaches_her(
+    tmp_path: Path, agi: str
+) -> None:
+    """FastAGI and FreeSWITCH's socket applications keep running while the AMI/ESL link is
+    down: the line waits in its room, and the daemon takes up where it was once the link
+    is back."""
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        board = center.daemon.switchboard
+        await center.drop_pbx_connections()
+        await until(lambda: not board.pbx_up)
+        await until(lambda: board.pbx_up, timeout=10)
+        caller = await _put_through(center, "5550311")
+        await caller.hangup()
+        await until(lambda: center.daemon.router.agents["1003"].state != "on_call")
+        assert line.state != "ended" and _in_room(center, line), "Carol is still on her line"
+        await line.hangup()
+        await center.idle()
+        cdr = await center.cdr(caller.uniqueid)
     assert cdr["agent"] == "1003"
 
 

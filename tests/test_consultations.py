@@ -310,6 +310,51 @@ async def test_alice_holds_the_caller_who_hears_music_and_takes_them_back_twice(
     assert row["hung_up_by"] == "caller"
 
 
+async def test_a_pbx_link_lost_while_the_caller_is_on_hold_leaves_no_agent_in_a_silent_room(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport) as (center, caller, phones):
+        board = center.daemon.switchboard
+        status, _answer = await center.api("POST", "/agents/1001/hold")
+        assert status == 200
+        await until(lambda: len(in_room(center, caller, aside=True)) == 1, "Alice steps away")
+        await center.drop_pbx_connections()
+        # The caller gives up while the daemon cannot reach the PBX: nobody can take Alice
+        # out of the side room until the link is back.
+        await caller.hangup()
+        await until(lambda: board.pbx_up, "the link is back")
+        await until(lambda: phones["1001"].current_channel is None, "Alice's leg hung up")
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+        await until(lambda: not center.pbx.channels, "no channel is left on the PBX")
+        assert center.daemon.router.agents["1001"].state != "on_call"
+
+    assert row["agent"] == "1001"
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound", "esl-outbound"])
+async def test_a_caller_on_hold_keeps_their_agent_across_a_lost_pbx_link(
+    tmp_path: Path, transport: str
+) -> None:
+    async with alice_on_a_call(tmp_path, transport) as (center, caller, _phones):
+        board = center.daemon.switchboard
+        await center.api("POST", "/agents/1001/hold")
+        await until(lambda: len(in_room(center, caller, aside=True)) == 1, "Alice steps away")
+        await center.drop_pbx_connections()
+        await until(lambda: not board.pbx_up, "the daemon saw the link go")
+        await until(lambda: board.pbx_up, "the link is back")
+        status, answer = await center.api("POST", "/agents/1001/unhold")
+        assert (status, answer.get("on_hold")) == (200, False), answer
+        await until(lambda: holds(in_room(center, caller), "1001"), "Alice is back")
+        await asyncio.sleep(0.1)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert (row["agent"], row["hung_up_by"]) == ("1001", "caller")
+    assert row["hold_seconds"] > 0
+
+
 async def test_bob_working_from_home_is_consulted_on_his_own_number_and_takes_the_caller(
     tmp_path: Path, transport: str
 ) -> None:

@@ -207,7 +207,11 @@ async def test_a_second_daemon_on_the_same_pbx_refuses_to_start_and_takes_over_o
         await caller.hangup()
         await caller.wait_ended(timeout=5)
         assert not second.switchboard.active
-        assert owner_mark(center) == first, "the first one's mark is left alone"
+        kept = owner_mark(center)
+        # Its stamp may have moved on meanwhile: the first daemon refreshes its own mark.
+        assert kept is not None and (kept.owner, kept.pid) == (first.owner, first.pid), (
+            "the first one's mark is left alone"
+        )
 
         await center.daemon.stop()
         assert owner_mark(center) is None, "a clean stop clears the mark"

@@ -1242,6 +1242,9 @@ class FreeSwitchCall:
         self._vars: dict[str, str] = {}
         #: Applications whose completion is still awaited after the caller hung up.
         self._outlive_hangup: set[str] = set()
+        #: The Event-UUID of the ``conference`` application the caller runs now (a room
+        #: of ours): it outlives a lost event socket, as a dial does.
+        self._room_app = ""
         self._handed_back = False
         self._spy_task: asyncio.Task[None] | None = None
         self._spy: FreeSwitchSpySession | None = None
@@ -1345,6 +1348,19 @@ class FreeSwitchCall:
         event_uuid, future = await self._send_app(app, arg, track=True)
         assert future is not None
         return await self._await_app(event_uuid, future, limit, app)
+
+    async def _run_room_app(self, arg: str, limit: float) -> ESLEvent:
+        """``conference <arg>`` until the call leaves the room. A lost event socket does not
+        end it: the caller stays in the room, and the resync after the reconnection ends it
+        if they left meanwhile."""
+        event_uuid, future = await self._send_app("conference", arg, track=True)
+        assert future is not None
+        self._room_app = event_uuid
+        try:
+            return await self._await_app(event_uuid, future, limit, "conference")
+        finally:
+            if self._room_app == event_uuid:
+                self._room_app = ""
 
     async def _api(self, cmd: str) -> str:
         return await self._esl.api(cmd, timeout=self._settings.command_timeout, check=False)
@@ -1725,7 +1741,7 @@ class FreeSwitchCall:
             limit = self._long(self._settings.max_bridge_seconds)
             with contextlib.suppress(CallHungUp):
                 await self._run_app("set", NO_ROOM_KEYS, self._settings.command_timeout)
-                await self._run_app("conference", conference.room, limit)
+                await self._run_room_app(conference.room, limit)
         conference._on_caller_left("left the room")
         talk = result.talk_seconds
         if state.answered_at is not None:
@@ -1761,10 +1777,8 @@ class FreeSwitchCall:
             await self._run_app("set", NO_ROOM_KEYS, self._settings.command_timeout)
             # nomoh: alone in the room (between callers) the agent hears silence, not the
             # profile's moh-sound, as on Asterisk.
-            await self._run_app(
-                "conference",
-                f"{room}@default+flags{{nomoh}}",
-                self._long(self._settings.max_bridge_seconds),
+            await self._run_room_app(
+                f"{room}@default+flags{{nomoh}}", self._long(self._settings.max_bridge_seconds)
             )
         finally:
             self._room = None
@@ -2354,6 +2368,8 @@ class FreeSwitchCall:
     def _link_lost(self, reason: str) -> None:
         state = self._dial
         keep = {state.app_uuid} if state is not None else set()
+        if self._room_app:
+            keep.add(self._room_app)
         self._fail_apps(
             PBXConnectionError(f"event socket lost while {self._info.channel} ran: {reason}"),
             keep=keep,
@@ -2361,7 +2377,12 @@ class FreeSwitchCall:
         self._moh_app = None
 
     async def _resync(self, snap: ChannelSnapshot, alive: Mapping[str, ChannelSnapshot]) -> None:
-        """The caller survived a reconnection: settle a dial whose events may be lost."""
+        """The caller survived a reconnection: settle a dial or a room whose events may be
+        lost."""
+        room = self._apps.get(self._room_app) if self._room_app else None
+        if room is not None and not room.done() and snap.application != "conference":
+            # Out of the room while the socket was down (kicked, or moved on by hand).
+            room.set_result(_synthetic_complete())
         state = self._dial
         if state is None or not state.app_uuid:
             return
