@@ -4,6 +4,8 @@
     callcenter check CONFIG                 validate a config file (file:line: field: message)
     callcenter simulate CONFIG --flow F ...  dry-run one call through a flow (demo PBX)
     callcenter demo [--pbx asterisk]        a demo PBX + the daemon, a handful of scripted calls
+    callcenter soak [--seconds 60]          random calls through the config on the demo PBX,
+                                            then a check that none was lost or left stuck
     callcenter agent ACTION AGENT [...]     login | logout | pause | unpause | ready |
                                             transfer | hold | unhold | consult | consult-complete |
                                             consult-join | consult-cancel | help | survey |
@@ -60,6 +62,7 @@ import functools
 import json
 import math
 import os
+import random
 import sys
 import time
 import urllib.error
@@ -160,6 +163,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="also take SIP calls (UDP, signalling only: no audio) on this port of "
         "127.0.0.1 while the demo runs, such as SIPp's: sipp 127.0.0.1:PORT -sn uac -s 800 "
         "(0: any free port, printed)",
+    )
+
+    soak = sub.add_parser(
+        "soak",
+        help="random callers, agents and supervisors through the config's flows on the demo "
+        "PBX, then a check that every call has its record and nothing is left stuck",
+        description="Random callers (keys, waits, hang-ups at any moment), agents (answering "
+        "or not, pausing, holding, consulting, transferring, pressing their keys) and "
+        "supervisors (listen, whisper, barge, take over) through the config's flows on the "
+        "demo PBX, with the PBX link cut now and then (--outages); then the problems found: "
+        "a call without exactly one record, an agent left ringing or on a call, a channel "
+        "left on the PBX, an API answer 5xx, an error in the log. Exit status 1 when there "
+        "is one. The config's records, campaigns, MQTT and webhooks are left alone.",
+    )
+    soak.add_argument("--config", default=None, help="config file (default: the example)")
+    soak.add_argument("--pbx", choices=["asterisk", "freeswitch"], default="asterisk")
+    soak.add_argument(
+        "--agi",
+        choices=["fastagi", "asyncagi", "esl-outbound"],
+        default="fastagi",
+        help="how calls reach the daemon: FastAGI or AsyncAGI (Asterisk), the park (default) "
+        "or the socket application (esl-outbound) on FreeSWITCH",
+    )
+    soak.add_argument(
+        "--seconds",
+        type=_bounded(float, 1.0, 86400.0, "seconds"),
+        default=60.0,
+        help="how long callers keep coming (then the last ones finish)",
+    )
+    soak.add_argument(
+        "--rate",
+        type=_bounded(float, 0.05, 50.0, "callers a second"),
+        default=2.0,
+        help="callers a second, on average",
+    )
+    soak.add_argument("--seed", type=int, default=None, help="replays a soak's choices")
+    soak.add_argument(
+        "--outages", action="store_true", help="cut the PBX link (AMI or ESL) every few seconds"
     )
 
     staffing = sub.add_parser(
@@ -1091,6 +1132,19 @@ def _main(argv: Sequence[str] | None) -> int:
             stay=stay,
             sip_port=args.sip_port,
         )
+    if command == "soak":
+        from callcenter.soak import SoakPlan, run_soak
+
+        if (args.pbx, args.agi) in (("asterisk", "esl-outbound"), ("freeswitch", "asyncagi")):
+            print(
+                f"callcenter soak: --agi {args.agi} is not a way calls reach the daemon on "
+                f"{args.pbx} (asterisk: fastagi, asyncagi; freeswitch: the park, esl-outbound)",
+                file=sys.stderr,
+            )
+            return 2  # a usage error, as argparse's
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+        plan = SoakPlan(seconds=args.seconds, rate=args.rate, seed=seed, outages=args.outages)
+        return run_soak(args.config, plan, pbx=args.pbx, agi=args.agi)
     if command == "staffing":
         return cmd_staffing(
             args.calls,

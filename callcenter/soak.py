@@ -1,0 +1,539 @@
+"""A soak: seeded random callers, agents and supervisors through a config's flows on the
+demo PBX, then a check that no call was lost and nothing was left stuck.
+
+    callcenter soak [--config FILE] [--pbx asterisk|freeswitch] [--seconds 60] [--rate 2]
+                    [--seed 7] [--outages]
+
+Meanwhile, every choice drawn from one generator seeded with ``seed`` (a seed replays the
+same choices; the timings of two processes on a busy machine still vary):
+
+- callers arrive (``rate`` a second on average) on the config's routes, press keys (the
+  menus' own and others), wait, give up at any moment or stay until their talk ends;
+- the agents' phones answer after a while, never, or busy, and hang up after a talk of any
+  length; agents press their keypad keys (``acd.agent_keys``) while they talk;
+- agents log in and out, pause, come back, end their wrap-up, hold, consult, transfer and
+  ask for help through the control API; supervisors listen, whisper, barge, take over;
+- with ``outages``, the PBX link (AMI or ESL) is cut every few seconds.
+
+Then, once the callers are gone and the daemon is idle, :class:`SoakReport` lists the
+problems: a call without exactly one record or recorded as ``lost``/``in_progress``, a
+record whose billable seconds exceed its duration, an agent left ringing or on a call,
+a call the daemon still handles, a channel left on the PBX, an API answer 5xx, an error
+in the log or an exception nobody retrieved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+from structlog.testing import capture_logs
+
+from callcenter.config import load_config
+from callcenter.config.models import CallCenterConfig, FlowConfig
+from callcenter.demopbx.freeswitch import SOFIA_DOMAIN
+from callcenter.errors import CallCenterError, ConfigError
+from callcenter.events import CallStarted, EngineEvent
+from callcenter.log import configure_logging
+from callcenter.pbx.asterisk.driver import ASYNCAGI_ADOPT_GRACE
+from callcenter.testing import DEMO_SECRET, Center, Transport, merge, running_center
+
+CALLER_KEYS = "0123456789*#"
+"""Keys a caller may press besides the menus' own."""
+LOST_RECORDS = ("lost", "in_progress")
+"""``hung_up_by`` of a record a daemon wrote without seeing the call end."""
+HAND_OVER_SECONDS = 0.5
+"""Time the PBX may take to hand a call to the daemon: a caller gone within it may never
+have reached the daemon."""
+TAKE_BACK_SECONDS = ASYNCAGI_ADOPT_GRACE + HAND_OVER_SECONDS
+"""Time after a reconnection before the daemon takes the calls that reached the PBX while
+the link was down (AsyncAGI's waiting channels, FreeSWITCH's parked ones)."""
+SETTLE_SECONDS = 30.0
+"""Longest the soak waits for the daemon to be idle after the last caller left."""
+
+
+@dataclass(frozen=True, slots=True)
+class SoakPlan:
+    """What a soak does (see the module doc)."""
+
+    seconds: float = 60.0
+    rate: float = 2.0
+    """Callers a second, on average."""
+    seed: int = 1
+    outages: bool = False
+    """Cut the PBX link every few seconds."""
+    patience: float = 20.0
+    """Longest a caller stays on the line, in seconds."""
+
+
+@dataclass(slots=True)
+class SoakReport:
+    """What a soak did and what it found wrong (``problems``: empty when nothing)."""
+
+    plan: SoakPlan
+    transport: str
+    calls: int = 0
+    records: int = 0
+    unseen: int = 0
+    """Calls the daemon never saw, rightly: the caller hung up before the PBX handed the call
+    over, or while the link was down (a parked call is taken at the reconnection)."""
+    ended_by: Counter[str] = field(default_factory=Counter)
+    """Records by ``hung_up_by``."""
+    actions: Counter[str] = field(default_factory=Counter)
+    """What the soak did, with the API's answers (``pause 409``)."""
+    warnings: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        """The report as ops read it: figures, then each problem on its own line."""
+        plan = self.plan
+        lines = [
+            f"soak on {self.transport}: {plan.seconds:g} s, {plan.rate:g} callers/s, "
+            f"seed {plan.seed}{', outages' if plan.outages else ''}",
+            f"{self.calls} calls placed, {self.records} call records"
+            + (
+                f" ({self.unseen} callers hung up before the daemon could see them)"
+                if self.unseen
+                else ""
+            ),
+            "ended by: " + _counts(self.ended_by),
+            "actions: " + _counts(self.actions),
+            "warnings logged: " + _counts(self.warnings),
+        ]
+        if self.problems:
+            lines.append(f"{len(self.problems)} problems:")
+            lines.extend(f"  {problem}" for problem in self.problems)
+        else:
+            lines.append("no problems: every call has its record, nothing is left stuck")
+        return "\n".join(lines)
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(counter.items())) or "none"
+
+
+def entry_numbers(config: CallCenterConfig) -> list[str]:
+    """The numbers callers dial: the config's routes (``800`` for its ``default``)."""
+    numbers = [number for number in config.routes if number != "default"]
+    return numbers or ["800"]
+
+
+def menu_keys(config: CallCenterConfig) -> str:
+    """Every key the config's menus choose on, and the other keys a caller may press."""
+    keys = set(CALLER_KEYS)
+    for flow in config.flows.values():
+        keys.update(_flow_keys(flow))
+    return "".join(sorted(keys))
+
+
+def _flow_keys(flow: FlowConfig) -> set[str]:
+    keys: set[str] = set()
+    for node in flow.nodes.values():
+        choices = getattr(node, "choices", None)
+        if isinstance(choices, Mapping):
+            keys.update(str(key) for key in choices)
+    return keys
+
+
+def check_records(
+    placed: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> tuple[list[str], Counter[str]]:
+    """Problems with the records of the calls placed (one each, none lost, billable time
+    within the call) and the records' ``hung_up_by`` counts."""
+    by_call: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_call.setdefault(str(row["uniqueid"]), []).append(row)
+    problems: list[str] = []
+    ended_by: Counter[str] = Counter()
+    for call_id in placed:
+        found = by_call.get(call_id, [])
+        if len(found) != 1:
+            problems.append(f"call {call_id}: {len(found)} call records instead of one")
+            continue
+        row = found[0]
+        ended_by[str(row["hung_up_by"])] += 1
+        if row["hung_up_by"] in LOST_RECORDS:
+            problems.append(f"call {call_id}: recorded as {row['hung_up_by']}")
+        billsec, duration = int(row["billsec"] or 0), int(row["duration"] or 0)
+        if not 0 <= billsec <= duration:
+            problems.append(f"call {call_id}: billsec {billsec} outside its duration {duration}")
+    return problems, ended_by
+
+
+def check_logs(entries: Sequence[Mapping[str, Any]]) -> tuple[list[str], Counter[str]]:
+    """Errors in the captured log lines as problems; warnings counted by event."""
+    problems: list[str] = []
+    warnings: Counter[str] = Counter()
+    for entry in entries:
+        level = entry.get("log_level")
+        if level in ("error", "critical", "exception"):
+            said = " ".join(
+                f"{k}={v!r}" for k, v in entry.items() if k not in ("event", "log_level")
+            )
+            problems.append(f"log {level}: {entry.get('event')} {said}".rstrip())
+        elif level == "warning":
+            warnings[str(entry.get("event"))] += 1
+    return problems, warnings
+
+
+class Soak:
+    """One soak against a running :class:`~callcenter.testing.Center`: :meth:`run`."""
+
+    def __init__(self, center: Center, plan: SoakPlan, transport: str) -> None:
+        self._center = center
+        self._plan = plan
+        self._rng = random.Random(plan.seed)
+        self._config = center.daemon.config
+        self._report = SoakReport(plan=plan, transport=transport)
+        self._placed: list[str] = []
+        self._lives: dict[str, tuple[float, float]] = {}
+        """Call id -> when the caller dialled and hung up (the loop's clock)."""
+        self._seen: set[str] = set()
+        """Calls the daemon took (CallStarted)."""
+        self._cuts: list[tuple[float, float]] = []
+        """When the PBX link was cut, and when the daemon had it back."""
+        self._phones: dict[str, Any] = {}
+        self._stop = asyncio.Event()
+        self._loop_errors: list[str] = []
+
+    async def run(self) -> SoakReport:
+        """Drive the traffic for ``plan.seconds``, let everyone go, then check."""
+        loop = asyncio.get_running_loop()
+        handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_error)
+        try:
+            with capture_logs() as entries:
+                await self._drive()
+                await self._settle()
+                rows = await asyncio.to_thread(self._center.daemon.store.fetch_cdrs)
+        finally:
+            loop.set_exception_handler(handler)
+        self._check(rows, entries)
+        return self._report
+
+    # ------------------------------------------------------------------ traffic
+
+    async def _drive(self) -> None:
+        config = self._config
+        for agent_id, agent in config.agents.items():
+            self._phones[agent_id] = self._center.add_phone(agent.device, answer_after=0.3)
+        for supervisor in config.supervisors.values():
+            self._center.add_phone(supervisor.device, answer_after=0.2)
+        for agent_id in config.agents:
+            await self._api("login", f"/agents/{agent_id}/login", {})
+        self._center.daemon.bus.subscribe(self._on_event, (CallStarted,))
+        numbers = entry_numbers(config)
+        for number in numbers:
+            self._center.pbx.add_route(number, "inbound")
+        keys = menu_keys(config)
+        hands: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            self._moods,
+            self._agents_at_work,
+            self._agent_keys,
+            self._supervisors,
+        ]
+        if self._plan.outages:
+            hands.append(self._outages)
+        helpers = [asyncio.create_task(hand()) for hand in hands]
+        callers: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self._plan.seconds
+        n = 0
+        while loop.time() < end:
+            await asyncio.sleep(self._rng.expovariate(self._plan.rate))
+            n += 1
+            number = self._rng.choice(numbers)
+            callers.append(asyncio.create_task(self._caller(n, number, keys)))
+        self._stop.set()
+        await asyncio.gather(*helpers)
+        await asyncio.gather(*callers)
+
+    async def _caller(self, n: int, number: str, keys: str) -> None:
+        rng = self._rng
+        caller = await self._center.pbx.call(
+            number, caller_num=f"555{n % 10000:04d}", caller_name="Soak Caller"
+        )
+        self._placed.append(caller.uniqueid)
+        self._report.calls += 1
+        loop = asyncio.get_running_loop()
+        dialled = loop.time()
+        leave = loop.time() + rng.uniform(0.5, self._plan.patience)
+        stays = rng.random() < 0.5
+        try:
+            while caller.state != "ended" and loop.time() < leave:
+                await asyncio.sleep(rng.uniform(0.05, 1.5))
+                roll = rng.random()
+                if roll < 0.5 and caller.state != "ended":
+                    pressed = "".join(rng.choice(keys) for _ in range(rng.randint(1, 3)))
+                    with contextlib.suppress(CallCenterError):
+                        await caller.press(pressed)
+                elif roll < 0.55 or (caller.state == "bridged" and not stays):
+                    break
+        finally:
+            if caller.state != "ended":
+                with contextlib.suppress(CallCenterError):
+                    await caller.hangup()
+            self._lives[caller.uniqueid] = (dialled, loop.time())
+
+    async def _moods(self) -> None:
+        """Phones change how they answer: quickly, slowly, never, busy; short or long talks."""
+        rng = self._rng
+        while not await self._pause(0.2, 1.0):
+            phone = self._phones[rng.choice(list(self._phones))]
+            phone.answer_after = rng.choice([0.05, 0.3, 1.0, 3.0, None])
+            phone.reject = rng.random() < 0.1
+            phone.hangup_after = rng.choice([None, 0.5, 2.0, 5.0])
+
+    async def _agents_at_work(self) -> None:
+        rng = self._rng
+        reasons = self._config.pause_reasons or ["break"]
+        actions: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("login", dict),
+            ("logout", dict),
+            ("pause", lambda: {"reason": rng.choice(reasons)}),
+            ("unpause", dict),
+            ("ready", dict),
+            ("hold", dict),
+            ("unhold", dict),
+            ("consult", lambda: {"to": rng.choice(self._people())}),
+            ("consult-complete", dict),
+            ("consult-join", dict),
+            ("consult-cancel", dict),
+            ("transfer", lambda: {"to": rng.choice(self._people())}),
+            ("help", dict),
+        ]
+        while not await self._pause(0.2, 1.2):
+            agent_id = rng.choice(list(self._phones))
+            action, body = rng.choice(actions)
+            if action == "logout" and rng.random() < 0.7:
+                continue  # a logout now and then, not every few seconds
+            await self._api(action, f"/agents/{agent_id}/{action}", body())
+
+    async def _agent_keys(self) -> None:
+        keys = self._config.acd.agent_keys
+        codes = [code for code in keys.codes()] if keys is not None else []
+        if not codes:
+            return
+        rng = self._rng
+        people = self._people()
+        while not await self._pause(0.2, 1.0):
+            phone = self._phones[rng.choice(list(self._phones))]
+            if phone.current_channel is None:
+                continue
+            code = rng.choice(codes)
+            pressed = code + (rng.choice(people) + "#" if rng.random() < 0.4 else "")
+            self._report.actions["agent keys"] += 1
+            with contextlib.suppress(CallCenterError):
+                await phone.press(pressed)
+
+    async def _supervisors(self) -> None:
+        supervisors = list(self._config.supervisors)
+        if not supervisors:
+            return
+        rng = self._rng
+        modes = ["listen", "whisper", "barge", "stop", "takeover"]
+        while not await self._pause(0.5, 3.0):
+            supervisor = rng.choice(supervisors)
+            mode = rng.choice(modes)
+            body = (
+                {"agent": rng.choice(list(self._phones))}
+                if mode not in ("stop", "takeover")
+                else {}
+            )
+            await self._api(mode, f"/supervisors/{supervisor}/{mode}", body)
+
+    async def _outages(self) -> None:
+        board = self._center.daemon.switchboard
+        loop = asyncio.get_running_loop()
+        while not await self._pause(4.0, 10.0):
+            self._report.actions["outage"] += 1
+            cut = loop.time()
+            await self._center.drop_pbx_connections()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTLE_SECONDS):
+                    # Polled: the link's state has no event to wait on from here.
+                    while board.pbx_up:  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+                    while not board.pbx_up:  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+            self._cuts.append((cut, loop.time()))
+
+    def _on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, CallStarted):
+            self._seen.add(event.call_id)
+
+    def _people(self) -> list[str]:
+        return [*self._config.agents, *self._config.supervisors] or ["supervisor"]
+
+    async def _pause(self, low: float, high: float) -> bool:
+        """Wait a random while; True once the soak is over."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._rng.uniform(low, high)):
+                await self._stop.wait()
+        return self._stop.is_set()
+
+    async def _api(self, action: str, path: str, body: Mapping[str, Any]) -> None:
+        try:
+            status, answer = await self._center.api("POST", path, body)
+        except (OSError, ValueError) as exc:
+            self._report.problems.append(f"API {path}: no answer ({exc})")
+            return
+        self._report.actions[f"{action} {status}"] += 1
+        if status >= 500:
+            self._report.problems.append(f"API {path} {dict(body)}: {status} {answer}")
+
+    # ------------------------------------------------------------------ the end
+
+    async def _settle(self) -> None:
+        """Everyone hangs up; the daemon winds every call up."""
+        for phone in self._phones.values():
+            if phone.current_channel is not None:
+                with contextlib.suppress(CallCenterError):
+                    await phone.hangup()
+        board = self._center.daemon.switchboard
+        try:
+            async with asyncio.timeout(SETTLE_SECONDS):
+                await board.wait_idle()
+                writer = self._center.daemon.recorder.writer
+                # Polled: the demo PBX's channel table and the writer's queue have no
+                # event to wait on.
+                while (  # noqa: ASYNC110
+                    not board.pbx_up or self._center.pbx.channels or writer.pending
+                ):
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            pass
+
+    def _gone_unseen(self, call_id: str) -> bool:
+        """Whether the caller hung up before the daemon could see the call: at once, or
+        while the PBX link was down (or the moment it came back)."""
+        life = self._lives.get(call_id)
+        if life is None:
+            return False
+        dialled, gone = life
+        if gone - dialled < HAND_OVER_SECONDS:
+            return True
+        return any(cut <= gone <= back + TAKE_BACK_SECONDS for cut, back in self._cuts)
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self._loop_errors.append(str(context.get("exception") or context.get("message")))
+
+    def _check(
+        self, rows: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, Any]]
+    ) -> None:
+        report = self._report
+        report.records = len({row["uniqueid"] for row in rows})
+        unseen = {
+            call_id
+            for call_id in self._placed
+            if call_id not in self._seen and self._gone_unseen(call_id)
+        }
+        report.unseen = len(unseen)
+        expected = [call_id for call_id in self._placed if call_id not in unseen]
+        problems, report.ended_by = check_records(expected, rows)
+        report.problems.extend(problems)
+        daemon = self._center.daemon
+        for call_id in daemon.switchboard.active:
+            report.problems.append(f"call {call_id}: still handled by the daemon")
+        for agent in daemon.router.agents.values():
+            if str(agent.state) in ("ringing", "on_call"):
+                report.problems.append(f"agent {agent.id}: left {agent.state}")
+        for channel in self._center.pbx.channels.values():
+            report.problems.append(f"PBX channel {channel.name}: left up")
+        problems, report.warnings = check_logs(entries)
+        report.problems.extend(problems)
+        report.problems.extend(f"asyncio: {error}" for error in self._loop_errors)
+
+
+async def soak_center(center: Center, plan: SoakPlan, transport: str) -> SoakReport:
+    """Run one soak against ``center`` (its daemon and demo PBX already started)."""
+    return await Soak(center, plan, transport).run()
+
+
+def soak_settings(
+    settings: Mapping[str, Any], config: CallCenterConfig, workdir: Path, pbx: str
+) -> dict[str, Any]:
+    """The config file's ``settings`` as a soak runs them: its records, recordings and
+    messages in ``workdir``, without campaigns (their leads are real people), MQTT or
+    webhooks (the soak's events are not the centre's), and on FreeSWITCH with busy lamps
+    as the demo FreeSWITCH's presence ids."""
+    acd: dict[str, Any] = {"recordings_folder": str(workdir / "recordings")}
+    blf = config.acd.blf
+    if pbx == "freeswitch" and blf is not None:
+        acd["blf"] = {
+            kind: name if "@" in name else f"{name}@{SOFIA_DOMAIN}"
+            for kind, name in (("agent", blf.agent), ("queue", blf.queue))
+            if name is not None
+        }
+    kept = {k: v for k, v in settings.items() if k not in ("campaigns", "webhooks", "mqtt")}
+    return merge(
+        kept,
+        {
+            "records": {"cdr_path": str(workdir / "cdr.sqlite3"), "postgres": None},
+            "ivr": {"voicemail_folder": str(workdir / "voicemail")},
+            "acd": acd,
+        },
+    )
+
+
+def run_soak(
+    config_path: str | None,
+    plan: SoakPlan,
+    *,
+    pbx: str = "asterisk",
+    agi: str = "fastagi",
+    out: TextIO | None = None,
+) -> int:
+    """``callcenter soak``: the soak on the demo PBX with the config at ``config_path``
+    (default: the example); prints the report. Returns the exit status: 0 without
+    problems, 1 with some (or an invalid config)."""
+    from callcenter.demo import EXAMPLE
+
+    stream = out if out is not None else sys.stdout
+    path = Path(config_path) if config_path else EXAMPLE
+    configure_logging("warning", "console", stream=sys.stderr)
+    try:
+        config = load_config(path, environ={"CALLCENTER_AMI_SECRET": DEMO_SECRET})
+        base = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{path}: cannot read config: {exc.strerror}", file=sys.stderr)
+        return 1
+    transport: Transport = (
+        ("esl-inbound" if agi != "esl-outbound" else "esl-outbound")
+        if pbx == "freeswitch"
+        else ("asyncagi" if agi == "asyncagi" else "fastagi")
+    )
+
+    async def go() -> SoakReport:
+        with tempfile.TemporaryDirectory(prefix="callcenter-soak-") as folder:
+            workdir = Path(folder)
+            async with running_center(
+                workdir,
+                transport=transport,
+                base=soak_settings(base, config, workdir, pbx),
+                prompt_seconds=0.3,
+                resume=False,
+            ) as center:
+                print(
+                    f"soak: {plan.seconds:g} s of random calls on the demo {pbx} ({transport}) "
+                    f"through {path}",
+                    file=stream,
+                    flush=True,
+                )
+                return await soak_center(center, plan, transport)
+
+    report = asyncio.run(go())
+    print(report.format(), file=stream)
+    return 1 if report.problems else 0
