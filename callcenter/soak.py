@@ -47,8 +47,13 @@ from callcenter.log import configure_logging
 from callcenter.pbx.asterisk.driver import ASYNCAGI_ADOPT_GRACE
 from callcenter.testing import DEMO_SECRET, Center, Transport, merge, running_center
 
+CALL_ACTIONS = frozenset(
+    {"hold", "unhold", "consult", "consult-complete", "consult-join", "consult-cancel"}
+    | {"transfer", "help"}
+)
+"""The control API's actions on an agent's call (the others change the agent's state)."""
 CALLER_KEYS = "0123456789*#"
-"""Keys a caller may press besides the menus' own."""
+"""Keys a caller may press besides the menus' own (three times in ten)."""
 LOST_RECORDS = ("lost", "in_progress")
 """``hung_up_by`` of a record a daemon wrote without seeing the call end."""
 HAND_OVER_SECONDS = 0.5
@@ -71,7 +76,7 @@ class SoakPlan:
     seed: int = 1
     outages: bool = False
     """Cut the PBX link every few seconds."""
-    patience: float = 20.0
+    patience: float = 30.0
     """Longest a caller stays on the line, in seconds."""
 
 
@@ -83,6 +88,8 @@ class SoakReport:
     transport: str
     calls: int = 0
     records: int = 0
+    talked: int = 0
+    """Calls of the soak an agent answered."""
     unseen: int = 0
     """Calls the daemon never saw, rightly: the caller hung up before the PBX handed the call
     over, or while the link was down (a parked call is taken at the reconnection)."""
@@ -99,7 +106,8 @@ class SoakReport:
         lines = [
             f"soak on {self.transport}: {plan.seconds:g} s, {plan.rate:g} callers/s, "
             f"seed {plan.seed}{', outages' if plan.outages else ''}",
-            f"{self.calls} calls placed, {self.records} call records"
+            f"{self.calls} calls placed, {self.records} call records, {self.talked} "
+            "answered by an agent"
             + (
                 f" ({self.unseen} callers hung up before the daemon could see them)"
                 if self.unseen
@@ -128,8 +136,8 @@ def entry_numbers(config: CallCenterConfig) -> list[str]:
 
 
 def menu_keys(config: CallCenterConfig) -> str:
-    """Every key the config's menus choose on, and the other keys a caller may press."""
-    keys = set(CALLER_KEYS)
+    """Every key the config's menus choose on."""
+    keys: set[str] = set()
     for flow in config.flows.values():
         keys.update(_flow_keys(flow))
     return "".join(sorted(keys))
@@ -273,7 +281,10 @@ class Soak:
                 await asyncio.sleep(rng.uniform(0.05, 1.5))
                 roll = rng.random()
                 if roll < 0.5 and caller.state != "ended":
-                    pressed = "".join(rng.choice(keys) for _ in range(rng.randint(1, 3)))
+                    if keys and rng.random() < 0.7:
+                        pressed = rng.choice(keys)
+                    else:
+                        pressed = "".join(rng.choice(CALLER_KEYS) for _ in range(rng.randint(1, 3)))
                     with contextlib.suppress(CallCenterError):
                         await caller.press(pressed)
                 elif roll < 0.55 or (caller.state == "bridged" and not stays):
@@ -289,8 +300,9 @@ class Soak:
         rng = self._rng
         while not await self._pause(0.2, 1.0):
             phone = self._phones[rng.choice(list(self._phones))]
-            phone.answer_after = rng.choice([0.05, 0.3, 1.0, 3.0, None])
-            phone.reject = rng.random() < 0.1
+            never = rng.random() < 0.1
+            phone.answer_after = None if never else rng.choice([0.05, 0.3, 1.0, 3.0])
+            phone.reject = rng.random() < 0.05
             phone.hangup_after = rng.choice([None, 0.5, 2.0, 5.0])
 
     async def _agents_at_work(self) -> None:
@@ -301,6 +313,7 @@ class Soak:
             ("logout", dict),
             ("pause", lambda: {"reason": rng.choice(reasons)}),
             ("unpause", dict),
+            ("unpause", dict),  # twice: agents paused for rings they missed come back
             ("ready", dict),
             ("hold", dict),
             ("unhold", dict),
@@ -311,11 +324,17 @@ class Soak:
             ("transfer", lambda: {"to": rng.choice(self._people())}),
             ("help", dict),
         ]
+        router = self._center.daemon.router
         while not await self._pause(0.2, 1.2):
-            agent_id = rng.choice(list(self._phones))
             action, body = rng.choice(actions)
             if action == "logout" and rng.random() < 0.7:
                 continue  # a logout now and then, not every few seconds
+            talking = [a for a in self._phones if str(router.agents[a].state) == "on_call"]
+            # Call actions mostly go to agents on a call, where they do something.
+            if action in CALL_ACTIONS and talking and rng.random() < 0.8:
+                agent_id = rng.choice(talking)
+            else:
+                agent_id = rng.choice(list(self._phones))
             await self._api(action, f"/agents/{agent_id}/{action}", body())
 
     async def _agent_keys(self) -> None:
@@ -344,11 +363,10 @@ class Soak:
         while not await self._pause(0.5, 3.0):
             supervisor = rng.choice(supervisors)
             mode = rng.choice(modes)
-            body = (
-                {"agent": rng.choice(list(self._phones))}
-                if mode not in ("stop", "takeover")
-                else {}
-            )
+            router = self._center.daemon.router
+            talking = [a for a in self._phones if str(router.agents[a].state) == "on_call"]
+            agent = rng.choice(talking or list(self._phones))
+            body = {"agent": agent} if mode not in ("stop", "takeover") else {}
             await self._api(mode, f"/supervisors/{supervisor}/{mode}", body)
 
     async def _outages(self) -> None:
@@ -440,6 +458,8 @@ class Soak:
         report.unseen = len(unseen)
         expected = [call_id for call_id in self._placed if call_id not in unseen]
         problems, report.ended_by = check_records(expected, rows)
+        placed = set(self._placed)
+        report.talked = sum(1 for row in rows if row["uniqueid"] in placed and row["agent"])
         report.problems.extend(problems)
         daemon = self._center.daemon
         for call_id in daemon.switchboard.active:

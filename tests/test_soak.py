@@ -67,7 +67,7 @@ def test_errors_in_the_log_are_problems_and_warnings_are_counted() -> None:
     assert warnings == {"ami_connection_lost": 2}
 
 
-def test_callers_dial_the_configs_numbers_and_press_its_menus_keys_and_others() -> None:
+def test_callers_dial_the_configs_numbers_and_press_its_menus_keys() -> None:
     config = load_config_text(
         "\n".join(
             [
@@ -85,7 +85,7 @@ def test_callers_dial_the_configs_numbers_and_press_its_menus_keys_and_others() 
         environ={"CALLCENTER_AMI_SECRET": "x"},
     )
     assert entry_numbers(config) == ["0800123456"]
-    assert set(menu_keys(config)) == set("0123456789*#")
+    assert set(menu_keys(config)) == {"1", "7"}
 
 
 def test_a_report_says_the_problems_or_that_there_are_none() -> None:
@@ -117,7 +117,7 @@ def test_a_soak_with_outages_through_the_example_loses_no_call_and_leaves_nothin
     assert "no problems" in text
     placed = int(text.split(" calls placed")[0].rsplit("\n", 1)[-1])
     assert placed >= 10, text
-    assert f"{placed} calls placed, {placed} call records" in text
+    assert f"{placed} calls placed, {placed} call records, " in text
     assert "outage" in text, "the link was cut"
 
 
