@@ -202,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument(
         "--outages", action="store_true", help="cut the PBX link (AMI or ESL) every few seconds"
     )
+    soak.add_argument(
+        "--restarts",
+        action="store_true",
+        help="restart the daemon every 8-15 s (calls going on), as systemctl restart does",
+    )
 
     staffing = sub.add_parser(
         "staffing",
@@ -1143,7 +1148,13 @@ def _main(argv: Sequence[str] | None) -> int:
             )
             return 2  # a usage error, as argparse's
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
-        plan = SoakPlan(seconds=args.seconds, rate=args.rate, seed=seed, outages=args.outages)
+        plan = SoakPlan(
+            seconds=args.seconds,
+            rate=args.rate,
+            seed=seed,
+            outages=args.outages,
+            restarts=args.restarts,
+        )
         return run_soak(args.config, plan, pbx=args.pbx, agi=args.agi)
     if command == "staffing":
         return cmd_staffing(

@@ -489,6 +489,9 @@ class Daemon:
                 read_only=True,
             )
         self._stopped = asyncio.Event()
+        self._stopping = False
+        """Set at the start of :meth:`stop`: a call handed over from then on is left to the
+        PBX untouched (the records are being closed)."""
         #: Why the daemon stopped on its own (another daemon took the PBX over); ``callcenter
         #: run`` raises it after the stop, for its exit status.
         self.exit_error: PBXClaimed | None = None
@@ -1124,6 +1127,14 @@ class Daemon:
             self._stop_requested.set()
 
     async def _handle_call(self, call: Call) -> None:
+        if self._stopping:
+            # Handed over while the daemon stops (a reconnection's adoption, a connection
+            # accepted a moment before the listener closed): the records are closing, so the
+            # call is not taken at all; it goes on in the dialplan, or waits parked for the
+            # next daemon, as every call left at shutdown.
+            log.info("call_left_to_pbx_while_stopping", call_id=call.info.call_id)
+            await call.hand_back()
+            return
         try:
             await self.switchboard.handle_call(call)
         finally:
@@ -1198,6 +1209,7 @@ class Daemon:
         """
         if self._stopped.is_set():
             return
+        self._stopping = True
         systemd.notify("STOPPING=1")
         await self.drain.close()
         if self._watchdog is not None:

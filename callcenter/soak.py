@@ -2,7 +2,7 @@
 demo PBX, then a check that no call was lost and nothing was left stuck.
 
     callcenter soak [--config FILE] [--pbx asterisk|freeswitch] [--seconds 60] [--rate 2]
-                    [--seed 7] [--outages]
+                    [--seed 7] [--outages] [--restarts]
 
 Meanwhile, every choice drawn from one generator seeded with ``seed`` (a seed replays the
 same choices; the timings of two processes on a busy machine still vary):
@@ -13,13 +13,14 @@ same choices; the timings of two processes on a busy machine still vary):
   length; agents press their keypad keys (``acd.agent_keys``) while they talk;
 - agents log in and out, pause, come back, end their wrap-up, hold, consult, transfer and
   ask for help through the control API; supervisors listen, whisper, barge, take over;
-- with ``outages``, the PBX link (AMI or ESL) is cut every few seconds.
+- with ``outages``, the PBX link (AMI or ESL) is cut every few seconds; with
+  ``restarts``, the daemon is restarted every 8-15 s (as ``systemctl restart``).
 
 Then, once the callers are gone and the daemon is idle, :class:`SoakReport` lists the
 problems: a call without exactly one record or recorded as ``lost``/``in_progress``, a
 record whose billable seconds exceed its duration, an agent left ringing or on a call,
 a call the daemon still handles, a channel left on the PBX, an API answer 5xx, an error
-in the log or an exception nobody retrieved.
+in the log (the daemon's stop at the end included) or an exception nobody retrieved.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class SoakPlan:
     seed: int = 1
     outages: bool = False
     """Cut the PBX link every few seconds."""
+    restarts: bool = False
+    """Restart the daemon every 8-15 s, as ``systemctl restart`` does, calls going on."""
     patience: float = 30.0
     """Longest a caller stays on the line, in seconds."""
 
@@ -105,7 +108,8 @@ class SoakReport:
         plan = self.plan
         lines = [
             f"soak on {self.transport}: {plan.seconds:g} s, {plan.rate:g} callers/s, "
-            f"seed {plan.seed}{', outages' if plan.outages else ''}",
+            f"seed {plan.seed}{', outages' if plan.outages else ''}"
+            f"{', restarts' if plan.restarts else ''}",
             f"{self.calls} calls placed, {self.records} call records, {self.talked} "
             "answered by an agent"
             + (
@@ -208,9 +212,15 @@ class Soak:
         self._seen: set[str] = set()
         """Calls the daemon took (CallStarted)."""
         self._cuts: list[tuple[float, float]] = []
-        """When the PBX link was cut, and when the daemon had it back."""
+        """When the PBX link was cut (or the daemon stopped), and when the daemon had it
+        back."""
         self._phones: dict[str, Any] = {}
+        self._others: list[Any] = []
+        """The supervisors' phones."""
         self._stop = asyncio.Event()
+        self._steady = asyncio.Event()
+        """Set while the daemon runs (cleared during a restart: its API is away)."""
+        self._steady.set()
         self._loop_errors: list[str] = []
 
     async def run(self) -> SoakReport:
@@ -223,6 +233,9 @@ class Soak:
                 await self._drive()
                 await self._settle()
                 rows = await asyncio.to_thread(self._center.daemon.store.fetch_cdrs)
+                self._check_left()
+                # The day ends: a stop loses nothing either (its errors are the soak's).
+                await self._center.daemon.stop()
         finally:
             loop.set_exception_handler(handler)
         self._check(rows, entries)
@@ -235,7 +248,7 @@ class Soak:
         for agent_id, agent in config.agents.items():
             self._phones[agent_id] = self._center.add_phone(agent.device, answer_after=0.3)
         for supervisor in config.supervisors.values():
-            self._center.add_phone(supervisor.device, answer_after=0.2)
+            self._others.append(self._center.add_phone(supervisor.device, answer_after=0.2))
         for agent_id in config.agents:
             await self._api("login", f"/agents/{agent_id}/login", {})
         self._center.daemon.bus.subscribe(self._on_event, (CallStarted,))
@@ -251,6 +264,8 @@ class Soak:
         ]
         if self._plan.outages:
             hands.append(self._outages)
+        if self._plan.restarts:
+            hands.append(self._restarts)
         helpers = [asyncio.create_task(hand()) for hand in hands]
         callers: list[asyncio.Task[None]] = []
         loop = asyncio.get_running_loop()
@@ -385,6 +400,20 @@ class Soak:
                         await asyncio.sleep(0.01)
             self._cuts.append((cut, loop.time()))
 
+    async def _restarts(self) -> None:
+        while not await self._pause(8.0, 15.0):
+            self._report.actions["restart"] += 1
+            loop = asyncio.get_running_loop()
+            stopped = loop.time()
+            self._steady.clear()
+            try:
+                daemon = await self._center.restart()
+            finally:
+                self._steady.set()
+            daemon.bus.subscribe(self._on_event, (CallStarted,))
+            # Callers who came and went while no daemon ran never reached one.
+            self._cuts.append((stopped, loop.time()))
+
     def _on_event(self, event: EngineEvent) -> None:
         if isinstance(event, CallStarted):
             self._seen.add(event.call_id)
@@ -400,6 +429,7 @@ class Soak:
         return self._stop.is_set()
 
     async def _api(self, action: str, path: str, body: Mapping[str, Any]) -> None:
+        await self._steady.wait()
         try:
             status, answer = await self._center.api("POST", path, body)
         except (OSError, ValueError) as exc:
@@ -413,7 +443,7 @@ class Soak:
 
     async def _settle(self) -> None:
         """Everyone hangs up; the daemon winds every call up."""
-        for phone in self._phones.values():
+        for phone in [*self._phones.values(), *self._others]:
             if phone.current_channel is not None:
                 with contextlib.suppress(CallCenterError):
                     await phone.hangup()
@@ -445,6 +475,18 @@ class Soak:
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         self._loop_errors.append(str(context.get("exception") or context.get("message")))
 
+    def _check_left(self) -> None:
+        """What the daemon and the PBX still hold once everyone is gone."""
+        problems = self._report.problems
+        daemon = self._center.daemon
+        for call_id in daemon.switchboard.active:
+            problems.append(f"call {call_id}: still handled by the daemon")
+        for agent in daemon.router.agents.values():
+            if str(agent.state) in ("ringing", "on_call"):
+                problems.append(f"agent {agent.id}: left {agent.state}")
+        for channel in self._center.pbx.channels.values():
+            problems.append(f"PBX channel {channel.name}: left up")
+
     def _check(
         self, rows: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, Any]]
     ) -> None:
@@ -461,14 +503,6 @@ class Soak:
         placed = set(self._placed)
         report.talked = sum(1 for row in rows if row["uniqueid"] in placed and row["agent"])
         report.problems.extend(problems)
-        daemon = self._center.daemon
-        for call_id in daemon.switchboard.active:
-            report.problems.append(f"call {call_id}: still handled by the daemon")
-        for agent in daemon.router.agents.values():
-            if str(agent.state) in ("ringing", "on_call"):
-                report.problems.append(f"agent {agent.id}: left {agent.state}")
-        for channel in self._center.pbx.channels.values():
-            report.problems.append(f"PBX channel {channel.name}: left up")
         problems, report.warnings = check_logs(entries)
         report.problems.extend(problems)
         report.problems.extend(f"asyncio: {error}" for error in self._loop_errors)

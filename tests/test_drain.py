@@ -23,6 +23,7 @@ from callcenter.demopbx.channels import FAILOVER_PROMPT as ASTERISK_FAILOVER
 from callcenter.demopbx.freeswitch import FAILOVER_PROMPT
 from callcenter.demopbx.fs_channels import prompt_name
 from callcenter.events import DrainEnded, DrainStarted, EngineEvent
+from callcenter.pbx.interface import CallInfo
 from callcenter.testing import TRANSPORTS, Center, Transport, running_center
 
 REPO = Path(__file__).resolve().parents[1]
@@ -284,3 +285,41 @@ def test_a_drain_reads_as_what_is_left_in_one_line() -> None:
         "1 new caller sent to the failover; stops by 09:15 at the latest"
     )
     assert "disposition" not in format_drain({**drain, "dispositions": []})
+
+
+class _LateCall:
+    """A call a driver hands over as the daemon stops (only what the daemon reads of it)."""
+
+    def __init__(self) -> None:
+        self.info = CallInfo(
+            call_id="late-1",
+            channel="PJSIP/5550999-00000099",
+            caller_num="5550999",
+            caller_name="",
+            dialed="800",
+            context="callcenter",
+            route="inbound",
+            transport="asyncagi",
+        )
+        self.handed_back = 0
+
+    async def hand_back(self) -> None:
+        self.handed_back += 1
+
+
+async def test_a_call_handed_over_while_the_daemon_stops_is_left_to_the_pbx_with_no_record(
+    tmp_path: Path,
+) -> None:
+    """A reconnection's adoption can hand a call over while the daemon stops: its records
+    are closing, so it is not taken at all (as every call left at shutdown, it goes on in
+    the dialplan), not waited for in vain (the record would never be written)."""
+    async with running_center(tmp_path) as center:
+        seen: list[EngineEvent] = []
+        center.daemon.bus.subscribe(seen.append)
+        daemon = center.daemon
+        await daemon.stop()
+        late = _LateCall()
+        async with asyncio.timeout(1):
+            await daemon._handle_call(late)  # type: ignore[arg-type]
+    assert late.handed_back == 1
+    assert not [e for e in seen if getattr(e, "call_id", None) == "late-1"]

@@ -135,3 +135,15 @@ def test_a_soak_on_a_broken_config_says_where_and_exits_1(
     broken.write_text("queues:\n  sales:\n    ring_timeout: soon\n")
     assert run_soak(str(broken), SoakPlan(seconds=1)) == 1
     assert f"{broken}:3: queues.sales.ring_timeout" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("pbx", "agi"), [("asterisk", "asyncagi"), ("freeswitch", "fastagi")])
+def test_a_soak_with_daemon_restarts_and_outages_loses_no_call_and_leaves_nothing_stuck(
+    pbx: str, agi: str
+) -> None:
+    plan = SoakPlan(seconds=12, rate=3, seed=12, outages=True, restarts=True, patience=6)
+    out = io.StringIO()
+    status = run_soak(str(EXAMPLE), plan, pbx=pbx, agi=agi, out=out)
+    text = out.getvalue()
+    assert status == 0, text
+    assert "restart 1" in text or "restart 2" in text, "the daemon was restarted"

@@ -691,6 +691,7 @@ class AsyncAGIRouter:
         self._ids = itertools.count(1)
         self._by_channel: dict[str, AsyncAGISession] = {}
         self._tasks: dict[AsyncAGISession, asyncio.Task[None]] = {}
+        self._stopping = False
         self._attached = False
 
     @property
@@ -715,9 +716,11 @@ class AsyncAGIRouter:
         self.ami.on_disconnected(self._on_link_lost)
 
     async def stop(self) -> None:
-        """Cancel the sessions' tasks (their sessions get closed)."""
-        tasks = list(self._tasks.values())
-        await cancel_and_wait(*tasks)
+        """Cancel the sessions' tasks (their sessions get closed); sessions that start from
+        now on are closed at once (the dialplan goes on after ``AGI()``)."""
+        self._stopping = True
+        while self._tasks:
+            await cancel_and_wait(*self._tasks.values())
 
     def session_for(self, channel: str) -> AsyncAGISession | None:
         return self._by_channel.get(channel)
@@ -797,7 +800,7 @@ class AsyncAGIRouter:
         )
         self._by_channel[channel] = session
         log.info("asyncagi_session_started", channel=channel, uniqueid=session.uniqueid)
-        if self._on_session is None:
+        if self._on_session is None or self._stopping:
             asyncio.get_running_loop().create_task(session.close())
             return
         self._tasks[session] = asyncio.create_task(
