@@ -12,7 +12,8 @@ same choices; the timings of two processes on a busy machine still vary):
 - the agents' phones answer after a while, never, or busy, and hang up after a talk of any
   length; agents press their keypad keys (``acd.agent_keys``) while they talk;
 - agents log in and out, pause, come back, end their wrap-up, hold, consult, transfer and
-  ask for help through the control API; supervisors listen, whisper, barge, take over;
+  ask for help through the control API; those with a PIN open a line (``*70``) and hang it
+  up later; supervisors listen, whisper, barge, take over;
 - with ``outages``, the PBX link (AMI or ESL) is cut every few seconds; with
   ``restarts``, the daemon is restarted every 8-15 s (as ``systemctl restart``).
 
@@ -217,6 +218,8 @@ class Soak:
         self._phones: dict[str, Any] = {}
         self._others: list[Any] = []
         """The supervisors' phones."""
+        self._open_lines: dict[str, Any] = {}
+        """Agent -> their line's call (``*70``), while open."""
         self._stop = asyncio.Event()
         self._steady = asyncio.Event()
         """Set while the daemon runs (cleared during a restart: its API is away)."""
@@ -261,6 +264,7 @@ class Soak:
             self._agents_at_work,
             self._agent_keys,
             self._supervisors,
+            self._lines,
         ]
         if self._plan.outages:
             hands.append(self._outages)
@@ -384,6 +388,29 @@ class Soak:
             body = {"agent": agent} if mode not in ("stop", "takeover") else {}
             await self._api(mode, f"/supervisors/{supervisor}/{mode}", body)
 
+    async def _lines(self) -> None:
+        """Agents with a PIN now and then open a line (``*70``) and later hang it up."""
+        rng = self._rng
+        pins = {a: c.pin for a, c in self._config.agents.items() if c.pin}
+        if not pins:
+            return
+        while not await self._pause(3.0, 10.0):
+            agent = rng.choice(list(pins))
+            line = self._open_lines.pop(agent, None)
+            if line is not None:
+                self._report.actions["line closed"] += 1
+                if line.state != "ended":
+                    with contextlib.suppress(CallCenterError):
+                        await line.hangup()
+                continue
+            await self._steady.wait()
+            try:
+                self._open_lines[agent] = await self._center.open_line(agent, pins[agent])
+            except (CallCenterError, TimeoutError):
+                self._report.actions["line not opened"] += 1
+            else:
+                self._report.actions["line opened"] += 1
+
     async def _outages(self) -> None:
         board = self._center.daemon.switchboard
         loop = asyncio.get_running_loop()
@@ -447,6 +474,10 @@ class Soak:
             if phone.current_channel is not None:
                 with contextlib.suppress(CallCenterError):
                     await phone.hangup()
+        for line in self._open_lines.values():
+            if line.state != "ended":
+                with contextlib.suppress(CallCenterError):
+                    await line.hangup()
         board = self._center.daemon.switchboard
         try:
             async with asyncio.timeout(SETTLE_SECONDS):

@@ -719,8 +719,9 @@ class AsyncAGIRouter:
         """Cancel the sessions' tasks (their sessions get closed); sessions that start from
         now on are closed at once (the dialplan goes on after ``AGI()``)."""
         self._stopping = True
-        while self._tasks:
-            await cancel_and_wait(*self._tasks.values())
+        await cancel_and_wait(*self._tasks.values())
+        # A task cancelled before it ran never reached the finally that forgets it.
+        self._tasks.clear()
 
     def session_for(self, channel: str) -> AsyncAGISession | None:
         return self._by_channel.get(channel)
