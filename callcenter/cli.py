@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument(
         "--restarts",
         action="store_true",
-        help="restart the daemon every 8-15 s (calls going on), as systemctl restart does",
+        help="restart the daemon every 5-12 s (calls going on), as systemctl restart does",
     )
 
     staffing = sub.add_parser(

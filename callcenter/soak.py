@@ -15,7 +15,7 @@ same choices; the timings of two processes on a busy machine still vary):
   ask for help through the control API; those with a PIN open a line (``*70``) and hang it
   up later; supervisors listen, whisper, barge, take over;
 - with ``outages``, the PBX link (AMI or ESL) is cut every few seconds; with
-  ``restarts``, the daemon is restarted every 8-15 s (as ``systemctl restart``).
+  ``restarts``, the daemon is restarted every 5-12 s (as ``systemctl restart``).
 
 Then, once the callers are gone and the daemon is idle, :class:`SoakReport` lists the
 problems: a call without exactly one record or recorded as ``lost``/``in_progress``, a
@@ -79,7 +79,7 @@ class SoakPlan:
     outages: bool = False
     """Cut the PBX link every few seconds."""
     restarts: bool = False
-    """Restart the daemon every 8-15 s, as ``systemctl restart`` does, calls going on."""
+    """Restart the daemon every 5-12 s, as ``systemctl restart`` does, calls going on."""
     patience: float = 30.0
     """Longest a caller stays on the line, in seconds."""
 
@@ -428,7 +428,7 @@ class Soak:
             self._cuts.append((cut, loop.time()))
 
     async def _restarts(self) -> None:
-        while not await self._pause(8.0, 15.0):
+        while not await self._pause(5.0, 12.0):
             self._report.actions["restart"] += 1
             loop = asyncio.get_running_loop()
             stopped = loop.time()
