@@ -31,6 +31,7 @@ import yaml
 
 from callcenter.cli import format_cdr_table
 from callcenter.config import load_config
+from callcenter.config.models import CallCenterConfig
 from callcenter.daemon import resolve
 from callcenter.demopbx.freeswitch import SOFIA_DOMAIN
 from callcenter.demopbx.sip import SIPFront
@@ -584,6 +585,19 @@ async def _stay(center: Center, speed: float, seconds: float | None, out: TextIO
         await asyncio.gather(*callers, return_exceptions=True)
 
 
+def freeswitch_lamps(config: CallCenterConfig) -> dict[str, str] | None:
+    """The config's busy lamps (``acd.blf``) as the demo FreeSWITCH takes them: presence
+    ids (user@domain), in the demo switch's domain where they name none; None without."""
+    blf = config.acd.blf
+    if blf is None:
+        return None
+    return {
+        kind: name if "@" in name else f"{name}@{SOFIA_DOMAIN}"
+        for kind, name in (("agent", blf.agent), ("queue", blf.queue))
+        if name is not None
+    }
+
+
 def run_demo(
     config_path: str | None = None,
     *,
@@ -638,14 +652,9 @@ def run_demo(
             s: {"pin": DEMO_PIN} for s, c in config.supervisors.items() if not c.pin
         }
     acd: dict[str, object] = {"recordings_folder": str(cdr_path.parent / "recordings")}
-    blf = config.acd.blf
-    if pbx == "freeswitch" and blf is not None:
-        # FreeSWITCH's lamps are presence ids (user@domain): the demo switch's domain.
-        acd["blf"] = {
-            kind: name if "@" in name else f"{name}@{SOFIA_DOMAIN}"
-            for kind, name in (("agent", blf.agent), ("queue", blf.queue))
-            if name is not None
-        }
+    lamps = freeswitch_lamps(config)
+    if pbx == "freeswitch" and lamps is not None:
+        acd["blf"] = lamps
     overrides = {
         **pins,
         "records": {"cdr_path": str(cdr_path), "postgres": None},

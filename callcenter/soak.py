@@ -42,7 +42,7 @@ from structlog.testing import capture_logs
 
 from callcenter.config import load_config
 from callcenter.config.models import CallCenterConfig, FlowConfig
-from callcenter.demopbx.freeswitch import SOFIA_DOMAIN
+from callcenter.demo import EXAMPLE, freeswitch_lamps
 from callcenter.errors import CallCenterError, ConfigError
 from callcenter.events import CallStarted, EngineEvent
 from callcenter.log import configure_logging
@@ -412,18 +412,22 @@ class Soak:
                 self._report.actions["line opened"] += 1
 
     async def _outages(self) -> None:
-        board = self._center.daemon.switchboard
         loop = asyncio.get_running_loop()
         while not await self._pause(4.0, 10.0):
+            await self._steady.wait()
             self._report.actions["outage"] += 1
+            before = self._center.daemon.link
+            since = before.since
             cut = loop.time()
             await self._center.drop_pbx_connections()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SETTLE_SECONDS):
-                    # Polled: the link's state has no event to wait on from here.
-                    while board.pbx_up:  # noqa: ASYNC110
-                        await asyncio.sleep(0.01)
-                    while not board.pbx_up:  # noqa: ASYNC110
+                    # Polled: the link's state has no event to wait on from here. Back once
+                    # it went down and up again (a new daemon's link after a restart).
+                    while True:
+                        link = self._center.daemon.link
+                        if link.connected and (link is not before or link.since != since):
+                            break
                         await asyncio.sleep(0.01)
             self._cuts.append((cut, loop.time()))
 
@@ -552,13 +556,9 @@ def soak_settings(
     webhooks (the soak's events are not the centre's), and on FreeSWITCH with busy lamps
     as the demo FreeSWITCH's presence ids."""
     acd: dict[str, Any] = {"recordings_folder": str(workdir / "recordings")}
-    blf = config.acd.blf
-    if pbx == "freeswitch" and blf is not None:
-        acd["blf"] = {
-            kind: name if "@" in name else f"{name}@{SOFIA_DOMAIN}"
-            for kind, name in (("agent", blf.agent), ("queue", blf.queue))
-            if name is not None
-        }
+    lamps = freeswitch_lamps(config)
+    if pbx == "freeswitch" and lamps is not None:
+        acd["blf"] = lamps
     kept = {k: v for k, v in settings.items() if k not in ("campaigns", "webhooks", "mqtt")}
     return merge(
         kept,
@@ -581,8 +581,6 @@ def run_soak(
     """``callcenter soak``: the soak on the demo PBX with the config at ``config_path``
     (default: the example); prints the report. Returns the exit status: 0 without
     problems, 1 with some (or an invalid config)."""
-    from callcenter.demo import EXAMPLE
-
     stream = out if out is not None else sys.stdout
     path = Path(config_path) if config_path else EXAMPLE
     configure_logging("warning", "console", stream=sys.stderr)
