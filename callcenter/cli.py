@@ -170,9 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="random callers, agents and supervisors through the config's flows on the demo "
         "PBX, then a check that every call has its record and nothing is left stuck",
         description="Random callers (keys, waits, hang-ups at any moment), agents (answering "
-        "or not, pausing, holding, consulting, transferring, pressing their keys) and "
+        "or not, pausing, holding, consulting, transferring, pressing their keys, opening "
+        "lines) and "
         "supervisors (listen, whisper, barge, take over) through the config's flows on the "
-        "demo PBX, with the PBX link cut now and then (--outages); then the problems found: "
+        "demo PBX, with the PBX link cut now and then (--outages) and the daemon restarted "
+        "(--restarts); then the problems found: "
         "a call without exactly one record, an agent left ringing or on a call, a channel "
         "left on the PBX, an API answer 5xx, an error in the log. Exit status 1 when there "
         "is one. The config's records, campaigns, MQTT and webhooks are left alone.",
