@@ -585,6 +585,19 @@ async def _stay(center: Center, speed: float, seconds: float | None, out: TextIO
         await asyncio.gather(*callers, return_exceptions=True)
 
 
+def load_demo_config(path: Path) -> CallCenterConfig | None:
+    """The config at ``path`` as the demo PBX runs it (with the demo's AMI secret); None,
+    the problems printed on stderr (``file:line: field: message``), when it cannot be read
+    or is invalid."""
+    try:
+        return load_config(path, environ={"CALLCENTER_AMI_SECRET": DEMO_SECRET})
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+    except OSError as exc:
+        print(f"{path}: cannot read config: {exc.strerror}", file=sys.stderr)
+    return None
+
+
 def freeswitch_lamps(config: CallCenterConfig) -> dict[str, str] | None:
     """The config's busy lamps (``acd.blf``) as the demo FreeSWITCH takes them: presence
     ids (user@domain), in the demo switch's domain where they name none; None without."""
@@ -616,13 +629,8 @@ def run_demo(
     stream = out if out is not None else sys.stdout
     path = Path(config_path) if config_path else EXAMPLE
     configure_logging("warning", "console", stream=sys.stderr)
-    try:
-        config = load_config(path, environ={"CALLCENTER_AMI_SECRET": DEMO_SECRET})
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{path}: cannot read config: {exc.strerror}", file=sys.stderr)
+    config = load_demo_config(path)
+    if config is None:
         return 1
     cdr_path = resolve(config, config.records.cdr_path)
     try:

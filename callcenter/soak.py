@@ -40,14 +40,13 @@ from typing import Any, TextIO
 import yaml
 from structlog.testing import capture_logs
 
-from callcenter.config import load_config
 from callcenter.config.models import CallCenterConfig, FlowConfig
-from callcenter.demo import EXAMPLE, freeswitch_lamps
-from callcenter.errors import CallCenterError, ConfigError
+from callcenter.demo import EXAMPLE, freeswitch_lamps, load_demo_config
+from callcenter.errors import CallCenterError
 from callcenter.events import CallStarted, EngineEvent
 from callcenter.log import configure_logging
 from callcenter.pbx.asterisk.driver import ASYNCAGI_ADOPT_GRACE
-from callcenter.testing import DEMO_SECRET, Center, Transport, merge, running_center
+from callcenter.testing import Center, Transport, merge, running_center
 
 CALL_ACTIONS = frozenset(
     {"hold", "unhold", "consult", "consult-complete", "consult-join", "consult-cancel"}
@@ -584,15 +583,10 @@ def run_soak(
     stream = out if out is not None else sys.stdout
     path = Path(config_path) if config_path else EXAMPLE
     configure_logging("warning", "console", stream=sys.stderr)
-    try:
-        config = load_config(path, environ={"CALLCENTER_AMI_SECRET": DEMO_SECRET})
-        base = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = load_demo_config(path)
+    if config is None:
         return 1
-    except OSError as exc:
-        print(f"{path}: cannot read config: {exc.strerror}", file=sys.stderr)
-        return 1
+    base = yaml.safe_load(path.read_text(encoding="utf-8"))
     transport: Transport = (
         ("esl-inbound" if agi != "esl-outbound" else "esl-outbound")
         if pbx == "freeswitch"
