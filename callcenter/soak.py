@@ -342,12 +342,11 @@ class Soak:
             ("transfer", lambda: {"to": rng.choice(self._people())}),
             ("help", dict),
         ]
-        router = self._center.daemon.router
         while not await self._pause(0.2, 1.2):
             action, body = rng.choice(actions)
             if action == "logout" and rng.random() < 0.7:
                 continue  # a logout now and then, not every few seconds
-            talking = [a for a in self._phones if str(router.agents[a].state) == "on_call"]
+            talking = self._talking()
             # Call actions mostly go to agents on a call, where they do something.
             if action in CALL_ACTIONS and talking and rng.random() < 0.8:
                 agent_id = rng.choice(talking)
@@ -357,7 +356,7 @@ class Soak:
 
     async def _agent_keys(self) -> None:
         keys = self._config.acd.agent_keys
-        codes = [code for code in keys.codes()] if keys is not None else []
+        codes = list(keys.codes()) if keys is not None else []
         if not codes:
             return
         rng = self._rng
@@ -381,9 +380,7 @@ class Soak:
         while not await self._pause(0.5, 3.0):
             supervisor = rng.choice(supervisors)
             mode = rng.choice(modes)
-            router = self._center.daemon.router
-            talking = [a for a in self._phones if str(router.agents[a].state) == "on_call"]
-            agent = rng.choice(talking or list(self._phones))
+            agent = rng.choice(self._talking() or list(self._phones))
             body = {"agent": agent} if mode not in ("stop", "takeover") else {}
             await self._api(mode, f"/supervisors/{supervisor}/{mode}", body)
 
@@ -447,6 +444,11 @@ class Soak:
     def _on_event(self, event: EngineEvent) -> None:
         if isinstance(event, CallStarted):
             self._seen.add(event.call_id)
+
+    def _talking(self) -> list[str]:
+        """The agents on a call now (the running daemon's: a restart makes a new one)."""
+        agents = self._center.daemon.router.agents
+        return [a for a in self._phones if str(agents[a].state) == "on_call"]
 
     def _people(self) -> list[str]:
         return [*self._config.agents, *self._config.supervisors] or ["supervisor"]
