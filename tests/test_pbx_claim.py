@@ -23,7 +23,7 @@ from callcenter.errors import ListenError, PBXClaimed
 from callcenter.pbx.asterisk.driver import OWNER_VARIABLE as ASTERISK_OWNER
 from callcenter.pbx.claim import ClaimMark, PBXClaim, pid_space, process_identity
 from callcenter.pbx.freeswitch.driver import OWNER_VARIABLE as FREESWITCH_OWNER
-from callcenter.testing import Center, Transport, running_center
+from callcenter.testing import Center, Transport, running_center, until
 
 NOW = 1_800_000_000.0
 
@@ -86,7 +86,8 @@ def test_a_mark_is_stale_after_three_missed_refreshes_or_once_its_process_here_i
     me, identity = os.getpid(), process_identity(os.getpid())
     space, _, started = identity.partition(":")
     assert space == pid_space() and started.isdigit()
-    assert ClaimMark("b", "pbx-a", me, identity, NOW, 5.0).live(NOW, host="pbx-a")
+    # This very process: live while one of its daemons holds the claim (below).
+    assert not ClaimMark("b", "pbx-a", me, identity, NOW, 5.0).live(NOW, host="pbx-a")
     assert not ClaimMark("b", "pbx-a", dead_pid(), "", NOW, 5.0).live(NOW, host="pbx-a")
     # A container restarted after a crash: its new PID 1 is not the process that wrote it.
     earlier = f"{space}:{int(started) - 1}"
@@ -111,6 +112,26 @@ async def test_a_free_pbx_is_claimed_and_a_fresh_foreign_mark_refuses_the_start(
     same_host = claim(pid=dead_pid(), at=NOW + 17)
     await same_host.acquire(variable.read, variable.write)
     assert ClaimMark.parse(variable.value) == same_host.mark(), "three refreshes missed"
+
+
+async def test_a_daemon_stopped_in_this_process_frees_the_pbx_though_its_mark_stays() -> None:
+    """Tests and ``callcenter soak`` stop a daemon and start another in one process: the
+    first one's stop may come while the PBX link is down, leaving its mark on the PBX.
+    Its pid still runs, but no daemon of it holds the claim any more."""
+    variable = Variable()
+    first = PBXClaim(5.0)
+    await first.acquire(variable.read, variable.write)
+    second = PBXClaim(5.0)
+    with pytest.raises(PBXClaimed, match=rf"pid {os.getpid()} on host "):
+        await second.acquire(variable.read, variable.write)
+    held = variable.value
+    first.let_go()  # its stop, the PBX out of reach
+    assert variable.value == held, "the mark is still on the PBX"
+    await second.acquire(variable.read, variable.write)
+    mark = ClaimMark.parse(variable.value)
+    assert mark is not None and mark.owner == second.owner
+    await second.release(variable.read, variable.write)
+    assert variable.value == ""
 
 
 class Refreshed(Variable):
@@ -341,3 +362,29 @@ async def test_a_start_that_fails_after_the_claim_leaves_no_mark_behind(tmp_path
             busy.close()
         assert owner_mark(center) is None
         await center.start_again()
+
+
+@pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
+async def test_a_daemon_stopped_while_its_pbx_link_is_down_is_started_again_at_once(
+    tmp_path: Path, transport: Transport
+) -> None:
+    """``callcenter soak --restarts --outages`` found it: the stop could not clear the mark,
+    and the next daemon of the same process was refused (``PBXClaimed``, exit 4)."""
+    slow = {"reconnect_min": 3.0, "reconnect_max": 3.0}
+    config = {"pbx": {"esl" if transport == "esl-inbound" else "ami": slow}}
+    async with running_center(tmp_path, transport=transport, config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        before = owner_mark(center)
+        await center.drop_pbx_connections()
+        await until(lambda: not center.daemon.link.connected)
+        await center.daemon.stop()
+        assert owner_mark(center) == before, "the stop could not reach the PBX"
+        daemon = await center.start_again()
+        mark = owner_mark(center)
+        assert mark is not None and mark.owner == daemon.pbx.claim_keeper.owner
+        caller = await center.pbx.call("800", caller_num="5550054")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        await caller.hangup()
+        await caller.wait_ended(timeout=5)

@@ -17,7 +17,10 @@ once when it names a process of this host that no longer runs (a crash followed 
 restart on the same machine costs no wait; the process's start time tells a container's
 new PID 1 from the one that crashed; a process in another PID namespace of the same host,
 a container sharing the host's name, is never judged from here), and never stale when it
-is this daemon's own.
+is this daemon's own. A mark of this very process (a daemon stopped and started again
+in one process, as the tests and ``callcenter soak`` do) is live while one of its daemons
+holds it, and stale once that daemon stopped, even if its stop could not reach the PBX to
+clear it.
 A clean stop clears the mark.
 
 The check and the write are two requests: two daemons started within the same moment can
@@ -49,6 +52,9 @@ MISSED_REFRESHES = 3
 #: Longest a start waits to see whether a stale-looking mark of another host still changes
 #: (systemd gives a start 60 s).
 MAX_CONFIRM_WAIT = 20.0
+
+_HELD: set[str] = set()
+"""Owners of the claims this process's daemons hold now (acquired, not let go)."""
 
 ReadGlobal = Callable[[], Awaitable[str]]
 WriteGlobal = Callable[[str], Awaitable[None]]
@@ -89,7 +95,11 @@ class ClaimMark:
         """Is the daemon that wrote this mark still there, as far as one can tell?"""
         if now - self.stamp > MISSED_REFRESHES * self.refresh + 1:
             return False
-        return self.host != host or _running(self.pid, self.started)
+        if self.host != host:
+            return True
+        if self.pid == os.getpid() and self.started == _own_identity():
+            return self.owner in _HELD
+        return _running(self.pid, self.started)
 
     def describe(self, now: float) -> str:
         """``pid 4242 on host pbx-a (mark written 3 s ago)``."""
@@ -125,6 +135,10 @@ def process_identity(pid: int) -> str:
     known): what tells it from a later process given the same pid."""
     space, started = pid_space(), process_started(pid)
     return f"{space}:{started}" if space and started not in ("", "gone") else ""
+
+
+def _own_identity() -> str:
+    return process_identity(os.getpid())
 
 
 def _running(pid: int, identity: str) -> bool:
@@ -207,6 +221,7 @@ class PBXClaim:
                 other,
             )
         await write(self.mark().text())
+        _HELD.add(self.owner)
         log.info("pbx_claimed", owner=self.owner, host=self.host, pid=self.pid)
 
     async def refresh(self, read: ReadGlobal, write: WriteGlobal) -> ClaimMark | None:
@@ -256,8 +271,15 @@ class PBXClaim:
             if connected():
                 await self.refresh_or_report(read, write, on_lost)
 
+    def let_go(self) -> None:
+        """This daemon no longer holds the PBX (its stop): a daemon started later in this
+        process may take it at once, whether or not the mark could be cleared."""
+        _HELD.discard(self.owner)
+
     async def release(self, read: ReadGlobal, write: WriteGlobal) -> None:
-        """Clear the mark if it is still ours, so that a successor need not wait."""
+        """Clear the mark if it is still ours, so that a successor need not wait
+        (:meth:`let_go` first: a PBX error here leaves a mark this process knows is gone)."""
+        self.let_go()
         found = ClaimMark.parse(await read())
         if found is not None and found.owner == self.owner:
             await write("")

@@ -440,9 +440,12 @@ class AsteriskDriver:
     async def _release_claim(self) -> None:
         """Clear our mark (a stop, or a start that failed after the claim), if we made one
         and can still reach the PBX: a standby need not wait for it to go stale."""
-        if self.claim_keeper is not None and self._claimed and self.ami.connected:
-            with contextlib.suppress(PBXError):
-                await self.claim_keeper.release(*self._owner_variable(self.ami))
+        keeper = self.claim_keeper
+        if keeper is not None and self._claimed:
+            keeper.let_go()
+            if self.ami.connected:
+                with contextlib.suppress(PBXError):
+                    await keeper.release(*self._owner_variable(self.ami))
         self._claimed = False
 
     def _claim_lost(self, other: str) -> None:
