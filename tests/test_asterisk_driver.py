@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,7 +33,13 @@ from callcenter.demopbx import (
     Set,
 )
 from callcenter.demopbx.manager import ACTIONS, ManagerSession
-from callcenter.errors import ActionFailed, AuthenticationError, CallHungUp, CommandFailed
+from callcenter.errors import (
+    ActionFailed,
+    AuthenticationError,
+    CallHungUp,
+    CommandFailed,
+    PBXConnectionError,
+)
 from callcenter.pbx.asterisk.agi import AsyncAGIRouter, AsyncAGISession
 from callcenter.pbx.asterisk.ami import AMIConnection
 from callcenter.pbx.asterisk.driver import (
@@ -530,6 +537,53 @@ async def test_only_channels_waiting_in_asyncagi_are_adopted(
         assert session.env.args == tuple(data.split(",")[1:])
         assert router.waiting_unseen(item) is False, "a channel is adopted once"
         await router.stop()
+
+
+async def test_a_command_cut_by_the_end_of_its_session_and_the_link_at_once_leaves_no_stray_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by ``callcenter soak --outages``: the session ended (AsyncAGIEnd) while the
+    AGI action was being sent and the send then failed; the command's own result future
+    kept an error nobody read, which asyncio reported as never retrieved."""
+
+    async def keep(session: AsyncAGISession) -> None:
+        await asyncio.Event().wait()
+
+    stray: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: stray.append(context))
+    router = AsyncAGIRouter(AMIConnection("127.0.0.1", 1, "u", "s"), keep)
+    item = AMIMessage.from_pairs(
+        {
+            "Event": "CoreShowChannel",
+            "Channel": "PJSIP/1003-00000020",
+            "Uniqueid": "1796433947.2",
+            "Context": "from-agents",
+            "Exten": "*70",
+            "Priority": "2",
+            "Application": "AGI",
+            "ApplicationData": "agi:async,agent-line",
+        }
+    )
+    try:
+        assert router.adopt(item) is True
+        session = router.session_for("PJSIP/1003-00000020")
+        assert session is not None
+
+        async def send_action(*args: Any, **kwargs: Any) -> AMIMessage:
+            session.end("AsyncAGIEnd", hung_up=True)
+            raise PBXConnectionError("AMI link lost")
+
+        monkeypatch.setattr(router.ami, "send_action", send_action)
+        with pytest.raises(PBXConnectionError):
+            await session.command('STREAM FILE beep ""', timeout=1.0)
+        await router.stop()
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(handler)
+    assert stray == []
 
 
 def heartbeating(

@@ -611,6 +611,10 @@ class AsyncAGISession:
             ) from None
         finally:
             self._pending.pop(command_id, None)
+            if future.done() and not future.cancelled():
+                # Failed by end() or link_lost() while the action was still being sent,
+                # which raised first: retrieved, or asyncio logs it as never retrieved.
+                future.exception()
         if result.code == DEAD_CHANNEL:
             self._mark_hung_up("511")
             raise CallHungUp(f"{self.channel} is dead ({line})")
