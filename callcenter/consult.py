@@ -382,6 +382,33 @@ class Consultations:
             log.info("room_settled_for_stop", call_id=call_id, agent=active.agent)
         return changed
 
+    def target_left(self, to: str) -> int:
+        """Agent ``to``, consulted on an open line, left it (hung up, logged out): the leg
+        that reached them (dialled into the line's room) never hangs up by itself, so it
+        is taken out of the caller's rooms (in the background: once the PBX link is back
+        if it is down), which ends each consultation as a hang-up would (the consulting
+        agent is back with the caller). Returns how many."""
+        ended = 0
+        board = self._board
+        for call_id, active in list(board.active.items()):
+            consult, conference = active.consult, active.conference
+            if consult is None or not consult.active or consult.to != to:
+                continue
+            if conference is None or conference.ended:
+                continue
+            log.info("consult_target_left", call_id=call_id, agent=consult.agent, to=to)
+            ended += 1
+            if consult.state is ConsultState.RINGING:
+                board.in_background(self._call_off(consult.agent), f"consult-off-{call_id}")
+            else:
+                leg = consult.target_channel
+                board.in_background(self._kick(conference, leg), f"consult-kick-{call_id}")
+        return ended
+
+    async def _call_off(self, agent_id: str) -> None:
+        with contextlib.suppress(EngineError, PBXError):
+            await self.cancel(agent_id)
+
     async def drop_talker(self, active: ActiveCall) -> None:
         """Take whoever talks to the caller off the call (a transfer): out of the call's
         room when it runs in one, else by ending the bridge."""

@@ -352,6 +352,7 @@ class AgentLines:
                 await board.leave_call(agent_id)
             except (EngineError, PBXError) as exc:
                 log.info("agent_line_call_not_left", agent=agent_id, error=str(exc))
+        board.consults.target_left(agent_id)
         log.info("agent_line_closed", agent=agent_id, why=why)
 
     def _forget(self, line: Line) -> None:

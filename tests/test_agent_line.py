@@ -4,6 +4,7 @@ ringing their phone, ``*9`` ends a call with a caller, hanging up ends the line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from callcenter.cli import format_status
 from callcenter.config import load_config_text
 from callcenter.config.models import AcdConfig
 from callcenter.errors import ConfigError
-from callcenter.events import AgentSeated
+from callcenter.events import AgentSeated, ConsultAnswered, ConsultEnded, EngineEvent
 from callcenter.testing import (
     BASE_CONFIG,
     TRANSPORTS,
@@ -479,6 +480,44 @@ async def test_alice_consults_carol_on_her_line_and_hands_her_the_caller(
     assert carol_phone.rings == 0, "the consultation came down her line"
     assert still
     assert (cdr["transfer_path"], cdr["hung_up_by"]) == ("1001>1003", "agent")
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_carol_hanging_up_her_line_while_alice_consults_her_brings_alice_back_to_the_caller(
+    tmp_path: Path, agi: str
+) -> None:
+    """Found by ``callcenter soak``: the leg that reached Carol down her line stayed in the
+    caller's side room when she hung up, so Alice consulted silence (and after a restart
+    that leg was left on the PBX for good)."""
+    config = {"queues": {"sales": {"agents": ["1001"]}}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        center.add_phone("PJSIP/1003", answer_after=0.05)
+        line = await _open_line(center)
+        board = center.daemon.switchboard
+        events: list[EngineEvent] = []
+        center.daemon.bus.subscribe(events.append)
+        caller = await center.caller_presses("5550316", "1")
+        await caller.wait_bridged(timeout=5)
+        await until(lambda: board.agent_call("1001") is not None)
+        status, answer = await center.api("POST", "/agents/1001/consult", {"to": "1003"})
+        await until(lambda: any(isinstance(e, ConsultAnswered) for e in events))
+        await line.hangup()
+        await until(lambda: any(isinstance(e, ConsultEnded) for e in events))
+        found = board.agent_call("1001")
+        active = found[1] if found is not None else None
+        await until(lambda: active is not None and active.held_since is None)
+        held = caller.state
+        await caller.hangup()
+        await center.idle()
+        with contextlib.suppress(TimeoutError):
+            await until(lambda: not center.pbx.channels, timeout=10)
+        left = [channel.name for channel in center.pbx.channels.values()]
+    assert status == 200, answer
+    assert left == [], "nothing is left on the PBX"
+    (ended,) = [e for e in events if isinstance(e, ConsultEnded)]
+    assert (ended.to, ended.outcome) == ("1003", "hung_up")
+    assert held != "ended", "Alice talks with the caller again"
 
 
 @pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])
