@@ -173,20 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
         "or not, pausing, holding, consulting, transferring, pressing their keys, opening "
         "lines) and "
         "supervisors (listen, whisper, barge, take over) through the config's flows on the "
-        "demo PBX, with the PBX link cut now and then (--outages) and the daemon restarted "
-        "(--restarts); then the problems found: "
-        "a call without exactly one record, an agent left ringing or on a call, a channel "
-        "left on the PBX, an API answer 5xx, an error in the log. Exit status 1 when there "
-        "is one. The config's records, campaigns, MQTT and webhooks are left alone.",
+        "demo PBX, people outside (555 9001-9030) asking for callbacks on the web, dialled "
+        "by agents and called by a campaign of the soak's own, with the PBX link cut now "
+        "and then (--outages) and the daemon restarted (--restarts); then the problems "
+        "found: a call without exactly one record, a record lost, an agent left ringing or "
+        "on a call, a channel left on the PBX, a callback the records promise and the "
+        "daemon forgot, a lead left dialing, an API answer 5xx, an error in the log. Exit "
+        "status 1 when there is one. The config's records, campaigns, MQTT and webhooks are "
+        "left alone.",
     )
     soak.add_argument("--config", default=None, help="config file (default: the example)")
     soak.add_argument("--pbx", choices=["asterisk", "freeswitch"], default="asterisk")
     soak.add_argument(
         "--agi",
-        choices=["fastagi", "asyncagi", "esl-outbound"],
-        default="fastagi",
-        help="how calls reach the daemon: FastAGI or AsyncAGI (Asterisk), the park (default) "
-        "or the socket application (esl-outbound) on FreeSWITCH",
+        choices=["fastagi", "asyncagi", "esl-inbound", "esl-outbound"],
+        default=None,
+        help="how calls reach the daemon: FastAGI (default) or AsyncAGI on Asterisk, the "
+        "park (esl-inbound, default) or the socket application (esl-outbound) on FreeSWITCH",
     )
     soak.add_argument(
         "--seconds",
@@ -1142,10 +1145,13 @@ def _main(argv: Sequence[str] | None) -> int:
     if command == "soak":
         from callcenter.soak import SoakPlan, run_soak
 
-        if (args.pbx, args.agi) in (("asterisk", "esl-outbound"), ("freeswitch", "asyncagi")):
+        ways = {"asterisk": ("fastagi", "asyncagi"), "freeswitch": ("esl-inbound", "esl-outbound")}
+        agi = args.agi or ways[args.pbx][0]
+        if agi not in ways[args.pbx]:
             print(
-                f"callcenter soak: --agi {args.agi} is not a way calls reach the daemon on "
-                f"{args.pbx} (asterisk: fastagi, asyncagi; freeswitch: the park, esl-outbound)",
+                f"callcenter soak: --agi {agi} is not a way calls reach the daemon on "
+                f"{args.pbx} (asterisk: fastagi, asyncagi; freeswitch: esl-inbound, the park; "
+                "esl-outbound)",
                 file=sys.stderr,
             )
             return 2  # a usage error, as argparse's
@@ -1157,7 +1163,7 @@ def _main(argv: Sequence[str] | None) -> int:
             outages=args.outages,
             restarts=args.restarts,
         )
-        return run_soak(args.config, plan, pbx=args.pbx, agi=args.agi)
+        return run_soak(args.config, plan, pbx=args.pbx, agi=agi)
     if command == "staffing":
         return cmd_staffing(
             args.calls,

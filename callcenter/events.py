@@ -958,9 +958,10 @@ class CampaignMachineAnswered(CallEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignAttemptFailed(EngineEvent):
     """A try of lead ``lead`` got no answer: ``reason`` is what the PBX said (``busy``,
-    ``no-answer``, ``rejected``, ``unavailable``, ``congestion``, ``failed``) or
-    ``originate-failed`` (it refused the dial); ``final``: no try left, the lead is given
-    up, else the next one is due at ``retry_at``."""
+    ``no-answer``, ``rejected``, ``unavailable``, ``congestion``, ``failed``),
+    ``originate-failed`` (it refused the dial) or ``interrupted`` (the daemon before this
+    one stopped while the lead's phone rang: an answer still reaches an agent); ``final``:
+    no try left, the lead is given up, else the next one is due at ``retry_at``."""
 
     campaign: str
     lead: str

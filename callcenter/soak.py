@@ -14,14 +14,20 @@ same choices; the timings of two processes on a busy machine still vary):
 - agents log in and out, pause, come back, end their wrap-up, hold, consult, transfer and
   ask for help through the control API; those with a PIN open a line (``*70``) and hang it
   up later; supervisors listen, whisper, barge, take over;
+- people outside (:data:`OUTSIDE_NUMBERS`, whose phones answer, or not, as the agents' do)
+  ask for callbacks on the web and withdraw them, agents dial them (click-to-dial), and a
+  campaign of the soak's own (:data:`SOAK_CAMPAIGN`, for the config's first queue) calls
+  them, its leads added through the API, paused and resumed;
 - with ``outages``, the PBX link (AMI or ESL) is cut every few seconds; with
   ``restarts``, the daemon is restarted every 5-12 s (as ``systemctl restart``).
 
 Then, once the callers are gone and the daemon is idle, :class:`SoakReport` lists the
-problems: a call without exactly one record or recorded as ``lost``/``in_progress``, a
+problems: a call without exactly one record, any record ``lost``/``in_progress``, a
 record whose billable seconds exceed its duration, an agent left ringing or on a call,
-a call the daemon still handles, a channel left on the PBX, an API answer 5xx, an error
-in the log (the daemon's stop at the end included) or an exception nobody retrieved.
+a call the daemon still handles, a channel left on the PBX, a callback request the
+records say waits but the daemon forgot (or the other way round), a campaign lead left
+``dialing``, an API answer 5xx, an error in the log (the daemon's stop at the end
+included) or an exception nobody retrieved.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import random
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -45,7 +51,9 @@ from callcenter.demo import EXAMPLE, freeswitch_lamps, load_demo_config
 from callcenter.errors import CallCenterError
 from callcenter.events import CallStarted, EngineEvent
 from callcenter.log import configure_logging
+from callcenter.outbound.campaign import LeadRecord
 from callcenter.pbx.asterisk.driver import ASYNCAGI_ADOPT_GRACE
+from callcenter.records.callbacks import QueueCallback
 from callcenter.testing import Center, Transport, merge, running_center
 
 CALL_ACTIONS = frozenset(
@@ -65,6 +73,15 @@ TAKE_BACK_SECONDS = ASYNCAGI_ADOPT_GRACE + HAND_OVER_SECONDS
 the link was down (AsyncAGI's waiting channels, FreeSWITCH's parked ones)."""
 SETTLE_SECONDS = 30.0
 """Longest the soak waits for the daemon to be idle after the last caller left."""
+OUTSIDE_NUMBERS = tuple(f"555{n}" for n in range(9001, 9031))
+"""The soak's callers and the people it calls back and dials: ``_555XXXX`` numbers (the
+example config allows them; a config that does not refuses the soak's callbacks and dials,
+403, counted among the actions)."""
+CAMPAIGN_MODES = ("progressive", "predictive", "preview")
+"""The soak campaign's mode, by the seed (``seed % 3``)."""
+SOAK_CAMPAIGN = "soak"
+"""The campaign the soak adds (the config's own are left out: their leads are real
+people)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +109,12 @@ class SoakReport:
     calls: int = 0
     records: int = 0
     talked: int = 0
-    """Calls of the soak an agent answered."""
+    """Calls of the soak's callers an agent answered."""
+    other_calls: int = 0
+    """Calls recorded that the soak did not place: callbacks, agents' dials, campaign
+    calls, lines."""
+    other_talked: int = 0
+    """Those of them an agent talked on."""
     unseen: int = 0
     """Calls the daemon never saw, rightly: the caller hung up before the PBX handed the call
     over, or while the link was down (a parked call is taken at the reconnection)."""
@@ -117,6 +139,8 @@ class SoakReport:
                 if self.unseen
                 else ""
             ),
+            f"{self.other_calls} other calls (callbacks, dials, campaign, lines), "
+            f"{self.other_talked} with an agent",
             "ended by: " + _counts(self.ended_by),
             "actions: " + _counts(self.actions),
             "warnings logged: " + _counts(self.warnings),
@@ -137,6 +161,16 @@ def entry_numbers(config: CallCenterConfig) -> list[str]:
     """The numbers callers dial: the config's routes (``800`` for its ``default``)."""
     numbers = [number for number in config.routes if number != "default"]
     return numbers or ["800"]
+
+
+def outside_devices(config: CallCenterConfig, number: str) -> list[str]:
+    """The devices the daemon rings to reach ``number`` outside: through its callback,
+    transfer and dial-out templates and its campaigns'."""
+    acd = config.acd
+    templates = [acd.callback_dial, acd.transfer_dial, acd.dial_out]
+    templates += [campaign.dial for campaign in config.campaigns.values()]
+    devices = {t.replace("${number}", number) for t in templates if t is not None}
+    return sorted(devices)
 
 
 def menu_keys(config: CallCenterConfig) -> str:
@@ -181,6 +215,40 @@ def check_records(
     return problems, ended_by
 
 
+def check_other_records(placed: Set[str], rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Problems with the records of the calls the soak did not place (callbacks, dials,
+    campaigns, lines): none lost, billable time within the call."""
+    problems: list[str] = []
+    for row in rows:
+        call_id = str(row["uniqueid"])
+        if call_id in placed:
+            continue
+        if row["hung_up_by"] in LOST_RECORDS:
+            problems.append(f"call {call_id} ({row['dst']}): recorded as {row['hung_up_by']}")
+        billsec, duration = int(row["billsec"] or 0), int(row["duration"] or 0)
+        if not 0 <= billsec <= duration:
+            problems.append(f"call {call_id}: billsec {billsec} outside its duration {duration}")
+    return problems
+
+
+def check_promises(
+    held: Set[str], callbacks: Sequence[QueueCallback], leads: Sequence[LeadRecord]
+) -> list[str]:
+    """Problems with what was promised once the daemon is idle: a callback request the
+    records say waits and the daemon (``held``: the requests it keeps) forgot, or the other
+    way round; a campaign lead still ``dialing``."""
+    problems: list[str] = []
+    recorded = {c.call_id for c in callbacks if c.status == "waiting"}
+    for call_id in sorted(recorded - held):
+        problems.append(f"callback {call_id}: waiting in the records, forgotten by the daemon")
+    for call_id in sorted(held - recorded):
+        problems.append(f"callback {call_id}: waiting in the daemon, not in the records")
+    for lead in leads:
+        if lead.status == "dialing":
+            problems.append(f"campaign {lead.campaign} lead {lead.lead}: left dialing")
+    return problems
+
+
 def check_logs(entries: Sequence[Mapping[str, Any]]) -> tuple[list[str], Counter[str]]:
     """Errors in the captured log lines as problems; warnings counted by event."""
     problems: list[str] = []
@@ -217,6 +285,11 @@ class Soak:
         self._phones: dict[str, Any] = {}
         self._others: list[Any] = []
         """The supervisors' phones."""
+        self._outside: dict[str, Any] = {}
+        """Device -> phone of the people outside (:data:`OUTSIDE_NUMBERS`), one per way the
+        config dials them."""
+        self._campaign = SOAK_CAMPAIGN in self._config.campaigns
+        self._leads = 0
         self._open_lines: dict[str, Any] = {}
         """Agent -> their line's call (``*70``), while open."""
         self._stop = asyncio.Event()
@@ -234,8 +307,11 @@ class Soak:
             with capture_logs() as entries:
                 await self._drive()
                 await self._settle()
-                rows = await asyncio.to_thread(self._center.daemon.store.fetch_cdrs)
-                self._check_left()
+                store = self._center.daemon.store
+                rows = await asyncio.to_thread(store.fetch_cdrs)
+                callbacks = await asyncio.to_thread(store.fetch_queue_callbacks)
+                leads = await asyncio.to_thread(store.fetch_campaign_leads)
+                self._check_left(callbacks, leads)
                 # The day ends: a stop loses nothing either (its errors are the soak's).
                 await self._center.daemon.stop()
         finally:
@@ -251,6 +327,9 @@ class Soak:
             self._phones[agent_id] = self._center.add_phone(agent.device, answer_after=0.3)
         for supervisor in config.supervisors.values():
             self._others.append(self._center.add_phone(supervisor.device, answer_after=0.2))
+        for number in OUTSIDE_NUMBERS:
+            for device in outside_devices(config, number):
+                self._outside[device] = self._center.add_phone(device, answer_after=0.5)
         for agent_id in config.agents:
             await self._api("login", f"/agents/{agent_id}/login", {})
         self._center.daemon.bus.subscribe(self._on_event, (CallStarted,))
@@ -264,6 +343,7 @@ class Soak:
             self._agent_keys,
             self._supervisors,
             self._lines,
+            self._outside_world,
         ]
         if self._plan.outages:
             hands.append(self._outages)
@@ -286,7 +366,7 @@ class Soak:
     async def _caller(self, n: int, number: str, keys: str) -> None:
         rng = self._rng
         caller = await self._center.pbx.call(
-            number, caller_num=f"555{n % 10000:04d}", caller_name="Soak Caller"
+            number, caller_num=rng.choice(OUTSIDE_NUMBERS), caller_name=f"Soak Caller {n}"
         )
         self._placed.append(caller.uniqueid)
         self._report.calls += 1
@@ -317,7 +397,8 @@ class Soak:
         """Phones change how they answer: quickly, slowly, never, busy; short or long talks."""
         rng = self._rng
         while not await self._pause(0.2, 1.0):
-            phone = self._phones[rng.choice(list(self._phones))]
+            phones = self._phones if rng.random() < 0.6 or not self._outside else self._outside
+            phone = phones[rng.choice(list(phones))]
             never = rng.random() < 0.1
             phone.answer_after = None if never else rng.choice([0.05, 0.3, 1.0, 3.0])
             phone.reject = rng.random() < 0.05
@@ -407,6 +488,43 @@ class Soak:
             else:
                 self._report.actions["line opened"] += 1
 
+    async def _outside_world(self) -> None:
+        """Callbacks asked for on the web and withdrawn, agents' click-to-dial, leads added
+        to the soak's campaign, the campaign paused and resumed."""
+        rng = self._rng
+        queues = list(self._config.queues)
+        while not await self._pause(0.5, 3.0):
+            roll = rng.random()
+            number = rng.choice(OUTSIDE_NUMBERS)
+            if roll < 0.35 and queues:
+                body: dict[str, Any] = {"number": number, "queue": rng.choice(queues)}
+                if rng.random() < 0.2:
+                    body["priority"] = rng.randint(1, 5)
+                await self._api("callback", "/callbacks", body)
+            elif roll < 0.45:
+                await self._withdraw_callback()
+            elif roll < 0.7:
+                agent = rng.choice(list(self._phones))
+                await self._api("dial", f"/agents/{agent}/dial", {"number": number})
+            elif roll < 0.9 and self._campaign:
+                self._leads += 1
+                lead = {"number": number, "id": f"soak-{self._leads}"}
+                await self._api("add-lead", f"/campaigns/{SOAK_CAMPAIGN}/leads", lead)
+            elif self._campaign:
+                action = rng.choice(["pause", "resume", "resume"])
+                await self._api(f"campaign {action}", f"/campaigns/{SOAK_CAMPAIGN}/{action}", {})
+
+    async def _withdraw_callback(self) -> None:
+        await self._steady.wait()
+        try:
+            _, listed = await self._center.api("GET", "/callbacks")
+        except (OSError, ValueError):
+            return
+        waiting = [c["call_id"] for c in listed.get("callbacks", []) if not c["dialling"]]
+        if waiting:
+            call_id = self._rng.choice(waiting)
+            await self._api("callback cancel", f"/callbacks/{call_id}/cancel", {})
+
     async def _outages(self) -> None:
         loop = asyncio.get_running_loop()
         while not await self._pause(4.0, 10.0):
@@ -474,8 +592,13 @@ class Soak:
     # ------------------------------------------------------------------ the end
 
     async def _settle(self) -> None:
-        """Everyone hangs up; the daemon winds every call up."""
-        for phone in [*self._phones.values(), *self._others]:
+        """Agents log out and the campaign pauses (so that nothing new is dialled), everyone
+        hangs up; the daemon winds every call up."""
+        for agent_id in self._phones:
+            await self._api("logout", f"/agents/{agent_id}/logout", {})
+        if self._campaign:
+            await self._api("campaign pause", f"/campaigns/{SOAK_CAMPAIGN}/pause", {})
+        for phone in [*self._phones.values(), *self._others, *self._outside.values()]:
             if phone.current_channel is not None:
                 with contextlib.suppress(CallCenterError):
                     await phone.hangup()
@@ -511,8 +634,9 @@ class Soak:
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         self._loop_errors.append(str(context.get("exception") or context.get("message")))
 
-    def _check_left(self) -> None:
-        """What the daemon and the PBX still hold once everyone is gone."""
+    def _check_left(self, callbacks: Sequence[QueueCallback], leads: Sequence[LeadRecord]) -> None:
+        """What the daemon and the PBX still hold once everyone is gone, and whether the
+        daemon and its records agree on the callbacks promised and the leads."""
         problems = self._report.problems
         daemon = self._center.daemon
         for call_id in daemon.switchboard.active:
@@ -522,6 +646,8 @@ class Soak:
                 problems.append(f"agent {agent.id}: left {agent.state}")
         for channel in self._center.pbx.channels.values():
             problems.append(f"PBX channel {channel.name}: left up")
+        held = {c["call_id"] for c in daemon.switchboard.callbacks.waiting()}
+        problems.extend(check_promises(held, callbacks, leads))
 
     def _check(
         self, rows: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, Any]]
@@ -537,7 +663,11 @@ class Soak:
         expected = [call_id for call_id in self._placed if call_id not in unseen]
         problems, report.ended_by = check_records(expected, rows)
         placed = set(self._placed)
+        report.problems.extend(check_other_records(placed, rows))
         report.talked = sum(1 for row in rows if row["uniqueid"] in placed and row["agent"])
+        others = {str(r["uniqueid"]): bool(r["agent"]) for r in rows if r["uniqueid"] not in placed}
+        report.other_calls = len(others)
+        report.other_talked = sum(others.values())
         report.problems.extend(problems)
         problems, report.warnings = check_logs(entries)
         report.problems.extend(problems)
@@ -550,18 +680,25 @@ async def soak_center(center: Center, plan: SoakPlan, transport: str) -> SoakRep
 
 
 def soak_settings(
-    settings: Mapping[str, Any], config: CallCenterConfig, workdir: Path, pbx: str
+    settings: Mapping[str, Any],
+    config: CallCenterConfig,
+    workdir: Path,
+    pbx: str,
+    *,
+    campaign_mode: str = "progressive",
 ) -> dict[str, Any]:
     """The config file's ``settings`` as a soak runs them: its records, recordings and
-    messages in ``workdir``, without campaigns (their leads are real people), MQTT or
-    webhooks (the soak's events are not the centre's), and on FreeSWITCH with busy lamps
-    as the demo FreeSWITCH's presence ids."""
+    messages in ``workdir``; its campaigns replaced by the soak's own (their leads are
+    real people): :data:`SOAK_CAMPAIGN` in ``campaign_mode`` for the first queue, calling
+    :data:`OUTSIDE_NUMBERS` as the config calls callers back; without MQTT or webhooks
+    (the soak's events are not the centre's); on FreeSWITCH with busy lamps as the demo
+    FreeSWITCH's presence ids."""
     acd: dict[str, Any] = {"recordings_folder": str(workdir / "recordings")}
     lamps = freeswitch_lamps(config)
     if pbx == "freeswitch" and lamps is not None:
         acd["blf"] = lamps
     kept = {k: v for k, v in settings.items() if k not in ("campaigns", "webhooks", "mqtt")}
-    return merge(
+    soak = merge(
         kept,
         {
             "records": {"cdr_path": str(workdir / "cdr.sqlite3"), "postgres": None},
@@ -569,6 +706,27 @@ def soak_settings(
             "acd": acd,
         },
     )
+    if config.queues:
+        leads = workdir / "soak-leads.csv"
+        first = [f"{number},soak-0-{number}" for number in OUTSIDE_NUMBERS[:5]]
+        leads.write_text("\n".join(["number,id", *first]) + "\n", encoding="utf-8")
+        soak["campaigns"] = {
+            SOAK_CAMPAIGN: {
+                "queue": next(iter(config.queues)),
+                "mode": campaign_mode,
+                "leads": str(leads),
+                "dial": config.acd.callback_dial or "PJSIP/${number}@trunk",
+                "allow": ["_555XXXX"],
+                "ring_timeout": 6,
+                "attempts": 2,
+                "retry_delay": 3,
+                "preview_seconds": 3,
+                "drop_prompt": "soak-sorry",
+                "lines": 3,
+                "enabled": True,
+            }
+        }
+    return soak
 
 
 def run_soak(
@@ -601,7 +759,9 @@ def run_soak(
             async with running_center(
                 workdir,
                 transport=transport,
-                base=soak_settings(base, config, workdir, pbx),
+                base=soak_settings(
+                    base, config, workdir, pbx, campaign_mode=CAMPAIGN_MODES[plan.seed % 3]
+                ),
                 prompt_seconds=0.3,
                 resume=False,
             ) as center:

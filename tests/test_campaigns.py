@@ -379,6 +379,35 @@ async def test_a_lead_who_picks_up_after_a_restart_is_put_through_not_hung_up(
     assert (record.status, record.attempts, record.call_id) == ("answered", 1, answered.call_id)
 
 
+async def test_a_lead_ringing_when_the_daemon_stopped_is_tried_again_not_left_dialing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by ``callcenter soak --restarts``: the records said ``dialing`` for good when
+    nobody answered the try a restart cut (and the campaign was paused, or the soak ended).
+    Now the try is ``interrupted``: a retry, dialled again once its phone stopped ringing."""
+    monkeypatch.setattr(campaign_module, "RESTORED_DIALING_GRACE", 0.5)
+    leads = "number,id,name\n5551001,ada,Ada Lovelace\n"
+    async with scene(tmp_path, campaign(ring_timeout=1.5, attempts=2), leads) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=None)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await ada.wait_rings(1, timeout=5)
+        daemon = await s.center.restart()
+        s.events.clear()
+        daemon.bus.subscribe(s.events.append)
+        await daemon.recorder.writer.wait_written("campaign-lead:spring:ada")
+        (record,) = await asyncio.to_thread(daemon.store.fetch_campaign_leads)
+        restored = s.view
+        await ada.wait_rings(2, timeout=10)
+        (dialing,) = s.of(CampaignDialing)
+        await s.wait_for(lambda: s.view["state"] == "finished", timeout=15)
+        (last,) = await asyncio.to_thread(daemon.store.fetch_campaign_leads)
+    assert (record.status, record.result, record.attempts) == ("retry", "interrupted", 1)
+    assert record.retry_at is not None
+    assert (restored["retry"], restored["dialing"]) == (1, 0)
+    assert dialing.attempt == 2, "the try the restart cut counts"
+    assert (last.status, last.result, last.attempts) == ("failed", "no-answer", 2)
+
+
 async def test_a_busy_lead_frees_the_agent_at_once_for_the_next_one(tmp_path: Path) -> None:
     """Ada's line is busy: the PBX says so at once, so Alice does not sit reserved for the
     whole ring timeout (10 s) before Alan is dialled."""

@@ -5,22 +5,34 @@ checks themselves: each problem they exist for is found."""
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from callcenter.cli import main as cli_main
-from callcenter.config import load_config_text
+from callcenter.config import load_config, load_config_text
 from callcenter.demo import EXAMPLE
+from callcenter.outbound.campaign import LeadRecord
+from callcenter.records.callbacks import QueueCallback
 from callcenter.soak import (
+    OUTSIDE_NUMBERS,
+    SOAK_CAMPAIGN,
     SoakPlan,
     SoakReport,
     check_logs,
+    check_other_records,
+    check_promises,
     check_records,
     entry_numbers,
     menu_keys,
+    outside_devices,
     run_soak,
+    soak_settings,
 )
+
+NOON = datetime(2026, 12, 7, 12, tzinfo=UTC)
 
 
 def _row(
@@ -31,6 +43,7 @@ def _row(
         "hung_up_by": hung_up_by,
         "billsec": billsec,
         "duration": duration,
+        "dst": "s",
     }
 
 
@@ -53,6 +66,65 @@ def test_a_call_without_its_record_with_two_or_recorded_lost_is_a_problem() -> N
         "call 1.6: 0 call records instead of one",
     ]
     assert ended_by == {"caller": 2, "lost": 1, "in_progress": 1}
+
+
+def test_a_callback_dial_or_campaign_call_recorded_lost_is_a_problem() -> None:
+    rows = [
+        _row("1.1", hung_up_by="lost"),  # placed: check_records' business
+        _row("web-1", hung_up_by="in_progress"),
+        _row("2.2", billsec=10, duration=4),
+        _row("2.3", hung_up_by="agent"),
+    ]
+    assert check_other_records({"1.1"}, rows) == [
+        "call web-1 (s): recorded as in_progress",
+        "call 2.2: billsec 10 outside its duration 4",
+    ]
+
+
+def _callback(call_id: str, status: str) -> QueueCallback:
+    return QueueCallback(call_id, "sales", "5559001", NOON, status=status)  # type: ignore[arg-type]
+
+
+def test_a_callback_promised_in_the_records_but_forgotten_by_the_daemon_is_a_problem() -> None:
+    callbacks = [
+        _callback("web-1", "waiting"),
+        _callback("web-2", "waiting"),
+        _callback("web-3", "answered"),
+        _callback("web-4", "cancelled"),
+    ]
+    leads = [
+        LeadRecord("soak", "soak-1", "5559001", "dialing", 1),
+        LeadRecord("soak", "soak-2", "5559002", "retry", 1),
+    ]
+    assert check_promises({"web-1", "web-4"}, callbacks, leads) == [
+        "callback web-2: waiting in the records, forgotten by the daemon",
+        "callback web-4: waiting in the daemon, not in the records",
+        "campaign soak lead soak-1: left dialing",
+    ]
+    assert check_promises({"web-1", "web-2"}, callbacks[:3], leads[1:]) == []
+
+
+def test_the_soak_calls_people_outside_the_way_the_config_does_through_a_campaign_of_its_own(
+    tmp_path: Path,
+) -> None:
+    config = load_config(EXAMPLE, environ={"CALLCENTER_AMI_SECRET": "x"})
+    assert outside_devices(config, "5559001") == ["PJSIP/5559001@trunk"]
+    settings = yaml.safe_load(EXAMPLE.read_text())
+    soak = soak_settings(settings, config, tmp_path, "asterisk", campaign_mode="predictive")
+    assert list(soak["campaigns"]) == [SOAK_CAMPAIGN], "the config's own are left out"
+    campaign = soak["campaigns"][SOAK_CAMPAIGN]
+    assert (campaign["queue"], campaign["mode"], campaign["enabled"]) == (
+        "sales",
+        "predictive",
+        True,
+    )
+    leads = Path(campaign["leads"]).read_text().splitlines()
+    assert leads[0] == "number,id" and leads[1].startswith(f"{OUTSIDE_NUMBERS[0]},")
+    path = tmp_path / "soak.yaml"
+    path.write_text(yaml.safe_dump(soak))
+    loaded = load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
+    assert loaded.campaigns[SOAK_CAMPAIGN].dial == "PJSIP/${number}@trunk"
+    assert "mqtt" not in soak and not soak.get("webhooks")
 
 
 def test_errors_in_the_log_are_problems_and_warnings_are_counted() -> None:
@@ -125,6 +197,10 @@ def test_a_soak_asked_for_a_transport_the_pbx_has_not_is_a_usage_error(
 ) -> None:
     assert cli_main(["soak", "--pbx", "asterisk", "--agi", "esl-outbound"]) == 2
     assert "is not a way calls reach the daemon on asterisk" in capsys.readouterr().err
+    assert cli_main(["soak", "--pbx", "freeswitch", "--agi", "asyncagi"]) == 2
+    said = capsys.readouterr().err
+    assert "--agi asyncagi is not a way calls reach the daemon on freeswitch" in said
+    assert "esl-inbound, the park" in said
 
 
 def test_a_soak_on_a_broken_config_says_where_and_exits_1(
@@ -136,11 +212,15 @@ def test_a_soak_on_a_broken_config_says_where_and_exits_1(
     assert f"{broken}:3: queues.sales.ring_timeout" in capsys.readouterr().err
 
 
-def test_a_soak_with_daemon_restarts_and_outages_loses_no_call_and_leaves_nothing_stuck() -> None:
-    """AsyncAGI: the transport where a restart and a reconnection meet (adoptions)."""
+@pytest.mark.parametrize(("pbx", "agi"), [("asterisk", "asyncagi"), ("freeswitch", "esl-inbound")])
+def test_a_soak_with_daemon_restarts_and_outages_loses_no_call_and_leaves_nothing_stuck(
+    pbx: str, agi: str
+) -> None:
+    """The transports where a restart and a reconnection meet (calls adopted at both); a
+    restart during an outage once found the next daemon refused by the first one's mark."""
     plan = SoakPlan(seconds=14, rate=3, seed=12, outages=True, restarts=True, patience=6)
     out = io.StringIO()
-    status = run_soak(str(EXAMPLE), plan, pbx="asterisk", agi="asyncagi", out=out)
+    status = run_soak(str(EXAMPLE), plan, pbx=pbx, agi=agi, out=out)
     text = out.getvalue()
     assert status == 0, text
     assert "restart 1" in text or "restart 2" in text, "the daemon was restarted"

@@ -25,7 +25,8 @@ A campaign moves through :class:`CampaignState` by one transition table::
 Each lead by another (:class:`LeadStatus`)::
 
     pending  -> dialing | skipped | answered
-    dialing  -> retry | answered | failed | pending   (pending: the try never happened)
+    dialing  -> retry | answered | failed | pending   (pending: the try never happened;
+                                                       retry: also a try a restart cut)
     retry    -> dialing | skipped | answered
     answered -> retry     (only when the person asked to be called again: a disposition)
     failed   -> retry     (only when ops recycle the campaign: ``campaign recycle``)
@@ -98,6 +99,10 @@ CALLBACK: Final = "callback"
 """Result of a lead whose person asked an agent to be called again at a time."""
 AGENT_SKIPPED: Final = "agent-skipped"
 """Preview: the agent skipped the lead (no try made; it waits ``retry_delay``)."""
+INTERRUPTED: Final = "interrupted"
+"""A try the previous daemon was making when it stopped (the lead's record said
+``dialing``): its outcome is not known. An answer after the restart still reaches an agent;
+else the lead is tried again after its ring timeout and :data:`RESTORED_DIALING_GRACE`."""
 
 WAIT_AFTER_NOT_MADE = 5.0
 """Seconds before a lead whose try could not be made is tried again."""
@@ -268,6 +273,9 @@ class LeadProgress:
     """A predictive dial they answered was dropped: called again only with an agent."""
     answered_attempts: int = 0
     """The tries it took to answer, kept while a callback they asked for is pending."""
+    interrupted_at: datetime | None = None
+    """Restored from a ``dialing`` record (:data:`INTERRUPTED`): when it is tried again,
+    until :meth:`Campaign.install` has told the records."""
 
     def move(self, new: LeadStatus) -> None:
         if new not in _LEAD_MOVES[self.status]:
@@ -456,7 +464,13 @@ class Campaign:
                 elif status == LeadStatus.DIALING:
                     # The previous daemon stopped while it dialled: its phone may still
                     # ring and an answer is put through; not again before it stops ringing.
-                    p.due = now + self.settings.ring_timeout + RESTORED_DIALING_GRACE
+                    # A retry, not "dialing": nothing dials it now (the campaign may stay
+                    # paused), and an answer after the restart still makes it answered.
+                    wait = self.settings.ring_timeout + RESTORED_DIALING_GRACE
+                    p.status = LeadStatus.RETRY
+                    p.result = INTERRUPTED
+                    p.due = now + wait
+                    p.interrupted_at = wall + timedelta(seconds=wait)
             progress[lead.id] = p
         return progress
 
@@ -481,6 +495,21 @@ class Campaign:
                 prepared[lead_id] = known.get(lead_id) or LeadProgress(lead)
         self.leads = prepared
         self._counts = Counter(p.status for p in prepared.values())
+        for lead_id, p in prepared.items():
+            if p.interrupted_at is not None:
+                self.bus.publish(
+                    CampaignAttemptFailed(
+                        campaign=self.id,
+                        lead=lead_id,
+                        number=p.lead.number,
+                        attempt=p.attempts,
+                        reason=INTERRUPTED,
+                        final=False,
+                        retry_at=p.interrupted_at,
+                    )
+                )
+                self._log.info("campaign_try_interrupted", lead=lead_id, attempt=p.attempts)
+                p.interrupted_at = None
         now = time.monotonic()
         self._order = {}
         self._retries = []
