@@ -408,6 +408,29 @@ async def test_a_lead_ringing_when_the_daemon_stopped_is_tried_again_not_left_di
     assert (last.status, last.result, last.attempts) == ("failed", "no-answer", 2)
 
 
+async def test_a_last_try_cut_by_a_restart_is_given_up_once_its_phone_stopped_ringing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``attempts: 1`` holds across a restart: the try the restart cut counts, Ada's phone
+    does not ring a second time."""
+    monkeypatch.setattr(campaign_module, "RESTORED_DIALING_GRACE", 0.5)
+    leads = "number,id,name\n5551001,ada,Ada Lovelace\n"
+    async with scene(tmp_path, campaign(ring_timeout=1.5, attempts=1), leads) as s:
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=None)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await ada.wait_rings(1, timeout=5)
+        daemon = await s.center.restart()
+        s.events.clear()
+        daemon.bus.subscribe(s.events.append)
+        await s.wait_for(lambda: s.view["state"] == "finished", timeout=15)
+        await daemon.recorder.writer.wait_written("campaign-lead:spring:ada")
+        (record,) = await asyncio.to_thread(daemon.store.fetch_campaign_leads)
+    assert ada.rings == 1
+    assert s.of(CampaignDialing) == []
+    assert [(e.reason, e.final) for e in s.of(CampaignAttemptFailed)] == [("interrupted", True)]
+    assert (record.status, record.result, record.attempts) == ("failed", "interrupted", 1)
+
+
 async def test_a_busy_lead_frees_the_agent_at_once_for_the_next_one(tmp_path: Path) -> None:
     """Ada's line is busy: the PBX says so at once, so Alice does not sit reserved for the
     whole ring timeout (10 s) before Alan is dialled."""

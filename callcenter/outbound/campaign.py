@@ -27,7 +27,7 @@ Each lead by another (:class:`LeadStatus`)::
     pending  -> dialing | skipped | answered
     dialing  -> retry | answered | failed | pending   (pending: the try never happened;
                                                        retry: also a try a restart cut)
-    retry    -> dialing | skipped | answered
+    retry    -> dialing | skipped | answered | failed  (failed: an interrupted last try)
     answered -> retry     (only when the person asked to be called again: a disposition)
     failed   -> retry     (only when ops recycle the campaign: ``campaign recycle``)
     skipped: final
@@ -101,8 +101,9 @@ AGENT_SKIPPED: Final = "agent-skipped"
 """Preview: the agent skipped the lead (no try made; it waits ``retry_delay``)."""
 INTERRUPTED: Final = "interrupted"
 """A try the previous daemon was making when it stopped (the lead's record said
-``dialing``): its outcome is not known. An answer after the restart still reaches an agent;
-else the lead is tried again after its ring timeout and :data:`RESTORED_DIALING_GRACE`."""
+``dialing``): its outcome is not known, and it counts as a try. An answer after the restart
+still reaches an agent; else, after its ring timeout and :data:`RESTORED_DIALING_GRACE`,
+the lead is tried again, or given up (``failed``) when that was its last try."""
 
 WAIT_AFTER_NOT_MADE = 5.0
 """Seconds before a lead whose try could not be made is tried again."""
@@ -149,7 +150,7 @@ _L = LeadStatus
 _LEAD_MOVES: Final[Mapping[LeadStatus, frozenset[LeadStatus]]] = {
     _L.PENDING: frozenset({_L.DIALING, _L.SKIPPED, _L.ANSWERED}),
     _L.DIALING: frozenset({_L.RETRY, _L.ANSWERED, _L.FAILED, _L.PENDING}),
-    _L.RETRY: frozenset({_L.DIALING, _L.SKIPPED, _L.ANSWERED}),
+    _L.RETRY: frozenset({_L.DIALING, _L.SKIPPED, _L.ANSWERED, _L.FAILED}),
     _L.ANSWERED: frozenset({_L.RETRY}),
     _L.FAILED: frozenset({_L.RETRY, _L.SKIPPED}),
     _L.SKIPPED: frozenset(),
@@ -817,6 +818,9 @@ class Campaign:
                 continue
             if lead_id in self._attempts:
                 continue
+            if p.result == INTERRUPTED and p.attempts >= self.settings.attempts:
+                self._give_up_interrupted(p)
+                continue
             why = self._refusal(p.lead.number)
             if why is None:
                 return lead_id
@@ -828,6 +832,27 @@ class Campaign:
                 )
             )
             self._log.info("campaign_lead_skipped", lead=lead_id, reason=why)
+
+    def _give_up_interrupted(self, p: LeadProgress) -> None:
+        """A last try cut by a restart got no answer since: no try is left."""
+        self._move_lead(p, LeadStatus.FAILED)
+        self.bus.publish(
+            CampaignAttemptFailed(
+                campaign=self.id,
+                lead=p.lead.id,
+                number=p.lead.number,
+                attempt=p.attempts,
+                reason=INTERRUPTED,
+                final=True,
+            )
+        )
+        self._log.info(
+            "campaign_attempt_failed",
+            lead=p.lead.id,
+            attempt=p.attempts,
+            reason=INTERRUPTED,
+            final=True,
+        )
 
     def _rank(self, lead_id: str) -> tuple[int, int]:
         p = self.leads.get(lead_id)
