@@ -778,8 +778,11 @@ class Switchboard:
         except CallHungUp:
             hung_up_by = "caller"
         except PBXError as exc:
-            clog.warning("call_failed", error=str(exc), error_type=type(exc).__name__)
             link_lost = isinstance(exc, PBXConnectionError)
+            # A lost link is logged once as a warning by its driver; its calls (hundreds in
+            # a busy IVR) say so at info, their records say link_lost.
+            said = clog.info if link_lost else clog.warning
+            said("call_failed", error=str(exc), error_type=type(exc).__name__)
         except asyncio.CancelledError:
             if self._closing:
                 # The daemon is stopping. The call is the PBX's again (the driver's

@@ -2231,6 +2231,11 @@ class FreeSwitchCall:
             return
         try:
             text = await self._api(f"uuid_kill {self._uuid} {cause.name}")
+        except PBXConnectionError as exc:
+            # The link is down (logged once, as a warning): the channel is looked at again
+            # when it is back (an orphan hung up then, a parked caller taken again).
+            self._log.info("hangup_not_sent", error=str(exc))
+            return
         except PBXError as exc:
             self._log.warning("hangup_failed", error=str(exc))
             return
