@@ -3491,6 +3491,25 @@ def _queue_notes(queue: Mapping[str, Any]) -> list[str]:
     return notes
 
 
+def _reports_line(reports: Mapping[str, Any]) -> str:
+    """``Reports: read in process 4242 (1 reading), 12 read, 1 failed (last at ...: why)``."""
+    where = reports.get("where", "process")
+    worker = reports.get("worker")
+    if where != "process":
+        place = f"read on the {where}"
+    elif worker is not None:
+        place = f"read in process {worker}"
+    else:
+        place = "read in a process of their own (none running: started at the next)"
+    line = f"Reports: {place}"
+    if reports.get("reading"):
+        line += f" ({reports['reading']} reading)"
+    line += f", {reports.get('read', 0)} read, {reports.get('failed', 0)} failed"
+    if reports.get("last_failure"):
+        line += f" (last at {reports['last_failure']}: {reports.get('error')})"
+    return line
+
+
 def format_status(status: dict[str, Any]) -> str:
     """``/status`` as a supervisor reads it: the PBX link and the records, one line per
     agent and per queue, then the calls in progress."""
@@ -3554,6 +3573,9 @@ def format_status(status: dict[str, Any]) -> str:
             )
         for path in records.get("rescued_files", []):
             lines.append(f"  kept at a stop, not yet in the database: {path}")
+        reports = records.get("reports")
+        if reports is not None:
+            lines.append(_reports_line(reports))
     mqtt = status.get("mqtt")
     if mqtt is not None:
         if mqtt.get("connected"):

@@ -451,7 +451,7 @@ class Daemon:
             reload=self.reload,
             drain=self.drain,
             link=self.link,
-            records=self.recorder.writer.health,
+            records=self._records_health,
             metrics=self.metrics,
             mqtt=live,
             campaigns=self.campaigns,
@@ -483,7 +483,7 @@ class Daemon:
                 config.api.metrics_host,
                 config.api.metrics_port,
                 link=self.link,
-                records=self.recorder.writer.health,
+                records=self._records_health,
                 metrics=self.metrics,
                 mqtt=live,
                 read_only=True,
@@ -635,6 +635,11 @@ class Daemon:
             queues=len(self.config.queues),
             api_port=self.api.port,
         )
+
+    def _records_health(self) -> dict[str, Any]:
+        """The records for ``/health`` and ``/status``: the writer's state, and the
+        reports' (:meth:`ReportReader.health`)."""
+        return {**self.recorder.writer.health(), "reports": self.reports.health()}
 
     async def _callback_record(self, call_id: str) -> QueueCallback | None:
         """A callback request's row, read on the records' reading thread."""

@@ -68,7 +68,8 @@ async def test_a_disk_that_fills_up_costs_no_call_and_no_record(tmp_path: Path) 
     assert seen["spare_after"] == []
     assert seen["cdrs"] == ["5550001", "5550002"]
     assert seen["sessions"] == ["1003"]
-    assert seen["health_after"]["records"] == {"ok": True, "unwritten": 0}
+    health = seen["health_after"]["records"]
+    assert {k: v for k, v in health.items() if k != "reports"} == {"ok": True, "unwritten": 0}
 
 
 async def test_a_daemon_started_on_a_full_disk_takes_calls_and_writes_once_there_is_room(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from test_record_rescue import T0, cdr
 
+from callcenter.cli import format_status
 from callcenter.errors import RecordError
 from callcenter.records import summary
 from callcenter.records.queue_log import QueueLogEntry
@@ -91,6 +92,33 @@ async def test_a_report_that_fails_says_why_and_the_next_one_is_read(
     with pytest.raises(RecordError, match="no such table"):
         await reports.read(a_broken_report)
     assert await reports.read(a_slow_report, 0) == "read"
+
+
+async def test_status_says_where_reports_are_read_how_many_and_the_last_failure(
+    reports: ReportReader,
+) -> None:
+    before = reports.health()
+    reading = asyncio.create_task(reports.read(a_slow_report, 1.0))
+    await asyncio.sleep(0.3)
+    while_reading = reports.health()
+    await reading
+    with pytest.raises(RecordError):
+        await reports.read(a_broken_report)
+    after = reports.health()
+    said = format_status({"records": {"ok": True, "unwritten": 0, "reports": after}})
+    assert before == {
+        "where": "process",
+        "worker": None,
+        "reading": 0,
+        "read": 0,
+        "failed": 0,
+    }
+    assert while_reading["reading"] == 1
+    assert (after["reading"], after["read"], after["failed"]) == (0, 1, 1)
+    assert after["worker"] == reports.worker and after["worker"] is not None
+    assert "no such table" in after["error"] and after["last_failure"]
+    assert f"Reports: read in process {after['worker']}, 1 read, 1 failed (last at " in said
+    assert "no such table" in said
 
 
 async def test_a_worker_killed_under_a_report_fails_that_report_and_the_next_one_starts_anew(

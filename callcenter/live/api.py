@@ -306,7 +306,11 @@ call).
 ``records`` is :meth:`RecordWriter.health <callcenter.records.writer.RecordWriter.health>`:
 ``{"ok": true, "unwritten": 0}``; while the database refuses writes (a full disk) ``ok`` is
 false, with ``failing_since`` and ``error``. Calls are still taken then (status 200): the
-records wait in memory, and a monitor should alert on ``records.ok``.
+records wait in memory, and a monitor should alert on ``records.ok``. ``records.reports``
+is :meth:`ReportReader.health <callcenter.records.reports.ReportReader.health>`: where
+long reports are read (``process`` and its ``worker`` pid, or ``writer thread``), how many
+are being read, ``read`` and ``failed`` since the start, the last failure and its
+``error``.
 With an ``mqtt:`` section, ``mqtt`` is :meth:`MQTTPublisher.health
 <callcenter.live.mqtt.MQTTPublisher.health>`: ``{"broker": "127.0.0.1:1883", "connected":
 true, "since": ..., "error": null, "published": 1234, "dropped": 0}``; a broker that is down

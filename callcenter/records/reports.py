@@ -12,7 +12,9 @@ A read is a module-level function ``fn(store, *args, **kwargs)``: it, its argume
 result cross the process boundary by pickle. A worker that dies (killed, out of memory)
 fails the reads it had with :class:`~callcenter.errors.RecordError` and the next read starts
 a new one. Where the database cannot be opened twice (SQLite in memory) the reads run on the
-record writer's thread instead, as before.
+record writer's thread instead, as before. :meth:`ReportReader.health` says where reports
+are read, how many are being read, and the last failure (``/status``, ``callcenter
+status``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import structlog
 
@@ -77,6 +80,10 @@ class ReportReader:
         self._writer = writer
         self._log_level = log_level
         self._pool: ProcessPoolExecutor | None = None
+        self._reading = 0
+        self._done = 0
+        self._failed = 0
+        self._last_failure: tuple[datetime, str] | None = None
 
     @property
     def worker(self) -> int | None:
@@ -94,6 +101,41 @@ class ReportReader:
         """``fn(store, *args, **kwargs)`` in the worker; its result. ``fn`` is a
         module-level function; it, the arguments and the result must pickle. RecordError
         when the read fails or the worker died under it."""
+        self._reading += 1
+        try:
+            result = await self._read_once(fn, *args, **kwargs)
+        except Exception as exc:
+            self._failed += 1
+            self._last_failure = (datetime.now(UTC), str(exc) or type(exc).__name__)
+            raise
+        finally:
+            self._reading -= 1
+        self._done += 1
+        return result
+
+    def health(self) -> dict[str, Any]:
+        """Where reports are read (``process``, with its ``worker`` pid while it runs, or
+        ``writer thread``), how many are being read now, read and failed since the start,
+        and the last failure (when and why)."""
+        state: dict[str, Any] = {
+            "where": "process" if self.reader is not None else "writer thread",
+            "worker": self.worker,
+            "reading": self._reading,
+            "read": self._done,
+            "failed": self._failed,
+        }
+        if self._last_failure is not None:
+            when, error = self._last_failure
+            state["last_failure"] = when.isoformat(timespec="seconds")
+            state["error"] = error
+        return state
+
+    async def _read_once(
+        self,
+        fn: Callable[Concatenate[RecordStore, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         if self.reader is None:
             store = self._writer.store
             return await self._writer.run(lambda: fn(store, *args, **kwargs))  # type: ignore[arg-type]
