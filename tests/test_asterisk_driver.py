@@ -497,6 +497,30 @@ async def demo_driver(
         yield pbx, driver, run
 
 
+def _idle_router() -> AsyncAGIRouter:
+    """An AsyncAGI router on an AMI link never connected; its sessions wait forever."""
+
+    async def keep(session: AsyncAGISession) -> None:
+        await asyncio.Event().wait()
+
+    return AsyncAGIRouter(AMIConnection("127.0.0.1", 1, "u", "s"), keep)
+
+
+def _waiting(channel: str, uniqueid: str, application: str, data: str, **more: str) -> AMIMessage:
+    """A ``CoreShowChannel`` row of ``channel`` running ``application(data)``."""
+    return AMIMessage.from_pairs(
+        {
+            "Event": "CoreShowChannel",
+            "Channel": channel,
+            "Uniqueid": uniqueid,
+            "Priority": "2",
+            "Application": application,
+            "ApplicationData": data,
+            **more,
+        }
+    )
+
+
 @pytest.mark.parametrize(
     ("application", "data", "adopted"),
     [
@@ -510,23 +534,16 @@ async def demo_driver(
 async def test_only_channels_waiting_in_asyncagi_are_adopted(
     application: str, data: str, adopted: bool
 ) -> None:
-    async def keep(session: AsyncAGISession) -> None:
-        await asyncio.Event().wait()
-
-    router = AsyncAGIRouter(AMIConnection("127.0.0.1", 1, "u", "s"), keep)
-    item = AMIMessage.from_pairs(
-        {
-            "Event": "CoreShowChannel",
-            "Channel": "PJSIP/5550021-00000001",
-            "Uniqueid": "1796433947.1",
-            "CallerIDNum": "5550021",
-            "CallerIDName": "<unknown>",
-            "Context": "from-callers",
-            "Exten": "800",
-            "Priority": "2",
-            "Application": application,
-            "ApplicationData": data,
-        }
+    router = _idle_router()
+    item = _waiting(
+        "PJSIP/5550021-00000001",
+        "1796433947.1",
+        application,
+        data,
+        CallerIDNum="5550021",
+        CallerIDName="<unknown>",
+        Context="from-callers",
+        Exten="800",
     )
     assert router.waiting_unseen(item) is adopted
     if adopted:
@@ -545,26 +562,18 @@ async def test_a_command_cut_by_the_end_of_its_session_and_the_link_at_once_leav
     """Found by ``callcenter soak --outages``: the session ended (AsyncAGIEnd) while the
     AGI action was being sent and the send then failed; the command's own result future
     kept an error nobody read, which asyncio reported as never retrieved."""
-
-    async def keep(session: AsyncAGISession) -> None:
-        await asyncio.Event().wait()
-
     stray: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
     handler = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: stray.append(context))
-    router = AsyncAGIRouter(AMIConnection("127.0.0.1", 1, "u", "s"), keep)
-    item = AMIMessage.from_pairs(
-        {
-            "Event": "CoreShowChannel",
-            "Channel": "PJSIP/1003-00000020",
-            "Uniqueid": "1796433947.2",
-            "Context": "from-agents",
-            "Exten": "*70",
-            "Priority": "2",
-            "Application": "AGI",
-            "ApplicationData": "agi:async,agent-line",
-        }
+    router = _idle_router()
+    item = _waiting(
+        "PJSIP/1003-00000020",
+        "1796433947.2",
+        "AGI",
+        "agi:async,agent-line",
+        Context="from-agents",
+        Exten="*70",
     )
     try:
         assert router.adopt(item) is True

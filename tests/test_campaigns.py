@@ -18,6 +18,7 @@ from test_metrics import samples
 
 from callcenter import switchboard
 from callcenter.cli import main as cli_main
+from callcenter.daemon import Daemon
 from callcenter.events import (
     AgentConnected,
     CampaignAnswered,
@@ -379,6 +380,21 @@ async def test_a_lead_who_picks_up_after_a_restart_is_put_through_not_hung_up(
     assert (record.status, record.attempts, record.call_id) == ("answered", 1, answered.call_id)
 
 
+ADA = "number,id,name\n5551001,ada,Ada Lovelace\n"
+
+
+async def restart_while_ada_rings(s: Scene) -> tuple[Any, Daemon]:
+    """Ada's phone rings for the campaign and never answers; the daemon restarts meanwhile.
+    Returns her phone and the new daemon (its events are the scene's from now on)."""
+    ada = s.center.add_phone("PJSIP/5551001", answer_after=None)
+    s.center.add_phone("PJSIP/1001", answer_after=0.05)
+    await ada.wait_rings(1, timeout=5)
+    daemon = await s.center.restart()
+    s.events.clear()
+    daemon.bus.subscribe(s.events.append)
+    return ada, daemon
+
+
 async def test_a_lead_ringing_when_the_daemon_stopped_is_tried_again_not_left_dialing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -386,14 +402,8 @@ async def test_a_lead_ringing_when_the_daemon_stopped_is_tried_again_not_left_di
     nobody answered the try a restart cut (and the campaign was paused, or the soak ended).
     Now the try is ``interrupted``: a retry, dialled again once its phone stopped ringing."""
     monkeypatch.setattr(campaign_module, "RESTORED_DIALING_GRACE", 0.5)
-    leads = "number,id,name\n5551001,ada,Ada Lovelace\n"
-    async with scene(tmp_path, campaign(ring_timeout=1.5, attempts=2), leads) as s:
-        ada = s.center.add_phone("PJSIP/5551001", answer_after=None)
-        s.center.add_phone("PJSIP/1001", answer_after=0.05)
-        await ada.wait_rings(1, timeout=5)
-        daemon = await s.center.restart()
-        s.events.clear()
-        daemon.bus.subscribe(s.events.append)
+    async with scene(tmp_path, campaign(ring_timeout=1.5, attempts=2), ADA) as s:
+        ada, daemon = await restart_while_ada_rings(s)
         await daemon.recorder.writer.wait_written("campaign-lead:spring:ada")
         (record,) = await asyncio.to_thread(daemon.store.fetch_campaign_leads)
         restored = s.view
@@ -414,14 +424,8 @@ async def test_a_last_try_cut_by_a_restart_is_given_up_once_its_phone_stopped_ri
     """``attempts: 1`` holds across a restart: the try the restart cut counts, Ada's phone
     does not ring a second time."""
     monkeypatch.setattr(campaign_module, "RESTORED_DIALING_GRACE", 0.5)
-    leads = "number,id,name\n5551001,ada,Ada Lovelace\n"
-    async with scene(tmp_path, campaign(ring_timeout=1.5, attempts=1), leads) as s:
-        ada = s.center.add_phone("PJSIP/5551001", answer_after=None)
-        s.center.add_phone("PJSIP/1001", answer_after=0.05)
-        await ada.wait_rings(1, timeout=5)
-        daemon = await s.center.restart()
-        s.events.clear()
-        daemon.bus.subscribe(s.events.append)
+    async with scene(tmp_path, campaign(ring_timeout=1.5, attempts=1), ADA) as s:
+        ada, daemon = await restart_while_ada_rings(s)
         await s.wait_for(lambda: s.view["state"] == "finished", timeout=15)
         await daemon.recorder.writer.wait_written("campaign-lead:spring:ada")
         (record,) = await asyncio.to_thread(daemon.store.fetch_campaign_leads)

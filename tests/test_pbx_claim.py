@@ -209,6 +209,16 @@ def set_owner_mark(center: Center, mark: ClaimMark) -> None:
     center.pbx.global_vars[name] = mark.text()
 
 
+async def a_caller_reaches_alice(center: Center, number: str) -> None:
+    """A caller from ``number`` presses 1 and talks to Alice (1001): the daemon takes calls."""
+    caller = await center.pbx.call("800", caller_num=number)
+    await caller.wait_for_prompt("welcome-menu", timeout=5)
+    await caller.press("1")
+    assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+    await caller.hangup()
+    await caller.wait_ended(timeout=5)
+
+
 @pytest.mark.parametrize("transport", ["asyncagi", "esl-inbound"])
 async def test_a_second_daemon_on_the_same_pbx_refuses_to_start_and_takes_over_once_free(
     tmp_path: Path, transport: Transport
@@ -240,12 +250,7 @@ async def test_a_second_daemon_on_the_same_pbx_refuses_to_start_and_takes_over_o
         try:
             taken = owner_mark(center)
             assert taken is not None and taken.owner != first.owner
-            caller = await center.pbx.call("800", caller_num="5550052")
-            await caller.wait_for_prompt("welcome-menu", timeout=5)
-            await caller.press("1")
-            assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
-            await caller.hangup()
-            await caller.wait_ended(timeout=5)
+            await a_caller_reaches_alice(center, "5550052")
         finally:
             await second.stop()
         await center.start_again()
@@ -382,9 +387,4 @@ async def test_a_daemon_stopped_while_its_pbx_link_is_down_is_started_again_at_o
         daemon = await center.start_again()
         mark = owner_mark(center)
         assert mark is not None and mark.owner == daemon.pbx.claim_keeper.owner
-        caller = await center.pbx.call("800", caller_num="5550054")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.press("1")
-        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
-        await caller.hangup()
-        await caller.wait_ended(timeout=5)
+        await a_caller_reaches_alice(center, "5550054")

@@ -496,20 +496,9 @@ class Campaign:
                 prepared[lead_id] = known.get(lead_id) or LeadProgress(lead)
         self.leads = prepared
         self._counts = Counter(p.status for p in prepared.values())
-        for lead_id, p in prepared.items():
+        for p in prepared.values():
             if p.interrupted_at is not None:
-                self.bus.publish(
-                    CampaignAttemptFailed(
-                        campaign=self.id,
-                        lead=lead_id,
-                        number=p.lead.number,
-                        attempt=p.attempts,
-                        reason=INTERRUPTED,
-                        final=False,
-                        retry_at=p.interrupted_at,
-                    )
-                )
-                self._log.info("campaign_try_interrupted", lead=lead_id, attempt=p.attempts)
+                self._attempt_failed(p, INTERRUPTED, final=False, retry_at=p.interrupted_at)
                 p.interrupted_at = None
         now = time.monotonic()
         self._order = {}
@@ -836,23 +825,7 @@ class Campaign:
     def _give_up_interrupted(self, p: LeadProgress) -> None:
         """A last try cut by a restart got no answer since: no try is left."""
         self._move_lead(p, LeadStatus.FAILED)
-        self.bus.publish(
-            CampaignAttemptFailed(
-                campaign=self.id,
-                lead=p.lead.id,
-                number=p.lead.number,
-                attempt=p.attempts,
-                reason=INTERRUPTED,
-                final=True,
-            )
-        )
-        self._log.info(
-            "campaign_attempt_failed",
-            lead=p.lead.id,
-            attempt=p.attempts,
-            reason=INTERRUPTED,
-            final=True,
-        )
+        self._attempt_failed(p, INTERRUPTED, final=True)
 
     def _rank(self, lead_id: str) -> tuple[int, int]:
         p = self.leads.get(lead_id)
@@ -1007,10 +980,16 @@ class Campaign:
             p.due = now + delay
             retry_at = self.clock() + timedelta(seconds=delay)
             self._push_retry(lead_id, p.due)
+        self._attempt_failed(p, reason, final=final, retry_at=retry_at)
+
+    def _attempt_failed(
+        self, p: LeadProgress, reason: str, *, final: bool, retry_at: datetime | None = None
+    ) -> None:
+        """Tell the records (and the log) that ``p``'s last try got no answer."""
         self.bus.publish(
             CampaignAttemptFailed(
                 campaign=self.id,
-                lead=lead_id,
+                lead=p.lead.id,
                 number=p.lead.number,
                 attempt=p.attempts,
                 reason=reason,
@@ -1019,7 +998,11 @@ class Campaign:
             )
         )
         self._log.info(
-            "campaign_attempt_failed", lead=lead_id, attempt=p.attempts, reason=reason, final=final
+            "campaign_attempt_failed",
+            lead=p.lead.id,
+            attempt=p.attempts,
+            reason=reason,
+            final=final,
         )
 
     def _retry_delay(self, reason: str) -> float:
