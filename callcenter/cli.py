@@ -3500,7 +3500,7 @@ def _reports_line(reports: Mapping[str, Any]) -> str:
     elif worker is not None:
         place = f"read in process {worker}"
     else:
-        place = "read in a process of their own (none running: started at the next)"
+        place = "read in a process of their own (not running now: it starts with the next report)"
     line = f"Reports: {place}"
     if reports.get("reading"):
         line += f" ({reports['reading']} reading)"

@@ -175,8 +175,9 @@ async def test_status_shows_the_link_the_records_each_agent_queue_and_call(
         await caller.hangup()
     assert table[0].startswith(f"PBX {center.daemon.pbx.name}: connected since ")
     assert table[1] == "Records: written"
-    assert table[3].split() == ["agent", "name", "state", "for", "ready", "calls", "queues", "note"]
-    rows = {line.split()[0]: line for line in table[4:7]}
+    assert table[2].startswith("Reports: read in a process of their own (not running now")
+    assert table[4].split() == ["agent", "name", "state", "for", "ready", "calls", "queues", "note"]
+    rows = {line.split()[0]: line for line in table[5:8]}
     assert rows["1001"].split()[:3] == ["1001", "Alice", "paused"]
     assert rows["1001"].endswith("paused: lunch")
     assert "ringing" in rows["1002"] and "call " in rows["1002"]
