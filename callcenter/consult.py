@@ -195,6 +195,15 @@ def consult_view(consult: Consultation | None) -> dict[str, Any] | None:
     }
 
 
+def _legs_of(active: ActiveCall) -> RoomLegs:
+    """The call's room legs; EngineError when its room is gone meanwhile (the call ended,
+    or the PBX link dropped under it)."""
+    legs = active.room
+    if legs is None:
+        raise EngineError(f"call {active.call.info.call_id}'s room is gone")
+    return legs
+
+
 def room_name(call_id: str) -> str:
     """The conference room of a call: its id in the characters room names allow."""
     return "cc-" + _ROOM_CHARS.sub("_", call_id)[:56]
@@ -234,8 +243,7 @@ class Consultations:
         ring = board.ring_timeout(active.queue or "")
         try:
             conference = await self._conference(call_id, active)
-            legs = active.room
-            assert legs is not None
+            legs = _legs_of(active)
             if not await self._arrived(active, consult.agent_channel, lambda: conference.members):
                 raise EngineError(f"agent {agent_id}'s leg did not join the call's room")
             active.consult = consult
@@ -291,8 +299,9 @@ class Consultations:
         call_id, active, consult = self._consulting(agent_id)
         if consult.state is not ConsultState.TALKING:
             raise EngineError(f"{consult.to} has not answered agent {agent_id} yet")
-        conference, legs = active.conference, active.room
-        assert conference is not None and legs is not None
+        conference, legs = active.conference, _legs_of(active)
+        if conference is None:
+            raise EngineError(f"call {call_id}'s room is gone")
         consult.move(ConsultState.THREEWAY)
         consult.hold_over()
         for leg in (consult.target_channel, consult.agent_channel):
@@ -313,8 +322,7 @@ class Consultations:
         if consult is not None and consult.active:
             raise EngineError(f"agent {agent_id} is consulting {consult.to}: the caller holds")
         conference = await self._conference(call_id, active)
-        legs = active.room
-        assert legs is not None
+        legs = _legs_of(active)
         leg = active.agent_channel
         if not await self._arrived(active, leg, lambda: conference.members):
             raise EngineError(f"agent {agent_id}'s leg did not join the call's room")
@@ -496,6 +504,14 @@ class Consultations:
         except BaseException:
             active.room = None  # no room came of it: the call stays a plain bridge
             raise
+        if active.room is not legs or self._board.active.get(call_id) is not active:
+            # The call ended (its room given up) while the PBX made the room: nobody will
+            # follow this one, so whoever was moved into it is taken out again.
+            caller = (active.call.info.channel, call_id)
+            moved = {active.agent_channel, *conference.members, *conference.aside}
+            for leg in moved.difference(caller, ("",)):
+                self._board.in_background(self._kick(conference, leg), f"room-kick-{call_id}")
+            raise EngineError(f"call {call_id} ended while its room was being made")
         active.conference = conference
         conference.on_change(lambda: self._changed(call_id, active, conference))
         self._changed(call_id, active, conference)

@@ -6,6 +6,7 @@ or goes back to the caller."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -308,6 +309,36 @@ async def test_alice_holds_the_caller_who_hears_music_and_takes_them_back_twice(
     assert row["hold_seconds"] >= 0.4, "two holds of 0.2 s and the last one"
     assert (row["agent"], row["transfers"], row["consulted"]) == ("1001", 0, "")
     assert row["hung_up_by"] == "caller"
+
+
+async def test_a_caller_gone_while_their_room_is_made_gets_a_409_not_a_500(
+    tmp_path: Path, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by ``callcenter soak --outages`` on AsyncAGI: the call ended while the PBX made
+    its room for a hold, the hold then met no room (an assertion: API 500). Now the hold
+    says the call ended, and the room made for nobody is ended."""
+    async with alice_on_a_call(tmp_path, transport) as (center, caller, _):
+        found = center.daemon.switchboard.agent_call("1001")
+        assert found is not None
+        call = found[1].call
+        make_room = type(call).conference
+
+        async def caller_leaves_meanwhile(self: Any, room: str, **kwargs: Any) -> Any:
+            made = await make_room(self, room, **kwargs)
+            if self is call:
+                await caller.hangup()
+                await until(lambda: found[1].room is None, "the handler gave the room up")
+            return made
+
+        monkeypatch.setattr(type(call), "conference", caller_leaves_meanwhile)
+        status, answer = await center.api("POST", "/agents/1001/hold", {})
+        await center.idle()
+        with contextlib.suppress(TimeoutError):
+            await until(lambda: not center.pbx.channels, "nothing left on the PBX", limit=10)
+        left = [c.name for c in center.pbx.channels.values()]
+    assert status == 409, answer
+    assert "ended while its room was being made" in answer["error"]
+    assert left == [], "the room made for nobody is ended: Alice is not left in it"
 
 
 async def test_a_pbx_link_lost_while_the_caller_is_on_hold_leaves_no_agent_in_a_silent_room(
