@@ -493,7 +493,9 @@ class Soak:
         to the soak's campaign, the campaign paused and resumed."""
         rng = self._rng
         queues = list(self._config.queues)
-        while not await self._pause(0.5, 3.0):
+        # One every 5 s on average: callbacks never give up as callers do, and more of them
+        # would keep every caller from an agent.
+        while not await self._pause(2.0, 8.0):
             roll = rng.random()
             number = rng.choice(OUTSIDE_NUMBERS)
             if roll < 0.35 and queues:
@@ -632,7 +634,10 @@ class Soak:
         return any(cut <= gone <= back + TAKE_BACK_SECONDS for cut, back in self._cuts)
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        self._loop_errors.append(str(context.get("exception") or context.get("message")))
+        said = str(context.get("exception") or context.get("message"))
+        # Which task or future: "Task was destroyed but it is pending!" says nothing more.
+        whose = context.get("task") or context.get("future")
+        self._loop_errors.append(f"{said} ({whose!r})" if whose is not None else said)
 
     def _check_left(self, callbacks: Sequence[QueueCallback], leads: Sequence[LeadRecord]) -> None:
         """What the daemon and the PBX still hold once everyone is gone, and whether the

@@ -2166,6 +2166,10 @@ class FreeSwitchCall:
             else:
                 self._log.info("call_hung_up_at_shutdown")
                 await self.hangup()
+        except PBXConnectionError as exc:
+            # A stop while the event socket is down (logged once, as a warning): the caller
+            # stays where FreeSWITCH has them, parked, and the next daemon takes them.
+            self._log.info("call_left_as_is_link_down", error=str(exc))
         except Exception:
             self._log.exception("hand_back_failed")
 
