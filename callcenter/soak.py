@@ -207,12 +207,19 @@ def check_records(
             continue
         row = found[0]
         ended_by[str(row["hung_up_by"])] += 1
-        if row["hung_up_by"] in LOST_RECORDS:
-            problems.append(f"call {call_id}: recorded as {row['hung_up_by']}")
-        billsec, duration = int(row["billsec"] or 0), int(row["duration"] or 0)
-        if not 0 <= billsec <= duration:
-            problems.append(f"call {call_id}: billsec {billsec} outside its duration {duration}")
+        problems.extend(_record_problems(call_id, row))
     return problems, ended_by
+
+
+def _record_problems(call_id: str, row: Mapping[str, Any], *, where: str = "") -> list[str]:
+    """A record written as lost, or whose billable time exceeds its duration."""
+    problems: list[str] = []
+    if row["hung_up_by"] in LOST_RECORDS:
+        problems.append(f"call {call_id}{where}: recorded as {row['hung_up_by']}")
+    billsec, duration = int(row["billsec"] or 0), int(row["duration"] or 0)
+    if not 0 <= billsec <= duration:
+        problems.append(f"call {call_id}: billsec {billsec} outside its duration {duration}")
+    return problems
 
 
 def check_other_records(placed: Set[str], rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -221,13 +228,8 @@ def check_other_records(placed: Set[str], rows: Sequence[Mapping[str, Any]]) -> 
     problems: list[str] = []
     for row in rows:
         call_id = str(row["uniqueid"])
-        if call_id in placed:
-            continue
-        if row["hung_up_by"] in LOST_RECORDS:
-            problems.append(f"call {call_id} ({row['dst']}): recorded as {row['hung_up_by']}")
-        billsec, duration = int(row["billsec"] or 0), int(row["duration"] or 0)
-        if not 0 <= billsec <= duration:
-            problems.append(f"call {call_id}: billsec {billsec} outside its duration {duration}")
+        if call_id not in placed:
+            problems.extend(_record_problems(call_id, row, where=f" ({row['dst']})"))
     return problems
 
 
