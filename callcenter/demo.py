@@ -347,6 +347,15 @@ async def _script(center: Center, speed: float, out: TextIO) -> None:
         if agent_id is None:
             return
         await board.monitoring.monitor(supervisor, agent_id, "listen")
+        # A supervisor coaches what they have heard: on a busy machine their phone answers
+        # late, and a whisper asked for while it rings would be all they ever did.
+        with contextlib.suppress(TimeoutError):
+            await until(
+                lambda: (
+                    (m := board.monitoring.current(supervisor)) is None or m.answered is not None
+                ),
+                timeout=30,
+            )
         await asyncio.sleep(2.0 * speed)
         with contextlib.suppress(EngineError, PBXError):
             await board.monitoring.monitor(supervisor, agent_id, "whisper")

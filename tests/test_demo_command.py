@@ -30,6 +30,7 @@ def test_demo_plays_its_calls_prints_the_cdrs_and_exits_0(tmp_path: Path, pbx: s
     out = io.StringIO()
     assert run_demo(str(config), pbx=pbx, speed=0.1, out=out) == 0
     text = out.getvalue()
+    print(text)  # the whole run, shown when an assertion below fails
     assert "talking to agent 1001" in text
     assert re.search(r"agent 100[12] puts the caller on hold \(music\) and calls 2000", text)
     assert re.search(r"2000 answered agent 100[12]; the caller does not hear them", text)
