@@ -80,6 +80,7 @@ from callcenter.pbx.interface import (
     PBXDisconnected,
     PBXEvent,
 )
+from callcenter.pbx.stranded import StrandedLegs
 from callcenter.records import erasure, summary
 from callcenter.records.audit import AuditTrail
 from callcenter.records.callbacks import QueueCallback, QueueCallbackRecorder
@@ -384,6 +385,7 @@ class Daemon:
         self.lamps = MessageLamps(self.pbx, self.voicemails, lambda: self.config)
         self.bus.subscribe(self.lamps.on_event, kinds=MessageLamps.kinds())
         self.busy_lamps = BusyLamps(self.pbx, self.router, self.bus, lambda: self.config)
+        self.stranded = StrandedLegs(self.pbx, config.pbx.stranded_sweep)
         self.campaigns = Campaigns(self.switchboard.dialler, self.bus)
         self.router.idle_listeners.append(self.campaigns.agent_free)
         self.switchboard.find_lead = self.campaigns.find_lead
@@ -610,6 +612,7 @@ class Daemon:
         self.switchboard.in_background(self.switchboard.shift_ends.run(), "shift-ends")
         self.switchboard.in_background(self.lamps.run(), "message-lamps")
         self.switchboard.in_background(self.busy_lamps.run(), "busy-lamps")
+        self.switchboard.in_background(self.stranded.run(), "stranded-legs")
         if self.queue_log_file is not None:
             self.queue_log_file.start()
         if database := self.config.records.postgres:

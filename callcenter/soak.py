@@ -711,6 +711,9 @@ def soak_settings(
             "records": {"cdr_path": str(workdir / "cdr.sqlite3"), "postgres": None},
             "ivr": {"voicemail_folder": str(workdir / "voicemail")},
             "acd": acd,
+            # Room legs left alone by a restart go at two looks in a row: within the
+            # settling, not the default's minute.
+            "pbx": {"stranded_sweep": 1},
         },
     )
     if config.queues:

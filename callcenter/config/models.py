@@ -507,6 +507,19 @@ class PBXConfig(_Model):
         ),
     )
 
+    stranded_sweep: _SecondsOrZero = Field(
+        default=30,
+        le=3600,
+        description=(
+            "Every this many seconds the daemon looks at the PBX's channels for room "
+            "legs nobody is on: an agent's own dial or open line that went into a room "
+            "(a hold, a consultation) and was left to the PBX by a daemon stopped "
+            "during it leaves two channels (a Local pair on Asterisk, a loopback pair on "
+            "FreeSWITCH) alone in their rooms once its people hang up. Those seen at two "
+            "looks in a row are hung up. 0: never look."
+        ),
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _ami_unused_on_freeswitch(cls, data: Any) -> Any:

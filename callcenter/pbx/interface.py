@@ -634,6 +634,11 @@ class ChannelSnapshot:
     bridged_to: str | None = None
     application_data: str = ""
     """The running application's arguments (a conference's room name, say)."""
+    room: str = ""
+    """The conference room the channel sits in ('' when in none)."""
+    room_leg: str = ""
+    """For either half of a room device (:meth:`PBX.room_device`): the room it was dialled
+    into ('' for any other channel)."""
 
 
 ORIGINATE_FAILURES: Final = ("busy", "no-answer", "rejected", "unavailable", "congestion", "failed")
@@ -670,7 +675,9 @@ class PBX(Protocol):
     async def hangup_channel(
         self, channel: str, cause: HangupCause = HangupCause.NORMAL_CLEARING
     ) -> None:
-        """Hang up any channel by name."""
+        """Hang up any channel by name, or by its :attr:`ChannelSnapshot.call_id` (where
+        names are not unique: two FreeSWITCH loopback pairs into one room); one already
+        gone counts as done."""
         ...
 
     async def originate(

@@ -550,7 +550,14 @@ class AsteriskDriver:
     async def hangup_channel(
         self, channel: str, cause: HangupCause = HangupCause.NORMAL_CLEARING
     ) -> None:
-        """AMI ``Hangup``; a channel that is already gone counts as done."""
+        """AMI ``Hangup``; a channel that is already gone counts as done. A Uniqueid is
+        looked up in ``CoreShowChannels`` first (``Hangup`` takes names)."""
+        if _UNIQUEID.fullmatch(channel):
+            named = next((s.channel for s in await self.channels() if s.call_id == channel), None)
+            if named is None:
+                self._log.debug("hangup_channel_already_gone", channel=channel)
+                return
+            channel = named
         try:
             await self.ami.send_action(
                 "Hangup",
@@ -2048,10 +2055,8 @@ class AsteriskConference(RoomLife):
         ConfBridge runs inside AGI and is the call's own business."""
         found: dict[str, list[str]] = {self._room: [], self._side: []}
         for snap in snapshots:
-            if snap.application.lower() == "confbridge" and snap.channel != self._caller:
-                room = snap.application_data.partition(",")[0]
-                if room in found:
-                    found[room].append(snap.channel)
+            if snap.room in found and snap.channel != self._caller:
+                found[snap.room].append(snap.channel)
         changed = False
         for members, now in ((self._members, found[self._room]), (self._aside, found[self._side])):
             keep = [m for m in members if m in now or m == self._caller]
@@ -2132,9 +2137,25 @@ def _snapshots(items: Sequence[AMIMessage]) -> list[ChannelSnapshot]:
                 application=item.get("Application") or "",
                 bridged_to=others[0] if others else None,
                 application_data=item.get("ApplicationData") or "",
+                room=(
+                    (item.get("ApplicationData") or "").partition(",")[0]
+                    if (item.get("Application") or "").lower() == "confbridge"
+                    else ""
+                ),
+                room_leg=(leg.group("room") if (leg := _ROOM_LEG.fullmatch(name)) else ""),
             )
         )
     return snapshots
+
+
+_UNIQUEID: Final = re.compile(r"[0-9]+\.[0-9]+")
+"""An Asterisk channel's Uniqueid (``1796647009.3``); no channel name looks like one."""
+
+_ROOM_LEG: Final = re.compile(
+    rf"Local/(?P<room>[A-Za-z0-9][A-Za-z0-9_-]{{1,63}})@{CONFERENCE_CONTEXT}-[0-9a-f]+;[12]"
+)
+"""Either half of a room device's Local channel (``Local/<room>@callcenter-conference-
+0000001a;1``)."""
 
 
 _CHANNEL_SUFFIX: Final = re.compile(r"(?P<device>[A-Za-z][A-Za-z0-9_]*/[^/]+?)-[0-9a-f]{8}")

@@ -700,6 +700,10 @@ class FreeSwitchDriver:
                 application=row.get("application", ""),
                 bridged_to=bridged.get(row.get("uuid", "")) or None,
                 application_data=row.get("application_data", ""),
+                room=_room_of(row),
+                room_leg=(
+                    leg.group("room") if (leg := _ROOM_LEG.fullmatch(row.get("name", ""))) else ""
+                ),
             )
             for row in rows
         ]
@@ -1157,6 +1161,22 @@ class FreeSwitchDriver:
         return None
 
 
+_ROOM_LEG: Final = re.compile(
+    re.escape(ROOM_TECH) + r"(?P<room>[A-Za-z0-9][A-Za-z0-9_-]{1,63})@default-[ab]"
+)
+"""Either half of a room device's loopback channel (``loopback/app=conference:<room>@default-a``
+and ``-b``)."""
+
+
+def _room_of(row: Mapping[str, str]) -> str:
+    """The conference room a ``show channels`` row sits in ('' when none): the
+    ``conference`` application's ``<room>@<profile>+flags{...}``."""
+    data = row.get("application_data", "")
+    if row.get("application") != "conference" or not data:
+        return ""
+    return data.split()[0].partition("@")[0]
+
+
 def _json_rows(text: str) -> list[dict[str, str]]:
     """The rows of a ``show ... as json`` answer (``{"row_count": 0}`` has none)."""
     try:
@@ -1234,6 +1254,9 @@ class FreeSwitchCall:
         #: The handler was cancelled (the daemon stopping) while the caller talked to a
         #: bridged peer: hand_back leaves the bridge up.
         self._left_in_bridge = False
+        #: The same with the call in a conference room (:meth:`wait_in_room`): hand_back
+        #: leaves it there.
+        self._left_in_room = False
         self._moh_app: str | None = None
         self._moh_class = "default"
         self._held: str | None = None
@@ -1361,6 +1384,13 @@ class FreeSwitchCall:
         self._room_app = event_uuid
         try:
             return await self._await_app(event_uuid, future, limit, "conference")
+        except asyncio.CancelledError:
+            completed = future.done() and not future.cancelled()
+            if not (completed or self.hung_up):
+                # Cancelled with the call in its room (a daemon stopping under an agent's
+                # own dial): at the stop it stays there, as a bridged caller does.
+                self._left_in_room = True
+            raise
         finally:
             if self._room_app == event_uuid:
                 self._room_app = ""
@@ -2161,6 +2191,10 @@ class FreeSwitchCall:
                 # up then (checked after the bridge, so setting it now is in time).
                 self._log.info("call_left_talking_at_shutdown")
                 await self._api(f"uuid_setvar {self._uuid} hangup_after_bridge true")
+            elif self._left_in_room:
+                # In a conference room with someone (an agent's own dial): a repark would
+                # take them out of it mid-conversation. They hang up when it is over.
+                self._log.info("call_left_in_room_at_shutdown")
             elif await self._repark():
                 self._log.info("call_reparked_at_shutdown")
             else:
@@ -2569,14 +2603,8 @@ class FreeSwitchConference(RoomLife):
         way has no Member-ID yet: kicking it hangs its leg up."""
         found: dict[str, dict[str, str]] = {self._room: {}, self._side: {}}
         for snap in snapshots:
-            if snap.application == "conference" and snap.call_id != self._caller:
-                room = (
-                    snap.application_data.split()[0].partition("@")[0]
-                    if snap.application_data
-                    else ""
-                )
-                if room in found:
-                    found[room][snap.call_id] = snap.channel
+            if snap.room in found and snap.call_id != self._caller:
+                found[snap.room][snap.call_id] = snap.channel
         changed = False
         for members, now in ((self._members, found[self._room]), (self._aside, found[self._side])):
             for uid in [u for u in members if u not in now and u != self._caller]:
