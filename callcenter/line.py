@@ -39,7 +39,9 @@ On the line:
   is hung up once the link is back, so they know to dial ``*70`` again.
 * A logout from elsewhere (``agent logout``, the API, ``*72`` from another phone) takes
   the agent out of the room once the call they are on is over: they hear
-  ``agent-loggedoff`` and the line hangs up. So does the daemon stopping.
+  ``agent-loggedoff`` and the line hangs up. So does the daemon stopping, but for a line
+  whose agent talks to a caller then: that call is left to the PBX as any call in progress
+  (the agent stays in the room with the caller, and hangs up after it).
 
 An agent logged in already (at their phone, by ``*71`` or the CLI) who dials ``*70``
 moves onto the line between calls. A line does not outlive its daemon: a restarted
@@ -119,6 +121,9 @@ class Line:
     """Prompts the agent is to hear out of the room (:meth:`AgentLines.tell`)."""
     told: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the line, out of its room, plays what it was told to."""
+    left_talking: bool = False
+    """The daemon stopped while the agent talked to a caller on the line: the call is left
+    to the PBX as it is (the agent stays in the room with the caller)."""
 
 
 def _asked(line: Line) -> bool:
@@ -207,7 +212,8 @@ class AgentLines:
                 lost = exc
             finally:
                 why = "hung up" if hung_up else "link lost" if lost else "logged out"
-                await self._close(line, why)
+                if not line.left_talking:
+                    await self._close(line, why)
             if hung_up:
                 raise CallHungUp(f"{call.info.channel}: the agent hung up the line")
             if lost is not None:
@@ -492,14 +498,25 @@ class AgentLines:
         """The daemon stops: every line's agent logs out and hears it (for a moment); a
         line still busy then (asking its agent to accept a caller) is hung up, not left to
         the PBX (a parked FreeSWITCH line would be taken as a new ``*70`` by the next
-        daemon)."""
+        daemon). A line whose agent talks to a caller is left as it is, with the caller."""
         lines = list(self._lines.values())
         if not lines:
             return
         for line in lines:
-            if not line.closing:
-                line.closing = True
-                await self._leave_room(line)
+            if line.closing:
+                continue
+            if self._board.agent_call(line.agent) is not None:
+                # Talking to a caller: left to the PBX as any call in progress (taking
+                # the agent out of the room would cut the caller off). The next daemon
+                # logs the agent out (a shift begun on a line); they hang up after the call.
+                line.left_talking = True
+                self._running.discard(line)
+                log.info("agent_line_left_talking_at_stop", agent=line.agent)
+                continue
+            line.closing = True
+            await self._leave_room(line)
+        if not self._running:
+            self._none.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_SETTLE):
                 await self._none.wait()

@@ -287,6 +287,30 @@ async def test_a_daemon_restart_logs_carol_off_her_line_and_she_dials_star_70_ag
     assert back == "available"
 
 
+@pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_a_daemon_restart_while_carol_talks_on_her_line_leaves_her_with_the_caller(
+    tmp_path: Path, agi: str
+) -> None:
+    """A call in progress is left to the PBX at a stop, a line's too: Carol keeps talking
+    (she is logged out: the line was the old daemon's call) and hangs up after the caller;
+    nothing is left on the PBX then."""
+    async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        caller = await _put_through(center, "5550310")
+        daemon = await center.restart()
+        await asyncio.sleep(0.3)
+        after_restart = (line.state, caller.state, _in_room(center, line))
+        carol = daemon.router.agents["1003"].state
+        await caller.hangup()
+        await caller.wait_ended(timeout=5)
+        await line.hangup()
+        await until(lambda: not center.pbx.channels, timeout=5)
+        await center.idle()
+    assert after_restart[1:] == ("bridged", True), after_restart
+    assert line.state == "ended" and "agent-loggedoff" not in line.heard, "not cut off"
+    assert carol == "logged_out"
+
+
 @pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])
 async def test_carol_stays_on_her_line_through_a_pbx_link_outage(tmp_path: Path, agi: str) -> None:
     """FastAGI and FreeSWITCH's outbound socket keep the line's call on a link of its own."""
