@@ -2957,10 +2957,8 @@ class Switchboard:
         finally:
             await cancel_and_wait(ended)
             await cancel_and_wait(gone)
-        if monitor.task is not None:
-            # The monitoring's end (MonitorEnded) comes before the call's (CallEnded).
-            with contextlib.suppress(Exception):
-                await asyncio.shield(monitor.task)
+        # The monitoring's end (MonitorEnded) comes before the call's (CallEnded).
+        await monitor.watched()
 
     async def _queue_status_code(self, call: Call, config: CallCenterConfig) -> None:
         """``*85`` + a queue's digits from a supervisor's phone: they hear how many callers

@@ -441,6 +441,49 @@ async def test_a_supervisor_takes_the_call_over_and_the_agent_is_free(
     assert [e.why for e in seen if isinstance(e, MonitorEnded)] == ["taken_over"]
 
 
+async def test_a_take_over_asked_as_the_daemon_stops_is_answered_not_left_hanging(
+    tmp_path: Path, transport: str
+) -> None:
+    """The stop ends the monitoring under a take-over on its way: the request still gets
+    its answer (the client waited for good before) and nothing is left unretrieved."""
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        caller = await caller_with_agent(center, "5551248")
+        await sam_joins(center, sam, "listen")
+        await until(answered_in(center), "the daemon knows Sam answered")
+        monitoring = center.daemon.switchboard.monitoring
+        session = monitor_of(center).session  # type: ignore[union-attr]
+        hang_up_sams_leg = session.stop
+
+        async def the_stop_comes_meanwhile() -> None:
+            await hang_up_sams_leg()
+            await monitoring.close()
+
+        session.stop = the_stop_comes_meanwhile  # type: ignore[method-assign]
+        asked = center.api("POST", "/supervisors/2000/takeover", {})
+        status, answer = await asyncio.wait_for(asked, STEP)
+        await caller.hangup()
+    assert status in (200, 409), answer
+
+
+async def test_a_stop_while_sam_listens_leaves_his_leg_to_the_pbx_and_no_task_behind(
+    tmp_path: Path, transport: str
+) -> None:
+    async with supervised(tmp_path, transport) as (center, _alice, sam):
+        caller = await caller_with_agent(center, "5551249")
+        leg = await sam_joins(center, sam, "listen")
+        await until(answered_in(center), "the daemon knows Sam answered")
+        await center.daemon.switchboard.monitoring.close()
+        waiting = [
+            t
+            for t in asyncio.all_tasks()
+            if t.get_coro().__qualname__.startswith("SpyLife.")  # type: ignore[union-attr]
+        ]
+        still_listening = not gone(center, leg)
+        await caller.hangup()
+    assert waiting == [], "the watcher's helpers went with it"
+    assert still_listening, "left to the PBX, as the calls are"
+
+
 async def test_a_supervisor_with_teams_monitors_only_the_agents_of_those_teams(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -974,6 +974,14 @@ class ControlAPI:
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             writer.close()
             return
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                writer.close()
+                raise
+            # Something awaited under the request was cancelled, not the request: an
+            # error like any other, answered (the client would otherwise wait for good).
+            log.exception("api_request_failed")
         except Exception:
             log.exception("api_request_failed")
         if request is not None and self._audit is not None and _audited(request):

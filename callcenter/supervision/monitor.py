@@ -94,6 +94,16 @@ class Monitor:
     """Set when the daemon itself ends the monitoring (see :data:`STOPPED`...)."""
     task: asyncio.Task[None] | None = None
 
+    async def watched(self) -> None:
+        """Return once the watcher of this monitoring has finished, however it ended."""
+        if self.task is None:
+            return
+        # Waited for, not awaited: the watcher may have been cancelled under us (the daemon
+        # stopping during a take-over), which is no reason to cancel the task waiting.
+        await asyncio.wait([self.task])
+        if not self.task.cancelled():
+            self.task.exception()  # retrieved: the watcher logs its own trouble
+
     def as_dict(self, now: float | None = None) -> dict[str, Any]:
         now = time.monotonic() if now is None else now
         return {
@@ -327,9 +337,7 @@ class Monitoring:
         monitor.why = monitor.why or why
         with contextlib.suppress(PBXError):
             await monitor.session.stop()
-        if monitor.task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(monitor.task)
+        await monitor.watched()
 
     def _keyed(self, monitor: Monitor, mode: SpyMode) -> None:
         """The supervisor switched the mode from their keypad."""
@@ -363,8 +371,9 @@ class Monitoring:
         """Follow one monitoring from the ring to its end."""
         session = monitor.session
         gone = asyncio.ensure_future(call.wait_hangup())
+        started = asyncio.ensure_future(session.wait_started())
+        ended: asyncio.Future[None] | None = None
         try:
-            started = asyncio.ensure_future(session.wait_started())
             await asyncio.wait({started, gone}, return_when=asyncio.FIRST_COMPLETED)
             if not started.done():
                 await cancel_and_wait(started)
@@ -392,7 +401,9 @@ class Monitoring:
             monitor.why = monitor.why or SHUTDOWN
             raise
         finally:
-            await cancel_and_wait(gone)
+            # Cancelled in a wait (the daemon stopping): its helpers go too, else they are
+            # destroyed pending once the session is.
+            await cancel_and_wait(gone, started, *([ended] if ended is not None else []))
             if not session.ended and monitor.why != SHUTDOWN:
                 with contextlib.suppress(PBXError):
                     await session.stop()
