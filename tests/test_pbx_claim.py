@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from callcenter.config import load_config
 from callcenter.daemon import Daemon
-from callcenter.demopbx.freeswitch import DemoFreeSwitch
+from callcenter.demopbx.freeswitch import FAILOVER_PROMPT, DemoFreeSwitch
+from callcenter.demopbx.fs_channels import prompt_name
 from callcenter.errors import ListenError, PBXClaimed
 from callcenter.pbx.asterisk.driver import OWNER_VARIABLE as ASTERISK_OWNER
 from callcenter.pbx.claim import ClaimMark, PBXClaim, pid_space, process_identity
@@ -26,6 +27,8 @@ from callcenter.pbx.freeswitch.driver import OWNER_VARIABLE as FREESWITCH_OWNER
 from callcenter.testing import Center, Transport, running_center, until
 
 NOW = 1_800_000_000.0
+
+FAILOVER = prompt_name(FAILOVER_PROMPT)
 
 
 class Variable:
@@ -369,6 +372,49 @@ async def test_a_start_that_fails_after_the_claim_leaves_no_mark_behind(tmp_path
         await center.start_again()
 
 
+async def test_a_caller_left_in_the_music_by_a_stop_during_an_outage_is_taken_back(
+    tmp_path: Path,
+) -> None:
+    """FreeSWITCH park: the stop could not park the waiting caller afresh (the event
+    socket was down), and their failover was cancelled when the daemon took them. The next
+    daemon sends them through their extension again: they are taken and start over."""
+    config = {"pbx": {"esl": {"reconnect_min": 3.0, "reconnect_max": 3.0}}}
+    async with running_center(tmp_path, transport="esl-inbound", config=config) as center:
+        center.add_phone("PJSIP/1001", answer_after=None)
+        waiting = await center.pbx.call("800", caller_num="5550056")
+        await waiting.wait_for_prompt("welcome-menu", timeout=5)
+        await waiting.press("1")
+        await waiting.wait_moh(timeout=5)
+        await center.drop_pbx_connections()
+        await until(lambda: not center.daemon.link.connected)
+        await center.daemon.stop()
+        daemon = await center.start_again()
+        await until(lambda: waiting.uniqueid in daemon.switchboard.active, timeout=5)
+        await until(lambda: waiting.heard.count("welcome-menu") == 2, timeout=5)
+        await waiting.hangup()
+        await center.idle()
+    assert waiting.heard.count("welcome-menu") == 2, "taken by the new daemon, from the top"
+
+
+async def test_a_caller_hearing_the_failover_when_a_daemon_starts_is_left_to_it(
+    tmp_path: Path,
+) -> None:
+    """Only callers left alone in a prompt or music are taken back: one the dialplan's
+    failover has (no daemon took them in time) stays there."""
+    async with running_center(
+        tmp_path, transport="esl-inbound", failover_after=0.3, prompt_seconds=2.0
+    ) as center:
+        await center.daemon.stop()
+        late = await center.pbx.call("800", caller_num="5550057")
+        await late.wait_for_prompt(FAILOVER, timeout=5)
+        began = time.monotonic()
+        await center.start_again()
+        await late.wait_ended(timeout=5)
+        heard_for = time.monotonic() - began
+    assert late.heard == [FAILOVER], "not the daemon's welcome"
+    assert heard_for >= 1.5, "the failover's 2 s message to its end, not broken off"
+
+
 @pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
 async def test_a_daemon_stopped_while_its_pbx_link_is_down_is_started_again_at_once(
     tmp_path: Path, transport: Transport
@@ -395,9 +441,8 @@ async def test_a_daemon_stopped_while_its_pbx_link_is_down_is_started_again_at_o
         assert mark is not None and mark.owner == daemon.pbx.claim_keeper.owner
         alice = center.pbx.phones["PJSIP/1001"]
         alice.answer_after = 0.05
-        # Not hung up on: on FreeSWITCH park they stay in the queue's music (nobody could
-        # repark them; see the notes on stops during an outage), on FastAGI they went on
-        # in the dialplan.
+        # Not hung up on: on FreeSWITCH park the new daemon takes them back (nobody could
+        # park them afresh at the stop), on FastAGI they went on in the dialplan.
         assert waiting.state != "ended"
         await waiting.hangup()
         await a_caller_reaches_alice(center, "5550054")

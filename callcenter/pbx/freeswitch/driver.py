@@ -488,6 +488,9 @@ class FreeSwitchDriver:
         #: Parked callers whose handler ended because the ESL link went down under them,
         #: with no way to hang them up: the next resync takes them back.
         self._orphans: set[str] = set()
+        #: Callers an earlier daemon left in a prompt or music are looked for once, at the
+        #: first connection (see :meth:`_take_back`).
+        self._looked_for_left = False
         self.claim_keeper = PBXClaim(settings.claim_refresh) if settings.claim_refresh > 0 else None
         self._claim_task: asyncio.Task[None] | None = None
         self._claimed = False
@@ -1132,6 +1135,15 @@ class FreeSwitchDriver:
                 orphan = snap.call_id in orphans and snap.bridged_to is None
                 if snap.application == "park" or orphan:
                     adopted += await self._adopt(snap)
+        if self.settings.adopt_parked and not self._stopping and not self._looked_for_left:
+            self._looked_for_left = True
+            for snap in snapshots:
+                if (
+                    snap.call_id not in self._calls
+                    and snap.application in _LEFT_IN
+                    and not (snap.bridged_to or snap.room or snap.room_leg)
+                ):
+                    adopted += await self._take_back(snap)
         self._log.info("resynced", channels=len(snapshots), calls=len(self._calls), adopted=adopted)
 
     async def _adopt(self, snap: ChannelSnapshot) -> int:
@@ -1149,6 +1161,49 @@ class FreeSwitchDriver:
         event = ESLEvent.from_pairs((str(k), str(v)) for k, v in data.items())
         self._log.info("adopting_parked_channel", call_id=uid, channel=snap.channel)
         self._on_park(event)
+        return 1
+
+    async def _take_back(self, snap: ChannelSnapshot) -> int:
+        """A caller an earlier daemon took from park and left in a prompt or a queue's
+        music, alone (it stopped while the event socket was down, so it could not park
+        them afresh; their failover was cancelled when it took them): sent through their
+        extension again, as that daemon's stop would have, so that they park and are
+        taken. Only channels that came through the park dialplan (the failover task
+        variable and the route variable set) and are not at the failover already."""
+        uid = snap.call_id
+        try:
+            data = json.loads(await self.esl.api(f"uuid_dump {uid} json"))
+        except (PBXError, ValueError):
+            return 0
+        if not isinstance(data, dict):
+            return 0
+        event = ESLEvent.from_pairs((str(k), str(v)) for k, v in data.items())
+        dialed = event.get("Caller-Destination-Number", "")
+        context = event.get("Caller-Context", "")
+        if (
+            event.variable(FAILOVER_TASK_VARIABLE) is None
+            or event.variable(self.settings.route_variable) is None
+            or event.variable("current_application") == "socket"
+            or dialed == self.settings.failover_extension
+            or not (_TOKEN.fullmatch(dialed) and _TOKEN.fullmatch(context))
+            # In a bridge: only a ring to an agent that never put them through (it rang
+            # out with nobody left to take them on); a caller talking stays as they are.
+            or (
+                snap.application == "bridge"
+                and event.get("Caller-Channel-Bridged-Time", "0") not in ("", "0")
+            )
+        ):
+            return 0
+        try:
+            await self.esl.api(f"uuid_break {uid} all", check=False)
+            text = await self.esl.api(f"uuid_transfer {uid} {dialed} XML {context}", check=False)
+        except PBXError as exc:
+            self._log.info("left_caller_not_taken_back", call_id=uid, error=str(exc))
+            return 0
+        if text.startswith("-ERR"):
+            self._log.info("left_caller_not_taken_back", call_id=uid, reply=text.strip())
+            return 0
+        self._log.info("left_caller_taken_back", call_id=uid, channel=snap.channel)
         return 1
 
     async def _uuid_of(self, channel: str) -> str | None:
@@ -1175,6 +1230,13 @@ def _room_of(row: Mapping[str, str]) -> str:
     if row.get("application") != "conference" or not data:
         return ""
     return data.split()[0].partition("@")[0]
+
+
+_LEFT_IN: Final = frozenset(
+    {"playback", "endless_playback", "play_and_get_digits", "sleep", "bridge"}
+)
+"""The applications a caller an earlier daemon left alone may be in: its prompts, a
+queue's music, a ring to an agent (never a room, a recording...)."""
 
 
 def _json_rows(text: str) -> list[dict[str, str]]:
@@ -2202,7 +2264,8 @@ class FreeSwitchCall:
                 await self.hangup()
         except PBXConnectionError as exc:
             # A stop while the event socket is down (logged once, as a warning): the caller
-            # stays where FreeSWITCH has them, parked, and the next daemon takes them.
+            # stays where FreeSWITCH has them (parked, or in a prompt or music, which the
+            # next daemon sends through their extension again: _take_back).
             self._log.info("call_left_as_is_link_down", error=str(exc))
         except Exception:
             self._log.exception("hand_back_failed")
