@@ -1195,8 +1195,7 @@ class FreeSwitchDriver:
         ):
             return 0
         try:
-            await self.esl.api(f"uuid_break {uid} all", check=False)
-            text = await self.esl.api(f"uuid_transfer {uid} {dialed} XML {context}", check=False)
+            text = await self._send_through_extension(uid, dialed, context)
         except PBXError as exc:
             self._log.info("left_caller_not_taken_back", call_id=uid, error=str(exc))
             return 0
@@ -1205,6 +1204,17 @@ class FreeSwitchDriver:
             return 0
         self._log.info("left_caller_taken_back", call_id=uid, channel=snap.channel)
         return 1
+
+    async def _send_through_extension(self, uid: str, dialed: str, context: str) -> str:
+        """``uuid_transfer`` a caller to ``dialed`` in ``context`` (the park dialplan parks
+        them afresh), after ``uuid_break all``: applications queued for them would still
+        run after the transfer, ahead of the extension. Returns the transfer's reply
+        (``-ERR ...`` when refused)."""
+        timeout = self.settings.command_timeout
+        await self.esl.api(f"uuid_break {uid} all", timeout=timeout, check=False)
+        return await self.esl.api(
+            f"uuid_transfer {uid} {dialed} XML {context}", timeout=timeout, check=False
+        )
 
     async def _uuid_of(self, channel: str) -> str | None:
         for call in self._calls.values():
@@ -2317,10 +2327,7 @@ class FreeSwitchCall:
         info = self._info
         if not (_TOKEN.fullmatch(info.dialed) and _TOKEN.fullmatch(info.context)):
             return False
-        # Applications we queued just before the stop (hold music after a ring that failed)
-        # would still run after the transfer, ahead of the extension: drop them first.
-        await self._api(f"uuid_break {self._uuid} all")
-        text = await self._api(f"uuid_transfer {self._uuid} {info.dialed} XML {info.context}")
+        text = await self._driver._send_through_extension(self._uuid, info.dialed, info.context)
         if text.startswith("-ERR"):
             self._log.info("repark_refused", reply=text.strip())
             return False
