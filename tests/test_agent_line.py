@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 import yaml
+from test_drain import _with_api_port
 
 from callcenter.cli import format_status
 from callcenter.config import load_config_text
 from callcenter.config.models import AcdConfig
 from callcenter.errors import ConfigError
 from callcenter.events import AgentSeated, ConsultAnswered, ConsultEnded, EngineEvent
+from callcenter.records.store import SqliteCdrStore
 from callcenter.testing import (
     BASE_CONFIG,
     TRANSPORTS,
@@ -34,6 +36,15 @@ CAROL_SELLS = {"queues": {"sales": {"agents": ["1003"], "wrapup": 0}}}
 async def _open_line(center: Center, number: str = "1003", pin: str = "4321") -> Any:
     """``number``'s phone dials ``*70`` and gives the PIN; returns the line (its call)."""
     return await center.open_line(number, pin)
+
+
+def _present(tmp_path: Path) -> set[str]:
+    """The agents whose shift the records of ``running_center(tmp_path)`` keep."""
+    store = SqliteCdrStore(tmp_path / "var" / "cdr.sqlite3")
+    try:
+        return {presence.agent for presence in store.fetch_agent_presence()}
+    finally:
+        store.close()
 
 
 def _in_room(center: Center, line: Any, room: str = "line-1003") -> bool:
@@ -288,12 +299,13 @@ async def test_a_daemon_restart_logs_carol_off_her_line_and_she_dials_star_70_ag
 
 
 @pytest.mark.parametrize("agi", TRANSPORTS)
-async def test_a_daemon_restart_while_carol_talks_on_her_line_leaves_her_with_the_caller(
+async def test_carol_left_talking_on_her_line_by_a_restart_is_put_back_on_a_line_after_the_call(
     tmp_path: Path, agi: str
 ) -> None:
     """A call in progress is left to the PBX at a stop, a line's too: Carol keeps talking
-    (she is logged out: the line was the old daemon's call) and hangs up after the caller;
-    nothing is left on the PBX then."""
+    (she is logged out: the line was the old daemon's call). Once the caller hangs up, the
+    new daemon sends her channel through *70 again: she is asked her PIN, is on a line of
+    its own and takes the next caller."""
     async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
         line = await _open_line(center)
         caller = await _put_through(center, "5550310")
@@ -301,14 +313,52 @@ async def test_a_daemon_restart_while_carol_talks_on_her_line_leaves_her_with_th
         await asyncio.sleep(0.3)
         after_restart = (line.state, caller.state, _in_room(center, line))
         carol = daemon.router.agents["1003"].state
+        looking = daemon.left_lines.expected
         await caller.hangup()
         await caller.wait_ended(timeout=5)
+        await until(lambda: line.heard.count("agent-pass") == 2, timeout=10)
+        await line.press("4321")
+        await until(lambda: "1003" in daemon.switchboard.lines, timeout=5)
+        back = daemon.router.agents["1003"].state
+        following = await _put_through(center, "5550311")
+        await following.hangup()
         await line.hangup()
         await until(lambda: not center.pbx.channels, timeout=5)
         await center.idle()
     assert after_restart[1:] == ("bridged", True), after_restart
-    assert line.state == "ended" and "agent-loggedoff" not in line.heard, "not cut off"
-    assert carol == "logged_out"
+    assert "agent-loggedoff" not in line.heard, "not cut off, nor told off"
+    assert (carol, looking) == ("logged_out", ["1003"])
+    assert back == "available" and line.heard.count("agent-loginok") == 2
+    assert daemon.left_lines.taken_back == 1 and not daemon.left_lines.expected
+
+
+async def test_carol_waiting_on_her_line_when_the_daemon_is_killed_is_put_back_on_a_line(
+    tmp_path: Path,
+) -> None:
+    """``kill -9``: nobody logged Carol out nor hung her line up, she sits in her room in
+    silence. The next daemon logs her out and sends her through *70 again at once."""
+    async with running_center(tmp_path, agi="esl-inbound", config=CAROL_SELLS) as center:
+        _with_api_port(center.config_path)
+        async with center.run_apart(stderr=asyncio.subprocess.DEVNULL) as proc:
+            line = await center.pbx.call("*70", caller_num="1003")
+            await line.wait_for_prompt("agent-pass", timeout=5)
+            await line.press("4321")
+            await line.wait_for_prompt("agent-loginok", timeout=5)
+            await until(lambda: _in_room(center, line), timeout=5)
+            async with asyncio.timeout(5):
+                while "1003" not in await asyncio.to_thread(_present, tmp_path):
+                    await asyncio.sleep(0.05)
+            proc.kill()
+            await proc.wait()
+        daemon = await center.start_again()
+        await until(lambda: line.heard.count("agent-pass") == 2, timeout=10)
+        await line.press("4321")
+        await until(lambda: "1003" in daemon.switchboard.lines, timeout=5)
+        caller = await _put_through(center, "5550312")
+        await caller.hangup()
+        await line.hangup()
+        await center.idle()
+    assert line.heard.count("agent-loginok") == 2 and "agent-loggedoff" not in line.heard
 
 
 @pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])

@@ -708,6 +708,16 @@ class PBX(Protocol):
         """Every live channel, from the PBX's own state."""
         ...
 
+    async def redirect_channel(self, channel: str, context: str, exten: str) -> None:
+        """Take any channel (by name or :attr:`ChannelSnapshot.call_id`, as
+        :meth:`hangup_channel`) out of what it runs and send it to ``context,exten,1`` of
+        the PBX's dialplan (Asterisk: AMI ``Redirect``; FreeSWITCH: ``uuid_break`` and
+        ``uuid_transfer``): a channel no daemon controls any more goes through an extension
+        again, as if it had just dialled it. Raises ``ActionFailed`` when the PBX refuses
+        (the channel is gone, say), ``CommandFailed`` for a context or extension the
+        dialplan cannot name."""
+        ...
+
     async def set_lamp(self, name: str, state: LampState) -> None:
         """Show ``state`` on the busy lamps (BLF keys) of the phones watching ``name``
         (Asterisk: the custom device state ``Custom:<name>``, which a hint maps to an

@@ -652,6 +652,26 @@ class AsteriskDriver:
         _, items = await self.ami.send_list_action("CoreShowChannels")
         return _snapshots(items)
 
+    async def redirect_channel(self, channel: str, context: str, exten: str) -> None:
+        """AMI ``Redirect`` to ``context,exten,1`` (a Uniqueid is looked up in
+        ``CoreShowChannels`` first). A channel in ``AGI()`` whose script is gone (a
+        stopped daemon's FastAGI connection) leaves the application it runs and goes
+        there: the async goto outlives the AGI's end."""
+        for what, token in (("context", context), ("extension", exten)):
+            if not _DIALPLAN_NAME.fullmatch(token):
+                raise CommandFailed(f"invalid {what} {token!r}")
+        if _UNIQUEID.fullmatch(channel):
+            named = next((s.channel for s in await self.channels() if s.call_id == channel), None)
+            if named is None:
+                raise ActionFailed(f"no channel {channel}")
+            channel = named
+        await self.ami.send_action(
+            "Redirect",
+            [("Channel", channel), ("Context", context), ("Exten", exten), ("Priority", "1")],
+            retry_on_reconnect=False,
+        )
+        self._log.info("channel_redirected", channel=channel, context=context, exten=exten)
+
     async def _adopt_later(self, items: list[AMIMessage]) -> None:
         """Adopt the channels a resync found waiting in AsyncAGI with no session, once their
         ``AsyncAGIStart`` has had time to arrive: a call that entered ``AGI(agi:async)``
@@ -2149,6 +2169,9 @@ def _snapshots(items: Sequence[AMIMessage]) -> list[ChannelSnapshot]:
 
 
 _UNIQUEID: Final = re.compile(r"[0-9]+\.[0-9]+")
+_DIALPLAN_NAME: Final = re.compile(r"[A-Za-z0-9+*#][A-Za-z0-9_+*#.@-]{0,79}")
+"""A context or an extension :meth:`AsteriskDriver.redirect_channel` sends a channel to
+(not a pattern, which begins with ``_``: a channel goes to one extension)."""
 """An Asterisk channel's Uniqueid (``1796647009.3``); no channel name looks like one."""
 
 _ROOM_LEG: Final = re.compile(

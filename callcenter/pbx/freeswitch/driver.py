@@ -674,6 +674,21 @@ class FreeSwitchDriver:
         job.add_done_callback(report)
         return outcome
 
+    async def redirect_channel(self, channel: str, context: str, exten: str) -> None:
+        """``uuid_break <uuid> all`` then ``uuid_transfer <uuid> <exten> XML <context>``
+        (a channel name is looked up in ``show channels`` first): what it runs and what
+        was queued for it end, and it goes through the extension."""
+        for what, token in (("context", context), ("extension", exten)):
+            if not _TOKEN.fullmatch(token):
+                raise CommandFailed(f"invalid {what} {token!r}")
+        target = channel if _UUID.fullmatch(channel) else await self._uuid_of(channel)
+        if target is None:
+            raise ActionFailed(f"no channel {channel}")
+        text = await self._send_through_extension(target, exten, context)
+        if text.startswith("-ERR"):
+            raise ActionFailed(f"uuid_transfer {channel} failed: {text.strip()}", text)
+        self._log.info("channel_redirected", call_id=target, context=context, exten=exten)
+
     def room_device(self, room: str) -> str:
         """``loopback/app=conference:<room>@default`` (:data:`ROOM_TECH`)."""
         if not _ROOM.fullmatch(room):
