@@ -645,6 +645,14 @@ async def test_originate_parks_the_answered_agent_then_uuid_bridge_and_kill(
     rows = json.loads(await esl.api("show channels as json"))
     assert rows["row_count"] == 2
     assert {row["uuid"] for row in rows["rows"]} == {uuid, leg}
+    calls = json.loads(await esl.api("show calls as json"))
+    assert calls["row_count"] == 1, "one row per bridge, its b-leg beside its a-leg"
+    (call,) = calls["rows"]
+    assert {call["uuid"], call["b_uuid"]} == {uuid, leg}
+    assert {call["name"], call["b_name"]} == {
+        "sofia/lab/5551234@127.0.0.1",
+        "sofia/lab/1001@127.0.0.1",
+    }
 
     assert await esl.api(f"uuid_kill {leg} NORMAL_CLEARING") == "+OK\n"
     await esl.wait_event("CHANNEL_UNBRIDGE", Unique_ID=uuid)
@@ -751,6 +759,25 @@ async def test_show_channels_as_json_and_csv(pbx: DemoFreeSwitch, esl: ESLClient
     lines = csv.split("\n")
     assert lines[0].startswith("uuid,direction,created,created_epoch,name,state,cid_name")
     assert lines[1].startswith(f"{uuid},inbound,")
+    assert csv.endswith("\n\n1 total.\n")
+
+
+async def test_show_calls_prints_the_columns_freeswitch_prints_and_a_lone_channel_alone(
+    pbx: DemoFreeSwitch, esl: ESLClient
+) -> None:
+    """Trace d's ``show calls``: a leg's columns, the bridged leg's with ``b_``; a channel
+    in no bridge has its own row with those empty."""
+    traced = [json.loads(line) for line in (TRACES / "d_transfers.jsonl").read_text().splitlines()]
+    (printed,) = [
+        r["data"] for r in traced if r["dir"] == "in" and "\nuuid,direction," in r["data"]
+    ]
+    header = printed.split("\n\n", 1)[1].split("\n", 1)[0]
+    uuid, _ = await parked_call(pbx, esl)
+    csv = await esl.api("show calls")
+    lines = csv.split("\n")
+    assert lines[0] == header
+    row = dict(zip(header.split(","), lines[1].split(","), strict=True))
+    assert (row["uuid"], row["b_uuid"], row["call_created_epoch"]) == (uuid, "", "")
     assert csv.endswith("\n\n1 total.\n")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
@@ -88,18 +88,52 @@ def _live(pbx: DemoFreeSwitch) -> list[FSChannel]:
     return [c for c in pbx.channels.values() if not c.destroyed]
 
 
+_CALL_COLUMNS: Final = (
+    "uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num",
+    "ip_addr", "dest", "presence_id", "presence_data", "accountcode", "callstate",
+    "callee_name", "callee_num", "callee_direction", "call_uuid", "hostname",
+    "sent_callee_name", "sent_callee_num",
+)  # fmt: skip
+"""The columns of a leg in a ``show calls`` row (FreeSWITCH's ``basic_calls`` view), as
+trace d_transfers prints them; the bridged leg's follow with ``b_`` (but ``call_uuid`` and
+``hostname``)."""
+
+
+def _call_rows(pbx: DemoFreeSwitch) -> list[dict[str, str]]:
+    """``show calls``: every live channel but the b-leg of a bridge, with that bridge's
+    b-leg in the ``b_`` columns (empty for a channel in no bridge), as the core's ``calls``
+    table (a row per CHANNEL_BRIDGE, gone at its UNBRIDGE) joins them."""
+    host = pbx.hub.hostname
+    rows = []
+    for chan in _live(pbx):
+        bridge = chan.bridge
+        if bridge is not None and not bridge.ended and bridge.b is chan:
+            continue
+        mine = channel_row(chan, host)
+        row = {column: mine[column] for column in _CALL_COLUMNS}
+        peer = bridge.b if bridge is not None and not bridge.ended else None
+        theirs = channel_row(peer, host) if peer is not None and not peer.destroyed else {}
+        for column in _CALL_COLUMNS:
+            if column not in ("hostname", "call_uuid"):
+                row["b_" + column] = theirs.get(column, "")
+        row["call_created_epoch"] = str(chan.t_bridged // 1_000_000) if theirs else ""
+        rows.append(row)
+    return rows
+
+
 async def api_show(pbx: DemoFreeSwitch, args: str) -> str:
-    """``show channels|calls [as json|count]``: every live channel (calls: a-legs only)."""
+    """``show channels|calls [as json|count]``: every live channel; calls: see
+    :func:`_call_rows`."""
     words = args.lower().split()
     what = words[0] if words else ""
     if what not in ("channels", "calls"):
         return "-USAGE: show channels|calls [as json|count]\n"
-    chans = _live(pbx)
     if what == "calls":
-        chans = [c for c in chans if c.call_uuid == c.uuid]
+        rows = _call_rows(pbx)
+    else:
+        rows = [channel_row(c, pbx.hub.hostname) for c in _live(pbx)]
     if "count" in words[1:]:
-        return f"\n{len(chans)} total.\n"
-    rows = [channel_row(c, pbx.hub.hostname) for c in chans]
+        return f"\n{len(rows)} total.\n"
     if words[1:3] == ["as", "json"]:
         return json_rows(rows)
     if not rows:
