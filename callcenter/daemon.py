@@ -60,7 +60,7 @@ from callcenter.events import (
     QueueAdded,
     QueueRemoved,
 )
-from callcenter.line import LINE_VIA, LeftLines
+from callcenter.line import LINE_VIA
 from callcenter.live.api import ControlAPI, PBXLink
 from callcenter.live.lamps import BusyLamps, MessageLamps
 from callcenter.live.metrics import Metrics
@@ -80,7 +80,7 @@ from callcenter.pbx.interface import (
     PBXDisconnected,
     PBXEvent,
 )
-from callcenter.pbx.stranded import StrandedLegs
+from callcenter.pbx.stranded import LeftRooms, StrandedLegs
 from callcenter.records import erasure, summary
 from callcenter.records.audit import AuditTrail
 from callcenter.records.callbacks import QueueCallback, QueueCallbackRecorder
@@ -386,7 +386,7 @@ class Daemon:
         self.bus.subscribe(self.lamps.on_event, kinds=MessageLamps.kinds())
         self.busy_lamps = BusyLamps(self.pbx, self.router, self.bus, lambda: self.config)
         self.stranded = StrandedLegs(self.pbx, config.pbx.stranded_sweep)
-        self.left_lines = LeftLines(self.pbx, self.switchboard.lines)
+        self.left_rooms = LeftRooms(self.pbx, self.switchboard.active.keys)
         self.campaigns = Campaigns(self.switchboard.dialler, self.bus)
         self.router.idle_listeners.append(self.campaigns.agent_free)
         self.switchboard.find_lead = self.campaigns.find_lead
@@ -614,7 +614,7 @@ class Daemon:
         self.switchboard.in_background(self.lamps.run(), "message-lamps")
         self.switchboard.in_background(self.busy_lamps.run(), "busy-lamps")
         self.switchboard.in_background(self.stranded.run(), "stranded-legs")
-        self.switchboard.in_background(self.left_lines.run(), "left-lines")
+        self.switchboard.in_background(self.left_rooms.run(), "left-rooms")
         if self.queue_log_file is not None:
             self.queue_log_file.start()
         if database := self.config.records.postgres:
@@ -902,12 +902,11 @@ class Daemon:
             if owed is not None:
                 self.switchboard.dispositions.owed_taken_back(owed.owed_by(presence.agent))
             if presence.via_login == LINE_VIA:
-                # The open line was the previous daemon's call: the shift ends here. A
-                # line left in its room (with a caller, or by a crash) is sent through
-                # *70 again once the agent is alone there.
+                # The open line was the previous daemon's call: the shift ends here (one
+                # left in its room, with a caller or by a crash, is sent through *70
+                # again once the agent is alone there: LeftRooms).
                 log.info("agent_line_not_resumed", agent=presence.agent)
                 self.router.logout(presence.agent, via="restart")
-                self.left_lines.expect(presence.agent)
                 continue
             resumed.add(presence.agent)
             if presence.line is not None and presence.pause_reason is None:

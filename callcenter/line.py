@@ -47,9 +47,9 @@ An agent logged in already (at their phone, by ``*71`` or the CLI) who dials ``*
 moves onto the line between calls. A line does not outlive its daemon: a restarted
 daemon logs out the agents whose shift began on a line (the line was the old daemon's
 call). A line the old daemon left in its room (its agent was talking, or it crashed) is
-taken back by :class:`LeftLines` once the agent is alone there: sent through ``*70``
-again, they are asked their PIN and are on a line of the new daemon; one it hung up at
-its stop is dialled again by the agent.
+taken back once the agent is alone there (:class:`~callcenter.pbx.stranded.LeftRooms`):
+sent through ``*70`` again, they are asked their PIN and are on a line of the new
+daemon; one it hung up at its stop is dialled again by the agent.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ from callcenter.events import AgentLoggedOut, EngineEvent
 
 if TYPE_CHECKING:
     from callcenter.config.models import CallCenterConfig
-    from callcenter.pbx.interface import PBX, Call, ChannelSnapshot
+    from callcenter.pbx.interface import Call
     from callcenter.switchboard import Switchboard
 
 log = structlog.get_logger(__name__)
@@ -97,8 +97,6 @@ ASK_KICK_AGAIN = 0.5
 ASK_MARGIN = 3.0
 """Seconds beyond the ring timeout an accept waits for the line (leaving the room, the
 beep)."""
-LEFT_LOOK_EVERY = 1.0
-"""Seconds between looks at the rooms of lines an earlier daemon left (:class:`LeftLines`)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -160,10 +158,6 @@ class AgentLines:
     def on_line(self, call_id: str) -> bool:
         """Is ``call_id`` an agent's line (not a caller's call)?"""
         return any(line.call.info.call_id == call_id for line in self._lines.values())
-
-    def call_ids(self) -> set[str]:
-        """The call ids of every open line's own call."""
-        return {line.call.info.call_id for line in self._lines.values()}
 
     def is_line_device(self, device: str) -> bool:
         """Does ``device`` dial into a line's room (the PBX's device states of it say
@@ -533,103 +527,3 @@ class AgentLines:
             log.info("agent_line_hung_up_at_stop", agent=line.agent)
             with contextlib.suppress(PBXError):
                 await line.call.hangup()
-
-
-class LeftLines:
-    """Open lines an earlier daemon left on the PBX: it stopped while their agents talked
-    to callers (:meth:`AgentLines.close` leaves those calls as they are), or it crashed.
-    This daemon logs those agents out (the line was the earlier daemon's call) and
-    :meth:`expect` s their rooms; it looks at them every ``every`` seconds, and once the
-    agent's channel has been alone in its room at two looks in a row (the caller hung up),
-    sends it through its extension again (``*70``): the agent is on a line of this daemon,
-    as if they had dialled it (asked for their PIN when they have one) and takes the next
-    caller. An agent who hangs up first, or is on a line of this daemon already, is
-    forgotten."""
-
-    def __init__(self, pbx: PBX, lines: AgentLines, every: float = LEFT_LOOK_EVERY) -> None:
-        self._pbx = pbx
-        self._lines = lines
-        self._every = every
-        self._rooms: dict[str, str] = {}
-        """Agent ids by the room of their left line."""
-        self._alone: dict[str, str] = {}
-        """The channel (call id) seen alone in a room at the last look, by room."""
-        self._wake = asyncio.Event()
-        self.taken_back = 0
-        """Lines sent through their extension again since the start."""
-
-    @property
-    def expected(self) -> list[str]:
-        """The agents whose left line is still looked at."""
-        return sorted(self._rooms.values())
-
-    def expect(self, agent_id: str) -> None:
-        """``agent_id``'s shift began on a line of an earlier daemon: look for it."""
-        self._rooms[room_of(agent_id)] = agent_id
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Look every ``every`` seconds while a left line is expected, until cancelled."""
-        while True:
-            if not self._rooms:
-                self._wake.clear()
-                await self._wake.wait()
-            await asyncio.sleep(self._every)
-            await self.look()
-
-    async def look(self) -> list[str]:
-        """One look: the agents whose line was sent through its extension now. A PBX that
-        cannot list its channels (its link is down) is looked at next time."""
-        if not self._rooms:
-            return []
-        try:
-            snapshots = await self._pbx.channels()
-        except PBXError as exc:
-            log.debug("left_lines_look_skipped", error=str(exc))
-            return []
-        members: dict[str, list[ChannelSnapshot]] = {}
-        dialled_into: set[str] = set()
-        for snap in snapshots:
-            if snap.room in self._rooms:
-                members.setdefault(snap.room, []).append(snap)
-            if snap.room_leg in self._rooms:
-                dialled_into.add(snap.room_leg)
-        ours = self._lines.call_ids()
-        alone: list[tuple[str, ChannelSnapshot]] = []
-        for room, agent_id in list(self._rooms.items()):
-            people = [snap for snap in members.get(room, ()) if not snap.room_leg]
-            if not people or any(snap.call_id in ours for snap in people):
-                log.info("left_line_gone", agent=agent_id, room=room)
-                del self._rooms[room]
-                self._alone.pop(room, None)
-                continue
-            # A caller still there (their leg into the room, or the half in it): later.
-            if len(people) != 1 or room in dialled_into or len(members[room]) != 1:
-                self._alone.pop(room, None)
-                continue
-            snap = people[0]
-            if self._alone.get(room) != snap.call_id:
-                self._alone[room] = snap.call_id
-                continue
-            del self._rooms[room]
-            del self._alone[room]
-            alone.append((agent_id, snap))
-        taken: list[str] = []
-        for agent_id, snap in alone:
-            try:
-                await self._pbx.redirect_channel(snap.call_id, snap.context, snap.exten)
-            except PBXError as exc:
-                log.warning(
-                    "left_line_not_taken_back", agent=agent_id, channel=snap.channel, error=str(exc)
-                )
-                continue
-            self.taken_back += 1
-            log.info(
-                "left_line_taken_back",
-                agent=agent_id,
-                channel=snap.channel,
-                context=snap.context,
-                exten=snap.exten,
-            )
-            taken.append(agent_id)
-        return taken

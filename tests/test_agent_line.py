@@ -313,7 +313,7 @@ async def test_carol_left_talking_on_her_line_by_a_restart_is_put_back_on_a_line
         await asyncio.sleep(0.3)
         after_restart = (line.state, caller.state, _in_room(center, line))
         carol = daemon.router.agents["1003"].state
-        looking = daemon.left_lines.expected
+        looking = daemon.left_rooms.watched
         await caller.hangup()
         await caller.wait_ended(timeout=5)
         await until(lambda: line.heard.count("agent-pass") == 2, timeout=10)
@@ -327,9 +327,9 @@ async def test_carol_left_talking_on_her_line_by_a_restart_is_put_back_on_a_line
         await center.idle()
     assert after_restart[1:] == ("bridged", True), after_restart
     assert "agent-loggedoff" not in line.heard, "not cut off, nor told off"
-    assert (carol, looking) == ("logged_out", ["1003"])
+    assert (carol, looking) == ("logged_out", ["line-1003"])
     assert back == "available" and line.heard.count("agent-loginok") == 2
-    assert daemon.left_lines.taken_back == 1 and not daemon.left_lines.expected
+    assert daemon.left_rooms.taken_back == 1 and not daemon.left_rooms.watched
 
 
 async def test_carol_waiting_on_her_line_when_the_daemon_is_killed_is_put_back_on_a_line(

@@ -55,6 +55,27 @@ async def test_the_room_legs_of_a_dial_held_before_a_restart_go_once_both_people
 
 
 @pytest.mark.parametrize("agi", TRANSPORTS)
+async def test_alice_left_talking_by_a_restart_is_hung_up_once_her_customer_hangs_up(
+    tmp_path: Path, agi: str
+) -> None:
+    """The talk over, an agent's own call hangs her phone up: the next daemon does it for
+    the earlier one, instead of leaving her in her silent room."""
+    async with running_center(tmp_path, agi=agi, config=SWEEPING) as center:  # type: ignore[arg-type]
+        alice_phone = center.add_phone("PJSIP/1001", answer_after=0.05)
+        customer = center.add_phone("PJSIP/5550401", answer_after=0.1)
+        await _alice_talks_to_a_customer_she_held(center)
+        daemon = await center.restart()
+        await asyncio.sleep(0.5)
+        watched = daemon.left_rooms.watched
+        talking = _names(center)
+        await customer.hangup()
+        await alice_phone.wait_idle(timeout=5)
+        await until(lambda: not center.pbx.channels, timeout=5)
+    assert watched == ["dial-1001"] and len(talking) == 4, "the call goes on, left to the PBX"
+    assert (daemon.left_rooms.hung_up, daemon.left_rooms.watched) == (1, [])
+
+
+@pytest.mark.parametrize("agi", TRANSPORTS)
 async def test_a_held_call_looked_at_many_times_is_never_touched(tmp_path: Path, agi: str) -> None:
     async with running_center(tmp_path, agi=agi, config=SWEEPING) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)

@@ -1,8 +1,8 @@
-"""Open lines an earlier daemon left on the PBX (:class:`callcenter.line.LeftLines`), one
-look at a time against a PBX's channel list: the agent's channel is sent through its
-extension once it has been alone in its room at two looks in a row, never while a caller
-is still there, and forgotten once it is gone or on a line of this daemon. The whole
-story on both demo PBXs is in test_agent_line.py."""
+"""Agents an earlier daemon left in their own rooms (:class:`callcenter.pbx.stranded.LeftRooms`),
+one look at a time against a PBX's channel list: found at the first look, a line's agent
+is sent through their extension once alone in the room at two looks in a row, a dial's
+hung up, never while the person they talk to is still there; forgotten once gone. The
+whole story on both demo PBXs is in test_agent_line.py and test_agent_dial.py."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from callcenter.errors import ActionFailed, CommandFailed, PBXConnectionError
-from callcenter.line import LeftLines
 from callcenter.pbx.interface import ChannelSnapshot, Transport
+from callcenter.pbx.stranded import LeftRooms
 from callcenter.testing import running_center
 
 CAROL = "PJSIP/1003-00000001"
@@ -52,6 +52,7 @@ class _PBX:
     down: bool = False
     refuse: bool = False
     redirected: list[tuple[str, str, str]] = field(default_factory=list)
+    hung_up: list[str] = field(default_factory=list)
 
     async def channels(self) -> list[ChannelSnapshot]:
         if self.down:
@@ -63,19 +64,14 @@ class _PBX:
             raise ActionFailed(f"no channel {channel}")
         self.redirected.append((channel, context, exten))
 
-
-@dataclass
-class _Lines:
-    ours: set[str] = field(default_factory=set)
-
-    def call_ids(self) -> set[str]:
-        return set(self.ours)
+    async def hangup_channel(self, channel: str) -> None:
+        if self.refuse:
+            raise ActionFailed(f"no channel {channel}")
+        self.hung_up.append(channel)
 
 
-def _left(pbx: _PBX, lines: _Lines | None = None) -> LeftLines:
-    left = LeftLines(pbx, lines or _Lines())  # type: ignore[arg-type]
-    left.expect("1003")
-    return left
+def _left(pbx: _PBX, ours: set[str] | None = None) -> LeftRooms:
+    return LeftRooms(pbx, lambda: ours or set())  # type: ignore[arg-type]
 
 
 async def test_carol_alone_in_her_room_at_two_looks_goes_through_star_70_again() -> None:
@@ -84,9 +80,9 @@ async def test_carol_alone_in_her_room_at_two_looks_goes_through_star_70_again()
     first = await left.look()
     second = await left.look()
     third = await left.look()
-    assert (first, second, third) == ([], ["1003"], [])
+    assert (first, second, third) == ([], ["line-1003"], [])
     assert pbx.redirected == [("1.1", "callcenter-features", "*70")]
-    assert left.taken_back == 1 and left.expected == []
+    assert left.taken_back == 1 and left.watched == []
 
 
 async def test_carol_still_talking_to_the_caller_stays_where_she_is() -> None:
@@ -99,7 +95,7 @@ async def test_carol_still_talking_to_the_caller_stays_where_she_is() -> None:
     assert await left.look() == []
     pbx.listed = CAROL_ALONE
     assert await left.look() == [], "one look alone is not enough"
-    assert await left.look() == ["1003"]
+    assert await left.look() == ["line-1003"]
     assert pbx.redirected == [("1.1", "callcenter-features", "*70")]
 
 
@@ -111,27 +107,51 @@ async def test_a_look_between_two_calls_of_someone_else_in_her_room_starts_over(
     assert await left.look() == []
     pbx.listed = CAROL_ALONE
     assert await left.look() == []
-    assert await left.look() == ["1003"]
+    assert await left.look() == ["line-1003"]
 
 
-async def test_carol_who_hung_up_or_opened_a_line_here_is_forgotten() -> None:
-    pbx = _PBX([])
+async def test_carol_who_hangs_up_first_is_forgotten_and_a_line_of_this_daemon_never_found() -> (
+    None
+):
+    pbx = _PBX(CAROL_TALKING)
     left = _left(pbx)
-    assert await left.look() == [] and left.expected == []
+    assert await left.look() == [] and left.watched == ["line-1003"]
+    pbx.listed = []
+    assert await left.look() == [] and left.watched == []
     pbx.listed = CAROL_ALONE
-    ours = _left(pbx, _Lines({"1.1"}))
-    assert await ours.look() == [] and ours.expected == []
+    assert await left.look() == [] and await left.look() == [], "found at the first look only"
+    ours = _left(pbx, {"1.1"})
+    assert await ours.look() == [] and ours.watched == []
     assert pbx.redirected == []
+
+
+async def test_alice_left_in_her_dial_s_room_is_hung_up_with_its_room_device_once_alone() -> None:
+    """Alice held her customer (in the call's room ``cc-2_1``, with the room device's
+    other half); the customer hangs up: nobody is within her reach any more."""
+    alice = _snap("PJSIP/1001-00000007", "2.1", room="dial-1001")
+    halves = [
+        _snap("Local/dial-1001@callcenter-conference-0000000b;2", "2.3", "dial-1001", "dial-1001"),
+        _snap("Local/dial-1001@callcenter-conference-0000000b;1", "2.2", "cc-2_1", "dial-1001"),
+    ]
+    customer = _snap("PJSIP/5550401-00000008", "2.0", room="cc-2_1")
+    pbx = _PBX([alice, *halves, customer])
+    left = _left(pbx)
+    assert await left.look() == [] and left.watched == ["dial-1001"]
+    assert await left.look() == [], "her customer is on hold, within reach"
+    pbx.listed = [alice, *halves]
+    assert await left.look() == []
+    assert await left.look() == ["dial-1001"]
+    assert (pbx.hung_up, pbx.redirected, left.hung_up) == (["2.1", "2.3", "2.2"], [], 1)
 
 
 async def test_a_pbx_that_cannot_list_its_channels_is_looked_at_next_time() -> None:
     pbx = _PBX(CAROL_ALONE, down=True)
     left = _left(pbx)
     assert await left.look() == []
-    assert left.expected == ["1003"]
+    assert left.watched == [], "not found yet"
     pbx.down = False
     assert await left.look() == []
-    assert await left.look() == ["1003"]
+    assert await left.look() == ["line-1003"]
 
 
 async def test_a_redirect_the_pbx_refuses_is_not_tried_again() -> None:
@@ -139,7 +159,7 @@ async def test_a_redirect_the_pbx_refuses_is_not_tried_again() -> None:
     left = _left(pbx)
     await left.look()
     assert await left.look() == []
-    assert left.expected == [] and left.taken_back == 0
+    assert left.watched == [] and left.taken_back == 0
 
 
 @pytest.mark.parametrize("transport", ["fastagi", "esl-inbound"])
