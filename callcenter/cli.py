@@ -212,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="restart the daemon every 5-12 s (calls going on), as systemctl restart does",
     )
+    soak.add_argument(
+        "--agents",
+        type=_bounded(int, 0, 200, "agents"),
+        default=0,
+        help="agents of the soak's own added to the config's (in every queue): more calls "
+        "reach agents",
+    )
 
     staffing = sub.add_parser(
         "staffing",
@@ -1162,6 +1169,7 @@ def _main(argv: Sequence[str] | None) -> int:
             seed=seed,
             outages=args.outages,
             restarts=args.restarts,
+            agents=args.agents,
         )
         return run_soak(args.config, plan, pbx=args.pbx, agi=agi)
     if command == "staffing":

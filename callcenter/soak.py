@@ -79,6 +79,9 @@ example config allows them; a config that does not refuses the soak's callbacks 
 403, counted among the actions)."""
 CAMPAIGN_MODES = ("progressive", "predictive", "preview")
 """The soak campaign's mode, by the seed (``seed % 3``)."""
+SOAK_AGENTS = 9101
+"""The id (and phone, ``PJSIP/<id>``) of the first agent of the soak's own
+(:attr:`SoakPlan.agents`)."""
 SOAK_CAMPAIGN = "soak"
 """The campaign the soak adds (the config's own are left out: their leads are real
 people)."""
@@ -98,6 +101,10 @@ class SoakPlan:
     """Restart the daemon every 5-12 s, as ``systemctl restart`` does, calls going on."""
     patience: float = 30.0
     """Longest a caller stays on the line, in seconds."""
+    agents: int = 0
+    """Agents of the soak's own added to the config's (in every queue, with every skill at
+    level 5, half with a PIN for lines): more calls reach agents, and more of the agents'
+    paths run under the outages and restarts."""
 
 
 @dataclass(slots=True)
@@ -131,7 +138,8 @@ class SoakReport:
         lines = [
             f"soak on {self.transport}: {plan.seconds:g} s, {plan.rate:g} callers/s, "
             f"seed {plan.seed}{', outages' if plan.outages else ''}"
-            f"{', restarts' if plan.restarts else ''}",
+            f"{', restarts' if plan.restarts else ''}"
+            f"{f', {plan.agents} agents of its own' if plan.agents else ''}",
             f"{self.calls} calls placed, {self.records} call records, {self.talked} "
             "answered by an agent"
             + (
@@ -345,6 +353,7 @@ class Soak:
             self._agent_keys,
             self._supervisors,
             self._lines,
+            self._line_pins,
             self._outside_world,
         ]
         if self._plan.outages:
@@ -489,6 +498,21 @@ class Soak:
                 self._report.actions["line not opened"] += 1
             else:
                 self._report.actions["line opened"] += 1
+
+    async def _line_pins(self) -> None:
+        """An agent whose line a restarted daemon sends through ``*70`` again (it was left
+        in its room) hears the PIN prompt once more and gives it, as they would."""
+        pins = {a: c.pin for a, c in self._config.agents.items() if c.pin}
+        given: dict[int, int] = {}
+        while not await self._pause(0.2, 0.4):
+            for agent, line in list(self._open_lines.items()):
+                asked = line.heard.count("agent-pass")
+                if line.state == "ended" or asked <= given.get(id(line), 1):
+                    continue
+                given[id(line)] = asked
+                self._report.actions["line taken back"] += 1
+                with contextlib.suppress(CallCenterError):
+                    await line.press(pins[agent])
 
     async def _outside_world(self) -> None:
         """Callbacks asked for on the web and withdrawn, agents' click-to-dial, leads added
@@ -693,13 +717,15 @@ def soak_settings(
     pbx: str,
     *,
     campaign_mode: str = "progressive",
+    agents: int = 0,
 ) -> dict[str, Any]:
     """The config file's ``settings`` as a soak runs them: its records, recordings and
     messages in ``workdir``; its campaigns replaced by the soak's own (their leads are
     real people): :data:`SOAK_CAMPAIGN` in ``campaign_mode`` for the first queue, calling
     :data:`OUTSIDE_NUMBERS` as the config calls callers back; without MQTT or webhooks
     (the soak's events are not the centre's); on FreeSWITCH with busy lamps as the demo
-    FreeSWITCH's presence ids."""
+    FreeSWITCH's presence ids; with ``agents`` of the soak's own (:data:`SOAK_AGENTS`
+    onwards, see :attr:`SoakPlan.agents`)."""
     acd: dict[str, Any] = {"recordings_folder": str(workdir / "recordings")}
     lamps = freeswitch_lamps(config)
     if pbx == "freeswitch" and lamps is not None:
@@ -716,6 +742,26 @@ def soak_settings(
             "pbx": {"stranded_sweep": 1},
         },
     )
+    if agents:
+        added = [str(SOAK_AGENTS + n) for n in range(agents)]
+        skills = dict.fromkeys(config.acd.skills, 5)
+        soak["agents"] = {
+            **soak.get("agents", {}),
+            **{
+                agent: {
+                    "name": f"Soak Agent {agent}",
+                    "device": f"PJSIP/{agent}",
+                    "logged_in": True,
+                    "skills": skills,
+                    **({"pin": "4242"} if n % 2 else {}),
+                }
+                for n, agent in enumerate(added)
+            },
+        }
+        soak["queues"] = {
+            name: {**queue, "agents": [*queue.get("agents", []), *added]}
+            for name, queue in soak.get("queues", {}).items()
+        }
     if config.queues:
         leads = workdir / "soak-leads.csv"
         first = [f"{number},soak-0-{number}" for number in OUTSIDE_NUMBERS[:5]]
@@ -770,7 +816,12 @@ def run_soak(
                 workdir,
                 transport=transport,
                 base=soak_settings(
-                    base, config, workdir, pbx, campaign_mode=CAMPAIGN_MODES[plan.seed % 3]
+                    base,
+                    config,
+                    workdir,
+                    pbx,
+                    campaign_mode=CAMPAIGN_MODES[plan.seed % 3],
+                    agents=plan.agents,
                 ),
                 prompt_seconds=0.3,
                 resume=False,

@@ -18,6 +18,7 @@ from callcenter.outbound.campaign import LeadRecord
 from callcenter.records.callbacks import QueueCallback
 from callcenter.soak import (
     OUTSIDE_NUMBERS,
+    SOAK_AGENTS,
     SOAK_CAMPAIGN,
     SoakPlan,
     SoakReport,
@@ -125,6 +126,25 @@ def test_the_soak_calls_people_outside_the_way_the_config_does_through_a_campaig
     loaded = load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
     assert loaded.campaigns[SOAK_CAMPAIGN].dial == "PJSIP/${number}@trunk"
     assert "mqtt" not in soak and not soak.get("webhooks")
+
+
+def test_a_soak_with_agents_of_its_own_puts_them_in_every_queue_with_every_skill(
+    tmp_path: Path,
+) -> None:
+    config = load_config(EXAMPLE, environ={"CALLCENTER_AMI_SECRET": "x"})
+    settings = yaml.safe_load(EXAMPLE.read_text())
+    soak = soak_settings(settings, config, tmp_path, "asterisk", agents=4)
+    path = tmp_path / "soak.yaml"
+    path.write_text(yaml.safe_dump(soak))
+    loaded = load_config(path, environ={"CALLCENTER_AMI_SECRET": "x"})
+    added = [str(SOAK_AGENTS + n) for n in range(4)]
+    assert set(config.agents) < set(loaded.agents) == set(config.agents) | set(added)
+    for name, queue in loaded.queues.items():
+        assert queue.agents == [*config.queues[name].agents, *added], name
+    assert [bool(loaded.agents[a].pin) for a in added] == [False, True, False, True], "lines"
+    assert set(loaded.agents[added[0]].skills) == set(config.acd.skills)
+    assert loaded.agents[added[0]].device == f"PJSIP/{added[0]}"
+    assert "4 agents of its own" in SoakReport(SoakPlan(agents=4), "fastagi").format()
 
 
 def test_errors_in_the_log_are_problems_and_warnings_are_counted() -> None:
