@@ -237,8 +237,9 @@ def test_a_soak_with_daemon_restarts_and_outages_loses_no_call_and_leaves_nothin
     pbx: str, agi: str
 ) -> None:
     """The transports where a restart and a reconnection meet (calls adopted at both); a
-    restart during an outage once found the next daemon refused by the first one's mark."""
-    plan = SoakPlan(seconds=14, rate=3, seed=12, outages=True, restarts=True, patience=6)
+    restart during an outage once found the next daemon refused by the first one's mark.
+    Agents of the soak's own: callers reach agents, who are on calls at the restarts."""
+    plan = SoakPlan(seconds=14, rate=3, seed=12, outages=True, restarts=True, patience=6, agents=6)
     out = io.StringIO()
     status = run_soak(str(EXAMPLE), plan, pbx=pbx, agi=agi, out=out)
     text = out.getvalue()
