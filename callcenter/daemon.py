@@ -386,7 +386,8 @@ class Daemon:
         self.bus.subscribe(self.lamps.on_event, kinds=MessageLamps.kinds())
         self.busy_lamps = BusyLamps(self.pbx, self.router, self.bus, lambda: self.config)
         self.stranded = StrandedLegs(self.pbx, config.pbx.stranded_sweep)
-        self.left_rooms = LeftRooms(self.pbx, self.switchboard.active.keys)
+        assert self.switchboard.left_rooms is not None
+        self.left_rooms: LeftRooms = self.switchboard.left_rooms
         self.campaigns = Campaigns(self.switchboard.dialler, self.bus)
         self.router.idle_listeners.append(self.campaigns.agent_free)
         self.switchboard.find_lead = self.campaigns.find_lead

@@ -34,9 +34,12 @@ On the line:
   within the ring timeout, or the offer counts as a ring not answered.
 * Hanging up the phone ends the line: a call in progress ends as if the agent had hung
   up, and the agent logs out.
-* A PBX link outage ends lines controlled over that link (AsyncAGI, FreeSWITCH's inbound
-  socket; FastAGI and the outbound socket keep theirs): the agent logs out and the line
-  is hung up once the link is back, so they know to dial ``*70`` again.
+* A PBX link outage ends lines controlled over that link (AsyncAGI; FastAGI and
+  FreeSWITCH keep theirs): the agent logs out and, once the link is back and nobody but
+  them is in the room, the line is sent through ``*70`` again
+  (:meth:`Switchboard.leave_after_link_loss
+  <callcenter.switchboard.Switchboard.leave_after_link_loss>`): they give their PIN and
+  are back on a line.
 * A logout from elsewhere (``agent logout``, the API, ``*72`` from another phone) takes
   the agent out of the room once the call they are on is over: they hear
   ``agent-loggedoff`` and the line hangs up. So does the daemon stopping, but for a line
@@ -220,7 +223,7 @@ class AgentLines:
             if hung_up:
                 raise CallHungUp(f"{call.info.channel}: the agent hung up the line")
             if lost is not None:
-                await board.drop_after_link_loss(call)
+                board.leave_after_link_loss(call, line.room)
                 raise lost
             with contextlib.suppress(PBXError):
                 await call.play(["agent-loggedoff"])

@@ -151,6 +151,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
     SpyMode,
 )
+from callcenter.pbx.stranded import LeftRooms
 from callcenter.records.cdr import QueueVisit
 from callcenter.supervision.monitor import Monitoring
 from callcenter.tasks import cancel_and_wait
@@ -279,10 +280,6 @@ FEATURE_ROUTES = (
 """Every feature code's hook; any other route is an inbound call."""
 
 
-ORPHAN_WAIT = 60.0
-"""Seconds a call the PBX link dropped (a line, an agent's own call) waits for the link,
-to be hung up."""
-
 CALLBACK_ANSWER_MARGIN = 5.0
 """Seconds after the callback ring timeout we still wait for the answered call to reach us."""
 
@@ -399,6 +396,9 @@ class Switchboard:
         self._closing = False
         router.on_offer_revoked = self._offer_revoked
         self.pbx: PBX | None = None
+        self.left_rooms: LeftRooms | None = None
+        """Agents left in their rooms by an earlier daemon or a lost link (set with the
+        PBX)."""
         """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
         self._callbacks: dict[str, PendingCallback] = {}
         """Callbacks and campaign dials being placed, by the token their call brings back."""
@@ -499,6 +499,7 @@ class Switchboard:
         its device states (an agent whose phone is in use is not offered queue calls unless
         the queue has ``ring_in_use``)."""
         self.pbx = pbx
+        self.left_rooms = LeftRooms(pbx, self.active.keys)
         pbx.subscribe(self._on_pbx_event)
 
     def _on_pbx_event(self, event: PBXEvent) -> None:
@@ -610,21 +611,15 @@ class Switchboard:
         """Is a call for ``place`` being placed now (originated, not answered or failed)?"""
         return any(p.place is place for p in self._callbacks.values())
 
-    async def drop_after_link_loss(self, call: Call) -> None:
-        """The PBX link went down under a call controlled over it (AsyncAGI, FreeSWITCH's
-        inbound socket) that waits in a room of the daemon's (an open line, an agent's own
-        outbound call): it left our control and would sit there. Once the link is back,
-        hang it up, so the agent knows (and dials again). Never raises."""
-        channel = call.info.channel
-        try:
-            async with asyncio.timeout(ORPHAN_WAIT):
-                await self.wait_pbx_up()
-            if self.pbx is not None:
-                await self.pbx.hangup_channel(channel)
-        except (TimeoutError, PBXError) as exc:
-            log.warning("room_leg_left_on_the_pbx", channel=channel, error=str(exc))
-            return
-        log.info("room_leg_dropped_after_link_loss", channel=channel)
+    def leave_after_link_loss(self, call: Call, room: str) -> None:
+        """The PBX link went down under a call controlled over it (AsyncAGI) that waits in
+        room ``room`` of the daemon's (an open line, an agent's own outbound call): it left
+        our control, and goes on in its room. :attr:`left_rooms` looks after it from now
+        on: once nobody is within the agent's reach, a line is sent through ``*70`` again
+        and a dial's agent hung up (so they know)."""
+        if self.left_rooms is not None:
+            self.left_rooms.watch(room, call.info.call_id)
+        log.info("room_leg_left_after_link_loss", channel=call.info.channel, room=room)
 
     @property
     def draining(self) -> bool:

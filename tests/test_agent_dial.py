@@ -424,6 +424,30 @@ async def test_a_link_outage_under_alice_s_dial_hangs_her_phone_up_once_the_link
         await center.idle(timeout=10)
 
 
+async def test_alice_talking_on_her_own_call_when_the_link_goes_down_talks_on_and_is_hung_up_after(
+    tmp_path: Path,
+) -> None:
+    """AsyncAGI: her leg left the daemon's control with the link, but the talk goes on in
+    her room; once the person called hangs up, the daemon hangs her phone up."""
+    async with running_center(tmp_path, agi="asyncagi", config=DIALS) as center:
+        customer = center.add_phone("PJSIP/5550417", answer_after=0.1)
+        board = center.daemon.switchboard
+        alice = center.daemon.router.agents["1001"]
+        leg = await center.pbx.call("*775550417", caller_num="1001")
+        await until(lambda: alice.state == "on_call")
+        await center.drop_pbx_connections()
+        await until(lambda: not board.pbx_up)
+        await until(lambda: board.pbx_up, timeout=10)
+        await asyncio.sleep(2.5)  # a few looks of LeftRooms (one a second)
+        still = (leg.state, customer.current_channel is not None)
+        await customer.hangup()
+        await leg.wait_ended(timeout=10)
+        await until(lambda: alice.state == "available", timeout=10)
+        await center.idle(timeout=10)
+    assert still[0] != "ended" and still[1], "the talk went on"
+    assert center.daemon.left_rooms.hung_up == 1
+
+
 @pytest.mark.parametrize("agi", ["fastagi", "esl-inbound", "esl-outbound"])
 async def test_the_number_alice_dials_answers_after_a_link_outage_and_they_talk(
     tmp_path: Path, agi: str

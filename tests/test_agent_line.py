@@ -378,27 +378,28 @@ async def test_carol_stays_on_her_line_through_a_pbx_link_outage(tmp_path: Path,
     assert line.heard.count("agent-pass") == 1, "asked for her PIN once"
 
 
-async def test_a_link_outage_drops_a_line_run_over_that_link_and_carol_dials_again(
+async def test_a_line_run_over_a_link_that_went_down_goes_through_star_70_again_once_it_is_back(
     tmp_path: Path,
 ) -> None:
     """AsyncAGI runs the line's call over the AMI link that went down: the daemon cannot
-    follow it any more, so the line is hung up once the link is back (not left in a room
-    no caller will reach)."""
+    follow it any more (Carol is logged out), so once the link is back it sends the line
+    through *70 again: Carol gives her PIN and takes the next caller, without dialling."""
     async with running_center(tmp_path, agi="asyncagi", config=CAROL_SELLS) as center:
         line = await _open_line(center)
         carol = center.daemon.router.agents["1003"]
         await center.drop_pbx_connections()
-        await line.wait_ended(timeout=10)
-        dropped = carol.state
-        again = await _open_line(center)
+        await until(lambda: carol.state == "logged_out", timeout=10)
+        await until(lambda: line.heard.count("agent-pass") == 2, timeout=10)
+        await line.press("4321")
+        await until(lambda: "1003" in center.daemon.switchboard.lines, timeout=5)
         caller = await center.caller_presses("5550309", "1")
         await caller.wait_bridged(timeout=5)
         await caller.hangup()
-        await again.hangup()
+        await line.hangup()
         await center.idle()
         cdr = await center.cdr(caller.uniqueid)
-    assert dropped == "logged_out"
     assert cdr["agent"] == "1003"
+    assert center.daemon.left_rooms.taken_back == 1 and line.heard.count("agent-loginok") == 2
 
 
 @pytest.mark.parametrize("agi", ["fastagi", "esl-inbound", "esl-outbound"])

@@ -357,7 +357,7 @@ class ManualDials:
             await self._agent_left(dial)
             self._forget(dial)
             if isinstance(exc, PBXConnectionError):
-                await board.drop_after_link_loss(leg)
+                board.leave_after_link_loss(leg, room)
             raise
         prompt = board.config.acd.dial_out_failed_prompt
         try:

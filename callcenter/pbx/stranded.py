@@ -164,6 +164,7 @@ class LeftRooms:
         """The call id of the agent's channel, by the room it was left in."""
         self._alone: set[str] = set()
         """The rooms whose agent was alone at the last look."""
+        self._wake = asyncio.Event()
         self.taken_back = 0
         """Lines sent through their extension again since the start."""
         self.hung_up = 0
@@ -174,12 +175,21 @@ class LeftRooms:
         """The rooms still looked at (the first look not done yet: none)."""
         return sorted(self._rooms)
 
+    def watch(self, room: str, call_id: str) -> None:
+        """Look after channel ``call_id`` in ``room`` from now on, as after one left by an
+        earlier daemon (a call of this daemon's that left its control)."""
+        self._rooms[room] = call_id
+        self._alone.discard(room)
+        self._wake.set()
+
     async def run(self) -> None:
-        """Look every ``every`` seconds until nobody is left (or cancelled)."""
+        """Look every ``every`` seconds while someone is left (or :meth:`watch` ed), until
+        cancelled."""
         while True:
             await self.look()
             if self._found and not self._rooms:
-                return
+                self._wake.clear()
+                await self._wake.wait()
             await asyncio.sleep(self._every)
 
     async def look(self) -> list[str]:
