@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from test_stranded_legs import snapshot
 
 from callcenter.errors import ActionFailed, CommandFailed, PBXConnectionError
 from callcenter.pbx.interface import ChannelSnapshot, Transport
@@ -23,18 +24,8 @@ HALF_TO_CALLER = "Local/line-1003@callcenter-conference-0000000a;1"
 
 
 def _snap(name: str, uid: str, room: str = "", leg: str = "") -> ChannelSnapshot:
-    return ChannelSnapshot(
-        channel=name,
-        call_id=uid,
-        linked_id=uid,
-        state="Up",
-        caller_num="1003",
-        context="callcenter-features",
-        exten="*70",
-        application="ConfBridge" if room else "Dial",
-        room=room,
-        room_leg=leg,
-    )
+    """A channel of Carol's line (dialled as *70 in callcenter-features) as listed."""
+    return snapshot(name, uid, room, leg, context="callcenter-features", exten="*70")
 
 
 CAROL_ALONE = [_snap(CAROL, "1.1", room="line-1003")]

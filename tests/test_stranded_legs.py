@@ -96,17 +96,26 @@ async def test_a_held_call_looked_at_many_times_is_never_touched(tmp_path: Path,
     assert hung_up == 0
 
 
-def _snap(
-    name: str, uid: str, room: str = "", leg: str = "", peer: str | None = None
+def snapshot(
+    name: str,
+    uid: str,
+    room: str = "",
+    leg: str = "",
+    peer: str | None = None,
+    *,
+    context: str = "",
+    exten: str = "",
 ) -> ChannelSnapshot:
+    """A channel as a PBX lists it: ``name``, call id ``uid``, in ``room``, a room device's
+    half into ``leg``, bridged to ``peer``, at ``context``/``exten``."""
     return ChannelSnapshot(
         channel=name,
         call_id=uid,
         linked_id=uid,
         state="Up",
         caller_num="",
-        context="",
-        exten="",
+        context=context,
+        exten=exten,
         application="ConfBridge" if room else "",
         bridged_to=peer,
         room=room,
@@ -120,34 +129,39 @@ B = "Local/dial-1001@callcenter-conference-0000000a;2"
 
 def test_a_pair_alone_in_its_two_rooms_is_stranded() -> None:
     found = stranded(
-        [_snap(A, "1.3", room="cc-1_2", leg="dial-1001"), _snap(B, "1.4", "dial-1001", "dial-1001")]
+        [
+            snapshot(A, "1.3", room="cc-1_2", leg="dial-1001"),
+            snapshot(B, "1.4", "dial-1001", "dial-1001"),
+        ]
     )
     assert sorted(found) == ["1.3", "1.4"]
 
 
 def test_a_pair_with_anyone_at_either_end_is_not() -> None:
     pair = [
-        _snap(A, "1.3", room="cc-1_2", leg="dial-1001"),
-        _snap(B, "1.4", "dial-1001", "dial-1001"),
+        snapshot(A, "1.3", room="cc-1_2", leg="dial-1001"),
+        snapshot(B, "1.4", "dial-1001", "dial-1001"),
     ]
-    customer = _snap("PJSIP/5550401-00000002", "1.2", room="cc-1_2")
-    alice = _snap("PJSIP/1001-00000001", "1.1", room="dial-1001")
+    customer = snapshot("PJSIP/5550401-00000002", "1.2", room="cc-1_2")
+    alice = snapshot("PJSIP/1001-00000001", "1.1", room="dial-1001")
     assert stranded([*pair, customer]) == {}
     assert stranded([*pair, alice]) == {}
 
 
 def test_a_half_on_its_way_between_rooms_or_bridged_keeps_its_pair() -> None:
-    moving = _snap(A, "1.3", leg="dial-1001")
-    bridged = _snap(A, "1.3", leg="dial-1001", peer="PJSIP/5550401-00000002")
-    inside = _snap(B, "1.4", room="dial-1001", leg="dial-1001")
+    moving = snapshot(A, "1.3", leg="dial-1001")
+    bridged = snapshot(A, "1.3", leg="dial-1001", peer="PJSIP/5550401-00000002")
+    inside = snapshot(B, "1.4", room="dial-1001", leg="dial-1001")
     assert stranded([moving, inside]) == {}
-    assert stranded([bridged, inside, _snap("PJSIP/5550401-00000002", "1.2")]) == {}
+    assert stranded([bridged, inside, snapshot("PJSIP/5550401-00000002", "1.2")]) == {}
 
 
 def test_a_room_device_into_a_room_of_the_pbx_admin_is_left_alone() -> None:
     theirs = [
-        _snap("Local/sales-meeting@callcenter-conference-0000000b;1", "2.1", "x", "sales-meeting"),
-        _snap(
+        snapshot(
+            "Local/sales-meeting@callcenter-conference-0000000b;1", "2.1", "x", "sales-meeting"
+        ),
+        snapshot(
             "Local/sales-meeting@callcenter-conference-0000000b;2",
             "2.2",
             "sales-meeting",
@@ -168,10 +182,12 @@ def _channels(draw: st.DrawFn) -> list[ChannelSnapshot]:
         target = draw(st.sampled_from(ROOMS[2:]))
         for half in (1, 2):
             room = draw(st.sampled_from(("", *ROOMS)))
-            snaps.append(_snap(f"Local/{target}@ctx-{n:08x};{half}", f"9.{n}{half}", room, target))
+            snaps.append(
+                snapshot(f"Local/{target}@ctx-{n:08x};{half}", f"9.{n}{half}", room, target)
+            )
     for n in range(draw(st.integers(0, 3))):
         room = draw(st.sampled_from(("", *ROOMS)))
-        snaps.append(_snap(f"PJSIP/55501{n:02d}-0000000{n}", f"8.{n}", room))
+        snaps.append(snapshot(f"PJSIP/55501{n:02d}-0000000{n}", f"8.{n}", room))
     return draw(st.permutations(snaps))
 
 
