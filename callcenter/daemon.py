@@ -120,6 +120,10 @@ from callcenter.tasks import cancel_and_wait
 if TYPE_CHECKING:
     from callcenter.records.postgres import PostgresLock
 
+DURABLE_WAIT = 5.0
+"""Seconds a call's task waits for its record to be durable (after the PBX got the channel
+back); a record still queued then is logged as slow (``cdr_write_slow``), not lost."""
+
 log = structlog.get_logger(__name__)
 
 _Row = TypeVar("_Row")
@@ -1154,10 +1158,20 @@ class Daemon:
             # AGI() or a socket while the record is written.
             await call.hand_back()
             # The record must be durable before the call's task ends.
+            call_id = call.info.call_id
             try:
-                await self.recorder.wait_written(call.info.call_id)
+                await self.recorder.wait_written(call_id, DURABLE_WAIT)
             except Exception as exc:
-                log.error("cdr_not_durable", call_id=call.info.call_id, error=str(exc))
+                if self.recorder.queued(call_id):
+                    # Queued, on its way to a disk slower than the calls: not lost.
+                    log.warning(
+                        "cdr_write_slow",
+                        call_id=call_id,
+                        waited=DURABLE_WAIT,
+                        records_waiting=self.recorder.writer.waiting,
+                    )
+                else:
+                    log.error("cdr_not_durable", call_id=call_id, error=str(exc))
 
     def _follow_roster(self, _event: EngineEvent) -> None:
         """An agent or a queue added or removed, or a day of a schedule changed, while the

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,34 @@ async def test_a_caller_who_hangs_up_is_let_go_at_once_even_while_the_record_is_
         await center.idle(timeout=3)
         row = await center.cdr(caller.uniqueid)
     assert waited == [caller.uniqueid]
+    assert row["hung_up_by"] == "caller"
+
+
+async def test_a_record_slower_to_reach_the_disk_than_the_call_is_logged_slow_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that takes longer than the daemon waits for a call's record: a warning
+    saying so (the record is queued), no error, and the record is there afterwards."""
+    monkeypatch.setattr("callcenter.daemon.DURABLE_WAIT", 0.2)
+    async with running_center(tmp_path) as center:
+        store = center.daemon.store
+        fast = store._execute
+
+        def slow_disk(sql: str, params: Any) -> int:
+            time.sleep(0.6)  # the writer's own thread
+            return fast(sql, params)
+
+        with structlog.testing.capture_logs() as logs:
+            monkeypatch.setattr(store, "_execute", slow_disk)
+            caller = await center.pbx.call("800", caller_num="5550012")
+            await caller.wait_for_prompt("welcome-menu", timeout=5)
+            await caller.hangup()
+            await center.idle(timeout=5)
+            row = await center.cdr(caller.uniqueid, timeout=10)
+    slow = [e for e in logs if e["event"] == "cdr_write_slow"]
+    assert [e["call_id"] for e in slow] == [caller.uniqueid]
+    assert slow[0]["log_level"] == "warning" and slow[0]["records_waiting"] >= 1
+    assert not [e for e in logs if e["log_level"] == "error"]
     assert row["hung_up_by"] == "caller"
 
 

@@ -692,6 +692,10 @@ class CdrRecorder:
             log.info("cdr_calls_still_open_at_close", count=len(self._drafts))
         await self.writer.close(flush_timeout)
 
+    def queued(self, call_id: str) -> bool:
+        """Is the CDR of ``call_id`` on its way to the store (submitted, not yet durable)?"""
+        return self.writer.is_pending(cdr_key(call_id))
+
     async def wait_written(self, call_id: str, timeout: float = 5.0) -> None:
         """Return once the CDR of ``call_id`` is durable; RecordError after ``timeout``."""
         key = cdr_key(call_id)

@@ -136,6 +136,15 @@ class RecordWriter:
         """Keys submitted but not yet durable."""
         return list(self._pending)
 
+    def is_pending(self, key: str) -> bool:
+        """Is record ``key`` submitted and not yet durable (nor given up)?"""
+        return key in self._pending
+
+    @property
+    def waiting(self) -> int:
+        """How many records are submitted and not yet durable."""
+        return len(self._pending)
+
     async def start(self) -> None:
         """Open the store (in the writer thread) and start writing. Idempotent.
 
