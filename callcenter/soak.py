@@ -41,7 +41,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import yaml
 from structlog.testing import capture_logs
@@ -130,6 +130,8 @@ class SoakReport:
     actions: Counter[str] = field(default_factory=Counter)
     """What the soak did, with the API's answers (``pause 409``)."""
     warnings: Counter[str] = field(default_factory=Counter)
+    recoveries: Counter[str] = field(default_factory=Counter)
+    """What a daemon did about what a restart or an outage left (:data:`RECOVERIES`)."""
     problems: list[str] = field(default_factory=list)
 
     def format(self) -> str:
@@ -153,6 +155,8 @@ class SoakReport:
             "actions: " + _counts(self.actions),
             "warnings logged: " + _counts(self.warnings),
         ]
+        if self.recoveries:
+            lines.append("left by restarts and outages, and seen to: " + _counts(self.recoveries))
         if self.problems:
             lines.append(f"{len(self.problems)} problems:")
             lines.extend(f"  {problem}" for problem in self.problems)
@@ -257,6 +261,24 @@ def check_promises(
         if lead.status == "dialing":
             problems.append(f"campaign {lead.campaign} lead {lead.lead}: left dialing")
     return problems
+
+
+RECOVERIES: Final = (
+    "agent_line_left_talking_at_stop",
+    "call_left_in_room_at_shutdown",
+    "left_caller_taken_back",
+    "left_dial_hung_up",
+    "left_line_taken_back",
+    "room_leg_left_after_link_loss",
+    "stranded_room_legs_hung_up",
+)
+"""Log events (info) of calls a stop or a lost link left to the PBX, and of what the next
+daemon (or the link's return) did about them: the soak's report counts them."""
+
+
+def count_recoveries(entries: Sequence[Mapping[str, Any]]) -> Counter[str]:
+    """How many times each of :data:`RECOVERIES` was logged."""
+    return Counter(str(e["event"]) for e in entries if e.get("event") in RECOVERIES)
 
 
 def check_logs(entries: Sequence[Mapping[str, Any]]) -> tuple[list[str], Counter[str]]:
@@ -701,6 +723,7 @@ class Soak:
         report.other_talked = sum(others.values())
         report.problems.extend(problems)
         problems, report.warnings = check_logs(entries)
+        report.recoveries = count_recoveries(entries)
         report.problems.extend(problems)
         report.problems.extend(f"asyncio: {error}" for error in self._loop_errors)
 

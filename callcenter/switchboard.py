@@ -128,6 +128,7 @@ from callcenter.ivr.trace import (
 )
 from callcenter.ivr.values import TRANSFER_NOTE, matches_any, render
 from callcenter.line import LINE_ROUTE, AgentLines
+from callcenter.line import room_of as line_room
 from callcenter.live.alerts import AgentAlerts, QueueAlerts, ShiftEnds
 from callcenter.outbound.campaign import (
     MACHINE,
@@ -136,6 +137,7 @@ from callcenter.outbound.campaign import (
 from callcenter.outbound.dialler import Dialler
 from callcenter.outbound.leads import Lead
 from callcenter.outbound.manual import DIAL_ROUTE, ManualDials
+from callcenter.outbound.manual import room_of as dial_room
 from callcenter.pbx.interface import (
     PBX,
     Call,
@@ -499,8 +501,12 @@ class Switchboard:
         its device states (an agent whose phone is in use is not offered queue calls unless
         the queue has ``ring_in_use``)."""
         self.pbx = pbx
-        self.left_rooms = LeftRooms(pbx, self.active.keys)
+        self.left_rooms = LeftRooms(pbx, self.active.keys, agent_room=self.agent_room)
         pbx.subscribe(self._on_pbx_event)
+
+    def agent_room(self, room: str) -> bool:
+        """Is ``room`` the open line's or the own dial's room of an agent of the config?"""
+        return any(room in (line_room(agent), dial_room(agent)) for agent in self.router.agents)
 
     def _on_pbx_event(self, event: PBXEvent) -> None:
         if isinstance(event, PBXConnected):

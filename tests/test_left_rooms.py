@@ -135,6 +135,15 @@ async def test_alice_left_in_her_dial_s_room_is_hung_up_with_its_room_device_onc
     assert (pbx.hung_up, pbx.redirected, left.hung_up) == (["2.1", "2.3", "2.2"], [], 1)
 
 
+async def test_a_conference_of_the_pbx_admin_named_like_a_line_is_none_of_its_business() -> None:
+    host = snapshot("PJSIP/2001-00000009", "3.1", room="line-up", context="meetings", exten="77")
+    pbx = _PBX([host])
+    left = LeftRooms(pbx, set, agent_room=lambda room: room == "line-1003")  # type: ignore[arg-type]
+    for _ in range(3):
+        assert await left.look() == []
+    assert left.watched == [] and pbx.redirected == []
+
+
 async def test_a_pbx_that_cannot_list_its_channels_is_looked_at_next_time() -> None:
     pbx = _PBX(CAROL_ALONE, down=True)
     left = _left(pbx)

@@ -26,6 +26,7 @@ from callcenter.soak import (
     check_other_records,
     check_promises,
     check_records,
+    count_recoveries,
     entry_numbers,
     menu_keys,
     outside_devices,
@@ -157,6 +158,20 @@ def test_errors_in_the_log_are_problems_and_warnings_are_counted() -> None:
     problems, warnings = check_logs(entries)
     assert problems == ["log error: call_handler_crashed call_id='1.7'"]
     assert warnings == {"ami_connection_lost": 2}
+
+
+def test_what_the_next_daemon_did_about_what_a_restart_left_is_counted_and_reported() -> None:
+    entries = [
+        {"event": "left_line_taken_back", "log_level": "info", "room": "line-1003"},
+        {"event": "stranded_room_legs_hung_up", "log_level": "info"},
+        {"event": "left_line_taken_back", "log_level": "info", "room": "line-9102"},
+        {"event": "call_started", "log_level": "info"},
+    ]
+    recoveries = count_recoveries(entries)
+    assert recoveries == {"left_line_taken_back": 2, "stranded_room_legs_hung_up": 1}
+    report = SoakReport(SoakPlan(), "fastagi", recoveries=recoveries).format()
+    assert "seen to: left_line_taken_back 2, stranded_room_legs_hung_up 1" in report
+    assert "seen to" not in SoakReport(SoakPlan(), "fastagi").format()
 
 
 def test_callers_dial_the_configs_numbers_and_press_its_menus_keys() -> None:

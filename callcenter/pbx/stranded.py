@@ -147,17 +147,26 @@ class LeftRooms:
     """Agents an earlier daemon left in their own rooms (see the module docstring).
 
     The first look that the PBX answers, after the start, finds them: a channel of a
-    person (not a room-device half) in a ``line-`` or ``dial-`` room, which no call of this
-    daemon (``controlled()``, call ids) is. Those rooms are looked at every ``every``
-    seconds; once the agent's channel has been alone in its room at two looks in a row, a
-    line's is sent through its own extension again and a dial's hung up; an agent who
-    hangs up first is forgotten. Once none is left, it looks no more."""
+    person (not a room-device half) in an agent's ``line-`` or ``dial-`` room
+    (``agent_room``), which no call of this daemon (``controlled()``, call ids) is. Those
+    rooms are looked at every ``every`` seconds; once nobody is within the agent's reach
+    at two looks in a row, a line's channel is sent through its own extension again and a
+    dial's hung up; an agent who hangs up first is forgotten. Once none is left, it looks
+    no more until :meth:`watch` gives it another."""
 
     def __init__(
-        self, pbx: PBX, controlled: Callable[[], Collection[str]], every: float = LEFT_LOOK_EVERY
+        self,
+        pbx: PBX,
+        controlled: Callable[[], Collection[str]],
+        *,
+        agent_room: Callable[[str], bool] | None = None,
+        every: float = LEFT_LOOK_EVERY,
     ) -> None:
         self._pbx = pbx
         self._controlled = controlled
+        self._agent_room = agent_room or (lambda room: room.startswith(ROOM_LEG_ROOMS))
+        """Is a room an agent's line or dial room (not a conference of the PBX admin's
+        that happens to be named ``line-...``)?"""
         self._every = every
         self._found = False
         self._rooms: dict[str, str] = {}
@@ -234,7 +243,7 @@ class LeftRooms:
         ours = set(self._controlled())
         for snap in snapshots:
             if (
-                snap.room.startswith(ROOM_LEG_ROOMS)
+                self._agent_room(snap.room)
                 and not snap.room_leg
                 and snap.call_id not in ours
                 and snap.room not in self._rooms
