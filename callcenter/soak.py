@@ -34,15 +34,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping, Sequence, Set
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+import structlog
 import yaml
 from structlog.testing import capture_logs
 
@@ -276,6 +278,18 @@ RECOVERIES: Final = (
 daemon (or the link's return) did about them: the soak's report counts them."""
 
 
+@contextlib.contextmanager
+def _info_logged() -> Iterator[None]:
+    """Info events reach the processors (the soak's capture) while in the block, whatever
+    level the logging is configured at: :data:`RECOVERIES` are info."""
+    before = structlog.get_config()["wrapper_class"]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    try:
+        yield
+    finally:
+        structlog.configure(wrapper_class=before)
+
+
 def count_recoveries(entries: Sequence[Mapping[str, Any]]) -> Counter[str]:
     """How many times each of :data:`RECOVERIES` was logged."""
     return Counter(str(e["event"]) for e in entries if e.get("event") in RECOVERIES)
@@ -336,7 +350,7 @@ class Soak:
         handler = loop.get_exception_handler()
         loop.set_exception_handler(self._loop_error)
         try:
-            with capture_logs() as entries:
+            with capture_logs() as entries, _info_logged():
                 await self._drive()
                 await self._settle()
                 store = self._center.daemon.store
