@@ -242,11 +242,13 @@ class LeftRooms:
     def _find(self, snapshots: list[ChannelSnapshot]) -> None:
         ours = set(self._controlled())
         for snap in snapshots:
+            # The cheap tests first: most channels sit in no room of ours.
             if (
-                self._agent_room(snap.room)
-                and not snap.room_leg
+                not snap.room_leg
+                and snap.room.startswith(ROOM_LEG_ROOMS)
                 and snap.call_id not in ours
                 and snap.room not in self._rooms
+                and self._agent_room(snap.room)
             ):
                 self._rooms[snap.room] = snap.call_id
         if self._rooms:
