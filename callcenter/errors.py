@@ -13,6 +13,7 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     ├── PBXError                    talking to the PBX went wrong
     │   ├── AuthenticationError     wrong AMI secret / ESL password (exit status 2)
     │   ├── PBXConnectionError      the PBX link is down or was lost mid-request
+    │   │   └── CommandResultLost   a command ended while the link was down: its result is gone
     │   ├── PBXTimeoutError         the PBX did not answer within the deadline
     │   ├── ActionFailed            the PBX answered `Response: Error` / `-ERR ...`
     │   ├── PBXClaimed              another live daemon drives this PBX (exit status 4)
@@ -109,6 +110,12 @@ class AuthenticationError(PBXError):
 
 class PBXConnectionError(PBXError):
     """The connection to the PBX is down, or was lost while a request was pending."""
+
+
+class CommandResultLost(PBXConnectionError):
+    """A call's command ended while the link it was sent over was down (AsyncAGI): its
+    result went with the link. The call is the PBX's again (it waits for commands from
+    anyone), and the driver hands it over as a new call: do not hang it up."""
 
 
 class PBXTimeoutError(PBXError):

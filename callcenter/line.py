@@ -70,6 +70,7 @@ import structlog
 from callcenter.acd.agent import AgentState
 from callcenter.errors import (
     CallHungUp,
+    CommandResultLost,
     EngineError,
     IllegalTransition,
     PBXConnectionError,
@@ -223,7 +224,9 @@ class AgentLines:
             if hung_up:
                 raise CallHungUp(f"{call.info.channel}: the agent hung up the line")
             if lost is not None:
-                board.leave_after_link_loss(call, line.room)
+                if not isinstance(lost, CommandResultLost):
+                    # Its room command may have reached the PBX: it may sit in the room.
+                    board.leave_after_link_loss(call, line.room)
                 raise lost
             with contextlib.suppress(PBXError):
                 await call.play(["agent-loggedoff"])

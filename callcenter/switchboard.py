@@ -69,6 +69,7 @@ from callcenter.disposition import AgentCall, Dispositions
 from callcenter.errors import (
     CallHungUp,
     CommandFailed,
+    CommandResultLost,
     DestinationNotAllowed,
     EngineError,
     NotPermitted,
@@ -784,6 +785,10 @@ class Switchboard:
             # a busy IVR) say so at info, their records say link_lost.
             said = clog.info if link_lost else clog.warning
             said("call_failed", error=str(exc), error_type=type(exc).__name__)
+            if isinstance(exc, CommandResultLost):
+                # The link is back, the caller waits for commands: the driver takes them
+                # back as a new call, whose record replaces this one. No hang-up.
+                hung_up_by = LEFT_ON_LINK_LOSS
         except asyncio.CancelledError:
             if self._closing:
                 # The daemon is stopping. The call is the PBX's again (the driver's

@@ -407,29 +407,14 @@ async def test_a_daemon_stopping_while_the_number_rings_tells_alice_and_hangs_up
     assert leg.heard[-1:] == ["beeperr"], "she heard that the dial was off"
 
 
-async def test_a_link_outage_under_alice_s_dial_hangs_her_phone_up_once_the_link_is_back(
-    tmp_path: Path,
-) -> None:
-    """AsyncAGI runs her own call over the AMI link that went down: the daemon cannot
-    follow it any more, so it is hung up, not left in its room."""
-    async with running_center(tmp_path, agi="asyncagi", config=DIALS) as center:
-        customer = center.add_phone("PJSIP/5550414", answer_after=None)
-        alice = center.daemon.router.agents["1001"]
-        leg = await center.pbx.call("*775550414", caller_num="1001")
-        await until(lambda: customer.rings == 1)
-        await center.drop_pbx_connections()
-        await leg.wait_ended(timeout=10)
-        await until(lambda: alice.state == "available", timeout=10)
-        await until(lambda: "1001" not in center.daemon.switchboard.dials)
-        await center.idle(timeout=10)
-
-
+@pytest.mark.parametrize("agi", TRANSPORTS)
 async def test_alice_talking_on_her_own_call_when_the_link_goes_down_talks_on_and_is_hung_up_after(
-    tmp_path: Path,
+    tmp_path: Path, agi: str
 ) -> None:
-    """AsyncAGI: her leg left the daemon's control with the link, but the talk goes on in
-    her room; once the person called hangs up, the daemon hangs her phone up."""
-    async with running_center(tmp_path, agi="asyncagi", config=DIALS) as center:
+    """Her leg's room (and, on AsyncAGI, the command that keeps her in it) runs on at the
+    PBX while the link is down; the daemon still has the call once the link is back, and
+    hangs her phone up after the person called hangs up."""
+    async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
         customer = center.add_phone("PJSIP/5550417", answer_after=0.1)
         board = center.daemon.switchboard
         alice = center.daemon.router.agents["1001"]
@@ -438,22 +423,26 @@ async def test_alice_talking_on_her_own_call_when_the_link_goes_down_talks_on_an
         await center.drop_pbx_connections()
         await until(lambda: not board.pbx_up)
         await until(lambda: board.pbx_up, timeout=10)
-        await asyncio.sleep(2.5)  # a few looks of LeftRooms (one a second)
-        still = (leg.state, customer.current_channel is not None)
+        await asyncio.sleep(0.5)
+        still = (leg.state, customer.current_channel is not None, alice.state)
         await customer.hangup()
         await leg.wait_ended(timeout=10)
         await until(lambda: alice.state == "available", timeout=10)
         await center.idle(timeout=10)
+        row = await center.cdr(leg.uniqueid)
     assert still[0] != "ended" and still[1], "the talk went on"
-    assert center.daemon.left_rooms.hung_up == 1
+    assert still[2] == "on_call", "she is still seen talking"
+    assert row["hung_up_by"] != "link_lost", "one record, the call's whole"
+    assert center.daemon.left_rooms.hung_up == 0, "the daemon kept the call: nothing was left"
 
 
-@pytest.mark.parametrize("agi", ["fastagi", "esl-inbound", "esl-outbound"])
+@pytest.mark.parametrize("agi", TRANSPORTS)
 async def test_the_number_alice_dials_answers_after_a_link_outage_and_they_talk(
     tmp_path: Path, agi: str
 ) -> None:
     """Her leg waits in its room across the outage (FastAGI and FreeSWITCH's socket
-    applications keep running): the person called answers once the link is back."""
+    applications keep running, as does AsyncAGI's ConfBridge at Asterisk): the person
+    called answers once the link is back."""
     async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
         customer = center.add_phone("PJSIP/5550416", answer_after=1.5)
         board = center.daemon.switchboard
@@ -472,7 +461,7 @@ async def test_the_number_alice_dials_answers_after_a_link_outage_and_they_talk(
     assert talked == 1
 
 
-@pytest.mark.parametrize("agi", ["fastagi", "esl-outbound"])
+@pytest.mark.parametrize("agi", ["fastagi", "asyncagi", "esl-outbound"])
 async def test_alice_s_phone_hangs_up_after_her_call_even_when_the_link_was_down_then(
     tmp_path: Path, agi: str
 ) -> None:

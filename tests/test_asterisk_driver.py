@@ -38,6 +38,7 @@ from callcenter.errors import (
     AuthenticationError,
     CallHungUp,
     CommandFailed,
+    CommandResultLost,
     PBXConnectionError,
 )
 from callcenter.pbx.asterisk.agi import AsyncAGIRouter, AsyncAGISession
@@ -593,6 +594,63 @@ async def test_a_command_cut_by_the_end_of_its_session_and_the_link_at_once_leav
     finally:
         loop.set_exception_handler(handler)
     assert stray == []
+
+
+@pytest.mark.parametrize(
+    ("running", "outcome"),
+    [
+        ("Dial", "result"),
+        ("ConfBridge", "result"),
+        ("AGI", CommandResultLost),
+        (None, CallHungUp),
+    ],
+)
+async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to_tell_its_fate(
+    monkeypatch: pytest.MonkeyPatch, running: str | None, outcome: Any
+) -> None:
+    """Still running at the PBX (the talk of a Dial, a room): its AsyncAGIExec comes once the
+    link is back. Back in AGI: it ended unseen, its result is lost, and the channel is left
+    for adoption. Gone: the caller hung up meanwhile."""
+    router = _idle_router()
+    channel = "PJSIP/5550101-00000031"
+    item = _waiting(channel, "1796433947.3", "AGI", "agi:async,inbound", Exten="800")
+    assert router.adopt(item) is True
+    session = router.session_for(channel)
+    assert session is not None
+
+    async def send_action(*args: Any, **kwargs: Any) -> AMIMessage:
+        return AMIMessage.from_pairs({"Response": "Success", "Message": "Added AGI command"})
+
+    monkeypatch.setattr(router.ami, "send_action", send_action)
+    try:
+        command = asyncio.create_task(session.command("EXEC Dial PJSIP/1001", timeout=None))
+        await asyncio.sleep(0.01)
+        router._on_link_lost("connection closed by the PBX")
+        await asyncio.sleep(0.01)
+        assert not command.done(), "the link's loss alone fails nothing"
+        rows = [] if running is None else [_waiting(channel, "1796433947.3", running, "")]
+        router.resume(rows)
+        await asyncio.sleep(0.01)
+        if outcome == "result":
+            assert not command.done() and router.session_for(channel) is session
+            router._on_exec(
+                AMIMessage.from_pairs(
+                    {
+                        "Event": "AsyncAGIExec",
+                        "Channel": channel,
+                        "CommandId": "ccagi-1",
+                        "Result": "200%20result%3D0%0A",
+                    }
+                )
+            )
+            assert (await command).code == 200
+        else:
+            with pytest.raises(outcome):
+                await command
+        if outcome is CommandResultLost:
+            assert router.waiting_unseen(_waiting(channel, "1796433947.3", "AGI", "agi:async"))
+    finally:
+        await router.stop()
 
 
 def heartbeating(

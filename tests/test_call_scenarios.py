@@ -339,6 +339,37 @@ async def test_pbx_connection_cut_daemon_reconnects_and_handles_next_call(
     assert row["agent"] == "1001"
 
 
+async def test_a_caller_talking_to_an_agent_when_the_pbx_link_drops_talks_on_in_one_record(
+    tmp_path: Path, agi: str
+) -> None:
+    """The talk runs at the PBX (on AsyncAGI, the caller's Dial runs on through the outage
+    and its result comes once the link is back): the agent stays on the call, nobody is
+    offered to them meanwhile, and the record is the whole call's, not a ``link_lost`` one
+    written at the cut."""
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        board = center.daemon.switchboard
+        agent = center.daemon.router.agents["1001"]
+        caller = await center.pbx.call("800", caller_num="5550005")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        await until(lambda: agent.state == "on_call")
+        await center.drop_pbx_connections()
+        await until(lambda: not board.pbx_up)
+        await until(lambda: board.pbx_up, timeout=10)
+        await asyncio.sleep(1.0)
+        during = (caller.state, agent.state, caller.uniqueid in board.active)
+        await alice.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await caller.wait_ended(timeout=5)
+        await center.idle()
+
+    assert during == ("bridged", "on_call", True)
+    assert (row["agent"], row["hung_up_by"], row["disposition"]) == ("1001", "agent", "ANSWERED")
+    assert row["billsec"] >= 1
+
+
 async def test_stopping_the_daemon_leaves_every_caller_to_the_pbx(tmp_path: Path, agi: str) -> None:
     """SIGTERM with calls in progress: a caller talking to an agent keeps talking, and
     callers in the menu or the queue are not hung up by the daemon. Asterisk and FreeSWITCH's

@@ -54,6 +54,7 @@ from callcenter.acd.agent import AgentState
 from callcenter.acd.rules import answers_by_itself
 from callcenter.errors import (
     CallHungUp,
+    CommandResultLost,
     EngineError,
     PBXConnectionError,
     PBXError,
@@ -356,7 +357,8 @@ class ManualDials:
             dial.over.set()
             await self._agent_left(dial)
             self._forget(dial)
-            if isinstance(exc, PBXConnectionError):
+            if isinstance(exc, PBXConnectionError) and not isinstance(exc, CommandResultLost):
+                # Its room command may have reached the PBX: it may sit in the room.
                 board.leave_after_link_loss(leg, room)
             raise
         prompt = board.config.acd.dial_out_failed_prompt

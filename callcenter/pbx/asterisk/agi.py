@@ -16,7 +16,13 @@ and hang-up tracking. The codec (:mod:`callcenter.protocols.agi`) does the parsi
   (header spelled ``CommandId``). ``AsyncAGIEnd``, the channel's ``Hangup``, a ``BridgeEnter``
   at another dialplan position (the ``Bridge`` action sends no AsyncAGIEnd) or a ``Newexten``
   end the session, and every pending command fails at once with ``CallHungUp`` (Asterisk
-  silently drops queued commands).
+  silently drops queued commands). A lost AMI link fails nothing by itself: a command
+  running at the PBX (a ``Dial``, a ``ConfBridge``, music) runs on, and its
+  ``AsyncAGIExec`` comes once the link is back. The resync after the reconnect tells
+  (:meth:`AsyncAGIRouter.resume`): a channel gone has hung up (``CallHungUp``), one back
+  in ``AGI`` finished its command meanwhile and its result is lost (``CommandResultLost``:
+  the session is forgotten, for the driver to adopt the channel anew), any other is still
+  running it and the command goes on waiting.
 
 Command timeouts raise ``PBXTimeoutError``; a command on a closed or ended session raises
 ``CallHungUp``.
@@ -39,8 +45,8 @@ from callcenter.errors import (
     AGIProtocolError,
     CallHungUp,
     CommandFailed,
+    CommandResultLost,
     ListenError,
-    PBXConnectionError,
     PBXError,
     PBXTimeoutError,
 )
@@ -551,6 +557,9 @@ class AsyncAGISession:
         self._hangup_callbacks: list[Callable[[], None]] = []
         self._ended = False
         self._end_reason = ""
+        self._held = ""
+        """Why the AMI link dropped under pending commands, until the resync tells their
+        fate (empty: nothing held)."""
         self._log = log.bind(channel=channel, uniqueid=uniqueid)
 
     @property
@@ -612,7 +621,7 @@ class AsyncAGISession:
         finally:
             self._pending.pop(command_id, None)
             if future.done() and not future.cancelled():
-                # Failed by end() or link_lost() while the action was still being sent,
+                # Failed by end() or resume() while the action was still being sent,
                 # which raised first: retrieved, or asyncio logs it as never retrieved.
                 future.exception()
         if result.code == DEAD_CHANNEL:
@@ -652,11 +661,42 @@ class AsyncAGISession:
                 future.set_exception(error)
 
     def link_lost(self, reason: str) -> None:
-        """The AMI link dropped: results of pending commands are lost with it."""
-        error = PBXConnectionError(f"AMI link lost while an AGI command was pending: {reason}")
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(error)
+        """The AMI link dropped. The commands pending wait for :meth:`resume`: they may still
+        run at the PBX, whose result comes once the link is back."""
+        if self._pending and not self._ended:
+            self._held = reason
+
+    @property
+    def held(self) -> bool:
+        """Were commands pending when the link dropped, their fate not known yet?"""
+        return bool(self._held)
+
+    def resume(self, application: str | None) -> None:
+        """The link is back and the PBX says what the channel runs now (``application`` of
+        its ``CoreShowChannel``; None: the channel is gone). Fails the held commands that
+        cannot end any more; the others go on waiting for their ``AsyncAGIExec``."""
+        reason, self._held = self._held, ""
+        if not reason or self._ended or not self._pending:
+            return
+        if application is None:
+            self.end("gone while the AMI link was down", hung_up=True)
+        elif application.upper() == "AGI":
+            # Back at the AGI prompt: the command ended during the outage.
+            self._log.info("asyncagi_result_lost", reason=reason)
+            self._ended = True
+            self._end_reason = "result lost with the AMI link"
+            error = CommandResultLost(
+                f"AMI link lost while an AGI command ran on {self.channel}; it ended meanwhile"
+                f" and its result is lost ({reason})"
+            )
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(error)
+            # Forgotten now, not when the call's task ends: the resync that called us adopts
+            # the channel (it waits in AGI for anyone's commands) once it has no session.
+            self._router._forget(self)
+        else:
+            self._log.info("asyncagi_command_kept_across_link_loss", application=application)
 
     def _mark_hung_up(self, why: str) -> None:
         if not self._hangup.is_set():
@@ -855,6 +895,15 @@ class AsyncAGIRouter:
     def _on_link_lost(self, reason: str) -> None:
         for session in self._by_channel.values():
             session.link_lost(reason)
+
+    def resume(self, items: list[AMIMessage]) -> None:
+        """After a reconnect, with the PBX's ``CoreShowChannel`` items: settle the commands
+        each session had pending when the link dropped (see :meth:`AsyncAGISession.resume`).
+        Call before looking for channels to :meth:`adopt`."""
+        running = {item.get("Channel") or "": item.get("Application") or "" for item in items}
+        for channel, session in list(self._by_channel.items()):
+            if session.held:
+                session.resume(running.get(channel))
 
 
 def _or_unknown(value: str | None) -> str:

@@ -1086,8 +1086,10 @@ class AsteriskDriver:
         for conference in {id(c): c for c in self._conferences.values()}.values():
             conference._resync(snapshots)
         self._log.info("resynced", channels=len(snapshots), calls=len(self._calls))
-        await self._device_states()
         router = self._router
+        if router is not None:
+            router.resume(items)
+        await self._device_states()
         waiting = [item for item in items if router is not None and router.waiting_unseen(item)]
         if waiting:
             if self._adopting is not None:
