@@ -245,6 +245,9 @@ WITHDRAWN = "withdrawn"
 """QueueExited reason of a caller a supervisor sent elsewhere (app_queue's WITHDRAW)."""
 EMPTY_LOOK = 0.25
 """Seconds between two looks at an empty queue during its ``empty_grace``."""
+LINK_DOWN_GRACE = 1.0
+"""Seconds a waiting caller's failed PBX request waits for its driver to say the link is
+down (the request fails first)."""
 
 AGENT_ROUTES = (
     "agent-login",
@@ -410,6 +413,8 @@ class Switchboard:
         self._pbx_up = asyncio.Event()
         self._pbx_up.set()
         """Set while the PBX link is up (callbacks and campaigns wait for it)."""
+        self._pbx_down = asyncio.Event()
+        """Set while the PBX link is down."""
         self._taking = asyncio.Event()
         self._taking.set()
         """Cleared while the daemon drains (:meth:`begin_drain`): queue callbacks wait."""
@@ -511,9 +516,11 @@ class Switchboard:
 
     def _on_pbx_event(self, event: PBXEvent) -> None:
         if isinstance(event, PBXConnected):
+            self._pbx_down.clear()
             self._pbx_up.set()
         elif isinstance(event, PBXDisconnected):
             self._pbx_up.clear()
+            self._pbx_down.set()
         elif isinstance(event, DeviceStateChanged):
             if self.lines.is_line_device(event.device):
                 return  # the line's room: the line itself says whether the agent is there
@@ -1429,9 +1436,13 @@ class Switchboard:
                     # Nobody to hunt for: look again soon (a phone registering again, an
                     # agent back) and at the end of the grace.
                     wake = min(wake, empty_since + qcfg.empty_grace, now + EMPTY_LOOK)
-                digit = await self._wait_a_little(
-                    call, hunt, wake - now, bool(qcfg.exit_keys), withdrawal
-                )
+                try:
+                    digit = await self._wait_a_little(
+                        call, hunt, wake - now, bool(qcfg.exit_keys), withdrawal
+                    )
+                except PBXConnectionError as exc:
+                    await self._outlast_outage(call, exc, deadline, qcfg)
+                    continue
                 dest = qcfg.exit_keys.get(digit) if digit else None
                 if dest is not None:
                     if dest.to != "callback" or self.callbacks.allowed(config, info.caller_num):
@@ -1446,21 +1457,27 @@ class Switchboard:
                         if not qcfg.empty_grace:
                             raise _LeaveQueue("leaveempty", qcfg.on_empty)
                         continue  # the grace starts at the top of the loop
-                    connected = await self._offer(
-                        call,
-                        active,
-                        entry=entry,
-                        agents=agents,
-                        qcfg=qcfg,
-                        joined=joined,
-                        config=config,
-                    )
-                    if connected is None:
-                        await call.start_hold_music(qcfg.hold_music)
+                    try:
+                        connected = await self._offer(
+                            call,
+                            active,
+                            entry=entry,
+                            agents=agents,
+                            qcfg=qcfg,
+                            joined=joined,
+                            config=config,
+                        )
+                        if connected is None:
+                            await call.start_hold_music(qcfg.hold_music)
+                    except PBXConnectionError as exc:
+                        await self._outlast_outage(call, exc, deadline, qcfg)
                     continue
                 if time.monotonic() >= min(waiting.next_announce, waiting.next_periodic):
-                    await self._announce(call, entry, qcfg, waiting)
-                    await call.start_hold_music(qcfg.hold_music)
+                    try:
+                        await self._announce(call, entry, qcfg, waiting)
+                        await call.start_hold_music(qcfg.hold_music)
+                    except PBXConnectionError as exc:
+                        await self._outlast_outage(call, exc, deadline, qcfg)
         except _LeaveQueue as leaving:
             await self._drop_hunt(entry, hunt)
             hunt = None
@@ -1563,6 +1580,35 @@ class Switchboard:
         if gone in done:
             raise CallerGone
         return ""
+
+    async def _outlast_outage(
+        self, call: Call, exc: PBXConnectionError, until: float, qcfg: QueueConfig
+    ) -> None:
+        """A command for a caller waiting in a queue could not be sent: the PBX link is
+        down. The caller keeps their place (the PBX plays their music on) until the link is
+        back, then hears the queue's music again. Raises ``exc`` again when the call's
+        control went with the link (``CommandResultLost``) or the link is not back by
+        ``until`` (the queue's deadline)."""
+        if isinstance(exc, CommandResultLost) or call.hung_up:
+            raise exc
+        if self._pbx_up.is_set():
+            # A request fails a moment before its driver says the link is down.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pbx_down.wait(), LINK_DOWN_GRACE)
+        log.info("queue_wait_outlasts_outage", call_id=call.info.call_id, error=str(exc))
+        up = asyncio.ensure_future(self._pbx_up.wait())
+        gone = asyncio.ensure_future(call.wait_hangup())
+        try:
+            await asyncio.wait(
+                (up, gone),
+                timeout=max(0.0, until - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            await cancel_and_wait(up, gone)
+        if not self._pbx_up.is_set() and not call.hung_up:
+            raise exc
+        await call.start_hold_music(qcfg.hold_music)
 
     async def _drop_hunt(self, entry: QueueEntry, hunt: asyncio.Future[list[Agent]] | None) -> None:
         """Stop asking the router for agents; agents reserved meanwhile are released."""
@@ -2192,6 +2238,7 @@ class Switchboard:
         ringing = list(agents)
         told: set[str] = set()
         asked: str | None = None
+        not_sent: PBXConnectionError | None = None
 
         def on_answer(peer_channel: str) -> None:
             if answered:
@@ -2292,6 +2339,14 @@ class Switchboard:
                 if not answered:
                     raise
                 result = DialResult(status=DialStatus.ANSWER, hung_up_by="caller")
+            except PBXConnectionError as exc:
+                if answered or isinstance(exc, CommandResultLost):
+                    raise
+                # Not sent (the link is down): the agents go back unblamed, and the caller
+                # keeps their place until the link is back (_outlast_outage).
+                not_sent = exc
+                result = DialResult(status=DialStatus.CANCEL)
+                break
             finally:
                 self._ringing.pop(info.call_id, None)
             if result.status is DialStatus.ANSWER or answered:
@@ -2326,6 +2381,8 @@ class Switchboard:
             log.info(
                 "agent_ring_failed", call_id=info.call_id, agent=agent.id, status=result.status
             )
+        if not_sent is not None:
+            raise not_sent
         return None
 
     async def _line_accepts(self, call: Call, agent_id: str, timeout: float) -> bool:

@@ -597,20 +597,24 @@ async def test_a_command_cut_by_the_end_of_its_session_and_the_link_at_once_leav
 
 
 @pytest.mark.parametrize(
-    ("running", "outcome"),
+    ("command_line", "running", "outcome"),
     [
-        ("Dial", "result"),
-        ("ConfBridge", "result"),
-        ("AGI", CommandResultLost),
-        (None, CallHungUp),
+        ("EXEC Dial PJSIP/1001", "Dial", "result"),
+        ("EXEC ConfBridge cc-1", "ConfBridge", "result"),
+        ("EXEC Dial PJSIP/1001", "AGI", "0"),
+        ("GET DATA welcome-menu 5000 1", "AGI", ""),
+        ("WAIT FOR DIGIT 1000", "AGI", "0"),
+        ("GET VARIABLE DIALSTATUS", "AGI", CommandResultLost),
+        ("EXEC Dial PJSIP/1001", None, CallHungUp),
     ],
 )
 async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to_tell_its_fate(
-    monkeypatch: pytest.MonkeyPatch, running: str | None, outcome: Any
+    monkeypatch: pytest.MonkeyPatch, command_line: str, running: str | None, outcome: Any
 ) -> None:
     """Still running at the PBX (the talk of a Dial, a room): its AsyncAGIExec comes once the
-    link is back. Back in AGI: it ended unseen, its result is lost, and the channel is left
-    for adoption. Gone: the caller hung up meanwhile."""
+    link is back. Back in AGI: an application or a wait for keys ended unseen, as if run to
+    its end with no key (the channel lives); a variable's value is lost, and the channel
+    is left for adoption. Gone: the caller hung up meanwhile."""
     router = _idle_router()
     channel = "PJSIP/5550101-00000031"
     item = _waiting(channel, "1796433947.3", "AGI", "agi:async,inbound", Exten="800")
@@ -623,7 +627,7 @@ async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to
 
     monkeypatch.setattr(router.ami, "send_action", send_action)
     try:
-        command = asyncio.create_task(session.command("EXEC Dial PJSIP/1001", timeout=None))
+        command = asyncio.create_task(session.command(command_line, timeout=None))
         await asyncio.sleep(0.01)
         router._on_link_lost("connection closed by the PBX")
         await asyncio.sleep(0.01)
@@ -644,6 +648,9 @@ async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to
                 )
             )
             assert (await command).code == 200
+        elif isinstance(outcome, str):
+            assert (await command).result == outcome, "ran to its end, no key pressed"
+            assert router.session_for(channel) is session, "the call goes on"
         else:
             with pytest.raises(outcome):
                 await command

@@ -370,6 +370,75 @@ async def test_a_caller_talking_to_an_agent_when_the_pbx_link_drops_talks_on_in_
     assert row["billsec"] >= 1
 
 
+async def test_a_caller_waiting_in_the_queue_keeps_their_place_across_a_pbx_link_outage(
+    tmp_path: Path, agi: str
+) -> None:
+    """The queue's music plays on at the PBX while its link is down. What the queue would
+    send meanwhile (here a periodic announcement) waits for the link instead of failing
+    the call (on AsyncAGI and FreeSWITCH park it cannot be sent): the caller is not taken
+    from the top of the menu again, and reaches Alice once she is back from her pause."""
+    slow = {"reconnect_min": 2.0, "reconnect_max": 2.0}
+    queue = {"periodic_announce": ["promo-a"], "periodic_announce_frequency": 0.5}
+    config = {"pbx": {"ami": slow, "esl": slow}, "queues": {"sales": queue}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        board = center.daemon.switchboard
+        status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
+        assert status == 200
+        caller = await center.pbx.call("800", caller_num="5550006")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        await until(lambda: caller.heard.count("promo-a") >= 1, timeout=5)
+        await asyncio.sleep(0.2)  # the music is back on: the next announcement is due later
+        with structlog.testing.capture_logs() as logs:
+            await center.drop_pbx_connections()
+            await until(lambda: not board.pbx_up, timeout=5)
+            await until(lambda: board.pbx_up, timeout=8)
+        status, _ = await center.api("POST", "/agents/1001/unpause", {})
+        assert status == 200
+        assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert caller.heard.count("welcome-menu") == 1, "not taken from the top again"
+    assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
+    failed = [e for e in logs if e["event"] == "call_failed"]
+    assert failed == [], failed
+    if agi in ("asyncagi", "esl-inbound"):
+        assert "queue_wait_outlasts_outage" in [e["event"] for e in logs], "it waited"
+
+
+async def test_a_ring_that_runs_out_while_the_pbx_link_is_down_is_followed_by_the_next(
+    tmp_path: Path, agi: str
+) -> None:
+    """Alice's phone rings for the caller as the link drops, and stops ringing unanswered
+    during the outage: the events that say so are lost. Once the link is back the daemon
+    finds the ring over (AsyncAGI: the Dial ended unseen, its variables tell; FreeSWITCH
+    park: none of the ring's legs is left, though the channel still names `bridge`), and
+    rings again, instead of leaving the caller in silence."""
+    slow = {"reconnect_min": 2.0, "reconnect_max": 2.0}
+    config = {"pbx": {"ami": slow, "esl": slow}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        alice = center.add_phone("PJSIP/1001", answer_after=None)
+        board = center.daemon.switchboard
+        caller = await center.pbx.call("800", caller_num="5550007")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        await until(lambda: alice.rings >= 1, timeout=5)
+        await center.drop_pbx_connections()
+        await until(lambda: not board.pbx_up, timeout=5)
+        await until(lambda: board.pbx_up, timeout=8)
+        alice.answer_after = 0.05
+        assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert caller.heard.count("welcome-menu") == 1, "not taken from the top again"
+    assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
+
+
 async def test_stopping_the_daemon_leaves_every_caller_to_the_pbx(tmp_path: Path, agi: str) -> None:
     """SIGTERM with calls in progress: a caller talking to an agent keeps talking, and
     callers in the menu or the queue are not hung up by the daemon. Asterisk and FreeSWITCH's
@@ -487,7 +556,8 @@ async def test_an_asyncagi_caller_no_daemon_takes_in_time_hears_the_failover_not
     """A daemon that died or lost its link a moment ago leaves a fresh heartbeat behind, so
     the dialplan hands callers over to nobody: its ``TIMEOUT(absolute)`` guard sends them to
     the failover. A caller the daemon took keeps waiting in the queue past the guard (the
-    daemon cleared it), and once the daemon is back it takes that caller again."""
+    daemon cleared it), and keeps their place there once the link is back (agents rung
+    meanwhile and not answering do not cost it)."""
     slow = {"pbx": {"ami": {"reconnect_min": 2.0, "reconnect_max": 2.0}}}
     async with running_center(tmp_path, agi="asyncagi", config=slow, failover_after=0.5) as center:
         center.add_phone("PJSIP/1001", answer_after=None)
@@ -504,12 +574,16 @@ async def test_an_asyncagi_caller_no_daemon_takes_in_time_hears_the_failover_not
         await late.wait_ended(timeout=5)
         assert late.heard == [ASTERISK_FAILOVER]
 
-        async with asyncio.timeout(8):
-            while waiting.heard.count("welcome-menu") < 2:
-                await asyncio.sleep(0.02)
-        await asyncio.sleep(0.6)
+        board = center.daemon.switchboard
+        await until(lambda: not board.pbx_up, timeout=5)
+        await until(lambda: board.pbx_up, timeout=8)
+        await asyncio.sleep(1.5)
         assert ASTERISK_FAILOVER not in waiting.heard and waiting.state == "up"
+        assert waiting.heard.count("welcome-menu") == 1, "not taken from the top again"
+        assert waiting.uniqueid in board.active
         await waiting.hangup()
+        row = await center.cdr(waiting.uniqueid)
+    assert row["hung_up_by"] == "caller" and row["queue"], "one record, the wait's whole"
 
 
 async def test_an_asyncagi_call_that_arrives_while_ami_is_down_is_answered_once_it_is_back(
@@ -537,13 +611,14 @@ async def test_an_asyncagi_call_that_arrives_while_ami_is_down_is_answered_once_
 async def test_a_caller_in_the_menu_when_the_pbx_link_drops_still_reaches_an_agent(
     tmp_path: Path, agi: str
 ) -> None:
-    """FastAGI and FreeSWITCH's socket carry the call on its own connection: it goes on. On
-    AsyncAGI and FreeSWITCH park the call is driven over the lost link: the pending command's
-    result is lost and the hang-up cannot be sent, so the record says link_lost and the
-    caller waits; after the reconnect the daemon takes them back from the top of the flow,
-    and that record replaces the first."""
+    """FastAGI and FreeSWITCH's socket carry the call on its own connection: it goes on.
+    AsyncAGI's command runs on at Asterisk, and the daemon takes up where it was once the
+    link is back. On FreeSWITCH park the prompt is driven over the lost link: its result
+    is lost and the hang-up cannot be sent, so the record says link_lost and the caller
+    waits; after the reconnect the daemon takes them back from the top of the flow, and
+    that record replaces the first."""
     slow = {"pbx": {"ami": {"reconnect_min": 0.5, "reconnect_max": 0.5}}}
-    shared_link = agi in ("asyncagi", "esl-inbound")
+    shared_link = agi == "esl-inbound"
     async with running_center(tmp_path, agi=agi, config=slow) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)
         caller = await center.pbx.call("800", caller_num="5550022")
@@ -563,6 +638,12 @@ async def test_a_caller_in_the_menu_when_the_pbx_link_drops_still_reaches_an_age
                 async with asyncio.timeout(8):
                     while caller.heard.count("welcome-menu") < 2:
                         await asyncio.sleep(0.02)
+            elif agi == "asyncagi":
+                # A key reaches AsyncAGI's Asterisk only while a command reads it: the
+                # menu's wait went on through the outage and ran out; it asks again.
+                async with asyncio.timeout(8):
+                    while caller.heard.count("welcome-menu") < 2:
+                        await asyncio.sleep(0.02)
         # One warning for the link, not one or more per caller in the IVR (a busy IVR has
         # hundreds): their calls say it at info.
         warned = [e["event"] for e in logs if e["log_level"] in ("warning", "error")]
@@ -577,6 +658,38 @@ async def test_a_caller_in_the_menu_when_the_pbx_link_drops_still_reaches_an_age
     assert (row["hung_up_by"], row["agent"], row["queue"]) == ("caller", "1001", "sales")
     if shared_link:
         assert row["start"] == first["start"], "the first start stays"
+
+
+async def test_an_asyncagi_menu_whose_wait_ended_during_a_link_outage_asks_again_in_the_same_call(
+    tmp_path: Path,
+) -> None:
+    """The menu's wait for a key ran out at Asterisk while the AMI link was down: its result
+    never came. The caller is back at the AGI prompt alive, so the daemon takes it as a wait
+    that ended with no key (one pressed meanwhile is lost with the link): the menu asks
+    again, and the caller goes on in the same call and the same record."""
+    slow = {"pbx": {"ami": {"reconnect_min": 2.0, "reconnect_max": 2.0}}}
+    async with running_center(tmp_path, agi="asyncagi", config=slow) as center:
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await center.pbx.call("800", caller_num="5550023")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        board = center.daemon.switchboard
+        with structlog.testing.capture_logs() as logs:
+            await center.drop_pbx_connections()
+            await until(lambda: not board.pbx_up, timeout=5)
+            await until(lambda: board.pbx_up, timeout=8)
+            async with asyncio.timeout(5):
+                while caller.heard.count("welcome-menu") < 2:
+                    await asyncio.sleep(0.02)
+        await caller.press("1")
+        assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
+        await caller.hangup()
+        await center.idle()
+        await center.daemon.recorder.wait_written(caller.uniqueid)
+        rows = await asyncio.to_thread(center.daemon.store.fetch_cdrs)
+    assert "asyncagi_commands_ended_unseen" in [e["event"] for e in logs]
+    assert "asyncagi_channel_adopted" not in [e["event"] for e in logs]
+    [row] = rows
+    assert (row["hung_up_by"], row["agent"], row["queue"]) == ("caller", "1001", "sales")
 
 
 async def test_menu_timeouts_run_out_and_the_default_route_queues_the_caller(

@@ -19,10 +19,12 @@ and hang-up tracking. The codec (:mod:`callcenter.protocols.agi`) does the parsi
   silently drops queued commands). A lost AMI link fails nothing by itself: a command
   running at the PBX (a ``Dial``, a ``ConfBridge``, music) runs on, and its
   ``AsyncAGIExec`` comes once the link is back. The resync after the reconnect tells
-  (:meth:`AsyncAGIRouter.resume`): a channel gone has hung up (``CallHungUp``), one back
-  in ``AGI`` finished its command meanwhile and its result is lost (``CommandResultLost``:
-  the session is forgotten, for the driver to adopt the channel anew), any other is still
-  running it and the command goes on waiting.
+  (:meth:`AsyncAGIRouter.resume`): a channel gone has hung up (``CallHungUp``); one still
+  in the command's application goes on waiting; one back in ``AGI`` finished its command
+  meanwhile: an application, a prompt or a wait for keys gets the answer of one that ran
+  to its end with no key pressed (:data:`ENDED_UNSEEN`), and the call goes on; a command
+  whose answer matters (a variable's value) is lost (``CommandResultLost``: the session is
+  forgotten, for the driver to adopt the channel anew).
 
 Command timeouts raise ``PBXTimeoutError``; a command on a closed or ended session raises
 ``CallHungUp``.
@@ -37,7 +39,7 @@ import itertools
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 import structlog
 
@@ -553,6 +555,8 @@ class AsyncAGISession:
         #: shows it elsewhere.
         self.position = position
         self._pending: dict[str, asyncio.Future[AGIResult]] = {}
+        self._lines: dict[str, str] = {}
+        """Each pending command's line, by command id."""
         self._hangup = asyncio.Event()
         self._hangup_callbacks: list[Callable[[], None]] = []
         self._ended = False
@@ -598,6 +602,7 @@ class AsyncAGISession:
         command_id = self._router._next_command_id()
         future: asyncio.Future[AGIResult] = asyncio.get_running_loop().create_future()
         self._pending[command_id] = future
+        self._lines[command_id] = line
         try:
             async with asyncio.timeout(timeout):
                 response = await self._router.ami.send_action(
@@ -620,6 +625,7 @@ class AsyncAGISession:
             ) from None
         finally:
             self._pending.pop(command_id, None)
+            self._lines.pop(command_id, None)
             if future.done() and not future.cancelled():
                 # Failed by end() or resume() while the action was still being sent,
                 # which raised first: retrieved, or asyncio logs it as never retrieved.
@@ -673,15 +679,23 @@ class AsyncAGISession:
 
     def resume(self, application: str | None) -> None:
         """The link is back and the PBX says what the channel runs now (``application`` of
-        its ``CoreShowChannel``; None: the channel is gone). Fails the held commands that
-        cannot end any more; the others go on waiting for their ``AsyncAGIExec``."""
+        its ``CoreShowChannel``; None: the channel is gone). Settles the held commands that
+        ended unseen (see the module docstring); the others go on waiting for their
+        ``AsyncAGIExec``."""
         reason, self._held = self._held, ""
         if not reason or self._ended or not self._pending:
             return
         if application is None:
             self.end("gone while the AMI link was down", hung_up=True)
+        elif application.upper() == "AGI" and all(
+            _ended_unseen(line) for line in self._lines.values()
+        ):
+            self._log.info("asyncagi_commands_ended_unseen", reason=reason)
+            for command_id, future in self._pending.items():
+                if not future.done():
+                    future.set_result(parse_result(_ended_unseen(self._lines[command_id])))
         elif application.upper() == "AGI":
-            # Back at the AGI prompt: the command ended during the outage.
+            # One whose answer matters (a variable's value, a recording's end): lost.
             self._log.info("asyncagi_result_lost", reason=reason)
             self._ended = True
             self._end_reason = "result lost with the AMI link"
@@ -904,6 +918,30 @@ class AsyncAGIRouter:
         for channel, session in list(self._by_channel.items()):
             if session.held:
                 session.resume(running.get(channel))
+
+
+ENDED_UNSEEN: Final = (
+    ("EXEC ", "200 result=0"),
+    ("STREAM FILE ", "200 result=0 endpos=0"),
+    ("CONTROL STREAM FILE ", "200 result=0 endpos=0"),
+    ("GET DATA ", "200 result= (timeout)"),
+    ("WAIT FOR DIGIT ", "200 result=0"),
+    ("SAY ", "200 result=0"),
+    ("ANSWER", "200 result=0"),
+    ("SET VARIABLE ", "200 result=1"),
+)
+"""What a command that ended during an AMI outage is taken to have answered, when its
+channel is back at the AGI prompt alive: it ran to its end and no key was pressed (keys
+pressed meanwhile are lost: the caller hears a menu's "no input" and is asked again). An
+application's return says nothing more of a live channel (Dial returns -1 after an
+answered call too: the driver reads the dial's variables). Other commands (a variable's
+value, a recording's end) have no such answer."""
+
+
+def _ended_unseen(line: str) -> str:
+    """The answer :data:`ENDED_UNSEEN` gives command ``line`` ("" for none)."""
+    upper = line.upper()
+    return next((answer for verb, answer in ENDED_UNSEEN if upper.startswith(verb)), "")
 
 
 def _or_unknown(value: str | None) -> str:

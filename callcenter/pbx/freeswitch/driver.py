@@ -2530,7 +2530,9 @@ class FreeSwitchCall:
         if state.answered_at is not None:
             if state.peer_uuid not in alive:
                 future.set_result(_synthetic_complete())
-        elif snap.application != "bridge":
+        elif snap.application != "bridge" or not state.legs & alive.keys():
+            # FreeSWITCH names the last application, so a failed ring still shows `bridge`:
+            # none of its legs left says it is over.
             disposition = await self.get_variable("originate_disposition") or ""
             if not future.done():
                 future.set_result(_synthetic_complete(originate_disposition=disposition))
