@@ -1358,6 +1358,10 @@ class FreeSwitchCall:
         #: The Event-UUID of the ``conference`` application the caller runs now (a room
         #: of ours): it outlives a lost event socket, as a dial does.
         self._room_app = ""
+        #: Applications (prompts, key reads) that ran when the event socket went down:
+        #: their completion may have come while it was, and is settled after the resync.
+        self._across: set[str] = set()
+        self._settling: asyncio.Task[None] | None = None
         self._handed_back = False
         self._spy_task: asyncio.Task[None] | None = None
         self._spy: FreeSwitchSpySession | None = None
@@ -2501,15 +2505,24 @@ class FreeSwitchCall:
         keep = {state.app_uuid} if state is not None else set()
         if self._room_app:
             keep.add(self._room_app)
+        # A prompt or a key read runs on at FreeSWITCH too: held until the resync settles
+        # it (_settle_across). The queue's music is started again by whoever needs it.
+        self._across |= {uid for uid in self._apps if uid not in keep and uid != self._moh_app}
         self._fail_apps(
             PBXConnectionError(f"event socket lost while {self._info.channel} ran: {reason}"),
-            keep=keep,
+            keep=keep | self._across,
         )
         self._moh_app = None
 
     async def _resync(self, snap: ChannelSnapshot, alive: Mapping[str, ChannelSnapshot]) -> None:
-        """The caller survived a reconnection: settle a dial or a room whose events may be
-        lost."""
+        """The caller survived a reconnection: settle a dial, a room or a prompt whose events
+        may be lost."""
+        across = {uid for uid in self._across if uid in self._apps}
+        self._across.clear()
+        if across and self._settling is None:
+            self._settling = asyncio.create_task(
+                self._settle_across(across), name=f"settle-{self._uuid}"
+            )
         room = self._apps.get(self._room_app) if self._room_app else None
         if room is not None and not room.done() and snap.application != "conference":
             # Out of the room while the socket was down (kicked, or moved on by hand).
@@ -2537,8 +2550,29 @@ class FreeSwitchCall:
             if not future.done():
                 future.set_result(_synthetic_complete(originate_disposition=disposition))
 
+    async def _settle_across(self, across: set[str]) -> None:
+        """``across`` ran when the event socket went down. One still running completes as
+        usual; a no-op queued behind them completes after they all did, so one still
+        waiting then completed unseen: it gets a completion with nothing in it (a prompt
+        played out, no key pressed: one pressed meanwhile is lost with the link)."""
+        try:
+            await self._run_app("set", "callcenter_resynced=true", self._long(0.0))
+        except PBXError as exc:
+            self._log.info("settle_after_outage_failed", error=str(exc))
+            return
+        finally:
+            self._settling = None
+        for uid in across:
+            future = self._apps.get(uid)
+            if future is not None and not future.done():
+                self._log.info("application_completed_unseen", event_uuid=uid)
+                future.set_result(_synthetic_complete())
+
     def _forget(self) -> None:
         """The handler is done: drop what still waits."""
+        if self._settling is not None:
+            self._settling.cancel()
+            self._settling = None
         if self._apps:
             self._fail_apps(CallHungUp(f"{self._info.channel}: the call's handler ended"))
 
