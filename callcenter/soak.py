@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import sys
 import tempfile
@@ -75,6 +76,9 @@ TAKE_BACK_SECONDS = ASYNCAGI_ADOPT_GRACE + HAND_OVER_SECONDS
 the link was down (AsyncAGI's waiting channels, FreeSWITCH's parked ones)."""
 SETTLE_SECONDS = 30.0
 """Longest the soak waits for the daemon to be idle after the last caller left."""
+HUNG_AFTER = 300.0
+"""Seconds past its plan's length after which a soak is taken for hung: it prints where
+each of its tasks waits and ends with status 1, rather than never ending."""
 OUTSIDE_NUMBERS = tuple(f"555{n}" for n in range(9001, 9031))
 """The soak's callers and the people it calls back and dials: ``_555XXXX`` numbers (the
 example config allows them; a config that does not refuses the soak's callbacks and dials,
@@ -871,6 +875,41 @@ def run_soak(
                 )
                 return await soak_center(center, plan, transport)
 
-    report = asyncio.run(go())
+    report = asyncio.run(_unless_hung(go(), plan.seconds + HUNG_AFTER))
+    if report is None:
+        return 1
     print(report.format(), file=stream)
     return 1 if report.problems else 0
+
+
+async def _unless_hung(
+    soak: Coroutine[Any, Any, SoakReport],
+    limit: float,
+    *,
+    grace: float = SETTLE_SECONDS,
+    bail: Callable[[int], object] = os._exit,
+) -> SoakReport | None:
+    """Run ``soak``; None when it is still running after ``limit`` seconds: where each task
+    waits is printed (on standard error, for a bug report) and the soak is cancelled. One
+    that does not end within ``grace`` seconds of that either is left with ``bail(1)``
+    (the process ends: asyncio would wait for it forever)."""
+    task = asyncio.ensure_future(soak)
+    done, _ = await asyncio.wait({task}, timeout=limit)
+    if done:
+        return task.result()
+    print(
+        f"soak: hung, still running {limit:g} s after it began; where its tasks wait:",
+        file=sys.stderr,
+    )
+    for other in asyncio.all_tasks():
+        if other is not asyncio.current_task():
+            other.print_stack(limit=12, file=sys.stderr)
+    sys.stderr.flush()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        print("soak: its tasks do not end when cancelled either", file=sys.stderr, flush=True)
+        bail(1)
+    elif not task.cancelled():
+        task.exception()
+    return None

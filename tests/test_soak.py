@@ -4,6 +4,8 @@ checks themselves: each problem they exist for is found."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from callcenter.soak import (
     SOAK_CAMPAIGN,
     SoakPlan,
     SoakReport,
+    _unless_hung,
     check_logs,
     check_other_records,
     check_promises,
@@ -202,6 +205,37 @@ def test_a_report_says_the_problems_or_that_there_are_none() -> None:
     assert "seed 3, outages" in clean.format()
     found = SoakReport(plan=plan, transport="fastagi", problems=["agent 1001: left ringing"])
     assert "1 problems:\n  agent 1001: left ringing" in found.format()
+
+
+async def test_a_soak_that_hangs_says_where_its_tasks_wait_and_ends(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def finishes() -> SoakReport:
+        return SoakReport(plan=SoakPlan(), transport="fastagi")
+
+    async def stuck_in_a_settle() -> SoakReport:
+        await asyncio.Event().wait()
+        raise AssertionError("never set")
+
+    release = asyncio.Event()
+
+    async def deaf_to_cancel() -> SoakReport:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+        return SoakReport(plan=SoakPlan(), transport="fastagi")
+
+    bailed: list[int] = []
+    assert await _unless_hung(finishes(), 1.0) is not None
+    assert await _unless_hung(stuck_in_a_settle(), 0.05, bail=bailed.append) is None
+    said = capsys.readouterr().err
+    assert "soak: hung, still running 0.05 s" in said and "stuck_in_a_settle" in said
+    assert bailed == [], "a cancelled soak ends"
+    late = _unless_hung(deaf_to_cancel(), 0.05, grace=0.05, bail=bailed.append)
+    assert await late is None
+    assert bailed == [1], "one that ignores its cancellation ends the process"
+    release.set()
+    await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize(
