@@ -130,6 +130,14 @@ class Center:
         else:
             await self.pbx.drop_ami_connections()
 
+    async def pbx_outage(self, *, limit: float = 8.0) -> None:
+        """Cut the daemon's links to the PBX (:meth:`drop_pbx_connections`) and return once
+        the daemon has seen them go and come back (its ``reconnect_min`` later)."""
+        board = self.daemon.switchboard
+        await self.drop_pbx_connections()
+        await until(lambda: not board.pbx_up, timeout=limit)
+        await until(lambda: board.pbx_up, timeout=limit)
+
     def add_phone(
         self,
         device: str,

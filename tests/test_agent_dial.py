@@ -416,13 +416,10 @@ async def test_alice_talking_on_her_own_call_when_the_link_goes_down_talks_on_an
     hangs her phone up after the person called hangs up."""
     async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
         customer = center.add_phone("PJSIP/5550417", answer_after=0.1)
-        board = center.daemon.switchboard
         alice = center.daemon.router.agents["1001"]
         leg = await center.pbx.call("*775550417", caller_num="1001")
         await until(lambda: alice.state == "on_call")
-        await center.drop_pbx_connections()
-        await until(lambda: not board.pbx_up)
-        await until(lambda: board.pbx_up, timeout=10)
+        await center.pbx_outage(limit=10)
         await asyncio.sleep(0.5)
         still = (leg.state, customer.current_channel is not None, alice.state)
         await customer.hangup()
@@ -445,13 +442,10 @@ async def test_the_number_alice_dials_answers_after_a_link_outage_and_they_talk(
     called answers once the link is back."""
     async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
         customer = center.add_phone("PJSIP/5550416", answer_after=1.5)
-        board = center.daemon.switchboard
         alice = center.daemon.router.agents["1001"]
         leg = await center.pbx.call("*775550416", caller_num="1001")
         await until(lambda: customer.rings == 1)
-        await center.drop_pbx_connections()
-        await until(lambda: not board.pbx_up)
-        await until(lambda: board.pbx_up, timeout=10)
+        await center.pbx_outage(limit=10)
         await until(lambda: alice.state == "on_call", timeout=10)
         talked = customer.answered
         await customer.hangup()

@@ -423,10 +423,7 @@ async def test_carols_line_stays_open_across_a_lost_pbx_link_and_the_next_caller
     daemon takes up where it was once the link is back."""
     async with running_center(tmp_path, agi=agi, config=CAROL_SELLS) as center:  # type: ignore[arg-type]
         line = await _open_line(center)
-        board = center.daemon.switchboard
-        await center.drop_pbx_connections()
-        await until(lambda: not board.pbx_up)
-        await until(lambda: board.pbx_up, timeout=10)
+        await center.pbx_outage(limit=10)
         caller = await _put_through(center, "5550311")
         await caller.hangup()
         await until(lambda: center.daemon.router.agents["1003"].state != "on_call")

@@ -355,9 +355,7 @@ async def test_a_caller_talking_to_an_agent_when_the_pbx_link_drops_talks_on_in_
         await caller.press("1")
         assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
         await until(lambda: agent.state == "on_call")
-        await center.drop_pbx_connections()
-        await until(lambda: not board.pbx_up)
-        await until(lambda: board.pbx_up, timeout=10)
+        await center.pbx_outage(limit=10)
         await asyncio.sleep(1.0)
         during = (caller.state, agent.state, caller.uniqueid in board.active)
         await alice.hangup()
@@ -382,7 +380,6 @@ async def test_a_caller_waiting_in_the_queue_keeps_their_place_across_a_pbx_link
     config = {"pbx": {"ami": slow, "esl": slow}, "queues": {"sales": queue}}
     async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)
-        board = center.daemon.switchboard
         status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
         assert status == 200
         caller = await center.pbx.call("800", caller_num="5550006")
@@ -391,9 +388,7 @@ async def test_a_caller_waiting_in_the_queue_keeps_their_place_across_a_pbx_link
         await until(lambda: caller.heard.count("promo-a") >= 1, timeout=5)
         await asyncio.sleep(0.2)  # the music is back on: the next announcement is due later
         with structlog.testing.capture_logs() as logs:
-            await center.drop_pbx_connections()
-            await until(lambda: not board.pbx_up, timeout=5)
-            await until(lambda: board.pbx_up, timeout=8)
+            await center.pbx_outage()
         status, _ = await center.api("POST", "/agents/1001/unpause", {})
         assert status == 200
         assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
@@ -421,14 +416,11 @@ async def test_a_ring_that_runs_out_while_the_pbx_link_is_down_is_followed_by_th
     config = {"pbx": {"ami": slow, "esl": slow}}
     async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
         alice = center.add_phone("PJSIP/1001", answer_after=None)
-        board = center.daemon.switchboard
         caller = await center.pbx.call("800", caller_num="5550007")
         await caller.wait_for_prompt("welcome-menu", timeout=5)
         await caller.press("1")
         await until(lambda: alice.rings >= 1, timeout=5)
-        await center.drop_pbx_connections()
-        await until(lambda: not board.pbx_up, timeout=5)
-        await until(lambda: board.pbx_up, timeout=8)
+        await center.pbx_outage()
         alice.answer_after = 0.05
         assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
         await caller.hangup()
@@ -669,11 +661,8 @@ async def test_a_menu_whose_wait_ended_during_a_link_outage_asks_again_in_the_sa
         center.add_phone("PJSIP/1001", answer_after=0.05)
         caller = await center.pbx.call("800", caller_num="5550023")
         await caller.wait_for_prompt("welcome-menu", timeout=5)
-        board = center.daemon.switchboard
         with structlog.testing.capture_logs() as logs:
-            await center.drop_pbx_connections()
-            await until(lambda: not board.pbx_up, timeout=5)
-            await until(lambda: board.pbx_up, timeout=8)
+            await center.pbx_outage()
             async with asyncio.timeout(5):
                 while caller.heard.count("welcome-menu") < 2:
                     await asyncio.sleep(0.02)
