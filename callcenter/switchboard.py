@@ -248,6 +248,9 @@ EMPTY_LOOK = 0.25
 LINK_DOWN_GRACE = 1.0
 """Seconds a waiting caller's failed PBX request waits for its driver to say the link is
 down (the request fails first)."""
+IVR_LINK_WAIT = 60.0
+"""Longest a caller in the IVR whose next prompt could not be sent waits for the PBX link
+(the PBX keeps the call meanwhile); past it the call is left to the driver to take back."""
 
 AGENT_ROUTES = (
     "agent-login",
@@ -924,6 +927,9 @@ class Switchboard:
             queue_look=self.queue_look,
             number_lists=self.lists.merged(config),
             variables=variables,
+            link_back=lambda exc: self._link_back(
+                call, exc, time.monotonic() + IVR_LINK_WAIT, "ivr"
+            ),
         )
         outcome = await runner.run(flow)
         if isinstance(outcome, Transferred):
@@ -1586,16 +1592,27 @@ class Switchboard:
     ) -> None:
         """A command for a caller waiting in a queue could not be sent: the PBX link is
         down. The caller keeps their place (the PBX plays their music on) until the link is
-        back, then hears the queue's music again. Raises ``exc`` again when the call's
-        control went with the link (``CommandResultLost``) or the link is not back by
-        ``until`` (the queue's deadline)."""
-        if isinstance(exc, CommandResultLost) or call.hung_up:
+        back, then hears the queue's music again. Raises ``exc`` again when the link is not
+        back in time (see :meth:`_link_back`; ``until``: the queue's deadline)."""
+        if not await self._link_back(call, exc, until, "queue"):
             raise exc
+        await call.start_hold_music(qcfg.hold_music)
+
+    async def _link_back(
+        self, call: Call, exc: PBXConnectionError, until: float, where: str
+    ) -> bool:
+        """A command for ``call`` could not be sent: the PBX link is down. Wait (the PBX
+        runs on with what the caller hears) until the link is back: True. False when the
+        call's control went with the link (``CommandResultLost``: the driver takes the
+        call back) or ``until`` (monotonic) came first; ``CallHungUp`` when the caller
+        hung up meanwhile."""
+        if isinstance(exc, CommandResultLost):
+            return False
         if self._pbx_up.is_set():
             # A request fails a moment before its driver says the link is down.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._pbx_down.wait(), LINK_DOWN_GRACE)
-        log.info("queue_wait_outlasts_outage", call_id=call.info.call_id, error=str(exc))
+        log.info("call_outlasts_outage", call_id=call.info.call_id, where=where, error=str(exc))
         up = asyncio.ensure_future(self._pbx_up.wait())
         gone = asyncio.ensure_future(call.wait_hangup())
         try:
@@ -1606,9 +1623,9 @@ class Switchboard:
             )
         finally:
             await cancel_and_wait(up, gone)
-        if not self._pbx_up.is_set() and not call.hung_up:
-            raise exc
-        await call.start_hold_music(qcfg.hold_music)
+        if call.hung_up:
+            raise CallHungUp(f"{call.info.channel} hung up while the PBX link was down")
+        return self._pbx_up.is_set()
 
     async def _drop_hunt(self, entry: QueueEntry, hunt: asyncio.Future[list[Agent]] | None) -> None:
         """Stop asking the router for agents; agents reserved meanwhile are released."""

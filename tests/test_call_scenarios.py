@@ -401,7 +401,7 @@ async def test_a_caller_waiting_in_the_queue_keeps_their_place_across_a_pbx_link
     failed = [e for e in logs if e["event"] == "call_failed"]
     assert failed == [], failed
     if agi in ("asyncagi", "esl-inbound"):
-        assert "queue_wait_outlasts_outage" in [e["event"] for e in logs], "it waited"
+        assert "call_outlasts_outage" in [e["event"] for e in logs], "it waited"
 
 
 async def test_a_ring_that_runs_out_while_the_pbx_link_is_down_is_followed_by_the_next(

@@ -420,6 +420,59 @@ async def test_lookup_that_times_out_or_fails_takes_the_fallback_branch(
     assert json.loads(row["ivr_variables"]) == {"language": "fr", "customer": "unknown"}
 
 
+async def test_a_prompt_due_while_the_pbx_link_is_down_plays_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """The link drops while the flow waits for the CRM; the next prompt cannot be sent
+    where the link carries the call's control (AsyncAGI, FreeSWITCH park): the caller waits
+    for the link (the PBX keeps the call meanwhile) and then hears it. The walk goes on:
+    one record, not a take-back from the top."""
+    transport = _transport[0]
+    flows = {
+        "ivr": {
+            "start": "crm",
+            "nodes": {
+                "crm": {
+                    "kind": "lookup",
+                    "url": "",
+                    "timeout": 3,
+                    "fields": {"vip": "vip"},
+                    "next": "bye",
+                    "fallback": "bye",
+                },
+                "bye": {"kind": "hangup", "prompt": "goodbye"},
+            },
+        }
+    }
+    slow = {"reconnect_min": 1.5, "reconnect_max": 1.5}
+    async with http_server(lambda path, body: (200, b'{"vip": true}', 0.6)) as url:
+        flows["ivr"]["nodes"]["crm"]["url"] = f"{url}/caller"
+        config = {
+            "routes": ROUTES,
+            "flows": flows,
+            "ivr": {"voicemail_folder": "vm"},
+            "pbx": {"ami": slow, "esl": slow},
+        }
+        async with running_center(
+            tmp_path, transport=transport, config=config, prompt_seconds=0.03
+        ) as center:
+            caller = await center.pbx.call("800")
+            async with asyncio.timeout(5):
+                while not center.daemon.switchboard.active:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            with capture_logs() as logs:
+                await center.drop_pbx_connections()
+                await caller.wait_ended(timeout=8)
+            row = await center.cdr(caller.uniqueid)
+    events = [e["event"] for e in logs]
+    assert caller.heard == ["goodbye"]
+    assert row["ivr_path"] == "ivr:crm>ivr:bye" and row["hung_up_by"] != "link_lost"
+    assert "call_failed" not in events
+    if transport in ("asyncagi", "esl-inbound"):
+        assert "call_outlasts_outage" in events, "it waited for the link"
+
+
 async def test_language_node_switches_the_prompts_for_the_rest_of_the_call(
     tmp_path: Path,
 ) -> None:

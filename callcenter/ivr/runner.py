@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +52,7 @@ from callcenter.config.models import (
     TransferNode,
     VoicemailNode,
 )
-from callcenter.errors import CallHungUp, CommandFailed, PBXError
+from callcenter.errors import CallHungUp, CommandFailed, PBXConnectionError, PBXError
 from callcenter.ivr.calendar import (
     OpeningHours,
     date_listed,
@@ -199,8 +199,12 @@ class FlowRunner:
         queue_look: Callable[[str], QueueLook] = _nothing_known,
         number_lists: Mapping[str, Sequence[str]] | None = None,
         variables: Mapping[str, str] | None = None,
+        link_back: Callable[[PBXConnectionError], Awaitable[bool]] | None = None,
     ) -> None:
         self.call = call
+        self.link_back = link_back
+        """Waits for the PBX link after a node's command could not be sent (True: back,
+        the node runs again); None: such a node fails the walk."""
         self.switches: Mapping[str, bool] = switches if switches is not None else {}
         """Which of ``ivr.switches`` are on now (a branch case's ``switch``)."""
         self.queue_look = queue_look
@@ -256,7 +260,7 @@ class FlowRunner:
         for _ in range(MAX_STEPS):
             node = flows[self._flow].nodes[self._node]
             self.on_event(NodeEntered(self._flow, self._node, node.kind, digits))
-            step = await self._run_node(node)
+            step = await self._outlasting(node)
             digits = ""
             if isinstance(step, ToQueue | Transferred | Hangup):
                 return step
@@ -279,6 +283,16 @@ class FlowRunner:
         self._log.warning("ivr_step_budget_exhausted", flow=self._flow, node=self._node)
         self._decide("the flow ran too long without the caller pressing a key: hang up")
         return Hangup("loop")
+
+    async def _outlasting(self, node: Node) -> _Step:
+        """Run ``node``; one whose command could not be sent (the PBX link is down) runs
+        again once :attr:`link_back` says the link is back."""
+        while True:
+            try:
+                return await self._run_node(node)
+            except PBXConnectionError as exc:
+                if self.link_back is None or not await self.link_back(exc):
+                    raise
 
     async def _run_node(self, node: Node) -> _Step:
         if isinstance(node, PlayNode):
