@@ -604,7 +604,8 @@ async def test_a_command_cut_by_the_end_of_its_session_and_the_link_at_once_leav
         ("EXEC Dial PJSIP/1001", "AGI", "0"),
         ("GET DATA welcome-menu 5000 1", "AGI", ""),
         ("WAIT FOR DIGIT 1000", "AGI", "0"),
-        ("GET VARIABLE DIALSTATUS", "AGI", CommandResultLost),
+        ("GET VARIABLE DIALSTATUS", "AGI", "again"),
+        ("RECORD FILE /var/spool/vm/1 wav # 60000 0 BEEP s=5", "AGI", CommandResultLost),
         ("EXEC Dial PJSIP/1001", None, CallHungUp),
     ],
 )
@@ -613,8 +614,8 @@ async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to
 ) -> None:
     """Still running at the PBX (the talk of a Dial, a room): its AsyncAGIExec comes once the
     link is back. Back in AGI: an application or a wait for keys ended unseen, as if run to
-    its end with no key (the channel lives); a variable's value is lost, and the channel
-    is left for adoption. Gone: the caller hung up meanwhile."""
+    its end with no key (the channel lives); a read is asked again; a recording's end is
+    lost, and the channel is left for adoption. Gone: the caller hung up meanwhile."""
     router = _idle_router()
     channel = "PJSIP/5550101-00000031"
     item = _waiting(channel, "1796433947.3", "AGI", "agi:async,inbound", Exten="800")
@@ -622,8 +623,23 @@ async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to
     session = router.session_for(channel)
     assert session is not None
 
-    async def send_action(*args: Any, **kwargs: Any) -> AMIMessage:
+    sent: list[str] = []
+
+    async def send_action(action: str, fields: Any, **kwargs: Any) -> AMIMessage:
+        sent.append(dict(fields)["CommandID"])
         return AMIMessage.from_pairs({"Response": "Success", "Message": "Added AGI command"})
+
+    def result(command_id: str, text: str) -> None:
+        router._on_exec(
+            AMIMessage.from_pairs(
+                {
+                    "Event": "AsyncAGIExec",
+                    "Channel": channel,
+                    "CommandId": command_id,
+                    "Result": text,
+                }
+            )
+        )
 
     monkeypatch.setattr(router.ami, "send_action", send_action)
     try:
@@ -637,17 +653,12 @@ async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to
         await asyncio.sleep(0.01)
         if outcome == "result":
             assert not command.done() and router.session_for(channel) is session
-            router._on_exec(
-                AMIMessage.from_pairs(
-                    {
-                        "Event": "AsyncAGIExec",
-                        "Channel": channel,
-                        "CommandId": "ccagi-1",
-                        "Result": "200%20result%3D0%0A",
-                    }
-                )
-            )
+            result(sent[0], "200%20result%3D0%0A")
             assert (await command).code == 200
+        elif outcome == "again":
+            assert len(sent) == 2 and not command.done(), "asked again, under a new id"
+            result(sent[1], "200%20result%3D1%20(NOANSWER)%0A")
+            assert (await command).value == "NOANSWER"
         elif isinstance(outcome, str):
             assert (await command).result == outcome, "ran to its end, no key pressed"
             assert router.session_for(channel) is session, "the call goes on"

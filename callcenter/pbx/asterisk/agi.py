@@ -22,8 +22,9 @@ and hang-up tracking. The codec (:mod:`callcenter.protocols.agi`) does the parsi
   (:meth:`AsyncAGIRouter.resume`): a channel gone has hung up (``CallHungUp``); one still
   in the command's application goes on waiting; one back in ``AGI`` finished its command
   meanwhile: an application, a prompt or a wait for keys gets the answer of one that ran
-  to its end with no key pressed (:data:`ENDED_UNSEEN`), and the call goes on; a command
-  whose answer matters (a variable's value) is lost (``CommandResultLost``: the session is
+  to its end with no key pressed (:data:`ENDED_UNSEEN`), a read is sent again
+  (:data:`SEND_AGAIN`), and the call goes on; a command whose answer matters and cannot
+  be asked again (a recording's end) is lost (``CommandResultLost``: the session is
   forgotten, for the driver to adopt the channel anew).
 
 Command timeouts raise ``PBXTimeoutError``; a command on a closed or ended session raises
@@ -49,6 +50,7 @@ from callcenter.errors import (
     CommandFailed,
     CommandResultLost,
     ListenError,
+    PBXConnectionError,
     PBXError,
     PBXTimeoutError,
 )
@@ -597,6 +599,14 @@ class AsyncAGISession:
 
     async def command(self, line: str, *, timeout: float | None) -> AGIResult:
         _check_line(line)
+        while True:
+            try:
+                return await self._command_once(line, timeout)
+            except _SendAgain:
+                # A read whose answer went with the AMI link: asking again is harmless.
+                self._log.info("asyncagi_command_sent_again", command=line[:80])
+
+    async def _command_once(self, line: str, timeout: float | None) -> AGIResult:
         if self._ended:
             raise CallHungUp(f"AGI session of {self.channel} ended ({self._end_reason})")
         command_id = self._router._next_command_id()
@@ -688,14 +698,20 @@ class AsyncAGISession:
         if application is None:
             self.end("gone while the AMI link was down", hung_up=True)
         elif application.upper() == "AGI" and all(
-            _ended_unseen(line) for line in self._lines.values()
+            _ended_unseen(line) or line.upper().startswith(SEND_AGAIN)
+            for line in self._lines.values()
         ):
             self._log.info("asyncagi_commands_ended_unseen", reason=reason)
             for command_id, future in self._pending.items():
-                if not future.done():
-                    future.set_result(parse_result(_ended_unseen(self._lines[command_id])))
+                answer = _ended_unseen(self._lines[command_id])
+                if future.done():
+                    continue
+                if answer:
+                    future.set_result(parse_result(answer))
+                else:
+                    future.set_exception(_SendAgain(reason))
         elif application.upper() == "AGI":
-            # One whose answer matters (a variable's value, a recording's end): lost.
+            # One whose answer matters and cannot be asked again (a recording's end): lost.
             self._log.info("asyncagi_result_lost", reason=reason)
             self._ended = True
             self._end_reason = "result lost with the AMI link"
@@ -934,8 +950,18 @@ ENDED_UNSEEN: Final = (
 channel is back at the AGI prompt alive: it ran to its end and no key was pressed (keys
 pressed meanwhile are lost: the caller hears a menu's "no input" and is asked again). An
 application's return says nothing more of a live channel (Dial returns -1 after an
-answered call too: the driver reads the dial's variables). Other commands (a variable's
-value, a recording's end) have no such answer."""
+answered call too: the driver reads the dial's variables). Reads are asked again
+(:data:`SEND_AGAIN`); a recording's end has no such answer."""
+
+
+SEND_AGAIN: Final = ("GET VARIABLE ", "GET FULL VARIABLE ", "CHANNEL STATUS")
+"""Commands that only read, sent again when they ended during an AMI outage (their answer
+is lost, asking again is harmless)."""
+
+
+class _SendAgain(PBXConnectionError):
+    """A held read's answer went with the AMI link: :meth:`AsyncAGISession.command` sends it
+    again (never raised to its callers)."""
 
 
 def _ended_unseen(line: str) -> str:
