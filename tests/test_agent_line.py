@@ -700,6 +700,7 @@ async def test_carol_with_no_screen_gives_her_call_its_code_and_joins_a_queue_fr
         still = "1003" in center.daemon.switchboard.lines
         await line.hangup()
         await center.idle()
+        await center.daemon.recorder.writer.wait_written(f"disposition:{caller.uniqueid}")
         rows = await asyncio.to_thread(center.daemon.store.fetch_dispositions)
     assert [(r.agent, r.code) for r in rows] == [("1003", "sale")]
     assert "support" in joined, "*45 + the queue's digits + #: a member now"

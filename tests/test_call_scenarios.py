@@ -673,7 +673,9 @@ async def test_a_menu_whose_wait_ended_during_a_link_outage_asks_again_in_the_sa
         await center.daemon.recorder.wait_written(caller.uniqueid)
         rows = await asyncio.to_thread(center.daemon.store.fetch_cdrs)
     events = [e["event"] for e in logs]
-    assert settled in events
+    # The menu's key read ended unseen, or (the prompt ended just before the cut) could not
+    # be sent and waited for the link.
+    assert settled in events or "call_outlasts_outage" in events
     assert "asyncagi_channel_adopted" not in events and "call_failed" not in events
     [row] = rows
     assert (row["hung_up_by"], row["agent"], row["queue"]) == ("caller", "1001", "sales")
