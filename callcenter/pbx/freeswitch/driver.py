@@ -2519,7 +2519,11 @@ class FreeSwitchCall:
         may be lost."""
         across = {uid for uid in self._across if uid in self._apps}
         self._across.clear()
-        if across and self._settling is None:
+        if across:
+            if self._settling is not None:
+                # A second outage cut the last settling short: this one takes all of them
+                # (the link's loss held whatever still waited, its no-op too).
+                self._settling.cancel()
             self._settling = asyncio.create_task(
                 self._settle_across(across), name=f"settle-{self._uuid}"
             )
@@ -2561,7 +2565,8 @@ class FreeSwitchCall:
             self._log.info("settle_after_outage_failed", error=str(exc))
             return
         finally:
-            self._settling = None
+            if self._settling is asyncio.current_task():
+                self._settling = None
         for uid in across:
             future = self._apps.get(uid)
             if future is not None and not future.done():
