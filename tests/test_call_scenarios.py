@@ -655,7 +655,9 @@ async def test_a_menu_whose_wait_ended_during_a_link_outage_asks_again_in_the_sa
     alive, so the daemon takes it as a wait that ended with no key (one pressed meanwhile
     is lost with the link): the menu asks again, and the caller goes on in the same call
     and the same record."""
-    slow = {"reconnect_min": 2.0, "reconnect_max": 2.0}
+    # The reconnection waits 2-4 s (jittered): longer than the wait for a key (1 s), which
+    # otherwise may end just after the link is back, seen as usual.
+    slow = {"reconnect_min": 4.0, "reconnect_max": 4.0}
     config = {"pbx": {"ami": slow, "esl": slow}}
     async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)
@@ -663,7 +665,7 @@ async def test_a_menu_whose_wait_ended_during_a_link_outage_asks_again_in_the_sa
         await caller.wait_for_prompt("welcome-menu", timeout=5)
         with structlog.testing.capture_logs() as logs:
             await center.pbx_outage()
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(8):
                 while caller.heard.count("welcome-menu") < 2:
                     await asyncio.sleep(0.02)
         await caller.press("1")
