@@ -1412,17 +1412,22 @@ class Switchboard:
                 else self._hunt_after_hold(entry, *hold)
             )
             greeting = (resumed and qcfg.resumed_prompt) or qcfg.announce
-            if greet and greeting:
-                await call.play([greeting])
-            if greet and not hunt.done():
-                await self._announce(call, entry, qcfg, waiting, force=True)
-            if not hunt.done():
-                # One loop turn lets the hunt reserve a free agent (it only waits when there is
-                # none). A reserved agent is rung at once, the queue's music playing while it
-                # rings (the dial's hold_music): starting the music first costs PBX commands.
-                await asyncio.sleep(0)
-            if not hunt.done():
-                await call.start_hold_music(qcfg.hold_music)
+            try:
+                if greet and greeting:
+                    await call.play([greeting])
+                if greet and not hunt.done():
+                    await self._announce(call, entry, qcfg, waiting, force=True)
+                if not hunt.done():
+                    # One loop turn lets the hunt reserve a free agent (it only waits when
+                    # there is none). A reserved agent is rung at once, the queue's music
+                    # playing while it rings (the dial's hold_music): starting the music
+                    # first costs PBX commands.
+                    await asyncio.sleep(0)
+                if not hunt.done():
+                    await call.start_hold_music(qcfg.hold_music)
+            except PBXConnectionError as exc:
+                # The caller has their place already; the greeting is not played again.
+                await self._outlast_outage(call, exc, deadline, qcfg)
             while connected is None:
                 now = time.monotonic()
                 if withdrawal.done():
@@ -1454,8 +1459,11 @@ class Switchboard:
                     if dest.to != "callback" or self.callbacks.allowed(config, info.caller_num):
                         raise _LeaveQueue("exitkey", dest, key=digit or "")
                     qlog.info("callback_refused", number=info.caller_num)
-                    await call.play([qcfg.callback_refused_prompt])
-                    await call.start_hold_music(qcfg.hold_music)
+                    try:
+                        await call.play([qcfg.callback_refused_prompt])
+                        await call.start_hold_music(qcfg.hold_music)
+                    except PBXConnectionError as exc:
+                        await self._outlast_outage(call, exc, deadline, qcfg)
                 if hunt is not None and hunt.done():
                     agents = hunt.result()
                     hunt = None
@@ -1785,8 +1793,7 @@ class Switchboard:
         asking = self.active.get(call.info.call_id)
         data = tuple(asking.variables.items()) if asking is not None else ()
         self.callbacks.keep(entry, call.info.caller_num, joined, config, data)
-        await call.stop_hold_music()
-        await call.play([dest.prompt or qcfg.callback_prompt])
+        await self._tell_through_outage(call, dest.prompt or qcfg.callback_prompt, music=True)
         return "system"
 
     async def _call_back_at(
@@ -1806,8 +1813,24 @@ class Switchboard:
         queue = active.queue or ""
         data = tuple(active.variables.items())
         self.callbacks.later(info.call_id, queue, info.caller_num, priority, at, data=data)
-        await call.play([dest.prompt or qcfg.callback_prompt])
+        await self._tell_through_outage(call, dest.prompt or qcfg.callback_prompt)
         return "system"
+
+    async def _tell_through_outage(self, call: Call, prompt: str, *, music: bool = False) -> None:
+        """Play ``prompt`` (after stopping the hold music: ``music``) to a caller whose
+        callback is kept already. When the PBX link is down it is played once the link is
+        back (up to IVR_LINK_WAIT): the caller is not taken back from the top (and asked
+        again) for a callback they have."""
+        for attempt in (1, 2):
+            try:
+                if music:
+                    await call.stop_hold_music()
+                await call.play([prompt])
+                return
+            except PBXConnectionError as exc:
+                until = time.monotonic() + IVR_LINK_WAIT
+                if attempt == 2 or not await self._link_back(call, exc, until, "callback"):
+                    raise
 
     def queue_callers(self, queue: str) -> list[dict[str, Any]]:
         """Everyone waiting in ``queue``, in queue order, as supervisors see them: a caller

@@ -21,7 +21,7 @@ from callcenter.daemon import Daemon, loop_factory
 from callcenter.demopbx.channels import FAILOVER_PROMPT as ASTERISK_FAILOVER
 from callcenter.demopbx.freeswitch import FAILOVER_PROMPT
 from callcenter.demopbx.fs_channels import prompt_name
-from callcenter.testing import TRANSPORTS, Center, running_center, until
+from callcenter.testing import CALLBACKS_ON, TRANSPORTS, Center, merge, running_center, until
 
 FAILOVER = prompt_name(FAILOVER_PROMPT)
 
@@ -681,6 +681,131 @@ async def test_a_menu_whose_wait_ended_during_a_link_outage_asks_again_in_the_sa
     assert "asyncagi_channel_adopted" not in events and "call_failed" not in events
     [row] = rows
     assert (row["hung_up_by"], row["agent"], row["queue"]) == ("caller", "1001", "sales")
+
+
+def _cut_before(center: Center, monkeypatch: pytest.MonkeyPatch, prompt: str) -> None:
+    """The first time the daemon's one call is to play ``prompt``, the PBX link is cut
+    first and the daemon knows it: the command meets a link that is down (what a cut in
+    the moment between two commands does)."""
+    board = center.daemon.switchboard
+    [active] = board.active.values()
+    play = active.call.play
+    cuts = [prompt]
+
+    async def play_after_the_cut(prompts: list[str], *args: Any, **kwargs: Any) -> Any:
+        if cuts and prompt in prompts:
+            cuts.clear()
+            await center.drop_pbx_connections()
+            await until(lambda: not board.pbx_up, timeout=5)
+        return await play(prompts, *args, **kwargs)
+
+    monkeypatch.setattr(active.call, "play", play_after_the_cut)
+
+
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
+async def test_a_queue_greeting_due_while_the_link_is_down_is_skipped_and_the_caller_waits_on(
+    tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller chose sales; its greeting is due while the link that drives the call is
+    down (AsyncAGI's AMI, FreeSWITCH park's event socket). The caller has their place: they
+    wait until the link is back, hear the queue's music (the greeting is not played late)
+    and reach Alice in the same call, not taken from the top of the menu again."""
+    config = {
+        "pbx": {"ami": {"reconnect_min": 0.5}, "esl": {"reconnect_min": 0.5}},
+        "queues": {"sales": {"announce": "sales-greeting"}},
+    }
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await center.pbx.call("800", caller_num="5550024")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        _cut_before(center, monkeypatch, "sales-greeting")
+        with structlog.testing.capture_logs() as logs:
+            await caller.press("1")
+            assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    waited = [e for e in logs if e["event"] == "call_outlasts_outage"]
+    assert [e["where"] for e in waited] == ["queue"]
+    assert "call_failed" not in [e["event"] for e in logs]
+    assert caller.heard.count("welcome-menu") == 1 and "sales-greeting" not in caller.heard
+    assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
+
+
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
+async def test_a_callback_confirmation_due_while_the_link_is_down_is_told_once_it_is_back(
+    tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller pressed the queue's callback key and their place is kept; the
+    confirmation is due while the link is down. It is told once the link is back and the
+    call ends as a kept callback, instead of a failed call whose caller the daemon would
+    take back from the top of the menu (to ask for a callback they have)."""
+    config = merge(
+        CALLBACKS_ON,
+        {
+            "pbx": {"ami": {"reconnect_min": 0.5}, "esl": {"reconnect_min": 0.5}},
+            "queues": {"sales": {"exit_keys": {"2": "callback"}}},
+        },
+    )
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
+        assert status == 200
+        caller = await center.pbx.call("800", caller_num="5550025")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        await caller.wait_moh(timeout=5)
+        _cut_before(center, monkeypatch, "queue-callback-confirmed")
+        with structlog.testing.capture_logs() as logs:
+            await caller.press("2")
+            await caller.wait_ended(timeout=8)
+        row = await center.cdr(caller.uniqueid)
+        kept = list(center.daemon.switchboard.callbacks.kept.values())
+        await center.idle()
+    waited = [e for e in logs if e["event"] == "call_outlasts_outage"]
+    assert [e["where"] for e in waited] == ["callback"]
+    assert "call_failed" not in [e["event"] for e in logs]
+    assert caller.heard.count("welcome-menu") == 1
+    assert caller.heard[-1] == "queue-callback-confirmed"
+    assert row["hung_up_by"] == "system" and len(kept) == 1
+
+
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
+async def test_a_refused_callback_said_while_the_link_is_down_leaves_the_caller_in_the_queue(
+    tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller whose number may not be called back pressed the callback key: the "no
+    callback" prompt is due while the link is down. They keep waiting in the queue, hear
+    its music again once the link is back, and reach Alice when she is back."""
+    config = merge(
+        CALLBACKS_ON,
+        {
+            "pbx": {"ami": {"reconnect_min": 0.5}, "esl": {"reconnect_min": 0.5}},
+            "queues": {"sales": {"exit_keys": {"2": "callback"}}},
+        },
+    )
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
+        assert status == 200
+        caller = await center.pbx.call("800", caller_num="0900123456")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        await caller.wait_moh(timeout=5)
+        _cut_before(center, monkeypatch, "queue-callback-unavailable")
+        with structlog.testing.capture_logs() as logs:
+            await caller.press("2")
+            await until(lambda: any(e["event"] == "call_outlasts_outage" for e in logs))
+            await until(lambda: center.daemon.switchboard.pbx_up, timeout=5)
+        status, _ = await center.api("POST", "/agents/1001/unpause", {})
+        assert status == 200
+        assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    waited = [e for e in logs if e["event"] == "call_outlasts_outage"]
+    assert [e["where"] for e in waited] == ["queue"]
+    assert "call_failed" not in [e["event"] for e in logs]
+    assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
 
 
 async def test_menu_timeouts_run_out_and_the_default_route_queues_the_caller(
