@@ -3518,6 +3518,25 @@ def _reports_line(reports: Mapping[str, Any]) -> str:
     return line
 
 
+def _left_behind_line(left: Mapping[str, Any]) -> str:
+    """What an earlier daemon left behind (``/status``'s ``left_behind``) in one line, or
+    nothing when it left nothing."""
+    rooms = list(left.get("rooms_watched") or [])
+    done = [
+        f"{left.get(key)} {what}"
+        for key, what in (
+            ("lines_taken_back", "line(s) sent through *70 again"),
+            ("dials_hung_up", "dial agent(s) hung up"),
+            ("room_legs_hung_up", "stranded room leg(s) hung up"),
+        )
+        if left.get(key)
+    ]
+    if not rooms and not done:
+        return ""
+    watched = f"watching {', '.join(rooms)}" if rooms else "nobody left in a room"
+    return "Left by an earlier daemon: " + "; ".join([watched, *done])
+
+
 def format_status(status: dict[str, Any]) -> str:
     """``/status`` as a supervisor reads it: the PBX link and the records, one line per
     agent and per queue, then the calls in progress."""
@@ -3584,6 +3603,11 @@ def format_status(status: dict[str, Any]) -> str:
         reports = records.get("reports")
         if reports is not None:
             lines.append(_reports_line(reports))
+    left = status.get("left_behind")
+    if left:
+        line = _left_behind_line(left)
+        if line:
+            lines.append(line)
     mqtt = status.get("mqtt")
     if mqtt is not None:
         if mqtt.get("connected"):

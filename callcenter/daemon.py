@@ -390,6 +390,7 @@ class Daemon:
         self.bus.subscribe(self.lamps.on_event, kinds=MessageLamps.kinds())
         self.busy_lamps = BusyLamps(self.pbx, self.router, self.bus, lambda: self.config)
         self.stranded = StrandedLegs(self.pbx, config.pbx.stranded_sweep)
+        self.switchboard.stranded = self.stranded
         assert self.switchboard.left_rooms is not None
         self.left_rooms: LeftRooms = self.switchboard.left_rooms
         self.campaigns = Campaigns(self.switchboard.dialler, self.bus)

@@ -154,7 +154,7 @@ from callcenter.pbx.interface import (
     PBXEvent,
     SpyMode,
 )
-from callcenter.pbx.stranded import LeftRooms
+from callcenter.pbx.stranded import LeftRooms, StrandedLegs
 from callcenter.records.cdr import QueueVisit
 from callcenter.supervision.monitor import Monitoring
 from callcenter.tasks import cancel_and_wait
@@ -405,10 +405,13 @@ class Switchboard:
         self._closing = False
         router.on_offer_revoked = self._offer_revoked
         self.pbx: PBX | None = None
+        """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
         self.left_rooms: LeftRooms | None = None
         """Agents left in their rooms by an earlier daemon or a lost link (set with the
         PBX)."""
-        """The PBX, for PBX-wide commands (callback originates); see :meth:`attach_pbx`."""
+        self.stranded: StrandedLegs | None = None
+        """The sweep of room legs nobody is on (``pbx.stranded_sweep``), when the daemon
+        runs one: for ``/status`` and the metrics."""
         self._callbacks: dict[str, PendingCallback] = {}
         """Callbacks and campaign dials being placed, by the token their call brings back."""
         self._withdrawals: dict[str, asyncio.Future[QueueExit]] = {}

@@ -314,12 +314,15 @@ async def test_carol_left_talking_on_her_line_by_a_restart_is_put_back_on_a_line
         after_restart = (line.state, caller.state, _in_room(center, line))
         carol = daemon.router.agents["1003"].state
         looking = daemon.left_rooms.watched
+        _, watching = await center.api("GET", "/status")
         await caller.hangup()
         await caller.wait_ended(timeout=5)
         await until(lambda: line.heard.count("agent-pass") == 2, timeout=10)
         await line.press("4321")
         await until(lambda: "1003" in daemon.switchboard.lines, timeout=5)
         back = daemon.router.agents["1003"].state
+        _, done = await center.api("GET", "/status")
+        metrics = await asyncio.to_thread(scrape_metrics, daemon.api.port)
         following = await _put_through(center, "5550311")
         await following.hangup()
         await line.hangup()
@@ -330,6 +333,22 @@ async def test_carol_left_talking_on_her_line_by_a_restart_is_put_back_on_a_line
     assert (carol, looking) == ("logged_out", ["line-1003"])
     assert back == "available" and line.heard.count("agent-loginok") == 2
     assert daemon.left_rooms.taken_back == 1 and not daemon.left_rooms.watched
+    assert watching["left_behind"]["rooms_watched"] == ["line-1003"]
+    assert "Left by an earlier daemon: watching line-1003" in format_status(watching)
+    assert (done["left_behind"]["rooms_watched"], done["left_behind"]["lines_taken_back"]) == (
+        [],
+        1,
+    )
+    assert "nobody left in a room; 1 line(s) sent through *70 again" in format_status(done)
+    assert "callcenter_left_lines_taken_back_total 1" in metrics
+    assert "callcenter_left_rooms_watched 0" in metrics
+
+
+def test_status_says_nothing_of_what_an_earlier_daemon_left_when_it_left_nothing() -> None:
+    nothing = {"rooms_watched": [], "lines_taken_back": 0, "dials_hung_up": 0}
+    assert "Left by" not in format_status({"left_behind": {**nothing, "room_legs_hung_up": 0}})
+    shown = format_status({"left_behind": {**nothing, "room_legs_hung_up": 2}})
+    assert "Left by an earlier daemon: nobody left in a room; 2 stranded room leg(s)" in shown
 
 
 async def test_carol_waiting_on_her_line_when_the_daemon_is_killed_is_put_back_on_a_line(

@@ -11,7 +11,9 @@ Routes (all JSON)::
                                           supervisors, campaigns, the notices standing;
                                           each queue and agent with "today"
                                           (callcenter.live.today, as MQTT's), each queue
-                                          with its voicemails and oldest_voicemail (s)
+                                          with its voicemails and oldest_voicemail (s),
+                                          and "left_behind" (agents' rooms an earlier
+                                          daemon left: callcenter.pbx.stranded)
     GET  /metrics                         live figures for Prometheus (text exposition format,
                                           see :mod:`callcenter.live.metrics`)
     GET  /figures/outcomes?since=&until=&tz=&per=agent|queue|campaign&team=
@@ -385,6 +387,7 @@ from callcenter.live.stream import EventStreams, StreamFilter
 from callcenter.live.today import AgentDay, Today
 from callcenter.outbound.campaign import Campaigns
 from callcenter.outbound.leads import MAX_PRIORITY, RESERVED_COLUMNS, Lead, normalise_number
+from callcenter.pbx.stranded import left_behind
 from callcenter.records.adherence import adherence_days
 from callcenter.records.audit import AuditTrail, detail_of
 from callcenter.records.callbacks import QueueCallback
@@ -2436,6 +2439,7 @@ class ControlAPI:
             snapshot["drain"] = self._drain.view() if self._drain is not None else None
             snapshot["switches"] = board.switch_views()
             snapshot["member_changes"] = board.roster.member_views()
+            snapshot["left_behind"] = left_behind(board.left_rooms, board.stranded)
             later = board.callbacks.scheduled_by_queue()
             day = self.today.roll() if self.today is not None else None
             messages = self._voicemails_open()
@@ -2983,6 +2987,7 @@ class ControlAPI:
             agent_alerts=(board.agent_alerts.standing() if board.config.acd.agent_alerts else None),
             oldest_voicemails=self._voicemails_oldest(),
             scheduled=self._scheduled(set(board.config.agents)),
+            left_behind=left_behind(board.left_rooms, board.stranded),
         )
 
     def _scheduled(self, among: Collection[str]) -> tuple[int, int] | None:

@@ -27,7 +27,10 @@ Gauges: ``callcenter_calls_active``, ``callcenter_queue_waiting``,
 ``callcenter_queue_agents_staffed``, ``callcenter_queue_callbacks_waiting``,
 ``callcenter_agents{state}``, ``callcenter_agents_on_line``,
 ``callcenter_supervisors_monitoring``, ``callcenter_pbx_connected``, ``callcenter_draining``,
-``callcenter_switch{switch}``, ``callcenter_records_ok``, ``callcenter_records_unwritten``.
+``callcenter_switch{switch}``, ``callcenter_records_ok``, ``callcenter_records_unwritten``,
+``callcenter_left_rooms_watched``; read at the scrape as well, counters since the start:
+``callcenter_left_lines_taken_back_total``, ``callcenter_left_dials_hung_up_total``,
+``callcenter_stranded_room_legs_hung_up_total`` (what an earlier daemon left behind).
 
 Service level as a ratio over a window, in PromQL::
 
@@ -334,11 +337,13 @@ class Metrics:
         agent_alerts: Mapping[str, str] | None = None,
         oldest_voicemails: Mapping[str, float] | None = None,
         scheduled: tuple[int, int] | None = None,
+        left_behind: Mapping[str, Any] | None = None,
     ) -> str:
         """The exposition text: counters and histograms so far, gauges from ``snapshot``
         (:meth:`Router.snapshot <callcenter.acd.router.Router.snapshot>`) and the rest
         (``voicemails``: queue -> messages still to call back, for the queues with a box;
-        ``oldest_voicemails``: queue -> seconds since the oldest of them was left)."""
+        ``oldest_voicemails``: queue -> seconds since the oldest of them was left;
+        ``left_behind``: :func:`callcenter.pbx.stranded.left_behind`)."""
         out = Exposition()
         for name, help_text in _COUNTERS:
             series = self._counters.get(name, {})
@@ -431,6 +436,16 @@ class Metrics:
             "1 while the daemon drains: it takes no new calls and stops when those left end.",
             [((), 1.0 if draining else 0.0)],
         )
+        if left_behind is not None:
+            out.family(
+                "callcenter_left_rooms_watched",
+                "gauge",
+                "Agents' rooms (line-, dial-) an earlier daemon left with an agent in them, "
+                "looked after until the agent is back on a line or hung up.",
+                [((), float(len(left_behind.get("rooms_watched") or ())))],
+            )
+            for key, name, help_text in _LEFT_BEHIND:
+                out.family(name, "counter", help_text, [((), float(left_behind.get(key) or 0))])
         if switches:
             out.family(
                 "callcenter_switch",
@@ -522,6 +537,24 @@ class Metrics:
             )
         return out.text()
 
+
+_LEFT_BEHIND: Final = (
+    (
+        "lines_taken_back",
+        "callcenter_left_lines_taken_back_total",
+        "Agents' lines an earlier daemon left, sent through their extension (*70) again.",
+    ),
+    (
+        "dials_hung_up",
+        "callcenter_left_dials_hung_up_total",
+        "Agents an earlier daemon left in their own dial's room, hung up once alone.",
+    ),
+    (
+        "room_legs_hung_up",
+        "callcenter_stranded_room_legs_hung_up_total",
+        "Room-device legs found with nobody on them (pbx.stranded_sweep), hung up.",
+    ),
+)
 
 _COUNTERS: Final = (
     ("callcenter_calls_started_total", "Calls the PBX handed to the daemon."),

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Iterable
-from typing import Final
+from typing import Any, Final
 
 import structlog
 
@@ -287,3 +287,16 @@ class LeftRooms:
             except PBXError as exc:
                 log.debug("stranded_leg_gone", channel=half.channel, error=str(exc))
         return True
+
+
+def left_behind(left: LeftRooms | None, legs: StrandedLegs | None) -> dict[str, Any]:
+    """What this daemon found left by an earlier one (``/status``, metrics): the agents'
+    rooms still looked after (``rooms_watched``), the lines sent through their extension
+    again and the dials' agents hung up since the start, and the stranded room legs hung
+    up (``room_legs_hung_up``)."""
+    return {
+        "rooms_watched": left.watched if left is not None else [],
+        "lines_taken_back": left.taken_back if left is not None else 0,
+        "dials_hung_up": left.hung_up if left is not None else 0,
+        "room_legs_hung_up": legs.hung_up if legs is not None else 0,
+    }
