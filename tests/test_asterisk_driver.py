@@ -605,7 +605,8 @@ async def test_a_command_cut_by_the_end_of_its_session_and_the_link_at_once_leav
         ("GET DATA welcome-menu 5000 1", "AGI", ""),
         ("WAIT FOR DIGIT 1000", "AGI", "0"),
         ("GET VARIABLE DIALSTATUS", "AGI", "again"),
-        ("RECORD FILE /var/spool/vm/1 wav # 60000 0 BEEP s=5", "AGI", CommandResultLost),
+        ("RECORD FILE /var/spool/vm/1 wav # 60000 0 BEEP s=5", "AGI", "0"),
+        ("HANGUP", "AGI", CommandResultLost),
         ("EXEC Dial PJSIP/1001", None, CallHungUp),
     ],
 )
@@ -614,8 +615,9 @@ async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to
 ) -> None:
     """Still running at the PBX (the talk of a Dial, a room): its AsyncAGIExec comes once the
     link is back. Back in AGI: an application or a wait for keys ended unseen, as if run to
-    its end with no key (the channel lives); a read is asked again; a recording's end is
-    lost, and the channel is left for adoption. Gone: the caller hung up meanwhile."""
+    its end with no key (the channel lives), a recording too (as long as it may have run
+    until the resync); a read is asked again; a hang-up that did not happen is lost, and
+    the channel is left for adoption. Gone: the caller hung up meanwhile."""
     router = _idle_router()
     channel = "PJSIP/5550101-00000031"
     item = _waiting(channel, "1796433947.3", "AGI", "agi:async,inbound", Exten="800")
@@ -660,8 +662,12 @@ async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to
             result(sent[1], "200%20result%3D1%20(NOANSWER)%0A")
             assert (await command).value == "NOANSWER"
         elif isinstance(outcome, str):
-            assert (await command).result == outcome, "ran to its end, no key pressed"
+            answer = await command
+            assert answer.result == outcome, "ran to its end, no key pressed"
             assert router.session_for(channel) is session, "the call goes on"
+            if command_line.startswith("RECORD FILE"):
+                # Taken to have recorded until the resync, 20 ms after it was sent.
+                assert answer.value == "timeout" and int(answer.data["endpos"]) >= 80
         else:
             with pytest.raises(outcome):
                 await command

@@ -808,6 +808,57 @@ async def test_a_refused_callback_said_while_the_link_is_down_leaves_the_caller_
     assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
 
 
+@pytest.mark.parametrize(
+    ("agi", "settled"),
+    [
+        ("asyncagi", "asyncagi_recording_ended_unseen"),
+        ("esl-inbound", "application_completed_unseen"),
+    ],
+)
+async def test_a_message_whose_recording_ended_during_a_link_outage_is_kept(
+    tmp_path: Path, agi: str, settled: str
+) -> None:
+    """The caller leaves a message; the link that drives the call drops while it records,
+    and the recording ends at the PBX (their silence) before the link is back: its end
+    is never seen. The message is kept (in the box and the record, the caller thanked),
+    not lost with the link and the caller taken from the top to leave it again."""
+    slow = {"reconnect_min": 4.0, "reconnect_max": 4.0}
+    flow = {
+        "start": "vm",
+        "nodes": {
+            "vm": {
+                "kind": "voicemail",
+                "box": "sales",
+                "prompt": "leave-a-message",
+                "max_seconds": 30,
+                "silence_seconds": 1,
+                "next": "thanks",
+            },
+            "thanks": {"kind": "hangup", "prompt": "thanks"},
+        },
+    }
+    config = {
+        "pbx": {"ami": slow, "esl": slow},
+        "ivr": {"voicemail_folder": "vm"},
+        "routes": {"800": {"flow": "message"}},
+        "flows": {"message": flow},
+    }
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        caller = await center.pbx.call("800", caller_num="5550026")
+        await caller.wait_recording(timeout=5)
+        caller.speak(0.3)
+        with structlog.testing.capture_logs() as logs:
+            await center.pbx_outage()
+            await caller.wait_ended(timeout=8)
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    events = [e["event"] for e in logs]
+    assert settled in events and "call_failed" not in events
+    assert caller.heard == ["leave-a-message", "beep", "thanks"], "once, and thanked"
+    assert row["voicemail"].endswith(f"-{caller.uniqueid}.wav")
+    assert (row["ivr_path"], row["hung_up_by"]) == ("message:vm>message:thanks", "system")
+
+
 async def test_menu_timeouts_run_out_and_the_default_route_queues_the_caller(
     tmp_path: Path,
 ) -> None:

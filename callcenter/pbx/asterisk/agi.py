@@ -23,9 +23,11 @@ and hang-up tracking. The codec (:mod:`callcenter.protocols.agi`) does the parsi
   in the command's application goes on waiting; one back in ``AGI`` finished its command
   meanwhile: an application, a prompt or a wait for keys gets the answer of one that ran
   to its end with no key pressed (:data:`ENDED_UNSEEN`), a read is sent again
-  (:data:`SEND_AGAIN`), and the call goes on; a command whose answer matters and cannot
-  be asked again (a recording's end) is lost (``CommandResultLost``: the session is
-  forgotten, for the driver to adopt the channel anew).
+  (:data:`SEND_AGAIN`), and the call goes on (a recording is kept as one that ran to its
+  limit, as long as the link was down at most); a command whose answer matters
+  and cannot be asked again (a hang-up that did not happen) is lost
+  (``CommandResultLost``: the session is forgotten, for the driver to adopt the channel
+  anew).
 
 Command timeouts raise ``PBXTimeoutError``; a command on a closed or ended session raises
 ``CallHungUp``.
@@ -559,6 +561,8 @@ class AsyncAGISession:
         self._pending: dict[str, asyncio.Future[AGIResult]] = {}
         self._lines: dict[str, str] = {}
         """Each pending command's line, by command id."""
+        self._sent: dict[str, float] = {}
+        """When each pending command was sent (the loop's clock), by command id."""
         self._hangup = asyncio.Event()
         self._hangup_callbacks: list[Callable[[], None]] = []
         self._ended = False
@@ -613,6 +617,7 @@ class AsyncAGISession:
         future: asyncio.Future[AGIResult] = asyncio.get_running_loop().create_future()
         self._pending[command_id] = future
         self._lines[command_id] = line
+        self._sent[command_id] = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(timeout):
                 response = await self._router.ami.send_action(
@@ -636,6 +641,7 @@ class AsyncAGISession:
         finally:
             self._pending.pop(command_id, None)
             self._lines.pop(command_id, None)
+            self._sent.pop(command_id, None)
             if future.done() and not future.cancelled():
                 # Failed by end() or resume() while the action was still being sent,
                 # which raised first: retrieved, or asyncio logs it as never retrieved.
@@ -702,16 +708,22 @@ class AsyncAGISession:
             for line in self._lines.values()
         ):
             self._log.info("asyncagi_commands_ended_unseen", reason=reason)
+            now = asyncio.get_running_loop().time()
             for command_id, future in self._pending.items():
                 answer = _ended_unseen(self._lines[command_id])
                 if future.done():
                     continue
+                if "{endpos}" in answer:
+                    ran = _recorded_at_most(self._lines[command_id], now - self._sent[command_id])
+                    answer = answer.format(endpos=int(ran * RECORD_SAMPLE_RATE))
+                    self._log.info("asyncagi_recording_ended_unseen", seconds=round(ran, 3))
                 if answer:
                     future.set_result(parse_result(answer))
                 else:
                     future.set_exception(_SendAgain(reason))
         elif application.upper() == "AGI":
-            # One whose answer matters and cannot be asked again (a recording's end): lost.
+            # One whose answer matters and cannot be asked again (a hang-up asked that did
+            # not happen): lost.
             self._log.info("asyncagi_result_lost", reason=reason)
             self._ended = True
             self._end_reason = "result lost with the AMI link"
@@ -945,13 +957,20 @@ ENDED_UNSEEN: Final = (
     ("SAY ", "200 result=0"),
     ("ANSWER", "200 result=0"),
     ("SET VARIABLE ", "200 result=1"),
+    ("RECORD FILE ", "200 result=0 (timeout) endpos={endpos}"),
 )
 """What a command that ended during an AMI outage is taken to have answered, when its
 channel is back at the AGI prompt alive: it ran to its end and no key was pressed (keys
 pressed meanwhile are lost: the caller hears a menu's "no input" and is asked again). An
 application's return says nothing more of a live channel (Dial returns -1 after an
-answered call too: the driver reads the dial's variables). Reads are asked again
-(:data:`SEND_AGAIN`); a recording's end has no such answer."""
+answered call too: the driver reads the dial's variables). A recording ran to its time
+or silence limit, and is taken to have recorded until the link was back (within its
+limit; ``endpos`` in samples of :data:`RECORD_SAMPLE_RATE`): the message is kept, its
+length maybe overstated, rather than a message taken for empty and lost. Reads are asked
+again (:data:`SEND_AGAIN`)."""
+
+RECORD_SAMPLE_RATE: Final = 8000
+"""Samples a second in the ``endpos`` of STREAM FILE and RECORD FILE (8 kHz formats)."""
 
 
 SEND_AGAIN: Final = ("GET VARIABLE ", "GET FULL VARIABLE ", "CHANNEL STATUS")
@@ -962,6 +981,14 @@ is lost, asking again is harmless)."""
 class _SendAgain(PBXConnectionError):
     """A held read's answer went with the AMI link: :meth:`AsyncAGISession.command` sends it
     again (never raised to its callers)."""
+
+
+def _recorded_at_most(line: str, elapsed: float) -> float:
+    """The longest RECORD FILE ``line`` can have recorded in ``elapsed`` seconds: its
+    timeout (ms, its fourth argument) caps it."""
+    words = line.split()
+    limit = int(words[5]) / 1000 if len(words) > 5 and words[5].isdigit() else elapsed
+    return max(0.0, min(elapsed, limit))
 
 
 def _ended_unseen(line: str) -> str:

@@ -59,6 +59,7 @@ from callcenter.errors import (
     PBXError,
 )
 from callcenter.pbx.asterisk.agi import (
+    RECORD_SAMPLE_RATE,
     AGISession,
     AsyncAGIRouter,
     AsyncAGISession,
@@ -206,9 +207,6 @@ ABSOLUTE_TIMEOUT: Final = "TIMEOUT(absolute)"
 #: Seconds the driver waits for Asterisk to confirm the guard is cleared before the call's
 #: first command goes out anyway.
 GUARD_CLEAR_TIMEOUT = 2.0
-
-#: Samples per second of the ``endpos`` of STREAM FILE / RECORD FILE (8 kHz formats).
-SAMPLE_RATE = 8000
 
 
 @dataclass(frozen=True, slots=True)
@@ -1313,7 +1311,7 @@ class AsteriskCall:
         result = await self._command("RECORD FILE", *args, limit=self._long(max_seconds))
         reason = (result.value or "").lower()
         endpos = result.data.get("endpos", "0")
-        seconds = int(endpos) / SAMPLE_RATE if endpos.isdigit() else 0.0
+        seconds = int(endpos) / RECORD_SAMPLE_RATE if endpos.isdigit() else 0.0
         full = f"{path}.{file_format}"
         code = result.int_result
         if reason == "dtmf" and code is not None and code > 0:

@@ -1656,8 +1656,9 @@ class FreeSwitchCall:
             if millis.isdigit():
                 seconds = int(millis) / 1000
             else:
+                # Neither (a completion settled after an event-socket outage): the wall time.
                 with contextlib.suppress(ValueError):
-                    seconds = float(done.variable("record_seconds", "0") or 0)
+                    seconds = float(done.variable("record_seconds", "") or seconds)
         if self.hung_up:
             return RecordResult(full, seconds, "hangup")
         response = done.get("Application-Response", "") if done is not None else ""
