@@ -1529,7 +1529,7 @@ class Switchboard:
                 )
             )
             qlog.info("queue_left", reason=leaving.reason, waited=round(waited, 3))
-            await call.stop_hold_music()
+            await self._through_outage(call, call.stop_hold_music, "queue")
             return await self._go(call, active, config, qcfg, dest, priority=entry.priority)
         except (CallHungUp, CallerGone):
             await self._drop_hunt(entry, hunt)
@@ -1603,11 +1603,14 @@ class Switchboard:
     ) -> None:
         """A command for a caller waiting in a queue could not be sent: the PBX link is
         down. The caller keeps their place (the PBX plays their music on) until the link is
-        back, then hears the queue's music again. Raises ``exc`` again when the link is not
-        back in time (see :meth:`_link_back`; ``until``: the queue's deadline)."""
-        if not await self._link_back(call, exc, until, "queue"):
+        back, then hears the queue's music again. At ``until`` (the queue's deadline) with
+        the link still down it returns all the same: the caller leaves the queue by its
+        timeout, whose commands wait for the link in turn (:meth:`_through_outage`).
+        Raises ``exc`` again when the call's control went with the link."""
+        if isinstance(exc, CommandResultLost):
             raise exc
-        await call.start_hold_music(qcfg.hold_music)
+        if await self._link_back(call, exc, until, "queue"):
+            await call.start_hold_music(qcfg.hold_music)
 
     async def _link_back(
         self, call: Call, exc: PBXConnectionError, until: float, where: str
@@ -1721,10 +1724,11 @@ class Switchboard:
         ``None`` (no on_timeout): the timeout prompt, then hang up.
         """
         if dest is None:
-            await call.play([qcfg.timeout_prompt])
+            await self._through_outage(call, lambda: call.play([qcfg.timeout_prompt]), "queue")
             return "system"
         if dest.prompt:
-            await call.play([dest.prompt])
+            prompt = dest.prompt
+            await self._through_outage(call, lambda: call.play([prompt]), "queue")
         if dest.to == "queue" and dest.queue is not None:
             return await self._queue(call, active, config, dest.queue, priority)
         if dest.to == "voicemail" and dest.box is not None:
@@ -1746,7 +1750,10 @@ class Switchboard:
             log.info("voicemail_folder_not_created", folder=str(folder), error=str(exc))
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", info.call_id)
-        result = await call.record(str(folder / f"{stamp}-{safe_id}"), max_seconds=120)
+        path = str(folder / f"{stamp}-{safe_id}")
+        result = await self._through_outage(
+            call, lambda: call.record(path, max_seconds=120), "voicemail"
+        )
         active.path.append(f"voicemail:{box}")
         if result.ended == "error":
             log.error("voicemail_not_recorded", call_id=info.call_id, path=result.path)
@@ -1796,7 +1803,13 @@ class Switchboard:
         asking = self.active.get(call.info.call_id)
         data = tuple(asking.variables.items()) if asking is not None else ()
         self.callbacks.keep(entry, call.info.caller_num, joined, config, data)
-        await self._tell_through_outage(call, dest.prompt or qcfg.callback_prompt, music=True)
+        prompt = dest.prompt or qcfg.callback_prompt
+
+        async def confirm() -> None:
+            await call.stop_hold_music()
+            await call.play([prompt])
+
+        await self._through_outage(call, confirm, "callback")
         return "system"
 
     async def _call_back_at(
@@ -1816,24 +1829,23 @@ class Switchboard:
         queue = active.queue or ""
         data = tuple(active.variables.items())
         self.callbacks.later(info.call_id, queue, info.caller_num, priority, at, data=data)
-        await self._tell_through_outage(call, dest.prompt or qcfg.callback_prompt)
+        prompt = dest.prompt or qcfg.callback_prompt
+        await self._through_outage(call, lambda: call.play([prompt]), "callback")
         return "system"
 
-    async def _tell_through_outage(self, call: Call, prompt: str, *, music: bool = False) -> None:
-        """Play ``prompt`` (after stopping the hold music: ``music``) to a caller whose
-        callback is kept already. When the PBX link is down it is played once the link is
-        back (up to IVR_LINK_WAIT): the caller is not taken back from the top (and asked
-        again) for a callback they have."""
-        for attempt in (1, 2):
-            try:
-                if music:
-                    await call.stop_hold_music()
-                await call.play([prompt])
-                return
-            except PBXConnectionError as exc:
-                until = time.monotonic() + IVR_LINK_WAIT
-                if attempt == 2 or not await self._link_back(call, exc, until, "callback"):
-                    raise
+    async def _through_outage(self, call: Call, step: Callable[[], Awaitable[T]], where: str) -> T:
+        """Run ``step`` (commands for ``call`` that can be sent again from their start);
+        when they could not be sent (the PBX link is down), once more when the link is back
+        (up to IVR_LINK_WAIT; see :meth:`_link_back`, ``where`` for its log). What a caller
+        is told once their place or their callback is settled is not worth taking them
+        back from the top of the flow for."""
+        try:
+            return await step()
+        except PBXConnectionError as exc:
+            until = time.monotonic() + IVR_LINK_WAIT
+            if not await self._link_back(call, exc, until, where):
+                raise
+        return await step()
 
     def queue_callers(self, queue: str) -> list[dict[str, Any]]:
         """Everyone waiting in ``queue``, in queue order, as supervisors see them: a caller

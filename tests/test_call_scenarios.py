@@ -859,6 +859,47 @@ async def test_a_message_whose_recording_ended_during_a_link_outage_is_kept(
     assert (row["ivr_path"], row["hung_up_by"]) == ("message:vm>message:thanks", "system")
 
 
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
+@pytest.mark.parametrize(
+    ("on_timeout", "told"),
+    [
+        (None, ["queue-timeout"]),
+        ({"to": "voicemail", "box": "sales", "prompt": "leave-a-message"}, ["leave-a-message"]),
+    ],
+)
+async def test_a_queue_wait_that_runs_out_during_a_link_outage_ends_as_the_queue_says(
+    tmp_path: Path, agi: str, on_timeout: dict[str, str] | None, told: list[str]
+) -> None:
+    """Nobody takes the caller, and their longest wait (max_wait) runs out while the link
+    that drives the call is down: once it is back they hear what the queue's timeout says
+    (its prompt, or its voicemail), as they would have without the outage, instead of a
+    failed call taken back to the top of the menu."""
+    slow = {"reconnect_min": 4.0, "reconnect_max": 4.0}
+    config = {
+        "pbx": {"ami": slow, "esl": slow},
+        "ivr": {"voicemail_folder": "vm"},
+        "queues": {"sales": {"max_wait": 1.0, "on_timeout": on_timeout}},
+    }
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
+        assert status == 200
+        caller = await center.pbx.call("800", caller_num="5550027")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        await caller.wait_moh(timeout=5)
+        with structlog.testing.capture_logs() as logs:
+            await center.pbx_outage()
+            await caller.wait_for_prompt(told[-1], timeout=8)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    events = [e["event"] for e in logs]
+    assert "call_outlasts_outage" in events and "call_failed" not in events
+    assert caller.heard.count("welcome-menu") == 1, "not taken from the top again"
+    assert (row["queue"], row["agent"]) == ("sales", "")
+    assert row["hung_up_by"] in ("caller", "system")
+
+
 async def test_menu_timeouts_run_out_and_the_default_route_queues_the_caller(
     tmp_path: Path,
 ) -> None:

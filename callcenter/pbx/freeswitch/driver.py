@@ -1734,7 +1734,12 @@ class FreeSwitchCall:
             return
         self._moh_app = None
         future = self._apps.get(event_uuid)
-        text = await self._api(f"uuid_break {self._uuid} all")
+        try:
+            text = await self._api(f"uuid_break {self._uuid} all")
+        except PBXConnectionError:
+            # Not sent (the link is down): the music plays on, for the next stop to break.
+            self._moh_app = event_uuid
+            raise
         if text.startswith("-ERR") and "no such channel" in text.lower():
             self._on_hangup("")
             raise CallHungUp(f"{self._info.channel} is gone")
@@ -2507,13 +2512,13 @@ class FreeSwitchCall:
         if self._room_app:
             keep.add(self._room_app)
         # A prompt or a key read runs on at FreeSWITCH too: held until the resync settles
-        # it (_settle_across). The queue's music is started again by whoever needs it.
+        # it (_settle_across). So does the music: its future goes but its uuid stays, for
+        # the next stop to break it (what is sent after endless music never plays).
         self._across |= {uid for uid in self._apps if uid not in keep and uid != self._moh_app}
         self._fail_apps(
             PBXConnectionError(f"event socket lost while {self._info.channel} ran: {reason}"),
             keep=keep | self._across,
         )
-        self._moh_app = None
 
     async def _resync(self, snap: ChannelSnapshot, alive: Mapping[str, ChannelSnapshot]) -> None:
         """The caller survived a reconnection: settle a dial, a room or a prompt whose events
