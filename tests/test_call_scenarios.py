@@ -404,6 +404,33 @@ async def test_a_caller_waiting_in_the_queue_keeps_their_place_across_a_pbx_link
         assert "call_outlasts_outage" in [e["event"] for e in logs], "it waited"
 
 
+async def test_a_caller_the_daemon_sent_nothing_during_a_link_outage_reaches_the_next_agent(
+    tmp_path: Path, agi: str
+) -> None:
+    """The caller waits in the queue's music; the link drops and comes back with nothing to
+    send meanwhile. When Alice is back from her pause she is rung and talks to the caller
+    (on FreeSWITCH park the music still plays after the outage, and is stopped before the
+    ring: one queued behind endless music never rings)."""
+    slow = {"reconnect_min": 1.0, "reconnect_max": 1.0}
+    config = {"pbx": {"ami": slow, "esl": slow}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
+        assert status == 200
+        caller = await center.pbx.call("800", caller_num="5550028")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        await caller.press("1")
+        await caller.wait_moh(timeout=5)
+        await center.pbx_outage()
+        status, _ = await center.api("POST", "/agents/1001/unpause", {})
+        assert status == 200
+        assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
+
+
 async def test_a_ring_that_runs_out_while_the_pbx_link_is_down_is_followed_by_the_next(
     tmp_path: Path, agi: str
 ) -> None:
