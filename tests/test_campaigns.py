@@ -410,6 +410,8 @@ async def test_a_lead_ringing_when_the_daemon_stopped_is_tried_again_not_left_di
         await ada.wait_rings(2, timeout=10)
         (dialing,) = s.of(CampaignDialing)
         await s.wait_for(lambda: s.view["state"] == "finished", timeout=15)
+        # The last try's row is submitted before the campaign finishes: wait for it.
+        await daemon.recorder.writer.wait_written("campaign-lead:spring:ada")
         (last,) = await asyncio.to_thread(daemon.store.fetch_campaign_leads)
     assert (record.status, record.result, record.attempts) == ("retry", "interrupted", 1)
     assert record.retry_at is not None
