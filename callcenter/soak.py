@@ -75,6 +75,9 @@ TAKE_BACK_SECONDS = ASYNCAGI_ADOPT_GRACE + HAND_OVER_SECONDS
 """Time after a reconnection before the daemon takes the calls that reached the PBX while
 the link was down (AsyncAGI's waiting channels, FreeSWITCH's parked ones)."""
 SETTLE_SECONDS = 30.0
+RING_UNSEEN = 8.0
+"""Seconds (after the queue's ``member_delay``) an agent's phone may take to ring once a
+queue dial rings them, with no link cut or restart meanwhile."""
 """Longest the soak waits for the daemon to be idle after the last caller left."""
 HUNG_AFTER = 300.0
 """Seconds past its plan's length after which a soak is taken for hung: it prints where
@@ -332,6 +335,8 @@ class Soak:
         self._cuts: list[tuple[float, float]] = []
         """When the PBX link was cut (or the daemon stopped), and when the daemon had it
         back."""
+        self._cut_now: float | None = None
+        """When the cut going on began (None: the link is not cut)."""
         self._phones: dict[str, Any] = {}
         self._others: list[Any] = []
         """The supervisors' phones."""
@@ -396,6 +401,7 @@ class Soak:
             self._line_pins,
             self._outside_world,
         ]
+        hands.append(self._rings)
         if self._plan.outages:
             hands.append(self._outages)
         if self._plan.restarts:
@@ -600,7 +606,7 @@ class Soak:
             self._report.actions["outage"] += 1
             before = self._center.daemon.link
             since = before.since
-            cut = loop.time()
+            cut = self._cut_now = loop.time()
             await self._center.drop_pbx_connections()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SETTLE_SECONDS):
@@ -612,6 +618,52 @@ class Soak:
                             break
                         await asyncio.sleep(0.01)
             self._cuts.append((cut, loop.time()))
+            self._cut_now = None
+
+    async def _rings(self) -> None:
+        """The PBX rings the phones the daemon's queue dials ring: an agent a dial has been
+        ringing for :data:`RING_UNSEEN` seconds (after the queue's ``member_delay``) whose
+        phone never rang, with no link cut or restart meanwhile, is a problem (the ring
+        never started: queued behind something at the PBX). Looks without the soak's
+        random generator, which replays the traffic of a seed."""
+        loop = asyncio.get_running_loop()
+        delays = [q.member_delay or 0.0 for q in self._config.queues.values()]
+        grace = RING_UNSEEN + max(delays, default=0.0)
+        seen: dict[tuple[str, str], tuple[float, bool]] = {}
+        """(call, agent) -> when first seen ringing, and whether their phone rang since."""
+        told: set[tuple[str, str]] = set()
+        while not self._stop.is_set():
+            await asyncio.sleep(0.25)
+            if not self._steady.is_set():
+                seen.clear()  # a restart: the new daemon's rings start afresh
+                continue
+            daemon = self._center.daemon
+            now = loop.time()
+            rings = {
+                (call_id, agent_id)
+                for call_id, agents in daemon.switchboard.ringing().items()
+                for agent_id in agents
+                if agent_id in self._phones and not daemon.router.agents[agent_id].on_line
+            }
+            for key in set(seen) - rings:
+                del seen[key]
+            for key in rings:
+                first, rang = seen.get(key, (now, False))
+                rang = rang or self._phones[key[1]].current_channel is not None
+                seen[key] = (first, rang)
+                if rang or now - first < grace or key in told or self._cut_since(first):
+                    continue
+                told.add(key)
+                self._report.problems.append(
+                    f"call {key[0]}: agent {key[1]} rung by the daemon for {now - first:.0f} s,"
+                    " their phone never rang"
+                )
+
+    def _cut_since(self, moment: float) -> bool:
+        """Was the link cut (or the daemon restarted) at some time since ``moment``?"""
+        if self._cut_now is not None:
+            return True
+        return any(back >= moment for _, back in self._cuts)
 
     async def _restarts(self) -> None:
         while not await self._pause(5.0, 12.0):

@@ -516,6 +516,10 @@ class Switchboard:
         self.left_rooms = LeftRooms(pbx, self.active.keys, agent_room=self.agent_room)
         pbx.subscribe(self._on_pbx_event)
 
+    def ringing(self) -> dict[str, set[str]]:
+        """Call id -> the agents its queue dial rings now (a copy)."""
+        return {call_id: set(agents) for call_id, agents in self._ringing.items()}
+
     def agent_room(self, room: str) -> bool:
         """Is ``room`` the open line's or the own dial's room of an agent of the config?"""
         return any(room in (line_room(agent), dial_room(agent)) for agent in self.router.agents)

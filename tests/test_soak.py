@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from callcenter import soak
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config, load_config_text
 from callcenter.demo import EXAMPLE
@@ -22,6 +23,7 @@ from callcenter.soak import (
     OUTSIDE_NUMBERS,
     SOAK_AGENTS,
     SOAK_CAMPAIGN,
+    Soak,
     SoakPlan,
     SoakReport,
     _unless_hung,
@@ -36,6 +38,7 @@ from callcenter.soak import (
     run_soak,
     soak_settings,
 )
+from callcenter.testing import running_center
 
 NOON = datetime(2026, 12, 7, 12, tzinfo=UTC)
 
@@ -236,6 +239,36 @@ async def test_a_soak_that_hangs_says_where_its_tasks_wait_and_ends(
     assert bailed == [1], "one that ignores its cancellation ends the process"
     release.set()
     await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("cut", [False, True])
+async def test_an_agent_rung_by_the_daemon_whose_phone_never_rings_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut: bool
+) -> None:
+    """A queue dial rings Alice and Bob; Bob's phone rings, Alice's never does (the ring
+    was queued behind something at the PBX: once, FreeSWITCH's music after an outage).
+    Unless the link was cut meanwhile, which excuses a late ring."""
+    monkeypatch.setattr(soak, "RING_UNSEEN", 0.3)
+    async with running_center(tmp_path) as center:
+        watcher = Soak(center, SoakPlan(seconds=1), "fastagi")
+        alice = center.add_phone("PJSIP/1001", answer_after=None)
+        bob = center.add_phone("PJSIP/1002", answer_after=None)
+        watcher._phones = {"1001": alice, "1002": bob}
+        bob.current_channel = "PJSIP/1002-00000001"
+        board = center.daemon.switchboard
+        monkeypatch.setattr(board, "ringing", lambda: {"call-1": {"1001", "1002"}})
+        if cut:
+            watcher._cut_now = 0.0
+        watching = asyncio.create_task(watcher._rings())
+        await asyncio.sleep(1.0)
+        watcher._stop.set()
+        await watching
+    found = watcher._report.problems
+    if cut:
+        assert found == []
+    else:
+        assert len(found) == 1 and found[0].startswith("call call-1: agent 1001 rung"), found
+        assert found[0].endswith("their phone never rang")
 
 
 @pytest.mark.parametrize(
