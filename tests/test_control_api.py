@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 from callcenter.cli import main as cli_main
 from callcenter.config import load_config_text
 from callcenter.errors import ConfigError
+from callcenter.live import api as api_module
 from callcenter.testing import TRANSPORTS, Center, running_center
 
 
@@ -72,6 +73,35 @@ async def test_a_malformed_request_gets_a_clear_4xx_and_the_api_keeps_serving(
         assert not [e for e in logs if e.get("log_level") in ("error", "critical")], logs
         status, body = await _raw(center, b"GET /health HTTP/1.1\r\n\r\n")
         assert (status, body["status"]) == (200, "ok")
+
+
+async def test_an_action_the_pbx_never_finishes_is_answered_504_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A supervisor's listen waits on a PBX that does not answer: the request is answered
+    (504, in API_ACTION_LIMIT) instead of holding the client for good; the action is not
+    cut halfway, and its end is logged when it comes."""
+    monkeypatch.setattr(api_module, "API_ACTION_LIMIT", 0.3)
+    async with running_center(tmp_path) as center:
+        pbx_answers = asyncio.Event()
+
+        async def monitor(supervisor: str, agent: str, mode: str) -> dict[str, str]:
+            await pbx_answers.wait()
+            return {"agent": agent, "mode": mode}
+
+        monkeypatch.setattr(center.daemon.switchboard.monitoring, "monitor", monitor)
+        with capture_logs() as logs:
+            status, body = await center.api("POST", "/supervisors/2000/listen", {"agent": "1001"})
+            assert status == 504, body
+            assert "not done within 0.3 s" in body["error"]
+            status, _ = await center.api("GET", "/status")
+            assert status == 200, "the API serves on"
+            pbx_answers.set()
+            async with asyncio.timeout(5):
+                while not [e for e in logs if e["event"] == "api_action_ended_late"]:
+                    await asyncio.sleep(0.01)
+    (late,) = [e for e in logs if e["event"] == "api_action_ended_late"]
+    assert (late["what"], late["outcome"]) == ("POST /supervisors/2000/listen", "done")
 
 
 HEALTH = b"GET /health HTTP/1.1\r\n\r\n"

@@ -299,9 +299,10 @@ A ``POST`` from a browser's page of another site (an ``Origin`` neither this ser
 form needs no preflight, so any page could otherwise make a browser on this machine act.
 
 Errors come back as ``{"error": "..."}`` with status 400 (bad request), 403 (a supervisor
-monitoring an agent outside their ``teams``), 404 (unknown agent, supervisor or route) or
+monitoring an agent outside their ``teams``), 404 (unknown agent, supervisor or route),
 409 (not possible in the agent's current state, such as monitoring an agent who is not on a
-call).
+call) or 504 (an action the PBX has not finished within :data:`API_ACTION_LIMIT` seconds:
+it goes on, and ``api_action_ended_late`` logs its end).
 
 ``pbx`` in both is :meth:`PBXLink.as_dict`: ``{"name": "asterisk", "connected": true,
 "since": "2026-12-05T01:02:03.456+00:00"}``, plus ``"reason"`` while it is down.
@@ -335,7 +336,7 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -400,6 +401,7 @@ from callcenter.records.summary import FCR_DAYS, GROUPINGS, Periods, Stretch, pa
 from callcenter.records.voicemails import VoicemailInbox, VoicemailMessage
 from callcenter.supervision.monitor import MONITOR_MODES
 from callcenter.switchboard import ActiveCall, Switchboard
+from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -740,6 +742,11 @@ class PBXLink:
         return state
 
 
+API_ACTION_LIMIT = 60.0
+"""Seconds a request that acts (not a GET) may take: then it is answered 504 and the action
+goes on (its end is logged: ``api_action_ended_late``). Past any ring a request waits for
+(a supervisor's phone, a consulted agent's); only a PBX that never answers takes longer."""
+
 REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -751,6 +758,7 @@ REASONS = {
     429: "Too Many Requests",
     413: "Payload Too Large",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
@@ -882,6 +890,8 @@ class ControlAPI:
         self._sign_in_guard = desktop.SignInGuard()
         self._desktop_notes: dict[str, tuple[str, str]] = {}
         """Agent -> (what happened, what went wrong): said once on their next page."""
+        self._late: set[asyncio.Task[dict[str, Any]]] = set()
+        """Actions answered 504 that go on (:data:`API_ACTION_LIMIT`)."""
 
     async def start(self) -> None:
         """Bind and listen; raises ``ListenError`` if the address is unusable."""
@@ -896,6 +906,8 @@ class ControlAPI:
         log.info("api_listening", host=self.host, port=self.port, read_only=self.read_only)
 
     async def stop(self) -> None:
+        if self._late:
+            await cancel_and_wait(*self._late)
         if self.streams is not None:
             await self.streams.close()
         if self._server is not None:
@@ -968,7 +980,10 @@ class ControlAPI:
                     who = self._authorize(request.authorization, scope_of(method, route))
                 _ACTOR.set(who or LOCAL)
                 try:
-                    status, payload = 200, await self.dispatch(method, path, request.body)
+                    answer = self.dispatch(method, path, request.body)
+                    if method != "GET":
+                        answer = self._in_time(answer, f"{method} {route}")
+                    status, payload = 200, await answer
                 finally:
                     if who is not None and who != MAIN_TOKEN:
                         log.info("api_request", by=who, method=method, route=route)
@@ -2391,6 +2406,38 @@ class ControlAPI:
                 f"has {', '.join(sorted(allowed))})",
             )
         return name
+
+    async def _in_time(
+        self, action: Coroutine[Any, Any, dict[str, Any]], what: str
+    ) -> dict[str, Any]:
+        """``action``'s answer, or HTTPError 504 once it has run :data:`API_ACTION_LIMIT`
+        seconds: the action goes on (cut halfway it could leave a call half moved), and
+        the client is not left waiting for good on a PBX that does not answer."""
+        task = asyncio.ensure_future(action)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=API_ACTION_LIMIT)
+        except asyncio.CancelledError:
+            await cancel_and_wait(task)
+            raise
+        if done:
+            return task.result()
+        log.warning("api_action_late", what=what, limit=API_ACTION_LIMIT)
+        self._late.add(task)
+        task.add_done_callback(functools.partial(self._ended_late, what))
+        raise HTTPError(
+            504,
+            f"{what}: not done within {API_ACTION_LIMIT:g} s (the PBX has not answered); "
+            "it goes on: see GET /status",
+        )
+
+    def _ended_late(self, what: str, task: asyncio.Task[dict[str, Any]]) -> None:
+        self._late.discard(task)
+        if task.cancelled():
+            log.info("api_action_ended_late", what=what, outcome="cancelled")
+        elif task.exception() is not None:
+            log.info("api_action_ended_late", what=what, outcome=str(task.exception()))
+        else:
+            log.info("api_action_ended_late", what=what, outcome="done")
 
     async def dispatch(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Run one request; raises HTTPError for anything the caller got wrong."""
