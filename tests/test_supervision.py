@@ -195,6 +195,35 @@ async def test_supervisor_stops_listening_and_the_call_goes_on_unheard(
         await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=False)
 
 
+async def test_a_supervisor_who_stops_while_the_pbx_link_is_down_is_told_so_and_stops_later(
+    tmp_path: Path, transport: str
+) -> None:
+    """Sam asks to stop listening while the daemon's link to the PBX is down: the hang-up
+    of his leg cannot be sent. He is told so at once (409, the link down), still listens,
+    and stops once the link is back (before, the request waited for the call to end)."""
+    slow = {"reconnect_min": 3.0, "reconnect_max": 3.0}
+    async with supervised(tmp_path, transport, pbx={"ami": slow, "esl": slow}) as (
+        center,
+        _alice,
+        sam,
+    ):
+        caller = await caller_with_agent(center, "5551239")
+        leg = await sam_joins(center, sam, "listen")
+        board = center.daemon.switchboard
+        await center.drop_pbx_connections()
+        await until(lambda: not board.pbx_up, "the daemon sees the link down")
+        async with asyncio.timeout(STEP):
+            status, answer = await api(center, "/supervisors/2000/stop", {})
+        assert status == 409 and "down" in answer["error"], answer
+        assert monitor_of(center) is not None, "Sam still listens"
+        await until(lambda: board.pbx_up, "the link is back", limit=10)
+        status, answer = await api(center, "/supervisors/2000/stop", {})
+        assert status == 200 and answer["monitoring"]["mode"] == "listen", answer
+        await until(lambda: gone(center, leg), "Sam's leg hung up")
+        assert await caller.wait_bridged(timeout=STEP) == "PJSIP/1001", "the call goes on"
+        await caller_hangs_up_and_the_cdr_says(center, caller, "2000", barged=False)
+
+
 async def test_a_supervisor_who_does_not_answer_leaves_no_trace_on_the_call(
     tmp_path: Path, transport: str
 ) -> None:

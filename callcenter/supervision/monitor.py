@@ -47,7 +47,9 @@ from callcenter.errors import (
     CommandFailed,
     EngineError,
     NotPermitted,
+    PBXConnectionError,
     PBXError,
+    PBXTimeoutError,
     UnknownAgent,
     UnknownSupervisor,
 )
@@ -333,10 +335,19 @@ class Monitoring:
         self._announce(monitor)
 
     async def _end(self, monitor: Monitor, why: str) -> None:
-        """Hang up the supervisor's leg and wait for the watcher to finish."""
+        """Hang up the supervisor's leg and wait for the watcher to finish. Raises
+        PBXConnectionError or PBXTimeoutError when the hang-up could not be sent or got no
+        answer (the PBX link is down): the monitoring goes on, and its watcher is not
+        waited for (it waits for the leg's end, which may not come for the whole call)."""
+        before = monitor.why
         monitor.why = monitor.why or why
-        with contextlib.suppress(PBXError):
+        try:
             await monitor.session.stop()
+        except (PBXConnectionError, PBXTimeoutError):
+            monitor.why = before
+            raise
+        except PBXError:
+            pass  # the leg is gone already: the watcher sees it end
         await monitor.watched()
 
     def _keyed(self, monitor: Monitor, mode: SpyMode) -> None:
