@@ -263,7 +263,10 @@ async def test_agent_transfers_caller_to_supervisor_and_cdr_shows_the_transfer(
 async def test_agent_sends_the_caller_into_another_queue_where_the_next_agent_takes_them(
     tmp_path: Path, agi: str
 ) -> None:
-    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+    # Alice is in support too: her wrap-up after the sales call keeps her from taking the
+    # caller back there (without it she may, if the caller gets there before Bob is back).
+    config = {"queues": {"sales": {"wrapup": 30}}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)
         bob = center.add_phone("PJSIP/1002", answer_after=0.05)
         center.daemon.router.pause("1002", "lunch", via="test")
