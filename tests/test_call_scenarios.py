@@ -392,12 +392,7 @@ async def test_a_caller_waiting_in_the_queue_keeps_their_place_across_a_pbx_link
         await asyncio.sleep(0.2)  # the music is back on: the next announcement is due later
         with structlog.testing.capture_logs() as logs:
             await center.pbx_outage()
-        status, _ = await center.api("POST", "/agents/1001/unpause", {})
-        assert status == 200
-        assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
-        await caller.hangup()
-        row = await center.cdr(caller.uniqueid)
-        await center.idle()
+        row = await _alice_back_takes(center, caller)
 
     assert caller.heard.count("welcome-menu") == 1, "not taken from the top again"
     assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
@@ -418,19 +413,9 @@ async def test_a_caller_the_daemon_sent_nothing_during_a_link_outage_reaches_the
     config = {"pbx": {"ami": slow, "esl": slow}}
     async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)
-        status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
-        assert status == 200
-        caller = await center.pbx.call("800", caller_num="5550028")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.press("1")
-        await caller.wait_moh(timeout=5)
+        caller = await _waiting_for_alice(center, "5550028")
         await center.pbx_outage()
-        status, _ = await center.api("POST", "/agents/1001/unpause", {})
-        assert status == 200
-        assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
-        await caller.hangup()
-        row = await center.cdr(caller.uniqueid)
-        await center.idle()
+        row = await _alice_back_takes(center, caller)
     assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
 
 
@@ -762,6 +747,40 @@ async def test_a_queue_greeting_due_while_the_link_is_down_is_skipped_and_the_ca
     assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
 
 
+async def _alice_back_takes(center: Center, caller: Any) -> dict[str, Any]:
+    """Alice comes back from her break and takes the caller, who hangs up; their record."""
+    status, _ = await center.api("POST", "/agents/1001/unpause", {})
+    assert status == 200
+    assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
+    await caller.hangup()
+    row = await center.cdr(caller.uniqueid)
+    await center.idle()
+    return row
+
+
+CALLBACK_KEY = merge(
+    CALLBACKS_ON,
+    {
+        "pbx": {"ami": {"reconnect_min": 0.5}, "esl": {"reconnect_min": 0.5}},
+        "queues": {"sales": {"exit_keys": {"2": "callback"}}},
+    },
+)
+"""Callers in sales may press 2 for a callback; the link comes back half a second or so
+after a cut."""
+
+
+async def _waiting_for_alice(center: Center, number: str) -> Any:
+    """Alice (sales) is on a break; a caller from ``number`` chooses sales and waits in
+    its music."""
+    status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
+    assert status == 200
+    caller = await center.pbx.call("800", caller_num=number)
+    await caller.wait_for_prompt("welcome-menu", timeout=5)
+    await caller.press("1")
+    await caller.wait_moh(timeout=5)
+    return caller
+
+
 @pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
 async def test_a_callback_confirmation_due_while_the_link_is_down_is_told_once_it_is_back(
     tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
@@ -770,20 +789,8 @@ async def test_a_callback_confirmation_due_while_the_link_is_down_is_told_once_i
     confirmation is due while the link is down. It is told once the link is back and the
     call ends as a kept callback, instead of a failed call whose caller the daemon would
     take back from the top of the menu (to ask for a callback they have)."""
-    config = merge(
-        CALLBACKS_ON,
-        {
-            "pbx": {"ami": {"reconnect_min": 0.5}, "esl": {"reconnect_min": 0.5}},
-            "queues": {"sales": {"exit_keys": {"2": "callback"}}},
-        },
-    )
-    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
-        status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
-        assert status == 200
-        caller = await center.pbx.call("800", caller_num="5550025")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.press("1")
-        await caller.wait_moh(timeout=5)
+    async with running_center(tmp_path, agi=agi, config=CALLBACK_KEY) as center:  # type: ignore[arg-type]
+        caller = await _waiting_for_alice(center, "5550025")
         _cut_before(center, monkeypatch, "queue-callback-confirmed")
         with structlog.testing.capture_logs() as logs:
             await caller.press("2")
@@ -806,32 +813,15 @@ async def test_a_refused_callback_said_while_the_link_is_down_leaves_the_caller_
     """A caller whose number may not be called back pressed the callback key: the "no
     callback" prompt is due while the link is down. They keep waiting in the queue, hear
     its music again once the link is back, and reach Alice when she is back."""
-    config = merge(
-        CALLBACKS_ON,
-        {
-            "pbx": {"ami": {"reconnect_min": 0.5}, "esl": {"reconnect_min": 0.5}},
-            "queues": {"sales": {"exit_keys": {"2": "callback"}}},
-        },
-    )
-    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+    async with running_center(tmp_path, agi=agi, config=CALLBACK_KEY) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)
-        status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
-        assert status == 200
-        caller = await center.pbx.call("800", caller_num="0900123456")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.press("1")
-        await caller.wait_moh(timeout=5)
+        caller = await _waiting_for_alice(center, "0900123456")
         _cut_before(center, monkeypatch, "queue-callback-unavailable")
         with structlog.testing.capture_logs() as logs:
             await caller.press("2")
             await until(lambda: any(e["event"] == "call_outlasts_outage" for e in logs))
             await until(lambda: center.daemon.switchboard.pbx_up, timeout=5)
-        status, _ = await center.api("POST", "/agents/1001/unpause", {})
-        assert status == 200
-        assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
-        await caller.hangup()
-        row = await center.cdr(caller.uniqueid)
-        await center.idle()
+        row = await _alice_back_takes(center, caller)
     waited = [e for e in logs if e["event"] == "call_outlasts_outage"]
     assert [e["where"] for e in waited] == ["queue"]
     assert "call_failed" not in [e["event"] for e in logs]
@@ -911,12 +901,7 @@ async def test_a_queue_wait_that_runs_out_during_a_link_outage_ends_as_the_queue
         "queues": {"sales": {"max_wait": 1.0, "on_timeout": on_timeout}},
     }
     async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
-        status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
-        assert status == 200
-        caller = await center.pbx.call("800", caller_num="5550027")
-        await caller.wait_for_prompt("welcome-menu", timeout=5)
-        await caller.press("1")
-        await caller.wait_moh(timeout=5)
+        caller = await _waiting_for_alice(center, "5550027")
         with structlog.testing.capture_logs() as logs:
             await center.pbx_outage()
             await caller.wait_for_prompt(told[-1], timeout=8)
