@@ -351,6 +351,30 @@ def test_status_says_nothing_of_what_an_earlier_daemon_left_when_it_left_nothing
     assert "Left by an earlier daemon: nobody left in a room; 2 stranded room leg(s)" in shown
 
 
+@pytest.mark.parametrize("agi", ["fastagi", "asyncagi"])
+async def test_a_stop_as_the_ami_link_drops_hangs_up_a_line_without_waiting_for_it(
+    tmp_path: Path, agi: str
+) -> None:
+    """The daemon stops just as its AMI link drops: Carol's line (in her room) cannot be
+    taken out of the room. Once the link is back the stop hangs it up through the AMI at
+    once: an AGI HANGUP would wait behind the room command (it held a soak's restart for
+    the whole command timeout on AsyncAGI)."""
+    settings = {
+        "pbx": {
+            "ami": {"reconnect_min": 0.2, "reconnect_max": 0.2},
+            "agi": {"command_timeout": 60},
+        }
+    }
+    config = merge(CAROL_SELLS, settings)
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        line = await _open_line(center)
+        await center.drop_pbx_connections()
+        async with asyncio.timeout(10):
+            await center.daemon.stop()
+        await line.wait_ended(timeout=5)
+    assert "agent-loggedoff" not in line.heard, "hung up, not told: the room could not be left"
+
+
 async def test_carol_waiting_on_her_line_when_the_daemon_is_killed_is_put_back_on_a_line(
     tmp_path: Path,
 ) -> None:

@@ -100,6 +100,11 @@ class AGISession(Protocol):
         ...
 
     @property
+    def busy(self) -> bool:
+        """True while a command runs: the next one waits for its end (a room, a dial)."""
+        ...
+
+    @property
     def hangup_event(self) -> asyncio.Event:
         """Set when the channel hangs up."""
         ...
@@ -186,6 +191,10 @@ class FastAGISession:
     @property
     def ended(self) -> bool:
         return self._closed
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
 
     @property
     def hangup_event(self) -> asyncio.Event:
@@ -583,6 +592,10 @@ class AsyncAGISession:
     @property
     def ended(self) -> bool:
         return self._ended
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending)
 
     @property
     def end_reason(self) -> str:

@@ -1800,7 +1800,11 @@ class AsteriskCall:
         if self.hung_up or self._released or self._session.ended:
             return
         try:
-            if cause == HangupCause.NORMAL_CLEARING:
+            if self._session.busy:
+                # A command runs (a room, a dial): an AGI HANGUP would wait for its end,
+                # which may never come. The AMI hangs the channel up at once.
+                await self._driver.hangup_channel(self._info.channel, cause)
+            elif cause == HangupCause.NORMAL_CLEARING:
                 await self._command("HANGUP")
             else:
                 await self._command("EXEC", "Hangup", str(int(cause)))
