@@ -961,7 +961,9 @@ class CampaignAttemptFailed(EngineEvent):
     ``no-answer``, ``rejected``, ``unavailable``, ``congestion``, ``failed``),
     ``originate-failed`` (it refused the dial) or ``interrupted`` (the daemon before this
     one stopped while the lead's phone rang: an answer still reaches an agent); ``final``:
-    no try left, the lead is given up, else the next one is due at ``retry_at``."""
+    no try left, the lead is given up, else the next one is due at ``retry_at``. With
+    ``pbx-down`` the try could not be made (the PBX link was down when it was to be
+    dialled): it is not counted, ``attempt`` is the tries made before it."""
 
     campaign: str
     lead: str

@@ -420,6 +420,38 @@ async def test_a_lead_ringing_when_the_daemon_stopped_is_tried_again_not_left_di
     assert (last.status, last.result, last.attempts) == ("failed", "no-answer", 2)
 
 
+async def test_a_try_the_pbx_link_kept_from_being_made_is_not_counted_in_the_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ada is to be dialled while the daemon's link to the PBX is down: her try is not made.
+    Her record says so (a retry, no try used) instead of ``dialing``, which a restart would
+    count as a try made; she is dialled again a moment later and answers."""
+    monkeypatch.setattr(campaign_module, "WAIT_AFTER_NOT_MADE", 0.3)
+    async with scene(tmp_path, campaign(attempts=1), ADA) as s:
+        board = s.center.daemon.switchboard
+        originate = board.originate
+        down = [True]
+
+        async def link_down_once(*args: Any, **kwargs: Any) -> str:
+            if down:
+                down.clear()
+                return "pbx-down"
+            return await originate(*args, **kwargs)
+
+        monkeypatch.setattr(board, "originate", link_down_once)
+        ada = s.center.add_phone("PJSIP/5551001", answer_after=0.05, hangup_after=0.2)
+        s.center.add_phone("PJSIP/1001", answer_after=0.05)
+        await s.wait_for(lambda: s.of(CampaignAttemptFailed))
+        await s.center.daemon.recorder.writer.wait_written("campaign-lead:spring:ada")
+        (kept,) = await asyncio.to_thread(s.center.daemon.store.fetch_campaign_leads)
+        await s.wait_for(lambda: s.view["state"] == "finished", timeout=15)
+        await s.center.idle(timeout=10)
+    (not_made,) = s.of(CampaignAttemptFailed)
+    assert (not_made.reason, not_made.attempt, not_made.final) == ("pbx-down", 0, False)
+    assert (kept.status, kept.attempts, kept.result) == ("retry", 0, "pbx-down")
+    assert ada.answered == 1 and s.view["answered"] == 1
+
+
 async def test_a_last_try_cut_by_a_restart_is_given_up_once_its_phone_stopped_ringing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

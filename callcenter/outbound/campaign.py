@@ -967,6 +967,10 @@ class Campaign:
             self._move_lead(p, LeadStatus.PENDING)
             p.due = now + WAIT_AFTER_NOT_MADE
             self._push_retry(lead_id, p.due)
+            if p.ringing:
+                # Its records say `dialing`: a restart would count the try it never made.
+                again = self.clock() + timedelta(seconds=WAIT_AFTER_NOT_MADE)
+                self._attempt_failed(p, reason, final=False, retry_at=again)
             return
         p.attempts = call.attempt
         p.result = reason

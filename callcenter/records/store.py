@@ -767,7 +767,10 @@ class Statements:
             f"VALUES ({marks(len(CAMPAIGN_LEAD_COLUMNS))}) "
             'ON CONFLICT("campaign", "lead") DO UPDATE SET '
             '"number" = excluded."number", "status" = excluded."status", '
-            "\"attempts\" = CASE WHEN excluded.\"result\" IN ('callback', 'recycled') "
+            # Tries counted afresh (a callback, a recycle) or a try not made (the PBX
+            # link down: outbound.campaign.NOT_MADE) say the count; others only raise it.
+            '"attempts" = CASE WHEN excluded."result" IN '
+            "('callback', 'recycled', 'pbx-down', 'no-pbx', 'no-agents') "
             'THEN excluded."attempts" '
             f'ELSE {dialect.greatest}(campaign_leads."attempts", excluded."attempts") END, '
             '"result" = excluded."result", '
