@@ -889,7 +889,8 @@ class Switchboard:
                 )
             )
         route = config.routes.get(info.dialed) or config.routes.get("default")
-        await call.answer()
+        # A call taken as the link drops (adopted at a reconnection that is cut again).
+        await self._through_outage(call, call.answer, "answer")
         self.bus.publish(CallAnswered(call_id=info.call_id))
         if hook.queue is not None:
             active.skills = hook.skills

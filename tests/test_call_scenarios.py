@@ -21,6 +21,8 @@ from callcenter.daemon import Daemon, loop_factory
 from callcenter.demopbx.channels import FAILOVER_PROMPT as ASTERISK_FAILOVER
 from callcenter.demopbx.freeswitch import FAILOVER_PROMPT
 from callcenter.demopbx.fs_channels import prompt_name
+from callcenter.pbx.asterisk.driver import AsteriskCall
+from callcenter.pbx.freeswitch.driver import FreeSwitchCall
 from callcenter.testing import CALLBACKS_ON, TRANSPORTS, Center, merge, running_center, until
 
 FAILOVER = prompt_name(FAILOVER_PROMPT)
@@ -715,6 +717,40 @@ def _cut_before(center: Center, monkeypatch: pytest.MonkeyPatch, prompt: str) ->
         return await play(prompts, *args, **kwargs)
 
     monkeypatch.setattr(active.call, "play", play_after_the_cut)
+
+
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
+async def test_a_call_answered_while_the_link_is_down_is_answered_once_it_is_back(
+    tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon takes a call just as the link that drives it drops (a call adopted at a
+    reconnection cut again at once, in a soak): its answer waits for the link, and the
+    caller hears the menu, instead of a failed call taken again later."""
+    kind = AsteriskCall if agi == "asyncagi" else FreeSwitchCall
+    answer = kind.answer
+    cuts: list[Center] = []
+
+    async def answer_after_a_cut(call: Any) -> None:
+        if cuts:
+            center = cuts.pop()
+            await center.drop_pbx_connections()
+            await until(lambda: not center.daemon.switchboard.pbx_up, timeout=5)
+        await answer(call)
+
+    monkeypatch.setattr(kind, "answer", answer_after_a_cut)
+    fast = {"reconnect_min": 0.5}
+    config = {"pbx": {"ami": fast, "esl": fast}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        cuts.append(center)
+        with structlog.testing.capture_logs() as logs:
+            caller = await center.pbx.call("800", caller_num="5550029")
+            await caller.wait_for_prompt("welcome-menu", timeout=8)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    waited = [e["where"] for e in logs if e["event"] == "call_outlasts_outage"]
+    assert waited == ["answer"] and "call_failed" not in [e["event"] for e in logs]
+    assert row["hung_up_by"] == "caller"
 
 
 @pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
