@@ -317,7 +317,9 @@ async def test_a_try_that_never_happened_does_not_use_up_an_attempt(tmp_path: Pa
     progress = campaign.leads["5551001"]
     await campaign.stop()
     assert progress.attempts == 0, "the one attempt is still there"
-    assert not [e for e in events if isinstance(e, CampaignAttemptFailed)]
+    # Its record said `dialing`: it is written back as a retry with no try used.
+    (not_made,) = [e for e in events if isinstance(e, CampaignAttemptFailed)]
+    assert (not_made.reason, not_made.attempt, not_made.final) == ("pbx-down", 0, False)
     states = [e.state for e in events if isinstance(e, CampaignStateChanged)]
     assert states == ["running", "stopped"]
 
