@@ -749,6 +749,37 @@ async def test_a_guarded_asyncagi_caller_the_driver_took_is_not_sent_to_the_fail
     assert run.calls[0].info.route == "inbound"
 
 
+async def test_a_guard_the_lost_ami_link_kept_from_being_cleared_is_cleared_once_it_is_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The driver takes the caller as its AMI link drops (a call adopted at a reconnection
+    cut again at once): the guard's Setvar is not sent. It is sent again once the link is
+    back, and the caller is served, not moved to the failover by the guard."""
+
+    async def handler(call: AsteriskCall) -> None:
+        await call.answer()
+        await asyncio.sleep(0.8)
+        await call.play(["goodbye"])
+        await call.hangup()
+
+    async with guarded_pbx() as pbx, heartbeating(pbx, handler) as (driver, run):
+        send_action = driver.ami.send_action
+        down = [True]
+
+        async def link_down_once(action: str, *args: Any, **kwargs: Any) -> AMIMessage:
+            if action == "Setvar" and ("Variable", "TIMEOUT(absolute)") in args[0] and down:
+                down.clear()
+                raise PBXConnectionError("AMI link to the PBX is down (Setvar not sent)")
+            return await send_action(action, *args, **kwargs)
+
+        monkeypatch.setattr(driver.ami, "send_action", link_down_once)
+        caller = await pbx.call("800", caller_num="5550100")
+        await caller.wait_ended(timeout=5)
+        assert run.errors == []
+    assert not down, "the guard's first Setvar met the link down"
+    assert caller.heard == ["goodbye"], "served, not sent to the failover"
+
+
 async def test_the_guard_is_cleared_before_the_calls_first_command() -> None:
     """The Setvar is sent, not awaited (Asterisk runs one manager session's actions in
     turn): it must still be on the wire before the call's first ``Action: AGI``."""

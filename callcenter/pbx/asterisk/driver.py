@@ -207,6 +207,9 @@ ABSOLUTE_TIMEOUT: Final = "TIMEOUT(absolute)"
 #: Seconds the driver waits for Asterisk to confirm the guard is cleared before the call's
 #: first command goes out anyway.
 GUARD_CLEAR_TIMEOUT = 2.0
+#: Seconds the driver waits for a lost AMI link to clear a guard it could not send (the
+#: shipped guard's length: the failover has taken the call by then).
+GUARD_RETRY_WITHIN = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -771,14 +774,25 @@ class AsteriskDriver:
         call's first command need not wait for a round trip to the PBX. The caller must let
         the loop turn once before its first command (the write happens then)."""
 
+        async def setvar() -> None:
+            await self.ami.send_action(
+                "Setvar",
+                [("Channel", info.channel), ("Variable", ABSOLUTE_TIMEOUT), ("Value", "0")],
+                timeout=GUARD_CLEAR_TIMEOUT,
+                retry_on_reconnect=False,
+            )
+
         async def clear() -> None:
             try:
-                await self.ami.send_action(
-                    "Setvar",
-                    [("Channel", info.channel), ("Variable", ABSOLUTE_TIMEOUT), ("Value", "0")],
-                    timeout=GUARD_CLEAR_TIMEOUT,
-                    retry_on_reconnect=False,
-                )
+                try:
+                    await setvar()
+                except PBXConnectionError:
+                    # Taken as the AMI link dropped (adopted at a reconnection cut again):
+                    # once more when it is back, while the call is still ours.
+                    await self.ami.wait_connected(within=GUARD_RETRY_WITHIN)
+                    if info.call_id not in self._calls:
+                        return
+                    await setvar()
             except PBXError as exc:
                 # The caller goes to the failover when the timeout runs out: not silence, and
                 # the call is served meanwhile.
