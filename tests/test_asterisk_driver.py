@@ -734,14 +734,16 @@ def guarded_pbx(**options: Any) -> DemoAsterisk:
     return DemoAsterisk(ami_secret="demo-secret", agi_mode="async", failover_after=0.3, **options)
 
 
-async def test_a_guarded_asyncagi_caller_the_driver_took_is_not_sent_to_the_failover() -> None:
-    async def handler(call: AsteriskCall) -> None:
-        await call.answer()
-        await asyncio.sleep(0.8)
-        await call.play(["goodbye"])
-        await call.hangup()
+async def past_the_guard(call: AsteriskCall) -> None:
+    """Serve the caller longer than :func:`guarded_pbx`'s guard, then say goodbye."""
+    await call.answer()
+    await asyncio.sleep(0.8)
+    await call.play(["goodbye"])
+    await call.hangup()
 
-    async with guarded_pbx() as pbx, heartbeating(pbx, handler) as (_driver, run):
+
+async def test_a_guarded_asyncagi_caller_the_driver_took_is_not_sent_to_the_failover() -> None:
+    async with guarded_pbx() as pbx, heartbeating(pbx, past_the_guard) as (_driver, run):
         caller = await pbx.call("800", caller_num="5550100")
         await caller.wait_ended(timeout=5)
         assert run.errors == []
@@ -756,13 +758,7 @@ async def test_a_guard_the_lost_ami_link_kept_from_being_cleared_is_cleared_once
     cut again at once): the guard's Setvar is not sent. It is sent again once the link is
     back, and the caller is served, not moved to the failover by the guard."""
 
-    async def handler(call: AsteriskCall) -> None:
-        await call.answer()
-        await asyncio.sleep(0.8)
-        await call.play(["goodbye"])
-        await call.hangup()
-
-    async with guarded_pbx() as pbx, heartbeating(pbx, handler) as (driver, run):
+    async with guarded_pbx() as pbx, heartbeating(pbx, past_the_guard) as (driver, run):
         send_action = driver.ami.send_action
         down = [True]
 
