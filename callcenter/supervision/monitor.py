@@ -346,8 +346,9 @@ class Monitoring:
         except (PBXConnectionError, PBXTimeoutError):
             monitor.why = before
             raise
-        except PBXError:
-            pass  # the leg is gone already: the watcher sees it end
+        except PBXError as exc:
+            # The leg is gone already: the watcher sees it end.
+            log.debug("monitor_leg_already_gone", supervisor=monitor.supervisor, error=str(exc))
         await monitor.watched()
 
     def _keyed(self, monitor: Monitor, mode: SpyMode) -> None:
