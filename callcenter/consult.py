@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
-from callcenter.errors import EngineError, IllegalTransition, PBXConnectionError, PBXError
+from callcenter.errors import (
+    CommandFailed,
+    EngineError,
+    IllegalTransition,
+    PBXConnectionError,
+    PBXError,
+)
 from callcenter.events import (
     ATTENDED_TRANSFER,
     CallHeld,
@@ -436,10 +442,19 @@ class Consultations:
             return None, False
         call_id = active.call.info.call_id
         caller = (active.call.info.channel, call_id)
+        board = self._board
+        moving = [leg for leg in legs.moving if leg not in caller]
         for leg in (*conference.members, *conference.aside):
-            if leg not in caller:
+            if leg not in caller and leg not in moving:
                 # The caller left the room; nobody else stays in it.
-                self._board.in_background(self._kick(conference, leg), f"room-kick-{call_id}")
+                board.in_background(
+                    self._kick(conference, leg, hang_up=True), f"room-kick-{call_id}"
+                )
+        for leg in moving:
+            # On its way between the rooms (a transfer the caller hung up on as it
+            # completed): a kick can be lost in the move, and the leg would land in a room
+            # nobody ends.
+            board.in_background(self._hang_up(conference, leg), f"room-leg-{call_id}")
         if (
             consult is not None
             and consult.outcome is ConsultOutcome.NO_ANSWER
@@ -721,8 +736,26 @@ class Consultations:
         except PBXError as exc:
             log.info("consult_agent_not_back", agent=consult.agent, error=str(exc))
 
-    async def _kick(self, conference: Conference, leg: str) -> None:
-        await self._once_linked(lambda: conference.kick(leg), room=conference.room, leg=leg)
+    async def _kick(self, conference: Conference, leg: str, *, hang_up: bool = False) -> None:
+        """Take ``leg`` out of the call's rooms; ``hang_up``: a leg neither room holds (it
+        was on its way, or the PBX had not told us it moved) is hung up instead, so that it
+        does not land in a room nobody will end (never for the caller's own leg)."""
+
+        async def kick() -> None:
+            try:
+                await conference.kick(leg)
+            except CommandFailed:
+                if not hang_up:
+                    raise
+                await self._hang_up(conference, leg)
+
+        await self._once_linked(kick, room=conference.room, leg=leg)
+
+    async def _hang_up(self, conference: Conference, leg: str) -> None:
+        pbx = self._board.pbx
+        if pbx is not None:
+            log.info("room_leg_hung_up", room=conference.room, leg=leg)
+            await self._once_linked(lambda: pbx.hangup_channel(leg), room=conference.room, leg=leg)
 
     async def _end(self, conference: Conference) -> None:
         await self._once_linked(conference.end, room=conference.room, leg="all")

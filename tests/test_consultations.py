@@ -239,6 +239,37 @@ async def test_alice_hanging_up_while_talking_to_bob_hands_him_the_caller(
     assert row["hung_up_by"] == "agent"
 
 
+@pytest.mark.parametrize("when", ["with Alice", "as handed over"])
+async def test_a_caller_hanging_up_as_sam_takes_them_over_leaves_sam_in_no_empty_room(
+    tmp_path: Path, transport: str, when: str
+) -> None:
+    """Seen in the demo: the caller hung up while Sam was on his way from the side room into
+    the caller's; the kick sent to the side room was lost in the move, and Sam sat in an
+    empty room (his phone busy, so a supervisor's listen later met no answer)."""
+    async with alice_on_a_call(tmp_path, transport, p2000=0.05) as (center, caller, phones):
+        board = center.daemon.switchboard
+        await alice_consults(center, caller, "2000", phones["p2000"])
+        hang_ups: list[asyncio.Task[None]] = []
+
+        def caller_leaves(event: object) -> None:
+            if isinstance(event, CallTransferred) and not hang_ups:
+                hang_ups.append(asyncio.create_task(caller.hangup()))
+
+        if when == "as handed over":
+            center.daemon.bus.subscribe(caller_leaves)
+        await phones["1001"].hangup()
+        if when == "with Alice":
+            hang_ups.append(asyncio.create_task(caller.hangup()))
+        await caller.wait_ended(timeout=STEP)
+        row = await center.cdr(caller.uniqueid)
+        await phones["p2000"].wait_idle(timeout=STEP)
+        await until(lambda: not board.active, "no call left")
+
+    assert hang_ups and row["hung_up_by"] == "caller"
+    if when == "as handed over":
+        assert row["transfer_path"] == "1001>2000"
+
+
 async def test_consultations_that_cannot_be_made_say_why(tmp_path: Path) -> None:
     async with alice_on_a_call(tmp_path, "fastagi") as (center, _caller, _phones):
         api = f"http://127.0.0.1:{center.daemon.api.port}"
