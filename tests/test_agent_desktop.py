@@ -21,6 +21,7 @@ from test_campaigns import campaign as campaign_config
 from test_campaigns import scene
 
 from callcenter.events import CallDisposed, EngineEvent
+from callcenter.live import api as api_module
 from callcenter.live.api import client_address
 from callcenter.live.desktop import (
     ALL_TRIES,
@@ -1114,3 +1115,29 @@ async def test_sam_takes_alice_off_the_queues_for_a_training_and_back(tmp_path: 
     assert paused.texts["state"] == "paused: training"
     assert (state, reason) == ("paused", "training")
     assert ready.texts["state"] == "free" and router.agents["1001"].state == "available"
+
+
+async def test_a_button_the_pbx_never_finishes_gives_alice_a_page_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alice's Hold waits on a PBX that does not answer: her browser gets a page (504, in
+    API_ACTION_LIMIT) saying the action goes on, not a request that hangs for good."""
+    monkeypatch.setattr(api_module, "API_ACTION_LIMIT", 0.3)
+    async with running_center(tmp_path, config=DESK) as center:
+        pbx_answers = asyncio.Event()
+        board = center.daemon.switchboard
+
+        async def hold(agent_id: str) -> str:
+            await pbx_answers.wait()
+            return agent_id
+
+        monkeypatch.setattr(board, "hold", hold)
+        browser = DesktopBrowser(center.daemon.api.port)
+        await browser.sign_in("1001", "1111")
+        async with asyncio.timeout(5):
+            late = await browser.post("/desktop/act", {"action": "hold"})
+        pbx_answers.set()
+        after = await browser.get()
+    assert late.status == 504, late.body
+    assert "desktop hold: not done within 0.3 s" in late.texts["error"]
+    assert after.status == 200

@@ -340,7 +340,7 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping,
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -404,6 +404,7 @@ from callcenter.switchboard import ActiveCall, Switchboard
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 MAX_BODY = 64 * 1024
 _CALLER_ACTIONS: Final = frozenset({"priority", "withdraw", "give"})
@@ -890,7 +891,7 @@ class ControlAPI:
         self._sign_in_guard = desktop.SignInGuard()
         self._desktop_notes: dict[str, tuple[str, str]] = {}
         """Agent -> (what happened, what went wrong): said once on their next page."""
-        self._late: set[asyncio.Task[dict[str, Any]]] = set()
+        self._late: set[asyncio.Task[Any]] = set()
         """Actions answered 504 that go on (:data:`API_ACTION_LIMIT`)."""
 
     async def start(self) -> None:
@@ -1161,9 +1162,11 @@ class ControlAPI:
         role, _, person = who.partition(":")
         if method == "POST" and route == "/desktop/act":
             if role == "supervisor":
-                await self._supervisor_desk_act(person, request.form)
+                act = self._supervisor_desk_act(person, request.form)
             else:
-                await self._desktop_act(person, request.form)
+                act = self._desktop_act(person, request.form)
+            # As the API's own actions: a button the PBX does not finish is answered.
+            await self._in_time(act, f"desktop {request.form.get('action', '')}")
             back = request.form.get("back", "")
             if back.startswith(_BACK_TO) and back.isprintable():
                 return 303, "", _PAGE_HEADERS + f"Location: {back}\r\n"
@@ -2407,9 +2410,7 @@ class ControlAPI:
             )
         return name
 
-    async def _in_time(
-        self, action: Coroutine[Any, Any, dict[str, Any]], what: str
-    ) -> dict[str, Any]:
+    async def _in_time(self, action: Coroutine[Any, Any, _T], what: str) -> _T:
         """``action``'s answer, or HTTPError 504 once it has run :data:`API_ACTION_LIMIT`
         seconds: the action goes on (cut halfway it could leave a call half moved), and
         the client is not left waiting for good on a PBX that does not answer."""
@@ -2430,7 +2431,7 @@ class ControlAPI:
             "it goes on: see GET /status",
         )
 
-    def _ended_late(self, what: str, task: asyncio.Task[dict[str, Any]]) -> None:
+    def _ended_late(self, what: str, task: asyncio.Task[Any]) -> None:
         self._late.discard(task)
         if task.cancelled():
             log.info("api_action_ended_late", what=what, outcome="cancelled")
