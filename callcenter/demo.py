@@ -63,6 +63,7 @@ from callcenter.events import (
     QueueJoined,
     RecordingStarted,
     SurveyEnded,
+    TransferFailed,
     VoicemailDone,
     VoicemailLeft,
     VoicemailNotReached,
@@ -126,6 +127,9 @@ class LiveView:
                 )
             case CallTransferred():
                 return f"call {event.call_id}: {event.by} transferred the caller to {event.to}"
+            case TransferFailed():
+                back = f"back into queue {event.back_to}" if event.back_to else "the call ends"
+                return f"call {event.call_id}: {event.to} did not answer ({event.status}); {back}"
             case RecordingStarted():
                 return f"call {event.call_id}: recorded into {event.path}"
             case CallMonitored():

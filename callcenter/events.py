@@ -276,6 +276,21 @@ QUEUE_TRANSFER: Final = "queue"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TransferFailed(CallEvent):
+    """Nobody answered a blind transfer (after its CallTransferred): the caller hears
+    transfer-failed, then goes back into ``back_to``, the queue they were in
+    (``acd.transfer_unanswered: queue``), or the call ends (``back_to`` "")."""
+
+    by: str
+    """Who transferred the caller."""
+    to: str
+    """Whom the transfer rang."""
+    status: str
+    """How the ring ended: NOANSWER, BUSY, CONGESTION, CHANUNAVAIL..."""
+    back_to: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConsultStarted(CallEvent):
     """An agent put the caller on hold to consult ``to`` (an agent or supervisor id), whose
     ``device`` rings; the caller hears music meanwhile (see :mod:`callcenter.consult`)."""

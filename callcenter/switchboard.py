@@ -112,6 +112,7 @@ from callcenter.events import (
     SurveyEnded,
     SwitchFlipped,
     TalkEnded,
+    TransferFailed,
     VoicemailLeft,
 )
 from callcenter.hook import EMPTY_HOOK, read_hook
@@ -197,6 +198,8 @@ class ActiveCall:
     over from the agent."""
     transfer_priority: int = 0
     """Queue priority of a caller being transferred to a queue."""
+    queue_priority: int = 0
+    """The priority the caller has in their queue (``queue``)."""
     bridge_cause: HangupCause = HangupCause.UNSPECIFIED
     """How the last bridge ended (Asterisk reports 0 for channels that only ran AGI)."""
     path: list[str] = field(default_factory=list)
@@ -1180,6 +1183,7 @@ class Switchboard:
         qcfg: QueueConfig = config.queues[queue_name]
         needed = tuple(skills) if skills is not None else active.skills
         active.queue = queue_name
+        active.queue_priority = priority
         active.queue_hops += 1
         qlog = log.bind(call_id=info.call_id, queue=queue_name)
         if active.queue_hops > MAX_QUEUE_HOPS:
@@ -2544,8 +2548,31 @@ class Switchboard:
                 if is_agent:
                     self.router.release(target)
                 log.info("transfer_failed", call_id=info.call_id, to=target, status=result.status)
-                await call.play(["transfer-failed"])
-                return "system"
+                back = queue_name
+                if (
+                    self.config.acd.transfer_unanswered == "hangup"
+                    or queue_name not in self.config.queues
+                ):
+                    back = ""
+                failed = TransferFailed(
+                    call_id=info.call_id, by=by, to=target, status=str(result.status), back_to=back
+                )
+                self.bus.publish(failed)
+                await self._through_outage(call, lambda: call.play(["transfer-failed"]), "transfer")
+                if not back:
+                    return "system"
+                # A transfer recall: back where they waited, ahead of those who came after
+                # them, offered first to whoever sent them if free.
+                log.info("transfer_recalled", call_id=info.call_id, queue=queue_name, by=by)
+                return await self._queue(
+                    call,
+                    active,
+                    self.config,
+                    queue_name,
+                    active.queue_priority,
+                    agent=by if by in self.router.agents else "",
+                    head_start=max(0.0, time.monotonic() - active.started),
+                )
 
     async def _survey(
         self, call: Call, active: ActiveCall, survey: SurveyConfig, queue_name: str, talker: str

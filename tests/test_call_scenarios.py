@@ -23,7 +23,15 @@ from callcenter.demopbx.freeswitch import FAILOVER_PROMPT
 from callcenter.demopbx.fs_channels import prompt_name
 from callcenter.pbx.asterisk.driver import AsteriskCall
 from callcenter.pbx.freeswitch.driver import FreeSwitchCall
-from callcenter.testing import CALLBACKS_ON, TRANSPORTS, Center, merge, running_center, until
+from callcenter.testing import (
+    CALLBACKS_ON,
+    TRANSPORTS,
+    Center,
+    merge,
+    running_center,
+    scrape_metrics,
+    until,
+)
 
 FAILOVER = prompt_name(FAILOVER_PROMPT)
 
@@ -260,6 +268,65 @@ async def test_agent_transfers_caller_to_supervisor_and_cdr_shows_the_transfer(
     assert row["transfer_path"].endswith("2000")
     assert row["agent"] == agent_id
     assert row["hung_up_by"] == "caller"
+
+
+async def test_a_blind_transfer_nobody_answers_brings_the_caller_back_to_the_agent(
+    tmp_path: Path, agi: str
+) -> None:
+    """Alice sends her sales caller to Bob, whose phone rings out: the caller is told the
+    transfer failed and goes back into sales ahead of a caller who came after them, and
+    Alice takes them again once her wrap-up is over (a transfer recall), rather than the
+    caller being hung up on."""
+    config = {"queues": {"sales": {"wrapup": 2, "ring_timeout": 1}}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        bob = center.add_phone("PJSIP/1002", answer_after=None)
+        caller = await center.caller_presses("5550031", "1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        await until(lambda: center.daemon.switchboard.agent_call("1001"))
+        later = await center.caller_presses("5550032", "1")
+        await later.wait_moh(timeout=5)
+        status, answer = await center.api("POST", "/agents/1001/transfer", {"to": "1002"})
+        assert (status, answer.get("transferred_to")) == (200, "1002"), answer
+        await bob.wait_rings(timeout=5)
+        await caller.wait_for_prompt("transfer-failed", timeout=5)
+        await alice.wait_answered(2, timeout=5)
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        assert later.state != "bridged", "the later caller still waits"
+        await asyncio.sleep(0.1)
+        await caller.hangup()
+        await later.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+        metrics = await asyncio.to_thread(scrape_metrics, center.daemon.api.port)
+
+    assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
+    assert (row["transfer_path"], row["transfers"]) == ("1001>1002>sales>1001", 1)
+    assert "callcenter_transfers_failed_total 1" in metrics
+
+
+async def test_with_transfer_unanswered_hangup_a_blind_transfer_nobody_answers_ends_the_call(
+    tmp_path: Path, agi: str
+) -> None:
+    config = {
+        "queues": {"sales": {"wrapup": 0, "ring_timeout": 1}},
+        "acd": {"transfer_unanswered": "hangup"},
+    }
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        bob = center.add_phone("PJSIP/1002", answer_after=None)
+        caller = await center.caller_presses("5550033", "1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        board = center.daemon.switchboard
+        await until(lambda: board.agent_call("1001"))
+        await board.transfer("1001", "1002")
+        await bob.wait_rings(timeout=5)
+        await caller.wait_for_prompt("transfer-failed", timeout=5)
+        await caller.wait_ended(timeout=5)
+        row = await center.cdr(caller.uniqueid)
+
+    assert row["hung_up_by"] == "system"
+    assert (row["transfer_path"], row["transfers"]) == ("1001>1002", 1)
 
 
 async def test_agent_sends_the_caller_into_another_queue_where_the_next_agent_takes_them(

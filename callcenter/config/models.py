@@ -2972,6 +2972,15 @@ class AcdConfig(_Model):
         description='Outside numbers agents may transfer callers to or consult ("2100", '
         '"_0800XXXXXX"); any other number is refused.',
     )
+    transfer_unanswered: Literal["queue", "hangup"] = Field(
+        default="queue",
+        description="A caller whose blind transfer nobody answers (the colleague busy, away "
+        "or rejecting it within the queue's ring_timeout) hears transfer-failed, then: "
+        "`queue`: goes back into the queue they were in, served ahead of the callers who "
+        "came after them, the agent who transferred them first if free (a transfer "
+        "recall); `hangup`: the call ends.",
+        examples=["queue"],
+    )
     dial_out: _DialTemplate | None = Field(
         default=None,
         description="How an agent's own outbound calls reach the number they dial (`*77` + "

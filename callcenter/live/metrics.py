@@ -20,7 +20,8 @@ Counters (``_total``) and histograms, by queue where there is one:
 * ``callcenter_queue_wait_seconds`` (histogram: the wait of answered callers),
   ``callcenter_queue_abandon_wait_seconds`` (histogram: how long those who gave up waited),
   ``callcenter_talk_seconds`` (histogram: each talk with an agent);
-* ``callcenter_agent_ring_failed_total{queue,status}``, ``callcenter_transfers_total``.
+* ``callcenter_agent_ring_failed_total{queue,status}``, ``callcenter_transfers_total``,
+  ``callcenter_transfers_failed_total``.
 
 Gauges: ``callcenter_calls_active``, ``callcenter_queue_waiting``,
 ``callcenter_queue_longest_wait_seconds``, ``callcenter_queue_agents_available``,
@@ -71,6 +72,7 @@ from callcenter.events import (
     QueueJoined,
     SurveyEnded,
     TalkEnded,
+    TransferFailed,
 )
 from callcenter.live.today import is_short_abandon
 
@@ -178,6 +180,7 @@ class Metrics:
             AgentRingFailed: self._on_ring_failed,
             TalkEnded: self._on_talk_ended,
             CallTransferred: self._on_transferred,
+            TransferFailed: self._on_transfer_failed,
             CampaignDialing: self._on_campaign_dialing,
             CampaignAnswered: self._on_campaign_answered,
             CampaignLeadWaiting: self._on_lead,
@@ -278,6 +281,9 @@ class Metrics:
 
     def _on_transferred(self, e: CallTransferred) -> None:
         self._count("callcenter_transfers_total")
+
+    def _on_transfer_failed(self, e: TransferFailed) -> None:
+        self._count("callcenter_transfers_failed_total")
 
     def _on_consult_ended(self, e: ConsultEnded) -> None:
         self._count("callcenter_consultations_total", (("outcome", e.outcome),))
@@ -581,6 +587,10 @@ _COUNTERS: Final = (
     ("callcenter_agent_ring_failed_total", "Agents rung who did not take the call."),
     ("callcenter_transfers_total", "Calls transferred by an agent."),
     (
+        "callcenter_transfers_failed_total",
+        "Blind transfers nobody answered (the caller back in their queue, or hung up).",
+    ),
+    (
         "callcenter_consultations_total",
         "Agents' consultations over, by outcome (completed: an attended transfer).",
     ),
@@ -623,6 +633,7 @@ _UNLABELLED: Final = frozenset(
     {
         "callcenter_calls_started_total",
         "callcenter_transfers_total",
+        "callcenter_transfers_failed_total",
         "callcenter_hold_seconds_total",
     }
 )

@@ -21,7 +21,9 @@ Call-centre fields:
 * ``agent``: the **first** agent who answered. Later parties reached by transfer are in
   ``transfer_path``, which starts with the transferring agent: ``1002>2000`` means 1002
   transferred the caller to 2000; ``1002>billing>1003``: 1002 sent the caller into queue
-  billing, where 1003 took them; ``transfers`` counts the transfers.
+  billing, where 1003 took them; ``1002>2000>sales>1002``: nobody answered 1002's transfer
+  to 2000, and the caller went back into sales (``acd.transfer_unanswered``), where 1002
+  took them again; ``transfers`` counts the transfers.
 * ``talk_seconds``: talk time over every leg (agent and transfer targets).
 * ``abandoned``: the caller hung up while waiting in a queue.
 * ``hung_up_by`` (``caller``/``agent``/``system``, or ``shutdown``: the daemon stopped with
@@ -104,6 +106,7 @@ from callcenter.events import (
     RecordingMuted,
     RecordingStarted,
     TalkEnded,
+    TransferFailed,
     VoicemailLeft,
 )
 from callcenter.records.writer import RecordWriter
@@ -366,6 +369,14 @@ def _on_transferred(d: CdrDraft, e: CallTransferred) -> None:
     d.lastapp = "Queue" if d.to_queue else "Dial"
 
 
+def _on_transfer_failed(d: CdrDraft, e: TransferFailed) -> None:
+    if e.back_to:
+        # Back in the queue: whoever takes the caller there is the next party.
+        d.transfer_path = (*d.transfer_path, e.back_to)
+        d.to_queue = True
+        d.lastapp = "Queue"
+
+
 def _on_talk_ended(d: CdrDraft, e: TalkEnded) -> None:
     d.talk_seconds += max(0.0, e.talk_seconds)
     d.talking_since = None
@@ -431,6 +442,7 @@ HANDLERS: Mapping[type[CallEvent], _Handler] = {
     QueueAbandoned: _on_abandoned,
     QueueExited: _on_exited,
     CallTransferred: _on_transferred,
+    TransferFailed: _on_transfer_failed,
     TalkEnded: _on_talk_ended,
     CallMonitored: _on_monitored,
     RecordingStarted: _on_recording,
