@@ -75,10 +75,13 @@ TAKE_BACK_SECONDS = ASYNCAGI_ADOPT_GRACE + HAND_OVER_SECONDS
 """Time after a reconnection before the daemon takes the calls that reached the PBX while
 the link was down (AsyncAGI's waiting channels, FreeSWITCH's parked ones)."""
 SETTLE_SECONDS = 30.0
+"""Longest the soak waits for the daemon to be idle after the last caller left."""
 RING_UNSEEN = 8.0
 """Seconds (after the queue's ``member_delay``) an agent's phone may take to ring once a
 queue dial rings them, with no link cut or restart meanwhile."""
-"""Longest the soak waits for the daemon to be idle after the last caller left."""
+STALL_SEEN = 3.0
+"""Seconds a caller may hunt beside an agent free to take them (the router's invariant
+broken, see :meth:`Router.stalled`) before it is a problem."""
 HUNG_AFTER = 300.0
 """Seconds past its plan's length after which a soak is taken for hung: it prints where
 each of its tasks waits and ends with status 1, rather than never ending."""
@@ -401,7 +404,7 @@ class Soak:
             self._line_pins,
             self._outside_world,
         ]
-        hands.append(self._rings)
+        hands += [self._rings, self._stalls]
         if self._plan.outages:
             hands.append(self._outages)
         if self._plan.restarts:
@@ -657,6 +660,32 @@ class Soak:
                 self._report.problems.append(
                     f"call {key[0]}: agent {key[1]} rung by the daemon for {now - first:.0f} s,"
                     " their phone never rang"
+                )
+
+    async def _stalls(self) -> None:
+        """A caller hunting for an agent while one who may take them is free, for
+        :data:`STALL_SEEN` seconds, is a problem: the router serves at every change, so
+        it missed one (a router stall; nothing else in the soak would notice a caller
+        who waits on beside a free agent until they give up)."""
+        loop = asyncio.get_running_loop()
+        seen: dict[tuple[str, str], float] = {}
+        """(call, agent) -> when first seen stalled."""
+        told: set[str] = set()
+        while not self._stop.is_set():
+            await asyncio.sleep(0.25)
+            if not self._steady.is_set():
+                seen.clear()
+                continue
+            now = loop.time()
+            stalled = set(self._center.daemon.router.stalled())
+            seen = {key: seen.get(key, now) for key in stalled}
+            for (call_id, agent_id), first in seen.items():
+                if now - first < STALL_SEEN or call_id in told:
+                    continue
+                told.add(call_id)
+                self._report.problems.append(
+                    f"call {call_id}: hunting for an agent {now - first:.0f} s while agent"
+                    f" {agent_id}, free to take them, was not offered the call (router stall)"
                 )
 
     def _cut_since(self, moment: float) -> bool:

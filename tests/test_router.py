@@ -104,6 +104,24 @@ async def test_higher_priority_caller_is_served_first_then_arrival_order() -> No
     assert order == ["vip", "early", "late"]
 
 
+async def test_a_hunting_caller_beside_a_free_agent_the_router_missed_is_shown_stalled() -> None:
+    """What the soak looks for: the router serves at every change, so a caller hunting
+    while a member is ready means a change it never heard of (here: an agent made free
+    behind its back)."""
+    router, _ = make_router({"sales": ["a", "b"]})
+    router.login("a")
+    entry = router.enqueue("sales", "call-1")
+    assert (await offer(router, entry)).id == "a"
+    router.connected(entry, router.agents["a"])
+    waiting = router.enqueue("sales", "call-2")
+    hunting = asyncio.ensure_future(router.next_agent(waiting))
+    await asyncio.sleep(0)
+    assert router.stalled() == [], "nobody free: nothing stalled"
+    router.agents["a"].state = AgentState.AVAILABLE
+    assert router.stalled() == [("call-2", "a")]
+    hunting.cancel()
+
+
 async def test_a_freed_agent_takes_the_best_caller_across_its_queues() -> None:
     router, clock = make_router({"sales": ["a"], "support": ["a"]})
     sales = router.enqueue("sales", "sales-call")
@@ -903,6 +921,7 @@ class RouterMachine(RuleBasedStateMachine):
     def no_queue_has_both_a_hunting_caller_and_an_idle_member(self) -> None:
         for queue in self.router.queues.values():
             assert queue.head() is None or not queue.has_idle()
+        assert self.router.stalled() == []
 
     @invariant()
     def each_agent_is_found_by_the_phone_it_works_at_and_only_there(self) -> None:

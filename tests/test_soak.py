@@ -271,6 +271,28 @@ async def test_an_agent_rung_by_the_daemon_whose_phone_never_rings_is_a_problem(
         assert found[0].endswith("their phone never rang")
 
 
+async def test_a_caller_hunting_beside_a_free_agent_for_seconds_is_a_router_stall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router shows a caller hunting while Alice is free to take them: a moment of
+    it is nothing (the soak looks between two loop turns), seconds of it a problem, once."""
+    monkeypatch.setattr(soak, "STALL_SEEN", 0.3)
+    async with running_center(tmp_path) as center:
+        watcher = Soak(center, SoakPlan(seconds=1), "fastagi")
+        router = center.daemon.router
+        shown = [[("call-2", "1002")]] + [[("call-1", "1001")]] * 100
+        monkeypatch.setattr(router, "stalled", lambda: shown.pop(0) if shown else [])
+        watching = asyncio.create_task(watcher._stalls())
+        await asyncio.sleep(1.0)
+        watcher._stop.set()
+        await watching
+    found = watcher._report.problems
+    assert len(found) == 1 and found[0].startswith("call call-1: hunting for an agent"), found
+    assert found[0].endswith(
+        "agent 1001, free to take them, was not offered the call (router stall)"
+    )
+
+
 @pytest.mark.parametrize(
     ("pbx", "agi"),
     [

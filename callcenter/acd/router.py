@@ -358,6 +358,22 @@ class Router:
         )
         return max(0, q.idle_count(q.klass(q.rules.skills, 0)) - unserved)
 
+    def stalled(self) -> list[tuple[str, str]]:
+        """Hunting callers that a ready member could take now, as (call id, agent id): what
+        the router's invariant rules out (it serves at every change), so any pair here is
+        a caller left waiting beside a free agent. For checks (the soak) and tests:
+        O(classes x members)."""
+        found: list[tuple[str, str]] = []
+        for queue in self._queues.values():
+            for klass in queue.classes():
+                entry = klass.head()
+                if entry is None:
+                    continue
+                ready = next((m.agent.id for m in klass.members if queue.ready(m.agent)), None)
+                if ready is not None:
+                    found.append((entry.call_id, ready))
+        return found
+
     def owing_dispositions(self) -> list[str]:
         """Agents whose last call waits for its disposition (``disposition_required``)."""
         return [a.id for a in self._agents.values() if a.owes_disposition]
