@@ -1166,9 +1166,13 @@ class Switchboard:
         agent: str = "",
         agent_wait: float = 0.0,
         head_start: float = 0.0,
+        sent_by: str = "",
     ) -> str:
         """Wait in ``queue_name`` until an agent answers or a queue rule sends the caller
         elsewhere; returns who ended the call.
+
+        ``sent_by``: the agent who transferred the caller here, offered them only when no
+        other agent may take them.
 
         ``agent``: offered the caller first when free (the IVR's ``agent_from``, before
         ``last_agent``); while busy, waited for alone up to ``agent_wait`` seconds.
@@ -1231,6 +1235,7 @@ class Switchboard:
             skills=needed,
             joined=place,
             head_start=head_start,
+            others_first=sent_by,
         )
         position = self.router.position(entry)
         self.bus.publish(
@@ -1249,7 +1254,7 @@ class Switchboard:
             hold = self._prefer(entry, agent, agent_wait, qlog, "preferred_agent")
         elif qcfg.last_agent and not active.variables.get("campaign"):
             last = await self.last_agent(queue_name, info.caller_num, qcfg.last_agent)
-            if last is not None:
+            if last is not None and last != sent_by:
                 hold = self._prefer(entry, last, qcfg.last_agent_wait, qlog, "last_agent")
         qlog.info(
             "queue_joined",
@@ -2512,7 +2517,7 @@ class Switchboard:
                     # Removed by a reload since the agent asked: the caller is not dropped.
                     target = queue_name
                 priority, active.transfer_priority = active.transfer_priority, 0
-                return await self._queue(call, active, self.config, target, priority)
+                return await self._queue(call, active, self.config, target, priority, sent_by=by)
             device = self.transfer_device(target)
             is_agent = target in self.router.agents
             active.agent = target

@@ -374,6 +374,29 @@ async def test_agent_sends_the_caller_into_another_queue_where_the_next_agent_ta
     ]
 
 
+async def test_a_caller_alice_sends_into_support_goes_to_bob_not_back_to_her(
+    tmp_path: Path, agi: str
+) -> None:
+    """Support hunts top-down with Alice first, and she is free again at once (no wrap-up):
+    the caller she sent there still goes to Bob, who is free too. Alone, she would get
+    them back (nobody else could take them)."""
+    config = {"queues": {"sales": {"wrapup": 0}, "support": {"strategy": "linear"}}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        alice = center.add_phone("PJSIP/1001", answer_after=0.05)
+        bob = center.add_phone("PJSIP/1002", answer_after=0.05)
+        caller = await center.caller_presses("5550014", "1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        board = center.daemon.switchboard
+        await until(lambda: board.agent_call("1001"))
+        assert await board.transfer("1001", queue="support") == "support"
+        assert await caller.wait_bridged(timeout=5, device="PJSIP/1002") == "PJSIP/1002"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+
+    assert (alice.rings, bob.rings) == (1, 1)
+    assert row["transfer_path"] == "1001>support>1002"
+
+
 async def test_transfers_into_a_queue_that_cannot_be_made_say_why(tmp_path: Path) -> None:
     async with running_center(tmp_path) as center:
         center.add_phone("PJSIP/1001", answer_after=0.05)

@@ -122,6 +122,18 @@ async def test_a_hunting_caller_beside_a_free_agent_the_router_missed_is_shown_s
     hunting.cancel()
 
 
+async def test_a_caller_sent_by_an_agent_goes_to_another_unless_nobody_else_may_take_them() -> None:
+    router, clock = make_router({"support": ["a", "b"]})
+    router.login("a")
+    clock.advance(1)
+    router.login("b")
+    first = router.enqueue("support", "call-1", others_first="a")
+    assert (await offer(router, first)).id == "b", "a, longest idle, sent them: b takes them"
+    router.connected(first, router.agents["b"])
+    second = router.enqueue("support", "call-2", others_first="a")
+    assert (await offer(router, second)).id == "a", "nobody else free: back to a"
+
+
 async def test_a_freed_agent_takes_the_best_caller_across_its_queues() -> None:
     router, clock = make_router({"sales": ["a"], "support": ["a"]})
     sales = router.enqueue("sales", "sales-call")

@@ -652,11 +652,14 @@ class Router:
         skills: Collection[str] = (),
         joined: float | None = None,
         head_start: float = 0.0,
+        others_first: str = "",
     ) -> QueueEntry:
         """Put a caller in ``queue``; it is offered agents once ``next_agents`` is awaited.
 
         ``head_start``: seconds the caller is served as if they had joined earlier, among
         callers of the same priority (their wait, escalation and records keep ``joined``).
+        ``others_first``: an agent offered the caller only when no other may take them
+        (the agent who sent them here), as if already tried this round.
 
         ``skills``: what the IVR asked for (the queue's own skills are added). ``joined``:
         when the caller joined, on the router's clock (now by default; earlier for a caller
@@ -672,6 +675,8 @@ class Router:
             skills=frozenset(skills) | q.rules.skills,
             head_start=max(0.0, head_start),
         )
+        if others_first:
+            entry.tried.add(others_first)
         q.add(entry)
         self._schedule_escalation(q, entry)
         return entry
