@@ -2533,15 +2533,25 @@ class Switchboard:
                     active.talk_since = time.monotonic()
                 _c.append(peer)
 
-            try:
-                result = await call.dial(
-                    device,
+            def ring_target(_d: str = device, _t: str = target) -> Awaitable[DialResult]:
+                return call.dial(
+                    _d,
                     timeout=self.ring_timeout(queue_name),
                     hold_music=True,
                     on_answer=on_answer,
-                    auto_answer=is_agent and answers_by_itself(self.config, target),
+                    auto_answer=_t in self.router.agents and answers_by_itself(self.config, _t),
                 )
-            except CallHungUp:
+
+            try:
+                try:
+                    result = await ring_target()
+                except PBXConnectionError as exc:
+                    # Not sent (the link is down): rung once it is back, the target kept.
+                    until = time.monotonic() + IVR_LINK_WAIT
+                    if connected or not await self._link_back(call, exc, until, "transfer"):
+                        raise
+                    result = await ring_target()
+            except (CallHungUp, PBXConnectionError):
                 if is_agent and not connected:
                     self.router.release(target)
                 raise

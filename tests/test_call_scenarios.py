@@ -873,6 +873,45 @@ async def test_a_queue_greeting_due_while_the_link_is_down_is_skipped_and_the_ca
     assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
 
 
+@pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
+async def test_a_blind_transfer_due_while_the_link_is_down_rings_bob_once_it_is_back(
+    tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alice sends her caller to Bob just as the link that drives the call drops: the ring
+    could not be sent. Bob stays kept for the caller, and is rung once the link is back;
+    the caller is not taken from the top of the menu."""
+    config = {"pbx": {"ami": {"reconnect_min": 0.5}, "esl": {"reconnect_min": 0.5}}}
+    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        bob = center.add_phone("PJSIP/1002", answer_after=0.05)
+        caller = await center.caller_presses("5550034", "1")
+        assert await caller.wait_bridged(timeout=5) == "PJSIP/1001"
+        board = center.daemon.switchboard
+        await until(lambda: board.agent_call("1001"))
+        [active] = board.active.values()
+        dial = active.call.dial
+        cuts = ["PJSIP/1002"]
+
+        async def dial_after_the_cut(device: str, *args: Any, **kwargs: Any) -> Any:
+            if device in cuts:
+                cuts.clear()
+                await center.drop_pbx_connections()
+                await until(lambda: not board.pbx_up)
+            return await dial(device, *args, **kwargs)
+
+        monkeypatch.setattr(active.call, "dial", dial_after_the_cut)
+        with structlog.testing.capture_logs() as logs:
+            await board.transfer("1001", "1002")
+            assert await caller.wait_bridged(timeout=8, device="PJSIP/1002") == "PJSIP/1002"
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    waited = [e["where"] for e in logs if e["event"] == "call_outlasts_outage"]
+    assert waited == ["transfer"] and "call_failed" not in [e["event"] for e in logs]
+    assert bob.answered == 1 and caller.heard.count("welcome-menu") == 1
+    assert (row["transfer_path"], row["hung_up_by"]) == ("1001>1002", "caller")
+
+
 async def _alice_back_takes(center: Center, caller: Any) -> dict[str, Any]:
     """Alice comes back from her break and takes the caller, who hangs up; their record."""
     status, _ = await center.api("POST", "/agents/1001/unpause", {})
