@@ -668,6 +668,12 @@ async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to
             if command_line.startswith("RECORD FILE"):
                 # Taken to have recorded until the resync, 20 ms after it was sent.
                 assert answer.value == "timeout" and int(answer.data["endpos"]) >= 80
+            with structlog.testing.capture_logs() as logs:
+                # It was still running inside AGI after all: its real answer comes late.
+                result(sent[0], "200%20result%3D49%0A")
+            [late] = [e for e in logs if e["event"] == "asyncagi_result_after_resync"]
+            assert late["command"] == " ".join(command_line.split()[:2])
+            assert late["result"] == "200 result=49"
         else:
             with pytest.raises(outcome):
                 await command

@@ -572,6 +572,9 @@ class AsyncAGISession:
         """Each pending command's line, by command id."""
         self._sent: dict[str, float] = {}
         """When each pending command was sent (the loop's clock), by command id."""
+        self._unseen: collections.OrderedDict[str, str] = collections.OrderedDict()
+        """Lines of the latest commands the resync took for ended (:data:`ENDED_UNSEEN`),
+        by command id: a result that comes for one after all says the guess was early."""
         self._hangup = asyncio.Event()
         self._hangup_callbacks: list[Callable[[], None]] = []
         self._ended = False
@@ -731,6 +734,9 @@ class AsyncAGISession:
                     answer = answer.format(endpos=int(ran * RECORD_SAMPLE_RATE))
                     self._log.info("asyncagi_recording_ended_unseen", seconds=round(ran, 3))
                 if answer:
+                    self._unseen[command_id] = self._lines[command_id]
+                    while len(self._unseen) > UNSEEN_KEPT:
+                        self._unseen.popitem(last=False)
                     future.set_result(parse_result(answer))
                 else:
                     future.set_exception(_SendAgain(reason))
@@ -762,6 +768,17 @@ class AsyncAGISession:
     def _result(self, command_id: str, text: str) -> None:
         future = self._pending.get(command_id)
         if future is None or future.done():
+            line = self._unseen.pop(command_id, None)
+            if line is not None:
+                # Still running inside AGI at the resync (a prompt, a wait for keys, a
+                # recording: Asterisk shows them all as the AGI application): its real
+                # answer, a key pressed in it, came after the call went on without it.
+                self._log.info(
+                    "asyncagi_result_after_resync",
+                    command=" ".join(line.split()[:2]),
+                    result=text.strip(),
+                )
+                return
             self._log.debug("asyncagi_unmatched_result", command_id=command_id)
             return
         try:
@@ -981,6 +998,9 @@ or silence limit, and is taken to have recorded until the link was back (within 
 limit; ``endpos`` in samples of :data:`RECORD_SAMPLE_RATE`): the message is kept, its
 length maybe overstated, rather than a message taken for empty and lost. Reads are asked
 again (:data:`SEND_AGAIN`)."""
+
+UNSEEN_KEPT: Final = 8
+"""Commands taken for ended at a resync remembered per session, for their late results."""
 
 RECORD_SAMPLE_RATE: Final = 8000
 """Samples a second in the ``endpos`` of STREAM FILE and RECORD FILE (8 kHz formats)."""
