@@ -281,6 +281,7 @@ class Consultations:
             consult.hand_over = True
             log.info("consult_complete_on_answer", call_id=call_id, agent=agent_id)
             return consult.to
+        self._linked("hand the caller over")
         await self._hand_over(call_id, active, consult)
         return consult.to
 
@@ -288,6 +289,7 @@ class Consultations:
         """End the consultation: the consulted party leaves (or stops ringing) and the
         agent talks with the caller again; returns the target id."""
         call_id, active, consult = self._consulting(agent_id)
+        self._linked("go back to the caller")
         conference = active.conference
         state, target_leg = consult.state, consult.target_channel
         self._over(call_id, active, consult, ConsultOutcome.CANCELLED)
@@ -305,6 +307,7 @@ class Consultations:
         call_id, active, consult = self._consulting(agent_id)
         if consult.state is not ConsultState.TALKING:
             raise EngineError(f"{consult.to} has not answered agent {agent_id} yet")
+        self._linked("bring the caller in")
         conference, legs = active.conference, _legs_of(active)
         if conference is None:
             raise EngineError(f"call {call_id}'s room is gone")
@@ -493,6 +496,13 @@ class Consultations:
         return legs, consult, conference
 
     # ------------------------------------------------------------------ inside
+
+    def _linked(self, what: str) -> None:
+        """Refuse a step that moves legs between the rooms while the PBX link is down:
+        its records would move on (a transfer made, a three-way call) while the legs
+        stay where they are, the caller on hold with nobody coming back."""
+        if not self._board.pbx_up:
+            raise EngineError(f"the PBX link is down: {what} once it is back")
 
     def _talking(self, agent_id: str) -> tuple[str, ActiveCall]:
         found = self._board.agent_call(agent_id)

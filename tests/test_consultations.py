@@ -436,6 +436,43 @@ async def test_bob_working_from_home_is_consulted_on_his_own_number_and_takes_th
     assert (row["transfer_path"], row["consulted"]) == ("1001>1002", "1002")
 
 
+async def test_a_hand_over_asked_while_the_pbx_link_is_down_is_refused_and_works_once_back(
+    tmp_path: Path, transport: str
+) -> None:
+    """Alice talks to Sam aside; the link that moves legs between the rooms is down when
+    she asks to hand the caller over (or to go back, or to bring the caller in): told so
+    (409), nothing changes, the caller on hold, and once the link is back the hand-over
+    works. Before, the records moved on and the legs did not: the caller held for good."""
+    slow = {"reconnect_min": 1.0, "reconnect_max": 1.0}
+    config = {"pbx": {"ami": slow, "esl": slow}}
+    async with alice_on_a_call(tmp_path, transport, config, p2000=0.05) as (
+        center,
+        caller,
+        phones,
+    ):
+        board = center.daemon.switchboard
+        await alice_consults(center, caller, "2000", phones["p2000"])
+        await center.drop_pbx_connections()
+        await until(lambda: not board.pbx_up, "the link is down")
+        refused = [
+            await center.api("POST", f"/agents/1001/{step}")
+            for step in ("consult-complete", "consult-cancel", "consult-join")
+        ]
+        still = consult_of(center, caller).state.value
+        await until(lambda: board.pbx_up, "the link is back", limit=8)
+        status, answer = await center.api("POST", "/agents/1001/consult-complete")
+        assert (status, answer.get("consulting")) == (200, "2000"), answer
+        await until(lambda: holds(in_room(center, caller), "2000"), "Sam has the caller")
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+
+    assert [status for status, _ in refused] == [409, 409, 409], refused
+    assert all("PBX link is down" in answer["error"] for _, answer in refused), refused
+    assert still == "talking"
+    assert row["transfer_path"] == "1001>2000"
+
+
 async def test_sam_answering_while_the_pbx_link_is_down_is_found_when_it_is_back(
     tmp_path: Path, transport: str
 ) -> None:
