@@ -827,28 +827,41 @@ class Switchboard:
             self._release_leftovers(active, info.call_id)
             if active.conference is not None and hung_up_by != LEFT_AT_SHUTDOWN:
                 self.consults.room_abandoned(active)
-            if not call.hung_up and hung_up_by not in LEFT_TO_PBX:
-                with contextlib.suppress(PBXError):
-                    await call.hangup()
-                if link_lost and not call.hung_up:
-                    # The PBX link went down under the call and the hang-up could not be
-                    # sent either: the caller may still be there, and the driver takes them
-                    # back after the reconnect (AsyncAGI); that record replaces this one.
-                    hung_up_by = LEFT_ON_LINK_LOSS
-            cause = call.hangup_cause
-            if cause is HangupCause.UNSPECIFIED:
-                cause = active.bridge_cause
-            if cause is HangupCause.UNSPECIFIED and hung_up_by not in (*LEFT_TO_PBX, "caller"):
-                cause = HangupCause.NORMAL_CLEARING
-            self.bus.publish(
-                CallEnded(
-                    call_id=info.call_id,
-                    hung_up_by=hung_up_by,
-                    cause=int(cause),
-                    cause_name=cause.name,
-                )
+            try:
+                if not call.hung_up and hung_up_by not in LEFT_TO_PBX:
+                    with contextlib.suppress(PBXError):
+                        await call.hangup()
+                    if link_lost and not call.hung_up:
+                        # The PBX link went down under the call and the hang-up could not
+                        # be sent either: the caller may still be there, and the driver
+                        # takes them back after the reconnect (AsyncAGI); that record
+                        # replaces this one.
+                        hung_up_by = LEFT_ON_LINK_LOSS
+            except asyncio.CancelledError:
+                # The stop cut the hang-up short: the call is left to the PBX, and its end
+                # is still published below, or the call would have no record at all.
+                if self._closing and not call.hung_up:
+                    hung_up_by = LEFT_AT_SHUTDOWN
+                raise
+            finally:
+                self._call_ended(call, active, hung_up_by, clog)
+
+    def _call_ended(self, call: Call, active: ActiveCall, hung_up_by: str, clog: Any) -> None:
+        """The call's end, for the records (published once, however the call's task ends)."""
+        cause = call.hangup_cause
+        if cause is HangupCause.UNSPECIFIED:
+            cause = active.bridge_cause
+        if cause is HangupCause.UNSPECIFIED and hung_up_by not in (*LEFT_TO_PBX, "caller"):
+            cause = HangupCause.NORMAL_CLEARING
+        self.bus.publish(
+            CallEnded(
+                call_id=call.info.call_id,
+                hung_up_by=hung_up_by,
+                cause=int(cause),
+                cause_name=cause.name,
             )
-            clog.info("call_ended", hung_up_by=hung_up_by, cause=cause.name)
+        )
+        clog.info("call_ended", hung_up_by=hung_up_by, cause=cause.name)
 
     async def wait_idle(self) -> None:
         """Return once no call is being handled."""

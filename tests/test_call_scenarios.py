@@ -583,6 +583,35 @@ async def test_stopping_the_daemon_leaves_every_caller_to_the_pbx(tmp_path: Path
         await talking.wait_ended(timeout=5)
 
 
+async def test_a_call_whose_hang_up_the_stop_cuts_short_still_has_its_record(
+    tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in a soak (AsyncAGI, restarts): the daemon was hanging a call up (its flow
+    over) when the stop cancelled the call's task; the record was never made (the call's
+    end is published after the hang-up), and the stop waited 5 s for it in vain."""
+    async with running_center(tmp_path, agi=agi) as center:  # type: ignore[arg-type]
+        caller = await center.pbx.call("800", caller_num="5550015")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        board = center.daemon.switchboard
+        [active] = board.active.values()
+        hanging_up = asyncio.Event()
+
+        async def hangup(*args: Any, **kwargs: Any) -> None:
+            hanging_up.set()
+            await asyncio.Event().wait()  # a PBX slow to answer the hang-up
+
+        monkeypatch.setattr(active.call, "hangup", hangup)
+        await caller.press("9")  # goodbye: the flow hangs up
+        await asyncio.wait_for(hanging_up.wait(), 5)
+        with structlog.testing.capture_logs() as logs:
+            async with asyncio.timeout(5):
+                await center.daemon.stop()
+        rows = await asyncio.to_thread(center.daemon.store.fetch_cdrs)
+    [row] = [r for r in rows if r["src"] == "5550015"]
+    assert row["hung_up_by"] == "shutdown" and row["ivr_path"].startswith("main:welcome>9")
+    assert "cdr_not_durable" not in [e["event"] for e in logs]
+
+
 async def _the_next_daemon_takes_the_parked_callers(
     center: Center, rows: dict[str, Any], waiting: Any, menu: Any
 ) -> None:
