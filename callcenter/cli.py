@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and then (--outages) and the daemon restarted (--restarts); then the problems "
         "found: a call without exactly one record, a record lost, an agent left ringing or "
         "on a call, a channel left on the PBX, a callback the records promise and the "
-        "daemon forgot, a lead left dialing, an API answer 5xx, an error in the log. Exit "
+        "daemon forgot, a lead left dialing, an API answer 5xx, an error in the log, a "
+        "phone a queue rings that never rings, a caller waiting beside a free agent. Exit "
         "status 1 when there is one. The config's records, campaigns, MQTT and webhooks are "
         "left alone.",
     )

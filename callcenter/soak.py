@@ -27,7 +27,9 @@ record whose billable seconds exceed its duration, an agent left ringing or on a
 a call the daemon still handles, a channel left on the PBX, a callback request the
 records say waits but the daemon forgot (or the other way round), a campaign lead left
 ``dialing``, an API answer 5xx, an error in the log (the daemon's stop at the end
-included) or an exception nobody retrieved.
+included) or an exception nobody retrieved. While it runs it looks for an agent a queue
+dial rings whose phone never rings (:data:`RING_UNSEEN`) and a caller hunting beside an
+agent free to take them (:data:`STALL_SEEN`).
 """
 
 from __future__ import annotations
