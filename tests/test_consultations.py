@@ -22,6 +22,13 @@ from callcenter.events import AgentKeysRefused, CallTransferred
 from callcenter.testing import TRANSPORTS, Center, running_center
 
 STEP = 5.0
+#: The PBX link comes back a second after a cut (not at once): time to act meanwhile.
+SLOW_LINK = {
+    "pbx": {
+        "ami": {"reconnect_min": 1.0, "reconnect_max": 1.0},
+        "esl": {"reconnect_min": 1.0, "reconnect_max": 1.0},
+    }
+}
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -443,9 +450,7 @@ async def test_a_hand_over_asked_while_the_pbx_link_is_down_is_refused_and_works
     she asks to hand the caller over (or to go back, or to bring the caller in): told so
     (409), nothing changes, the caller on hold, and once the link is back the hand-over
     works. Before, the records moved on and the legs did not: the caller held for good."""
-    slow = {"reconnect_min": 1.0, "reconnect_max": 1.0}
-    config = {"pbx": {"ami": slow, "esl": slow}}
-    async with alice_on_a_call(tmp_path, transport, config, p2000=0.05) as (
+    async with alice_on_a_call(tmp_path, transport, SLOW_LINK, p2000=0.05) as (
         center,
         caller,
         phones,
@@ -481,9 +486,7 @@ async def test_sam_answering_while_the_pbx_link_is_down_is_found_when_it_is_back
     (On AsyncAGI and ESL inbound the call's control runs over that link: AsyncAGI's
     ConfBridge command runs on at Asterisk, FreeSWITCH's room at the switch, and the
     daemon takes up the call where it was.)"""
-    slow = {"reconnect_min": 1.0, "reconnect_max": 1.0}
-    config = {"pbx": {"ami": slow, "esl": slow}}
-    async with alice_on_a_call(tmp_path, transport, config, p2000=0.3) as (
+    async with alice_on_a_call(tmp_path, transport, SLOW_LINK, p2000=0.3) as (
         center,
         caller,
         phones,
