@@ -603,6 +603,7 @@ async def test_a_command_cut_by_the_end_of_its_session_and_the_link_at_once_leav
         ("EXEC ConfBridge cc-1", "ConfBridge", "result"),
         ("EXEC Dial PJSIP/1001", "AGI", "0"),
         ("GET DATA welcome-menu 5000 1", "AGI", ""),
+        ("GET DATA welcome-menu 5000 1", "AGI", "still running"),
         ("WAIT FOR DIGIT 1000", "AGI", "0"),
         ("GET VARIABLE DIALSTATUS", "AGI", "again"),
         ("RECORD FILE /var/spool/vm/1 wav # 60000 0 BEEP s=5", "AGI", "0"),
@@ -616,8 +617,10 @@ async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to
     """Still running at the PBX (the talk of a Dial, a room): its AsyncAGIExec comes once the
     link is back. Back in AGI: an application or a wait for keys ended unseen, as if run to
     its end with no key (the channel lives), a recording too (as long as it may have run
-    until the resync); a read is asked again; a hang-up that did not happen is lost, and
-    the channel is left for adoption. Gone: the caller hung up meanwhile."""
+    until the resync), once a NOOP sent behind it says so (a wait for keys still running
+    answers first, with the key pressed); a read is asked again; a hang-up that did not
+    happen is lost, and the channel is left for adoption. Gone: the caller hung up
+    meanwhile."""
     router = _idle_router()
     channel = "PJSIP/5550101-00000031"
     item = _waiting(channel, "1796433947.3", "AGI", "agi:async,inbound", Exten="800")
@@ -657,11 +660,22 @@ async def test_a_command_pending_when_the_ami_link_drops_waits_for_the_resync_to
             assert not command.done() and router.session_for(channel) is session
             result(sent[0], "200%20result%3D0%0A")
             assert (await command).code == 200
+        elif outcome == "still running":
+            await asyncio.sleep(0.01)
+            assert len(sent) == 2 and not command.done(), "the NOOP probe is sent"
+            result(sent[0], "200%20result%3D1%0A")  # the caller pressed 1 after all
+            result(sent[1], "200%20result%3D0%0A")
+            assert (await command).result == "1", "the key is not lost"
         elif outcome == "again":
             assert len(sent) == 2 and not command.done(), "asked again, under a new id"
             result(sent[1], "200%20result%3D1%20(NOANSWER)%0A")
             assert (await command).value == "NOANSWER"
         elif isinstance(outcome, str):
+            if not command_line.startswith("EXEC"):
+                # A prompt, a wait for keys, a recording: a NOOP asks whether it still runs.
+                await asyncio.sleep(0.01)
+                assert not command.done() and len(sent) == 2, "the NOOP probe is sent"
+                result(sent[1], "200%20result%3D0%0A")  # it answers: the command had ended
             answer = await command
             assert answer.result == outcome, "ran to its end, no key pressed"
             assert router.session_for(channel) is session, "the call goes on"

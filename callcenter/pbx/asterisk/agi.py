@@ -20,8 +20,11 @@ and hang-up tracking. The codec (:mod:`callcenter.protocols.agi`) does the parsi
   running at the PBX (a ``Dial``, a ``ConfBridge``, music) runs on, and its
   ``AsyncAGIExec`` comes once the link is back. The resync after the reconnect tells
   (:meth:`AsyncAGIRouter.resume`): a channel gone has hung up (``CallHungUp``); one still
-  in the command's application goes on waiting; one back in ``AGI`` finished its command
-  meanwhile: an application, a prompt or a wait for keys gets the answer of one that ran
+  in the command's application goes on waiting; one back in ``AGI`` may have finished its
+  command meanwhile, or still run it (a prompt, a wait for keys and a recording run inside
+  AGI): a ``NOOP`` queued behind it tells (its answer comes after the command's own, when
+  that was still running). One that ended unseen, an application, a prompt or a wait for
+  keys, gets the answer of one that ran
   to its end with no key pressed (:data:`ENDED_UNSEEN`), a read is sent again
   (:data:`SEND_AGAIN`), and the call goes on (a recording is kept as one that ran to its
   limit, as long as the link was down at most); a command whose answer matters
@@ -572,6 +575,8 @@ class AsyncAGISession:
         """Each pending command's line, by command id."""
         self._sent: dict[str, float] = {}
         """When each pending command was sent (the loop's clock), by command id."""
+        self._probe: asyncio.Future[None] | None = None
+        """The NOOP sent after a resync to tell a command still running from one ended."""
         self._unseen: collections.OrderedDict[str, str] = collections.OrderedDict()
         """Lines of the latest commands the resync took for ended (:data:`ENDED_UNSEEN`),
         by command id: a result that comes for one after all says the guess was early."""
@@ -723,23 +728,14 @@ class AsyncAGISession:
             _ended_unseen(line) or line.upper().startswith(SEND_AGAIN)
             for line in self._lines.values()
         ):
-            self._log.info("asyncagi_commands_ended_unseen", reason=reason)
-            now = asyncio.get_running_loop().time()
-            for command_id, future in self._pending.items():
-                answer = _ended_unseen(self._lines[command_id])
-                if future.done():
-                    continue
-                if "{endpos}" in answer:
-                    ran = _recorded_at_most(self._lines[command_id], now - self._sent[command_id])
-                    answer = answer.format(endpos=int(ran * RECORD_SAMPLE_RATE))
-                    self._log.info("asyncagi_recording_ended_unseen", seconds=round(ran, 3))
-                if answer:
-                    self._unseen[command_id] = self._lines[command_id]
-                    while len(self._unseen) > UNSEEN_KEPT:
-                        self._unseen.popitem(last=False)
-                    future.set_result(parse_result(answer))
-                else:
-                    future.set_exception(_SendAgain(reason))
+            held = list(self._pending)
+            if any(self._lines[c].upper().startswith(RUN_INSIDE_AGI) for c in held):
+                # A prompt, a wait for keys or a recording runs inside AGI: still running,
+                # or ended during the outage? A NOOP queued behind it answers once it has
+                # ended, after its own result if it was still running.
+                self._probe = asyncio.ensure_future(self._settle_after_probe(held, reason))
+            else:
+                self._settle_unseen(held, reason)
         elif application.upper() == "AGI":
             # One whose answer matters and cannot be asked again (a hang-up asked that did
             # not happen): lost.
@@ -758,6 +754,43 @@ class AsyncAGISession:
             self._router._forget(self)
         else:
             self._log.info("asyncagi_command_kept_across_link_loss", application=application)
+
+    async def _settle_after_probe(self, held: list[str], reason: str) -> None:
+        try:
+            await self.command("NOOP", timeout=PROBE_WAIT)
+        except CallHungUp:
+            return
+        except PBXError as exc:
+            if self._held:
+                return  # the link dropped again: the next resync settles them
+            self._log.info("asyncagi_probe_failed", error=str(exc))
+        self._settle_unseen(held, reason)
+
+    def _settle_unseen(self, held: list[str], reason: str) -> None:
+        """Settle the commands ``held`` still pending as ended during the outage (see
+        :data:`ENDED_UNSEEN`); reads are sent again."""
+        now = asyncio.get_running_loop().time()
+        settled = False
+        for command_id in held:
+            future = self._pending.get(command_id)
+            if future is None or future.done():
+                continue
+            if not settled:
+                settled = True
+                self._log.info("asyncagi_commands_ended_unseen", reason=reason)
+            line = self._lines[command_id]
+            answer = _ended_unseen(line)
+            if "{endpos}" in answer:
+                ran = _recorded_at_most(line, now - self._sent[command_id])
+                answer = answer.format(endpos=int(ran * RECORD_SAMPLE_RATE))
+                self._log.info("asyncagi_recording_ended_unseen", seconds=round(ran, 3))
+            if answer:
+                self._unseen[command_id] = line
+                while len(self._unseen) > UNSEEN_KEPT:
+                    self._unseen.popitem(last=False)
+                future.set_result(parse_result(answer))
+            else:
+                future.set_exception(_SendAgain(reason))
 
     def _mark_hung_up(self, why: str) -> None:
         if not self._hangup.is_set():
@@ -979,6 +1012,7 @@ class AsyncAGIRouter:
 
 
 ENDED_UNSEEN: Final = (
+    ("NOOP", "200 result=0"),
     ("EXEC ", "200 result=0"),
     ("STREAM FILE ", "200 result=0 endpos=0"),
     ("CONTROL STREAM FILE ", "200 result=0 endpos=0"),
@@ -999,12 +1033,30 @@ limit; ``endpos`` in samples of :data:`RECORD_SAMPLE_RATE`): the message is kept
 length maybe overstated, rather than a message taken for empty and lost. Reads are asked
 again (:data:`SEND_AGAIN`)."""
 
+PROBE_WAIT: Final = 150.0
+"""Seconds the NOOP sent after a resync may take: queued behind a command still running
+(a wait for keys, a recording of up to two minutes) it answers when that one ends (at
+once when it ended during the outage); past this the commands are taken for ended
+anyway."""
+
 UNSEEN_KEPT: Final = 8
 """Commands taken for ended at a resync remembered per session, for their late results."""
 
 RECORD_SAMPLE_RATE: Final = 8000
 """Samples a second in the ``endpos`` of STREAM FILE and RECORD FILE (8 kHz formats)."""
 
+
+RUN_INSIDE_AGI: Final = (
+    "STREAM FILE ",
+    "CONTROL STREAM FILE ",
+    "GET DATA ",
+    "WAIT FOR DIGIT ",
+    "SAY ",
+    "RECORD FILE ",
+)
+"""Commands that run inside the AGI application (the channel's list shows ``AGI`` while
+they run, as once they have ended): a resync cannot tell them finished without asking
+(an application run by ``EXEC`` shows as itself)."""
 
 SEND_AGAIN: Final = ("GET VARIABLE ", "GET FULL VARIABLE ", "CHANNEL STATUS")
 """Commands that only read, sent again when they ended during an AMI outage (their answer
