@@ -1180,12 +1180,14 @@ class Switchboard:
         agent_wait: float = 0.0,
         head_start: float = 0.0,
         sent_by: str = "",
+        greet: bool = True,
     ) -> str:
         """Wait in ``queue_name`` until an agent answers or a queue rule sends the caller
         elsewhere; returns who ended the call.
 
         ``sent_by``: the agent who transferred the caller here, offered them only when no
-        other agent may take them.
+        other agent may take them. ``greet``: False for a caller back in a queue they were
+        in (the queue's ``announce`` is not played again).
 
         ``agent``: offered the caller first when free (the IVR's ``agent_from``, before
         ``last_agent``); while busy, waited for alone up to ``agent_wait`` seconds.
@@ -1282,7 +1284,7 @@ class Switchboard:
             entry,
             joined=joined,
             deadline=joined + qcfg.max_wait,
-            greet=True,
+            greet=greet,
             resumed=kept is not None,
             hold=hold,
         )
@@ -2600,6 +2602,7 @@ class Switchboard:
                     active.queue_priority,
                     agent=by if by in self.router.agents else "",
                     head_start=max(0.0, time.monotonic() - active.started),
+                    greet=False,
                 )
 
     async def _survey(

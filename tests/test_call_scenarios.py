@@ -277,8 +277,8 @@ async def test_a_blind_transfer_nobody_answers_brings_the_caller_back_to_the_age
     transfer failed and goes back into sales ahead of a caller who came after them, and
     Alice takes them again once her wrap-up is over (a transfer recall), rather than the
     caller being hung up on."""
-    config = {"queues": {"sales": {"wrapup": 2, "ring_timeout": 1}}}
-    async with running_center(tmp_path, agi=agi, config=config) as center:  # type: ignore[arg-type]
+    sales = {"wrapup": 2, "ring_timeout": 1, "announce": "sales-greeting"}
+    async with running_center(tmp_path, agi=agi, config={"queues": {"sales": sales}}) as center:  # type: ignore[arg-type]
         alice = center.add_phone("PJSIP/1001", answer_after=0.05)
         bob = center.add_phone("PJSIP/1002", answer_after=None)
         caller = await center.caller_presses("5550031", "1")
@@ -303,6 +303,7 @@ async def test_a_blind_transfer_nobody_answers_brings_the_caller_back_to_the_age
     assert (row["agent"], row["queue"], row["hung_up_by"]) == ("1001", "sales", "caller")
     assert (row["transfer_path"], row["transfers"]) == ("1001>1002>sales>1001", 1)
     assert "callcenter_transfers_failed_total 1" in metrics
+    assert caller.heard.count("sales-greeting") == 1, "not greeted again once back"
 
 
 async def test_with_transfer_unanswered_hangup_a_blind_transfer_nobody_answers_ends_the_call(
