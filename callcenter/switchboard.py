@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import random
@@ -2548,15 +2549,14 @@ class Switchboard:
                     active.talk_since = time.monotonic()
                 _c.append(peer)
 
-            def ring_target(_d: str = device, _t: str = target) -> Awaitable[DialResult]:
-                return call.dial(
-                    _d,
-                    timeout=self.ring_timeout(queue_name),
-                    hold_music=True,
-                    on_answer=on_answer,
-                    auto_answer=_t in self.router.agents and answers_by_itself(self.config, _t),
-                )
-
+            ring_target = functools.partial(
+                call.dial,
+                device,
+                timeout=self.ring_timeout(queue_name),
+                hold_music=True,
+                on_answer=on_answer,
+                auto_answer=is_agent and answers_by_itself(self.config, target),
+            )
             try:
                 try:
                     result = await ring_target()
