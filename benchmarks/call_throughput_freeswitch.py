@@ -19,9 +19,10 @@ as ``callcenter run`` builds it, logging at ``warning``. Two ways in (``--transp
   ``myevents``, ``linger``, then ``sendmsg`` on that socket).
 
 Each call: the menu prompt plays (``--prompt-seconds``; ``play_and_get_digits``), the
-caller presses 1, the call joins the ``sales`` queue with music on hold (``endless_playback``),
-an agent phone answers after ``--answer-after`` s and hangs up after ``--talk`` s (the daemon
-runs ``bridge`` on the caller, with ``origination_uuid`` per leg), the daemon hangs the caller
+caller presses 1, the call joins the ``sales`` queue with music on hold
+(``playback local_stream://moh``), an agent phone answers after ``--answer-after`` s and
+hangs up after ``--talk`` s (the daemon runs ``bridge`` on the caller, with
+``origination_uuid`` per leg), the daemon hangs the caller
 up (``uuid_kill``) and the CDR is written. The flow is this script's own (a plain menu ->
 queue), not the example config's. 400 agents, so nobody waits for one.
 
@@ -48,7 +49,7 @@ in outbound mode, where it serves one socket per call): it caps the rate.
 
 What-if, not the shipped code: ``--moh-no-wait`` makes the driver (in this process only) not
 wait for the hold music's CHANNEL_EXECUTE_COMPLETE after ``uuid_break <uuid> all``. When an
-agent is found before FreeSWITCH started the queued ``endless_playback``, ``uuid_break all``
+agent is found before FreeSWITCH started the queued music ``playback``, ``uuid_break all``
 flushes it (``switch_core_session_flush_private_events``, and the demo does the same), no
 completion ever comes, and the shipped driver waits its 10 s command timeout
 (``hold_music_did_not_stop``) before ringing the agent: the PBX side gives up on such calls

@@ -360,7 +360,7 @@ async def test_variables_hold_music_and_redirect() -> None:
         f"api uuid_setvar {B_CALLER} queue_name sales desk"
     )
     assert seen["unset"] is None
-    music = [app_arg(c) for c in sent(server, "sendmsg execute endless_playback")]
+    music = [app_arg(c) for c in sent(server, "sendmsg execute playback")]
     assert music == ["local_stream://moh", "local_stream://jazz"]
     assert [c.line for c in sent(server, "api uuid_break")] == [
         f"api uuid_break {B_CALLER} all"

@@ -409,7 +409,7 @@ async def app_say_number(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
 
 async def app_start_moh(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     """``StartMusicOnHold([class])``: music until StopMusicOnHold or hang-up."""
-    pbx.start_moh(channel, data.partition(",")[0] or "default")
+    pbx.start_moh(channel, data.partition(",")[0] or "default", by_application=True)
     return 0
 
 
@@ -437,7 +437,7 @@ async def app_stop_playtones(pbx: DemoAsterisk, channel: Channel, data: str) -> 
 async def app_moh(pbx: DemoAsterisk, channel: Channel, data: str) -> int:
     """``MusicOnHold([class[,duration]])``: blocks for ``duration`` s or until hang-up."""
     moh_class, _, duration = data.partition(",")
-    pbx.start_moh(channel, moh_class or "default")
+    pbx.start_moh(channel, moh_class or "default", by_application=True)
     try:
         seconds = float(duration) if duration.strip() else None
     except ValueError:

@@ -500,12 +500,17 @@ class DemoAsterisk:
 
     # ------------------------------------------------------------------ music on hold & bridges
 
-    def start_moh(self, chan: Channel, moh_class: str = "default") -> None:
-        """Start music on hold (MusicOnHoldStart) unless it already plays."""
+    def start_moh(
+        self, chan: Channel, moh_class: str = "default", *, by_application: bool = False
+    ) -> None:
+        """Start music on hold (MusicOnHoldStart) unless it already plays;
+        ``by_application``: the channel's own application (not a dial's or a room's) asked
+        for it."""
         if chan.moh_class is not None or chan.ended:
             return
         chan.moh_class = moh_class
         chan.moh_starts += 1
+        chan.music_plays += by_application
         if moh_class == RINGBACK_CLASS:
             # The class dialplans/asterisk/musiconhold.conf defines: a ring tone.
             chan.heard.append("ringback")

@@ -182,6 +182,9 @@ class Channel:
         self.bridge_history: list[str] = []
         self.moh_class: str | None = None
         self.moh_starts = 0
+        #: How many of those the channel's own application started (StartMusicOnHold,
+        #: MusicOnHold, AGI SET MUSIC ON), not a dial's or a conference's music.
+        self.music_plays = 0
         #: How many times RECORD FILE began recording the caller (a voicemail message).
         self.messages_recorded = 0
         #: Every application run on the channel (dialplan or AGI ``EXEC``), in order.

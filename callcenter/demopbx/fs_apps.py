@@ -184,6 +184,7 @@ async def play(
     *,
     terminators: str = "",
     any_digit_breaks: bool = False,
+    reads_keys: bool = True,
     label: str | None = None,
     language: str | None = None,
 ) -> PlayOutcome:
@@ -193,6 +194,8 @@ async def play(
 
     A digit in ``terminators`` stops it (and is eaten); with ``any_digit_breaks`` any digit
     stops it and stays queued for the reader; other digits are eaten, as ``playback`` does.
+    Without ``reads_keys`` (``endless_playback``, which plays with no input arguments) the
+    digits stay queued, unread, for the application after it.
     The caller hears each file as its prompt name, or as ``label`` (``say``'s
     ``digits/5``), in ``language`` (default: the channel's); a ``tone_stream://`` is heard
     as ``beep``, the name the demo Asterisk gives RECORD FILE's beep.
@@ -211,8 +214,11 @@ async def play(
     terminator = ""
     with chan.listening():
         for file in files:
-            if file.startswith("local_stream://"):
+            music = file.startswith("local_stream://")
+            if music:
                 chan.moh_starts += 1
+                chan.music_plays += 1
+                chan.music_playing = True
                 chan.notify()
             elif file.startswith("tone_stream://"):
                 ringing = "440,480" in file  # the ring tone the driver plays as ringback
@@ -226,7 +232,11 @@ async def play(
             while True:
 
                 def wake() -> bool:
-                    return chan.stopped or chan.break_count != start_break or chan.has_digit
+                    return (
+                        chan.stopped
+                        or chan.break_count != start_break
+                        or (reads_keys and chan.has_digit)
+                    )
 
                 remaining = None if deadline is None else deadline - loop.time()
                 woke = await chan.wait_until(wake, remaining)
@@ -236,7 +246,7 @@ async def play(
                 if chan.redirect is not None or chan.break_count != start_break:
                     status = "break"
                     break
-                if chan.has_digit:
+                if reads_keys and chan.has_digit:
                     if any_digit_breaks:
                         status = "break"
                         break
@@ -249,6 +259,7 @@ async def play(
                     break  # this file played out
             if status != "done":
                 break
+    chan.music_playing = False
     elapsed = loop.time() - started
     chan.set_var("playback_last_offset_pos", str(int(elapsed * 8000)))
     chan.set_var("playback_seconds", str(int(elapsed)))
@@ -455,9 +466,10 @@ async def app_playback(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
 
 
 async def app_endless_playback(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None:
-    """``endless_playback <file>``: play it again and again until interrupted."""
+    """``endless_playback <file>``: play it again and again until interrupted. It reads
+    no keys (FreeSWITCH runs it without input arguments): they wait for the next reader."""
     while not chan.stopped:
-        outcome = await play(pbx, chan, arg.strip(), terminators=_terminators(chan))
+        outcome = await play(pbx, chan, arg.strip(), reads_keys=False)
         if outcome.status != "done":
             chan.set_var("current_application_response", _playback_response(outcome))
             return

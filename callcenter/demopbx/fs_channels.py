@@ -442,6 +442,10 @@ class FSChannel:
         self.talking_until = 0.0
         self.bridge_history: list[str] = []
         self.moh_starts = 0
+        #: How many times an application started a ``local_stream://`` (music on hold) on
+        #: it (a bridge's ringback is not one), and True while one plays.
+        self.music_plays = 0
+        self.music_playing = False
         #: How many times ``record`` began recording the caller (a voicemail message).
         self.messages_recorded = 0
         #: Every application run on the channel (dialplan or ``sendmsg``), in order.

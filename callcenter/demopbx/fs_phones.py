@@ -294,6 +294,17 @@ class Caller:
         """How many times music on hold started for the caller so far."""
         return self._chan.moh_starts
 
+    @property
+    def music_plays(self) -> int:
+        """How many times an application (``playback``, ``endless_playback``) started
+        music on hold for the caller; a bridge's ringback is not counted."""
+        return self._chan.music_plays
+
+    @property
+    def hearing_music(self) -> bool:
+        """True while an application plays the caller music on hold (``local_stream://``)."""
+        return self._chan.music_playing
+
     async def wait_recording(self, timeout: float = 5.0) -> None:
         """Return once the PBX records what the caller says (a voicemail message): from
         then on a key pressed ends the message rather than being lost before it."""

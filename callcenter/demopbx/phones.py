@@ -280,6 +280,17 @@ class Caller:
         """How many times music on hold started for the caller so far."""
         return self._chan.moh_starts
 
+    @property
+    def music_plays(self) -> int:
+        """How many times the caller's own application (StartMusicOnHold, MusicOnHold,
+        AGI SET MUSIC ON) started music on hold; a dial's music is not counted."""
+        return self._chan.music_plays
+
+    @property
+    def hearing_music(self) -> bool:
+        """True while music on hold plays to the caller."""
+        return self._chan.moh_class is not None
+
     async def wait_recording(self, timeout: float = 5.0) -> None:
         """Return once the PBX records what the caller says (a voicemail message): from
         then on a key pressed ends the message rather than being lost before it."""

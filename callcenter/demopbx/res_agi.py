@@ -446,7 +446,8 @@ class AGISession:
         if len(args) < 3:
             return _USAGE
         if args[2].lower() == "on":
-            self.pbx.start_moh(self.channel, args[3] if len(args) > 3 else "default")
+            music = args[3] if len(args) > 3 else "default"
+            self.pbx.start_moh(self.channel, music, by_application=True)
         else:
             self.pbx.stop_moh(self.channel)
         return Reply(_ok(0))

@@ -50,8 +50,12 @@ How commands map (:class:`FreeSwitchCall`):
   ``timezone=UTC``); ``record`` is a beep (``playback``) then ``record <path>.<fmt> <max s>
   <threshold> <silence s>`` with ``playback_terminators`` as the end keys; ``set_language``
   sets ``default_language`` and the language ``say`` speaks.
-* music on hold is ``endless_playback local_stream://<class>`` (``default`` means
-  ``settings.hold_music``), stopped with ``uuid_break <uuid> all``.
+* music on hold is ``playback local_stream://<class>`` (``default`` means
+  ``settings.hold_music``; a stream never ends), stopped with ``uuid_break <uuid> all``.
+  Not ``endless_playback``: it reads no keys, which wait unseen until the music stops;
+  ``playback`` reads each (a DTMF event) and, with ``playback_terminators=none``, plays
+  on. ``read_digits`` without a prompt while the music plays takes those keys: the caller
+  hears the music all along and no command is sent.
 * ``dial`` runs the ``bridge`` application on the caller after ``set hangup_after_bridge=false``
   and ``continue_on_fail=true`` (the caller stays parked and ours afterwards), ``ringback`` =
   the hold music (or a ring tone) and ``{originate_timeout=N,ignore_early_media=true}``.
@@ -1351,6 +1355,10 @@ class FreeSwitchCall:
         self._playback_status = ""
         self._language = info.language or "en"
         self._dtmf: collections.deque[str] = collections.deque(maxlen=_MAX_DTMF_KEPT)
+        #: Keys pressed over the hold music not read yet (None: no music plays), and what
+        #: wakes a read of them (a key, the hang-up, the call leaving our control).
+        self._music_keys: collections.deque[str] | None = None
+        self._music_key = asyncio.Event()
         #: Channel variables we set with ``set`` (so each is sent only when it changes).
         self._vars: dict[str, str] = {}
         #: Applications whose completion is still awaited after the caller hung up.
@@ -1690,6 +1698,8 @@ class FreeSwitchCall:
                 raise CommandFailed(
                     f"play_and_get_digits cannot take a prompt with spaces: {prompt!r}"
                 )
+        if prompt is None and self._music_keys is not None:
+            return await self._keys_over_music(self._music_keys, max_digits, timeout, terminator)
         await self._stop_moh()
         wait_ms = max(1, int(timeout * 1000))
         var = self._settings.digits_variable
@@ -1703,6 +1713,27 @@ class FreeSwitchCall:
         if self.hung_up:
             raise CallHungUp(f"{self._info.channel} hung up while entering digits")
         return done.variable(var, "")
+
+    async def _keys_over_music(
+        self, keys: collections.deque[str], max_digits: int, timeout: float, terminator: str
+    ) -> str:
+        """Up to ``max_digits`` keys pressed over the hold music (since it started), each
+        awaited up to ``timeout``; the music plays on. A link outage meanwhile does not end
+        the wait: FreeSWITCH plays the music on, and keys come again once it is back."""
+        digits = ""
+        while len(digits) < max_digits:
+            if not keys:
+                self._music_key.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._music_key.wait(), timeout)
+                self._check()
+                if not keys:
+                    break
+            digit = keys.popleft()
+            if digit == terminator:
+                break
+            digits += digit
+        return digits
 
     def _moh_source(self, music_class: str) -> str:
         if music_class == "default":
@@ -1718,9 +1749,15 @@ class FreeSwitchCall:
         await self._stop_moh()
         # A terminator left by a prompt would let a key press stop the music.
         await self._ensure_vars({"playback_terminators": "none"})
-        event_uuid, _ = await self._send_app(
-            "endless_playback", self._moh_source(music_class), track=True
-        )
+        # Before the send: a key may come as the music starts, ahead of the reply.
+        self._music_keys = collections.deque(maxlen=_MAX_DTMF_KEPT)
+        try:
+            event_uuid, _ = await self._send_app(
+                "playback", self._moh_source(music_class), track=True
+            )
+        except BaseException:
+            self._music_keys = None
+            raise
         self._moh_app = event_uuid
         self._moh_class = music_class
 
@@ -1732,19 +1769,20 @@ class FreeSwitchCall:
         event_uuid = self._moh_app
         if event_uuid is None:
             return
+        keys, self._music_keys = self._music_keys, None
         self._moh_app = None
         future = self._apps.get(event_uuid)
         try:
             text = await self._api(f"uuid_break {self._uuid} all")
         except PBXConnectionError:
             # Not sent (the link is down): the music plays on, for the next stop to break.
-            self._moh_app = event_uuid
+            self._moh_app, self._music_keys = event_uuid, keys
             raise
         if text.startswith("-ERR") and "no such channel" in text.lower():
             self._on_hangup("")
             raise CallHungUp(f"{self._info.channel} is gone")
         if future is not None and not future.done():
-            # `uuid_break ... all` also flushes an endless_playback FreeSWITCH had not started
+            # `uuid_break ... all` also flushes the music's playback FreeSWITCH had not started
             # yet, and a flushed application never completes. A no-op queued after the break
             # completes after the music did (if it ran): once it has, stop waiting.
             await self._run_app("set", "callcenter_moh=off", self._settings.command_timeout)
@@ -2405,6 +2443,9 @@ class FreeSwitchCall:
                     self._log.exception("room_digit_listener_failed")
                 return
             self._dtmf.append(digit)
+            if self._music_keys is not None:
+                self._music_keys.append(digit)
+                self._music_key.set()
             if self._spy is not None:
                 self._spy._on_event(event)
         elif name == "PLAYBACK_STOP":
@@ -2478,7 +2519,8 @@ class FreeSwitchCall:
             if cause:
                 self._cause = HangupCause.from_name(cause)
             self._hangup.set()
-            self._moh_app = None
+            self._moh_app = self._music_keys = None
+            self._music_key.set()
             self._log.info("caller_hung_up", cause=cause or "unknown")
         elif cause and self._cause == HangupCause.UNSPECIFIED:
             self._cause = HangupCause.from_name(cause)
@@ -2495,7 +2537,8 @@ class FreeSwitchCall:
         if self._released:
             return
         self._released = why
-        self._moh_app = None
+        self._moh_app = self._music_keys = None
+        self._music_key.set()
         self._log.info("call_left_control", why=why)
         self._fail_apps(CallHungUp(f"{self._info.channel} left our control ({why})"))
 
