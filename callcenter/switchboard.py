@@ -1605,11 +1605,26 @@ class Switchboard:
         sending the caller elsewhere (``withdrawal``), the caller hanging up (CallerGone)
         or, when ``keys`` (exit keys are set), a key: the key pressed, or ``""``.
 
-        With exit keys the wait is a digit read of at most EXIT_KEY_POLL seconds: a PBX
-        command cannot be interrupted, so a reservation made meanwhile waits for its end.
+        With exit keys the wait is a digit read. Where it is a PBX command, it lasts at most
+        EXIT_KEY_POLL seconds: a command cannot be interrupted, so a reservation made
+        meanwhile waits for its end. Where the keys come as events
+        (:attr:`Call.keys_without_command`), the read ends as soon as an agent is found.
         """
         if seconds <= 0 or (hunt is not None and hunt.done()) or withdrawal.done():
             return ""
+        if keys and call.keys_without_command:
+            read = asyncio.ensure_future(
+                call.read_digits(None, max_digits=1, timeout=seconds, terminator="")
+            )
+            news: set[asyncio.Future[Any]] = {read, withdrawal}
+            if hunt is not None:
+                news.add(hunt)
+            try:
+                await asyncio.wait(news, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not read.done():
+                    await cancel_and_wait(read)
+            return read.result()[:1] if not read.cancelled() else ""
         if keys:
             digits = await call.read_digits(
                 None, max_digits=1, timeout=min(seconds, EXIT_KEY_POLL), terminator=""

@@ -16,6 +16,7 @@ import pytest
 import structlog
 import uvloop
 
+from callcenter import switchboard as switchboard_module
 from callcenter.config import load_config
 from callcenter.daemon import Daemon, loop_factory
 from callcenter.demopbx.channels import FAILOVER_PROMPT as ASTERISK_FAILOVER
@@ -1025,6 +1026,23 @@ async def test_a_key_pressed_as_the_queue_music_starts_counts_on_freeswitch(
         kept = list(center.daemon.switchboard.callbacks.kept.values())
         await center.idle()
     assert caller.heard[-1] == "queue-callback-confirmed" and len(kept) == 1
+
+
+@pytest.mark.parametrize("agi", ["esl-inbound", "esl-outbound"])
+async def test_an_agent_back_is_rung_at_once_for_a_caller_who_may_press_a_key_on_freeswitch(
+    tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On FreeSWITCH the keys pressed over the queue's music come as events: the daemon's
+    watch for the callback key is no PBX command to sit out, so Alice, back from her
+    break, is rung at once (on Asterisk a key read of up to EXIT_KEY_POLL runs out first;
+    here that poll is made far longer than the test waits)."""
+    monkeypatch.setattr(switchboard_module, "EXIT_KEY_POLL", 60.0)
+    async with running_center(tmp_path, agi=agi, config=CALLBACK_KEY) as center:  # type: ignore[arg-type]
+        center.add_phone("PJSIP/1001", answer_after=0.05)
+        caller = await _waiting_for_alice(center, "5550028")
+        await asyncio.sleep(0.3)
+        row = await _alice_back_takes(center, caller)
+    assert row["agent"] == "1001" and caller.music_plays == 1
 
 
 @pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])

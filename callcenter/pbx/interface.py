@@ -204,6 +204,13 @@ class Call(Protocol):
         """Return when the caller hangs up (immediately if already hung up)."""
         ...
 
+    @property
+    def keys_without_command(self) -> bool:
+        """True when :meth:`read_digits` without a prompt sends nothing to the PBX now (the
+        keys come as events: FreeSWITCH while hold music plays), so it may be cancelled at
+        once. False: it is a PBX command, which runs to its timeout once sent."""
+        ...
+
     async def answer(self) -> None:
         """Answer the channel (a no-op when already answered)."""
         ...

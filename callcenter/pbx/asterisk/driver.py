@@ -1151,6 +1151,10 @@ class AsteriskCall:
         return self._session
 
     @property
+    def keys_without_command(self) -> bool:
+        return False  # WAIT FOR DIGIT: an AGI command, which cannot be taken back
+
+    @property
     def hung_up(self) -> bool:
         if self._ami_hangup.is_set() or self._local_hangup:
             return True

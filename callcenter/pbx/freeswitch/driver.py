@@ -1395,6 +1395,10 @@ class FreeSwitchCall:
         return self._hangup.is_set()
 
     @property
+    def keys_without_command(self) -> bool:
+        return self._music_keys is not None
+
+    @property
     def hangup_cause(self) -> HangupCause:
         return self._cause
 
@@ -1718,8 +1722,9 @@ class FreeSwitchCall:
         self, keys: collections.deque[str], max_digits: int, timeout: float, terminator: str
     ) -> str:
         """Up to ``max_digits`` keys pressed over the hold music (since it started), each
-        awaited up to ``timeout``; the music plays on. A link outage meanwhile does not end
-        the wait: FreeSWITCH plays the music on, and keys come again once it is back."""
+        awaited up to ``timeout``; the music plays on. It ends early when the music stops. A
+        link outage meanwhile does not end the wait: FreeSWITCH plays the music on, and keys
+        come again once it is back. Nothing is sent: it may be cancelled at any point."""
         digits = ""
         while len(digits) < max_digits:
             if not keys:
@@ -1728,7 +1733,7 @@ class FreeSwitchCall:
                     await asyncio.wait_for(self._music_key.wait(), timeout)
                 self._check()
                 if not keys:
-                    break
+                    break  # the time is up, or the music stopped
             digit = keys.popleft()
             if digit == terminator:
                 break
@@ -1771,6 +1776,7 @@ class FreeSwitchCall:
             return
         keys, self._music_keys = self._music_keys, None
         self._moh_app = None
+        self._music_key.set()  # a read of keys over the music ends with it
         future = self._apps.get(event_uuid)
         try:
             text = await self._api(f"uuid_break {self._uuid} all")
