@@ -13,7 +13,8 @@ Everything the package raises on purpose derives from :class:`CallCenterError`::
     ├── PBXError                    talking to the PBX went wrong
     │   ├── AuthenticationError     wrong AMI secret / ESL password (exit status 2)
     │   ├── PBXConnectionError      the PBX link is down or was lost mid-request
-    │   │   └── CommandResultLost   a command ended while the link was down: its result is gone
+    │   │   ├── CommandResultLost   a command ended while the link was down: its result is gone
+    │   │   └── ReplyLost           a command went out, the link went before its reply
     │   ├── PBXTimeoutError         the PBX did not answer within the deadline
     │   ├── ActionFailed            the PBX answered `Response: Error` / `-ERR ...`
     │   ├── PBXClaimed              another live daemon drives this PBX (exit status 4)
@@ -116,6 +117,12 @@ class CommandResultLost(PBXConnectionError):
     """A call's command ended while the link it was sent over was down (AsyncAGI): its
     result went with the link. The call is the PBX's again (it waits for commands from
     anyone), and the driver hands it over as a new call: do not hang it up."""
+
+
+class ReplyLost(PBXConnectionError):
+    """A command was written to the PBX and the link went down before its reply: it may
+    have reached the PBX and run, or not (one that was never sent raises
+    :class:`PBXConnectionError` itself)."""
 
 
 class PBXTimeoutError(PBXError):

@@ -455,6 +455,33 @@ async def test_the_number_alice_dials_answers_after_a_link_outage_and_they_talk(
     assert talked == 1
 
 
+@pytest.mark.parametrize("runs", [True, False], ids=["conference-ran", "conference-lost"])
+async def test_alice_s_call_goes_on_when_the_link_drops_as_her_leg_is_sent_to_its_room(
+    tmp_path: Path, runs: bool
+) -> None:
+    """FreeSWITCH park: the link drops as the daemon sends Alice's leg into its room, before
+    FreeSWITCH's reply, with the room application taken or lost with the link. Her dial
+    goes on: once the link is back the leg is (still, or again) in its room, the number
+    she dialled answers and they talk (the send used to fail her call: the dial given up as
+    if she had left, her leg taken again as a new call that dialled the number twice)."""
+    async with running_center(tmp_path, agi="esl-inbound", config=DIALS) as center:
+        customer = center.add_phone("PJSIP/5550419", answer_after=1.5)
+        alice = center.daemon.router.agents["1001"]
+        center.pbx.cut_at_application("conference", runs=runs)
+        leg = await center.pbx.call("*775550419", caller_num="1001")
+        await until(lambda: center.pbx.cut_at is None)
+        await until(lambda: alice.state == "on_call", timeout=10)
+        talked = customer.answered
+        await customer.hangup()
+        await leg.wait_ended(timeout=10)
+        await until(lambda: alice.state == "available", timeout=10)
+        await center.idle(timeout=10)
+        row = await center.cdr(leg.uniqueid)
+    assert (talked, customer.rings) == (1, 1)
+    assert row["hung_up_by"] != "link_lost"
+    assert center.daemon.left_rooms.hung_up == 0
+
+
 @pytest.mark.parametrize("agi", ["fastagi", "asyncagi", "esl-outbound"])
 async def test_alice_s_phone_hangs_up_after_her_call_even_when_the_link_was_down_then(
     tmp_path: Path, agi: str

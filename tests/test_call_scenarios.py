@@ -1045,6 +1045,31 @@ async def test_an_agent_back_is_rung_at_once_for_a_caller_who_may_press_a_key_on
     assert row["agent"] == "1001" and caller.music_plays == 1
 
 
+@pytest.mark.parametrize("runs", [True, False], ids=["bridge-ran", "bridge-lost"])
+async def test_a_ring_sent_as_the_link_drops_ends_with_alice_talking_to_the_caller(
+    tmp_path: Path, runs: bool
+) -> None:
+    """FreeSWITCH park: the link drops as the daemon sends the caller's ring to Alice,
+    before FreeSWITCH's reply, with the ring taken (it goes on at FreeSWITCH) or lost with
+    the link. Either way Alice is rung once and talks to the caller, and the record says
+    so (the ring taken used to count as failed: she answered a call the daemon had given
+    up, and the record had no agent)."""
+    async with running_center(tmp_path, agi="esl-inbound") as center:
+        alice = center.add_phone("PJSIP/1001", answer_after=0.8)
+        caller = await center.pbx.call("800", caller_num="5550029")
+        await caller.wait_for_prompt("welcome-menu", timeout=5)
+        center.pbx.cut_at_application("bridge", runs=runs)
+        await caller.press("1")
+        assert await caller.wait_bridged(timeout=8) == "PJSIP/1001"
+        await until(lambda: center.daemon.router.agents["1001"].state == "on_call", timeout=5)
+        await caller.hangup()
+        row = await center.cdr(caller.uniqueid)
+        await center.idle()
+    assert center.pbx.cut_at is None
+    assert (alice.rings, alice.answered) == (1, 1)
+    assert (row["agent"], row["hung_up_by"]) == ("1001", "caller")
+
+
 @pytest.mark.parametrize("agi", ["asyncagi", "esl-inbound"])
 async def test_a_callback_confirmation_due_while_the_link_is_down_is_told_once_it_is_back(
     tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch

@@ -264,6 +264,9 @@ class DemoFreeSwitch:
         self._leg_phones: dict[str, AgentPhone] = {}
         self._listeners: dict[str, list[FSEvent]] = {}
         self._sessions: dict[ESLSession, asyncio.Task[None]] = {}
+        #: (application, whether it runs): the next ``sendmsg`` executing it on an inbound
+        #: socket drops that connection before the reply (:meth:`cut_at_application`).
+        self.cut_at: tuple[str, bool] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
         self._stopping = False
@@ -400,6 +403,12 @@ class DemoFreeSwitch:
     def session_closed(self, session: ESLSession) -> None:
         """Called by a session when its connection closed."""
         self._sessions.pop(session, None)
+
+    def cut_at_application(self, app: str, *, runs: bool) -> None:
+        """The next ``sendmsg`` that executes ``app`` on an inbound socket gets no reply:
+        the connection drops as it arrives (a cut between a command and its reply), the
+        application queued on the channel (``runs``) or lost with the link."""
+        self.cut_at = (app, runs)
 
     async def drop_esl_connections(self) -> None:
         """Abruptly close every inbound ESL connection (for reconnect tests); calls go on."""

@@ -907,6 +907,9 @@ async def app_conference(pbx: DemoFreeSwitch, chan: FSChannel, arg: str) -> None
     if "nomoh" in _member_flags(arg):
         room.no_music.add(chan.uuid)
     room.member_ids[chan.uuid] = room.next_id
+    # mod_conference keeps both on the member's channel (and does not clear them after).
+    chan.set_var("conference_name", name)
+    chan.set_var("conference_member_id", str(room.next_id))
     room.next_id += 1
     chan.notify()
     _conf_event(room, chan, "add-member")

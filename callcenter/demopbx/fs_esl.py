@@ -607,6 +607,14 @@ class ESLSession:
                 loops = int(command.get("loops") or "1")
             except ValueError:
                 loops = 1
+            cut = self.pbx.cut_at
+            if cut is not None and cut[0] == app and not self.outbound:
+                self.pbx.cut_at = None
+                if cut[1]:
+                    channel.queue_app(QueuedApp(app, arg, command.get("Event-UUID"), loops))
+                self._log.info("demofs_esl_cut_before_reply", app=app, runs=cut[1])
+                self.abort()
+                return b""
             if app:
                 channel.queue_app(QueuedApp(app, arg, command.get("Event-UUID"), loops))
             else:

@@ -50,6 +50,7 @@ from callcenter.errors import (
     ListenError,
     PBXConnectionError,
     PBXTimeoutError,
+    ReplyLost,
 )
 from callcenter.pbx.link import ProtocolLink, reply_within
 from callcenter.pbx.reconnect import backoff
@@ -255,7 +256,7 @@ class _Link(ProtocolLink):
             self.transport.close()
         elif not self.done.done():
             self.done.set_result(None)
-        error = PBXConnectionError(f"ESL link to {self.where} lost: {reason}")
+        error = ReplyLost(f"ESL link to {self.where} lost: {reason}")
         while self._fifo:
             future = self._fifo.popleft()
             if not future.done():

@@ -109,6 +109,7 @@ from callcenter.errors import (
     PBXConnectionError,
     PBXError,
     PBXTimeoutError,
+    ReplyLost,
 )
 from callcenter.pbx.claim import PBXClaim, ReadGlobal, WriteGlobal
 from callcenter.pbx.freeswitch.connection import (
@@ -1426,13 +1427,26 @@ class FreeSwitchCall:
         return self._settings.prompt_timeout + expected + LONG_COMMAND_MARGIN
 
     async def _send_app(
-        self, app: str, arg: str = "", *, track: bool, outlive_hangup: bool = False
+        self,
+        app: str,
+        arg: str = "",
+        *,
+        track: bool,
+        outlive_hangup: bool = False,
+        hold: bool = False,
     ) -> tuple[str, asyncio.Future[ESLEvent] | None]:
         """Queue ``app`` on the channel; with ``track`` its completion can be awaited.
 
         ``outlive_hangup``: the completion is still awaited for a while after a hang-up (it
         carries the result, e.g. a recording's length). Registered before the command goes
-        out, since the hang-up may be read in the same packet as the command's reply."""
+        out, since the hang-up may be read in the same packet as the command's reply.
+
+        ``hold``: sent on the inbound socket and its reply gone with the link, it may run at
+        FreeSWITCH, or not: it is held as one that ran when the link went instead of
+        failing (``ReplyLost``). For what the resync can tell from the channel list (a room:
+        the channel sits in it or not; a ring: its legs are up or not) and what precedes
+        them; not for a prompt (taken as played, a caller would miss a menu never played)
+        nor what must be known to have run (an answer, the music)."""
         self._check()
         event_uuid = str(uuid.uuid4())
         future: asyncio.Future[ESLEvent] | None = None
@@ -1455,6 +1469,14 @@ class FreeSwitchCall:
             self._outlive_hangup.discard(event_uuid)
             self._on_hangup("")
             raise
+        except ReplyLost:
+            if future is None or not hold or not self.events_from_inbound:
+                self._apps.pop(event_uuid, None)
+                self._outlive_hangup.discard(event_uuid)
+                raise
+            if not future.done():
+                self._across.add(event_uuid)
+                self._log.info("application_sent_as_the_link_went", app=app, uuid=event_uuid)
         except BaseException:
             self._apps.pop(event_uuid, None)
             self._outlive_hangup.discard(event_uuid)
@@ -1473,8 +1495,8 @@ class FreeSwitchCall:
         finally:
             self._apps.pop(event_uuid, None)
 
-    async def _run_app(self, app: str, arg: str, limit: float) -> ESLEvent:
-        event_uuid, future = await self._send_app(app, arg, track=True)
+    async def _run_app(self, app: str, arg: str, limit: float, *, hold: bool = False) -> ESLEvent:
+        event_uuid, future = await self._send_app(app, arg, track=True, hold=hold)
         assert future is not None
         return await self._await_app(event_uuid, future, limit, app)
 
@@ -1482,9 +1504,12 @@ class FreeSwitchCall:
         """``conference <arg>`` until the call leaves the room. A lost event socket does not
         end it: the caller stays in the room, and the resync after the reconnection ends it
         if they left meanwhile."""
-        event_uuid, future = await self._send_app("conference", arg, track=True)
+        event_uuid, future = await self._send_app("conference", arg, track=True, hold=True)
         assert future is not None
         self._room_app = event_uuid
+        # Sent as the link went: the resync settles it as a room (it shows in the channel
+        # list while the caller is in it), not as a prompt.
+        self._across.discard(event_uuid)
         try:
             return await self._await_app(event_uuid, future, limit, "conference")
         except asyncio.CancelledError:
@@ -1879,9 +1904,10 @@ class FreeSwitchCall:
                     "ringback": ringback,
                 }
             )
-            event_uuid, future = await self._send_app("bridge", dial_string, track=True)
+            event_uuid, future = await self._send_app("bridge", dial_string, track=True, hold=True)
             assert future is not None
             state.app_uuid = event_uuid
+            self._across.discard(event_uuid)  # a dial's resync settles it (its legs tell)
             limit = ring + self._settings.max_bridge_seconds + LONG_COMMAND_MARGIN
             complete: ESLEvent | None
             try:
@@ -1914,7 +1940,7 @@ class FreeSwitchCall:
         if not self.hung_up and not self._released and result.hung_up_by != "caller":
             limit = self._long(self._settings.max_bridge_seconds)
             with contextlib.suppress(CallHungUp):
-                await self._run_app("set", NO_ROOM_KEYS, self._settings.command_timeout)
+                await self._run_app("set", NO_ROOM_KEYS, self._settings.command_timeout, hold=True)
                 await self._run_room_app(conference.room, limit)
         conference._on_caller_left("left the room")
         talk = result.talk_seconds
@@ -1948,7 +1974,7 @@ class FreeSwitchCall:
         if ringing:
             self._driver._ringing_rooms[room] = self
         try:
-            await self._run_app("set", NO_ROOM_KEYS, self._settings.command_timeout)
+            await self._run_app("set", NO_ROOM_KEYS, self._settings.command_timeout, hold=True)
             # nomoh: alone in the room (between callers) the agent hears silence, not the
             # profile's moh-sound, as on Asterisk.
             await self._run_room_app(
@@ -1989,10 +2015,16 @@ class FreeSwitchCall:
             and event.get("Action") == "add-member"
             and event.get("Conference-Name") == self._room[0]
         ):
-            self._room = (self._room[0], event.get("Member-ID", ""))
-            self._room_joined.set()
-            if self._driver._ringing_rooms.get(self._room[0]) is self:
-                self._driver.in_background(self._ring(*self._room), f"fs-ring-{self._uuid}")
+            self._joined_room(event.get("Member-ID", ""))
+
+    def _joined_room(self, member: str) -> None:
+        """The call is in its room (:meth:`wait_in_room`) as ``member``: it may be kicked,
+        and hears the ring tone if it rings there alone."""
+        assert self._room is not None
+        self._room = (self._room[0], member)
+        self._room_joined.set()
+        if self._driver._ringing_rooms.get(self._room[0]) is self:
+            self._driver.in_background(self._ring(*self._room), f"fs-ring-{self._uuid}")
 
     def _someone_joined(self, room: str) -> None:
         """Another member came into the room this call rings alone in: the ring stops."""
@@ -2586,6 +2618,22 @@ class FreeSwitchCall:
         if room is not None and not room.done() and snap.application != "conference":
             # Out of the room while the socket was down (kicked, or moved on by hand).
             room.set_result(_synthetic_complete())
+        elif self._room is not None and not self._room[1] and snap.room == self._room[0]:
+            # Into the room while the socket was down: its add-member event went with it.
+            # mod_conference keeps the Member-ID on the channel too (the kick needs it).
+            try:
+                member = await self.get_variable("conference_member_id")
+            except PBXError as exc:
+                self._log.info("room_member_unknown", room=snap.room, error=str(exc))
+            else:
+                if member and self._room is not None and not self._room[1]:
+                    room_name = self._room[0]
+                    if self._driver._ringing_rooms.get(room_name) is self and any(
+                        other.room == room_name and uid != self._uuid
+                        for uid, other in alive.items()
+                    ):
+                        del self._driver._ringing_rooms[room_name]  # someone came: no ring
+                    self._joined_room(member)
         state = self._dial
         if state is None or not state.app_uuid:
             return
