@@ -129,8 +129,9 @@ class Drain:
     def view(self) -> dict[str, Any] | None:
         """What ``/status`` shows: None, or since when, until when at the latest, and what
         is left (``calls`` in progress, ``dials`` waiting for their answer, agents owing
-        ``dispositions``) and how many callers were sent to the failover meanwhile."""
-        return self._figures() if self._task is not None else None
+        ``dispositions``) and how many callers were sent to the failover meanwhile. A drain
+        over shows until the daemon is gone (its stop closes the drain before the API)."""
+        return self._figures() if self._task is not None or self._over else None
 
     def _figures(self) -> dict[str, Any]:
         board = self.switchboard

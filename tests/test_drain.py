@@ -198,6 +198,21 @@ async def test_a_drain_called_off_takes_new_callers_again(
     assert started.timeout == 900, "runtime.drain_timeout's default"
 
 
+async def test_a_drain_over_still_shows_in_the_status_while_the_daemon_stops(
+    tmp_path: Path,
+) -> None:
+    """Once the drain is over the daemon stops; until its API is gone, ``/status`` still
+    shows the drain (nothing left), not "no drain": ``callcenter drain --wait`` read that as
+    the drain called off, and said so with exit status 1 (under load, in CI)."""
+    async with running_center(tmp_path) as center:
+        assert (await center.api("POST", "/drain"))[0] == 200
+        await until(lambda: center.daemon.stop_requested)
+        await center.daemon.drain.close()  # what the stop does before the API goes
+        status, answer = await center.api("GET", "/status")
+    assert status == 200 and answer["drain"] is not None
+    assert (answer["drain"]["calls"], answer["drain"]["dials"]) == (0, 0)
+
+
 async def test_callcenter_drain_follows_the_drain_until_the_daemon_has_stopped(
     tmp_path: Path,
 ) -> None:
