@@ -14,7 +14,8 @@ Roles:
 
 * ``demo``: the demo Asterisk (:mod:`callcenter.demopbx`, real AMI server + FastAGI client or
   AsyncAGI over AMI) placing calls: ``concurrent`` keeps N calls up until T are done;
-  ``ramp`` offers R new calls/s per stage, the caller pressing 1 in the IVR menu. With
+  ``ramp`` offers R new calls/s per stage, the caller pressing 1 in the IVR menu;
+  ``wait`` has N callers wait in the queue's music until ``release`` (``queue_wait.py``). With
   ``--pbx freeswitch`` the demo FreeSWITCH (:class:`~callcenter.demopbx.freeswitch.
   DemoFreeSwitch`, real ESL server; ``--mode inbound`` parks the calls, ``outbound`` runs
   the ``socket`` application) does the same; it prints ``esl_port`` instead of ``ami_port``
@@ -253,6 +254,30 @@ async def _ramp(pbx: Any, cmd: dict[str, Any]) -> None:
     say({"event": "ramp_done"})
 
 
+async def _wait(pbx: Any, cmd: dict[str, Any], release: asyncio.Event) -> dict[str, Any]:
+    """``wait``: ``calls`` callers choose sales (1) and wait in its music; once all hear
+    it, ``{"event": "waiting"}``; at ``release`` they hang up, and the answer says how many
+    still heard the music then."""
+    count, limit = int(cmd["calls"]), float(cmd.get("call_timeout", 20))
+    callers: list[Any] = []
+
+    async def one(n: int) -> None:
+        caller = await pbx.call("800", caller_num=f"556{n:07d}")
+        callers.append(caller)
+        await caller.wait_for_prompt("welcome-menu", timeout=limit)
+        await caller.press("1")
+        await caller.wait_moh(timeout=limit)
+
+    await asyncio.gather(*(one(n) for n in range(count)))
+    say({"event": "waiting", "calls": len(callers)})
+    await release.wait()
+    music = sum(1 for c in callers if c.hearing_music)
+    for caller in callers:
+        with contextlib.suppress(Exception):
+            await caller.hangup()
+    return {"event": "released", "hearing_music": music}
+
+
 async def demo_role(args: argparse.Namespace) -> None:
     pbx: Any
     if args.pbx == "freeswitch":
@@ -274,11 +299,26 @@ async def demo_role(args: argparse.Namespace) -> None:
         await pbx.start()
         say({"ready": "demo", "pbx": "asterisk", "ami_port": pbx.ami_port})
     phone_class: Any = FSAgentPhone if args.pbx == "freeswitch" else AgentPhone
+    release = asyncio.Event()
+    waiting: asyncio.Task[None] | None = None
+
+    async def wait_then_say(cmd: dict[str, Any]) -> None:
+        say(await _wait(pbx, cmd, release))
+
     try:
         async for cmd in _commands():
             kind = cmd["cmd"]
             if kind == "quit":
                 break
+            if kind == "wait":
+                release.clear()
+                waiting = asyncio.create_task(wait_then_say(cmd))
+                continue
+            if kind == "release":
+                release.set()
+                if waiting is not None:
+                    await waiting
+                continue
             if kind == "agi_url":
                 pbx.set_agi_url(cmd["url"])
                 say({"ok": kind})

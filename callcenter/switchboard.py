@@ -244,7 +244,8 @@ MAX_TRANSFER_NOTE: Final = 200
 """Characters of a transferring agent's note (``transfer_note``)."""
 
 EXIT_KEY_POLL = 1.0
-"""Seconds one digit read lasts while a queue's exit keys are armed."""
+"""Seconds one digit read lasts while a queue's exit keys are armed, where the read is a PBX
+command (no hold music playing, or FastAGI while AMI is down): see ``_wait_a_little``."""
 WITHDRAWN = "withdrawn"
 """QueueExited reason of a caller a supervisor sent elsewhere (app_queue's WITHDRAW)."""
 EMPTY_LOOK = 0.25

@@ -996,13 +996,29 @@ async def test_a_caller_who_may_press_a_key_hears_the_queue_music_all_the_while(
     assert caller.heard[-1] == "queue-callback-confirmed" and len(kept) == 1
 
 
-@pytest.mark.parametrize("agi", ["esl-inbound", "esl-outbound"])
-async def test_a_key_pressed_as_the_queue_music_starts_counts_on_freeswitch(
+@pytest.mark.parametrize("agi", ["fastagi"])
+async def test_a_caller_s_key_counts_while_ami_is_down_on_fastagi(tmp_path: Path, agi: str) -> None:
+    """FastAGI calls go on without AMI, whose DTMFEnd events carry the keys pressed over
+    the queue's music: while AMI is down the daemon watches for the callback key with
+    WAIT FOR DIGIT again, and the caller's key keeps their place."""
+    async with running_center(tmp_path, agi=agi, config=CALLBACK_KEY) as center:  # type: ignore[arg-type]
+        board = center.daemon.switchboard
+        caller = await _waiting_for_alice(center, "5550030")
+        await center.drop_pbx_connections()
+        await until(lambda: not board.pbx_up, timeout=5)
+        await caller.press("2")
+        await caller.wait_ended(timeout=5)
+        kept = list(board.callbacks.kept.values())
+        await center.idle()
+    assert caller.heard[-1] == "queue-callback-confirmed" and len(kept) == 1
+
+
+async def test_a_key_pressed_as_the_queue_music_starts_counts(
     tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The caller presses the callback key the moment the queue's music starts, before
-    the daemon (busy for a moment) looks for keys: FreeSWITCH's playback of the music reads
-    the key, and the daemon takes it from there when it looks."""
+    the daemon (busy for a moment) looks for keys: the key came as an event while the music
+    played, and the daemon takes it from there when it looks."""
     async with running_center(tmp_path, agi=agi, config=CALLBACK_KEY) as center:  # type: ignore[arg-type]
         status, _ = await center.api("POST", "/agents/1001/pause", {"reason": "break"})
         assert status == 200
@@ -1028,14 +1044,13 @@ async def test_a_key_pressed_as_the_queue_music_starts_counts_on_freeswitch(
     assert caller.heard[-1] == "queue-callback-confirmed" and len(kept) == 1
 
 
-@pytest.mark.parametrize("agi", ["esl-inbound", "esl-outbound"])
-async def test_an_agent_back_is_rung_at_once_for_a_caller_who_may_press_a_key_on_freeswitch(
+async def test_an_agent_back_is_rung_at_once_for_a_caller_who_may_press_a_key(
     tmp_path: Path, agi: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On FreeSWITCH the keys pressed over the queue's music come as events: the daemon's
-    watch for the callback key is no PBX command to sit out, so Alice, back from her
-    break, is rung at once (on Asterisk a key read of up to EXIT_KEY_POLL runs out first;
-    here that poll is made far longer than the test waits)."""
+    """The keys pressed over the queue's music come as events (AMI DTMFEnd, FreeSWITCH
+    DTMF): the daemon's watch for the callback key is no PBX command to sit out, so Alice,
+    back from her break, is rung at once (a key read polled with WAIT FOR DIGIT would run
+    out first: here its poll is made far longer than the test waits)."""
     monkeypatch.setattr(switchboard_module, "EXIT_KEY_POLL", 60.0)
     async with running_center(tmp_path, agi=agi, config=CALLBACK_KEY) as center:  # type: ignore[arg-type]
         center.add_phone("PJSIP/1001", answer_after=0.05)

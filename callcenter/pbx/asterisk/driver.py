@@ -13,7 +13,11 @@
   AGI session is closed and the dialplan continues at the next priority.
 * :class:`AsteriskCall` implements :class:`~callcenter.pbx.interface.Call` with AGI
   commands; once the caller hung up every command raises ``CallHungUp`` (except
-  :meth:`~AsteriskCall.hangup` and :meth:`~AsteriskCall.get_variable`).
+  :meth:`~AsteriskCall.hangup` and :meth:`~AsteriskCall.get_variable`). While hold music
+  plays (``StartMusicOnHold``, a generator: no AGI command runs) the AGI's own loop reads
+  the channel, so each key pressed comes as an AMI ``DTMFEnd``: ``read_digits`` without a
+  prompt takes those (no command sent, the music playing on) while AMI is up, and sends
+  ``WAIT FOR DIGIT`` when it is not.
 * Beside a running AGI (even inside ``EXEC Dial``) the driver uses AMI: ``MixMonitor`` /
   ``StopMixMonitor`` record the caller's channel; hold is ``MuteAudio`` of the agent leg
   (no music: see :meth:`AsteriskCall.hold`); :meth:`AsteriskDriver.spy` originates the
@@ -37,6 +41,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import math
 import re
@@ -118,6 +123,8 @@ _DEVICE = re.compile(rf"{_ONE_DEVICE}(?:&{_ONE_DEVICE})*")
 #: A channel name such as ``PJSIP/1001-0000000a`` or ``Local/2002@transfer-00000001;1``.
 ORIGINATE_EARLY_KEPT = 256
 """OriginateResponses kept for an Originate whose response is still being read."""
+_MAX_MUSIC_KEYS: Final = 64
+"""Keys kept that were pressed over the hold music and not read yet."""
 _ORIGINATE_REASONS: Final = {
     "0": "unavailable",
     "1": "rejected",
@@ -349,6 +356,8 @@ class AsteriskDriver:
         self._dial_peers: dict[str, AsteriskCall] = {}
         #: Channel name -> where its keys go, for calls waiting in a room (wait_in_room).
         self._room_lines: dict[str, Callable[[str], None]] = {}
+        #: Channel name -> the call hearing its hold music (its keys are read from DTMFEnd).
+        self._music_lines: dict[str, AsteriskCall] = {}
         #: Uniqueid of a supervisor's leg -> its spy session.
         self._spies: dict[str, AsteriskSpySession] = {}
         self._originating: dict[str, asyncio.Future[str]] = {}
@@ -764,6 +773,8 @@ class AsteriskDriver:
         finally:
             if self._calls.get(info.call_id) is call:
                 del self._calls[info.call_id]
+            if self._music_lines.get(info.channel) is call:
+                del self._music_lines[info.channel]
             bound.info("call_released", hung_up=call.hung_up)
 
     def _clear_guard(self, info: CallInfo) -> None:
@@ -984,7 +995,7 @@ class AsteriskDriver:
 
         # Every key of every caller in the IVR comes here: most need no more reading.
         spy = self._spies.get(msg.get("Uniqueid") or "") if self._spies else None
-        if spy is None and not self._dial_peers and not self._room_lines:
+        if spy is None and not self._dial_peers and not self._room_lines and not self._music_lines:
             return
         if (msg.get("Direction") or "Received") != "Received":
             return
@@ -1002,6 +1013,8 @@ class AsteriskDriver:
                 on_digit(digit)
             except Exception:
                 self._log.exception("room_digit_listener_failed", channel=channel)
+        elif digit and (listener := self._music_lines.get(channel)) is not None:
+            listener._music_key_pressed(digit)
 
     def _ev_chanspy_start(self, msg: AMIMessage) -> None:
         spy = self._spies.get(msg.get("SpyerUniqueid") or "")
@@ -1038,6 +1051,8 @@ class AsteriskDriver:
         for waiting in self._originating.values():
             waiting.cancel()
         self._originating.clear()
+        for call in self._music_lines.values():
+            call._music_key.set()  # its keys went with the link: back to WAIT FOR DIGIT
         self._publish(PBXDisconnected(pbx=self.name, reason=reason))
 
     async def _resync(self) -> None:
@@ -1131,6 +1146,10 @@ class AsteriskCall:
         self._tones = False
         """The hold "music" started last is the ring tone (Playtones), not music."""
         self._moh = False
+        #: Keys pressed over the hold music not read yet (None: no music plays), and what
+        #: wakes a read of them (a key; the AMI link lost).
+        self._music_keys: collections.deque[str] | None = None
+        self._music_key = asyncio.Event()
         self._on_hold = False
         self._recording: str | None = None
         self._spy_task: asyncio.Task[None] | None = None
@@ -1152,7 +1171,10 @@ class AsteriskCall:
 
     @property
     def keys_without_command(self) -> bool:
-        return False  # WAIT FOR DIGIT: an AGI command, which cannot be taken back
+        # While the music plays (a generator: no AGI command runs), the AGI's own loop
+        # reads the channel, so each key comes as an AMI DTMFEnd. Without AMI: WAIT FOR
+        # DIGIT, an AGI command, which cannot be taken back.
+        return self._music_keys is not None and self._driver.ami.connected
 
     @property
     def hung_up(self) -> bool:
@@ -1222,7 +1244,7 @@ class AsteriskCall:
 
     async def play(self, prompts: Sequence[str], *, interrupt_digits: str = "") -> str:
         for prompt in prompts:
-            self._moh = False
+            self._music_off()
             result = await self._command(
                 "STREAM FILE", prompt, interrupt_digits, limit=self._long(0.0)
             )
@@ -1252,7 +1274,7 @@ class AsteriskCall:
         wait_ms = str(max(1, int(timeout * 1000)))
         if prompt is not None and terminator == "#":
             # GET DATA always stops at '#', so it only serves that terminator.
-            self._moh = False
+            self._music_off()
             result = await self._command(
                 "GET DATA",
                 prompt,
@@ -1263,6 +1285,9 @@ class AsteriskCall:
             if result.result == "-1":
                 raise self._caller_gone("hung up while entering digits")
             return result.result
+        music = self._music_keys
+        if prompt is None and music is not None and self._driver.ami.connected:
+            return await self._keys_over_music(music, max_digits, timeout, terminator)
         digits = ""
         if prompt is not None:
             first = await self.play([prompt], interrupt_digits=_DIGITS)
@@ -1273,6 +1298,8 @@ class AsteriskCall:
             result = await self._command(
                 "WAIT FOR DIGIT", wait_ms, limit=timeout + LONG_COMMAND_MARGIN
             )
+            if music is not None:
+                music.clear()  # read here: not again from AMI (the link may be back)
             code = result.int_result
             if code is None or code == 0:
                 break
@@ -1298,7 +1325,7 @@ class AsteriskCall:
         else:
             epoch, fmt = _say_datetime(kind, value)
             verb, args = "SAY DATETIME", [str(epoch), interrupt_digits, fmt, "UTC"]
-        self._moh = False
+        self._music_off()
         result = await self._command(verb, *args, limit=self._long(0.0))
         code = result.int_result
         if code is None or code == 0:
@@ -1325,7 +1352,7 @@ class AsteriskCall:
             args.append("BEEP")
         if silence_seconds > 0:
             args.append(f"s={max(1, math.ceil(silence_seconds))}")
-        self._moh = False
+        self._music_off()
         result = await self._command("RECORD FILE", *args, limit=self._long(max_seconds))
         reason = (result.value or "").lower()
         endpos = result.data.get("endpos", "0")
@@ -1355,13 +1382,24 @@ class AsteriskCall:
     async def start_hold_music(self, music_class: str = "default") -> None:
         if not _MOH_CLASS.fullmatch(music_class):
             raise CommandFailed(f"invalid music class {music_class!r}")
-        if music_class == RINGBACK:
-            # indications.conf's ring tone, as a generator (like the music) until stopped.
-            await self._exec("Playtones", "ring")
-            self._tones = True
-        else:
-            await self._exec("StartMusicOnHold", music_class)
-            self._tones = False
+        with contextlib.suppress(PBXError):
+            # Without AMI now, its keys are read with WAIT FOR DIGIT (keys_without_command).
+            await self._driver.want_keys()
+        # Listening before the command: a key may come as the music starts.
+        self._music_off()
+        self._music_keys = collections.deque(maxlen=_MAX_MUSIC_KEYS)
+        self._driver._music_lines[self._info.channel] = self
+        try:
+            if music_class == RINGBACK:
+                # indications.conf's ring tone, as a generator (like the music) until stopped.
+                await self._exec("Playtones", "ring")
+                self._tones = True
+            else:
+                await self._exec("StartMusicOnHold", music_class)
+                self._tones = False
+        except BaseException:
+            self._music_off()
+            raise
         self._moh = True
 
     async def stop_hold_music(self) -> None:
@@ -1370,7 +1408,50 @@ class AsteriskCall:
             self._tones = False
         else:
             await self._exec("StopMusicOnHold", "")
+        self._music_off()
+
+    def _music_off(self) -> None:
+        """The hold music stops (or a command that stops it is sent): its keys are no
+        longer read from AMI, and a read of them ends."""
         self._moh = False
+        if self._music_keys is not None:
+            self._music_keys = None
+            if self._driver._music_lines.get(self._info.channel) is self:
+                del self._driver._music_lines[self._info.channel]
+            self._music_key.set()
+
+    def _music_key_pressed(self, digit: str) -> None:
+        if self._music_keys is not None:
+            self._music_keys.append(digit)
+            self._music_key.set()
+
+    async def _keys_over_music(
+        self, keys: collections.deque[str], max_digits: int, timeout: float, terminator: str
+    ) -> str:
+        """Up to ``max_digits`` keys pressed over the hold music (since it started), each
+        awaited up to ``timeout``; the music plays on. It ends early when the music stops
+        or the AMI link goes. Nothing is sent: it may be cancelled at any point."""
+        digits = ""
+        while len(digits) < max_digits:
+            if not keys:
+                self._music_key.clear()
+                key = asyncio.ensure_future(self._music_key.wait())
+                gone = asyncio.ensure_future(self.wait_hangup())
+                try:
+                    await asyncio.wait((key, gone), timeout=timeout, return_when="FIRST_COMPLETED")
+                finally:
+                    await cancel_and_wait(key, gone)
+                if self.hung_up:
+                    raise self._caller_gone("hung up while entering digits")
+                if self._released:
+                    raise CallHungUp(f"{self._info.channel} left our control ({self._released})")
+                if not keys:
+                    break  # the time is up, the music stopped or the AMI link went
+            digit = keys.popleft()
+            if digit == terminator:
+                break
+            digits += digit
+        return digits
 
     async def _exec(self, app: str, data: str, *, limit: float | None = None) -> AGIResult:
         result = await self._command("EXEC", app, data, limit=limit)
@@ -1439,7 +1520,7 @@ class AsteriskCall:
         waits = bool(announce) or report_wait is not None or bool(delay)
         state = _Dial(on_answer, wait_bridge=waits)
         self._dial = state
-        self._moh = False
+        self._music_off()
         try:
             result = await self._dial_and_wait(device, data, ring, state)
             if state.conference is not None and result.status is DialStatus.ANSWER:
