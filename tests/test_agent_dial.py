@@ -433,6 +433,19 @@ async def test_alice_talking_on_her_own_call_when_the_link_goes_down_talks_on_an
     assert center.daemon.left_rooms.hung_up == 0, "the daemon kept the call: nothing was left"
 
 
+async def _they_talk_and_the_customer_hangs_up(center: Center, customer: Any, leg: Any) -> int:
+    """Alice (1001) is on the call she dialled; the customer hangs up, her leg ends and she
+    is free again. How many times the customer answered."""
+    alice = center.daemon.router.agents["1001"]
+    await until(lambda: alice.state == "on_call", timeout=10)
+    talked = int(customer.answered)
+    await customer.hangup()
+    await leg.wait_ended(timeout=10)
+    await until(lambda: alice.state == "available", timeout=10)
+    await center.idle(timeout=10)
+    return talked
+
+
 @pytest.mark.parametrize("agi", TRANSPORTS)
 async def test_the_number_alice_dials_answers_after_a_link_outage_and_they_talk(
     tmp_path: Path, agi: str
@@ -442,16 +455,10 @@ async def test_the_number_alice_dials_answers_after_a_link_outage_and_they_talk(
     called answers once the link is back."""
     async with running_center(tmp_path, agi=agi, config=DIALS) as center:  # type: ignore[arg-type]
         customer = center.add_phone("PJSIP/5550416", answer_after=1.5)
-        alice = center.daemon.router.agents["1001"]
         leg = await center.pbx.call("*775550416", caller_num="1001")
         await until(lambda: customer.rings == 1)
         await center.pbx_outage(limit=10)
-        await until(lambda: alice.state == "on_call", timeout=10)
-        talked = customer.answered
-        await customer.hangup()
-        await leg.wait_ended(timeout=10)
-        await until(lambda: alice.state == "available", timeout=10)
-        await center.idle(timeout=10)
+        talked = await _they_talk_and_the_customer_hangs_up(center, customer, leg)
     assert talked == 1
 
 
@@ -466,16 +473,10 @@ async def test_alice_s_call_goes_on_when_the_link_drops_as_her_leg_is_sent_to_it
     if she had left, her leg taken again as a new call that dialled the number twice)."""
     async with running_center(tmp_path, agi="esl-inbound", config=DIALS) as center:
         customer = center.add_phone("PJSIP/5550419", answer_after=1.5)
-        alice = center.daemon.router.agents["1001"]
         center.pbx.cut_at_application("conference", runs=runs)
         leg = await center.pbx.call("*775550419", caller_num="1001")
         await until(lambda: center.pbx.cut_at is None)
-        await until(lambda: alice.state == "on_call", timeout=10)
-        talked = customer.answered
-        await customer.hangup()
-        await leg.wait_ended(timeout=10)
-        await until(lambda: alice.state == "available", timeout=10)
-        await center.idle(timeout=10)
+        talked = await _they_talk_and_the_customer_hangs_up(center, customer, leg)
         row = await center.cdr(leg.uniqueid)
     assert (talked, customer.rings) == (1, 1)
     assert row["hung_up_by"] != "link_lost"
