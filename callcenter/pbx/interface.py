@@ -206,9 +206,10 @@ class Call(Protocol):
 
     @property
     def keys_without_command(self) -> bool:
-        """True when :meth:`read_digits` without a prompt sends nothing to the PBX now (the
-        keys come as events: FreeSWITCH while hold music plays), so it may be cancelled at
-        once. False: it is a PBX command, which runs to its timeout once sent."""
+        """True when :meth:`read_digits` without a prompt sends nothing to the PBX now: the
+        keys come as events (while hold music plays: FreeSWITCH's DTMF events, Asterisk's
+        AMI DTMFEnd with AMI up), so it may be cancelled at once. False: it is a PBX
+        command, which runs to its timeout once sent."""
         ...
 
     async def answer(self) -> None:
