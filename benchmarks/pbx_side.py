@@ -15,7 +15,8 @@ Roles:
 * ``demo``: the demo Asterisk (:mod:`callcenter.demopbx`, real AMI server + FastAGI client or
   AsyncAGI over AMI) placing calls: ``concurrent`` keeps N calls up until T are done;
   ``ramp`` offers R new calls/s per stage, the caller pressing 1 in the IVR menu;
-  ``wait`` has N callers wait in the queue's music until ``release`` (``queue_wait.py``). With
+  ``wait`` has N callers wait in the queue's music until ``release``, ``music`` counts those
+  who hear it (``queue_wait.py``). With
   ``--pbx freeswitch`` the demo FreeSWITCH (:class:`~callcenter.demopbx.freeswitch.
   DemoFreeSwitch`, real ESL server; ``--mode inbound`` parks the calls, ``outbound`` runs
   the ``socket`` application) does the same; it prints ``esl_port`` instead of ``ami_port``
@@ -254,12 +255,13 @@ async def _ramp(pbx: Any, cmd: dict[str, Any]) -> None:
     say({"event": "ramp_done"})
 
 
-async def _wait(pbx: Any, cmd: dict[str, Any], release: asyncio.Event) -> dict[str, Any]:
-    """``wait``: ``calls`` callers choose sales (1) and wait in its music; once all hear
-    it, ``{"event": "waiting"}``; at ``release`` they hang up, and the answer says how many
-    still heard the music then."""
+async def _wait(
+    pbx: Any, cmd: dict[str, Any], release: asyncio.Event, callers: list[Any]
+) -> dict[str, Any]:
+    """``wait``: ``calls`` callers (kept in ``callers``) choose sales (1) and wait in its
+    music; once all hear it, ``{"event": "waiting"}``; at ``release`` they hang up."""
     count, limit = int(cmd["calls"]), float(cmd.get("call_timeout", 20))
-    callers: list[Any] = []
+    callers.clear()
 
     async def one(n: int) -> None:
         caller = await pbx.call("800", caller_num=f"556{n:07d}")
@@ -271,11 +273,10 @@ async def _wait(pbx: Any, cmd: dict[str, Any], release: asyncio.Event) -> dict[s
     await asyncio.gather(*(one(n) for n in range(count)))
     say({"event": "waiting", "calls": len(callers)})
     await release.wait()
-    music = sum(1 for c in callers if c.hearing_music)
     for caller in callers:
         with contextlib.suppress(Exception):
             await caller.hangup()
-    return {"event": "released", "hearing_music": music}
+    return {"event": "released"}
 
 
 async def demo_role(args: argparse.Namespace) -> None:
@@ -301,9 +302,10 @@ async def demo_role(args: argparse.Namespace) -> None:
     phone_class: Any = FSAgentPhone if args.pbx == "freeswitch" else AgentPhone
     release = asyncio.Event()
     waiting: asyncio.Task[None] | None = None
+    callers: list[Any] = []
 
     async def wait_then_say(cmd: dict[str, Any]) -> None:
-        say(await _wait(pbx, cmd, release))
+        say(await _wait(pbx, cmd, release, callers))
 
     try:
         async for cmd in _commands():
@@ -313,6 +315,9 @@ async def demo_role(args: argparse.Namespace) -> None:
             if kind == "wait":
                 release.clear()
                 waiting = asyncio.create_task(wait_then_say(cmd))
+                continue
+            if kind == "music":
+                say({"ok": kind, "hearing_music": sum(1 for c in callers if c.hearing_music)})
                 continue
             if kind == "release":
                 release.set()

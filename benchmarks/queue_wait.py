@@ -12,7 +12,7 @@ AMI ``DTMFEnd`` on Asterisk (the AGI's own loop reads the channel while the musi
 generator plays), the ``DTMF`` events of the music's ``playback`` on FreeSWITCH; no
 command is sent. Before the thirty-ninth session it sent a one-second key read after the
 other (``WAIT FOR DIGIT``; on FreeSWITCH a ``play_and_get_digits`` of silence that had
-stopped the music: "hearing music" says how many callers still heard it when they hung up).
+stopped the music: "hearing music" says how many callers still heard it at the end of the wait).
 
 The queue makes no announcements (none by default), so the baseline sends nothing.
 """
@@ -31,13 +31,14 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from call_throughput import bench_config
+from call_throughput import bench_config, phones
 from call_throughput_freeswitch import fs_bench_config
 from pbx_side import PBXProcess
 from report import Table, cpu_seconds, event_loop_factory, machine, ratio
 
 from callcenter.config import load_config
 from callcenter.daemon import Daemon
+from callcenter.events import AgentRinging
 from callcenter.log import configure_logging
 from callcenter.testing import DEMO_ESL_PASSWORD, DEMO_SECRET
 
@@ -97,13 +98,27 @@ async def run(transport: str, exit_keys: bool, args: argparse.Namespace) -> dict
                 cpu0, t0 = cpu_seconds(), time.monotonic()
                 await asyncio.sleep(args.seconds)
                 cpu, seconds = cpu_seconds() - cpu0, time.monotonic() - t0
-                released = await pbx.request({"cmd": "release"})
+                music = await pbx.request({"cmd": "music"})
+                await pbx.request(phones([AGENT], 10.0, 1.0))
+                rung = asyncio.get_running_loop().create_future()
+                daemon.bus.subscribe(
+                    lambda e: rung.done() or rung.set_result(time.monotonic()), (AgentRinging,)
+                )
+                back = time.monotonic()
+                daemon.router.unpause(AGENT)
+                ring = await asyncio.wait_for(rung, 10) - back
+                await pbx.request({"cmd": "release"})
                 await asyncio.sleep(0.5)
             finally:
                 await daemon.stop()
     finally:
         await pbx.stop()
-    return {"cpu": cpu, "seconds": seconds, "music": float(released["hearing_music"])}
+    return {
+        "cpu": cpu,
+        "seconds": seconds,
+        "music": float(music["hearing_music"]),
+        "ring": ring,
+    }
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -115,7 +130,8 @@ async def main(args: argparse.Namespace) -> None:
             "exit key",
             "daemon CPU ms per caller-minute",
             "vs no key",
-            "hearing music at the end",
+            "agent back -> rung, ms",
+            "hearing music after the wait",
         ],
     )
     for transport in args.transports.split(","):
@@ -130,11 +146,16 @@ async def main(args: argparse.Namespace) -> None:
                 "9" if keys else "none",
                 f"{per * 1000:.2f}",
                 ratio(per, base),
+                f"{seen['ring'] * 1000:.1f}",
                 f"{seen['music']:.0f}/{args.callers}",
             )
     table.notes.append(
         "CPU: this process (the daemon, every thread) over the window, divided by the "
         "callers and the minutes; the baseline (no key) is the daemon's timers alone."
+    )
+    table.notes.append(
+        "Agent back -> rung: after the window the agent comes back from the break; the time "
+        "from that to the daemon ringing them for the first caller (one sample)."
     )
     table.print()
 
