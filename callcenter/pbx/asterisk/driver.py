@@ -41,7 +41,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import math
 import re
@@ -102,6 +101,7 @@ from callcenter.pbx.interface import (
     Transport,
     reported_wait,
 )
+from callcenter.pbx.music_keys import MusicKeys
 from callcenter.pbx.room import RoomLife
 from callcenter.pbx.spy import SpyLife
 from callcenter.protocols.agi import AGIResult, format_command
@@ -123,8 +123,6 @@ _DEVICE = re.compile(rf"{_ONE_DEVICE}(?:&{_ONE_DEVICE})*")
 #: A channel name such as ``PJSIP/1001-0000000a`` or ``Local/2002@transfer-00000001;1``.
 ORIGINATE_EARLY_KEPT = 256
 """OriginateResponses kept for an Originate whose response is still being read."""
-_MAX_MUSIC_KEYS: Final = 64
-"""Keys kept that were pressed over the hold music and not read yet."""
 _ORIGINATE_REASONS: Final = {
     "0": "unavailable",
     "1": "rejected",
@@ -358,6 +356,8 @@ class AsteriskDriver:
         self._room_lines: dict[str, Callable[[str], None]] = {}
         #: Channel name -> the call hearing its hold music (its keys are read from DTMFEnd).
         self._music_lines: dict[str, AsteriskCall] = {}
+        #: The AMI event mask has DTMF (:meth:`want_keys`): kept by every login after.
+        self._keys_wanted = False
         #: Uniqueid of a supervisor's leg -> its spy session.
         self._spies: dict[str, AsteriskSpySession] = {}
         self._originating: dict[str, asyncio.Future[str]] = {}
@@ -641,14 +641,18 @@ class AsteriskDriver:
 
     async def want_keys(self) -> None:
         """Have AMI send DTMFEnd events from now on (and after every login), if the
-        configured event mask leaves them out: an open line's keys come that way."""
+        configured event mask leaves them out: an open line's keys and those over a
+        caller's hold music come that way. Once they come, it does nothing (it runs as
+        every waiting caller's music starts)."""
+        if self._keys_wanted:
+            return
         ami = self.ami
         classes = {part.strip().lower() for part in ami.events.split(",") if part.strip()}
-        if classes & {"dtmf", "all", "on"}:
-            return
-        ami.events = ",".join([*sorted(classes - {"off"}), "dtmf"])
-        await ami.send_action("Events", [("EventMask", ami.events)], retry_on_reconnect=False)
-        self._log.info("ami_events_widened", events=ami.events)
+        if not classes & {"dtmf", "all", "on"}:
+            ami.events = ",".join([*sorted(classes - {"off"}), "dtmf"])
+            await ami.send_action("Events", [("EventMask", ami.events)], retry_on_reconnect=False)
+            self._log.info("ami_events_widened", events=ami.events)
+        self._keys_wanted = True
 
     def room_device(self, room: str) -> str:
         """``Local/<room>@callcenter-conference`` (:data:`CONFERENCE_CONTEXT`): the Local
@@ -1052,7 +1056,8 @@ class AsteriskDriver:
             waiting.cancel()
         self._originating.clear()
         for call in self._music_lines.values():
-            call._music_key.set()  # its keys went with the link: back to WAIT FOR DIGIT
+            if call._music_keys is not None:
+                call._music_keys.wake()  # its keys went with the link: back to WAIT FOR DIGIT
         self._publish(PBXDisconnected(pbx=self.name, reason=reason))
 
     async def _resync(self) -> None:
@@ -1146,10 +1151,8 @@ class AsteriskCall:
         self._tones = False
         """The hold "music" started last is the ring tone (Playtones), not music."""
         self._moh = False
-        #: Keys pressed over the hold music not read yet (None: no music plays), and what
-        #: wakes a read of them (a key; the AMI link lost).
-        self._music_keys: collections.deque[str] | None = None
-        self._music_key = asyncio.Event()
+        #: Keys pressed over the hold music, from AMI DTMFEnd (None: no music plays).
+        self._music_keys: MusicKeys | None = None
         self._on_hold = False
         self._recording: str | None = None
         self._spy_task: asyncio.Task[None] | None = None
@@ -1287,7 +1290,9 @@ class AsteriskCall:
             return result.result
         music = self._music_keys
         if prompt is None and music is not None and self._driver.ami.connected:
-            return await self._keys_over_music(music, max_digits, timeout, terminator)
+            return await music.read(
+                max_digits, timeout, terminator, check=self._check_ours, gone=self.wait_hangup
+            )
         digits = ""
         if prompt is not None:
             first = await self.play([prompt], interrupt_digits=_DIGITS)
@@ -1387,7 +1392,7 @@ class AsteriskCall:
             await self._driver.want_keys()
         # Listening before the command: a key may come as the music starts.
         self._music_off()
-        self._music_keys = collections.deque(maxlen=_MAX_MUSIC_KEYS)
+        self._music_keys = MusicKeys()
         self._driver._music_lines[self._info.channel] = self
         try:
             if music_class == RINGBACK:
@@ -1414,44 +1419,22 @@ class AsteriskCall:
         """The hold music stops (or a command that stops it is sent): its keys are no
         longer read from AMI, and a read of them ends."""
         self._moh = False
-        if self._music_keys is not None:
-            self._music_keys = None
+        keys, self._music_keys = self._music_keys, None
+        if keys is not None:
             if self._driver._music_lines.get(self._info.channel) is self:
                 del self._driver._music_lines[self._info.channel]
-            self._music_key.set()
+            keys.wake()
 
     def _music_key_pressed(self, digit: str) -> None:
         if self._music_keys is not None:
-            self._music_keys.append(digit)
-            self._music_key.set()
+            self._music_keys.press(digit)
 
-    async def _keys_over_music(
-        self, keys: collections.deque[str], max_digits: int, timeout: float, terminator: str
-    ) -> str:
-        """Up to ``max_digits`` keys pressed over the hold music (since it started), each
-        awaited up to ``timeout``; the music plays on. It ends early when the music stops
-        or the AMI link goes. Nothing is sent: it may be cancelled at any point."""
-        digits = ""
-        while len(digits) < max_digits:
-            if not keys:
-                self._music_key.clear()
-                key = asyncio.ensure_future(self._music_key.wait())
-                gone = asyncio.ensure_future(self.wait_hangup())
-                try:
-                    await asyncio.wait((key, gone), timeout=timeout, return_when="FIRST_COMPLETED")
-                finally:
-                    await cancel_and_wait(key, gone)
-                if self.hung_up:
-                    raise self._caller_gone("hung up while entering digits")
-                if self._released:
-                    raise CallHungUp(f"{self._info.channel} left our control ({self._released})")
-                if not keys:
-                    break  # the time is up, the music stopped or the AMI link went
-            digit = keys.popleft()
-            if digit == terminator:
-                break
-            digits += digit
-        return digits
+    def _check_ours(self) -> None:
+        """Raise when the caller hung up or left our control (after a wait for keys)."""
+        if self.hung_up:
+            raise self._caller_gone("hung up while entering digits")
+        if self._released:
+            raise CallHungUp(f"{self._info.channel} left our control ({self._released})")
 
     async def _exec(self, app: str, data: str, *, limit: float | None = None) -> AGIResult:
         result = await self._command("EXEC", app, data, limit=limit)

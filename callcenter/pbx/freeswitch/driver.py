@@ -148,6 +148,7 @@ from callcenter.pbx.interface import (
     reported_wait,
 )
 from callcenter.pbx.link import reply_within
+from callcenter.pbx.music_keys import MusicKeys
 from callcenter.pbx.room import RoomLife
 from callcenter.pbx.spy import SpyLife
 from callcenter.protocols.esl import MYEVENTS, ESLEvent, ESLMessage
@@ -1356,10 +1357,8 @@ class FreeSwitchCall:
         self._playback_status = ""
         self._language = info.language or "en"
         self._dtmf: collections.deque[str] = collections.deque(maxlen=_MAX_DTMF_KEPT)
-        #: Keys pressed over the hold music not read yet (None: no music plays), and what
-        #: wakes a read of them (a key, the hang-up, the call leaving our control).
-        self._music_keys: collections.deque[str] | None = None
-        self._music_key = asyncio.Event()
+        #: Keys pressed over the hold music (None: no music plays).
+        self._music_keys: MusicKeys | None = None
         #: Channel variables we set with ``set`` (so each is sent only when it changes).
         self._vars: dict[str, str] = {}
         #: Applications whose completion is still awaited after the caller hung up.
@@ -1728,7 +1727,9 @@ class FreeSwitchCall:
                     f"play_and_get_digits cannot take a prompt with spaces: {prompt!r}"
                 )
         if prompt is None and self._music_keys is not None:
-            return await self._keys_over_music(self._music_keys, max_digits, timeout, terminator)
+            # A link outage meanwhile does not end the read: FreeSWITCH plays the music on,
+            # and keys come again once it is back.
+            return await self._music_keys.read(max_digits, timeout, terminator, check=self._check)
         await self._stop_moh()
         wait_ms = max(1, int(timeout * 1000))
         var = self._settings.digits_variable
@@ -1742,28 +1743,6 @@ class FreeSwitchCall:
         if self.hung_up:
             raise CallHungUp(f"{self._info.channel} hung up while entering digits")
         return done.variable(var, "")
-
-    async def _keys_over_music(
-        self, keys: collections.deque[str], max_digits: int, timeout: float, terminator: str
-    ) -> str:
-        """Up to ``max_digits`` keys pressed over the hold music (since it started), each
-        awaited up to ``timeout``; the music plays on. It ends early when the music stops. A
-        link outage meanwhile does not end the wait: FreeSWITCH plays the music on, and keys
-        come again once it is back. Nothing is sent: it may be cancelled at any point."""
-        digits = ""
-        while len(digits) < max_digits:
-            if not keys:
-                self._music_key.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._music_key.wait(), timeout)
-                self._check()
-                if not keys:
-                    break  # the time is up, or the music stopped
-            digit = keys.popleft()
-            if digit == terminator:
-                break
-            digits += digit
-        return digits
 
     def _moh_source(self, music_class: str) -> str:
         if music_class == "default":
@@ -1780,7 +1759,7 @@ class FreeSwitchCall:
         # A terminator left by a prompt would let a key press stop the music.
         await self._ensure_vars({"playback_terminators": "none"})
         # Before the send: a key may come as the music starts, ahead of the reply.
-        self._music_keys = collections.deque(maxlen=_MAX_DTMF_KEPT)
+        self._music_keys = MusicKeys()
         try:
             event_uuid, _ = await self._send_app(
                 "playback", self._moh_source(music_class), track=True
@@ -1801,7 +1780,8 @@ class FreeSwitchCall:
             return
         keys, self._music_keys = self._music_keys, None
         self._moh_app = None
-        self._music_key.set()  # a read of keys over the music ends with it
+        if keys is not None:
+            keys.wake()  # a read of keys over the music ends with it
         future = self._apps.get(event_uuid)
         try:
             text = await self._api(f"uuid_break {self._uuid} all")
@@ -2482,8 +2462,7 @@ class FreeSwitchCall:
                 return
             self._dtmf.append(digit)
             if self._music_keys is not None:
-                self._music_keys.append(digit)
-                self._music_key.set()
+                self._music_keys.press(digit)
             if self._spy is not None:
                 self._spy._on_event(event)
         elif name == "PLAYBACK_STOP":
@@ -2557,8 +2536,7 @@ class FreeSwitchCall:
             if cause:
                 self._cause = HangupCause.from_name(cause)
             self._hangup.set()
-            self._moh_app = self._music_keys = None
-            self._music_key.set()
+            self._end_music_keys()
             self._log.info("caller_hung_up", cause=cause or "unknown")
         elif cause and self._cause == HangupCause.UNSPECIFIED:
             self._cause = HangupCause.from_name(cause)
@@ -2571,12 +2549,18 @@ class FreeSwitchCall:
                 if future is not None:
                     loop.call_later(_RECORD_SETTLE, _fail_if_pending, future, error)
 
+    def _end_music_keys(self) -> None:
+        """The call is gone or out of our control: its music is no longer ours to stop,
+        and a read of its keys ends."""
+        keys, self._music_keys, self._moh_app = self._music_keys, None, None
+        if keys is not None:
+            keys.wake()
+
     def _release(self, why: str) -> None:
         if self._released:
             return
         self._released = why
-        self._moh_app = self._music_keys = None
-        self._music_key.set()
+        self._end_music_keys()
         self._log.info("call_left_control", why=why)
         self._fail_apps(CallHungUp(f"{self._info.channel} left our control ({why})"))
 
