@@ -1065,7 +1065,14 @@ async def test_position_is_announced_at_join_and_again_only_when_it_improves(
 async def test_a_caller_who_hangs_up_and_calls_straight_back_takes_back_their_place(
     tmp_path: Path,
 ) -> None:
-    queue = {"resume_abandoned": 10, "announce": "queue-hello", "resumed_prompt": "welcome-back"}
+    queue = {
+        "resume_abandoned": 10,
+        "announce": "queue-hello",
+        "resumed_prompt": "welcome-back",
+        # Alice takes no one after the caller who came back until the others have hung up
+        # (she was rung for the next one at once: answered twice, a flake under load).
+        "wrapup": 5,
+    }
     async with scene(tmp_path, setup(queue)) as s:
         s.phone("1001", answer_after=0.05, hangup_after=0.1)
         first = await s.waiting("5550001")
